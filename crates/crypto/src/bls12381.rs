@@ -1,0 +1,273 @@
+//! BLS12-381 G1 and G2 on `blst` (through `blstrs` for the field and group arithmetic).
+//!
+//! Multi-scalar multiplication calls `blst`'s Pippenger directly on affine points, on the calling
+//! thread: the caller decides about parallelism (see `msm_parallel`).
+
+use std::sync::OnceLock;
+
+use blst::{blst_p1, blst_p1_affine, blst_p2, blst_p2_affine, limb_t};
+use blstrs::{G1Affine, G1Projective, G2Affine, G2Projective, Scalar};
+use ff::PrimeField;
+use group::Group;
+use group::prime::PrimeCurveAffine;
+
+use crate::error::DecodeError;
+use crate::group::{Curve, expect_len};
+
+/// RFC 9380 suite for hashing to G1.
+pub const G1_SUITE: &str = "BLS12381G1_XMD:SHA-256_SSWU_RO_";
+/// RFC 9380 suite for hashing to G2.
+pub const G2_SUITE: &str = "BLS12381G2_XMD:SHA-256_SSWU_RO_";
+
+/// Below this many points a windowed double-and-add per point beats Pippenger's set-up.
+const PIPPENGER_MIN: usize = 8;
+
+/// BLS12-381 G1: 48-byte compressed points.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bls12381G1;
+
+/// BLS12-381 G2: 96-byte compressed points.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bls12381G2;
+
+fn scalar_from_be(bytes: &[u8]) -> Result<Scalar, DecodeError> {
+    expect_len(bytes, 32)?;
+    let mut b = [0u8; 32];
+    b.copy_from_slice(bytes);
+    Option::from(Scalar::from_bytes_be(&b)).ok_or(DecodeError::NonCanonicalScalar)
+}
+
+fn scalars_le(scalars: &[Scalar]) -> Vec<[u8; 32]> {
+    scalars.iter().map(|s| s.to_bytes_le()).collect()
+}
+
+/// Distinguishes an encoding error from an off-curve point for blst's deserializers.
+fn classify(err: blst::BLST_ERROR) -> DecodeError {
+    match err {
+        blst::BLST_ERROR::BLST_POINT_NOT_ON_CURVE => DecodeError::NotOnCurve,
+        blst::BLST_ERROR::BLST_POINT_NOT_IN_GROUP => DecodeError::NotInSubgroup,
+        _ => DecodeError::NonCanonicalPoint,
+    }
+}
+
+macro_rules! bls_curve {
+    (
+        $curve:ident, $proj:ident, $aff:ident, $raw_aff:ident, $raw:ident,
+        $compressed:expr, $uncompressed:expr, $suite:expr,
+        $uncompress:ident, $deserialize:ident, $in_group:ident, $on_curve:ident,
+        $pippenger:ident, $scratch:ident, $add_many:ident, $hash:ident
+    ) => {
+        impl Curve for $curve {
+            type Scalar = Scalar;
+            type Point = $proj;
+            type Affine = $aff;
+
+            const NAME: &'static str = stringify!($curve);
+            const POINT_LEN: usize = $compressed;
+            const UNCOMPRESSED_LEN: usize = $uncompressed;
+            const HAS_COFACTOR: bool = true;
+
+            fn msm(points: &[$aff], scalars: &[Scalar]) -> $proj {
+                let n = points.len().min(scalars.len());
+                if n == 0 {
+                    return $proj::identity();
+                }
+                if n < PIPPENGER_MIN {
+                    let mut acc = $proj::identity();
+                    for (p, s) in points.iter().zip(scalars) {
+                        acc += p.to_curve() * s;
+                    }
+                    return acc;
+                }
+                let le = scalars_le(&scalars[..n]);
+                // SAFETY: `$aff` is a `repr(transparent)` wrapper of the blst affine type, so a
+                // pointer to one is a pointer to the other; the pointer arrays, scalar buffers
+                // and scratch space outlive the call, and blst reads exactly `n` entries.
+                unsafe {
+                    let point_ptrs: Vec<*const $raw_aff> = points[..n]
+                        .iter()
+                        .map(|p| p as *const $aff as *const $raw_aff)
+                        .collect();
+                    let scalar_ptrs: Vec<*const u8> = le.iter().map(|s| s.as_ptr()).collect();
+                    let words = blst::$scratch(n) / core::mem::size_of::<limb_t>();
+                    let mut scratch = vec![0 as limb_t; words + 1];
+                    let mut out = $raw::default();
+                    blst::$pippenger(
+                        &mut out,
+                        point_ptrs.as_ptr(),
+                        n,
+                        scalar_ptrs.as_ptr(),
+                        255,
+                        scratch.as_mut_ptr(),
+                    );
+                    core::mem::transmute::<$raw, $proj>(out)
+                }
+            }
+
+            fn sum(points: &[$aff]) -> $proj {
+                if points.is_empty() {
+                    return $proj::identity();
+                }
+                // SAFETY: as in `msm`; blst reads `points.len()` affine points.
+                unsafe {
+                    let ptrs: Vec<*const $raw_aff> = points
+                        .iter()
+                        .map(|p| p as *const $aff as *const $raw_aff)
+                        .collect();
+                    let mut out = $raw::default();
+                    blst::$add_many(&mut out, ptrs.as_ptr(), ptrs.len());
+                    core::mem::transmute::<$raw, $proj>(out)
+                }
+            }
+
+            fn encode_point(p: &$aff, out: &mut Vec<u8>) {
+                out.extend_from_slice(&p.to_compressed());
+            }
+
+            fn decode_point(bytes: &[u8]) -> Result<$aff, DecodeError> {
+                expect_len(bytes, $compressed)?;
+                let mut raw = $raw_aff::default();
+                // SAFETY: `bytes` has exactly the compressed length blst reads.
+                let err = unsafe { blst::$uncompress(&mut raw, bytes.as_ptr()) };
+                if err != blst::BLST_ERROR::BLST_SUCCESS {
+                    return Err(classify(err));
+                }
+                // SAFETY: plain read of a decoded affine point.
+                if !unsafe { blst::$in_group(&raw) } {
+                    return Err(DecodeError::NotInSubgroup);
+                }
+                // SAFETY: `$aff` is `repr(transparent)` over the blst affine type.
+                let p: $aff = unsafe { core::mem::transmute::<$raw_aff, $aff>(raw) };
+                // Canonical: re-encoding must give the same bytes (rejects e.g. non-zero padding
+                // in the infinity encoding, which blst tolerates in some versions).
+                if p.to_compressed().as_slice() != bytes {
+                    return Err(DecodeError::NonCanonicalPoint);
+                }
+                Ok(p)
+            }
+
+            fn encode_point_uncompressed(p: &$aff, out: &mut Vec<u8>) {
+                out.extend_from_slice(&p.to_uncompressed());
+            }
+
+            fn decode_point_unchecked_subgroup(bytes: &[u8]) -> Result<$aff, DecodeError> {
+                expect_len(bytes, $uncompressed)?;
+                let mut raw = $raw_aff::default();
+                // SAFETY: `bytes` has exactly the uncompressed length blst reads. blst checks
+                // the flag bits, the coordinate range and the curve equation here.
+                let err = unsafe { blst::$deserialize(&mut raw, bytes.as_ptr()) };
+                if err != blst::BLST_ERROR::BLST_SUCCESS {
+                    return Err(classify(err));
+                }
+                // SAFETY: plain read of a decoded affine point.
+                if !unsafe { blst::$on_curve(&raw) } {
+                    return Err(DecodeError::NotOnCurve);
+                }
+                // SAFETY: `$aff` is `repr(transparent)` over the blst affine type.
+                let p: $aff = unsafe { core::mem::transmute::<$raw_aff, $aff>(raw) };
+                if p.to_uncompressed().as_slice() != bytes {
+                    return Err(DecodeError::NonCanonicalPoint);
+                }
+                Ok(p)
+            }
+
+            fn in_subgroup(p: &$aff) -> bool {
+                bool::from(p.is_torsion_free())
+            }
+
+            fn hash_to_point(msg: &[u8], dst: &[u8]) -> $proj {
+                $proj::hash_to_curve(msg, dst, &[])
+            }
+
+            fn pedersen_h() -> $aff {
+                static H: OnceLock<$aff> = OnceLock::new();
+                *H.get_or_init(|| {
+                    let dst = format!("KEYQUORUM-V01-CS01-with-{}", $suite);
+                    group::Curve::to_affine(&$proj::hash_to_curve(
+                        b"keyquorum pedersen generator",
+                        dst.as_bytes(),
+                        &[],
+                    ))
+                })
+            }
+
+            fn encode_scalar(s: &Scalar) -> [u8; 32] {
+                s.to_bytes_be()
+            }
+
+            fn decode_scalar(bytes: &[u8]) -> Result<Scalar, DecodeError> {
+                scalar_from_be(bytes)
+            }
+        }
+    };
+}
+
+bls_curve!(
+    Bls12381G1,
+    G1Projective,
+    G1Affine,
+    blst_p1_affine,
+    blst_p1,
+    48,
+    96,
+    G1_SUITE,
+    blst_p1_uncompress,
+    blst_p1_deserialize,
+    blst_p1_affine_in_g1,
+    blst_p1_affine_on_curve,
+    blst_p1s_mult_pippenger,
+    blst_p1s_mult_pippenger_scratch_sizeof,
+    blst_p1s_add,
+    hash_to_curve
+);
+
+bls_curve!(
+    Bls12381G2,
+    G2Projective,
+    G2Affine,
+    blst_p2_affine,
+    blst_p2,
+    96,
+    192,
+    G2_SUITE,
+    blst_p2_uncompress,
+    blst_p2_deserialize,
+    blst_p2_affine_in_g2,
+    blst_p2_affine_on_curve,
+    blst_p2s_mult_pippenger,
+    blst_p2s_mult_pippenger_scratch_sizeof,
+    blst_p2s_add,
+    hash_to_curve
+);
+
+/// The 2-adicity of the BLS12-381 scalar field: roots of unity of every order `2^k`, `k <= 32`.
+pub const TWO_ADICITY: u32 = Scalar::S;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use group::Curve as _;
+
+    #[test]
+    fn msm_matches_naive() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        use rand_core::SeedableRng;
+        for n in [0usize, 1, 5, 8, 33, 100] {
+            let pts: Vec<G1Affine> = (0..n)
+                .map(|_| {
+                    (G1Projective::generator() * Bls12381G1::random_scalar(&mut rng)).to_affine()
+                })
+                .collect();
+            let sc: Vec<Scalar> = (0..n)
+                .map(|_| Bls12381G1::random_scalar(&mut rng))
+                .collect();
+            let mut naive = G1Projective::identity();
+            for (p, s) in pts.iter().zip(&sc) {
+                naive += p.to_curve() * s;
+            }
+            assert_eq!(Bls12381G1::msm(&pts, &sc), naive, "n = {n}");
+            let sum: G1Projective = pts.iter().map(|p| p.to_curve()).sum();
+            assert_eq!(Bls12381G1::sum(&pts), sum);
+        }
+    }
+}
