@@ -12,9 +12,11 @@
 #![warn(missing_docs)]
 
 pub mod bls12381;
+pub mod commit;
 pub mod error;
 pub mod group;
 pub mod hash;
+pub mod index;
 pub mod msm;
 pub mod poly;
 pub mod secp256k1;
