@@ -22,6 +22,70 @@ pub const G2_SUITE: &str = "BLS12381G2_XMD:SHA-256_SSWU_RO_";
 /// Below this many points a windowed double-and-add per point beats Pippenger's set-up.
 const PIPPENGER_MIN: usize = 8;
 
+/// Reads a big-endian base-field element, rejecting values not below the modulus.
+fn fp_from_be(bytes: &[u8]) -> Result<blst::blst_fp, DecodeError> {
+    let mut fp = blst::blst_fp::default();
+    let mut back = [0u8; 48];
+    // SAFETY: `bytes` is 48 bytes long (checked by callers); outputs are stack values.
+    unsafe {
+        blst::blst_fp_from_bendian(&mut fp, bytes.as_ptr());
+        blst::blst_bendian_from_fp(back.as_mut_ptr(), &fp);
+    }
+    // blst reduces silently; a round trip that changes the bytes means the input was >= p.
+    if back.as_slice() != bytes {
+        return Err(DecodeError::NonCanonicalPoint);
+    }
+    Ok(fp)
+}
+
+/// Validates the flag bits of an uncompressed encoding; `Ok(true)` means the point at infinity.
+fn uncompressed_flags(bytes: &[u8]) -> Result<bool, DecodeError> {
+    let flags = bytes[0] & 0xe0;
+    match flags {
+        0x00 => Ok(false),
+        0x40 if bytes[0] == 0x40 && bytes[1..].iter().all(|b| *b == 0) => Ok(true),
+        _ => Err(DecodeError::NonCanonicalPoint),
+    }
+}
+
+/// Uncompressed G1 decoding that checks the curve equation but not subgroup membership.
+///
+/// `blst`'s own deserializer always checks the subgroup (about 55 us a point); bulk commitment
+/// points are instead checked in aggregate (see `commit`).
+fn g1_on_curve(bytes: &[u8]) -> Result<blst_p1_affine, DecodeError> {
+    if uncompressed_flags(bytes)? {
+        return Ok(blst_p1_affine::default());
+    }
+    let p = blst_p1_affine {
+        x: fp_from_be(&bytes[..48])?,
+        y: fp_from_be(&bytes[48..96])?,
+    };
+    // SAFETY: plain read of a stack value.
+    if !unsafe { blst::blst_p1_affine_on_curve(&p) } {
+        return Err(DecodeError::NotOnCurve);
+    }
+    Ok(p)
+}
+
+/// Uncompressed G2 decoding without the subgroup check; coordinates are encoded `c1 || c0`.
+fn g2_on_curve(bytes: &[u8]) -> Result<blst_p2_affine, DecodeError> {
+    if uncompressed_flags(bytes)? {
+        return Ok(blst_p2_affine::default());
+    }
+    let x = blst::blst_fp2 {
+        fp: [fp_from_be(&bytes[48..96])?, fp_from_be(&bytes[..48])?],
+    };
+    let y = blst::blst_fp2 {
+        fp: [fp_from_be(&bytes[144..192])?, fp_from_be(&bytes[96..144])?],
+    };
+    let p = blst_p2_affine { x, y };
+    // SAFETY: plain read of a stack value.
+    if !unsafe { blst::blst_p2_affine_on_curve(&p) } {
+        return Err(DecodeError::NotOnCurve);
+    }
+    Ok(p)
+}
+
 /// BLS12-381 G1: 48-byte compressed points.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bls12381G1;
@@ -152,17 +216,7 @@ macro_rules! bls_curve {
 
             fn decode_point_unchecked_subgroup(bytes: &[u8]) -> Result<$aff, DecodeError> {
                 expect_len(bytes, $uncompressed)?;
-                let mut raw = $raw_aff::default();
-                // SAFETY: `bytes` has exactly the uncompressed length blst reads. blst checks
-                // the flag bits, the coordinate range and the curve equation here.
-                let err = unsafe { blst::$deserialize(&mut raw, bytes.as_ptr()) };
-                if err != blst::BLST_ERROR::BLST_SUCCESS {
-                    return Err(classify(err));
-                }
-                // SAFETY: plain read of a decoded affine point.
-                if !unsafe { blst::$on_curve(&raw) } {
-                    return Err(DecodeError::NotOnCurve);
-                }
+                let raw = $deserialize(bytes)?;
                 // SAFETY: `$aff` is `repr(transparent)` over the blst affine type.
                 let p: $aff = unsafe { core::mem::transmute::<$raw_aff, $aff>(raw) };
                 if p.to_uncompressed().as_slice() != bytes {
@@ -212,7 +266,7 @@ bls_curve!(
     96,
     G1_SUITE,
     blst_p1_uncompress,
-    blst_p1_deserialize,
+    g1_on_curve,
     blst_p1_affine_in_g1,
     blst_p1_affine_on_curve,
     blst_p1s_mult_pippenger,
@@ -231,7 +285,7 @@ bls_curve!(
     192,
     G2_SUITE,
     blst_p2_uncompress,
-    blst_p2_deserialize,
+    g2_on_curve,
     blst_p2_affine_in_g2,
     blst_p2_affine_on_curve,
     blst_p2s_mult_pippenger,

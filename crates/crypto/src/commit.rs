@@ -42,7 +42,7 @@
 
 use ff::{Field, PrimeField};
 use group::prime::PrimeCurveAffine;
-use group::{Curve as _, Group};
+use group::Group;
 use rand_core::{CryptoRng, RngCore};
 
 use crate::error::{CryptoError, DecodeError};
