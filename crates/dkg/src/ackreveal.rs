@@ -1,0 +1,589 @@
+//! The ack-or-reveal participant (seed 001, "The view change process"), as a sans-IO state
+//! machine.
+//!
+//! A participant may be a dealer, a player, or both (a fresh key: every member is both; a
+//! reshare: the old committee deals to the new one). It consumes [`Input`]s: direct messages,
+//! board posts in chain order, and phase deadlines in chain order; it produces [`Action`]s:
+//! messages to send, posts to submit, and finally the output. It has no clock, no I/O and no
+//! randomness of its own: randomness comes from a seed given at construction, so replaying the
+//! same inputs reproduces the same outputs byte for byte. That is also how it recovers from a
+//! crash: persist the seed and every input before acting on it, and after a restart replay them;
+//! a restarted dealer can never send two different commitments or shares.
+//!
+//! Steps (seed 001 numbering):
+//! - *Contribute*: a dealer draws `f` of degree `t - 1` (when resharing, with `f(0)` its old
+//!   share) and posts `E = (f(0) G, f(x_1) G, ..., f(x_n) G)`.
+//! - *Share*: it sends each player `f(x_j)` encrypted with HPKE, bound to (session, dealer, player,
+//!   commitment hash). A player that receives a share matching `E_j` signs an ack over
+//!   (session, dealer, commitment hash) and returns it.
+//! - *Publish*: at the share deadline the dealer posts the aggregate of the acks and, if the
+//!   non-ackers are few enough for secrecy, their shares in the clear.
+//! - *Wait*: at the publish deadline everyone computes the same outcome from the board
+//!   ([`crate::board`]); a player's final share is the (weighted) sum of its shares from the
+//!   qualified dealers, taken from its deals or from the board's reveals.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use ff::Field;
+use keyquorum_crypto::Curve;
+use keyquorum_crypto::commit::EvalCommitment;
+use keyquorum_crypto::encrypt::{self, Ciphertext, EncryptionSecretKey, ShareAad};
+use keyquorum_crypto::poly::Polynomial;
+use keyquorum_crypto::secret::Secret;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use thiserror::Error;
+
+use crate::board::{Board, Exclusion, Outcome, Phase, PublicOutput, share_matches};
+use crate::identity::{self, IdentityKeypair, IdentityPublicKey, IdentitySignature, Purpose};
+use crate::messages::{
+    Ack, Contribution, Deal, Direct, Post, Publication, SignedPost, ack_payload,
+};
+use crate::session::{Ceremony, SessionId};
+
+/// An input to the state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Begin: a dealer posts its contribution and sends its shares.
+    Start,
+    /// A direct message from another participant (encoded [`Direct`]).
+    Message(Vec<u8>),
+    /// A post as ordered by the board (encoded [`SignedPost`]), valid or not: the board's rules
+    /// decide, identically everywhere.
+    BoardPost(Vec<u8>),
+    /// The deadline of the board's current phase passed (in board order).
+    Deadline,
+}
+
+/// What the state machine asks its driver to do.
+#[derive(Debug, Clone)]
+pub enum Action<C: Curve> {
+    /// Send `payload` to the participant with identity `to`.
+    Send {
+        /// Recipient.
+        to: IdentityPublicKey,
+        /// Encoded [`Direct`] message.
+        payload: Vec<u8>,
+    },
+    /// Submit an encoded [`SignedPost`] to the board.
+    Post(Vec<u8>),
+    /// The ceremony succeeded.
+    Finished(Box<DkgOutput<C>>),
+    /// The ceremony failed for good (after its retries).
+    Failed(Failure),
+    /// Something was rejected; for logs and metrics. Never contains secrets.
+    Observed(Observation),
+}
+
+/// Things a participant noticed that do not change its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// A message could not be decoded or was for another session or recipient.
+    Malformed(String),
+    /// A dealer's share failed to decrypt or to match its commitment (no ack was sent).
+    BadShare {
+        /// Dealer.
+        dealer: u32,
+    },
+    /// An ack failed to verify.
+    BadAck {
+        /// Player.
+        player: u32,
+    },
+    /// The board refused a post.
+    Refused(String),
+}
+
+/// The result for one participant.
+#[derive(Debug, Clone)]
+pub struct DkgOutput<C: Curve> {
+    /// Session.
+    pub session: SessionId,
+    /// The attempt that succeeded.
+    pub attempt: u32,
+    /// Group key, public key shares, qualified dealers.
+    pub public: PublicOutput<C>,
+    /// This participant's player position, if it is a (still active) player.
+    pub player_index: Option<u32>,
+    /// This participant's secret share, if it is a player.
+    pub secret_share: Option<Secret<C::Scalar>>,
+    /// Everyone excluded, with evidence.
+    pub exclusions: Vec<Exclusion>,
+}
+
+/// Final failure.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// Dealers that did qualify.
+    pub qualified: Vec<u32>,
+    /// Culprits with evidence.
+    pub exclusions: Vec<Exclusion>,
+}
+
+/// Errors constructing a participant.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NodeError {
+    /// The identity is neither a dealer nor a player of the ceremony.
+    #[error("identity is not a participant of this ceremony")]
+    NotAParticipant,
+    /// A resharing dealer needs its old share.
+    #[error("resharing dealer needs its previous secret share")]
+    MissingOldShare,
+}
+
+struct DealerRole<C: Curve> {
+    index: u32,
+    poly: Polynomial<C::Scalar>,
+    commitment: EvalCommitment<C>,
+    hash: [u8; 32],
+    acks: BTreeMap<u32, IdentitySignature>,
+    published_attempt: Option<u32>,
+}
+
+struct PlayerRole<C: Curve> {
+    index: u32,
+    shares: BTreeMap<u32, Secret<C::Scalar>>,
+    pending: BTreeMap<u32, Deal>,
+    bad: BTreeSet<u32>,
+}
+
+/// One participant of an ack-or-reveal ceremony.
+pub struct AckRevealNode<C: Curve> {
+    ceremony: Arc<Ceremony<C>>,
+    identity: IdentityKeypair,
+    encryption: EncryptionSecretKey,
+    rng: ChaCha20Rng,
+    board: Board<C>,
+    dealer: Option<DealerRole<C>>,
+    player: Option<PlayerRole<C>>,
+    started: bool,
+    done: bool,
+}
+
+impl<C: Curve> core::fmt::Debug for AckRevealNode<C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AckRevealNode")
+            .field("identity", self.identity.public())
+            .field("dealer", &self.dealer.as_ref().map(|d| d.index))
+            .field("player", &self.player.as_ref().map(|p| p.index))
+            .field("phase", &self.board.phase())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Curve> AckRevealNode<C> {
+    /// A participant with its keys, its previous share when it deals in a reshare, and a secret
+    /// 32-byte seed for all its randomness.
+    pub fn new(
+        ceremony: Arc<Ceremony<C>>,
+        identity: IdentityKeypair,
+        encryption: EncryptionSecretKey,
+        old_share: Option<Secret<C::Scalar>>,
+        seed: [u8; 32],
+    ) -> Result<Self, NodeError> {
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let dealer_index = ceremony.dealer_position(identity.public());
+        let player_index = ceremony.player_position(identity.public());
+        if dealer_index.is_none() && player_index.is_none() {
+            return Err(NodeError::NotAParticipant);
+        }
+        let dealer = match dealer_index {
+            None => None,
+            Some(index) => {
+                let constant = match ceremony.reshare() {
+                    None => None,
+                    Some(_) => Some(
+                        *old_share
+                            .as_ref()
+                            .ok_or(NodeError::MissingOldShare)?
+                            .expose(),
+                    ),
+                };
+                let poly = Polynomial::random(ceremony.t() - 1, constant, &mut rng);
+                let commitment = EvalCommitment::feldman(&poly, ceremony.player_indices());
+                let hash = crate::messages::commitment_hash::<C>(ceremony.id(), index, &commitment);
+                Some(DealerRole {
+                    index,
+                    poly,
+                    commitment,
+                    hash,
+                    acks: BTreeMap::new(),
+                    published_attempt: None,
+                })
+            }
+        };
+        let player = player_index.map(|index| PlayerRole {
+            index,
+            shares: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            bad: BTreeSet::new(),
+        });
+        Ok(AckRevealNode {
+            board: Board::new(ceremony.clone()),
+            ceremony,
+            identity,
+            encryption,
+            rng,
+            dealer,
+            player,
+            started: false,
+            done: false,
+        })
+    }
+
+    /// The participant's view of the board.
+    pub fn board(&self) -> &Board<C> {
+        &self.board
+    }
+
+    /// The identity key.
+    pub fn identity(&self) -> &IdentityPublicKey {
+        self.identity.public()
+    }
+
+    /// Whether the ceremony ended for this participant.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Dealers whose shares this player holds (for reports).
+    pub fn received_from(&self) -> Vec<u32> {
+        self.player
+            .as_ref()
+            .map(|p| p.shares.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Players whose acks this dealer holds (for reports).
+    pub fn acked_by(&self) -> Vec<u32> {
+        self.dealer
+            .as_ref()
+            .map(|d| d.acks.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Feeds one input; returns the actions to take, in order.
+    pub fn handle(&mut self, input: Input) -> Vec<Action<C>> {
+        let mut out = Vec::new();
+        let mut queue = VecDeque::from([input]);
+        while let Some(input) = queue.pop_front() {
+            let actions = self.step(input);
+            for a in actions {
+                match a {
+                    // Messages to oneself are handled at once instead of being sent.
+                    Action::Send { to, payload } if &to == self.identity.public() => {
+                        queue.push_back(Input::Message(payload))
+                    }
+                    other => out.push(other),
+                }
+            }
+        }
+        out
+    }
+
+    fn step(&mut self, input: Input) -> Vec<Action<C>> {
+        if self.done {
+            return Vec::new();
+        }
+        match input {
+            Input::Start => self.start(),
+            Input::Message(bytes) => match Direct::decode(&bytes) {
+                Ok(Direct::Deal(d)) => self.on_deal(d),
+                Ok(Direct::Ack(a)) => self.on_ack(a),
+                Err(e) => vec![Action::Observed(Observation::Malformed(e.to_string()))],
+            },
+            Input::BoardPost(bytes) => self.on_board_post(&bytes),
+            Input::Deadline => self.on_deadline(),
+        }
+    }
+
+    fn start(&mut self) -> Vec<Action<C>> {
+        if self.started {
+            return Vec::new();
+        }
+        self.started = true;
+        let Some(d) = &self.dealer else {
+            return Vec::new();
+        };
+        let session = *self.ceremony.id();
+        let post = Post::Contribution(Contribution {
+            session,
+            dealer: d.index,
+            commitment: d.commitment.clone(),
+        });
+        let mut out = vec![Action::Post(self.sign_post(post))];
+        // Deals can go out at once: players hold them until the commitment is on the board.
+        let players = self.ceremony.players().to_vec();
+        for (j, p) in players.iter().enumerate() {
+            let d = self.dealer.as_ref().expect("dealer role checked above");
+            let share = Secret::new(d.poly.evaluate(&self.ceremony.player_indices()[j]));
+            let aad = ShareAad {
+                session_id: session,
+                dealer: d.index,
+                recipient: j as u32,
+                commitment_hash: d.hash,
+            };
+            let plaintext = zeroize::Zeroizing::new(C::encode_scalar(share.expose()));
+            let ct = encrypt::seal(&p.encryption, &aad, plaintext.as_slice(), &mut self.rng);
+            let deal = Direct::Deal(Deal {
+                session,
+                dealer: d.index,
+                player: j as u32,
+                ciphertext: ct.to_bytes(),
+            });
+            out.push(Action::Send {
+                to: p.identity.clone(),
+                payload: deal.encode(),
+            });
+        }
+        out
+    }
+
+    fn sign_post(&self, post: Post<C>) -> Vec<u8> {
+        let signature = self.identity.sign(Purpose::Post, &post.encode());
+        SignedPost { post, signature }.encode()
+    }
+
+    fn on_deal(&mut self, deal: Deal) -> Vec<Action<C>> {
+        let Some(p) = &mut self.player else {
+            return vec![Action::Observed(Observation::Malformed(
+                "deal to a non-player".into(),
+            ))];
+        };
+        if deal.session != *self.ceremony.id()
+            || deal.player != p.index
+            || deal.dealer as usize >= self.ceremony.dealer_count()
+        {
+            return vec![Action::Observed(Observation::Malformed(
+                "deal for another session, player or dealer".into(),
+            ))];
+        }
+        if p.shares.contains_key(&deal.dealer) || p.bad.contains(&deal.dealer) {
+            return Vec::new();
+        }
+        if self.board.contribution(deal.dealer).is_none() {
+            p.pending.entry(deal.dealer).or_insert(deal);
+            return Vec::new();
+        }
+        self.process_deal(deal)
+    }
+
+    fn process_deal(&mut self, deal: Deal) -> Vec<Action<C>> {
+        let Some((commitment, hash)) = self.board.contribution(deal.dealer) else {
+            return Vec::new();
+        };
+        let hash = *hash;
+        let p = self.player.as_mut().expect("only players process deals");
+        let aad = ShareAad {
+            session_id: deal.session,
+            dealer: deal.dealer,
+            recipient: p.index,
+            commitment_hash: hash,
+        };
+        let share = Ciphertext::from_bytes(&deal.ciphertext, 32)
+            .and_then(|ct| encrypt::open(&self.encryption, &aad, &ct))
+            .ok()
+            .and_then(|pt| C::decode_scalar(pt.expose()).ok())
+            .filter(|s| commitment.verify_share(p.index as usize, s));
+        let Some(share) = share else {
+            p.bad.insert(deal.dealer);
+            return vec![Action::Observed(Observation::BadShare {
+                dealer: deal.dealer,
+            })];
+        };
+        p.shares.insert(deal.dealer, Secret::new(share));
+        let signature = self.identity.sign(
+            Purpose::Ack,
+            &ack_payload(&deal.session, deal.dealer, &hash),
+        );
+        let ack = Direct::Ack(Ack {
+            session: deal.session,
+            dealer: deal.dealer,
+            player: p.index,
+            commitment_hash: hash,
+            signature,
+        });
+        let to = self.ceremony.dealers()[deal.dealer as usize]
+            .identity
+            .clone();
+        vec![Action::Send {
+            to,
+            payload: ack.encode(),
+        }]
+    }
+
+    fn on_ack(&mut self, ack: Ack) -> Vec<Action<C>> {
+        let Some(d) = &mut self.dealer else {
+            return vec![Action::Observed(Observation::Malformed(
+                "ack to a non-dealer".into(),
+            ))];
+        };
+        if ack.session != *self.ceremony.id()
+            || ack.dealer != d.index
+            || ack.player as usize >= self.ceremony.n()
+            || ack.commitment_hash != d.hash
+        {
+            return vec![Action::Observed(Observation::Malformed(
+                "ack for another session, dealer or commitment".into(),
+            ))];
+        }
+        if d.acks.contains_key(&ack.player) {
+            return Vec::new();
+        }
+        let key = &self.ceremony.players()[ack.player as usize].identity;
+        if !key.verify(
+            Purpose::Ack,
+            &ack_payload(&ack.session, ack.dealer, &ack.commitment_hash),
+            &ack.signature,
+        ) {
+            return vec![Action::Observed(Observation::BadAck { player: ack.player })];
+        }
+        d.acks.insert(ack.player, ack.signature);
+        Vec::new()
+    }
+
+    fn on_board_post(&mut self, bytes: &[u8]) -> Vec<Action<C>> {
+        let signed = match SignedPost::<C>::decode(bytes, self.ceremony.n()) {
+            Ok(s) => s,
+            Err(e) => return vec![Action::Observed(Observation::Refused(e.to_string()))],
+        };
+        let is_contribution = matches!(signed.post, Post::Contribution(_));
+        let dealer = signed.post.dealer();
+        if let Err(e) = self.board.apply(&signed) {
+            return vec![Action::Observed(Observation::Refused(e.to_string()))];
+        }
+        if is_contribution
+            && let Some(p) = &mut self.player
+            && let Some(deal) = p.pending.remove(&dealer)
+        {
+            return self.process_deal(deal);
+        }
+        Vec::new()
+    }
+
+    fn on_deadline(&mut self) -> Vec<Action<C>> {
+        self.board.advance();
+        match self.board.phase() {
+            Phase::Publish => self.publish(),
+            Phase::Done => self.finish(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn publish(&mut self) -> Vec<Action<C>> {
+        let attempt = self.board.attempt();
+        let Some(d) = &self.dealer else {
+            return Vec::new();
+        };
+        if d.published_attempt == Some(attempt) || !self.board.is_active_dealer(d.index) {
+            return Vec::new();
+        }
+        if self.board.contribution(d.index).is_none() {
+            return Vec::new();
+        }
+        let active = self.board.active_players();
+        let acks: Vec<u32> = active
+            .iter()
+            .copied()
+            .filter(|j| d.acks.contains_key(j))
+            .collect();
+        let missing: Vec<u32> = active
+            .iter()
+            .copied()
+            .filter(|j| !d.acks.contains_key(j))
+            .collect();
+        // Reveal only within the secrecy bound; otherwise publish acks alone and let the next
+        // attempt drop the unresponsive players.
+        let reveals = if missing.len() <= self.ceremony.params().max_reveals() {
+            missing
+                .iter()
+                .map(|j| {
+                    (
+                        *j,
+                        d.poly
+                            .evaluate(&self.ceremony.player_indices()[*j as usize]),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let sigs: Vec<IdentitySignature> = acks.iter().map(|j| d.acks[j]).collect();
+        let ack_signature = if sigs.is_empty() {
+            None
+        } else {
+            identity::aggregate(&sigs)
+        };
+        let publication = Publication {
+            session: *self.ceremony.id(),
+            attempt,
+            dealer: d.index,
+            commitment_hash: d.hash,
+            acks,
+            ack_signature,
+            reveals,
+        };
+        if let Some(d) = &mut self.dealer {
+            d.published_attempt = Some(attempt);
+        }
+        vec![Action::Post(self.sign_post(Post::Publication(publication)))]
+    }
+
+    fn finish(&mut self) -> Vec<Action<C>> {
+        self.done = true;
+        match self.board.outcome().cloned() {
+            Some(Outcome::Success { output, exclusions }) => {
+                let mut share = None;
+                let mut player_index = None;
+                if let Some(p) = &self.player
+                    && self.board.is_active_player(p.index)
+                {
+                    let mut x = C::Scalar::ZERO;
+                    for (dealer, w) in output.qualified.iter().zip(&output.weights) {
+                        let s = match p.shares.get(dealer) {
+                            Some(s) => *s.expose(),
+                            None => match self
+                                .board
+                                .publication(*dealer)
+                                .and_then(|pb| pb.reveals.iter().find(|(j, _)| *j == p.index))
+                            {
+                                Some((_, s)) => *s,
+                                None => {
+                                    return vec![Action::Failed(Failure {
+                                        qualified: output.qualified.clone(),
+                                        exclusions,
+                                    })];
+                                }
+                            },
+                        };
+                        x += *w * s;
+                    }
+                    debug_assert!(share_matches::<C>(
+                        &x,
+                        &output.public_shares[p.index as usize]
+                    ));
+                    share = Some(Secret::new(x));
+                    player_index = Some(p.index);
+                }
+                vec![Action::Finished(Box::new(DkgOutput {
+                    session: *self.ceremony.id(),
+                    attempt: self.board.attempt(),
+                    public: output,
+                    player_index,
+                    secret_share: share,
+                    exclusions,
+                }))]
+            }
+            Some(Outcome::Failure {
+                qualified,
+                exclusions,
+                ..
+            }) => vec![Action::Failed(Failure {
+                qualified,
+                exclusions,
+            })],
+            None => Vec::new(),
+        }
+    }
+}

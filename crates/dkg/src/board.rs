@@ -1,0 +1,792 @@
+//! The bulletin board of the ack-or-reveal variant: the rules for accepting posts and the
+//! deterministic computation of the qualified set.
+//!
+//! This is the one implementation of those rules. Every participant replays the board (the
+//! chain's ordered posts and phase deadlines) through a [`Board`], and the coordinator contract
+//! runs the same [`Board`], so all of them agree on the qualified set, the group key and the
+//! exclusions from chain data alone (seed 001: "the qualified set can be deterministically
+//! computed by each party using the publicly verifiable information available on the
+//! blockchain").
+//!
+//! # Phases (seed 000/001)
+//! 1. **Contribute**: each dealer posts its commitment ([`Contribution`]). Accepted once, from a
+//!    dealer, with `n + 1` points on the curve that pass the degree check; when resharing, the
+//!    value at zero must be the dealer's old public key share. A second, different contribution is
+//!    equivocation.
+//! 2. **Share**: off the board. Dealers send encrypted shares; players ack valid ones.
+//! 3. **Publish**: each dealer posts its log ([`Publication`]): the ackers (bitmap + one aggregate
+//!    signature) and the plaintext shares of the players that did not ack. A dealer reveals only
+//!    if the reveals stay within [`Params::max_reveals`](crate::params::Params::max_reveals);
+//!    otherwise it publishes its acks alone.
+//! 4. **Done**: the outcome. A dealer qualifies if its contribution and publication are valid and
+//!    every active player is covered by an ack or a reveal. With at least the quorum of qualified
+//!    dealers the group key and public key shares are the sums of the qualified commitments
+//!    (Lagrange-weighted by old indices when resharing), after a subgroup check of each sum.
+//!
+//! # Retries without a full restart
+//! If fewer than the quorum qualify, the culprits are named: dealers that missed a phase or posted
+//! something invalid, and players that more than `f = n - k` published logs report as not having
+//! acked (at most `f` dealers can be lying, so such a player really did not answer an honest
+//! dealer). The next attempt drops them and reruns only the publish phase: honest dealers'
+//! contributions, shares and acks stay valid, since nothing in them depends on the attempt. This is
+//! the improvement over Züs' full wipe-and-restart (0chain issue 190).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use ff::Field;
+use group::prime::PrimeCurveAffine;
+use keyquorum_crypto::Curve;
+use keyquorum_crypto::commit::{DualCode, EvalCommitment, mul_generator};
+use keyquorum_crypto::poly::lagrange_at_zero;
+use thiserror::Error;
+
+use crate::identity::{self, IdentityPublicKey, Purpose};
+use crate::messages::{Contribution, Post, Publication, SignedPost, ack_payload};
+use crate::session::Ceremony;
+
+/// How many attempts a ceremony makes before giving up.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// Board phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Dealers post commitments.
+    Contribute,
+    /// Shares and acks travel off the board.
+    Share,
+    /// Dealers post their logs.
+    Publish,
+    /// The outcome is final.
+    Done,
+}
+
+/// Why a post was refused. Refusals change nothing on the board.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BoardError {
+    /// The post belongs to another session.
+    #[error("post for another session")]
+    WrongSession,
+    /// The post is not allowed in the current phase.
+    #[error("post not allowed in phase {0:?}")]
+    WrongPhase(Phase),
+    /// The author is not a dealer of this ceremony.
+    #[error("author {0} is not a dealer")]
+    NotADealer(u32),
+    /// The author's signature does not verify (the post cannot be attributed).
+    #[error("bad signature")]
+    BadSignature,
+    /// The same post again (idempotent: nothing changes).
+    #[error("duplicate post")]
+    Duplicate,
+    /// The author is already disqualified.
+    #[error("dealer {0} is disqualified")]
+    Disqualified(u32),
+    /// Authentic but invalid: recorded as a fault of the author.
+    #[error("invalid post from dealer {dealer}: {fault:?}")]
+    Fault {
+        /// Author.
+        dealer: u32,
+        /// What was wrong.
+        fault: FaultKind,
+    },
+    /// A publication for another attempt.
+    #[error("publication for attempt {got}, current attempt is {current}")]
+    WrongAttempt {
+        /// Attempt in the post.
+        got: u32,
+        /// Current attempt.
+        current: u32,
+    },
+    /// A publication before the dealer's contribution was accepted.
+    #[error("publication without an accepted contribution")]
+    NoContribution,
+}
+
+/// A participant's fault.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FaultKind {
+    /// Commitment of the wrong size.
+    CommitmentSize {
+        /// Points expected (`n + 1`).
+        expected: usize,
+        /// Points posted.
+        actual: usize,
+    },
+    /// Commitment values do not lie on a polynomial of degree below `t`.
+    CommitmentDegree,
+    /// When resharing: the commitment's value at zero is not the dealer's old public key share.
+    ResharePublicShareMismatch,
+    /// Two different contributions signed by the same dealer.
+    Equivocation,
+    /// Publication names a commitment other than the dealer's contribution.
+    PublicationCommitmentMismatch,
+    /// Publication names players outside the committee or excluded ones, or both acks and
+    /// reveals for one player.
+    PublicationBadPlayers,
+    /// The aggregate ack signature does not verify against the named ackers.
+    BadAckSignature,
+    /// A revealed share does not match the commitment.
+    BadReveal {
+        /// Player whose share was revealed.
+        player: u32,
+    },
+    /// Reveals beyond the secrecy bound.
+    TooManyReveals {
+        /// Reveals posted.
+        reveals: usize,
+        /// Bound.
+        max: usize,
+    },
+    /// Commitment points outside the prime-order subgroup (found when a sum failed the check).
+    PointOutsideSubgroup,
+    /// No contribution by the contribute deadline.
+    MissedContribution,
+    /// No publication by the publish deadline.
+    MissedPublication,
+    /// Publication does not cover every active player (withheld reveals) — not qualified.
+    IncompletePublication {
+        /// Players neither acked nor revealed.
+        missing: usize,
+    },
+    /// A player that more than `f` dealers report as not acking (unresponsive).
+    UnresponsivePlayer {
+        /// Number of publications missing this player's ack.
+        reports: usize,
+    },
+}
+
+impl FaultKind {
+    /// Whether the fault is provable misbehaviour (slashable) rather than absence.
+    pub fn is_misbehaviour(&self) -> bool {
+        !matches!(
+            self,
+            FaultKind::MissedContribution
+                | FaultKind::MissedPublication
+                | FaultKind::IncompletePublication { .. }
+                | FaultKind::UnresponsivePlayer { .. }
+        )
+    }
+}
+
+/// Which role a participant was excluded from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// As a dealer.
+    Dealer,
+    /// As a player.
+    Player,
+}
+
+/// Evidence for a fault that a third party can check against the session and the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evidence {
+    /// Signed posts by the culprit (encoded [`SignedPost`]s) that break a rule; for faults that
+    /// need context (a publication against a contribution) the context posts come first.
+    SignedPosts(Vec<Vec<u8>>),
+    /// The chain shows no such post before the phase deadline in this attempt.
+    Absence {
+        /// Phase missed.
+        phase: Phase,
+        /// Attempt.
+        attempt: u32,
+    },
+    /// The publications (encoded signed posts) that report the player as not acking.
+    Reports(Vec<Vec<u8>>),
+}
+
+/// An excluded participant with the reason and the evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exclusion {
+    /// Role.
+    pub role: Role,
+    /// Position in that role's list.
+    pub index: u32,
+    /// Identity key.
+    pub identity: IdentityPublicKey,
+    /// What happened.
+    pub fault: FaultKind,
+    /// The proof.
+    pub evidence: Evidence,
+}
+
+/// The public result of a successful ceremony.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicOutput<C: Curve> {
+    /// Group public key.
+    pub group_key: C::Affine,
+    /// Public key share of each player, in committee order.
+    pub public_shares: Vec<C::Affine>,
+    /// Qualified dealers, ascending.
+    pub qualified: Vec<u32>,
+    /// Weight of each qualified dealer's share in a player's final share (1 for a fresh key,
+    /// the Lagrange coefficient at zero of the dealer's old index when resharing).
+    pub weights: Vec<C::Scalar>,
+}
+
+/// Outcome of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<C: Curve> {
+    /// Enough dealers qualified.
+    Success {
+        /// The result.
+        output: PublicOutput<C>,
+        /// Everyone excluded on the way, with evidence.
+        exclusions: Vec<Exclusion>,
+    },
+    /// Too few qualified; the culprits are named.
+    Failure {
+        /// Dealers that did qualify.
+        qualified: Vec<u32>,
+        /// Culprits with evidence.
+        exclusions: Vec<Exclusion>,
+        /// Whether another attempt follows.
+        retrying: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct ContributionEntry<C: Curve> {
+    commitment: EvalCommitment<C>,
+    hash: [u8; 32],
+    signed: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+struct PublicationEntry<C: Curve> {
+    publication: Publication<C>,
+    signed: Vec<u8>,
+}
+
+/// The board's state for one ceremony.
+#[derive(Debug, Clone)]
+pub struct Board<C: Curve> {
+    ceremony: Arc<Ceremony<C>>,
+    phase: Phase,
+    attempt: u32,
+    contributions: BTreeMap<u32, ContributionEntry<C>>,
+    publications: BTreeMap<u32, PublicationEntry<C>>,
+    /// Dealers disqualified for good, with the first fault and its evidence.
+    faults: BTreeMap<u32, (FaultKind, Evidence)>,
+    /// Players dropped by earlier attempts.
+    excluded_players: BTreeMap<u32, (FaultKind, Evidence)>,
+    /// Dealers dropped by earlier attempts for absence.
+    absent_dealers: BTreeMap<u32, (FaultKind, Evidence)>,
+    outcome: Option<Outcome<C>>,
+}
+
+impl<C: Curve> Board<C> {
+    /// An empty board in the contribute phase.
+    pub fn new(ceremony: Arc<Ceremony<C>>) -> Self {
+        Board {
+            ceremony,
+            phase: Phase::Contribute,
+            attempt: 0,
+            contributions: BTreeMap::new(),
+            publications: BTreeMap::new(),
+            faults: BTreeMap::new(),
+            excluded_players: BTreeMap::new(),
+            absent_dealers: BTreeMap::new(),
+            outcome: None,
+        }
+    }
+
+    /// The ceremony.
+    pub fn ceremony(&self) -> &Arc<Ceremony<C>> {
+        &self.ceremony
+    }
+
+    /// Current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Current attempt (0-based).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// A dealer's accepted commitment and its hash.
+    pub fn contribution(&self, dealer: u32) -> Option<(&EvalCommitment<C>, &[u8; 32])> {
+        self.contributions
+            .get(&dealer)
+            .filter(|_| !self.faults.contains_key(&dealer))
+            .map(|e| (&e.commitment, &e.hash))
+    }
+
+    /// A dealer's accepted publication in the current attempt.
+    pub fn publication(&self, dealer: u32) -> Option<&Publication<C>> {
+        self.publications.get(&dealer).map(|e| &e.publication)
+    }
+
+    /// Whether a player is still active (not dropped by an earlier attempt).
+    pub fn is_active_player(&self, player: u32) -> bool {
+        (player as usize) < self.ceremony.n() && !self.excluded_players.contains_key(&player)
+    }
+
+    /// Whether a dealer can still qualify.
+    pub fn is_active_dealer(&self, dealer: u32) -> bool {
+        (dealer as usize) < self.ceremony.dealer_count()
+            && !self.faults.contains_key(&dealer)
+            && !self.absent_dealers.contains_key(&dealer)
+    }
+
+    /// Active players, ascending.
+    pub fn active_players(&self) -> Vec<u32> {
+        (0..self.ceremony.n() as u32)
+            .filter(|p| self.is_active_player(*p))
+            .collect()
+    }
+
+    /// The outcome, once the phase is [`Phase::Done`] (or after a failed attempt that retries).
+    pub fn outcome(&self) -> Option<&Outcome<C>> {
+        self.outcome.as_ref()
+    }
+
+    /// Dealers disqualified so far, with their faults.
+    pub fn faults(&self) -> impl Iterator<Item = (u32, &FaultKind)> {
+        self.faults.iter().map(|(d, (f, _))| (*d, f))
+    }
+
+    /// Applies a signed post. On `Err` the board is unchanged, except that an authentic invalid
+    /// post ([`BoardError::Fault`]) disqualifies its author with the post as evidence.
+    pub fn apply(&mut self, signed: &SignedPost<C>) -> Result<(), BoardError> {
+        let post = &signed.post;
+        if post.session() != self.ceremony.id() {
+            return Err(BoardError::WrongSession);
+        }
+        let dealer = post.dealer();
+        let Some(author) = self.ceremony.dealers().get(dealer as usize) else {
+            return Err(BoardError::NotADealer(dealer));
+        };
+        let encoded_post = post.encode();
+        if !author
+            .identity
+            .verify(Purpose::Post, &encoded_post, &signed.signature)
+        {
+            return Err(BoardError::BadSignature);
+        }
+        let signed_bytes = signed.encode();
+        let result = match post {
+            Post::Contribution(c) => self.apply_contribution(c, &signed_bytes),
+            Post::Publication(p) => self.apply_publication(p, &signed_bytes),
+        };
+        if let Err(BoardError::Fault { dealer, fault }) = &result {
+            let evidence = match fault {
+                FaultKind::Equivocation => Evidence::SignedPosts(vec![
+                    self.contributions[dealer].signed.clone(),
+                    signed_bytes.clone(),
+                ]),
+                FaultKind::PublicationCommitmentMismatch
+                | FaultKind::BadAckSignature
+                | FaultKind::BadReveal { .. }
+                | FaultKind::PublicationBadPlayers
+                | FaultKind::TooManyReveals { .. } => {
+                    let mut v = Vec::new();
+                    if let Some(c) = self.contributions.get(dealer) {
+                        v.push(c.signed.clone());
+                    }
+                    v.push(signed_bytes.clone());
+                    Evidence::SignedPosts(v)
+                }
+                _ => Evidence::SignedPosts(vec![signed_bytes.clone()]),
+            };
+            self.faults
+                .entry(*dealer)
+                .or_insert((fault.clone(), evidence));
+        }
+        result
+    }
+
+    fn apply_contribution(&mut self, c: &Contribution<C>, signed: &[u8]) -> Result<(), BoardError> {
+        if let Some(existing) = self.contributions.get(&c.dealer) {
+            if existing.signed == signed || existing.commitment == c.commitment {
+                return Err(BoardError::Duplicate);
+            }
+            return Err(BoardError::Fault {
+                dealer: c.dealer,
+                fault: FaultKind::Equivocation,
+            });
+        }
+        if self.faults.contains_key(&c.dealer) {
+            return Err(BoardError::Disqualified(c.dealer));
+        }
+        if self.phase != Phase::Contribute {
+            return Err(BoardError::WrongPhase(self.phase));
+        }
+        let fault = |f| BoardError::Fault {
+            dealer: c.dealer,
+            fault: f,
+        };
+        let expected = self.ceremony.n() + 1;
+        if c.commitment.points().len() != expected {
+            return Err(fault(FaultKind::CommitmentSize {
+                expected,
+                actual: c.commitment.points().len(),
+            }));
+        }
+        let hash = c.commitment_hash();
+        let seed = self.ceremony.degree_check_seed(c.dealer, &hash);
+        if !self
+            .ceremony
+            .dual_code()
+            .is_codeword::<C>(c.commitment.points(), &seed)
+        {
+            return Err(fault(FaultKind::CommitmentDegree));
+        }
+        if let Some(r) = self.ceremony.reshare()
+            && r.public_shares[c.dealer as usize] != *c.commitment.constant()
+        {
+            return Err(fault(FaultKind::ResharePublicShareMismatch));
+        }
+        self.contributions.insert(
+            c.dealer,
+            ContributionEntry {
+                commitment: c.commitment.clone(),
+                hash,
+                signed: signed.to_vec(),
+            },
+        );
+        Ok(())
+    }
+
+    fn apply_publication(&mut self, p: &Publication<C>, signed: &[u8]) -> Result<(), BoardError> {
+        if self.faults.contains_key(&p.dealer) {
+            return Err(BoardError::Disqualified(p.dealer));
+        }
+        if p.attempt != self.attempt {
+            return Err(BoardError::WrongAttempt {
+                got: p.attempt,
+                current: self.attempt,
+            });
+        }
+        if let Some(existing) = self.publications.get(&p.dealer) {
+            if existing.publication == *p {
+                return Err(BoardError::Duplicate);
+            }
+            // A second, different log in the same attempt: keep the first (first come on chain).
+            return Err(BoardError::Duplicate);
+        }
+        if self.phase != Phase::Publish {
+            return Err(BoardError::WrongPhase(self.phase));
+        }
+        if self.absent_dealers.contains_key(&p.dealer) {
+            return Err(BoardError::Disqualified(p.dealer));
+        }
+        let Some(entry) = self.contributions.get(&p.dealer) else {
+            return Err(BoardError::NoContribution);
+        };
+        let fault = |f| BoardError::Fault {
+            dealer: p.dealer,
+            fault: f,
+        };
+        if p.commitment_hash != entry.hash {
+            return Err(fault(FaultKind::PublicationCommitmentMismatch));
+        }
+        // Every named player must be active and named once.
+        let mut seen = BTreeSet::new();
+        for j in p.acks.iter().chain(p.reveals.iter().map(|(j, _)| j)) {
+            if !self.is_active_player(*j) || !seen.insert(*j) {
+                return Err(fault(FaultKind::PublicationBadPlayers));
+            }
+        }
+        let max = self.ceremony.params().max_reveals();
+        if p.reveals.len() > max {
+            return Err(fault(FaultKind::TooManyReveals {
+                reveals: p.reveals.len(),
+                max,
+            }));
+        }
+        if let Some(sig) = &p.ack_signature {
+            let players = self.ceremony.players();
+            let keys: Vec<&IdentityPublicKey> = p
+                .acks
+                .iter()
+                .map(|j| &players[*j as usize].identity)
+                .collect();
+            let payload = ack_payload(&p.session, p.dealer, &p.commitment_hash);
+            if !identity::verify_aggregate(&keys, Purpose::Ack, &payload, sig) {
+                return Err(fault(FaultKind::BadAckSignature));
+            }
+        }
+        for (j, s) in &p.reveals {
+            if !entry.commitment.verify_share(*j as usize, s) {
+                return Err(fault(FaultKind::BadReveal { player: *j }));
+            }
+        }
+        self.publications.insert(
+            p.dealer,
+            PublicationEntry {
+                publication: p.clone(),
+                signed: signed.to_vec(),
+            },
+        );
+        Ok(())
+    }
+
+    /// The phase deadline passed: move to the next phase. At the end of the publish phase this
+    /// computes the outcome, and if the attempt failed with culprits and attempts remain, starts
+    /// the next attempt (back in the publish phase).
+    pub fn advance(&mut self) {
+        match self.phase {
+            Phase::Contribute => self.phase = Phase::Share,
+            Phase::Share => self.phase = Phase::Publish,
+            Phase::Publish => self.finish_attempt(),
+            Phase::Done => {}
+        }
+    }
+
+    fn covered(&self, p: &Publication<C>) -> BTreeSet<u32> {
+        p.acks
+            .iter()
+            .copied()
+            .chain(p.reveals.iter().map(|(j, _)| *j))
+            .collect()
+    }
+
+    fn identity_of(&self, role: Role, index: u32) -> IdentityPublicKey {
+        match role {
+            Role::Dealer => self.ceremony.dealers()[index as usize].identity.clone(),
+            Role::Player => self.ceremony.players()[index as usize].identity.clone(),
+        }
+    }
+
+    fn finish_attempt(&mut self) {
+        let active: Vec<u32> = self.active_players();
+        let n_dealers = self.ceremony.dealer_count() as u32;
+        let mut exclusions = Vec::new();
+        let mut qualified = Vec::new();
+        let mut newly_absent = Vec::new();
+        for d in 0..n_dealers {
+            if let Some((fault, evidence)) =
+                self.faults.get(&d).or_else(|| self.absent_dealers.get(&d))
+            {
+                exclusions.push(Exclusion {
+                    role: Role::Dealer,
+                    index: d,
+                    identity: self.identity_of(Role::Dealer, d),
+                    fault: fault.clone(),
+                    evidence: evidence.clone(),
+                });
+                continue;
+            }
+            let (fault, phase) = if !self.contributions.contains_key(&d) {
+                (FaultKind::MissedContribution, Phase::Contribute)
+            } else if let Some(p) = self.publications.get(&d) {
+                let covered = self.covered(&p.publication);
+                let missing = active.iter().filter(|j| !covered.contains(j)).count();
+                if missing == 0 {
+                    qualified.push(d);
+                    continue;
+                }
+                exclusions.push(Exclusion {
+                    role: Role::Dealer,
+                    index: d,
+                    identity: self.identity_of(Role::Dealer, d),
+                    fault: FaultKind::IncompletePublication { missing },
+                    evidence: Evidence::SignedPosts(vec![p.signed.clone()]),
+                });
+                continue;
+            } else {
+                (FaultKind::MissedPublication, Phase::Publish)
+            };
+            newly_absent.push((d, fault.clone(), phase));
+            exclusions.push(Exclusion {
+                role: Role::Dealer,
+                index: d,
+                identity: self.identity_of(Role::Dealer, d),
+                fault,
+                evidence: Evidence::Absence {
+                    phase,
+                    attempt: self.attempt,
+                },
+            });
+        }
+        for (j, (fault, evidence)) in &self.excluded_players {
+            exclusions.push(Exclusion {
+                role: Role::Player,
+                index: *j,
+                identity: self.identity_of(Role::Player, *j),
+                fault: fault.clone(),
+                evidence: evidence.clone(),
+            });
+        }
+
+        let quorum = self.ceremony.dealer_quorum();
+        if qualified.len() >= quorum {
+            match self.public_output(&qualified) {
+                Ok(output) => {
+                    self.outcome = Some(Outcome::Success { output, exclusions });
+                    self.phase = Phase::Done;
+                }
+                Err(bad) => {
+                    // Some qualified dealers committed to points outside the subgroup: they are
+                    // disqualified (their own posts prove it) and the outcome recomputed.
+                    for d in bad {
+                        let evidence =
+                            Evidence::SignedPosts(vec![self.contributions[&d].signed.clone()]);
+                        self.faults
+                            .insert(d, (FaultKind::PointOutsideSubgroup, evidence));
+                    }
+                    self.finish_attempt();
+                }
+            }
+            return;
+        }
+
+        // Failure: name unresponsive players (reported missing by more than f publications).
+        let f = self.ceremony.params().fault_bound();
+        let mut reports: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
+        for e in self.publications.values() {
+            let acked: BTreeSet<u32> = e.publication.acks.iter().copied().collect();
+            for j in &active {
+                if !acked.contains(j) {
+                    reports.entry(*j).or_default().push(e.signed.clone());
+                }
+            }
+        }
+        let mut new_players = Vec::new();
+        for (j, posts) in reports {
+            if posts.len() > f {
+                let fault = FaultKind::UnresponsivePlayer {
+                    reports: posts.len(),
+                };
+                exclusions.push(Exclusion {
+                    role: Role::Player,
+                    index: j,
+                    identity: self.identity_of(Role::Player, j),
+                    fault: fault.clone(),
+                    evidence: Evidence::Reports(posts.clone()),
+                });
+                new_players.push((j, fault, Evidence::Reports(posts)));
+            }
+        }
+        let progress = !new_players.is_empty() || !newly_absent.is_empty();
+        let retrying = progress && self.attempt + 1 < MAX_ATTEMPTS;
+        self.outcome = Some(Outcome::Failure {
+            qualified,
+            exclusions,
+            retrying,
+        });
+        if retrying {
+            for (d, fault, phase) in newly_absent {
+                self.absent_dealers.insert(
+                    d,
+                    (
+                        fault,
+                        Evidence::Absence {
+                            phase,
+                            attempt: self.attempt,
+                        },
+                    ),
+                );
+            }
+            for (j, fault, ev) in new_players {
+                self.excluded_players.insert(j, (fault, ev));
+            }
+            self.attempt += 1;
+            self.publications.clear();
+            self.phase = Phase::Publish;
+        } else {
+            self.phase = Phase::Done;
+        }
+    }
+
+    /// Sums the qualified commitments into the group key and public key shares, checking each
+    /// sum is in the prime-order subgroup. On failure returns the qualified dealers whose points
+    /// are outside it.
+    fn public_output(&self, qualified: &[u32]) -> Result<PublicOutput<C>, Vec<u32>> {
+        let commitments: Vec<&EvalCommitment<C>> = qualified
+            .iter()
+            .map(|d| &self.contributions[d].commitment)
+            .collect();
+        let weights: Vec<C::Scalar> = match self.ceremony.reshare() {
+            None => vec![C::Scalar::ONE; qualified.len()],
+            Some(r) => {
+                let xs: Vec<C::Scalar> = qualified
+                    .iter()
+                    .map(|d| r.dealer_indices[*d as usize])
+                    .collect();
+                lagrange_at_zero(&xs).expect("dealer indices validated distinct and non-zero")
+            }
+        };
+        let sums = weighted_column_sums::<C>(&commitments, &weights);
+        let bad_sum = C::HAS_COFACTOR && sums.iter().any(|p| !C::in_subgroup(p));
+        if bad_sum {
+            let bad: Vec<u32> = qualified
+                .iter()
+                .zip(&commitments)
+                .filter(|(_, c)| c.points().iter().any(|p| !C::in_subgroup(p)))
+                .map(|(d, _)| *d)
+                .collect();
+            debug_assert!(
+                !bad.is_empty(),
+                "a sum of subgroup points is in the subgroup"
+            );
+            return Err(bad);
+        }
+        let group_key = sums[0];
+        Ok(PublicOutput {
+            group_key,
+            public_shares: sums[1..].to_vec(),
+            qualified: qualified.to_vec(),
+            weights,
+        })
+    }
+}
+
+/// `Y_j = sum_i w_i E_ij` for every column `j`. With unit weights this is plain addition (the
+/// fresh-key case, `n (n + 1)` additions); with Lagrange weights one MSM per column.
+pub fn weighted_column_sums<C: Curve>(
+    commitments: &[&EvalCommitment<C>],
+    weights: &[C::Scalar],
+) -> Vec<C::Affine> {
+    let width = commitments.first().map(|c| c.points().len()).unwrap_or(0);
+    let unit = weights.iter().all(|w| *w == C::Scalar::ONE);
+    let mut column = Vec::with_capacity(commitments.len());
+    let mut out = Vec::with_capacity(width);
+    for j in 0..width {
+        column.clear();
+        column.extend(commitments.iter().map(|c| c.points()[j]));
+        out.push(if unit {
+            C::sum(&column)
+        } else {
+            C::msm(&column, weights)
+        });
+    }
+    C::batch_normalize(&out)
+}
+
+/// Checks a player's final share against its public key share.
+pub fn share_matches<C: Curve>(share: &C::Scalar, public_share: &C::Affine) -> bool {
+    mul_generator::<C>(share) == public_share.to_curve()
+}
+
+/// Whether `p` is the identity (a group key must not be).
+pub fn is_identity<C: Curve>(p: &C::Affine) -> bool {
+    bool::from(p.is_identity())
+}
+
+/// The qualified set as the contract and the nodes compute it, for callers that only need it.
+pub fn qualified_set<C: Curve>(board: &Board<C>) -> Option<Vec<u32>> {
+    match board.outcome()? {
+        Outcome::Success { output, .. } => Some(output.qualified.clone()),
+        Outcome::Failure { qualified, .. } => Some(qualified.clone()),
+    }
+}
+
+/// Re-checks a dealer's degree proof (exposed for evidence verification).
+pub fn commitment_is_valid<C: Curve>(
+    ceremony: &Ceremony<C>,
+    dealer: u32,
+    commitment: &EvalCommitment<C>,
+    hash: &[u8; 32],
+) -> bool {
+    commitment.points().len() == ceremony.n() + 1
+        && DualCode::is_codeword_with::<C>(
+            commitment.points(),
+            &ceremony
+                .dual_code()
+                .weights(&ceremony.degree_check_seed(dealer, hash)),
+        )
+}

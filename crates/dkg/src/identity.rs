@@ -1,0 +1,345 @@
+//! Identity keys of participants: BLS signatures with public keys in G2 and signatures in G1
+//! (the IETF `BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_` ciphersuite).
+//!
+//! Signatures in G1 make signing cheap (a participant signs one ack per dealer), and acks for one
+//! dealer are signatures on one message, so the dealer publishes a single aggregate signature
+//! verified against the sum of the ackers' keys. That is only sound against rogue keys because
+//! every identity key is registered with a proof of possession ([`IdentityPublicKey::verify_pop`]),
+//! which the registry (the coordinator contract) checks before a key can enter a committee.
+//!
+//! Every signed payload is domain-separated: the signed message is
+//! `tagged_hash("keyquorum/<purpose>/v1", [payload])`, so a signature for one purpose is never
+//! valid for another.
+
+use core::fmt;
+
+use blst::BLST_ERROR;
+use blst::min_sig::{AggregateSignature, PublicKey, SecretKey, Signature};
+use keyquorum_crypto::hash::tagged_hash;
+use zeroize::Zeroize;
+
+/// Signature ciphersuite DST.
+pub const SIG_DST: &[u8] = b"BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_";
+/// Proof-of-possession DST.
+pub const POP_DST: &[u8] = b"BLS_POP_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_";
+
+/// Length of an encoded identity public key (compressed G2).
+pub const PUBLIC_KEY_LEN: usize = 96;
+/// Length of an encoded signature (compressed G1).
+pub const SIGNATURE_LEN: usize = 48;
+
+/// What a signature is for; part of the signed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A post on the board (contribution, publication, complaint, ...).
+    Post,
+    /// A player's acknowledgement of a dealer's share.
+    Ack,
+    /// A direct message (deal, commitment, echo, ...).
+    Message,
+    /// An address record or other node metadata.
+    Record,
+    /// A transaction to the coordinator contract.
+    Transaction,
+}
+
+impl Purpose {
+    fn tag(self) -> &'static str {
+        match self {
+            Purpose::Post => "keyquorum/post/v1",
+            Purpose::Ack => "keyquorum/ack/v1",
+            Purpose::Message => "keyquorum/message/v1",
+            Purpose::Record => "keyquorum/record/v1",
+            Purpose::Transaction => "keyquorum/tx/v1",
+        }
+    }
+
+    /// The 32-byte message actually signed for `payload`.
+    pub fn digest(self, payload: &[u8]) -> [u8; 32] {
+        tagged_hash(self.tag(), &[payload])
+    }
+}
+
+/// Identity errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// A key failed to decode or validate (wrong length, off-curve, identity, outside G2).
+    #[error("invalid identity public key")]
+    BadPublicKey,
+    /// A signature failed to decode.
+    #[error("invalid signature encoding")]
+    BadSignatureEncoding,
+    /// Key material too short or otherwise unusable.
+    #[error("invalid secret key material")]
+    BadSecret,
+}
+
+/// A participant's identity secret key. Zeroized on drop; redacted in `Debug`.
+pub struct IdentityKeypair {
+    sk: SecretKey,
+    public: IdentityPublicKey,
+}
+
+impl fmt::Debug for IdentityKeypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "IdentityKeypair(public: {:?}, secret: <redacted>)",
+            self.public
+        )
+    }
+}
+
+impl Drop for IdentityKeypair {
+    fn drop(&mut self) {
+        let mut bytes = self.sk.to_bytes();
+        bytes.zeroize();
+        // blst keeps the scalar inside `SecretKey`; overwrite it with a fixed valid key.
+        if let Ok(zero_like) = SecretKey::key_gen(&[0u8; 32], &[]) {
+            self.sk = zero_like;
+        }
+    }
+}
+
+impl IdentityKeypair {
+    /// Derives a key from at least 32 bytes of secret seed material (IETF KeyGen).
+    pub fn from_seed(seed: &[u8]) -> Result<Self, IdentityError> {
+        let sk = SecretKey::key_gen(seed, b"keyquorum identity")
+            .map_err(|_| IdentityError::BadSecret)?;
+        let pk = sk.sk_to_pk();
+        Ok(IdentityKeypair {
+            public: IdentityPublicKey {
+                bytes: pk.to_bytes(),
+                pk,
+            },
+            sk,
+        })
+    }
+
+    /// The secret key bytes, for an encrypted keystore only.
+    pub fn secret_bytes(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(self.sk.to_bytes())
+    }
+
+    /// Restores a key from [`IdentityKeypair::secret_bytes`].
+    pub fn from_secret_bytes(bytes: &[u8]) -> Result<Self, IdentityError> {
+        let sk = SecretKey::from_bytes(bytes).map_err(|_| IdentityError::BadSecret)?;
+        let pk = sk.sk_to_pk();
+        Ok(IdentityKeypair {
+            public: IdentityPublicKey {
+                bytes: pk.to_bytes(),
+                pk,
+            },
+            sk,
+        })
+    }
+
+    /// The public key.
+    pub fn public(&self) -> &IdentityPublicKey {
+        &self.public
+    }
+
+    /// Signs `payload` for `purpose`.
+    pub fn sign(&self, purpose: Purpose, payload: &[u8]) -> IdentitySignature {
+        let digest = purpose.digest(payload);
+        IdentitySignature(self.sk.sign(&digest, SIG_DST, &[]).to_bytes())
+    }
+
+    /// Proof of possession of this key (IETF PopProve).
+    pub fn proof_of_possession(&self) -> IdentitySignature {
+        IdentitySignature(self.sk.sign(&self.public.bytes, POP_DST, &[]).to_bytes())
+    }
+}
+
+/// A validated identity public key (in G2, not the identity).
+#[derive(Clone)]
+pub struct IdentityPublicKey {
+    bytes: [u8; PUBLIC_KEY_LEN],
+    pk: PublicKey,
+}
+
+impl PartialEq for IdentityPublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+impl Eq for IdentityPublicKey {}
+
+impl PartialOrd for IdentityPublicKey {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for IdentityPublicKey {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.bytes.cmp(&other.bytes)
+    }
+}
+
+impl core::hash::Hash for IdentityPublicKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.bytes.hash(state)
+    }
+}
+
+impl fmt::Debug for IdentityPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdentityPublicKey(")?;
+        for b in &self.bytes[..6] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "..)")
+    }
+}
+
+impl IdentityPublicKey {
+    /// Decodes and validates a compressed G2 key (on the curve, in the subgroup, not the identity).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, IdentityError> {
+        if bytes.len() != PUBLIC_KEY_LEN {
+            return Err(IdentityError::BadPublicKey);
+        }
+        let pk = PublicKey::key_validate(bytes).map_err(|_| IdentityError::BadPublicKey)?;
+        let mut b = [0u8; PUBLIC_KEY_LEN];
+        b.copy_from_slice(bytes);
+        if pk.to_bytes() != b {
+            return Err(IdentityError::BadPublicKey);
+        }
+        Ok(IdentityPublicKey { bytes: b, pk })
+    }
+
+    /// The canonical encoding.
+    pub fn to_bytes(&self) -> [u8; PUBLIC_KEY_LEN] {
+        self.bytes
+    }
+
+    /// The canonical encoding, borrowed.
+    pub fn as_bytes(&self) -> &[u8; PUBLIC_KEY_LEN] {
+        &self.bytes
+    }
+
+    /// Verifies a signature on `payload` for `purpose`.
+    pub fn verify(&self, purpose: Purpose, payload: &[u8], sig: &IdentitySignature) -> bool {
+        let Ok(s) = Signature::sig_validate(&sig.0, true) else {
+            return false;
+        };
+        let digest = purpose.digest(payload);
+        s.verify(false, &digest, SIG_DST, &[], &self.pk, false) == BLST_ERROR::BLST_SUCCESS
+    }
+
+    /// Verifies a proof of possession (IETF PopVerify).
+    pub fn verify_pop(&self, pop: &IdentitySignature) -> bool {
+        let Ok(s) = Signature::sig_validate(&pop.0, true) else {
+            return false;
+        };
+        s.verify(false, &self.bytes, POP_DST, &[], &self.pk, false) == BLST_ERROR::BLST_SUCCESS
+    }
+}
+
+/// A signature (compressed G1). Validated when verified, not when decoded.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdentitySignature(pub [u8; SIGNATURE_LEN]);
+
+impl fmt::Debug for IdentitySignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdentitySignature(")?;
+        for b in &self.0[..6] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "..)")
+    }
+}
+
+impl IdentitySignature {
+    /// From raw bytes (exact length).
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, IdentityError> {
+        let arr: [u8; SIGNATURE_LEN] = bytes
+            .try_into()
+            .map_err(|_| IdentityError::BadSignatureEncoding)?;
+        Ok(IdentitySignature(arr))
+    }
+}
+
+/// Aggregates signatures on one message (ack aggregation). Fails if any signature is invalid.
+pub fn aggregate(sigs: &[IdentitySignature]) -> Option<IdentitySignature> {
+    let parsed: Vec<Signature> = sigs
+        .iter()
+        .map(|s| Signature::sig_validate(&s.0, true))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let refs: Vec<&Signature> = parsed.iter().collect();
+    let agg = AggregateSignature::aggregate(&refs, false).ok()?;
+    Some(IdentitySignature(agg.to_signature().to_bytes()))
+}
+
+/// Verifies an aggregate signature by `signers` on one payload (FastAggregateVerify).
+///
+/// The keys must have had their proofs of possession verified at registration.
+pub fn verify_aggregate(
+    signers: &[&IdentityPublicKey],
+    purpose: Purpose,
+    payload: &[u8],
+    sig: &IdentitySignature,
+) -> bool {
+    if signers.is_empty() {
+        return false;
+    }
+    let Ok(s) = Signature::sig_validate(&sig.0, true) else {
+        return false;
+    };
+    let pks: Vec<&PublicKey> = signers.iter().map(|k| &k.pk).collect();
+    let digest = purpose.digest(payload);
+    s.fast_aggregate_verify(false, &digest, SIG_DST, &pks) == BLST_ERROR::BLST_SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u8) -> IdentityKeypair {
+        IdentityKeypair::from_seed(&[i; 32]).unwrap()
+    }
+
+    #[test]
+    fn sign_verify_and_domain_separation() {
+        let k = key(1);
+        let s = k.sign(Purpose::Ack, b"hello");
+        assert!(k.public().verify(Purpose::Ack, b"hello", &s));
+        assert!(!k.public().verify(Purpose::Post, b"hello", &s));
+        assert!(!k.public().verify(Purpose::Ack, b"hellp", &s));
+        assert!(!key(2).public().verify(Purpose::Ack, b"hello", &s));
+        assert!(k.public().verify_pop(&k.proof_of_possession()));
+        assert!(!k.public().verify_pop(&key(2).proof_of_possession()));
+    }
+
+    #[test]
+    fn aggregate_acks() {
+        let keys: Vec<_> = (1..6).map(key).collect();
+        let sigs: Vec<_> = keys.iter().map(|k| k.sign(Purpose::Ack, b"m")).collect();
+        let agg = aggregate(&sigs).unwrap();
+        let pks: Vec<&IdentityPublicKey> = keys.iter().map(|k| k.public()).collect();
+        assert!(verify_aggregate(&pks, Purpose::Ack, b"m", &agg));
+        assert!(!verify_aggregate(&pks[..4], Purpose::Ack, b"m", &agg));
+        assert!(!verify_aggregate(&pks, Purpose::Ack, b"n", &agg));
+        let mut bad = sigs.clone();
+        bad[0].0[5] ^= 1;
+        assert!(
+            aggregate(&bad).is_none()
+                || !verify_aggregate(&pks, Purpose::Ack, b"m", &aggregate(&bad).unwrap())
+        );
+    }
+
+    #[test]
+    fn public_key_validation() {
+        assert!(IdentityPublicKey::from_bytes(&[0u8; 96]).is_err());
+        assert!(IdentityPublicKey::from_bytes(&[1u8; 95]).is_err());
+        let mut inf = [0u8; 96];
+        inf[0] = 0xc0;
+        assert!(IdentityPublicKey::from_bytes(&inf).is_err());
+        let k = key(3);
+        assert_eq!(
+            IdentityPublicKey::from_bytes(k.public().as_bytes()).unwrap(),
+            *k.public()
+        );
+        assert!(!format!("{k:?}").contains(&format!("{:?}", k.secret_bytes().as_slice())));
+    }
+}

@@ -1,0 +1,304 @@
+//! Sessions: everything that identifies one ceremony, hashed into a session id.
+//!
+//! As in MaidSafe's `DkgSessionId` (seed 002), a session is named by its participants and a
+//! generation; keyquorum's id also binds the domain (chain), the epoch (view number), the
+//! protocol variant, the curve, the parameters, every participant's identity and encryption keys
+//! in committee order, the index scheme, and for resharing the previous group key and committee.
+//! Every signed message and every ciphertext carries or is bound to the id, so nothing from one
+//! ceremony can be replayed into another.
+
+use std::sync::Arc;
+
+use keyquorum_crypto::commit::DualCode;
+use keyquorum_crypto::encrypt::EncryptionPublicKey;
+use keyquorum_crypto::hash::tagged_hash;
+use keyquorum_crypto::index::{self, IndexScheme};
+use keyquorum_crypto::{CryptoError, Curve};
+use thiserror::Error;
+
+use crate::identity::IdentityPublicKey;
+use crate::params::{Params, ParamsError};
+
+/// A 32-byte session id.
+pub type SessionId = [u8; 32];
+
+/// Protocol variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// Züs-style: acks or public reveals, the board as broadcast (seeds 000, 001).
+    AckReveal,
+    /// GJKR / Stinson-Strobl style: Pedersen commitments, complaints, clique, reconstruction
+    /// (seed 003).
+    Complaint,
+}
+
+impl Variant {
+    fn tag(self) -> u8 {
+        match self {
+            Variant::AckReveal => 1,
+            Variant::Complaint => 2,
+        }
+    }
+}
+
+/// A committee member as registered: identity key (proof of possession checked by the registry)
+/// and share-encryption key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// Identity (signing) key.
+    pub identity: IdentityPublicKey,
+    /// HPKE key that shares are encrypted to.
+    pub encryption: EncryptionPublicKey,
+}
+
+/// The previous committee and key, when resharing.
+#[derive(Debug, Clone)]
+pub struct Reshare<C: Curve> {
+    /// The old committee, in its order; they are the dealers.
+    pub dealers: Vec<Participant>,
+    /// The old members' indices.
+    pub dealer_indices: Vec<C::Scalar>,
+    /// The old threshold: at least this many old members must qualify.
+    pub old_threshold: usize,
+    /// The old group public key, which the new committee keeps.
+    pub group_key: C::Affine,
+    /// The old public key shares, in old committee order. A dealer's commitment must start with
+    /// its own.
+    pub public_shares: Vec<C::Affine>,
+}
+
+/// Errors building a session.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SessionError {
+    /// Bad parameters.
+    #[error(transparent)]
+    Params(#[from] ParamsError),
+    /// The player list does not have `n` members.
+    #[error("expected {expected} players, got {actual}")]
+    PlayerCount {
+        /// `n`.
+        expected: usize,
+        /// Given.
+        actual: usize,
+    },
+    /// A key appears twice.
+    #[error("duplicate participant key")]
+    Duplicate,
+    /// Index assignment failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// Resharing data is inconsistent.
+    #[error("inconsistent resharing data: {0}")]
+    Reshare(&'static str),
+}
+
+/// Everything that defines one ceremony.
+#[derive(Debug, Clone)]
+pub struct SessionConfig<C: Curve> {
+    /// Application domain, e.g. the chain id.
+    pub domain: Vec<u8>,
+    /// View number / epoch the ceremony produces keys for.
+    pub epoch: u64,
+    /// Protocol variant.
+    pub variant: Variant,
+    /// Parameters of the receiving committee.
+    pub params: Params,
+    /// How players' indices are assigned.
+    pub index_scheme: IndexScheme,
+    /// The receiving committee in order (for a fresh key also the dealers).
+    pub players: Vec<Participant>,
+    /// Present when resharing an existing key to `players`.
+    pub reshare: Option<Reshare<C>>,
+}
+
+/// A validated session with the values every participant derives from it.
+#[derive(Debug)]
+pub struct Ceremony<C: Curve> {
+    config: SessionConfig<C>,
+    id: SessionId,
+    player_indices: Vec<C::Scalar>,
+    dual_code: DualCode<C::Scalar>,
+}
+
+impl<C: Curve> Ceremony<C> {
+    /// Validates a configuration and derives the session id, indices and check weights.
+    pub fn new(config: SessionConfig<C>) -> Result<Arc<Self>, SessionError> {
+        let n = config.params.n();
+        if config.players.len() != n {
+            return Err(SessionError::PlayerCount {
+                expected: n,
+                actual: config.players.len(),
+            });
+        }
+        let mut ids: Vec<_> = config
+            .players
+            .iter()
+            .map(|p| p.identity.to_bytes())
+            .collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(SessionError::Duplicate);
+        }
+        let keys: Vec<Vec<u8>> = config
+            .players
+            .iter()
+            .map(|p| p.identity.to_bytes().to_vec())
+            .collect();
+        let player_indices = index::assign::<C>(config.index_scheme, &keys)?;
+        if let Some(r) = &config.reshare {
+            if r.dealers.is_empty()
+                || r.dealer_indices.len() != r.dealers.len()
+                || r.public_shares.len() != r.dealers.len()
+            {
+                return Err(SessionError::Reshare("dealer lists differ in length"));
+            }
+            if r.old_threshold == 0 || r.old_threshold > r.dealers.len() {
+                return Err(SessionError::Reshare("old threshold out of range"));
+            }
+            index::check_distinct(&r.dealer_indices)?;
+        }
+        let dual_code = DualCode::new(&player_indices, config.params.t())?;
+        let id = session_id(&config);
+        Ok(Arc::new(Ceremony {
+            config,
+            id,
+            player_indices,
+            dual_code,
+        }))
+    }
+
+    /// The session id.
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig<C> {
+        &self.config
+    }
+
+    /// Parameters of the receiving committee.
+    pub fn params(&self) -> Params {
+        self.config.params
+    }
+
+    /// Number of players `n`.
+    pub fn n(&self) -> usize {
+        self.config.params.n()
+    }
+
+    /// Threshold `t` of the new key.
+    pub fn t(&self) -> usize {
+        self.config.params.t()
+    }
+
+    /// The players in order.
+    pub fn players(&self) -> &[Participant] {
+        &self.config.players
+    }
+
+    /// The dealers in order: the old committee when resharing, else the players.
+    pub fn dealers(&self) -> &[Participant] {
+        match &self.config.reshare {
+            Some(r) => &r.dealers,
+            None => &self.config.players,
+        }
+    }
+
+    /// Number of dealers.
+    pub fn dealer_count(&self) -> usize {
+        self.dealers().len()
+    }
+
+    /// Fewest qualified dealers for success: `k`, and when resharing also the old threshold.
+    pub fn dealer_quorum(&self) -> usize {
+        match &self.config.reshare {
+            Some(r) => r
+                .old_threshold
+                .max(self.config.params.k().min(r.dealers.len())),
+            None => self.config.params.k(),
+        }
+    }
+
+    /// Players' indices `x_1..x_n`.
+    pub fn player_indices(&self) -> &[C::Scalar] {
+        &self.player_indices
+    }
+
+    /// Dual-code weights for degree checks of evaluation-form commitments.
+    pub fn dual_code(&self) -> &DualCode<C::Scalar> {
+        &self.dual_code
+    }
+
+    /// The resharing data, if any.
+    pub fn reshare(&self) -> Option<&Reshare<C>> {
+        self.config.reshare.as_ref()
+    }
+
+    /// Position of a dealer by identity key.
+    pub fn dealer_position(&self, key: &IdentityPublicKey) -> Option<u32> {
+        self.dealers()
+            .iter()
+            .position(|p| &p.identity == key)
+            .map(|i| i as u32)
+    }
+
+    /// Position of a player by identity key.
+    pub fn player_position(&self, key: &IdentityPublicKey) -> Option<u32> {
+        self.players()
+            .iter()
+            .position(|p| &p.identity == key)
+            .map(|i| i as u32)
+    }
+
+    /// Fiat-Shamir seed of the degree check of one dealer's commitment.
+    pub fn degree_check_seed(&self, dealer: u32, commitment_hash: &[u8; 32]) -> [u8; 32] {
+        tagged_hash(
+            "keyquorum/degree-check/v1",
+            &[&self.id, &dealer.to_be_bytes(), commitment_hash],
+        )
+    }
+}
+
+/// The session id of a configuration (see the module docs for what it binds).
+pub fn session_id<C: Curve>(config: &SessionConfig<C>) -> SessionId {
+    let mut parts: Vec<Vec<u8>> = vec![
+        config.domain.clone(),
+        config.epoch.to_be_bytes().to_vec(),
+        vec![config.variant.tag()],
+        C::NAME.as_bytes().to_vec(),
+        (config.params.n() as u64).to_be_bytes().to_vec(),
+        (config.params.t() as u64).to_be_bytes().to_vec(),
+        (config.params.k() as u64).to_be_bytes().to_vec(),
+        vec![match config.index_scheme {
+            IndexScheme::Sequential => 1,
+            IndexScheme::PublicKeyHash => 2,
+            IndexScheme::RootsOfUnity => 3,
+        }],
+    ];
+    for p in &config.players {
+        parts.push(p.identity.to_bytes().to_vec());
+        parts.push(p.encryption.to_bytes().to_vec());
+    }
+    match &config.reshare {
+        None => parts.push(vec![0]),
+        Some(r) => {
+            parts.push(vec![1]);
+            parts.push(C::point_bytes(&r.group_key));
+            parts.push((r.old_threshold as u64).to_be_bytes().to_vec());
+            for ((d, x), y) in r
+                .dealers
+                .iter()
+                .zip(&r.dealer_indices)
+                .zip(&r.public_shares)
+            {
+                parts.push(d.identity.to_bytes().to_vec());
+                parts.push(d.encryption.to_bytes().to_vec());
+                parts.push(C::encode_scalar(x).to_vec());
+                parts.push(C::point_bytes(y));
+            }
+        }
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+    tagged_hash("keyquorum/session/v1", &refs)
+}

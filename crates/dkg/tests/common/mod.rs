@@ -1,0 +1,135 @@
+//! Minimal lock-step driver for engine tests: perfect network, every message delivered before
+//! the next deadline.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use keyquorum_crypto::Curve;
+use keyquorum_crypto::encrypt::EncryptionSecretKey;
+use keyquorum_crypto::index::IndexScheme;
+use keyquorum_crypto::secret::Secret;
+use keyquorum_dkg::ackreveal::{AckRevealNode, Action, DkgOutput, Failure, Input};
+use keyquorum_dkg::identity::IdentityKeypair;
+use keyquorum_dkg::{Ceremony, Params, Participant, Reshare, SessionConfig, Variant};
+
+pub struct Member {
+    pub identity: IdentityKeypair,
+    pub encryption: EncryptionSecretKey,
+}
+
+pub fn member(i: u32) -> Member {
+    let mut seed = [0u8; 32];
+    seed[..4].copy_from_slice(&i.to_be_bytes());
+    seed[31] = 0xaa;
+    Member {
+        identity: IdentityKeypair::from_seed(&seed).unwrap(),
+        encryption: EncryptionSecretKey::from_seed(&seed),
+    }
+}
+
+pub fn participant(m: &Member) -> Participant {
+    Participant {
+        identity: m.identity.public().clone(),
+        encryption: m.encryption.public_key(),
+    }
+}
+
+pub fn fresh_config<C: Curve>(members: &[Member], params: Params) -> SessionConfig<C> {
+    SessionConfig {
+        domain: b"test-chain".to_vec(),
+        epoch: 1,
+        variant: Variant::AckReveal,
+        params,
+        index_scheme: IndexScheme::Sequential,
+        players: members.iter().map(participant).collect(),
+        reshare: None,
+    }
+}
+
+pub enum Result_<C: Curve> {
+    Ok(Box<DkgOutput<C>>),
+    Failed(Failure),
+    Pending,
+}
+
+/// Runs all nodes in lock step. `silent` nodes do nothing.
+pub fn run<C: Curve>(
+    ceremony: Arc<Ceremony<C>>,
+    members: Vec<Member>,
+    old_shares: Vec<Option<Secret<C::Scalar>>>,
+    silent: &[usize],
+) -> Vec<Result_<C>> {
+    let mut nodes: Vec<AckRevealNode<C>> = members
+        .into_iter()
+        .zip(old_shares)
+        .enumerate()
+        .map(|(i, (m, old))| {
+            let mut seed = [7u8; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            AckRevealNode::new(ceremony.clone(), m.identity, m.encryption, old, seed).unwrap()
+        })
+        .collect();
+    let mut results: Vec<Result_<C>> = (0..nodes.len()).map(|_| Result_::Pending).collect();
+    let mut board_log: Vec<Vec<u8>> = Vec::new();
+    let mut inbox: VecDeque<(usize, Input)> = (0..nodes.len()).map(|i| (i, Input::Start)).collect();
+    let ids: Vec<_> = nodes.iter().map(|n| n.identity().clone()).collect();
+    for _round in 0..16 {
+        // Drain messages and posts until quiet, then a deadline.
+        loop {
+            let mut progressed = false;
+            while let Some((i, input)) = inbox.pop_front() {
+                progressed = true;
+                if silent.contains(&i) {
+                    continue;
+                }
+                for a in nodes[i].handle(input) {
+                    match a {
+                        Action::Send { to, payload } => {
+                            let j = ids.iter().position(|x| *x == to).unwrap();
+                            inbox.push_back((j, Input::Message(payload)));
+                        }
+                        Action::Post(p) => board_log.push(p),
+                        Action::Finished(o) => results[i] = Result_::Ok(o),
+                        Action::Failed(f) => results[i] = Result_::Failed(f),
+                        Action::Observed(_) => {}
+                    }
+                }
+            }
+            for p in board_log.drain(..) {
+                for i in 0..nodes.len() {
+                    inbox.push_back((i, Input::BoardPost(p.clone())));
+                }
+            }
+            if !progressed && inbox.is_empty() {
+                break;
+            }
+        }
+        if results
+            .iter()
+            .enumerate()
+            .all(|(i, r)| silent.contains(&i) || !matches!(r, Result_::Pending))
+        {
+            break;
+        }
+        for i in 0..nodes.len() {
+            inbox.push_back((i, Input::Deadline));
+        }
+    }
+    results
+}
+
+pub fn reshare_of<C: Curve>(
+    old: &[Member],
+    old_ceremony: &Ceremony<C>,
+    out: &DkgOutput<C>,
+) -> Reshare<C> {
+    Reshare {
+        dealers: old.iter().map(participant).collect(),
+        dealer_indices: old_ceremony.player_indices().to_vec(),
+        old_threshold: old_ceremony.t(),
+        group_key: out.public.group_key,
+        public_shares: out.public.public_shares.clone(),
+    }
+}
