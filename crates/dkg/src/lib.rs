@@ -21,6 +21,7 @@ pub mod ackreveal;
 pub mod board;
 pub mod identity;
 pub mod messages;
+pub mod node;
 pub mod params;
 pub mod session;
 pub mod wire;

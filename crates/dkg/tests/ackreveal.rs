@@ -13,7 +13,7 @@ use keyquorum_dkg::{Ceremony, Params};
 fn check_agreement<C: Curve>(
     results: &[Result_<C>],
     honest: &[usize],
-) -> Vec<Box<keyquorum_dkg::ackreveal::DkgOutput<C>>> {
+) -> Vec<Box<keyquorum_dkg::node::DkgOutput<C>>> {
     let outs: Vec<_> = honest
         .iter()
         .map(|i| match &results[*i] {

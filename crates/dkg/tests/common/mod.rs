@@ -10,8 +10,9 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::EncryptionSecretKey;
 use keyquorum_crypto::index::IndexScheme;
 use keyquorum_crypto::secret::Secret;
-use keyquorum_dkg::ackreveal::{AckRevealNode, Action, DkgOutput, Failure, Input};
+use keyquorum_dkg::ackreveal::AckRevealNode;
 use keyquorum_dkg::identity::IdentityKeypair;
+use keyquorum_dkg::node::{Action, DkgOutput, Failure, Input};
 use keyquorum_dkg::{Ceremony, Params, Participant, Reshare, SessionConfig, Variant};
 
 pub struct Member {
