@@ -70,7 +70,7 @@ fn powers<F: Field>(x: &F, t: usize) -> Vec<F> {
 
 /// `scalar * G` for the fixed generator.
 pub fn mul_generator<C: Curve>(s: &C::Scalar) -> C::Point {
-    C::Point::generator() * s
+    C::mul_generator(s)
 }
 
 /// A Feldman commitment in coefficient form: `A_k = a_k G`, `k = 0..t-1`.
@@ -531,6 +531,7 @@ where
 mod tests {
     use super::*;
     use crate::index;
+    use group::Curve as _;
     use crate::{Bls12381G1, Secp256k1};
     use proptest::prelude::*;
     use rand_core::SeedableRng;

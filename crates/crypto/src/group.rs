@@ -62,6 +62,11 @@ pub trait Curve: 'static + Copy + Clone + Debug + Default + PartialEq + Eq + Sen
     /// The slices must have equal length; extra elements of the longer one are ignored.
     fn msm(points: &[Self::Affine], scalars: &[Self::Scalar]) -> Self::Point;
 
+    /// `s * G` for the fixed generator. Implementations may use precomputed tables.
+    fn mul_generator(s: &Self::Scalar) -> Self::Point {
+        Self::Point::generator() * s
+    }
+
     /// Sum of many affine points (cheaper than adding them one by one in projective form).
     fn sum(points: &[Self::Affine]) -> Self::Point {
         let mut acc = Self::Point::identity();
