@@ -42,12 +42,15 @@ use crate::messages::{
 use crate::node::{Action, DkgOutput, Failure, Input, NodeError, Observation, Participant};
 use crate::session::Ceremony;
 
+/// Distinct ack signatures kept per player before verification (bounds memory under spam).
+const MAX_ACK_CANDIDATES: usize = 4;
+
 struct DealerRole<C: Curve> {
     index: u32,
     poly: Polynomial<C::Scalar>,
     commitment: EvalCommitment<C>,
     hash: [u8; 32],
-    acks: BTreeMap<u32, IdentitySignature>,
+    acks: BTreeMap<u32, Vec<IdentitySignature>>,
     published_attempt: Option<u32>,
 }
 
@@ -352,19 +355,56 @@ impl<C: Curve> AckRevealNode<C> {
                 "ack for another session, dealer or commitment".into(),
             ))];
         }
-        if d.acks.contains_key(&ack.player) {
-            return Vec::new();
+        // Acks are checked in aggregate at publish time (one pairing instead of one per ack).
+        // Anyone can send bytes claiming to be an ack from `player`, so a second, different ack
+        // for the same player is not dropped: both are kept and sorted out by verification.
+        let entry = d.acks.entry(ack.player).or_default();
+        if !entry.contains(&ack.signature) && entry.len() < MAX_ACK_CANDIDATES {
+            entry.push(ack.signature);
         }
-        let key = &self.ceremony.players()[ack.player as usize].identity;
-        if !key.verify(
-            Purpose::Ack,
-            &ack_payload(&ack.session, ack.dealer, &ack.commitment_hash),
-            &ack.signature,
-        ) {
-            return vec![Action::Observed(Observation::BadAck { player: ack.player })];
-        }
-        d.acks.insert(ack.player, ack.signature);
         Vec::new()
+    }
+
+    /// The valid ack signature of each player that acked, verifying in aggregate first and one by
+    /// one only if the aggregate fails.
+    fn verified_acks(&self, active: &[u32]) -> (BTreeMap<u32, IdentitySignature>, Vec<Action<C>>) {
+        let Some(d) = &self.dealer else {
+            return (BTreeMap::new(), Vec::new());
+        };
+        let payload = ack_payload(self.ceremony.id(), d.index, &d.hash);
+        let players = self.ceremony.players();
+        let candidates: Vec<(u32, IdentitySignature)> = active
+            .iter()
+            .filter_map(|j| d.acks.get(j).and_then(|v| v.first()).map(|s| (*j, *s)))
+            .collect();
+        let all_single = active
+            .iter()
+            .all(|j| d.acks.get(j).is_none_or(|v| v.len() <= 1));
+        if all_single && !candidates.is_empty() {
+            let sigs: Vec<IdentitySignature> = candidates.iter().map(|(_, s)| *s).collect();
+            let keys: Vec<&IdentityPublicKey> = candidates
+                .iter()
+                .map(|(j, _)| &players[*j as usize].identity)
+                .collect();
+            if let Some(agg) = identity::aggregate(&sigs)
+                && identity::verify_aggregate(&keys, Purpose::Ack, &payload, &agg)
+            {
+                return (candidates.into_iter().collect(), Vec::new());
+            }
+        }
+        let mut good = BTreeMap::new();
+        let mut observed = Vec::new();
+        for j in active {
+            let Some(sigs) = d.acks.get(j) else { continue };
+            let key = &players[*j as usize].identity;
+            match sigs.iter().find(|s| key.verify(Purpose::Ack, &payload, s)) {
+                Some(s) => {
+                    good.insert(*j, *s);
+                }
+                None => observed.push(Action::Observed(Observation::BadAck { player: *j })),
+            }
+        }
+        (good, observed)
     }
 
     fn on_board_post(&mut self, bytes: &[u8]) -> Vec<Action<C>> {
@@ -407,15 +447,13 @@ impl<C: Curve> AckRevealNode<C> {
             return Vec::new();
         }
         let active = self.board.active_players();
-        let acks: Vec<u32> = active
-            .iter()
-            .copied()
-            .filter(|j| d.acks.contains_key(j))
-            .collect();
+        let (valid_acks, mut out) = self.verified_acks(&active);
+        let d = self.dealer.as_ref().expect("dealer role checked above");
+        let acks: Vec<u32> = valid_acks.keys().copied().collect();
         let missing: Vec<u32> = active
             .iter()
             .copied()
-            .filter(|j| !d.acks.contains_key(j))
+            .filter(|j| !valid_acks.contains_key(j))
             .collect();
         // Reveal only within the secrecy bound; otherwise publish acks alone and let the next
         // attempt drop the unresponsive players.
@@ -433,7 +471,7 @@ impl<C: Curve> AckRevealNode<C> {
         } else {
             Vec::new()
         };
-        let sigs: Vec<IdentitySignature> = acks.iter().map(|j| d.acks[j]).collect();
+        let sigs: Vec<IdentitySignature> = acks.iter().map(|j| valid_acks[j]).collect();
         let ack_signature = if sigs.is_empty() {
             None
         } else {
@@ -451,7 +489,8 @@ impl<C: Curve> AckRevealNode<C> {
         if let Some(d) = &mut self.dealer {
             d.published_attempt = Some(attempt);
         }
-        vec![Action::Post(self.sign_post(Post::Publication(publication)))]
+        out.push(Action::Post(self.sign_post(Post::Publication(publication))));
+        out
     }
 
     fn finish(&mut self) -> Vec<Action<C>> {

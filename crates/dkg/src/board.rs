@@ -38,6 +38,7 @@ use ff::Field;
 use group::prime::PrimeCurveAffine;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::{DualCode, EvalCommitment, mul_generator};
+use keyquorum_crypto::hash::tagged_hash;
 use keyquorum_crypto::poly::lagrange_at_zero;
 use thiserror::Error;
 
@@ -360,13 +361,18 @@ impl<C: Curve> Board<C> {
             return Err(BoardError::NotADealer(dealer));
         };
         let encoded_post = post.encode();
-        if !author
-            .identity
-            .verify(Purpose::Post, &encoded_post, &signed.signature)
-        {
+        let signed_bytes = signed.encode();
+        let sig_ok = self.ceremony.check_once(
+            tagged_hash("keyquorum/check/post-signature", &[&signed_bytes]),
+            || {
+                author
+                    .identity
+                    .verify(Purpose::Post, &encoded_post, &signed.signature)
+            },
+        );
+        if !sig_ok {
             return Err(BoardError::BadSignature);
         }
-        let signed_bytes = signed.encode();
         let result = match post {
             Post::Contribution(c) => self.apply_contribution(c, &signed_bytes),
             Post::Publication(p) => self.apply_publication(p, &signed_bytes),
@@ -427,11 +433,12 @@ impl<C: Curve> Board<C> {
         }
         let hash = c.commitment_hash();
         let seed = self.ceremony.degree_check_seed(c.dealer, &hash);
-        if !self
-            .ceremony
-            .dual_code()
-            .is_codeword::<C>(c.commitment.points(), &seed)
-        {
+        let ceremony = self.ceremony.clone();
+        let low_degree = ceremony.check_once(
+            tagged_hash("keyquorum/check/degree", &[&seed]),
+            || ceremony.dual_code().is_codeword::<C>(c.commitment.points(), &seed),
+        );
+        if !low_degree {
             return Err(fault(FaultKind::CommitmentDegree));
         }
         if let Some(r) = self.ceremony.reshare()
@@ -505,7 +512,16 @@ impl<C: Curve> Board<C> {
                 .map(|j| &players[*j as usize].identity)
                 .collect();
             let payload = ack_payload(&p.session, p.dealer, &p.commitment_hash);
-            if !identity::verify_aggregate(&keys, Purpose::Ack, &payload, sig) {
+            let mut key_material = payload.clone();
+            key_material.extend_from_slice(&sig.0);
+            for j in &p.acks {
+                key_material.extend_from_slice(&j.to_be_bytes());
+            }
+            let ok = self.ceremony.check_once(
+                tagged_hash("keyquorum/check/ack-aggregate", &[&key_material]),
+                || identity::verify_aggregate(&keys, Purpose::Ack, &payload, sig),
+            );
+            if !ok {
                 return Err(fault(FaultKind::BadAckSignature));
             }
         }

@@ -7,7 +7,8 @@
 //! Every signed message and every ciphertext carries or is bound to the id, so nothing from one
 //! ceremony can be replayed into another.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use keyquorum_crypto::commit::DualCode;
 use keyquorum_crypto::encrypt::EncryptionPublicKey;
@@ -118,6 +119,10 @@ pub struct Ceremony<C: Curve> {
     id: SessionId,
     player_indices: Vec<C::Scalar>,
     dual_code: DualCode<C::Scalar>,
+    /// Results of pure, expensive checks (signatures, degree checks) keyed by a digest of
+    /// everything they depend on, so that components sharing a ceremony (a node's participant and
+    /// its replica of the contract, or the simulated nodes of one process) check each post once.
+    verified: Mutex<HashMap<[u8; 32], bool>>,
 }
 
 impl<C: Curve> Ceremony<C> {
@@ -164,7 +169,20 @@ impl<C: Curve> Ceremony<C> {
             id,
             player_indices,
             dual_code,
+            verified: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Runs a pure check once per `key` (a digest of all of its inputs) and remembers the answer.
+    pub fn check_once(&self, key: [u8; 32], check: impl FnOnce() -> bool) -> bool {
+        if let Some(v) = self.verified.lock().ok().and_then(|m| m.get(&key).copied()) {
+            return v;
+        }
+        let v = check();
+        if let Ok(mut m) = self.verified.lock() {
+            m.insert(key, v);
+        }
+        v
     }
 
     /// The session id.
