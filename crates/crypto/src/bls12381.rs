@@ -185,10 +185,8 @@ macro_rules! bls_curve {
                     // SAFETY: sizes come from blst; the generator pointer is static.
                     unsafe {
                         let bytes = blst::$wbits_sizeof(FIXED_BASE_WBITS, 1);
-                        let mut t = vec![
-                            $raw_aff::default();
-                            bytes / core::mem::size_of::<$raw_aff>() + 1
-                        ];
+                        let mut t =
+                            vec![$raw_aff::default(); bytes / core::mem::size_of::<$raw_aff>() + 1];
                         let g = blst::$gen_aff();
                         let ptrs = [g];
                         blst::$wbits_precompute(t.as_mut_ptr(), FIXED_BASE_WBITS, ptrs.as_ptr(), 1);

@@ -41,8 +41,8 @@
 //! output point instead of one per input point. Keyquorum's DKG does exactly that.
 
 use ff::{Field, PrimeField};
-use group::prime::PrimeCurveAffine;
 use group::Group;
+use group::prime::PrimeCurveAffine;
 use rand_core::{CryptoRng, RngCore};
 
 use crate::error::{CryptoError, DecodeError};
@@ -159,7 +159,9 @@ impl<C: Curve> FeldmanCommitment<C> {
         n: usize,
     ) -> Result<Vec<C::Affine>, CryptoError> {
         if n > domain.size() {
-            return Err(CryptoError::LengthMismatch("more participants than domain size"));
+            return Err(CryptoError::LengthMismatch(
+                "more participants than domain size",
+            ));
         }
         let coeffs: Vec<C::Point> = self.points.iter().map(|p| p.to_curve()).collect();
         let evals = domain.fft_in_exponent::<C>(&coeffs)?;
@@ -503,12 +505,9 @@ impl<F: PrimeField> DualCode<F> {
 }
 
 /// Column sums of evaluation-form commitments: `Y_j = sum_i E_ij` for `j = 0..n`.
-pub fn sum_eval<'a, C: Curve>(
+pub fn sum_eval<'a, C: Curve + 'a>(
     commitments: impl IntoIterator<Item = &'a EvalCommitment<C>>,
-) -> Result<Vec<C::Affine>, CryptoError>
-where
-    C: 'a,
-{
+) -> Result<Vec<C::Affine>, CryptoError> {
     let commitments: Vec<&EvalCommitment<C>> = commitments.into_iter().collect();
     let first = commitments
         .first()
@@ -531,8 +530,8 @@ where
 mod tests {
     use super::*;
     use crate::index;
-    use group::Curve as _;
     use crate::{Bls12381G1, Secp256k1};
+    use group::Curve as _;
     use proptest::prelude::*;
     use rand_core::SeedableRng;
 
@@ -694,7 +693,10 @@ mod tests {
         let c = FeldmanCommitment::<Bls12381G1>::from_polynomial(&f);
         let mut bytes = Vec::new();
         c.encode(&mut bytes);
-        assert_eq!(FeldmanCommitment::<Bls12381G1>::decode(&bytes, 3).unwrap(), c);
+        assert_eq!(
+            FeldmanCommitment::<Bls12381G1>::decode(&bytes, 3).unwrap(),
+            c
+        );
         assert!(FeldmanCommitment::<Bls12381G1>::decode(&bytes, 2).is_err());
         assert!(FeldmanCommitment::<Bls12381G1>::decode(&bytes[..100], 3).is_err());
         let mut bad = bytes.clone();

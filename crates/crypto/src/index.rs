@@ -106,7 +106,8 @@ mod tests {
         // For BLS12-381 the same digest is above the order (0x73ed...), so it is re-hashed once.
         let y = from_public_key::<Bls12381G1>(b"");
         let rehash: [u8; 32] = Keccak256::digest(
-            hex::decode("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470").unwrap(),
+            hex::decode("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
+                .unwrap(),
         )
         .into();
         let expect = Bls12381G1::decode_scalar(&rehash);

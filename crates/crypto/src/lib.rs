@@ -11,8 +11,10 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod aggregate;
 pub mod bls12381;
 pub mod commit;
+pub mod encrypt;
 pub mod error;
 pub mod group;
 pub mod hash;
@@ -21,6 +23,7 @@ pub mod msm;
 pub mod poly;
 pub mod secp256k1;
 pub mod secret;
+pub mod tbls;
 
 pub use bls12381::{Bls12381G1, Bls12381G2};
 pub use error::{CryptoError, DecodeError};

@@ -44,10 +44,19 @@ fn rejects_lengths<C: Curve>(seed: u64) {
             "len {len}"
         );
     }
-    assert!(matches!(C::decode_scalar(&[0u8; 31]), Err(DecodeError::Length { .. })));
-    assert!(matches!(C::decode_scalar(&[0u8; 33]), Err(DecodeError::Length { .. })));
+    assert!(matches!(
+        C::decode_scalar(&[0u8; 31]),
+        Err(DecodeError::Length { .. })
+    ));
+    assert!(matches!(
+        C::decode_scalar(&[0u8; 33]),
+        Err(DecodeError::Length { .. })
+    ));
     // All-ones is above both group orders.
-    assert_eq!(C::decode_scalar(&[0xff; 32]), Err(DecodeError::NonCanonicalScalar));
+    assert_eq!(
+        C::decode_scalar(&[0xff; 32]),
+        Err(DecodeError::NonCanonicalScalar)
+    );
 }
 
 proptest! {
@@ -136,7 +145,10 @@ fn g1_rejects_points_outside_the_subgroup() {
     let q = Bls12381G1::decode_point_unchecked_subgroup(&unc).unwrap();
     assert!(!Bls12381G1::in_subgroup(&q));
     let compressed = q.to_compressed();
-    assert_eq!(Bls12381G1::decode_point(&compressed), Err(DecodeError::NotInSubgroup));
+    assert_eq!(
+        Bls12381G1::decode_point(&compressed),
+        Err(DecodeError::NotInSubgroup)
+    );
 }
 #[test]
 fn rejects_points_off_the_curve() {
@@ -164,7 +176,10 @@ fn rejects_points_off_the_curve() {
     // A bad prefix byte.
     let mut c = Secp256k1::point_bytes(&p);
     c[0] = 0x05;
-    assert_eq!(Secp256k1::decode_point(&c), Err(DecodeError::NonCanonicalPoint));
+    assert_eq!(
+        Secp256k1::decode_point(&c),
+        Err(DecodeError::NonCanonicalPoint)
+    );
 }
 
 #[test]

@@ -24,6 +24,9 @@ pub enum Input {
 }
 
 /// What the state machine asks its driver to do.
+// Actions are short-lived values moved once from the state machine to its driver; boxing the
+// recipient key would add an allocation per message for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Action<C: Curve> {
     /// Send `payload` to the participant with identity `to`.

@@ -1,0 +1,399 @@
+//! The public async API over the swarm task.
+//!
+//! Policy that involves waiting (retries, backoff, timeouts, falling back
+//! from the DHT to address hints) lives here rather than in the swarm task:
+//! it runs on the caller's task, so a slow peer or a long backoff never
+//! stalls the event loop that every other request depends on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use libp2p::{Multiaddr, PeerId};
+use rand_core::{OsRng, RngCore};
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+use crate::config::{NetConfig, RetryPolicy};
+use crate::error::NetError;
+use crate::identity::SharedVerifier;
+use crate::record::{AddressRecord, Expect, split_p2p, verify_record_bytes};
+use crate::task::{Command, Outbound, Task};
+use crate::wire::{SessionId, Status, WireResponse, short_hex};
+use crate::{NetEvent, Target};
+
+const COMMAND_BUFFER: usize = 256;
+/// Slack on top of the libp2p-level timeouts so that they, with their more
+/// precise errors, normally fire first.
+const TIMEOUT_SLACK: Duration = Duration::from_millis(500);
+
+/// Entry point: builds the swarm and spawns its task.
+#[derive(Debug)]
+pub struct Network;
+
+impl Network {
+    /// Starts listening, dials the bootstrap nodes and spawns the swarm task
+    /// on the current tokio runtime. The task stops when every handle is
+    /// dropped or [`NetworkHandle::shutdown`] is called.
+    // `Network` is only a namespace; `new` is the documented entry point.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(config: NetConfig) -> Result<(NetworkHandle, mpsc::Receiver<NetEvent>), NetError> {
+        validate(&config)?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| NetError::Config("Network::new must run inside a tokio runtime".into()))?;
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_BUFFER);
+        let (ev_tx, ev_rx) = mpsc::channel(config.event_buffer);
+        let handle = NetworkHandle {
+            inner: Arc::new(Inner {
+                commands: cmd_tx,
+                local_peer: config.keypair.public().to_peer_id(),
+                identity: config.signer.public_key(),
+                verifier: config.verifier.clone(),
+                retry: config.retry,
+                request_timeout: config.request_timeout,
+                dht_timeout: config.dht_query_timeout,
+            }),
+        };
+        let task = Task::new(config, cmd_rx, ev_tx)?;
+        runtime.spawn(task.run());
+        Ok((handle, ev_rx))
+    }
+}
+
+fn validate(c: &NetConfig) -> Result<(), NetError> {
+    if c.max_request_size == 0 || c.max_request_size > u32::MAX as usize {
+        return Err(NetError::Config("max_request_size out of range".into()));
+    }
+    if c.max_response_size == 0 || c.max_response_size > u32::MAX as usize {
+        return Err(NetError::Config("max_response_size out of range".into()));
+    }
+    if c.event_buffer == 0 {
+        return Err(NetError::Config("event_buffer must be positive".into()));
+    }
+    if c.request_timeout.is_zero() || c.dht_query_timeout.is_zero() {
+        return Err(NetError::Config("timeouts must be positive".into()));
+    }
+    Ok(())
+}
+
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    local_peer: PeerId,
+    identity: Vec<u8>,
+    verifier: SharedVerifier,
+    retry: RetryPolicy,
+    request_timeout: Duration,
+    dht_timeout: Duration,
+}
+
+/// Cheap-to-clone handle to a running [`Network`].
+#[derive(Clone)]
+pub struct NetworkHandle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for NetworkHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkHandle")
+            .field("local_peer", &self.inner.local_peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetworkHandle {
+    /// libp2p peer id of this node.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.inner.local_peer
+    }
+
+    /// Identity public key this node signs its record with.
+    pub fn identity_public_key(&self) -> &[u8] {
+        &self.inner.identity
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NetError::Shutdown)?;
+        rx.await.map_err(|_| NetError::Shutdown)
+    }
+
+    async fn command(&self, cmd: Command) -> Result<(), NetError> {
+        self.inner
+            .commands
+            .send(cmd)
+            .await
+            .map_err(|_| NetError::Shutdown)
+    }
+
+    /// Addresses the node listens on; waits until at least one is bound.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.call(Command::ListenAddrs).await
+    }
+
+    /// Peers with an open connection.
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetError> {
+        self.call(Command::ConnectedPeers).await
+    }
+
+    /// Records addresses learnt out of band (e.g. from the chain). They are
+    /// used for dialing only: an identity hint is trusted only once the peer
+    /// at that address presents a record signed by the identity.
+    pub async fn add_address_hint(
+        &self,
+        target: impl Into<Target>,
+        addrs: Vec<Multiaddr>,
+    ) -> Result<(), NetError> {
+        self.command(Command::AddHint {
+            target: target.into(),
+            addrs,
+        })
+        .await
+    }
+
+    /// Signs the current address record and stores it in the DHT. Succeeds
+    /// once at least one remote node accepted it.
+    pub async fn publish_address_record(&self) -> Result<(), NetError> {
+        let fut = self.call(Command::Publish);
+        match tokio::time::timeout(self.inner.dht_timeout + TIMEOUT_SLACK, fut).await {
+            Ok(r) => r?,
+            Err(_) => Err(NetError::Dht("publication timed out".into())),
+        }
+    }
+
+    /// Fetches and verifies the freshest address record of `identity`.
+    pub async fn lookup_record(&self, identity: &[u8]) -> Result<AddressRecord, NetError> {
+        let fut = self.call(|reply| Command::Lookup {
+            identity: identity.to_vec(),
+            reply,
+        });
+        match tokio::time::timeout(self.inner.dht_timeout + TIMEOUT_SLACK, fut).await {
+            Ok(r) => r?,
+            Err(_) => Err(NetError::Dht("lookup timed out".into())),
+        }
+    }
+
+    /// Addresses of `identity` from its verified DHT record.
+    pub async fn lookup(&self, identity: &[u8]) -> Result<Vec<Multiaddr>, NetError> {
+        Ok(self.lookup_record(identity).await?.addresses)
+    }
+
+    /// Restricts requests for `session` to the given identities. Others get
+    /// an error response and raise [`NetEvent::Rejected`].
+    pub async fn set_session_members(
+        &self,
+        session: SessionId,
+        members: Vec<Vec<u8>>,
+    ) -> Result<(), NetError> {
+        self.command(Command::SetMembers {
+            session,
+            members: Some(members),
+        })
+        .await
+    }
+
+    /// Forgets the allow-list of `session`.
+    pub async fn clear_session(&self, session: SessionId) -> Result<(), NetError> {
+        self.command(Command::SetMembers {
+            session,
+            members: None,
+        })
+        .await
+    }
+
+    /// Limits which identities' records this node stores for the DHT
+    /// (`None`: any validly signed record). With the validator set from the
+    /// chain this keeps self-signed junk identities out of the store.
+    pub async fn set_known_validators(
+        &self,
+        identities: Option<Vec<Vec<u8>>>,
+    ) -> Result<(), NetError> {
+        self.command(Command::SetKnownValidators(identities)).await
+    }
+
+    /// Stops the swarm task; pending calls fail with [`NetError::Shutdown`].
+    pub async fn shutdown(&self) {
+        let _ = self.inner.commands.send(Command::Shutdown).await;
+    }
+
+    /// Sends one opaque message and returns the peer's response payload,
+    /// retrying transient failures with exponential backoff.
+    pub async fn send(
+        &self,
+        to: impl Into<Target>,
+        session: SessionId,
+        kind: u8,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, NetError> {
+        let to = to.into();
+        if matches!(&to, Target::Identity(id) if *id == self.inner.identity)
+            || matches!(&to, Target::Peer(p) if *p == self.inner.local_peer)
+        {
+            return Err(NetError::SelfTarget);
+        }
+        let payload = Bytes::from(payload);
+        let policy = self.inner.retry;
+        let attempts = policy.attempts.max(1);
+        let mut last = NetError::Timeout;
+        for attempt in 1..=attempts {
+            match self
+                .send_once(&to, session, kind, payload.clone(), attempt > 1)
+                .await
+            {
+                Ok(response) => return Ok(response),
+                Err(e) if !e.is_retryable() => return Err(e),
+                Err(e) => {
+                    debug!(
+                        session = %short_hex(&session),
+                        kind,
+                        attempt,
+                        error = %e,
+                        "send attempt failed"
+                    );
+                    last = e;
+                }
+            }
+            if attempt < attempts {
+                tokio::time::sleep(jitter(policy.delay(attempt))).await;
+            }
+        }
+        if attempts == 1 {
+            Err(last)
+        } else {
+            Err(NetError::RetriesExhausted {
+                attempts,
+                last: Box::new(last),
+            })
+        }
+    }
+
+    async fn send_once(
+        &self,
+        to: &Target,
+        session: SessionId,
+        kind: u8,
+        payload: Bytes,
+        refresh: bool,
+    ) -> Result<Vec<u8>, NetError> {
+        let (peer, addrs) = match to {
+            Target::Peer(p) => (*p, Vec::new()),
+            Target::Identity(id) => {
+                let rec = self.resolve(id, refresh).await?;
+                (rec.peer_id, rec.addresses)
+            }
+        };
+        let body = Outbound::Data {
+            session,
+            kind,
+            payload,
+        };
+        let response = self.request(peer, addrs, body).await?;
+        match response.status {
+            Status::Ok => Ok(response.payload),
+            Status::Err(e) => Err(NetError::Remote(e)),
+        }
+    }
+
+    async fn request(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        body: Outbound,
+    ) -> Result<WireResponse, NetError> {
+        let fut = self.call(|reply| Command::Request {
+            peer,
+            addrs,
+            body,
+            reply,
+        });
+        match tokio::time::timeout(self.inner.request_timeout + TIMEOUT_SLACK, fut).await {
+            Ok(r) => r?,
+            Err(_) => Err(NetError::Timeout),
+        }
+    }
+
+    /// Identity -> verified record: cache, then DHT, then address hints.
+    async fn resolve(&self, identity: &[u8], refresh: bool) -> Result<AddressRecord, NetError> {
+        if !refresh
+            && let Some(rec) = self
+                .call(|reply| Command::Cached {
+                    identity: identity.to_vec(),
+                    reply,
+                })
+                .await?
+        {
+            return Ok(rec);
+        }
+        let dht_err = match self.lookup_record(identity).await {
+            Ok(rec) => return Ok(rec),
+            Err(e) => e,
+        };
+        let hints = self
+            .call(|reply| Command::IdentityHints {
+                identity: identity.to_vec(),
+                reply,
+            })
+            .await?;
+        for addr in hints {
+            match self.greet(identity, &addr).await {
+                Ok(rec) => return Ok(rec),
+                Err(e) => debug!(%addr, error = %e, "address hint did not lead to the identity"),
+            }
+        }
+        Err(dht_err)
+    }
+
+    /// Asks whoever is at `addr` for its signed record and keeps it if it
+    /// belongs to `identity`.
+    async fn greet(&self, identity: &[u8], addr: &Multiaddr) -> Result<AddressRecord, NetError> {
+        let (peer, addrs) = match split_p2p(addr) {
+            Some((p, a)) => (p, vec![a]),
+            None => {
+                let fut = self.call(|reply| Command::DialAddress {
+                    addr: addr.clone(),
+                    reply,
+                });
+                let peer = match tokio::time::timeout(self.inner.request_timeout, fut).await {
+                    Ok(r) => r??,
+                    Err(_) => return Err(NetError::Timeout),
+                };
+                (peer, Vec::new())
+            }
+        };
+        let response = self.request(peer, addrs, Outbound::Hello).await?;
+        if let Status::Err(e) = response.status {
+            return Err(NetError::Remote(e));
+        }
+        let expect = Expect {
+            identity: Some(identity),
+            peer: Some(&peer),
+            dht_key: None,
+        };
+        let rec = verify_record_bytes(&response.payload, expect, self.inner.verifier.as_ref())
+            .map_err(|e| NetError::Dial {
+                target: addr.to_string(),
+                reason: format!("peer presented an unusable record: {e}"),
+            })?;
+        self.command(Command::Learned(rec.clone())).await?;
+        Ok(rec)
+    }
+}
+
+/// "Equal jitter": half the delay fixed, half random, so that validators
+/// retrying towards the same dealer spread out.
+fn jitter(d: Duration) -> Duration {
+    let half = d / 2;
+    let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+    let extra = if nanos == 0 {
+        0
+    } else {
+        OsRng.next_u64() % nanos
+    };
+    half + Duration::from_nanos(extra)
+}

@@ -1,0 +1,219 @@
+//! The invariants checked after every simulated ceremony (see the crate docs).
+
+use std::sync::Arc;
+
+use group::prime::PrimeCurveAffine;
+use keyquorum_crypto::poly::lagrange_at_zero;
+use keyquorum_crypto::secret::Secret;
+use keyquorum_crypto::tbls::{self, MinPk};
+use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
+use keyquorum_dkg::Ceremony;
+use keyquorum_dkg::identity::IdentityPublicKey;
+use keyquorum_dkg::node::{DkgOutput, Failure, Participant};
+
+use crate::SimConfig;
+use crate::adversary::AdversaryKind;
+use crate::engine::Keys;
+
+/// One participant's run.
+pub struct MemberResult<C: Curve> {
+    /// Member number in the run.
+    pub member: usize,
+    /// Identity key.
+    pub identity: IdentityPublicKey,
+    /// Adversary placed on it, if any.
+    pub kind: Option<AdversaryKind>,
+    /// What it reported.
+    pub result: Option<Result<Box<DkgOutput<C>>, Failure>>,
+}
+
+/// What one ceremony produced.
+pub struct CeremonyResult<C: Curve> {
+    /// The ceremony.
+    pub ceremony: Arc<Ceremony<C>>,
+    /// Per participant.
+    pub results: Vec<MemberResult<C>>,
+}
+
+/// Summary of a checked ceremony.
+pub struct Summary<C: Curve> {
+    /// An honest participant's output (all agree).
+    pub output: Option<Box<DkgOutput<C>>>,
+    /// Qualified dealers.
+    pub qualified: Vec<u32>,
+    /// Exclusions as text.
+    pub excluded: Vec<String>,
+    /// Attempt that succeeded (or the last).
+    pub attempts: u32,
+}
+
+/// Curve-specific part of the checks: can `t` honest shares act together?
+pub trait SimCurve: Curve {
+    /// Any `t` of `shares` (player index, secret share) must produce something that verifies under
+    /// `group_key`.
+    fn threshold_check(
+        t: usize,
+        shares: &[(Self::Scalar, Secret<Self::Scalar>)],
+        group_key: &Self::Affine,
+    ) -> Result<(), String>;
+}
+
+impl SimCurve for Bls12381G1 {
+    fn threshold_check(
+        t: usize,
+        shares: &[(blstrs::Scalar, Secret<blstrs::Scalar>)],
+        group_key: &blstrs::G1Affine,
+    ) -> Result<(), String> {
+        let msg = b"keyquorum simulated beacon round";
+        let partials: Vec<_> = shares
+            .iter()
+            .take(t)
+            .map(|(x, s)| tbls::partial_sign::<MinPk>(s, *x, msg))
+            .collect();
+        let sig = tbls::combine::<MinPk>(t, &partials).map_err(|e| e.to_string())?;
+        tbls::verify::<MinPk>(group_key, msg, &sig)
+            .map_err(|e| format!("combined threshold signature does not verify: {e}"))
+    }
+}
+
+impl SimCurve for Secp256k1 {
+    fn threshold_check(
+        t: usize,
+        shares: &[(k256::Scalar, Secret<k256::Scalar>)],
+        group_key: &k256::AffinePoint,
+    ) -> Result<(), String> {
+        // No threshold signature scheme on secp256k1 here: check that any t shares interpolate to
+        // the discrete log of the group key.
+        let xs: Vec<k256::Scalar> = shares.iter().take(t).map(|(x, _)| *x).collect();
+        let l = lagrange_at_zero(&xs).map_err(|e| e.to_string())?;
+        let mut secret = k256::Scalar::ZERO;
+        for ((_, s), li) in shares.iter().take(t).zip(l) {
+            secret += *s.expose() * li;
+        }
+        if Secp256k1::mul_generator(&secret) != group_key.to_curve() {
+            return Err("t honest shares do not interpolate to the group secret".into());
+        }
+        Ok(())
+    }
+}
+
+/// The complaint-variant participant (see `keyquorum_dkg::complaint`).
+pub fn complaint_node<C: Curve>(
+    ceremony: &Arc<Ceremony<C>>,
+    keys: &Keys,
+    old_share: Option<Secret<C::Scalar>>,
+    seed: [u8; 32],
+) -> Box<dyn Participant<C>> {
+    let _ = (ceremony, keys, old_share, seed);
+    unreachable!("complaint variant is rejected before nodes are built")
+}
+
+/// Checks one ceremony's results against the invariants.
+pub fn check<C: SimCurve>(cfg: &SimConfig, r: &CeremonyResult<C>) -> Result<Summary<C>, String> {
+    let ceremony = &r.ceremony;
+    let honest: Vec<&MemberResult<C>> = r.results.iter().filter(|m| m.kind.is_none()).collect();
+    let honest_dealers = honest
+        .iter()
+        .filter(|m| ceremony.dealer_position(&m.identity).is_some())
+        .count();
+    // The protocol must succeed whenever the honest dealers alone reach the quorum.
+    let quorum_reachable = honest_dealers >= ceremony.dealer_quorum();
+
+    let mut outputs: Vec<(usize, &DkgOutput<C>)> = Vec::new();
+    for m in &honest {
+        match &m.result {
+            Some(Ok(o)) => outputs.push((m.member, o)),
+            Some(Err(f)) if quorum_reachable => {
+                return Err(format!(
+                    "honest member {} failed although honest dealers reach the quorum: {} qualified, exclusions {:?}",
+                    m.member,
+                    f.qualified.len(),
+                    f.exclusions
+                        .iter()
+                        .map(|e| (e.role, e.index, e.fault.clone()))
+                        .collect::<Vec<_>>()
+                ));
+            }
+            None if quorum_reachable => {
+                return Err(format!("honest member {} did not finish", m.member));
+            }
+            _ => {}
+        }
+    }
+    let Some((_, first)) = outputs.first() else {
+        return Ok(Summary {
+            output: None,
+            qualified: Vec::new(),
+            excluded: Vec::new(),
+            attempts: 0,
+        });
+    };
+    if bool::from(first.public.group_key.is_identity()) {
+        return Err("group key is the identity".into());
+    }
+    for (m, o) in &outputs {
+        if o.public != first.public {
+            return Err(format!("member {m} disagrees on the outcome"));
+        }
+    }
+    // Crash-faulty participants that finished after replaying must agree too.
+    for m in &r.results {
+        if m.kind == Some(AdversaryKind::Crash)
+            && let Some(Ok(o)) = &m.result
+            && o.public != first.public
+        {
+            return Err(format!(
+                "restarted member {} disagrees on the outcome",
+                m.member
+            ));
+        }
+    }
+    // Public key shares match secret shares.
+    let mut shares = Vec::new();
+    for (m, o) in &outputs {
+        if let (Some(idx), Some(s)) = (o.player_index, &o.secret_share) {
+            let expect = first.public.public_shares[idx as usize];
+            if C::mul_generator(s.expose()) != expect.to_curve() {
+                return Err(format!(
+                    "member {m}: public key share does not match its secret share"
+                ));
+            }
+            shares.push((ceremony.player_indices()[idx as usize], s.clone()));
+        }
+    }
+    let t = ceremony.t();
+    let honest_players = honest
+        .iter()
+        .filter(|m| ceremony.player_position(&m.identity).is_some())
+        .count();
+    if shares.len() >= t {
+        C::threshold_check(t, &shares, &first.public.group_key)?;
+        let reversed: Vec<_> = shares.iter().rev().cloned().collect();
+        C::threshold_check(t, &reversed, &first.public.group_key)?;
+    } else if quorum_reachable && honest_players >= t {
+        return Err(format!(
+            "only {} honest shares for threshold {t}",
+            shares.len()
+        ));
+    }
+    // No honest participant was excluded, in any role.
+    for m in &honest {
+        if let Some(e) = first.exclusions.iter().find(|e| e.identity == m.identity) {
+            return Err(format!(
+                "honest member {} was excluded as {:?} for {:?}",
+                m.member, e.role, e.fault
+            ));
+        }
+        let _ = cfg;
+    }
+    Ok(Summary {
+        output: Some(Box::new((*first).clone())),
+        qualified: first.public.qualified.clone(),
+        excluded: first
+            .exclusions
+            .iter()
+            .map(|e| format!("{:?} {} {:?}", e.role, e.index, e.fault))
+            .collect(),
+        attempts: first.attempt + 1,
+    })
+}

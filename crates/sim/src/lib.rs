@@ -1,0 +1,183 @@
+//! # keyquorum-sim
+//!
+//! A deterministic simulator for whole ceremonies: `n` participants in one process, virtual time,
+//! an in-memory board (the chain: blocks of posts and phase deadlines in one global order) and a
+//! network with random delays, drops (retransmitted after a timeout) and temporary partitions,
+//! all derived from one seed. Any mix of adversaries can be placed on the participants
+//! ([`AdversaryKind`]). After each run [`checks`] asserts the protocol's guarantees:
+//!
+//! 1. every honest participant finished, with the same qualified set, group key and public key
+//!    shares, whenever the honest participants alone can reach the dealer quorum;
+//! 2. each honest player's public key share is its secret share times the generator;
+//! 3. any `t` honest players' partial signatures combine into a signature that verifies under the
+//!    group key (BLS12-381); on secp256k1 any `t` honest shares interpolate to the group secret;
+//! 4. no honest participant was excluded;
+//! 5. a participant that crashed and replayed its persisted inputs sent exactly the same messages
+//!    as before the crash, and (if it finished) agrees with everyone else;
+//! 6. when resharing, the group key did not change.
+//!
+//! Timing assumption: honest messages arrive before the phase deadline that needs them (phases
+//! are longer than the worst delay plus retransmissions and partitions, which heal within a
+//! phase). Deadlines are the protocol's only notion of time, as on a chain.
+
+#![warn(missing_docs)]
+
+pub mod adversary;
+pub mod checks;
+pub mod engine;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use adversary::AdversaryKind;
+use keyquorum_dkg::Variant;
+
+/// Which curve a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CurveChoice {
+    /// BLS12-381 G1 keys (threshold signatures in G2).
+    Bls12381,
+    /// secp256k1.
+    Secp256k1,
+}
+
+impl FromStr for CurveChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "bls12-381" | "bls12381" | "bls" => Ok(CurveChoice::Bls12381),
+            "secp256k1" | "secp" => Ok(CurveChoice::Secp256k1),
+            other => Err(format!("unknown curve {other:?} (bls12-381 | secp256k1)")),
+        }
+    }
+}
+
+impl fmt::Display for CurveChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CurveChoice::Bls12381 => "bls12-381",
+            CurveChoice::Secp256k1 => "secp256k1",
+        })
+    }
+}
+
+/// Parses `ack-reveal` / `complaint`.
+pub fn parse_variant(s: &str) -> Result<Variant, String> {
+    match s {
+        "ack-reveal" | "ackreveal" | "a" => Ok(Variant::AckReveal),
+        "complaint" | "b" => Ok(Variant::Complaint),
+        other => Err(format!(
+            "unknown variant {other:?} (ack-reveal | complaint)"
+        )),
+    }
+}
+
+/// Network behaviour of a run (ticks of virtual time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetModel {
+    /// Smallest one-way delay.
+    pub min_delay: u64,
+    /// Largest one-way delay of one transmission.
+    pub max_delay: u64,
+    /// Probability (per mille) that a transmission is lost and retransmitted.
+    pub drop_per_mille: u32,
+    /// Retransmission timeout.
+    pub rto: u64,
+    /// Probability (per mille) that a run has a partition during the share phase.
+    pub partition_per_mille: u32,
+    /// Ticks between blocks of the board.
+    pub block_interval: u64,
+    /// Ticks per protocol phase.
+    pub phase_length: u64,
+}
+
+impl Default for NetModel {
+    fn default() -> Self {
+        NetModel {
+            min_delay: 1,
+            max_delay: 80,
+            drop_per_mille: 50,
+            rto: 60,
+            partition_per_mille: 200,
+            block_interval: 20,
+            phase_length: 1_000,
+        }
+    }
+}
+
+/// One simulation run's configuration.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Committee size `n`.
+    pub nodes: usize,
+    /// Threshold `t`.
+    pub threshold: usize,
+    /// Dealer quorum `k`.
+    pub quorum: usize,
+    /// Number of adversarial participants.
+    pub byzantine: usize,
+    /// Kinds of adversary to draw from (empty: silent).
+    pub faults: Vec<AdversaryKind>,
+    /// Seed of everything random in the run.
+    pub seed: u64,
+    /// Protocol variant.
+    pub variant: Variant,
+    /// Curve.
+    pub curve: CurveChoice,
+    /// Run a fresh ceremony, then reshare to a changed committee (one leaves, one joins) under
+    /// the adversaries.
+    pub reshare: bool,
+    /// Network model.
+    pub net: NetModel,
+}
+
+impl SimConfig {
+    /// BFT defaults for `n`: `t = k = n - floor((n - 1) / 3)`, `floor((n - 1) / 3)` adversaries.
+    pub fn bft(n: usize, seed: u64) -> Self {
+        let f = n.saturating_sub(1) / 3;
+        SimConfig {
+            nodes: n,
+            threshold: n - f,
+            quorum: n - f,
+            byzantine: f,
+            faults: AdversaryKind::ALL.to_vec(),
+            seed,
+            variant: Variant::AckReveal,
+            curve: CurveChoice::Bls12381,
+            reshare: false,
+            net: NetModel::default(),
+        }
+    }
+}
+
+/// Result of one run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// Seed of the run.
+    pub seed: u64,
+    /// Whether every check passed.
+    pub passed: bool,
+    /// Why not, if not.
+    pub failure: Option<String>,
+    /// Wall-clock milliseconds.
+    pub elapsed_ms: f64,
+    /// Qualified dealers (of the last ceremony).
+    pub qualified: Vec<u32>,
+    /// Excluded participants as `(role, index, fault)` strings.
+    pub excluded: Vec<String>,
+    /// Adversaries placed, as `(position, kind)`.
+    pub adversaries: Vec<(usize, AdversaryKind)>,
+    /// Attempts used by the last ceremony.
+    pub attempts: u32,
+}
+
+/// Runs one simulated ceremony (or fresh + reshare) and checks it.
+pub fn run(cfg: &SimConfig) -> RunReport {
+    let start = std::time::Instant::now();
+    let mut report = match cfg.curve {
+        CurveChoice::Bls12381 => engine::run::<keyquorum_crypto::Bls12381G1>(cfg),
+        CurveChoice::Secp256k1 => engine::run::<keyquorum_crypto::Secp256k1>(cfg),
+    };
+    report.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    report
+}
