@@ -19,9 +19,6 @@ pub const G1_SUITE: &str = "BLS12381G1_XMD:SHA-256_SSWU_RO_";
 /// RFC 9380 suite for hashing to G2.
 pub const G2_SUITE: &str = "BLS12381G2_XMD:SHA-256_SSWU_RO_";
 
-/// Window of the fixed-base table for `G` (a 2^7-entry table per 8-bit window, about 0.4 MB).
-const FIXED_BASE_WBITS: usize = 8;
-
 /// Below this many points a windowed double-and-add per point beats Pippenger's set-up.
 const PIPPENGER_MIN: usize = 8;
 
@@ -122,9 +119,7 @@ macro_rules! bls_curve {
         $curve:ident, $proj:ident, $aff:ident, $raw_aff:ident, $raw:ident,
         $compressed:expr, $uncompressed:expr, $suite:expr,
         $uncompress:ident, $deserialize:ident, $in_group:ident, $on_curve:ident,
-        $pippenger:ident, $scratch:ident, $add_many:ident, $hash:ident,
-        $wbits_sizeof:ident, $wbits_precompute:ident, $wbits_scratch:ident, $wbits_mult:ident,
-        $gen_aff:ident
+        $pippenger:ident, $scratch:ident, $add_many:ident, $hash:ident
     ) => {
         impl Curve for $curve {
             type Scalar = Scalar;
@@ -174,43 +169,10 @@ macro_rules! bls_curve {
             }
 
             fn mul_generator(s: &Scalar) -> $proj {
-                // A table of multiples of G makes this about 255 / FIXED_BASE_WBITS additions
-                // instead of a full double-and-add.
-                struct Table(Vec<$raw_aff>);
-                // SAFETY: the table is immutable after construction.
-                unsafe impl Sync for Table {}
-                unsafe impl Send for Table {}
-                static TABLE: OnceLock<Table> = OnceLock::new();
-                let table = TABLE.get_or_init(|| {
-                    // SAFETY: sizes come from blst; the generator pointer is static.
-                    unsafe {
-                        let bytes = blst::$wbits_sizeof(FIXED_BASE_WBITS, 1);
-                        let mut t =
-                            vec![$raw_aff::default(); bytes / core::mem::size_of::<$raw_aff>() + 1];
-                        let g = blst::$gen_aff();
-                        let ptrs = [g];
-                        blst::$wbits_precompute(t.as_mut_ptr(), FIXED_BASE_WBITS, ptrs.as_ptr(), 1);
-                        Table(t)
-                    }
-                });
-                let le = s.to_bytes_le();
-                // SAFETY: one scalar of 32 bytes, scratch sized by blst, table built above.
-                unsafe {
-                    let words = blst::$wbits_scratch(1) / core::mem::size_of::<limb_t>();
-                    let mut scratch = vec![0 as limb_t; words + 1];
-                    let sp = [le.as_ptr()];
-                    let mut out = $raw::default();
-                    blst::$wbits_mult(
-                        &mut out,
-                        table.0.as_ptr(),
-                        FIXED_BASE_WBITS,
-                        1,
-                        sp.as_ptr(),
-                        255,
-                        scratch.as_mut_ptr(),
-                    );
-                    core::mem::transmute::<$raw, $proj>(out)
-                }
+                static TABLE: OnceLock<crate::group::CombTable<$aff>> = OnceLock::new();
+                TABLE
+                    .get_or_init(|| crate::group::CombTable::new($proj::generator()))
+                    .mul(&s.to_bytes_le())
             }
 
             fn sum(points: &[$aff]) -> $proj {
@@ -317,12 +279,7 @@ bls_curve!(
     blst_p1s_mult_pippenger,
     blst_p1s_mult_pippenger_scratch_sizeof,
     blst_p1s_add,
-    hash_to_curve,
-    blst_p1s_mult_wbits_precompute_sizeof,
-    blst_p1s_mult_wbits_precompute,
-    blst_p1s_mult_wbits_scratch_sizeof,
-    blst_p1s_mult_wbits,
-    blst_p1_affine_generator
+    hash_to_curve
 );
 
 bls_curve!(
@@ -341,12 +298,7 @@ bls_curve!(
     blst_p2s_mult_pippenger,
     blst_p2s_mult_pippenger_scratch_sizeof,
     blst_p2s_add,
-    hash_to_curve,
-    blst_p2s_mult_wbits_precompute_sizeof,
-    blst_p2s_mult_wbits_precompute,
-    blst_p2s_mult_wbits_scratch_sizeof,
-    blst_p2s_mult_wbits,
-    blst_p2_affine_generator
+    hash_to_curve
 );
 
 /// The 2-adicity of the BLS12-381 scalar field: roots of unity of every order `2^k`, `k <= 32`.

@@ -597,8 +597,8 @@ mod tests {
             let dual = DualCode::new(&xs, t).unwrap();
             let challenge = [seed as u8; 32];
             prop_assert!(dual.is_codeword::<Bls12381G1>(e.points(), &challenge));
-            for j in 0..n {
-                prop_assert!(e.verify_share(j, &f.evaluate(&xs[j])));
+            for (j, x) in xs.iter().enumerate() {
+                prop_assert!(e.verify_share(j, &f.evaluate(x)));
             }
             // Degree t (one too many) is not a codeword unless t = n (then every vector is).
             let g = Polynomial::random(t, None, &mut rng);

@@ -155,6 +155,57 @@ pub enum FaultKind {
         /// Number of publications missing this player's ack.
         reports: usize,
     },
+    /// Complaint variant: a report with a dealer signature that does not verify, or that
+    /// validates a dealer it did not hear from.
+    BadReport,
+    /// Complaint variant: no report by the report deadline.
+    MissedReport,
+    /// Complaint variant: a justification that leaves a complaint open, answers one nobody made,
+    /// or reveals a pair that does not open the commitment.
+    BadJustification {
+        /// Player whose pair is wrong or missing.
+        player: u32,
+    },
+    /// Complaint variant: complaints still unanswered at the justify deadline.
+    MissingJustification {
+        /// Complaints against the dealer.
+        complaints: usize,
+    },
+    /// Complaint variant: more complaints than can be answered without breaking secrecy.
+    TooManyComplaints {
+        /// Complaints against the dealer.
+        complaints: usize,
+        /// Most that may be answered ([`Params::max_reveals`](crate::params::Params::max_reveals)).
+        max: usize,
+    },
+    /// Complaint variant: outside the maximum clique of mutual validity (or, when resharing, the
+    /// qualified set).
+    NotInClique,
+    /// Complaint variant: a Feldman value contradicted by a player's pair that opens the
+    /// dealer's Pedersen commitment (the contribution is reconstructed).
+    BadFeldman {
+        /// The complaining player.
+        player: u32,
+    },
+    /// Complaint variant: no Feldman commitment by the deadline (the contribution is
+    /// reconstructed).
+    MissedFeldman,
+    /// Complaint variant: a complaint about Feldman values that proves nothing.
+    FalseComplaint {
+        /// Dealer complained about.
+        dealer: u32,
+    },
+    /// Complaint variant: a reconstruction pair that does not open the dealer's commitment.
+    BadReconstructionShare {
+        /// Dealer being reconstructed.
+        dealer: u32,
+    },
+    /// Complaint variant: a qualified player did not post its pair for a failed dealer and
+    /// reconstruction fell short.
+    MissedReconstruction {
+        /// Dealer being reconstructed.
+        dealer: u32,
+    },
 }
 
 impl FaultKind {
@@ -166,6 +217,12 @@ impl FaultKind {
                 | FaultKind::MissedPublication
                 | FaultKind::IncompletePublication { .. }
                 | FaultKind::UnresponsivePlayer { .. }
+                | FaultKind::MissedReport
+                | FaultKind::MissingJustification { .. }
+                | FaultKind::TooManyComplaints { .. }
+                | FaultKind::NotInClique
+                | FaultKind::MissedFeldman
+                | FaultKind::MissedReconstruction { .. }
         )
     }
 }
@@ -434,10 +491,12 @@ impl<C: Curve> Board<C> {
         let hash = c.commitment_hash();
         let seed = self.ceremony.degree_check_seed(c.dealer, &hash);
         let ceremony = self.ceremony.clone();
-        let low_degree = ceremony.check_once(
-            tagged_hash("keyquorum/check/degree", &[&seed]),
-            || ceremony.dual_code().is_codeword::<C>(c.commitment.points(), &seed),
-        );
+        let low_degree =
+            ceremony.check_once(tagged_hash("keyquorum/check/degree", &[&seed]), || {
+                ceremony
+                    .dual_code()
+                    .is_codeword::<C>(c.commitment.points(), &seed)
+            });
         if !low_degree {
             return Err(fault(FaultKind::CommitmentDegree));
         }

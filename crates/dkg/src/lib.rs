@@ -9,7 +9,7 @@
 //! - [`ackreveal`]: the Züs view-change flow (seeds 000, 001) with the board as broadcast: dealers
 //!   post Feldman commitments, players ack valid shares, dealers publish aggregate acks or reveal
 //!   shares, and everyone computes the qualified set from the board ([`board`]).
-//! - `complaint`: Pedersen commitments, complaints and justifications, a maximum clique of mutual
+//! - [`complaint`]: Pedersen commitments, complaints and justifications, a maximum clique of mutual
 //!   validity, and reconstruction of dealers that fail in the Feldman phase (seed 003, after
 //!   Gennaro, Jarecki, Krawczyk and Rabin).
 //!
@@ -19,6 +19,7 @@
 
 pub mod ackreveal;
 pub mod board;
+pub mod complaint;
 pub mod identity;
 pub mod messages;
 pub mod node;

@@ -179,11 +179,11 @@ impl<C: Curve> Adversary<C> {
         for a in actions {
             self.tamper(a, &mut out);
         }
-        if self.kind == AdversaryKind::Garbage && self.rng.next_u32() % 4 == 0 {
+        if self.kind == AdversaryKind::Garbage && self.rng.next_u32().is_multiple_of(4) {
             let len = (self.rng.next_u32() % 200) as usize;
             let mut junk = vec![0u8; len];
             self.rng.fill_bytes(&mut junk);
-            if self.rng.next_u32() % 2 == 0 {
+            if self.rng.next_u32().is_multiple_of(2) {
                 out.push(Routed::Now(Action::Post(junk)));
             } else {
                 out.push(Routed::GarbageMessage(junk));

@@ -104,8 +104,16 @@ pub fn complaint_node<C: Curve>(
     old_share: Option<Secret<C::Scalar>>,
     seed: [u8; 32],
 ) -> Box<dyn Participant<C>> {
-    let _ = (ceremony, keys, old_share, seed);
-    unreachable!("complaint variant is rejected before nodes are built")
+    Box::new(
+        keyquorum_dkg::complaint::ComplaintNode::new(
+            ceremony.clone(),
+            keys.identity(),
+            keys.encryption(),
+            old_share,
+            seed,
+        )
+        .expect("member of the ceremony"),
+    )
 }
 
 /// Checks one ceremony's results against the invariants.

@@ -25,6 +25,7 @@ const MAX_DEADLINES: u32 = 14;
 /// Keys of one simulated validator.
 pub struct Keys {
     seed: [u8; 32],
+    identity: IdentityKeypair,
 }
 
 impl Keys {
@@ -33,12 +34,15 @@ impl Keys {
         seed[..8].copy_from_slice(&run_seed.to_be_bytes());
         seed[8..16].copy_from_slice(&(member as u64).to_be_bytes());
         seed[16] = 0x4b;
-        Keys { seed }
+        Keys {
+            identity: IdentityKeypair::from_seed(&seed).expect("32-byte seed"),
+            seed,
+        }
     }
 
     /// Identity key (deterministic from the seed, so a restart gets the same one).
     pub fn identity(&self) -> IdentityKeypair {
-        IdentityKeypair::from_seed(&self.seed).expect("32-byte seed")
+        self.identity.clone()
     }
 
     /// Encryption key.
@@ -86,7 +90,7 @@ pub fn make_node<C: Curve>(
 
 enum Slot<C: Curve> {
     Honest(Box<dyn Participant<C>>),
-    Adversary(Adversary<C>),
+    Adversary(Box<Adversary<C>>),
     Down,
 }
 
@@ -157,7 +161,7 @@ impl<'a, C: Curve> World<'a, C> {
         if let Some((set, start, end)) = &self.partition {
             let t = self.now + d;
             if set.contains(&from) != set.contains(&to) && t >= *start && self.now < *end {
-                d = end.saturating_sub(self.now) + d;
+                d += end.saturating_sub(self.now);
             }
         }
         d
@@ -299,7 +303,7 @@ impl<'a, C: Curve> World<'a, C> {
             }
         }
         let phase_len = self.cfg.net.phase_length;
-        if now > 0 && now % phase_len == 0 {
+        if now > 0 && now.is_multiple_of(phase_len) {
             self.deadlines += 1;
             for i in 0..self.nodes.len() {
                 self.deliver(i, Input::Deadline);
@@ -339,13 +343,13 @@ fn run_ceremony<C: Curve>(
         let honest = make_node(&ceremony, &keys[m], old.clone());
         let slot = match kind {
             None | Some(AdversaryKind::Crash) => Slot::Honest(honest),
-            Some(k) => Slot::Adversary(Adversary::new(
+            Some(k) => Slot::Adversary(Box::new(Adversary::new(
                 k,
                 honest,
                 keys[m].identity(),
                 ceremony.clone(),
                 ChaCha20Rng::seed_from_u64(rng.next_u64()),
-            )),
+            ))),
         };
         let crash_at = (kind == Some(AdversaryKind::Crash))
             .then(|| 1 + (rng.next_u64() % (4 * members.len() as u64 + 4)) as usize);
@@ -452,10 +456,7 @@ fn config<C: Curve>(
 }
 
 /// Runs a configured simulation on curve `C` and checks it.
-pub fn run<C: Curve>(cfg: &SimConfig) -> RunReport
-where
-    C: checks::SimCurve,
-{
+pub fn run<C: Curve + checks::SimCurve>(cfg: &SimConfig) -> RunReport {
     let mut report = RunReport {
         seed: cfg.seed,
         passed: false,
@@ -477,9 +478,6 @@ fn run_inner<C: Curve + checks::SimCurve>(
     cfg: &SimConfig,
     report: &mut RunReport,
 ) -> Result<(), String> {
-    if cfg.variant == Variant::Complaint {
-        return Err("the complaint variant is not available in the simulator yet".into());
-    }
     let n = cfg.nodes;
     let total = if cfg.reshare { n + 1 } else { n };
     let keys: Vec<Keys> = (0..total).map(|m| Keys::new(cfg.seed, m)).collect();

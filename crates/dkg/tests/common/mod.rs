@@ -134,3 +134,75 @@ pub fn reshare_of<C: Curve>(
         public_shares: out.public.public_shares.clone(),
     }
 }
+
+/// What the board saw, in order: posts and phase deadlines (enough to replay a board).
+#[derive(Debug, Clone)]
+pub enum BoardEvent {
+    Post(Vec<u8>),
+    Deadline,
+}
+
+/// Runs any participants in lock step like [`run`]. `tamper(i, action)` sees every `Send` and
+/// `Post` of node `i` and returns what is actually sent or posted (possibly nothing). Returns the
+/// results and the board's events.
+pub fn run_nodes<C: Curve>(
+    mut nodes: Vec<Box<dyn keyquorum_dkg::node::Participant<C>>>,
+    silent: &[usize],
+    tamper: &mut dyn FnMut(usize, Action<C>) -> Vec<Action<C>>,
+) -> (Vec<Result_<C>>, Vec<BoardEvent>) {
+    let mut results: Vec<Result_<C>> = (0..nodes.len()).map(|_| Result_::Pending).collect();
+    let mut events = Vec::new();
+    let mut board_log: Vec<Vec<u8>> = Vec::new();
+    let mut inbox: VecDeque<(usize, Input)> = (0..nodes.len()).map(|i| (i, Input::Start)).collect();
+    let ids: Vec<_> = nodes.iter().map(|n| n.identity().clone()).collect();
+    for _round in 0..16 {
+        loop {
+            let mut progressed = false;
+            while let Some((i, input)) = inbox.pop_front() {
+                progressed = true;
+                if silent.contains(&i) {
+                    continue;
+                }
+                for a in nodes[i].handle(input) {
+                    let actions = match a {
+                        a @ (Action::Send { .. } | Action::Post(_)) => tamper(i, a),
+                        other => vec![other],
+                    };
+                    for a in actions {
+                        match a {
+                            Action::Send { to, payload } => {
+                                let j = ids.iter().position(|x| *x == to).unwrap();
+                                inbox.push_back((j, Input::Message(payload)));
+                            }
+                            Action::Post(p) => board_log.push(p),
+                            Action::Finished(o) => results[i] = Result_::Ok(o),
+                            Action::Failed(f) => results[i] = Result_::Failed(f),
+                            Action::Observed(_) => {}
+                        }
+                    }
+                }
+            }
+            for p in board_log.drain(..) {
+                events.push(BoardEvent::Post(p.clone()));
+                for i in 0..nodes.len() {
+                    inbox.push_back((i, Input::BoardPost(p.clone())));
+                }
+            }
+            if !progressed && inbox.is_empty() {
+                break;
+            }
+        }
+        if results
+            .iter()
+            .enumerate()
+            .all(|(i, r)| silent.contains(&i) || !matches!(r, Result_::Pending))
+        {
+            break;
+        }
+        events.push(BoardEvent::Deadline);
+        for i in 0..nodes.len() {
+            inbox.push_back((i, Input::Deadline));
+        }
+    }
+    (results, events)
+}

@@ -1,0 +1,1170 @@
+//! The board rules of the complaint-and-reconstruct variant: which posts count, who qualifies,
+//! which qualified dealers are reconstructed, and the public result.
+//!
+//! This is the one implementation of those rules. Participants replay the board (posts and phase
+//! deadlines in chain order) through a [`ComplaintBoard`], and the coordinator contract can run the
+//! same code, so everyone derives the same qualified set, group key and exclusions from the chain
+//! alone. Nothing here uses direct messages or secrets: every decision rests on signed posts.
+//!
+//! See the [module docs](super) for the protocol and its rationale. Phases and what each
+//! deadline decides:
+//!
+//! | phase | posts accepted | at the deadline |
+//! |---|---|---|
+//! | [`Deal`](ComplaintPhase::Deal) | none | - |
+//! | [`Report`](ComplaintPhase::Report) | [`Report`] | complaints fixed; `> max_reveals` disqualifies |
+//! | [`Justify`](ComplaintPhase::Justify) | [`Justification`] | unanswered complaints disqualify; qualification |
+//! | [`Feldman`](ComplaintPhase::Feldman) | [`FeldmanPost`] | - |
+//! | [`Complain`](ComplaintPhase::Complain) | [`Disclosure`] (complaints) | failed qualified dealers |
+//! | [`Reconstruct`](ComplaintPhase::Reconstruct) | [`Disclosure`] (pairs) | interpolation; outcome |
+//!
+//! The justify phase is skipped when there are no complaints, and the reconstruct phase when no
+//! qualified dealer failed (always when resharing, where failed dealers are dropped instead).
+//!
+//! # Evidence in this variant
+//! [`Evidence`] is shared with the ack-or-reveal board. Here `SignedPosts` items are encoded
+//! [`SignedComplaintPost`]s or encoded [`CommitmentStatement`]s (a dealer's signature on a
+//! commitment hash, lifted from a report):
+//! - equivocation: two items, each a statement or a signed [`Justification`], with different
+//!   hashes ([`verify_equivocation`]);
+//! - a bad justification, report or Feldman post: the post itself (for an unanswered complainer,
+//!   its report first);
+//! - faults judged against a Pedersen commitment (`BadFeldman`, `FalseComplaint`,
+//!   `BadReconstructionShare`): the posts concerned, then the post that carried the commitment
+//!   and the dealer-signed hash it matches.
+//!
+//! `Reports` holds encoded signed [`Report`]s (the complaints, or the missing mutual validity of
+//! `NotInClique`). `Absence` uses the ack-or-reveal phase names: [`Phase::Share`] for a missing
+//! report (the dealing and reporting round), [`Phase::Publish`] for a missing Feldman post or
+//! reconstruction pair.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use ff::Field;
+use group::prime::PrimeCurveAffine;
+use keyquorum_crypto::Curve;
+use keyquorum_crypto::commit::{EvalCommitment, mul_generator};
+use keyquorum_crypto::poly::{Polynomial, batch_invert, lagrange_at_zero};
+use thiserror::Error;
+
+use super::clique::maximum_clique;
+use super::messages::{
+    CommitmentStatement, ComplaintPost, Disclosure, FeldmanPost, Justification, Report,
+    SignedComplaintPost, feldman_hash, pedersen_hash,
+};
+use crate::board::{
+    Evidence, Exclusion, FaultKind, Outcome, Phase, PublicOutput, Role, commitment_is_valid,
+    weighted_column_sums,
+};
+use crate::identity::{IdentityPublicKey, Purpose, SIGNATURE_LEN};
+use crate::session::Ceremony;
+
+/// Phases of the complaint variant's board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ComplaintPhase {
+    /// Dealers send deals off the board.
+    Deal,
+    /// Players post reports.
+    Report,
+    /// Dealers answer complaints.
+    Justify,
+    /// Qualified dealers post Feldman commitments.
+    Feldman,
+    /// Players post pairs that contradict Feldman values.
+    Complain,
+    /// Players post their pairs for failed qualified dealers.
+    Reconstruct,
+    /// The outcome is final.
+    Done,
+}
+
+/// Why a post was refused. Refusals change nothing, except [`ComplaintBoardError::Fault`], which
+/// records the author's fault with the post as evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ComplaintBoardError {
+    /// The post belongs to another session.
+    #[error("post for another session")]
+    WrongSession,
+    /// The post is not allowed in the current phase.
+    #[error("post not allowed in phase {0:?}")]
+    WrongPhase(ComplaintPhase),
+    /// The author is not a participant in the post's role.
+    #[error("{0:?} {1} does not exist")]
+    UnknownAuthor(Role, u32),
+    /// The author's signature does not verify (the post cannot be attributed).
+    #[error("bad signature")]
+    BadSignature,
+    /// A second post of the same kind by the same author (the first one counts).
+    #[error("duplicate post")]
+    Duplicate,
+    /// The author is already excluded.
+    #[error("{0:?} {1} is excluded")]
+    Excluded(Role, u32),
+    /// A Feldman post by a dealer outside the qualified set, or a justification nobody asked for.
+    #[error("post not expected from dealer {0}")]
+    Unexpected(u32),
+    /// Authentic but invalid: recorded as a fault of the author.
+    #[error("invalid post from {role:?} {index}: {fault:?}")]
+    Fault {
+        /// Role of the author.
+        role: Role,
+        /// Author.
+        index: u32,
+        /// What was wrong.
+        fault: FaultKind,
+    },
+}
+
+/// Who qualified: dealers whose contributions form the key and players that receive shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qualification {
+    /// Qualified dealers, ascending (`Q`).
+    pub dealers: Vec<u32>,
+    /// Qualified players, ascending (`P`; equal to `Q` for a fresh key).
+    pub players: Vec<u32>,
+}
+
+type Signed = Vec<u8>;
+
+/// The board's state for one ceremony.
+#[derive(Debug, Clone)]
+pub struct ComplaintBoard<C: Curve> {
+    ceremony: Arc<Ceremony<C>>,
+    phase: ComplaintPhase,
+    /// Statements whose signature verified: (dealer, hash, signature).
+    verified: BTreeSet<(u32, [u8; 32], [u8; SIGNATURE_LEN])>,
+    /// The first dealer-signed hash per dealer, with the evidence item that carries it.
+    signed_hash: BTreeMap<u32, ([u8; 32], Signed)>,
+    reports: BTreeMap<u32, (Report, Signed)>,
+    /// Complainers per dealer, fixed at the report deadline.
+    complaints: BTreeMap<u32, Vec<u32>>,
+    /// Full Pedersen commitments on the board, with the post that carried them.
+    commitments: BTreeMap<u32, (EvalCommitment<C>, Signed)>,
+    justifications: BTreeMap<u32, (Justification<C>, Signed)>,
+    dealer_faults: BTreeMap<u32, (FaultKind, Evidence)>,
+    player_faults: BTreeMap<u32, (FaultKind, Evidence)>,
+    qualification: Option<Qualification>,
+    feldman: BTreeMap<u32, (EvalCommitment<C>, Signed)>,
+    complaint_posts: Vec<(Disclosure<C>, Signed)>,
+    reconstruction_posts: Vec<(Disclosure<C>, Signed)>,
+    /// Qualified dealers that failed the Feldman phase: reconstructed (fresh) or dropped (reshare).
+    failed: BTreeMap<u32, (FaultKind, Evidence)>,
+    /// Pairs known valid from the board, per dealer: player -> f(x_j).
+    public_pairs: BTreeMap<u32, BTreeMap<u32, C::Scalar>>,
+    /// Reconstructed dealers: `f(0), f(x_1), ..., f(x_n)`.
+    reconstructed: BTreeMap<u32, Vec<C::Scalar>>,
+    outcome: Option<Outcome<C>>,
+}
+
+impl<C: Curve> ComplaintBoard<C> {
+    /// An empty board in the deal phase.
+    pub fn new(ceremony: Arc<Ceremony<C>>) -> Self {
+        ComplaintBoard {
+            ceremony,
+            phase: ComplaintPhase::Deal,
+            verified: BTreeSet::new(),
+            signed_hash: BTreeMap::new(),
+            reports: BTreeMap::new(),
+            complaints: BTreeMap::new(),
+            commitments: BTreeMap::new(),
+            justifications: BTreeMap::new(),
+            dealer_faults: BTreeMap::new(),
+            player_faults: BTreeMap::new(),
+            qualification: None,
+            feldman: BTreeMap::new(),
+            complaint_posts: Vec::new(),
+            reconstruction_posts: Vec::new(),
+            failed: BTreeMap::new(),
+            public_pairs: BTreeMap::new(),
+            reconstructed: BTreeMap::new(),
+            outcome: None,
+        }
+    }
+
+    /// The ceremony.
+    pub fn ceremony(&self) -> &Arc<Ceremony<C>> {
+        &self.ceremony
+    }
+
+    /// Current phase.
+    pub fn phase(&self) -> ComplaintPhase {
+        self.phase
+    }
+
+    /// The outcome, once the phase is [`ComplaintPhase::Done`].
+    pub fn outcome(&self) -> Option<&Outcome<C>> {
+        self.outcome.as_ref()
+    }
+
+    /// The qualified dealers and players, once decided.
+    pub fn qualification(&self) -> Option<&Qualification> {
+        self.qualification.as_ref()
+    }
+
+    /// Whether a dealer is disqualified (before qualification).
+    pub fn is_disqualified(&self, dealer: u32) -> bool {
+        self.dealer_faults.contains_key(&dealer)
+    }
+
+    /// Players that complained about `dealer` (fixed at the report deadline), ascending.
+    pub fn complaints_against(&self, dealer: u32) -> &[u32] {
+        self.complaints
+            .get(&dealer)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// The hash the dealer signed first (the commitment that counts).
+    pub fn signed_hash(&self, dealer: u32) -> Option<&[u8; 32]> {
+        self.signed_hash.get(&dealer).map(|(h, _)| h)
+    }
+
+    /// A dealer's full Pedersen commitment, if it is on the board.
+    pub fn commitment(&self, dealer: u32) -> Option<&EvalCommitment<C>> {
+        self.commitments.get(&dealer).map(|(c, _)| c)
+    }
+
+    /// The pair a dealer revealed for `player` in its accepted justification.
+    pub fn justified_pair(&self, dealer: u32, player: u32) -> Option<(C::Scalar, C::Scalar)> {
+        let (j, _) = self.justifications.get(&dealer)?;
+        let i = j.shares.binary_search_by_key(&player, |p| p.0).ok()?;
+        Some((j.shares[i].1, j.shares[i].2))
+    }
+
+    /// A qualified dealer's accepted Feldman commitment.
+    pub fn feldman(&self, dealer: u32) -> Option<&EvalCommitment<C>> {
+        self.feldman.get(&dealer).map(|(c, _)| c)
+    }
+
+    /// Qualified dealers that failed the Feldman phase so far, with their faults.
+    pub fn failed(&self) -> impl Iterator<Item = (u32, &FaultKind)> {
+        self.failed.iter().map(|(d, (f, _))| (*d, f))
+    }
+
+    /// A reconstructed dealer's values `f(0), f(x_1), ..., f(x_n)`.
+    pub fn reconstructed(&self, dealer: u32) -> Option<&[C::Scalar]> {
+        self.reconstructed.get(&dealer).map(Vec::as_slice)
+    }
+
+    /// The players that must carry missing commitments in their reconstruction posts: the first
+    /// `f + 1` qualified players, so that at least one of them is honest.
+    pub fn is_designated_discloser(&self, player: u32) -> bool {
+        let f = self.ceremony.params().fault_bound();
+        self.qualification
+            .as_ref()
+            .is_some_and(|q| q.players.iter().take(f + 1).any(|p| *p == player))
+    }
+
+    fn key(&self, role: Role, index: u32) -> Option<&IdentityPublicKey> {
+        let list = match role {
+            Role::Dealer => self.ceremony.dealers(),
+            Role::Player => self.ceremony.players(),
+        };
+        list.get(index as usize).map(|p| &p.identity)
+    }
+
+    /// Applies a signed post. On `Err` the board is unchanged, except that an authentic invalid
+    /// post ([`ComplaintBoardError::Fault`]) records its author's fault.
+    pub fn apply(&mut self, signed: &SignedComplaintPost<C>) -> Result<(), ComplaintBoardError> {
+        let post = &signed.post;
+        if post.session() != self.ceremony.id() {
+            return Err(ComplaintBoardError::WrongSession);
+        }
+        let (role, index) = post.author();
+        let Some(key) = self.key(role, index) else {
+            return Err(ComplaintBoardError::UnknownAuthor(role, index));
+        };
+        if !key.verify(Purpose::Post, &post.encode(), &signed.signature) {
+            return Err(ComplaintBoardError::BadSignature);
+        }
+        let bytes = signed.encode();
+        match post {
+            ComplaintPost::Report(r) => self.apply_report(r, bytes),
+            ComplaintPost::Justification(j) => self.apply_justification(j, bytes),
+            ComplaintPost::Feldman(f) => self.apply_feldman(f, bytes),
+            ComplaintPost::Complaint(d) => {
+                self.expect_phase(ComplaintPhase::Complain)?;
+                self.store_disclosure(d, bytes, true)
+            }
+            ComplaintPost::Reconstruction(d) => {
+                self.expect_phase(ComplaintPhase::Reconstruct)?;
+                self.store_disclosure(d, bytes, false)
+            }
+        }
+    }
+
+    fn expect_phase(&self, phase: ComplaintPhase) -> Result<(), ComplaintBoardError> {
+        if self.phase == phase {
+            Ok(())
+        } else {
+            Err(ComplaintBoardError::WrongPhase(self.phase))
+        }
+    }
+
+    fn fault(
+        &mut self,
+        role: Role,
+        index: u32,
+        fault: FaultKind,
+        evidence: Evidence,
+    ) -> ComplaintBoardError {
+        let map = match role {
+            Role::Dealer => &mut self.dealer_faults,
+            Role::Player => &mut self.player_faults,
+        };
+        map.entry(index).or_insert((fault.clone(), evidence));
+        ComplaintBoardError::Fault { role, index, fault }
+    }
+
+    fn statement_is_valid(&mut self, s: &CommitmentStatement) -> bool {
+        let cache_key = (s.dealer, s.hash, s.signature.0);
+        if self.verified.contains(&cache_key) {
+            return true;
+        }
+        let ok = self
+            .key(Role::Dealer, s.dealer)
+            .is_some_and(|k| s.verify(k));
+        if ok {
+            self.verified.insert(cache_key);
+        }
+        ok
+    }
+
+    /// Records a dealer-signed hash; a second, different one is equivocation.
+    fn note_signed_hash(&mut self, dealer: u32, hash: [u8; 32], item: Signed) -> bool {
+        match self.signed_hash.get(&dealer) {
+            None => {
+                self.signed_hash.insert(dealer, (hash, item));
+                true
+            }
+            Some((h, _)) if *h == hash => true,
+            Some((_, first)) => {
+                let evidence = Evidence::SignedPosts(vec![first.clone(), item]);
+                self.fault(Role::Dealer, dealer, FaultKind::Equivocation, evidence);
+                false
+            }
+        }
+    }
+
+    fn apply_report(&mut self, r: &Report, bytes: Signed) -> Result<(), ComplaintBoardError> {
+        self.expect_phase(ComplaintPhase::Report)?;
+        if self.reports.contains_key(&r.player) {
+            return Err(ComplaintBoardError::Duplicate);
+        }
+        if self.player_faults.contains_key(&r.player) {
+            return Err(ComplaintBoardError::Excluded(Role::Player, r.player));
+        }
+        let dealers = self.ceremony.dealer_count();
+        let statements: Vec<CommitmentStatement> = r.statements().collect();
+        let valid_entries = statements
+            .iter()
+            .all(|s| (s.dealer as usize) < dealers && self.statement_is_valid(s));
+        let heard: BTreeSet<u32> = r.heard.iter().map(|e| e.dealer).collect();
+        if !valid_entries || !r.valid.iter().all(|d| heard.contains(d)) {
+            return Err(self.fault(
+                Role::Player,
+                r.player,
+                FaultKind::BadReport,
+                Evidence::SignedPosts(vec![bytes]),
+            ));
+        }
+        for s in statements {
+            self.note_signed_hash(s.dealer, s.hash, s.encode());
+        }
+        self.reports.insert(r.player, (r.clone(), bytes));
+        Ok(())
+    }
+
+    fn apply_justification(
+        &mut self,
+        j: &Justification<C>,
+        bytes: Signed,
+    ) -> Result<(), ComplaintBoardError> {
+        let d = j.dealer;
+        self.expect_phase(ComplaintPhase::Justify)?;
+        if self.justifications.contains_key(&d) {
+            return Err(ComplaintBoardError::Duplicate);
+        }
+        if self.dealer_faults.contains_key(&d) {
+            return Err(ComplaintBoardError::Excluded(Role::Dealer, d));
+        }
+        let complainers = self.complaints_against(d).to_vec();
+        if complainers.is_empty() {
+            return Err(ComplaintBoardError::Unexpected(d));
+        }
+        let own = || Evidence::SignedPosts(vec![bytes.clone()]);
+        let n = self.ceremony.n();
+        if j.commitment.points().len() != n + 1 {
+            let fault = FaultKind::CommitmentSize {
+                expected: n + 1,
+                actual: j.commitment.points().len(),
+            };
+            return Err(self.fault(Role::Dealer, d, fault, own()));
+        }
+        let hash = pedersen_hash::<C>(&j.session, d, &j.commitment);
+        if !commitment_is_valid(&self.ceremony, d, &j.commitment, &hash) {
+            return Err(self.fault(Role::Dealer, d, FaultKind::CommitmentDegree, own()));
+        }
+        if let Some(r) = self.ceremony.reshare()
+            && r.public_shares[d as usize] != *j.commitment.constant()
+        {
+            let fault = FaultKind::ResharePublicShareMismatch;
+            return Err(self.fault(Role::Dealer, d, fault, own()));
+        }
+        if !self.note_signed_hash(d, hash, bytes.clone()) {
+            return Err(ComplaintBoardError::Fault {
+                role: Role::Dealer,
+                index: d,
+                fault: FaultKind::Equivocation,
+            });
+        }
+        // Exactly the complainers: fewer leaves a complaint open, more reveals shares nobody asked
+        // for.
+        let named: Vec<u32> = j.shares.iter().map(|p| p.0).collect();
+        if let Some(missing) = complainers.iter().find(|p| !named.contains(p)) {
+            let mut ev = vec![self.reports[missing].1.clone()];
+            ev.push(bytes.clone());
+            let fault = FaultKind::BadJustification { player: *missing };
+            return Err(self.fault(Role::Dealer, d, fault, Evidence::SignedPosts(ev)));
+        }
+        if let Some(extra) = named.iter().find(|p| !complainers.contains(p)) {
+            let fault = FaultKind::BadJustification { player: *extra };
+            return Err(self.fault(Role::Dealer, d, fault, own()));
+        }
+        for (p, s, b) in &j.shares {
+            if !j.commitment.verify_pedersen_share(*p as usize, s, b) {
+                let fault = FaultKind::BadJustification { player: *p };
+                return Err(self.fault(Role::Dealer, d, fault, own()));
+            }
+        }
+        let pairs = self.public_pairs.entry(d).or_default();
+        for (p, s, _) in &j.shares {
+            pairs.entry(*p).or_insert(*s);
+        }
+        self.commitments
+            .entry(d)
+            .or_insert((j.commitment.clone(), bytes.clone()));
+        self.justifications.insert(d, (j.clone(), bytes));
+        Ok(())
+    }
+
+    fn is_qualified_dealer(&self, dealer: u32) -> bool {
+        self.qualification
+            .as_ref()
+            .is_some_and(|q| q.dealers.binary_search(&dealer).is_ok())
+    }
+
+    fn apply_feldman(
+        &mut self,
+        f: &FeldmanPost<C>,
+        bytes: Signed,
+    ) -> Result<(), ComplaintBoardError> {
+        let d = f.dealer;
+        self.expect_phase(ComplaintPhase::Feldman)?;
+        if !self.is_qualified_dealer(d) {
+            return Err(ComplaintBoardError::Unexpected(d));
+        }
+        if self.feldman.contains_key(&d) {
+            return Err(ComplaintBoardError::Duplicate);
+        }
+        if self.failed.contains_key(&d) {
+            return Err(ComplaintBoardError::Excluded(Role::Dealer, d));
+        }
+        let n = self.ceremony.n();
+        let fault = if f.commitment.points().len() != n + 1 {
+            Some(FaultKind::CommitmentSize {
+                expected: n + 1,
+                actual: f.commitment.points().len(),
+            })
+        } else if !commitment_is_valid(
+            &self.ceremony,
+            d,
+            &f.commitment,
+            &feldman_hash::<C>(&f.session, d, &f.commitment),
+        ) {
+            Some(FaultKind::CommitmentDegree)
+        } else if self
+            .ceremony
+            .reshare()
+            .is_some_and(|r| r.public_shares[d as usize] != *f.commitment.constant())
+        {
+            Some(FaultKind::ResharePublicShareMismatch)
+        } else {
+            None
+        };
+        if let Some(fault) = fault {
+            // Not a disqualification: the dealer's contribution is reconstructed (or dropped).
+            self.failed
+                .insert(d, (fault.clone(), Evidence::SignedPosts(vec![bytes])));
+            return Err(ComplaintBoardError::Fault {
+                role: Role::Dealer,
+                index: d,
+                fault,
+            });
+        }
+        self.feldman.insert(d, (f.commitment.clone(), bytes));
+        Ok(())
+    }
+
+    fn store_disclosure(
+        &mut self,
+        d: &Disclosure<C>,
+        bytes: Signed,
+        complaint: bool,
+    ) -> Result<(), ComplaintBoardError> {
+        let list = if complaint {
+            &mut self.complaint_posts
+        } else {
+            &mut self.reconstruction_posts
+        };
+        if list.iter().any(|(p, _)| p.player == d.player) {
+            return Err(ComplaintBoardError::Duplicate);
+        }
+        list.push((d.clone(), bytes));
+        Ok(())
+    }
+
+    /// Stores the commitments a disclosure carries that hash to their dealer's signed hash.
+    fn absorb_commitments(&mut self, d: &Disclosure<C>, bytes: &Signed) {
+        let n = self.ceremony.n();
+        for (dealer, c) in &d.commitments {
+            if self.commitments.contains_key(dealer) {
+                continue;
+            }
+            let Some(signed) = self.signed_hash(*dealer) else {
+                continue;
+            };
+            let hash = pedersen_hash::<C>(&d.session, *dealer, c);
+            // The degree check cannot fail for a qualified dealer unless every qualified player
+            // that saw the commitment is corrupt; checking it keeps interpolation well defined.
+            if hash == *signed
+                && c.points().len() == n + 1
+                && commitment_is_valid(&self.ceremony, *dealer, c, &hash)
+            {
+                self.commitments.insert(*dealer, (c.clone(), bytes.clone()));
+            }
+        }
+    }
+
+    /// The phase deadline passed: decide what the phase decides and move on.
+    pub fn advance(&mut self) {
+        match self.phase {
+            ComplaintPhase::Deal => self.phase = ComplaintPhase::Report,
+            ComplaintPhase::Report => self.close_reports(),
+            ComplaintPhase::Justify => self.close_justifications(),
+            ComplaintPhase::Feldman => self.phase = ComplaintPhase::Complain,
+            ComplaintPhase::Complain => self.close_complaints(),
+            ComplaintPhase::Reconstruct => self.close_reconstruction(),
+            ComplaintPhase::Done => {}
+        }
+    }
+
+    fn reports_of(&self, players: &[u32]) -> Vec<Signed> {
+        players
+            .iter()
+            .filter_map(|p| self.reports.get(p).map(|r| r.1.clone()))
+            .collect()
+    }
+
+    fn close_reports(&mut self) {
+        let max = self.ceremony.params().max_reveals();
+        let mut open = false;
+        for d in 0..self.ceremony.dealer_count() as u32 {
+            let complainers: Vec<u32> = self
+                .reports
+                .iter()
+                .filter(|(_, (r, _))| !r.validates(d))
+                .map(|(p, _)| *p)
+                .collect();
+            if complainers.is_empty() {
+                continue;
+            }
+            if !self.dealer_faults.contains_key(&d) {
+                if complainers.len() > max {
+                    let fault = FaultKind::TooManyComplaints {
+                        complaints: complainers.len(),
+                        max,
+                    };
+                    let evidence = Evidence::Reports(self.reports_of(&complainers));
+                    self.fault(Role::Dealer, d, fault, evidence);
+                } else {
+                    open = true;
+                }
+            }
+            self.complaints.insert(d, complainers);
+        }
+        if open {
+            self.phase = ComplaintPhase::Justify;
+        } else {
+            self.qualify();
+        }
+    }
+
+    fn close_justifications(&mut self) {
+        let unanswered: Vec<(u32, Vec<u32>)> = self
+            .complaints
+            .iter()
+            .filter(|(d, _)| {
+                !self.dealer_faults.contains_key(d) && !self.justifications.contains_key(d)
+            })
+            .map(|(d, c)| (*d, c.clone()))
+            .collect();
+        for (d, complainers) in unanswered {
+            let fault = FaultKind::MissingJustification {
+                complaints: complainers.len(),
+            };
+            let evidence = Evidence::Reports(self.reports_of(&complainers));
+            self.fault(Role::Dealer, d, fault, evidence);
+        }
+        self.qualify();
+    }
+
+    /// Whether player `j` holds a verified pair from dealer `i`: it reported the pair valid, or
+    /// complained and the dealer's accepted justification answered it.
+    fn validated(&self, dealer: u32, player: u32) -> bool {
+        !self.dealer_faults.contains_key(&dealer)
+            && self.reports.get(&player).is_some_and(|(r, _)| {
+                r.validates(dealer) || self.justified_pair(dealer, player).is_some()
+            })
+    }
+
+    /// Players with an accepted report and no fault.
+    fn reporting_players(&self) -> Vec<u32> {
+        self.reports
+            .keys()
+            .copied()
+            .filter(|p| !self.player_faults.contains_key(p))
+            .collect()
+    }
+
+    fn qualify(&mut self) {
+        let quorum = self.ceremony.dealer_quorum();
+        let reporting = self.reporting_players();
+        let qualification = match self.ceremony.reshare() {
+            None => {
+                // Dealers and players are the same people: a maximum clique of mutual validity
+                // among those not disqualified in either role.
+                let vertices: Vec<u32> = reporting
+                    .iter()
+                    .copied()
+                    .filter(|v| !self.dealer_faults.contains_key(v))
+                    .collect();
+                let limit = vertices.len().saturating_sub(quorum);
+                maximum_clique(
+                    &vertices,
+                    |a, b| self.validated(a, b) && self.validated(b, a),
+                    limit,
+                )
+                .filter(|q| q.len() >= quorum)
+                .map(|q| Qualification {
+                    dealers: q.clone(),
+                    players: q,
+                })
+            }
+            Some(_) => {
+                // Bipartite: every reporting player must hold a verified pair from every qualified
+                // dealer (else it could not compute its share). After justification every
+                // dealer still standing satisfies this, so Q is the dealers still standing.
+                let dealers: Vec<u32> = (0..self.ceremony.dealer_count() as u32)
+                    .filter(|d| reporting.iter().all(|p| self.validated(*d, *p)))
+                    .collect();
+                let enough =
+                    dealers.len() >= quorum && reporting.len() >= self.ceremony.params().k();
+                enough.then_some(Qualification {
+                    dealers,
+                    players: reporting,
+                })
+            }
+        };
+        match qualification {
+            Some(q) => {
+                self.qualification = Some(q);
+                self.phase = ComplaintPhase::Feldman;
+            }
+            None => self.fail(Vec::new()),
+        }
+    }
+
+    fn fail(&mut self, extra: Vec<Exclusion>) {
+        let mut exclusions = self.exclusions();
+        exclusions.extend(extra);
+        self.outcome = Some(Outcome::Failure {
+            qualified: self
+                .qualification
+                .as_ref()
+                .map(|q| q.dealers.clone())
+                .unwrap_or_default(),
+            exclusions,
+            retrying: false,
+        });
+        self.phase = ComplaintPhase::Done;
+    }
+
+    fn close_complaints(&mut self) {
+        let posts = std::mem::take(&mut self.complaint_posts);
+        for (d, bytes) in &posts {
+            self.absorb_commitments(d, bytes);
+        }
+        for (d, bytes) in &posts {
+            self.evaluate_complaint(d, bytes);
+        }
+        self.complaint_posts = posts;
+        let qualified = self
+            .qualification
+            .clone()
+            .map(|q| q.dealers)
+            .unwrap_or_default();
+        for d in &qualified {
+            if !self.feldman.contains_key(d) && !self.failed.contains_key(d) {
+                let evidence = Evidence::Absence {
+                    phase: Phase::Publish,
+                    attempt: 0,
+                };
+                self.failed.insert(*d, (FaultKind::MissedFeldman, evidence));
+            }
+        }
+        // Subgroup membership of the sums (see `crate::board`); dealers whose points are outside
+        // the subgroup fail too. With Lagrange weights (resharing) the sums depend on the set, so
+        // repeat until the set is stable.
+        loop {
+            let ok: Vec<u32> = self.feldman_ok(&qualified);
+            if self.ceremony.reshare().is_some() && ok.len() < self.ceremony.dealer_quorum() {
+                return self.fail(Vec::new());
+            }
+            let sums = self.sums(&ok);
+            if !C::HAS_COFACTOR || sums.iter().all(C::in_subgroup) {
+                break;
+            }
+            let bad: Vec<u32> = ok
+                .iter()
+                .copied()
+                .filter(|d| {
+                    self.feldman[d]
+                        .0
+                        .points()
+                        .iter()
+                        .any(|p| !C::in_subgroup(p))
+                })
+                .collect();
+            if bad.is_empty() {
+                // A sum of subgroup points is in the subgroup; unreachable.
+                return self.fail(Vec::new());
+            }
+            for d in bad {
+                let evidence = Evidence::SignedPosts(vec![self.feldman[&d].1.clone()]);
+                self.failed
+                    .insert(d, (FaultKind::PointOutsideSubgroup, evidence));
+            }
+        }
+        if self.ceremony.reshare().is_none() && !self.failed.is_empty() {
+            self.phase = ComplaintPhase::Reconstruct;
+        } else {
+            self.finish();
+        }
+    }
+
+    /// Qualified dealers with an accepted Feldman post that did not fail.
+    fn feldman_ok(&self, qualified: &[u32]) -> Vec<u32> {
+        qualified
+            .iter()
+            .copied()
+            .filter(|d| self.feldman.contains_key(d) && !self.failed.contains_key(d))
+            .collect()
+    }
+
+    fn evaluate_complaint(&mut self, d: &Disclosure<C>, bytes: &Signed) {
+        let j = d.player;
+        if (j as usize) >= self.ceremony.n() {
+            return;
+        }
+        for (dealer, s, b) in &d.shares {
+            if !self.feldman.contains_key(dealer) || self.failed.contains_key(dealer) {
+                continue;
+            }
+            let (feldman, feldman_post) = self.feldman[dealer].clone();
+            let Some(pedersen) = self.commitment(*dealer).cloned() else {
+                // The complainer had to carry the commitment; without it nothing is proven.
+                let fault = FaultKind::FalseComplaint { dealer: *dealer };
+                self.fault(
+                    Role::Player,
+                    j,
+                    fault,
+                    Evidence::SignedPosts(vec![bytes.clone()]),
+                );
+                return;
+            };
+            if !pedersen.verify_pedersen_share(j as usize, s, b)
+                || feldman.verify_share(j as usize, s)
+            {
+                let fault = FaultKind::FalseComplaint { dealer: *dealer };
+                let ev = self.with_commitment_proof(*dealer, vec![bytes.clone(), feldman_post]);
+                self.fault(Role::Player, j, fault, ev);
+                return;
+            }
+            // The pair opens the dealer's Pedersen commitment but contradicts its Feldman value.
+            self.public_pairs
+                .entry(*dealer)
+                .or_default()
+                .entry(j)
+                .or_insert(*s);
+            let ev = self.with_commitment_proof(*dealer, vec![feldman_post, bytes.clone()]);
+            self.failed
+                .insert(*dealer, (FaultKind::BadFeldman { player: j }, ev));
+        }
+    }
+
+    /// `items` followed by what authenticates the dealer's Pedersen commitment on the board: the
+    /// post that carried it and the dealer-signed hash it matches (each once).
+    fn with_commitment_proof(&self, dealer: u32, mut items: Vec<Signed>) -> Evidence {
+        let carrier = self.commitments.get(&dealer).map(|c| c.1.clone());
+        let signed = self.signed_hash.get(&dealer).map(|h| h.1.clone());
+        for item in [carrier, signed].into_iter().flatten() {
+            if !items.contains(&item) {
+                items.push(item);
+            }
+        }
+        Evidence::SignedPosts(items)
+    }
+
+    fn close_reconstruction(&mut self) {
+        let posts = std::mem::take(&mut self.reconstruction_posts);
+        for (d, bytes) in &posts {
+            self.absorb_commitments(d, bytes);
+        }
+        for (d, bytes) in &posts {
+            let j = d.player;
+            for (dealer, s, b) in &d.shares {
+                if !self.failed.contains_key(dealer) {
+                    continue;
+                }
+                let Some(pedersen) = self.commitment(*dealer) else {
+                    continue;
+                };
+                if pedersen.verify_pedersen_share(j as usize, s, b) {
+                    self.public_pairs
+                        .entry(*dealer)
+                        .or_default()
+                        .entry(j)
+                        .or_insert(*s);
+                } else {
+                    let ev = self.with_commitment_proof(*dealer, vec![bytes.clone()]);
+                    let fault = FaultKind::BadReconstructionShare { dealer: *dealer };
+                    self.fault(Role::Player, j, fault, ev);
+                    break;
+                }
+            }
+        }
+        self.reconstruction_posts = posts;
+        let t = self.ceremony.t();
+        let xs = self.ceremony.player_indices().to_vec();
+        let mut missing = Vec::new();
+        let failed: Vec<u32> = self.failed.keys().copied().collect();
+        for dealer in failed {
+            let pairs = self.public_pairs.get(&dealer).cloned().unwrap_or_default();
+            if pairs.len() < t {
+                missing.push(dealer);
+                continue;
+            }
+            let points: Vec<(C::Scalar, C::Scalar)> = pairs
+                .iter()
+                .take(t)
+                .map(|(j, s)| (xs[*j as usize], *s))
+                .collect();
+            let f = interpolate::<C::Scalar>(&points);
+            let mut values = Vec::with_capacity(xs.len() + 1);
+            values.push(f.constant());
+            values.extend(xs.iter().map(|x| f.evaluate(x)));
+            self.reconstructed.insert(dealer, values);
+        }
+        if missing.is_empty() {
+            return self.finish();
+        }
+        // Too few valid pairs: dropping the dealer now could bias the key, so the ceremony fails,
+        // naming the qualified players that withheld their pairs.
+        let players = self
+            .qualification
+            .clone()
+            .map(|q| q.players)
+            .unwrap_or_default();
+        let mut extra = Vec::new();
+        for p in players {
+            let withheld = missing.iter().find(|d| {
+                !self
+                    .public_pairs
+                    .get(d)
+                    .is_some_and(|pairs| pairs.contains_key(&p))
+            });
+            if let Some(d) = withheld
+                && !self.player_faults.contains_key(&p)
+            {
+                extra.push(Exclusion {
+                    role: Role::Player,
+                    index: p,
+                    identity: self.ceremony.players()[p as usize].identity.clone(),
+                    fault: FaultKind::MissedReconstruction { dealer: *d },
+                    evidence: Evidence::Absence {
+                        phase: Phase::Publish,
+                        attempt: 0,
+                    },
+                });
+            }
+        }
+        self.fail(extra);
+    }
+
+    /// Weighted column sums of the given dealers' Feldman commitments (identity points when
+    /// there are none).
+    fn sums(&self, dealers: &[u32]) -> Vec<C::Affine> {
+        if dealers.is_empty() {
+            return vec![C::Affine::identity(); self.ceremony.n() + 1];
+        }
+        let commitments: Vec<&EvalCommitment<C>> =
+            dealers.iter().map(|d| &self.feldman[d].0).collect();
+        weighted_column_sums::<C>(&commitments, &self.weights(dealers))
+    }
+
+    fn weights(&self, dealers: &[u32]) -> Vec<C::Scalar> {
+        match self.ceremony.reshare() {
+            None => vec![C::Scalar::ONE; dealers.len()],
+            Some(r) => {
+                let xs: Vec<C::Scalar> = dealers
+                    .iter()
+                    .map(|d| r.dealer_indices[*d as usize])
+                    .collect();
+                lagrange_at_zero(&xs).expect("dealer indices validated distinct and non-zero")
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        let qualified = self
+            .qualification
+            .clone()
+            .map(|q| q.dealers)
+            .unwrap_or_default();
+        let ok = self.feldman_ok(&qualified);
+        let mut sums: Vec<C::Point> = self.sums(&ok).iter().map(|p| p.to_curve()).collect();
+        // Reconstructed dealers (fresh keys only) add their values in the clear.
+        let output_dealers = if self.ceremony.reshare().is_none() {
+            let mut column = vec![C::Scalar::ZERO; sums.len()];
+            for values in self.reconstructed.values() {
+                for (c, v) in column.iter_mut().zip(values) {
+                    *c += v;
+                }
+            }
+            if !self.reconstructed.is_empty() {
+                for (s, c) in sums.iter_mut().zip(&column) {
+                    *s += mul_generator::<C>(c);
+                }
+            }
+            qualified
+        } else {
+            ok
+        };
+        let sums = C::batch_normalize(&sums);
+        if let Some(r) = self.ceremony.reshare()
+            && sums[0] != r.group_key
+        {
+            // The old public shares are inconsistent with the old key; nobody here is to blame.
+            return self.fail(Vec::new());
+        }
+        let weights = self.weights(&output_dealers);
+        let output = PublicOutput {
+            group_key: sums[0],
+            public_shares: sums[1..].to_vec(),
+            qualified: output_dealers,
+            weights,
+        };
+        self.outcome = Some(Outcome::Success {
+            output,
+            exclusions: self.exclusions(),
+        });
+        self.phase = ComplaintPhase::Done;
+    }
+
+    /// Everyone excluded so far, dealers then players, ascending.
+    fn exclusions(&self) -> Vec<Exclusion> {
+        let mut out: BTreeMap<(Role, u32), (FaultKind, Evidence)> = BTreeMap::new();
+        for (d, fe) in self.dealer_faults.iter().chain(&self.failed) {
+            out.entry((Role::Dealer, *d)).or_insert_with(|| fe.clone());
+        }
+        for (p, fe) in &self.player_faults {
+            out.insert((Role::Player, *p), fe.clone());
+        }
+        let absent = || Evidence::Absence {
+            phase: Phase::Share,
+            attempt: 0,
+        };
+        for p in 0..self.ceremony.n() as u32 {
+            if !self.reports.contains_key(&p) {
+                out.entry((Role::Player, p))
+                    .or_insert_with(|| (FaultKind::MissedReport, absent()));
+            }
+        }
+        if let Some(q) = &self.qualification {
+            for d in 0..self.ceremony.dealer_count() as u32 {
+                if q.dealers.binary_search(&d).is_err() {
+                    out.entry((Role::Dealer, d)).or_insert_with(|| {
+                        (
+                            FaultKind::NotInClique,
+                            self.clique_evidence(Role::Dealer, d, q),
+                        )
+                    });
+                }
+            }
+            for p in 0..self.ceremony.n() as u32 {
+                if q.players.binary_search(&p).is_err() {
+                    out.entry((Role::Player, p)).or_insert_with(|| {
+                        (
+                            FaultKind::NotInClique,
+                            self.clique_evidence(Role::Player, p, q),
+                        )
+                    });
+                }
+            }
+        }
+        out.into_iter()
+            .map(|((role, index), (fault, evidence))| Exclusion {
+                role,
+                index,
+                identity: self.key(role, index).expect("index in range").clone(),
+                fault,
+                evidence,
+            })
+            .collect()
+    }
+
+    /// Evidence that `v` is outside the qualified set: the reports that lack its validity
+    /// (fresh: its own report and those of the qualified players it lacks mutual validity with;
+    /// resharing: for a dealer, the reports that do not validate it).
+    fn clique_evidence(&self, role: Role, v: u32, q: &Qualification) -> Evidence {
+        let absent = Evidence::Absence {
+            phase: Phase::Share,
+            attempt: 0,
+        };
+        let involved: Vec<u32> = match (self.ceremony.reshare(), role) {
+            (None, _) => {
+                if !self.reports.contains_key(&v) {
+                    return absent;
+                }
+                let mut inv = vec![v];
+                inv.extend(
+                    q.players
+                        .iter()
+                        .copied()
+                        .filter(|p| !(self.validated(v, *p) && self.validated(*p, v))),
+                );
+                inv
+            }
+            (Some(_), Role::Dealer) => q
+                .players
+                .iter()
+                .copied()
+                .filter(|p| !self.validated(v, *p))
+                .collect(),
+            (Some(_), Role::Player) => {
+                if !self.reports.contains_key(&v) {
+                    return absent;
+                }
+                vec![v]
+            }
+        };
+        Evidence::Reports(self.reports_of(&involved))
+    }
+}
+
+/// The polynomial of degree `< points.len()` through `points` (distinct `x`), in `O(k^2)`.
+fn interpolate<F: ff::PrimeField>(points: &[(F, F)]) -> Polynomial<F> {
+    let k = points.len();
+    // M(x) = prod (x - x_i), coefficients lowest first.
+    let mut m = vec![F::ZERO; k + 1];
+    m[0] = F::ONE;
+    for (i, (xi, _)) in points.iter().enumerate() {
+        for d in (0..=i + 1).rev() {
+            let lower = if d > 0 { m[d - 1] } else { F::ZERO };
+            m[d] = lower - *xi * m[d];
+        }
+    }
+    let mut quotients = Vec::with_capacity(k);
+    let mut denominators = Vec::with_capacity(k);
+    for (xi, _) in points {
+        // q = M / (x - x_i) by synthetic division; q(x_i) = prod_{j != i} (x_i - x_j).
+        let mut q = vec![F::ZERO; k];
+        q[k - 1] = m[k];
+        for d in (1..k).rev() {
+            q[d - 1] = m[d] + *xi * q[d];
+        }
+        let mut qx = F::ZERO;
+        for c in q.iter().rev() {
+            qx = qx * xi + c;
+        }
+        quotients.push(q);
+        denominators.push(qx);
+    }
+    batch_invert(&mut denominators).expect("interpolation points are distinct");
+    let mut coeffs = vec![F::ZERO; k];
+    for ((q, inv), (_, yi)) in quotients.iter().zip(&denominators).zip(points) {
+        let scale = *inv * yi;
+        for (c, qd) in coeffs.iter_mut().zip(q) {
+            *c += *qd * scale;
+        }
+    }
+    Polynomial::from_coefficients(coeffs)
+}
+
+/// Checks equivocation evidence: two items signed by `dealer` for this session, each an encoded
+/// [`CommitmentStatement`] or an encoded signed [`Justification`] post, naming different
+/// commitment hashes.
+pub fn verify_equivocation<C: Curve>(
+    ceremony: &Ceremony<C>,
+    dealer: u32,
+    evidence: &Evidence,
+) -> bool {
+    let Evidence::SignedPosts(items) = evidence else {
+        return false;
+    };
+    let Some(key) = ceremony.dealers().get(dealer as usize).map(|p| &p.identity) else {
+        return false;
+    };
+    let hash_of = |item: &[u8]| -> Option<[u8; 32]> {
+        if let Ok(s) = CommitmentStatement::decode(item) {
+            return (s.session == *ceremony.id() && s.dealer == dealer && s.verify(key))
+                .then_some(s.hash);
+        }
+        let post =
+            SignedComplaintPost::<C>::decode(item, ceremony.n(), ceremony.dealer_count()).ok()?;
+        let ComplaintPost::Justification(j) = &post.post else {
+            return None;
+        };
+        (j.session == *ceremony.id()
+            && j.dealer == dealer
+            && key.verify(Purpose::Post, &post.post.encode(), &post.signature))
+        .then(|| pedersen_hash::<C>(&j.session, dealer, &j.commitment))
+    };
+    match items.as_slice() {
+        [a, b] => matches!((hash_of(a), hash_of(b)), (Some(x), Some(y)) if x != y),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use blstrs::Scalar;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn interpolation_recovers_the_polynomial() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        for t in 1..8 {
+            let f = Polynomial::<Scalar>::random(t - 1, None, &mut rng);
+            let points: Vec<(Scalar, Scalar)> = (3..3 + t as u64)
+                .map(|i| (Scalar::from(i * i), f.evaluate(&Scalar::from(i * i))))
+                .collect();
+            let g = interpolate(&points);
+            assert_eq!(g.coefficients(), f.coefficients());
+        }
+    }
+}

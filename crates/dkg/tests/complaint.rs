@@ -1,0 +1,852 @@
+//! Complaint-and-reconstruct ceremonies end to end on both curves, fresh and reshared, with
+//! misbehaving dealers and players written here as tampering of honest nodes' traffic.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use ff::Field;
+use group::Group;
+use group::prime::PrimeCurveAffine;
+use keyquorum_crypto::commit::EvalCommitment;
+use keyquorum_crypto::encrypt::{self, Ciphertext, ShareAad};
+use keyquorum_crypto::poly::{Polynomial, lagrange_at_zero};
+use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
+use keyquorum_dkg::board::{Evidence, FaultKind, Outcome, Role};
+use keyquorum_dkg::complaint::messages::{
+    ComplaintPost, Deal, Disclosure, FeldmanPost, SignedComplaintPost, SignedPedersen, seal_deal,
+};
+use keyquorum_dkg::complaint::{
+    ComplaintBoard, ComplaintNode, ComplaintPhase, verify_equivocation,
+};
+use keyquorum_dkg::node::{Action, DkgOutput, Input, Participant as Node};
+use keyquorum_dkg::{Ceremony, Params, SessionConfig, Variant};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+type Tamper<'a, C> = Box<dyn FnMut(usize, Action<C>) -> Vec<Action<C>> + 'a>;
+
+fn config<C: Curve>(members: &[Member], params: Params) -> SessionConfig<C> {
+    let mut cfg = fresh_config::<C>(members, params);
+    cfg.variant = Variant::Complaint;
+    cfg
+}
+
+fn nodes<C: Curve>(
+    ceremony: &Arc<Ceremony<C>>,
+    members: Vec<Member>,
+    old_shares: Vec<Option<keyquorum_crypto::secret::Secret<C::Scalar>>>,
+) -> Vec<Box<dyn Node<C>>> {
+    members
+        .into_iter()
+        .zip(old_shares)
+        .enumerate()
+        .map(|(i, (m, old))| {
+            let mut seed = [7u8; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            Box::new(
+                ComplaintNode::new(ceremony.clone(), m.identity, m.encryption, old, seed).unwrap(),
+            ) as Box<dyn Node<C>>
+        })
+        .collect()
+}
+
+fn honest<C: Curve>() -> Tamper<'static, C> {
+    Box::new(|_, a| vec![a])
+}
+
+struct Run<C: Curve> {
+    ceremony: Arc<Ceremony<C>>,
+    results: Vec<Result_<C>>,
+    events: Vec<BoardEvent>,
+}
+
+/// A fresh ceremony of `n` members under `params`, with `silent` nodes and tampering.
+fn fresh_run<C: Curve>(params: Params, silent: &[usize], tamper: Tamper<'_, C>) -> Run<C> {
+    let n = params.n();
+    let members: Vec<Member> = (0..n as u32).map(member).collect();
+    let ceremony = Ceremony::new(config::<C>(&members, params)).unwrap();
+    let mut tamper = tamper;
+    let (results, events) = run_nodes(
+        nodes(&ceremony, members, vec![None; n]),
+        silent,
+        &mut *tamper,
+    );
+    Run {
+        ceremony,
+        results,
+        events,
+    }
+}
+
+/// Honest nodes all finished with the same public output; every share matches its public share.
+fn check_agreement<C: Curve>(results: &[Result_<C>], honest: &[usize]) -> Vec<Box<DkgOutput<C>>> {
+    let outs: Vec<_> = honest
+        .iter()
+        .map(|i| match &results[*i] {
+            Result_::Ok(o) => o.clone(),
+            Result_::Failed(f) => panic!("node {i} failed: {f:?}"),
+            Result_::Pending => panic!("node {i} did not finish"),
+        })
+        .collect();
+    for o in &outs {
+        assert_eq!(o.public, outs[0].public);
+        assert_eq!(o.exclusions, outs[0].exclusions);
+        if let (Some(j), Some(x)) = (o.player_index, &o.secret_share) {
+            assert_eq!(
+                C::Point::generator() * x.expose(),
+                o.public.public_shares[j as usize].to_curve()
+            );
+        }
+    }
+    outs
+}
+
+/// The group secret interpolated from `t` shares has the group key as its public key.
+fn check_group_secret<C: Curve>(ceremony: &Ceremony<C>, outs: &[Box<DkgOutput<C>>]) {
+    let t = ceremony.t();
+    let with_share: Vec<_> = outs.iter().filter(|o| o.secret_share.is_some()).collect();
+    assert!(with_share.len() >= t);
+    let xs: Vec<C::Scalar> = with_share[..t]
+        .iter()
+        .map(|o| ceremony.player_indices()[o.player_index.unwrap() as usize])
+        .collect();
+    let l = lagrange_at_zero(&xs).unwrap();
+    let mut secret = C::Scalar::ZERO;
+    for (o, li) in with_share[..t].iter().zip(&l) {
+        secret += *o.secret_share.as_ref().unwrap().expose() * li;
+    }
+    assert_eq!(
+        C::Point::generator() * secret,
+        outs[0].public.group_key.to_curve()
+    );
+}
+
+/// Replays the board from its events alone and checks it reaches the nodes' result.
+fn replay<C: Curve>(run: &Run<C>, expected: &DkgOutput<C>) -> ComplaintBoard<C> {
+    let mut board = ComplaintBoard::new(run.ceremony.clone());
+    for e in &run.events {
+        match e {
+            BoardEvent::Post(p) => {
+                if let Ok(s) = SignedComplaintPost::<C>::decode(
+                    p,
+                    run.ceremony.n(),
+                    run.ceremony.dealer_count(),
+                ) {
+                    let _ = board.apply(&s);
+                }
+            }
+            BoardEvent::Deadline => board.advance(),
+        }
+    }
+    match board.outcome() {
+        Some(Outcome::Success { output, exclusions }) => {
+            assert_eq!(*output, expected.public);
+            assert_eq!(*exclusions, expected.exclusions);
+        }
+        other => panic!("replayed board did not succeed: {other:?}"),
+    }
+    board
+}
+
+fn exclusion<C: Curve>(
+    out: &DkgOutput<C>,
+    role: Role,
+    index: u32,
+) -> Option<&keyquorum_dkg::board::Exclusion> {
+    out.exclusions
+        .iter()
+        .find(|e| e.role == role && e.index == index)
+}
+
+fn all_honest<C: Curve>(n: usize, t: usize, k: usize) {
+    let run = fresh_run::<C>(Params::new(n, t, k).unwrap(), &[], honest());
+    let outs = check_agreement(&run.results, &(0..n).collect::<Vec<_>>());
+    assert_eq!(outs[0].public.qualified, (0..n as u32).collect::<Vec<_>>());
+    assert!(outs[0].exclusions.is_empty());
+    check_group_secret(&run.ceremony, &outs);
+    replay(&run, &outs[0]);
+    // The happy path takes four deadlines: deal, report, Feldman, complain.
+    let deadlines = run
+        .events
+        .iter()
+        .filter(|e| matches!(e, BoardEvent::Deadline))
+        .count();
+    assert_eq!(deadlines, 4);
+}
+
+#[test]
+fn fresh_bls_all_honest() {
+    all_honest::<Bls12381G1>(4, 3, 3);
+    all_honest::<Bls12381G1>(7, 5, 5);
+}
+
+#[test]
+fn fresh_secp_all_honest() {
+    all_honest::<Secp256k1>(5, 3, 4);
+    all_honest::<Secp256k1>(1, 1, 1);
+}
+
+#[test]
+fn silent_node_is_excluded() {
+    // n = 7, t = k = 5: f = 2, max reveals 2; the silent dealer has 6 complaints.
+    let run = fresh_run::<Bls12381G1>(Params::new(7, 5, 5).unwrap(), &[3], honest());
+    let honest_nodes = [0, 1, 2, 4, 5, 6];
+    let outs = check_agreement(&run.results, &honest_nodes);
+    assert_eq!(outs[0].public.qualified, vec![0, 1, 2, 4, 5, 6]);
+    let d = exclusion(&outs[0], Role::Dealer, 3).unwrap();
+    assert_eq!(
+        d.fault,
+        FaultKind::TooManyComplaints {
+            complaints: 6,
+            max: 2
+        }
+    );
+    assert!(matches!(&d.evidence, Evidence::Reports(r) if r.len() == 6));
+    let p = exclusion(&outs[0], Role::Player, 3).unwrap();
+    assert_eq!(p.fault, FaultKind::MissedReport);
+    assert!(!p.fault.is_misbehaviour() && !d.fault.is_misbehaviour());
+    assert_eq!(outs[0].exclusions.len(), 2);
+    check_group_secret(&run.ceremony, &outs);
+    replay(&run, &outs[0]);
+}
+
+/// Re-encrypts dealer `dealer`'s deal to `victim` with a pair that does not open the commitment.
+fn corrupt_deal<C: Curve>(
+    ceremony: &Arc<Ceremony<C>>,
+    dealer: usize,
+    victim: usize,
+) -> impl FnMut(usize, Action<C>) -> Vec<Action<C>> {
+    let ceremony = ceremony.clone();
+    let key = member(dealer as u32).identity;
+    let victim_id = member(victim as u32).identity.public().clone();
+    let mut rng = ChaCha20Rng::seed_from_u64(99);
+    move |i, a| match a {
+        Action::Send { to, payload } if i == dealer && to == victim_id => {
+            let deal = Deal::<C>::decode(&payload, ceremony.n()).unwrap();
+            let signed = SignedPedersen::new(&key, ceremony.id(), deal.dealer, deal.commitment);
+            let bad = seal_deal(
+                &key,
+                ceremony.id(),
+                &signed,
+                (victim as u32, &ceremony.players()[victim].encryption),
+                &C::Scalar::ONE,
+                &C::Scalar::ONE,
+                &mut rng,
+            );
+            vec![Action::Send {
+                to,
+                payload: bad.encode(),
+            }]
+        }
+        other => vec![other],
+    }
+}
+
+fn is_post_of<C: Curve>(a: &Action<C>, kind: fn(&ComplaintPost<C>) -> bool) -> bool {
+    match a {
+        Action::Post(p) => {
+            let s = SignedComplaintPost::<C>::decode(p, 64, 64).unwrap();
+            kind(&s.post)
+        }
+        _ => false,
+    }
+}
+
+#[test]
+fn bad_share_is_justified() {
+    let params = Params::new(7, 5, 5).unwrap();
+    let members: Vec<Member> = (0..7).map(member).collect();
+    let ceremony = Ceremony::new(config::<Bls12381G1>(&members, params)).unwrap();
+    let run = fresh_run::<Bls12381G1>(params, &[], Box::new(corrupt_deal(&ceremony, 1, 4)));
+    let outs = check_agreement(&run.results, &(0..7).collect::<Vec<_>>());
+    // Player 4 complained, dealer 1 answered with the right pair: everyone qualifies.
+    assert_eq!(outs[0].public.qualified, (0..7).collect::<Vec<_>>());
+    assert!(outs[0].exclusions.is_empty());
+    let board = replay(&run, &outs[0]);
+    assert_eq!(board.complaints_against(1), &[4]);
+    assert!(board.justified_pair(1, 4).is_some());
+    check_group_secret(&run.ceremony, &outs);
+}
+
+#[test]
+fn unanswered_complaint_disqualifies() {
+    let params = Params::new(7, 5, 5).unwrap();
+    let members: Vec<Member> = (0..7).map(member).collect();
+    let ceremony = Ceremony::new(config::<Secp256k1>(&members, params)).unwrap();
+    let mut corrupt = corrupt_deal(&ceremony, 1, 4);
+    let tamper = move |i: usize, a: Action<Secp256k1>| {
+        // Dealer 1 also stays quiet in the justify phase.
+        if i == 1 && is_post_of(&a, |p| matches!(p, ComplaintPost::Justification(_))) {
+            return vec![];
+        }
+        corrupt(i, a)
+    };
+    let run = fresh_run::<Secp256k1>(params, &[], Box::new(tamper));
+    let outs = check_agreement(&run.results, &[0, 2, 3, 4, 5, 6]);
+    assert_eq!(outs[0].public.qualified, vec![0, 2, 3, 4, 5, 6]);
+    let e = exclusion(&outs[0], Role::Dealer, 1).unwrap();
+    assert_eq!(e.fault, FaultKind::MissingJustification { complaints: 1 });
+    // The evidence is player 4's report, which names dealer 1 as not valid.
+    let Evidence::Reports(reports) = &e.evidence else {
+        panic!("wrong evidence {:?}", e.evidence);
+    };
+    let r = SignedComplaintPost::<Secp256k1>::decode(&reports[0], 7, 7).unwrap();
+    let ComplaintPost::Report(r) = r.post else {
+        panic!()
+    };
+    assert_eq!(r.player, 4);
+    assert!(!r.validates(1));
+    // In a fresh key the disqualified dealer is out as a player too; node 1 itself agrees.
+    assert!(outs.iter().all(|o| o.player_index != Some(1)));
+    let Result_::Ok(own) = &run.results[1] else {
+        panic!("node 1 did not finish")
+    };
+    assert_eq!(own.public, outs[0].public);
+    assert!(own.secret_share.is_none());
+    check_group_secret(&run.ceremony, &outs);
+    replay(&run, &outs[0]);
+}
+
+#[test]
+fn equivocating_dealer_is_disqualified_with_evidence() {
+    let params = Params::new(7, 5, 5).unwrap();
+    let members: Vec<Member> = (0..7).map(member).collect();
+    let ceremony = Ceremony::new(config::<Bls12381G1>(&members, params)).unwrap();
+    // Dealer 2 deals a second, self-consistent polynomial to players 4, 5, 6.
+    let key = member(2).identity;
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let g = Polynomial::random(4, None, &mut rng);
+    let g_blind = Polynomial::random(4, None, &mut rng);
+    let xs = ceremony.player_indices().to_vec();
+    let other = SignedPedersen::<Bls12381G1>::new(
+        &key,
+        ceremony.id(),
+        2,
+        EvalCommitment::pedersen(&g, &g_blind, &xs),
+    );
+    let ids: Vec<_> = (0..7)
+        .map(|i| member(i).identity.public().clone())
+        .collect();
+    let c2 = ceremony.clone();
+    let tamper = move |i: usize, a: Action<Bls12381G1>| match a {
+        Action::Send { to, .. } if i == 2 && ids[4..].contains(&to) => {
+            let j = ids.iter().position(|x| *x == to).unwrap();
+            let deal = seal_deal(
+                &key,
+                c2.id(),
+                &other,
+                (j as u32, &c2.players()[j].encryption),
+                &g.evaluate(&xs[j]),
+                &g_blind.evaluate(&xs[j]),
+                &mut rng,
+            );
+            vec![Action::Send {
+                to,
+                payload: deal.encode(),
+            }]
+        }
+        other => vec![other],
+    };
+    let run = fresh_run::<Bls12381G1>(params, &[], Box::new(tamper));
+    let outs = check_agreement(&run.results, &[0, 1, 3, 4, 5, 6]);
+    assert_eq!(outs[0].public.qualified, vec![0, 1, 3, 4, 5, 6]);
+    let e = exclusion(&outs[0], Role::Dealer, 2).unwrap();
+    assert_eq!(e.fault, FaultKind::Equivocation);
+    assert!(e.fault.is_misbehaviour());
+    assert!(verify_equivocation(&ceremony, 2, &e.evidence));
+    // The evidence names dealer 2 only, and is not valid when doctored.
+    assert!(!verify_equivocation(&ceremony, 3, &e.evidence));
+    let Evidence::SignedPosts(items) = &e.evidence else {
+        panic!()
+    };
+    let same = Evidence::SignedPosts(vec![items[0].clone(), items[0].clone()]);
+    assert!(!verify_equivocation(&ceremony, 2, &same));
+    let mut forged = items.clone();
+    let last = forged[1].len() - 1;
+    forged[1][last] ^= 1;
+    assert!(!verify_equivocation(
+        &ceremony,
+        2,
+        &Evidence::SignedPosts(forged)
+    ));
+    check_group_secret(&run.ceremony, &outs);
+    replay(&run, &outs[0]);
+}
+
+#[test]
+fn false_complaints_do_not_exclude_an_honest_dealer() {
+    // f = 2 corrupt players (5 and 6) both complain about honest dealer 0; max reveals = 2 >= f.
+    let params = Params::new(7, 5, 5).unwrap();
+    let keys = [member(5).identity, member(6).identity];
+    let tamper = move |i: usize, a: Action<Secp256k1>| {
+        if (i == 5 || i == 6) && is_post_of(&a, |p| matches!(p, ComplaintPost::Report(_))) {
+            let Action::Post(bytes) = a else {
+                unreachable!()
+            };
+            let mut s = SignedComplaintPost::<Secp256k1>::decode(&bytes, 7, 7).unwrap();
+            if let ComplaintPost::Report(r) = &mut s.post {
+                r.valid.retain(|d| *d != 0);
+            }
+            let resigned = SignedComplaintPost::sign(&keys[i - 5], s.post);
+            return vec![Action::Post(resigned.encode())];
+        }
+        vec![a]
+    };
+    let run = fresh_run::<Secp256k1>(params, &[], Box::new(tamper));
+    let outs = check_agreement(&run.results, &(0..7).collect::<Vec<_>>());
+    assert_eq!(outs[0].public.qualified, (0..7).collect::<Vec<_>>());
+    // Not an offence either: the complainers could have lost the deal.
+    assert!(outs[0].exclusions.is_empty());
+    let board = replay(&run, &outs[0]);
+    assert_eq!(board.complaints_against(0), &[5, 6]);
+    check_group_secret(&run.ceremony, &outs);
+}
+
+/// Runs a fresh ceremony in which dealer `bad` misbehaves in the Feldman phase, and the same
+/// ceremony honestly; the group key and public shares must be the same (the dealer's contribution
+/// is reconstructed, not dropped).
+fn feldman_failure<C: Curve>(bad: usize, forge: bool, expect: fn(&FaultKind) -> bool) {
+    let params = Params::new(7, 5, 5).unwrap();
+    let baseline = fresh_run::<C>(params, &[], honest());
+    let base = check_agreement(&baseline.results, &(0..7).collect::<Vec<_>>());
+    let key = member(bad as u32).identity;
+    let ceremony = baseline.ceremony.clone();
+    let tamper = move |i: usize, a: Action<C>| {
+        if i != bad || !is_post_of(&a, |p| matches!(p, ComplaintPost::Feldman(_))) {
+            return vec![a];
+        }
+        if !forge {
+            return vec![];
+        }
+        // A well-formed commitment to another polynomial: passes the board's checks, fails
+        // every player's.
+        let g = Polynomial::<C::Scalar>::random(4, None, &mut ChaCha20Rng::seed_from_u64(8));
+        let post = ComplaintPost::Feldman(FeldmanPost {
+            session: *ceremony.id(),
+            dealer: bad as u32,
+            commitment: EvalCommitment::<C>::feldman(&g, ceremony.player_indices()),
+        });
+        vec![Action::Post(SignedComplaintPost::sign(&key, post).encode())]
+    };
+    let run = fresh_run::<C>(params, &[], Box::new(tamper));
+    let outs = check_agreement(&run.results, &(0..7).collect::<Vec<_>>());
+    assert_eq!(outs[0].public.qualified, (0..7).collect::<Vec<_>>());
+    assert_eq!(outs[0].public.group_key, base[0].public.group_key);
+    assert_eq!(outs[0].public.public_shares, base[0].public.public_shares);
+    let e = exclusion(&outs[0], Role::Dealer, bad as u32).unwrap();
+    assert!(expect(&e.fault), "unexpected fault {:?}", e.fault);
+    if let FaultKind::BadFeldman { player } = e.fault {
+        check_bad_feldman_evidence(&run.ceremony, bad as u32, player, &e.evidence);
+    }
+    assert_eq!(outs[0].exclusions.len(), 1);
+    check_group_secret(&run.ceremony, &outs);
+    let board = replay(&run, &outs[0]);
+    assert!(board.reconstructed(bad as u32).is_some());
+    // Shares equal the honest run's: the reconstructed polynomial is the dealer's.
+    for (o, b) in outs.iter().zip(&base) {
+        assert_eq!(
+            o.secret_share.as_ref().unwrap().expose(),
+            b.secret_share.as_ref().unwrap().expose()
+        );
+    }
+}
+
+/// Checks `BadFeldman` evidence as a third party would: the dealer's Feldman post, the player's
+/// complaint carrying the Pedersen commitment, and the dealer's signature on that commitment's
+/// hash; the complained pair opens the commitment and contradicts the Feldman value.
+fn check_bad_feldman_evidence<C: Curve>(
+    ceremony: &Ceremony<C>,
+    dealer: u32,
+    player: u32,
+    evidence: &Evidence,
+) {
+    let Evidence::SignedPosts(items) = evidence else {
+        panic!("wrong evidence kind")
+    };
+    assert_eq!(items.len(), 3);
+    let n = ceremony.n();
+    let post = |b: &[u8]| SignedComplaintPost::<C>::decode(b, n, n).unwrap();
+    let (feldman, complaint) = (post(&items[0]), post(&items[1]));
+    let dealer_key = &ceremony.dealers()[dealer as usize].identity;
+    let player_key = &ceremony.players()[player as usize].identity;
+    assert!(dealer_key.verify(
+        keyquorum_dkg::identity::Purpose::Post,
+        &feldman.post.encode(),
+        &feldman.signature
+    ));
+    assert!(player_key.verify(
+        keyquorum_dkg::identity::Purpose::Post,
+        &complaint.post.encode(),
+        &complaint.signature
+    ));
+    let ComplaintPost::Feldman(f) = feldman.post else {
+        panic!()
+    };
+    let ComplaintPost::Complaint(d) = complaint.post else {
+        panic!()
+    };
+    let statement =
+        keyquorum_dkg::complaint::messages::CommitmentStatement::decode(&items[2]).unwrap();
+    assert!(statement.verify(dealer_key) && statement.dealer == dealer);
+    let (_, pedersen) = d.commitments.iter().find(|(i, _)| *i == dealer).unwrap();
+    assert_eq!(
+        keyquorum_dkg::complaint::messages::pedersen_hash::<C>(ceremony.id(), dealer, pedersen),
+        statement.hash
+    );
+    let (_, s, b) = d.shares.iter().find(|(i, _, _)| *i == dealer).unwrap();
+    assert!(pedersen.verify_pedersen_share(player as usize, s, b));
+    assert!(!f.commitment.verify_share(player as usize, s));
+}
+
+#[test]
+fn withheld_feldman_values_are_reconstructed() {
+    feldman_failure::<Bls12381G1>(2, false, |f| *f == FaultKind::MissedFeldman);
+    feldman_failure::<Secp256k1>(6, false, |f| *f == FaultKind::MissedFeldman);
+}
+
+#[test]
+fn wrong_feldman_values_are_proven_and_reconstructed() {
+    feldman_failure::<Bls12381G1>(3, true, |f| {
+        matches!(f, FaultKind::BadFeldman { .. }) && f.is_misbehaviour()
+    });
+}
+
+fn reshare<C: Curve>(
+    tamper: Tamper<'_, C>,
+    silent: &[usize],
+) -> (Vec<Box<DkgOutput<C>>>, C::Affine) {
+    let n = 5;
+    let members: Vec<Member> = (0..n as u32).map(member).collect();
+    let c1 = Ceremony::new(config::<C>(&members, Params::new(n, 3, 4).unwrap())).unwrap();
+    let (r1, _) = run_nodes(nodes(&c1, members, vec![None; n]), &[], &mut *honest());
+    let outs = check_agreement(&r1, &(0..n).collect::<Vec<_>>());
+    // New committee: members 1..5 stay, 0 leaves, 5 and 6 join.
+    let old: Vec<Member> = (0..n as u32).map(member).collect();
+    let new: Vec<Member> = (1..7u32).map(member).collect();
+    // k = 4: quorum max(old t = 3, min(4, 5 old members)) = 4, so one old member may fail.
+    let mut cfg2 = config::<C>(&new, Params::new(6, 4, 4).unwrap());
+    cfg2.epoch = 2;
+    cfg2.reshare = Some(reshare_of(&old, &c1, &outs[0]));
+    let c2 = Ceremony::new(cfg2).unwrap();
+    // Participants: node i is member i; old shares for members 0..5.
+    let all: Vec<Member> = (0..7u32).map(member).collect();
+    let old_shares: Vec<_> = (0..7)
+        .map(|i| {
+            if i < n {
+                outs[i].secret_share.clone()
+            } else {
+                None
+            }
+        })
+        .collect();
+    let mut tamper = tamper;
+    let (r2, events) = run_nodes(nodes(&c2, all, old_shares), silent, &mut *tamper);
+    let honest_players: Vec<usize> = (1..7).filter(|i| !silent.contains(i)).collect();
+    let outs2 = check_agreement(&r2, &honest_players);
+    assert_eq!(outs2[0].public.group_key, outs[0].public.group_key);
+    check_group_secret(&c2, &outs2);
+    let run = Run {
+        ceremony: c2,
+        results: r2,
+        events,
+    };
+    replay(&run, &outs2[0]);
+    (outs2, outs[0].public.group_key)
+}
+
+#[test]
+fn reshare_keeps_the_group_key() {
+    let (outs, _) = reshare::<Bls12381G1>(honest(), &[]);
+    assert_eq!(outs[0].public.qualified, vec![0, 1, 2, 3, 4]);
+    assert!(outs[0].exclusions.is_empty());
+    let (outs, _) = reshare::<Secp256k1>(honest(), &[]);
+    assert_eq!(outs[0].public.qualified, vec![0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn reshare_drops_a_dealer_that_fails_feldman() {
+    // Old member 2 (also new player 1) withholds its Feldman values: it is dropped, not
+    // reconstructed, and the remaining four old shares still determine the key.
+    let tamper = |i: usize, a: Action<Secp256k1>| {
+        if i == 2 && is_post_of(&a, |p| matches!(p, ComplaintPost::Feldman(_))) {
+            return vec![];
+        }
+        vec![a]
+    };
+    let (outs, _) = reshare::<Secp256k1>(Box::new(tamper), &[]);
+    assert_eq!(outs[0].public.qualified, vec![0, 1, 3, 4]);
+    let e = exclusion(&outs[0], Role::Dealer, 2).unwrap();
+    assert_eq!(e.fault, FaultKind::MissedFeldman);
+}
+
+#[test]
+fn reshare_with_a_silent_old_member() {
+    // Old member 0 (not in the new committee) is silent: dealer 0 is disqualified.
+    let (outs, _) = reshare::<Bls12381G1>(honest(), &[0]);
+    assert_eq!(outs[0].public.qualified, vec![1, 2, 3, 4]);
+    assert!(matches!(
+        exclusion(&outs[0], Role::Dealer, 0).unwrap().fault,
+        FaultKind::TooManyComplaints { .. }
+    ));
+}
+
+#[test]
+fn wrong_justification_disqualifies() {
+    // Dealer 1 sends player 4 a bad pair, then "justifies" with another bad pair.
+    let params = Params::new(7, 5, 5).unwrap();
+    let members: Vec<Member> = (0..7).map(member).collect();
+    let ceremony = Ceremony::new(config::<Bls12381G1>(&members, params)).unwrap();
+    let mut corrupt = corrupt_deal(&ceremony, 1, 4);
+    let key = member(1).identity;
+    let tamper = move |i: usize, a: Action<Bls12381G1>| {
+        if i == 1 && is_post_of(&a, |p| matches!(p, ComplaintPost::Justification(_))) {
+            let Action::Post(bytes) = a else {
+                unreachable!()
+            };
+            let mut s = SignedComplaintPost::<Bls12381G1>::decode(&bytes, 7, 7).unwrap();
+            if let ComplaintPost::Justification(j) = &mut s.post {
+                j.shares[0].1 += <Bls12381G1 as Curve>::Scalar::ONE;
+            }
+            return vec![Action::Post(
+                SignedComplaintPost::sign(&key, s.post).encode(),
+            )];
+        }
+        corrupt(i, a)
+    };
+    let run = fresh_run::<Bls12381G1>(params, &[], Box::new(tamper));
+    let outs = check_agreement(&run.results, &[0, 2, 3, 4, 5, 6]);
+    assert_eq!(outs[0].public.qualified, vec![0, 2, 3, 4, 5, 6]);
+    let e = exclusion(&outs[0], Role::Dealer, 1).unwrap();
+    assert_eq!(e.fault, FaultKind::BadJustification { player: 4 });
+    assert!(e.fault.is_misbehaviour());
+    // The evidence is the dealer's own signed post, checkable by anyone.
+    let Evidence::SignedPosts(posts) = &e.evidence else {
+        panic!()
+    };
+    let s = SignedComplaintPost::<Bls12381G1>::decode(&posts[0], 7, 7).unwrap();
+    let ComplaintPost::Justification(j) = &s.post else {
+        panic!()
+    };
+    let (p, share, blind) = j.shares[0];
+    assert!(
+        !j.commitment
+            .verify_pedersen_share(p as usize, &share, &blind)
+    );
+    check_group_secret(&run.ceremony, &outs);
+    replay(&run, &outs[0]);
+}
+
+#[test]
+fn reconstruction_short_of_t_pairs_fails_instead_of_dropping() {
+    // Dealer 2 withholds its Feldman values and, with players 5 and 6, its reconstruction pairs:
+    // 4 < t = 5 pairs. Dropping dealer 2 would let it bias the key, so the ceremony fails.
+    let params = Params::new(7, 5, 5).unwrap();
+    let tamper = |i: usize, a: Action<Secp256k1>| {
+        let withhold = (i == 2 && is_post_of(&a, |p| matches!(p, ComplaintPost::Feldman(_))))
+            || ([2, 5, 6].contains(&i)
+                && is_post_of(&a, |p| matches!(p, ComplaintPost::Reconstruction(_))));
+        if withhold { vec![] } else { vec![a] }
+    };
+    let run = fresh_run::<Secp256k1>(params, &[], Box::new(tamper));
+    for i in [0, 1, 3, 4] {
+        let Result_::Failed(f) = &run.results[i] else {
+            panic!("node {i} did not fail")
+        };
+        assert_eq!(f.qualified, (0..7).collect::<Vec<_>>());
+        let faults: Vec<(Role, u32, FaultKind)> = f
+            .exclusions
+            .iter()
+            .map(|e| (e.role, e.index, e.fault.clone()))
+            .collect();
+        assert_eq!(
+            faults,
+            vec![
+                (Role::Dealer, 2, FaultKind::MissedFeldman),
+                (
+                    Role::Player,
+                    2,
+                    FaultKind::MissedReconstruction { dealer: 2 }
+                ),
+                (
+                    Role::Player,
+                    5,
+                    FaultKind::MissedReconstruction { dealer: 2 }
+                ),
+                (
+                    Role::Player,
+                    6,
+                    FaultKind::MissedReconstruction { dealer: 2 }
+                ),
+            ]
+        );
+    }
+}
+
+#[test]
+fn false_feldman_complaint_is_the_complainers_fault() {
+    // An honest run, replayed on a board; in the complain phase player 5 posts its true pair from
+    // dealer 0 as a "complaint" although it matches dealer 0's Feldman values.
+    let params = Params::new(7, 5, 5).unwrap();
+    let captured: std::rc::Rc<std::cell::RefCell<Option<Vec<u8>>>> = Default::default();
+    let sink = captured.clone();
+    let id5 = member(5).identity.public().clone();
+    let tamper = move |i: usize, a: Action<Secp256k1>| {
+        if let Action::Send { to, payload } = &a
+            && i == 0
+            && *to == id5
+        {
+            *sink.borrow_mut() = Some(payload.clone());
+        }
+        vec![a]
+    };
+    let run = fresh_run::<Secp256k1>(params, &[], Box::new(tamper));
+    let outs = check_agreement(&run.results, &(0..7).collect::<Vec<_>>());
+    let c = &run.ceremony;
+    let deal = Deal::<Secp256k1>::decode(captured.borrow().as_ref().unwrap(), 7).unwrap();
+    let aad = ShareAad {
+        session_id: *c.id(),
+        dealer: 0,
+        recipient: 5,
+        commitment_hash: deal.statement().hash,
+    };
+    let ct = Ciphertext::from_bytes(&deal.ciphertext, 64).unwrap();
+    let pt = encrypt::open(&member(5).encryption, &aad, &ct).unwrap();
+    let s = Secp256k1::decode_scalar(&pt.expose()[..32]).unwrap();
+    let b = Secp256k1::decode_scalar(&pt.expose()[32..]).unwrap();
+    let complaint = SignedComplaintPost::sign(
+        &member(5).identity,
+        ComplaintPost::Complaint(Disclosure {
+            session: *c.id(),
+            player: 5,
+            shares: vec![(0, s, b)],
+            commitments: vec![(0, deal.commitment.clone())],
+        }),
+    );
+
+    let mut board = ComplaintBoard::new(c.clone());
+    let (last, rest) = run.events.split_last().unwrap();
+    assert!(matches!(last, BoardEvent::Deadline));
+    for e in rest {
+        match e {
+            BoardEvent::Post(p) => board
+                .apply(&SignedComplaintPost::decode(p, 7, 7).unwrap())
+                .unwrap(),
+            BoardEvent::Deadline => board.advance(),
+        }
+    }
+    assert_eq!(board.phase(), ComplaintPhase::Complain);
+    board.apply(&complaint).unwrap();
+    board.advance();
+    let Some(Outcome::Success { output, exclusions }) = board.outcome() else {
+        panic!("board failed")
+    };
+    // Dealer 0 keeps its place and its Feldman values; player 5 is named.
+    assert_eq!(output.group_key, outs[0].public.group_key);
+    assert_eq!(output.qualified, (0..7).collect::<Vec<_>>());
+    assert!(board.reconstructed(0).is_none());
+    assert_eq!(exclusions.len(), 1);
+    assert_eq!(
+        (
+            exclusions[0].role,
+            exclusions[0].index,
+            &exclusions[0].fault
+        ),
+        (Role::Player, 5, &FaultKind::FalseComplaint { dealer: 0 })
+    );
+    assert!(exclusions[0].fault.is_misbehaviour());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Arbitrary bytes as messages and posts, in every phase, never panic a node.
+    #[test]
+    fn nodes_survive_garbage(garbage in proptest::collection::vec(
+        proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400), 1..8)) {
+        let params = Params::new(4, 3, 3).unwrap();
+        let members: Vec<Member> = (0..4).map(member).collect();
+        let ceremony = Ceremony::new(config::<Bls12381G1>(&members, params)).unwrap();
+        let mut node = nodes(&ceremony, members, vec![None; 4]).remove(0);
+        node.handle(Input::Start);
+        for _ in 0..7 {
+            for g in &garbage {
+                node.handle(Input::Message(g.clone()));
+                node.handle(Input::BoardPost(g.clone()));
+                let mut tagged = vec![0u8; 48];
+                tagged.push(0x41 + (g.len() % 5) as u8);
+                tagged.extend_from_slice(g);
+                node.handle(Input::BoardPost(tagged));
+            }
+            node.handle(Input::Deadline);
+        }
+    }
+}
+
+#[test]
+fn dealer_that_does_not_report_is_left_out_of_the_clique() {
+    // Node 5 deals correctly but never posts its report: no edges, so it is outside the maximum
+    // clique, as a dealer too, although nobody complained about its deals.
+    let params = Params::new(7, 5, 5).unwrap();
+    let tamper = |i: usize, a: Action<Bls12381G1>| {
+        if i == 5 && is_post_of(&a, |p| matches!(p, ComplaintPost::Report(_))) {
+            return vec![];
+        }
+        vec![a]
+    };
+    let run = fresh_run::<Bls12381G1>(params, &[], Box::new(tamper));
+    let outs = check_agreement(&run.results, &[0, 1, 2, 3, 4, 6]);
+    assert_eq!(outs[0].public.qualified, vec![0, 1, 2, 3, 4, 6]);
+    let faults: Vec<(Role, u32, FaultKind)> = outs[0]
+        .exclusions
+        .iter()
+        .map(|e| (e.role, e.index, e.fault.clone()))
+        .collect();
+    assert_eq!(
+        faults,
+        vec![
+            (Role::Dealer, 5, FaultKind::NotInClique),
+            (Role::Player, 5, FaultKind::MissedReport),
+        ]
+    );
+    let board = replay(&run, &outs[0]);
+    assert!(board.complaints_against(5).is_empty());
+    check_group_secret(&run.ceremony, &outs);
+}
+
+#[test]
+fn report_with_a_forged_dealer_signature_is_the_reporters_fault() {
+    let params = Params::new(7, 5, 5).unwrap();
+    let key = member(3).identity;
+    let tamper = move |i: usize, a: Action<Secp256k1>| {
+        if i == 3 && is_post_of(&a, |p| matches!(p, ComplaintPost::Report(_))) {
+            let Action::Post(bytes) = a else {
+                unreachable!()
+            };
+            let mut s = SignedComplaintPost::<Secp256k1>::decode(&bytes, 7, 7).unwrap();
+            if let ComplaintPost::Report(r) = &mut s.post {
+                // Claim dealer 0 signed another hash.
+                r.heard[0].hash[0] ^= 1;
+            }
+            return vec![Action::Post(
+                SignedComplaintPost::sign(&key, s.post).encode(),
+            )];
+        }
+        vec![a]
+    };
+    let run = fresh_run::<Secp256k1>(params, &[], Box::new(tamper));
+    let outs = check_agreement(&run.results, &[0, 1, 2, 4, 5, 6]);
+    // Dealer 0 is not blamed (the forged statement does not verify); reporter 3 is.
+    assert_eq!(outs[0].public.qualified, vec![0, 1, 2, 4, 5, 6]);
+    let p = exclusion(&outs[0], Role::Player, 3).unwrap();
+    assert_eq!(p.fault, FaultKind::BadReport);
+    assert!(p.fault.is_misbehaviour());
+    assert_eq!(
+        exclusion(&outs[0], Role::Dealer, 3).unwrap().fault,
+        FaultKind::NotInClique
+    );
+    assert!(exclusion(&outs[0], Role::Dealer, 0).is_none());
+    check_group_secret(&run.ceremony, &outs);
+    replay(&run, &outs[0]);
+}

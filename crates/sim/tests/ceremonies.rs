@@ -1,0 +1,135 @@
+//! Thousands of seeded adversarial ceremonies: both variants, both curves, fresh and reshared,
+//! every adversary kind, committees from 4 to 64. Every run checks agreement, share correctness,
+//! threshold signing, that no honest participant is excluded, and success whenever the honest
+//! dealers reach the quorum (see the crate docs).
+
+use keyquorum_dkg::Variant;
+use keyquorum_sim::{AdversaryKind, CurveChoice, SimConfig, run};
+use rayon::prelude::*;
+
+/// Committee size for run `i`: mostly small committees (cheap), some medium, a few up to 64.
+fn committee_size(i: u64) -> usize {
+    let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33;
+    // The largest committee, once per variant.
+    if i == 1 || i == 2 {
+        return 64;
+    }
+    // Drawn by a hash of i so that sizes are independent of the other choices made from i.
+    match h % 200 {
+        0 => 25 + ((h >> 8) % 40) as usize,     // 0.5%: 25..=64
+        1..=9 => 11 + ((h >> 8) % 14) as usize, // 4.5%: 11..=24
+        _ => 4 + ((h >> 8) % 7) as usize,       // 95%: 4..=10
+    }
+}
+
+fn config(i: u64) -> SimConfig {
+    let n = committee_size(i);
+    let mut cfg = SimConfig::bft(n, 10_000 + i);
+    // Rotate through every adversary kind alone, then the full mix.
+    let kinds = AdversaryKind::ALL;
+    let slot = (i / 4) % (kinds.len() as u64 + 1);
+    cfg.faults = if slot == kinds.len() as u64 {
+        kinds.to_vec()
+    } else {
+        vec![kinds[slot as usize]]
+    };
+    cfg.curve = if i.is_multiple_of(2) {
+        CurveChoice::Bls12381
+    } else {
+        CurveChoice::Secp256k1
+    };
+    cfg.variant = if i % 4 < 2 {
+        Variant::AckReveal
+    } else {
+        Variant::Complaint
+    };
+    cfg.reshare = i.is_multiple_of(5);
+    // Some runs use Züs-style parameters (t = 66%, k = 75%) instead of BFT ones.
+    if i % 7 == 3 && n >= 8 {
+        let t = (n * 66).div_ceil(100);
+        let k = (n * 75).div_ceil(100);
+        if t + k > n {
+            cfg.threshold = t;
+            cfg.quorum = k;
+            cfg.byzantine = n - k;
+        }
+    }
+    cfg
+}
+
+#[test]
+fn two_thousand_adversarial_ceremonies() {
+    let runs: u64 = std::env::var("KQ_SIM_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let failures: Vec<String> = (0..runs)
+        .into_par_iter()
+        .filter_map(|i| {
+            let cfg = config(i);
+            let r = run(&cfg);
+            (!r.passed).then(|| {
+                format!(
+                    "run {i} (n={} t={} k={} f={} {:?} {} reshare={} faults={:?} seed={}): {}",
+                    cfg.nodes,
+                    cfg.threshold,
+                    cfg.quorum,
+                    cfg.byzantine,
+                    cfg.variant,
+                    cfg.curve,
+                    cfg.reshare,
+                    cfg.faults,
+                    cfg.seed,
+                    r.failure.unwrap_or_default()
+                )
+            })
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} runs failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_kind_is_caught_where_it_is_provable() {
+    // Equivocation and wrong reveals are provable misbehaviour: the culprit must be excluded.
+    for (kind, fault) in [
+        (AdversaryKind::Equivocate, "Equivocation"),
+        (AdversaryKind::WrongReveal, "BadReveal"),
+    ] {
+        let mut cfg = SimConfig::bft(7, 77);
+        cfg.faults = vec![kind];
+        cfg.net.partition_per_mille = 0;
+        let r = run(&cfg);
+        assert!(r.passed, "{kind}: {:?}", r.failure);
+        assert!(
+            r.excluded.iter().any(|e| e.contains(fault)),
+            "{kind}: expected a {fault} exclusion, got {:?}",
+            r.excluded
+        );
+    }
+}
+
+#[test]
+fn too_many_faults_fail_cleanly_with_culprits() {
+    // Beyond the fault bound success is not required, but nothing may panic or disagree.
+    let mut cfg = SimConfig::bft(7, 5);
+    cfg.byzantine = 4;
+    cfg.faults = vec![AdversaryKind::Silent];
+    let r = run(&cfg);
+    assert!(r.passed, "{:?}", r.failure);
+}
+
+/// n = 256 with floor((n - 1) / 3) adversaries of mixed kinds. Minutes of CPU: run on demand with
+/// `cargo test --release -p keyquorum-sim -- --ignored`.
+#[test]
+#[ignore]
+fn large_committee_with_mixed_adversaries() {
+    let mut cfg = SimConfig::bft(256, 256);
+    cfg.faults = AdversaryKind::ALL.to_vec();
+    let r = run(&cfg);
+    assert!(r.passed, "{:?}", r.failure);
+}
