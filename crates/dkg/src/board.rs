@@ -10,9 +10,10 @@
 //!
 //! # Phases (seed 000/001)
 //! 1. **Contribute**: each dealer posts its commitment ([`Contribution`]). Accepted once, from a
-//!    dealer, with `n + 1` points on the curve that pass the degree check; when resharing, the
-//!    value at zero must be the dealer's old public key share. A second, different contribution is
-//!    equivocation.
+//!    dealer, with `n + 1` points on the curve; when resharing, the value at zero must be the
+//!    dealer's old public key share. A second, different contribution is equivocation. That the
+//!    points lie on a polynomial of degree below `t` (and in the prime-order subgroup) is checked
+//!    once, on the sum of the qualified commitments, in step 4.
 //! 2. **Share**: off the board. Dealers send encrypted shares; players ack valid ones.
 //! 3. **Publish**: each dealer posts its log ([`Publication`]): the ackers (bitmap + one aggregate
 //!    signature) and the plaintext shares of the players that did not ack. A dealer reveals only
@@ -21,7 +22,12 @@
 //! 4. **Done**: the outcome. A dealer qualifies if its contribution and publication are valid and
 //!    every active player is covered by an ack or a reveal. With at least the quorum of qualified
 //!    dealers the group key and public key shares are the sums of the qualified commitments
-//!    (Lagrange-weighted by old indices when resharing), after a subgroup check of each sum.
+//!    (Lagrange-weighted by old indices when resharing). The sums must be in the prime-order
+//!    subgroup and pass the dual-code degree check; if not, the dealers whose own commitments fail
+//!    are disqualified with their signed contribution as evidence and the sums recomputed. This
+//!    costs one MSM per ceremony instead of one per dealer: players accept a share that matches
+//!    its point `E_j`, which is sound whatever the rest of the vector is, and a vector that is
+//!    not a low-degree polynomial is caught here before it can enter the key.
 //!
 //! # Retries without a full restart
 //! If fewer than the quorum qualify, the culprits are named: dealers that missed a phase or posted
@@ -488,18 +494,9 @@ impl<C: Curve> Board<C> {
                 actual: c.commitment.points().len(),
             }));
         }
+        // The degree of each commitment is not checked here: checking the sum of the qualified
+        // commitments once at the end is as good (see `public_output`) and n times cheaper.
         let hash = c.commitment_hash();
-        let seed = self.ceremony.degree_check_seed(c.dealer, &hash);
-        let ceremony = self.ceremony.clone();
-        let low_degree =
-            ceremony.check_once(tagged_hash("keyquorum/check/degree", &[&seed]), || {
-                ceremony
-                    .dual_code()
-                    .is_codeword::<C>(c.commitment.points(), &seed)
-            });
-        if !low_degree {
-            return Err(fault(FaultKind::CommitmentDegree));
-        }
         if let Some(r) = self.ceremony.reshare()
             && r.public_shares[c.dealer as usize] != *c.commitment.constant()
         {
@@ -695,13 +692,13 @@ impl<C: Curve> Board<C> {
                     self.phase = Phase::Done;
                 }
                 Err(bad) => {
-                    // Some qualified dealers committed to points outside the subgroup: they are
-                    // disqualified (their own posts prove it) and the outcome recomputed.
-                    for d in bad {
+                    // Some qualified dealers committed to points outside the subgroup or to a
+                    // vector of too high degree: they are disqualified (their own signed posts
+                    // prove it) and the outcome recomputed.
+                    for (d, fault) in bad {
                         let evidence =
                             Evidence::SignedPosts(vec![self.contributions[&d].signed.clone()]);
-                        self.faults
-                            .insert(d, (FaultKind::PointOutsideSubgroup, evidence));
+                        self.faults.insert(d, (fault, evidence));
                     }
                     self.finish_attempt();
                 }
@@ -767,10 +764,10 @@ impl<C: Curve> Board<C> {
         }
     }
 
-    /// Sums the qualified commitments into the group key and public key shares, checking each
-    /// sum is in the prime-order subgroup. On failure returns the qualified dealers whose points
-    /// are outside it.
-    fn public_output(&self, qualified: &[u32]) -> Result<PublicOutput<C>, Vec<u32>> {
+    /// Sums the qualified commitments into the group key and public key shares, checking the sums
+    /// are in the prime-order subgroup and lie on a polynomial of degree below `t`. On failure
+    /// returns the qualified dealers at fault.
+    fn public_output(&self, qualified: &[u32]) -> Result<PublicOutput<C>, Vec<(u32, FaultKind)>> {
         let commitments: Vec<&EvalCommitment<C>> = qualified
             .iter()
             .map(|d| &self.contributions[d].commitment)
@@ -786,18 +783,39 @@ impl<C: Curve> Board<C> {
             }
         };
         let sums = weighted_column_sums::<C>(&commitments, &weights);
-        let bad_sum = C::HAS_COFACTOR && sums.iter().any(|p| !C::in_subgroup(p));
-        if bad_sum {
-            let bad: Vec<u32> = qualified
+        // Subgroup membership and degree are checked on the sums, once, and per dealer only when
+        // a sum fails. Both properties are preserved by (weighted) sums, so passing sums mean the
+        // output is a valid sharing in the prime-order group; dealers whose flaws cancel out in
+        // the sum contribute exactly what valid commitments with the same sum would.
+        if C::HAS_COFACTOR && sums.iter().any(|p| !C::in_subgroup(p)) {
+            let bad: Vec<(u32, FaultKind)> = qualified
                 .iter()
                 .zip(&commitments)
                 .filter(|(_, c)| c.points().iter().any(|p| !C::in_subgroup(p)))
-                .map(|(d, _)| *d)
+                .map(|(d, _)| (*d, FaultKind::PointOutsideSubgroup))
                 .collect();
             debug_assert!(
                 !bad.is_empty(),
                 "a sum of subgroup points is in the subgroup"
             );
+            return Err(bad);
+        }
+        let mut transcript = Vec::with_capacity(32 * (qualified.len() + 1));
+        transcript.extend_from_slice(self.ceremony.id());
+        for d in qualified {
+            transcript.extend_from_slice(&self.contributions[d].hash);
+        }
+        let seed = tagged_hash("keyquorum/degree-check/sum/v1", &[&transcript]);
+        if !self.ceremony.dual_code().is_codeword::<C>(&sums, &seed) {
+            let bad: Vec<(u32, FaultKind)> = qualified
+                .iter()
+                .filter(|d| {
+                    let e = &self.contributions[d];
+                    !commitment_is_valid(&self.ceremony, **d, &e.commitment, &e.hash)
+                })
+                .map(|d| (*d, FaultKind::CommitmentDegree))
+                .collect();
+            debug_assert!(!bad.is_empty(), "a sum of codewords is a codeword");
             return Err(bad);
         }
         let group_key = sums[0];
