@@ -782,42 +782,12 @@ impl<C: Curve> Board<C> {
                 lagrange_at_zero(&xs).expect("dealer indices validated distinct and non-zero")
             }
         };
-        let sums = weighted_column_sums::<C>(&commitments, &weights);
-        // Subgroup membership and degree are checked on the sums, once, and per dealer only when
-        // a sum fails. Both properties are preserved by (weighted) sums, so passing sums mean the
-        // output is a valid sharing in the prime-order group; dealers whose flaws cancel out in
-        // the sum contribute exactly what valid commitments with the same sum would.
-        if C::HAS_COFACTOR && sums.iter().any(|p| !C::in_subgroup(p)) {
-            let bad: Vec<(u32, FaultKind)> = qualified
-                .iter()
-                .zip(&commitments)
-                .filter(|(_, c)| c.points().iter().any(|p| !C::in_subgroup(p)))
-                .map(|(d, _)| (*d, FaultKind::PointOutsideSubgroup))
-                .collect();
-            debug_assert!(
-                !bad.is_empty(),
-                "a sum of subgroup points is in the subgroup"
-            );
-            return Err(bad);
-        }
-        let mut transcript = Vec::with_capacity(32 * (qualified.len() + 1));
-        transcript.extend_from_slice(self.ceremony.id());
-        for d in qualified {
-            transcript.extend_from_slice(&self.contributions[d].hash);
-        }
-        let seed = tagged_hash("keyquorum/degree-check/sum/v1", &[&transcript]);
-        if !self.ceremony.dual_code().is_codeword::<C>(&sums, &seed) {
-            let bad: Vec<(u32, FaultKind)> = qualified
-                .iter()
-                .filter(|d| {
-                    let e = &self.contributions[d];
-                    !commitment_is_valid(&self.ceremony, **d, &e.commitment, &e.hash)
-                })
-                .map(|d| (*d, FaultKind::CommitmentDegree))
-                .collect();
-            debug_assert!(!bad.is_empty(), "a sum of codewords is a codeword");
-            return Err(bad);
-        }
+        let hashes: Vec<[u8; 32]> = qualified
+            .iter()
+            .map(|d| self.contributions[d].hash)
+            .collect();
+        let sums =
+            aggregate_commitments(&self.ceremony, qualified, &commitments, &hashes, &weights)?;
         let group_key = sums[0];
         Ok(PublicOutput {
             group_key,
@@ -826,6 +796,54 @@ impl<C: Curve> Board<C> {
             weights,
         })
     }
+}
+
+/// The group's public values from the qualified dealers' commitments: `Y = sum_i w_i E_i` (the
+/// group key first, then each player's public key share), checked to be in the prime-order
+/// subgroup and to lie on a polynomial of degree below `t` (see the module docs). On failure,
+/// the dealers (from `dealers`) whose own commitments are at fault.
+pub fn aggregate_commitments<C: Curve>(
+    ceremony: &Ceremony<C>,
+    dealers: &[u32],
+    commitments: &[&EvalCommitment<C>],
+    hashes: &[[u8; 32]],
+    weights: &[C::Scalar],
+) -> Result<Vec<C::Affine>, Vec<(u32, FaultKind)>> {
+    let sums = weighted_column_sums::<C>(commitments, weights);
+    // Subgroup membership and degree are checked on the sums, once, and per dealer only when
+    // a sum fails. Both properties are preserved by (weighted) sums, so passing sums mean the
+    // output is a valid sharing in the prime-order group; dealers whose flaws cancel out in
+    // the sum contribute exactly what valid commitments with the same sum would.
+    if C::HAS_COFACTOR && sums.iter().any(|p| !C::in_subgroup(p)) {
+        let bad: Vec<(u32, FaultKind)> = dealers
+            .iter()
+            .zip(commitments)
+            .filter(|(_, c)| c.points().iter().any(|p| !C::in_subgroup(p)))
+            .map(|(d, _)| (*d, FaultKind::PointOutsideSubgroup))
+            .collect();
+        debug_assert!(
+            !bad.is_empty(),
+            "a sum of subgroup points is in the subgroup"
+        );
+        return Err(bad);
+    }
+    let mut transcript = Vec::with_capacity(32 * (dealers.len() + 1));
+    transcript.extend_from_slice(ceremony.id());
+    for h in hashes {
+        transcript.extend_from_slice(h);
+    }
+    let seed = tagged_hash("keyquorum/degree-check/sum/v1", &[&transcript]);
+    if !ceremony.dual_code().is_codeword::<C>(&sums, &seed) {
+        let bad: Vec<(u32, FaultKind)> = dealers
+            .iter()
+            .zip(commitments.iter().zip(hashes))
+            .filter(|(d, (c, h))| !commitment_is_valid(ceremony, **d, c, h))
+            .map(|(d, _)| (*d, FaultKind::CommitmentDegree))
+            .collect();
+        debug_assert!(!bad.is_empty(), "a sum of codewords is a codeword");
+        return Err(bad);
+    }
+    Ok(sums)
 }
 
 /// `Y_j = sum_i w_i E_ij` for every column `j`. With unit weights this is plain addition (the
