@@ -1,0 +1,293 @@
+//! The HTTP JSON API (axum).
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `POST /tx` | body = the raw transaction bytes (any content type). 200 `{"hash": hex}`; 4xx/5xx `{"error": code, "reason": text}` |
+//! | `GET /tx/{hash}` | `{"hash", "status": "pending"}` or `{"hash", "status": "included", "height", "index", "events", "rejected"?}`; 404 if unknown |
+//! | `GET /status` | `{"height", "block_hash", "pending_txs", ...}` plus the fields of the state machine's `"status"` object |
+//! | `GET /views/current`, `/views/{v}`, `/views/{v}/magic-block` | the state machine's query of the same path; 404 when it has none; 400 if `v` is not a number |
+//! | `GET /query/{*path}` | any other state machine query |
+//! | `GET /blocks/{h}` | one block |
+//! | `GET /events?from=H&limit=N&wait_ms=W` | `{"from", "next", "height", "blocks": [...]}` with the committed blocks from height `H` (default 1); if none exists yet, waits up to `W` ms (capped by `max_wait_ms`) for one. At most `limit`/`max_events_blocks` blocks and about `max_events_bytes` bytes; poll again with `from = next` |
+//!
+//! Errors are always JSON `{"error": code, "reason": text}`: 400 malformed input or a
+//! state-machine rejection (its code), 404 `not_found`, 405 `method_not_allowed`,
+//! 409 `duplicate_tx`, 413 `tx_too_large`, 503 `mempool_full`/`busy`/`halted`.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::block::{Block, parse_hash};
+use crate::chain::ChainHandle;
+use crate::engine::TxStatus;
+use crate::error::{ChainError, SubmitError};
+
+/// An error answer: status plus `{"error": code, "reason": reason}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: String,
+    reason: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+
+    fn bad_request(code: &str, reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, reason)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": self.code, "reason": self.reason})),
+        )
+            .into_response()
+    }
+}
+
+impl From<ChainError> for ApiError {
+    fn from(e: ChainError) -> Self {
+        match e {
+            ChainError::Halted => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "halted", e.to_string())
+            }
+            other => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        let status = match &e {
+            SubmitError::Empty | SubmitError::Rejected(_) => StatusCode::BAD_REQUEST,
+            SubmitError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            SubmitError::Duplicate(_) => StatusCode::CONFLICT,
+            SubmitError::MempoolFull | SubmitError::Busy | SubmitError::Halted => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            SubmitError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, e.code(), e.reason())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::bad_request("bad_path", r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::bad_request("bad_query", r.body_text())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The API's routes over a chain handle.
+pub fn router(handle: ChainHandle) -> Router {
+    let max_body = handle.config().max_tx_bytes;
+    Router::new()
+        .route("/tx", post(post_tx))
+        .route("/tx/{hash}", get(get_tx))
+        .route("/status", get(status))
+        .route("/views/current", get(view_current))
+        .route("/views/{v}", get(view))
+        .route("/views/{v}/magic-block", get(magic_block))
+        .route("/query/{*path}", get(query))
+        .route("/blocks/{height}", get(block))
+        .route("/events", get(events))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(handle)
+}
+
+async fn post_tx(
+    State(h): State<ChainHandle>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                r.status(),
+                "tx_too_large",
+                format!(
+                    "transaction exceeds the limit of {} bytes",
+                    h.config().max_tx_bytes
+                ),
+            )
+        } else {
+            ApiError::new(r.status(), "bad_body", r.body_text())
+        }
+    })?;
+    let hash = h.submit(body.to_vec()).await?;
+    Ok(Json(json!({"hash": hex::encode(hash)})))
+}
+
+async fn get_tx(
+    State(h): State<ChainHandle>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let Path(text) = path?;
+    let hash = parse_hash(&text)
+        .ok_or_else(|| ApiError::bad_request("bad_hash", "expected 64 hex characters"))?;
+    match h.tx_status(hash).await? {
+        TxStatus::Pending => Ok(Json(json!({"hash": text, "status": "pending"}))),
+        TxStatus::Included { height, index } => {
+            let block = h.block(height)?.ok_or_else(|| {
+                ApiError::from(ChainError::Corrupt("indexed block missing".into()))
+            })?;
+            let r = block
+                .txs
+                .get(index as usize)
+                .ok_or_else(|| ApiError::from(ChainError::Corrupt("indexed tx missing".into())))?;
+            let mut v = json!({
+                "hash": text,
+                "status": "included",
+                "height": height,
+                "index": index,
+                "events": r.events,
+            });
+            if let Some(rej) = &r.rejected {
+                v["rejected"] = json!(rej);
+            }
+            Ok(Json(v))
+        }
+        TxStatus::Unknown => Err(ApiError::not_found(format!("transaction {text} unknown"))),
+    }
+}
+
+async fn status(State(h): State<ChainHandle>) -> ApiResult<Json<Value>> {
+    let s = h.status().await?;
+    let mut out = match s.state {
+        Some(Value::Object(map)) => map,
+        Some(Value::Null) | None => serde_json::Map::new(),
+        Some(other) => {
+            let mut m = serde_json::Map::new();
+            m.insert("state".into(), other);
+            m
+        }
+    };
+    out.insert("height".into(), json!(s.height));
+    out.insert("block_hash".into(), json!(hex::encode(s.block_hash)));
+    out.insert("pending_txs".into(), json!(s.pending_txs));
+    Ok(Json(Value::Object(out)))
+}
+
+async fn state_query(h: &ChainHandle, path: &str) -> ApiResult<Json<Value>> {
+    h.query(path)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("{path} not found")))
+}
+
+fn parse_view(path: Result<Path<String>, PathRejection>) -> ApiResult<u64> {
+    let Path(v) = path?;
+    v.parse()
+        .map_err(|_| ApiError::bad_request("bad_view", format!("view {v:?} is not a number")))
+}
+
+async fn view_current(State(h): State<ChainHandle>) -> ApiResult<Json<Value>> {
+    state_query(&h, "views/current").await
+}
+
+async fn view(
+    State(h): State<ChainHandle>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let v = parse_view(path)?;
+    state_query(&h, &format!("views/{v}")).await
+}
+
+async fn magic_block(
+    State(h): State<ChainHandle>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let v = parse_view(path)?;
+    state_query(&h, &format!("views/{v}/magic-block")).await
+}
+
+async fn query(
+    State(h): State<ChainHandle>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let Path(p) = path?;
+    state_query(&h, &p).await
+}
+
+async fn block(
+    State(h): State<ChainHandle>,
+    path: Result<Path<u64>, PathRejection>,
+) -> ApiResult<Json<Block>> {
+    let Path(height) = path?;
+    h.block(height)?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("block {height} not committed")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsParams {
+    from: Option<u64>,
+    limit: Option<usize>,
+    wait_ms: Option<u64>,
+}
+
+async fn events(
+    State(h): State<ChainHandle>,
+    params: Result<Query<EventsParams>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(p) = params?;
+    let from = p.from.unwrap_or(1).max(1);
+    let wait_ms = p.wait_ms.unwrap_or(0).min(h.config().max_wait_ms);
+    if wait_ms > 0 && h.height() < from {
+        h.wait_for_height(from, std::time::Duration::from_millis(wait_ms))
+            .await;
+    }
+    let blocks = h.blocks_json_from(from, p.limit.unwrap_or(usize::MAX).max(1))?;
+    let next = from + blocks.len() as u64;
+    let height = h.height().max(next - 1);
+    // Stored blocks are already JSON: splice them in rather than re-encoding.
+    let mut body =
+        format!(r#"{{"from":{from},"next":{next},"height":{height},"blocks":["#).into_bytes();
+    for (i, b) in blocks.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b);
+    }
+    body.extend_from_slice(b"]}");
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}

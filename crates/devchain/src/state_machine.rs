@@ -1,0 +1,75 @@
+//! The deterministic state machine the chain runs.
+
+use serde::{Deserialize, Serialize};
+
+/// A 32-byte transaction hash, as defined by [`StateMachine::check_tx`].
+pub type TxHash = [u8; 32];
+
+/// Why a transaction was refused: a stable machine-readable `code` (e.g. `"bad_signature"`,
+/// `"stale_nonce"`) and a human-readable `reason`.
+///
+/// Served over HTTP as `{"error": code, "reason": reason}` and recorded in blocks for
+/// transactions that were accepted into the mempool but failed when applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {reason}")]
+pub struct TxRejection {
+    /// Stable identifier of the rule that refused the transaction.
+    pub code: String,
+    /// Explanation for humans.
+    pub reason: String,
+}
+
+impl TxRejection {
+    /// Builds a rejection from a code and a reason.
+    pub fn new(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A deterministic application run by the chain (the coordinator contract in production, a
+/// toy key-value store in tests).
+///
+/// The chain is event-sourced: it persists blocks of raw transactions, never the state, and
+/// rebuilds the state on every start by replaying all blocks from the initial state passed to
+/// [`Chain::start`](crate::Chain::start). Therefore:
+///
+/// * [`apply_tx`](Self::apply_tx) and [`end_block`](Self::end_block) must be pure functions of
+///   the current state, their arguments and nothing else (no clock, randomness, I/O or
+///   `HashMap` iteration order leaking into results). Replay compares the events it recomputes
+///   with the stored ones and refuses to start on any difference.
+/// * The initial state must be the same on every start (same genesis parameters).
+///
+/// All methods run on the chain's single engine thread, one at a time, so the machine needs
+/// `Send` but not `Sync`.
+pub trait StateMachine: Send + 'static {
+    /// An event emitted by a transaction or at the end of a block. Serialized to JSON when the
+    /// block is produced; that JSON is what `/events` and [`Block`](crate::Block) carry.
+    type Event: Serialize;
+
+    /// Cheap pre-check used before a transaction enters the mempool (decoding, signature,
+    /// nonce against the *current* state). Must not change anything. Returns the transaction
+    /// hash, which must be a function of `tx` alone (e.g. SHA-256 of the bytes): the chain uses
+    /// it to reject duplicates and to index included transactions.
+    ///
+    /// Passing `check_tx` does not guarantee that `apply_tx` accepts the transaction later
+    /// (the state may change in between, e.g. two transactions with the same nonce).
+    fn check_tx(&self, tx: &[u8]) -> Result<TxHash, TxRejection>;
+
+    /// Validates and applies one transaction in the block at `height`. On `Err` the state must
+    /// be unchanged; the chain still records the transaction in the block, with the rejection,
+    /// so every accepted transaction ends up in exactly one block.
+    fn apply_tx(&mut self, tx: &[u8], height: u64) -> Result<Vec<Self::Event>, TxRejection>;
+
+    /// Called once per block after its transactions (phase deadlines, timeouts, ...). Blocks are
+    /// produced at a fixed interval even when empty, so heights measure time.
+    fn end_block(&mut self, height: u64) -> Vec<Self::Event>;
+
+    /// Read-only queries for the HTTP API; `None` means "not found" (HTTP 404). The chain
+    /// routes `GET /status` to `"status"` (an object whose fields are merged into the chain's
+    /// status), `GET /views/current`, `GET /views/{v}` and `GET /views/{v}/magic-block` to the
+    /// same paths, and `GET /query/{*path}` to `path` verbatim.
+    fn query(&self, path: &str) -> Option<serde_json::Value>;
+}

@@ -1,0 +1,120 @@
+//! Clean restarts: blocks, state and pending transactions survive; replay checks determinism.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::TempDir;
+use keyquorum_devchain::testkit::{KvMachine, KvTx};
+use keyquorum_devchain::{Chain, ChainConfig, ChainError, TxStatus};
+use serde_json::json;
+
+fn config(dir: &Path, block_ms: u64) -> ChainConfig {
+    ChainConfig {
+        data_dir: dir.to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        block_ms,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_blocks_state_and_pending() {
+    let dir = TempDir::new("restart");
+
+    // Run 1: ten transactions, all included.
+    let chain = Chain::start(config(dir.path(), 30), KvMachine::new(2))
+        .await
+        .unwrap();
+    let mut hashes = Vec::new();
+    for i in 1..=10u64 {
+        let tx = KvTx::signed("dave", i, &format!("k{}", i % 3), &format!("v{i}")).to_bytes();
+        hashes.push(chain.submit(tx).await.unwrap());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while chain.tx_status(hashes[9]).await.unwrap() == TxStatus::Pending {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let height = chain.height();
+    let blocks = chain.blocks_from(1, 100_000).unwrap();
+    let status = chain.status().await.unwrap();
+    chain.stop().await.unwrap();
+
+    // Run 2: a long block interval, so nothing new is committed; the state is rebuilt by
+    // replay. Five more transactions are acknowledged but stay pending.
+    let chain = Chain::start(config(dir.path(), 60_000), KvMachine::new(2))
+        .await
+        .unwrap();
+    assert_eq!(chain.height(), height);
+    assert_eq!(chain.blocks_from(1, 100_000).unwrap(), blocks);
+    assert_eq!(chain.status().await.unwrap(), status);
+    assert_eq!(chain.query("kv/k1").await.unwrap(), Some(json!("v10")));
+    for h in &hashes {
+        assert!(matches!(
+            chain.tx_status(*h).await.unwrap(),
+            TxStatus::Included { .. }
+        ));
+    }
+    // Included transactions stay duplicates after a restart.
+    let first = KvTx::signed("dave", 1, "k1", "v1").to_bytes();
+    assert!(matches!(
+        chain.submit(first).await,
+        Err(keyquorum_devchain::SubmitError::Rejected(r)) if r.code == "stale_nonce"
+    ));
+    let mut pending = Vec::new();
+    for i in 11..=15u64 {
+        let tx = KvTx::signed("dave", i, "late", &format!("v{i}")).to_bytes();
+        pending.push(chain.submit(tx).await.unwrap());
+    }
+    assert_eq!(chain.status().await.unwrap().pending_txs, 5);
+    chain.stop().await.unwrap();
+
+    // Run 3: the pending transactions are re-queued and land in the first new block, in order.
+    let chain = Chain::start(config(dir.path(), 30), KvMachine::new(2))
+        .await
+        .unwrap();
+    assert_eq!(chain.status().await.unwrap().pending_txs, 5);
+    assert!(
+        chain
+            .wait_for_height(height + 1, Duration::from_secs(5))
+            .await
+    );
+    let b = chain.block(height + 1).unwrap().unwrap();
+    assert_eq!(b.txs.iter().map(|r| r.hash).collect::<Vec<_>>(), pending);
+    assert!(b.txs.iter().all(|r| r.rejected.is_none()));
+    assert_eq!(chain.query("kv/late").await.unwrap(), Some(json!("v15")));
+    assert_eq!(chain.status().await.unwrap().pending_txs, 0);
+    chain.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_divergence_and_double_open_are_refused() {
+    let dir = TempDir::new("diverge");
+    let chain = Chain::start(config(dir.path(), 20), KvMachine::new(2))
+        .await
+        .unwrap();
+    assert!(chain.wait_for_height(3, Duration::from_secs(5)).await);
+
+    // The same data dir cannot be opened twice.
+    let second = Chain::start(config(dir.path(), 20), KvMachine::new(2)).await;
+    assert!(
+        matches!(second, Err(ChainError::Storage(_))),
+        "{:?}",
+        second.err()
+    );
+    chain.stop().await.unwrap();
+
+    // Different genesis parameters emit different end_block events: refused at height 2.
+    match Chain::start(config(dir.path(), 20), KvMachine::new(3)).await {
+        Err(ChainError::ReplayDiverged { height, .. }) => assert_eq!(height, 2),
+        other => panic!("expected divergence, got {:?}", other.err()),
+    }
+    // The right parameters still work.
+    let chain = Chain::start(config(dir.path(), 20), KvMachine::new(2))
+        .await
+        .unwrap();
+    assert!(chain.height() >= 3);
+    chain.stop().await.unwrap();
+}
