@@ -1,0 +1,344 @@
+//! Configuration of the contract: committee size and thresholds, phase lengths, schedule, key
+//! mode per view and the stake effect of faults.
+//!
+//! Every field is part of consensus: all nodes running the contract must use the same
+//! configuration (the chain's genesis parameters).
+
+use keyquorum_dkg::Params;
+use keyquorum_dkg::params::{MAX_PARTICIPANTS, ParamsError};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A threshold given as an absolute number or as a percentage of the committee size `n`
+/// (rounded up, at least 1), as Züs configures `T` and `K` (protocol lessons: `K = ceil(0.75
+/// N)`, `T = ceil(0.66 N)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Size {
+    /// Exactly this many.
+    Count(u32),
+    /// This percentage of `n`, rounded up.
+    Percent(u8),
+}
+
+impl Size {
+    /// The value for a committee of `n`.
+    pub fn resolve(self, n: usize) -> usize {
+        match self {
+            Size::Count(c) => c as usize,
+            Size::Percent(p) => (n * p as usize).div_ceil(100).max(1),
+        }
+    }
+}
+
+/// Whether a view change creates a new group key or reshares the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyMode {
+    /// A fresh DKG: the new committee deals to itself and the group key changes.
+    Fresh,
+    /// Resharing: the previous committee deals shares of its shares, the group key stays.
+    Reshare,
+}
+
+impl KeyMode {
+    pub(crate) fn tag(self) -> u8 {
+        match self {
+            KeyMode::Fresh => 1,
+            KeyMode::Reshare => 2,
+        }
+    }
+}
+
+/// The committee: how many, how chosen, which thresholds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitteeConfig {
+    /// `n` is the smaller of this and the number of eligible registered nodes.
+    pub max_size: u32,
+    /// Fewer eligible nodes than this: the view change is postponed.
+    pub min_size: u32,
+    /// `t`, shares needed to sign (Züs default 66%).
+    pub threshold: Size,
+    /// `k`, fewest qualified dealers (Züs default 75%).
+    pub quorum: Size,
+    /// Share of the seats reserved for members of the previous committee, by stake (0chain keeps
+    /// up to 70%); 0 disables it.
+    pub keep_previous_percent: u8,
+    /// Stake needed to be eligible.
+    pub min_stake: u64,
+}
+
+/// Phase lengths in blocks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseLengths {
+    /// Contribute: commitments on chain.
+    pub contribute: u64,
+    /// Share: encrypted shares and acks off chain.
+    pub share: u64,
+    /// Publish: logs on chain (each board retry gets another publish phase).
+    pub publish: u64,
+    /// Wait: magic block signatures; the new view starts after it.
+    pub wait: u64,
+}
+
+/// What a recorded fault costs, in percent of the node's stake at the time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlashingConfig {
+    /// Provable misbehaviour (equivocation, invalid commitment or log, bad reveal).
+    pub misbehaviour_percent: u8,
+    /// Absence (missed phase, unresponsive, missing signature).
+    pub absence_percent: u8,
+}
+
+/// A key mode for one view, overriding the default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewKeyMode {
+    /// View number.
+    pub view: u64,
+    /// Mode for that view's change.
+    pub mode: KeyMode,
+}
+
+/// The contract's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractConfig {
+    /// Chain id: bound into every transaction signature, session id and magic block.
+    pub chain_id: String,
+    /// Committee selection and thresholds.
+    pub committee: CommitteeConfig,
+    /// Phase lengths.
+    pub phases: PhaseLengths,
+    /// At the end of this block the first view change (to view 1) starts.
+    pub first_view_change: u64,
+    /// Blocks from a view's first round to the start of the next view change.
+    pub view_length: u64,
+    /// Blocks to wait before trying again when a view change had to be abandoned.
+    pub retry_delay: u64,
+    /// Ceremony sessions per view change before it is abandoned (and retried after
+    /// `retry_delay`).
+    pub max_sessions_per_view: u32,
+    /// Key mode of view changes after the first (which is always fresh).
+    pub key_mode: KeyMode,
+    /// Per-view exceptions to `key_mode`.
+    pub key_mode_overrides: Vec<ViewKeyMode>,
+    /// Stake effect of faults.
+    pub slashing: SlashingConfig,
+}
+
+/// Invalid configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// The chain id is empty or longer than [`MAX_CHAIN_ID_LEN`] bytes.
+    #[error("chain id must be 1 to {MAX_CHAIN_ID_LEN} bytes")]
+    ChainId,
+    /// Committee size bounds.
+    #[error("committee sizes must satisfy 1 <= min_size <= max_size <= {MAX_PARTICIPANTS}")]
+    CommitteeSize,
+    /// A percentage above 100 (or a zero percentage threshold).
+    #[error("{0} must be a percentage between 0 and 100 (1 and 100 for thresholds)")]
+    Percent(&'static str),
+    /// Lengths that must be at least one block.
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    /// The thresholds are invalid for the largest committee.
+    #[error("thresholds invalid for a committee of max_size: {0}")]
+    Params(#[from] ParamsError),
+    /// A length or height above [`MAX_BLOCKS`].
+    #[error("{0} must be at most {MAX_BLOCKS} blocks")]
+    TooLong(&'static str),
+    /// The first view cannot be a reshare.
+    #[error("view 1 has no previous key to reshare")]
+    ReshareFirstView,
+}
+
+/// Largest phase length, view length, retry delay and first view change height.
+pub const MAX_BLOCKS: u64 = 1 << 32;
+
+/// Longest chain id.
+pub const MAX_CHAIN_ID_LEN: usize = 64;
+
+impl ContractConfig {
+    /// A configuration with Züs-like defaults for a chain id: up to `max_size` members,
+    /// `t` = 66%, `k` = 75%, 70% of seats kept for previous members, reshare every view after
+    /// the first, 10% slashed for misbehaviour, nothing for absence.
+    pub fn defaults(chain_id: &str, max_size: u32) -> Self {
+        ContractConfig {
+            chain_id: chain_id.to_string(),
+            committee: CommitteeConfig {
+                max_size,
+                min_size: 1,
+                threshold: Size::Percent(66),
+                quorum: Size::Percent(75),
+                keep_previous_percent: 70,
+                min_stake: 1,
+            },
+            phases: PhaseLengths {
+                contribute: 10,
+                share: 10,
+                publish: 10,
+                wait: 10,
+            },
+            first_view_change: 1,
+            view_length: 100,
+            retry_delay: 10,
+            max_sessions_per_view: 3,
+            key_mode: KeyMode::Reshare,
+            key_mode_overrides: Vec::new(),
+            slashing: SlashingConfig {
+                misbehaviour_percent: 10,
+                absence_percent: 0,
+            },
+        }
+    }
+
+    /// Checks every bound; the contract refuses to start with an invalid configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.chain_id.is_empty() || self.chain_id.len() > MAX_CHAIN_ID_LEN {
+            return Err(ConfigError::ChainId);
+        }
+        let c = &self.committee;
+        if c.min_size == 0 || c.min_size > c.max_size || c.max_size as usize > MAX_PARTICIPANTS {
+            return Err(ConfigError::CommitteeSize);
+        }
+        for (name, size) in [("threshold", c.threshold), ("quorum", c.quorum)] {
+            if let Size::Percent(p) = size
+                && (p == 0 || p > 100)
+            {
+                return Err(ConfigError::Percent(name));
+            }
+        }
+        for (name, p) in [
+            ("keep_previous_percent", c.keep_previous_percent),
+            (
+                "slashing.misbehaviour_percent",
+                self.slashing.misbehaviour_percent,
+            ),
+            ("slashing.absence_percent", self.slashing.absence_percent),
+        ] {
+            if p > 100 {
+                return Err(ConfigError::Percent(name));
+            }
+        }
+        for (name, v) in [
+            ("phases.contribute", self.phases.contribute),
+            ("phases.share", self.phases.share),
+            ("phases.publish", self.phases.publish),
+            ("phases.wait", self.phases.wait),
+            ("view_length", self.view_length),
+            ("retry_delay", self.retry_delay),
+            ("max_sessions_per_view", self.max_sessions_per_view as u64),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+            // Bounded so that deadlines (height + lengths) can never overflow.
+            if v > MAX_BLOCKS {
+                return Err(ConfigError::TooLong(name));
+            }
+        }
+        if self.first_view_change > MAX_BLOCKS {
+            return Err(ConfigError::TooLong("first_view_change"));
+        }
+        if self
+            .key_mode_overrides
+            .iter()
+            .any(|o| o.view <= 1 && o.mode == KeyMode::Reshare)
+        {
+            return Err(ConfigError::ReshareFirstView);
+        }
+        // The largest committee must be valid; smaller ones are checked when selected (a
+        // committee for which the thresholds do not work postpones the view change).
+        self.params_for(c.max_size as usize)?;
+        Ok(())
+    }
+
+    /// `(n, t, k)` for a committee of `n`, validated by [`Params::new`].
+    pub fn params_for(&self, n: usize) -> Result<Params, ParamsError> {
+        Params::new(
+            n,
+            self.committee.threshold.resolve(n),
+            self.committee.quorum.resolve(n),
+        )
+    }
+
+    /// The key mode of the change to `view` (view 1 is always fresh).
+    pub fn key_mode_for(&self, view: u64) -> KeyMode {
+        if view <= 1 {
+            return KeyMode::Fresh;
+        }
+        self.key_mode_overrides
+            .iter()
+            .rev()
+            .find(|o| o.view == view)
+            .map(|o| o.mode)
+            .unwrap_or(self.key_mode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_round_up_like_zus() {
+        assert_eq!(Size::Percent(66).resolve(100), 66);
+        assert_eq!(Size::Percent(75).resolve(6), 5);
+        assert_eq!(Size::Percent(66).resolve(6), 4);
+        assert_eq!(Size::Percent(1).resolve(1), 1);
+        assert_eq!(Size::Count(7).resolve(3), 7);
+    }
+
+    #[test]
+    fn validation() {
+        let ok = ContractConfig::defaults("c", 10);
+        assert_eq!(ok.validate(), Ok(()));
+        let mut c = ok.clone();
+        c.chain_id.clear();
+        assert_eq!(c.validate(), Err(ConfigError::ChainId));
+        let mut c = ok.clone();
+        c.committee.min_size = 11;
+        assert_eq!(c.validate(), Err(ConfigError::CommitteeSize));
+        let mut c = ok.clone();
+        c.committee.threshold = Size::Percent(0);
+        assert_eq!(c.validate(), Err(ConfigError::Percent("threshold")));
+        let mut c = ok.clone();
+        c.slashing.absence_percent = 101;
+        assert!(matches!(c.validate(), Err(ConfigError::Percent(_))));
+        let mut c = ok.clone();
+        c.phases.share = 0;
+        assert_eq!(c.validate(), Err(ConfigError::Zero("phases.share")));
+        let mut c = ok.clone();
+        c.view_length = MAX_BLOCKS + 1;
+        assert_eq!(c.validate(), Err(ConfigError::TooLong("view_length")));
+        let mut c = ok.clone();
+        c.committee.threshold = Size::Count(3);
+        c.committee.quorum = Size::Count(3);
+        assert!(matches!(c.validate(), Err(ConfigError::Params(_))));
+        let mut c = ok.clone();
+        c.key_mode_overrides.push(ViewKeyMode {
+            view: 1,
+            mode: KeyMode::Reshare,
+        });
+        assert_eq!(c.validate(), Err(ConfigError::ReshareFirstView));
+    }
+
+    #[test]
+    fn key_mode_per_view() {
+        let mut c = ContractConfig::defaults("c", 4);
+        c.key_mode_overrides.push(ViewKeyMode {
+            view: 3,
+            mode: KeyMode::Fresh,
+        });
+        assert_eq!(c.key_mode_for(1), KeyMode::Fresh);
+        assert_eq!(c.key_mode_for(2), KeyMode::Reshare);
+        assert_eq!(c.key_mode_for(3), KeyMode::Fresh);
+        assert_eq!(c.key_mode_for(4), KeyMode::Reshare);
+    }
+
+    #[test]
+    fn config_json_roundtrip() {
+        let c = ContractConfig::defaults("chain", 10);
+        let j = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<ContractConfig>(&j).unwrap(), c);
+    }
+}

@@ -1,0 +1,1251 @@
+//! The state machine: transactions and block ends in, state changes and events out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use keyquorum_crypto::tbls::{self, MinPk, PartialSignature};
+use keyquorum_crypto::{Bls12381G1, Bls12381G2, Curve};
+use keyquorum_dkg::Ceremony;
+use keyquorum_dkg::board::{
+    Board, BoardError, Evidence, Exclusion, FaultKind, Outcome, Phase as BoardPhase, PublicOutput,
+    Role,
+};
+use keyquorum_dkg::identity::IdentityPublicKey;
+use keyquorum_dkg::messages::{Post, SignedPost};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::config::{ConfigError, ContractConfig, KeyMode};
+use crate::error::Rejection;
+use crate::events::{CommitteeEntry, Event};
+use crate::hex::{Bytes, Hex};
+use crate::magic::{MagicBlock, MagicBlockMember, SignedMagicBlock, signing_message};
+use crate::select::select_committee;
+use crate::state::{
+    BoardInput, ContractState, EvidenceRecord, FaultRole, IdentityKey, NodeRecord,
+    PendingMagicBlock, Phase, SessionSpec, SlashingRecord, SpecError, SpecParticipant, SpecReshare,
+    ViewChange, ViewRecord,
+};
+use crate::tx::{NetworkIdentity, SignerRole, Transaction, TxBody, max_tx_len, tx_hash};
+
+/// The curve of the group keys: commitments and public keys in G1, signatures in G2 (MinPk).
+pub type Group = Bls12381G1;
+
+/// Most nonces beyond the next one that [`Contract::check_tx`] admits, so a node can queue a
+/// few transactions in a mempool; [`Contract::apply_tx`] takes nonces strictly in order.
+pub const MAX_NONCE_GAP: u64 = 64;
+
+/// The running ceremony, derived from the state (spec and board log).
+#[derive(Clone)]
+struct Live {
+    ceremony: Arc<Ceremony<Group>>,
+    board: Board<Group>,
+}
+
+/// Restoring a contract from a saved state failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RestoreError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The saved session does not make a ceremony.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// A logged post no longer decodes.
+    #[error("board log entry does not decode")]
+    BoardLog,
+}
+
+/// The view-change coordinator. See the crate documentation for the rules.
+#[derive(Clone)]
+pub struct Contract {
+    config: ContractConfig,
+    state: ContractState,
+    live: Option<Live>,
+    max_tx_len: usize,
+}
+
+impl fmt::Debug for Contract {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Contract")
+            .field("chain_id", &self.config.chain_id)
+            .field("last_block", &self.state.last_block)
+            .field("current_view", &self.state.current_view)
+            .field("phase", &self.state.phase())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The seed that breaks stake ties when selecting the first committee.
+pub fn genesis_seed(chain_id: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"keyquorum/genesis-seed/v1");
+    h.update(chain_id.as_bytes());
+    h.finalize().into()
+}
+
+/// The random seed of a view: SHA-256 of its committee's signature on its magic block.
+pub fn view_seed(signature: &[u8; 96]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"keyquorum/view-seed/v1");
+    h.update(signature);
+    h.finalize().into()
+}
+
+/// The session domain: chain id, view and session number.
+fn session_domain(chain_id: &str, view: u64, session: u32) -> Vec<u8> {
+    format!("keyquorum-contract/{chain_id}/view/{view}/session/{session}").into_bytes()
+}
+
+/// snake_case name of an engine fault (`BadAckSignature` -> `bad_ack_signature`).
+pub fn fault_name(fault: &FaultKind) -> String {
+    let debug = format!("{fault:?}");
+    let variant = debug
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    let mut out = String::with_capacity(variant.len() + 4);
+    for (i, c) in variant.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The fault's name, with its details when it has any (`bad_reveal: BadReveal { player: 2 }`).
+fn fault_reason(fault: &FaultKind) -> String {
+    let detail = format!("{fault:?}");
+    if detail.contains(' ') {
+        format!("{}: {detail}", fault_name(fault))
+    } else {
+        fault_name(fault)
+    }
+}
+
+fn evidence_record(e: &Evidence) -> EvidenceRecord {
+    let posts = |v: &Vec<Vec<u8>>| v.iter().cloned().map(Bytes).collect();
+    match e {
+        Evidence::SignedPosts(v) => EvidenceRecord::SignedPosts { posts: posts(v) },
+        Evidence::Absence { phase, attempt } => EvidenceRecord::Absence {
+            phase: format!("{phase:?}").to_lowercase(),
+            attempt: *attempt,
+        },
+        Evidence::Reports(v) => EvidenceRecord::Reports { posts: posts(v) },
+    }
+}
+
+fn key_of(id: &IdentityPublicKey) -> IdentityKey {
+    Hex(id.to_bytes())
+}
+
+fn point48(p: &<Group as Curve>::Affine) -> Hex<48> {
+    let mut out = [0u8; 48];
+    out.copy_from_slice(&Group::point_bytes(p));
+    Hex(out)
+}
+
+impl Contract {
+    /// A contract at genesis.
+    pub fn new(config: ContractConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let state = ContractState::genesis(config.first_view_change);
+        Ok(Contract {
+            max_tx_len: max_tx_len(config.committee.max_size as usize),
+            config,
+            state,
+            live: None,
+        })
+    }
+
+    /// A contract from a saved state: the running ceremony's board is rebuilt by replaying its
+    /// logged inputs.
+    pub fn from_state(config: ContractConfig, state: ContractState) -> Result<Self, RestoreError> {
+        config.validate()?;
+        let mut live = None;
+        if let Some(c) = &state.change
+            && matches!(c.phase, Phase::Contribute | Phase::Share | Phase::Publish)
+        {
+            let ceremony = c.spec.ceremony()?;
+            let mut board = Board::new(ceremony.clone());
+            for input in &c.board_log {
+                match input {
+                    BoardInput::Post { post } => {
+                        let signed = SignedPost::<Group>::decode(&post.0, ceremony.n())
+                            .map_err(|_| RestoreError::BoardLog)?;
+                        // Logged posts were accepted or refused as faults; replay gives the
+                        // same result, which the board records either way.
+                        let _ = board.apply(&signed);
+                    }
+                    BoardInput::Deadline => board.advance(),
+                }
+            }
+            live = Some(Live { ceremony, board });
+        }
+        Ok(Contract {
+            max_tx_len: max_tx_len(config.committee.max_size as usize),
+            config,
+            state,
+            live,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ContractConfig {
+        &self.config
+    }
+
+    /// The state.
+    pub fn state(&self) -> &ContractState {
+        &self.state
+    }
+
+    /// The running ceremony (contribute, share and publish phases).
+    pub fn ceremony(&self) -> Option<&Arc<Ceremony<Group>>> {
+        self.live.as_ref().map(|l| &l.ceremony)
+    }
+
+    /// The running ceremony's board.
+    pub fn board(&self) -> Option<&Board<Group>> {
+        self.live.as_ref().map(|l| &l.board)
+    }
+
+    /// Longest transaction accepted under this configuration.
+    pub fn max_tx_len(&self) -> usize {
+        self.max_tx_len
+    }
+
+    /// The next nonce of `identity`.
+    pub fn next_nonce(&self, identity: &IdentityPublicKey) -> u64 {
+        self.state
+            .nonces
+            .get(&key_of(identity))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// A completed view.
+    pub fn view(&self, view: u64) -> Option<&ViewRecord> {
+        self.state.views.get(&view)
+    }
+
+    /// Cheap admission check for a mempool: decoding, signature, known sender, and a nonce no
+    /// older than the sender's next one (and at most [`MAX_NONCE_GAP`] ahead). Changes nothing.
+    /// Returns the transaction hash (SHA-256 of the bytes).
+    pub fn check_tx(&self, bytes: &[u8]) -> Result<[u8; 32], Rejection> {
+        let tx = Transaction::decode(bytes, self.max_tx_len)?;
+        if !tx.verify_signature(&self.config.chain_id) {
+            return Err(Rejection::BadSignature);
+        }
+        let expected = self.next_nonce(&tx.sender);
+        if tx.nonce < expected || tx.nonce > expected.saturating_add(MAX_NONCE_GAP) {
+            return Err(Rejection::BadNonce {
+                expected,
+                got: tx.nonce,
+            });
+        }
+        if !matches!(tx.body, TxBody::Register { .. })
+            && !self.state.nodes.contains_key(&key_of(&tx.sender))
+        {
+            return Err(Rejection::UnknownSender);
+        }
+        Ok(tx_hash(bytes))
+    }
+
+    /// Applies a transaction in the block at `height`. On `Err` nothing changed.
+    pub fn apply_tx(&mut self, bytes: &[u8], height: u64) -> Result<Vec<Event>, Rejection> {
+        let tx = Transaction::decode(bytes, self.max_tx_len)?;
+        self.apply_transaction(&tx, height)
+    }
+
+    /// Applies a decoded transaction in the block at `height`. On `Err` nothing changed.
+    pub fn apply_transaction(
+        &mut self,
+        tx: &Transaction,
+        height: u64,
+    ) -> Result<Vec<Event>, Rejection> {
+        if let Some(last) = self.state.last_block
+            && height <= last
+        {
+            return Err(Rejection::WrongHeight { last, got: height });
+        }
+        if !tx.verify_signature(&self.config.chain_id) {
+            return Err(Rejection::BadSignature);
+        }
+        let sender = key_of(&tx.sender);
+        let expected = self.state.nonces.get(&sender).copied().unwrap_or(0);
+        if tx.nonce != expected {
+            return Err(Rejection::BadNonce {
+                expected,
+                got: tx.nonce,
+            });
+        }
+        let registered = self.state.nodes.contains_key(&sender);
+        if !registered && !matches!(tx.body, TxBody::Register { .. }) {
+            return Err(Rejection::UnknownSender);
+        }
+        // Each handler validates everything before it changes anything.
+        let events = match &tx.body {
+            TxBody::Register {
+                pop,
+                encryption_key,
+                network,
+                stake,
+            } => {
+                if registered {
+                    return Err(Rejection::AlreadyRegistered);
+                }
+                if !tx.sender.verify_pop(pop) {
+                    return Err(Rejection::BadProofOfPossession);
+                }
+                let enc = Hex(encryption_key.to_bytes());
+                if self.state.nodes.values().any(|n| n.encryption_key == enc) {
+                    return Err(Rejection::DuplicateEncryptionKey);
+                }
+                self.check_peer_id(&sender, network)?;
+                self.state.nodes.insert(
+                    sender,
+                    NodeRecord {
+                        identity: sender,
+                        encryption_key: enc,
+                        network: network.clone(),
+                        stake: *stake,
+                        registered_at: height,
+                    },
+                );
+                vec![Event::Registered {
+                    identity: sender,
+                    stake: *stake,
+                    network: network.clone(),
+                }]
+            }
+            TxBody::AddStake { amount } => {
+                if *amount == 0 {
+                    return Err(Rejection::ZeroAmount);
+                }
+                let node = &self.state.nodes[&sender];
+                let stake = node
+                    .stake
+                    .checked_add(*amount)
+                    .ok_or(Rejection::StakeOverflow)?;
+                self.set_stake(&sender, stake);
+                vec![Event::StakeChanged {
+                    identity: sender,
+                    stake,
+                }]
+            }
+            TxBody::WithdrawStake { amount } => {
+                if *amount == 0 {
+                    return Err(Rejection::ZeroAmount);
+                }
+                let have = self.state.nodes[&sender].stake;
+                if *amount > have {
+                    return Err(Rejection::InsufficientStake {
+                        stake: have,
+                        requested: *amount,
+                    });
+                }
+                if self.state.is_locked(&sender) {
+                    return Err(Rejection::StakeLocked);
+                }
+                self.set_stake(&sender, have - amount);
+                vec![Event::StakeChanged {
+                    identity: sender,
+                    stake: have - amount,
+                }]
+            }
+            TxBody::Deregister => {
+                if self.state.is_locked(&sender) {
+                    return Err(Rejection::StakeLocked);
+                }
+                let node = self
+                    .state
+                    .nodes
+                    .remove(&sender)
+                    .ok_or(Rejection::UnknownSender)?;
+                vec![Event::Deregistered {
+                    identity: sender,
+                    stake: node.stake,
+                }]
+            }
+            TxBody::UpdateNetwork { network } => {
+                self.check_peer_id(&sender, network)?;
+                if let Some(n) = self.state.nodes.get_mut(&sender) {
+                    n.network = network.clone();
+                }
+                vec![Event::NetworkUpdated {
+                    identity: sender,
+                    network: network.clone(),
+                }]
+            }
+            TxBody::DkgPost { post } => self.dkg_post(&tx.sender, post, height)?,
+            TxBody::MagicBlockSignature {
+                view,
+                block_hash,
+                role,
+                partial,
+            } => self.magic_block_signature(&sender, *view, block_hash, *role, partial, height)?,
+        };
+        *self.state.nonces.entry(sender).or_insert(0) += 1;
+        Ok(events)
+    }
+
+    fn check_peer_id(
+        &self,
+        sender: &IdentityKey,
+        network: &NetworkIdentity,
+    ) -> Result<(), Rejection> {
+        if self
+            .state
+            .nodes
+            .values()
+            .any(|n| &n.identity != sender && n.network.peer_id == network.peer_id)
+        {
+            return Err(Rejection::DuplicatePeerId);
+        }
+        Ok(())
+    }
+
+    fn set_stake(&mut self, id: &IdentityKey, stake: u64) {
+        if let Some(n) = self.state.nodes.get_mut(id) {
+            n.stake = stake;
+        }
+    }
+
+    /// A `DkgPost`: the contract checks that the post belongs here (phase, session, author) and
+    /// hands it to the board, which alone decides what it means.
+    fn dkg_post(
+        &mut self,
+        sender: &IdentityPublicKey,
+        post: &[u8],
+        height: u64,
+    ) -> Result<Vec<Event>, Rejection> {
+        let change = self.state.change.as_ref().ok_or(Rejection::NoViewChange)?;
+        if !matches!(
+            change.phase,
+            Phase::Contribute | Phase::Share | Phase::Publish
+        ) {
+            return Err(Rejection::WrongPhase {
+                phase: change.phase,
+            });
+        }
+        if height > change.deadline {
+            return Err(Rejection::DeadlinePassed {
+                deadline: change.deadline,
+            });
+        }
+        let (view, session) = (change.view, change.session);
+        let live = self.live.as_mut().ok_or(Rejection::NoViewChange)?;
+        let signed = SignedPost::<Group>::decode(post, live.ceremony.n())
+            .map_err(Rejection::MalformedPost)?;
+        if signed.post.session() != live.ceremony.id() {
+            return Err(Rejection::WrongSession);
+        }
+        let dealer = signed.post.dealer();
+        let author = live
+            .ceremony
+            .dealers()
+            .get(dealer as usize)
+            .ok_or(Rejection::Board(BoardError::NotADealer(dealer)))?;
+        if &author.identity != sender {
+            return Err(Rejection::NotPostAuthor);
+        }
+        let kind = match &signed.post {
+            Post::Contribution(_) => "contribution",
+            Post::Publication(_) => "publication",
+        };
+        // The board changes only on success or on a fault of the author (documented by
+        // `Board::apply`); every other refusal leaves it as it was, so it is a rejection here.
+        let event = match live.board.apply(&signed) {
+            Ok(()) => Event::PostAccepted {
+                view,
+                session,
+                dealer,
+                kind: kind.to_string(),
+                post: Bytes(post.to_vec()),
+            },
+            Err(BoardError::Fault { fault, .. }) => Event::PostRejected {
+                view,
+                session,
+                dealer,
+                reason: fault_reason(&fault),
+                post: Bytes(post.to_vec()),
+            },
+            Err(e) => return Err(Rejection::Board(e)),
+        };
+        if let Some(c) = self.state.change.as_mut() {
+            c.board_log.push(BoardInput::Post {
+                post: Bytes(post.to_vec()),
+            });
+        }
+        Ok(vec![event])
+    }
+
+    fn magic_block_signature(
+        &mut self,
+        sender: &IdentityKey,
+        view: u64,
+        block_hash: &[u8; 32],
+        role: SignerRole,
+        partial: &PartialSignature<MinPk>,
+        height: u64,
+    ) -> Result<Vec<Event>, Rejection> {
+        let change = self.state.change.as_ref().ok_or(Rejection::NoViewChange)?;
+        if change.phase != Phase::Wait {
+            return Err(Rejection::WrongPhase {
+                phase: change.phase,
+            });
+        }
+        if height > change.deadline {
+            return Err(Rejection::DeadlinePassed {
+                deadline: change.deadline,
+            });
+        }
+        if view != change.view {
+            return Err(Rejection::WrongView {
+                expected: change.view,
+                got: view,
+            });
+        }
+        let pending = change.magic.as_ref().ok_or(Rejection::NoViewChange)?;
+        if &pending.signed.hash.0 != block_hash {
+            return Err(Rejection::WrongMagicBlock);
+        }
+        // The committee signing in this role, its threshold and key, and what is in so far.
+        let (committee, partials, done) = match role {
+            SignerRole::New => (
+                &pending.signed.block,
+                &pending.new_partials,
+                pending.signed.signature.is_some(),
+            ),
+            SignerRole::Old => {
+                let prev = self
+                    .state
+                    .views
+                    .get(&(view - 1))
+                    .ok_or(Rejection::NotASigner(role))?;
+                (
+                    &prev.magic_block.block,
+                    &pending.old_partials,
+                    pending.signed.previous_signature.is_some(),
+                )
+            }
+        };
+        if done {
+            return Err(Rejection::SignatureComplete(role));
+        }
+        let member = committee
+            .member_by_identity(&sender.0)
+            .ok_or(Rejection::NotASigner(role))?;
+        if partial.index != <Group as Curve>::Scalar::from(member.index) {
+            return Err(Rejection::WrongIndex);
+        }
+        if partials.contains_key(&member.index) {
+            return Err(Rejection::DuplicatePartial);
+        }
+        let message = signing_message(block_hash);
+        let share = tbls::decode_public_key::<MinPk>(&member.public_share.0)
+            .map_err(|_| Rejection::BadPartialSignature)?;
+        tbls::partial_verify::<MinPk>(&share, &message, partial)
+            .map_err(|_| Rejection::BadPartialSignature)?;
+        let threshold = committee.t as usize;
+        let have = partials.len() + 1;
+        let combined = if have == threshold {
+            // All partials were verified on the way in; the result is verified anyway before
+            // it is stored.
+            let mut all = partials
+                .values()
+                .map(|p| PartialSignature::<MinPk>::from_bytes(&p.0))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| Rejection::CombineFailed)?;
+            all.push(*partial);
+            let sig =
+                tbls::combine::<MinPk>(threshold, &all).map_err(|_| Rejection::CombineFailed)?;
+            let key = tbls::decode_public_key::<MinPk>(&committee.group_key.0)
+                .map_err(|_| Rejection::CombineFailed)?;
+            tbls::verify::<MinPk>(&key, &message, &sig).map_err(|_| Rejection::CombineFailed)?;
+            let mut b = [0u8; 96];
+            b.copy_from_slice(&Bls12381G2::point_bytes(&sig));
+            Some(Hex(b))
+        } else {
+            None
+        };
+        let index = member.index;
+        // Everything checked: store.
+        let change = self.state.change.as_mut().ok_or(Rejection::NoViewChange)?;
+        let pending = change.magic.as_mut().ok_or(Rejection::NoViewChange)?;
+        let mut raw = [0u8; 128];
+        raw.copy_from_slice(&partial.to_bytes());
+        match role {
+            SignerRole::New => pending.new_partials.insert(index, Hex(raw)),
+            SignerRole::Old => pending.old_partials.insert(index, Hex(raw)),
+        };
+        let mut events = vec![Event::PartialSignatureAccepted {
+            view,
+            signer: *sender,
+            role,
+            have: have as u32,
+            need: threshold as u32,
+        }];
+        if let Some(sig) = combined {
+            match role {
+                SignerRole::New => pending.signed.signature = Some(sig),
+                SignerRole::Old => pending.signed.previous_signature = Some(sig),
+            }
+            events.push(Event::MagicBlockSigned {
+                view,
+                role,
+                hash: pending.signed.hash,
+                signature: sig,
+                complete: pending.is_complete(),
+            });
+        }
+        Ok(events)
+    }
+
+    /// Ends the block at `height`: runs every deadline that is due (phase changes, the board's
+    /// publish retries, outcomes, magic block creation, view activation) and starts a view
+    /// change when one is scheduled. Heights that do not increase are ignored.
+    pub fn end_block(&mut self, height: u64) -> Vec<Event> {
+        if let Some(last) = self.state.last_block
+            && height <= last
+        {
+            return Vec::new();
+        }
+        self.state.last_block = Some(height);
+        let mut events = Vec::new();
+        // Each step moves a deadline or the next start strictly forward, so this terminates.
+        // Steps run at their scheduled height, not at `height`, so skipped blocks give the
+        // same result as empty ones.
+        loop {
+            match &self.state.change {
+                None if self.state.next_start <= height => {
+                    let at = self.state.next_start;
+                    let view = self.state.current_view + 1;
+                    let session = self.state.next_session;
+                    self.start_session(view, session, session, BTreeSet::new(), at, &mut events);
+                }
+                Some(c) if c.deadline <= height => {
+                    let at = c.deadline;
+                    self.on_deadline(at, &mut events);
+                }
+                _ => break,
+            }
+        }
+        events
+    }
+
+    fn start_session(
+        &mut self,
+        view: u64,
+        session: u32,
+        first_session: u32,
+        banned: BTreeSet<IdentityKey>,
+        at: u64,
+        events: &mut Vec<Event>,
+    ) {
+        self.live = None;
+        self.state.change = None;
+        self.state.next_session = session + 1;
+        let previous = self.state.views.get(&(view - 1)).cloned();
+        let key_mode = match &previous {
+            Some(_) => self.config.key_mode_for(view),
+            None => KeyMode::Fresh,
+        };
+        let seed = previous
+            .as_ref()
+            .map(|p| p.seed.0)
+            .unwrap_or_else(|| genesis_seed(&self.config.chain_id));
+        let c = &self.config.committee;
+        let candidates: Vec<(IdentityKey, u64)> = self
+            .state
+            .nodes
+            .values()
+            .filter(|n| n.stake >= c.min_stake && !banned.contains(&n.identity))
+            .map(|n| (n.identity, n.stake))
+            .collect();
+        let previous_members: BTreeSet<IdentityKey> = previous
+            .as_ref()
+            .map(|p| {
+                p.magic_block
+                    .block
+                    .members
+                    .iter()
+                    .map(|m| m.identity)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let committee = select_committee(
+            &candidates,
+            &previous_members,
+            &seed,
+            c.max_size as usize,
+            c.keep_previous_percent,
+        );
+        if committee.len() < c.min_size as usize {
+            let reason = format!(
+                "{} eligible nodes, at least {} needed",
+                committee.len(),
+                c.min_size
+            );
+            return self.abort(view, session, at, reason, events);
+        }
+        let params = match self.config.params_for(committee.len()) {
+            Ok(p) => p,
+            Err(e) => return self.abort(view, session, at, e.to_string(), events),
+        };
+        let players: Vec<SpecParticipant> = committee
+            .iter()
+            .map(|id| SpecParticipant {
+                identity: *id,
+                encryption_key: self.state.nodes[id].encryption_key,
+            })
+            .collect();
+        let reshare = match (key_mode, &previous) {
+            (KeyMode::Reshare, Some(prev)) => {
+                let block = &prev.magic_block.block;
+                let dealers: Vec<&MagicBlockMember> = block
+                    .members
+                    .iter()
+                    .filter(|m| !banned.contains(&m.identity))
+                    .collect();
+                if dealers.len() < block.t as usize {
+                    let reason = format!(
+                        "{} previous members in good standing, resharing needs {}",
+                        dealers.len(),
+                        block.t
+                    );
+                    return self.abort(view, session, at, reason, events);
+                }
+                Some(SpecReshare {
+                    dealers: dealers
+                        .iter()
+                        .map(|m| SpecParticipant {
+                            identity: m.identity,
+                            encryption_key: m.encryption_key,
+                        })
+                        .collect(),
+                    dealer_indices: dealers.iter().map(|m| m.index).collect(),
+                    old_threshold: block.t,
+                    group_key: block.group_key,
+                    public_shares: dealers.iter().map(|m| m.public_share).collect(),
+                })
+            }
+            _ => None,
+        };
+        let spec = SessionSpec {
+            domain: Bytes(session_domain(&self.config.chain_id, view, session)),
+            view,
+            session,
+            n: params.n() as u32,
+            t: params.t() as u32,
+            k: params.k() as u32,
+            players,
+            reshare,
+        };
+        let ceremony = match spec.ceremony() {
+            Ok(c) => c,
+            Err(e) => return self.abort(view, session, at, e.to_string(), events),
+        };
+        let session_id = Hex(*ceremony.id());
+        let deadline = at.saturating_add(self.config.phases.contribute);
+        events.push(Event::CommitteeSelected {
+            view,
+            session,
+            key_mode,
+            session_id,
+            committee: self.committee_entries(&committee),
+            dealers: spec
+                .reshare
+                .as_ref()
+                .map(|r| r.dealers.iter().map(|d| d.identity).collect())
+                .unwrap_or_default(),
+            spec: spec.clone(),
+        });
+        events.push(Event::PhaseChanged {
+            view,
+            session,
+            attempt: 0,
+            phase: Phase::Contribute,
+            deadline,
+        });
+        self.live = Some(Live {
+            board: Board::new(ceremony.clone()),
+            ceremony,
+        });
+        self.state.change = Some(ViewChange {
+            view,
+            session,
+            first_session,
+            key_mode,
+            phase: Phase::Contribute,
+            deadline,
+            attempt: 0,
+            started_at: at,
+            seed: Hex(seed),
+            session_id,
+            spec,
+            board_log: Vec::new(),
+            banned,
+            magic: None,
+        });
+    }
+
+    pub(crate) fn committee_entries(&self, committee: &[IdentityKey]) -> Vec<CommitteeEntry> {
+        committee
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let node = self.state.nodes.get(id);
+                CommitteeEntry {
+                    index: i as u64 + 1,
+                    identity: *id,
+                    stake: node.map(|n| n.stake).unwrap_or(0),
+                    network: node.map(|n| n.network.clone()).unwrap_or(NetworkIdentity {
+                        peer_id: Bytes(Vec::new()),
+                        addresses: Vec::new(),
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    fn abort(&mut self, view: u64, session: u32, at: u64, reason: String, events: &mut Vec<Event>) {
+        self.live = None;
+        self.state.change = None;
+        let retry_at = at.saturating_add(self.config.retry_delay);
+        self.state.next_start = retry_at;
+        events.push(Event::ViewChangeAborted {
+            view,
+            session,
+            reason,
+            retry_at,
+        });
+        events.push(Event::PhaseChanged {
+            view,
+            session,
+            attempt: 0,
+            phase: Phase::Idle,
+            deadline: retry_at,
+        });
+    }
+
+    fn on_deadline(&mut self, at: u64, events: &mut Vec<Event>) {
+        let Some(change) = self.state.change.as_ref() else {
+            return;
+        };
+        let (view, session, attempt, phase) =
+            (change.view, change.session, change.attempt, change.phase);
+        let phases = self.config.phases.clone();
+        if phase == Phase::Wait {
+            return self.wait_deadline(at, events);
+        }
+        // Contribute, share or publish: one board deadline, exactly as every node sees it.
+        let Some(live) = self.live.as_mut() else {
+            // Cannot happen (the board exists in these phases); end the session rather than
+            // loop.
+            return self.fail_session(at, BTreeSet::new(), "board missing".into(), events);
+        };
+        live.board.advance();
+        let board_phase = live.board.phase();
+        let board_attempt = live.board.attempt();
+        let outcome = live.board.outcome().cloned();
+        if let Some(c) = self.state.change.as_mut() {
+            c.board_log.push(BoardInput::Deadline);
+        }
+        events.push(Event::BoardDeadline {
+            view,
+            session,
+            attempt,
+        });
+        let (next, length) = match (phase, board_phase) {
+            (Phase::Contribute, _) => (Phase::Share, phases.share),
+            (Phase::Share, _) => (Phase::Publish, phases.publish),
+            (_, BoardPhase::Publish) => {
+                // The attempt failed with culprits and the board retries the publish phase
+                // without them, keeping every honest contribution, share and ack.
+                if let Some(Outcome::Failure { exclusions, .. }) = &outcome {
+                    self.record_exclusions(exclusions, at, events);
+                }
+                (Phase::Publish, phases.publish)
+            }
+            _ => {
+                return match outcome {
+                    Some(Outcome::Success { output, exclusions }) => {
+                        self.record_exclusions(&exclusions, at, events);
+                        self.create_magic_block(at, output, &exclusions, events)
+                    }
+                    Some(Outcome::Failure {
+                        qualified,
+                        exclusions,
+                        ..
+                    }) => {
+                        self.record_exclusions(&exclusions, at, events);
+                        let culprits = exclusions.iter().map(|e| key_of(&e.identity)).collect();
+                        let reason = format!(
+                            "{} dealers qualified, {} needed",
+                            qualified.len(),
+                            self.live
+                                .as_ref()
+                                .map(|l| l.ceremony.dealer_quorum())
+                                .unwrap_or(0)
+                        );
+                        self.fail_session(at, culprits, reason, events)
+                    }
+                    None => self.fail_session(at, BTreeSet::new(), "no outcome".into(), events),
+                };
+            }
+        };
+        let deadline = at.saturating_add(length);
+        if let Some(c) = self.state.change.as_mut() {
+            c.phase = next;
+            c.deadline = deadline;
+            c.attempt = board_attempt;
+        }
+        events.push(Event::PhaseChanged {
+            view,
+            session,
+            attempt: board_attempt,
+            phase: next,
+            deadline,
+        });
+    }
+
+    /// Records the board's exclusions as slashing records, once per node, role and session.
+    fn record_exclusions(&mut self, exclusions: &[Exclusion], at: u64, events: &mut Vec<Event>) {
+        let Some(change) = self.state.change.as_ref() else {
+            return;
+        };
+        let (view, session, attempt) = (change.view, change.session, change.attempt);
+        for e in exclusions {
+            let role = match e.role {
+                Role::Dealer => FaultRole::Dealer,
+                Role::Player => FaultRole::Player,
+            };
+            let attempt = match &e.evidence {
+                Evidence::Absence { attempt, .. } => *attempt,
+                _ => attempt,
+            };
+            self.record_fault(
+                FaultInfo {
+                    view,
+                    session,
+                    attempt,
+                    identity: key_of(&e.identity),
+                    role,
+                    fault: fault_name(&e.fault),
+                    detail: format!("{:?}", e.fault),
+                    misbehaviour: e.fault.is_misbehaviour(),
+                    evidence: evidence_record(&e.evidence),
+                },
+                at,
+                events,
+            );
+        }
+    }
+
+    fn record_fault(&mut self, f: FaultInfo, at: u64, events: &mut Vec<Event>) {
+        if self.state.slashings.iter().any(|r| {
+            r.view == f.view
+                && r.session == f.session
+                && r.role == f.role
+                && r.identity == f.identity
+        }) {
+            return;
+        }
+        let percent = if f.misbehaviour {
+            self.config.slashing.misbehaviour_percent
+        } else {
+            self.config.slashing.absence_percent
+        };
+        let stake = self
+            .state
+            .nodes
+            .get(&f.identity)
+            .map(|n| n.stake)
+            .unwrap_or(0);
+        let amount = (stake as u128 * percent as u128 / 100) as u64;
+        self.set_stake(&f.identity, stake - amount);
+        let record = SlashingRecord {
+            height: at,
+            view: f.view,
+            session: f.session,
+            attempt: f.attempt,
+            identity: f.identity,
+            role: f.role,
+            fault: f.fault,
+            detail: f.detail,
+            misbehaviour: f.misbehaviour,
+            evidence: f.evidence,
+            amount,
+            stake_after: stake - amount,
+        };
+        self.state.slashings.push(record.clone());
+        events.push(Event::Slashed { record });
+    }
+
+    /// A session failed: its culprits are banned from the rest of this view change and a new
+    /// session starts at once (without going back to a full restart), or, after the configured
+    /// number of sessions, the view change is abandoned until `retry_delay` later.
+    fn fail_session(
+        &mut self,
+        at: u64,
+        culprits: BTreeSet<IdentityKey>,
+        reason: String,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(change) = self.state.change.take() else {
+            return;
+        };
+        self.live = None;
+        let next = change.session + 1;
+        let more = next - change.first_session < self.config.max_sessions_per_view;
+        events.push(Event::CeremonyFailed {
+            view: change.view,
+            session: change.session,
+            reason: reason.clone(),
+            culprits: culprits.iter().copied().collect(),
+            next_session: more.then_some(next),
+        });
+        if more {
+            let mut banned = change.banned;
+            banned.extend(culprits);
+            self.start_session(change.view, next, change.first_session, banned, at, events);
+        } else {
+            self.abort(change.view, change.session, at, reason, events);
+        }
+    }
+
+    fn create_magic_block(
+        &mut self,
+        at: u64,
+        output: PublicOutput<Group>,
+        exclusions: &[Exclusion],
+        events: &mut Vec<Event>,
+    ) {
+        let (Some(change), Some(live)) = (self.state.change.as_ref(), self.live.as_ref()) else {
+            return;
+        };
+        // Members in good standing: active players not named in any exclusion (a node that
+        // missed a phase as a dealer is removed from the committee too, as Züs removes miners
+        // that miss the contribute or publish phase).
+        let removed: BTreeSet<IdentityKey> =
+            exclusions.iter().map(|e| key_of(&e.identity)).collect();
+        let mut members = Vec::new();
+        for (pos, p) in live.ceremony.players().iter().enumerate() {
+            let id = key_of(&p.identity);
+            if removed.contains(&id) || !live.board.is_active_player(pos as u32) {
+                continue;
+            }
+            let network = self
+                .state
+                .nodes
+                .get(&id)
+                .map(|n| n.network.clone())
+                .unwrap_or(NetworkIdentity {
+                    peer_id: Bytes(Vec::new()),
+                    addresses: Vec::new(),
+                });
+            members.push(MagicBlockMember {
+                index: pos as u64 + 1,
+                identity: id,
+                encryption_key: Hex(p.encryption.to_bytes()),
+                peer_id: network.peer_id,
+                addresses: network.addresses,
+                public_share: point48(&output.public_shares[pos]),
+            });
+        }
+        let params = live.ceremony.params();
+        if members.len() < params.k() {
+            let reason = format!(
+                "{} members in good standing, at least k = {} needed",
+                members.len(),
+                params.k()
+            );
+            return self.fail_session(at, removed, reason, events);
+        }
+        let previous_hash = self
+            .state
+            .views
+            .get(&(change.view - 1))
+            .map(|v| v.magic_block.hash)
+            .unwrap_or_default();
+        let deadline = at.saturating_add(self.config.phases.wait);
+        let block = MagicBlock {
+            chain_id: self.config.chain_id.clone(),
+            view: change.view,
+            session: change.session,
+            key_mode: change.key_mode,
+            session_id: change.session_id,
+            n: params.n() as u32,
+            t: params.t() as u32,
+            k: params.k() as u32,
+            group_key: point48(&output.group_key),
+            members,
+            previous_hash,
+            first_round: deadline.saturating_add(1),
+        };
+        let hash = Hex(block.hash());
+        let (view, session, attempt) = (change.view, change.session, change.attempt);
+        events.push(Event::MagicBlockCreated {
+            view,
+            session,
+            hash,
+            magic_block: block.clone(),
+        });
+        events.push(Event::PhaseChanged {
+            view,
+            session,
+            attempt,
+            phase: Phase::Wait,
+            deadline,
+        });
+        self.live = None;
+        if let Some(c) = self.state.change.as_mut() {
+            c.phase = Phase::Wait;
+            c.deadline = deadline;
+            c.magic = Some(PendingMagicBlock {
+                signed: SignedMagicBlock {
+                    block,
+                    hash,
+                    signature: None,
+                    previous_signature: None,
+                },
+                new_partials: BTreeMap::new(),
+                old_partials: BTreeMap::new(),
+            });
+        }
+    }
+
+    /// End of the wait phase: the new view starts if its magic block is signed by both
+    /// committees; otherwise the members that did not sign are recorded (absence) and the new
+    /// committee's non-signers are left out of a new session.
+    fn wait_deadline(&mut self, at: u64, events: &mut Vec<Event>) {
+        let Some(change) = self.state.change.as_ref() else {
+            return;
+        };
+        let Some(pending) = change.magic.clone() else {
+            return self.fail_session(at, BTreeSet::new(), "no magic block".into(), events);
+        };
+        let (view, session, attempt) = (change.view, change.session, change.attempt);
+        if pending.is_complete() {
+            let signed = pending.signed;
+            let sig = signed.signature.map(|s| s.0).unwrap_or([0u8; 96]);
+            let first_round = signed.block.first_round;
+            let hash = signed.hash;
+            self.state.views.insert(
+                view,
+                ViewRecord {
+                    view,
+                    magic_block: signed,
+                    seed: Hex(view_seed(&sig)),
+                    activated_at: first_round,
+                },
+            );
+            self.state.current_view = view;
+            self.state.next_session = 0;
+            self.state.change = None;
+            self.live = None;
+            self.state.next_start = first_round.saturating_add(self.config.view_length);
+            events.push(Event::ViewActivated {
+                view,
+                first_round,
+                hash,
+            });
+            events.push(Event::PhaseChanged {
+                view,
+                session,
+                attempt,
+                phase: Phase::Idle,
+                deadline: self.state.next_start,
+            });
+            return;
+        }
+        let mut culprits = BTreeSet::new();
+        let missing = |partials: &BTreeMap<u64, Hex<128>>, block: &MagicBlock| {
+            block
+                .members
+                .iter()
+                .filter(|m| !partials.contains_key(&m.index))
+                .map(|m| m.identity)
+                .collect::<Vec<_>>()
+        };
+        let mut faults = Vec::new();
+        if pending.signed.signature.is_none() {
+            for id in missing(&pending.new_partials, &pending.signed.block) {
+                culprits.insert(id);
+                faults.push((id, FaultRole::Signer));
+            }
+        }
+        if pending.signed.previous_signature.is_none()
+            && let Some(prev) = self.state.views.get(&(view - 1))
+        {
+            // Previous members cannot be replaced (only they hold the old key): recorded, not
+            // banned.
+            for id in missing(&pending.old_partials, &prev.magic_block.block) {
+                faults.push((id, FaultRole::PreviousSigner));
+            }
+        }
+        for (identity, role) in faults {
+            self.record_fault(
+                FaultInfo {
+                    view,
+                    session,
+                    attempt,
+                    identity,
+                    role,
+                    fault: "missed_magic_block_signature".into(),
+                    detail: format!("no partial signature under the {role:?} key by block {at}"),
+                    misbehaviour: false,
+                    evidence: EvidenceRecord::MissingSignature {
+                        magic_block_hash: pending.signed.hash,
+                    },
+                },
+                at,
+                events,
+            );
+        }
+        self.fail_session(
+            at,
+            culprits,
+            "magic block not signed by the deadline".into(),
+            events,
+        );
+    }
+}
+
+struct FaultInfo {
+    view: u64,
+    session: u32,
+    attempt: u32,
+    identity: IdentityKey,
+    role: FaultRole,
+    fault: String,
+    detail: String,
+    misbehaviour: bool,
+    evidence: EvidenceRecord,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_names() {
+        assert_eq!(fault_name(&FaultKind::BadAckSignature), "bad_ack_signature");
+        assert_eq!(
+            fault_name(&FaultKind::CommitmentSize {
+                expected: 5,
+                actual: 3
+            }),
+            "commitment_size"
+        );
+        assert_eq!(fault_name(&FaultKind::Equivocation), "equivocation");
+    }
+}

@@ -1,0 +1,208 @@
+//! Events: what nodes follow to take part in view changes without reading contract state.
+//!
+//! A node drives its `keyquorum_dkg` participant from events alone:
+//! - `CommitteeSelected` carries the [`SessionSpec`]; members build the ceremony from it and
+//!   feed `Input::Start`;
+//! - `PostAccepted` and `PostRejected` carry the post bytes in chain order; both go to the
+//!   participant as `Input::BoardPost` (a rejected post is one the board refused as a fault of
+//!   its author, which changes the board: every replica must see it);
+//! - `BoardDeadline` is one `Input::Deadline`;
+//! - `MagicBlockCreated` carries the block to sign.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::KeyMode;
+use crate::hex::{Bytes, Hex};
+use crate::magic::MagicBlock;
+use crate::state::{IdentityKey, Phase, SessionSpec, SlashingRecord};
+use crate::tx::{NetworkIdentity, SignerRole};
+
+/// A committee member as listed in events and queries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitteeEntry {
+    /// Share index (1-based).
+    pub index: u64,
+    /// Identity key.
+    pub identity: IdentityKey,
+    /// Stake (current, when queried).
+    pub stake: u64,
+    /// Network identity.
+    pub network: NetworkIdentity,
+}
+
+/// A contract event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A node registered.
+    Registered {
+        /// Identity.
+        identity: IdentityKey,
+        /// Stake.
+        stake: u64,
+        /// Network identity.
+        network: NetworkIdentity,
+    },
+    /// A node's stake changed by its own transaction.
+    StakeChanged {
+        /// Identity.
+        identity: IdentityKey,
+        /// New stake.
+        stake: u64,
+    },
+    /// A node left the registry.
+    Deregistered {
+        /// Identity.
+        identity: IdentityKey,
+        /// Stake it had.
+        stake: u64,
+    },
+    /// A node changed its network identity.
+    NetworkUpdated {
+        /// Identity.
+        identity: IdentityKey,
+        /// New network identity.
+        network: NetworkIdentity,
+    },
+    /// A ceremony session started (seed 000, Start): the committee and the session definition.
+    CommitteeSelected {
+        /// View being created.
+        view: u64,
+        /// Session number.
+        session: u32,
+        /// Fresh or reshare.
+        key_mode: KeyMode,
+        /// Session id.
+        session_id: Hex<32>,
+        /// The committee in index order.
+        committee: Vec<CommitteeEntry>,
+        /// Dealers when resharing (previous members in good standing).
+        dealers: Vec<IdentityKey>,
+        /// The session; build the ceremony with [`SessionSpec::ceremony`].
+        spec: SessionSpec,
+    },
+    /// The contract's phase changed.
+    PhaseChanged {
+        /// View being created.
+        view: u64,
+        /// Session.
+        session: u32,
+        /// Board attempt.
+        attempt: u32,
+        /// New phase.
+        phase: Phase,
+        /// Its last block.
+        deadline: u64,
+    },
+    /// A board phase deadline passed: participants get one `Input::Deadline`.
+    BoardDeadline {
+        /// View.
+        view: u64,
+        /// Session.
+        session: u32,
+        /// Board attempt before the deadline.
+        attempt: u32,
+    },
+    /// The board accepted a post.
+    PostAccepted {
+        /// View.
+        view: u64,
+        /// Session.
+        session: u32,
+        /// Author's dealer position.
+        dealer: u32,
+        /// `contribution` or `publication`.
+        kind: String,
+        /// The encoded signed post.
+        post: Bytes,
+    },
+    /// The board refused an authentic post as a fault of its author (the author is
+    /// disqualified; the post is evidence).
+    PostRejected {
+        /// View.
+        view: u64,
+        /// Session.
+        session: u32,
+        /// Author's dealer position.
+        dealer: u32,
+        /// Why.
+        reason: String,
+        /// The encoded signed post.
+        post: Bytes,
+    },
+    /// A session failed; its culprits are left out of the next one.
+    CeremonyFailed {
+        /// View.
+        view: u64,
+        /// Session.
+        session: u32,
+        /// Why.
+        reason: String,
+        /// Culprits (excluded from later sessions of this view change).
+        culprits: Vec<IdentityKey>,
+        /// The session that follows, if any.
+        next_session: Option<u32>,
+    },
+    /// The view change was abandoned for now.
+    ViewChangeAborted {
+        /// View.
+        view: u64,
+        /// Last session tried.
+        session: u32,
+        /// Why.
+        reason: String,
+        /// Height whose end starts the next try.
+        retry_at: u64,
+    },
+    /// The ceremony succeeded and the magic block awaits signatures.
+    MagicBlockCreated {
+        /// View.
+        view: u64,
+        /// Session.
+        session: u32,
+        /// Its hash.
+        hash: Hex<32>,
+        /// The block.
+        magic_block: MagicBlock,
+    },
+    /// A verified partial signature was stored.
+    PartialSignatureAccepted {
+        /// View.
+        view: u64,
+        /// Signer.
+        signer: IdentityKey,
+        /// New or previous committee.
+        role: SignerRole,
+        /// Partials in for that role.
+        have: u32,
+        /// Threshold of that role.
+        need: u32,
+    },
+    /// A combined signature was verified and stored.
+    MagicBlockSigned {
+        /// View.
+        view: u64,
+        /// Which committee's signature.
+        role: SignerRole,
+        /// Block hash.
+        hash: Hex<32>,
+        /// The signature (compressed G2).
+        signature: Hex<96>,
+        /// Whether the block now has every signature it needs.
+        complete: bool,
+    },
+    /// The new view is active.
+    ViewActivated {
+        /// View.
+        view: u64,
+        /// Its first block.
+        first_round: u64,
+        /// Magic block hash.
+        hash: Hex<32>,
+    },
+    /// A fault was recorded (`record.amount` may be 0 when the configured effect is none).
+    Slashed {
+        /// The record.
+        record: SlashingRecord,
+    },
+}

@@ -1,0 +1,100 @@
+//! # keyquorum-contract
+//!
+//! The view-change coordinator as a pure, deterministic state machine that any chain can embed:
+//! `state + signed transaction + block height -> new state + events`, or a typed [`Rejection`]
+//! that leaves the state untouched. In the seeds the blockchain itself coordinates the DKG and is
+//! its broadcast channel (seed 001: "Züs uses a novel approach by using the blockchain itself to
+//! solve this problem"; seed 000's five phases; seed 003's smart-contract coordinator); this crate
+//! is that contract.
+//!
+//! ## Driving it
+//! For a block at height `h`, the chain calls [`Contract::apply_tx`] for each transaction (on
+//! `Err` the transaction changed nothing), then [`Contract::end_block`]`(h)`, which runs every
+//! deadline that is due. Phase deadlines are block heights: a phase with deadline `D` accepts
+//! transactions in blocks up to and including `D` and ends with `end_block(D)`. Nothing reads a
+//! clock, draws randomness or iterates a hash map: replaying the same blocks gives the same
+//! state and events. [`Contract::check_tx`] is a side-effect-free pre-check for a mempool and
+//! [`Contract::query`] answers the HTTP API.
+//!
+//! ## Transactions ([`tx`])
+//! Signed by the sender's identity key (`Purpose::Transaction`) over the chain id, sender, nonce
+//! and body; the nonce is the sender's transaction count (kept after deregistration, so nothing
+//! replays). `Register` carries the identity key with its proof of possession (verified here:
+//! it is what makes ack aggregation safe against rogue keys), the share-encryption key, the
+//! network identity (libp2p peer id and addresses, bounded) and the stake; `AddStake`,
+//! `WithdrawStake` and `Deregister` manage it (stake is locked while the node is in the active
+//! committee or the view change in progress); `DkgPost` carries a signed board post of the
+//! current ceremony; `MagicBlockSignature` a partial signature on the pending magic block.
+//!
+//! ## A view change (seeds 000 and 001: start, contribute, share, publish, wait)
+//! - **Start** (at `first_view_change`, then `view_length` blocks after each view's first
+//!   round): the committee is the top `n` eligible nodes by stake, ties broken by a hash of the
+//!   previous view's random seed and the identity, with up to `keep_previous_percent` of the
+//!   seats kept for previous members (0chain, [`select`]). `n, t, k` come from the configuration
+//!   as numbers or percentages (Züs: `t` = 66%, `k` = 75%) and are validated by
+//!   [`keyquorum_dkg::Params`]. The contract creates the `Ceremony` (ack-or-reveal variant,
+//!   sequential indices; for a reshare with the previous committee as dealers) and a
+//!   [`Board`](keyquorum_dkg::board::Board). The committee and the session are published in the
+//!   `CommitteeSelected` event and the `views/{v}` query, the list that nodes outside the
+//!   committee fetch (seed 000).
+//! - **Contribute, share, publish**: every `DkgPost` goes to `Board::apply` and every phase
+//!   deadline to `Board::advance`. The board is the one implementation of the qualification
+//!   rules (the nodes replay the same board from the same chain data); the contract only checks
+//!   that a post belongs to the current session, phase and sender, and uses the board's outcome
+//!   as is: who missed a deadline, whose log is invalid, who qualified, the group key, the public
+//!   key shares, and the board's own publish-phase retries.
+//! - **Wait**: the magic block of the next view is built ([`magic`]) and both committees sign
+//!   it; the new view starts at its first round if both signatures are in.
+//!
+//! ## Failures and what is kept
+//! - Within a session the board retries the publish phase (up to `board::MAX_ATTEMPTS`) without
+//!   the culprits of the failed attempt; every honest dealer's commitment, encrypted shares and
+//!   acks stay valid and are reused, since none of them depends on the attempt.
+//! - If the session still has too few qualified dealers (or the magic block is not signed by
+//!   the wait deadline), its culprits are recorded, banned from the rest of this view change,
+//!   and a new session of the same view starts at once, with the committee re-selected from the
+//!   registry without them (standby nodes fill the seats). Contributions cannot carry over to the
+//!   new session: its session id differs (it binds the committee and the session number), and
+//!   with it the indices, commitments and encryption contexts. What is kept is everything else:
+//!   the registry and stakes, the previous view and its key (a reshare session reuses the same
+//!   previous committee minus culprits), the ranking, and the evidence; the new session starts at
+//!   its contribute phase, not at a full restart of the schedule. 0chain instead wiped everything
+//!   and restarted from Start (its issue 190: 726 restarts while one miner was down); MaidSafe
+//!   (seed 002) restarts DKG without the failed nodes, as here.
+//! - After `max_sessions_per_view` failed sessions the view change is abandoned and tried again
+//!   `retry_delay` blocks later; the active view stays in force meanwhile.
+//!
+//! ## Faults and stake
+//! Every exclusion the board reports (equivocation, invalid commitment, bad ack aggregate, bad
+//! reveal, missed contribution or publication, unresponsive player), with its evidence, becomes
+//! one [`SlashingRecord`] per node, role and session; missing magic-block signatures at a failed
+//! wait deadline are recorded too. The stake effect is configured separately for provable
+//! misbehaviour and for absence ([`config::SlashingConfig`]).
+//!
+//! ## The chain of magic blocks
+//! [`verify_magic_block_chain`] checks a sequence of signed magic blocks from the genesis key:
+//! each block is signed under its own group key by its committee, and under the previous group
+//! key by the previous committee (MaidSafe's handover, seed 002).
+
+#![warn(missing_docs)]
+
+pub mod config;
+mod contract;
+pub mod error;
+pub mod events;
+pub mod hex;
+pub mod magic;
+mod query;
+pub mod select;
+pub mod state;
+pub mod tx;
+
+pub use config::{ContractConfig, KeyMode, Size};
+pub use contract::{
+    Contract, Group, MAX_NONCE_GAP, RestoreError, fault_name, genesis_seed, view_seed,
+};
+pub use error::Rejection;
+pub use events::{CommitteeEntry, Event};
+pub use magic::{ChainError, MagicBlock, SignedMagicBlock, verify_magic_block_chain};
+pub use state::{ContractState, Phase, SessionSpec, SlashingRecord};
+pub use tx::{NetworkIdentity, SignerRole, Transaction, TxBody};

@@ -1,0 +1,519 @@
+//! Magic blocks: the record of a view that the next committee and every light client follow.
+//!
+//! As in 0chain (protocol lessons; seed 000, "Wait"), the magic block of view `v` names the
+//! members with their indices and network identities, `n`, `t`, `k`, the group public key, the
+//! public commitment (every member's public key share), the hash of the previous magic block and
+//! the first round of the view. Its hash is SHA-256 of a canonical binary encoding
+//! ([`MagicBlock::encode`]).
+//!
+//! Two threshold-BLS signatures (MinPk layout, ciphersuite
+//! `BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_`) are stored with it, both on
+//! [`MagicBlock::signing_message`] (the hash behind a domain tag, so that the group's signatures
+//! on magic blocks can never be confused with its signatures on anything else):
+//! - `signature`, by the new committee under the new group key: key confirmation, proof that
+//!   at least `t` members hold working shares;
+//! - `previous_signature`, by the previous committee under the previous group key: the link.
+//!   This is MaidSafe's handover (seed 002: the new key signs the new section info and the old
+//!   elders sign it), and it is what lets anyone holding the genesis key verify the whole chain
+//!   ([`verify_magic_block_chain`]). For a reshare the group key does not change and BLS
+//!   signatures are unique, so both signatures are the same value, produced independently by
+//!   the two committees; the contract still collects the old committee's, so the block is
+//!   endorsed by the committee that held the key when it was created.
+
+use keyquorum_crypto::Curve;
+use keyquorum_crypto::tbls::{self, MinPk};
+use keyquorum_crypto::{Bls12381G1, Bls12381G2};
+use keyquorum_dkg::wire::Writer;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::config::KeyMode;
+use crate::hex::{Bytes, Hex};
+
+/// Domain tag at the start of every magic block encoding.
+pub const MAGIC_BLOCK_TAG: &[u8] = b"keyquorum/magic-block/v1";
+/// Domain tag of the message the committees sign.
+pub const MAGIC_BLOCK_SIGNATURE_TAG: &[u8] = b"keyquorum/magic-block-signature/v1";
+
+/// A member of a view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MagicBlockMember {
+    /// Share index `x` (1-based position in the ceremony's committee order).
+    pub index: u64,
+    /// Identity key (compressed G2).
+    pub identity: Hex<96>,
+    /// Share-encryption key.
+    pub encryption_key: Hex<32>,
+    /// libp2p peer id.
+    pub peer_id: Bytes,
+    /// Network addresses.
+    pub addresses: Vec<String>,
+    /// Public key share `x_i G` (compressed G1), what partial signatures are checked against.
+    pub public_share: Hex<48>,
+}
+
+/// The unsigned magic block of one view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MagicBlock {
+    /// Chain id.
+    pub chain_id: String,
+    /// View number (1 for the first view).
+    pub view: u64,
+    /// Ceremony session within the view change that produced it.
+    pub session: u32,
+    /// Fresh key or reshare.
+    pub key_mode: KeyMode,
+    /// Session id of the ceremony (binds the block to its DKG transcript on chain).
+    pub session_id: Hex<32>,
+    /// Committee size of the ceremony.
+    pub n: u32,
+    /// Signing threshold.
+    pub t: u32,
+    /// Dealer quorum.
+    pub k: u32,
+    /// Group public key (compressed G1).
+    pub group_key: Hex<48>,
+    /// Members in good standing, ascending by index.
+    pub members: Vec<MagicBlockMember>,
+    /// Hash of the previous view's magic block (zero for the first).
+    pub previous_hash: Hex<32>,
+    /// First block height of the view.
+    pub first_round: u64,
+}
+
+impl MagicBlock {
+    /// Canonical encoding (length-prefixed fields in a fixed order, after [`MAGIC_BLOCK_TAG`]).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.bytes(MAGIC_BLOCK_TAG)
+            .bytes(self.chain_id.as_bytes())
+            .u64(self.view)
+            .u32(self.session)
+            .u8(self.key_mode.tag())
+            .fixed(&self.session_id.0)
+            .u32(self.n)
+            .u32(self.t)
+            .u32(self.k)
+            .fixed(&self.group_key.0)
+            .u32(self.members.len() as u32);
+        for m in &self.members {
+            w.u64(m.index)
+                .fixed(&m.identity.0)
+                .fixed(&m.encryption_key.0)
+                .bytes(&m.peer_id.0)
+                .u32(m.addresses.len() as u32);
+            for a in &m.addresses {
+                w.bytes(a.as_bytes());
+            }
+            w.fixed(&m.public_share.0);
+        }
+        w.fixed(&self.previous_hash.0).u64(self.first_round);
+        w.finish()
+    }
+
+    /// SHA-256 of the encoding.
+    pub fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.encode()).into()
+    }
+
+    /// The message both committees sign: [`MAGIC_BLOCK_SIGNATURE_TAG`] followed by the hash.
+    pub fn signing_message(&self) -> Vec<u8> {
+        signing_message(&self.hash())
+    }
+
+    /// A member by index.
+    pub fn member(&self, index: u64) -> Option<&MagicBlockMember> {
+        self.members.iter().find(|m| m.index == index)
+    }
+
+    /// A member by identity key.
+    pub fn member_by_identity(&self, identity: &[u8; 96]) -> Option<&MagicBlockMember> {
+        self.members.iter().find(|m| &m.identity.0 == identity)
+    }
+}
+
+/// The message signed for a magic block with hash `hash`.
+pub fn signing_message(hash: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(MAGIC_BLOCK_SIGNATURE_TAG.len() + 32);
+    m.extend_from_slice(MAGIC_BLOCK_SIGNATURE_TAG);
+    m.extend_from_slice(hash);
+    m
+}
+
+/// A magic block with its signatures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedMagicBlock {
+    /// The block.
+    pub block: MagicBlock,
+    /// Its hash (recomputed and compared by the verifier).
+    pub hash: Hex<32>,
+    /// The new committee's signature under `block.group_key`.
+    pub signature: Option<Hex<96>>,
+    /// The previous committee's signature under the previous group key (none for the first
+    /// view).
+    pub previous_signature: Option<Hex<96>>,
+}
+
+/// Why a chain of magic blocks does not verify. `position` is the index into the slice.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ChainError {
+    /// No blocks.
+    #[error("empty chain")]
+    Empty,
+    /// The stored hash is not the hash of the block.
+    #[error("block {position}: stored hash does not match the block")]
+    HashMismatch {
+        /// Position.
+        position: usize,
+    },
+    /// The first block's group key is not the genesis key.
+    #[error("block {position}: group key is not the genesis key")]
+    GenesisKey {
+        /// Position.
+        position: usize,
+    },
+    /// A group key does not decode.
+    #[error("block {position}: invalid group key")]
+    BadGroupKey {
+        /// Position.
+        position: usize,
+    },
+    /// A required signature is absent.
+    #[error("block {position}: {which} signature missing")]
+    MissingSignature {
+        /// Position.
+        position: usize,
+        /// `"new"` or `"previous"`.
+        which: &'static str,
+    },
+    /// A signature does not verify.
+    #[error("block {position}: {which} signature does not verify")]
+    BadSignature {
+        /// Position.
+        position: usize,
+        /// `"new"` or `"previous"`.
+        which: &'static str,
+    },
+    /// The block does not follow the previous one (view number, previous hash, chain id,
+    /// first round).
+    #[error("block {position}: does not follow the previous block ({what})")]
+    Broken {
+        /// Position.
+        position: usize,
+        /// Which link failed.
+        what: &'static str,
+    },
+    /// A reshare changed the group key.
+    #[error("block {position}: a reshare must keep the group key")]
+    ReshareKeyChanged {
+        /// Position.
+        position: usize,
+    },
+    /// Structure: thresholds, member indices, shares.
+    #[error("block {position}: malformed ({what})")]
+    Malformed {
+        /// Position.
+        position: usize,
+        /// What is wrong.
+        what: &'static str,
+    },
+}
+
+fn decode_group_key(
+    b: &Hex<48>,
+    position: usize,
+) -> Result<<Bls12381G1 as Curve>::Affine, ChainError> {
+    tbls::decode_public_key::<MinPk>(&b.0).map_err(|_| ChainError::BadGroupKey { position })
+}
+
+fn check_signature(
+    key: &<Bls12381G1 as Curve>::Affine,
+    message: &[u8],
+    sig: Option<&Hex<96>>,
+    position: usize,
+    which: &'static str,
+) -> Result<(), ChainError> {
+    let sig = sig.ok_or(ChainError::MissingSignature { position, which })?;
+    let point = Bls12381G2::decode_point(&sig.0)
+        .map_err(|_| ChainError::BadSignature { position, which })?;
+    tbls::verify::<MinPk>(key, message, &point)
+        .map_err(|_| ChainError::BadSignature { position, which })
+}
+
+fn check_structure(b: &MagicBlock, position: usize) -> Result<(), ChainError> {
+    let malformed = |what| ChainError::Malformed { position, what };
+    if b.t == 0 || b.t > b.k || b.k > b.n {
+        return Err(malformed("thresholds"));
+    }
+    if b.members.len() < b.t as usize || b.members.len() > b.n as usize {
+        return Err(malformed("member count"));
+    }
+    if b.members
+        .windows(2)
+        .any(|w| w[0].index >= w[1].index || w[0].identity == w[1].identity)
+        || b.members.iter().any(|m| m.index == 0)
+    {
+        return Err(malformed("member indices"));
+    }
+    Ok(())
+}
+
+/// Verifies a chain of magic blocks from a trusted genesis key: `blocks[0]` must carry that
+/// group key and its new committee's signature; every later block must name the hash of the
+/// one before, have the next view number, be signed by the previous committee under the
+/// previous group key and by its own committee under its own key, and keep the group key when
+/// it is a reshare.
+pub fn verify_magic_block_chain(
+    genesis_key: &[u8; 48],
+    blocks: &[SignedMagicBlock],
+) -> Result<(), ChainError> {
+    let first = blocks.first().ok_or(ChainError::Empty)?;
+    if &first.block.group_key.0 != genesis_key {
+        return Err(ChainError::GenesisKey { position: 0 });
+    }
+    let mut previous: Option<(&SignedMagicBlock, [u8; 32])> = None;
+    for (position, signed) in blocks.iter().enumerate() {
+        let b = &signed.block;
+        let hash = b.hash();
+        if hash != signed.hash.0 {
+            return Err(ChainError::HashMismatch { position });
+        }
+        check_structure(b, position)?;
+        let key = decode_group_key(&b.group_key, position)?;
+        let message = signing_message(&hash);
+        check_signature(&key, &message, signed.signature.as_ref(), position, "new")?;
+        if let Some((prev, prev_hash)) = previous {
+            let broken = |what| ChainError::Broken { position, what };
+            if b.view != prev.block.view + 1 {
+                return Err(broken("view number"));
+            }
+            if b.previous_hash.0 != prev_hash {
+                return Err(broken("previous hash"));
+            }
+            if b.chain_id != prev.block.chain_id {
+                return Err(broken("chain id"));
+            }
+            if b.first_round <= prev.block.first_round {
+                return Err(broken("first round"));
+            }
+            if b.key_mode == KeyMode::Reshare && b.group_key != prev.block.group_key {
+                return Err(ChainError::ReshareKeyChanged { position });
+            }
+            let prev_key = decode_group_key(&prev.block.group_key, position - 1)?;
+            check_signature(
+                &prev_key,
+                &message,
+                signed.previous_signature.as_ref(),
+                position,
+                "previous",
+            )?;
+        }
+        previous = Some((signed, hash));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyquorum_crypto::secret::Secret;
+
+    type Scalar = <Bls12381G1 as Curve>::Scalar;
+
+    fn key(i: u64) -> Secret<Scalar> {
+        Secret::new(Scalar::from(1000 + i))
+    }
+
+    fn public(sk: &Secret<Scalar>) -> Hex<48> {
+        Hex::from_slice(&Bls12381G1::point_bytes(&tbls::public_key::<MinPk>(sk))).unwrap()
+    }
+
+    fn block(view: u64, sk: &Secret<Scalar>, previous: Option<&SignedMagicBlock>) -> MagicBlock {
+        MagicBlock {
+            chain_id: "c".into(),
+            view,
+            session: 0,
+            key_mode: KeyMode::Fresh,
+            session_id: Hex([view as u8; 32]),
+            n: 1,
+            t: 1,
+            k: 1,
+            group_key: public(sk),
+            members: vec![MagicBlockMember {
+                index: 1,
+                identity: Hex([7; 96]),
+                encryption_key: Hex([8; 32]),
+                peer_id: Bytes(vec![1, 2]),
+                addresses: vec!["/ip4/1.2.3.4/tcp/1".into()],
+                public_share: public(sk),
+            }],
+            previous_hash: previous.map(|p| p.hash).unwrap_or_default(),
+            first_round: view * 100,
+        }
+    }
+
+    fn sig(sk: &Secret<Scalar>, hash: &[u8; 32]) -> Hex<96> {
+        let s = tbls::sign::<MinPk>(sk, &signing_message(hash));
+        Hex::from_slice(&Bls12381G2::point_bytes(&s)).unwrap()
+    }
+
+    fn sign(
+        b: MagicBlock,
+        new: &Secret<Scalar>,
+        prev: Option<&Secret<Scalar>>,
+    ) -> SignedMagicBlock {
+        let hash = b.hash();
+        SignedMagicBlock {
+            block: b,
+            hash: Hex(hash),
+            signature: Some(sig(new, &hash)),
+            previous_signature: prev.map(|p| sig(p, &hash)),
+        }
+    }
+
+    /// Fresh key 1, reshare (key 1 again), fresh key 2.
+    fn chain() -> Vec<SignedMagicBlock> {
+        let b1 = sign(block(1, &key(1), None), &key(1), None);
+        let mut raw2 = block(2, &key(1), Some(&b1));
+        raw2.key_mode = KeyMode::Reshare;
+        let b2 = sign(raw2, &key(1), Some(&key(1)));
+        let b3 = sign(block(3, &key(2), Some(&b2)), &key(2), Some(&key(1)));
+        vec![b1, b2, b3]
+    }
+
+    #[test]
+    fn a_signed_chain_verifies_from_the_genesis_key() {
+        let c = chain();
+        let genesis = c[0].block.group_key.0;
+        assert_eq!(verify_magic_block_chain(&genesis, &c), Ok(()));
+        assert_eq!(verify_magic_block_chain(&genesis, &c[..1]), Ok(()));
+        // The reshare's two signatures coincide (same key, unique signatures).
+        assert_eq!(c[1].signature, c[1].previous_signature);
+    }
+
+    #[test]
+    fn the_hash_covers_every_field() {
+        let b = block(1, &key(1), None);
+        let h = b.hash();
+        let mut changes: Vec<MagicBlock> = Vec::new();
+        let mut x = b.clone();
+        x.first_round += 1;
+        changes.push(x);
+        let mut x = b.clone();
+        x.members[0].addresses[0].push('0');
+        changes.push(x);
+        let mut x = b.clone();
+        x.members[0].public_share = public(&key(5));
+        changes.push(x);
+        let mut x = b.clone();
+        x.t = 2;
+        changes.push(x);
+        let mut x = b.clone();
+        x.key_mode = KeyMode::Reshare;
+        changes.push(x);
+        let mut x = b.clone();
+        x.chain_id.push('x');
+        changes.push(x);
+        for x in changes {
+            assert_ne!(x.hash(), h);
+        }
+        assert_eq!(b.clone().hash(), h);
+        assert!(
+            b.encode()
+                .starts_with(&[0, 0, 0, MAGIC_BLOCK_TAG.len() as u8])
+        );
+    }
+
+    #[test]
+    fn broken_chains_fail() {
+        let c = chain();
+        let genesis = c[0].block.group_key.0;
+        // A "reshare" that changed the key, even if both committees signed it.
+        let mut raw = block(2, &key(3), Some(&c[0]));
+        raw.key_mode = KeyMode::Reshare;
+        let bad = vec![c[0].clone(), sign(raw, &key(3), Some(&key(1)))];
+        assert_eq!(
+            verify_magic_block_chain(&genesis, &bad),
+            Err(ChainError::ReshareKeyChanged { position: 1 })
+        );
+        // A block signed only by its own committee cannot follow.
+        let bad = vec![
+            c[0].clone(),
+            sign(block(2, &key(3), Some(&c[0])), &key(3), Some(&key(3))),
+        ];
+        assert_eq!(
+            verify_magic_block_chain(&genesis, &bad),
+            Err(ChainError::BadSignature {
+                position: 1,
+                which: "previous"
+            })
+        );
+        // Wrong previous hash, chain id, first round.
+        let mut raw = block(2, &key(1), Some(&c[0]));
+        raw.previous_hash = Hex([1; 32]);
+        let bad = vec![c[0].clone(), sign(raw, &key(1), Some(&key(1)))];
+        assert_eq!(
+            verify_magic_block_chain(&genesis, &bad),
+            Err(ChainError::Broken {
+                position: 1,
+                what: "previous hash"
+            })
+        );
+        let mut raw = block(2, &key(1), Some(&c[0]));
+        raw.chain_id = "other".into();
+        let bad = vec![c[0].clone(), sign(raw, &key(1), Some(&key(1)))];
+        assert!(matches!(
+            verify_magic_block_chain(&genesis, &bad),
+            Err(ChainError::Broken {
+                what: "chain id",
+                ..
+            })
+        ));
+        let mut raw = block(2, &key(1), Some(&c[0]));
+        raw.first_round = 50;
+        let bad = vec![c[0].clone(), sign(raw, &key(1), Some(&key(1)))];
+        assert!(matches!(
+            verify_magic_block_chain(&genesis, &bad),
+            Err(ChainError::Broken {
+                what: "first round",
+                ..
+            })
+        ));
+        // Malformed thresholds and members, missing and garbage signatures, bad keys.
+        let mut raw = block(1, &key(1), None);
+        raw.t = 0;
+        assert!(matches!(
+            verify_magic_block_chain(&genesis, &[sign(raw, &key(1), None)]),
+            Err(ChainError::Malformed { .. })
+        ));
+        let mut raw = block(1, &key(1), None);
+        raw.members.clear();
+        assert!(matches!(
+            verify_magic_block_chain(&genesis, &[sign(raw, &key(1), None)]),
+            Err(ChainError::Malformed { .. })
+        ));
+        let mut b = c[0].clone();
+        b.signature = None;
+        assert_eq!(
+            verify_magic_block_chain(&genesis, &[b]),
+            Err(ChainError::MissingSignature {
+                position: 0,
+                which: "new"
+            })
+        );
+        let mut b = c[0].clone();
+        b.signature = Some(Hex([0xff; 96]));
+        assert!(matches!(
+            verify_magic_block_chain(&genesis, &[b]),
+            Err(ChainError::BadSignature { .. })
+        ));
+        let mut raw = block(1, &key(1), None);
+        raw.group_key = Hex([0; 48]);
+        let b = sign(raw, &key(1), None);
+        assert_eq!(
+            verify_magic_block_chain(&[0; 48], &[b]),
+            Err(ChainError::BadGroupKey { position: 0 })
+        );
+    }
+}

@@ -1,0 +1,401 @@
+//! The contract's state: plain data, comparable and serializable.
+//!
+//! The running ceremony's [`Board`](keyquorum_dkg::board::Board) is not part of it: the state
+//! keeps the session's definition ([`SessionSpec`]) and the board's inputs in chain order
+//! ([`BoardInput`]), and the contract derives the board from them (incrementally while running,
+//! by replay in [`Contract::from_state`](crate::Contract::from_state)). So two states are equal
+//! exactly when everything that matters is equal, which is what the "a rejected transaction
+//! changes nothing" tests compare.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use keyquorum_crypto::Bls12381G1;
+use keyquorum_crypto::Curve;
+use keyquorum_crypto::encrypt::EncryptionPublicKey;
+use keyquorum_crypto::index::IndexScheme;
+use keyquorum_dkg::identity::IdentityPublicKey;
+use keyquorum_dkg::session::SessionError;
+use keyquorum_dkg::{Ceremony, Params, Participant, Reshare, SessionConfig, Variant};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::config::KeyMode;
+use crate::hex::{Bytes, Hex};
+use crate::magic::SignedMagicBlock;
+use crate::tx::NetworkIdentity;
+
+/// An identity key as stored (compressed G2).
+pub type IdentityKey = Hex<96>;
+
+/// A registered node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Identity key (proof of possession verified at registration).
+    pub identity: IdentityKey,
+    /// Share-encryption key.
+    pub encryption_key: Hex<32>,
+    /// Network identity.
+    pub network: NetworkIdentity,
+    /// Stake.
+    pub stake: u64,
+    /// Height of registration.
+    pub registered_at: u64,
+}
+
+/// The contract's phase (seed 000: start, contribute, share, publish, wait; start is the instant
+/// the committee is selected, `Idle` is the time between view changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// No view change in progress.
+    Idle,
+    /// Commitments on chain.
+    Contribute,
+    /// Shares and acks off chain.
+    Share,
+    /// Logs on chain.
+    Publish,
+    /// Magic block signatures.
+    Wait,
+}
+
+/// A participant of a session as the session id binds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecParticipant {
+    /// Identity key.
+    pub identity: IdentityKey,
+    /// Share-encryption key.
+    pub encryption_key: Hex<32>,
+}
+
+/// The previous committee and key of a resharing session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecReshare {
+    /// Dealers: the previous committee's members in good standing, by index.
+    pub dealers: Vec<SpecParticipant>,
+    /// Their indices in the previous committee.
+    pub dealer_indices: Vec<u64>,
+    /// The previous threshold.
+    pub old_threshold: u32,
+    /// The group key (unchanged by the reshare).
+    pub group_key: Hex<48>,
+    /// The dealers' public key shares, in dealer order.
+    pub public_shares: Vec<Hex<48>>,
+}
+
+/// Everything that defines one ceremony session; [`SessionSpec::config`] turns it into the
+/// engine's [`SessionConfig`] (ack-or-reveal variant, sequential indices). Nodes build their
+/// ceremony from the spec in the `CommitteeSelected` event, so they derive the same session id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSpec {
+    /// Domain: chain id, view and session number, so each session has its own id even when
+    /// its committee repeats.
+    pub domain: Bytes,
+    /// View number (the engine's epoch).
+    pub view: u64,
+    /// Session number within the view change.
+    pub session: u32,
+    /// Committee size.
+    pub n: u32,
+    /// Threshold.
+    pub t: u32,
+    /// Dealer quorum.
+    pub k: u32,
+    /// The committee (players) in index order.
+    pub players: Vec<SpecParticipant>,
+    /// Present for a resharing session.
+    pub reshare: Option<SpecReshare>,
+}
+
+/// A spec that does not make a valid session.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SpecError {
+    /// A key or point does not decode.
+    #[error("invalid key material in session spec: {0}")]
+    Key(&'static str),
+    /// The engine refused the configuration.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+fn participant(p: &SpecParticipant) -> Result<Participant, SpecError> {
+    Ok(Participant {
+        identity: IdentityPublicKey::from_bytes(&p.identity.0)
+            .map_err(|_| SpecError::Key("identity key"))?,
+        encryption: EncryptionPublicKey::from_bytes(&p.encryption_key.0)
+            .map_err(|_| SpecError::Key("encryption key"))?,
+    })
+}
+
+impl SessionSpec {
+    /// The engine configuration.
+    pub fn config(&self) -> Result<SessionConfig<Bls12381G1>, SpecError> {
+        let params = Params::new(self.n as usize, self.t as usize, self.k as usize)
+            .map_err(SessionError::from)?;
+        let players = self
+            .players
+            .iter()
+            .map(participant)
+            .collect::<Result<Vec<_>, _>>()?;
+        let reshare = match &self.reshare {
+            None => None,
+            Some(r) => Some(Reshare {
+                dealers: r
+                    .dealers
+                    .iter()
+                    .map(participant)
+                    .collect::<Result<Vec<_>, _>>()?,
+                dealer_indices: r
+                    .dealer_indices
+                    .iter()
+                    .map(|x| <Bls12381G1 as Curve>::Scalar::from(*x))
+                    .collect(),
+                old_threshold: r.old_threshold as usize,
+                group_key: Bls12381G1::decode_point_nonzero(&r.group_key.0)
+                    .map_err(|_| SpecError::Key("group key"))?,
+                public_shares: r
+                    .public_shares
+                    .iter()
+                    .map(|p| Bls12381G1::decode_point(&p.0))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| SpecError::Key("public share"))?,
+            }),
+        };
+        Ok(SessionConfig {
+            domain: self.domain.0.clone(),
+            epoch: self.view,
+            variant: Variant::AckReveal,
+            params,
+            index_scheme: IndexScheme::Sequential,
+            players,
+            reshare,
+        })
+    }
+
+    /// The validated ceremony.
+    pub fn ceremony(&self) -> Result<Arc<Ceremony<Bls12381G1>>, SpecError> {
+        Ok(Ceremony::new(self.config()?)?)
+    }
+}
+
+/// One input of the ceremony's board, in chain order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "input", rename_all = "snake_case")]
+pub enum BoardInput {
+    /// A post the board took (accepted, or refused as a fault of its author).
+    Post {
+        /// The encoded signed post.
+        post: Bytes,
+    },
+    /// A phase deadline.
+    Deadline,
+}
+
+/// The magic block being signed in the wait phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingMagicBlock {
+    /// The block and the signatures combined so far.
+    pub signed: SignedMagicBlock,
+    /// Verified partials of the new committee, by index.
+    pub new_partials: BTreeMap<u64, Hex<128>>,
+    /// Verified partials of the previous committee, by index (previous indices).
+    pub old_partials: BTreeMap<u64, Hex<128>>,
+}
+
+impl PendingMagicBlock {
+    /// Whether every signature the block needs is in.
+    pub fn is_complete(&self) -> bool {
+        self.signed.signature.is_some()
+            && (self.signed.block.view <= 1 || self.signed.previous_signature.is_some())
+    }
+}
+
+/// A view change in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewChange {
+    /// The view being created.
+    pub view: u64,
+    /// Session number (a failed session is followed by a new one without its culprits).
+    /// Numbers keep increasing when an abandoned view change is tried again, so no two
+    /// sessions of a view share a session id.
+    pub session: u32,
+    /// The session this round of the view change started with (`max_sessions_per_view` counts
+    /// from it).
+    pub first_session: u32,
+    /// Fresh key or reshare.
+    pub key_mode: KeyMode,
+    /// Phase.
+    pub phase: Phase,
+    /// Last block height of the phase.
+    pub deadline: u64,
+    /// The board's attempt (publish-phase retries within the session).
+    pub attempt: u32,
+    /// Height at which the session started.
+    pub started_at: u64,
+    /// Tie-break seed used for the selection.
+    pub seed: Hex<32>,
+    /// Session id.
+    pub session_id: Hex<32>,
+    /// The session.
+    pub spec: SessionSpec,
+    /// The board's inputs so far.
+    pub board_log: Vec<BoardInput>,
+    /// Nodes excluded from later sessions of this view change (culprits of failed sessions).
+    pub banned: BTreeSet<IdentityKey>,
+    /// The magic block, in the wait phase.
+    pub magic: Option<PendingMagicBlock>,
+}
+
+impl ViewChange {
+    /// Whether `id` takes part in the session (as player or dealer).
+    pub fn involves(&self, id: &IdentityKey) -> bool {
+        self.spec.players.iter().any(|p| &p.identity == id)
+            || self
+                .spec
+                .reshare
+                .as_ref()
+                .is_some_and(|r| r.dealers.iter().any(|d| &d.identity == id))
+    }
+}
+
+/// A completed view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewRecord {
+    /// View number.
+    pub view: u64,
+    /// The signed magic block.
+    pub magic_block: SignedMagicBlock,
+    /// The view's random seed: SHA-256 of the new committee's signature on its magic block (a
+    /// unique threshold signature nobody could predict before the ceremony ended). It breaks
+    /// stake ties when the next committee is selected.
+    pub seed: Hex<32>,
+    /// Height at which the view started.
+    pub activated_at: u64,
+}
+
+/// In which role a fault happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultRole {
+    /// Dealer of a ceremony.
+    Dealer,
+    /// Player of a ceremony.
+    Player,
+    /// Member of the new committee asked to sign the magic block.
+    Signer,
+    /// Member of the previous committee asked to sign the magic block.
+    PreviousSigner,
+}
+
+/// The evidence of a recorded fault, as the board gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EvidenceRecord {
+    /// The culprit's own signed posts (context posts first).
+    SignedPosts {
+        /// Encoded signed posts.
+        posts: Vec<Bytes>,
+    },
+    /// No post before the phase deadline (the chain shows it).
+    Absence {
+        /// The board phase missed.
+        phase: String,
+        /// The board attempt.
+        attempt: u32,
+    },
+    /// Publications reporting the player as not acking.
+    Reports {
+        /// Encoded signed posts.
+        posts: Vec<Bytes>,
+    },
+    /// No partial signature on the magic block by the wait deadline.
+    MissingSignature {
+        /// The magic block.
+        magic_block_hash: Hex<32>,
+    },
+}
+
+/// A fault recorded against a node, with its stake effect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlashingRecord {
+    /// Height at which it was recorded.
+    pub height: u64,
+    /// View change.
+    pub view: u64,
+    /// Session.
+    pub session: u32,
+    /// Board attempt.
+    pub attempt: u32,
+    /// The node.
+    pub identity: IdentityKey,
+    /// Role.
+    pub role: FaultRole,
+    /// Fault name (snake case of the engine's `FaultKind`, or `missed_magic_block_signature`).
+    pub fault: String,
+    /// The fault with its details.
+    pub detail: String,
+    /// Provable misbehaviour (true) or absence (false).
+    pub misbehaviour: bool,
+    /// Evidence.
+    pub evidence: EvidenceRecord,
+    /// Stake taken.
+    pub amount: u64,
+    /// Stake left.
+    pub stake_after: u64,
+}
+
+/// Everything the contract stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractState {
+    /// Height of the last block ended.
+    pub last_block: Option<u64>,
+    /// Registered nodes.
+    pub nodes: BTreeMap<IdentityKey, NodeRecord>,
+    /// Next nonce of every sender ever seen (kept after deregistration, so nothing replays).
+    pub nonces: BTreeMap<IdentityKey, u64>,
+    /// The active view (0 before the first view change completes).
+    pub current_view: u64,
+    /// Completed views.
+    pub views: BTreeMap<u64, ViewRecord>,
+    /// The view change in progress.
+    pub change: Option<ViewChange>,
+    /// When no view change is in progress: the height whose end starts the next one.
+    pub next_start: u64,
+    /// Number of the next session of the view being created.
+    pub next_session: u32,
+    /// Faults recorded, in order.
+    pub slashings: Vec<SlashingRecord>,
+}
+
+impl ContractState {
+    /// The state at genesis.
+    pub fn genesis(first_view_change: u64) -> Self {
+        ContractState {
+            last_block: None,
+            nodes: BTreeMap::new(),
+            nonces: BTreeMap::new(),
+            current_view: 0,
+            views: BTreeMap::new(),
+            change: None,
+            next_start: first_view_change,
+            next_session: 0,
+            slashings: Vec::new(),
+        }
+    }
+
+    /// The phase.
+    pub fn phase(&self) -> Phase {
+        self.change.as_ref().map(|c| c.phase).unwrap_or(Phase::Idle)
+    }
+
+    /// Whether a node's stake is locked: it is a member of the active view, or takes part in
+    /// the view change in progress (its stake must stay at risk while it can commit faults).
+    pub fn is_locked(&self, id: &IdentityKey) -> bool {
+        let in_view = self
+            .views
+            .get(&self.current_view)
+            .is_some_and(|v| v.magic_block.block.member_by_identity(&id.0).is_some());
+        in_view || self.change.as_ref().is_some_and(|c| c.involves(id))
+    }
+}

@@ -1,0 +1,602 @@
+//! Transactions: canonical binary encoding with bounds, and signatures by the sender's identity
+//! key.
+//!
+//! ```text
+//! transaction = version (u8 = 1) || sender (96, compressed G2 identity key) || nonce (u64)
+//!               || body || signature (48, compressed G1)
+//! body        = tag (u8) || fields
+//! signed      = Purpose::Transaction digest of
+//!               bytes(chain id) || sender || nonce || body
+//! ```
+//!
+//! Every variable-length field has a bound that is checked before anything is allocated
+//! (`keyquorum_dkg::wire`), trailing bytes are an error, and re-encoding a decoded transaction
+//! gives back its bytes, so a transaction has exactly one encoding and one hash. Decoding
+//! validates what it can without state (key and point encodings, UTF-8); the contract checks the
+//! rest. Decoding never panics (a property test feeds it random bytes).
+//!
+//! The chain id is not in the encoding but in the signed message, so a transaction signed for
+//! one chain fails signature verification on another; the nonce is the sender's transaction
+//! count, so a transaction cannot be replayed on the same chain either.
+
+use keyquorum_crypto::Bls12381G1;
+use keyquorum_crypto::Curve;
+use keyquorum_crypto::encrypt::{self, EncryptionPublicKey};
+use keyquorum_crypto::tbls::{MinPk, PartialSignature};
+use keyquorum_dkg::identity::{
+    self, IdentityKeypair, IdentityPublicKey, IdentitySignature, Purpose, SIGNATURE_LEN,
+};
+use keyquorum_dkg::params::MAX_PARTICIPANTS;
+use keyquorum_dkg::wire::{Reader, WireError, Writer};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::hex::Bytes;
+
+/// Encoding version.
+pub const TX_VERSION: u8 = 1;
+/// Longest libp2p peer id accepted (a multihash of a public key is at most 42 bytes today).
+pub const MAX_PEER_ID_LEN: usize = 64;
+/// Most addresses per node.
+pub const MAX_ADDRESSES: usize = 8;
+/// Longest address string (a multiaddr in text form).
+pub const MAX_ADDRESS_LEN: usize = 256;
+/// Length of an encoded threshold-BLS partial signature (32-byte index, compressed G2).
+pub const PARTIAL_LEN: usize = 32 + 96;
+/// Fixed part of a transaction: version, sender, nonce, body tag, signature.
+const TX_OVERHEAD: usize = 1 + identity::PUBLIC_KEY_LEN + 8 + 1 + SIGNATURE_LEN;
+
+const TAG_REGISTER: u8 = 1;
+const TAG_ADD_STAKE: u8 = 2;
+const TAG_WITHDRAW_STAKE: u8 = 3;
+const TAG_DEREGISTER: u8 = 4;
+const TAG_UPDATE_NETWORK: u8 = 5;
+const TAG_DKG_POST: u8 = 6;
+const TAG_MAGIC_BLOCK_SIGNATURE: u8 = 7;
+
+/// Longest encoded signed post (contribution or publication) for a committee of `n`.
+pub fn max_post_len(n: usize) -> usize {
+    let header = SIGNATURE_LEN + 1 + 32 + 4;
+    // Contribution: count, then n + 1 uncompressed points.
+    let contribution = header + 4 + (n + 1) * Bls12381G1::UNCOMPRESSED_LEN;
+    // Publication: attempt, commitment hash, bitmap, optional aggregate, reveals.
+    let publication = header + 4 + 32 + 4 + n.div_ceil(8) + 1 + SIGNATURE_LEN + 4 + n * (4 + 32);
+    contribution.max(publication)
+}
+
+/// Longest transaction for committees of at most `max_n` (a DkgPost with the longest post).
+pub fn max_tx_len(max_n: usize) -> usize {
+    TX_OVERHEAD + 4 + max_post_len(max_n)
+}
+
+/// Longest transaction any configuration accepts.
+pub const MAX_TX_LEN: usize =
+    TX_OVERHEAD + 4 + SIGNATURE_LEN + 1 + 32 + 4 + 4 + (MAX_PARTICIPANTS + 1) * 96;
+
+/// A node's network identity: libp2p peer id and addresses (multiaddrs as text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkIdentity {
+    /// libp2p peer id bytes.
+    pub peer_id: Bytes,
+    /// Addresses, at most [`MAX_ADDRESSES`] of at most [`MAX_ADDRESS_LEN`] bytes.
+    pub addresses: Vec<String>,
+}
+
+impl NetworkIdentity {
+    /// Checks the bounds that decoding enforces (for values built in code).
+    pub fn validate(&self) -> Result<(), TxDecodeError> {
+        if self.peer_id.0.is_empty() || self.peer_id.0.len() > MAX_PEER_ID_LEN {
+            return Err(TxDecodeError::Network("peer id must be 1 to 64 bytes"));
+        }
+        if self.addresses.len() > MAX_ADDRESSES {
+            return Err(TxDecodeError::Network("too many addresses"));
+        }
+        for a in &self.addresses {
+            check_address(a)?;
+        }
+        Ok(())
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        w.bytes(&self.peer_id.0);
+        w.u32(self.addresses.len() as u32);
+        for a in &self.addresses {
+            w.bytes(a.as_bytes());
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, TxDecodeError> {
+        let peer_id = r.bytes("peer id", MAX_PEER_ID_LEN)?.to_vec();
+        let count = r.count("addresses", MAX_ADDRESSES)?;
+        let mut addresses = Vec::with_capacity(count);
+        for _ in 0..count {
+            let raw = r.bytes("address", MAX_ADDRESS_LEN)?;
+            let s = core::str::from_utf8(raw)
+                .map_err(|_| TxDecodeError::Network("address is not UTF-8"))?;
+            check_address(s)?;
+            addresses.push(s.to_string());
+        }
+        let n = NetworkIdentity {
+            peer_id: Bytes(peer_id),
+            addresses,
+        };
+        n.validate()?;
+        Ok(n)
+    }
+}
+
+fn check_address(a: &str) -> Result<(), TxDecodeError> {
+    if a.is_empty() || a.len() > MAX_ADDRESS_LEN {
+        return Err(TxDecodeError::Network("address must be 1 to 256 bytes"));
+    }
+    // Addresses end up in JSON, logs and dialers: no control characters.
+    if a.chars().any(|c| c.is_control()) {
+        return Err(TxDecodeError::Network(
+            "address contains control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Which key a magic-block partial signature is under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignerRole {
+    /// A member of the new committee, under the new group key (key confirmation).
+    New,
+    /// A member of the previous committee, under the previous group key (the link that lets
+    /// anyone holding the genesis key follow the chain of magic blocks).
+    Old,
+}
+
+/// What a transaction does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxBody {
+    /// Join the registry with the sender's identity key.
+    Register {
+        /// Proof of possession of the identity key (rogue-key protection for ack aggregation).
+        pop: IdentitySignature,
+        /// Key that DKG shares are encrypted to.
+        encryption_key: EncryptionPublicKey,
+        /// How peers reach the node.
+        network: NetworkIdentity,
+        /// Initial stake.
+        stake: u64,
+    },
+    /// Increase the sender's stake.
+    AddStake {
+        /// Amount added.
+        amount: u64,
+    },
+    /// Decrease the sender's stake.
+    WithdrawStake {
+        /// Amount withdrawn.
+        amount: u64,
+    },
+    /// Leave the registry.
+    Deregister,
+    /// Replace the sender's network identity.
+    UpdateNetwork {
+        /// The new identity.
+        network: NetworkIdentity,
+    },
+    /// An encoded `keyquorum_dkg::messages::SignedPost` for the current ceremony.
+    DkgPost {
+        /// The signed post.
+        post: Vec<u8>,
+    },
+    /// A partial signature on the pending magic block.
+    MagicBlockSignature {
+        /// View of the magic block.
+        view: u64,
+        /// Its hash.
+        block_hash: [u8; 32],
+        /// Under the new or the previous key.
+        role: SignerRole,
+        /// The partial signature (its index is the signer's index in that committee).
+        partial: PartialSignature<MinPk>,
+    },
+}
+
+impl TxBody {
+    /// A short name for logs and events.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TxBody::Register { .. } => "register",
+            TxBody::AddStake { .. } => "add_stake",
+            TxBody::WithdrawStake { .. } => "withdraw_stake",
+            TxBody::Deregister => "deregister",
+            TxBody::UpdateNetwork { .. } => "update_network",
+            TxBody::DkgPost { .. } => "dkg_post",
+            TxBody::MagicBlockSignature { .. } => "magic_block_signature",
+        }
+    }
+
+    /// Canonical encoding of the body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.encode_into(&mut w);
+        w.finish()
+    }
+
+    fn encode_into(&self, w: &mut Writer) {
+        match self {
+            TxBody::Register {
+                pop,
+                encryption_key,
+                network,
+                stake,
+            } => {
+                w.u8(TAG_REGISTER)
+                    .fixed(&pop.0)
+                    .fixed(encryption_key.as_bytes());
+                network.encode(w);
+                w.u64(*stake);
+            }
+            TxBody::AddStake { amount } => {
+                w.u8(TAG_ADD_STAKE).u64(*amount);
+            }
+            TxBody::WithdrawStake { amount } => {
+                w.u8(TAG_WITHDRAW_STAKE).u64(*amount);
+            }
+            TxBody::Deregister => {
+                w.u8(TAG_DEREGISTER);
+            }
+            TxBody::UpdateNetwork { network } => {
+                w.u8(TAG_UPDATE_NETWORK);
+                network.encode(w);
+            }
+            TxBody::DkgPost { post } => {
+                w.u8(TAG_DKG_POST).bytes(post);
+            }
+            TxBody::MagicBlockSignature {
+                view,
+                block_hash,
+                role,
+                partial,
+            } => {
+                w.u8(TAG_MAGIC_BLOCK_SIGNATURE)
+                    .u64(*view)
+                    .fixed(block_hash)
+                    .u8(match role {
+                        SignerRole::New => 0,
+                        SignerRole::Old => 1,
+                    })
+                    .fixed(&partial.to_bytes());
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>, max_post: usize) -> Result<Self, TxDecodeError> {
+        Ok(match r.u8()? {
+            TAG_REGISTER => {
+                let pop = IdentitySignature(r.array()?);
+                let encryption_key =
+                    encrypt::EncryptionPublicKey::from_bytes(r.fixed(encrypt::PUBLIC_KEY_LEN)?)
+                        .map_err(|_| TxDecodeError::EncryptionKey)?;
+                let network = NetworkIdentity::decode(r)?;
+                let stake = r.u64()?;
+                TxBody::Register {
+                    pop,
+                    encryption_key,
+                    network,
+                    stake,
+                }
+            }
+            TAG_ADD_STAKE => TxBody::AddStake { amount: r.u64()? },
+            TAG_WITHDRAW_STAKE => TxBody::WithdrawStake { amount: r.u64()? },
+            TAG_DEREGISTER => TxBody::Deregister,
+            TAG_UPDATE_NETWORK => TxBody::UpdateNetwork {
+                network: NetworkIdentity::decode(r)?,
+            },
+            TAG_DKG_POST => TxBody::DkgPost {
+                post: r.bytes("dkg post", max_post)?.to_vec(),
+            },
+            TAG_MAGIC_BLOCK_SIGNATURE => {
+                let view = r.u64()?;
+                let block_hash = r.array()?;
+                let role = match r.u8()? {
+                    0 => SignerRole::New,
+                    1 => SignerRole::Old,
+                    tag => {
+                        return Err(WireError::UnknownTag {
+                            what: "signer role",
+                            tag,
+                        }
+                        .into());
+                    }
+                };
+                let partial = PartialSignature::<MinPk>::from_bytes(r.fixed(PARTIAL_LEN)?)
+                    .map_err(|_| TxDecodeError::Partial)?;
+                TxBody::MagicBlockSignature {
+                    view,
+                    block_hash,
+                    role,
+                    partial,
+                }
+            }
+            tag => {
+                return Err(WireError::UnknownTag {
+                    what: "transaction body",
+                    tag,
+                }
+                .into());
+            }
+        })
+    }
+}
+
+/// Why bytes are not a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TxDecodeError {
+    /// Longer than the configured bound.
+    #[error("transaction of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Length.
+        len: usize,
+        /// Bound.
+        max: usize,
+    },
+    /// Unknown encoding version.
+    #[error("unknown transaction version {0}")]
+    Version(u8),
+    /// Framing: truncated, trailing bytes, bounds, unknown tags.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The sender key is not a valid identity key.
+    #[error("invalid sender identity key")]
+    SenderKey,
+    /// The encryption key is not a valid X25519 public key.
+    #[error("invalid share-encryption key")]
+    EncryptionKey,
+    /// The partial signature does not decode (index zero or non-canonical, point invalid).
+    #[error("invalid partial signature encoding")]
+    Partial,
+    /// Network identity out of bounds.
+    #[error("invalid network identity: {0}")]
+    Network(&'static str),
+}
+
+/// A signed transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    /// The sender's identity key (also the key being registered by `Register`).
+    pub sender: IdentityPublicKey,
+    /// The sender's transaction count.
+    pub nonce: u64,
+    /// What it does.
+    pub body: TxBody,
+    /// Sender's signature over the chain id, sender, nonce and body.
+    pub signature: IdentitySignature,
+}
+
+/// The message a transaction signature covers.
+pub fn signing_payload(
+    chain_id: &str,
+    sender: &IdentityPublicKey,
+    nonce: u64,
+    body: &TxBody,
+) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.bytes(chain_id.as_bytes())
+        .fixed(sender.as_bytes())
+        .u64(nonce);
+    body.encode_into(&mut w);
+    w.finish()
+}
+
+impl Transaction {
+    /// Builds and signs a transaction.
+    pub fn sign(chain_id: &str, key: &IdentityKeypair, nonce: u64, body: TxBody) -> Self {
+        let payload = signing_payload(chain_id, key.public(), nonce, &body);
+        Transaction {
+            sender: key.public().clone(),
+            nonce,
+            signature: key.sign(Purpose::Transaction, &payload),
+            body,
+        }
+    }
+
+    /// Whether the signature is the sender's over this transaction on `chain_id`.
+    pub fn verify_signature(&self, chain_id: &str) -> bool {
+        let payload = signing_payload(chain_id, &self.sender, self.nonce, &self.body);
+        self.sender
+            .verify(Purpose::Transaction, &payload, &self.signature)
+    }
+
+    /// Canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(TX_VERSION)
+            .fixed(self.sender.as_bytes())
+            .u64(self.nonce);
+        self.body.encode_into(&mut w);
+        w.fixed(&self.signature.0);
+        w.finish()
+    }
+
+    /// Decodes a transaction of at most `max_len` bytes (see [`max_tx_len`]).
+    pub fn decode(bytes: &[u8], max_len: usize) -> Result<Self, TxDecodeError> {
+        if bytes.len() > max_len {
+            return Err(TxDecodeError::TooLarge {
+                len: bytes.len(),
+                max: max_len,
+            });
+        }
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != TX_VERSION {
+            return Err(TxDecodeError::Version(version));
+        }
+        let sender = IdentityPublicKey::from_bytes(r.fixed(identity::PUBLIC_KEY_LEN)?)
+            .map_err(|_| TxDecodeError::SenderKey)?;
+        let nonce = r.u64()?;
+        let body = TxBody::decode(&mut r, max_len)?;
+        let signature = IdentitySignature(r.array()?);
+        r.finish()?;
+        Ok(Transaction {
+            sender,
+            nonce,
+            body,
+            signature,
+        })
+    }
+}
+
+/// The hash of a transaction: SHA-256 of its bytes.
+pub fn tx_hash(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyquorum_crypto::encrypt::EncryptionSecretKey;
+    use keyquorum_crypto::secret::Secret;
+    use keyquorum_crypto::tbls;
+    use proptest::prelude::*;
+
+    fn key(i: u8) -> IdentityKeypair {
+        IdentityKeypair::from_seed(&[i; 32]).unwrap()
+    }
+
+    fn network() -> NetworkIdentity {
+        NetworkIdentity {
+            peer_id: Bytes(vec![0, 36, 8, 1, 18, 32]),
+            addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+        }
+    }
+
+    fn samples() -> Vec<Transaction> {
+        let k = key(1);
+        let partial = tbls::partial_sign::<MinPk>(
+            &Secret::new(<Bls12381G1 as Curve>::Scalar::from(5u64)),
+            <Bls12381G1 as Curve>::Scalar::from(3u64),
+            b"m",
+        );
+        let bodies = vec![
+            TxBody::Register {
+                pop: k.proof_of_possession(),
+                encryption_key: EncryptionSecretKey::from_seed(&[1; 32]).public_key(),
+                network: network(),
+                stake: 10,
+            },
+            TxBody::AddStake { amount: 5 },
+            TxBody::WithdrawStake { amount: 5 },
+            TxBody::Deregister,
+            TxBody::UpdateNetwork { network: network() },
+            TxBody::DkgPost {
+                post: vec![1, 2, 3],
+            },
+            TxBody::MagicBlockSignature {
+                view: 2,
+                block_hash: [9; 32],
+                role: SignerRole::Old,
+                partial,
+            },
+        ];
+        bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| Transaction::sign("chain", &k, i as u64, b))
+            .collect()
+    }
+
+    #[test]
+    fn roundtrip_and_signature() {
+        for tx in samples() {
+            let bytes = tx.encode();
+            let back = Transaction::decode(&bytes, MAX_TX_LEN).unwrap();
+            assert_eq!(back, tx);
+            assert_eq!(back.encode(), bytes);
+            assert!(back.verify_signature("chain"));
+            assert!(!back.verify_signature("other-chain"));
+            let mut other = back.clone();
+            other.nonce += 1;
+            assert!(!other.verify_signature("chain"));
+            // Every truncation fails cleanly; so does a trailing byte.
+            for cut in 0..bytes.len() {
+                assert!(Transaction::decode(&bytes[..cut], MAX_TX_LEN).is_err());
+            }
+            let mut long = bytes.clone();
+            long.push(0);
+            assert!(Transaction::decode(&long, MAX_TX_LEN).is_err());
+        }
+    }
+
+    #[test]
+    fn bounds() {
+        let tx = &samples()[0];
+        let bytes = tx.encode();
+        assert_eq!(
+            Transaction::decode(&bytes, 10),
+            Err(TxDecodeError::TooLarge {
+                len: bytes.len(),
+                max: 10
+            })
+        );
+        let mut bad = tx.clone();
+        if let TxBody::Register { network, .. } = &mut bad.body {
+            network.addresses = vec!["a".into(); MAX_ADDRESSES + 1];
+        }
+        assert!(matches!(
+            Transaction::decode(&bad.encode(), MAX_TX_LEN),
+            Err(TxDecodeError::Wire(WireError::TooLong { .. }))
+        ));
+        let mut bad = tx.clone();
+        if let TxBody::Register { network, .. } = &mut bad.body {
+            network.addresses = vec!["a\nb".into()];
+        }
+        assert!(matches!(
+            Transaction::decode(&bad.encode(), MAX_TX_LEN),
+            Err(TxDecodeError::Network(_))
+        ));
+        let mut bad = tx.clone();
+        if let TxBody::Register { network, .. } = &mut bad.body {
+            network.peer_id = Bytes(Vec::new());
+        }
+        assert!(matches!(
+            Transaction::decode(&bad.encode(), MAX_TX_LEN),
+            Err(TxDecodeError::Network(_))
+        ));
+        let mut v = bytes.clone();
+        v[0] = 2;
+        assert_eq!(
+            Transaction::decode(&v, MAX_TX_LEN),
+            Err(TxDecodeError::Version(2))
+        );
+        let mut v = bytes.clone();
+        v[1..97].fill(0);
+        assert_eq!(
+            Transaction::decode(&v, MAX_TX_LEN),
+            Err(TxDecodeError::SenderKey)
+        );
+        assert!(max_tx_len(MAX_PARTICIPANTS) <= MAX_TX_LEN);
+        assert!(max_tx_len(4) < max_tx_len(5));
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = Transaction::decode(&bytes, MAX_TX_LEN);
+        }
+
+        #[test]
+        fn mutated_transactions_never_panic(
+            which in 0usize..7,
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        ) {
+            let tx = &samples()[which];
+            let mut bytes = tx.encode();
+            for (pos, v) in flips {
+                let len = bytes.len();
+                bytes[pos % len] ^= v;
+            }
+            if let Ok(back) = Transaction::decode(&bytes, MAX_TX_LEN) {
+                // Whatever decodes re-encodes to the same bytes (one encoding per transaction).
+                prop_assert_eq!(back.encode(), bytes);
+            }
+        }
+    }
+}
