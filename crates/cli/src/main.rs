@@ -4,6 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+mod chain;
 use keyquorum_sim::{AdversaryKind, CurveChoice, NetModel, SimConfig};
 
 /// Distributed key generation and validator-set view changes for blockchains.
@@ -18,6 +20,8 @@ struct Cli {
 enum Command {
     /// Simulate ceremonies in one process with adversaries, and check every invariant.
     Sim(SimArgs),
+    /// Run the embedded chain with the view-change contract and its HTTP API.
+    Chain(chain::ChainArgs),
 }
 
 #[derive(Args, Debug)]
@@ -65,6 +69,13 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(2)
+            }
+        },
+        Command::Chain(args) => match chain::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
             }
         },
     }
