@@ -6,6 +6,9 @@
 //! Board validation of posts (post signatures, aggregate acks) is the chain's work and is
 //! measured separately (`board_validation`).
 //!
+//! In the same run, the peers doing the same per-participant work: commonware-cryptography's
+//! BLS12-381 DKG and frost-secp256k1's DKG (up to `KQ_PEER_MAX_N`, default 256).
+//!
 //! `KQ_BENCH_NS` (comma-separated) selects the committee sizes; default `64,256,1024`.
 
 use std::sync::Arc;
@@ -193,9 +196,41 @@ fn bench_curve<C: Curve>(c: &mut Criterion, label: &str) {
     g.finish();
 }
 
+/// Largest `n` at which the peers run (their set-up alone takes minutes above 256).
+fn peer_max_n() -> usize {
+    std::env::var("KQ_PEER_MAX_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+/// The same per-participant work by the best peers, in the same run: commonware-cryptography's
+/// BLS12-381 Joint-Feldman DKG and frost-secp256k1's DKG (see `crates/peer-bench`).
+fn peers(c: &mut Criterion) {
+    use keyquorum_peer_bench::{commonware_dkg, default_threshold, frost_dkg};
+    let mut g = c.benchmark_group("dkg_per_node");
+    g.sample_size(10);
+    for n in sizes().into_iter().filter(|n| *n <= peer_max_n()) {
+        let t = default_threshold(n);
+        let setup = commonware_dkg::setup(n, t, 1);
+        g.bench_with_input(
+            BenchmarkId::new("commonware_bls12381_minpk", n),
+            &n,
+            |b, _| b.iter(|| commonware_dkg::run_one_participant(&setup)),
+        );
+        drop(setup);
+        let setup = frost_dkg::setup(n, t, 1);
+        g.bench_with_input(BenchmarkId::new("frost_secp256k1", n), &n, |b, _| {
+            b.iter(|| frost_dkg::run_one_participant(&setup))
+        });
+    }
+    g.finish();
+}
+
 fn per_node(c: &mut Criterion) {
     bench_curve::<Bls12381G1>(c, "bls12381");
     bench_curve::<Secp256k1>(c, "secp256k1");
+    peers(c);
 }
 
 criterion_group!(benches, per_node);
