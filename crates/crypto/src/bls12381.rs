@@ -22,19 +22,22 @@ pub const G2_SUITE: &str = "BLS12381G2_XMD:SHA-256_SSWU_RO_";
 /// Below this many points a windowed double-and-add per point beats Pippenger's set-up.
 const PIPPENGER_MIN: usize = 8;
 
+/// The BLS12-381 base field modulus, big-endian.
+const P_BE: [u8; 48] = [
+    0x1a, 0x01, 0x11, 0xea, 0x39, 0x7f, 0xe6, 0x9a, 0x4b, 0x1b, 0xa7, 0xb6, 0x43, 0x4b, 0xac, 0xd7,
+    0x64, 0x77, 0x4b, 0x84, 0xf3, 0x85, 0x12, 0xbf, 0x67, 0x30, 0xd2, 0xa0, 0xf6, 0xb0, 0xf6, 0x24,
+    0x1e, 0xab, 0xff, 0xfe, 0xb1, 0x53, 0xff, 0xff, 0xb9, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xaa, 0xab,
+];
+
 /// Reads a big-endian base-field element, rejecting values not below the modulus.
 fn fp_from_be(bytes: &[u8]) -> Result<blst::blst_fp, DecodeError> {
-    let mut fp = blst::blst_fp::default();
-    let mut back = [0u8; 48];
-    // SAFETY: `bytes` is 48 bytes long (checked by callers); outputs are stack values.
-    unsafe {
-        blst::blst_fp_from_bendian(&mut fp, bytes.as_ptr());
-        blst::blst_bendian_from_fp(back.as_mut_ptr(), &fp);
-    }
-    // blst reduces silently; a round trip that changes the bytes means the input was >= p.
-    if back.as_slice() != bytes {
+    // Big-endian byte strings of equal length compare like the integers they encode.
+    if bytes >= &P_BE[..] {
         return Err(DecodeError::NonCanonicalPoint);
     }
+    let mut fp = blst::blst_fp::default();
+    // SAFETY: `bytes` is 48 bytes long (checked by callers); the output is a stack value.
+    unsafe { blst::blst_fp_from_bendian(&mut fp, bytes.as_ptr()) };
     Ok(fp)
 }
 
@@ -119,7 +122,7 @@ macro_rules! bls_curve {
         $curve:ident, $proj:ident, $aff:ident, $raw_aff:ident, $raw:ident,
         $compressed:expr, $uncompressed:expr, $suite:expr,
         $uncompress:ident, $deserialize:ident, $in_group:ident, $on_curve:ident,
-        $pippenger:ident, $scratch:ident, $add_many:ident, $hash:ident
+        $pippenger:ident, $scratch:ident, $add_many:ident, $hash:ident, $to_affines:ident
     ) => {
         impl Curve for $curve {
             type Scalar = Scalar;
@@ -189,6 +192,32 @@ macro_rules! bls_curve {
                     blst::$add_many(&mut out, ptrs.as_ptr(), ptrs.len());
                     core::mem::transmute::<$raw, $proj>(out)
                 }
+            }
+
+            fn batch_normalize(points: &[$proj]) -> Vec<$aff> {
+                // One field inversion for all points (Montgomery's trick, in blst); points at
+                // infinity are kept out of the batch because their zero Z would poison it.
+                let finite: Vec<usize> = (0..points.len())
+                    .filter(|i| !bool::from(points[*i].is_identity()))
+                    .collect();
+                let mut out = vec![$aff::identity(); points.len()];
+                if finite.is_empty() {
+                    return out;
+                }
+                let mut affine = vec![$raw_aff::default(); finite.len()];
+                // SAFETY: `$proj` is `repr(transparent)` over the blst projective type; the
+                // pointer array and output buffer hold exactly `finite.len()` entries.
+                unsafe {
+                    let ptrs: Vec<*const $raw> = finite
+                        .iter()
+                        .map(|i| &points[*i] as *const $proj as *const $raw)
+                        .collect();
+                    blst::$to_affines(affine.as_mut_ptr(), ptrs.as_ptr(), ptrs.len());
+                    for (i, a) in finite.iter().zip(affine) {
+                        out[*i] = core::mem::transmute::<$raw_aff, $aff>(a);
+                    }
+                }
+                out
             }
 
             fn encode_point(p: &$aff, out: &mut Vec<u8>) {
@@ -277,7 +306,8 @@ bls_curve!(
     blst_p1s_mult_pippenger,
     blst_p1s_mult_pippenger_scratch_sizeof,
     blst_p1s_add,
-    hash_to_curve
+    hash_to_curve,
+    blst_p1s_to_affine
 );
 
 bls_curve!(
@@ -296,7 +326,8 @@ bls_curve!(
     blst_p2s_mult_pippenger,
     blst_p2s_mult_pippenger_scratch_sizeof,
     blst_p2s_add,
-    hash_to_curve
+    hash_to_curve,
+    blst_p2s_to_affine
 );
 
 /// The 2-adicity of the BLS12-381 scalar field: roots of unity of every order `2^k`, `k <= 32`.
@@ -325,6 +356,12 @@ mod tests {
                 naive += p.to_curve() * s;
             }
             assert_eq!(Bls12381G1::msm(&pts, &sc), naive, "n = {n}");
+            let mut proj: Vec<G1Projective> = pts.iter().map(|p| p.to_curve()).collect();
+            if !proj.is_empty() {
+                proj[0] = G1Projective::identity();
+            }
+            let expect: Vec<G1Affine> = proj.iter().map(|p| p.to_affine()).collect();
+            assert_eq!(Bls12381G1::batch_normalize(&proj), expect);
             for s in &sc {
                 assert_eq!(Bls12381G1::mul_generator(s), G1Projective::generator() * s);
                 assert_eq!(Bls12381G2::mul_generator(s), G2Projective::generator() * s);
