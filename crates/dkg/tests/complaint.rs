@@ -18,9 +18,10 @@ use keyquorum_dkg::complaint::messages::{
     ComplaintPost, Deal, Disclosure, FeldmanPost, SignedComplaintPost, SignedPedersen, seal_deal,
 };
 use keyquorum_dkg::complaint::{
-    ComplaintBoard, ComplaintNode, ComplaintPhase, verify_equivocation,
+    ComplaintBoard, ComplaintNode, ComplaintPhase, verify_equivocation, verify_exclusion,
 };
-use keyquorum_dkg::node::{Action, DkgOutput, Input, Participant as Node};
+use keyquorum_dkg::identity::Purpose;
+use keyquorum_dkg::node::{Action, DkgOutput, Input, Observation, Participant as Node};
 use keyquorum_dkg::{Ceremony, Params, SessionConfig, Variant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -147,6 +148,14 @@ fn replay<C: Curve>(run: &Run<C>, expected: &DkgOutput<C>) -> ComplaintBoard<C> 
         }
         other => panic!("replayed board did not succeed: {other:?}"),
     }
+    // No exclusion's evidence contradicts it.
+    for e in &expected.exclusions {
+        assert_ne!(
+            verify_exclusion(&run.ceremony, e),
+            Some(false),
+            "evidence for {e:?}"
+        );
+    }
     board
 }
 
@@ -204,8 +213,10 @@ fn silent_node_is_excluded() {
         }
     );
     assert!(matches!(&d.evidence, Evidence::Reports(r) if r.len() == 6));
+    assert_eq!(verify_exclusion(&run.ceremony, d), Some(true));
     let p = exclusion(&outs[0], Role::Player, 3).unwrap();
     assert_eq!(p.fault, FaultKind::MissedReport);
+    assert_eq!(verify_exclusion(&run.ceremony, p), None);
     assert!(!p.fault.is_misbehaviour() && !d.fault.is_misbehaviour());
     assert_eq!(outs[0].exclusions.len(), 2);
     check_group_secret(&run.ceremony, &outs);
@@ -288,6 +299,10 @@ fn unanswered_complaint_disqualifies() {
     assert_eq!(outs[0].public.qualified, vec![0, 2, 3, 4, 5, 6]);
     let e = exclusion(&outs[0], Role::Dealer, 1).unwrap();
     assert_eq!(e.fault, FaultKind::MissingJustification { complaints: 1 });
+    assert_eq!(verify_exclusion(&run.ceremony, e), Some(true));
+    let mut wrong = e.clone();
+    wrong.fault = FaultKind::MissingJustification { complaints: 2 };
+    assert_eq!(verify_exclusion(&run.ceremony, &wrong), Some(false));
     // The evidence is player 4's report, which names dealer 1 as not valid.
     let Evidence::Reports(reports) = &e.evidence else {
         panic!("wrong evidence {:?}", e.evidence);
@@ -356,6 +371,11 @@ fn equivocating_dealer_is_disqualified_with_evidence() {
     assert_eq!(e.fault, FaultKind::Equivocation);
     assert!(e.fault.is_misbehaviour());
     assert!(verify_equivocation(&ceremony, 2, &e.evidence));
+    assert_eq!(verify_exclusion(&ceremony, e), Some(true));
+    let mut other_dealer = e.clone();
+    other_dealer.index = 3;
+    other_dealer.identity = ceremony.dealers()[3].identity.clone();
+    assert_eq!(verify_exclusion(&ceremony, &other_dealer), Some(false));
     // The evidence names dealer 2 only, and is not valid when doctored.
     assert!(!verify_equivocation(&ceremony, 3, &e.evidence));
     let Evidence::SignedPosts(items) = &e.evidence else {
@@ -439,6 +459,15 @@ fn feldman_failure<C: Curve>(bad: usize, forge: bool, expect: fn(&FaultKind) -> 
     assert!(expect(&e.fault), "unexpected fault {:?}", e.fault);
     if let FaultKind::BadFeldman { player } = e.fault {
         check_bad_feldman_evidence(&run.ceremony, bad as u32, player, &e.evidence);
+        assert_eq!(verify_exclusion(&run.ceremony, e), Some(true));
+        // The same evidence does not prove a complaint by another player.
+        let mut other = e.clone();
+        other.fault = FaultKind::BadFeldman {
+            player: (player + 1) % 7,
+        };
+        assert_eq!(verify_exclusion(&run.ceremony, &other), Some(false));
+    } else {
+        assert_eq!(verify_exclusion(&run.ceremony, e), None);
     }
     assert_eq!(outs[0].exclusions.len(), 1);
     check_group_secret(&run.ceremony, &outs);
@@ -621,6 +650,7 @@ fn wrong_justification_disqualifies() {
     let e = exclusion(&outs[0], Role::Dealer, 1).unwrap();
     assert_eq!(e.fault, FaultKind::BadJustification { player: 4 });
     assert!(e.fault.is_misbehaviour());
+    assert_eq!(verify_exclusion(&run.ceremony, e), Some(true));
     // The evidence is the dealer's own signed post, checkable by anyone.
     let Evidence::SignedPosts(posts) = &e.evidence else {
         panic!()
@@ -756,6 +786,7 @@ fn false_feldman_complaint_is_the_complainers_fault() {
         (Role::Player, 5, &FaultKind::FalseComplaint { dealer: 0 })
     );
     assert!(exclusions[0].fault.is_misbehaviour());
+    assert_eq!(verify_exclusion(c, &exclusions[0]), Some(true));
 }
 
 proptest::proptest! {
@@ -842,6 +873,7 @@ fn report_with_a_forged_dealer_signature_is_the_reporters_fault() {
     let p = exclusion(&outs[0], Role::Player, 3).unwrap();
     assert_eq!(p.fault, FaultKind::BadReport);
     assert!(p.fault.is_misbehaviour());
+    assert_eq!(verify_exclusion(&run.ceremony, p), Some(true));
     assert_eq!(
         exclusion(&outs[0], Role::Dealer, 3).unwrap().fault,
         FaultKind::NotInClique
@@ -849,4 +881,99 @@ fn report_with_a_forged_dealer_signature_is_the_reporters_fault() {
     assert!(exclusion(&outs[0], Role::Dealer, 0).is_none());
     check_group_secret(&run.ceremony, &outs);
     replay(&run, &outs[0]);
+}
+
+#[test]
+fn whole_deal_signature_matters_only_for_bad_pairs() {
+    // The signature on a whole deal is checked only when its pair does not verify (the player
+    // would complain): a forged deal with a bad pair is dropped and does not displace the
+    // dealer's real deal, and a deal whose pair opens the dealer's signed commitment is accepted
+    // whoever relayed it. The statement (the dealer's signature on the commitment) must verify in
+    // every case, since it goes into the report.
+    type S = <Secp256k1 as Curve>::Scalar;
+    let params = Params::new(4, 3, 3).unwrap();
+    let members: Vec<Member> = (0..4).map(member).collect();
+    let ceremony = Ceremony::new(config::<Secp256k1>(&members, params)).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let dealer = member(1).identity;
+    let forger = member(3).identity;
+    let xs = ceremony.player_indices().to_vec();
+    let f = Polynomial::<S>::random(2, None, &mut rng);
+    let blind = Polynomial::<S>::random(2, None, &mut rng);
+    let signed = SignedPedersen::<Secp256k1>::new(
+        &dealer,
+        ceremony.id(),
+        1,
+        EvalCommitment::pedersen(&f, &blind, &xs),
+    );
+    let deal_to = |j: usize, good: bool, rng: &mut ChaCha20Rng| {
+        let (s, b) = if good {
+            (f.evaluate(&xs[j]), blind.evaluate(&xs[j]))
+        } else {
+            (S::ONE, S::ONE)
+        };
+        let key = &ceremony.players()[j].encryption;
+        seal_deal(
+            &dealer,
+            ceremony.id(),
+            &signed,
+            (j as u32, key),
+            &s,
+            &b,
+            rng,
+        )
+    };
+    let resign = |mut d: Deal<Secp256k1>| {
+        d.signature = forger.sign(Purpose::Message, &d.body());
+        d.encode()
+    };
+    let node_for = |j: usize| {
+        let m = member(j as u32);
+        let seed = [j as u8; 32];
+        ComplaintNode::new(ceremony.clone(), m.identity, m.encryption, None, seed).unwrap()
+    };
+    let observed = |actions: Vec<Action<Secp256k1>>| {
+        actions.into_iter().find_map(|a| match a {
+            Action::Observed(o) => Some(o),
+            _ => None,
+        })
+    };
+
+    // A forged deal with a bad pair is dropped; the dealer's deal still counts.
+    let mut p2 = node_for(2);
+    let forged = resign(deal_to(2, false, &mut rng));
+    assert!(matches!(
+        observed(p2.handle(Input::Message(forged))),
+        Some(Observation::Malformed(_))
+    ));
+    assert!(p2.verified_dealers().is_empty());
+    let real = deal_to(2, true, &mut rng).encode();
+    assert_eq!(observed(p2.handle(Input::Message(real))), None);
+    assert_eq!(p2.verified_dealers(), vec![1]);
+
+    // A good pair under someone else's signature on the whole deal is accepted.
+    let mut p3 = node_for(3);
+    let relayed = resign(deal_to(3, true, &mut rng));
+    assert_eq!(observed(p3.handle(Input::Message(relayed))), None);
+    assert_eq!(p3.verified_dealers(), vec![1]);
+
+    // A bad pair signed by the dealer is a bad share, complained about in the report.
+    let mut p0 = node_for(0);
+    let bad = deal_to(0, false, &mut rng).encode();
+    assert_eq!(
+        observed(p0.handle(Input::Message(bad))),
+        Some(Observation::BadShare { dealer: 1 })
+    );
+    assert!(p0.verified_dealers().is_empty());
+
+    // A statement the dealer did not sign is refused even with a good pair.
+    let mut p2 = node_for(2);
+    let mut unsigned = deal_to(2, true, &mut rng);
+    unsigned.commitment_signature = forger.sign(Purpose::Message, b"not the statement");
+    unsigned.signature = dealer.sign(Purpose::Message, &unsigned.body());
+    assert!(matches!(
+        observed(p2.handle(Input::Message(unsigned.encode()))),
+        Some(Observation::Malformed(_))
+    ));
+    assert!(p2.verified_dealers().is_empty());
 }

@@ -4,20 +4,41 @@
 //! honest participant everywhere it does not deviate. Deviations that need protocol knowledge
 //! (a wrong share, a second commitment, a wrong reveal) decode the honest messages, change them,
 //! and re-sign with the adversary's own key, which it legitimately holds.
+//!
+//! Each kind has a behaviour in both variants. In the complaint variant
+//! ([`keyquorum_dkg::complaint`]) the adversary also replays the board into its own
+//! [`ComplaintBoard`], to know the phase, the qualified set and what was revealed:
+//! - `Equivocate`: deals a second, self-consistent polynomial pair to the odd players (a second
+//!   commitment, correctly signed; when resharing its constant cannot be the old public share).
+//! - `BadShare`: sends validly encrypted, correctly signed deals with wrong pairs to up to
+//!   `max(1, max_reveals)` odd players, and never answers the complaints.
+//! - `WrongReveal`: either sends one player a wrong pair and answers its complaint with a wrong
+//!   pair, or posts wrong (but low-degree) Feldman values; in both cases any reconstruction pair it
+//!   posts is wrong.
+//! - `FalseComplaint`: complains in its report about the even dealers whose pairs verified, and
+//!   once their justifications reveal its pairs, posts those (valid) pairs as a complaint against
+//!   their Feldman values.
+//! - `WithholdAcks`: either reports no dealer but itself as valid, or withholds its report.
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use ff::Field;
+use group::prime::PrimeCurveAffine;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::EvalCommitment;
 use keyquorum_crypto::encrypt::{self, ShareAad};
 use keyquorum_crypto::poly::Polynomial;
-use keyquorum_dkg::Ceremony;
+use keyquorum_dkg::complaint::messages::{
+    ComplaintPost, Deal as ComplaintDeal, Disclosure, FeldmanPost, SignedComplaintPost,
+    SignedPedersen, pedersen_hash, seal_deal,
+};
+use keyquorum_dkg::complaint::{ComplaintBoard, ComplaintPhase};
 use keyquorum_dkg::identity::{IdentityKeypair, IdentitySignature, Purpose};
 use keyquorum_dkg::messages::{Contribution, Deal, Direct, Post, SignedPost};
-use keyquorum_dkg::node::{Action, Input, Participant};
+use keyquorum_dkg::node::{Action, Input, Observation, Participant};
+use keyquorum_dkg::{Ceremony, Variant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
 
@@ -138,6 +159,32 @@ pub struct Adversary<C: Curve> {
     contribution_hash: Option<[u8; 32]>,
     /// Player whose acks are hidden from the inner dealer (so it reveals, then we corrupt it).
     hidden_player: Option<u32>,
+    /// Complaint variant: the adversary's replica of the board.
+    board: Option<ComplaintBoard<C>>,
+    /// Complaint variant: which of two behaviours `WrongReveal` and `WithholdAcks` show (drawn
+    /// once from the adversary's seed).
+    alternate: bool,
+    /// Complaint variant, `Equivocate`: the second polynomial pair and its signed commitment.
+    second_deal: Option<SecondDeal<C>>,
+    /// Complaint variant, `BadShare`: players that were sent wrong pairs so far.
+    victims: Vec<u32>,
+}
+
+/// Whether the participant rejected the input it just handled (undecodable or refused).
+fn rejected<C: Curve>(actions: &[Action<C>]) -> bool {
+    actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::Observed(Observation::Malformed(_) | Observation::Refused(_))
+        )
+    })
+}
+
+/// A second polynomial pair dealt by an equivocating dealer.
+struct SecondDeal<C: Curve> {
+    f: Polynomial<C::Scalar>,
+    blind: Polynomial<C::Scalar>,
+    signed: SignedPedersen<C>,
 }
 
 impl<C: Curve> Adversary<C> {
@@ -149,6 +196,11 @@ impl<C: Curve> Adversary<C> {
         ceremony: Arc<Ceremony<C>>,
         rng: ChaCha20Rng,
     ) -> Self {
+        let mut rng = rng;
+        let board = (ceremony.config().variant == Variant::Complaint)
+            .then(|| ComplaintBoard::new(ceremony.clone()));
+        // Drawn only in the complaint variant, so that ack-or-reveal runs keep their streams.
+        let alternate = board.is_some() && rng.next_u32().is_multiple_of(2);
         Adversary {
             kind,
             inner,
@@ -157,6 +209,10 @@ impl<C: Curve> Adversary<C> {
             rng,
             contribution_hash: None,
             hidden_player: None,
+            board,
+            alternate,
+            second_deal: None,
+            victims: Vec::new(),
         }
     }
 
@@ -170,16 +226,30 @@ impl<C: Curve> Adversary<C> {
         if self.kind == AdversaryKind::Silent {
             return Vec::new();
         }
+        if self.board.is_some() {
+            return self.handle_complaint(input);
+        }
         let input = match self.filter_input(input) {
             Some(i) => i,
             None => return Vec::new(),
         };
         let actions = self.inner.handle(input);
+        let rejected = rejected(&actions);
         let mut out = Vec::new();
         for a in actions {
             self.tamper(a, &mut out);
         }
-        if self.kind == AdversaryKind::Garbage && self.rng.next_u32().is_multiple_of(4) {
+        self.add_garbage(rejected, &mut out);
+        out
+    }
+
+    /// `Garbage`: sometimes adds random bytes, in answer to an input the participant accepted.
+    /// Answering rejected inputs too would answer garbage with garbage: every garbage post
+    /// reaches every garbage participant, so with more than about eight of them each garbage
+    /// post would beget more than one and the run would never end.
+    fn add_garbage(&mut self, rejected: bool, out: &mut Vec<Routed<C>>) {
+        if self.kind == AdversaryKind::Garbage && !rejected && self.rng.next_u32().is_multiple_of(4)
+        {
             let len = (self.rng.next_u32() % 200) as usize;
             let mut junk = vec![0u8; len];
             self.rng.fill_bytes(&mut junk);
@@ -189,7 +259,6 @@ impl<C: Curve> Adversary<C> {
                 out.push(Routed::GarbageMessage(junk));
             }
         }
-        out
     }
 
     fn filter_input(&mut self, input: Input) -> Option<Input> {
@@ -317,5 +386,280 @@ impl<C: Curve> Adversary<C> {
     fn sign(&self, post: Post<C>) -> Vec<u8> {
         let signature: IdentitySignature = self.keys.sign(Purpose::Post, &post.encode());
         SignedPost { post, signature }.encode()
+    }
+}
+
+/// The complaint variant's behaviours (see the module docs).
+impl<C: Curve> Adversary<C> {
+    fn my_player(&self) -> Option<u32> {
+        self.ceremony.player_position(self.keys.public())
+    }
+
+    fn my_dealer(&self) -> Option<u32> {
+        self.ceremony.dealer_position(self.keys.public())
+    }
+
+    /// Dealers a `FalseComplaint` adversary accuses: the even ones other than itself.
+    fn accused(&self, dealer: u32) -> bool {
+        dealer.is_multiple_of(2) && Some(dealer) != self.my_dealer()
+    }
+
+    fn handle_complaint(&mut self, input: Input) -> Vec<Routed<C>> {
+        let board = self.board.as_mut().expect("complaint variant");
+        let before = board.phase();
+        match &input {
+            Input::BoardPost(bytes) => {
+                if let Ok(s) = SignedComplaintPost::<C>::decode(
+                    bytes,
+                    self.ceremony.n(),
+                    self.ceremony.dealer_count(),
+                ) {
+                    let _ = board.apply(&s);
+                }
+            }
+            Input::Deadline => board.advance(),
+            Input::Start | Input::Message(_) => {}
+        }
+        let entered_complain =
+            before != ComplaintPhase::Complain && board.phase() == ComplaintPhase::Complain;
+        let actions = self.inner.handle(input);
+        let rejected = rejected(&actions);
+        let mut out = Vec::new();
+        let mut complained = false;
+        for a in actions {
+            self.tamper_complaint(a, &mut out, &mut complained);
+        }
+        if self.kind == AdversaryKind::FalseComplaint
+            && entered_complain
+            && !complained
+            && let Some(post) = self.false_feldman_complaint(None)
+        {
+            out.push(Routed::Now(Action::Post(post)));
+        }
+        self.add_garbage(rejected, &mut out);
+        out
+    }
+
+    fn decode_post(&self, bytes: &[u8]) -> Option<ComplaintPost<C>> {
+        SignedComplaintPost::<C>::decode(bytes, self.ceremony.n(), self.ceremony.dealer_count())
+            .ok()
+            .map(|s| s.post)
+    }
+
+    fn sign_complaint(&self, post: ComplaintPost<C>) -> Vec<u8> {
+        SignedComplaintPost::sign(&self.keys, post).encode()
+    }
+
+    fn tamper_complaint(
+        &mut self,
+        action: Action<C>,
+        out: &mut Vec<Routed<C>>,
+        complained: &mut bool,
+    ) {
+        let deal = match &action {
+            Action::Send { payload, .. } => {
+                ComplaintDeal::<C>::decode(payload, self.ceremony.n()).ok()
+            }
+            _ => None,
+        };
+        let post = match &action {
+            Action::Post(bytes) => self.decode_post(bytes),
+            _ => None,
+        };
+        let me = self.my_player();
+        let replaced: Option<Option<Vec<u8>>> = match self.kind {
+            AdversaryKind::Late
+            | AdversaryKind::InvalidSignature
+            | AdversaryKind::Garbage
+            | AdversaryKind::Crash
+            | AdversaryKind::Silent => return self.tamper(action, out),
+            AdversaryKind::Equivocate => deal
+                .filter(|d| !d.player.is_multiple_of(2) && Some(d.player) != me)
+                .map(|d| Some(self.equivocating_deal(d))),
+            AdversaryKind::BadShare => match (deal, post) {
+                (Some(d), _) if self.is_victim(d.player) => Some(Some(self.wrong_deal(d))),
+                // Complaints stay unanswered.
+                (_, Some(ComplaintPost::Justification(_))) => Some(None),
+                _ => None,
+            },
+            AdversaryKind::WrongReveal => match (deal, post) {
+                (Some(d), _) if !self.alternate && Some(d.player) == self.wrong_reveal_target() => {
+                    Some(Some(self.wrong_deal(d)))
+                }
+                (_, Some(ComplaintPost::Justification(mut j))) if !j.shares.is_empty() => {
+                    j.shares[0].1 += C::Scalar::ONE;
+                    Some(Some(self.sign_complaint(ComplaintPost::Justification(j))))
+                }
+                (_, Some(ComplaintPost::Feldman(f))) if self.alternate => {
+                    Some(Some(self.wrong_feldman(f)))
+                }
+                (_, Some(ComplaintPost::Reconstruction(mut d))) => {
+                    for (_, s, _) in &mut d.shares {
+                        *s += C::Scalar::ONE;
+                    }
+                    Some(Some(self.sign_complaint(ComplaintPost::Reconstruction(d))))
+                }
+                _ => None,
+            },
+            AdversaryKind::FalseComplaint => match post {
+                Some(ComplaintPost::Report(mut r)) => {
+                    let before = r.valid.len();
+                    r.valid.retain(|d| !self.accused(*d));
+                    (r.valid.len() != before)
+                        .then(|| Some(self.sign_complaint(ComplaintPost::Report(r))))
+                }
+                Some(ComplaintPost::Complaint(d)) => {
+                    *complained = true;
+                    self.false_feldman_complaint(Some(d)).map(Some)
+                }
+                _ => None,
+            },
+            AdversaryKind::WithholdAcks => match post {
+                Some(ComplaintPost::Report(_)) if self.alternate => Some(None),
+                Some(ComplaintPost::Report(mut r)) => {
+                    let mine = self.my_dealer();
+                    r.valid.retain(|d| Some(*d) == mine);
+                    Some(Some(self.sign_complaint(ComplaintPost::Report(r))))
+                }
+                _ => None,
+            },
+        };
+        match (replaced, action) {
+            (None, a) => out.push(Routed::Now(a)),
+            (Some(None), _) => {}
+            (Some(Some(bytes)), Action::Send { to, .. }) => {
+                out.push(Routed::Now(Action::Send { to, payload: bytes }))
+            }
+            (Some(Some(bytes)), _) => out.push(Routed::Now(Action::Post(bytes))),
+        }
+    }
+
+    /// `BadShare`: odd players other than itself, at most `max(1, max_reveals)` of them.
+    fn is_victim(&mut self, player: u32) -> bool {
+        if player.is_multiple_of(2) || Some(player) == self.my_player() {
+            return false;
+        }
+        if self.victims.contains(&player) {
+            return true;
+        }
+        let cap = self.ceremony.params().max_reveals().max(1);
+        if self.victims.len() < cap {
+            self.victims.push(player);
+            return true;
+        }
+        false
+    }
+
+    /// `WrongReveal` (first behaviour): the player that gets a wrong pair, so that it complains.
+    fn wrong_reveal_target(&self) -> Option<u32> {
+        let me = self.my_player();
+        (0..self.ceremony.n() as u32).find(|j| Some(*j) != me)
+    }
+
+    /// The deal re-encrypted with a random pair (same commitment, correctly signed).
+    fn wrong_deal(&mut self, deal: ComplaintDeal<C>) -> Vec<u8> {
+        let ceremony = self.ceremony.clone();
+        let signed = SignedPedersen {
+            dealer: deal.dealer,
+            hash: pedersen_hash::<C>(&deal.session, deal.dealer, &deal.commitment),
+            commitment: deal.commitment,
+            signature: deal.commitment_signature,
+        };
+        let s = C::random_scalar(&mut self.rng);
+        let b = C::random_scalar(&mut self.rng);
+        let pk = &ceremony.players()[deal.player as usize].encryption;
+        seal_deal(
+            &self.keys,
+            &deal.session,
+            &signed,
+            (deal.player, pk),
+            &s,
+            &b,
+            &mut self.rng,
+        )
+        .encode()
+    }
+
+    /// `Equivocate`: the deal of a second polynomial pair under a second signed commitment.
+    fn equivocating_deal(&mut self, deal: ComplaintDeal<C>) -> Vec<u8> {
+        let ceremony = self.ceremony.clone();
+        let xs = ceremony.player_indices();
+        let second = match self.second_deal.take() {
+            Some(s) => s,
+            None => {
+                let degree = ceremony.t() - 1;
+                let f = Polynomial::random(degree, None, &mut self.rng);
+                let blind = Polynomial::random(degree, None, &mut self.rng);
+                let commitment = EvalCommitment::pedersen(&f, &blind, xs);
+                let signed =
+                    SignedPedersen::new(&self.keys, &deal.session, deal.dealer, commitment);
+                SecondDeal { f, blind, signed }
+            }
+        };
+        let x = &xs[deal.player as usize];
+        let pk = &ceremony.players()[deal.player as usize].encryption;
+        let bytes = seal_deal(
+            &self.keys,
+            &deal.session,
+            &second.signed,
+            (deal.player, pk),
+            &second.f.evaluate(x),
+            &second.blind.evaluate(x),
+            &mut self.rng,
+        )
+        .encode();
+        self.second_deal = Some(second);
+        bytes
+    }
+
+    /// `WrongReveal` (second behaviour): Feldman values of `f + d` for a random `d` of the same
+    /// degree with `d(0) = 0`: low degree, the right constant, wrong at every player.
+    fn wrong_feldman(&mut self, mut f: FeldmanPost<C>) -> Vec<u8> {
+        let degree = self.ceremony.t() - 1;
+        let d = Polynomial::random(degree, Some(C::Scalar::ZERO), &mut self.rng);
+        let mut sums: Vec<C::Point> = f.commitment.points().iter().map(|p| p.to_curve()).collect();
+        // d(x_j) G added point by point: a Feldman commitment of d would hold the identity at
+        // zero, which secp256k1's batch normalization does not accept.
+        for (sum, x) in sums[1..].iter_mut().zip(self.ceremony.player_indices()) {
+            *sum += C::mul_generator(&d.evaluate(x));
+        }
+        if let Ok(c) = EvalCommitment::from_points(C::batch_normalize(&sums)) {
+            f.commitment = c;
+        }
+        self.sign_complaint(ComplaintPost::Feldman(f))
+    }
+
+    /// `FalseComplaint`: a complaint (added to `existing`, the honest one, if any) with the pairs
+    /// that accused dealers revealed to it, which match their Feldman values. `None` if there is
+    /// nothing to add.
+    fn false_feldman_complaint(&self, existing: Option<Disclosure<C>>) -> Option<Vec<u8>> {
+        let board = self.board.as_ref()?;
+        let me = self.my_player()?;
+        let q = board.qualification()?;
+        q.players.binary_search(&me).ok()?;
+        let mut d = existing.unwrap_or_else(|| Disclosure {
+            session: *self.ceremony.id(),
+            player: me,
+            shares: Vec::new(),
+            commitments: Vec::new(),
+        });
+        let before = d.shares.len();
+        for dealer in &q.dealers {
+            if !self.accused(*dealer)
+                || board.feldman(*dealer).is_none()
+                || board.failed().any(|(f, _)| f == *dealer)
+                || d.shares.iter().any(|(x, _, _)| x == dealer)
+            {
+                continue;
+            }
+            if let Some((s, b)) = board.justified_pair(*dealer, me) {
+                d.shares.push((*dealer, s, b));
+            }
+        }
+        if d.shares.len() == before {
+            return None;
+        }
+        d.shares.sort_by_key(|(x, _, _)| *x);
+        Some(self.sign_complaint(ComplaintPost::Complaint(d)))
     }
 }

@@ -1,4 +1,6 @@
-//! The invariants checked after every simulated ceremony (see the crate docs).
+//! The invariants checked after every simulated ceremony (see the crate docs), and in the
+//! complaint variant that the evidence of every exclusion that is provable from its evidence
+//! alone proves it ([`verify_exclusion`]).
 
 use std::sync::Arc;
 
@@ -7,9 +9,10 @@ use keyquorum_crypto::poly::lagrange_at_zero;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
-use keyquorum_dkg::Ceremony;
+use keyquorum_dkg::complaint::verify_exclusion;
 use keyquorum_dkg::identity::IdentityPublicKey;
 use keyquorum_dkg::node::{DkgOutput, Failure, Participant};
+use keyquorum_dkg::{Ceremony, Variant};
 
 use crate::SimConfig;
 use crate::adversary::AdversaryKind;
@@ -213,6 +216,17 @@ pub fn check<C: SimCurve>(cfg: &SimConfig, r: &CeremonyResult<C>) -> Result<Summ
             ));
         }
         let _ = cfg;
+    }
+    // Complaint variant: every exclusion whose evidence is self-contained is proven by it.
+    if ceremony.config().variant == Variant::Complaint {
+        for e in &first.exclusions {
+            if verify_exclusion(ceremony, e) == Some(false) {
+                return Err(format!(
+                    "the evidence against {:?} {} does not prove {:?}",
+                    e.role, e.index, e.fault
+                ));
+            }
+        }
     }
     Ok(Summary {
         output: Some(Box::new((*first).clone())),

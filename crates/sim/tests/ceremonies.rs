@@ -133,3 +133,59 @@ fn large_committee_with_mixed_adversaries() {
     let r = run(&cfg);
     assert!(r.passed, "{:?}", r.failure);
 }
+
+#[test]
+fn complaint_variant_provable_kinds_are_excluded_with_evidence() {
+    // In the complaint variant: an equivocating dealer is caught by its two signed statements; a
+    // dealer that sends bad pairs and does not justify them by the complaints (or their number);
+    // a wrong reveal by its own justification post, or (wrong Feldman values) by a complaint whose
+    // pair opens its Pedersen commitment. Every run's checks also verify each exclusion's
+    // evidence from the session alone (`keyquorum_dkg::complaint::verify_exclusion`).
+    let cases: [(AdversaryKind, &[&str]); 3] = [
+        (AdversaryKind::Equivocate, &["Equivocation"]),
+        (
+            AdversaryKind::BadShare,
+            &["MissingJustification", "TooManyComplaints"],
+        ),
+        (
+            AdversaryKind::WrongReveal,
+            &["BadJustification", "BadFeldman"],
+        ),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for (kind, faults) in cases {
+        for seed in 0..8u64 {
+            let mut cfg = SimConfig::bft(7, 300 + seed);
+            cfg.variant = Variant::Complaint;
+            cfg.faults = vec![kind];
+            cfg.net.partition_per_mille = 0;
+            cfg.curve = if seed % 2 == 0 {
+                CurveChoice::Bls12381
+            } else {
+                CurveChoice::Secp256k1
+            };
+            cfg.reshare = seed % 4 == 3;
+            let r = run(&cfg);
+            assert!(r.passed, "{kind} seed {}: {:?}", cfg.seed, r.failure);
+            for (pos, _) in &r.adversaries {
+                let found = r.excluded.iter().find(|e| {
+                    e.starts_with(&format!("Dealer {pos} ")) && faults.iter().any(|f| e.contains(f))
+                });
+                let Some(found) = found else {
+                    panic!(
+                        "{kind} seed {}: dealer {pos} not excluded for {faults:?}: {:?}",
+                        cfg.seed, r.excluded
+                    );
+                };
+                seen.insert(found.split(' ').nth(2).unwrap_or_default().to_string());
+            }
+        }
+    }
+    // Both behaviours of each two-way kind occurred.
+    for f in ["BadJustification", "BadFeldman"] {
+        assert!(
+            seen.iter().any(|s| s.starts_with(f)),
+            "no {f} among {seen:?}"
+        );
+    }
+}

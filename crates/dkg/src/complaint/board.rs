@@ -45,17 +45,18 @@ use ff::Field;
 use group::prime::PrimeCurveAffine;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::{EvalCommitment, mul_generator};
+use keyquorum_crypto::hash::tagged_hash;
 use keyquorum_crypto::poly::{Polynomial, batch_invert, lagrange_at_zero};
 use thiserror::Error;
 
+use super::checks;
 use super::clique::maximum_clique;
 use super::messages::{
     CommitmentStatement, ComplaintPost, Disclosure, FeldmanPost, Justification, Report,
     SignedComplaintPost, feldman_hash, pedersen_hash,
 };
 use crate::board::{
-    Evidence, Exclusion, FaultKind, Outcome, Phase, PublicOutput, Role, commitment_is_valid,
-    weighted_column_sums,
+    Evidence, Exclusion, FaultKind, Outcome, Phase, PublicOutput, Role, weighted_column_sums,
 };
 use crate::identity::{IdentityPublicKey, Purpose, SIGNATURE_LEN};
 use crate::session::Ceremony;
@@ -127,6 +128,22 @@ pub struct Qualification {
 
 type Signed = Vec<u8>;
 
+/// A commitment on the board: its points, its hash ([`pedersen_hash`] or [`feldman_hash`]) and
+/// the post that carried it.
+#[derive(Debug, Clone)]
+struct OnBoard<C: Curve> {
+    commitment: EvalCommitment<C>,
+    hash: [u8; 32],
+    post: Signed,
+}
+
+impl<C: Curve> OnBoard<C> {
+    /// The commitment with its hash, as the cached checks take it.
+    fn keyed(&self, dealer: u32) -> (u32, &EvalCommitment<C>, &[u8; 32]) {
+        (dealer, &self.commitment, &self.hash)
+    }
+}
+
 /// The board's state for one ceremony.
 #[derive(Debug, Clone)]
 pub struct ComplaintBoard<C: Curve> {
@@ -140,12 +157,12 @@ pub struct ComplaintBoard<C: Curve> {
     /// Complainers per dealer, fixed at the report deadline.
     complaints: BTreeMap<u32, Vec<u32>>,
     /// Full Pedersen commitments on the board, with the post that carried them.
-    commitments: BTreeMap<u32, (EvalCommitment<C>, Signed)>,
+    commitments: BTreeMap<u32, OnBoard<C>>,
     justifications: BTreeMap<u32, (Justification<C>, Signed)>,
     dealer_faults: BTreeMap<u32, (FaultKind, Evidence)>,
     player_faults: BTreeMap<u32, (FaultKind, Evidence)>,
     qualification: Option<Qualification>,
-    feldman: BTreeMap<u32, (EvalCommitment<C>, Signed)>,
+    feldman: BTreeMap<u32, OnBoard<C>>,
     complaint_posts: Vec<(Disclosure<C>, Signed)>,
     reconstruction_posts: Vec<(Disclosure<C>, Signed)>,
     /// Qualified dealers that failed the Feldman phase: reconstructed (fresh) or dropped (reshare).
@@ -154,6 +171,9 @@ pub struct ComplaintBoard<C: Curve> {
     public_pairs: BTreeMap<u32, BTreeMap<u32, C::Scalar>>,
     /// Reconstructed dealers: `f(0), f(x_1), ..., f(x_n)`.
     reconstructed: BTreeMap<u32, Vec<C::Scalar>>,
+    /// The column sums of the Feldman commitments that passed the subgroup check, with the
+    /// dealers summed (reused by the outcome).
+    feldman_sums: Option<(Vec<u32>, Vec<C::Affine>)>,
     outcome: Option<Outcome<C>>,
 }
 
@@ -178,6 +198,7 @@ impl<C: Curve> ComplaintBoard<C> {
             failed: BTreeMap::new(),
             public_pairs: BTreeMap::new(),
             reconstructed: BTreeMap::new(),
+            feldman_sums: None,
             outcome: None,
         }
     }
@@ -222,7 +243,7 @@ impl<C: Curve> ComplaintBoard<C> {
 
     /// A dealer's full Pedersen commitment, if it is on the board.
     pub fn commitment(&self, dealer: u32) -> Option<&EvalCommitment<C>> {
-        self.commitments.get(&dealer).map(|(c, _)| c)
+        self.commitments.get(&dealer).map(|e| &e.commitment)
     }
 
     /// The pair a dealer revealed for `player` in its accepted justification.
@@ -234,7 +255,7 @@ impl<C: Curve> ComplaintBoard<C> {
 
     /// A qualified dealer's accepted Feldman commitment.
     pub fn feldman(&self, dealer: u32) -> Option<&EvalCommitment<C>> {
-        self.feldman.get(&dealer).map(|(c, _)| c)
+        self.feldman.get(&dealer).map(|e| &e.commitment)
     }
 
     /// Qualified dealers that failed the Feldman phase so far, with their faults.
@@ -275,10 +296,20 @@ impl<C: Curve> ComplaintBoard<C> {
         let Some(key) = self.key(role, index) else {
             return Err(ComplaintBoardError::UnknownAuthor(role, index));
         };
-        if !key.verify(Purpose::Post, &post.encode(), &signed.signature) {
+        let encoded = post.encode();
+        if !checks::post_signature(
+            &self.ceremony,
+            (role, index),
+            key,
+            &encoded,
+            &signed.signature,
+        ) {
             return Err(ComplaintBoardError::BadSignature);
         }
-        let bytes = signed.encode();
+        let mut bytes = Vec::with_capacity(SIGNATURE_LEN + encoded.len());
+        bytes.extend_from_slice(&signed.signature.0);
+        bytes.extend_from_slice(&encoded);
+        debug_assert_eq!(bytes, signed.encode());
         match post {
             ComplaintPost::Report(r) => self.apply_report(r, bytes),
             ComplaintPost::Justification(j) => self.apply_justification(j, bytes),
@@ -322,9 +353,7 @@ impl<C: Curve> ComplaintBoard<C> {
         if self.verified.contains(&cache_key) {
             return true;
         }
-        let ok = self
-            .key(Role::Dealer, s.dealer)
-            .is_some_and(|k| s.verify(k));
+        let ok = checks::statement(&self.ceremony, s);
         if ok {
             self.verified.insert(cache_key);
         }
@@ -403,7 +432,7 @@ impl<C: Curve> ComplaintBoard<C> {
             return Err(self.fault(Role::Dealer, d, fault, own()));
         }
         let hash = pedersen_hash::<C>(&j.session, d, &j.commitment);
-        if !commitment_is_valid(&self.ceremony, d, &j.commitment, &hash) {
+        if !checks::degree(&self.ceremony, d, &j.commitment, &hash) {
             return Err(self.fault(Role::Dealer, d, FaultKind::CommitmentDegree, own()));
         }
         if let Some(r) = self.ceremony.reshare()
@@ -433,7 +462,7 @@ impl<C: Curve> ComplaintBoard<C> {
             return Err(self.fault(Role::Dealer, d, fault, own()));
         }
         for (p, s, b) in &j.shares {
-            if !j.commitment.verify_pedersen_share(*p as usize, s, b) {
+            if !checks::pedersen_share(&self.ceremony, (d, &j.commitment, &hash), *p, s, b) {
                 let fault = FaultKind::BadJustification { player: *p };
                 return Err(self.fault(Role::Dealer, d, fault, own()));
             }
@@ -442,9 +471,11 @@ impl<C: Curve> ComplaintBoard<C> {
         for (p, s, _) in &j.shares {
             pairs.entry(*p).or_insert(*s);
         }
-        self.commitments
-            .entry(d)
-            .or_insert((j.commitment.clone(), bytes.clone()));
+        self.commitments.entry(d).or_insert(OnBoard {
+            commitment: j.commitment.clone(),
+            hash,
+            post: bytes.clone(),
+        });
         self.justifications.insert(d, (j.clone(), bytes));
         Ok(())
     }
@@ -472,17 +503,13 @@ impl<C: Curve> ComplaintBoard<C> {
             return Err(ComplaintBoardError::Excluded(Role::Dealer, d));
         }
         let n = self.ceremony.n();
+        let hash = feldman_hash::<C>(&f.session, d, &f.commitment);
         let fault = if f.commitment.points().len() != n + 1 {
             Some(FaultKind::CommitmentSize {
                 expected: n + 1,
                 actual: f.commitment.points().len(),
             })
-        } else if !commitment_is_valid(
-            &self.ceremony,
-            d,
-            &f.commitment,
-            &feldman_hash::<C>(&f.session, d, &f.commitment),
-        ) {
+        } else if !checks::degree(&self.ceremony, d, &f.commitment, &hash) {
             Some(FaultKind::CommitmentDegree)
         } else if self
             .ceremony
@@ -503,7 +530,14 @@ impl<C: Curve> ComplaintBoard<C> {
                 fault,
             });
         }
-        self.feldman.insert(d, (f.commitment.clone(), bytes));
+        self.feldman.insert(
+            d,
+            OnBoard {
+                commitment: f.commitment.clone(),
+                hash,
+                post: bytes,
+            },
+        );
         Ok(())
     }
 
@@ -540,9 +574,16 @@ impl<C: Curve> ComplaintBoard<C> {
             // that saw the commitment is corrupt; checking it keeps interpolation well defined.
             if hash == *signed
                 && c.points().len() == n + 1
-                && commitment_is_valid(&self.ceremony, *dealer, c, &hash)
+                && checks::degree(&self.ceremony, *dealer, c, &hash)
             {
-                self.commitments.insert(*dealer, (c.clone(), bytes.clone()));
+                self.commitments.insert(
+                    *dealer,
+                    OnBoard {
+                        commitment: c.clone(),
+                        hash,
+                        post: bytes.clone(),
+                    },
+                );
             }
         }
     }
@@ -733,7 +774,8 @@ impl<C: Curve> ComplaintBoard<C> {
                 return self.fail(Vec::new());
             }
             let sums = self.sums(&ok);
-            if !C::HAS_COFACTOR || sums.iter().all(C::in_subgroup) {
+            if !C::HAS_COFACTOR || self.sums_in_subgroup(&ok, &sums) {
+                self.feldman_sums = Some((ok, sums));
                 break;
             }
             let bad: Vec<u32> = ok
@@ -741,7 +783,7 @@ impl<C: Curve> ComplaintBoard<C> {
                 .copied()
                 .filter(|d| {
                     self.feldman[d]
-                        .0
+                        .commitment
                         .points()
                         .iter()
                         .any(|p| !C::in_subgroup(p))
@@ -752,7 +794,7 @@ impl<C: Curve> ComplaintBoard<C> {
                 return self.fail(Vec::new());
             }
             for d in bad {
-                let evidence = Evidence::SignedPosts(vec![self.feldman[&d].1.clone()]);
+                let evidence = Evidence::SignedPosts(vec![self.feldman[&d].post.clone()]);
                 self.failed
                     .insert(d, (FaultKind::PointOutsideSubgroup, evidence));
             }
@@ -762,6 +804,22 @@ impl<C: Curve> ComplaintBoard<C> {
         } else {
             self.finish();
         }
+    }
+
+    /// Whether `sums`, the column sums of the Feldman commitments of `dealers` ([`Self::sums`]),
+    /// are in the prime-order subgroup; checked once per ceremony for a set of commitments.
+    fn sums_in_subgroup(&self, dealers: &[u32], sums: &[C::Affine]) -> bool {
+        let mut transcript = Vec::with_capacity(dealers.len() * 36);
+        for d in dealers {
+            transcript.extend_from_slice(&d.to_be_bytes());
+            transcript.extend_from_slice(&self.feldman[d].hash);
+        }
+        let key = tagged_hash(
+            "keyquorum/check/complaint-sums-subgroup",
+            &[self.ceremony.id(), &transcript],
+        );
+        self.ceremony
+            .check_once(key, || sums.iter().all(C::in_subgroup))
     }
 
     /// Qualified dealers with an accepted Feldman post that did not fail.
@@ -782,8 +840,8 @@ impl<C: Curve> ComplaintBoard<C> {
             if !self.feldman.contains_key(dealer) || self.failed.contains_key(dealer) {
                 continue;
             }
-            let (feldman, feldman_post) = self.feldman[dealer].clone();
-            let Some(pedersen) = self.commitment(*dealer).cloned() else {
+            let feldman = self.feldman[dealer].clone();
+            let Some(pedersen) = self.commitments.get(dealer).cloned() else {
                 // The complainer had to carry the commitment; without it nothing is proven.
                 let fault = FaultKind::FalseComplaint { dealer: *dealer };
                 self.fault(
@@ -794,11 +852,11 @@ impl<C: Curve> ComplaintBoard<C> {
                 );
                 return;
             };
-            if !pedersen.verify_pedersen_share(j as usize, s, b)
-                || feldman.verify_share(j as usize, s)
+            if !checks::pedersen_share(&self.ceremony, pedersen.keyed(*dealer), j, s, b)
+                || checks::feldman_share(&self.ceremony, feldman.keyed(*dealer), j, s)
             {
                 let fault = FaultKind::FalseComplaint { dealer: *dealer };
-                let ev = self.with_commitment_proof(*dealer, vec![bytes.clone(), feldman_post]);
+                let ev = self.with_commitment_proof(*dealer, vec![bytes.clone(), feldman.post]);
                 self.fault(Role::Player, j, fault, ev);
                 return;
             }
@@ -808,7 +866,7 @@ impl<C: Curve> ComplaintBoard<C> {
                 .or_default()
                 .entry(j)
                 .or_insert(*s);
-            let ev = self.with_commitment_proof(*dealer, vec![feldman_post, bytes.clone()]);
+            let ev = self.with_commitment_proof(*dealer, vec![feldman.post, bytes.clone()]);
             self.failed
                 .insert(*dealer, (FaultKind::BadFeldman { player: j }, ev));
         }
@@ -817,7 +875,7 @@ impl<C: Curve> ComplaintBoard<C> {
     /// `items` followed by what authenticates the dealer's Pedersen commitment on the board: the
     /// post that carried it and the dealer-signed hash it matches (each once).
     fn with_commitment_proof(&self, dealer: u32, mut items: Vec<Signed>) -> Evidence {
-        let carrier = self.commitments.get(&dealer).map(|c| c.1.clone());
+        let carrier = self.commitments.get(&dealer).map(|c| c.post.clone());
         let signed = self.signed_hash.get(&dealer).map(|h| h.1.clone());
         for item in [carrier, signed].into_iter().flatten() {
             if !items.contains(&item) {
@@ -838,10 +896,10 @@ impl<C: Curve> ComplaintBoard<C> {
                 if !self.failed.contains_key(dealer) {
                     continue;
                 }
-                let Some(pedersen) = self.commitment(*dealer) else {
+                let Some(pedersen) = self.commitments.get(dealer) else {
                     continue;
                 };
-                if pedersen.verify_pedersen_share(j as usize, s, b) {
+                if checks::pedersen_share(&self.ceremony, pedersen.keyed(*dealer), j, s, b) {
                     self.public_pairs
                         .entry(*dealer)
                         .or_default()
@@ -919,8 +977,10 @@ impl<C: Curve> ComplaintBoard<C> {
         if dealers.is_empty() {
             return vec![C::Affine::identity(); self.ceremony.n() + 1];
         }
-        let commitments: Vec<&EvalCommitment<C>> =
-            dealers.iter().map(|d| &self.feldman[d].0).collect();
+        let commitments: Vec<&EvalCommitment<C>> = dealers
+            .iter()
+            .map(|d| &self.feldman[d].commitment)
+            .collect();
         weighted_column_sums::<C>(&commitments, &self.weights(dealers))
     }
 
@@ -944,7 +1004,11 @@ impl<C: Curve> ComplaintBoard<C> {
             .map(|q| q.dealers)
             .unwrap_or_default();
         let ok = self.feldman_ok(&qualified);
-        let mut sums: Vec<C::Point> = self.sums(&ok).iter().map(|p| p.to_curve()).collect();
+        let sums = match self.feldman_sums.take() {
+            Some((dealers, sums)) if dealers == ok => sums,
+            _ => self.sums(&ok),
+        };
+        let mut sums: Vec<C::Point> = sums.iter().map(|p| p.to_curve()).collect();
         // Reconstructed dealers (fresh keys only) add their values in the clear.
         let output_dealers = if self.ceremony.reshare().is_none() {
             let mut column = vec![C::Scalar::ZERO; sums.len()];

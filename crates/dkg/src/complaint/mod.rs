@@ -122,15 +122,24 @@
 //! - Commitments travel point-to-point; the board sees a dealer's commitment only when it is
 //!   justified or disclosed by a player, accepted by its signed hash. Evidence that needs a
 //!   commitment carries the post that brought it.
-//! - Costs: one BLS verification per post and per distinct signed hash (identical statements in
-//!   many reports are verified once); each degree check is an MSM of `n + 1` points plus `O(n^2)`
-//!   field operations for its weights, so a player checking `n` dealers does `O(n^3)` field work,
-//!   as in the ack-or-reveal variant. Reports carry 84 bytes per dealer heard from (about 8 KB at
-//!   `n = 100`): the price of self-contained equivocation evidence with point-to-point
-//!   commitments.
+//! - Costs: one BLS verification per post and per distinct signed hash, and one degree check per
+//!   distinct commitment: every pure check (signatures, degree checks, openings of public pairs,
+//!   the subgroup check of the sums) runs through
+//!   [`Ceremony::check_once`](crate::session::Ceremony::check_once) keyed by a hash of all its
+//!   inputs, so a node's participant and its board replica share the answers (and so do all the
+//!   simulated nodes of one process). A player verifies the signature on a whole deal only when
+//!   its pair fails, i.e. when it will complain: a pair that opens the dealer's signed commitment
+//!   is the dealer's whoever relayed it, and the statement inside the deal (which goes into the
+//!   report) is verified in any case. Each degree check is an MSM of `n + 1` points plus
+//!   `O(n^2)` field operations for its weights, so a player checking `n` dealers does `O(n^3)`
+//!   field work, as in the ack-or-reveal variant. Reports carry 84 bytes per dealer heard from
+//!   (about 8 KB at `n = 100`): the price of self-contained equivocation evidence with
+//!   point-to-point commitments. Evidence is checked by [`verify_exclusion`].
 
 pub mod board;
+mod checks;
 pub mod clique;
+mod evidence;
 pub mod messages;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -148,13 +157,14 @@ use rand_core::SeedableRng;
 pub use board::{
     ComplaintBoard, ComplaintBoardError, ComplaintPhase, Qualification, verify_equivocation,
 };
+pub use evidence::verify_exclusion;
 use messages::{
     ComplaintPost, Deal, Disclosure, FeldmanPost, HeardEntry, Justification, PAIR_LEN, Report,
     SignedComplaintPost, SignedPedersen, seal_deal,
 };
 
-use crate::board::{Outcome, commitment_is_valid, share_matches};
-use crate::identity::{IdentityKeypair, IdentityPublicKey, IdentitySignature, Purpose};
+use crate::board::{Outcome, share_matches};
+use crate::identity::{IdentityKeypair, IdentityPublicKey, IdentitySignature};
 use crate::node::{Action, DkgOutput, Failure, Input, NodeError, Observation, Participant};
 use crate::session::Ceremony;
 
@@ -385,12 +395,20 @@ impl<C: Curve> ComplaintNode<C> {
         if p.heard.contains_key(&deal.dealer) {
             return Vec::new();
         }
-        let key = &self.ceremony.dealers()[deal.dealer as usize].identity;
+        // The statement goes into the report, so it must be the dealer's (verified once per
+        // ceremony: every player receives the same one).
         let statement = deal.statement();
-        if !key.verify(Purpose::Message, &deal.body(), &deal.signature) || !statement.verify(key) {
+        if !checks::statement(&self.ceremony, &statement) {
             return malformed("deal signature does not verify".into());
         }
         let pair = self.open_deal(&deal, &statement.hash);
+        // A pair that opens the dealer's signed commitment is the dealer's whoever relayed it, so
+        // the signature on the whole deal matters only for a deal this player will complain about:
+        // it is checked then, and an unsigned deal is dropped instead (so that a forged deal
+        // cannot displace the dealer's real one).
+        if pair.is_none() && !checks::deal_signature(&self.ceremony, &deal) {
+            return malformed("deal signature does not verify".into());
+        }
         let p = self.player.as_mut().expect("checked above");
         p.heard.insert(
             deal.dealer,
@@ -415,7 +433,7 @@ impl<C: Curve> ComplaintNode<C> {
     fn open_deal(&self, deal: &Deal<C>, hash: &[u8; 32]) -> Option<Pair<C>> {
         let j = self.player.as_ref()?.index;
         let c = &deal.commitment;
-        if !commitment_is_valid(&self.ceremony, deal.dealer, c, hash) {
+        if !checks::degree(&self.ceremony, deal.dealer, c, hash) {
             return None;
         }
         if let Some(r) = self.ceremony.reshare()
