@@ -364,9 +364,29 @@ impl<S: StateMachine> Engine<S> {
         }
         match self.store.tx_location(&hash) {
             Ok(None) => Ok(hash),
-            Ok(Some(_)) => Err(SubmitError::Duplicate(hash)),
+            // A transaction the state machine refused changed nothing, so the same bytes may
+            // be valid now (say, a nonce whose predecessor had not arrived yet): accept it
+            // again. Replays of applied transactions stay duplicates.
+            Ok(Some((height, index))) => match self.was_rejected(height, index) {
+                Ok(true) => Ok(hash),
+                Ok(false) => Err(SubmitError::Duplicate(hash)),
+                Err(e) => Err(SubmitError::Storage(e.to_string())),
+            },
             Err(e) => Err(SubmitError::Storage(e.to_string())),
         }
+    }
+
+    /// Whether the receipt at `(height, index)` records a rejection.
+    fn was_rejected(&self, height: u64, index: u32) -> Result<bool, ChainError> {
+        let Some(json) = self.store.block_json(height)? else {
+            return Ok(false);
+        };
+        let block: Block = serde_json::from_slice(&json)
+            .map_err(|e| ChainError::Corrupt(format!("block {height}: {e}")))?;
+        Ok(block
+            .txs
+            .get(index as usize)
+            .is_some_and(|r| r.rejected.is_some()))
     }
 
     /// Applies the next transactions of the mempool, commits the block, then publishes it.

@@ -52,7 +52,8 @@ pub trait StateMachine: Send + 'static {
     /// Cheap pre-check used before a transaction enters the mempool (decoding, signature,
     /// nonce against the *current* state). Must not change anything. Returns the transaction
     /// hash, which must be a function of `tx` alone (e.g. SHA-256 of the bytes): the chain uses
-    /// it to reject duplicates and to index included transactions.
+    /// it to index included transactions and to reject duplicates of pending and applied ones
+    /// (a transaction `apply_tx` refused changed nothing and may be submitted again).
     ///
     /// Passing `check_tx` does not guarantee that `apply_tx` accepts the transaction later
     /// (the state may change in between, e.g. two transactions with the same nonce).
@@ -60,7 +61,8 @@ pub trait StateMachine: Send + 'static {
 
     /// Validates and applies one transaction in the block at `height`. On `Err` the state must
     /// be unchanged; the chain still records the transaction in the block, with the rejection,
-    /// so every accepted transaction ends up in exactly one block.
+    /// so every transaction admitted to the mempool ends up in a block (and an applied one in
+    /// exactly one).
     fn apply_tx(&mut self, tx: &[u8], height: u64) -> Result<Vec<Self::Event>, TxRejection>;
 
     /// Called once per block after its transactions (phase deadlines, timeouts, ...). Blocks are
