@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod chain;
+mod demo;
+mod demo_report;
 use keyquorum_sim::{AdversaryKind, CurveChoice, NetModel, SimConfig};
 
 /// Distributed key generation and validator-set view changes for blockchains.
@@ -22,6 +24,12 @@ enum Command {
     Sim(SimArgs),
     /// Run the embedded chain with the view-change contract and its HTTP API.
     Chain(chain::ChainArgs),
+    /// Run a validator node: follows the chain and takes part in view changes with its peers.
+    Node(keyquorum_node::cli::NodeArgs),
+    /// Manage node keys (encrypted keystores).
+    Keys(keyquorum_node::cli::KeysArgs),
+    /// Run a whole validator network on this machine: chain, node processes, view changes.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Args, Debug)]
@@ -78,6 +86,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Node(args) => exit_code(keyquorum_node::cli::node(args)),
+        Command::Keys(args) => exit_code(keyquorum_node::cli::keys(args)),
+        Command::Demo(args) => match demo::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn exit_code(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,0 +1,644 @@
+//! What the demo observed, built from the chain's events alone, and its renderings: the text
+//! summary, the `--json` object and the self-contained `ceremony-report.html`.
+//!
+//! The observer replays each session's board from the events exactly as a node does
+//! (`keyquorum_dkg::board::Board`), which gives the qualified set and, from the dealers'
+//! publications, the dealer-by-player matrix (acked, revealed, missing), without asking any
+//! node: anyone with the chain can compute the same.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Arc;
+
+use keyquorum_contract::{Event, Group};
+use keyquorum_dkg::Ceremony;
+use keyquorum_dkg::board::{Board, Outcome};
+use keyquorum_dkg::messages::SignedPost;
+use serde_json::{Value, json};
+
+/// One phase as seen on chain.
+#[derive(Debug, Clone)]
+pub struct PhaseSpan {
+    pub phase: String,
+    pub attempt: u32,
+    pub start_ms: u64,
+    pub end_ms: Option<u64>,
+    pub start_height: u64,
+}
+
+/// Cell of the dealer-by-player matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    Acked,
+    Revealed,
+    Missing,
+}
+
+/// One ceremony session of a view change.
+pub struct SessionObs {
+    pub session: u32,
+    pub key_mode: String,
+    pub committee: Vec<String>,
+    pub dealers: Vec<String>,
+    pub ceremony: Option<Arc<Ceremony<Group>>>,
+    pub board: Option<Board<Group>>,
+    pub phases: Vec<PhaseSpan>,
+    pub failed: Option<String>,
+    pub qualified: Vec<String>,
+    pub matrix: Vec<Vec<Cell>>,
+}
+
+/// An exclusion or fault recorded on chain.
+#[derive(Debug, Clone)]
+pub struct Excluded {
+    pub identity: String,
+    pub session: u32,
+    pub role: String,
+    pub reason: String,
+}
+
+/// One view change.
+#[derive(Default)]
+pub struct ViewObs {
+    pub view: u64,
+    pub sessions: Vec<SessionObs>,
+    pub excluded: Vec<Excluded>,
+    pub magic_block_hash: Option<String>,
+    pub group_key: Option<String>,
+    pub signature: Option<String>,
+    pub previous_signature: Option<String>,
+    pub activated: bool,
+    pub aborted: Option<String>,
+    pub signature_verified: Option<bool>,
+    pub members: Vec<String>,
+    /// Block time of the first committee selection and of the activation (Unix ms).
+    pub started_ms: Option<u64>,
+    pub activated_ms: Option<u64>,
+}
+
+impl ViewObs {
+    /// Seconds from the first committee selection to the activation.
+    pub fn duration_s(&self) -> Option<f64> {
+        Some((self.activated_ms? as f64 - self.started_ms? as f64) / 1000.0)
+    }
+}
+
+/// Everything observed, keyed by view.
+#[derive(Default)]
+pub struct Observer {
+    pub views: BTreeMap<u64, ViewObs>,
+    pub names: BTreeMap<String, String>,
+    pub registered: Vec<String>,
+    pub height: u64,
+    pub current_view: u64,
+}
+
+impl Observer {
+    pub fn name(&self, identity: &str) -> String {
+        self.names
+            .get(identity)
+            .cloned()
+            .unwrap_or_else(|| format!("{}..", &identity[..identity.len().min(12)]))
+    }
+
+    fn view(&mut self, v: u64) -> &mut ViewObs {
+        self.views.entry(v).or_insert_with(|| ViewObs {
+            view: v,
+            ..Default::default()
+        })
+    }
+
+    fn session(&mut self, v: u64, s: u32) -> Option<&mut SessionObs> {
+        self.views
+            .get_mut(&v)?
+            .sessions
+            .iter_mut()
+            .find(|x| x.session == s)
+    }
+
+    /// Consumes one event of the block at `height` produced at `time_ms`.
+    pub fn on_event(&mut self, e: &Event, height: u64, time_ms: u64) {
+        self.height = height;
+        match e {
+            Event::Registered { identity, .. } => {
+                self.registered.push(hex::encode(identity.0));
+            }
+            Event::CommitteeSelected {
+                view,
+                session,
+                key_mode,
+                committee,
+                dealers,
+                spec,
+                ..
+            } => {
+                let ceremony = spec.ceremony().ok();
+                let board = ceremony.clone().map(Board::new);
+                let committee: Vec<String> = committee
+                    .iter()
+                    .map(|c| hex::encode(c.identity.0))
+                    .collect();
+                let v = self.view(*view);
+                v.started_ms.get_or_insert(time_ms);
+                let dealers = if dealers.is_empty() {
+                    committee.clone()
+                } else {
+                    dealers.iter().map(|d| hex::encode(d.0)).collect()
+                };
+                self.view(*view).sessions.push(SessionObs {
+                    session: *session,
+                    key_mode: format!("{key_mode:?}").to_lowercase(),
+                    committee,
+                    dealers,
+                    ceremony,
+                    board,
+                    phases: Vec::new(),
+                    failed: None,
+                    qualified: Vec::new(),
+                    matrix: Vec::new(),
+                });
+            }
+            Event::PhaseChanged {
+                view,
+                session,
+                attempt,
+                phase,
+                ..
+            } => {
+                let name = format!("{phase:?}").to_lowercase();
+                if let Some(s) = self.session(*view, *session) {
+                    if let Some(last) = s.phases.last_mut()
+                        && last.end_ms.is_none()
+                    {
+                        last.end_ms = Some(time_ms);
+                    }
+                    if name != "idle" {
+                        s.phases.push(PhaseSpan {
+                            phase: name,
+                            attempt: *attempt,
+                            start_ms: time_ms,
+                            end_ms: None,
+                            start_height: height,
+                        });
+                    }
+                }
+            }
+            Event::PostAccepted {
+                view,
+                session,
+                post,
+                ..
+            }
+            | Event::PostRejected {
+                view,
+                session,
+                post,
+                ..
+            } => {
+                if let Some(s) = self.session(*view, *session)
+                    && let (Some(b), Some(c)) = (s.board.as_mut(), s.ceremony.as_ref())
+                    && let Ok(signed) = SignedPost::<Group>::decode(&post.0, c.n())
+                {
+                    let _ = b.apply(&signed);
+                }
+            }
+            Event::BoardDeadline { view, session, .. } => {
+                if let Some(s) = self.session(*view, *session) {
+                    if let Some(b) = s.board.as_mut() {
+                        b.advance();
+                    }
+                    s.settle();
+                }
+            }
+            Event::CeremonyFailed {
+                view,
+                session,
+                reason,
+                ..
+            } => {
+                if let Some(s) = self.session(*view, *session) {
+                    s.failed = Some(reason.clone());
+                    s.close(time_ms);
+                }
+            }
+            Event::ViewChangeAborted { view, reason, .. } => {
+                self.view(*view).aborted = Some(reason.clone());
+            }
+            Event::MagicBlockCreated {
+                view,
+                hash,
+                magic_block,
+                ..
+            } => {
+                let v = self.view(*view);
+                v.magic_block_hash = Some(hex::encode(hash.0));
+                v.group_key = Some(hex::encode(magic_block.group_key.0));
+                v.members = magic_block
+                    .members
+                    .iter()
+                    .map(|m| hex::encode(m.identity.0))
+                    .collect();
+            }
+            Event::MagicBlockSigned {
+                view,
+                role,
+                signature,
+                ..
+            } => {
+                let v = self.view(*view);
+                match role {
+                    keyquorum_contract::SignerRole::New => {
+                        v.signature = Some(hex::encode(signature.0))
+                    }
+                    keyquorum_contract::SignerRole::Old => {
+                        v.previous_signature = Some(hex::encode(signature.0))
+                    }
+                }
+            }
+            Event::ViewActivated { view, .. } => {
+                self.current_view = *view;
+                let v = self.view(*view);
+                v.activated = true;
+                v.activated_ms = Some(time_ms);
+                if let Some(s) = v.sessions.last_mut() {
+                    s.close(time_ms);
+                }
+            }
+            Event::Slashed { record } => {
+                self.view(record.view).excluded.push(Excluded {
+                    identity: hex::encode(record.identity.0),
+                    session: record.session,
+                    role: format!("{:?}", record.role).to_lowercase(),
+                    reason: if record.detail.contains(' ') && record.detail.contains('{') {
+                        format!("{} ({})", record.fault, record.detail)
+                    } else {
+                        record.fault.clone()
+                    },
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+impl SessionObs {
+    fn close(&mut self, time_ms: u64) {
+        if let Some(last) = self.phases.last_mut()
+            && last.end_ms.is_none()
+        {
+            last.end_ms = Some(time_ms);
+        }
+    }
+
+    /// After each board deadline: the qualified set and the matrix of the current attempt.
+    fn settle(&mut self) {
+        let (Some(b), Some(c)) = (self.board.as_ref(), self.ceremony.as_ref()) else {
+            return;
+        };
+        let qualified = match b.outcome() {
+            Some(Outcome::Success { output, .. }) => output.qualified.clone(),
+            Some(Outcome::Failure { qualified, .. }) => qualified.clone(),
+            None => return,
+        };
+        self.qualified = qualified
+            .iter()
+            .filter_map(|d| c.dealers().get(*d as usize))
+            .map(|p| hex::encode(p.identity.as_bytes()))
+            .collect();
+        let n = c.n();
+        self.matrix = (0..c.dealer_count())
+            .map(|d| {
+                let mut row = vec![Cell::Missing; n];
+                if let Some(p) = b.publication(d as u32) {
+                    for a in &p.acks {
+                        if let Some(x) = row.get_mut(*a as usize) {
+                            *x = Cell::Acked;
+                        }
+                    }
+                    for (j, _) in &p.reveals {
+                        if let Some(x) = row.get_mut(*j as usize) {
+                            *x = Cell::Revealed;
+                        }
+                    }
+                }
+                row
+            })
+            .collect();
+    }
+}
+
+fn short(h: &str) -> String {
+    format!(
+        "{}…{}",
+        &h[..8.min(h.len())],
+        &h[h.len().saturating_sub(6)..]
+    )
+}
+
+/// The human summary of one view.
+pub fn text(obs: &Observer, v: &ViewObs) -> String {
+    let mut out = String::new();
+    let names = |ids: &[String]| {
+        ids.iter()
+            .map(|i| obs.name(i))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for s in &v.sessions {
+        let _ = writeln!(
+            out,
+            "view {} · {} key · session {}{}",
+            v.view,
+            s.key_mode,
+            s.session,
+            match &s.failed {
+                Some(r) => format!(" · FAILED: {r}"),
+                None => String::new(),
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  committee   {} ({} of {} registered)",
+            names(&s.committee),
+            s.committee.len(),
+            obs.registered.len()
+        );
+        if s.key_mode == "reshare" {
+            let _ = writeln!(out, "  dealers     {}", names(&s.dealers));
+        }
+        let _ = writeln!(
+            out,
+            "  qualified   {} ({} dealers)",
+            names(&s.qualified),
+            s.qualified.len()
+        );
+        let ex: Vec<&Excluded> = v
+            .excluded
+            .iter()
+            .filter(|e| e.session == s.session)
+            .collect();
+        if ex.is_empty() {
+            let _ = writeln!(out, "  excluded    none");
+        }
+        for e in ex {
+            let _ = writeln!(
+                out,
+                "  excluded    {} as {}: {}",
+                obs.name(&e.identity),
+                e.role,
+                e.reason
+            );
+        }
+    }
+    if let Some(r) = &v.aborted {
+        let _ = writeln!(out, "  view change aborted: {r}");
+    }
+    if v.activated {
+        let _ = writeln!(out, "  members     {}", names(&v.members));
+        let _ = writeln!(
+            out,
+            "  group key   {}",
+            v.group_key.as_deref().unwrap_or("-")
+        );
+        let _ = writeln!(
+            out,
+            "  magic block {}",
+            v.magic_block_hash.as_deref().unwrap_or("-")
+        );
+        if let Some(d) = v.duration_s() {
+            let _ = writeln!(
+                out,
+                "  took        {d:.1} s from committee selection to activation"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  signature   {} ({})",
+            v.signature
+                .as_deref()
+                .map(short)
+                .unwrap_or_else(|| "-".into()),
+            match v.signature_verified {
+                Some(true) => "threshold BLS, verified with blst",
+                Some(false) => "DOES NOT VERIFY",
+                None => "not checked",
+            }
+        );
+    }
+    out
+}
+
+/// The `--json` entry of one view.
+pub fn json(obs: &Observer, v: &ViewObs, message: Option<&[u8]>) -> Value {
+    let s = v
+        .sessions
+        .iter()
+        .rev()
+        .find(|s| s.failed.is_none())
+        .or(v.sessions.last());
+    let names = |ids: &[String]| ids.iter().map(|i| obs.name(i)).collect::<Vec<_>>();
+    json!({
+        "view": v.view,
+        "key_mode": s.map(|s| s.key_mode.clone()),
+        "session": s.map(|s| s.session),
+        "failed_sessions": v.sessions.iter().filter(|s| s.failed.is_some()).map(|s| json!({"session": s.session, "reason": s.failed})).collect::<Vec<_>>(),
+        "committee": s.map(|s| names(&s.committee)).unwrap_or_default(),
+        "qualified": s.map(|s| names(&s.qualified)).unwrap_or_default(),
+        "excluded": v.excluded.iter().map(|e| json!({
+            "node": obs.name(&e.identity),
+            "identity": e.identity,
+            "session": e.session,
+            "role": e.role,
+            "reason": e.reason,
+        })).collect::<Vec<_>>(),
+        "members": names(&v.members),
+        "group_public_key": v.group_key,
+        "magic_block_hash": v.magic_block_hash,
+        "signature": {
+            "message": message.map(hex::encode),
+            "signature": v.signature,
+            "verified": v.signature_verified,
+        },
+        "previous_signature": v.previous_signature,
+        "activated": v.activated,
+        "duration_s": v.duration_s(),
+    })
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The self-contained HTML report (inline CSS, no scripts, no network).
+pub fn html(obs: &Observer, title: &str) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>{t}</title>
+<style>
+body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}}
+h1{{font-size:1.4em}} h2{{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ccc}}
+code{{font-size:12px;word-break:break-all}}
+.tl{{position:relative;height:26px;background:#f4f4f4;margin:4px 0 2px 0;border-radius:3px}}
+.seg{{position:absolute;top:0;height:26px;color:#fff;font-size:11px;overflow:hidden;white-space:nowrap;padding-left:3px;box-sizing:border-box;border-right:1px solid #fff}}
+.contribute{{background:#4e79a7}} .share{{background:#f28e2b}} .publish{{background:#59a14f}} .wait{{background:#b07aa1}}
+table.m{{border-collapse:collapse;margin:8px 0}} table.m td,table.m th{{border:1px solid #ddd;width:22px;height:22px;text-align:center;font-size:11px;padding:0}}
+td.acked{{background:#59a14f;color:#fff}} td.revealed{{background:#edc948}} td.missing{{background:#e15759;color:#fff}}
+.legend span{{display:inline-block;padding:1px 6px;margin-right:6px}}
+.bad{{color:#b00}} .ok{{color:#080}}
+</style></head><body><h1>{t}</h1>
+<p>Built from the chain's events: each session's board was replayed to compute the qualified set and the dealer-by-player matrix.</p>
+"#,
+        t = esc(title)
+    );
+    let mut names: Vec<(String, String)> = obs
+        .names
+        .iter()
+        .map(|(id, n)| (n.clone(), id.clone()))
+        .collect();
+    names.sort();
+    for v in obs.views.values() {
+        let _ = write!(h, "<h2>View {}</h2>", v.view);
+        if let Some(r) = &v.aborted {
+            let _ = write!(h, "<p class=bad>View change aborted: {}</p>", esc(r));
+        }
+        // One timeline per view: all sessions on one time axis.
+        let t0 = v
+            .sessions
+            .iter()
+            .flat_map(|s| s.phases.first())
+            .map(|p| p.start_ms)
+            .min()
+            .unwrap_or(0);
+        let t1 = v
+            .sessions
+            .iter()
+            .flat_map(|s| s.phases.iter())
+            .map(|p| p.end_ms.unwrap_or(p.start_ms))
+            .max()
+            .unwrap_or(t0)
+            .max(t0 + 1);
+        let span = (t1 - t0) as f64;
+        for s in &v.sessions {
+            let _ = write!(
+                h,
+                "<h3>Session {} · {} key{}</h3>",
+                s.session,
+                esc(&s.key_mode),
+                s.failed
+                    .as_ref()
+                    .map(|r| format!(" · <span class=bad>failed: {}</span>", esc(r)))
+                    .unwrap_or_default()
+            );
+            let _ = write!(h, "<div class=tl>");
+            for p in &s.phases {
+                let end = p.end_ms.unwrap_or(p.start_ms);
+                let left = (p.start_ms - t0) as f64 / span * 100.0;
+                let width = ((end - p.start_ms) as f64 / span * 100.0).max(0.3);
+                let label = if p.attempt > 0 {
+                    format!("{} (attempt {})", p.phase, p.attempt + 1)
+                } else {
+                    p.phase.clone()
+                };
+                let _ = write!(
+                    h,
+                    "<div class='seg {}' style='left:{left:.2}%;width:{width:.2}%' title='{} · from block {} · {:.1} s'>{} {:.1}s</div>",
+                    esc(&p.phase),
+                    esc(&label),
+                    p.start_height,
+                    (end - p.start_ms) as f64 / 1000.0,
+                    esc(&label),
+                    (end - p.start_ms) as f64 / 1000.0
+                );
+            }
+            let _ = write!(h, "</div>");
+            let _ = write!(
+                h,
+                "<p>Committee: {}<br>Qualified dealers ({}): {}</p>",
+                s.committee
+                    .iter()
+                    .map(|i| esc(&obs.name(i)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                s.qualified.len(),
+                s.qualified
+                    .iter()
+                    .map(|i| esc(&obs.name(i)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if !s.matrix.is_empty() {
+                let _ = write!(
+                    h,
+                    "<p class=legend>Dealer (row) by player (column): <span style='background:#59a14f;color:#fff'>acked</span><span style='background:#edc948'>revealed</span><span style='background:#e15759;color:#fff'>missing</span></p><table class=m><tr><th></th>"
+                );
+                for (j, p) in s.committee.iter().enumerate() {
+                    let _ = write!(h, "<th title='{}'>{}</th>", esc(&obs.name(p)), j + 1);
+                }
+                let _ = write!(h, "</tr>");
+                for (d, row) in s.matrix.iter().enumerate() {
+                    let dealer = s.dealers.get(d).map(|x| obs.name(x)).unwrap_or_default();
+                    let _ = write!(h, "<tr><th title='{}'>{}</th>", esc(&dealer), esc(&dealer));
+                    for (j, c) in row.iter().enumerate() {
+                        let (class, mark) = match c {
+                            Cell::Acked => ("acked", "a"),
+                            Cell::Revealed => ("revealed", "r"),
+                            Cell::Missing => ("missing", "·"),
+                        };
+                        let player = s.committee.get(j).map(|x| obs.name(x)).unwrap_or_default();
+                        let _ = write!(
+                            h,
+                            "<td class={class} title='{} → {}: {class}'>{mark}</td>",
+                            esc(&dealer),
+                            esc(&player)
+                        );
+                    }
+                    let _ = write!(h, "</tr>");
+                }
+                let _ = write!(h, "</table>");
+            }
+        }
+        if !v.excluded.is_empty() {
+            let _ = write!(h, "<p>Exclusions and faults recorded on chain:</p><ul>");
+            for e in &v.excluded {
+                let _ = write!(
+                    h,
+                    "<li>{} (session {}, as {}): {}</li>",
+                    esc(&obs.name(&e.identity)),
+                    e.session,
+                    esc(&e.role),
+                    esc(&e.reason)
+                );
+            }
+            let _ = write!(h, "</ul>");
+        }
+        if v.activated {
+            let _ = write!(
+                h,
+                "<p>Group public key <code>{}</code><br>Magic block <code>{}</code><br>Signature <code>{}</code> {}</p>",
+                esc(v.group_key.as_deref().unwrap_or("-")),
+                esc(v.magic_block_hash.as_deref().unwrap_or("-")),
+                esc(v.signature.as_deref().unwrap_or("-")),
+                match v.signature_verified {
+                    Some(true) => "<span class=ok>verified (threshold BLS, blst)</span>",
+                    Some(false) => "<span class=bad>does not verify</span>",
+                    None => "",
+                }
+            );
+        }
+    }
+    let _ = write!(h, "<h2>Nodes</h2><table>");
+    for (n, id) in names {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td><code>{}</code></td></tr>",
+            esc(&n),
+            esc(&id)
+        );
+    }
+    let _ = writeln!(h, "</table></body></html>");
+    h
+}

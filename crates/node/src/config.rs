@@ -1,0 +1,291 @@
+//! Node configuration: defaults, a TOML file, then per-field overrides (the CLI's flags).
+//!
+//! ```toml
+//! data_dir = "node-1"                      # redb database and nothing else
+//! chain_url = "http://127.0.0.1:7450"      # the chain's HTTP API
+//! listen = "/ip4/127.0.0.1/tcp/9001"       # libp2p listen address
+//! bootstrap = ["/ip4/127.0.0.1/tcp/9000/p2p/12D3Koo..."]
+//! key_file = "node-1.key"                  # written by `keyquorum keys new`
+//! passphrase_file = "node-1.pass"          # or passphrase_env = "KEYQUORUM_PASSPHRASE"
+//! stake = 100                              # stake registered with
+//! status_listen = "127.0.0.1:9101"         # /status and /metrics
+//! fault = "none"                           # demo only: silent | bad-share | equivocate | crash
+//! ```
+//!
+//! Unknown keys are an error (a typo must not silently fall back to a default).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::keystore::{DEFAULT_PASSPHRASE_ENV, PassphraseSource};
+
+/// A deliberate deviation from the protocol, for demonstrations and tests. Each is a real
+/// behaviour of the node, not a simulation: the chain and the peers see exactly what a faulty
+/// validator would do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// Honest.
+    #[default]
+    None,
+    /// Registers, then takes no part in any ceremony (no posts, messages, acks or signatures).
+    Silent,
+    /// As a dealer, encrypts wrong shares to more players than it may reveal for, so it cannot
+    /// complete its publication.
+    BadShare,
+    /// As a dealer, posts a second, different contribution (signed: provable equivocation).
+    Equivocate,
+    /// Aborts the process when the share phase of its first ceremony begins (once: a restarted
+    /// node then behaves honestly).
+    Crash,
+}
+
+impl Fault {
+    /// The name used in configuration and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::None => "none",
+            Fault::Silent => "silent",
+            Fault::BadShare => "bad-share",
+            Fault::Equivocate => "equivocate",
+            Fault::Crash => "crash",
+        }
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "none" => Fault::None,
+            "silent" => Fault::Silent,
+            "bad-share" => Fault::BadShare,
+            "equivocate" => Fault::Equivocate,
+            "crash" => Fault::Crash,
+            other => {
+                return Err(format!(
+                    "unknown fault {other:?} (none, silent, bad-share, equivocate, crash)"
+                ));
+            }
+        })
+    }
+}
+
+/// Configuration of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Directory of the node's database (`node.redb`); created if missing.
+    pub data_dir: PathBuf,
+    /// Base URL of the chain's HTTP API.
+    pub chain_url: String,
+    /// libp2p listen multiaddr.
+    pub listen: String,
+    /// Bootstrap peers (multiaddrs ending in `/p2p/<peer id>`).
+    pub bootstrap: Vec<String>,
+    /// Encrypted keystore.
+    pub key_file: PathBuf,
+    /// File holding the keystore passphrase; when absent, `passphrase_env` is read.
+    pub passphrase_file: Option<PathBuf>,
+    /// Environment variable holding the passphrase.
+    pub passphrase_env: String,
+    /// Stake to register with.
+    pub stake: u64,
+    /// Address of the status and metrics HTTP server.
+    pub status_listen: SocketAddr,
+    /// Protocol deviation (demo and tests only).
+    pub fault: Fault,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            data_dir: PathBuf::from("keyquorum-node"),
+            chain_url: "http://127.0.0.1:7450".into(),
+            listen: "/ip4/127.0.0.1/tcp/0".into(),
+            bootstrap: Vec::new(),
+            key_file: PathBuf::from("node.key"),
+            passphrase_file: None,
+            passphrase_env: DEFAULT_PASSPHRASE_ENV.into(),
+            stake: 100,
+            status_listen: SocketAddr::from(([127, 0, 0, 1], 7460)),
+            fault: Fault::None,
+        }
+    }
+}
+
+/// Per-field replacements (from flags), applied over the defaults or the file.
+#[derive(Debug, Clone, Default)]
+#[allow(missing_docs)]
+pub struct NodeConfigOverrides {
+    pub data_dir: Option<PathBuf>,
+    pub chain_url: Option<String>,
+    pub listen: Option<String>,
+    pub bootstrap: Option<Vec<String>>,
+    pub key_file: Option<PathBuf>,
+    pub passphrase_file: Option<PathBuf>,
+    pub passphrase_env: Option<String>,
+    pub stake: Option<u64>,
+    pub status_listen: Option<SocketAddr>,
+    pub fault: Option<Fault>,
+}
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// The TOML is invalid or has unknown fields.
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value is unusable.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl NodeConfig {
+    /// Parses TOML; missing fields take their defaults.
+    pub fn from_toml_str(s: &str) -> Result<Self, ConfigError> {
+        Ok(toml::from_str(s)?)
+    }
+
+    /// Defaults, then `file`, then `overrides`; validated.
+    pub fn load(file: Option<&Path>, o: &NodeConfigOverrides) -> Result<Self, ConfigError> {
+        let mut c = match file {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.to_owned(), e))?;
+                Self::from_toml_str(&text)?
+            }
+            None => Self::default(),
+        };
+        macro_rules! set {
+            ($($f:ident),*) => {$(
+                if let Some(v) = &o.$f {
+                    c.$f = v.clone();
+                }
+            )*};
+        }
+        set!(
+            data_dir,
+            chain_url,
+            listen,
+            bootstrap,
+            key_file,
+            passphrase_env,
+            stake,
+            status_listen,
+            fault
+        );
+        if o.passphrase_file.is_some() {
+            c.passphrase_file = o.passphrase_file.clone();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if !self.chain_url.starts_with("http://") {
+            return bad(format!(
+                "chain_url {:?} must be an http:// URL",
+                self.chain_url
+            ));
+        }
+        if self.listen.parse::<keyquorum_net::Multiaddr>().is_err() {
+            return bad(format!("listen {:?} is not a multiaddr", self.listen));
+        }
+        for b in &self.bootstrap {
+            if b.parse::<keyquorum_net::Multiaddr>().is_err() {
+                return bad(format!("bootstrap {b:?} is not a multiaddr"));
+            }
+        }
+        if self.stake == 0 {
+            return bad("stake must be positive".into());
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir must not be empty".into());
+        }
+        if self.passphrase_env.is_empty() && self.passphrase_file.is_none() {
+            return bad("set passphrase_file or passphrase_env".into());
+        }
+        Ok(())
+    }
+
+    /// Where the passphrase comes from.
+    pub fn passphrase_source(&self) -> PassphraseSource {
+        match &self.passphrase_file {
+            Some(p) => PassphraseSource::File(p.clone()),
+            None => PassphraseSource::Env(self.passphrase_env.clone()),
+        }
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("node.redb")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            r#"
+data_dir = "/tmp/n1"
+chain_url = "http://127.0.0.1:9999"
+bootstrap = ["/ip4/127.0.0.1/tcp/4001"]
+stake = 42
+fault = "bad-share"
+"#,
+        )
+        .unwrap();
+        let c = NodeConfig::load(Some(&path), &NodeConfigOverrides::default()).unwrap();
+        assert_eq!(c.stake, 42);
+        assert_eq!(c.fault, Fault::BadShare);
+        assert_eq!(c.listen, NodeConfig::default().listen);
+        let o = NodeConfigOverrides {
+            stake: Some(7),
+            fault: Some(Fault::None),
+            passphrase_file: Some("/tmp/p".into()),
+            bootstrap: Some(vec![]),
+            ..Default::default()
+        };
+        let c = NodeConfig::load(Some(&path), &o).unwrap();
+        assert_eq!(c.stake, 7);
+        assert_eq!(c.fault, Fault::None);
+        assert!(c.bootstrap.is_empty());
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/n1"));
+        assert_eq!(
+            c.passphrase_source(),
+            PassphraseSource::File("/tmp/p".into())
+        );
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(NodeConfig::from_toml_str("stake = \"lots\"").is_err());
+        assert!(NodeConfig::from_toml_str("unknown = 1").is_err());
+        assert!(NodeConfig::from_toml_str("fault = \"evil\"").is_err());
+        for bad in [
+            "stake = 0",
+            "chain_url = \"ftp://x\"",
+            "listen = \"not a multiaddr\"",
+            "bootstrap = [\"nope\"]",
+        ] {
+            let c = NodeConfig::from_toml_str(bad).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        assert_eq!("equivocate".parse::<Fault>(), Ok(Fault::Equivocate));
+        assert!("x".parse::<Fault>().is_err());
+    }
+}

@@ -1,0 +1,47 @@
+//! # keyquorum-node
+//!
+//! The validator daemon (`keyquorum node`): it follows the chain, registers itself with its
+//! stake, and takes part in every view change on its own, one process per validator, talking to
+//! its peers over `keyquorum-net` and to the chain through the [`chain::ChainClient`] trait.
+//!
+//! ## Design
+//! - [`driver::Driver`] is the deterministic core. It turns chain blocks (in height order,
+//!   events in block order) and peer messages into inputs for the engine's
+//!   `AckRevealNode`, and the participant's actions into [`driver::Effect`]s. The contract's
+//!   events carry the board inputs exactly (`PostAccepted`/`PostRejected` with the post bytes,
+//!   `BoardDeadline`), so the node never derives a deadline itself and its board equals the
+//!   contract's.
+//! - [`store`] persists, in one redb transaction per block or message batch, every input
+//!   consumed and the node's state; the participant's seed is sealed before `Start`. Effects
+//!   leave the process only after the commit, so `kill -9` at any point and a restart replay
+//!   the participant to the same state and the same outputs, byte for byte: a restarted dealer
+//!   cannot send two different commitments or shares.
+//! - [`runtime`] carries out effects: deliveries over request-response with retries until the
+//!   peer answers or the session ends, a pull of missed deals after a restart, and a
+//!   one-at-a-time transaction queue (the contract takes nonces strictly in order).
+//! - Keys ([`keys`], [`keystore`]): one master seed in an Argon2id + ChaCha20-Poly1305
+//!   keystore; identity, share-encryption, libp2p and storage keys are derived from it. Shares
+//!   and seeds are stored sealed under the storage key; no secret is ever logged.
+//! - Observability ([`status`], [`metrics`]): `/status` (view, phase, committee, qualified set,
+//!   own index, group key) and Prometheus `/metrics`; structured logs with `tracing`.
+//! - [`config::Fault`]: honest deviations for the demo (silent, wrong shares, equivocation,
+//!   crash).
+
+#![warn(missing_docs)]
+
+pub mod chain;
+pub mod cli;
+pub mod config;
+pub mod driver;
+pub mod keys;
+pub mod keystore;
+pub mod metrics;
+pub mod network;
+pub mod runtime;
+pub mod status;
+pub mod store;
+
+pub use chain::{ChainClient, HttpChainClient};
+pub use config::{Fault, NodeConfig};
+pub use driver::Driver;
+pub use keys::NodeKeys;

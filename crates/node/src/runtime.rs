@@ -1,0 +1,654 @@
+//! The node's event loop: chain follower, peer messages, transaction queue, status server.
+//!
+//! One task owns the [`Driver`] and handles, one at a time: a committed block from the follower
+//! task, a batch of peer messages, the outcome of a submission. Whatever the driver returns is
+//! carried out afterwards (its inputs are durable by then):
+//! - direct messages are delivered by one task each, retried with capped backoff until the
+//!   peer answers or the session ends (a restarting peer is reached when it is back);
+//! - transactions go through a queue with a few in flight at once, because the contract
+//!   applies nonces strictly in order: a refused transaction must not strand the ones after it
+//!   (they are signed again with fresh nonces). The nonce is the chain's count of our applied
+//!   transactions, which the driver tracks from the blocks (and persists).
+//!
+//! Peers that send a message for a session this node has not seen start yet get no answer, so
+//! they retry; messages are acknowledged only once durable.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use keyquorum_contract::Transaction;
+use keyquorum_contract::hex::Bytes;
+use keyquorum_contract::tx::{NetworkIdentity, TxBody};
+use keyquorum_net::libp2p::multiaddr::Protocol;
+use keyquorum_net::{Multiaddr, NetEvent, Network, NetworkHandle, Target};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::chain::{ChainBlock, ChainClient, SubmitOutcome};
+use crate::config::NodeConfig;
+use crate::driver::{
+    Driver, DriverError, Effect, Incoming, KIND_DIRECT, KIND_PULL, OwnTx, Submission, Verdict,
+};
+use crate::keys::NodeKeys;
+use crate::metrics::Metrics;
+use crate::network::net_config;
+use crate::status::{Status, StatusHandle};
+use crate::store::Store;
+
+/// Runtime errors.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Bad configuration.
+    #[error("{0}")]
+    Config(String),
+    /// The driver (database) failed.
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    /// Networking failed to start.
+    #[error("network: {0}")]
+    Net(String),
+    /// I/O.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Longest a direct message is retried.
+const DELIVERY_PATIENCE: Duration = Duration::from_secs(600);
+/// Blocks to wait for a submitted transaction before submitting it again.
+const INCLUSION_PATIENCE: u64 = 20;
+
+enum Follow {
+    Block(Box<ChainBlock>),
+    Head(u64),
+}
+
+struct Inflight {
+    hash: [u8; 32],
+    sub: Submission,
+    height: u64,
+}
+
+/// Transactions in nonce order, a few in flight at once (see the module docs).
+///
+/// In-flight transactions carry consecutive nonces from the chain's count. When one is refused
+/// without consuming its nonce, every later one in flight is bound to fail on its nonce, so they
+/// all go back to the front of the queue, in order, to be signed again with fresh nonces (a
+/// copy that lands anyway is refused as a duplicate by the contract: posts, partial signatures
+/// and registrations are idempotent).
+#[derive(Default)]
+struct TxQueue {
+    queue: VecDeque<Submission>,
+    inflight: VecDeque<Inflight>,
+    not_before: Option<Instant>,
+}
+
+/// Most transactions submitted and not yet seen in a block.
+const MAX_IN_FLIGHT: usize = 4;
+
+impl TxQueue {
+    /// Puts in-flight transactions from position `from` on back at the front of the queue.
+    fn requeue_from(&mut self, from: usize, delay: Duration) {
+        while self.inflight.len() > from {
+            let f = self.inflight.pop_back().expect("length checked");
+            self.queue.push_front(f.sub);
+        }
+        self.not_before = Some(Instant::now() + delay);
+    }
+
+    fn on_own_tx(&mut self, own: &OwnTx) {
+        let Some(pos) = self.inflight.iter().position(|f| f.hash == own.hash) else {
+            return;
+        };
+        match own.rejected.as_deref() {
+            None => {
+                self.inflight.remove(pos);
+            }
+            Some("bad_nonce" | "stale_nonce") => self.requeue_from(pos, Duration::ZERO),
+            Some(code) => {
+                let f = self.inflight.remove(pos).expect("position found");
+                // Enough partial signatures were in before ours: expected, not a problem.
+                if code == "signature_complete" || code == "duplicate_partial" {
+                    debug!(kind = f.sub.kind, %code, "transaction not needed");
+                } else {
+                    warn!(kind = f.sub.kind, %code, "transaction refused by the contract");
+                }
+                self.requeue_from(pos, Duration::ZERO);
+            }
+        }
+    }
+
+    fn on_height(&mut self, height: u64) {
+        if self
+            .inflight
+            .front()
+            .is_some_and(|f| height > f.height + INCLUSION_PATIENCE)
+        {
+            debug!("transaction not included in time; submitting again");
+            self.requeue_from(0, Duration::ZERO);
+        }
+    }
+}
+
+struct Runtime {
+    chain_id: String,
+    keys: Arc<NodeKeys>,
+    net: NetworkHandle,
+    metrics: Arc<Metrics>,
+    sessions: HashMap<[u8; 32], watch::Sender<bool>>,
+    txq: TxQueue,
+    height: u64,
+    submitter: mpsc::Sender<([u8; 32], Vec<u8>)>,
+    pulled_tx: mpsc::Sender<Incoming>,
+}
+
+impl Runtime {
+    async fn apply(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Crash => {
+                    // The state (including "crashed once") is durable: die like kill -9.
+                    std::process::abort();
+                }
+                Effect::Send {
+                    session,
+                    to,
+                    kind,
+                    payload,
+                } => {
+                    let cancel = self
+                        .sessions
+                        .entry(session)
+                        .or_insert_with(|| watch::channel(false).0)
+                        .subscribe();
+                    tokio::spawn(deliver(
+                        self.net.clone(),
+                        session,
+                        to,
+                        kind,
+                        payload,
+                        cancel,
+                        self.metrics.clone(),
+                    ));
+                }
+                Effect::Pull { session, from } => {
+                    let net = self.net.clone();
+                    let tx = self.pulled_tx.clone();
+                    let metrics = self.metrics.clone();
+                    tokio::spawn(async move {
+                        match net
+                            .send(
+                                Target::Identity(from.clone()),
+                                session,
+                                KIND_PULL,
+                                Vec::new(),
+                            )
+                            .await
+                        {
+                            Ok(deal) if !deal.is_empty() => {
+                                metrics.sent("pull", 0);
+                                metrics.received("deal", deal.len());
+                                let _ = tx
+                                    .send(Incoming {
+                                        session,
+                                        from: Some(from),
+                                        payload: deal,
+                                    })
+                                    .await;
+                            }
+                            Ok(_) => {}
+                            Err(e) => debug!(error = %e, "pull failed"),
+                        }
+                    });
+                }
+                Effect::Submit(s) => self.txq.queue.push_back(*s),
+                Effect::EnterSession {
+                    session,
+                    members,
+                    hints,
+                } => {
+                    self.sessions
+                        .entry(session)
+                        .or_insert_with(|| watch::channel(false).0);
+                    if let Err(e) = self.net.set_session_members(session, members).await {
+                        warn!(error = %e, "cannot set the session's members");
+                    }
+                    for (id, addrs) in hints {
+                        let addrs: Vec<Multiaddr> =
+                            addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                        if !addrs.is_empty() {
+                            let _ = self.net.add_address_hint(Target::Identity(id), addrs).await;
+                        }
+                    }
+                }
+                Effect::Learn {
+                    identity,
+                    addresses,
+                    peers,
+                } => {
+                    // Resolve (and cache) the peer's signed record through the DHT now, long
+                    // before a ceremony needs it, and spread over time: every node learns every
+                    // registration in the same block, and a few thousand DHT queries at once
+                    // would starve the first ceremony of CPU.
+                    let addrs: Vec<Multiaddr> =
+                        addresses.iter().filter_map(|a| a.parse().ok()).collect();
+                    if !addrs.is_empty() {
+                        let _ = self
+                            .net
+                            .add_address_hint(Target::Identity(identity.clone()), addrs)
+                            .await;
+                    }
+                    let net = self.net.clone();
+                    let spread = (peers as u64 * 150).clamp(500, 15_000);
+                    let mut h = Sha256::new();
+                    h.update(self.keys.identity().public().as_bytes());
+                    h.update(&identity);
+                    let d: [u8; 32] = h.finalize().into();
+                    let delay = Duration::from_millis(
+                        u64::from_be_bytes(d[..8].try_into().expect("8 bytes")) % spread,
+                    );
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        if let Err(e) = net.lookup_record(&identity).await {
+                            debug!(error = %e, "early lookup failed; resolved when needed");
+                        }
+                    });
+                }
+                Effect::LeaveSession { session } => {
+                    // Dropping the sender cancels the session's deliveries.
+                    self.sessions.remove(&session);
+                }
+            }
+        }
+    }
+
+    /// Submits queued transactions while fewer than [`MAX_IN_FLIGHT`] are in flight.
+    fn pump(&mut self, driver: &Driver) {
+        if self.txq.not_before.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        while self.txq.inflight.len() < MAX_IN_FLIGHT {
+            let Some(sub) = self.txq.queue.pop_front() else {
+                return;
+            };
+            // It would land in the next block at the earliest.
+            if sub.expires.is_some_and(|e| e <= self.height) {
+                debug!(
+                    kind = sub.kind,
+                    "dropping a transaction whose phase is over"
+                );
+                continue;
+            }
+            let nonce = driver.nonce() + self.txq.inflight.len() as u64;
+            let bytes = Transaction::sign(
+                &self.chain_id,
+                self.keys.identity(),
+                nonce,
+                sub.body.clone(),
+            )
+            .encode();
+            let hash: [u8; 32] = Sha256::digest(&bytes).into();
+            self.metrics.sent(sub.kind, bytes.len());
+            debug!(kind = sub.kind, nonce, "submitting transaction");
+            self.txq.inflight.push_back(Inflight {
+                hash,
+                sub,
+                height: self.height,
+            });
+            // One submitter posts them in queue order: transactions that reach the mempool out
+            // of nonce order are refused in the block and cost a round trip each.
+            if self.submitter.try_send((hash, bytes)).is_err() {
+                self.txq.requeue_from(0, Duration::from_millis(300));
+                return;
+            }
+        }
+    }
+
+    fn on_submitted(&mut self, hash: [u8; 32], outcome: SubmitOutcome) {
+        let Some(pos) = self.txq.inflight.iter().position(|f| f.hash == hash) else {
+            return;
+        };
+        match outcome {
+            SubmitOutcome::Accepted | SubmitOutcome::Duplicate => {}
+            SubmitOutcome::Busy => self.txq.requeue_from(pos, Duration::from_millis(300)),
+            SubmitOutcome::Rejected { code, reason } => {
+                if code == "stale_nonce" || code == "bad_nonce" {
+                    // Our view of the chain lags; retry once more blocks are processed.
+                    self.txq.requeue_from(pos, Duration::from_millis(200));
+                } else {
+                    let f = self.txq.inflight.remove(pos).expect("position found");
+                    warn!(kind = f.sub.kind, %code, %reason, "transaction refused");
+                    self.txq.requeue_from(pos, Duration::ZERO);
+                }
+            }
+        }
+    }
+}
+
+async fn deliver(
+    net: NetworkHandle,
+    session: [u8; 32],
+    to: Vec<u8>,
+    kind: &'static str,
+    payload: Vec<u8>,
+    mut cancel: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+) {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let attempt = net.send(
+            Target::Identity(to.clone()),
+            session,
+            KIND_DIRECT,
+            payload.clone(),
+        );
+        tokio::select! {
+            _ = cancel.changed() => return,
+            r = attempt => match r {
+                Ok(_) => {
+                    metrics.sent(kind, payload.len());
+                    return;
+                }
+                Err(e) => debug!(kind, error = %e, "delivery attempt failed; will retry"),
+            },
+        }
+        if started.elapsed() > DELIVERY_PATIENCE {
+            warn!(kind, "giving up delivering a message");
+            return;
+        }
+        tokio::select! {
+            _ = cancel.changed() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// What a running node exposes to its embedder.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Status server address.
+    pub status_addr: SocketAddr,
+    /// libp2p listen addresses (with `/p2p/<peer id>`).
+    pub p2p_addrs: Vec<Multiaddr>,
+}
+
+async fn wait_for_chain<C: ChainClient>(chain: &C) -> String {
+    let mut logged = false;
+    loop {
+        match chain.status().await {
+            Ok(v) => {
+                if let Some(id) = v["chain_id"].as_str() {
+                    return id.to_string();
+                }
+                warn!("chain status has no chain_id; is the contract running?");
+            }
+            Err(e) => {
+                if !logged {
+                    info!(error = %e, "waiting for the chain");
+                    logged = true;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Runs a node until `shutdown` resolves. `ready` receives the node's addresses once it
+/// listens.
+pub async fn run<C: ChainClient>(
+    config: NodeConfig,
+    keys: NodeKeys,
+    chain: C,
+    shutdown: impl Future<Output = ()>,
+    ready: Option<tokio::sync::oneshot::Sender<NodeInfo>>,
+) -> Result<(), NodeError> {
+    let keys = Arc::new(keys);
+    let metrics = Arc::new(Metrics::new());
+    let status = Arc::new(Mutex::new(Status::default()));
+    let (status_addr, _server) = crate::status::serve(
+        config.status_listen,
+        StatusHandle {
+            status: status.clone(),
+            metrics: metrics.clone(),
+        },
+    )
+    .await?;
+
+    let listen: Multiaddr = config
+        .listen
+        .parse()
+        .map_err(|e| NodeError::Config(format!("listen: {e}")))?;
+    let bootstrap: Vec<Multiaddr> = config
+        .bootstrap
+        .iter()
+        .map(|b| b.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| NodeError::Config(format!("bootstrap: {e}")))?;
+    let (net, mut net_rx) = Network::new(net_config(&keys, listen, bootstrap))
+        .map_err(|e| NodeError::Net(e.to_string()))?;
+    let p2p_addrs: Vec<Multiaddr> =
+        tokio::time::timeout(Duration::from_secs(10), net.listen_addrs())
+            .await
+            .map_err(|_| NodeError::Net("not listening after 10 s".into()))?
+            .map_err(|e| NodeError::Net(e.to_string()))?
+            .into_iter()
+            .map(|a| a.with(Protocol::P2p(keys.peer_id())))
+            .collect();
+    info!(
+        identity = %hex::encode(&keys.identity().public().as_bytes()[..8]),
+        peer_id = %keys.peer_id(),
+        p2p = ?p2p_addrs,
+        status = %status_addr,
+        fault = config.fault.name(),
+        "node started"
+    );
+    if let Some(r) = ready {
+        let _ = r.send(NodeInfo {
+            status_addr,
+            p2p_addrs: p2p_addrs.clone(),
+        });
+    }
+    // Keep our signed address record in the DHT: retry until it is stored, then refresh.
+    {
+        let net = net.clone();
+        tokio::spawn(async move {
+            loop {
+                let wait = match net.publish_address_record().await {
+                    Ok(()) => Duration::from_secs(30),
+                    Err(e) => {
+                        debug!(error = %e, "address record not published yet");
+                        Duration::from_millis(500)
+                    }
+                };
+                tokio::time::sleep(wait).await;
+            }
+        });
+    }
+
+    let chain_id = wait_for_chain(&chain).await;
+    info!(%chain_id, "connected to the chain");
+    let store = Store::open(&config.db_path()).map_err(DriverError::from)?;
+    let (mut driver, effects) = Driver::open(
+        store,
+        keys.clone(),
+        config.fault,
+        metrics.clone(),
+        status.clone(),
+    )?;
+
+    let (follow_tx, mut follow_rx) = mpsc::channel::<Follow>(16);
+    {
+        let chain = chain.clone();
+        let mut from = driver.cursor();
+        tokio::spawn(async move {
+            loop {
+                match chain.blocks(from, 2000).await {
+                    Ok(b) => {
+                        for block in b.blocks {
+                            from = block.height + 1;
+                            if follow_tx
+                                .send(Follow::Block(Box::new(block)))
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                        if follow_tx.send(Follow::Head(b.height)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "chain poll failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    let (submit_tx, mut submit_rx) = mpsc::channel(64);
+    let (submitter, mut to_submit) = mpsc::channel::<([u8; 32], Vec<u8>)>(64);
+    {
+        let chain = chain.clone();
+        tokio::spawn(async move {
+            while let Some((hash, bytes)) = to_submit.recv().await {
+                let outcome = match chain.submit(bytes).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        debug!(error = %e, "submission failed");
+                        SubmitOutcome::Busy
+                    }
+                };
+                if submit_tx.send((hash, outcome)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let (pulled_tx, mut pulled_rx) = mpsc::channel::<Incoming>(256);
+    let mut rt = Runtime {
+        chain_id,
+        keys: keys.clone(),
+        net: net.clone(),
+        metrics: metrics.clone(),
+        sessions: HashMap::new(),
+        txq: TxQueue::default(),
+        height: driver.cursor().saturating_sub(1),
+        submitter,
+        pulled_tx,
+    };
+    rt.apply(effects).await;
+    let registration = TxBody::Register {
+        pop: keys.identity().proof_of_possession(),
+        encryption_key: keys.encryption().public_key(),
+        network: NetworkIdentity {
+            peer_id: Bytes(keys.peer_id().to_bytes()),
+            addresses: p2p_addrs.iter().take(8).map(|a| a.to_string()).collect(),
+        },
+        stake: config.stake,
+    };
+    let mut registration_sent: Option<u64> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(f) = follow_rx.recv() => match f {
+                Follow::Block(b) => {
+                    let out = tokio::task::block_in_place(|| driver.process_block(&b))?;
+                    rt.height = b.height;
+                    for own in &out.own_txs {
+                        rt.txq.on_own_tx(own);
+                    }
+                    rt.txq.on_height(b.height);
+                    rt.apply(out.effects).await;
+                }
+                Follow::Head(h) => {
+                    // Caught up with the chain: register if the chain does not know us (again
+                    // after a while if it still does not).
+                    if driver.cursor() > h
+                        && !driver.registered()
+                        && registration_sent.is_none_or(|at| rt.height > at + 30)
+                    {
+                        info!(stake = config.stake, "registering");
+                        registration_sent = Some(rt.height);
+                        rt.txq.queue.push_back(Submission {
+                            body: registration.clone(),
+                            kind: "register",
+                            expires: None,
+                        });
+                    }
+                }
+            },
+            Some(ev) = net_rx.recv() => {
+                let mut batch = Vec::new();
+                let mut replies = Vec::new();
+                let mut next = Some(ev);
+                while let Some(ev) = next {
+                    match ev {
+                        NetEvent::Request { from_identity, session, kind, payload, reply, .. } => {
+                            match kind {
+                                KIND_DIRECT => {
+                                    let label = match payload.first() {
+                                        Some(16) => "deal",
+                                        Some(17) => "ack",
+                                        _ => "direct",
+                                    };
+                                    metrics.received(label, payload.len());
+                                    batch.push(Incoming { session, from: from_identity, payload });
+                                    replies.push(Some(reply));
+                                }
+                                KIND_PULL => {
+                                    metrics.received("pull", payload.len());
+                                    let deal = from_identity
+                                        .as_deref()
+                                        .and_then(|id| driver.deal_for(&session, id))
+                                        .unwrap_or_default();
+                                    if !deal.is_empty() {
+                                        metrics.sent("deal", deal.len());
+                                    }
+                                    let _ = reply.send(deal);
+                                }
+                                _ => drop(reply),
+                            }
+                        }
+                        NetEvent::Rejected { reason, .. } => {
+                            debug!(?reason, "request refused by the session allow-list");
+                            metrics.fault("rejected_request");
+                        }
+                        _ => {}
+                    }
+                    next = if batch.len() < 256 { net_rx.try_recv().ok() } else { None };
+                }
+                while let Ok(inc) = pulled_rx.try_recv() {
+                    batch.push(inc);
+                    replies.push(None);
+                }
+                let (verdicts, effects) = tokio::task::block_in_place(|| driver.process_messages(batch))?;
+                for (v, r) in verdicts.into_iter().zip(replies) {
+                    if let Some(r) = r && v != Verdict::Later {
+                        let _ = r.send(Vec::new());
+                    }
+                }
+                rt.apply(effects).await;
+            }
+            Some(inc) = pulled_rx.recv() => {
+                let (_, effects) = tokio::task::block_in_place(|| driver.process_messages(vec![inc]))?;
+                rt.apply(effects).await;
+            }
+            Some((hash, outcome)) = submit_rx.recv() => rt.on_submitted(hash, outcome),
+            _ = tick.tick() => {}
+        }
+        rt.pump(&driver);
+    }
+    info!("node stopping");
+    net.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,349 @@
+//! The node's database (redb): everything needed to resume after `kill -9`.
+//!
+//! Tables:
+//! - `meta`: `"state"` -> the [`NodeState`] as JSON (chain cursor, nonce, registry, the running
+//!   session's definition, finished outputs' public parts, which views' shares are held);
+//! - `inputs`: `(session id, sequence)` -> one encoded participant [`Input`], in the order the
+//!   participant consumed them;
+//! - `secrets`: label -> a value sealed with the node's storage key ([`NodeKeys::seal`]): each
+//!   session's participant seed (`seed/<session>`), its secret share once finished
+//!   (`output/<session>`), and the share of each view held (`share/<view>`).
+//!
+//! The driver writes one transaction per chain block or per batch of peer messages, containing
+//! the inputs it is about to consume and the new state, and commits it (fsync) before any
+//! resulting message, post or signature leaves the process. A crash therefore leaves either
+//! none or all of a batch, and the replay of seed plus logged inputs reproduces every output
+//! byte for byte.
+//!
+//! [`NodeKeys::seal`]: crate::keys::NodeKeys::seal
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use keyquorum_contract::SessionSpec;
+use keyquorum_contract::tx::NetworkIdentity;
+use keyquorum_dkg::node::Input;
+use redb::{Database, ReadableDatabase, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const INPUTS: TableDefinition<(&[u8; 32], u64), &[u8]> = TableDefinition::new("inputs");
+const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed.
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    /// Stored data does not decode.
+    #[error("database content: {0}")]
+    Corrupt(String),
+}
+
+fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
+    StoreError::Db(e.into())
+}
+
+/// The session the node takes part in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// View being created.
+    pub view: u64,
+    /// Session number within the view change.
+    pub session: u32,
+    /// Session id (hex).
+    pub session_id: String,
+    /// The contract's definition of the session.
+    pub spec: SessionSpec,
+    /// Inputs logged so far.
+    pub inputs: u64,
+    /// The participant finished (success or failure).
+    pub done: bool,
+}
+
+/// An exclusion as the node saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExclusionRecord {
+    /// `dealer` or `player`.
+    pub role: String,
+    /// Position in that role.
+    pub index: u32,
+    /// Identity (hex).
+    pub identity: String,
+    /// Fault name.
+    pub fault: String,
+}
+
+/// The public part of a finished ceremony (the secret share is sealed separately).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    /// View.
+    pub view: u64,
+    /// Session.
+    pub session: u32,
+    /// Session id (hex).
+    pub session_id: String,
+    /// Succeeded.
+    pub success: bool,
+    /// Own player position, if a player.
+    pub player_index: Option<u32>,
+    /// Group key (hex, compressed G1).
+    pub group_key: Option<String>,
+    /// Qualified dealers (positions).
+    pub qualified: Vec<u32>,
+    /// Qualified dealers (identities, hex).
+    pub qualified_identities: Vec<String>,
+    /// Exclusions.
+    pub exclusions: Vec<ExclusionRecord>,
+    /// Whether `output/<session id>` holds a share.
+    pub has_share: bool,
+}
+
+/// A view whose share the node holds in `share/<view>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareRecord {
+    /// View.
+    pub view: u64,
+    /// Session that produced it.
+    pub session: u32,
+    /// Member index in that view's magic block.
+    pub index: u64,
+    /// Group key (hex).
+    pub group_key: String,
+}
+
+/// The magic block awaiting signatures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingMagic {
+    /// View.
+    pub view: u64,
+    /// Session.
+    pub session: u32,
+    /// Block hash (hex).
+    pub hash: String,
+    /// Own index in the block, if a member.
+    pub index: Option<u64>,
+    /// Group key (hex).
+    pub group_key: String,
+    /// Member identities (hex), in index order.
+    pub members: Vec<String>,
+}
+
+/// Everything the node persists besides inputs and secrets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    /// Next block height to process.
+    pub cursor: u64,
+    /// Next transaction nonce, as the chain counts it.
+    pub nonce: u64,
+    /// Whether the chain has our registration.
+    pub registered: bool,
+    /// The `crash` fault fired already.
+    pub crashed_once: bool,
+    /// Registered nodes (identity hex -> network identity): address hints.
+    pub registry: BTreeMap<String, NetworkIdentity>,
+    /// The running session.
+    pub session: Option<SessionRecord>,
+    /// Recently finished sessions, newest last.
+    pub outputs: Vec<OutputRecord>,
+    /// Views whose shares are held, newest last (the current and the previous one).
+    pub shares: Vec<ShareRecord>,
+    /// The magic block being signed.
+    pub pending_magic: Option<PendingMagic>,
+    /// The active view.
+    pub current_view: u64,
+}
+
+/// Encodes a participant input for the log.
+pub fn encode_input(input: &Input) -> Vec<u8> {
+    match input {
+        Input::Start => vec![0],
+        Input::Message(m) => [&[1u8][..], m].concat(),
+        Input::BoardPost(p) => [&[2u8][..], p].concat(),
+        Input::Deadline => vec![3],
+    }
+}
+
+/// Decodes [`encode_input`].
+pub fn decode_input(bytes: &[u8]) -> Result<Input, StoreError> {
+    match bytes.split_first() {
+        Some((0, [])) => Ok(Input::Start),
+        Some((1, m)) => Ok(Input::Message(m.to_vec())),
+        Some((2, p)) => Ok(Input::BoardPost(p.to_vec())),
+        Some((3, [])) => Ok(Input::Deadline),
+        _ => Err(StoreError::Corrupt("input log entry".into())),
+    }
+}
+
+/// The database.
+pub struct Store {
+    db: Database,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens or creates the database.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", dir.display())))?;
+        }
+        let db = Database::create(path).map_err(dberr)?;
+        let w = db.begin_write().map_err(dberr)?;
+        {
+            w.open_table(META).map_err(dberr)?;
+            w.open_table(INPUTS).map_err(dberr)?;
+            w.open_table(SECRETS).map_err(dberr)?;
+        }
+        w.commit().map_err(dberr)?;
+        Ok(Store { db })
+    }
+
+    /// The persisted state, if any.
+    pub fn load_state(&self) -> Result<Option<NodeState>, StoreError> {
+        let r = self.db.begin_read().map_err(dberr)?;
+        let t = r.open_table(META).map_err(dberr)?;
+        match t.get("state").map_err(dberr)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(v.value())
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("state: {e}"))),
+        }
+    }
+
+    /// The logged inputs of a session, in order.
+    pub fn inputs(&self, session: &[u8; 32]) -> Result<Vec<Input>, StoreError> {
+        let r = self.db.begin_read().map_err(dberr)?;
+        let t = r.open_table(INPUTS).map_err(dberr)?;
+        let mut out = Vec::new();
+        for entry in t
+            .range((session, 0u64)..=(session, u64::MAX))
+            .map_err(dberr)?
+        {
+            let (_, v) = entry.map_err(dberr)?;
+            out.push(decode_input(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// A sealed secret.
+    pub fn secret(&self, label: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let r = self.db.begin_read().map_err(dberr)?;
+        let t = r.open_table(SECRETS).map_err(dberr)?;
+        Ok(t.get(label).map_err(dberr)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Starts a batch of writes, durable when committed.
+    pub fn begin(&self) -> Result<Batch, StoreError> {
+        let mut txn = self.db.begin_write().map_err(dberr)?;
+        txn.set_durability(redb::Durability::Immediate)
+            .map_err(dberr)?;
+        Ok(Batch { txn })
+    }
+}
+
+/// One atomic group of writes.
+pub struct Batch {
+    txn: WriteTransaction,
+}
+
+impl Batch {
+    /// Replaces the state.
+    pub fn put_state(&mut self, state: &NodeState) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(state).expect("state serializes");
+        let mut t = self.txn.open_table(META).map_err(dberr)?;
+        t.insert("state", json.as_slice()).map_err(dberr)?;
+        Ok(())
+    }
+
+    /// Appends one input to a session's log.
+    pub fn append_input(
+        &mut self,
+        session: &[u8; 32],
+        seq: u64,
+        input: &Input,
+    ) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(INPUTS).map_err(dberr)?;
+        t.insert((session, seq), encode_input(input).as_slice())
+            .map_err(dberr)?;
+        Ok(())
+    }
+
+    /// Drops a session's log.
+    pub fn delete_inputs(&mut self, session: &[u8; 32]) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(INPUTS).map_err(dberr)?;
+        t.retain_in((session, 0u64)..=(session, u64::MAX), |_, _| false)
+            .map_err(dberr)?;
+        Ok(())
+    }
+
+    /// Stores a sealed secret.
+    pub fn put_secret(&mut self, label: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(SECRETS).map_err(dberr)?;
+        t.insert(label, sealed).map_err(dberr)?;
+        Ok(())
+    }
+
+    /// Deletes a sealed secret.
+    pub fn delete_secret(&mut self, label: &str) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(SECRETS).map_err(dberr)?;
+        t.remove(label).map_err(dberr)?;
+        Ok(())
+    }
+
+    /// Makes the batch durable.
+    pub fn commit(self) -> Result<(), StoreError> {
+        self.txn.commit().map_err(dberr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_roundtrip_in_order_and_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("n.redb")).unwrap();
+        let s1 = [1u8; 32];
+        let s2 = [2u8; 32];
+        let inputs = vec![
+            Input::Start,
+            Input::Message(vec![9, 9]),
+            Input::BoardPost(vec![]),
+            Input::Deadline,
+        ];
+        let mut b = store.begin().unwrap();
+        for (i, input) in inputs.iter().enumerate() {
+            b.append_input(&s1, i as u64, input).unwrap();
+        }
+        b.append_input(&s2, 0, &Input::Deadline).unwrap();
+        let state = NodeState {
+            cursor: 7,
+            nonce: 3,
+            ..Default::default()
+        };
+        b.put_state(&state).unwrap();
+        b.commit().unwrap();
+        assert_eq!(store.inputs(&s1).unwrap(), inputs);
+        assert_eq!(store.load_state().unwrap(), Some(state));
+        // An uncommitted batch leaves nothing behind.
+        let mut b = store.begin().unwrap();
+        b.append_input(&s1, 4, &Input::Start).unwrap();
+        drop(b);
+        assert_eq!(store.inputs(&s1).unwrap().len(), 4);
+        let mut b = store.begin().unwrap();
+        b.delete_inputs(&s1).unwrap();
+        b.commit().unwrap();
+        assert!(store.inputs(&s1).unwrap().is_empty());
+        assert_eq!(store.inputs(&s2).unwrap(), vec![Input::Deadline]);
+        assert!(decode_input(&[7]).is_err());
+        assert!(decode_input(&[0, 1]).is_err());
+    }
+}
