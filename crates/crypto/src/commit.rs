@@ -48,6 +48,7 @@ use rand_core::{CryptoRng, RngCore};
 use crate::error::{CryptoError, DecodeError};
 use crate::group::Curve;
 use crate::hash::expand_message_xmd;
+use sha2::{Digest, Sha256};
 use crate::poly::{Domain, Polynomial, batch_invert};
 
 /// A 128-bit random weight as a scalar, for random linear combinations.
@@ -284,10 +285,21 @@ impl<C: Curve> PedersenCommitment<C> {
 }
 
 /// A commitment in evaluation form: `E_0 = f(0) G, E_j = f(x_j) G` (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct EvalCommitment<C: Curve> {
     points: Vec<C::Affine>,
+    /// [`Self::digest`], computed once: from the received bytes when decoded (so a received
+    /// commitment is never encoded again), else on first use.
+    digest: std::sync::OnceLock<[u8; 32]>,
 }
+
+impl<C: Curve> PartialEq for EvalCommitment<C> {
+    fn eq(&self, other: &Self) -> bool {
+        self.points == other.points
+    }
+}
+
+impl<C: Curve> Eq for EvalCommitment<C> {}
 
 impl<C: Curve> EvalCommitment<C> {
     /// Commits to `f` at `0` and at each index (Feldman: `f(p) G`).
@@ -299,6 +311,7 @@ impl<C: Curve> EvalCommitment<C> {
         }
         EvalCommitment {
             points: C::batch_normalize(&proj),
+            digest: Default::default(),
         }
     }
 
@@ -317,6 +330,7 @@ impl<C: Curve> EvalCommitment<C> {
         }
         EvalCommitment {
             points: C::batch_normalize(&proj),
+            digest: Default::default(),
         }
     }
 
@@ -328,7 +342,45 @@ impl<C: Curve> EvalCommitment<C> {
                 got: points.len(),
             });
         }
-        Ok(EvalCommitment { points })
+        Ok(EvalCommitment {
+            points,
+            digest: Default::default(),
+        })
+    }
+
+    /// Decodes `n + 1` concatenated uncompressed points (canonical coordinates, on the curve;
+    /// subgroup membership is left to the caller, as for
+    /// [`Curve::decode_point_unchecked_subgroup`]). The digest is taken from `bytes` directly:
+    /// the encoding is canonical, so it equals the digest of the re-encoded points.
+    pub fn decode_uncompressed(bytes: &[u8]) -> Result<Self, CryptoError> {
+        if !bytes.len().is_multiple_of(C::UNCOMPRESSED_LEN) {
+            return Err(CryptoError::Decode(DecodeError::Length {
+                expected: C::UNCOMPRESSED_LEN * (bytes.len() / C::UNCOMPRESSED_LEN + 1),
+                actual: bytes.len(),
+            }));
+        }
+        let points = bytes
+            .chunks_exact(C::UNCOMPRESSED_LEN)
+            .map(C::decode_point_unchecked_subgroup)
+            .collect::<Result<Vec<_>, _>>()?;
+        let c = Self::from_points(points)?;
+        let _ = c.digest.set(Sha256::digest(bytes).into());
+        Ok(c)
+    }
+
+    /// SHA-256 of the concatenated uncompressed encodings of the points: what hashes that
+    /// bind a commitment (dealer statements, ack payloads) include instead of the points.
+    pub fn digest(&self) -> [u8; 32] {
+        *self.digest.get_or_init(|| {
+            let mut h = Sha256::new();
+            let mut buf = Vec::with_capacity(C::UNCOMPRESSED_LEN);
+            for p in &self.points {
+                buf.clear();
+                C::encode_point_uncompressed(p, &mut buf);
+                h.update(&buf);
+            }
+            h.finalize().into()
+        })
     }
 
     /// All points, value at zero first.
@@ -614,6 +666,34 @@ mod tests {
                 prop_assert!(!dual.is_codeword::<Bls12381G1>(&pts, &challenge));
             }
         }
+    }
+
+    fn digest_of_decoded_bytes_equals_digest_of_points<C: Curve>() {
+        let mut rng = R::seed_from_u64(17);
+        let (f, xs) = deal::<C>(3, 5, &mut rng);
+        let c = EvalCommitment::<C>::feldman(&f, &xs);
+        let mut bytes = Vec::new();
+        for p in c.points() {
+            C::encode_point_uncompressed(p, &mut bytes);
+        }
+        let decoded = EvalCommitment::<C>::decode_uncompressed(&bytes).unwrap();
+        assert_eq!(decoded, c);
+        assert_eq!(decoded.digest(), c.digest());
+        assert_eq!(c.digest(), <[u8; 32]>::from(Sha256::digest(&bytes)));
+        // A different commitment has a different digest; partial or short input is refused.
+        let (g, _) = deal::<C>(3, 5, &mut rng);
+        assert_ne!(EvalCommitment::<C>::feldman(&g, &xs).digest(), c.digest());
+        assert!(EvalCommitment::<C>::decode_uncompressed(&bytes[1..]).is_err());
+        assert!(EvalCommitment::<C>::decode_uncompressed(&bytes[..C::UNCOMPRESSED_LEN]).is_err());
+        let mut off_curve = bytes.clone();
+        off_curve[C::UNCOMPRESSED_LEN - 1] ^= 1;
+        assert!(EvalCommitment::<C>::decode_uncompressed(&off_curve).is_err());
+    }
+
+    #[test]
+    fn eval_commitment_digest() {
+        digest_of_decoded_bytes_equals_digest_of_points::<Bls12381G1>();
+        digest_of_decoded_bytes_equals_digest_of_points::<Secp256k1>();
     }
 
     #[test]

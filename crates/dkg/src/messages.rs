@@ -47,17 +47,14 @@ pub fn commitment_hash<C: Curve>(
     dealer: u32,
     commitment: &EvalCommitment<C>,
 ) -> [u8; 32] {
-    let mut w = Writer::new();
-    for p in commitment.points() {
-        w.point_uncompressed::<C>(p);
-    }
+    // The points enter through their digest, which a decoded commitment already has.
     tagged_hash(
-        "keyquorum/commitment/v1",
+        "keyquorum/commitment/v2",
         &[
             session,
             &dealer.to_be_bytes(),
             C::NAME.as_bytes(),
-            &w.finish(),
+            &commitment.digest(),
         ],
     )
 }
@@ -153,12 +150,7 @@ impl<C: Curve> Post<C> {
                 let session = r.array()?;
                 let dealer = r.u32()?;
                 let count = r.count("commitment points", max_players + 1)?;
-                let mut points = Vec::with_capacity(count);
-                for _ in 0..count {
-                    points.push(r.point_uncompressed::<C>()?);
-                }
-                let commitment = EvalCommitment::from_points(points)
-                    .map_err(|_| WireError::NonCanonical("commitment too short"))?;
+                let commitment = r.eval_commitment::<C>(count)?;
                 Post::Contribution(Contribution {
                     session,
                     dealer,

@@ -5,7 +5,8 @@
 //! typed error before allocating anything larger, and a message must be consumed exactly (trailing
 //! bytes are an error). Re-encoding a decoded message gives the input bytes back.
 
-use keyquorum_crypto::{Curve, DecodeError};
+use keyquorum_crypto::commit::EvalCommitment;
+use keyquorum_crypto::{CryptoError, Curve, DecodeError};
 
 /// Encoding errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,8 +209,21 @@ impl<'a> Reader<'a> {
         Ok(C::decode_point(self.fixed(C::POINT_LEN)?)?)
     }
 
-    /// An uncompressed point on the curve (subgroup not checked: see `commit` in the crypto
-    /// crate for where it is checked instead).
+    /// A commitment of `count` uncompressed points on the curve (subgroup not checked: see
+    /// `commit` in the crypto crate for where it is checked instead), with its digest taken from
+    /// the received bytes.
+    pub fn eval_commitment<C: Curve>(
+        &mut self,
+        count: usize,
+    ) -> Result<EvalCommitment<C>, WireError> {
+        let bytes = self.fixed(count * C::UNCOMPRESSED_LEN)?;
+        EvalCommitment::decode_uncompressed(bytes).map_err(|e| match e {
+            CryptoError::Decode(d) => WireError::from(d),
+            _ => WireError::NonCanonical("commitment too short"),
+        })
+    }
+
+    /// An uncompressed point: canonical coordinates on the curve, subgroup NOT checked.
     pub fn point_uncompressed<C: Curve>(&mut self) -> Result<C::Affine, WireError> {
         Ok(C::decode_point_unchecked_subgroup(
             self.fixed(C::UNCOMPRESSED_LEN)?,

@@ -54,17 +54,14 @@ fn eval_hash<C: Curve>(
     dealer: u32,
     commitment: &EvalCommitment<C>,
 ) -> [u8; 32] {
-    let mut w = Writer::new();
-    for p in commitment.points() {
-        w.point_uncompressed::<C>(p);
-    }
+    // The points enter through their digest, which a decoded commitment already has.
     tagged_hash(
         tag,
         &[
             session,
             &dealer.to_be_bytes(),
             C::NAME.as_bytes(),
-            &w.finish(),
+            &commitment.digest(),
         ],
     )
 }
@@ -76,7 +73,7 @@ pub fn pedersen_hash<C: Curve>(
     commitment: &EvalCommitment<C>,
 ) -> [u8; 32] {
     eval_hash(
-        "keyquorum/complaint/pedersen/v1",
+        "keyquorum/complaint/pedersen/v2",
         session,
         dealer,
         commitment,
@@ -90,7 +87,7 @@ pub fn feldman_hash<C: Curve>(
     commitment: &EvalCommitment<C>,
 ) -> [u8; 32] {
     eval_hash(
-        "keyquorum/complaint/feldman/v1",
+        "keyquorum/complaint/feldman/v2",
         session,
         dealer,
         commitment,
@@ -198,19 +195,8 @@ fn read_commitment<C: Curve>(
             "commitment shorter than two points",
         ));
     }
-    // Check the bytes are there before allocating for them.
-    let needed = count * C::UNCOMPRESSED_LEN;
-    if r.remaining() < needed {
-        return Err(WireError::Truncated {
-            needed: needed - r.remaining(),
-        });
-    }
-    let mut points = Vec::with_capacity(count);
-    for _ in 0..count {
-        points.push(r.point_uncompressed::<C>()?);
-    }
-    EvalCommitment::from_points(points)
-        .map_err(|_| WireError::NonCanonical("commitment shorter than two points"))
+    // The bytes are checked to be there before anything is allocated for them.
+    r.eval_commitment::<C>(count)
 }
 
 /// `(index, share, blinding share)` triples, strictly ascending by index.
