@@ -1,45 +1,17 @@
 //! `keyquorum chain`: the embedded chain running the view-change contract.
 //!
 //! The chain (`keyquorum-devchain`) is generic over a deterministic state machine; this module
-//! adapts the coordinator contract (`keyquorum-contract`) to it. Chain settings come from
-//! `--config` (devchain's TOML) and flags; contract settings from `--contract` (TOML, the
-//! contract's `ContractConfig`) or Züs-like defaults.
+//! runs the coordinator contract (`keyquorum-contract`) in it through the node crate's adapter,
+//! [`keyquorum_node::ContractMachine`]. Chain settings come from `--config` (devchain's TOML)
+//! and flags; contract settings from `--contract` (TOML, the contract's `ContractConfig`) or
+//! Züs-like defaults.
 
 use std::path::PathBuf;
 
 use clap::Args;
-use keyquorum_contract::{Contract, ContractConfig, Event};
-use keyquorum_devchain::{ChainConfig, ChainConfigOverrides, StateMachine, TxHash, TxRejection};
-
-/// The contract as the chain's state machine.
-pub struct ContractMachine(pub Contract);
-
-fn rejection(r: keyquorum_contract::Rejection) -> TxRejection {
-    TxRejection {
-        code: r.code().to_string(),
-        reason: r.to_string(),
-    }
-}
-
-impl StateMachine for ContractMachine {
-    type Event = Event;
-
-    fn check_tx(&self, tx: &[u8]) -> Result<TxHash, TxRejection> {
-        self.0.check_tx(tx).map_err(rejection)
-    }
-
-    fn apply_tx(&mut self, tx: &[u8], height: u64) -> Result<Vec<Event>, TxRejection> {
-        self.0.apply_tx(tx, height).map_err(rejection)
-    }
-
-    fn end_block(&mut self, height: u64) -> Vec<Event> {
-        self.0.end_block(height)
-    }
-
-    fn query(&self, path: &str) -> Option<serde_json::Value> {
-        self.0.query(path)
-    }
-}
+use keyquorum_contract::{Contract, ContractConfig};
+use keyquorum_devchain::{ChainConfig, ChainConfigOverrides};
+use keyquorum_node::ContractMachine;
 
 /// Arguments of `keyquorum chain`.
 #[derive(Args, Debug, Clone)]

@@ -28,9 +28,8 @@ use keyquorum_contract::{Contract, ContractConfig, Event, KeyMode, Size};
 use keyquorum_devchain::ChainConfig;
 use keyquorum_node::chain::parse_block;
 use keyquorum_node::keystore::{self, KdfParams, Passphrase};
-use keyquorum_node::{Fault, HttpChainClient, NodeKeys};
+use keyquorum_node::{ContractMachine, Fault, HttpChainClient, NodeKeys};
 
-use crate::chain::ContractMachine;
 use crate::demo_report::{self, Observer};
 
 /// Arguments of `keyquorum demo`.
