@@ -416,6 +416,19 @@ impl Transaction {
         w.finish()
     }
 
+    /// The sender's public key bytes and the nonce of an encoded transaction, read from its
+    /// fixed header without decoding the rest (`None` if it is too short or of another
+    /// version). For clients that follow their own transactions in blocks: the chain has
+    /// already decoded and checked every transaction it applied.
+    pub fn peek_sender_and_nonce(bytes: &[u8]) -> Option<(&[u8], u64)> {
+        const SENDER: std::ops::Range<usize> = 1..1 + identity::PUBLIC_KEY_LEN;
+        if bytes.len() < TX_OVERHEAD || bytes[0] != TX_VERSION {
+            return None;
+        }
+        let nonce = bytes.get(SENDER.end..SENDER.end + 8)?;
+        Some((&bytes[SENDER], u64::from_be_bytes(nonce.try_into().ok()?)))
+    }
+
     /// Decodes a transaction of at most `max_len` bytes (see [`max_tx_len`]).
     pub fn decode(bytes: &[u8], max_len: usize) -> Result<Self, TxDecodeError> {
         if bytes.len() > max_len {
@@ -512,6 +525,9 @@ mod tests {
             assert_eq!(back.encode(), bytes);
             assert!(back.verify_signature("chain"));
             assert!(!back.verify_signature("other-chain"));
+            let (sender, nonce) = Transaction::peek_sender_and_nonce(&bytes).unwrap();
+            assert_eq!((sender, nonce), (tx.sender.as_bytes().as_slice(), tx.nonce));
+            assert!(Transaction::peek_sender_and_nonce(&bytes[..20]).is_none());
             let mut other = back.clone();
             other.nonce += 1;
             assert!(!other.verify_signature("chain"));

@@ -48,8 +48,8 @@ use rand_core::{CryptoRng, RngCore};
 use crate::error::{CryptoError, DecodeError};
 use crate::group::Curve;
 use crate::hash::expand_message_xmd;
-use sha2::{Digest, Sha256};
 use crate::poly::{Domain, Polynomial, batch_invert};
+use sha2::{Digest, Sha256};
 
 /// A 128-bit random weight as a scalar, for random linear combinations.
 fn random_weight<F: PrimeField, R: RngCore + CryptoRng>(rng: &mut R) -> F {

@@ -39,7 +39,7 @@ use std::time::Instant;
 use ff::Field;
 use keyquorum_contract::magic::signing_message;
 use keyquorum_contract::tx::{SignerRole, TxBody};
-use keyquorum_contract::{Event, Group, fault_name};
+use keyquorum_contract::{Event, Group, Transaction, fault_name};
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::EvalCommitment;
 use keyquorum_crypto::encrypt::{self, ShareAad};
@@ -554,9 +554,9 @@ impl Driver {
         let mut batch = self.store.begin()?;
         let me = self.me.to_bytes();
         for tx in &block.txs {
-            // Layout: version (1) || sender (96) || nonce (8) || ...
-            if tx.tx.len() >= 105 && tx.tx[1..97] == me[..] {
-                let nonce = u64::from_be_bytes(tx.tx[97..105].try_into().expect("8 bytes"));
+            if let Some((sender, nonce)) = Transaction::peek_sender_and_nonce(&tx.tx)
+                && sender == &me[..]
+            {
                 if tx.rejected.is_none() {
                     self.state.nonce = self.state.nonce.max(nonce + 1);
                 }

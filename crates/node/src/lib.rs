@@ -18,7 +18,8 @@
 //!   cannot send two different commitments or shares.
 //! - [`runtime`] carries out effects: deliveries over request-response with retries until the
 //!   peer answers or the session ends, a pull of missed deals after a restart, and a
-//!   one-at-a-time transaction queue (the contract takes nonces strictly in order).
+//!   transaction queue that signs with consecutive nonces and submits through one task, so
+//!   transactions reach the mempool in nonce order (the contract takes them strictly in order).
 //! - Keys ([`keys`], [`keystore`]): one master seed in an Argon2id + ChaCha20-Poly1305
 //!   keystore; identity, share-encryption, libp2p and storage keys are derived from it. Shares
 //!   and seeds are stored sealed under the storage key; no secret is ever logged.
