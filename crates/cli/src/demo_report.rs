@@ -269,10 +269,10 @@ impl Observer {
                     identity: hex::encode(record.identity.0),
                     session: record.session,
                     role: format!("{:?}", record.role).to_lowercase(),
-                    reason: if record.detail.contains(' ') && record.detail.contains('{') {
-                        format!("{} ({})", record.fault, record.detail)
-                    } else {
+                    reason: if record.detail.is_empty() {
                         record.fault.clone()
+                    } else {
+                        format!("{} ({})", record.fault, record.detail)
                     },
                 });
             }

@@ -119,14 +119,10 @@ pub fn fault_name(fault: &FaultKind) -> String {
     out
 }
 
-/// The fault's name, with its details when it has any (`bad_reveal: BadReveal { player: 2 }`).
+/// The fault's name and description (`bad_reveal: revealed share of player 2 does not match
+/// the commitment`).
 fn fault_reason(fault: &FaultKind) -> String {
-    let detail = format!("{fault:?}");
-    if detail.contains(' ') {
-        format!("{}: {detail}", fault_name(fault))
-    } else {
-        fault_name(fault)
-    }
+    format!("{}: {fault}", fault_name(fault))
 }
 
 fn evidence_record(e: &Evidence) -> EvidenceRecord {
@@ -940,7 +936,7 @@ impl Contract {
                     identity: key_of(&e.identity),
                     role,
                     fault: fault_name(&e.fault),
-                    detail: format!("{:?}", e.fault),
+                    detail: e.fault.to_string(),
                     misbehaviour: e.fault.is_misbehaviour(),
                     evidence: evidence_record(&e.evidence),
                 },

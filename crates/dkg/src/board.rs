@@ -38,6 +38,7 @@
 //! the improvement over Züs' full wipe-and-restart (0chain issue 190).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::sync::Arc;
 
 use ff::Field;
@@ -212,6 +213,80 @@ pub enum FaultKind {
         /// Dealer being reconstructed.
         dealer: u32,
     },
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultKind::CommitmentSize { expected, actual } => {
+                write!(f, "commitment of {actual} points, {expected} expected")
+            }
+            FaultKind::CommitmentDegree => f.write_str("commitment of too high a degree"),
+            FaultKind::ResharePublicShareMismatch => {
+                f.write_str("reshared commitment does not start with the old public key share")
+            }
+            FaultKind::Equivocation => f.write_str("two different signed commitments"),
+            FaultKind::PublicationCommitmentMismatch => {
+                f.write_str("publication names another commitment")
+            }
+            FaultKind::PublicationBadPlayers => f.write_str("publication names invalid players"),
+            FaultKind::BadAckSignature => f.write_str("aggregate ack signature does not verify"),
+            FaultKind::BadReveal { player } => {
+                write!(
+                    f,
+                    "revealed share of player {player} does not match the commitment"
+                )
+            }
+            FaultKind::TooManyReveals { reveals, max } => {
+                write!(
+                    f,
+                    "{reveals} shares revealed, at most {max} keep the secret safe"
+                )
+            }
+            FaultKind::PointOutsideSubgroup => {
+                f.write_str("commitment points outside the prime-order subgroup")
+            }
+            FaultKind::MissedContribution => f.write_str("no contribution by the deadline"),
+            FaultKind::MissedPublication => f.write_str("no publication by the deadline"),
+            FaultKind::IncompletePublication { missing } => {
+                write!(
+                    f,
+                    "publication leaves {missing} players without an ack or a reveal"
+                )
+            }
+            FaultKind::UnresponsivePlayer { reports } => {
+                write!(f, "{reports} dealers report no ack from this player")
+            }
+            FaultKind::BadReport => f.write_str("report with an invalid dealer statement"),
+            FaultKind::MissedReport => f.write_str("no report by the deadline"),
+            FaultKind::BadJustification { player } => {
+                write!(f, "justification for player {player} is wrong or missing")
+            }
+            FaultKind::MissingJustification { complaints } => {
+                write!(f, "{complaints} complaints left unanswered")
+            }
+            FaultKind::TooManyComplaints { complaints, max } => {
+                write!(f, "{complaints} complaints, at most {max} can be answered")
+            }
+            FaultKind::NotInClique => f.write_str("outside the clique of mutual validity"),
+            FaultKind::BadFeldman { player } => {
+                write!(f, "Feldman values contradicted by player {player}'s pair")
+            }
+            FaultKind::MissedFeldman => f.write_str("no Feldman commitment by the deadline"),
+            FaultKind::FalseComplaint { dealer } => {
+                write!(f, "complaint against dealer {dealer} proves nothing")
+            }
+            FaultKind::BadReconstructionShare { dealer } => {
+                write!(
+                    f,
+                    "reconstruction pair for dealer {dealer} does not open its commitment"
+                )
+            }
+            FaultKind::MissedReconstruction { dealer } => {
+                write!(f, "no reconstruction pair for dealer {dealer}")
+            }
+        }
+    }
 }
 
 impl FaultKind {
