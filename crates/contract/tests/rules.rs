@@ -466,7 +466,9 @@ fn dkg_posts() {
         ))
         .unwrap();
     match &ev[..] {
-        [Event::PostRejected { reason, .. }] => assert_eq!(reason, "equivocation: two different signed commitments"),
+        [Event::PostRejected { reason, .. }] => {
+            assert_eq!(reason, "equivocation: two different signed commitments")
+        }
         _ => panic!("{ev:?}"),
     }
     // The other dealers go on; the ceremony succeeds without `a` (5 of 6 qualify, k = 5).
