@@ -119,6 +119,15 @@ impl Observer {
     /// Consumes one event of the block at `height` produced at `time_ms`.
     pub fn on_event(&mut self, e: &Event, height: u64, time_ms: u64) {
         self.height = height;
+        if let Some((view, session, post)) = e.board_post() {
+            if let Some(s) = self.session(view, session)
+                && let (Some(b), Some(c)) = (s.board.as_mut(), s.ceremony.as_ref())
+                && let Ok(signed) = SignedPost::<Group>::decode(post, c.n())
+            {
+                let _ = b.apply(&signed);
+            }
+            return;
+        }
         match e {
             Event::Registered { identity, .. } => {
                 self.registered.push(hex::encode(identity.0));
@@ -181,25 +190,6 @@ impl Observer {
                             start_height: height,
                         });
                     }
-                }
-            }
-            Event::PostAccepted {
-                view,
-                session,
-                post,
-                ..
-            }
-            | Event::PostRejected {
-                view,
-                session,
-                post,
-                ..
-            } => {
-                if let Some(s) = self.session(*view, *session)
-                    && let (Some(b), Some(c)) = (s.board.as_mut(), s.ceremony.as_ref())
-                    && let Ok(signed) = SignedPost::<Group>::decode(&post.0, c.n())
-                {
-                    let _ = b.apply(&signed);
                 }
             }
             Event::BoardDeadline { view, session, .. } => {

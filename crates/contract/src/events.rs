@@ -206,3 +206,26 @@ pub enum Event {
         record: SlashingRecord,
     },
 }
+
+impl Event {
+    /// The board input this event carries, as `(view, session, signed post)`: a post the board
+    /// took, accepted or rejected as a fault of its author (both change the board, so every
+    /// replica of it must apply both, in chain order).
+    pub fn board_post(&self) -> Option<(u64, u32, &[u8])> {
+        match self {
+            Event::PostAccepted {
+                view,
+                session,
+                post,
+                ..
+            }
+            | Event::PostRejected {
+                view,
+                session,
+                post,
+                ..
+            } => Some((*view, *session, &post.0)),
+            _ => None,
+        }
+    }
+}

@@ -600,6 +600,16 @@ impl Driver {
         batch: &mut Batch,
         effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
+        if let Some((view, session, post)) = e.board_post() {
+            if let Event::PostRejected { reason, .. } = e {
+                let name = reason.split(':').next().unwrap_or(reason);
+                self.metrics.fault(name);
+            }
+            if self.is_live(view, session) {
+                self.feed(Input::BoardPost(post.to_vec()), batch, effects)?;
+            }
+            return Ok(());
+        }
         match e {
             Event::Registered {
                 identity, network, ..
@@ -679,26 +689,6 @@ impl Driver {
                 self.end_session(batch, effects)?;
                 if role != "observer" && self.fault != Fault::Silent {
                     self.start_session(*view, *session, session_id.0, spec, batch, effects)?;
-                }
-            }
-            Event::PostAccepted {
-                view,
-                session,
-                post,
-                ..
-            }
-            | Event::PostRejected {
-                view,
-                session,
-                post,
-                ..
-            } => {
-                if let Event::PostRejected { reason, .. } = e {
-                    let name = reason.split(':').next().unwrap_or(reason);
-                    self.metrics.fault(name);
-                }
-                if self.is_live(*view, *session) {
-                    self.feed(Input::BoardPost(post.0.clone()), batch, effects)?;
                 }
             }
             Event::BoardDeadline { view, session, .. } if self.is_live(*view, *session) => {

@@ -334,6 +334,12 @@ impl SimNode {
     }
 
     fn on_event(&mut self, e: &Event) {
+        if let Some((view, session, post)) = e.board_post() {
+            if self.is_live(view, session) {
+                self.feed(Input::BoardPost(post.to_vec()));
+            }
+            return;
+        }
         match e {
             Event::CommitteeSelected {
                 view,
@@ -342,18 +348,6 @@ impl SimNode {
                 spec,
                 ..
             } => self.start_session(*view, *session, session_id.0, spec),
-            Event::PostAccepted {
-                view,
-                session,
-                post,
-                ..
-            }
-            | Event::PostRejected {
-                view,
-                session,
-                post,
-                ..
-            } if self.is_live(*view, *session) => self.feed(Input::BoardPost(post.0.clone())),
             Event::BoardDeadline { view, session, .. } if self.is_live(*view, *session) => {
                 self.feed(Input::Deadline)
             }

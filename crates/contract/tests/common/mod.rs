@@ -257,6 +257,12 @@ impl Sim {
     fn handle_events(&mut self, h: u64, events: Vec<Event>) {
         for e in events {
             self.events.push((h, e.clone()));
+            if let Some((view, session, post)) = e.board_post() {
+                for i in self.participants(view, session) {
+                    self.feed(i, Input::BoardPost(post.to_vec()));
+                }
+                continue;
+            }
             match e {
                 Event::CommitteeSelected {
                     view,
@@ -303,22 +309,6 @@ impl Sim {
                     }
                     for i in started {
                         self.feed(i, Input::Start);
-                    }
-                }
-                Event::PostAccepted {
-                    view,
-                    session,
-                    post,
-                    ..
-                }
-                | Event::PostRejected {
-                    view,
-                    session,
-                    post,
-                    ..
-                } => {
-                    for i in self.participants(view, session) {
-                        self.feed(i, Input::BoardPost(post.0.clone()));
                     }
                 }
                 Event::BoardDeadline { view, session, .. } => {
