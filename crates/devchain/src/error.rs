@@ -53,7 +53,7 @@ pub enum SubmitError {
     /// Refused by [`StateMachine::check_tx`](crate::StateMachine::check_tx).
     #[error("{0}")]
     Rejected(TxRejection),
-    /// Already pending or already in a block.
+    /// Already pending, or already applied in a block.
     #[error("transaction {} already submitted", hex::encode(.0))]
     Duplicate(TxHash),
     /// The mempool holds `max_pending_txs` transactions.

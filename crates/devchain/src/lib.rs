@@ -14,10 +14,11 @@
 //!   one redb transaction that also indexes its transactions and deletes them from the pending
 //!   table. Only then is the block visible: [`ChainHandle::subscribe`], `/events`, the height
 //!   and state queries all see committed blocks only. A transaction refused by `apply_tx` is
-//!   still recorded in its block with the rejection, so every accepted transaction lands in
-//!   exactly one block.
-//! * **Acknowledged means durable.** `POST /tx` runs `check_tx`, rejects duplicates (pending or
-//!   included hash), writes the transaction to the pending table and answers 200 only after
+//!   still recorded in its block with the rejection, so every admitted transaction lands in a
+//!   block (an applied one in exactly one; a refused one may be submitted again, since it
+//!   changed nothing).
+//! * **Acknowledged means durable.** `POST /tx` runs `check_tx`, rejects duplicates (a pending or
+//!   applied hash), writes the transaction to the pending table and answers 200 only after
 //!   that commit returned (fsync; concurrent submissions share one commit). A `kill -9` at any
 //!   moment therefore loses neither a committed block nor an acknowledged transaction; the next
 //!   start re-queues the pending ones ahead of new submissions.
