@@ -14,10 +14,11 @@
 //!     f + reveals <= t - 1      i.e.  reveals <= t - 1 - (n - k)
 //! ```
 //!
-//! is the bound on reveals per dealer ([`Params::max_reveals`]), and it is non-negative exactly
-//! when `t + k > n`, which [`Params::new`] requires. With `n = 3f + 1`, `t = k = 2f + 1` this is the
-//! familiar "at most `f` reveals"; with Züs' defaults (`t` = 66%, `k` = 75% of `n`) it allows
-//! about 9% of `n`.
+//! is the bound on reveals per dealer ([`Params::max_reveals`]), `t + k - n - 1`, non-negative
+//! exactly when `t + k > n`, which [`Params::new`] requires. With `n = 3f + 1`, `t = k = 2f + 1`
+//! this is the familiar "at most `f` reveals"; with Züs' defaults (`t` = 66%, `k` = 75% of `n`)
+//! it is 41% of `n` less one: 40 reveals at `n = 100`, while the `n - k = 25` tolerated corrupt
+//! players plus 40 reveals stay below `t = 66`.
 
 use thiserror::Error;
 

@@ -122,7 +122,42 @@ pub struct Ceremony<C: Curve> {
     /// Results of pure, expensive checks (signatures, degree checks) keyed by a digest of
     /// everything they depend on, so that components sharing a ceremony (a node's participant and
     /// its replica of the contract, or the simulated nodes of one process) check each post once.
-    verified: Mutex<HashMap<[u8; 32], bool>>,
+    verified: Mutex<CheckCache>,
+}
+
+/// Most check results a [`Ceremony`] remembers. A ceremony of [`MAX_PARTICIPANTS`] needs about
+/// `n` post signatures and `n` ack aggregates per attempt; twice that fits in one generation.
+///
+/// [`MAX_PARTICIPANTS`]: crate::params::MAX_PARTICIPANTS
+pub const CHECK_CACHE_CAPACITY: usize = 4 * crate::params::MAX_PARTICIPANTS;
+
+/// A bounded memo of check results in two generations: inserts go to `current`; when it holds
+/// half the capacity it becomes `previous` and the old `previous` is dropped. Lookups see both,
+/// so what was checked recently stays remembered while the total never exceeds the capacity.
+#[derive(Debug, Default)]
+struct CheckCache {
+    current: HashMap<[u8; 32], bool>,
+    previous: HashMap<[u8; 32], bool>,
+}
+
+impl CheckCache {
+    fn get(&self, key: &[u8; 32]) -> Option<bool> {
+        self.current
+            .get(key)
+            .or_else(|| self.previous.get(key))
+            .copied()
+    }
+
+    fn insert(&mut self, key: [u8; 32], value: bool) {
+        if self.current.len() >= CHECK_CACHE_CAPACITY / 2 {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(key, value);
+    }
+
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
 }
 
 impl<C: Curve> Ceremony<C> {
@@ -169,20 +204,27 @@ impl<C: Curve> Ceremony<C> {
             id,
             player_indices,
             dual_code,
-            verified: Mutex::new(HashMap::new()),
+            verified: Mutex::new(CheckCache::default()),
         }))
     }
 
     /// Runs a pure check once per `key` (a digest of all of its inputs) and remembers the answer.
+    /// The memory is bounded ([`CHECK_CACHE_CAPACITY`]): a flood of distinct posts costs
+    /// their checks, never unbounded memory.
     pub fn check_once(&self, key: [u8; 32], check: impl FnOnce() -> bool) -> bool {
-        if let Some(v) = self.verified.lock().ok().and_then(|m| m.get(&key).copied()) {
+        if let Some(v) = self.verified.lock().ok().and_then(|c| c.get(&key)) {
             return v;
         }
         let v = check();
-        if let Ok(mut m) = self.verified.lock() {
-            m.insert(key, v);
+        if let Ok(mut c) = self.verified.lock() {
+            c.insert(key, v);
         }
         v
+    }
+
+    /// How many check results are remembered (at most [`CHECK_CACHE_CAPACITY`]).
+    pub fn cached_checks(&self) -> usize {
+        self.verified.lock().map(|c| c.len()).unwrap_or(0)
     }
 
     /// The session id.
@@ -228,13 +270,33 @@ impl<C: Curve> Ceremony<C> {
         self.dealers().len()
     }
 
-    /// Fewest qualified dealers for success: `k`, and when resharing also the old threshold.
+    /// Fewest qualified dealers for success: `k` for a fresh key; when resharing, the old
+    /// threshold. Interpolating the old secret needs `t_old` old shares and no more: the new
+    /// sharing's secrecy rests on the honest dealers' random polynomials, and `t_old`
+    /// corrupt old members would hold the old key already. Asking for more (say `min(k, n_old)`
+    /// when the committee grows) would let one silent old member within the old fault bound
+    /// fail every reshare to a larger committee.
     pub fn dealer_quorum(&self) -> usize {
         match &self.config.reshare {
-            Some(r) => r
-                .old_threshold
-                .max(self.config.params.k().min(r.dealers.len())),
+            Some(r) => r.old_threshold,
             None => self.config.params.k(),
+        }
+    }
+
+    /// The most dealers that may be corrupt, which bounds how many publications can lie about
+    /// a player. Fresh key: `f = n - k`. Resharing: the dealers are the old committee, whose
+    /// quorum `k_old` the session does not carry; its fault bound `n_old - k_old` is at most
+    /// `n_old - t_old` (as `k_old >= t_old`) and at most `t_old - 1` (as `t_old + k_old >
+    /// n_old`), so the smaller of the two is used. It is exact for BFT parameters, and never
+    /// below the true bound, so a player is never excluded on the reports of lying dealers
+    /// alone.
+    pub fn dealer_fault_bound(&self) -> usize {
+        match &self.config.reshare {
+            Some(r) => {
+                let n_old = r.dealers.len();
+                (n_old - r.old_threshold).min(r.old_threshold - 1)
+            }
+            None => self.config.params.fault_bound(),
         }
     }
 
