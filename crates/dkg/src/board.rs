@@ -31,11 +31,28 @@
 //!
 //! # Retries without a full restart
 //! If fewer than the quorum qualify, the culprits are named: dealers that missed a phase or posted
-//! something invalid, and players that more than `f = n - k` published logs report as not having
-//! acked (at most `f` dealers can be lying, so such a player really did not answer an honest
-//! dealer). The next attempt drops them and reruns only the publish phase: honest dealers'
-//! contributions, shares and acks stay valid, since nothing in them depends on the attempt. This is
-//! the improvement over Züs' full wipe-and-restart (0chain issue 190).
+//! something invalid, and players that more publications report as not having acked than there
+//! can be lying dealers ([`Ceremony::dealer_fault_bound`]: `f = n - k` for a fresh key, the old
+//! committee's bound when resharing), so such a player really did not answer an honest dealer.
+//! The next attempt drops them and reruns only the publish phase: honest dealers'
+//! contributions, shares and acks stay valid, since nothing in them depends on the attempt. This
+//! is the improvement over Züs' full wipe-and-restart (0chain issue 190).
+//!
+//! # Who is blamed for a missing ack
+//! A dealer whose publication leaves players uncovered (more non-ackers than the reveal bound)
+//! is excluded from the attempt as [`FaultKind::IncompletePublication`] but not penalised
+//! ([`Penalty::None`]): the board cannot tell a dealer that withheld shares from players that
+//! withheld acks, or from a lost message. The players its publication (and any other) reports
+//! are named on success and on failure ([`Board::named`], [`FaultKind::WithheldAck`]) with the
+//! reporting publications as evidence; a report that reveals the player's share shows the
+//! share was valid, but not that the player received it, so a name alone costs nothing. Only
+//! when an attempt fails and more than the dealers' fault bound report a player is it excluded
+//! (and charged as absent).
+//!
+//! # Success needs a usable key
+//! An attempt with enough qualified dealers still fails ([`FailureReason`]) when fewer than `t`
+//! players remain active, when the group key is the identity, or when a reshare does not keep
+//! the old group key.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -69,6 +86,27 @@ pub enum Phase {
     Done,
 }
 
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 4] = [Phase::Contribute, Phase::Share, Phase::Publish, Phase::Done];
+
+    /// The phase's stable name, as stored on chain and in evidence records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Contribute => "contribute",
+            Phase::Share => "share",
+            Phase::Publish => "publish",
+            Phase::Done => "done",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a post was refused. Refusals change nothing on the board.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum BoardError {
@@ -76,7 +114,7 @@ pub enum BoardError {
     #[error("post for another session")]
     WrongSession,
     /// The post is not allowed in the current phase.
-    #[error("post not allowed in phase {0:?}")]
+    #[error("post not allowed in phase {0}")]
     WrongPhase(Phase),
     /// The author is not a dealer of this ceremony.
     #[error("author {0} is not a dealer")]
@@ -91,7 +129,7 @@ pub enum BoardError {
     #[error("dealer {0} is disqualified")]
     Disqualified(u32),
     /// Authentic but invalid: recorded as a fault of the author.
-    #[error("invalid post from dealer {dealer}: {fault:?}")]
+    #[error("invalid post from dealer {dealer}: {fault}")]
     Fault {
         /// Author.
         dealer: u32,
@@ -152,15 +190,29 @@ pub enum FaultKind {
     MissedContribution,
     /// No publication by the publish deadline.
     MissedPublication,
-    /// Publication does not cover every active player (withheld reveals) — not qualified.
+    /// Publication does not cover every active player: more players than the reveal bound did
+    /// not ack. Not qualified in this attempt, but not attributable to the dealer (the players
+    /// may have withheld their acks), so not penalised; the players are named
+    /// ([`FaultKind::WithheldAck`]).
     IncompletePublication {
         /// Players neither acked nor revealed.
         missing: usize,
     },
-    /// A player that more than `f` dealers report as not acking (unresponsive).
+    /// A player that more than the dealers' fault bound of publications report as not acking:
+    /// at least one honest dealer did not get its ack (unresponsive; excluded, absence).
     UnresponsivePlayer {
         /// Number of publications missing this player's ack.
         reports: usize,
+    },
+    /// A player that some publications report as not acking, too few to exclude it: named,
+    /// neither excluded nor penalised (one report may come from a lying dealer, and a lost
+    /// message looks the same as a withheld ack).
+    WithheldAck {
+        /// Publications missing this player's ack.
+        reports: usize,
+        /// How many of them reveal the player's share, verified against the dealer's
+        /// commitment (the share was valid: the player had nothing to complain about).
+        revealed: usize,
     },
     /// Complaint variant: a report with a dealer signature that does not verify, or that
     /// validates a dealer it did not hear from.
@@ -257,6 +309,12 @@ impl fmt::Display for FaultKind {
             FaultKind::UnresponsivePlayer { reports } => {
                 write!(f, "{reports} dealers report no ack from this player")
             }
+            FaultKind::WithheldAck { reports, revealed } => {
+                write!(
+                    f,
+                    "{reports} dealers report no ack from this player, {revealed} of them with a valid revealed share"
+                )
+            }
             FaultKind::BadReport => f.write_str("report with an invalid dealer statement"),
             FaultKind::MissedReport => f.write_str("no report by the deadline"),
             FaultKind::BadJustification { player } => {
@@ -289,22 +347,104 @@ impl fmt::Display for FaultKind {
     }
 }
 
+/// What recording a fault costs its culprit (the contract maps these to stake; see
+/// `docs/protocol.md`, "Penalties").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Penalty {
+    /// Proven by the culprit's own signed data: slashed.
+    Misbehaviour,
+    /// A post missing by a deadline (the chain shows it), or a player that failed at least
+    /// one honest dealer: the absence penalty.
+    Absence,
+    /// Not attributable (an honest participant can end up here through others' faults or a
+    /// lost message): named, never penalised.
+    None,
+}
+
+impl Penalty {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Penalty::Misbehaviour => "misbehaviour",
+            Penalty::Absence => "absence",
+            Penalty::None => "none",
+        }
+    }
+}
+
 impl FaultKind {
-    /// Whether the fault is provable misbehaviour (slashable) rather than absence.
-    pub fn is_misbehaviour(&self) -> bool {
-        !matches!(
-            self,
+    /// The fault's stable snake_case name, as stored on chain. Written out per kind (never
+    /// derived from `Debug`), pinned by a test.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FaultKind::CommitmentSize { .. } => "commitment_size",
+            FaultKind::CommitmentDegree => "commitment_degree",
+            FaultKind::ResharePublicShareMismatch => "reshare_public_share_mismatch",
+            FaultKind::Equivocation => "equivocation",
+            FaultKind::PublicationCommitmentMismatch => "publication_commitment_mismatch",
+            FaultKind::PublicationBadPlayers => "publication_bad_players",
+            FaultKind::BadAckSignature => "bad_ack_signature",
+            FaultKind::BadReveal { .. } => "bad_reveal",
+            FaultKind::TooManyReveals { .. } => "too_many_reveals",
+            FaultKind::PointOutsideSubgroup => "point_outside_subgroup",
+            FaultKind::MissedContribution => "missed_contribution",
+            FaultKind::MissedPublication => "missed_publication",
+            FaultKind::IncompletePublication { .. } => "incomplete_publication",
+            FaultKind::UnresponsivePlayer { .. } => "unresponsive_player",
+            FaultKind::WithheldAck { .. } => "withheld_ack",
+            FaultKind::BadReport => "bad_report",
+            FaultKind::MissedReport => "missed_report",
+            FaultKind::BadJustification { .. } => "bad_justification",
+            FaultKind::MissingJustification { .. } => "missing_justification",
+            FaultKind::TooManyComplaints { .. } => "too_many_complaints",
+            FaultKind::NotInClique => "not_in_clique",
+            FaultKind::BadFeldman { .. } => "bad_feldman",
+            FaultKind::MissedFeldman => "missed_feldman",
+            FaultKind::FalseComplaint { .. } => "false_complaint",
+            FaultKind::BadReconstructionShare { .. } => "bad_reconstruction_share",
+            FaultKind::MissedReconstruction { .. } => "missed_reconstruction",
+        }
+    }
+
+    /// What the fault costs its culprit. Only faults proven by the culprit's own signed posts
+    /// are misbehaviour; faults an honest participant can be dragged into by others (a dealer
+    /// whose players withheld acks, a player one dealer reports, a complaint-variant dealer
+    /// outside the clique or drowned in complaints) carry no penalty.
+    pub fn penalty(&self) -> Penalty {
+        match self {
+            FaultKind::CommitmentSize { .. }
+            | FaultKind::CommitmentDegree
+            | FaultKind::ResharePublicShareMismatch
+            | FaultKind::Equivocation
+            | FaultKind::PublicationCommitmentMismatch
+            | FaultKind::PublicationBadPlayers
+            | FaultKind::BadAckSignature
+            | FaultKind::BadReveal { .. }
+            | FaultKind::TooManyReveals { .. }
+            | FaultKind::PointOutsideSubgroup
+            | FaultKind::BadReport
+            | FaultKind::BadJustification { .. }
+            | FaultKind::BadFeldman { .. }
+            | FaultKind::FalseComplaint { .. }
+            | FaultKind::BadReconstructionShare { .. } => Penalty::Misbehaviour,
             FaultKind::MissedContribution
-                | FaultKind::MissedPublication
-                | FaultKind::IncompletePublication { .. }
-                | FaultKind::UnresponsivePlayer { .. }
-                | FaultKind::MissedReport
-                | FaultKind::MissingJustification { .. }
-                | FaultKind::TooManyComplaints { .. }
-                | FaultKind::NotInClique
-                | FaultKind::MissedFeldman
-                | FaultKind::MissedReconstruction { .. }
-        )
+            | FaultKind::MissedPublication
+            | FaultKind::UnresponsivePlayer { .. }
+            | FaultKind::MissedReport
+            | FaultKind::MissingJustification { .. }
+            | FaultKind::MissedFeldman
+            | FaultKind::MissedReconstruction { .. } => Penalty::Absence,
+            FaultKind::IncompletePublication { .. }
+            | FaultKind::WithheldAck { .. }
+            | FaultKind::TooManyComplaints { .. }
+            | FaultKind::NotInClique => Penalty::None,
+        }
+    }
+
+    /// Whether the fault is provable misbehaviour (slashable) rather than absence or an
+    /// unattributable failure.
+    pub fn is_misbehaviour(&self) -> bool {
+        self.penalty() == Penalty::Misbehaviour
     }
 }
 
@@ -315,6 +455,16 @@ pub enum Role {
     Dealer,
     /// As a player.
     Player,
+}
+
+impl Role {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Dealer => "dealer",
+            Role::Player => "player",
+        }
+    }
 }
 
 /// Evidence for a fault that a third party can check against the session and the chain.
@@ -384,6 +534,63 @@ pub enum Outcome<C: Curve> {
     },
 }
 
+/// Why an attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    /// Fewer dealers qualified than the quorum.
+    TooFewDealers {
+        /// Qualified.
+        qualified: usize,
+        /// Needed ([`Ceremony::dealer_quorum`]).
+        quorum: usize,
+    },
+    /// Fewer active players than the threshold: the key could never be used.
+    TooFewPlayers {
+        /// Active players.
+        active: usize,
+        /// Threshold.
+        t: usize,
+    },
+    /// The qualified commitments sum to the identity as group key.
+    IdentityKey,
+    /// Resharing: the qualified commitments do not keep the old group key (the old public key
+    /// shares are inconsistent with it; no dealer is to blame, each matched its own).
+    KeyChanged,
+    /// A sum failed a check that no qualified dealer's own commitment fails.
+    Unattributable,
+}
+
+impl FailureReason {
+    /// Stable snake_case name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FailureReason::TooFewDealers { .. } => "too_few_dealers",
+            FailureReason::TooFewPlayers { .. } => "too_few_players",
+            FailureReason::IdentityKey => "identity_group_key",
+            FailureReason::KeyChanged => "reshare_changed_key",
+            FailureReason::Unattributable => "unattributable",
+        }
+    }
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureReason::TooFewDealers { qualified, quorum } => {
+                write!(f, "{qualified} dealers qualified, {quorum} needed")
+            }
+            FailureReason::TooFewPlayers { active, t } => {
+                write!(f, "{active} active players, threshold {t}")
+            }
+            FailureReason::IdentityKey => f.write_str("the group key is the identity"),
+            FailureReason::KeyChanged => f.write_str("resharing did not keep the group key"),
+            FailureReason::Unattributable => {
+                f.write_str("a sum check failed that no dealer's own check confirms")
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct ContributionEntry<C: Curve> {
     commitment: EvalCommitment<C>,
@@ -411,6 +618,10 @@ pub struct Board<C: Curve> {
     excluded_players: BTreeMap<u32, (FaultKind, Evidence)>,
     /// Dealers dropped by earlier attempts for absence.
     absent_dealers: BTreeMap<u32, (FaultKind, Evidence)>,
+    /// Players named (not excluded) by the last attempt that ended.
+    named: Vec<Exclusion>,
+    /// Why the last attempt that ended failed.
+    failure: Option<FailureReason>,
     outcome: Option<Outcome<C>>,
 }
 
@@ -426,6 +637,8 @@ impl<C: Curve> Board<C> {
             faults: BTreeMap::new(),
             excluded_players: BTreeMap::new(),
             absent_dealers: BTreeMap::new(),
+            named: Vec::new(),
+            failure: None,
             outcome: None,
         }
     }
@@ -480,6 +693,19 @@ impl<C: Curve> Board<C> {
     /// The outcome, once the phase is [`Phase::Done`] (or after a failed attempt that retries).
     pub fn outcome(&self) -> Option<&Outcome<C>> {
         self.outcome.as_ref()
+    }
+
+    /// Players named by the attempt that ended last for acks that publications lack
+    /// ([`FaultKind::WithheldAck`]), with those publications as evidence. They are neither
+    /// excluded nor penalised: see [`Penalty::None`]. Replaced at the end of every attempt, on
+    /// success and on failure.
+    pub fn named(&self) -> &[Exclusion] {
+        &self.named
+    }
+
+    /// Why the attempt that ended last failed (`None` after a success or before any ended).
+    pub fn failure_reason(&self) -> Option<FailureReason> {
+        self.failure
     }
 
     /// Dealers disqualified so far, with their faults.
@@ -698,6 +924,25 @@ impl<C: Curve> Board<C> {
         }
     }
 
+    /// For each active player that some publication of this attempt reports as not acking:
+    /// those publications (signed, in dealer order) and how many of them reveal its share.
+    /// Every accepted reveal was verified against the dealer's commitment on arrival.
+    fn ack_reports(&self, active: &[u32]) -> BTreeMap<u32, (Vec<Vec<u8>>, usize)> {
+        let mut reports: BTreeMap<u32, (Vec<Vec<u8>>, usize)> = BTreeMap::new();
+        for e in self.publications.values() {
+            let acked: BTreeSet<u32> = e.publication.acks.iter().copied().collect();
+            let revealed: BTreeSet<u32> = e.publication.reveals.iter().map(|(j, _)| *j).collect();
+            for j in active {
+                if !acked.contains(j) {
+                    let r = reports.entry(*j).or_default();
+                    r.0.push(e.signed.clone());
+                    r.1 += usize::from(revealed.contains(j));
+                }
+            }
+        }
+        reports
+    }
+
     fn finish_attempt(&mut self) {
         let active: Vec<u32> = self.active_players();
         let n_dealers = self.ceremony.dealer_count() as u32;
@@ -726,6 +971,9 @@ impl<C: Curve> Board<C> {
                     qualified.push(d);
                     continue;
                 }
+                // Excluded from this attempt only (it may complete the next one once the
+                // players that withheld are dropped), and not penalised: nothing on the board
+                // tells a dealer that did not send shares from players that withheld acks.
                 exclusions.push(Exclusion {
                     role: Role::Dealer,
                     index: d,
@@ -758,58 +1006,89 @@ impl<C: Curve> Board<C> {
                 evidence: evidence.clone(),
             });
         }
+        let reports = self.ack_reports(&active);
 
+        // Each pass of this loop either ends it or disqualifies at least one dealer of
+        // `qualified` and removes it (`aggregate_commitments` only names dealers it was given),
+        // so it runs at most `qualified.len() + 1` times.
         let quorum = self.ceremony.dealer_quorum();
-        if qualified.len() >= quorum {
+        let mut unusable = None;
+        while qualified.len() >= quorum {
             match self.public_output(&qualified) {
-                Ok(output) => {
-                    self.outcome = Some(Outcome::Success { output, exclusions });
-                    self.phase = Phase::Done;
-                }
-                Err(bad) => {
-                    // Some qualified dealers committed to points outside the subgroup or to a
-                    // vector of too high degree: they are disqualified (their own signed posts
-                    // prove it) and the outcome recomputed.
+                Ok(output) => match self.check_output(&output, active.len()) {
+                    Ok(()) => {
+                        self.named = self.withheld_acks(reports, &BTreeSet::new());
+                        exclusions.sort_by_key(|e| (e.role, e.index));
+                        self.failure = None;
+                        self.outcome = Some(Outcome::Success { output, exclusions });
+                        self.phase = Phase::Done;
+                        return;
+                    }
+                    Err(reason) => {
+                        unusable = Some(reason);
+                        break;
+                    }
+                },
+                // Some qualified dealers committed to points outside the subgroup or to a
+                // vector of too high degree: they are disqualified (their own signed posts
+                // prove it) and the outcome recomputed without them.
+                Err(bad) if !bad.is_empty() => {
                     for (d, fault) in bad {
                         let evidence =
                             Evidence::SignedPosts(vec![self.contributions[&d].signed.clone()]);
-                        self.faults.insert(d, (fault, evidence));
+                        self.faults.insert(d, (fault.clone(), evidence.clone()));
+                        qualified.retain(|q| *q != d);
+                        exclusions.push(Exclusion {
+                            role: Role::Dealer,
+                            index: d,
+                            identity: self.identity_of(Role::Dealer, d),
+                            fault,
+                            evidence,
+                        });
                     }
-                    self.finish_attempt();
+                }
+                // A failed sum check that no dealer's own check confirms (a false positive of
+                // a probabilistic check): nobody to blame, the attempt fails.
+                Err(_) => {
+                    unusable = Some(FailureReason::Unattributable);
+                    break;
                 }
             }
-            return;
         }
 
-        // Failure: name unresponsive players (reported missing by more than f publications).
-        let f = self.ceremony.params().fault_bound();
-        let mut reports: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
-        for e in self.publications.values() {
-            let acked: BTreeSet<u32> = e.publication.acks.iter().copied().collect();
-            for j in &active {
-                if !acked.contains(j) {
-                    reports.entry(*j).or_default().push(e.signed.clone());
-                }
-            }
-        }
+        // Failure: players that more publications report as not acking than there can be
+        // lying dealers failed at least one honest dealer; they are excluded from the next
+        // attempt. Players with fewer reports are only named.
+        let f = self.ceremony.dealer_fault_bound();
         let mut new_players = Vec::new();
-        for (j, posts) in reports {
+        let mut excluded_now = BTreeSet::new();
+        for (j, (posts, _)) in &reports {
             if posts.len() > f {
                 let fault = FaultKind::UnresponsivePlayer {
                     reports: posts.len(),
                 };
+                let evidence = Evidence::Reports(posts.clone());
                 exclusions.push(Exclusion {
                     role: Role::Player,
-                    index: j,
-                    identity: self.identity_of(Role::Player, j),
+                    index: *j,
+                    identity: self.identity_of(Role::Player, *j),
                     fault: fault.clone(),
-                    evidence: Evidence::Reports(posts.clone()),
+                    evidence: evidence.clone(),
                 });
-                new_players.push((j, fault, Evidence::Reports(posts)));
+                excluded_now.insert(*j);
+                new_players.push((*j, fault, evidence));
             }
         }
+        self.named = self.withheld_acks(reports, &excluded_now);
+        exclusions.sort_by_key(|e| (e.role, e.index));
+        // Retrying helps only when it drops someone and the output was not refused for a
+        // reason that the same dealers would meet again.
         let progress = !new_players.is_empty() || !newly_absent.is_empty();
-        let retrying = progress && self.attempt + 1 < MAX_ATTEMPTS;
+        let retrying = unusable.is_none() && progress && self.attempt + 1 < MAX_ATTEMPTS;
+        self.failure = Some(unusable.unwrap_or(FailureReason::TooFewDealers {
+            qualified: qualified.len(),
+            quorum,
+        }));
         self.outcome = Some(Outcome::Failure {
             qualified,
             exclusions,
@@ -837,6 +1116,46 @@ impl<C: Curve> Board<C> {
         } else {
             self.phase = Phase::Done;
         }
+    }
+
+    /// The players named for withheld acks: every reported player not in `excluded`.
+    fn withheld_acks(
+        &self,
+        reports: BTreeMap<u32, (Vec<Vec<u8>>, usize)>,
+        excluded: &BTreeSet<u32>,
+    ) -> Vec<Exclusion> {
+        reports
+            .into_iter()
+            .filter(|(j, _)| !excluded.contains(j))
+            .map(|(j, (posts, revealed))| Exclusion {
+                role: Role::Player,
+                index: j,
+                identity: self.identity_of(Role::Player, j),
+                fault: FaultKind::WithheldAck {
+                    reports: posts.len(),
+                    revealed,
+                },
+                evidence: Evidence::Reports(posts),
+            })
+            .collect()
+    }
+
+    /// Whether a computed output may be declared: enough active players to hold the key, a
+    /// group key other than the identity, and, when resharing, the old group key.
+    fn check_output(&self, output: &PublicOutput<C>, active: usize) -> Result<(), FailureReason> {
+        let t = self.ceremony.t();
+        if active < t {
+            return Err(FailureReason::TooFewPlayers { active, t });
+        }
+        if is_identity::<C>(&output.group_key) {
+            return Err(FailureReason::IdentityKey);
+        }
+        if let Some(r) = self.ceremony.reshare()
+            && output.group_key != r.group_key
+        {
+            return Err(FailureReason::KeyChanged);
+        }
+        Ok(())
     }
 
     /// Sums the qualified commitments into the group key and public key shares, checking the sums
@@ -975,4 +1294,185 @@ pub fn commitment_is_valid<C: Curve>(
                 .dual_code()
                 .weights(&ceremony.degree_check_seed(dealer, hash)),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names stored on chain. Changing one changes consensus state: this list is the
+    /// contract between versions.
+    #[test]
+    fn codes_are_pinned() {
+        let faults: [(FaultKind, &str, Penalty); 26] = [
+            (
+                FaultKind::CommitmentSize {
+                    expected: 5,
+                    actual: 3,
+                },
+                "commitment_size",
+                Penalty::Misbehaviour,
+            ),
+            (
+                FaultKind::CommitmentDegree,
+                "commitment_degree",
+                Penalty::Misbehaviour,
+            ),
+            (
+                FaultKind::ResharePublicShareMismatch,
+                "reshare_public_share_mismatch",
+                Penalty::Misbehaviour,
+            ),
+            (
+                FaultKind::Equivocation,
+                "equivocation",
+                Penalty::Misbehaviour,
+            ),
+            (
+                FaultKind::PublicationCommitmentMismatch,
+                "publication_commitment_mismatch",
+                Penalty::Misbehaviour,
+            ),
+            (
+                FaultKind::PublicationBadPlayers,
+                "publication_bad_players",
+                Penalty::Misbehaviour,
+            ),
+            (
+                FaultKind::BadAckSignature,
+                "bad_ack_signature",
+                Penalty::Misbehaviour,
+            ),
+            (
+                FaultKind::BadReveal { player: 2 },
+                "bad_reveal",
+                Penalty::Misbehaviour,
+            ),
+            (
+                FaultKind::TooManyReveals { reveals: 4, max: 2 },
+                "too_many_reveals",
+                Penalty::Misbehaviour,
+            ),
+            (
+                FaultKind::PointOutsideSubgroup,
+                "point_outside_subgroup",
+                Penalty::Misbehaviour,
+            ),
+            (
+                FaultKind::MissedContribution,
+                "missed_contribution",
+                Penalty::Absence,
+            ),
+            (
+                FaultKind::MissedPublication,
+                "missed_publication",
+                Penalty::Absence,
+            ),
+            (
+                FaultKind::IncompletePublication { missing: 3 },
+                "incomplete_publication",
+                Penalty::None,
+            ),
+            (
+                FaultKind::UnresponsivePlayer { reports: 3 },
+                "unresponsive_player",
+                Penalty::Absence,
+            ),
+            (
+                FaultKind::WithheldAck {
+                    reports: 1,
+                    revealed: 0,
+                },
+                "withheld_ack",
+                Penalty::None,
+            ),
+            (FaultKind::BadReport, "bad_report", Penalty::Misbehaviour),
+            (FaultKind::MissedReport, "missed_report", Penalty::Absence),
+            (
+                FaultKind::BadJustification { player: 1 },
+                "bad_justification",
+                Penalty::Misbehaviour,
+            ),
+            (
+                FaultKind::MissingJustification { complaints: 2 },
+                "missing_justification",
+                Penalty::Absence,
+            ),
+            (
+                FaultKind::TooManyComplaints {
+                    complaints: 5,
+                    max: 2,
+                },
+                "too_many_complaints",
+                Penalty::None,
+            ),
+            (FaultKind::NotInClique, "not_in_clique", Penalty::None),
+            (
+                FaultKind::BadFeldman { player: 1 },
+                "bad_feldman",
+                Penalty::Misbehaviour,
+            ),
+            (FaultKind::MissedFeldman, "missed_feldman", Penalty::Absence),
+            (
+                FaultKind::FalseComplaint { dealer: 1 },
+                "false_complaint",
+                Penalty::Misbehaviour,
+            ),
+            (
+                FaultKind::BadReconstructionShare { dealer: 1 },
+                "bad_reconstruction_share",
+                Penalty::Misbehaviour,
+            ),
+            (
+                FaultKind::MissedReconstruction { dealer: 1 },
+                "missed_reconstruction",
+                Penalty::Absence,
+            ),
+        ];
+        let mut codes = BTreeSet::new();
+        for (fault, code, penalty) in &faults {
+            assert_eq!(fault.code(), *code);
+            assert_eq!(fault.penalty(), *penalty, "{code}");
+            assert_eq!(fault.is_misbehaviour(), *penalty == Penalty::Misbehaviour);
+            assert!(codes.insert(*code), "{code} twice");
+            // Codes are independent of the fields and of Debug.
+            assert!(!code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+        }
+        assert_eq!(
+            FaultKind::BadReveal { player: 7 }.code(),
+            FaultKind::BadReveal { player: 0 }.code()
+        );
+        let phases: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(phases, ["contribute", "share", "publish", "done"]);
+        assert_eq!(Phase::Publish.to_string(), "publish");
+        assert_eq!(
+            (Role::Dealer.as_str(), Role::Player.as_str()),
+            ("dealer", "player")
+        );
+        assert_eq!(
+            [Penalty::Misbehaviour, Penalty::Absence, Penalty::None].map(Penalty::as_str),
+            ["misbehaviour", "absence", "none"]
+        );
+        let reasons = [
+            FailureReason::TooFewDealers {
+                qualified: 1,
+                quorum: 2,
+            },
+            FailureReason::TooFewPlayers { active: 0, t: 2 },
+            FailureReason::IdentityKey,
+            FailureReason::KeyChanged,
+            FailureReason::Unattributable,
+        ]
+        .map(|r| r.code());
+        assert_eq!(
+            reasons,
+            [
+                "too_few_dealers",
+                "too_few_players",
+                "identity_group_key",
+                "reshare_changed_key",
+                "unattributable"
+            ]
+        );
+    }
 }

@@ -20,6 +20,14 @@ type C = Bls12381G1;
 fn outcome_with_dealer0(
     commitment0: impl Fn(&Ceremony<C>, EvalCommitment<C>) -> EvalCommitment<C>,
 ) -> Outcome<C> {
+    outcome_with(|d, ceremony, e| if d == 0 { commitment0(ceremony, e) } else { e })
+}
+
+/// Runs a board where every player acks every dealer, with each dealer's commitment passed
+/// through `commitment`.
+fn outcome_with(
+    commitment: impl Fn(usize, &Ceremony<C>, EvalCommitment<C>) -> EvalCommitment<C>,
+) -> Outcome<C> {
     let n = 5;
     let members: Vec<Member> = (0..n as u32).map(member).collect();
     let ceremony =
@@ -29,10 +37,11 @@ fn outcome_with_dealer0(
     let mut hashes = Vec::new();
     for (d, m) in members.iter().enumerate() {
         let f = Polynomial::random(ceremony.t() - 1, None, &mut rng);
-        let mut e = EvalCommitment::feldman(&f, ceremony.player_indices());
-        if d == 0 {
-            e = commitment0(&ceremony, e);
-        }
+        let e = commitment(
+            d,
+            &ceremony,
+            EvalCommitment::feldman(&f, ceremony.player_indices()),
+        );
         let post = Post::Contribution(Contribution {
             session: *ceremony.id(),
             dealer: d as u32,
@@ -169,4 +178,46 @@ fn points_outside_the_subgroup_are_caught_in_the_sum() {
         EvalCommitment::from_points(pts).unwrap()
     });
     expect_dealer0_excluded(outcome, FaultKind::PointOutsideSubgroup);
+}
+
+#[test]
+fn flaws_found_in_successive_passes_end_in_bounded_passes() {
+    // Dealer 0 commits to too high a degree, dealer 1 to a point outside the subgroup. The
+    // first pass catches dealer 1 (subgroup), the second dealer 0 (degree); the three honest
+    // dealers left are below k = 4, so the attempt ends as a failure naming both.
+    let t = torsion_point();
+    let outcome = outcome_with(|d, ceremony, e| match d {
+        0 => {
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+            let g = Polynomial::random(ceremony.t(), None, &mut rng);
+            EvalCommitment::feldman(&g, ceremony.player_indices())
+        }
+        1 => {
+            let mut pts = e.points().to_vec();
+            pts[2] = (pts[2].to_curve() + t.to_curve()).to_affine();
+            EvalCommitment::from_points(pts).unwrap()
+        }
+        _ => e,
+    });
+    let Outcome::Failure {
+        qualified,
+        exclusions,
+        retrying,
+    } = outcome
+    else {
+        panic!("three honest dealers do not reach k = 4")
+    };
+    assert_eq!(qualified, vec![2, 3, 4]);
+    assert!(!retrying);
+    let faults: Vec<_> = exclusions
+        .iter()
+        .map(|e| (e.index, e.fault.clone()))
+        .collect();
+    assert_eq!(
+        faults,
+        vec![
+            (0, FaultKind::CommitmentDegree),
+            (1, FaultKind::PointOutsideSubgroup)
+        ]
+    );
 }

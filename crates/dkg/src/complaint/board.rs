@@ -56,7 +56,8 @@ use super::messages::{
     SignedComplaintPost, feldman_hash, pedersen_hash,
 };
 use crate::board::{
-    Evidence, Exclusion, FaultKind, Outcome, Phase, PublicOutput, Role, weighted_column_sums,
+    Evidence, Exclusion, FaultKind, Outcome, Phase, PublicOutput, Role, is_identity,
+    weighted_column_sums,
 };
 use crate::identity::{IdentityPublicKey, Purpose, SIGNATURE_LEN};
 use crate::session::Ceremony;
@@ -1031,6 +1032,10 @@ impl<C: Curve> ComplaintBoard<C> {
             && sums[0] != r.group_key
         {
             // The old public shares are inconsistent with the old key; nobody here is to blame.
+            return self.fail(Vec::new());
+        }
+        if is_identity::<C>(&sums[0]) {
+            // A key whose secret is zero signs nothing; nobody can be proven to have caused it.
             return self.fail(Vec::new());
         }
         let weights = self.weights(&output_dealers);
