@@ -8,8 +8,8 @@ use keyquorum_crypto::tbls::{self, MinPk, PartialSignature};
 use keyquorum_crypto::{Bls12381G1, Bls12381G2, Curve};
 use keyquorum_dkg::Ceremony;
 use keyquorum_dkg::board::{
-    Board, BoardError, Evidence, Exclusion, FaultKind, Outcome, Phase as BoardPhase, PublicOutput,
-    Role,
+    Board, BoardError, Evidence, Exclusion, FaultKind, Outcome, Penalty, Phase as BoardPhase,
+    PublicOutput, Role,
 };
 use keyquorum_dkg::identity::IdentityPublicKey;
 use keyquorum_dkg::messages::{Post, SignedPost};
@@ -23,7 +23,7 @@ use crate::hex::{Bytes, Hex};
 use crate::magic::{MagicBlock, MagicBlockMember, SignedMagicBlock, signing_message};
 use crate::select::select_committee;
 use crate::state::{
-    BoardInput, ContractState, EvidenceRecord, FaultRole, IdentityKey, NodeRecord,
+    BoardInput, ContractState, EvidenceRecord, FaultRole, IdentityKey, NamedRecord, NodeRecord,
     PendingMagicBlock, Phase, SessionSpec, SlashingRecord, SpecError, SpecParticipant, SpecReshare,
     ViewChange, ViewRecord,
 };
@@ -98,25 +98,9 @@ fn session_domain(chain_id: &str, view: u64, session: u32) -> Vec<u8> {
     format!("keyquorum-contract/{chain_id}/view/{view}/session/{session}").into_bytes()
 }
 
-/// snake_case name of an engine fault (`BadAckSignature` -> `bad_ack_signature`).
+/// The on-chain name of an engine fault (`FaultKind::code`, e.g. `bad_ack_signature`).
 pub fn fault_name(fault: &FaultKind) -> String {
-    let debug = format!("{fault:?}");
-    let variant = debug
-        .split(|c: char| !c.is_alphanumeric())
-        .next()
-        .unwrap_or_default();
-    let mut out = String::with_capacity(variant.len() + 4);
-    for (i, c) in variant.chars().enumerate() {
-        if c.is_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    fault.code().to_string()
 }
 
 /// The fault's name and description (`bad_reveal: revealed share of player 2 does not match
@@ -130,11 +114,21 @@ fn evidence_record(e: &Evidence) -> EvidenceRecord {
     match e {
         Evidence::SignedPosts(v) => EvidenceRecord::SignedPosts { posts: posts(v) },
         Evidence::Absence { phase, attempt } => EvidenceRecord::Absence {
-            phase: format!("{phase:?}").to_lowercase(),
+            phase: phase.as_str().to_string(),
             attempt: *attempt,
         },
         Evidence::Reports(v) => EvidenceRecord::Reports { posts: posts(v) },
     }
+}
+
+/// The identities of the exclusions that carry a penalty: the culprits banned from the rest of
+/// a view change and left out of the new committee.
+fn penalised(exclusions: &[Exclusion]) -> BTreeSet<IdentityKey> {
+    exclusions
+        .iter()
+        .filter(|e| e.fault.penalty() != Penalty::None)
+        .map(|e| key_of(&e.identity))
+        .collect()
 }
 
 fn key_of(id: &IdentityPublicKey) -> IdentityKey {
@@ -852,6 +846,8 @@ impl Contract {
         let board_phase = live.board.phase();
         let board_attempt = live.board.attempt();
         let outcome = live.board.outcome().cloned();
+        let named = live.board.named().to_vec();
+        let failure = live.board.failure_reason();
         if let Some(c) = self.state.change.as_mut() {
             c.board_log.push(BoardInput::Deadline);
         }
@@ -867,14 +863,14 @@ impl Contract {
                 // The attempt failed with culprits and the board retries the publish phase
                 // without them, keeping every honest contribution, share and ack.
                 if let Some(Outcome::Failure { exclusions, .. }) = &outcome {
-                    self.record_exclusions(exclusions, at, events);
+                    self.record_exclusions(exclusions, &named, at, events);
                 }
                 (Phase::Publish, phases.publish)
             }
             _ => {
                 return match outcome {
                     Some(Outcome::Success { output, exclusions }) => {
-                        self.record_exclusions(&exclusions, at, events);
+                        self.record_exclusions(&exclusions, &named, at, events);
                         self.create_magic_block(at, output, &exclusions, events)
                     }
                     Some(Outcome::Failure {
@@ -882,16 +878,12 @@ impl Contract {
                         exclusions,
                         ..
                     }) => {
-                        self.record_exclusions(&exclusions, at, events);
-                        let culprits = exclusions.iter().map(|e| key_of(&e.identity)).collect();
-                        let reason = format!(
-                            "{} dealers qualified, {} needed",
-                            qualified.len(),
-                            self.live
-                                .as_ref()
-                                .map(|l| l.ceremony.dealer_quorum())
-                                .unwrap_or(0)
-                        );
+                        self.record_exclusions(&exclusions, &named, at, events);
+                        let culprits = penalised(&exclusions);
+                        let reason = match failure {
+                            Some(r) => r.to_string(),
+                            None => format!("{} dealers qualified", qualified.len()),
+                        };
                         self.fail_session(at, culprits, reason, events)
                     }
                     None => self.fail_session(at, BTreeSet::new(), "no outcome".into(), events),
@@ -913,13 +905,22 @@ impl Contract {
         });
     }
 
-    /// Records the board's exclusions as slashing records, once per node, role and session.
-    fn record_exclusions(&mut self, exclusions: &[Exclusion], at: u64, events: &mut Vec<Event>) {
+    /// Records the board's exclusions and names after an attempt. Faults with a penalty
+    /// become slashing records, once per node, role and session; faults without one
+    /// ([`Penalty::None`]: a dealer whose players did not ack it, players reported for
+    /// missing acks) become [`NamedRecord`]s and cost nothing.
+    fn record_exclusions(
+        &mut self,
+        exclusions: &[Exclusion],
+        named: &[Exclusion],
+        at: u64,
+        events: &mut Vec<Event>,
+    ) {
         let Some(change) = self.state.change.as_ref() else {
             return;
         };
         let (view, session, attempt) = (change.view, change.session, change.attempt);
-        for e in exclusions {
+        for e in exclusions.iter().chain(named) {
             let role = match e.role {
                 Role::Dealer => FaultRole::Dealer,
                 Role::Player => FaultRole::Player,
@@ -928,6 +929,24 @@ impl Contract {
                 Evidence::Absence { attempt, .. } => *attempt,
                 _ => attempt,
             };
+            let penalty = e.fault.penalty();
+            if penalty == Penalty::None {
+                self.record_named(
+                    NamedRecord {
+                        height: at,
+                        view,
+                        session,
+                        attempt,
+                        identity: key_of(&e.identity),
+                        role,
+                        fault: fault_name(&e.fault),
+                        detail: e.fault.to_string(),
+                        evidence: evidence_record(&e.evidence),
+                    },
+                    events,
+                );
+                continue;
+            }
             self.record_fault(
                 FaultInfo {
                     view,
@@ -937,13 +956,29 @@ impl Contract {
                     role,
                     fault: fault_name(&e.fault),
                     detail: e.fault.to_string(),
-                    misbehaviour: e.fault.is_misbehaviour(),
+                    misbehaviour: penalty == Penalty::Misbehaviour,
                     evidence: evidence_record(&e.evidence),
                 },
                 at,
                 events,
             );
         }
+    }
+
+    /// Stores a name once per node, role, fault and attempt.
+    fn record_named(&mut self, record: NamedRecord, events: &mut Vec<Event>) {
+        if self.state.named.iter().any(|r| {
+            r.view == record.view
+                && r.session == record.session
+                && r.attempt == record.attempt
+                && r.role == record.role
+                && r.identity == record.identity
+                && r.fault == record.fault
+        }) {
+            return;
+        }
+        self.state.named.push(record.clone());
+        events.push(Event::Named { record });
     }
 
     fn record_fault(&mut self, f: FaultInfo, at: u64, events: &mut Vec<Event>) {
@@ -1028,11 +1063,11 @@ impl Contract {
         let (Some(change), Some(live)) = (self.state.change.as_ref(), self.live.as_ref()) else {
             return;
         };
-        // Members in good standing: active players not named in any exclusion (a node that
-        // missed a phase as a dealer is removed from the committee too, as Züs removes miners
-        // that miss the contribute or publish phase).
-        let removed: BTreeSet<IdentityKey> =
-            exclusions.iter().map(|e| key_of(&e.identity)).collect();
+        // Members in good standing: active players not named in any exclusion that carries a
+        // penalty (a node that missed a phase as a dealer is removed from the committee too, as
+        // Züs removes miners that miss the contribute or publish phase; a dealer excluded only
+        // because players did not ack it keeps its seat).
+        let removed = penalised(exclusions);
         let mut members = Vec::new();
         for (pos, p) in live.ceremony.players().iter().enumerate() {
             let id = key_of(&p.identity);
@@ -1197,7 +1232,7 @@ impl Contract {
                     identity,
                     role,
                     fault: "missed_magic_block_signature".into(),
-                    detail: format!("no partial signature under the {role:?} key by block {at}"),
+                    detail: format!("no partial signature as {} by block {at}", role.as_str()),
                     misbehaviour: false,
                     evidence: EvidenceRecord::MissingSignature {
                         magic_block_hash: pending.signed.hash,
@@ -1233,15 +1268,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fault_names() {
-        assert_eq!(fault_name(&FaultKind::BadAckSignature), "bad_ack_signature");
-        assert_eq!(
-            fault_name(&FaultKind::CommitmentSize {
+    fn stored_names_come_from_explicit_codes() {
+        for fault in [
+            FaultKind::BadAckSignature,
+            FaultKind::CommitmentSize {
                 expected: 5,
-                actual: 3
-            }),
-            "commitment_size"
-        );
+                actual: 3,
+            },
+            FaultKind::IncompletePublication { missing: 3 },
+            FaultKind::WithheldAck {
+                reports: 1,
+                revealed: 1,
+            },
+        ] {
+            assert_eq!(fault_name(&fault), fault.code());
+            assert_eq!(fault_reason(&fault), format!("{}: {fault}", fault.code()));
+        }
         assert_eq!(fault_name(&FaultKind::Equivocation), "equivocation");
+        for (phase, name) in [
+            (BoardPhase::Contribute, "contribute"),
+            (BoardPhase::Share, "share"),
+            (BoardPhase::Publish, "publish"),
+            (BoardPhase::Done, "done"),
+        ] {
+            assert_eq!(
+                evidence_record(&Evidence::Absence { phase, attempt: 1 }),
+                EvidenceRecord::Absence {
+                    phase: name.into(),
+                    attempt: 1
+                }
+            );
+        }
+        assert_eq!(
+            [
+                FaultRole::Dealer,
+                FaultRole::Player,
+                FaultRole::Signer,
+                FaultRole::PreviousSigner
+            ]
+            .map(|r| (r.as_str(), serde_json::to_string(&r).unwrap())),
+            [
+                ("dealer", "\"dealer\"".to_string()),
+                ("player", "\"player\"".to_string()),
+                ("signer", "\"signer\"".to_string()),
+                ("previous_signer", "\"previous_signer\"".to_string())
+            ]
+        );
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::KeyMode;
 use crate::hex::{Bytes, Hex};
 use crate::magic::MagicBlock;
-use crate::state::{IdentityKey, Phase, SessionSpec, SlashingRecord};
+use crate::state::{IdentityKey, NamedRecord, Phase, SessionSpec, SlashingRecord};
 use crate::tx::{NetworkIdentity, SignerRole};
 
 /// A committee member as listed in events and queries.
@@ -204,6 +204,11 @@ pub enum Event {
     Slashed {
         /// The record.
         record: SlashingRecord,
+    },
+    /// A participant was named for a fault that carries no penalty.
+    Named {
+        /// The record.
+        record: NamedRecord,
     },
 }
 

@@ -65,11 +65,16 @@
 //!   `retry_delay` blocks later; the active view stays in force meanwhile.
 //!
 //! ## Faults and stake
-//! Every exclusion the board reports (equivocation, invalid commitment, bad ack aggregate, bad
-//! reveal, missed contribution or publication, unresponsive player), with its evidence, becomes
-//! one [`SlashingRecord`] per node, role and session; missing magic-block signatures at a failed
+//! Every exclusion the board reports that carries a penalty (`FaultKind::penalty`): provable
+//! misbehaviour (equivocation, invalid commitment, bad ack aggregate, bad reveal) or absence
+//! (missed contribution or publication, unresponsive player), with its evidence, becomes one
+//! [`SlashingRecord`] per node, role and session; missing magic-block signatures at a failed
 //! wait deadline are recorded too. The stake effect is configured separately for provable
-//! misbehaviour and for absence ([`config::SlashingConfig`]).
+//! misbehaviour and for absence ([`config::SlashingConfig`]). Faults nobody can be proven to
+//! have committed (a dealer whose players withheld acks, a player some publications report as
+//! not acking) become a [`state::NamedRecord`] instead: named with the evidence, no stake
+//! taken, no ban, the seat kept. Names, phases and roles on chain come from explicit codes
+//! (`FaultKind::code`), never from `Debug`.
 //!
 //! ## The chain of magic blocks
 //! [`verify_magic_block_chain`] checks a sequence of signed magic blocks from the genesis key:

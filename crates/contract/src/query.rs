@@ -10,6 +10,7 @@
 //!   with the signatures collected so far;
 //! - `nodes`, `nodes/{identity hex}`: the registry;
 //! - `slashings`, `slashings/{identity hex}`: recorded faults;
+//! - `named`, `named/{identity hex}`: participants named without a penalty;
 //! - `config`: the configuration.
 
 use serde_json::{Value, json};
@@ -41,6 +42,17 @@ impl Contract {
                 let records: Vec<_> = self
                     .state()
                     .slashings
+                    .iter()
+                    .filter(|r| r.identity == key)
+                    .collect();
+                serde_json::to_value(records).ok()
+            }
+            ["named"] => serde_json::to_value(&self.state().named).ok(),
+            ["named", id] => {
+                let key = parse_identity(id)?;
+                let records: Vec<_> = self
+                    .state()
+                    .named
                     .iter()
                     .filter(|r| r.identity == key)
                     .collect();

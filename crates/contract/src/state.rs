@@ -288,6 +288,18 @@ pub enum FaultRole {
     PreviousSigner,
 }
 
+impl FaultRole {
+    /// Stable snake_case name (the same as its serialized form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultRole::Dealer => "dealer",
+            FaultRole::Player => "player",
+            FaultRole::Signer => "signer",
+            FaultRole::PreviousSigner => "previous_signer",
+        }
+    }
+}
+
 /// The evidence of a recorded fault, as the board gave it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -345,6 +357,32 @@ pub struct SlashingRecord {
     pub stake_after: u64,
 }
 
+/// A participant named for a fault that carries no penalty (`FaultKind::penalty` is
+/// `Penalty::None`): a dealer excluded from an attempt because players did not ack it, or a
+/// player that publications report as not acking. Recorded so that the pattern is visible
+/// on chain; stake and membership are untouched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedRecord {
+    /// Height at which it was recorded.
+    pub height: u64,
+    /// View change.
+    pub view: u64,
+    /// Session.
+    pub session: u32,
+    /// Board attempt.
+    pub attempt: u32,
+    /// The node.
+    pub identity: IdentityKey,
+    /// Role.
+    pub role: FaultRole,
+    /// Fault code (`FaultKind::code`).
+    pub fault: String,
+    /// The fault with its details.
+    pub detail: String,
+    /// Evidence.
+    pub evidence: EvidenceRecord,
+}
+
 /// Everything the contract stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContractState {
@@ -366,6 +404,9 @@ pub struct ContractState {
     pub next_session: u32,
     /// Faults recorded, in order.
     pub slashings: Vec<SlashingRecord>,
+    /// Participants named without a penalty, in order.
+    #[serde(default)]
+    pub named: Vec<NamedRecord>,
 }
 
 impl ContractState {
@@ -381,6 +422,7 @@ impl ContractState {
             next_start: first_view_change,
             next_session: 0,
             slashings: Vec::new(),
+            named: Vec::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use keyquorum_contract::hex::Hex;
 use keyquorum_contract::magic::signing_message;
-use keyquorum_contract::state::FaultRole;
+use keyquorum_contract::state::{EvidenceRecord, FaultRole};
 use keyquorum_contract::tx::{SignerRole, TxBody};
 use keyquorum_contract::{
     Contract, ContractConfig, Event, Group, Phase, Rejection, SignedMagicBlock, Size, Transaction,
@@ -639,6 +639,89 @@ fn a_silent_member_is_removed_and_the_ceremony_still_succeeds() {
     assert!(
         sim.events_where(|e| matches!(e, Event::CeremonyFailed { .. }))
             .is_empty()
+    );
+}
+
+#[test]
+fn a_dealer_whose_players_withheld_acks_is_not_slashed_and_the_withholders_are_named() {
+    // n = 7, t = k = 5: f = 2, at most 2 reveals. Nodes 1 and 2 never ack dealer 0 and node
+    // 3's ack to it is lost: three uncovered players, so dealer 0 can only publish its acks and
+    // is excluded from the attempt. Nothing on the board says whose fault that was.
+    let mut cfg = config();
+    cfg.committee.max_size = 7;
+    cfg.committee.threshold = Size::Count(5);
+    cfg.committee.quorum = Size::Count(5);
+    let mut sim = Sim::new(cfg, &[70, 60, 50, 40, 30, 20, 10]);
+    sim.faults.insert(
+        (1, 0),
+        FaultPlan {
+            drop_acks_to: BTreeSet::from([(1, 0), (2, 0), (3, 0)]),
+            ..Default::default()
+        },
+    );
+    sim.run_until(40, |s| s.contract.state().current_view == 1);
+    let committee = match &sim.events_where(|e| matches!(e, Event::CommitteeSelected { .. }))[..] {
+        [Event::CommitteeSelected { committee, .. }] => committee.clone(),
+        other => panic!("{other:?}"),
+    };
+    let position = |node: usize| {
+        committee
+            .iter()
+            .position(|c| c.identity == hexkey(node))
+            .unwrap() as u32
+    };
+    assert_eq!(position(0), 0, "node 0 is dealer 0");
+
+    // No penalty for anyone: no slashing record at all, and dealer 0 keeps its seat.
+    assert!(
+        sim.contract.state().slashings.is_empty(),
+        "{:?}",
+        sim.contract.state().slashings
+    );
+    let block = &sim.contract.view(1).unwrap().magic_block.block;
+    assert_eq!(block.members.len(), 7);
+    assert!(block.member_by_identity(&hexkey(0).0).is_some());
+
+    // Dealer 0 is named for its incomplete publication, and the three players it reports for
+    // not acking are named with that publication as evidence.
+    let named = &sim.contract.state().named;
+    let dealer0: Vec<_> = named
+        .iter()
+        .filter(|r| r.role == FaultRole::Dealer)
+        .collect();
+    assert_eq!(dealer0.len(), 1, "{named:?}");
+    assert_eq!(dealer0[0].identity, hexkey(0));
+    assert_eq!(dealer0[0].fault, "incomplete_publication");
+    let withheld: BTreeSet<_> = named
+        .iter()
+        .filter(|r| r.role == FaultRole::Player && r.fault == "withheld_ack")
+        .map(|r| r.identity)
+        .collect();
+    assert_eq!(withheld, BTreeSet::from([hexkey(1), hexkey(2), hexkey(3)]));
+    for r in named.iter().filter(|r| r.role == FaultRole::Player) {
+        let EvidenceRecord::Reports { posts } = &r.evidence else {
+            panic!("{r:?}")
+        };
+        assert_eq!(posts.len(), 1);
+        let signed = SignedPost::<Group>::decode(&posts[0].0, 7).unwrap();
+        let Post::Publication(p) = &signed.post else {
+            panic!("not a publication")
+        };
+        assert_eq!(p.dealer, 0);
+        let player = committee
+            .iter()
+            .position(|c| c.identity == r.identity)
+            .unwrap() as u32;
+        assert!(!p.acks.contains(&player));
+        assert!(identity(0).public().verify(
+            Purpose::Post,
+            &signed.post.encode(),
+            &signed.signature
+        ));
+    }
+    assert_eq!(
+        sim.events_where(|e| matches!(e, Event::Named { .. })).len(),
+        named.len()
     );
 }
 

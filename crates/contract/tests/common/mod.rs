@@ -89,6 +89,8 @@ pub struct FaultPlan {
     pub late_contribution: BTreeSet<usize>,
     /// Never send acks (miss the share phase as a player).
     pub drop_acks: BTreeSet<usize>,
+    /// Acks from a player to one dealer that never arrive, as `(player, dealer)` nodes.
+    pub drop_acks_to: BTreeSet<(usize, usize)>,
     /// Never publish (miss the publish deadline).
     pub drop_publication: BTreeSet<usize>,
     /// Publish a log with a forged ack aggregate.
@@ -405,12 +407,14 @@ impl Sim {
             for a in actions {
                 match a {
                     Action::Send { to, payload } => {
-                        if plan.drop_acks.contains(&j)
-                            && matches!(Direct::decode(&payload), Ok(Direct::Ack(_)))
-                        {
+                        let is_ack = matches!(Direct::decode(&payload), Ok(Direct::Ack(_)));
+                        if plan.drop_acks.contains(&j) && is_ack {
                             continue;
                         }
                         if let Some(k) = self.nodes.iter().position(|n| n.key.public() == &to) {
+                            if is_ack && plan.drop_acks_to.contains(&(j, k)) {
+                                continue;
+                            }
                             queue.push_back((k, Input::Message(payload)));
                         }
                     }
