@@ -139,6 +139,7 @@ fn sim(args: SimArgs) -> Result<ExitCode, String> {
         variant: keyquorum_sim::parse_variant(&args.variant)?,
         curve: args.curve.parse::<CurveChoice>()?,
         reshare: args.reshare,
+        reshare_grow: 0,
         net: NetModel::default(),
     };
     keyquorum_dkg::Params::new(base.nodes, base.threshold, base.quorum)

@@ -442,7 +442,12 @@ fn config<C: Curve>(
     epoch: u64,
     reshare: Option<Reshare<C>>,
 ) -> Result<Arc<Ceremony<C>>, String> {
-    let params = Params::new(cfg.nodes, cfg.threshold, cfg.quorum).map_err(|e| e.to_string())?;
+    let params = if members.len() == cfg.nodes {
+        Params::new(cfg.nodes, cfg.threshold, cfg.quorum)
+    } else {
+        Params::bft(members.len())
+    }
+    .map_err(|e| e.to_string())?;
     Ceremony::new(SessionConfig {
         domain: b"keyquorum-sim".to_vec(),
         epoch,
@@ -479,7 +484,11 @@ fn run_inner<C: Curve + checks::SimCurve>(
     report: &mut RunReport,
 ) -> Result<(), String> {
     let n = cfg.nodes;
-    let total = if cfg.reshare { n + 1 } else { n };
+    let total = if cfg.reshare {
+        n + 1 + cfg.reshare_grow
+    } else {
+        n
+    };
     let keys: Vec<Keys> = (0..total).map(|m| Keys::new(cfg.seed, m)).collect();
     let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed ^ 0x5eed_5eed);
     // Adversaries sit on members present in every ceremony of the run.
@@ -536,7 +545,8 @@ fn run_inner<C: Curve + checks::SimCurve>(
         report.attempts = summary.attempts;
         return Ok(());
     }
-    // Reshare: member 0 leaves, member n joins; the group key must survive.
+    // Reshare: member 0 leaves, members n.. join (one more than leave, plus `reshare_grow`);
+    // the group key must survive.
     let out = summary.output.ok_or("fresh ceremony produced no output")?;
     let shares: Vec<Option<Secret<C::Scalar>>> = {
         let mut v = vec![None; total];
@@ -554,7 +564,7 @@ fn run_inner<C: Curve + checks::SimCurve>(
         group_key: out.public.group_key,
         public_shares: out.public.public_shares.clone(),
     };
-    let second_members: Vec<usize> = (1..=n).collect();
+    let second_members: Vec<usize> = (1..=n + cfg.reshare_grow).collect();
     let c2 = config::<C>(cfg, &keys, &second_members, 2, Some(reshare))?;
     let all: Vec<usize> = (0..total).collect();
     let r2 = run_ceremony(

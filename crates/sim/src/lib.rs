@@ -127,6 +127,10 @@ pub struct SimConfig {
     /// Run a fresh ceremony, then reshare to a changed committee (one leaves, one joins) under
     /// the adversaries.
     pub reshare: bool,
+    /// When resharing, how many more members the new committee has than the old one (0: the
+    /// same size). A grown committee uses BFT parameters for its size; the dealers' quorum is
+    /// still the old threshold.
+    pub reshare_grow: usize,
     /// Network model.
     pub net: NetModel,
 }
@@ -145,6 +149,7 @@ impl SimConfig {
             variant: Variant::AckReveal,
             curve: CurveChoice::Bls12381,
             reshare: false,
+            reshare_grow: 0,
             net: NetModel::default(),
         }
     }

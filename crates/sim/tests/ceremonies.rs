@@ -189,3 +189,37 @@ fn complaint_variant_provable_kinds_are_excluded_with_evidence() {
         );
     }
 }
+
+#[test]
+fn reshare_to_a_larger_committee_survives_a_silent_old_member() {
+    // Four old members (t = k = 3: one may fail) reshare to seven (t = k = 5). One old member,
+    // also a member of the new committee, is silent throughout. The old dealers' quorum is the
+    // old threshold, so the three others carry the reshare and the key survives.
+    for seed in 0..8u64 {
+        let mut cfg = SimConfig::bft(4, 900 + seed);
+        cfg.byzantine = 1;
+        cfg.faults = vec![AdversaryKind::Silent];
+        cfg.reshare = true;
+        cfg.reshare_grow = 3;
+        cfg.variant = if seed % 2 == 0 {
+            Variant::AckReveal
+        } else {
+            Variant::Complaint
+        };
+        cfg.curve = if seed % 4 < 2 {
+            CurveChoice::Bls12381
+        } else {
+            CurveChoice::Secp256k1
+        };
+        let r = run(&cfg);
+        assert!(r.passed, "seed {}: {:?}", cfg.seed, r.failure);
+        let (silent, _) = r.adversaries[0];
+        assert!(
+            !r.qualified.contains(&(silent as u32)),
+            "seed {}: {:?}",
+            cfg.seed,
+            r.qualified
+        );
+        assert_eq!(r.qualified.len(), 3, "seed {}", cfg.seed);
+    }
+}
