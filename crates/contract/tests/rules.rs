@@ -723,6 +723,11 @@ fn a_dealer_whose_players_withheld_acks_is_not_slashed_and_the_withholders_are_n
         sim.events_where(|e| matches!(e, Event::Named { .. })).len(),
         named.len()
     );
+    let queried = sim.contract.query("named").unwrap();
+    assert_eq!(queried.as_array().unwrap().len(), named.len());
+    let queried = sim.contract.query(&format!("named/{}", hexkey(0))).unwrap();
+    assert_eq!(queried[0]["fault"], "incomplete_publication");
+    assert_eq!(queried[0]["role"], "dealer");
 }
 
 #[test]
