@@ -554,7 +554,7 @@ fn reshare<C: Curve>(
     // New committee: members 1..5 stay, 0 leaves, 5 and 6 join.
     let old: Vec<Member> = (0..n as u32).map(member).collect();
     let new: Vec<Member> = (1..7u32).map(member).collect();
-    // k = 4: quorum max(old t = 3, min(4, 5 old members)) = 4, so one old member may fail.
+    // The quorum of old dealers is the old threshold t = 3, so two old members may fail.
     let mut cfg2 = config::<C>(&new, Params::new(6, 4, 4).unwrap());
     cfg2.epoch = 2;
     cfg2.reshare = Some(reshare_of(&old, &c1, &outs[0]));

@@ -7,19 +7,22 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use common::*;
+use ff::Field;
 use group::prime::PrimeCurveAffine;
 use keyquorum_crypto::commit::{EvalCommitment, mul_generator};
 use keyquorum_crypto::poly::Polynomial;
+use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::{Bls12381G1, Curve};
 use keyquorum_dkg::ackreveal::AckRevealNode;
 use keyquorum_dkg::board::{
     Board, Evidence, FailureReason, FaultKind, Outcome, Penalty, Phase, Role,
 };
+use keyquorum_dkg::complaint::ComplaintNode;
 use keyquorum_dkg::identity::{self, Purpose};
 use keyquorum_dkg::messages::{Contribution, Direct, Post, Publication, SignedPost, ack_payload};
-use keyquorum_dkg::node::Action;
+use keyquorum_dkg::node::{Action, Participant};
 use keyquorum_dkg::session::CHECK_CACHE_CAPACITY;
-use keyquorum_dkg::{Ceremony, Params, Reshare};
+use keyquorum_dkg::{Ceremony, Params, Reshare, Variant};
 use rand_core::SeedableRng;
 
 type C = Bls12381G1;
@@ -152,7 +155,7 @@ fn withheld_acks_exclude_a_dealer_without_penalty_and_name_the_players() {
         .iter()
         .map(|m| m.identity.public().clone())
         .collect();
-    let nodes: Vec<Box<dyn keyquorum_dkg::node::Participant<C>>> = members
+    let nodes: Vec<Box<dyn Participant<C>>> = members
         .into_iter()
         .enumerate()
         .map(|(i, m)| {
@@ -160,7 +163,7 @@ fn withheld_acks_exclude_a_dealer_without_penalty_and_name_the_players() {
             seed[0] = i as u8;
             Box::new(
                 AckRevealNode::new(ceremony.clone(), m.identity, m.encryption, None, seed).unwrap(),
-            ) as Box<dyn keyquorum_dkg::node::Participant<C>>
+            ) as Box<dyn Participant<C>>
         })
         .collect();
     let mut tamper = |from: usize, a: Action<C>| match &a {
@@ -314,9 +317,14 @@ struct OldKey {
 }
 
 fn old_key(old: &[Member], t_old: usize, seed: u64) -> OldKey {
+    old_key_with(old, t_old, seed, None)
+}
+
+/// [`old_key`] with the old secret given.
+fn old_key_with(old: &[Member], t_old: usize, seed: u64, secret: Option<Scalar>) -> OldKey {
     let old_params = Params::new(old.len(), t_old, t_old).unwrap();
     let old_ceremony = Ceremony::new(fresh_config::<C>(old, old_params)).unwrap();
-    let f = Polynomial::random(t_old - 1, None, &mut rng(seed));
+    let f = Polynomial::random(t_old - 1, secret, &mut rng(seed));
     let xs = old_ceremony.player_indices().to_vec();
     let shares: Vec<Scalar> = xs.iter().map(|x| f.evaluate(x)).collect();
     let to_affine = |s: &Scalar| <C as Curve>::batch_normalize(&[mul_generator::<C>(s)])[0];
@@ -502,4 +510,61 @@ fn check_cache_is_bounded() {
         true
     }));
     assert!(ran);
+}
+
+/// Resharing a previous key that is the identity (old secret zero, old public key shares
+/// consistent with it) keeps the key, so only the identity check can refuse it. Both variants'
+/// boards do: every participant fails instead of finishing with a key that signs nothing.
+#[test]
+fn reshare_of_an_identity_key_is_refused_by_both_boards() {
+    for variant in [Variant::AckReveal, Variant::Complaint] {
+        let old: Vec<Member> = (0..4).map(member).collect();
+        let key = old_key_with(&old, 3, 8, Some(Scalar::ZERO));
+        assert!(bool::from(key.reshare.group_key.is_identity()));
+        let new: Vec<Member> = (0..4).map(member).collect();
+        let mut cfg = fresh_config::<C>(&new, Params::new(4, 3, 3).unwrap());
+        cfg.epoch = 2;
+        cfg.variant = variant;
+        cfg.reshare = Some(key.reshare.clone());
+        let ceremony = Ceremony::new(cfg).unwrap();
+        let nodes: Vec<Box<dyn Participant<C>>> = new
+            .into_iter()
+            .zip(&key.shares)
+            .enumerate()
+            .map(|(i, (m, s))| {
+                let mut seed = [5u8; 32];
+                seed[0] = i as u8;
+                let old = Some(Secret::new(*s));
+                match variant {
+                    Variant::AckReveal => Box::new(
+                        AckRevealNode::new(ceremony.clone(), m.identity, m.encryption, old, seed)
+                            .unwrap(),
+                    ) as Box<dyn Participant<C>>,
+                    Variant::Complaint => Box::new(
+                        ComplaintNode::new(ceremony.clone(), m.identity, m.encryption, old, seed)
+                            .unwrap(),
+                    ),
+                }
+            })
+            .collect();
+        let (results, events) = run_nodes(nodes, &[], &mut |_, a| vec![a]);
+        for (i, r) in results.iter().enumerate() {
+            assert!(
+                matches!(r, Result_::Failed(_)),
+                "{variant:?}: node {i} did not fail"
+            );
+        }
+        if variant == Variant::AckReveal {
+            let mut board = Board::new(ceremony.clone());
+            for e in &events {
+                match e {
+                    BoardEvent::Post(p) => {
+                        let _ = board.apply(&SignedPost::decode(p, 4).unwrap());
+                    }
+                    BoardEvent::Deadline => board.advance(),
+                }
+            }
+            assert_eq!(board.failure_reason(), Some(FailureReason::IdentityKey));
+        }
+    }
 }
