@@ -171,7 +171,16 @@ macro_rules! bls_curve {
                 }
             }
 
-            fn mul_generator(s: &Scalar) -> $proj {
+            fn mul_generator_secret(s: &Scalar) -> $proj {
+                // blstrs multiplies through `blst_p1_mult`/`blst_p2_mult` with all 255 bits,
+                // which for scalars below the group order is blst's GLV/GLS multiplication with
+                // fixed windows and constant-time table gathers: no branch or address depends
+                // on the scalar.
+                $proj::generator() * s
+            }
+
+            fn mul_generator_public_vartime(s: &Scalar) -> $proj {
+                // Variable time: the comb indexes its table by the scalar's bytes.
                 static TABLE: OnceLock<crate::group::CombTable<$aff>> = OnceLock::new();
                 TABLE
                     .get_or_init(|| crate::group::CombTable::new($proj::generator()))
@@ -366,6 +375,57 @@ mod tests {
                 assert_eq!(Bls12381G1::mul_generator(s), G1Projective::generator() * s);
                 assert_eq!(Bls12381G2::mul_generator(s), G2Projective::generator() * s);
             }
+            let sum: G1Projective = pts.iter().map(|p| p.to_curve()).sum();
+            assert_eq!(Bls12381G1::sum(&pts), sum);
+        }
+    }
+
+    proptest::proptest! {
+        /// The constant-time and the comb multiplication agree, including on scalars with zero
+        /// bytes (which the comb skips) and on the edge values 0, 1 and -1.
+        #[test]
+        fn secret_and_public_generator_multiplication_agree(
+            seed in proptest::prelude::any::<u64>(),
+            zero_bytes in proptest::prelude::any::<u32>(),
+        ) {
+            use rand_core::SeedableRng;
+            let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+            let mut be = Bls12381G1::encode_scalar(&Bls12381G1::random_scalar(&mut rng));
+            for (i, b) in be.iter_mut().enumerate() {
+                if zero_bytes >> i & 1 == 1 {
+                    *b = 0;
+                }
+            }
+            let s = Bls12381G1::decode_scalar(&be).unwrap();
+            for s in [s, Scalar::from(0u64), Scalar::from(1u64), -Scalar::from(1u64)] {
+                proptest::prop_assert_eq!(
+                    Bls12381G1::mul_generator_secret(&s),
+                    // Public scalar: test values.
+                    Bls12381G1::mul_generator_public_vartime(&s)
+                );
+                proptest::prop_assert_eq!(
+                    Bls12381G2::mul_generator_secret(&s),
+                    // Public scalar: test values.
+                    Bls12381G2::mul_generator_public_vartime(&s)
+                );
+                proptest::prop_assert_eq!(
+                    Bls12381G1::mul_generator_secret(&s),
+                    G1Projective::generator() * s
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sum_matches_naive() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(8);
+        use rand_core::SeedableRng;
+        for n in [0usize, 1, 5, 33] {
+            let pts: Vec<G1Affine> = (0..n)
+                .map(|_| {
+                    (G1Projective::generator() * Bls12381G1::random_scalar(&mut rng)).to_affine()
+                })
+                .collect();
             let sum: G1Projective = pts.iter().map(|p| p.to_curve()).sum();
             assert_eq!(Bls12381G1::sum(&pts), sum);
         }

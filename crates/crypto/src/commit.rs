@@ -10,9 +10,10 @@
 //!
 //! [`batch_verify_feldman`] checks the shares of many dealers for one participant with a single
 //! multi-scalar multiplication: with independent random 128-bit weights `r_i`,
-//! `(sum_i r_i s_i) G == sum_i sum_k (r_i x^k) A_ik`. If any share is wrong the two sides differ
-//! except with probability `2^-128` over the weights (the group has prime order). On failure it
-//! falls back to one-by-one checks so it names exactly the bad dealers.
+//! `(sum_i r_i s_i) G == sum_i sum_k (r_i x^k) A_ik`. Coefficient-form commitments hold points
+//! of the prime-order subgroup (their decoder checks every point), so if any share is wrong the
+//! two sides differ except with probability `2^-128` over the weights. On failure it falls back
+//! to one-by-one checks so it names exactly the bad dealers.
 //!
 //! # Evaluation form
 //! The same Feldman commitment can be published as the values of `f` in the exponent at the
@@ -33,12 +34,28 @@
 //! the sum fails is it run per dealer.
 //!
 //! # Subgroup membership of bulk points
-//! BLS12-381 G1 has a cofactor. Points decoded with `Curve::decode_point_unchecked_subgroup`
-//! are on the curve but may carry a small-order component. Verification equations here are sums
-//! of products, so a torsion component in a dealer's point either makes the check fail or cancels
-//! within the sum; protocols that accept such points must check subgroup membership of every
-//! point they output (aggregated public key shares and group key), which costs one check per
-//! output point instead of one per input point. Keyquorum's DKG does exactly that.
+//! BLS12-381 G1 has a cofactor `h` (`3 * 11^2 * 10177^2 * 859267^2 * 52437899^2`). Points
+//! decoded with `Curve::decode_point_unchecked_subgroup` (evaluation-form commitments, see
+//! [`EvalCommitment::decode_uncompressed`]) are on the curve but may carry a component `T` of
+//! small order `q | h`. A random linear combination does not catch such a component: a check
+//! `sum_i r_i D_i == 0` with `D_i = T` of order `q` passes whenever `r_i = 0 mod q`, that is
+//! with probability `1/q`, which is `1/3` for G1 (and `1/13` for G2), not `2^-128`. The
+//! `2^-128` bound of the random-weight checks holds only for points known to be in the
+//! prime-order subgroup. So:
+//! - [`batch_verify_eval`] checks subgroup membership of each point it compares a share with (one
+//!   point per dealer) before the random linear combination; a point outside the subgroup names
+//!   its dealer, as the one-by-one check `s G == E_j` would (`s G` is in the subgroup). With all
+//!   compared points in the subgroup, a batch containing a wrong share passes with probability
+//!   at most `2^-128`, so it accepts exactly what the one-by-one check accepts except with that
+//!   probability.
+//! - The rest of a commitment is never checked point by point. The DKG checks subgroup
+//!   membership of each output point it computes from such commitments (the column sums
+//!   `Y_j = sum_i w_i E_ij`: group key and public key shares), one check per output point
+//!   instead of one per input point. A sum of points with small-order components can still be in
+//!   the subgroup when the components cancel (dealers colluding); the output is then exactly the
+//!   one valid commitments with the same sum would give, and every share checked against a point
+//!   was checked against a subgroup point. The dual-code degree check on the sums is likewise
+//!   run only on subgroup points, so its `1/|F|` bound holds.
 
 use ff::{Field, PrimeField};
 use group::Group;
@@ -69,9 +86,10 @@ fn powers<F: Field>(x: &F, t: usize) -> Vec<F> {
     out
 }
 
-/// `scalar * G` for the fixed generator.
+/// `scalar * G` for the fixed generator, in constant time ([`Curve::mul_generator_secret`]):
+/// every commitment and share check here multiplies secrets (coefficients, evaluations, shares).
 pub fn mul_generator<C: Curve>(s: &C::Scalar) -> C::Point {
-    C::mul_generator(s)
+    C::mul_generator_secret(s)
 }
 
 /// A Feldman commitment in coefficient form: `A_k = a_k G`, `k = 0..t-1`.
@@ -218,10 +236,8 @@ pub fn batch_verify_feldman<C: Curve, R: RngCore + CryptoRng>(
             scalars.push(r * xk);
         }
     }
-    // sum r_i x^k A_ik - (sum r_i s_i) G == 0
-    points.push(C::Affine::generator());
-    scalars.push(-lhs);
-    if bool::from(C::msm(&points, &scalars).is_identity()) {
+    // sum r_i x^k A_ik - (sum r_i s_i) G == 0, the secret side in constant time.
+    if bool::from((C::msm(&points, &scalars) - C::mul_generator_secret(&lhs)).is_identity()) {
         return Ok(());
     }
     Err(items
@@ -291,6 +307,10 @@ pub struct EvalCommitment<C: Curve> {
     /// [`Self::digest`], computed once: from the received bytes when decoded (so a received
     /// commitment is never encoded again), else on first use.
     digest: std::sync::OnceLock<[u8; 32]>,
+    /// [`Self::encoded_uncompressed`]: the received bytes when decoded, else built on first
+    /// use. Posts embedding the commitment are encoded (for their signature and for evidence)
+    /// several times; converting `n + 1` points each time would dominate that.
+    encoded: std::sync::OnceLock<std::sync::Arc<[u8]>>,
 }
 
 impl<C: Curve> PartialEq for EvalCommitment<C> {
@@ -302,16 +322,23 @@ impl<C: Curve> PartialEq for EvalCommitment<C> {
 impl<C: Curve> Eq for EvalCommitment<C> {}
 
 impl<C: Curve> EvalCommitment<C> {
-    /// Commits to `f` at `0` and at each index (Feldman: `f(p) G`).
+    /// Commits to `f` at `0` and at each index (Feldman: `f(p) G`). The values of `f` are
+    /// secret: each is multiplied in constant time, the `n + 1` multiplications spread over the
+    /// rayon pool.
     pub fn feldman(f: &Polynomial<C::Scalar>, indices: &[C::Scalar]) -> Self {
+        use rayon::prelude::*;
         let mut proj = Vec::with_capacity(indices.len() + 1);
         proj.push(mul_generator::<C>(&f.constant()));
-        for x in indices {
-            proj.push(mul_generator::<C>(&f.evaluate(x)));
-        }
+        proj.par_extend(
+            indices
+                .par_iter()
+                .with_min_len(16)
+                .map(|x| mul_generator::<C>(&f.evaluate(x))),
+        );
         EvalCommitment {
             points: C::batch_normalize(&proj),
             digest: Default::default(),
+            encoded: Default::default(),
         }
     }
 
@@ -331,6 +358,7 @@ impl<C: Curve> EvalCommitment<C> {
         EvalCommitment {
             points: C::batch_normalize(&proj),
             digest: Default::default(),
+            encoded: Default::default(),
         }
     }
 
@@ -345,6 +373,7 @@ impl<C: Curve> EvalCommitment<C> {
         Ok(EvalCommitment {
             points,
             digest: Default::default(),
+            encoded: Default::default(),
         })
     }
 
@@ -365,22 +394,28 @@ impl<C: Curve> EvalCommitment<C> {
             .collect::<Result<Vec<_>, _>>()?;
         let c = Self::from_points(points)?;
         let _ = c.digest.set(Sha256::digest(bytes).into());
+        let _ = c.encoded.set(bytes.into());
         Ok(c)
+    }
+
+    /// The concatenated uncompressed encodings of the points (what
+    /// [`EvalCommitment::decode_uncompressed`] reads), kept after the first use.
+    pub fn encoded_uncompressed(&self) -> &[u8] {
+        self.encoded.get_or_init(|| {
+            let mut buf = Vec::with_capacity(C::UNCOMPRESSED_LEN * self.points.len());
+            for p in &self.points {
+                C::encode_point_uncompressed(p, &mut buf);
+            }
+            buf.into()
+        })
     }
 
     /// SHA-256 of the concatenated uncompressed encodings of the points: what hashes that
     /// bind a commitment (dealer statements, ack payloads) include instead of the points.
     pub fn digest(&self) -> [u8; 32] {
-        *self.digest.get_or_init(|| {
-            let mut h = Sha256::new();
-            let mut buf = Vec::with_capacity(C::UNCOMPRESSED_LEN);
-            for p in &self.points {
-                buf.clear();
-                C::encode_point_uncompressed(p, &mut buf);
-                h.update(&buf);
-            }
-            h.finalize().into()
-        })
+        *self
+            .digest
+            .get_or_init(|| Sha256::digest(self.encoded_uncompressed()).into())
     }
 
     /// All points, value at zero first.
@@ -403,10 +438,21 @@ impl<C: Curve> EvalCommitment<C> {
         self.points.get(j + 1)
     }
 
-    /// Whether `share` is participant `j`'s Feldman share: `share G == E_{j+1}`.
+    /// Whether `share` is participant `j`'s Feldman share: `share G == E_{j+1}`, in constant time
+    /// in `share` (a secret).
     pub fn verify_share(&self, j: usize, share: &C::Scalar) -> bool {
         match self.share_point(j) {
             Some(p) => mul_generator::<C>(share) == p.to_curve(),
+            None => false,
+        }
+    }
+
+    /// [`EvalCommitment::verify_share`] for a share that is already public (revealed on the
+    /// board): variable time, see [`Curve::mul_generator_public_vartime`].
+    pub fn verify_revealed_share(&self, j: usize, share: &C::Scalar) -> bool {
+        match self.share_point(j) {
+            // Public scalar: the share was published in the clear.
+            Some(p) => C::mul_generator_public_vartime(share) == p.to_curve(),
             None => false,
         }
     }
@@ -425,7 +471,14 @@ impl<C: Curve> EvalCommitment<C> {
 /// Checks the Feldman shares of many dealers for participant `j` against evaluation-form
 /// commitments with one MSM of one point per dealer: `(sum r_i s_i) G == sum r_i E_ij`.
 ///
-/// Returns the positions of the bad dealers on failure.
+/// Accepts exactly the items [`EvalCommitment::verify_share`] accepts, except with probability
+/// at most `2^-128`: each compared point `E_ij` is first checked to be in the prime-order
+/// subgroup (see the module docs for why the random weights alone do not suffice), and a
+/// commitment without a point for `j` or with one outside the subgroup is bad outright. The
+/// secret side, `(sum r_i s_i) G`, is one constant-time multiplication.
+///
+/// Returns the positions of the bad dealers on failure, in increasing order: all of them, found
+/// one by one when the combined check fails.
 pub fn batch_verify_eval<C: Curve, R: RngCore + CryptoRng>(
     j: usize,
     items: &[(&EvalCommitment<C>, C::Scalar)],
@@ -434,32 +487,39 @@ pub fn batch_verify_eval<C: Curve, R: RngCore + CryptoRng>(
     let mut points = Vec::with_capacity(items.len() + 1);
     let mut scalars = Vec::with_capacity(items.len() + 1);
     let mut lhs = C::Scalar::ZERO;
-    let mut missing = Vec::new();
+    let mut bad = Vec::new();
+    let mut positions = Vec::with_capacity(items.len());
     for (pos, (c, s)) in items.iter().enumerate() {
         match c.share_point(j) {
-            Some(p) => {
+            Some(p) if !C::HAS_COFACTOR || C::in_subgroup(p) => {
                 let r: C::Scalar = random_weight(rng);
                 lhs += r * s;
                 points.push(*p);
                 scalars.push(r);
+                positions.push(pos);
             }
-            None => missing.push(pos),
+            _ => bad.push(pos),
         }
     }
-    if !missing.is_empty() {
-        return Err(missing);
+    if points.is_empty() {
+        return if bad.is_empty() { Ok(()) } else { Err(bad) };
     }
-    points.push(C::Affine::generator());
-    scalars.push(-lhs);
-    if bool::from(C::msm(&points, &scalars).is_identity()) {
-        return Ok(());
+    // The weights and points are public; `lhs` combines secret shares, so it is multiplied in
+    // constant time instead of joining the (variable-time) MSM.
+    let combined = C::msm(&points, &scalars) - C::mul_generator_secret(&lhs);
+    if !bool::from(combined.is_identity()) {
+        bad.extend(
+            positions
+                .into_iter()
+                .filter(|pos| !items[*pos].0.verify_share(j, &items[*pos].1)),
+        );
     }
-    Err(items
-        .iter()
-        .enumerate()
-        .filter(|(_, (c, s))| !c.verify_share(j, s))
-        .map(|(i, _)| i)
-        .collect())
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        bad.sort_unstable();
+        Err(bad)
+    }
 }
 
 /// Dual-code weights for checking that values at points `p_0..p_n` lie on a polynomial of
@@ -714,6 +774,100 @@ mod tests {
         items[4].1 = k256::Scalar::ZERO;
         assert_eq!(batch_verify_eval(2, &items, &mut rng), Err(vec![1, 4]));
         assert_eq!(batch_verify_eval(9, &items, &mut rng).unwrap_err().len(), 6);
+    }
+
+    /// A point of order 3 on the G1 curve, outside the prime-order subgroup: `(0, 2)` on
+    /// `y^2 = x^3 + 4` (a point with `x = 0` on `y^2 = x^3 + b` has order 3).
+    fn order_three_point() -> blstrs::G1Affine {
+        let mut bytes = [0u8; 96];
+        bytes[95] = 2;
+        let t = Bls12381G1::decode_point_unchecked_subgroup(&bytes).unwrap();
+        assert!(!Bls12381G1::in_subgroup(&t));
+        let t3 = t.to_curve() + t.to_curve() + t.to_curve();
+        assert!(bool::from(t3.is_identity()));
+        t
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        /// The batched share check names exactly the dealers the one-by-one check names, with
+        /// one bad item at every position, of every kind: a wrong share, a wrong point, a point
+        /// with a small-order component (which random weights alone let through a third of
+        /// the time), a commitment too short to have a point for the player.
+        #[test]
+        fn batched_share_check_names_the_same_dealers_as_one_by_one(seed in any::<u64>(), items in 1usize..7) {
+            let mut rng = R::seed_from_u64(seed);
+            let (t, n) = (3, 5);
+            let j = 2;
+            let xs = index::sequential::<blstrs::Scalar>(n);
+            let polys: Vec<_> = (0..items)
+                .map(|_| Polynomial::<blstrs::Scalar>::random(t - 1, None, &mut rng))
+                .collect();
+            let good: Vec<_> = polys
+                .iter()
+                .map(|f| EvalCommitment::<Bls12381G1>::feldman(f, &xs))
+                .collect();
+            let shares: Vec<_> = polys.iter().map(|f| f.evaluate(&xs[j])).collect();
+            let refs: Vec<_> = good.iter().zip(shares.iter().copied()).collect();
+            prop_assert_eq!(batch_verify_eval(j, &refs, &mut rng), Ok(()));
+            let t3 = order_three_point();
+            for bad in 0..items {
+                for kind in 0..4 {
+                    let mut commits = good.clone();
+                    let mut s = shares.clone();
+                    match kind {
+                        0 => s[bad] += blstrs::Scalar::ONE,
+                        1 | 2 => {
+                            let mut pts = commits[bad].points().to_vec();
+                            let extra = if kind == 1 {
+                                <Bls12381G1 as Curve>::Point::generator()
+                            } else {
+                                t3.to_curve()
+                            };
+                            pts[j + 1] = (pts[j + 1].to_curve() + extra).to_affine();
+                            commits[bad] = EvalCommitment::from_points(pts).unwrap();
+                        }
+                        _ => {
+                            let pts = commits[bad].points()[..j + 1].to_vec();
+                            commits[bad] = EvalCommitment::from_points(pts).unwrap();
+                        }
+                    }
+                    let refs: Vec<_> = commits.iter().zip(s.iter().copied()).collect();
+                    let one_by_one: Vec<usize> = refs
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (c, s))| !c.verify_share(j, s))
+                        .map(|(i, _)| i)
+                        .collect();
+                    prop_assert_eq!(&one_by_one, &vec![bad]);
+                    prop_assert_eq!(batch_verify_eval(j, &refs, &mut rng), Err(one_by_one));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_small_order_component_never_passes_the_batch() {
+        // Before subgroup checks of the compared points, this passed whenever the weight was a
+        // multiple of 3: about a third of the seeds.
+        let t3 = order_three_point();
+        let xs = index::sequential::<blstrs::Scalar>(4);
+        for seed in 0..60u64 {
+            let mut rng = R::seed_from_u64(seed);
+            let f = Polynomial::<blstrs::Scalar>::random(2, None, &mut rng);
+            let g = Polynomial::<blstrs::Scalar>::random(2, None, &mut rng);
+            let e = EvalCommitment::<Bls12381G1>::feldman(&f, &xs);
+            let mut pts = e.points().to_vec();
+            pts[1] = (pts[1].to_curve() + t3.to_curve()).to_affine();
+            let tainted = EvalCommitment::from_points(pts).unwrap();
+            let other = EvalCommitment::<Bls12381G1>::feldman(&g, &xs);
+            let items = [(&tainted, f.evaluate(&xs[0])), (&other, g.evaluate(&xs[0]))];
+            assert_eq!(
+                batch_verify_eval(0, &items, &mut rng),
+                Err(vec![0]),
+                "seed {seed}"
+            );
+        }
     }
 
     #[test]

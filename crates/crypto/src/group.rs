@@ -17,6 +17,22 @@
 //! not subgroup membership, for bulk data whose subgroup membership is established afterwards on an
 //! aggregate (see `commit::EvalCommitment` for the argument). Callers must not use such points in
 //! any other way.
+//!
+//! # Secret and public scalars
+//! Multiplying the generator by a scalar has two entry points, and the choice is a security
+//! decision made at each call site:
+//! - [`Curve::mul_generator_secret`] (and [`Curve::mul_generator`], the same function under the
+//!   default name) runs in time independent of the scalar: `blst`'s windowed GLV multiplication
+//!   with constant-time table lookups for BLS12-381, `k256`'s constant-time precomputed-table
+//!   multiplication for secp256k1. Every secret goes through it: polynomial coefficients and
+//!   evaluations (a dealer's commitment), received and final shares, a resharing dealer's old
+//!   share, and anything derived from them (the left side of a batched share check).
+//! - [`Curve::mul_generator_public_vartime`] may take time and touch memory depending on the
+//!   scalar: for BLS12-381 it is a byte-wise comb ([`CombTable`]) that indexes its table by the
+//!   scalar's bytes and skips zero bytes, several times faster and leaking the scalar through the
+//!   cache and the branch predictor. It is only for scalars that are public anyway (revealed
+//!   shares on the board, values reconstructed in the clear, benchmarks); each call site says why
+//!   its scalar is public.
 
 use core::fmt::Debug;
 
@@ -62,9 +78,20 @@ pub trait Curve: 'static + Copy + Clone + Debug + Default + PartialEq + Eq + Sen
     /// The slices must have equal length; extra elements of the longer one are ignored.
     fn msm(points: &[Self::Affine], scalars: &[Self::Scalar]) -> Self::Point;
 
-    /// `s * G` for the fixed generator. Implementations may use precomputed tables.
+    /// `s * G` for the fixed generator, in constant time: safe for secret scalars (see the
+    /// module docs). This is the default.
+    fn mul_generator_secret(s: &Self::Scalar) -> Self::Point;
+
+    /// The default name of [`Curve::mul_generator_secret`]: constant time.
     fn mul_generator(s: &Self::Scalar) -> Self::Point {
-        Self::Point::generator() * s
+        Self::mul_generator_secret(s)
+    }
+
+    /// `s * G` in VARIABLE time, for PUBLIC scalars only: timing and memory access depend on
+    /// `s` (see the module docs). Never call it with a coefficient, a share or anything derived
+    /// from one.
+    fn mul_generator_public_vartime(s: &Self::Scalar) -> Self::Point {
+        Self::mul_generator_secret(s)
     }
 
     /// Sum of many affine points (cheaper than adding them one by one in projective form).
@@ -180,6 +207,10 @@ pub(crate) fn expect_len(bytes: &[u8], expected: usize) -> Result<(), DecodeErro
 
 /// A comb table for multiplying one fixed point: `table[i][d] = d * 256^i * P` for each of the
 /// 32 bytes of a scalar, so `s * P` is 32 mixed additions (no doublings). 8192 affine points.
+///
+/// NOT constant time: [`CombTable::mul`] reads the table at an address given by each scalar byte
+/// and skips zero bytes, so cache timing and branch prediction reveal the scalar. Use it for
+/// public scalars only (it backs [`Curve::mul_generator_public_vartime`]).
 pub struct CombTable<A: PrimeCurveAffine> {
     table: Vec<A>,
 }
@@ -206,7 +237,7 @@ where
         CombTable { table }
     }
 
-    /// `s * base` for the little-endian 32-byte scalar `le`.
+    /// `s * base` for the little-endian 32-byte scalar `le`, in variable time (public `s` only).
     pub fn mul(&self, le: &[u8; 32]) -> A::Curve {
         let mut acc = A::Curve::identity();
         for (i, byte) in le.iter().enumerate() {

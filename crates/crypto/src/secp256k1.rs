@@ -3,6 +3,10 @@
 //! Points encode as 33-byte SEC1 compressed points; the identity, which SEC1 encodes as a single
 //! zero byte, is given the fixed 33-byte encoding of all zeros so that every encoding has one
 //! length. The group has cofactor 1, so every point on the curve is in the group.
+//!
+//! Multiplying the generator uses `k256`'s precomputed table with constant-time lookups for
+//! secret and public scalars alike: it is already fast, so there is no separate variable-time
+//! path.
 
 use std::sync::OnceLock;
 
@@ -36,6 +40,11 @@ impl Curve for Secp256k1 {
 
     fn msm(points: &[AffinePoint], scalars: &[Scalar]) -> ProjectivePoint {
         crate::msm::pippenger(points, scalars)
+    }
+
+    fn mul_generator_secret(s: &Scalar) -> ProjectivePoint {
+        // Radix-16 digits, each looked up in a precomputed table by a constant-time select.
+        <ProjectivePoint as elliptic_curve::ops::MulByGenerator>::mul_by_generator(s)
     }
 
     fn encode_point(p: &AffinePoint, out: &mut Vec<u8>) {
@@ -120,5 +129,32 @@ impl Curve for Secp256k1 {
         let mut repr = k256::FieldBytes::default();
         repr.copy_from_slice(bytes);
         Option::from(Scalar::from_repr(repr)).ok_or(DecodeError::NonCanonicalScalar)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn generator_multiplication_matches_generic() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        for _ in 0..32 {
+            let s = Secp256k1::random_scalar(&mut rng);
+            assert_eq!(
+                Secp256k1::mul_generator_secret(&s),
+                ProjectivePoint::GENERATOR * s
+            );
+            assert_eq!(
+                // Public scalar: test values.
+                Secp256k1::mul_generator_public_vartime(&s),
+                Secp256k1::mul_generator_secret(&s)
+            );
+        }
+        assert_eq!(
+            Secp256k1::mul_generator_secret(&Scalar::ZERO),
+            ProjectivePoint::IDENTITY
+        );
     }
 }
