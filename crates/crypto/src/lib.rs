@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod batch;
 pub mod bls12381;
 pub mod commit;
 pub mod encrypt;

@@ -1,0 +1,422 @@
+//! Batch verification of many BLS signatures on distinct messages, public keys in G2 and
+//! signatures in G1 (the `BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_` layout of identity keys),
+//! some of them aggregates by sets of keys.
+//!
+//! # The check
+//! Item `k` claims `e(sig_k, G2) == e(H(m_k), P_k)`, where `P_k` is one key or the sum of a set of
+//! keys (a proof-of-possession aggregate). With independent random non-zero 128-bit weights
+//! `r_k` all items are checked at once by
+//!
+//! ```text
+//!     e(sum_k r_k sig_k, G2) == prod_k e(r_k H(m_k), P_k) == prod_i e(X_i, K_i),
+//!     X_i = sum of r_k H(m_k) over the items k whose signers include key K_i,
+//! ```
+//!
+//! regrouping the right side by key, so the multi-Miller loop has one term per distinct key
+//! plus one, instead of one or two per item. For an aggregate signed by a set that holds most
+//! keys, `r_k H(m_k)` is added once to a common sum that every key of the universe receives and
+//! subtracted from the few keys outside the set, so a dense set costs its complement, not its
+//! size (the same trick as aggregating public keys against a precomputed full sum, done on the
+//! cheaper G1 side).
+//!
+//! # Soundness
+//! The inputs must be points of the prime-order subgroups: keys validated (and possession
+//! proven), signatures subgroup-checked by the caller, hashes are subgroup points by
+//! construction. Then if some item is false, the two sides differ except with probability at
+//! most `2^-128` over the weights (Bellare, Garay and Rabin, "Fast batch verification for
+//! modular exponentiation and digital signatures", Eurocrypt 1998: the small-exponents test).
+//! Without subgroup checks the bound would not hold: a small-order component of order `q`
+//! vanishes whenever its weight is a multiple of `q` (see `commit`).
+//!
+//! The weights are derived by hashing every input (messages, signatures, signer sets), so the
+//! result is a deterministic function of the batch, independent of thread count, and a batch
+//! built to fool the check must hit a `2^-128` event per attempt.
+//!
+//! A `true` answer means every item verifies (up to that bound); on `false` the caller checks
+//! the items one by one to find the culprits, so the per-item answers are what counts.
+
+use blst::{blst_fp12, blst_p1, blst_p1_affine, blst_p2_affine};
+use blstrs::{G1Affine, G1Projective, Scalar};
+use ff::PrimeField;
+use group::Curve as _;
+use group::Group;
+use group::prime::PrimeCurveAffine;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::Bls12381G1;
+use crate::group::Curve;
+
+/// Who signed one item: indices into the key list.
+#[derive(Debug, Clone, Copy)]
+pub enum Signers<'a> {
+    /// One key.
+    One(usize),
+    /// An aggregate by a set of keys, strictly ascending, all below the universe size given to
+    /// [`verify_grouped`].
+    Set(&'a [u32]),
+}
+
+/// One claimed signature.
+#[derive(Debug, Clone, Copy)]
+pub struct Item<'a> {
+    /// The signers.
+    pub signers: Signers<'a>,
+    /// The signed message (hashed to G1 with the DST given to [`verify_grouped`]).
+    pub msg: &'a [u8],
+    /// The signature, already checked to be in the prime-order subgroup of G1.
+    pub sig: blst_p1_affine,
+}
+
+/// Why a batch could not even be formed (the caller then checks items one by one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// A signer index is out of range, or a set is empty or not strictly ascending.
+    BadSigners(usize),
+}
+
+/// Whether every item verifies, with one multi-pairing (see the module docs). `keys` are
+/// validated G2 keys; a [`Signers::Set`] indexes `keys[..universe]`.
+///
+/// Work is spread over the current rayon pool; the answer does not depend on its size.
+pub fn verify_grouped(
+    keys: &[blst_p2_affine],
+    universe: usize,
+    items: &[Item<'_>],
+    dst: &[u8],
+) -> Result<bool, BatchError> {
+    let universe = universe.min(keys.len());
+    for (k, item) in items.iter().enumerate() {
+        let ok = match item.signers {
+            Signers::One(i) => i < keys.len(),
+            Signers::Set(set) => {
+                !set.is_empty()
+                    && set.windows(2).all(|w| w[0] < w[1])
+                    && set.last().is_some_and(|j| (*j as usize) < universe)
+            }
+        };
+        if !ok {
+            return Err(BatchError::BadSigners(k));
+        }
+    }
+    if items.is_empty() {
+        return Ok(true);
+    }
+    let weights = weights(items, dst);
+    // r_k H(m_k), in parallel: hashing to the curve is the bulk of the per-item work.
+    let weighted: Vec<blst_p1> = items
+        .par_iter()
+        .zip(weights.par_iter())
+        .map(|(item, w)| {
+            let mut h = blst_p1::default();
+            let mut out = blst_p1::default();
+            let w = w.to_le_bytes();
+            // SAFETY: all pointers are to live stack values or slices of the stated lengths.
+            unsafe {
+                blst::blst_hash_to_g1(
+                    &mut h,
+                    item.msg.as_ptr(),
+                    item.msg.len(),
+                    dst.as_ptr(),
+                    dst.len(),
+                    core::ptr::null(),
+                    0,
+                );
+                blst::blst_p1_mult(&mut out, &h, w.as_ptr(), 128);
+            }
+            out
+        })
+        .collect();
+    // sum_k r_k sig_k as one MSM.
+    let sigs: Vec<G1Affine> = items
+        .iter()
+        // SAFETY: `G1Affine` is `repr(transparent)` over `blst_p1_affine`.
+        .map(|i| unsafe { core::mem::transmute::<blst_p1_affine, G1Affine>(i.sig) })
+        .collect();
+    let scalars: Vec<Scalar> = weights.iter().map(|w| Scalar::from_u128(*w)).collect();
+    let sig_sum = msm_parallel(&sigs, &scalars);
+
+    // X_i per key.
+    let mut x = vec![G1Projective::identity(); keys.len()];
+    let mut common = G1Projective::identity();
+    let mut in_set = vec![false; universe];
+    for (item, w) in items.iter().zip(&weighted) {
+        // SAFETY: `G1Projective` is `repr(transparent)` over `blst_p1`.
+        let w: G1Projective = unsafe { core::mem::transmute::<blst_p1, G1Projective>(*w) };
+        match item.signers {
+            Signers::One(i) => x[i] += w,
+            Signers::Set(set) if 2 * set.len() > universe => {
+                common += w;
+                for j in set {
+                    in_set[*j as usize] = true;
+                }
+                for (i, member) in in_set.iter_mut().enumerate() {
+                    if !*member {
+                        x[i] -= w;
+                    }
+                    *member = false;
+                }
+            }
+            Signers::Set(set) => {
+                for j in set {
+                    x[*j as usize] += w;
+                }
+            }
+        }
+    }
+    if !bool::from(common.is_identity()) {
+        for xi in &mut x[..universe] {
+            *xi += common;
+        }
+    }
+    let x = Bls12381G1::batch_normalize(&x);
+    let mut g1s: Vec<blst_p1_affine> = Vec::with_capacity(keys.len() + 1);
+    let mut g2s: Vec<blst_p2_affine> = Vec::with_capacity(keys.len() + 1);
+    for (xi, key) in x.iter().zip(keys) {
+        if !bool::from(xi.is_identity()) {
+            // SAFETY: as above.
+            g1s.push(unsafe { core::mem::transmute::<G1Affine, blst_p1_affine>(*xi) });
+            g2s.push(*key);
+        }
+    }
+    let neg_sig = (-sig_sum).to_affine();
+    if !bool::from(neg_sig.is_identity()) {
+        // SAFETY: as above.
+        g1s.push(unsafe { core::mem::transmute::<G1Affine, blst_p1_affine>(neg_sig) });
+        // SAFETY: reads blst's static generator.
+        g2s.push(unsafe { *blst::blst_p2_affine_generator() });
+    }
+    Ok(multi_pairing_is_one(&g1s, &g2s))
+}
+
+/// Fiat-Shamir weights over the whole batch: non-zero 128-bit integers.
+fn weights(items: &[Item<'_>], dst: &[u8]) -> Vec<u128> {
+    let mut h = Sha256::new();
+    h.update(b"keyquorum/batch-verify/v1");
+    h.update((dst.len() as u64).to_be_bytes());
+    h.update(dst);
+    for item in items {
+        match item.signers {
+            Signers::One(i) => {
+                h.update([1u8]);
+                h.update((i as u64).to_be_bytes());
+            }
+            Signers::Set(set) => {
+                h.update([2u8]);
+                h.update((set.len() as u64).to_be_bytes());
+                for j in set {
+                    h.update(j.to_be_bytes());
+                }
+            }
+        }
+        h.update((item.msg.len() as u64).to_be_bytes());
+        h.update(item.msg);
+        let mut sig = [0u8; 48];
+        // SAFETY: 48-byte output buffer, valid input point.
+        unsafe { blst::blst_p1_affine_compress(sig.as_mut_ptr(), &item.sig) };
+        h.update(sig);
+    }
+    let mut rng = ChaCha20Rng::from_seed(h.finalize().into());
+    items
+        .iter()
+        .map(|_| {
+            loop {
+                let w = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+                if w != 0 {
+                    break w;
+                }
+            }
+        })
+        .collect()
+}
+
+/// `sum_i scalars[i] points[i]` in G1, split over the rayon pool for large inputs.
+pub fn msm_parallel(points: &[G1Affine], scalars: &[Scalar]) -> G1Projective {
+    let n = points.len().min(scalars.len());
+    let threads = rayon::current_num_threads().max(1);
+    if threads == 1 || n < 256 {
+        return Bls12381G1::msm(&points[..n], &scalars[..n]);
+    }
+    let chunk = n.div_ceil(threads);
+    points[..n]
+        .par_chunks(chunk)
+        .zip(scalars[..n].par_chunks(chunk))
+        .map(|(p, s)| Bls12381G1::msm(p, s))
+        .reduce(G1Projective::identity, |a, b| a + b)
+}
+
+/// `prod_i e(g1s[i], g2s[i]) == 1` with one final exponentiation; the Miller loops run in
+/// chunks over the rayon pool and their results are multiplied. Points must not be the identity
+/// (blst's Miller loop has no special case for it).
+pub fn multi_pairing_is_one(g1s: &[blst_p1_affine], g2s: &[blst_p2_affine]) -> bool {
+    let n = g1s.len().min(g2s.len());
+    if n == 0 {
+        return true;
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let chunk = n.div_ceil(threads).max(8);
+    let ml = g1s[..n]
+        .par_chunks(chunk)
+        .zip(g2s[..n].par_chunks(chunk))
+        .map(|(p, q)| {
+            // blst reads consecutive points when the second entry of a pointer list is null.
+            let p_ptrs: [*const blst_p1_affine; 2] = [p.as_ptr(), core::ptr::null()];
+            let q_ptrs: [*const blst_p2_affine; 2] = [q.as_ptr(), core::ptr::null()];
+            let mut out = blst_fp12::default();
+            // SAFETY: `p` and `q` hold `p.len()` valid affine points and outlive the call.
+            unsafe {
+                blst::blst_miller_loop_n(&mut out, q_ptrs.as_ptr(), p_ptrs.as_ptr(), p.len())
+            };
+            out
+        })
+        .reduce_with(|a, b| {
+            let mut out = blst_fp12::default();
+            // SAFETY: valid field elements.
+            unsafe { blst::blst_fp12_mul(&mut out, &a, &b) };
+            out
+        })
+        .expect("at least one chunk");
+    let mut gt = blst_fp12::default();
+    // SAFETY: valid field elements.
+    unsafe {
+        blst::blst_final_exp(&mut gt, &ml);
+        blst::blst_fp12_is_one(&gt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use blst::min_sig::{SecretKey, Signature};
+
+    const DST: &[u8] = b"BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_";
+
+    fn sk(i: u32) -> SecretKey {
+        let mut ikm = [7u8; 32];
+        ikm[..4].copy_from_slice(&i.to_be_bytes());
+        SecretKey::key_gen(&ikm, &[]).unwrap()
+    }
+
+    fn aff(s: &Signature) -> blst_p1_affine {
+        blst_p1_affine::from(*s)
+    }
+
+    #[test]
+    fn accepts_valid_and_rejects_any_single_bad_item() {
+        let n = 9;
+        let sks: Vec<SecretKey> = (0..n).map(sk).collect();
+        let keys: Vec<blst_p2_affine> = sks
+            .iter()
+            .map(|k| blst_p2_affine::from(k.sk_to_pk()))
+            .collect();
+        let msgs: Vec<Vec<u8>> = (0..12u8).map(|i| vec![i; 32]).collect();
+        let dense: Vec<u32> = (0..n).filter(|j| *j != 3).collect();
+        let sparse: Vec<u32> = vec![1, 4];
+        let mut items: Vec<Item> = Vec::new();
+        let mut sigs = Vec::new();
+        for (k, m) in msgs.iter().enumerate() {
+            let sig = match k % 3 {
+                0 => sks[k % n as usize].sign(m, DST, &[]),
+                1 => {
+                    let parts: Vec<Signature> = dense
+                        .iter()
+                        .map(|j| sks[*j as usize].sign(m, DST, &[]))
+                        .collect();
+                    let refs: Vec<&Signature> = parts.iter().collect();
+                    blst::min_sig::AggregateSignature::aggregate(&refs, true)
+                        .unwrap()
+                        .to_signature()
+                }
+                _ => {
+                    let parts: Vec<Signature> = sparse
+                        .iter()
+                        .map(|j| sks[*j as usize].sign(m, DST, &[]))
+                        .collect();
+                    let refs: Vec<&Signature> = parts.iter().collect();
+                    blst::min_sig::AggregateSignature::aggregate(&refs, true)
+                        .unwrap()
+                        .to_signature()
+                }
+            };
+            sigs.push(sig);
+        }
+        for (k, m) in msgs.iter().enumerate() {
+            items.push(Item {
+                signers: match k % 3 {
+                    0 => Signers::One(k % n as usize),
+                    1 => Signers::Set(&dense),
+                    _ => Signers::Set(&sparse),
+                },
+                msg: m,
+                sig: aff(&sigs[k]),
+            });
+        }
+        assert_eq!(verify_grouped(&keys, n as usize, &items, DST), Ok(true));
+        for pos in 0..items.len() {
+            // Wrong message, then another signer's signature, at every position.
+            let mut bad = items.clone();
+            bad[pos].msg = b"other";
+            assert_eq!(verify_grouped(&keys, n as usize, &bad, DST), Ok(false));
+            let mut bad = items.clone();
+            bad[pos].sig = items[(pos + 1) % items.len()].sig;
+            assert_eq!(verify_grouped(&keys, n as usize, &bad, DST), Ok(false));
+        }
+        // A set missing one signer fails; malformed sets are refused.
+        let mut bad = items.clone();
+        let fewer: Vec<u32> = dense[1..].to_vec();
+        bad[1].signers = Signers::Set(&fewer);
+        assert_eq!(verify_grouped(&keys, n as usize, &bad, DST), Ok(false));
+        let unsorted = [2u32, 1];
+        bad[1].signers = Signers::Set(&unsorted);
+        assert_eq!(
+            verify_grouped(&keys, n as usize, &bad, DST),
+            Err(BatchError::BadSigners(1))
+        );
+        assert_eq!(verify_grouped(&keys, n as usize, &[], DST), Ok(true));
+    }
+
+    #[test]
+    fn the_answer_does_not_depend_on_the_thread_count() {
+        let sks: Vec<SecretKey> = (0..40).map(sk).collect();
+        let keys: Vec<blst_p2_affine> = sks
+            .iter()
+            .map(|k| blst_p2_affine::from(k.sk_to_pk()))
+            .collect();
+        let msgs: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 32]).collect();
+        let sigs: Vec<Signature> = sks
+            .iter()
+            .zip(&msgs)
+            .map(|(k, m)| k.sign(m, DST, &[]))
+            .collect();
+        let mut items: Vec<Item> = (0..40)
+            .map(|i| Item {
+                signers: Signers::One(i),
+                msg: &msgs[i],
+                sig: aff(&sigs[i]),
+            })
+            .collect();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            assert_eq!(
+                pool.install(|| verify_grouped(&keys, 40, &items, DST)),
+                Ok(true)
+            );
+        }
+        items[17].msg = b"forged";
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            assert_eq!(
+                pool.install(|| verify_grouped(&keys, 40, &items, DST)),
+                Ok(false)
+            );
+        }
+    }
+}
