@@ -1,30 +1,60 @@
-//! Per-participant cost of one ack-or-reveal ceremony, single thread, at `t = floor(2n/3) + 1`:
-//! deal (polynomial, commitment of `n + 1` points, `n` encrypted shares), verify everything
-//! received (decode the `n` commitments from their uncompressed encodings, decrypt and check
-//! `n` shares in one batch, sign `n` acks), and finalize (sum the commitments into the group key
-//! and public key shares, check the sums' subgroup membership and degree, sum the own share).
-//! Board validation of posts (post signatures, aggregate acks) is the chain's work and is
-//! measured separately (`board_validation`).
+//! What one node does in one view change, timed whole: the ack-or-reveal participant state
+//! machine (`AckRevealNode`) driven through a complete fresh-key ceremony on BLS12-381 G1 at
+//! `t = k = floor(2n/3) + 1`, everyone honest, fed the inputs a node receives in the order it
+//! receives them:
 //!
-//! In the same run, the peers doing the same per-participant work: commonware-cryptography's
-//! BLS12-381 DKG and frost-secp256k1's DKG (up to `KQ_PEER_MAX_N`, default 256).
+//! 1. set-up: build the ceremony from its configuration (session id, indices, dual-code weights);
+//! 2. deal: `Start` draws the polynomial, commits to it (`n + 1` constant-time multiplications),
+//!    signs the contribution post and seals `n` shares with HPKE;
+//! 3. receive the other `n - 1` deals (held until their commitments are on the board);
+//! 4. replay the contribute phase of the board: all `n` contribution posts as the chain orders
+//!    them (decode `n (n + 1)` points, check every post's signature), then open and check the
+//!    `n` received shares against the commitments and sign `n` acks;
+//! 5. receive the `n - 1` acks for its own deal; at the share deadline verify them (in
+//!    aggregate) and post its publication;
+//! 6. replay the publish phase: all `n` publications (post signatures and aggregate ack
+//!    signatures of `n` ackers each);
+//! 7. finalize at the publish deadline: the qualified set, the group key and all `n` public key
+//!    shares (column sums of the commitments, their subgroup and degree checks), the own share;
+//! 8. sign the magic block with the new share (threshold BLS partial signature, MinPk).
+//!
+//! Posts are fed per board phase through `AckRevealNode::handle_board_posts` (batched
+//! signature checks, batched share checks), as the node driver does for the posts of a block.
+//! Everything the other participants do is prepared outside the timed closure.
+//!
+//! Each size runs with a rayon pool of one thread and of every core (`KQ_BENCH_THREADS`,
+//! comma-separated, default `1,<cores>`). In the same run, the peers doing their per-participant
+//! work: commonware-cryptography's BLS12-381 DKG and frost-secp256k1's DKG (up to
+//! `KQ_PEER_MAX_N`, default 256; see `crates/peer-bench` for what their closures contain).
 //!
 //! `KQ_BENCH_NS` (comma-separated) selects the committee sizes; default `64,256,1024`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use keyquorum_crypto::commit::{EvalCommitment, batch_verify_eval};
-use keyquorum_crypto::encrypt::{self, Ciphertext, EncryptionSecretKey, ShareAad};
+use blstrs::Scalar;
+use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
+use keyquorum_crypto::commit::EvalCommitment;
+use keyquorum_crypto::encrypt::{self, EncryptionSecretKey, ShareAad};
+use keyquorum_crypto::hash::tagged_hash;
 use keyquorum_crypto::index::IndexScheme;
 use keyquorum_crypto::poly::Polynomial;
-use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
-use keyquorum_dkg::board::{aggregate_commitments, share_matches};
-use keyquorum_dkg::identity::{IdentityKeypair, Purpose};
-use keyquorum_dkg::messages::{Contribution, Post, ack_payload, commitment_hash};
+use keyquorum_crypto::secret::Secret;
+use keyquorum_crypto::tbls::{self, MinPk};
+use keyquorum_crypto::{Bls12381G1, Curve};
+use keyquorum_dkg::ackreveal::AckRevealNode;
+use keyquorum_dkg::board::share_matches;
+use keyquorum_dkg::identity::{IdentityKeypair, IdentitySignature, Purpose, SIG_DST};
+use keyquorum_dkg::messages::{
+    Ack, Contribution, Deal, Direct, Post, Publication, SignedPost, ack_payload, commitment_hash,
+};
+use keyquorum_dkg::node::{Action, Input};
 use keyquorum_dkg::{Ceremony, Params, Participant, SessionConfig, Variant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use rayon::prelude::*;
+
+type C = Bls12381G1;
 
 fn sizes() -> Vec<usize> {
     std::env::var("KQ_BENCH_NS")
@@ -34,164 +64,324 @@ fn sizes() -> Vec<usize> {
         .collect()
 }
 
-struct Setup<C: Curve> {
-    ceremony: Arc<Ceremony<C>>,
-    identity: IdentityKeypair,
-    encryption: EncryptionSecretKey,
-    /// Every dealer's contribution post as it sits on the board.
-    contributions: Vec<Vec<u8>>,
-    /// Participant 0's encrypted share from every dealer.
-    deals: Vec<Vec<u8>>,
+fn thread_counts() -> Vec<usize> {
+    let all = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut v: Vec<usize> = std::env::var("KQ_BENCH_THREADS")
+        .unwrap_or_else(|_| format!("1,{all}"))
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .filter(|t| *t > 0)
+        .collect();
+    v.dedup();
+    v
 }
 
-fn setup<C: Curve>(n: usize) -> Setup<C> {
+fn seed_of(i: usize) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
+    seed[31] = 1;
+    seed
+}
+
+/// Everything node 0 receives in one ceremony, prepared ahead.
+struct Setup {
+    config: SessionConfig<C>,
+    identity: IdentityKeypair,
+    my_seed: [u8; 32],
+    /// Deals from dealers `1..n` to node 0 (encoded direct messages).
+    deals: Vec<Vec<u8>>,
+    /// Acks from players `1..n` for node 0's deal.
+    acks: Vec<Vec<u8>>,
+    /// The board's contribution posts in order (node 0's own first).
+    contributions: Vec<Vec<u8>>,
+    /// The board's publication posts in order (node 0's own first).
+    publications: Vec<Vec<u8>>,
+}
+
+fn setup(n: usize) -> Setup {
     let t = 2 * n / 3 + 1;
-    let keys: Vec<(IdentityKeypair, EncryptionSecretKey)> = (0..n)
-        .map(|i| {
-            let mut seed = [0u8; 32];
-            seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            seed[31] = 1;
-            (
-                IdentityKeypair::from_seed(&seed).unwrap(),
-                EncryptionSecretKey::from_seed(&seed),
-            )
-        })
+    let identities: Vec<IdentityKeypair> = (0..n)
+        .into_par_iter()
+        .map(|i| IdentityKeypair::from_seed(&seed_of(i)).unwrap())
         .collect();
-    let ceremony = Ceremony::new(SessionConfig::<C> {
+    let encryption: Vec<EncryptionSecretKey> = (0..n)
+        .map(|i| EncryptionSecretKey::from_seed(&seed_of(i)))
+        .collect();
+    let config = SessionConfig::<C> {
         domain: b"bench".to_vec(),
         epoch: 1,
         variant: Variant::AckReveal,
         params: Params::new(n, t, t).unwrap(),
         index_scheme: IndexScheme::Sequential,
-        players: keys
+        players: identities
             .iter()
+            .zip(&encryption)
             .map(|(i, e)| Participant {
                 identity: i.public().clone(),
                 encryption: e.public_key(),
             })
             .collect(),
         reshare: None,
-    })
-    .unwrap();
-    let mut rng = ChaCha20Rng::seed_from_u64(n as u64);
-    let mut contributions = Vec::with_capacity(n);
-    let mut deals = Vec::with_capacity(n);
-    for d in 0..n as u32 {
-        let f = Polynomial::<C::Scalar>::random(t - 1, None, &mut rng);
-        let commitment = EvalCommitment::<C>::feldman(&f, ceremony.player_indices());
-        let hash = commitment_hash::<C>(ceremony.id(), d, &commitment);
-        let aad = ShareAad {
-            session_id: *ceremony.id(),
-            dealer: d,
-            recipient: 0,
-            commitment_hash: hash,
-        };
-        let share = f.evaluate(&ceremony.player_indices()[0]);
-        let ct = encrypt::seal(
-            &ceremony.players()[0].encryption,
-            &aad,
-            &C::encode_scalar(&share),
-            &mut rng,
-        );
-        deals.push(ct.to_bytes());
-        contributions.push(
-            Post::Contribution(Contribution {
-                session: *ceremony.id(),
-                dealer: d,
-                commitment,
-            })
-            .encode(),
-        );
-    }
-    let (identity, encryption) = keys.into_iter().next().unwrap();
-    Setup {
-        ceremony,
-        identity,
-        encryption,
-        contributions,
-        deals,
-    }
-}
-
-/// One participant's whole ceremony; returns its share check (always true).
-fn one_participant<C: Curve>(s: &Setup<C>, rng: &mut ChaCha20Rng) -> bool {
-    let ceremony = &s.ceremony;
-    let n = ceremony.n();
+    };
+    let ceremony = Ceremony::new(config.clone()).unwrap();
     let session = *ceremony.id();
-    // Deal.
-    let f = Polynomial::<C::Scalar>::random(ceremony.t() - 1, None, rng);
-    let commitment = EvalCommitment::<C>::feldman(&f, ceremony.player_indices());
-    let my_hash = commitment_hash::<C>(&session, 0, &commitment);
-    let post = Post::Contribution(Contribution {
-        session,
-        dealer: 0,
-        commitment,
-    })
-    .encode();
-    let _signature = s.identity.sign(Purpose::Post, &post);
-    for (j, p) in ceremony.players().iter().enumerate() {
-        let aad = ShareAad {
-            session_id: session,
-            dealer: 0,
-            recipient: j as u32,
-            commitment_hash: my_hash,
-        };
-        let share = f.evaluate(&ceremony.player_indices()[j]);
-        std::hint::black_box(
-            encrypt::seal(&p.encryption, &aad, &C::encode_scalar(&share), rng).to_bytes(),
-        );
+    let my_seed = [42u8; 32];
+
+    // Node 0's own deal, as its state machine produces it (deterministic in its seed).
+    let mut me = AckRevealNode::new(
+        ceremony.clone(),
+        identities[0].clone(),
+        EncryptionSecretKey::from_seed(&seed_of(0)),
+        None,
+        my_seed,
+    )
+    .unwrap();
+    let start = me.handle(Input::Start);
+    let my_contribution = start
+        .iter()
+        .find_map(|a| match a {
+            Action::Post(p) => Some(p.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let Post::Contribution(c0) = SignedPost::<C>::decode(&my_contribution, n).unwrap().post else {
+        panic!("first post is the contribution")
+    };
+    let my_hash = commitment_hash::<C>(&session, 0, &c0.commitment);
+
+    // The other dealers' commitments and node 0's shares from them.
+    let indices = ceremony.player_indices().to_vec();
+    let others: Vec<(Vec<u8>, Vec<u8>, [u8; 32])> = (1..n)
+        .into_par_iter()
+        .map(|d| {
+            let mut rng = ChaCha20Rng::seed_from_u64(d as u64);
+            let f = Polynomial::<Scalar>::random(t - 1, None, &mut rng);
+            let xs: Vec<Scalar> = std::iter::once(Scalar::from(0u64))
+                .chain(indices.iter().copied())
+                .collect();
+            let proj: Vec<_> = xs
+                .iter()
+                // Public scalar: set-up of simulated peers, outside the timed work.
+                .map(|x| C::mul_generator_public_vartime(&f.evaluate(x)))
+                .collect();
+            let commitment = EvalCommitment::<C>::from_points(C::batch_normalize(&proj)).unwrap();
+            let hash = commitment_hash::<C>(&session, d as u32, &commitment);
+            let post = Post::Contribution(Contribution {
+                session,
+                dealer: d as u32,
+                commitment,
+            });
+            let signature = identities[d].sign(Purpose::Post, &post.encode());
+            let signed = SignedPost { post, signature }.encode();
+            let aad = ShareAad {
+                session_id: session,
+                dealer: d as u32,
+                recipient: 0,
+                commitment_hash: hash,
+            };
+            let share = f.evaluate(&indices[0]);
+            let ct = encrypt::seal(
+                &ceremony.players()[0].encryption,
+                &aad,
+                &C::encode_scalar(&share),
+                &mut rng,
+            );
+            let deal = Direct::Deal(Deal {
+                session,
+                dealer: d as u32,
+                player: 0,
+                ciphertext: ct.to_bytes(),
+            })
+            .encode();
+            (signed, deal, hash)
+        })
+        .collect();
+    let mut contributions = vec![my_contribution];
+    let mut deals = Vec::new();
+    let mut hashes = vec![my_hash];
+    for (post, deal, hash) in others {
+        contributions.push(post);
+        deals.push(deal);
+        hashes.push(hash);
     }
-    // Verify everything received: commitments from the board, shares from the dealers.
-    let mut commitments = Vec::with_capacity(n);
-    let mut hashes = Vec::with_capacity(n);
-    for (d, bytes) in s.contributions.iter().enumerate() {
-        let Ok(Post::Contribution(c)) = Post::<C>::decode(bytes, n) else {
-            panic!("bad post")
-        };
-        hashes.push(commitment_hash::<C>(&session, d as u32, &c.commitment));
-        commitments.push(c.commitment);
+    let acks: Vec<Vec<u8>> = (1..n)
+        .into_par_iter()
+        .map(|j| {
+            Direct::Ack(Ack {
+                session,
+                dealer: 0,
+                player: j as u32,
+                commitment_hash: my_hash,
+                signature: identities[j].sign(Purpose::Ack, &ack_payload(&session, 0, &my_hash)),
+            })
+            .encode()
+        })
+        .collect();
+
+    // Node 0's publication, as its state machine produces it from these inputs.
+    let mut board_inputs: Vec<Input> = deals.iter().cloned().map(Input::Message).collect();
+    board_inputs.extend(contributions.iter().cloned().map(Input::BoardPost));
+    board_inputs.extend(acks.iter().cloned().map(Input::Message));
+    board_inputs.extend([Input::Deadline, Input::Deadline]);
+    let mut my_publication = None;
+    for input in board_inputs {
+        for a in me.handle(input) {
+            if let Action::Post(p) = a {
+                my_publication = Some(p);
+            }
+        }
     }
-    let mut shares = Vec::with_capacity(n);
-    for (d, ct) in s.deals.iter().enumerate() {
-        let aad = ShareAad {
-            session_id: session,
-            dealer: d as u32,
-            recipient: 0,
-            commitment_hash: hashes[d],
-        };
-        let ct = Ciphertext::from_bytes(ct, 32).unwrap();
-        let pt = encrypt::open(&s.encryption, &aad, &ct).unwrap();
-        shares.push(C::decode_scalar(pt.expose()).unwrap());
+
+    // Everyone acks every dealer: the aggregate of all n ack signatures on dealer d's payload
+    // is the signature under the sum of all identity secret keys.
+    let key_sum: Scalar = identities
+        .iter()
+        .map(|k| {
+            Option::<Scalar>::from(Scalar::from_bytes_be(&k.secret_bytes())).expect("valid key")
+        })
+        .sum();
+    let summed = blst::min_sig::SecretKey::from_bytes(&key_sum.to_bytes_be()).unwrap();
+    let all: Vec<u32> = (0..n as u32).collect();
+    let mut publications = vec![my_publication.expect("node 0 published")];
+    publications.extend(
+        (1..n)
+            .into_par_iter()
+            .map(|d| {
+                let payload = ack_payload(&session, d as u32, &hashes[d]);
+                let agg = summed.sign(&Purpose::Ack.digest(&payload), SIG_DST, &[]);
+                let post = Post::Publication(Publication::<C> {
+                    session,
+                    attempt: 0,
+                    dealer: d as u32,
+                    commitment_hash: hashes[d],
+                    acks: all.clone(),
+                    ack_signature: Some(IdentitySignature(agg.to_bytes())),
+                    reveals: Vec::new(),
+                });
+                let signature = identities[d].sign(Purpose::Post, &post.encode());
+                SignedPost { post, signature }.encode()
+            })
+            .collect::<Vec<_>>(),
+    );
+    Setup {
+        config,
+        identity: identities[0].clone(),
+        my_seed,
+        deals,
+        acks,
+        contributions,
+        publications,
     }
-    let items: Vec<_> = commitments.iter().zip(shares.iter().copied()).collect();
-    assert!(batch_verify_eval(0, &items, rng).is_ok());
-    for (d, h) in hashes.iter().enumerate() {
-        std::hint::black_box(
-            s.identity
-                .sign(Purpose::Ack, &ack_payload(&session, d as u32, h)),
-        );
-    }
-    // Finalize.
-    let dealers: Vec<u32> = (0..n as u32).collect();
-    let refs: Vec<&EvalCommitment<C>> = commitments.iter().collect();
-    let weights = vec![<C::Scalar as ff::Field>::ONE; n];
-    let sums = aggregate_commitments(ceremony, &dealers, &refs, &hashes, &weights).unwrap();
-    let x: C::Scalar = shares.iter().copied().sum();
-    share_matches::<C>(&x, &sums[1])
 }
 
-fn bench_curve<C: Curve>(c: &mut Criterion, label: &str) {
+/// Node 0's whole view change (see the module docs); returns its partial signature on the
+/// magic block and whether its share matches its public key share.
+fn whole_node(s: &Setup) -> (tbls::PartialSignature<MinPk>, bool) {
+    whole_node_marked(s, &mut |_| {})
+}
+
+/// Process CPU time (user + system, all threads) in seconds, from `/proc/self/stat`.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of the file (utime, stime) are 11 and 12 after the command name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// [`whole_node`], calling `mark` after each step with the step's name.
+fn whole_node_marked(
+    s: &Setup,
+    mark: &mut dyn FnMut(&'static str),
+) -> (tbls::PartialSignature<MinPk>, bool) {
+    let ceremony: Arc<Ceremony<C>> = Ceremony::new(s.config.clone()).unwrap();
+    let mut node = AckRevealNode::new(
+        ceremony,
+        s.identity.clone(),
+        EncryptionSecretKey::from_seed(&seed_of(0)),
+        None,
+        s.my_seed,
+    )
+    .unwrap();
+    mark("ceremony set-up");
+    let mut sink = node.handle(Input::Start);
+    mark("deal");
+    for deal in &s.deals {
+        sink.extend(node.handle(Input::Message(deal.clone())));
+    }
+    mark("receive deals");
+    sink.extend(node.handle_board_posts(&s.contributions));
+    mark("contributions + share checks + acks");
+    for ack in &s.acks {
+        sink.extend(node.handle(Input::Message(ack.clone())));
+    }
+    sink.extend(node.handle(Input::Deadline));
+    sink.extend(node.handle(Input::Deadline));
+    mark("receive acks + publish");
+    sink.extend(node.handle_board_posts(&s.publications));
+    mark("publications");
+    let done = node.handle(Input::Deadline);
+    mark("finalize");
+    std::hint::black_box(sink);
+    let out = done
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Finished(out) => Some(out),
+            _ => None,
+        })
+        .expect("ceremony succeeds");
+    let share: &Secret<Scalar> = out.secret_share.as_ref().expect("a player has a share");
+    let index = out.player_index.expect("a player has an index") as usize;
+    let ok = share_matches::<C>(share.expose(), &out.public.public_shares[index]);
+    let block_hash = tagged_hash(
+        "keyquorum/bench/magic-block",
+        &[&C::point_bytes(&out.public.group_key)],
+    );
+    let x = node.board().ceremony().player_indices()[index];
+    let partial = tbls::partial_sign::<MinPk>(share, x, &block_hash);
+    mark("sign magic block");
+    (partial, ok)
+}
+
+fn bench_node(c: &mut Criterion) {
     let mut g = c.benchmark_group("dkg_per_node");
+    g.sampling_mode(SamplingMode::Flat);
     g.sample_size(10);
+    g.warm_up_time(Duration::from_secs(1));
     for n in sizes() {
-        let s = setup::<C>(n);
-        let mut rng = ChaCha20Rng::seed_from_u64(99);
-        assert!(one_participant(&s, &mut rng));
-        g.bench_with_input(
-            BenchmarkId::new(format!("keyquorum_ackreveal_{label}"), n),
-            &n,
-            |b, _| b.iter(|| one_participant(&s, &mut rng)),
-        );
+        let started = std::time::Instant::now();
+        let s = setup(n);
+        eprintln!("keyquorum set-up n={n}: {:.1?}", started.elapsed());
+        for threads in thread_counts() {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            if std::env::var("KQ_BENCH_PHASES").is_ok() {
+                // CPU seconds per step (all threads), a guide to where the time goes.
+                let mut last = cpu_seconds();
+                let wall = std::time::Instant::now();
+                pool.install(|| {
+                    whole_node_marked(&s, &mut |step| {
+                        let now = cpu_seconds();
+                        eprintln!("n={n} threads={threads} {step}: {:.2} s CPU", now - last);
+                        last = now;
+                    })
+                });
+                eprintln!("n={n} threads={threads} wall {:.2?}", wall.elapsed());
+            }
+            let (partial, ok) = pool.install(|| whole_node(&s));
+            assert!(ok, "the share matches its public key share");
+            assert_eq!(partial, pool.install(|| whole_node(&s)).0, "deterministic");
+            g.bench_with_input(
+                BenchmarkId::new(format!("keyquorum_whole_node_bls12381_{threads}t"), n),
+                &n,
+                |b, _| b.iter(|| pool.install(|| whole_node(&s))),
+            );
+        }
     }
     g.finish();
 }
@@ -205,11 +395,13 @@ fn peer_max_n() -> usize {
 }
 
 /// The same per-participant work by the best peers, in the same run: commonware-cryptography's
-/// BLS12-381 Joint-Feldman DKG and frost-secp256k1's DKG (see `crates/peer-bench`).
+/// BLS12-381 Joint-Feldman DKG and frost-secp256k1's DKG (see `crates/peer-bench`), one thread.
 fn peers(c: &mut Criterion) {
     use keyquorum_peer_bench::{commonware_dkg, default_threshold, frost_dkg};
     let mut g = c.benchmark_group("dkg_per_node");
+    g.sampling_mode(SamplingMode::Flat);
     g.sample_size(10);
+    g.warm_up_time(Duration::from_secs(1));
     for n in sizes().into_iter().filter(|n| *n <= peer_max_n()) {
         let t = default_threshold(n);
         let setup = commonware_dkg::setup(n, t, 1);
@@ -228,8 +420,7 @@ fn peers(c: &mut Criterion) {
 }
 
 fn per_node(c: &mut Criterion) {
-    bench_curve::<Bls12381G1>(c, "bls12381");
-    bench_curve::<Secp256k1>(c, "secp256k1");
+    bench_node(c);
     peers(c);
 }
 

@@ -27,12 +27,14 @@ use std::sync::Arc;
 
 use ff::Field;
 use keyquorum_crypto::Curve;
-use keyquorum_crypto::commit::EvalCommitment;
+use keyquorum_crypto::commit::{EvalCommitment, batch_verify_eval};
 use keyquorum_crypto::encrypt::{self, Ciphertext, EncryptionSecretKey, ShareAad};
+use keyquorum_crypto::hash::tagged_hash;
 use keyquorum_crypto::poly::Polynomial;
 use keyquorum_crypto::secret::Secret;
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{RngCore, SeedableRng};
+use rayon::prelude::*;
 
 use crate::board::{Board, Outcome, Phase, share_matches};
 use crate::identity::{self, IdentityKeypair, IdentityPublicKey, IdentitySignature, Purpose};
@@ -192,21 +194,30 @@ impl<C: Curve> AckRevealNode<C> {
 
     /// Feeds one input; returns the actions to take, in order.
     pub fn handle(&mut self, input: Input) -> Vec<Action<C>> {
+        let actions = self.step(input);
+        self.route(actions)
+    }
+
+    /// Returns `actions` for the driver, except messages to oneself, which are handled at once
+    /// (in order, after the actions that produced them) instead of being sent.
+    fn route(&mut self, actions: Vec<Action<C>>) -> Vec<Action<C>> {
         let mut out = Vec::new();
-        let mut queue = VecDeque::from([input]);
-        while let Some(input) = queue.pop_front() {
-            let actions = self.step(input);
-            for a in actions {
+        let mut queue = VecDeque::new();
+        let mut next = actions;
+        loop {
+            for a in next {
                 match a {
-                    // Messages to oneself are handled at once instead of being sent.
                     Action::Send { to, payload } if &to == self.identity.public() => {
                         queue.push_back(Input::Message(payload))
                     }
                     other => out.push(other),
                 }
             }
+            match queue.pop_front() {
+                Some(input) => next = self.step(input),
+                None => return out,
+            }
         }
-        out
     }
 
     fn step(&mut self, input: Input) -> Vec<Action<C>> {
@@ -241,29 +252,47 @@ impl<C: Curve> AckRevealNode<C> {
         });
         let mut out = vec![Action::Post(self.sign_post(post))];
         // Deals can go out at once: players hold them until the commitment is on the board.
-        let players = self.ceremony.players().to_vec();
-        for (j, p) in players.iter().enumerate() {
-            let d = self.dealer.as_ref().expect("dealer role checked above");
-            let share = Secret::new(d.poly.evaluate(&self.ceremony.player_indices()[j]));
-            let aad = ShareAad {
-                session_id: session,
-                dealer: d.index,
-                recipient: j as u32,
-                commitment_hash: d.hash,
-            };
-            let plaintext = zeroize::Zeroizing::new(C::encode_scalar(share.expose()));
-            let ct = encrypt::seal(&p.encryption, &aad, plaintext.as_slice(), &mut self.rng);
-            let deal = Direct::Deal(Deal {
-                session,
-                dealer: d.index,
-                player: j as u32,
-                ciphertext: ct.to_bytes(),
-            });
-            out.push(Action::Send {
-                to: p.identity.clone(),
-                payload: deal.encode(),
-            });
-        }
+        // Each seal draws from its own generator, seeded in player order from the participant's,
+        // so the ciphertexts are the same whatever the number of threads sealing them.
+        let players = self.ceremony.players();
+        let seeds: Vec<zeroize::Zeroizing<[u8; 32]>> = players
+            .iter()
+            .map(|_| {
+                let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+                self.rng.fill_bytes(seed.as_mut());
+                seed
+            })
+            .collect();
+        let d = self.dealer.as_ref().expect("dealer role checked above");
+        let indices = self.ceremony.player_indices();
+        let deals: Vec<Action<C>> = players
+            .par_iter()
+            .zip(seeds.par_iter())
+            .enumerate()
+            .map(|(j, (p, seed))| {
+                let share = Secret::new(d.poly.evaluate(&indices[j]));
+                let aad = ShareAad {
+                    session_id: session,
+                    dealer: d.index,
+                    recipient: j as u32,
+                    commitment_hash: d.hash,
+                };
+                let plaintext = zeroize::Zeroizing::new(C::encode_scalar(share.expose()));
+                let mut rng = ChaCha20Rng::from_seed(**seed);
+                let ct = encrypt::seal(&p.encryption, &aad, plaintext.as_slice(), &mut rng);
+                let deal = Direct::Deal(Deal {
+                    session,
+                    dealer: d.index,
+                    player: j as u32,
+                    ciphertext: ct.to_bytes(),
+                });
+                Action::Send {
+                    to: p.identity.clone(),
+                    payload: deal.encode(),
+                }
+            })
+            .collect();
+        out.extend(deals);
         out
     }
 
@@ -297,47 +326,124 @@ impl<C: Curve> AckRevealNode<C> {
     }
 
     fn process_deal(&mut self, deal: Deal) -> Vec<Action<C>> {
-        let Some((commitment, hash)) = self.board.contribution(deal.dealer) else {
+        self.process_deals(vec![deal])
+    }
+
+    /// Opens and checks deals whose dealers' contributions are on the board, and acks the valid
+    /// ones, in dealer order.
+    ///
+    /// The shares are checked in one batch (`batch_verify_eval`: one MSM over the dealers'
+    /// points, one constant-time multiplication); if the batch fails, each share is checked on
+    /// its own, so exactly the dealers whose shares do not match are named, as with one-by-one
+    /// checks. The batch's weights are derived from the deals and commitments, so the outcome
+    /// is a function of the inputs alone.
+    fn process_deals(&mut self, mut deals: Vec<Deal>) -> Vec<Action<C>> {
+        deals.retain(|d| self.board.contribution(d.dealer).is_some());
+        deals.sort_by_key(|d| d.dealer);
+        deals.dedup_by_key(|d| d.dealer);
+        if deals.is_empty() {
+            return Vec::new();
+        }
+        let Some(p) = self.player.as_ref() else {
             return Vec::new();
         };
-        let hash = *hash;
+        let player = p.index;
+        let board = &self.board;
+        let encryption = &self.encryption;
+        // Open every deal (HPKE, in parallel).
+        let opened: Vec<Option<Secret<C::Scalar>>> = deals
+            .par_iter()
+            .map(|deal| {
+                let (_, hash) = board.contribution(deal.dealer)?;
+                let aad = ShareAad {
+                    session_id: deal.session,
+                    dealer: deal.dealer,
+                    recipient: player,
+                    commitment_hash: *hash,
+                };
+                Ciphertext::from_bytes(&deal.ciphertext, 32)
+                    .and_then(|ct| encrypt::open(encryption, &aad, &ct))
+                    .ok()
+                    .and_then(|pt| C::decode_scalar(pt.expose()).ok())
+                    .map(Secret::new)
+            })
+            .collect();
+        let mut valid = vec![false; deals.len()];
+        let candidates: Vec<usize> = (0..deals.len()).filter(|i| opened[*i].is_some()).collect();
+        if !candidates.is_empty() {
+            let items: Vec<(&EvalCommitment<C>, C::Scalar)> = candidates
+                .iter()
+                .map(|i| {
+                    let (c, _) = board
+                        .contribution(deals[*i].dealer)
+                        .expect("deals without a contribution were dropped");
+                    (c, *opened[*i].as_ref().expect("candidate").expose())
+                })
+                .collect();
+            let mut seed_input = Vec::with_capacity(candidates.len() * 36);
+            for i in &candidates {
+                let (_, hash) = board.contribution(deals[*i].dealer).expect("checked");
+                seed_input.extend_from_slice(&deals[*i].dealer.to_be_bytes());
+                seed_input.extend_from_slice(hash);
+                seed_input.extend_from_slice(&deals[*i].ciphertext);
+            }
+            let seed = tagged_hash(
+                "keyquorum/share-batch/v1",
+                &[self.ceremony.id(), &player.to_be_bytes(), &seed_input],
+            );
+            let mut rng = ChaCha20Rng::from_seed(seed);
+            let bad: BTreeSet<usize> = match batch_verify_eval(player as usize, &items, &mut rng) {
+                Ok(()) => BTreeSet::new(),
+                Err(bad) => bad.into_iter().collect(),
+            };
+            for (pos, i) in candidates.iter().enumerate() {
+                valid[*i] = !bad.contains(&pos);
+            }
+        }
+        // Acks for the valid shares (signing in parallel), observations for the others.
+        let identity = &self.identity;
+        let acks: Vec<Option<Action<C>>> = deals
+            .par_iter()
+            .zip(valid.par_iter())
+            .map(|(deal, ok)| {
+                if !ok {
+                    return None;
+                }
+                let (_, hash) = board.contribution(deal.dealer)?;
+                let signature =
+                    identity.sign(Purpose::Ack, &ack_payload(&deal.session, deal.dealer, hash));
+                let ack = Direct::Ack(Ack {
+                    session: deal.session,
+                    dealer: deal.dealer,
+                    player,
+                    commitment_hash: *hash,
+                    signature,
+                });
+                Some(Action::Send {
+                    to: self.ceremony.dealers()[deal.dealer as usize]
+                        .identity
+                        .clone(),
+                    payload: ack.encode(),
+                })
+            })
+            .collect();
         let p = self.player.as_mut().expect("only players process deals");
-        let aad = ShareAad {
-            session_id: deal.session,
-            dealer: deal.dealer,
-            recipient: p.index,
-            commitment_hash: hash,
-        };
-        let share = Ciphertext::from_bytes(&deal.ciphertext, 32)
-            .and_then(|ct| encrypt::open(&self.encryption, &aad, &ct))
-            .ok()
-            .and_then(|pt| C::decode_scalar(pt.expose()).ok())
-            .filter(|s| commitment.verify_share(p.index as usize, s));
-        let Some(share) = share else {
-            p.bad.insert(deal.dealer);
-            return vec![Action::Observed(Observation::BadShare {
-                dealer: deal.dealer,
-            })];
-        };
-        p.shares.insert(deal.dealer, Secret::new(share));
-        let signature = self.identity.sign(
-            Purpose::Ack,
-            &ack_payload(&deal.session, deal.dealer, &hash),
-        );
-        let ack = Direct::Ack(Ack {
-            session: deal.session,
-            dealer: deal.dealer,
-            player: p.index,
-            commitment_hash: hash,
-            signature,
-        });
-        let to = self.ceremony.dealers()[deal.dealer as usize]
-            .identity
-            .clone();
-        vec![Action::Send {
-            to,
-            payload: ack.encode(),
-        }]
+        let mut out = Vec::with_capacity(deals.len());
+        for ((deal, share), ack) in deals.iter().zip(opened).zip(acks) {
+            match (share, ack) {
+                (Some(share), Some(ack)) => {
+                    p.shares.insert(deal.dealer, share);
+                    out.push(ack);
+                }
+                _ => {
+                    p.bad.insert(deal.dealer);
+                    out.push(Action::Observed(Observation::BadShare {
+                        dealer: deal.dealer,
+                    }));
+                }
+            }
+        }
+        out
     }
 
     fn on_ack(&mut self, ack: Ack) -> Vec<Action<C>> {
@@ -405,6 +511,57 @@ impl<C: Curve> AckRevealNode<C> {
             }
         }
         (good, observed)
+    }
+
+    /// Feeds several board posts in board order, as [`Input::BoardPost`] one by one would, with
+    /// the same resulting state and the same actions (acks may come in dealer order instead of
+    /// board order). The posts are decoded in parallel and their signatures verified in one
+    /// batch ([`crate::preverify`]); deals waiting for the contributions among them are checked
+    /// in one batch.
+    pub fn handle_board_posts(&mut self, posts: &[Vec<u8>]) -> Vec<Action<C>> {
+        if self.done {
+            return Vec::new();
+        }
+        let n = self.ceremony.n();
+        let decoded: Vec<Result<SignedPost<C>, String>> = posts
+            .par_iter()
+            .map(|b| SignedPost::<C>::decode(b, n).map_err(|e| e.to_string()))
+            .collect();
+        let ok: Vec<&SignedPost<C>> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
+        crate::preverify::preverify_posts(&self.ceremony, &ok);
+        let mut out = Vec::new();
+        let mut ready = Vec::new();
+        for d in decoded {
+            let signed = match d {
+                Ok(s) => s,
+                Err(e) => {
+                    out.push(Action::Observed(Observation::Refused(e)));
+                    continue;
+                }
+            };
+            let (accepted, observed) = self.apply_post(&signed);
+            out.extend(observed);
+            if accepted
+                && matches!(signed.post, Post::Contribution(_))
+                && let Some(p) = &mut self.player
+                && let Some(deal) = p.pending.remove(&signed.post.dealer())
+            {
+                ready.push(deal);
+            }
+        }
+        out.extend(self.process_deals(ready));
+        self.route(out)
+    }
+
+    /// Applies a decoded post to the board; whether it was accepted, and the observation if not.
+    fn apply_post(&mut self, signed: &SignedPost<C>) -> (bool, Option<Action<C>>) {
+        match self.board.apply(signed) {
+            Ok(()) => (true, None),
+            Err(e) => (
+                false,
+                Some(Action::Observed(Observation::Refused(e.to_string()))),
+            ),
+        }
     }
 
     fn on_board_post(&mut self, bytes: &[u8]) -> Vec<Action<C>> {

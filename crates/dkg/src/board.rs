@@ -64,9 +64,10 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::{DualCode, EvalCommitment, mul_generator};
 use keyquorum_crypto::hash::tagged_hash;
 use keyquorum_crypto::poly::lagrange_at_zero;
+use rayon::prelude::*;
 use thiserror::Error;
 
-use crate::identity::{self, IdentityPublicKey, Purpose};
+use crate::identity::{self, IdentityPublicKey, IdentitySignature, Purpose};
 use crate::messages::{Contribution, Post, Publication, SignedPost, ack_payload};
 use crate::session::Ceremony;
 
@@ -725,9 +726,13 @@ impl<C: Curve> Board<C> {
             return Err(BoardError::NotADealer(dealer));
         };
         let encoded_post = post.encode();
-        let signed_bytes = signed.encode();
+        // `SignedPost::encode` is the signature followed by the post's encoding.
+        let mut signed_bytes = Vec::with_capacity(signed.signature.0.len() + encoded_post.len());
+        signed_bytes.extend_from_slice(&signed.signature.0);
+        signed_bytes.extend_from_slice(&encoded_post);
+        debug_assert_eq!(signed_bytes, signed.encode());
         let sig_ok = self.ceremony.check_once(
-            tagged_hash("keyquorum/check/post-signature", &[&signed_bytes]),
+            post_signature_check_key(dealer, &post_id(post), &signed.signature),
             || {
                 author
                     .identity
@@ -869,21 +874,17 @@ impl<C: Curve> Board<C> {
                 .map(|j| &players[*j as usize].identity)
                 .collect();
             let payload = ack_payload(&p.session, p.dealer, &p.commitment_hash);
-            let mut key_material = payload.clone();
-            key_material.extend_from_slice(&sig.0);
-            for j in &p.acks {
-                key_material.extend_from_slice(&j.to_be_bytes());
-            }
-            let ok = self.ceremony.check_once(
-                tagged_hash("keyquorum/check/ack-aggregate", &[&key_material]),
-                || identity::verify_aggregate(&keys, Purpose::Ack, &payload, sig),
-            );
+            let ok = self
+                .ceremony
+                .check_once(ack_check_key(&payload, sig, &p.acks), || {
+                    identity::verify_aggregate(&keys, Purpose::Ack, &payload, sig)
+                });
             if !ok {
                 return Err(fault(FaultKind::BadAckSignature));
             }
         }
         for (j, s) in &p.reveals {
-            if !entry.commitment.verify_share(*j as usize, s) {
+            if !entry.commitment.verify_revealed_share(*j as usize, s) {
                 return Err(fault(FaultKind::BadReveal { player: *j }));
             }
         }
@@ -1208,7 +1209,7 @@ pub fn aggregate_commitments<C: Curve>(
     // a sum fails. Both properties are preserved by (weighted) sums, so passing sums mean the
     // output is a valid sharing in the prime-order group; dealers whose flaws cancel out in
     // the sum contribute exactly what valid commitments with the same sum would.
-    if C::HAS_COFACTOR && sums.iter().any(|p| !C::in_subgroup(p)) {
+    if C::HAS_COFACTOR && sums.par_iter().any(|p| !C::in_subgroup(p)) {
         let bad: Vec<(u32, FaultKind)> = dealers
             .iter()
             .zip(commitments)
@@ -1248,18 +1249,62 @@ pub fn weighted_column_sums<C: Curve>(
 ) -> Vec<C::Affine> {
     let width = commitments.first().map(|c| c.points().len()).unwrap_or(0);
     let unit = weights.iter().all(|w| *w == C::Scalar::ONE);
-    let mut column = Vec::with_capacity(commitments.len());
-    let mut out = Vec::with_capacity(width);
-    for j in 0..width {
-        column.clear();
-        column.extend(commitments.iter().map(|c| c.points()[j]));
-        out.push(if unit {
-            C::sum(&column)
-        } else {
-            C::msm(&column, weights)
-        });
-    }
+    // Columns are independent: spread them over the rayon pool (the sums do not depend on it).
+    let out: Vec<C::Point> = (0..width)
+        .into_par_iter()
+        .with_min_len(8)
+        .map_init(
+            || Vec::with_capacity(commitments.len()),
+            |column, j| {
+                column.clear();
+                column.extend(commitments.iter().map(|c| c.points()[j]));
+                if unit {
+                    C::sum(column)
+                } else {
+                    C::msm(column, weights)
+                }
+            },
+        )
+        .collect();
     C::batch_normalize(&out)
+}
+
+/// A collision-resistant name of a post that is cheap to compute: a contribution is named by
+/// its session, dealer and commitment digest (which a decoded commitment already holds, and
+/// which with them determines the encoding), a publication by its encoding.
+pub(crate) fn post_id<C: Curve>(post: &Post<C>) -> [u8; 32] {
+    match post {
+        Post::Contribution(c) => tagged_hash(
+            "keyquorum/post-id/contribution/v1",
+            &[&c.session, &c.dealer.to_be_bytes(), &c.commitment.digest()],
+        ),
+        Post::Publication(_) => tagged_hash("keyquorum/post-id/publication/v1", &[&post.encode()]),
+    }
+}
+
+/// The key under which a post's signature check is remembered ([`Ceremony::check_once`]): the
+/// author's position, the post's [`post_id`] and the signature. Shared with the batch
+/// pre-verification ([`crate::preverify`]), which fills the same entries.
+pub(crate) fn post_signature_check_key(
+    dealer: u32,
+    post_id: &[u8; 32],
+    sig: &IdentitySignature,
+) -> [u8; 32] {
+    tagged_hash(
+        "keyquorum/check/post-signature/v2",
+        &[&dealer.to_be_bytes(), post_id, &sig.0],
+    )
+}
+
+/// The key under which an aggregate ack check is remembered: payload, signature, ackers.
+pub(crate) fn ack_check_key(payload: &[u8], sig: &IdentitySignature, acks: &[u32]) -> [u8; 32] {
+    let mut key_material = Vec::with_capacity(payload.len() + sig.0.len() + 4 * acks.len());
+    key_material.extend_from_slice(payload);
+    key_material.extend_from_slice(&sig.0);
+    for j in acks {
+        key_material.extend_from_slice(&j.to_be_bytes());
+    }
+    tagged_hash("keyquorum/check/ack-aggregate", &[&key_material])
 }
 
 /// Checks a player's final share against its public key share.

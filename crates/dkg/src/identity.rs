@@ -235,6 +235,21 @@ impl IdentityPublicKey {
         s.verify(false, &digest, SIG_DST, &[], &self.pk, false) == BLST_ERROR::BLST_SUCCESS
     }
 
+    /// Verifies a signature on a message already hashed for its purpose
+    /// ([`Purpose::digest`]): `verify(purpose, payload, sig)` is
+    /// `verify_digest(&purpose.digest(payload), sig)`.
+    pub fn verify_digest(&self, digest: &[u8; 32], sig: &IdentitySignature) -> bool {
+        let Ok(s) = Signature::sig_validate(&sig.0, true) else {
+            return false;
+        };
+        s.verify(false, digest, SIG_DST, &[], &self.pk, false) == BLST_ERROR::BLST_SUCCESS
+    }
+
+    /// The key as a raw affine point, for batch verification.
+    pub(crate) fn point(&self) -> blst::blst_p2_affine {
+        blst::blst_p2_affine::from(self.pk)
+    }
+
     /// Verifies a proof of possession (IETF PopVerify).
     pub fn verify_pop(&self, pop: &IdentitySignature) -> bool {
         let Ok(s) = Signature::sig_validate(&pop.0, true) else {
@@ -294,6 +309,15 @@ pub fn verify_aggregate(
     payload: &[u8],
     sig: &IdentitySignature,
 ) -> bool {
+    verify_aggregate_digest(signers, &purpose.digest(payload), sig)
+}
+
+/// [`verify_aggregate`] on a message already hashed for its purpose.
+pub fn verify_aggregate_digest(
+    signers: &[&IdentityPublicKey],
+    digest: &[u8; 32],
+    sig: &IdentitySignature,
+) -> bool {
     if signers.is_empty() {
         return false;
     }
@@ -301,8 +325,15 @@ pub fn verify_aggregate(
         return false;
     };
     let pks: Vec<&PublicKey> = signers.iter().map(|k| &k.pk).collect();
-    let digest = purpose.digest(payload);
-    s.fast_aggregate_verify(false, &digest, SIG_DST, &pks) == BLST_ERROR::BLST_SUCCESS
+    s.fast_aggregate_verify(false, digest, SIG_DST, &pks) == BLST_ERROR::BLST_SUCCESS
+}
+
+/// Decodes a signature as the verification functions here do (canonical, on the curve, in the
+/// prime-order subgroup, not the identity); `None` exactly when they would refuse it outright.
+pub(crate) fn decode_signature_checked(sig: &IdentitySignature) -> Option<blst::blst_p1_affine> {
+    Signature::sig_validate(&sig.0, true)
+        .ok()
+        .map(blst::blst_p1_affine::from)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod identity;
 pub mod messages;
 pub mod node;
 pub mod params;
+pub mod preverify;
 pub mod session;
 pub mod wire;
 

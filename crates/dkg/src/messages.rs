@@ -112,9 +112,7 @@ impl<C: Curve> Post<C> {
             Post::Contribution(c) => {
                 w.u8(TAG_CONTRIBUTION).fixed(&c.session).u32(c.dealer);
                 w.u32(c.commitment.points().len() as u32);
-                for p in c.commitment.points() {
-                    w.point_uncompressed::<C>(p);
-                }
+                w.fixed(c.commitment.encoded_uncompressed());
             }
             Post::Publication(p) => {
                 w.u8(TAG_PUBLICATION)
