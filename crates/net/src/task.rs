@@ -227,7 +227,7 @@ impl Task {
             .listen_on(cfg.listen.clone())
             .map_err(|e| NetError::Listen {
                 addr: cfg.listen.to_string(),
-                reason: e.to_string(),
+                reason: error_chain(&e),
             })?;
 
         let mut peer_hints: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
@@ -963,5 +963,25 @@ fn map_outbound(peer: PeerId, error: OutboundFailure) -> NetError {
             peer,
             reason: e.to_string(),
         },
+    }
+}
+
+/// An error's message followed by those of its sources, skipping empty ones: libp2p's
+/// `TransportError::Other` displays as nothing and keeps the OS error (such as "Address
+/// already in use") only as its source.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    if parts.is_empty() {
+        format!("{e:?}")
+    } else {
+        parts.join(": ")
     }
 }

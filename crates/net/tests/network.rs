@@ -765,3 +765,28 @@ async fn identity_hint_is_verified_by_handshake() {
         Seen::Request { from, from_identity: Some(id), .. } if from == sender.peer() && id == sender.pk()
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_in_use_is_named_with_the_os_reason() {
+    init_tracing();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let listen: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+    let id = TestIdentity::generate();
+    let cfg = test_config(&id, Keypair::generate_ed25519(), listen);
+    let err = match keyquorum_net::Network::new(cfg) {
+        Ok(_) => panic!("listening on a taken port succeeded"),
+        Err(e) => e,
+    };
+    let text = err.to_string();
+    assert!(matches!(err, NetError::Listen { .. }), "{text}");
+    assert!(
+        text.contains(&format!("/ip4/127.0.0.1/tcp/{port}")),
+        "{text}"
+    );
+    // The OS's own words ("Address already in use (os error 98)" on Linux).
+    assert!(
+        text.to_lowercase().contains("in use"),
+        "the OS reason is missing: {text}"
+    );
+}
