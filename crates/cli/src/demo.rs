@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use keyquorum_contract::magic::signing_message;
-use keyquorum_contract::{Contract, ContractConfig, Event, KeyMode, Size};
+use keyquorum_contract::{
+    Contract, ContractConfig, Event, KeyMode, SignedMagicBlock, SignerRole, Size,
+    verify_magic_block_chain,
+};
 use keyquorum_devchain::ChainConfig;
 use keyquorum_node::chain::parse_block;
 use keyquorum_node::keystore::{self, KdfParams, Passphrase};
@@ -555,7 +558,7 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<E
         let message = v.magic_block_hash.as_ref().and_then(|h| {
             let mut hash = [0u8; 32];
             hex::decode_to_slice(h, &mut hash).ok()?;
-            Some(signing_message(&hash))
+            Some(signing_message(SignerRole::New, &hash))
         });
         if v.activated
             && let (Some(gk), Some(sig), Some(m)) = (&v.group_key, &v.signature, &message)
@@ -565,6 +568,46 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<E
             v.signature_verified = Some(ok);
         }
         views_json.push((v.view, message));
+    }
+    // The chain of activated magic blocks, as a light client would check it from the first
+    // view's key: each block's key confirmation, the previous committee's handover under the
+    // previous key, and a reshare keeping the key.
+    let activated: Vec<u64> = observer
+        .views
+        .values()
+        .filter(|v| v.activated)
+        .map(|v| v.view)
+        .collect();
+    let mut bad_chain = None;
+    if !activated.is_empty() {
+        let api = HttpChainClient::new(&format!("http://127.0.0.1:{chain_port}"))
+            .map_err(|e| e.to_string())?;
+        let mut blocks: Vec<SignedMagicBlock> = Vec::new();
+        for v in &activated {
+            let path = format!("/views/{v}/magic-block");
+            match api.get_json(&path, Duration::from_secs(5)).await {
+                Ok(j) => match serde_json::from_value(j) {
+                    Ok(b) => blocks.push(b),
+                    Err(e) => bad_chain = Some(format!("{path}: {e}")),
+                },
+                Err(e) => bad_chain = Some(format!("{path}: {e}")),
+            }
+        }
+        if bad_chain.is_none()
+            && let Some(first) = blocks.first()
+            && let Err(e) = verify_magic_block_chain(&first.block.group_key.0, &blocks)
+        {
+            bad_chain = Some(e.to_string());
+        }
+    }
+    if !args.json && !activated.is_empty() {
+        match &bad_chain {
+            None => println!(
+                "chain of {} magic blocks verified from the first group key (handovers included)",
+                activated.len()
+            ),
+            Some(e) => println!("chain of magic blocks DOES NOT VERIFY: {e}"),
+        }
     }
     if !args.json {
         println!();
@@ -639,6 +682,10 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<E
     }
     if bad_signature {
         eprintln!("error: a magic block signature does not verify");
+        return Ok(ExitCode::FAILURE);
+    }
+    if let Some(e) = bad_chain {
+        eprintln!("error: the chain of magic blocks does not verify: {e}");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

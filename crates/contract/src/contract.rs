@@ -8,8 +8,7 @@ use keyquorum_crypto::tbls::{self, MinPk, PartialSignature};
 use keyquorum_crypto::{Bls12381G1, Bls12381G2, Curve};
 use keyquorum_dkg::Ceremony;
 use keyquorum_dkg::board::{
-    Board, BoardError, Evidence, Exclusion, FaultKind, Outcome, Penalty, Phase as BoardPhase,
-    PublicOutput, Role,
+    Board, BoardError, Evidence, Exclusion, FaultKind, Outcome, Penalty, Phase as BoardPhase, Role,
 };
 use keyquorum_dkg::identity::IdentityPublicKey;
 use keyquorum_dkg::messages::{Post, SignedPost};
@@ -20,7 +19,9 @@ use crate::config::{ConfigError, ContractConfig, KeyMode};
 use crate::error::Rejection;
 use crate::events::{CommitteeEntry, Event};
 use crate::hex::{Bytes, Hex};
-use crate::magic::{MagicBlock, MagicBlockMember, SignedMagicBlock, signing_message};
+use crate::magic::{
+    MagicBlock, MagicBlockMember, MagicBlockPlace, SignedMagicBlock, signing_message,
+};
 use crate::select::select_committee;
 use crate::state::{
     BoardInput, ContractState, EvidenceRecord, FaultRole, IdentityKey, NamedRecord, NodeRecord,
@@ -133,12 +134,6 @@ fn penalised(exclusions: &[Exclusion]) -> BTreeSet<IdentityKey> {
 
 fn key_of(id: &IdentityPublicKey) -> IdentityKey {
     Hex(id.to_bytes())
-}
-
-fn point48(p: &<Group as Curve>::Affine) -> Hex<48> {
-    let mut out = [0u8; 48];
-    out.copy_from_slice(&Group::point_bytes(p));
-    Hex(out)
 }
 
 impl Contract {
@@ -539,7 +534,7 @@ impl Contract {
         if partials.contains_key(&member.index) {
             return Err(Rejection::DuplicatePartial);
         }
-        let message = signing_message(block_hash);
+        let message = signing_message(role, block_hash);
         let share = tbls::decode_public_key::<MinPk>(&member.public_share.0)
             .map_err(|_| Rejection::BadPartialSignature)?;
         tbls::partial_verify::<MinPk>(&share, &message, partial)
@@ -869,9 +864,9 @@ impl Contract {
             }
             _ => {
                 return match outcome {
-                    Some(Outcome::Success { output, exclusions }) => {
+                    Some(Outcome::Success { exclusions, .. }) => {
                         self.record_exclusions(&exclusions, &named, at, events);
-                        self.create_magic_block(at, output, &exclusions, events)
+                        self.create_magic_block(at, &exclusions, events)
                     }
                     Some(Outcome::Failure {
                         qualified,
@@ -1053,74 +1048,32 @@ impl Contract {
         }
     }
 
-    fn create_magic_block(
-        &mut self,
-        at: u64,
-        output: PublicOutput<Group>,
-        exclusions: &[Exclusion],
-        events: &mut Vec<Event>,
-    ) {
+    fn create_magic_block(&mut self, at: u64, exclusions: &[Exclusion], events: &mut Vec<Event>) {
         let (Some(change), Some(live)) = (self.state.change.as_ref(), self.live.as_ref()) else {
             return;
         };
-        // Members in good standing: active players not named in any exclusion that carries a
-        // penalty (a node that missed a phase as a dealer is removed from the committee too, as
-        // Züs removes miners that miss the contribute or publish phase; a dealer excluded only
-        // because players did not ack it keeps its seat).
-        let removed = penalised(exclusions);
-        let mut members = Vec::new();
-        for (pos, p) in live.ceremony.players().iter().enumerate() {
-            let id = key_of(&p.identity);
-            if removed.contains(&id) || !live.board.is_active_player(pos as u32) {
-                continue;
-            }
-            let network = self
-                .state
-                .nodes
-                .get(&id)
-                .map(|n| n.network.clone())
-                .unwrap_or(NetworkIdentity {
-                    peer_id: Bytes(Vec::new()),
-                    addresses: Vec::new(),
-                });
-            members.push(MagicBlockMember {
-                index: pos as u64 + 1,
-                identity: id,
-                encryption_key: Hex(p.encryption.to_bytes()),
-                peer_id: network.peer_id,
-                addresses: network.addresses,
-                public_share: point48(&output.public_shares[pos]),
-            });
-        }
-        let params = live.ceremony.params();
-        if members.len() < params.k() {
-            let reason = format!(
-                "{} members in good standing, at least k = {} needed",
-                members.len(),
-                params.k()
-            );
-            return self.fail_session(at, removed, reason, events);
-        }
         let previous_hash = self
             .state
             .views
             .get(&(change.view - 1))
-            .map(|v| v.magic_block.hash)
+            .map(|v| v.magic_block.hash.0)
             .unwrap_or_default();
         let deadline = at.saturating_add(self.config.phases.wait);
-        let block = MagicBlock {
+        let place = MagicBlockPlace {
             chain_id: self.config.chain_id.clone(),
             view: change.view,
             session: change.session,
             key_mode: change.key_mode,
-            session_id: change.session_id,
-            n: params.n() as u32,
-            t: params.t() as u32,
-            k: params.k() as u32,
-            group_key: point48(&output.group_key),
-            members,
             previous_hash,
             first_round: deadline.saturating_add(1),
+        };
+        // The same construction every node repeats from its own board before it signs.
+        let nodes = &self.state.nodes;
+        let block = match MagicBlock::from_board(&place, &live.board, |id| {
+            nodes.get(id).map(|n| n.network.clone())
+        }) {
+            Ok(b) => b,
+            Err(e) => return self.fail_session(at, penalised(exclusions), e.to_string(), events),
         };
         let hash = Hex(block.hash());
         let (view, session, attempt) = (change.view, change.session, change.attempt);

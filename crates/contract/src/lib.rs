@@ -79,7 +79,8 @@
 //! ## The chain of magic blocks
 //! [`verify_magic_block_chain`] checks a sequence of signed magic blocks from the genesis key:
 //! each block is signed under its own group key by its committee, and under the previous group
-//! key by the previous committee (MaidSafe's handover, seed 002).
+//! key by the previous committee (MaidSafe's handover, seed 002), on two role-tagged messages so
+//! that one signature never stands for the other; a reshare must keep the group key.
 
 #![warn(missing_docs)]
 

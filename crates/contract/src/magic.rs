@@ -7,22 +7,27 @@
 //! ([`MagicBlock::encode`]).
 //!
 //! Two threshold-BLS signatures (MinPk layout, ciphersuite
-//! `BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_`) are stored with it, both on
-//! [`MagicBlock::signing_message`] (the hash behind a domain tag, so that the group's signatures
-//! on magic blocks can never be confused with its signatures on anything else):
-//! - `signature`, by the new committee under the new group key: key confirmation, proof that
-//!   at least `t` members hold working shares;
-//! - `previous_signature`, by the previous committee under the previous group key: the link.
-//!   This is MaidSafe's handover (seed 002: the new key signs the new section info and the old
-//!   elders sign it), and it is what lets anyone holding the genesis key verify the whole chain
-//!   ([`verify_magic_block_chain`]). For a reshare the group key does not change and BLS
-//!   signatures are unique, so both signatures are the same value, produced independently by
-//!   the two committees; the contract still collects the old committee's, so the block is
-//!   endorsed by the committee that held the key when it was created.
+//! `BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_`) are stored with it, each on its own message
+//! ([`signing_message`]): the block hash behind a domain tag that names the signing committee's
+//! role, so that the group's signatures on magic blocks can never be confused with its
+//! signatures on anything else, nor one committee's signature with the other's:
+//! - `signature`, by the new committee under the new group key, on
+//!   [`NEW_COMMITTEE_SIGNATURE_TAG`] and the hash: key confirmation, proof that at least `t`
+//!   members hold working shares;
+//! - `previous_signature`, by the previous committee under the previous group key, on
+//!   [`HANDOVER_SIGNATURE_TAG`] and the hash: the link. This is MaidSafe's handover (seed 002:
+//!   the new key signs the new section info and the old elders sign it), and it is what lets
+//!   anyone holding the genesis key verify the whole chain ([`verify_magic_block_chain`]).
+//!
+//! For a reshare the group key does not change. Without the role in the message the two
+//! signatures would be the same value (BLS signatures are unique), so the new committee's
+//! signature alone would also pass as the handover; with it, the handover can only come from
+//! `t` shares of the previous view, and the verifier also checks that a reshare kept the key.
 
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_crypto::{Bls12381G1, Bls12381G2};
+use keyquorum_dkg::board::{Board, Outcome, Penalty};
 use keyquorum_dkg::wire::Writer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -30,11 +35,14 @@ use thiserror::Error;
 
 use crate::config::KeyMode;
 use crate::hex::{Bytes, Hex};
+use crate::tx::{NetworkIdentity, SignerRole};
 
 /// Domain tag at the start of every magic block encoding.
 pub const MAGIC_BLOCK_TAG: &[u8] = b"keyquorum/magic-block/v1";
-/// Domain tag of the message the committees sign.
-pub const MAGIC_BLOCK_SIGNATURE_TAG: &[u8] = b"keyquorum/magic-block-signature/v1";
+/// Domain tag of the message the new committee signs (key confirmation).
+pub const NEW_COMMITTEE_SIGNATURE_TAG: &[u8] = b"keyquorum/magic-block-signature/new-committee/v1";
+/// Domain tag of the message the previous committee signs (the handover).
+pub const HANDOVER_SIGNATURE_TAG: &[u8] = b"keyquorum/magic-block-signature/handover/v1";
 
 /// A member of a view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,9 +125,9 @@ impl MagicBlock {
         Sha256::digest(self.encode()).into()
     }
 
-    /// The message both committees sign: [`MAGIC_BLOCK_SIGNATURE_TAG`] followed by the hash.
-    pub fn signing_message(&self) -> Vec<u8> {
-        signing_message(&self.hash())
+    /// The message the committee in `role` signs (see [`signing_message`]).
+    pub fn signing_message(&self, role: SignerRole) -> Vec<u8> {
+        signing_message(role, &self.hash())
     }
 
     /// A member by index.
@@ -133,10 +141,172 @@ impl MagicBlock {
     }
 }
 
-/// The message signed for a magic block with hash `hash`.
-pub fn signing_message(hash: &[u8; 32]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(MAGIC_BLOCK_SIGNATURE_TAG.len() + 32);
-    m.extend_from_slice(MAGIC_BLOCK_SIGNATURE_TAG);
+/// Where a magic block sits: everything in it that does not come from the ceremony's board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MagicBlockPlace {
+    /// Chain id.
+    pub chain_id: String,
+    /// View number.
+    pub view: u64,
+    /// Ceremony session within the view change.
+    pub session: u32,
+    /// Fresh key or reshare.
+    pub key_mode: KeyMode,
+    /// Hash of the previous view's magic block (zero for the first view).
+    pub previous_hash: [u8; 32],
+    /// First block height of the view.
+    pub first_round: u64,
+}
+
+/// Why a board defines no magic block.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BuildError {
+    /// The board has not finished successfully.
+    #[error("the ceremony has no successful outcome")]
+    NoOutcome,
+    /// Too few members remain to sign.
+    #[error("{have} members in good standing, at least k = {need} needed")]
+    TooFewMembers {
+        /// Members in good standing.
+        have: usize,
+        /// The dealer quorum `k`.
+        need: usize,
+    },
+}
+
+impl MagicBlock {
+    /// The magic block that a finished board defines. The contract creates the block with it and
+    /// every node recomputes the block with it from its own board before signing, so there is
+    /// one rule for both.
+    ///
+    /// Members are the active players not named in any exclusion that carries a penalty (a node
+    /// that missed a phase as a dealer is removed from the committee too, as Züs removes miners
+    /// that miss the contribute or publish phase; a dealer excluded only because players did not
+    /// ack it keeps its seat), with index `position + 1`, their encryption key from the
+    /// session, their public key share from the board's output and the network identity that
+    /// `network` returns for them (the registry; empty if unknown). Fewer than `k` members is an
+    /// error: such a committee could not reshare its key.
+    pub fn from_board(
+        place: &MagicBlockPlace,
+        board: &Board<Bls12381G1>,
+        network: impl Fn(&Hex<96>) -> Option<NetworkIdentity>,
+    ) -> Result<MagicBlock, BuildError> {
+        let Some(Outcome::Success { output, exclusions }) = board.outcome() else {
+            return Err(BuildError::NoOutcome);
+        };
+        let ceremony = board.ceremony();
+        let removed: Vec<Hex<96>> = exclusions
+            .iter()
+            .filter(|e| e.fault.penalty() != Penalty::None)
+            .map(|e| Hex(e.identity.to_bytes()))
+            .collect();
+        let mut members = Vec::new();
+        for (pos, p) in ceremony.players().iter().enumerate() {
+            let identity = Hex(p.identity.to_bytes());
+            if removed.contains(&identity) || !board.is_active_player(pos as u32) {
+                continue;
+            }
+            let Some(share) = output.public_shares.get(pos) else {
+                return Err(BuildError::NoOutcome);
+            };
+            let net = network(&identity).unwrap_or(NetworkIdentity {
+                peer_id: Bytes(Vec::new()),
+                addresses: Vec::new(),
+            });
+            members.push(MagicBlockMember {
+                index: pos as u64 + 1,
+                identity,
+                encryption_key: Hex(p.encryption.to_bytes()),
+                peer_id: net.peer_id,
+                addresses: net.addresses,
+                public_share: point48(share),
+            });
+        }
+        let params = ceremony.params();
+        if members.len() < params.k() {
+            return Err(BuildError::TooFewMembers {
+                have: members.len(),
+                need: params.k(),
+            });
+        }
+        Ok(MagicBlock {
+            chain_id: place.chain_id.clone(),
+            view: place.view,
+            session: place.session,
+            key_mode: place.key_mode,
+            session_id: Hex(*ceremony.id()),
+            n: params.n() as u32,
+            t: params.t() as u32,
+            k: params.k() as u32,
+            group_key: point48(&output.group_key),
+            members,
+            previous_hash: Hex(place.previous_hash),
+            first_round: place.first_round,
+        })
+    }
+
+    /// The first field, in encoding order, in which `other` differs from this block (`None`
+    /// when they are equal), for reporting a magic block that is not the expected one.
+    pub fn first_difference(&self, other: &MagicBlock) -> Option<&'static str> {
+        let member_ids = |b: &MagicBlock| -> Vec<(u64, Hex<96>)> {
+            b.members.iter().map(|m| (m.index, m.identity)).collect()
+        };
+        let checks: [(&'static str, bool); 14] = [
+            ("chain id", self.chain_id == other.chain_id),
+            ("view", self.view == other.view),
+            ("session", self.session == other.session),
+            ("key mode", self.key_mode == other.key_mode),
+            ("session id", self.session_id == other.session_id),
+            (
+                "n/t/k",
+                (self.n, self.t, self.k) == (other.n, other.t, other.k),
+            ),
+            ("group key", self.group_key == other.group_key),
+            ("members", member_ids(self) == member_ids(other)),
+            (
+                "encryption keys",
+                self.members
+                    .iter()
+                    .map(|m| m.encryption_key)
+                    .eq(other.members.iter().map(|m| m.encryption_key)),
+            ),
+            (
+                "network identities",
+                self.members
+                    .iter()
+                    .map(|m| (&m.peer_id, &m.addresses))
+                    .eq(other.members.iter().map(|m| (&m.peer_id, &m.addresses))),
+            ),
+            (
+                "public key shares",
+                self.members
+                    .iter()
+                    .map(|m| m.public_share)
+                    .eq(other.members.iter().map(|m| m.public_share)),
+            ),
+            ("previous hash", self.previous_hash == other.previous_hash),
+            ("first round", self.first_round == other.first_round),
+            ("encoding", self.encode() == other.encode()),
+        ];
+        checks.iter().find(|(_, same)| !same).map(|(what, _)| *what)
+    }
+}
+
+fn point48(p: &<Bls12381G1 as Curve>::Affine) -> Hex<48> {
+    let mut out = [0u8; 48];
+    out.copy_from_slice(&Bls12381G1::point_bytes(p));
+    Hex(out)
+}
+
+/// The message the committee in `role` signs for a magic block with hash `hash`: the role's
+/// tag ([`NEW_COMMITTEE_SIGNATURE_TAG`] or [`HANDOVER_SIGNATURE_TAG`]) followed by the hash.
+pub fn signing_message(role: SignerRole, hash: &[u8; 32]) -> Vec<u8> {
+    let tag = match role {
+        SignerRole::New => NEW_COMMITTEE_SIGNATURE_TAG,
+        SignerRole::Old => HANDOVER_SIGNATURE_TAG,
+    };
+    let mut m = Vec::with_capacity(tag.len() + 32);
+    m.extend_from_slice(tag);
     m.extend_from_slice(hash);
     m
 }
@@ -148,10 +318,11 @@ pub struct SignedMagicBlock {
     pub block: MagicBlock,
     /// Its hash (recomputed and compared by the verifier).
     pub hash: Hex<32>,
-    /// The new committee's signature under `block.group_key`.
+    /// The new committee's signature under `block.group_key`, on
+    /// `signing_message(SignerRole::New, hash)`.
     pub signature: Option<Hex<96>>,
-    /// The previous committee's signature under the previous group key (none for the first
-    /// view).
+    /// The previous committee's signature under the previous group key, on
+    /// `signing_message(SignerRole::Old, hash)` (none for the first view).
     pub previous_signature: Option<Hex<96>>,
 }
 
@@ -261,9 +432,10 @@ fn check_structure(b: &MagicBlock, position: usize) -> Result<(), ChainError> {
 
 /// Verifies a chain of magic blocks from a trusted genesis key: `blocks[0]` must carry that
 /// group key and its new committee's signature; every later block must name the hash of the
-/// one before, have the next view number, be signed by the previous committee under the
-/// previous group key and by its own committee under its own key, and keep the group key when
-/// it is a reshare.
+/// one before, have the next view number, carry the handover signature of the previous
+/// committee under the previous group key and the key-confirmation signature of its own
+/// committee under its own key (two messages, so neither stands for the other), and keep the
+/// group key when it is a reshare.
 pub fn verify_magic_block_chain(
     genesis_key: &[u8; 48],
     blocks: &[SignedMagicBlock],
@@ -281,7 +453,7 @@ pub fn verify_magic_block_chain(
         }
         check_structure(b, position)?;
         let key = decode_group_key(&b.group_key, position)?;
-        let message = signing_message(&hash);
+        let message = signing_message(SignerRole::New, &hash);
         check_signature(&key, &message, signed.signature.as_ref(), position, "new")?;
         if let Some((prev, prev_hash)) = previous {
             let broken = |what| ChainError::Broken { position, what };
@@ -303,7 +475,7 @@ pub fn verify_magic_block_chain(
             let prev_key = decode_group_key(&prev.block.group_key, position - 1)?;
             check_signature(
                 &prev_key,
-                &message,
+                &signing_message(SignerRole::Old, &hash),
                 signed.previous_signature.as_ref(),
                 position,
                 "previous",
@@ -353,8 +525,8 @@ mod tests {
         }
     }
 
-    fn sig(sk: &Secret<Scalar>, hash: &[u8; 32]) -> Hex<96> {
-        let s = tbls::sign::<MinPk>(sk, &signing_message(hash));
+    fn sig(sk: &Secret<Scalar>, role: SignerRole, hash: &[u8; 32]) -> Hex<96> {
+        let s = tbls::sign::<MinPk>(sk, &signing_message(role, hash));
         Hex::from_slice(&Bls12381G2::point_bytes(&s)).unwrap()
     }
 
@@ -367,8 +539,8 @@ mod tests {
         SignedMagicBlock {
             block: b,
             hash: Hex(hash),
-            signature: Some(sig(new, &hash)),
-            previous_signature: prev.map(|p| sig(p, &hash)),
+            signature: Some(sig(new, SignerRole::New, &hash)),
+            previous_signature: prev.map(|p| sig(p, SignerRole::Old, &hash)),
         }
     }
 
@@ -388,8 +560,60 @@ mod tests {
         let genesis = c[0].block.group_key.0;
         assert_eq!(verify_magic_block_chain(&genesis, &c), Ok(()));
         assert_eq!(verify_magic_block_chain(&genesis, &c[..1]), Ok(()));
-        // The reshare's two signatures coincide (same key, unique signatures).
-        assert_eq!(c[1].signature, c[1].previous_signature);
+        // The reshare's two signatures are under the same key but on different messages.
+        assert_ne!(c[1].signature, c[1].previous_signature);
+    }
+
+    #[test]
+    fn the_two_roles_sign_different_messages() {
+        let hash = [0x5a; 32];
+        let new = signing_message(SignerRole::New, &hash);
+        let old = signing_message(SignerRole::Old, &hash);
+        assert_ne!(new, old);
+        assert_eq!(
+            new,
+            [
+                &b"keyquorum/magic-block-signature/new-committee/v1"[..],
+                &hash
+            ]
+            .concat()
+        );
+        assert_eq!(
+            old,
+            [&b"keyquorum/magic-block-signature/handover/v1"[..], &hash].concat()
+        );
+        // Neither tag is a prefix of the other, so no hash makes the messages collide.
+        assert!(!NEW_COMMITTEE_SIGNATURE_TAG.starts_with(HANDOVER_SIGNATURE_TAG));
+        assert!(!HANDOVER_SIGNATURE_TAG.starts_with(NEW_COMMITTEE_SIGNATURE_TAG));
+    }
+
+    #[test]
+    fn a_reshare_handover_signed_only_by_the_new_committee_fails() {
+        let c = chain();
+        let genesis = c[0].block.group_key.0;
+        // The new committee's key confirmation copied into the handover slot: same key, but
+        // not a signature on the handover message.
+        let mut bad = c.clone();
+        bad[1].previous_signature = bad[1].signature;
+        assert_eq!(
+            verify_magic_block_chain(&genesis, &bad[..2]),
+            Err(ChainError::BadSignature {
+                position: 1,
+                which: "previous"
+            })
+        );
+        // The new committee signing the handover message as well is no better when it holds
+        // another key: only the previous key's holders can sign the link.
+        let mut raw = block(2, &key(1), Some(&c[0]));
+        raw.key_mode = KeyMode::Reshare;
+        let forged = sign(raw, &key(1), Some(&key(9)));
+        assert_eq!(
+            verify_magic_block_chain(&genesis, &[c[0].clone(), forged]),
+            Err(ChainError::BadSignature {
+                position: 1,
+                which: "previous"
+            })
+        );
     }
 
     #[test]

@@ -535,7 +535,7 @@ fn magic_block_signatures() {
         .unwrap();
     let hash = pending.signed.hash.0;
     let block = pending.signed.block.clone();
-    let message = signing_message(&hash);
+    let message = signing_message(SignerRole::New, &hash);
     let partial_of = |sim: &Sim, i: usize, index: u64, msg: &[u8]| {
         let (_, _, out) = sim.nodes[i].finished.as_ref().unwrap();
         tbls::partial_sign::<MinPk>(out.secret_share.as_ref().unwrap(), Scalar::from(index), msg)

@@ -255,9 +255,10 @@ fn fresh_reshare_fresh_with_faults_in_every_phase() {
         records_of(&sim, 2, 5).is_empty(),
         "t signatures were enough"
     );
-    // BLS signatures are unique: both committees produced the same signature on the block.
-    assert!(mb2.signature.is_some());
-    assert_eq!(mb2.signature, mb2.previous_signature);
+    // Both committees signed under the same key, each on its own role's message: two different
+    // signatures, so the new committee's alone is no handover.
+    assert!(mb2.signature.is_some() && mb2.previous_signature.is_some());
+    assert_ne!(mb2.signature, mb2.previous_signature);
     check_outputs_match(&sim, &mb2);
 
     // ---------------------------------------------------------------- view 3: fresh key again
@@ -315,6 +316,17 @@ fn fresh_reshare_fresh_with_faults_in_every_phase() {
         Err(ChainError::BadSignature {
             position: 1,
             which: "new"
+        })
+    );
+    // A reshare's handover signed only by the new committee (its key confirmation copied into
+    // the handover slot, valid under the unchanged key) does not link.
+    let mut bad = chain.clone();
+    bad[1].previous_signature = bad[1].signature;
+    assert_eq!(
+        verify_magic_block_chain(&genesis, &bad),
+        Err(ChainError::BadSignature {
+            position: 1,
+            which: "previous"
         })
     );
     // A committee that swaps in its own key cannot link to the previous one.

@@ -11,8 +11,14 @@
 //! - `PostAccepted`/`PostRejected` feed `BoardPost`, `BoardDeadline` feeds `Deadline`: the
 //!   contract emits exactly the board's inputs in the order it applied them, so the node's
 //!   board is the contract's board;
-//! - `MagicBlockCreated` signs the block with the new share (new committee) and with the
-//!   previous view's share (old committee);
+//! - `MagicBlockCreated` is checked before anything is signed: the node rebuilds the magic
+//!   block from its own board with the contract's construction ([`MagicBlock::from_board`]) and
+//!   its own record of the previous view's hash and the registry, and compares every field and
+//!   the hash. Only an identical block is signed, with the new share (new committee) and with
+//!   the previous view's share (old committee); any difference is logged as an error, counted
+//!   in `keyquorum_magic_block_mismatches_total` and shown on `/status`, and nothing is signed.
+//!   A member of the previous committee that is not in the new session follows the session's
+//!   board as an observer for this purpose;
 //! - `ViewActivated` promotes the new share to the view's share and drops shares older than the
 //!   previous view; `CeremonyFailed`/`ViewChangeAborted` drop the session.
 //!
@@ -24,6 +30,14 @@
 //! and returns the effects again: the same deals, acks and posts, byte for byte (BLS signatures
 //! and the seeded randomness are deterministic). Re-sending is harmless (peers and the board
 //! drop duplicates); posts already on the board are not re-submitted.
+//!
+//! # A lost database
+//! A node that lost its database follows the chain again from the start. A session selected
+//! while it is still catching up (the runtime tells it the chain's height, [`Driver::set_head`])
+//! is only followed until the node has caught up; if this node's own contribution is on the
+//! board by then, the seed behind it is gone and dealing again would be equivocation, so the
+//! node sits the session out (it keeps following the board, says so in the log and on
+//! `/status`); otherwise it takes part from there.
 //!
 //! # Peers
 //! A direct message is consumed only if it comes from the identity its content names: the
@@ -37,7 +51,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ff::Field;
-use keyquorum_contract::magic::signing_message;
+use keyquorum_contract::config::KeyMode;
+use keyquorum_contract::magic::{MagicBlock, MagicBlockPlace, signing_message};
 use keyquorum_contract::tx::{SignerRole, TxBody};
 use keyquorum_contract::{Event, Group, Transaction, fault_name};
 use keyquorum_crypto::Curve;
@@ -49,23 +64,23 @@ use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_dkg::Ceremony;
 use keyquorum_dkg::ackreveal::AckRevealNode;
-use keyquorum_dkg::board::{Phase as BoardPhase, Role};
+use keyquorum_dkg::board::{Board, Phase as BoardPhase, Role};
 use keyquorum_dkg::identity::{IdentityPublicKey, Purpose};
 use keyquorum_dkg::messages::{Contribution, Deal, Direct, Post, SignedPost};
 use keyquorum_dkg::node::{Action, Input, Observation};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use zeroize::Zeroizing;
 
 use crate::chain::ChainBlock;
 use crate::config::Fault;
 use crate::keys::NodeKeys;
 use crate::metrics::Metrics;
-use crate::status::{PendingStatus, Status};
+use crate::status::{MagicBlockMismatch, PendingStatus, SittingOutStatus, Status};
 use crate::store::{
-    Batch, ExclusionRecord, NodeState, OutputRecord, PendingMagic, SessionRecord, ShareRecord,
-    Store, StoreError,
+    Batch, ExclusionRecord, NodeState, OutputRecord, PendingMagic, Seat, SessionRecord,
+    ShareRecord, Store, StoreError,
 };
 
 /// The group of keys and commitments (BLS12-381 G1, signatures in G2).
@@ -203,10 +218,54 @@ struct FaultState {
     rng: ChaCha20Rng,
 }
 
+/// What runs a session in this node: the DKG participant, or the board alone for a node that
+/// only follows it (see [`Seat`]).
+enum Runner {
+    Participant(Box<AckRevealNode<G>>),
+    Board(Box<Board<G>>),
+}
+
+impl Runner {
+    fn board(&self) -> &Board<G> {
+        match self {
+            Runner::Participant(n) => n.board(),
+            Runner::Board(b) => b,
+        }
+    }
+
+    fn received_from(&self) -> Vec<u32> {
+        match self {
+            Runner::Participant(n) => n.received_from(),
+            Runner::Board(_) => Vec::new(),
+        }
+    }
+
+    /// The participant's actions; a board alone applies posts and deadlines as the
+    /// participant's board would, and acts on nothing.
+    fn handle(&mut self, input: Input) -> Vec<Action<G>> {
+        match self {
+            Runner::Participant(n) => n.handle(input),
+            Runner::Board(b) => {
+                match input {
+                    Input::BoardPost(bytes) => {
+                        if let Ok(signed) = SignedPost::<G>::decode(&bytes, b.ceremony().n()) {
+                            // Refusals are the contract's too (same board); nothing to add.
+                            let _ = b.apply(&signed);
+                        }
+                    }
+                    Input::Deadline => b.advance(),
+                    _ => {}
+                }
+                Vec::new()
+            }
+        }
+    }
+}
+
 struct Live {
     id: [u8; 32],
     ceremony: Arc<Ceremony<G>>,
-    node: AckRevealNode<G>,
+    node: Runner,
     seed: Zeroizing<[u8; 32]>,
     /// Deals this node sent, by recipient identity, for pulls.
     outbox: HashMap<Vec<u8>, Vec<u8>>,
@@ -228,6 +287,8 @@ pub struct Driver {
     status: Arc<Mutex<Status>>,
     phase: Option<(String, Instant)>,
     phase_deadline: u64,
+    /// The chain's height as last reported by the runtime (unknown: not catching up).
+    head: Option<u64>,
 }
 
 fn hex_id(id: &IdentityPublicKey) -> String {
@@ -281,6 +342,7 @@ impl Driver {
             status,
             phase: None,
             phase_deadline: 0,
+            head: None,
         };
         let effects = d.resume()?;
         d.refresh_status();
@@ -389,13 +451,6 @@ impl Driver {
         let mut id = [0u8; 32];
         hex::decode_to_slice(&rec.session_id, &mut id)
             .map_err(|_| StoreError::Corrupt("session id".into()))?;
-        let seed = self
-            .secret(&format!("seed/{}", rec.session_id))?
-            .ok_or_else(|| DriverError::Secret(format!("seed/{}", rec.session_id)))?;
-        let seed: [u8; 32] = seed
-            .as_slice()
-            .try_into()
-            .map_err(|_| DriverError::Secret("seed".into()))?;
         let ceremony = match rec.spec.ceremony() {
             Ok(c) => c,
             Err(e) => {
@@ -404,10 +459,30 @@ impl Driver {
                 return Ok(effects);
             }
         };
+        if rec.seat != Seat::Participant {
+            // Following the board only: its logged posts and deadlines rebuild it.
+            let mut runner = Runner::Board(Box::new(Board::new(ceremony.clone())));
+            for input in self.store.inputs(&id)? {
+                runner.handle(input);
+            }
+            self.live = Some(self.make_live(id, ceremony, runner, [0; 32]));
+            if rec.seat == Seat::SittingOut {
+                self.show_sitting_out(rec.view, rec.session);
+            }
+            return Ok(effects);
+        }
+        let seed = self
+            .secret(&format!("seed/{}", rec.session_id))?
+            .ok_or_else(|| DriverError::Secret(format!("seed/{}", rec.session_id)))?;
+        let seed: [u8; 32] = seed
+            .as_slice()
+            .try_into()
+            .map_err(|_| DriverError::Secret("seed".into()))?;
         let Some(node) = self.new_participant(&ceremony, rec.view, seed)? else {
             return Ok(effects);
         };
-        self.live = Some(self.make_live(id, ceremony.clone(), node, seed));
+        let runner = Runner::Participant(Box::new(node));
+        self.live = Some(self.make_live(id, ceremony.clone(), runner, seed));
         effects.push(self.enter_effect(&ceremony, id));
         let inputs = self.store.inputs(&id)?;
         info!(
@@ -430,7 +505,13 @@ impl Driver {
         let mut batch = self.store.begin()?;
         self.carry_out(actions, &mut batch, &mut effects, Some(&on_board))?;
         self.commit(batch)?;
-        // Deals we may have missed while down: ask the dealers (they also keep retrying).
+        self.pull_missing(&mut effects);
+        Ok(effects)
+    }
+
+    /// Deals we may have missed while down or catching up: ask the dealers (they also keep
+    /// retrying).
+    fn pull_missing(&self, effects: &mut Vec<Effect>) {
         if let Some(live) = &self.live
             && live.node.board().phase() <= BoardPhase::Share
             && live.ceremony.player_position(&self.me).is_some()
@@ -442,20 +523,19 @@ impl Driver {
                     && live.node.board().contribution(d as u32).is_some()
                 {
                     effects.push(Effect::Pull {
-                        session: id,
+                        session: live.id,
                         from: p.identity.to_bytes().to_vec(),
                     });
                 }
             }
         }
-        Ok(effects)
     }
 
     fn make_live(
         &self,
         id: [u8; 32],
         ceremony: Arc<Ceremony<G>>,
-        node: AckRevealNode<G>,
+        node: Runner,
         seed: [u8; 32],
     ) -> Live {
         // Bad-share targets: one more player than a dealer may reveal for, so the deviation
@@ -574,6 +654,9 @@ impl Driver {
             self.on_event(e, block.height, &mut batch, &mut out.effects)?;
         }
         self.state.cursor = block.height + 1;
+        if self.head.is_some_and(|h| block.height >= h) && self.catching_up() {
+            self.settle_catching_up(&mut batch, &mut out.effects)?;
+        }
         // Posts are useful until the end of the phase they were made in.
         for e in &mut out.effects {
             if let Effect::Submit(s) = e
@@ -687,14 +770,38 @@ impl Driver {
                     "committee selected"
                 );
                 self.end_session(batch, effects)?;
-                if role != "observer" && self.fault != Fault::Silent {
-                    self.start_session(*view, *session, session_id.0, spec, batch, effects)?;
+                self.status.lock().expect("status lock").sitting_out = None;
+                let seat = if role != "observer" {
+                    // Selected in a block below the chain's head: this node is catching up
+                    // (after a restart, or with a lost database) and may have contributed
+                    // already; it decides once caught up.
+                    if self.head.is_some_and(|h| height < h) {
+                        Some(Seat::CatchingUp)
+                    } else {
+                        Some(Seat::Participant)
+                    }
+                } else if self.state.shares.iter().any(|s| s.view + 1 == *view) {
+                    // A previous member outside the session signs the handover: it follows
+                    // the board to check the magic block.
+                    Some(Seat::Observer)
+                } else {
+                    None
+                };
+                if let Some(seat) = seat
+                    && self.fault != Fault::Silent
+                {
+                    let id = session_id.0;
+                    self.start_session((*view, *session), id, spec, seat, batch, effects)?;
                 }
             }
             Event::BoardDeadline { view, session, .. } if self.is_live(*view, *session) => {
                 self.feed(Input::Deadline, batch, effects)?;
                 if self.fault == Fault::Crash
                     && !self.state.crashed_once
+                    && self
+                        .live
+                        .as_ref()
+                        .is_some_and(|l| matches!(l.node, Runner::Participant(_)))
                     && self.board_phase() == Some(BoardPhase::Share)
                 {
                     warn!("fault injection: crashing at the start of the share phase");
@@ -736,6 +843,14 @@ impl Driver {
                 let index = magic_block
                     .member_by_identity(&self.me.to_bytes())
                     .map(|m| m.index);
+                let signs_handover = self.state.shares.iter().any(|s| s.view + 1 == *view);
+                let signs = self.fault != Fault::Silent && (index.is_some() || signs_handover);
+                if signs
+                    && let Err(what) = self.check_magic_block(*view, *session, &hash.0, magic_block)
+                {
+                    self.reject_magic_block(*view, *session, &hash.0, what);
+                    return Ok(());
+                }
                 self.state.pending_magic = Some(PendingMagic {
                     view: *view,
                     session: *session,
@@ -811,12 +926,13 @@ impl Driver {
         self.live.is_some() && self.is_session(view, session)
     }
 
+    /// Starts session `(view, session)` with id `id` in `seat`.
     fn start_session(
         &mut self,
-        view: u64,
-        session: u32,
+        (view, session): (u64, u32),
         id: [u8; 32],
         spec: &keyquorum_contract::SessionSpec,
+        seat: Seat,
         batch: &mut Batch,
         effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
@@ -834,13 +950,27 @@ impl Driver {
                 return Ok(());
             }
         };
+        let sid = session_hex(&id);
+        if seat != Seat::Participant {
+            self.state.session = Some(SessionRecord {
+                view,
+                session,
+                session_id: sid,
+                spec: spec.clone(),
+                inputs: 0,
+                done: false,
+                seat,
+            });
+            let runner = Runner::Board(Box::new(Board::new(ceremony.clone())));
+            self.live = Some(self.make_live(id, ceremony, runner, [0; 32]));
+            return Ok(());
+        }
         let mut seed = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(seed.as_mut());
         let Some(node) = self.new_participant(&ceremony, view, *seed)? else {
             return Ok(());
         };
         // The seed is durable before the participant produces anything.
-        let sid = session_hex(&id);
         self.put_secret(batch, &format!("seed/{sid}"), seed.as_slice())?;
         self.state.session = Some(SessionRecord {
             view,
@@ -849,10 +979,106 @@ impl Driver {
             spec: spec.clone(),
             inputs: 0,
             done: false,
+            seat,
         });
-        self.live = Some(self.make_live(id, ceremony.clone(), node, *seed));
+        let runner = Runner::Participant(Box::new(node));
+        self.live = Some(self.make_live(id, ceremony.clone(), runner, *seed));
         effects.push(self.enter_effect(&ceremony, id));
         self.feed(Input::Start, batch, effects)
+    }
+
+    /// The chain's height as the runtime last saw it. A session selected below it was selected
+    /// while this node was catching up; once the node has processed the head, it takes part
+    /// in that session or sits it out (module docs, "A lost database").
+    pub fn set_head(&mut self, height: u64) -> Result<Vec<Effect>, DriverError> {
+        let head = self.head.map_or(height, |h| h.max(height));
+        self.head = Some(head);
+        let mut effects = Vec::new();
+        if self.state.cursor > head && self.catching_up() {
+            let mut batch = self.store.begin()?;
+            self.settle_catching_up(&mut batch, &mut effects)?;
+            self.commit(batch)?;
+        }
+        Ok(effects)
+    }
+
+    fn catching_up(&self) -> bool {
+        self.state
+            .session
+            .as_ref()
+            .is_some_and(|s| s.seat == Seat::CatchingUp)
+    }
+
+    /// Caught up with the chain, in a session selected meanwhile: if this node's contribution
+    /// is on the board, the seed behind it is lost (a node that had it would have resumed the
+    /// session, not started it again), so it sits the session out; otherwise it takes part
+    /// from here, its participant fed everything the board has seen so far.
+    fn settle_catching_up(
+        &mut self,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        let (Some(mut rec), Some(live)) = (self.state.session.clone(), self.live.as_ref()) else {
+            return Ok(());
+        };
+        if rec.seat != Seat::CatchingUp {
+            return Ok(());
+        }
+        let (id, ceremony) = (live.id, live.ceremony.clone());
+        let board = live.node.board();
+        let contributed = ceremony.dealer_position(&self.me).is_some_and(|d| {
+            board.contribution(d).is_some() || board.faults().any(|(x, _)| x == d)
+        });
+        if contributed {
+            error!(
+                view = rec.view,
+                session = rec.session,
+                "this node's contribution is on the board but its state for it is lost \
+                 (database lost or restored from an old backup?); sitting this session out \
+                 instead of dealing again"
+            );
+            self.metrics.fault("sat_out_lost_state");
+            self.show_sitting_out(rec.view, rec.session);
+            rec.seat = Seat::SittingOut;
+            self.state.session = Some(rec);
+            return Ok(());
+        }
+        let mut seed = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(seed.as_mut());
+        let Some(node) = self.new_participant(&ceremony, rec.view, *seed)? else {
+            rec.seat = Seat::Observer;
+            self.state.session = Some(rec);
+            return Ok(());
+        };
+        info!(
+            view = rec.view,
+            session = rec.session,
+            "caught up with the chain; taking part in the running session"
+        );
+        let seen = batch.inputs(&id)?;
+        batch.delete_inputs(&id)?;
+        self.put_secret(batch, &format!("seed/{}", rec.session_id), seed.as_slice())?;
+        rec.seat = Seat::Participant;
+        rec.inputs = 0;
+        self.state.session = Some(rec);
+        let runner = Runner::Participant(Box::new(node));
+        self.live = Some(self.make_live(id, ceremony.clone(), runner, *seed));
+        effects.push(self.enter_effect(&ceremony, id));
+        // The log is rewritten in the order the participant consumes it: Start first.
+        self.feed(Input::Start, batch, effects)?;
+        for input in seen {
+            self.feed(input, batch, effects)?;
+        }
+        self.pull_missing(effects);
+        Ok(())
+    }
+
+    fn show_sitting_out(&self, view: u64, session: u32) {
+        self.status.lock().expect("status lock").sitting_out = Some(SittingOutStatus {
+            view,
+            session,
+            reason: "own contribution is on the board but its state is lost".into(),
+        });
     }
 
     fn end_session(
@@ -1130,6 +1356,89 @@ impl Driver {
         .encode()
     }
 
+    /// Rebuilds the magic block of `(view, session)` from this node's own board, previous view
+    /// and registry with the contract's construction, and compares it with the chain's block
+    /// and hash. `Err` names the first difference.
+    fn check_magic_block(
+        &self,
+        view: u64,
+        session: u32,
+        hash: &[u8; 32],
+        block: &MagicBlock,
+    ) -> Result<(), String> {
+        let Some(live) = self
+            .live
+            .as_ref()
+            .filter(|_| self.is_session(view, session))
+        else {
+            return Err("no board of this session to check it against".into());
+        };
+        let previous_hash = if view <= 1 {
+            [0u8; 32]
+        } else {
+            let mut h = [0u8; 32];
+            match &self.state.current_hash {
+                Some(x) if self.state.current_view + 1 == view => {
+                    hex::decode_to_slice(x, &mut h)
+                        .map_err(|_| "stored previous hash does not decode".to_string())?;
+                }
+                _ => return Err(format!("view {} is not the active view", view - 1)),
+            }
+            h
+        };
+        let place = MagicBlockPlace {
+            // Not derived from the board: where the chain puts the view (the hash still binds
+            // them, and every committee signs the same bytes).
+            chain_id: block.chain_id.clone(),
+            first_round: block.first_round,
+            view,
+            session,
+            key_mode: if live.ceremony.reshare().is_some() {
+                KeyMode::Reshare
+            } else {
+                KeyMode::Fresh
+            },
+            previous_hash,
+        };
+        let registry = &self.state.registry;
+        let expected = MagicBlock::from_board(&place, live.node.board(), |id| {
+            registry.get(&hex::encode(id.0)).cloned()
+        })
+        .map_err(|e| e.to_string())?;
+        if let Some(what) = expected.first_difference(block) {
+            return Err(what.to_string());
+        }
+        if &expected.hash() != hash {
+            return Err("hash".into());
+        }
+        Ok(())
+    }
+
+    /// A magic block that is not the one this node's board defines: nothing is signed.
+    fn reject_magic_block(&mut self, view: u64, session: u32, hash: &[u8; 32], what: String) {
+        error!(
+            view,
+            session,
+            hash = %hex::encode(hash),
+            differs_in = %what,
+            "the chain's magic block is not the one this node's board defines; not signing it"
+        );
+        self.metrics.add(
+            "keyquorum_magic_block_mismatches_total",
+            &[("what", &what)],
+            1.0,
+        );
+        self.status
+            .lock()
+            .expect("status lock")
+            .magic_block_mismatch = Some(MagicBlockMismatch {
+            view,
+            session,
+            hash: hex::encode(hash),
+            what,
+        });
+    }
+
     fn sign_magic_block(
         &mut self,
         view: u64,
@@ -1138,7 +1447,6 @@ impl Driver {
         index: Option<u64>,
         effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
-        let message = signing_message(hash);
         // With the new share, as a member of the new committee.
         if let Some(index) = index
             && let Some(out) = self
@@ -1148,6 +1456,7 @@ impl Driver {
                 .find(|o| o.view == view && o.session == session && o.has_share)
             && let Some(share) = self.scalar(&format!("output/{}", out.session_id))?
         {
+            let message = signing_message(SignerRole::New, hash);
             let partial = tbls::partial_sign::<MinPk>(&share, Scalar::from(index), &message);
             effects.push(Effect::Submit(Box::new(Submission {
                 body: TxBody::MagicBlockSignature {
@@ -1170,6 +1479,7 @@ impl Driver {
                 .cloned()
             && let Some(share) = self.scalar(&format!("share/{}", prev.view))?
         {
+            let message = signing_message(SignerRole::Old, hash);
             let partial = tbls::partial_sign::<MinPk>(&share, Scalar::from(prev.index), &message);
             effects.push(Effect::Submit(Box::new(Submission {
                 body: TxBody::MagicBlockSignature {
@@ -1234,6 +1544,7 @@ impl Driver {
         }
         self.state.shares.retain(|s| s.view + 1 >= view);
         self.state.current_view = view;
+        self.state.current_hash = Some(hex::encode(hash));
         self.end_session(batch, effects)?;
         self.metrics.set("keyquorum_view", &[], view as f64);
         info!(view, member = own_index.is_some(), hash = %hex::encode(hash), "view activated");

@@ -11,6 +11,7 @@
 //! | `keyquorum_faults_seen_total` | counter | `fault` |
 //! | `keyquorum_view`, `keyquorum_chain_height` | gauge | |
 //! | `keyquorum_ceremonies_total` | counter | `result` |
+//! | `keyquorum_magic_block_mismatches_total` | counter | `what` (first field that differs) |
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -57,6 +58,11 @@ const HELP: &[(&str, &str, &str)] = &[
         "keyquorum_ceremonies_total",
         "counter",
         "Ceremonies this node finished, by result.",
+    ),
+    (
+        "keyquorum_magic_block_mismatches_total",
+        "counter",
+        "Magic blocks not signed because they differ from the one the node's own board defines.",
     ),
 ];
 

@@ -54,6 +54,9 @@ pub enum NodeError {
     /// I/O.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The status and metrics server could not listen.
+    #[error(transparent)]
+    StatusListen(#[from] crate::status::ListenError),
 }
 
 /// Longest a direct message is retried.
@@ -489,6 +492,13 @@ pub async fn run<C: ChainClient>(
             loop {
                 match chain.blocks(from, 2000).await {
                     Ok(b) => {
+                        // The head first, so the driver knows which of these blocks are
+                        // history it is catching up on.
+                        if !b.blocks.is_empty()
+                            && follow_tx.send(Follow::Head(b.height)).await.is_err()
+                        {
+                            return;
+                        }
                         for block in b.blocks {
                             from = block.height + 1;
                             if follow_tx
@@ -571,6 +581,8 @@ pub async fn run<C: ChainClient>(
                     rt.apply(out.effects).await;
                 }
                 Follow::Head(h) => {
+                    let effects = tokio::task::block_in_place(|| driver.set_head(h))?;
+                    rt.apply(effects).await;
                     // Caught up with the chain: register if the chain does not know us (again
                     // after a while if it still does not).
                     if driver.cursor() > h

@@ -37,6 +37,31 @@ pub struct PendingStatus {
     pub own_index: Option<u32>,
 }
 
+/// A magic block the chain asked this node to sign that differs from the one its own board
+/// defines; the node did not sign it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct MagicBlockMismatch {
+    /// View of the block.
+    pub view: u64,
+    /// Session of the block.
+    pub session: u32,
+    /// The hash the chain gave (hex).
+    pub hash: String,
+    /// The first difference found (a field name, `hash`, or why nothing could be compared).
+    pub what: String,
+}
+
+/// A session this node follows without taking part.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct SittingOutStatus {
+    /// View being created.
+    pub view: u64,
+    /// Session number.
+    pub session: u32,
+    /// Why.
+    pub reason: String,
+}
+
 /// What `/status` answers.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Status {
@@ -68,6 +93,10 @@ pub struct Status {
     pub last_outcome: Option<OutputRecord>,
     /// The view change in progress.
     pub pending: Option<PendingStatus>,
+    /// The last magic block this node refused to sign.
+    pub magic_block_mismatch: Option<MagicBlockMismatch>,
+    /// The running session, when this node sits it out.
+    pub sitting_out: Option<SittingOutStatus>,
 }
 
 /// Shared state of the server.
@@ -91,13 +120,27 @@ async fn metrics(State(h): State<StatusHandle>) -> impl IntoResponse {
     )
 }
 
+/// The status server could not listen.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for /status and /metrics on {addr}: {source}")]
+pub struct ListenError {
+    /// The configured address.
+    pub addr: SocketAddr,
+    /// The operating system's reason (for example "Address already in use").
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// Binds the server; returns the bound address and the serving future's task.
 pub async fn serve(
     addr: SocketAddr,
     handle: StatusHandle,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), ListenError> {
+    let listen_error = |source| ListenError { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(listen_error)?;
+    let local = listener.local_addr().map_err(listen_error)?;
     let app = Router::new()
         .route("/status", get(status))
         .route("/metrics", get(metrics))
@@ -108,4 +151,28 @@ pub async fn serve(
         }
     });
     Ok((local, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_port_in_use_is_named_with_the_os_reason() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let handle = StatusHandle {
+            status: Arc::new(Mutex::new(Status::default())),
+            metrics: Arc::new(Metrics::new()),
+        };
+        let err = match serve(addr, handle).await {
+            Ok(_) => panic!("listening on a taken port succeeded"),
+            Err(e) => e,
+        };
+        let text = err.to_string();
+        assert!(text.contains(&addr.to_string()), "{text}");
+        // The OS's own words ("Address already in use (os error 98)" on Linux).
+        assert!(text.to_lowercase().contains("in use"), "{text}");
+        assert_eq!(err.source.kind(), std::io::ErrorKind::AddrInUse);
+    }
 }

@@ -15,15 +15,24 @@
 //! none or all of a batch, and the replay of seed plus logged inputs reproduces every output
 //! byte for byte.
 //!
+//! # Storage faults
+//! Only a missing file means a new node. An existing file that is empty (0 bytes) or fails
+//! redb's integrity check on open (every page checksum of the committed trees is verified) is
+//! refused with [`StoreError::EmptyFile`] or [`StoreError::Damaged`], naming the file: a node
+//! that silently started over would deal again with a fresh seed in a ceremony it already
+//! contributed to, and be slashed for equivocation. A panic inside redb on damaged data is
+//! caught and reported the same way.
+//!
 //! [`NodeKeys::seal`]: crate::keys::NodeKeys::seal
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 
 use keyquorum_contract::SessionSpec;
 use keyquorum_contract::tx::NetworkIdentity;
 use keyquorum_dkg::node::Input;
-use redb::{Database, ReadableDatabase, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -39,10 +48,52 @@ pub enum StoreError {
     /// Stored data does not decode.
     #[error("database content: {0}")]
     Corrupt(String),
+    /// The data file exists but holds nothing: it was truncated, not created by this node.
+    #[error(
+        "node data file {} is empty (0 bytes); refusing to start over in it. Restore it from a \
+         backup; without one, move it aside to start as a new node, which then follows the \
+         chain from the start and sits out any ceremony it had already contributed to",
+        path.display()
+    )]
+    EmptyFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The data file exists but cannot be read back intact.
+    #[error(
+        "node data file {} is damaged ({reason}); refusing to start. Restore it from a backup; \
+         without one, move it aside to start as a new node, which then follows the chain from \
+         the start and sits out any ceremony it had already contributed to",
+        path.display()
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
 }
 
 fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Db(e.into())
+}
+
+/// How the node takes part in a session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seat {
+    /// Deals and/or plays; the participant is rebuilt from its sealed seed and logged inputs.
+    #[default]
+    Participant,
+    /// Follows the board only: a member of the previous committee that is not in this session
+    /// still signs the handover, and checks the magic block against its own board first.
+    Observer,
+    /// Selected while the node was catching up with the chain: it follows the board and, once
+    /// caught up, takes part or sits out (see the driver's module docs).
+    CatchingUp,
+    /// Its own contribution is on the board but the state behind it is gone (lost database):
+    /// dealing again with a fresh seed would be equivocation, so it only follows the board.
+    SittingOut,
 }
 
 /// The session the node takes part in.
@@ -60,6 +111,9 @@ pub struct SessionRecord {
     pub inputs: u64,
     /// The participant finished (success or failure).
     pub done: bool,
+    /// How the node takes part.
+    #[serde(default)]
+    pub seat: Seat,
 }
 
 /// An exclusion as the node saw it.
@@ -153,6 +207,10 @@ pub struct NodeState {
     pub pending_magic: Option<PendingMagic>,
     /// The active view.
     pub current_view: u64,
+    /// Hash (hex) of the active view's magic block, as the chain activated it: the previous
+    /// hash every next magic block must name.
+    #[serde(default)]
+    pub current_hash: Option<String>,
 }
 
 /// Encodes a participant input for the log.
@@ -187,22 +245,70 @@ impl std::fmt::Debug for Store {
     }
 }
 
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
 impl Store {
-    /// Opens or creates the database.
+    /// Opens the database, creating it only when `path` does not exist. An existing file that
+    /// is empty or damaged is refused (see the module docs).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Corrupt(format!("{}: {e}", dir.display())))?;
         }
-        let db = Database::create(path).map_err(dberr)?;
-        let w = db.begin_write().map_err(dberr)?;
-        {
-            w.open_table(META).map_err(dberr)?;
-            w.open_table(INPUTS).map_err(dberr)?;
-            w.open_table(SECRETS).map_err(dberr)?;
+        let existed = match std::fs::metadata(path) {
+            Ok(m) if m.len() == 0 => {
+                return Err(StoreError::EmptyFile {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => {
+                return Err(StoreError::Damaged {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let damaged = |reason: String| StoreError::Damaged {
+            path: path.to_path_buf(),
+            reason,
+        };
+        // redb may panic on pages altered outside it; a panic here is a damaged file, not a
+        // crash of the node.
+        let opened = catch_unwind(AssertUnwindSafe(|| -> Result<Store, StoreError> {
+            let db = Database::builder()
+                .set_check_integrity_on_open(true)
+                .create(path)
+                .map_err(dberr)?;
+            let w = db.begin_write().map_err(dberr)?;
+            {
+                w.open_table(META).map_err(dberr)?;
+                w.open_table(INPUTS).map_err(dberr)?;
+                w.open_table(SECRETS).map_err(dberr)?;
+            }
+            w.commit().map_err(dberr)?;
+            let store = Store { db };
+            // Everything the driver reads at startup must read back now.
+            store.load_state()?;
+            Ok(store)
+        }));
+        match opened {
+            Ok(Ok(store)) => Ok(store),
+            // A file that was already there and does not open is damaged; a failure creating a
+            // new one (permissions, disk full) is reported as it is.
+            Ok(Err(e)) if existed => Err(damaged(e.to_string())),
+            Ok(Err(e)) => Err(e),
+            Err(p) => Err(damaged(format!(
+                "storage library panicked: {}",
+                panic_text(&*p)
+            ))),
         }
-        w.commit().map_err(dberr)?;
-        Ok(Store { db })
     }
 
     /// The persisted state, if any.
@@ -275,6 +381,20 @@ impl Batch {
         Ok(())
     }
 
+    /// A session's log as this batch sees it (including its own uncommitted appends).
+    pub fn inputs(&self, session: &[u8; 32]) -> Result<Vec<Input>, StoreError> {
+        let t = self.txn.open_table(INPUTS).map_err(dberr)?;
+        let mut out = Vec::new();
+        for entry in t
+            .range((session, 0u64)..=(session, u64::MAX))
+            .map_err(dberr)?
+        {
+            let (_, v) = entry.map_err(dberr)?;
+            out.push(decode_input(v.value())?);
+        }
+        Ok(out)
+    }
+
     /// Drops a session's log.
     pub fn delete_inputs(&mut self, session: &[u8; 32]) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(INPUTS).map_err(dberr)?;
@@ -345,5 +465,75 @@ mod tests {
         assert_eq!(store.inputs(&s2).unwrap(), vec![Input::Deadline]);
         assert!(decode_input(&[7]).is_err());
         assert!(decode_input(&[0, 1]).is_err());
+    }
+
+    fn filled(path: &Path) {
+        let store = Store::open(path).unwrap();
+        let mut b = store.begin().unwrap();
+        // Enough log entries that the committed tree spans most of the file.
+        for i in 0..400u64 {
+            b.append_input(&[3u8; 32], i, &Input::Message(vec![i as u8; 1000]))
+                .unwrap();
+        }
+        b.put_state(&NodeState {
+            cursor: 42,
+            ..Default::default()
+        })
+        .unwrap();
+        b.commit().unwrap();
+    }
+
+    #[test]
+    fn only_a_missing_file_makes_a_new_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("node.redb");
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.load_state().unwrap(), None);
+        drop(store);
+        filled(&path);
+        // A healthy file reopens with its content.
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.load_state().unwrap().unwrap().cursor, 42);
+    }
+
+    #[test]
+    fn an_empty_data_file_is_refused_not_started_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.redb");
+        filled(&path);
+        std::fs::File::create(&path).unwrap(); // truncates to 0 bytes
+        let err = Store::open(&path).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::EmptyFile { path: p } if p == &path),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("empty") && text.contains("backup"), "{text}");
+        // Nothing was written into it.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_data_file_with_zeroed_pages_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.redb");
+        filled(&path);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len();
+        assert!(len > 64 * 1024, "{len}");
+        bytes[len / 3..2 * len / 3].fill(0);
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Store::open(&path).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Damaged { path: p, .. } if p == &path),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(
+            text.contains("damaged") && text.contains("backup"),
+            "{text}"
+        );
     }
 }

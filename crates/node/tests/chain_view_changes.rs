@@ -508,7 +508,8 @@ impl SimNode {
     /// Partial signatures on a new magic block: as a new member with the share just made, and,
     /// for a view after the first, as a member of the previous committee with its old share.
     fn sign_magic_block(&mut self, view: u64, session: u32, hash: [u8; 32], block: &MagicBlock) {
-        let message = signing_message(&hash);
+        let message = signing_message(SignerRole::New, &hash);
+        let handover = signing_message(SignerRole::Old, &hash);
         let me = self.key.public().to_bytes();
         if let Some(m) = block.member_by_identity(&me)
             && !self.plan(view, session).no_new_signature.contains(&self.i)
@@ -525,7 +526,7 @@ impl SimNode {
             self.report.signed.push((view, SignerRole::New));
         }
         if let Some((share, index)) = self.shares.get(&(view - 1)) {
-            let partial = tbls::partial_sign::<MinPk>(share, Scalar::from(*index), &message);
+            let partial = tbls::partial_sign::<MinPk>(share, Scalar::from(*index), &handover);
             self.queue.push_back(TxBody::MagicBlockSignature {
                 view,
                 block_hash: hash,
@@ -605,7 +606,7 @@ fn committee(blocks: &[ChainBlock], view: u64, session: u32) -> BTreeSet<Hex<96>
 /// index, the group key, its public key share, and its secret share signs under that share.
 fn check_members(reports: &[Report], mb: &SignedMagicBlock) {
     let b = &mb.block;
-    let message = signing_message(&mb.hash.0);
+    let message = signing_message(SignerRole::New, &mb.hash.0);
     for m in &b.members {
         let i = node_of(&m.identity);
         let out = reports[i]
@@ -963,9 +964,9 @@ async fn simulated_committee_through_the_chain() {
     // Node 5 did not sign: t of the 6 signatures were enough, and nothing is recorded.
     assert!(!reports[5].signed.contains(&(2, SignerRole::New)));
     assert!(slashings_of(&slashings, 2, 5).is_empty());
-    // Unique BLS signatures: the old and the new committee produced the same one.
-    assert!(mb2.signature.is_some());
-    assert_eq!(mb2.signature, mb2.previous_signature);
+    // Same key, two role-tagged messages: the old and the new committee's signatures differ.
+    assert!(mb2.signature.is_some() && mb2.previous_signature.is_some());
+    assert_ne!(mb2.signature, mb2.previous_signature);
     check_members(&reports, &mb2);
     let view2 = get(&api, "/views/2").await;
     assert_eq!(view2["group_key"], view1["group_key"]);

@@ -325,7 +325,8 @@ impl Sim {
                     magic_block,
                 } => {
                     let plan = self.plan(view, session);
-                    let message = signing_message(&hash.0);
+                    let message = signing_message(SignerRole::New, &hash.0);
+                    let handover = signing_message(SignerRole::Old, &hash.0);
                     for i in 0..self.nodes.len() {
                         let id = self.nodes[i].key.public().to_bytes();
                         if let Some(m) = magic_block.member_by_identity(&id)
@@ -356,7 +357,7 @@ impl Sim {
                             && let Some((share, index)) = self.nodes[i].shares.get(&(view - 1))
                         {
                             let partial =
-                                tbls::partial_sign::<MinPk>(share, Scalar::from(*index), &message);
+                                tbls::partial_sign::<MinPk>(share, Scalar::from(*index), &handover);
                             self.pending.push((
                                 i,
                                 TxBody::MagicBlockSignature {

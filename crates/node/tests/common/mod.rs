@@ -1,0 +1,271 @@
+//! Drivers following an in-process contract block by block, as the runtime would drive them
+//! against the chain, with their direct messages routed between them in memory.
+//!
+//! The chain is the contract itself, except that [`Harness::tamper`] may rewrite the events the
+//! nodes are served: a chain that lies to its nodes while its own state stays honest.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use keyquorum_contract::hex::Bytes;
+use keyquorum_contract::tx::{NetworkIdentity, SignerRole, TxBody};
+use keyquorum_contract::{Contract, ContractConfig, Event, Transaction};
+use keyquorum_node::chain::{ChainBlock, ChainTx};
+use keyquorum_node::driver::{Driver, Effect, Incoming, Verdict};
+use keyquorum_node::metrics::Metrics;
+use keyquorum_node::status::Status;
+use keyquorum_node::store::Store;
+use keyquorum_node::{Fault, NodeKeys};
+use sha2::{Digest, Sha256};
+
+/// Rewrites one event before the nodes see it.
+pub type Tamper = Box<dyn FnMut(&mut Event)>;
+
+pub struct Harness {
+    pub contract: Contract,
+    chain_id: String,
+    pub height: u64,
+    dirs: Vec<tempfile::TempDir>,
+    /// Each node's data file.
+    pub paths: Vec<PathBuf>,
+    pub keys: Vec<Arc<NodeKeys>>,
+    pub drivers: Vec<Option<Driver>>,
+    pub status: Vec<Arc<Mutex<Status>>>,
+    pub metrics: Vec<Arc<Metrics>>,
+    /// Transactions for the next block: (node, body).
+    pub pending: Vec<(usize, TxBody)>,
+    /// Messages for a node that is down, delivered when it is back (senders retry).
+    parked: VecDeque<(usize, Incoming)>,
+    /// Every transaction each node asked to submit, in order.
+    pub submitted: Vec<Vec<TxBody>>,
+    /// Every block as the nodes were served it.
+    pub blocks: Vec<ChainBlock>,
+    pub tamper: Option<Tamper>,
+}
+
+fn open_driver(
+    path: &std::path::Path,
+    keys: Arc<NodeKeys>,
+    status: Arc<Mutex<Status>>,
+    metrics: Arc<Metrics>,
+) -> (Driver, Vec<Effect>) {
+    let store = Store::open(path).unwrap();
+    Driver::open(store, keys, Fault::None, metrics, status).unwrap()
+}
+
+impl Harness {
+    /// One node per stake, each registering in the first block.
+    pub fn new(config: ContractConfig, stakes: &[u64]) -> Self {
+        let chain_id = config.chain_id.clone();
+        let mut h = Harness {
+            contract: Contract::new(config).unwrap(),
+            chain_id,
+            height: 0,
+            dirs: Vec::new(),
+            paths: Vec::new(),
+            keys: Vec::new(),
+            drivers: Vec::new(),
+            status: Vec::new(),
+            metrics: Vec::new(),
+            pending: Vec::new(),
+            parked: VecDeque::new(),
+            submitted: vec![Vec::new(); stakes.len()],
+            blocks: Vec::new(),
+            tamper: None,
+        };
+        for (i, stake) in stakes.iter().enumerate() {
+            let keys = Arc::new(NodeKeys::from_master(&[i as u8 + 1; 32]));
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("node.redb");
+            let status = Arc::new(Mutex::new(Status::default()));
+            let metrics = Arc::new(Metrics::new());
+            let (d, effects) = open_driver(&path, keys.clone(), status.clone(), metrics.clone());
+            assert!(effects.is_empty());
+            h.pending.push((
+                i,
+                TxBody::Register {
+                    pop: keys.identity().proof_of_possession(),
+                    encryption_key: keys.encryption().public_key(),
+                    network: NetworkIdentity {
+                        peer_id: Bytes(keys.peer_id().to_bytes()),
+                        addresses: vec![format!("/ip4/127.0.0.1/tcp/{}", 7000 + i)],
+                    },
+                    stake: *stake,
+                },
+            ));
+            h.dirs.push(dir);
+            h.paths.push(path);
+            h.keys.push(keys);
+            h.drivers.push(Some(d));
+            h.status.push(status);
+            h.metrics.push(metrics);
+        }
+        h
+    }
+
+    pub fn index_of(&self, identity: &[u8]) -> usize {
+        self.keys
+            .iter()
+            .position(|k| k.identity().public().as_bytes()[..] == identity[..])
+            .unwrap()
+    }
+
+    /// Carries out a node's effects: messages to peers (and their answers), transactions for
+    /// the next block.
+    pub fn apply(&mut self, i: usize, effects: Vec<Effect>) {
+        let mut queue: VecDeque<(usize, Effect)> = effects.into_iter().map(|e| (i, e)).collect();
+        while let Some((from, e)) = queue.pop_front() {
+            match e {
+                Effect::Send {
+                    session,
+                    to,
+                    payload,
+                    ..
+                } => {
+                    let j = self.index_of(&to);
+                    let msg = Incoming {
+                        session,
+                        from: Some(self.keys[from].identity().public().to_bytes().to_vec()),
+                        payload,
+                    };
+                    match self.drivers[j].as_mut() {
+                        None => self.parked.push_back((j, msg)),
+                        Some(d) => {
+                            let (v, more) = d.process_messages(vec![msg.clone()]).unwrap();
+                            if v[0] == Verdict::Later {
+                                self.parked.push_back((j, msg));
+                            }
+                            queue.extend(more.into_iter().map(|e| (j, e)));
+                        }
+                    }
+                }
+                Effect::Submit(s) => {
+                    self.submitted[from].push(s.body.clone());
+                    self.pending.push((from, s.body));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// One block: the pending transactions, the contract's end of block, every node.
+    pub fn step(&mut self) {
+        self.height += 1;
+        let h = self.height;
+        let mut nonces: BTreeMap<usize, u64> = BTreeMap::new();
+        let mut txs = Vec::new();
+        for (i, body) in std::mem::take(&mut self.pending) {
+            let key = &self.keys[i];
+            let nonce = nonces
+                .entry(i)
+                .or_insert_with(|| self.contract.next_nonce(key.identity().public()));
+            let bytes = Transaction::sign(&self.chain_id, key.identity(), *nonce, body).encode();
+            *nonce += 1;
+            let (events, rejected) = match self.contract.apply_tx(&bytes, h) {
+                Ok(e) => (e, None),
+                Err(r) => (Vec::new(), Some((r.code().to_string(), r.to_string()))),
+            };
+            txs.push(ChainTx {
+                hash: Sha256::digest(&bytes).into(),
+                tx: bytes,
+                events,
+                rejected,
+            });
+        }
+        let end = self.contract.end_block(h);
+        let mut block = ChainBlock {
+            height: h,
+            time_ms: h * 100,
+            txs,
+            end_block_events: end,
+        };
+        if let Some(t) = self.tamper.as_mut() {
+            for e in block
+                .txs
+                .iter_mut()
+                .flat_map(|t| t.events.iter_mut())
+                .chain(block.end_block_events.iter_mut())
+            {
+                t(e);
+            }
+        }
+        for i in 0..self.drivers.len() {
+            if let Some(d) = self.drivers[i].as_mut() {
+                let out = d.process_block(&block).unwrap();
+                self.apply(i, out.effects);
+            }
+        }
+        self.blocks.push(block);
+        self.redeliver();
+    }
+
+    /// Steps until `done` holds, at most `limit` more blocks.
+    pub fn run_until(&mut self, limit: u64, done: impl Fn(&Harness) -> bool) {
+        let stop = self.height + limit;
+        while !done(self) {
+            assert!(self.height < stop, "not reached by height {stop}");
+            self.step();
+        }
+    }
+
+    /// Retries parked messages to nodes that are up.
+    pub fn redeliver(&mut self) {
+        let parked = std::mem::take(&mut self.parked);
+        for (j, msg) in parked {
+            let Some(d) = self.drivers[j].as_mut() else {
+                self.parked.push_back((j, msg));
+                continue;
+            };
+            let (v, more) = d.process_messages(vec![msg.clone()]).unwrap();
+            if v[0] == Verdict::Later {
+                self.parked.push_back((j, msg));
+            }
+            self.apply(j, more);
+        }
+    }
+
+    /// Node `i` comes back on a new, empty data file (its database is lost) and catches up
+    /// with the chain from the first block, told the chain's height first as the runtime does.
+    pub fn restart_with_lost_database(&mut self, i: usize) {
+        self.drivers[i] = None;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.redb");
+        self.status[i] = Arc::new(Mutex::new(Status::default()));
+        self.metrics[i] = Arc::new(Metrics::new());
+        let (mut d, effects) = open_driver(
+            &path,
+            self.keys[i].clone(),
+            self.status[i].clone(),
+            self.metrics[i].clone(),
+        );
+        assert!(effects.is_empty());
+        let mut effects = d.set_head(self.height).unwrap();
+        for b in &self.blocks {
+            effects.extend(d.process_block(b).unwrap().effects);
+        }
+        effects.extend(d.set_head(self.height).unwrap());
+        self.dirs[i] = dir;
+        self.paths[i] = path;
+        self.drivers[i] = Some(d);
+        self.apply(i, effects);
+        self.redeliver();
+    }
+
+    /// The magic-block partial signatures node `i` submitted for `view`.
+    pub fn signatures(&self, i: usize, view: u64) -> Vec<SignerRole> {
+        self.submitted[i]
+            .iter()
+            .filter_map(|b| match b {
+                TxBody::MagicBlockSignature { view: v, role, .. } if *v == view => Some(*role),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn driver(&self, i: usize) -> &Driver {
+        self.drivers[i].as_ref().unwrap()
+    }
+}

@@ -1,0 +1,125 @@
+//! A node that lost its database mid-ceremony and follows the chain again from the start.
+//!
+//! If its contribution is on the board already, the seed behind it is gone: dealing again
+//! with a fresh seed would post a second, different contribution, which the board punishes as
+//! equivocation. The node sits the session out instead (no contribution, no deals, no acks),
+//! says so on its status, and nobody is slashed for misbehaviour. If its contribution is not on
+//! the board yet, it takes part once it has caught up with the chain.
+
+mod common;
+
+use common::Harness;
+use keyquorum_contract::config::KeyMode;
+use keyquorum_contract::tx::TxBody;
+use keyquorum_contract::{ContractConfig, Event, Phase, Size};
+use keyquorum_node::store::Seat;
+
+const STAKES: [u64; 5] = [100, 99, 98, 97, 96];
+const LOST: usize = 1;
+
+fn config() -> ContractConfig {
+    let mut c = ContractConfig::defaults("lost-database", 5);
+    c.committee.min_size = 4;
+    c.committee.threshold = Size::Count(3);
+    c.committee.quorum = Size::Count(3);
+    c.phases.contribute = 3;
+    c.phases.share = 3;
+    c.phases.publish = 2;
+    c.phases.wait = 3;
+    c.first_view_change = 2;
+    c.view_length = 2;
+    c.key_mode = KeyMode::Fresh;
+    c
+}
+
+/// The contribution posts node `i` submitted (tag 1 after the 48-byte signature).
+fn contributions(h: &Harness, i: usize) -> usize {
+    h.submitted[i]
+        .iter()
+        .filter(|b| matches!(b, TxBody::DkgPost { post } if post.get(48) == Some(&1)))
+        .count()
+}
+
+fn dealer_position(h: &Harness, i: usize) -> Option<u32> {
+    let board = h.contract.board()?;
+    board
+        .ceremony()
+        .dealer_position(h.keys[i].identity().public())
+}
+
+#[test]
+fn a_node_whose_contribution_is_on_the_board_sits_the_session_out() {
+    let mut h = Harness::new(config(), &STAKES);
+    // Until its contribution is on the contract's board, in the share phase.
+    h.run_until(40, |h| {
+        h.contract.state().phase() == Phase::Share
+            && dealer_position(h, LOST)
+                .is_some_and(|d| h.contract.board().unwrap().contribution(d).is_some())
+    });
+    assert_eq!(contributions(&h, LOST), 1);
+    h.restart_with_lost_database(LOST);
+    // It replayed the session's start from the chain but dealt nothing and posted nothing.
+    assert_eq!(
+        contributions(&h, LOST),
+        1,
+        "a second contribution was posted"
+    );
+    let d = h.driver(LOST);
+    let rec = d.state().session.as_ref().expect("it follows the session");
+    assert_eq!(rec.seat, Seat::SittingOut);
+    let shown = h.status[LOST].lock().unwrap().sitting_out.clone();
+    assert_eq!(shown.map(|s| (s.view, s.session)), Some((1, 0)));
+
+    h.run_until(60, |h| h.contract.state().current_view == 1);
+    assert_eq!(contributions(&h, LOST), 1);
+    // Nobody misbehaved: at most the absence of the node that sat out is recorded.
+    for r in &h.contract.state().slashings {
+        assert!(!r.misbehaviour, "{r:?}");
+    }
+    assert!(
+        !h.blocks
+            .iter()
+            .flat_map(|b| b.txs.iter().flat_map(|t| t.events.iter()))
+            .any(|e| matches!(e, Event::PostRejected { .. })),
+        "a post was rejected as a fault"
+    );
+    // The others made the view without it; it follows along.
+    let block = &h.contract.view(1).unwrap().magic_block.block;
+    assert!(
+        block
+            .member_by_identity(&h.keys[LOST].identity().public().to_bytes())
+            .is_none()
+    );
+    assert_eq!(h.driver(LOST).state().current_view, 1);
+}
+
+#[test]
+fn a_node_that_had_not_contributed_takes_part_once_caught_up() {
+    let mut h = Harness::new(config(), &STAKES);
+    // Down just before the committee is selected, back two blocks later with nothing stored:
+    // the selection is history it catches up on, its contribution is not on the board.
+    h.run_until(40, |h| h.height + 1 == h.contract.state().next_start);
+    h.drivers[LOST] = None;
+    h.step();
+    assert!(h.contract.state().change.is_some(), "the session started");
+    h.step();
+    assert_eq!(h.contract.state().phase(), Phase::Contribute);
+    assert_eq!(contributions(&h, LOST), 0);
+    h.restart_with_lost_database(LOST);
+    let d = h.driver(LOST);
+    assert_eq!(
+        d.state().session.as_ref().map(|s| s.seat),
+        Some(Seat::Participant)
+    );
+    assert!(h.status[LOST].lock().unwrap().sitting_out.is_none());
+    h.run_until(60, |h| h.contract.state().current_view == 1);
+    assert_eq!(contributions(&h, LOST), 1);
+    let block = &h.contract.view(1).unwrap().magic_block.block;
+    assert!(
+        block
+            .member_by_identity(&h.keys[LOST].identity().public().to_bytes())
+            .is_some(),
+        "it took part and is a member"
+    );
+    assert!(h.contract.state().slashings.is_empty());
+}
