@@ -20,7 +20,14 @@
 //!   non-ackers are few enough for secrecy, their shares in the clear.
 //! - *Wait*: at the publish deadline everyone computes the same outcome from the board
 //!   ([`crate::board`]); a player's final share is the (weighted) sum of its shares from the
-//!   qualified dealers, taken from its deals or from the board's reveals.
+//!   qualified dealers, taken from its deals or from the board's reveals. It is checked against
+//!   the player's public key share; a mismatch is a [`FailureReason::ShareMismatch`] and the
+//!   share is not released.
+//!
+//! A deal or ack is read only if the transport authenticated its claimed dealer or player as
+//! the sender ([`Input::Message`]); deals and acks wait as bounded candidates until one verifies,
+//! so a bad one never blocks the real one (`docs/protocol.md`, "Direct messages and their
+//! senders").
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -36,31 +43,52 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
-use crate::board::{Board, Outcome, Phase, share_matches};
+use crate::board::{Board, Outcome, Phase, Role, share_matches};
 use crate::identity::{self, IdentityKeypair, IdentityPublicKey, IdentitySignature, Purpose};
 use crate::messages::{
     Ack, Contribution, Deal, Direct, Post, Publication, SignedPost, ack_payload,
 };
-use crate::node::{Action, DkgOutput, Failure, Input, NodeError, Observation, Participant};
+use crate::node::{
+    Action, DkgOutput, Failure, FailureReason, Input, NodeError, Observation, Participant,
+    check_sender,
+};
 use crate::session::Ceremony;
 
-/// Distinct ack signatures kept per player before verification (bounds memory under spam).
+/// Distinct unverified ack signatures kept per player. Only the player itself gets past the
+/// sender check with an ack in its name, and an honest player's ack is deterministic (one
+/// signature, resent as the same bytes), so more than one candidate means the player itself
+/// misbehaves. When the list is full the candidates are verified one by one: a valid one is kept
+/// alone and settles the player, invalid ones are dropped. The real ack is therefore never lost,
+/// memory stays at this many signatures per player, and a flood costs its sender one
+/// verification per this many messages.
 const MAX_ACK_CANDIDATES: usize = 4;
+
+/// Distinct deals kept per dealer while its contribution is not on the board yet (they cannot be
+/// checked before). Only the dealer itself gets past the sender check with a deal in its name and
+/// an honest dealer sends one deal per player (a restart resends the same bytes), so its real
+/// deal is always among the first; a dealer that sends more can only crowd out its own. Memory
+/// stays at this many ciphertexts per dealer.
+const MAX_PENDING_DEALS: usize = 4;
 
 struct DealerRole<C: Curve> {
     index: u32,
     poly: Polynomial<C::Scalar>,
     commitment: EvalCommitment<C>,
     hash: [u8; 32],
+    /// Ack candidates per player (see [`MAX_ACK_CANDIDATES`]).
     acks: BTreeMap<u32, Vec<IdentitySignature>>,
+    /// Players whose single candidate is known to verify.
+    settled: BTreeSet<u32>,
     published_attempt: Option<u32>,
 }
 
 struct PlayerRole<C: Curve> {
     index: u32,
     shares: BTreeMap<u32, Secret<C::Scalar>>,
-    pending: BTreeMap<u32, Deal>,
-    bad: BTreeSet<u32>,
+    /// Deals that arrived before their dealer's contribution (see [`MAX_PENDING_DEALS`]). A deal
+    /// that fails its check is dropped, not remembered, so a later good one from the same dealer
+    /// still counts.
+    pending: BTreeMap<u32, Vec<Deal>>,
 }
 
 /// One participant of an ack-or-reveal ceremony.
@@ -138,6 +166,7 @@ impl<C: Curve> AckRevealNode<C> {
                     commitment,
                     hash,
                     acks: BTreeMap::new(),
+                    settled: BTreeSet::new(),
                     published_attempt: None,
                 })
             }
@@ -146,7 +175,6 @@ impl<C: Curve> AckRevealNode<C> {
             index,
             shares: BTreeMap::new(),
             pending: BTreeMap::new(),
-            bad: BTreeSet::new(),
         });
         Ok(AckRevealNode {
             board: Board::new(ceremony.clone()),
@@ -208,7 +236,7 @@ impl<C: Curve> AckRevealNode<C> {
             for a in next {
                 match a {
                     Action::Send { to, payload } if &to == self.identity.public() => {
-                        queue.push_back(Input::Message(payload))
+                        queue.push_back(Input::Message { from: to, payload })
                     }
                     other => out.push(other),
                 }
@@ -226,11 +254,23 @@ impl<C: Curve> AckRevealNode<C> {
         }
         match input {
             Input::Start => self.start(),
-            Input::Message(bytes) => match Direct::decode(&bytes) {
-                Ok(Direct::Deal(d)) => self.on_deal(d),
-                Ok(Direct::Ack(a)) => self.on_ack(a),
-                Err(e) => vec![Action::Observed(Observation::Malformed(e.to_string()))],
-            },
+            Input::Message { from, payload } => {
+                let direct = match Direct::decode(&payload) {
+                    Ok(d) => d,
+                    Err(e) => return vec![Action::Observed(Observation::Malformed(e.to_string()))],
+                };
+                let author = match &direct {
+                    Direct::Deal(d) => (Role::Dealer, d.dealer),
+                    Direct::Ack(a) => (Role::Player, a.player),
+                };
+                if let Err(o) = check_sender(&self.ceremony, &from, author.0, author.1) {
+                    return vec![Action::Observed(o)];
+                }
+                match direct {
+                    Direct::Deal(d) => self.on_deal(d),
+                    Direct::Ack(a) => self.on_ack(a),
+                }
+            }
             Input::BoardPost(bytes) => self.on_board_post(&bytes),
             Input::Deadline => self.on_deadline(),
         }
@@ -315,11 +355,22 @@ impl<C: Curve> AckRevealNode<C> {
                 "deal for another session, player or dealer".into(),
             ))];
         }
-        if p.shares.contains_key(&deal.dealer) || p.bad.contains(&deal.dealer) {
+        if p.shares.contains_key(&deal.dealer) {
             return Vec::new();
         }
         if self.board.contribution(deal.dealer).is_none() {
-            p.pending.entry(deal.dealer).or_insert(deal);
+            let waiting = p.pending.entry(deal.dealer).or_default();
+            if waiting.contains(&deal) {
+                return Vec::new();
+            }
+            if waiting.len() >= MAX_PENDING_DEALS {
+                return vec![Action::Observed(Observation::Malformed(format!(
+                    "more than {MAX_PENDING_DEALS} different deals from dealer {} before its \
+                     contribution",
+                    deal.dealer
+                )))];
+            }
+            waiting.push(deal);
             return Vec::new();
         }
         self.process_deal(deal)
@@ -327,6 +378,25 @@ impl<C: Curve> AckRevealNode<C> {
 
     fn process_deal(&mut self, deal: Deal) -> Vec<Action<C>> {
         self.process_deals(vec![deal])
+    }
+
+    /// Checks the deals that waited for their dealers' contributions (one list per dealer, in
+    /// arrival order): in rounds, the next deal of every dealer that has no valid share yet, until
+    /// one verifies or none is left. Usually every list holds one deal and this is one batch.
+    fn process_waiting(&mut self, lists: Vec<Vec<Deal>>) -> Vec<Action<C>> {
+        let mut lists: Vec<VecDeque<Deal>> = lists.into_iter().map(VecDeque::from).collect();
+        let mut out = Vec::new();
+        loop {
+            let round: Vec<Deal> = lists.iter_mut().filter_map(VecDeque::pop_front).collect();
+            if round.is_empty() {
+                return out;
+            }
+            out.extend(self.process_deals(round));
+            let Some(p) = &self.player else {
+                return out;
+            };
+            lists.retain(|l| l.front().is_some_and(|d| !p.shares.contains_key(&d.dealer)));
+        }
     }
 
     /// Opens and checks deals whose dealers' contributions are on the board, and acks the valid
@@ -435,8 +505,8 @@ impl<C: Curve> AckRevealNode<C> {
                     p.shares.insert(deal.dealer, share);
                     out.push(ack);
                 }
+                // Not remembered: a later deal from the same dealer is checked on its own.
                 _ => {
-                    p.bad.insert(deal.dealer);
                     out.push(Action::Observed(Observation::BadShare {
                         dealer: deal.dealer,
                     }));
@@ -462,13 +532,30 @@ impl<C: Curve> AckRevealNode<C> {
             ))];
         }
         // Acks are checked in aggregate at publish time (one pairing instead of one per ack).
-        // Anyone can send bytes claiming to be an ack from `player`, so a second, different ack
-        // for the same player is not dropped: both are kept and sorted out by verification.
-        let entry = d.acks.entry(ack.player).or_default();
-        if !entry.contains(&ack.signature) && entry.len() < MAX_ACK_CANDIDATES {
-            entry.push(ack.signature);
+        // The sender check leaves only the player itself able to send acks in its name; a
+        // second, different one is kept as another candidate, and a full list is sorted out at
+        // once (see `MAX_ACK_CANDIDATES`).
+        if d.settled.contains(&ack.player) {
+            return Vec::new();
         }
-        Vec::new()
+        let entry = d.acks.entry(ack.player).or_default();
+        if entry.contains(&ack.signature) {
+            return Vec::new();
+        }
+        if entry.len() < MAX_ACK_CANDIDATES {
+            entry.push(ack.signature);
+            return Vec::new();
+        }
+        let key = &self.ceremony.players()[ack.player as usize].identity;
+        let payload = ack_payload(self.ceremony.id(), d.index, &d.hash);
+        match entry.iter().find(|s| key.verify(Purpose::Ack, &payload, s)) {
+            Some(good) => {
+                *entry = vec![*good];
+                d.settled.insert(ack.player);
+            }
+            None => *entry = vec![ack.signature],
+        }
+        vec![Action::Observed(Observation::BadAck { player: ack.player })]
     }
 
     /// The valid ack signature of each player that acked, verifying in aggregate first and one by
@@ -544,12 +631,12 @@ impl<C: Curve> AckRevealNode<C> {
             if accepted
                 && matches!(signed.post, Post::Contribution(_))
                 && let Some(p) = &mut self.player
-                && let Some(deal) = p.pending.remove(&signed.post.dealer())
+                && let Some(deals) = p.pending.remove(&signed.post.dealer())
             {
-                ready.push(deal);
+                ready.push(deals);
             }
         }
-        out.extend(self.process_deals(ready));
+        out.extend(self.process_waiting(ready));
         self.route(out)
     }
 
@@ -576,9 +663,9 @@ impl<C: Curve> AckRevealNode<C> {
         }
         if is_contribution
             && let Some(p) = &mut self.player
-            && let Some(deal) = p.pending.remove(&dealer)
+            && let Some(deals) = p.pending.remove(&dealer)
         {
-            return self.process_deal(deal);
+            return self.process_waiting(vec![deals]);
         }
         Vec::new()
     }
@@ -671,6 +758,7 @@ impl<C: Curve> AckRevealNode<C> {
                                 Some((_, s)) => *s,
                                 None => {
                                     return vec![Action::Failed(Failure {
+                                        reason: FailureReason::MissingShare { dealer: *dealer },
                                         qualified: output.qualified.clone(),
                                         exclusions,
                                     })];
@@ -679,10 +767,15 @@ impl<C: Curve> AckRevealNode<C> {
                         };
                         x += *w * s;
                     }
-                    debug_assert!(share_matches::<C>(
-                        &x,
-                        &output.public_shares[p.index as usize]
-                    ));
+                    // Each summand matched its dealer's commitment, so this holds unless the
+                    // board and this player disagree; a share that fails it is never released.
+                    if !share_matches::<C>(&x, &output.public_shares[p.index as usize]) {
+                        return vec![Action::Failed(Failure {
+                            reason: FailureReason::ShareMismatch,
+                            qualified: output.qualified.clone(),
+                            exclusions,
+                        })];
+                    }
                     share = Some(Secret::new(x));
                     player_index = Some(p.index);
                 }
@@ -700,10 +793,99 @@ impl<C: Curve> AckRevealNode<C> {
                 exclusions,
                 ..
             }) => vec![Action::Failed(Failure {
+                reason: FailureReason::Board,
                 qualified,
                 exclusions,
             })],
             None => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keyquorum_crypto::Bls12381G1;
+    use keyquorum_crypto::index::IndexScheme;
+
+    use super::*;
+    use crate::node::FailureReason;
+    use crate::{Params, Participant as Member, SessionConfig, Variant};
+
+    /// Three participants in lock step, with player 0's share from dealer 1 changed after it was
+    /// checked and acked: the player must fail with a typed reason instead of releasing a share
+    /// that does not match its public key share (in every build, not only with debug asserts).
+    #[test]
+    fn a_final_share_that_does_not_match_is_a_typed_failure() {
+        let keys: Vec<(IdentityKeypair, EncryptionSecretKey)> = (0..3u8)
+            .map(|i| {
+                let seed = [i + 1; 32];
+                (
+                    IdentityKeypair::from_seed(&seed).unwrap(),
+                    EncryptionSecretKey::from_seed(&seed),
+                )
+            })
+            .collect();
+        let ceremony = Ceremony::<Bls12381G1>::new(SessionConfig {
+            domain: b"share-check".to_vec(),
+            epoch: 1,
+            variant: Variant::AckReveal,
+            params: Params::new(3, 2, 2).unwrap(),
+            index_scheme: IndexScheme::Sequential,
+            players: keys
+                .iter()
+                .map(|(i, e)| Member {
+                    identity: i.public().clone(),
+                    encryption: e.public_key(),
+                })
+                .collect(),
+            reshare: None,
+        })
+        .unwrap();
+        let mut nodes: Vec<AckRevealNode<Bls12381G1>> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, (id, enc))| {
+                AckRevealNode::new(ceremony.clone(), id, enc, None, [i as u8; 32]).unwrap()
+            })
+            .collect();
+        let ids: Vec<IdentityPublicKey> = nodes.iter().map(|n| n.identity().clone()).collect();
+        let mut inbox: VecDeque<(usize, Input)> = (0..3).map(|i| (i, Input::Start)).collect();
+        let mut ends: Vec<Option<Action<Bls12381G1>>> = vec![None, None, None];
+        let mut corrupted = false;
+        for _ in 0..8 {
+            while let Some((i, input)) = inbox.pop_front() {
+                for a in nodes[i].handle(input) {
+                    match a {
+                        Action::Send { to, payload } => {
+                            let j = ids.iter().position(|x| *x == to).unwrap();
+                            let from = ids[i].clone();
+                            inbox.push_back((j, Input::Message { from, payload }));
+                        }
+                        Action::Post(p) => {
+                            inbox.extend((0..3).map(|j| (j, Input::BoardPost(p.clone()))))
+                        }
+                        a @ (Action::Finished(_) | Action::Failed(_)) => ends[i] = Some(a),
+                        Action::Observed(_) => {}
+                    }
+                }
+            }
+            if !corrupted {
+                let p = nodes[0].player.as_mut().unwrap();
+                let s = p.shares.get_mut(&1).expect("dealer 1's share arrived");
+                *s = Secret::new(*s.expose() + <Bls12381G1 as Curve>::Scalar::ONE);
+                corrupted = true;
+            }
+            if ends.iter().all(Option::is_some) {
+                break;
+            }
+            inbox.extend((0..3).map(|j| (j, Input::Deadline)));
+        }
+        match &ends[0] {
+            Some(Action::Failed(f)) => assert_eq!(f.reason, FailureReason::ShareMismatch),
+            other => panic!("expected a share mismatch, got {other:?}"),
+        }
+        for end in &ends[1..] {
+            assert!(matches!(end, Some(Action::Finished(_))), "{end:?}");
         }
     }
 }

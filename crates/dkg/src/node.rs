@@ -5,17 +5,28 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::secret::Secret;
 use thiserror::Error;
 
-use crate::board::{Exclusion, PublicOutput};
+use crate::board::{Exclusion, PublicOutput, Role};
 use crate::identity::IdentityPublicKey;
-use crate::session::SessionId;
+use crate::session::{Ceremony, SessionId};
 
 /// An input to the state machine.
+// Like actions, inputs are short-lived values moved once from the driver to the state machine;
+// boxing the sender key would add an allocation per message for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// Begin: a dealer posts its contribution and sends its shares.
     Start,
-    /// A direct message from another participant (encoded [`Direct`]).
-    Message(Vec<u8>),
+    /// A direct message from another participant.
+    Message {
+        /// The sender as the transport authenticated it, not as the message claims: a
+        /// participant drops a message whose claimed dealer or player is someone else
+        /// ([`Observation::WrongSender`]).
+        from: IdentityPublicKey,
+        /// The encoded message ([`Direct`] or, in the complaint variant, its
+        /// [`Deal`](crate::complaint::messages::Deal)).
+        payload: Vec<u8>,
+    },
     /// A post as ordered by the board (encoded [`SignedPost`]), valid or not: the board's rules
     /// decide, identically everywhere.
     BoardPost(Vec<u8>),
@@ -63,6 +74,14 @@ pub enum Observation {
     },
     /// The board refused a post.
     Refused(String),
+    /// A direct message claims an author (dealer or player `index`) other than the sender the
+    /// transport authenticated; dropped unread.
+    WrongSender {
+        /// The role the message claims its author has.
+        role: Role,
+        /// The claimed dealer or player position.
+        index: u32,
+    },
 }
 
 /// The result for one participant.
@@ -85,10 +104,39 @@ pub struct DkgOutput<C: Curve> {
 /// Final failure.
 #[derive(Debug, Clone)]
 pub struct Failure {
+    /// Why.
+    pub reason: FailureReason,
     /// Dealers that did qualify.
     pub qualified: Vec<u32>,
     /// Culprits with evidence.
     pub exclusions: Vec<Exclusion>,
+}
+
+/// Why a ceremony failed for one participant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    /// The board's outcome is a failure (too few qualified dealers or players, after retries).
+    Board,
+    /// The board succeeded but this player holds no share from a qualified dealer: neither a
+    /// verified deal nor a reveal on the board.
+    MissingShare {
+        /// The dealer.
+        dealer: u32,
+    },
+    /// The board succeeded but this player's share does not match its public key share; the
+    /// share is not released.
+    ShareMismatch,
+}
+
+impl FailureReason {
+    /// A stable name, for logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailureReason::Board => "board",
+            FailureReason::MissingShare { .. } => "missing_share",
+            FailureReason::ShareMismatch => "share_mismatch",
+        }
+    }
 }
 
 /// Errors constructing a participant.
@@ -100,6 +148,33 @@ pub enum NodeError {
     /// A resharing dealer needs its old share.
     #[error("resharing dealer needs its previous secret share")]
     MissingOldShare,
+}
+
+/// Checks that `from`, the sender the transport authenticated, is the dealer or player at
+/// `index` that a direct message claims as its author. Both variants run it before looking at
+/// anything else in the message, so a forged or replayed message changes no state and cannot
+/// crowd out the real one.
+pub(crate) fn check_sender<C: Curve>(
+    ceremony: &Ceremony<C>,
+    from: &IdentityPublicKey,
+    role: Role,
+    index: u32,
+) -> Result<(), Observation> {
+    let members = match role {
+        Role::Dealer => ceremony.dealers(),
+        Role::Player => ceremony.players(),
+    };
+    match members.get(index as usize) {
+        Some(m) if m.identity == *from => Ok(()),
+        Some(_) => Err(Observation::WrongSender { role, index }),
+        None => Err(Observation::Malformed(format!(
+            "no {} at position {index}",
+            match role {
+                Role::Dealer => "dealer",
+                Role::Player => "player",
+            }
+        ))),
+    }
 }
 
 /// A participant state machine of either variant.

@@ -2,12 +2,19 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
 use ff::Field;
 use group::Group;
 use group::prime::PrimeCurveAffine;
 use keyquorum_crypto::poly::lagrange_at_zero;
 use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
+use keyquorum_dkg::ackreveal::AckRevealNode;
+use keyquorum_dkg::board::Role;
+use keyquorum_dkg::identity::IdentitySignature;
+use keyquorum_dkg::messages::{Ack, Deal, Direct, Post, Publication, SignedPost};
+use keyquorum_dkg::node::{Action, Input, Observation, Participant};
 use keyquorum_dkg::{Ceremony, Params};
 
 fn check_agreement<C: Curve>(
@@ -108,4 +115,291 @@ fn reshare_keeps_the_group_key() {
     let r2 = run(c2, all, old_shares, &[]);
     let outs2 = check_agreement(&r2, &(1..7).collect::<Vec<_>>());
     assert_eq!(outs2[0].public.group_key, outs[0].public.group_key);
+}
+
+/// Four ack-or-reveal participants (n = 4, t = k = 3: one reveal allowed per dealer) on BLS.
+fn four_nodes() -> (Arc<Ceremony<Bls12381G1>>, Vec<AckRevealNode<Bls12381G1>>) {
+    let members: Vec<Member> = (0..4).map(member).collect();
+    let cfg = fresh_config::<Bls12381G1>(&members, Params::new(4, 3, 3).unwrap());
+    let ceremony = Ceremony::new(cfg).unwrap();
+    let nodes = members
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            AckRevealNode::new(
+                ceremony.clone(),
+                m.identity,
+                m.encryption,
+                None,
+                [i as u8; 32],
+            )
+            .unwrap()
+        })
+        .collect();
+    (ceremony, nodes)
+}
+
+/// The deals a participant sends at the start, by player (none to itself), and its
+/// contribution post.
+fn start(node: &mut AckRevealNode<Bls12381G1>) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let mut deals = vec![Vec::new(); 4];
+    let mut post = None;
+    for a in node.handle(Input::Start) {
+        match a {
+            Action::Send { payload, .. } => {
+                let Ok(Direct::Deal(d)) = Direct::decode(&payload) else {
+                    panic!("not a deal")
+                };
+                deals[d.player as usize] = payload;
+            }
+            Action::Post(p) => post = Some(p),
+            _ => {}
+        }
+    }
+    (deals, post.unwrap())
+}
+
+fn message(from: &AckRevealNode<Bls12381G1>, payload: &[u8]) -> Input {
+    Input::Message {
+        from: from.identity().clone(),
+        payload: payload.to_vec(),
+    }
+}
+
+fn observations(actions: &[Action<Bls12381G1>]) -> Vec<Observation> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Observed(o) => Some(o.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The ack in `actions`, if the participant sent one.
+fn sent_ack(actions: &[Action<Bls12381G1>]) -> Option<Vec<u8>> {
+    actions.iter().find_map(|a| match a {
+        Action::Send { payload, .. } if matches!(Direct::decode(payload), Ok(Direct::Ack(_))) => {
+            Some(payload.clone())
+        }
+        _ => None,
+    })
+}
+
+/// `deal` with one ciphertext byte changed: it no longer decrypts.
+fn spoiled(deal: &[u8], byte: usize) -> Vec<u8> {
+    let Ok(Direct::Deal(mut d)) = Direct::decode(deal) else {
+        panic!("not a deal")
+    };
+    d.ciphertext[byte] ^= 1;
+    Direct::Deal(d).encode()
+}
+
+#[test]
+fn messages_whose_sender_is_not_their_author_are_dropped() {
+    let (_, mut nodes) = four_nodes();
+    let (deals, contribution) = start(&mut nodes[1]);
+    let (mut player, spoofer) = (nodes.remove(2), nodes.remove(2));
+    let dealer = nodes.remove(1);
+
+    // Dealer 1's real deal, sent on by participant 3: dropped unread, nothing kept for later.
+    let out = player.handle(message(&spoofer, &deals[2]));
+    assert_eq!(
+        observations(&out),
+        vec![Observation::WrongSender {
+            role: Role::Dealer,
+            index: 1
+        }]
+    );
+    let out = player.handle(Input::BoardPost(contribution.clone()));
+    assert_eq!(sent_ack(&out), None);
+    assert!(player.received_from().is_empty());
+    // The same deal from its dealer is taken.
+    let ack = sent_ack(&player.handle(message(&dealer, &deals[2]))).unwrap();
+    assert_eq!(player.received_from(), vec![1]);
+
+    // Player 2's ack, sent on by participant 3, is dropped too; from player 2 it counts.
+    let mut dealer = dealer;
+    let out = dealer.handle(message(&spoofer, &ack));
+    assert_eq!(
+        observations(&out),
+        vec![Observation::WrongSender {
+            role: Role::Player,
+            index: 2
+        }]
+    );
+    assert!(dealer.acked_by().is_empty());
+    assert!(dealer.handle(message(&player, &ack)).is_empty());
+    assert_eq!(dealer.acked_by(), vec![2]);
+}
+
+#[test]
+fn bad_deals_from_the_dealer_do_not_block_its_good_one() {
+    let (_, mut nodes) = four_nodes();
+    let (deals, contribution) = start(&mut nodes[1]);
+    let mut player = nodes.remove(2);
+    let dealer = nodes.remove(1);
+
+    // Before the contribution is on the board: bad deals wait next to the good one.
+    assert!(
+        player
+            .handle(message(&dealer, &spoiled(&deals[2], 0)))
+            .is_empty()
+    );
+    assert!(
+        player
+            .handle(message(&dealer, &spoiled(&deals[2], 1)))
+            .is_empty()
+    );
+    assert!(player.handle(message(&dealer, &deals[2])).is_empty());
+    let out = player.handle(Input::BoardPost(contribution.clone()));
+    assert_eq!(
+        observations(&out),
+        vec![
+            Observation::BadShare { dealer: 1 },
+            Observation::BadShare { dealer: 1 }
+        ]
+    );
+    assert!(sent_ack(&out).is_some());
+    assert_eq!(player.received_from(), vec![1]);
+
+    // After it: a bad deal is not remembered against the dealer.
+    let (_, mut nodes) = four_nodes();
+    start(&mut nodes[1]);
+    let mut player = nodes.remove(2);
+    player.handle(Input::BoardPost(contribution));
+    let out = player.handle(message(&dealer, &spoiled(&deals[2], 0)));
+    assert_eq!(
+        observations(&out),
+        vec![Observation::BadShare { dealer: 1 }]
+    );
+    assert!(sent_ack(&player.handle(message(&dealer, &deals[2]))).is_some());
+    assert_eq!(player.received_from(), vec![1]);
+
+    // Waiting deals are bounded per dealer (only the dealer itself can fill its own list).
+    let (_, mut nodes) = four_nodes();
+    let mut player = nodes.remove(2);
+    for byte in 0..4 {
+        assert!(
+            player
+                .handle(message(&dealer, &spoiled(&deals[2], byte)))
+                .is_empty()
+        );
+    }
+    let out = player.handle(message(&dealer, &spoiled(&deals[2], 4)));
+    assert!(matches!(
+        observations(&out)[..],
+        [Observation::Malformed(_)]
+    ));
+}
+
+/// Runs four participants in lock step with `tamper` and returns each dealer's publication.
+fn publications(
+    tamper: &mut dyn FnMut(usize, Action<Bls12381G1>) -> Vec<Action<Bls12381G1>>,
+) -> Vec<Publication<Bls12381G1>> {
+    let (ceremony, nodes) = four_nodes();
+    let nodes: Vec<Box<dyn Participant<Bls12381G1>>> = nodes
+        .into_iter()
+        .map(|n| Box::new(n) as Box<dyn Participant<Bls12381G1>>)
+        .collect();
+    let (results, events) = run_nodes(nodes, &[], tamper);
+    check_agreement(&results, &[0, 1, 2, 3]);
+    let mut out: Vec<Publication<Bls12381G1>> = events
+        .iter()
+        .filter_map(|e| match e {
+            BoardEvent::Post(p) => match SignedPost::<Bls12381G1>::decode(p, ceremony.n()) {
+                Ok(SignedPost {
+                    post: Post::Publication(p),
+                    ..
+                }) => Some(p),
+                _ => None,
+            },
+            BoardEvent::Deadline => None,
+        })
+        .collect();
+    out.sort_by_key(|p| p.dealer);
+    out
+}
+
+fn is_deal(a: &Action<Bls12381G1>) -> Option<(u32, u32)> {
+    match a {
+        Action::Send { payload, .. } => match Direct::decode(payload) {
+            Ok(Direct::Deal(d)) => Some((d.dealer, d.player)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[test]
+fn forged_deals_and_acks_ahead_of_the_real_ones_block_nothing() {
+    // Participant 0 sends each of its deals a second time relabelled as dealer 3's; they arrive
+    // before dealer 3's real deals.
+    let pubs = publications(&mut |i, a| match (i, is_deal(&a)) {
+        (0, Some((0, _))) => {
+            let Action::Send { to, payload } = &a else {
+                unreachable!()
+            };
+            let Ok(Direct::Deal(d)) = Direct::decode(payload) else {
+                unreachable!()
+            };
+            let forged = Direct::Deal(Deal { dealer: 3, ..d }).encode();
+            vec![
+                Action::Send {
+                    to: to.clone(),
+                    payload: forged,
+                },
+                a,
+            ]
+        }
+        _ => vec![a],
+    });
+    for p in &pubs {
+        assert_eq!(p.acks, vec![0, 1, 2, 3], "dealer {}", p.dealer);
+        assert!(p.reveals.is_empty());
+    }
+
+    // Dealer 1 sends player 2 a spoiled deal ahead of the real one.
+    let pubs = publications(&mut |i, a| match (i, is_deal(&a)) {
+        (1, Some((1, 2))) => {
+            let Action::Send { to, payload } = &a else {
+                unreachable!()
+            };
+            vec![
+                Action::Send {
+                    to: to.clone(),
+                    payload: spoiled(payload, 3),
+                },
+                a,
+            ]
+        }
+        _ => vec![a],
+    });
+    assert_eq!(pubs[1].acks, vec![0, 1, 2, 3]);
+    assert!(pubs[1].reveals.is_empty());
+
+    // Player 2 sends dealer 1 more wrong acks than fit in its candidate list before the real
+    // one; it is still found.
+    let pubs = publications(&mut |i, a| match &a {
+        Action::Send { to, payload } if i == 2 => match Direct::decode(payload) {
+            Ok(Direct::Ack(ack)) if ack.dealer == 1 => {
+                let mut out: Vec<_> = (0..6u8)
+                    .map(|b| Action::Send {
+                        to: to.clone(),
+                        payload: Direct::Ack(Ack {
+                            signature: IdentitySignature([b; 48]),
+                            ..ack.clone()
+                        })
+                        .encode(),
+                    })
+                    .collect();
+                out.push(a.clone());
+                out
+            }
+            _ => vec![a],
+        },
+        _ => vec![a],
+    });
+    assert_eq!(pubs[1].acks, vec![0, 1, 2, 3]);
+    assert!(pubs[1].reveals.is_empty());
 }

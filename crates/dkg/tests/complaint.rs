@@ -799,11 +799,12 @@ proptest::proptest! {
         let params = Params::new(4, 3, 3).unwrap();
         let members: Vec<Member> = (0..4).map(member).collect();
         let ceremony = Ceremony::new(config::<Bls12381G1>(&members, params)).unwrap();
+        let peer = members[1].identity.public().clone();
         let mut node = nodes(&ceremony, members, vec![None; 4]).remove(0);
         node.handle(Input::Start);
         for _ in 0..7 {
             for g in &garbage {
-                node.handle(Input::Message(g.clone()));
+                node.handle(Input::Message { from: peer.clone(), payload: g.clone() });
                 node.handle(Input::BoardPost(g.clone()));
                 let mut tagged = vec![0u8; 48];
                 tagged.push(0x41 + (g.len() % 5) as u8);
@@ -884,12 +885,13 @@ fn report_with_a_forged_dealer_signature_is_the_reporters_fault() {
 }
 
 #[test]
-fn whole_deal_signature_matters_only_for_bad_pairs() {
+fn whole_deal_signature_matters_only_for_bad_pairs_and_senders_must_be_dealers() {
     // The signature on a whole deal is checked only when its pair does not verify (the player
     // would complain): a forged deal with a bad pair is dropped and does not displace the
     // dealer's real deal, and a deal whose pair opens the dealer's signed commitment is accepted
-    // whoever relayed it. The statement (the dealer's signature on the commitment) must verify in
-    // every case, since it goes into the report.
+    // whatever the signature on the whole. The statement (the dealer's signature on the
+    // commitment) must verify in every case, since it goes into the report. Independently of
+    // all that, a deal must come from its dealer as the transport authenticated it.
     type S = <Secp256k1 as Curve>::Scalar;
     let params = Params::new(4, 3, 3).unwrap();
     let members: Vec<Member> = (0..4).map(member).collect();
@@ -939,32 +941,60 @@ fn whole_deal_signature_matters_only_for_bad_pairs() {
         })
     };
 
+    let from_dealer = |payload: Vec<u8>| Input::Message {
+        from: dealer.public().clone(),
+        payload,
+    };
+    let from_forger = |payload: Vec<u8>| Input::Message {
+        from: forger.public().clone(),
+        payload,
+    };
+
     // A forged deal with a bad pair is dropped; the dealer's deal still counts.
     let mut p2 = node_for(2);
     let forged = resign(deal_to(2, false, &mut rng));
     assert!(matches!(
-        observed(p2.handle(Input::Message(forged))),
+        observed(p2.handle(from_dealer(forged))),
         Some(Observation::Malformed(_))
     ));
     assert!(p2.verified_dealers().is_empty());
     let real = deal_to(2, true, &mut rng).encode();
-    assert_eq!(observed(p2.handle(Input::Message(real))), None);
+    assert_eq!(observed(p2.handle(from_dealer(real))), None);
     assert_eq!(p2.verified_dealers(), vec![1]);
 
     // A good pair under someone else's signature on the whole deal is accepted.
     let mut p3 = node_for(3);
-    let relayed = resign(deal_to(3, true, &mut rng));
-    assert_eq!(observed(p3.handle(Input::Message(relayed))), None);
+    let resigned = resign(deal_to(3, true, &mut rng));
+    assert_eq!(observed(p3.handle(from_dealer(resigned))), None);
     assert_eq!(p3.verified_dealers(), vec![1]);
+
+    // The dealer's real deal relayed by anyone else is dropped unread.
+    let mut p3 = node_for(3);
+    let relayed = deal_to(3, true, &mut rng).encode();
+    assert_eq!(
+        observed(p3.handle(from_forger(relayed))),
+        Some(Observation::WrongSender {
+            role: Role::Dealer,
+            index: 1
+        })
+    );
+    assert!(p3.verified_dealers().is_empty());
 
     // A bad pair signed by the dealer is a bad share, complained about in the report.
     let mut p0 = node_for(0);
     let bad = deal_to(0, false, &mut rng).encode();
     assert_eq!(
-        observed(p0.handle(Input::Message(bad))),
+        observed(p0.handle(from_dealer(bad))),
         Some(Observation::BadShare { dealer: 1 })
     );
     assert!(p0.verified_dealers().is_empty());
+    // It does not block the dealer's good deal that follows; a second bad one changes nothing.
+    let real = deal_to(0, true, &mut rng).encode();
+    assert_eq!(observed(p0.handle(from_dealer(real))), None);
+    assert_eq!(p0.verified_dealers(), vec![1]);
+    let bad = deal_to(0, false, &mut rng).encode();
+    assert_eq!(observed(p0.handle(from_dealer(bad))), None);
+    assert_eq!(p0.verified_dealers(), vec![1]);
 
     // A statement the dealer did not sign is refused even with a good pair.
     let mut p2 = node_for(2);
@@ -972,7 +1002,7 @@ fn whole_deal_signature_matters_only_for_bad_pairs() {
     unsigned.commitment_signature = forger.sign(Purpose::Message, b"not the statement");
     unsigned.signature = dealer.sign(Purpose::Message, &unsigned.body());
     assert!(matches!(
-        observed(p2.handle(Input::Message(unsigned.encode()))),
+        observed(p2.handle(from_dealer(unsigned.encode()))),
         Some(Observation::Malformed(_))
     ));
     assert!(p2.verified_dealers().is_empty());

@@ -1242,7 +1242,7 @@ impl Driver {
                             &[("result", "failure")],
                             1.0,
                         );
-                        warn!(view = r.view, session = r.session, qualified = ?f.qualified, "ceremony failed for this node");
+                        warn!(view = r.view, session = r.session, reason = f.reason.as_str(), qualified = ?f.qualified, "ceremony failed for this node");
                     }
                     self.record_output(record);
                 }
@@ -1265,6 +1265,13 @@ impl Driver {
                         Observation::Malformed(m) => {
                             debug!(reason = %m, "malformed message");
                             self.metrics.fault("malformed_message");
+                        }
+                        Observation::WrongSender { role, index } => {
+                            debug!(
+                                ?role,
+                                index, "dropping a message whose sender is not its author"
+                            );
+                            self.metrics.fault("wrong_sender");
                         }
                         // The contract refused the same post (it runs the same board) and
                         // reports it as PostRejected or not at all; nothing to add here.
@@ -1566,15 +1573,23 @@ impl Driver {
         let mut effects = Vec::new();
         let mut batch: Option<Batch> = None;
         for m in msgs {
-            let v = self.check_message(&m);
-            if v == Verdict::Accepted {
-                if batch.is_none() {
-                    batch = Some(self.store.begin()?);
+            let from = match self.check_message(&m) {
+                Ok(from) => from,
+                Err(v) => {
+                    verdicts.push(v);
+                    continue;
                 }
-                let b = batch.as_mut().expect("just set");
-                self.feed(Input::Message(m.payload), b, &mut effects)?;
+            };
+            if batch.is_none() {
+                batch = Some(self.store.begin()?);
             }
-            verdicts.push(v);
+            let b = batch.as_mut().expect("just set");
+            let input = Input::Message {
+                from,
+                payload: m.payload,
+            };
+            self.feed(input, b, &mut effects)?;
+            verdicts.push(Verdict::Accepted);
         }
         if let Some(b) = batch {
             self.commit(b)?;
@@ -1582,45 +1597,43 @@ impl Driver {
         Ok((verdicts, effects))
     }
 
-    fn check_message(&self, m: &Incoming) -> Verdict {
+    /// Whether a message goes to the live participant and, if so, the sender the network layer
+    /// authenticated. Whether that sender is the author the message claims is the participant's
+    /// rule (`Observation::WrongSender`), not checked here.
+    fn check_message(&self, m: &Incoming) -> Result<IdentityPublicKey, Verdict> {
         let Some(live) = &self.live else {
-            return if self.recent.contains(&m.session) {
+            return Err(if self.recent.contains(&m.session) {
                 Verdict::Ignored
             } else {
                 Verdict::Later
-            };
+            });
         };
         if live.id != m.session {
-            return if self.recent.contains(&m.session) {
+            return Err(if self.recent.contains(&m.session) {
                 Verdict::Ignored
             } else {
                 Verdict::Later
-            };
+            });
         }
         if self.state.session.as_ref().is_none_or(|s| s.done) {
-            return Verdict::Ignored;
+            return Err(Verdict::Ignored);
         }
+        // Without an authenticated sender a message cannot be attributed to anyone.
         let Some(from) = &m.from else {
-            return Verdict::Ignored;
+            debug!("dropping a message without an authenticated sender");
+            return Err(Verdict::Ignored);
         };
-        let ok = match Direct::decode(&m.payload) {
-            Ok(Direct::Deal(d)) => live
-                .ceremony
-                .dealers()
-                .get(d.dealer as usize)
-                .is_some_and(|p| p.identity.as_bytes()[..] == from[..]),
-            Ok(Direct::Ack(a)) => live
-                .ceremony
-                .players()
-                .get(a.player as usize)
-                .is_some_and(|p| p.identity.as_bytes()[..] == from[..]),
-            Err(_) => false,
-        };
-        if ok {
-            Verdict::Accepted
-        } else {
-            debug!("dropping a message whose sender is not its author");
-            Verdict::Ignored
+        // Members' keys are already validated; only an outsider's is decoded (and checked).
+        let known = live
+            .ceremony
+            .dealers()
+            .iter()
+            .chain(live.ceremony.players())
+            .find(|p| p.identity.as_bytes()[..] == from[..])
+            .map(|p| p.identity.clone());
+        match known {
+            Some(id) => Ok(id),
+            None => IdentityPublicKey::from_bytes(from).map_err(|_| Verdict::Ignored),
         }
     }
 

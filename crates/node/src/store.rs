@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use keyquorum_contract::SessionSpec;
 use keyquorum_contract::tx::NetworkIdentity;
+use keyquorum_dkg::identity::{IdentityPublicKey, PUBLIC_KEY_LEN};
 use keyquorum_dkg::node::Input;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -213,11 +214,12 @@ pub struct NodeState {
     pub current_hash: Option<String>,
 }
 
-/// Encodes a participant input for the log.
+/// Encodes a participant input for the log. A direct message is stored with its authenticated
+/// sender (tag 4; tag 1, a message without its sender, is no longer written or read).
 pub fn encode_input(input: &Input) -> Vec<u8> {
     match input {
         Input::Start => vec![0],
-        Input::Message(m) => [&[1u8][..], m].concat(),
+        Input::Message { from, payload } => [&[4u8][..], from.as_bytes(), payload].concat(),
         Input::BoardPost(p) => [&[2u8][..], p].concat(),
         Input::Deadline => vec![3],
     }
@@ -225,12 +227,19 @@ pub fn encode_input(input: &Input) -> Vec<u8> {
 
 /// Decodes [`encode_input`].
 pub fn decode_input(bytes: &[u8]) -> Result<Input, StoreError> {
+    let corrupt = || StoreError::Corrupt("input log entry".into());
     match bytes.split_first() {
         Some((0, [])) => Ok(Input::Start),
-        Some((1, m)) => Ok(Input::Message(m.to_vec())),
+        Some((4, m)) if m.len() >= PUBLIC_KEY_LEN => {
+            let (from, payload) = m.split_at(PUBLIC_KEY_LEN);
+            Ok(Input::Message {
+                from: IdentityPublicKey::from_bytes(from).map_err(|_| corrupt())?,
+                payload: payload.to_vec(),
+            })
+        }
         Some((2, p)) => Ok(Input::BoardPost(p.to_vec())),
         Some((3, [])) => Ok(Input::Deadline),
-        _ => Err(StoreError::Corrupt("input log entry".into())),
+        _ => Err(corrupt()),
     }
 }
 
@@ -435,7 +444,13 @@ mod tests {
         let s2 = [2u8; 32];
         let inputs = vec![
             Input::Start,
-            Input::Message(vec![9, 9]),
+            Input::Message {
+                from: keyquorum_dkg::identity::IdentityKeypair::from_seed(&[3; 32])
+                    .unwrap()
+                    .public()
+                    .clone(),
+                payload: vec![9, 9],
+            },
             Input::BoardPost(vec![]),
             Input::Deadline,
         ];
@@ -465,6 +480,9 @@ mod tests {
         assert_eq!(store.inputs(&s2).unwrap(), vec![Input::Deadline]);
         assert!(decode_input(&[7]).is_err());
         assert!(decode_input(&[0, 1]).is_err());
+        // A message needs a whole, valid sender key.
+        assert!(decode_input(&[4; 40]).is_err());
+        assert!(decode_input(&[&[4u8][..], &[0; PUBLIC_KEY_LEN]].concat()).is_err());
     }
 
     fn filled(path: &Path) {

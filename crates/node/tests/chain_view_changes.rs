@@ -46,7 +46,7 @@ use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_devchain::{Chain, ChainConfig};
 use keyquorum_dkg::ackreveal::AckRevealNode;
-use keyquorum_dkg::identity::{IdentityKeypair, Purpose};
+use keyquorum_dkg::identity::{IdentityKeypair, IdentityPublicKey, Purpose};
 use keyquorum_dkg::messages::{Direct, Post, SignedPost};
 use keyquorum_dkg::node::{Action, DkgOutput, Input};
 use keyquorum_dkg::params::MAX_PARTICIPANTS;
@@ -177,6 +177,8 @@ fn fault_plans() -> BTreeMap<(u64, u32), FaultPlan> {
 /// node that has not processed the session's start yet can hold it back.
 struct Delivery {
     session: [u8; 32],
+    /// The sending node's identity (what an authenticated transport reports).
+    from: IdentityPublicKey,
     payload: Vec<u8>,
 }
 
@@ -320,7 +322,10 @@ impl SimNode {
 
     fn on_delivery(&mut self, d: Delivery) {
         match &self.live {
-            Some(l) if l.id == d.session => self.feed(Input::Message(d.payload)),
+            Some(l) if l.id == d.session => self.feed(Input::Message {
+                from: d.from,
+                payload: d.payload,
+            }),
             _ if !self.seen.contains(&d.session) => self.early.push(d),
             // A session this node is done with or does not take part in.
             _ => {}
@@ -445,7 +450,10 @@ impl SimNode {
             .partition(|d| d.session == id);
         self.early = later;
         for d in now {
-            self.feed(Input::Message(d.payload));
+            self.feed(Input::Message {
+                from: d.from,
+                payload: d.payload,
+            });
         }
     }
 
@@ -469,6 +477,7 @@ impl SimNode {
                         // A stopped peer is simply gone.
                         let _ = peer.send(Delivery {
                             session: id,
+                            from: self.key.public().clone(),
                             payload,
                         });
                     }

@@ -19,6 +19,16 @@
 //!   once their justifications reveal its pairs, posts those (valid) pairs as a complaint against
 //!   their Feldman values.
 //! - `WithholdAcks`: either reports no dealer but itself as valid, or withholds its report.
+//!
+//! `Spoof` behaves the same in both variants: it deals, acks and posts honestly, and besides
+//! sends direct messages in other participants' names, always under its own transport identity
+//! (the network authenticates senders; the message claims someone else). Next to each of its
+//! deals goes a copy relabelled as another dealer's (re-signed with its own key in the complaint
+//! variant), sent at the same moment so that it often arrives before that dealer's real deal; next
+//! to each of its acks goes a copy claiming another player; and it replays messages between
+//! others that it overhears (the engine shows it some), to the same recipient. Every participant
+//! must drop all of these ([`Observation::WrongSender`]) and still finish, agree and exclude
+//! nobody.
 
 use std::fmt;
 use std::str::FromStr;
@@ -35,8 +45,8 @@ use keyquorum_dkg::complaint::messages::{
     SignedPedersen, pedersen_hash, seal_deal,
 };
 use keyquorum_dkg::complaint::{ComplaintBoard, ComplaintPhase};
-use keyquorum_dkg::identity::{IdentityKeypair, IdentitySignature, Purpose};
-use keyquorum_dkg::messages::{Contribution, Deal, Direct, Post, SignedPost};
+use keyquorum_dkg::identity::{IdentityKeypair, IdentityPublicKey, IdentitySignature, Purpose};
+use keyquorum_dkg::messages::{Ack, Contribution, Deal, Direct, Post, SignedPost};
 use keyquorum_dkg::node::{Action, Input, Observation, Participant};
 use keyquorum_dkg::{Ceremony, Variant};
 use rand_chacha::ChaCha20Rng;
@@ -68,11 +78,14 @@ pub enum AdversaryKind {
     InvalidSignature,
     /// Behaves honestly but also sends random bytes to peers and the board.
     Garbage,
+    /// Behaves honestly but also sends forged deals and acks in other participants' names, and
+    /// replays others' messages, under its own transport identity.
+    Spoof,
 }
 
 impl AdversaryKind {
     /// Every kind (the `all` mix).
-    pub const ALL: [AdversaryKind; 10] = [
+    pub const ALL: [AdversaryKind; 11] = [
         AdversaryKind::Silent,
         AdversaryKind::Crash,
         AdversaryKind::Equivocate,
@@ -83,6 +96,7 @@ impl AdversaryKind {
         AdversaryKind::Late,
         AdversaryKind::InvalidSignature,
         AdversaryKind::Garbage,
+        AdversaryKind::Spoof,
     ];
 
     /// Parses a comma-separated list, or `all`.
@@ -111,11 +125,12 @@ impl FromStr for AdversaryKind {
             "late" => AdversaryKind::Late,
             "invalid-signature" | "invalid-signatures" => AdversaryKind::InvalidSignature,
             "garbage" => AdversaryKind::Garbage,
+            "spoof" => AdversaryKind::Spoof,
             other => {
                 return Err(format!(
                     "unknown fault {other:?}; one of silent, crash, equivocate, bad-share, \
                      wrong-reveal, false-complaint, withhold-acks, late, invalid-signature, \
-                     garbage, or all"
+                     garbage, spoof, or all"
                 ));
             }
         })
@@ -135,6 +150,7 @@ impl fmt::Display for AdversaryKind {
             AdversaryKind::Late => "late",
             AdversaryKind::InvalidSignature => "invalid-signature",
             AdversaryKind::Garbage => "garbage",
+            AdversaryKind::Spoof => "spoof",
         })
     }
 }
@@ -168,6 +184,8 @@ pub struct Adversary<C: Curve> {
     second_deal: Option<SecondDeal<C>>,
     /// Complaint variant, `BadShare`: players that were sent wrong pairs so far.
     victims: Vec<u32>,
+    /// `Spoof`: overheard messages replayed so far.
+    replays: usize,
 }
 
 /// Whether the participant rejected the input it just handled (undecodable or refused).
@@ -213,6 +231,7 @@ impl<C: Curve> Adversary<C> {
             alternate,
             second_deal: None,
             victims: Vec::new(),
+            replays: 0,
         }
     }
 
@@ -263,8 +282,8 @@ impl<C: Curve> Adversary<C> {
 
     fn filter_input(&mut self, input: Input) -> Option<Input> {
         if self.kind == AdversaryKind::WrongReveal
-            && let Input::Message(bytes) = &input
-            && let Ok(Direct::Ack(a)) = Direct::decode(bytes)
+            && let Input::Message { payload, .. } = &input
+            && let Ok(Direct::Ack(a)) = Direct::decode(payload)
         {
             // Hide one other player's ack so the honest logic reveals that share.
             let me = self.ceremony.player_position(self.keys.public());
@@ -377,10 +396,70 @@ impl<C: Curve> Adversary<C> {
                 }
                 out.push(Routed::Now(action));
             }
+            AdversaryKind::Spoof => {
+                if let Action::Send { to, payload } = &action
+                    && let Some(forged) = self.forge(payload)
+                {
+                    out.push(Routed::Now(Action::Send {
+                        to: to.clone(),
+                        payload: forged,
+                    }));
+                }
+                out.push(Routed::Now(action));
+            }
             AdversaryKind::Garbage | AdversaryKind::Crash | AdversaryKind::Silent => {
                 out.push(Routed::Now(action))
             }
         }
+    }
+
+    /// `Spoof`: a message between two other participants that this adversary overheard on the
+    /// network. It replays some of them to the same recipient under its own identity.
+    pub fn overhear(&mut self, to: &IdentityPublicKey, payload: &[u8]) -> Vec<Routed<C>> {
+        // A few per participant and ceremony are enough to race real messages; the cap keeps
+        // large committees' runs from growing by a factor.
+        let cap = 2 * self.ceremony.n();
+        if self.kind != AdversaryKind::Spoof
+            || self.replays >= cap
+            || !self.rng.next_u32().is_multiple_of(4)
+        {
+            return Vec::new();
+        }
+        self.replays += 1;
+        vec![Routed::Now(Action::Send {
+            to: to.clone(),
+            payload: payload.to_vec(),
+        })]
+    }
+
+    /// `Spoof`: a copy of one of its own deals or acks that claims another dealer or player as
+    /// its author.
+    fn forge(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
+        if self.board.is_some() {
+            let mut deal = ComplaintDeal::<C>::decode(payload, self.ceremony.n()).ok()?;
+            deal.dealer = self.someone_else(self.ceremony.dealer_count(), self.my_dealer())?;
+            deal.signature = self.keys.sign(Purpose::Message, &deal.body());
+            return Some(deal.encode());
+        }
+        match Direct::decode(payload).ok()? {
+            Direct::Deal(d) => {
+                let dealer = self.someone_else(self.ceremony.dealer_count(), self.my_dealer())?;
+                Some(Direct::Deal(Deal { dealer, ..d }).encode())
+            }
+            Direct::Ack(a) => {
+                let player = self.someone_else(self.ceremony.n(), self.my_player())?;
+                Some(Direct::Ack(Ack { player, ..a }).encode())
+            }
+        }
+    }
+
+    /// A random position below `count` other than `me`, if there is one.
+    fn someone_else(&mut self, count: usize, me: Option<u32>) -> Option<u32> {
+        let others: Vec<u32> = (0..count as u32).filter(|i| Some(*i) != me).collect();
+        if others.is_empty() {
+            return None;
+        }
+        Some(others[self.rng.next_u64() as usize % others.len()])
     }
 
     fn sign(&self, post: Post<C>) -> Vec<u8> {
@@ -418,7 +497,7 @@ impl<C: Curve> Adversary<C> {
                 }
             }
             Input::Deadline => board.advance(),
-            Input::Start | Input::Message(_) => {}
+            Input::Start | Input::Message { .. } => {}
         }
         let entered_complain =
             before != ComplaintPhase::Complain && board.phase() == ComplaintPhase::Complain;
@@ -471,6 +550,7 @@ impl<C: Curve> Adversary<C> {
             AdversaryKind::Late
             | AdversaryKind::InvalidSignature
             | AdversaryKind::Garbage
+            | AdversaryKind::Spoof
             | AdversaryKind::Crash
             | AdversaryKind::Silent => return self.tamper(action, out),
             AdversaryKind::Equivocate => deal

@@ -36,6 +36,9 @@ pub struct CeremonyResult<C: Curve> {
     pub ceremony: Arc<Ceremony<C>>,
     /// Per participant.
     pub results: Vec<MemberResult<C>>,
+    /// Direct messages that honest participants dropped because their claimed author was not
+    /// their sender.
+    pub wrong_sender: u64,
 }
 
 /// Summary of a checked ceremony.
@@ -136,8 +139,9 @@ pub fn check<C: SimCurve>(cfg: &SimConfig, r: &CeremonyResult<C>) -> Result<Summ
             Some(Ok(o)) => outputs.push((m.member, o)),
             Some(Err(f)) if quorum_reachable => {
                 return Err(format!(
-                    "honest member {} failed although honest dealers reach the quorum: {} qualified, exclusions {:?}",
+                    "honest member {} failed ({}) although honest dealers reach the quorum: {} qualified, exclusions {:?}",
                     m.member,
+                    f.reason.as_str(),
                     f.qualified.len(),
                     f.exclusions
                         .iter()

@@ -10,7 +10,7 @@ use keyquorum_crypto::index::IndexScheme;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_dkg::ackreveal::AckRevealNode;
 use keyquorum_dkg::identity::{IdentityKeypair, IdentityPublicKey};
-use keyquorum_dkg::node::{Action, DkgOutput, Failure, Input, Participant};
+use keyquorum_dkg::node::{Action, DkgOutput, Failure, Input, Observation, Participant};
 use keyquorum_dkg::{Ceremony, Params, Participant as Member, Reshare, SessionConfig, Variant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -113,6 +113,8 @@ struct NodeState<C: Curve> {
 enum Event {
     Deliver {
         node: usize,
+        /// The sender as the transport knows it (an adversary's own position when it spoofs).
+        from: usize,
         kind: u8,
         payload: Vec<u8>,
     },
@@ -138,6 +140,10 @@ struct World<'a, C: Curve> {
     deadlines: u32,
     partition: Option<(BTreeSet<usize>, u64, u64)>,
     replay_mismatch: Option<String>,
+    /// Positions of `Spoof` adversaries (they overhear other participants' messages).
+    spoofers: Vec<usize>,
+    /// Direct messages that honest participants dropped for a wrong sender.
+    wrong_sender: u64,
     ceremony: Arc<Ceremony<C>>,
     keys: &'a [Keys],
 }
@@ -182,6 +188,7 @@ impl<'a, C: Curve> World<'a, C> {
                         at,
                         Event::Deliver {
                             node: to,
+                            from,
                             kind: KIND_MESSAGE,
                             payload: bytes,
                         },
@@ -203,14 +210,28 @@ impl<'a, C: Curve> World<'a, C> {
                     return;
                 };
                 let at = self.now + self.delay(from, j);
+                let overheard = (!self.spoofers.is_empty()
+                    && !self.spoofers.contains(&from)
+                    && !self.spoofers.contains(&j))
+                .then(|| payload.clone());
                 self.schedule(
                     at,
                     Event::Deliver {
                         node: j,
+                        from,
                         kind: KIND_MESSAGE,
                         payload,
                     },
                 );
+                // One spoofer overhears the message and may replay it under its own identity.
+                if let Some(payload) = overheard {
+                    let s = self.spoofers[self.rng.next_u64() as usize % self.spoofers.len()];
+                    let replay = match &mut self.nodes[s].slot {
+                        Slot::Adversary(a) => a.overhear(&to, &payload),
+                        _ => Vec::new(),
+                    };
+                    self.route(s, replay);
+                }
             }
             Action::Post(bytes) => {
                 if self.nodes[from].kind == Some(AdversaryKind::Crash)
@@ -223,6 +244,11 @@ impl<'a, C: Curve> World<'a, C> {
             }
             Action::Finished(o) => self.nodes[from].result = Some(Ok(o)),
             Action::Failed(f) => self.nodes[from].result = Some(Err(f)),
+            Action::Observed(Observation::WrongSender { .. })
+                if self.nodes[from].kind.is_none() =>
+            {
+                self.wrong_sender += 1
+            }
             Action::Observed(_) => {}
         }
     }
@@ -380,6 +406,12 @@ fn run_ceremony<C: Curve>(
         let end = start + 100 + rng.next_u64() % (cfg.net.phase_length / 4);
         (set, start, end)
     });
+    let spoofers = nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.kind == Some(AdversaryKind::Spoof))
+        .map(|(i, _)| i)
+        .collect();
     let mut w = World {
         cfg,
         rng,
@@ -394,6 +426,8 @@ fn run_ceremony<C: Curve>(
         deadlines: 0,
         partition,
         replay_mismatch: None,
+        spoofers,
+        wrong_sender: 0,
         ceremony: ceremony.clone(),
         keys,
     };
@@ -404,7 +438,15 @@ fn run_ceremony<C: Curve>(
     while let Some(Reverse((at, _, e))) = w.queue.pop() {
         w.now = at;
         match e {
-            Event::Deliver { node, payload, .. } => w.deliver(node, Input::Message(payload)),
+            Event::Deliver {
+                node,
+                from,
+                payload,
+                ..
+            } => {
+                let from = w.ids[from].clone();
+                w.deliver(node, Input::Message { from, payload })
+            }
             Event::Restart { node } => w.restart(node),
             Event::Block => {
                 w.block();
@@ -421,6 +463,7 @@ fn run_ceremony<C: Curve>(
     }
     Ok(CeremonyResult {
         ceremony,
+        wrong_sender: w.wrong_sender,
         results: w
             .nodes
             .into_iter()
@@ -471,6 +514,7 @@ pub fn run<C: Curve + checks::SimCurve>(cfg: &SimConfig) -> RunReport {
         excluded: Vec::new(),
         adversaries: Vec::new(),
         attempts: 0,
+        wrong_sender: 0,
     };
     match run_inner::<C>(cfg, &mut report) {
         Ok(()) => report.passed = true,
@@ -538,6 +582,7 @@ fn run_inner<C: Curve + checks::SimCurve>(
         &|_| None,
         rng.next_u64(),
     )?;
+    report.wrong_sender = r1.wrong_sender;
     let summary = checks::check(cfg, &r1)?;
     if !cfg.reshare {
         report.qualified = summary.qualified;
@@ -576,6 +621,7 @@ fn run_inner<C: Curve + checks::SimCurve>(
         &|m| shares[m].clone(),
         rng.next_u64(),
     )?;
+    report.wrong_sender += r2.wrong_sender;
     let s2 = checks::check(cfg, &r2)?;
     let key2 = s2
         .output

@@ -174,6 +174,9 @@ pub struct RunReport {
     pub adversaries: Vec<(usize, AdversaryKind)>,
     /// Attempts used by the last ceremony.
     pub attempts: u32,
+    /// Direct messages that honest participants dropped because the author they claim was not
+    /// the sender (spoofing), over all ceremonies of the run.
+    pub wrong_sender: u64,
 }
 
 /// Runs one simulated ceremony (or fresh + reshare) and checks it.

@@ -223,3 +223,34 @@ fn reshare_to_a_larger_committee_survives_a_silent_old_member() {
         assert_eq!(r.qualified.len(), 3, "seed {}", cfg.seed);
     }
 }
+
+#[test]
+fn spoofers_are_dropped_and_block_nobody() {
+    // Spoofers deal, ack and post honestly, so nobody at all may be excluded and every dealer
+    // qualifies; everything they send in others' names must have reached honest participants
+    // and been dropped there.
+    for seed in 0..8u64 {
+        let mut cfg = SimConfig::bft(7, 500 + seed);
+        cfg.faults = vec![AdversaryKind::Spoof];
+        cfg.variant = if seed % 2 == 0 {
+            Variant::AckReveal
+        } else {
+            Variant::Complaint
+        };
+        cfg.curve = if seed % 4 < 2 {
+            CurveChoice::Bls12381
+        } else {
+            CurveChoice::Secp256k1
+        };
+        cfg.reshare = seed % 4 == 3;
+        let r = run(&cfg);
+        assert!(r.passed, "seed {}: {:?}", cfg.seed, r.failure);
+        assert!(r.excluded.is_empty(), "seed {}: {:?}", cfg.seed, r.excluded);
+        assert_eq!(r.qualified.len(), 7, "seed {}", cfg.seed);
+        assert!(
+            r.wrong_sender > 0,
+            "seed {}: no spoofed message arrived",
+            cfg.seed
+        );
+    }
+}

@@ -416,7 +416,8 @@ impl Sim {
                             if is_ack && plan.drop_acks_to.contains(&(j, k)) {
                                 continue;
                             }
-                            queue.push_back((k, Input::Message(payload)));
+                            let from = self.nodes[j].key.public().clone();
+                            queue.push_back((k, Input::Message { from, payload }));
                         }
                     }
                     Action::Post(bytes) => self.on_post(j, &plan, bytes),

@@ -127,10 +127,12 @@
 //!   the subgroup check of the sums) runs through
 //!   [`Ceremony::check_once`](crate::session::Ceremony::check_once) keyed by a hash of all its
 //!   inputs, so a node's participant and its board replica share the answers (and so do all the
-//!   simulated nodes of one process). A player verifies the signature on a whole deal only when
-//!   its pair fails, i.e. when it will complain: a pair that opens the dealer's signed commitment
-//!   is the dealer's whoever relayed it, and the statement inside the deal (which goes into the
-//!   report) is verified in any case. Each degree check is an MSM of `n + 1` points plus
+//!   simulated nodes of one process). A deal is read only if the transport authenticated its
+//!   dealer as the sender (see `docs/protocol.md`, "Direct messages and their senders"). A player
+//!   verifies the signature on a whole deal only when its pair fails, i.e. when it will complain:
+//!   a pair that opens the dealer's signed commitment is the dealer's whatever the signature on
+//!   the whole, and the statement inside the deal (which goes into the report) is verified in
+//!   any case. Each degree check is an MSM of `n + 1` points plus
 //!   `O(n^2)` field operations for its weights, so a player checking `n` dealers does `O(n^3)`
 //!   field work, as in the ack-or-reveal variant. Reports carry 84 bytes per dealer heard from
 //!   (about 8 KB at `n = 100`): the price of self-contained equivocation evidence with
@@ -163,9 +165,12 @@ use messages::{
     SignedComplaintPost, SignedPedersen, seal_deal,
 };
 
-use crate::board::{Outcome, share_matches};
+use crate::board::{Outcome, Role, share_matches};
 use crate::identity::{IdentityKeypair, IdentityPublicKey, IdentitySignature};
-use crate::node::{Action, DkgOutput, Failure, Input, NodeError, Observation, Participant};
+use crate::node::{
+    Action, DkgOutput, Failure, FailureReason, Input, NodeError, Observation, Participant,
+    check_sender,
+};
 use crate::session::Ceremony;
 
 struct DealerState<C: Curve> {
@@ -323,7 +328,7 @@ impl<C: Curve> ComplaintNode<C> {
                 match a {
                     // Messages to oneself are handled at once instead of being sent.
                     Action::Send { to, payload } if &to == self.identity.public() => {
-                        queue.push_back(Input::Message(payload))
+                        queue.push_back(Input::Message { from: to, payload })
                     }
                     other => out.push(other),
                 }
@@ -338,10 +343,15 @@ impl<C: Curve> ComplaintNode<C> {
         }
         match input {
             Input::Start => self.start(),
-            Input::Message(bytes) => match Deal::<C>::decode(&bytes, self.ceremony.n()) {
-                Ok(d) => self.on_deal(d),
-                Err(e) => malformed(e.to_string()),
-            },
+            Input::Message { from, payload } => {
+                match Deal::<C>::decode(&payload, self.ceremony.n()) {
+                    Ok(d) => match check_sender(&self.ceremony, &from, Role::Dealer, d.dealer) {
+                        Ok(()) => self.on_deal(d),
+                        Err(o) => vec![Action::Observed(o)],
+                    },
+                    Err(e) => malformed(e.to_string()),
+                }
+            }
             Input::BoardPost(bytes) => self.on_board_post(&bytes),
             Input::Deadline => self.on_deadline(),
         }
@@ -392,9 +402,13 @@ impl<C: Curve> ComplaintNode<C> {
             // The report is posted; a late deal is answered by the justification instead.
             return malformed("deal after the report".into());
         }
-        if p.heard.contains_key(&deal.dealer) {
+        // Deals are checked as they arrive (the commitment travels with them), so keeping the
+        // first one heard and replacing it only by one whose pair verifies bounds memory at one
+        // deal per dealer, and a bad deal never blocks a good one that follows.
+        if p.pairs.contains_key(&deal.dealer) {
             return Vec::new();
         }
+        let replaces = p.heard.contains_key(&deal.dealer);
         // The statement goes into the report, so it must be the dealer's (verified once per
         // ceremony: every player receives the same one).
         let statement = deal.statement();
@@ -402,12 +416,16 @@ impl<C: Curve> ComplaintNode<C> {
             return malformed("deal signature does not verify".into());
         }
         let pair = self.open_deal(&deal, &statement.hash);
-        // A pair that opens the dealer's signed commitment is the dealer's whoever relayed it, so
-        // the signature on the whole deal matters only for a deal this player will complain about:
-        // it is checked then, and an unsigned deal is dropped instead (so that a forged deal
-        // cannot displace the dealer's real one).
+        // A pair that opens the dealer's signed commitment is the dealer's whatever the signature
+        // on the whole, so that signature matters only for a deal this player will complain about:
+        // it is checked then, and an unsigned deal is dropped instead.
         if pair.is_none() && !checks::deal_signature(&self.ceremony, &deal) {
             return malformed("deal signature does not verify".into());
+        }
+        if pair.is_none() && replaces {
+            return vec![Action::Observed(Observation::BadShare {
+                dealer: deal.dealer,
+            })];
         }
         let p = self.player.as_mut().expect("checked above");
         p.heard.insert(
@@ -671,6 +689,7 @@ impl<C: Curve> ComplaintNode<C> {
                 ..
             }) => {
                 return vec![Action::Failed(Failure {
+                    reason: FailureReason::Board,
                     qualified,
                     exclusions,
                 })];
@@ -691,6 +710,7 @@ impl<C: Curve> ComplaintNode<C> {
                         // every qualified dealer.
                         None => {
                             return vec![Action::Failed(Failure {
+                                reason: FailureReason::MissingShare { dealer: *d },
                                 qualified: output.qualified.clone(),
                                 exclusions,
                             })];
@@ -701,6 +721,7 @@ impl<C: Curve> ComplaintNode<C> {
             }
             if !share_matches::<C>(&x, &output.public_shares[j as usize]) {
                 return vec![Action::Failed(Failure {
+                    reason: FailureReason::ShareMismatch,
                     qualified: output.qualified.clone(),
                     exclusions,
                 })];

@@ -89,7 +89,8 @@ pub fn run<C: Curve>(
                     match a {
                         Action::Send { to, payload } => {
                             let j = ids.iter().position(|x| *x == to).unwrap();
-                            inbox.push_back((j, Input::Message(payload)));
+                            let from = ids[i].clone();
+                            inbox.push_back((j, Input::Message { from, payload }));
                         }
                         Action::Post(p) => board_log.push(p),
                         Action::Finished(o) => results[i] = Result_::Ok(o),
@@ -172,7 +173,8 @@ pub fn run_nodes<C: Curve>(
                         match a {
                             Action::Send { to, payload } => {
                                 let j = ids.iter().position(|x| *x == to).unwrap();
-                                inbox.push_back((j, Input::Message(payload)));
+                                let from = ids[i].clone();
+                                inbox.push_back((j, Input::Message { from, payload }));
                             }
                             Action::Post(p) => board_log.push(p),
                             Action::Finished(o) => results[i] = Result_::Ok(o),
