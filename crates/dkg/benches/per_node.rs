@@ -90,10 +90,10 @@ struct Setup {
     config: SessionConfig<C>,
     identity: IdentityKeypair,
     my_seed: [u8; 32],
-    /// Deals from dealers `1..n` to node 0 (encoded direct messages).
-    deals: Vec<Vec<u8>>,
+    /// Deals from dealers `1..n` to node 0 (direct messages with their senders).
+    deals: Vec<Input>,
     /// Acks from players `1..n` for node 0's deal.
-    acks: Vec<Vec<u8>>,
+    acks: Vec<Input>,
     /// The board's contribution posts in order (node 0's own first).
     contributions: Vec<Vec<u8>>,
     /// The board's publication posts in order (node 0's own first).
@@ -201,29 +201,33 @@ fn setup(n: usize) -> Setup {
     let mut contributions = vec![my_contribution];
     let mut deals = Vec::new();
     let mut hashes = vec![my_hash];
-    for (post, deal, hash) in others {
+    for (d, (post, deal, hash)) in (1..n).zip(others) {
         contributions.push(post);
-        deals.push(deal);
+        deals.push(Input::Message {
+            from: identities[d].public().clone(),
+            payload: deal,
+        });
         hashes.push(hash);
     }
-    let acks: Vec<Vec<u8>> = (1..n)
+    let acks: Vec<Input> = (1..n)
         .into_par_iter()
-        .map(|j| {
-            Direct::Ack(Ack {
+        .map(|j| Input::Message {
+            from: identities[j].public().clone(),
+            payload: Direct::Ack(Ack {
                 session,
                 dealer: 0,
                 player: j as u32,
                 commitment_hash: my_hash,
                 signature: identities[j].sign(Purpose::Ack, &ack_payload(&session, 0, &my_hash)),
             })
-            .encode()
+            .encode(),
         })
         .collect();
 
     // Node 0's publication, as its state machine produces it from these inputs.
-    let mut board_inputs: Vec<Input> = deals.iter().cloned().map(Input::Message).collect();
+    let mut board_inputs: Vec<Input> = deals.clone();
     board_inputs.extend(contributions.iter().cloned().map(Input::BoardPost));
-    board_inputs.extend(acks.iter().cloned().map(Input::Message));
+    board_inputs.extend(acks.iter().cloned());
     board_inputs.extend([Input::Deadline, Input::Deadline]);
     let mut my_publication = None;
     for input in board_inputs {
@@ -310,13 +314,13 @@ fn whole_node_marked(
     let mut sink = node.handle(Input::Start);
     mark("deal");
     for deal in &s.deals {
-        sink.extend(node.handle(Input::Message(deal.clone())));
+        sink.extend(node.handle(deal.clone()));
     }
     mark("receive deals");
     sink.extend(node.handle_board_posts(&s.contributions));
     mark("contributions + share checks + acks");
     for ack in &s.acks {
-        sink.extend(node.handle(Input::Message(ack.clone())));
+        sink.extend(node.handle(ack.clone()));
     }
     sink.extend(node.handle(Input::Deadline));
     sink.extend(node.handle(Input::Deadline));

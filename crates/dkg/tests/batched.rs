@@ -246,6 +246,18 @@ fn node0(members: &[Member]) -> AckRevealNode<C> {
 }
 
 /// Acks sent and dealers named for bad shares.
+/// A direct message as the transport delivers it: with its author as the sender.
+fn from_author(members: &[Member], d: &Direct) -> Input {
+    let author = match d {
+        Direct::Deal(deal) => deal.dealer,
+        Direct::Ack(ack) => ack.player,
+    };
+    Input::Message {
+        from: members[author as usize].identity.public().clone(),
+        payload: d.encode(),
+    }
+}
+
 fn verdicts(actions: &[Action<C>]) -> (Vec<Vec<u8>>, Vec<u32>) {
     let mut acks = Vec::new();
     let mut bad = Vec::new();
@@ -316,7 +328,7 @@ fn batched_share_checks_name_the_same_dealers_as_one_by_one() {
             let mut a = node0(&members);
             let mut out_a = a.handle(Input::Start);
             for d in &deals {
-                out_a.extend(a.handle(Input::Message(d.encode())));
+                out_a.extend(a.handle(from_author(&members, d)));
             }
             for p in &view.contributions {
                 out_a.extend(a.handle(Input::BoardPost(p.clone())));
@@ -325,7 +337,7 @@ fn batched_share_checks_name_the_same_dealers_as_one_by_one() {
             let mut b = node0(&members);
             let mut out_b = b.handle(Input::Start);
             for d in &deals {
-                out_b.extend(b.handle(Input::Message(d.encode())));
+                out_b.extend(b.handle(from_author(&members, d)));
             }
             out_b.extend(b.handle_board_posts(&view.contributions));
             let (va, vb) = (verdicts(&out_a), verdicts(&out_b));
@@ -349,7 +361,7 @@ fn a_participants_outputs_do_not_depend_on_the_thread_count() {
             let mut node = node0(&members);
             let mut out = node.handle(Input::Start);
             for d in &view.deals {
-                out.extend(node.handle(Input::Message(d.encode())));
+                out.extend(node.handle(from_author(&members, d)));
             }
             let mut run: Vec<Vec<u8>> = Vec::new();
             for e in &view.events {
