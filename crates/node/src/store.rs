@@ -489,9 +489,16 @@ mod tests {
         let store = Store::open(path).unwrap();
         let mut b = store.begin().unwrap();
         // Enough log entries that the committed tree spans most of the file.
+        let from = keyquorum_dkg::identity::IdentityKeypair::from_seed(&[3; 32])
+            .unwrap()
+            .public()
+            .clone();
         for i in 0..400u64 {
-            b.append_input(&[3u8; 32], i, &Input::Message(vec![i as u8; 1000]))
-                .unwrap();
+            let input = Input::Message {
+                from: from.clone(),
+                payload: vec![i as u8; 1000],
+            };
+            b.append_input(&[3u8; 32], i, &input).unwrap();
         }
         b.put_state(&NodeState {
             cursor: 42,
