@@ -183,6 +183,15 @@ impl Chain {
         config.validate()?;
         let config = Arc::new(config);
         std::fs::create_dir_all(&config.data_dir)?;
+        // Bound first, so that an address in use is reported at once rather than after the
+        // replay; connections wait in the backlog until the API is served below.
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ChainError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr()?;
 
         let (height_tx, height_rx) = watch::channel(0u64);
         let (blocks_tx, _) = broadcast::channel(BLOCK_BROADCAST);
@@ -209,9 +218,6 @@ impl Chain {
             data_dir = %config.data_dir.display(),
             "chain state rebuilt"
         );
-
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        let local_addr = listener.local_addr()?;
 
         let (cmd_tx, cmd_rx) = sync_channel(COMMAND_QUEUE);
         let (done_tx, done_rx) = oneshot::channel();

@@ -16,6 +16,27 @@ pub enum ChainError {
     /// Filesystem or socket error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The HTTP API could not listen on its address (in use, not local, no permission).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The database file exists but cannot be used: empty, or damaged. The chain refuses to
+    /// start rather than begin a new chain over it.
+    #[error(
+        "chain data file {} {problem}; restore it from a backup, or remove it to start a new \
+         chain deliberately",
+        path.display()
+    )]
+    DataFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The stored data is inconsistent (bad encoding, gap in heights, broken hash chain).
     #[error("corrupt chain data: {0}")]
     Corrupt(String),

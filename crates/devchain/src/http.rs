@@ -278,7 +278,14 @@ async fn events(
     }
     let blocks = h.blocks_json_from(from, p.limit.unwrap_or(usize::MAX).max(1))?;
     let next = from + blocks.len() as u64;
-    let height = h.height().max(next - 1);
+    // The chain's height, never one derived from the request: a block read from the store may
+    // be committed a moment before the height is published, so the blocks returned count too,
+    // but an empty answer past the head reports the head.
+    let height = if blocks.is_empty() {
+        h.height()
+    } else {
+        h.height().max(next - 1)
+    };
     // Stored blocks are already JSON: splice them in rather than re-encoding.
     let mut body =
         format!(r#"{{"from":{from},"next":{next},"height":{height},"blocks":["#).into_bytes();

@@ -10,6 +10,7 @@
 //! before `commit` returns): acknowledging a transaction and committing a block (which inserts
 //! the block, indexes its transactions and deletes them from `pending`) are each atomic.
 
+use std::panic::catch_unwind;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::ChainError;
 use crate::block::Block;
+use crate::engine::panic_message;
 use crate::state_machine::TxHash;
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
@@ -53,9 +55,71 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Opens or creates the database and its tables.
+    /// Opens the database, or creates it if the file does not exist: only a missing file means
+    /// a new chain. An existing file that is empty or fails redb's integrity check (checksums
+    /// of every page) is refused with [`ChainError::DataFile`]; so is one on which redb panics
+    /// (it does on some damage, e.g. zeroed pages), since starting over would silently discard
+    /// the chain.
     pub fn open(path: &Path) -> Result<Self, ChainError> {
-        let db = Database::create(path).map_err(db_err)?;
+        let refuse = |problem: String| ChainError::DataFile {
+            path: path.to_owned(),
+            problem,
+        };
+        let db = match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Database::create(path).map_err(db_err)?
+            }
+            Err(e) => return Err(ChainError::Io(e)),
+            Ok(m) if m.len() == 0 => return Err(refuse("is empty (0 bytes)".into())),
+            Ok(_) => {
+                // Damage is a property of the file; anything else (already open, I/O) is not.
+                let damaged = |e: redb::DatabaseError| match e {
+                    redb::DatabaseError::Storage(redb::StorageError::Corrupted(m)) => {
+                        Err(format!("is unreadable: {m}"))
+                    }
+                    redb::DatabaseError::UpgradeRequired(v) => Err(format!(
+                        "is in redb file format {v}, which this build cannot read"
+                    )),
+                    e => Ok(e),
+                };
+                let opened = catch_unwind(
+                    || -> Result<Result<Database, redb::DatabaseError>, String> {
+                        let mut db = match Database::open(path) {
+                            Ok(db) => db,
+                            Err(e) => return damaged(e).map(Err),
+                        };
+                        match db.check_integrity() {
+                            Ok(true) => Ok(Ok(db)),
+                            // redb repaired damage, possibly by going back to an older commit: a
+                            // block acknowledged as durable may be gone.
+                            Ok(false) => {
+                                Err("was damaged (the storage library had to repair it)".into())
+                            }
+                            Err(e) => damaged(e).map(Err),
+                        }
+                    },
+                );
+                match opened {
+                    Ok(Ok(Ok(db))) => db,
+                    Ok(Ok(Err(e))) => return Err(db_err(e)),
+                    Ok(Err(problem)) => return Err(refuse(problem)),
+                    Err(p) => {
+                        return Err(refuse(format!(
+                            "is unreadable: the storage library failed on it ({})",
+                            panic_message(&*p)
+                        )));
+                    }
+                }
+            }
+        };
+        Self::init(db).map_err(|e| match e {
+            ChainError::Storage(redb::Error::Corrupted(m)) => refuse(format!("is unreadable: {m}")),
+            e => e,
+        })
+    }
+
+    /// Creates missing tables and checks the format version.
+    fn init(db: Database) -> Result<Self, ChainError> {
         let w = begin_write(&db)?;
         {
             w.open_table(BLOCKS).map_err(db_err)?;

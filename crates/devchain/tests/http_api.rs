@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{TempDir, get, post, request, wait_height};
 use keyquorum_devchain::testkit::{KvMachine, KvTx};
-use keyquorum_devchain::{Chain, ChainConfig};
+use keyquorum_devchain::{Chain, ChainConfig, ChainError};
 use serde_json::{Value, json};
 
 fn config(dir: &Path, block_ms: u64) -> ChainConfig {
@@ -255,6 +255,15 @@ async fn events_paging_and_long_poll() {
     let v = r.json();
     assert_eq!(v["blocks"], json!([]));
     assert_eq!(v["next"], 1_000_000);
+    // The height is the chain's, not one made up from the request.
+    let head = chain.height();
+    let reported = v["height"].as_u64().unwrap();
+    assert!(
+        reported <= head && reported + 50 >= head,
+        "{v}, head {head}"
+    );
+    let v = get(addr, "/events?from=1000000").await.json();
+    assert!(v["height"].as_u64().unwrap() <= chain.height(), "{v}");
 
     chain.stop().await.unwrap();
 }
@@ -277,4 +286,25 @@ async fn events_limit_and_non_loopback_refused() {
     let mut cfg = config(dir.path(), 20);
     cfg.listen = "0.0.0.0:0".parse().unwrap();
     assert!(Chain::start(cfg, KvMachine::new(3)).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn address_in_use_is_named_in_the_error() {
+    let dir = TempDir::new("in-use");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let mut cfg = config(dir.path(), 20);
+    cfg.listen = addr;
+    let e = match Chain::start(cfg, KvMachine::new(3)).await {
+        Ok(_) => panic!("started on a port in use"),
+        Err(e) => e,
+    };
+    assert!(matches!(e, ChainError::Bind { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains(&addr.to_string()), "{msg}");
+    let os = std::io::Error::from(std::io::ErrorKind::AddrInUse).to_string();
+    assert!(
+        msg.to_lowercase().contains("in use") || msg.contains(&os),
+        "{msg}"
+    );
 }

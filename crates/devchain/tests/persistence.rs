@@ -118,3 +118,75 @@ async fn replay_divergence_and_double_open_are_refused() {
     assert!(chain.height() >= 3);
     chain.stop().await.unwrap();
 }
+
+/// Runs a chain until it has a few blocks, so that its data file is a real database.
+async fn make_chain(dir: &Path) -> std::path::PathBuf {
+    let chain = Chain::start(config(dir, 10), KvMachine::new(2))
+        .await
+        .unwrap();
+    for i in 1..=20u64 {
+        let tx = KvTx::signed("erin", i, &format!("k{i}"), &"v".repeat(2000)).to_bytes();
+        chain.submit(tx).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while chain.height() < 30 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let path = chain.config().db_path();
+    chain.stop().await.unwrap();
+    path
+}
+
+fn assert_refused(r: Result<Chain, ChainError>, path: &Path) {
+    let e = match r {
+        Ok(_) => panic!("a damaged data file was accepted"),
+        Err(e) => e,
+    };
+    assert!(matches!(e, ChainError::DataFile { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("restore it from a backup"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_data_file_is_refused_not_a_new_chain() {
+    let dir = TempDir::new("empty-file");
+    let path = make_chain(dir.path()).await;
+    std::fs::File::create(&path).unwrap(); // truncated to 0 bytes
+    assert_refused(
+        Chain::start(config(dir.path(), 10), KvMachine::new(2)).await,
+        &path,
+    );
+    // Nothing was written over it.
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    // Removing it is the deliberate way to a new chain.
+    std::fs::remove_file(&path).unwrap();
+    let chain = Chain::start(config(dir.path(), 60_000), KvMachine::new(2))
+        .await
+        .unwrap();
+    assert_eq!(chain.height(), 0);
+    chain.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zeroed_pages_are_refused_with_a_typed_error() {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = TempDir::new("zeroed-pages");
+    let path = make_chain(dir.path()).await;
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len >= 16 * 4096, "database of {len} bytes");
+    // Zero every other 4 KiB page of the middle half of the file (some of them are free pages,
+    // whose loss would not matter; most hold blocks).
+    let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    for page in (len / 4 / 4096..3 * len / 4 / 4096).step_by(2) {
+        f.seek(SeekFrom::Start(page * 4096)).unwrap();
+        f.write_all(&[0u8; 4096]).unwrap();
+    }
+    f.sync_all().unwrap();
+    drop(f);
+    assert_refused(
+        Chain::start(config(dir.path(), 10), KvMachine::new(2)).await,
+        &path,
+    );
+}
