@@ -4,13 +4,16 @@
 //! runs the coordinator contract (`keyquorum-contract`) in it through the node crate's adapter,
 //! [`keyquorum_node::ContractMachine`]. Chain settings come from `--config` (devchain's TOML)
 //! and flags; contract settings from `--contract` (TOML, the contract's `ContractConfig`) or
-//! Züs-like defaults.
+//! Züs-like defaults. The genesis balances come from the contract file's `[[genesis]]` list and
+//! `--fund IDENTITY=AMOUNT` flags: stake is locked from balances, so the nodes must be funded.
 
 use std::path::PathBuf;
 
 use clap::Args;
+use keyquorum_contract::config::GenesisAccount;
+use keyquorum_contract::hex::Hex;
 use keyquorum_contract::{Contract, ContractConfig};
-use keyquorum_devchain::{ChainConfig, ChainConfigOverrides};
+use keyquorum_devchain::{Chain, ChainConfig, ChainConfigOverrides};
 use keyquorum_node::ContractMachine;
 
 /// Arguments of `keyquorum chain`.
@@ -37,6 +40,22 @@ pub struct ChainArgs {
     /// Chain id when no contract file is given.
     #[arg(long, default_value = "keyquorum-dev")]
     pub chain_id: String,
+    /// Genesis balance for an identity key (hex, as `keyquorum keys` prints it):
+    /// `IDENTITY=AMOUNT`, repeatable; added to the contract file's `[[genesis]]` accounts.
+    /// Nodes lock their stake from their balance, so each must be funded to register.
+    #[arg(long = "fund", value_name = "IDENTITY=AMOUNT")]
+    pub fund: Vec<String>,
+}
+
+/// Parses `IDENTITY=AMOUNT`.
+fn parse_fund(s: &str) -> Result<GenesisAccount, String> {
+    let bad = || format!("--fund {s:?}: expected IDENTITY=AMOUNT (identity key in hex)");
+    let (id, amount) = s.split_once('=').ok_or_else(bad)?;
+    let identity = keyquorum_contract::hex::decode(id.trim())
+        .and_then(|b| Hex::from_slice(&b))
+        .ok_or_else(bad)?;
+    let balance = amount.trim().parse().map_err(|_| bad())?;
+    Ok(GenesisAccount { identity, balance })
 }
 
 /// Loads the chain and contract configuration from the arguments.
@@ -57,27 +76,114 @@ pub fn load(args: &ChainArgs) -> Result<(ChainConfig, ContractConfig), String> {
         }
         None => ContractConfig::defaults(&args.chain_id, args.committee),
     };
+    let mut contract = contract;
+    for f in &args.fund {
+        contract.genesis.push(parse_fund(f)?);
+    }
     contract.validate().map_err(|e| e.to_string())?;
+    if contract.genesis.is_empty() {
+        eprintln!(
+            "keyquorum chain: warning: no genesis accounts (--fund or [[genesis]]): nobody can \
+             stake, so no committee can be chosen"
+        );
+    }
     Ok((chain, contract))
+}
+
+/// Starts the chain (database opened, state replayed, HTTP API bound); errors name what
+/// failed, e.g. the address that could not be bound and why.
+pub async fn start(chain: ChainConfig, contract: ContractConfig) -> Result<Chain, String> {
+    let machine = ContractMachine(Contract::new(contract).map_err(|e| e.to_string())?);
+    Chain::start(chain, machine)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Runs the chain until Ctrl-C / SIGTERM.
 pub fn run(args: ChainArgs) -> Result<(), String> {
     let (chain, contract) = load(&args)?;
-    let machine = ContractMachine(Contract::new(contract).map_err(|e| e.to_string())?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
+        let (data_dir, block_ms) = (chain.data_dir.clone(), chain.block_ms);
+        let running = start(chain, contract).await?;
+        // Printed only once the port is bound, with the address actually bound.
         eprintln!(
             "keyquorum chain: data {} listening on http://{} block every {} ms",
-            chain.data_dir.display(),
-            chain.listen,
-            chain.block_ms
+            data_dir.display(),
+            running.local_addr(),
+            block_ms
         );
-        keyquorum_devchain::run_until_ctrl_c(chain, machine)
-            .await
-            .map_err(|e| e.to_string())
+        running.run_until_ctrl_c().await.map_err(|e| e.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fund_flags_add_genesis_accounts() {
+        let key = keyquorum_dkg::identity::IdentityKeypair::from_seed(&[7; 32]).unwrap();
+        let id = keyquorum_contract::hex::encode(&key.public().to_bytes());
+        let args = ChainArgs {
+            data: None,
+            listen: None,
+            block_ms: None,
+            config: None,
+            contract: None,
+            committee: 4,
+            chain_id: "fund-test".into(),
+            fund: vec![format!("{id}=500")],
+        };
+        let (_, contract) = load(&args).unwrap();
+        assert_eq!(contract.genesis.len(), 1);
+        assert_eq!(contract.genesis[0].balance, 500);
+        assert_eq!(contract.total_supply(), 500);
+        for bad in ["nope", &format!("{id}=x"), "abcd=5"] {
+            let args = ChainArgs {
+                fund: vec![bad.to_string()],
+                ..args.clone()
+            };
+            assert!(load(&args).is_err(), "{bad}");
+        }
+        // The same account twice is refused by the contract's validation.
+        let args = ChainArgs {
+            fund: vec![format!("{id}=1"), format!("{id}=2")],
+            ..args.clone()
+        };
+        assert!(load(&args).unwrap_err().contains("genesis account 1"));
+    }
+
+    #[test]
+    fn a_port_in_use_is_named_with_the_reason() {
+        let dir = std::env::temp_dir().join(format!("keyquorum-chain-bind-{}", std::process::id()));
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let args = ChainArgs {
+            data: Some(dir.clone()),
+            listen: Some(addr),
+            block_ms: Some(100),
+            config: None,
+            contract: None,
+            committee: 4,
+            chain_id: "bind-test".into(),
+            fund: Vec::new(),
+        };
+        let (chain, contract) = load(&args).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = match rt.block_on(start(chain, contract)) {
+            Ok(_) => panic!("started on a port in use"),
+            Err(e) => e,
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(e.contains(&addr.to_string()), "{e}");
+        assert!(e.to_lowercase().contains("in use"), "{e}");
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! It starts the embedded chain with the view-change contract in this process and one
 //! `keyquorum node` process per validator on 127.0.0.1 (more nodes than committee seats,
-//! stakes all different, some of them faulty through the node's own `--fault` option), runs a
+//! stakes all different and funded at genesis (each node's account holds exactly the stake it
+//! registers with), some of them faulty through the node's own `--fault` option), runs a
 //! fresh-key view change and then resharing ones, and reports per view what the chain says:
 //! committee, qualified set, every exclusion with its reason, group public key, magic block
 //! hash and the committee's threshold signature, which it checks with `blst`'s plain
@@ -234,7 +235,11 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, String> {
     result
 }
 
-async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<ExitCode, String> {
+async fn demo(
+    args: &DemoArgs,
+    mut contract: ContractConfig,
+    dir: &Path,
+) -> Result<ExitCode, String> {
     let started = Instant::now();
     let bars = MultiProgress::new();
     if args.json {
@@ -275,6 +280,8 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<E
         let _ = std::fs::remove_file(&key_file);
         keystore::write(&key_file, &keys, &passphrase, KdfParams::light())
             .map_err(|e| e.to_string())?;
+        // Funded at genesis with what it stakes: its registration locks all of it.
+        contract = contract.fund(keys.identity().public(), stake(i));
         let name = format!("node-{i:0width$}");
         observer.names.insert(
             hex::encode(keys.identity().public().as_bytes()),
@@ -288,6 +295,9 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<E
             free_port(&mut ports)?,
         ));
     }
+    contract
+        .validate()
+        .map_err(|e| format!("invalid demo genesis: {e}"))?;
     let faulty: Vec<usize> = (args.committee - args.faulty..args.committee).collect();
 
     // Node processes.

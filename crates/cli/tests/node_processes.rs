@@ -190,8 +190,18 @@ async fn five_processes_fresh_then_reshare_with_a_crash_and_a_byzantine_node() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();
-    std::fs::write(dir.join("contract.toml"), CONTRACT).unwrap();
     let nodes: Vec<NodeSpec> = (0..NODES).map(|i| new_key(dir, i)).collect();
+    // Every node is funded at genesis with more than it stakes.
+    let genesis: String = nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "[[genesis]]\nidentity = \"{}\"\nbalance = 5000\n",
+                n.identity
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("contract.toml"), format!("{CONTRACT}{genesis}")).unwrap();
 
     let chain_port = free_port();
     let _chain = Proc(

@@ -1,13 +1,16 @@
 //! Configuration of the contract: committee size and thresholds, phase lengths, schedule, key
-//! mode per view and the stake effect of faults.
+//! mode per view, the stake effect of faults, the unbonding period and the genesis balances.
 //!
 //! Every field is part of consensus: all nodes running the contract must use the same
 //! configuration (the chain's genesis parameters).
 
 use keyquorum_dkg::Params;
+use keyquorum_dkg::identity::IdentityPublicKey;
 use keyquorum_dkg::params::{MAX_PARTICIPANTS, ParamsError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::hex::Hex;
 
 /// A threshold given as an absolute number or as a percentage of the committee size `n`
 /// (rounded up, at least 1), as Züs configures `T` and `K` (protocol lessons: `K = ceil(0.75
@@ -81,13 +84,42 @@ pub struct PhaseLengths {
     pub wait: u64,
 }
 
-/// What a recorded fault costs, in percent of the node's stake at the time.
+/// What a recorded fault costs, in percent of the node's locked stake at the time, and where
+/// the slashed amount goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlashingConfig {
     /// Provable misbehaviour (equivocation, invalid commitment or log, bad reveal).
     pub misbehaviour_percent: u8,
     /// Absence (missed phase, unresponsive, missing signature).
     pub absence_percent: u8,
+    /// Share of a slashed amount paid to the reporter: the account whose transaction carried
+    /// the evidence, when that is not the culprit itself. The rest, and everything when there
+    /// is no such account, is burned.
+    #[serde(default)]
+    pub reporter_percent: u8,
+}
+
+/// Stake withdrawal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StakingConfig {
+    /// View activations between a request to unbond stake (or a deregistration) and the moment
+    /// the stake can be claimed back to the balance. Meanwhile it counts for nothing.
+    pub unbonding_views: u64,
+}
+
+impl Default for StakingConfig {
+    fn default() -> Self {
+        StakingConfig { unbonding_views: 2 }
+    }
+}
+
+/// An account funded at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisAccount {
+    /// The account's identity key (compressed G2, hex): the key that signs its transactions.
+    pub identity: Hex<96>,
+    /// Its balance at genesis.
+    pub balance: u64,
 }
 
 /// A key mode for one view, overriding the default.
@@ -123,6 +155,13 @@ pub struct ContractConfig {
     pub key_mode_overrides: Vec<ViewKeyMode>,
     /// Stake effect of faults.
     pub slashing: SlashingConfig,
+    /// Stake withdrawal.
+    #[serde(default)]
+    pub staking: StakingConfig,
+    /// Balances at genesis: the whole supply. Stake can only be locked from a balance, so a
+    /// chain without genesis accounts has no stake and no committee.
+    #[serde(default)]
+    pub genesis: Vec<GenesisAccount>,
 }
 
 /// Invalid configuration.
@@ -149,6 +188,14 @@ pub enum ConfigError {
     /// The first view cannot be a reshare.
     #[error("view 1 has no previous key to reshare")]
     ReshareFirstView,
+    /// A genesis account is invalid, repeated, or the supply overflows.
+    #[error("genesis account {index}: {problem}")]
+    Genesis {
+        /// Position in the list.
+        index: usize,
+        /// What is wrong.
+        problem: &'static str,
+    },
 }
 
 /// Largest phase length, view length, retry delay and first view change height.
@@ -187,8 +234,26 @@ impl ContractConfig {
             slashing: SlashingConfig {
                 misbehaviour_percent: 10,
                 absence_percent: 0,
+                reporter_percent: 0,
             },
+            staking: StakingConfig::default(),
+            genesis: Vec::new(),
         }
+    }
+
+    /// Adds a genesis account (builder style).
+    pub fn fund(mut self, identity: &IdentityPublicKey, balance: u64) -> Self {
+        self.genesis.push(GenesisAccount {
+            identity: Hex(identity.to_bytes()),
+            balance,
+        });
+        self
+    }
+
+    /// The total supply: the sum of the genesis balances (bounded by `u64::MAX` by
+    /// [`validate`](Self::validate)).
+    pub fn total_supply(&self) -> u128 {
+        self.genesis.iter().map(|a| a.balance as u128).sum()
     }
 
     /// Checks every bound; the contract refuses to start with an invalid configuration.
@@ -214,6 +279,7 @@ impl ContractConfig {
                 self.slashing.misbehaviour_percent,
             ),
             ("slashing.absence_percent", self.slashing.absence_percent),
+            ("slashing.reporter_percent", self.slashing.reporter_percent),
         ] {
             if p > 100 {
                 return Err(ConfigError::Percent(name));
@@ -238,6 +304,28 @@ impl ContractConfig {
         }
         if self.first_view_change > MAX_BLOCKS {
             return Err(ConfigError::TooLong("first_view_change"));
+        }
+        if self.staking.unbonding_views > MAX_BLOCKS {
+            return Err(ConfigError::TooLong("staking.unbonding_views"));
+        }
+        // Every amount is a part of the supply, so no sum of amounts can overflow a u64 once
+        // the supply fits in one.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut supply: u64 = 0;
+        for (index, a) in self.genesis.iter().enumerate() {
+            let problem = |problem| ConfigError::Genesis { index, problem };
+            if IdentityPublicKey::from_bytes(&a.identity.0).is_err() {
+                return Err(problem("not a valid identity key"));
+            }
+            if !seen.insert(a.identity) {
+                return Err(problem("identity listed twice"));
+            }
+            if a.balance == 0 {
+                return Err(problem("balance must be positive"));
+            }
+            supply = supply
+                .checked_add(a.balance)
+                .ok_or(problem("total supply exceeds 2^64 - 1"))?;
         }
         if self
             .key_mode_overrides
@@ -278,6 +366,7 @@ impl ContractConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keyquorum_dkg::identity::IdentityKeypair;
 
     #[test]
     fn percentages_round_up_like_zus() {
@@ -320,6 +409,56 @@ mod tests {
             mode: KeyMode::Reshare,
         });
         assert_eq!(c.validate(), Err(ConfigError::ReshareFirstView));
+        let mut c = ok.clone();
+        c.slashing.reporter_percent = 101;
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::Percent("slashing.reporter_percent"))
+        );
+    }
+
+    #[test]
+    fn genesis_accounts_are_checked() {
+        let key = |i: u8| IdentityKeypair::from_seed(&[i; 32]).unwrap();
+        let ok = ContractConfig::defaults("c", 4)
+            .fund(key(1).public(), 10)
+            .fund(key(2).public(), u64::MAX - 10);
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ok.total_supply(), u64::MAX as u128);
+        let over = ok.clone().fund(key(3).public(), 1);
+        assert_eq!(
+            over.validate(),
+            Err(ConfigError::Genesis {
+                index: 2,
+                problem: "total supply exceeds 2^64 - 1"
+            })
+        );
+        let twice = ContractConfig::defaults("c", 4)
+            .fund(key(1).public(), 1)
+            .fund(key(1).public(), 1);
+        assert!(matches!(
+            twice.validate(),
+            Err(ConfigError::Genesis { index: 1, .. })
+        ));
+        let zero = ContractConfig::defaults("c", 4).fund(key(1).public(), 0);
+        assert!(matches!(zero.validate(), Err(ConfigError::Genesis { .. })));
+        let mut bad = ContractConfig::defaults("c", 4).fund(key(1).public(), 1);
+        bad.genesis[0].identity = Hex([0; 96]);
+        assert!(matches!(bad.validate(), Err(ConfigError::Genesis { .. })));
+    }
+
+    #[test]
+    fn configurations_without_the_new_sections_still_parse() {
+        let mut j = serde_json::to_value(ContractConfig::defaults("c", 4)).unwrap();
+        let o = j.as_object_mut().unwrap();
+        o.remove("staking");
+        o.remove("genesis");
+        o["slashing"]
+            .as_object_mut()
+            .unwrap()
+            .remove("reporter_percent");
+        let c: ContractConfig = serde_json::from_value(j).unwrap();
+        assert_eq!(c, ContractConfig::defaults("c", 4));
     }
 
     #[test]

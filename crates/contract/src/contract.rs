@@ -26,7 +26,7 @@ use crate::select::select_committee;
 use crate::state::{
     BoardInput, ContractState, EvidenceRecord, FaultRole, IdentityKey, NamedRecord, NodeRecord,
     PendingMagicBlock, Phase, SessionSpec, SlashingRecord, SpecError, SpecParticipant, SpecReshare,
-    ViewChange, ViewRecord,
+    Unbonding, ViewChange, ViewRecord,
 };
 use crate::tx::{NetworkIdentity, SignerRole, Transaction, TxBody, max_tx_len, tx_hash};
 
@@ -140,7 +140,7 @@ impl Contract {
     /// A contract at genesis.
     pub fn new(config: ContractConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let state = ContractState::genesis(config.first_view_change);
+        let state = ContractState::genesis(&config);
         Ok(Contract {
             max_tx_len: max_tx_len(config.committee.max_size as usize),
             config,
@@ -220,8 +220,9 @@ impl Contract {
         self.state.views.get(&view)
     }
 
-    /// Cheap admission check for a mempool: decoding, signature, known sender, and a nonce no
-    /// older than the sender's next one (and at most [`MAX_NONCE_GAP`] ahead). Changes nothing.
+    /// Cheap admission check for a mempool: decoding, signature, known sender, a nonce no
+    /// older than the sender's next one (and at most [`MAX_NONCE_GAP`] ahead), and amounts to
+    /// lock or transfer within the free balance. Changes nothing.
     /// Returns the transaction hash (SHA-256 of the bytes).
     pub fn check_tx(&self, bytes: &[u8]) -> Result<[u8; 32], Rejection> {
         let tx = Transaction::decode(bytes, self.max_tx_len)?;
@@ -235,10 +236,15 @@ impl Contract {
                 got: tx.nonce,
             });
         }
-        if !matches!(tx.body, TxBody::Register { .. })
-            && !self.state.nodes.contains_key(&key_of(&tx.sender))
-        {
-            return Err(Rejection::UnknownSender);
+        let sender = key_of(&tx.sender);
+        self.check_sender(&sender, &tx.body)?;
+        // Amounts above the free balance cannot become valid unless funds arrive first: refused
+        // here already, so the sender hears why at once and no block carries them.
+        match &tx.body {
+            TxBody::Register { stake: amount, .. }
+            | TxBody::AddStake { amount }
+            | TxBody::Transfer { amount, .. } => self.check_balance(&sender, *amount)?,
+            _ => {}
         }
         Ok(tx_hash(bytes))
     }
@@ -271,10 +277,8 @@ impl Contract {
                 got: tx.nonce,
             });
         }
+        self.check_sender(&sender, &tx.body)?;
         let registered = self.state.nodes.contains_key(&sender);
-        if !registered && !matches!(tx.body, TxBody::Register { .. }) {
-            return Err(Rejection::UnknownSender);
-        }
         // Each handler validates everything before it changes anything.
         let events = match &tx.body {
             TxBody::Register {
@@ -286,6 +290,10 @@ impl Contract {
                 if registered {
                     return Err(Rejection::AlreadyRegistered);
                 }
+                if *stake == 0 {
+                    return Err(Rejection::ZeroAmount);
+                }
+                self.check_balance(&sender, *stake)?;
                 if !tx.sender.verify_pop(pop) {
                     return Err(Rejection::BadProofOfPossession);
                 }
@@ -294,6 +302,7 @@ impl Contract {
                     return Err(Rejection::DuplicateEncryptionKey);
                 }
                 self.check_peer_id(&sender, network)?;
+                self.debit(&sender, *stake);
                 self.state.nodes.insert(
                     sender,
                     NodeRecord {
@@ -319,13 +328,15 @@ impl Contract {
                     .stake
                     .checked_add(*amount)
                     .ok_or(Rejection::StakeOverflow)?;
+                self.check_balance(&sender, *amount)?;
+                self.debit(&sender, *amount);
                 self.set_stake(&sender, stake);
                 vec![Event::StakeChanged {
                     identity: sender,
                     stake,
                 }]
             }
-            TxBody::WithdrawStake { amount } => {
+            TxBody::Unbond { amount } => {
                 if *amount == 0 {
                     return Err(Rejection::ZeroAmount);
                 }
@@ -340,10 +351,18 @@ impl Contract {
                     return Err(Rejection::StakeLocked);
                 }
                 self.set_stake(&sender, have - amount);
-                vec![Event::StakeChanged {
-                    identity: sender,
-                    stake: have - amount,
-                }]
+                let release_view = self.start_unbonding(&sender, *amount);
+                vec![
+                    Event::StakeChanged {
+                        identity: sender,
+                        stake: have - amount,
+                    },
+                    Event::UnbondingStarted {
+                        identity: sender,
+                        amount: *amount,
+                        release_view,
+                    },
+                ]
             }
             TxBody::Deregister => {
                 if self.state.is_locked(&sender) {
@@ -354,9 +373,69 @@ impl Contract {
                     .nodes
                     .remove(&sender)
                     .ok_or(Rejection::UnknownSender)?;
-                vec![Event::Deregistered {
+                let mut events = vec![Event::Deregistered {
                     identity: sender,
                     stake: node.stake,
+                }];
+                if node.stake > 0 {
+                    let release_view = self.start_unbonding(&sender, node.stake);
+                    events.push(Event::UnbondingStarted {
+                        identity: sender,
+                        amount: node.stake,
+                        release_view,
+                    });
+                }
+                events
+            }
+            TxBody::Transfer { to, amount } => {
+                if *amount == 0 {
+                    return Err(Rejection::ZeroAmount);
+                }
+                self.check_balance(&sender, *amount)?;
+                let to = key_of(to);
+                if to != sender && self.state.balance(&to).checked_add(*amount).is_none() {
+                    return Err(Rejection::BalanceOverflow);
+                }
+                self.debit(&sender, *amount);
+                self.credit(&to, *amount);
+                vec![Event::Transferred {
+                    from: sender,
+                    to,
+                    amount: *amount,
+                }]
+            }
+            TxBody::ClaimUnbonded => {
+                let current_view = self.state.current_view;
+                let entries = self
+                    .state
+                    .unbonding
+                    .get(&sender)
+                    .ok_or(Rejection::NothingUnbonding)?;
+                let (due, rest): (Vec<_>, Vec<_>) = entries
+                    .iter()
+                    .cloned()
+                    .partition(|u| u.release_view <= current_view);
+                if due.is_empty() {
+                    return Err(Rejection::StillUnbonding {
+                        release_view: rest.iter().map(|u| u.release_view).min().unwrap_or(0),
+                        current_view,
+                    });
+                }
+                // Parts of the supply: the sum fits in a u64, and so does the balance after.
+                let amount: u64 = due.iter().map(|u| u.amount).sum();
+                if self.state.balance(&sender).checked_add(amount).is_none() {
+                    return Err(Rejection::BalanceOverflow);
+                }
+                if rest.is_empty() {
+                    self.state.unbonding.remove(&sender);
+                } else {
+                    self.state.unbonding.insert(sender, rest);
+                }
+                self.credit(&sender, amount);
+                vec![Event::UnbondedClaimed {
+                    identity: sender,
+                    amount,
+                    balance: self.state.balance(&sender),
                 }]
             }
             TxBody::UpdateNetwork { network } => {
@@ -395,6 +474,72 @@ impl Contract {
             return Err(Rejection::DuplicatePeerId);
         }
         Ok(())
+    }
+
+    /// Who may send what: registry and ceremony transactions need a registered node,
+    /// `Register`, `Transfer` and `ClaimUnbonded` an account that holds something. A key that
+    /// holds nothing can do nothing, so a flood from fresh keys is refused before any block
+    /// and leaves no trace in the state.
+    fn check_sender(&self, sender: &IdentityKey, body: &TxBody) -> Result<(), Rejection> {
+        let known = match body {
+            TxBody::Register { .. } | TxBody::Transfer { .. } | TxBody::ClaimUnbonded => {
+                self.state.has_account(sender)
+            }
+            _ => self.state.nodes.contains_key(sender),
+        };
+        if known {
+            Ok(())
+        } else {
+            Err(Rejection::UnknownSender)
+        }
+    }
+
+    fn check_balance(&self, id: &IdentityKey, amount: u64) -> Result<(), Rejection> {
+        let balance = self.state.balance(id);
+        if amount > balance {
+            return Err(Rejection::InsufficientBalance {
+                balance,
+                requested: amount,
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes `amount` from a balance already checked to hold it.
+    fn debit(&mut self, id: &IdentityKey, amount: u64) {
+        if let Some(b) = self.state.balances.get_mut(id) {
+            *b = b.saturating_sub(amount);
+            if *b == 0 {
+                self.state.balances.remove(id);
+            }
+        }
+    }
+
+    /// Adds `amount` to a balance (no overflow: every balance is a part of the supply, which
+    /// fits in a u64; callers that cannot rely on it check first).
+    fn credit(&mut self, id: &IdentityKey, amount: u64) {
+        if amount > 0 {
+            let b = self.state.balances.entry(*id).or_insert(0);
+            *b = b.saturating_add(amount);
+        }
+    }
+
+    /// Moves `amount` (already taken from the stake) into unbonding until
+    /// `unbonding_views` more views have been activated; returns that view.
+    fn start_unbonding(&mut self, id: &IdentityKey, amount: u64) -> u64 {
+        let release_view = self
+            .state
+            .current_view
+            .saturating_add(self.config.staking.unbonding_views);
+        let entries = self.state.unbonding.entry(*id).or_default();
+        match entries.iter_mut().find(|u| u.release_view == release_view) {
+            Some(u) => u.amount = u.amount.saturating_add(amount),
+            None => entries.push(Unbonding {
+                amount,
+                release_view,
+            }),
+        }
+        release_view
     }
 
     fn set_stake(&mut self, id: &IdentityKey, stake: u64) {
@@ -998,6 +1143,18 @@ impl Contract {
             .unwrap_or(0);
         let amount = (stake as u128 * percent as u128 / 100) as u64;
         self.set_stake(&f.identity, stake - amount);
+        let reporter = self.reporter(&f);
+        let reporter_reward = match reporter {
+            Some(_) => {
+                (amount as u128 * self.config.slashing.reporter_percent as u128 / 100) as u64
+            }
+            None => 0,
+        };
+        let burned = amount - reporter_reward;
+        if let Some(r) = &reporter {
+            self.credit(r, reporter_reward);
+        }
+        self.state.burned = self.state.burned.saturating_add(burned);
         let record = SlashingRecord {
             height: at,
             view: f.view,
@@ -1011,9 +1168,34 @@ impl Contract {
             evidence: f.evidence,
             amount,
             stake_after: stake - amount,
+            reporter,
+            reporter_reward,
+            burned,
         };
         self.state.slashings.push(record.clone());
         events.push(Event::Slashed { record });
+    }
+
+    /// The account whose transaction carried a fault's evidence, when it is not the culprit:
+    /// posts reach the chain only in their author's own `DkgPost`, so that is the author of the
+    /// last evidence post (the one that completed the evidence). Absence and missing signatures
+    /// have no carrier. `None` means the whole slashed amount is burned.
+    fn reporter(&self, f: &FaultInfo) -> Option<IdentityKey> {
+        let posts = match &f.evidence {
+            EvidenceRecord::SignedPosts { posts } | EvidenceRecord::Reports { posts } => posts,
+            EvidenceRecord::Absence { .. } | EvidenceRecord::MissingSignature { .. } => {
+                return None;
+            }
+        };
+        let ceremony = &self.live.as_ref()?.ceremony;
+        let last = SignedPost::<Group>::decode(&posts.last()?.0, ceremony.n()).ok()?;
+        let author = key_of(
+            &ceremony
+                .dealers()
+                .get(last.post.dealer() as usize)?
+                .identity,
+        );
+        (author != f.identity).then_some(author)
     }
 
     /// A session failed: its culprits are banned from the rest of this view change and a new

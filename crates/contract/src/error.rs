@@ -24,7 +24,8 @@ pub enum Rejection {
         /// Nonce in the transaction.
         got: u64,
     },
-    /// The sender is not registered (only `Register` may come from an unknown key).
+    /// The sender is not registered (for registry and ceremony transactions) or holds nothing
+    /// at all (for every transaction).
     #[error("unknown sender")]
     UnknownSender,
     /// The heights of blocks must increase.
@@ -64,6 +65,29 @@ pub enum Rejection {
     /// The node is in the active committee or the view change in progress.
     #[error("stake is locked while the node is in a committee or a view change")]
     StakeLocked,
+    /// Locking or transferring more than the sender's free balance.
+    #[error("insufficient balance: {requested} requested, {balance} free")]
+    InsufficientBalance {
+        /// Free balance.
+        balance: u64,
+        /// Requested.
+        requested: u64,
+    },
+    /// The recipient's balance would overflow (impossible with a valid genesis supply;
+    /// refused rather than assumed).
+    #[error("balance overflow")]
+    BalanceOverflow,
+    /// `ClaimUnbonded` with nothing unbonding.
+    #[error("nothing is unbonding")]
+    NothingUnbonding,
+    /// `ClaimUnbonded` before the earliest unbonding period is over.
+    #[error("unbonding until view {release_view} is active (the active view is {current_view})")]
+    StillUnbonding {
+        /// First view at which something can be claimed.
+        release_view: u64,
+        /// The active view.
+        current_view: u64,
+    },
     /// No view change is in progress.
     #[error("no view change in progress")]
     NoViewChange,
@@ -143,6 +167,10 @@ impl Rejection {
             Rejection::StakeOverflow => "stake_overflow",
             Rejection::InsufficientStake { .. } => "insufficient_stake",
             Rejection::StakeLocked => "stake_locked",
+            Rejection::InsufficientBalance { .. } => "insufficient_balance",
+            Rejection::BalanceOverflow => "balance_overflow",
+            Rejection::NothingUnbonding => "nothing_unbonding",
+            Rejection::StillUnbonding { .. } => "still_unbonding",
             Rejection::NoViewChange => "no_view_change",
             Rejection::WrongPhase { .. } => "wrong_phase",
             Rejection::DeadlinePassed { .. } => "deadline_passed",

@@ -57,6 +57,34 @@ pub enum Event {
         /// Stake it had.
         stake: u64,
     },
+    /// Balance moved between accounts.
+    Transferred {
+        /// Sender.
+        from: IdentityKey,
+        /// Recipient.
+        to: IdentityKey,
+        /// Amount.
+        amount: u64,
+    },
+    /// Stake left the node's locked stake (by `Unbond` or `Deregister`) and can be claimed
+    /// once `release_view` is active.
+    UnbondingStarted {
+        /// Identity.
+        identity: IdentityKey,
+        /// Amount.
+        amount: u64,
+        /// First view at which it can be claimed.
+        release_view: u64,
+    },
+    /// Unbonded stake went back to the balance.
+    UnbondedClaimed {
+        /// Identity.
+        identity: IdentityKey,
+        /// Amount claimed.
+        amount: u64,
+        /// Free balance after the claim.
+        balance: u64,
+    },
     /// A node changed its network identity.
     NetworkUpdated {
         /// Identity.

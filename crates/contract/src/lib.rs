@@ -22,9 +22,21 @@
 //! replays). `Register` carries the identity key with its proof of possession (verified here:
 //! it is what makes ack aggregation safe against rogue keys), the share-encryption key, the
 //! network identity (libp2p peer id and addresses, bounded) and the stake; `AddStake`,
-//! `WithdrawStake` and `Deregister` manage it (stake is locked while the node is in the active
+//! `Unbond` and `Deregister` manage it (stake cannot leave while the node is in the active
 //! committee or the view change in progress); `DkgPost` carries a signed board post of the
 //! current ceremony; `MagicBlockSignature` a partial signature on the pending magic block.
+//!
+//! ## Accounts and stake
+//! The configuration's `genesis` list allocates the whole supply to identity keys; `Transfer`
+//! moves balance between accounts. Stake is locked from the free balance: `Register{stake}` and
+//! `AddStake` above it are refused (`insufficient_balance`) and change nothing, so a node's
+//! weight is what it holds, not what it claims. `Unbond` (and `Deregister`, for the whole stake)
+//! takes stake out of committee selection at once; `ClaimUnbonded` returns it to the balance
+//! once `staking.unbonding_views` more views have been activated. A key that holds nothing
+//! (no balance, registration or unbonding stake) can send nothing, so a flood from fresh keys is
+//! refused by [`Contract::check_tx`] and never reaches a block or the state. The supply is
+//! conserved: free balances + locked stakes + unbonding + burned = the genesis supply
+//! ([`ContractState::supply`]).
 //!
 //! ## A view change (seeds 000 and 001: start, contribute, share, publish, wait)
 //! - **Start** (at `first_view_change`, then `view_length` blocks after each view's first
@@ -75,6 +87,10 @@
 //! not acking) become a [`state::NamedRecord`] instead: named with the evidence, no stake
 //! taken, no ban, the seat kept. Names, phases and roles on chain come from explicit codes
 //! (`FaultKind::code`), never from `Debug`.
+//! A slashed amount is burned, except `reporter_percent` of it, paid to the account whose
+//! transaction carried the evidence when that is not the culprit (posts reach the chain only in
+//! their author's own transaction, so evidence made of the culprit's own posts is burned
+//! entirely).
 //!
 //! ## The chain of magic blocks
 //! [`verify_magic_block_chain`] checks a sequence of signed magic blocks from the genesis key:
@@ -102,5 +118,5 @@ pub use contract::{
 pub use error::Rejection;
 pub use events::{CommitteeEntry, Event};
 pub use magic::{ChainError, MagicBlock, SignedMagicBlock, verify_magic_block_chain};
-pub use state::{ContractState, Phase, SessionSpec, SlashingRecord};
+pub use state::{ContractState, Phase, SessionSpec, SlashingRecord, Supply};
 pub use tx::{NetworkIdentity, SignerRole, Transaction, TxBody};

@@ -9,9 +9,14 @@
 //! - `views/{v}/magic-block`: its (signed) magic block; for the view being created, the block
 //!   with the signatures collected so far;
 //! - `nodes`, `nodes/{identity hex}`: the registry;
+//! - `accounts`: every account that holds something (free balance, stake, unbonding);
+//! - `accounts/{identity hex}`: one account (all zero for an unknown key) with its next nonce;
+//! - `supply`: where the genesis supply is (balances, stake, unbonding, burned);
 //! - `slashings`, `slashings/{identity hex}`: recorded faults;
 //! - `named`, `named/{identity hex}`: participants named without a penalty;
 //! - `config`: the configuration.
+
+use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
@@ -35,6 +40,32 @@ impl Contract {
             ["nodes", id] => {
                 let key = parse_identity(id)?;
                 serde_json::to_value(self.state().nodes.get(&key)?).ok()
+            }
+            ["accounts"] => {
+                let s = self.state();
+                let ids: BTreeSet<&IdentityKey> = s
+                    .balances
+                    .keys()
+                    .chain(s.nodes.keys())
+                    .chain(s.unbonding.keys())
+                    .collect();
+                Some(Value::Array(
+                    ids.into_iter().map(|id| self.account_json(id)).collect(),
+                ))
+            }
+            ["accounts", id] => Some(self.account_json(&parse_identity(id)?)),
+            ["supply"] => {
+                // Every part is at most the genesis supply, which a valid configuration keeps
+                // within a u64.
+                let n = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
+                let supply = self.state().supply();
+                Some(json!({
+                    "genesis": n(self.config().total_supply()),
+                    "balances": n(supply.balances),
+                    "staked": n(supply.staked),
+                    "unbonding": n(supply.unbonding),
+                    "burned": n(supply.burned),
+                }))
             }
             ["slashings"] => serde_json::to_value(&self.state().slashings).ok(),
             ["slashings", id] => {
@@ -78,6 +109,7 @@ impl Contract {
             "attempt": change.map(|c| c.attempt),
             "next_view_change": if change.is_none() { Some(s.next_start) } else { None },
             "registered_nodes": s.nodes.len(),
+            "burned": s.burned,
         })
     }
 
@@ -128,6 +160,19 @@ impl Contract {
             .magic
             .as_ref()?;
         serde_json::to_value(&pending.signed).ok()
+    }
+
+    /// One account: free balance, locked stake, unbonding amounts and next nonce.
+    fn account_json(&self, id: &IdentityKey) -> Value {
+        let s = self.state();
+        json!({
+            "identity": id,
+            "balance": s.balance(id),
+            "stake": s.nodes.get(id).map(|n| n.stake).unwrap_or(0),
+            "registered": s.nodes.contains_key(id),
+            "unbonding": s.unbonding.get(id).cloned().unwrap_or_default(),
+            "nonce": s.nonces.get(id).copied().unwrap_or(0),
+        })
     }
 
     fn members_json(&self, block: &MagicBlock) -> Value {

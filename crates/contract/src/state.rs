@@ -20,7 +20,7 @@ use keyquorum_dkg::{Ceremony, Params, Participant, Reshare, SessionConfig, Varia
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::config::KeyMode;
+use crate::config::{ContractConfig, KeyMode};
 use crate::hex::{Bytes, Hex};
 use crate::magic::SignedMagicBlock;
 use crate::tx::NetworkIdentity;
@@ -37,7 +37,8 @@ pub struct NodeRecord {
     pub encryption_key: Hex<32>,
     /// Network identity.
     pub network: NetworkIdentity,
-    /// Stake.
+    /// Stake locked from the node's balance: its weight in committee selection and what
+    /// slashing takes from.
     pub stake: u64,
     /// Height of registration.
     pub registered_at: u64,
@@ -355,6 +356,46 @@ pub struct SlashingRecord {
     pub amount: u64,
     /// Stake left.
     pub stake_after: u64,
+    /// The account paid a share of `amount` for carrying the evidence, if any.
+    #[serde(default)]
+    pub reporter: Option<IdentityKey>,
+    /// What the reporter was paid.
+    #[serde(default)]
+    pub reporter_reward: u64,
+    /// What was burned (`amount - reporter_reward`).
+    #[serde(default)]
+    pub burned: u64,
+}
+
+/// Stake on its way back to the balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unbonding {
+    /// Amount.
+    pub amount: u64,
+    /// Claimable once this view is active (`current_view` at the request plus
+    /// `staking.unbonding_views`).
+    pub release_view: u64,
+}
+
+/// Where the supply is; the parts always add up to the genesis supply
+/// ([`ContractState::supply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Supply {
+    /// Sum of free balances.
+    pub balances: u128,
+    /// Sum of locked stakes.
+    pub staked: u128,
+    /// Sum of unbonding amounts.
+    pub unbonding: u128,
+    /// Burned by slashing.
+    pub burned: u128,
+}
+
+impl Supply {
+    /// Everything together.
+    pub fn total(&self) -> u128 {
+        self.balances + self.staked + self.unbonding + self.burned
+    }
 }
 
 /// A participant named for a fault that carries no penalty (`FaultKind::penalty` is
@@ -407,11 +448,18 @@ pub struct ContractState {
     /// Participants named without a penalty, in order.
     #[serde(default)]
     pub named: Vec<NamedRecord>,
+    /// Free balances; an account without an entry holds nothing (entries at zero are removed,
+    /// so this grows only with funded accounts, at most one per unit of supply).
+    pub balances: BTreeMap<IdentityKey, u64>,
+    /// Unbonding stake per account, in release order, at most one entry per release view.
+    pub unbonding: BTreeMap<IdentityKey, Vec<Unbonding>>,
+    /// Slashed stake that was burned.
+    pub burned: u64,
 }
 
 impl ContractState {
-    /// The state at genesis.
-    pub fn genesis(first_view_change: u64) -> Self {
+    /// The state at genesis: the configured balances, nothing else.
+    pub fn genesis(config: &ContractConfig) -> Self {
         ContractState {
             last_block: None,
             nodes: BTreeMap::new(),
@@ -419,10 +467,44 @@ impl ContractState {
             current_view: 0,
             views: BTreeMap::new(),
             change: None,
-            next_start: first_view_change,
+            next_start: config.first_view_change,
             next_session: 0,
             slashings: Vec::new(),
             named: Vec::new(),
+            balances: config
+                .genesis
+                .iter()
+                .map(|a| (a.identity, a.balance))
+                .collect(),
+            unbonding: BTreeMap::new(),
+            burned: 0,
+        }
+    }
+
+    /// The free balance of an account.
+    pub fn balance(&self, id: &IdentityKey) -> u64 {
+        self.balances.get(id).copied().unwrap_or(0)
+    }
+
+    /// Whether the account holds anything: a balance, a registration or unbonding stake.
+    pub fn has_account(&self, id: &IdentityKey) -> bool {
+        self.balances.contains_key(id)
+            || self.nodes.contains_key(id)
+            || self.unbonding.contains_key(id)
+    }
+
+    /// Where the supply is.
+    pub fn supply(&self) -> Supply {
+        Supply {
+            balances: self.balances.values().map(|b| *b as u128).sum(),
+            staked: self.nodes.values().map(|n| n.stake as u128).sum(),
+            unbonding: self
+                .unbonding
+                .values()
+                .flatten()
+                .map(|u| u.amount as u128)
+                .sum(),
+            burned: self.burned as u128,
         }
     }
 

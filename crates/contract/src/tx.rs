@@ -49,11 +49,13 @@ const TX_OVERHEAD: usize = 1 + identity::PUBLIC_KEY_LEN + 8 + 1 + SIGNATURE_LEN;
 
 const TAG_REGISTER: u8 = 1;
 const TAG_ADD_STAKE: u8 = 2;
-const TAG_WITHDRAW_STAKE: u8 = 3;
+const TAG_UNBOND: u8 = 3;
 const TAG_DEREGISTER: u8 = 4;
 const TAG_UPDATE_NETWORK: u8 = 5;
 const TAG_DKG_POST: u8 = 6;
 const TAG_MAGIC_BLOCK_SIGNATURE: u8 = 7;
+const TAG_TRANSFER: u8 = 8;
+const TAG_CLAIM_UNBONDED: u8 = 9;
 
 /// Longest encoded signed post (contribution or publication) for a committee of `n`.
 pub fn max_post_len(n: usize) -> usize {
@@ -161,21 +163,31 @@ pub enum TxBody {
         encryption_key: EncryptionPublicKey,
         /// How peers reach the node.
         network: NetworkIdentity,
-        /// Initial stake.
+        /// Initial stake, locked from the sender's balance.
         stake: u64,
     },
-    /// Increase the sender's stake.
+    /// Increase the sender's stake, locking more of its balance.
     AddStake {
         /// Amount added.
         amount: u64,
     },
-    /// Decrease the sender's stake.
-    WithdrawStake {
-        /// Amount withdrawn.
+    /// Decrease the sender's stake: the amount stops counting at once and can be claimed back
+    /// to the balance after the unbonding period.
+    Unbond {
+        /// Amount unbonded.
         amount: u64,
     },
-    /// Leave the registry.
+    /// Leave the registry; the whole stake starts unbonding.
     Deregister,
+    /// Move balance to another account (created if new).
+    Transfer {
+        /// The recipient's identity key.
+        to: IdentityPublicKey,
+        /// Amount.
+        amount: u64,
+    },
+    /// Move every unbonding amount whose period is over back to the balance.
+    ClaimUnbonded,
     /// Replace the sender's network identity.
     UpdateNetwork {
         /// The new identity.
@@ -205,8 +217,10 @@ impl TxBody {
         match self {
             TxBody::Register { .. } => "register",
             TxBody::AddStake { .. } => "add_stake",
-            TxBody::WithdrawStake { .. } => "withdraw_stake",
+            TxBody::Unbond { .. } => "unbond",
             TxBody::Deregister => "deregister",
+            TxBody::Transfer { .. } => "transfer",
+            TxBody::ClaimUnbonded => "claim_unbonded",
             TxBody::UpdateNetwork { .. } => "update_network",
             TxBody::DkgPost { .. } => "dkg_post",
             TxBody::MagicBlockSignature { .. } => "magic_block_signature",
@@ -237,11 +251,17 @@ impl TxBody {
             TxBody::AddStake { amount } => {
                 w.u8(TAG_ADD_STAKE).u64(*amount);
             }
-            TxBody::WithdrawStake { amount } => {
-                w.u8(TAG_WITHDRAW_STAKE).u64(*amount);
+            TxBody::Unbond { amount } => {
+                w.u8(TAG_UNBOND).u64(*amount);
             }
             TxBody::Deregister => {
                 w.u8(TAG_DEREGISTER);
+            }
+            TxBody::Transfer { to, amount } => {
+                w.u8(TAG_TRANSFER).fixed(to.as_bytes()).u64(*amount);
+            }
+            TxBody::ClaimUnbonded => {
+                w.u8(TAG_CLAIM_UNBONDED);
             }
             TxBody::UpdateNetwork { network } => {
                 w.u8(TAG_UPDATE_NETWORK);
@@ -285,8 +305,14 @@ impl TxBody {
                 }
             }
             TAG_ADD_STAKE => TxBody::AddStake { amount: r.u64()? },
-            TAG_WITHDRAW_STAKE => TxBody::WithdrawStake { amount: r.u64()? },
+            TAG_UNBOND => TxBody::Unbond { amount: r.u64()? },
             TAG_DEREGISTER => TxBody::Deregister,
+            TAG_TRANSFER => TxBody::Transfer {
+                to: IdentityPublicKey::from_bytes(r.fixed(identity::PUBLIC_KEY_LEN)?)
+                    .map_err(|_| TxDecodeError::RecipientKey)?,
+                amount: r.u64()?,
+            },
+            TAG_CLAIM_UNBONDED => TxBody::ClaimUnbonded,
             TAG_UPDATE_NETWORK => TxBody::UpdateNetwork {
                 network: NetworkIdentity::decode(r)?,
             },
@@ -347,6 +373,9 @@ pub enum TxDecodeError {
     /// The sender key is not a valid identity key.
     #[error("invalid sender identity key")]
     SenderKey,
+    /// A transfer's recipient is not a valid identity key.
+    #[error("invalid recipient identity key")]
+    RecipientKey,
     /// The encryption key is not a valid X25519 public key.
     #[error("invalid share-encryption key")]
     EncryptionKey,
@@ -496,8 +525,13 @@ mod tests {
                 stake: 10,
             },
             TxBody::AddStake { amount: 5 },
-            TxBody::WithdrawStake { amount: 5 },
+            TxBody::Unbond { amount: 5 },
             TxBody::Deregister,
+            TxBody::Transfer {
+                to: key(2).public().clone(),
+                amount: 7,
+            },
+            TxBody::ClaimUnbonded,
             TxBody::UpdateNetwork { network: network() },
             TxBody::DkgPost {
                 post: vec![1, 2, 3],
@@ -588,6 +622,24 @@ mod tests {
             Transaction::decode(&v, MAX_TX_LEN),
             Err(TxDecodeError::SenderKey)
         );
+        // A transfer to bytes that are not an identity key does not decode (funds would be
+        // lost to a key nobody holds).
+        let transfer = Transaction::sign(
+            "chain",
+            &key(1),
+            0,
+            TxBody::Transfer {
+                to: key(2).public().clone(),
+                amount: 1,
+            },
+        );
+        let mut v = transfer.encode();
+        let to = 1 + 96 + 8 + 1;
+        v[to..to + 96].fill(0);
+        assert_eq!(
+            Transaction::decode(&v, MAX_TX_LEN),
+            Err(TxDecodeError::RecipientKey)
+        );
         assert!(max_tx_len(MAX_PARTICIPANTS) <= MAX_TX_LEN);
         assert!(max_tx_len(4) < max_tx_len(5));
     }
@@ -600,7 +652,7 @@ mod tests {
 
         #[test]
         fn mutated_transactions_never_panic(
-            which in 0usize..7,
+            which in 0usize..9,
             flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
         ) {
             let tx = &samples()[which];

@@ -123,7 +123,7 @@ fn registration() {
     // Anything but Register from an unknown key.
     for body in [
         TxBody::AddStake { amount: 1 },
-        TxBody::WithdrawStake { amount: 1 },
+        TxBody::Unbond { amount: 1 },
         TxBody::Deregister,
         TxBody::UpdateNetwork {
             network: common::network(5),
@@ -157,7 +157,13 @@ fn registration() {
 
     // Deregister, then register again with the next nonce; the old registration cannot replay.
     let ev = c.apply_tx(&sign(&c, 0, TxBody::Deregister), 2).unwrap();
-    assert!(matches!(&ev[..], [Event::Deregistered { stake: 50, .. }]));
+    assert!(matches!(
+        &ev[..],
+        [
+            Event::Deregistered { stake: 50, .. },
+            Event::UnbondingStarted { amount: 50, .. }
+        ]
+    ));
     assert!(c.state().nodes.is_empty());
     rej!(c, &reg0, 2, "stale_nonce");
     rej!(c, &sign(&c, 0, TxBody::Deregister), 2, "unknown_sender");
@@ -178,13 +184,13 @@ fn stake() {
     );
     rej!(
         c,
-        &sign(&c, 0, TxBody::WithdrawStake { amount: 0 }),
+        &sign(&c, 0, TxBody::Unbond { amount: 0 }),
         1,
         "zero_amount",
     );
     let err = rej!(
         c,
-        &sign(&c, 0, TxBody::WithdrawStake { amount: 11 }),
+        &sign(&c, 0, TxBody::Unbond { amount: 11 }),
         1,
         "insufficient_stake",
     );
@@ -211,7 +217,7 @@ fn stake() {
             stake: 15
         }]
     );
-    c.apply_tx(&sign(&c, 0, TxBody::WithdrawStake { amount: 15 }), 1)
+    c.apply_tx(&sign(&c, 0, TxBody::Unbond { amount: 15 }), 1)
         .unwrap();
     assert_eq!(c.state().nodes[&hexkey(0)].stake, 0);
 
@@ -251,19 +257,18 @@ fn stake_is_locked_during_a_view_change() {
     let mut sim = Sim::new(config(), &[70, 60, 50, 40, 30, 20, 10]);
     sim.run_until(5, |s| s.contract.state().phase() == Phase::Contribute);
     let h = sim.height + 1;
-    for body in [TxBody::WithdrawStake { amount: 1 }, TxBody::Deregister] {
+    for body in [TxBody::Unbond { amount: 1 }, TxBody::Deregister] {
         let bytes = sim.tx(0, body);
         rejected(&mut sim.contract, &bytes, h, "stake_locked");
     }
     // The standby may leave; adding stake is always allowed.
-    sim.submit_now((6, TxBody::WithdrawStake { amount: 5 }))
-        .unwrap();
+    sim.submit_now((6, TxBody::Unbond { amount: 5 })).unwrap();
     sim.submit_now((0, TxBody::AddStake { amount: 5 })).unwrap();
     sim.submit_now((6, TxBody::Deregister)).unwrap();
     // Members of the active view stay locked after the view change.
     sim.run_until(40, |s| s.contract.state().current_view == 1);
     let h = sim.height + 1;
-    let bytes = sim.tx(1, TxBody::WithdrawStake { amount: 1 });
+    let bytes = sim.tx(1, TxBody::Unbond { amount: 1 });
     rejected(&mut sim.contract, &bytes, h, "stake_locked");
 }
 

@@ -26,7 +26,7 @@ use keyquorum_net::libp2p::multiaddr::Protocol;
 use keyquorum_net::{Multiaddr, NetEvent, Network, NetworkHandle, Target};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::chain::{ChainBlock, ChainClient, SubmitOutcome};
 use crate::config::NodeConfig;
@@ -323,6 +323,18 @@ impl Runtime {
                     self.txq.requeue_from(pos, Duration::from_millis(200));
                 } else {
                     let f = self.txq.inflight.remove(pos).expect("position found");
+                    if let TxBody::Register { stake, .. } = &f.sub.body
+                        && code == "insufficient_balance"
+                    {
+                        // Stake is locked from the account's balance: the configured stake
+                        // must be funded (at genesis or by a transfer) before registering.
+                        error!(
+                            stake,
+                            %reason,
+                            "cannot register: the configured stake is more than this node's \
+                             free balance on chain; fund the account or lower the stake"
+                        );
+                    }
                     warn!(kind = f.sub.kind, %code, %reason, "transaction refused");
                     self.txq.requeue_from(pos, Duration::ZERO);
                 }

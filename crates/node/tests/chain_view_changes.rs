@@ -87,7 +87,8 @@ fn contract_config() -> ContractConfig {
     c.key_mode = KeyMode::Reshare;
     c.slashing.misbehaviour_percent = 10;
     c.slashing.absence_percent = 0;
-    c
+    // Every node is funded at genesis with more than it stakes.
+    (0..STAKES.len()).fold(c, |c, i| c.fund(identity(i).public(), 1000))
 }
 
 fn identity(i: usize) -> IdentityKeypair {

@@ -36,7 +36,11 @@ fn config() -> ContractConfig {
     c.first_view_change = 2;
     c.view_length = 2;
     c.key_mode = KeyMode::Reshare;
-    c
+    // Each node is funded at genesis with what it stakes.
+    (0..N).fold(c, |c, i| {
+        let keys = NodeKeys::from_master(&[i as u8 + 1; 32]);
+        c.fund(keys.identity().public(), 100)
+    })
 }
 
 struct Harness {

@@ -55,9 +55,17 @@ pub fn register_body(i: usize, stake: u64) -> TxBody {
     }
 }
 
-/// The test configuration: committees of up to 6, t = 66%, k = 75% (Züs), short phases.
+/// Genesis balance of each of the first [`FUNDED`] test identities.
+pub const FUND: u64 = 1_000_000;
+/// Test identities funded at genesis.
+pub const FUNDED: usize = 16;
+
+/// The test configuration: committees of up to 6, t = 66%, k = 75% (Züs), short phases;
+/// identities `0..FUNDED` hold [`FUND`] each at genesis.
 pub fn config() -> ContractConfig {
-    let mut c = ContractConfig::defaults(CHAIN, 6);
+    let mut c = (0..FUNDED).fold(ContractConfig::defaults(CHAIN, 6), |c, i| {
+        c.fund(identity(i).public(), FUND)
+    });
     c.committee.min_size = 4;
     c.committee.threshold = Size::Percent(66);
     c.committee.quorum = Size::Percent(75);
@@ -99,6 +107,17 @@ pub struct FaultPlan {
     pub no_new_signature: BTreeSet<usize>,
     /// Do not sign the new magic block under the previous key.
     pub no_old_signature: BTreeSet<usize>,
+}
+
+/// The supply invariant: free balances, locked stakes, unbonding stake and the burned amount
+/// add up to the genesis supply.
+pub fn assert_supply(c: &Contract) {
+    let supply = c.state().supply();
+    assert_eq!(
+        supply.total(),
+        c.config().total_supply(),
+        "supply does not add up: {supply:?}"
+    );
 }
 
 pub fn set(v: &[usize]) -> BTreeSet<usize> {
@@ -208,6 +227,7 @@ impl Sim {
         }
         let events = self.contract.end_block(h);
         self.handle_events(h, events);
+        assert_supply(&self.contract);
     }
 
     /// Applies raw transaction bytes in the block being built (height + 1), handling the
