@@ -1144,17 +1144,7 @@ impl Contract {
         let amount = (stake as u128 * percent as u128 / 100) as u64;
         self.set_stake(&f.identity, stake - amount);
         let reporter = self.reporter(&f);
-        let reporter_reward = match reporter {
-            Some(_) => {
-                (amount as u128 * self.config.slashing.reporter_percent as u128 / 100) as u64
-            }
-            None => 0,
-        };
-        let burned = amount - reporter_reward;
-        if let Some(r) = &reporter {
-            self.credit(r, reporter_reward);
-        }
-        self.state.burned = self.state.burned.saturating_add(burned);
+        let (reporter_reward, burned) = self.settle_slash(amount, reporter.as_ref());
         let record = SlashingRecord {
             height: at,
             view: f.view,
@@ -1174,6 +1164,24 @@ impl Contract {
         };
         self.state.slashings.push(record.clone());
         events.push(Event::Slashed { record });
+    }
+
+    /// Disposes of `amount` just taken from a stake: `reporter_percent` of it to the reporter's
+    /// balance if there is one, the rest burned. Returns (reward, burned); they add up to
+    /// `amount`, so the supply is conserved.
+    fn settle_slash(&mut self, amount: u64, reporter: Option<&IdentityKey>) -> (u64, u64) {
+        let reward = match reporter {
+            Some(r) => {
+                let reward =
+                    (amount as u128 * self.config.slashing.reporter_percent as u128 / 100) as u64;
+                self.credit(r, reward);
+                reward
+            }
+            None => 0,
+        };
+        let burned = amount - reward;
+        self.state.burned = self.state.burned.saturating_add(burned);
+        (reward, burned)
     }
 
     /// The account whose transaction carried a fault's evidence, when it is not the culprit:
@@ -1401,6 +1409,42 @@ struct FaultInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keyquorum_dkg::identity::IdentityKeypair;
+
+    #[test]
+    fn a_slash_is_burned_or_split_with_the_reporter() {
+        let culprit = IdentityKeypair::from_seed(&[1; 32]).unwrap();
+        let reporter = IdentityKeypair::from_seed(&[2; 32]).unwrap();
+        let mut config = ContractConfig::defaults("c", 4)
+            .fund(culprit.public(), 1000)
+            .fund(reporter.public(), 5);
+        config.slashing.reporter_percent = 30;
+        let mut c = Contract::new(config).unwrap();
+        let (culprit, reporter) = (key_of(culprit.public()), key_of(reporter.public()));
+        // 107 of its 1000 were locked as stake and taken by two slashes (as record_fault does
+        // before settling them).
+        c.state.balances.insert(culprit, 893);
+        c.state.nodes.insert(
+            culprit,
+            NodeRecord {
+                identity: culprit,
+                encryption_key: Hex([9; 32]),
+                network: NetworkIdentity {
+                    peer_id: Bytes(vec![1]),
+                    addresses: Vec::new(),
+                },
+                stake: 0,
+                registered_at: 1,
+            },
+        );
+        assert_eq!(c.settle_slash(100, Some(&reporter)), (30, 70));
+        assert_eq!(c.state.balance(&reporter), 35);
+        assert_eq!(c.state.burned, 70);
+        // Without a reporter everything is burned.
+        assert_eq!(c.settle_slash(7, None), (0, 7));
+        assert_eq!(c.state.burned, 77);
+        assert_eq!(c.state.supply().total(), c.config.total_supply());
+    }
 
     #[test]
     fn stored_names_come_from_explicit_codes() {
