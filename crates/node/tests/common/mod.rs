@@ -56,9 +56,17 @@ fn open_driver(
     Driver::open(store, keys, Fault::None, metrics, status).unwrap()
 }
 
+/// Free balance each node keeps beside its stake.
+pub const SPARE: u64 = 10_000;
+
 impl Harness {
-    /// One node per stake, each registering in the first block.
+    /// One node per stake, each funded at genesis with its stake plus [`SPARE`] (for later
+    /// stake increases) and registering in the first block.
     pub fn new(config: ContractConfig, stakes: &[u64]) -> Self {
+        let config = stakes.iter().enumerate().fold(config, |c, (i, stake)| {
+            let keys = NodeKeys::from_master(&[i as u8 + 1; 32]);
+            c.fund(keys.identity().public(), stake + SPARE)
+        });
         let chain_id = config.chain_id.clone();
         let mut h = Harness {
             contract: Contract::new(config).unwrap(),
