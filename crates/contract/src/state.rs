@@ -344,7 +344,7 @@ pub struct SlashingRecord {
     pub identity: IdentityKey,
     /// Role.
     pub role: FaultRole,
-    /// Fault name (snake case of the engine's `FaultKind`, or `missed_magic_block_signature`).
+    /// Fault code (`FaultKind::code`, or `missed_magic_block_signature`).
     pub fault: String,
     /// The fault with its details.
     pub detail: String,
