@@ -61,6 +61,7 @@ use ff::{Field, PrimeField};
 use group::Group;
 use group::prime::PrimeCurveAffine;
 use rand_core::{CryptoRng, RngCore};
+use rayon::prelude::*;
 
 use crate::error::{CryptoError, DecodeError};
 use crate::group::Curve;
@@ -326,7 +327,6 @@ impl<C: Curve> EvalCommitment<C> {
     /// secret: each is multiplied in constant time, the `n + 1` multiplications spread over the
     /// rayon pool.
     pub fn feldman(f: &Polynomial<C::Scalar>, indices: &[C::Scalar]) -> Self {
-        use rayon::prelude::*;
         let mut proj = Vec::with_capacity(indices.len() + 1);
         proj.push(mul_generator::<C>(&f.constant()));
         proj.par_extend(
@@ -489,9 +489,18 @@ pub fn batch_verify_eval<C: Curve, R: RngCore + CryptoRng>(
     let mut lhs = C::Scalar::ZERO;
     let mut bad = Vec::new();
     let mut positions = Vec::with_capacity(items.len());
-    for (pos, (c, s)) in items.iter().enumerate() {
-        match c.share_point(j) {
-            Some(p) if !C::HAS_COFACTOR || C::in_subgroup(p) => {
+    // Subgroup checks are the bulk of the per-item work and independent: run them over the
+    // rayon pool; the weights are still drawn in item order, so the result does not change.
+    let usable: Vec<Option<&C::Affine>> = items
+        .par_iter()
+        .map(|(c, _)| {
+            c.share_point(j)
+                .filter(|p| !C::HAS_COFACTOR || C::in_subgroup(p))
+        })
+        .collect();
+    for (pos, ((_, s), point)) in items.iter().zip(usable).enumerate() {
+        match point {
+            Some(p) => {
                 let r: C::Scalar = random_weight(rng);
                 lhs += r * s;
                 points.push(*p);
@@ -544,17 +553,15 @@ impl<F: PrimeField> DualCode<F> {
                 n: indices.len(),
             });
         }
-        // v_j = prod_{l != j} (p_j - p_l)^-1, O(n^2) multiplications and one inversion.
-        let mut v = Vec::with_capacity(n1);
-        for (j, pj) in points.iter().enumerate() {
-            let mut d = F::ONE;
-            for (l, pl) in points.iter().enumerate() {
-                if l != j {
-                    d *= *pj - pl;
-                }
-            }
-            v.push(d);
-        }
+        let mut v = if points
+            .iter()
+            .enumerate()
+            .all(|(k, p)| *p == F::from(k as u64))
+        {
+            consecutive_denominators(n1)
+        } else {
+            denominators(&points)
+        };
         batch_invert(&mut v)?;
         Ok(DualCode {
             points,
@@ -594,7 +601,7 @@ impl<F: PrimeField> DualCode<F> {
             .collect();
         let m = Polynomial::from_coefficients(coeffs);
         self.points
-            .iter()
+            .par_iter()
             .zip(&self.v)
             .map(|(p, v)| *v * m.evaluate(p))
             .collect()
@@ -614,6 +621,38 @@ impl<F: PrimeField> DualCode<F> {
     pub fn is_codeword_with<C: Curve<Scalar = F>>(values: &[C::Affine], weights: &[F]) -> bool {
         values.len() == weights.len() && bool::from(C::msm(values, weights).is_identity())
     }
+}
+
+/// `d_j = prod_{l != j} (p_j - p_l)` for arbitrary distinct points: `O(n^2)` multiplications,
+/// spread over the rayon pool (each `d_j` is independent).
+fn denominators<F: PrimeField>(points: &[F]) -> Vec<F> {
+    points
+        .par_iter()
+        .enumerate()
+        .map(|(j, pj)| {
+            points
+                .iter()
+                .enumerate()
+                .filter(|(l, _)| *l != j)
+                .fold(F::ONE, |d, (_, pl)| d * (*pj - pl))
+        })
+        .collect()
+}
+
+/// [`denominators`] for the points `0, 1, ..., m - 1` (sequential indices with the point zero),
+/// in `O(m)`: `prod_{l != j} (j - l) = j! (m - 1 - j)! (-1)^(m - 1 - j)`.
+fn consecutive_denominators<F: PrimeField>(m: usize) -> Vec<F> {
+    let mut factorial = Vec::with_capacity(m);
+    factorial.push(F::ONE);
+    for k in 1..m {
+        factorial.push(factorial[k - 1] * F::from(k as u64));
+    }
+    (0..m)
+        .map(|j| {
+            let d = factorial[j] * factorial[m - 1 - j];
+            if (m - 1 - j) % 2 == 1 { -d } else { d }
+        })
+        .collect()
 }
 
 /// Column sums of evaluation-form commitments: `Y_j = sum_i E_ij` for `j = 0..n`.
@@ -648,6 +687,41 @@ mod tests {
     use rand_core::SeedableRng;
 
     type R = rand_chacha::ChaCha20Rng;
+
+    #[test]
+    fn consecutive_denominators_match_the_general_product() {
+        for m in 1..48usize {
+            let points: Vec<blstrs::Scalar> = (0..m as u64).map(blstrs::Scalar::from).collect();
+            assert_eq!(
+                consecutive_denominators::<blstrs::Scalar>(m),
+                denominators(&points),
+                "m = {m}"
+            );
+        }
+    }
+
+    #[test]
+    fn dual_code_weights_do_not_depend_on_the_denominator_path() {
+        // Sequential indices take the factorial path; the same points shifted by a constant
+        // multiple take the general one. Both must accept exactly the codewords.
+        let mut rng = R::seed_from_u64(5);
+        for (n, t) in [(4usize, 2usize), (7, 5), (16, 11)] {
+            let seq = index::sequential::<blstrs::Scalar>(n);
+            let scaled: Vec<blstrs::Scalar> = seq
+                .iter()
+                .map(|x| *x * blstrs::Scalar::from(3u64))
+                .collect();
+            for xs in [&seq, &scaled] {
+                let code = DualCode::new(xs, t).unwrap();
+                let f = Polynomial::<blstrs::Scalar>::random(t - 1, None, &mut rng);
+                let good = EvalCommitment::<Bls12381G1>::feldman(&f, xs);
+                assert!(code.is_codeword::<Bls12381G1>(good.points(), &[9; 32]));
+                let g = Polynomial::<blstrs::Scalar>::random(t, None, &mut rng);
+                let bad = EvalCommitment::<Bls12381G1>::feldman(&g, xs);
+                assert!(!code.is_codeword::<Bls12381G1>(bad.points(), &[9; 32]));
+            }
+        }
+    }
 
     fn deal<C: Curve>(t: usize, n: usize, rng: &mut R) -> (Polynomial<C::Scalar>, Vec<C::Scalar>) {
         let f = Polynomial::random(t - 1, None, rng);
