@@ -101,6 +101,29 @@ struct Setup {
     publications: Vec<Vec<u8>>,
 }
 
+/// `f(0), f(1), ..., f(n)` by forward differences (additions only after the first `t` values);
+/// the sequential indices are `1..=n`. Set-up only.
+fn values_at_0_to_n(f: &Polynomial<Scalar>, n: usize) -> Vec<Scalar> {
+    let t = f.coefficients().len();
+    let mut diff: Vec<Scalar> = (0..t as u64)
+        .map(|x| f.evaluate(&Scalar::from(x)))
+        .collect();
+    // diff[k] becomes the k-th forward difference at 0.
+    for k in 1..t {
+        for i in (k..t).rev() {
+            diff[i] = diff[i] - diff[i - 1];
+        }
+    }
+    let mut out = Vec::with_capacity(n + 1);
+    for _ in 0..=n {
+        out.push(diff[0]);
+        for k in 0..t - 1 {
+            diff[k] = diff[k] + diff[k + 1];
+        }
+    }
+    out
+}
+
 fn setup(n: usize) -> Setup {
     let t = 2 * n / 3 + 1;
     let identities: Vec<IdentityKeypair> = (0..n)
@@ -154,18 +177,20 @@ fn setup(n: usize) -> Setup {
 
     // The other dealers' commitments and node 0's shares from them.
     let indices = ceremony.player_indices().to_vec();
+    assert_eq!(
+        indices[n - 1],
+        Scalar::from(n as u64),
+        "sequential indices 1..=n"
+    );
     let others: Vec<(Vec<u8>, Vec<u8>, [u8; 32])> = (1..n)
         .into_par_iter()
         .map(|d| {
             let mut rng = ChaCha20Rng::seed_from_u64(d as u64);
             let f = Polynomial::<Scalar>::random(t - 1, None, &mut rng);
-            let xs: Vec<Scalar> = std::iter::once(Scalar::from(0u64))
-                .chain(indices.iter().copied())
-                .collect();
-            let proj: Vec<_> = xs
+            let proj: Vec<_> = values_at_0_to_n(&f, n)
                 .iter()
                 // Public scalar: set-up of simulated peers, outside the timed work.
-                .map(|x| C::mul_generator_public_vartime(&f.evaluate(x)))
+                .map(C::mul_generator_public_vartime)
                 .collect();
             let commitment = EvalCommitment::<C>::from_points(C::batch_normalize(&proj)).unwrap();
             let hash = commitment_hash::<C>(&session, d as u32, &commitment);
@@ -366,14 +391,20 @@ fn bench_node(c: &mut Criterion) {
                 .build()
                 .unwrap();
             if std::env::var("KQ_BENCH_PHASES").is_ok() {
-                // CPU seconds per step (all threads), a guide to where the time goes.
+                // CPU seconds (all threads) and wall time per step, a guide to where the time goes.
                 let mut last = cpu_seconds();
                 let wall = std::time::Instant::now();
+                let mut last_wall = wall;
                 pool.install(|| {
                     whole_node_marked(&s, &mut |step| {
                         let now = cpu_seconds();
-                        eprintln!("n={n} threads={threads} {step}: {:.2} s CPU", now - last);
+                        eprintln!(
+                            "n={n} threads={threads} {step}: {:.2} s CPU, {:.2?} wall",
+                            now - last,
+                            last_wall.elapsed()
+                        );
                         last = now;
+                        last_wall = std::time::Instant::now();
                     })
                 });
                 eprintln!("n={n} threads={threads} wall {:.2?}", wall.elapsed());

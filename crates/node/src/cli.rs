@@ -47,6 +47,9 @@ pub struct NodeArgs {
     /// equivocate, crash.
     #[arg(long)]
     pub fault: Option<Fault>,
+    /// Threads for the protocol's cryptography; 0 (the default) means one per core.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 impl NodeArgs {
@@ -63,6 +66,7 @@ impl NodeArgs {
             stake: self.stake,
             status_listen: self.status_listen,
             fault: self.fault,
+            threads: self.threads,
         };
         NodeConfig::load(self.config.as_deref(), &o).map_err(|e| e.to_string())
     }
@@ -154,6 +158,11 @@ pub fn node(args: NodeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let keys = keystore::read(&config.key_file, &pass).map_err(|e| e.to_string())?;
     drop(pass);
+    // The protocol code parallelises on rayon's global pool; its size only changes the time.
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads)
+        .build_global()
+        .map_err(|e| format!("cannot start {} worker threads: {e}", config.threads))?;
     let chain = HttpChainClient::new(&config.chain_url).map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -97,6 +97,9 @@ pub struct NodeConfig {
     pub status_listen: SocketAddr,
     /// Protocol deviation (demo and tests only).
     pub fault: Fault,
+    /// Threads for the protocol's cryptography (batched checks, commitments, sums); 0 means
+    /// one per core. The outcome never depends on it, only the time.
+    pub threads: usize,
 }
 
 impl Default for NodeConfig {
@@ -112,6 +115,7 @@ impl Default for NodeConfig {
             stake: 100,
             status_listen: SocketAddr::from(([127, 0, 0, 1], 7460)),
             fault: Fault::None,
+            threads: 0,
         }
     }
 }
@@ -130,6 +134,7 @@ pub struct NodeConfigOverrides {
     pub stake: Option<u64>,
     pub status_listen: Option<SocketAddr>,
     pub fault: Option<Fault>,
+    pub threads: Option<usize>,
 }
 
 /// Configuration errors.
@@ -178,7 +183,8 @@ impl NodeConfig {
             passphrase_env,
             stake,
             status_listen,
-            fault
+            fault,
+            threads
         );
         if o.passphrase_file.is_some() {
             c.passphrase_file = o.passphrase_file.clone();
@@ -233,6 +239,18 @@ impl NodeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_count_defaults_to_every_core_and_can_be_set() {
+        assert_eq!(NodeConfig::default().threads, 0);
+        let c = NodeConfig::from_toml_str("threads = 1").unwrap();
+        assert_eq!(c.threads, 1);
+        let o = NodeConfigOverrides {
+            threads: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(NodeConfig::load(None, &o).unwrap().threads, 2);
+    }
 
     #[test]
     fn file_then_flags() {
