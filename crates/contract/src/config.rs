@@ -82,6 +82,15 @@ pub struct PhaseLengths {
     pub publish: u64,
     /// Wait: magic block signatures; the new view starts after it.
     pub wait: u64,
+    /// End a phase at the block where the last post it expects lands instead of at its
+    /// deadline (the lengths above stay the bound when someone is silent). The outcome is the
+    /// same either way; see [`Contract::end_block`](crate::Contract::end_block).
+    #[serde(default = "close_early_default")]
+    pub close_early: bool,
+}
+
+fn close_early_default() -> bool {
+    true
 }
 
 /// What a recorded fault costs, in percent of the node's locked stake at the time, and where
@@ -224,6 +233,7 @@ impl ContractConfig {
                 share: 10,
                 publish: 10,
                 wait: 10,
+                close_early: true,
             },
             first_view_change: 1,
             view_length: 100,

@@ -742,6 +742,14 @@ impl Contract {
     /// Ends the block at `height`: runs every deadline that is due (phase changes, the board's
     /// publish retries, outcomes, magic block creation, view activation) and starts a view
     /// change when one is scheduled. Heights that do not increase are ignored.
+    ///
+    /// With [`PhaseLengths::close_early`](crate::config::PhaseLengths::close_early), a phase
+    /// whose expected posts are all in ends here, at the block where the last one landed, as if
+    /// its deadline were this block: the contribute, share and publish phases when the board
+    /// says so ([`Board::all_posts_in`]: every dealer's contribution; every dealer's final log
+    /// posted early; every dealer's log), the wait phase once the magic block has every
+    /// signature it needs. Nothing a later post in the phase could do changes the outcome
+    /// then, and a phase with a silent member still runs to its deadline.
     pub fn end_block(&mut self, height: u64) -> Vec<Event> {
         if let Some(last) = self.state.last_block
             && height <= last
@@ -764,6 +772,11 @@ impl Contract {
                 Some(c) if c.deadline <= height => {
                     let at = c.deadline;
                     self.on_deadline(at, &mut events);
+                }
+                // A phase can only complete through a transaction of this block (or through
+                // the phase change just made in it), so it closes at `height`.
+                Some(_) if self.config.phases.close_early && self.phase_complete() => {
+                    self.on_deadline(height, &mut events);
                 }
                 _ => break,
             }
@@ -966,6 +979,22 @@ impl Contract {
         });
     }
 
+    /// Whether every post the current phase expects is in (see [`Contract::end_block`]).
+    fn phase_complete(&self) -> bool {
+        let Some(change) = self.state.change.as_ref() else {
+            return false;
+        };
+        match change.phase {
+            Phase::Idle => false,
+            Phase::Contribute | Phase::Share | Phase::Publish => {
+                self.live.as_ref().is_some_and(|l| l.board.all_posts_in())
+            }
+            Phase::Wait => change.magic.as_ref().is_some_and(|m| m.is_complete()),
+        }
+    }
+
+    /// Ends the current phase at height `at`: its deadline, or the block where its last
+    /// expected post landed.
     fn on_deadline(&mut self, at: u64, events: &mut Vec<Event>) {
         let Some(change) = self.state.change.as_ref() else {
             return;
@@ -1311,7 +1340,10 @@ impl Contract {
         if pending.is_complete() {
             let signed = pending.signed;
             let sig = signed.signature.map(|s| s.0).unwrap_or([0u8; 96]);
-            let first_round = signed.block.first_round;
+            // The block after the one that completed the signatures: the block's
+            // `first_round` when the wait phase ran to its deadline, earlier when it closed
+            // early.
+            let first_round = at.saturating_add(1).min(signed.block.first_round);
             let hash = signed.hash;
             self.state.views.insert(
                 view,

@@ -11,7 +11,10 @@
 //! For a block at height `h`, the chain calls [`Contract::apply_tx`] for each transaction (on
 //! `Err` the transaction changed nothing), then [`Contract::end_block`]`(h)`, which runs every
 //! deadline that is due. Phase deadlines are block heights: a phase with deadline `D` accepts
-//! transactions in blocks up to and including `D` and ends with `end_block(D)`. Nothing reads a
+//! transactions in blocks up to and including `D` and ends with `end_block(D)`, or earlier, with
+//! `end_block(h)` of the block `h` that brought the last post the phase expects
+//! (`phases.close_early`, see [`Contract::end_block`]): deadlines bound a phase only when
+//! someone is silent, and a view change takes as long as its work and its network. Nothing reads a
 //! clock, draws randomness or iterates a hash map: replaying the same blocks gives the same
 //! state and events. [`Contract::check_tx`] is a side-effect-free pre-check for a mempool and
 //! [`Contract::query`] answers the HTTP API.
@@ -56,7 +59,8 @@
 //!   as is: who missed a deadline, whose log is invalid, who qualified, the group key, the public
 //!   key shares, and the board's own publish-phase retries.
 //! - **Wait**: the magic block of the next view is built ([`magic`]) and both committees sign
-//!   it; the new view starts at its first round if both signatures are in.
+//!   it; the new view starts at its first round if both signatures are in (in the block after
+//!   the one that completes them, when the phase closes early).
 //!
 //! ## Failures and what is kept
 //! - Within a session the board retries the publish phase (up to `board::MAX_ATTEMPTS`) without

@@ -86,7 +86,9 @@ pub struct MagicBlock {
     pub members: Vec<MagicBlockMember>,
     /// Hash of the previous view's magic block (zero for the first).
     pub previous_hash: Hex<32>,
-    /// First block height of the view.
+    /// First block height of the view at the latest: the block after the signing deadline.
+    /// The view starts earlier, in the block after the one that completes its signatures, when
+    /// they are all in before the deadline (`ViewRecord::activated_at` has the height).
     pub first_round: u64,
 }
 

@@ -17,7 +17,9 @@
 //!   commitment hash). A player that receives a share matching `E_j` signs an ack over
 //!   (session, dealer, commitment hash) and returns it.
 //! - *Publish*: at the share deadline the dealer posts the aggregate of the acks and, if the
-//!   non-ackers are few enough for secrecy, their shares in the clear.
+//!   non-ackers are few enough for secrecy, their shares in the clear. A dealer that every
+//!   player acked posts this log as soon as the last ack verifies, still in the share phase: it
+//!   is final, and the share phase can then end before its deadline.
 //! - *Wait*: at the publish deadline everyone computes the same outcome from the board
 //!   ([`crate::board`]); a player's final share is the (weighted) sum of its shares from the
 //!   qualified dealers, taken from its deals or from the board's reveals. It is checked against
@@ -80,6 +82,10 @@ struct DealerRole<C: Curve> {
     /// Players whose single candidate is known to verify.
     settled: BTreeSet<u32>,
     published_attempt: Option<u32>,
+    /// The log posted during the share phase, if any (see `publish_early`).
+    early_log: Option<Vec<u8>>,
+    /// Early publication was tried and an ack did not verify.
+    early_failed: bool,
 }
 
 struct PlayerRole<C: Curve> {
@@ -168,6 +174,8 @@ impl<C: Curve> AckRevealNode<C> {
                     acks: BTreeMap::new(),
                     settled: BTreeSet::new(),
                     published_attempt: None,
+                    early_log: None,
+                    early_failed: false,
                 })
             }
         };
@@ -544,7 +552,7 @@ impl<C: Curve> AckRevealNode<C> {
         }
         if entry.len() < MAX_ACK_CANDIDATES {
             entry.push(ack.signature);
-            return Vec::new();
+            return self.publish_early();
         }
         let key = &self.ceremony.players()[ack.player as usize].identity;
         let payload = ack_payload(self.ceremony.id(), d.index, &d.hash);
@@ -556,6 +564,36 @@ impl<C: Curve> AckRevealNode<C> {
             None => *entry = vec![ack.signature],
         }
         vec![Action::Observed(Observation::BadAck { player: ack.player })]
+    }
+
+    /// In the share phase of the first attempt, a dealer whose every player acked has its final
+    /// log: it posts it now instead of at the share deadline (the board accepts it, and the
+    /// share phase can then close as soon as every dealer's log is in). The log is the one the
+    /// deadline would produce: all acks, no reveals.
+    fn publish_early(&mut self) -> Vec<Action<C>> {
+        let Some(d) = &self.dealer else {
+            return Vec::new();
+        };
+        if self.board.phase() != Phase::Share
+            || self.board.attempt() != 0
+            || d.published_attempt.is_some()
+            || d.early_failed
+            || self.board.contribution(d.index).is_none()
+            || d.acks.len() < self.ceremony.n()
+        {
+            return Vec::new();
+        }
+        let active = self.board.active_players();
+        let (valid, observed) = self.verified_acks(&active);
+        if valid.len() < active.len() {
+            // A bad ack among the candidates: publish at the deadline as usual. Trying again on
+            // every later ack would let a flood of bad acks cost a pairing per player each.
+            if let Some(d) = &mut self.dealer {
+                d.early_failed = true;
+            }
+            return observed;
+        }
+        self.post_log(0, &active, valid, observed)
     }
 
     /// The valid ack signature of each player that acked, verifying in aggregate first and one by
@@ -673,9 +711,11 @@ impl<C: Curve> AckRevealNode<C> {
     fn on_deadline(&mut self) -> Vec<Action<C>> {
         self.board.advance();
         match self.board.phase() {
+            // Every ack may be in before the contribute phase ends.
+            Phase::Share => self.publish_early(),
             Phase::Publish => self.publish(),
             Phase::Done => self.finish(),
-            _ => Vec::new(),
+            Phase::Contribute => Vec::new(),
         }
     }
 
@@ -684,15 +724,36 @@ impl<C: Curve> AckRevealNode<C> {
         let Some(d) = &self.dealer else {
             return Vec::new();
         };
-        if d.published_attempt == Some(attempt) || !self.board.is_active_dealer(d.index) {
+        if d.published_attempt == Some(attempt) {
+            // A log posted early but not on the board when the share phase ended is posted
+            // again, byte for byte (a copy that lands twice is refused as a duplicate).
+            if self.board.publication(d.index).is_none()
+                && let Some(bytes) = &d.early_log
+            {
+                return vec![Action::Post(bytes.clone())];
+            }
             return Vec::new();
         }
-        if self.board.contribution(d.index).is_none() {
+        if !self.board.is_active_dealer(d.index) || self.board.contribution(d.index).is_none() {
             return Vec::new();
         }
         let active = self.board.active_players();
-        let (valid_acks, mut out) = self.verified_acks(&active);
-        let d = self.dealer.as_ref().expect("dealer role checked above");
+        let (valid_acks, out) = self.verified_acks(&active);
+        self.post_log(attempt, &active, valid_acks, out)
+    }
+
+    /// Posts the log of `attempt`: the valid acks, and the reveals of the other active players
+    /// if they stay within the secrecy bound.
+    fn post_log(
+        &mut self,
+        attempt: u32,
+        active: &[u32],
+        valid_acks: BTreeMap<u32, IdentitySignature>,
+        mut out: Vec<Action<C>>,
+    ) -> Vec<Action<C>> {
+        let Some(d) = self.dealer.as_ref() else {
+            return out;
+        };
         let acks: Vec<u32> = valid_acks.keys().copied().collect();
         let missing: Vec<u32> = active
             .iter()
@@ -730,10 +791,14 @@ impl<C: Curve> AckRevealNode<C> {
             ack_signature,
             reveals,
         };
+        let bytes = self.sign_post(Post::Publication(publication));
         if let Some(d) = &mut self.dealer {
             d.published_attempt = Some(attempt);
+            if self.board.phase() == Phase::Share {
+                d.early_log = Some(bytes.clone());
+            }
         }
-        out.push(Action::Post(self.sign_post(Post::Publication(publication))));
+        out.push(Action::Post(bytes));
         out
     }
 

@@ -18,7 +18,8 @@
 //! 3. **Publish**: each dealer posts its log ([`Publication`]): the ackers (bitmap + one aggregate
 //!    signature) and the plaintext shares of the players that did not ack. A dealer reveals only
 //!    if the reveals stay within [`Params::max_reveals`](crate::params::Params::max_reveals);
-//!    otherwise it publishes its acks alone.
+//!    otherwise it publishes its acks alone. A dealer that every player acked has a final log
+//!    before the share deadline and may post it during the share phase of the first attempt.
 //! 4. **Done**: the outcome. A dealer qualifies if its contribution and publication are valid and
 //!    every active player is covered by an ack or a reveal. With at least the quorum of qualified
 //!    dealers the group key and public key shares are the sums of the qualified commitments
@@ -28,6 +29,12 @@
 //!    costs one MSM per ceremony instead of one per dealer: players accept a share that matches
 //!    its point `E_j`, which is sound whatever the rest of the vector is, and a vector that is
 //!    not a low-degree polynomial is caught here before it can enter the key.
+//!
+//! # Closing a phase early
+//! Deadlines bound a phase when someone is silent; when every post a phase expects is in
+//! ([`Board::all_posts_in`]) nothing posted later in that phase can change the outcome, so the
+//! coordinator may end the phase at once. Replicas need not evaluate the rule themselves: the
+//! end of a phase reaches them as one deadline input, early or not.
 //!
 //! # Retries without a full restart
 //! If fewer than the quorum qualify, the culprits are named: dealers that missed a phase or posted
@@ -836,7 +843,15 @@ impl<C: Curve> Board<C> {
             // A second, different log in the same attempt: keep the first (first come on chain).
             return Err(BoardError::Duplicate);
         }
-        if self.phase != Phase::Publish {
+        // A log is posted in the publish phase, or earlier, in the share phase of the first
+        // attempt, by a dealer whose log is already final: every player acked (nothing to wait
+        // for, nothing to reveal). Such a post is what it would have been at the share deadline,
+        // and it lets the share phase close as soon as every dealer's log is in.
+        let early = self.phase == Phase::Share
+            && self.attempt == 0
+            && p.reveals.is_empty()
+            && p.acks.len() == self.ceremony.n();
+        if self.phase != Phase::Publish && !early {
             return Err(BoardError::WrongPhase(self.phase));
         }
         if self.absent_dealers.contains_key(&p.dealer) {
@@ -896,6 +911,33 @@ impl<C: Curve> Board<C> {
             },
         );
         Ok(())
+    }
+
+    /// Whether every post the current phase expects is on the board, so that no later post in
+    /// this phase can change the outcome and the phase may close before its deadline (the
+    /// deadline stays the bound when someone is silent):
+    /// - contribute: every dealer has an accepted contribution or is disqualified;
+    /// - share: every active dealer with a contribution has posted its final log early (see
+    ///   [`Board::apply`]: all players acked); dealers without a contribution can post nothing
+    ///   more;
+    /// - publish: every active dealer with a contribution has a log in the current attempt.
+    ///
+    /// What can still arrive once this holds is a duplicate (no effect) or a second, different
+    /// contribution, which is equivocation in any phase up to the outcome, so closing early
+    /// never cuts off a post that an honest dealer would have made in time.
+    pub fn all_posts_in(&self) -> bool {
+        let dealers = 0..self.ceremony.dealer_count() as u32;
+        match self.phase {
+            Phase::Contribute => dealers
+                .into_iter()
+                .all(|d| self.contributions.contains_key(&d) || self.faults.contains_key(&d)),
+            Phase::Share | Phase::Publish => dealers.into_iter().all(|d| {
+                !self.is_active_dealer(d)
+                    || !self.contributions.contains_key(&d)
+                    || self.publications.contains_key(&d)
+            }),
+            Phase::Done => false,
+        }
     }
 
     /// The phase deadline passed: move to the next phase. At the end of the publish phase this

@@ -74,8 +74,12 @@ fn open(dir: &std::path::Path, keys: Arc<NodeKeys>) -> (Driver, Vec<Effect>) {
 
 impl Harness {
     fn new() -> Self {
+        Harness::with_config(config())
+    }
+
+    fn with_config(config: ContractConfig) -> Self {
         let mut h = Harness {
-            contract: Contract::new(config()).unwrap(),
+            contract: Contract::new(config).unwrap(),
             height: 0,
             dirs: Vec::new(),
             keys: Vec::new(),
@@ -297,4 +301,58 @@ fn a_killed_driver_replays_to_the_same_messages_and_the_view_changes_complete() 
             ..
         }
     )));
+}
+
+/// Drivers follow phases that the contract closes before their deadlines (the end of a phase
+/// reaches them as a `BoardDeadline` event, early or not): both view changes complete in a
+/// handful of blocks where the deadlines alone would take over a hundred, and every driver ends
+/// with the same key and shares as when every deadline is waited out.
+#[test]
+fn drivers_follow_phases_that_close_early() {
+    const LEN: u64 = 30;
+    let run = |close_early: bool| {
+        let mut c = config();
+        c.phases.contribute = LEN;
+        c.phases.share = LEN;
+        c.phases.publish = LEN;
+        c.phases.wait = LEN;
+        c.phases.close_early = close_early;
+        let mut h = Harness::with_config(c);
+        while h.contract.state().current_view < 2 {
+            h.step();
+            assert!(h.height < 20 * LEN, "view changes did not complete");
+        }
+        assert!(h.contract.state().slashings.is_empty());
+        let v1 = h.contract.view(1).unwrap().magic_block.block.clone();
+        let v2 = h.contract.view(2).unwrap().magic_block.block.clone();
+        assert_eq!(v1.group_key, v2.group_key);
+        let mut shares = Vec::new();
+        for (i, d) in h.drivers.iter().enumerate() {
+            let d = d.as_ref().unwrap();
+            assert_eq!(d.state().current_view, 2, "node {i}");
+            assert!(d.state().session.is_none(), "node {i}");
+            let mut own: Vec<_> = d
+                .state()
+                .shares
+                .iter()
+                .map(|s| {
+                    assert_eq!(s.group_key, hex::encode(v2.group_key.0), "node {i}");
+                    (s.view, s.index)
+                })
+                .collect();
+            own.sort();
+            shares.push(own);
+        }
+        // Who is in the view, at which index (keys differ between runs: nodes draw their
+        // polynomials from the OS).
+        let members: Vec<_> = v2.members.iter().map(|m| (m.index, m.identity)).collect();
+        (h.height, shares, members)
+    };
+    let (early_height, early_shares, early_members) = run(true);
+    let (waited_height, waited_shares, waited_members) = run(false);
+    // Start at block 2, then two view changes of a few blocks each, two blocks apart.
+    assert!(early_height < LEN, "{early_height} blocks");
+    assert!(waited_height > 7 * LEN, "{waited_height} blocks");
+    assert_eq!(early_shares, waited_shares);
+    assert_eq!(early_members, waited_members);
 }
