@@ -386,20 +386,26 @@ impl<C: Curve> AckRevealNode<C> {
 
     fn process_deal(&mut self, deal: Deal) -> Vec<Action<C>> {
         self.process_deals(vec![deal])
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect()
     }
 
     /// Checks the deals that waited for their dealers' contributions (one list per dealer, in
     /// arrival order): in rounds, the next deal of every dealer that has no valid share yet, until
     /// one verifies or none is left. Usually every list holds one deal and this is one batch.
-    fn process_waiting(&mut self, lists: Vec<Vec<Deal>>) -> Vec<Action<C>> {
+    /// Returns each dealer's actions in the order one list alone would produce them.
+    fn process_waiting(&mut self, lists: Vec<Vec<Deal>>) -> BTreeMap<u32, Vec<Action<C>>> {
         let mut lists: Vec<VecDeque<Deal>> = lists.into_iter().map(VecDeque::from).collect();
-        let mut out = Vec::new();
+        let mut out: BTreeMap<u32, Vec<Action<C>>> = BTreeMap::new();
         loop {
             let round: Vec<Deal> = lists.iter_mut().filter_map(VecDeque::pop_front).collect();
             if round.is_empty() {
                 return out;
             }
-            out.extend(self.process_deals(round));
+            for (dealer, a) in self.process_deals(round) {
+                out.entry(dealer).or_default().push(a);
+            }
             let Some(p) = &self.player else {
                 return out;
             };
@@ -415,7 +421,7 @@ impl<C: Curve> AckRevealNode<C> {
     /// its own, so exactly the dealers whose shares do not match are named, as with one-by-one
     /// checks. The batch's weights are derived from the deals and commitments, so the outcome
     /// is a function of the inputs alone.
-    fn process_deals(&mut self, mut deals: Vec<Deal>) -> Vec<Action<C>> {
+    fn process_deals(&mut self, mut deals: Vec<Deal>) -> Vec<(u32, Action<C>)> {
         deals.retain(|d| self.board.contribution(d.dealer).is_some());
         deals.sort_by_key(|d| d.dealer);
         deals.dedup_by_key(|d| d.dealer);
@@ -511,13 +517,16 @@ impl<C: Curve> AckRevealNode<C> {
             match (share, ack) {
                 (Some(share), Some(ack)) => {
                     p.shares.insert(deal.dealer, share);
-                    out.push(ack);
+                    out.push((deal.dealer, ack));
                 }
                 // Not remembered: a later deal from the same dealer is checked on its own.
                 _ => {
-                    out.push(Action::Observed(Observation::BadShare {
-                        dealer: deal.dealer,
-                    }));
+                    out.push((
+                        deal.dealer,
+                        Action::Observed(Observation::BadShare {
+                            dealer: deal.dealer,
+                        }),
+                    ));
                 }
             }
         }
@@ -638,11 +647,16 @@ impl<C: Curve> AckRevealNode<C> {
         (good, observed)
     }
 
-    /// Feeds several board posts in board order, as [`Input::BoardPost`] one by one would, with
-    /// the same resulting state and the same actions (acks may come in dealer order instead of
-    /// board order). The posts are decoded in parallel and their signatures verified in one
-    /// batch ([`crate::preverify`]); deals waiting for the contributions among them are checked
-    /// in one batch.
+    /// Feeds several board posts in board order with exactly the effect of feeding each as
+    /// [`Input::BoardPost`] in turn: the same state and the same actions in the same order. The
+    /// posts are decoded in parallel and their signatures verified in one batch
+    /// ([`crate::preverify`]); deals waiting for the contributions among them are checked in one
+    /// batch and their acks put where one-by-one feeding puts them, after their contribution.
+    ///
+    /// One-by-one feeding checks a dealer's waiting deals as soon as its contribution is
+    /// applied, so a later post of the same dealer in the batch (an equivocating contribution,
+    /// which disqualifies it) must not be applied before those deals are checked: the batch is
+    /// cut there.
     pub fn handle_board_posts(&mut self, posts: &[Vec<u8>]) -> Vec<Action<C>> {
         if self.done {
             return Vec::new();
@@ -654,28 +668,61 @@ impl<C: Curve> AckRevealNode<C> {
             .collect();
         let ok: Vec<&SignedPost<C>> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
         crate::preverify::preverify_posts(&self.ceremony, &ok);
-        let mut out = Vec::new();
-        let mut ready = Vec::new();
-        for d in decoded {
+        // Each post's actions (before routing), and the contributions whose waiting deals are
+        // still to be checked: (post position, dealer, deals).
+        let mut segments: Vec<Vec<Action<C>>> = Vec::with_capacity(decoded.len());
+        let mut ready: Vec<(usize, u32, Vec<Deal>)> = Vec::new();
+        for (pos, d) in decoded.into_iter().enumerate() {
             let signed = match d {
                 Ok(s) => s,
                 Err(e) => {
-                    out.push(Action::Observed(Observation::Refused(e)));
+                    segments.push(vec![Action::Observed(Observation::Refused(e))]);
                     continue;
                 }
             };
+            let dealer = signed.post.dealer();
+            if ready.iter().any(|(_, d, _)| *d == dealer) {
+                self.check_ready(&mut ready, &mut segments);
+            }
             let (accepted, observed) = self.apply_post(&signed);
-            out.extend(observed);
+            segments.push(observed.into_iter().collect());
             if accepted
                 && matches!(signed.post, Post::Contribution(_))
                 && let Some(p) = &mut self.player
-                && let Some(deals) = p.pending.remove(&signed.post.dealer())
+                && let Some(deals) = p.pending.remove(&dealer)
             {
-                ready.push(deals);
+                ready.push((pos, dealer, deals));
             }
         }
-        out.extend(self.process_waiting(ready));
-        self.route(out)
+        self.check_ready(&mut ready, &mut segments);
+        // One-by-one feeding routes each post's actions before the next post.
+        let mut out = Vec::new();
+        for segment in segments {
+            out.extend(self.route(segment));
+        }
+        out
+    }
+
+    /// Checks the waiting deals of `ready` in one batch and appends each dealer's actions to the
+    /// segment of its contribution.
+    fn check_ready(
+        &mut self,
+        ready: &mut Vec<(usize, u32, Vec<Deal>)>,
+        segments: &mut [Vec<Action<C>>],
+    ) {
+        if ready.is_empty() {
+            return;
+        }
+        let lists = ready
+            .iter_mut()
+            .map(|(_, _, d)| std::mem::take(d))
+            .collect();
+        let mut by_dealer = self.process_waiting(lists);
+        for (pos, dealer, _) in ready.drain(..) {
+            if let Some(actions) = by_dealer.remove(&dealer) {
+                segments[pos].extend(actions);
+            }
+        }
     }
 
     /// Applies a decoded post to the board; whether it was accepted, and the observation if not.
@@ -703,7 +750,11 @@ impl<C: Curve> AckRevealNode<C> {
             && let Some(p) = &mut self.player
             && let Some(deals) = p.pending.remove(&dealer)
         {
-            return self.process_waiting(vec![deals]);
+            return self
+                .process_waiting(vec![deals])
+                .into_values()
+                .flatten()
+                .collect();
         }
         Vec::new()
     }
