@@ -19,8 +19,8 @@
 //! 8. sign the magic block with the new share (threshold BLS partial signature, MinPk).
 //!
 //! Posts are fed per board phase through `AckRevealNode::handle_board_posts` (batched
-//! signature checks, batched share checks). The node driver still feeds posts one at a time
-//! (`Input::BoardPost`), which does the same checks without batching.
+//! signature checks, batched share checks), as the node driver feeds them per chain block; a
+//! batch acts exactly as its posts fed one by one.
 //! Everything the other participants do is prepared outside the timed closure.
 //!
 //! Each size runs with a rayon pool of one thread and of every core (`KQ_BENCH_THREADS`,

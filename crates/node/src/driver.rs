@@ -10,7 +10,12 @@
 //!   previous view's share is loaded for a resharing dealer) and feeds it `Start`;
 //! - `PostAccepted`/`PostRejected` feed `BoardPost`, `BoardDeadline` feeds `Deadline`: the
 //!   contract emits exactly the board's inputs in the order it applied them, so the node's
-//!   board is the contract's board;
+//!   board is the contract's board. A run of consecutive posts of a block (no other event
+//!   between them) is fed as one batch ([`AckRevealNode::handle_board_posts`]: one
+//!   multi-pairing for their signatures, one batch check for the deals waiting for the
+//!   contributions among them), which acts exactly as feeding them one by one; they are
+//!   logged one by one. Replays after a restart and the catch-up of a session batch the same
+//!   way;
 //! - `MagicBlockCreated` is checked before anything is signed: the node rebuilds the magic
 //!   block from its own board with the contract's construction ([`MagicBlock::from_board`]) and
 //!   its own record of the previous view's hash and the registry, and compares every field and
@@ -68,6 +73,7 @@ use keyquorum_dkg::board::{Board, Phase as BoardPhase, Role};
 use keyquorum_dkg::identity::{IdentityPublicKey, Purpose};
 use keyquorum_dkg::messages::{Contribution, Deal, Direct, Post, SignedPost};
 use keyquorum_dkg::node::{Action, Input, Observation};
+use keyquorum_dkg::preverify::preverify_posts;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 use tracing::{debug, error, info, warn};
@@ -240,6 +246,53 @@ impl Runner {
         }
     }
 
+    /// Board posts in board order, with the effect of feeding each as `Input::BoardPost` in
+    /// turn: a participant verifies their signatures in one batch and checks the deals waiting
+    /// for contributions among them in one batch
+    /// ([`AckRevealNode::handle_board_posts`]); a board alone pre-verifies the signatures in one
+    /// batch and applies the posts.
+    fn handle_posts(&mut self, posts: &[Vec<u8>]) -> Vec<Action<G>> {
+        match self {
+            Runner::Participant(n) => n.handle_board_posts(posts),
+            Runner::Board(b) => {
+                let n = b.ceremony().n();
+                let decoded: Vec<SignedPost<G>> = posts
+                    .iter()
+                    .filter_map(|p| SignedPost::<G>::decode(p, n).ok())
+                    .collect();
+                let refs: Vec<&SignedPost<G>> = decoded.iter().collect();
+                preverify_posts(b.ceremony(), &refs);
+                for signed in &decoded {
+                    // Refusals are the contract's too (same board); nothing to add.
+                    let _ = b.apply(signed);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Feeds logged inputs in order, each run of board posts as one batch
+    /// ([`Runner::handle_posts`]).
+    fn replay(&mut self, inputs: Vec<Input>) -> Vec<Action<G>> {
+        let mut out = Vec::new();
+        let mut posts: Vec<Vec<u8>> = Vec::new();
+        for input in inputs {
+            match input {
+                Input::BoardPost(p) => posts.push(p),
+                other => {
+                    if !posts.is_empty() {
+                        out.extend(self.handle_posts(&std::mem::take(&mut posts)));
+                    }
+                    out.extend(self.handle(other));
+                }
+            }
+        }
+        if !posts.is_empty() {
+            out.extend(self.handle_posts(&posts));
+        }
+        out
+    }
+
     /// The participant's actions; a board alone applies posts and deadlines as the
     /// participant's board would, and acts on nothing.
     fn handle(&mut self, input: Input) -> Vec<Action<G>> {
@@ -289,6 +342,9 @@ pub struct Driver {
     phase_deadline: u64,
     /// The chain's height as last reported by the runtime (unknown: not catching up).
     head: Option<u64>,
+    /// Posts of the running session read from the block being processed and not fed yet: a
+    /// run of consecutive board posts is fed as one batch, before the next other event.
+    posts: Vec<Vec<u8>>,
 }
 
 fn hex_id(id: &IdentityPublicKey) -> String {
@@ -343,6 +399,7 @@ impl Driver {
             phase: None,
             phase_deadline: 0,
             head: None,
+            posts: Vec::new(),
         };
         let effects = d.resume()?;
         d.refresh_status();
@@ -462,9 +519,7 @@ impl Driver {
         if rec.seat != Seat::Participant {
             // Following the board only: its logged posts and deadlines rebuild it.
             let mut runner = Runner::Board(Box::new(Board::new(ceremony.clone())));
-            for input in self.store.inputs(&id)? {
-                runner.handle(input);
-            }
+            runner.replay(self.store.inputs(&id)?);
             self.live = Some(self.make_live(id, ceremony, runner, [0; 32]));
             if rec.seat == Seat::SittingOut {
                 self.show_sitting_out(rec.view, rec.session);
@@ -491,17 +546,14 @@ impl Driver {
             inputs = inputs.len(),
             "resuming ceremony by replay"
         );
-        let mut on_board: HashSet<Vec<u8>> = HashSet::new();
-        let mut actions = Vec::new();
-        {
-            let live = self.live.as_mut().expect("just set");
-            for input in inputs {
-                if let Input::BoardPost(p) = &input {
-                    on_board.insert(p.clone());
-                }
-                actions.extend(live.node.handle(input));
-            }
-        }
+        let on_board: HashSet<Vec<u8>> = inputs
+            .iter()
+            .filter_map(|i| match i {
+                Input::BoardPost(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+        let actions = self.live.as_mut().expect("just set").node.replay(inputs);
         let mut batch = self.store.begin()?;
         self.carry_out(actions, &mut batch, &mut effects, Some(&on_board))?;
         self.commit(batch)?;
@@ -653,6 +705,7 @@ impl Driver {
         for e in &block.end_block_events {
             self.on_event(e, block.height, &mut batch, &mut out.effects)?;
         }
+        self.feed_posts(&mut batch, &mut out.effects)?;
         self.state.cursor = block.height + 1;
         if self.head.is_some_and(|h| block.height >= h) && self.catching_up() {
             self.settle_catching_up(&mut batch, &mut out.effects)?;
@@ -689,10 +742,12 @@ impl Driver {
                 self.metrics.fault(name);
             }
             if self.is_live(view, session) {
-                self.feed(Input::BoardPost(post.to_vec()), batch, effects)?;
+                self.posts.push(post.to_vec());
             }
             return Ok(());
         }
+        // Every other event sees the posts before it applied, as the contract did.
+        self.feed_posts(batch, effects)?;
         match e {
             Event::Registered {
                 identity, network, ..
@@ -1067,8 +1122,15 @@ impl Driver {
         // The log is rewritten in the order the participant consumes it: Start first.
         self.feed(Input::Start, batch, effects)?;
         for input in seen {
-            self.feed(input, batch, effects)?;
+            match input {
+                Input::BoardPost(p) => self.posts.push(p),
+                other => {
+                    self.feed_posts(batch, effects)?;
+                    self.feed(other, batch, effects)?;
+                }
+            }
         }
+        self.feed_posts(batch, effects)?;
         self.pull_missing(effects);
         Ok(())
     }
@@ -1117,6 +1179,31 @@ impl Driver {
         batch.append_input(&live.id, rec.inputs, &input)?;
         rec.inputs += 1;
         let actions = live.node.handle(input);
+        self.carry_out(actions, batch, effects, None)
+    }
+
+    /// Feeds the posts collected from the block (see `posts`) as one batch. They are logged one
+    /// by one, as `Input::BoardPost`, so the log replays to the same state either way.
+    fn feed_posts(
+        &mut self,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        let posts = std::mem::take(&mut self.posts);
+        if posts.is_empty() {
+            return Ok(());
+        }
+        let (Some(live), Some(rec)) = (self.live.as_mut(), self.state.session.as_mut()) else {
+            return Ok(());
+        };
+        if rec.done {
+            return Ok(());
+        }
+        for p in &posts {
+            batch.append_input(&live.id, rec.inputs, &Input::BoardPost(p.clone()))?;
+            rec.inputs += 1;
+        }
+        let actions = live.node.handle_posts(&posts);
         self.carry_out(actions, batch, effects, None)
     }
 

@@ -5,7 +5,8 @@
 //! simulated in this process, each as its own task holding the engine's `AckRevealNode`, and
 //! each talks to the chain only over HTTP with [`HttpChainClient`]: it registers with a signed
 //! transaction, follows the committed blocks (`/events`), turns the contract's events into the
-//! participant's inputs (`Start`, `BoardPost`, `Deadline`) and submits its posts and magic-block
+//! participant's inputs (`Start`, each block's board posts as one batch as the node's driver
+//! feeds them, `Deadline`) and submits its posts and magic-block
 //! partial signatures as transactions, with nonces it counts itself from its applied
 //! transactions. Only deals and acks, which are off chain by design, go from task to task in
 //! memory.
@@ -230,6 +231,8 @@ struct SimNode {
     shares: BTreeMap<u64, (Secret<Scalar>, u64)>,
     /// Last block processed.
     height: u64,
+    /// Posts of the running session from the block being processed, fed as one batch.
+    posts: Vec<Vec<u8>>,
     report: Report,
 }
 
@@ -319,6 +322,21 @@ impl SimNode {
         for e in &block.end_block_events {
             self.on_event(e);
         }
+        self.feed_posts();
+    }
+
+    /// Feeds the posts collected since the last other event as one batch, as the node's
+    /// driver does.
+    fn feed_posts(&mut self) {
+        let posts = std::mem::take(&mut self.posts);
+        if posts.is_empty() {
+            return;
+        }
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        let actions = live.participant.handle_board_posts(&posts);
+        self.carry_out(actions);
     }
 
     fn on_delivery(&mut self, d: Delivery) {
@@ -342,10 +360,11 @@ impl SimNode {
     fn on_event(&mut self, e: &Event) {
         if let Some((view, session, post)) = e.board_post() {
             if self.is_live(view, session) {
-                self.feed(Input::BoardPost(post.to_vec()));
+                self.posts.push(post.to_vec());
             }
             return;
         }
+        self.feed_posts();
         match e {
             Event::CommitteeSelected {
                 view,
@@ -463,8 +482,16 @@ impl SimNode {
         let Some(live) = self.live.as_mut() else {
             return;
         };
-        let (view, session, id) = (live.view, live.session, live.id);
         let actions = live.participant.handle(input);
+        self.carry_out(actions);
+    }
+
+    /// Carries out the running participant's actions.
+    fn carry_out(&mut self, actions: Vec<Action<Group>>) {
+        let Some(live) = self.live.as_ref() else {
+            return;
+        };
+        let (view, session, id) = (live.view, live.session, live.id);
         let plan = self.plan(view, session);
         for a in actions {
             match a {
@@ -699,6 +726,7 @@ async fn simulated_committee_through_the_chain() {
             pending_blocks: BTreeMap::new(),
             shares: BTreeMap::new(),
             height: 0,
+            posts: Vec::new(),
             report: Report::default(),
         };
         nodes.push(tokio::spawn(node.run(block_rx, inbox, stop_rx.clone())));
