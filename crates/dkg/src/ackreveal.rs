@@ -654,9 +654,10 @@ impl<C: Curve> AckRevealNode<C> {
     /// batch and their acks put where one-by-one feeding puts them, after their contribution.
     ///
     /// One-by-one feeding checks a dealer's waiting deals as soon as its contribution is
-    /// applied, so a later post of the same dealer in the batch (an equivocating contribution,
-    /// which disqualifies it) must not be applied before those deals are checked: the batch is
-    /// cut there.
+    /// applied, and handles this participant's messages to itself (acks, which may post its
+    /// log early) before the next post. So a later post of a dealer whose deals wait (an
+    /// equivocating contribution, which disqualifies it) or of this participant's own dealer
+    /// position is applied only after that work is done: the batch is cut there.
     pub fn handle_board_posts(&mut self, posts: &[Vec<u8>]) -> Vec<Action<C>> {
         if self.done {
             return Vec::new();
@@ -672,6 +673,9 @@ impl<C: Curve> AckRevealNode<C> {
         // still to be checked: (post position, dealer, deals).
         let mut segments: Vec<Vec<Action<C>>> = Vec::with_capacity(decoded.len());
         let mut ready: Vec<(usize, u32, Vec<Deal>)> = Vec::new();
+        let mut out = Vec::new();
+        let mut routed = 0;
+        let own = self.dealer.as_ref().map(|d| d.index);
         for (pos, d) in decoded.into_iter().enumerate() {
             let signed = match d {
                 Ok(s) => s,
@@ -681,8 +685,11 @@ impl<C: Curve> AckRevealNode<C> {
                 }
             };
             let dealer = signed.post.dealer();
-            if ready.iter().any(|(_, d, _)| *d == dealer) {
-                self.check_ready(&mut ready, &mut segments);
+            // The earlier posts' deferred work must be done before a post that could change
+            // what it sees: a post of a dealer whose deals wait to be checked, and a post of this
+            // participant's own dealer position (its acks to itself look at its contribution).
+            if ready.iter().any(|(_, d, _)| *d == dealer) || Some(dealer) == own {
+                self.settle(&mut ready, &mut segments, &mut routed, &mut out);
             }
             let (accepted, observed) = self.apply_post(&signed);
             segments.push(observed.into_iter().collect());
@@ -694,13 +701,24 @@ impl<C: Curve> AckRevealNode<C> {
                 ready.push((pos, dealer, deals));
             }
         }
-        self.check_ready(&mut ready, &mut segments);
-        // One-by-one feeding routes each post's actions before the next post.
-        let mut out = Vec::new();
-        for segment in segments {
-            out.extend(self.route(segment));
-        }
+        self.settle(&mut ready, &mut segments, &mut routed, &mut out);
         out
+    }
+
+    /// Completes the segments not routed yet (checks the waiting deals of `ready`) and routes
+    /// them in order, as one-by-one feeding routes each post's actions before the next post.
+    fn settle(
+        &mut self,
+        ready: &mut Vec<(usize, u32, Vec<Deal>)>,
+        segments: &mut [Vec<Action<C>>],
+        routed: &mut usize,
+        out: &mut Vec<Action<C>>,
+    ) {
+        self.check_ready(ready, segments);
+        for segment in &mut segments[*routed..] {
+            out.extend(self.route(std::mem::take(segment)));
+        }
+        *routed = segments.len();
     }
 
     /// Checks the waiting deals of `ready` in one batch and appends each dealer's actions to the
