@@ -41,6 +41,47 @@ impl<F: Field> Drop for Polynomial<F> {
 }
 
 impl<F: PrimeField> Polynomial<F> {
+    /// The polynomial of degree below `points.len()` through `points`, in `O(k^2)` field
+    /// operations (`M(x) = prod (x - x_i)`, each Lagrange basis polynomial `M / (x - x_i)` by
+    /// synthetic division). Two points with the same `x` are refused.
+    pub fn interpolate(points: &[(F, F)]) -> Result<Self, CryptoError> {
+        let k = points.len();
+        if k == 0 {
+            return Err(CryptoError::NotEnough { needed: 1, got: 0 });
+        }
+        // M(x) = prod (x - x_i), coefficients lowest first.
+        let mut m = vec![F::ZERO; k + 1];
+        m[0] = F::ONE;
+        for (i, (xi, _)) in points.iter().enumerate() {
+            for d in (0..=i + 1).rev() {
+                let lower = if d > 0 { m[d - 1] } else { F::ZERO };
+                m[d] = lower - *xi * m[d];
+            }
+        }
+        let mut quotients = Vec::with_capacity(k);
+        let mut denominators = Vec::with_capacity(k);
+        for (xi, _) in points {
+            // q = M / (x - x_i); q(x_i) = prod_{j != i} (x_i - x_j), zero iff some x repeats.
+            let mut q = vec![F::ZERO; k];
+            q[k - 1] = m[k];
+            for d in (1..k).rev() {
+                q[d - 1] = m[d] + *xi * q[d];
+            }
+            let qx = q.iter().rev().fold(F::ZERO, |acc, c| acc * xi + c);
+            quotients.push(q);
+            denominators.push(qx);
+        }
+        batch_invert(&mut denominators).map_err(|_| CryptoError::BadIndices)?;
+        let mut coeffs = vec![F::ZERO; k];
+        for ((q, inv), (_, yi)) in quotients.iter().zip(&denominators).zip(points) {
+            let scale = *inv * yi;
+            for (c, qd) in coeffs.iter_mut().zip(q) {
+                *c += *qd * scale;
+            }
+        }
+        Ok(Self::from_coefficients(coeffs))
+    }
+
     /// A polynomial from its coefficients (lowest degree first). An empty list is the zero
     /// polynomial of degree 0.
     pub fn from_coefficients(mut coeffs: Vec<F>) -> Self {
@@ -329,6 +370,28 @@ mod tests {
 
     fn rng(seed: u64) -> rand_chacha::ChaCha20Rng {
         rand_chacha::ChaCha20Rng::seed_from_u64(seed)
+    }
+
+    #[test]
+    fn interpolation_recovers_the_polynomial_and_refuses_repeated_points() {
+        let mut r = rng(1);
+        for t in 1..8 {
+            let f = Polynomial::<Scalar>::random(t - 1, None, &mut r);
+            let points: Vec<(Scalar, Scalar)> = (3..3 + t as u64)
+                .map(|i| (Scalar::from(i * i), f.evaluate(&Scalar::from(i * i))))
+                .collect();
+            let g = Polynomial::interpolate(&points).unwrap();
+            assert_eq!(g.coefficients(), f.coefficients());
+            if t > 1 {
+                let mut repeated = points.clone();
+                repeated[1].0 = repeated[0].0;
+                assert!(matches!(
+                    Polynomial::interpolate(&repeated),
+                    Err(CryptoError::BadIndices)
+                ));
+            }
+        }
+        assert!(Polynomial::<Scalar>::interpolate(&[]).is_err());
     }
 
     proptest! {

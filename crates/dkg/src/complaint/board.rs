@@ -46,7 +46,7 @@ use group::prime::PrimeCurveAffine;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::{EvalCommitment, mul_generator};
 use keyquorum_crypto::hash::tagged_hash;
-use keyquorum_crypto::poly::{Polynomial, batch_invert, lagrange_at_zero};
+use keyquorum_crypto::poly::{Polynomial, lagrange_at_zero};
 use thiserror::Error;
 
 use super::checks;
@@ -930,7 +930,12 @@ impl<C: Curve> ComplaintBoard<C> {
                 .take(t)
                 .map(|(j, s)| (xs[*j as usize], *s))
                 .collect();
-            let f = interpolate::<C::Scalar>(&points);
+            // Player indices are distinct (checked when the ceremony is built), so this
+            // cannot fail; if it did, the dealer is treated as not reconstructible.
+            let Ok(f) = Polynomial::interpolate(&points) else {
+                missing.push(dealer);
+                continue;
+            };
             let mut values = Vec::with_capacity(xs.len() + 1);
             values.push(f.constant());
             values.extend(xs.iter().map(|x| f.evaluate(x)));
@@ -1143,45 +1148,6 @@ impl<C: Curve> ComplaintBoard<C> {
     }
 }
 
-/// The polynomial of degree `< points.len()` through `points` (distinct `x`), in `O(k^2)`.
-fn interpolate<F: ff::PrimeField>(points: &[(F, F)]) -> Polynomial<F> {
-    let k = points.len();
-    // M(x) = prod (x - x_i), coefficients lowest first.
-    let mut m = vec![F::ZERO; k + 1];
-    m[0] = F::ONE;
-    for (i, (xi, _)) in points.iter().enumerate() {
-        for d in (0..=i + 1).rev() {
-            let lower = if d > 0 { m[d - 1] } else { F::ZERO };
-            m[d] = lower - *xi * m[d];
-        }
-    }
-    let mut quotients = Vec::with_capacity(k);
-    let mut denominators = Vec::with_capacity(k);
-    for (xi, _) in points {
-        // q = M / (x - x_i) by synthetic division; q(x_i) = prod_{j != i} (x_i - x_j).
-        let mut q = vec![F::ZERO; k];
-        q[k - 1] = m[k];
-        for d in (1..k).rev() {
-            q[d - 1] = m[d] + *xi * q[d];
-        }
-        let mut qx = F::ZERO;
-        for c in q.iter().rev() {
-            qx = qx * xi + c;
-        }
-        quotients.push(q);
-        denominators.push(qx);
-    }
-    batch_invert(&mut denominators).expect("interpolation points are distinct");
-    let mut coeffs = vec![F::ZERO; k];
-    for ((q, inv), (_, yi)) in quotients.iter().zip(&denominators).zip(points) {
-        let scale = *inv * yi;
-        for (c, qd) in coeffs.iter_mut().zip(q) {
-            *c += *qd * scale;
-        }
-    }
-    Polynomial::from_coefficients(coeffs)
-}
-
 /// Checks equivocation evidence: two items signed by `dealer` for this session, each an encoded
 /// [`CommitmentStatement`] or an encoded signed [`Justification`] post, naming different
 /// commitment hashes.
@@ -1214,26 +1180,5 @@ pub fn verify_equivocation<C: Curve>(
     match items.as_slice() {
         [a, b] => matches!((hash_of(a), hash_of(b)), (Some(x), Some(y)) if x != y),
         _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use blstrs::Scalar;
-    use rand_chacha::ChaCha20Rng;
-    use rand_core::SeedableRng;
-
-    #[test]
-    fn interpolation_recovers_the_polynomial() {
-        let mut rng = ChaCha20Rng::seed_from_u64(1);
-        for t in 1..8 {
-            let f = Polynomial::<Scalar>::random(t - 1, None, &mut rng);
-            let points: Vec<(Scalar, Scalar)> = (3..3 + t as u64)
-                .map(|i| (Scalar::from(i * i), f.evaluate(&Scalar::from(i * i))))
-                .collect();
-            let g = interpolate(&points);
-            assert_eq!(g.coefficients(), f.coefficients());
-        }
     }
 }
