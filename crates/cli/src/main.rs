@@ -128,7 +128,7 @@ fn sim(args: SimArgs) -> Result<ExitCode, String> {
     if n == 0 {
         return Err("--nodes must be at least 1".into());
     }
-    let f = (n - 1) / 3;
+    let f = keyquorum_dkg::Params::bft_faults(n);
     let base = SimConfig {
         nodes: n,
         threshold: args.threshold.unwrap_or(n - f),

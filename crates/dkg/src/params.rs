@@ -84,10 +84,16 @@ impl Params {
         Ok(Params { n, t, k })
     }
 
-    /// The usual BFT choice: `t = k = n - floor((n - 1) / 3)`.
+    /// The usual BFT choice: `t = k = n - f` with `f =` [`Params::bft_faults`]`(n)`.
     pub fn bft(n: usize) -> Result<Self, ParamsError> {
-        let f = n.saturating_sub(1) / 3;
+        let f = Params::bft_faults(n);
         Params::new(n, n - f, n - f)
+    }
+
+    /// The most Byzantine members `n` members tolerate with a BFT threshold:
+    /// `floor((n - 1) / 3)` (0 for `n = 0`).
+    pub fn bft_faults(n: usize) -> usize {
+        n.saturating_sub(1) / 3
     }
 
     /// Züs-style percentages of `n` (rounded up): `t = ceil(t_pct n / 100)`, `k = ceil(k_pct n / 100)`.
@@ -165,6 +171,10 @@ mod tests {
             // Secrecy: tolerated corrupt players plus reveals stay below t.
             assert!(p.fault_bound() + p.max_reveals() < p.t());
             assert_eq!(p.min_acks() + p.max_reveals(), n);
+            // n >= 3f + 1: the largest f with that.
+            let f = Params::bft_faults(n);
+            assert!(n > 3 * f && n <= 3 * (f + 1));
         }
+        assert_eq!(Params::bft_faults(0), 0);
     }
 }

@@ -136,9 +136,10 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// BFT defaults for `n`: `t = k = n - floor((n - 1) / 3)`, `floor((n - 1) / 3)` adversaries.
+    /// BFT defaults for `n` (as [`keyquorum_dkg::Params::bft`]): `t = k = n - f` and `f`
+    /// adversaries, `f = floor((n - 1) / 3)`.
     pub fn bft(n: usize, seed: u64) -> Self {
-        let f = n.saturating_sub(1) / 3;
+        let f = keyquorum_dkg::Params::bft_faults(n);
         SimConfig {
             nodes: n,
             threshold: n - f,
