@@ -86,7 +86,7 @@ fn le_bytes<S: PrimeField + ReprEndianness>(s: &S) -> [u8; 32] {
     out
 }
 
-/// Whether `PrimeField::to_repr` is little-endian for a field (see [`le_bytes`]).
+/// Whether `PrimeField::to_repr` is little-endian for a field (see `le_bytes`).
 pub trait ReprEndianness {
     /// True when the representation is little-endian.
     const LE_REPR: bool;

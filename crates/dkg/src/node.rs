@@ -23,11 +23,11 @@ pub enum Input {
         /// participant drops a message whose claimed dealer or player is someone else
         /// ([`Observation::WrongSender`]).
         from: IdentityPublicKey,
-        /// The encoded message ([`Direct`] or, in the complaint variant, its
+        /// The encoded message ([`Direct`](crate::messages::Direct) or, in the complaint variant, its
         /// [`Deal`](crate::complaint::messages::Deal)).
         payload: Vec<u8>,
     },
-    /// A post as ordered by the board (encoded [`SignedPost`]), valid or not: the board's rules
+    /// A post as ordered by the board (encoded [`SignedPost`](crate::messages::SignedPost)), valid or not: the board's rules
     /// decide, identically everywhere.
     BoardPost(Vec<u8>),
     /// The deadline of the board's current phase passed (in board order).
@@ -44,10 +44,10 @@ pub enum Action<C: Curve> {
     Send {
         /// Recipient.
         to: IdentityPublicKey,
-        /// Encoded [`Direct`] message.
+        /// Encoded [`Direct`](crate::messages::Direct) message.
         payload: Vec<u8>,
     },
-    /// Submit an encoded [`SignedPost`] to the board.
+    /// Submit an encoded [`SignedPost`](crate::messages::SignedPost) to the board.
     Post(Vec<u8>),
     /// The ceremony succeeded.
     Finished(Box<DkgOutput<C>>),

@@ -25,7 +25,7 @@ pub struct NodeArgs {
     /// libp2p listen address, e.g. /ip4/127.0.0.1/tcp/9000.
     #[arg(long)]
     pub listen: Option<String>,
-    /// Bootstrap peer (multiaddr ending in /p2p/<peer id>); repeat for several.
+    /// Bootstrap peer (multiaddr ending in /p2p/PEER_ID); repeat for several.
     #[arg(long)]
     pub bootstrap: Vec<String>,
     /// Encrypted keystore (see `keyquorum keys new`).

@@ -147,7 +147,7 @@ pub mod commonware_dkg {
 
     /// Plays an honest ceremony for `n` participants (all dealers and players) and keeps what
     /// the first participant needs. The other players' acks are signed directly rather than
-    /// re-running their share checks (see [`AckSigner`]). The quorum is fixed by commonware's
+    /// re-running their share checks (see `AckSigner`). The quorum is fixed by commonware's
     /// `N3f1` fault model (`n - floor((n-1)/3)`), which equals `floor(2n/3) + 1`; `t` must
     /// match it.
     pub fn setup(n: usize, t: usize, seed: u64) -> Setup {
