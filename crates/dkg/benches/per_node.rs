@@ -26,7 +26,8 @@
 //! Each size runs with a rayon pool of one thread and of every core (`KQ_BENCH_THREADS`,
 //! comma-separated, default `1,<cores>`). In the same run, the peers doing their per-participant
 //! work: commonware-cryptography's BLS12-381 DKG and frost-secp256k1's DKG (up to
-//! `KQ_PEER_MAX_N`, default 256; see `crates/peer-bench` for what their closures contain).
+//! `KQ_PEER_MAX_N`, default 256; `KQ_PEERS=commonware` or `frost` runs one of them; see
+//! `crates/peer-bench` for what their closures contain).
 //!
 //! `KQ_BENCH_NS` (comma-separated) selects the committee sizes; default `64,256,1024`.
 
@@ -430,6 +431,13 @@ fn peer_max_n() -> usize {
         .unwrap_or(256)
 }
 
+/// Which peers run (`KQ_PEERS`, comma-separated among `commonware` and `frost`; default both).
+fn peer_enabled(name: &str) -> bool {
+    std::env::var("KQ_PEERS")
+        .map(|v| v.split(',').any(|p| p.trim() == name))
+        .unwrap_or(true)
+}
+
 /// The same per-participant work by the best peers, in the same run: commonware-cryptography's
 /// BLS12-381 Joint-Feldman DKG and frost-secp256k1's DKG (see `crates/peer-bench`), one thread.
 fn peers(c: &mut Criterion) {
@@ -440,17 +448,20 @@ fn peers(c: &mut Criterion) {
     g.warm_up_time(Duration::from_secs(1));
     for n in sizes().into_iter().filter(|n| *n <= peer_max_n()) {
         let t = default_threshold(n);
-        let setup = commonware_dkg::setup(n, t, 1);
-        g.bench_with_input(
-            BenchmarkId::new("commonware_bls12381_minpk", n),
-            &n,
-            |b, _| b.iter(|| commonware_dkg::run_one_participant(&setup)),
-        );
-        drop(setup);
-        let setup = frost_dkg::setup(n, t, 1);
-        g.bench_with_input(BenchmarkId::new("frost_secp256k1", n), &n, |b, _| {
-            b.iter(|| frost_dkg::run_one_participant(&setup))
-        });
+        if peer_enabled("commonware") {
+            let setup = commonware_dkg::setup(n, t, 1);
+            g.bench_with_input(
+                BenchmarkId::new("commonware_bls12381_minpk", n),
+                &n,
+                |b, _| b.iter(|| commonware_dkg::run_one_participant(&setup)),
+            );
+        }
+        if peer_enabled("frost") {
+            let setup = frost_dkg::setup(n, t, 1);
+            g.bench_with_input(BenchmarkId::new("frost_secp256k1", n), &n, |b, _| {
+                b.iter(|| frost_dkg::run_one_participant(&setup))
+            });
+        }
     }
     g.finish();
 }
