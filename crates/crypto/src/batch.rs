@@ -132,8 +132,11 @@ pub fn verify_grouped(
     // sum_k r_k sig_k as one MSM.
     let sigs: Vec<G1Affine> = items
         .iter()
-        // SAFETY: `G1Affine` is `repr(transparent)` over `blst_p1_affine`.
-        .map(|i| unsafe { core::mem::transmute::<blst_p1_affine, G1Affine>(i.sig) })
+        .map(|i| {
+            let mut a = G1Affine::identity();
+            *a.as_mut() = i.sig;
+            a
+        })
         .collect();
     let scalars: Vec<Scalar> = weights.iter().map(|w| Scalar::from_u128(*w)).collect();
     let sig_sum = msm_parallel(&sigs, &scalars);
@@ -143,8 +146,9 @@ pub fn verify_grouped(
     let mut common = G1Projective::identity();
     let mut in_set = vec![false; universe];
     for (item, w) in items.iter().zip(&weighted) {
-        // SAFETY: `G1Projective` is `repr(transparent)` over `blst_p1`.
-        let w: G1Projective = unsafe { core::mem::transmute::<blst_p1, G1Projective>(*w) };
+        let mut p = G1Projective::identity();
+        *p.as_mut() = *w;
+        let w = p;
         match item.signers {
             Signers::One(i) => x[i] += w,
             Signers::Set(set) if 2 * set.len() > universe => {
@@ -176,15 +180,13 @@ pub fn verify_grouped(
     let mut g2s: Vec<blst_p2_affine> = Vec::with_capacity(keys.len() + 1);
     for (xi, key) in x.iter().zip(keys) {
         if !bool::from(xi.is_identity()) {
-            // SAFETY: as above.
-            g1s.push(unsafe { core::mem::transmute::<G1Affine, blst_p1_affine>(*xi) });
+            g1s.push(*xi.as_ref());
             g2s.push(*key);
         }
     }
     let neg_sig = (-sig_sum).to_affine();
     if !bool::from(neg_sig.is_identity()) {
-        // SAFETY: as above.
-        g1s.push(unsafe { core::mem::transmute::<G1Affine, blst_p1_affine>(neg_sig) });
+        g1s.push(*neg_sig.as_ref());
         // SAFETY: reads blst's static generator.
         g2s.push(unsafe { *blst::blst_p2_affine_generator() });
     }

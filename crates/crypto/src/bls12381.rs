@@ -117,6 +117,27 @@ fn classify(err: blst::BLST_ERROR) -> DecodeError {
     }
 }
 
+/// A blstrs point from blst's representation of it (through blstrs' `AsMut`, no layout
+/// assumption of our own).
+fn affine_from_raw<A, R>(raw: R) -> A
+where
+    A: group::prime::PrimeCurveAffine + AsMut<R>,
+{
+    let mut out = A::identity();
+    *out.as_mut() = raw;
+    out
+}
+
+/// [`affine_from_raw`] for projective points.
+fn projective_from_raw<P, R>(raw: R) -> P
+where
+    P: group::Group + AsMut<R>,
+{
+    let mut out = P::identity();
+    *out.as_mut() = raw;
+    out
+}
+
 macro_rules! bls_curve {
     (
         $curve:ident, $proj:ident, $aff:ident, $raw_aff:ident, $raw:ident,
@@ -147,13 +168,12 @@ macro_rules! bls_curve {
                     return acc;
                 }
                 let le = scalars_le(&scalars[..n]);
-                // SAFETY: `$aff` is a `repr(transparent)` wrapper of the blst affine type, so a
-                // pointer to one is a pointer to the other; the pointer arrays, scalar buffers
-                // and scratch space outlive the call, and blst reads exactly `n` entries.
+                // SAFETY: the pointer arrays, scalar buffers and scratch space outlive the
+                // call, and blst reads exactly `n` entries.
                 unsafe {
                     let point_ptrs: Vec<*const $raw_aff> = points[..n]
                         .iter()
-                        .map(|p| p as *const $aff as *const $raw_aff)
+                        .map(|p| p.as_ref() as *const $raw_aff)
                         .collect();
                     let scalar_ptrs: Vec<*const u8> = le.iter().map(|s| s.as_ptr()).collect();
                     let words = blst::$scratch(n) / core::mem::size_of::<limb_t>();
@@ -167,7 +187,7 @@ macro_rules! bls_curve {
                         255,
                         scratch.as_mut_ptr(),
                     );
-                    core::mem::transmute::<$raw, $proj>(out)
+                    projective_from_raw(out)
                 }
             }
 
@@ -195,11 +215,11 @@ macro_rules! bls_curve {
                 unsafe {
                     let ptrs: Vec<*const $raw_aff> = points
                         .iter()
-                        .map(|p| p as *const $aff as *const $raw_aff)
+                        .map(|p| p.as_ref() as *const $raw_aff)
                         .collect();
                     let mut out = $raw::default();
                     blst::$add_many(&mut out, ptrs.as_ptr(), ptrs.len());
-                    core::mem::transmute::<$raw, $proj>(out)
+                    projective_from_raw(out)
                 }
             }
 
@@ -214,16 +234,16 @@ macro_rules! bls_curve {
                     return out;
                 }
                 let mut affine = vec![$raw_aff::default(); finite.len()];
-                // SAFETY: `$proj` is `repr(transparent)` over the blst projective type; the
-                // pointer array and output buffer hold exactly `finite.len()` entries.
+                // SAFETY: the pointer array and output buffer hold exactly `finite.len()`
+                // entries.
                 unsafe {
                     let ptrs: Vec<*const $raw> = finite
                         .iter()
-                        .map(|i| &points[*i] as *const $proj as *const $raw)
+                        .map(|i| points[*i].as_ref() as *const $raw)
                         .collect();
                     blst::$to_affines(affine.as_mut_ptr(), ptrs.as_ptr(), ptrs.len());
                     for (i, a) in finite.iter().zip(affine) {
-                        out[*i] = core::mem::transmute::<$raw_aff, $aff>(a);
+                        *out[*i].as_mut() = a;
                     }
                 }
                 out
@@ -245,8 +265,7 @@ macro_rules! bls_curve {
                 if !unsafe { blst::$in_group(&raw) } {
                     return Err(DecodeError::NotInSubgroup);
                 }
-                // SAFETY: `$aff` is `repr(transparent)` over the blst affine type.
-                let p: $aff = unsafe { core::mem::transmute::<$raw_aff, $aff>(raw) };
+                let p: $aff = affine_from_raw(raw);
                 // Canonical: re-encoding must give the same bytes (rejects e.g. non-zero padding
                 // in the infinity encoding, which blst tolerates in some versions).
                 if p.to_compressed().as_slice() != bytes {
@@ -264,8 +283,7 @@ macro_rules! bls_curve {
                 // The flag bits and both coordinates are checked canonical by the decoder, so
                 // the encoding is the unique one for this point.
                 let raw = $deserialize(bytes)?;
-                // SAFETY: `$aff` is `repr(transparent)` over the blst affine type.
-                Ok(unsafe { core::mem::transmute::<$raw_aff, $aff>(raw) })
+                Ok(affine_from_raw(raw))
             }
 
             fn in_subgroup(p: &$aff) -> bool {

@@ -114,12 +114,8 @@ fn pairing_product_is_one(pairs: &[(G1Affine, G2Affine)]) -> bool {
         if bool::from(p.is_identity() | q.is_identity()) {
             continue;
         }
-        // SAFETY: `G1Affine`/`G2Affine` are `repr(transparent)` wrappers of the blst affine types
-        // (the same layout fact `bls12381.rs` relies on), so this is a plain copy.
-        unsafe {
-            ps.push(core::mem::transmute::<G1Affine, blst_p1_affine>(*p));
-            qs.push(core::mem::transmute::<G2Affine, blst_p2_affine>(*q));
-        }
+        ps.push(*p.as_ref());
+        qs.push(*q.as_ref());
     }
     if ps.is_empty() {
         return true;

@@ -154,7 +154,9 @@ fn torsion_point() -> blstrs::G1Affine {
                 }
                 let mut ta = blst_p1_affine::default();
                 blst_p1_to_affine(&mut ta, &t);
-                return core::mem::transmute::<blst_p1_affine, blstrs::G1Affine>(ta);
+                let mut out = <blstrs::G1Affine as group::prime::PrimeCurveAffine>::identity();
+                *out.as_mut() = ta;
+                return out;
             }
         }
     }
