@@ -10,7 +10,7 @@ use std::{
 };
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
-use keyquorum_peer_bench::{commonware_dkg, default_threshold, frost_dkg};
+use keyquorum_bench::{commonware_dkg, default_threshold, frost_dkg};
 
 const SEED: u64 = 0x6b71_7065_6572;
 

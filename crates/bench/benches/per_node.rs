@@ -27,7 +27,7 @@
 //! comma-separated, default `1,<cores>`). In the same run, the peers doing their per-participant
 //! work: commonware-cryptography's BLS12-381 DKG and frost-secp256k1's DKG (up to
 //! `KQ_PEER_MAX_N`, default 256; `KQ_PEERS=commonware` or `frost` runs one of them; see
-//! `crates/peer-bench` for what their closures contain).
+//! `crates/bench` for what their closures contain).
 //!
 //! `KQ_BENCH_NS` (comma-separated) selects the committee sizes; default `64,256,1024`.
 
@@ -52,8 +52,8 @@ use keyquorum_dkg::messages::{
 };
 use keyquorum_dkg::node::{Action, Input};
 use keyquorum_dkg::{Ceremony, Params, Participant, SessionConfig, Variant};
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_chacha_03::ChaCha20Rng;
+use rand_core_06::SeedableRng;
 use rayon::prelude::*;
 
 type C = Bls12381G1;
@@ -439,9 +439,9 @@ fn peer_enabled(name: &str) -> bool {
 }
 
 /// The same per-participant work by the best peers, in the same run: commonware-cryptography's
-/// BLS12-381 Joint-Feldman DKG and frost-secp256k1's DKG (see `crates/peer-bench`), one thread.
+/// BLS12-381 Joint-Feldman DKG and frost-secp256k1's DKG (see `crates/bench`), one thread.
 fn peers(c: &mut Criterion) {
-    use keyquorum_peer_bench::{commonware_dkg, default_threshold, frost_dkg};
+    use keyquorum_bench::{commonware_dkg, default_threshold, frost_dkg};
     let mut g = c.benchmark_group("dkg_per_node");
     g.sampling_mode(SamplingMode::Flat);
     g.sample_size(10);
