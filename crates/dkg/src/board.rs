@@ -599,14 +599,14 @@ impl fmt::Display for FailureReason {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct ContributionEntry<C: Curve> {
     commitment: EvalCommitment<C>,
     hash: [u8; 32],
     signed: Vec<u8>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct PublicationEntry<C: Curve> {
     publication: Publication<C>,
     signed: Vec<u8>,
@@ -631,6 +631,38 @@ pub struct Board<C: Curve> {
     /// Why the last attempt that ended failed.
     failure: Option<FailureReason>,
     outcome: Option<Outcome<C>>,
+}
+
+/// Two boards are equal when they are for the same session and hold the same state (what
+/// [`Board::apply`] promises to leave unchanged on a refusal).
+impl<C: Curve> PartialEq for Board<C> {
+    fn eq(&self, other: &Self) -> bool {
+        // Destructured so that a new field cannot be left out of the comparison.
+        let Board {
+            ceremony,
+            phase,
+            attempt,
+            contributions,
+            publications,
+            faults,
+            excluded_players,
+            absent_dealers,
+            named,
+            failure,
+            outcome,
+        } = self;
+        ceremony.id() == other.ceremony.id()
+            && *phase == other.phase
+            && *attempt == other.attempt
+            && *contributions == other.contributions
+            && *publications == other.publications
+            && *faults == other.faults
+            && *excluded_players == other.excluded_players
+            && *absent_dealers == other.absent_dealers
+            && *named == other.named
+            && *failure == other.failure
+            && *outcome == other.outcome
+    }
 }
 
 impl<C: Curve> Board<C> {

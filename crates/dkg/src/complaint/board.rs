@@ -131,7 +131,7 @@ type Signed = Vec<u8>;
 
 /// A commitment on the board: its points, its hash ([`pedersen_hash`] or [`feldman_hash`]) and
 /// the post that carried it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct OnBoard<C: Curve> {
     commitment: EvalCommitment<C>,
     hash: [u8; 32],
@@ -176,6 +176,54 @@ pub struct ComplaintBoard<C: Curve> {
     /// dealers summed (reused by the outcome).
     feldman_sums: Option<(Vec<u32>, Vec<C::Affine>)>,
     outcome: Option<Outcome<C>>,
+}
+
+/// Two boards are equal when they are for the same session and hold the same state (what
+/// [`ComplaintBoard::apply`] promises to leave unchanged on a refusal).
+impl<C: Curve> PartialEq for ComplaintBoard<C> {
+    fn eq(&self, other: &Self) -> bool {
+        // Destructured so that a new field cannot be left out of the comparison.
+        let ComplaintBoard {
+            ceremony,
+            phase,
+            verified,
+            signed_hash,
+            reports,
+            complaints,
+            commitments,
+            justifications,
+            dealer_faults,
+            player_faults,
+            qualification,
+            feldman,
+            complaint_posts,
+            reconstruction_posts,
+            failed,
+            public_pairs,
+            reconstructed,
+            feldman_sums,
+            outcome,
+        } = self;
+        ceremony.id() == other.ceremony.id()
+            && *phase == other.phase
+            && *verified == other.verified
+            && *signed_hash == other.signed_hash
+            && *reports == other.reports
+            && *complaints == other.complaints
+            && *commitments == other.commitments
+            && *justifications == other.justifications
+            && *dealer_faults == other.dealer_faults
+            && *player_faults == other.player_faults
+            && *qualification == other.qualification
+            && *feldman == other.feldman
+            && *complaint_posts == other.complaint_posts
+            && *reconstruction_posts == other.reconstruction_posts
+            && *failed == other.failed
+            && *public_pairs == other.public_pairs
+            && *reconstructed == other.reconstructed
+            && *feldman_sums == other.feldman_sums
+            && *outcome == other.outcome
+    }
 }
 
 impl<C: Curve> ComplaintBoard<C> {
