@@ -602,7 +602,8 @@ async fn demo(
         let mut blocks: Vec<SignedMagicBlock> = Vec::new();
         for v in &activated {
             let path = format!("/views/{v}/magic-block");
-            match api.get_json(&path, Duration::from_secs(5)).await {
+            // Generous: with a hundred node processes on two cores the chain answers slowly.
+            match api.get_json(&path, Duration::from_secs(60)).await {
                 Ok(j) => match serde_json::from_value(j) {
                     Ok(b) => blocks.push(b),
                     Err(e) => bad_chain = Some(format!("{path}: {e}")),
