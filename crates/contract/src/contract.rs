@@ -9,6 +9,7 @@ use keyquorum_crypto::{Bls12381G1, Bls12381G2, Curve};
 use keyquorum_dkg::Ceremony;
 use keyquorum_dkg::board::{
     Board, BoardError, Evidence, Exclusion, FaultKind, Outcome, Penalty, Phase as BoardPhase, Role,
+    check_authentic,
 };
 use keyquorum_dkg::identity::IdentityPublicKey;
 use keyquorum_dkg::messages::{Post, SignedPost};
@@ -132,6 +133,32 @@ fn penalised(exclusions: &[Exclusion]) -> BTreeSet<IdentityKey> {
         .collect()
 }
 
+/// A `DkgPost`'s post as `sender` may post it to the running ceremony: it decodes, belongs to
+/// the session, names a dealer, that dealer is the sender, and its signature is the dealer's
+/// ([`check_authentic`], the board's own check). Shared by [`Contract::check_tx`] and the block.
+fn authentic_post(
+    live: &Live,
+    sender: &IdentityPublicKey,
+    post: &[u8],
+) -> Result<SignedPost<Group>, Rejection> {
+    let signed =
+        SignedPost::<Group>::decode(post, live.ceremony.n()).map_err(Rejection::MalformedPost)?;
+    if signed.post.session() != live.ceremony.id() {
+        return Err(Rejection::WrongSession);
+    }
+    let dealer = signed.post.dealer();
+    let author = live
+        .ceremony
+        .dealers()
+        .get(dealer as usize)
+        .ok_or(Rejection::Board(BoardError::NotADealer(dealer)))?;
+    if &author.identity != sender {
+        return Err(Rejection::NotPostAuthor);
+    }
+    check_authentic(&live.ceremony, &signed).map_err(Rejection::Board)?;
+    Ok(signed)
+}
+
 fn key_of(id: &IdentityPublicKey) -> IdentityKey {
     Hex(id.to_bytes())
 }
@@ -244,6 +271,14 @@ impl Contract {
             TxBody::Register { stake: amount, .. }
             | TxBody::AddStake { amount }
             | TxBody::Transfer { amount, .. } => self.check_balance(&sender, *amount)?,
+            // A post that is not the sender's own, validly signed post of the running session
+            // is refused before it can reach a mempool or a block (the same checks as in the
+            // block; the signature check's answer is remembered for the block).
+            TxBody::DkgPost { post } => {
+                if let Some(live) = &self.live {
+                    authentic_post(live, &tx.sender, post)?;
+                }
+            }
             _ => {}
         }
         Ok(tx_hash(bytes))
@@ -311,6 +346,7 @@ impl Contract {
                         network: network.clone(),
                         stake: *stake,
                         registered_at: height,
+                        refused_posts: 0,
                     },
                 );
                 vec![Event::Registered {
@@ -448,7 +484,21 @@ impl Contract {
                     network: network.clone(),
                 }]
             }
-            TxBody::DkgPost { post } => self.dkg_post(&tx.sender, post, height)?,
+            TxBody::DkgPost { post } => match self.dkg_post(&tx.sender, post, height) {
+                Ok(events) => events,
+                // Signed by the sender's chain key, so attributable: the transaction is applied
+                // as refused (nonce consumed, counted) instead of leaving no cost.
+                Err(r) if r.charges_sender() => {
+                    if let Some(n) = self.state.nodes.get_mut(&sender) {
+                        n.refused_posts = n.refused_posts.saturating_add(1);
+                    }
+                    vec![Event::PostRefused {
+                        identity: sender,
+                        code: r.code().to_string(),
+                    }]
+                }
+                Err(r) => return Err(r),
+            },
             TxBody::MagicBlockSignature {
                 view,
                 block_hash,
@@ -572,20 +622,8 @@ impl Contract {
         }
         let (view, session) = (change.view, change.session);
         let live = self.live.as_mut().ok_or(Rejection::NoViewChange)?;
-        let signed = SignedPost::<Group>::decode(post, live.ceremony.n())
-            .map_err(Rejection::MalformedPost)?;
-        if signed.post.session() != live.ceremony.id() {
-            return Err(Rejection::WrongSession);
-        }
+        let signed = authentic_post(live, sender, post)?;
         let dealer = signed.post.dealer();
-        let author = live
-            .ceremony
-            .dealers()
-            .get(dealer as usize)
-            .ok_or(Rejection::Board(BoardError::NotADealer(dealer)))?;
-        if &author.identity != sender {
-            return Err(Rejection::NotPostAuthor);
-        }
         let kind = match &signed.post {
             Post::Contribution(_) => "contribution",
             Post::Publication(_) => "publication",
@@ -1467,6 +1505,7 @@ mod tests {
                 },
                 stake: 0,
                 registered_at: 1,
+                refused_posts: 0,
             },
         );
         assert_eq!(c.settle_slash(100, Some(&reporter)), (30, 70));

@@ -1,4 +1,6 @@
-//! Typed rejections. A rejected transaction changes nothing: not the state, not the nonce.
+//! Typed rejections. A rejected transaction changes nothing: not the state, not the nonce. (A
+//! `DkgPost` refused for a reason in [`Rejection::charges_sender`] is applied as refused
+//! instead.)
 
 use keyquorum_dkg::board::BoardError;
 use keyquorum_dkg::wire::WireError;
@@ -149,6 +151,25 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Whether a `DkgPost` refused for this reason is applied as refused rather than rejected:
+    /// the sender's nonce is consumed and the refusal counted
+    /// ([`NodeRecord::refused_posts`](crate::state::NodeRecord::refused_posts)), with a
+    /// `PostRefused` event. These are the refusals an honest node's own post never gets, whatever
+    /// the timing: a post that does not decode, names no dealer, is not the sender's, or whose
+    /// signature is bad. The sender's chain key signed the transaction, so the refusal is its
+    /// own; without a cost, one registered key could have a block carry any number of them at the
+    /// same nonce. Refusals that timing alone explains (late, duplicate, wrong phase, attempt or
+    /// session) stay rejections that cost nothing, as a node that retries after a restart or
+    /// posts near a deadline meets them.
+    pub fn charges_sender(&self) -> bool {
+        matches!(
+            self,
+            Rejection::MalformedPost(_)
+                | Rejection::NotPostAuthor
+                | Rejection::Board(BoardError::NotADealer(_) | BoardError::BadSignature)
+        )
+    }
+
     /// A stable machine-readable code (the chain's HTTP API returns it as `error`).
     pub fn code(&self) -> &'static str {
         match self {

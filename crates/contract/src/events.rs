@@ -158,6 +158,17 @@ pub enum Event {
         /// The encoded signed post.
         post: Bytes,
     },
+    /// A `DkgPost` refused for a post its sender could not honestly have sent
+    /// ([`Rejection::charges_sender`](crate::Rejection::charges_sender)): the transaction
+    /// consumed the sender's nonce and counts in its `refused_posts`. The post itself is not
+    /// kept (nor fed to any board), so the event has a fixed size.
+    PostRefused {
+        /// The sender.
+        identity: IdentityKey,
+        /// The refusal's code (`malformed_post`, `not_a_dealer`, `not_post_author`,
+        /// `bad_post_signature`).
+        code: String,
+    },
     /// A session failed; its culprits are left out of the next one.
     CeremonyFailed {
         /// View.

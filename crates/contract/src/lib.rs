@@ -96,6 +96,22 @@
 //! their author's own transaction, so evidence made of the culprit's own posts is burned
 //! entirely).
 //!
+//! ## Posts that cannot be honest, and floods of them
+//! A `DkgPost` whose post does not decode, names no dealer, is not the sender's own, or carries
+//! a bad post signature ([`Rejection::charges_sender`]) is refused by [`Contract::check_tx`],
+//! the same checks as in a block (the signature's answer is remembered in the ceremony's check
+//! cache, so an honest post is verified once), so it never enters a mempool or a block. If a
+//! block carries one anyway (another producer's mempool, or a session that changed since), the
+//! transaction is applied as refused: the sender's chain key signed it, so the refusal is its
+//! own, and it costs the sender a nonce, adds one to its [`state::NodeRecord`]'s
+//! `refused_posts` and emits a fixed-size `PostRefused` event; the post is not kept and no board
+//! sees it. What the contract keeps per refused post is therefore nothing but those two
+//! counters per registered node: a flood of any size grows the state by a few bytes
+//! (`tests/flood.rs`: 20,000 badly signed posts, at most 64 bytes of serialized state), and the
+//! ceremony's check cache stays within `CHECK_CACHE_CAPACITY` entries. Refusals that timing
+//! alone explains (a late, duplicate or out-of-phase post) stay rejections that change nothing,
+//! as an honest node meets them.
+//!
 //! ## The chain of magic blocks
 //! [`verify_magic_block_chain`] checks a sequence of signed magic blocks from the genesis key:
 //! each block is signed under its own group key by its committee, and under the previous group

@@ -42,6 +42,11 @@ pub struct NodeRecord {
     pub stake: u64,
     /// Height of registration.
     pub registered_at: u64,
+    /// `DkgPost` transactions of this node refused for a post it could not honestly have sent
+    /// ([`Rejection::charges_sender`](crate::Rejection::charges_sender)): each consumed a nonce.
+    /// A count, so a flood of them keeps one number per node, not a record per post.
+    #[serde(default)]
+    pub refused_posts: u64,
 }
 
 /// The contract's phase (seed 000: start, contribute, share, publish, wait; start is the instant

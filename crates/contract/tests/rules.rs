@@ -1,5 +1,6 @@
 //! One test per rule of the contract, and every rejection checked to leave the state (and the
-//! board) exactly as it was.
+//! board) exactly as it was; a post its sender could not honestly have sent is checked to be
+//! refused at admission and, in a block, to cost only its sender's nonce.
 
 mod common;
 
@@ -54,6 +55,39 @@ fn rejected(c: &mut Contract, bytes: &[u8], height: u64, code: &str) -> Rejectio
         "board changed by a rejected transaction"
     );
     err
+}
+
+/// Checks that `bytes`, a `DkgPost` whose post its sender could not honestly have sent, is
+/// refused at admission with `code` and, if a block carries it anyway, applied as refused:
+/// only the sender's nonce and refusal count change, with one fixed-size `PostRefused` event.
+fn refused(c: &mut Contract, bytes: &[u8], height: u64, code: &str) {
+    let err = c.check_tx(bytes).unwrap_err();
+    assert_eq!(err.code(), code, "admission: got {err}");
+    let tx = Transaction::decode(bytes, c.max_tx_len()).unwrap();
+    let sender = Hex(tx.sender.to_bytes());
+    let mut expected = c.state().clone();
+    *expected.nonces.get_mut(&sender).unwrap() += 1;
+    expected.nodes.get_mut(&sender).unwrap().refused_posts += 1;
+    let board = board_fingerprint(c);
+    let events = c.apply_tx(bytes, height).unwrap();
+    match &events[..] {
+        [
+            Event::PostRefused {
+                identity,
+                code: got,
+            },
+        ] => {
+            assert_eq!(identity, &sender);
+            assert_eq!(got, code);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.state(), &expected, "only the nonce and the count change");
+    assert_eq!(
+        board_fingerprint(c),
+        board,
+        "board changed by a refused post"
+    );
 }
 
 /// `rejected` with the bytes computed first (they may borrow the contract).
@@ -392,10 +426,10 @@ fn dkg_posts() {
 
     // Garbage inside a well-formed transaction.
     let bytes = sim.tx(a, TxBody::DkgPost { post: vec![7; 80] });
-    rejected(&mut sim.contract, &bytes, h, "malformed_post");
+    refused(&mut sim.contract, &bytes, h, "malformed_post");
     // Someone else's post.
     let bytes = sim.tx(b, TxBody::DkgPost { post: node_post(a) });
-    rejected(&mut sim.contract, &bytes, h, "not_post_author");
+    refused(&mut sim.contract, &bytes, h, "not_post_author");
     // A post for another session.
     let mut other = signed_a.post.clone();
     if let Post::Contribution(c) = &mut other {
@@ -419,12 +453,12 @@ fn dkg_posts() {
             post: resign(a, other),
         },
     );
-    rejected(&mut sim.contract, &bytes, h, "not_a_dealer");
+    refused(&mut sim.contract, &bytes, h, "not_a_dealer");
     // The post's own signature is bad (the transaction's is fine).
     let mut bad = signed_a.clone();
     bad.signature = identity(a).sign(Purpose::Post, b"something else");
     let bytes = sim.tx(a, TxBody::DkgPost { post: bad.encode() });
-    rejected(&mut sim.contract, &bytes, h, "bad_post_signature");
+    refused(&mut sim.contract, &bytes, h, "bad_post_signature");
     // A publication in the contribute phase.
     let publication = Post::Publication(Publication {
         session: *ceremony.id(),

@@ -756,31 +756,13 @@ impl<C: Curve> Board<C> {
     /// Applies a signed post. On `Err` the board is unchanged, except that an authentic invalid
     /// post ([`BoardError::Fault`]) disqualifies its author with the post as evidence.
     pub fn apply(&mut self, signed: &SignedPost<C>) -> Result<(), BoardError> {
+        let encoded_post = check_authentic(&self.ceremony, signed)?;
         let post = &signed.post;
-        if post.session() != self.ceremony.id() {
-            return Err(BoardError::WrongSession);
-        }
-        let dealer = post.dealer();
-        let Some(author) = self.ceremony.dealers().get(dealer as usize) else {
-            return Err(BoardError::NotADealer(dealer));
-        };
-        let encoded_post = post.encode();
         // `SignedPost::encode` is the signature followed by the post's encoding.
         let mut signed_bytes = Vec::with_capacity(signed.signature.0.len() + encoded_post.len());
         signed_bytes.extend_from_slice(&signed.signature.0);
         signed_bytes.extend_from_slice(&encoded_post);
         debug_assert_eq!(signed_bytes, signed.encode());
-        let sig_ok = self.ceremony.check_once(
-            post_signature_check_key(dealer, &post_id(post), &signed.signature),
-            || {
-                author
-                    .identity
-                    .verify(Purpose::Post, &encoded_post, &signed.signature)
-            },
-        );
-        if !sig_ok {
-            return Err(BoardError::BadSignature);
-        }
         let result = match post {
             Post::Contribution(c) => self.apply_contribution(c, &signed_bytes),
             Post::Publication(p) => self.apply_publication(p, &signed_bytes),
@@ -1341,6 +1323,37 @@ pub fn weighted_column_sums<C: Curve>(
         )
         .collect();
     C::batch_normalize(&out)
+}
+
+/// The checks [`Board::apply`] makes before it looks at the board: the post is of `ceremony`'s
+/// session, names a dealer, and carries that dealer's valid signature (remembered in the
+/// ceremony's check cache, [`Ceremony::check_once`]). Usable without a board, say by a mempool's
+/// admission check. Returns the post's encoding.
+pub fn check_authentic<C: Curve>(
+    ceremony: &Ceremony<C>,
+    signed: &SignedPost<C>,
+) -> Result<Vec<u8>, BoardError> {
+    let post = &signed.post;
+    if post.session() != ceremony.id() {
+        return Err(BoardError::WrongSession);
+    }
+    let dealer = post.dealer();
+    let Some(author) = ceremony.dealers().get(dealer as usize) else {
+        return Err(BoardError::NotADealer(dealer));
+    };
+    let encoded_post = post.encode();
+    let sig_ok = ceremony.check_once(
+        post_signature_check_key(dealer, &post_id(post), &signed.signature),
+        || {
+            author
+                .identity
+                .verify(Purpose::Post, &encoded_post, &signed.signature)
+        },
+    );
+    if !sig_ok {
+        return Err(BoardError::BadSignature);
+    }
+    Ok(encoded_post)
 }
 
 /// A collision-resistant name of a post that is cheap to compute: a contribution is named by
