@@ -293,7 +293,7 @@ impl Runtime {
                 sub.body.clone(),
             )
             .encode();
-            let hash: [u8; 32] = Sha256::digest(&bytes).into();
+            let hash = keyquorum_contract::tx::tx_hash(&bytes);
             self.metrics.sent(sub.kind, bytes.len());
             debug!(kind = sub.kind, nonce, "submitting transaction");
             self.txq.inflight.push_back(Inflight {
