@@ -108,21 +108,6 @@ fn exit_code(r: Result<(), String>) -> ExitCode {
     }
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn sim(args: SimArgs) -> Result<ExitCode, String> {
     let n = args.nodes;
     if n == 0 {
@@ -195,15 +180,17 @@ fn sim(args: SimArgs) -> Result<ExitCode, String> {
         0.0
     };
     if args.json {
-        let fails: Vec<String> = failures
-            .iter()
-            .map(|(s, r)| format!("{{\"seed\":{s},\"reason\":{}}}", json_str(r)))
-            .collect();
-        println!(
-            "{{\"runs\":{runs},\"passed\":{passed},\"failed\":{},\"failures\":[{}],\"mean_ms\":{mean:.3}}}",
-            failures.len(),
-            fails.join(",")
-        );
+        let summary = serde_json::json!({
+            "runs": runs,
+            "passed": passed,
+            "failed": failures.len(),
+            "failures": failures
+                .iter()
+                .map(|(seed, reason)| serde_json::json!({ "seed": seed, "reason": reason }))
+                .collect::<Vec<_>>(),
+            "mean_ms": (mean * 1000.0).round() / 1000.0,
+        });
+        println!("{summary}");
     } else {
         println!(
             "{passed}/{runs} runs passed, {} failed, mean {mean:.1} ms per run",
