@@ -74,7 +74,7 @@ use keyquorum_crypto::poly::lagrange_at_zero;
 use rayon::prelude::*;
 use thiserror::Error;
 
-use crate::identity::{self, IdentityPublicKey, IdentitySignature, Purpose};
+use crate::identity::{self, IdentityPublicKey, IdentitySignature, Purpose, SIGNATURE_LEN};
 use crate::messages::{Contribution, Post, Publication, SignedPost, ack_payload};
 use crate::session::Ceremony;
 
@@ -612,6 +612,44 @@ struct PublicationEntry<C: Curve> {
     signed: Vec<u8>,
 }
 
+/// A set of player positions as one flag per player, cleared in time proportional to what was
+/// set: the per-publication sets of `finish_attempt` at `O(n)` each instead of `O(n log n)`.
+struct PlayerFlags {
+    flags: Vec<bool>,
+    set: Vec<u32>,
+}
+
+impl PlayerFlags {
+    fn new(n: usize) -> Self {
+        PlayerFlags {
+            flags: vec![false; n],
+            set: Vec::new(),
+        }
+    }
+
+    /// Adds `players`; positions outside the committee are ignored (no query can ask for them).
+    fn set(&mut self, players: impl Iterator<Item = u32>) {
+        for j in players {
+            if let Some(f) = self.flags.get_mut(j as usize)
+                && !*f
+            {
+                *f = true;
+                self.set.push(j);
+            }
+        }
+    }
+
+    fn get(&self, j: u32) -> bool {
+        self.flags.get(j as usize).copied().unwrap_or(false)
+    }
+
+    fn clear(&mut self) {
+        for j in self.set.drain(..) {
+            self.flags[j as usize] = false;
+        }
+    }
+}
+
 /// The board's state for one ceremony.
 #[derive(Debug, Clone)]
 pub struct Board<C: Curve> {
@@ -756,13 +794,8 @@ impl<C: Curve> Board<C> {
     /// Applies a signed post. On `Err` the board is unchanged, except that an authentic invalid
     /// post ([`BoardError::Fault`]) disqualifies its author with the post as evidence.
     pub fn apply(&mut self, signed: &SignedPost<C>) -> Result<(), BoardError> {
-        let encoded_post = check_authentic(&self.ceremony, signed)?;
+        let signed_bytes = check_authentic(&self.ceremony, signed)?;
         let post = &signed.post;
-        // `SignedPost::encode` is the signature followed by the post's encoding.
-        let mut signed_bytes = Vec::with_capacity(signed.signature.0.len() + encoded_post.len());
-        signed_bytes.extend_from_slice(&signed.signature.0);
-        signed_bytes.extend_from_slice(&encoded_post);
-        debug_assert_eq!(signed_bytes, signed.encode());
         let result = match post {
             Post::Contribution(c) => self.apply_contribution(c, &signed_bytes),
             Post::Publication(p) => self.apply_publication(p, &signed_bytes),
@@ -966,14 +999,6 @@ impl<C: Curve> Board<C> {
         }
     }
 
-    fn covered(&self, p: &Publication<C>) -> BTreeSet<u32> {
-        p.acks
-            .iter()
-            .copied()
-            .chain(p.reveals.iter().map(|(j, _)| *j))
-            .collect()
-    }
-
     fn identity_of(&self, role: Role, index: u32) -> IdentityPublicKey {
         match role {
             Role::Dealer => self.ceremony.dealers()[index as usize].identity.clone(),
@@ -986,16 +1011,21 @@ impl<C: Curve> Board<C> {
     /// Every accepted reveal was verified against the dealer's commitment on arrival.
     fn ack_reports(&self, active: &[u32]) -> BTreeMap<u32, (Vec<Vec<u8>>, usize)> {
         let mut reports: BTreeMap<u32, (Vec<Vec<u8>>, usize)> = BTreeMap::new();
+        // One flag per player, reused across publications (sets would cost n^2 log n here).
+        let mut acked = PlayerFlags::new(self.ceremony.n());
+        let mut revealed = PlayerFlags::new(self.ceremony.n());
         for e in self.publications.values() {
-            let acked: BTreeSet<u32> = e.publication.acks.iter().copied().collect();
-            let revealed: BTreeSet<u32> = e.publication.reveals.iter().map(|(j, _)| *j).collect();
+            acked.set(e.publication.acks.iter().copied());
+            revealed.set(e.publication.reveals.iter().map(|(j, _)| *j));
             for j in active {
-                if !acked.contains(j) {
+                if !acked.get(*j) {
                     let r = reports.entry(*j).or_default();
                     r.0.push(e.signed.clone());
-                    r.1 += usize::from(revealed.contains(j));
+                    r.1 += usize::from(revealed.get(*j));
                 }
             }
+            acked.clear();
+            revealed.clear();
         }
         reports
     }
@@ -1006,6 +1036,7 @@ impl<C: Curve> Board<C> {
         let mut exclusions = Vec::new();
         let mut qualified = Vec::new();
         let mut newly_absent = Vec::new();
+        let mut covered = PlayerFlags::new(self.ceremony.n());
         for d in 0..n_dealers {
             if let Some((fault, evidence)) =
                 self.faults.get(&d).or_else(|| self.absent_dealers.get(&d))
@@ -1022,8 +1053,11 @@ impl<C: Curve> Board<C> {
             let (fault, phase) = if !self.contributions.contains_key(&d) {
                 (FaultKind::MissedContribution, Phase::Contribute)
             } else if let Some(p) = self.publications.get(&d) {
-                let covered = self.covered(&p.publication);
-                let missing = active.iter().filter(|j| !covered.contains(j)).count();
+                let publication = &p.publication;
+                covered.set(publication.acks.iter().copied());
+                covered.set(publication.reveals.iter().map(|(j, _)| *j));
+                let missing = active.iter().filter(|j| !covered.get(**j)).count();
+                covered.clear();
                 if missing == 0 {
                     qualified.push(d);
                     continue;
@@ -1328,7 +1362,7 @@ pub fn weighted_column_sums<C: Curve>(
 /// The checks [`Board::apply`] makes before it looks at the board: the post is of `ceremony`'s
 /// session, names a dealer, and carries that dealer's valid signature (remembered in the
 /// ceremony's check cache, [`Ceremony::check_once`]). Usable without a board, say by a mempool's
-/// admission check. Returns the post's encoding.
+/// admission check. Returns the signed post's encoding ([`SignedPost::encode`]).
 pub fn check_authentic<C: Curve>(
     ceremony: &Ceremony<C>,
     signed: &SignedPost<C>,
@@ -1341,19 +1375,22 @@ pub fn check_authentic<C: Curve>(
     let Some(author) = ceremony.dealers().get(dealer as usize) else {
         return Err(BoardError::NotADealer(dealer));
     };
-    let encoded_post = post.encode();
+    // The signature, then the post: what the signature covers is the tail.
+    let signed_bytes = signed.encode();
     let sig_ok = ceremony.check_once(
         post_signature_check_key(dealer, &post_id(post), &signed.signature),
         || {
-            author
-                .identity
-                .verify(Purpose::Post, &encoded_post, &signed.signature)
+            author.identity.verify(
+                Purpose::Post,
+                &signed_bytes[SIGNATURE_LEN..],
+                &signed.signature,
+            )
         },
     );
     if !sig_ok {
         return Err(BoardError::BadSignature);
     }
-    Ok(encoded_post)
+    Ok(signed_bytes)
 }
 
 /// A collision-resistant name of a post that is cheap to compute: a contribution is named by

@@ -107,7 +107,17 @@ impl<C: Curve> Post<C> {
 
     /// Canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
+        self.encode_after(&[])
+    }
+
+    /// `prefix` followed by the canonical encoding, in one buffer (a contribution's commitment
+    /// is copied once, not once into the encoding and again behind the prefix).
+    fn encode_after(&self, prefix: &[u8]) -> Vec<u8> {
+        let body = match self {
+            Post::Contribution(c) => 1 + 32 + 4 + 4 + c.commitment.encoded_uncompressed().len(),
+            Post::Publication(p) => 128 + p.acks.len() / 8 + 36 * p.reveals.len(),
+        };
+        let mut w = Writer::with_prefix(prefix, prefix.len() + body);
         match self {
             Post::Contribution(c) => {
                 w.u8(TAG_CONTRIBUTION).fixed(&c.session).u32(c.dealer);
@@ -228,10 +238,7 @@ pub struct SignedPost<C: Curve> {
 impl<C: Curve> SignedPost<C> {
     /// Canonical encoding: signature then post.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(SIGNATURE_LEN + 64);
-        out.extend_from_slice(&self.signature.0);
-        out.extend_from_slice(&self.post.encode());
-        out
+        self.post.encode_after(&self.signature.0)
     }
 
     /// Decodes a signed post.

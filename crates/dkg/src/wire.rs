@@ -58,6 +58,13 @@ impl Writer {
         Writer::default()
     }
 
+    /// A writer whose output starts with `prefix`, with room for `capacity` bytes in all.
+    pub fn with_prefix(prefix: &[u8], capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity.max(prefix.len()));
+        buf.extend_from_slice(prefix);
+        Writer { buf }
+    }
+
     /// The bytes written so far.
     pub fn finish(self) -> Vec<u8> {
         self.buf
