@@ -161,6 +161,9 @@ contribute = 12
 share = 15
 publish = 12
 wait = 12
+# The crash below must land inside the first ceremony: phases run to their deadlines here
+# instead of closing when their last post lands.
+close_early = false
 [slashing]
 misbehaviour_percent = 10
 absence_percent = 0
