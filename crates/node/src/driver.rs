@@ -1006,16 +1006,17 @@ impl Driver {
             }
         };
         let sid = session_hex(&id);
+        let record = SessionRecord {
+            view,
+            session,
+            session_id: sid.clone(),
+            spec: spec.clone(),
+            inputs: 0,
+            done: false,
+            seat,
+        };
         if seat != Seat::Participant {
-            self.state.session = Some(SessionRecord {
-                view,
-                session,
-                session_id: sid,
-                spec: spec.clone(),
-                inputs: 0,
-                done: false,
-                seat,
-            });
+            self.state.session = Some(record);
             let runner = Runner::Board(Box::new(Board::new(ceremony.clone())));
             self.live = Some(self.make_live(id, ceremony, runner, [0; 32]));
             return Ok(());
@@ -1027,15 +1028,7 @@ impl Driver {
         };
         // The seed is durable before the participant produces anything.
         self.put_secret(batch, &format!("seed/{sid}"), seed.as_slice())?;
-        self.state.session = Some(SessionRecord {
-            view,
-            session,
-            session_id: sid,
-            spec: spec.clone(),
-            inputs: 0,
-            done: false,
-            seat,
-        });
+        self.state.session = Some(record);
         let runner = Runner::Participant(Box::new(node));
         self.live = Some(self.make_live(id, ceremony.clone(), runner, *seed));
         effects.push(self.enter_effect(&ceremony, id));
