@@ -1,5 +1,5 @@
 //! What one node does in one view change, timed whole: the ack-or-reveal participant state
-//! machine (`AckRevealNode`) driven through a complete fresh-key ceremony on BLS12-381 G1 at
+//! machine (`AckRevealParticipant`) driven through a complete fresh-key ceremony on BLS12-381 G1 at
 //! `t = k = floor(2n/3) + 1`, everyone honest, fed the inputs a node receives in the order it
 //! receives them:
 //!
@@ -18,7 +18,7 @@
 //!    shares (column sums of the commitments, their subgroup and degree checks), the own share;
 //! 8. sign the magic block with the new share (threshold BLS partial signature, MinPk).
 //!
-//! Posts are fed per board phase through `AckRevealNode::handle_board_posts` (batched
+//! Posts are fed per board phase through `AckRevealParticipant::handle_board_posts` (batched
 //! signature checks, batched share checks), as the node driver feeds them per chain block; a
 //! batch acts exactly as its posts fed one by one.
 //! Everything the other participants do is prepared outside the timed closure.
@@ -44,14 +44,14 @@ use keyquorum_crypto::poly::Polynomial;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_crypto::{Bls12381G1, Curve};
-use keyquorum_dkg::ackreveal::AckRevealNode;
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::board::share_matches;
 use keyquorum_dkg::identity::{IdentityKeypair, IdentitySignature, Purpose, SIG_DST};
 use keyquorum_dkg::messages::{
     Ack, Contribution, Deal, Direct, Post, Publication, SignedPost, ack_payload, commitment_hash,
 };
-use keyquorum_dkg::node::{Action, Input};
-use keyquorum_dkg::{Ceremony, Params, Participant, SessionConfig, Variant};
+use keyquorum_dkg::participant::{Action, Input};
+use keyquorum_dkg::{Ceremony, CeremonyConfig, Member, Params, Variant};
 use rand_chacha_03::ChaCha20Rng;
 use rand_core_06::SeedableRng;
 use rayon::prelude::*;
@@ -89,7 +89,7 @@ fn seed_of(i: usize) -> [u8; 32] {
 
 /// Everything node 0 receives in one ceremony, prepared ahead.
 struct Setup {
-    config: SessionConfig<C>,
+    config: CeremonyConfig<C>,
     identity: IdentityKeypair,
     my_seed: [u8; 32],
     /// Deals from dealers `1..n` to node 0 (direct messages with their senders).
@@ -134,7 +134,7 @@ fn setup(n: usize) -> Setup {
     let encryption: Vec<EncryptionSecretKey> = (0..n)
         .map(|i| EncryptionSecretKey::from_seed(&seed_of(i)))
         .collect();
-    let config = SessionConfig::<C> {
+    let config = CeremonyConfig::<C> {
         domain: b"bench".to_vec(),
         epoch: 1,
         variant: Variant::AckReveal,
@@ -143,7 +143,7 @@ fn setup(n: usize) -> Setup {
         players: identities
             .iter()
             .zip(&encryption)
-            .map(|(i, e)| Participant {
+            .map(|(i, e)| Member {
                 identity: i.public().clone(),
                 encryption: e.public_key(),
             })
@@ -155,7 +155,7 @@ fn setup(n: usize) -> Setup {
     let my_seed = [42u8; 32];
 
     // Node 0's own deal, as its state machine produces it (deterministic in its seed).
-    let mut me = AckRevealNode::new(
+    let mut me = AckRevealParticipant::new(
         ceremony.clone(),
         identities[0].clone(),
         EncryptionSecretKey::from_seed(&seed_of(0)),
@@ -329,7 +329,7 @@ fn whole_node_marked(
     mark: &mut dyn FnMut(&'static str),
 ) -> (tbls::PartialSignature<MinPk>, bool) {
     let ceremony: Arc<Ceremony<C>> = Ceremony::new(s.config.clone()).unwrap();
-    let mut node = AckRevealNode::new(
+    let mut node = AckRevealParticipant::new(
         ceremony,
         s.identity.clone(),
         EncryptionSecretKey::from_seed(&seed_of(0)),

@@ -8,7 +8,7 @@ use keyquorum_crypto::tbls::{self, MinPk, PartialSignature};
 use keyquorum_crypto::{Bls12381G1, Bls12381G2, Curve};
 use keyquorum_dkg::Ceremony;
 use keyquorum_dkg::board::{
-    Board, BoardError, Evidence, Exclusion, FaultKind, Outcome, Penalty, Phase as BoardPhase, Role,
+    Board, BoardError, BoardPhase, Evidence, Exclusion, FaultKind, Outcome, Penalty, Role,
     check_authentic,
 };
 use keyquorum_dkg::identity::IdentityPublicKey;
@@ -25,9 +25,9 @@ use crate::magic::{
 };
 use crate::select::select_committee;
 use crate::state::{
-    BoardInput, ContractState, EvidenceRecord, FaultRole, IdentityKey, NamedRecord, NodeRecord,
-    PendingMagicBlock, Phase, SessionSpec, SlashingRecord, SpecError, SpecParticipant, SpecReshare,
-    Unbonding, ViewChange, ViewRecord,
+    BoardInput, CeremonySpec, ContractState, EvidenceRecord, FaultRole, IdentityKey, NamedRecord,
+    NodeRecord, PendingMagicBlock, SlashingRecord, SpecError, SpecParticipant, SpecReshare,
+    Unbonding, ViewChange, ViewChangePhase, ViewRecord,
 };
 use crate::tx::{NetworkIdentity, SignerRole, Transaction, TxBody, max_tx_len, tx_hash};
 
@@ -182,7 +182,10 @@ impl Contract {
         config.validate()?;
         let mut live = None;
         if let Some(c) = &state.change
-            && matches!(c.phase, Phase::Contribute | Phase::Share | Phase::Publish)
+            && matches!(
+                c.phase,
+                ViewChangePhase::Contribute | ViewChangePhase::Share | ViewChangePhase::Publish
+            )
         {
             let ceremony = c.spec.ceremony()?;
             let mut board = Board::new(ceremony.clone());
@@ -609,7 +612,7 @@ impl Contract {
         let change = self.state.change.as_ref().ok_or(Rejection::NoViewChange)?;
         if !matches!(
             change.phase,
-            Phase::Contribute | Phase::Share | Phase::Publish
+            ViewChangePhase::Contribute | ViewChangePhase::Share | ViewChangePhase::Publish
         ) {
             return Err(Rejection::WrongPhase {
                 phase: change.phase,
@@ -665,7 +668,7 @@ impl Contract {
         height: u64,
     ) -> Result<Vec<Event>, Rejection> {
         let change = self.state.change.as_ref().ok_or(Rejection::NoViewChange)?;
-        if change.phase != Phase::Wait {
+        if change.phase != ViewChangePhase::Wait {
             return Err(Rejection::WrongPhase {
                 phase: change.phase,
             });
@@ -920,7 +923,7 @@ impl Contract {
             }
             _ => None,
         };
-        let spec = SessionSpec {
+        let spec = CeremonySpec {
             domain: Bytes(session_domain(&self.config.chain_id, view, session)),
             view,
             session,
@@ -953,7 +956,7 @@ impl Contract {
             view,
             session,
             attempt: 0,
-            phase: Phase::Contribute,
+            phase: ViewChangePhase::Contribute,
             deadline,
         });
         self.live = Some(Live {
@@ -965,7 +968,7 @@ impl Contract {
             session,
             first_session,
             key_mode,
-            phase: Phase::Contribute,
+            phase: ViewChangePhase::Contribute,
             deadline,
             attempt: 0,
             started_at: at,
@@ -1012,7 +1015,7 @@ impl Contract {
             view,
             session,
             attempt: 0,
-            phase: Phase::Idle,
+            phase: ViewChangePhase::Idle,
             deadline: retry_at,
         });
     }
@@ -1023,11 +1026,11 @@ impl Contract {
             return false;
         };
         match change.phase {
-            Phase::Idle => false,
-            Phase::Contribute | Phase::Share | Phase::Publish => {
+            ViewChangePhase::Idle => false,
+            ViewChangePhase::Contribute | ViewChangePhase::Share | ViewChangePhase::Publish => {
                 self.live.as_ref().is_some_and(|l| l.board.all_posts_in())
             }
-            Phase::Wait => change.magic.as_ref().is_some_and(|m| m.is_complete()),
+            ViewChangePhase::Wait => change.magic.as_ref().is_some_and(|m| m.is_complete()),
         }
     }
 
@@ -1040,7 +1043,7 @@ impl Contract {
         let (view, session, attempt, phase) =
             (change.view, change.session, change.attempt, change.phase);
         let phases = self.config.phases.clone();
-        if phase == Phase::Wait {
+        if phase == ViewChangePhase::Wait {
             return self.wait_deadline(at, events);
         }
         // Contribute, share or publish: one board deadline, exactly as every node sees it.
@@ -1064,15 +1067,15 @@ impl Contract {
             attempt,
         });
         let (next, length) = match (phase, board_phase) {
-            (Phase::Contribute, _) => (Phase::Share, phases.share),
-            (Phase::Share, _) => (Phase::Publish, phases.publish),
+            (ViewChangePhase::Contribute, _) => (ViewChangePhase::Share, phases.share),
+            (ViewChangePhase::Share, _) => (ViewChangePhase::Publish, phases.publish),
             (_, BoardPhase::Publish) => {
                 // The attempt failed with culprits and the board retries the publish phase
                 // without them, keeping every honest contribution, share and ack.
                 if let Some(Outcome::Failure { exclusions, .. }) = &outcome {
                     self.record_exclusions(exclusions, &named, at, events);
                 }
-                (Phase::Publish, phases.publish)
+                (ViewChangePhase::Publish, phases.publish)
             }
             _ => {
                 return match outcome {
@@ -1344,12 +1347,12 @@ impl Contract {
             view,
             session,
             attempt,
-            phase: Phase::Wait,
+            phase: ViewChangePhase::Wait,
             deadline,
         });
         self.live = None;
         if let Some(c) = self.state.change.as_mut() {
-            c.phase = Phase::Wait;
+            c.phase = ViewChangePhase::Wait;
             c.deadline = deadline;
             c.magic = Some(PendingMagicBlock {
                 signed: SignedMagicBlock {
@@ -1406,7 +1409,7 @@ impl Contract {
                 view,
                 session,
                 attempt,
-                phase: Phase::Idle,
+                phase: ViewChangePhase::Idle,
                 deadline: self.state.next_start,
             });
             return;

@@ -6,7 +6,7 @@ use keyquorum_dkg::board::BoardError;
 use keyquorum_dkg::wire::WireError;
 use thiserror::Error;
 
-use crate::state::Phase;
+use crate::state::ViewChangePhase;
 use crate::tx::{SignerRole, TxDecodeError};
 
 /// Why a transaction was refused.
@@ -97,7 +97,7 @@ pub enum Rejection {
     #[error("not allowed in phase {phase:?}")]
     WrongPhase {
         /// Current phase.
-        phase: Phase,
+        phase: ViewChangePhase,
     },
     /// The phase's last block has passed (blocks were skipped).
     #[error("the deadline of the phase (block {deadline}) has passed")]

@@ -1,7 +1,7 @@
 //! Events: what nodes follow to take part in view changes without reading contract state.
 //!
 //! A node drives its `keyquorum_dkg` participant from events alone:
-//! - `CommitteeSelected` carries the [`SessionSpec`]; members build the ceremony from it and
+//! - `CommitteeSelected` carries the [`CeremonySpec`]; members build the ceremony from it and
 //!   feed `Input::Start`;
 //! - `PostAccepted` and `PostRejected` carry the post bytes in chain order; both go to the
 //!   participant as `Input::BoardPost` (a rejected post is one the board refused as a fault of
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::KeyMode;
 use crate::hex::{Bytes, Hex};
 use crate::magic::MagicBlock;
-use crate::state::{IdentityKey, NamedRecord, Phase, SessionSpec, SlashingRecord};
+use crate::state::{CeremonySpec, IdentityKey, NamedRecord, SlashingRecord, ViewChangePhase};
 use crate::tx::{NetworkIdentity, SignerRole};
 
 /// A committee member as listed in events and queries.
@@ -106,8 +106,8 @@ pub enum Event {
         committee: Vec<CommitteeEntry>,
         /// Dealers when resharing (previous members in good standing).
         dealers: Vec<IdentityKey>,
-        /// The session; build the ceremony with [`SessionSpec::ceremony`].
-        spec: SessionSpec,
+        /// The session; build the ceremony with [`CeremonySpec::ceremony`].
+        spec: CeremonySpec,
     },
     /// The contract's phase changed.
     PhaseChanged {
@@ -118,7 +118,7 @@ pub enum Event {
         /// Board attempt.
         attempt: u32,
         /// New phase.
-        phase: Phase,
+        phase: ViewChangePhase,
         /// Its last block.
         deadline: u64,
     },

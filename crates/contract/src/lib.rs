@@ -138,5 +138,5 @@ pub use contract::{
 pub use error::Rejection;
 pub use events::{CommitteeEntry, Event};
 pub use magic::{ChainError, MagicBlock, SignedMagicBlock, verify_magic_block_chain};
-pub use state::{ContractState, Phase, SessionSpec, SlashingRecord, Supply};
+pub use state::{CeremonySpec, ContractState, SlashingRecord, Supply, ViewChangePhase};
 pub use tx::{NetworkIdentity, SignerRole, Transaction, TxBody};

@@ -1,7 +1,7 @@
 //! The contract's state: plain data, comparable and serializable.
 //!
 //! The running ceremony's [`Board`](keyquorum_dkg::board::Board) is not part of it: the state
-//! keeps the session's definition ([`SessionSpec`]) and the board's inputs in chain order
+//! keeps the session's definition ([`CeremonySpec`]) and the board's inputs in chain order
 //! ([`BoardInput`]), and the contract derives the board from them (incrementally while running,
 //! by replay in [`Contract::from_state`](crate::Contract::from_state)). So two states are equal
 //! exactly when everything that matters is equal, which is what the "a rejected transaction
@@ -14,9 +14,9 @@ use keyquorum_crypto::Bls12381G1;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::EncryptionPublicKey;
 use keyquorum_crypto::index::IndexScheme;
+use keyquorum_dkg::ceremony::CeremonyError;
 use keyquorum_dkg::identity::IdentityPublicKey;
-use keyquorum_dkg::session::SessionError;
-use keyquorum_dkg::{Ceremony, Params, Participant, Reshare, SessionConfig, Variant};
+use keyquorum_dkg::{Ceremony, CeremonyConfig, Member, Params, Reshare, Variant};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -53,7 +53,7 @@ pub struct NodeRecord {
 /// the committee is selected, `Idle` is the time between view changes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Phase {
+pub enum ViewChangePhase {
     /// No view change in progress.
     Idle,
     /// Commitments on chain.
@@ -90,11 +90,11 @@ pub struct SpecReshare {
     pub public_shares: Vec<Hex<48>>,
 }
 
-/// Everything that defines one ceremony session; [`SessionSpec::config`] turns it into the
-/// engine's [`SessionConfig`] (ack-or-reveal variant, sequential indices). Nodes build their
+/// Everything that defines one ceremony session; [`CeremonySpec::config`] turns it into the
+/// engine's [`CeremonyConfig`] (ack-or-reveal variant, sequential indices). Nodes build their
 /// ceremony from the spec in the `CommitteeSelected` event, so they derive the same session id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionSpec {
+pub struct CeremonySpec {
     /// Domain: chain id, view and session number, so each session has its own id even when
     /// its committee repeats.
     pub domain: Bytes,
@@ -122,11 +122,11 @@ pub enum SpecError {
     Key(&'static str),
     /// The engine refused the configuration.
     #[error(transparent)]
-    Session(#[from] SessionError),
+    Session(#[from] CeremonyError),
 }
 
-fn participant(p: &SpecParticipant) -> Result<Participant, SpecError> {
-    Ok(Participant {
+fn participant(p: &SpecParticipant) -> Result<Member, SpecError> {
+    Ok(Member {
         identity: IdentityPublicKey::from_bytes(&p.identity.0)
             .map_err(|_| SpecError::Key("identity key"))?,
         encryption: EncryptionPublicKey::from_bytes(&p.encryption_key.0)
@@ -134,11 +134,11 @@ fn participant(p: &SpecParticipant) -> Result<Participant, SpecError> {
     })
 }
 
-impl SessionSpec {
+impl CeremonySpec {
     /// The engine configuration.
-    pub fn config(&self) -> Result<SessionConfig<Bls12381G1>, SpecError> {
+    pub fn config(&self) -> Result<CeremonyConfig<Bls12381G1>, SpecError> {
         let params = Params::new(self.n as usize, self.t as usize, self.k as usize)
-            .map_err(SessionError::from)?;
+            .map_err(CeremonyError::from)?;
         let players = self
             .players
             .iter()
@@ -168,7 +168,7 @@ impl SessionSpec {
                     .map_err(|_| SpecError::Key("public share"))?,
             }),
         };
-        Ok(SessionConfig {
+        Ok(CeremonyConfig {
             domain: self.domain.0.clone(),
             epoch: self.view,
             variant: Variant::AckReveal,
@@ -232,7 +232,7 @@ pub struct ViewChange {
     /// Fresh key or reshare.
     pub key_mode: KeyMode,
     /// Phase.
-    pub phase: Phase,
+    pub phase: ViewChangePhase,
     /// Last block height of the phase.
     pub deadline: u64,
     /// The board's attempt (publish-phase retries within the session).
@@ -244,7 +244,7 @@ pub struct ViewChange {
     /// Session id.
     pub session_id: Hex<32>,
     /// The session.
-    pub spec: SessionSpec,
+    pub spec: CeremonySpec,
     /// The board's inputs so far.
     pub board_log: Vec<BoardInput>,
     /// Nodes excluded from later sessions of this view change (culprits of failed sessions).
@@ -514,8 +514,11 @@ impl ContractState {
     }
 
     /// The phase.
-    pub fn phase(&self) -> Phase {
-        self.change.as_ref().map(|c| c.phase).unwrap_or(Phase::Idle)
+    pub fn phase(&self) -> ViewChangePhase {
+        self.change
+            .as_ref()
+            .map(|c| c.phase)
+            .unwrap_or(ViewChangePhase::Idle)
     }
 
     /// Whether a node's stake is locked: it is a member of the active view, or takes part in

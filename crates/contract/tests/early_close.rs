@@ -6,7 +6,7 @@ mod common;
 use common::*;
 
 use keyquorum_contract::state::{EvidenceRecord, SlashingRecord};
-use keyquorum_contract::{ContractConfig, Event, Phase};
+use keyquorum_contract::{ContractConfig, Event, ViewChangePhase};
 use keyquorum_dkg::messages::{Post, SignedPost};
 use keyquorum_dkg::params::MAX_PARTICIPANTS;
 
@@ -25,7 +25,7 @@ fn long_phases(close_early: bool) -> ContractConfig {
 }
 
 /// Heights at which `view` (session 0) entered each phase, in order.
-fn phase_heights(sim: &Sim, view: u64) -> Vec<(Phase, u32, u64)> {
+fn phase_heights(sim: &Sim, view: u64) -> Vec<(ViewChangePhase, u32, u64)> {
     sim.events
         .iter()
         .filter_map(|(h, e)| match e {
@@ -101,11 +101,11 @@ fn each_phase_closes_at_the_block_of_its_last_expected_post() {
         assert_eq!(
             phase_heights(&sim, view),
             vec![
-                (Phase::Contribute, 0, start),
-                (Phase::Share, 0, contributed),
-                (Phase::Publish, 0, published),
-                (Phase::Wait, 0, published),
-                (Phase::Idle, 0, signed),
+                (ViewChangePhase::Contribute, 0, start),
+                (ViewChangePhase::Share, 0, contributed),
+                (ViewChangePhase::Publish, 0, published),
+                (ViewChangePhase::Wait, 0, published),
+                (ViewChangePhase::Idle, 0, signed),
             ],
             "view {view}"
         );
@@ -162,11 +162,11 @@ fn a_silent_member_keeps_each_phase_it_owes_open_until_the_deadline() {
     // phase closes; so does the wait phase once the block is signed.
     let share = start + LEN;
     let publish = share + LEN;
-    assert_eq!(phases[0], (Phase::Contribute, 0, start));
-    assert_eq!(phases[1], (Phase::Share, 0, share));
-    assert_eq!(phases[2], (Phase::Publish, 0, publish));
-    assert_eq!(phases[3], (Phase::Wait, 0, publish + 1));
-    assert_eq!(phases[4], (Phase::Idle, 0, publish + 2));
+    assert_eq!(phases[0], (ViewChangePhase::Contribute, 0, start));
+    assert_eq!(phases[1], (ViewChangePhase::Share, 0, share));
+    assert_eq!(phases[2], (ViewChangePhase::Publish, 0, publish));
+    assert_eq!(phases[3], (ViewChangePhase::Wait, 0, publish + 1));
+    assert_eq!(phases[4], (ViewChangePhase::Idle, 0, publish + 2));
     assert_eq!(last_post(&sim, 1, "publication"), publish + 1);
     // No log was posted before the share deadline.
     assert!(
@@ -202,9 +202,9 @@ fn a_missing_publication_keeps_the_publish_phase_open_until_the_deadline() {
     sim.run_until(6 * LEN, |s| s.contract.state().current_view == 1);
     let start = selected_at(&sim, 1);
     let phases = phase_heights(&sim, 1);
-    assert_eq!(phases[1], (Phase::Share, 0, start + 1));
-    assert_eq!(phases[2], (Phase::Publish, 0, start + 1 + LEN));
-    assert_eq!(phases[3], (Phase::Wait, 0, start + 1 + 2 * LEN));
+    assert_eq!(phases[1], (ViewChangePhase::Share, 0, start + 1));
+    assert_eq!(phases[2], (ViewChangePhase::Publish, 0, start + 1 + LEN));
+    assert_eq!(phases[3], (ViewChangePhase::Wait, 0, start + 1 + 2 * LEN));
 }
 
 /// A slashing record without the heights, which early closing moves.
@@ -338,7 +338,9 @@ fn an_incomplete_log_is_refused_in_the_share_phase() {
     // Replay the same session up to its share phase and post that log there.
     let mut replay = Sim::new(long_phases(true), &[60, 50, 40, 30, 20, 10]);
     replay.faults = sim.faults.clone();
-    replay.run_until(3 * LEN, |s| s.contract.state().phase() == Phase::Share);
+    replay.run_until(3 * LEN, |s| {
+        s.contract.state().phase() == ViewChangePhase::Share
+    });
     let dealer = &replay.contract.ceremony().unwrap().dealers()[p.dealer as usize];
     let author = (0..6)
         .find(|i| identity(*i).public() == &dealer.identity)
@@ -350,5 +352,5 @@ fn an_incomplete_log_is_refused_in_the_share_phase() {
         ))
         .unwrap_err();
     assert_eq!(err.code(), "wrong_phase", "{err}");
-    assert_eq!(replay.contract.state().phase(), Phase::Share);
+    assert_eq!(replay.contract.state().phase(), ViewChangePhase::Share);
 }

@@ -11,10 +11,10 @@ mod common;
 use common::*;
 use keyquorum_contract::hex::Hex;
 use keyquorum_contract::tx::TxBody;
-use keyquorum_contract::{Contract, Event, Group, Phase, Transaction};
+use keyquorum_contract::{Contract, Event, Group, Transaction, ViewChangePhase};
+use keyquorum_dkg::ceremony::CHECK_CACHE_CAPACITY;
 use keyquorum_dkg::identity::Purpose;
 use keyquorum_dkg::messages::SignedPost;
-use keyquorum_dkg::session::CHECK_CACHE_CAPACITY;
 
 /// Transactions in the flood.
 const FLOOD: usize = 20_000;
@@ -32,7 +32,7 @@ fn state_len(c: &Contract) -> usize {
 fn a_flood_of_badly_signed_posts_costs_its_sender_and_grows_nothing() {
     let mut sim = Sim::new(config(), &[60, 50, 40, 30, 20, 10]);
     sim.step(); // the view change starts; the contributions wait in `pending`
-    assert_eq!(sim.contract.state().phase(), Phase::Contribute);
+    assert_eq!(sim.contract.state().phase(), ViewChangePhase::Contribute);
     let flooder = 5;
     let key = identity(flooder);
     let sender = Hex(key.public().to_bytes());

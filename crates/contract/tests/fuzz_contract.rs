@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use common::*;
 use keyquorum_contract::hex::Bytes;
 use keyquorum_contract::tx::{NetworkIdentity, SignerRole, TxBody};
-use keyquorum_contract::{Contract, Event, Group, Phase, Transaction};
+use keyquorum_contract::{Contract, Event, Group, Transaction, ViewChangePhase};
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_dkg::identity::{Purpose, SIGNATURE_LEN};
@@ -50,7 +50,7 @@ fn snapshots() -> &'static Snapshots {
             if contracts.last().is_some_and(|c| c.state().phase() != phase) {
                 contracts.push(sim.contract.clone());
             }
-            if sim.contract.state().current_view >= 1 && phase == Phase::Idle {
+            if sim.contract.state().current_view >= 1 && phase == ViewChangePhase::Idle {
                 break;
             }
         }
@@ -317,8 +317,13 @@ proptest! {
 #[test]
 fn snapshots_cover_the_phases() {
     let s = snapshots();
-    let phases: Vec<Phase> = s.contracts.iter().map(|c| c.state().phase()).collect();
-    for phase in [Phase::Idle, Phase::Contribute, Phase::Share, Phase::Wait] {
+    let phases: Vec<ViewChangePhase> = s.contracts.iter().map(|c| c.state().phase()).collect();
+    for phase in [
+        ViewChangePhase::Idle,
+        ViewChangePhase::Contribute,
+        ViewChangePhase::Share,
+        ViewChangePhase::Wait,
+    ] {
         assert!(
             phases.contains(&phase),
             "no snapshot in {phase:?}: {phases:?}"

@@ -12,7 +12,8 @@ use keyquorum_contract::magic::signing_message;
 use keyquorum_contract::state::{EvidenceRecord, FaultRole};
 use keyquorum_contract::tx::{SignerRole, TxBody};
 use keyquorum_contract::{
-    Contract, ContractConfig, Event, Group, Phase, Rejection, SignedMagicBlock, Size, Transaction,
+    Contract, ContractConfig, Event, Group, Rejection, SignedMagicBlock, Size, Transaction,
+    ViewChangePhase,
 };
 use keyquorum_crypto::encrypt::EncryptionSecretKey;
 use keyquorum_crypto::tbls::{self, MinPk};
@@ -289,7 +290,9 @@ fn stake() {
 fn stake_is_locked_during_a_view_change() {
     // Seven nodes, committees of six: node 6 is a standby.
     let mut sim = Sim::new(config(), &[70, 60, 50, 40, 30, 20, 10]);
-    sim.run_until(5, |s| s.contract.state().phase() == Phase::Contribute);
+    sim.run_until(5, |s| {
+        s.contract.state().phase() == ViewChangePhase::Contribute
+    });
     let h = sim.height + 1;
     for body in [TxBody::Unbond { amount: 1 }, TxBody::Deregister] {
         let bytes = sim.tx(0, body);
@@ -310,7 +313,7 @@ fn stake_is_locked_during_a_view_change() {
 fn start_selects_the_committee_at_the_configured_block() {
     let stakes = [10, 80, 30, 80, 50, 60, 70, 20];
     let mut sim = Sim::new(config(), &stakes);
-    assert_eq!(sim.contract.state().phase(), Phase::Idle);
+    assert_eq!(sim.contract.state().phase(), ViewChangePhase::Idle);
     sim.step(); // height 2 = first_view_change
     let (h, e) = sim
         .events
@@ -378,7 +381,9 @@ fn too_few_eligible_nodes_postpones_the_view_change() {
     // A fourth node registers; the retry starts the view change.
     let i = sim.add_node();
     sim.pending.push((i, register_body(i, 10)));
-    sim.run_until(10, |s| s.contract.state().phase() == Phase::Contribute);
+    sim.run_until(10, |s| {
+        s.contract.state().phase() == ViewChangePhase::Contribute
+    });
     assert_eq!(sim.height, 7);
 }
 
@@ -512,7 +517,7 @@ fn dkg_posts() {
     }
     // The other dealers go on; the ceremony succeeds without `a` (5 of 6 qualify, k = 5).
     sim.pending = posts.iter().filter(|(i, _)| *i != a).cloned().collect();
-    sim.run_until(20, |s| s.contract.state().phase() == Phase::Wait);
+    sim.run_until(20, |s| s.contract.state().phase() == ViewChangePhase::Wait);
     let r: Vec<_> = sim
         .contract
         .state()
@@ -546,7 +551,9 @@ fn magic_block_signatures() {
             ..Default::default()
         },
     );
-    sim.run_until(5, |s| s.contract.state().phase() == Phase::Contribute);
+    sim.run_until(5, |s| {
+        s.contract.state().phase() == ViewChangePhase::Contribute
+    });
     let dummy = tbls::partial_sign::<MinPk>(
         &keyquorum_crypto::secret::Secret::new(Scalar::from(3u64)),
         Scalar::from(1u64),
@@ -562,7 +569,7 @@ fn magic_block_signatures() {
     let bytes = sim.tx(0, body(1, [0; 32], SignerRole::New, dummy));
     rejected(&mut sim.contract, &bytes, h, "wrong_phase");
 
-    sim.run_until(20, |s| s.contract.state().phase() == Phase::Wait);
+    sim.run_until(20, |s| s.contract.state().phase() == ViewChangePhase::Wait);
     let pending = sim
         .contract
         .state()
@@ -815,7 +822,7 @@ fn failed_sessions_retry_then_the_view_change_is_abandoned_and_retried_later() {
     };
     assert_eq!(session, 1);
     assert_eq!(retry_at, h + cfg.retry_delay);
-    assert_eq!(sim.contract.state().phase(), Phase::Idle);
+    assert_eq!(sim.contract.state().phase(), ViewChangePhase::Idle);
     // Later, with the bans lifted and everyone online, the view change succeeds, in a session
     // with a new number (so a new session id).
     sim.run_until(60, |s| s.contract.state().current_view == 1);

@@ -11,7 +11,8 @@ use common::*;
 use keyquorum_contract::hex::Hex;
 use keyquorum_contract::state::{EvidenceRecord, FaultRole};
 use keyquorum_contract::{
-    ChainError, Contract, Event, Group, KeyMode, Phase, SignedMagicBlock, verify_magic_block_chain,
+    ChainError, Contract, Event, Group, KeyMode, SignedMagicBlock, ViewChangePhase,
+    verify_magic_block_chain,
 };
 use keyquorum_crypto::Curve;
 use keyquorum_dkg::messages::{Post, SignedPost};
@@ -135,7 +136,7 @@ fn fresh_reshare_fresh_with_faults_in_every_phase() {
                 view: 1,
                 session: 0,
                 attempt: 1,
-                phase: Phase::Publish,
+                phase: ViewChangePhase::Publish,
                 ..
             }
         ))
@@ -203,7 +204,7 @@ fn fresh_reshare_fresh_with_faults_in_every_phase() {
             .state()
             .change
             .as_ref()
-            .is_some_and(|c| c.view == 2 && c.phase == Phase::Publish)
+            .is_some_and(|c| c.view == 2 && c.phase == ViewChangePhase::Publish)
     });
     // Restore the contract from its state in the middle of the ceremony (the board is rebuilt
     // by replay) and carry on with the restored one.

@@ -45,16 +45,16 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
-use crate::board::{Board, Outcome, Phase, Role, share_matches};
+use crate::board::{Board, BoardPhase, Outcome, Role, share_matches};
+use crate::ceremony::Ceremony;
 use crate::identity::{self, IdentityKeypair, IdentityPublicKey, IdentitySignature, Purpose};
 use crate::messages::{
     Ack, Contribution, Deal, Direct, Post, Publication, SignedPost, ack_payload,
 };
-use crate::node::{
-    Action, DkgOutput, Failure, FailureReason, Input, NodeError, Observation, Participant,
+use crate::participant::{
+    Action, DkgOutput, Failure, FailureReason, Input, Observation, Participant, ParticipantError,
     check_sender,
 };
-use crate::session::Ceremony;
 
 /// Distinct unverified ack signatures kept per player. Only the player itself gets past the
 /// sender check with an ack in its name, and an honest player's ack is deterministic (one
@@ -98,7 +98,7 @@ struct PlayerRole<C: Curve> {
 }
 
 /// One participant of an ack-or-reveal ceremony.
-pub struct AckRevealNode<C: Curve> {
+pub struct AckRevealParticipant<C: Curve> {
     ceremony: Arc<Ceremony<C>>,
     identity: IdentityKeypair,
     encryption: EncryptionSecretKey,
@@ -110,9 +110,9 @@ pub struct AckRevealNode<C: Curve> {
     done: bool,
 }
 
-impl<C: Curve> core::fmt::Debug for AckRevealNode<C> {
+impl<C: Curve> core::fmt::Debug for AckRevealParticipant<C> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("AckRevealNode")
+        f.debug_struct("AckRevealParticipant")
             .field("identity", self.identity.public())
             .field("dealer", &self.dealer.as_ref().map(|d| d.index))
             .field("player", &self.player.as_ref().map(|p| p.index))
@@ -121,9 +121,9 @@ impl<C: Curve> core::fmt::Debug for AckRevealNode<C> {
     }
 }
 
-impl<C: Curve> Participant<C> for AckRevealNode<C> {
+impl<C: Curve> Participant<C> for AckRevealParticipant<C> {
     fn handle(&mut self, input: Input) -> Vec<Action<C>> {
-        AckRevealNode::handle(self, input)
+        AckRevealParticipant::handle(self, input)
     }
 
     fn identity(&self) -> &IdentityPublicKey {
@@ -135,7 +135,7 @@ impl<C: Curve> Participant<C> for AckRevealNode<C> {
     }
 }
 
-impl<C: Curve> AckRevealNode<C> {
+impl<C: Curve> AckRevealParticipant<C> {
     /// A participant with its keys, its previous share when it deals in a reshare, and a secret
     /// 32-byte seed for all its randomness.
     pub fn new(
@@ -144,12 +144,12 @@ impl<C: Curve> AckRevealNode<C> {
         encryption: EncryptionSecretKey,
         old_share: Option<Secret<C::Scalar>>,
         seed: [u8; 32],
-    ) -> Result<Self, NodeError> {
+    ) -> Result<Self, ParticipantError> {
         let mut rng = ChaCha20Rng::from_seed(seed);
         let dealer_index = ceremony.dealer_position(identity.public());
         let player_index = ceremony.player_position(identity.public());
         if dealer_index.is_none() && player_index.is_none() {
-            return Err(NodeError::NotAParticipant);
+            return Err(ParticipantError::NotAParticipant);
         }
         let dealer = match dealer_index {
             None => None,
@@ -159,7 +159,7 @@ impl<C: Curve> AckRevealNode<C> {
                     Some(_) => Some(
                         *old_share
                             .as_ref()
-                            .ok_or(NodeError::MissingOldShare)?
+                            .ok_or(ParticipantError::MissingOldShare)?
                             .expose(),
                     ),
                 };
@@ -184,7 +184,7 @@ impl<C: Curve> AckRevealNode<C> {
             shares: BTreeMap::new(),
             pending: BTreeMap::new(),
         });
-        Ok(AckRevealNode {
+        Ok(AckRevealParticipant {
             board: Board::new(ceremony.clone()),
             ceremony,
             identity,
@@ -583,7 +583,7 @@ impl<C: Curve> AckRevealNode<C> {
         let Some(d) = &self.dealer else {
             return Vec::new();
         };
-        if self.board.phase() != Phase::Share
+        if self.board.phase() != BoardPhase::Share
             || self.board.attempt() != 0
             || d.published_attempt.is_some()
             || d.early_failed
@@ -781,10 +781,10 @@ impl<C: Curve> AckRevealNode<C> {
         self.board.advance();
         match self.board.phase() {
             // Every ack may be in before the contribute phase ends.
-            Phase::Share => self.publish_early(),
-            Phase::Publish => self.publish(),
-            Phase::Done => self.finish(),
-            Phase::Contribute => Vec::new(),
+            BoardPhase::Share => self.publish_early(),
+            BoardPhase::Publish => self.publish(),
+            BoardPhase::Done => self.finish(),
+            BoardPhase::Contribute => Vec::new(),
         }
     }
 
@@ -863,7 +863,7 @@ impl<C: Curve> AckRevealNode<C> {
         let bytes = self.sign_post(Post::Publication(publication));
         if let Some(d) = &mut self.dealer {
             d.published_attempt = Some(attempt);
-            if self.board.phase() == Phase::Share {
+            if self.board.phase() == BoardPhase::Share {
                 d.early_log = Some(bytes.clone());
             }
         }
@@ -942,8 +942,8 @@ mod tests {
     use keyquorum_crypto::index::IndexScheme;
 
     use super::*;
-    use crate::node::FailureReason;
-    use crate::{Params, Participant as Member, SessionConfig, Variant};
+    use crate::participant::FailureReason;
+    use crate::{CeremonyConfig, Member, Params, Variant};
 
     /// Three participants in lock step, with player 0's share from dealer 1 changed after it was
     /// checked and acked: the player must fail with a typed reason instead of releasing a share
@@ -959,7 +959,7 @@ mod tests {
                 )
             })
             .collect();
-        let ceremony = Ceremony::<Bls12381G1>::new(SessionConfig {
+        let ceremony = Ceremony::<Bls12381G1>::new(CeremonyConfig {
             domain: b"share-check".to_vec(),
             epoch: 1,
             variant: Variant::AckReveal,
@@ -975,11 +975,11 @@ mod tests {
             reshare: None,
         })
         .unwrap();
-        let mut nodes: Vec<AckRevealNode<Bls12381G1>> = keys
+        let mut nodes: Vec<AckRevealParticipant<Bls12381G1>> = keys
             .into_iter()
             .enumerate()
             .map(|(i, (id, enc))| {
-                AckRevealNode::new(ceremony.clone(), id, enc, None, [i as u8; 32]).unwrap()
+                AckRevealParticipant::new(ceremony.clone(), id, enc, None, [i as u8; 32]).unwrap()
             })
             .collect();
         let ids: Vec<IdentityPublicKey> = nodes.iter().map(|n| n.identity().clone()).collect();

@@ -74,16 +74,16 @@ use keyquorum_crypto::poly::lagrange_at_zero;
 use rayon::prelude::*;
 use thiserror::Error;
 
+use crate::ceremony::Ceremony;
 use crate::identity::{self, IdentityPublicKey, IdentitySignature, Purpose, SIGNATURE_LEN};
 use crate::messages::{Contribution, Post, Publication, SignedPost, ack_payload};
-use crate::session::Ceremony;
 
 /// How many attempts a ceremony makes before giving up.
 pub const MAX_ATTEMPTS: u32 = 3;
 
 /// Board phases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Phase {
+pub enum BoardPhase {
     /// Dealers post commitments.
     Contribute,
     /// Shares and acks travel off the board.
@@ -94,22 +94,27 @@ pub enum Phase {
     Done,
 }
 
-impl Phase {
+impl BoardPhase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 4] = [Phase::Contribute, Phase::Share, Phase::Publish, Phase::Done];
+    pub const ALL: [BoardPhase; 4] = [
+        BoardPhase::Contribute,
+        BoardPhase::Share,
+        BoardPhase::Publish,
+        BoardPhase::Done,
+    ];
 
     /// The phase's stable name, as stored on chain and in evidence records.
     pub fn as_str(self) -> &'static str {
         match self {
-            Phase::Contribute => "contribute",
-            Phase::Share => "share",
-            Phase::Publish => "publish",
-            Phase::Done => "done",
+            BoardPhase::Contribute => "contribute",
+            BoardPhase::Share => "share",
+            BoardPhase::Publish => "publish",
+            BoardPhase::Done => "done",
         }
     }
 }
 
-impl fmt::Display for Phase {
+impl fmt::Display for BoardPhase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -123,7 +128,7 @@ pub enum BoardError {
     WrongSession,
     /// The post is not allowed in the current phase.
     #[error("post not allowed in phase {0}")]
-    WrongPhase(Phase),
+    WrongPhase(BoardPhase),
     /// The author is not a dealer of this ceremony.
     #[error("author {0} is not a dealer")]
     NotADealer(u32),
@@ -484,7 +489,7 @@ pub enum Evidence {
     /// The chain shows no such post before the phase deadline in this attempt.
     Absence {
         /// Phase missed.
-        phase: Phase,
+        phase: BoardPhase,
         /// Attempt.
         attempt: u32,
     },
@@ -654,7 +659,7 @@ impl PlayerFlags {
 #[derive(Debug, Clone)]
 pub struct Board<C: Curve> {
     ceremony: Arc<Ceremony<C>>,
-    phase: Phase,
+    phase: BoardPhase,
     attempt: u32,
     contributions: BTreeMap<u32, ContributionEntry<C>>,
     publications: BTreeMap<u32, PublicationEntry<C>>,
@@ -708,7 +713,7 @@ impl<C: Curve> Board<C> {
     pub fn new(ceremony: Arc<Ceremony<C>>) -> Self {
         Board {
             ceremony,
-            phase: Phase::Contribute,
+            phase: BoardPhase::Contribute,
             attempt: 0,
             contributions: BTreeMap::new(),
             publications: BTreeMap::new(),
@@ -727,7 +732,7 @@ impl<C: Curve> Board<C> {
     }
 
     /// Current phase.
-    pub fn phase(&self) -> Phase {
+    pub fn phase(&self) -> BoardPhase {
         self.phase
     }
 
@@ -768,7 +773,7 @@ impl<C: Curve> Board<C> {
             .collect()
     }
 
-    /// The outcome, once the phase is [`Phase::Done`] (or after a failed attempt that retries).
+    /// The outcome, once the phase is [`BoardPhase::Done`] (or after a failed attempt that retries).
     pub fn outcome(&self) -> Option<&Outcome<C>> {
         self.outcome.as_ref()
     }
@@ -840,7 +845,7 @@ impl<C: Curve> Board<C> {
         if self.faults.contains_key(&c.dealer) {
             return Err(BoardError::Disqualified(c.dealer));
         }
-        if self.phase != Phase::Contribute {
+        if self.phase != BoardPhase::Contribute {
             return Err(BoardError::WrongPhase(self.phase));
         }
         let fault = |f| BoardError::Fault {
@@ -894,11 +899,11 @@ impl<C: Curve> Board<C> {
         // attempt, by a dealer whose log is already final: every player acked (nothing to wait
         // for, nothing to reveal). Such a post is what it would have been at the share deadline,
         // and it lets the share phase close as soon as every dealer's log is in.
-        let early = self.phase == Phase::Share
+        let early = self.phase == BoardPhase::Share
             && self.attempt == 0
             && p.reveals.is_empty()
             && p.acks.len() == self.ceremony.n();
-        if self.phase != Phase::Publish && !early {
+        if self.phase != BoardPhase::Publish && !early {
             return Err(BoardError::WrongPhase(self.phase));
         }
         if self.absent_dealers.contains_key(&p.dealer) {
@@ -975,15 +980,15 @@ impl<C: Curve> Board<C> {
     pub fn all_posts_in(&self) -> bool {
         let dealers = 0..self.ceremony.dealer_count() as u32;
         match self.phase {
-            Phase::Contribute => dealers
+            BoardPhase::Contribute => dealers
                 .into_iter()
                 .all(|d| self.contributions.contains_key(&d) || self.faults.contains_key(&d)),
-            Phase::Share | Phase::Publish => dealers.into_iter().all(|d| {
+            BoardPhase::Share | BoardPhase::Publish => dealers.into_iter().all(|d| {
                 !self.is_active_dealer(d)
                     || !self.contributions.contains_key(&d)
                     || self.publications.contains_key(&d)
             }),
-            Phase::Done => false,
+            BoardPhase::Done => false,
         }
     }
 
@@ -992,10 +997,10 @@ impl<C: Curve> Board<C> {
     /// the next attempt (back in the publish phase).
     pub fn advance(&mut self) {
         match self.phase {
-            Phase::Contribute => self.phase = Phase::Share,
-            Phase::Share => self.phase = Phase::Publish,
-            Phase::Publish => self.finish_attempt(),
-            Phase::Done => {}
+            BoardPhase::Contribute => self.phase = BoardPhase::Share,
+            BoardPhase::Share => self.phase = BoardPhase::Publish,
+            BoardPhase::Publish => self.finish_attempt(),
+            BoardPhase::Done => {}
         }
     }
 
@@ -1051,7 +1056,7 @@ impl<C: Curve> Board<C> {
                 continue;
             }
             let (fault, phase) = if !self.contributions.contains_key(&d) {
-                (FaultKind::MissedContribution, Phase::Contribute)
+                (FaultKind::MissedContribution, BoardPhase::Contribute)
             } else if let Some(p) = self.publications.get(&d) {
                 let publication = &p.publication;
                 covered.set(publication.acks.iter().copied());
@@ -1074,7 +1079,7 @@ impl<C: Curve> Board<C> {
                 });
                 continue;
             } else {
-                (FaultKind::MissedPublication, Phase::Publish)
+                (FaultKind::MissedPublication, BoardPhase::Publish)
             };
             newly_absent.push((d, fault.clone(), phase));
             exclusions.push(Exclusion {
@@ -1112,7 +1117,7 @@ impl<C: Curve> Board<C> {
                         exclusions.sort_by_key(|e| (e.role, e.index));
                         self.failure = None;
                         self.outcome = Some(Outcome::Success { output, exclusions });
-                        self.phase = Phase::Done;
+                        self.phase = BoardPhase::Done;
                         return;
                     }
                     Err(reason) => {
@@ -1203,9 +1208,9 @@ impl<C: Curve> Board<C> {
             }
             self.attempt += 1;
             self.publications.clear();
-            self.phase = Phase::Publish;
+            self.phase = BoardPhase::Publish;
         } else {
-            self.phase = Phase::Done;
+            self.phase = BoardPhase::Done;
         }
     }
 
@@ -1611,9 +1616,9 @@ mod tests {
             FaultKind::BadReveal { player: 7 }.code(),
             FaultKind::BadReveal { player: 0 }.code()
         );
-        let phases: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+        let phases: Vec<&str> = BoardPhase::ALL.iter().map(|p| p.as_str()).collect();
         assert_eq!(phases, ["contribute", "share", "publish", "done"]);
-        assert_eq!(Phase::Publish.to_string(), "publish");
+        assert_eq!(BoardPhase::Publish.to_string(), "publish");
         assert_eq!(
             (Role::Dealer.as_str(), Role::Player.as_str()),
             ("dealer", "player")

@@ -19,14 +19,15 @@
 
 pub mod ackreveal;
 pub mod board;
+pub mod ceremony;
 pub mod complaint;
 pub mod identity;
 pub mod messages;
-pub mod node;
 pub mod params;
+pub mod participant;
 pub mod preverify;
-pub mod session;
 pub mod wire;
 
+pub use ceremony::{Ceremony, CeremonyConfig, Member, Reshare, SessionId, Variant};
 pub use params::Params;
-pub use session::{Ceremony, Participant, Reshare, SessionConfig, SessionId, Variant};
+pub use participant::Participant;

@@ -10,9 +10,9 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::EvalCommitment;
 use keyquorum_crypto::hash::tagged_hash;
 
+use crate::ceremony::SessionId;
 use crate::identity::{IdentitySignature, SIGNATURE_LEN};
 use crate::params::MAX_PARTICIPANTS;
-use crate::session::SessionId;
 use crate::wire::{Reader, WireError, Writer};
 
 /// Largest encrypted share accepted (HPKE encapsulation + one scalar + tag, with headroom).

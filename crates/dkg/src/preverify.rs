@@ -20,9 +20,9 @@ use keyquorum_crypto::batch::{self, Item, Signers};
 use rayon::prelude::*;
 
 use crate::board::{ack_check_key, post_id, post_signature_check_key};
+use crate::ceremony::Ceremony;
 use crate::identity::{self, IdentityPublicKey, IdentitySignature, Purpose, SIG_DST};
 use crate::messages::{Post, SignedPost, ack_payload};
-use crate::session::Ceremony;
 
 /// One check to make: the cache key, what is signed, by whom, and the signature.
 struct Check<'a> {

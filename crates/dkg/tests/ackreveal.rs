@@ -10,17 +10,17 @@ use group::Group;
 use group::prime::PrimeCurveAffine;
 use keyquorum_crypto::poly::lagrange_at_zero;
 use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
-use keyquorum_dkg::ackreveal::AckRevealNode;
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::board::Role;
 use keyquorum_dkg::identity::IdentitySignature;
 use keyquorum_dkg::messages::{Ack, Deal, Direct, Post, Publication, SignedPost};
-use keyquorum_dkg::node::{Action, Input, Observation, Participant};
+use keyquorum_dkg::participant::{Action, Input, Observation, Participant};
 use keyquorum_dkg::{Ceremony, Params};
 
 fn check_agreement<C: Curve>(
     results: &[Result_<C>],
     honest: &[usize],
-) -> Vec<Box<keyquorum_dkg::node::DkgOutput<C>>> {
+) -> Vec<Box<keyquorum_dkg::participant::DkgOutput<C>>> {
     let outs: Vec<_> = honest
         .iter()
         .map(|i| match &results[*i] {
@@ -42,7 +42,7 @@ fn check_agreement<C: Curve>(
 }
 
 fn fresh<C: Curve>(n: usize, t: usize, k: usize, silent: &[usize]) {
-    let members: Vec<Member> = (0..n as u32).map(member).collect();
+    let members: Vec<MemberKeys> = (0..n as u32).map(member).collect();
     let cfg = fresh_config::<C>(&members, Params::new(n, t, k).unwrap());
     let ceremony = Ceremony::new(cfg).unwrap();
     let results = run(ceremony.clone(), members, vec![None; n], silent);
@@ -89,20 +89,20 @@ fn fresh_with_silent_node_retries_without_it() {
 #[test]
 fn reshare_keeps_the_group_key() {
     let n = 5;
-    let members: Vec<Member> = (0..n as u32).map(member).collect();
+    let members: Vec<MemberKeys> = (0..n as u32).map(member).collect();
     let cfg = fresh_config::<Bls12381G1>(&members, Params::new(n, 3, 4).unwrap());
     let c1 = Ceremony::new(cfg).unwrap();
     let r1 = run(c1.clone(), members, vec![None; n], &[]);
     let outs = check_agreement(&r1, &(0..n).collect::<Vec<_>>());
     // New committee: members 1..5 stay, 0 leaves, 5 and 6 join.
-    let old: Vec<Member> = (0..n as u32).map(member).collect();
-    let new: Vec<Member> = (1..7u32).map(member).collect();
+    let old: Vec<MemberKeys> = (0..n as u32).map(member).collect();
+    let new: Vec<MemberKeys> = (1..7u32).map(member).collect();
     let mut cfg2 = fresh_config::<Bls12381G1>(&new, Params::new(6, 4, 5).unwrap());
     cfg2.epoch = 2;
     cfg2.reshare = Some(reshare_of(&old, &c1, &outs[0]));
     let c2 = Ceremony::new(cfg2).unwrap();
     // Participants: union of old and new; node i of `all` is member i.
-    let all: Vec<Member> = (0..7u32).map(member).collect();
+    let all: Vec<MemberKeys> = (0..7u32).map(member).collect();
     let old_shares: Vec<_> = (0..7)
         .map(|i| {
             if i < n {
@@ -118,15 +118,18 @@ fn reshare_keeps_the_group_key() {
 }
 
 /// Four ack-or-reveal participants (n = 4, t = k = 3: one reveal allowed per dealer) on BLS.
-fn four_nodes() -> (Arc<Ceremony<Bls12381G1>>, Vec<AckRevealNode<Bls12381G1>>) {
-    let members: Vec<Member> = (0..4).map(member).collect();
+fn four_nodes() -> (
+    Arc<Ceremony<Bls12381G1>>,
+    Vec<AckRevealParticipant<Bls12381G1>>,
+) {
+    let members: Vec<MemberKeys> = (0..4).map(member).collect();
     let cfg = fresh_config::<Bls12381G1>(&members, Params::new(4, 3, 3).unwrap());
     let ceremony = Ceremony::new(cfg).unwrap();
     let nodes = members
         .into_iter()
         .enumerate()
         .map(|(i, m)| {
-            AckRevealNode::new(
+            AckRevealParticipant::new(
                 ceremony.clone(),
                 m.identity,
                 m.encryption,
@@ -141,7 +144,7 @@ fn four_nodes() -> (Arc<Ceremony<Bls12381G1>>, Vec<AckRevealNode<Bls12381G1>>) {
 
 /// The deals a participant sends at the start, by player (none to itself), and its
 /// contribution post.
-fn start(node: &mut AckRevealNode<Bls12381G1>) -> (Vec<Vec<u8>>, Vec<u8>) {
+fn start(node: &mut AckRevealParticipant<Bls12381G1>) -> (Vec<Vec<u8>>, Vec<u8>) {
     let mut deals = vec![Vec::new(); 4];
     let mut post = None;
     for a in node.handle(Input::Start) {
@@ -159,7 +162,7 @@ fn start(node: &mut AckRevealNode<Bls12381G1>) -> (Vec<Vec<u8>>, Vec<u8>) {
     (deals, post.unwrap())
 }
 
-fn message(from: &AckRevealNode<Bls12381G1>, payload: &[u8]) -> Input {
+fn message(from: &AckRevealParticipant<Bls12381G1>, payload: &[u8]) -> Input {
     Input::Message {
         from: from.identity().clone(),
         payload: payload.to_vec(),

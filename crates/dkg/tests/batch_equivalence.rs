@@ -1,4 +1,4 @@
-//! Feeding a block of board posts through `AckRevealNode::handle_board_posts` is the same as
+//! Feeding a block of board posts through `AckRevealParticipant::handle_board_posts` is the same as
 //! feeding each post as `Input::BoardPost`: every participant runs twice, one copy fed post by
 //! post and one fed block by block, and after every input the two copies must have produced the
 //! same actions, byte for byte and in the same order, and at the end the same outcome and
@@ -17,11 +17,11 @@ use keyquorum_crypto::Bls12381G1;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::EvalCommitment;
 use keyquorum_crypto::poly::Polynomial;
-use keyquorum_dkg::ackreveal::AckRevealNode;
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::identity::{IdentityPublicKey, Purpose};
 use keyquorum_dkg::messages::{Contribution, Post, SignedPost};
-use keyquorum_dkg::node::{Action, Input};
-use keyquorum_dkg::{Ceremony, Params, SessionConfig};
+use keyquorum_dkg::participant::{Action, Input};
+use keyquorum_dkg::{Ceremony, CeremonyConfig, Params};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -31,8 +31,8 @@ type Scalar = <C as Curve>::Scalar;
 
 /// The same participant twice: fed post by post, and fed block by block.
 struct Twin {
-    one: AckRevealNode<C>,
-    batch: AckRevealNode<C>,
+    one: AckRevealParticipant<C>,
+    batch: AckRevealParticipant<C>,
 }
 
 /// What a list of actions says, comparable (secret shares by value: their `Debug` is redacted).
@@ -61,7 +61,7 @@ struct Setup {
 }
 
 fn fresh() -> Setup {
-    let members: Vec<Member> = (0..6).map(member).collect();
+    let members: Vec<MemberKeys> = (0..6).map(member).collect();
     let ceremony =
         Ceremony::new(fresh_config::<C>(&members, Params::new(6, 4, 4).unwrap())).unwrap();
     Setup {
@@ -73,7 +73,7 @@ fn fresh() -> Setup {
 
 /// Members 0..5 hold a key (t = 3); they reshare it to members 2..8 (t = 4).
 fn reshare() -> Setup {
-    let old: Vec<Member> = (0..5).map(member).collect();
+    let old: Vec<MemberKeys> = (0..5).map(member).collect();
     let old_ceremony =
         Ceremony::new(fresh_config::<C>(&old, Params::new(5, 3, 3).unwrap())).unwrap();
     let results = run(
@@ -89,8 +89,8 @@ fn reshare() -> Setup {
             _ => panic!("the old ceremony succeeds"),
         })
         .collect();
-    let new: Vec<Member> = (2..8).map(member).collect();
-    let mut config: SessionConfig<C> = fresh_config(&new, Params::new(6, 4, 4).unwrap());
+    let new: Vec<MemberKeys> = (2..8).map(member).collect();
+    let mut config: CeremonyConfig<C> = fresh_config(&new, Params::new(6, 4, 4).unwrap());
     config.epoch = 2;
     config.reshare = Some(reshare_of(&old, &old_ceremony, &outputs[0]));
     let ceremony = Ceremony::new(config).unwrap();
@@ -107,7 +107,7 @@ fn reshare() -> Setup {
 
 /// A valid post of another session by member `m`.
 fn foreign_post(m: u32) -> Vec<u8> {
-    let members: Vec<Member> = (0..6).map(member).collect();
+    let members: Vec<MemberKeys> = (0..6).map(member).collect();
     let mut config = fresh_config::<C>(&members, Params::new(6, 4, 4).unwrap());
     config.domain = b"another-chain".to_vec();
     let ceremony = Ceremony::new(config).unwrap();
@@ -136,7 +136,7 @@ fn check_equivalence(setup: &Setup, seed: u64) -> usize {
         .map(|(i, old)| {
             let node = || {
                 let m = member(*i);
-                AckRevealNode::<C>::new(
+                AckRevealParticipant::<C>::new(
                     ceremony.clone(),
                     m.identity,
                     m.encryption,

@@ -1,6 +1,6 @@
 //! The batched paths decide exactly what the one-by-one paths decide: post signatures and
 //! aggregate acks checked in one multi-pairing per phase ([`preverify`]), shares checked in one
-//! batch per block of contributions (`AckRevealNode::handle_board_posts`), with a bad item at
+//! batch per block of contributions (`AckRevealParticipant::handle_board_posts`), with a bad item at
 //! every position; and a participant's outputs do not depend on the number of threads.
 
 mod common;
@@ -9,35 +9,35 @@ use common::*;
 use keyquorum_crypto::Bls12381G1;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::{self, ShareAad};
-use keyquorum_dkg::ackreveal::AckRevealNode;
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::board::{Board, BoardError, Outcome};
 use keyquorum_dkg::identity::{self, IdentitySignature, Purpose};
 use keyquorum_dkg::messages::{Direct, Post, SignedPost, ack_payload};
-use keyquorum_dkg::node::{Action, Input, Observation};
+use keyquorum_dkg::participant::{Action, Input, Observation};
 use keyquorum_dkg::preverify::preverify_posts;
-use keyquorum_dkg::{Ceremony, Params, SessionConfig};
+use keyquorum_dkg::{Ceremony, CeremonyConfig, Params};
 use rand_core::SeedableRng;
 
 type C = Bls12381G1;
 const N: usize = 7;
 
-fn members() -> Vec<Member> {
+fn members() -> Vec<MemberKeys> {
     (0..N as u32).map(member).collect()
 }
 
-fn config(members: &[Member]) -> SessionConfig<C> {
+fn config(members: &[MemberKeys]) -> CeremonyConfig<C> {
     fresh_config::<C>(members, Params::new(N, 5, 5).unwrap())
 }
 
 /// An honest ceremony's board: posts and deadlines in order.
-fn honest_board(members: &[Member]) -> Vec<BoardEvent> {
+fn honest_board(members: &[MemberKeys]) -> Vec<BoardEvent> {
     let ceremony = Ceremony::new(config(members)).unwrap();
-    let nodes: Vec<Box<dyn keyquorum_dkg::node::Participant<C>>> = members
+    let nodes: Vec<Box<dyn keyquorum_dkg::participant::Participant<C>>> = members
         .iter()
         .enumerate()
         .map(|(i, m)| {
             Box::new(
-                AckRevealNode::<C>::new(
+                AckRevealParticipant::<C>::new(
                     ceremony.clone(),
                     m.identity.clone(),
                     keyquorum_crypto::encrypt::EncryptionSecretKey::from_seed(&seed(i as u32)),
@@ -45,7 +45,7 @@ fn honest_board(members: &[Member]) -> Vec<BoardEvent> {
                     [i as u8; 32],
                 )
                 .unwrap(),
-            ) as Box<dyn keyquorum_dkg::node::Participant<C>>
+            ) as Box<dyn keyquorum_dkg::participant::Participant<C>>
         })
         .collect();
     let (_, events) = run_nodes(nodes, &[], &mut |_, a| vec![a]);
@@ -59,7 +59,7 @@ fn seed(i: u32) -> [u8; 32] {
     seed
 }
 
-fn resign(members: &[Member], dealer: usize, post: Post<C>) -> Vec<u8> {
+fn resign(members: &[MemberKeys], dealer: usize, post: Post<C>) -> Vec<u8> {
     let signature = members[dealer].identity.sign(Purpose::Post, &post.encode());
     SignedPost { post, signature }.encode()
 }
@@ -67,7 +67,7 @@ fn resign(members: &[Member], dealer: usize, post: Post<C>) -> Vec<u8> {
 /// Replays a board; with `batched`, each run of posts between deadlines is pre-verified in one
 /// batch first (on a pool of `threads`). Returns every post's result and the outcome.
 fn replay(
-    members: &[Member],
+    members: &[MemberKeys],
     events: &[BoardEvent],
     batched: bool,
     threads: usize,
@@ -197,12 +197,12 @@ struct View {
     events: Vec<BoardEvent>,
 }
 
-fn node0_view(members: &[Member]) -> View {
+fn node0_view(members: &[MemberKeys]) -> View {
     let ceremony = Ceremony::new(config(members)).unwrap();
     let events = honest_board(members);
     let mut deals = Vec::new();
     for (i, m) in members.iter().enumerate() {
-        let mut node = AckRevealNode::<C>::new(
+        let mut node = AckRevealParticipant::<C>::new(
             ceremony.clone(),
             m.identity.clone(),
             keyquorum_crypto::encrypt::EncryptionSecretKey::from_seed(&seed(i as u32)),
@@ -234,8 +234,8 @@ fn node0_view(members: &[Member]) -> View {
     }
 }
 
-fn node0(members: &[Member]) -> AckRevealNode<C> {
-    AckRevealNode::<C>::new(
+fn node0(members: &[MemberKeys]) -> AckRevealParticipant<C> {
+    AckRevealParticipant::<C>::new(
         Ceremony::new(config(members)).unwrap(),
         members[0].identity.clone(),
         keyquorum_crypto::encrypt::EncryptionSecretKey::from_seed(&seed(0)),
@@ -247,7 +247,7 @@ fn node0(members: &[Member]) -> AckRevealNode<C> {
 
 /// Acks sent and dealers named for bad shares.
 /// A direct message as the transport delivers it: with its author as the sender.
-fn from_author(members: &[Member], d: &Direct) -> Input {
+fn from_author(members: &[MemberKeys], d: &Direct) -> Input {
     let author = match d {
         Direct::Deal(deal) => deal.dealer,
         Direct::Ack(ack) => ack.player,

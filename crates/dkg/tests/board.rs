@@ -8,7 +8,7 @@ use group::prime::PrimeCurveAffine;
 use keyquorum_crypto::commit::EvalCommitment;
 use keyquorum_crypto::poly::Polynomial;
 use keyquorum_crypto::{Bls12381G1, Curve};
-use keyquorum_dkg::board::{Board, FaultKind, Outcome, Phase};
+use keyquorum_dkg::board::{Board, BoardPhase, FaultKind, Outcome};
 use keyquorum_dkg::identity::{self, Purpose};
 use keyquorum_dkg::messages::{Contribution, Post, Publication, SignedPost, ack_payload};
 use keyquorum_dkg::{Ceremony, Params};
@@ -29,7 +29,7 @@ fn outcome_with(
     commitment: impl Fn(usize, &Ceremony<C>, EvalCommitment<C>) -> EvalCommitment<C>,
 ) -> Outcome<C> {
     let n = 5;
-    let members: Vec<Member> = (0..n as u32).map(member).collect();
+    let members: Vec<MemberKeys> = (0..n as u32).map(member).collect();
     let ceremony =
         Ceremony::new(fresh_config::<C>(&members, Params::new(n, 3, 4).unwrap())).unwrap();
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
@@ -56,7 +56,7 @@ fn outcome_with(
     }
     board.advance();
     board.advance();
-    assert_eq!(board.phase(), Phase::Publish);
+    assert_eq!(board.phase(), BoardPhase::Publish);
     for (d, m) in members.iter().enumerate() {
         let payload = ack_payload(ceremony.id(), d as u32, &hashes[d]);
         let sigs: Vec<_> = members
@@ -76,7 +76,7 @@ fn outcome_with(
         board.apply(&SignedPost { post, signature }).unwrap();
     }
     board.advance();
-    assert_eq!(board.phase(), Phase::Done);
+    assert_eq!(board.phase(), BoardPhase::Done);
     board.outcome().unwrap().clone()
 }
 

@@ -18,17 +18,18 @@ use keyquorum_dkg::complaint::messages::{
     ComplaintPost, Deal, Disclosure, FeldmanPost, SignedComplaintPost, SignedPedersen, seal_deal,
 };
 use keyquorum_dkg::complaint::{
-    ComplaintBoard, ComplaintNode, ComplaintPhase, verify_equivocation, verify_exclusion,
+    ComplaintBoard, ComplaintBoardPhase, ComplaintParticipant, verify_equivocation,
+    verify_exclusion,
 };
 use keyquorum_dkg::identity::Purpose;
-use keyquorum_dkg::node::{Action, DkgOutput, Input, Observation, Participant as Node};
-use keyquorum_dkg::{Ceremony, Params, SessionConfig, Variant};
+use keyquorum_dkg::participant::{Action, DkgOutput, Input, Observation, Participant as Node};
+use keyquorum_dkg::{Ceremony, CeremonyConfig, Params, Variant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 type Tamper<'a, C> = Box<dyn FnMut(usize, Action<C>) -> Vec<Action<C>> + 'a>;
 
-fn config<C: Curve>(members: &[Member], params: Params) -> SessionConfig<C> {
+fn config<C: Curve>(members: &[MemberKeys], params: Params) -> CeremonyConfig<C> {
     let mut cfg = fresh_config::<C>(members, params);
     cfg.variant = Variant::Complaint;
     cfg
@@ -36,7 +37,7 @@ fn config<C: Curve>(members: &[Member], params: Params) -> SessionConfig<C> {
 
 fn nodes<C: Curve>(
     ceremony: &Arc<Ceremony<C>>,
-    members: Vec<Member>,
+    members: Vec<MemberKeys>,
     old_shares: Vec<Option<keyquorum_crypto::secret::Secret<C::Scalar>>>,
 ) -> Vec<Box<dyn Node<C>>> {
     members
@@ -47,7 +48,8 @@ fn nodes<C: Curve>(
             let mut seed = [7u8; 32];
             seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
             Box::new(
-                ComplaintNode::new(ceremony.clone(), m.identity, m.encryption, old, seed).unwrap(),
+                ComplaintParticipant::new(ceremony.clone(), m.identity, m.encryption, old, seed)
+                    .unwrap(),
             ) as Box<dyn Node<C>>
         })
         .collect()
@@ -66,7 +68,7 @@ struct Run<C: Curve> {
 /// A fresh ceremony of `n` members under `params`, with `silent` nodes and tampering.
 fn fresh_run<C: Curve>(params: Params, silent: &[usize], tamper: Tamper<'_, C>) -> Run<C> {
     let n = params.n();
-    let members: Vec<Member> = (0..n as u32).map(member).collect();
+    let members: Vec<MemberKeys> = (0..n as u32).map(member).collect();
     let ceremony = Ceremony::new(config::<C>(&members, params)).unwrap();
     let mut tamper = tamper;
     let (results, events) = run_nodes(
@@ -268,7 +270,7 @@ fn is_post_of<C: Curve>(a: &Action<C>, kind: fn(&ComplaintPost<C>) -> bool) -> b
 #[test]
 fn bad_share_is_justified() {
     let params = Params::new(7, 5, 5).unwrap();
-    let members: Vec<Member> = (0..7).map(member).collect();
+    let members: Vec<MemberKeys> = (0..7).map(member).collect();
     let ceremony = Ceremony::new(config::<Bls12381G1>(&members, params)).unwrap();
     let run = fresh_run::<Bls12381G1>(params, &[], Box::new(corrupt_deal(&ceremony, 1, 4)));
     let outs = check_agreement(&run.results, &(0..7).collect::<Vec<_>>());
@@ -284,7 +286,7 @@ fn bad_share_is_justified() {
 #[test]
 fn unanswered_complaint_disqualifies() {
     let params = Params::new(7, 5, 5).unwrap();
-    let members: Vec<Member> = (0..7).map(member).collect();
+    let members: Vec<MemberKeys> = (0..7).map(member).collect();
     let ceremony = Ceremony::new(config::<Secp256k1>(&members, params)).unwrap();
     let mut corrupt = corrupt_deal(&ceremony, 1, 4);
     let tamper = move |i: usize, a: Action<Secp256k1>| {
@@ -327,7 +329,7 @@ fn unanswered_complaint_disqualifies() {
 #[test]
 fn equivocating_dealer_is_disqualified_with_evidence() {
     let params = Params::new(7, 5, 5).unwrap();
-    let members: Vec<Member> = (0..7).map(member).collect();
+    let members: Vec<MemberKeys> = (0..7).map(member).collect();
     let ceremony = Ceremony::new(config::<Bls12381G1>(&members, params)).unwrap();
     // Dealer 2 deals a second, self-consistent polynomial to players 4, 5, 6.
     let key = member(2).identity;
@@ -547,20 +549,20 @@ fn reshare<C: Curve>(
     silent: &[usize],
 ) -> (Vec<Box<DkgOutput<C>>>, C::Affine) {
     let n = 5;
-    let members: Vec<Member> = (0..n as u32).map(member).collect();
+    let members: Vec<MemberKeys> = (0..n as u32).map(member).collect();
     let c1 = Ceremony::new(config::<C>(&members, Params::new(n, 3, 4).unwrap())).unwrap();
     let (r1, _) = run_nodes(nodes(&c1, members, vec![None; n]), &[], &mut *honest());
     let outs = check_agreement(&r1, &(0..n).collect::<Vec<_>>());
     // New committee: members 1..5 stay, 0 leaves, 5 and 6 join.
-    let old: Vec<Member> = (0..n as u32).map(member).collect();
-    let new: Vec<Member> = (1..7u32).map(member).collect();
+    let old: Vec<MemberKeys> = (0..n as u32).map(member).collect();
+    let new: Vec<MemberKeys> = (1..7u32).map(member).collect();
     // The quorum of old dealers is the old threshold t = 3, so two old members may fail.
     let mut cfg2 = config::<C>(&new, Params::new(6, 4, 4).unwrap());
     cfg2.epoch = 2;
     cfg2.reshare = Some(reshare_of(&old, &c1, &outs[0]));
     let c2 = Ceremony::new(cfg2).unwrap();
     // Participants: node i is member i; old shares for members 0..5.
-    let all: Vec<Member> = (0..7u32).map(member).collect();
+    let all: Vec<MemberKeys> = (0..7u32).map(member).collect();
     let old_shares: Vec<_> = (0..7)
         .map(|i| {
             if i < n {
@@ -625,7 +627,7 @@ fn reshare_with_a_silent_old_member() {
 fn wrong_justification_disqualifies() {
     // Dealer 1 sends player 4 a bad pair, then "justifies" with another bad pair.
     let params = Params::new(7, 5, 5).unwrap();
-    let members: Vec<Member> = (0..7).map(member).collect();
+    let members: Vec<MemberKeys> = (0..7).map(member).collect();
     let ceremony = Ceremony::new(config::<Bls12381G1>(&members, params)).unwrap();
     let mut corrupt = corrupt_deal(&ceremony, 1, 4);
     let key = member(1).identity;
@@ -766,7 +768,7 @@ fn false_feldman_complaint_is_the_complainers_fault() {
             BoardEvent::Deadline => board.advance(),
         }
     }
-    assert_eq!(board.phase(), ComplaintPhase::Complain);
+    assert_eq!(board.phase(), ComplaintBoardPhase::Complain);
     board.apply(&complaint).unwrap();
     board.advance();
     let Some(Outcome::Success { output, exclusions }) = board.outcome() else {
@@ -797,7 +799,7 @@ proptest::proptest! {
     fn nodes_survive_garbage(garbage in proptest::collection::vec(
         proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400), 1..8)) {
         let params = Params::new(4, 3, 3).unwrap();
-        let members: Vec<Member> = (0..4).map(member).collect();
+        let members: Vec<MemberKeys> = (0..4).map(member).collect();
         let ceremony = Ceremony::new(config::<Bls12381G1>(&members, params)).unwrap();
         let peer = members[1].identity.public().clone();
         let mut node = nodes(&ceremony, members, vec![None; 4]).remove(0);
@@ -894,7 +896,7 @@ fn whole_deal_signature_matters_only_for_bad_pairs_and_senders_must_be_dealers()
     // all that, a deal must come from its dealer as the transport authenticated it.
     type S = <Secp256k1 as Curve>::Scalar;
     let params = Params::new(4, 3, 3).unwrap();
-    let members: Vec<Member> = (0..4).map(member).collect();
+    let members: Vec<MemberKeys> = (0..4).map(member).collect();
     let ceremony = Ceremony::new(config::<Secp256k1>(&members, params)).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(21);
     let dealer = member(1).identity;
@@ -932,7 +934,7 @@ fn whole_deal_signature_matters_only_for_bad_pairs_and_senders_must_be_dealers()
     let node_for = |j: usize| {
         let m = member(j as u32);
         let seed = [j as u8; 32];
-        ComplaintNode::new(ceremony.clone(), m.identity, m.encryption, None, seed).unwrap()
+        ComplaintParticipant::new(ceremony.clone(), m.identity, m.encryption, None, seed).unwrap()
     };
     let observed = |actions: Vec<Action<Secp256k1>>| {
         actions.into_iter().find_map(|a| match a {

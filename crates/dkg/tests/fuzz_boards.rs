@@ -16,13 +16,13 @@ use std::sync::{Arc, OnceLock};
 
 use common::*;
 use keyquorum_crypto::Bls12381G1;
-use keyquorum_dkg::ackreveal::AckRevealNode;
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::board::{Board, BoardError, Role};
 use keyquorum_dkg::complaint::messages::{ComplaintPost, SignedComplaintPost};
-use keyquorum_dkg::complaint::{ComplaintBoard, ComplaintBoardError, ComplaintNode};
+use keyquorum_dkg::complaint::{ComplaintBoard, ComplaintBoardError, ComplaintParticipant};
 use keyquorum_dkg::identity::{IdentityKeypair, Purpose, SIGNATURE_LEN};
 use keyquorum_dkg::messages::{Post, SignedPost};
-use keyquorum_dkg::node::{Action, Participant as Node};
+use keyquorum_dkg::participant::{Action, Participant as Node};
 use keyquorum_dkg::{Ceremony, Params, Variant};
 use proptest::prelude::*;
 
@@ -56,7 +56,7 @@ fn transcript(variant: Variant) -> &'static Transcript {
         Variant::Complaint => &COMPLAINT,
     };
     cell.get_or_init(|| {
-        let members: Vec<Member> = (0..N as u32).map(member).collect();
+        let members: Vec<MemberKeys> = (0..N as u32).map(member).collect();
         let mut config = fresh_config::<C>(&members, Params::new(N, 2, 3).unwrap());
         config.variant = variant;
         let ceremony = Ceremony::new(config).unwrap();
@@ -68,12 +68,24 @@ fn transcript(variant: Variant) -> &'static Transcript {
                 let seed = [i as u8 + 1; 32];
                 match variant {
                     Variant::AckReveal => Box::new(
-                        AckRevealNode::new(ceremony.clone(), m.identity, m.encryption, None, seed)
-                            .unwrap(),
+                        AckRevealParticipant::new(
+                            ceremony.clone(),
+                            m.identity,
+                            m.encryption,
+                            None,
+                            seed,
+                        )
+                        .unwrap(),
                     ) as Box<dyn Node<C>>,
                     Variant::Complaint => Box::new(
-                        ComplaintNode::new(ceremony.clone(), m.identity, m.encryption, None, seed)
-                            .unwrap(),
+                        ComplaintParticipant::new(
+                            ceremony.clone(),
+                            m.identity,
+                            m.encryption,
+                            None,
+                            seed,
+                        )
+                        .unwrap(),
                     ),
                 }
             })

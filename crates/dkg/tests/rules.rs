@@ -13,15 +13,15 @@ use keyquorum_crypto::commit::{EvalCommitment, mul_generator};
 use keyquorum_crypto::poly::Polynomial;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::{Bls12381G1, Curve};
-use keyquorum_dkg::ackreveal::AckRevealNode;
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::board::{
-    Board, Evidence, FailureReason, FaultKind, Outcome, Penalty, Phase, Role,
+    Board, BoardPhase, Evidence, FailureReason, FaultKind, Outcome, Penalty, Role,
 };
-use keyquorum_dkg::complaint::ComplaintNode;
+use keyquorum_dkg::ceremony::CHECK_CACHE_CAPACITY;
+use keyquorum_dkg::complaint::ComplaintParticipant;
 use keyquorum_dkg::identity::{self, Purpose};
 use keyquorum_dkg::messages::{Contribution, Direct, Post, Publication, SignedPost, ack_payload};
-use keyquorum_dkg::node::{Action, Participant};
-use keyquorum_dkg::session::CHECK_CACHE_CAPACITY;
+use keyquorum_dkg::participant::{Action, Participant};
 use keyquorum_dkg::{Ceremony, Params, Reshare, Variant};
 use rand_core::SeedableRng;
 
@@ -31,8 +31,8 @@ type Scalar = <C as Curve>::Scalar;
 /// A hand-built board: dealers' polynomials are known, so any publication can be made.
 struct Transcript {
     ceremony: Arc<Ceremony<C>>,
-    dealers: Vec<Member>,
-    players: Vec<Member>,
+    dealers: Vec<MemberKeys>,
+    players: Vec<MemberKeys>,
     polys: Vec<Polynomial<Scalar>>,
     hashes: Vec<[u8; 32]>,
     board: Board<C>,
@@ -42,8 +42,8 @@ impl Transcript {
     /// Posts every dealer's commitment to its polynomial and moves to the publish phase.
     fn new(
         ceremony: Arc<Ceremony<C>>,
-        dealers: Vec<Member>,
-        players: Vec<Member>,
+        dealers: Vec<MemberKeys>,
+        players: Vec<MemberKeys>,
         polys: Vec<Polynomial<Scalar>>,
     ) -> Self {
         let mut board = Board::new(ceremony.clone());
@@ -63,7 +63,7 @@ impl Transcript {
         }
         board.advance();
         board.advance();
-        assert_eq!(board.phase(), Phase::Publish);
+        assert_eq!(board.phase(), BoardPhase::Publish);
         Transcript {
             ceremony,
             dealers,
@@ -114,8 +114,8 @@ fn rng(seed: u64) -> rand_chacha::ChaCha20Rng {
     rand_chacha::ChaCha20Rng::seed_from_u64(seed)
 }
 
-fn fresh_ceremony(n: usize, t: usize, k: usize) -> (Arc<Ceremony<C>>, Vec<Member>) {
-    let members: Vec<Member> = (0..n as u32).map(member).collect();
+fn fresh_ceremony(n: usize, t: usize, k: usize) -> (Arc<Ceremony<C>>, Vec<MemberKeys>) {
+    let members: Vec<MemberKeys> = (0..n as u32).map(member).collect();
     let ceremony = Ceremony::new(fresh_config::<C>(&members, Params::new(n, t, k).unwrap()));
     (ceremony.unwrap(), members)
 }
@@ -162,7 +162,8 @@ fn withheld_acks_exclude_a_dealer_without_penalty_and_name_the_players() {
             let mut seed = [3u8; 32];
             seed[0] = i as u8;
             Box::new(
-                AckRevealNode::new(ceremony.clone(), m.identity, m.encryption, None, seed).unwrap(),
+                AckRevealParticipant::new(ceremony.clone(), m.identity, m.encryption, None, seed)
+                    .unwrap(),
             ) as Box<dyn Participant<C>>
         })
         .collect();
@@ -269,7 +270,7 @@ fn no_success_with_fewer_than_t_active_players() {
         tr.publish(d, &[], &[]);
     }
     tr.board.advance();
-    assert_eq!(tr.board.phase(), Phase::Done);
+    assert_eq!(tr.board.phase(), BoardPhase::Done);
     assert!(
         matches!(
             tr.board.outcome(),
@@ -301,7 +302,7 @@ fn no_success_with_the_identity_as_group_key() {
         tr.publish(d, &all(4), &[]);
     }
     tr.board.advance();
-    assert_eq!(tr.board.phase(), Phase::Done);
+    assert_eq!(tr.board.phase(), BoardPhase::Done);
     assert!(
         matches!(tr.board.outcome(), Some(Outcome::Failure { .. })),
         "{:?}",
@@ -316,12 +317,12 @@ struct OldKey {
     reshare: Reshare<C>,
 }
 
-fn old_key(old: &[Member], t_old: usize, seed: u64) -> OldKey {
+fn old_key(old: &[MemberKeys], t_old: usize, seed: u64) -> OldKey {
     old_key_with(old, t_old, seed, None)
 }
 
 /// [`old_key`] with the old secret given.
-fn old_key_with(old: &[Member], t_old: usize, seed: u64, secret: Option<Scalar>) -> OldKey {
+fn old_key_with(old: &[MemberKeys], t_old: usize, seed: u64, secret: Option<Scalar>) -> OldKey {
     let old_params = Params::new(old.len(), t_old, t_old).unwrap();
     let old_ceremony = Ceremony::new(fresh_config::<C>(old, old_params)).unwrap();
     let f = Polynomial::random(t_old - 1, secret, &mut rng(seed));
@@ -341,8 +342,8 @@ fn old_key_with(old: &[Member], t_old: usize, seed: u64, secret: Option<Scalar>)
 }
 
 fn reshare_transcript(
-    old: Vec<Member>,
-    new: Vec<Member>,
+    old: Vec<MemberKeys>,
+    new: Vec<MemberKeys>,
     params: Params,
     key: &OldKey,
     group_key: <C as Curve>::Affine,
@@ -368,9 +369,9 @@ fn reshare_transcript(
 /// not excluded, although they exceed the new committee's bound f = 1.
 #[test]
 fn reshare_reports_count_against_the_old_dealers_fault_bound() {
-    let old: Vec<Member> = (0..7).map(member).collect();
+    let old: Vec<MemberKeys> = (0..7).map(member).collect();
     let key = old_key(&old, 5, 4);
-    let new: Vec<Member> = (10..14).map(member).collect();
+    let new: Vec<MemberKeys> = (10..14).map(member).collect();
     let group_key = key.reshare.group_key;
     let mut tr = reshare_transcript(old, new, Params::new(4, 3, 3).unwrap(), &key, group_key);
     assert_eq!(tr.ceremony.dealer_fault_bound(), 2);
@@ -403,9 +404,9 @@ fn reshare_reports_count_against_the_old_dealers_fault_bound() {
 /// does: old public key shares inconsistent with the claimed old key give no success.
 #[test]
 fn reshare_must_keep_the_group_key() {
-    let old: Vec<Member> = (0..4).map(member).collect();
+    let old: Vec<MemberKeys> = (0..4).map(member).collect();
     let key = old_key(&old, 3, 5);
-    let new: Vec<Member> = (0..4).map(member).collect();
+    let new: Vec<MemberKeys> = (0..4).map(member).collect();
     let wrong = <C as Curve>::batch_normalize(&[mul_generator::<C>(&Scalar::from(7u64))])[0];
     let mut tr = reshare_transcript(old, new, Params::new(4, 3, 3).unwrap(), &key, wrong);
     for d in 0..4 {
@@ -420,8 +421,8 @@ fn reshare_must_keep_the_group_key() {
     assert_eq!(tr.board.failure_reason(), Some(FailureReason::KeyChanged));
 
     // With the right key the same transcript succeeds and keeps it.
-    let old: Vec<Member> = (0..4).map(member).collect();
-    let new: Vec<Member> = (0..4).map(member).collect();
+    let old: Vec<MemberKeys> = (0..4).map(member).collect();
+    let new: Vec<MemberKeys> = (0..4).map(member).collect();
     let right = key.reshare.group_key;
     let mut tr = reshare_transcript(old, new, Params::new(4, 3, 3).unwrap(), &key, right);
     for d in 0..4 {
@@ -441,7 +442,7 @@ fn reshare_must_keep_the_group_key() {
 #[test]
 fn reshare_to_a_larger_committee_survives_a_silent_old_member() {
     let n_old = 4;
-    let old: Vec<Member> = (0..n_old as u32).map(member).collect();
+    let old: Vec<MemberKeys> = (0..n_old as u32).map(member).collect();
     let c1 = Ceremony::new(fresh_config::<C>(&old, Params::new(n_old, 3, 3).unwrap())).unwrap();
     let r1 = run(c1.clone(), old, vec![None; n_old], &[]);
     let outs: Vec<_> = r1
@@ -451,8 +452,8 @@ fn reshare_to_a_larger_committee_survives_a_silent_old_member() {
             _ => panic!("fresh ceremony failed"),
         })
         .collect();
-    let old: Vec<Member> = (0..n_old as u32).map(member).collect();
-    let new: Vec<Member> = (0..7u32).map(member).collect();
+    let old: Vec<MemberKeys> = (0..n_old as u32).map(member).collect();
+    let new: Vec<MemberKeys> = (0..7u32).map(member).collect();
     let mut cfg = fresh_config::<C>(&new, Params::new(7, 5, 5).unwrap());
     cfg.epoch = 2;
     cfg.reshare = Some(reshare_of(&old, &c1, &outs[0]));
@@ -518,10 +519,10 @@ fn check_cache_is_bounded() {
 #[test]
 fn reshare_of_an_identity_key_is_refused_by_both_boards() {
     for variant in [Variant::AckReveal, Variant::Complaint] {
-        let old: Vec<Member> = (0..4).map(member).collect();
+        let old: Vec<MemberKeys> = (0..4).map(member).collect();
         let key = old_key_with(&old, 3, 8, Some(Scalar::ZERO));
         assert!(bool::from(key.reshare.group_key.is_identity()));
-        let new: Vec<Member> = (0..4).map(member).collect();
+        let new: Vec<MemberKeys> = (0..4).map(member).collect();
         let mut cfg = fresh_config::<C>(&new, Params::new(4, 3, 3).unwrap());
         cfg.epoch = 2;
         cfg.variant = variant;
@@ -537,12 +538,24 @@ fn reshare_of_an_identity_key_is_refused_by_both_boards() {
                 let old = Some(Secret::new(*s));
                 match variant {
                     Variant::AckReveal => Box::new(
-                        AckRevealNode::new(ceremony.clone(), m.identity, m.encryption, old, seed)
-                            .unwrap(),
+                        AckRevealParticipant::new(
+                            ceremony.clone(),
+                            m.identity,
+                            m.encryption,
+                            old,
+                            seed,
+                        )
+                        .unwrap(),
                     ) as Box<dyn Participant<C>>,
                     Variant::Complaint => Box::new(
-                        ComplaintNode::new(ceremony.clone(), m.identity, m.encryption, old, seed)
-                            .unwrap(),
+                        ComplaintParticipant::new(
+                            ceremony.clone(),
+                            m.identity,
+                            m.encryption,
+                            old,
+                            seed,
+                        )
+                        .unwrap(),
                     ),
                 }
             })

@@ -32,7 +32,7 @@ use keyquorum_dkg::identity::{self, IdentityKeypair, IdentityPublicKey, Purpose}
 use keyquorum_dkg::messages::{
     Ack, Contribution, Deal, Direct, Post, Publication, SignedPost, ack_payload,
 };
-use keyquorum_dkg::{Ceremony, Params, Participant, Reshare, SessionConfig, Variant};
+use keyquorum_dkg::{Ceremony, CeremonyConfig, Member, Params, Reshare, Variant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -47,17 +47,17 @@ fn encryption_key(i: u8) -> EncryptionSecretKey {
     EncryptionSecretKey::from_seed(&[0x20 + i; 32])
 }
 
-fn participants(count: u8, offset: u8) -> Vec<Participant> {
+fn participants(count: u8, offset: u8) -> Vec<Member> {
     (offset..offset + count)
-        .map(|i| Participant {
+        .map(|i| Member {
             identity: identity_key(i).public().clone(),
             encryption: encryption_key(i).public_key(),
         })
         .collect()
 }
 
-fn config<C: Curve>(variant: Variant, scheme: IndexScheme) -> SessionConfig<C> {
-    SessionConfig {
+fn config<C: Curve>(variant: Variant, scheme: IndexScheme) -> CeremonyConfig<C> {
+    CeremonyConfig {
         domain: b"keyquorum-vectors".to_vec(),
         epoch: 7,
         variant,
@@ -69,7 +69,7 @@ fn config<C: Curve>(variant: Variant, scheme: IndexScheme) -> SessionConfig<C> {
 }
 
 /// A reshare from a committee of three (members 4..7) to the four players.
-fn reshare_config<C: Curve>() -> SessionConfig<C> {
+fn reshare_config<C: Curve>() -> CeremonyConfig<C> {
     let mut rng = ChaCha20Rng::seed_from_u64(0x5e5);
     let old = Polynomial::<C::Scalar>::random(1, None, &mut rng);
     let xs = keyquorum_crypto::index::sequential::<C::Scalar>(3);
@@ -85,7 +85,7 @@ fn reshare_config<C: Curve>() -> SessionConfig<C> {
     c
 }
 
-fn ceremony<C: Curve>(config: SessionConfig<C>) -> Arc<Ceremony<C>> {
+fn ceremony<C: Curve>(config: CeremonyConfig<C>) -> Arc<Ceremony<C>> {
     Ceremony::new(config).unwrap()
 }
 

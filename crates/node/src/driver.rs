@@ -11,7 +11,7 @@
 //! - `PostAccepted`/`PostRejected` feed `BoardPost`, `BoardDeadline` feeds `Deadline`: the
 //!   contract emits exactly the board's inputs in the order it applied them, so the node's
 //!   board is the contract's board. A run of consecutive posts of a block (no other event
-//!   between them) is fed as one batch ([`AckRevealNode::handle_board_posts`]: one
+//!   between them) is fed as one batch ([`AckRevealParticipant::handle_board_posts`]: one
 //!   multi-pairing for their signatures, one batch check for the deals waiting for the
 //!   contributions among them), which acts exactly as feeding them one by one; they are
 //!   logged one by one. Replays after a restart and the catch-up of a session batch the same
@@ -68,11 +68,11 @@ use keyquorum_crypto::poly::Polynomial;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_dkg::Ceremony;
-use keyquorum_dkg::ackreveal::AckRevealNode;
-use keyquorum_dkg::board::{Board, Phase as BoardPhase, Role};
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
+use keyquorum_dkg::board::{Board, BoardPhase, Role};
 use keyquorum_dkg::identity::{IdentityPublicKey, Purpose};
 use keyquorum_dkg::messages::{Contribution, Deal, Direct, Post, SignedPost};
-use keyquorum_dkg::node::{Action, Input, Observation};
+use keyquorum_dkg::participant::{Action, Input, Observation};
 use keyquorum_dkg::preverify::preverify_posts;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
@@ -227,7 +227,7 @@ struct FaultState {
 /// What runs a session in this node: the DKG participant, or the board alone for a node that
 /// only follows it (see [`Seat`]).
 enum Runner {
-    Participant(Box<AckRevealNode<G>>),
+    Participant(Box<AckRevealParticipant<G>>),
     Board(Box<Board<G>>),
 }
 
@@ -249,7 +249,7 @@ impl Runner {
     /// Board posts in board order, with the effect of feeding each as `Input::BoardPost` in
     /// turn: a participant verifies their signatures in one batch and checks the deals waiting
     /// for contributions among them in one batch
-    /// ([`AckRevealNode::handle_board_posts`]); a board alone pre-verifies the signatures in one
+    /// ([`AckRevealParticipant::handle_board_posts`]); a board alone pre-verifies the signatures in one
     /// batch and applies the posts.
     fn handle_posts(&mut self, posts: &[Vec<u8>]) -> Vec<Action<G>> {
         match self {
@@ -624,7 +624,7 @@ impl Driver {
         ceremony: &Arc<Ceremony<G>>,
         view: u64,
         seed: [u8; 32],
-    ) -> Result<Option<AckRevealNode<G>>, DriverError> {
+    ) -> Result<Option<AckRevealParticipant<G>>, DriverError> {
         let old_share =
             if ceremony.reshare().is_some() && ceremony.dealer_position(&self.me).is_some() {
                 let s = self.scalar(&format!("share/{}", view - 1))?;
@@ -638,7 +638,7 @@ impl Driver {
             } else {
                 None
             };
-        match AckRevealNode::new(
+        match AckRevealParticipant::new(
             ceremony.clone(),
             self.keys.identity().clone(),
             self.keys.encryption_copy(),
@@ -986,7 +986,7 @@ impl Driver {
         &mut self,
         (view, session): (u64, u32),
         id: [u8; 32],
-        spec: &keyquorum_contract::SessionSpec,
+        spec: &keyquorum_contract::CeremonySpec,
         seat: Seat,
         batch: &mut Batch,
         effects: &mut Vec<Effect>,

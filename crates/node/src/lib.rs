@@ -7,7 +7,7 @@
 //! ## Design
 //! - [`driver::Driver`] is the deterministic core. It turns chain blocks (in height order,
 //!   events in block order) and peer messages into inputs for the engine's
-//!   `AckRevealNode`, and the participant's actions into [`driver::Effect`]s. The contract's
+//!   `AckRevealParticipant`, and the participant's actions into [`driver::Effect`]s. The contract's
 //!   events carry the board inputs exactly (`PostAccepted`/`PostRejected` with the post bytes,
 //!   `BoardDeadline`), so the node never derives a deadline itself and its board equals the
 //!   contract's.

@@ -29,10 +29,10 @@ use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use keyquorum_contract::SessionSpec;
+use keyquorum_contract::CeremonySpec;
 use keyquorum_contract::tx::NetworkIdentity;
 use keyquorum_dkg::identity::{IdentityPublicKey, PUBLIC_KEY_LEN};
-use keyquorum_dkg::node::Input;
+use keyquorum_dkg::participant::Input;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -107,7 +107,7 @@ pub struct SessionRecord {
     /// Session id (hex).
     pub session_id: String,
     /// The contract's definition of the session.
-    pub spec: SessionSpec,
+    pub spec: CeremonySpec,
     /// Inputs logged so far.
     pub inputs: u64,
     /// The participant finished (success or failure).

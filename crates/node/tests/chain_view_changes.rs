@@ -2,7 +2,7 @@
 //!
 //! The view-change contract runs inside the devchain (`Chain::start` with
 //! [`ContractMachine`]), on a real HTTP port. Eight validators with different stakes are
-//! simulated in this process, each as its own task holding the engine's `AckRevealNode`, and
+//! simulated in this process, each as its own task holding the engine's `AckRevealParticipant`, and
 //! each talks to the chain only over HTTP with [`HttpChainClient`]: it registers with a signed
 //! transaction, follows the committed blocks (`/events`), turns the contract's events into the
 //! participant's inputs (`Start`, each block's board posts as one batch as the node's driver
@@ -38,19 +38,19 @@ use keyquorum_contract::magic::{MagicBlock, signing_message};
 use keyquorum_contract::state::{EvidenceRecord, FaultRole, NodeRecord};
 use keyquorum_contract::tx::{MAX_TX_LEN, NetworkIdentity, SignerRole, TxBody};
 use keyquorum_contract::{
-    Contract, ContractConfig, Event, Group, Phase, SignedMagicBlock, Size, SlashingRecord,
-    Transaction, verify_magic_block_chain,
+    Contract, ContractConfig, Event, Group, SignedMagicBlock, Size, SlashingRecord, Transaction,
+    ViewChangePhase, verify_magic_block_chain,
 };
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::EncryptionSecretKey;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_devchain::{Chain, ChainConfig};
-use keyquorum_dkg::ackreveal::AckRevealNode;
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::identity::{IdentityKeypair, IdentityPublicKey, Purpose};
 use keyquorum_dkg::messages::{Direct, Post, SignedPost};
-use keyquorum_dkg::node::{Action, DkgOutput, Input};
 use keyquorum_dkg::params::MAX_PARTICIPANTS;
+use keyquorum_dkg::participant::{Action, DkgOutput, Input};
 use keyquorum_node::chain::{ChainBlock, ChainClient, SubmitOutcome};
 use keyquorum_node::{ContractMachine, HttpChainClient};
 use serde_json::Value;
@@ -192,7 +192,7 @@ struct Live {
     view: u64,
     session: u32,
     id: [u8; 32],
-    participant: AckRevealNode<Group>,
+    participant: AckRevealParticipant<Group>,
 }
 
 /// What a node hands back when stopped.
@@ -379,7 +379,7 @@ impl SimNode {
             Event::PhaseChanged {
                 view,
                 session,
-                phase: Phase::Share,
+                phase: ViewChangePhase::Share,
                 ..
             } => {
                 if let Some((v, s, post)) = self.late.take() {
@@ -423,7 +423,7 @@ impl SimNode {
         view: u64,
         session: u32,
         id: [u8; 32],
-        spec: &keyquorum_contract::SessionSpec,
+        spec: &keyquorum_contract::CeremonySpec,
     ) {
         self.seen.insert(id);
         self.live = None;
@@ -450,7 +450,7 @@ impl SimNode {
         seed[8..16].copy_from_slice(&view.to_le_bytes());
         seed[16..20].copy_from_slice(&session.to_le_bytes());
         seed[20..].fill(0x77);
-        let participant = AckRevealNode::new(
+        let participant = AckRevealParticipant::new(
             ceremony,
             self.key.clone(),
             encryption_key(self.i),
@@ -824,7 +824,7 @@ async fn simulated_committee_through_the_chain() {
             Event::PhaseChanged {
                 view: 1,
                 session: 0,
-                phase: Phase::Contribute,
+                phase: ViewChangePhase::Contribute,
                 deadline,
                 ..
             } => Some(*deadline),
@@ -867,7 +867,7 @@ async fn simulated_committee_through_the_chain() {
             view: 1,
             session: 0,
             attempt: 1,
-            phase: Phase::Publish,
+            phase: ViewChangePhase::Publish,
             ..
         }
     )));

@@ -11,7 +11,7 @@ mod common;
 use common::Harness;
 use keyquorum_contract::config::KeyMode;
 use keyquorum_contract::tx::TxBody;
-use keyquorum_contract::{ContractConfig, Event, Phase, Size};
+use keyquorum_contract::{ContractConfig, Event, Size, ViewChangePhase};
 use keyquorum_node::store::Seat;
 
 const STAKES: [u64; 5] = [100, 99, 98, 97, 96];
@@ -60,7 +60,7 @@ fn a_node_whose_contribution_is_on_the_board_sits_the_session_out() {
     });
     h.drivers[LOST] = None;
     h.step();
-    assert_eq!(h.contract.state().phase(), Phase::Share);
+    assert_eq!(h.contract.state().phase(), ViewChangePhase::Share);
     assert!(
         dealer_position(&h, LOST).is_some_and(|d| h
             .contract
@@ -116,7 +116,7 @@ fn a_node_that_had_not_contributed_takes_part_once_caught_up() {
     h.step();
     assert!(h.contract.state().change.is_some(), "the session started");
     h.step();
-    assert_eq!(h.contract.state().phase(), Phase::Contribute);
+    assert_eq!(h.contract.state().phase(), ViewChangePhase::Contribute);
     assert_eq!(contributions(&h, LOST), 0);
     h.restart_with_lost_database(LOST);
     let d = h.driver(LOST);

@@ -234,7 +234,7 @@ impl Harness {
             .state()
             .change
             .as_ref()
-            .is_some_and(|c| c.phase == keyquorum_contract::Phase::Share)
+            .is_some_and(|c| c.phase == keyquorum_contract::ViewChangePhase::Share)
     }
 }
 

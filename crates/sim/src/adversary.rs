@@ -44,10 +44,10 @@ use keyquorum_dkg::complaint::messages::{
     ComplaintPost, Deal as ComplaintDeal, Disclosure, FeldmanPost, SignedComplaintPost,
     SignedPedersen, pedersen_hash, seal_deal,
 };
-use keyquorum_dkg::complaint::{ComplaintBoard, ComplaintPhase};
+use keyquorum_dkg::complaint::{ComplaintBoard, ComplaintBoardPhase};
 use keyquorum_dkg::identity::{IdentityKeypair, IdentityPublicKey, IdentitySignature, Purpose};
 use keyquorum_dkg::messages::{Ack, Contribution, Deal, Direct, Post, SignedPost};
-use keyquorum_dkg::node::{Action, Input, Observation, Participant};
+use keyquorum_dkg::participant::{Action, Input, Observation, Participant};
 use keyquorum_dkg::{Ceremony, Variant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
@@ -499,8 +499,8 @@ impl<C: Curve> Adversary<C> {
             Input::Deadline => board.advance(),
             Input::Start | Input::Message { .. } => {}
         }
-        let entered_complain =
-            before != ComplaintPhase::Complain && board.phase() == ComplaintPhase::Complain;
+        let entered_complain = before != ComplaintBoardPhase::Complain
+            && board.phase() == ComplaintBoardPhase::Complain;
         let actions = self.inner.handle(input);
         let rejected = rejected(&actions);
         let mut out = Vec::new();

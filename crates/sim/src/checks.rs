@@ -11,7 +11,7 @@ use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
 use keyquorum_dkg::complaint::verify_exclusion;
 use keyquorum_dkg::identity::IdentityPublicKey;
-use keyquorum_dkg::node::{DkgOutput, Failure, Participant};
+use keyquorum_dkg::participant::{DkgOutput, Failure, Participant};
 use keyquorum_dkg::{Ceremony, Variant};
 
 use crate::SimConfig;
@@ -111,7 +111,7 @@ pub fn complaint_node<C: Curve>(
     seed: [u8; 32],
 ) -> Box<dyn Participant<C>> {
     Box::new(
-        keyquorum_dkg::complaint::ComplaintNode::new(
+        keyquorum_dkg::complaint::ComplaintParticipant::new(
             ceremony.clone(),
             keys.identity(),
             keys.encryption(),

@@ -8,10 +8,10 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::EncryptionSecretKey;
 use keyquorum_crypto::index::IndexScheme;
 use keyquorum_crypto::secret::Secret;
-use keyquorum_dkg::ackreveal::AckRevealNode;
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::identity::{IdentityKeypair, IdentityPublicKey};
-use keyquorum_dkg::node::{Action, DkgOutput, Failure, Input, Observation, Participant};
-use keyquorum_dkg::{Ceremony, Params, Participant as Member, Reshare, SessionConfig, Variant};
+use keyquorum_dkg::participant::{Action, DkgOutput, Failure, Input, Observation, Participant};
+use keyquorum_dkg::{Ceremony, CeremonyConfig, Member, Params, Reshare, Variant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -75,7 +75,7 @@ pub fn make_node<C: Curve>(
     let seed = keys.protocol_seed(ceremony.id());
     match ceremony.config().variant {
         Variant::AckReveal => Box::new(
-            AckRevealNode::new(
+            AckRevealParticipant::new(
                 ceremony.clone(),
                 keys.identity(),
                 keys.encryption(),
@@ -491,7 +491,7 @@ fn config<C: Curve>(
         Params::bft(members.len())
     }
     .map_err(|e| e.to_string())?;
-    Ceremony::new(SessionConfig {
+    Ceremony::new(CeremonyConfig {
         domain: b"keyquorum-sim".to_vec(),
         epoch,
         variant: cfg.variant,

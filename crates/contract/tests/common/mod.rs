@@ -1,4 +1,4 @@
-//! A simulated chain for contract tests: the contract, and one `AckRevealNode` per simulated
+//! A simulated chain for contract tests: the contract, and one `AckRevealParticipant` per simulated
 //! validator that follows the contract's events. Direct messages go straight from node to node;
 //! posts and partial signatures become transactions in the next block; faults are injected per
 //! (view, session) by a [`FaultPlan`].
@@ -16,11 +16,11 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::EncryptionSecretKey;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
-use keyquorum_dkg::ackreveal::AckRevealNode;
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::identity::{IdentityKeypair, Purpose};
 use keyquorum_dkg::messages::{Direct, Post, SignedPost};
-use keyquorum_dkg::node::{Action, DkgOutput, Input};
 use keyquorum_dkg::params::MAX_PARTICIPANTS;
+use keyquorum_dkg::participant::{Action, DkgOutput, Input};
 
 pub const CHAIN: &str = "test-chain";
 
@@ -127,7 +127,7 @@ pub fn set(v: &[usize]) -> BTreeSet<usize> {
 pub struct SimNode {
     pub key: IdentityKeypair,
     pub enc: [u8; 32],
-    pub dkg: Option<(u64, u32, AckRevealNode<Group>)>,
+    pub dkg: Option<(u64, u32, AckRevealParticipant<Group>)>,
     pub finished: Option<(u64, u32, Box<DkgOutput<Group>>)>,
     /// Share and index per view the node is a member of.
     pub shares: BTreeMap<u64, (Secret<Scalar>, u64)>,
@@ -317,7 +317,7 @@ impl Sim {
                         seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
                         seed[8..16].copy_from_slice(&view.to_be_bytes());
                         seed[16..20].copy_from_slice(&session.to_be_bytes());
-                        let node = AckRevealNode::new(
+                        let node = AckRevealParticipant::new(
                             ceremony.clone(),
                             self.nodes[i].key.clone(),
                             EncryptionSecretKey::from_seed(&self.nodes[i].enc),

@@ -11,12 +11,12 @@
 //!
 //! | phase | posts accepted | at the deadline |
 //! |---|---|---|
-//! | [`Deal`](ComplaintPhase::Deal) | none | - |
-//! | [`Report`](ComplaintPhase::Report) | [`Report`] | complaints fixed; `> max_reveals` disqualifies |
-//! | [`Justify`](ComplaintPhase::Justify) | [`Justification`] | unanswered complaints disqualify; qualification |
-//! | [`Feldman`](ComplaintPhase::Feldman) | [`FeldmanPost`] | - |
-//! | [`Complain`](ComplaintPhase::Complain) | [`Disclosure`] (complaints) | failed qualified dealers |
-//! | [`Reconstruct`](ComplaintPhase::Reconstruct) | [`Disclosure`] (pairs) | interpolation; outcome |
+//! | [`Deal`](ComplaintBoardPhase::Deal) | none | - |
+//! | [`Report`](ComplaintBoardPhase::Report) | [`Report`] | complaints fixed; `> max_reveals` disqualifies |
+//! | [`Justify`](ComplaintBoardPhase::Justify) | [`Justification`] | unanswered complaints disqualify; qualification |
+//! | [`Feldman`](ComplaintBoardPhase::Feldman) | [`FeldmanPost`] | - |
+//! | [`Complain`](ComplaintBoardPhase::Complain) | [`Disclosure`] (complaints) | failed qualified dealers |
+//! | [`Reconstruct`](ComplaintBoardPhase::Reconstruct) | [`Disclosure`] (pairs) | interpolation; outcome |
 //!
 //! The justify phase is skipped when there are no complaints, and the reconstruct phase when no
 //! qualified dealer failed (always when resharing, where failed dealers are dropped instead).
@@ -34,8 +34,8 @@
 //!   and the dealer-signed hash it matches.
 //!
 //! `Reports` holds encoded signed [`Report`]s (the complaints, or the missing mutual validity of
-//! `NotInClique`). `Absence` uses the ack-or-reveal phase names: [`Phase::Share`] for a missing
-//! report (the dealing and reporting round), [`Phase::Publish`] for a missing Feldman post or
+//! `NotInClique`). `Absence` uses the ack-or-reveal phase names: [`BoardPhase::Share`] for a missing
+//! report (the dealing and reporting round), [`BoardPhase::Publish`] for a missing Feldman post or
 //! reconstruction pair.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,15 +56,15 @@ use super::messages::{
     SignedComplaintPost, feldman_hash, pedersen_hash,
 };
 use crate::board::{
-    Evidence, Exclusion, FaultKind, Outcome, Phase, PublicOutput, Role, is_identity,
+    BoardPhase, Evidence, Exclusion, FaultKind, Outcome, PublicOutput, Role, is_identity,
     weighted_column_sums,
 };
+use crate::ceremony::Ceremony;
 use crate::identity::{IdentityPublicKey, Purpose, SIGNATURE_LEN};
-use crate::session::Ceremony;
 
 /// Phases of the complaint variant's board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ComplaintPhase {
+pub enum ComplaintBoardPhase {
     /// Dealers send deals off the board.
     Deal,
     /// Players post reports.
@@ -90,7 +90,7 @@ pub enum ComplaintBoardError {
     WrongSession,
     /// The post is not allowed in the current phase.
     #[error("post not allowed in phase {0:?}")]
-    WrongPhase(ComplaintPhase),
+    WrongPhase(ComplaintBoardPhase),
     /// The author is not a participant in the post's role.
     #[error("{0:?} {1} does not exist")]
     UnknownAuthor(Role, u32),
@@ -149,7 +149,7 @@ impl<C: Curve> OnBoard<C> {
 #[derive(Debug, Clone)]
 pub struct ComplaintBoard<C: Curve> {
     ceremony: Arc<Ceremony<C>>,
-    phase: ComplaintPhase,
+    phase: ComplaintBoardPhase,
     /// Statements whose signature verified: (dealer, hash, signature).
     verified: BTreeSet<(u32, [u8; 32], [u8; SIGNATURE_LEN])>,
     /// The first dealer-signed hash per dealer, with the evidence item that carries it.
@@ -231,7 +231,7 @@ impl<C: Curve> ComplaintBoard<C> {
     pub fn new(ceremony: Arc<Ceremony<C>>) -> Self {
         ComplaintBoard {
             ceremony,
-            phase: ComplaintPhase::Deal,
+            phase: ComplaintBoardPhase::Deal,
             verified: BTreeSet::new(),
             signed_hash: BTreeMap::new(),
             reports: BTreeMap::new(),
@@ -258,11 +258,11 @@ impl<C: Curve> ComplaintBoard<C> {
     }
 
     /// Current phase.
-    pub fn phase(&self) -> ComplaintPhase {
+    pub fn phase(&self) -> ComplaintBoardPhase {
         self.phase
     }
 
-    /// The outcome, once the phase is [`ComplaintPhase::Done`].
+    /// The outcome, once the phase is [`ComplaintBoardPhase::Done`].
     pub fn outcome(&self) -> Option<&Outcome<C>> {
         self.outcome.as_ref()
     }
@@ -364,17 +364,17 @@ impl<C: Curve> ComplaintBoard<C> {
             ComplaintPost::Justification(j) => self.apply_justification(j, bytes),
             ComplaintPost::Feldman(f) => self.apply_feldman(f, bytes),
             ComplaintPost::Complaint(d) => {
-                self.expect_phase(ComplaintPhase::Complain)?;
+                self.expect_phase(ComplaintBoardPhase::Complain)?;
                 self.store_disclosure(d, bytes, true)
             }
             ComplaintPost::Reconstruction(d) => {
-                self.expect_phase(ComplaintPhase::Reconstruct)?;
+                self.expect_phase(ComplaintBoardPhase::Reconstruct)?;
                 self.store_disclosure(d, bytes, false)
             }
         }
     }
 
-    fn expect_phase(&self, phase: ComplaintPhase) -> Result<(), ComplaintBoardError> {
+    fn expect_phase(&self, phase: ComplaintBoardPhase) -> Result<(), ComplaintBoardError> {
         if self.phase == phase {
             Ok(())
         } else {
@@ -426,7 +426,7 @@ impl<C: Curve> ComplaintBoard<C> {
     }
 
     fn apply_report(&mut self, r: &Report, bytes: Signed) -> Result<(), ComplaintBoardError> {
-        self.expect_phase(ComplaintPhase::Report)?;
+        self.expect_phase(ComplaintBoardPhase::Report)?;
         if self.reports.contains_key(&r.player) {
             return Err(ComplaintBoardError::Duplicate);
         }
@@ -460,7 +460,7 @@ impl<C: Curve> ComplaintBoard<C> {
         bytes: Signed,
     ) -> Result<(), ComplaintBoardError> {
         let d = j.dealer;
-        self.expect_phase(ComplaintPhase::Justify)?;
+        self.expect_phase(ComplaintBoardPhase::Justify)?;
         if self.justifications.contains_key(&d) {
             return Err(ComplaintBoardError::Duplicate);
         }
@@ -541,7 +541,7 @@ impl<C: Curve> ComplaintBoard<C> {
         bytes: Signed,
     ) -> Result<(), ComplaintBoardError> {
         let d = f.dealer;
-        self.expect_phase(ComplaintPhase::Feldman)?;
+        self.expect_phase(ComplaintBoardPhase::Feldman)?;
         if !self.is_qualified_dealer(d) {
             return Err(ComplaintBoardError::Unexpected(d));
         }
@@ -640,13 +640,13 @@ impl<C: Curve> ComplaintBoard<C> {
     /// The phase deadline passed: decide what the phase decides and move on.
     pub fn advance(&mut self) {
         match self.phase {
-            ComplaintPhase::Deal => self.phase = ComplaintPhase::Report,
-            ComplaintPhase::Report => self.close_reports(),
-            ComplaintPhase::Justify => self.close_justifications(),
-            ComplaintPhase::Feldman => self.phase = ComplaintPhase::Complain,
-            ComplaintPhase::Complain => self.close_complaints(),
-            ComplaintPhase::Reconstruct => self.close_reconstruction(),
-            ComplaintPhase::Done => {}
+            ComplaintBoardPhase::Deal => self.phase = ComplaintBoardPhase::Report,
+            ComplaintBoardPhase::Report => self.close_reports(),
+            ComplaintBoardPhase::Justify => self.close_justifications(),
+            ComplaintBoardPhase::Feldman => self.phase = ComplaintBoardPhase::Complain,
+            ComplaintBoardPhase::Complain => self.close_complaints(),
+            ComplaintBoardPhase::Reconstruct => self.close_reconstruction(),
+            ComplaintBoardPhase::Done => {}
         }
     }
 
@@ -685,7 +685,7 @@ impl<C: Curve> ComplaintBoard<C> {
             self.complaints.insert(d, complainers);
         }
         if open {
-            self.phase = ComplaintPhase::Justify;
+            self.phase = ComplaintBoardPhase::Justify;
         } else {
             self.qualify();
         }
@@ -770,7 +770,7 @@ impl<C: Curve> ComplaintBoard<C> {
         match qualification {
             Some(q) => {
                 self.qualification = Some(q);
-                self.phase = ComplaintPhase::Feldman;
+                self.phase = ComplaintBoardPhase::Feldman;
             }
             None => self.fail(Vec::new()),
         }
@@ -788,7 +788,7 @@ impl<C: Curve> ComplaintBoard<C> {
             exclusions,
             retrying: false,
         });
-        self.phase = ComplaintPhase::Done;
+        self.phase = ComplaintBoardPhase::Done;
     }
 
     fn close_complaints(&mut self) {
@@ -808,7 +808,7 @@ impl<C: Curve> ComplaintBoard<C> {
         for d in &qualified {
             if !self.feldman.contains_key(d) && !self.failed.contains_key(d) {
                 let evidence = Evidence::Absence {
-                    phase: Phase::Publish,
+                    phase: BoardPhase::Publish,
                     attempt: 0,
                 };
                 self.failed.insert(*d, (FaultKind::MissedFeldman, evidence));
@@ -849,7 +849,7 @@ impl<C: Curve> ComplaintBoard<C> {
             }
         }
         if self.ceremony.reshare().is_none() && !self.failed.is_empty() {
-            self.phase = ComplaintPhase::Reconstruct;
+            self.phase = ComplaintBoardPhase::Reconstruct;
         } else {
             self.finish();
         }
@@ -1016,7 +1016,7 @@ impl<C: Curve> ComplaintBoard<C> {
                     identity: self.ceremony.players()[p as usize].identity.clone(),
                     fault: FaultKind::MissedReconstruction { dealer: *d },
                     evidence: Evidence::Absence {
-                        phase: Phase::Publish,
+                        phase: BoardPhase::Publish,
                         attempt: 0,
                     },
                 });
@@ -1102,7 +1102,7 @@ impl<C: Curve> ComplaintBoard<C> {
             output,
             exclusions: self.exclusions(),
         });
-        self.phase = ComplaintPhase::Done;
+        self.phase = ComplaintBoardPhase::Done;
     }
 
     /// Everyone excluded so far, dealers then players, ascending.
@@ -1115,7 +1115,7 @@ impl<C: Curve> ComplaintBoard<C> {
             out.insert((Role::Player, *p), fe.clone());
         }
         let absent = || Evidence::Absence {
-            phase: Phase::Share,
+            phase: BoardPhase::Share,
             attempt: 0,
         };
         for p in 0..self.ceremony.n() as u32 {
@@ -1162,7 +1162,7 @@ impl<C: Curve> ComplaintBoard<C> {
     /// resharing: for a dealer, the reports that do not validate it).
     fn clique_evidence(&self, role: Role, v: u32, q: &Qualification) -> Evidence {
         let absent = Evidence::Absence {
-            phase: Phase::Share,
+            phase: BoardPhase::Share,
             attempt: 0,
         };
         let involved: Vec<u32> = match (self.ceremony.reshare(), role) {

@@ -19,8 +19,8 @@ use keyquorum_crypto::hash::tagged_hash;
 
 use super::messages::{CommitmentStatement, Deal};
 use crate::board::{Role, commitment_is_valid};
+use crate::ceremony::Ceremony;
 use crate::identity::{IdentityPublicKey, IdentitySignature, Purpose};
-use crate::session::Ceremony;
 
 /// Whether the dealer named in `s` signed it (`false` for an unknown dealer).
 pub(crate) fn statement<C: Curve>(ceremony: &Ceremony<C>, s: &CommitmentStatement) -> bool {

@@ -15,7 +15,7 @@ use super::messages::{
 };
 use super::verify_equivocation;
 use crate::board::{Evidence, Exclusion, FaultKind, Role};
-use crate::session::Ceremony;
+use crate::ceremony::Ceremony;
 
 /// An authenticated evidence item: a dealer's statement or a signed post of this session.
 enum Item<C: Curve> {

@@ -24,11 +24,11 @@ use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
 use crate::board::Role;
+use crate::ceremony::SessionId;
 use crate::identity::{
     IdentityKeypair, IdentityPublicKey, IdentitySignature, Purpose, SIGNATURE_LEN,
 };
 use crate::params::MAX_PARTICIPANTS;
-use crate::session::SessionId;
 use crate::wire::{Reader, WireError, Writer};
 
 /// Plaintext of an encrypted deal: the share then the blinding share, 32 bytes each.

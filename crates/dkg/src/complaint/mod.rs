@@ -6,7 +6,7 @@
 //! 2001, section 2.4, which seed 003 cites), with the board (the chain) as the broadcast and
 //! fallback channel.
 //!
-//! [`ComplaintNode`] is the participant (a sans-IO state machine implementing [`Participant`]);
+//! [`ComplaintParticipant`] is the participant (a sans-IO state machine implementing [`Participant`]);
 //! [`ComplaintBoard`] holds every rule that decides qualification and the result, computed from
 //! board posts alone, so that nodes and the coordinator contract run one implementation.
 //!
@@ -40,7 +40,7 @@
 //!    reporting, non-disqualified participants, the lexicographically smallest among the largest
 //!    ([`clique`]: minimum vertex cover of the sparse complement, exact). Participants outside it
 //!    are excluded for this key (seed 003 step 5). `|Q| >= `
-//!    [`dealer_quorum`](crate::session::Ceremony::dealer_quorum) or the ceremony fails naming the
+//!    [`dealer_quorum`](crate::ceremony::Ceremony::dealer_quorum) or the ceremony fails naming the
 //!    culprits. `Q` is fixed before any value in the exponent is public: Pedersen commitments hide
 //!    `f_i(0)` unconditionally, so who qualifies cannot depend on the key (GJKR's fix of the
 //!    Pedersen/Feldman DKG, where a rushing adversary could bias the key by choosing whom to
@@ -125,7 +125,7 @@
 //! - Costs: one BLS verification per post and per distinct signed hash, and one degree check per
 //!   distinct commitment: every pure check (signatures, degree checks, openings of public pairs,
 //!   the subgroup check of the sums) runs through
-//!   [`Ceremony::check_once`](crate::session::Ceremony::check_once) keyed by a hash of all its
+//!   [`Ceremony::check_once`](crate::ceremony::Ceremony::check_once) keyed by a hash of all its
 //!   inputs, so a node's participant and its board replica share the answers (and so do all the
 //!   simulated nodes of one process). A deal is read only if the transport authenticated its
 //!   dealer as the sender (see `docs/protocol.md`, "Direct messages and their senders"). A player
@@ -157,7 +157,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 pub use board::{
-    ComplaintBoard, ComplaintBoardError, ComplaintPhase, Qualification, verify_equivocation,
+    ComplaintBoard, ComplaintBoardError, ComplaintBoardPhase, Qualification, verify_equivocation,
 };
 pub use evidence::verify_exclusion;
 use messages::{
@@ -166,12 +166,12 @@ use messages::{
 };
 
 use crate::board::{Outcome, Role, share_matches};
+use crate::ceremony::Ceremony;
 use crate::identity::{IdentityKeypair, IdentityPublicKey, IdentitySignature};
-use crate::node::{
-    Action, DkgOutput, Failure, FailureReason, Input, NodeError, Observation, Participant,
+use crate::participant::{
+    Action, DkgOutput, Failure, FailureReason, Input, Observation, Participant, ParticipantError,
     check_sender,
 };
-use crate::session::Ceremony;
 
 struct DealerState<C: Curve> {
     index: u32,
@@ -198,9 +198,9 @@ struct PlayerState<C: Curve> {
 
 /// One participant of a complaint-and-reconstruct ceremony.
 ///
-/// Like [`AckRevealNode`](crate::ackreveal::AckRevealNode) it has no I/O, clock or randomness of
+/// Like [`AckRevealParticipant`](crate::ackreveal::AckRevealParticipant) it has no I/O, clock or randomness of
 /// its own: all randomness comes from the seed, so replaying the inputs reproduces the outputs.
-pub struct ComplaintNode<C: Curve> {
+pub struct ComplaintParticipant<C: Curve> {
     ceremony: Arc<Ceremony<C>>,
     identity: IdentityKeypair,
     encryption: EncryptionSecretKey,
@@ -212,9 +212,9 @@ pub struct ComplaintNode<C: Curve> {
     done: bool,
 }
 
-impl<C: Curve> core::fmt::Debug for ComplaintNode<C> {
+impl<C: Curve> core::fmt::Debug for ComplaintParticipant<C> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ComplaintNode")
+        f.debug_struct("ComplaintParticipant")
             .field("identity", self.identity.public())
             .field("dealer", &self.dealer.as_ref().map(|d| d.index))
             .field("player", &self.player.as_ref().map(|p| p.index))
@@ -223,9 +223,9 @@ impl<C: Curve> core::fmt::Debug for ComplaintNode<C> {
     }
 }
 
-impl<C: Curve> Participant<C> for ComplaintNode<C> {
+impl<C: Curve> Participant<C> for ComplaintParticipant<C> {
     fn handle(&mut self, input: Input) -> Vec<Action<C>> {
-        ComplaintNode::handle(self, input)
+        ComplaintParticipant::handle(self, input)
     }
 
     fn identity(&self) -> &IdentityPublicKey {
@@ -237,7 +237,7 @@ impl<C: Curve> Participant<C> for ComplaintNode<C> {
     }
 }
 
-impl<C: Curve> ComplaintNode<C> {
+impl<C: Curve> ComplaintParticipant<C> {
     /// A participant with its keys, its previous share when it deals in a reshare, and a secret
     /// 32-byte seed for all its randomness.
     pub fn new(
@@ -246,12 +246,12 @@ impl<C: Curve> ComplaintNode<C> {
         encryption: EncryptionSecretKey,
         old_share: Option<Secret<C::Scalar>>,
         seed: [u8; 32],
-    ) -> Result<Self, NodeError> {
+    ) -> Result<Self, ParticipantError> {
         let mut rng = ChaCha20Rng::from_seed(seed);
         let dealer_index = ceremony.dealer_position(identity.public());
         let player_index = ceremony.player_position(identity.public());
         if dealer_index.is_none() && player_index.is_none() {
-            return Err(NodeError::NotAParticipant);
+            return Err(ParticipantError::NotAParticipant);
         }
         let dealer = match dealer_index {
             None => None,
@@ -259,7 +259,9 @@ impl<C: Curve> ComplaintNode<C> {
                 let (constant, blind_constant) = match ceremony.reshare() {
                     None => (None, None),
                     Some(_) => {
-                        let old = old_share.as_ref().ok_or(NodeError::MissingOldShare)?;
+                        let old = old_share
+                            .as_ref()
+                            .ok_or(ParticipantError::MissingOldShare)?;
                         // f'(0) = 0 makes C_0 the old public share (see the module docs).
                         (Some(*old.expose()), Some(C::Scalar::ZERO))
                     }
@@ -283,7 +285,7 @@ impl<C: Curve> ComplaintNode<C> {
             pairs: BTreeMap::new(),
             reported: false,
         });
-        Ok(ComplaintNode {
+        Ok(ComplaintParticipant {
             board: ComplaintBoard::new(ceremony.clone()),
             ceremony,
             identity,
@@ -501,16 +503,16 @@ impl<C: Curve> ComplaintNode<C> {
             return Vec::new();
         }
         match after {
-            ComplaintPhase::Deal => Vec::new(),
-            ComplaintPhase::Report => self.post_report(),
-            ComplaintPhase::Justify => self.post_justification(),
-            ComplaintPhase::Feldman => {
+            ComplaintBoardPhase::Deal => Vec::new(),
+            ComplaintBoardPhase::Report => self.post_report(),
+            ComplaintBoardPhase::Justify => self.post_justification(),
+            ComplaintBoardPhase::Feldman => {
                 self.adopt_justified_pairs();
                 self.post_feldman()
             }
-            ComplaintPhase::Complain => self.post_complaints(),
-            ComplaintPhase::Reconstruct => self.post_reconstruction(),
-            ComplaintPhase::Done => self.finish(),
+            ComplaintBoardPhase::Complain => self.post_complaints(),
+            ComplaintBoardPhase::Reconstruct => self.post_reconstruction(),
+            ComplaintBoardPhase::Done => self.finish(),
         }
     }
 

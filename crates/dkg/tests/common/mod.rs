@@ -10,35 +10,35 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::EncryptionSecretKey;
 use keyquorum_crypto::index::IndexScheme;
 use keyquorum_crypto::secret::Secret;
-use keyquorum_dkg::ackreveal::AckRevealNode;
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::identity::IdentityKeypair;
-use keyquorum_dkg::node::{Action, DkgOutput, Failure, Input};
-use keyquorum_dkg::{Ceremony, Params, Participant, Reshare, SessionConfig, Variant};
+use keyquorum_dkg::participant::{Action, DkgOutput, Failure, Input};
+use keyquorum_dkg::{Ceremony, CeremonyConfig, Member, Params, Reshare, Variant};
 
-pub struct Member {
+pub struct MemberKeys {
     pub identity: IdentityKeypair,
     pub encryption: EncryptionSecretKey,
 }
 
-pub fn member(i: u32) -> Member {
+pub fn member(i: u32) -> MemberKeys {
     let mut seed = [0u8; 32];
     seed[..4].copy_from_slice(&i.to_be_bytes());
     seed[31] = 0xaa;
-    Member {
+    MemberKeys {
         identity: IdentityKeypair::from_seed(&seed).unwrap(),
         encryption: EncryptionSecretKey::from_seed(&seed),
     }
 }
 
-pub fn participant(m: &Member) -> Participant {
-    Participant {
+pub fn participant(m: &MemberKeys) -> Member {
+    Member {
         identity: m.identity.public().clone(),
         encryption: m.encryption.public_key(),
     }
 }
 
-pub fn fresh_config<C: Curve>(members: &[Member], params: Params) -> SessionConfig<C> {
-    SessionConfig {
+pub fn fresh_config<C: Curve>(members: &[MemberKeys], params: Params) -> CeremonyConfig<C> {
+    CeremonyConfig {
         domain: b"test-chain".to_vec(),
         epoch: 1,
         variant: Variant::AckReveal,
@@ -58,18 +58,19 @@ pub enum Result_<C: Curve> {
 /// Runs all nodes in lock step. `silent` nodes do nothing.
 pub fn run<C: Curve>(
     ceremony: Arc<Ceremony<C>>,
-    members: Vec<Member>,
+    members: Vec<MemberKeys>,
     old_shares: Vec<Option<Secret<C::Scalar>>>,
     silent: &[usize],
 ) -> Vec<Result_<C>> {
-    let mut nodes: Vec<AckRevealNode<C>> = members
+    let mut nodes: Vec<AckRevealParticipant<C>> = members
         .into_iter()
         .zip(old_shares)
         .enumerate()
         .map(|(i, (m, old))| {
             let mut seed = [7u8; 32];
             seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            AckRevealNode::new(ceremony.clone(), m.identity, m.encryption, old, seed).unwrap()
+            AckRevealParticipant::new(ceremony.clone(), m.identity, m.encryption, old, seed)
+                .unwrap()
         })
         .collect();
     let mut results: Vec<Result_<C>> = (0..nodes.len()).map(|_| Result_::Pending).collect();
@@ -123,7 +124,7 @@ pub fn run<C: Curve>(
 }
 
 pub fn reshare_of<C: Curve>(
-    old: &[Member],
+    old: &[MemberKeys],
     old_ceremony: &Ceremony<C>,
     out: &DkgOutput<C>,
 ) -> Reshare<C> {
@@ -147,7 +148,7 @@ pub enum BoardEvent {
 /// `Post` of node `i` and returns what is actually sent or posted (possibly nothing). Returns the
 /// results and the board's events.
 pub fn run_nodes<C: Curve>(
-    mut nodes: Vec<Box<dyn keyquorum_dkg::node::Participant<C>>>,
+    mut nodes: Vec<Box<dyn keyquorum_dkg::participant::Participant<C>>>,
     silent: &[usize],
     tamper: &mut dyn FnMut(usize, Action<C>) -> Vec<Action<C>>,
 ) -> (Vec<Result_<C>>, Vec<BoardEvent>) {

@@ -6,8 +6,8 @@ use keyquorum_crypto::secret::Secret;
 use thiserror::Error;
 
 use crate::board::{Exclusion, PublicOutput, Role};
+use crate::ceremony::{Ceremony, SessionId};
 use crate::identity::IdentityPublicKey;
-use crate::session::{Ceremony, SessionId};
 
 /// An input to the state machine.
 // Like actions, inputs are short-lived values moved once from the driver to the state machine;
@@ -141,7 +141,7 @@ impl FailureReason {
 
 /// Errors constructing a participant.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum NodeError {
+pub enum ParticipantError {
     /// The identity is neither a dealer nor a player of the ceremony.
     #[error("identity is not a participant of this ceremony")]
     NotAParticipant,

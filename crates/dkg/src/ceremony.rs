@@ -1,6 +1,7 @@
-//! Sessions: everything that identifies one ceremony, hashed into a session id.
+//! Ceremonies: everything that identifies one run of the protocol among a fixed committee,
+//! hashed into its session id.
 //!
-//! As in MaidSafe's `DkgSessionId` (seed 002), a session is named by its participants and a
+//! As in MaidSafe's `DkgSessionId` (seed 002), a ceremony is named by its participants and a
 //! generation; keyquorum's id also binds the domain (chain), the epoch (view number), the
 //! protocol variant, the curve, the parameters, every participant's identity and encryption keys
 //! in committee order, the index scheme, and for resharing the previous group key and committee.
@@ -42,10 +43,10 @@ impl Variant {
     }
 }
 
-/// A committee member as registered: identity key (proof of possession checked by the registry)
+/// A committee member (dealer or player) as registered: identity key (proof of possession checked by the registry)
 /// and share-encryption key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Participant {
+pub struct Member {
     /// Identity (signing) key.
     pub identity: IdentityPublicKey,
     /// HPKE key that shares are encrypted to.
@@ -56,7 +57,7 @@ pub struct Participant {
 #[derive(Debug, Clone)]
 pub struct Reshare<C: Curve> {
     /// The old committee, in its order; they are the dealers.
-    pub dealers: Vec<Participant>,
+    pub dealers: Vec<Member>,
     /// The old members' indices.
     pub dealer_indices: Vec<C::Scalar>,
     /// The old threshold: at least this many old members must qualify.
@@ -68,9 +69,9 @@ pub struct Reshare<C: Curve> {
     pub public_shares: Vec<C::Affine>,
 }
 
-/// Errors building a session.
+/// Errors building a ceremony.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum SessionError {
+pub enum CeremonyError {
     /// Bad parameters.
     #[error(transparent)]
     Params(#[from] ParamsError),
@@ -95,7 +96,7 @@ pub enum SessionError {
 
 /// Everything that defines one ceremony.
 #[derive(Debug, Clone)]
-pub struct SessionConfig<C: Curve> {
+pub struct CeremonyConfig<C: Curve> {
     /// Application domain, e.g. the chain id.
     pub domain: Vec<u8>,
     /// View number / epoch the ceremony produces keys for.
@@ -107,7 +108,7 @@ pub struct SessionConfig<C: Curve> {
     /// How players' indices are assigned.
     pub index_scheme: IndexScheme,
     /// The receiving committee in order (for a fresh key also the dealers).
-    pub players: Vec<Participant>,
+    pub players: Vec<Member>,
     /// Present when resharing an existing key to `players`.
     pub reshare: Option<Reshare<C>>,
 }
@@ -115,7 +116,7 @@ pub struct SessionConfig<C: Curve> {
 /// A validated session with the values every participant derives from it.
 #[derive(Debug)]
 pub struct Ceremony<C: Curve> {
-    config: SessionConfig<C>,
+    config: CeremonyConfig<C>,
     id: SessionId,
     player_indices: Vec<C::Scalar>,
     dual_code: DualCode<C::Scalar>,
@@ -162,10 +163,10 @@ impl CheckCache {
 
 impl<C: Curve> Ceremony<C> {
     /// Validates a configuration and derives the session id, indices and check weights.
-    pub fn new(config: SessionConfig<C>) -> Result<Arc<Self>, SessionError> {
+    pub fn new(config: CeremonyConfig<C>) -> Result<Arc<Self>, CeremonyError> {
         let n = config.params.n();
         if config.players.len() != n {
-            return Err(SessionError::PlayerCount {
+            return Err(CeremonyError::PlayerCount {
                 expected: n,
                 actual: config.players.len(),
             });
@@ -177,7 +178,7 @@ impl<C: Curve> Ceremony<C> {
             .collect();
         ids.sort_unstable();
         if ids.windows(2).any(|w| w[0] == w[1]) {
-            return Err(SessionError::Duplicate);
+            return Err(CeremonyError::Duplicate);
         }
         let keys: Vec<Vec<u8>> = config
             .players
@@ -190,10 +191,10 @@ impl<C: Curve> Ceremony<C> {
                 || r.dealer_indices.len() != r.dealers.len()
                 || r.public_shares.len() != r.dealers.len()
             {
-                return Err(SessionError::Reshare("dealer lists differ in length"));
+                return Err(CeremonyError::Reshare("dealer lists differ in length"));
             }
             if r.old_threshold == 0 || r.old_threshold > r.dealers.len() {
-                return Err(SessionError::Reshare("old threshold out of range"));
+                return Err(CeremonyError::Reshare("old threshold out of range"));
             }
             index::check_distinct(&r.dealer_indices)?;
         }
@@ -233,7 +234,7 @@ impl<C: Curve> Ceremony<C> {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &SessionConfig<C> {
+    pub fn config(&self) -> &CeremonyConfig<C> {
         &self.config
     }
 
@@ -253,12 +254,12 @@ impl<C: Curve> Ceremony<C> {
     }
 
     /// The players in order.
-    pub fn players(&self) -> &[Participant] {
+    pub fn players(&self) -> &[Member] {
         &self.config.players
     }
 
     /// The dealers in order: the old committee when resharing, else the players.
-    pub fn dealers(&self) -> &[Participant] {
+    pub fn dealers(&self) -> &[Member] {
         match &self.config.reshare {
             Some(r) => &r.dealers,
             None => &self.config.players,
@@ -341,7 +342,7 @@ impl<C: Curve> Ceremony<C> {
 }
 
 /// The session id of a configuration (see the module docs for what it binds).
-pub fn session_id<C: Curve>(config: &SessionConfig<C>) -> SessionId {
+pub fn session_id<C: Curve>(config: &CeremonyConfig<C>) -> SessionId {
     let mut parts: Vec<Vec<u8>> = vec![
         config.domain.clone(),
         config.epoch.to_be_bytes().to_vec(),
