@@ -165,7 +165,7 @@ fn contract_config(args: &DemoArgs) -> Result<ContractConfig, String> {
         .max(8);
     c.view_length = 2;
     c.retry_delay = 5;
-    c.max_sessions_per_view = 3;
+    c.max_ceremonies_per_view = 3;
     c.key_mode = KeyMode::Reshare;
     c.slashing.misbehaviour_percent = 10;
     c.slashing.absence_percent = 10;
@@ -487,7 +487,11 @@ async fn demo(
                             registering.finish_with_message("all registered");
                         }
                     }
-                    Event::CommitteeSelected { view, session, .. } => {
+                    Event::CommitteeSelected {
+                        view,
+                        ceremony_number,
+                        ..
+                    } => {
                         if !noted_registration && observer.registered.len() < args.nodes {
                             say(
                                 &bars,
@@ -506,14 +510,14 @@ async fn demo(
                             (bar, b.height)
                         });
                         bar.set_position(0);
-                        bar.set_message(format!("session {session}: committee selected"));
+                        bar.set_message(format!("ceremony {ceremony_number}: committee selected"));
                         if let Some(entry) = view_bars.get_mut(view) {
                             entry.1 = b.height;
                         }
                     }
                     Event::PhaseChanged {
                         view,
-                        session,
+                        ceremony_number,
                         attempt,
                         phase,
                         deadline,
@@ -522,7 +526,7 @@ async fn demo(
                             let phase = format!("{phase:?}").to_lowercase();
                             if phase != "idle" {
                                 bar.set_message(format!(
-                                    "session {session}: {phase}{} until block {deadline}",
+                                    "ceremony {ceremony_number}: {phase}{} until block {deadline}",
                                     if *attempt > 0 {
                                         format!(" (attempt {})", attempt + 1)
                                     } else {
@@ -534,14 +538,14 @@ async fn demo(
                     }
                     Event::CeremonyFailed {
                         view,
-                        session,
+                        ceremony_number,
                         reason,
                         ..
                     } => {
                         say(
                             &bars,
                             format!(
-                                "  view {view} session {session} failed: {reason}; the contract starts a new session without the culprits"
+                                "  view {view} ceremony {ceremony_number} failed: {reason}; the contract starts a new ceremony without the culprits"
                             ),
                         );
                     }

@@ -36,7 +36,7 @@ pub enum Cell {
 
 /// One ceremony session of a view change.
 pub struct SessionObs {
-    pub session: u32,
+    pub ceremony_number: u32,
     pub key_mode: String,
     pub committee: Vec<String>,
     pub dealers: Vec<String>,
@@ -52,7 +52,7 @@ pub struct SessionObs {
 #[derive(Debug, Clone)]
 pub struct Excluded {
     pub identity: String,
-    pub session: u32,
+    pub ceremony_number: u32,
     pub role: String,
     pub reason: String,
 }
@@ -108,19 +108,19 @@ impl Observer {
         })
     }
 
-    fn session(&mut self, v: u64, s: u32) -> Option<&mut SessionObs> {
+    fn ceremony(&mut self, v: u64, s: u32) -> Option<&mut SessionObs> {
         self.views
             .get_mut(&v)?
             .sessions
             .iter_mut()
-            .find(|x| x.session == s)
+            .find(|x| x.ceremony_number == s)
     }
 
     /// Consumes one event of the block at `height` produced at `time_ms`.
     pub fn on_event(&mut self, e: &Event, height: u64, time_ms: u64) {
         self.height = height;
-        if let Some((view, session, post)) = e.board_post() {
-            if let Some(s) = self.session(view, session)
+        if let Some((view, ceremony_number, post)) = e.board_post() {
+            if let Some(s) = self.ceremony(view, ceremony_number)
                 && let (Some(b), Some(c)) = (s.board.as_mut(), s.ceremony.as_ref())
                 && let Ok(signed) = SignedPost::<Group>::decode(post, c.n())
             {
@@ -134,7 +134,7 @@ impl Observer {
             }
             Event::CommitteeSelected {
                 view,
-                session,
+                ceremony_number,
                 key_mode,
                 committee,
                 dealers,
@@ -155,7 +155,7 @@ impl Observer {
                     dealers.iter().map(|d| hex::encode(d.0)).collect()
                 };
                 self.view(*view).sessions.push(SessionObs {
-                    session: *session,
+                    ceremony_number: *ceremony_number,
                     key_mode: format!("{key_mode:?}").to_lowercase(),
                     committee,
                     dealers,
@@ -169,13 +169,13 @@ impl Observer {
             }
             Event::PhaseChanged {
                 view,
-                session,
+                ceremony_number,
                 attempt,
                 phase,
                 ..
             } => {
                 let name = format!("{phase:?}").to_lowercase();
-                if let Some(s) = self.session(*view, *session) {
+                if let Some(s) = self.ceremony(*view, *ceremony_number) {
                     if let Some(last) = s.phases.last_mut()
                         && last.end_ms.is_none()
                     {
@@ -192,8 +192,12 @@ impl Observer {
                     }
                 }
             }
-            Event::BoardDeadline { view, session, .. } => {
-                if let Some(s) = self.session(*view, *session) {
+            Event::BoardDeadline {
+                view,
+                ceremony_number,
+                ..
+            } => {
+                if let Some(s) = self.ceremony(*view, *ceremony_number) {
                     if let Some(b) = s.board.as_mut() {
                         b.advance();
                     }
@@ -202,11 +206,11 @@ impl Observer {
             }
             Event::CeremonyFailed {
                 view,
-                session,
+                ceremony_number,
                 reason,
                 ..
             } => {
-                if let Some(s) = self.session(*view, *session) {
+                if let Some(s) = self.ceremony(*view, *ceremony_number) {
                     s.failed = Some(reason.clone());
                     s.close(time_ms);
                 }
@@ -257,7 +261,7 @@ impl Observer {
             Event::Slashed { record } => {
                 self.view(record.view).excluded.push(Excluded {
                     identity: hex::encode(record.identity.0),
-                    session: record.session,
+                    ceremony_number: record.ceremony_number,
                     role: format!("{:?}", record.role).to_lowercase(),
                     reason: if record.detail.is_empty() {
                         record.fault.clone()
@@ -340,7 +344,7 @@ pub fn text(obs: &Observer, v: &ViewObs) -> String {
             "view {} · {} key · session {}{}",
             v.view,
             s.key_mode,
-            s.session,
+            s.ceremony_number,
             match &s.failed {
                 Some(r) => format!(" · FAILED: {r}"),
                 None => String::new(),
@@ -365,7 +369,7 @@ pub fn text(obs: &Observer, v: &ViewObs) -> String {
         let ex: Vec<&Excluded> = v
             .excluded
             .iter()
-            .filter(|e| e.session == s.session)
+            .filter(|e| e.ceremony_number == s.ceremony_number)
             .collect();
         if ex.is_empty() {
             let _ = writeln!(out, "  excluded    none");
@@ -430,14 +434,14 @@ pub fn json(obs: &Observer, v: &ViewObs, message: Option<&[u8]>) -> Value {
     json!({
         "view": v.view,
         "key_mode": s.map(|s| s.key_mode.clone()),
-        "session": s.map(|s| s.session),
-        "failed_sessions": v.sessions.iter().filter(|s| s.failed.is_some()).map(|s| json!({"session": s.session, "reason": s.failed})).collect::<Vec<_>>(),
+        "session": s.map(|s| s.ceremony_number),
+        "failed_sessions": v.sessions.iter().filter(|s| s.failed.is_some()).map(|s| json!({"session": s.ceremony_number, "reason": s.failed})).collect::<Vec<_>>(),
         "committee": s.map(|s| names(&s.committee)).unwrap_or_default(),
         "qualified": s.map(|s| names(&s.qualified)).unwrap_or_default(),
         "excluded": v.excluded.iter().map(|e| json!({
             "node": obs.name(&e.identity),
             "identity": e.identity,
-            "session": e.session,
+            "session": e.ceremony_number,
             "role": e.role,
             "reason": e.reason,
         })).collect::<Vec<_>>(),
@@ -516,7 +520,7 @@ td.acked{{background:#59a14f;color:#fff}} td.revealed{{background:#edc948}} td.m
             let _ = write!(
                 h,
                 "<h3>Session {} · {} key{}</h3>",
-                s.session,
+                s.ceremony_number,
                 esc(&s.key_mode),
                 s.failed
                     .as_ref()
@@ -598,7 +602,7 @@ td.acked{{background:#59a14f;color:#fff}} td.revealed{{background:#edc948}} td.m
                     h,
                     "<li>{} (session {}, as {}): {}</li>",
                     esc(&obs.name(&e.identity)),
-                    e.session,
+                    e.ceremony_number,
                     esc(&e.role),
                     esc(&e.reason)
                 );

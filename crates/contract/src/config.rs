@@ -155,9 +155,10 @@ pub struct ContractConfig {
     pub view_length: u64,
     /// Blocks to wait before trying again when a view change had to be abandoned.
     pub retry_delay: u64,
-    /// Ceremony sessions per view change before it is abandoned (and retried after
+    /// Ceremonies per view change (serialised as `max_sessions_per_view`) before it is abandoned (and retried after
     /// `retry_delay`).
-    pub max_sessions_per_view: u32,
+    #[serde(rename = "max_sessions_per_view")]
+    pub max_ceremonies_per_view: u32,
     /// Key mode of view changes after the first (which is always fresh).
     pub key_mode: KeyMode,
     /// Per-view exceptions to `key_mode`.
@@ -238,7 +239,7 @@ impl ContractConfig {
             first_view_change: 1,
             view_length: 100,
             retry_delay: 10,
-            max_sessions_per_view: 3,
+            max_ceremonies_per_view: 3,
             key_mode: KeyMode::Reshare,
             key_mode_overrides: Vec::new(),
             slashing: SlashingConfig {
@@ -302,7 +303,7 @@ impl ContractConfig {
             ("phases.wait", self.phases.wait),
             ("view_length", self.view_length),
             ("retry_delay", self.retry_delay),
-            ("max_sessions_per_view", self.max_sessions_per_view as u64),
+            ("max_sessions_per_view", self.max_ceremonies_per_view as u64),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));

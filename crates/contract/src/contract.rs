@@ -51,7 +51,7 @@ pub enum RestoreError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The saved session does not make a ceremony.
+    /// The saved ceremony definition does not make a ceremony.
     #[error(transparent)]
     Spec(#[from] SpecError),
     /// A logged post no longer decodes.
@@ -95,9 +95,9 @@ pub fn view_seed(signature: &[u8; 96]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// The session domain: chain id, view and session number.
-fn session_domain(chain_id: &str, view: u64, session: u32) -> Vec<u8> {
-    format!("keyquorum-contract/{chain_id}/view/{view}/session/{session}").into_bytes()
+/// The domain bound into the session id: chain id, view and ceremony number.
+fn session_domain(chain_id: &str, view: u64, ceremony_number: u32) -> Vec<u8> {
+    format!("keyquorum-contract/{chain_id}/view/{view}/session/{ceremony_number}").into_bytes()
 }
 
 /// The on-chain name of an engine fault (`FaultKind::code`, e.g. `bad_ack_signature`).
@@ -274,7 +274,7 @@ impl Contract {
             TxBody::Register { stake: amount, .. }
             | TxBody::AddStake { amount }
             | TxBody::Transfer { amount, .. } => self.check_balance(&sender, *amount)?,
-            // A post that is not the sender's own, validly signed post of the running session
+            // A post that is not the sender's own, validly signed post of the running ceremony
             // is refused before it can reach a mempool or a block (the same checks as in the
             // block; the signature check's answer is remembered for the block).
             TxBody::DkgPost { post } => {
@@ -601,7 +601,7 @@ impl Contract {
         }
     }
 
-    /// A `DkgPost`: the contract checks that the post belongs here (phase, session, author) and
+    /// A `DkgPost`: the contract checks that the post belongs here (phase, ceremony, author) and
     /// hands it to the board, which alone decides what it means.
     fn dkg_post(
         &mut self,
@@ -623,7 +623,7 @@ impl Contract {
                 deadline: change.deadline,
             });
         }
-        let (view, session) = (change.view, change.session);
+        let (view, ceremony_number) = (change.view, change.ceremony_number);
         let live = self.live.as_mut().ok_or(Rejection::NoViewChange)?;
         let signed = authentic_post(live, sender, post)?;
         let dealer = signed.post.dealer();
@@ -636,14 +636,14 @@ impl Contract {
         let event = match live.board.apply(&signed) {
             Ok(()) => Event::PostAccepted {
                 view,
-                session,
+                ceremony_number,
                 dealer,
                 kind: kind.to_string(),
                 post: Bytes(post.to_vec()),
             },
             Err(BoardError::Fault { fault, .. }) => Event::PostRejected {
                 view,
-                session,
+                ceremony_number,
                 dealer,
                 reason: fault_reason(&fault),
                 post: Bytes(post.to_vec()),
@@ -807,8 +807,15 @@ impl Contract {
                 None if self.state.next_start <= height => {
                     let at = self.state.next_start;
                     let view = self.state.current_view + 1;
-                    let session = self.state.next_session;
-                    self.start_session(view, session, session, BTreeSet::new(), at, &mut events);
+                    let ceremony_number = self.state.next_ceremony_number;
+                    self.start_ceremony(
+                        view,
+                        ceremony_number,
+                        ceremony_number,
+                        BTreeSet::new(),
+                        at,
+                        &mut events,
+                    );
                 }
                 Some(c) if c.deadline <= height => {
                     let at = c.deadline;
@@ -825,18 +832,18 @@ impl Contract {
         events
     }
 
-    fn start_session(
+    fn start_ceremony(
         &mut self,
         view: u64,
-        session: u32,
-        first_session: u32,
+        ceremony_number: u32,
+        first_ceremony_number: u32,
         banned: BTreeSet<IdentityKey>,
         at: u64,
         events: &mut Vec<Event>,
     ) {
         self.live = None;
         self.state.change = None;
-        self.state.next_session = session + 1;
+        self.state.next_ceremony_number = ceremony_number + 1;
         let previous = self.state.views.get(&(view - 1)).cloned();
         let key_mode = match &previous {
             Some(_) => self.config.key_mode_for(view),
@@ -878,11 +885,11 @@ impl Contract {
                 committee.len(),
                 c.min_size
             );
-            return self.abort(view, session, at, reason, events);
+            return self.abort(view, ceremony_number, at, reason, events);
         }
         let params = match self.config.params_for(committee.len()) {
             Ok(p) => p,
-            Err(e) => return self.abort(view, session, at, e.to_string(), events),
+            Err(e) => return self.abort(view, ceremony_number, at, e.to_string(), events),
         };
         let players: Vec<SpecParticipant> = committee
             .iter()
@@ -905,7 +912,7 @@ impl Contract {
                         dealers.len(),
                         block.t
                     );
-                    return self.abort(view, session, at, reason, events);
+                    return self.abort(view, ceremony_number, at, reason, events);
                 }
                 Some(SpecReshare {
                     dealers: dealers
@@ -924,9 +931,9 @@ impl Contract {
             _ => None,
         };
         let spec = CeremonySpec {
-            domain: Bytes(session_domain(&self.config.chain_id, view, session)),
+            domain: Bytes(session_domain(&self.config.chain_id, view, ceremony_number)),
             view,
-            session,
+            ceremony_number,
             n: params.n() as u32,
             t: params.t() as u32,
             k: params.k() as u32,
@@ -935,13 +942,13 @@ impl Contract {
         };
         let ceremony = match spec.ceremony() {
             Ok(c) => c,
-            Err(e) => return self.abort(view, session, at, e.to_string(), events),
+            Err(e) => return self.abort(view, ceremony_number, at, e.to_string(), events),
         };
         let session_id = Hex(*ceremony.id());
         let deadline = at.saturating_add(self.config.phases.contribute);
         events.push(Event::CommitteeSelected {
             view,
-            session,
+            ceremony_number,
             key_mode,
             session_id,
             committee: self.committee_entries(&committee),
@@ -954,7 +961,7 @@ impl Contract {
         });
         events.push(Event::PhaseChanged {
             view,
-            session,
+            ceremony_number,
             attempt: 0,
             phase: ViewChangePhase::Contribute,
             deadline,
@@ -965,8 +972,8 @@ impl Contract {
         });
         self.state.change = Some(ViewChange {
             view,
-            session,
-            first_session,
+            ceremony_number,
+            first_ceremony_number,
             key_mode,
             phase: ViewChangePhase::Contribute,
             deadline,
@@ -1000,20 +1007,27 @@ impl Contract {
             .collect()
     }
 
-    fn abort(&mut self, view: u64, session: u32, at: u64, reason: String, events: &mut Vec<Event>) {
+    fn abort(
+        &mut self,
+        view: u64,
+        ceremony_number: u32,
+        at: u64,
+        reason: String,
+        events: &mut Vec<Event>,
+    ) {
         self.live = None;
         self.state.change = None;
         let retry_at = at.saturating_add(self.config.retry_delay);
         self.state.next_start = retry_at;
         events.push(Event::ViewChangeAborted {
             view,
-            session,
+            ceremony_number,
             reason,
             retry_at,
         });
         events.push(Event::PhaseChanged {
             view,
-            session,
+            ceremony_number,
             attempt: 0,
             phase: ViewChangePhase::Idle,
             deadline: retry_at,
@@ -1040,15 +1054,19 @@ impl Contract {
         let Some(change) = self.state.change.as_ref() else {
             return;
         };
-        let (view, session, attempt, phase) =
-            (change.view, change.session, change.attempt, change.phase);
+        let (view, ceremony_number, attempt, phase) = (
+            change.view,
+            change.ceremony_number,
+            change.attempt,
+            change.phase,
+        );
         let phases = self.config.phases.clone();
         if phase == ViewChangePhase::Wait {
             return self.wait_deadline(at, events);
         }
         // Contribute, share or publish: one board deadline, exactly as every node sees it.
         let Some(live) = self.live.as_mut() else {
-            // Cannot happen (the board exists in these phases); end the session rather than
+            // Cannot happen (the board exists in these phases); end the ceremony rather than
             // loop.
             return self.fail_session(at, BTreeSet::new(), "board missing".into(), events);
         };
@@ -1063,7 +1081,7 @@ impl Contract {
         }
         events.push(Event::BoardDeadline {
             view,
-            session,
+            ceremony_number,
             attempt,
         });
         let (next, length) = match (phase, board_phase) {
@@ -1108,7 +1126,7 @@ impl Contract {
         }
         events.push(Event::PhaseChanged {
             view,
-            session,
+            ceremony_number,
             attempt: board_attempt,
             phase: next,
             deadline,
@@ -1116,7 +1134,7 @@ impl Contract {
     }
 
     /// Records the board's exclusions and names after an attempt. Faults with a penalty
-    /// become slashing records, once per node, role and session; faults without one
+    /// become slashing records, once per node, role and ceremony; faults without one
     /// ([`Penalty::None`]: a dealer whose players did not ack it, players reported for
     /// missing acks) become [`NamedRecord`]s and cost nothing.
     fn record_exclusions(
@@ -1129,7 +1147,8 @@ impl Contract {
         let Some(change) = self.state.change.as_ref() else {
             return;
         };
-        let (view, session, attempt) = (change.view, change.session, change.attempt);
+        let (view, ceremony_number, attempt) =
+            (change.view, change.ceremony_number, change.attempt);
         for e in exclusions.iter().chain(named) {
             let role = match e.role {
                 Role::Dealer => FaultRole::Dealer,
@@ -1145,7 +1164,7 @@ impl Contract {
                     NamedRecord {
                         height: at,
                         view,
-                        session,
+                        ceremony_number,
                         attempt,
                         identity: key_of(&e.identity),
                         role,
@@ -1160,7 +1179,7 @@ impl Contract {
             self.record_fault(
                 FaultInfo {
                     view,
-                    session,
+                    ceremony_number,
                     attempt,
                     identity: key_of(&e.identity),
                     role,
@@ -1179,7 +1198,7 @@ impl Contract {
     fn record_named(&mut self, record: NamedRecord, events: &mut Vec<Event>) {
         if self.state.named.iter().any(|r| {
             r.view == record.view
-                && r.session == record.session
+                && r.ceremony_number == record.ceremony_number
                 && r.attempt == record.attempt
                 && r.role == record.role
                 && r.identity == record.identity
@@ -1194,7 +1213,7 @@ impl Contract {
     fn record_fault(&mut self, f: FaultInfo, at: u64, events: &mut Vec<Event>) {
         if self.state.slashings.iter().any(|r| {
             r.view == f.view
-                && r.session == f.session
+                && r.ceremony_number == f.ceremony_number
                 && r.role == f.role
                 && r.identity == f.identity
         }) {
@@ -1218,7 +1237,7 @@ impl Contract {
         let record = SlashingRecord {
             height: at,
             view: f.view,
-            session: f.session,
+            ceremony_number: f.ceremony_number,
             attempt: f.attempt,
             identity: f.identity,
             role: f.role,
@@ -1276,9 +1295,9 @@ impl Contract {
         (author != f.identity).then_some(author)
     }
 
-    /// A session failed: its culprits are banned from the rest of this view change and a new
-    /// session starts at once (without going back to a full restart), or, after the configured
-    /// number of sessions, the view change is abandoned until `retry_delay` later.
+    /// A ceremony failed: its culprits are banned from the rest of this view change and a new
+    /// ceremony starts at once (without going back to a full restart), or, after the configured
+    /// number of ceremonies, the view change is abandoned until `retry_delay` later.
     fn fail_session(
         &mut self,
         at: u64,
@@ -1290,21 +1309,28 @@ impl Contract {
             return;
         };
         self.live = None;
-        let next = change.session + 1;
-        let more = next - change.first_session < self.config.max_sessions_per_view;
+        let next = change.ceremony_number + 1;
+        let more = next - change.first_ceremony_number < self.config.max_ceremonies_per_view;
         events.push(Event::CeremonyFailed {
             view: change.view,
-            session: change.session,
+            ceremony_number: change.ceremony_number,
             reason: reason.clone(),
             culprits: culprits.iter().copied().collect(),
-            next_session: more.then_some(next),
+            next_ceremony_number: more.then_some(next),
         });
         if more {
             let mut banned = change.banned;
             banned.extend(culprits);
-            self.start_session(change.view, next, change.first_session, banned, at, events);
+            self.start_ceremony(
+                change.view,
+                next,
+                change.first_ceremony_number,
+                banned,
+                at,
+                events,
+            );
         } else {
-            self.abort(change.view, change.session, at, reason, events);
+            self.abort(change.view, change.ceremony_number, at, reason, events);
         }
     }
 
@@ -1322,7 +1348,7 @@ impl Contract {
         let place = MagicBlockPlace {
             chain_id: self.config.chain_id.clone(),
             view: change.view,
-            session: change.session,
+            ceremony_number: change.ceremony_number,
             key_mode: change.key_mode,
             previous_hash,
             first_round: deadline.saturating_add(1),
@@ -1336,16 +1362,17 @@ impl Contract {
             Err(e) => return self.fail_session(at, penalised(exclusions), e.to_string(), events),
         };
         let hash = Hex(block.hash());
-        let (view, session, attempt) = (change.view, change.session, change.attempt);
+        let (view, ceremony_number, attempt) =
+            (change.view, change.ceremony_number, change.attempt);
         events.push(Event::MagicBlockCreated {
             view,
-            session,
+            ceremony_number,
             hash,
             magic_block: block.clone(),
         });
         events.push(Event::PhaseChanged {
             view,
-            session,
+            ceremony_number,
             attempt,
             phase: ViewChangePhase::Wait,
             deadline,
@@ -1369,7 +1396,7 @@ impl Contract {
 
     /// End of the wait phase: the new view starts if its magic block is signed by both
     /// committees; otherwise the members that did not sign are recorded (absence) and the new
-    /// committee's non-signers are left out of a new session.
+    /// committee's non-signers are left out of a new ceremony.
     fn wait_deadline(&mut self, at: u64, events: &mut Vec<Event>) {
         let Some(change) = self.state.change.as_ref() else {
             return;
@@ -1377,7 +1404,8 @@ impl Contract {
         let Some(pending) = change.magic.clone() else {
             return self.fail_session(at, BTreeSet::new(), "no magic block".into(), events);
         };
-        let (view, session, attempt) = (change.view, change.session, change.attempt);
+        let (view, ceremony_number, attempt) =
+            (change.view, change.ceremony_number, change.attempt);
         if pending.is_complete() {
             let signed = pending.signed;
             let sig = signed.signature.map(|s| s.0).unwrap_or([0u8; 96]);
@@ -1396,7 +1424,7 @@ impl Contract {
                 },
             );
             self.state.current_view = view;
-            self.state.next_session = 0;
+            self.state.next_ceremony_number = 0;
             self.state.change = None;
             self.live = None;
             self.state.next_start = first_round.saturating_add(self.config.view_length);
@@ -1407,7 +1435,7 @@ impl Contract {
             });
             events.push(Event::PhaseChanged {
                 view,
-                session,
+                ceremony_number,
                 attempt,
                 phase: ViewChangePhase::Idle,
                 deadline: self.state.next_start,
@@ -1443,7 +1471,7 @@ impl Contract {
             self.record_fault(
                 FaultInfo {
                     view,
-                    session,
+                    ceremony_number,
                     attempt,
                     identity,
                     role,
@@ -1469,7 +1497,7 @@ impl Contract {
 
 struct FaultInfo {
     view: u64,
-    session: u32,
+    ceremony_number: u32,
     attempt: u32,
     identity: IdentityKey,
     role: FaultRole,

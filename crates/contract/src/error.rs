@@ -108,7 +108,7 @@ pub enum Rejection {
     /// The DKG post does not decode.
     #[error("malformed DKG post: {0}")]
     MalformedPost(WireError),
-    /// The post is for another ceremony session.
+    /// The post is for another ceremony (its session id differs).
     #[error("post for another session")]
     WrongSession,
     /// The sender is not the dealer that signed the post.

@@ -92,12 +92,13 @@ pub enum Event {
         /// New network identity.
         network: NetworkIdentity,
     },
-    /// A ceremony session started (seed 000, Start): the committee and the session definition.
+    /// A ceremony started (seed 000, Start): the committee and the ceremony's definition.
     CommitteeSelected {
         /// View being created.
         view: u64,
-        /// Session number.
-        session: u32,
+        /// Ceremony number within the view change (0 for the first; serialised as `session`).
+        #[serde(rename = "session")]
+        ceremony_number: u32,
         /// Fresh or reshare.
         key_mode: KeyMode,
         /// Session id.
@@ -106,15 +107,16 @@ pub enum Event {
         committee: Vec<CommitteeEntry>,
         /// Dealers when resharing (previous members in good standing).
         dealers: Vec<IdentityKey>,
-        /// The session; build the ceremony with [`CeremonySpec::ceremony`].
+        /// The ceremony's definition; build it with [`CeremonySpec::ceremony`].
         spec: CeremonySpec,
     },
     /// The contract's phase changed.
     PhaseChanged {
         /// View being created.
         view: u64,
-        /// Session.
-        session: u32,
+        /// Ceremony number within the view change (0 for the first; serialised as `session`).
+        #[serde(rename = "session")]
+        ceremony_number: u32,
         /// Board attempt.
         attempt: u32,
         /// New phase.
@@ -126,8 +128,9 @@ pub enum Event {
     BoardDeadline {
         /// View.
         view: u64,
-        /// Session.
-        session: u32,
+        /// Ceremony number within the view change (0 for the first; serialised as `session`).
+        #[serde(rename = "session")]
+        ceremony_number: u32,
         /// Board attempt before the deadline.
         attempt: u32,
     },
@@ -135,8 +138,9 @@ pub enum Event {
     PostAccepted {
         /// View.
         view: u64,
-        /// Session.
-        session: u32,
+        /// Ceremony number within the view change (0 for the first; serialised as `session`).
+        #[serde(rename = "session")]
+        ceremony_number: u32,
         /// Author's dealer position.
         dealer: u32,
         /// `contribution` or `publication`.
@@ -149,8 +153,9 @@ pub enum Event {
     PostRejected {
         /// View.
         view: u64,
-        /// Session.
-        session: u32,
+        /// Ceremony number within the view change (0 for the first; serialised as `session`).
+        #[serde(rename = "session")]
+        ceremony_number: u32,
         /// Author's dealer position.
         dealer: u32,
         /// Why.
@@ -169,25 +174,28 @@ pub enum Event {
         /// `bad_post_signature`).
         code: String,
     },
-    /// A session failed; its culprits are left out of the next one.
+    /// A ceremony failed; its culprits are left out of the next one.
     CeremonyFailed {
         /// View.
         view: u64,
-        /// Session.
-        session: u32,
+        /// Ceremony number within the view change (0 for the first; serialised as `session`).
+        #[serde(rename = "session")]
+        ceremony_number: u32,
         /// Why.
         reason: String,
-        /// Culprits (excluded from later sessions of this view change).
+        /// Culprits (excluded from later ceremonies of this view change).
         culprits: Vec<IdentityKey>,
-        /// The session that follows, if any.
-        next_session: Option<u32>,
+        /// The number of the ceremony that follows, if any (serialised as `next_session`).
+        #[serde(rename = "next_session")]
+        next_ceremony_number: Option<u32>,
     },
     /// The view change was abandoned for now.
     ViewChangeAborted {
         /// View.
         view: u64,
-        /// Last session tried.
-        session: u32,
+        /// Ceremony number within the view change (0 for the first; serialised as `session`).
+        #[serde(rename = "session")]
+        ceremony_number: u32,
         /// Why.
         reason: String,
         /// Height whose end starts the next try.
@@ -197,8 +205,9 @@ pub enum Event {
     MagicBlockCreated {
         /// View.
         view: u64,
-        /// Session.
-        session: u32,
+        /// Ceremony number within the view change (0 for the first; serialised as `session`).
+        #[serde(rename = "session")]
+        ceremony_number: u32,
         /// Its hash.
         hash: Hex<32>,
         /// The block.
@@ -252,23 +261,23 @@ pub enum Event {
 }
 
 impl Event {
-    /// The board input this event carries, as `(view, session, signed post)`: a post the board
+    /// The board input this event carries, as `(view, ceremony number, signed post)`: a post the board
     /// took, accepted or rejected as a fault of its author (both change the board, so every
     /// replica of it must apply both, in chain order).
     pub fn board_post(&self) -> Option<(u64, u32, &[u8])> {
         match self {
             Event::PostAccepted {
                 view,
-                session,
+                ceremony_number,
                 post,
                 ..
             }
             | Event::PostRejected {
                 view,
-                session,
+                ceremony_number,
                 post,
                 ..
-            } => Some((*view, *session, &post.0)),
+            } => Some((*view, *ceremony_number, &post.0)),
             _ => None,
         }
     }

@@ -49,13 +49,13 @@
 //!   as numbers or percentages (Züs: `t` = 66%, `k` = 75%) and are validated by
 //!   [`keyquorum_dkg::Params`]. The contract creates the `Ceremony` (ack-or-reveal variant,
 //!   sequential indices; for a reshare with the previous committee as dealers) and a
-//!   [`Board`](keyquorum_dkg::board::Board). The committee and the session are published in the
+//!   [`Board`](keyquorum_dkg::board::Board). The committee and the ceremony's definition are published in the
 //!   `CommitteeSelected` event and the `views/{v}` query, the list that nodes outside the
 //!   committee fetch (seed 000).
 //! - **Contribute, share, publish**: every `DkgPost` goes to `Board::apply` and every phase
 //!   deadline to `Board::advance`. The board is the one implementation of the qualification
 //!   rules (the nodes replay the same board from the same chain data); the contract only checks
-//!   that a post belongs to the current session, phase and sender, and uses the board's outcome
+//!   that a post belongs to the current ceremony, phase and sender, and uses the board's outcome
 //!   as is: who missed a deadline, whose log is invalid, who qualified, the group key, the public
 //!   key shares, and the board's own publish-phase retries.
 //! - **Wait**: the magic block of the next view is built ([`magic`]) and both committees sign
@@ -63,28 +63,28 @@
 //!   the one that completes them, when the phase closes early).
 //!
 //! ## Failures and what is kept
-//! - Within a session the board retries the publish phase (up to `board::MAX_ATTEMPTS`) without
+//! - Within a ceremony the board retries the publish phase (up to `board::MAX_ATTEMPTS`) without
 //!   the culprits of the failed attempt; every honest dealer's commitment, encrypted shares and
 //!   acks stay valid and are reused, since none of them depends on the attempt.
-//! - If the session still has too few qualified dealers (or the magic block is not signed by
+//! - If the ceremony still has too few qualified dealers (or the magic block is not signed by
 //!   the wait deadline), its culprits are recorded, banned from the rest of this view change,
-//!   and a new session of the same view starts at once, with the committee re-selected from the
+//!   and a new ceremony of the same view starts at once, with the committee re-selected from the
 //!   registry without them (standby nodes fill the seats). Contributions cannot carry over to the
-//!   new session: its session id differs (it binds the committee and the session number), and
+//!   new ceremony: its session id differs (it binds the committee and the ceremony number), and
 //!   with it the indices, commitments and encryption contexts. What is kept is everything else:
-//!   the registry and stakes, the previous view and its key (a reshare session reuses the same
-//!   previous committee minus culprits), the ranking, and the evidence; the new session starts at
+//!   the registry and stakes, the previous view and its key (a reshare ceremony reuses the same
+//!   previous committee minus culprits), the ranking, and the evidence; the new ceremony starts at
 //!   its contribute phase, not at a full restart of the schedule. 0chain instead wiped everything
 //!   and restarted from Start (its issue 190: 726 restarts while one miner was down); MaidSafe
 //!   (seed 002) restarts DKG without the failed nodes, as here.
-//! - After `max_sessions_per_view` failed sessions the view change is abandoned and tried again
+//! - After `max_ceremonies_per_view` failed ceremonies the view change is abandoned and tried again
 //!   `retry_delay` blocks later; the active view stays in force meanwhile.
 //!
 //! ## Faults and stake
 //! Every exclusion the board reports that carries a penalty (`FaultKind::penalty`): provable
 //! misbehaviour (equivocation, invalid commitment, bad ack aggregate, bad reveal) or absence
 //! (missed contribution or publication, unresponsive player), with its evidence, becomes one
-//! [`SlashingRecord`] per node, role and session; missing magic-block signatures at a failed
+//! [`SlashingRecord`] per node, role and ceremony; missing magic-block signatures at a failed
 //! wait deadline are recorded too. The stake effect is configured separately for provable
 //! misbehaviour and for absence ([`config::SlashingConfig`]). Faults nobody can be proven to
 //! have committed (a dealer whose players withheld acks, a player some publications report as
@@ -101,7 +101,7 @@
 //! a bad post signature ([`Rejection::charges_sender`]) is refused by [`Contract::check_tx`],
 //! the same checks as in a block (the signature's answer is remembered in the ceremony's check
 //! cache, so an honest post is verified once), so it never enters a mempool or a block. If a
-//! block carries one anyway (another producer's mempool, or a session that changed since), the
+//! block carries one anyway (another producer's mempool, or a ceremony that changed since), the
 //! transaction is applied as refused: the sender's chain key signed it, so the refusal is its
 //! own, and it costs the sender a nonce, adds one to its [`state::NodeRecord`]'s
 //! `refused_posts` and emits a fixed-size `PostRefused` event; the post is not kept and no board

@@ -68,8 +68,9 @@ pub struct MagicBlock {
     pub chain_id: String,
     /// View number (1 for the first view).
     pub view: u64,
-    /// Ceremony session within the view change that produced it.
-    pub session: u32,
+    /// Ceremony number within the view change (0 for the first; serialised as `session`).
+    #[serde(rename = "session")]
+    pub ceremony_number: u32,
     /// Fresh key or reshare.
     pub key_mode: KeyMode,
     /// Session id of the ceremony (binds the block to its DKG transcript on chain).
@@ -99,7 +100,7 @@ impl MagicBlock {
         w.bytes(MAGIC_BLOCK_TAG)
             .bytes(self.chain_id.as_bytes())
             .u64(self.view)
-            .u32(self.session)
+            .u32(self.ceremony_number)
             .u8(self.key_mode.tag())
             .fixed(&self.session_id.0)
             .u32(self.n)
@@ -150,8 +151,8 @@ pub struct MagicBlockPlace {
     pub chain_id: String,
     /// View number.
     pub view: u64,
-    /// Ceremony session within the view change.
-    pub session: u32,
+    /// Ceremony number within the view change (0 for the first; serialised as `session`).
+    pub ceremony_number: u32,
     /// Fresh key or reshare.
     pub key_mode: KeyMode,
     /// Hash of the previous view's magic block (zero for the first view).
@@ -234,7 +235,7 @@ impl MagicBlock {
         Ok(MagicBlock {
             chain_id: place.chain_id.clone(),
             view: place.view,
-            session: place.session,
+            ceremony_number: place.ceremony_number,
             key_mode: place.key_mode,
             session_id: Hex(*ceremony.id()),
             n: params.n() as u32,
@@ -256,7 +257,7 @@ impl MagicBlock {
         let checks: [(&'static str, bool); 14] = [
             ("chain id", self.chain_id == other.chain_id),
             ("view", self.view == other.view),
-            ("session", self.session == other.session),
+            ("session", self.ceremony_number == other.ceremony_number),
             ("key mode", self.key_mode == other.key_mode),
             ("session id", self.session_id == other.session_id),
             (
@@ -507,7 +508,7 @@ mod tests {
         MagicBlock {
             chain_id: "c".into(),
             view,
-            session: 0,
+            ceremony_number: 0,
             key_mode: KeyMode::Fresh,
             session_id: Hex([view as u8; 32]),
             n: 1,

@@ -105,7 +105,7 @@ impl Contract {
             "phase": s.phase(),
             "phase_deadline": change.map(|c| c.deadline),
             "pending_view": change.map(|c| c.view),
-            "session": change.map(|c| c.session),
+            "session": change.map(|c| c.ceremony_number),
             "attempt": change.map(|c| c.attempt),
             "next_view_change": if change.is_none() { Some(s.next_start) } else { None },
             "registered_nodes": s.nodes.len(),
@@ -215,7 +215,7 @@ impl Contract {
         json!({
             "view": c.view,
             "status": "in_progress",
-            "session": c.session,
+            "session": c.ceremony_number,
             "attempt": c.attempt,
             "key_mode": c.key_mode,
             "phase": c.phase,

@@ -1,7 +1,7 @@
 //! The contract's state: plain data, comparable and serializable.
 //!
 //! The running ceremony's [`Board`](keyquorum_dkg::board::Board) is not part of it: the state
-//! keeps the session's definition ([`CeremonySpec`]) and the board's inputs in chain order
+//! keeps the ceremony's definition ([`CeremonySpec`]) and the board's inputs in chain order
 //! ([`BoardInput`]), and the contract derives the board from them (incrementally while running,
 //! by replay in [`Contract::from_state`](crate::Contract::from_state)). So two states are equal
 //! exactly when everything that matters is equal, which is what the "a rejected transaction
@@ -75,7 +75,7 @@ pub struct SpecParticipant {
     pub encryption_key: Hex<32>,
 }
 
-/// The previous committee and key of a resharing session.
+/// The previous committee and key of a resharing ceremony.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpecReshare {
     /// Dealers: the previous committee's members in good standing, by index.
@@ -90,18 +90,19 @@ pub struct SpecReshare {
     pub public_shares: Vec<Hex<48>>,
 }
 
-/// Everything that defines one ceremony session; [`CeremonySpec::config`] turns it into the
+/// Everything that defines one ceremony; [`CeremonySpec::config`] turns it into the
 /// engine's [`CeremonyConfig`] (ack-or-reveal variant, sequential indices). Nodes build their
 /// ceremony from the spec in the `CommitteeSelected` event, so they derive the same session id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CeremonySpec {
-    /// Domain: chain id, view and session number, so each session has its own id even when
+    /// Domain: chain id, view and ceremony number, so each ceremony has its own session id even when
     /// its committee repeats.
     pub domain: Bytes,
     /// View number (the engine's epoch).
     pub view: u64,
-    /// Session number within the view change.
-    pub session: u32,
+    /// Ceremony number within the view change (0 for the first; serialised as `session`).
+    #[serde(rename = "session")]
+    pub ceremony_number: u32,
     /// Committee size.
     pub n: u32,
     /// Threshold.
@@ -110,15 +111,15 @@ pub struct CeremonySpec {
     pub k: u32,
     /// The committee (players) in index order.
     pub players: Vec<SpecParticipant>,
-    /// Present for a resharing session.
+    /// Present for a resharing ceremony.
     pub reshare: Option<SpecReshare>,
 }
 
-/// A spec that does not make a valid session.
+/// A spec that does not make a valid ceremony.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SpecError {
     /// A key or point does not decode.
-    #[error("invalid key material in session spec: {0}")]
+    #[error("invalid key material in ceremony spec: {0}")]
     Key(&'static str),
     /// The engine refused the configuration.
     #[error(transparent)]
@@ -224,20 +225,22 @@ pub struct ViewChange {
     pub view: u64,
     /// Session number (a failed session is followed by a new one without its culprits).
     /// Numbers keep increasing when an abandoned view change is tried again, so no two
-    /// sessions of a view share a session id.
-    pub session: u32,
-    /// The session this round of the view change started with (`max_sessions_per_view` counts
+    /// Ceremony number within the view change (0 for the first; serialised as `session`).
+    #[serde(rename = "session")]
+    pub ceremony_number: u32,
+    /// The ceremony number this round of the view change started with (`max_ceremonies_per_view` counts
     /// from it).
-    pub first_session: u32,
+    #[serde(rename = "first_session")]
+    pub first_ceremony_number: u32,
     /// Fresh key or reshare.
     pub key_mode: KeyMode,
     /// Phase.
     pub phase: ViewChangePhase,
     /// Last block height of the phase.
     pub deadline: u64,
-    /// The board's attempt (publish-phase retries within the session).
+    /// The board's attempt (publish-phase retries within the ceremony).
     pub attempt: u32,
-    /// Height at which the session started.
+    /// Height at which the ceremony started.
     pub started_at: u64,
     /// Tie-break seed used for the selection.
     pub seed: Hex<32>,
@@ -247,14 +250,14 @@ pub struct ViewChange {
     pub spec: CeremonySpec,
     /// The board's inputs so far.
     pub board_log: Vec<BoardInput>,
-    /// Nodes excluded from later sessions of this view change (culprits of failed sessions).
+    /// Nodes excluded from later ceremonies of this view change (culprits of failed ones).
     pub banned: BTreeSet<IdentityKey>,
     /// The magic block, in the wait phase.
     pub magic: Option<PendingMagicBlock>,
 }
 
 impl ViewChange {
-    /// Whether `id` takes part in the session (as player or dealer).
+    /// Whether `id` takes part in the ceremony (as player or dealer).
     pub fn involves(&self, id: &IdentityKey) -> bool {
         self.spec.players.iter().any(|p| &p.identity == id)
             || self
@@ -341,8 +344,9 @@ pub struct SlashingRecord {
     pub height: u64,
     /// View change.
     pub view: u64,
-    /// Session.
-    pub session: u32,
+    /// Ceremony number within the view change (0 for the first; serialised as `session`).
+    #[serde(rename = "session")]
+    pub ceremony_number: u32,
     /// Board attempt.
     pub attempt: u32,
     /// The node.
@@ -413,8 +417,9 @@ pub struct NamedRecord {
     pub height: u64,
     /// View change.
     pub view: u64,
-    /// Session.
-    pub session: u32,
+    /// Ceremony number within the view change (0 for the first; serialised as `session`).
+    #[serde(rename = "session")]
+    pub ceremony_number: u32,
     /// Board attempt.
     pub attempt: u32,
     /// The node.
@@ -446,8 +451,9 @@ pub struct ContractState {
     pub change: Option<ViewChange>,
     /// When no view change is in progress: the height whose end starts the next one.
     pub next_start: u64,
-    /// Number of the next session of the view being created.
-    pub next_session: u32,
+    /// Number of the next ceremony of the view being created (serialised as `next_session`).
+    #[serde(rename = "next_session")]
+    pub next_ceremony_number: u32,
     /// Faults recorded, in order.
     pub slashings: Vec<SlashingRecord>,
     /// Participants named without a penalty, in order.
@@ -473,7 +479,7 @@ impl ContractState {
             views: BTreeMap::new(),
             change: None,
             next_start: config.first_view_change,
-            next_session: 0,
+            next_ceremony_number: 0,
             slashings: Vec::new(),
             named: Vec::new(),
             balances: config

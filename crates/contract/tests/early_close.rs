@@ -31,7 +31,7 @@ fn phase_heights(sim: &Sim, view: u64) -> Vec<(ViewChangePhase, u32, u64)> {
         .filter_map(|(h, e)| match e {
             Event::PhaseChanged {
                 view: v,
-                session: 0,
+                ceremony_number: 0,
                 attempt,
                 phase,
                 ..
@@ -226,7 +226,7 @@ fn outcome(sim: &Sim) -> String {
         let b = &record.magic_block.block;
         out += &format!(
             "view {view}: session {} {:?} n={} t={} k={} key {:?} members {:?}\n",
-            b.session, b.key_mode, b.n, b.t, b.k, b.group_key, b.members
+            b.ceremony_number, b.key_mode, b.n, b.t, b.k, b.group_key, b.members
         );
     }
     for r in &sim.contract.state().slashings {

@@ -323,7 +323,7 @@ fn start_selects_the_committee_at_the_configured_block() {
     assert_eq!(*h, 2);
     let Event::CommitteeSelected {
         view,
-        session,
+        ceremony_number,
         committee,
         spec,
         ..
@@ -331,7 +331,7 @@ fn start_selects_the_committee_at_the_configured_block() {
     else {
         unreachable!()
     };
-    assert_eq!((*view, *session), (1, 0));
+    assert_eq!((*view, *ceremony_number), (1, 0));
     // Top six by stake, in rank order; the two 80s in tie-break order.
     let stakes_in_order: Vec<u64> = committee.iter().map(|m| m.stake).collect();
     assert_eq!(stakes_in_order, vec![80, 80, 70, 60, 50, 30]);
@@ -799,7 +799,7 @@ fn failed_sessions_retry_then_the_view_change_is_abandoned_and_retried_later() {
         [
             Event::CeremonyFailed {
                 culprits,
-                next_session: Some(1),
+                next_ceremony_number: Some(1),
                 ..
             },
         ] => assert_eq!(
@@ -815,12 +815,14 @@ fn failed_sessions_retry_then_the_view_change_is_abandoned_and_retried_later() {
         .cloned()
         .unwrap();
     let Event::ViewChangeAborted {
-        session, retry_at, ..
+        ceremony_number,
+        retry_at,
+        ..
     } = aborted
     else {
         unreachable!()
     };
-    assert_eq!(session, 1);
+    assert_eq!(ceremony_number, 1);
     assert_eq!(retry_at, h + cfg.retry_delay);
     assert_eq!(sim.contract.state().phase(), ViewChangePhase::Idle);
     // Later, with the bans lifted and everyone online, the view change succeeds, in a session
@@ -828,12 +830,12 @@ fn failed_sessions_retry_then_the_view_change_is_abandoned_and_retried_later() {
     sim.run_until(60, |s| s.contract.state().current_view == 1);
     let b = &sim.contract.view(1).unwrap().magic_block.block;
     assert_eq!(b.members.len(), 5);
-    assert_eq!(b.session, 2);
+    assert_eq!(b.ceremony_number, 2);
 
     // With one session per view, a failure abandons the view change at once.
     let mut cfg1 = config();
     cfg1.committee.max_size = 5;
-    cfg1.max_sessions_per_view = 1;
+    cfg1.max_ceremonies_per_view = 1;
     let mut sim = Sim::new(cfg1, &[50, 40, 30, 20, 10]);
     sim.faults.insert(
         (1, 0),
@@ -849,7 +851,7 @@ fn failed_sessions_retry_then_the_view_change_is_abandoned_and_retried_later() {
     assert!(matches!(
         sim.events_where(|e| matches!(e, Event::CeremonyFailed { .. }))[..],
         [Event::CeremonyFailed {
-            next_session: None,
+            next_ceremony_number: None,
             ..
         }]
     ));

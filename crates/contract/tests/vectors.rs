@@ -177,7 +177,7 @@ fn magic_block() -> (MagicBlock, [Secret<Scalar>; 2]) {
     let block = MagicBlock {
         chain_id: CHAIN.into(),
         view: 5,
-        session: 1,
+        ceremony_number: 1,
         key_mode: KeyMode::Reshare,
         session_id: Hex([0x5e; 32]),
         n: 4,

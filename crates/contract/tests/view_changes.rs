@@ -27,21 +27,21 @@ fn keys(v: &[usize]) -> BTreeSet<Hex<96>> {
     v.iter().map(|i| key(*i)).collect()
 }
 
-fn committee_of(sim: &Sim, view: u64, session: u32) -> BTreeSet<Hex<96>> {
+fn committee_of(sim: &Sim, view: u64, ceremony_number: u32) -> BTreeSet<Hex<96>> {
     sim.events
         .iter()
         .find_map(|(_, e)| match e {
             Event::CommitteeSelected {
                 view: v,
-                session: s,
+                ceremony_number: s,
                 committee,
                 ..
-            } if *v == view && *s == session => {
+            } if *v == view && *s == ceremony_number => {
                 Some(committee.iter().map(|c| c.identity).collect())
             }
             _ => None,
         })
-        .unwrap_or_else(|| panic!("no committee for view {view} session {session}"))
+        .unwrap_or_else(|| panic!("no committee for view {view} ceremony {ceremony_number}"))
 }
 
 fn records_of(sim: &Sim, view: u64, i: usize) -> Vec<keyquorum_contract::SlashingRecord> {
@@ -64,7 +64,7 @@ fn check_outputs_match(sim: &Sim, block: &SignedMagicBlock) {
             .find(|n| n.key.public().to_bytes() == m.identity.0)
             .unwrap();
         let (v, s, out) = node.finished.as_ref().unwrap();
-        assert_eq!((*v, *s), (block.block.view, block.block.session));
+        assert_eq!((*v, *s), (block.block.view, block.block.ceremony_number));
         assert_eq!(
             Group::point_bytes(&out.public.group_key),
             block.block.group_key.0
@@ -126,7 +126,7 @@ fn fresh_reshare_fresh_with_faults_in_every_phase() {
     );
     // The invalid log was taken as evidence against its author.
     assert!(sim.events_where(|e| matches!(e,
-        Event::PostRejected { view: 1, session: 0, reason, .. } if reason.starts_with("bad_ack_signature")
+        Event::PostRejected { view: 1, ceremony_number: 0, reason, .. } if reason.starts_with("bad_ack_signature")
     )).len() == 1);
     // The board retried the publish phase once before the session failed.
     assert!(
@@ -134,7 +134,7 @@ fn fresh_reshare_fresh_with_faults_in_every_phase() {
             e,
             Event::PhaseChanged {
                 view: 1,
-                session: 0,
+                ceremony_number: 0,
                 attempt: 1,
                 phase: ViewChangePhase::Publish,
                 ..
@@ -146,17 +146,17 @@ fn fresh_reshare_fresh_with_faults_in_every_phase() {
     assert_eq!(failed.len(), 1);
     match failed[0] {
         Event::CeremonyFailed {
-            session,
+            ceremony_number,
             culprits,
-            next_session,
+            next_ceremony_number,
             ..
         } => {
-            assert_eq!(*session, 0);
+            assert_eq!(*ceremony_number, 0);
             assert_eq!(
                 culprits.iter().copied().collect::<BTreeSet<_>>(),
                 keys(&[1, 3])
             );
-            assert_eq!(*next_session, Some(1));
+            assert_eq!(*next_ceremony_number, Some(1));
         }
         _ => unreachable!(),
     }
@@ -180,7 +180,7 @@ fn fresh_reshare_fresh_with_faults_in_every_phase() {
 
     let mb1 = sim.contract.view(1).unwrap().magic_block.clone();
     assert_eq!(mb1.block.key_mode, KeyMode::Fresh);
-    assert_eq!(mb1.block.session, 1);
+    assert_eq!(mb1.block.ceremony_number, 1);
     assert_eq!((mb1.block.n, mb1.block.t, mb1.block.k), (6, 4, 5));
     assert_eq!(mb1.block.members.len(), 6);
     assert_eq!(mb1.block.previous_hash, Hex::default());
@@ -223,7 +223,7 @@ fn fresh_reshare_fresh_with_faults_in_every_phase() {
     assert_eq!(committee_of(&sim, 2, 0), keys(&[0, 1, 2, 3, 4, 5]));
     let mb2 = sim.contract.view(2).unwrap().magic_block.clone();
     assert_eq!(mb2.block.key_mode, KeyMode::Reshare);
-    assert_eq!(mb2.block.session, 0);
+    assert_eq!(mb2.block.ceremony_number, 0);
     assert_eq!(
         mb2.block.group_key.0, genesis,
         "a reshare keeps the group key"

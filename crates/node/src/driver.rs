@@ -496,7 +496,7 @@ impl Driver {
         if let Some(pm) = self.state.pending_magic.clone() {
             let mut hash = [0u8; 32];
             if hex::decode_to_slice(&pm.hash, &mut hash).is_ok() {
-                self.sign_magic_block(pm.view, pm.session, &hash, pm.index, &mut effects)?;
+                self.sign_magic_block(pm.view, pm.ceremony_number, &hash, pm.index, &mut effects)?;
             }
         }
         let Some(rec) = self.state.session.clone() else {
@@ -522,7 +522,7 @@ impl Driver {
             runner.replay(self.store.inputs(&id)?);
             self.live = Some(self.make_live(id, ceremony, runner, [0; 32]));
             if rec.seat == Seat::SittingOut {
-                self.show_sitting_out(rec.view, rec.session);
+                self.show_sitting_out(rec.view, rec.ceremony_number);
             }
             return Ok(effects);
         }
@@ -542,7 +542,7 @@ impl Driver {
         let inputs = self.store.inputs(&id)?;
         info!(
             view = rec.view,
-            session = rec.session,
+            ceremony_number = rec.ceremony_number,
             inputs = inputs.len(),
             "resuming ceremony by replay"
         );
@@ -736,12 +736,12 @@ impl Driver {
         batch: &mut Batch,
         effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
-        if let Some((view, session, post)) = e.board_post() {
+        if let Some((view, ceremony_number, post)) = e.board_post() {
             if let Event::PostRejected { reason, .. } = e {
                 let name = reason.split(':').next().unwrap_or(reason);
                 self.metrics.fault(name);
             }
-            if self.is_live(view, session) {
+            if self.is_live(view, ceremony_number) {
                 self.posts.push(post.to_vec());
             }
             return Ok(());
@@ -777,7 +777,7 @@ impl Driver {
             }
             Event::CommitteeSelected {
                 view,
-                session,
+                ceremony_number,
                 key_mode,
                 session_id,
                 committee,
@@ -804,7 +804,7 @@ impl Driver {
                     let mut s = self.status.lock().expect("status lock");
                     s.pending = Some(PendingStatus {
                         view: *view,
-                        session: *session,
+                        ceremony_number: *ceremony_number,
                         attempt: 0,
                         key_mode: format!("{key_mode:?}").to_lowercase(),
                         committee: committee
@@ -818,7 +818,7 @@ impl Driver {
                 }
                 info!(
                     view,
-                    session,
+                    ceremony_number,
                     n = committee.len(),
                     role,
                     key_mode = ?key_mode,
@@ -846,10 +846,14 @@ impl Driver {
                     && self.fault != Fault::Silent
                 {
                     let id = session_id.0;
-                    self.start_session((*view, *session), id, spec, seat, batch, effects)?;
+                    self.start_ceremony((*view, *ceremony_number), id, spec, seat, batch, effects)?;
                 }
             }
-            Event::BoardDeadline { view, session, .. } if self.is_live(*view, *session) => {
+            Event::BoardDeadline {
+                view,
+                ceremony_number,
+                ..
+            } if self.is_live(*view, *ceremony_number) => {
                 self.feed(Input::Deadline, batch, effects)?;
                 if self.fault == Fault::Crash
                     && !self.state.crashed_once
@@ -866,7 +870,7 @@ impl Driver {
             }
             Event::PhaseChanged {
                 view,
-                session,
+                ceremony_number,
                 attempt,
                 phase,
                 deadline,
@@ -881,7 +885,7 @@ impl Driver {
                 }
                 self.phase = Some((name.clone(), now));
                 self.phase_deadline = *deadline;
-                debug!(view, session, attempt, phase = %name, deadline, "phase");
+                debug!(view, ceremony_number, attempt, phase = %name, deadline, "phase");
                 let mut s = self.status.lock().expect("status lock");
                 s.phase = name;
                 s.phase_deadline = Some(*deadline);
@@ -891,7 +895,7 @@ impl Driver {
             }
             Event::MagicBlockCreated {
                 view,
-                session,
+                ceremony_number,
                 hash,
                 magic_block,
             } => {
@@ -901,14 +905,15 @@ impl Driver {
                 let signs_handover = self.state.shares.iter().any(|s| s.view + 1 == *view);
                 let signs = self.fault != Fault::Silent && (index.is_some() || signs_handover);
                 if signs
-                    && let Err(what) = self.check_magic_block(*view, *session, &hash.0, magic_block)
+                    && let Err(what) =
+                        self.check_magic_block(*view, *ceremony_number, &hash.0, magic_block)
                 {
-                    self.reject_magic_block(*view, *session, &hash.0, what);
+                    self.reject_magic_block(*view, *ceremony_number, &hash.0, what);
                     return Ok(());
                 }
                 self.state.pending_magic = Some(PendingMagic {
                     view: *view,
-                    session: *session,
+                    ceremony_number: *ceremony_number,
                     hash: hex::encode(hash.0),
                     index,
                     group_key: hex::encode(magic_block.group_key.0),
@@ -918,9 +923,9 @@ impl Driver {
                         .map(|m| hex::encode(m.identity.0))
                         .collect(),
                 });
-                info!(view, session, hash = %hex::encode(hash.0), member = index.is_some(), "magic block created");
+                info!(view, ceremony_number, hash = %hex::encode(hash.0), member = index.is_some(), "magic block created");
                 if self.fault != Fault::Silent {
-                    self.sign_magic_block(*view, *session, &hash.0, index, effects)?;
+                    self.sign_magic_block(*view, *ceremony_number, &hash.0, index, effects)?;
                 }
             }
             Event::ViewActivated { view, hash, .. } => {
@@ -928,30 +933,30 @@ impl Driver {
             }
             Event::CeremonyFailed {
                 view,
-                session,
+                ceremony_number,
                 reason,
                 ..
             } => {
-                warn!(view, session, %reason, "ceremony failed");
+                warn!(view, ceremony_number, %reason, "ceremony failed");
                 if self
                     .state
                     .pending_magic
                     .as_ref()
-                    .is_some_and(|p| p.view == *view && p.session == *session)
+                    .is_some_and(|p| p.view == *view && p.ceremony_number == *ceremony_number)
                 {
                     self.state.pending_magic = None;
                 }
-                if self.is_session(*view, *session) {
+                if self.is_ceremony(*view, *ceremony_number) {
                     self.end_session(batch, effects)?;
                 }
             }
             Event::ViewChangeAborted {
                 view,
-                session,
+                ceremony_number,
                 reason,
                 ..
             } => {
-                warn!(view, session, %reason, "view change aborted");
+                warn!(view, ceremony_number, %reason, "view change aborted");
                 self.state.pending_magic = None;
                 self.end_session(batch, effects)?;
                 self.status.lock().expect("status lock").pending = None;
@@ -970,21 +975,21 @@ impl Driver {
         Ok(())
     }
 
-    fn is_session(&self, view: u64, session: u32) -> bool {
+    fn is_ceremony(&self, view: u64, ceremony_number: u32) -> bool {
         self.state
             .session
             .as_ref()
-            .is_some_and(|s| s.view == view && s.session == session)
+            .is_some_and(|s| s.view == view && s.ceremony_number == ceremony_number)
     }
 
-    fn is_live(&self, view: u64, session: u32) -> bool {
-        self.live.is_some() && self.is_session(view, session)
+    fn is_live(&self, view: u64, ceremony_number: u32) -> bool {
+        self.live.is_some() && self.is_ceremony(view, ceremony_number)
     }
 
     /// Starts session `(view, session)` with id `id` in `seat`.
-    fn start_session(
+    fn start_ceremony(
         &mut self,
-        (view, session): (u64, u32),
+        (view, ceremony_number): (u64, u32),
         id: [u8; 32],
         spec: &keyquorum_contract::CeremonySpec,
         seat: Seat,
@@ -996,19 +1001,19 @@ impl Driver {
             Ok(_) => {
                 warn!(
                     view,
-                    session, "session id does not match the spec; not taking part"
+                    ceremony_number, "session id does not match the spec; not taking part"
                 );
                 return Ok(());
             }
             Err(e) => {
-                warn!(view, session, error = %e, "invalid session spec; not taking part");
+                warn!(view, ceremony_number, error = %e, "invalid session spec; not taking part");
                 return Ok(());
             }
         };
         let sid = session_hex(&id);
         let record = SessionRecord {
             view,
-            session,
+            ceremony_number,
             session_id: sid.clone(),
             spec: spec.clone(),
             inputs: 0,
@@ -1080,13 +1085,13 @@ impl Driver {
         if contributed {
             error!(
                 view = rec.view,
-                session = rec.session,
+                ceremony_number = rec.ceremony_number,
                 "this node's contribution is on the board but its state for it is lost \
                  (database lost or restored from an old backup?); sitting this session out \
                  instead of dealing again"
             );
             self.metrics.fault("sat_out_lost_state");
-            self.show_sitting_out(rec.view, rec.session);
+            self.show_sitting_out(rec.view, rec.ceremony_number);
             rec.seat = Seat::SittingOut;
             self.state.session = Some(rec);
             return Ok(());
@@ -1100,7 +1105,7 @@ impl Driver {
         };
         info!(
             view = rec.view,
-            session = rec.session,
+            ceremony_number = rec.ceremony_number,
             "caught up with the chain; taking part in the running session"
         );
         let seen = batch.inputs(&id)?;
@@ -1128,10 +1133,10 @@ impl Driver {
         Ok(())
     }
 
-    fn show_sitting_out(&self, view: u64, session: u32) {
+    fn show_sitting_out(&self, view: u64, ceremony_number: u32) {
         self.status.lock().expect("status lock").sitting_out = Some(SittingOutStatus {
             view,
-            session,
+            ceremony_number,
             reason: "own contribution is on the board but its state is lost".into(),
         });
     }
@@ -1253,8 +1258,8 @@ impl Driver {
                     }
                 }
                 Action::Finished(out) => {
-                    let (view, session, sid) = match &self.state.session {
-                        Some(r) => (r.view, r.session, r.session_id.clone()),
+                    let (view, ceremony_number, sid) = match &self.state.session {
+                        Some(r) => (r.view, r.ceremony_number, r.session_id.clone()),
                         None => continue,
                     };
                     let ceremony = self.live.as_ref().map(|l| l.ceremony.clone());
@@ -1273,7 +1278,7 @@ impl Driver {
                         .collect();
                     let record = OutputRecord {
                         view,
-                        session,
+                        ceremony_number,
                         session_id: sid,
                         success: true,
                         player_index: out.player_index,
@@ -1291,7 +1296,7 @@ impl Driver {
                         );
                         info!(
                             view,
-                            session,
+                            ceremony_number,
                             group_key = %record.group_key.clone().unwrap_or_default(),
                             qualified = ?record.qualified,
                             excluded = record.exclusions.len(),
@@ -1306,7 +1311,7 @@ impl Driver {
                     };
                     let record = OutputRecord {
                         view: r.view,
-                        session: r.session,
+                        ceremony_number: r.ceremony_number,
                         session_id: r.session_id.clone(),
                         success: false,
                         player_index: None,
@@ -1322,7 +1327,7 @@ impl Driver {
                             &[("result", "failure")],
                             1.0,
                         );
-                        warn!(view = r.view, session = r.session, reason = f.reason.as_str(), qualified = ?f.qualified, "ceremony failed for this node");
+                        warn!(view = r.view, ceremony_number = r.ceremony_number, reason = f.reason.as_str(), qualified = ?f.qualified, "ceremony failed for this node");
                     }
                     self.record_output(record);
                 }
@@ -1449,14 +1454,14 @@ impl Driver {
     fn check_magic_block(
         &self,
         view: u64,
-        session: u32,
+        ceremony_number: u32,
         hash: &[u8; 32],
         block: &MagicBlock,
     ) -> Result<(), String> {
         let Some(live) = self
             .live
             .as_ref()
-            .filter(|_| self.is_session(view, session))
+            .filter(|_| self.is_ceremony(view, ceremony_number))
         else {
             return Err("no board of this session to check it against".into());
         };
@@ -1479,7 +1484,7 @@ impl Driver {
             chain_id: block.chain_id.clone(),
             first_round: block.first_round,
             view,
-            session,
+            ceremony_number,
             key_mode: if live.ceremony.reshare().is_some() {
                 KeyMode::Reshare
             } else {
@@ -1502,10 +1507,16 @@ impl Driver {
     }
 
     /// A magic block that is not the one this node's board defines: nothing is signed.
-    fn reject_magic_block(&mut self, view: u64, session: u32, hash: &[u8; 32], what: String) {
+    fn reject_magic_block(
+        &mut self,
+        view: u64,
+        ceremony_number: u32,
+        hash: &[u8; 32],
+        what: String,
+    ) {
         error!(
             view,
-            session,
+            ceremony_number,
             hash = %hex::encode(hash),
             differs_in = %what,
             "the chain's magic block is not the one this node's board defines; not signing it"
@@ -1520,7 +1531,7 @@ impl Driver {
             .expect("status lock")
             .magic_block_mismatch = Some(MagicBlockMismatch {
             view,
-            session,
+            ceremony_number,
             hash: hex::encode(hash),
             what,
         });
@@ -1529,7 +1540,7 @@ impl Driver {
     fn sign_magic_block(
         &mut self,
         view: u64,
-        session: u32,
+        ceremony_number: u32,
         hash: &[u8; 32],
         index: Option<u64>,
         effects: &mut Vec<Effect>,
@@ -1540,7 +1551,7 @@ impl Driver {
                 .state
                 .outputs
                 .iter()
-                .find(|o| o.view == view && o.session == session && o.has_share)
+                .find(|o| o.view == view && o.ceremony_number == ceremony_number && o.has_share)
             && let Some(share) = self.scalar(&format!("output/{}", out.session_id))?
         {
             let message = signing_message(SignerRole::New, hash);
@@ -1601,7 +1612,9 @@ impl Driver {
                     .state
                     .outputs
                     .iter()
-                    .find(|o| o.view == view && o.session == pm.session && o.has_share)
+                    .find(|o| {
+                        o.view == view && o.ceremony_number == pm.ceremony_number && o.has_share
+                    })
                     .cloned()
                 && let Some(share) = self.secret(&format!("output/{}", out.session_id))?
             {
@@ -1610,7 +1623,7 @@ impl Driver {
                 self.state.shares.retain(|s| s.view != view);
                 self.state.shares.push(ShareRecord {
                     view,
-                    session: pm.session,
+                    ceremony_number: pm.ceremony_number,
                     index,
                     group_key: pm.group_key.clone(),
                 });

@@ -21,8 +21,9 @@ use crate::store::OutputRecord;
 pub struct PendingStatus {
     /// View being created.
     pub view: u64,
-    /// Session number.
-    pub session: u32,
+    /// Ceremony number within the view change (0 for the first; serialised as `session`).
+    #[serde(rename = "session")]
+    pub ceremony_number: u32,
     /// Board attempt.
     pub attempt: u32,
     /// `fresh` or `reshare`.
@@ -43,8 +44,9 @@ pub struct PendingStatus {
 pub struct MagicBlockMismatch {
     /// View of the block.
     pub view: u64,
-    /// Session of the block.
-    pub session: u32,
+    /// Ceremony number within the view change (0 for the first; serialised as `session`).
+    #[serde(rename = "session")]
+    pub ceremony_number: u32,
     /// The hash the chain gave (hex).
     pub hash: String,
     /// The first difference found (a field name, `hash`, or why nothing could be compared).
@@ -56,8 +58,9 @@ pub struct MagicBlockMismatch {
 pub struct SittingOutStatus {
     /// View being created.
     pub view: u64,
-    /// Session number.
-    pub session: u32,
+    /// Ceremony number within the view change (0 for the first; serialised as `session`).
+    #[serde(rename = "session")]
+    pub ceremony_number: u32,
     /// Why.
     pub reason: String,
 }

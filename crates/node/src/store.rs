@@ -102,8 +102,9 @@ pub enum Seat {
 pub struct SessionRecord {
     /// View being created.
     pub view: u64,
-    /// Session number within the view change.
-    pub session: u32,
+    /// Ceremony number within the view change (0 for the first; serialised as `session`).
+    #[serde(rename = "session")]
+    pub ceremony_number: u32,
     /// Session id (hex).
     pub session_id: String,
     /// The contract's definition of the session.
@@ -135,8 +136,9 @@ pub struct ExclusionRecord {
 pub struct OutputRecord {
     /// View.
     pub view: u64,
-    /// Session.
-    pub session: u32,
+    /// Ceremony number within the view change (0 for the first; serialised as `session`).
+    #[serde(rename = "session")]
+    pub ceremony_number: u32,
     /// Session id (hex).
     pub session_id: String,
     /// Succeeded.
@@ -160,8 +162,9 @@ pub struct OutputRecord {
 pub struct ShareRecord {
     /// View.
     pub view: u64,
-    /// Session that produced it.
-    pub session: u32,
+    /// Ceremony number within the view change (0 for the first; serialised as `session`).
+    #[serde(rename = "session")]
+    pub ceremony_number: u32,
     /// Member index in that view's magic block.
     pub index: u64,
     /// Group key (hex).
@@ -173,8 +176,9 @@ pub struct ShareRecord {
 pub struct PendingMagic {
     /// View.
     pub view: u64,
-    /// Session.
-    pub session: u32,
+    /// Ceremony number within the view change (0 for the first; serialised as `session`).
+    #[serde(rename = "session")]
+    pub ceremony_number: u32,
     /// Block hash (hex).
     pub hash: String,
     /// Own index in the block, if a member.

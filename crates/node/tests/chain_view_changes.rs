@@ -84,7 +84,7 @@ fn contract_config() -> ContractConfig {
     c.first_view_change = FIRST_VIEW_CHANGE;
     c.view_length = 3;
     c.retry_delay = 5;
-    c.max_sessions_per_view = 3;
+    c.max_ceremonies_per_view = 3;
     c.key_mode = KeyMode::Reshare;
     c.slashing.misbehaviour_percent = 10;
     c.slashing.absence_percent = 0;
@@ -190,7 +190,7 @@ type Router = HashMap<Vec<u8>, mpsc::UnboundedSender<Delivery>>;
 /// The running ceremony of a node.
 struct Live {
     view: u64,
-    session: u32,
+    ceremony_number: u32,
     id: [u8; 32],
     participant: AckRevealParticipant<Group>,
 }
@@ -237,9 +237,9 @@ struct SimNode {
 }
 
 impl SimNode {
-    fn plan(&self, view: u64, session: u32) -> FaultPlan {
+    fn plan(&self, view: u64, ceremony_number: u32) -> FaultPlan {
         self.plans
-            .get(&(view, session))
+            .get(&(view, ceremony_number))
             .cloned()
             .unwrap_or_default()
     }
@@ -351,15 +351,15 @@ impl SimNode {
         }
     }
 
-    fn is_live(&self, view: u64, session: u32) -> bool {
+    fn is_live(&self, view: u64, ceremony_number: u32) -> bool {
         self.live
             .as_ref()
-            .is_some_and(|l| l.view == view && l.session == session)
+            .is_some_and(|l| l.view == view && l.ceremony_number == ceremony_number)
     }
 
     fn on_event(&mut self, e: &Event) {
-        if let Some((view, session, post)) = e.board_post() {
-            if self.is_live(view, session) {
+        if let Some((view, ceremony_number, post)) = e.board_post() {
+            if self.is_live(view, ceremony_number) {
                 self.posts.push(post.to_vec());
             }
             return;
@@ -368,22 +368,24 @@ impl SimNode {
         match e {
             Event::CommitteeSelected {
                 view,
-                session,
+                ceremony_number,
                 session_id,
                 spec,
                 ..
-            } => self.start_session(*view, *session, session_id.0, spec),
-            Event::BoardDeadline { view, session, .. } if self.is_live(*view, *session) => {
-                self.feed(Input::Deadline)
-            }
+            } => self.start_ceremony(*view, *ceremony_number, session_id.0, spec),
+            Event::BoardDeadline {
+                view,
+                ceremony_number,
+                ..
+            } if self.is_live(*view, *ceremony_number) => self.feed(Input::Deadline),
             Event::PhaseChanged {
                 view,
-                session,
+                ceremony_number,
                 phase: ViewChangePhase::Share,
                 ..
             } => {
                 if let Some((v, s, post)) = self.late.take() {
-                    if (v, s) == (*view, *session) {
+                    if (v, s) == (*view, *ceremony_number) {
                         self.queue.push_back(TxBody::DkgPost { post });
                     } else {
                         self.late = Some((v, s, post));
@@ -392,36 +394,40 @@ impl SimNode {
             }
             Event::MagicBlockCreated {
                 view,
-                session,
+                ceremony_number,
                 hash,
                 magic_block,
             } => {
                 self.pending_blocks
-                    .insert(*view, (*session, hash.0, magic_block.clone()));
-                self.sign_magic_block(*view, *session, hash.0, magic_block);
+                    .insert(*view, (*ceremony_number, hash.0, magic_block.clone()));
+                self.sign_magic_block(*view, *ceremony_number, hash.0, magic_block);
             }
             Event::ViewActivated { view, hash, .. } => {
-                if let Some((session, h, block)) = self.pending_blocks.remove(view)
+                if let Some((ceremony_number, h, block)) = self.pending_blocks.remove(view)
                     && h == hash.0
                     && let Some(m) = block.member_by_identity(&self.key.public().to_bytes())
-                    && let Some(out) = self.report.outputs.get(&(*view, session))
+                    && let Some(out) = self.report.outputs.get(&(*view, ceremony_number))
                     && let Some(share) = &out.secret_share
                 {
                     self.shares.insert(*view, (share.clone(), m.index));
                 }
                 self.live = None;
             }
-            Event::CeremonyFailed { view, session, .. } if self.is_live(*view, *session) => {
+            Event::CeremonyFailed {
+                view,
+                ceremony_number,
+                ..
+            } if self.is_live(*view, *ceremony_number) => {
                 self.live = None;
             }
             _ => {}
         }
     }
 
-    fn start_session(
+    fn start_ceremony(
         &mut self,
         view: u64,
-        session: u32,
+        ceremony_number: u32,
         id: [u8; 32],
         spec: &keyquorum_contract::CeremonySpec,
     ) {
@@ -448,7 +454,7 @@ impl SimNode {
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&(self.i as u64).to_le_bytes());
         seed[8..16].copy_from_slice(&view.to_le_bytes());
-        seed[16..20].copy_from_slice(&session.to_le_bytes());
+        seed[16..20].copy_from_slice(&ceremony_number.to_le_bytes());
         seed[20..].fill(0x77);
         let participant = AckRevealParticipant::new(
             ceremony,
@@ -460,7 +466,7 @@ impl SimNode {
         .expect("a participant of the ceremony");
         self.live = Some(Live {
             view,
-            session,
+            ceremony_number,
             id,
             participant,
         });
@@ -491,8 +497,8 @@ impl SimNode {
         let Some(live) = self.live.as_ref() else {
             return;
         };
-        let (view, session, id) = (live.view, live.session, live.id);
-        let plan = self.plan(view, session);
+        let (view, ceremony_number, id) = (live.view, live.ceremony_number, live.id);
+        let plan = self.plan(view, ceremony_number);
         for a in actions {
             match a {
                 Action::Send { to, payload } => {
@@ -510,20 +516,20 @@ impl SimNode {
                         });
                     }
                 }
-                Action::Post(bytes) => self.on_post(view, session, &plan, bytes),
+                Action::Post(bytes) => self.on_post(view, ceremony_number, &plan, bytes),
                 Action::Finished(out) => {
-                    self.report.outputs.insert((view, session), out);
+                    self.report.outputs.insert((view, ceremony_number), out);
                 }
                 Action::Failed(_) | Action::Observed(_) => {}
             }
         }
     }
 
-    fn on_post(&mut self, view: u64, session: u32, plan: &FaultPlan, bytes: Vec<u8>) {
+    fn on_post(&mut self, view: u64, ceremony_number: u32, plan: &FaultPlan, bytes: Vec<u8>) {
         let signed = SignedPost::<Group>::decode(&bytes, MAX_PARTICIPANTS).expect("own post");
         match signed.post {
             Post::Contribution(_) if plan.late_contribution.contains(&self.i) => {
-                self.late = Some((view, session, bytes));
+                self.late = Some((view, ceremony_number, bytes));
             }
             Post::Publication(_) if plan.drop_publication.contains(&self.i) => {}
             Post::Publication(mut p) if plan.forged_log.contains(&self.i) => {
@@ -544,13 +550,22 @@ impl SimNode {
 
     /// Partial signatures on a new magic block: as a new member with the share just made, and,
     /// for a view after the first, as a member of the previous committee with its old share.
-    fn sign_magic_block(&mut self, view: u64, session: u32, hash: [u8; 32], block: &MagicBlock) {
+    fn sign_magic_block(
+        &mut self,
+        view: u64,
+        ceremony_number: u32,
+        hash: [u8; 32],
+        block: &MagicBlock,
+    ) {
         let message = signing_message(SignerRole::New, &hash);
         let handover = signing_message(SignerRole::Old, &hash);
         let me = self.key.public().to_bytes();
         if let Some(m) = block.member_by_identity(&me)
-            && !self.plan(view, session).no_new_signature.contains(&self.i)
-            && let Some(out) = self.report.outputs.get(&(view, session))
+            && !self
+                .plan(view, ceremony_number)
+                .no_new_signature
+                .contains(&self.i)
+            && let Some(out) = self.report.outputs.get(&(view, ceremony_number))
             && let Some(share) = &out.secret_share
         {
             let partial = tbls::partial_sign::<MinPk>(share, Scalar::from(m.index), &message);
@@ -623,20 +638,20 @@ fn events(blocks: &[ChainBlock]) -> impl Iterator<Item = (u64, &Event)> {
     })
 }
 
-fn committee(blocks: &[ChainBlock], view: u64, session: u32) -> BTreeSet<Hex<96>> {
+fn committee(blocks: &[ChainBlock], view: u64, ceremony_number: u32) -> BTreeSet<Hex<96>> {
     events(blocks)
         .find_map(|(_, e)| match e {
             Event::CommitteeSelected {
                 view: v,
-                session: s,
+                ceremony_number: s,
                 committee,
                 ..
-            } if (*v, *s) == (view, session) => {
+            } if (*v, *s) == (view, ceremony_number) => {
                 Some(committee.iter().map(|c| c.identity).collect())
             }
             _ => None,
         })
-        .unwrap_or_else(|| panic!("no committee for view {view} session {session}"))
+        .unwrap_or_else(|| panic!("no committee for view {view} ceremony {ceremony_number}"))
 }
 
 /// Every member's own output agrees with the magic block served by the chain: its player
@@ -648,7 +663,7 @@ fn check_members(reports: &[Report], mb: &SignedMagicBlock) {
         let i = node_of(&m.identity);
         let out = reports[i]
             .outputs
-            .get(&(b.view, b.session))
+            .get(&(b.view, b.ceremony_number))
             .unwrap_or_else(|| panic!("member {i} has no output for view {}", b.view));
         assert_eq!(out.player_index.map(|p| p as u64 + 1), Some(m.index));
         assert_eq!(
@@ -823,7 +838,7 @@ async fn simulated_committee_through_the_chain() {
         .find_map(|(_, e)| match e {
             Event::PhaseChanged {
                 view: 1,
-                session: 0,
+                ceremony_number: 0,
                 phase: ViewChangePhase::Contribute,
                 deadline,
                 ..
@@ -837,7 +852,7 @@ async fn simulated_committee_through_the_chain() {
         .find_map(|(_, e)| match e {
             Event::CommitteeSelected {
                 view: 1,
-                session: 0,
+                ceremony_number: 0,
                 committee,
                 ..
             } => committee.iter().position(|c| c.identity == key(3)),
@@ -848,7 +863,7 @@ async fn simulated_committee_through_the_chain() {
         .filter_map(|(_, e)| match e {
             Event::PostRejected {
                 view: 1,
-                session: 0,
+                ceremony_number: 0,
                 dealer,
                 reason,
                 ..
@@ -865,7 +880,7 @@ async fn simulated_committee_through_the_chain() {
         e,
         Event::PhaseChanged {
             view: 1,
-            session: 0,
+            ceremony_number: 0,
             attempt: 1,
             phase: ViewChangePhase::Publish,
             ..
@@ -875,23 +890,23 @@ async fn simulated_committee_through_the_chain() {
         .filter_map(|(_, e)| match e {
             Event::CeremonyFailed {
                 view,
-                session,
+                ceremony_number,
                 culprits,
-                next_session,
+                next_ceremony_number,
                 reason,
             } => Some((
                 *view,
-                *session,
+                *ceremony_number,
                 culprits.iter().copied().collect::<BTreeSet<_>>(),
-                *next_session,
+                *next_ceremony_number,
                 reason.clone(),
             )),
             _ => None,
         })
         .collect();
     assert_eq!(failed.len(), 1, "only view 1 session 0 fails: {failed:?}");
-    let (view, session, culprits, next, reason) = &failed[0];
-    assert_eq!((*view, *session, *next), (1, 0, Some(1)));
+    let (view, ceremony_number, culprits, next, reason) = &failed[0];
+    assert_eq!((*view, *ceremony_number, *next), (1, 0, Some(1)));
     assert_eq!(culprits, &keys(&[1, 3]));
     assert!(reason.contains("4 dealers qualified, 5 needed"), "{reason}");
     assert_eq!(committee(&blocks, 1, 1), keys(&[0, 2, 4, 5, 6, 7]));
@@ -929,7 +944,7 @@ async fn simulated_committee_through_the_chain() {
     let mb1: SignedMagicBlock =
         serde_json::from_value(get(&api, "/views/1/magic-block").await).unwrap();
     assert_eq!(mb1.block.key_mode, KeyMode::Fresh);
-    assert_eq!(mb1.block.session, 1);
+    assert_eq!(mb1.block.ceremony_number, 1);
     assert_eq!((mb1.block.n, mb1.block.t, mb1.block.k), (6, 4, 5));
     assert_eq!(
         mb1.block
@@ -954,7 +969,7 @@ async fn simulated_committee_through_the_chain() {
     let mb2: SignedMagicBlock =
         serde_json::from_value(get(&api, "/views/2/magic-block").await).unwrap();
     assert_eq!(mb2.block.key_mode, KeyMode::Reshare);
-    assert_eq!(mb2.block.session, 0);
+    assert_eq!(mb2.block.ceremony_number, 0);
     assert_eq!(
         mb2.block.group_key, mb1.block.group_key,
         "a reshare keeps the group key"

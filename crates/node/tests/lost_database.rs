@@ -81,7 +81,7 @@ fn a_node_whose_contribution_is_on_the_board_sits_the_session_out() {
     let rec = d.state().session.as_ref().expect("it follows the session");
     assert_eq!(rec.seat, Seat::SittingOut);
     let shown = h.status[LOST].lock().unwrap().sitting_out.clone();
-    assert_eq!(shown.map(|s| (s.view, s.session)), Some((1, 0)));
+    assert_eq!(shown.map(|s| (s.view, s.ceremony_number)), Some((1, 0)));
 
     h.run_until(60, |h| h.contract.state().current_view == 1);
     assert_eq!(contributions(&h, LOST), 1);

@@ -77,7 +77,7 @@ pub fn config() -> ContractConfig {
     c.first_view_change = 2;
     c.view_length = 3;
     c.retry_delay = 5;
-    c.max_sessions_per_view = 3;
+    c.max_ceremonies_per_view = 3;
     c.key_mode = KeyMode::Reshare;
     c.key_mode_overrides = vec![ViewKeyMode {
         view: 3,
@@ -187,9 +187,9 @@ impl Sim {
         i
     }
 
-    pub fn plan(&self, view: u64, session: u32) -> FaultPlan {
+    pub fn plan(&self, view: u64, ceremony_number: u32) -> FaultPlan {
         self.faults
-            .get(&(view, session))
+            .get(&(view, ceremony_number))
             .cloned()
             .unwrap_or_default()
     }
@@ -268,10 +268,10 @@ impl Sim {
             .collect()
     }
 
-    fn participants(&self, view: u64, session: u32) -> Vec<usize> {
+    fn participants(&self, view: u64, ceremony_number: u32) -> Vec<usize> {
         (0..self.nodes.len())
             .filter(
-                |i| matches!(&self.nodes[*i].dkg, Some((v, s, _)) if *v == view && *s == session),
+                |i| matches!(&self.nodes[*i].dkg, Some((v, s, _)) if *v == view && *s == ceremony_number),
             )
             .collect()
     }
@@ -279,8 +279,8 @@ impl Sim {
     fn handle_events(&mut self, h: u64, events: Vec<Event>) {
         for e in events {
             self.events.push((h, e.clone()));
-            if let Some((view, session, post)) = e.board_post() {
-                for i in self.participants(view, session) {
+            if let Some((view, ceremony_number, post)) = e.board_post() {
+                for i in self.participants(view, ceremony_number) {
                     self.feed(i, Input::BoardPost(post.to_vec()));
                 }
                 continue;
@@ -288,14 +288,14 @@ impl Sim {
             match e {
                 Event::CommitteeSelected {
                     view,
-                    session,
+                    ceremony_number,
                     session_id,
                     spec,
                     ..
                 } => {
                     let ceremony = spec.ceremony().unwrap();
                     assert_eq!(ceremony.id(), &session_id.0);
-                    let plan = self.plan(view, session);
+                    let plan = self.plan(view, ceremony_number);
                     let mut started = Vec::new();
                     for i in 0..self.nodes.len() {
                         let id = self.nodes[i].key.public().clone();
@@ -316,7 +316,7 @@ impl Sim {
                         let mut seed = [0u8; 32];
                         seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
                         seed[8..16].copy_from_slice(&view.to_be_bytes());
-                        seed[16..20].copy_from_slice(&session.to_be_bytes());
+                        seed[16..20].copy_from_slice(&ceremony_number.to_be_bytes());
                         let node = AckRevealParticipant::new(
                             ceremony.clone(),
                             self.nodes[i].key.clone(),
@@ -325,7 +325,7 @@ impl Sim {
                             seed,
                         )
                         .unwrap();
-                        self.nodes[i].dkg = Some((view, session, node));
+                        self.nodes[i].dkg = Some((view, ceremony_number, node));
                         self.nodes[i].finished = None;
                         started.push(i);
                     }
@@ -333,18 +333,22 @@ impl Sim {
                         self.feed(i, Input::Start);
                     }
                 }
-                Event::BoardDeadline { view, session, .. } => {
-                    for i in self.participants(view, session) {
+                Event::BoardDeadline {
+                    view,
+                    ceremony_number,
+                    ..
+                } => {
+                    for i in self.participants(view, ceremony_number) {
                         self.feed(i, Input::Deadline);
                     }
                 }
                 Event::MagicBlockCreated {
                     view,
-                    session,
+                    ceremony_number,
                     hash,
                     magic_block,
                 } => {
-                    let plan = self.plan(view, session);
+                    let plan = self.plan(view, ceremony_number);
                     let message = signing_message(SignerRole::New, &hash.0);
                     let handover = signing_message(SignerRole::Old, &hash.0);
                     for i in 0..self.nodes.len() {
@@ -353,7 +357,7 @@ impl Sim {
                             && !plan.no_new_signature.contains(&i)
                             && let Some((v, s, out)) = &self.nodes[i].finished
                             && *v == view
-                            && *s == session
+                            && *s == ceremony_number
                         {
                             let share = out.secret_share.clone().unwrap();
                             assert_eq!(out.player_index.unwrap() as u64 + 1, m.index);
@@ -396,7 +400,7 @@ impl Sim {
                         if let Some(m) = block.member_by_identity(&node.key.public().to_bytes())
                             && let Some((v, s, out)) = &node.finished
                             && *v == view
-                            && *s == block.session
+                            && *s == block.ceremony_number
                         {
                             node.shares
                                 .insert(view, (out.secret_share.clone().unwrap(), m.index));
@@ -404,8 +408,12 @@ impl Sim {
                         node.dkg = None;
                     }
                 }
-                Event::CeremonyFailed { view, session, .. } => {
-                    for i in self.participants(view, session) {
+                Event::CeremonyFailed {
+                    view,
+                    ceremony_number,
+                    ..
+                } => {
+                    for i in self.participants(view, ceremony_number) {
                         self.nodes[i].dkg = None;
                     }
                 }
@@ -419,12 +427,12 @@ impl Sim {
     pub fn feed(&mut self, i: usize, input: Input) {
         let mut queue = VecDeque::from([(i, input)]);
         while let Some((j, input)) = queue.pop_front() {
-            let Some((view, session, node)) = self.nodes[j].dkg.as_mut() else {
+            let Some((view, ceremony_number, node)) = self.nodes[j].dkg.as_mut() else {
                 continue;
             };
-            let (view, session) = (*view, *session);
+            let (view, ceremony_number) = (*view, *ceremony_number);
             let actions = node.handle(input);
-            let plan = self.plan(view, session);
+            let plan = self.plan(view, ceremony_number);
             for a in actions {
                 match a {
                     Action::Send { to, payload } => {
@@ -441,7 +449,9 @@ impl Sim {
                         }
                     }
                     Action::Post(bytes) => self.on_post(j, &plan, bytes),
-                    Action::Finished(out) => self.nodes[j].finished = Some((view, session, out)),
+                    Action::Finished(out) => {
+                        self.nodes[j].finished = Some((view, ceremony_number, out))
+                    }
                     Action::Failed(_) | Action::Observed(_) => {}
                 }
             }
