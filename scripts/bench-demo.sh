@@ -7,8 +7,8 @@
 # the chain in the demo process plus every node process, which the demo waits for) and that
 # CPU time per node per view change, the time of each view change on chain (committee
 # selection to activation), the bytes each node sent and received (deals, acks, pulls,
-# transactions), read from every node's /metrics, and the machine's load average (1 minute)
-# when the demo started and when it ended.
+# transactions), read from every node's traffic counters (its /status), and the machine's
+# load average (1 minute) when the demo started and when it ended.
 #
 # Usage: scripts/bench-demo.sh            # sizes 7 64 128
 #        SIZES="8 16" BLOCK_MS=250 scripts/bench-demo.sh

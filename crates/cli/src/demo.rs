@@ -32,6 +32,8 @@ use keyquorum_contract::{
 use keyquorum_devchain::ChainConfig;
 use keyquorum_node::chain::parse_block;
 use keyquorum_node::keystore::{self, KdfParams, Passphrase};
+use keyquorum_node::metrics::Traffic;
+use keyquorum_node::status::Status;
 use keyquorum_node::{ContractMachine, Fault, HttpChainClient, NodeKeys};
 
 use crate::demo_report::{self, Observer};
@@ -72,7 +74,7 @@ pub struct DemoArgs {
     /// Give up after this many seconds (default: from the phase lengths).
     #[arg(long)]
     pub timeout_secs: Option<u64>,
-    /// Write every node's traffic counters (from its /metrics) to this JSON file.
+    /// Write every node's traffic counters (from its /status) to this JSON file.
     #[arg(long)]
     pub metrics_out: Option<PathBuf>,
 }
@@ -661,25 +663,26 @@ async fn demo(
     );
     std::fs::write(&args.report, html).map_err(|e| format!("{}: {e}", args.report.display()))?;
 
-    // Traffic per node, from each node's Prometheus endpoint, before stopping them.
+    // Traffic per node, from each node's status, before stopping them.
     let mut traffic = Vec::new();
     for (name, _, _, _, status) in &specs {
-        if let Some(t) = scrape_traffic(*status).await {
-            traffic.push(serde_json::json!({"node": name, "metrics": t}));
+        if let Some(t) = node_traffic(*status).await {
+            traffic.push((name.clone(), t));
         }
     }
     if !traffic.is_empty() && !args.json {
-        let sent: Vec<f64> = traffic
-            .iter()
-            .map(|t| t["metrics"]["bytes_sent"].as_f64().unwrap_or(0.0))
-            .collect();
+        let sent: u64 = traffic.iter().map(|(_, t)| t.total.bytes_sent).sum();
         println!(
             "traffic: {:.1} KiB sent per node on average (deals, acks and transactions)",
-            sent.iter().sum::<f64>() / sent.len() as f64 / 1024.0
+            sent as f64 / traffic.len() as f64 / 1024.0
         );
     }
     if let Some(path) = &args.metrics_out {
-        std::fs::write(path, serde_json::json!({ "nodes": traffic }).to_string())
+        let nodes: Vec<serde_json::Value> = traffic
+            .iter()
+            .map(|(name, t)| serde_json::json!({ "node": name, "metrics": t }))
+            .collect();
+        std::fs::write(path, serde_json::json!({ "nodes": nodes }).to_string())
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
 
@@ -713,58 +716,16 @@ async fn demo(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Sums a node's traffic counters by direction, and keeps them by kind.
-async fn scrape_traffic(status_port: u16) -> Option<serde_json::Value> {
-    use http_metrics::parse;
-    let text = HttpChainClient::new(&format!("http://127.0.0.1:{status_port}"))
+/// A node's traffic counters, from its `/status` (the same counters `/metrics` exposes).
+async fn node_traffic(status_port: u16) -> Option<Traffic> {
+    let status = HttpChainClient::new(&format!("http://127.0.0.1:{status_port}"))
         .ok()?
-        .get_text("/metrics", Duration::from_secs(5))
+        .get_json("/status", Duration::from_secs(5))
         .await
         .ok()?;
-    Some(parse(&text))
-}
-
-mod http_metrics {
-    use serde_json::{Map, Value, json};
-
-    /// `bytes_sent`, `bytes_received`, `messages_sent`, `messages_received` and the same by
-    /// kind, from Prometheus text.
-    pub fn parse(text: &str) -> Value {
-        let mut totals = Map::new();
-        let mut by_kind = Map::new();
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let Some((key, value)) = line.rsplit_once(' ') else {
-                continue;
-            };
-            let Ok(value) = value.parse::<f64>() else {
-                continue;
-            };
-            let (name, labels) = key.split_once('{').unwrap_or((key, ""));
-            let short = match name {
-                "keyquorum_bytes_sent_total" => "bytes_sent",
-                "keyquorum_bytes_received_total" => "bytes_received",
-                "keyquorum_messages_sent_total" => "messages_sent",
-                "keyquorum_messages_received_total" => "messages_received",
-                _ => continue,
-            };
-            let kind = labels
-                .trim_end_matches('}')
-                .strip_prefix("kind=\"")
-                .and_then(|k| k.strip_suffix('"'))
-                .unwrap_or("");
-            let t = totals.entry(short).or_insert(json!(0.0));
-            *t = json!(t.as_f64().unwrap_or(0.0) + value);
-            let k = by_kind
-                .entry(short)
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(m) = k {
-                m.insert(kind.to_string(), json!(value));
-            }
-        }
-        let mut out = totals;
-        out.insert("by_kind".into(), Value::Object(by_kind));
-        Value::Object(out)
-    }
+    serde_json::from_value::<Status>(status)
+        .ok()
+        .map(|s| s.traffic)
 }
 
 /// Resolves on Ctrl-C or SIGTERM, so the demo stops its node processes before exiting.

@@ -298,7 +298,7 @@ async fn five_processes_fresh_then_reshare_with_a_crash_and_a_byzantine_node() {
         })
         .await;
         assert_eq!(s["group_key"], group_key, "node {i}");
-        assert_eq!(s["own_index"], m["index"], "node {i}");
+        assert_eq!(s["share_index"], m["index"], "node {i}");
     }
 
     // The magic blocks form a verified chain from the first group key (threshold BLS, MinPk).

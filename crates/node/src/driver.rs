@@ -799,7 +799,7 @@ impl Driver {
                 let own = committee
                     .iter()
                     .position(|c| c.identity.0 == self.me.to_bytes())
-                    .map(|p| p as u32);
+                    .map(|p| p as u64 + 1);
                 {
                     let mut s = self.status.lock().expect("status lock");
                     s.pending = Some(PendingStatus {
@@ -813,7 +813,7 @@ impl Driver {
                             .collect(),
                         dealers: dealers.iter().map(|d| hex::encode(d.0)).collect(),
                         role: role.into(),
-                        own_index: own,
+                        share_index: own,
                     });
                 }
                 info!(
@@ -1652,7 +1652,7 @@ impl Driver {
         s.view = view;
         s.committee = committee;
         s.group_key = group_key;
-        s.own_index = own_index;
+        s.share_index = own_index;
         s.pending = None;
         Ok(())
     }
@@ -1750,7 +1750,7 @@ impl Driver {
                 .iter()
                 .find(|x| x.view == self.state.current_view)
             {
-                s.own_index = Some(sh.index);
+                s.share_index = Some(sh.index);
                 s.group_key = Some(sh.group_key.clone());
             }
         }

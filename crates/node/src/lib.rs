@@ -24,7 +24,8 @@
 //!   keystore; identity, share-encryption, libp2p and storage keys are derived from it. Shares
 //!   and seeds are stored sealed under the storage key; no secret is ever logged.
 //! - Observability ([`status`], [`metrics`]): `/status` (view, phase, committee, qualified set,
-//!   own index, group key) and Prometheus `/metrics`; structured logs with `tracing`.
+//!   1-based share index, group key, traffic) and OpenMetrics `/metrics`; structured logs with
+//!   `tracing`.
 //! - [`config::Fault`]: honest deviations for the demo (silent, wrong shares, equivocation,
 //!   crash).
 

@@ -1,188 +1,353 @@
-//! Prometheus metrics, rendered in the text exposition format at `/metrics`.
-//!
-//! A handful of labelled counters and gauges do not justify a metrics framework: this is a map
-//! from (name, labels) to a value behind a mutex, updated a few hundred times per ceremony.
+//! The node's metrics: a `prometheus-client` registry, served at `/metrics` in the OpenMetrics
+//! text format (content type [`CONTENT_TYPE`]).
 //!
 //! | metric | type | labels |
 //! |---|---|---|
 //! | `keyquorum_messages_sent_total`, `keyquorum_bytes_sent_total` | counter | `kind` (deal, ack, pull, tx kinds) |
 //! | `keyquorum_messages_received_total`, `keyquorum_bytes_received_total` | counter | `kind` |
-//! | `keyquorum_phase_duration_seconds_sum`, `_count` | summary | `phase` |
+//! | `keyquorum_phase_duration_seconds` (`_bucket`, `_sum`, `_count`) | histogram | `phase` |
 //! | `keyquorum_faults_seen_total` | counter | `fault` |
 //! | `keyquorum_view`, `keyquorum_chain_height` | gauge | |
-//! | `keyquorum_ceremonies_total` | counter | `result` |
+//! | `keyquorum_ceremonies_total` | counter | `result` (`success`, `failure`) |
 //! | `keyquorum_magic_block_mismatches_total` | counter | `what` (first field that differs) |
+//!
+//! Callers name a metric by its exposed name ([`Metrics::add`], [`Metrics::set`]) or use the
+//! shorthands ([`Metrics::sent`], [`Metrics::received`], [`Metrics::phase`], [`Metrics::fault`]).
+//! The set of metrics is closed: every name and label key is declared here once, so a name the
+//! registry does not know is a programming error (a debug assertion, and a warning in release
+//! builds), not a new series.
+//!
+//! Traffic is also offered typed ([`Metrics::traffic`], in the node's `/status` JSON), so
+//! programs that want the numbers never parse the exposition text.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-const HELP: &[(&str, &str, &str)] = &[
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use serde::{Deserialize, Serialize};
+
+/// The content type of [`Metrics::render`]'s output (OpenMetrics 1.0 text).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// One label, its key fixed per family.
+type Labels = Vec<(&'static str, String)>;
+
+/// A counter family with one label.
+struct Counters {
+    /// Exposed name (with the `_total` suffix the encoder adds).
+    name: String,
+    label: &'static str,
+    family: Family<Labels, Counter>,
+}
+
+/// Positions of the labelled counters in [`COUNTERS`].
+const MESSAGES_SENT: usize = 0;
+const BYTES_SENT: usize = 1;
+const MESSAGES_RECEIVED: usize = 2;
+const BYTES_RECEIVED: usize = 3;
+const FAULTS: usize = 4;
+const CEREMONIES: usize = 5;
+
+/// `(registered name, label key, help)`; the exposed name gets `_total` appended, and the
+/// encoder ends each help text with a full stop.
+const COUNTERS: [(&str, &str, &str); 7] = [
     (
-        "keyquorum_messages_sent_total",
-        "counter",
-        "Messages delivered to peers or submitted to the chain, by kind.",
+        "keyquorum_messages_sent",
+        "kind",
+        "Messages delivered to peers or submitted to the chain, by kind",
     ),
     (
-        "keyquorum_bytes_sent_total",
-        "counter",
-        "Payload bytes delivered to peers or submitted to the chain, by kind.",
+        "keyquorum_bytes_sent",
+        "kind",
+        "Payload bytes delivered to peers or submitted to the chain, by kind",
     ),
     (
-        "keyquorum_messages_received_total",
-        "counter",
-        "Messages received from peers, by kind.",
+        "keyquorum_messages_received",
+        "kind",
+        "Messages received from peers, by kind",
     ),
     (
-        "keyquorum_bytes_received_total",
-        "counter",
-        "Payload bytes received from peers, by kind.",
+        "keyquorum_bytes_received",
+        "kind",
+        "Payload bytes received from peers, by kind",
     ),
     (
-        "keyquorum_phase_duration_seconds",
-        "summary",
-        "Wall time of each contract phase as this node observed it.",
+        "keyquorum_faults_seen",
+        "fault",
+        "Faults observed: exclusions recorded on chain, refused posts, bad shares and acks",
     ),
     (
-        "keyquorum_faults_seen_total",
-        "counter",
-        "Faults observed: exclusions recorded on chain, refused posts, bad shares and acks.",
-    ),
-    ("keyquorum_view", "gauge", "The active view."),
-    (
-        "keyquorum_chain_height",
-        "gauge",
-        "Last chain block processed.",
+        "keyquorum_ceremonies",
+        "result",
+        "Ceremonies this node finished, by result",
     ),
     (
-        "keyquorum_ceremonies_total",
-        "counter",
-        "Ceremonies this node finished, by result.",
-    ),
-    (
-        "keyquorum_magic_block_mismatches_total",
-        "counter",
-        "Magic blocks not signed because they differ from the one the node's own board defines.",
+        "keyquorum_magic_block_mismatches",
+        "what",
+        "Magic blocks not signed because they differ from the one the node's own board defines",
     ),
 ];
 
-/// The node's metrics.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    values: Mutex<BTreeMap<(String, String), f64>>,
+/// Exposed names of the gauges.
+const VIEW: &str = "keyquorum_view";
+const CHAIN_HEIGHT: &str = "keyquorum_chain_height";
+
+/// Message and byte counts in both directions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficCounts {
+    /// Messages delivered to peers or submitted to the chain.
+    pub messages_sent: u64,
+    /// Payload bytes delivered to peers or submitted to the chain.
+    pub bytes_sent: u64,
+    /// Messages received from peers.
+    pub messages_received: u64,
+    /// Payload bytes received from peers.
+    pub bytes_received: u64,
 }
 
-fn labels(l: &[(&str, &str)]) -> String {
-    let mut s = String::new();
-    for (i, (k, v)) in l.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let v = v
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
-        let _ = write!(s, "{k}=\"{v}\"");
+/// A node's traffic counters: totals, and the same by message kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    /// Sums over every kind.
+    #[serde(flatten)]
+    pub total: TrafficCounts,
+    /// Per kind (deal, ack, pull, transaction kinds).
+    pub by_kind: BTreeMap<String, TrafficCounts>,
+}
+
+/// The node's metrics.
+pub struct Metrics {
+    registry: Registry,
+    counters: Vec<Counters>,
+    phase_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    view: Gauge,
+    chain_height: Gauge,
+    /// Message kinds seen, so [`Metrics::traffic`] can list them (the registry's families do
+    /// not offer iteration).
+    kinds: Mutex<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
     }
-    s
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Phase durations from a quarter second to about 17 minutes, doubling.
+fn phase_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.25, 2.0, 13))
+}
+
+fn one_label(key: &'static str, value: &str) -> Labels {
+    vec![(key, value.to_string())]
+}
+
+/// Converts a counter increment; negative or non-finite values cannot be counted.
+fn count(v: f64) -> Option<u64> {
+    (v.is_finite() && v >= 0.0).then(|| v.round() as u64)
+}
+
+/// A gauge value in the registry's `i64`, saturating.
+fn gauge_value(v: f64) -> i64 {
+    if v.is_nan() { 0 } else { v as i64 }
 }
 
 impl Metrics {
-    /// Empty metrics.
+    /// Every metric registered, all at zero.
     pub fn new() -> Self {
-        Self::default()
+        let mut registry = Registry::default();
+        let counters: Vec<Counters> = COUNTERS
+            .iter()
+            .map(|(name, label, help)| {
+                let family = Family::<Labels, Counter>::default();
+                registry.register(*name, *help, family.clone());
+                Counters {
+                    name: format!("{name}_total"),
+                    label,
+                    family,
+                }
+            })
+            .collect();
+        let phase_duration =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(phase_histogram);
+        registry.register_with_unit(
+            "keyquorum_phase_duration",
+            "Wall time of each contract phase as this node observed it",
+            Unit::Seconds,
+            phase_duration.clone(),
+        );
+        let view = Gauge::default();
+        registry.register(VIEW, "The active view", view.clone());
+        let chain_height = Gauge::default();
+        registry.register(
+            CHAIN_HEIGHT,
+            "Last chain block processed",
+            chain_height.clone(),
+        );
+        // Both results exist from the start, so a scraper sees the failure count at zero rather
+        // than no series.
+        for result in ["success", "failure"] {
+            let c = &counters[CEREMONIES];
+            let _ = c.family.get_or_create(&one_label(c.label, result));
+        }
+        Metrics {
+            registry,
+            counters,
+            phase_duration,
+            view,
+            chain_height,
+            kinds: Mutex::new(BTreeSet::new()),
+        }
     }
 
-    /// Adds `v` to a counter.
+    /// The labelled counter `name` (exposed name, `_total` included) with label `l`, if `l`
+    /// is exactly that counter's one label.
+    fn counter(&self, name: &str, l: &[(&str, &str)]) -> Option<(&Counters, Labels)> {
+        let c = self.counters.iter().find(|c| c.name == name)?;
+        match l {
+            [(k, v)] if *k == c.label => Some((c, one_label(c.label, v))),
+            _ => None,
+        }
+    }
+
+    fn gauge(&self, name: &str, l: &[(&str, &str)]) -> Option<&Gauge> {
+        if !l.is_empty() {
+            return None;
+        }
+        match name {
+            VIEW => Some(&self.view),
+            CHAIN_HEIGHT => Some(&self.chain_height),
+            _ => None,
+        }
+    }
+
+    /// Adds `v` to a counter, named by its exposed name.
     pub fn add(&self, name: &str, l: &[(&str, &str)], v: f64) {
-        if let Ok(mut m) = self.values.lock() {
-            *m.entry((name.to_string(), labels(l))).or_insert(0.0) += v;
+        match (self.counter(name, l), count(v)) {
+            (Some((c, labels)), Some(v)) => {
+                c.family.get_or_create(&labels).inc_by(v);
+            }
+            _ => unknown(name, l),
         }
     }
 
     /// Sets a gauge.
     pub fn set(&self, name: &str, l: &[(&str, &str)], v: f64) {
-        if let Ok(mut m) = self.values.lock() {
-            m.insert((name.to_string(), labels(l)), v);
+        match self.gauge(name, l) {
+            Some(g) => {
+                g.set(gauge_value(v));
+            }
+            None => unknown(name, l),
         }
+    }
+
+    fn note_kind(&self, kind: &str) {
+        if let Ok(mut k) = self.kinds.lock()
+            && !k.contains(kind)
+        {
+            k.insert(kind.to_string());
+        }
+    }
+
+    fn inc(&self, index: usize, label: &str, v: u64) {
+        let c = &self.counters[index];
+        c.family.get_or_create(&one_label(c.label, label)).inc_by(v);
     }
 
     /// Counts one message of `bytes` bytes sent.
     pub fn sent(&self, kind: &str, bytes: usize) {
-        self.add("keyquorum_messages_sent_total", &[("kind", kind)], 1.0);
-        self.add(
-            "keyquorum_bytes_sent_total",
-            &[("kind", kind)],
-            bytes as f64,
-        );
+        self.note_kind(kind);
+        self.inc(MESSAGES_SENT, kind, 1);
+        self.inc(BYTES_SENT, kind, bytes as u64);
     }
 
     /// Counts one message of `bytes` bytes received.
     pub fn received(&self, kind: &str, bytes: usize) {
-        self.add("keyquorum_messages_received_total", &[("kind", kind)], 1.0);
-        self.add(
-            "keyquorum_bytes_received_total",
-            &[("kind", kind)],
-            bytes as f64,
-        );
+        self.note_kind(kind);
+        self.inc(MESSAGES_RECEIVED, kind, 1);
+        self.inc(BYTES_RECEIVED, kind, bytes as u64);
     }
 
     /// Records one observed phase duration.
     pub fn phase(&self, phase: &str, seconds: f64) {
-        self.add(
-            "keyquorum_phase_duration_seconds_sum",
-            &[("phase", phase)],
-            seconds,
-        );
-        self.add(
-            "keyquorum_phase_duration_seconds_count",
-            &[("phase", phase)],
-            1.0,
-        );
+        self.phase_duration
+            .get_or_create(&one_label("phase", phase))
+            .observe(seconds);
     }
 
     /// Counts a fault.
     pub fn fault(&self, fault: &str) {
-        self.add("keyquorum_faults_seen_total", &[("fault", fault)], 1.0);
+        self.inc(FAULTS, fault, 1);
     }
 
-    /// A value, for tests and reports.
+    /// A counter's or gauge's value, for tests and reports (0 for a series never touched).
     pub fn get(&self, name: &str, l: &[(&str, &str)]) -> f64 {
-        self.values
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&(name.to_string(), labels(l))).copied())
-            .unwrap_or(0.0)
+        if let Some((c, labels)) = self.counter(name, l) {
+            return c.family.get(&labels).map(|c| c.get() as f64).unwrap_or(0.0);
+        }
+        if let Some(g) = self.gauge(name, l) {
+            return g.get() as f64;
+        }
+        unknown(name, l);
+        0.0
     }
 
-    /// The text exposition format.
-    pub fn render(&self) -> String {
-        let values = match self.values.lock() {
-            Ok(m) => m.clone(),
-            Err(_) => return String::new(),
+    /// The traffic counters, typed.
+    pub fn traffic(&self) -> Traffic {
+        let kinds: Vec<String> = match self.kinds.lock() {
+            Ok(k) => k.iter().cloned().collect(),
+            Err(_) => Vec::new(),
         };
+        let value = |index: usize, kind: &str| {
+            let c = &self.counters[index];
+            c.family
+                .get(&one_label(c.label, kind))
+                .map(|c| c.get())
+                .unwrap_or(0)
+        };
+        let mut t = Traffic::default();
+        for kind in kinds {
+            let k = TrafficCounts {
+                messages_sent: value(MESSAGES_SENT, &kind),
+                bytes_sent: value(BYTES_SENT, &kind),
+                messages_received: value(MESSAGES_RECEIVED, &kind),
+                bytes_received: value(BYTES_RECEIVED, &kind),
+            };
+            t.total.messages_sent += k.messages_sent;
+            t.total.bytes_sent += k.bytes_sent;
+            t.total.messages_received += k.messages_received;
+            t.total.bytes_received += k.bytes_received;
+            t.by_kind.insert(kind, k);
+        }
+        t
+    }
+
+    /// The OpenMetrics text exposition (ends with `# EOF`).
+    pub fn render(&self) -> String {
         let mut out = String::new();
-        for (name, kind, help) in HELP {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for ((n, l), v) in &values {
-                let family = n
-                    .strip_suffix("_sum")
-                    .or_else(|| n.strip_suffix("_count"))
-                    .filter(|_| *kind == "summary")
-                    .unwrap_or(n);
-                if family != *name {
-                    continue;
-                }
-                if l.is_empty() {
-                    let _ = writeln!(out, "{n} {v}");
-                } else {
-                    let _ = writeln!(out, "{n}{{{l}}} {v}");
-                }
-            }
+        if let Err(e) = encode(&mut out, &self.registry) {
+            // Writing to a String cannot fail; a failure would be an encoder bug.
+            tracing::error!(error = %e, "encoding metrics failed");
         }
         out
     }
+}
+
+#[cold]
+fn unknown(name: &str, l: &[(&str, &str)]) {
+    debug_assert!(false, "no metric {name} with labels {l:?}");
+    tracing::warn!(metric = name, labels = ?l, "no such metric; not recorded");
 }
 
 #[cfg(test)]
@@ -190,7 +355,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_prometheus_text() {
+    fn renders_openmetrics_text() {
         let m = Metrics::new();
         m.sent("deal", 120);
         m.sent("deal", 120);
@@ -198,16 +363,55 @@ mod tests {
         m.phase("share", 1.5);
         m.fault("bad \"share\"");
         m.set("keyquorum_view", &[], 2.0);
+        m.add("keyquorum_ceremonies_total", &[("result", "success")], 1.0);
         let text = m.render();
-        assert!(text.contains("keyquorum_messages_sent_total{kind=\"deal\"} 2"));
-        assert!(text.contains("keyquorum_bytes_sent_total{kind=\"deal\"} 240"));
-        assert!(text.contains("keyquorum_phase_duration_seconds_count{phase=\"share\"} 1"));
-        assert!(text.contains("keyquorum_faults_seen_total{fault=\"bad \\\"share\\\"\"} 1"));
+        assert!(text.contains("keyquorum_messages_sent_total{kind=\"deal\"} 2\n"));
+        assert!(text.contains("keyquorum_bytes_sent_total{kind=\"deal\"} 240\n"));
+        assert!(text.contains("keyquorum_phase_duration_seconds_count{phase=\"share\"} 1\n"));
+        assert!(
+            text.contains(
+                "keyquorum_phase_duration_seconds_bucket{le=\"2.0\",phase=\"share\"} 1\n"
+            ) || text.contains(
+                "keyquorum_phase_duration_seconds_bucket{phase=\"share\",le=\"2.0\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("keyquorum_faults_seen_total{fault=\"bad \\\"share\\\"\"} 1\n"));
         assert!(text.contains("\nkeyquorum_view 2\n"));
-        assert!(text.contains("# TYPE keyquorum_phase_duration_seconds summary"));
+        assert!(text.contains("keyquorum_ceremonies_total{result=\"success\"} 1\n"));
+        assert!(text.contains("# TYPE keyquorum_phase_duration_seconds histogram\n"));
+        assert!(text.ends_with("# EOF\n"), "{text}");
         assert_eq!(
             m.get("keyquorum_bytes_received_total", &[("kind", "ack")]),
             90.0
         );
+        assert_eq!(m.get("keyquorum_view", &[]), 2.0);
+    }
+
+    #[test]
+    fn traffic_sums_every_kind() {
+        let m = Metrics::new();
+        m.sent("deal", 100);
+        m.sent("ack", 10);
+        m.sent("ack", 10);
+        m.received("deal", 7);
+        let t = m.traffic();
+        assert_eq!(t.total.messages_sent, 3);
+        assert_eq!(t.total.bytes_sent, 120);
+        assert_eq!(t.total.bytes_received, 7);
+        assert_eq!(t.by_kind["ack"].bytes_sent, 20);
+        assert_eq!(t.by_kind["deal"].messages_received, 1);
+        // The JSON keeps the totals at the top level, as the demo's `--metrics-out` shows them.
+        let j = serde_json::to_value(&t).unwrap();
+        assert_eq!(j["bytes_sent"], 120);
+        assert_eq!(j["by_kind"]["ack"]["messages_sent"], 2);
+        assert_eq!(serde_json::from_value::<Traffic>(j).unwrap(), t);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "no metric")]
+    fn an_undeclared_metric_is_a_programming_error() {
+        Metrics::new().add("keyquorum_typo_total", &[("kind", "x")], 1.0);
     }
 }

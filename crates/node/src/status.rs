@@ -1,4 +1,5 @@
-//! The status and metrics HTTP server: `GET /status` (JSON) and `GET /metrics` (Prometheus).
+//! The status and metrics HTTP server: `GET /status` (JSON, [`Status`]) and `GET /metrics`
+//! (OpenMetrics text, see [`crate::metrics`]).
 //!
 //! Both are read-only views of state the driver updates; nothing secret is ever put in them
 //! (shares and seeds never leave the driver and the store).
@@ -11,13 +12,13 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics, Traffic};
 use crate::store::OutputRecord;
 
 /// The view change in progress, as this node takes part in it.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PendingStatus {
     /// View being created.
     pub view: u64,
@@ -34,13 +35,14 @@ pub struct PendingStatus {
     pub dealers: Vec<String>,
     /// `dealer`, `player`, `dealer+player` or `observer`.
     pub role: String,
-    /// Own player position (0-based) in the new committee.
-    pub own_index: Option<u32>,
+    /// Own share index in the new committee, if a member: 1-based, the evaluation point of the
+    /// member's share and its `index` in the view's magic block (as [`Status::share_index`]).
+    pub share_index: Option<u64>,
 }
 
 /// A magic block the chain asked this node to sign that differs from the one its own board
 /// defines; the node did not sign it.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MagicBlockMismatch {
     /// View of the block.
     pub view: u64,
@@ -54,7 +56,7 @@ pub struct MagicBlockMismatch {
 }
 
 /// A session this node follows without taking part.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SittingOutStatus {
     /// View being created.
     pub view: u64,
@@ -66,7 +68,7 @@ pub struct SittingOutStatus {
 }
 
 /// What `/status` answers.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Status {
     /// Own identity key (hex).
     pub identity: String,
@@ -86,8 +88,9 @@ pub struct Status {
     pub phase_deadline: Option<u64>,
     /// Members of the active view (identity hex), in index order.
     pub committee: Vec<String>,
-    /// Own index (1-based share index) in the active view, if a member.
-    pub own_index: Option<u64>,
+    /// Own share index in the active view, if a member: 1-based, the member's `index` in the
+    /// view's magic block.
+    pub share_index: Option<u64>,
     /// Group key of the active view (compressed G1, hex).
     pub group_key: Option<String>,
     /// Qualified dealers of the last ceremony this node finished (identity hex).
@@ -100,6 +103,8 @@ pub struct Status {
     pub magic_block_mismatch: Option<MagicBlockMismatch>,
     /// The running session, when this node sits it out.
     pub sitting_out: Option<SittingOutStatus>,
+    /// Traffic counters (the same numbers as `/metrics`), filled in when `/status` is served.
+    pub traffic: Traffic,
 }
 
 /// Shared state of the server.
@@ -112,13 +117,14 @@ pub struct StatusHandle {
 }
 
 async fn status(State(h): State<StatusHandle>) -> impl IntoResponse {
-    let s = h.status.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut s = h.status.lock().map(|s| s.clone()).unwrap_or_default();
+    s.traffic = h.metrics.traffic();
     axum::Json(s)
 }
 
 async fn metrics(State(h): State<StatusHandle>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         h.metrics.render(),
     )
 }
