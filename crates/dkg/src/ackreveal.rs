@@ -53,7 +53,7 @@ use crate::messages::{
 };
 use crate::participant::{
     Action, DkgOutput, Failure, FailureReason, Input, Observation, Participant, ParticipantError,
-    check_sender,
+    Seating, check_sender,
 };
 
 /// Distinct unverified ack signatures kept per player. Only the player itself gets past the
@@ -145,24 +145,16 @@ impl<C: Curve> AckRevealParticipant<C> {
         old_share: Option<Secret<C::Scalar>>,
         seed: [u8; 32],
     ) -> Result<Self, ParticipantError> {
-        let mut rng = ChaCha20Rng::from_seed(seed);
-        let dealer_index = ceremony.dealer_position(identity.public());
-        let player_index = ceremony.player_position(identity.public());
-        if dealer_index.is_none() && player_index.is_none() {
-            return Err(ParticipantError::NotAParticipant);
-        }
-        let dealer = match dealer_index {
+        let Seating {
+            dealer,
+            player,
+            old_share,
+            mut rng,
+        } = Seating::new(&ceremony, identity.public(), old_share, seed)?;
+        let dealer = match dealer {
             None => None,
             Some(index) => {
-                let constant = match ceremony.reshare() {
-                    None => None,
-                    Some(_) => Some(
-                        *old_share
-                            .as_ref()
-                            .ok_or(ParticipantError::MissingOldShare)?
-                            .expose(),
-                    ),
-                };
+                let constant = old_share.as_ref().map(|s| *s.expose());
                 let poly = Polynomial::random(ceremony.t() - 1, constant, &mut rng);
                 let commitment = EvalCommitment::feldman(&poly, ceremony.player_indices());
                 let hash = crate::messages::commitment_hash::<C>(ceremony.id(), index, &commitment);
@@ -179,7 +171,7 @@ impl<C: Curve> AckRevealParticipant<C> {
                 })
             }
         };
-        let player = player_index.map(|index| PlayerRole {
+        let player = player.map(|index| PlayerRole {
             index,
             shares: BTreeMap::new(),
             pending: BTreeMap::new(),

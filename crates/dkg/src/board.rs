@@ -70,7 +70,6 @@ use group::prime::PrimeCurveAffine;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::{DualCode, EvalCommitment, mul_generator};
 use keyquorum_crypto::hash::tagged_hash;
-use keyquorum_crypto::poly::lagrange_at_zero;
 use rayon::prelude::*;
 use thiserror::Error;
 
@@ -1262,16 +1261,7 @@ impl<C: Curve> Board<C> {
             .iter()
             .map(|d| &self.contributions[d].commitment)
             .collect();
-        let weights: Vec<C::Scalar> = match self.ceremony.reshare() {
-            None => vec![C::Scalar::ONE; qualified.len()],
-            Some(r) => {
-                let xs: Vec<C::Scalar> = qualified
-                    .iter()
-                    .map(|d| r.dealer_indices[*d as usize])
-                    .collect();
-                lagrange_at_zero(&xs).expect("dealer indices validated distinct and non-zero")
-            }
-        };
+        let weights = self.ceremony.dealer_weights(qualified);
         let hashes: Vec<[u8; 32]> = qualified
             .iter()
             .map(|d| self.contributions[d].hash)

@@ -11,10 +11,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use ff::Field;
+
 use keyquorum_crypto::commit::DualCode;
 use keyquorum_crypto::encrypt::EncryptionPublicKey;
 use keyquorum_crypto::hash::tagged_hash;
 use keyquorum_crypto::index::{self, IndexScheme};
+use keyquorum_crypto::poly::lagrange_at_zero;
 use keyquorum_crypto::{CryptoError, Curve};
 use thiserror::Error;
 
@@ -298,6 +301,29 @@ impl<C: Curve> Ceremony<C> {
                 (n_old - r.old_threshold).min(r.old_threshold - 1)
             }
             None => self.config.params.fault_bound(),
+        }
+    }
+
+    /// The weights `w_i` with which the commitments of the qualified `dealers` (positions, in
+    /// the order given) add up to the group's public values `Y = sum_i w_i E_i`. For a fresh key
+    /// every dealer's polynomial is a summand, so every weight is one. When resharing, dealer
+    /// `i`'s constant term is its old share `s(x_i)`, so the new secret is the old one only if
+    /// the constants are combined with the Lagrange coefficients at zero over the qualified
+    /// dealers' old indices (Desmedt-Jajodia redistribution): `sum_i l_i(0) s(x_i) = s(0)`.
+    ///
+    /// Both variants' boards use this one function, so they cannot disagree on a reshared key.
+    pub fn dealer_weights(&self, dealers: &[u32]) -> Vec<C::Scalar> {
+        match &self.config.reshare {
+            None => vec![C::Scalar::ONE; dealers.len()],
+            Some(r) => {
+                let xs: Vec<C::Scalar> = dealers
+                    .iter()
+                    .map(|d| r.dealer_indices[*d as usize])
+                    .collect();
+                // `Ceremony::new` checked the old indices distinct and non-zero, and a board only
+                // passes positions of its own dealers.
+                lagrange_at_zero(&xs).expect("dealer indices validated distinct and non-zero")
+            }
         }
     }
 

@@ -3,6 +3,8 @@
 
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::secret::Secret;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 use thiserror::Error;
 
 use crate::board::{Exclusion, PublicOutput, Role};
@@ -148,6 +150,49 @@ pub enum ParticipantError {
     /// A resharing dealer needs its old share.
     #[error("resharing dealer needs its previous secret share")]
     MissingOldShare,
+}
+
+/// Where a participant of either variant sits in its ceremony, and the source of all its
+/// randomness: what both variants' constructors derive before building their own roles.
+pub(crate) struct Seating<C: Curve> {
+    /// Dealer position, if it deals.
+    pub dealer: Option<u32>,
+    /// Player position, if it plays.
+    pub player: Option<u32>,
+    /// A resharing dealer's old share, the fixed constant term of its polynomial (so that the
+    /// Lagrange-weighted sum of the constants is the old secret); `None` for a fresh key, whose
+    /// constants are random, and for a member that does not deal.
+    pub old_share: Option<Secret<C::Scalar>>,
+    /// The generator of every random value the participant uses, seeded by the caller's secret
+    /// seed, so replaying the inputs reproduces the outputs.
+    pub rng: ChaCha20Rng,
+}
+
+impl<C: Curve> Seating<C> {
+    /// Finds `identity`'s seats. Fails if it has none, or if it deals in a reshare without its
+    /// old share.
+    pub fn new(
+        ceremony: &Ceremony<C>,
+        identity: &IdentityPublicKey,
+        old_share: Option<Secret<C::Scalar>>,
+        seed: [u8; 32],
+    ) -> Result<Self, ParticipantError> {
+        let dealer = ceremony.dealer_position(identity);
+        let player = ceremony.player_position(identity);
+        if dealer.is_none() && player.is_none() {
+            return Err(ParticipantError::NotAParticipant);
+        }
+        let old_share = match (dealer, ceremony.reshare()) {
+            (Some(_), Some(_)) => Some(old_share.ok_or(ParticipantError::MissingOldShare)?),
+            _ => None,
+        };
+        Ok(Seating {
+            dealer,
+            player,
+            old_share,
+            rng: ChaCha20Rng::from_seed(seed),
+        })
+    }
 }
 
 /// Checks that `from`, the sender the transport authenticated, is the dealer or player at

@@ -46,7 +46,7 @@ use group::prime::PrimeCurveAffine;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::{EvalCommitment, mul_generator};
 use keyquorum_crypto::hash::tagged_hash;
-use keyquorum_crypto::poly::{Polynomial, lagrange_at_zero};
+use keyquorum_crypto::poly::Polynomial;
 use thiserror::Error;
 
 use super::checks;
@@ -1035,20 +1035,7 @@ impl<C: Curve> ComplaintBoard<C> {
             .iter()
             .map(|d| &self.feldman[d].commitment)
             .collect();
-        weighted_column_sums::<C>(&commitments, &self.weights(dealers))
-    }
-
-    fn weights(&self, dealers: &[u32]) -> Vec<C::Scalar> {
-        match self.ceremony.reshare() {
-            None => vec![C::Scalar::ONE; dealers.len()],
-            Some(r) => {
-                let xs: Vec<C::Scalar> = dealers
-                    .iter()
-                    .map(|d| r.dealer_indices[*d as usize])
-                    .collect();
-                lagrange_at_zero(&xs).expect("dealer indices validated distinct and non-zero")
-            }
-        }
+        weighted_column_sums::<C>(&commitments, &self.ceremony.dealer_weights(dealers))
     }
 
     fn finish(&mut self) {
@@ -1091,7 +1078,7 @@ impl<C: Curve> ComplaintBoard<C> {
             // A key whose secret is zero signs nothing; nobody can be proven to have caused it.
             return self.fail(Vec::new());
         }
-        let weights = self.weights(&output_dealers);
+        let weights = self.ceremony.dealer_weights(&output_dealers);
         let output = PublicOutput {
             group_key: sums[0],
             public_shares: sums[1..].to_vec(),

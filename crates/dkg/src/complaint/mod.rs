@@ -154,7 +154,6 @@ use keyquorum_crypto::encrypt::{self, Ciphertext, EncryptionSecretKey, ShareAad}
 use keyquorum_crypto::poly::Polynomial;
 use keyquorum_crypto::secret::Secret;
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 
 pub use board::{
     ComplaintBoard, ComplaintBoardError, ComplaintBoardPhase, Qualification, verify_equivocation,
@@ -170,7 +169,7 @@ use crate::ceremony::Ceremony;
 use crate::identity::{IdentityKeypair, IdentityPublicKey, IdentitySignature};
 use crate::participant::{
     Action, DkgOutput, Failure, FailureReason, Input, Observation, Participant, ParticipantError,
-    check_sender,
+    Seating, check_sender,
 };
 
 struct DealerState<C: Curve> {
@@ -247,24 +246,19 @@ impl<C: Curve> ComplaintParticipant<C> {
         old_share: Option<Secret<C::Scalar>>,
         seed: [u8; 32],
     ) -> Result<Self, ParticipantError> {
-        let mut rng = ChaCha20Rng::from_seed(seed);
-        let dealer_index = ceremony.dealer_position(identity.public());
-        let player_index = ceremony.player_position(identity.public());
-        if dealer_index.is_none() && player_index.is_none() {
-            return Err(ParticipantError::NotAParticipant);
-        }
-        let dealer = match dealer_index {
+        let Seating {
+            dealer,
+            player,
+            old_share,
+            mut rng,
+        } = Seating::new(&ceremony, identity.public(), old_share, seed)?;
+        let dealer = match dealer {
             None => None,
             Some(index) => {
-                let (constant, blind_constant) = match ceremony.reshare() {
+                let (constant, blind_constant) = match &old_share {
                     None => (None, None),
-                    Some(_) => {
-                        let old = old_share
-                            .as_ref()
-                            .ok_or(ParticipantError::MissingOldShare)?;
-                        // f'(0) = 0 makes C_0 the old public share (see the module docs).
-                        (Some(*old.expose()), Some(C::Scalar::ZERO))
-                    }
+                    // f'(0) = 0 makes C_0 the old public share (see the module docs).
+                    Some(old) => (Some(*old.expose()), Some(C::Scalar::ZERO)),
                 };
                 let degree = ceremony.t() - 1;
                 let f = Polynomial::random(degree, constant, &mut rng);
@@ -279,7 +273,7 @@ impl<C: Curve> ComplaintParticipant<C> {
                 })
             }
         };
-        let player = player_index.map(|index| PlayerState {
+        let player = player.map(|index| PlayerState {
             index,
             heard: BTreeMap::new(),
             pairs: BTreeMap::new(),
