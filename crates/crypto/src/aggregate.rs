@@ -8,8 +8,10 @@
 //! verifies as a signature "by victim and rogue", without the victim. The IETF POP scheme
 //! demands a verified proof of possession for every key before aggregation; here that rule is a
 //! type: [`fast_aggregate_verify`] takes only [`PopVerifiedKey`]s, and the only ways to obtain one
-//! are to verify a proof of possession or to hold the secret key. The field is private, so the
-//! type cannot be built around an unchecked key:
+//! are to verify a proof of possession, to hold the secret key, or to take the key from a
+//! registry that verified its proof at admission ([`PopVerifiedKey::registered`], how
+//! `keyquorum-dkg` aggregates acks under its members' identity keys). The field is private, so
+//! the type cannot be built around an unchecked key:
 //!
 //! ```compile_fail,E0451
 //! use keyquorum_crypto::aggregate::PopVerifiedKey;
@@ -66,6 +68,20 @@ impl<V: Variant> PopVerifiedKey<V> {
         let pk = tbls::public_key::<V>(sk);
         if bool::from(pk.is_identity()) {
             return Err(DecodeError::ZeroScalar.into());
+        }
+        Ok(PopVerifiedKey { pk })
+    }
+
+    /// A key that a registry admitted only after verifying its proof of possession (as
+    /// [`PopVerifiedKey::new`] does), for callers that hold the registered key but not the proof:
+    /// keyquorum's ceremonies take their members' identity keys from the coordinator contract,
+    /// which runs `PopVerify` at registration. The caller vouches for that check, which includes
+    /// `KeyValidate` (subgroup membership is not checked again here: at about 100 us a key it
+    /// would dominate verifying the aggregates of a large ceremony); everything else should use
+    /// [`PopVerifiedKey::new`]. Rejects the identity.
+    pub fn registered(pk: PublicKey<V>) -> Result<Self, CryptoError> {
+        if bool::from(pk.is_identity()) {
+            return Err(DecodeError::Identity.into());
         }
         Ok(PopVerifiedKey { pk })
     }
@@ -176,6 +192,19 @@ mod tests {
         .unwrap();
         assert_eq!(k, registered[0]);
         assert_eq!(PopVerifiedKey::<V>::from_secret(sk).unwrap(), registered[0]);
+    }
+
+    /// A registered key is taken as is, except what `KeyValidate` refuses.
+    #[test]
+    fn registered_keys_are_validated() {
+        let sk = &keys::<MinSig>(1, 3)[0];
+        let pk = tbls::public_key::<MinSig>(sk);
+        assert_eq!(
+            PopVerifiedKey::<MinSig>::registered(pk),
+            PopVerifiedKey::<MinSig>::from_secret(sk)
+        );
+        assert!(PopVerifiedKey::<MinSig>::registered(blstrs::G2Affine::identity()).is_err());
+        assert!(PopVerifiedKey::<MinPk>::registered(blstrs::G1Affine::identity()).is_err());
     }
 
     #[test]

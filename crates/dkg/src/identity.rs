@@ -14,8 +14,10 @@
 use core::fmt;
 
 use blst::BLST_ERROR;
-use blst::min_sig::{AggregateSignature, PublicKey, SecretKey, Signature};
+use blst::min_sig::{PublicKey, SecretKey, Signature};
+use keyquorum_crypto::aggregate::{self as bls_aggregate, PopVerifiedKey};
 use keyquorum_crypto::hash::tagged_hash;
+use keyquorum_crypto::tbls::{self, MinSig};
 use zeroize::Zeroize;
 
 /// Signature ciphersuite DST.
@@ -245,6 +247,13 @@ impl IdentityPublicKey {
         s.verify(false, digest, SIG_DST, &[], &self.pk, false) == BLST_ERROR::BLST_SUCCESS
     }
 
+    /// The key as a point of the `MinSig` layout's public-key group.
+    fn affine(&self) -> blstrs::G2Affine {
+        let mut p = blstrs::G2Affine::default();
+        *p.as_mut() = self.point();
+        p
+    }
+
     /// The key as a raw affine point, for batch verification.
     pub(crate) fn point(&self) -> blst::blst_p2_affine {
         blst::blst_p2_affine::from(self.pk)
@@ -283,21 +292,21 @@ impl IdentitySignature {
     }
 }
 
-/// Aggregates signatures on one message (ack aggregation). Fails if any signature does not
-/// decode to a point on the curve.
+/// Aggregates signatures on one message (ack aggregation), with
+/// [`keyquorum_crypto::aggregate::aggregate_signatures`] (IETF `Aggregate`, the one
+/// implementation; its known-answer tests are in `keyquorum-crypto`). Fails if the list is empty
+/// or a signature does not decode to a point on the curve.
 ///
 /// Individual signatures are not subgroup-checked here (about 55 us each): the aggregate is, when
 /// it is verified ([`verify_aggregate`]), and verification is linear, so an aggregate that passes
 /// proves the same statement whether or not the parts carried small-order components.
 pub fn aggregate(sigs: &[IdentitySignature]) -> Option<IdentitySignature> {
-    let parsed: Vec<Signature> = sigs
+    let points: Vec<blstrs::G1Affine> = sigs
         .iter()
-        .map(|s| Signature::uncompress(&s.0))
-        .collect::<Result<_, _>>()
-        .ok()?;
-    let refs: Vec<&Signature> = parsed.iter().collect();
-    let agg = AggregateSignature::aggregate(&refs, false).ok()?;
-    Some(IdentitySignature(agg.to_signature().to_bytes()))
+        .map(|s| Option::from(blstrs::G1Affine::from_compressed_unchecked(&s.0)))
+        .collect::<Option<_>>()?;
+    let agg = bls_aggregate::aggregate_signatures::<MinSig>(&points).ok()?;
+    Some(IdentitySignature(agg.to_compressed()))
 }
 
 /// Verifies an aggregate signature by `signers` on one payload (FastAggregateVerify).
@@ -312,20 +321,26 @@ pub fn verify_aggregate(
     verify_aggregate_digest(signers, &purpose.digest(payload), sig)
 }
 
-/// [`verify_aggregate`] on a message already hashed for its purpose.
+/// [`verify_aggregate`] on a message already hashed for its purpose, with
+/// [`keyquorum_crypto::aggregate::fast_aggregate_verify`] (the one implementation): identity keys
+/// are the `MinSig` layout's public keys, and the digest is the signed message.
 pub fn verify_aggregate_digest(
     signers: &[&IdentityPublicKey],
     digest: &[u8; 32],
     sig: &IdentitySignature,
 ) -> bool {
-    if signers.is_empty() {
-        return false;
-    }
-    let Ok(s) = Signature::sig_validate(&sig.0, true) else {
+    let Ok(sig) = tbls::decode_signature::<MinSig>(&sig.0) else {
         return false;
     };
-    let pks: Vec<&PublicKey> = signers.iter().map(|k| &k.pk).collect();
-    s.fast_aggregate_verify(false, digest, SIG_DST, &pks) == BLST_ERROR::BLST_SUCCESS
+    // The contract admits an identity key only with a verified proof of possession.
+    let Ok(keys) = signers
+        .iter()
+        .map(|k| PopVerifiedKey::<MinSig>::registered(k.affine()))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return false;
+    };
+    bls_aggregate::fast_aggregate_verify(&keys, digest, &sig).is_ok()
 }
 
 /// Decodes a signature as the verification functions here do (canonical, on the curve, in the
@@ -354,6 +369,39 @@ mod tests {
         assert!(!key(2).public().verify(Purpose::Ack, b"hello", &s));
         assert!(k.public().verify_pop(&k.proof_of_possession()));
         assert!(!k.public().verify_pop(&key(2).proof_of_possession()));
+    }
+
+    /// Identity keys are the `MinSig` layout of `keyquorum_crypto::tbls` (same ciphersuite tags,
+    /// same signatures and proofs), which is what lets ack aggregation delegate to
+    /// `keyquorum_crypto::aggregate`.
+    #[test]
+    fn identity_keys_are_the_min_sig_layout() {
+        use keyquorum_crypto::tbls::Variant as _;
+        assert_eq!(SIG_DST, MinSig::SIG_DST);
+        assert_eq!(POP_DST, MinSig::POP_DST);
+        let k = key(3);
+        let digest = Purpose::Ack.digest(b"m");
+        let sig = tbls::decode_signature::<MinSig>(&k.sign(Purpose::Ack, b"m").0).unwrap();
+        assert_eq!(
+            tbls::verify::<MinSig>(&k.public().affine(), &digest, &sig),
+            Ok(())
+        );
+        let pop = tbls::decode_signature::<MinSig>(&k.proof_of_possession().0).unwrap();
+        assert_eq!(
+            tbls::verify_pop::<MinSig>(&k.public().affine(), &pop),
+            Ok(())
+        );
+        // The same aggregate as the crypto crate's, byte for byte.
+        let keys: Vec<_> = (1..5).map(key).collect();
+        let sigs: Vec<_> = keys.iter().map(|k| k.sign(Purpose::Ack, b"m")).collect();
+        let points: Vec<_> = sigs
+            .iter()
+            .map(|s| tbls::decode_signature::<MinSig>(&s.0).unwrap())
+            .collect();
+        let direct = bls_aggregate::aggregate_signatures::<MinSig>(&points).unwrap();
+        assert_eq!(aggregate(&sigs).unwrap().0, direct.to_compressed());
+        assert_eq!(aggregate(&[]), None);
+        assert!(!verify_aggregate(&[], Purpose::Ack, b"m", &sigs[0]));
     }
 
     #[test]
