@@ -1,0 +1,467 @@
+//! Ceremonies: the view change's schedule. Committee selection at the start (a new ceremony
+//! numbered within the view change), the `DkgPost`s the board accepts, the phase deadlines the
+//! board advances on, early close, and what happens when a ceremony fails (a new one without its
+//! culprits, or the view change abandoned until `retry_delay` later).
+
+use std::collections::BTreeSet;
+
+use keyquorum_dkg::board::{
+    Board, BoardError, BoardPhase, Exclusion, Outcome, Penalty, check_authentic,
+};
+use keyquorum_dkg::identity::IdentityPublicKey;
+use keyquorum_dkg::messages::{Post, SignedPost};
+
+use crate::config::KeyMode;
+use crate::error::Rejection;
+use crate::events::{CommitteeEntry, Event};
+use crate::hex::{Bytes, Hex};
+use crate::magic::MagicBlockMember;
+use crate::select::select_committee;
+use crate::state::{
+    BoardInput, CeremonySpec, IdentityKey, SpecParticipant, SpecReshare, ViewChange,
+    ViewChangePhase,
+};
+use crate::tx::NetworkIdentity;
+
+use super::slashing::fault_reason;
+use super::{Contract, Group, Live, genesis_seed, key_of};
+
+/// The domain bound into the session id: chain id, view and ceremony number.
+pub(super) fn session_domain(chain_id: &str, view: u64, ceremony_number: u32) -> Vec<u8> {
+    format!("keyquorum-contract/{chain_id}/view/{view}/session/{ceremony_number}").into_bytes()
+}
+
+/// The identities of the exclusions that carry a penalty: the culprits banned from the rest of
+/// a view change and left out of the new committee.
+pub(super) fn penalised(exclusions: &[Exclusion]) -> BTreeSet<IdentityKey> {
+    exclusions
+        .iter()
+        .filter(|e| e.fault.penalty() != Penalty::None)
+        .map(|e| key_of(&e.identity))
+        .collect()
+}
+
+/// A `DkgPost`'s post as `sender` may post it to the running ceremony: it decodes, belongs to
+/// the session, names a dealer, that dealer is the sender, and its signature is the dealer's
+/// ([`check_authentic`], the board's own check). Shared by [`Contract::check_tx`] and the block.
+pub(super) fn authentic_post(
+    live: &Live,
+    sender: &IdentityPublicKey,
+    post: &[u8],
+) -> Result<SignedPost<Group>, Rejection> {
+    let signed =
+        SignedPost::<Group>::decode(post, live.ceremony.n()).map_err(Rejection::MalformedPost)?;
+    if signed.post.session() != live.ceremony.id() {
+        return Err(Rejection::WrongSession);
+    }
+    let dealer = signed.post.dealer();
+    let author = live
+        .ceremony
+        .dealers()
+        .get(dealer as usize)
+        .ok_or(Rejection::Board(BoardError::NotADealer(dealer)))?;
+    if &author.identity != sender {
+        return Err(Rejection::NotPostAuthor);
+    }
+    check_authentic(&live.ceremony, &signed).map_err(Rejection::Board)?;
+    Ok(signed)
+}
+
+impl Contract {
+    /// A `DkgPost`: the contract checks that the post belongs here (phase, ceremony, author) and
+    /// hands it to the board, which alone decides what it means.
+    pub(super) fn dkg_post(
+        &mut self,
+        sender: &IdentityPublicKey,
+        post: &[u8],
+        height: u64,
+    ) -> Result<Vec<Event>, Rejection> {
+        let change = self.state.change.as_ref().ok_or(Rejection::NoViewChange)?;
+        if !matches!(
+            change.phase,
+            ViewChangePhase::Contribute | ViewChangePhase::Share | ViewChangePhase::Publish
+        ) {
+            return Err(Rejection::WrongPhase {
+                phase: change.phase,
+            });
+        }
+        if height > change.deadline {
+            return Err(Rejection::DeadlinePassed {
+                deadline: change.deadline,
+            });
+        }
+        let (view, ceremony_number) = (change.view, change.ceremony_number);
+        let live = self.live.as_mut().ok_or(Rejection::NoViewChange)?;
+        let signed = authentic_post(live, sender, post)?;
+        let dealer = signed.post.dealer();
+        let kind = match &signed.post {
+            Post::Contribution(_) => "contribution",
+            Post::Publication(_) => "publication",
+        };
+        // The board changes only on success or on a fault of the author (documented by
+        // `Board::apply`); every other refusal leaves it as it was, so it is a rejection here.
+        let event = match live.board.apply(&signed) {
+            Ok(()) => Event::PostAccepted {
+                view,
+                ceremony_number,
+                dealer,
+                kind: kind.to_string(),
+                post: Bytes(post.to_vec()),
+            },
+            Err(BoardError::Fault { fault, .. }) => Event::PostRejected {
+                view,
+                ceremony_number,
+                dealer,
+                reason: fault_reason(&fault),
+                post: Bytes(post.to_vec()),
+            },
+            Err(e) => return Err(Rejection::Board(e)),
+        };
+        if let Some(c) = self.state.change.as_mut() {
+            c.board_log.push(BoardInput::Post {
+                post: Bytes(post.to_vec()),
+            });
+        }
+        Ok(vec![event])
+    }
+
+    pub(super) fn start_ceremony(
+        &mut self,
+        view: u64,
+        ceremony_number: u32,
+        first_ceremony_number: u32,
+        banned: BTreeSet<IdentityKey>,
+        at: u64,
+        events: &mut Vec<Event>,
+    ) {
+        self.live = None;
+        self.state.change = None;
+        self.state.next_ceremony_number = ceremony_number + 1;
+        let previous = self.state.views.get(&(view - 1)).cloned();
+        let key_mode = match &previous {
+            Some(_) => self.config.key_mode_for(view),
+            None => KeyMode::Fresh,
+        };
+        let seed = previous
+            .as_ref()
+            .map(|p| p.seed.0)
+            .unwrap_or_else(|| genesis_seed(&self.config.chain_id));
+        let c = &self.config.committee;
+        let candidates: Vec<(IdentityKey, u64)> = self
+            .state
+            .nodes
+            .values()
+            .filter(|n| n.stake >= c.min_stake && !banned.contains(&n.identity))
+            .map(|n| (n.identity, n.stake))
+            .collect();
+        let previous_members: BTreeSet<IdentityKey> = previous
+            .as_ref()
+            .map(|p| {
+                p.magic_block
+                    .block
+                    .members
+                    .iter()
+                    .map(|m| m.identity)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let committee = select_committee(
+            &candidates,
+            &previous_members,
+            &seed,
+            c.max_size as usize,
+            c.keep_previous_percent,
+        );
+        if committee.len() < c.min_size as usize {
+            let reason = format!(
+                "{} eligible nodes, at least {} needed",
+                committee.len(),
+                c.min_size
+            );
+            return self.abort(view, ceremony_number, at, reason, events);
+        }
+        let params = match self.config.params_for(committee.len()) {
+            Ok(p) => p,
+            Err(e) => return self.abort(view, ceremony_number, at, e.to_string(), events),
+        };
+        let players: Vec<SpecParticipant> = committee
+            .iter()
+            .map(|id| SpecParticipant {
+                identity: *id,
+                encryption_key: self.state.nodes[id].encryption_key,
+            })
+            .collect();
+        let reshare = match (key_mode, &previous) {
+            (KeyMode::Reshare, Some(prev)) => {
+                let block = &prev.magic_block.block;
+                let dealers: Vec<&MagicBlockMember> = block
+                    .members
+                    .iter()
+                    .filter(|m| !banned.contains(&m.identity))
+                    .collect();
+                if dealers.len() < block.t as usize {
+                    let reason = format!(
+                        "{} previous members in good standing, resharing needs {}",
+                        dealers.len(),
+                        block.t
+                    );
+                    return self.abort(view, ceremony_number, at, reason, events);
+                }
+                Some(SpecReshare {
+                    dealers: dealers
+                        .iter()
+                        .map(|m| SpecParticipant {
+                            identity: m.identity,
+                            encryption_key: m.encryption_key,
+                        })
+                        .collect(),
+                    dealer_indices: dealers.iter().map(|m| m.index).collect(),
+                    old_threshold: block.t,
+                    group_key: block.group_key,
+                    public_shares: dealers.iter().map(|m| m.public_share).collect(),
+                })
+            }
+            _ => None,
+        };
+        let spec = CeremonySpec {
+            domain: Bytes(session_domain(&self.config.chain_id, view, ceremony_number)),
+            view,
+            ceremony_number,
+            n: params.n() as u32,
+            t: params.t() as u32,
+            k: params.k() as u32,
+            players,
+            reshare,
+        };
+        let ceremony = match spec.ceremony() {
+            Ok(c) => c,
+            Err(e) => return self.abort(view, ceremony_number, at, e.to_string(), events),
+        };
+        let session_id = Hex(*ceremony.id());
+        let deadline = at.saturating_add(self.config.phases.contribute);
+        events.push(Event::CommitteeSelected {
+            view,
+            ceremony_number,
+            key_mode,
+            session_id,
+            committee: self.committee_entries(&committee),
+            dealers: spec
+                .reshare
+                .as_ref()
+                .map(|r| r.dealers.iter().map(|d| d.identity).collect())
+                .unwrap_or_default(),
+            spec: spec.clone(),
+        });
+        events.push(Event::PhaseChanged {
+            view,
+            ceremony_number,
+            attempt: 0,
+            phase: ViewChangePhase::Contribute,
+            deadline,
+        });
+        self.live = Some(Live {
+            board: Board::new(ceremony.clone()),
+            ceremony,
+        });
+        self.state.change = Some(ViewChange {
+            view,
+            ceremony_number,
+            first_ceremony_number,
+            key_mode,
+            phase: ViewChangePhase::Contribute,
+            deadline,
+            attempt: 0,
+            started_at: at,
+            seed: Hex(seed),
+            session_id,
+            spec,
+            board_log: Vec::new(),
+            banned,
+            magic: None,
+        });
+    }
+
+    pub(crate) fn committee_entries(&self, committee: &[IdentityKey]) -> Vec<CommitteeEntry> {
+        committee
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let node = self.state.nodes.get(id);
+                CommitteeEntry {
+                    index: i as u64 + 1,
+                    identity: *id,
+                    stake: node.map(|n| n.stake).unwrap_or(0),
+                    network: node.map(|n| n.network.clone()).unwrap_or(NetworkIdentity {
+                        peer_id: Bytes(Vec::new()),
+                        addresses: Vec::new(),
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn abort(
+        &mut self,
+        view: u64,
+        ceremony_number: u32,
+        at: u64,
+        reason: String,
+        events: &mut Vec<Event>,
+    ) {
+        self.live = None;
+        self.state.change = None;
+        let retry_at = at.saturating_add(self.config.retry_delay);
+        self.state.next_start = retry_at;
+        events.push(Event::ViewChangeAborted {
+            view,
+            ceremony_number,
+            reason,
+            retry_at,
+        });
+        events.push(Event::PhaseChanged {
+            view,
+            ceremony_number,
+            attempt: 0,
+            phase: ViewChangePhase::Idle,
+            deadline: retry_at,
+        });
+    }
+
+    /// Whether every post the current phase expects is in (see [`Contract::end_block`]).
+    pub(super) fn phase_complete(&self) -> bool {
+        let Some(change) = self.state.change.as_ref() else {
+            return false;
+        };
+        match change.phase {
+            ViewChangePhase::Idle => false,
+            ViewChangePhase::Contribute | ViewChangePhase::Share | ViewChangePhase::Publish => {
+                self.live.as_ref().is_some_and(|l| l.board.all_posts_in())
+            }
+            ViewChangePhase::Wait => change.magic.as_ref().is_some_and(|m| m.is_complete()),
+        }
+    }
+
+    /// Ends the current phase at height `at`: its deadline, or the block where its last
+    /// expected post landed.
+    pub(super) fn on_deadline(&mut self, at: u64, events: &mut Vec<Event>) {
+        let Some(change) = self.state.change.as_ref() else {
+            return;
+        };
+        let (view, ceremony_number, attempt, phase) = (
+            change.view,
+            change.ceremony_number,
+            change.attempt,
+            change.phase,
+        );
+        let phases = self.config.phases.clone();
+        if phase == ViewChangePhase::Wait {
+            return self.wait_deadline(at, events);
+        }
+        // Contribute, share or publish: one board deadline, exactly as every node sees it.
+        let Some(live) = self.live.as_mut() else {
+            // Cannot happen (the board exists in these phases); end the ceremony rather than
+            // loop.
+            return self.fail_ceremony(at, BTreeSet::new(), "board missing".into(), events);
+        };
+        live.board.advance();
+        let board_phase = live.board.phase();
+        let board_attempt = live.board.attempt();
+        let outcome = live.board.outcome().cloned();
+        let named = live.board.named().to_vec();
+        let failure = live.board.failure_reason();
+        if let Some(c) = self.state.change.as_mut() {
+            c.board_log.push(BoardInput::Deadline);
+        }
+        events.push(Event::BoardDeadline {
+            view,
+            ceremony_number,
+            attempt,
+        });
+        let (next, length) = match (phase, board_phase) {
+            (ViewChangePhase::Contribute, _) => (ViewChangePhase::Share, phases.share),
+            (ViewChangePhase::Share, _) => (ViewChangePhase::Publish, phases.publish),
+            (_, BoardPhase::Publish) => {
+                // The attempt failed with culprits and the board retries the publish phase
+                // without them, keeping every honest contribution, share and ack.
+                if let Some(Outcome::Failure { exclusions, .. }) = &outcome {
+                    self.record_exclusions(exclusions, &named, at, events);
+                }
+                (ViewChangePhase::Publish, phases.publish)
+            }
+            _ => {
+                return match outcome {
+                    Some(Outcome::Success { exclusions, .. }) => {
+                        self.record_exclusions(&exclusions, &named, at, events);
+                        self.create_magic_block(at, &exclusions, events)
+                    }
+                    Some(Outcome::Failure {
+                        qualified,
+                        exclusions,
+                        ..
+                    }) => {
+                        self.record_exclusions(&exclusions, &named, at, events);
+                        let culprits = penalised(&exclusions);
+                        let reason = match failure {
+                            Some(r) => r.to_string(),
+                            None => format!("{} dealers qualified", qualified.len()),
+                        };
+                        self.fail_ceremony(at, culprits, reason, events)
+                    }
+                    None => self.fail_ceremony(at, BTreeSet::new(), "no outcome".into(), events),
+                };
+            }
+        };
+        let deadline = at.saturating_add(length);
+        if let Some(c) = self.state.change.as_mut() {
+            c.phase = next;
+            c.deadline = deadline;
+            c.attempt = board_attempt;
+        }
+        events.push(Event::PhaseChanged {
+            view,
+            ceremony_number,
+            attempt: board_attempt,
+            phase: next,
+            deadline,
+        });
+    }
+
+    /// A ceremony failed: its culprits are banned from the rest of this view change and a new
+    /// ceremony starts at once (without going back to a full restart), or, after the configured
+    /// number of ceremonies, the view change is abandoned until `retry_delay` later.
+    pub(super) fn fail_ceremony(
+        &mut self,
+        at: u64,
+        culprits: BTreeSet<IdentityKey>,
+        reason: String,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(change) = self.state.change.take() else {
+            return;
+        };
+        self.live = None;
+        let next = change.ceremony_number + 1;
+        let more = next - change.first_ceremony_number < self.config.max_ceremonies_per_view;
+        events.push(Event::CeremonyFailed {
+            view: change.view,
+            ceremony_number: change.ceremony_number,
+            reason: reason.clone(),
+            culprits: culprits.iter().copied().collect(),
+            next_ceremony_number: more.then_some(next),
+        });
+        if more {
+            let mut banned = change.banned;
+            banned.extend(culprits);
+            self.start_ceremony(
+                change.view,
+                next,
+                change.first_ceremony_number,
+                banned,
+                at,
+                events,
+            );
+        } else {
+            self.abort(change.view, change.ceremony_number, at, reason, events);
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! Slashing: the board's exclusions become slashing records (provable misbehaviour and absence,
+//! with their evidence and explicit on-chain names) or named records (faults nobody can be proven
+//! to have committed, which cost nothing); a slash is burned except the reporter's share.
+
+use keyquorum_dkg::board::{Evidence, Exclusion, FaultKind, Penalty, Role};
+use keyquorum_dkg::messages::SignedPost;
+
+use crate::events::Event;
+use crate::hex::Bytes;
+use crate::state::{EvidenceRecord, FaultRole, IdentityKey, NamedRecord, SlashingRecord};
+
+use super::{Contract, Group, key_of};
+
+/// The on-chain name of an engine fault (`FaultKind::code`, e.g. `bad_ack_signature`).
+pub fn fault_name(fault: &FaultKind) -> String {
+    fault.code().to_string()
+}
+
+/// The fault's name and description (`bad_reveal: revealed share of player 2 does not match
+/// the commitment`).
+pub(super) fn fault_reason(fault: &FaultKind) -> String {
+    format!("{}: {fault}", fault_name(fault))
+}
+
+pub(super) fn evidence_record(e: &Evidence) -> EvidenceRecord {
+    let posts = |v: &Vec<Vec<u8>>| v.iter().cloned().map(Bytes).collect();
+    match e {
+        Evidence::SignedPosts(v) => EvidenceRecord::SignedPosts { posts: posts(v) },
+        Evidence::Absence { phase, attempt } => EvidenceRecord::Absence {
+            phase: phase.as_str().to_string(),
+            attempt: *attempt,
+        },
+        Evidence::Reports(v) => EvidenceRecord::Reports { posts: posts(v) },
+    }
+}
+
+impl Contract {
+    /// Records the board's exclusions and names after an attempt. Faults with a penalty
+    /// become slashing records, once per node, role and ceremony; faults without one
+    /// ([`Penalty::None`]: a dealer whose players did not ack it, players reported for
+    /// missing acks) become [`NamedRecord`]s and cost nothing.
+    pub(super) fn record_exclusions(
+        &mut self,
+        exclusions: &[Exclusion],
+        named: &[Exclusion],
+        at: u64,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(change) = self.state.change.as_ref() else {
+            return;
+        };
+        let (view, ceremony_number, attempt) =
+            (change.view, change.ceremony_number, change.attempt);
+        for e in exclusions.iter().chain(named) {
+            let role = match e.role {
+                Role::Dealer => FaultRole::Dealer,
+                Role::Player => FaultRole::Player,
+            };
+            let attempt = match &e.evidence {
+                Evidence::Absence { attempt, .. } => *attempt,
+                _ => attempt,
+            };
+            let penalty = e.fault.penalty();
+            if penalty == Penalty::None {
+                self.record_named(
+                    NamedRecord {
+                        height: at,
+                        view,
+                        ceremony_number,
+                        attempt,
+                        identity: key_of(&e.identity),
+                        role,
+                        fault: fault_name(&e.fault),
+                        detail: e.fault.to_string(),
+                        evidence: evidence_record(&e.evidence),
+                    },
+                    events,
+                );
+                continue;
+            }
+            self.record_fault(
+                FaultInfo {
+                    view,
+                    ceremony_number,
+                    attempt,
+                    identity: key_of(&e.identity),
+                    role,
+                    fault: fault_name(&e.fault),
+                    detail: e.fault.to_string(),
+                    misbehaviour: penalty == Penalty::Misbehaviour,
+                    evidence: evidence_record(&e.evidence),
+                },
+                at,
+                events,
+            );
+        }
+    }
+
+    /// Stores a name once per node, role, fault and attempt.
+    pub(super) fn record_named(&mut self, record: NamedRecord, events: &mut Vec<Event>) {
+        if self.state.named.iter().any(|r| {
+            r.view == record.view
+                && r.ceremony_number == record.ceremony_number
+                && r.attempt == record.attempt
+                && r.role == record.role
+                && r.identity == record.identity
+                && r.fault == record.fault
+        }) {
+            return;
+        }
+        self.state.named.push(record.clone());
+        events.push(Event::Named { record });
+    }
+
+    pub(super) fn record_fault(&mut self, f: FaultInfo, at: u64, events: &mut Vec<Event>) {
+        if self.state.slashings.iter().any(|r| {
+            r.view == f.view
+                && r.ceremony_number == f.ceremony_number
+                && r.role == f.role
+                && r.identity == f.identity
+        }) {
+            return;
+        }
+        let percent = if f.misbehaviour {
+            self.config.slashing.misbehaviour_percent
+        } else {
+            self.config.slashing.absence_percent
+        };
+        let stake = self
+            .state
+            .nodes
+            .get(&f.identity)
+            .map(|n| n.stake)
+            .unwrap_or(0);
+        let amount = (stake as u128 * percent as u128 / 100) as u64;
+        self.set_stake(&f.identity, stake - amount);
+        let reporter = self.reporter(&f);
+        let (reporter_reward, burned) = self.settle_slash(amount, reporter.as_ref());
+        let record = SlashingRecord {
+            height: at,
+            view: f.view,
+            ceremony_number: f.ceremony_number,
+            attempt: f.attempt,
+            identity: f.identity,
+            role: f.role,
+            fault: f.fault,
+            detail: f.detail,
+            misbehaviour: f.misbehaviour,
+            evidence: f.evidence,
+            amount,
+            stake_after: stake - amount,
+            reporter,
+            reporter_reward,
+            burned,
+        };
+        self.state.slashings.push(record.clone());
+        events.push(Event::Slashed { record });
+    }
+
+    /// Disposes of `amount` just taken from a stake: `reporter_percent` of it to the reporter's
+    /// balance if there is one, the rest burned. Returns (reward, burned); they add up to
+    /// `amount`, so the supply is conserved.
+    pub(super) fn settle_slash(
+        &mut self,
+        amount: u64,
+        reporter: Option<&IdentityKey>,
+    ) -> (u64, u64) {
+        let reward = match reporter {
+            Some(r) => {
+                let reward =
+                    (amount as u128 * self.config.slashing.reporter_percent as u128 / 100) as u64;
+                self.credit(r, reward);
+                reward
+            }
+            None => 0,
+        };
+        let burned = amount - reward;
+        self.state.burned = self.state.burned.saturating_add(burned);
+        (reward, burned)
+    }
+
+    /// The account whose transaction carried a fault's evidence, when it is not the culprit:
+    /// posts reach the chain only in their author's own `DkgPost`, so that is the author of the
+    /// last evidence post (the one that completed the evidence). Absence and missing signatures
+    /// have no carrier. `None` means the whole slashed amount is burned.
+    pub(super) fn reporter(&self, f: &FaultInfo) -> Option<IdentityKey> {
+        let posts = match &f.evidence {
+            EvidenceRecord::SignedPosts { posts } | EvidenceRecord::Reports { posts } => posts,
+            EvidenceRecord::Absence { .. } | EvidenceRecord::MissingSignature { .. } => {
+                return None;
+            }
+        };
+        let ceremony = &self.live.as_ref()?.ceremony;
+        let last = SignedPost::<Group>::decode(&posts.last()?.0, ceremony.n()).ok()?;
+        let author = key_of(
+            &ceremony
+                .dealers()
+                .get(last.post.dealer() as usize)?
+                .identity,
+        );
+        (author != f.identity).then_some(author)
+    }
+}
+
+pub(super) struct FaultInfo {
+    pub(super) view: u64,
+    pub(super) ceremony_number: u32,
+    pub(super) attempt: u32,
+    pub(super) identity: IdentityKey,
+    pub(super) role: FaultRole,
+    pub(super) fault: String,
+    pub(super) detail: String,
+    pub(super) misbehaviour: bool,
+    pub(super) evidence: EvidenceRecord,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ContractConfig;
+    use crate::hex::Hex;
+    use crate::state::NodeRecord;
+    use crate::tx::NetworkIdentity;
+    use keyquorum_dkg::board::BoardPhase;
+    use keyquorum_dkg::identity::IdentityKeypair;
+
+    #[test]
+    fn a_slash_is_burned_or_split_with_the_reporter() {
+        let culprit = IdentityKeypair::from_seed(&[1; 32]).unwrap();
+        let reporter = IdentityKeypair::from_seed(&[2; 32]).unwrap();
+        let mut config = ContractConfig::defaults("c", 4)
+            .fund(culprit.public(), 1000)
+            .fund(reporter.public(), 5);
+        config.slashing.reporter_percent = 30;
+        let mut c = Contract::new(config).unwrap();
+        let (culprit, reporter) = (key_of(culprit.public()), key_of(reporter.public()));
+        // 107 of its 1000 were locked as stake and taken by two slashes (as record_fault does
+        // before settling them).
+        c.state.balances.insert(culprit, 893);
+        c.state.nodes.insert(
+            culprit,
+            NodeRecord {
+                identity: culprit,
+                encryption_key: Hex([9; 32]),
+                network: NetworkIdentity {
+                    peer_id: Bytes(vec![1]),
+                    addresses: Vec::new(),
+                },
+                stake: 0,
+                registered_at: 1,
+                refused_posts: 0,
+            },
+        );
+        assert_eq!(c.settle_slash(100, Some(&reporter)), (30, 70));
+        assert_eq!(c.state.balance(&reporter), 35);
+        assert_eq!(c.state.burned, 70);
+        // Without a reporter everything is burned.
+        assert_eq!(c.settle_slash(7, None), (0, 7));
+        assert_eq!(c.state.burned, 77);
+        assert_eq!(c.state.supply().total(), c.config.total_supply());
+    }
+
+    #[test]
+    fn stored_names_come_from_explicit_codes() {
+        for fault in [
+            FaultKind::BadAckSignature,
+            FaultKind::CommitmentSize {
+                expected: 5,
+                actual: 3,
+            },
+            FaultKind::IncompletePublication { missing: 3 },
+            FaultKind::WithheldAck {
+                reports: 1,
+                revealed: 1,
+            },
+        ] {
+            assert_eq!(fault_name(&fault), fault.code());
+            assert_eq!(fault_reason(&fault), format!("{}: {fault}", fault.code()));
+        }
+        assert_eq!(fault_name(&FaultKind::Equivocation), "equivocation");
+        for (phase, name) in [
+            (BoardPhase::Contribute, "contribute"),
+            (BoardPhase::Share, "share"),
+            (BoardPhase::Publish, "publish"),
+            (BoardPhase::Done, "done"),
+        ] {
+            assert_eq!(
+                evidence_record(&Evidence::Absence { phase, attempt: 1 }),
+                EvidenceRecord::Absence {
+                    phase: name.into(),
+                    attempt: 1
+                }
+            );
+        }
+        assert_eq!(
+            [
+                FaultRole::Dealer,
+                FaultRole::Player,
+                FaultRole::Signer,
+                FaultRole::PreviousSigner
+            ]
+            .map(|r| (r.as_str(), serde_json::to_string(&r).unwrap())),
+            [
+                ("dealer", "\"dealer\"".to_string()),
+                ("player", "\"player\"".to_string()),
+                ("signer", "\"signer\"".to_string()),
+                ("previous_signer", "\"previous_signer\"".to_string())
+            ]
+        );
+    }
+}
