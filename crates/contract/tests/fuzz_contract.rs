@@ -12,8 +12,7 @@
 //! ends keep the supply. `KQ_FUZZ_CASES=<n>` sets the number of cases (see `docs/testing.md`).
 
 mod common;
-#[path = "../../dkg/tests/fuzzing/mod.rs"]
-mod fuzzing;
+use keyquorum_dkg::testing::fuzzing;
 
 use std::sync::OnceLock;
 

@@ -14,10 +14,6 @@
 //!
 //! and commit them: the diff shows which encodings changed.
 
-#[path = "../../dkg/tests/golden/mod.rs"]
-mod golden;
-
-use golden::Vectors;
 use keyquorum_contract::config::KeyMode;
 use keyquorum_contract::hex::{Bytes, Hex};
 use keyquorum_contract::magic::{MagicBlock, MagicBlockMember, SignedMagicBlock};
@@ -29,6 +25,7 @@ use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_crypto::{Bls12381G1, Bls12381G2, Curve};
 use keyquorum_dkg::identity::{IdentityKeypair, Purpose};
+use keyquorum_dkg::testing::golden::Vectors;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
 const CHAIN: &str = "keyquorum-vectors";

@@ -26,6 +26,8 @@ pub mod messages;
 pub mod params;
 pub mod participant;
 pub mod preverify;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wire;
 
 pub use ceremony::{Ceremony, CeremonyConfig, Member, Reshare, SessionId, Variant};

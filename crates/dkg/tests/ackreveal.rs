@@ -1,10 +1,7 @@
 //! Ack-or-reveal ceremonies end to end on both curves, fresh and reshared.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
 use ff::Field;
 use group::Group;
 use group::prime::PrimeCurveAffine;
@@ -15,18 +12,19 @@ use keyquorum_dkg::board::Role;
 use keyquorum_dkg::identity::IdentitySignature;
 use keyquorum_dkg::messages::{Ack, Deal, Direct, Post, Publication, SignedPost};
 use keyquorum_dkg::participant::{Action, Input, Observation, Participant};
+use keyquorum_dkg::testing::ceremony::*;
 use keyquorum_dkg::{Ceremony, Params};
 
 fn check_agreement<C: Curve>(
-    results: &[Result_<C>],
+    results: &[RunResult<C>],
     honest: &[usize],
 ) -> Vec<Box<keyquorum_dkg::participant::DkgOutput<C>>> {
     let outs: Vec<_> = honest
         .iter()
         .map(|i| match &results[*i] {
-            Result_::Ok(o) => o.clone(),
-            Result_::Failed(f) => panic!("node {i} failed: {f:?}"),
-            Result_::Pending => panic!("node {i} did not finish"),
+            RunResult::Ok(o) => o.clone(),
+            RunResult::Failed(f) => panic!("node {i} failed: {f:?}"),
+            RunResult::Pending => panic!("node {i} did not finish"),
         })
         .collect();
     for o in &outs {

@@ -7,12 +7,9 @@
 //! at random places: wrong signatures, posts claiming another dealer, posts of another session,
 //! garbage, replays and an equivocating second contribution in the same block as the first.
 
-mod common;
-
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use common::*;
 use keyquorum_crypto::Bls12381G1;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::EvalCommitment;
@@ -21,6 +18,7 @@ use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::identity::{IdentityPublicKey, Purpose};
 use keyquorum_dkg::messages::{Contribution, Post, SignedPost};
 use keyquorum_dkg::participant::{Action, Input};
+use keyquorum_dkg::testing::ceremony::*;
 use keyquorum_dkg::{Ceremony, CeremonyConfig, Params};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
@@ -85,7 +83,7 @@ fn reshare() -> Setup {
     let outputs: Vec<_> = results
         .into_iter()
         .map(|r| match r {
-            Result_::Ok(o) => o,
+            RunResult::Ok(o) => o,
             _ => panic!("the old ceremony succeeds"),
         })
         .collect();

@@ -3,9 +3,6 @@
 //! batch per block of contributions (`AckRevealParticipant::handle_board_posts`), with a bad item at
 //! every position; and a participant's outputs do not depend on the number of threads.
 
-mod common;
-
-use common::*;
 use keyquorum_crypto::Bls12381G1;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::{self, ShareAad};
@@ -15,6 +12,7 @@ use keyquorum_dkg::identity::{self, IdentitySignature, Purpose};
 use keyquorum_dkg::messages::{Direct, Post, SignedPost, ack_payload};
 use keyquorum_dkg::participant::{Action, Input, Observation};
 use keyquorum_dkg::preverify::preverify_posts;
+use keyquorum_dkg::testing::ceremony::*;
 use keyquorum_dkg::{Ceremony, CeremonyConfig, Params};
 use rand_core::SeedableRng;
 

@@ -1,8 +1,5 @@
 //! Board rules that need a hand-built transcript: commitments whose flaws only show in the sum.
 
-mod common;
-
-use common::*;
 use group::Curve as _;
 use group::prime::PrimeCurveAffine;
 use keyquorum_crypto::commit::EvalCommitment;
@@ -11,6 +8,7 @@ use keyquorum_crypto::{Bls12381G1, Curve};
 use keyquorum_dkg::board::{Board, BoardPhase, FaultKind, Outcome};
 use keyquorum_dkg::identity::{self, Purpose};
 use keyquorum_dkg::messages::{Contribution, Post, Publication, SignedPost, ack_payload};
+use keyquorum_dkg::testing::ceremony::*;
 use keyquorum_dkg::{Ceremony, Params};
 use rand_core::SeedableRng;
 

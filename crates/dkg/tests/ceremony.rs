@@ -1,14 +1,12 @@
 //! The ceremony's derived values that both variants' boards rely on.
 
-mod common;
-
-use common::{MemberKeys, fresh_config, member, participant};
 use ff::Field;
 use group::Curve as _;
 use group::Group;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::bls12381::Bls12381G1;
 use keyquorum_crypto::poly::Polynomial;
+use keyquorum_dkg::testing::ceremony::{MemberKeys, fresh_config, member, participant};
 use keyquorum_dkg::{Ceremony, Params, Reshare};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;

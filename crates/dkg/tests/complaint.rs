@@ -1,11 +1,8 @@
 //! Complaint-and-reconstruct ceremonies end to end on both curves, fresh and reshared, with
 //! misbehaving dealers and players written here as tampering of honest nodes' traffic.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
 use ff::Field;
 use group::Group;
 use group::prime::PrimeCurveAffine;
@@ -23,6 +20,7 @@ use keyquorum_dkg::complaint::{
 };
 use keyquorum_dkg::identity::Purpose;
 use keyquorum_dkg::participant::{Action, DkgOutput, Input, Observation, Participant as Node};
+use keyquorum_dkg::testing::ceremony::*;
 use keyquorum_dkg::{Ceremony, CeremonyConfig, Params, Variant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -61,7 +59,7 @@ fn honest<C: Curve>() -> Tamper<'static, C> {
 
 struct Run<C: Curve> {
     ceremony: Arc<Ceremony<C>>,
-    results: Vec<Result_<C>>,
+    results: Vec<RunResult<C>>,
     events: Vec<BoardEvent>,
 }
 
@@ -84,13 +82,13 @@ fn fresh_run<C: Curve>(params: Params, silent: &[usize], tamper: Tamper<'_, C>) 
 }
 
 /// Honest nodes all finished with the same public output; every share matches its public share.
-fn check_agreement<C: Curve>(results: &[Result_<C>], honest: &[usize]) -> Vec<Box<DkgOutput<C>>> {
+fn check_agreement<C: Curve>(results: &[RunResult<C>], honest: &[usize]) -> Vec<Box<DkgOutput<C>>> {
     let outs: Vec<_> = honest
         .iter()
         .map(|i| match &results[*i] {
-            Result_::Ok(o) => o.clone(),
-            Result_::Failed(f) => panic!("node {i} failed: {f:?}"),
-            Result_::Pending => panic!("node {i} did not finish"),
+            RunResult::Ok(o) => o.clone(),
+            RunResult::Failed(f) => panic!("node {i} failed: {f:?}"),
+            RunResult::Pending => panic!("node {i} did not finish"),
         })
         .collect();
     for o in &outs {
@@ -317,7 +315,7 @@ fn unanswered_complaint_disqualifies() {
     assert!(!r.validates(1));
     // In a fresh key the disqualified dealer is out as a player too; node 1 itself agrees.
     assert!(outs.iter().all(|o| o.player_index != Some(1)));
-    let Result_::Ok(own) = &run.results[1] else {
+    let RunResult::Ok(own) = &run.results[1] else {
         panic!("node 1 did not finish")
     };
     assert_eq!(own.public, outs[0].public);
@@ -683,7 +681,7 @@ fn reconstruction_short_of_t_pairs_fails_instead_of_dropping() {
     };
     let run = fresh_run::<Secp256k1>(params, &[], Box::new(tamper));
     for i in [0, 1, 3, 4] {
-        let Result_::Failed(f) = &run.results[i] else {
+        let RunResult::Failed(f) = &run.results[i] else {
             panic!("node {i} did not fail")
         };
         assert_eq!(f.qualified, (0..7).collect::<Vec<_>>());

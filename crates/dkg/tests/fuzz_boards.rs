@@ -9,12 +9,10 @@
 //! author it names; and the board ends with an outcome. `KQ_FUZZ_CASES=<n>` sets the number of
 //! cases (see `docs/testing.md`).
 
-mod common;
-mod fuzzing;
+use keyquorum_dkg::testing::fuzzing;
 
 use std::sync::{Arc, OnceLock};
 
-use common::*;
 use keyquorum_crypto::Bls12381G1;
 use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::board::{Board, BoardError, Role};
@@ -23,6 +21,7 @@ use keyquorum_dkg::complaint::{ComplaintBoard, ComplaintBoardError, ComplaintPar
 use keyquorum_dkg::identity::{IdentityKeypair, Purpose, SIGNATURE_LEN};
 use keyquorum_dkg::messages::{Post, SignedPost};
 use keyquorum_dkg::participant::{Action, Participant as Node};
+use keyquorum_dkg::testing::ceremony::*;
 use keyquorum_dkg::{Ceremony, Params, Variant};
 use proptest::prelude::*;
 
@@ -91,7 +90,7 @@ fn transcript(variant: Variant) -> &'static Transcript {
             })
             .collect();
         let (results, events) = run_nodes(nodes, &[], &mut |_, a: Action<C>| vec![a]);
-        assert!(results.iter().all(|r| matches!(r, Result_::Ok(_))));
+        assert!(results.iter().all(|r| matches!(r, RunResult::Ok(_))));
         Transcript {
             ceremony,
             keys,

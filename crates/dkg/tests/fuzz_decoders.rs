@@ -8,7 +8,7 @@
 //! they keep. Using a decoded value (verifying a signature, opening a ciphertext) does not
 //! panic either. `KQ_FUZZ_CASES=<n>` sets the number of cases (see `docs/testing.md`).
 
-mod fuzzing;
+use keyquorum_dkg::testing::fuzzing;
 
 use keyquorum_crypto::commit::EvalCommitment;
 use keyquorum_crypto::encrypt::{self, Ciphertext, EncryptionPublicKey, EncryptionSecretKey};

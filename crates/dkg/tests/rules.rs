@@ -1,12 +1,9 @@
 //! Board rules on blame, naming and parameter edge cases: who is penalised for a missing ack,
 //! the reshare quorum and fault bound, and the checks before an outcome is declared.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use common::*;
 use ff::Field;
 use group::prime::PrimeCurveAffine;
 use keyquorum_crypto::commit::{EvalCommitment, mul_generator};
@@ -22,6 +19,7 @@ use keyquorum_dkg::complaint::ComplaintParticipant;
 use keyquorum_dkg::identity::{self, Purpose};
 use keyquorum_dkg::messages::{Contribution, Direct, Post, Publication, SignedPost, ack_payload};
 use keyquorum_dkg::participant::{Action, Participant};
+use keyquorum_dkg::testing::ceremony::*;
 use keyquorum_dkg::{Ceremony, Params, Reshare, Variant};
 use rand_core::SeedableRng;
 
@@ -179,7 +177,7 @@ fn withheld_acks_exclude_a_dealer_without_penalty_and_name_the_players() {
     };
     let (results, events) = run_nodes(nodes, &[], &mut tamper);
     for (i, r) in results.iter().enumerate() {
-        assert!(matches!(r, Result_::Ok(_)), "node {i} did not succeed");
+        assert!(matches!(r, RunResult::Ok(_)), "node {i} did not succeed");
     }
 
     // Replay the board as the contract does.
@@ -448,7 +446,7 @@ fn reshare_to_a_larger_committee_survives_a_silent_old_member() {
     let outs: Vec<_> = r1
         .iter()
         .map(|r| match r {
-            Result_::Ok(o) => o.clone(),
+            RunResult::Ok(o) => o.clone(),
             _ => panic!("fresh ceremony failed"),
         })
         .collect();
@@ -468,7 +466,7 @@ fn reshare_to_a_larger_committee_survives_a_silent_old_member() {
         if i == silent {
             continue;
         }
-        let Result_::Ok(o) = r else {
+        let RunResult::Ok(o) = r else {
             panic!("node {i} did not succeed")
         };
         assert_eq!(o.public.group_key, outs[0].public.group_key);
@@ -563,7 +561,7 @@ fn reshare_of_an_identity_key_is_refused_by_both_boards() {
         let (results, events) = run_nodes(nodes, &[], &mut |_, a| vec![a]);
         for (i, r) in results.iter().enumerate() {
             assert!(
-                matches!(r, Result_::Failed(_)),
+                matches!(r, RunResult::Failed(_)),
                 "{variant:?}: node {i} did not fail"
             );
         }

@@ -13,12 +13,9 @@
 //!
 //! and commit them: the diff shows which encodings changed.
 
-mod golden;
-
 use std::sync::Arc;
 
 use ff::Field;
-use golden::Vectors;
 use keyquorum_crypto::commit::EvalCommitment;
 use keyquorum_crypto::encrypt::{self, Ciphertext, EncryptionSecretKey, ShareAad};
 use keyquorum_crypto::index::IndexScheme;
@@ -32,6 +29,7 @@ use keyquorum_dkg::identity::{self, IdentityKeypair, IdentityPublicKey, Purpose}
 use keyquorum_dkg::messages::{
     Ack, Contribution, Deal, Direct, Post, Publication, SignedPost, ack_payload,
 };
+use keyquorum_dkg::testing::golden::Vectors;
 use keyquorum_dkg::{Ceremony, CeremonyConfig, Member, Params, Reshare, Variant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;

@@ -16,15 +16,12 @@
 //! panics, and a record or request that decodes re-encodes to exactly its bytes.
 //! `KQ_FUZZ_CASES=<n>` sets the number of cases (see `docs/testing.md`).
 
-#[path = "../../dkg/tests/fuzzing/mod.rs"]
-mod fuzzing;
-#[path = "../../dkg/tests/golden/mod.rs"]
-mod golden;
+use keyquorum_dkg::testing::fuzzing;
 
 use bytes::Bytes;
 use futures::executor::block_on;
 use futures::io::Cursor;
-use golden::Vectors;
+use keyquorum_dkg::testing::golden::Vectors;
 use keyquorum_net::libp2p::identity::{Keypair, ed25519};
 use keyquorum_net::libp2p::request_response::Codec;
 use keyquorum_net::testing::verify_test_signature;

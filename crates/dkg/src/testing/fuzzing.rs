@@ -9,9 +9,7 @@
 //! `KQ_FUZZ_CASES` sets the number of cases of every harness (the defaults keep a test run to a
 //! few seconds); see `docs/testing.md` for the long run.
 //!
-//! Shared by the test suites of several crates (included by path).
-
-#![allow(dead_code)]
+//! Shared by the test suites of several crates.
 
 use std::collections::BTreeMap;
 
@@ -51,17 +49,40 @@ pub fn vectors(path: &str) -> BTreeMap<String, Vec<u8>> {
 #[derive(Debug, Clone)]
 pub enum Mutation {
     /// XOR one byte with a non-zero value.
-    Flip { pos: usize, xor: u8 },
+    Flip {
+        /// Position.
+        pos: usize,
+        /// Non-zero mask.
+        xor: u8,
+    },
     /// Overwrite four bytes with a big-endian `u32` (lengths and counts are `u32`s).
-    SetU32 { pos: usize, value: u32 },
+    SetU32 {
+        /// Position.
+        pos: usize,
+        /// The value written.
+        value: u32,
+    },
     /// Cut the input at `pos`.
-    Truncate { pos: usize },
+    Truncate {
+        /// New length (modulo the length).
+        pos: usize,
+    },
     /// Append bytes.
     Extend(Vec<u8>),
     /// Insert bytes at `pos`.
-    Insert { pos: usize, bytes: Vec<u8> },
+    Insert {
+        /// Position.
+        pos: usize,
+        /// The bytes inserted.
+        bytes: Vec<u8>,
+    },
     /// Remove up to `len` bytes at `pos`.
-    Remove { pos: usize, len: usize },
+    Remove {
+        /// Position.
+        pos: usize,
+        /// Most bytes removed.
+        len: usize,
+    },
 }
 
 /// A random mutation; `u32` values favour the boundaries decoders check.

@@ -1,25 +1,27 @@
-//! Minimal lock-step driver for engine tests: perfect network, every message delivered before
-//! the next deadline.
-
-#![allow(dead_code)]
+//! Ceremony builders for tests: deterministic member keys, configurations, and a minimal
+//! lock-step driver (perfect network, every message delivered before the next deadline).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::ackreveal::AckRevealParticipant;
+use crate::identity::IdentityKeypair;
+use crate::participant::{Action, DkgOutput, Failure, Input};
+use crate::{Ceremony, CeremonyConfig, Member, Params, Reshare, Variant};
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::EncryptionSecretKey;
 use keyquorum_crypto::index::IndexScheme;
 use keyquorum_crypto::secret::Secret;
-use keyquorum_dkg::ackreveal::AckRevealParticipant;
-use keyquorum_dkg::identity::IdentityKeypair;
-use keyquorum_dkg::participant::{Action, DkgOutput, Failure, Input};
-use keyquorum_dkg::{Ceremony, CeremonyConfig, Member, Params, Reshare, Variant};
 
+/// The secret keys of a test member.
 pub struct MemberKeys {
+    /// Identity (signing) key.
     pub identity: IdentityKeypair,
+    /// Share-encryption key.
     pub encryption: EncryptionSecretKey,
 }
 
+/// Member `i`'s keys, derived from `i` (the same in every run).
 pub fn member(i: u32) -> MemberKeys {
     let mut seed = [0u8; 32];
     seed[..4].copy_from_slice(&i.to_be_bytes());
@@ -30,6 +32,7 @@ pub fn member(i: u32) -> MemberKeys {
     }
 }
 
+/// The public side of a member's keys, as a ceremony lists it.
 pub fn participant(m: &MemberKeys) -> Member {
     Member {
         identity: m.identity.public().clone(),
@@ -37,6 +40,8 @@ pub fn participant(m: &MemberKeys) -> Member {
     }
 }
 
+/// A fresh-key, ack-or-reveal configuration with sequential indices and every member as dealer
+/// and player.
 pub fn fresh_config<C: Curve>(members: &[MemberKeys], params: Params) -> CeremonyConfig<C> {
     CeremonyConfig {
         domain: b"test-chain".to_vec(),
@@ -49,9 +54,13 @@ pub fn fresh_config<C: Curve>(members: &[MemberKeys], params: Params) -> Ceremon
     }
 }
 
-pub enum Result_<C: Curve> {
+/// How a participant's run ended.
+pub enum RunResult<C: Curve> {
+    /// It finished with an output.
     Ok(Box<DkgOutput<C>>),
+    /// It failed for good.
     Failed(Failure),
+    /// It had not ended when the driver stopped.
     Pending,
 }
 
@@ -61,7 +70,7 @@ pub fn run<C: Curve>(
     members: Vec<MemberKeys>,
     old_shares: Vec<Option<Secret<C::Scalar>>>,
     silent: &[usize],
-) -> Vec<Result_<C>> {
+) -> Vec<RunResult<C>> {
     let mut nodes: Vec<AckRevealParticipant<C>> = members
         .into_iter()
         .zip(old_shares)
@@ -73,7 +82,7 @@ pub fn run<C: Curve>(
                 .unwrap()
         })
         .collect();
-    let mut results: Vec<Result_<C>> = (0..nodes.len()).map(|_| Result_::Pending).collect();
+    let mut results: Vec<RunResult<C>> = (0..nodes.len()).map(|_| RunResult::Pending).collect();
     let mut board_log: Vec<Vec<u8>> = Vec::new();
     let mut inbox: VecDeque<(usize, Input)> = (0..nodes.len()).map(|i| (i, Input::Start)).collect();
     let ids: Vec<_> = nodes.iter().map(|n| n.identity().clone()).collect();
@@ -94,8 +103,8 @@ pub fn run<C: Curve>(
                             inbox.push_back((j, Input::Message { from, payload }));
                         }
                         Action::Post(p) => board_log.push(p),
-                        Action::Finished(o) => results[i] = Result_::Ok(o),
-                        Action::Failed(f) => results[i] = Result_::Failed(f),
+                        Action::Finished(o) => results[i] = RunResult::Ok(o),
+                        Action::Failed(f) => results[i] = RunResult::Failed(f),
                         Action::Observed(_) => {}
                     }
                 }
@@ -112,7 +121,7 @@ pub fn run<C: Curve>(
         if results
             .iter()
             .enumerate()
-            .all(|(i, r)| silent.contains(&i) || !matches!(r, Result_::Pending))
+            .all(|(i, r)| silent.contains(&i) || !matches!(r, RunResult::Pending))
         {
             break;
         }
@@ -123,6 +132,8 @@ pub fn run<C: Curve>(
     results
 }
 
+/// The resharing data that hands `out`, the result of `old_ceremony` among `old`, to a new
+/// committee.
 pub fn reshare_of<C: Curve>(
     old: &[MemberKeys],
     old_ceremony: &Ceremony<C>,
@@ -140,7 +151,9 @@ pub fn reshare_of<C: Curve>(
 /// What the board saw, in order: posts and phase deadlines (enough to replay a board).
 #[derive(Debug, Clone)]
 pub enum BoardEvent {
+    /// A post, in board order.
     Post(Vec<u8>),
+    /// A phase deadline.
     Deadline,
 }
 
@@ -148,11 +161,11 @@ pub enum BoardEvent {
 /// `Post` of node `i` and returns what is actually sent or posted (possibly nothing). Returns the
 /// results and the board's events.
 pub fn run_nodes<C: Curve>(
-    mut nodes: Vec<Box<dyn keyquorum_dkg::participant::Participant<C>>>,
+    mut nodes: Vec<Box<dyn crate::participant::Participant<C>>>,
     silent: &[usize],
     tamper: &mut dyn FnMut(usize, Action<C>) -> Vec<Action<C>>,
-) -> (Vec<Result_<C>>, Vec<BoardEvent>) {
-    let mut results: Vec<Result_<C>> = (0..nodes.len()).map(|_| Result_::Pending).collect();
+) -> (Vec<RunResult<C>>, Vec<BoardEvent>) {
+    let mut results: Vec<RunResult<C>> = (0..nodes.len()).map(|_| RunResult::Pending).collect();
     let mut events = Vec::new();
     let mut board_log: Vec<Vec<u8>> = Vec::new();
     let mut inbox: VecDeque<(usize, Input)> = (0..nodes.len()).map(|i| (i, Input::Start)).collect();
@@ -178,8 +191,8 @@ pub fn run_nodes<C: Curve>(
                                 inbox.push_back((j, Input::Message { from, payload }));
                             }
                             Action::Post(p) => board_log.push(p),
-                            Action::Finished(o) => results[i] = Result_::Ok(o),
-                            Action::Failed(f) => results[i] = Result_::Failed(f),
+                            Action::Finished(o) => results[i] = RunResult::Ok(o),
+                            Action::Failed(f) => results[i] = RunResult::Failed(f),
                             Action::Observed(_) => {}
                         }
                     }
@@ -198,7 +211,7 @@ pub fn run_nodes<C: Curve>(
         if results
             .iter()
             .enumerate()
-            .all(|(i, r)| silent.contains(&i) || !matches!(r, Result_::Pending))
+            .all(|(i, r)| silent.contains(&i) || !matches!(r, RunResult::Pending))
         {
             break;
         }

@@ -6,10 +6,8 @@
 //! built). Setting `KQ_UPDATE_VECTORS=1` rewrites the file instead, for an intentional change of
 //! encoding; the diff of the file then shows exactly which encodings changed.
 //!
-//! Shared by the test suites of several crates (included by path), so there is one reader and
+//! Shared by the test suites of several crates, so there is one reader and
 //! one writer of the format.
-
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
