@@ -37,7 +37,7 @@ for n in $SIZES; do
     load_start="$(cut -d' ' -f1 /proc/loadavg)"
     "$TIME" -f "%e %U %S" -o "$tmp/time-$n" \
         "$BIN" demo --nodes "$n" --committee "$n" --faulty 0 --views 2 \
-        --block-ms "$BLOCK_MS" --json --metrics-out "$tmp/metrics-$n.json" \
+        --block-ms "$BLOCK_MS" --format json --metrics-out "$tmp/metrics-$n.json" \
         --report "$tmp/report-$n.html" >"$tmp/out-$n.json" 2>"$tmp/err-$n.txt" || status=$?
     load_end="$(cut -d' ' -f1 /proc/loadavg)"
     [ "$status" -eq 0 ] || tail -n 5 "$tmp/err-$n.txt" >&2

@@ -15,16 +15,17 @@ use keyquorum_contract::hex::Hex;
 use keyquorum_contract::{Contract, ContractConfig};
 use keyquorum_devchain::{Chain, ChainConfig, ChainConfigOverrides};
 use keyquorum_node::ContractMachine;
+use keyquorum_node::cli::CliError;
 
 /// Arguments of `keyquorum chain`.
 #[derive(Args, Debug, Clone)]
 pub struct ChainArgs {
     /// Data directory (blocks and pending transactions, in redb).
     #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// HTTP API address (loopback).
-    #[arg(long)]
-    pub listen: Option<std::net::SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    /// HTTP API address (loopback), e.g. 127.0.0.1:7450.
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<std::net::SocketAddr>,
     /// Milliseconds between blocks.
     #[arg(long)]
     pub block_ms: Option<u64>,
@@ -61,8 +62,8 @@ fn parse_fund(s: &str) -> Result<GenesisAccount, String> {
 /// Loads the chain and contract configuration from the arguments.
 pub fn load(args: &ChainArgs) -> Result<(ChainConfig, ContractConfig), String> {
     let overrides = ChainConfigOverrides {
-        data_dir: args.data.clone(),
-        listen: args.listen,
+        data_dir: args.data_dir.clone(),
+        listen: args.http_listen,
         block_ms: args.block_ms,
         ..Default::default()
     };
@@ -99,16 +100,17 @@ pub async fn start(chain: ChainConfig, contract: ContractConfig) -> Result<Chain
         .map_err(|e| e.to_string())
 }
 
-/// Runs the chain until Ctrl-C / SIGTERM.
-pub fn run(args: ChainArgs) -> Result<(), String> {
-    let (chain, contract) = load(&args)?;
+/// Runs the chain until Ctrl-C / SIGTERM. Invalid settings are a usage error, a chain that
+/// cannot start or stops on an error a failed run.
+pub fn run(args: ChainArgs) -> Result<(), CliError> {
+    let (chain, contract) = load(&args).map_err(CliError::Usage)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(CliError::failed)?;
     rt.block_on(async move {
         let (data_dir, block_ms) = (chain.data_dir.clone(), chain.block_ms);
-        let running = start(chain, contract).await?;
+        let running = start(chain, contract).await.map_err(CliError::Failed)?;
         // Printed only once the port is bound, with the address actually bound.
         eprintln!(
             "keyquorum chain: data {} listening on http://{} block every {} ms",
@@ -116,7 +118,7 @@ pub fn run(args: ChainArgs) -> Result<(), String> {
             running.local_addr(),
             block_ms
         );
-        running.run_until_ctrl_c().await.map_err(|e| e.to_string())
+        running.run_until_ctrl_c().await.map_err(CliError::failed)
     })
 }
 
@@ -129,8 +131,8 @@ mod tests {
         let key = keyquorum_dkg::identity::IdentityKeypair::from_seed(&[7; 32]).unwrap();
         let id = keyquorum_contract::hex::encode(&key.public().to_bytes());
         let args = ChainArgs {
-            data: None,
-            listen: None,
+            data_dir: None,
+            http_listen: None,
             block_ms: None,
             config: None,
             contract: None,
@@ -163,8 +165,8 @@ mod tests {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap();
         let args = ChainArgs {
-            data: Some(dir.clone()),
-            listen: Some(addr),
+            data_dir: Some(dir.clone()),
+            http_listen: Some(addr),
             block_ms: Some(100),
             config: None,
             contract: None,

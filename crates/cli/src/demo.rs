@@ -16,10 +16,10 @@
 //!
 //! The nodes start first and the chain only once they all listen, so that every node can
 //! register before the first view change; the work directory (keys, databases, logs) is a
-//! fresh temporary directory unless `--dir` is given.
+//! fresh temporary directory unless `--data-dir` is given.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -36,6 +36,9 @@ use keyquorum_node::metrics::Traffic;
 use keyquorum_node::status::Status;
 use keyquorum_node::{ContractMachine, Fault, HttpChainClient, NodeKeys};
 
+use keyquorum_node::cli::CliError;
+
+use crate::OutputFormat;
 use crate::demo_report::{self, Observer};
 
 /// Arguments of `keyquorum demo`.
@@ -53,8 +56,8 @@ pub struct DemoArgs {
     /// Faulty nodes (they rank last in the first committee).
     #[arg(long, default_value_t = 1)]
     pub faulty: usize,
-    /// What the faulty nodes do: silent, bad-share, equivocate, crash.
-    #[arg(long, default_value = "equivocate")]
+    /// What the faulty nodes do.
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = Fault::Equivocate)]
     pub fault: Fault,
     /// View changes to run: a fresh key, then reshares.
     #[arg(long, default_value_t = 2)]
@@ -62,15 +65,15 @@ pub struct DemoArgs {
     /// Milliseconds between blocks.
     #[arg(long, default_value_t = 200)]
     pub block_ms: u64,
-    /// Print one JSON object instead of the text summary.
-    #[arg(long)]
-    pub json: bool,
+    /// Output: progress and a text summary, or (json) one JSON object on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
     /// Where to write the HTML report.
     #[arg(long, default_value = "ceremony-report.html")]
     pub report: PathBuf,
     /// Keep keys, databases and logs in this directory (default: a temporary one, removed).
     #[arg(long)]
-    pub dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
     /// Give up after this many seconds (default: from the phase lengths).
     #[arg(long)]
     pub timeout_secs: Option<u64>,
@@ -196,10 +199,13 @@ fn verify_blst(group_key: &str, signature: &str, message: &[u8]) -> bool {
     ) == blst::BLST_ERROR::BLST_SUCCESS
 }
 
-/// `keyquorum demo`.
-pub fn run(args: DemoArgs) -> Result<ExitCode, String> {
+/// Checks the arguments against each other (usage errors, exit 2).
+fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.nodes < args.committee {
-        return Err("--nodes must be at least --committee".into());
+        return Err(format!(
+            "--nodes {} is fewer than the committee's seats (--committee {})",
+            args.nodes, args.committee
+        ));
     }
     if args.nodes > MAX_NODES {
         return Err(format!("--nodes must be at most {MAX_NODES}"));
@@ -208,7 +214,13 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, String> {
         return Err("--committee must be at least 2".into());
     }
     if args.faulty > args.committee.saturating_sub(2) {
-        return Err("--faulty must leave at least two honest committee members".into());
+        return Err(format!(
+            "--faulty {} must leave at least two honest members in a committee of {}",
+            args.faulty, args.committee
+        ));
+    }
+    if args.threshold.is_some_and(|t| t > args.committee) {
+        return Err("--threshold must be at most --committee".into());
     }
     if args.views == 0 {
         return Err("--views must be at least 1".into());
@@ -216,13 +228,20 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, String> {
     if args.block_ms < 20 {
         return Err("--block-ms must be at least 20".into());
     }
-    let contract = contract_config(&args)?;
+    Ok(())
+}
+
+/// `keyquorum demo`: inconsistent arguments are a usage error; a view change that does not
+/// complete, or a signature or magic-block chain that does not verify, a failed run.
+pub fn run(args: DemoArgs) -> Result<(), CliError> {
+    check_args(&args).map_err(CliError::Usage)?;
+    let contract = contract_config(&args).map_err(CliError::Usage)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
-    let (dir, temporary) = match &args.dir {
+        .map_err(CliError::failed)?;
+    let (dir, temporary) = match &args.data_dir {
         Some(d) => (d.clone(), false),
         None => {
             let d = std::env::temp_dir().join(format!(
@@ -236,26 +255,25 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, String> {
             (d, true)
         }
     };
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::Failed(format!("{}: {e}", dir.display())))?;
     let result = rt.block_on(demo(&args, contract, &dir));
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    result
+    result.map_err(CliError::Failed)
 }
 
-async fn demo(
-    args: &DemoArgs,
-    mut contract: ContractConfig,
-    dir: &Path,
-) -> Result<ExitCode, String> {
+/// The demo itself; any error is a failed run.
+async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Result<(), String> {
+    let json = args.format == OutputFormat::Json;
     let started = Instant::now();
     let bars = MultiProgress::new();
-    if args.json {
+    if json {
         bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let say = |bars: &MultiProgress, s: String| {
-        if !args.json {
+        if !json {
             let _ = bars.println(s);
         }
     };
@@ -327,7 +345,7 @@ async fn demo(
             .arg(dir.join(name))
             .arg("--chain-url")
             .arg(format!("http://127.0.0.1:{chain_port}"))
-            .arg("--listen")
+            .arg("--p2p-listen")
             .arg(format!("/ip4/127.0.0.1/tcp/{p2p}"))
             .arg("--key-file")
             .arg(key_file)
@@ -335,7 +353,7 @@ async fn demo(
             .arg(&pass_file)
             .arg("--stake")
             .arg(stake(i).to_string())
-            .arg("--status-listen")
+            .arg("--http-listen")
             .arg(format!("127.0.0.1:{status}"))
             .env(
                 "KEYQUORUM_LOG",
@@ -624,7 +642,7 @@ async fn demo(
             bad_chain = Some(e.to_string());
         }
     }
-    if !args.json && !activated.is_empty() {
+    if !json && !activated.is_empty() {
         match &bad_chain {
             None => println!(
                 "chain of {} magic blocks verified from the first group key (handovers included)",
@@ -633,7 +651,7 @@ async fn demo(
             Some(e) => println!("chain of magic blocks DOES NOT VERIFY: {e}"),
         }
     }
-    if !args.json {
+    if !json {
         println!();
         for v in observer.views.values() {
             print!("{}", demo_report::text(&observer, v));
@@ -670,7 +688,7 @@ async fn demo(
             traffic.push((name.clone(), t));
         }
     }
-    if !traffic.is_empty() && !args.json {
+    if !traffic.is_empty() && !json {
         let sent: u64 = traffic.iter().map(|(_, t)| t.total.bytes_sent).sum();
         println!(
             "traffic: {:.1} KiB sent per node on average (deals, acks and transactions)",
@@ -690,30 +708,27 @@ async fn demo(
     drop(procs);
     let _ = chain.stop().await;
     let elapsed = started.elapsed().as_secs_f64();
-    if !args.json {
+    if !json {
         println!(
             "report written to {} · {:.1} s{}",
             args.report.display(),
             elapsed,
-            match &args.dir {
+            match &args.data_dir {
                 Some(d) => format!(" · logs in {}", d.display()),
                 None => String::new(),
             }
         );
     }
     if let Some(f) = failure {
-        eprintln!("error: {f}");
-        return Ok(ExitCode::FAILURE);
+        return Err(f);
     }
     if bad_signature {
-        eprintln!("error: a magic block signature does not verify");
-        return Ok(ExitCode::FAILURE);
+        return Err("a magic block signature does not verify".into());
     }
     if let Some(e) = bad_chain {
-        eprintln!("error: the chain of magic blocks does not verify: {e}");
-        return Ok(ExitCode::FAILURE);
+        return Err(format!("the chain of magic blocks does not verify: {e}"));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// A node's traffic counters, from its `/status` (the same counters `/metrics` exposes).

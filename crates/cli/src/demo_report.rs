@@ -1,5 +1,5 @@
 //! What the demo observed, built from the chain's events alone, and its renderings: the text
-//! summary, the `--json` object and the self-contained `ceremony-report.html`.
+//! summary, the `--format json` object and the self-contained `ceremony-report.html`.
 //!
 //! The observer replays each session's board from the events exactly as a node does
 //! (`keyquorum_dkg::board::Board`), which gives the qualified set and, from the dealers'
@@ -422,7 +422,7 @@ pub fn text(obs: &Observer, v: &ViewObs) -> String {
     out
 }
 
-/// The `--json` entry of one view.
+/// The `--format json` entry of one view.
 pub fn json(obs: &Observer, v: &ViewObs, message: Option<&[u8]>) -> Value {
     let s = v
         .sessions

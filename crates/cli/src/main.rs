@@ -8,11 +8,12 @@ use clap::{Args, Parser, Subcommand};
 mod chain;
 mod demo;
 mod demo_report;
-use keyquorum_sim::{AdversaryKind, CurveChoice, NetModel, SimConfig};
+use keyquorum_node::cli::{CliError, EXIT_CODES};
+use keyquorum_sim::{AdversaryKind, CurveChoice, NetModel, SimConfig, VariantChoice};
 
 /// Distributed key generation and validator-set view changes for blockchains.
 #[derive(Parser, Debug)]
-#[command(name = "keyquorum", version, about, long_about = None)]
+#[command(name = "keyquorum", version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,114 +22,140 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Simulate ceremonies in one process with adversaries, and check every invariant.
+    #[command(after_help = EXIT_CODES)]
     Sim(SimArgs),
     /// Run the embedded chain with the view-change contract and its HTTP API.
+    #[command(after_help = EXIT_CODES)]
     Chain(chain::ChainArgs),
     /// Run a validator node: follows the chain and takes part in view changes with its peers.
+    #[command(after_help = EXIT_CODES)]
     Node(keyquorum_node::cli::NodeArgs),
     /// Manage node keys (encrypted keystores).
+    #[command(after_help = EXIT_CODES)]
     Keys(keyquorum_node::cli::KeysArgs),
     /// Run a whole validator network on this machine: chain, node processes, view changes.
+    #[command(after_help = EXIT_CODES)]
     Demo(demo::DemoArgs),
+}
+
+/// How a subcommand prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Lines for a person.
+    Text,
+    /// One JSON object on stdout (progress, if any, on stderr).
+    Json,
 }
 
 #[derive(Args, Debug)]
 struct SimArgs {
-    /// Committee size n.
+    /// Committee size n (participants of each ceremony).
     #[arg(long, default_value_t = 16)]
-    nodes: usize,
+    committee: usize,
     /// Threshold t (default: n - floor((n - 1) / 3)).
     #[arg(long)]
     threshold: Option<usize>,
     /// Dealer quorum k (default: n - floor((n - 1) / 3)).
     #[arg(long)]
     quorum: Option<usize>,
-    /// Number of adversarial participants (default: floor((n - 1) / 3)).
+    /// Number of faulty (adversarial) participants (default: floor((n - 1) / 3)).
     #[arg(long)]
-    byzantine: Option<usize>,
-    /// Comma-separated adversary kinds, or `all` for a random mix of every kind.
-    #[arg(long, default_value = "all")]
-    faults: String,
+    faulty: Option<usize>,
+    /// What the faulty participants do, drawn at random per participant; repeat or separate
+    /// with commas for several (default: every kind).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
+    fault: Vec<AdversaryKind>,
     /// Seed of the first run; run r uses seed + r.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Number of runs.
     #[arg(long, default_value_t = 1)]
     runs: u64,
-    /// Protocol variant: ack-reveal | complaint.
-    #[arg(long, default_value = "ack-reveal")]
-    variant: String,
-    /// Curve: bls12-381 | secp256k1.
-    #[arg(long, default_value = "bls12-381")]
-    curve: String,
+    /// Protocol variant.
+    #[arg(long, value_enum, default_value_t = VariantChoice::AckReveal)]
+    variant: VariantChoice,
+    /// Curve.
+    #[arg(long, value_enum, default_value_t = CurveChoice::Bls12381)]
+    curve: CurveChoice,
     /// Run a fresh ceremony, then reshare the key to a changed committee under the adversaries.
     #[arg(long)]
     reshare: bool,
-    /// Print a JSON summary instead of the human summary line.
-    #[arg(long)]
-    json: bool,
+    /// Output: a line per run and a summary, or (json) one JSON summary on stdout with the
+    /// per-run lines on stderr.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Sim(args) => match sim(args) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
-        Command::Chain(args) => match chain::run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Node(args) => exit_code(keyquorum_node::cli::node(args)),
-        Command::Keys(args) => exit_code(keyquorum_node::cli::keys(args)),
-        Command::Demo(args) => match demo::run(args) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
-    }
-}
-
-fn exit_code(r: Result<(), String>) -> ExitCode {
-    match r {
+    let result = match cli.command {
+        Command::Sim(args) => sim(args),
+        Command::Chain(args) => chain::run(args),
+        Command::Node(args) => keyquorum_node::cli::node(args),
+        Command::Keys(args) => keyquorum_node::cli::keys(args),
+        Command::Demo(args) => demo::run(args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            match &e {
+                CliError::Usage(m) => {
+                    eprintln!("error: {m}\n\nFor more information, try '--help'.")
+                }
+                CliError::Failed(m) => eprintln!("error: {m}"),
+            }
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
-fn sim(args: SimArgs) -> Result<ExitCode, String> {
-    let n = args.nodes;
+/// The simulation's parameters from the arguments; every contradiction is a usage error.
+fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
+    let n = args.committee;
     if n == 0 {
-        return Err("--nodes must be at least 1".into());
+        return Err(CliError::usage("--committee must be at least 1"));
     }
     let f = keyquorum_dkg::Params::bft_faults(n);
-    let base = SimConfig {
+    let faulty = args.faulty.unwrap_or(f);
+    if faulty > n {
+        return Err(CliError::Usage(format!(
+            "--faulty {faulty} is larger than the committee (--committee {n})"
+        )));
+    }
+    if args.runs == 0 {
+        return Err(CliError::usage("--runs must be at least 1"));
+    }
+    let cfg = SimConfig {
         nodes: n,
         threshold: args.threshold.unwrap_or(n - f),
         quorum: args.quorum.unwrap_or(n - f),
-        byzantine: args.byzantine.unwrap_or(f),
-        faults: AdversaryKind::parse_list(&args.faults)?,
+        byzantine: faulty,
+        faults: if args.fault.is_empty() {
+            AdversaryKind::ALL.to_vec()
+        } else {
+            args.fault.clone()
+        },
         seed: args.seed,
-        variant: keyquorum_sim::parse_variant(&args.variant)?,
-        curve: args.curve.parse::<CurveChoice>()?,
+        variant: args.variant.into(),
+        curve: args.curve,
         reshare: args.reshare,
         reshare_grow: 0,
         net: NetModel::default(),
     };
-    keyquorum_dkg::Params::new(base.nodes, base.threshold, base.quorum)
-        .map_err(|e| e.to_string())?;
+    keyquorum_dkg::Params::new(cfg.nodes, cfg.threshold, cfg.quorum).map_err(|e| {
+        CliError::Usage(format!(
+            "--threshold {} with --quorum {} and --committee {n}: {e}",
+            cfg.threshold, cfg.quorum
+        ))
+    })?;
+    Ok(cfg)
+}
+
+/// `keyquorum sim`: exit 1 when any run fails a check.
+fn sim(args: SimArgs) -> Result<(), CliError> {
+    let base = sim_config(&args)?;
+    let n = base.nodes;
+    let json = args.format == OutputFormat::Json;
     let mut passed = 0u64;
     let mut failures = Vec::new();
     let mut total_ms = 0.0;
@@ -161,8 +188,8 @@ fn sim(args: SimArgs) -> Result<ExitCode, String> {
                 .map(|f| format!("  reason: {f}"))
                 .unwrap_or_default()
         );
-        // Progress lines go to stderr with --json so stdout stays one JSON object.
-        if args.json {
+        // Progress lines go to stderr with --format json so stdout stays one JSON object.
+        if json {
             let _ = writeln!(stderr.lock(), "{line}");
         } else {
             println!("{line}");
@@ -179,7 +206,7 @@ fn sim(args: SimArgs) -> Result<ExitCode, String> {
     } else {
         0.0
     };
-    if args.json {
+    if json {
         let summary = serde_json::json!({
             "runs": runs,
             "passed": passed,
@@ -197,9 +224,12 @@ fn sim(args: SimArgs) -> Result<ExitCode, String> {
             failures.len()
         );
     }
-    Ok(if failures.is_empty() {
-        ExitCode::SUCCESS
+    if failures.is_empty() {
+        Ok(())
     } else {
-        ExitCode::FAILURE
-    })
+        Err(CliError::Failed(format!(
+            "{} of {runs} runs failed a check",
+            failures.len()
+        )))
+    }
 }

@@ -69,7 +69,7 @@ struct NodeSpec {
 fn new_key(dir: &Path, i: usize) -> NodeSpec {
     let key = dir.join(format!("node{i}.key"));
     let mut cmd = Command::new(BIN);
-    cmd.args(["keys", "new", "--out"]).arg(&key).args([
+    cmd.args(["keys", "new", "--key-file"]).arg(&key).args([
         "--kdf-memory-kib",
         "8192",
         "--kdf-passes",
@@ -114,7 +114,7 @@ fn start_node(dir: &Path, chain_port: u16, nodes: &[NodeSpec], i: usize) -> Proc
         .arg(dir.join(format!("node{i}")))
         .arg("--chain-url")
         .arg(format!("http://127.0.0.1:{chain_port}"))
-        .arg("--listen")
+        .arg("--p2p-listen")
         .arg(format!("/ip4/127.0.0.1/tcp/{}", n.p2p))
         .arg("--bootstrap")
         .arg(format!(
@@ -125,7 +125,7 @@ fn start_node(dir: &Path, chain_port: u16, nodes: &[NodeSpec], i: usize) -> Proc
         .arg(&n.key)
         .arg("--stake")
         .arg((1000 - 10 * i).to_string())
-        .arg("--status-listen")
+        .arg("--http-listen")
         .arg(format!("127.0.0.1:{}", n.status))
         .env("KEYQUORUM_LOG", "info,keyquorum_node=debug,libp2p=warn")
         .stdout(Stdio::null())
@@ -210,9 +210,9 @@ async fn five_processes_fresh_then_reshare_with_a_crash_and_a_byzantine_node() {
     let _chain = Proc(
         Command::new(BIN)
             .arg("chain")
-            .arg("--data")
+            .arg("--data-dir")
             .arg(dir.join("chain"))
-            .arg("--listen")
+            .arg("--http-listen")
             .arg(format!("127.0.0.1:{chain_port}"))
             .args(["--block-ms", "200", "--contract"])
             .arg(dir.join("contract.toml"))

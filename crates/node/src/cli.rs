@@ -1,5 +1,10 @@
 //! The `keyquorum node` and `keyquorum keys` subcommands (argument parsing and entry points;
-//! the binary lives in `crates/cli`).
+//! the binary lives in `crates/cli`), and the exit-code scheme every subcommand follows
+//! ([`CliError`], [`EXIT_CODES`]).
+//!
+//! Flags are spelled alike across subcommands: `--data-dir`, `--p2p-listen` (libp2p
+//! multiaddr), `--http-listen` (the HTTP server: the node's `/status` and `/metrics`, the
+//! chain's API), `--key-file`, `--fault KIND` (a closed set: `--help` lists it).
 
 use std::path::PathBuf;
 
@@ -10,21 +15,57 @@ use crate::config::{Fault, NodeConfig, NodeConfigOverrides};
 use crate::keys::NodeKeys;
 use crate::keystore::{self, DEFAULT_PASSPHRASE_ENV, KdfParams, PassphraseSource};
 
+/// How every `keyquorum` subcommand exits, shown at the end of each `--help`.
+pub const EXIT_CODES: &str = "Exit status: 0 success; 1 the run failed (a ceremony or check \
+failed, a file or port could not be used, the node stopped on an error); 2 usage error (an \
+unknown flag or value, or values that contradict each other).";
+
+/// Why a subcommand stopped; the variant decides the exit status ([`EXIT_CODES`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CliError {
+    /// The arguments (or the configuration they name) are invalid or inconsistent: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The run itself failed: exit 1.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    /// The process exit status: 2 for usage errors, 1 for failed runs.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+
+    /// A usage error from anything printable.
+    pub fn usage(e: impl std::fmt::Display) -> Self {
+        CliError::Usage(e.to_string())
+    }
+
+    /// A run failure from anything printable.
+    pub fn failed(e: impl std::fmt::Display) -> Self {
+        CliError::Failed(e.to_string())
+    }
+}
+
 /// Arguments of `keyquorum node`. Every flag overrides the same field of `--config`.
 #[derive(Args, Debug, Clone)]
 pub struct NodeArgs {
     /// Configuration file (TOML).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Data directory (the node's database).
+    /// Data directory (the node's database); `data_dir` in the file.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// The chain's HTTP API, e.g. http://127.0.0.1:7450.
     #[arg(long)]
     pub chain_url: Option<String>,
-    /// libp2p listen address, e.g. /ip4/127.0.0.1/tcp/9000.
-    #[arg(long)]
-    pub listen: Option<String>,
+    /// libp2p listen address, e.g. /ip4/127.0.0.1/tcp/9000; `listen` in the file.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub p2p_listen: Option<String>,
     /// Bootstrap peer (multiaddr ending in /p2p/PEER_ID); repeat for several.
     #[arg(long)]
     pub bootstrap: Vec<String>,
@@ -40,12 +81,11 @@ pub struct NodeArgs {
     /// Stake to register with.
     #[arg(long)]
     pub stake: Option<u64>,
-    /// Status and metrics HTTP address, e.g. 127.0.0.1:7460.
-    #[arg(long)]
-    pub status_listen: Option<std::net::SocketAddr>,
-    /// Deviate from the protocol (demonstrations and tests): none, silent, bad-share,
-    /// equivocate, crash.
-    #[arg(long)]
+    /// HTTP address of /status and /metrics, e.g. 127.0.0.1:7460; `status_listen` in the file.
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// Deviate from the protocol (demonstrations and tests).
+    #[arg(long, value_enum, value_name = "KIND")]
     pub fault: Option<Fault>,
     /// Threads for the protocol's cryptography; 0 (the default) means one per core.
     #[arg(long)]
@@ -58,13 +98,13 @@ impl NodeArgs {
         let o = NodeConfigOverrides {
             data_dir: self.data_dir.clone(),
             chain_url: self.chain_url.clone(),
-            listen: self.listen.clone(),
+            listen: self.p2p_listen.clone(),
             bootstrap: (!self.bootstrap.is_empty()).then(|| self.bootstrap.clone()),
             key_file: self.key_file.clone(),
             passphrase_file: self.passphrase_file.clone(),
             passphrase_env: self.passphrase_env.clone(),
             stake: self.stake,
-            status_listen: self.status_listen,
+            status_listen: self.http_listen,
             fault: self.fault,
             threads: self.threads,
         };
@@ -84,6 +124,7 @@ pub struct KeysArgs {
 #[derive(Subcommand, Debug, Clone)]
 pub enum KeysCommand {
     /// Generate a node key and write it to an encrypted keystore.
+    #[command(after_help = EXIT_CODES)]
     New(KeysNewArgs),
 }
 
@@ -91,9 +132,9 @@ pub enum KeysCommand {
 /// variable, never from the command line.
 #[derive(Args, Debug, Clone)]
 pub struct KeysNewArgs {
-    /// Keystore file to create (must not exist).
+    /// Keystore file to create (must not exist); `keyquorum node --key-file` reads it.
     #[arg(long)]
-    pub out: PathBuf,
+    pub key_file: PathBuf,
     /// File holding the passphrase.
     #[arg(long)]
     pub passphrase_file: Option<PathBuf>,
@@ -121,14 +162,14 @@ pub fn init_logging() {
 }
 
 /// `keyquorum keys new`.
-pub fn keys(args: KeysArgs) -> Result<(), String> {
+pub fn keys(args: KeysArgs) -> Result<(), CliError> {
     match args.command {
         KeysCommand::New(a) => {
             let source = match &a.passphrase_file {
                 Some(p) => PassphraseSource::File(p.clone()),
                 None => PassphraseSource::Env(a.passphrase_env.clone()),
             };
-            let pass = source.read().map_err(|e| e.to_string())?;
+            let pass = source.read().map_err(CliError::failed)?;
             let d = KdfParams::default();
             let params = KdfParams {
                 m_cost_kib: a.kdf_memory_kib.unwrap_or(d.m_cost_kib),
@@ -136,8 +177,8 @@ pub fn keys(args: KeysArgs) -> Result<(), String> {
                 p_cost: d.p_cost,
             };
             let keys = NodeKeys::generate();
-            keystore::write(&a.out, &keys, &pass, params).map_err(|e| e.to_string())?;
-            println!("wrote {}", a.out.display());
+            keystore::write(&a.key_file, &keys, &pass, params).map_err(CliError::failed)?;
+            println!("wrote {}", a.key_file.display());
             println!(
                 "identity {}",
                 hex::encode(keys.identity().public().as_bytes())
@@ -148,31 +189,37 @@ pub fn keys(args: KeysArgs) -> Result<(), String> {
     }
 }
 
-/// `keyquorum node`: runs until Ctrl-C or SIGTERM.
-pub fn node(args: NodeArgs) -> Result<(), String> {
+/// `keyquorum node`: runs until Ctrl-C or SIGTERM. An invalid configuration is a usage
+/// error; anything after it (keystore, ports, the chain) a failed run.
+pub fn node(args: NodeArgs) -> Result<(), CliError> {
     init_logging();
-    let config = args.load()?;
+    let config = args.load().map_err(CliError::Usage)?;
     let pass = config
         .passphrase_source()
         .read()
-        .map_err(|e| e.to_string())?;
-    let keys = keystore::read(&config.key_file, &pass).map_err(|e| e.to_string())?;
+        .map_err(CliError::failed)?;
+    let keys = keystore::read(&config.key_file, &pass).map_err(CliError::failed)?;
     drop(pass);
     // The protocol code parallelises on rayon's global pool; its size only changes the time.
     rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads)
         .build_global()
-        .map_err(|e| format!("cannot start {} worker threads: {e}", config.threads))?;
-    let chain = HttpChainClient::new(&config.chain_url).map_err(|e| e.to_string())?;
+        .map_err(|e| {
+            CliError::Failed(format!(
+                "cannot start {} worker threads: {e}",
+                config.threads
+            ))
+        })?;
+    let chain = HttpChainClient::new(&config.chain_url).map_err(CliError::usage)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(CliError::failed)?;
     rt.block_on(async move {
         crate::runtime::run(config, keys, chain, shutdown_signal(), None)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(CliError::failed)
     })
 }
 

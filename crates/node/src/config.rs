@@ -3,12 +3,12 @@
 //! ```toml
 //! data_dir = "node-1"                      # redb database and nothing else
 //! chain_url = "http://127.0.0.1:7450"      # the chain's HTTP API
-//! listen = "/ip4/127.0.0.1/tcp/9001"       # libp2p listen address
+//! listen = "/ip4/127.0.0.1/tcp/9001"       # libp2p listen address (flag: --p2p-listen)
 //! bootstrap = ["/ip4/127.0.0.1/tcp/9000/p2p/12D3Koo..."]
 //! key_file = "node-1.key"                  # written by `keyquorum keys new`
 //! passphrase_file = "node-1.pass"          # or passphrase_env = "KEYQUORUM_PASSPHRASE"
 //! stake = 100                              # stake registered with
-//! status_listen = "127.0.0.1:9101"         # /status and /metrics
+//! status_listen = "127.0.0.1:9101"         # /status and /metrics (flag: --http-listen)
 //! fault = "none"                           # demo only: silent | bad-share | equivocate | crash
 //! ```
 //!
@@ -17,6 +17,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 use crate::keystore::{DEFAULT_PASSPHRASE_ENV, PassphraseSource};
@@ -24,7 +25,7 @@ use crate::keystore::{DEFAULT_PASSPHRASE_ENV, PassphraseSource};
 /// A deliberate deviation from the protocol, for demonstrations and tests. Each is a real
 /// behaviour of the node, not a simulation: the chain and the peers see exactly what a faulty
 /// validator would do.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fault {
     /// Honest.
@@ -57,18 +58,11 @@ impl Fault {
 
 impl std::str::FromStr for Fault {
     type Err = String;
+    /// The command line's names ([`clap::ValueEnum`]), which are also the file's.
     fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "none" => Fault::None,
-            "silent" => Fault::Silent,
-            "bad-share" => Fault::BadShare,
-            "equivocate" => Fault::Equivocate,
-            "crash" => Fault::Crash,
-            other => {
-                return Err(format!(
-                    "unknown fault {other:?} (none, silent, bad-share, equivocate, crash)"
-                ));
-            }
+        <Fault as clap::ValueEnum>::from_str(s, false).map_err(|_| {
+            let names: Vec<&str> = Fault::value_variants().iter().map(|f| f.name()).collect();
+            format!("unknown fault {s:?} ({})", names.join(", "))
         })
     }
 }
@@ -305,5 +299,11 @@ fault = "bad-share"
         }
         assert_eq!("equivocate".parse::<Fault>(), Ok(Fault::Equivocate));
         assert!("x".parse::<Fault>().is_err());
+        // The command line's names are the ones the node reports and the file uses.
+        for f in Fault::value_variants() {
+            assert_eq!(f.name().parse::<Fault>(), Ok(*f));
+            let toml = format!("fault = \"{}\"", f.name());
+            assert_eq!(NodeConfig::from_toml_str(&toml).unwrap().fault, *f);
+        }
     }
 }

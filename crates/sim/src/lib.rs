@@ -27,48 +27,47 @@ pub mod checks;
 pub mod engine;
 
 use std::fmt;
-use std::str::FromStr;
 
 pub use adversary::AdversaryKind;
 use keyquorum_dkg::Variant;
 
 /// Which curve a run uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CurveChoice {
     /// BLS12-381 G1 keys (threshold signatures in G2).
+    #[value(name = "bls12-381", alias = "bls12381", alias = "bls")]
     Bls12381,
     /// secp256k1.
+    #[value(alias = "secp")]
     Secp256k1,
-}
-
-impl FromStr for CurveChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "bls12-381" | "bls12381" | "bls" => Ok(CurveChoice::Bls12381),
-            "secp256k1" | "secp" => Ok(CurveChoice::Secp256k1),
-            other => Err(format!("unknown curve {other:?} (bls12-381 | secp256k1)")),
-        }
-    }
 }
 
 impl fmt::Display for CurveChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CurveChoice::Bls12381 => "bls12-381",
-            CurveChoice::Secp256k1 => "secp256k1",
-        })
+        match clap::ValueEnum::to_possible_value(self) {
+            Some(v) => f.write_str(v.get_name()),
+            None => write!(f, "{self:?}"),
+        }
     }
 }
 
-/// Parses `ack-reveal` / `complaint`.
-pub fn parse_variant(s: &str) -> Result<Variant, String> {
-    match s {
-        "ack-reveal" | "ackreveal" | "a" => Ok(Variant::AckReveal),
-        "complaint" | "b" => Ok(Variant::Complaint),
-        other => Err(format!(
-            "unknown variant {other:?} (ack-reveal | complaint)"
-        )),
+/// The protocol variant ([`Variant`]), as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VariantChoice {
+    /// Ack-or-reveal: acks or public reveals, the board as broadcast.
+    #[value(alias = "ackreveal", alias = "a")]
+    AckReveal,
+    /// Complaints: Pedersen commitments, complaints, clique, reconstruction.
+    #[value(alias = "b")]
+    Complaint,
+}
+
+impl From<VariantChoice> for Variant {
+    fn from(v: VariantChoice) -> Variant {
+        match v {
+            VariantChoice::AckReveal => Variant::AckReveal,
+            VariantChoice::Complaint => Variant::Complaint,
+        }
     }
 }
 
@@ -189,4 +188,36 @@ pub fn run(cfg: &SimConfig) -> RunReport {
     };
     report.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn command_line_names_round_trip_and_cover_every_kind() {
+        // The default mix (`AdversaryKind::ALL`) is every kind the command line offers.
+        assert_eq!(
+            AdversaryKind::ALL.as_slice(),
+            AdversaryKind::value_variants()
+        );
+        for k in AdversaryKind::ALL {
+            assert_eq!(AdversaryKind::from_str(&k.to_string(), false), Ok(k));
+        }
+        for c in CurveChoice::value_variants() {
+            assert_eq!(CurveChoice::from_str(&c.to_string(), false).as_ref(), Ok(c));
+        }
+        assert_eq!(CurveChoice::Bls12381.to_string(), "bls12-381");
+        assert_eq!(AdversaryKind::BadShare.to_string(), "bad-share");
+        // Earlier spellings still parse.
+        assert_eq!(
+            AdversaryKind::from_str("invalid-signatures", false),
+            Ok(AdversaryKind::InvalidSignature)
+        );
+        assert_eq!(
+            Variant::from(VariantChoice::from_str("complaint", false).unwrap()),
+            Variant::Complaint
+        );
+    }
 }

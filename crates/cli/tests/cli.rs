@@ -1,0 +1,192 @@
+//! The command line's contract, run against the binary: every subcommand's `--help` states the
+//! exit codes; a value outside a closed set, or arguments that contradict each other, exit 2
+//! naming what is allowed; a run that fails exits 1.
+
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyquorum");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("KEYQUORUM_PASSPHRASE")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn every_help_documents_the_exit_codes() {
+    for sub in [
+        &[][..],
+        &["sim"][..],
+        &["chain"],
+        &["node"],
+        &["keys"],
+        &["keys", "new"],
+        &["demo"],
+    ] {
+        let mut args = sub.to_vec();
+        args.push("--help");
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        let help = String::from_utf8_lossy(&o.stdout);
+        for needle in [
+            "Exit status: 0 success",
+            "1 the run failed",
+            "2 usage error",
+        ] {
+            assert!(
+                help.contains(needle),
+                "{args:?} --help lacks {needle:?}:\n{help}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_value_outside_a_closed_set_exits_2_and_names_the_allowed_ones() {
+    let cases: [(&[&str], &[&str]); 6] = [
+        (&["sim", "--variant", "gjkr"], &["ack-reveal", "complaint"]),
+        (&["sim", "--curve", "ed25519"], &["bls12-381", "secp256k1"]),
+        (
+            &["sim", "--fault", "silent,evil"],
+            &["silent", "bad-share", "withhold-acks", "spoof"],
+        ),
+        (&["sim", "--format", "xml"], &["text", "json"]),
+        (
+            &["node", "--fault", "evil"],
+            &["none", "silent", "bad-share", "equivocate", "crash"],
+        ),
+        (&["demo", "--format", "yaml"], &["text", "json"]),
+    ];
+    for (args, allowed) in cases {
+        let o = run(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("invalid value"), "{args:?}: {err}");
+        for a in allowed {
+            assert!(err.contains(a), "{args:?} does not name {a}: {err}");
+        }
+    }
+}
+
+#[test]
+fn the_same_flag_names_the_same_thing_everywhere() {
+    // Data directory, listen addresses by protocol, fault kinds: one spelling each.
+    let help = |sub: &[&str]| {
+        let mut a = sub.to_vec();
+        a.push("--help");
+        String::from_utf8_lossy(&run(&a).stdout).into_owned()
+    };
+    let (chain, node, demo, sim) = (
+        help(&["chain"]),
+        help(&["node"]),
+        help(&["demo"]),
+        help(&["sim"]),
+    );
+    for h in [&chain, &node, &demo] {
+        assert!(h.contains("--data-dir"), "{h}");
+    }
+    assert!(chain.contains("--http-listen") && node.contains("--http-listen"));
+    assert!(node.contains("--p2p-listen"));
+    for h in [&node, &demo, &sim] {
+        assert!(h.contains("--fault <KIND>"), "{h}");
+    }
+    for h in [&demo, &sim] {
+        assert!(h.contains("--faulty") && h.contains("--committee") && h.contains("--format"));
+    }
+    // The old spellings are gone.
+    for (h, old) in [
+        (&chain, "--data <"),
+        (&chain, "--listen <"),
+        (&node, "--listen <"),
+        (&node, "--status-listen"),
+        (&sim, "--byzantine"),
+        (&sim, "--faults"),
+        (&sim, "--nodes"),
+        (&demo, "--dir <"),
+        (&demo, "--json"),
+    ] {
+        assert!(!h.contains(old), "{old} still offered");
+    }
+}
+
+#[test]
+fn contradicting_arguments_exit_2_with_a_clear_message() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["sim", "--committee", "4", "--faulty", "5"],
+            "--faulty 5 is larger than the committee",
+        ),
+        (
+            &["sim", "--fault", ""],
+            "a value is required for '--fault <KIND>'",
+        ),
+        (
+            &["sim", "--committee", "0"],
+            "--committee must be at least 1",
+        ),
+        (
+            &["sim", "--committee", "4", "--threshold", "9"],
+            "threshold",
+        ),
+        (
+            &["demo", "--nodes", "3", "--committee", "5"],
+            "--nodes 3 is fewer than the committee's seats",
+        ),
+    ];
+    for (args, message) in cases {
+        let o = run(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_failed_run_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "correct horse battery staple").unwrap();
+    let key = dir.path().join("node.key");
+    let key_s = key.to_str().unwrap();
+    let pass_s = pass.to_str().unwrap();
+    let new_key = [
+        "keys",
+        "new",
+        "--key-file",
+        key_s,
+        "--passphrase-file",
+        pass_s,
+        "--kdf-memory-kib",
+        "64",
+        "--kdf-passes",
+        "1",
+    ];
+    let o = run(&new_key);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The keystore exists now: writing it again fails the run, it is not a usage error.
+    let o = run(&new_key);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // A node whose keystore does not open (wrong passphrase) fails its run.
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not the passphrase").unwrap();
+    let o = run(&[
+        "node",
+        "--data-dir",
+        dir.path().join("db").to_str().unwrap(),
+        "--key-file",
+        key_s,
+        "--passphrase-file",
+        wrong.to_str().unwrap(),
+        "--http-listen",
+        "127.0.0.1:0",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("error:"), "{err}");
+}
