@@ -190,3 +190,23 @@ fn a_failed_run_exits_1() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("error:"), "{err}");
 }
+
+#[test]
+fn a_configuration_that_cannot_be_used_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "stake = 0\n").unwrap();
+    for args in [
+        vec!["node", "--config", missing.to_str().unwrap()],
+        vec!["node", "--config", bad.to_str().unwrap()],
+        vec!["node", "--chain-url", "ftp://example"],
+        vec!["chain", "--contract", missing.to_str().unwrap()],
+        vec!["chain", "--fund", "not-an-identity"],
+    ] {
+        let o = run(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+}
