@@ -124,6 +124,7 @@ pub mod config;
 mod contract;
 pub mod error;
 pub mod events;
+pub mod follow;
 pub mod hex;
 pub mod magic;
 mod query;
@@ -137,6 +138,7 @@ pub use contract::{
 };
 pub use error::Rejection;
 pub use events::{CommitteeEntry, Event};
+pub use follow::{Follower, Step};
 pub use magic::{ChainError, MagicBlock, SignedMagicBlock, verify_magic_block_chain};
 pub use state::{CeremonySpec, ContractState, SlashingRecord, Supply, ViewChangePhase};
 pub use tx::{NetworkIdentity, SignerRole, Transaction, TxBody};

@@ -1,5 +1,5 @@
 //! A simulated chain for contract tests: the contract, and one `AckRevealParticipant` per simulated
-//! validator that follows the contract's events. Direct messages go straight from node to node;
+//! validator that follows the contract's events through its [`Follower`]. Direct messages go straight from node to node;
 //! posts and partial signatures become transactions in the next block; faults are injected per
 //! (view, session) by a [`FaultPlan`].
 
@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use keyquorum_contract::config::{KeyMode, ViewKeyMode};
+use keyquorum_contract::follow::{Follower, Step};
 use keyquorum_contract::hex::Bytes;
 use keyquorum_contract::magic::signing_message;
 use keyquorum_contract::tx::{NetworkIdentity, SignerRole, TxBody};
@@ -127,6 +128,8 @@ pub fn set(v: &[usize]) -> BTreeSet<usize> {
 pub struct SimNode {
     pub key: IdentityKeypair,
     pub enc: [u8; 32],
+    /// Turns the contract's events into this node's steps.
+    pub follower: Follower,
     pub dkg: Option<(u64, u32, AckRevealParticipant<Group>)>,
     pub finished: Option<(u64, u32, Box<DkgOutput<Group>>)>,
     /// Share and index per view the node is a member of.
@@ -151,6 +154,7 @@ impl Sim {
             .map(|i| SimNode {
                 key: identity(i),
                 enc: enc_seed(i),
+                follower: Follower::new(Some(identity(i).public().clone())),
                 dkg: None,
                 finished: None,
                 shares: BTreeMap::new(),
@@ -180,6 +184,7 @@ impl Sim {
         self.nodes.push(SimNode {
             key: identity(i),
             enc: enc_seed(i),
+            follower: Follower::new(Some(identity(i).public().clone())),
             dkg: None,
             finished: None,
             shares: BTreeMap::new(),
@@ -268,156 +273,134 @@ impl Sim {
             .collect()
     }
 
-    fn participants(&self, view: u64, ceremony_number: u32) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(
-                |i| matches!(&self.nodes[*i].dkg, Some((v, s, _)) if *v == view && *s == ceremony_number),
-            )
-            .collect()
-    }
-
     fn handle_events(&mut self, h: u64, events: Vec<Event>) {
         for e in events {
             self.events.push((h, e.clone()));
-            if let Some((view, ceremony_number, post)) = e.board_post() {
-                for i in self.participants(view, ceremony_number) {
-                    self.feed(i, Input::BoardPost(post.to_vec()));
+            // Every node follows the event; posts are fed at once (one-post batches), as if
+            // each transaction ended a block, which the participant cannot tell apart.
+            let steps: Vec<Vec<Step>> = self
+                .nodes
+                .iter_mut()
+                .map(|n| {
+                    let mut s = n.follower.event(&e);
+                    s.extend(n.follower.end_block());
+                    s
+                })
+                .collect();
+            // Every participant of a new session exists before any of them starts dealing.
+            let mut started = Vec::new();
+            for (i, steps) in steps.into_iter().enumerate() {
+                for step in steps {
+                    self.on_step(i, step, &mut started);
                 }
-                continue;
             }
-            match e {
-                Event::CommitteeSelected {
-                    view,
-                    ceremony_number,
-                    session_id,
-                    spec,
-                    ..
-                } => {
-                    let ceremony = spec.ceremony().unwrap();
-                    assert_eq!(ceremony.id(), &session_id.0);
-                    let plan = self.plan(view, ceremony_number);
-                    let mut started = Vec::new();
-                    for i in 0..self.nodes.len() {
-                        let id = self.nodes[i].key.public().clone();
-                        let dealer = ceremony.dealer_position(&id).is_some();
-                        if (!dealer && ceremony.player_position(&id).is_none())
-                            || plan.silent.contains(&i)
-                        {
-                            continue;
-                        }
-                        let old = if spec.reshare.is_some() && dealer {
-                            self.nodes[i]
-                                .shares
-                                .get(&(view - 1))
-                                .map(|(s, _)| s.clone())
-                        } else {
-                            None
-                        };
-                        let mut seed = [0u8; 32];
-                        seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
-                        seed[8..16].copy_from_slice(&view.to_be_bytes());
-                        seed[16..20].copy_from_slice(&ceremony_number.to_be_bytes());
-                        let node = AckRevealParticipant::new(
-                            ceremony.clone(),
-                            self.nodes[i].key.clone(),
-                            EncryptionSecretKey::from_seed(&self.nodes[i].enc),
-                            old,
-                            seed,
-                        )
-                        .unwrap();
-                        self.nodes[i].dkg = Some((view, ceremony_number, node));
-                        self.nodes[i].finished = None;
-                        started.push(i);
-                    }
-                    for i in started {
-                        self.feed(i, Input::Start);
-                    }
+            for i in started {
+                self.feed(i, Input::Start);
+            }
+        }
+    }
+
+    fn on_step(&mut self, i: usize, step: Step, started: &mut Vec<usize>) {
+        match step {
+            Step::CeremonyStarted {
+                view,
+                ceremony_number,
+                ceremony,
+                role,
+            } => {
+                if !role.takes_part() || self.plan(view, ceremony_number).silent.contains(&i) {
+                    return;
                 }
-                Event::BoardDeadline {
-                    view,
-                    ceremony_number,
-                    ..
-                } => {
-                    for i in self.participants(view, ceremony_number) {
-                        self.feed(i, Input::Deadline);
-                    }
+                let old = if ceremony.reshare().is_some() && role.deals() {
+                    self.nodes[i]
+                        .shares
+                        .get(&(view - 1))
+                        .map(|(s, _)| s.clone())
+                } else {
+                    None
+                };
+                let mut seed = [0u8; 32];
+                seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                seed[8..16].copy_from_slice(&view.to_be_bytes());
+                seed[16..20].copy_from_slice(&ceremony_number.to_be_bytes());
+                let node = AckRevealParticipant::new(
+                    ceremony,
+                    self.nodes[i].key.clone(),
+                    EncryptionSecretKey::from_seed(&self.nodes[i].enc),
+                    old,
+                    seed,
+                )
+                .unwrap();
+                self.nodes[i].dkg = Some((view, ceremony_number, node));
+                self.nodes[i].finished = None;
+                started.push(i);
+            }
+            Step::CeremonyRefused { reason, .. } => {
+                panic!("the contract's spec is refused: {reason}")
+            }
+            Step::Posts(posts) => {
+                for post in posts {
+                    self.feed(i, Input::BoardPost(post));
                 }
-                Event::MagicBlockCreated {
-                    view,
-                    ceremony_number,
-                    hash,
-                    magic_block,
-                } => {
-                    let plan = self.plan(view, ceremony_number);
-                    let message = signing_message(SignerRole::New, &hash.0);
-                    let handover = signing_message(SignerRole::Old, &hash.0);
-                    for i in 0..self.nodes.len() {
-                        let id = self.nodes[i].key.public().to_bytes();
-                        if let Some(m) = magic_block.member_by_identity(&id)
-                            && !plan.no_new_signature.contains(&i)
-                            && let Some((v, s, out)) = &self.nodes[i].finished
-                            && *v == view
-                            && *s == ceremony_number
-                        {
-                            let share = out.secret_share.clone().unwrap();
-                            assert_eq!(out.player_index.unwrap() as u64 + 1, m.index);
-                            let partial = tbls::partial_sign::<MinPk>(
-                                &share,
-                                Scalar::from(m.index),
-                                &message,
-                            );
-                            self.pending.push((
-                                i,
-                                TxBody::MagicBlockSignature {
-                                    view,
-                                    block_hash: hash.0,
-                                    role: SignerRole::New,
-                                    partial,
-                                },
-                            ));
-                        }
-                        if view > 1
-                            && !plan.no_old_signature.contains(&i)
-                            && let Some((share, index)) = self.nodes[i].shares.get(&(view - 1))
-                        {
-                            let partial =
-                                tbls::partial_sign::<MinPk>(share, Scalar::from(*index), &handover);
-                            self.pending.push((
-                                i,
-                                TxBody::MagicBlockSignature {
-                                    view,
-                                    block_hash: hash.0,
-                                    role: SignerRole::Old,
-                                    partial,
-                                },
-                            ));
-                        }
-                    }
+            }
+            Step::Deadline => self.feed(i, Input::Deadline),
+            Step::CeremonyEnded { .. } => self.nodes[i].dkg = None,
+            Step::MagicBlock {
+                view,
+                ceremony_number,
+                hash,
+                index,
+                ..
+            } => {
+                let plan = self.plan(view, ceremony_number);
+                if let Some(index) = index
+                    && !plan.no_new_signature.contains(&i)
+                    && let Some((v, s, out)) = &self.nodes[i].finished
+                    && *v == view
+                    && *s == ceremony_number
+                {
+                    let share = out.secret_share.clone().unwrap();
+                    assert_eq!(out.player_index.unwrap() as u64 + 1, index);
+                    let message = signing_message(SignerRole::New, &hash);
+                    let partial =
+                        tbls::partial_sign::<MinPk>(&share, Scalar::from(index), &message);
+                    self.pending.push((
+                        i,
+                        TxBody::MagicBlockSignature {
+                            view,
+                            block_hash: hash,
+                            role: SignerRole::New,
+                            partial,
+                        },
+                    ));
                 }
-                Event::ViewActivated { view, .. } => {
-                    let block = self.contract.view(view).unwrap().magic_block.block.clone();
-                    for node in &mut self.nodes {
-                        if let Some(m) = block.member_by_identity(&node.key.public().to_bytes())
-                            && let Some((v, s, out)) = &node.finished
-                            && *v == view
-                            && *s == block.ceremony_number
-                        {
-                            node.shares
-                                .insert(view, (out.secret_share.clone().unwrap(), m.index));
-                        }
-                        node.dkg = None;
-                    }
+                if view > 1
+                    && !plan.no_old_signature.contains(&i)
+                    && let Some((share, index)) = self.nodes[i].shares.get(&(view - 1))
+                {
+                    let handover = signing_message(SignerRole::Old, &hash);
+                    let partial =
+                        tbls::partial_sign::<MinPk>(share, Scalar::from(*index), &handover);
+                    self.pending.push((
+                        i,
+                        TxBody::MagicBlockSignature {
+                            view,
+                            block_hash: hash,
+                            role: SignerRole::Old,
+                            partial,
+                        },
+                    ));
                 }
-                Event::CeremonyFailed {
-                    view,
-                    ceremony_number,
-                    ..
-                } => {
-                    for i in self.participants(view, ceremony_number) {
-                        self.nodes[i].dkg = None;
-                    }
+            }
+            Step::ViewActivated { view, member, .. } => {
+                let node = &mut self.nodes[i];
+                if let Some((ceremony_number, index)) = member
+                    && let Some((v, s, out)) = &node.finished
+                    && (*v, *s) == (view, ceremony_number)
+                {
+                    node.shares
+                        .insert(view, (out.secret_share.clone().unwrap(), index));
                 }
-                _ => {}
             }
         }
     }
