@@ -5,8 +5,8 @@
 //! simulated in this process, each as its own task holding the engine's `AckRevealParticipant`, and
 //! each talks to the chain only over HTTP with [`HttpChainClient`]: it registers with a signed
 //! transaction, follows the committed blocks (`/events`), turns the contract's events into the
-//! participant's inputs (`Start`, each block's board posts as one batch as the node's driver
-//! feeds them, `Deadline`) and submits its posts and magic-block
+//! participant's inputs with the contract's [`Follower`] (as the node's driver does: `Start`,
+//! each run of board posts as one batch, `Deadline`) and submits its posts and magic-block
 //! partial signatures as transactions, with nonces it counts itself from its applied
 //! transactions. Only deals and acks, which are off chain by design, go from task to task in
 //! memory.
@@ -33,8 +33,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keyquorum_contract::config::KeyMode;
+use keyquorum_contract::follow::{Follower, Role, Step};
 use keyquorum_contract::hex::{self, Bytes, Hex};
-use keyquorum_contract::magic::{MagicBlock, signing_message};
+use keyquorum_contract::magic::signing_message;
 use keyquorum_contract::state::{EvidenceRecord, FaultRole, NodeRecord};
 use keyquorum_contract::tx::{MAX_TX_LEN, NetworkIdentity, SignerRole, TxBody};
 use keyquorum_contract::{
@@ -46,6 +47,7 @@ use keyquorum_crypto::encrypt::EncryptionSecretKey;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_devchain::{Chain, ChainConfig};
+use keyquorum_dkg::Ceremony;
 use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::identity::{IdentityKeypair, IdentityPublicKey, Purpose};
 use keyquorum_dkg::messages::{Direct, Post, SignedPost};
@@ -225,14 +227,12 @@ struct SimNode {
     early: Vec<Delivery>,
     /// A contribution held back until the contribute phase is over: (view, session, post).
     late: Option<(u64, u32, Vec<u8>)>,
-    /// Magic blocks awaiting signatures, by view: (session, hash, block).
-    pending_blocks: BTreeMap<u64, (u32, [u8; 32], MagicBlock)>,
+    /// Turns the chain's events into this node's steps.
+    follower: Follower,
     /// Secret share and member index for each view this node is a member of.
     shares: BTreeMap<u64, (Secret<Scalar>, u64)>,
     /// Last block processed.
     height: u64,
-    /// Posts of the running session from the block being processed, fed as one batch.
-    posts: Vec<Vec<u8>>,
     report: Report,
 }
 
@@ -322,21 +322,9 @@ impl SimNode {
         for e in &block.end_block_events {
             self.on_event(e);
         }
-        self.feed_posts();
-    }
-
-    /// Feeds the posts collected since the last other event as one batch, as the node's
-    /// driver does.
-    fn feed_posts(&mut self) {
-        let posts = std::mem::take(&mut self.posts);
-        if posts.is_empty() {
-            return;
+        for step in self.follower.end_block() {
+            self.on_step(step);
         }
-        let Some(live) = self.live.as_mut() else {
-            return;
-        };
-        let actions = live.participant.handle_board_posts(&posts);
-        self.carry_out(actions);
     }
 
     fn on_delivery(&mut self, d: Delivery) {
@@ -351,76 +339,61 @@ impl SimNode {
         }
     }
 
-    fn is_live(&self, view: u64, ceremony_number: u32) -> bool {
-        self.live
-            .as_ref()
-            .is_some_and(|l| l.view == view && l.ceremony_number == ceremony_number)
+    fn on_event(&mut self, e: &Event) {
+        for step in self.follower.event(e) {
+            self.on_step(step);
+        }
+        // A held-back contribution goes out once the contribute phase is over.
+        if let Event::PhaseChanged {
+            view,
+            ceremony_number,
+            phase: ViewChangePhase::Share,
+            ..
+        } = e
+            && let Some((v, s, post)) = self.late.take()
+        {
+            if (v, s) == (*view, *ceremony_number) {
+                self.queue.push_back(TxBody::DkgPost { post });
+            } else {
+                self.late = Some((v, s, post));
+            }
+        }
     }
 
-    fn on_event(&mut self, e: &Event) {
-        if let Some((view, ceremony_number, post)) = e.board_post() {
-            if self.is_live(view, ceremony_number) {
-                self.posts.push(post.to_vec());
+    fn on_step(&mut self, step: Step) {
+        match step {
+            Step::CeremonyStarted {
+                view,
+                ceremony_number,
+                ceremony,
+                role,
+            } => self.start_ceremony(view, ceremony_number, ceremony, role),
+            Step::CeremonyRefused { reason, .. } => {
+                panic!("the contract's spec is refused: {reason}")
             }
-            return;
-        }
-        self.feed_posts();
-        match e {
-            Event::CommitteeSelected {
-                view,
-                ceremony_number,
-                session_id,
-                spec,
-                ..
-            } => self.start_ceremony(*view, *ceremony_number, session_id.0, spec),
-            Event::BoardDeadline {
-                view,
-                ceremony_number,
-                ..
-            } if self.is_live(*view, *ceremony_number) => self.feed(Input::Deadline),
-            Event::PhaseChanged {
-                view,
-                ceremony_number,
-                phase: ViewChangePhase::Share,
-                ..
-            } => {
-                if let Some((v, s, post)) = self.late.take() {
-                    if (v, s) == (*view, *ceremony_number) {
-                        self.queue.push_back(TxBody::DkgPost { post });
-                    } else {
-                        self.late = Some((v, s, post));
-                    }
+            Step::Posts(posts) => {
+                if let Some(live) = self.live.as_mut() {
+                    let actions = live.participant.handle_board_posts(&posts);
+                    self.carry_out(actions);
                 }
             }
-            Event::MagicBlockCreated {
+            Step::Deadline => self.feed(Input::Deadline),
+            Step::CeremonyEnded { .. } => self.live = None,
+            Step::MagicBlock {
                 view,
                 ceremony_number,
                 hash,
-                magic_block,
-            } => {
-                self.pending_blocks
-                    .insert(*view, (*ceremony_number, hash.0, magic_block.clone()));
-                self.sign_magic_block(*view, *ceremony_number, hash.0, magic_block);
-            }
-            Event::ViewActivated { view, hash, .. } => {
-                if let Some((ceremony_number, h, block)) = self.pending_blocks.remove(view)
-                    && h == hash.0
-                    && let Some(m) = block.member_by_identity(&self.key.public().to_bytes())
-                    && let Some(out) = self.report.outputs.get(&(*view, ceremony_number))
+                index,
+                ..
+            } => self.sign_magic_block(view, ceremony_number, hash, index),
+            Step::ViewActivated { view, member, .. } => {
+                if let Some((ceremony_number, index)) = member
+                    && let Some(out) = self.report.outputs.get(&(view, ceremony_number))
                     && let Some(share) = &out.secret_share
                 {
-                    self.shares.insert(*view, (share.clone(), m.index));
+                    self.shares.insert(view, (share.clone(), index));
                 }
-                self.live = None;
             }
-            Event::CeremonyFailed {
-                view,
-                ceremony_number,
-                ..
-            } if self.is_live(*view, *ceremony_number) => {
-                self.live = None;
-            }
-            _ => {}
         }
     }
 
@@ -428,21 +401,15 @@ impl SimNode {
         &mut self,
         view: u64,
         ceremony_number: u32,
-        id: [u8; 32],
-        spec: &keyquorum_contract::CeremonySpec,
+        ceremony: Arc<Ceremony<Group>>,
+        role: Role,
     ) {
+        let id = *ceremony.id();
         self.seen.insert(id);
-        self.live = None;
-        let ceremony = spec
-            .ceremony()
-            .expect("the contract's spec makes a ceremony");
-        assert_eq!(ceremony.id(), &id, "session id derived from the spec");
-        let me = self.key.public();
-        let dealer = ceremony.dealer_position(me).is_some();
-        if !dealer && ceremony.player_position(me).is_none() {
+        if !role.takes_part() {
             return;
         }
-        let old_share = match (&spec.reshare, dealer) {
+        let old_share = match (ceremony.reshare(), role.deals()) {
             (Some(_), true) => Some(
                 self.shares
                     .get(&(view - 1))
@@ -555,12 +522,11 @@ impl SimNode {
         view: u64,
         ceremony_number: u32,
         hash: [u8; 32],
-        block: &MagicBlock,
+        index: Option<u64>,
     ) {
         let message = signing_message(SignerRole::New, &hash);
         let handover = signing_message(SignerRole::Old, &hash);
-        let me = self.key.public().to_bytes();
-        if let Some(m) = block.member_by_identity(&me)
+        if let Some(index) = index
             && !self
                 .plan(view, ceremony_number)
                 .no_new_signature
@@ -568,7 +534,7 @@ impl SimNode {
             && let Some(out) = self.report.outputs.get(&(view, ceremony_number))
             && let Some(share) = &out.secret_share
         {
-            let partial = tbls::partial_sign::<MinPk>(share, Scalar::from(m.index), &message);
+            let partial = tbls::partial_sign::<MinPk>(share, Scalar::from(index), &message);
             self.queue.push_back(TxBody::MagicBlockSignature {
                 view,
                 block_hash: hash,
@@ -738,10 +704,9 @@ async fn simulated_committee_through_the_chain() {
             seen: HashSet::new(),
             early: Vec::new(),
             late: None,
-            pending_blocks: BTreeMap::new(),
+            follower: Follower::new(Some(identity(i).public().clone())),
             shares: BTreeMap::new(),
             height: 0,
-            posts: Vec::new(),
             report: Report::default(),
         };
         nodes.push(tokio::spawn(node.run(block_rx, inbox, stop_rx.clone())));
