@@ -7,7 +7,7 @@
 //! [`Follower`]:
 //! - `CommitteeSelected` starts a ceremony: its [`CeremonySpec`](crate::CeremonySpec) must build
 //!   the ceremony whose id the event names (else the ceremony is refused and not followed), and
-//!   the seat's [`Role`] in it follows from the ceremony's dealer and player lists. A ceremony
+//!   the seat's [`SeatRole`] in it follows from the ceremony's dealer and player lists. A ceremony
 //!   still running when the next one is selected ends first;
 //! - `PostAccepted` and `PostRejected` of the followed ceremony are its board posts (both
 //!   changed the contract's board, so every replica applies both); a run of consecutive posts,
@@ -42,6 +42,7 @@ use crate::Group;
 use crate::events::Event;
 use crate::hex::Hex;
 use crate::magic::MagicBlock;
+use crate::state::CeremonySpec;
 
 /// The ceremony a follower follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,7 +80,7 @@ pub struct Position {
 
 /// The seat's part in a ceremony.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub enum SeatRole {
     /// Deals only (an old member in a reshare that is not in the new committee).
     Dealer,
     /// Plays only (a new member in a reshare).
@@ -90,39 +91,39 @@ pub enum Role {
     Outside,
 }
 
-impl Role {
-    fn of(ceremony: &Ceremony<Group>, me: Option<&IdentityPublicKey>) -> Role {
+impl SeatRole {
+    fn of(ceremony: &Ceremony<Group>, me: Option<&IdentityPublicKey>) -> SeatRole {
         let Some(me) = me else {
-            return Role::Outside;
+            return SeatRole::Outside;
         };
         match (
             ceremony.dealer_position(me).is_some(),
             ceremony.player_position(me).is_some(),
         ) {
-            (true, true) => Role::DealerAndPlayer,
-            (true, false) => Role::Dealer,
-            (false, true) => Role::Player,
-            (false, false) => Role::Outside,
+            (true, true) => SeatRole::DealerAndPlayer,
+            (true, false) => SeatRole::Dealer,
+            (false, true) => SeatRole::Player,
+            (false, false) => SeatRole::Outside,
         }
     }
 
     /// Whether the seat runs a participant (deals or plays).
     pub fn takes_part(self) -> bool {
-        self != Role::Outside
+        self != SeatRole::Outside
     }
 
     /// Whether the seat deals.
     pub fn deals(self) -> bool {
-        matches!(self, Role::Dealer | Role::DealerAndPlayer)
+        matches!(self, SeatRole::Dealer | SeatRole::DealerAndPlayer)
     }
 
     /// Stable name for logs and status.
     pub fn as_str(self) -> &'static str {
         match self {
-            Role::Dealer => "dealer",
-            Role::Player => "player",
-            Role::DealerAndPlayer => "dealer+player",
-            Role::Outside => "observer",
+            SeatRole::Dealer => "dealer",
+            SeatRole::Player => "player",
+            SeatRole::DealerAndPlayer => "dealer+player",
+            SeatRole::Outside => "observer",
         }
     }
 }
@@ -143,7 +144,7 @@ pub enum CeremonyEnd {
 /// One thing for the seat to do, in order.
 #[derive(Debug, Clone)]
 pub enum Step {
-    /// A ceremony starts. A seat that [takes part](Role::takes_part) builds its participant on
+    /// A ceremony starts. A seat that [takes part](SeatRole::takes_part) builds its participant on
     /// `ceremony` and feeds it `Input::Start`; the steps that follow belong to this ceremony.
     CeremonyStarted {
         /// View being created.
@@ -153,7 +154,9 @@ pub enum Step {
         /// The ceremony, built from the event's spec; its id is the event's session id.
         ceremony: Arc<Ceremony<Group>>,
         /// This seat's part in it.
-        role: Role,
+        role: SeatRole,
+        /// The event's definition of the ceremony (for callers that store it).
+        spec: Box<CeremonySpec>,
     },
     /// A `CommitteeSelected` whose spec does not define the ceremony it names: not followed.
     CeremonyRefused {
@@ -276,8 +279,9 @@ impl Follower {
                         steps.push(Step::CeremonyStarted {
                             view: *view,
                             ceremony_number: *ceremony_number,
-                            role: Role::of(&ceremony, self.me.as_ref()),
+                            role: SeatRole::of(&ceremony, self.me.as_ref()),
                             ceremony,
+                            spec: Box::new(spec.clone()),
                         });
                     }
                     Ok(_) => steps.push(Step::CeremonyRefused {
@@ -389,7 +393,7 @@ mod tests {
     use super::*;
     use crate::config::KeyMode;
     use crate::hex::Bytes;
-    use crate::state::{CeremonySpec, SpecParticipant};
+    use crate::state::SpecParticipant;
     use keyquorum_crypto::encrypt::EncryptionSecretKey;
     use keyquorum_dkg::identity::IdentityKeypair;
 
@@ -473,7 +477,7 @@ mod tests {
         assert!(matches!(
             steps[..],
             [Step::CeremonyStarted {
-                role: Role::DealerAndPlayer,
+                role: SeatRole::DealerAndPlayer,
                 ..
             }]
         ));
@@ -485,7 +489,7 @@ mod tests {
         assert!(matches!(
             steps[..],
             [Step::CeremonyStarted {
-                role: Role::Outside,
+                role: SeatRole::Outside,
                 ..
             }]
         ));

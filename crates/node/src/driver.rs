@@ -4,18 +4,22 @@
 //! runtime to carry out, only after the inputs that caused them are durable.
 //!
 //! # Following the chain
-//! Blocks are processed strictly in height order, each event in block order:
+//! Blocks are processed strictly in height order, each event in block order. The rules that
+//! turn the contract's events into this node's participant inputs are the contract crate's
+//! [`Follower`] (the same one the contract's and the node's test chains use); the driver acts
+//! on its [`Step`]s and keeps what the follower does not: storage, secrets, effects, metrics.
 //! - `Registered`/`NetworkUpdated` keep a registry of network identities (address hints);
-//! - `CommitteeSelected` starts a participant if this node deals or plays in the session (the
-//!   previous view's share is loaded for a resharing dealer) and feeds it `Start`;
-//! - `PostAccepted`/`PostRejected` feed `BoardPost`, `BoardDeadline` feeds `Deadline`: the
-//!   contract emits exactly the board's inputs in the order it applied them, so the node's
-//!   board is the contract's board. A run of consecutive posts of a block (no other event
-//!   between them) is fed as one batch ([`AckRevealParticipant::handle_board_posts`]: one
-//!   multi-pairing for their signatures, one batch check for the deals waiting for the
-//!   contributions among them), which acts exactly as feeding them one by one; they are
-//!   logged one by one. Replays after a restart and the catch-up of a session batch the same
-//!   way;
+//! - a ceremony start ([`Step::CeremonyStarted`]) starts a participant if this node deals or
+//!   plays in the ceremony (the previous view's share is loaded for a resharing dealer) and
+//!   feeds it `Start`;
+//! - board posts and deadlines of the ceremony feed `BoardPost` and `Deadline`: the contract
+//!   emits exactly the board's inputs in the order it applied them, so the node's board is the
+//!   contract's board. A run of consecutive posts of a block comes as one batch
+//!   ([`AckRevealParticipant::handle_board_posts`]: one multi-pairing for their signatures, one
+//!   batch check for the deals waiting for the contributions among them), which acts exactly
+//!   as feeding them one by one; they are logged one by one. Replays after a restart and the
+//!   catch-up of a ceremony batch the same way. Where the follower stands is stored with the
+//!   state, so it resumes with the node;
 //! - `MagicBlockCreated` is checked before anything is signed: the node rebuilds the magic
 //!   block from its own board with the contract's construction ([`MagicBlock::from_board`]) and
 //!   its own record of the previous view's hash and the registry, and compares every field and
@@ -57,9 +61,11 @@ use std::time::Instant;
 
 use ff::Field;
 use keyquorum_contract::config::KeyMode;
+use keyquorum_contract::follow::{FollowedCeremony, Follower, SeatRole, Step};
+use keyquorum_contract::hex::Hex;
 use keyquorum_contract::magic::{MagicBlock, MagicBlockPlace, signing_message};
 use keyquorum_contract::tx::{SignerRole, TxBody};
-use keyquorum_contract::{Event, Group, Transaction, fault_name};
+use keyquorum_contract::{CeremonySpec, Event, Group, Transaction, fault_name};
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::EvalCommitment;
 use keyquorum_crypto::encrypt::{self, ShareAad};
@@ -67,13 +73,13 @@ use keyquorum_crypto::hash::tagged_hash;
 use keyquorum_crypto::poly::Polynomial;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
-use keyquorum_dkg::Ceremony;
 use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::board::{Board, BoardPhase, Role};
 use keyquorum_dkg::identity::{IdentityPublicKey, Purpose};
 use keyquorum_dkg::messages::{Contribution, Deal, Direct, Post, SignedPost};
 use keyquorum_dkg::participant::{Action, Input, Observation};
 use keyquorum_dkg::preverify::preverify_posts;
+use keyquorum_dkg::{Ceremony, Member};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 use tracing::{debug, error, info, warn};
@@ -342,9 +348,8 @@ pub struct Driver {
     phase_deadline: u64,
     /// The chain's height as last reported by the runtime (unknown: not catching up).
     head: Option<u64>,
-    /// Posts of the running session read from the block being processed and not fed yet: a
-    /// run of consecutive board posts is fed as one batch, before the next other event.
-    posts: Vec<Vec<u8>>,
+    /// Turns the contract's events into this node's steps (the rules of following the chain).
+    follower: Follower,
 }
 
 fn hex_id(id: &IdentityPublicKey) -> String {
@@ -379,6 +384,20 @@ impl Driver {
             ..Default::default()
         });
         let me = keys.identity().public().clone();
+        let mut position = state.follower;
+        if position.ceremony.is_none()
+            && let Some(rec) = &state.session
+        {
+            let mut id = [0u8; 32];
+            if hex::decode_to_slice(&rec.session_id, &mut id).is_ok() {
+                position.ceremony = Some(FollowedCeremony {
+                    view: rec.view,
+                    ceremony_number: rec.ceremony_number,
+                    id: Hex(id),
+                });
+            }
+        }
+        let follower = Follower::resume(Some(me.clone()), position);
         {
             let mut s = status.lock().expect("status lock");
             s.identity = hex_id(&me);
@@ -399,7 +418,7 @@ impl Driver {
             phase: None,
             phase_deadline: 0,
             head: None,
-            posts: Vec::new(),
+            follower,
         };
         let effects = d.resume()?;
         d.refresh_status();
@@ -482,6 +501,7 @@ impl Driver {
     }
 
     fn commit(&mut self, mut batch: Batch) -> Result<(), DriverError> {
+        self.state.follower = self.follower.position();
         batch.put_state(&self.state)?;
         batch.commit()?;
         self.fresh_secrets.clear();
@@ -705,7 +725,9 @@ impl Driver {
         for e in &block.end_block_events {
             self.on_event(e, block.height, &mut batch, &mut out.effects)?;
         }
-        self.feed_posts(&mut batch, &mut out.effects)?;
+        for step in self.follower.end_block() {
+            self.on_step(step, block.height, &mut batch, &mut out.effects)?;
+        }
         self.state.cursor = block.height + 1;
         if self.head.is_some_and(|h| block.height >= h) && self.catching_up() {
             self.settle_catching_up(&mut batch, &mut out.effects)?;
@@ -729,6 +751,8 @@ impl Driver {
         Ok(out)
     }
 
+    /// One event: the follower's steps for it (the rules of following the chain), then what
+    /// the node notes about it besides its ceremony (registry, metrics, logs).
     fn on_event(
         &mut self,
         e: &Event,
@@ -736,19 +760,193 @@ impl Driver {
         batch: &mut Batch,
         effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
-        if let Some((view, ceremony_number, post)) = e.board_post() {
-            if let Event::PostRejected { reason, .. } = e {
+        for step in self.follower.event(e) {
+            self.on_step(step, height, batch, effects)?;
+        }
+        self.note_event(e, height, effects);
+        Ok(())
+    }
+
+    fn on_step(
+        &mut self,
+        step: Step,
+        height: u64,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        match step {
+            Step::CeremonyStarted {
+                view,
+                ceremony_number,
+                ceremony,
+                role,
+                spec,
+            } => self.on_ceremony_started(
+                view,
+                ceremony_number,
+                ceremony,
+                role,
+                &spec,
+                height,
+                batch,
+                effects,
+            )?,
+            Step::CeremonyRefused {
+                view,
+                ceremony_number,
+                reason,
+            } => {
+                warn!(view, ceremony_number, %reason, "not taking part in this ceremony_number");
+            }
+            Step::Posts(posts) => self.feed_posts(posts, batch, effects)?,
+            Step::Deadline => {
+                self.feed(Input::Deadline, batch, effects)?;
+                if self.fault == Fault::Crash
+                    && !self.state.crashed_once
+                    && self
+                        .live
+                        .as_ref()
+                        .is_some_and(|l| matches!(l.node, Runner::Participant(_)))
+                    && self.board_phase() == Some(BoardPhase::Share)
+                {
+                    warn!("fault injection: crashing at the start of the share phase");
+                    self.state.crashed_once = true;
+                    effects.push(Effect::Crash);
+                }
+            }
+            Step::CeremonyEnded { .. } => self.end_session(batch, effects)?,
+            Step::MagicBlock {
+                view,
+                ceremony_number,
+                hash,
+                block,
+                index,
+            } => self.on_magic_block(view, ceremony_number, &hash, &block, index, effects)?,
+            Step::ViewActivated { view, hash, .. } => {
+                self.on_view_activated(view, &hash, batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_ceremony_started(
+        &mut self,
+        view: u64,
+        ceremony_number: u32,
+        ceremony: Arc<Ceremony<G>>,
+        role: SeatRole,
+        spec: &CeremonySpec,
+        height: u64,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        let reshare = ceremony.reshare().is_some();
+        let hexes = |m: &[Member]| -> Vec<String> {
+            m.iter()
+                .map(|p| hex::encode(p.identity.to_bytes()))
+                .collect()
+        };
+        {
+            let mut s = self.status.lock().expect("status lock");
+            s.pending = Some(PendingStatus {
+                view,
+                ceremony_number,
+                attempt: 0,
+                key_mode: if reshare { "reshare" } else { "fresh" }.into(),
+                committee: hexes(ceremony.players()),
+                dealers: if reshare {
+                    hexes(ceremony.dealers())
+                } else {
+                    Vec::new()
+                },
+                role: role.as_str().into(),
+                share_index: ceremony.player_position(&self.me).map(|p| p as u64 + 1),
+            });
+            s.sitting_out = None;
+        }
+        info!(
+            view,
+            ceremony_number,
+            n = ceremony.n(),
+            role = role.as_str(),
+            reshare,
+            "committee selected"
+        );
+        let seat = if role.takes_part() {
+            // Selected in a block below the chain's head: this node is catching up (after a
+            // restart, or with a lost database) and may have contributed already; it decides
+            // once caught up.
+            if self.head.is_some_and(|h| height < h) {
+                Some(Seat::CatchingUp)
+            } else {
+                Some(Seat::Participant)
+            }
+        } else if self.state.shares.iter().any(|s| s.view + 1 == view) {
+            // A previous member outside the session signs the handover: it follows the board
+            // to check the magic block.
+            Some(Seat::Observer)
+        } else {
+            None
+        };
+        if let Some(seat) = seat
+            && self.fault != Fault::Silent
+        {
+            self.start_ceremony(
+                (view, ceremony_number),
+                ceremony,
+                spec,
+                seat,
+                batch,
+                effects,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn on_magic_block(
+        &mut self,
+        view: u64,
+        ceremony_number: u32,
+        hash: &[u8; 32],
+        block: &MagicBlock,
+        index: Option<u64>,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        let signs_handover = self.state.shares.iter().any(|s| s.view + 1 == view);
+        let signs = self.fault != Fault::Silent && (index.is_some() || signs_handover);
+        if signs && let Err(what) = self.check_magic_block(view, ceremony_number, hash, block) {
+            self.reject_magic_block(view, ceremony_number, hash, what);
+            return Ok(());
+        }
+        self.state.pending_magic = Some(PendingMagic {
+            view,
+            ceremony_number,
+            hash: hex::encode(hash),
+            index,
+            group_key: hex::encode(block.group_key.0),
+            members: block
+                .members
+                .iter()
+                .map(|m| hex::encode(m.identity.0))
+                .collect(),
+        });
+        info!(view, ceremony_number, hash = %hex::encode(hash), member = index.is_some(), "magic block created");
+        if self.fault != Fault::Silent {
+            self.sign_magic_block(view, ceremony_number, hash, index, effects)?;
+        }
+        Ok(())
+    }
+
+    /// What the node notes about an event besides the ceremony it follows: the registry of
+    /// network identities, phase timings, faults recorded on chain, and the magic block
+    /// awaiting signatures when its ceremony fails.
+    fn note_event(&mut self, e: &Event, height: u64, effects: &mut Vec<Effect>) {
+        match e {
+            Event::PostRejected { reason, .. } => {
                 let name = reason.split(':').next().unwrap_or(reason);
                 self.metrics.fault(name);
             }
-            if self.is_live(view, ceremony_number) {
-                self.posts.push(post.to_vec());
-            }
-            return Ok(());
-        }
-        // Every other event sees the posts before it applied, as the contract did.
-        self.feed_posts(batch, effects)?;
-        match e {
             Event::Registered {
                 identity, network, ..
             }
@@ -773,99 +971,6 @@ impl Driver {
                 self.state.registry.remove(&hex::encode(identity.0));
                 if identity.0 == self.me.to_bytes() {
                     self.state.registered = false;
-                }
-            }
-            Event::CommitteeSelected {
-                view,
-                ceremony_number,
-                key_mode,
-                session_id,
-                committee,
-                dealers,
-                spec,
-            } => {
-                let role = {
-                    let me = self.me.to_bytes();
-                    let d = dealers.iter().any(|x| x.0 == me)
-                        || (spec.reshare.is_none() && committee.iter().any(|c| c.identity.0 == me));
-                    let p = committee.iter().any(|c| c.identity.0 == me);
-                    match (d, p) {
-                        (true, true) => "dealer+player",
-                        (true, false) => "dealer",
-                        (false, true) => "player",
-                        _ => "observer",
-                    }
-                };
-                let own = committee
-                    .iter()
-                    .position(|c| c.identity.0 == self.me.to_bytes())
-                    .map(|p| p as u64 + 1);
-                {
-                    let mut s = self.status.lock().expect("status lock");
-                    s.pending = Some(PendingStatus {
-                        view: *view,
-                        ceremony_number: *ceremony_number,
-                        attempt: 0,
-                        key_mode: format!("{key_mode:?}").to_lowercase(),
-                        committee: committee
-                            .iter()
-                            .map(|c| hex::encode(c.identity.0))
-                            .collect(),
-                        dealers: dealers.iter().map(|d| hex::encode(d.0)).collect(),
-                        role: role.into(),
-                        share_index: own,
-                    });
-                }
-                info!(
-                    view,
-                    ceremony_number,
-                    n = committee.len(),
-                    role,
-                    key_mode = ?key_mode,
-                    "committee selected"
-                );
-                self.end_session(batch, effects)?;
-                self.status.lock().expect("status lock").sitting_out = None;
-                let seat = if role != "observer" {
-                    // Selected in a block below the chain's head: this node is catching up
-                    // (after a restart, or with a lost database) and may have contributed
-                    // already; it decides once caught up.
-                    if self.head.is_some_and(|h| height < h) {
-                        Some(Seat::CatchingUp)
-                    } else {
-                        Some(Seat::Participant)
-                    }
-                } else if self.state.shares.iter().any(|s| s.view + 1 == *view) {
-                    // A previous member outside the session signs the handover: it follows
-                    // the board to check the magic block.
-                    Some(Seat::Observer)
-                } else {
-                    None
-                };
-                if let Some(seat) = seat
-                    && self.fault != Fault::Silent
-                {
-                    let id = session_id.0;
-                    self.start_ceremony((*view, *ceremony_number), id, spec, seat, batch, effects)?;
-                }
-            }
-            Event::BoardDeadline {
-                view,
-                ceremony_number,
-                ..
-            } if self.is_live(*view, *ceremony_number) => {
-                self.feed(Input::Deadline, batch, effects)?;
-                if self.fault == Fault::Crash
-                    && !self.state.crashed_once
-                    && self
-                        .live
-                        .as_ref()
-                        .is_some_and(|l| matches!(l.node, Runner::Participant(_)))
-                    && self.board_phase() == Some(BoardPhase::Share)
-                {
-                    warn!("fault injection: crashing at the start of the share phase");
-                    self.state.crashed_once = true;
-                    effects.push(Effect::Crash);
                 }
             }
             Event::PhaseChanged {
@@ -893,44 +998,6 @@ impl Driver {
                     p.attempt = *attempt;
                 }
             }
-            Event::MagicBlockCreated {
-                view,
-                ceremony_number,
-                hash,
-                magic_block,
-            } => {
-                let index = magic_block
-                    .member_by_identity(&self.me.to_bytes())
-                    .map(|m| m.index);
-                let signs_handover = self.state.shares.iter().any(|s| s.view + 1 == *view);
-                let signs = self.fault != Fault::Silent && (index.is_some() || signs_handover);
-                if signs
-                    && let Err(what) =
-                        self.check_magic_block(*view, *ceremony_number, &hash.0, magic_block)
-                {
-                    self.reject_magic_block(*view, *ceremony_number, &hash.0, what);
-                    return Ok(());
-                }
-                self.state.pending_magic = Some(PendingMagic {
-                    view: *view,
-                    ceremony_number: *ceremony_number,
-                    hash: hex::encode(hash.0),
-                    index,
-                    group_key: hex::encode(magic_block.group_key.0),
-                    members: magic_block
-                        .members
-                        .iter()
-                        .map(|m| hex::encode(m.identity.0))
-                        .collect(),
-                });
-                info!(view, ceremony_number, hash = %hex::encode(hash.0), member = index.is_some(), "magic block created");
-                if self.fault != Fault::Silent {
-                    self.sign_magic_block(*view, *ceremony_number, &hash.0, index, effects)?;
-                }
-            }
-            Event::ViewActivated { view, hash, .. } => {
-                self.on_view_activated(*view, &hash.0, batch, effects)?;
-            }
             Event::CeremonyFailed {
                 view,
                 ceremony_number,
@@ -946,9 +1013,6 @@ impl Driver {
                 {
                     self.state.pending_magic = None;
                 }
-                if self.is_ceremony(*view, *ceremony_number) {
-                    self.end_session(batch, effects)?;
-                }
             }
             Event::ViewChangeAborted {
                 view,
@@ -958,7 +1022,6 @@ impl Driver {
             } => {
                 warn!(view, ceremony_number, %reason, "view change aborted");
                 self.state.pending_magic = None;
-                self.end_session(batch, effects)?;
                 self.status.lock().expect("status lock").pending = None;
             }
             Event::Slashed { record } => {
@@ -972,7 +1035,6 @@ impl Driver {
             }
             _ => {}
         }
-        Ok(())
     }
 
     fn is_ceremony(&self, view: u64, ceremony_number: u32) -> bool {
@@ -982,34 +1044,17 @@ impl Driver {
             .is_some_and(|s| s.view == view && s.ceremony_number == ceremony_number)
     }
 
-    fn is_live(&self, view: u64, ceremony_number: u32) -> bool {
-        self.live.is_some() && self.is_ceremony(view, ceremony_number)
-    }
-
-    /// Starts session `(view, session)` with id `id` in `seat`.
+    /// Starts ceremony `(view, ceremony_number)` of `ceremony` (defined by `spec`) in `seat`.
     fn start_ceremony(
         &mut self,
         (view, ceremony_number): (u64, u32),
-        id: [u8; 32],
-        spec: &keyquorum_contract::CeremonySpec,
+        ceremony: Arc<Ceremony<G>>,
+        spec: &CeremonySpec,
         seat: Seat,
         batch: &mut Batch,
         effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
-        let ceremony = match spec.ceremony() {
-            Ok(c) if c.id() == &id => c,
-            Ok(_) => {
-                warn!(
-                    view,
-                    ceremony_number, "session id does not match the spec; not taking part"
-                );
-                return Ok(());
-            }
-            Err(e) => {
-                warn!(view, ceremony_number, error = %e, "invalid session spec; not taking part");
-                return Ok(());
-            }
-        };
+        let id = *ceremony.id();
         let sid = session_hex(&id);
         let record = SessionRecord {
             view,
@@ -1117,18 +1162,20 @@ impl Driver {
         let runner = Runner::Participant(Box::new(node));
         self.live = Some(self.make_live(id, ceremony.clone(), runner, *seed));
         effects.push(self.enter_effect(&ceremony, id));
-        // The log is rewritten in the order the participant consumes it: Start first.
+        // The log is rewritten in the order the participant consumes it: Start first, each run
+        // of posts as one batch as when they came from the chain.
         self.feed(Input::Start, batch, effects)?;
+        let mut posts = Vec::new();
         for input in seen {
             match input {
-                Input::BoardPost(p) => self.posts.push(p),
+                Input::BoardPost(p) => posts.push(p),
                 other => {
-                    self.feed_posts(batch, effects)?;
+                    self.feed_posts(std::mem::take(&mut posts), batch, effects)?;
                     self.feed(other, batch, effects)?;
                 }
             }
         }
-        self.feed_posts(batch, effects)?;
+        self.feed_posts(posts, batch, effects)?;
         self.pull_missing(effects);
         Ok(())
     }
@@ -1180,14 +1227,14 @@ impl Driver {
         self.carry_out(actions, batch, effects, None)
     }
 
-    /// Feeds the posts collected from the block (see `posts`) as one batch. They are logged one
-    /// by one, as `Input::BoardPost`, so the log replays to the same state either way.
+    /// Feeds a run of board posts as one batch. They are logged one by one, as
+    /// `Input::BoardPost`, so the log replays to the same state either way.
     fn feed_posts(
         &mut self,
+        posts: Vec<Vec<u8>>,
         batch: &mut Batch,
         effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
-        let posts = std::mem::take(&mut self.posts);
         if posts.is_empty() {
             return Ok(());
         }
@@ -1593,12 +1640,13 @@ impl Driver {
         Ok(())
     }
 
+    /// A view is active: the new share (if this node signed its magic block as a member)
+    /// becomes the view's share. The ceremony ends with the follower's next step.
     fn on_view_activated(
         &mut self,
         view: u64,
         hash: &[u8; 32],
         batch: &mut Batch,
-        effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
         let pm = self.state.pending_magic.take();
         let mut own_index = None;
@@ -1645,7 +1693,6 @@ impl Driver {
         self.state.shares.retain(|s| s.view + 1 >= view);
         self.state.current_view = view;
         self.state.current_hash = Some(hex::encode(hash));
-        self.end_session(batch, effects)?;
         self.metrics.set("keyquorum_view", &[], view as f64);
         info!(view, member = own_index.is_some(), hash = %hex::encode(hash), "view activated");
         let mut s = self.status.lock().expect("status lock");

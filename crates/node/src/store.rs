@@ -30,6 +30,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use keyquorum_contract::CeremonySpec;
+use keyquorum_contract::follow::Position;
 use keyquorum_contract::tx::NetworkIdentity;
 use keyquorum_dkg::identity::{IdentityPublicKey, PUBLIC_KEY_LEN};
 use keyquorum_dkg::participant::Input;
@@ -216,6 +217,10 @@ pub struct NodeState {
     /// hash every next magic block must name.
     #[serde(default)]
     pub current_hash: Option<String>,
+    /// Where the event follower stands (the ceremony it follows, the last magic block): the
+    /// follower resumes from it. A state written before it was stored resumes from `session`.
+    #[serde(default)]
+    pub follower: Position,
 }
 
 /// Encodes a participant input for the log. A direct message is stored with its authenticated

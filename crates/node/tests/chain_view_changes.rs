@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keyquorum_contract::config::KeyMode;
-use keyquorum_contract::follow::{Follower, Role, Step};
+use keyquorum_contract::follow::{Follower, SeatRole, Step};
 use keyquorum_contract::hex::{self, Bytes, Hex};
 use keyquorum_contract::magic::signing_message;
 use keyquorum_contract::state::{EvidenceRecord, FaultRole, NodeRecord};
@@ -367,6 +367,7 @@ impl SimNode {
                 ceremony_number,
                 ceremony,
                 role,
+                ..
             } => self.start_ceremony(view, ceremony_number, ceremony, role),
             Step::CeremonyRefused { reason, .. } => {
                 panic!("the contract's spec is refused: {reason}")
@@ -402,7 +403,7 @@ impl SimNode {
         view: u64,
         ceremony_number: u32,
         ceremony: Arc<Ceremony<Group>>,
-        role: Role,
+        role: SeatRole,
     ) {
         let id = *ceremony.id();
         self.seen.insert(id);

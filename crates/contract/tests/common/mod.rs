@@ -307,6 +307,7 @@ impl Sim {
                 ceremony_number,
                 ceremony,
                 role,
+                ..
             } => {
                 if !role.takes_part() || self.plan(view, ceremony_number).silent.contains(&i) {
                     return;
