@@ -438,7 +438,9 @@ fn check_structure(b: &MagicBlock, position: usize) -> Result<(), ChainError> {
 /// one before, have the next view number, carry the handover signature of the previous
 /// committee under the previous group key and the key-confirmation signature of its own
 /// committee under its own key (two messages, so neither stands for the other), and keep the
-/// group key when it is a reshare.
+/// group key when it is a reshare. The first block's `previous_signature`, if any, is not
+/// checked: it is by a committee before the trusted key (so that a chain can also be verified
+/// from a later view's key), and nothing should rely on it.
 pub fn verify_magic_block_chain(
     genesis_key: &[u8; 48],
     blocks: &[SignedMagicBlock],
@@ -460,7 +462,8 @@ pub fn verify_magic_block_chain(
         check_signature(&key, &message, signed.signature.as_ref(), position, "new")?;
         if let Some((prev, prev_hash)) = previous {
             let broken = |what| ChainError::Broken { position, what };
-            if b.view != prev.block.view + 1 {
+            // Checked: a block after view `u64::MAX` must not pass as view 0's successor.
+            if prev.block.view.checked_add(1) != Some(b.view) {
                 return Err(broken("view number"));
             }
             if b.previous_hash.0 != prev_hash {
@@ -565,6 +568,30 @@ mod tests {
         assert_eq!(verify_magic_block_chain(&genesis, &c[..1]), Ok(()));
         // The reshare's two signatures are under the same key but on different messages.
         assert_ne!(c[1].signature, c[1].previous_signature);
+    }
+
+    /// A block cannot follow view `u64::MAX` by wrapping around to view 0 (it panicked with
+    /// overflow checks and was accepted without them).
+    #[test]
+    fn view_numbers_do_not_wrap() {
+        let mut raw1 = block(1, &key(1), None);
+        raw1.view = u64::MAX;
+        let b1 = sign(raw1, &key(1), None);
+        let mut raw2 = block(0, &key(2), Some(&b1));
+        raw2.first_round = b1.block.first_round + 1;
+        let b2 = sign(raw2, &key(2), Some(&key(1)));
+        let genesis = b1.block.group_key.0;
+        assert_eq!(
+            verify_magic_block_chain(&genesis, std::slice::from_ref(&b1)),
+            Ok(())
+        );
+        assert_eq!(
+            verify_magic_block_chain(&genesis, &[b1, b2]),
+            Err(ChainError::Broken {
+                position: 1,
+                what: "view number"
+            })
+        );
     }
 
     #[test]
