@@ -46,8 +46,8 @@ impl Variant {
     }
 }
 
-/// A committee member (dealer or player) as registered: identity key (proof of possession checked by the registry)
-/// and share-encryption key.
+/// A committee member (dealer or player) as registered: identity key (proof of possession
+/// checked by the registry) and share-encryption key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     /// Identity (signing) key.
@@ -116,7 +116,7 @@ pub struct CeremonyConfig<C: Curve> {
     pub reshare: Option<Reshare<C>>,
 }
 
-/// A validated session with the values every participant derives from it.
+/// A validated ceremony with the values every participant derives from it.
 #[derive(Debug)]
 pub struct Ceremony<C: Curve> {
     config: CeremonyConfig<C>,
@@ -289,7 +289,7 @@ impl<C: Curve> Ceremony<C> {
 
     /// The most dealers that may be corrupt, which bounds how many publications can lie about
     /// a player. Fresh key: `f = n - k`. Resharing: the dealers are the old committee, whose
-    /// quorum `k_old` the session does not carry; its fault bound `n_old - k_old` is at most
+    /// quorum `k_old` the ceremony does not carry; its fault bound `n_old - k_old` is at most
     /// `n_old - t_old` (as `k_old >= t_old`) and at most `t_old - 1` (as `t_old + k_old >
     /// n_old`), so the smaller of the two is used. It is exact for BFT parameters, and never
     /// below the true bound, so a player is never excluded on the reports of lying dealers

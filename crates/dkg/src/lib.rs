@@ -5,7 +5,7 @@
 //! from a seed given by the caller, so every run is reproducible and a crashed participant
 //! recovers by replaying its inputs.
 //!
-//! Two protocol variants share the session, identity, wire and board layers:
+//! Two protocol variants share the ceremony, identity, wire and board layers:
 //! - [`ackreveal`]: the Züs view-change flow (seeds 000, 001) with the board as broadcast: dealers
 //!   post Feldman commitments, players ack valid shares, dealers publish aggregate acks or reveal
 //!   shares, and everyone computes the qualified set from the board ([`board`]).
