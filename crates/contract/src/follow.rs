@@ -5,7 +5,7 @@
 //! events ([`crate::events`]). The rules of that translation are written here once, and the
 //! node's driver, the contract's test chain and the node's chain test all use this
 //! [`Follower`]:
-//! - `CommitteeSelected` starts a ceremony: its [`CeremonySpec`](crate::CeremonySpec) must build
+//! - `CommitteeSelected` starts a ceremony: its [`CeremonySpec`] must build
 //!   the ceremony whose id the event names (else the ceremony is refused and not followed), and
 //!   the seat's [`SeatRole`] in it follows from the ceremony's dealer and player lists. A ceremony
 //!   still running when the next one is selected ends first;

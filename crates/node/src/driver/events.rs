@@ -1,0 +1,258 @@
+//! Chain events: the contract's [`Follower`] turns them into steps (the rules), which the driver
+//! acts on; the rest of an event (registry, phase timings, faults on chain) is noted here.
+
+use super::*;
+
+impl Driver {
+    /// One event: the follower's steps for it (the rules of following the chain), then what
+    /// the node notes about it besides its ceremony (registry, metrics, logs).
+    pub(super) fn on_event(
+        &mut self,
+        e: &Event,
+        height: u64,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        for step in self.follower.event(e) {
+            self.on_step(step, height, batch, effects)?;
+        }
+        self.note_event(e, height, effects);
+        Ok(())
+    }
+
+    pub(super) fn on_step(
+        &mut self,
+        step: Step,
+        height: u64,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        match step {
+            Step::CeremonyStarted {
+                view,
+                ceremony_number,
+                ceremony,
+                role,
+                spec,
+            } => self.on_ceremony_started(
+                view,
+                ceremony_number,
+                ceremony,
+                role,
+                &spec,
+                height,
+                batch,
+                effects,
+            )?,
+            Step::CeremonyRefused {
+                view,
+                ceremony_number,
+                reason,
+            } => {
+                warn!(view, ceremony_number, %reason, "not taking part in this ceremony_number");
+            }
+            Step::Posts(posts) => self.feed_posts(posts, batch, effects)?,
+            Step::Deadline => {
+                self.feed(Input::Deadline, batch, effects)?;
+                if self.fault == Fault::Crash
+                    && !self.state.crashed_once
+                    && self
+                        .live
+                        .as_ref()
+                        .is_some_and(|l| matches!(l.node, Runner::Participant(_)))
+                    && self.board_phase() == Some(BoardPhase::Share)
+                {
+                    warn!("fault injection: crashing at the start of the share phase");
+                    self.state.crashed_once = true;
+                    effects.push(Effect::Crash);
+                }
+            }
+            Step::CeremonyEnded { .. } => self.end_session(batch, effects)?,
+            Step::MagicBlock {
+                view,
+                ceremony_number,
+                hash,
+                block,
+                index,
+            } => self.on_magic_block(view, ceremony_number, &hash, &block, index, effects)?,
+            Step::ViewActivated { view, hash, .. } => {
+                self.on_view_activated(view, &hash, batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_ceremony_started(
+        &mut self,
+        view: u64,
+        ceremony_number: u32,
+        ceremony: Arc<Ceremony<G>>,
+        role: SeatRole,
+        spec: &CeremonySpec,
+        height: u64,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        let reshare = ceremony.reshare().is_some();
+        let hexes = |m: &[Member]| -> Vec<String> {
+            m.iter()
+                .map(|p| hex::encode(p.identity.to_bytes()))
+                .collect()
+        };
+        {
+            let mut s = self.status.lock().expect("status lock");
+            s.pending = Some(PendingStatus {
+                view,
+                ceremony_number,
+                attempt: 0,
+                key_mode: if reshare { "reshare" } else { "fresh" }.into(),
+                committee: hexes(ceremony.players()),
+                dealers: if reshare {
+                    hexes(ceremony.dealers())
+                } else {
+                    Vec::new()
+                },
+                role: role.as_str().into(),
+                share_index: ceremony.player_position(&self.me).map(|p| p as u64 + 1),
+            });
+            s.sitting_out = None;
+        }
+        info!(
+            view,
+            ceremony_number,
+            n = ceremony.n(),
+            role = role.as_str(),
+            reshare,
+            "committee selected"
+        );
+        let seat = if role.takes_part() {
+            // Selected in a block below the chain's head: this node is catching up (after a
+            // restart, or with a lost database) and may have contributed already; it decides
+            // once caught up.
+            if self.head.is_some_and(|h| height < h) {
+                Some(Seat::CatchingUp)
+            } else {
+                Some(Seat::Participant)
+            }
+        } else if self.state.shares.iter().any(|s| s.view + 1 == view) {
+            // A previous member outside the session signs the handover: it follows the board
+            // to check the magic block.
+            Some(Seat::Observer)
+        } else {
+            None
+        };
+        if let Some(seat) = seat
+            && self.fault != Fault::Silent
+        {
+            self.start_ceremony(
+                (view, ceremony_number),
+                ceremony,
+                spec,
+                seat,
+                batch,
+                effects,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// What the node notes about an event besides the ceremony it follows: the registry of
+    /// network identities, phase timings, faults recorded on chain, and the magic block
+    /// awaiting signatures when its ceremony fails.
+    pub(super) fn note_event(&mut self, e: &Event, height: u64, effects: &mut Vec<Effect>) {
+        match e {
+            Event::PostRejected { reason, .. } => {
+                let name = reason.split(':').next().unwrap_or(reason);
+                self.metrics.fault(name);
+            }
+            Event::Registered {
+                identity, network, ..
+            }
+            | Event::NetworkUpdated { identity, network } => {
+                self.state
+                    .registry
+                    .insert(hex::encode(identity.0), network.clone());
+                if identity.0 == self.me.to_bytes() {
+                    if matches!(e, Event::Registered { .. }) {
+                        info!(height, "registered on chain");
+                        self.state.registered = true;
+                    }
+                } else {
+                    effects.push(Effect::Learn {
+                        identity: identity.0.to_vec(),
+                        addresses: network.addresses.clone(),
+                        peers: self.state.registry.len(),
+                    });
+                }
+            }
+            Event::Deregistered { identity, .. } => {
+                self.state.registry.remove(&hex::encode(identity.0));
+                if identity.0 == self.me.to_bytes() {
+                    self.state.registered = false;
+                }
+            }
+            Event::PhaseChanged {
+                view,
+                ceremony_number,
+                attempt,
+                phase,
+                deadline,
+            } => {
+                let name = format!("{phase:?}").to_lowercase();
+                let now = Instant::now();
+                if let Some((prev, since)) = self.phase.take()
+                    && prev != "idle"
+                {
+                    self.metrics
+                        .phase(&prev, now.duration_since(since).as_secs_f64());
+                }
+                self.phase = Some((name.clone(), now));
+                self.phase_deadline = *deadline;
+                debug!(view, ceremony_number, attempt, phase = %name, deadline, "phase");
+                let mut s = self.status.lock().expect("status lock");
+                s.phase = name;
+                s.phase_deadline = Some(*deadline);
+                if let Some(p) = &mut s.pending {
+                    p.attempt = *attempt;
+                }
+            }
+            Event::CeremonyFailed {
+                view,
+                ceremony_number,
+                reason,
+                ..
+            } => {
+                warn!(view, ceremony_number, %reason, "ceremony failed");
+                if self
+                    .state
+                    .pending_magic
+                    .as_ref()
+                    .is_some_and(|p| p.view == *view && p.ceremony_number == *ceremony_number)
+                {
+                    self.state.pending_magic = None;
+                }
+            }
+            Event::ViewChangeAborted {
+                view,
+                ceremony_number,
+                reason,
+                ..
+            } => {
+                warn!(view, ceremony_number, %reason, "view change aborted");
+                self.state.pending_magic = None;
+                self.status.lock().expect("status lock").pending = None;
+            }
+            Event::Slashed { record } => {
+                self.metrics.fault(&record.fault);
+                info!(
+                    view = record.view,
+                    identity = %hex::encode(&record.identity.0[..8]),
+                    fault = %record.fault,
+                    "fault recorded on chain"
+                );
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Magic blocks: checked against this node's own board before anything is signed, signed with the
+//! new share and the previous view's share, and the view's share promoted when the view is
+//! activated (module docs of [`super`]).
+
+use super::*;
+
+impl Driver {
+    pub(super) fn on_magic_block(
+        &mut self,
+        view: u64,
+        ceremony_number: u32,
+        hash: &[u8; 32],
+        block: &MagicBlock,
+        index: Option<u64>,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        let signs_handover = self.state.shares.iter().any(|s| s.view + 1 == view);
+        let signs = self.fault != Fault::Silent && (index.is_some() || signs_handover);
+        if signs && let Err(what) = self.check_magic_block(view, ceremony_number, hash, block) {
+            self.reject_magic_block(view, ceremony_number, hash, what);
+            return Ok(());
+        }
+        self.state.pending_magic = Some(PendingMagic {
+            view,
+            ceremony_number,
+            hash: hex::encode(hash),
+            index,
+            group_key: hex::encode(block.group_key.0),
+            members: block
+                .members
+                .iter()
+                .map(|m| hex::encode(m.identity.0))
+                .collect(),
+        });
+        info!(view, ceremony_number, hash = %hex::encode(hash), member = index.is_some(), "magic block created");
+        if self.fault != Fault::Silent {
+            self.sign_magic_block(view, ceremony_number, hash, index, effects)?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the magic block of `(view, session)` from this node's own board, previous view
+    /// and registry with the contract's construction, and compares it with the chain's block
+    /// and hash. `Err` names the first difference.
+    pub(super) fn check_magic_block(
+        &self,
+        view: u64,
+        ceremony_number: u32,
+        hash: &[u8; 32],
+        block: &MagicBlock,
+    ) -> Result<(), String> {
+        let Some(live) = self
+            .live
+            .as_ref()
+            .filter(|_| self.is_ceremony(view, ceremony_number))
+        else {
+            return Err("no board of this session to check it against".into());
+        };
+        let previous_hash = if view <= 1 {
+            [0u8; 32]
+        } else {
+            let mut h = [0u8; 32];
+            match &self.state.current_hash {
+                Some(x) if self.state.current_view + 1 == view => {
+                    hex::decode_to_slice(x, &mut h)
+                        .map_err(|_| "stored previous hash does not decode".to_string())?;
+                }
+                _ => return Err(format!("view {} is not the active view", view - 1)),
+            }
+            h
+        };
+        let place = MagicBlockPlace {
+            // Not derived from the board: where the chain puts the view (the hash still binds
+            // them, and every committee signs the same bytes).
+            chain_id: block.chain_id.clone(),
+            first_round: block.first_round,
+            view,
+            ceremony_number,
+            key_mode: if live.ceremony.reshare().is_some() {
+                KeyMode::Reshare
+            } else {
+                KeyMode::Fresh
+            },
+            previous_hash,
+        };
+        let registry = &self.state.registry;
+        let expected = MagicBlock::from_board(&place, live.node.board(), |id| {
+            registry.get(&hex::encode(id.0)).cloned()
+        })
+        .map_err(|e| e.to_string())?;
+        if let Some(what) = expected.first_difference(block) {
+            return Err(what.to_string());
+        }
+        if &expected.hash() != hash {
+            return Err("hash".into());
+        }
+        Ok(())
+    }
+
+    /// A magic block that is not the one this node's board defines: nothing is signed.
+    pub(super) fn reject_magic_block(
+        &mut self,
+        view: u64,
+        ceremony_number: u32,
+        hash: &[u8; 32],
+        what: String,
+    ) {
+        error!(
+            view,
+            ceremony_number,
+            hash = %hex::encode(hash),
+            differs_in = %what,
+            "the chain's magic block is not the one this node's board defines; not signing it"
+        );
+        self.metrics.add(
+            "keyquorum_magic_block_mismatches_total",
+            &[("what", &what)],
+            1.0,
+        );
+        self.status
+            .lock()
+            .expect("status lock")
+            .magic_block_mismatch = Some(MagicBlockMismatch {
+            view,
+            ceremony_number,
+            hash: hex::encode(hash),
+            what,
+        });
+    }
+
+    pub(super) fn sign_magic_block(
+        &mut self,
+        view: u64,
+        ceremony_number: u32,
+        hash: &[u8; 32],
+        index: Option<u64>,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        // With the new share, as a member of the new committee.
+        if let Some(index) = index
+            && let Some(out) = self
+                .state
+                .outputs
+                .iter()
+                .find(|o| o.view == view && o.ceremony_number == ceremony_number && o.has_share)
+            && let Some(share) = self.scalar(&format!("output/{}", out.session_id))?
+        {
+            let message = signing_message(SignerRole::New, hash);
+            let partial = tbls::partial_sign::<MinPk>(&share, Scalar::from(index), &message);
+            effects.push(Effect::Submit(Box::new(Submission {
+                body: TxBody::MagicBlockSignature {
+                    view,
+                    block_hash: *hash,
+                    role: SignerRole::New,
+                    partial,
+                },
+                kind: "magic_block_signature",
+                expires: None,
+            })));
+        }
+        // With the previous share, as a member of the previous committee (the handover).
+        if view > 1
+            && let Some(prev) = self
+                .state
+                .shares
+                .iter()
+                .find(|s| s.view == view - 1)
+                .cloned()
+            && let Some(share) = self.scalar(&format!("share/{}", prev.view))?
+        {
+            let message = signing_message(SignerRole::Old, hash);
+            let partial = tbls::partial_sign::<MinPk>(&share, Scalar::from(prev.index), &message);
+            effects.push(Effect::Submit(Box::new(Submission {
+                body: TxBody::MagicBlockSignature {
+                    view,
+                    block_hash: *hash,
+                    role: SignerRole::Old,
+                    partial,
+                },
+                kind: "magic_block_signature",
+                expires: None,
+            })));
+        }
+        Ok(())
+    }
+
+    /// A view is active: the new share (if this node signed its magic block as a member)
+    /// becomes the view's share. The ceremony ends with the follower's next step.
+    pub(super) fn on_view_activated(
+        &mut self,
+        view: u64,
+        hash: &[u8; 32],
+        batch: &mut Batch,
+    ) -> Result<(), DriverError> {
+        let pm = self.state.pending_magic.take();
+        let mut own_index = None;
+        let mut committee = Vec::new();
+        let mut group_key = None;
+        if let Some(pm) = pm.filter(|p| p.view == view && p.hash == hex::encode(hash)) {
+            committee = pm.members.clone();
+            group_key = Some(pm.group_key.clone());
+            if let Some(index) = pm.index
+                && let Some(out) = self
+                    .state
+                    .outputs
+                    .iter()
+                    .find(|o| {
+                        o.view == view && o.ceremony_number == pm.ceremony_number && o.has_share
+                    })
+                    .cloned()
+                && let Some(share) = self.secret(&format!("output/{}", out.session_id))?
+            {
+                self.put_secret(batch, &format!("share/{view}"), &share)?;
+                self.delete_secret(batch, &format!("output/{}", out.session_id))?;
+                self.state.shares.retain(|s| s.view != view);
+                self.state.shares.push(ShareRecord {
+                    view,
+                    ceremony_number: pm.ceremony_number,
+                    index,
+                    group_key: pm.group_key.clone(),
+                });
+                own_index = Some(index);
+            }
+        }
+        // Keep the current and the previous view's shares (the previous one signs the next
+        // magic block and deals the next reshare); wipe older ones.
+        let old: Vec<u64> = self
+            .state
+            .shares
+            .iter()
+            .filter(|s| s.view + 1 < view)
+            .map(|s| s.view)
+            .collect();
+        for v in old {
+            self.delete_secret(batch, &format!("share/{v}"))?;
+        }
+        self.state.shares.retain(|s| s.view + 1 >= view);
+        self.state.current_view = view;
+        self.state.current_hash = Some(hex::encode(hash));
+        self.metrics.set("keyquorum_view", &[], view as f64);
+        info!(view, member = own_index.is_some(), hash = %hex::encode(hash), "view activated");
+        let mut s = self.status.lock().expect("status lock");
+        s.view = view;
+        s.committee = committee;
+        s.group_key = group_key;
+        s.share_index = own_index;
+        s.pending = None;
+        Ok(())
+    }
+}

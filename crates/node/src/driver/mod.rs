@@ -1,0 +1,423 @@
+//! The driver: the node's deterministic core, between the chain, the peers and the participant
+//! state machine. It does no I/O itself besides its database: it consumes chain blocks and
+//! peer messages and returns [`Effect`]s (messages to send, transactions to submit) for the
+//! runtime to carry out, only after the inputs that caused them are durable.
+//!
+//! # Following the chain
+//! Blocks are processed strictly in height order, each event in block order. The rules that
+//! turn the contract's events into this node's participant inputs are the contract crate's
+//! [`Follower`] (the same one the contract's and the node's test chains use); the driver acts
+//! on its [`Step`]s and keeps what the follower does not: storage, secrets, effects, metrics.
+//! - `Registered`/`NetworkUpdated` keep a registry of network identities (address hints);
+//! - a ceremony start ([`Step::CeremonyStarted`]) starts a participant if this node deals or
+//!   plays in the ceremony (the previous view's share is loaded for a resharing dealer) and
+//!   feeds it `Start`;
+//! - board posts and deadlines of the ceremony feed `BoardPost` and `Deadline`: the contract
+//!   emits exactly the board's inputs in the order it applied them, so the node's board is the
+//!   contract's board. A run of consecutive posts of a block comes as one batch
+//!   ([`AckRevealParticipant::handle_board_posts`]: one multi-pairing for their signatures, one
+//!   batch check for the deals waiting for the contributions among them), which acts exactly
+//!   as feeding them one by one; they are logged one by one. Replays after a restart and the
+//!   catch-up of a ceremony batch the same way. Where the follower stands is stored with the
+//!   state, so it resumes with the node;
+//! - `MagicBlockCreated` is checked before anything is signed: the node rebuilds the magic
+//!   block from its own board with the contract's construction ([`MagicBlock::from_board`]) and
+//!   its own record of the previous view's hash and the registry, and compares every field and
+//!   the hash. Only an identical block is signed, with the new share (new committee) and with
+//!   the previous view's share (old committee); any difference is logged as an error, counted
+//!   in `keyquorum_magic_block_mismatches_total` and shown on `/status`, and nothing is signed.
+//!   A member of the previous committee that is not in the new session follows the session's
+//!   board as an observer for this purpose;
+//! - `ViewActivated` promotes the new share to the view's share and drops shares older than the
+//!   previous view; `CeremonyFailed`/`ViewChangeAborted` drop the session.
+//!
+//! # Crash safety
+//! Each block and each batch of peer messages is one database transaction holding the inputs
+//! consumed and the new state; it commits before the effects are returned. A session's
+//! participant is a deterministic function of its seed (stored sealed when the session starts,
+//! before `Start`) and its logged inputs, so [`Driver::open`] rebuilds it by replay after a crash
+//! and returns the effects again: the same deals, acks and posts, byte for byte (BLS signatures
+//! and the seeded randomness are deterministic). Re-sending is harmless (peers and the board
+//! drop duplicates); posts already on the board are not re-submitted.
+//!
+//! # A lost database
+//! A node that lost its database follows the chain again from the start. A session selected
+//! while it is still catching up (the runtime tells it the chain's height, [`Driver::set_head`])
+//! is only followed until the node has caught up; if this node's own contribution is on the
+//! board by then, the seed behind it is gone and dealing again would be equivocation, so the
+//! node sits the session out (it keeps following the board, says so in the log and on
+//! `/status`); otherwise it takes part from there.
+//!
+//! # Files
+//! One concern per file: `events` (chain events through the follower), `ceremony` (the
+//! running ceremony's lifecycle and the participant's actions), `catch_up` (joining or
+//! sitting out a ceremony selected while catching up), `replay` (resuming after a restart),
+//! `magic` (checking and signing magic blocks, activating views), `peers` (direct
+//! messages), `faults` (fault injection), `storage` (sealed secrets and commits),
+//! `kinds` (message kinds read from the engine's tags), `report` (`/status` writes) and
+//! `runner` (participant or board).
+//!
+//! # Peers
+//! A direct message is consumed only if it comes from the identity its content names: the
+//! network layer attributes each request to the identity whose signed record the sender
+//! presented on its authenticated connection, and a deal must come from its dealer, an ack from
+//! its player. Without this check anyone could send garbage "from" an honest dealer and make a
+//! player refuse that dealer's real share later.
+
+mod catch_up;
+mod ceremony;
+mod events;
+mod faults;
+mod kinds;
+mod magic;
+mod peers;
+mod replay;
+mod report;
+mod runner;
+mod storage;
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ff::Field;
+use keyquorum_contract::config::KeyMode;
+use keyquorum_contract::follow::{FollowedCeremony, Follower, SeatRole, Step};
+use keyquorum_contract::hex::Hex;
+use keyquorum_contract::magic::{MagicBlock, MagicBlockPlace, signing_message};
+use keyquorum_contract::tx::{SignerRole, TxBody};
+use keyquorum_contract::{CeremonySpec, Event, Group, Transaction, fault_name};
+use keyquorum_crypto::Curve;
+use keyquorum_crypto::commit::EvalCommitment;
+use keyquorum_crypto::encrypt::{self, ShareAad};
+use keyquorum_crypto::hash::tagged_hash;
+use keyquorum_crypto::poly::Polynomial;
+use keyquorum_crypto::secret::Secret;
+use keyquorum_crypto::tbls::{self, MinPk};
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
+use keyquorum_dkg::board::{Board, BoardPhase, Role};
+use keyquorum_dkg::identity::{IdentityPublicKey, Purpose};
+use keyquorum_dkg::messages::{Contribution, Deal, Direct, Post, SignedPost};
+use keyquorum_dkg::participant::{Action, Input, Observation};
+use keyquorum_dkg::preverify::preverify_posts;
+use keyquorum_dkg::{Ceremony, Member};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{OsRng, RngCore, SeedableRng};
+use tracing::{debug, error, info, warn};
+use zeroize::Zeroizing;
+
+use crate::chain::ChainBlock;
+use crate::config::Fault;
+use crate::keys::NodeKeys;
+use crate::metrics::Metrics;
+use crate::status::{MagicBlockMismatch, PendingStatus, SittingOutStatus, Status};
+use crate::store::{
+    Batch, ExclusionRecord, NodeState, OutputRecord, PendingMagic, Seat, SessionRecord,
+    ShareRecord, Store, StoreError,
+};
+
+use faults::FaultState;
+use kinds::{direct_kind, post_kind};
+use runner::{Live, Runner};
+/// The group of keys and commitments (BLS12-381 G1, signatures in G2).
+pub type G = Group;
+type Scalar = <G as Curve>::Scalar;
+
+/// Network message kind: an encoded `Direct` (deal or ack); the response is empty.
+pub const KIND_DIRECT: u8 = 1;
+/// Network message kind: a player asks a dealer for its deal; the response is the deal.
+pub const KIND_PULL: u8 = 2;
+
+/// Finished sessions whose late messages are acknowledged and dropped.
+const RECENT_SESSIONS: usize = 8;
+/// Finished outputs kept in the state.
+const KEPT_OUTPUTS: usize = 8;
+
+/// Driver errors: storage only (everything from the chain or peers is validated and, when
+/// wrong, logged and dropped).
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored secret does not open (wrong key file for this data directory?).
+    #[error("stored secret {0} does not open with this key")]
+    Secret(String),
+}
+
+/// A transaction for the runtime to sign and submit.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// What.
+    pub body: TxBody,
+    /// For logs and metrics.
+    pub kind: &'static str,
+    /// Last height at which it is useful (its phase's deadline).
+    pub expires: Option<u64>,
+}
+
+/// Something for the runtime to do.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Deliver a direct message (retrying until delivered or the session ends).
+    Send {
+        /// Session.
+        session: [u8; 32],
+        /// Recipient identity (bytes).
+        to: Vec<u8>,
+        /// `deal` or `ack`.
+        kind: &'static str,
+        /// Encoded `Direct`.
+        payload: Vec<u8>,
+    },
+    /// Ask a dealer for our deal (after a restart).
+    Pull {
+        /// Session.
+        session: [u8; 32],
+        /// Dealer identity.
+        from: Vec<u8>,
+    },
+    /// Sign and submit a transaction.
+    Submit(Box<Submission>),
+    /// A session starts: admit its members, learn their address hints.
+    EnterSession {
+        /// Session.
+        session: [u8; 32],
+        /// Dealers and players (identity bytes).
+        members: Vec<Vec<u8>>,
+        /// `(identity, addresses)` from the registry.
+        hints: Vec<(Vec<u8>, Vec<String>)>,
+    },
+    /// A registered node's network identity, to resolve ahead of any ceremony.
+    Learn {
+        /// Identity (bytes).
+        identity: Vec<u8>,
+        /// Addresses registered on chain (hints).
+        addresses: Vec<String>,
+        /// Registered nodes known so far (to spread the lookups over time).
+        peers: usize,
+    },
+    /// A session is over: stop its retries.
+    LeaveSession {
+        /// Session.
+        session: [u8; 32],
+    },
+    /// The `crash` fault: abort now (state is durable).
+    Crash,
+}
+
+/// A direct message from a peer (or the answer to a pull).
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// Session the sender tagged it with.
+    pub session: [u8; 32],
+    /// Identity the network layer attributed it to.
+    pub from: Option<Vec<u8>>,
+    /// Encoded `Direct`.
+    pub payload: Vec<u8>,
+}
+
+/// What to answer a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Consumed.
+    Accepted,
+    /// Acknowledged but dropped (finished session, wrong sender, garbage).
+    Ignored,
+    /// Not answered, so the sender retries: a session this node has not seen start yet.
+    Later,
+}
+
+/// One of our own transactions as it appeared in a block.
+#[derive(Debug, Clone)]
+pub struct OwnTx {
+    /// Hash.
+    pub hash: [u8; 32],
+    /// Nonce.
+    pub nonce: u64,
+    /// Rejection code, if refused.
+    pub rejected: Option<String>,
+}
+
+/// The result of processing a block.
+#[derive(Debug, Default)]
+pub struct BlockOutcome {
+    /// Effects to carry out.
+    pub effects: Vec<Effect>,
+    /// Our transactions in the block.
+    pub own_txs: Vec<OwnTx>,
+}
+
+/// The node's core. See the module docs.
+pub struct Driver {
+    store: Store,
+    keys: Arc<NodeKeys>,
+    fault: Fault,
+    me: IdentityPublicKey,
+    state: NodeState,
+    live: Option<Live>,
+    /// Secrets written in the batch being built (not yet readable from the store).
+    fresh_secrets: HashMap<String, Vec<u8>>,
+    recent: VecDeque<[u8; 32]>,
+    metrics: Arc<Metrics>,
+    status: Arc<Mutex<Status>>,
+    phase: Option<(String, Instant)>,
+    phase_deadline: u64,
+    /// The chain's height as last reported by the runtime (unknown: not catching up).
+    head: Option<u64>,
+    /// Turns the contract's events into this node's steps (the rules of following the chain).
+    follower: Follower,
+}
+
+fn hex_id(id: &IdentityPublicKey) -> String {
+    hex::encode(id.as_bytes())
+}
+
+fn session_hex(id: &[u8; 32]) -> String {
+    hex::encode(id)
+}
+
+impl Driver {
+    /// Opens the driver on its database, resuming where it stopped: the running session's
+    /// participant is rebuilt from its sealed seed and logged inputs, and the effects needed to
+    /// resume (re-sends, pending posts, pulls, signatures) are returned.
+    pub fn open(
+        store: Store,
+        keys: Arc<NodeKeys>,
+        fault: Fault,
+        metrics: Arc<Metrics>,
+        status: Arc<Mutex<Status>>,
+    ) -> Result<(Self, Vec<Effect>), DriverError> {
+        let state = store.load_state()?.unwrap_or(NodeState {
+            cursor: 1,
+            ..Default::default()
+        });
+        let me = keys.identity().public().clone();
+        let mut position = state.follower;
+        if position.ceremony.is_none()
+            && let Some(rec) = &state.session
+        {
+            let mut id = [0u8; 32];
+            if hex::decode_to_slice(&rec.session_id, &mut id).is_ok() {
+                position.ceremony = Some(FollowedCeremony {
+                    view: rec.view,
+                    ceremony_number: rec.ceremony_number,
+                    id: Hex(id),
+                });
+            }
+        }
+        let follower = Follower::resume(Some(me.clone()), position);
+        {
+            let mut s = status.lock().expect("status lock");
+            s.identity = hex_id(&me);
+            s.peer_id = keys.peer_id().to_string();
+            s.fault = fault.name().into();
+        }
+        let mut d = Driver {
+            store,
+            keys,
+            fault,
+            me,
+            state,
+            live: None,
+            fresh_secrets: HashMap::new(),
+            recent: VecDeque::new(),
+            metrics,
+            status,
+            phase: None,
+            phase_deadline: 0,
+            head: None,
+            follower,
+        };
+        let effects = d.resume()?;
+        d.refresh_status();
+        Ok((d, effects))
+    }
+
+    /// Next block height to process.
+    pub fn cursor(&self) -> u64 {
+        self.state.cursor
+    }
+
+    /// Next nonce.
+    pub fn nonce(&self) -> u64 {
+        self.state.nonce
+    }
+
+    /// Whether the chain has our registration.
+    pub fn registered(&self) -> bool {
+        self.state.registered
+    }
+
+    /// The persisted state (for tests and reports).
+    pub fn state(&self) -> &NodeState {
+        &self.state
+    }
+
+    /// The running participant's board phase, if any.
+    pub fn board_phase(&self) -> Option<BoardPhase> {
+        self.live.as_ref().map(|l| l.node.board().phase())
+    }
+
+    /// Dealers whose shares the running participant holds.
+    pub fn received_from(&self) -> Vec<u32> {
+        self.live
+            .as_ref()
+            .map(|l| l.node.received_from())
+            .unwrap_or_default()
+    }
+
+    /// Processes one committed block (blocks below the cursor are skipped: already done).
+    pub fn process_block(&mut self, block: &ChainBlock) -> Result<BlockOutcome, DriverError> {
+        let mut out = BlockOutcome::default();
+        if block.height < self.state.cursor {
+            return Ok(out);
+        }
+        let mut batch = self.store.begin()?;
+        let me = self.me.to_bytes();
+        for tx in &block.txs {
+            if let Some((sender, nonce)) = Transaction::peek_sender_and_nonce(&tx.tx)
+                && sender == &me[..]
+            {
+                if tx.rejected.is_none() {
+                    self.state.nonce = self.state.nonce.max(nonce + 1);
+                }
+                out.own_txs.push(OwnTx {
+                    hash: tx.hash,
+                    nonce,
+                    rejected: tx.rejected.as_ref().map(|r| r.0.clone()),
+                });
+            }
+            for e in &tx.events {
+                self.on_event(e, block.height, &mut batch, &mut out.effects)?;
+            }
+        }
+        for e in &block.end_block_events {
+            self.on_event(e, block.height, &mut batch, &mut out.effects)?;
+        }
+        for step in self.follower.end_block() {
+            self.on_step(step, block.height, &mut batch, &mut out.effects)?;
+        }
+        self.state.cursor = block.height + 1;
+        if self.head.is_some_and(|h| block.height >= h) && self.catching_up() {
+            self.settle_catching_up(&mut batch, &mut out.effects)?;
+        }
+        // Posts are useful until the end of the phase they were made in.
+        for e in &mut out.effects {
+            if let Effect::Submit(s) = e
+                && s.expires.is_none()
+            {
+                s.expires = Some(self.phase_deadline.max(block.height));
+            }
+        }
+        self.commit(batch)?;
+        self.metrics
+            .set("keyquorum_chain_height", &[], block.height as f64);
+        {
+            let mut s = self.status.lock().expect("status lock");
+            s.height = block.height;
+        }
+        self.refresh_status();
+        Ok(out)
+    }
+}
