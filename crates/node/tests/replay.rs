@@ -5,23 +5,19 @@
 //! never send two different shares), its commitment must not be posted twice, and the view
 //! change must then complete, fresh and then resharing, with everyone agreeing on the key.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 
 use keyquorum_contract::config::KeyMode;
-use keyquorum_contract::hex::Bytes;
-use keyquorum_contract::tx::NetworkIdentity;
 use keyquorum_contract::tx::TxBody;
-use keyquorum_contract::{Contract, ContractConfig, Event, Size, Transaction};
-use keyquorum_node::chain::{ChainBlock, ChainTx};
-use keyquorum_node::driver::{Driver, Effect, Incoming, Verdict};
-use keyquorum_node::metrics::Metrics;
-use keyquorum_node::status::Status;
-use keyquorum_node::store::Store;
-use keyquorum_node::{Fault, NodeKeys};
-use sha2::{Digest, Sha256};
+use keyquorum_contract::{ContractConfig, Event, Size};
+use keyquorum_node::driver::Effect;
+
+mod common;
+
+use common::Harness;
 
 const N: usize = 4;
+const STAKES: [u64; N] = [100, 99, 98, 97];
 const CRASH: usize = 1;
 
 fn config() -> ContractConfig {
@@ -36,212 +32,26 @@ fn config() -> ContractConfig {
     c.first_view_change = 2;
     c.view_length = 2;
     c.key_mode = KeyMode::Reshare;
-    // Each node is funded at genesis with what it stakes.
-    (0..N).fold(c, |c, i| {
-        let keys = NodeKeys::from_master(&[i as u8 + 1; 32]);
-        c.fund(keys.identity().public(), 100)
-    })
+    c
 }
 
-struct Harness {
-    contract: Contract,
-    height: u64,
-    dirs: Vec<tempfile::TempDir>,
-    keys: Vec<Arc<NodeKeys>>,
-    drivers: Vec<Option<Driver>>,
-    /// Transactions for the next block: (node, body).
-    pending: Vec<(usize, TxBody)>,
-    /// Messages for a node that is down, delivered when it is back (senders retry).
-    parked: VecDeque<(usize, Incoming)>,
-    /// Every Send effect of each node, in order.
-    sent: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
-    /// Every DkgPost a node submitted.
-    posts: Vec<Vec<Vec<u8>>>,
-    events: Vec<Event>,
-    /// Every block, from height 1.
-    blocks: Vec<ChainBlock>,
+/// Whether the contract's view change is in its share phase.
+fn share_phase(h: &Harness) -> bool {
+    h.contract
+        .state()
+        .change
+        .as_ref()
+        .is_some_and(|c| c.phase == keyquorum_contract::ViewChangePhase::Share)
 }
 
-fn open(dir: &std::path::Path, keys: Arc<NodeKeys>) -> (Driver, Vec<Effect>) {
-    let store = Store::open(&dir.join("node.redb")).unwrap();
-    Driver::open(
-        store,
-        keys,
-        Fault::None,
-        Arc::new(Metrics::new()),
-        Arc::new(Mutex::new(Status::default())),
-    )
-    .unwrap()
-}
-
-impl Harness {
-    fn new() -> Self {
-        Harness::with_config(config())
-    }
-
-    fn with_config(config: ContractConfig) -> Self {
-        let mut h = Harness {
-            contract: Contract::new(config).unwrap(),
-            height: 0,
-            dirs: Vec::new(),
-            keys: Vec::new(),
-            drivers: Vec::new(),
-            pending: Vec::new(),
-            parked: VecDeque::new(),
-            sent: vec![Vec::new(); N],
-            posts: vec![Vec::new(); N],
-            events: Vec::new(),
-            blocks: Vec::new(),
-        };
-        for i in 0..N {
-            let keys = Arc::new(NodeKeys::from_master(&[i as u8 + 1; 32]));
-            let dir = tempfile::tempdir().unwrap();
-            let (d, effects) = open(dir.path(), keys.clone());
-            assert!(effects.is_empty());
-            h.pending.push((
-                i,
-                TxBody::Register {
-                    pop: keys.identity().proof_of_possession(),
-                    encryption_key: keys.encryption().public_key(),
-                    network: NetworkIdentity {
-                        peer_id: Bytes(keys.peer_id().to_bytes()),
-                        addresses: vec![],
-                    },
-                    stake: 100 - i as u64,
-                },
-            ));
-            h.dirs.push(dir);
-            h.keys.push(keys);
-            h.drivers.push(Some(d));
-        }
-        h
-    }
-
-    fn index_of(&self, identity: &[u8]) -> usize {
-        self.keys
-            .iter()
-            .position(|k| k.identity().public().as_bytes()[..] == identity[..])
-            .unwrap()
-    }
-
-    fn apply(&mut self, i: usize, effects: Vec<Effect>) {
-        let mut queue: VecDeque<(usize, Effect)> = effects.into_iter().map(|e| (i, e)).collect();
-        while let Some((from, e)) = queue.pop_front() {
-            match e {
-                Effect::Send {
-                    session,
-                    to,
-                    payload,
-                    ..
-                } => {
-                    self.sent[from].push((to.clone(), payload.clone()));
-                    let j = self.index_of(&to);
-                    let msg = Incoming {
-                        session,
-                        from: Some(self.keys[from].identity().public().to_bytes().to_vec()),
-                        payload,
-                    };
-                    match self.drivers[j].as_mut() {
-                        None => self.parked.push_back((j, msg)),
-                        Some(d) => {
-                            let (v, more) = d.process_messages(vec![msg.clone()]).unwrap();
-                            // Not answered: the sender retries later (the runtime does).
-                            if v[0] == Verdict::Later {
-                                self.parked.push_back((j, msg));
-                            }
-                            queue.extend(more.into_iter().map(|e| (j, e)));
-                        }
-                    }
-                }
-                Effect::Submit(s) => {
-                    if let TxBody::DkgPost { post } = &s.body {
-                        self.posts[from].push(post.clone());
-                    }
-                    self.pending.push((from, s.body));
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn step(&mut self) {
-        self.height += 1;
-        let h = self.height;
-        let mut nonces: BTreeMap<usize, u64> = BTreeMap::new();
-        let mut txs = Vec::new();
-        for (i, body) in std::mem::take(&mut self.pending) {
-            let key = &self.keys[i];
-            let nonce = nonces
-                .entry(i)
-                .or_insert_with(|| self.contract.next_nonce(key.identity().public()));
-            let bytes = Transaction::sign("replay-test", key.identity(), *nonce, body).encode();
-            *nonce += 1;
-            let (events, rejected) = match self.contract.apply_tx(&bytes, h) {
-                Ok(e) => (e, None),
-                Err(r) => (Vec::new(), Some((r.code().to_string(), r.to_string()))),
-            };
-            txs.push(ChainTx {
-                hash: Sha256::digest(&bytes).into(),
-                tx: bytes,
-                events,
-                rejected,
-            });
-        }
-        let end = self.contract.end_block(h);
-        for t in &txs {
-            self.events.extend(t.events.iter().cloned());
-        }
-        self.events.extend(end.iter().cloned());
-        let block = ChainBlock {
-            height: h,
-            time_ms: h * 100,
-            txs,
-            end_block_events: end,
-        };
-        self.blocks.push(block);
-        for i in 0..N {
-            // A driver that was down catches up from its cursor, as the runtime's follower does.
-            let missed: Vec<ChainBlock> = match self.drivers[i].as_ref() {
-                Some(d) => self.blocks[(d.cursor().max(1) - 1) as usize..].to_vec(),
-                None => continue,
-            };
-            for b in &missed {
-                let out = self.drivers[i].as_mut().unwrap().process_block(b).unwrap();
-                self.apply(i, out.effects);
-            }
-        }
-        self.redeliver();
-    }
-
-    /// Retries parked messages to nodes that are up.
-    fn redeliver(&mut self) {
-        let parked = std::mem::take(&mut self.parked);
-        for (j, msg) in parked {
-            let Some(d) = self.drivers[j].as_mut() else {
-                self.parked.push_back((j, msg));
-                continue;
-            };
-            let (v, more) = d.process_messages(vec![msg.clone()]).unwrap();
-            if v[0] == Verdict::Later {
-                self.parked.push_back((j, msg));
-            }
-            self.apply(j, more);
-        }
-    }
-
-    fn share_phase(&self) -> bool {
-        self.contract
-            .state()
-            .change
-            .as_ref()
-            .is_some_and(|c| c.phase == keyquorum_contract::ViewChangePhase::Share)
-    }
+fn harness(config: ContractConfig) -> Harness {
+    Harness::new(config, &STAKES)
 }
 
 #[test]
 fn a_killed_driver_replays_to_the_same_messages_and_the_view_changes_complete() {
-    let mut h = Harness::new();
-    while !h.share_phase() {
+    let mut h = harness(config());
+    while !share_phase(&h) {
         h.step();
         assert!(h.height < 50);
     }
@@ -251,8 +61,7 @@ fn a_killed_driver_replays_to_the_same_messages_and_the_view_changes_complete() 
     h.drivers[CRASH] = None;
     // The chain moves on for a block while it is down.
     h.step();
-    let (d, effects) = open(h.dirs[CRASH].path(), h.keys[CRASH].clone());
-    h.drivers[CRASH] = Some(d);
+    let effects = h.reopen(CRASH);
     let resent: Vec<(Vec<u8>, Vec<u8>)> = effects
         .iter()
         .filter_map(|e| match e {
@@ -271,7 +80,7 @@ fn a_killed_driver_replays_to_the_same_messages_and_the_view_changes_complete() 
             && let TxBody::DkgPost { post } = &s.body
         {
             assert_ne!(post.get(48), Some(&1), "contribution submitted again");
-            assert!(h.posts[CRASH].contains(post), "a post it had not made");
+            assert!(h.posts(CRASH).contains(post), "a post it had not made");
         }
     }
     h.apply(CRASH, effects);
@@ -288,7 +97,7 @@ fn a_killed_driver_replays_to_the_same_messages_and_the_view_changes_complete() 
     );
     // One contribution per session (signature 48 bytes, tag 1, then the session id).
     let mut contributions: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    for p in h.posts[CRASH].iter().filter(|p| p.get(48) == Some(&1)) {
+    for p in h.posts(CRASH).iter().filter(|p| p.get(48) == Some(&1)) {
         let previous = contributions.insert(p[49..81].to_vec(), p.clone());
         assert!(previous.is_none_or(|q| &q == p));
     }
@@ -307,7 +116,7 @@ fn a_killed_driver_replays_to_the_same_messages_and_the_view_changes_complete() 
         assert!(d.state().session.is_none());
     }
     // Both view changes were signed by both committees.
-    assert!(h.events.iter().any(|e| matches!(
+    assert!(h.events().any(|e| matches!(
         e,
         Event::MagicBlockSigned {
             view: 2,
@@ -331,7 +140,7 @@ fn drivers_follow_phases_that_close_early() {
         c.phases.publish = LEN;
         c.phases.wait = LEN;
         c.phases.close_early = close_early;
-        let mut h = Harness::with_config(c);
+        let mut h = harness(c);
         while h.contract.state().current_view < 2 {
             h.step();
             assert!(h.height < 20 * LEN, "view changes did not complete");

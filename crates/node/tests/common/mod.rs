@@ -41,6 +41,8 @@ pub struct Harness {
     parked: VecDeque<(usize, Incoming)>,
     /// Every transaction each node asked to submit, in order.
     pub submitted: Vec<Vec<TxBody>>,
+    /// Every message each node sent, in order: (recipient, payload).
+    pub sent: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
     /// Every block as the nodes were served it.
     pub blocks: Vec<ChainBlock>,
     pub tamper: Option<Tamper>,
@@ -81,6 +83,7 @@ impl Harness {
             pending: Vec::new(),
             parked: VecDeque::new(),
             submitted: vec![Vec::new(); stakes.len()],
+            sent: vec![Vec::new(); stakes.len()],
             blocks: Vec::new(),
             tamper: None,
         };
@@ -133,6 +136,7 @@ impl Harness {
                     payload,
                     ..
                 } => {
+                    self.sent[from].push((to.clone(), payload.clone()));
                     let j = self.index_of(&to);
                     let msg = Incoming {
                         session,
@@ -200,13 +204,18 @@ impl Harness {
                 t(e);
             }
         }
+        self.blocks.push(block);
         for i in 0..self.drivers.len() {
-            if let Some(d) = self.drivers[i].as_mut() {
-                let out = d.process_block(&block).unwrap();
+            // A driver that was down catches up from its cursor, as the runtime's follower does.
+            let missed: Vec<ChainBlock> = match self.drivers[i].as_ref() {
+                Some(d) => self.blocks[(d.cursor().max(1) - 1) as usize..].to_vec(),
+                None => continue,
+            };
+            for b in &missed {
+                let out = self.drivers[i].as_mut().unwrap().process_block(b).unwrap();
                 self.apply(i, out.effects);
             }
         }
-        self.blocks.push(block);
         self.redeliver();
     }
 
@@ -260,6 +269,40 @@ impl Harness {
         self.drivers[i] = Some(d);
         self.apply(i, effects);
         self.redeliver();
+    }
+
+    /// Node `i` comes back on its own data file after it was dropped (killed): returns the
+    /// effects the reopened driver resumes with, not carried out yet.
+    pub fn reopen(&mut self, i: usize) -> Vec<Effect> {
+        let (d, effects) = open_driver(
+            &self.paths[i],
+            self.keys[i].clone(),
+            self.status[i].clone(),
+            self.metrics[i].clone(),
+        );
+        self.drivers[i] = Some(d);
+        effects
+    }
+
+    /// The DKG posts node `i` submitted, in order.
+    pub fn posts(&self, i: usize) -> Vec<Vec<u8>> {
+        self.submitted[i]
+            .iter()
+            .filter_map(|b| match b {
+                TxBody::DkgPost { post } => Some(post.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every event the nodes were served, in chain order.
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.blocks.iter().flat_map(|b| {
+            b.txs
+                .iter()
+                .flat_map(|t| t.events.iter())
+                .chain(&b.end_block_events)
+        })
     }
 
     /// The magic-block partial signatures node `i` submitted for `view`.
