@@ -252,6 +252,11 @@ pub fn decode_input(bytes: &[u8]) -> Result<Input, StoreError> {
     }
 }
 
+/// Decodes the stored [`NodeState`] (JSON in the `meta` table).
+pub fn decode_state(bytes: &[u8]) -> Result<NodeState, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("state: {e}")))
+}
+
 /// The database.
 pub struct Store {
     db: Database,
@@ -335,9 +340,7 @@ impl Store {
         let t = r.open_table(META).map_err(dberr)?;
         match t.get("state").map_err(dberr)? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(v.value())
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(format!("state: {e}"))),
+            Some(v) => decode_state(v.value()).map(Some),
         }
     }
 
