@@ -955,7 +955,7 @@ mod tests {
             domain: b"share-check".to_vec(),
             epoch: 1,
             variant: Variant::AckReveal,
-            params: Params::new(3, 2, 2).unwrap(),
+            params: Params::new(3, 2, 3).unwrap(),
             index_scheme: IndexScheme::Sequential,
             players: keys
                 .iter()

@@ -19,6 +19,20 @@
 //! this is the familiar "at most `f` reveals"; with Züs' defaults (`t` = 66%, `k` = 75% of `n`)
 //! it is 41% of `n` less one: 40 reveals at `n = 100`, while the `n - k = 25` tolerated corrupt
 //! players plus 40 reveals stay below `t = 66`.
+//!
+//! Liveness needs more. The `f` corrupt players can refuse to ack (or, in the complaint variant,
+//! complain against) every honest dealer, so each honest dealer must be able to absorb `f`
+//! reveals and stay qualified: `max_reveals >= n - k`, that is
+//!
+//! ```text
+//!     t >= 2 (n - k) + 1
+//! ```
+//!
+//! Below it, `n - k` members acting together exclude every honest dealer of an attempt, and the
+//! ceremony cannot finish with the adversary the parameters claim to tolerate.
+//! [`Params::new`] refuses such sets ([`ParamsError::Unlive`]); `t >= 2 (n - k) + 1` with
+//! `t <= k` implies `k > 2n / 3` and `t + k > n`. BFT parameters meet it with equality, Züs'
+//! 66% / 75% with room (`t = 66 >= 51` at `n = 100`).
 
 use thiserror::Error;
 
@@ -56,6 +70,21 @@ pub enum ParamsError {
         /// Quorum.
         k: usize,
     },
+    /// `t >= 2 (n - k) + 1` violated: the `n - k` tolerated faults could withhold acks from
+    /// every honest dealer beyond the reveal bound `t - 1 - (n - k)`.
+    #[error(
+        "need t >= 2(n - k) + 1 so that n - k = {faults} members withholding acks cannot push an honest dealer past the reveal bound (t = {t}, k = {k}, n = {n}: t must be at least {min_t})",
+        faults = n - k,
+        min_t = 2 * (n - k) + 1
+    )]
+    Unlive {
+        /// Committee size.
+        n: usize,
+        /// Threshold.
+        t: usize,
+        /// Quorum.
+        k: usize,
+    },
 }
 
 /// Validated `(n, t, k)`.
@@ -67,7 +96,8 @@ pub struct Params {
 }
 
 impl Params {
-    /// Validates `1 <= t <= k <= n <= MAX_PARTICIPANTS` and `t + k > n`.
+    /// Validates `1 <= t <= k <= n <= MAX_PARTICIPANTS`, `t + k > n` (secrecy) and
+    /// `t >= 2 (n - k) + 1` (liveness against `n - k` faults; see the module docs).
     pub fn new(n: usize, t: usize, k: usize) -> Result<Self, ParamsError> {
         if n == 0 || n > MAX_PARTICIPANTS {
             return Err(ParamsError::BadSize(n));
@@ -80,6 +110,9 @@ impl Params {
         }
         if t + k <= n {
             return Err(ParamsError::Insecure { n, t, k });
+        }
+        if t < 2 * (n - k) + 1 {
+            return Err(ParamsError::Unlive { n, t, k });
         }
         Ok(Params { n, t, k })
     }
@@ -155,6 +188,45 @@ mod tests {
             Err(ParamsError::Insecure { .. })
         ));
         assert!(Params::new(1, 1, 1).is_ok());
+        // Secure but not live: two members withholding acks exceed the reveal bound 0.
+        assert_eq!(
+            Params::new(5, 3, 3),
+            Err(ParamsError::Unlive { n: 5, t: 3, k: 3 })
+        );
+        assert_eq!(
+            Params::new(4, 2, 3),
+            Err(ParamsError::Unlive { n: 4, t: 2, k: 3 })
+        );
+        assert!(Params::new(4, 3, 3).is_ok());
+        assert!(Params::new(5, 3, 4).is_ok());
+    }
+
+    #[test]
+    fn accepted_sets_absorb_their_faults() {
+        // Exhaustive up to 64: accepted exactly when secure and live, and then every
+        // tolerated fault fits in the reveal bound with secrecy kept.
+        for n in 1..=64 {
+            for k in 1..=n {
+                for t in 1..=k {
+                    let want = t + k > n && t > 2 * (n - k);
+                    let got = Params::new(n, t, k);
+                    assert_eq!(got.is_ok(), want, "n = {n}, t = {t}, k = {k}: {got:?}");
+                    if let Ok(p) = got {
+                        assert!(p.max_reveals() >= p.fault_bound());
+                        assert!(p.fault_bound() + p.max_reveals() < p.t());
+                        assert!(3 * p.k() > 2 * n);
+                    }
+                }
+            }
+        }
+        for (t_pct, k_pct) in [(66, 75), (67, 67), (67, 75), (75, 75)] {
+            for n in 1..=crate::params::MAX_PARTICIPANTS {
+                assert!(
+                    Params::from_percent(n, t_pct, k_pct).is_ok(),
+                    "{t_pct}/{k_pct} n = {n}"
+                );
+            }
+        }
     }
 
     #[test]

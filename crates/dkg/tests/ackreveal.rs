@@ -80,8 +80,8 @@ fn fresh_secp_all_honest() {
 fn fresh_with_silent_node_retries_without_it() {
     // n = 7, t = k = 5: f = 2; one silent node means one missing ack per dealer (<= max reveals).
     fresh::<Bls12381G1>(7, 5, 5, &[3]);
-    // n = 4, t = 2, k = 3: max reveals 0, so the silent node forces a second attempt.
-    fresh::<Secp256k1>(4, 2, 3, &[0]);
+    // n = 4, t = k = 3: f = 1, max reveals 1; the silent node is within both.
+    fresh::<Secp256k1>(4, 3, 3, &[0]);
 }
 
 #[test]

@@ -59,13 +59,13 @@ struct Setup {
 }
 
 fn fresh() -> Setup {
-    let members: Vec<MemberKeys> = (0..6).map(member).collect();
+    let members: Vec<MemberKeys> = (0..7).map(member).collect();
     let ceremony =
-        Ceremony::new(fresh_config::<C>(&members, Params::new(6, 4, 4).unwrap())).unwrap();
+        Ceremony::new(fresh_config::<C>(&members, Params::new(7, 5, 5).unwrap())).unwrap();
     Setup {
         ceremony,
-        parts: (0..6).map(|i| (i, None)).collect(),
-        dealers: (0..6).collect(),
+        parts: (0..7).map(|i| (i, None)).collect(),
+        dealers: (0..7).collect(),
     }
 }
 
@@ -73,7 +73,7 @@ fn fresh() -> Setup {
 fn reshare() -> Setup {
     let old: Vec<MemberKeys> = (0..5).map(member).collect();
     let old_ceremony =
-        Ceremony::new(fresh_config::<C>(&old, Params::new(5, 3, 3).unwrap())).unwrap();
+        Ceremony::new(fresh_config::<C>(&old, Params::new(5, 3, 4).unwrap())).unwrap();
     let results = run(
         old_ceremony.clone(),
         (0..5).map(member).collect(),
@@ -88,7 +88,7 @@ fn reshare() -> Setup {
         })
         .collect();
     let new: Vec<MemberKeys> = (2..8).map(member).collect();
-    let mut config: CeremonyConfig<C> = fresh_config(&new, Params::new(6, 4, 4).unwrap());
+    let mut config: CeremonyConfig<C> = fresh_config(&new, Params::new(6, 4, 5).unwrap());
     config.epoch = 2;
     config.reshare = Some(reshare_of(&old, &old_ceremony, &outputs[0]));
     let ceremony = Ceremony::new(config).unwrap();
@@ -106,7 +106,7 @@ fn reshare() -> Setup {
 /// A valid post of another session by member `m`.
 fn foreign_post(m: u32) -> Vec<u8> {
     let members: Vec<MemberKeys> = (0..6).map(member).collect();
-    let mut config = fresh_config::<C>(&members, Params::new(6, 4, 4).unwrap());
+    let mut config = fresh_config::<C>(&members, Params::new(6, 4, 5).unwrap());
     config.domain = b"another-chain".to_vec();
     let ceremony = Ceremony::new(config).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(u64::from(m));

@@ -555,7 +555,7 @@ fn reshare<C: Curve>(
     let old: Vec<MemberKeys> = (0..n as u32).map(member).collect();
     let new: Vec<MemberKeys> = (1..7u32).map(member).collect();
     // The quorum of old dealers is the old threshold t = 3, so two old members may fail.
-    let mut cfg2 = config::<C>(&new, Params::new(6, 4, 4).unwrap());
+    let mut cfg2 = config::<C>(&new, Params::new(6, 4, 5).unwrap());
     cfg2.epoch = 2;
     cfg2.reshare = Some(reshare_of(&old, &c1, &outs[0]));
     let c2 = Ceremony::new(cfg2).unwrap();

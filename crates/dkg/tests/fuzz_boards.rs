@@ -56,7 +56,7 @@ fn transcript(variant: Variant) -> &'static Transcript {
     };
     cell.get_or_init(|| {
         let members: Vec<MemberKeys> = (0..N as u32).map(member).collect();
-        let mut config = fresh_config::<C>(&members, Params::new(N, 2, 3).unwrap());
+        let mut config = fresh_config::<C>(&members, Params::new(N, 2, 4).unwrap());
         config.variant = variant;
         let ceremony = Ceremony::new(config).unwrap();
         let keys = members.iter().map(|m| m.identity.clone()).collect();

@@ -59,7 +59,7 @@ fn config<C: Curve>(variant: Variant, scheme: IndexScheme) -> CeremonyConfig<C> 
         domain: b"keyquorum-vectors".to_vec(),
         epoch: 7,
         variant,
-        params: Params::new(N, 2, 3).unwrap(),
+        params: Params::new(N, 2, 4).unwrap(),
         index_scheme: scheme,
         players: participants(N as u8, 0),
         reshare: None,

@@ -1,5 +1,6 @@
 //! Thousands of seeded adversarial ceremonies: both variants, both curves, fresh and reshared,
-//! every adversary kind, committees from 4 to 64. Every run checks agreement, share correctness,
+//! every adversary kind, committees from 1 to 64, and parameters from BFT, Züs-style and the
+//! whole space `Params::new` accepts. Every run checks agreement, share correctness,
 //! threshold signing, that no honest participant is excluded, and success whenever the honest
 //! dealers reach the quorum (see the crate docs).
 
@@ -44,17 +45,53 @@ fn config(i: u64) -> SimConfig {
         Variant::Complaint
     };
     cfg.reshare = i.is_multiple_of(5);
-    // Some runs use Züs-style parameters (t = 66%, k = 75%) instead of BFT ones.
-    if i % 7 == 3 && n >= 8 {
-        let t = (n * 66).div_ceil(100);
-        let k = (n * 75).div_ceil(100);
-        if t + k > n {
-            cfg.threshold = t;
-            cfg.quorum = k;
-            cfg.byzantine = n - k;
+    match i % 7 {
+        // Züs-style parameters (t = 66%, k = 75%) where they are valid.
+        3 if n >= 8 => {
+            let t = (n * 66).div_ceil(100);
+            let k = (n * 75).div_ceil(100);
+            if t + k > n {
+                cfg.threshold = t;
+                cfg.quorum = k;
+                cfg.byzantine = n - k;
+            }
         }
+        // Anything `Params::new` accepts, with any tolerated number of adversaries.
+        1 | 5 => any_valid_parameters(&mut cfg, i),
+        _ => {}
     }
     cfg
+}
+
+/// Draws `(n, t, k, f)` uniformly over the space `Params::new` accepts: `1 <= t <= k <= n`,
+/// `t >= 2 (n - k) + 1` (which implies `t + k > n`), and `f <= n - k` adversaries (the most the
+/// parameters tolerate; `n - k` itself half of the time, since the bound is where bugs live).
+/// Tiny committees (1 to 3 members) are included: the parameters accept them, so they must
+/// work.
+fn any_valid_parameters(cfg: &mut SimConfig, i: u64) {
+    let mut h = i.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ 0x2545_F491_4F6C_DD1D;
+    let mut draw = |bound: usize| {
+        h ^= h >> 29;
+        h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        h ^= h >> 32;
+        (h % bound as u64) as usize
+    };
+    if draw(8) == 0 {
+        cfg.nodes = 1 + draw(3);
+    }
+    let n = cfg.nodes;
+    // t >= 2 (n - k) + 1 with t <= k needs 3k > 2n.
+    let k_min = 2 * n / 3 + 1;
+    let k = k_min + draw(n - k_min + 1);
+    let t_min = 2 * (n - k) + 1;
+    let t = t_min + draw(k - t_min + 1);
+    let most = n - k;
+    let f = if draw(2) == 0 { most } else { draw(most + 1) };
+    cfg.threshold = t;
+    cfg.quorum = k;
+    // A reshare keeps member 0 honest (it leaves), so at most n - 1 adversaries fit.
+    cfg.byzantine = if cfg.reshare { f.min(n - 1) } else { f };
+    keyquorum_dkg::Params::new(n, t, k).expect("drawn inside the valid space");
 }
 
 #[test]
