@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::block::{Block, GENESIS_PARENT, TxReceipt, block_hash, hex32};
+use crate::block::{Block, GENESIS_PARENT, TxReceipt, block_hash};
 use crate::config::ChainConfig;
 use crate::error::{ChainError, SubmitError};
 use crate::state_machine::{StateMachine, TxHash, TxRejection};
@@ -24,19 +24,9 @@ use crate::store::{PendingTx, Store};
 /// Most commands handled in one batch.
 const MAX_BATCH: usize = 1024;
 
-/// A snapshot of the chain for `GET /status`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ChainStatus {
-    /// Height of the last committed block (0 before the first).
-    pub height: u64,
-    /// Hash of the last committed block (zeros before the first).
-    #[serde(with = "hex32")]
-    pub block_hash: [u8; 32],
-    /// Accepted transactions not yet in a block.
-    pub pending_txs: usize,
-    /// What the state machine answers to the `"status"` query.
-    pub state: Option<Value>,
-}
+/// A snapshot of the chain for `GET /status`: the API's type, with the state machine's
+/// status as JSON.
+pub type ChainStatus = crate::api::Status<Value>;
 
 /// Where a transaction is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -288,7 +278,7 @@ impl<S: StateMachine> Engine<S> {
                     let _ = reply.send(ChainStatus {
                         height: self.height,
                         block_hash: self.last_hash,
-                        pending_txs: self.mempool.len(),
+                        pending_txs: self.mempool.len() as u64,
                         state: self.query("status"),
                     });
                 }

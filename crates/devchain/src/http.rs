@@ -1,29 +1,32 @@
-//! The HTTP JSON API (axum).
+//! The HTTP JSON API (axum). Every answer is one of the types of [`api`](crate::api), which
+//! the [`Client`](crate::Client) decodes.
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `POST /tx` | body = the raw transaction bytes (any content type). 200 `{"hash": hex}`; 4xx/5xx `{"error": code, "reason": text}` |
-//! | `GET /tx/{hash}` | `{"hash", "status": "pending"}` or `{"hash", "status": "included", "height", "index", "events", "rejected"?}`; 404 if unknown |
-//! | `GET /status` | `{"height", "block_hash", "pending_txs", ...}` plus the fields of the state machine's `"status"` object |
+//! | `POST /tx` | body = the raw transaction bytes (any content type). 200 [`Submitted`] `{"hash"}` once durably queued |
+//! | `GET /tx/{hash}` | [`TxLookup`]: `{"status": "pending", "hash"}` or `{"status": "included", "hash", "height", "index", "events", "rejected"?}`; 404 if unknown |
+//! | `GET /status` | [`Status`]: `{"height", "block_hash", "pending_txs", "state"}`, `state` being the state machine's answer to its `"status"` query (or `null`) |
 //! | `GET /views/current`, `/views/{v}`, `/views/{v}/magic-block` | the state machine's query of the same path; 404 when it has none; 400 if `v` is not a number |
 //! | `GET /query/{*path}` | any other state machine query |
-//! | `GET /blocks/{h}` | one block |
-//! | `GET /events?from=H&limit=N&wait_ms=W` | `{"from", "next", "height", "blocks": [...]}` with the committed blocks from height `H` (default 1); if none exists yet, waits up to `W` ms (capped by `max_wait_ms`) for one. At most `limit`/`max_events_blocks` blocks and about `max_events_bytes` bytes; poll again with `from = next` |
+//! | `GET /blocks/{h}` | one [`Block`] |
+//! | `GET /events?from=H&limit=N&wait_ms=W` ([`EventsQuery`]) | [`EventsPage`] `{"from", "next", "height", "blocks"}` with the committed blocks from height `H` (default 1); if none exists yet, waits up to `W` ms (capped by `max_wait_ms`) for one. At most `limit`/`max_events_blocks` blocks and about `max_events_bytes` bytes; poll again with `from = next` |
 //!
-//! Errors are always JSON `{"error": code, "reason": text}`: 400 malformed input or a
+//! Errors are always [`ErrorBody`] `{"error": code, "reason": text}`: 400 malformed input or a
 //! state-machine rejection (its code), 404 `not_found`, 405 `method_not_allowed`,
-//! 409 `duplicate_tx`, 413 `tx_too_large`, 503 `mempool_full`/`busy`/`halted`.
+//! 409 `duplicate_tx`, 413 `tx_too_large`, 500 `storage`/`internal`,
+//! 503 `mempool_full`/`busy`/`halted`.
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
+use crate::api::{ErrorBody, EventsPage, EventsQuery, Status, Submitted, TxLookup};
 use crate::block::{Block, parse_hash};
 use crate::chain::ChainHandle;
 use crate::engine::TxStatus;
@@ -57,11 +60,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": self.code, "reason": self.reason})),
-        )
-            .into_response()
+        let body = ErrorBody {
+            error: self.code,
+            reason: self.reason,
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -137,7 +140,7 @@ pub fn router(handle: ChainHandle) -> Router {
 async fn post_tx(
     State(h): State<ChainHandle>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Submitted>> {
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -153,57 +156,41 @@ async fn post_tx(
         }
     })?;
     let hash = h.submit(body.to_vec()).await?;
-    Ok(Json(json!({"hash": hex::encode(hash)})))
+    Ok(Json(Submitted { hash }))
 }
 
 async fn get_tx(
     State(h): State<ChainHandle>,
     path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TxLookup>> {
     let Path(text) = path?;
     let hash = parse_hash(&text)
         .ok_or_else(|| ApiError::bad_request("bad_hash", "expected 64 hex characters"))?;
     match h.tx_status(hash).await? {
-        TxStatus::Pending => Ok(Json(json!({"hash": text, "status": "pending"}))),
+        TxStatus::Pending => Ok(Json(TxLookup::Pending { hash })),
         TxStatus::Included { height, index } => {
             let block = h.block(height)?.ok_or_else(|| {
                 ApiError::from(ChainError::Corrupt("indexed block missing".into()))
             })?;
             let r = block
                 .txs
-                .get(index as usize)
+                .into_iter()
+                .nth(index as usize)
                 .ok_or_else(|| ApiError::from(ChainError::Corrupt("indexed tx missing".into())))?;
-            let mut v = json!({
-                "hash": text,
-                "status": "included",
-                "height": height,
-                "index": index,
-                "events": r.events,
-            });
-            if let Some(rej) = &r.rejected {
-                v["rejected"] = json!(rej);
-            }
-            Ok(Json(v))
+            Ok(Json(TxLookup::Included {
+                hash,
+                height,
+                index,
+                events: r.events,
+                rejected: r.rejected,
+            }))
         }
         TxStatus::Unknown => Err(ApiError::not_found(format!("transaction {text} unknown"))),
     }
 }
 
-async fn status(State(h): State<ChainHandle>) -> ApiResult<Json<Value>> {
-    let s = h.status().await?;
-    let mut out = match s.state {
-        Some(Value::Object(map)) => map,
-        Some(Value::Null) | None => serde_json::Map::new(),
-        Some(other) => {
-            let mut m = serde_json::Map::new();
-            m.insert("state".into(), other);
-            m
-        }
-    };
-    out.insert("height".into(), json!(s.height));
-    out.insert("block_hash".into(), json!(hex::encode(s.block_hash)));
-    out.insert("pending_txs".into(), json!(s.pending_txs));
-    Ok(Json(Value::Object(out)))
+async fn status(State(h): State<ChainHandle>) -> ApiResult<Json<Status>> {
+    Ok(Json(h.status().await?))
 }
 
 async fn state_query(h: &ChainHandle, path: &str) -> ApiResult<Json<Value>> {
@@ -257,18 +244,10 @@ async fn block(
         .ok_or_else(|| ApiError::not_found(format!("block {height} not committed")))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventsParams {
-    from: Option<u64>,
-    limit: Option<usize>,
-    wait_ms: Option<u64>,
-}
-
 async fn events(
     State(h): State<ChainHandle>,
-    params: Result<Query<EventsParams>, QueryRejection>,
-) -> ApiResult<Response> {
+    params: Result<Query<EventsQuery>, QueryRejection>,
+) -> ApiResult<Json<EventsPage<Box<RawValue>>>> {
     let Query(p) = params?;
     let from = p.from.unwrap_or(1).max(1);
     let wait_ms = p.wait_ms.unwrap_or(0).min(h.config().max_wait_ms);
@@ -276,25 +255,31 @@ async fn events(
         h.wait_for_height(from, std::time::Duration::from_millis(wait_ms))
             .await;
     }
-    let blocks = h.blocks_json_from(from, p.limit.unwrap_or(usize::MAX).max(1))?;
-    let next = from + blocks.len() as u64;
+    let stored = h.blocks_json_from(from, p.limit.unwrap_or(usize::MAX).max(1))?;
+    let next = from + stored.len() as u64;
     // The chain's height, never one derived from the request: a block read from the store may
     // be committed a moment before the height is published, so the blocks returned count too,
     // but an empty answer past the head reports the head.
-    let height = if blocks.is_empty() {
+    let height = if stored.is_empty() {
         h.height()
     } else {
         h.height().max(next - 1)
     };
-    // Stored blocks are already JSON: splice them in rather than re-encoding.
-    let mut body =
-        format!(r#"{{"from":{from},"next":{next},"height":{height},"blocks":["#).into_bytes();
-    for (i, b) in blocks.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(b);
-    }
-    body.extend_from_slice(b"]}");
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    // Stored blocks are already JSON: they are passed through rather than decoded and encoded
+    // again (checked to be one JSON value each, which the store wrote).
+    let blocks = stored
+        .into_iter()
+        .map(|b| {
+            String::from_utf8(b)
+                .ok()
+                .and_then(|s| RawValue::from_string(s).ok())
+                .ok_or_else(|| ApiError::from(ChainError::Corrupt("stored block JSON".into())))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(EventsPage {
+        from,
+        next,
+        height,
+        blocks,
+    }))
 }

@@ -1,7 +1,8 @@
 //! keyquorum's embedded development chain: a single-process chain for one machine that orders
 //! transactions into blocks and runs a deterministic [`StateMachine`] (the coordinator contract
 //! in production, [`testkit::KvMachine`] in tests), persisted in redb and served over an HTTP
-//! JSON API ([`http`]).
+//! JSON API ([`http`]) whose messages are defined once in [`api`] and read with the typed
+//! [`Client`].
 //!
 //! # Design
 //!
@@ -50,8 +51,10 @@
 
 #![warn(missing_docs)]
 
+pub mod api;
 mod block;
 mod chain;
+pub mod client;
 mod config;
 mod engine;
 mod error;
@@ -62,6 +65,7 @@ pub mod testkit;
 
 pub use block::{Block, GENESIS_PARENT, TxReceipt, block_hash, parse_hash};
 pub use chain::{Chain, ChainHandle, run, run_until_ctrl_c};
+pub use client::{Client, ClientError};
 pub use config::{ChainConfig, ChainConfigOverrides, ConfigError};
 pub use engine::{ChainStatus, TxStatus};
 pub use error::{ChainError, SubmitError};

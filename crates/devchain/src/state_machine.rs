@@ -70,8 +70,8 @@ pub trait StateMachine: Send + 'static {
     fn end_block(&mut self, height: u64) -> Vec<Self::Event>;
 
     /// Read-only queries for the HTTP API; `None` means "not found" (HTTP 404). The chain
-    /// routes `GET /status` to `"status"` (an object whose fields are merged into the chain's
-    /// status), `GET /views/current`, `GET /views/{v}` and `GET /views/{v}/magic-block` to the
+    /// routes `GET /status` to `"status"` (served as the `state` of the chain's
+    /// [`Status`](crate::api::Status)), `GET /views/current`, `GET /views/{v}` and `GET /views/{v}/magic-block` to the
     /// same paths, and `GET /query/{*path}` to `path` verbatim.
     fn query(&self, path: &str) -> Option<serde_json::Value>;
 }

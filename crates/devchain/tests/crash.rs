@@ -11,7 +11,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{TempDir, get, request, wait_height};
+use common::{TempDir, client, request, wait_height};
+use keyquorum_devchain::api::{EventsQuery, TxLookup};
 use keyquorum_devchain::testkit::KvTx;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -56,18 +57,20 @@ impl Rng {
 }
 
 /// Submits transactions from one account until the connection fails; records what was acked.
-async fn client(addr: SocketAddr, id: u64, round: u64, acked: Arc<Mutex<Vec<String>>>) {
+/// Raw requests, not the typed client: a 200 status line counts as an acknowledgement even if
+/// the kill cuts the body off.
+async fn submitter(addr: SocketAddr, id: u64, round: u64, acked: Arc<Mutex<Vec<[u8; 32]>>>) {
     let account = format!("acct{id}");
     for n in 1.. {
         let nonce = round * 1_000_000 + n;
         let tx = KvTx::signed(&account, nonce, &format!("k{id}"), &format!("r{round}n{n}"));
         let bytes = tx.to_bytes();
-        let hash = hex::encode(KvTx::hash_of(&bytes));
+        let hash = KvTx::hash_of(&bytes);
         match request(addr, "POST", "/tx", &bytes).await {
             Ok(r) if r.status == 200 => {
                 // The kill may cut the body off after the status line: a 200 is an ack anyway.
                 if let Ok(v) = serde_json::from_slice::<Value>(&r.body) {
-                    assert_eq!(v["hash"], Value::from(hash.clone()));
+                    assert_eq!(v["hash"], Value::from(hex::encode(hash)));
                 }
                 acked.lock().unwrap().push(hash);
             }
@@ -79,29 +82,33 @@ async fn client(addr: SocketAddr, id: u64, round: u64, acked: Arc<Mutex<Vec<Stri
 
 /// Reads the whole chain through `/events`, checking heights and the hash chain; returns
 /// how many times each transaction hash appears.
-async fn read_chain(addr: SocketAddr) -> (u64, HashMap<String, usize>) {
+async fn read_chain(addr: SocketAddr) -> (u64, HashMap<[u8; 32], usize>) {
+    let api = client(addr);
     let mut counts = HashMap::new();
     let mut from = 1u64;
-    let mut parent = hex::encode([0u8; 32]);
+    let mut parent = [0u8; 32];
     loop {
-        let v = get(addr, &format!("/events?from={from}")).await.json();
-        let blocks = v["blocks"].as_array().unwrap();
-        if blocks.is_empty() {
+        let page = api
+            .events(EventsQuery {
+                from: Some(from),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if page.blocks.is_empty() {
             return (from - 1, counts);
         }
-        for b in blocks {
-            assert_eq!(b["height"], from);
-            assert_eq!(b["parent_hash"], Value::from(parent.clone()));
-            parent = b["hash"].as_str().unwrap().to_owned();
-            for t in b["txs"].as_array().unwrap() {
-                assert!(t.get("rejected").is_none(), "rejected tx {t}");
-                *counts
-                    .entry(t["hash"].as_str().unwrap().to_owned())
-                    .or_insert(0) += 1;
+        for b in &page.blocks {
+            assert_eq!(b.height, from);
+            assert_eq!(b.parent_hash, parent);
+            parent = b.hash;
+            for t in &b.txs {
+                assert!(t.rejected.is_none(), "rejected tx {t:?}");
+                *counts.entry(t.hash).or_insert(0) += 1;
             }
             from += 1;
         }
-        assert_eq!(v["next"], from);
+        assert_eq!(page.next, from);
     }
 }
 
@@ -128,7 +135,7 @@ async fn sigkill_during_writes_loses_no_acknowledged_transaction() {
         );
         let before = acked.lock().unwrap().len();
         let clients: Vec<_> = (0..CLIENTS)
-            .map(|id| tokio::spawn(client(addr, id, round, acked.clone())))
+            .map(|id| tokio::spawn(submitter(addr, id, round, acked.clone())))
             .collect();
         let delay = 250 + rng.next(500);
         tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -149,12 +156,11 @@ async fn sigkill_during_writes_loses_no_acknowledged_transaction() {
 
     // Final restart: re-queued pending transactions go into the next blocks.
     let (mut child, addr) = spawn_node(dir.path()).await;
-    let start = get(addr, "/status").await.json()["height"]
-        .as_u64()
-        .unwrap();
+    let api = client(addr);
+    let start = api.status::<Value>().await.unwrap().height;
     assert!(start >= last_height);
-    wait_height(addr, start + 3).await;
-    assert_eq!(get(addr, "/status").await.json()["pending_txs"], 0);
+    wait_height(&api, start + 3).await;
+    assert_eq!(api.status::<Value>().await.unwrap().pending_txs, 0);
     let (_, counts) = read_chain(addr).await;
     let acked = acked.lock().unwrap().clone();
     let unique: HashSet<_> = acked.iter().collect();
@@ -163,10 +169,11 @@ async fn sigkill_during_writes_loses_no_acknowledged_transaction() {
         assert_eq!(
             counts.get(h),
             Some(&1),
-            "acknowledged tx {h} not in exactly one block"
+            "acknowledged tx {} not in exactly one block",
+            hex::encode(h)
         );
-        let r = get(addr, &format!("/tx/{h}")).await;
-        assert_eq!(r.json()["status"], "included");
+        let found = api.tx(h).await.unwrap();
+        assert!(matches!(found, TxLookup::Included { .. }), "{found:?}");
     }
     eprintln!(
         "{} acknowledged transactions all included; chain holds {}",

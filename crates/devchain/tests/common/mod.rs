@@ -1,4 +1,6 @@
-//! Shared test helpers: a minimal HTTP/1.1 client over loopback TCP and temporary directories.
+//! Shared test helpers: a raw HTTP/1.1 request over loopback TCP (for requests the typed client
+//! never sends: wrong methods, malformed parameters, answers cut off by a kill), temporary
+//! directories, and waiting for a height through the typed client.
 
 #![allow(dead_code)]
 
@@ -7,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use keyquorum_devchain::Client;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -92,14 +95,6 @@ fn parse(raw: &[u8]) -> std::io::Result<Resp> {
     Ok(Resp { status, body })
 }
 
-pub async fn get(addr: SocketAddr, path: &str) -> Resp {
-    request(addr, "GET", path, b"").await.expect("GET")
-}
-
-pub async fn post(addr: SocketAddr, path: &str, body: &[u8]) -> Resp {
-    request(addr, "POST", path, body).await.expect("POST")
-}
-
 /// A directory removed on drop.
 pub struct TempDir(PathBuf);
 
@@ -128,16 +123,13 @@ impl Drop for TempDir {
 }
 
 /// Polls `GET /status` until the height reaches `height`.
-pub async fn wait_height(addr: SocketAddr, height: u64) -> u64 {
+pub async fn wait_height(chain: &Client, height: u64) -> u64 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(r) = request(addr, "GET", "/status", b"").await
-            && r.status == 200
+        if let Ok(s) = chain.status::<Value>().await
+            && s.height >= height
         {
-            let h = r.json()["height"].as_u64().unwrap();
-            if h >= height {
-                return h;
-            }
+            return s.height;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -145,4 +137,9 @@ pub async fn wait_height(addr: SocketAddr, height: u64) -> u64 {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A typed client of the chain at `addr`.
+pub fn client(addr: SocketAddr) -> Client {
+    Client::new(&format!("http://{addr}")).unwrap()
 }
