@@ -29,12 +29,12 @@ use keyquorum_contract::{
     Contract, ContractConfig, Event, KeyMode, SignedMagicBlock, SignerRole, Size,
     verify_magic_block_chain,
 };
-use keyquorum_devchain::ChainConfig;
-use keyquorum_node::chain::parse_block;
+use keyquorum_devchain::{ChainConfig, Client};
+use keyquorum_node::chain::devchain::chain_block;
 use keyquorum_node::keystore::{self, KdfParams, Passphrase};
 use keyquorum_node::metrics::Traffic;
 use keyquorum_node::status::Status;
-use keyquorum_node::{ContractMachine, Fault, HttpChainClient, NodeKeys};
+use keyquorum_node::{ContractMachine, Fault, NodeKeys};
 
 use keyquorum_node::cli::CliError;
 
@@ -329,6 +329,8 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
 
     // Node processes.
     let chain_port = free_port(&mut ports)?;
+    // One HTTP client (one connection pool) for the chain and every node's status server.
+    let http = Client::new(&format!("http://127.0.0.1:{chain_port}")).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let boot: Vec<String> = specs
         .iter()
@@ -386,14 +388,12 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
     starting.set_prefix("nodes");
     starting.set_message("starting");
     for (_, _, _, _, status) in &specs {
-        let client = HttpChainClient::new(&format!("http://127.0.0.1:{status}"))
-            .map_err(|e| e.to_string())?;
+        let client = http
+            .at(&format!("http://127.0.0.1:{status}"))
+            .map_err(|e| e.to_string())?
+            .with_timeout(Duration::from_secs(2));
         let deadline = Instant::now() + Duration::from_secs(60 + args.nodes as u64);
-        while client
-            .get_json("/status", Duration::from_secs(2))
-            .await
-            .is_err()
-        {
+        while client.get::<Status>("/status").await.is_err() {
             if Instant::now() > deadline {
                 return Err(format!(
                     "a node did not start; see the logs in {}",
@@ -492,7 +492,7 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
         let blocks = handle.blocks_from(from, 50).map_err(|e| e.to_string())?;
         for b in blocks {
             from = b.height + 1;
-            let b = parse_block(b);
+            let b = chain_block(b);
             let events = b
                 .txs
                 .iter()
@@ -621,18 +621,13 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
         .collect();
     let mut bad_chain = None;
     if !activated.is_empty() {
-        let api = HttpChainClient::new(&format!("http://127.0.0.1:{chain_port}"))
-            .map_err(|e| e.to_string())?;
+        // Generous: with a hundred node processes on two cores the chain answers slowly.
+        let api = http.clone().with_timeout(Duration::from_secs(60));
         let mut blocks: Vec<SignedMagicBlock> = Vec::new();
         for v in &activated {
-            let path = format!("/views/{v}/magic-block");
-            // Generous: with a hundred node processes on two cores the chain answers slowly.
-            match api.get_json(&path, Duration::from_secs(60)).await {
-                Ok(j) => match serde_json::from_value(j) {
-                    Ok(b) => blocks.push(b),
-                    Err(e) => bad_chain = Some(format!("{path}: {e}")),
-                },
-                Err(e) => bad_chain = Some(format!("{path}: {e}")),
+            match api.get(&format!("/views/{v}/magic-block")).await {
+                Ok(b) => blocks.push(b),
+                Err(e) => bad_chain = Some(e.to_string()),
             }
         }
         if bad_chain.is_none()
@@ -684,7 +679,7 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
     // Traffic per node, from each node's status, before stopping them.
     let mut traffic = Vec::new();
     for (name, _, _, _, status) in &specs {
-        if let Some(t) = node_traffic(*status).await {
+        if let Some(t) = node_traffic(&http, *status).await {
             traffic.push((name.clone(), t));
         }
     }
@@ -732,13 +727,12 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
 }
 
 /// A node's traffic counters, from its `/status` (the same counters `/metrics` exposes).
-async fn node_traffic(status_port: u16) -> Option<Traffic> {
-    let status = HttpChainClient::new(&format!("http://127.0.0.1:{status_port}"))
+async fn node_traffic(http: &Client, status_port: u16) -> Option<Traffic> {
+    http.at(&format!("http://127.0.0.1:{status_port}"))
         .ok()?
-        .get_json("/status", Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(5))
+        .get::<Status>("/status")
         .await
-        .ok()?;
-    serde_json::from_value::<Status>(status)
         .ok()
         .map(|s| s.traffic)
 }

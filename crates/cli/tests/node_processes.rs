@@ -8,9 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keyquorum_contract::{SignedMagicBlock, verify_magic_block_chain};
-use keyquorum_node::HttpChainClient;
-use serde_json::Value;
+use keyquorum_contract::hex::Hex;
+use keyquorum_contract::query::{ActiveView, ContractStatus, ViewAnswer};
+use keyquorum_contract::{
+    KeyMode, SignedMagicBlock, SlashingRecord, ViewChangePhase, verify_magic_block_chain,
+};
+use keyquorum_devchain::Client;
+use keyquorum_node::status::Status as NodeStatus;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyquorum");
 const NODES: usize = 5;
@@ -169,12 +173,31 @@ misbehaviour_percent = 10
 absence_percent = 0
 "#;
 
-async fn get(port: u16, path: &str) -> Option<Value> {
-    HttpChainClient::new(&format!("http://127.0.0.1:{port}"))
+/// `GET path` on a local port, decoded as `T` (`None` while the server does not answer).
+async fn get<T: serde::de::DeserializeOwned>(port: u16, path: &str) -> Option<T> {
+    Client::new(&format!("http://127.0.0.1:{port}"))
         .ok()?
-        .get_json(path, Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(5))
+        .get(path)
         .await
         .ok()
+}
+
+/// The contract's part of the chain's `/status`.
+async fn contract_status(chain_port: u16) -> Option<ContractStatus> {
+    Client::new(&format!("http://127.0.0.1:{chain_port}"))
+        .ok()?
+        .status::<ContractStatus>()
+        .await
+        .ok()?
+        .state
+}
+
+async fn active_view(chain_port: u16, view: u64) -> ActiveView {
+    match get(chain_port, &format!("/views/{view}")).await {
+        Some(ViewAnswer::ActiveOrPast(v)) => v,
+        other => panic!("view {view} is not active: {other:?}"),
+    }
 }
 
 async fn wait_for<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
@@ -227,16 +250,16 @@ async fn five_processes_fresh_then_reshare_with_a_crash_and_a_byzantine_node() {
 
     // All five register before the first view change.
     wait_for("registrations", Duration::from_secs(30), async || {
-        let s = get(chain_port, "/status").await?;
-        (s["registered_nodes"].as_u64()? == NODES as u64).then_some(())
+        let s = contract_status(chain_port).await?;
+        (s.registered_nodes == NODES as u64).then_some(())
     })
     .await;
 
     // Kill one node in the middle of the first ceremony (share phase: its commitment is on the
     // board, deals and acks are in flight), then restart it.
     wait_for("view 1 share phase", Duration::from_secs(60), async || {
-        let s = get(chain_port, "/status").await?;
-        (s["pending_view"].as_u64()? == 1 && s["phase"].as_str()? == "share").then_some(())
+        let s = contract_status(chain_port).await?;
+        (s.pending_view == Some(1) && s.phase == ViewChangePhase::Share).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -246,72 +269,59 @@ async fn five_processes_fresh_then_reshare_with_a_crash_and_a_byzantine_node() {
 
     // A fresh view and then a reshare.
     wait_for("view 2", Duration::from_secs(150), async || {
-        let s = get(chain_port, "/status").await?;
-        (s["view"].as_u64()? >= 2).then_some(())
+        let s = contract_status(chain_port).await?;
+        (s.view >= 2).then_some(())
     })
     .await;
 
-    let v1 = get(chain_port, "/views/1").await.unwrap();
-    let v2 = get(chain_port, "/views/2").await.unwrap();
-    assert_eq!(v1["key_mode"], "fresh");
-    assert_eq!(v2["key_mode"], "reshare");
-    let group_key = v1["group_key"].as_str().unwrap().to_string();
-    assert_eq!(v2["group_key"], group_key, "a reshare keeps the group key");
+    let v1 = active_view(chain_port, 1).await;
+    let v2 = active_view(chain_port, 2).await;
+    assert_eq!(v1.key_mode, KeyMode::Fresh);
+    assert_eq!(v2.key_mode, KeyMode::Reshare);
+    let group_key = v1.group_key;
+    assert_eq!(v2.group_key, group_key, "a reshare keeps the group key");
 
     // The Byzantine node was excluded for equivocation, with evidence on chain; the crashed
     // node was not penalised at all (it resumed and never sent a second commitment).
-    let slashings = get(chain_port, "/query/slashings").await.unwrap();
-    let records = slashings.as_array().unwrap();
+    let records: Vec<SlashingRecord> = get(chain_port, "/query/slashings").await.unwrap();
+    let id =
+        |i: usize| -> Hex<96> { serde_json::from_value(nodes[i].identity.clone().into()).unwrap() };
     assert!(
         records
             .iter()
-            .any(|r| r["identity"] == nodes[BYZANTINE].identity
-                && r["fault"] == "equivocation"
-                && r["view"] == 1),
-        "{slashings}"
+            .any(|r| r.identity == id(BYZANTINE) && r.fault == "equivocation" && r.view == 1),
+        "{records:?}"
     );
     assert!(
-        records
-            .iter()
-            .all(|r| r["identity"] != nodes[CRASHED].identity),
-        "{slashings}"
+        records.iter().all(|r| r.identity != id(CRASHED)),
+        "{records:?}"
     );
-    let members1: Vec<&str> = v1["committee"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["identity"].as_str().unwrap())
-        .collect();
+    let members1: Vec<Hex<96>> = v1.committee.iter().map(|m| m.identity).collect();
     assert_eq!(members1.len(), NODES - 1);
-    assert!(!members1.contains(&nodes[BYZANTINE].identity.as_str()));
-    assert!(members1.contains(&nodes[CRASHED].identity.as_str()));
+    assert!(!members1.contains(&id(BYZANTINE)));
+    assert!(members1.contains(&id(CRASHED)));
 
     // Every member of view 2 agrees on the group key and knows its index.
-    for m in v2["committee"].as_array().unwrap() {
-        let i = nodes
-            .iter()
-            .position(|n| m["identity"] == n.identity)
-            .unwrap();
+    for m in &v2.committee {
+        let i = (0..NODES).position(|i| m.identity == id(i)).unwrap();
         let s = wait_for("node status", Duration::from_secs(10), async || {
-            let s = get(nodes[i].status, "/status").await?;
-            (s["view"].as_u64()? >= 2).then_some(s)
+            let s: NodeStatus = get(nodes[i].status, "/status").await?;
+            (s.view >= 2).then_some(s)
         })
         .await;
-        assert_eq!(s["group_key"], group_key, "node {i}");
-        assert_eq!(s["share_index"], m["index"], "node {i}");
+        assert_eq!(s.group_key, Some(hex::encode(group_key.0)), "node {i}");
+        assert_eq!(s.share_index, Some(m.index), "node {i}");
     }
 
     // The magic blocks form a verified chain from the first group key (threshold BLS, MinPk).
     let mut blocks = Vec::new();
     for v in 1..=2 {
-        let b = get(chain_port, &format!("/views/{v}/magic-block"))
+        let b: SignedMagicBlock = get(chain_port, &format!("/views/{v}/magic-block"))
             .await
             .unwrap();
-        blocks.push(serde_json::from_value::<SignedMagicBlock>(b).unwrap());
+        blocks.push(b);
     }
-    let mut genesis = [0u8; 48];
-    hex::decode_to_slice(&group_key, &mut genesis).unwrap();
-    verify_magic_block_chain(&genesis, &blocks).unwrap();
+    verify_magic_block_chain(&group_key.0, &blocks).unwrap();
 
     // The restarted node logged its replay.
     let log = std::fs::read_to_string(dir.join(format!("node{CRASHED}.log"))).unwrap();

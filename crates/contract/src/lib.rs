@@ -127,7 +127,7 @@ pub mod events;
 pub mod follow;
 pub mod hex;
 pub mod magic;
-mod query;
+pub mod query;
 pub mod select;
 pub mod state;
 pub mod tx;

@@ -348,7 +348,14 @@ fn start_selects_the_committee_at_the_configured_block() {
     assert_eq!(v["status"], "in_progress");
     assert_eq!(v["committee"].as_array().unwrap().len(), 6);
     assert_eq!(v["committee"][0]["stake"], 80);
+    let typed: keyquorum_contract::query::ViewAnswer = serde_json::from_value(v.clone()).unwrap();
+    assert!(
+        matches!(typed, keyquorum_contract::query::ViewAnswer::InProgress(ref c) if c.committee.len() == 6)
+    );
     let status = sim.contract.query("status").unwrap();
+    let typed: keyquorum_contract::query::ContractStatus =
+        serde_json::from_value(status.clone()).unwrap();
+    assert_eq!(typed, sim.contract.query_status());
     assert_eq!(status["phase"], "contribute");
     assert_eq!(status["phase_deadline"], 4);
     assert_eq!(status["pending_view"], 1);

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 use common::*;
 use keyquorum_contract::hex::Hex;
+use keyquorum_contract::query::{CurrentView, ViewAnswer};
 use keyquorum_contract::state::{EvidenceRecord, FaultRole};
 use keyquorum_contract::{
     ChainError, Contract, Event, Group, KeyMode, SignedMagicBlock, ViewChangePhase,
@@ -192,11 +193,17 @@ fn fresh_reshare_fresh_with_faults_in_every_phase() {
     let served: SignedMagicBlock =
         serde_json::from_value(sim.contract.query("views/1/magic-block").unwrap()).unwrap();
     assert_eq!(served, mb1);
-    let current = sim.contract.query("views/current").unwrap();
-    assert_eq!(current["view"], 1);
-    assert_eq!(current["committee"].as_array().unwrap().len(), 6);
-    assert_eq!(current["committee"][0]["stake"], 100);
-    assert!(current["committee"][0]["addresses"][0].is_string());
+    let current: CurrentView =
+        serde_json::from_value(sim.contract.query("views/current").unwrap()).unwrap();
+    assert_eq!(current, sim.contract.query_current_view());
+    assert_eq!(current.view, 1);
+    let active = current.active.expect("view 1 is active");
+    assert_eq!(active.committee.len(), 6);
+    assert_eq!(active.committee[0].stake, 100);
+    assert!(!active.committee[0].addresses.is_empty());
+    assert_eq!(active.magic_block_hash, mb1.hash);
+    let view1: ViewAnswer = serde_json::from_value(sim.contract.query("views/1").unwrap()).unwrap();
+    assert_eq!(view1, ViewAnswer::ActiveOrPast(active));
 
     // ---------------------------------------------------------------- view 2: reshare
     sim.run_until(100, |s| {

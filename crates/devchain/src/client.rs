@@ -217,11 +217,7 @@ impl Client {
             path: path.to_owned(),
             source,
         };
-        let mut response = request
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(transport)?;
+        let mut response = request.timeout(timeout).send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
@@ -312,7 +308,10 @@ mod tests {
     fn urls() {
         let c = Client::new("http://127.0.0.1:7450/").unwrap();
         assert_eq!(c.url(), "http://127.0.0.1:7450");
-        assert_eq!(c.at("http://localhost:9").unwrap().url(), "http://localhost:9");
+        assert_eq!(
+            c.at("http://localhost:9").unwrap().url(),
+            "http://localhost:9"
+        );
         for bad in [
             "https://x:1",
             "http://x:1/api",
@@ -336,8 +335,14 @@ mod tests {
         assert_eq!(e.code(), Some("duplicate_tx"));
         assert!(e.to_string().contains("again"), "{e}");
         let e = decode::<Submitted>("/tx", 502, b"<html>bad gateway</html>").unwrap_err();
-        assert!(matches!(e, ClientError::Decode { status: 502, .. }), "{e:?}");
+        assert!(
+            matches!(e, ClientError::Decode { status: 502, .. }),
+            "{e:?}"
+        );
         let e = decode::<Submitted>("/tx", 200, br#"{"hash":"00"}"#).unwrap_err();
-        assert!(matches!(e, ClientError::Decode { status: 200, .. }), "{e:?}");
+        assert!(
+            matches!(e, ClientError::Decode { status: 200, .. }),
+            "{e:?}"
+        );
     }
 }

@@ -172,11 +172,10 @@ async fn get_tx(
             let block = h.block(height)?.ok_or_else(|| {
                 ApiError::from(ChainError::Corrupt("indexed block missing".into()))
             })?;
-            let r = block
-                .txs
-                .into_iter()
-                .nth(index as usize)
-                .ok_or_else(|| ApiError::from(ChainError::Corrupt("indexed tx missing".into())))?;
+            let r =
+                block.txs.into_iter().nth(index as usize).ok_or_else(|| {
+                    ApiError::from(ChainError::Corrupt("indexed tx missing".into()))
+                })?;
             Ok(Json(TxLookup::Included {
                 hash,
                 height,

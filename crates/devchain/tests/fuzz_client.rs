@@ -42,7 +42,12 @@ fn block(height: u64) -> Block {
     ];
     Block {
         height,
-        hash: block_hash(height, &[7; 32], 1_700_000_000_000, txs.iter().map(|t| &t.hash)),
+        hash: block_hash(
+            height,
+            &[7; 32],
+            1_700_000_000_000,
+            txs.iter().map(|t| &t.hash),
+        ),
         parent_hash: [7; 32],
         time_ms: 1_700_000_000_000,
         txs,
@@ -202,11 +207,16 @@ fn status() -> impl Strategy<Value = u16> {
 fn check<T: DeserializeOwned + Serialize + PartialEq + Debug>(status: u16, body: &[u8]) {
     match decode::<T>("/fuzz", status, body) {
         Ok(v) => {
-            assert!((200..300).contains(&status), "an error status decoded as a value");
+            assert!(
+                (200..300).contains(&status),
+                "an error status decoded as a value"
+            );
             let again: T = serde_json::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap();
             assert_eq!(again, v);
         }
-        Err(ClientError::Api { status: s, code, .. }) => {
+        Err(ClientError::Api {
+            status: s, code, ..
+        }) => {
             assert!(!(200..300).contains(&status));
             assert_eq!(s, status);
             let parsed: ErrorBody = serde_json::from_slice(body).unwrap();
@@ -240,7 +250,10 @@ proptest! {
 fn the_corpus_decodes() {
     let answers = answers();
     let ok = |i: usize| serde_json::to_vec(&answers[i]).unwrap();
-    assert_eq!(decode::<EventsPage>("/", 200, &ok(0)).unwrap().blocks.len(), 2);
+    assert_eq!(
+        decode::<EventsPage>("/", 200, &ok(0)).unwrap().blocks.len(),
+        2
+    );
     assert_eq!(decode::<Status>("/", 200, &ok(1)).unwrap().height, 9);
     assert_eq!(decode::<Submitted>("/", 200, &ok(2)).unwrap().hash, [4; 32]);
     assert!(matches!(
@@ -250,6 +263,9 @@ fn the_corpus_decodes() {
     let e = decode::<Submitted>("/", 409, &ok(5)).unwrap_err();
     assert_eq!(e.code(), Some("duplicate_tx"));
     // A mutation that changes a hash's length is refused, not truncated or padded.
-    let short = apply(answers[2].clone(), &[JsonMutation::Replace(1, json!("00ff"))]);
+    let short = apply(
+        answers[2].clone(),
+        &[JsonMutation::Replace(1, json!("00ff"))],
+    );
     assert!(decode::<Submitted>("/", 200, &serde_json::to_vec(&short).unwrap()).is_err());
 }

@@ -88,7 +88,10 @@ async fn submit_query_and_views() {
     let block = api.block(height).await.unwrap();
     assert_eq!(block.txs[index as usize].tx, tx);
     assert_eq!(block.computed_hash(), block.hash);
-    assert_eq!(api.get::<Value>("/query/kv/color").await.unwrap(), json!("blue"));
+    assert_eq!(
+        api.get::<Value>("/query/kv/color").await.unwrap(),
+        json!("blue")
+    );
     assert_eq!(
         api.get::<Value>("/query/accounts/alice").await.unwrap(),
         json!({"nonce": 1})
@@ -119,10 +122,22 @@ async fn submit_query_and_views() {
     let mb: Value = api.get("/views/0/magic-block").await.unwrap();
     assert_eq!(mb["view"], 0);
     assert_api_error(api.get::<Value>("/views/999").await, 404, "not_found");
-    assert_api_error(api.get::<Value>("/views/999/magic-block").await, 404, "not_found");
+    assert_api_error(
+        api.get::<Value>("/views/999/magic-block").await,
+        404,
+        "not_found",
+    );
     assert_api_error(api.get::<Value>("/views/abc").await, 400, "bad_view");
-    assert_api_error(api.get::<Value>("/views/-1/magic-block").await, 400, "bad_view");
-    assert_api_error(api.get::<Value>("/query/nothing/here").await, 404, "not_found");
+    assert_api_error(
+        api.get::<Value>("/views/-1/magic-block").await,
+        400,
+        "bad_view",
+    );
+    assert_api_error(
+        api.get::<Value>("/query/nothing/here").await,
+        404,
+        "not_found",
+    );
 
     assert_eq!(api.block(1).await.unwrap().height, 1);
     assert_api_error(api.block(999_999).await, 404, "not_found");
@@ -130,7 +145,10 @@ async fn submit_query_and_views() {
     assert_api_error(api.get::<Value>("/no/such/route").await, 404, "not_found");
     // An answer of another shape than asked for is a decode error, not a panic or a default.
     let e = api.get::<Block>("/views/current").await.unwrap_err();
-    assert!(matches!(e, ClientError::Decode { status: 200, .. }), "{e:?}");
+    assert!(
+        matches!(e, ClientError::Decode { status: 200, .. }),
+        "{e:?}"
+    );
 
     chain.stop().await.unwrap();
 }
@@ -153,7 +171,11 @@ async fn bad_input_is_rejected_and_changes_nothing() {
     let before = chain.status().await.unwrap().state;
 
     // Garbage, empty, oversized, badly signed, replayed, stale nonce.
-    assert_api_error(api.submit(b"\xff\x00garbage".to_vec()).await, 400, "malformed");
+    assert_api_error(
+        api.submit(b"\xff\x00garbage".to_vec()).await,
+        400,
+        "malformed",
+    );
     assert_api_error(api.submit(b"{\"from\":1}".to_vec()).await, 400, "malformed");
     assert_api_error(api.submit(Vec::new()).await, 400, "empty_tx");
     assert_api_error(api.submit(vec![b'x'; 4096]).await, 413, "tx_too_large");
@@ -180,8 +202,16 @@ async fn bad_input_is_rejected_and_changes_nothing() {
     }
     assert_api_error(api.get::<TxLookup>("/tx/zz").await, 400, "bad_hash");
     assert_api_error(api.tx(&[9; 32]).await, 404, "not_found");
-    assert_raw_error(&request(addr, "GET", "/events?from=abc", b"").await.unwrap(), 400, "bad_query");
-    assert_raw_error(&request(addr, "GET", "/events?bogus=1", b"").await.unwrap(), 400, "bad_query");
+    assert_raw_error(
+        &request(addr, "GET", "/events?from=abc", b"").await.unwrap(),
+        400,
+        "bad_query",
+    );
+    assert_raw_error(
+        &request(addr, "GET", "/events?bogus=1", b"").await.unwrap(),
+        400,
+        "bad_query",
+    );
 
     // Let a few more blocks pass: nothing but the good transaction ever entered the chain.
     let h = chain.height();
@@ -219,7 +249,9 @@ async fn a_full_mempool_answers_503() {
     api.submit(KvTx::signed("dan", 1, "a", "1").to_bytes())
         .await
         .unwrap();
-    let full = api.submit(KvTx::signed("dan", 2, "a", "2").to_bytes()).await;
+    let full = api
+        .submit(KvTx::signed("dan", 2, "a", "2").to_bytes())
+        .await;
     assert_api_error(full, 503, "mempool_full");
     chain.stop().await.unwrap();
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use crate::chain::HttpChainClient;
+use crate::chain::DevchainClient;
 use crate::config::{Fault, NodeConfig, NodeConfigOverrides};
 use crate::keys::NodeKeys;
 use crate::keystore::{self, DEFAULT_PASSPHRASE_ENV, KdfParams, PassphraseSource};
@@ -210,7 +210,7 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
                 config.threads
             ))
         })?;
-    let chain = HttpChainClient::new(&config.chain_url).map_err(CliError::usage)?;
+    let chain = DevchainClient::new(&config.chain_url).map_err(CliError::usage)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

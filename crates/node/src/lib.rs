@@ -37,15 +37,13 @@ pub mod config;
 pub mod driver;
 pub mod keys;
 pub mod keystore;
-pub mod machine;
 pub mod metrics;
 pub mod network;
 pub mod runtime;
 pub mod status;
 pub mod store;
 
-pub use chain::{ChainClient, HttpChainClient};
+pub use chain::{ChainClient, ContractMachine, DevchainClient};
 pub use config::{Fault, NodeConfig};
 pub use driver::Driver;
 pub use keys::NodeKeys;
-pub use machine::ContractMachine;

@@ -396,12 +396,7 @@ async fn wait_for_chain<C: ChainClient>(chain: &C) -> String {
     let mut logged = false;
     loop {
         match chain.status().await {
-            Ok(v) => {
-                if let Some(id) = v["chain_id"].as_str() {
-                    return id.to_string();
-                }
-                warn!("chain status has no chain_id; is the contract running?");
-            }
+            Ok(status) => return status.chain_id,
             Err(e) => {
                 if !logged {
                     info!(error = %e, "waiting for the chain");

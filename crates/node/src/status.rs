@@ -67,7 +67,7 @@ pub struct SittingOutStatus {
     pub reason: String,
 }
 
-/// What `/status` answers.
+/// What `/status` answers (read back by `keyquorum demo` and the tests with the same type).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Status {
     /// Own identity key (hex).

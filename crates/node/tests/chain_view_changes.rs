@@ -3,7 +3,7 @@
 //! The view-change contract runs inside the devchain (`Chain::start` with
 //! [`ContractMachine`]), on a real HTTP port. Eight validators with different stakes are
 //! simulated in this process, each as its own task holding the engine's `AckRevealParticipant`, and
-//! each talks to the chain only over HTTP with [`HttpChainClient`]: it registers with a signed
+//! each talks to the chain only over HTTP with [`DevchainClient`]: it registers with a signed
 //! transaction, follows the committed blocks (`/events`), turns the contract's events into the
 //! participant's inputs with the contract's [`Follower`] (as the node's driver does: `Start`,
 //! each run of board posts as one batch, `Deadline`) and submits its posts and magic-block
@@ -36,6 +36,7 @@ use keyquorum_contract::config::KeyMode;
 use keyquorum_contract::follow::{Follower, SeatRole, Step};
 use keyquorum_contract::hex::{self, Bytes, Hex};
 use keyquorum_contract::magic::signing_message;
+use keyquorum_contract::query::{ContractStatus, ViewAnswer};
 use keyquorum_contract::state::{EvidenceRecord, FaultRole, NodeRecord};
 use keyquorum_contract::tx::{MAX_TX_LEN, NetworkIdentity, SignerRole, TxBody};
 use keyquorum_contract::{
@@ -46,6 +47,7 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::EncryptionSecretKey;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
+use keyquorum_devchain::api::TxLookup;
 use keyquorum_devchain::{Chain, ChainConfig};
 use keyquorum_dkg::Ceremony;
 use keyquorum_dkg::ackreveal::AckRevealParticipant;
@@ -54,8 +56,8 @@ use keyquorum_dkg::messages::{Direct, Post, SignedPost};
 use keyquorum_dkg::params::MAX_PARTICIPANTS;
 use keyquorum_dkg::participant::{Action, DkgOutput, Input};
 use keyquorum_node::chain::{ChainBlock, ChainClient, SubmitOutcome};
-use keyquorum_node::{ContractMachine, HttpChainClient};
-use serde_json::Value;
+use keyquorum_node::{ContractMachine, DevchainClient};
+use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 
 type Scalar = <Group as Curve>::Scalar;
@@ -69,7 +71,6 @@ const FIRST_VIEW_CHANGE: u64 = 15;
 const PHASE_BLOCKS: u64 = 5;
 /// Failure guard for the whole run to view 2 (about 90 blocks are needed).
 const RUN_LIMIT: Duration = Duration::from_secs(50);
-const HTTP: Duration = Duration::from_secs(10);
 
 /// Committees of up to 6 among 8 nodes, t = 66%, k = 75% (n = 6: t = 4, k = 5), view 2
 /// reshares, misbehaviour costs 10% of the stake and absence nothing.
@@ -213,7 +214,7 @@ struct Report {
 struct SimNode {
     i: usize,
     key: IdentityKeypair,
-    chain: HttpChainClient,
+    chain: DevchainClient,
     plans: Arc<BTreeMap<(u64, u32), FaultPlan>>,
     router: Arc<Router>,
     /// Transactions to submit, one at a time: the contract takes nonces strictly in order, so
@@ -558,7 +559,7 @@ impl SimNode {
 }
 
 /// Follows the chain over HTTP (long polls) and hands each block to its node, in order.
-async fn follow(chain: HttpChainClient, tx: mpsc::Sender<ChainBlock>) {
+async fn follow(chain: DevchainClient, tx: mpsc::Sender<ChainBlock>) {
     let mut from = 1;
     loop {
         match chain.blocks(from, 1000).await {
@@ -576,7 +577,7 @@ async fn follow(chain: HttpChainClient, tx: mpsc::Sender<ChainBlock>) {
 }
 
 /// Every committed block, over HTTP.
-async fn all_blocks(chain: &HttpChainClient) -> Vec<ChainBlock> {
+async fn all_blocks(chain: &DevchainClient) -> Vec<ChainBlock> {
     let mut out: Vec<ChainBlock> = Vec::new();
     loop {
         let from = out.last().map_or(1, |b| b.height + 1);
@@ -588,11 +589,20 @@ async fn all_blocks(chain: &HttpChainClient) -> Vec<ChainBlock> {
     }
 }
 
-async fn get(chain: &HttpChainClient, path: &str) -> Value {
+async fn get<T: DeserializeOwned>(chain: &DevchainClient, path: &str) -> T {
     chain
-        .get_json(path, HTTP)
+        .api()
+        .get(path)
         .await
         .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// A view activated, as `/views/{v}` answers it.
+async fn active_view(chain: &DevchainClient, view: u64) -> keyquorum_contract::query::ActiveView {
+    match get(chain, &format!("/views/{view}")).await {
+        ViewAnswer::ActiveOrPast(v) => v,
+        other => panic!("view {view} is not active: {other:?}"),
+    }
 }
 
 fn events(blocks: &[ChainBlock]) -> impl Iterator<Item = (u64, &Event)> {
@@ -673,7 +683,7 @@ async fn simulated_committee_through_the_chain() {
         .await
         .unwrap();
     let url = format!("http://{}", chain.local_addr());
-    let api = HttpChainClient::new(&url).unwrap();
+    let api = DevchainClient::new(&url).unwrap();
 
     // ------------------------------------------------------------------ the simulated nodes
     let n = STAKES.len();
@@ -690,7 +700,7 @@ async fn simulated_committee_through_the_chain() {
     let mut followers = Vec::new();
     let mut nodes = Vec::new();
     for (i, inbox) in inboxes.into_iter().enumerate() {
-        let client = HttpChainClient::new(&url).unwrap();
+        let client = DevchainClient::new(&url).unwrap();
         let (block_tx, block_rx) = mpsc::channel(256);
         followers.push(tokio::spawn(follow(client.clone(), block_tx)));
         let node = SimNode {
@@ -717,13 +727,18 @@ async fn simulated_committee_through_the_chain() {
     // once they have processed that block too, so their nonce counts are complete.
     let started = Instant::now();
     let active_at = loop {
-        let status = api.status().await.expect("GET /status");
-        if status["view"].as_u64().unwrap_or(0) >= 2 {
-            break status["height"].as_u64().expect("status height");
+        let status = api
+            .api()
+            .status::<ContractStatus>()
+            .await
+            .expect("GET /status");
+        let contract = status.state.expect("the contract's status");
+        if contract.view >= 2 {
+            break status.height;
         }
         assert!(
             started.elapsed() < RUN_LIMIT,
-            "view 2 not active after {RUN_LIMIT:?}: {status}"
+            "view 2 not active after {RUN_LIMIT:?}: {contract:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -877,8 +892,7 @@ async fn simulated_committee_through_the_chain() {
     assert!(reason.contains("4 dealers qualified, 5 needed"), "{reason}");
     assert_eq!(committee(&blocks, 1, 1), keys(&[0, 2, 4, 5, 6, 7]));
 
-    let slashings: Vec<SlashingRecord> =
-        serde_json::from_value(get(&api, "/query/slashings").await).unwrap();
+    let slashings: Vec<SlashingRecord> = get(&api, "/query/slashings").await;
     let r3 = slashings_of(&slashings, 1, 3);
     assert_eq!(r3.len(), 1, "{r3:?}");
     assert_eq!(r3[0].fault, "bad_ack_signature");
@@ -895,8 +909,7 @@ async fn simulated_committee_through_the_chain() {
         }
         other => panic!("evidence for node 3: {other:?}"),
     }
-    let node3: NodeRecord =
-        serde_json::from_value(get(&api, &format!("/query/nodes/{}", key_hex(3))).await).unwrap();
+    let node3: NodeRecord = get(&api, &format!("/query/nodes/{}", key_hex(3))).await;
     assert_eq!(node3.stake, 72);
     let r1 = slashings_of(&slashings, 1, 1);
     assert_eq!(r1.len(), 1, "{r1:?}");
@@ -906,9 +919,8 @@ async fn simulated_committee_through_the_chain() {
         matches!(&r1[0].evidence, EvidenceRecord::Absence { phase, .. } if phase == "contribute")
     );
 
-    let view1 = get(&api, "/views/1").await;
-    let mb1: SignedMagicBlock =
-        serde_json::from_value(get(&api, "/views/1/magic-block").await).unwrap();
+    let view1 = active_view(&api, 1).await;
+    let mb1: SignedMagicBlock = get(&api, "/views/1/magic-block").await;
     assert_eq!(mb1.block.key_mode, KeyMode::Fresh);
     assert_eq!(mb1.block.ceremony_number, 1);
     assert_eq!((mb1.block.n, mb1.block.t, mb1.block.k), (6, 4, 5));
@@ -920,20 +932,13 @@ async fn simulated_committee_through_the_chain() {
             .collect::<BTreeSet<_>>(),
         keys(&[0, 2, 4, 5, 6, 7])
     );
-    assert_eq!(
-        view1["group_key"],
-        serde_json::to_value(mb1.block.group_key).unwrap()
-    );
-    assert_eq!(
-        view1["magic_block_hash"],
-        serde_json::to_value(mb1.hash).unwrap()
-    );
+    assert_eq!(view1.group_key, mb1.block.group_key);
+    assert_eq!(view1.magic_block_hash, mb1.hash);
     check_members(&reports, &mb1);
 
     // ------------------------------------------------------------------ view 2: reshare
     assert_eq!(committee(&blocks, 2, 0), keys(&[0, 1, 2, 3, 4, 5]));
-    let mb2: SignedMagicBlock =
-        serde_json::from_value(get(&api, "/views/2/magic-block").await).unwrap();
+    let mb2: SignedMagicBlock = get(&api, "/views/2/magic-block").await;
     assert_eq!(mb2.block.key_mode, KeyMode::Reshare);
     assert_eq!(mb2.block.ceremony_number, 0);
     assert_eq!(
@@ -987,8 +992,8 @@ async fn simulated_committee_through_the_chain() {
     assert!(mb2.signature.is_some() && mb2.previous_signature.is_some());
     assert_ne!(mb2.signature, mb2.previous_signature);
     check_members(&reports, &mb2);
-    let view2 = get(&api, "/views/2").await;
-    assert_eq!(view2["group_key"], view1["group_key"]);
+    let view2 = active_view(&api, 2).await;
+    assert_eq!(view2.group_key, view1.group_key);
 
     // ------------------------------------------------------------------ the chain of magic blocks
     let genesis = mb1.block.group_key.0;
@@ -1000,7 +1005,7 @@ async fn simulated_committee_through_the_chain() {
     let six = identity(6);
     let nonce = reports[6].nonce;
     let node6 = format!("/query/nodes/{}", key_hex(6));
-    let before: NodeRecord = serde_json::from_value(get(&api, &node6).await).unwrap();
+    let before: NodeRecord = get(&api, &node6).await;
     let refused = |outcome: SubmitOutcome, want: &str| match outcome {
         SubmitOutcome::Rejected { code, reason } => {
             assert_eq!(code, want, "{reason}");
@@ -1041,13 +1046,13 @@ async fn simulated_committee_through_the_chain() {
         .unwrap();
     refused(api.submit(applied.tx.clone()).await.unwrap(), "stale_nonce");
     // None of them entered the mempool or changed the sender.
-    let hash = hex::encode(&keyquorum_contract::tx::tx_hash(&other_chain));
-    let unknown_tx = api.get_json(&format!("/tx/{hash}"), HTTP).await;
+    let hash = keyquorum_contract::tx::tx_hash(&other_chain);
+    let unknown_tx = api.api().tx(&hash).await;
     assert!(
-        matches!(&unknown_tx, Err(e) if e.to_string().contains("404")),
+        matches!(&unknown_tx, Err(e) if e.status() == Some(404) && e.code() == Some("not_found")),
         "{unknown_tx:?}"
     );
-    let after: NodeRecord = serde_json::from_value(get(&api, &node6).await).unwrap();
+    let after: NodeRecord = get(&api, &node6).await;
     assert_eq!(after, before);
     // The nonce was not consumed: the next valid transaction takes exactly it.
     let good = Transaction::sign(CHAIN_ID, &six, nonce, add(5)).encode();
@@ -1061,18 +1066,18 @@ async fn simulated_committee_through_the_chain() {
         SubmitOutcome::Duplicate => {}
         other => refused(other, "stale_nonce"),
     }
-    let hash = hex::encode(&keyquorum_contract::tx::tx_hash(&good));
+    let hash = keyquorum_contract::tx::tx_hash(&good);
     let included = Instant::now();
-    let receipt = loop {
-        let v = get(&api, &format!("/tx/{hash}")).await;
-        if v["status"] == "included" {
-            break v;
+    let rejected = loop {
+        let found = api.api().tx(&hash).await.expect("GET /tx");
+        if let TxLookup::Included { rejected, .. } = found {
+            break rejected;
         }
-        assert!(included.elapsed() < Duration::from_secs(10), "{v}");
+        assert!(included.elapsed() < Duration::from_secs(10), "{found:?}");
         tokio::time::sleep(Duration::from_millis(BLOCK_MS)).await;
     };
-    assert!(receipt.get("rejected").is_none(), "{receipt}");
-    let after: NodeRecord = serde_json::from_value(get(&api, &node6).await).unwrap();
+    assert!(rejected.is_none(), "{rejected:?}");
+    let after: NodeRecord = get(&api, &node6).await;
     assert_eq!(after.stake, before.stake + 5);
 
     chain.stop().await.unwrap();
