@@ -10,9 +10,6 @@
 //! JSON that decodes to the same value. `KQ_FUZZ_CASES=<n>` sets the number of cases (see
 //! `docs/testing.md`).
 
-#[path = "../../dkg/tests/fuzzing/mod.rs"]
-mod fuzzing;
-
 use std::fmt::Debug;
 
 use keyquorum_devchain::api::{
@@ -20,6 +17,7 @@ use keyquorum_devchain::api::{
 };
 use keyquorum_devchain::client::decode;
 use keyquorum_devchain::{ClientError, block_hash};
+use keyquorum_dkg::testing::fuzzing;
 use proptest::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
