@@ -408,7 +408,7 @@ mod tests {
             ceremony_number,
             n: members.len() as u32,
             t: 2,
-            k: 2,
+            k: members.len() as u32,
             players: members
                 .iter()
                 .map(|i| SpecParticipant {
