@@ -21,7 +21,7 @@ fn config() -> ContractConfig {
     let mut c = ContractConfig::defaults("lost-database", 5);
     c.committee.min_size = 4;
     c.committee.threshold = Size::Count(3);
-    c.committee.quorum = Size::Count(3);
+    c.committee.quorum = Size::Count(4);
     c.phases.contribute = 3;
     c.phases.share = 3;
     c.phases.publish = 2;
