@@ -101,17 +101,23 @@ pub struct ChainConfigOverrides {
     pub allow_non_loopback: Option<bool>,
 }
 
+/// Copies each named field of an overrides struct (all `Option`s) into a configuration where it
+/// is set: `override_fields!(config <- overrides; field, ...)`. Command-line flags of the chain
+/// and of the node layer over their configuration files with it.
+#[macro_export]
+macro_rules! override_fields {
+    ($config:ident <- $overrides:expr; $($field:ident),+ $(,)?) => {$(
+        if let Some(value) = &$overrides.$field {
+            $config.$field = value.clone();
+        }
+    )+};
+}
+
 impl ChainConfigOverrides {
     /// Replaces the fields of `config` that are set here.
     pub fn apply(&self, config: &mut ChainConfig) {
-        macro_rules! set {
-            ($($f:ident),*) => {$(
-                if let Some(v) = &self.$f {
-                    config.$f = v.clone();
-                }
-            )*};
-        }
-        set!(
+        crate::override_fields!(
+            config <- self;
             data_dir,
             listen,
             block_ms,

@@ -161,14 +161,8 @@ impl NodeConfig {
             }
             None => Self::default(),
         };
-        macro_rules! set {
-            ($($f:ident),*) => {$(
-                if let Some(v) = &o.$f {
-                    c.$f = v.clone();
-                }
-            )*};
-        }
-        set!(
+        keyquorum_devchain::override_fields!(
+            c <- o;
             data_dir,
             chain_url,
             listen,
