@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::ackreveal::AckRevealParticipant;
 use crate::identity::IdentityKeypair;
-use crate::participant::{Action, DkgOutput, Failure, Input};
+use crate::participant::{Action, DkgOutput, Failure, Input, Participant};
 use crate::{Ceremony, CeremonyConfig, Member, Params, Reshare, Variant};
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::EncryptionSecretKey;
@@ -64,72 +64,28 @@ pub enum RunResult<C: Curve> {
     Pending,
 }
 
-/// Runs all nodes in lock step. `silent` nodes do nothing.
+/// Runs ack-or-reveal participants, one per member, in lock step ([`run_nodes`], nothing
+/// tampered). `silent` nodes do nothing.
 pub fn run<C: Curve>(
     ceremony: Arc<Ceremony<C>>,
     members: Vec<MemberKeys>,
     old_shares: Vec<Option<Secret<C::Scalar>>>,
     silent: &[usize],
 ) -> Vec<RunResult<C>> {
-    let mut nodes: Vec<AckRevealParticipant<C>> = members
+    let nodes: Vec<Box<dyn Participant<C>>> = members
         .into_iter()
         .zip(old_shares)
         .enumerate()
         .map(|(i, (m, old))| {
             let mut seed = [7u8; 32];
             seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            AckRevealParticipant::new(ceremony.clone(), m.identity, m.encryption, old, seed)
-                .unwrap()
+            let node =
+                AckRevealParticipant::new(ceremony.clone(), m.identity, m.encryption, old, seed)
+                    .unwrap();
+            Box::new(node) as Box<dyn Participant<C>>
         })
         .collect();
-    let mut results: Vec<RunResult<C>> = (0..nodes.len()).map(|_| RunResult::Pending).collect();
-    let mut board_log: Vec<Vec<u8>> = Vec::new();
-    let mut inbox: VecDeque<(usize, Input)> = (0..nodes.len()).map(|i| (i, Input::Start)).collect();
-    let ids: Vec<_> = nodes.iter().map(|n| n.identity().clone()).collect();
-    for _round in 0..16 {
-        // Drain messages and posts until quiet, then a deadline.
-        loop {
-            let mut progressed = false;
-            while let Some((i, input)) = inbox.pop_front() {
-                progressed = true;
-                if silent.contains(&i) {
-                    continue;
-                }
-                for a in nodes[i].handle(input) {
-                    match a {
-                        Action::Send { to, payload } => {
-                            let j = ids.iter().position(|x| *x == to).unwrap();
-                            let from = ids[i].clone();
-                            inbox.push_back((j, Input::Message { from, payload }));
-                        }
-                        Action::Post(p) => board_log.push(p),
-                        Action::Finished(o) => results[i] = RunResult::Ok(o),
-                        Action::Failed(f) => results[i] = RunResult::Failed(f),
-                        Action::Observed(_) => {}
-                    }
-                }
-            }
-            for p in board_log.drain(..) {
-                for i in 0..nodes.len() {
-                    inbox.push_back((i, Input::BoardPost(p.clone())));
-                }
-            }
-            if !progressed && inbox.is_empty() {
-                break;
-            }
-        }
-        if results
-            .iter()
-            .enumerate()
-            .all(|(i, r)| silent.contains(&i) || !matches!(r, RunResult::Pending))
-        {
-            break;
-        }
-        for i in 0..nodes.len() {
-            inbox.push_back((i, Input::Deadline));
-        }
-    }
-    results
+    run_nodes(nodes, silent, &mut |_, a| vec![a]).0
 }
 
 /// The resharing data that hands `out`, the result of `old_ceremony` among `old`, to a new
@@ -157,11 +113,12 @@ pub enum BoardEvent {
     Deadline,
 }
 
-/// Runs any participants in lock step like [`run`]. `tamper(i, action)` sees every `Send` and
-/// `Post` of node `i` and returns what is actually sent or posted (possibly nothing). Returns the
-/// results and the board's events.
+/// Runs any participants in lock step: every message and post is delivered, until nothing moves,
+/// before the next deadline, for at most 16 deadlines or until every node that is not `silent`
+/// has ended. `tamper(i, action)` sees every `Send` and `Post` of node `i` and returns what is
+/// actually sent or posted (possibly nothing). Returns the results and the board's events.
 pub fn run_nodes<C: Curve>(
-    mut nodes: Vec<Box<dyn crate::participant::Participant<C>>>,
+    mut nodes: Vec<Box<dyn Participant<C>>>,
     silent: &[usize],
     tamper: &mut dyn FnMut(usize, Action<C>) -> Vec<Action<C>>,
 ) -> (Vec<RunResult<C>>, Vec<BoardEvent>) {
@@ -171,6 +128,7 @@ pub fn run_nodes<C: Curve>(
     let mut inbox: VecDeque<(usize, Input)> = (0..nodes.len()).map(|i| (i, Input::Start)).collect();
     let ids: Vec<_> = nodes.iter().map(|n| n.identity().clone()).collect();
     for _round in 0..16 {
+        // Drain messages and posts until quiet, then a deadline.
         loop {
             let mut progressed = false;
             while let Some((i, input)) = inbox.pop_front() {
