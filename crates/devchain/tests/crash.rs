@@ -24,8 +24,8 @@ const ROUNDS: u64 = 3;
 
 async fn spawn_node(dir: &Path) -> (Child, SocketAddr) {
     let mut child = Command::new(NODE)
-        .args(["--data", dir.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0", "--block-ms", "20"])
+        .args(["--data-dir", dir.to_str().unwrap()])
+        .args(["--http-listen", "127.0.0.1:0", "--block-ms", "20"])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
