@@ -116,11 +116,7 @@ impl EncryptionPublicKey {
 
 impl fmt::Debug for EncryptionPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("EncryptionPublicKey(")?;
-        for b in &self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        f.write_str(")")
+        write!(f, "EncryptionPublicKey({})", hex::encode(self.0))
     }
 }
 
@@ -672,7 +668,7 @@ mod tests {
         let text = format!("{sk:?}");
         assert!(text.contains("<redacted>"));
         let secret = sk.to_bytes();
-        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(&secret[..]);
         assert!(!text.contains(&hex));
         assert!(!text.contains(&hex[..16]));
         assert!(!text.contains(&format!("{:?}", &secret[..4])));

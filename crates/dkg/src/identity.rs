@@ -195,11 +195,7 @@ impl core::hash::Hash for IdentityPublicKey {
 
 impl fmt::Debug for IdentityPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "IdentityPublicKey(")?;
-        for b in &self.bytes[..6] {
-            write!(f, "{b:02x}")?;
-        }
-        write!(f, "..)")
+        write!(f, "IdentityPublicKey({}..)", hex::encode(&self.bytes[..6]))
     }
 }
 
@@ -274,11 +270,7 @@ pub struct IdentitySignature(pub [u8; SIGNATURE_LEN]);
 
 impl fmt::Debug for IdentitySignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "IdentitySignature(")?;
-        for b in &self.0[..6] {
-            write!(f, "{b:02x}")?;
-        }
-        write!(f, "..)")
+        write!(f, "IdentitySignature({}..)", hex::encode(&self.0[..6]))
     }
 }
 

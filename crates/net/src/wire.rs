@@ -330,11 +330,7 @@ fn invalid(msg: &'static str) -> io::Error {
 
 /// First bytes of a session id in hex, for logs.
 pub fn short_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().take(6).fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    hex::encode(&bytes[..bytes.len().min(6)])
 }
 
 #[cfg(test)]
