@@ -17,13 +17,14 @@
 //!   the participant to the same state and the same outputs, byte for byte: a restarted dealer
 //!   cannot send two different commitments or shares.
 //! - [`runtime`] carries out effects: deliveries over request-response with retries until the
-//!   peer answers or the session ends, a pull of missed deals after a restart, and a
+//!   peer answers or the ceremony ends, a pull of missed deals after a restart, and a
 //!   transaction queue that signs with consecutive nonces and submits through one task, so
 //!   transactions reach the mempool in nonce order (the contract takes them strictly in order).
 //! - Keys ([`keys`], [`keystore`]): one master seed in an Argon2id + ChaCha20-Poly1305
 //!   keystore; identity, share-encryption, libp2p and storage keys are derived from it. Shares
 //!   and seeds are stored sealed under the storage key; no secret is ever logged.
-//! - Observability ([`status`], [`metrics`]): `/status` (view, phase, committee, qualified set,
+//! - Observability ([`status`], [`metrics`], [`report`]): the driver records typed
+//!   observations and one reporter outside it writes `/status` (view, phase, committee, qualified set,
 //!   1-based share index, group key, traffic) and OpenMetrics `/metrics`; structured logs with
 //!   `tracing`.
 //! - [`config::Fault`]: honest deviations for the demo (silent, wrong shares, equivocation,
@@ -39,6 +40,7 @@ pub mod keys;
 pub mod keystore;
 pub mod metrics;
 pub mod network;
+pub mod report;
 pub mod runtime;
 pub mod status;
 pub mod store;

@@ -82,7 +82,7 @@ pub fn net_config(keys: &NodeKeys, listen: Multiaddr, bootstrap: Vec<Multiaddr>)
         listen,
     );
     c.bootstrap = bootstrap;
-    // The driver retries deliveries for as long as the session needs them; each network-level
+    // The driver retries deliveries for as long as the ceremony needs them; each network-level
     // send only gets a short second chance.
     c.retry = RetryPolicy {
         attempts: 2,

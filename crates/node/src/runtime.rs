@@ -4,13 +4,13 @@
 //! task, a batch of peer messages, the outcome of a submission. Whatever the driver returns is
 //! carried out afterwards (its inputs are durable by then):
 //! - direct messages are delivered by one task each, retried with capped backoff until the
-//!   peer answers or the session ends (a restarting peer is reached when it is back);
+//!   peer answers or the ceremony ends (a restarting peer is reached when it is back);
 //! - transactions go through a queue with a few in flight at once, because the contract
 //!   applies nonces strictly in order: a refused transaction must not strand the ones after it
 //!   (they are signed again with fresh nonces). The nonce is the chain's count of our applied
 //!   transactions, which the driver tracks from the blocks (and persists).
 //!
-//! Peers that send a message for a session this node has not seen start yet get no answer, so
+//! Peers that send a message for a ceremony this node has not seen start yet get no answer, so
 //! they retry; messages are acknowledged only once durable.
 
 use std::collections::{HashMap, VecDeque};
@@ -36,6 +36,7 @@ use crate::driver::{
 use crate::keys::NodeKeys;
 use crate::metrics::Metrics;
 use crate::network::net_config;
+use crate::report::{Observation, Reporter};
 use crate::status::{Status, StatusHandle};
 use crate::store::Store;
 
@@ -140,7 +141,7 @@ struct Runtime {
     chain_id: String,
     keys: Arc<NodeKeys>,
     net: NetworkHandle,
-    metrics: Arc<Metrics>,
+    reporter: Arc<Reporter>,
     sessions: HashMap<[u8; 32], watch::Sender<bool>>,
     txq: TxQueue,
     height: u64,
@@ -174,13 +175,13 @@ impl Runtime {
                         kind,
                         payload,
                         cancel,
-                        self.metrics.clone(),
+                        self.reporter.clone(),
                     ));
                 }
                 Effect::Pull { session, from } => {
                     let net = self.net.clone();
                     let tx = self.pulled_tx.clone();
-                    let metrics = self.metrics.clone();
+                    let reporter = self.reporter.clone();
                     tokio::spawn(async move {
                         match net
                             .send(
@@ -192,8 +193,14 @@ impl Runtime {
                             .await
                         {
                             Ok(deal) if !deal.is_empty() => {
-                                metrics.sent("pull", 0);
-                                metrics.received("deal", deal.len());
+                                reporter.observe(Observation::Sent {
+                                    kind: "pull",
+                                    bytes: 0,
+                                });
+                                reporter.observe(Observation::Received {
+                                    kind: "deal",
+                                    bytes: deal.len(),
+                                });
                                 let _ = tx
                                     .send(Incoming {
                                         session,
@@ -261,7 +268,7 @@ impl Runtime {
                     });
                 }
                 Effect::LeaveSession { session } => {
-                    // Dropping the sender cancels the session's deliveries.
+                    // Dropping the sender cancels the ceremony's deliveries.
                     self.sessions.remove(&session);
                 }
             }
@@ -294,7 +301,10 @@ impl Runtime {
             )
             .encode();
             let hash = keyquorum_contract::tx::tx_hash(&bytes);
-            self.metrics.sent(sub.kind, bytes.len());
+            self.reporter.observe(Observation::Sent {
+                kind: sub.kind,
+                bytes: bytes.len(),
+            });
             debug!(kind = sub.kind, nonce, "submitting transaction");
             self.txq.inflight.push_back(Inflight {
                 hash,
@@ -350,7 +360,7 @@ async fn deliver(
     kind: &'static str,
     payload: Vec<u8>,
     mut cancel: watch::Receiver<bool>,
-    metrics: Arc<Metrics>,
+    reporter: Arc<Reporter>,
 ) {
     let started = Instant::now();
     let mut delay = Duration::from_millis(100);
@@ -365,7 +375,10 @@ async fn deliver(
             _ = cancel.changed() => return,
             r = attempt => match r {
                 Ok(_) => {
-                    metrics.sent(kind, payload.len());
+                    reporter.observe(Observation::Sent {
+                        kind,
+                        bytes: payload.len(),
+                    });
                     return;
                 }
                 Err(e) => debug!(kind, error = %e, "delivery attempt failed; will retry"),
@@ -483,13 +496,9 @@ pub async fn run<C: ChainClient>(
     let chain_id = wait_for_chain(&chain).await;
     info!(%chain_id, "connected to the chain");
     let store = Store::open(&config.db_path()).map_err(DriverError::from)?;
-    let (mut driver, effects) = Driver::open(
-        store,
-        keys.clone(),
-        config.fault,
-        metrics.clone(),
-        status.clone(),
-    )?;
+    let reporter = Arc::new(Reporter::new(status, metrics));
+    let (mut driver, effects) = Driver::open(store, keys.clone(), config.fault)?;
+    reporter.apply(driver.drain_observations());
 
     let (follow_tx, mut follow_rx) = mpsc::channel::<Follow>(16);
     {
@@ -553,7 +562,7 @@ pub async fn run<C: ChainClient>(
         chain_id,
         keys: keys.clone(),
         net: net.clone(),
-        metrics: metrics.clone(),
+        reporter: reporter.clone(),
         sessions: HashMap::new(),
         txq: TxQueue::default(),
         height: driver.cursor().saturating_sub(1),
@@ -580,6 +589,7 @@ pub async fn run<C: ChainClient>(
             Some(f) = follow_rx.recv() => match f {
                 Follow::Block(b) => {
                     let out = tokio::task::block_in_place(|| driver.process_block(&b))?;
+                    reporter.apply(driver.drain_observations());
                     rt.height = b.height;
                     for own in &out.own_txs {
                         rt.txq.on_own_tx(own);
@@ -589,6 +599,7 @@ pub async fn run<C: ChainClient>(
                 }
                 Follow::Head(h) => {
                     let effects = tokio::task::block_in_place(|| driver.set_head(h))?;
+                    reporter.apply(driver.drain_observations());
                     rt.apply(effects).await;
                     // Caught up with the chain: register if the chain does not know us (again
                     // after a while if it still does not).
@@ -620,18 +631,27 @@ pub async fn run<C: ChainClient>(
                                         Some(17) => "ack",
                                         _ => "direct",
                                     };
-                                    metrics.received(label, payload.len());
+                                    reporter.observe(Observation::Received {
+                                        kind: label,
+                                        bytes: payload.len(),
+                                    });
                                     batch.push(Incoming { session, from: from_identity, payload });
                                     replies.push(Some(reply));
                                 }
                                 KIND_PULL => {
-                                    metrics.received("pull", payload.len());
+                                    reporter.observe(Observation::Received {
+                                        kind: "pull",
+                                        bytes: payload.len(),
+                                    });
                                     let deal = from_identity
                                         .as_deref()
                                         .and_then(|id| driver.deal_for(&session, id))
                                         .unwrap_or_default();
                                     if !deal.is_empty() {
-                                        metrics.sent("deal", deal.len());
+                                        reporter.observe(Observation::Sent {
+                                            kind: "deal",
+                                            bytes: deal.len(),
+                                        });
                                     }
                                     let _ = reply.send(deal);
                                 }
@@ -640,7 +660,9 @@ pub async fn run<C: ChainClient>(
                         }
                         NetEvent::Rejected { reason, .. } => {
                             debug!(?reason, "request refused by the session allow-list");
-                            metrics.fault("rejected_request");
+                            reporter.observe(Observation::FaultSeen {
+                                fault: "rejected_request".into(),
+                            });
                         }
                         _ => {}
                     }
@@ -651,6 +673,7 @@ pub async fn run<C: ChainClient>(
                     replies.push(None);
                 }
                 let (verdicts, effects) = tokio::task::block_in_place(|| driver.process_messages(batch))?;
+                reporter.apply(driver.drain_observations());
                 for (v, r) in verdicts.into_iter().zip(replies) {
                     if let Some(r) = r && v != Verdict::Later {
                         let _ = r.send(Vec::new());
@@ -660,6 +683,7 @@ pub async fn run<C: ChainClient>(
             }
             Some(inc) = pulled_rx.recv() => {
                 let (_, effects) = tokio::task::block_in_place(|| driver.process_messages(vec![inc]))?;
+                reporter.apply(driver.drain_observations());
                 rt.apply(effects).await;
             }
             Some((hash, outcome)) = submit_rx.recv() => rt.on_submitted(hash, outcome),

@@ -1,7 +1,8 @@
 //! The status and metrics HTTP server: `GET /status` (JSON, [`Status`]) and `GET /metrics`
 //! (OpenMetrics text, see [`crate::metrics`]).
 //!
-//! Both are read-only views of state the driver updates; nothing secret is ever put in them
+//! Both are read-only views of state the node's [`Reporter`](crate::report::Reporter) writes
+//! from what the driver observes; nothing secret is ever put in them
 //! (shares and seeds never leave the driver and the store).
 
 use std::net::SocketAddr;
@@ -55,7 +56,7 @@ pub struct MagicBlockMismatch {
     pub what: String,
 }
 
-/// A session this node follows without taking part.
+/// A ceremony this node follows without taking part.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SittingOutStatus {
     /// View being created.
@@ -101,7 +102,7 @@ pub struct Status {
     pub pending: Option<PendingStatus>,
     /// The last magic block this node refused to sign.
     pub magic_block_mismatch: Option<MagicBlockMismatch>,
-    /// The running session, when this node sits it out.
+    /// The running ceremony, when this node sits it out.
     pub sitting_out: Option<SittingOutStatus>,
     /// Traffic counters (the same numbers as `/metrics`), filled in when `/status` is served.
     pub traffic: Traffic,

@@ -2,12 +2,12 @@
 //!
 //! Tables:
 //! - `meta`: `"state"` -> the [`NodeState`] as JSON (chain cursor, nonce, registry, the running
-//!   session's definition, finished outputs' public parts, which views' shares are held);
+//!   ceremony's definition, finished outputs' public parts, which views' shares are held);
 //! - `inputs`: `(session id, sequence)` -> one encoded participant [`Input`], in the order the
 //!   participant consumed them;
 //! - `secrets`: label -> a value sealed with the node's storage key ([`NodeKeys::seal`]): each
-//!   session's participant seed (`seed/<session>`), its secret share once finished
-//!   (`output/<session>`), and the share of each view held (`share/<view>`).
+//!   ceremony's participant seed (`seed/<session id>`), its secret share once finished
+//!   (`output/<session id>`), and the share of each view held (`share/<view>`).
 //!
 //! The driver writes one transaction per chain block or per batch of peer messages, containing
 //! the inputs it is about to consume and the new state, and commits it (fsync) before any
@@ -80,14 +80,14 @@ fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Db(e.into())
 }
 
-/// How the node takes part in a session.
+/// How the node takes part in a ceremony.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Seat {
     /// Deals and/or plays; the participant is rebuilt from its sealed seed and logged inputs.
     #[default]
     Participant,
-    /// Follows the board only: a member of the previous committee that is not in this session
+    /// Follows the board only: a member of the previous committee that is not in this ceremony
     /// still signs the handover, and checks the magic block against its own board first.
     Observer,
     /// Selected while the node was catching up with the chain: it follows the board and, once
@@ -98,9 +98,9 @@ pub enum Seat {
     SittingOut,
 }
 
-/// The session the node takes part in.
+/// The ceremony the node takes part in (its record in the state).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionRecord {
+pub struct CeremonyRecord {
     /// View being created.
     pub view: u64,
     /// Ceremony number within the view change (0 for the first; serialised as `session`).
@@ -108,7 +108,7 @@ pub struct SessionRecord {
     pub ceremony_number: u32,
     /// Session id (hex).
     pub session_id: String,
-    /// The contract's definition of the session.
+    /// The contract's definition of the ceremony.
     pub spec: CeremonySpec,
     /// Inputs logged so far.
     pub inputs: u64,
@@ -203,9 +203,11 @@ pub struct NodeState {
     pub crashed_once: bool,
     /// Registered nodes (identity hex -> network identity): address hints.
     pub registry: BTreeMap<String, NetworkIdentity>,
-    /// The running session.
-    pub session: Option<SessionRecord>,
-    /// Recently finished sessions, newest last.
+    /// The running ceremony. Stored as `ceremony`; a state written under its earlier name,
+    /// `session`, still loads.
+    #[serde(alias = "session")]
+    pub ceremony: Option<CeremonyRecord>,
+    /// Recently finished ceremonies, newest last.
     pub outputs: Vec<OutputRecord>,
     /// Views whose shares are held, newest last (the current and the previous one).
     pub shares: Vec<ShareRecord>,
@@ -218,7 +220,7 @@ pub struct NodeState {
     #[serde(default)]
     pub current_hash: Option<String>,
     /// Where the event follower stands (the ceremony it follows, the last magic block): the
-    /// follower resumes from it. A state written before it was stored resumes from `session`.
+    /// follower resumes from it. A state written before it was stored resumes from `ceremony`.
     #[serde(default)]
     pub follower: Position,
 }
@@ -344,7 +346,7 @@ impl Store {
         }
     }
 
-    /// The logged inputs of a session, in order.
+    /// The logged inputs of a ceremony (by session id), in order.
     pub fn inputs(&self, session: &[u8; 32]) -> Result<Vec<Input>, StoreError> {
         let r = self.db.begin_read().map_err(dberr)?;
         let t = r.open_table(INPUTS).map_err(dberr)?;
@@ -389,7 +391,7 @@ impl Batch {
         Ok(())
     }
 
-    /// Appends one input to a session's log.
+    /// Appends one input to a ceremony's log.
     pub fn append_input(
         &mut self,
         session: &[u8; 32],
@@ -402,7 +404,7 @@ impl Batch {
         Ok(())
     }
 
-    /// A session's log as this batch sees it (including its own uncommitted appends).
+    /// A ceremony's log as this batch sees it (including its own uncommitted appends).
     pub fn inputs(&self, session: &[u8; 32]) -> Result<Vec<Input>, StoreError> {
         let t = self.txn.open_table(INPUTS).map_err(dberr)?;
         let mut out = Vec::new();
@@ -416,7 +418,7 @@ impl Batch {
         Ok(out)
     }
 
-    /// Drops a session's log.
+    /// Drops a ceremony's log.
     pub fn delete_inputs(&mut self, session: &[u8; 32]) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(INPUTS).map_err(dberr)?;
         t.retain_in((session, 0u64)..=(session, u64::MAX), |_, _| false)

@@ -92,3 +92,22 @@ fn the_corpora_decode() {
         assert!(!s.registry.is_empty());
     }
 }
+
+/// The running ceremony was stored as `session` before it was named `ceremony`: a data file
+/// written then still loads, to the same state.
+#[test]
+fn a_state_stored_under_the_earlier_field_name_loads() {
+    let stored = &state_corpus()[0];
+    let current = decode_state(stored).unwrap();
+    assert!(
+        current.ceremony.is_some(),
+        "the corpus state runs a ceremony"
+    );
+    let mut old: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(stored).unwrap();
+    let record = old.remove("ceremony").expect("stored as `ceremony`");
+    assert!(!old.contains_key("session"));
+    old.insert("session".into(), record);
+    let old = serde_json::to_vec(&old).unwrap();
+    assert_eq!(decode_state(&old).unwrap(), current);
+}

@@ -78,7 +78,7 @@ fn a_node_whose_contribution_is_on_the_board_sits_the_session_out() {
         "a second contribution was posted"
     );
     let d = h.driver(LOST);
-    let rec = d.state().session.as_ref().expect("it follows the session");
+    let rec = d.state().ceremony.as_ref().expect("it follows the ceremony");
     assert_eq!(rec.seat, Seat::SittingOut);
     let shown = h.status[LOST].lock().unwrap().sitting_out.clone();
     assert_eq!(shown.map(|s| (s.view, s.ceremony_number)), Some((1, 0)));
@@ -121,7 +121,7 @@ fn a_node_that_had_not_contributed_takes_part_once_caught_up() {
     h.restart_with_lost_database(LOST);
     let d = h.driver(LOST);
     assert_eq!(
-        d.state().session.as_ref().map(|s| s.seat),
+        d.state().ceremony.as_ref().map(|s| s.seat),
         Some(Seat::Participant)
     );
     assert!(h.status[LOST].lock().unwrap().sitting_out.is_none());

@@ -113,7 +113,7 @@ fn a_killed_driver_replays_to_the_same_messages_and_the_view_changes_complete() 
         assert_eq!(share.group_key, hex::encode(v2.group_key.0), "node {i}");
         // The previous view's share is kept for the handover, older ones are not.
         assert!(d.state().shares.iter().all(|s| s.view >= 1));
-        assert!(d.state().session.is_none());
+        assert!(d.state().ceremony.is_none());
     }
     // Both view changes were signed by both committees.
     assert!(h.events().any(|e| matches!(
@@ -153,7 +153,7 @@ fn drivers_follow_phases_that_close_early() {
         for (i, d) in h.drivers.iter().enumerate() {
             let d = d.as_ref().unwrap();
             assert_eq!(d.state().current_view, 2, "node {i}");
-            assert!(d.state().session.is_none(), "node {i}");
+            assert!(d.state().ceremony.is_none(), "node {i}");
             let mut own: Vec<_> = d
                 .state()
                 .shares

@@ -5,9 +5,9 @@
 use super::*;
 
 impl Driver {
-    /// The chain's height as the runtime last saw it. A session selected below it was selected
+    /// The chain's height as the runtime last saw it. A ceremony selected below it was selected
     /// while this node was catching up; once the node has processed the head, it takes part
-    /// in that session or sits it out (module docs, "A lost database").
+    /// in that ceremony or sits it out (module docs, "A lost database").
     pub fn set_head(&mut self, height: u64) -> Result<Vec<Effect>, DriverError> {
         let head = self.head.map_or(height, |h| h.max(height));
         self.head = Some(head);
@@ -22,21 +22,21 @@ impl Driver {
 
     pub(super) fn catching_up(&self) -> bool {
         self.state
-            .session
+            .ceremony
             .as_ref()
             .is_some_and(|s| s.seat == Seat::CatchingUp)
     }
 
-    /// Caught up with the chain, in a session selected meanwhile: if this node's contribution
+    /// Caught up with the chain, in a ceremony selected meanwhile: if this node's contribution
     /// is on the board, the seed behind it is lost (a node that had it would have resumed the
-    /// session, not started it again), so it sits the session out; otherwise it takes part
+    /// ceremony, not started it again), so it sits the ceremony out; otherwise it takes part
     /// from here, its participant fed everything the board has seen so far.
     pub(super) fn settle_catching_up(
         &mut self,
         batch: &mut Batch,
         effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
-        let (Some(mut rec), Some(live)) = (self.state.session.clone(), self.live.as_ref()) else {
+        let (Some(mut rec), Some(live)) = (self.state.ceremony.clone(), self.live.as_ref()) else {
             return Ok(());
         };
         if rec.seat != Seat::CatchingUp {
@@ -52,33 +52,36 @@ impl Driver {
                 view = rec.view,
                 ceremony_number = rec.ceremony_number,
                 "this node's contribution is on the board but its state for it is lost \
-                 (database lost or restored from an old backup?); sitting this session out \
+                 (database lost or restored from an old backup?); sitting this ceremony out \
                  instead of dealing again"
             );
-            self.metrics.fault("sat_out_lost_state");
-            self.show_sitting_out(rec.view, rec.ceremony_number);
+            self.fault_seen("sat_out_lost_state");
+            self.observe(Observation::CeremonySatOut {
+                view: rec.view,
+                ceremony_number: rec.ceremony_number,
+            });
             rec.seat = Seat::SittingOut;
-            self.state.session = Some(rec);
+            self.state.ceremony = Some(rec);
             return Ok(());
         }
         let mut seed = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(seed.as_mut());
         let Some(node) = self.new_participant(&ceremony, rec.view, *seed)? else {
             rec.seat = Seat::Observer;
-            self.state.session = Some(rec);
+            self.state.ceremony = Some(rec);
             return Ok(());
         };
         info!(
             view = rec.view,
             ceremony_number = rec.ceremony_number,
-            "caught up with the chain; taking part in the running session"
+            "caught up with the chain; taking part in the running ceremony"
         );
         let seen = batch.inputs(&id)?;
         batch.delete_inputs(&id)?;
         self.put_secret(batch, &format!("seed/{}", rec.session_id), seed.as_slice())?;
         rec.seat = Seat::Participant;
         rec.inputs = 0;
-        self.state.session = Some(rec);
+        self.state.ceremony = Some(rec);
         let runner = Runner::Participant(Box::new(node));
         self.live = Some(self.make_live(id, ceremony.clone(), runner, *seed));
         effects.push(self.enter_effect(&ceremony, id));

@@ -82,7 +82,7 @@ impl Driver {
         ) {
             Ok(n) => Ok(Some(n)),
             Err(e) => {
-                warn!(error = %e, view, "cannot take part in this session");
+                warn!(error = %e, view, "cannot take part in this ceremony");
                 Ok(None)
             }
         }
@@ -114,7 +114,7 @@ impl Driver {
 
     pub(super) fn is_ceremony(&self, view: u64, ceremony_number: u32) -> bool {
         self.state
-            .session
+            .ceremony
             .as_ref()
             .is_some_and(|s| s.view == view && s.ceremony_number == ceremony_number)
     }
@@ -131,7 +131,7 @@ impl Driver {
     ) -> Result<(), DriverError> {
         let id = *ceremony.id();
         let sid = session_hex(&id);
-        let record = SessionRecord {
+        let record = CeremonyRecord {
             view,
             ceremony_number,
             session_id: sid.clone(),
@@ -141,7 +141,7 @@ impl Driver {
             seat,
         };
         if seat != Seat::Participant {
-            self.state.session = Some(record);
+            self.state.ceremony = Some(record);
             let runner = Runner::Board(Box::new(Board::new(ceremony.clone())));
             self.live = Some(self.make_live(id, ceremony, runner, [0; 32]));
             return Ok(());
@@ -153,25 +153,25 @@ impl Driver {
         };
         // The seed is durable before the participant produces anything.
         self.put_secret(batch, &format!("seed/{sid}"), seed.as_slice())?;
-        self.state.session = Some(record);
+        self.state.ceremony = Some(record);
         let runner = Runner::Participant(Box::new(node));
         self.live = Some(self.make_live(id, ceremony.clone(), runner, *seed));
         effects.push(self.enter_effect(&ceremony, id));
         self.feed(Input::Start, batch, effects)
     }
 
-    pub(super) fn end_session(
+    pub(super) fn end_ceremony(
         &mut self,
         batch: &mut Batch,
         effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
         self.live = None;
-        if let Some(rec) = self.state.session.take() {
+        if let Some(rec) = self.state.ceremony.take() {
             let mut id = [0u8; 32];
             if hex::decode_to_slice(&rec.session_id, &mut id).is_ok() {
                 batch.delete_inputs(&id)?;
                 self.recent.push_back(id);
-                if self.recent.len() > RECENT_SESSIONS {
+                if self.recent.len() > RECENT_CEREMONIES {
                     self.recent.pop_front();
                 }
                 effects.push(Effect::LeaveSession { session: id });
@@ -187,7 +187,7 @@ impl Driver {
         batch: &mut Batch,
         effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
-        let (Some(live), Some(rec)) = (self.live.as_mut(), self.state.session.as_mut()) else {
+        let (Some(live), Some(rec)) = (self.live.as_mut(), self.state.ceremony.as_mut()) else {
             return Ok(());
         };
         if rec.done {
@@ -210,7 +210,7 @@ impl Driver {
         if posts.is_empty() {
             return Ok(());
         }
-        let (Some(live), Some(rec)) = (self.live.as_mut(), self.state.session.as_mut()) else {
+        let (Some(live), Some(rec)) = (self.live.as_mut(), self.state.ceremony.as_mut()) else {
             return Ok(());
         };
         if rec.done {
@@ -274,7 +274,7 @@ impl Driver {
                     }
                 }
                 Action::Finished(out) => {
-                    let (view, ceremony_number, sid) = match &self.state.session {
+                    let (view, ceremony_number, sid) = match &self.state.ceremony {
                         Some(r) => (r.view, r.ceremony_number, r.session_id.clone()),
                         None => continue,
                     };
@@ -305,11 +305,6 @@ impl Driver {
                         has_share,
                     };
                     if on_board.is_none() {
-                        self.metrics.add(
-                            "keyquorum_ceremonies_total",
-                            &[("result", "success")],
-                            1.0,
-                        );
                         info!(
                             view,
                             ceremony_number,
@@ -319,10 +314,10 @@ impl Driver {
                             "ceremony finished"
                         );
                     }
-                    self.record_output(record);
+                    self.record_output(record, on_board.is_some());
                 }
                 Action::Failed(f) => {
-                    let Some(r) = &self.state.session else {
+                    let Some(r) = &self.state.ceremony else {
                         continue;
                     };
                     let record = OutputRecord {
@@ -338,45 +333,40 @@ impl Driver {
                         has_share: false,
                     };
                     if on_board.is_none() {
-                        self.metrics.add(
-                            "keyquorum_ceremonies_total",
-                            &[("result", "failure")],
-                            1.0,
-                        );
                         warn!(view = r.view, ceremony_number = r.ceremony_number, reason = f.reason.as_str(), qualified = ?f.qualified, "ceremony failed for this node");
                     }
-                    self.record_output(record);
+                    self.record_output(record, on_board.is_some());
                 }
                 Action::Observed(o) => {
                     if on_board.is_some() {
                         continue;
                     }
                     match o {
-                        Observation::BadShare { dealer } => {
+                        ParticipantObservation::BadShare { dealer } => {
                             warn!(
                                 dealer,
                                 "received a share that does not match its commitment"
                             );
-                            self.metrics.fault("bad_share_received");
+                            self.fault_seen("bad_share_received");
                         }
-                        Observation::BadAck { player } => {
+                        ParticipantObservation::BadAck { player } => {
                             warn!(player, "an ack did not verify");
-                            self.metrics.fault("bad_ack_received");
+                            self.fault_seen("bad_ack_received");
                         }
-                        Observation::Malformed(m) => {
+                        ParticipantObservation::Malformed(m) => {
                             debug!(reason = %m, "malformed message");
-                            self.metrics.fault("malformed_message");
+                            self.fault_seen("malformed_message");
                         }
-                        Observation::WrongSender { role, index } => {
+                        ParticipantObservation::WrongSender { role, index } => {
                             debug!(
                                 ?role,
                                 index, "dropping a message whose sender is not its author"
                             );
-                            self.metrics.fault("wrong_sender");
+                            self.fault_seen("wrong_sender");
                         }
                         // The contract refused the same post (it runs the same board) and
                         // reports it as PostRejected or not at all; nothing to add here.
-                        Observation::Refused(_) => {}
+                        ParticipantObservation::Refused(_) => {}
                     }
                 }
             }
@@ -384,14 +374,17 @@ impl Driver {
         Ok(())
     }
 
-    pub(super) fn record_output(&mut self, record: OutputRecord) {
-        if let Some(r) = &mut self.state.session {
+    /// Records this node's outcome of a ceremony; `replayed` when it is not newly finished
+    /// (a replay after a restart), so it is not counted again.
+    pub(super) fn record_output(&mut self, record: OutputRecord, replayed: bool) {
+        if let Some(r) = &mut self.state.ceremony {
             r.done = true;
         }
         self.state
             .outputs
             .retain(|o| o.session_id != record.session_id);
-        self.state.outputs.push(record);
+        self.state.outputs.push(record.clone());
+        self.observe(Observation::OutcomeRecorded { record, replayed });
         while self.state.outputs.len() > KEPT_OUTPUTS {
             self.state.outputs.remove(0);
         }

@@ -49,7 +49,7 @@ impl Driver {
                 ceremony_number,
                 reason,
             } => {
-                warn!(view, ceremony_number, %reason, "not taking part in this ceremony_number");
+                warn!(view, ceremony_number, %reason, "not taking part in this ceremony");
             }
             Step::Posts(posts) => self.feed_posts(posts, batch, effects)?,
             Step::Deadline => {
@@ -67,7 +67,7 @@ impl Driver {
                     effects.push(Effect::Crash);
                 }
             }
-            Step::CeremonyEnded { .. } => self.end_session(batch, effects)?,
+            Step::CeremonyEnded { .. } => self.end_ceremony(batch, effects)?,
             Step::MagicBlock {
                 view,
                 ceremony_number,
@@ -100,24 +100,20 @@ impl Driver {
                 .map(|p| hex::encode(p.identity.to_bytes()))
                 .collect()
         };
-        {
-            let mut s = self.status.lock().expect("status lock");
-            s.pending = Some(PendingStatus {
-                view,
-                ceremony_number,
-                attempt: 0,
-                key_mode: if reshare { "reshare" } else { "fresh" }.into(),
-                committee: hexes(ceremony.players()),
-                dealers: if reshare {
-                    hexes(ceremony.dealers())
-                } else {
-                    Vec::new()
-                },
-                role: role.as_str().into(),
-                share_index: ceremony.player_position(&self.me).map(|p| p as u64 + 1),
-            });
-            s.sitting_out = None;
-        }
+        self.observe(Observation::CeremonySelected(PendingStatus {
+            view,
+            ceremony_number,
+            attempt: 0,
+            key_mode: if reshare { "reshare" } else { "fresh" }.into(),
+            committee: hexes(ceremony.players()),
+            dealers: if reshare {
+                hexes(ceremony.dealers())
+            } else {
+                Vec::new()
+            },
+            role: role.as_str().into(),
+            share_index: ceremony.player_position(&self.me).map(|p| p as u64 + 1),
+        }));
         info!(
             view,
             ceremony_number,
@@ -136,7 +132,7 @@ impl Driver {
                 Some(Seat::Participant)
             }
         } else if self.state.shares.iter().any(|s| s.view + 1 == view) {
-            // A previous member outside the session signs the handover: it follows the board
+            // A previous member outside the ceremony signs the handover: it follows the board
             // to check the magic block.
             Some(Seat::Observer)
         } else {
@@ -164,7 +160,7 @@ impl Driver {
         match e {
             Event::PostRejected { reason, .. } => {
                 let name = reason.split(':').next().unwrap_or(reason);
-                self.metrics.fault(name);
+                self.fault_seen(name);
             }
             Event::Registered {
                 identity, network, ..
@@ -177,6 +173,7 @@ impl Driver {
                     if matches!(e, Event::Registered { .. }) {
                         info!(height, "registered on chain");
                         self.state.registered = true;
+                        self.observe(Observation::Registration { registered: true });
                     }
                 } else {
                     effects.push(Effect::Learn {
@@ -190,6 +187,7 @@ impl Driver {
                 self.state.registry.remove(&hex::encode(identity.0));
                 if identity.0 == self.me.to_bytes() {
                     self.state.registered = false;
+                    self.observe(Observation::Registration { registered: false });
                 }
             }
             Event::PhaseChanged {
@@ -200,22 +198,13 @@ impl Driver {
                 deadline,
             } => {
                 let name = format!("{phase:?}").to_lowercase();
-                let now = Instant::now();
-                if let Some((prev, since)) = self.phase.take()
-                    && prev != "idle"
-                {
-                    self.metrics
-                        .phase(&prev, now.duration_since(since).as_secs_f64());
-                }
-                self.phase = Some((name.clone(), now));
                 self.phase_deadline = *deadline;
                 debug!(view, ceremony_number, attempt, phase = %name, deadline, "phase");
-                let mut s = self.status.lock().expect("status lock");
-                s.phase = name;
-                s.phase_deadline = Some(*deadline);
-                if let Some(p) = &mut s.pending {
-                    p.attempt = *attempt;
-                }
+                self.observe(Observation::PhaseChanged {
+                    phase: name,
+                    deadline: *deadline,
+                    attempt: *attempt,
+                });
             }
             Event::CeremonyFailed {
                 view,
@@ -241,10 +230,10 @@ impl Driver {
             } => {
                 warn!(view, ceremony_number, %reason, "view change aborted");
                 self.state.pending_magic = None;
-                self.status.lock().expect("status lock").pending = None;
+                self.observe(Observation::ViewChangeAborted);
             }
             Event::Slashed { record } => {
-                self.metrics.fault(&record.fault);
+                self.fault_seen(&record.fault);
                 info!(
                     view = record.view,
                     identity = %hex::encode(&record.identity.0[..8]),

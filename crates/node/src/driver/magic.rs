@@ -39,7 +39,7 @@ impl Driver {
         Ok(())
     }
 
-    /// Rebuilds the magic block of `(view, session)` from this node's own board, previous view
+    /// Rebuilds the magic block of `(view, ceremony_number)` from this node's own board, previous view
     /// and registry with the contract's construction, and compares it with the chain's block
     /// and hash. `Err` names the first difference.
     pub(super) fn check_magic_block(
@@ -54,7 +54,7 @@ impl Driver {
             .as_ref()
             .filter(|_| self.is_ceremony(view, ceremony_number))
         else {
-            return Err("no board of this session to check it against".into());
+            return Err("no board of this ceremony to check it against".into());
         };
         let previous_hash = if view <= 1 {
             [0u8; 32]
@@ -112,20 +112,12 @@ impl Driver {
             differs_in = %what,
             "the chain's magic block is not the one this node's board defines; not signing it"
         );
-        self.metrics.add(
-            "keyquorum_magic_block_mismatches_total",
-            &[("what", &what)],
-            1.0,
-        );
-        self.status
-            .lock()
-            .expect("status lock")
-            .magic_block_mismatch = Some(MagicBlockMismatch {
+        self.observe(Observation::MagicBlockMismatch(MagicBlockMismatch {
             view,
             ceremony_number,
             hash: hex::encode(hash),
             what,
-        });
+        }));
     }
 
     pub(super) fn sign_magic_block(
@@ -193,7 +185,8 @@ impl Driver {
         batch: &mut Batch,
     ) -> Result<(), DriverError> {
         let pm = self.state.pending_magic.take();
-        let mut own_index = None;
+        // This node's share index in the activated view: set when it is a member holding its share.
+        let mut own_share_index = None;
         let mut committee = Vec::new();
         let mut group_key = None;
         if let Some(pm) = pm.filter(|p| p.view == view && p.hash == hex::encode(hash)) {
@@ -219,7 +212,7 @@ impl Driver {
                     index,
                     group_key: pm.group_key.clone(),
                 });
-                own_index = Some(index);
+                own_share_index = Some(index);
             }
         }
         // Keep the current and the previous view's shares (the previous one signs the next
@@ -237,14 +230,13 @@ impl Driver {
         self.state.shares.retain(|s| s.view + 1 >= view);
         self.state.current_view = view;
         self.state.current_hash = Some(hex::encode(hash));
-        self.metrics.set("keyquorum_view", &[], view as f64);
-        info!(view, member = own_index.is_some(), hash = %hex::encode(hash), "view activated");
-        let mut s = self.status.lock().expect("status lock");
-        s.view = view;
-        s.committee = committee;
-        s.group_key = group_key;
-        s.share_index = own_index;
-        s.pending = None;
+        info!(view, member = own_share_index.is_some(), hash = %hex::encode(hash), "view activated");
+        self.observe(Observation::ViewActivated {
+            view,
+            committee,
+            group_key,
+            share_index: own_share_index,
+        });
         Ok(())
     }
 }

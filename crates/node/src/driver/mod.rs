@@ -7,7 +7,7 @@
 //! Blocks are processed strictly in height order, each event in block order. The rules that
 //! turn the contract's events into this node's participant inputs are the contract crate's
 //! [`Follower`] (the same one the contract's and the node's test chains use); the driver acts
-//! on its [`Step`]s and keeps what the follower does not: storage, secrets, effects, metrics.
+//! on its [`Step`]s and keeps what the follower does not: storage, secrets, effects, reports.
 //! - `Registered`/`NetworkUpdated` keep a registry of network identities (address hints);
 //! - a ceremony start ([`Step::CeremonyStarted`]) starts a participant if this node deals or
 //!   plays in the ceremony (the previous view's share is loaded for a resharing dealer) and
@@ -26,26 +26,26 @@
 //!   the hash. Only an identical block is signed, with the new share (new committee) and with
 //!   the previous view's share (old committee); any difference is logged as an error, counted
 //!   in `keyquorum_magic_block_mismatches_total` and shown on `/status`, and nothing is signed.
-//!   A member of the previous committee that is not in the new session follows the session's
+//!   A member of the previous committee that is not in the new ceremony follows the ceremony's
 //!   board as an observer for this purpose;
 //! - `ViewActivated` promotes the new share to the view's share and drops shares older than the
-//!   previous view; `CeremonyFailed`/`ViewChangeAborted` drop the session.
+//!   previous view; `CeremonyFailed`/`ViewChangeAborted` drop the ceremony.
 //!
 //! # Crash safety
 //! Each block and each batch of peer messages is one database transaction holding the inputs
-//! consumed and the new state; it commits before the effects are returned. A session's
-//! participant is a deterministic function of its seed (stored sealed when the session starts,
+//! consumed and the new state; it commits before the effects are returned. A ceremony's
+//! participant is a deterministic function of its seed (stored sealed when the ceremony starts,
 //! before `Start`) and its logged inputs, so [`Driver::open`] rebuilds it by replay after a crash
 //! and returns the effects again: the same deals, acks and posts, byte for byte (BLS signatures
 //! and the seeded randomness are deterministic). Re-sending is harmless (peers and the board
 //! drop duplicates); posts already on the board are not re-submitted.
 //!
 //! # A lost database
-//! A node that lost its database follows the chain again from the start. A session selected
+//! A node that lost its database follows the chain again from the start. A ceremony selected
 //! while it is still catching up (the runtime tells it the chain's height, [`Driver::set_head`])
 //! is only followed until the node has caught up; if this node's own contribution is on the
 //! board by then, the seed behind it is gone and dealing again would be equivocation, so the
-//! node sits the session out (it keeps following the board, says so in the log and on
+//! node sits the ceremony out (it keeps following the board, says so in the log and on
 //! `/status`); otherwise it takes part from there.
 //!
 //! # Files
@@ -54,8 +54,14 @@
 //! sitting out a ceremony selected while catching up), `replay` (resuming after a restart),
 //! `magic` (checking and signing magic blocks, activating views), `peers` (direct
 //! messages), `faults` (fault injection), `storage` (sealed secrets and commits),
-//! `kinds` (message kinds read from the engine's tags), `report` (`/status` writes) and
-//! `runner` (participant or board).
+//! `kinds` (message kinds read from the engine's tags), `outbox` (the observations it
+//! reports) and `runner` (participant or board).
+//!
+//! # Reports
+//! The core writes neither `/status` nor the metrics: it records what happened as typed
+//! [`Observation`]s (a ceremony selected, an outcome recorded, a view activated, a magic block
+//! refused, a fault seen, ...) that the caller drains after each call
+//! ([`Driver::drain_observations`]) and hands to the node's one [`crate::report::Reporter`].
 //!
 //! # Peers
 //! A direct message is consumed only if it comes from the identity its content names: the
@@ -70,15 +76,14 @@ mod events;
 mod faults;
 mod kinds;
 mod magic;
+mod outbox;
 mod peers;
 mod replay;
-mod report;
 mod runner;
 mod storage;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use ff::Field;
 use keyquorum_contract::config::KeyMode;
@@ -98,7 +103,7 @@ use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::board::{Board, BoardPhase, Role};
 use keyquorum_dkg::identity::{IdentityPublicKey, Purpose};
 use keyquorum_dkg::messages::{Contribution, Deal, Direct, Post, SignedPost};
-use keyquorum_dkg::participant::{Action, Input, Observation};
+use keyquorum_dkg::participant::{Action, Input, Observation as ParticipantObservation};
 use keyquorum_dkg::preverify::preverify_posts;
 use keyquorum_dkg::{Ceremony, Member};
 use rand_chacha::ChaCha20Rng;
@@ -109,10 +114,10 @@ use zeroize::Zeroizing;
 use crate::chain::ChainBlock;
 use crate::config::Fault;
 use crate::keys::NodeKeys;
-use crate::metrics::Metrics;
-use crate::status::{MagicBlockMismatch, PendingStatus, SittingOutStatus, Status};
+use crate::report::Observation;
+use crate::status::{MagicBlockMismatch, PendingStatus};
 use crate::store::{
-    Batch, ExclusionRecord, NodeState, OutputRecord, PendingMagic, Seat, SessionRecord,
+    Batch, CeremonyRecord, ExclusionRecord, NodeState, OutputRecord, PendingMagic, Seat,
     ShareRecord, Store, StoreError,
 };
 
@@ -128,8 +133,8 @@ pub const KIND_DIRECT: u8 = 1;
 /// Network message kind: a player asks a dealer for its deal; the response is the deal.
 pub const KIND_PULL: u8 = 2;
 
-/// Finished sessions whose late messages are acknowledged and dropped.
-const RECENT_SESSIONS: usize = 8;
+/// Session ids of finished ceremonies kept, whose late messages are acknowledged and dropped.
+const RECENT_CEREMONIES: usize = 8;
 /// Finished outputs kept in the state.
 const KEPT_OUTPUTS: usize = 8;
 
@@ -159,9 +164,9 @@ pub struct Submission {
 /// Something for the runtime to do.
 #[derive(Debug, Clone)]
 pub enum Effect {
-    /// Deliver a direct message (retrying until delivered or the session ends).
+    /// Deliver a direct message (retrying until delivered or the ceremony ends).
     Send {
-        /// Session.
+        /// The ceremony's session id.
         session: [u8; 32],
         /// Recipient identity (bytes).
         to: Vec<u8>,
@@ -172,16 +177,16 @@ pub enum Effect {
     },
     /// Ask a dealer for our deal (after a restart).
     Pull {
-        /// Session.
+        /// The ceremony's session id.
         session: [u8; 32],
         /// Dealer identity.
         from: Vec<u8>,
     },
     /// Sign and submit a transaction.
     Submit(Box<Submission>),
-    /// A session starts: admit its members, learn their address hints.
+    /// A ceremony starts: admit its members, learn their address hints.
     EnterSession {
-        /// Session.
+        /// The ceremony's session id.
         session: [u8; 32],
         /// Dealers and players (identity bytes).
         members: Vec<Vec<u8>>,
@@ -197,9 +202,9 @@ pub enum Effect {
         /// Registered nodes known so far (to spread the lookups over time).
         peers: usize,
     },
-    /// A session is over: stop its retries.
+    /// A ceremony is over: stop its retries.
     LeaveSession {
-        /// Session.
+        /// The ceremony's session id.
         session: [u8; 32],
     },
     /// The `crash` fault: abort now (state is durable).
@@ -209,7 +214,7 @@ pub enum Effect {
 /// A direct message from a peer (or the answer to a pull).
 #[derive(Debug, Clone)]
 pub struct Incoming {
-    /// Session the sender tagged it with.
+    /// Session id the sender tagged it with.
     pub session: [u8; 32],
     /// Identity the network layer attributed it to.
     pub from: Option<Vec<u8>>,
@@ -222,9 +227,9 @@ pub struct Incoming {
 pub enum Verdict {
     /// Consumed.
     Accepted,
-    /// Acknowledged but dropped (finished session, wrong sender, garbage).
+    /// Acknowledged but dropped (finished ceremony, wrong sender, garbage).
     Ignored,
-    /// Not answered, so the sender retries: a session this node has not seen start yet.
+    /// Not answered, so the sender retries: a ceremony this node has not seen start yet.
     Later,
 }
 
@@ -259,9 +264,9 @@ pub struct Driver {
     /// Secrets written in the batch being built (not yet readable from the store).
     fresh_secrets: HashMap<String, Vec<u8>>,
     recent: VecDeque<[u8; 32]>,
-    metrics: Arc<Metrics>,
-    status: Arc<Mutex<Status>>,
-    phase: Option<(String, Instant)>,
+    /// What happened since the caller last drained it (module docs, "Reports").
+    observations: Vec<Observation>,
+    /// Last block of the contract's phase in progress (posts made in it expire then).
     phase_deadline: u64,
     /// The chain's height as last reported by the runtime (unknown: not catching up).
     head: Option<u64>,
@@ -278,15 +283,13 @@ fn session_hex(id: &[u8; 32]) -> String {
 }
 
 impl Driver {
-    /// Opens the driver on its database, resuming where it stopped: the running session's
+    /// Opens the driver on its database, resuming where it stopped: the running ceremony's
     /// participant is rebuilt from its sealed seed and logged inputs, and the effects needed to
     /// resume (re-sends, pending posts, pulls, signatures) are returned.
     pub fn open(
         store: Store,
         keys: Arc<NodeKeys>,
         fault: Fault,
-        metrics: Arc<Metrics>,
-        status: Arc<Mutex<Status>>,
     ) -> Result<(Self, Vec<Effect>), DriverError> {
         let state = store.load_state()?.unwrap_or(NodeState {
             cursor: 1,
@@ -295,7 +298,7 @@ impl Driver {
         let me = keys.identity().public().clone();
         let mut position = state.follower;
         if position.ceremony.is_none()
-            && let Some(rec) = &state.session
+            && let Some(rec) = &state.ceremony
         {
             let mut id = [0u8; 32];
             if hex::decode_to_slice(&rec.session_id, &mut id).is_ok() {
@@ -307,12 +310,6 @@ impl Driver {
             }
         }
         let follower = Follower::resume(Some(me.clone()), position);
-        {
-            let mut s = status.lock().expect("status lock");
-            s.identity = hex_id(&me);
-            s.peer_id = keys.peer_id().to_string();
-            s.fault = fault.name().into();
-        }
         let mut d = Driver {
             store,
             keys,
@@ -322,15 +319,13 @@ impl Driver {
             live: None,
             fresh_secrets: HashMap::new(),
             recent: VecDeque::new(),
-            metrics,
-            status,
-            phase: None,
+            observations: Vec::new(),
             phase_deadline: 0,
             head: None,
             follower,
         };
+        d.observe_opened();
         let effects = d.resume()?;
-        d.refresh_status();
         Ok((d, effects))
     }
 
@@ -411,13 +406,9 @@ impl Driver {
             }
         }
         self.commit(batch)?;
-        self.metrics
-            .set("keyquorum_chain_height", &[], block.height as f64);
-        {
-            let mut s = self.status.lock().expect("status lock");
-            s.height = block.height;
-        }
-        self.refresh_status();
+        self.observe(Observation::BlockProcessed {
+            height: block.height,
+        });
         Ok(out)
     }
 }

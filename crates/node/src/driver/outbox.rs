@@ -1,35 +1,51 @@
-//! What the core shows on `/status`: the writes that only report (the view, the registration, the
-//! last outcome, a ceremony sat out).
+//! What the core reports: typed [`Observation`]s of what happened, kept in an outbox the caller
+//! drains ([`Driver::drain_observations`]) and hands to the node's one
+//! [`Reporter`](crate::report::Reporter), which writes `/status` and the metrics. The core holds
+//! neither the status lock nor a metric handle.
 
 use super::*;
 
 impl Driver {
-    pub(super) fn refresh_status(&self) {
-        let mut s = self.status.lock().expect("status lock");
-        s.registered = self.state.registered;
-        if s.view == 0 && self.state.current_view > 0 {
-            s.view = self.state.current_view;
-            if let Some(sh) = self
-                .state
-                .shares
-                .iter()
-                .find(|x| x.view == self.state.current_view)
-            {
-                s.share_index = Some(sh.index);
-                s.group_key = Some(sh.group_key.clone());
-            }
-        }
-        if let Some(o) = self.state.outputs.last() {
-            s.qualified = o.qualified_identities.clone();
-            s.last_outcome = Some(o.clone());
-        }
+    /// The observations since the last call, oldest first.
+    pub fn drain_observations(&mut self) -> Vec<Observation> {
+        std::mem::take(&mut self.observations)
     }
 
-    pub(super) fn show_sitting_out(&self, view: u64, ceremony_number: u32) {
-        self.status.lock().expect("status lock").sitting_out = Some(SittingOutStatus {
-            view,
-            ceremony_number,
-            reason: "own contribution is on the board but its state is lost".into(),
+    pub(super) fn observe(&mut self, o: Observation) {
+        self.observations.push(o);
+    }
+
+    pub(super) fn fault_seen(&mut self, fault: &str) {
+        self.observe(Observation::FaultSeen {
+            fault: fault.into(),
         });
+    }
+
+    /// On opening, what the stored state says about this node: who it is, whether it is
+    /// registered, the active view and its last outcome.
+    pub(super) fn observe_opened(&mut self) {
+        self.observe(Observation::Opened {
+            identity: hex_id(&self.me),
+            peer_id: self.keys.peer_id().to_string(),
+            fault: self.fault.name().into(),
+        });
+        self.observe(Observation::Registration {
+            registered: self.state.registered,
+        });
+        let view = self.state.current_view;
+        if view > 0 {
+            let share = self.state.shares.iter().find(|x| x.view == view);
+            self.observe(Observation::ViewResumed {
+                view,
+                share_index: share.map(|s| s.index),
+                group_key: share.map(|s| s.group_key.clone()),
+            });
+        }
+        if let Some(o) = self.state.outputs.last() {
+            self.observe(Observation::OutcomeRecorded {
+                record: o.clone(),
+                replayed: true,
+            });
+        }
     }
 }

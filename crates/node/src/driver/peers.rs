@@ -55,7 +55,7 @@ impl Driver {
                 Verdict::Later
             });
         }
-        if self.state.session.as_ref().is_none_or(|s| s.done) {
+        if self.state.ceremony.as_ref().is_none_or(|s| s.done) {
             return Err(Verdict::Ignored);
         }
         // Without an authenticated sender a message cannot be attributed to anyone.
@@ -77,7 +77,7 @@ impl Driver {
         }
     }
 
-    /// The deal this node (as a dealer) sent to `requester` in `session`, for a pull.
+    /// The deal this node (as a dealer) sent to `requester` in the ceremony of session id `session`, for a pull.
     pub fn deal_for(&self, session: &[u8; 32], requester: &[u8]) -> Option<Vec<u8>> {
         let live = self.live.as_ref()?;
         if &live.id != session {

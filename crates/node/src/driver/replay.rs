@@ -5,7 +5,7 @@
 use super::*;
 
 impl Driver {
-    /// Rebuilds the running session after a restart.
+    /// Rebuilds the running ceremony after a restart.
     pub(super) fn resume(&mut self) -> Result<Vec<Effect>, DriverError> {
         let mut effects = Vec::new();
         // A magic block we may not have signed before the crash: sign again (the contract
@@ -16,7 +16,7 @@ impl Driver {
                 self.sign_magic_block(pm.view, pm.ceremony_number, &hash, pm.index, &mut effects)?;
             }
         }
-        let Some(rec) = self.state.session.clone() else {
+        let Some(rec) = self.state.ceremony.clone() else {
             return Ok(effects);
         };
         if rec.done || self.fault == Fault::Silent {
@@ -28,8 +28,8 @@ impl Driver {
         let ceremony = match rec.spec.ceremony() {
             Ok(c) => c,
             Err(e) => {
-                warn!(error = %e, "stored session no longer builds; dropping it");
-                self.state.session = None;
+                warn!(error = %e, "stored ceremony no longer builds; dropping it");
+                self.state.ceremony = None;
                 return Ok(effects);
             }
         };
@@ -39,7 +39,10 @@ impl Driver {
             runner.replay(self.store.inputs(&id)?);
             self.live = Some(self.make_live(id, ceremony, runner, [0; 32]));
             if rec.seat == Seat::SittingOut {
-                self.show_sitting_out(rec.view, rec.ceremony_number);
+                self.observe(Observation::CeremonySatOut {
+                    view: rec.view,
+                    ceremony_number: rec.ceremony_number,
+                });
             }
             return Ok(effects);
         }

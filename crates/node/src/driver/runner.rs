@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// What runs a session in this node: the DKG participant, or the board alone for a node that
+/// What runs a ceremony in this node: the DKG participant, or the board alone for a node that
 /// only follows it (see [`Seat`]).
 pub(super) enum Runner {
     Participant(Box<AckRevealParticipant<G>>),

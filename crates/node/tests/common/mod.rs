@@ -16,6 +16,7 @@ use keyquorum_contract::{Contract, ContractConfig, Event, Transaction};
 use keyquorum_node::chain::{ChainBlock, ChainTx};
 use keyquorum_node::driver::{Driver, Effect, Incoming, Verdict};
 use keyquorum_node::metrics::Metrics;
+use keyquorum_node::report::Reporter;
 use keyquorum_node::status::Status;
 use keyquorum_node::store::Store;
 use keyquorum_node::{Fault, NodeKeys};
@@ -35,6 +36,8 @@ pub struct Harness {
     pub drivers: Vec<Option<Driver>>,
     pub status: Vec<Arc<Mutex<Status>>>,
     pub metrics: Vec<Arc<Metrics>>,
+    /// Each node's reporter: writes its status and metrics from its driver's observations.
+    pub reporters: Vec<Reporter>,
     /// Transactions for the next block: (node, body).
     pub pending: Vec<(usize, TxBody)>,
     /// Messages for a node that is down, delivered when it is back (senders retry).
@@ -48,14 +51,16 @@ pub struct Harness {
     pub tamper: Option<Tamper>,
 }
 
+/// Opens a driver and reports what it observed on opening, as the runtime does.
 fn open_driver(
     path: &std::path::Path,
     keys: Arc<NodeKeys>,
-    status: Arc<Mutex<Status>>,
-    metrics: Arc<Metrics>,
+    reporter: &Reporter,
 ) -> (Driver, Vec<Effect>) {
     let store = Store::open(path).unwrap();
-    Driver::open(store, keys, Fault::None, metrics, status).unwrap()
+    let (mut d, effects) = Driver::open(store, keys, Fault::None).unwrap();
+    reporter.apply(d.drain_observations());
+    (d, effects)
 }
 
 /// Free balance each node keeps beside its stake.
@@ -80,6 +85,7 @@ impl Harness {
             drivers: Vec::new(),
             status: Vec::new(),
             metrics: Vec::new(),
+            reporters: Vec::new(),
             pending: Vec::new(),
             parked: VecDeque::new(),
             submitted: vec![Vec::new(); stakes.len()],
@@ -93,7 +99,8 @@ impl Harness {
             let path = dir.path().join("node.redb");
             let status = Arc::new(Mutex::new(Status::default()));
             let metrics = Arc::new(Metrics::new());
-            let (d, effects) = open_driver(&path, keys.clone(), status.clone(), metrics.clone());
+            let reporter = Reporter::new(status.clone(), metrics.clone());
+            let (d, effects) = open_driver(&path, keys.clone(), &reporter);
             assert!(effects.is_empty());
             h.pending.push((
                 i,
@@ -113,6 +120,7 @@ impl Harness {
             h.drivers.push(Some(d));
             h.status.push(status);
             h.metrics.push(metrics);
+            h.reporters.push(reporter);
         }
         h
     }
@@ -147,6 +155,7 @@ impl Harness {
                         None => self.parked.push_back((j, msg)),
                         Some(d) => {
                             let (v, more) = d.process_messages(vec![msg.clone()]).unwrap();
+                            self.reporters[j].apply(d.drain_observations());
                             if v[0] == Verdict::Later {
                                 self.parked.push_back((j, msg));
                             }
@@ -212,7 +221,9 @@ impl Harness {
                 None => continue,
             };
             for b in &missed {
-                let out = self.drivers[i].as_mut().unwrap().process_block(b).unwrap();
+                let d = self.drivers[i].as_mut().unwrap();
+                let out = d.process_block(b).unwrap();
+                self.reporters[i].apply(d.drain_observations());
                 self.apply(i, out.effects);
             }
         }
@@ -237,6 +248,7 @@ impl Harness {
                 continue;
             };
             let (v, more) = d.process_messages(vec![msg.clone()]).unwrap();
+            self.reporters[j].apply(d.drain_observations());
             if v[0] == Verdict::Later {
                 self.parked.push_back((j, msg));
             }
@@ -252,18 +264,17 @@ impl Harness {
         let path = dir.path().join("node.redb");
         self.status[i] = Arc::new(Mutex::new(Status::default()));
         self.metrics[i] = Arc::new(Metrics::new());
-        let (mut d, effects) = open_driver(
-            &path,
-            self.keys[i].clone(),
-            self.status[i].clone(),
-            self.metrics[i].clone(),
-        );
+        self.reporters[i] = Reporter::new(self.status[i].clone(), self.metrics[i].clone());
+        let reporter = &self.reporters[i];
+        let (mut d, effects) = open_driver(&path, self.keys[i].clone(), reporter);
         assert!(effects.is_empty());
         let mut effects = d.set_head(self.height).unwrap();
         for b in &self.blocks {
             effects.extend(d.process_block(b).unwrap().effects);
+            reporter.apply(d.drain_observations());
         }
         effects.extend(d.set_head(self.height).unwrap());
+        reporter.apply(d.drain_observations());
         self.dirs[i] = dir;
         self.paths[i] = path;
         self.drivers[i] = Some(d);
@@ -274,12 +285,7 @@ impl Harness {
     /// Node `i` comes back on its own data file after it was dropped (killed): returns the
     /// effects the reopened driver resumes with, not carried out yet.
     pub fn reopen(&mut self, i: usize) -> Vec<Effect> {
-        let (d, effects) = open_driver(
-            &self.paths[i],
-            self.keys[i].clone(),
-            self.status[i].clone(),
-            self.metrics[i].clone(),
-        );
+        let (d, effects) = open_driver(&self.paths[i], self.keys[i].clone(), &self.reporters[i]);
         self.drivers[i] = Some(d);
         effects
     }

@@ -1,0 +1,426 @@
+//! What the node reports about itself, kept out of the deterministic core: the driver records
+//! typed [`Observation`]s of what happened in an outbox ([`crate::driver::Driver::drain_observations`]),
+//! and one [`Reporter`] applies them, and the runtime's traffic, to the `/status` snapshot
+//! ([`Status`]) and the metrics ([`Metrics`]).
+//!
+//! The reporter is the only writer of both. It also keeps the one piece of wall time the
+//! reports need (how long each contract phase lasted as this node saw it), so the core reads no
+//! clock for them.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::metrics::Metrics;
+use crate::status::{MagicBlockMismatch, PendingStatus, SittingOutStatus, Status};
+use crate::store::OutputRecord;
+
+/// Why a node sits a ceremony out (the only reason there is), as `/status` says it.
+const SAT_OUT_REASON: &str = "own contribution is on the board but its state is lost";
+
+/// Something that happened in the node, as far as its reports are concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// The driver opened: who this node is.
+    Opened {
+        /// Identity key (hex).
+        identity: String,
+        /// libp2p peer id.
+        peer_id: String,
+        /// The configured deviation's name (`none` for an honest node).
+        fault: String,
+    },
+    /// The chain registered or deregistered this node (also reported on opening).
+    Registration {
+        /// Whether the chain has this node's registration now.
+        registered: bool,
+    },
+    /// A block was processed.
+    BlockProcessed {
+        /// Its height.
+        height: u64,
+    },
+    /// The contract entered a phase.
+    PhaseChanged {
+        /// `idle`, `contribute`, `share`, `publish` or `wait`.
+        phase: String,
+        /// Last block of the phase.
+        deadline: u64,
+        /// Board attempt of the ceremony in progress.
+        attempt: u32,
+    },
+    /// A ceremony was selected, and how this node sits in it.
+    CeremonySelected(PendingStatus),
+    /// The view change in progress was aborted.
+    ViewChangeAborted,
+    /// This node's record of a finished ceremony (its own outcome, success or failure).
+    OutcomeRecorded {
+        /// The record.
+        record: OutputRecord,
+        /// True when the ceremony is not newly finished (rebuilt on opening, or replayed): it
+        /// is shown but not counted again.
+        replayed: bool,
+    },
+    /// A view became active.
+    ViewActivated {
+        /// The view.
+        view: u64,
+        /// Its members (identity hex), in index order.
+        committee: Vec<String>,
+        /// Its group key (compressed G1, hex), if this node knows it.
+        group_key: Option<String>,
+        /// This node's 1-based share index in it, if a member.
+        share_index: Option<u64>,
+    },
+    /// On opening, the active view as stored (its committee is not stored, so not shown).
+    ViewResumed {
+        /// The view.
+        view: u64,
+        /// This node's share index in it, if it holds a share.
+        share_index: Option<u64>,
+        /// Its group key, if this node holds a share.
+        group_key: Option<String>,
+    },
+    /// A magic block differed from the one this node's board defines and was not signed.
+    MagicBlockMismatch(MagicBlockMismatch),
+    /// This node sits the running ceremony out: its contribution is on the board but the
+    /// state behind it is lost (also reported on opening; the fault itself is a
+    /// [`Observation::FaultSeen`] when it is found).
+    CeremonySatOut {
+        /// View being created.
+        view: u64,
+        /// Ceremony number within the view change.
+        ceremony_number: u32,
+    },
+    /// A fault was seen (recorded on chain, refused by the contract, or found by the
+    /// participant); `fault` is the metric's label.
+    FaultSeen {
+        /// What kind of fault.
+        fault: String,
+    },
+    /// A message was delivered to a peer or a transaction submitted.
+    Sent {
+        /// Message or transaction kind.
+        kind: &'static str,
+        /// Payload bytes.
+        bytes: usize,
+    },
+    /// A message was received from a peer.
+    Received {
+        /// Message kind.
+        kind: &'static str,
+        /// Payload bytes.
+        bytes: usize,
+    },
+}
+
+/// Applies observations to the status snapshot and the metrics (module docs).
+#[derive(Debug)]
+pub struct Reporter {
+    status: Arc<Mutex<Status>>,
+    metrics: Arc<Metrics>,
+    /// The phase in progress and when this reporter learnt of it.
+    phase: Mutex<Option<(String, Instant)>>,
+}
+
+impl Reporter {
+    /// A reporter writing to `status` and `metrics` (the status server reads both).
+    pub fn new(status: Arc<Mutex<Status>>, metrics: Arc<Metrics>) -> Self {
+        Reporter {
+            status,
+            metrics,
+            phase: Mutex::new(None),
+        }
+    }
+
+    /// The metrics it writes.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Applies observations in order.
+    pub fn apply(&self, observations: impl IntoIterator<Item = Observation>) {
+        for o in observations {
+            self.observe(o);
+        }
+    }
+
+    /// Applies one observation.
+    pub fn observe(&self, o: Observation) {
+        let m = &self.metrics;
+        match o {
+            Observation::Sent { kind, bytes } => return m.sent(kind, bytes),
+            Observation::Received { kind, bytes } => return m.received(kind, bytes),
+            Observation::FaultSeen { fault } => return m.fault(&fault),
+            _ => {}
+        }
+        // A poisoned lock means a panic elsewhere while writing: the snapshot is still the
+        // best there is.
+        let mut guard = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let s = &mut *guard;
+        match o {
+            Observation::Opened {
+                identity,
+                peer_id,
+                fault,
+            } => {
+                s.identity = identity;
+                s.peer_id = peer_id;
+                s.fault = fault;
+            }
+            Observation::Registration { registered } => s.registered = registered,
+            Observation::BlockProcessed { height } => {
+                m.set("keyquorum_chain_height", &[], height as f64);
+                s.height = height;
+            }
+            Observation::PhaseChanged {
+                phase,
+                deadline,
+                attempt,
+            } => {
+                let now = Instant::now();
+                let mut current = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((previous, since)) = current.take()
+                    && previous != "idle"
+                {
+                    m.phase(&previous, now.duration_since(since).as_secs_f64());
+                }
+                *current = Some((phase.clone(), now));
+                s.phase = phase;
+                s.phase_deadline = Some(deadline);
+                if let Some(p) = &mut s.pending {
+                    p.attempt = attempt;
+                }
+            }
+            Observation::CeremonySelected(pending) => {
+                s.pending = Some(pending);
+                s.sitting_out = None;
+            }
+            Observation::ViewChangeAborted => s.pending = None,
+            Observation::OutcomeRecorded { record, replayed } => {
+                if !replayed {
+                    let result = if record.success { "success" } else { "failure" };
+                    m.add("keyquorum_ceremonies_total", &[("result", result)], 1.0);
+                }
+                s.qualified = record.qualified_identities.clone();
+                s.last_outcome = Some(record);
+            }
+            Observation::ViewActivated {
+                view,
+                committee,
+                group_key,
+                share_index,
+            } => {
+                m.set("keyquorum_view", &[], view as f64);
+                s.view = view;
+                s.committee = committee;
+                s.group_key = group_key;
+                s.share_index = share_index;
+                s.pending = None;
+            }
+            Observation::ViewResumed {
+                view,
+                share_index,
+                group_key,
+            } => {
+                // Only a status that has not seen a view yet takes the stored one.
+                if s.view == 0 {
+                    s.view = view;
+                    s.share_index = share_index;
+                    s.group_key = group_key;
+                }
+            }
+            Observation::MagicBlockMismatch(mismatch) => {
+                m.add(
+                    "keyquorum_magic_block_mismatches_total",
+                    &[("what", &mismatch.what)],
+                    1.0,
+                );
+                s.magic_block_mismatch = Some(mismatch);
+            }
+            Observation::CeremonySatOut {
+                view,
+                ceremony_number,
+            } => {
+                s.sitting_out = Some(SittingOutStatus {
+                    view,
+                    ceremony_number,
+                    reason: SAT_OUT_REASON.into(),
+                });
+            }
+            Observation::Sent { .. }
+            | Observation::Received { .. }
+            | Observation::FaultSeen { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(success: bool, qualified: &[&str]) -> OutputRecord {
+        OutputRecord {
+            view: 1,
+            ceremony_number: 0,
+            session_id: "ab".repeat(32),
+            success,
+            player_index: Some(0),
+            group_key: success.then(|| "cd".repeat(48)),
+            qualified: (0..qualified.len() as u32).collect(),
+            qualified_identities: qualified.iter().map(|q| q.to_string()).collect(),
+            exclusions: Vec::new(),
+            has_share: success,
+        }
+    }
+
+    fn pending(view: u64) -> PendingStatus {
+        PendingStatus {
+            view,
+            ceremony_number: 0,
+            attempt: 0,
+            key_mode: "fresh".into(),
+            committee: vec!["aa".into(), "bb".into()],
+            dealers: Vec::new(),
+            role: "dealer+player".into(),
+            share_index: Some(2),
+        }
+    }
+
+    #[test]
+    fn a_run_of_observations_shows_on_status_and_metrics() {
+        let status = Arc::new(Mutex::new(Status::default()));
+        let metrics = Arc::new(Metrics::new());
+        let r = Reporter::new(status.clone(), metrics.clone());
+        let fault = |f: &str| Observation::FaultSeen { fault: f.into() };
+        r.apply([
+            Observation::Opened {
+                identity: "aa".into(),
+                peer_id: "12D3".into(),
+                fault: "none".into(),
+            },
+            Observation::Registration { registered: true },
+            Observation::BlockProcessed { height: 3 },
+            Observation::CeremonySelected(pending(1)),
+            Observation::PhaseChanged {
+                phase: "contribute".into(),
+                deadline: 5,
+                attempt: 1,
+            },
+            Observation::PhaseChanged {
+                phase: "share".into(),
+                deadline: 8,
+                attempt: 1,
+            },
+            Observation::Sent {
+                kind: "deal",
+                bytes: 100,
+            },
+            Observation::Received {
+                kind: "ack",
+                bytes: 40,
+            },
+            fault("bad_share_received"),
+            fault("bad_share_received"),
+            Observation::OutcomeRecorded {
+                record: outcome(true, &["aa", "bb"]),
+                replayed: false,
+            },
+            // Replayed after a restart: shown, not counted again.
+            Observation::OutcomeRecorded {
+                record: outcome(true, &["aa", "bb"]),
+                replayed: true,
+            },
+            Observation::MagicBlockMismatch(MagicBlockMismatch {
+                view: 1,
+                ceremony_number: 0,
+                hash: "ee".repeat(32),
+                what: "members".into(),
+            }),
+            Observation::ViewActivated {
+                view: 1,
+                committee: vec!["aa".into(), "bb".into()],
+                group_key: Some("cd".repeat(48)),
+                share_index: Some(2),
+            },
+            Observation::BlockProcessed { height: 9 },
+        ]);
+        let s = status.lock().unwrap().clone();
+        assert_eq!(s.identity, "aa");
+        assert_eq!(s.peer_id, "12D3");
+        assert_eq!(s.fault, "none");
+        assert!(s.registered);
+        assert_eq!(s.height, 9);
+        assert_eq!((s.phase.as_str(), s.phase_deadline), ("share", Some(8)));
+        assert_eq!(s.view, 1);
+        assert_eq!(s.committee, ["aa", "bb"]);
+        assert_eq!(s.share_index, Some(2));
+        assert_eq!(s.group_key, Some("cd".repeat(48)));
+        // The view's activation ends the pending view change.
+        assert_eq!(s.pending, None);
+        assert_eq!(s.qualified, ["aa", "bb"]);
+        assert_eq!(s.last_outcome, Some(outcome(true, &["aa", "bb"])));
+        assert_eq!(s.magic_block_mismatch.as_ref().unwrap().what, "members");
+        assert_eq!(s.sitting_out, None);
+
+        let get = |name: &str, l: &[(&str, &str)]| metrics.get(name, l);
+        assert_eq!(get("keyquorum_chain_height", &[]), 9.0);
+        assert_eq!(get("keyquorum_view", &[]), 1.0);
+        let ceremonies = "keyquorum_ceremonies_total";
+        assert_eq!(get(ceremonies, &[("result", "success")]), 1.0);
+        assert_eq!(get(ceremonies, &[("result", "failure")]), 0.0);
+        let faults = "keyquorum_faults_seen_total";
+        assert_eq!(get(faults, &[("fault", "bad_share_received")]), 2.0);
+        let mismatches = "keyquorum_magic_block_mismatches_total";
+        assert_eq!(get(mismatches, &[("what", "members")]), 1.0);
+        let t = metrics.traffic();
+        assert_eq!((t.total.bytes_sent, t.total.bytes_received), (100, 40));
+        // The contribute phase ended when the share phase began: one duration recorded.
+        let text = metrics.render();
+        assert!(
+            text.contains("keyquorum_phase_duration_seconds_count{phase=\"contribute\"} 1\n"),
+            "{text}"
+        );
+        assert!(!text.contains("phase_duration_seconds_count{phase=\"share\"}"));
+    }
+
+    #[test]
+    fn pending_ceremony_follows_selection_attempts_and_aborts() {
+        let status = Arc::new(Mutex::new(Status::default()));
+        let r = Reporter::new(status.clone(), Arc::new(Metrics::new()));
+        r.observe(Observation::CeremonySatOut {
+            view: 2,
+            ceremony_number: 0,
+        });
+        assert_eq!(
+            status.lock().unwrap().sitting_out.as_ref().map(|s| s.view),
+            Some(2)
+        );
+        // A new ceremony clears the sat-out one; a new board attempt shows on it.
+        r.observe(Observation::CeremonySelected(pending(2)));
+        r.observe(Observation::PhaseChanged {
+            phase: "contribute".into(),
+            deadline: 20,
+            attempt: 3,
+        });
+        {
+            let s = status.lock().unwrap();
+            assert_eq!(s.sitting_out, None);
+            assert_eq!(s.pending.as_ref().map(|p| p.attempt), Some(3));
+        }
+        r.observe(Observation::ViewChangeAborted);
+        assert_eq!(status.lock().unwrap().pending, None);
+        // On opening, the stored view shows only on a status that has none yet.
+        r.observe(Observation::ViewResumed {
+            view: 4,
+            share_index: Some(1),
+            group_key: None,
+        });
+        r.observe(Observation::ViewResumed {
+            view: 3,
+            share_index: None,
+            group_key: None,
+        });
+        let s = status.lock().unwrap().clone();
+        assert_eq!((s.view, s.share_index), (4, Some(1)));
+    }
+}
