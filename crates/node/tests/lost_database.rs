@@ -2,7 +2,7 @@
 //!
 //! If its contribution is on the board already, the seed behind it is gone: dealing again
 //! with a fresh seed would post a second, different contribution, which the board punishes as
-//! equivocation. The node sits the session out instead (no contribution, no deals, no acks),
+//! equivocation. The node sits the ceremony out instead (no contribution, no deals, no acks),
 //! says so on its status, and nobody is slashed for misbehaviour. If its contribution is not on
 //! the board yet, it takes part once it has caught up with the chain.
 
@@ -11,24 +11,15 @@ mod common;
 use common::Harness;
 use keyquorum_contract::config::KeyMode;
 use keyquorum_contract::tx::TxBody;
-use keyquorum_contract::{ContractConfig, Event, Size, ViewChangePhase};
+use keyquorum_contract::{ContractConfig, Event, ViewChangePhase};
 use keyquorum_node::store::Seat;
 
 const STAKES: [u64; 5] = [100, 99, 98, 97, 96];
 const LOST: usize = 1;
 
 fn config() -> ContractConfig {
-    let mut c = ContractConfig::defaults("lost-database", 5);
-    c.committee.min_size = 4;
-    c.committee.threshold = Size::Count(3);
-    c.committee.quorum = Size::Count(4);
+    let mut c = common::small_network("lost-database", 5, 4, KeyMode::Fresh);
     c.phases.contribute = 3;
-    c.phases.share = 3;
-    c.phases.publish = 2;
-    c.phases.wait = 3;
-    c.first_view_change = 2;
-    c.view_length = 2;
-    c.key_mode = KeyMode::Fresh;
     c
 }
 
@@ -48,7 +39,7 @@ fn dealer_position(h: &Harness, i: usize) -> Option<u32> {
 }
 
 #[test]
-fn a_node_whose_contribution_is_on_the_board_sits_the_session_out() {
+fn a_node_whose_contribution_is_on_the_board_sits_the_ceremony_out() {
     let mut h = Harness::new(config(), &STAKES);
     // Down from the block where its contribution lands: it never sees it, so it sends no ack
     // and no log (phases close early, and a node that saw its contribution land with every
@@ -71,14 +62,18 @@ fn a_node_whose_contribution_is_on_the_board_sits_the_session_out() {
     );
     assert_eq!(contributions(&h, LOST), 1);
     h.restart_with_lost_database(LOST);
-    // It replayed the session's start from the chain but dealt nothing and posted nothing.
+    // It replayed the ceremony's start from the chain but dealt nothing and posted nothing.
     assert_eq!(
         contributions(&h, LOST),
         1,
         "a second contribution was posted"
     );
     let d = h.driver(LOST);
-    let rec = d.state().ceremony.as_ref().expect("it follows the ceremony");
+    let rec = d
+        .state()
+        .ceremony
+        .as_ref()
+        .expect("it follows the ceremony");
     assert_eq!(rec.seat, Seat::SittingOut);
     let shown = h.status[LOST].lock().unwrap().sitting_out.clone();
     assert_eq!(shown.map(|s| (s.view, s.ceremony_number)), Some((1, 0)));
@@ -114,7 +109,7 @@ fn a_node_that_had_not_contributed_takes_part_once_caught_up() {
     h.run_until(40, |h| h.height + 1 == h.contract.state().next_start);
     h.drivers[LOST] = None;
     h.step();
-    assert!(h.contract.state().change.is_some(), "the session started");
+    assert!(h.contract.state().change.is_some(), "the ceremony started");
     h.step();
     assert_eq!(h.contract.state().phase(), ViewChangePhase::Contribute);
     assert_eq!(contributions(&h, LOST), 0);

@@ -15,7 +15,7 @@ use common::Harness;
 use keyquorum_contract::config::KeyMode;
 use keyquorum_contract::hex::Hex;
 use keyquorum_contract::tx::{SignerRole, TxBody};
-use keyquorum_contract::{ContractConfig, Event, Group, MagicBlock, Size};
+use keyquorum_contract::{ContractConfig, Event, Group, MagicBlock};
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
@@ -25,18 +25,8 @@ type Scalar = <Group as Curve>::Scalar;
 const STAKES: [u64; 5] = [100, 99, 98, 97, 10];
 
 fn config(key_mode: KeyMode) -> ContractConfig {
-    let mut c = ContractConfig::defaults("magic-block-checks", 4);
-    c.committee.min_size = 4;
-    c.committee.threshold = Size::Count(3);
-    c.committee.quorum = Size::Count(3);
+    let mut c = common::small_network("magic-block-checks", 4, 3, key_mode);
     c.committee.keep_previous_percent = 0;
-    c.phases.contribute = 2;
-    c.phases.share = 3;
-    c.phases.publish = 2;
-    c.phases.wait = 3;
-    c.first_view_change = 2;
-    c.view_length = 2;
-    c.key_mode = key_mode;
     c
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use keyquorum_contract::config::KeyMode;
 use keyquorum_contract::tx::TxBody;
-use keyquorum_contract::{ContractConfig, Event, Size};
+use keyquorum_contract::{ContractConfig, Event};
 use keyquorum_node::driver::Effect;
 
 mod common;
@@ -21,18 +21,7 @@ const STAKES: [u64; N] = [100, 99, 98, 97];
 const CRASH: usize = 1;
 
 fn config() -> ContractConfig {
-    let mut c = ContractConfig::defaults("replay-test", N as u32);
-    c.committee.min_size = N as u32;
-    c.committee.threshold = Size::Count(3);
-    c.committee.quorum = Size::Count(3);
-    c.phases.contribute = 2;
-    c.phases.share = 3;
-    c.phases.publish = 2;
-    c.phases.wait = 3;
-    c.first_view_change = 2;
-    c.view_length = 2;
-    c.key_mode = KeyMode::Reshare;
-    c
+    common::small_network("replay-test", N as u32, 3, KeyMode::Reshare)
 }
 
 /// Whether the contract's view change is in its share phase.
@@ -95,7 +84,7 @@ fn a_killed_driver_replays_to_the_same_messages_and_the_view_changes_complete() 
         "{:?}",
         h.contract.state().slashings
     );
-    // One contribution per session (signature 48 bytes, tag 1, then the session id).
+    // One contribution per ceremony (signature 48 bytes, tag 1, then the session id).
     let mut contributions: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for p in h.posts(CRASH).iter().filter(|p| p.get(48) == Some(&1)) {
         let previous = contributions.insert(p[49..81].to_vec(), p.clone());

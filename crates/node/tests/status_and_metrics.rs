@@ -16,21 +16,13 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
 use common::Harness;
-use keyquorum_contract::{ContractConfig, Size};
+use keyquorum_contract::ContractConfig;
+use keyquorum_contract::config::KeyMode;
 use keyquorum_node::status::{self, Status, StatusHandle};
 
 fn config() -> ContractConfig {
-    let mut c = ContractConfig::defaults("status-and-metrics", 4);
-    c.committee.min_size = 4;
-    c.committee.threshold = Size::Count(3);
-    c.committee.quorum = Size::Count(3);
-    c.phases.contribute = 2;
-    c.phases.share = 3;
-    c.phases.publish = 2;
-    c.phases.wait = 3;
-    c.first_view_change = 2;
-    c.view_length = 2;
-    c
+    // The contract's default key mode (resharing).
+    common::small_network("status-and-metrics", 4, 3, KeyMode::Reshare)
 }
 
 #[test]

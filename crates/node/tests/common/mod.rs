@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use keyquorum_contract::config::KeyMode;
 use keyquorum_contract::hex::Bytes;
 use keyquorum_contract::tx::{NetworkIdentity, SignerRole, TxBody};
-use keyquorum_contract::{Contract, ContractConfig, Event, Transaction};
+use keyquorum_contract::{Contract, ContractConfig, Event, Size, Transaction};
 use keyquorum_node::chain::{ChainBlock, ChainTx};
 use keyquorum_node::driver::{Driver, Effect, Incoming, Verdict};
 use keyquorum_node::metrics::Metrics;
@@ -61,6 +62,30 @@ fn open_driver(
     let (mut d, effects) = Driver::open(store, keys, Fault::None).unwrap();
     reporter.apply(d.drain_observations());
     (d, effects)
+}
+
+/// The contract the harness's small networks run: committees of 4 up to `max_size` members,
+/// threshold 3 and dealer quorum `quorum`, short phases (contribute 2, share 3, publish 2, wait
+/// 3 blocks), the first view change at block 2 and a new view every 2 blocks, keys made as
+/// `key_mode` says.
+pub fn small_network(
+    chain_id: &str,
+    max_size: u32,
+    quorum: u32,
+    key_mode: KeyMode,
+) -> ContractConfig {
+    let mut c = ContractConfig::defaults(chain_id, max_size);
+    c.committee.min_size = 4;
+    c.committee.threshold = Size::Count(3);
+    c.committee.quorum = Size::Count(quorum);
+    c.phases.contribute = 2;
+    c.phases.share = 3;
+    c.phases.publish = 2;
+    c.phases.wait = 3;
+    c.first_view_change = 2;
+    c.view_length = 2;
+    c.key_mode = key_mode;
+    c
 }
 
 /// Free balance each node keeps beside its stake.
