@@ -1,7 +1,7 @@
 //! What the demo observed, built from the chain's events alone, and its renderings: the text
 //! summary, the `--format json` object and the self-contained `ceremony-report.html`.
 //!
-//! The observer replays each session's board from the events exactly as a node does
+//! The observer replays each ceremony's board from the events exactly as a node does
 //! (`keyquorum_dkg::board::Board`), which gives the qualified set and, from the dealers'
 //! publications, the dealer-by-player matrix (acked, revealed, missing), without asking any
 //! node: anyone with the chain can compute the same.
@@ -34,8 +34,8 @@ pub enum Cell {
     Missing,
 }
 
-/// One ceremony session of a view change.
-pub struct SessionObs {
+/// One ceremony of a view change.
+pub struct CeremonyObs {
     pub ceremony_number: u32,
     pub key_mode: String,
     pub committee: Vec<String>,
@@ -61,7 +61,7 @@ pub struct Excluded {
 #[derive(Default)]
 pub struct ViewObs {
     pub view: u64,
-    pub sessions: Vec<SessionObs>,
+    pub ceremonies: Vec<CeremonyObs>,
     pub excluded: Vec<Excluded>,
     pub magic_block_hash: Option<String>,
     pub group_key: Option<String>,
@@ -108,10 +108,10 @@ impl Observer {
         })
     }
 
-    fn ceremony(&mut self, v: u64, s: u32) -> Option<&mut SessionObs> {
+    fn ceremony(&mut self, v: u64, s: u32) -> Option<&mut CeremonyObs> {
         self.views
             .get_mut(&v)?
-            .sessions
+            .ceremonies
             .iter_mut()
             .find(|x| x.ceremony_number == s)
     }
@@ -154,7 +154,7 @@ impl Observer {
                 } else {
                     dealers.iter().map(|d| hex::encode(d.0)).collect()
                 };
-                self.view(*view).sessions.push(SessionObs {
+                self.view(*view).ceremonies.push(CeremonyObs {
                     ceremony_number: *ceremony_number,
                     key_mode: format!("{key_mode:?}").to_lowercase(),
                     committee,
@@ -254,7 +254,7 @@ impl Observer {
                 let v = self.view(*view);
                 v.activated = true;
                 v.activated_ms = Some(time_ms);
-                if let Some(s) = v.sessions.last_mut() {
+                if let Some(s) = v.ceremonies.last_mut() {
                     s.close(time_ms);
                 }
             }
@@ -275,7 +275,7 @@ impl Observer {
     }
 }
 
-impl SessionObs {
+impl CeremonyObs {
     fn close(&mut self, time_ms: u64) {
         if let Some(last) = self.phases.last_mut()
             && last.end_ms.is_none()
@@ -338,10 +338,10 @@ pub fn text(obs: &Observer, v: &ViewObs) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    for s in &v.sessions {
+    for s in &v.ceremonies {
         let _ = writeln!(
             out,
-            "view {} · {} key · session {}{}",
+            "view {} · {} key · ceremony {}{}",
             v.view,
             s.key_mode,
             s.ceremony_number,
@@ -425,23 +425,23 @@ pub fn text(obs: &Observer, v: &ViewObs) -> String {
 /// The `--format json` entry of one view.
 pub fn json(obs: &Observer, v: &ViewObs, message: Option<&[u8]>) -> Value {
     let s = v
-        .sessions
+        .ceremonies
         .iter()
         .rev()
         .find(|s| s.failed.is_none())
-        .or(v.sessions.last());
+        .or(v.ceremonies.last());
     let names = |ids: &[String]| ids.iter().map(|i| obs.name(i)).collect::<Vec<_>>();
     json!({
         "view": v.view,
         "key_mode": s.map(|s| s.key_mode.clone()),
-        "session": s.map(|s| s.ceremony_number),
-        "failed_sessions": v.sessions.iter().filter(|s| s.failed.is_some()).map(|s| json!({"session": s.ceremony_number, "reason": s.failed})).collect::<Vec<_>>(),
+        "ceremony_number": s.map(|s| s.ceremony_number),
+        "failed_ceremonies": v.ceremonies.iter().filter(|s| s.failed.is_some()).map(|s| json!({"ceremony_number": s.ceremony_number, "reason": s.failed})).collect::<Vec<_>>(),
         "committee": s.map(|s| names(&s.committee)).unwrap_or_default(),
         "qualified": s.map(|s| names(&s.qualified)).unwrap_or_default(),
         "excluded": v.excluded.iter().map(|e| json!({
             "node": obs.name(&e.identity),
             "identity": e.identity,
-            "session": e.ceremony_number,
+            "ceremony_number": e.ceremony_number,
             "role": e.role,
             "reason": e.reason,
         })).collect::<Vec<_>>(),
@@ -484,7 +484,7 @@ td.acked{{background:#59a14f;color:#fff}} td.revealed{{background:#edc948}} td.m
 .legend span{{display:inline-block;padding:1px 6px;margin-right:6px}}
 .bad{{color:#b00}} .ok{{color:#080}}
 </style></head><body><h1>{t}</h1>
-<p>Built from the chain's events: each session's board was replayed to compute the qualified set and the dealer-by-player matrix.</p>
+<p>Built from the chain's events: each ceremony's board was replayed to compute the qualified set and the dealer-by-player matrix.</p>
 "#,
         t = esc(title)
     );
@@ -499,16 +499,16 @@ td.acked{{background:#59a14f;color:#fff}} td.revealed{{background:#edc948}} td.m
         if let Some(r) = &v.aborted {
             let _ = write!(h, "<p class=bad>View change aborted: {}</p>", esc(r));
         }
-        // One timeline per view: all sessions on one time axis.
+        // One timeline per view: all ceremonies on one time axis.
         let t0 = v
-            .sessions
+            .ceremonies
             .iter()
             .flat_map(|s| s.phases.first())
             .map(|p| p.start_ms)
             .min()
             .unwrap_or(0);
         let t1 = v
-            .sessions
+            .ceremonies
             .iter()
             .flat_map(|s| s.phases.iter())
             .map(|p| p.end_ms.unwrap_or(p.start_ms))
@@ -516,10 +516,10 @@ td.acked{{background:#59a14f;color:#fff}} td.revealed{{background:#edc948}} td.m
             .unwrap_or(t0)
             .max(t0 + 1);
         let span = (t1 - t0) as f64;
-        for s in &v.sessions {
+        for s in &v.ceremonies {
             let _ = write!(
                 h,
-                "<h3>Session {} · {} key{}</h3>",
+                "<h3>Ceremony {} · {} key{}</h3>",
                 s.ceremony_number,
                 esc(&s.key_mode),
                 s.failed
@@ -600,7 +600,7 @@ td.acked{{background:#59a14f;color:#fff}} td.revealed{{background:#edc948}} td.m
             for e in &v.excluded {
                 let _ = write!(
                     h,
-                    "<li>{} (session {}, as {}): {}</li>",
+                    "<li>{} (ceremony {}, as {}): {}</li>",
                     esc(&obs.name(&e.identity)),
                     e.ceremony_number,
                     esc(&e.role),
