@@ -83,17 +83,17 @@ mod tests {
         let dst = b"QUUX-V01-CS02-with-expander-SHA256-128";
         let out: [u8; 32] = expand_message_xmd(b"", dst);
         assert_eq!(
-            hex::encode(&out),
+            hex::encode(out),
             "68a985b87eb6b46952128911f2a4412bbc302a9d759667f87f7a21d803f07235"
         );
         let out: [u8; 32] = expand_message_xmd(b"abc", dst);
         assert_eq!(
-            hex::encode(&out),
+            hex::encode(out),
             "d8ccab23b5985ccea865c6c97b6e5b8350e794e603b4b97902f53a8a0d605615"
         );
         let out: [u8; 128] = expand_message_xmd(b"", dst);
         assert_eq!(
-            hex::encode(&out),
+            hex::encode(out),
             "af84c27ccfd45d41914fdff5df25293e221afc53d8ad2ac06d5e3e29485dadbee0d121587713a3e0dd4d5e69e93eb7cd4f5df4cd103e188cf60cb02edc3edf18eda8576c412b18ffb658e3dd6ec849469b979d444cf7b26911a08e63cf31f9dcc541708d3491184472c2c29bb749d4286b004ceb5ee6b9a7fa5b646c993f0ced"
         );
     }
