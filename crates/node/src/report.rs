@@ -132,11 +132,6 @@ impl Reporter {
         }
     }
 
-    /// The metrics it writes.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
-    }
-
     /// Applies observations in order.
     pub fn apply(&self, observations: impl IntoIterator<Item = Observation>) {
         for o in observations {
