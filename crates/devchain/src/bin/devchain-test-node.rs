@@ -20,7 +20,7 @@ configuration file that cannot be read or is invalid).";
 
 /// Runs a development chain with the toy key-value state machine (for integration tests).
 #[derive(Parser, Debug)]
-#[command(name = "devchain-test-node", about, long_about = None, after_help = EXIT_CODES)]
+#[command(name = "devchain-test-node", long_about = None, after_help = EXIT_CODES)]
 struct Args {
     /// Data directory (blocks and pending transactions, in redb).
     #[arg(long)]
