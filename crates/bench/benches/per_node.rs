@@ -200,7 +200,7 @@ fn setup(n: usize) -> Setup {
                 dealer: d as u32,
                 commitment,
             });
-            let signature = identities[d].sign(Purpose::Post, &post.encode());
+            let signature = identities[d].sign(Purpose::Post, &post.signed_payload());
             let signed = SignedPost { post, signature }.encode();
             let aad = ShareAad {
                 session_id: session,
@@ -291,7 +291,7 @@ fn setup(n: usize) -> Setup {
                     ack_signature: Some(IdentitySignature(agg.to_bytes())),
                     reveals: Vec::new(),
                 });
-                let signature = identities[d].sign(Purpose::Post, &post.encode());
+                let signature = identities[d].sign(Purpose::Post, &post.signed_payload());
                 SignedPost { post, signature }.encode()
             })
             .collect::<Vec<_>>(),

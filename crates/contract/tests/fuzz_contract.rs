@@ -197,7 +197,7 @@ fn body_of(c: &Contract, sender: usize, body: &Body, amount: u64) -> TxBody {
                         .find(|k| dealer.is_some_and(|d| &d.identity == k.public()));
                     match key {
                         Some(k) => SignedPost {
-                            signature: k.sign(Purpose::Post, &p.encode()),
+                            signature: k.sign(Purpose::Post, &p.signed_payload()),
                             post: p,
                         }
                         .encode(),

@@ -432,7 +432,7 @@ fn dkg_posts() {
     let h = sim.height + 1;
     let signed_a = SignedPost::<Group>::decode(&node_post(a), 6).unwrap();
     let resign = |i: usize, post: Post<Group>| {
-        let signature = identity(i).sign(Purpose::Post, &post.encode());
+        let signature = identity(i).sign(Purpose::Post, &post.signed_payload());
         SignedPost { post, signature }.encode()
     };
 

@@ -337,7 +337,7 @@ impl<C: Curve> AckRevealParticipant<C> {
     }
 
     fn sign_post(&self, post: Post<C>) -> Vec<u8> {
-        let signature = self.identity.sign(Purpose::Post, &post.encode());
+        let signature = self.identity.sign(Purpose::Post, &post.signed_payload());
         SignedPost { post, signature }.encode()
     }
 

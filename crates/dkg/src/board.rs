@@ -74,7 +74,7 @@ use rayon::prelude::*;
 use thiserror::Error;
 
 use crate::ceremony::Ceremony;
-use crate::identity::{self, IdentityPublicKey, IdentitySignature, Purpose, SIGNATURE_LEN};
+use crate::identity::{self, IdentityPublicKey, IdentitySignature, Purpose};
 use crate::messages::{Contribution, Post, Publication, SignedPost, ack_payload};
 
 /// How many attempts a ceremony makes before giving up.
@@ -1370,22 +1370,18 @@ pub fn check_authentic<C: Curve>(
     let Some(author) = ceremony.dealers().get(dealer as usize) else {
         return Err(BoardError::NotADealer(dealer));
     };
-    // The signature, then the post: what the signature covers is the tail.
-    let signed_bytes = signed.encode();
     let sig_ok = ceremony.check_once(
         post_signature_check_key(dealer, &post_id(post), &signed.signature),
         || {
-            author.identity.verify(
-                Purpose::Post,
-                &signed_bytes[SIGNATURE_LEN..],
-                &signed.signature,
-            )
+            author
+                .identity
+                .verify(Purpose::Post, &post.signed_payload(), &signed.signature)
         },
     );
     if !sig_ok {
         return Err(BoardError::BadSignature);
     }
-    Ok(signed_bytes)
+    Ok(signed.encode())
 }
 
 /// A collision-resistant name of a post that is cheap to compute: a contribution is named by

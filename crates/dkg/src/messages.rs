@@ -20,6 +20,9 @@ pub const MAX_CIPHERTEXT_LEN: usize = 32 + 64 + 16;
 
 const TAG_CONTRIBUTION: u8 = 1;
 const TAG_PUBLICATION: u8 = 2;
+/// First byte of a contribution's signed payload ([`Post::signed_payload`]): no post's encoding
+/// starts with it, so the payload of a contribution is never the encoding of a post.
+const TAG_CONTRIBUTION_SIGNED: u8 = 0x81;
 const TAG_DEAL: u8 = 16;
 const TAG_ACK: u8 = 17;
 
@@ -108,6 +111,30 @@ impl<C: Curve> Post<C> {
     /// Canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
         self.encode_after(&[])
+    }
+
+    /// What the author signs for [`Purpose::Post`](crate::identity::Purpose::Post). A
+    /// publication signs its encoding. A contribution signs a fixed-size payload: a tag of its
+    /// own (`0x81`, which starts no post), the session, the dealer, the number of points and the
+    /// commitment's digest (SHA-256 of the points' encoding, [`EvalCommitment::digest`]), 73
+    /// bytes whatever `n`. The digest is collision resistant, so the signature binds every byte
+    /// the post carries: two contributions with one signature are the same post, and two signed
+    /// contributions of one dealer that differ are equivocation. The digest is taken once when a
+    /// commitment is decoded, so the ~100 KB of points at `n = 1024` are hashed once, not once
+    /// for the digest and again for the signature.
+    pub fn signed_payload(&self) -> Vec<u8> {
+        match self {
+            Post::Contribution(c) => {
+                let mut w = Writer::new();
+                w.u8(TAG_CONTRIBUTION_SIGNED)
+                    .fixed(&c.session)
+                    .u32(c.dealer)
+                    .u32(c.commitment.points().len() as u32)
+                    .fixed(&c.commitment.digest());
+                w.finish()
+            }
+            Post::Publication(_) => self.encode(),
+        }
     }
 
     /// `prefix` followed by the canonical encoding, in one buffer (a contribution's commitment
@@ -226,7 +253,7 @@ impl<C: Curve> Post<C> {
     }
 }
 
-/// A post with its author's identity signature over the post's encoding.
+/// A post with its author's identity signature over [`Post::signed_payload`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedPost<C: Curve> {
     /// The post.
@@ -352,5 +379,61 @@ impl Direct {
         };
         r.finish()?;
         Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keyquorum_crypto::Bls12381G1;
+    use keyquorum_crypto::index;
+    use keyquorum_crypto::poly::Polynomial;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::identity::{IdentityKeypair, Purpose};
+
+    fn contribution(n: usize, seed: u64) -> Post<Bls12381G1> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let f = Polynomial::random(1, None, &mut rng);
+        Post::Contribution(Contribution {
+            session: [7; 32],
+            dealer: 3,
+            commitment: EvalCommitment::feldman(&f, &index::sequential(n)),
+        })
+    }
+
+    /// A contribution's signed payload has one size whatever `n`, and a signature on it is a
+    /// signature on every point: changing any point (or the dealer) makes it fail.
+    #[test]
+    fn a_contribution_signature_binds_every_point() {
+        let key = IdentityKeypair::from_seed(&[9; 32]).unwrap();
+        let small = contribution(4, 1);
+        let large = contribution(64, 1);
+        assert_eq!(small.signed_payload().len(), 73);
+        assert_eq!(large.signed_payload().len(), 73);
+        assert_ne!(small.signed_payload()[0], small.encode()[0]);
+        let sig = key.sign(Purpose::Post, &large.signed_payload());
+        assert!(key.public().verify(Purpose::Post, &large.signed_payload(), &sig));
+        let Post::Contribution(c) = &large else {
+            unreachable!()
+        };
+        for j in [0, 1, 64] {
+            let mut points = c.commitment.points().to_vec();
+            points[j] = points[(j + 1) % points.len()];
+            let changed = Post::<Bls12381G1>::Contribution(Contribution {
+                commitment: EvalCommitment::from_points(points).unwrap(),
+                ..c.clone()
+            });
+            assert!(!key.public().verify(Purpose::Post, &changed.signed_payload(), &sig));
+        }
+        let other_dealer = Post::<Bls12381G1>::Contribution(Contribution {
+            dealer: 4,
+            ..c.clone()
+        });
+        assert!(!key.public().verify(Purpose::Post, &other_dealer.signed_payload(), &sig));
+        // A decoded copy (digest from the received bytes) signs the same payload.
+        let decoded = Post::<Bls12381G1>::decode(&large.encode(), 64).unwrap();
+        assert_eq!(decoded.signed_payload(), large.signed_payload());
     }
 }

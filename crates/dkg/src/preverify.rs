@@ -54,7 +54,7 @@ pub fn preverify_posts<C: Curve>(ceremony: &Ceremony<C>, posts: &[&SignedPost<C>
             if post.session() != ceremony.id() || dealer as usize >= dealers {
                 return out;
             }
-            let digest = Purpose::Post.digest(&post.encode());
+            let digest = Purpose::Post.digest(&post.signed_payload());
             out.push(Check {
                 key: post_signature_check_key(dealer, &post_id(post), &signed.signature),
                 digest,

@@ -118,7 +118,7 @@ fn foreign_post(m: u32) -> Vec<u8> {
     });
     let signature = members[m as usize]
         .identity
-        .sign(Purpose::Post, &post.encode());
+        .sign(Purpose::Post, &post.signed_payload());
     SignedPost { post, signature }.encode()
 }
 
@@ -237,7 +237,7 @@ fn check_equivalence(setup: &Setup, seed: u64) -> usize {
                     });
                     let signature = member(equivocator)
                         .identity
-                        .sign(Purpose::Post, &post.encode());
+                        .sign(Purpose::Post, &post.signed_payload());
                     chain.push(SignedPost { post, signature }.encode());
                     bad_posts += 1;
                 }
@@ -265,7 +265,7 @@ fn check_equivalence(setup: &Setup, seed: u64) -> usize {
                             let author = setup.dealers[signed.post.dealer() as usize];
                             s.signature = member(author)
                                 .identity
-                                .sign(Purpose::Post, &s.post.encode());
+                                .sign(Purpose::Post, &s.post.signed_payload());
                             s.encode()
                         }
                         2 => foreign_post(rng.next_u32() % 6),

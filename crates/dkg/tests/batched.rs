@@ -58,7 +58,7 @@ fn seed(i: u32) -> [u8; 32] {
 }
 
 fn resign(members: &[MemberKeys], dealer: usize, post: Post<C>) -> Vec<u8> {
-    let signature = members[dealer].identity.sign(Purpose::Post, &post.encode());
+    let signature = members[dealer].identity.sign(Purpose::Post, &post.signed_payload());
     SignedPost { post, signature }.encode()
 }
 
@@ -123,7 +123,7 @@ fn batched_post_checks_decide_as_one_by_one_with_a_bad_item_anywhere() {
         let mut forged = honest.clone();
         let wrong = members[(dealer + 1) % N]
             .identity
-            .sign(Purpose::Post, &signed.post.encode());
+            .sign(Purpose::Post, &signed.post.signed_payload());
         forged[at] = BoardEvent::Post(
             SignedPost {
                 post: signed.post.clone(),

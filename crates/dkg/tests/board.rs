@@ -49,7 +49,7 @@ fn outcome_with(
             unreachable!()
         };
         hashes.push(c.commitment_hash());
-        let signature = m.identity.sign(Purpose::Post, &post.encode());
+        let signature = m.identity.sign(Purpose::Post, &post.signed_payload());
         board.apply(&SignedPost { post, signature }).unwrap();
     }
     board.advance();
@@ -70,7 +70,7 @@ fn outcome_with(
             ack_signature: identity::aggregate(&sigs),
             reveals: Vec::new(),
         });
-        let signature = m.identity.sign(Purpose::Post, &post.encode());
+        let signature = m.identity.sign(Purpose::Post, &post.signed_payload());
         board.apply(&SignedPost { post, signature }).unwrap();
     }
     board.advance();

@@ -152,7 +152,7 @@ fn ackreveal_case(steps: &[Step]) -> Result<(), TestCaseError> {
     let resign = |body: &[u8]| {
         let post = Post::<C>::decode(body, N).ok()?;
         let key = t.keys.get(post.dealer() as usize)?;
-        let signature = key.sign(Purpose::Post, &post.encode());
+        let signature = key.sign(Purpose::Post, &post.signed_payload());
         Some(SignedPost { post, signature }.encode())
     };
     let mut replay = t.events.iter();

@@ -57,7 +57,7 @@ fn check_ackreveal<C: Curve>(bytes: &[u8]) {
         assert_eq!(s.encode(), bytes);
         let _ = key
             .public()
-            .verify(Purpose::Post, &s.post.encode(), &s.signature);
+            .verify(Purpose::Post, &s.post.signed_payload(), &s.signature);
         if let Post::Publication(p) = &s.post
             && let Some(sig) = &p.ack_signature
         {

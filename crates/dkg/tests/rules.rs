@@ -56,7 +56,7 @@ impl Transcript {
                 unreachable!()
             };
             hashes.push(c.commitment_hash());
-            let signature = dealers[d].identity.sign(Purpose::Post, &post.encode());
+            let signature = dealers[d].identity.sign(Purpose::Post, &post.signed_payload());
             board.apply(&SignedPost { post, signature }).unwrap();
         }
         board.advance();
@@ -98,7 +98,7 @@ impl Transcript {
                 })
                 .collect(),
         });
-        let signature = self.dealers[d].identity.sign(Purpose::Post, &post.encode());
+        let signature = self.dealers[d].identity.sign(Purpose::Post, &post.signed_payload());
         SignedPost { post, signature }
     }
 

@@ -263,7 +263,7 @@ fn ackreveal_messages<C: Curve>(v: &mut Vectors) {
             &bytes,
         );
         let signed = SignedPost {
-            signature: identity_key(dealer as u8).sign(Purpose::Post, &bytes),
+            signature: identity_key(dealer as u8).sign(Purpose::Post, &post.signed_payload()),
             post,
         };
         let signed_bytes = signed.encode();

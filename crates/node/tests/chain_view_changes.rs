@@ -509,7 +509,7 @@ impl SimNode {
                     p.acks.push(0);
                 }
                 let post = Post::Publication(p);
-                let signature = self.key.sign(Purpose::Post, &post.encode());
+                let signature = self.key.sign(Purpose::Post, &post.signed_payload());
                 let forged = SignedPost { post, signature }.encode();
                 self.queue.push_back(TxBody::DkgPost { post: forged });
             }

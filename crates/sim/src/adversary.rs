@@ -419,7 +419,7 @@ impl<C: Curve> Adversary<C> {
     }
 
     fn sign(&self, post: Post<C>) -> Vec<u8> {
-        let signature: IdentitySignature = self.keys.sign(Purpose::Post, &post.encode());
+        let signature: IdentitySignature = self.keys.sign(Purpose::Post, &post.signed_payload());
         SignedPost { post, signature }.encode()
     }
 }

@@ -459,7 +459,7 @@ impl Sim {
                     p.acks.push(0);
                 }
                 let post = Post::Publication(p);
-                let signature = key.sign(Purpose::Post, &post.encode());
+                let signature = key.sign(Purpose::Post, &post.signed_payload());
                 let forged = SignedPost { post, signature }.encode();
                 self.pending.push((j, TxBody::DkgPost { post: forged }));
             }

@@ -32,7 +32,7 @@ impl Driver {
             dealer: c.dealer,
             commitment: EvalCommitment::feldman(&poly, live.ceremony.player_indices()),
         });
-        let signature = self.keys.identity().sign(Purpose::Post, &post.encode());
+        let signature = self.keys.identity().sign(Purpose::Post, &post.signed_payload());
         Some(SignedPost { post, signature }.encode())
     }
 

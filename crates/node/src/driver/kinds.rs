@@ -65,7 +65,7 @@ mod tests {
             ack_signature: None,
             reveals: Vec::new(),
         });
-        let signature = key.sign(Purpose::Post, &post.encode());
+        let signature = key.sign(Purpose::Post, &post.signed_payload());
         let bytes = SignedPost { post, signature }.encode();
         assert_eq!(post_kind(&bytes), "publication");
         assert_ne!(bytes[SIGNATURE_LEN], CONTRIBUTION_TAG);
