@@ -17,7 +17,9 @@
 //! keys, `r_k H(m_k)` is added once to a common sum that every key of the universe receives and
 //! subtracted from the few keys outside the set, so a dense set costs its complement, not its
 //! size (the same trick as aggregating public keys against a precomputed full sum, done on the
-//! cheaper G1 side).
+//! cheaper G1 side). The common sum and `sum_k r_k sig_k` are multi-scalar multiplications
+//! (blst's Pippenger on 128-bit scalars); only the items whose weighted hash some key needs on
+//! its own (single signers, sparse sets, keys outside a dense set) are multiplied one by one.
 //!
 //! # Soundness
 //! The inputs must be points of the prime-order subgroups: keys validated (and possession
@@ -37,7 +39,6 @@
 
 use blst::{blst_fp12, blst_p1, blst_p1_affine, blst_p2_affine};
 use blstrs::{G1Affine, G1Projective, Scalar};
-use ff::PrimeField;
 use group::Curve as _;
 use group::Group;
 use group::prime::PrimeCurveAffine;
@@ -77,6 +78,24 @@ pub enum BatchError {
     BadSigners(usize),
 }
 
+/// `hash_to_g1(msg, dst)` (RFC 9380, `_XMD:SHA-256_SSWU_RO_`).
+fn hash_to_g1(msg: &[u8], dst: &[u8]) -> blst_p1 {
+    let mut h = blst_p1::default();
+    // SAFETY: all pointers are to live stack values or slices of the stated lengths.
+    unsafe {
+        blst::blst_hash_to_g1(
+            &mut h,
+            msg.as_ptr(),
+            msg.len(),
+            dst.as_ptr(),
+            dst.len(),
+            core::ptr::null(),
+            0,
+        )
+    };
+    h
+}
+
 /// Whether every item verifies, with one multi-pairing (see the module docs). `keys` are
 /// validated G2 keys; a [`Signers::Set`] indexes `keys[..universe]`.
 ///
@@ -105,54 +124,63 @@ pub fn verify_grouped(
         return Ok(true);
     }
     let weights = weights(items, dst);
-    // r_k H(m_k), in parallel: hashing to the curve is the bulk of the per-item work.
-    let weighted: Vec<blst_p1> = items
+    let dense = |item: &Item<'_>| matches!(item.signers, Signers::Set(set) if 2 * set.len() > universe);
+    // H(m_k), in parallel: hashing to the curve is the bulk of the per-item work.
+    let hashes: Vec<blst_p1_affine> = items
         .par_iter()
-        .zip(weights.par_iter())
-        .map(|(item, w)| {
-            let mut h = blst_p1::default();
-            let mut out = blst_p1::default();
-            let w = w.to_le_bytes();
-            // SAFETY: all pointers are to live stack values or slices of the stated lengths.
-            unsafe {
-                blst::blst_hash_to_g1(
-                    &mut h,
-                    item.msg.as_ptr(),
-                    item.msg.len(),
-                    dst.as_ptr(),
-                    dst.len(),
-                    core::ptr::null(),
-                    0,
-                );
-                blst::blst_p1_mult(&mut out, &h, w.as_ptr(), 128);
-            }
+        .map(|item| {
+            let mut out = blst_p1_affine::default();
+            // SAFETY: valid input point, stack output.
+            unsafe { blst::blst_p1_to_affine(&mut out, &hash_to_g1(item.msg, dst)) };
             out
         })
         .collect();
-    // sum_k r_k sig_k as one MSM.
-    let sigs: Vec<G1Affine> = items
-        .iter()
-        .map(|i| {
-            let mut a = G1Affine::identity();
-            *a.as_mut() = i.sig;
-            a
+    // r_k H(m_k) one by one where a key needs it alone: single signers, sparse sets, and dense
+    // sets with keys outside them (subtracted from those keys). A dense set that covers every
+    // key only enters the common sum, computed below as one MSM.
+    let weighted: Vec<Option<blst_p1>> = items
+        .par_iter()
+        .zip(hashes.par_iter())
+        .zip(weights.par_iter())
+        .map(|((item, h), w)| {
+            if dense(item) && matches!(item.signers, Signers::Set(set) if set.len() == universe) {
+                return None;
+            }
+            let mut p = blst_p1::default();
+            let mut out = blst_p1::default();
+            let w = w.to_le_bytes();
+            // SAFETY: all pointers are to live stack values of the stated lengths.
+            unsafe {
+                blst::blst_p1_from_affine(&mut p, h);
+                blst::blst_p1_mult(&mut out, &p, w.as_ptr(), 128);
+            }
+            Some(out)
         })
         .collect();
-    let scalars: Vec<Scalar> = weights.iter().map(|w| Scalar::from_u128(*w)).collect();
-    let sig_sum = msm_parallel(&sigs, &scalars);
+    // sum_k r_k sig_k, and the common sum of the dense sets sum_k r_k H(m_k), as MSMs with
+    // 128-bit scalars.
+    let all_sigs: Vec<blst_p1_affine> = items.iter().map(|i| i.sig).collect();
+    let sig_sum = msm_128(&all_sigs, &weights);
+    let (dense_hashes, dense_weights): (Vec<blst_p1_affine>, Vec<u128>) = items
+        .iter()
+        .zip(hashes.iter().zip(&weights))
+        .filter(|(item, _)| dense(item))
+        .map(|(_, (h, w))| (*h, *w))
+        .unzip();
+    let common = msm_128(&dense_hashes, &dense_weights);
 
     // X_i per key.
     let mut x = vec![G1Projective::identity(); keys.len()];
-    let mut common = G1Projective::identity();
     let mut in_set = vec![false; universe];
     for (item, w) in items.iter().zip(&weighted) {
+        // A set of every key is only in the common sum.
+        let Some(w) = w else { continue };
         let mut p = G1Projective::identity();
         *p.as_mut() = *w;
         let w = p;
         match item.signers {
             Signers::One(i) => x[i] += w,
-            Signers::Set(set) if 2 * set.len() > universe => {
-                common += w;
+            Signers::Set(set) if dense(item) => {
                 for j in set {
                     in_set[*j as usize] = true;
                 }
@@ -191,6 +219,50 @@ pub fn verify_grouped(
         g2s.push(unsafe { *blst::blst_p2_affine_generator() });
     }
     Ok(multi_pairing_is_one(&g1s, &g2s))
+}
+
+/// `sum_i w_i P_i` for 128-bit weights: blst's Pippenger over 128-bit scalars (half the windows
+/// of a full-size MSM), split over the rayon pool for large inputs.
+fn msm_128(points: &[blst_p1_affine], weights: &[u128]) -> G1Projective {
+    let n = points.len().min(weights.len());
+    if n == 0 {
+        return G1Projective::identity();
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let chunk = if threads == 1 || n < 256 {
+        n
+    } else {
+        n.div_ceil(threads)
+    };
+    points[..n]
+        .par_chunks(chunk)
+        .zip(weights[..n].par_chunks(chunk))
+        .map(|(p, w)| {
+            let le: Vec<[u8; 16]> = w.iter().map(|w| w.to_le_bytes()).collect();
+            let mut out = blst_p1::default();
+            // SAFETY: blst reads `p.len()` points and as many 16-byte scalars (the null second
+            // pointer means consecutive entries) and writes the result; the scratch space has
+            // the size blst asks for.
+            unsafe {
+                let point_ptrs: [*const blst_p1_affine; 2] = [p.as_ptr(), core::ptr::null()];
+                let scalar_ptrs: [*const u8; 2] = [le.as_ptr().cast(), core::ptr::null()];
+                let words = blst::blst_p1s_mult_pippenger_scratch_sizeof(p.len())
+                    / core::mem::size_of::<blst::limb_t>();
+                let mut scratch = vec![0 as blst::limb_t; words + 1];
+                blst::blst_p1s_mult_pippenger(
+                    &mut out,
+                    point_ptrs.as_ptr(),
+                    p.len(),
+                    scalar_ptrs.as_ptr(),
+                    128,
+                    scratch.as_mut_ptr(),
+                );
+            }
+            let mut q = G1Projective::identity();
+            *q.as_mut() = out;
+            q
+        })
+        .reduce(G1Projective::identity, |a, b| a + b)
 }
 
 /// Fiat-Shamir weights over the whole batch: non-zero 128-bit integers.

@@ -11,8 +11,8 @@
 //! that does not decode to a subgroup point is recorded as invalid without entering the batch,
 //! as the per-item check refuses it.
 //!
-//! Cost per post: hashing the post to the curve and one 128-bit multiplication; per batch: one
-//! multi-Miller loop with one term per identity key (not per post: a dealer's posts and every
+//! Cost per post: hashing the post to the curve and one 128-bit multiplication (a term of one
+//! MSM for an ack set of every player); per batch: one multi-Miller loop with one term per identity key (not per post: a dealer's posts and every
 //! ack set containing a key share its term) and one final exponentiation.
 
 use keyquorum_crypto::Curve;
