@@ -20,6 +20,8 @@
 //! cheaper G1 side). The common sum and `sum_k r_k sig_k` are multi-scalar multiplications
 //! (blst's Pippenger on 128-bit scalars); only the items whose weighted hash some key needs on
 //! its own (single signers, sparse sets, keys outside a dense set) are multiplied one by one.
+//! A process that signed a message itself keeps its hash ([`HashedMessages`]) so that the batch
+//! does not hash it again.
 //!
 //! # Soundness
 //! The inputs must be points of the prime-order subgroups: keys validated (and possession
@@ -46,6 +48,10 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use crate::Bls12381G1;
 use crate::group::Curve;
@@ -78,6 +84,91 @@ pub enum BatchError {
     BadSigners(usize),
 }
 
+/// Messages hashed to G1 under one DST, remembered so that a process that signs messages and
+/// later verifies signatures on the same messages in a batch hashes each message once (a
+/// player signs one ack per dealer, and its replica of the board verifies the aggregate of
+/// every dealer's acks). Entries are only ever computed here, from the message, so a hit is
+/// exactly `hash_to_g1(msg, dst)`. Bounded: beyond `capacity` messages, new ones are hashed but
+/// not remembered.
+pub struct HashedMessages {
+    dst: Vec<u8>,
+    capacity: usize,
+    map: Mutex<HashMap<Vec<u8>, blst_p1_affine>>,
+}
+
+impl core::fmt::Debug for HashedMessages {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let len = self.map.lock().map(|m| m.len()).unwrap_or(0);
+        f.debug_struct("HashedMessages")
+            .field("capacity", &self.capacity)
+            .field("len", &len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HashedMessages {
+    /// An empty memory for messages hashed with `dst`, holding at most `capacity` of them.
+    pub fn new(dst: &[u8], capacity: usize) -> Self {
+        HashedMessages {
+            dst: dst.to_vec(),
+            capacity,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The DST the messages are hashed with.
+    pub fn dst(&self) -> &[u8] {
+        &self.dst
+    }
+
+    /// `H(msg)` if remembered.
+    pub fn get(&self, msg: &[u8]) -> Option<blst_p1_affine> {
+        self.map.lock().ok()?.get(msg).copied()
+    }
+
+    /// `H(msg)`, remembered while there is room.
+    pub fn hash(&self, msg: &[u8]) -> blst_p1_affine {
+        if let Some(h) = self.get(msg) {
+            return h;
+        }
+        let h = hash_to_g1(msg, &self.dst);
+        let mut out = blst_p1_affine::default();
+        // SAFETY: valid input point, stack output.
+        unsafe { blst::blst_p1_to_affine(&mut out, &h) };
+        if let Ok(mut map) = self.map.lock()
+            && map.len() < self.capacity
+        {
+            map.insert(msg.to_vec(), out);
+        }
+        out
+    }
+
+    /// A signature on `msg` under `sk` in the `MinSig` layout (public key in G2, signature in
+    /// G1), hashing `msg` through this memory: the same compressed bytes as
+    /// `sk.sign(msg, dst, &[])`.
+    pub fn sign(&self, sk: &blst::min_sig::SecretKey, msg: &[u8]) -> [u8; 48] {
+        let h = self.hash(msg);
+        let mut bytes = sk.to_bytes();
+        let mut scalar = blst::blst_scalar::default();
+        let mut h_proj = blst_p1::default();
+        let mut sig = blst_p1::default();
+        let mut sig_affine = blst_p1_affine::default();
+        let mut out = [0u8; 48];
+        // SAFETY: all pointers are to live stack values of the types blst expects.
+        unsafe {
+            blst::blst_scalar_from_bendian(&mut scalar, bytes.as_ptr());
+            blst::blst_p1_from_affine(&mut h_proj, &h);
+            // Constant time in the secret scalar (blst's signing multiplication).
+            blst::blst_sign_pk_in_g2(&mut sig, &h_proj, &scalar);
+            blst::blst_p1_to_affine(&mut sig_affine, &sig);
+            blst::blst_p1_affine_compress(out.as_mut_ptr(), &sig_affine);
+        }
+        bytes.zeroize();
+        scalar.b.zeroize();
+        out
+    }
+}
+
 /// `hash_to_g1(msg, dst)` (RFC 9380, `_XMD:SHA-256_SSWU_RO_`).
 fn hash_to_g1(msg: &[u8], dst: &[u8]) -> blst_p1 {
     let mut h = blst_p1::default();
@@ -97,7 +188,8 @@ fn hash_to_g1(msg: &[u8], dst: &[u8]) -> blst_p1 {
 }
 
 /// Whether every item verifies, with one multi-pairing (see the module docs). `keys` are
-/// validated G2 keys; a [`Signers::Set`] indexes `keys[..universe]`.
+/// validated G2 keys; a [`Signers::Set`] indexes `keys[..universe]`. Messages found in `hashed`
+/// (when it is for `dst`) are not hashed again.
 ///
 /// Work is spread over the current rayon pool; the answer does not depend on its size.
 pub fn verify_grouped(
@@ -105,6 +197,7 @@ pub fn verify_grouped(
     universe: usize,
     items: &[Item<'_>],
     dst: &[u8],
+    hashed: Option<&HashedMessages>,
 ) -> Result<bool, BatchError> {
     let universe = universe.min(keys.len());
     for (k, item) in items.iter().enumerate() {
@@ -123,16 +216,20 @@ pub fn verify_grouped(
     if items.is_empty() {
         return Ok(true);
     }
+    let hashed = hashed.filter(|h| h.dst() == dst);
     let weights = weights(items, dst);
     let dense = |item: &Item<'_>| matches!(item.signers, Signers::Set(set) if 2 * set.len() > universe);
     // H(m_k), in parallel: hashing to the curve is the bulk of the per-item work.
     let hashes: Vec<blst_p1_affine> = items
         .par_iter()
-        .map(|item| {
-            let mut out = blst_p1_affine::default();
-            // SAFETY: valid input point, stack output.
-            unsafe { blst::blst_p1_to_affine(&mut out, &hash_to_g1(item.msg, dst)) };
-            out
+        .map(|item| match hashed.and_then(|h| h.get(item.msg)) {
+            Some(h) => h,
+            None => {
+                let mut out = blst_p1_affine::default();
+                // SAFETY: valid input point, stack output.
+                unsafe { blst::blst_p1_to_affine(&mut out, &hash_to_g1(item.msg, dst)) };
+                out
+            }
         })
         .collect();
     // r_k H(m_k) one by one where a key needs it alone: single signers, sparse sets, and dense
@@ -427,28 +524,28 @@ mod tests {
                 sig: aff(&sigs[k]),
             });
         }
-        assert_eq!(verify_grouped(&keys, n as usize, &items, DST), Ok(true));
+        assert_eq!(verify_grouped(&keys, n as usize, &items, DST, None), Ok(true));
         for pos in 0..items.len() {
             // Wrong message, then another signer's signature, at every position.
             let mut bad = items.clone();
             bad[pos].msg = b"other";
-            assert_eq!(verify_grouped(&keys, n as usize, &bad, DST), Ok(false));
+            assert_eq!(verify_grouped(&keys, n as usize, &bad, DST, None), Ok(false));
             let mut bad = items.clone();
             bad[pos].sig = items[(pos + 1) % items.len()].sig;
-            assert_eq!(verify_grouped(&keys, n as usize, &bad, DST), Ok(false));
+            assert_eq!(verify_grouped(&keys, n as usize, &bad, DST, None), Ok(false));
         }
         // A set missing one signer fails; malformed sets are refused.
         let mut bad = items.clone();
         let fewer: Vec<u32> = dense[1..].to_vec();
         bad[1].signers = Signers::Set(&fewer);
-        assert_eq!(verify_grouped(&keys, n as usize, &bad, DST), Ok(false));
+        assert_eq!(verify_grouped(&keys, n as usize, &bad, DST, None), Ok(false));
         let unsorted = [2u32, 1];
         bad[1].signers = Signers::Set(&unsorted);
         assert_eq!(
-            verify_grouped(&keys, n as usize, &bad, DST),
+            verify_grouped(&keys, n as usize, &bad, DST, None),
             Err(BatchError::BadSigners(1))
         );
-        assert_eq!(verify_grouped(&keys, n as usize, &[], DST), Ok(true));
+        assert_eq!(verify_grouped(&keys, n as usize, &[], DST, None), Ok(true));
     }
 
     #[test]
@@ -477,7 +574,7 @@ mod tests {
                 .build()
                 .unwrap();
             assert_eq!(
-                pool.install(|| verify_grouped(&keys, 40, &items, DST)),
+                pool.install(|| verify_grouped(&keys, 40, &items, DST, None)),
                 Ok(true)
             );
         }
@@ -488,9 +585,64 @@ mod tests {
                 .build()
                 .unwrap();
             assert_eq!(
-                pool.install(|| verify_grouped(&keys, 40, &items, DST)),
+                pool.install(|| verify_grouped(&keys, 40, &items, DST, None)),
                 Ok(false)
             );
         }
+    }
+
+    /// Signing through the memory gives blst's bytes, and a batch that finds its hashes there
+    /// gives the same answers as one that hashes, for full, dense and sparse sets.
+    #[test]
+    fn remembered_hashes_sign_and_verify_as_fresh_ones() {
+        let n = 6u32;
+        let sks: Vec<SecretKey> = (0..n).map(sk).collect();
+        let keys: Vec<blst_p2_affine> = sks
+            .iter()
+            .map(|k| blst_p2_affine::from(k.sk_to_pk()))
+            .collect();
+        let memory = HashedMessages::new(DST, 8);
+        let sets: [Vec<u32>; 3] = [(0..n).collect(), vec![0, 1, 2, 4, 5], vec![3]];
+        let msgs: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 32]).collect();
+        let mut sigs = Vec::new();
+        for (set, m) in sets.iter().zip(&msgs) {
+            let parts: Vec<Signature> = set
+                .iter()
+                .map(|j| {
+                    let fresh = sks[*j as usize].sign(m, DST, &[]);
+                    assert_eq!(memory.sign(&sks[*j as usize], m), fresh.to_bytes());
+                    fresh
+                })
+                .collect();
+            let refs: Vec<&Signature> = parts.iter().collect();
+            sigs.push(
+                blst::min_sig::AggregateSignature::aggregate(&refs, true)
+                    .unwrap()
+                    .to_signature(),
+            );
+        }
+        assert!(memory.get(&msgs[0]).is_some());
+        let items: Vec<Item> = (0..3)
+            .map(|k| Item {
+                signers: Signers::Set(&sets[k]),
+                msg: &msgs[k],
+                sig: aff(&sigs[k]),
+            })
+            .collect();
+        for memory in [None, Some(&memory)] {
+            assert_eq!(verify_grouped(&keys, n as usize, &items, DST, memory), Ok(true));
+            for pos in 0..items.len() {
+                let mut bad = items.clone();
+                bad[pos].sig = items[(pos + 1) % items.len()].sig;
+                assert_eq!(verify_grouped(&keys, n as usize, &bad, DST, memory), Ok(false));
+            }
+        }
+        // A memory for another DST is not used, and a full memory still hashes and signs.
+        let other = HashedMessages::new(b"other", 0);
+        assert_eq!(verify_grouped(&keys, n as usize, &items, DST, Some(&other)), Ok(true));
+        assert_eq!(
+            HashedMessages::new(DST, 0).sign(&sks[0], &msgs[0]),
+            sks[0].sign(&msgs[0], DST, &[]).to_bytes()
+        );
     }
 }

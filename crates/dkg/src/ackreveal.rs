@@ -486,8 +486,11 @@ impl<C: Curve> AckRevealParticipant<C> {
                     return None;
                 }
                 let (_, hash) = board.contribution(deal.dealer)?;
-                let signature =
-                    identity.sign(Purpose::Ack, &ack_payload(&deal.session, deal.dealer, hash));
+                let signature = identity.sign_remembered(
+                    Purpose::Ack,
+                    &ack_payload(&deal.session, deal.dealer, hash),
+                    self.ceremony.signed_hashes(),
+                );
                 let ack = Direct::Ack(Ack {
                     session: deal.session,
                     dealer: deal.dealer,

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use ff::Field;
 
+use keyquorum_crypto::batch::HashedMessages;
 use keyquorum_crypto::commit::DualCode;
 use keyquorum_crypto::encrypt::EncryptionPublicKey;
 use keyquorum_crypto::hash::tagged_hash;
@@ -127,6 +128,10 @@ pub struct Ceremony<C: Curve> {
     /// everything they depend on, so that components sharing a ceremony (a node's participant and
     /// its replica of the contract, or the simulated nodes of one process) check each post once.
     verified: Mutex<CheckCache>,
+    /// Ack messages hashed to G1 by this process's player when it signed them, so that its
+    /// replica of the board verifies the aggregates of the same messages without hashing them
+    /// again. Only signing fills it (one message per dealer), so the board's input cannot.
+    signed_hashes: HashedMessages,
 }
 
 /// Most check results a [`Ceremony`] remembers. A ceremony of [`MAX_PARTICIPANTS`] needs about
@@ -203,12 +208,14 @@ impl<C: Curve> Ceremony<C> {
         }
         let dual_code = DualCode::new(&player_indices, config.params.t())?;
         let id = session_id(&config);
+        let dealers = config.reshare.as_ref().map_or(n, |r| r.dealers.len());
         Ok(Arc::new(Ceremony {
             config,
             id,
             player_indices,
             dual_code,
             verified: Mutex::new(CheckCache::default()),
+            signed_hashes: HashedMessages::new(crate::identity::SIG_DST, dealers),
         }))
     }
 
@@ -224,6 +231,14 @@ impl<C: Curve> Ceremony<C> {
             c.insert(key, v);
         }
         v
+    }
+
+    /// Messages this process signed, hashed to G1 ([`IdentityKeypair::sign_remembered`]
+    /// fills it, batch verification reads it).
+    ///
+    /// [`IdentityKeypair::sign_remembered`]: crate::identity::IdentityKeypair::sign_remembered
+    pub fn signed_hashes(&self) -> &HashedMessages {
+        &self.signed_hashes
     }
 
     /// How many check results are remembered (at most [`CHECK_CACHE_CAPACITY`]).

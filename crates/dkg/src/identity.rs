@@ -16,6 +16,7 @@ use core::fmt;
 use blst::BLST_ERROR;
 use blst::min_sig::{PublicKey, SecretKey, Signature};
 use keyquorum_crypto::aggregate::{self as bls_aggregate, PopVerifiedKey};
+use keyquorum_crypto::batch::HashedMessages;
 use keyquorum_crypto::hash::tagged_hash;
 use keyquorum_crypto::tbls::{self, MinSig};
 use zeroize::Zeroize;
@@ -154,6 +155,21 @@ impl IdentityKeypair {
     pub fn sign(&self, purpose: Purpose, payload: &[u8]) -> IdentitySignature {
         let digest = purpose.digest(payload);
         IdentitySignature(self.sk.sign(&digest, SIG_DST, &[]).to_bytes())
+    }
+
+    /// [`IdentityKeypair::sign`], hashing the message through `hashes` (when it is for
+    /// [`SIG_DST`]): the same signature, and the hash stays for verifying signatures on the
+    /// same message later in this process (see [`keyquorum_crypto::batch::HashedMessages`]).
+    pub fn sign_remembered(
+        &self,
+        purpose: Purpose,
+        payload: &[u8],
+        hashes: &HashedMessages,
+    ) -> IdentitySignature {
+        if hashes.dst() != SIG_DST {
+            return self.sign(purpose, payload);
+        }
+        IdentitySignature(hashes.sign(&self.sk, &purpose.digest(payload)))
     }
 
     /// Proof of possession of this key (IETF PopProve).
@@ -394,6 +410,20 @@ mod tests {
         assert_eq!(aggregate(&sigs).unwrap().0, direct.to_compressed());
         assert_eq!(aggregate(&[]), None);
         assert!(!verify_aggregate(&[], Purpose::Ack, b"m", &sigs[0]));
+    }
+
+    /// Signing through a memory of hashed messages gives the same signature, and leaves the
+    /// hash there for a later batch verification.
+    #[test]
+    fn remembered_signatures_are_the_same_signatures() {
+        let k = key(4);
+        let memory = HashedMessages::new(SIG_DST, 2);
+        let sig = k.sign_remembered(Purpose::Ack, b"m", &memory);
+        assert_eq!(sig, k.sign(Purpose::Ack, b"m"));
+        assert!(memory.get(&Purpose::Ack.digest(b"m")).is_some());
+        let other = HashedMessages::new(b"another DST", 2);
+        assert_eq!(k.sign_remembered(Purpose::Ack, b"m", &other), sig);
+        assert!(other.get(&Purpose::Ack.digest(b"m")).is_none());
     }
 
     #[test]

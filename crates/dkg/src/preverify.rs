@@ -11,8 +11,9 @@
 //! that does not decode to a subgroup point is recorded as invalid without entering the batch,
 //! as the per-item check refuses it.
 //!
-//! Cost per post: hashing the post to the curve and one 128-bit multiplication (a term of one
-//! MSM for an ack set of every player); per batch: one multi-Miller loop with one term per identity key (not per post: a dealer's posts and every
+//! Cost per post: hashing the post to the curve (not for an ack message this process signed
+//! itself: [`Ceremony::signed_hashes`]) and one 128-bit multiplication (a term of one MSM for an
+//! ack set of every player); per batch: one multi-Miller loop with one term per identity key (not per post: a dealer's posts and every
 //! ack set containing a key share its term) and one final exponentiation.
 
 use keyquorum_crypto::Curve;
@@ -124,7 +125,10 @@ pub fn preverify_posts<C: Curve>(ceremony: &Ceremony<C>, posts: &[&SignedPost<C>
         });
         in_batch.push(c);
     }
-    let all_valid = matches!(batch::verify_grouped(&keys, n, &items, SIG_DST), Ok(true));
+    let all_valid = matches!(
+        batch::verify_grouped(&keys, n, &items, SIG_DST, Some(ceremony.signed_hashes())),
+        Ok(true)
+    );
     if all_valid {
         for c in &in_batch {
             ceremony.check_once(c.key, || true);
