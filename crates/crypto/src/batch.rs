@@ -218,7 +218,8 @@ pub fn verify_grouped(
     }
     let hashed = hashed.filter(|h| h.dst() == dst);
     let weights = weights(items, dst);
-    let dense = |item: &Item<'_>| matches!(item.signers, Signers::Set(set) if 2 * set.len() > universe);
+    let dense =
+        |item: &Item<'_>| matches!(item.signers, Signers::Set(set) if 2 * set.len() > universe);
     // H(m_k), in parallel: hashing to the curve is the bulk of the per-item work.
     let hashes: Vec<blst_p1_affine> = items
         .par_iter()
@@ -524,21 +525,33 @@ mod tests {
                 sig: aff(&sigs[k]),
             });
         }
-        assert_eq!(verify_grouped(&keys, n as usize, &items, DST, None), Ok(true));
+        assert_eq!(
+            verify_grouped(&keys, n as usize, &items, DST, None),
+            Ok(true)
+        );
         for pos in 0..items.len() {
             // Wrong message, then another signer's signature, at every position.
             let mut bad = items.clone();
             bad[pos].msg = b"other";
-            assert_eq!(verify_grouped(&keys, n as usize, &bad, DST, None), Ok(false));
+            assert_eq!(
+                verify_grouped(&keys, n as usize, &bad, DST, None),
+                Ok(false)
+            );
             let mut bad = items.clone();
             bad[pos].sig = items[(pos + 1) % items.len()].sig;
-            assert_eq!(verify_grouped(&keys, n as usize, &bad, DST, None), Ok(false));
+            assert_eq!(
+                verify_grouped(&keys, n as usize, &bad, DST, None),
+                Ok(false)
+            );
         }
         // A set missing one signer fails; malformed sets are refused.
         let mut bad = items.clone();
         let fewer: Vec<u32> = dense[1..].to_vec();
         bad[1].signers = Signers::Set(&fewer);
-        assert_eq!(verify_grouped(&keys, n as usize, &bad, DST, None), Ok(false));
+        assert_eq!(
+            verify_grouped(&keys, n as usize, &bad, DST, None),
+            Ok(false)
+        );
         let unsorted = [2u32, 1];
         bad[1].signers = Signers::Set(&unsorted);
         assert_eq!(
@@ -630,16 +643,25 @@ mod tests {
             })
             .collect();
         for memory in [None, Some(&memory)] {
-            assert_eq!(verify_grouped(&keys, n as usize, &items, DST, memory), Ok(true));
+            assert_eq!(
+                verify_grouped(&keys, n as usize, &items, DST, memory),
+                Ok(true)
+            );
             for pos in 0..items.len() {
                 let mut bad = items.clone();
                 bad[pos].sig = items[(pos + 1) % items.len()].sig;
-                assert_eq!(verify_grouped(&keys, n as usize, &bad, DST, memory), Ok(false));
+                assert_eq!(
+                    verify_grouped(&keys, n as usize, &bad, DST, memory),
+                    Ok(false)
+                );
             }
         }
         // A memory for another DST is not used, and a full memory still hashes and signs.
         let other = HashedMessages::new(b"other", 0);
-        assert_eq!(verify_grouped(&keys, n as usize, &items, DST, Some(&other)), Ok(true));
+        assert_eq!(
+            verify_grouped(&keys, n as usize, &items, DST, Some(&other)),
+            Ok(true)
+        );
         assert_eq!(
             HashedMessages::new(DST, 0).sign(&sks[0], &msgs[0]),
             sks[0].sign(&msgs[0], DST, &[]).to_bytes()

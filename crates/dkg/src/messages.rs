@@ -414,7 +414,10 @@ mod tests {
         assert_eq!(large.signed_payload().len(), 73);
         assert_ne!(small.signed_payload()[0], small.encode()[0]);
         let sig = key.sign(Purpose::Post, &large.signed_payload());
-        assert!(key.public().verify(Purpose::Post, &large.signed_payload(), &sig));
+        assert!(
+            key.public()
+                .verify(Purpose::Post, &large.signed_payload(), &sig)
+        );
         let Post::Contribution(c) = &large else {
             unreachable!()
         };
@@ -425,13 +428,19 @@ mod tests {
                 commitment: EvalCommitment::from_points(points).unwrap(),
                 ..c.clone()
             });
-            assert!(!key.public().verify(Purpose::Post, &changed.signed_payload(), &sig));
+            assert!(
+                !key.public()
+                    .verify(Purpose::Post, &changed.signed_payload(), &sig)
+            );
         }
         let other_dealer = Post::<Bls12381G1>::Contribution(Contribution {
             dealer: 4,
             ..c.clone()
         });
-        assert!(!key.public().verify(Purpose::Post, &other_dealer.signed_payload(), &sig));
+        assert!(
+            !key.public()
+                .verify(Purpose::Post, &other_dealer.signed_payload(), &sig)
+        );
         // A decoded copy (digest from the received bytes) signs the same payload.
         let decoded = Post::<Bls12381G1>::decode(&large.encode(), 64).unwrap();
         assert_eq!(decoded.signed_payload(), large.signed_payload());

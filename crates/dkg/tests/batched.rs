@@ -58,7 +58,9 @@ fn seed(i: u32) -> [u8; 32] {
 }
 
 fn resign(members: &[MemberKeys], dealer: usize, post: Post<C>) -> Vec<u8> {
-    let signature = members[dealer].identity.sign(Purpose::Post, &post.signed_payload());
+    let signature = members[dealer]
+        .identity
+        .sign(Purpose::Post, &post.signed_payload());
     SignedPost { post, signature }.encode()
 }
 

@@ -12,7 +12,7 @@ use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::{Bls12381G1, Curve};
 use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::board::{
-    Board, BoardPhase, Evidence, FailureReason, FaultKind, Outcome, Penalty, Role,
+    Board, BoardError, BoardPhase, Evidence, FailureReason, FaultKind, Outcome, Penalty, Role,
 };
 use keyquorum_dkg::ceremony::CHECK_CACHE_CAPACITY;
 use keyquorum_dkg::complaint::ComplaintParticipant;
@@ -56,7 +56,9 @@ impl Transcript {
                 unreachable!()
             };
             hashes.push(c.commitment_hash());
-            let signature = dealers[d].identity.sign(Purpose::Post, &post.signed_payload());
+            let signature = dealers[d]
+                .identity
+                .sign(Purpose::Post, &post.signed_payload());
             board.apply(&SignedPost { post, signature }).unwrap();
         }
         board.advance();
@@ -98,7 +100,9 @@ impl Transcript {
                 })
                 .collect(),
         });
-        let signature = self.dealers[d].identity.sign(Purpose::Post, &post.signed_payload());
+        let signature = self.dealers[d]
+            .identity
+            .sign(Purpose::Post, &post.signed_payload());
         SignedPost { post, signature }
     }
 
@@ -246,6 +250,31 @@ fn revealed_players_are_named_on_success() {
         }
     );
     assert_eq!(tr.board.active_players(), all(7));
+}
+
+/// A publication that names a player twice (acked and revealed) is the dealer's fault, and a
+/// refused one leaves the way open for nobody else: the dealer is disqualified.
+#[test]
+fn a_player_named_twice_is_a_bad_publication() {
+    let (ceremony, members) = fresh_ceremony(7, 5, 5);
+    let polys = random_polys(7, 5, 2);
+    let mut tr = Transcript::new(ceremony, members, (0..7).map(member).collect(), polys);
+    let twice = tr.publication(0, &[0, 1, 2, 3, 4], &[4, 5, 6]);
+    assert_eq!(
+        tr.board.apply(&twice),
+        Err(BoardError::Fault {
+            dealer: 0,
+            fault: FaultKind::PublicationBadPlayers
+        })
+    );
+    assert!(
+        tr.board
+            .faults()
+            .any(|(d, f)| d == 0 && *f == FaultKind::PublicationBadPlayers)
+    );
+    // Each player once, acked or revealed, is accepted.
+    let once = tr.publication(1, &[0, 1, 2, 3, 4], &[5, 6]);
+    assert_eq!(tr.board.apply(&once), Ok(()));
 }
 
 /// Once every player is excluded, the dealers' empty publications cover everyone active; the

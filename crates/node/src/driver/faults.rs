@@ -32,7 +32,10 @@ impl Driver {
             dealer: c.dealer,
             commitment: EvalCommitment::feldman(&poly, live.ceremony.player_indices()),
         });
-        let signature = self.keys.identity().sign(Purpose::Post, &post.signed_payload());
+        let signature = self
+            .keys
+            .identity()
+            .sign(Purpose::Post, &post.signed_payload());
         Some(SignedPost { post, signature }.encode())
     }
 
