@@ -2,7 +2,8 @@
 //!
 //! A drand-compatible random beacon on the group key of a keyquorum view: the four BLS12-381
 //! schemes of drand, chain info and rounds in drand's JSON, the chain hash, the round/time
-//! rules, and one verifier for rounds. Deterministic and free of I/O: no clock, no storage, no
+//! rules, one verifier for rounds, and the threshold round engine that produces rounds from
+//! the members' partial signatures. Deterministic and free of I/O: no clock, no storage, no
 //! network; the node feeds it time (as a round number), stored rounds and authenticated
 //! messages, and carries out its actions.
 //!
@@ -20,10 +21,12 @@
 //! - [`info`]: chain info, its JSON and its hash; keyquorum's link between chains.
 //! - [`round`]: rounds in drand's JSON, and [`round::verify_round`], the one verifier.
 //! - [`time`]: round numbers and Unix times.
+//! - [`engine`]: the sans-IO threshold round engine of one view.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod engine;
 pub mod error;
 pub mod hexfield;
 pub mod info;
@@ -31,6 +34,10 @@ pub mod round;
 pub mod scheme;
 pub mod time;
 
+pub use engine::{
+    Action, Engine, EngineConfig, EngineError, Member, MemberId, PartialBeacon, Rejected,
+    RoundStore, SigningShare, ViewGroup,
+};
 pub use error::{InfoError, RoundDecodeError, VerifyError};
 pub use info::{ChainInfo, ChainLink};
 pub use round::{Round, verify_round, verify_round_number};
