@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod beacon;
 mod chain;
 mod demo;
 mod demo_report;
@@ -36,6 +37,9 @@ enum Command {
     /// Run a whole validator network on this machine: chain, node processes, view changes.
     #[command(after_help = EXIT_CODES)]
     Demo(demo::DemoArgs),
+    /// Verify rounds of a drand-compatible random beacon.
+    #[command(after_help = EXIT_CODES)]
+    Beacon(beacon::BeaconArgs),
 }
 
 /// How a subcommand prints its result.
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         Command::Node(args) => keyquorum_node::cli::node(args),
         Command::Keys(args) => keyquorum_node::cli::keys(args),
         Command::Demo(args) => demo::run(args),
+        Command::Beacon(args) => beacon::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

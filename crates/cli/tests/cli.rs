@@ -28,6 +28,8 @@ fn every_help_documents_the_exit_codes() {
         &["keys"],
         &["keys", "new"],
         &["demo"],
+        &["beacon"],
+        &["beacon", "verify"],
     ] {
         let mut args = sub.to_vec();
         args.push("--help");

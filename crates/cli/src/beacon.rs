@@ -1,0 +1,162 @@
+//! `keyquorum beacon verify`: fetch a drand-compatible chain's info and one round over HTTP and
+//! verify the round (`keyquorum-beacon`).
+//!
+//! `URL` is the chain's base, as drand's HTTP API lays it out: `URL/info` answers the chain
+//! info, `URL/public/R` round `R`, `URL/public/latest` the latest round. The chain hash in the
+//! info must be the hash of the info; with `--chain-hash` it must also be the one given. The
+//! round is verified under the scheme the info names (all four BLS12-381 schemes of drand).
+//! Exit 0 when the round verifies, 1 when it does not or a fetch fails, 2 on usage errors.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use keyquorum_beacon::info::MAX_INFO_JSON;
+use keyquorum_beacon::round::MAX_ROUND_JSON;
+use keyquorum_beacon::{ChainInfo, Round, verify_round, verify_round_number};
+use keyquorum_node::cli::CliError;
+
+/// Per-request timeout (connect, send, read).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Arguments of `keyquorum beacon`.
+#[derive(Args, Debug)]
+pub struct BeaconArgs {
+    #[command(subcommand)]
+    command: BeaconCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum BeaconCommand {
+    /// Fetch a chain's info and a round, and verify the round: print round and randomness.
+    #[command(after_help = keyquorum_node::cli::EXIT_CODES)]
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// Base URL of the chain (http only): URL/info, URL/public/ROUND, URL/public/latest.
+    #[arg(long)]
+    url: String,
+    /// Round to verify (default: the latest).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    round: Option<u64>,
+    /// Chain hash (hex) the info must have.
+    #[arg(long, value_name = "HEX")]
+    chain_hash: Option<String>,
+}
+
+/// Runs `keyquorum beacon`.
+pub fn run(args: BeaconArgs) -> Result<(), CliError> {
+    match args.command {
+        BeaconCommand::Verify(a) => verify(a),
+    }
+}
+
+fn verify(args: VerifyArgs) -> Result<(), CliError> {
+    let base = base_url(&args.url)?;
+    let pinned: Option<[u8; 32]> = match &args.chain_hash {
+        None => None,
+        Some(h) => Some(
+            hex::decode(h)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| CliError::usage("--chain-hash must be 64 hex characters"))?,
+        ),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::failed)?;
+    let round_path = match args.round {
+        Some(r) => format!("/public/{r}"),
+        None => "/public/latest".to_owned(),
+    };
+    let (info_body, round_body) = runtime.block_on(async {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(CliError::failed)?;
+        let info = fetch(&http, &base, "/info", MAX_INFO_JSON).await?;
+        let round = fetch(&http, &base, &round_path, MAX_ROUND_JSON).await?;
+        Ok::<_, CliError>((info, round))
+    })?;
+    let info = ChainInfo::from_json(&info_body)
+        .map_err(|e| CliError::Failed(format!("{base}/info: {e}")))?;
+    if let Some(pin) = pinned
+        && pin != info.hash()
+    {
+        return Err(CliError::Failed(format!(
+            "chain hash {} is not the one given with --chain-hash",
+            hex::encode(info.hash())
+        )));
+    }
+    let round = Round::from_json(&round_body)
+        .map_err(|e| CliError::Failed(format!("{base}{round_path}: {e}")))?;
+    let randomness = match args.round {
+        Some(r) => verify_round_number(&info, &round, r),
+        None => verify_round(&info, &round),
+    }
+    .map_err(|e| {
+        CliError::Failed(format!(
+            "round {} does not verify on chain {} ({}): {e}",
+            round.round,
+            hex::encode(info.hash()),
+            info.scheme()
+        ))
+    })?;
+    println!("chain      {}", hex::encode(info.hash()));
+    println!("scheme     {}", info.scheme());
+    println!("round      {}", round.round);
+    println!("randomness {}", hex::encode(randomness));
+    Ok(())
+}
+
+/// Checks the URL: `http://host[:port][/path]`, no query, fragment or credentials. This build
+/// has no TLS, so `https` is refused as a usage error rather than failing at connect time.
+fn base_url(url: &str) -> Result<String, CliError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| CliError::Usage(format!("--url {url:?} is not a URL: {e}")))?;
+    if parsed.scheme() == "https" {
+        return Err(CliError::Usage(format!(
+            "--url {url:?}: https is not supported by this build (no TLS); use http"
+        )));
+    }
+    let plain = parsed.scheme() == "http"
+        && parsed.host_str().is_some()
+        && parsed.query().is_none()
+        && parsed.fragment().is_none()
+        && parsed.username().is_empty()
+        && parsed.password().is_none();
+    if !plain {
+        return Err(CliError::Usage(format!(
+            "--url {url:?}: expected http://host[:port][/path]"
+        )));
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}
+
+/// `GET base + path`: a 2xx answer of at most `max` bytes, or a run failure.
+async fn fetch(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    max: usize,
+) -> Result<Vec<u8>, CliError> {
+    let url = format!("{base}{path}");
+    let failed = |e: reqwest::Error| CliError::Failed(format!("GET {url}: {e}"));
+    let mut response = http.get(&url).send().await.map_err(failed)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(CliError::Failed(format!("GET {url}: HTTP {status}")));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
+        if body.len() + chunk.len() > max {
+            return Err(CliError::Failed(format!(
+                "GET {url}: answer larger than {max} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
