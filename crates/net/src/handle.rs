@@ -1,7 +1,8 @@
 //! The public async API over the swarm task.
 //!
 //! Policy that involves waiting (retries, backoff, timeouts, falling back
-//! from the DHT to address hints) lives here rather than in the swarm task:
+//! from a binding to the DHT and from the DHT to address hints) lives here
+//! rather than in the swarm task:
 //! it runs on the caller's task, so a slow peer or a long backoff never
 //! stalls the event loop that every other request depends on.
 
@@ -18,7 +19,8 @@ use crate::config::{NetConfig, RetryPolicy};
 use crate::error::NetError;
 use crate::identity::SharedVerifier;
 use crate::record::{AddressRecord, Expect, split_p2p, verify_record_bytes};
-use crate::task::{Command, Outbound, Task};
+use crate::stats::{Counters, NetStats};
+use crate::task::{Command, Outbound, Route, Task};
 use crate::wire::{SessionId, Status, WireResponse, short_hex};
 use crate::{NetEvent, Target};
 
@@ -43,6 +45,7 @@ impl Network {
             .map_err(|_| NetError::Config("Network::new must run inside a tokio runtime".into()))?;
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_BUFFER);
         let (ev_tx, ev_rx) = mpsc::channel(config.event_buffer);
+        let counters = Arc::new(Counters::default());
         let handle = NetworkHandle {
             inner: Arc::new(Inner {
                 commands: cmd_tx,
@@ -52,9 +55,10 @@ impl Network {
                 retry: config.retry,
                 request_timeout: config.request_timeout,
                 dht_timeout: config.dht_query_timeout,
+                counters: counters.clone(),
             }),
         };
-        let task = Task::new(config, cmd_rx, ev_tx)?;
+        let task = Task::new(config, cmd_rx, ev_tx, counters)?;
         runtime.spawn(task.run());
         Ok((handle, ev_rx))
     }
@@ -84,6 +88,7 @@ struct Inner {
     retry: RetryPolicy,
     request_timeout: Duration,
     dht_timeout: Duration,
+    counters: Arc<Counters>,
 }
 
 /// Cheap-to-clone handle to a running [`Network`].
@@ -137,6 +142,11 @@ impl NetworkHandle {
         self.call(Command::ListenAddrs).await
     }
 
+    /// Counters of this network since it started.
+    pub fn stats(&self) -> NetStats {
+        self.inner.counters.snapshot()
+    }
+
     /// Peers with an open connection.
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetError> {
         self.call(Command::ConnectedPeers).await
@@ -155,6 +165,34 @@ impl NetworkHandle {
             addrs,
         })
         .await
+    }
+
+    /// Binds `identity` to `peer`, to be dialed at `addrs`: requests to the identity then go
+    /// straight to that peer, without a DHT lookup, until a dial fails (then the DHT is asked).
+    ///
+    /// The caller vouches that the identity itself named `peer`, e.g. in a registration it
+    /// signed on chain. The addresses need no such trust: they are only where to dial, and the
+    /// Noise handshake refuses any remote that does not hold `peer`'s key, so a wrong or
+    /// hostile address costs a failed dial, never a message to someone else. An address whose
+    /// `/p2p/` suffix names another peer is dropped. Binding again with different data replaces
+    /// the binding and any record of the identity found before.
+    pub async fn bind_identity(
+        &self,
+        identity: Vec<u8>,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    ) -> Result<(), NetError> {
+        self.command(Command::Bind {
+            identity,
+            peer,
+            addrs,
+        })
+        .await
+    }
+
+    /// Forgets the binding of `identity` (the DHT is asked from then on).
+    pub async fn unbind_identity(&self, identity: Vec<u8>) -> Result<(), NetError> {
+        self.command(Command::Unbind { identity }).await
     }
 
     /// Signs the current address record and stores it in the DHT. Succeeds
@@ -241,14 +279,23 @@ impl NetworkHandle {
         let policy = self.inner.retry;
         let attempts = policy.attempts.max(1);
         let mut last = NetError::Timeout;
+        let mut refresh = false;
         for attempt in 1..=attempts {
             match self
-                .send_once(&to, session, kind, payload.clone(), attempt > 1)
+                .send_once(&to, session, kind, payload.clone(), refresh)
                 .await
             {
                 Ok(response) => return Ok(response),
                 Err(e) if !e.is_retryable() => return Err(e),
                 Err(e) => {
+                    // Resolve again only when the peer may have moved: a busy answer or a
+                    // connection lost midway came from the right peer.
+                    refresh = !matches!(
+                        e,
+                        NetError::Remote(_)
+                            | NetError::ConnectionClosed { .. }
+                            | NetError::Stream { .. }
+                    );
                     debug!(
                         session = %short_hex(&session),
                         kind,
@@ -281,23 +328,50 @@ impl NetworkHandle {
         payload: Bytes,
         refresh: bool,
     ) -> Result<Vec<u8>, NetError> {
-        let (peer, addrs) = match to {
-            Target::Peer(p) => (*p, Vec::new()),
-            Target::Identity(id) => {
-                let rec = self.resolve(id, refresh).await?;
-                (rec.peer_id, rec.addresses)
-            }
-        };
-        let body = Outbound::Data {
+        let body = || Outbound::Data {
             session,
             kind,
-            payload,
+            payload: payload.clone(),
         };
-        let response = self.request(peer, addrs, body).await?;
+        let response = match to {
+            Target::Peer(p) => self.request(*p, Vec::new(), body()).await?,
+            Target::Identity(id) => {
+                let route = if refresh { None } else { self.route(id).await? };
+                let first = match route {
+                    Some(Route { peer, addrs, bound }) => {
+                        match self.request(peer, addrs, body()).await {
+                            Err(e @ NetError::Dial { .. }) if bound => {
+                                debug!(%peer, error = %e, "bound peer not reached; asking the DHT");
+                                self.inner.counters.binding_fallback();
+                                None
+                            }
+                            r => Some(r?),
+                        }
+                    }
+                    None => None,
+                };
+                match first {
+                    Some(response) => response,
+                    None => {
+                        let rec = self.resolve(id).await?;
+                        self.request(rec.peer_id, rec.addresses, body()).await?
+                    }
+                }
+            }
+        };
         match response.status {
             Status::Ok => Ok(response.payload),
             Status::Err(e) => Err(NetError::Remote(e)),
         }
+    }
+
+    /// A verified record learnt before, else the identity's binding.
+    async fn route(&self, identity: &[u8]) -> Result<Option<Route>, NetError> {
+        self.call(|reply| Command::Route {
+            identity: identity.to_vec(),
+            reply,
+        })
+        .await
     }
 
     async fn request(
@@ -318,18 +392,8 @@ impl NetworkHandle {
         }
     }
 
-    /// Identity -> verified record: cache, then DHT, then address hints.
-    async fn resolve(&self, identity: &[u8], refresh: bool) -> Result<AddressRecord, NetError> {
-        if !refresh
-            && let Some(rec) = self
-                .call(|reply| Command::Cached {
-                    identity: identity.to_vec(),
-                    reply,
-                })
-                .await?
-        {
-            return Ok(rec);
-        }
+    /// Identity -> verified record: DHT, then address hints.
+    async fn resolve(&self, identity: &[u8]) -> Result<AddressRecord, NetError> {
         let dht_err = match self.lookup_record(identity).await {
             Ok(rec) => return Ok(rec),
             Err(e) => e,

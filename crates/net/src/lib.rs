@@ -11,9 +11,14 @@
 //! - transport: TCP + Noise + Yamux via rust-libp2p; Noise authenticates the
 //!   remote peer id, which everything above relies on;
 //! - discovery: validators are known on chain by an identity key, not a peer
-//!   id, so each node publishes a signed [`AddressRecord`] into a private
-//!   Kademlia DHT keyed by a hash of its identity key (the approach of step 2
-//!   of Chainlink's DKG design); Identify feeds listen addresses into Kademlia;
+//!   id. When the application holds a peer id the identity itself named (its
+//!   signed registration on chain), it binds the two
+//!   ([`NetworkHandle::bind_identity`]) and requests dial that peer at the
+//!   given addresses directly, Noise refusing any other key. Otherwise, and
+//!   whenever that dial fails, the identity is looked up in a private Kademlia
+//!   DHT where each node publishes a signed [`AddressRecord`] keyed by a hash
+//!   of its identity key (the approach of step 2 of Chainlink's DKG design);
+//!   Identify feeds listen addresses into Kademlia;
 //! - messaging: a request-response protocol with a length-prefixed codec and
 //!   hard size limits ([`wire`]), per-session allow-lists of identities;
 //! - API: [`Network::new`] spawns a task that owns the swarm and returns a
@@ -28,6 +33,7 @@ mod error;
 mod handle;
 mod identity;
 mod record;
+mod stats;
 mod task;
 pub mod testing;
 pub mod wire;
@@ -40,6 +46,7 @@ pub use error::{NetError, RecordError, RemoteError};
 pub use handle::{Network, NetworkHandle};
 pub use identity::{IdentitySigner, IdentityVerifier, SharedSigner, SharedVerifier};
 pub use record::{AddressRecord, DHT_KEY_DOMAIN, MAX_ADDRESSES, MAX_RECORD_BYTES, dht_key};
+pub use stats::NetStats;
 pub use task::KAD_PROTOCOL;
 pub use wire::{DKG_PROTOCOL, SessionId};
 

@@ -18,8 +18,14 @@
 //!   it over its Noise-authenticated connection proves the other direction.
 //!   Without that, a validator could name an honest node's peer id in its own
 //!   record and have that node's messages attributed to itself.
+//! - A binding (identity -> peer id, from chain data the validator signed) is
+//!   used for outbound requests only. Its addresses are dial hints: the Noise
+//!   handshake proves the remote holds the bound peer id's key, whatever
+//!   address answered, so a wrong address fails the dial instead of reaching
+//!   someone else.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -41,6 +47,7 @@ use crate::record::{
     AddressRecord, Expect, MAX_ADDRESSES, MAX_RECORD_BYTES, dht_key, split_p2p, strip_p2p,
     verify_record_bytes,
 };
+use crate::stats::Counters;
 use crate::wire::{DKG_PROTOCOL, DkgCodec, SessionId, WireRequest, WireResponse, short_hex};
 use crate::{NetEvent, Target};
 
@@ -53,6 +60,8 @@ const MAX_ATTRIBUTIONS: usize = 8192;
 /// Bound on stored address hints per peer or identity.
 const MAX_HINTS: usize = 16;
 const MAX_DHT_RECORDS: usize = 8192;
+/// Bound on identity -> peer bindings (one per registered validator).
+const MAX_BINDINGS: usize = 8192;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -73,6 +82,14 @@ pub(crate) enum Outbound {
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, NetError>>;
 
+/// Where to reach an identity without a DHT lookup.
+pub(crate) struct Route {
+    pub(crate) peer: PeerId,
+    pub(crate) addrs: Vec<Multiaddr>,
+    /// From a binding rather than a verified record: a failed dial falls back to the DHT.
+    pub(crate) bound: bool,
+}
+
 pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
@@ -89,9 +106,17 @@ pub(crate) enum Command {
         identity: Vec<u8>,
         reply: Reply<AddressRecord>,
     },
-    Cached {
+    Route {
         identity: Vec<u8>,
-        reply: oneshot::Sender<Option<AddressRecord>>,
+        reply: oneshot::Sender<Option<Route>>,
+    },
+    Bind {
+        identity: Vec<u8>,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    },
+    Unbind {
+        identity: Vec<u8>,
     },
     Learned(AddressRecord),
     Request {
@@ -152,6 +177,10 @@ pub(crate) struct Task {
     known_validators: Option<HashSet<Vec<u8>>>,
     peer_hints: HashMap<PeerId, Vec<Multiaddr>>,
     identity_hints: HashMap<Vec<u8>, Vec<Multiaddr>>,
+    /// Peer ids (and addresses to dial them at) that identities bound themselves to in data
+    /// the application authenticated, e.g. their registration on chain.
+    bindings: HashMap<Vec<u8>, (PeerId, Vec<Multiaddr>)>,
+    counters: Arc<Counters>,
     lookups: HashMap<kad::QueryId, Lookup>,
     lookup_by_identity: HashMap<Vec<u8>, kad::QueryId>,
     puts: HashMap<kad::QueryId, Reply<()>>,
@@ -166,6 +195,7 @@ impl Task {
         cfg: NetConfig,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<NetEvent>,
+        counters: Arc<Counters>,
     ) -> Result<Self, NetError> {
         let bootstrap = cfg
             .bootstrap
@@ -276,6 +306,8 @@ impl Task {
             known_validators: None,
             peer_hints,
             identity_hints: HashMap::new(),
+            bindings: HashMap::new(),
+            counters,
             lookups: HashMap::new(),
             lookup_by_identity: HashMap::new(),
             puts: HashMap::new(),
@@ -326,8 +358,16 @@ impl Task {
             }
             Command::Publish(reply) => self.publish(Some(reply)),
             Command::Lookup { identity, reply } => self.start_lookup(identity, reply),
-            Command::Cached { identity, reply } => {
-                let _ = reply.send(self.known.get(&identity).cloned());
+            Command::Route { identity, reply } => {
+                let _ = reply.send(self.route(&identity));
+            }
+            Command::Bind {
+                identity,
+                peer,
+                addrs,
+            } => self.bind(identity, peer, addrs),
+            Command::Unbind { identity } => {
+                self.bindings.remove(&identity);
             }
             Command::Learned(record) => self.learn(record),
             Command::Request {
@@ -394,6 +434,62 @@ impl Task {
                 }
             }
         }
+    }
+
+    /// A verified record learnt earlier, else the identity's binding.
+    fn route(&self, identity: &[u8]) -> Option<Route> {
+        if let Some(rec) = self.known.get(identity) {
+            return Some(Route {
+                peer: rec.peer_id,
+                addrs: rec.addresses.clone(),
+                bound: false,
+            });
+        }
+        self.bindings.get(identity).map(|(peer, addrs)| Route {
+            peer: *peer,
+            addrs: addrs.clone(),
+            bound: true,
+        })
+    }
+
+    fn bind(&mut self, identity: Vec<u8>, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if peer == self.local_peer {
+            return;
+        }
+        let mut dial: Vec<Multiaddr> = Vec::new();
+        for addr in addrs {
+            let addr = match split_p2p(&addr) {
+                Some((p, _)) if p != peer => {
+                    debug!(%peer, %addr, "bound address names another peer; ignored");
+                    continue;
+                }
+                Some((_, a)) => a,
+                None => addr,
+            };
+            if !dial.contains(&addr) && dial.len() < MAX_HINTS {
+                dial.push(addr);
+            }
+        }
+        let binding = (peer, dial);
+        if self.bindings.get(&identity) == Some(&binding) {
+            return;
+        }
+        // New data from the binding's source supersedes a record found before it (the
+        // validator may have moved); the record is found again if the binding fails.
+        if self
+            .known
+            .get(&identity)
+            .is_some_and(|r| r.peer_id != binding.0 || r.addresses != binding.1)
+        {
+            self.known.remove(&identity);
+        }
+        if self.bindings.len() >= MAX_BINDINGS
+            && !self.bindings.contains_key(&identity)
+            && let Some(victim) = self.bindings.keys().next().cloned()
+        {
+            self.bindings.remove(&victim);
+        }
+        self.bindings.insert(identity, binding);
     }
 
     fn add_peer_hint(&mut self, peer: PeerId, addr: Multiaddr) {
@@ -492,6 +588,7 @@ impl Task {
         }
         let key = kad::RecordKey::new(&dht_key(&identity));
         let qid = self.swarm.behaviour_mut().kad.get_record(key);
+        self.counters.dht_lookup();
         self.lookup_by_identity.insert(identity.clone(), qid);
         self.lookups.insert(
             qid,

@@ -790,3 +790,171 @@ async fn a_port_in_use_is_named_with_the_os_reason() {
         "the OS reason is missing: {text}"
     );
 }
+
+/// A loopback address where nobody listens (the port was bound and released).
+fn dead_addr() -> Multiaddr {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()
+}
+
+/// Three nodes in one DHT, every record published: a lookup would succeed, so a test that
+/// sees no lookup shows that none was needed.
+async fn published_trio() -> (Node, Node, Node) {
+    let boot = node(vec![]).await;
+    let target = node(vec![boot.addr.clone()]).await;
+    let sender = node(vec![boot.addr.clone()]).await;
+    for n in [&boot, &target, &sender] {
+        let h = n.handle.clone();
+        eventually(Duration::from_secs(10), || {
+            let h = h.clone();
+            async move { h.publish_address_record().await }
+        })
+        .await;
+    }
+    (boot, target, sender)
+}
+
+fn assert_from(seen: Seen, sender: &Node) {
+    match seen {
+        Seen::Request {
+            from,
+            from_identity,
+            ..
+        } => {
+            assert_eq!(from, sender.peer());
+            assert_eq!(from_identity, Some(sender.pk()));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// An identity bound to its peer id at the right address is reached with no DHT walk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bound_identity_is_reached_without_a_dht_walk() {
+    init_tracing();
+    let (boot, mut target, sender) = published_trio().await;
+    sender
+        .handle
+        .bind_identity(target.pk(), target.peer(), vec![target.addr.clone()])
+        .await
+        .unwrap();
+    for i in 0..3u8 {
+        let resp = sender
+            .handle
+            .send(target.pk(), SESSION, KIND_PUSH, vec![i; 10])
+            .await
+            .expect("delivered to the bound peer");
+        assert_eq!(&resp[..3], b"ack");
+        assert_from(next_seen(&mut target).await, &sender);
+    }
+    assert_eq!(sender.handle.stats().dht_lookups, 0);
+    assert_eq!(sender.handle.stats().binding_fallbacks, 0);
+
+    // The counter does count walks: an unbound identity is looked up.
+    sender
+        .handle
+        .send(boot.pk(), SESSION, KIND_PUSH, vec![1])
+        .await
+        .expect("delivered after a lookup");
+    assert_eq!(sender.handle.stats().dht_lookups, 1);
+}
+
+/// A bound address where nobody listens costs a failed dial, then the DHT finds the identity
+/// and its record is used from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_bound_address_falls_back_to_the_dht() {
+    init_tracing();
+    let boot = node(vec![]).await;
+    let mut target = node(vec![boot.addr.clone()]).await;
+    eventually(Duration::from_secs(10), || {
+        let h = target.handle.clone();
+        async move { h.publish_address_record().await }
+    })
+    .await;
+    // The sender joins only when it sends: a node that has met the target in the DHT
+    // already would dial it at the address the DHT taught it, binding or not.
+    let sender = node(vec![]).await;
+    sender
+        .handle
+        .bind_identity(target.pk(), target.peer(), vec![dead_addr()])
+        .await
+        .unwrap();
+    sender
+        .handle
+        .add_address_hint(boot.peer(), vec![boot.bare_addr()])
+        .await
+        .unwrap();
+    sender
+        .handle
+        .send(target.pk(), SESSION, KIND_PUSH, vec![1])
+        .await
+        .expect("delivered through the DHT");
+    assert_from(next_seen(&mut target).await, &sender);
+    let stats = sender.handle.stats();
+    assert_eq!(stats.binding_fallbacks, 1);
+    assert_eq!(stats.dht_lookups, 1);
+
+    sender
+        .handle
+        .send(target.pk(), SESSION, KIND_PUSH, vec![2])
+        .await
+        .expect("delivered");
+    assert_from(next_seen(&mut target).await, &sender);
+    assert_eq!(sender.handle.stats(), stats);
+}
+
+/// With no DHT to fall back on, a peer whose Noise key is not the bound peer id is refused,
+/// whether the binding's address leads to it or names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_with_another_noise_key_is_refused() {
+    init_tracing();
+    let target = node(vec![]).await;
+    let mut impostor = node(vec![]).await;
+    let sender = {
+        let id = TestIdentity::generate();
+        let mut cfg = test_config(&id, Keypair::generate_ed25519(), loopback());
+        cfg.retry.attempts = 1;
+        start(cfg, id, None).await
+    };
+
+    for addr in [impostor.bare_addr(), impostor.addr.clone()] {
+        sender
+            .handle
+            .bind_identity(target.pk(), target.peer(), vec![addr.clone()])
+            .await
+            .unwrap();
+        let before = sender.handle.stats();
+        let err = sender
+            .handle
+            .send(target.pk(), SESSION, KIND_PUSH, vec![1])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, NetError::NotFound | NetError::Dht(_)),
+            "{addr}: {err:?}"
+        );
+        let after = sender.handle.stats();
+        assert_eq!(after.binding_fallbacks, before.binding_fallbacks + 1);
+        assert_eq!(after.dht_lookups, before.dht_lookups + 1);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        impostor.seen.try_recv().is_err(),
+        "the impostor got a request"
+    );
+
+    // The same binding at the right address works: only the key was wrong.
+    sender
+        .handle
+        .bind_identity(target.pk(), target.peer(), vec![target.bare_addr()])
+        .await
+        .unwrap();
+    sender
+        .handle
+        .send(target.pk(), SESSION, KIND_PUSH, vec![1])
+        .await
+        .expect("delivered to the bound peer");
+}
