@@ -337,6 +337,10 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
         .take(2)
         .map(|(_, _, peer, p2p, _)| format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer}"))
         .collect();
+    // More node processes than cores: each gets one thread per pool, since extra threads
+    // would only add scheduling and every core is busy with other nodes anyway.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let crowded = args.nodes > cores;
     let mut procs = Vec::new();
     for (i, (name, key_file, _, p2p, status)) in specs.iter().enumerate() {
         let log =
@@ -371,6 +375,9 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
         }
         if faulty.contains(&i) {
             cmd.arg("--fault").arg(args.fault.name());
+        }
+        if crowded {
+            cmd.args(["--threads", "1", "--io-threads", "1"]);
         }
         let child = cmd.spawn().map_err(|e| format!("starting {name}: {e}"))?;
         procs.push(NodeProc {

@@ -90,6 +90,9 @@ pub struct NodeArgs {
     /// Threads for the protocol's cryptography; 0 (the default) means one per core.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Worker threads of the async runtime (network, chain, HTTP); default 2.
+    #[arg(long)]
+    pub io_threads: Option<usize>,
 }
 
 impl NodeArgs {
@@ -107,6 +110,7 @@ impl NodeArgs {
             status_listen: self.http_listen,
             fault: self.fault,
             threads: self.threads,
+            io_threads: self.io_threads,
         };
         NodeConfig::load(self.config.as_deref(), &o).map_err(|e| e.to_string())
     }
@@ -212,7 +216,7 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
         })?;
     let chain = DevchainClient::new(&config.chain_url).map_err(CliError::usage)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(config.io_threads)
         .enable_all()
         .build()
         .map_err(CliError::failed)?;

@@ -10,6 +10,8 @@
 //! stake = 100                              # stake registered with
 //! status_listen = "127.0.0.1:9101"         # /status and /metrics (flag: --http-listen)
 //! fault = "none"                           # demo only: silent | bad-share | equivocate | crash
+//! threads = 0                              # cryptography's threads; 0: one per core
+//! io_threads = 2                           # async runtime's workers (network, chain, HTTP)
 //! ```
 //!
 //! Unknown keys are an error (a typo must not silently fall back to a default).
@@ -94,6 +96,11 @@ pub struct NodeConfig {
     /// Threads for the protocol's cryptography (batched checks, commitments, sums); 0 means
     /// one per core. The outcome never depends on it, only the time.
     pub threads: usize,
+    /// Worker threads of the async runtime, which runs the network, the chain follower, the
+    /// status server and the driver between cryptographic batches; at least 1. Two keep the
+    /// network answering while the driver processes a block; one suits many nodes on few
+    /// cores, where every extra thread is scheduling overhead.
+    pub io_threads: usize,
 }
 
 impl Default for NodeConfig {
@@ -110,6 +117,7 @@ impl Default for NodeConfig {
             status_listen: SocketAddr::from(([127, 0, 0, 1], 7460)),
             fault: Fault::None,
             threads: 0,
+            io_threads: 2,
         }
     }
 }
@@ -129,6 +137,7 @@ pub struct NodeConfigOverrides {
     pub status_listen: Option<SocketAddr>,
     pub fault: Option<Fault>,
     pub threads: Option<usize>,
+    pub io_threads: Option<usize>,
 }
 
 /// Configuration errors.
@@ -172,7 +181,8 @@ impl NodeConfig {
             stake,
             status_listen,
             fault,
-            threads
+            threads,
+            io_threads
         );
         if o.passphrase_file.is_some() {
             c.passphrase_file = o.passphrase_file.clone();
@@ -203,6 +213,9 @@ impl NodeConfig {
         }
         if self.data_dir.as_os_str().is_empty() {
             return bad("data_dir must not be empty".into());
+        }
+        if self.io_threads == 0 {
+            return bad("io_threads must be at least 1".into());
         }
         if self.passphrase_env.is_empty() && self.passphrase_file.is_none() {
             return bad("set passphrase_file or passphrase_env".into());
@@ -238,6 +251,23 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(NodeConfig::load(None, &o).unwrap().threads, 2);
+    }
+
+    #[test]
+    fn io_threads_default_to_two_can_be_set_and_are_never_zero() {
+        assert_eq!(NodeConfig::default().io_threads, 2);
+        let c = NodeConfig::from_toml_str("io_threads = 1").unwrap();
+        assert_eq!(c.io_threads, 1);
+        let o = NodeConfigOverrides {
+            io_threads: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(NodeConfig::load(None, &o).unwrap().io_threads, 3);
+        let o = NodeConfigOverrides {
+            io_threads: Some(0),
+            ..Default::default()
+        };
+        assert!(NodeConfig::load(None, &o).is_err());
     }
 
     #[test]

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use keyquorum_contract::Transaction;
 use keyquorum_contract::hex::Bytes;
 use keyquorum_contract::tx::{NetworkIdentity, TxBody};
+use keyquorum_net::libp2p::PeerId;
 use keyquorum_net::libp2p::multiaddr::Protocol;
 use keyquorum_net::{Multiaddr, NetEvent, Network, NetworkHandle, Target};
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
@@ -218,7 +218,7 @@ impl Runtime {
                 Effect::EnterSession {
                     session,
                     members,
-                    hints,
+                    networks,
                 } => {
                     self.sessions
                         .entry(session)
@@ -226,52 +226,36 @@ impl Runtime {
                     if let Err(e) = self.net.set_session_members(session, members).await {
                         warn!(error = %e, "cannot set the session's members");
                     }
-                    for (id, addrs) in hints {
-                        let addrs: Vec<Multiaddr> =
-                            addrs.iter().filter_map(|a| a.parse().ok()).collect();
-                        if !addrs.is_empty() {
-                            let _ = self.net.add_address_hint(Target::Identity(id), addrs).await;
-                        }
+                    // Again at each session: a restarted node has not seen the registrations.
+                    for (identity, network) in networks {
+                        self.bind(identity, &network).await;
                     }
                 }
-                Effect::Learn {
-                    identity,
-                    addresses,
-                    peers,
-                } => {
-                    // Resolve (and cache) the peer's signed record through the DHT now, long
-                    // before a ceremony needs it, and spread over time: every node learns every
-                    // registration in the same block, and a few thousand DHT queries at once
-                    // would starve the first ceremony of CPU.
-                    let addrs: Vec<Multiaddr> =
-                        addresses.iter().filter_map(|a| a.parse().ok()).collect();
-                    if !addrs.is_empty() {
-                        let _ = self
-                            .net
-                            .add_address_hint(Target::Identity(identity.clone()), addrs)
-                            .await;
-                    }
-                    let net = self.net.clone();
-                    let spread = (peers as u64 * 150).clamp(500, 15_000);
-                    let mut h = Sha256::new();
-                    h.update(self.keys.identity().public().as_bytes());
-                    h.update(&identity);
-                    let d: [u8; 32] = h.finalize().into();
-                    let delay = Duration::from_millis(
-                        u64::from_be_bytes(d[..8].try_into().expect("8 bytes")) % spread,
-                    );
-                    tokio::spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        if let Err(e) = net.lookup_record(&identity).await {
-                            debug!(error = %e, "early lookup failed; resolved when needed");
-                        }
-                    });
-                }
+                Effect::Learn { identity, network } => self.bind(identity, &network).await,
                 Effect::LeaveSession { session } => {
                     // Dropping the sender cancels the ceremony's deliveries.
                     self.sessions.remove(&session);
                 }
             }
+        }
+    }
+
+    /// Sends messages for `identity` straight to the peer id its registration names, dialed at
+    /// the registered addresses (the DHT is asked only when that dial fails). The peer id comes
+    /// from the registration transaction, which the validator signed with `identity`; the
+    /// addresses are only where to dial, since Noise refuses a remote with another key.
+    async fn bind(&self, identity: Vec<u8>, network: &NetworkIdentity) {
+        let Ok(peer) = PeerId::from_bytes(&network.peer_id.0) else {
+            debug!("registered peer id does not decode; the DHT will be asked");
+            return;
+        };
+        let addrs: Vec<Multiaddr> = network
+            .addresses
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        if let Err(e) = self.net.bind_identity(identity, peer, addrs).await {
+            warn!(error = %e, "cannot bind a registered identity");
         }
     }
 

@@ -96,19 +96,19 @@ impl Driver {
                 members.push(b);
             }
         }
-        let hints = members
+        let networks = members
             .iter()
             .filter_map(|m| {
                 self.state
                     .registry
                     .get(&hex::encode(m))
-                    .map(|n| (m.clone(), n.addresses.clone()))
+                    .map(|n| (m.clone(), n.clone()))
             })
             .collect();
         Effect::EnterSession {
             session: id,
             members,
-            hints,
+            networks,
         }
     }
 

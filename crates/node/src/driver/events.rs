@@ -178,8 +178,7 @@ impl Driver {
                 } else {
                     effects.push(Effect::Learn {
                         identity: identity.0.to_vec(),
-                        addresses: network.addresses.clone(),
-                        peers: self.state.registry.len(),
+                        network: network.clone(),
                     });
                 }
             }

@@ -8,7 +8,9 @@
 //! turn the contract's events into this node's participant inputs are the contract crate's
 //! [`Follower`] (the same one the contract's and the node's test chains use); the driver acts
 //! on its [`Step`]s and keeps what the follower does not: storage, secrets, effects, reports.
-//! - `Registered`/`NetworkUpdated` keep a registry of network identities (address hints);
+//! - `Registered`/`NetworkUpdated` keep a registry of network identities: the peer id and
+//!   addresses each validator signed into its registration, which the runtime binds the
+//!   validator's identity to so that its messages go straight to that peer;
 //! - a ceremony start ([`Step::CeremonyStarted`]) starts a participant if this node deals or
 //!   plays in the ceremony (the previous view's share is loaded for a resharing dealer) and
 //!   feeds it `Start`;
@@ -90,7 +92,7 @@ use keyquorum_contract::config::KeyMode;
 use keyquorum_contract::follow::{FollowedCeremony, Follower, SeatRole, Step};
 use keyquorum_contract::hex::Hex;
 use keyquorum_contract::magic::{MagicBlock, MagicBlockPlace, signing_message};
-use keyquorum_contract::tx::{SignerRole, TxBody};
+use keyquorum_contract::tx::{NetworkIdentity, SignerRole, TxBody};
 use keyquorum_contract::{CeremonySpec, Event, Group, Transaction, fault_name};
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::EvalCommitment;
@@ -184,23 +186,21 @@ pub enum Effect {
     },
     /// Sign and submit a transaction.
     Submit(Box<Submission>),
-    /// A ceremony starts: admit its members, learn their address hints.
+    /// A ceremony starts: admit its members, bind them to their registered network identities.
     EnterSession {
         /// The ceremony's session id.
         session: [u8; 32],
         /// Dealers and players (identity bytes).
         members: Vec<Vec<u8>>,
-        /// `(identity, addresses)` from the registry.
-        hints: Vec<(Vec<u8>, Vec<String>)>,
+        /// `(identity, network identity)` of the members in the registry.
+        networks: Vec<(Vec<u8>, NetworkIdentity)>,
     },
-    /// A registered node's network identity, to resolve ahead of any ceremony.
+    /// Another node registered or changed its network identity: bind its identity to it.
     Learn {
         /// Identity (bytes).
         identity: Vec<u8>,
-        /// Addresses registered on chain (hints).
-        addresses: Vec<String>,
-        /// Registered nodes known so far (to spread the lookups over time).
-        peers: usize,
+        /// The network identity it signed on chain.
+        network: NetworkIdentity,
     },
     /// A ceremony is over: stop its retries.
     LeaveSession {
