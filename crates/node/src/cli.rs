@@ -215,11 +215,19 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
             ))
         })?;
     let chain = DevchainClient::new(&config.chain_url).map_err(CliError::usage)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.io_threads)
-        .enable_all()
-        .build()
-        .map_err(CliError::failed)?;
+    // One I/O thread: the runtime runs on this thread and the driver's work in place, with no
+    // worker threads to hand tasks to.
+    let rt = if config.io_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.io_threads)
+            .enable_all()
+            .build()
+    }
+    .map_err(CliError::failed)?;
     rt.block_on(async move {
         crate::runtime::run(config, keys, chain, shutdown_signal(), None)
             .await

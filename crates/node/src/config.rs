@@ -98,8 +98,9 @@ pub struct NodeConfig {
     pub threads: usize,
     /// Worker threads of the async runtime, which runs the network, the chain follower, the
     /// status server and the driver between cryptographic batches; at least 1. Two keep the
-    /// network answering while the driver processes a block; one suits many nodes on few
-    /// cores, where every extra thread is scheduling overhead.
+    /// network answering while the driver processes a block; one (a current-thread runtime,
+    /// the network waiting while the driver works) suits many nodes on few cores, where every
+    /// extra thread is scheduling overhead.
     pub io_threads: usize,
 }
 

@@ -337,6 +337,16 @@ impl Runtime {
     }
 }
 
+/// Runs the driver's synchronous work on this thread. On a multi-threaded runtime the other
+/// tasks (the network above all) move to another worker meanwhile; a current-thread runtime
+/// (one I/O thread) has nowhere to move them, so they wait, without a thread hand-off.
+fn in_place<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => f(),
+        _ => tokio::task::block_in_place(f),
+    }
+}
+
 async fn deliver(
     net: NetworkHandle,
     session: [u8; 32],
@@ -572,7 +582,7 @@ pub async fn run<C: ChainClient>(
             _ = &mut shutdown => break,
             Some(f) = follow_rx.recv() => match f {
                 Follow::Block(b) => {
-                    let out = tokio::task::block_in_place(|| driver.process_block(&b))?;
+                    let out = in_place(|| driver.process_block(&b))?;
                     reporter.apply(driver.drain_observations());
                     rt.height = b.height;
                     for own in &out.own_txs {
@@ -582,7 +592,7 @@ pub async fn run<C: ChainClient>(
                     rt.apply(out.effects).await;
                 }
                 Follow::Head(h) => {
-                    let effects = tokio::task::block_in_place(|| driver.set_head(h))?;
+                    let effects = in_place(|| driver.set_head(h))?;
                     reporter.apply(driver.drain_observations());
                     rt.apply(effects).await;
                     // Caught up with the chain: register if the chain does not know us (again
@@ -656,7 +666,7 @@ pub async fn run<C: ChainClient>(
                     batch.push(inc);
                     replies.push(None);
                 }
-                let (verdicts, effects) = tokio::task::block_in_place(|| driver.process_messages(batch))?;
+                let (verdicts, effects) = in_place(|| driver.process_messages(batch))?;
                 reporter.apply(driver.drain_observations());
                 for (v, r) in verdicts.into_iter().zip(replies) {
                     if let Some(r) = r && v != Verdict::Later {
@@ -666,7 +676,7 @@ pub async fn run<C: ChainClient>(
                 rt.apply(effects).await;
             }
             Some(inc) = pulled_rx.recv() => {
-                let (_, effects) = tokio::task::block_in_place(|| driver.process_messages(vec![inc]))?;
+                let (_, effects) = in_place(|| driver.process_messages(vec![inc]))?;
                 reporter.apply(driver.drain_observations());
                 rt.apply(effects).await;
             }
