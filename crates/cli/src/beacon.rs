@@ -34,7 +34,7 @@ enum BeaconCommand {
 
 #[derive(Args, Debug)]
 struct VerifyArgs {
-    /// Base URL of the chain (http only): URL/info, URL/public/ROUND, URL/public/latest.
+    /// Base URL of the chain (http or https): URL/info, URL/public/ROUND, URL/public/latest.
     #[arg(long)]
     url: String,
     /// Round to verify (default: the latest).
@@ -111,17 +111,12 @@ fn verify(args: VerifyArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Checks the URL: `http://host[:port][/path]`, no query, fragment or credentials. This build
-/// has no TLS, so `https` is refused as a usage error rather than failing at connect time.
+/// Checks the URL: `http[s]://host[:port][/path]`, no query, fragment or credentials. https
+/// uses rustls with the webpki root certificates, so drand's public relays verify as they are.
 fn base_url(url: &str) -> Result<String, CliError> {
     let parsed = reqwest::Url::parse(url)
         .map_err(|e| CliError::Usage(format!("--url {url:?} is not a URL: {e}")))?;
-    if parsed.scheme() == "https" {
-        return Err(CliError::Usage(format!(
-            "--url {url:?}: https is not supported by this build (no TLS); use http"
-        )));
-    }
-    let plain = parsed.scheme() == "http"
+    let plain = matches!(parsed.scheme(), "http" | "https")
         && parsed.host_str().is_some()
         && parsed.query().is_none()
         && parsed.fragment().is_none()
@@ -129,7 +124,7 @@ fn base_url(url: &str) -> Result<String, CliError> {
         && parsed.password().is_none();
     if !plain {
         return Err(CliError::Usage(format!(
-            "--url {url:?}: expected http://host[:port][/path]"
+            "--url {url:?}: expected http[s]://host[:port][/path]"
         )));
     }
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
