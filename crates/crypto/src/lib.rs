@@ -3,7 +3,8 @@
 //! The cryptographic core of keyquorum, usable on its own: prime-order groups (BLS12-381 G1/G2 on
 //! `blst`, secp256k1 on `k256`) behind one [`Curve`] trait, polynomials and Lagrange interpolation,
 //! Feldman and Pedersen commitments with batched share verification, participant indices, threshold
-//! BLS signatures in both layouts, proof-of-possession aggregate signatures, and HPKE share
+//! BLS signatures in both layouts, FROST threshold Schnorr signatures on secp256k1 (RFC 9591 and
+//! BIP-340), proof-of-possession aggregate signatures, and HPKE share
 //! encryption.
 //!
 //! Nothing here knows about protocols: the DKG state machines live in `keyquorum-dkg`.
@@ -17,6 +18,7 @@ pub mod bls12381;
 pub mod commit;
 pub mod encrypt;
 pub mod error;
+pub mod frost;
 pub mod group;
 pub mod hash;
 pub mod index;
