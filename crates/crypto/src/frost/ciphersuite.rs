@@ -10,9 +10,11 @@
 //!   `"nonce"` respectively;
 //! - `H4(m) = SHA-256(contextString || "msg" || m)`, `H5(m) = SHA-256(contextString || "com" || m)`.
 //!
-//! The BIP-340 mode keeps these functions with its own context string (so its binding factors
-//! and nonces are separated from the RFC suite's) and replaces `H2` by BIP-340's tagged-hash
-//! challenge (see [`super::challenge`]).
+//! The BIP-340 mode keeps these functions with its own context string,
+//! `"FROST-secp256k1-SHA256-TR-v1"` (so its binding factors are separated from the RFC suite's;
+//! the string is the one ZcashFoundation's `frost-secp256k1-tr` uses, which makes the two
+//! interoperate), and replaces `H2` by BIP-340's tagged-hash challenge (see
+//! [`super::challenge`]). No BIP-341 taproot tweak is applied to the key.
 
 use elliptic_curve::hash2curve::{ExpandMsgXmd, hash_to_field};
 use k256::{AffinePoint, Scalar};
@@ -26,8 +28,8 @@ use crate::secp256k1::Secp256k1;
 /// RFC 9591 section 6.5 context string.
 pub const CONTEXT_STRING: &[u8] = b"FROST-secp256k1-SHA256-v1";
 
-/// Context string of keyquorum's BIP-340 mode: the RFC suite's hashes, separated by name.
-pub const BIP340_CONTEXT_STRING: &[u8] = b"FROST-secp256k1-SHA256-BIP340-keyquorum-v1";
+/// Context string of the BIP-340 mode: the RFC suite's hashes, separated by name.
+pub const BIP340_CONTEXT_STRING: &[u8] = b"FROST-secp256k1-SHA256-TR-v1";
 
 /// Which Schnorr signature the signers produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
