@@ -67,11 +67,12 @@ impl Signer {
         randomness: &[u8; 64],
         store: &mut S,
     ) -> Result<CommitmentPackage, SignerError<S::Error>> {
-        let mut hiding = [0u8; 32];
-        let mut binding = [0u8; 32];
-        hiding.copy_from_slice(&randomness[..32]);
-        binding.copy_from_slice(&randomness[32..]);
-        let nonces = frost::commit(self.key.signing_share(), &hiding, &binding)?;
+        let (hiding, binding) = randomness.split_at(32);
+        let nonces = frost::commit(
+            self.key.signing_share(),
+            hiding.try_into().expect("32 of 64 bytes"),
+            binding.try_into().expect("32 of 64 bytes"),
+        )?;
         store
             .persist(&session, &nonces.to_secret_bytes())
             .map_err(SignerError::Store)?;

@@ -53,7 +53,8 @@ pub fn compute_challenge(
 
 /// `derive_interpolating_value(L, x_i)`: the Lagrange coefficient at zero of `id` among the
 /// signers `participants`, `prod_{j != i} x_j / (x_j - x_i)`, with one inversion. `id` must be
-/// in the list and the list free of repeats.
+/// in the list, and is refused if it appears twice; other repeats are the caller's to exclude (a
+/// [`super::commitment::CommitmentList`] has none).
 pub fn derive_interpolating_value(
     participants: &[Identifier],
     id: &Identifier,
