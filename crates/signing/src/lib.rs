@@ -20,6 +20,7 @@
 //!    invalid (section 5.4).
 //!
 //! # Modules
+//! - [`keys`]: key packages from the output of a keyquorum DKG on secp256k1.
 //! - [`messages`]: the round packages and their canonical, bounded encodings.
 //! - [`store`]: the nonce store contract and an in-memory store.
 //! - [`signer`]: the signer role.
@@ -29,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod coordinator;
+pub mod keys;
 pub mod messages;
 pub mod signer;
 pub mod store;
