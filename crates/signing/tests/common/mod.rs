@@ -1,5 +1,8 @@
 //! Shares dealt with keyquorum's polynomial code, for the signing tests.
 
+// Each test binary uses part of this module.
+#![allow(dead_code)]
+
 use k256::{ProjectivePoint, Scalar};
 use keyquorum_crypto::frost::{Identifier, KeyPackage, PublicKeyPackage};
 use keyquorum_crypto::poly::Polynomial;
