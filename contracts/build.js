@@ -1,0 +1,66 @@
+// Compiles contracts/src with the pinned solc-js and writes contracts/out/Coordinator.json
+// (ABI and bytecode, which crates/evm embeds). `--check` compiles and fails if the committed
+// artifact differs, so the artifact can never drift from the source.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const solc = require('solc');
+
+const PINNED = '0.8.30';
+const root = __dirname;
+const outFile = path.join(root, 'out', 'Coordinator.json');
+
+if (!solc.version().startsWith(PINNED + '+')) {
+  console.error(`solc ${solc.version()} installed, ${PINNED} pinned: run npm ci in contracts/`);
+  process.exit(1);
+}
+
+const sources = {};
+for (const name of fs.readdirSync(path.join(root, 'src')).sort()) {
+  if (name.endsWith('.sol')) {
+    sources[name] = { content: fs.readFileSync(path.join(root, 'src', name), 'utf8') };
+  }
+}
+const input = {
+  language: 'Solidity',
+  sources,
+  settings: {
+    evmVersion: 'prague',
+    viaIR: true,
+    optimizer: { enabled: true, runs: 200 },
+    metadata: { bytecodeHash: 'none', appendCBOR: false },
+    outputSelection: { 'Coordinator.sol': { Coordinator: ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
+  },
+};
+const output = JSON.parse(solc.compile(JSON.stringify(input), { import: (p) => ({ error: `import ${p} not found` }) }));
+let failed = false;
+for (const e of output.errors || []) {
+  console.error(e.formattedMessage);
+  if (e.severity === 'error') failed = true;
+}
+if (failed) process.exit(1);
+const c = output.contracts['Coordinator.sol'].Coordinator;
+const artifact = JSON.stringify(
+  {
+    compiler: `solc ${solc.version()}`,
+    evmVersion: 'prague',
+    abi: c.abi,
+    bytecode: '0x' + c.evm.bytecode.object,
+    deployedBytecode: '0x' + c.evm.deployedBytecode.object,
+  },
+  null,
+  1,
+) + '\n';
+
+if (process.argv.includes('--check')) {
+  const committed = fs.existsSync(outFile) ? fs.readFileSync(outFile, 'utf8') : '';
+  if (committed !== artifact) {
+    console.error('contracts/out/Coordinator.json is not the compiled source: run `npm run build` in contracts/ and commit it');
+    process.exit(1);
+  }
+  console.log('contracts/out/Coordinator.json matches the source');
+} else {
+  fs.mkdirSync(path.dirname(outFile), { recursive: true });
+  fs.writeFileSync(outFile, artifact);
+  console.log(`wrote ${path.relative(process.cwd(), outFile)} (${c.evm.deployedBytecode.object.length / 2} bytes deployed)`);
+}

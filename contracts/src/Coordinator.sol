@@ -1,0 +1,825 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {Bls12381} from "./Bls12381.sol";
+
+/// @title The keyquorum view-change coordinator on an EVM chain.
+/// @notice The rules of `keyquorum-contract` where an EVM chain can hold them, with the
+/// BLS12-381 checks on the EIP-2537 precompiles:
+/// - registration: the identity key (compressed G2) with its proof of possession and a
+///   signature binding the key to the sending account, the share-encryption key and the
+///   network identity, all verified here; stake is the native currency sent, unbonded stake is
+///   withdrawn after `unbondingBlocks`;
+/// - committee selection: anyone submits the ranking of every eligible node (stake descending,
+///   then the tie-break hash under the previous view's seed), the contract checks it in one
+///   pass and takes the top `n`, keeping up to `keepPreviousPercent` of the seats for members of
+///   the active view; `t` and `k` are percentages of `n`; the session id is computed here as
+///   the DKG computes it, so the ceremony's posts are bound to the committee on chain;
+/// - phases by block number: contribute, share, publish, wait;
+/// - posts: a committee member's signed board post, once per member and phase, its bytes in
+///   calldata and in the `PostAccepted` event, its hash in storage; the board outcome is
+///   computed off chain, by every node, with the Rust board code, from the event log;
+/// - activation: the magic block (the bytes `keyquorum-contract` encodes) takes effect when the
+///   new committee's threshold signature verifies under its group key, that key is the sum of
+///   the named qualified dealers' contributions on chain, and, after the first view, the
+///   previous committee's handover signature verifies under the previous group key;
+/// - equivocation: two different contributions signed by one dealer of a ceremony slash it,
+///   paying the reporter a share and burning the rest.
+/// Not here: resharing ceremonies (key mode is always fresh), the board's publish retries
+/// (one attempt), early phase close, and the other fraud proofs.
+contract Coordinator {
+    // ---------------------------------------------------------------- constants
+
+    bytes internal constant SIG_DST_G1 = "BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_";
+    bytes internal constant POP_DST_G1 = "BLS_POP_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_";
+    bytes internal constant SIG_DST_G2 = "BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+    bytes internal constant MAGIC_BLOCK_TAG = "keyquorum/magic-block/v1";
+    bytes internal constant NEW_COMMITTEE_TAG = "keyquorum/magic-block-signature/new-committee/v1";
+    bytes internal constant HANDOVER_TAG = "keyquorum/magic-block-signature/handover/v1";
+    bytes internal constant REGISTER_TAG = "keyquorum-evm/register/v1";
+    uint8 internal constant KEY_MODE_FRESH = 1;
+    uint8 internal constant POST_CONTRIBUTION = 1;
+    uint8 internal constant POST_PUBLICATION = 2;
+    uint8 internal constant SIGNED_CONTRIBUTION = 0x81;
+    uint256 internal constant SIGNATURE_LEN = 48;
+    uint256 internal constant MAX_PEER_ID_LEN = 128;
+    uint256 internal constant MAX_ADDRESSES = 8;
+    uint256 internal constant MAX_ADDRESS_LEN = 256;
+    uint256 internal constant MAX_COMMITTEE = 1024;
+
+    // ---------------------------------------------------------------- types
+
+    struct Config {
+        bytes chainId;
+        uint32 maxSize;
+        uint32 minSize;
+        uint8 thresholdPercent;
+        uint8 quorumPercent;
+        uint8 keepPreviousPercent;
+        uint256 minStake;
+        uint64 contributeBlocks;
+        uint64 shareBlocks;
+        uint64 publishBlocks;
+        uint64 waitBlocks;
+        uint64 firstViewChange;
+        uint64 viewLength;
+        uint64 unbondingBlocks;
+        uint8 misbehaviourPercent;
+        uint8 reporterPercent;
+    }
+
+    struct Node {
+        bytes32[3] identity;
+        bytes32 identityPointHash;
+        bytes32 encryptionKey;
+        uint256 stake;
+        uint256 unbonding;
+        uint64 releaseBlock;
+        uint64 memberOfView;
+    }
+
+    struct Ceremony {
+        uint64 viewNumber;
+        uint32 number;
+        uint32 n;
+        uint32 t;
+        uint32 k;
+        uint64 contributeEnd;
+        uint64 shareEnd;
+        uint64 publishEnd;
+        uint64 waitEnd;
+        bytes32 sessionId;
+        address[] committee;
+    }
+
+    /// The fields of a magic block the contract checks.
+    struct MagicBlockHeader {
+        uint64 viewNumber;
+        uint32 number;
+        uint8 keyMode;
+        bytes32 sessionId;
+        uint32 n;
+        uint32 t;
+        uint32 k;
+        bytes groupKey;
+        uint256 membersOffset;
+        uint32 memberCount;
+        bytes32 previousHash;
+        uint64 firstRound;
+    }
+
+    struct Activation {
+        bytes magicBlock;
+        bytes groupKeyPoint;
+        uint32[] qualified;
+        bytes signature;
+        bytes signaturePoint;
+        bytes previousSignaturePoint;
+    }
+
+    // ---------------------------------------------------------------- state
+
+    Config internal config;
+    mapping(address => Node) internal nodes;
+    mapping(bytes32 => address) public identityOwner;
+    uint256 public eligibleCount;
+
+    uint256 public ceremonyCount;
+    mapping(uint256 => Ceremony) internal ceremonies;
+    mapping(uint256 => mapping(address => uint256)) internal positions;
+    mapping(uint256 => mapping(uint256 => bytes32)) public contributionHash;
+    mapping(uint256 => mapping(uint256 => bytes32[3])) internal contributionConstant;
+    mapping(uint256 => mapping(uint256 => bytes32)) public publicationHash;
+    mapping(uint256 => mapping(address => bool)) public slashedIn;
+
+    uint256 public running;
+    uint256 public activeCeremony;
+    uint64 public currentView;
+    uint64 public nextStart;
+    uint32 public nextCeremonyNumber;
+    bytes32 public magicBlockHash;
+    bytes32 public seed;
+    bytes internal groupKeyPoint;
+    uint256 public burned;
+
+    // ---------------------------------------------------------------- events
+
+    event Registered(
+        address indexed account,
+        bytes identity,
+        bytes32 encryptionKey,
+        bytes peerId,
+        string[] addresses,
+        uint256 stake
+    );
+    event StakeAdded(address indexed account, uint256 amount, uint256 stake);
+    event Unbonding(address indexed account, uint256 amount, uint64 releaseBlock);
+    event Withdrawn(address indexed account, uint256 amount);
+    event CommitteeSelected(
+        uint256 indexed ceremony,
+        uint64 viewNumber,
+        uint32 number,
+        bytes32 sessionId,
+        uint32 n,
+        uint32 t,
+        uint32 k,
+        address[] committee,
+        uint64 contributeEnd,
+        uint64 shareEnd,
+        uint64 publishEnd,
+        uint64 waitEnd
+    );
+    event PostAccepted(uint256 indexed ceremony, uint32 indexed dealer, uint8 kind, bytes post);
+    event ViewActivated(uint64 indexed viewNumber, uint256 indexed ceremony, bytes32 magicBlockHash, bytes magicBlock);
+    event Slashed(
+        address indexed culprit,
+        uint256 indexed ceremony,
+        string fault,
+        uint256 amount,
+        address reporter,
+        uint256 reward,
+        uint256 burned
+    );
+
+    // ---------------------------------------------------------------- errors
+
+    error BadConfig(string what);
+    error AlreadyRegistered();
+    error IdentityTaken();
+    error BadIdentityKey();
+    error BadProofOfPossession();
+    error BadRegistrationSignature();
+    error NetworkIdentityTooLong();
+    error NotRegistered();
+    error StakeLocked();
+    error InsufficientStake();
+    error NothingToWithdraw();
+    error StillUnbonding(uint64 releaseBlock);
+    error TransferFailed();
+    error TooEarly(uint64 nextStart);
+    error ViewChangeRunning(uint256 ceremony);
+    error BadRanking(uint256 position);
+    error TooFewCandidates(uint256 have, uint256 need);
+    error BadParams(uint32 n, uint32 t, uint32 k);
+    error NoViewChange();
+    error NotMember();
+    error WrongPhase();
+    error MalformedPost();
+    error WrongSession();
+    error WrongDealer();
+    error AlreadyPosted();
+    error NoContribution();
+    error MalformedMagicBlock(string what);
+    error BadMagicBlock(string what);
+    error BadQualifiedSet();
+    error GroupKeyMismatch();
+    error BadSignature(string which);
+    error NotEquivocation();
+    error AlreadySlashed();
+
+    // ---------------------------------------------------------------- setup
+
+    constructor(Config memory c) {
+        if (c.chainId.length == 0 || c.chainId.length > 64) revert BadConfig("chain id");
+        if (c.minSize == 0 || c.minSize > c.maxSize || c.maxSize > MAX_COMMITTEE) revert BadConfig("committee size");
+        if (c.thresholdPercent == 0 || c.thresholdPercent > 100 || c.quorumPercent == 0 || c.quorumPercent > 100) {
+            revert BadConfig("thresholds");
+        }
+        if (c.keepPreviousPercent > 100 || c.misbehaviourPercent > 100 || c.reporterPercent > 100) {
+            revert BadConfig("percent");
+        }
+        if (c.contributeBlocks == 0 || c.shareBlocks == 0 || c.publishBlocks == 0 || c.waitBlocks == 0) {
+            revert BadConfig("phase length");
+        }
+        if (c.viewLength == 0) revert BadConfig("view length");
+        config = c;
+        nextStart = c.firstViewChange;
+    }
+
+    // ---------------------------------------------------------------- registry
+
+    /// The payload an identity key signs (purpose `Transaction`) to bind itself to `account`
+    /// on this chain and contract, with its share-encryption key and network identity.
+    function registrationPayload(address account, bytes32 encryptionKey, bytes calldata peerId, string[] calldata addresses)
+        public
+        view
+        returns (bytes memory)
+    {
+        return abi.encodePacked(
+            REGISTER_TAG, block.chainid, address(this), account, encryptionKey, keccak256(abi.encode(peerId, addresses))
+        );
+    }
+
+    /// Registers the sender: `identity` is the compressed G2 key, `identityPoint` the same
+    /// point in the precompile encoding, `pop` the proof of possession and `binding` the
+    /// signature on `registrationPayload` (both G1 points, precompile encoding).
+    function register(
+        bytes calldata identity,
+        bytes calldata identityPoint,
+        bytes calldata pop,
+        bytes calldata binding,
+        bytes32 encryptionKey,
+        bytes calldata peerId,
+        string[] calldata addresses
+    ) external payable {
+        Node storage node = nodes[msg.sender];
+        if (node.identityPointHash != 0) revert AlreadyRegistered();
+        bytes32 idHash = keccak256(identity);
+        if (identityOwner[idHash] != address(0)) revert IdentityTaken();
+        if (peerId.length > MAX_PEER_ID_LEN || addresses.length > MAX_ADDRESSES) revert NetworkIdentityTooLong();
+        for (uint256 i = 0; i < addresses.length; i++) {
+            if (bytes(addresses[i]).length > MAX_ADDRESS_LEN) revert NetworkIdentityTooLong();
+        }
+        if (!Bls12381.matchesCompressedG2(identity, identityPoint)) revert BadIdentityKey();
+        if (!Bls12381.verifyG1Signature(identityPoint, Bls12381.hashToG1(identity, POP_DST_G1), pop)) {
+            revert BadProofOfPossession();
+        }
+        bytes32 digest = taggedHash("keyquorum/tx/v1", registrationPayload(msg.sender, encryptionKey, peerId, addresses));
+        if (!Bls12381.verifyG1Signature(identityPoint, Bls12381.hashToG1(abi.encodePacked(digest), SIG_DST_G1), binding))
+        {
+            revert BadRegistrationSignature();
+        }
+        identityOwner[idHash] = msg.sender;
+        node.identity = [bytes32(identity[0:32]), bytes32(identity[32:64]), bytes32(identity[64:96])];
+        node.identityPointHash = keccak256(identityPoint);
+        node.encryptionKey = encryptionKey;
+        _setStake(node, msg.value);
+        emit Registered(msg.sender, identity, encryptionKey, peerId, addresses, msg.value);
+    }
+
+    function addStake() external payable {
+        Node storage node = _node(msg.sender);
+        _setStake(node, node.stake + msg.value);
+        emit StakeAdded(msg.sender, msg.value, node.stake);
+    }
+
+    /// Takes `amount` out of committee selection at once; it can be withdrawn
+    /// `unbondingBlocks` later. Refused while the stake is locked: the sender is a member of
+    /// the active view or of the view change in progress.
+    function unbond(uint256 amount) external {
+        Node storage node = _node(msg.sender);
+        if (isLocked(msg.sender)) revert StakeLocked();
+        if (amount == 0 || amount > node.stake) revert InsufficientStake();
+        _setStake(node, node.stake - amount);
+        node.unbonding += amount;
+        node.releaseBlock = uint64(block.number) + config.unbondingBlocks;
+        emit Unbonding(msg.sender, amount, node.releaseBlock);
+    }
+
+    function withdraw() external {
+        Node storage node = _node(msg.sender);
+        uint256 amount = node.unbonding;
+        if (amount == 0) revert NothingToWithdraw();
+        if (block.number < node.releaseBlock) revert StillUnbonding(node.releaseBlock);
+        node.unbonding = 0;
+        emit Withdrawn(msg.sender, amount);
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert TransferFailed();
+    }
+
+    function isLocked(address account) public view returns (bool) {
+        if (currentView != 0 && nodes[account].memberOfView == currentView) return true;
+        uint256 c = running;
+        return c != 0 && positions[c][account] != 0 && block.number <= ceremonies[c].waitEnd;
+    }
+
+    function _node(address account) internal view returns (Node storage node) {
+        node = nodes[account];
+        if (node.identityPointHash == 0) revert NotRegistered();
+    }
+
+    function _setStake(Node storage node, uint256 stake) internal {
+        bool was = node.stake >= config.minStake && node.stake > 0;
+        bool now_ = stake >= config.minStake && stake > 0;
+        node.stake = stake;
+        if (was && !now_) eligibleCount--;
+        if (!was && now_) eligibleCount++;
+    }
+
+    // ---------------------------------------------------------------- committee selection
+
+    /// The tie-break key of an identity under a seed, as `keyquorum_contract::select`.
+    function tiebreak(bytes32 s, bytes32[3] storage id) internal view returns (bytes32) {
+        return sha256(abi.encodePacked("keyquorum/committee-tiebreak/v1", s, id[0], id[1], id[2]));
+    }
+
+    function currentSeed() public view returns (bytes32) {
+        if (currentView == 0) return sha256(abi.encodePacked("keyquorum/genesis-seed/v1", config.chainId));
+        return seed;
+    }
+
+    /// Starts the view change (or, when the running ceremony's wait phase passed without an
+    /// activation, its next ceremony). `ranked` is every eligible node, best first: stake
+    /// descending, then tie-break ascending (distinct identities give distinct tie-breaks, so a
+    /// strictly increasing order also rules out repeats).
+    function startViewChange(address[] calldata ranked) external {
+        uint64 viewNumber;
+        if (running != 0) {
+            Ceremony storage r = ceremonies[running];
+            if (block.number <= r.waitEnd) revert ViewChangeRunning(running);
+            viewNumber = r.viewNumber;
+        } else {
+            if (block.number < nextStart) revert TooEarly(nextStart);
+            viewNumber = currentView + 1;
+        }
+        if (ranked.length != eligibleCount) revert BadRanking(ranked.length);
+        bytes32 s = currentSeed();
+        bool[] memory previous = _checkRanking(ranked, s);
+        address[] memory committee = _select(ranked, previous);
+        uint32 n = uint32(committee.length);
+        if (n < config.minSize) revert TooFewCandidates(n, config.minSize);
+        uint32 t = _percentOf(n, config.thresholdPercent);
+        uint32 k = _percentOf(n, config.quorumPercent);
+        if (t > k || k > n || t + k <= n || t < 2 * (n - k) + 1) revert BadParams(n, t, k);
+
+        uint256 id = ++ceremonyCount;
+        Ceremony storage c = ceremonies[id];
+        c.viewNumber = viewNumber;
+        c.number = nextCeremonyNumber++;
+        c.n = n;
+        c.t = t;
+        c.k = k;
+        c.contributeEnd = uint64(block.number) + config.contributeBlocks;
+        c.shareEnd = c.contributeEnd + config.shareBlocks;
+        c.publishEnd = c.shareEnd + config.publishBlocks;
+        c.waitEnd = c.publishEnd + config.waitBlocks;
+        c.committee = committee;
+        for (uint256 i = 0; i < n; i++) {
+            positions[id][committee[i]] = i + 1;
+        }
+        c.sessionId = _sessionId(c, committee);
+        running = id;
+        emit CommitteeSelected(
+            id, viewNumber, c.number, c.sessionId, n, t, k, committee, c.contributeEnd, c.shareEnd, c.publishEnd, c.waitEnd
+        );
+    }
+
+    function _checkRanking(address[] calldata ranked, bytes32 s) internal view returns (bool[] memory previous) {
+        previous = new bool[](ranked.length);
+        uint256 lastStake;
+        bytes32 lastTie;
+        uint256 minStake = config.minStake;
+        uint64 viewNumber = currentView;
+        for (uint256 i = 0; i < ranked.length; i++) {
+            Node storage node = nodes[ranked[i]];
+            uint256 stake = node.stake;
+            if (node.identityPointHash == 0 || stake < minStake || stake == 0) revert BadRanking(i);
+            bytes32 tie = tiebreak(s, node.identity);
+            if (i > 0 && !(stake < lastStake || (stake == lastStake && tie > lastTie))) revert BadRanking(i);
+            lastStake = stake;
+            lastTie = tie;
+            previous[i] = viewNumber != 0 && node.memberOfView == viewNumber;
+        }
+    }
+
+    /// Up to `keepPreviousPercent` of the seats to previous members, best ranked first, then the
+    /// best ranked of everyone else; listed in rank order (which fixes the share indices).
+    function _select(address[] calldata ranked, bool[] memory previous) internal view returns (address[] memory out) {
+        uint256 n = ranked.length < config.maxSize ? ranked.length : config.maxSize;
+        uint256 keep = n * config.keepPreviousPercent / 100;
+        bool[] memory chosen = new bool[](ranked.length);
+        uint256 count;
+        for (uint256 i = 0; i < ranked.length && count < keep; i++) {
+            if (previous[i]) {
+                chosen[i] = true;
+                count++;
+            }
+        }
+        for (uint256 i = 0; i < ranked.length && count < n; i++) {
+            if (!chosen[i]) {
+                chosen[i] = true;
+                count++;
+            }
+        }
+        out = new address[](n);
+        uint256 j;
+        for (uint256 i = 0; i < ranked.length && j < n; i++) {
+            if (chosen[i]) out[j++] = ranked[i];
+        }
+    }
+
+    function _percentOf(uint32 n, uint8 percent) internal pure returns (uint32) {
+        uint32 v = uint32((uint256(n) * percent + 99) / 100);
+        return v == 0 ? 1 : v;
+    }
+
+    /// The ceremony's session id, as `keyquorum_dkg::ceremony::session_id` computes it for the
+    /// contract's spec: ack-or-reveal, BLS12-381 G1, sequential indices, fresh key.
+    function _sessionId(Ceremony storage c, address[] memory committee) internal view returns (bytes32) {
+        bytes memory domain = abi.encodePacked(
+            "keyquorum-contract/", config.chainId, "/view/", _decimal(c.viewNumber), "/session/", _decimal(c.number)
+        );
+        bytes memory head = abi.encodePacked(
+            uint64(20),
+            "keyquorum/session/v1",
+            uint64(domain.length),
+            domain,
+            uint64(8),
+            c.viewNumber,
+            uint64(1),
+            uint8(1),
+            uint64(10),
+            "Bls12381G1",
+            uint64(8),
+            uint64(c.n),
+            uint64(8),
+            uint64(c.t),
+            uint64(8),
+            uint64(c.k),
+            uint64(1),
+            uint8(1)
+        );
+        uint256 n = committee.length;
+        bytes memory buf = new bytes(head.length + 144 * n + 9);
+        uint256 ptr;
+        assembly {
+            ptr := add(buf, 32)
+            mcopy(ptr, add(head, 32), mload(head))
+            ptr := add(ptr, mload(head))
+        }
+        for (uint256 i = 0; i < n; i++) {
+            Node storage node = nodes[committee[i]];
+            bytes32 a = node.identity[0];
+            bytes32 b = node.identity[1];
+            bytes32 d = node.identity[2];
+            bytes32 e = node.encryptionKey;
+            assembly {
+                mstore(ptr, shl(192, 96))
+                mstore(add(ptr, 8), a)
+                mstore(add(ptr, 40), b)
+                mstore(add(ptr, 72), d)
+                mstore(add(ptr, 104), shl(192, 32))
+                mstore(add(ptr, 112), e)
+                ptr := add(ptr, 144)
+            }
+        }
+        assembly {
+            // The reshare marker: a one-byte part holding 0 (fresh key). The word written
+            // reaches past `buf` into unallocated memory, which nothing uses.
+            mstore(ptr, shl(192, 1))
+            mstore8(add(ptr, 8), 0)
+        }
+        return sha256(buf);
+    }
+
+    function _decimal(uint256 v) internal pure returns (bytes memory out) {
+        if (v == 0) return "0";
+        uint256 len;
+        for (uint256 x = v; x != 0; x /= 10) len++;
+        out = new bytes(len);
+        for (uint256 i = len; i > 0; i--) {
+            out[i - 1] = bytes1(uint8(48 + v % 10));
+            v /= 10;
+        }
+    }
+
+    /// `keyquorum_crypto::hash::tagged_hash(tag, [payload])`.
+    function taggedHash(string memory tag, bytes memory payload) internal pure returns (bytes32) {
+        return sha256(abi.encodePacked(uint64(bytes(tag).length), tag, uint64(payload.length), payload));
+    }
+
+    function ceremony(uint256 id)
+        external
+        view
+        returns (
+            uint64 viewNumber,
+            uint32 number,
+            uint32 n,
+            uint32 t,
+            uint32 k,
+            bytes32 sessionId,
+            uint64 contributeEnd,
+            uint64 shareEnd,
+            uint64 publishEnd,
+            uint64 waitEnd
+        )
+    {
+        Ceremony storage c = ceremonies[id];
+        return (c.viewNumber, c.number, c.n, c.t, c.k, c.sessionId, c.contributeEnd, c.shareEnd, c.publishEnd, c.waitEnd);
+    }
+
+    function committeeOf(uint256 id) external view returns (address[] memory) {
+        return ceremonies[id].committee;
+    }
+
+    function stakeOf(address account) external view returns (uint256 stake, uint256 unbonding, uint64 releaseBlock) {
+        Node storage node = nodes[account];
+        return (node.stake, node.unbonding, node.releaseBlock);
+    }
+
+    // ---------------------------------------------------------------- posts
+
+    /// A board post of the running ceremony by the committee member at the sender's position:
+    /// `signedPost` is `SignedPost::encode` (the author's 48-byte signature, then the post). A
+    /// contribution is accepted in the contribute phase, a publication (attempt 0) in the share
+    /// or publish phase, each once per dealer. The signature is checked by every node's board,
+    /// which refuses a post it cannot attribute, so the author gains nothing from a bad one.
+    function post(bytes calldata signedPost) external {
+        uint256 id = running;
+        if (id == 0) revert NoViewChange();
+        uint256 pos = positions[id][msg.sender];
+        if (pos == 0) revert NotMember();
+        uint32 dealer = uint32(pos - 1);
+        Ceremony storage c = ceremonies[id];
+        if (signedPost.length < SIGNATURE_LEN + 41) revert MalformedPost();
+        uint8 kind = uint8(signedPost[SIGNATURE_LEN]);
+        if (bytes32(signedPost[SIGNATURE_LEN + 1:SIGNATURE_LEN + 33]) != c.sessionId) revert WrongSession();
+        if (kind == POST_CONTRIBUTION) {
+            if (block.number > c.contributeEnd) revert WrongPhase();
+            if (uint32(bytes4(signedPost[SIGNATURE_LEN + 33:SIGNATURE_LEN + 37])) != dealer) revert WrongDealer();
+            uint256 points = uint32(bytes4(signedPost[SIGNATURE_LEN + 37:SIGNATURE_LEN + 41]));
+            uint256 start = SIGNATURE_LEN + 41;
+            if (points != uint256(c.n) + 1 || signedPost.length != start + 96 * points) revert MalformedPost();
+            // f(0) G, uncompressed: no flag bits (the identity or a compressed form would have some).
+            if (uint8(signedPost[start]) & 0xe0 != 0) revert MalformedPost();
+            if (contributionHash[id][dealer] != 0) revert AlreadyPosted();
+            contributionHash[id][dealer] = keccak256(signedPost);
+            contributionConstant[id][dealer] = [
+                bytes32(signedPost[start:start + 32]),
+                bytes32(signedPost[start + 32:start + 64]),
+                bytes32(signedPost[start + 64:start + 96])
+            ];
+        } else if (kind == POST_PUBLICATION) {
+            if (block.number <= c.contributeEnd || block.number > c.publishEnd) revert WrongPhase();
+            if (signedPost.length < SIGNATURE_LEN + 45 || signedPost.length > SIGNATURE_LEN + 135 + c.n / 8 + 36 * c.n) {
+                revert MalformedPost();
+            }
+            if (uint32(bytes4(signedPost[SIGNATURE_LEN + 33:SIGNATURE_LEN + 37])) != 0) revert WrongPhase();
+            if (uint32(bytes4(signedPost[SIGNATURE_LEN + 37:SIGNATURE_LEN + 41])) != dealer) revert WrongDealer();
+            if (contributionHash[id][dealer] == 0) revert NoContribution();
+            if (publicationHash[id][dealer] != 0) revert AlreadyPosted();
+            publicationHash[id][dealer] = keccak256(signedPost);
+        } else {
+            revert MalformedPost();
+        }
+        emit PostAccepted(id, dealer, kind, signedPost);
+    }
+
+    // ---------------------------------------------------------------- activation
+
+    /// Activates the running ceremony's magic block. `magicBlock` is `MagicBlock::encode`;
+    /// `qualified` the dealers the board qualified (ascending), whose contributions' values at
+    /// zero must add up to the group key; `signature` the new committee's signature, compressed
+    /// (it seeds the next selection) and as a point; `previousSignaturePoint` the handover
+    /// signature of the active view's committee (empty for view 1).
+    function activate(Activation calldata a) external {
+        uint256 id = running;
+        if (id == 0) revert NoViewChange();
+        Ceremony storage c = ceremonies[id];
+        if (block.number <= c.publishEnd || block.number > c.waitEnd) revert WrongPhase();
+        MagicBlockHeader memory h = _parseMagicBlock(a.magicBlock);
+        if (h.viewNumber != c.viewNumber) revert BadMagicBlock("view");
+        if (h.number != c.number) revert BadMagicBlock("session");
+        if (h.keyMode != KEY_MODE_FRESH) revert BadMagicBlock("key mode");
+        if (h.sessionId != c.sessionId) revert BadMagicBlock("session id");
+        if (h.n != c.n || h.t != c.t || h.k != c.k) revert BadMagicBlock("n/t/k");
+        if (h.previousHash != magicBlockHash) revert BadMagicBlock("previous hash");
+        if (h.firstRound != c.waitEnd + 1) revert BadMagicBlock("first round");
+        if (h.memberCount < c.k) revert BadMagicBlock("members");
+        address[] memory members = _checkMembers(a.magicBlock, h, c);
+
+        if (!Bls12381.matchesCompressedG1(h.groupKey, a.groupKeyPoint)) revert GroupKeyMismatch();
+        _checkGroupKey(id, c, a.qualified, a.groupKeyPoint);
+
+        bytes32 hash = sha256(a.magicBlock);
+        if (!Bls12381.matchesCompressedG2(a.signature, a.signaturePoint)) revert BadSignature("new");
+        bytes memory hNew = Bls12381.hashToG2(abi.encodePacked(NEW_COMMITTEE_TAG, hash), SIG_DST_G2);
+        if (!Bls12381.verifyG2Signature(a.groupKeyPoint, hNew, a.signaturePoint)) revert BadSignature("new");
+        if (currentView != 0) {
+            bytes memory hOld = Bls12381.hashToG2(abi.encodePacked(HANDOVER_TAG, hash), SIG_DST_G2);
+            if (!Bls12381.verifyG2Signature(groupKeyPoint, hOld, a.previousSignaturePoint)) {
+                revert BadSignature("previous");
+            }
+        }
+
+        currentView = c.viewNumber;
+        magicBlockHash = hash;
+        groupKeyPoint = a.groupKeyPoint;
+        seed = sha256(abi.encodePacked("keyquorum/view-seed/v1", a.signature));
+        nextStart = h.firstRound + config.viewLength;
+        nextCeremonyNumber = 0;
+        running = 0;
+        activeCeremony = id;
+        for (uint256 i = 0; i < members.length; i++) {
+            nodes[members[i]].memberOfView = c.viewNumber;
+        }
+        emit ViewActivated(c.viewNumber, id, hash, a.magicBlock);
+    }
+
+    function groupKey() external view returns (bytes memory) {
+        return groupKeyPoint;
+    }
+
+    /// Reads the fixed fields of a magic block and skips over its members, checking that the
+    /// encoding is exactly consumed.
+    function _parseMagicBlock(bytes calldata b) internal view returns (MagicBlockHeader memory h) {
+        uint256 at = 0;
+        bytes calldata field;
+        (field, at) = _lengthPrefixed(b, at);
+        if (keccak256(field) != keccak256(MAGIC_BLOCK_TAG)) revert MalformedMagicBlock("tag");
+        (field, at) = _lengthPrefixed(b, at);
+        if (keccak256(field) != keccak256(config.chainId)) revert BadMagicBlock("chain id");
+        if (b.length < at + 8 + 4 + 1 + 32 + 12 + 48 + 4) revert MalformedMagicBlock("truncated");
+        h.viewNumber = uint64(bytes8(b[at:at + 8]));
+        h.number = uint32(bytes4(b[at + 8:at + 12]));
+        h.keyMode = uint8(b[at + 12]);
+        h.sessionId = bytes32(b[at + 13:at + 45]);
+        h.n = uint32(bytes4(b[at + 45:at + 49]));
+        h.t = uint32(bytes4(b[at + 49:at + 53]));
+        h.k = uint32(bytes4(b[at + 53:at + 57]));
+        h.groupKey = b[at + 57:at + 105];
+        h.memberCount = uint32(bytes4(b[at + 105:at + 109]));
+        at += 109;
+        h.membersOffset = at;
+        if (h.memberCount > MAX_COMMITTEE) revert MalformedMagicBlock("members");
+        for (uint256 i = 0; i < h.memberCount; i++) {
+            at += 8 + 96 + 32;
+            (, at) = _lengthPrefixed(b, at);
+            if (b.length < at + 4) revert MalformedMagicBlock("truncated");
+            uint256 count = uint32(bytes4(b[at:at + 4]));
+            at += 4;
+            for (uint256 j = 0; j < count; j++) {
+                (, at) = _lengthPrefixed(b, at);
+            }
+            at += 48;
+        }
+        if (b.length != at + 40) revert MalformedMagicBlock("length");
+        h.previousHash = bytes32(b[at:at + 32]);
+        h.firstRound = uint64(bytes8(b[at + 32:at + 40]));
+    }
+
+    function _lengthPrefixed(bytes calldata b, uint256 at) internal pure returns (bytes calldata field, uint256 next) {
+        if (b.length < at + 4) revert MalformedMagicBlock("truncated");
+        uint256 len = uint32(bytes4(b[at:at + 4]));
+        next = at + 4 + len;
+        if (b.length < next) revert MalformedMagicBlock("truncated");
+        field = b[at + 4:next];
+    }
+
+    /// Members ascend by index within `1..=n`, each the committee member at that position with
+    /// its registered identity and encryption key.
+    function _checkMembers(bytes calldata b, MagicBlockHeader memory h, Ceremony storage c)
+        internal
+        view
+        returns (address[] memory members)
+    {
+        members = new address[](h.memberCount);
+        uint256 at = h.membersOffset;
+        uint64 last = 0;
+        for (uint256 i = 0; i < h.memberCount; i++) {
+            uint64 index = uint64(bytes8(b[at:at + 8]));
+            if (index <= last || index > c.n) revert BadMagicBlock("member index");
+            last = index;
+            address account = c.committee[index - 1];
+            Node storage node = nodes[account];
+            if (
+                bytes32(b[at + 8:at + 40]) != node.identity[0] || bytes32(b[at + 40:at + 72]) != node.identity[1]
+                    || bytes32(b[at + 72:at + 104]) != node.identity[2]
+                    || bytes32(b[at + 104:at + 136]) != node.encryptionKey
+            ) revert BadMagicBlock("member identity");
+            members[i] = account;
+            at += 136;
+            (, at) = _lengthPrefixed(b, at);
+            uint256 count = uint32(bytes4(b[at:at + 4]));
+            at += 4;
+            for (uint256 j = 0; j < count; j++) {
+                (, at) = _lengthPrefixed(b, at);
+            }
+            at += 48;
+        }
+    }
+
+    /// The group key of a fresh key is the sum of the qualified dealers' `f(0) G`: at least `k`
+    /// of them, each with a contribution on chain. So nobody can activate a key of their own
+    /// choosing: its secret is shared by the dealers, and signing under it takes `t` players'
+    /// shares.
+    function _checkGroupKey(uint256 id, Ceremony storage c, uint32[] calldata qualified, bytes calldata point)
+        internal
+        view
+    {
+        if (qualified.length < c.k || qualified.length > c.n) revert BadQualifiedSet();
+        bytes memory sum;
+        for (uint256 i = 0; i < qualified.length; i++) {
+            uint32 d = qualified[i];
+            if ((i > 0 && d <= qualified[i - 1]) || d >= c.n) revert BadQualifiedSet();
+            if (contributionHash[id][d] == 0) revert BadQualifiedSet();
+            bytes memory p = _g1Point(contributionConstant[id][d]);
+            sum = i == 0 ? p : Bls12381.g1Add(sum, p);
+        }
+        if (keccak256(sum) != keccak256(point)) revert GroupKeyMismatch();
+    }
+
+    /// 96 bytes of uncompressed x || y as a 128-byte precompile point.
+    function _g1Point(bytes32[3] storage w) internal view returns (bytes memory p) {
+        bytes32 w0 = w[0];
+        bytes32 w1 = w[1];
+        bytes32 w2 = w[2];
+        p = new bytes(128);
+        assembly {
+            // x = w0 || w1[0..16], y = w1[16..32] || w2.
+            mstore(add(p, 48), w0)
+            mstore(add(p, 80), and(w1, not(0xffffffffffffffffffffffffffffffff)))
+            mstore(add(p, 112), shl(128, w1))
+            mstore(add(p, 128), w2)
+        }
+    }
+
+    // ---------------------------------------------------------------- fraud proofs
+
+    /// Equivocation: `payloadA` and `payloadB` are two different contribution payloads
+    /// (`Post::signed_payload`) for the same session and dealer, `sigA` and `sigB` the
+    /// dealer's identity signatures on them (precompile encoding), `identityPoint` its identity
+    /// key. The dealer is slashed `misbehaviourPercent` of its stake, once per ceremony; the
+    /// sender, unless it is the culprit, is paid `reporterPercent` of that, the rest is burned.
+    function proveEquivocation(
+        uint256 id,
+        bytes calldata payloadA,
+        bytes calldata sigA,
+        bytes calldata payloadB,
+        bytes calldata sigB,
+        bytes calldata identityPoint
+    ) external {
+        Ceremony storage c = ceremonies[id];
+        if (c.sessionId == 0) revert NoViewChange();
+        if (payloadA.length != 73 || payloadB.length != 73) revert NotEquivocation();
+        if (uint8(payloadA[0]) != SIGNED_CONTRIBUTION || uint8(payloadB[0]) != SIGNED_CONTRIBUTION) {
+            revert NotEquivocation();
+        }
+        if (keccak256(payloadA[1:37]) != keccak256(payloadB[1:37]) || keccak256(payloadA) == keccak256(payloadB)) {
+            revert NotEquivocation();
+        }
+        if (bytes32(payloadA[1:33]) != c.sessionId) revert WrongSession();
+        uint32 dealer = uint32(bytes4(payloadA[33:37]));
+        if (dealer >= c.n) revert WrongDealer();
+        address culprit = c.committee[dealer];
+        if (slashedIn[id][culprit]) revert AlreadySlashed();
+        Node storage node = nodes[culprit];
+        if (keccak256(identityPoint) != node.identityPointHash) revert BadIdentityKey();
+        if (!_postSignedBy(identityPoint, payloadA, sigA)) revert BadSignature("a");
+        if (!_postSignedBy(identityPoint, payloadB, sigB)) revert BadSignature("b");
+        slashedIn[id][culprit] = true;
+        _slash(culprit, id, "equivocation");
+    }
+
+    function _postSignedBy(bytes calldata identityPoint, bytes calldata payload, bytes calldata sig)
+        internal
+        view
+        returns (bool)
+    {
+        bytes32 digest = taggedHash("keyquorum/post/v1", payload);
+        return Bls12381.verifyG1Signature(identityPoint, Bls12381.hashToG1(abi.encodePacked(digest), SIG_DST_G1), sig);
+    }
+
+    function _slash(address culprit, uint256 id, string memory fault) internal {
+        Node storage node = nodes[culprit];
+        uint256 amount = node.stake * config.misbehaviourPercent / 100;
+        _setStake(node, node.stake - amount);
+        uint256 reward = msg.sender == culprit ? 0 : amount * config.reporterPercent / 100;
+        burned += amount - reward;
+        emit Slashed(culprit, id, fault, amount, msg.sender, reward, amount - reward);
+        if (reward > 0) {
+            (bool ok,) = msg.sender.call{value: reward}("");
+            if (!ok) revert TransferFailed();
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! # keyquorum-evm
+//!
+//! The view-change coordinator as a Solidity contract (`contracts/src/Coordinator.sol`) on the
+//! EIP-2537 BLS12-381 precompiles, and what a Rust client needs to talk to it: the `sol!`
+//! bindings generated from the committed artifact (`contracts/out/Coordinator.json`, compiled
+//! by `contracts/build.js` with the pinned solc) and the encodings the contract expects.
+//!
+//! keyquorum keeps keys and signatures compressed (ZCash flags); the precompiles take
+//! uncompressed points with every field element padded to 64 bytes and Fp2 elements as `c0`
+//! then `c1`. [`g1_point`] and [`g2_point`] convert, after checking the point (on the curve, in
+//! the subgroup, canonical). The contract receives both forms where it needs the compressed
+//! bytes (identity keys, the group key, the seed-giving signature) and checks that they agree.
+//!
+//! The contract's rules, and what it does not do yet, are in the contract's own documentation
+//! and in `docs/architecture.md`; `tests/coordinator.rs` runs it in-process with `revm` (Prague).
+
+#![warn(missing_docs)]
+
+use alloy_primitives::{Address, U256, keccak256};
+use alloy_sol_types::SolValue;
+use blstrs::{G1Affine, G2Affine};
+use thiserror::Error;
+
+#[allow(missing_docs, clippy::too_many_arguments)]
+mod bindings {
+    alloy_sol_types::sol!(
+        #[sol(all_derives)]
+        Coordinator,
+        "../../contracts/out/Coordinator.json"
+    );
+}
+
+pub use bindings::Coordinator;
+
+/// The tag at the start of [`registration_payload`].
+pub const REGISTER_TAG: &[u8] = b"keyquorum-evm/register/v1";
+
+/// A compressed point that is not a valid point of the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("invalid compressed {0} point")]
+pub struct PointError(&'static str);
+
+fn pad(out: &mut [u8], at: usize, fp: &[u8]) {
+    out[at + 16..at + 64].copy_from_slice(fp);
+}
+
+/// A compressed G1 point (48 bytes) in the precompile encoding (128 bytes).
+pub fn g1_point(compressed: &[u8; 48]) -> Result<[u8; 128], PointError> {
+    let p: G1Affine =
+        Option::from(G1Affine::from_compressed(compressed)).ok_or(PointError("G1"))?;
+    let raw = p.to_uncompressed();
+    let mut out = [0u8; 128];
+    pad(&mut out, 0, &raw[..48]);
+    pad(&mut out, 64, &raw[48..]);
+    Ok(out)
+}
+
+/// A compressed G2 point (96 bytes) in the precompile encoding (256 bytes). The compressed and
+/// uncompressed ZCash forms put `c1` before `c0`; the precompiles put `c0` first.
+pub fn g2_point(compressed: &[u8; 96]) -> Result<[u8; 256], PointError> {
+    let p: G2Affine =
+        Option::from(G2Affine::from_compressed(compressed)).ok_or(PointError("G2"))?;
+    let raw = p.to_uncompressed();
+    let mut out = [0u8; 256];
+    pad(&mut out, 0, &raw[48..96]);
+    pad(&mut out, 64, &raw[..48]);
+    pad(&mut out, 128, &raw[144..192]);
+    pad(&mut out, 192, &raw[96..144]);
+    Ok(out)
+}
+
+/// What an identity key signs (purpose `Transaction`) to register with `account` on the
+/// contract at `contract` of chain `chain_id`: the contract's `registrationPayload`.
+pub fn registration_payload(
+    chain_id: u64,
+    contract: Address,
+    account: Address,
+    encryption_key: &[u8; 32],
+    peer_id: &[u8],
+    addresses: &[String],
+) -> Vec<u8> {
+    let network = keccak256(
+        (
+            alloy_primitives::Bytes::copy_from_slice(peer_id),
+            addresses.to_vec(),
+        )
+            .abi_encode_params(),
+    );
+    let mut out = Vec::with_capacity(REGISTER_TAG.len() + 32 + 20 + 20 + 32 + 32);
+    out.extend_from_slice(REGISTER_TAG);
+    out.extend_from_slice(&U256::from(chain_id).to_be_bytes::<32>());
+    out.extend_from_slice(contract.as_slice());
+    out.extend_from_slice(account.as_slice());
+    out.extend_from_slice(encryption_key);
+    out.extend_from_slice(network.as_slice());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use group::prime::PrimeCurveAffine;
+
+    /// The generators in the precompile encoding are the constants the contract negates.
+    #[test]
+    fn generators_convert_to_the_precompile_layout() {
+        let g1 = g1_point(&G1Affine::generator().to_compressed()).unwrap();
+        assert_eq!(&g1[..16], &[0u8; 16]);
+        assert_eq!(
+            hex_of(&g1[16..64]),
+            "17f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb"
+        );
+        let g2 = g2_point(&G2Affine::generator().to_compressed()).unwrap();
+        // x.c0 first.
+        assert_eq!(
+            hex_of(&g2[80..128]),
+            "13e02b6052719f607dacd3a088274f65596bd0d09920b61ab5da61bbdc7f5049334cf11213945d57e5ac7d055d042b7e"
+        );
+        assert_eq!(
+            hex_of(&g2[16..64]),
+            "024aa2b2f08f0a91260805272dc51051c6e47ad4fa403b02b4510b647ae3d1770bac0326a805bbefd48056c8c121bdb8"
+        );
+        assert!(g1_point(&[0u8; 48]).is_err());
+        assert!(g2_point(&[0xffu8; 96]).is_err());
+    }
+
+    fn hex_of(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+}

@@ -1,0 +1,271 @@
+//! An in-process chain for the coordinator: revm at the Prague spec (so the EIP-2537
+//! precompiles exist), blocks of at most 30M gas, funded test accounts, and the contract
+//! deployed from the committed artifact.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use alloy_primitives::{Address, Bytes, Log, U256};
+use alloy_sol_types::{SolCall, SolConstructor, SolError, SolEvent};
+use keyquorum_dkg::identity::Purpose;
+use keyquorum_dkg::testing::ceremony::{MemberKeys, member};
+use keyquorum_evm::{Coordinator, g1_point, g2_point, registration_payload};
+use revm::context::{CfgEnv, TxEnv};
+use revm::context_interface::result::ExecutionResult;
+use revm::database::{CacheDB, EmptyDB};
+use revm::primitives::TxKind;
+use revm::primitives::hardfork::SpecId;
+use revm::state::AccountInfo;
+use revm::{Context, ExecuteCommitEvm, MainBuilder, MainContext};
+
+/// The block gas limit every transaction must fit in.
+pub const BLOCK_GAS_LIMIT: u64 = 30_000_000;
+pub const CHAIN_ID: u64 = 31337;
+pub const CHAIN_NAME: &str = "kq-evm";
+const DEPLOYER: Address = Address::repeat_byte(0xd0);
+
+type Evm = revm::MainnetEvm<revm::handler::MainnetContext<CacheDB<EmptyDB>>>;
+
+pub struct Chain {
+    evm: Evm,
+    pub contract: Address,
+    nonces: HashMap<Address, u64>,
+}
+
+/// A transaction's result.
+pub struct Receipt {
+    pub success: bool,
+    pub gas_used: u64,
+    pub output: Bytes,
+    pub logs: Vec<Log>,
+}
+
+impl Receipt {
+    pub fn ok(self) -> Self {
+        assert!(
+            self.success,
+            "transaction reverted: 0x{}",
+            hex(&self.output)
+        );
+        self
+    }
+
+    /// Asserts a revert with error `E`.
+    pub fn reverts_with<E: SolError>(&self) {
+        assert!(
+            !self.success,
+            "expected {} but the transaction succeeded",
+            E::SIGNATURE
+        );
+        assert!(
+            self.output.starts_with(&E::SELECTOR),
+            "expected {}, got 0x{}",
+            E::SIGNATURE,
+            hex(&self.output)
+        );
+    }
+
+    pub fn events<E: SolEvent>(&self) -> Vec<E> {
+        self.logs
+            .iter()
+            .filter_map(|l| E::decode_log(l).ok().map(|d| d.data))
+            .collect()
+    }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn address_of(i: u32) -> Address {
+    let mut a = [0u8; 20];
+    a[0] = 0xa0;
+    a[16..].copy_from_slice(&i.to_be_bytes());
+    Address::from(a)
+}
+
+pub fn config(n: u32) -> Coordinator::Config {
+    Coordinator::Config {
+        chainId: Bytes::from(CHAIN_NAME.as_bytes().to_vec()),
+        maxSize: n,
+        minSize: n.min(4),
+        thresholdPercent: 67,
+        quorumPercent: 75,
+        keepPreviousPercent: 0,
+        minStake: U256::from(100),
+        contributeBlocks: 5,
+        shareBlocks: 5,
+        publishBlocks: 5,
+        waitBlocks: 5,
+        firstViewChange: 10,
+        viewLength: 100,
+        unbondingBlocks: 20,
+        misbehaviourPercent: 50,
+        reporterPercent: 10,
+    }
+}
+
+impl Chain {
+    /// A chain at block 1 with `accounts` funded and the contract deployed with `config`.
+    pub fn new(config: Coordinator::Config, accounts: &[Address]) -> Self {
+        let mut db = CacheDB::<EmptyDB>::default();
+        for a in accounts.iter().chain([&DEPLOYER]) {
+            db.insert_account_info(
+                *a,
+                AccountInfo {
+                    balance: U256::from(10u128.pow(24)),
+                    ..Default::default()
+                },
+            );
+        }
+        let mut cfg = CfgEnv::new_with_spec(SpecId::PRAGUE);
+        cfg.chain_id = CHAIN_ID;
+        let evm = Context::mainnet()
+            .with_db(db)
+            .with_cfg(cfg)
+            .modify_block_chained(|b| {
+                b.number = U256::from(1);
+                b.gas_limit = BLOCK_GAS_LIMIT;
+            })
+            .build_mainnet();
+        let mut chain = Chain {
+            evm,
+            contract: Address::ZERO,
+            nonces: HashMap::new(),
+        };
+        let mut code = Coordinator::BYTECODE.to_vec();
+        code.extend(Coordinator::constructorCall { c: config }.abi_encode());
+        let r = chain.transact(DEPLOYER, TxKind::Create, U256::ZERO, code.into());
+        assert!(r.success, "deployment failed: 0x{}", hex(&r.output));
+        chain.contract = DEPLOYER.create(0);
+        chain
+    }
+
+    pub fn block(&self) -> u64 {
+        self.evm.ctx.block.number.to::<u64>()
+    }
+
+    pub fn set_block(&mut self, number: u64) {
+        self.evm.ctx.block.number = U256::from(number);
+    }
+
+    pub fn balance(&mut self, who: Address) -> U256 {
+        use revm::Database;
+        self.evm
+            .ctx
+            .journaled_state
+            .database
+            .basic(who)
+            .unwrap()
+            .map(|a| a.balance)
+            .unwrap_or_default()
+    }
+
+    fn transact(&mut self, from: Address, kind: TxKind, value: U256, data: Bytes) -> Receipt {
+        let nonce = self.nonces.entry(from).or_insert(0);
+        let tx = TxEnv::builder()
+            .caller(from)
+            .kind(kind)
+            .value(value)
+            .data(data)
+            .nonce(*nonce)
+            .gas_limit(BLOCK_GAS_LIMIT)
+            .gas_price(0)
+            .chain_id(Some(CHAIN_ID))
+            .build()
+            .unwrap();
+        *nonce += 1;
+        match self.evm.transact_commit(tx).expect("valid transaction") {
+            ExecutionResult::Success {
+                gas, output, logs, ..
+            } => Receipt {
+                success: true,
+                gas_used: gas.used(),
+                output: output.into_data(),
+                logs,
+            },
+            ExecutionResult::Revert { gas, output, logs } => Receipt {
+                success: false,
+                gas_used: gas.used(),
+                output,
+                logs,
+            },
+            ExecutionResult::Halt { reason, gas, .. } => {
+                panic!("halted ({reason:?}) after {} gas", gas.used())
+            }
+        }
+    }
+
+    pub fn send<C: SolCall>(&mut self, from: Address, value: u64, call: C) -> Receipt {
+        let to = self.contract;
+        self.transact(
+            from,
+            TxKind::Call(to),
+            U256::from(value),
+            call.abi_encode().into(),
+        )
+    }
+
+    /// A read-only call's return value (as a transaction from an unfunded address that commits
+    /// nothing it could change).
+    pub fn read<C: SolCall>(&mut self, call: C) -> C::Return {
+        let r = self.send(Address::repeat_byte(0xee), 0, call).ok();
+        C::abi_decode_returns(&r.output).unwrap()
+    }
+}
+
+/// A registered test node: its keys and account.
+pub struct Node {
+    pub index: u32,
+    pub keys: MemberKeys,
+    pub account: Address,
+    pub identity: [u8; 96],
+    pub encryption_key: [u8; 32],
+}
+
+impl Node {
+    pub fn new(index: u32) -> Self {
+        let keys = member(index);
+        let identity = keys.identity.public().to_bytes();
+        let encryption_key = keys.encryption.public_key().to_bytes();
+        Node {
+            index,
+            keys,
+            account: address_of(index),
+            identity,
+            encryption_key,
+        }
+    }
+
+    pub fn peer_id(&self) -> Vec<u8> {
+        format!("peer-{}", self.index).into_bytes()
+    }
+
+    pub fn addresses(&self) -> Vec<String> {
+        vec![format!("/ip4/127.0.0.1/tcp/{}", 9000 + self.index)]
+    }
+
+    /// A registration call with a real proof of possession and binding signature.
+    pub fn register_call(&self, contract: Address) -> Coordinator::registerCall {
+        let pop = self.keys.identity.proof_of_possession();
+        let payload = registration_payload(
+            CHAIN_ID,
+            contract,
+            self.account,
+            &self.encryption_key,
+            &self.peer_id(),
+            &self.addresses(),
+        );
+        let binding = self.keys.identity.sign(Purpose::Transaction, &payload);
+        Coordinator::registerCall {
+            identity: self.identity.to_vec().into(),
+            identityPoint: g2_point(&self.identity).unwrap().to_vec().into(),
+            pop: g1_point(&pop.0).unwrap().to_vec().into(),
+            binding: g1_point(&binding.0).unwrap().to_vec().into(),
+            encryptionKey: self.encryption_key.into(),
+            peerId: self.peer_id().into(),
+            addresses: self.addresses(),
+        }
+    }
+}

@@ -1,0 +1,560 @@
+//! The coordinator contract in revm (Prague): registration with real proofs of possession,
+//! stake, a full fresh-key ceremony whose posts go through the contract and whose board is
+//! replayed from the contract's events with the Rust board code, activation with a real
+//! threshold signature on the magic block `keyquorum-contract` encodes, an equivocation proof,
+//! and a rejection for each bad input.
+
+mod common;
+
+use alloy_primitives::{Address, Bytes, U256};
+use blstrs::Scalar;
+use common::*;
+use keyquorum_contract::SignerRole;
+use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
+use keyquorum_contract::magic::{MagicBlockPlace, signing_message};
+use keyquorum_contract::state::{CeremonySpec, SpecParticipant};
+use keyquorum_contract::tx::NetworkIdentity;
+use keyquorum_contract::{KeyMode, MagicBlock, genesis_seed};
+use keyquorum_crypto::tbls::{self, MinPk};
+use keyquorum_crypto::{Bls12381G1, Curve};
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
+use keyquorum_dkg::board::{Board, Outcome};
+use keyquorum_dkg::identity::Purpose;
+use keyquorum_dkg::messages::{Post, SignedPost};
+use keyquorum_dkg::participant::Participant;
+use keyquorum_dkg::testing::ceremony::{BoardEvent, RunResult, member, run_nodes};
+use keyquorum_evm::{Coordinator, g1_point, g2_point};
+
+const STAKE: u64 = 1_000;
+
+/// Registers nodes `0..count` (node `i` staking `STAKE + i`, so the ranking is by index,
+/// highest first).
+fn registered(n: u32, count: u32) -> (Chain, Vec<Node>) {
+    let nodes: Vec<Node> = (0..count).map(Node::new).collect();
+    let accounts: Vec<Address> = nodes.iter().map(|n| n.account).collect();
+    let mut chain = Chain::new(config(n), &accounts);
+    for node in &nodes {
+        let call = node.register_call(chain.contract);
+        chain
+            .send(node.account, STAKE + node.index as u64, call)
+            .ok();
+    }
+    (chain, nodes)
+}
+
+/// Every eligible node, best first, as the contract ranks them.
+fn ranking(nodes: &[&Node], seed: &[u8; 32], stake: impl Fn(&Node) -> u64) -> Vec<Address> {
+    let mut r: Vec<(u64, [u8; 32], Address)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                stake(n),
+                keyquorum_contract::select::tiebreak(seed, &Hex(n.identity)),
+                n.account,
+            )
+        })
+        .collect();
+    r.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    r.into_iter().map(|x| x.2).collect()
+}
+
+struct Started {
+    id: U256,
+    sel: Coordinator::CommitteeSelected,
+    committee: Vec<usize>,
+}
+
+fn start(chain: &mut Chain, nodes: &[Node]) -> Started {
+    chain.set_block(10);
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let ranked = ranking(&refs, &genesis_seed(CHAIN_NAME), |n| STAKE + n.index as u64);
+    let r = chain
+        .send(
+            nodes[0].account,
+            0,
+            Coordinator::startViewChangeCall { ranked },
+        )
+        .ok();
+    let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
+    let committee = sel
+        .committee
+        .iter()
+        .map(|a| nodes.iter().position(|n| n.account == *a).unwrap())
+        .collect();
+    Started {
+        id: sel.ceremony,
+        sel,
+        committee,
+    }
+}
+
+fn spec(nodes: &[Node], s: &Started) -> CeremonySpec {
+    CeremonySpec {
+        domain: HexBytes(
+            format!(
+                "keyquorum-contract/{CHAIN_NAME}/view/{}/session/{}",
+                s.sel.viewNumber, s.sel.number
+            )
+            .into_bytes(),
+        ),
+        view: s.sel.viewNumber,
+        ceremony_number: s.sel.number,
+        n: s.sel.n,
+        t: s.sel.t,
+        k: s.sel.k,
+        players: s
+            .committee
+            .iter()
+            .map(|&i| SpecParticipant {
+                identity: Hex(nodes[i].identity),
+                encryption_key: Hex(nodes[i].encryption_key),
+            })
+            .collect(),
+        reshare: None,
+    }
+}
+
+/// Contributions and publications in board order, and each player's result.
+type CeremonyRun = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<RunResult<Bls12381G1>>);
+
+/// Runs the DKG among the committee off chain (perfect network); returns the posts in board
+/// order, contributions first, and each player's output.
+fn run_ceremony(nodes: &[Node], s: &Started, spec: &CeremonySpec) -> CeremonyRun {
+    let ceremony = spec.ceremony().unwrap();
+    let participants: Vec<Box<dyn Participant<Bls12381G1>>> = s
+        .committee
+        .iter()
+        .enumerate()
+        .map(|(pos, &i)| {
+            let m = member(nodes[i].index);
+            let mut seed = [3u8; 32];
+            seed[..8].copy_from_slice(&(pos as u64).to_be_bytes());
+            Box::new(
+                AckRevealParticipant::new(ceremony.clone(), m.identity, m.encryption, None, seed)
+                    .unwrap(),
+            ) as Box<dyn Participant<Bls12381G1>>
+        })
+        .collect();
+    let (results, events) = run_nodes(participants, &[], &mut |_, a| vec![a]);
+    let (mut contributions, mut publications) = (Vec::new(), Vec::new());
+    for e in events {
+        if let BoardEvent::Post(p) = e {
+            match SignedPost::<Bls12381G1>::decode(&p, spec.n as usize)
+                .unwrap()
+                .post
+            {
+                Post::Contribution(_) => contributions.push(p),
+                Post::Publication(_) => publications.push(p),
+            }
+        }
+    }
+    (contributions, publications, results)
+}
+
+fn dealer_of(post: &[u8], n: u32) -> usize {
+    SignedPost::<Bls12381G1>::decode(post, n as usize)
+        .unwrap()
+        .post
+        .dealer() as usize
+}
+
+fn post_call(p: &[u8]) -> Coordinator::postCall {
+    Coordinator::postCall {
+        signedPost: p.to_vec().into(),
+    }
+}
+
+#[test]
+fn registration_checks_the_proof_of_possession_and_the_binding() {
+    let nodes: Vec<Node> = (0..3).map(Node::new).collect();
+    let accounts: Vec<Address> = nodes.iter().map(|n| n.account).collect();
+    let mut chain = Chain::new(config(4), &accounts);
+    let c = chain.contract;
+
+    // Another key's proof of possession.
+    let mut bad = nodes[0].register_call(c);
+    bad.pop = nodes[1].register_call(c).pop;
+    chain
+        .send(nodes[0].account, STAKE, bad)
+        .reverts_with::<Coordinator::BadProofOfPossession>();
+    // A binding signed for another account: someone replaying a registration they saw.
+    let theirs = nodes[0].register_call(c);
+    chain
+        .send(nodes[1].account, STAKE, theirs)
+        .reverts_with::<Coordinator::BadRegistrationSignature>();
+    // A network identity other than the one signed.
+    let mut bad = nodes[0].register_call(c);
+    bad.peerId = Bytes::from_static(b"someone-else");
+    chain
+        .send(nodes[0].account, STAKE, bad)
+        .reverts_with::<Coordinator::BadRegistrationSignature>();
+    // The uncompressed key must be the compressed one.
+    let mut bad = nodes[0].register_call(c);
+    bad.identityPoint = nodes[1].register_call(c).identityPoint;
+    chain
+        .send(nodes[0].account, STAKE, bad)
+        .reverts_with::<Coordinator::BadIdentityKey>();
+
+    let r = chain
+        .send(nodes[0].account, STAKE, nodes[0].register_call(c))
+        .ok();
+    let reg = r.events::<Coordinator::Registered>().remove(0);
+    assert_eq!(reg.identity.as_ref(), &nodes[0].identity[..]);
+    assert_eq!(reg.stake, U256::from(STAKE));
+    assert!(r.gas_used < BLOCK_GAS_LIMIT);
+    chain
+        .send(nodes[0].account, STAKE, nodes[0].register_call(c))
+        .reverts_with::<Coordinator::AlreadyRegistered>();
+    assert_eq!(chain.read(Coordinator::eligibleCountCall {}), U256::from(1));
+}
+
+#[test]
+fn stake_unbonds_and_is_withdrawn_after_the_unbonding_period() {
+    let (mut chain, nodes) = registered(4, 1);
+    let a = nodes[0].account;
+    chain
+        .send(a, 0, Coordinator::withdrawCall {})
+        .reverts_with::<Coordinator::NothingToWithdraw>();
+    chain.send(a, 500, Coordinator::addStakeCall {}).ok();
+    chain
+        .send(
+            a,
+            0,
+            Coordinator::unbondCall {
+                amount: U256::from(10_000),
+            },
+        )
+        .reverts_with::<Coordinator::InsufficientStake>();
+    let r = chain
+        .send(
+            a,
+            0,
+            Coordinator::unbondCall {
+                amount: U256::from(700),
+            },
+        )
+        .ok();
+    let release = r.events::<Coordinator::Unbonding>()[0].releaseBlock;
+    assert_eq!(release, chain.block() + 20);
+    let s = chain.read(Coordinator::stakeOfCall { account: a });
+    assert_eq!((s.stake, s.unbonding), (U256::from(800), U256::from(700)));
+    chain
+        .send(a, 0, Coordinator::withdrawCall {})
+        .reverts_with::<Coordinator::StillUnbonding>();
+    chain.set_block(release);
+    let before = chain.balance(a);
+    chain.send(a, 0, Coordinator::withdrawCall {}).ok();
+    assert_eq!(chain.balance(a) - before, U256::from(700));
+    // Below the minimum stake a node is no longer eligible.
+    chain
+        .send(
+            a,
+            0,
+            Coordinator::unbondCall {
+                amount: U256::from(750),
+            },
+        )
+        .ok();
+    assert_eq!(chain.read(Coordinator::eligibleCountCall {}), U256::ZERO);
+}
+
+/// The whole view change: selection (the committee and session id the Rust contract would
+/// derive), posts in their phases, the board replayed from the events, the magic block signed
+/// by the new committee and activated; then an equivocation proof against a dealer.
+#[test]
+fn a_fresh_view_change_activates_the_magic_block_the_rust_board_defines() {
+    // Four seats, five candidates: node 0 has the lowest stake and stays out.
+    let (mut chain, nodes) = registered(4, 5);
+    let early = ranking(
+        &nodes.iter().collect::<Vec<_>>(),
+        &genesis_seed(CHAIN_NAME),
+        |n| STAKE + n.index as u64,
+    );
+    chain.set_block(9);
+    chain
+        .send(
+            nodes[0].account,
+            0,
+            Coordinator::startViewChangeCall { ranked: early },
+        )
+        .reverts_with::<Coordinator::TooEarly>();
+    // A ranking in the wrong order, or missing a node.
+    chain.set_block(10);
+    let mut wrong = ranking(&nodes.iter().collect::<Vec<_>>(), &[0; 32], |_| STAKE);
+    wrong.swap(0, 1);
+    chain
+        .send(
+            nodes[0].account,
+            0,
+            Coordinator::startViewChangeCall {
+                ranked: wrong.clone(),
+            },
+        )
+        .reverts_with::<Coordinator::BadRanking>();
+    wrong.pop();
+    chain
+        .send(
+            nodes[0].account,
+            0,
+            Coordinator::startViewChangeCall { ranked: wrong },
+        )
+        .reverts_with::<Coordinator::BadRanking>();
+
+    let s = start(&mut chain, &nodes);
+    assert_eq!((s.sel.n, s.sel.t, s.sel.k), (4, 3, 3));
+    assert_eq!(s.committee, vec![4, 3, 2, 1]);
+    let spec = spec(&nodes, &s);
+    let ceremony = spec.ceremony().unwrap();
+    // The session id the contract computed is the DKG's.
+    assert_eq!(s.sel.sessionId.0, *ceremony.id());
+    let member_at = |pos: usize| &nodes[s.committee[pos]];
+
+    let (contributions, publications, results) = run_ceremony(&nodes, &s, &spec);
+    assert_eq!((contributions.len(), publications.len()), (4, 4));
+
+    // Contribute phase: a non-member, a publication too early, a post by the wrong member.
+    chain
+        .send(nodes[0].account, 0, post_call(&contributions[0]))
+        .reverts_with::<Coordinator::NotMember>();
+    let d0 = dealer_of(&publications[0], 4);
+    chain
+        .send(member_at(d0).account, 0, post_call(&publications[0]))
+        .reverts_with::<Coordinator::WrongPhase>();
+    let d = dealer_of(&contributions[0], 4);
+    chain
+        .send(
+            member_at((d + 1) % 4).account,
+            0,
+            post_call(&contributions[0]),
+        )
+        .reverts_with::<Coordinator::WrongDealer>();
+    let mut logged = Vec::new();
+    for p in &contributions {
+        let d = dealer_of(p, 4);
+        let r = chain.send(member_at(d).account, 0, post_call(p)).ok();
+        logged.extend(r.events::<Coordinator::PostAccepted>());
+    }
+    chain
+        .send(member_at(d).account, 0, post_call(&contributions[0]))
+        .reverts_with::<Coordinator::AlreadyPosted>();
+    // A committee member's stake is locked while the view change runs.
+    chain
+        .send(
+            member_at(0).account,
+            0,
+            Coordinator::unbondCall {
+                amount: U256::from(1),
+            },
+        )
+        .reverts_with::<Coordinator::StakeLocked>();
+
+    // Past the contribute deadline: contributions are refused, publications accepted.
+    chain.set_block(s.sel.shareEnd + 1);
+    chain
+        .send(member_at(d).account, 0, post_call(&contributions[0]))
+        .reverts_with::<Coordinator::WrongPhase>();
+    for p in &publications {
+        let d = dealer_of(p, 4);
+        let r = chain.send(member_at(d).account, 0, post_call(p)).ok();
+        logged.extend(r.events::<Coordinator::PostAccepted>());
+    }
+
+    // The board, replayed from the event log alone, with the contract's deadlines.
+    let mut board = Board::new(ceremony.clone());
+    for e in &logged {
+        if e.kind == 2 && board.phase() == keyquorum_dkg::board::BoardPhase::Contribute {
+            board.advance();
+            board.advance();
+        }
+        let post = SignedPost::<Bls12381G1>::decode(&e.post, 4).unwrap();
+        board.apply(&post).unwrap();
+    }
+    board.advance();
+    let Some(Outcome::Success { output, .. }) = board.outcome().cloned() else {
+        panic!("the ceremony failed")
+    };
+    chain.set_block(s.sel.publishEnd + 1);
+    let place = MagicBlockPlace {
+        chain_id: CHAIN_NAME.into(),
+        view: 1,
+        ceremony_number: 0,
+        key_mode: KeyMode::Fresh,
+        previous_hash: [0; 32],
+        first_round: s.sel.waitEnd + 1,
+    };
+    let block = MagicBlock::from_board(&place, &board, |id| {
+        nodes
+            .iter()
+            .find(|n| n.identity == id.0)
+            .map(|n| NetworkIdentity {
+                peer_id: HexBytes(n.peer_id()),
+                addresses: n.addresses(),
+            })
+    })
+    .unwrap();
+
+    // The new committee signs: t partials from the players' DKG shares, combined.
+    let message = signing_message(SignerRole::New, &block.hash());
+    let partials: Vec<_> = results
+        .iter()
+        .filter_map(|r| match r {
+            RunResult::Ok(o) => Some(tbls::partial_sign::<MinPk>(
+                o.secret_share.as_ref().unwrap(),
+                Scalar::from(o.player_index.unwrap() as u64 + 1),
+                &message,
+            )),
+            _ => None,
+        })
+        .collect();
+    let signature = tbls::combine::<MinPk>(3, &partials)
+        .unwrap()
+        .to_compressed();
+    let group_key: [u8; 48] = Bls12381G1::point_bytes(&output.group_key)
+        .try_into()
+        .unwrap();
+    let activation = |sig: [u8; 96], qualified: Vec<u32>| Coordinator::activateCall {
+        a: Coordinator::Activation {
+            magicBlock: block.encode().into(),
+            groupKeyPoint: g1_point(&group_key).unwrap().to_vec().into(),
+            qualified,
+            signature: sig.to_vec().into(),
+            signaturePoint: g2_point(&sig).unwrap().to_vec().into(),
+            previousSignaturePoint: Bytes::new(),
+        },
+    };
+
+    // A signature on the handover message, not on the new-committee one.
+    let wrong_message = signing_message(SignerRole::Old, &block.hash());
+    let wrong_partials: Vec<_> = results
+        .iter()
+        .filter_map(|r| match r {
+            RunResult::Ok(o) => Some(tbls::partial_sign::<MinPk>(
+                o.secret_share.as_ref().unwrap(),
+                Scalar::from(o.player_index.unwrap() as u64 + 1),
+                &wrong_message,
+            )),
+            _ => None,
+        })
+        .collect();
+    let wrong = tbls::combine::<MinPk>(3, &wrong_partials)
+        .unwrap()
+        .to_compressed();
+    chain
+        .send(
+            nodes[0].account,
+            0,
+            activation(wrong, output.qualified.clone()),
+        )
+        .reverts_with::<Coordinator::BadSignature>();
+    // A qualified set whose contributions do not add up to the group key.
+    chain
+        .send(
+            nodes[0].account,
+            0,
+            activation(signature, output.qualified[..3].to_vec()),
+        )
+        .reverts_with::<Coordinator::GroupKeyMismatch>();
+    // A magic block changed after signing.
+    let mut changed = activation(signature, output.qualified.clone());
+    let mut other = block.clone();
+    other.first_round += 1;
+    changed.a.magicBlock = other.encode().into();
+    chain
+        .send(nodes[0].account, 0, changed)
+        .reverts_with::<Coordinator::BadMagicBlock>();
+
+    let r = chain
+        .send(
+            nodes[0].account,
+            0,
+            activation(signature, output.qualified.clone()),
+        )
+        .ok();
+    let activated = r.events::<Coordinator::ViewActivated>().remove(0);
+    assert_eq!(activated.viewNumber, 1);
+    assert_eq!(activated.magicBlockHash.0, block.hash());
+    assert_eq!(chain.read(Coordinator::currentViewCall {}), 1);
+    assert_eq!(
+        chain.read(Coordinator::seedCall {}).0,
+        keyquorum_contract::view_seed(&signature)
+    );
+    // The magic block the contract accepted verifies as the first link of the Rust chain.
+    let signed = keyquorum_contract::SignedMagicBlock {
+        hash: Hex(block.hash()),
+        block: block.clone(),
+        signature: Some(Hex(signature)),
+        previous_signature: None,
+    };
+    assert_eq!(
+        keyquorum_contract::verify_magic_block_chain(&group_key, &[signed]),
+        Ok(())
+    );
+    // Members of the active view keep their stake locked.
+    chain
+        .send(
+            member_at(0).account,
+            0,
+            Coordinator::unbondCall {
+                amount: U256::from(1),
+            },
+        )
+        .reverts_with::<Coordinator::StakeLocked>();
+
+    equivocation(&mut chain, &nodes, &s, &contributions);
+}
+
+/// Dealer `d`'s on-chain contribution and a second, different contribution it signed for the
+/// same session: provable equivocation.
+fn equivocation(chain: &mut Chain, nodes: &[Node], s: &Started, contributions: &[Vec<u8>]) {
+    let signed = SignedPost::<Bls12381G1>::decode(&contributions[1], 4).unwrap();
+    let dealer = signed.post.dealer() as usize;
+    let culprit = &nodes[s.committee[dealer]];
+    let payload_a = signed.post.signed_payload();
+    let mut payload_b = payload_a.clone();
+    payload_b[72] ^= 1; // another commitment digest
+    let sig_b = culprit.keys.identity.sign(Purpose::Post, &payload_b);
+    let point = |sig: &[u8; 48]| Bytes::from(g1_point(sig).unwrap().to_vec());
+    let identity_point = Bytes::from(g2_point(&culprit.identity).unwrap().to_vec());
+    let proof = |b: &[u8], sb: &[u8; 48]| Coordinator::proveEquivocationCall {
+        id: s.id,
+        payloadA: payload_a.clone().into(),
+        sigA: point(&signed.signature.0),
+        payloadB: b.to_vec().into(),
+        sigB: point(sb),
+        identityPoint: identity_point.clone(),
+    };
+    let reporter = nodes[0].account;
+    // The same post twice is no equivocation; a signature by someone else proves nothing.
+    chain
+        .send(reporter, 0, proof(&payload_a, &signed.signature.0))
+        .reverts_with::<Coordinator::NotEquivocation>();
+    let forged = nodes[0].keys.identity.sign(Purpose::Post, &payload_b);
+    chain
+        .send(reporter, 0, proof(&payload_b, &forged.0))
+        .reverts_with::<Coordinator::BadSignature>();
+
+    let stake_before = chain
+        .read(Coordinator::stakeOfCall {
+            account: culprit.account,
+        })
+        .stake;
+    let balance_before = chain.balance(reporter);
+    let r = chain.send(reporter, 0, proof(&payload_b, &sig_b.0)).ok();
+    let slashed = r.events::<Coordinator::Slashed>().remove(0);
+    assert_eq!(slashed.culprit, culprit.account);
+    assert_eq!(slashed.amount, stake_before / U256::from(2));
+    assert_eq!(slashed.reward, slashed.amount / U256::from(10));
+    assert_eq!(chain.balance(reporter) - balance_before, slashed.reward);
+    assert_eq!(
+        chain
+            .read(Coordinator::stakeOfCall {
+                account: culprit.account
+            })
+            .stake,
+        stake_before - slashed.amount
+    );
+    assert_eq!(chain.read(Coordinator::burnedCall {}), slashed.burned);
+    chain
+        .send(reporter, 0, proof(&payload_b, &sig_b.0))
+        .reverts_with::<Coordinator::AlreadySlashed>();
+}
