@@ -328,6 +328,24 @@ fn a_fresh_view_change_activates_the_magic_block_the_rust_board_defines() {
             post_call(&contributions[0]),
         )
         .reverts_with::<Coordinator::WrongDealer>();
+    let mut other_session = contributions[0].clone();
+    other_session[49] ^= 1;
+    chain
+        .send(member_at(d).account, 0, post_call(&other_session))
+        .reverts_with::<Coordinator::WrongSession>();
+    let mut short = contributions[0].clone();
+    short.truncate(short.len() - 1);
+    chain
+        .send(member_at(d).account, 0, post_call(&short))
+        .reverts_with::<Coordinator::MalformedPost>();
+    // One view change at a time.
+    chain
+        .send(
+            nodes[0].account,
+            0,
+            Coordinator::startViewChangeCall { ranked: vec![] },
+        )
+        .reverts_with::<Coordinator::ViewChangeRunning>();
     let mut logged = Vec::new();
     for p in &contributions {
         let d = dealer_of(p, 4);

@@ -1,0 +1,306 @@
+//! Gas of every coordinator transaction, measured in revm (Prague) with a 30M block gas limit
+//! (a transaction needing more halts, and the test fails): registration, committee selection,
+//! each phase's post, activation of the first view and of a later one (which adds the handover
+//! check), and the equivocation proof.
+//!
+//! Posts are full size (a contribution carries `n + 1` uncompressed points, a publication an
+//! ack bitmap and an aggregate signature) but synthetic: the contract does not verify a post's
+//! signature or points beyond `f(0) G` (every node's board does), so its gas does not depend on
+//! them. The activation is real: the group key is the sum of the dealers' `f(0) G` and the
+//! magic block is signed under it.
+//!
+//! `cargo test -p keyquorum-evm --release --test gas -- --nocapture` prints the table for
+//! n = 16, 64, 256 (docs/performance.md).
+
+mod common;
+
+use alloy_primitives::{Address, Bytes};
+use blstrs::{G1Affine, G1Projective, Scalar};
+use common::*;
+use group::prime::PrimeCurveAffine;
+use group::{Curve as _, Group as _};
+use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
+use keyquorum_contract::magic::{MagicBlockMember, signing_message};
+use keyquorum_contract::{KeyMode, MagicBlock, SignerRole, genesis_seed};
+use keyquorum_crypto::secret::Secret;
+use keyquorum_crypto::tbls::{self, MinPk};
+use keyquorum_dkg::identity::Purpose;
+use keyquorum_evm::{Coordinator, g1_point, g2_point};
+
+const STAKE: u64 = 1_000;
+
+#[derive(Default, Debug)]
+struct Gas {
+    register: u64,
+    start: [u64; 2],
+    contribution: [u64; 2],
+    contribution_bytes: usize,
+    publication: [u64; 2],
+    publication_bytes: usize,
+    activate: [u64; 2],
+    equivocation: u64,
+}
+
+fn ranking(chain: &mut Chain, nodes: &[Node]) -> Vec<Address> {
+    let seed = chain.read(Coordinator::currentSeedCall {}).0;
+    let mut r: Vec<(u64, [u8; 32], Address)> = nodes
+        .iter()
+        .map(|n| {
+            let stake = chain
+                .read(Coordinator::stakeOfCall { account: n.account })
+                .stake
+                .to::<u64>();
+            (
+                stake,
+                keyquorum_contract::select::tiebreak(&seed, &Hex(n.identity)),
+                n.account,
+            )
+        })
+        .collect();
+    r.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    r.into_iter().map(|x| x.2).collect()
+}
+
+fn uncompressed(p: &G1Affine) -> [u8; 96] {
+    p.to_uncompressed()
+}
+
+/// Runs two view changes with `n` members and returns the gas of each step.
+fn measure(n: u32) -> Gas {
+    let mut gas = Gas::default();
+    let nodes: Vec<Node> = (0..n).map(Node::new).collect();
+    let accounts: Vec<Address> = nodes.iter().map(|x| x.account).collect();
+    let mut chain = Chain::new(config(n), &accounts);
+    for node in &nodes {
+        let call = node.register_call(chain.contract);
+        let r = chain.send(node.account, STAKE, call).ok();
+        gas.register = gas.register.max(r.gas_used);
+    }
+    assert_eq!(
+        genesis_seed(CHAIN_NAME),
+        chain.read(Coordinator::currentSeedCall {}).0
+    );
+
+    let mut previous: Option<(Scalar, [u8; 32])> = None;
+    let mut first_contribution = None;
+    for round in 0..2 {
+        let next = chain.read(Coordinator::nextStartCall {});
+        chain.set_block(next);
+        let ranked = ranking(&mut chain, &nodes);
+        let r = chain
+            .send(
+                nodes[0].account,
+                0,
+                Coordinator::startViewChangeCall { ranked },
+            )
+            .ok();
+        gas.start[round] = r.gas_used;
+        let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
+        let member = |pos: usize| {
+            nodes
+                .iter()
+                .find(|x| x.account == sel.committee[pos])
+                .unwrap()
+        };
+
+        // Contributions: dealer d's f(0) G = (d + 1 + 1000 round) G; the other points repeat it.
+        let mut secrets = Vec::new();
+        for d in 0..n as usize {
+            let a = Scalar::from(d as u64 + 1 + 1000 * round as u64);
+            secrets.push(a);
+            let f0 = uncompressed(&(G1Projective::generator() * a).to_affine());
+            let mut post = vec![0xaa; 48];
+            post.push(1);
+            post.extend_from_slice(&sel.sessionId.0);
+            post.extend_from_slice(&(d as u32).to_be_bytes());
+            post.extend_from_slice(&(n + 1).to_be_bytes());
+            for _ in 0..=n {
+                post.extend_from_slice(&f0);
+            }
+            gas.contribution_bytes = post.len();
+            let r = chain
+                .send(
+                    member(d).account,
+                    0,
+                    Coordinator::postCall {
+                        signedPost: post.into(),
+                    },
+                )
+                .ok();
+            gas.contribution[round] = gas.contribution[round].max(r.gas_used);
+        }
+        if first_contribution.is_none() {
+            first_contribution = Some((sel.ceremony, sel.sessionId.0));
+        }
+
+        // Publications: every player acked (full bitmap, one aggregate signature, no reveals).
+        chain.set_block(sel.shareEnd + 1);
+        for d in 0..n as usize {
+            let mut post = vec![0xaa; 48];
+            post.push(2);
+            post.extend_from_slice(&sel.sessionId.0);
+            post.extend_from_slice(&0u32.to_be_bytes());
+            post.extend_from_slice(&(d as u32).to_be_bytes());
+            post.extend_from_slice(&[0x5c; 32]);
+            let bitmap = vec![0xff; (n as usize).div_ceil(8)];
+            post.extend_from_slice(&(bitmap.len() as u32).to_be_bytes());
+            post.extend_from_slice(&bitmap);
+            post.push(1);
+            post.extend_from_slice(&[0xab; 48]);
+            post.extend_from_slice(&0u32.to_be_bytes());
+            gas.publication_bytes = post.len();
+            let r = chain
+                .send(
+                    member(d).account,
+                    0,
+                    Coordinator::postCall {
+                        signedPost: post.into(),
+                    },
+                )
+                .ok();
+            gas.publication[round] = gas.publication[round].max(r.gas_used);
+        }
+
+        // Activation: every dealer qualified, the key their sum.
+        chain.set_block(sel.publishEnd + 1);
+        let secret: Scalar = secrets.iter().sum();
+        let group_key = (G1Projective::generator() * secret)
+            .to_affine()
+            .to_compressed();
+        let share_point = G1Affine::generator().to_compressed();
+        let block = MagicBlock {
+            chain_id: CHAIN_NAME.into(),
+            view: sel.viewNumber,
+            ceremony_number: sel.number,
+            key_mode: KeyMode::Fresh,
+            session_id: Hex(sel.sessionId.0),
+            n: sel.n,
+            t: sel.t,
+            k: sel.k,
+            group_key: Hex(group_key),
+            members: (0..n as usize)
+                .map(|pos| {
+                    let m = member(pos);
+                    MagicBlockMember {
+                        index: pos as u64 + 1,
+                        identity: Hex(m.identity),
+                        encryption_key: Hex(m.encryption_key),
+                        peer_id: HexBytes(vec![0x77; 38]),
+                        addresses: m.addresses(),
+                        public_share: Hex(share_point),
+                    }
+                })
+                .collect(),
+            previous_hash: Hex(previous.map(|p| p.1).unwrap_or_default()),
+            first_round: sel.waitEnd + 1,
+        };
+        let hash = block.hash();
+        let sign = |sk: Scalar, role| {
+            tbls::sign::<MinPk>(&Secret::new(sk), &signing_message(role, &hash)).to_compressed()
+        };
+        let signature = sign(secret, SignerRole::New);
+        let previous_signature = previous
+            .map(|(sk, _)| Bytes::from(g2_point(&sign(sk, SignerRole::Old)).unwrap().to_vec()))
+            .unwrap_or_default();
+        let r = chain
+            .send(
+                nodes[0].account,
+                0,
+                Coordinator::activateCall {
+                    a: Coordinator::Activation {
+                        magicBlock: block.encode().into(),
+                        groupKeyPoint: g1_point(&group_key).unwrap().to_vec().into(),
+                        qualified: (0..n).collect(),
+                        signature: signature.to_vec().into(),
+                        signaturePoint: g2_point(&signature).unwrap().to_vec().into(),
+                        previousSignaturePoint: previous_signature,
+                    },
+                },
+            )
+            .ok();
+        gas.activate[round] = r.gas_used;
+        previous = Some((secret, hash));
+    }
+
+    // Equivocation by the first ceremony's dealer 0.
+    let (ceremony, session) = first_contribution.unwrap();
+    let committee = chain.read(Coordinator::committeeOfCall { id: ceremony });
+    let culprit = nodes.iter().find(|x| x.account == committee[0]).unwrap();
+    let payload = |digest: u8| {
+        let mut p = vec![0x81];
+        p.extend_from_slice(&session);
+        p.extend_from_slice(&0u32.to_be_bytes());
+        p.extend_from_slice(&(n + 1).to_be_bytes());
+        p.extend_from_slice(&[digest; 32]);
+        p
+    };
+    let sig = |p: &[u8]| {
+        Bytes::from(
+            g1_point(&culprit.keys.identity.sign(Purpose::Post, p).0)
+                .unwrap()
+                .to_vec(),
+        )
+    };
+    let (a, b) = (payload(1), payload(2));
+    let r = chain
+        .send(
+            nodes[1].account,
+            0,
+            Coordinator::proveEquivocationCall {
+                id: ceremony,
+                sigA: sig(&a),
+                sigB: sig(&b),
+                payloadA: a.into(),
+                payloadB: b.into(),
+                identityPoint: g2_point(&culprit.identity).unwrap().to_vec().into(),
+            },
+        )
+        .ok();
+    gas.equivocation = r.gas_used;
+    gas
+}
+
+fn check(g: &Gas) {
+    for v in [
+        g.register,
+        g.start[0],
+        g.start[1],
+        g.contribution[0],
+        g.publication[0],
+        g.activate[0],
+        g.activate[1],
+        g.equivocation,
+    ] {
+        assert!(v > 0 && v < BLOCK_GAS_LIMIT, "{g:?}");
+    }
+}
+
+/// Every step of two view changes fits in a 30M block at n = 16, 64 and 256; with
+/// `--nocapture` this prints the table of docs/performance.md.
+#[test]
+fn gas_table() {
+    println!(
+        "| n | register | select (view 1 / 2) | contribution (bytes) | publication (bytes) | activate view 1 | activate view 2 | equivocation proof | per member per view change |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for n in [16u32, 64, 256] {
+        let g = measure(n);
+        check(&g);
+        let per_member =
+            (g.start[1] + g.activate[1]) / n as u64 + g.contribution[1] + g.publication[1];
+        println!(
+            "| {n} | {} | {} / {} | {} ({}) | {} ({}) | {} | {} | {} | {} |",
+            g.register,
+            g.start[0],
+            g.start[1],
+            g.contribution[1],
+            g.contribution_bytes,
+            g.publication[1],
+            g.publication_bytes,
+            g.activate[0],
+            g.activate[1],
+            g.equivocation,
+            per_member
+        );
+    }
+}
