@@ -120,6 +120,10 @@ library Bls12381 {
         return _call(G1ADD, abi.encodePacked(a, b), 128);
     }
 
+    function g2Add(bytes memory a, bytes memory b) internal view returns (bytes memory) {
+        return _call(G2ADD, abi.encodePacked(a, b), 256);
+    }
+
     function _call(address precompile, bytes memory input, uint256 outLen) private view returns (bytes memory out) {
         bool ok;
         (ok, out) = precompile.staticcall(input);

@@ -23,10 +23,11 @@ import {Bls12381} from "./Bls12381.sol";
 ///   new committee's threshold signature verifies under its group key, that key is the sum of
 ///   the named qualified dealers' contributions on chain, and, after the first view, the
 ///   previous committee's handover signature verifies under the previous group key;
-/// - equivocation: two different contributions signed by one dealer of a ceremony slash it,
-///   paying the reporter a share and burning the rest.
+/// - fraud proofs: two different contributions signed by one dealer of a ceremony
+///   (equivocation), or a publication on chain whose ack aggregate does not verify under the
+///   named ackers' keys, slash the dealer, paying the reporter a share and burning the rest.
 /// Not here: resharing ceremonies (key mode is always fresh), the board's publish retries
-/// (one attempt), early phase close, and the other fraud proofs.
+/// (one attempt), early phase close, and fraud proofs of bad reveals or commitments.
 contract Coordinator {
     // ---------------------------------------------------------------- constants
 
@@ -216,6 +217,8 @@ contract Coordinator {
     error BadSignature(string which);
     error NotEquivocation();
     error AlreadySlashed();
+    error NoPublication();
+    error NotAFault();
 
     // ---------------------------------------------------------------- setup
 
@@ -799,6 +802,56 @@ contract Coordinator {
         if (!_postSignedBy(identityPoint, payloadB, sigB)) revert BadSignature("b");
         slashedIn[id][culprit] = true;
         _slash(culprit, id, "equivocation");
+    }
+
+    /// A forged ack aggregate: `signedPost` is a publication accepted on chain (its hash is
+    /// stored) whose aggregate signature does not verify, under the named ackers' identity keys
+    /// (`ackerPoints`, in bitmap order), on the ack payload of its session, dealer and
+    /// commitment hash; `aggregatePoint` is that signature as a point. Every identity key was
+    /// registered with a proof of possession, so an aggregate of valid acks always verifies:
+    /// one that does not was forged by the dealer. Slashed as for equivocation. (A signature
+    /// whose bytes are no point at all cannot be shown here; every node's board refuses it.)
+    function proveBadAckAggregate(
+        uint256 id,
+        bytes calldata signedPost,
+        bytes calldata aggregatePoint,
+        bytes[] calldata ackerPoints
+    ) external {
+        Ceremony storage c = ceremonies[id];
+        if (signedPost.length < SIGNATURE_LEN + 77) revert MalformedPost();
+        uint32 dealer = uint32(bytes4(signedPost[SIGNATURE_LEN + 37:SIGNATURE_LEN + 41]));
+        if (dealer >= c.n || publicationHash[id][dealer] != keccak256(signedPost)) revert NoPublication();
+        bytes calldata p = signedPost[SIGNATURE_LEN:];
+        uint256 bitmapLen = uint32(bytes4(p[73:77]));
+        uint256 at = 77 + bitmapLen;
+        if (p.length < at + 1 + 48 || uint8(p[at]) != 1) revert NotAFault();
+        bytes memory aggregatePk = _ackers(c, p[77:at], ackerPoints);
+        if (!Bls12381.matchesCompressedG1(p[at + 1:at + 49], aggregatePoint)) revert BadSignature("aggregate");
+        bytes32 digest = taggedHash("keyquorum/ack/v1", abi.encodePacked(p[1:33], p[37:41], p[41:73]));
+        bytes memory hashed = Bls12381.hashToG1(abi.encodePacked(digest), SIG_DST_G1);
+        if (Bls12381.verifyG1Signature(aggregatePk, hashed, aggregatePoint)) revert NotAFault();
+        address culprit = c.committee[dealer];
+        if (slashedIn[id][culprit]) revert AlreadySlashed();
+        slashedIn[id][culprit] = true;
+        _slash(culprit, id, "bad_ack_signature");
+    }
+
+    /// The sum of the identity keys of the players a publication's bitmap names, each given as
+    /// a point and checked against the key registered by the committee member at that position.
+    function _ackers(Ceremony storage c, bytes calldata bitmap, bytes[] calldata points)
+        internal
+        view
+        returns (bytes memory sum)
+    {
+        uint256 next;
+        for (uint256 i = 0; i < bitmap.length * 8; i++) {
+            if (uint8(bitmap[i / 8]) & (1 << (i % 8)) == 0) continue;
+            if (i >= c.n || next >= points.length) revert BadIdentityKey();
+            bytes calldata point = points[next++];
+            if (keccak256(point) != nodes[c.committee[i]].identityPointHash) revert BadIdentityKey();
+            sum = sum.length == 0 ? point : Bls12381.g2Add(sum, point);
+        }
+        if (next != points.length || next == 0) revert BadIdentityKey();
     }
 
     function _postSignedBy(bytes calldata identityPoint, bytes calldata payload, bytes calldata sig)

@@ -576,3 +576,116 @@ fn equivocation(chain: &mut Chain, nodes: &[Node], s: &Started, contributions: &
         .send(reporter, 0, proof(&payload_b, &sig_b.0))
         .reverts_with::<Coordinator::AlreadySlashed>();
 }
+
+/// A dealer publishes an ack aggregate that does not verify (another dealer's aggregate): the
+/// Rust board names it `bad_ack_signature`, and the contract slashes it on a proof made of the
+/// publication on chain and the ackers' keys. An honest publication proves nothing.
+#[test]
+fn a_forged_ack_aggregate_is_slashed() {
+    let (mut chain, nodes) = registered(4, 4);
+    let s = start(&mut chain, &nodes);
+    let spec = spec(&nodes, &s);
+    let (contributions, publications, _) = run_ceremony(&nodes, &s, &spec);
+    let member_at = |pos: usize| &nodes[s.committee[pos]];
+    for p in &contributions {
+        chain
+            .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
+            .ok();
+    }
+    chain.set_block(s.sel.shareEnd + 1);
+    let decode = |p: &[u8]| SignedPost::<Bls12381G1>::decode(p, 4).unwrap();
+    let (Post::Publication(honest), Post::Publication(other)) =
+        (decode(&publications[0]).post, decode(&publications[1]).post)
+    else {
+        panic!("publications expected")
+    };
+    let forger = honest.dealer as usize;
+    let mut forged = honest.clone();
+    forged.ack_signature = other.ack_signature;
+    let forged_post = Post::Publication(forged.clone());
+    let forged_signed = SignedPost {
+        signature: member_at(forger)
+            .keys
+            .identity
+            .sign(Purpose::Post, &forged_post.signed_payload()),
+        post: forged_post,
+    }
+    .encode();
+    chain
+        .send(member_at(forger).account, 0, post_call(&forged_signed))
+        .ok();
+    let mut honest_post = None;
+    for p in &publications[1..] {
+        chain
+            .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
+            .ok();
+        honest_post.get_or_insert(p.clone());
+    }
+
+    // The board calls it a bad ack aggregate.
+    let mut board = Board::new(spec.ceremony().unwrap());
+    for p in &contributions {
+        board.apply(&decode(p)).unwrap();
+    }
+    board.advance();
+    board.advance();
+    assert!(matches!(
+        board.apply(&decode(&forged_signed)),
+        Err(keyquorum_dkg::board::BoardError::Fault {
+            fault: keyquorum_dkg::board::FaultKind::BadAckSignature,
+            ..
+        })
+    ));
+
+    let proof = |post: &[u8], acks: &[u32]| {
+        let p = decode(post);
+        let Post::Publication(publication) = &p.post else {
+            unreachable!()
+        };
+        Coordinator::proveBadAckAggregateCall {
+            id: s.id,
+            signedPost: post.to_vec().into(),
+            aggregatePoint: g1_point(&publication.ack_signature.unwrap().0)
+                .unwrap()
+                .to_vec()
+                .into(),
+            ackerPoints: acks
+                .iter()
+                .map(|&j| Bytes::from(g2_point(&member_at(j as usize).identity).unwrap().to_vec()))
+                .collect(),
+        }
+    };
+    let reporter = nodes[0].account;
+    let honest_post = honest_post.unwrap();
+    let honest_acks = match decode(&honest_post).post {
+        Post::Publication(p) => p.acks,
+        _ => unreachable!(),
+    };
+    chain
+        .send(reporter, 0, proof(&honest_post, &honest_acks))
+        .reverts_with::<Coordinator::NotAFault>();
+    // The ackers' keys must be the registered ones, all of them.
+    chain
+        .send(reporter, 0, proof(&forged_signed, &forged.acks[1..]))
+        .reverts_with::<Coordinator::BadIdentityKey>();
+    let mut swapped = forged.acks.clone();
+    swapped.swap(0, 1);
+    chain
+        .send(reporter, 0, proof(&forged_signed, &swapped))
+        .reverts_with::<Coordinator::BadIdentityKey>();
+    // Only a publication the contract accepted counts.
+    chain
+        .send(reporter, 0, proof(&publications[0], &forged.acks))
+        .reverts_with::<Coordinator::NoPublication>();
+
+    let r = chain
+        .send(reporter, 0, proof(&forged_signed, &forged.acks))
+        .ok();
+    let slashed = r.events::<Coordinator::Slashed>().remove(0);
+    assert_eq!(slashed.culprit, member_at(forger).account);
+    assert_eq!(slashed.fault, "bad_ack_signature");
+    assert!(slashed.amount > U256::ZERO);
+    chain
+        .send(reporter, 0, proof(&forged_signed, &forged.acks))
+        .reverts_with::<Coordinator::AlreadySlashed>();
+}

@@ -1,7 +1,7 @@
 //! Gas of every coordinator transaction, measured in revm (Prague) with a 30M block gas limit
 //! (a transaction needing more halts, and the test fails): registration, committee selection,
 //! each phase's post, activation of the first view and of a later one (which adds the handover
-//! check), and the equivocation proof.
+//! check), and the two fraud proofs (equivocation; a bad ack aggregate acked by all `n`).
 //!
 //! Posts are full size (a contribution carries `n + 1` uncompressed points, a publication an
 //! ack bitmap and an aggregate signature) but synthetic: the contract does not verify a post's
@@ -39,6 +39,7 @@ struct Gas {
     publication_bytes: usize,
     activate: [u64; 2],
     equivocation: u64,
+    bad_ack_aggregate: u64,
 }
 
 fn ranking(chain: &mut Chain, nodes: &[Node]) -> Vec<Address> {
@@ -83,6 +84,7 @@ fn measure(n: u32) -> Gas {
 
     let mut previous: Option<(Scalar, [u8; 32])> = None;
     let mut first_contribution = None;
+    let mut forged_publication = None;
     for round in 0..2 {
         let next = chain.read(Coordinator::nextStartCall {});
         chain.set_block(next);
@@ -146,9 +148,13 @@ fn measure(n: u32) -> Gas {
             post.extend_from_slice(&(bitmap.len() as u32).to_be_bytes());
             post.extend_from_slice(&bitmap);
             post.push(1);
-            post.extend_from_slice(&[0xab; 48]);
+            // A point, but no aggregate of the acks: the bad-ack proof below shows it.
+            post.extend_from_slice(&G1Affine::generator().to_compressed());
             post.extend_from_slice(&0u32.to_be_bytes());
             gas.publication_bytes = post.len();
+            if round == 0 && d == 1 {
+                forged_publication = Some(post.clone());
+            }
             let r = chain
                 .send(
                     member(d).account,
@@ -257,6 +263,30 @@ fn measure(n: u32) -> Gas {
         )
         .ok();
     gas.equivocation = r.gas_used;
+
+    // A bad ack aggregate by the first ceremony's dealer 1, acked by every player.
+    let r = chain
+        .send(
+            nodes[1].account,
+            0,
+            Coordinator::proveBadAckAggregateCall {
+                id: ceremony,
+                signedPost: forged_publication.unwrap().into(),
+                aggregatePoint: g1_point(&G1Affine::generator().to_compressed())
+                    .unwrap()
+                    .to_vec()
+                    .into(),
+                ackerPoints: committee
+                    .iter()
+                    .map(|a| {
+                        let m = nodes.iter().find(|x| x.account == *a).unwrap();
+                        Bytes::from(g2_point(&m.identity).unwrap().to_vec())
+                    })
+                    .collect(),
+            },
+        )
+        .ok();
+    gas.bad_ack_aggregate = r.gas_used;
     gas
 }
 
@@ -270,6 +300,7 @@ fn check(g: &Gas) {
         g.activate[0],
         g.activate[1],
         g.equivocation,
+        g.bad_ack_aggregate,
     ] {
         assert!(v > 0 && v < BLOCK_GAS_LIMIT, "{g:?}");
     }
@@ -280,16 +311,16 @@ fn check(g: &Gas) {
 #[test]
 fn gas_table() {
     println!(
-        "| n | register | select (view 1 / 2) | contribution (bytes) | publication (bytes) | activate view 1 | activate view 2 | equivocation proof | per member per view change |"
+        "| n | register | select (view 1 / 2) | contribution (bytes) | publication (bytes) | activate view 1 | activate view 2 | equivocation proof | bad-ack proof | per member per view change |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for n in [16u32, 64, 256] {
         let g = measure(n);
         check(&g);
         let per_member =
             (g.start[1] + g.activate[1]) / n as u64 + g.contribution[1] + g.publication[1];
         println!(
-            "| {n} | {} | {} / {} | {} ({}) | {} ({}) | {} | {} | {} | {} |",
+            "| {n} | {} | {} / {} | {} ({}) | {} ({}) | {} | {} | {} | {} | {} |",
             g.register,
             g.start[0],
             g.start[1],
@@ -300,6 +331,7 @@ fn gas_table() {
             g.activate[0],
             g.activate[1],
             g.equivocation,
+            g.bad_ack_aggregate,
             per_member
         );
     }
