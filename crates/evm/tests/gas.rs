@@ -21,11 +21,13 @@ use group::prime::PrimeCurveAffine;
 use group::{Curve as _, Group as _};
 use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
 use keyquorum_contract::magic::{MagicBlockMember, signing_message};
+use keyquorum_contract::select::select_committee;
 use keyquorum_contract::{KeyMode, MagicBlock, SignerRole, genesis_seed};
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_dkg::identity::Purpose;
 use keyquorum_evm::{Coordinator, g1_point, g2_point};
+use std::collections::BTreeSet;
 
 const STAKE: u64 = 1_000;
 
@@ -40,6 +42,8 @@ struct Gas {
     activate: [u64; 2],
     equivocation: u64,
     bad_ack_aggregate: u64,
+    /// Each view's committee, as sets of identity keys.
+    committees: Vec<BTreeSet<Hex<96>>>,
 }
 
 fn ranking(chain: &mut Chain, nodes: &[Node]) -> Vec<Address> {
@@ -66,12 +70,16 @@ fn uncompressed(p: &G1Affine) -> [u8; 96] {
     p.to_uncompressed()
 }
 
-/// Runs two view changes with `n` members and returns the gas of each step.
-fn measure(n: u32) -> Gas {
+/// Runs two view changes with `n` seats among `candidates` registered nodes, up to `keep`
+/// percent of the seats kept for the previous view's members, and returns the gas of each step.
+/// Each committee is checked against `keyquorum_contract::select::select_committee`.
+fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
     let mut gas = Gas::default();
-    let nodes: Vec<Node> = (0..n).map(Node::new).collect();
+    let nodes: Vec<Node> = (0..candidates).map(Node::new).collect();
     let accounts: Vec<Address> = nodes.iter().map(|x| x.account).collect();
-    let mut chain = Chain::new(config(n), &accounts);
+    let mut config = config(n);
+    config.keepPreviousPercent = keep;
+    let mut chain = Chain::new(config, &accounts);
     for node in &nodes {
         let call = node.register_call(chain.contract);
         let r = chain.send(node.account, STAKE, call).ok();
@@ -85,9 +93,11 @@ fn measure(n: u32) -> Gas {
     let mut previous: Option<(Scalar, [u8; 32])> = None;
     let mut first_contribution = None;
     let mut forged_publication = None;
+    let mut previous_members = BTreeSet::new();
     for round in 0..2 {
         let next = chain.read(Coordinator::nextStartCall {});
         chain.set_block(next);
+        let seed = chain.read(Coordinator::currentSeedCall {}).0;
         let ranked = ranking(&mut chain, &nodes);
         let r = chain
             .send(
@@ -104,6 +114,22 @@ fn measure(n: u32) -> Gas {
                 .find(|x| x.account == sel.committee[pos])
                 .unwrap()
         };
+        let identities: Vec<Hex<96>> = (0..sel.n as usize)
+            .map(|p| Hex(member(p).identity))
+            .collect();
+        let expected = select_committee(
+            &nodes
+                .iter()
+                .map(|x| (Hex(x.identity), STAKE))
+                .collect::<Vec<_>>(),
+            &previous_members,
+            &seed,
+            n as usize,
+            keep,
+        );
+        assert_eq!(identities, expected, "view {}", sel.viewNumber);
+        previous_members = identities.into_iter().collect();
+        gas.committees.push(previous_members.clone());
 
         // Contributions: dealer d's f(0) G = (d + 1 + 1000 round) G; the other points repeat it.
         let mut secrets = Vec::new();
@@ -144,7 +170,10 @@ fn measure(n: u32) -> Gas {
             post.extend_from_slice(&0u32.to_be_bytes());
             post.extend_from_slice(&(d as u32).to_be_bytes());
             post.extend_from_slice(&[0x5c; 32]);
-            let bitmap = vec![0xff; (n as usize).div_ceil(8)];
+            let mut bitmap = vec![0u8; (n as usize).div_ceil(8)];
+            for j in 0..n as usize {
+                bitmap[j / 8] |= 1 << (j % 8);
+            }
             post.extend_from_slice(&(bitmap.len() as u32).to_be_bytes());
             post.extend_from_slice(&bitmap);
             post.push(1);
@@ -288,6 +317,27 @@ fn measure(n: u32) -> Gas {
         .ok();
     gas.bad_ack_aggregate = r.gas_used;
     gas
+}
+
+fn measure(n: u32) -> Gas {
+    measure_with(n, n, 0)
+}
+
+/// With more candidates than seats, the second view keeps previous members as the Rust
+/// selection does (checked inside): with every seat reserved the committee stays, without a
+/// reservation the new seed picks another one.
+#[test]
+fn selection_keeps_previous_members_like_the_rust_contract() {
+    for keep in [0, 50, 100] {
+        let g = measure_with(4, 9, keep);
+        check(&g);
+        let overlap = g.committees[0].intersection(&g.committees[1]).count();
+        match keep {
+            0 => assert!(overlap < 4),
+            50 => assert!(overlap >= 2),
+            _ => assert_eq!(overlap, 4),
+        }
+    }
 }
 
 fn check(g: &Gas) {
