@@ -237,21 +237,28 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
         let previous_signature = previous
             .map(|(sk, _)| Bytes::from(g2_point(&sign(sk, SignerRole::Old)).unwrap().to_vec()))
             .unwrap_or_default();
+        let activation = |previous_signature: Bytes| Coordinator::activateCall {
+            a: Coordinator::Activation {
+                magicBlock: block.encode().into(),
+                groupKeyPoint: g1_point(&group_key).unwrap().to_vec().into(),
+                qualified: (0..n).collect(),
+                signature: signature.to_vec().into(),
+                signaturePoint: g2_point(&signature).unwrap().to_vec().into(),
+                previousSignaturePoint: previous_signature,
+            },
+        };
+        if round == 1 {
+            // The handover must come from the previous key: the new committee signing the
+            // handover message under its own key, or nothing at all, does not do.
+            let own = g2_point(&sign(secret, SignerRole::Old)).unwrap().to_vec();
+            for bad in [Bytes::from(own), Bytes::new()] {
+                chain
+                    .send(nodes[0].account, 0, activation(bad))
+                    .reverts_with::<Coordinator::BadSignature>();
+            }
+        }
         let r = chain
-            .send(
-                nodes[0].account,
-                0,
-                Coordinator::activateCall {
-                    a: Coordinator::Activation {
-                        magicBlock: block.encode().into(),
-                        groupKeyPoint: g1_point(&group_key).unwrap().to_vec().into(),
-                        qualified: (0..n).collect(),
-                        signature: signature.to_vec().into(),
-                        signaturePoint: g2_point(&signature).unwrap().to_vec().into(),
-                        previousSignaturePoint: previous_signature,
-                    },
-                },
-            )
+            .send(nodes[0].account, 0, activation(previous_signature))
             .ok();
         gas.activate[round] = r.gas_used;
         previous = Some((secret, hash));
