@@ -554,8 +554,9 @@ contract Coordinator {
 
     /// A board post of the running ceremony by the committee member at the sender's position:
     /// `signedPost` is `SignedPost::encode` (the author's 48-byte signature, then the post). A
-    /// contribution is accepted in the contribute phase, a publication (attempt 0) in the share
-    /// or publish phase, each once per dealer. The signature is checked by every node's board,
+    /// contribution is accepted in the contribute phase, a publication (attempt 0) in the
+    /// publish phase, or in the share phase when it is final (`_isFinalLog`), each once per
+    /// dealer: the phases in which the board takes them. The signature is checked by every node's board,
     /// which refuses a post it cannot attribute, so the author gains nothing from a bad one.
     function post(bytes calldata signedPost) external {
         uint256 id = running;
@@ -588,6 +589,7 @@ contract Coordinator {
                 revert MalformedPost();
             }
             if (uint32(bytes4(signedPost[SIGNATURE_LEN + 33:SIGNATURE_LEN + 37])) != 0) revert WrongPhase();
+            if (block.number <= c.shareEnd && !_isFinalLog(signedPost[SIGNATURE_LEN:], c.n)) revert WrongPhase();
             if (uint32(bytes4(signedPost[SIGNATURE_LEN + 37:SIGNATURE_LEN + 41])) != dealer) revert WrongDealer();
             if (contributionHash[id][dealer] == 0) revert NoContribution();
             if (publicationHash[id][dealer] != 0) revert AlreadyPosted();
@@ -596,6 +598,22 @@ contract Coordinator {
             revert MalformedPost();
         }
         emit PostAccepted(id, dealer, kind, signedPost);
+    }
+
+    /// Whether a publication is a final log, which the board takes in the share phase: all `n`
+    /// players acked and nothing is revealed (`Board::apply`'s early rule).
+    function _isFinalLog(bytes calldata p, uint32 n) internal pure returns (bool) {
+        if (p.length < 77) return false;
+        uint256 bitmapLen = uint32(bytes4(p[73:77]));
+        uint256 at = 77 + bitmapLen;
+        if (p.length < at + 1) return false;
+        uint256 acks;
+        for (uint256 i = 77; i < at; i++) {
+            for (uint8 b = uint8(p[i]); b != 0; b &= b - 1) acks++;
+        }
+        at += uint8(p[at]) == 1 ? 49 : 1;
+        if (p.length < at + 4) return false;
+        return acks == n && uint32(bytes4(p[at:at + 4])) == 0;
     }
 
     // ---------------------------------------------------------------- activation

@@ -592,8 +592,26 @@ fn a_forged_ack_aggregate_is_slashed() {
             .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
             .ok();
     }
-    chain.set_block(s.sel.shareEnd + 1);
+    // Share phase: only a final log (every player acked, nothing revealed) is taken, as the
+    // board takes it.
+    chain.set_block(s.sel.contributeEnd + 1);
     let decode = |p: &[u8]| SignedPost::<Bls12381G1>::decode(p, 4).unwrap();
+    let Post::Publication(mut partial) = decode(&publications[2]).post else {
+        panic!("publication expected")
+    };
+    partial.acks.pop();
+    let partial_dealer = partial.dealer as usize;
+    let partial = SignedPost {
+        signature: member_at(partial_dealer).keys.identity.sign(
+            Purpose::Post,
+            &Post::Publication(partial.clone()).signed_payload(),
+        ),
+        post: Post::<Bls12381G1>::Publication(partial),
+    }
+    .encode();
+    chain
+        .send(member_at(partial_dealer).account, 0, post_call(&partial))
+        .reverts_with::<Coordinator::WrongPhase>();
     let (Post::Publication(honest), Post::Publication(other)) =
         (decode(&publications[0]).post, decode(&publications[1]).post)
     else {
