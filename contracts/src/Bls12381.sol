@@ -16,6 +16,7 @@ pragma solidity 0.8.30;
 /// membership is checked by the pairing precompile, which refuses points outside G1 or G2.
 library Bls12381 {
     address internal constant G1ADD = address(0x0b);
+    address internal constant G1MSM = address(0x0c);
     address internal constant G2ADD = address(0x0d);
     address internal constant PAIRING_CHECK = address(0x0f);
     address internal constant MAP_FP_TO_G1 = address(0x10);
@@ -29,6 +30,9 @@ library Bls12381 {
     uint256 internal constant HALF_HI = 0x0d0088f51cbff34d258dd3db21a5d66b;
     uint256 internal constant HALF_LO = 0xb23ba5c279c2895fb39869507b587b120f55ffff58a9ffffdcff7fffffffd555;
 
+    /// G1's generator.
+    bytes internal constant G1 =
+        hex"0000000000000000000000000000000017f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb0000000000000000000000000000000008b3f481e3aaa0f1a09e30ed741d8ae4fcf5e095d5d00af600db18cb2c04b3edd03cc744a2888ae40caa232946c5e7e1";
     /// -G1 (the negated generator), for checking e(pk, H(m)) * e(-G1, sig) == 1.
     bytes internal constant NEG_G1 =
         hex"0000000000000000000000000000000017f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb00000000000000000000000000000000114d1d6855d545a8aa7d76c8cf2e21f267816aef1db507c96655b9d5caac42364e6f38ba0ecb751bad54dcd6b939c2ca";
@@ -118,6 +122,11 @@ library Bls12381 {
 
     function g1Add(bytes memory a, bytes memory b) internal view returns (bytes memory) {
         return _call(G1ADD, abi.encodePacked(a, b), 128);
+    }
+
+    /// `scalar * G1` (the MSM precompile with one pair; the scalar is taken mod r).
+    function g1MulGenerator(bytes32 scalar) internal view returns (bytes memory) {
+        return _call(G1MSM, abi.encodePacked(G1, scalar), 128);
     }
 
     function g2Add(bytes memory a, bytes memory b) internal view returns (bytes memory) {

@@ -24,10 +24,11 @@ import {Bls12381} from "./Bls12381.sol";
 ///   the named qualified dealers' contributions on chain, and, after the first view, the
 ///   previous committee's handover signature verifies under the previous group key;
 /// - fraud proofs: two different contributions signed by one dealer of a ceremony
-///   (equivocation), or a publication on chain whose ack aggregate does not verify under the
-///   named ackers' keys, slash the dealer, paying the reporter a share and burning the rest.
+///   (equivocation), a publication on chain whose ack aggregate does not verify under the
+///   named ackers' keys, or one that reveals a share its contribution contradicts, slash the
+///   dealer, paying the reporter a share and burning the rest.
 /// Not here: resharing ceremonies (key mode is always fresh), the board's publish retries
-/// (one attempt), early phase close, and fraud proofs of bad reveals or commitments.
+/// (one attempt), early phase close, and fraud proofs of commitments of too high a degree.
 contract Coordinator {
     // ---------------------------------------------------------------- constants
 
@@ -870,6 +871,50 @@ contract Coordinator {
             sum = sum.length == 0 ? point : Bls12381.g2Add(sum, point);
         }
         if (next != points.length || next == 0) revert BadIdentityKey();
+    }
+
+    /// A bad reveal: `publication` (accepted on chain) reveals for `player` a share `s` with
+    /// `s G` other than the player's point `E_j` in the dealer's `contribution` (also the one on
+    /// chain). Slashed as for equivocation.
+    function proveBadReveal(uint256 id, bytes calldata contribution, bytes calldata publication, uint32 player)
+        external
+    {
+        Ceremony storage c = ceremonies[id];
+        if (publication.length < SIGNATURE_LEN + 77) revert MalformedPost();
+        uint32 dealer = uint32(bytes4(publication[SIGNATURE_LEN + 37:SIGNATURE_LEN + 41]));
+        if (dealer >= c.n || publicationHash[id][dealer] != keccak256(publication)) revert NoPublication();
+        if (contributionHash[id][dealer] != keccak256(contribution)) revert NoContribution();
+        if (player >= c.n) revert NotAFault();
+        bytes32 share = _revealed(publication[SIGNATURE_LEN:], player);
+        // The player's point: position player + 1 of the n + 1 points (the first is f(0) G).
+        uint256 at = SIGNATURE_LEN + 41 + 96 * (uint256(player) + 1);
+        bytes memory expected = new bytes(128);
+        if (uint8(contribution[at]) & 0x40 == 0) {
+            expected = abi.encodePacked(
+                bytes16(0), contribution[at:at + 48], bytes16(0), contribution[at + 48:at + 96]
+            );
+        }
+        if (keccak256(Bls12381.g1MulGenerator(share)) == keccak256(expected)) revert NotAFault();
+        address culprit = c.committee[dealer];
+        if (slashedIn[id][culprit]) revert AlreadySlashed();
+        slashedIn[id][culprit] = true;
+        _slash(culprit, id, "bad_reveal");
+    }
+
+    /// The share a publication reveals for `player` (reverts `NotAFault` if it reveals none).
+    function _revealed(bytes calldata p, uint32 player) internal pure returns (bytes32) {
+        uint256 at = 77 + uint32(bytes4(p[73:77]));
+        if (p.length < at + 1) revert MalformedPost();
+        at += uint8(p[at]) == 1 ? 49 : 1;
+        if (p.length < at + 4) revert MalformedPost();
+        uint256 count = uint32(bytes4(p[at:at + 4]));
+        at += 4;
+        if (p.length < at + 36 * count) revert MalformedPost();
+        for (uint256 i = 0; i < count; i++) {
+            if (uint32(bytes4(p[at:at + 4])) == player) return bytes32(p[at + 4:at + 36]);
+            at += 36;
+        }
+        revert NotAFault();
     }
 
     function _postSignedBy(bytes calldata identityPoint, bytes calldata payload, bytes calldata sig)

@@ -120,6 +120,16 @@ type CeremonyRun = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<RunResult<Bls12381G1>>);
 /// Runs the DKG among the committee off chain (perfect network); returns the posts in board
 /// order, contributions first, and each player's output.
 fn run_ceremony(nodes: &[Node], s: &Started, spec: &CeremonySpec) -> CeremonyRun {
+    run_ceremony_without(nodes, s, spec, &[])
+}
+
+/// [`run_ceremony`] with the members at positions `silent` doing nothing.
+fn run_ceremony_without(
+    nodes: &[Node],
+    s: &Started,
+    spec: &CeremonySpec,
+    silent: &[usize],
+) -> CeremonyRun {
     let ceremony = spec.ceremony().unwrap();
     let participants: Vec<Box<dyn Participant<Bls12381G1>>> = s
         .committee
@@ -135,7 +145,7 @@ fn run_ceremony(nodes: &[Node], s: &Started, spec: &CeremonySpec) -> CeremonyRun
             ) as Box<dyn Participant<Bls12381G1>>
         })
         .collect();
-    let (results, events) = run_nodes(participants, &[], &mut |_, a| vec![a]);
+    let (results, events) = run_nodes(participants, silent, &mut |_, a| vec![a]);
     let (mut contributions, mut publications) = (Vec::new(), Vec::new());
     for e in events {
         if let BoardEvent::Post(p) = e {
@@ -705,5 +715,126 @@ fn a_forged_ack_aggregate_is_slashed() {
     assert!(slashed.amount > U256::ZERO);
     chain
         .send(reporter, 0, proof(&forged_signed, &forged.acks))
+        .reverts_with::<Coordinator::AlreadySlashed>();
+}
+
+/// Member 3 is silent, so each dealer reveals its share (one reveal is within the bound at
+/// n = 4, t = k = 3). A dealer that reveals a wrong share is named `bad_reveal` by the board and
+/// slashed on a proof made of its contribution and publication on chain; an honest reveal
+/// proves nothing.
+#[test]
+fn a_bad_reveal_is_slashed() {
+    let (mut chain, nodes) = registered(4, 4);
+    let s = start(&mut chain, &nodes);
+    let spec = spec(&nodes, &s);
+    let (contributions, publications, _) = run_ceremony_without(&nodes, &s, &spec, &[3]);
+    assert_eq!((contributions.len(), publications.len()), (3, 3));
+    let member_at = |pos: usize| &nodes[s.committee[pos]];
+    for p in &contributions {
+        chain
+            .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
+            .ok();
+    }
+    chain.set_block(s.sel.shareEnd + 1);
+    let decode = |p: &[u8]| SignedPost::<Bls12381G1>::decode(p, 4).unwrap();
+    let Post::Publication(mut bad) = decode(&publications[0]).post else {
+        panic!("publication expected")
+    };
+    assert_eq!(bad.reveals.len(), 1);
+    let player = bad.reveals[0].0;
+    bad.reveals[0].1 += Scalar::from(1u64);
+    let liar = bad.dealer as usize;
+    let bad_post = Post::<Bls12381G1>::Publication(bad);
+    let bad_signed = SignedPost {
+        signature: member_at(liar)
+            .keys
+            .identity
+            .sign(Purpose::Post, &bad_post.signed_payload()),
+        post: bad_post,
+    }
+    .encode();
+    chain
+        .send(member_at(liar).account, 0, post_call(&bad_signed))
+        .ok();
+    for p in &publications[1..] {
+        chain
+            .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
+            .ok();
+    }
+    let contribution_of = |d: usize| {
+        contributions
+            .iter()
+            .find(|p| dealer_of(p, 4) == d)
+            .unwrap()
+            .clone()
+    };
+
+    // The board calls it a bad reveal.
+    let mut board = Board::new(spec.ceremony().unwrap());
+    for p in &contributions {
+        board.apply(&decode(p)).unwrap();
+    }
+    board.advance();
+    board.advance();
+    assert!(matches!(
+        board.apply(&decode(&bad_signed)),
+        Err(keyquorum_dkg::board::BoardError::Fault {
+            fault: keyquorum_dkg::board::FaultKind::BadReveal { .. },
+            ..
+        })
+    ));
+
+    let proof =
+        |contribution: Vec<u8>, publication: &[u8], player: u32| Coordinator::proveBadRevealCall {
+            id: s.id,
+            contribution: contribution.into(),
+            publication: publication.to_vec().into(),
+            player,
+        };
+    let reporter = nodes[0].account;
+    let honest = &publications[1];
+    let honest_dealer = dealer_of(honest, 4);
+    chain
+        .send(
+            reporter,
+            0,
+            proof(contribution_of(honest_dealer), honest, player),
+        )
+        .reverts_with::<Coordinator::NotAFault>();
+    // No reveal for that player, another dealer's contribution, a publication not on chain.
+    chain
+        .send(reporter, 0, proof(contribution_of(liar), &bad_signed, 0))
+        .reverts_with::<Coordinator::NotAFault>();
+    chain
+        .send(
+            reporter,
+            0,
+            proof(contribution_of(honest_dealer), &bad_signed, player),
+        )
+        .reverts_with::<Coordinator::NoContribution>();
+    chain
+        .send(
+            reporter,
+            0,
+            proof(contribution_of(liar), &publications[0], player),
+        )
+        .reverts_with::<Coordinator::NoPublication>();
+
+    let r = chain
+        .send(
+            reporter,
+            0,
+            proof(contribution_of(liar), &bad_signed, player),
+        )
+        .ok();
+    let slashed = r.events::<Coordinator::Slashed>().remove(0);
+    assert_eq!(slashed.culprit, member_at(liar).account);
+    assert_eq!(slashed.fault, "bad_reveal");
+    chain
+        .send(
+            reporter,
+            0,
+            proof(contribution_of(liar), &bad_signed, player),
+        )
         .reverts_with::<Coordinator::AlreadySlashed>();
 }

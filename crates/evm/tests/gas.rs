@@ -1,7 +1,8 @@
 //! Gas of every coordinator transaction, measured in revm (Prague) with a 30M block gas limit
 //! (a transaction needing more halts, and the test fails): registration, committee selection,
 //! each phase's post, activation of the first view and of a later one (which adds the handover
-//! check), and the two fraud proofs (equivocation; a bad ack aggregate acked by all `n`).
+//! check), and the three fraud proofs (equivocation; a bad ack aggregate acked by all `n`; a
+//! bad reveal, whose proof carries the dealer's whole contribution).
 //!
 //! Posts are full size (a contribution carries `n + 1` uncompressed points, a publication an
 //! ack bitmap and an aggregate signature) but synthetic: the contract does not verify a post's
@@ -42,6 +43,7 @@ struct Gas {
     activate: [u64; 2],
     equivocation: u64,
     bad_ack_aggregate: u64,
+    bad_reveal: u64,
     /// Each view's committee, as sets of identity keys.
     committees: Vec<BTreeSet<Hex<96>>>,
 }
@@ -93,6 +95,8 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
     let mut previous: Option<(Scalar, [u8; 32])> = None;
     let mut first_contribution = None;
     let mut forged_publication = None;
+    let mut lying_contribution = None;
+    let mut lying_publication = None;
     let mut previous_members = BTreeSet::new();
     for round in 0..2 {
         let next = chain.read(Coordinator::nextStartCall {});
@@ -146,6 +150,9 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
                 post.extend_from_slice(&f0);
             }
             gas.contribution_bytes = post.len();
+            if round == 0 && d == 2 {
+                lying_contribution = Some(post.clone());
+            }
             let r = chain
                 .send(
                     member(d).account,
@@ -171,7 +178,10 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
             post.extend_from_slice(&(d as u32).to_be_bytes());
             post.extend_from_slice(&[0x5c; 32]);
             let mut bitmap = vec![0u8; (n as usize).div_ceil(8)];
-            for j in 0..n as usize {
+            // The first ceremony's dealer 2 reveals a wrong share for the last player.
+            let lies = round == 0 && d == 2;
+            let acked = if lies { n as usize - 1 } else { n as usize };
+            for j in 0..acked {
                 bitmap[j / 8] |= 1 << (j % 8);
             }
             post.extend_from_slice(&(bitmap.len() as u32).to_be_bytes());
@@ -179,8 +189,15 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
             post.push(1);
             // A point, but no aggregate of the acks: the bad-ack proof below shows it.
             post.extend_from_slice(&G1Affine::generator().to_compressed());
-            post.extend_from_slice(&0u32.to_be_bytes());
-            gas.publication_bytes = post.len();
+            if lies {
+                post.extend_from_slice(&1u32.to_be_bytes());
+                post.extend_from_slice(&(n - 1).to_be_bytes());
+                post.extend_from_slice(&Scalar::from(5u64).to_bytes_be());
+                lying_publication = Some(post.clone());
+            } else {
+                post.extend_from_slice(&0u32.to_be_bytes());
+                gas.publication_bytes = post.len();
+            }
             if round == 0 && d == 1 {
                 forged_publication = Some(post.clone());
             }
@@ -323,6 +340,20 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
         )
         .ok();
     gas.bad_ack_aggregate = r.gas_used;
+
+    let r = chain
+        .send(
+            nodes[1].account,
+            0,
+            Coordinator::proveBadRevealCall {
+                id: ceremony,
+                contribution: lying_contribution.unwrap().into(),
+                publication: lying_publication.unwrap().into(),
+                player: n - 1,
+            },
+        )
+        .ok();
+    gas.bad_reveal = r.gas_used;
     gas
 }
 
@@ -358,6 +389,7 @@ fn check(g: &Gas) {
         g.activate[1],
         g.equivocation,
         g.bad_ack_aggregate,
+        g.bad_reveal,
     ] {
         assert!(v > 0 && v < BLOCK_GAS_LIMIT, "{g:?}");
     }
@@ -368,16 +400,16 @@ fn check(g: &Gas) {
 #[test]
 fn gas_table() {
     println!(
-        "| n | register | select (view 1 / 2) | contribution (bytes) | publication (bytes) | activate view 1 | activate view 2 | equivocation proof | bad-ack proof | per member per view change |"
+        "| n | register | select (view 1 / 2) | contribution (bytes) | publication (bytes) | activate view 1 | activate view 2 | equivocation proof | bad-ack proof | bad-reveal proof | per member per view change |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for n in [16u32, 64, 256] {
         let g = measure(n);
         check(&g);
         let per_member =
             (g.start[1] + g.activate[1]) / n as u64 + g.contribution[1] + g.publication[1];
         println!(
-            "| {n} | {} | {} / {} | {} ({}) | {} ({}) | {} | {} | {} | {} | {} |",
+            "| {n} | {} | {} / {} | {} ({}) | {} ({}) | {} | {} | {} | {} | {} | {} |",
             g.register,
             g.start[0],
             g.start[1],
@@ -389,6 +421,7 @@ fn gas_table() {
             g.activate[1],
             g.equivocation,
             g.bad_ack_aggregate,
+            g.bad_reveal,
             per_member
         );
     }
