@@ -28,7 +28,8 @@ import {Bls12381} from "./Bls12381.sol";
 ///   named ackers' keys, or one that reveals a share its contribution contradicts, slash the
 ///   dealer, paying the reporter a share and burning the rest.
 /// Not here: resharing ceremonies (key mode is always fresh), the board's publish retries
-/// (one attempt), early phase close, and fraud proofs of commitments of too high a degree.
+/// (one attempt), early phase close, absence penalties (absence is what the board sees), and
+/// fraud proofs of commitments of too high a degree.
 contract Coordinator {
     // ---------------------------------------------------------------- constants
 
