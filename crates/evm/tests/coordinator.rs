@@ -451,6 +451,23 @@ fn a_fresh_view_change_activates_the_magic_block_the_rust_board_defines() {
         },
     };
 
+    // Activation belongs to the wait phase, and the publish phase is over.
+    for early_or_late in [s.sel.publishEnd, s.sel.waitEnd + 1] {
+        chain.set_block(early_or_late);
+        chain
+            .send(
+                nodes[0].account,
+                0,
+                activation(signature, output.qualified.clone()),
+            )
+            .reverts_with::<Coordinator::WrongPhase>();
+    }
+    chain.set_block(s.sel.publishEnd + 1);
+    let d0 = dealer_of(&publications[0], 4);
+    chain
+        .send(member_at(d0).account, 0, post_call(&publications[0]))
+        .reverts_with::<Coordinator::WrongPhase>();
+
     // A signature on the handover message, not on the new-committee one.
     let wrong_message = signing_message(SignerRole::Old, &block.hash());
     let wrong_partials: Vec<_> = results
