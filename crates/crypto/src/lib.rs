@@ -27,6 +27,7 @@ pub mod poly;
 pub mod secp256k1;
 pub mod secret;
 pub mod tbls;
+pub mod verifiable_encrypt;
 
 pub use bls12381::{Bls12381G1, Bls12381G2};
 pub use error::{CryptoError, DecodeError};
