@@ -1007,3 +1007,52 @@ fn whole_deal_signature_matters_only_for_bad_pairs_and_senders_must_be_dealers()
     ));
     assert!(p2.verified_dealers().is_empty());
 }
+
+/// Players 5 and 6 claim they hold no valid pair from any other dealer (a false complaint each).
+fn complain_about_everyone<C: Curve>(n: usize) -> Tamper<'static, C> {
+    let keys = [member(5).identity, member(6).identity];
+    Box::new(move |i: usize, a: Action<C>| {
+        if (i == 5 || i == 6) && is_post_of(&a, |p| matches!(p, ComplaintPost::Report(_))) {
+            let Action::Post(bytes) = a else {
+                unreachable!()
+            };
+            let mut s = SignedComplaintPost::<C>::decode(&bytes, n, n).unwrap();
+            if let ComplaintPost::Report(r) = &mut s.post {
+                r.valid.retain(|d| *d == i as u32);
+            }
+            let resigned = SignedComplaintPost::sign(&keys[i - 5], s.post);
+            return vec![Action::Post(resigned.encode())];
+        }
+        vec![a]
+    })
+}
+
+/// False complaints must not decide who qualifies: with `t = 1, k = n = 7` the reveal bound
+/// `t - 1 - (n - k)` is 0, and two players that complain about every other dealer get all five
+/// honest dealers disqualified (`TooManyComplaints { max: 0 }`) while they themselves go free.
+/// `keyquorum sim --variant complaint --committee 7 --threshold 1 --quorum 7 --fault
+/// false-complaint --seed 1` shows the same (0 of 7 qualified). Complaints the board cannot check
+/// are the cause; this passes once a complaint carries public proof (a revealed decryption key
+/// with a DLEQ proof, see `keyquorum_crypto::verifiable_encrypt`) and a missing deal is answered
+/// without revealing the share.
+#[test]
+#[ignore = "fails until complaints are publicly verifiable"]
+fn false_complainers_beyond_the_reveal_bound_do_not_disqualify_honest_dealers() {
+    let params = Params::new(7, 1, 7).unwrap();
+    assert_eq!(params.max_reveals(), 0);
+    let run = fresh_run::<Secp256k1>(params, &[], complain_about_everyone(7));
+    let exclusions = match &run.results[0] {
+        RunResult::Ok(o) => o.exclusions.clone(),
+        RunResult::Failed(f) => f.exclusions.clone(),
+        RunResult::Pending => panic!("node 0 did not finish"),
+    };
+    for e in &exclusions {
+        assert!(
+            e.index == 5 || e.index == 6,
+            "honest {:?} {} excluded for {:?}",
+            e.role,
+            e.index,
+            e.fault
+        );
+    }
+}
