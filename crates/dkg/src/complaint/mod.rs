@@ -118,7 +118,11 @@
 //! - Complaints about deals are not publicly verifiable (the ciphertexts are not on the board,
 //!   unlike a PVSS); they are resolved by the dealer revealing, so a network that drops deals costs
 //!   honest dealers reveals, and [`Params::max_reveals`](crate::params::Params::max_reveals) may be
-//!   exhausted by a lossy network.
+//!   exhausted by a lossy network. Beyond the tolerated faults, or with `max_reveals = 0`, false
+//!   complainers alone can disqualify honest dealers this way. Deals are HPKE X25519;
+//!   `keyquorum_crypto::verifiable_encrypt` is the encryption whose proven key reveals would let
+//!   the board check a complaint itself (`docs/protocol.md`, "Complaints are not yet publicly
+//!   verifiable").
 //! - Commitments travel point-to-point; the board sees a dealer's commitment only when it is
 //!   justified or disclosed by a player, accepted by its signed hash. Evidence that needs a
 //!   commitment carries the post that brought it.
