@@ -380,6 +380,7 @@ pub fn open_revealed(
     let KeyReveal { shared, proof } = reveal;
     // A1 = s G - c D, A2 = s R - c Z; the challenge must be the hash of them.
     let d = ProjectivePoint::from(recipient.0);
+    // Public scalar: the proof's response, read from the reveal.
     let a1 = (Secp256k1::mul_generator_public_vartime(&proof.s) - d * proof.c).to_affine();
     let a2 = (ProjectivePoint::from(ct.ephemeral) * proof.s
         - ProjectivePoint::from(*shared) * proof.c)
@@ -431,6 +432,7 @@ fn check_ephemeral(
     aad: &[u8],
 ) -> Result<(), VerifiableEncryptionError> {
     let Proof { c, s } = ct.proof;
+    // Public scalar: the proof's response, read from the ciphertext.
     let a = (Secp256k1::mul_generator_public_vartime(&s) - ProjectivePoint::from(ct.ephemeral) * c)
         .to_affine();
     if pok_challenge(recipient, &ct.ephemeral, &a, aad) == c {
