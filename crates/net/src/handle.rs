@@ -320,6 +320,22 @@ impl NetworkHandle {
         }
     }
 
+    /// One attempt of [`NetworkHandle::send`] to an identity, without retries.
+    pub(crate) async fn send_single(
+        &self,
+        identity: Vec<u8>,
+        session: SessionId,
+        kind: u8,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, NetError> {
+        if identity == self.inner.identity {
+            return Err(NetError::SelfTarget);
+        }
+        let to = Target::Identity(identity);
+        self.send_once(&to, session, kind, Bytes::from(payload), false)
+            .await
+    }
+
     async fn send_once(
         &self,
         to: &Target,

@@ -21,6 +21,8 @@
 //!   Identify feeds listen addresses into Kademlia;
 //! - messaging: a request-response protocol with a length-prefixed codec and
 //!   hard size limits ([`wire`]), per-session allow-lists of identities;
+//! - beacon partials ([`beacon`]): the same requests, in a session per view and with a
+//!   small size bound of their own;
 //! - API: [`Network::new`] spawns a task that owns the swarm and returns a
 //!   [`NetworkHandle`] plus a channel of [`NetEvent`]s.
 //!
@@ -28,6 +30,7 @@
 //! [`IdentityVerifier`]), so this crate does not depend on the BLS code.
 //! Payload bytes are never logged.
 
+pub mod beacon;
 mod config;
 mod error;
 mod handle;
@@ -41,6 +44,7 @@ pub mod wire;
 use libp2p::PeerId;
 use tokio::sync::oneshot;
 
+pub use beacon::{BEACON_PARTIAL_KIND, MAX_BEACON_PAYLOAD, beacon_session};
 pub use config::{DEFAULT_MAX_REQUEST_SIZE, DEFAULT_MAX_RESPONSE_SIZE, NetConfig, RetryPolicy};
 pub use error::{NetError, RecordError, RemoteError};
 pub use handle::{Network, NetworkHandle};

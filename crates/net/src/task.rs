@@ -40,6 +40,7 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, kad, noise, tcp
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
+use crate::beacon::{BEACON_PARTIAL_KIND, MAX_BEACON_PAYLOAD};
 use crate::config::NetConfig;
 use crate::error::{NetError, RemoteError};
 use crate::identity::{SharedSigner, SharedVerifier};
@@ -749,7 +750,12 @@ impl Task {
                 payload,
             } => {
                 let from_identity = sender_record.and_then(|r| self.attribute(peer, &r));
-                if let Some(reason) = self.admission(&session, from_identity.as_deref()) {
+                let reason = if kind == BEACON_PARTIAL_KIND && payload.len() > MAX_BEACON_PAYLOAD {
+                    Some(RemoteError::Malformed)
+                } else {
+                    self.admission(&session, from_identity.as_deref())
+                };
+                if let Some(reason) = reason {
                     info!(
                         %peer,
                         session = %short_hex(&session),

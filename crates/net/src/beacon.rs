@@ -1,0 +1,59 @@
+//! Beacon partial signatures between the members of a view's committee.
+//!
+//! A partial travels as one request of the request-response protocol ([`crate::wire`]) with
+//! kind [`BEACON_PARTIAL_KIND`], in the session [`beacon_session`] of the view, whose
+//! allow-list the application sets to the committee's identities
+//! ([`NetworkHandle::set_session_members`]). So the sender is authenticated as for DKG
+//! messages: the receiver attributes the request to the identity whose signed address record
+//! the peer presented on its Noise-authenticated connection, and a peer that is not in the
+//! committee is refused before the application sees anything. Whether the partial verifies
+//! under that member's public key share is the beacon engine's check.
+//!
+//! Partials are small and fixed-size, so a request of this kind larger than
+//! [`MAX_BEACON_PAYLOAD`] is refused by the swarm task without reaching the application.
+//! Sending is one attempt, no retries: the engine sends its partial again on every tick until
+//! the round is complete, which is the retry.
+
+use sha2::{Digest, Sha256};
+
+use crate::error::NetError;
+use crate::handle::NetworkHandle;
+use crate::wire::SessionId;
+
+/// Message kind of a beacon partial (kinds 1 and 2 are the DKG's direct messages and pulls).
+pub const BEACON_PARTIAL_KIND: u8 = 3;
+/// Largest beacon payload accepted: an 8-byte round, a 32-byte share index and a 96-byte
+/// partial signature (G2) are 136 bytes; the bound leaves room for nothing else.
+pub const MAX_BEACON_PAYLOAD: usize = 136;
+
+/// Domain tag of [`beacon_session`].
+const BEACON_SESSION_TAG: &[u8] = b"keyquorum/net/beacon-session/v1";
+
+/// The session of a view's beacon: `sha256(tag || magic block hash)`, so partials of one view
+/// are never taken for another's.
+pub fn beacon_session(magic_block_hash: &[u8; 32]) -> SessionId {
+    let mut h = Sha256::new();
+    h.update(BEACON_SESSION_TAG);
+    h.update(magic_block_hash);
+    h.finalize().into()
+}
+
+impl NetworkHandle {
+    /// Sends one beacon partial to the committee member `identity`, one attempt.
+    pub async fn send_beacon_partial(
+        &self,
+        identity: Vec<u8>,
+        session: SessionId,
+        payload: Vec<u8>,
+    ) -> Result<(), NetError> {
+        if payload.len() > MAX_BEACON_PAYLOAD {
+            return Err(NetError::MessageTooLarge {
+                size: payload.len(),
+                max: MAX_BEACON_PAYLOAD,
+            });
+        }
+        self.send_single(identity, session, BEACON_PARTIAL_KIND, payload)
+            .await
+            .map(drop)
+    }
+}
