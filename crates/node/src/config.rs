@@ -9,7 +9,7 @@
 //! passphrase_file = "node-1.pass"          # or passphrase_env = "KEYQUORUM_PASSPHRASE"
 //! stake = 100                              # stake registered with
 //! status_listen = "127.0.0.1:9101"         # /status and /metrics (flag: --http-listen)
-//! fault = "none"                           # demo only: silent | bad-share | equivocate | crash
+//! fault = "none"                           # demo only: silent | bad-share | equivocate | crash | bad-beacon
 //! threads = 0                              # cryptography's threads; 0: one per core
 //! io_threads = 2                           # async runtime's workers (network, chain, HTTP)
 //! ```
@@ -43,6 +43,9 @@ pub enum Fault {
     /// Aborts the process when the share phase of its first ceremony begins (once: a restarted
     /// node then behaves honestly).
     Crash,
+    /// Takes part in view changes honestly but sends beacon partials that do not verify (a
+    /// valid point in place of its partial signature).
+    BadBeacon,
 }
 
 impl Fault {
@@ -54,6 +57,7 @@ impl Fault {
             Fault::BadShare => "bad-share",
             Fault::Equivocate => "equivocate",
             Fault::Crash => "crash",
+            Fault::BadBeacon => "bad-beacon",
         }
     }
 }
@@ -235,6 +239,11 @@ impl NodeConfig {
     /// The database file.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("node.redb")
+    }
+
+    /// The beacon's rounds.
+    pub fn beacon_db_path(&self) -> PathBuf {
+        self.data_dir.join("beacon.redb")
     }
 }
 

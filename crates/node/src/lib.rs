@@ -32,6 +32,7 @@
 
 #![warn(missing_docs)]
 
+pub mod beacon;
 pub mod chain;
 pub mod cli;
 pub mod config;

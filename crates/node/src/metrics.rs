@@ -10,6 +10,9 @@
 //! | `keyquorum_view`, `keyquorum_chain_height` | gauge | |
 //! | `keyquorum_ceremonies_total` | counter | `result` (`success`, `failure`) |
 //! | `keyquorum_magic_block_mismatches_total` | counter | `what` (first field that differs) |
+//! | `keyquorum_beacon_rounds_total`, `keyquorum_beacon_late_rounds_total` | counter | |
+//! | `keyquorum_beacon_partials_total` | counter | `member` (committee position), `result` |
+//! | `keyquorum_beacon_combine_seconds`, `keyquorum_beacon_round_latency_seconds` | histogram | |
 //!
 //! Callers name a metric by its exposed name ([`Metrics::add`], [`Metrics::set`]) or use the
 //! shorthands ([`Metrics::sent`], [`Metrics::received`], [`Metrics::phase`], [`Metrics::fault`]).
@@ -130,6 +133,58 @@ pub struct Metrics {
     /// Message kinds seen, so [`Metrics::traffic`] can list them (the registry's families do
     /// not offer iteration).
     kinds: Mutex<BTreeSet<String>>,
+    beacon: BeaconMetrics,
+}
+
+/// The beacon's metrics (see [`crate::beacon`]).
+struct BeaconMetrics {
+    rounds: Counter,
+    late: Counter,
+    partials: Family<Labels, Counter>,
+    combine: Histogram,
+    latency: Histogram,
+}
+
+impl BeaconMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = BeaconMetrics {
+            rounds: Counter::default(),
+            late: Counter::default(),
+            partials: Family::default(),
+            // Half a millisecond to about 8 s, doubling.
+            combine: Histogram::new(exponential_buckets(0.0005, 2.0, 15)),
+            // Ten milliseconds to about 40 s, doubling.
+            latency: Histogram::new(exponential_buckets(0.01, 2.0, 13)),
+        };
+        registry.register(
+            "keyquorum_beacon_rounds",
+            "Beacon rounds verified and stored",
+            m.rounds.clone(),
+        );
+        registry.register(
+            "keyquorum_beacon_late_rounds",
+            "Beacon rounds stored after their period was over",
+            m.late.clone(),
+        );
+        registry.register(
+            "keyquorum_beacon_partials",
+            "Beacon partials received, by sender's committee position and result",
+            m.partials.clone(),
+        );
+        registry.register_with_unit(
+            "keyquorum_beacon_combine",
+            "Time of the engine call that completed a beacon round (combine and verify)",
+            Unit::Seconds,
+            m.combine.clone(),
+        );
+        registry.register_with_unit(
+            "keyquorum_beacon_round_latency",
+            "Time from a beacon round's start to its storage on this node",
+            Unit::Seconds,
+            m.latency.clone(),
+        );
+        m
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -201,7 +256,9 @@ impl Metrics {
             let c = &counters[CEREMONIES];
             let _ = c.family.get_or_create(&one_label(c.label, result));
         }
+        let beacon = BeaconMetrics::register(&mut registry);
         Metrics {
+            beacon,
             registry,
             counters,
             phase_duration,
@@ -284,6 +341,45 @@ impl Metrics {
         self.phase_duration
             .get_or_create(&one_label("phase", phase))
             .observe(seconds);
+    }
+
+    /// Counts a beacon partial from committee position `member` (`unknown` for a sender
+    /// outside the committee) by what became of it.
+    pub fn beacon_partial(&self, member: &str, result: &str) {
+        self.beacon
+            .partials
+            .get_or_create(&vec![
+                ("member", member.to_string()),
+                ("result", result.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Counts a stored beacon round.
+    pub fn beacon_round(&self, late: bool, combine_seconds: f64, latency_seconds: f64) {
+        self.beacon.rounds.inc();
+        if late {
+            self.beacon.late.inc();
+        }
+        self.beacon.combine.observe(combine_seconds);
+        self.beacon.latency.observe(latency_seconds);
+    }
+
+    /// Beacon partials counted for `member` with `result`.
+    pub fn beacon_partials(&self, member: &str, result: &str) -> u64 {
+        self.beacon
+            .partials
+            .get(&vec![
+                ("member", member.to_string()),
+                ("result", result.to_string()),
+            ])
+            .map(|c| c.get())
+            .unwrap_or(0)
+    }
+
+    /// Beacon rounds stored, and how many of them late.
+    pub fn beacon_rounds(&self) -> (u64, u64) {
+        (self.beacon.rounds.get(), self.beacon.late.get())
     }
 
     /// Counts a fault.

@@ -24,10 +24,13 @@ use keyquorum_contract::hex::Bytes;
 use keyquorum_contract::tx::{NetworkIdentity, TxBody};
 use keyquorum_net::libp2p::PeerId;
 use keyquorum_net::libp2p::multiaddr::Protocol;
-use keyquorum_net::{Multiaddr, NetEvent, Network, NetworkHandle, Target};
+use keyquorum_net::{BEACON_PARTIAL_KIND, Multiaddr, NetEvent, Network, NetworkHandle, Target};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
+use crate::beacon::http::{BeaconHttp, Serving};
+use crate::beacon::store::BeaconStore;
+use crate::beacon::{Beacon, Outgoing};
 use crate::chain::{ChainBlock, ChainClient, SubmitOutcome};
 use crate::config::NodeConfig;
 use crate::driver::{
@@ -137,6 +140,128 @@ impl TxQueue {
     }
 }
 
+/// The beacon's part of the runtime: the active view's [`Beacon`] and what it needs.
+struct BeaconRuntime {
+    store: Arc<BeaconStore>,
+    http: BeaconHttp,
+    metrics: Arc<Metrics>,
+    corrupt_partials: bool,
+    beacon: Option<Beacon>,
+    /// A view was activated since the beacon was last (re)started.
+    due: bool,
+    /// The round the clock was in at the last tick, and when that tick was.
+    last_tick: Option<(u64, Instant)>,
+}
+
+/// How often the engine is ticked within a round: each tick sends this node's partial of a
+/// round in progress again (members that were down get it; see the engine's `tick`).
+const BEACON_RESEND: Duration = Duration::from_secs(1);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl BeaconRuntime {
+    /// Starts the beacon of the active view (after an activation or a restart).
+    async fn start(&mut self, driver: &Driver, net: &NetworkHandle) {
+        self.due = false;
+        let Some(record) = driver.state().beacon.clone() else {
+            return;
+        };
+        let share = match driver.beacon_share() {
+            Ok(s) => s,
+            Err(e) => {
+                error!(error = %e, "cannot read the view's share for the beacon");
+                None
+            }
+        };
+        let beacon = match Beacon::new(
+            &record,
+            share,
+            self.store.clone(),
+            self.metrics.clone(),
+            self.corrupt_partials,
+        ) {
+            Ok(b) => b,
+            Err(e) => {
+                error!(error = %e, "beacon not started");
+                return;
+            }
+        };
+        if let Err(e) = net
+            .set_session_members(beacon.session(), beacon.committee().to_vec())
+            .await
+        {
+            warn!(error = %e, "cannot set the beacon session's members");
+        }
+        self.http.set(Serving {
+            info: beacon.info().clone(),
+            store: self.store.clone(),
+        });
+        self.beacon = Some(beacon);
+        self.last_tick = None;
+        self.tick(net, true);
+    }
+
+    /// Ticks the engine when a new round starts, and every [`BEACON_RESEND`] within one.
+    fn tick(&mut self, net: &NetworkHandle, force: bool) {
+        let Some(beacon) = self.beacon.as_mut() else {
+            return;
+        };
+        let now = now_ms();
+        let round = beacon
+            .info()
+            .current_round(i64::try_from(now / 1000).unwrap_or(i64::MAX));
+        let due = force
+            || self
+                .last_tick
+                .is_none_or(|(r, at)| r != round || at.elapsed() >= BEACON_RESEND);
+        if !due {
+            return;
+        }
+        self.last_tick = Some((round, Instant::now()));
+        let out = in_place(|| beacon.tick(now));
+        self.send(net, out);
+    }
+
+    fn on_partial(
+        &mut self,
+        net: &NetworkHandle,
+        session: &[u8; 32],
+        from: Option<&[u8]>,
+        payload: &[u8],
+    ) {
+        let Some(beacon) = self.beacon.as_mut() else {
+            return;
+        };
+        match in_place(|| beacon.on_partial(session, from, payload, now_ms())) {
+            Ok(out) => self.send(net, out),
+            Err(e) => debug!(error = %e, "beacon partial dropped"),
+        }
+    }
+
+    fn send(&self, net: &NetworkHandle, out: Vec<Outgoing>) {
+        let Some(beacon) = &self.beacon else {
+            return;
+        };
+        let session = beacon.session();
+        for o in out {
+            let net = net.clone();
+            let metrics = self.metrics.clone();
+            tokio::spawn(async move {
+                let bytes = o.payload.len();
+                match net.send_beacon_partial(o.to, session, o.payload).await {
+                    Ok(()) => metrics.sent("beacon_partial", bytes),
+                    Err(e) => debug!(error = %e, "beacon partial not delivered"),
+                }
+            });
+        }
+    }
+}
+
 struct Runtime {
     chain_id: String,
     keys: Arc<NodeKeys>,
@@ -147,6 +272,7 @@ struct Runtime {
     height: u64,
     submitter: mpsc::Sender<([u8; 32], Vec<u8>)>,
     pulled_tx: mpsc::Sender<Incoming>,
+    beacon: BeaconRuntime,
 }
 
 impl Runtime {
@@ -232,6 +358,7 @@ impl Runtime {
                     }
                 }
                 Effect::Learn { identity, network } => self.bind(identity, &network).await,
+                Effect::StartBeacon { .. } => self.beacon.due = true,
                 Effect::LeaveSession { session } => {
                     // Dropping the sender cancels the ceremony's deliveries.
                     self.sessions.remove(&session);
@@ -427,11 +554,13 @@ pub async fn run<C: ChainClient>(
     let keys = Arc::new(keys);
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(Mutex::new(Status::default()));
+    let beacon_http = BeaconHttp::default();
     let (status_addr, _server) = crate::status::serve(
         config.status_listen,
         StatusHandle {
             status: status.clone(),
             metrics: metrics.clone(),
+            beacon: beacon_http.clone(),
         },
     )
     .await?;
@@ -490,7 +619,7 @@ pub async fn run<C: ChainClient>(
     let chain_id = wait_for_chain(&chain).await;
     info!(%chain_id, "connected to the chain");
     let store = Store::open(&config.db_path()).map_err(DriverError::from)?;
-    let reporter = Arc::new(Reporter::new(status, metrics));
+    let reporter = Arc::new(Reporter::new(status, metrics.clone()));
     let (mut driver, effects) = Driver::open(store, keys.clone(), config.fault)?;
     reporter.apply(driver.drain_observations());
 
@@ -552,6 +681,8 @@ pub async fn run<C: ChainClient>(
         });
     }
     let (pulled_tx, mut pulled_rx) = mpsc::channel::<Incoming>(256);
+    let beacon_store = BeaconStore::open(&config.beacon_db_path())
+        .map_err(|e| NodeError::Config(e.to_string()))?;
     let mut rt = Runtime {
         chain_id,
         keys: keys.clone(),
@@ -562,6 +693,15 @@ pub async fn run<C: ChainClient>(
         height: driver.cursor().saturating_sub(1),
         submitter,
         pulled_tx,
+        beacon: BeaconRuntime {
+            store: Arc::new(beacon_store),
+            http: beacon_http,
+            metrics: metrics.clone(),
+            corrupt_partials: config.fault == crate::config::Fault::BadBeacon,
+            beacon: None,
+            due: false,
+            last_tick: None,
+        },
     };
     rt.apply(effects).await;
     let registration = TxBody::Register {
@@ -649,8 +789,22 @@ pub async fn run<C: ChainClient>(
                                     }
                                     let _ = reply.send(deal);
                                 }
+                                BEACON_PARTIAL_KIND => {
+                                    reporter.observe(Observation::Received {
+                                        kind: "beacon_partial",
+                                        bytes: payload.len(),
+                                    });
+                                    // The engine sends again until the round completes: the
+                                    // answer carries nothing.
+                                    let _ = reply.send(Vec::new());
+                                    rt.beacon.on_partial(&net, &session, from_identity.as_deref(), &payload);
+                                }
                                 _ => drop(reply),
                             }
+                        }
+                        NetEvent::Rejected { reason, kind: BEACON_PARTIAL_KIND, .. } => {
+                            debug!(?reason, "beacon partial refused by the session allow-list");
+                            metrics.beacon_partial("unknown", "refused");
                         }
                         NetEvent::Rejected { reason, .. } => {
                             debug!(?reason, "request refused by the session allow-list");
@@ -681,7 +835,10 @@ pub async fn run<C: ChainClient>(
                 rt.apply(effects).await;
             }
             Some((hash, outcome)) = submit_rx.recv() => rt.on_submitted(hash, outcome),
-            _ = tick.tick() => {}
+            _ = tick.tick() => rt.beacon.tick(&net, false),
+        }
+        if rt.beacon.due {
+            rt.beacon.start(&driver, &net).await;
         }
         rt.pump(&driver);
     }

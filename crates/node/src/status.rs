@@ -1,5 +1,6 @@
-//! The status and metrics HTTP server: `GET /status` (JSON, [`Status`]) and `GET /metrics`
-//! (OpenMetrics text, see [`crate::metrics`]).
+//! The status and metrics HTTP server: `GET /status` (JSON, [`Status`]), `GET /metrics`
+//! (OpenMetrics text, see [`crate::metrics`]) and the beacon's drand API
+//! ([`crate::beacon::http`]).
 //!
 //! Both are read-only views of state the node's [`Reporter`](crate::report::Reporter) writes
 //! from what the driver observes; nothing secret is ever put in them
@@ -115,6 +116,8 @@ pub struct StatusHandle {
     pub status: Arc<Mutex<Status>>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The beacon's chain and rounds (`/info`, `/public/...`).
+    pub beacon: crate::beacon::http::BeaconHttp,
 }
 
 async fn status(State(h): State<StatusHandle>) -> impl IntoResponse {
@@ -154,7 +157,8 @@ pub async fn serve(
     let app = Router::new()
         .route("/status", get(status))
         .route("/metrics", get(metrics))
-        .with_state(handle);
+        .with_state(handle.clone())
+        .merge(crate::beacon::http::routes(handle.beacon));
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "status server stopped");
@@ -174,6 +178,7 @@ mod tests {
         let handle = StatusHandle {
             status: Arc::new(Mutex::new(Status::default())),
             metrics: Arc::new(Metrics::new()),
+            beacon: Default::default(),
         };
         let err = match serve(addr, handle).await {
             Ok(_) => panic!("listening on a taken port succeeded"),

@@ -188,6 +188,37 @@ pub struct PendingMagic {
     pub group_key: String,
     /// Member identities (hex), in index order.
     pub members: Vec<String>,
+    /// The block itself (for the view's beacon group).
+    #[serde(default)]
+    pub block: Option<keyquorum_contract::magic::MagicBlock>,
+}
+
+/// A member of a view's beacon group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeaconMemberRecord {
+    /// Identity (hex).
+    pub identity: String,
+    /// Share index in the view's magic block.
+    pub index: u64,
+    /// Public key share (hex, compressed G1).
+    pub public_share: String,
+}
+
+/// The beacon of the active view, fixed when the view was activated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeaconViewRecord {
+    /// View.
+    pub view: u64,
+    /// Hash of the view's magic block (hex).
+    pub magic_block_hash: String,
+    /// The chain the view signs on, as drand's chain info JSON.
+    pub chain_info: String,
+    /// Signing threshold `t`.
+    pub threshold: u32,
+    /// The committee in magic block order.
+    pub members: Vec<BeaconMemberRecord>,
+    /// Own index, if this node holds a share of the view.
+    pub own_index: Option<u64>,
 }
 
 /// Everything the node persists besides inputs and secrets.
@@ -223,6 +254,10 @@ pub struct NodeState {
     /// follower resumes from it. A state written before it was stored resumes from `ceremony`.
     #[serde(default)]
     pub follower: Position,
+    /// The active view's beacon (absent before the first view, or for a view whose magic block
+    /// this node did not record).
+    #[serde(default)]
+    pub beacon: Option<BeaconViewRecord>,
 }
 
 /// Encodes a participant input for the log. A direct message is stored with its authenticated

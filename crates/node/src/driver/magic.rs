@@ -31,6 +31,7 @@ impl Driver {
                 .iter()
                 .map(|m| hex::encode(m.identity.0))
                 .collect(),
+            block: Some(block.clone()),
         });
         info!(view, ceremony_number, hash = %hex::encode(hash), member = index.is_some(), "magic block created");
         if self.fault != Fault::Silent {
@@ -183,13 +184,16 @@ impl Driver {
         view: u64,
         hash: &[u8; 32],
         batch: &mut Batch,
+        effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
         let pm = self.state.pending_magic.take();
         // This node's share index in the activated view: set when it is a member holding its share.
         let mut own_share_index = None;
         let mut committee = Vec::new();
         let mut group_key = None;
-        if let Some(pm) = pm.filter(|p| p.view == view && p.hash == hex::encode(hash)) {
+        let pm = pm.filter(|p| p.view == view && p.hash == hex::encode(hash));
+        let block = pm.as_ref().and_then(|p| p.block.clone());
+        if let Some(pm) = pm {
             committee = pm.members.clone();
             group_key = Some(pm.group_key.clone());
             if let Some(index) = pm.index
@@ -228,6 +232,8 @@ impl Driver {
             self.delete_secret(batch, &format!("share/{v}"))?;
         }
         self.state.shares.retain(|s| s.view + 1 >= view);
+        self.state.beacon = self.beacon_for_view(view, hash, block.as_ref(), own_share_index);
+        effects.push(Effect::StartBeacon { view });
         self.state.current_view = view;
         self.state.current_hash = Some(hex::encode(hash));
         info!(view, member = own_share_index.is_some(), hash = %hex::encode(hash), "view activated");

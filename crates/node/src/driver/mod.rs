@@ -56,7 +56,8 @@
 //! sitting out a ceremony selected while catching up), `replay` (resuming after a restart),
 //! `magic` (checking and signing magic blocks, activating views), `peers` (direct
 //! messages), `faults` (fault injection), `storage` (sealed secrets and commits),
-//! `kinds` (message kinds read from the engine's tags), `outbox` (the observations it
+//! `kinds` (message kinds read from the engine's tags), `beacon` (the chain and group of
+//! each view's beacon), `outbox` (the observations it
 //! reports) and `runner` (participant or board).
 //!
 //! # Reports
@@ -72,6 +73,7 @@
 //! its player. Without this check anyone could send garbage "from" an honest dealer and make a
 //! player refuse that dealer's real share later.
 
+mod beacon;
 mod catch_up;
 mod ceremony;
 mod events;
@@ -123,6 +125,7 @@ use crate::store::{
     ShareRecord, Store, StoreError,
 };
 
+pub use beacon::beacon_genesis_time;
 use faults::FaultState;
 use kinds::{direct_kind, post_kind};
 use runner::{Live, Runner};
@@ -209,6 +212,13 @@ pub enum Effect {
     },
     /// The `crash` fault: abort now (state is durable).
     Crash,
+    /// A view is active (or the node restarted in one): run the beacon of
+    /// [`NodeState::beacon`], with this node's share of the view if it holds one
+    /// ([`Driver::beacon_share`]).
+    StartBeacon {
+        /// The view.
+        view: u64,
+    },
 }
 
 /// A direct message from a peer (or the answer to a pull).
@@ -272,6 +282,9 @@ pub struct Driver {
     head: Option<u64>,
     /// Turns the contract's events into this node's steps (the rules of following the chain).
     follower: Follower,
+    /// Production time (Unix ms) of the block being processed: a new beacon chain's genesis
+    /// follows from its activation block's time.
+    block_time_ms: u64,
 }
 
 fn hex_id(id: &IdentityPublicKey) -> String {
@@ -323,9 +336,13 @@ impl Driver {
             phase_deadline: 0,
             head: None,
             follower,
+            block_time_ms: 0,
         };
         d.observe_opened();
-        let effects = d.resume()?;
+        let mut effects = d.resume()?;
+        if let Some(b) = &d.state.beacon {
+            effects.push(Effect::StartBeacon { view: b.view });
+        }
         Ok((d, effects))
     }
 
@@ -369,6 +386,7 @@ impl Driver {
             return Ok(out);
         }
         let mut batch = self.store.begin()?;
+        self.block_time_ms = block.time_ms;
         let me = self.me.to_bytes();
         for tx in &block.txs {
             if let Some((sender, nonce)) = Transaction::peek_sender_and_nonce(&tx.tx)

@@ -1,0 +1,344 @@
+//! The random beacon on the node: the beacon crate's sans-IO round engine of the active view,
+//! fed with partials from the network and ticked with the wall clock, its rounds verified and
+//! stored in redb ([`store`]) and served over HTTP in drand's format ([`http`]).
+//!
+//! # What happens
+//! - When a view is activated (or the node restarts in one), the driver has fixed the view's
+//!   chain and group ([`crate::store::BeaconViewRecord`]); [`Beacon::new`] builds the engine on
+//!   them with this node's share, if it holds one. The engine is deterministic: the runtime
+//!   passes the time ([`Beacon::tick`]) and every authenticated partial
+//!   ([`Beacon::on_partial`]), and carries out what comes back ([`Outgoing`]).
+//! - Partials travel as requests of kind [`keyquorum_net::BEACON_PARTIAL_KIND`] in the view's
+//!   session ([`keyquorum_net::beacon_session`]), whose allow-list is the committee. A partial
+//!   is attributed to the member whose identity the network layer authenticated; one from
+//!   anyone else, or for another session, is dropped and counted. The engine checks the rest
+//!   (own share index, one per member and round, bounded window) and names members whose
+//!   partials do not verify under their public key shares; both are counted per member.
+//! - Rounds the engine produces are verified again and stored before they are served; a
+//!   reshare continues the chain (same chain hash, the stored rounds go on), a fresh key starts
+//!   a new chain whose info names the previous one.
+//!
+//! # Metrics
+//! `keyquorum_beacon_rounds_total` (rounds stored), `keyquorum_beacon_late_rounds_total`
+//! (stored after their period was over), `keyquorum_beacon_partials_total{member, result}`,
+//! `keyquorum_beacon_combine_seconds` (the engine call that completed a round) and
+//! `keyquorum_beacon_round_latency_seconds` (from a round's start time to its storage).
+
+pub mod http;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use group::prime::PrimeCurveAffine;
+use keyquorum_beacon::engine::{Action, Engine, EngineConfig, Member, MemberId, PartialBeacon};
+use keyquorum_beacon::engine::{Rejected, SigningShare, ViewGroup};
+use keyquorum_beacon::{ChainInfo, PedersenBlsChained, Round};
+use keyquorum_crypto::Curve;
+use keyquorum_crypto::secret::Secret;
+use keyquorum_net::SessionId;
+use tracing::{debug, info, warn};
+
+use crate::driver::G;
+use crate::metrics::Metrics;
+use crate::store::BeaconViewRecord;
+use store::{BeaconStore, ChainRounds};
+
+type Scheme = PedersenBlsChained;
+type Scalar = <G as Curve>::Scalar;
+
+/// Why a view's beacon cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum BeaconError {
+    /// The recorded view does not describe a usable group or chain.
+    #[error("beacon of view {view}: {what}")]
+    BadView {
+        /// The view.
+        view: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] store::BeaconStoreError),
+}
+
+/// A partial to send to one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The member's identity (bytes).
+    pub to: Vec<u8>,
+    /// [`PartialBeacon::to_bytes`].
+    pub payload: Vec<u8>,
+}
+
+/// Why a received partial was dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Dropped {
+    /// For another view's session.
+    #[error("partial for another session")]
+    OtherSession,
+    /// The sender is not a member of the view's committee.
+    #[error("sender is not a member of the committee")]
+    NotAMember,
+    /// Wrong length.
+    #[error("malformed partial")]
+    Malformed,
+    /// The engine refused it.
+    #[error(transparent)]
+    Rejected(#[from] Rejected),
+}
+
+/// The beacon of one view on this node (see the module docs).
+#[derive(Debug)]
+pub struct Beacon {
+    view: u64,
+    session: SessionId,
+    info: ChainInfo,
+    engine: Engine<Scheme>,
+    /// Member identities in committee order (the engine's [`MemberId`]s).
+    identities: Vec<Vec<u8>>,
+    by_identity: HashMap<Vec<u8>, MemberId>,
+    own: Option<MemberId>,
+    store: Arc<BeaconStore>,
+    last: AtomicU64,
+    metrics: Arc<Metrics>,
+    /// The `bad-beacon` fault: send partials that do not verify.
+    corrupt_partials: bool,
+}
+
+impl Beacon {
+    /// The beacon of the view `record` describes, with this node's `(index, share)` if it
+    /// holds one.
+    pub fn new(
+        record: &BeaconViewRecord,
+        share: Option<(u64, Secret<Scalar>)>,
+        store: Arc<BeaconStore>,
+        metrics: Arc<Metrics>,
+        corrupt_partials: bool,
+    ) -> Result<Self, BeaconError> {
+        let bad = |what: String| BeaconError::BadView {
+            view: record.view,
+            what,
+        };
+        let info =
+            ChainInfo::from_json(record.chain_info.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(&record.magic_block_hash, &mut hash)
+            .map_err(|_| bad("magic block hash".into()))?;
+        let mut members = Vec::with_capacity(record.members.len());
+        let mut identities = Vec::with_capacity(record.members.len());
+        for m in &record.members {
+            let bytes = hex::decode(&m.public_share).map_err(|_| bad("public share".into()))?;
+            let public_share = keyquorum_crypto::tbls::decode_public_key::<Scheme>(&bytes)
+                .map_err(|e| bad(e.to_string()))?;
+            members.push(Member {
+                share_index: Scalar::from(m.index),
+                public_share,
+            });
+            identities.push(hex::decode(&m.identity).map_err(|_| bad("identity".into()))?);
+        }
+        let group_key = keyquorum_crypto::tbls::decode_public_key::<Scheme>(info.public_key())
+            .map_err(|e| bad(e.to_string()))?;
+        let group = ViewGroup::new(record.threshold as usize, members, group_key)
+            .map_err(|e| bad(e.to_string()))?;
+        let own = match (record.own_index, &share) {
+            (Some(index), Some((held, _))) if index == *held => record
+                .members
+                .iter()
+                .position(|m| m.index == index)
+                .map(|p| p as MemberId),
+            _ => None,
+        };
+        let me = own.zip(share).map(|(member, (_, share))| SigningShare {
+            member,
+            share: Secret::new(*share.expose()),
+        });
+        let engine = Engine::new(info.clone(), group, me, EngineConfig::default())
+            .map_err(|e| bad(e.to_string()))?;
+        store.put_chain(&info)?;
+        let last = store.last_round(&info.hash())?;
+        let by_identity = identities
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i as MemberId))
+            .collect();
+        info!(
+            view = record.view,
+            chain = %hex::encode(info.hash()),
+            genesis = info.genesis_time(),
+            period = info.period_secs(),
+            last_round = last,
+            member = own.is_some(),
+            "beacon started"
+        );
+        Ok(Beacon {
+            view: record.view,
+            session: keyquorum_net::beacon_session(&hash),
+            info,
+            engine,
+            identities,
+            by_identity,
+            own,
+            store,
+            last: AtomicU64::new(last),
+            metrics,
+            corrupt_partials,
+        })
+    }
+
+    /// The view.
+    pub fn view(&self) -> u64 {
+        self.view
+    }
+    /// The session partials of this view travel in.
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+    /// The chain.
+    pub fn info(&self) -> &ChainInfo {
+        &self.info
+    }
+    /// The committee's identities, in order.
+    pub fn committee(&self) -> &[Vec<u8>] {
+        &self.identities
+    }
+    /// Whether this node signs.
+    pub fn is_member(&self) -> bool {
+        self.own.is_some()
+    }
+    /// The last stored round.
+    pub fn last_round(&self) -> u64 {
+        self.last.load(Ordering::Relaxed)
+    }
+
+    /// The clock reads `now_ms` (Unix milliseconds): sign what is due, send again what is
+    /// pending.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Outgoing> {
+        let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+        let round = self.info.current_round(now);
+        let started = Instant::now();
+        let actions = {
+            let rounds = ChainRounds::new(&self.store, self.info.hash(), &self.last);
+            self.engine.tick(round, &rounds)
+        };
+        self.carry_out(actions, started, now_ms)
+    }
+
+    /// A partial from the network: `session` and `from` as the network layer authenticated
+    /// them.
+    pub fn on_partial(
+        &mut self,
+        session: &SessionId,
+        from: Option<&[u8]>,
+        payload: &[u8],
+        now_ms: u64,
+    ) -> Result<Vec<Outgoing>, Dropped> {
+        if *session != self.session {
+            self.metrics.beacon_partial("unknown", "other_session");
+            return Err(Dropped::OtherSession);
+        }
+        let Some(member) = from.and_then(|id| self.by_identity.get(id)).copied() else {
+            self.metrics.beacon_partial("unknown", "not_member");
+            return Err(Dropped::NotAMember);
+        };
+        let label = member.to_string();
+        let Ok(message) = PartialBeacon::from_bytes::<Scheme>(payload) else {
+            self.metrics.beacon_partial(&label, "malformed");
+            return Err(Dropped::Malformed);
+        };
+        let started = Instant::now();
+        let result = {
+            let rounds = ChainRounds::new(&self.store, self.info.hash(), &self.last);
+            self.engine.on_partial(Some(member), &message, &rounds)
+        };
+        match result {
+            Ok(actions) => {
+                self.metrics.beacon_partial(&label, "accepted");
+                Ok(self.carry_out(actions, started, now_ms))
+            }
+            Err(e) => {
+                let result = match e {
+                    Rejected::Duplicate { .. } | Rejected::Stale { .. } => "late",
+                    Rejected::TooFarAhead { .. } => "too_far_ahead",
+                    _ => "rejected",
+                };
+                self.metrics.beacon_partial(&label, result);
+                Err(e.into())
+            }
+        }
+    }
+
+    fn carry_out(&mut self, actions: Vec<Action>, started: Instant, now_ms: u64) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        for action in actions {
+            match action {
+                Action::Broadcast(partial) => {
+                    let payload = if self.corrupt_partials {
+                        corrupt(partial).to_bytes()
+                    } else {
+                        partial.to_bytes()
+                    };
+                    for (i, id) in self.identities.iter().enumerate() {
+                        if Some(i as MemberId) != self.own {
+                            out.push(Outgoing {
+                                to: id.clone(),
+                                payload: payload.clone(),
+                            });
+                        }
+                    }
+                }
+                Action::Store(round) => self.store_round(&round, started, now_ms),
+                Action::Culprit { member, round } => {
+                    warn!(view = self.view, member, round, "bad beacon partial");
+                    self.metrics.beacon_partial(&member.to_string(), "bad");
+                }
+            }
+        }
+        out
+    }
+
+    fn store_round(&mut self, round: &Round, started: Instant, now_ms: u64) {
+        match self.store.put_round(&self.info, round) {
+            Ok(_) => {
+                self.last.fetch_max(round.round, Ordering::Relaxed);
+                let start_ms = self
+                    .info
+                    .time_of_round(round.round)
+                    .and_then(|t| u64::try_from(t).ok())
+                    .map(|t| t.saturating_mul(1000));
+                let latency = start_ms.map(|s| now_ms.saturating_sub(s) as f64 / 1000.0);
+                let late = latency.is_some_and(|l| l >= f64::from(self.info.period_secs()));
+                self.metrics.beacon_round(
+                    late,
+                    started.elapsed().as_secs_f64(),
+                    latency.unwrap_or(0.0),
+                );
+                debug!(
+                    view = self.view,
+                    round = round.round,
+                    late,
+                    "beacon round stored"
+                );
+            }
+            Err(e) => {
+                warn!(view = self.view, round = round.round, error = %e, "beacon round not stored")
+            }
+        }
+    }
+}
+
+/// The `bad-beacon` fault: the same round and share index, with a valid point that is not the
+/// partial signature (the G2 generator), so it decodes and fails verification.
+fn corrupt(mut partial: PartialBeacon) -> PartialBeacon {
+    partial.partial.truncate(32);
+    partial
+        .partial
+        .extend_from_slice(&blstrs::G2Affine::generator().to_compressed());
+    partial
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,312 @@
+//! The node's beacon wiring, with committees in memory: partials delivered with the identity
+//! the network layer would authenticate, rounds stored in real redb files.
+
+use std::collections::VecDeque;
+
+use keyquorum_beacon::info::DEFAULT_BEACON_ID;
+use keyquorum_beacon::{SchemeId, verify_round};
+use keyquorum_crypto::poly::Polynomial;
+use keyquorum_crypto::tbls;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use super::*;
+use crate::store::BeaconMemberRecord;
+
+const GENESIS: i64 = 1_700_000_000;
+const N: usize = 4;
+const T: usize = 3;
+
+fn identity(i: usize) -> Vec<u8> {
+    vec![i as u8 + 1; 96]
+}
+
+struct Committee {
+    record: BeaconViewRecord,
+    shares: Vec<Scalar>,
+    secret: Scalar,
+}
+
+fn committee(seed: u64) -> Committee {
+    let poly = Polynomial::<Scalar>::random(T - 1, None, &mut ChaCha20Rng::seed_from_u64(seed));
+    let mut members = Vec::new();
+    let mut shares = Vec::new();
+    for i in 0..N {
+        let share = poly.evaluate(&Scalar::from(i as u64 + 1));
+        let public = tbls::public_key::<Scheme>(&Secret::new(share));
+        members.push(BeaconMemberRecord {
+            identity: hex::encode(identity(i)),
+            index: i as u64 + 1,
+            public_share: hex::encode(<G as Curve>::point_bytes(&public)),
+        });
+        shares.push(share);
+    }
+    let group_key = tbls::public_key::<Scheme>(&Secret::new(poly.constant()));
+    let info = ChainInfo::for_view(
+        None,
+        SchemeId::PedersenBlsChained,
+        &<G as Curve>::point_bytes(&group_key),
+        [7; 32],
+        GENESIS,
+        3,
+        DEFAULT_BEACON_ID,
+    )
+    .unwrap();
+    Committee {
+        record: BeaconViewRecord {
+            view: 1,
+            magic_block_hash: hex::encode([7u8; 32]),
+            chain_info: info.to_json(),
+            threshold: T as u32,
+            members,
+            own_index: None,
+        },
+        shares,
+        secret: poly.constant(),
+    }
+}
+
+struct Node {
+    beacon: Beacon,
+    metrics: Arc<Metrics>,
+    store: Arc<BeaconStore>,
+}
+
+fn node(c: &Committee, i: usize, dir: &std::path::Path, corrupt: bool) -> Node {
+    let store = Arc::new(BeaconStore::open(&dir.join(format!("beacon{i}.redb"))).unwrap());
+    let metrics = Arc::new(Metrics::new());
+    let mut record = c.record.clone();
+    record.own_index = Some(i as u64 + 1);
+    let beacon = Beacon::new(
+        &record,
+        Some((i as u64 + 1, Secret::new(c.shares[i]))),
+        store.clone(),
+        metrics.clone(),
+        corrupt,
+    )
+    .unwrap();
+    Node {
+        beacon,
+        metrics,
+        store,
+    }
+}
+
+/// Ticks every node at `now_ms` and delivers every partial until none is left; `up[i]` false
+/// means node `i` neither sends nor receives.
+fn run(nodes: &mut [Node], up: &[bool], now_ms: u64) {
+    let mut queue: VecDeque<(usize, Outgoing)> = VecDeque::new();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        if up[i] {
+            queue.extend(n.beacon.tick(now_ms).into_iter().map(|o| (i, o)));
+        }
+    }
+    while let Some((from, o)) = queue.pop_front() {
+        let to = (0..N).find(|j| identity(*j) == o.to).unwrap();
+        if !up[to] {
+            continue;
+        }
+        let session = nodes[to].beacon.session();
+        if let Ok(more) =
+            nodes[to]
+                .beacon
+                .on_partial(&session, Some(&identity(from)), &o.payload, now_ms)
+        {
+            queue.extend(more.into_iter().map(|o| (to, o)));
+        }
+    }
+}
+
+fn at_round(r: u64) -> u64 {
+    (GENESIS as u64 + (r - 1) * 3) * 1000 + 100
+}
+
+#[test]
+fn a_committee_produces_verified_rounds_and_a_restart_keeps_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(1);
+    let mut nodes: Vec<Node> = (0..N).map(|i| node(&c, i, dir.path(), false)).collect();
+    for r in 1..=3 {
+        run(&mut nodes, &[true; N], at_round(r));
+    }
+    let info = nodes[0].beacon.info().clone();
+    for n in &nodes {
+        assert_eq!(n.beacon.last_round(), 3);
+        assert_eq!(n.metrics.beacon_rounds().0, 3);
+        for r in 1..=3 {
+            let round = n.store.round(&info.hash(), r).unwrap().unwrap();
+            verify_round(&info, &round).unwrap();
+            // One value per round across the committee.
+            assert_eq!(
+                round,
+                nodes[0].store.round(&info.hash(), r).unwrap().unwrap()
+            );
+        }
+    }
+    // Restart every node on its stored rounds: the chain goes on from round 3.
+    drop(nodes);
+    let mut nodes: Vec<Node> = (0..N).map(|i| node(&c, i, dir.path(), false)).collect();
+    assert!(nodes.iter().all(|n| n.beacon.last_round() == 3));
+    run(&mut nodes, &[true; N], at_round(4));
+    let r4 = nodes[1].store.round(&info.hash(), 4).unwrap().unwrap();
+    let r3 = nodes[1].store.round(&info.hash(), 3).unwrap().unwrap();
+    assert_eq!(r4.previous_signature, Some(r3.signature));
+    verify_round(&info, &r4).unwrap();
+}
+
+#[test]
+fn rounds_missed_without_a_quorum_are_caught_up_when_members_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(2);
+    let mut nodes: Vec<Node> = (0..N).map(|i| node(&c, i, dir.path(), false)).collect();
+    run(&mut nodes, &[true; N], at_round(1));
+    // Two of four down: fewer than t = 3, no round for three periods.
+    let half = [true, true, false, false];
+    for r in 2..=4 {
+        run(&mut nodes, &half, at_round(r));
+    }
+    assert!(nodes.iter().all(|n| n.beacon.last_round() == 1));
+    run(&mut nodes, &[true, true, true, false], at_round(5));
+    for n in &nodes[..3] {
+        assert_eq!(n.beacon.last_round(), 5);
+        // Rounds 2..=4 were stored after their period: late.
+        assert!(n.metrics.beacon_rounds().1 >= 3);
+    }
+}
+
+#[test]
+fn bad_partials_from_a_member_are_rejected_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(3);
+    // Member 0 sends partials that do not verify; its partial is among the first t any
+    // honest node combines, so every round names it.
+    let mut nodes: Vec<Node> = (0..N).map(|i| node(&c, i, dir.path(), i == 0)).collect();
+    for r in 1..=2 {
+        run(&mut nodes, &[true; N], at_round(r));
+    }
+    let info = nodes[1].beacon.info().clone();
+    for n in &nodes[1..] {
+        assert_eq!(n.beacon.last_round(), 2);
+        assert!(n.metrics.beacon_partials("0", "bad") >= 2);
+        for m in 1..N {
+            assert_eq!(n.metrics.beacon_partials(&m.to_string(), "bad"), 0);
+        }
+        verify_round(&info, &n.store.round(&info.hash(), 2).unwrap().unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn a_non_member_or_another_sessions_partial_is_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(4);
+    let mut a = node(&c, 0, dir.path(), false);
+    let mut b = node(&c, 1, dir.path(), false);
+    let out = a.beacon.tick(at_round(1));
+    let payload = out[0].payload.clone();
+    let session = b.beacon.session();
+    // Not in the committee (unattributed, or an identity outside it).
+    assert_eq!(
+        b.beacon
+            .on_partial(&session, None, &payload, at_round(1))
+            .unwrap_err(),
+        Dropped::NotAMember
+    );
+    assert_eq!(
+        b.beacon
+            .on_partial(&session, Some(&[9u8; 96]), &payload, at_round(1))
+            .unwrap_err(),
+        Dropped::NotAMember
+    );
+    assert_eq!(b.metrics.beacon_partials("unknown", "not_member"), 2);
+    // Another view's session.
+    assert_eq!(
+        b.beacon
+            .on_partial(&[0u8; 32], Some(&identity(0)), &payload, at_round(1))
+            .unwrap_err(),
+        Dropped::OtherSession
+    );
+    // Member 2 relaying member 0's partial: its own index is not in it.
+    assert!(matches!(
+        b.beacon
+            .on_partial(&session, Some(&identity(2)), &payload, at_round(1)),
+        Err(Dropped::Rejected(Rejected::SpoofedIndex { member: 2 }))
+    ));
+    assert_eq!(b.metrics.beacon_partials("2", "rejected"), 1);
+    // Truncated.
+    assert_eq!(
+        b.beacon
+            .on_partial(&session, Some(&identity(0)), &payload[..40], at_round(1))
+            .unwrap_err(),
+        Dropped::Malformed
+    );
+    // The member's own partial is taken once.
+    b.beacon
+        .on_partial(&session, Some(&identity(0)), &payload, at_round(1))
+        .unwrap();
+    assert_eq!(b.metrics.beacon_partials("0", "accepted"), 1);
+    assert!(
+        b.beacon
+            .on_partial(&session, Some(&identity(0)), &payload, at_round(1))
+            .is_err()
+    );
+    assert_eq!(b.metrics.beacon_partials("0", "late"), 1);
+}
+
+#[test]
+fn the_store_verifies_before_storing_and_never_holds_two_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(5);
+    let mut nodes: Vec<Node> = (0..N).map(|i| node(&c, i, dir.path(), false)).collect();
+    run(&mut nodes, &[true; N], at_round(1));
+    run(&mut nodes, &[true; N], at_round(2));
+    let info = nodes[0].beacon.info().clone();
+    let r2 = nodes[0].store.round(&info.hash(), 2).unwrap().unwrap();
+    let fresh = BeaconStore::open(&dir.path().join("other.redb")).unwrap();
+    // Round-trip, idempotent.
+    assert!(fresh.put_round(&info, &r2).unwrap());
+    assert!(!fresh.put_round(&info, &r2).unwrap());
+    assert_eq!(fresh.round(&info.hash(), 2).unwrap(), Some(r2.clone()));
+    assert_eq!(fresh.last_round(&info.hash()).unwrap(), 2);
+    // A tampered round does not verify and is not stored.
+    let mut bad = r2.clone();
+    bad.round = 3;
+    assert!(matches!(
+        fresh.put_round(&info, &bad),
+        Err(store::BeaconStoreError::Unverified { round: 3, .. })
+    ));
+    assert_eq!(fresh.round(&info.hash(), 3).unwrap(), None);
+    // A second value for a stored round that verifies on its own (round 2 signed with the
+    // group secret over another previous signature) is refused: one value per round.
+    let fake_previous = vec![0x42u8; 96];
+    let message =
+        keyquorum_beacon::scheme::round_message(SchemeId::PedersenBlsChained, &fake_previous, 2);
+    let other = Round {
+        round: 2,
+        signature: <keyquorum_crypto::Bls12381G2 as Curve>::point_bytes(&tbls::sign::<Scheme>(
+            &Secret::new(c.secret),
+            &message,
+        )),
+        previous_signature: Some(fake_previous),
+    };
+    verify_round(&info, &other).unwrap();
+    assert!(matches!(
+        fresh.put_round(&info, &other),
+        Err(store::BeaconStoreError::Conflict(2))
+    ));
+    assert_eq!(fresh.round(&info.hash(), 2).unwrap(), Some(r2));
+    // Chain infos round-trip.
+    fresh.put_chain(&info).unwrap();
+    assert_eq!(fresh.chain(&info.hash()).unwrap(), Some(info));
+}
+
+#[test]
+fn genesis_follows_the_activation_block_time() {
+    use crate::driver::beacon_genesis_time;
+    assert_eq!(beacon_genesis_time(1_700_000_000_000, 3), 1_700_000_003);
+    assert_eq!(beacon_genesis_time(1_700_000_000_001, 3), 1_700_000_004);
+    // Any block time gives a time, without overflow.
+    assert_eq!(
+        beacon_genesis_time(u64::MAX, u32::MAX),
+        (u64::MAX.div_ceil(1000)) as i64 + i64::from(u32::MAX)
+    );
+}
