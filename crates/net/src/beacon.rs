@@ -12,7 +12,9 @@
 //! Partials are small and fixed-size, so a request of this kind larger than
 //! [`MAX_BEACON_PAYLOAD`] is refused by the swarm task without reaching the application.
 //! Sending is one attempt, no retries: the engine sends its partial again on every tick until
-//! the round is complete, which is the retry.
+//! the round is complete, which is the retry. The response is the application's (the node
+//! answers a partial for a round it already stored with that round, so a member that fell
+//! behind catches up).
 
 use sha2::{Digest, Sha256};
 
@@ -39,13 +41,14 @@ pub fn beacon_session(magic_block_hash: &[u8; 32]) -> SessionId {
 }
 
 impl NetworkHandle {
-    /// Sends one beacon partial to the committee member `identity`, one attempt.
+    /// Sends one beacon partial to the committee member `identity`, one attempt; returns the
+    /// member's response.
     pub async fn send_beacon_partial(
         &self,
         identity: Vec<u8>,
         session: SessionId,
         payload: Vec<u8>,
-    ) -> Result<(), NetError> {
+    ) -> Result<Vec<u8>, NetError> {
         if payload.len() > MAX_BEACON_PAYLOAD {
             return Err(NetError::MessageTooLarge {
                 size: payload.len(),
@@ -54,6 +57,5 @@ impl NetworkHandle {
         }
         self.send_single(identity, session, BEACON_PARTIAL_KIND, payload)
             .await
-            .map(drop)
     }
 }

@@ -151,6 +151,8 @@ struct BeaconRuntime {
     due: bool,
     /// The round the clock was in at the last tick, and when that tick was.
     last_tick: Option<(u64, Instant)>,
+    /// Rounds members answered partials with.
+    answers: mpsc::Sender<Vec<u8>>,
 }
 
 /// How often the engine is ticked within a round: each tick sends this node's partial of a
@@ -243,6 +245,15 @@ impl BeaconRuntime {
         }
     }
 
+    /// A round a member answered with.
+    fn on_answer(&mut self, net: &NetworkHandle, answer: &[u8]) {
+        let Some(beacon) = self.beacon.as_mut() else {
+            return;
+        };
+        let out = in_place(|| beacon.on_round(answer, now_ms()));
+        self.send(net, out);
+    }
+
     fn send(&self, net: &NetworkHandle, out: Vec<Outgoing>) {
         let Some(beacon) = &self.beacon else {
             return;
@@ -251,10 +262,16 @@ impl BeaconRuntime {
         for o in out {
             let net = net.clone();
             let metrics = self.metrics.clone();
+            let answers = self.answers.clone();
             tokio::spawn(async move {
                 let bytes = o.payload.len();
                 match net.send_beacon_partial(o.to, session, o.payload).await {
-                    Ok(()) => metrics.sent("beacon_partial", bytes),
+                    Ok(answer) => {
+                        metrics.sent("beacon_partial", bytes);
+                        if !answer.is_empty() {
+                            let _ = answers.try_send(answer);
+                        }
+                    }
                     Err(e) => debug!(error = %e, "beacon partial not delivered"),
                 }
             });
@@ -681,6 +698,7 @@ pub async fn run<C: ChainClient>(
         });
     }
     let (pulled_tx, mut pulled_rx) = mpsc::channel::<Incoming>(256);
+    let (answers_tx, mut answers_rx) = mpsc::channel::<Vec<u8>>(64);
     let beacon_store = BeaconStore::open(&config.beacon_db_path())
         .map_err(|e| NodeError::Config(e.to_string()))?;
     let mut rt = Runtime {
@@ -701,6 +719,7 @@ pub async fn run<C: ChainClient>(
             beacon: None,
             due: false,
             last_tick: None,
+            answers: answers_tx,
         },
     };
     rt.apply(effects).await;
@@ -794,9 +813,11 @@ pub async fn run<C: ChainClient>(
                                         kind: "beacon_partial",
                                         bytes: payload.len(),
                                     });
-                                    // The engine sends again until the round completes: the
-                                    // answer carries nothing.
-                                    let _ = reply.send(Vec::new());
+                                    // The stored round, if the sender is behind (else empty).
+                                    let answer = rt.beacon.beacon.as_ref()
+                                        .map(|b| b.answer(&session, &payload))
+                                        .unwrap_or_default();
+                                    let _ = reply.send(answer);
                                     rt.beacon.on_partial(&net, &session, from_identity.as_deref(), &payload);
                                 }
                                 _ => drop(reply),
@@ -836,6 +857,7 @@ pub async fn run<C: ChainClient>(
             }
             Some((hash, outcome)) = submit_rx.recv() => rt.on_submitted(hash, outcome),
             _ = tick.tick() => rt.beacon.tick(&net, false),
+            Some(answer) = answers_rx.recv() => rt.beacon.on_answer(&net, &answer),
         }
         if rt.beacon.due {
             rt.beacon.start(&driver, &net).await;

@@ -107,6 +107,8 @@ pub struct Beacon {
     metrics: Arc<Metrics>,
     /// The `bad-beacon` fault: send partials that do not verify.
     corrupt_partials: bool,
+    /// The highest round stored from a member's answer rather than combined here.
+    last_synced: u64,
 }
 
 impl Beacon {
@@ -186,6 +188,7 @@ impl Beacon {
             last: AtomicU64::new(last),
             metrics,
             corrupt_partials,
+            last_synced: 0,
         })
     }
 
@@ -213,6 +216,10 @@ impl Beacon {
     pub fn last_round(&self) -> u64 {
         self.last.load(Ordering::Relaxed)
     }
+    /// The highest round stored from a member's answer.
+    pub fn last_synced(&self) -> u64 {
+        self.last_synced
+    }
 
     /// The clock reads `now_ms` (Unix milliseconds): sign what is due, send again what is
     /// pending.
@@ -225,6 +232,60 @@ impl Beacon {
             self.engine.tick(round, &rounds)
         };
         self.carry_out(actions, started, now_ms)
+    }
+
+    /// The answer to a partial: the stored round it is for, when this node has it (a member
+    /// still signing a round the others completed gets the round instead of waiting for
+    /// partials nobody sends any more), else nothing.
+    pub fn answer(&self, session: &SessionId, payload: &[u8]) -> Vec<u8> {
+        if *session != self.session {
+            return Vec::new();
+        }
+        let Ok(message) = PartialBeacon::from_bytes::<Scheme>(payload) else {
+            return Vec::new();
+        };
+        if message.round == 0 || message.round > self.last_round() {
+            return Vec::new();
+        }
+        match self.store.round(&self.info.hash(), message.round) {
+            Ok(Some(r)) => r.to_json().into_bytes(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A round a member answered with: stored if it is the next one this node lacks, it
+    /// verifies under the chain and it chains to this node's last round; then the engine goes
+    /// on from it. Anything else is ignored.
+    pub fn on_round(&mut self, answer: &[u8], now_ms: u64) -> Vec<Outgoing> {
+        let Ok(round) = Round::from_json(answer) else {
+            return Vec::new();
+        };
+        let last = self.last_round();
+        if round.round != last + 1 {
+            return Vec::new();
+        }
+        if last > 0 {
+            let previous = self.store.round(&self.info.hash(), last).ok().flatten();
+            if previous.map(|p| p.signature) != round.previous_signature {
+                return Vec::new();
+            }
+        }
+        match self.store.put_round(&self.info, &round) {
+            Ok(_) => {
+                self.last.fetch_max(round.round, Ordering::Relaxed);
+                debug!(
+                    view = self.view,
+                    round = round.round,
+                    "beacon round synced from a member"
+                );
+                self.last_synced = self.last_synced.max(round.round);
+                self.tick(now_ms)
+            }
+            Err(e) => {
+                debug!(error = %e, "beacon round from a member refused");
+                Vec::new()
+            }
+        }
     }
 
     /// A partial from the network: `session` and `from` as the network layer authenticated

@@ -107,6 +107,12 @@ fn run(nodes: &mut [Node], up: &[bool], now_ms: u64) {
             continue;
         }
         let session = nodes[to].beacon.session();
+        // As the runtime does: the answer first (the stored round, if the sender is behind).
+        let answer = nodes[to].beacon.answer(&session, &o.payload);
+        if !answer.is_empty() {
+            let more = nodes[from].beacon.on_round(&answer, now_ms);
+            queue.extend(more.into_iter().map(|o| (from, o)));
+        }
         if let Ok(more) =
             nodes[to]
                 .beacon
@@ -172,6 +178,48 @@ fn rounds_missed_without_a_quorum_are_caught_up_when_members_return() {
         // Rounds 2..=4 were stored after their period: late.
         assert!(n.metrics.beacon_rounds().1 >= 3);
     }
+}
+
+#[test]
+fn a_member_that_missed_rounds_others_completed_syncs_them_and_signs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(6);
+    let mut nodes: Vec<Node> = (0..N).map(|i| node(&c, i, dir.path(), false)).collect();
+    run(&mut nodes, &[true; N], at_round(1));
+    // Member 3 is down while the others (t = 3 of them) complete rounds 2 and 3.
+    for r in 2..=3 {
+        run(&mut nodes, &[true, true, true, false], at_round(r));
+    }
+    assert_eq!(nodes[3].beacon.last_round(), 1);
+    // Back, with member 2 down now: the round-4 quorum needs member 3, which must first get
+    // rounds 2 and 3 from the others' answers.
+    run(&mut nodes, &[true, true, false, true], at_round(4));
+    assert_eq!(nodes[3].beacon.last_synced(), 3);
+    let info = nodes[0].beacon.info().clone();
+    for i in [0, 1, 3] {
+        assert_eq!(nodes[i].beacon.last_round(), 4, "node {i}");
+        for r in 1..=4 {
+            assert_eq!(
+                nodes[i].store.round(&info.hash(), r).unwrap(),
+                nodes[0].store.round(&info.hash(), r).unwrap()
+            );
+        }
+    }
+    // An answer that is not the next round, or does not chain, is ignored.
+    let r2 = nodes[0].store.round(&info.hash(), 2).unwrap().unwrap();
+    assert!(
+        nodes[3]
+            .beacon
+            .on_round(r2.to_json().as_bytes(), at_round(4))
+            .is_empty()
+    );
+    assert!(
+        nodes[3]
+            .beacon
+            .on_round(b"not json", at_round(4))
+            .is_empty()
+    );
+    assert_eq!(nodes[3].beacon.last_round(), 4);
 }
 
 #[test]
