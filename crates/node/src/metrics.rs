@@ -173,7 +173,7 @@ impl BeaconMetrics {
         );
         registry.register_with_unit(
             "keyquorum_beacon_combine",
-            "Time of the engine call that completed a beacon round (combine and verify)",
+            "Time from the engine call that completed a beacon round to the round being stored (combine, verify, store)",
             Unit::Seconds,
             m.combine.clone(),
         );

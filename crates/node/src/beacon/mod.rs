@@ -19,10 +19,11 @@
 //!   a new chain whose info names the previous one.
 //!
 //! # Metrics
-//! `keyquorum_beacon_rounds_total` (rounds stored), `keyquorum_beacon_late_rounds_total`
-//! (stored after their period was over), `keyquorum_beacon_partials_total{member, result}`,
-//! `keyquorum_beacon_combine_seconds` (the engine call that completed a round) and
-//! `keyquorum_beacon_round_latency_seconds` (from a round's start time to its storage).
+//! `keyquorum_beacon_rounds_total` (rounds combined and stored here; rounds learnt from a
+//! member's answer are not counted), `keyquorum_beacon_late_rounds_total` (stored a period or
+//! more after their start), `keyquorum_beacon_partials_total{member, result}`,
+//! `keyquorum_beacon_combine_seconds` (the engine call that completed a round, through storing
+//! it) and `keyquorum_beacon_round_latency_seconds` (from a round's start time to its storage).
 
 pub mod http;
 pub mod store;

@@ -149,8 +149,8 @@ impl BeaconStore {
     }
 }
 
-/// One chain's rounds, as the engine reads them. The last round is cached (the engine asks
-/// for it on every call) and advanced by [`ChainRounds::put`].
+/// One chain's rounds, as the engine reads them. The last round is a counter the owner keeps
+/// (the engine asks for it on every call) and advances after each round it stores.
 #[derive(Debug)]
 pub struct ChainRounds<'a> {
     store: &'a BeaconStore,
