@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use keyquorum_net::testing::{TestIdentity, verify_test_signature};
 use keyquorum_net::{
-    AddressRecord, IdentitySigner, KAD_PROTOCOL, NetConfig, NetError, NetEvent, NetworkHandle,
-    RemoteError, RetryPolicy, dht_key,
+    AddressRecord, BEACON_PARTIAL_KIND, IdentitySigner, KAD_PROTOCOL, MAX_BEACON_PAYLOAD,
+    NetConfig, NetError, NetEvent, NetworkHandle, RemoteError, RetryPolicy, beacon_session,
+    dht_key,
 };
 use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, RecordStore};
@@ -957,4 +958,90 @@ async fn a_peer_with_another_noise_key_is_refused() {
         .send(target.pk(), SESSION, KIND_PUSH, vec![1])
         .await
         .expect("delivered to the bound peer");
+}
+
+/// Beacon partials: the view's session admits committee members only, and a request of the
+/// beacon kind larger than its bound is refused before the application sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beacon_partials_are_bounded_and_from_members_only() {
+    init_tracing();
+    let mut receiver = node(vec![]).await;
+    let member = node(vec![]).await;
+    let outsider = node(vec![]).await;
+    for n in [&member, &outsider] {
+        n.handle
+            .bind_identity(receiver.pk(), receiver.peer(), vec![receiver.bare_addr()])
+            .await
+            .unwrap();
+    }
+    let session = beacon_session(&[5; 32]);
+    receiver
+        .handle
+        .set_session_members(session, vec![member.pk()])
+        .await
+        .unwrap();
+
+    member
+        .handle
+        .send_beacon_partial(receiver.pk(), session, vec![1; MAX_BEACON_PAYLOAD])
+        .await
+        .expect("a member's partial is admitted");
+    match next_seen(&mut receiver).await {
+        Seen::Request {
+            from_identity,
+            kind,
+            len,
+            ..
+        } => {
+            assert_eq!(from_identity, Some(member.pk()));
+            assert_eq!(kind, BEACON_PARTIAL_KIND);
+            assert_eq!(len, MAX_BEACON_PAYLOAD);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // One byte over the bound: refused by the sender, and by the receiver when sent anyway.
+    let err = member
+        .handle
+        .send_beacon_partial(receiver.pk(), session, vec![1; MAX_BEACON_PAYLOAD + 1])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetError::MessageTooLarge { .. }), "{err:?}");
+    let err = member
+        .handle
+        .send(
+            receiver.peer(),
+            session,
+            BEACON_PARTIAL_KIND,
+            vec![1; MAX_BEACON_PAYLOAD + 1],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NetError::Remote(RemoteError::Malformed)),
+        "{err:?}"
+    );
+    assert!(matches!(
+        next_seen(&mut receiver).await,
+        Seen::Rejected {
+            reason: RemoteError::Malformed,
+            ..
+        }
+    ));
+
+    // Not a member of the committee.
+    let err = outsider
+        .handle
+        .send_beacon_partial(receiver.pk(), session, vec![1; 8])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NetError::Remote(RemoteError::NotMember)),
+        "{err:?}"
+    );
+    assert!(matches!(
+        next_seen(&mut receiver).await,
+        Seen::Rejected { reason: RemoteError::NotMember, from_identity: Some(id), .. }
+            if id == outsider.pk()
+    ));
 }
