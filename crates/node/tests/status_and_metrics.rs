@@ -330,6 +330,9 @@ fn metrics_are_valid_openmetrics_with_every_documented_metric() {
         &[("what", "members")],
         1.0,
     );
+    // The beacon's are the runtime's (crates/node/src/beacon/tests.rs exercises them).
+    metrics.beacon_partial("2", "bad");
+    metrics.beacon_round(false, 0.004, 0.09);
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
