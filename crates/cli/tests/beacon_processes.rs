@@ -396,11 +396,17 @@ async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partia
     let count = metric_sum(&metrics, "keyquorum_beacon_round_latency_seconds_count", "");
     let combine = metric_sum(&metrics, "keyquorum_beacon_combine_seconds_sum", "");
     eprintln!(
-        "node 0: {count} rounds stored, mean latency from round start {:.3} s, mean combine \
-         call {:.4} s",
+        "node 0: {count} rounds stored, mean latency from round start {:.3} s (stalled rounds \
+         included), mean combine call {:.4} s",
         sum / count,
         combine / count
     );
+    for line in metrics.lines().filter(|l| {
+        l.starts_with("keyquorum_beacon_round_latency_seconds_bucket")
+            || l.starts_with("keyquorum_beacon_late_rounds_total")
+    }) {
+        eprintln!("node 0: {line}");
+    }
 
     // View 3 (fresh key): a new chain that names the first.
     let second = wait_for("view 3's chain", Duration::from_secs(150), async || {

@@ -208,6 +208,17 @@ impl BeaconRuntime {
         self.tick(net, true);
     }
 
+    /// When the next round starts (the loop also ticks every 100 ms, for the resends).
+    fn next_round_start(&self) -> Option<tokio::time::Instant> {
+        let info = self.beacon.as_ref()?.info();
+        let now = now_ms();
+        let round = info.current_round(i64::try_from(now / 1000).unwrap_or(i64::MAX));
+        let start_ms = u64::try_from(info.time_of_round(round.checked_add(1)?)?)
+            .ok()?
+            .checked_mul(1000)?;
+        Some(tokio::time::Instant::now() + Duration::from_millis(start_ms.saturating_sub(now)))
+    }
+
     /// Ticks the engine when a new round starts, and every [`BEACON_RESEND`] within one.
     fn tick(&mut self, net: &NetworkHandle, force: bool) {
         let Some(beacon) = self.beacon.as_mut() else {
@@ -737,8 +748,15 @@ pub async fn run<C: ChainClient>(
     tokio::pin!(shutdown);
 
     loop {
+        let round_start = rt.beacon.next_round_start();
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = async {
+                match round_start {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => rt.beacon.tick(&net, false),
             Some(f) = follow_rx.recv() => match f {
                 Follow::Block(b) => {
                     let out = in_place(|| driver.process_block(&b))?;
