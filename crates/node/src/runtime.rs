@@ -170,6 +170,8 @@ impl BeaconRuntime {
     /// Starts the beacon of the active view (after an activation or a restart).
     async fn start(&mut self, driver: &Driver, net: &NetworkHandle) {
         self.due = false;
+        // The previous view's beacon stops either way: its shares sign for a view that is over.
+        self.beacon = None;
         let Some(record) = driver.state().beacon.clone() else {
             return;
         };
