@@ -27,8 +27,11 @@
 //!   observations and one reporter outside it writes `/status` (view, phase, committee, qualified set,
 //!   1-based share index, group key, traffic) and OpenMetrics `/metrics`; structured logs with
 //!   `tracing`.
+//! - [`beacon`]: the random beacon of the active view: the committee exchanges partial
+//!   signatures over `keyquorum-net`, the round engine of `keyquorum-beacon` combines them, and
+//!   the rounds are verified, stored in redb and served in drand's HTTP format.
 //! - [`config::Fault`]: honest deviations for the demo (silent, wrong shares, equivocation,
-//!   crash).
+//!   crash, bad beacon partials).
 
 #![warn(missing_docs)]
 
