@@ -1,0 +1,894 @@
+//! One node's view of its section's DKG sessions: accumulating signed starts, dropping
+//! superseded sessions, agreeing on failures, and taking at most one DKG outcome per session
+//! (seed 002, "SessionId", "Pre-DKG preparations", "Handling a failure").
+//!
+//! The DKG itself runs outside: [`Output::RunDkg`] asks for it, [`Coordinator::dkg_outcome`] and
+//! [`Coordinator::dkg_failed`] bring its result back.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use blstrs::Scalar;
+use keyquorum_crypto::secret::Secret;
+use keyquorum_crypto::tbls::{self, MinPk, PartialSignature};
+
+use crate::chain::KeyChain;
+use crate::elders::Peer;
+use crate::keys::PublicKey;
+use crate::name::{Name, Prefix};
+use crate::sap::{self, HandoverError, KeyShare, Sap, SignedSap, index_at};
+use crate::session::{
+    DkgStart, FailureObservation, NodeSignature, SessionId, StartError, supermajority,
+};
+
+/// Most starts a node accumulates signatures for at once; a faulty elder signing many starts
+/// cannot grow the state beyond this.
+pub const MAX_PENDING_STARTS: usize = 64;
+
+/// Why a message was dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Dropped {
+    /// The start is malformed.
+    #[error("malformed start: {0}")]
+    Malformed(#[from] StartError),
+    /// The session starts on a chain shorter than ours.
+    #[error("generation {got} is older than the chain ({current})")]
+    StaleGeneration {
+        /// The message's generation.
+        got: u64,
+        /// Our chain's key count.
+        current: u64,
+    },
+    /// The session starts on a chain longer than ours: we must catch up first.
+    #[error("generation {got} is ahead of the chain ({current})")]
+    FutureGeneration {
+        /// The message's generation.
+        got: u64,
+        /// Our chain's key count.
+        current: u64,
+    },
+    /// Another session for the same prefix and generation was authorised after this one.
+    #[error("session superseded")]
+    Superseded,
+    /// The start's prefix is neither ours nor a child of ours.
+    #[error("prefix does not descend from the section's")]
+    WrongPrefix,
+    /// We are not a candidate of the session.
+    #[error("not a candidate")]
+    NotACandidate,
+    /// A start signature from a node that is not a current elder.
+    #[error("signer is not a current elder")]
+    NotAnElder,
+    /// A failure observation from a node that is not a candidate of the session.
+    #[error("signer is not a candidate")]
+    SignerNotACandidate,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// The signer already signed this message.
+    #[error("duplicate signature")]
+    Duplicate,
+    /// The session already started.
+    #[error("session already started")]
+    AlreadyStarted,
+    /// No such session here.
+    #[error("unknown session")]
+    UnknownSession,
+    /// The session already failed or produced an outcome.
+    #[error("session already decided")]
+    AlreadyDecided,
+    /// The failure names nobody, or someone outside the candidates.
+    #[error("bad non-participant set")]
+    BadNonParticipants,
+    /// Too many starts pending.
+    #[error("too many pending starts")]
+    TooManyPending,
+    /// The DKG outcome does not fit the session.
+    #[error("outcome does not fit the session")]
+    BadOutcome,
+    /// The handover was refused.
+    #[error("handover: {0}")]
+    Handover(#[from] HandoverError),
+}
+
+/// What the coordinator asks its driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Run the DKG for `session` among `candidates` (our index is our position plus one, the
+    /// threshold `supermajority(candidates.len())`).
+    RunDkg {
+        /// The session.
+        session: SessionId,
+        /// Its candidates, sorted by name.
+        candidates: Vec<Peer>,
+    },
+    /// Send our signed failure observation to the session's candidates.
+    BroadcastFailure {
+        /// The observation.
+        observation: FailureObservation,
+        /// Our signature on it.
+        signature: NodeSignature,
+    },
+    /// Failure agreed: the elders should select again without `excluded` and sign a new start.
+    Restart {
+        /// The failed session.
+        session: SessionId,
+        /// Its prefix.
+        prefix: Prefix,
+        /// Its generation (the restart keeps it).
+        generation: u64,
+        /// The agreed non-participants.
+        excluded: BTreeSet<Name>,
+    },
+    /// Send our signature on the new SAP to the current elders.
+    SapShare {
+        /// The session.
+        session: SessionId,
+        /// The new SAP.
+        sap: Sap,
+        /// Our partial signature with the new key share.
+        partial: PartialSignature<MinPk>,
+    },
+}
+
+#[derive(Debug)]
+struct Pending {
+    start: DkgStart,
+    signers: BTreeSet<Name>,
+}
+
+#[derive(Debug)]
+enum Decision {
+    Running,
+    Failed,
+    Succeeded(KeyShare),
+}
+
+#[derive(Debug)]
+struct Session {
+    start: DkgStart,
+    failures: BTreeMap<BTreeSet<Name>, BTreeSet<Name>>,
+    decision: Decision,
+}
+
+/// One node's section state: its node key, the section's authority and key chain, and its DKG
+/// sessions.
+#[derive(Debug)]
+pub struct Coordinator {
+    node_key: Secret<Scalar>,
+    our_name: Name,
+    genesis_key: PublicKey,
+    chain: KeyChain,
+    sap: Sap,
+    our_share: Option<KeyShare>,
+    pending: BTreeMap<SessionId, Pending>,
+    sessions: BTreeMap<SessionId, Session>,
+    superseded: BTreeMap<SessionId, u64>,
+}
+
+impl Coordinator {
+    /// A node knowing its section's authority `sap` with key chain `chain` from `genesis_key`
+    /// (checked by the caller), and its share of the section key if it is an elder.
+    pub fn new(
+        node_key: Secret<Scalar>,
+        genesis_key: PublicKey,
+        chain: KeyChain,
+        sap: Sap,
+        our_share: Option<KeyShare>,
+    ) -> Self {
+        let our_name = Name::of(&tbls::public_key::<MinPk>(&node_key));
+        Coordinator {
+            node_key,
+            our_name,
+            genesis_key,
+            chain,
+            sap,
+            our_share,
+            pending: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            superseded: BTreeMap::new(),
+        }
+    }
+
+    /// The section's current authority.
+    pub fn sap(&self) -> &Sap {
+        &self.sap
+    }
+
+    /// The section key chain.
+    pub fn chain(&self) -> &KeyChain {
+        &self.chain
+    }
+
+    /// Our share of the current section key, if we are an elder.
+    pub fn our_share(&self) -> Option<&KeyShare> {
+        self.our_share.as_ref()
+    }
+
+    /// Whether state is held for `session` (pending or started).
+    pub fn knows(&self, session: &SessionId) -> bool {
+        self.pending.contains_key(session) || self.sessions.contains_key(session)
+    }
+
+    /// As a current elder, signs a start for the driver to send to the candidates.
+    pub fn sign_start(&self, start: &DkgStart) -> NodeSignature {
+        start.sign(&self.node_key)
+    }
+
+    /// As a current elder, signs the new key of a SAP with our current share (handover step 2).
+    pub fn sign_link(&self, new_key: &PublicKey) -> Option<PartialSignature<MinPk>> {
+        self.our_share.as_ref().map(|s| sap::sign_link(s, new_key))
+    }
+
+    fn check_generation(&self, got: u64) -> Result<(), Dropped> {
+        let current = self.chain.key_count();
+        match got.cmp(&current) {
+            core::cmp::Ordering::Less => Err(Dropped::StaleGeneration { got, current }),
+            core::cmp::Ordering::Greater => Err(Dropped::FutureGeneration { got, current }),
+            core::cmp::Ordering::Equal => Ok(()),
+        }
+    }
+
+    /// A current elder's signature on a start. Once a supermajority of the current elders has
+    /// signed it, the session is authorised: every other session of the same prefix is
+    /// superseded and dropped, and the DKG is requested.
+    pub fn handle_start(
+        &mut self,
+        start: &DkgStart,
+        signature: &NodeSignature,
+    ) -> Result<Option<Output>, Dropped> {
+        start.check()?;
+        self.check_generation(start.generation)?;
+        if self.superseded.contains_key(&start.session) {
+            return Err(Dropped::Superseded);
+        }
+        if !start.prefix.is_self_or_child_of(&self.sap.prefix) {
+            return Err(Dropped::WrongPrefix);
+        }
+        if !start.names().contains(&self.our_name) {
+            return Err(Dropped::NotACandidate);
+        }
+        if self.sessions.contains_key(&start.session) {
+            return Err(Dropped::AlreadyStarted);
+        }
+        let signer = Name::of(&signature.signer);
+        if !self.sap.names().contains(&signer) {
+            return Err(Dropped::NotAnElder);
+        }
+        if !start.verify(signature) {
+            return Err(Dropped::BadSignature);
+        }
+        if !self.pending.contains_key(&start.session) && self.pending.len() >= MAX_PENDING_STARTS {
+            return Err(Dropped::TooManyPending);
+        }
+        let pending = self
+            .pending
+            .entry(start.session)
+            .or_insert_with(|| Pending {
+                start: start.clone(),
+                signers: BTreeSet::new(),
+            });
+        if !pending.signers.insert(signer) {
+            return Err(Dropped::Duplicate);
+        }
+        if pending.signers.len() < supermajority(self.sap.elders.len()) {
+            return Ok(None);
+        }
+        let authorised = self.pending.remove(&start.session).map(|p| p.start);
+        let Some(authorised) = authorised else {
+            return Ok(None);
+        };
+        self.supersede_others(&authorised);
+        let output = Output::RunDkg {
+            session: authorised.session,
+            candidates: authorised.candidates.clone(),
+        };
+        self.sessions.insert(
+            authorised.session,
+            Session {
+                start: authorised,
+                failures: BTreeMap::new(),
+                decision: Decision::Running,
+            },
+        );
+        Ok(Some(output))
+    }
+
+    /// Drops every other pending or started session of `start`'s prefix and remembers them as
+    /// superseded, so their late messages are refused with a reason.
+    fn supersede_others(&mut self, start: &DkgStart) {
+        let prefix = start.prefix;
+        let keep = start.session;
+        let mut gone = Vec::new();
+        self.pending.retain(|id, p| {
+            let drop = *id != keep && p.start.prefix == prefix;
+            if drop {
+                gone.push((*id, p.start.generation));
+            }
+            !drop
+        });
+        self.sessions.retain(|id, s| {
+            let drop = *id != keep && s.start.prefix == prefix;
+            if drop {
+                gone.push((*id, s.start.generation));
+            }
+            !drop
+        });
+        self.superseded.extend(gone);
+    }
+
+    fn running(&self, session: &SessionId) -> Result<&Session, Dropped> {
+        if self.superseded.contains_key(session) {
+            return Err(Dropped::Superseded);
+        }
+        self.sessions.get(session).ok_or(Dropped::UnknownSession)
+    }
+
+    /// A candidate's signed failure observation. More than `n - supermajority(n)` distinct
+    /// candidates signing the same non-participant set is an agreement: the session fails and
+    /// the restart without those nodes is returned.
+    pub fn handle_failure(
+        &mut self,
+        observation: &FailureObservation,
+        signature: &NodeSignature,
+    ) -> Result<Option<Output>, Dropped> {
+        let session = self.running(&observation.session)?;
+        if !matches!(session.decision, Decision::Running) {
+            return Err(Dropped::AlreadyDecided);
+        }
+        let candidates = session.start.names();
+        let signer = Name::of(&signature.signer);
+        if !candidates.contains(&signer) {
+            return Err(Dropped::SignerNotACandidate);
+        }
+        let named = &observation.non_participants;
+        if named.is_empty() || !named.iter().all(|n| candidates.contains(n)) {
+            return Err(Dropped::BadNonParticipants);
+        }
+        if !observation.verify(signature) {
+            return Err(Dropped::BadSignature);
+        }
+        let n = candidates.len();
+        let Some(session) = self.sessions.get_mut(&observation.session) else {
+            return Err(Dropped::UnknownSession);
+        };
+        let voters = session.failures.entry(named.clone()).or_default();
+        if !voters.insert(signer) {
+            return Err(Dropped::Duplicate);
+        }
+        if voters.len() <= n - supermajority(n) {
+            return Ok(None);
+        }
+        session.decision = Decision::Failed;
+        Ok(Some(Output::Restart {
+            session: observation.session,
+            prefix: session.start.prefix,
+            generation: session.start.generation,
+            excluded: named.clone(),
+        }))
+    }
+
+    /// Our DKG for `session` failed with `non_participants` observed: signs the observation,
+    /// counts it like anyone's, and returns it for broadcast (and the restart if it completes
+    /// an agreement).
+    pub fn dkg_failed(
+        &mut self,
+        session: SessionId,
+        non_participants: BTreeSet<Name>,
+    ) -> Result<Vec<Output>, Dropped> {
+        let observation = FailureObservation {
+            session,
+            non_participants,
+        };
+        let signature = observation.sign(&self.node_key);
+        let restart = self.handle_failure(&observation, &signature)?;
+        let mut out = vec![Output::BroadcastFailure {
+            observation,
+            signature,
+        }];
+        out.extend(restart);
+        Ok(out)
+    }
+
+    /// Our DKG for `session` succeeded with `share` of a new key: taken at most once per session
+    /// (so we never hold shares of two keys for one session), and only while the session runs.
+    /// Returns our signature on the new SAP for the current elders.
+    pub fn dkg_outcome(&mut self, session: SessionId, share: KeyShare) -> Result<Output, Dropped> {
+        let our_name = self.our_name;
+        let s = self.running(&session)?;
+        if !matches!(s.decision, Decision::Running) {
+            return Err(Dropped::AlreadyDecided);
+        }
+        let position = s
+            .start
+            .names()
+            .iter()
+            .position(|n| *n == our_name)
+            .ok_or(Dropped::NotACandidate)?;
+        if share.index != index_at(position)
+            || tbls::validate_public_key::<MinPk>(&share.section_key).is_err()
+        {
+            return Err(Dropped::BadOutcome);
+        }
+        let sap = Sap {
+            prefix: s.start.prefix,
+            elders: s.start.candidates.clone(),
+            section_key: share.section_key,
+        };
+        let partial = sap::sign_sap(&share, &sap);
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.decision = Decision::Succeeded(share);
+        }
+        Ok(Output::SapShare {
+            session,
+            sap,
+            partial,
+        })
+    }
+
+    /// Applies a new SAP carrying both signatures. Extends the chain; if the SAP comes from one
+    /// of our sessions, our share of that session becomes our share of the section key. Every
+    /// session of an older generation is then cleaned up.
+    pub fn apply_sap(&mut self, signed: &SignedSap) -> Result<(), Dropped> {
+        let new_sap = sap::apply(&self.sap, &mut self.chain, &self.genesis_key, signed)?;
+        let mut ours = None;
+        for session in self.sessions.values_mut() {
+            if let Decision::Succeeded(share) = &session.decision
+                && share.section_key == new_sap.section_key
+            {
+                ours = Some(core::mem::replace(&mut session.decision, Decision::Failed));
+            }
+        }
+        self.our_share = match ours {
+            Some(Decision::Succeeded(share)) => Some(share),
+            _ => None,
+        };
+        self.sap = new_sap;
+        let current = self.chain.key_count();
+        self.pending.retain(|_, p| p.start.generation >= current);
+        self.sessions.retain(|_, s| s.start.generation >= current);
+        self.superseded
+            .retain(|_, generation| *generation >= current);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::tests::key;
+    use crate::elders::tests::member;
+    use crate::elders::{ELDER_COUNT, Member, select_elders};
+    use crate::sap::tests::trusted_dealer_for_tests;
+    use crate::sap::{ThresholdAccumulator, genesis};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    /// A section after genesis (node 100) and one handover to the elders of `members` (nodes
+    /// 0..7 by default): every member's coordinator, and the elders' node secrets by name.
+    struct Net {
+        nodes: BTreeMap<Name, Coordinator>,
+        members: Vec<Member>,
+    }
+
+    fn node_secret(seed: u64) -> Secret<Scalar> {
+        key(seed).0
+    }
+
+    fn seed_of(name: &Name, seeds: impl Iterator<Item = u64>) -> u64 {
+        seeds
+            .into_iter()
+            .find(|s| Name::of(&key(*s).1) == *name)
+            .unwrap()
+    }
+
+    /// Runs a whole handover among coordinators: `elders` sign the start, the candidates run
+    /// the test dealer's "DKG", the elders combine both signatures, everyone applies the SAP.
+    fn hand_over(nodes: &mut BTreeMap<Name, Coordinator>, start: &DkgStart, rng: &mut ChaCha20Rng) {
+        let elders: Vec<Name> = nodes.values().next().unwrap().sap().names();
+        let current = nodes.values().next().unwrap().sap().clone();
+        let sigs: Vec<NodeSignature> = elders.iter().map(|e| nodes[e].sign_start(start)).collect();
+        let (_, shares) = trusted_dealer_for_tests(start.candidates.len(), rng);
+        let mut sap_partials = Vec::new();
+        for (position, (name, share)) in start.names().into_iter().zip(shares).enumerate() {
+            let node = nodes.get_mut(&name).unwrap();
+            let mut started = false;
+            for sig in &sigs {
+                if let Ok(Some(Output::RunDkg { session, .. })) = node.handle_start(start, sig) {
+                    assert_eq!(session, start.session);
+                    started = true;
+                }
+            }
+            assert!(started);
+            assert_eq!(share.index, index_at(position));
+            match node.dkg_outcome(start.session, share).unwrap() {
+                Output::SapShare { sap, partial, .. } => sap_partials.push((name, sap, partial)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let new_sap = sap_partials[0].1.clone();
+        let mut acc = ThresholdAccumulator::for_sap(&new_sap);
+        let mut sap_signature = None;
+        for (name, sap, partial) in &sap_partials {
+            assert_eq!(*sap, new_sap);
+            sap_signature = sap_signature.or(acc.add(*name, *partial).unwrap());
+        }
+        let mut link = ThresholdAccumulator::for_link(&current, &new_sap.section_key);
+        let mut parent_signature = None;
+        for e in &elders {
+            let partial = nodes[e].sign_link(&new_sap.section_key).unwrap();
+            parent_signature = parent_signature.or(link.add(*e, partial).unwrap());
+        }
+        let signed = SignedSap {
+            sap: new_sap,
+            sap_signature: sap_signature.unwrap(),
+            parent_key: current.section_key,
+            parent_signature: parent_signature.unwrap(),
+        };
+        for node in nodes.values_mut() {
+            node.apply_sap(&signed).unwrap();
+        }
+    }
+
+    fn net(member_count: u64) -> Net {
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let founder = member(100, 255);
+        let (sap0, share0) = genesis(founder.peer.clone(), &mut rng);
+        let genesis_key = sap0.section_key;
+        let mut members: Vec<Member> = (0..member_count).map(|i| member(i, 10)).collect();
+        members.push(founder);
+        let mut nodes = BTreeMap::new();
+        let mut share0 = Some(share0);
+        for m in &members {
+            let seed = if m.age == 255 {
+                100
+            } else {
+                seed_of(&m.peer.name(), 0..member_count)
+            };
+            let share = if seed == 100 { share0.take() } else { None };
+            nodes.insert(
+                m.peer.name(),
+                Coordinator::new(
+                    node_secret(seed),
+                    genesis_key,
+                    KeyChain::genesis(),
+                    sap0.clone(),
+                    share,
+                ),
+            );
+        }
+        // The founder leaves the elders to the seven others (ages 10, by name) once they join.
+        let others: Vec<Member> = members.iter().filter(|m| m.age != 255).cloned().collect();
+        let candidates = select_elders(&others, ELDER_COUNT, &BTreeSet::new());
+        let start = DkgStart::new(Prefix::ROOT, candidates, 1);
+        hand_over(&mut nodes, &start, &mut rng);
+        Net {
+            nodes,
+            members: others,
+        }
+    }
+
+    fn elder_secrets(net: &Net, count: u64) -> Vec<Secret<Scalar>> {
+        let elders = net.nodes.values().next().unwrap().sap().names();
+        (0..count)
+            .filter(|s| elders.contains(&Name::of(&key(*s).1)))
+            .map(node_secret)
+            .collect()
+    }
+
+    #[test]
+    fn genesis_and_a_handover_give_the_new_elders_shares_and_a_chain() {
+        let net = net(9);
+        for (name, node) in &net.nodes {
+            assert_eq!(node.chain().key_count(), 2);
+            let is_elder = node.sap().names().contains(name);
+            assert_eq!(node.our_share().is_some(), is_elder);
+            assert_eq!(node.sap().elders.len(), ELDER_COUNT);
+        }
+    }
+
+    #[test]
+    fn fewer_than_a_supermajority_of_elder_signatures_start_nothing() {
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        assert_eq!(elders.len(), 7);
+        // A spammer proposes a start with itself (node 8, not an elder) among the candidates.
+        let spam_candidates: Vec<Peer> =
+            net.members.iter().map(|m| m.peer.clone()).take(7).collect();
+        let start = DkgStart::new(Prefix::ROOT, spam_candidates, 2);
+        let target = start.names()[0];
+        let node = net.nodes.get_mut(&target).unwrap();
+        // Non-elders' signatures are ignored, however many.
+        for s in 50..60 {
+            assert_eq!(
+                node.handle_start(&start, &start.sign(&node_secret(s))),
+                Err(Dropped::NotAnElder)
+            );
+        }
+        // Four of seven elders (supermajority(7) = 5), each twice.
+        for sk in &elders[..4] {
+            assert_eq!(node.handle_start(&start, &start.sign(sk)), Ok(None));
+            assert_eq!(
+                node.handle_start(&start, &start.sign(sk)),
+                Err(Dropped::Duplicate)
+            );
+        }
+        // An elder's key on a signature over another start does not count.
+        let other = DkgStart::new(Prefix::ROOT, start.candidates[..6].to_vec(), 2);
+        let wrong = NodeSignature {
+            signer: key_of(&elders[4]),
+            signature: other.sign(&elders[4]).signature,
+        };
+        assert_eq!(
+            node.handle_start(&start, &wrong),
+            Err(Dropped::BadSignature)
+        );
+        assert!(node.knows(&start.session));
+        // The fifth elder authorises it.
+        assert!(matches!(
+            node.handle_start(&start, &start.sign(&elders[4])),
+            Ok(Some(Output::RunDkg { .. }))
+        ));
+        assert_eq!(
+            node.handle_start(&start, &start.sign(&elders[5])),
+            Err(Dropped::AlreadyStarted)
+        );
+    }
+
+    fn key_of(sk: &Secret<Scalar>) -> PublicKey {
+        tbls::public_key::<MinPk>(sk)
+    }
+
+    /// Authorises `start` at every candidate with all elder signatures.
+    fn authorise(net: &mut Net, start: &DkgStart, elders: &[Secret<Scalar>]) {
+        for name in start.names() {
+            let node = net.nodes.get_mut(&name).unwrap();
+            let mut started = false;
+            for sk in elders {
+                started |= matches!(
+                    node.handle_start(start, &start.sign(sk)),
+                    Ok(Some(Output::RunDkg { .. }))
+                );
+            }
+            assert!(started);
+        }
+    }
+
+    #[test]
+    fn failure_needs_more_than_a_super_minority_and_restarts_without_the_named() {
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let candidates: Vec<Peer> = net
+            .members
+            .iter()
+            .map(|m| m.peer.clone())
+            .skip(1)
+            .take(7)
+            .collect();
+        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        authorise(&mut net, &start, &elders);
+        let names = start.names();
+        let seeds: Vec<u64> = names.iter().map(|n| seed_of(n, 0..9)).collect();
+        let observer = names[0];
+        let accused = BTreeSet::from([names[6]]);
+        let obs = FailureObservation {
+            session: start.session,
+            non_participants: accused.clone(),
+        };
+        let node = net.nodes.get_mut(&observer).unwrap();
+
+        // n = 7: n - supermajority(n) = 2, so two accusers are not enough.
+        assert_eq!(
+            node.handle_failure(&obs, &obs.sign(&node_secret(seeds[1]))),
+            Ok(None)
+        );
+        assert_eq!(
+            node.handle_failure(&obs, &obs.sign(&node_secret(seeds[1]))),
+            Err(Dropped::Duplicate)
+        );
+        assert_eq!(
+            node.handle_failure(&obs, &obs.sign(&node_secret(seeds[2]))),
+            Ok(None)
+        );
+        // A non-candidate's accusation does not count, nor one naming an outsider or nobody.
+        assert_eq!(
+            node.handle_failure(&obs, &obs.sign(&node_secret(50))),
+            Err(Dropped::SignerNotACandidate)
+        );
+        let outsider = FailureObservation {
+            session: start.session,
+            non_participants: BTreeSet::from([Name::of(&key(50).1)]),
+        };
+        assert_eq!(
+            node.handle_failure(&outsider, &outsider.sign(&node_secret(seeds[3]))),
+            Err(Dropped::BadNonParticipants)
+        );
+        // A third accuser of a different set does not add up with the first two.
+        let other = FailureObservation {
+            session: start.session,
+            non_participants: BTreeSet::from([names[5]]),
+        };
+        assert_eq!(
+            node.handle_failure(&other, &other.sign(&node_secret(seeds[3]))),
+            Ok(None)
+        );
+        // The third accuser of the same set completes the agreement.
+        let out = node.dkg_failed(start.session, accused.clone()).unwrap();
+        assert!(matches!(&out[0], Output::BroadcastFailure { .. }));
+        assert_eq!(
+            out.get(1),
+            Some(&Output::Restart {
+                session: start.session,
+                prefix: Prefix::ROOT,
+                generation: 2,
+                excluded: accused.clone()
+            })
+        );
+        // Decided: no outcome, no further failure.
+        assert_eq!(
+            node.handle_failure(&other, &other.sign(&node_secret(seeds[4]))),
+            Err(Dropped::AlreadyDecided)
+        );
+
+        // The restart: selection without the excluded node, signed by the elders, supersedes the
+        // failed session (same generation, other candidates).
+        let again = select_elders(&net.members, ELDER_COUNT, &accused);
+        assert!(again.iter().all(|p| !accused.contains(&p.name())));
+        let restart = DkgStart::new(Prefix::ROOT, again, 2);
+        assert_ne!(restart.session, start.session);
+        authorise(&mut net, &restart, &elders);
+        let node = net.nodes.get_mut(&observer).unwrap();
+        assert!(!node.knows(&start.session));
+        assert_eq!(
+            node.handle_failure(&obs, &obs.sign(&node_secret(seeds[3]))),
+            Err(Dropped::Superseded)
+        );
+        assert_eq!(
+            node.handle_start(&start, &start.sign(&elders[0])),
+            Err(Dropped::Superseded)
+        );
+    }
+
+    #[test]
+    fn a_single_node_can_neither_fail_a_dkg_nor_exclude_a_peer() {
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
+        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        authorise(&mut net, &start, &elders);
+        let names = start.names();
+        let liar = seed_of(&names[0], 0..9);
+        for victim in &names[1..] {
+            let obs = FailureObservation {
+                session: start.session,
+                non_participants: BTreeSet::from([*victim]),
+            };
+            for name in &names {
+                let node = net.nodes.get_mut(name).unwrap();
+                assert_eq!(
+                    node.handle_failure(&obs, &obs.sign(&node_secret(liar))),
+                    Ok(None)
+                );
+            }
+        }
+        // Every candidate still takes its outcome: the session did not fail.
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let (_, shares) = trusted_dealer_for_tests(7, &mut rng);
+        for (name, share) in names.iter().zip(shares) {
+            assert!(matches!(
+                net.nodes
+                    .get_mut(name)
+                    .unwrap()
+                    .dkg_outcome(start.session, share),
+                Ok(Output::SapShare { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn one_outcome_per_session_and_stale_generations_are_dropped() {
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
+        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        authorise(&mut net, &start, &elders);
+        let name = start.names()[0];
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let (_, first) = trusted_dealer_for_tests(7, &mut rng);
+        let (_, second) = trusted_dealer_for_tests(7, &mut rng);
+        let node = net.nodes.get_mut(&name).unwrap();
+        let mut second = second.into_iter();
+        let wrong_index = second.nth(1).unwrap();
+        assert_eq!(
+            node.dkg_outcome(start.session, wrong_index),
+            Err(Dropped::BadOutcome)
+        );
+        let share = first.into_iter().next().unwrap();
+        assert!(node.dkg_outcome(start.session, share).is_ok());
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let (_, other) = trusted_dealer_for_tests(7, &mut rng);
+        let other = other.into_iter().next().unwrap();
+        assert_eq!(
+            node.dkg_outcome(start.session, other),
+            Err(Dropped::AlreadyDecided)
+        );
+
+        // A start on the genesis chain (generation 1) is stale now that the chain holds two keys.
+        let old = DkgStart::new(Prefix::ROOT, start.candidates.clone(), 1);
+        assert_eq!(
+            node.handle_start(&old, &old.sign(&elders[0])),
+            Err(Dropped::StaleGeneration { got: 1, current: 2 })
+        );
+        let ahead = DkgStart::new(Prefix::ROOT, start.candidates.clone(), 3);
+        assert_eq!(
+            node.handle_start(&ahead, &ahead.sign(&elders[0])),
+            Err(Dropped::FutureGeneration { got: 3, current: 2 })
+        );
+    }
+
+    #[test]
+    fn a_split_runs_one_session_per_half_authorised_by_the_parent() {
+        let mut net = net(24);
+        let elders = elder_secrets(&net, 24);
+        let [(p0, low), (p1, high)] = crate::elders::split(&Prefix::ROOT, &net.members, 7).unwrap();
+        let s0 = DkgStart::new(p0, select_elders(&low, ELDER_COUNT, &BTreeSet::new()), 2);
+        let s1 = DkgStart::new(p1, select_elders(&high, ELDER_COUNT, &BTreeSet::new()), 2);
+        s0.check().unwrap();
+        s1.check().unwrap();
+        // Both halves start, and neither supersedes the other (different prefixes).
+        authorise(&mut net, &s0, &elders);
+        authorise(&mut net, &s1, &elders);
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let current = net.nodes.values().next().unwrap().sap().clone();
+        let mut signed = Vec::new();
+        for start in [&s0, &s1] {
+            let (_, shares) = trusted_dealer_for_tests(start.candidates.len(), &mut rng);
+            let mut sap_acc = None;
+            let mut sap_sig = None;
+            for (name, share) in start.names().into_iter().zip(shares) {
+                let Output::SapShare { sap, partial, .. } = net
+                    .nodes
+                    .get_mut(&name)
+                    .unwrap()
+                    .dkg_outcome(start.session, share)
+                    .unwrap()
+                else {
+                    panic!()
+                };
+                let acc = sap_acc.get_or_insert_with(|| (ThresholdAccumulator::for_sap(&sap), sap));
+                sap_sig = sap_sig.or(acc.0.add(name, partial).unwrap());
+            }
+            let (_, sap) = sap_acc.unwrap();
+            let mut link = ThresholdAccumulator::for_link(&current, &sap.section_key);
+            let mut parent = None;
+            for e in current.names() {
+                parent = parent.or(link
+                    .add(e, net.nodes[&e].sign_link(&sap.section_key).unwrap())
+                    .unwrap());
+            }
+            signed.push(SignedSap {
+                sap,
+                sap_signature: sap_sig.unwrap(),
+                parent_key: current.section_key,
+                parent_signature: parent.unwrap(),
+            });
+        }
+        // Each half applies its own SAP; both chains verify from genesis and share the parent.
+        let a = start_node(&mut net, &s0);
+        a.apply_sap(&signed[0]).unwrap();
+        let b = start_node(&mut net, &s1);
+        b.apply_sap(&signed[1]).unwrap();
+        let ga = net.nodes[&s0.names()[0]].genesis_key;
+        let ca = net.nodes[&s0.names()[0]].chain().clone();
+        let cb = net.nodes[&s1.names()[0]].chain().clone();
+        ca.verify_from(&ga).unwrap();
+        cb.verify_from(&ga).unwrap();
+        assert_eq!(ca.links()[..1], cb.links()[..1]);
+        assert_ne!(ca.links()[1].key, cb.links()[1].key);
+        assert_eq!(ca.links()[1].parent_key, cb.links()[1].parent_key);
+        assert!(net.nodes[&s0.names()[0]].our_share().is_some());
+    }
+
+    fn start_node<'a>(net: &'a mut Net, start: &DkgStart) -> &'a mut Coordinator {
+        net.nodes.get_mut(&start.names()[0]).unwrap()
+    }
+}

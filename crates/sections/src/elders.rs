@@ -1,0 +1,179 @@
+//! Elder selection and the split rule (seed 002, "When does DKG happen?").
+//!
+//! The elders of a section are its [`ELDER_COUNT`] oldest members, ties broken by name
+//! ascending. A DKG runs only when that set differs from the current elders. After a failed DKG
+//! the selection runs again with the agreed non-participants excluded. A section splits by the
+//! next bit of its members' names once both halves reach the configured minimum size; each half
+//! then selects its own elders and runs its own session, authorised by the parent's elders.
+
+use std::collections::BTreeSet;
+
+use crate::keys::{PublicKey, key_bytes};
+use crate::name::{Name, Prefix};
+
+/// The default number of elders of a section.
+pub const ELDER_COUNT: usize = 7;
+
+/// Longest network address a peer may announce, in bytes.
+pub const MAX_ADDR_LEN: usize = 255;
+
+/// A node as elders and candidates are listed: its node key (which fixes its name) and address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// The node's own BLS key, with which it signs starts and failure observations.
+    pub node_key: PublicKey,
+    /// Where to reach it.
+    pub addr: String,
+}
+
+impl Peer {
+    /// The node's name.
+    pub fn name(&self) -> Name {
+        Name::of(&self.node_key)
+    }
+
+    /// Canonical encoding: the 48-byte key, the address length as u16 big-endian, the address.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&key_bytes(&self.node_key));
+        out.extend_from_slice(&(self.addr.len() as u16).to_be_bytes());
+        out.extend_from_slice(self.addr.as_bytes());
+    }
+}
+
+/// A member of a section with its age (older members are trusted first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Key and address.
+    pub peer: Peer,
+    /// Age; higher is older.
+    pub age: u8,
+}
+
+/// The elders among `members`, skipping `excluded`: the `elder_count` oldest, ties by name
+/// ascending; returned sorted by name, the order of a candidate list.
+pub fn select_elders(
+    members: &[Member],
+    elder_count: usize,
+    excluded: &BTreeSet<Name>,
+) -> Vec<Peer> {
+    let mut ranked: Vec<(&Member, Name)> = members
+        .iter()
+        .map(|m| (m, m.peer.name()))
+        .filter(|(_, name)| !excluded.contains(name))
+        .collect();
+    ranked.sort_by(|(a, an), (b, bn)| b.age.cmp(&a.age).then(an.cmp(bn)));
+    // A name listed twice counts once, at its oldest age.
+    let mut seen = BTreeSet::new();
+    ranked.retain(|(_, name)| seen.insert(*name));
+    ranked.truncate(elder_count);
+    ranked.sort_by_key(|(_, name)| *name);
+    ranked.into_iter().map(|(m, _)| m.peer.clone()).collect()
+}
+
+/// The new elder candidates if the selection differs from `current` elders (by name), `None` if
+/// no DKG is needed.
+pub fn elder_change(
+    current: &BTreeSet<Name>,
+    members: &[Member],
+    elder_count: usize,
+    excluded: &BTreeSet<Name>,
+) -> Option<Vec<Peer>> {
+    let selected = select_elders(members, elder_count, excluded);
+    let names: BTreeSet<Name> = selected.iter().map(Peer::name).collect();
+    (names != *current).then_some(selected)
+}
+
+/// The two halves of a section under `prefix` if both hold at least `min_size` of its members
+/// (members outside the prefix are ignored): `[(prefix0, members0), (prefix1, members1)]`.
+pub fn split(
+    prefix: &Prefix,
+    members: &[Member],
+    min_size: usize,
+) -> Option<[(Prefix, Vec<Member>); 2]> {
+    let zero = prefix.child(0)?;
+    let one = prefix.child(1)?;
+    let (mut low, mut high) = (Vec::new(), Vec::new());
+    for m in members {
+        let name = m.peer.name();
+        if zero.matches(&name) {
+            low.push(m.clone());
+        } else if one.matches(&name) {
+            high.push(m.clone());
+        }
+    }
+    (low.len() >= min_size && high.len() >= min_size).then_some([(zero, low), (one, high)])
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::chain::tests::key;
+
+    pub(crate) fn member(seed: u64, age: u8) -> Member {
+        Member {
+            peer: Peer {
+                node_key: key(seed).1,
+                addr: format!("10.0.0.{seed}:4000"),
+            },
+            age,
+        }
+    }
+
+    #[test]
+    fn elders_are_the_oldest_then_lowest_names() {
+        // Ten members, ages 0..10; the seven oldest are ages 3..=9.
+        let members: Vec<Member> = (0..10).map(|i| member(i, i as u8)).collect();
+        let elders = select_elders(&members, 7, &BTreeSet::new());
+        let names: BTreeSet<Name> = elders.iter().map(Peer::name).collect();
+        let expected: BTreeSet<Name> = (3..10).map(|i| member(i, 0).peer.name()).collect();
+        assert_eq!(names, expected);
+        // Sorted by name.
+        assert!(elders.windows(2).all(|w| w[0].name() < w[1].name()));
+
+        // Equal ages: the lowest names win.
+        let same_age: Vec<Member> = (0..10).map(|i| member(i, 5)).collect();
+        let mut all: Vec<Name> = same_age.iter().map(|m| m.peer.name()).collect();
+        all.sort();
+        let picked: Vec<Name> = select_elders(&same_age, 7, &BTreeSet::new())
+            .iter()
+            .map(Peer::name)
+            .collect();
+        assert_eq!(picked, all[..7].to_vec());
+    }
+
+    #[test]
+    fn a_dkg_is_needed_only_when_the_elder_set_changes() {
+        let mut members: Vec<Member> = (0..8).map(|i| member(i, 10 + i as u8)).collect();
+        let current: BTreeSet<Name> = select_elders(&members, 7, &BTreeSet::new())
+            .iter()
+            .map(Peer::name)
+            .collect();
+        assert_eq!(elder_change(&current, &members, 7, &BTreeSet::new()), None);
+        // A young joiner does not change the elders.
+        members.push(member(20, 0));
+        assert_eq!(elder_change(&current, &members, 7, &BTreeSet::new()), None);
+        // An old joiner does.
+        members.push(member(21, 200));
+        let new = elder_change(&current, &members, 7, &BTreeSet::new()).unwrap();
+        assert!(new.iter().any(|p| p.name() == member(21, 0).peer.name()));
+        // Excluding an elder changes them too, and the excluded node is not selected.
+        let gone = member(7, 0).peer.name();
+        let excluded = BTreeSet::from([gone]);
+        let new = elder_change(&current, &members[..8], 7, &excluded).unwrap();
+        assert!(new.iter().all(|p| p.name() != gone));
+        assert_eq!(new.len(), 7);
+    }
+
+    #[test]
+    fn split_happens_only_when_both_halves_reach_the_minimum() {
+        let members: Vec<Member> = (0..40).map(|i| member(i, 1)).collect();
+        let ones = members.iter().filter(|m| m.peer.name().bit(0) == 1).count();
+        let zeros = members.len() - ones;
+        let smaller = ones.min(zeros);
+        let [(p0, low), (p1, high)] = split(&Prefix::ROOT, &members, smaller).unwrap();
+        assert_eq!((low.len(), high.len()), (zeros, ones));
+        assert!(low.iter().all(|m| p0.matches(&m.peer.name())));
+        assert!(high.iter().all(|m| p1.matches(&m.peer.name())));
+        assert!(split(&Prefix::ROOT, &members, smaller + 1).is_none());
+    }
+}

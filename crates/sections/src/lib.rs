@@ -1,0 +1,44 @@
+//! # keyquorum-sections
+//!
+//! Sections as seed 002 describes them, with no chain: a section's elders hold shares of a
+//! section key; each change of elders runs a DKG among the new elder candidates, which the
+//! current elders authorise and then hand over to the new key. Deterministic and sans-IO:
+//! messages come in with typed values, messages go out as [`coordinator::Output`]s; node keys
+//! and DKG results come from outside.
+//!
+//! # Steps
+//! 1. Genesis (seed 002, "When does DKG happen?"): the first node draws the genesis section key
+//!    alone ([`sap::genesis`]), no DKG.
+//! 2. Elder selection ([`elders`]): the oldest [`elders::ELDER_COUNT`] members, ties by name; a
+//!    DKG only when the set changes; a split by the next name bit once both halves are large
+//!    enough.
+//! 3. Signed start ([`session::DkgStart`], [`coordinator::Coordinator::handle_start`]): each
+//!    current elder signs the start; a candidate starts the DKG only with signatures of a
+//!    [`session::supermajority`] of the current elders ("Pre-DKG preparations").
+//! 4. The DKG itself is outside this crate: the coordinator emits
+//!    [`coordinator::Output::RunDkg`] and takes back either the outcome (key and share) or the
+//!    non-participants it observed.
+//! 5. Failure agreement ([`coordinator::Coordinator::handle_failure`]): more than
+//!    `n - supermajority(n)` candidates signing the same non-participant set restart the DKG
+//!    without them ("Handling a failure").
+//! 6. Handover ([`sap`]): the new elders sign the new SAP with their new key shares; the current
+//!    elders sign the new key with the current section key; a SAP applies only with both, and
+//!    extends the [`chain::KeyChain`] ("Post successful DKG").
+//!
+//! Safety and liveness, as far as this code backs them, are stated in `docs/protocol.md`
+//! ("Sections").
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod chain;
+pub mod coordinator;
+pub mod elders;
+pub mod keys;
+pub mod name;
+pub mod sap;
+pub mod session;
+
+pub use chain::KeyChain;
+pub use name::{Name, Prefix};
+pub use session::{SessionId, supermajority};

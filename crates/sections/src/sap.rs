@@ -1,0 +1,437 @@
+//! The section authority provider (SAP) and the handover to a new section key (seed 002, "Post
+//! successful DKG").
+//!
+//! 1. Each new elder signs the new SAP's canonical bytes with its new key share
+//!    ([`sign_sap`]); the current elders collect these partials ([`ThresholdAccumulator`]) and
+//!    combine them into a signature under the new section key, which proves a supermajority of
+//!    the new elders holds shares of that key.
+//! 2. The current elders then sign the new key's 48 bytes with their current key shares
+//!    ([`sign_link`]); combined, that is the chain link from the current key to the new one.
+//! 3. A [`SignedSap`] carries both signatures; [`apply`] accepts it only if both verify and the
+//!    link's parent is the newest key of the receiver's chain, and then extends the chain.
+//!
+//! The genesis node has no DKG: it draws the genesis key alone ([`genesis`]) and holds it as the
+//! only share of a 1-of-1 key, so every later handover runs the same steps.
+
+use std::collections::BTreeMap;
+
+use blstrs::Scalar;
+use keyquorum_crypto::hash::tagged_hash;
+use keyquorum_crypto::secret::Secret;
+use keyquorum_crypto::tbls::{self, MinPk, PartialSignature};
+use keyquorum_crypto::{Bls12381G1, Curve};
+use rand_core::{CryptoRng, RngCore};
+
+use crate::chain::{ChainError, KeyChain, Link};
+use crate::elders::Peer;
+use crate::keys::{PublicKey, Signature, key_bytes};
+use crate::name::{Name, Prefix};
+use crate::session::supermajority;
+
+const SAP_TAG: &str = "keyquorum-sections/sap/v1";
+
+/// A section's authority: its prefix, its elders (sorted by name) and its section key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sap {
+    /// The names the section is responsible for.
+    pub prefix: Prefix,
+    /// The elders, sorted by name; an elder's share index is its position plus one.
+    pub elders: Vec<Peer>,
+    /// The section key the elders hold shares of.
+    pub section_key: PublicKey,
+}
+
+impl Sap {
+    /// Canonical encoding: prefix, the elder count as u32 big-endian, each elder, the key.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.prefix.encode(&mut out);
+        out.extend_from_slice(&(self.elders.len() as u32).to_be_bytes());
+        for e in &self.elders {
+            e.encode(&mut out);
+        }
+        out.extend_from_slice(&key_bytes(&self.section_key));
+        out
+    }
+
+    /// The bytes the new key signs.
+    pub fn signing_bytes(&self) -> [u8; 32] {
+        tagged_hash(SAP_TAG, &[&self.encode()])
+    }
+
+    /// How many elder shares a signature under the section key needs.
+    pub fn threshold(&self) -> usize {
+        supermajority(self.elders.len())
+    }
+
+    /// The elders' names, in share-index order.
+    pub fn names(&self) -> Vec<Name> {
+        self.elders.iter().map(Peer::name).collect()
+    }
+}
+
+/// An elder's share of a section key.
+#[derive(Debug)]
+pub struct KeyShare {
+    /// The share's evaluation point: the elder's position in the SAP plus one.
+    pub index: Scalar,
+    /// The secret share.
+    pub share: Secret<Scalar>,
+    /// The section key.
+    pub section_key: PublicKey,
+}
+
+/// The share index of the elder at `position` in a sorted elder list.
+pub fn index_at(position: usize) -> Scalar {
+    Scalar::from(position as u64 + 1)
+}
+
+/// The genesis section: one node, a key it draws alone, held as the single share of a 1-of-1
+/// key (any index of a degree-zero polynomial carries the secret itself).
+pub fn genesis<R: RngCore + CryptoRng>(founder: Peer, rng: &mut R) -> (Sap, KeyShare) {
+    let secret = Secret::new(Bls12381G1::random_scalar(rng));
+    let section_key = tbls::public_key::<MinPk>(&secret);
+    let sap = Sap {
+        prefix: Prefix::ROOT,
+        elders: vec![founder],
+        section_key,
+    };
+    let share = KeyShare {
+        index: index_at(0),
+        share: secret,
+        section_key,
+    };
+    (sap, share)
+}
+
+/// A new elder's partial signature on the new SAP with its new key share.
+pub fn sign_sap(share: &KeyShare, sap: &Sap) -> PartialSignature<MinPk> {
+    tbls::partial_sign::<MinPk>(&share.share, share.index, &sap.signing_bytes())
+}
+
+/// A current elder's partial signature on the new section key with its current key share.
+pub fn sign_link(current: &KeyShare, new_key: &PublicKey) -> PartialSignature<MinPk> {
+    tbls::partial_sign::<MinPk>(&current.share, current.index, &key_bytes(new_key))
+}
+
+/// Why a handover step refused its input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandoverError {
+    /// The sender is not one of the expected signers.
+    #[error("sender is not an expected signer")]
+    NotASigner,
+    /// The partial's index is not the sender's position plus one.
+    #[error("partial signature carries another signer's index")]
+    WrongIndex,
+    /// The sender already gave a partial.
+    #[error("duplicate partial")]
+    Duplicate,
+    /// Enough partials, but they combine to a signature that does not verify: some partial is
+    /// bad. Later partials are still taken, but without the signers' public shares the bad one
+    /// is not named here.
+    #[error("combined signature does not verify")]
+    CombinedInvalid,
+    /// The SAP's signature does not verify under its own section key.
+    #[error("SAP not signed by its section key")]
+    BadSapSignature,
+    /// The SAP has no elders.
+    #[error("SAP without elders")]
+    NoElders,
+    /// The SAP's prefix is neither the current prefix nor a child of it.
+    #[error("SAP prefix does not descend from the current one")]
+    WrongPrefix,
+    /// The chain link is refused.
+    #[error("chain link: {0}")]
+    Chain(#[from] ChainError),
+}
+
+/// Collects partial signatures of known signers on one message until `threshold` of them combine
+/// to a signature that verifies under `key`.
+#[derive(Debug)]
+pub struct ThresholdAccumulator {
+    message: Vec<u8>,
+    key: PublicKey,
+    signers: Vec<Name>,
+    threshold: usize,
+    partials: BTreeMap<Name, PartialSignature<MinPk>>,
+    combined: Option<Signature>,
+}
+
+impl ThresholdAccumulator {
+    /// Partials on the new SAP by its elders, under its key.
+    pub fn for_sap(sap: &Sap) -> Self {
+        Self::new(
+            sap.signing_bytes().to_vec(),
+            sap.section_key,
+            sap.names(),
+            sap.threshold(),
+        )
+    }
+
+    /// Partials on `new_key` by the elders of `current`, under the current key.
+    pub fn for_link(current: &Sap, new_key: &PublicKey) -> Self {
+        Self::new(
+            key_bytes(new_key).to_vec(),
+            current.section_key,
+            current.names(),
+            current.threshold(),
+        )
+    }
+
+    fn new(message: Vec<u8>, key: PublicKey, signers: Vec<Name>, threshold: usize) -> Self {
+        ThresholdAccumulator {
+            message,
+            key,
+            signers,
+            threshold,
+            partials: BTreeMap::new(),
+            combined: None,
+        }
+    }
+
+    /// Takes `from`'s partial; returns the combined signature once it exists.
+    pub fn add(
+        &mut self,
+        from: Name,
+        partial: PartialSignature<MinPk>,
+    ) -> Result<Option<Signature>, HandoverError> {
+        if let Some(sig) = self.combined {
+            return Ok(Some(sig));
+        }
+        let position = self
+            .signers
+            .binary_search(&from)
+            .map_err(|_| HandoverError::NotASigner)?;
+        if partial.index != index_at(position) {
+            return Err(HandoverError::WrongIndex);
+        }
+        if self.partials.contains_key(&from) {
+            return Err(HandoverError::Duplicate);
+        }
+        self.partials.insert(from, partial);
+        if self.partials.len() < self.threshold {
+            return Ok(None);
+        }
+        let partials: Vec<_> = self.partials.values().copied().collect();
+        let sig = tbls::combine::<MinPk>(self.threshold, &partials)
+            .map_err(|_| HandoverError::CombinedInvalid)?;
+        tbls::verify::<MinPk>(&self.key, &self.message, &sig)
+            .map_err(|_| HandoverError::CombinedInvalid)?;
+        self.combined = Some(sig);
+        Ok(Some(sig))
+    }
+}
+
+/// A new SAP with its two signatures: by its own key over the SAP, and by the parent key over
+/// the new key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedSap {
+    /// The new authority.
+    pub sap: Sap,
+    /// The new section key's signature over [`Sap::signing_bytes`].
+    pub sap_signature: Signature,
+    /// The parent section key.
+    pub parent_key: PublicKey,
+    /// The parent key's signature over the new key's 48 bytes.
+    pub parent_signature: Signature,
+}
+
+impl SignedSap {
+    /// The chain link this SAP adds.
+    pub fn link(&self) -> Link {
+        Link {
+            key: self.sap.section_key,
+            parent_key: self.parent_key,
+            signature: self.parent_signature,
+        }
+    }
+}
+
+/// Applies `signed` on top of a section whose authority is `current` and whose key chain from
+/// `genesis` is `chain`: both signatures must verify, the parent must be the chain's newest key
+/// and the prefix the current one or a child. Extends `chain` and returns the new authority.
+pub fn apply(
+    current: &Sap,
+    chain: &mut KeyChain,
+    genesis: &PublicKey,
+    signed: &SignedSap,
+) -> Result<Sap, HandoverError> {
+    if signed.sap.elders.is_empty() {
+        return Err(HandoverError::NoElders);
+    }
+    if !signed.sap.prefix.is_self_or_child_of(&current.prefix) {
+        return Err(HandoverError::WrongPrefix);
+    }
+    tbls::verify::<MinPk>(
+        &signed.sap.section_key,
+        &signed.sap.signing_bytes(),
+        &signed.sap_signature,
+    )
+    .map_err(|_| HandoverError::BadSapSignature)?;
+    chain.push(genesis, signed.link())?;
+    Ok(signed.sap.clone())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::elders::tests::member;
+    use keyquorum_crypto::poly::Polynomial;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    /// TEST ONLY: a trusted dealer standing in for the DKG, so the handover can be tested without
+    /// one. It knows the secret key; no deployment may use it.
+    pub(crate) fn trusted_dealer_for_tests(
+        n: usize,
+        rng: &mut ChaCha20Rng,
+    ) -> (PublicKey, Vec<KeyShare>) {
+        let t = supermajority(n);
+        let poly = Polynomial::<Scalar>::random(t - 1, None, rng);
+        let key = tbls::public_key::<MinPk>(&Secret::new(poly.constant()));
+        let shares = (0..n)
+            .map(|i| KeyShare {
+                index: index_at(i),
+                share: Secret::new(poly.evaluate(&index_at(i))),
+                section_key: key,
+            })
+            .collect();
+        (key, shares)
+    }
+
+    pub(crate) fn sorted_peers(seeds: core::ops::Range<u64>) -> Vec<Peer> {
+        let mut peers: Vec<Peer> = seeds.map(|i| member(i, 0).peer).collect();
+        peers.sort_by_key(Peer::name);
+        peers
+    }
+
+    /// Runs steps 1 and 2 of the handover with the given signers and returns the signed SAP.
+    fn handover(
+        current: &Sap,
+        current_shares: &[KeyShare],
+        new: &Sap,
+        new_shares: &[KeyShare],
+    ) -> SignedSap {
+        let mut sap_acc = ThresholdAccumulator::for_sap(new);
+        let mut sap_sig = None;
+        for (peer, share) in new.elders.iter().zip(new_shares) {
+            sap_sig = sap_acc.add(peer.name(), sign_sap(share, new)).unwrap();
+        }
+        let mut link_acc = ThresholdAccumulator::for_link(current, &new.section_key);
+        let mut link_sig = None;
+        for (peer, share) in current.elders.iter().zip(current_shares) {
+            link_sig = link_acc
+                .add(peer.name(), sign_link(share, &new.section_key))
+                .unwrap();
+        }
+        SignedSap {
+            sap: new.clone(),
+            sap_signature: sap_sig.unwrap(),
+            parent_key: current.section_key,
+            parent_signature: link_sig.unwrap(),
+        }
+    }
+
+    #[test]
+    fn genesis_then_two_handovers_extend_a_verifiable_chain() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let (sap0, share0) = genesis(member(100, 0).peer, &mut rng);
+        let genesis_key = sap0.section_key;
+        let mut chain = KeyChain::genesis();
+
+        let (key1, shares1) = trusted_dealer_for_tests(7, &mut rng);
+        let sap1 = Sap {
+            prefix: Prefix::ROOT,
+            elders: sorted_peers(0..7),
+            section_key: key1,
+        };
+        let signed1 = handover(&sap0, &[share0], &sap1, &shares1);
+        let applied = apply(&sap0, &mut chain, &genesis_key, &signed1).unwrap();
+        assert_eq!(applied, sap1);
+
+        let (key2, shares2) = trusted_dealer_for_tests(7, &mut rng);
+        let sap2 = Sap {
+            prefix: Prefix::ROOT,
+            elders: sorted_peers(1..8),
+            section_key: key2,
+        };
+        let signed2 = handover(&sap1, &shares1, &sap2, &shares2);
+        apply(&sap1, &mut chain, &genesis_key, &signed2).unwrap();
+        assert_eq!(chain.key_count(), 3);
+        chain.verify_from(&genesis_key).unwrap();
+        // Replaying the first SAP on the longer chain fails: its parent is no longer the newest.
+        assert!(matches!(
+            apply(&sap2, &mut chain, &genesis_key, &signed1),
+            Err(HandoverError::Chain(ChainError::WrongParent { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_sap_applies_only_with_both_signatures() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let (sap0, share0) = genesis(member(100, 0).peer, &mut rng);
+        let g = sap0.section_key;
+        let (key1, shares1) = trusted_dealer_for_tests(4, &mut rng);
+        let sap1 = Sap {
+            prefix: Prefix::ROOT,
+            elders: sorted_peers(0..4),
+            section_key: key1,
+        };
+        let good = handover(&sap0, &[share0], &sap1, &shares1);
+
+        // Link signed by someone else than the parent key.
+        let mut forged = good.clone();
+        let outsider = Secret::new(Scalar::from(77u64));
+        forged.parent_signature = tbls::sign::<MinPk>(&outsider, &key_bytes(&key1));
+        assert_eq!(
+            apply(&sap0, &mut KeyChain::genesis(), &g, &forged),
+            Err(HandoverError::Chain(ChainError::BadSignature))
+        );
+        // SAP altered after the new key signed it (an elder's address swapped).
+        let mut altered = good.clone();
+        altered.sap.elders[0].addr = "6.6.6.6:1".into();
+        assert_eq!(
+            apply(&sap0, &mut KeyChain::genesis(), &g, &altered),
+            Err(HandoverError::BadSapSignature)
+        );
+        apply(&sap0, &mut KeyChain::genesis(), &g, &good).unwrap();
+    }
+
+    #[test]
+    fn accumulator_refuses_outsiders_wrong_indices_duplicates_and_bad_partials() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let (key, shares) = trusted_dealer_for_tests(4, &mut rng);
+        let sap = Sap {
+            prefix: Prefix::ROOT,
+            elders: sorted_peers(0..4),
+            section_key: key,
+        };
+        let names = sap.names();
+        let mut acc = ThresholdAccumulator::for_sap(&sap);
+        assert_eq!(
+            acc.add(member(50, 0).peer.name(), sign_sap(&shares[0], &sap)),
+            Err(HandoverError::NotASigner)
+        );
+        assert_eq!(
+            acc.add(names[1], sign_sap(&shares[0], &sap)),
+            Err(HandoverError::WrongIndex)
+        );
+        assert_eq!(acc.add(names[0], sign_sap(&shares[0], &sap)), Ok(None));
+        assert_eq!(
+            acc.add(names[0], sign_sap(&shares[0], &sap)),
+            Err(HandoverError::Duplicate)
+        );
+        // A partial with the right index but a wrong share: the threshold (3) is reached, the
+        // combination does not verify.
+        let bad = KeyShare {
+            index: index_at(1),
+            share: Secret::new(Scalar::from(5u64)),
+            section_key: key,
+        };
+        assert_eq!(acc.add(names[1], sign_sap(&bad, &sap)), Ok(None));
+        assert_eq!(
+            acc.add(names[2], sign_sap(&shares[2], &sap)),
+            Err(HandoverError::CombinedInvalid)
+        );
+    }
+}
