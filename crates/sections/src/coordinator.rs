@@ -425,10 +425,14 @@ impl Coordinator {
         })
     }
 
-    /// Applies a new SAP carrying both signatures. Extends the chain; if the SAP comes from one
+    /// Applies a new SAP carrying both signatures, if its prefix holds our name. Extends the chain; if the SAP comes from one
     /// of our sessions, our share of that session becomes our share of the section key. Every
     /// session of an older generation is then cleaned up.
     pub fn apply_sap(&mut self, signed: &SignedSap) -> Result<(), Dropped> {
+        // After a split, each node follows the half its name falls in.
+        if !signed.sap.prefix.matches(&self.our_name) {
+            return Err(Dropped::WrongPrefix);
+        }
         let new_sap = sap::apply(&self.sap, &mut self.chain, &self.genesis_key, signed)?;
         let mut ours = None;
         for session in self.sessions.values_mut() {
@@ -724,6 +728,13 @@ mod tests {
             })
         );
         // Decided: no outcome, no further failure.
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let (_, shares) = trusted_dealer_for_tests(7, &mut rng);
+        let share = shares.into_iter().next().unwrap();
+        assert_eq!(
+            node.dkg_outcome(start.session, share),
+            Err(Dropped::AlreadyDecided)
+        );
         assert_eq!(
             node.handle_failure(&other, &other.sign(&node_secret(seeds[4]))),
             Err(Dropped::AlreadyDecided)
@@ -874,6 +885,7 @@ mod tests {
         }
         // Each half applies its own SAP; both chains verify from genesis and share the parent.
         let a = start_node(&mut net, &s0);
+        assert_eq!(a.apply_sap(&signed[1]), Err(Dropped::WrongPrefix));
         a.apply_sap(&signed[0]).unwrap();
         let b = start_node(&mut net, &s1);
         b.apply_sap(&signed[1]).unwrap();
