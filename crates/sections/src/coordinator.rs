@@ -67,6 +67,9 @@ pub enum Dropped {
     /// The signer already signed this message.
     #[error("duplicate signature")]
     Duplicate,
+    /// The candidate already observed another non-participant set for this session.
+    #[error("conflicting failure observation")]
+    Equivocation,
     /// The session already started.
     #[error("session already started")]
     AlreadyStarted,
@@ -146,7 +149,9 @@ enum Decision {
 #[derive(Debug)]
 struct Session {
     start: DkgStart,
-    failures: BTreeMap<BTreeSet<Name>, BTreeSet<Name>>,
+    /// Each candidate's one observation: an honest candidate makes one per session, and a
+    /// faulty one cannot grow this beyond the candidate count.
+    failures: BTreeMap<Name, BTreeSet<Name>>,
     decision: Decision,
 }
 
@@ -351,11 +356,18 @@ impl Coordinator {
         let Some(session) = self.sessions.get_mut(&observation.session) else {
             return Err(Dropped::UnknownSession);
         };
-        let voters = session.failures.entry(named.clone()).or_default();
-        if !voters.insert(signer) {
-            return Err(Dropped::Duplicate);
+        match session.failures.get(&signer) {
+            Some(earlier) if earlier == named => return Err(Dropped::Duplicate),
+            Some(_) => return Err(Dropped::Equivocation),
+            None => {}
         }
-        if voters.len() <= n - supermajority(n) {
+        session.failures.insert(signer, named.clone());
+        let voters = session
+            .failures
+            .values()
+            .filter(|set| *set == named)
+            .count();
+        if voters <= n - supermajority(n) {
             return Ok(None);
         }
         session.decision = Decision::Failed;
@@ -706,6 +718,14 @@ mod tests {
             node.handle_failure(&outsider, &outsider.sign(&node_secret(seeds[3]))),
             Err(Dropped::BadNonParticipants)
         );
+        let nobody = FailureObservation {
+            session: start.session,
+            non_participants: BTreeSet::new(),
+        };
+        assert_eq!(
+            node.handle_failure(&nobody, &nobody.sign(&node_secret(seeds[3]))),
+            Err(Dropped::BadNonParticipants)
+        );
         // A third accuser of a different set does not add up with the first two.
         let other = FailureObservation {
             session: start.session,
@@ -768,16 +788,23 @@ mod tests {
         authorise(&mut net, &start, &elders);
         let names = start.names();
         let liar = seed_of(&names[0], 0..9);
-        for victim in &names[1..] {
+        for (i, victim) in names[1..].iter().enumerate() {
             let obs = FailureObservation {
                 session: start.session,
                 non_participants: BTreeSet::from([*victim]),
             };
             for name in &names {
                 let node = net.nodes.get_mut(name).unwrap();
+                // Its first accusation is counted (alone it decides nothing); accusing someone
+                // else afterwards is refused, so it cannot grow the state either.
+                let expected = if i == 0 {
+                    Ok(None)
+                } else {
+                    Err(Dropped::Equivocation)
+                };
                 assert_eq!(
                     node.handle_failure(&obs, &obs.sign(&node_secret(liar))),
-                    Ok(None)
+                    expected
                 );
             }
         }
