@@ -4,6 +4,13 @@
 //!
 //! The DKG itself runs outside: [`Output::RunDkg`] asks for it, [`Coordinator::dkg_outcome`] and
 //! [`Coordinator::dkg_failed`] bring its result back.
+//!
+//! As a current elder, the node also runs the handover ("Post successful DKG"): for a start it
+//! signed ([`Coordinator::sign_start`]), it collects the new elders' partials on the SAP that the
+//! start and the proposed key determine ([`Coordinator::handle_sap_share`]), then sends its own
+//! partial on the new key and collects the other elders' ([`Coordinator::handle_link_share`]),
+//! and emits [`Output::NewElders`] once both signatures are complete. Every candidate and every
+//! elder backs one proposed key per session, so a faulty one cannot open more.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,9 +20,9 @@ use keyquorum_crypto::tbls::{self, MinPk, PartialSignature};
 
 use crate::chain::KeyChain;
 use crate::elders::Peer;
-use crate::keys::PublicKey;
+use crate::keys::{KEY_LEN, PublicKey, Signature, key_bytes};
 use crate::name::{Name, Prefix};
-use crate::sap::{self, HandoverError, KeyShare, Sap, SignedSap, index_at};
+use crate::sap::{self, HandoverError, KeyShare, Sap, SignedSap, ThresholdAccumulator, index_at};
 use crate::session::{
     DkgStart, FailureObservation, NodeSignature, SessionId, StartError, supermajority,
 };
@@ -85,6 +92,9 @@ pub enum Dropped {
     /// Too many starts pending.
     #[error("too many pending starts")]
     TooManyPending,
+    /// The SAP is not the one the session's start and the proposed key determine.
+    #[error("SAP does not fit the session")]
+    SapMismatch,
     /// The DKG outcome does not fit the session.
     #[error("outcome does not fit the session")]
     BadOutcome,
@@ -122,6 +132,18 @@ pub enum Output {
         /// The agreed non-participants.
         excluded: BTreeSet<Name>,
     },
+    /// As a current elder: send our partial signature on the new key to the other current
+    /// elders (handover step 2; the new SAP's signature under that key is complete here).
+    LinkShare {
+        /// The session.
+        session: SessionId,
+        /// The new section key.
+        new_key: PublicKey,
+        /// Our partial signature on it with our current key share.
+        partial: PartialSignature<MinPk>,
+    },
+    /// As a current elder: the new SAP with both signatures, for the section and the new elders.
+    NewElders(Box<SignedSap>),
     /// Send our signature on the new SAP to the current elders.
     SapShare {
         /// The session.
@@ -155,6 +177,47 @@ struct Session {
     decision: Decision,
 }
 
+/// A current elder's handover of one session it signed the start of.
+#[derive(Debug)]
+struct Handover {
+    start: DkgStart,
+    /// The new key each candidate's SAP partial backed, and each current elder's link partial:
+    /// one each, so a faulty node adds at most one key.
+    sap_backers: BTreeMap<Name, [u8; KEY_LEN]>,
+    link_backers: BTreeMap<Name, [u8; KEY_LEN]>,
+    keys: BTreeMap<[u8; KEY_LEN], KeyProgress>,
+    done: bool,
+}
+
+/// Both signatures of a handover towards one proposed new key.
+#[derive(Debug)]
+struct KeyProgress {
+    sap: Sap,
+    sap_acc: ThresholdAccumulator,
+    sap_signature: Option<Signature>,
+    link_acc: ThresholdAccumulator,
+    link_signature: Option<Signature>,
+    link_sent: bool,
+}
+
+impl KeyProgress {
+    fn new(start: &DkgStart, new_key: PublicKey, current: &Sap) -> Self {
+        let sap = Sap {
+            prefix: start.prefix,
+            elders: start.candidates.clone(),
+            section_key: new_key,
+        };
+        KeyProgress {
+            sap_acc: ThresholdAccumulator::for_sap(&sap),
+            link_acc: ThresholdAccumulator::for_link(current, &new_key),
+            sap,
+            sap_signature: None,
+            link_signature: None,
+            link_sent: false,
+        }
+    }
+}
+
 /// One node's section state: its node key, the section's authority and key chain, and its DKG
 /// sessions.
 #[derive(Debug)]
@@ -168,6 +231,7 @@ pub struct Coordinator {
     pending: BTreeMap<SessionId, Pending>,
     sessions: BTreeMap<SessionId, Session>,
     superseded: BTreeMap<SessionId, u64>,
+    handovers: BTreeMap<SessionId, Handover>,
 }
 
 impl Coordinator {
@@ -191,6 +255,7 @@ impl Coordinator {
             pending: BTreeMap::new(),
             sessions: BTreeMap::new(),
             superseded: BTreeMap::new(),
+            handovers: BTreeMap::new(),
         }
     }
 
@@ -214,14 +279,142 @@ impl Coordinator {
         self.pending.contains_key(session) || self.sessions.contains_key(session)
     }
 
-    /// As a current elder, signs a start for the driver to send to the candidates.
-    pub fn sign_start(&self, start: &DkgStart) -> NodeSignature {
-        start.sign(&self.node_key)
+    /// As a current elder, signs a start for the driver to send to the candidates, and
+    /// remembers it to hand over to the key its candidates generate.
+    pub fn sign_start(&mut self, start: &DkgStart) -> Result<NodeSignature, Dropped> {
+        start.check()?;
+        self.check_generation(start.generation)?;
+        if !start.prefix.is_self_or_child_of(&self.sap.prefix) {
+            return Err(Dropped::WrongPrefix);
+        }
+        if self.our_share.is_none() {
+            return Err(Dropped::NotAnElder);
+        }
+        if !self.handovers.contains_key(&start.session) {
+            if self.handovers.len() >= MAX_PENDING_STARTS {
+                return Err(Dropped::TooManyPending);
+            }
+            self.handovers.insert(
+                start.session,
+                Handover {
+                    start: start.clone(),
+                    sap_backers: BTreeMap::new(),
+                    link_backers: BTreeMap::new(),
+                    keys: BTreeMap::new(),
+                    done: false,
+                },
+            );
+        }
+        Ok(start.sign(&self.node_key))
     }
 
-    /// As a current elder, signs the new key of a SAP with our current share (handover step 2).
-    pub fn sign_link(&self, new_key: &PublicKey) -> Option<PartialSignature<MinPk>> {
-        self.our_share.as_ref().map(|s| sap::sign_link(s, new_key))
+    /// As a current elder, takes a new elder's partial signature on the new SAP (handover step
+    /// 1). Once a supermajority of the new elders has signed one key's SAP, returns our partial
+    /// on that key for the other elders (step 2), and the signed SAP if that completes it too.
+    pub fn handle_sap_share(
+        &mut self,
+        from: Name,
+        session: SessionId,
+        proposed: &Sap,
+        partial: PartialSignature<MinPk>,
+    ) -> Result<Vec<Output>, Dropped> {
+        let handover = self.open_handover(&session)?;
+        if proposed.prefix != handover.start.prefix || proposed.elders != handover.start.candidates
+        {
+            return Err(Dropped::SapMismatch);
+        }
+        tbls::validate_public_key::<MinPk>(&proposed.section_key)
+            .map_err(|_| Dropped::SapMismatch)?;
+        if !handover.start.names().contains(&from) {
+            return Err(Dropped::SignerNotACandidate);
+        }
+        let key = key_bytes(&proposed.section_key);
+        back(&mut handover.sap_backers, from, key)?;
+        let current = self.sap.clone();
+        let handover = self.open_handover(&session)?;
+        let progress = handover
+            .keys
+            .entry(key)
+            .or_insert_with(|| KeyProgress::new(&handover.start, proposed.section_key, &current));
+        progress.sap_signature = progress.sap_acc.add(from, partial)?;
+        self.advance(session, key)
+    }
+
+    /// As a current elder, takes another current elder's partial signature on a new key
+    /// (handover step 2); returns the signed SAP once both signatures are complete.
+    pub fn handle_link_share(
+        &mut self,
+        from: Name,
+        session: SessionId,
+        new_key: &PublicKey,
+        partial: PartialSignature<MinPk>,
+    ) -> Result<Vec<Output>, Dropped> {
+        if !self.sap.names().contains(&from) {
+            return Err(Dropped::NotAnElder);
+        }
+        tbls::validate_public_key::<MinPk>(new_key).map_err(|_| Dropped::SapMismatch)?;
+        let current = self.sap.clone();
+        let handover = self.open_handover(&session)?;
+        let key = key_bytes(new_key);
+        back(&mut handover.link_backers, from, key)?;
+        let progress = handover
+            .keys
+            .entry(key)
+            .or_insert_with(|| KeyProgress::new(&handover.start, *new_key, &current));
+        progress.link_signature = progress.link_acc.add(from, partial)?;
+        self.advance(session, key)
+    }
+
+    fn open_handover(&mut self, session: &SessionId) -> Result<&mut Handover, Dropped> {
+        let handover = self
+            .handovers
+            .get_mut(session)
+            .ok_or(Dropped::UnknownSession)?;
+        if handover.done {
+            return Err(Dropped::AlreadyDecided);
+        }
+        Ok(handover)
+    }
+
+    /// Sends our link partial once the SAP signature exists, and finishes once both exist.
+    fn advance(&mut self, session: SessionId, key: [u8; KEY_LEN]) -> Result<Vec<Output>, Dropped> {
+        let our_name = self.our_name;
+        let current_key = self.sap.section_key;
+        let Some(our_share) = self.our_share.as_ref() else {
+            return Err(Dropped::NotAnElder);
+        };
+        let handover = self
+            .handovers
+            .get_mut(&session)
+            .ok_or(Dropped::UnknownSession)?;
+        let Some(progress) = handover.keys.get_mut(&key) else {
+            return Err(Dropped::UnknownSession);
+        };
+        let mut out = Vec::new();
+        if progress.sap_signature.is_some() && !progress.link_sent {
+            progress.link_sent = true;
+            let new_key = progress.sap.section_key;
+            let partial = sap::sign_link(our_share, &new_key);
+            handover.link_backers.insert(our_name, key);
+            progress.link_signature = progress.link_acc.add(our_name, partial)?;
+            out.push(Output::LinkShare {
+                session,
+                new_key,
+                partial,
+            });
+        }
+        if let (Some(sap_signature), Some(parent_signature)) =
+            (progress.sap_signature, progress.link_signature)
+        {
+            handover.done = true;
+            out.push(Output::NewElders(Box::new(SignedSap {
+                sap: progress.sap.clone(),
+                sap_signature,
+                parent_key: current_key,
+                parent_signature,
+            })));
+        }
+        Ok(out)
     }
 
     fn check_generation(&self, got: u64) -> Result<(), Dropped> {
@@ -468,6 +661,22 @@ impl Coordinator {
     }
 }
 
+/// Records that `from` backs `key`: once per node, a second key is an equivocation.
+fn back(
+    backers: &mut BTreeMap<Name, [u8; KEY_LEN]>,
+    from: Name,
+    key: [u8; KEY_LEN],
+) -> Result<(), Dropped> {
+    match backers.get(&from) {
+        Some(earlier) if *earlier == key => Err(Dropped::Duplicate),
+        Some(_) => Err(Dropped::Equivocation),
+        None => {
+            backers.insert(from, key);
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,14 +706,17 @@ mod tests {
             .unwrap()
     }
 
-    /// Runs a whole handover among coordinators: `elders` sign the start, the candidates run
-    /// the test dealer's "DKG", the elders combine both signatures, everyone applies the SAP.
+    /// Runs a whole handover among coordinators: the current elders sign the start, the
+    /// candidates run the test dealer's "DKG" and send their SAP partials to the elders, the
+    /// elders exchange link partials, and everyone applies the signed SAP an elder produced.
     fn hand_over(nodes: &mut BTreeMap<Name, Coordinator>, start: &DkgStart, rng: &mut ChaCha20Rng) {
         let elders: Vec<Name> = nodes.values().next().unwrap().sap().names();
-        let current = nodes.values().next().unwrap().sap().clone();
-        let sigs: Vec<NodeSignature> = elders.iter().map(|e| nodes[e].sign_start(start)).collect();
+        let sigs: Vec<NodeSignature> = elders
+            .iter()
+            .map(|e| nodes.get_mut(e).unwrap().sign_start(start).unwrap())
+            .collect();
         let (_, shares) = trusted_dealer_for_tests(start.candidates.len(), rng);
-        let mut sap_partials = Vec::new();
+        let mut sap_shares = Vec::new();
         for (position, (name, share)) in start.names().into_iter().zip(shares).enumerate() {
             let node = nodes.get_mut(&name).unwrap();
             let mut started = false;
@@ -517,31 +729,54 @@ mod tests {
             assert!(started);
             assert_eq!(share.index, index_at(position));
             match node.dkg_outcome(start.session, share).unwrap() {
-                Output::SapShare { sap, partial, .. } => sap_partials.push((name, sap, partial)),
+                Output::SapShare { sap, partial, .. } => sap_shares.push((name, sap, partial)),
                 other => panic!("unexpected {other:?}"),
             }
         }
-        let new_sap = sap_partials[0].1.clone();
-        let mut acc = ThresholdAccumulator::for_sap(&new_sap);
-        let mut sap_signature = None;
-        for (name, sap, partial) in &sap_partials {
-            assert_eq!(*sap, new_sap);
-            sap_signature = sap_signature.or(acc.add(*name, *partial).unwrap());
-        }
-        let mut link = ThresholdAccumulator::for_link(&current, &new_sap.section_key);
-        let mut parent_signature = None;
+        let mut link_shares = Vec::new();
+        let mut signed = Vec::new();
         for e in &elders {
-            let partial = nodes[e].sign_link(&new_sap.section_key).unwrap();
-            parent_signature = parent_signature.or(link.add(*e, partial).unwrap());
+            for (name, sap, partial) in &sap_shares {
+                let node = nodes.get_mut(e).unwrap();
+                let out = match node.handle_sap_share(*name, start.session, sap, *partial) {
+                    Ok(out) => out,
+                    // An elder that finished (a lone genesis elder) refuses the rest.
+                    Err(Dropped::AlreadyDecided) => continue,
+                    Err(e) => panic!("{e}"),
+                };
+                for o in out {
+                    match o {
+                        Output::LinkShare {
+                            new_key, partial, ..
+                        } => link_shares.push((*e, new_key, partial)),
+                        Output::NewElders(s) => signed.push(*s),
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+            }
         }
-        let signed = SignedSap {
-            sap: new_sap,
-            sap_signature: sap_signature.unwrap(),
-            parent_key: current.section_key,
-            parent_signature: parent_signature.unwrap(),
-        };
+        for e in &elders {
+            for (from, new_key, partial) in &link_shares {
+                if from == e {
+                    continue;
+                }
+                let node = nodes.get_mut(e).unwrap();
+                match node.handle_link_share(*from, start.session, new_key, *partial) {
+                    Ok(out) => signed.extend(out.into_iter().map(|o| match o {
+                        Output::NewElders(s) => *s,
+                        other => panic!("unexpected {other:?}"),
+                    })),
+                    // An elder that finished refuses the rest.
+                    Err(Dropped::AlreadyDecided) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        // Every current elder produced the same signed SAP.
+        assert_eq!(signed.len(), elders.len());
+        assert!(signed.iter().all(|s| *s == signed[0]));
         for node in nodes.values_mut() {
-            node.apply_sap(&signed).unwrap();
+            node.apply_sap(&signed[0]).unwrap();
         }
     }
 
@@ -900,7 +1135,10 @@ mod tests {
             let mut parent = None;
             for e in current.names() {
                 parent = parent.or(link
-                    .add(e, net.nodes[&e].sign_link(&sap.section_key).unwrap())
+                    .add(
+                        e,
+                        sap::sign_link(net.nodes[&e].our_share().unwrap(), &sap.section_key),
+                    )
                     .unwrap());
             }
             signed.push(SignedSap {
@@ -925,6 +1163,104 @@ mod tests {
         assert_ne!(ca.links()[1].key, cb.links()[1].key);
         assert_eq!(ca.links()[1].parent_key, cb.links()[1].parent_key);
         assert!(net.nodes[&s0.names()[0]].our_share().is_some());
+    }
+
+    #[test]
+    fn elders_hand_over_only_to_a_sap_matching_the_start_and_one_key_per_signer() {
+        let mut net = net(9);
+        let current = net.nodes.values().next().unwrap().sap().clone();
+        let elder = current.names()[0];
+        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
+        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let (key, shares) = trusted_dealer_for_tests(7, &mut rng);
+        let (bogus_key, bogus) = trusted_dealer_for_tests(7, &mut rng);
+        let sap = Sap {
+            prefix: Prefix::ROOT,
+            elders: start.candidates.clone(),
+            section_key: key,
+        };
+        let names = start.names();
+        let node = net.nodes.get_mut(&elder).unwrap();
+        // Nothing is handed over for a start this elder did not sign.
+        assert_eq!(
+            node.handle_sap_share(
+                names[0],
+                start.session,
+                &sap,
+                sap::sign_sap(&shares[0], &sap)
+            ),
+            Err(Dropped::UnknownSession)
+        );
+        node.sign_start(&start).unwrap();
+        // A SAP listing other elders than the start's candidates.
+        let mut other = sap.clone();
+        other.elders.pop();
+        assert_eq!(
+            node.handle_sap_share(
+                names[0],
+                start.session,
+                &other,
+                sap::sign_sap(&shares[0], &other)
+            ),
+            Err(Dropped::SapMismatch)
+        );
+        // A node that is not a candidate.
+        let outsider = Name::of(&key_of(&node_secret(50)));
+        assert_eq!(
+            node.handle_sap_share(
+                outsider,
+                start.session,
+                &sap,
+                sap::sign_sap(&shares[0], &sap)
+            ),
+            Err(Dropped::SignerNotACandidate)
+        );
+        assert_eq!(
+            node.handle_sap_share(
+                names[0],
+                start.session,
+                &sap,
+                sap::sign_sap(&shares[0], &sap)
+            ),
+            Ok(vec![])
+        );
+        // The same candidate backing a second key is refused.
+        let bogus_sap = Sap {
+            section_key: bogus_key,
+            ..sap.clone()
+        };
+        assert_eq!(
+            node.handle_sap_share(
+                names[0],
+                start.session,
+                &bogus_sap,
+                sap::sign_sap(&bogus[0], &bogus_sap)
+            ),
+            Err(Dropped::Equivocation)
+        );
+        // Link partials only from current elders.
+        let partial = sap::sign_sap(&shares[1], &sap);
+        assert_eq!(
+            node.handle_link_share(names[6], start.session, &key, partial),
+            Err(Dropped::NotAnElder)
+        );
+        // Four more candidates (five of seven) complete the SAP signature: our link partial goes out.
+        let mut out = Vec::new();
+        for i in 1..5 {
+            out = node
+                .handle_sap_share(
+                    names[i],
+                    start.session,
+                    &sap,
+                    sap::sign_sap(&shares[i], &sap),
+                )
+                .unwrap();
+            if i < 4 {
+                assert!(out.is_empty());
+            }
+        }
+        assert!(matches!(&out[..], [Output::LinkShare { new_key, .. }] if *new_key == key));
     }
 
     fn start_node<'a>(net: &'a mut Net, start: &DkgStart) -> &'a mut Coordinator {

@@ -21,9 +21,11 @@
 //! 5. Failure agreement ([`coordinator::Coordinator::handle_failure`]): more than
 //!    `n - supermajority(n)` candidates signing the same non-participant set restart the DKG
 //!    without them ("Handling a failure").
-//! 6. Handover ([`sap`]): the new elders sign the new SAP with their new key shares; the current
-//!    elders sign the new key with the current section key; a SAP applies only with both, and
-//!    extends the [`chain::KeyChain`] ("Post successful DKG").
+//! 6. Handover ([`sap`], [`coordinator::Coordinator::handle_sap_share`],
+//!    [`coordinator::Coordinator::handle_link_share`]): the new elders sign the new SAP with their
+//!    new key shares; the current elders sign the new key with the current section key; a SAP
+//!    applies only with both ([`coordinator::Coordinator::apply_sap`]), and extends the
+//!    [`chain::KeyChain`] ("Post successful DKG").
 //!
 //! Safety and liveness, as far as this code backs them, are stated in `docs/protocol.md`
 //! ("Sections").
