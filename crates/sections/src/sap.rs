@@ -23,10 +23,10 @@ use keyquorum_crypto::{Bls12381G1, Curve};
 use rand_core::{CryptoRng, RngCore};
 
 use crate::chain::{ChainError, KeyChain, Link};
-use crate::elders::Peer;
+use crate::elders::{MAX_ADDR_LEN, Peer};
 use crate::keys::{PublicKey, Signature, key_bytes};
 use crate::name::{Name, Prefix};
-use crate::session::supermajority;
+use crate::session::{MAX_CANDIDATES, supermajority};
 
 const SAP_TAG: &str = "keyquorum-sections/sap/v1";
 
@@ -67,6 +67,24 @@ impl Sap {
     /// The elders' names, in share-index order.
     pub fn names(&self) -> Vec<Name> {
         self.elders.iter().map(Peer::name).collect()
+    }
+
+    /// Checks what [`Sap::encode`] relies on to be unambiguous, and what share indices rely on:
+    /// between one and [`MAX_CANDIDATES`] elders, strictly sorted by name, all under the prefix,
+    /// addresses at most [`MAX_ADDR_LEN`] bytes.
+    pub fn check(&self) -> Result<(), HandoverError> {
+        let n = self.elders.len();
+        if n == 0 || n > MAX_CANDIDATES {
+            return Err(HandoverError::BadElders);
+        }
+        if self.elders.iter().any(|e| e.addr.len() > MAX_ADDR_LEN) {
+            return Err(HandoverError::BadElders);
+        }
+        let names = self.names();
+        if !names.windows(2).all(|w| w[0] < w[1]) || !names.iter().all(|n| self.prefix.matches(n)) {
+            return Err(HandoverError::BadElders);
+        }
+        Ok(())
     }
 }
 
@@ -134,9 +152,10 @@ pub enum HandoverError {
     /// The SAP's signature does not verify under its own section key.
     #[error("SAP not signed by its section key")]
     BadSapSignature,
-    /// The SAP has no elders.
-    #[error("SAP without elders")]
-    NoElders,
+    /// The SAP's elder list is empty, too long, unsorted, repeats a name, holds a name outside
+    /// the prefix or an over-long address.
+    #[error("malformed elder list")]
+    BadElders,
     /// The SAP's prefix is neither the current prefix nor a child of it.
     #[error("SAP prefix does not descend from the current one")]
     WrongPrefix,
@@ -256,9 +275,7 @@ pub fn apply(
     genesis: &PublicKey,
     signed: &SignedSap,
 ) -> Result<Sap, HandoverError> {
-    if signed.sap.elders.is_empty() {
-        return Err(HandoverError::NoElders);
-    }
+    signed.sap.check()?;
     if !signed.sap.prefix.is_self_or_child_of(&current.prefix) {
         return Err(HandoverError::WrongPrefix);
     }
@@ -386,6 +403,20 @@ pub(crate) mod tests {
         assert_eq!(
             apply(&sap0, &mut KeyChain::genesis(), &g, &forged),
             Err(HandoverError::Chain(ChainError::BadSignature))
+        );
+        // Elders out of order, or an address too long to encode unambiguously: refused before
+        // any signature is checked.
+        let mut unsorted = good.clone();
+        unsorted.sap.elders.swap(0, 1);
+        assert_eq!(
+            apply(&sap0, &mut KeyChain::genesis(), &g, &unsorted),
+            Err(HandoverError::BadElders)
+        );
+        let mut long = good.clone();
+        long.sap.elders[0].addr = "x".repeat(MAX_ADDR_LEN + 1);
+        assert_eq!(
+            apply(&sap0, &mut KeyChain::genesis(), &g, &long),
+            Err(HandoverError::BadElders)
         );
         // SAP altered after the new key signed it (an elder's address swapped).
         let mut altered = good.clone();
