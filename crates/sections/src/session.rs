@@ -227,6 +227,18 @@ mod tests {
         a.check().unwrap();
     }
 
+    /// Pins the canonical encoding: the session id (and so every signature on a start) must not
+    /// change between releases for the same prefix, generation and candidates.
+    #[test]
+    fn session_id_golden_vector() {
+        let peers: Vec<Peer> = (0..3).map(|i| member(i, 0).peer).collect();
+        let start = DkgStart::new(Prefix::ROOT.child(1).unwrap(), peers, 5);
+        assert_eq!(
+            hex::encode(start.session.0),
+            "e88c52a63e61ee8a7ff5a842475bad6c98d2b786420feaaf4050618512df1d28"
+        );
+    }
+
     #[test]
     fn malformed_starts_are_rejected() {
         let peers: Vec<Peer> = (0..4).map(|i| member(i, 0).peer).collect();
