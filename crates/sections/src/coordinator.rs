@@ -86,6 +86,9 @@ pub enum Dropped {
     /// The session already failed or produced an outcome.
     #[error("session already decided")]
     AlreadyDecided,
+    /// A failure agreement with no more than `n - supermajority(n)` distinct signers.
+    #[error("too few signers")]
+    TooFewSigners,
     /// The failure names nobody, or someone outside the candidates.
     #[error("bad non-participant set")]
     BadNonParticipants,
@@ -131,6 +134,9 @@ pub enum Output {
         generation: u64,
         /// The agreed non-participants.
         excluded: BTreeSet<Name>,
+        /// The agreeing candidates' signatures on the observation: the proof the current elders
+        /// check ([`Coordinator::handle_failure_agreement`]) before they sign the restart.
+        signatures: Vec<NodeSignature>,
     },
     /// As a current elder: send our partial signature on the new key to the other current
     /// elders (handover step 2; the new SAP's signature under that key is complete here).
@@ -173,7 +179,7 @@ struct Session {
     start: DkgStart,
     /// Each candidate's one observation: an honest candidate makes one per session, and a
     /// faulty one cannot grow this beyond the candidate count.
-    failures: BTreeMap<Name, BTreeSet<Name>>,
+    failures: BTreeMap<Name, (BTreeSet<Name>, NodeSignature)>,
     decision: Decision,
 }
 
@@ -550,17 +556,18 @@ impl Coordinator {
             return Err(Dropped::UnknownSession);
         };
         match session.failures.get(&signer) {
-            Some(earlier) if earlier == named => return Err(Dropped::Duplicate),
+            Some((earlier, _)) if earlier == named => return Err(Dropped::Duplicate),
             Some(_) => return Err(Dropped::Equivocation),
             None => {}
         }
-        session.failures.insert(signer, named.clone());
-        let voters = session
+        session.failures.insert(signer, (named.clone(), *signature));
+        let signatures: Vec<NodeSignature> = session
             .failures
             .values()
-            .filter(|set| *set == named)
-            .count();
-        if voters <= n - supermajority(n) {
+            .filter(|(set, _)| set == named)
+            .map(|(_, sig)| *sig)
+            .collect();
+        if signatures.len() <= n - supermajority(n) {
             return Ok(None);
         }
         session.decision = Decision::Failed;
@@ -569,7 +576,46 @@ impl Coordinator {
             prefix: session.start.prefix,
             generation: session.start.generation,
             excluded: named.clone(),
+            signatures,
         }))
+    }
+
+    /// As a current elder, checks a failure agreement for a start it signed: more than
+    /// `n - supermajority(n)` distinct candidates' valid signatures on the same non-empty set of
+    /// candidates. Returns the set to exclude from the restart's selection; the failed session
+    /// is then never handed over to.
+    pub fn handle_failure_agreement(
+        &mut self,
+        session: SessionId,
+        excluded: &BTreeSet<Name>,
+        signatures: &[NodeSignature],
+    ) -> Result<BTreeSet<Name>, Dropped> {
+        let handover = self.open_handover(&session)?;
+        let candidates = handover.start.names();
+        if excluded.is_empty() || !excluded.iter().all(|n| candidates.contains(n)) {
+            return Err(Dropped::BadNonParticipants);
+        }
+        let observation = FailureObservation {
+            session,
+            non_participants: excluded.clone(),
+        };
+        let mut signers = BTreeSet::new();
+        for sig in signatures {
+            let signer = Name::of(&sig.signer);
+            if !candidates.contains(&signer) {
+                return Err(Dropped::SignerNotACandidate);
+            }
+            if !observation.verify(sig) {
+                return Err(Dropped::BadSignature);
+            }
+            signers.insert(signer);
+        }
+        let n = candidates.len();
+        if signers.len() <= n - supermajority(n) {
+            return Err(Dropped::TooFewSigners);
+        }
+        handover.done = true;
+        Ok(excluded.clone())
     }
 
     /// Our DKG for `session` failed with `non_participants` observed: signs the observation,
@@ -973,15 +1019,43 @@ mod tests {
         // The third accuser of the same set completes the agreement.
         let out = node.dkg_failed(start.session, accused.clone()).unwrap();
         assert!(matches!(&out[0], Output::BroadcastFailure { .. }));
+        let Some(Output::Restart {
+            session,
+            prefix,
+            generation,
+            excluded,
+            signatures,
+        }) = out.get(1)
+        else {
+            panic!("no restart: {out:?}");
+        };
         assert_eq!(
-            out.get(1),
-            Some(&Output::Restart {
-                session: start.session,
-                prefix: Prefix::ROOT,
-                generation: 2,
-                excluded: accused.clone()
-            })
+            (*session, *prefix, *generation, excluded),
+            (start.session, Prefix::ROOT, 2, &accused)
         );
+        assert_eq!(signatures.len(), 3);
+        let (signatures, excluded) = (signatures.clone(), excluded.clone());
+        // A current elder that signed the start checks the proof: with one signature fewer, or
+        // one of them from a non-candidate, it is refused.
+        let elder_name = net.nodes[&observer].sap().names()[0];
+        let elder = net.nodes.get_mut(&elder_name).unwrap();
+        elder.sign_start(&start).unwrap();
+        assert_eq!(
+            elder.handle_failure_agreement(start.session, &excluded, &signatures[..2]),
+            Err(Dropped::TooFewSigners)
+        );
+        let obs_by_outsider = obs.sign(&node_secret(50));
+        let mut with_outsider = signatures[..2].to_vec();
+        with_outsider.push(obs_by_outsider);
+        assert_eq!(
+            elder.handle_failure_agreement(start.session, &excluded, &with_outsider),
+            Err(Dropped::SignerNotACandidate)
+        );
+        assert_eq!(
+            elder.handle_failure_agreement(start.session, &excluded, &signatures),
+            Ok(accused.clone())
+        );
+        let node = net.nodes.get_mut(&observer).unwrap();
         // Decided: no outcome, no further failure.
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let (_, shares) = trusted_dealer_for_tests(7, &mut rng);

@@ -18,7 +18,8 @@
 //! 4. The DKG itself is outside this crate: the coordinator emits
 //!    [`coordinator::Output::RunDkg`] and takes back either the outcome (key and share) or the
 //!    non-participants it observed.
-//! 5. Failure agreement ([`coordinator::Coordinator::handle_failure`]): more than
+//! 5. Failure agreement ([`coordinator::Coordinator::handle_failure`], checked by the elders in
+//!    [`coordinator::Coordinator::handle_failure_agreement`]): more than
 //!    `n - supermajority(n)` candidates signing the same non-participant set restart the DKG
 //!    without them ("Handling a failure").
 //! 6. Handover ([`sap`], [`coordinator::Coordinator::handle_sap_share`],
