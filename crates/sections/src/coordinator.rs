@@ -241,17 +241,25 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// A node knowing its section's authority `sap` with key chain `chain` from `genesis_key`
-    /// (checked by the caller), and its share of the section key if it is an elder.
+    /// A node knowing its section's authority `sap` with key chain `chain` from `genesis_key`,
+    /// and its share of the section key if it is an elder. The chain must verify from the
+    /// genesis key and end in the SAP's key.
     pub fn new(
         node_key: Secret<Scalar>,
         genesis_key: PublicKey,
         chain: KeyChain,
         sap: Sap,
         our_share: Option<KeyShare>,
-    ) -> Self {
+    ) -> Result<Self, Dropped> {
+        chain
+            .verify_from(&genesis_key)
+            .map_err(HandoverError::from)?;
+        if chain.last_key(&genesis_key) != sap.section_key {
+            return Err(Dropped::SapMismatch);
+        }
+        sap.check()?;
         let our_name = Name::of(&tbls::public_key::<MinPk>(&node_key));
-        Coordinator {
+        Ok(Coordinator {
             node_key,
             our_name,
             genesis_key,
@@ -262,7 +270,7 @@ impl Coordinator {
             sessions: BTreeMap::new(),
             superseded: BTreeMap::new(),
             handovers: BTreeMap::new(),
-        }
+        })
     }
 
     /// The section's current authority.
@@ -850,7 +858,8 @@ mod tests {
                     KeyChain::genesis(),
                     sap0.clone(),
                     share,
-                ),
+                )
+                .unwrap(),
             );
         }
         // The founder leaves the elders to the seven others (ages 10, by name) once they join.
@@ -1335,6 +1344,42 @@ mod tests {
             }
         }
         assert!(matches!(&out[..], [Output::LinkShare { new_key, .. }] if *new_key == key));
+    }
+
+    #[test]
+    fn a_node_starts_only_from_a_chain_that_ends_in_its_sap_key() {
+        let net = net(9);
+        let node = net.nodes.values().next().unwrap();
+        let genesis_key = node.genesis_key;
+        let chain = node.chain().clone();
+        let sap = node.sap().clone();
+        assert!(
+            Coordinator::new(
+                node_secret(1),
+                genesis_key,
+                chain.clone(),
+                sap.clone(),
+                None
+            )
+            .is_ok()
+        );
+        // The genesis chain does not end in the current key.
+        assert_eq!(
+            Coordinator::new(
+                node_secret(1),
+                genesis_key,
+                KeyChain::genesis(),
+                sap.clone(),
+                None
+            )
+            .err(),
+            Some(Dropped::SapMismatch)
+        );
+        // A chain from another genesis.
+        assert!(matches!(
+            Coordinator::new(node_secret(1), key_of(&node_secret(60)), chain, sap, None),
+            Err(Dropped::Handover(HandoverError::Chain(_)))
+        ));
     }
 
     fn start_node<'a>(net: &'a mut Net, start: &DkgStart) -> &'a mut Coordinator {

@@ -1,7 +1,7 @@
 //! Node names and section prefixes.
 //!
-//! A node's name is the hash of its node key, so nobody picks where it lands in the name space
-//! and a signed message proves its sender's name. A section is responsible for the names under its
+//! A node's name is the hash of its node key, so a message signed with that key proves its
+//! sender's name. A section is responsible for the names under its
 //! prefix: the first `bit_count` bits of a name, most significant bit of byte 0 first. A split
 //! extends the prefix by one bit (seed 002, "Section Split").
 
