@@ -16,7 +16,7 @@ use keyquorum_beacon::{ChainInfo, Round, verify_round, verify_round_number};
 use keyquorum_node::cli::CliError;
 
 /// Per-request timeout (connect, send, read).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Arguments of `keyquorum beacon`.
 #[derive(Args, Debug)]
@@ -131,7 +131,7 @@ fn base_url(url: &str) -> Result<String, CliError> {
 }
 
 /// `GET base + path`: a 2xx answer of at most `max` bytes, or a run failure.
-async fn fetch(
+pub(crate) async fn fetch(
     http: &reqwest::Client,
     base: &str,
     path: &str,

@@ -9,6 +9,13 @@
 //! hash and the committee's threshold signature, which it checks with `blst`'s plain
 //! (non-threshold) BLS verification.
 //!
+//! After each view change it fetches the random beacon from the nodes and verifies every round
+//! (`demo_beacon`), waits for two rounds of the last view, and reports per view the chain and
+//! rounds. With `--format json` the object has `beacon: {chains: [chain info as served at
+//! /info, in the order first seen], rounds: [{round, randomness, signature,
+//! previous_signature, chain_hash, view}]}` (drand's hex, no `0x`): `chains` is a list because
+//! a fresh key starts a new chain, and `view` is the view active at the round's scheduled time.
+//!
 //! Stakes are chosen so that the story is the interesting one: the faulty nodes rank last in
 //! the first committee, are excluded from the first view, lose stake (10% for any recorded
 //! fault), and are outranked in the reshare by the first standby node, so one member leaves and
@@ -39,6 +46,7 @@ use keyquorum_node::{ContractMachine, Fault, NodeKeys};
 use keyquorum_node::cli::CliError;
 
 use crate::OutputFormat;
+use crate::demo_beacon::BeaconLog;
 use crate::demo_report::{self, Observer};
 
 /// Arguments of `keyquorum demo`.
@@ -449,6 +457,13 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
     let mut failure: Option<String> = None;
     let mut noted_registration = false;
     let mut interrupted = Box::pin(interrupted());
+    let beacon_http = BeaconLog::client()?;
+    let mut beacon = BeaconLog::default();
+    let port_of: std::collections::BTreeMap<String, u16> = specs
+        .iter()
+        .map(|(name, _, _, _, status)| (name.clone(), *status))
+        .collect();
+    let mut beacon_due = false;
     loop {
         if observer.current_view >= args.views {
             break;
@@ -581,6 +596,7 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
                             bar.set_position(view_blocks);
                             bar.finish_with_message("activated");
                         }
+                        beacon_due = true;
                     }
                     _ => {}
                 }
@@ -591,6 +607,42 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
                 }
             }
         }
+        if beacon_due {
+            // The rounds of the view that ended; the new view's chain may not be served yet
+            // (a fresh key's chain starts a period after activation), which the next fetch
+            // picks up.
+            beacon_due = false;
+            let ports = beacon_ports(&observer, &port_of);
+            if let Err(e) = beacon.fetch(&beacon_http, &ports).await {
+                say(&bars, format!("  beacon not fetched yet: {e}"));
+            }
+        }
+    }
+    // Let the final view's committee produce a couple of rounds, so the beacon is shown in
+    // every view.
+    if failure.is_none() && observer.current_view > 0 {
+        let view = observer.current_view;
+        let waiting = bars.add(ProgressBar::new_spinner());
+        waiting.set_prefix("beacon");
+        waiting.set_message(format!("waiting for two rounds in view {view}"));
+        let deadline = Instant::now() + BEACON_WAIT;
+        loop {
+            let ports = beacon_ports(&observer, &port_of);
+            let last_error = beacon.fetch(&beacon_http, &ports).await.err();
+            if beacon.rounds_in(view, &activations(&observer)) >= 2 {
+                break;
+            }
+            if Instant::now() > deadline {
+                failure = Some(format!(
+                    "the beacon did not produce two rounds in view {view} within {} s{}",
+                    BEACON_WAIT.as_secs(),
+                    last_error.map(|e| format!(": {e}")).unwrap_or_default()
+                ));
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        waiting.finish_and_clear();
     }
     registering.finish_and_clear();
     for (bar, _) in view_bars.values() {
@@ -617,6 +669,7 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
         }
         views_json.push((v.view, message));
     }
+    let activations = activations(&observer);
     // The chain of activated magic blocks, as a light client would check it from the first
     // view's key: each block's key confirmation, the previous committee's handover under the
     // previous key, and a reshare keeping the key.
@@ -659,6 +712,11 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
             print!("{}", demo_report::text(&observer, v));
             println!();
         }
+        println!("random beacon (every round verified under its chain info):");
+        for line in beacon.lines(&activations) {
+            println!("{line}");
+        }
+        println!();
     } else {
         let views: Vec<serde_json::Value> = views_json
             .iter()
@@ -669,7 +727,10 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
                     .map(|v| demo_report::json(&observer, v, m.as_deref()))
             })
             .collect();
-        println!("{}", serde_json::json!({ "views": views }));
+        println!(
+            "{}",
+            serde_json::json!({ "views": views, "beacon": beacon.json(&activations) })
+        );
     }
     let html = demo_report::html(
         &observer,
@@ -731,6 +792,42 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
         return Err(format!("the chain of magic blocks does not verify: {e}"));
     }
     Ok(())
+}
+
+/// How long the demo waits, after the last view change, for its committee's beacon rounds:
+/// genesis is a period after activation, then two 3 s rounds, with room for a loaded machine.
+const BEACON_WAIT: Duration = Duration::from_secs(40);
+
+/// Activation block time (Unix ms) of every activated view.
+fn activations(observer: &Observer) -> std::collections::BTreeMap<u64, u64> {
+    observer
+        .views
+        .values()
+        .filter_map(|v| Some((v.view, v.activated_ms.filter(|_| v.activated)?)))
+        .collect()
+}
+
+/// Status ports to ask for the beacon: the active view's committee first, then every other
+/// node (a member that joined in a reshare lacks the rounds from before it joined).
+fn beacon_ports(
+    observer: &Observer,
+    port_of: &std::collections::BTreeMap<String, u16>,
+) -> Vec<u16> {
+    let members = observer
+        .views
+        .get(&observer.current_view)
+        .map(|v| v.members.clone())
+        .unwrap_or_default();
+    let mut ports: Vec<u16> = members
+        .iter()
+        .filter_map(|m| port_of.get(&observer.name(m)).copied())
+        .collect();
+    for p in port_of.values() {
+        if !ports.contains(p) {
+            ports.push(*p);
+        }
+    }
+    ports
 }
 
 /// A node's traffic counters, from its `/status` (the same counters `/metrics` exposes).

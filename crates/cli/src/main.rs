@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 mod beacon;
 mod chain;
 mod demo;
+mod demo_beacon;
 mod demo_report;
 use keyquorum_node::cli::{CliError, EXIT_CODES};
 use keyquorum_sim::{AdversaryKind, CurveChoice, NetModel, SimConfig, VariantChoice};
