@@ -230,9 +230,10 @@ impl BeaconLog {
                 None => "new chain (fresh key)".to_owned(),
             };
             out.push(format!(
-                "  view {view}: chain {}… {} rounds, {first}..{last}, {how}",
+                "  view {view}: chain {}… {} round{}, {first}..{last}, {how}",
                 &hex::encode(info.hash())[..12],
-                rounds.len()
+                rounds.len(),
+                if rounds.len() == 1 { "" } else { "s" }
             ));
             previous = Some((c, last));
         }
