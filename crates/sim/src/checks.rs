@@ -9,12 +9,12 @@ use keyquorum_crypto::poly::lagrange_at_zero;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
+use keyquorum_dkg::board::Exclusion;
 use keyquorum_dkg::complaint::verify_exclusion;
 use keyquorum_dkg::identity::IdentityPublicKey;
 use keyquorum_dkg::participant::{DkgOutput, Failure, Participant};
 use keyquorum_dkg::{Ceremony, Variant};
 
-use crate::SimConfig;
 use crate::adversary::AdversaryKind;
 use crate::engine::Keys;
 
@@ -51,6 +51,61 @@ pub struct Summary<C: Curve> {
     pub excluded: Vec<String>,
     /// Attempt that succeeded (or the last).
     pub attempts: u32,
+    /// Set when the adversaries exceed what the parameters tolerate ([`FaultBound`]): the
+    /// liveness checks did not apply, and this says why and what the honest members lost.
+    pub beyond_fault_bound: Option<String>,
+}
+
+/// How many corrupt members one ceremony has against how many its parameters tolerate.
+///
+/// Players: the ceremony's `n - k` (see `keyquorum_dkg::Params`). Dealers: the same for a fresh
+/// key; when resharing the dealers are the old committee, whose bound is its own `n - k`. Every
+/// adversary kind counts as corrupt, crash faults included: a crashed member may miss the
+/// deadlines that need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultBound {
+    /// Corrupt members among the players.
+    pub corrupt_players: usize,
+    /// The most corrupt players the parameters tolerate.
+    pub player_bound: usize,
+    /// Corrupt members among the dealers.
+    pub corrupt_dealers: usize,
+    /// The most corrupt dealers the dealers' committee tolerates.
+    pub dealer_bound: usize,
+}
+
+impl FaultBound {
+    /// Counts the corrupt members of `r`; `dealer_bound` is the dealers' committee's `n - k`.
+    pub fn of<C: Curve>(r: &CeremonyResult<C>, dealer_bound: usize) -> Self {
+        let ceremony = &r.ceremony;
+        let corrupt = r.results.iter().filter(|m| m.kind.is_some());
+        FaultBound {
+            corrupt_players: corrupt
+                .clone()
+                .filter(|m| ceremony.player_position(&m.identity).is_some())
+                .count(),
+            player_bound: ceremony.params().fault_bound(),
+            corrupt_dealers: corrupt
+                .filter(|m| ceremony.dealer_position(&m.identity).is_some())
+                .count(),
+            dealer_bound,
+        }
+    }
+
+    /// Whether the protocol's guarantees apply: both counts within their bounds.
+    pub fn within(&self) -> bool {
+        self.corrupt_players <= self.player_bound && self.corrupt_dealers <= self.dealer_bound
+    }
+}
+
+impl std::fmt::Display for FaultBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} corrupt players (tolerated: {}), {} corrupt dealers (tolerated: {})",
+            self.corrupt_players, self.player_bound, self.corrupt_dealers, self.dealer_bound
+        )
+    }
 }
 
 /// Curve-specific part of the checks: can `t` honest shares act together?
@@ -122,45 +177,104 @@ pub fn complaint_node<C: Curve>(
     )
 }
 
+/// The exclusions of honest members among `exclusions`, as "member m as role for fault".
+fn honest_exclusions<C: Curve>(
+    honest: &[&MemberResult<C>],
+    exclusions: &[Exclusion],
+) -> Vec<String> {
+    exclusions
+        .iter()
+        .filter_map(|e| {
+            let m = honest.iter().find(|m| m.identity == e.identity)?;
+            Some(format!(
+                "member {} as {:?} for {:?}",
+                m.member, e.role, e.fault
+            ))
+        })
+        .collect()
+}
+
+/// The honest members that are dealers of `ceremony` but not among `qualified` (positions).
+fn unqualified_honest_dealers<C: Curve>(
+    ceremony: &Ceremony<C>,
+    honest: &[&MemberResult<C>],
+    qualified: &[u32],
+) -> Vec<usize> {
+    honest
+        .iter()
+        .filter(|m| {
+            ceremony
+                .dealer_position(&m.identity)
+                .is_some_and(|d| !qualified.contains(&d))
+        })
+        .map(|m| m.member)
+        .collect()
+}
+
 /// Checks one ceremony's results against the invariants.
-pub fn check<C: SimCurve>(cfg: &SimConfig, r: &CeremonyResult<C>) -> Result<Summary<C>, String> {
+///
+/// Safety (agreement, shares matching the public key shares, threshold signing, evidence proving
+/// each exclusion, replays) is checked in every run. Liveness, that every honest member finishes
+/// and every honest dealer qualifies, is what the protocol promises only within its fault bound
+/// ([`FaultBound::within`]); beyond it a run is not failed for losing honest dealers but marked
+/// [`Summary::beyond_fault_bound`]. Crash-faulty members count as corrupt and need not qualify.
+/// `dealer_bound` is the dealers' committee's `n - k`.
+pub fn check<C: SimCurve>(
+    r: &CeremonyResult<C>,
+    dealer_bound: usize,
+) -> Result<Summary<C>, String> {
     let ceremony = &r.ceremony;
     let honest: Vec<&MemberResult<C>> = r.results.iter().filter(|m| m.kind.is_none()).collect();
-    let honest_dealers = honest
-        .iter()
-        .filter(|m| ceremony.dealer_position(&m.identity).is_some())
-        .count();
-    // The protocol must succeed whenever the honest dealers alone reach the quorum.
-    let quorum_reachable = honest_dealers >= ceremony.dealer_quorum();
+    let bound = FaultBound::of(r, dealer_bound);
+    let within = bound.within();
+    // Honest members that lost something; a failure within the bound, noted beyond it.
+    let mut losses: Vec<String> = Vec::new();
 
     let mut outputs: Vec<(usize, &DkgOutput<C>)> = Vec::new();
+    let mut failed = Vec::new();
+    let mut first_failure: Option<&Failure> = None;
     for m in &honest {
         match &m.result {
             Some(Ok(o)) => outputs.push((m.member, o)),
-            Some(Err(f)) if quorum_reachable => {
-                return Err(format!(
-                    "honest member {} failed ({}) although honest dealers reach the quorum: {} qualified, exclusions {:?}",
-                    m.member,
-                    f.reason.as_str(),
-                    f.qualified.len(),
-                    f.exclusions
-                        .iter()
-                        .map(|e| (e.role, e.index, e.fault.clone()))
-                        .collect::<Vec<_>>()
-                ));
+            Some(Err(f)) => {
+                failed.push(format!("{} ({})", m.member, f.reason.as_str()));
+                first_failure.get_or_insert(f);
             }
-            None if quorum_reachable => {
-                return Err(format!("honest member {} did not finish", m.member));
-            }
-            _ => {}
+            None => failed.push(format!("{} (did not finish)", m.member)),
         }
     }
+    if !failed.is_empty() {
+        let mut loss = format!("honest members failed: {}", failed.join(", "));
+        if let Some(f) = first_failure {
+            loss.push_str(&format!(
+                "; the first failure had {} qualified dealers, honest dealers not qualified {:?}, honest members excluded [{}]",
+                f.qualified.len(),
+                unqualified_honest_dealers(ceremony, &honest, &f.qualified),
+                honest_exclusions(&honest, &f.exclusions).join(", ")
+            ));
+        }
+        if within {
+            return Err(format!("{loss}, within the fault bound ({bound})"));
+        }
+        losses.push(loss);
+    }
+    let beyond = |losses: &[String]| {
+        (!within).then(|| {
+            let mut note = format!("beyond the fault bound: no guarantee ({bound})");
+            if !losses.is_empty() {
+                note.push_str("; ");
+                note.push_str(&losses.join("; "));
+            }
+            note
+        })
+    };
     let Some((_, first)) = outputs.first() else {
         return Ok(Summary {
             output: None,
             qualified: Vec::new(),
             excluded: Vec::new(),
             attempts: 0,
+            beyond_fault_bound: beyond(&losses),
         });
     };
     if bool::from(first.public.group_key.is_identity()) {
@@ -205,22 +319,36 @@ pub fn check<C: SimCurve>(cfg: &SimConfig, r: &CeremonyResult<C>) -> Result<Summ
         C::threshold_check(t, &shares, &first.public.group_key)?;
         let reversed: Vec<_> = shares.iter().rev().cloned().collect();
         C::threshold_check(t, &reversed, &first.public.group_key)?;
-    } else if quorum_reachable && honest_players >= t {
+    } else if within && honest_players >= t {
         return Err(format!(
             "only {} honest shares for threshold {t}",
             shares.len()
         ));
     }
-    // No honest participant was excluded, in any role.
-    for m in &honest {
-        if let Some(e) = first.exclusions.iter().find(|e| e.identity == m.identity) {
-            return Err(format!(
-                "honest member {} was excluded as {:?} for {:?}",
-                m.member, e.role, e.fault
-            ));
-        }
-        let _ = cfg;
+    // No honest participant was excluded, in any role, and every honest dealer qualified.
+    let mut excluded_honest = Vec::new();
+    let excluded = honest_exclusions(&honest, &first.exclusions);
+    if !excluded.is_empty() {
+        excluded_honest.push(format!(
+            "honest members excluded: [{}]",
+            excluded.join(", ")
+        ));
     }
+    let unqualified = unqualified_honest_dealers(ceremony, &honest, &first.public.qualified);
+    if !unqualified.is_empty() {
+        excluded_honest.push(format!(
+            "honest dealers {unqualified:?} not qualified ({} of {} dealers qualified)",
+            first.public.qualified.len(),
+            ceremony.dealers().len()
+        ));
+    }
+    if within && !excluded_honest.is_empty() {
+        return Err(format!(
+            "{}, within the fault bound ({bound})",
+            excluded_honest.join("; ")
+        ));
+    }
+    losses.extend(excluded_honest);
     // Complaint variant: every exclusion whose evidence is self-contained is proven by it.
     if ceremony.config().variant == Variant::Complaint {
         for e in &first.exclusions {
@@ -241,5 +369,6 @@ pub fn check<C: SimCurve>(cfg: &SimConfig, r: &CeremonyResult<C>) -> Result<Summ
             .map(|e| format!("{:?} {} {:?}", e.role, e.index, e.fault))
             .collect(),
         attempts: first.attempt + 1,
+        beyond_fault_bound: beyond(&losses),
     })
 }

@@ -6,15 +6,24 @@
 //! all derived from one seed. Any mix of adversaries can be placed on the participants
 //! ([`AdversaryKind`]). After each run [`checks`] asserts the protocol's guarantees:
 //!
-//! 1. every honest participant finished, with the same qualified set, group key and public key
-//!    shares, whenever the honest participants alone can reach the dealer quorum;
+//! 1. honest participants that finished agree on the qualified set, group key and public key
+//!    shares; within the fault bound (at most `n - k` corrupt players, and at most the old
+//!    committee's `n - k` corrupt dealers when resharing; see [`checks::FaultBound`]) every
+//!    honest participant finished;
 //! 2. each honest player's public key share is its secret share times the generator;
 //! 3. any `t` honest players' partial signatures combine into a signature that verifies under the
 //!    group key (BLS12-381); on secp256k1 any `t` honest shares interpolate to the group secret;
-//! 4. no honest participant was excluded;
+//! 4. within the fault bound, no honest participant was excluded and every honest dealer
+//!    qualified;
 //! 5. a participant that crashed and replayed its persisted inputs sent exactly the same messages
 //!    as before the crash, and (if it finished) agrees with everyone else;
 //! 6. when resharing, the group key did not change.
+//!
+//! Beyond the fault bound the protocol promises no liveness: an adversary that large may exclude
+//! honest dealers (in the complaint variant, false complaints beyond the reveal bound do) and
+//! stop the ceremony. Such a run is not failed for it, and not called ok either: it passes only
+//! the safety checks (1, 2, 3, 5, 6 as far as there is an output) and reports
+//! [`RunReport::beyond_fault_bound`], with what the honest members lost.
 //!
 //! Timing assumption: honest messages arrive before the phase deadline that needs them (phases
 //! are longer than the worst delay plus retransmissions and partitions, which heal within a
@@ -160,8 +169,13 @@ impl SimConfig {
 pub struct RunReport {
     /// Seed of the run.
     pub seed: u64,
-    /// Whether every check passed.
+    /// Whether every check that applies passed. Beyond the fault bound that is only the safety
+    /// checks: see `beyond_fault_bound`.
     pub passed: bool,
+    /// Set when the adversaries exceeded the fault bound of the parameters, so the protocol
+    /// promised no liveness: `"beyond the fault bound: no guarantee (...)"` with the counts and
+    /// what the honest members lost. A passed run with this set is not an ok run.
+    pub beyond_fault_bound: Option<String>,
     /// Why not, if not.
     pub failure: Option<String>,
     /// Wall-clock milliseconds.
