@@ -156,7 +156,7 @@ chain_id = "beacon-processes-test"
 first_view_change = 20
 view_length = 150
 retry_delay = 5
-max_sessions_per_view = 3
+max_ceremonies_per_view = 3
 key_mode = "reshare"
 key_mode_overrides = [{ view = 3, mode = "fresh" }]
 [committee]

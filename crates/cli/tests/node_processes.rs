@@ -150,7 +150,7 @@ chain_id = "node-processes-test"
 first_view_change = 40
 view_length = 2
 retry_delay = 5
-max_sessions_per_view = 3
+max_ceremonies_per_view = 3
 key_mode = "reshare"
 key_mode_overrides = []
 [committee]

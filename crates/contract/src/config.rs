@@ -155,9 +155,10 @@ pub struct ContractConfig {
     pub view_length: u64,
     /// Blocks to wait before trying again when a view change had to be abandoned.
     pub retry_delay: u64,
-    /// Ceremonies per view change (serialised as `max_sessions_per_view`) before it is abandoned (and retried after
-    /// `retry_delay`).
-    #[serde(rename = "max_sessions_per_view")]
+    /// Ceremonies per view change before it is abandoned (and retried after `retry_delay`).
+    /// Configuration files written before the rename spell it `max_sessions_per_view`, which is
+    /// still read.
+    #[serde(alias = "max_sessions_per_view")]
     pub max_ceremonies_per_view: u32,
     /// Key mode of view changes after the first (which is always fresh).
     pub key_mode: KeyMode,
@@ -303,7 +304,10 @@ impl ContractConfig {
             ("phases.wait", self.phases.wait),
             ("view_length", self.view_length),
             ("retry_delay", self.retry_delay),
-            ("max_sessions_per_view", self.max_ceremonies_per_view as u64),
+            (
+                "max_ceremonies_per_view",
+                self.max_ceremonies_per_view as u64,
+            ),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));
@@ -470,6 +474,19 @@ mod tests {
             .remove("reporter_percent");
         let c: ContractConfig = serde_json::from_value(j).unwrap();
         assert_eq!(c, ContractConfig::defaults("c", 4));
+    }
+
+    #[test]
+    fn the_ceremony_limit_is_written_under_its_name_and_read_under_both() {
+        let mut j = serde_json::to_value(ContractConfig::defaults("c", 4)).unwrap();
+        let o = j.as_object_mut().unwrap();
+        let limit = o
+            .remove("max_ceremonies_per_view")
+            .expect("written as max_ceremonies_per_view");
+        assert_eq!(limit, 3);
+        o.insert("max_sessions_per_view".into(), 5.into());
+        let c: ContractConfig = serde_json::from_value(j).unwrap();
+        assert_eq!(c.max_ceremonies_per_view, 5);
     }
 
     #[test]
