@@ -3,146 +3,26 @@
 //! the first ceremony and restarted; together they complete a fresh view change and then a
 //! resharing view change, agree on the group key, and the chain of magic blocks verifies.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Duration;
+
+use common::{NodeSpec, Proc, contract_status, new_key, start_chain, start_node, wait_for};
 use keyquorum_contract::hex::Hex;
-use keyquorum_contract::query::{ActiveView, ContractStatus, ViewAnswer};
+use keyquorum_contract::query::{ActiveView, ViewAnswer};
 use keyquorum_contract::{
     KeyMode, SignedMagicBlock, SlashingRecord, ViewChangePhase, verify_magic_block_chain,
 };
 use keyquorum_devchain::Client;
 use keyquorum_node::status::Status as NodeStatus;
 
-const BIN: &str = env!("CARGO_BIN_EXE_keyquorum");
 const NODES: usize = 5;
 const BYZANTINE: usize = 4;
 const CRASHED: usize = 2;
 
-/// Kills its process when dropped (tests must not leave processes behind).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A free loopback port below the kernel's ephemeral range, so that no outgoing connection
-/// (nodes polling the chain, dialing each other) can take it between choosing and binding.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let (from, to) = (10_000u64, u64::from(low.max(12_000)));
-    for _ in 0..10_000 {
-        let i = NEXT.fetch_add(1, Ordering::Relaxed);
-        let x = (u64::from(std::process::id()) * 7919 + i * 104_729) % (to - from);
-        let port = (from + x) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port");
-}
-
-fn log_file(dir: &Path, name: &str) -> Stdio {
-    Stdio::from(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(name))
-            .unwrap(),
-    )
-}
-
-struct NodeSpec {
-    key: PathBuf,
-    peer_id: String,
-    identity: String,
-    p2p: u16,
-    status: u16,
-}
-
-fn new_key(dir: &Path, i: usize) -> NodeSpec {
-    let key = dir.join(format!("node{i}.key"));
-    let mut cmd = Command::new(BIN);
-    cmd.args(["keys", "new", "--key-file"]).arg(&key).args([
-        "--kdf-memory-kib",
-        "8192",
-        "--kdf-passes",
-        "1",
-    ]);
-    // Both passphrase sources: a file for even nodes, the environment for odd ones.
-    if i.is_multiple_of(2) {
-        cmd.arg("--passphrase-file").arg(dir.join("pass"));
-    } else {
-        cmd.env("KEYQUORUM_PASSPHRASE", "integration-test-passphrase");
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(!text.contains("integration-test-passphrase"));
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
-    NodeSpec {
-        key,
-        peer_id: field("peer_id"),
-        identity: field("identity"),
-        p2p: free_port(),
-        status: free_port(),
-    }
-}
-
-fn start_node(dir: &Path, chain_port: u16, nodes: &[NodeSpec], i: usize) -> Proc {
-    let n = &nodes[i];
-    let boot = &nodes[if i == 0 { 1 } else { 0 }];
-    let mut cmd = Command::new(BIN);
-    cmd.arg("node")
-        .arg("--data-dir")
-        .arg(dir.join(format!("node{i}")))
-        .arg("--chain-url")
-        .arg(format!("http://127.0.0.1:{chain_port}"))
-        .arg("--p2p-listen")
-        .arg(format!("/ip4/127.0.0.1/tcp/{}", n.p2p))
-        .arg("--bootstrap")
-        .arg(format!(
-            "/ip4/127.0.0.1/tcp/{}/p2p/{}",
-            boot.p2p, boot.peer_id
-        ))
-        .arg("--key-file")
-        .arg(&n.key)
-        .arg("--stake")
-        .arg((1000 - 10 * i).to_string())
-        .arg("--http-listen")
-        .arg(format!("127.0.0.1:{}", n.status))
-        .env("KEYQUORUM_LOG", "info,keyquorum_node=debug,libp2p=warn")
-        .stdout(Stdio::null())
-        .stderr(log_file(dir, &format!("node{i}.log")));
-    if i.is_multiple_of(2) {
-        cmd.arg("--passphrase-file").arg(dir.join("pass"));
-    } else {
-        cmd.env("KEYQUORUM_PASSPHRASE", "integration-test-passphrase");
-    }
-    if i == BYZANTINE {
-        cmd.args(["--fault", "equivocate"]);
-    }
-    Proc(cmd.spawn().unwrap())
+/// The fault node `i` runs with.
+fn fault(i: usize) -> Option<&'static str> {
+    (i == BYZANTINE).then_some("equivocate")
 }
 
 const CONTRACT: &str = r#"
@@ -183,31 +63,10 @@ async fn get<T: serde::de::DeserializeOwned>(port: u16, path: &str) -> Option<T>
         .ok()
 }
 
-/// The contract's part of the chain's `/status`.
-async fn contract_status(chain_port: u16) -> Option<ContractStatus> {
-    Client::new(&format!("http://127.0.0.1:{chain_port}"))
-        .ok()?
-        .status::<ContractStatus>()
-        .await
-        .ok()?
-        .state
-}
-
 async fn active_view(chain_port: u16, view: u64) -> ActiveView {
     match get(chain_port, &format!("/views/{view}")).await {
         Some(ViewAnswer::ActiveOrPast(v)) => v,
         other => panic!("view {view} is not active: {other:?}"),
-    }
-}
-
-async fn wait_for<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -217,35 +76,9 @@ async fn five_processes_fresh_then_reshare_with_a_crash_and_a_byzantine_node() {
     let dir = tmp.path();
     std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();
     let nodes: Vec<NodeSpec> = (0..NODES).map(|i| new_key(dir, i)).collect();
-    // Every node is funded at genesis with more than it stakes.
-    let genesis: String = nodes
-        .iter()
-        .map(|n| {
-            format!(
-                "[[genesis]]\nidentity = \"{}\"\nbalance = 5000\n",
-                n.identity
-            )
-        })
-        .collect();
-    std::fs::write(dir.join("contract.toml"), format!("{CONTRACT}{genesis}")).unwrap();
-
-    let chain_port = free_port();
-    let _chain = Proc(
-        Command::new(BIN)
-            .arg("chain")
-            .arg("--data-dir")
-            .arg(dir.join("chain"))
-            .arg("--http-listen")
-            .arg(format!("127.0.0.1:{chain_port}"))
-            .args(["--block-ms", "200", "--contract"])
-            .arg(dir.join("contract.toml"))
-            .stdout(Stdio::null())
-            .stderr(log_file(dir, "chain.log"))
-            .spawn()
-            .unwrap(),
-    );
+    let (_chain, chain_port) = start_chain(dir, CONTRACT, &nodes);
     let mut procs: Vec<Option<Proc>> = (0..NODES)
-        .map(|i| Some(start_node(dir, chain_port, &nodes, i)))
+        .map(|i| Some(start_node(dir, chain_port, &nodes, i, fault(i))))
         .collect();
 
     // All five register before the first view change.
@@ -265,7 +98,7 @@ async fn five_processes_fresh_then_reshare_with_a_crash_and_a_byzantine_node() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     procs[CRASHED] = None; // SIGKILL
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    procs[CRASHED] = Some(start_node(dir, chain_port, &nodes, CRASHED));
+    procs[CRASHED] = Some(start_node(dir, chain_port, &nodes, CRASHED, fault(CRASHED)));
 
     // A fresh view and then a reshare.
     wait_for("view 2", Duration::from_secs(150), async || {
