@@ -1,6 +1,6 @@
-// Compiles contracts/src with the pinned solc-js and writes contracts/out/Coordinator.json
-// (ABI and bytecode, which crates/evm embeds). `--check` compiles and fails if the committed
-// artifact differs, so the artifact can never drift from the source.
+// Compiles contracts/src with the pinned solc-js and writes one artifact per deployable contract
+// to contracts/out/<Name>.json (ABI and bytecode, which crates/evm embeds). `--check` compiles
+// and fails if a committed artifact differs, so the artifacts can never drift from the source.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -8,7 +8,11 @@ const solc = require('solc');
 
 const PINNED = '0.8.30';
 const root = __dirname;
-const outFile = path.join(root, 'out', 'Coordinator.json');
+// Deployable contracts: [source file, contract name].
+const CONTRACTS = [
+  ['Coordinator.sol', 'Coordinator'],
+  ['BeaconConsumer.sol', 'BeaconConsumer'],
+];
 
 if (!solc.version().startsWith(PINNED + '+')) {
   console.error(`solc ${solc.version()} installed, ${PINNED} pinned: run npm ci in contracts/`);
@@ -29,7 +33,9 @@ const input = {
     viaIR: true,
     optimizer: { enabled: true, runs: 200 },
     metadata: { bytecodeHash: 'none', appendCBOR: false },
-    outputSelection: { 'Coordinator.sol': { Coordinator: ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
+    outputSelection: Object.fromEntries(
+      CONTRACTS.map(([file, name]) => [file, { [name]: ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] }]),
+    ),
   },
 };
 const output = JSON.parse(solc.compile(JSON.stringify(input), { import: (p) => ({ error: `import ${p} not found` }) }));
@@ -39,28 +45,34 @@ for (const e of output.errors || []) {
   if (e.severity === 'error') failed = true;
 }
 if (failed) process.exit(1);
-const c = output.contracts['Coordinator.sol'].Coordinator;
-const artifact = JSON.stringify(
-  {
-    compiler: `solc ${solc.version()}`,
-    evmVersion: 'prague',
-    abi: c.abi,
-    bytecode: '0x' + c.evm.bytecode.object,
-    deployedBytecode: '0x' + c.evm.deployedBytecode.object,
-  },
-  null,
-  1,
-) + '\n';
-
-if (process.argv.includes('--check')) {
-  const committed = fs.existsSync(outFile) ? fs.readFileSync(outFile, 'utf8') : '';
-  if (committed !== artifact) {
-    console.error('contracts/out/Coordinator.json is not the compiled source: run `npm run build` in contracts/ and commit it');
-    process.exit(1);
+const check = process.argv.includes('--check');
+for (const [file, name] of CONTRACTS) {
+  const c = output.contracts[file][name];
+  const outFile = path.join(root, 'out', `${name}.json`);
+  const artifact = JSON.stringify(
+    {
+      compiler: `solc ${solc.version()}`,
+      evmVersion: 'prague',
+      abi: c.abi,
+      bytecode: '0x' + c.evm.bytecode.object,
+      deployedBytecode: '0x' + c.evm.deployedBytecode.object,
+    },
+    null,
+    1,
+  ) + '\n';
+  const shown = path.relative(process.cwd(), outFile);
+  if (check) {
+    const committed = fs.existsSync(outFile) ? fs.readFileSync(outFile, 'utf8') : '';
+    if (committed !== artifact) {
+      console.error(`${shown} is not the compiled source: run \`npm run build\` in contracts/ and commit it`);
+      failed = true;
+    } else {
+      console.log(`${shown} matches the source`);
+    }
+  } else {
+    fs.mkdirSync(path.dirname(outFile), { recursive: true });
+    fs.writeFileSync(outFile, artifact);
+    console.log(`wrote ${shown} (${c.evm.deployedBytecode.object.length / 2} bytes deployed)`);
   }
-  console.log('contracts/out/Coordinator.json matches the source');
-} else {
-  fs.mkdirSync(path.dirname(outFile), { recursive: true });
-  fs.writeFileSync(outFile, artifact);
-  console.log(`wrote ${path.relative(process.cwd(), outFile)} (${c.evm.deployedBytecode.object.length / 2} bytes deployed)`);
 }
+if (failed) process.exit(1);
