@@ -32,6 +32,19 @@ mod bindings {
 
 pub use bindings::Coordinator;
 
+#[allow(missing_docs)]
+mod consumer_bindings {
+    alloy_sol_types::sol!(
+        #[sol(all_derives)]
+        BeaconConsumer,
+        "../../contracts/out/BeaconConsumer.json"
+    );
+}
+
+/// Bindings of `contracts/src/BeaconConsumer.sol`: a contract that verifies the committee's
+/// beacon rounds and on-demand signatures under one group key (docs/solidity.md).
+pub use consumer_bindings::BeaconConsumer;
+
 /// The tag at the start of [`registration_payload`].
 pub const REGISTER_TAG: &[u8] = b"keyquorum-evm/register/v1";
 
