@@ -13,6 +13,10 @@
 //!
 //! The contract's rules, and what it does not do yet, are in the contract's own documentation
 //! and in `docs/architecture.md`; `tests/coordinator.rs` runs it in-process with `revm` (Prague).
+//!
+//! [`BeaconConsumer`] binds `contracts/src/BeaconConsumer.sol`, which verifies the committee's
+//! beacon rounds and on-demand signatures in any contract (`docs/solidity.md`;
+//! `tests/consumer.rs`).
 
 #![warn(missing_docs)]
 
@@ -42,7 +46,7 @@ mod consumer_bindings {
 }
 
 /// Bindings of `contracts/src/BeaconConsumer.sol`: a contract that verifies the committee's
-/// beacon rounds and on-demand signatures under one group key (docs/solidity.md).
+/// beacon rounds and on-demand signatures under one group key.
 pub use consumer_bindings::BeaconConsumer;
 
 /// The tag at the start of [`registration_payload`].
