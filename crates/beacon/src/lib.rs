@@ -22,6 +22,8 @@
 //! - [`round`]: rounds in drand's JSON, and [`round::verify_round`], the one verifier.
 //! - [`time`]: round numbers and Unix times.
 //! - [`engine`]: the sans-IO threshold round engine of one view.
+//! - [`sign`]: on-demand threshold signatures on caller-chosen messages, bound to a domain
+//!   (IETF BLS proof-of-possession ciphersuite, keys in G1).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -32,6 +34,7 @@ pub mod hexfield;
 pub mod info;
 pub mod round;
 pub mod scheme;
+pub mod sign;
 pub mod time;
 
 pub use engine::{

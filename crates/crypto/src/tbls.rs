@@ -40,6 +40,12 @@ use crate::poly::lagrange_at_zero;
 use crate::secret::Secret;
 use crate::{Bls12381G1, Bls12381G2};
 
+/// The ciphersuite tag of [`MinPk`] signatures: the IETF proof-of-possession scheme with
+/// signatures in G2 (`BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_`), which is also the tag of
+/// Ethereum's consensus-layer signatures. Any implementation of that ciphersuite (for example
+/// `blst`'s `min_pk` verification with this tag) verifies [`MinPk`] signatures.
+pub const MIN_PK_POP_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+
 /// A BLS layout: which group holds public keys and which holds signatures, with the matching
 /// IETF ciphersuite tags.
 pub trait Variant: 'static + Copy + Clone + Debug + Default + PartialEq + Eq + Send + Sync {
@@ -80,7 +86,7 @@ impl Variant for MinPk {
     type Signature = Bls12381G2;
 
     const NAME: &'static str = "MinPk";
-    const SIG_DST: &'static [u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+    const SIG_DST: &'static [u8] = MIN_PK_POP_DST;
     const POP_DST: &'static [u8] = b"BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 
     fn pairing_check(pk: &G1Affine, h: &G2Affine, sig: &G2Affine) -> bool {
