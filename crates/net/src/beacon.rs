@@ -1,4 +1,5 @@
-//! Beacon partial signatures between the members of a view's committee.
+//! Beacon partial signatures, and partial signatures on demand, between the members of a
+//! view's committee.
 //!
 //! A partial travels as one request of the request-response protocol ([`crate::wire`]) with
 //! kind [`BEACON_PARTIAL_KIND`], in the session [`beacon_session`] of the view, whose
@@ -15,6 +16,12 @@
 //! the round is complete, which is the retry. The response is the application's (the node
 //! answers a partial for a round it already stored with that round, so a member that fell
 //! behind catches up).
+//!
+//! On-demand signatures use the same session with kind [`SIGN_REQUEST_KIND`]: a committee
+//! member that was asked to sign sends the request (view, domain, message) to the others, and
+//! each answers with its partial signature or a refusal. Requests are bounded by
+//! [`MAX_SIGN_PAYLOAD`] on both sides, and answers by [`MAX_SIGN_ANSWER`] at the asking side;
+//! the partial comes back on the connection to the member asked, so it is that member's.
 
 use sha2::{Digest, Sha256};
 
@@ -27,6 +34,15 @@ pub const BEACON_PARTIAL_KIND: u8 = 3;
 /// Largest beacon payload accepted: an 8-byte round, a 32-byte share index and a 96-byte
 /// partial signature (G2) are 136 bytes; the bound leaves room for nothing else.
 pub const MAX_BEACON_PAYLOAD: usize = 136;
+
+/// Message kind of an on-demand signing request to a committee member.
+pub const SIGN_REQUEST_KIND: u8 = 4;
+/// Largest signing request: an 8-byte view, a domain length byte, a domain of at most 64
+/// bytes and a message of at most 65536 bytes.
+pub const MAX_SIGN_PAYLOAD: usize = 8 + 1 + 64 + 65536;
+/// Largest answer to a signing request: a status byte, a 32-byte share index and a 96-byte
+/// partial signature (G2).
+pub const MAX_SIGN_ANSWER: usize = 1 + 32 + 96;
 
 /// Domain tag of [`beacon_session`].
 const BEACON_SESSION_TAG: &[u8] = b"keyquorum/net/beacon-session/v1";
@@ -57,5 +73,28 @@ impl NetworkHandle {
         }
         self.send_single(identity, session, BEACON_PARTIAL_KIND, payload)
             .await
+    }
+
+    /// Sends one signing request to the committee member `identity`, one attempt; returns the
+    /// member's answer, refused when longer than [`MAX_SIGN_ANSWER`].
+    pub async fn send_sign_request(
+        &self,
+        identity: Vec<u8>,
+        session: SessionId,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, NetError> {
+        if payload.len() > MAX_SIGN_PAYLOAD {
+            return Err(NetError::MessageTooLarge {
+                size: payload.len(),
+                max: MAX_SIGN_PAYLOAD,
+            });
+        }
+        let answer = self
+            .send_single(identity, session, SIGN_REQUEST_KIND, payload)
+            .await?;
+        if answer.len() > MAX_SIGN_ANSWER {
+            return Err(NetError::Remote(crate::RemoteError::Malformed));
+        }
+        Ok(answer)
     }
 }

@@ -21,8 +21,8 @@
 //!   Identify feeds listen addresses into Kademlia;
 //! - messaging: a request-response protocol with a length-prefixed codec and
 //!   hard size limits ([`wire`]), per-session allow-lists of identities;
-//! - beacon partials ([`beacon`]): the same requests, in a session per view and with a
-//!   small size bound of their own;
+//! - beacon partials and on-demand signing requests ([`beacon`]): the same requests, in a
+//!   session per view and with size bounds of their own;
 //! - API: [`Network::new`] spawns a task that owns the swarm and returns a
 //!   [`NetworkHandle`] plus a channel of [`NetEvent`]s.
 //!
@@ -44,7 +44,10 @@ pub mod wire;
 use libp2p::PeerId;
 use tokio::sync::oneshot;
 
-pub use beacon::{BEACON_PARTIAL_KIND, MAX_BEACON_PAYLOAD, beacon_session};
+pub use beacon::{
+    BEACON_PARTIAL_KIND, MAX_BEACON_PAYLOAD, MAX_SIGN_ANSWER, MAX_SIGN_PAYLOAD, SIGN_REQUEST_KIND,
+    beacon_session,
+};
 pub use config::{DEFAULT_MAX_REQUEST_SIZE, DEFAULT_MAX_RESPONSE_SIZE, NetConfig, RetryPolicy};
 pub use error::{NetError, RecordError, RemoteError};
 pub use handle::{Network, NetworkHandle};

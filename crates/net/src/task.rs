@@ -40,7 +40,7 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, kad, noise, tcp
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
-use crate::beacon::{BEACON_PARTIAL_KIND, MAX_BEACON_PAYLOAD};
+use crate::beacon::{BEACON_PARTIAL_KIND, MAX_BEACON_PAYLOAD, MAX_SIGN_PAYLOAD, SIGN_REQUEST_KIND};
 use crate::config::NetConfig;
 use crate::error::{NetError, RemoteError};
 use crate::identity::{SharedSigner, SharedVerifier};
@@ -750,7 +750,12 @@ impl Task {
                 payload,
             } => {
                 let from_identity = sender_record.and_then(|r| self.attribute(peer, &r));
-                let reason = if kind == BEACON_PARTIAL_KIND && payload.len() > MAX_BEACON_PAYLOAD {
+                let oversized = match kind {
+                    BEACON_PARTIAL_KIND => payload.len() > MAX_BEACON_PAYLOAD,
+                    SIGN_REQUEST_KIND => payload.len() > MAX_SIGN_PAYLOAD,
+                    _ => false,
+                };
+                let reason = if oversized {
                     Some(RemoteError::Malformed)
                 } else {
                     self.admission(&session, from_identity.as_deref())

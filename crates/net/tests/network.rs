@@ -8,8 +8,8 @@ use futures::StreamExt;
 use keyquorum_net::testing::{TestIdentity, verify_test_signature};
 use keyquorum_net::{
     AddressRecord, BEACON_PARTIAL_KIND, IdentitySigner, KAD_PROTOCOL, MAX_BEACON_PAYLOAD,
-    NetConfig, NetError, NetEvent, NetworkHandle, RemoteError, RetryPolicy, beacon_session,
-    dht_key,
+    MAX_SIGN_ANSWER, MAX_SIGN_PAYLOAD, NetConfig, NetError, NetEvent, NetworkHandle, RemoteError,
+    RetryPolicy, SIGN_REQUEST_KIND, beacon_session, dht_key,
 };
 use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, RecordStore};
@@ -1044,4 +1044,105 @@ async fn beacon_partials_are_bounded_and_from_members_only() {
         Seen::Rejected { reason: RemoteError::NotMember, from_identity: Some(id), .. }
             if id == outsider.pk()
     ));
+}
+
+/// Signing requests: the view's session admits committee members only, a request larger than
+/// its bound is refused on both sides, and an answer larger than a partial is refused at the
+/// asking side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_requests_are_bounded_and_from_members_only() {
+    init_tracing();
+    let mut receiver = node(vec![]).await;
+    let member = node(vec![]).await;
+    let outsider = node(vec![]).await;
+    let id = TestIdentity::generate();
+    let verbose = start(
+        test_config(&id, Keypair::generate_ed25519(), loopback()),
+        id,
+        Some(MAX_SIGN_ANSWER + 1),
+    )
+    .await;
+    for n in [&member, &outsider] {
+        for to in [&receiver, &verbose] {
+            n.handle
+                .bind_identity(to.pk(), to.peer(), vec![to.bare_addr()])
+                .await
+                .unwrap();
+        }
+    }
+    let session = beacon_session(&[6; 32]);
+    for to in [&receiver, &verbose] {
+        to.handle
+            .set_session_members(session, vec![member.pk()])
+            .await
+            .unwrap();
+    }
+
+    let answer = member
+        .handle
+        .send_sign_request(receiver.pk(), session, vec![1; MAX_SIGN_PAYLOAD])
+        .await
+        .expect("a member's request is admitted");
+    assert!(answer.starts_with(b"ack"));
+    match next_seen(&mut receiver).await {
+        Seen::Request {
+            from_identity,
+            kind,
+            len,
+            ..
+        } => {
+            assert_eq!(from_identity, Some(member.pk()));
+            assert_eq!(kind, SIGN_REQUEST_KIND);
+            assert_eq!(len, MAX_SIGN_PAYLOAD);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let err = member
+        .handle
+        .send_sign_request(receiver.pk(), session, vec![1; MAX_SIGN_PAYLOAD + 1])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetError::MessageTooLarge { .. }), "{err:?}");
+    let err = member
+        .handle
+        .send(
+            receiver.peer(),
+            session,
+            SIGN_REQUEST_KIND,
+            vec![1; MAX_SIGN_PAYLOAD + 1],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NetError::Remote(RemoteError::Malformed)),
+        "{err:?}"
+    );
+    assert!(matches!(
+        next_seen(&mut receiver).await,
+        Seen::Rejected {
+            reason: RemoteError::Malformed,
+            ..
+        }
+    ));
+
+    let err = outsider
+        .handle
+        .send_sign_request(receiver.pk(), session, vec![1; 8])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NetError::Remote(RemoteError::NotMember)),
+        "{err:?}"
+    );
+
+    let err = member
+        .handle
+        .send_sign_request(verbose.pk(), session, vec![1; 8])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NetError::Remote(RemoteError::Malformed)),
+        "{err:?}"
+    );
 }
