@@ -93,6 +93,10 @@ pub struct NodeArgs {
     /// Worker threads of the async runtime (network, chain, HTTP); default 2.
     #[arg(long)]
     pub io_threads: Option<usize>,
+    /// File holding the bearer token of `POST /sign` (on-demand threshold signatures), which is
+    /// off without one; `sign.token_file` in the file.
+    #[arg(long, value_name = "FILE")]
+    pub sign_token_file: Option<PathBuf>,
 }
 
 impl NodeArgs {
@@ -111,6 +115,7 @@ impl NodeArgs {
             fault: self.fault,
             threads: self.threads,
             io_threads: self.io_threads,
+            sign_token_file: self.sign_token_file.clone(),
         };
         NodeConfig::load(self.config.as_deref(), &o).map_err(|e| e.to_string())
     }

@@ -12,6 +12,13 @@
 //! fault = "none"                           # demo only: silent | bad-share | equivocate | crash | bad-beacon
 //! threads = 0                              # cryptography's threads; 0: one per core
 //! io_threads = 2                           # async runtime's workers (network, chain, HTTP)
+//!
+//! [sign]                                   # POST /sign (see crate::sign); off without a token
+//! token_file = "sign.token"                # bearer token (flag: --sign-token-file)
+//! rate_per_sec = 5.0                       # per caller (remote IP), sustained
+//! burst = 10                               # per caller, at once
+//! max_pending = 16                         # requests signing at once; more get 503
+//! timeout_ms = 5000                        # wait for t valid partials
 //! ```
 //!
 //! Unknown keys are an error (a typo must not silently fall back to a default).
@@ -106,6 +113,8 @@ pub struct NodeConfig {
     /// the network waiting while the driver works) suits many nodes on few cores, where every
     /// extra thread is scheduling overhead.
     pub io_threads: usize,
+    /// On-demand threshold signatures (`POST /sign`).
+    pub sign: crate::sign::SignConfig,
 }
 
 impl Default for NodeConfig {
@@ -123,6 +132,7 @@ impl Default for NodeConfig {
             fault: Fault::None,
             threads: 0,
             io_threads: 2,
+            sign: crate::sign::SignConfig::default(),
         }
     }
 }
@@ -143,6 +153,7 @@ pub struct NodeConfigOverrides {
     pub fault: Option<Fault>,
     pub threads: Option<usize>,
     pub io_threads: Option<usize>,
+    pub sign_token_file: Option<PathBuf>,
 }
 
 /// Configuration errors.
@@ -189,6 +200,9 @@ impl NodeConfig {
             threads,
             io_threads
         );
+        if o.sign_token_file.is_some() {
+            c.sign.token_file = o.sign_token_file.clone();
+        }
         if o.passphrase_file.is_some() {
             c.passphrase_file = o.passphrase_file.clone();
         }
@@ -221,6 +235,9 @@ impl NodeConfig {
         }
         if self.io_threads == 0 {
             return bad("io_threads must be at least 1".into());
+        }
+        if let Some(problem) = self.sign.problem() {
+            return bad(problem);
         }
         if self.passphrase_env.is_empty() && self.passphrase_file.is_none() {
             return bad("set passphrase_file or passphrase_env".into());

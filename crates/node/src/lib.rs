@@ -30,6 +30,9 @@
 //! - [`beacon`]: the random beacon of the active view: the committee exchanges partial
 //!   signatures over `keyquorum-net`, the round engine of `keyquorum-beacon` combines them, and
 //!   the rounds are verified, stored in redb and served in drand's HTTP format.
+//! - [`sign`]: threshold signatures on demand (`POST /sign`): the member asked collects `t`
+//!   verified partial signatures of the active view's committee over `keyquorum-net` and
+//!   returns the combined BLS signature.
 //! - [`config::Fault`]: honest deviations for the demo (silent, wrong shares, equivocation,
 //!   crash, bad beacon partials).
 
@@ -46,6 +49,7 @@ pub mod metrics;
 pub mod network;
 pub mod report;
 pub mod runtime;
+pub mod sign;
 pub mod status;
 pub mod store;
 

@@ -13,6 +13,11 @@
 //! | `keyquorum_beacon_rounds_total`, `keyquorum_beacon_late_rounds_total` | counter | |
 //! | `keyquorum_beacon_partials_total` | counter | `member` (committee position), `result` |
 //! | `keyquorum_beacon_combine_seconds`, `keyquorum_beacon_round_latency_seconds` | histogram | |
+//! | `keyquorum_sign_requests_total` | counter | `result` (`signed`, `rejected`) |
+//! | `keyquorum_sign_rejections_total` | counter | `reason` (error code of `POST /sign`) |
+//! | `keyquorum_sign_partials_total` | counter | `member`, `result` (`valid`, `invalid`, `refused`, `unreachable`) |
+//! | `keyquorum_sign_answers_total` | counter | `result` |
+//! | `keyquorum_sign_combine_seconds`, `keyquorum_sign_request_seconds` | histogram | |
 //!
 //! Callers name a metric by its exposed name ([`Metrics::add`], [`Metrics::set`]) or use the
 //! shorthands ([`Metrics::sent`], [`Metrics::received`], [`Metrics::phase`], [`Metrics::fault`]).
@@ -134,6 +139,8 @@ pub struct Metrics {
     /// not offer iteration).
     kinds: Mutex<BTreeSet<String>>,
     beacon: BeaconMetrics,
+    /// On-demand signing's metrics (see [`crate::sign`]).
+    pub sign: crate::sign::SignMetrics,
 }
 
 /// The beacon's metrics (see [`crate::beacon`]).
@@ -257,8 +264,10 @@ impl Metrics {
             let _ = c.family.get_or_create(&one_label(c.label, result));
         }
         let beacon = BeaconMetrics::register(&mut registry);
+        let sign = crate::sign::SignMetrics::register(&mut registry);
         Metrics {
             beacon,
+            sign,
             registry,
             counters,
             phase_duration,

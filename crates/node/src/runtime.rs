@@ -24,7 +24,9 @@ use keyquorum_contract::hex::Bytes;
 use keyquorum_contract::tx::{NetworkIdentity, TxBody};
 use keyquorum_net::libp2p::PeerId;
 use keyquorum_net::libp2p::multiaddr::Protocol;
-use keyquorum_net::{BEACON_PARTIAL_KIND, Multiaddr, NetEvent, Network, NetworkHandle, Target};
+use keyquorum_net::{
+    BEACON_PARTIAL_KIND, Multiaddr, NetEvent, Network, NetworkHandle, SIGN_REQUEST_KIND, Target,
+};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
@@ -40,6 +42,7 @@ use crate::keys::NodeKeys;
 use crate::metrics::Metrics;
 use crate::network::net_config;
 use crate::report::{Observation, Reporter};
+use crate::sign::{SignService, SignView};
 use crate::status::{Status, StatusHandle};
 use crate::store::Store;
 
@@ -153,6 +156,8 @@ struct BeaconRuntime {
     last_tick: Option<(u64, Instant)>,
     /// Rounds members answered partials with.
     answers: mpsc::Sender<Vec<u8>>,
+    /// On-demand signatures, which sign with the same view's shares.
+    sign: SignService,
 }
 
 /// How often the engine is ticked within a round: each tick sends this node's partial of a
@@ -172,6 +177,7 @@ impl BeaconRuntime {
         self.due = false;
         // The previous view's beacon stops either way: its shares sign for a view that is over.
         self.beacon = None;
+        self.sign.set_view(None);
         let Some(record) = driver.state().beacon.clone() else {
             return;
         };
@@ -182,6 +188,13 @@ impl BeaconRuntime {
                 None
             }
         };
+        let sign_share = share
+            .as_ref()
+            .map(|(index, s)| (*index, keyquorum_crypto::secret::Secret::new(*s.expose())));
+        match SignView::new(&record, sign_share) {
+            Ok(view) => self.sign.set_view(Some(view)),
+            Err(e) => error!(view = record.view, error = %e, "on-demand signing not started"),
+        }
         let beacon = match Beacon::new(
             &record,
             share,
@@ -585,12 +598,20 @@ pub async fn run<C: ChainClient>(
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(Mutex::new(Status::default()));
     let beacon_http = BeaconHttp::default();
+    let sign_token = config.sign.read_token().map_err(NodeError::Config)?;
+    let sign = SignService::new(
+        config.sign.clone(),
+        sign_token,
+        metrics.clone(),
+        config.fault == crate::config::Fault::BadBeacon,
+    );
     let (status_addr, _server) = crate::status::serve(
         config.status_listen,
         StatusHandle {
             status: status.clone(),
             metrics: metrics.clone(),
             beacon: beacon_http.clone(),
+            sign: sign.clone(),
         },
     )
     .await?;
@@ -607,6 +628,7 @@ pub async fn run<C: ChainClient>(
         .map_err(|e| NodeError::Config(format!("bootstrap: {e}")))?;
     let (net, mut net_rx) = Network::new(net_config(&keys, listen, bootstrap))
         .map_err(|e| NodeError::Net(e.to_string()))?;
+    sign.set_network(net.clone());
     let p2p_addrs: Vec<Multiaddr> =
         tokio::time::timeout(Duration::from_secs(10), net.listen_addrs())
             .await
@@ -733,6 +755,7 @@ pub async fn run<C: ChainClient>(
             due: false,
             last_tick: None,
             answers: answers_tx,
+            sign: sign.clone(),
         },
     };
     rt.apply(effects).await;
@@ -840,8 +863,24 @@ pub async fn run<C: ChainClient>(
                                     let _ = reply.send(answer);
                                     rt.beacon.on_partial(&net, &session, from_identity.as_deref(), &payload);
                                 }
+                                SIGN_REQUEST_KIND => {
+                                    reporter.observe(Observation::Received {
+                                        kind: "sign_request",
+                                        bytes: payload.len(),
+                                    });
+                                    // Hashing to G2 and a scalar multiplication: off the loop.
+                                    let sign = sign.clone();
+                                    tokio::task::spawn_blocking(move || {
+                                        let answer = sign.answer(&session, from_identity.as_deref(), &payload);
+                                        let _ = reply.send(answer);
+                                    });
+                                }
                                 _ => drop(reply),
                             }
+                        }
+                        NetEvent::Rejected { reason, kind: SIGN_REQUEST_KIND, .. } => {
+                            debug!(?reason, "signing request refused by the session allow-list");
+                            metrics.sign.outcome_member("refused");
                         }
                         NetEvent::Rejected { reason, kind: BEACON_PARTIAL_KIND, .. } => {
                             debug!(?reason, "beacon partial refused by the session allow-list");

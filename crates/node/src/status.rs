@@ -1,8 +1,8 @@
 //! The status and metrics HTTP server: `GET /status` (JSON, [`Status`]), `GET /metrics`
-//! (OpenMetrics text, see [`crate::metrics`]) and the beacon's drand API
-//! ([`crate::beacon::http`]).
+//! (OpenMetrics text, see [`crate::metrics`]), the beacon's drand API
+//! ([`crate::beacon::http`]) and on-demand signatures (`POST /sign`, [`crate::sign::http`]).
 //!
-//! Both are read-only views of state the node's [`Reporter`](crate::report::Reporter) writes
+//! `/status` and `/metrics` are read-only views of state the node's [`Reporter`](crate::report::Reporter) writes
 //! from what the driver observes; nothing secret is ever put in them
 //! (shares and seeds never leave the driver and the store).
 
@@ -118,6 +118,8 @@ pub struct StatusHandle {
     pub metrics: Arc<Metrics>,
     /// The beacon's chain and rounds (`/info`, `/public/...`).
     pub beacon: crate::beacon::http::BeaconHttp,
+    /// On-demand signatures (`POST /sign`).
+    pub sign: crate::sign::SignService,
 }
 
 async fn status(State(h): State<StatusHandle>) -> impl IntoResponse {
@@ -158,8 +160,11 @@ pub async fn serve(
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .with_state(handle.clone())
-        .merge(crate::beacon::http::routes(handle.beacon));
+        .merge(crate::beacon::http::routes(handle.beacon))
+        .merge(crate::sign::http::routes(handle.sign));
     let task = tokio::spawn(async move {
+        // The remote address keys `POST /sign`'s rate limit.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "status server stopped");
         }
@@ -179,6 +184,7 @@ mod tests {
             status: Arc::new(Mutex::new(Status::default())),
             metrics: Arc::new(Metrics::new()),
             beacon: Default::default(),
+            sign: crate::sign::SignService::disabled(Arc::new(Metrics::new())),
         };
         let err = match serve(addr, handle).await {
             Ok(_) => panic!("listening on a taken port succeeded"),

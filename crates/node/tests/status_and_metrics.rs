@@ -342,6 +342,7 @@ fn metrics_are_valid_openmetrics_with_every_documented_metric() {
         status: Arc::new(Mutex::new(h.status[0].lock().unwrap().clone())),
         metrics: metrics.clone(),
         beacon: Default::default(),
+        sign: keyquorum_node::sign::SignService::disabled(metrics.clone()),
     };
     let (addr, task) = rt
         .block_on(status::serve("127.0.0.1:0".parse().unwrap(), handle))

@@ -1,0 +1,170 @@
+//! `POST /sign` on the node's status server.
+//!
+//! Request: `Authorization: Bearer <token>` and `{"domain": "...", "message": "<hex>"}`.
+//! Answer `200`: `{"signature", "public_key", "view", "domain", "message"}` (hex without `0x`).
+//! Errors are `{"error": code, "message": text}` (plus `valid_partials`, `threshold` and
+//! `culprits` for `no_quorum`, `retry_after_secs` for `rate_limited`), checked in this order:
+//!
+//! | status | `error` | when |
+//! |---|---|---|
+//! | 404 | `sign_disabled` | no `sign.token_file` is configured |
+//! | 401 | `unauthorized` | missing or wrong bearer token |
+//! | 429 | `rate_limited` | the caller's (remote IP's) bucket is empty; `Retry-After` set |
+//! | 400 | `too_large`, `bad_json`, `bad_domain`, `bad_message`, `message_too_long` | malformed request |
+//! | 409 | `no_active_view`, `not_a_member` | no view is active, or this node holds no share of it |
+//! | 503 | `queue_full` | `sign.max_pending` requests are signing already |
+//! | 504 | `no_quorum` | fewer than `t` valid partials within `sign.timeout_ms` |
+//! | 500 | `combine_failed` | verified partials did not combine to a valid signature |
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use keyquorum_beacon::sign::{MAX_REQUEST_JSON, RequestError, SignRequest};
+use serde_json::{Value, json};
+
+use super::{SignError, SignService};
+
+fn error(status: StatusCode, code: &str, message: String, extra: Value) -> Response {
+    let mut body = json!({ "error": code, "message": message });
+    if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        b.extend(extra);
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+/// The bearer token presented, if any.
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    let v = headers.get(header::AUTHORIZATION)?.as_bytes();
+    v.strip_prefix(b"Bearer ")
+}
+
+fn rejected(s: &SignService, code: &str) {
+    s.metrics().sign.outcome(Some(code));
+}
+
+async fn sign(State(s): State<SignService>, req: Request) -> Response {
+    let Some(token) = s.token() else {
+        rejected(&s, "sign_disabled");
+        return error(
+            StatusCode::NOT_FOUND,
+            "sign_disabled",
+            "on-demand signing is off on this node: no sign.token_file is configured".into(),
+            Value::Null,
+        );
+    };
+    if !bearer(req.headers()).is_some_and(|t| token.matches(t)) {
+        rejected(&s, "unauthorized");
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token".into(),
+            Value::Null,
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    }
+    let caller = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    if let Err(wait) = s.rate_check(&caller) {
+        rejected(&s, "rate_limited");
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests from {caller}; retry in {wait} s"),
+            json!({ "retry_after_secs": wait }),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+        return r;
+    }
+    let body: Bytes = match axum::body::to_bytes(req.into_body(), MAX_REQUEST_JSON).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = RequestError::TooLarge {
+                max: MAX_REQUEST_JSON,
+            };
+            rejected(&s, e.code());
+            return error(
+                StatusCode::BAD_REQUEST,
+                e.code(),
+                e.to_string(),
+                Value::Null,
+            );
+        }
+    };
+    let request = match SignRequest::from_json(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            rejected(&s, e.code());
+            return error(
+                StatusCode::BAD_REQUEST,
+                e.code(),
+                e.to_string(),
+                Value::Null,
+            );
+        }
+    };
+    let view = match s.check_member() {
+        Ok(v) => v,
+        Err(e) => return sign_error(&s, e),
+    };
+    let Some(_slot) = s.try_slot() else {
+        rejected(&s, "queue_full");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_full",
+            "too many signing requests pending on this node; retry later".into(),
+            Value::Null,
+        );
+    };
+    match s.sign(&view, &request).await {
+        Ok(signed) => {
+            s.metrics().sign.outcome(None);
+            (StatusCode::OK, axum::Json(signed)).into_response()
+        }
+        Err(e) => sign_error(&s, e),
+    }
+}
+
+fn sign_error(s: &SignService, e: SignError) -> Response {
+    let (status, code, extra) = match &e {
+        SignError::NoActiveView => (StatusCode::CONFLICT, "no_active_view", Value::Null),
+        SignError::NotAMember { view } => (
+            StatusCode::CONFLICT,
+            "not_a_member",
+            json!({ "view": view }),
+        ),
+        SignError::NoQuorum(q) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "no_quorum",
+            json!({
+                "valid_partials": q.valid,
+                "threshold": q.threshold,
+                "culprits": q.culprits,
+            }),
+        ),
+        SignError::Combine => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "combine_failed",
+            Value::Null,
+        ),
+    };
+    rejected(s, code);
+    error(status, code, e.to_string(), extra)
+}
+
+/// The route.
+pub fn routes(service: SignService) -> Router {
+    Router::new().route("/sign", post(sign)).with_state(service)
+}

@@ -1,0 +1,607 @@
+//! Threshold signatures on demand: `POST /sign` on every committee member of the active view
+//! ([`http`]), signed by `t` members' shares of the view's key.
+//!
+//! # What happens
+//! - The member asked over HTTP checks the caller (bearer token, per-caller rate limit
+//!   ([`limit`]), a bounded number of requests pending at once) and the request
+//!   (`keyquorum_beacon::sign::SignRequest`), then coordinates: it signs with its own share and
+//!   sends the request, for the active view, to every other committee member at once over
+//!   `keyquorum-net` (kind [`keyquorum_net::SIGN_REQUEST_KIND`] in the view's beacon session,
+//!   whose allow-list is the committee, so only members ask and only members answer).
+//! - Each member signs only a well-formed request for its own active view
+//!   (`keyquorum_beacon::sign::answer_partial`) and answers with its partial, or a refusal.
+//! - The coordinator's `Collector` verifies every partial against the sender's public key
+//!   share, takes one per member, names a member whose partial fails (log and
+//!   `keyquorum_sign_partials_total{result="invalid"}`) and never asks it again for that
+//!   request; at `t` valid partials it combines and verifies the signature under the group
+//!   key. Each member is asked once: no blind retries. If `t` valid partials are not in by the
+//!   timeout, the answer names how many of `t` arrived.
+//!
+//! The signature is a BLS signature in the IETF proof-of-possession ciphersuite with keys in
+//! G1 (`BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_`) on
+//! `keyquorum_beacon::sign::signing_bytes(domain, message)`.
+//!
+//! # Metrics
+//! `keyquorum_sign_requests_total{result}` (`signed`, `rejected`),
+//! `keyquorum_sign_rejections_total{reason}` (the error codes of [`http`]),
+//! `keyquorum_sign_partials_total{member, result}` (partials this node collected as
+//! coordinator: `valid`, `invalid`, `refused`, `unreachable`),
+//! `keyquorum_sign_answers_total{result}` (requests this node answered as a member: `signed`,
+//! `other_view`, `no_share`, `malformed`; `refused` when the network refused a non-member), `keyquorum_sign_combine_seconds` (the collector
+//! call that combined: combine and verify) and `keyquorum_sign_request_seconds` (from the
+//! request to the signature).
+
+pub mod http;
+pub mod limit;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use group::prime::PrimeCurveAffine;
+use keyquorum_beacon::sign::{
+    Collector, NoQuorum, PartialAnswer, PartialRejected, PartialRequest, Progress, SignGroup,
+    SignRequest, SignerShare, answer_partial,
+};
+use keyquorum_crypto::secret::Secret;
+use keyquorum_crypto::tbls::{self, MinPk};
+use keyquorum_net::{NetworkHandle, SessionId};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+use zeroize::Zeroizing;
+
+use crate::metrics::Metrics;
+use crate::store::BeaconViewRecord;
+use limit::RateLimiter;
+
+type Scalar = blstrs::Scalar;
+
+/// The `[sign]` section of the node's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignConfig {
+    /// File holding the bearer token callers must present (surrounding whitespace ignored).
+    /// Without it, `POST /sign` is off and answers 404 `sign_disabled`.
+    pub token_file: Option<PathBuf>,
+    /// Requests a second each caller (remote IP address) may make, sustained.
+    pub rate_per_sec: f64,
+    /// Requests a caller may make at once before the rate applies.
+    pub burst: u32,
+    /// Requests signing at once on this node; more are refused with 503 `queue_full`.
+    pub max_pending: usize,
+    /// How long to wait for `t` valid partials, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for SignConfig {
+    fn default() -> Self {
+        SignConfig {
+            token_file: None,
+            rate_per_sec: 5.0,
+            burst: 10,
+            max_pending: 16,
+            timeout_ms: 5000,
+        }
+    }
+}
+
+impl SignConfig {
+    /// Why the section is unusable, if it is.
+    pub fn problem(&self) -> Option<String> {
+        if !(self.rate_per_sec.is_finite() && self.rate_per_sec > 0.0) {
+            return Some("sign.rate_per_sec must be a positive number".into());
+        }
+        if self.burst == 0 {
+            return Some("sign.burst must be at least 1".into());
+        }
+        if self.max_pending == 0 {
+            return Some("sign.max_pending must be at least 1".into());
+        }
+        if self.timeout_ms == 0 {
+            return Some("sign.timeout_ms must be positive".into());
+        }
+        None
+    }
+
+    /// Reads the token file, if one is configured.
+    pub fn read_token(&self) -> Result<Option<Token>, String> {
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("sign token file {}: {e}", path.display()))?,
+        );
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(format!("sign token file {} is empty", path.display()));
+        }
+        Ok(Some(Token(Zeroizing::new(token.as_bytes().to_vec()))))
+    }
+}
+
+/// The bearer token: wiped on drop, redacted in `Debug`, compared in constant time.
+pub struct Token(Zeroizing<Vec<u8>>);
+
+impl Token {
+    /// A token from its bytes.
+    pub fn new(bytes: &[u8]) -> Self {
+        Token(Zeroizing::new(bytes.to_vec()))
+    }
+
+    /// Whether `presented` is the token, in time independent of where they differ.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        if presented.len() != self.0.len() {
+            return false;
+        }
+        presented
+            .iter()
+            .zip(self.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// The active view as the signing service sees it.
+#[derive(Debug)]
+pub struct SignView {
+    view: u64,
+    session: SessionId,
+    group: SignGroup,
+    identities: Vec<Vec<u8>>,
+    own: Option<usize>,
+    share: Option<SignerShare>,
+}
+
+impl SignView {
+    /// The view `record` describes, with this node's `(index, share)` if it holds one.
+    pub fn new(
+        record: &BeaconViewRecord,
+        share: Option<(u64, Secret<Scalar>)>,
+    ) -> Result<Self, String> {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(&record.magic_block_hash, &mut hash)
+            .map_err(|_| "magic block hash".to_string())?;
+        let info = keyquorum_beacon::ChainInfo::from_json(record.chain_info.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let group_key =
+            tbls::decode_public_key::<MinPk>(info.public_key()).map_err(|e| e.to_string())?;
+        let mut members = Vec::with_capacity(record.members.len());
+        let mut identities = Vec::with_capacity(record.members.len());
+        for m in &record.members {
+            let bytes = hex::decode(&m.public_share).map_err(|_| "public share".to_string())?;
+            let pk = tbls::decode_public_key::<MinPk>(&bytes).map_err(|e| e.to_string())?;
+            members.push((Scalar::from(m.index), pk));
+            identities.push(hex::decode(&m.identity).map_err(|_| "identity".to_string())?);
+        }
+        let group = SignGroup::new(record.threshold as usize, members, group_key)
+            .map_err(|e| e.to_string())?;
+        let own = match (record.own_index, &share) {
+            (Some(index), Some((held, _))) if index == *held => {
+                record.members.iter().position(|m| m.index == index)
+            }
+            _ => None,
+        };
+        let share = own.and(share).map(|(index, share)| SignerShare {
+            index: Scalar::from(index),
+            share,
+        });
+        Ok(SignView {
+            view: record.view,
+            session: keyquorum_net::beacon_session(&hash),
+            group,
+            identities,
+            own,
+            share,
+        })
+    }
+
+    /// The view.
+    pub fn view(&self) -> u64 {
+        self.view
+    }
+}
+
+/// A signature, as `POST /sign` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed {
+    /// The compressed G2 signature (96 bytes, hex).
+    pub signature: String,
+    /// The view's group key (compressed G1, 48 bytes, hex).
+    pub public_key: String,
+    /// The view whose key signed.
+    pub view: u64,
+    /// The domain.
+    pub domain: String,
+    /// The message (hex).
+    pub message: String,
+}
+
+/// Why no signature was made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// No view is active on this node.
+    #[error("no active view on this node")]
+    NoActiveView,
+    /// This node holds no share of the active view.
+    #[error("this node is not a member of view {view}'s committee")]
+    NotAMember {
+        /// The active view.
+        view: u64,
+    },
+    /// Too few valid partials by the timeout.
+    #[error(transparent)]
+    NoQuorum(#[from] NoQuorum),
+    /// Verified partials did not combine to a valid signature (a group the node accepted
+    /// cannot get here).
+    #[error("the combined signature does not verify under the group key")]
+    Combine,
+}
+
+/// The signing service of a node: configuration, the active view and the network.
+#[derive(Clone, Debug)]
+pub struct SignService(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    token: Option<Token>,
+    config: SignConfig,
+    limiter: Mutex<RateLimiter>,
+    pending: Semaphore,
+    view: RwLock<Option<Arc<SignView>>>,
+    net: OnceLock<NetworkHandle>,
+    metrics: Arc<Metrics>,
+    corrupt_partials: bool,
+}
+
+impl SignService {
+    /// The service; `token` `None` turns `POST /sign` off. `corrupt_partials` is the
+    /// `bad-beacon` fault: this node's partials do not verify.
+    pub fn new(
+        config: SignConfig,
+        token: Option<Token>,
+        metrics: Arc<Metrics>,
+        corrupt_partials: bool,
+    ) -> Self {
+        SignService(Arc::new(Inner {
+            limiter: Mutex::new(RateLimiter::new(config.rate_per_sec, config.burst)),
+            pending: Semaphore::new(config.max_pending),
+            token,
+            config,
+            view: RwLock::new(None),
+            net: OnceLock::new(),
+            metrics,
+            corrupt_partials,
+        }))
+    }
+
+    /// A service that is off (no token), for embedders and tests that do not sign.
+    pub fn disabled(metrics: Arc<Metrics>) -> Self {
+        Self::new(SignConfig::default(), None, metrics, false)
+    }
+
+    /// The network to reach the committee through (once it is up).
+    pub fn set_network(&self, net: NetworkHandle) {
+        let _ = self.0.net.set(net);
+    }
+
+    /// Signs for `view` from now on (`None`: no active view).
+    pub fn set_view(&self, view: Option<SignView>) {
+        if let Some(v) = &view {
+            info!(
+                view = v.view,
+                member = v.own.is_some(),
+                threshold = v.group.threshold(),
+                "on-demand signing follows the view"
+            );
+        }
+        if let Ok(mut w) = self.0.view.write() {
+            *w = view.map(Arc::new);
+        }
+    }
+
+    fn active(&self) -> Option<Arc<SignView>> {
+        self.0.view.read().ok().and_then(|v| v.clone())
+    }
+
+    /// Whether a token is configured.
+    pub fn enabled(&self) -> bool {
+        self.0.token.is_some()
+    }
+
+    pub(crate) fn token(&self) -> Option<&Token> {
+        self.0.token.as_ref()
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// Takes one request from `caller`'s bucket now.
+    pub(crate) fn rate_check(&self, caller: &str) -> Result<(), u64> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        match self.0.limiter.lock() {
+            Ok(mut l) => l.check(caller, now),
+            Err(_) => Err(1),
+        }
+    }
+
+    /// A pending-request slot, if one is free.
+    pub(crate) fn try_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.0.pending.try_acquire().ok()
+    }
+
+    /// The view and membership check of a request, before it waits for anything.
+    pub(crate) fn check_member(&self) -> Result<Arc<SignView>, SignError> {
+        let view = self.active().ok_or(SignError::NoActiveView)?;
+        if view.share.is_none() || view.own.is_none() {
+            return Err(SignError::NotAMember { view: view.view });
+        }
+        Ok(view)
+    }
+
+    /// The member side: the answer to a signing request from committee member `from` in
+    /// `session` (as the network authenticated them).
+    pub fn answer(&self, session: &SessionId, from: Option<&[u8]>, payload: &[u8]) -> Vec<u8> {
+        let view = self.active();
+        let answer = match &view {
+            Some(v)
+                if v.session == *session
+                    && from.is_some_and(|f| v.identities.iter().any(|i| i == f)) =>
+            {
+                answer_partial(v.view, v.share.as_ref(), payload)
+            }
+            // Another view's session, or a sender the allow-list should have stopped.
+            _ => PartialAnswer::Refused(keyquorum_beacon::sign::Refusal::OtherView),
+        };
+        let result = match &answer {
+            PartialAnswer::Partial(_) => "signed",
+            PartialAnswer::Refused(keyquorum_beacon::sign::Refusal::OtherView) => "other_view",
+            PartialAnswer::Refused(keyquorum_beacon::sign::Refusal::NoShare) => "no_share",
+            PartialAnswer::Refused(keyquorum_beacon::sign::Refusal::Malformed) => "malformed",
+        };
+        self.0.metrics.sign.outcome_member(result);
+        match answer {
+            PartialAnswer::Partial(mut p) if self.0.corrupt_partials => {
+                // The `bad-beacon` fault: a valid point that is not the partial signature.
+                p.sig = blstrs::G2Affine::generator();
+                PartialAnswer::Partial(p).to_bytes()
+            }
+            a => a.to_bytes(),
+        }
+    }
+
+    /// The coordinator side: signs `request` with `view`'s committee (see the module docs).
+    pub(crate) async fn sign(
+        &self,
+        view: &SignView,
+        request: &SignRequest,
+    ) -> Result<Signed, SignError> {
+        let started = Instant::now();
+        // Before the network is up the other members are out of reach, like members that do
+        // not answer.
+        let net = self.0.net.get();
+        let own = view.own.ok_or(SignError::NotAMember { view: view.view })?;
+        let payload = PartialRequest {
+            view: view.view,
+            request: request.clone(),
+        }
+        .to_bytes();
+        let mut collector = Collector::new(&view.group, request);
+        let mut asks: FuturesUnordered<_> = view
+            .identities
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != own)
+            .filter_map(|(i, id)| Some((i, id, net?)))
+            .map(|(i, id, net)| {
+                let (net, id, payload) = (net.clone(), id.clone(), payload.clone());
+                async move { (i, net.send_sign_request(id, view.session, payload).await) }
+            })
+            .collect();
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.0.config.timeout_ms);
+        let mine = answer_partial(view.view, view.share.as_ref(), &payload).to_bytes();
+        let mut outcome = self.take(view, &mut collector, own, Ok(mine));
+
+        while outcome.is_none() {
+            match tokio::time::timeout_at(deadline, asks.next()).await {
+                Ok(Some((member, answer))) => {
+                    outcome = self.take(view, &mut collector, member, answer);
+                }
+                // Every member answered, or the time is up.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        match outcome {
+            Some(Ok(sig)) => {
+                self.0
+                    .metrics
+                    .sign
+                    .request
+                    .observe(started.elapsed().as_secs_f64());
+                Ok(Signed {
+                    signature: hex::encode(sig.to_compressed()),
+                    public_key: hex::encode(view.group.group_key().to_compressed()),
+                    view: view.view,
+                    domain: request.domain.clone(),
+                    message: hex::encode(&request.message),
+                })
+            }
+            Some(Err(e)) => Err(e),
+            None => {
+                let no = collector.no_quorum();
+                warn!(view = view.view, valid = no.valid, threshold = no.threshold, culprits = ?no.culprits, "on-demand signature: no quorum");
+                Err(no.into())
+            }
+        }
+    }
+
+    /// Takes one member's answer; `Some` when the collection is over.
+    fn take(
+        &self,
+        view: &SignView,
+        collector: &mut Collector<'_>,
+        member: usize,
+        answer: Result<Vec<u8>, keyquorum_net::NetError>,
+    ) -> Option<Result<blstrs::G2Affine, SignError>> {
+        let m = &self.0.metrics.sign;
+        let label = member.to_string();
+        let count = |result: &str| {
+            m.partials
+                .get_or_create(&vec![("member", label.clone()), ("result", result.into())])
+                .inc();
+        };
+        let bytes = match answer {
+            Ok(b) => b,
+            Err(e) => {
+                debug!(view = view.view, member, error = %e, "sign request not answered");
+                count("unreachable");
+                return None;
+            }
+        };
+        let started = Instant::now();
+        match collector.add_answer(member, &bytes) {
+            Ok(Progress::NeedMore { .. }) => {
+                count("valid");
+                None
+            }
+            Ok(Progress::Done(sig)) => {
+                count("valid");
+                m.combine.observe(started.elapsed().as_secs_f64());
+                Some(Ok(sig))
+            }
+            Err(PartialRejected::Invalid { member }) => {
+                warn!(view = view.view, member, "bad on-demand partial signature");
+                count("invalid");
+                None
+            }
+            Err(PartialRejected::NoPartial { .. }) => {
+                count("refused");
+                None
+            }
+            Err(PartialRejected::CombinedInvalid) => Some(Err(SignError::Combine)),
+            Err(PartialRejected::UnknownMember { .. } | PartialRejected::Duplicate { .. }) => None,
+        }
+    }
+}
+
+/// The signing service's metrics (see the module docs).
+pub struct SignMetrics {
+    pub(crate) requests: Family<Vec<(&'static str, String)>, Counter>,
+    pub(crate) rejections: Family<Vec<(&'static str, String)>, Counter>,
+    pub(crate) partials: Family<Vec<(&'static str, String)>, Counter>,
+    pub(crate) answers: Family<Vec<(&'static str, String)>, Counter>,
+    pub(crate) combine: Histogram,
+    pub(crate) request: Histogram,
+}
+
+impl SignMetrics {
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        let m = SignMetrics {
+            requests: Family::default(),
+            rejections: Family::default(),
+            partials: Family::default(),
+            answers: Family::default(),
+            // Half a millisecond to about 8 s, doubling.
+            combine: Histogram::new(exponential_buckets(0.0005, 2.0, 15)),
+            request: Histogram::new(exponential_buckets(0.0005, 2.0, 15)),
+        };
+        registry.register(
+            "keyquorum_sign_requests",
+            "On-demand signing requests over HTTP, by result",
+            m.requests.clone(),
+        );
+        registry.register(
+            "keyquorum_sign_rejections",
+            "On-demand signing requests refused, by reason",
+            m.rejections.clone(),
+        );
+        registry.register(
+            "keyquorum_sign_partials",
+            "On-demand partial signatures collected as coordinator, by sender's committee position and result",
+            m.partials.clone(),
+        );
+        registry.register(
+            "keyquorum_sign_answers",
+            "On-demand signing requests answered as a committee member, by result",
+            m.answers.clone(),
+        );
+        registry.register_with_unit(
+            "keyquorum_sign_combine",
+            "Time of the collector call that combined an on-demand signature (combine and verify)",
+            Unit::Seconds,
+            m.combine.clone(),
+        );
+        registry.register_with_unit(
+            "keyquorum_sign_request",
+            "Time from an on-demand signing request to its signature",
+            Unit::Seconds,
+            m.request.clone(),
+        );
+        m
+    }
+
+    /// Counts a request's outcome: signed, or rejected for `reason`.
+    pub fn outcome(&self, reason: Option<&str>) {
+        match reason {
+            None => {
+                self.requests
+                    .get_or_create(&vec![("result", "signed".into())])
+                    .inc();
+            }
+            Some(r) => {
+                self.requests
+                    .get_or_create(&vec![("result", "rejected".into())])
+                    .inc();
+                self.rejections
+                    .get_or_create(&vec![("reason", r.into())])
+                    .inc();
+            }
+        };
+    }
+
+    /// Counts a signing request this node answered (or the network refused) as a member.
+    pub fn outcome_member(&self, result: &str) {
+        self.answers
+            .get_or_create(&vec![("result", result.into())])
+            .inc();
+    }
+
+    /// Requests rejected for `reason` so far.
+    pub fn rejections(&self, reason: &str) -> u64 {
+        self.rejections
+            .get(&vec![("reason", reason.into())])
+            .map(|c| c.get())
+            .unwrap_or(0)
+    }
+
+    /// Partials from `member` counted with `result`.
+    pub fn partials(&self, member: usize, result: &str) -> u64 {
+        self.partials
+            .get(&vec![
+                ("member", member.to_string()),
+                ("result", result.into()),
+            ])
+            .map(|c| c.get())
+            .unwrap_or(0)
+    }
+}

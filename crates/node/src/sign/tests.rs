@@ -1,0 +1,336 @@
+//! `POST /sign` over a real loopback HTTP server: every rejection with its status and code, a
+//! one-member signature, and the answers a member gives other members.
+
+use std::net::SocketAddr;
+
+use keyquorum_beacon::info::DEFAULT_BEACON_ID;
+use keyquorum_beacon::sign::{PartialAnswer, Refusal, SignRequest};
+use keyquorum_beacon::{ChainInfo, SchemeId};
+use keyquorum_crypto::poly::Polynomial;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+use crate::store::BeaconMemberRecord;
+
+const TOKEN: &str = "s3cret-token";
+
+fn identity(i: usize) -> Vec<u8> {
+    vec![i as u8 + 1; 96]
+}
+
+/// A view of `n` members with threshold `t`, this node member `own` (or none), and the shares.
+fn view(n: usize, t: usize, own: Option<usize>) -> (BeaconViewRecord, Vec<Scalar>) {
+    let poly = Polynomial::<Scalar>::random(t - 1, None, &mut ChaCha20Rng::seed_from_u64(9));
+    let mut members = Vec::new();
+    let mut shares = Vec::new();
+    for i in 0..n {
+        let share = poly.evaluate(&Scalar::from(i as u64 + 1));
+        let public = tbls::public_key::<MinPk>(&Secret::new(share));
+        members.push(BeaconMemberRecord {
+            identity: hex::encode(identity(i)),
+            index: i as u64 + 1,
+            public_share: hex::encode(public.to_compressed()),
+        });
+        shares.push(share);
+    }
+    let group_key = tbls::public_key::<MinPk>(&Secret::new(poly.constant()));
+    let info = ChainInfo::for_view(
+        None,
+        SchemeId::PedersenBlsChained,
+        &group_key.to_compressed(),
+        [7; 32],
+        1_700_000_000,
+        3,
+        DEFAULT_BEACON_ID,
+    )
+    .unwrap();
+    let record = BeaconViewRecord {
+        view: 4,
+        magic_block_hash: hex::encode([7u8; 32]),
+        chain_info: info.to_json(),
+        threshold: t as u32,
+        members,
+        own_index: own.map(|i| i as u64 + 1),
+    };
+    (record, shares)
+}
+
+fn sign_view(n: usize, t: usize, own: Option<usize>) -> SignView {
+    let (record, shares) = view(n, t, own);
+    let share = own.map(|i| (i as u64 + 1, Secret::new(shares[i])));
+    SignView::new(&record, share).unwrap()
+}
+
+fn service(config: SignConfig, token: Option<&str>) -> SignService {
+    SignService::new(
+        config,
+        token.map(|t| Token::new(t.as_bytes())),
+        Arc::new(Metrics::new()),
+        false,
+    )
+}
+
+async fn serve(s: SignService) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = http::routes(s).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// Posts `body` with `token` (if any); returns the status and the JSON answer.
+async fn post(addr: SocketAddr, token: Option<&str>, body: &str) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "POST /sign HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let json = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+}
+
+const GOOD: &str = r#"{"domain":"example.org/v1","message":"deadbeef"}"#;
+
+fn code(v: &Value) -> &str {
+    v["error"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn without_a_token_the_endpoint_is_off() {
+    let s = service(SignConfig::default(), None);
+    let addr = serve(s.clone()).await;
+    let (status, body) = post(addr, Some(TOKEN), GOOD).await;
+    assert_eq!((status, code(&body)), (404, "sign_disabled"));
+    assert!(body["message"].as_str().unwrap().contains("token_file"));
+    assert_eq!(s.metrics().sign.rejections("sign_disabled"), 1);
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_is_unauthorized() {
+    let s = service(SignConfig::default(), Some(TOKEN));
+    s.set_view(Some(sign_view(1, 1, Some(0))));
+    let addr = serve(s.clone()).await;
+    for token in [None, Some("wrong"), Some("s3cret-token-and-more"), Some("")] {
+        let (status, body) = post(addr, token, GOOD).await;
+        assert_eq!((status, code(&body)), (401, "unauthorized"), "{token:?}");
+    }
+    assert_eq!(s.metrics().sign.rejections("unauthorized"), 4);
+}
+
+#[tokio::test]
+async fn a_caller_past_its_burst_is_rate_limited() {
+    let config = SignConfig {
+        rate_per_sec: 0.01,
+        burst: 2,
+        ..SignConfig::default()
+    };
+    let s = service(config, Some(TOKEN));
+    let addr = serve(s.clone()).await;
+    // No view: the first two get past the limiter and stop at the view check.
+    for _ in 0..2 {
+        let (status, body) = post(addr, Some(TOKEN), GOOD).await;
+        assert_eq!((status, code(&body)), (409, "no_active_view"));
+    }
+    let (status, body) = post(addr, Some(TOKEN), GOOD).await;
+    assert_eq!((status, code(&body)), (429, "rate_limited"));
+    assert_eq!(body["retry_after_secs"], 100);
+}
+
+#[tokio::test]
+async fn malformed_requests_are_refused_with_their_code() {
+    let s = service(SignConfig::default(), Some(TOKEN));
+    s.set_view(Some(sign_view(1, 1, Some(0))));
+    let addr = serve(s.clone()).await;
+    let long = format!(
+        r#"{{"domain":"d","message":"{}"}}"#,
+        "00".repeat(keyquorum_beacon::sign::MAX_MESSAGE_LEN + 1)
+    );
+    let huge = " ".repeat(keyquorum_beacon::sign::MAX_REQUEST_JSON + 1);
+    let cases: [(&str, &str); 7] = [
+        ("nope", "bad_json"),
+        (r#"{"domain":"d"}"#, "bad_json"),
+        (r#"{"domain":"","message":"00"}"#, "bad_domain"),
+        (r#"{"domain":"tab\there","message":"00"}"#, "bad_domain"),
+        (r#"{"domain":"d","message":"0xdead"}"#, "bad_message"),
+        (&long, "message_too_long"),
+        (&huge, "too_large"),
+    ];
+    for (body, expect) in cases {
+        let (status, answer) = post(addr, Some(TOKEN), body).await;
+        assert_eq!((status, code(&answer)), (400, expect), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_view_or_a_share_the_conflict_is_named() {
+    let s = service(SignConfig::default(), Some(TOKEN));
+    let addr = serve(s.clone()).await;
+    let (status, body) = post(addr, Some(TOKEN), GOOD).await;
+    assert_eq!((status, code(&body)), (409, "no_active_view"));
+    s.set_view(Some(sign_view(3, 2, None)));
+    let (status, body) = post(addr, Some(TOKEN), GOOD).await;
+    assert_eq!((status, code(&body)), (409, "not_a_member"));
+    assert_eq!(body["view"], 4);
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503() {
+    let config = SignConfig {
+        max_pending: 1,
+        ..SignConfig::default()
+    };
+    let s = service(config, Some(TOKEN));
+    s.set_view(Some(sign_view(1, 1, Some(0))));
+    let addr = serve(s.clone()).await;
+    let slot = s.try_slot().unwrap();
+    let (status, body) = post(addr, Some(TOKEN), GOOD).await;
+    assert_eq!((status, code(&body)), (503, "queue_full"));
+    drop(slot);
+    let (status, _) = post(addr, Some(TOKEN), GOOD).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_one_member_view_signs_and_the_signature_verifies() {
+    let s = service(SignConfig::default(), Some(TOKEN));
+    s.set_view(Some(sign_view(1, 1, Some(0))));
+    let addr = serve(s.clone()).await;
+    let (status, body) = post(addr, Some(TOKEN), GOOD).await;
+    assert_eq!(status, 200, "{body}");
+    let signed: Signed = serde_json::from_value(body).unwrap();
+    assert_eq!(signed.view, 4);
+    assert_eq!(signed.domain, "example.org/v1");
+    assert_eq!(signed.message, "deadbeef");
+    let pk = tbls::decode_public_key::<MinPk>(&hex::decode(&signed.public_key).unwrap()).unwrap();
+    let sig = tbls::decode_signature::<MinPk>(&hex::decode(&signed.signature).unwrap()).unwrap();
+    let msg = SignRequest::new("example.org/v1", &[0xde, 0xad, 0xbe, 0xef])
+        .unwrap()
+        .signing_bytes();
+    tbls::verify::<MinPk>(&pk, &msg, &sig).unwrap();
+    assert_eq!(s.metrics().sign.partials(0, "valid"), 1);
+}
+
+#[tokio::test]
+async fn too_few_partials_by_the_timeout_is_no_quorum_with_the_count() {
+    let config = SignConfig {
+        timeout_ms: 200,
+        ..SignConfig::default()
+    };
+    let s = service(config, Some(TOKEN));
+    // Three members, t = 2, and no network to reach the other two.
+    s.set_view(Some(sign_view(3, 2, Some(1))));
+    let addr = serve(s.clone()).await;
+    let (status, body) = post(addr, Some(TOKEN), GOOD).await;
+    assert_eq!((status, code(&body)), (504, "no_quorum"), "{body}");
+    assert_eq!(body["valid_partials"], 1);
+    assert_eq!(body["threshold"], 2);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 valid partials of 2")
+    );
+}
+
+#[test]
+fn members_answer_only_committee_members_in_the_views_session() {
+    let s = service(SignConfig::default(), Some(TOKEN));
+    let v = sign_view(3, 2, Some(2));
+    let session = v.session;
+    s.set_view(Some(v));
+    let req = PartialRequest {
+        view: 4,
+        request: SignRequest::new("d", b"m").unwrap(),
+    }
+    .to_bytes();
+    let answer = |session: &SessionId, from: Option<&[u8]>, payload: &[u8]| {
+        PartialAnswer::from_bytes(&s.answer(session, from, payload)).unwrap()
+    };
+    assert!(matches!(
+        answer(&session, Some(&identity(0)), &req),
+        PartialAnswer::Partial(_)
+    ));
+    let refused = PartialAnswer::Refused(Refusal::OtherView);
+    assert_eq!(answer(&[0; 32], Some(&identity(0)), &req), refused);
+    assert_eq!(answer(&session, Some(&identity(7)), &req), refused);
+    assert_eq!(answer(&session, None, &req), refused);
+    let other_view = PartialRequest {
+        view: 3,
+        request: SignRequest::new("d", b"m").unwrap(),
+    }
+    .to_bytes();
+    assert_eq!(answer(&session, Some(&identity(0)), &other_view), refused);
+    assert_eq!(
+        answer(&session, Some(&identity(0)), b"junk"),
+        PartialAnswer::Refused(Refusal::Malformed)
+    );
+    // A node without a share of the view refuses too.
+    s.set_view(Some(sign_view(3, 2, None)));
+    assert_eq!(
+        answer(&session, Some(&identity(0)), &req),
+        PartialAnswer::Refused(Refusal::NoShare)
+    );
+}
+
+#[test]
+fn the_bad_beacon_fault_sends_partials_that_do_not_verify() {
+    let s = SignService::new(SignConfig::default(), None, Arc::new(Metrics::new()), true);
+    let v = sign_view(3, 2, Some(0));
+    let session = v.session;
+    let group = v.group.clone();
+    s.set_view(Some(v));
+    let request = SignRequest::new("d", b"m").unwrap();
+    let req = PartialRequest {
+        view: 4,
+        request: request.clone(),
+    }
+    .to_bytes();
+    let bytes = s.answer(&session, Some(&identity(1)), &req);
+    let mut c = keyquorum_beacon::sign::Collector::new(&group, &request);
+    assert_eq!(
+        c.add_answer(0, &bytes),
+        Err(PartialRejected::Invalid { member: 0 })
+    );
+}
+
+#[test]
+fn tokens_compare_whole_and_never_show() {
+    let t = Token::new(b"abc");
+    assert!(t.matches(b"abc"));
+    assert!(!t.matches(b"abd"));
+    assert!(!t.matches(b"ab"));
+    assert!(!t.matches(b"abcd"));
+    assert_eq!(format!("{t:?}"), "Token(<redacted>)");
+}
+
+#[test]
+fn the_token_file_is_read_trimmed_and_must_not_be_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "  tok\n").unwrap();
+    let config = SignConfig {
+        token_file: Some(path.clone()),
+        ..SignConfig::default()
+    };
+    assert!(config.read_token().unwrap().unwrap().matches(b"tok"));
+    std::fs::write(&path, "\n").unwrap();
+    assert!(config.read_token().unwrap_err().contains("empty"));
+    assert!(SignConfig::default().read_token().unwrap().is_none());
+    let bad = SignConfig {
+        burst: 0,
+        ..SignConfig::default()
+    };
+    assert!(bad.problem().is_some());
+    assert!(SignConfig::default().problem().is_none());
+}
