@@ -464,12 +464,7 @@ impl SignService {
         answer: Result<Vec<u8>, keyquorum_net::NetError>,
     ) -> Option<Result<blstrs::G2Affine, SignError>> {
         let m = &self.0.metrics.sign;
-        let label = member.to_string();
-        let count = |result: &str| {
-            m.partials
-                .get_or_create(&vec![("member", label.clone()), ("result", result.into())])
-                .inc();
-        };
+        let count = |result: &str| m.partial(member, result);
         let bytes = match answer {
             Ok(b) => b,
             Err(e) => {
@@ -583,6 +578,16 @@ impl SignMetrics {
     pub fn outcome_member(&self, result: &str) {
         self.answers
             .get_or_create(&vec![("result", result.into())])
+            .inc();
+    }
+
+    /// Counts a partial from committee position `member` collected as coordinator.
+    pub fn partial(&self, member: usize, result: &str) {
+        self.partials
+            .get_or_create(&vec![
+                ("member", member.to_string()),
+                ("result", result.into()),
+            ])
             .inc();
     }
 
