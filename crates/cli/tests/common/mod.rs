@@ -100,7 +100,8 @@ pub fn new_key(dir: &Path, i: usize) -> NodeSpec {
 }
 
 /// Starts node `i` (bootstrapping from node 0, or node 1 for node 0), with `fault` injected if
-/// given; its log goes to `dir/node{i}.log`.
+/// given; its log goes to `dir/node{i}.log`. When `dir/sign.token` exists, the node serves
+/// `POST /sign` with that token.
 pub fn start_node(
     dir: &Path,
     chain_port: u16,
@@ -139,6 +140,10 @@ pub fn start_node(
     }
     if let Some(fault) = fault {
         cmd.args(["--fault", fault]);
+    }
+    let token = dir.join("sign.token");
+    if token.exists() {
+        cmd.arg("--sign-token-file").arg(token);
     }
     Proc(cmd.spawn().unwrap())
 }
