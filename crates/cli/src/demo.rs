@@ -15,6 +15,9 @@
 //! /info, in the order first seen], rounds: [{round, randomness, signature,
 //! previous_signature, chain_hash, view}]}` (drand's hex, no `0x`): `chains` is a list because
 //! a fresh key starts a new chain, and `view` is the view active at the round's scheduled time.
+//! Then it asks the last view's committee for one threshold signature on demand (`POST /sign`,
+//! `demo_sign`), checks it with `blst`, prints it, and in JSON reports it as `sign: {domain,
+//! message, signature, public_key, view}`.
 //!
 //! Stakes are chosen so that the story is the interesting one: the faulty nodes rank last in
 //! the first committee, are excluded from the first view, lose stake (10% for any recorded
@@ -48,6 +51,7 @@ use keyquorum_node::cli::CliError;
 use crate::OutputFormat;
 use crate::demo_beacon::BeaconLog;
 use crate::demo_report::{self, Observer};
+use crate::demo_sign;
 
 /// Arguments of `keyquorum demo`.
 #[derive(Args, Debug, Clone)]
@@ -305,6 +309,11 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
     let pass_file = dir.join("passphrase");
     write_private(&pass_file, &pass_hex)?;
     let passphrase = Passphrase::new(pass_hex);
+    // The bearer token of the nodes' `POST /sign`, random like the passphrase.
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut pass_bytes);
+    let sign_token = hex::encode(pass_bytes);
+    let sign_token_file = dir.join("sign.token");
+    write_private(&sign_token_file, &sign_token)?;
     let width = if args.nodes > 10 { 2 } else { 1 };
     let mut observer = Observer::default();
     let mut specs = Vec::new();
@@ -369,6 +378,8 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
             .arg(stake(i).to_string())
             .arg("--http-listen")
             .arg(format!("127.0.0.1:{status}"))
+            .arg("--sign-token-file")
+            .arg(&sign_token_file)
             .env(
                 "KEYQUORUM_LOG",
                 std::env::var("KEYQUORUM_LOG").unwrap_or_else(|_| "info,libp2p=warn".into()),
@@ -644,6 +655,23 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
         }
         waiting.finish_and_clear();
     }
+    // One threshold signature on demand by the last view's committee.
+    let mut on_demand = None;
+    if failure.is_none() && observer.current_view > 0 {
+        let view = observer.current_view;
+        let key = observer.views.get(&view).and_then(|v| v.group_key.clone());
+        let ports = beacon_ports(&observer, &port_of);
+        let message = format!("signed on demand by view {view}'s committee");
+        match key {
+            Some(key) => {
+                match demo_sign::sign_once(&ports, &sign_token, message.as_bytes(), &key).await {
+                    Ok(s) => on_demand = Some(s),
+                    Err(e) => failure = Some(e),
+                }
+            }
+            None => failure = Some(format!("no group key known for view {view}")),
+        }
+    }
     registering.finish_and_clear();
     for (bar, _) in view_bars.values() {
         if !bar.is_finished() {
@@ -716,6 +744,9 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
         for line in beacon.lines(&activations) {
             println!("{line}");
         }
+        if let Some(s) = &on_demand {
+            println!("{}", s.line());
+        }
         println!();
     } else {
         let views: Vec<serde_json::Value> = views_json
@@ -729,7 +760,11 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
             .collect();
         println!(
             "{}",
-            serde_json::json!({ "views": views, "beacon": beacon.json(&activations) })
+            serde_json::json!({
+                "views": views,
+                "beacon": beacon.json(&activations),
+                "sign": on_demand.as_ref().map(|s| &s.answer),
+            })
         );
     }
     let html = demo_report::html(

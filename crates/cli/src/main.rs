@@ -10,6 +10,7 @@ mod chain;
 mod demo;
 mod demo_beacon;
 mod demo_report;
+mod demo_sign;
 use keyquorum_node::cli::{CliError, EXIT_CODES};
 use keyquorum_sim::{AdversaryKind, CurveChoice, NetModel, SimConfig, VariantChoice};
 

@@ -1,7 +1,9 @@
 //! `keyquorum demo` end to end (four node processes, a fresh key then a reshare) with `--format
 //! json`: the beacon field carries the chain info as served and every round fetched, every
 //! round verifies under its chain's info, no round has two values, and the rounds span the
-//! view change on one chain, numbered from 1 without a gap.
+//! view change on one chain, numbered from 1 without a gap; the sign field carries a threshold
+//! signature made on demand by the last view's committee, which `blst` verifies under the last
+//! view's group key on the signed bytes built here from the domain and message.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -88,5 +90,41 @@ fn the_demo_reports_verified_beacon_rounds_across_the_view_change() {
         views,
         BTreeSet::from([1, 2]),
         "rounds from both views: {numbers:?}"
+    );
+
+    let sign = &report["sign"];
+    assert_eq!(sign["view"], 2, "{sign}");
+    let last_view = report["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["view"] == 2)
+        .expect("view 2 reported");
+    assert_eq!(sign["public_key"], last_view["group_public_key"], "{sign}");
+    let domain = sign["domain"].as_str().unwrap();
+    let message = hex::decode(sign["message"].as_str().unwrap()).unwrap();
+    let mut signed = b"keyquorum/sign/v1".to_vec();
+    signed.push(domain.len() as u8);
+    signed.extend_from_slice(domain.as_bytes());
+    signed.extend_from_slice(&message);
+    let pk = blst::min_pk::PublicKey::key_validate(
+        &hex::decode(sign["public_key"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let sig = blst::min_pk::Signature::sig_validate(
+        &hex::decode(sign["signature"].as_str().unwrap()).unwrap(),
+        true,
+    )
+    .unwrap();
+    assert_eq!(
+        sig.verify(
+            true,
+            &signed,
+            b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_",
+            &[],
+            &pk,
+            true
+        ),
+        blst::BLST_ERROR::BLST_SUCCESS
     );
 }

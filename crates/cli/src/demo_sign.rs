@@ -1,0 +1,122 @@
+//! The demo's on-demand signature: after the view changes, one `POST /sign` to a member of the
+//! active committee, checked with `blst`'s own BLS verification (proof-of-possession tag,
+//! `min_pk`) on the signed bytes built from the request, under the key the node names.
+
+use std::time::Duration;
+
+use keyquorum_beacon::sign::signing_bytes;
+use keyquorum_crypto::tbls::MIN_PK_POP_DST;
+use serde_json::Value;
+
+/// The domain the demo signs under.
+pub const DOMAIN: &str = "keyquorum.demo/v1";
+
+/// A signature made on demand, as the node returned it and the demo checked it.
+#[derive(Debug, Clone)]
+pub struct OnDemand {
+    /// The node's answer: `{signature, public_key, view, domain, message}`.
+    pub answer: Value,
+    /// The status port of the member that signed.
+    pub port: u16,
+}
+
+impl OnDemand {
+    /// The text line.
+    pub fn line(&self) -> String {
+        let a = &self.answer;
+        format!(
+            "on-demand signature (POST /sign to the node on :{}, view {}, verified with blst): \
+             domain {:?}, message {}, signature {}",
+            self.port,
+            a["view"],
+            a["domain"].as_str().unwrap_or(""),
+            a["message"].as_str().unwrap_or(""),
+            a["signature"].as_str().unwrap_or(""),
+        )
+    }
+}
+
+/// Whether `signature` (hex) is a valid signature of `group_key` (hex) on `message` in the
+/// proof-of-possession ciphersuite, by `blst`.
+fn verifies(group_key: &str, signature: &str, message: &[u8]) -> bool {
+    let (Ok(pk), Ok(sig)) = (hex::decode(group_key), hex::decode(signature)) else {
+        return false;
+    };
+    let (Ok(pk), Ok(sig)) = (
+        blst::min_pk::PublicKey::key_validate(&pk),
+        blst::min_pk::Signature::sig_validate(&sig, true),
+    ) else {
+        return false;
+    };
+    sig.verify(true, message, MIN_PK_POP_DST, &[], &pk, true) == blst::BLST_ERROR::BLST_SUCCESS
+}
+
+/// Asks the members at `ports` in turn (the active committee first) to sign `message` until
+/// one answers with a signature that verifies under `group_key`.
+pub async fn sign_once(
+    ports: &[u16],
+    token: &str,
+    message: &[u8],
+    group_key: &str,
+) -> Result<OnDemand, String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let body = serde_json::json!({ "domain": DOMAIN, "message": hex::encode(message) });
+    let signed = signing_bytes(DOMAIN.as_bytes(), message).map_err(|e| e.to_string())?;
+    let mut last = String::from("no node to ask");
+    for &port in ports {
+        let answer = http
+            .post(format!("http://127.0.0.1:{port}/sign"))
+            .bearer_auth(token)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        let (status, text) = match answer {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(e) => {
+                last = format!("node :{port}: {e}");
+                continue;
+            }
+        };
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status != 200 {
+            last = format!("node :{port} answered {status}: {text}");
+            continue;
+        }
+        let key = answer["public_key"].as_str().unwrap_or("");
+        let sig = answer["signature"].as_str().unwrap_or("");
+        if key != group_key {
+            return Err(format!(
+                "node :{port} signed under {key}, not the group key {group_key}"
+            ));
+        }
+        if !verifies(key, sig, &signed) {
+            return Err(format!("node :{port}'s signature does not verify: {text}"));
+        }
+        return Ok(OnDemand { answer, port });
+    }
+    Err(format!("no on-demand signature: {last}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyquorum_crypto::tbls::{self, MinPk};
+
+    #[test]
+    fn the_check_is_blsts_with_the_pop_tag_on_the_signed_bytes() {
+        let sk = tbls::secret_key_from_bytes(&[7; 32]).unwrap();
+        let pk = hex::encode(tbls::public_key::<MinPk>(&sk).to_compressed());
+        let bytes = signing_bytes(DOMAIN.as_bytes(), b"m").unwrap();
+        let sig = hex::encode(tbls::sign::<MinPk>(&sk, &bytes).to_compressed());
+        assert!(verifies(&pk, &sig, &bytes));
+        assert!(!verifies(&pk, &sig, b"m"));
+        let other = tbls::secret_key_from_bytes(&[3; 32]).unwrap();
+        let other_pk = hex::encode(tbls::public_key::<MinPk>(&other).to_compressed());
+        assert!(!verifies(&other_pk, &sig, &bytes));
+        assert!(!verifies("zz", &sig, &bytes));
+    }
+}
