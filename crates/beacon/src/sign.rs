@@ -63,6 +63,9 @@ pub enum RequestError {
     /// The message is not hex (without `0x`).
     #[error("message is not hex")]
     MessageNotHex,
+    /// A [`PartialRequest`] ends before its domain does.
+    #[error("partial request truncated")]
+    Truncated,
     /// The message is longer than [`MAX_MESSAGE_LEN`].
     #[error("message longer than {MAX_MESSAGE_LEN} bytes ({len} bytes)")]
     MessageTooLong {
@@ -79,6 +82,7 @@ impl RequestError {
             RequestError::TooLarge { .. } => "too_large",
             RequestError::BadDomain { .. } => "bad_domain",
             RequestError::MessageNotHex => "bad_message",
+            RequestError::Truncated => "truncated",
             RequestError::MessageTooLong { .. } => "message_too_long",
         }
     }
@@ -186,14 +190,20 @@ impl PartialRequest {
                 max: MAX_PARTIAL_REQUEST_LEN,
             });
         }
-        let too_short = || RequestError::Json("truncated partial request".into());
-        let view = u64::from_be_bytes(bytes.get(..8).ok_or_else(too_short)?.try_into().unwrap());
-        let len = usize::from(*bytes.get(8).ok_or_else(too_short)?);
-        let domain = bytes.get(9..9 + len).ok_or_else(too_short)?;
+        let (view, rest) = bytes
+            .split_first_chunk::<8>()
+            .ok_or(RequestError::Truncated)?;
+        let (len, rest) = rest.split_first().ok_or(RequestError::Truncated)?;
+        let (domain, message) = rest
+            .split_at_checked(usize::from(*len))
+            .ok_or(RequestError::Truncated)?;
         check_domain(domain)?;
         let domain = std::str::from_utf8(domain).expect("printable ASCII is UTF-8");
-        let request = SignRequest::new(domain, &bytes[9 + len..])?;
-        Ok(PartialRequest { view, request })
+        let request = SignRequest::new(domain, message)?;
+        Ok(PartialRequest {
+            view: u64::from_be_bytes(*view),
+            request,
+        })
     }
 }
 

@@ -192,7 +192,16 @@ impl BeaconRuntime {
             .as_ref()
             .map(|(index, s)| (*index, keyquorum_crypto::secret::Secret::new(*s.expose())));
         match SignView::new(&record, sign_share) {
-            Ok(view) => self.sign.set_view(Some(view)),
+            Ok(view) => {
+                // The beacon sets the same allow-list; signing must not depend on it.
+                if let Err(e) = net
+                    .set_session_members(view.session(), view.committee().to_vec())
+                    .await
+                {
+                    warn!(error = %e, "cannot set the signing session's members");
+                }
+                self.sign.set_view(Some(view));
+            }
             Err(e) => error!(view = record.view, error = %e, "on-demand signing not started"),
         }
         let beacon = match Beacon::new(

@@ -121,7 +121,11 @@ fn partial_requests_roundtrip_and_are_bounded() {
         })
     );
     for cut in [0, 5, 8, 9, 12] {
-        assert!(PartialRequest::from_bytes(&bytes[..cut]).is_err(), "{cut}");
+        assert_eq!(
+            PartialRequest::from_bytes(&bytes[..cut]),
+            Err(RequestError::Truncated),
+            "{cut}"
+        );
     }
     let mut bad = bytes.clone();
     bad[9] = 0x01;

@@ -215,6 +215,16 @@ impl SignView {
     pub fn view(&self) -> u64 {
         self.view
     }
+
+    /// The session signing requests of this view travel in (the beacon's).
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+
+    /// The committee's identities, in order.
+    pub fn committee(&self) -> &[Vec<u8>] {
+        &self.identities
+    }
 }
 
 /// A signature, as `POST /sign` returns it.
