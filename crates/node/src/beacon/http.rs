@@ -1,7 +1,8 @@
 //! The beacon's HTTP API on the node's status server, in drand's format (HTTP API v1):
 //! `GET /info` (chain info), `GET /public/latest` and `GET /public/{round}` (rounds, as the
 //! beacon crate's JSON types write them). A round not produced yet, or a node without a beacon
-//! (before the first view), answers 404.
+//! (before the first view), answers 404. On a node whose beacon is turned off
+//! (`beacon.enabled = false`) every beacon path answers 503 with `{"error": "…"}`.
 
 use std::sync::{Arc, RwLock};
 
@@ -26,9 +27,31 @@ pub struct Serving {
 /// Shared between the runtime, which sets the chain when a view's beacon starts, and the
 /// server.
 #[derive(Debug, Clone, Default)]
-pub struct BeaconHttp(Arc<RwLock<Option<Serving>>>);
+pub struct BeaconHttp(Arc<RwLock<Option<Serving>>>, Disabled);
+
+/// Whether the node runs no beacon at all (fixed at start).
+#[derive(Debug, Clone, Copy, Default)]
+struct Disabled(bool);
+
+/// The error message of every beacon path on a node whose beacon is off.
+pub const DISABLED: &str = "the random beacon is disabled on this node (beacon.enabled = false)";
 
 impl BeaconHttp {
+    /// A handle for a node whose beacon is off: every beacon path answers 503.
+    pub fn disabled() -> Self {
+        BeaconHttp(Arc::default(), Disabled(true))
+    }
+
+    /// Whether the beacon is off on this node.
+    pub fn is_disabled(&self) -> bool {
+        self.1.0
+    }
+
+    /// What is served now (`None` before the first view's beacon, or when disabled).
+    pub fn serving(&self) -> Option<Serving> {
+        self.get()
+    }
+
     /// Serves `serving` from now on.
     pub fn set(&self, serving: Serving) {
         if let Ok(mut s) = self.0.write() {
@@ -47,6 +70,14 @@ fn json(body: String) -> Response {
 
 fn not_found(what: &'static str) -> Response {
     (StatusCode::NOT_FOUND, what).into_response()
+}
+
+async fn disabled() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({ "error": DISABLED })),
+    )
+        .into_response()
 }
 
 async fn info(State(h): State<BeaconHttp>) -> Response {
@@ -89,11 +120,18 @@ async fn public(State(h): State<BeaconHttp>, Path(round): Path<String>) -> Respo
     }
 }
 
-/// The beacon's routes.
+/// The beacon's routes (drand's, and keyquorum's [`super::rounds`]).
 pub fn routes(handle: BeaconHttp) -> Router {
+    if handle.is_disabled() {
+        return Router::new()
+            .route("/info", get(disabled))
+            .route("/public/{*rest}", get(disabled))
+            .merge(super::rounds::routes(handle));
+    }
     Router::new()
         .route("/info", get(info))
         .route("/public/latest", get(latest))
         .route("/public/{round}", get(public))
-        .with_state(handle)
+        .with_state(handle.clone())
+        .merge(super::rounds::routes(handle))
 }

@@ -14,8 +14,8 @@
 //!   anyone else, or for another session, is dropped and counted. The engine checks the rest
 //!   (own share index, one per member and round, bounded window) and names members whose
 //!   partials do not verify under their public key shares; both are counted per member.
-//! - Rounds the engine produces are verified again and stored before they are served; a
-//!   reshare continues the chain (same chain hash, the stored rounds go on), a fresh key starts
+//! - Rounds the engine produces are verified again and stored, with when this node stored
+//!   them ([`store::RoundTiming`]), before they are served; a reshare continues the chain (same chain hash, the stored rounds go on), a fresh key starts
 //!   a new chain whose info names the previous one.
 //!
 //! # Metrics
@@ -26,6 +26,7 @@
 //! it) and `keyquorum_beacon_round_latency_seconds` (from a round's start time to its storage).
 
 pub mod http;
+pub mod rounds;
 pub mod store;
 
 use std::collections::HashMap;
@@ -45,7 +46,7 @@ use tracing::{debug, info, warn};
 use crate::driver::G;
 use crate::metrics::Metrics;
 use crate::store::BeaconViewRecord;
-use store::{BeaconStore, ChainRounds};
+use store::{BeaconStore, ChainRounds, RoundOrigin, RoundTiming};
 
 type Scheme = PedersenBlsChained;
 type Scalar = <G as Curve>::Scalar;
@@ -271,7 +272,11 @@ impl Beacon {
                 return Vec::new();
             }
         }
-        match self.store.put_round(&self.info, &round) {
+        let timing = RoundTiming {
+            stored_ms: now_ms,
+            origin: RoundOrigin::Synced,
+        };
+        match self.store.put_round(&self.info, &round, timing) {
             Ok(_) => {
                 self.last.fetch_max(round.round, Ordering::Relaxed);
                 debug!(
@@ -362,16 +367,21 @@ impl Beacon {
         out
     }
 
+    /// Stores a round combined here. `now_ms` is the clock when the engine call began; the
+    /// round's stored time adds the time the call took, so it is when the round was written.
     fn store_round(&mut self, round: &Round, started: Instant, now_ms: u64) {
-        match self.store.put_round(&self.info, round) {
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let timing = RoundTiming {
+            stored_ms: now_ms.saturating_add(elapsed_ms),
+            origin: RoundOrigin::Combined,
+        };
+        match self.store.put_round(&self.info, round, timing) {
             Ok(_) => {
                 self.last.fetch_max(round.round, Ordering::Relaxed);
-                let start_ms = self
-                    .info
-                    .time_of_round(round.round)
-                    .and_then(|t| u64::try_from(t).ok())
-                    .map(|t| t.saturating_mul(1000));
-                let latency = start_ms.map(|s| now_ms.saturating_sub(s) as f64 / 1000.0);
+                // A clock behind the schedule reads as no latency rather than a negative one.
+                let latency = timing
+                    .latency_ms(&self.info, round.round)
+                    .map(|ms| ms.max(0) as f64 / 1000.0);
                 let late = latency.is_some_and(|l| l >= f64::from(self.info.period_secs()));
                 self.metrics.beacon_round(
                     late,

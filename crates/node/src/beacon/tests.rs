@@ -311,15 +311,19 @@ fn the_store_verifies_before_storing_and_never_holds_two_values() {
     let r2 = nodes[0].store.round(&info.hash(), 2).unwrap().unwrap();
     let fresh = BeaconStore::open(&dir.path().join("other.redb")).unwrap();
     // Round-trip, idempotent.
-    assert!(fresh.put_round(&info, &r2).unwrap());
-    assert!(!fresh.put_round(&info, &r2).unwrap());
+    let at = store::RoundTiming {
+        stored_ms: at_round(2),
+        origin: store::RoundOrigin::Combined,
+    };
+    assert!(fresh.put_round(&info, &r2, at).unwrap());
+    assert!(!fresh.put_round(&info, &r2, at).unwrap());
     assert_eq!(fresh.round(&info.hash(), 2).unwrap(), Some(r2.clone()));
     assert_eq!(fresh.last_round(&info.hash()).unwrap(), 2);
     // A tampered round does not verify and is not stored.
     let mut bad = r2.clone();
     bad.round = 3;
     assert!(matches!(
-        fresh.put_round(&info, &bad),
+        fresh.put_round(&info, &bad, at),
         Err(store::BeaconStoreError::Unverified { round: 3, .. })
     ));
     assert_eq!(fresh.round(&info.hash(), 3).unwrap(), None);
@@ -338,7 +342,7 @@ fn the_store_verifies_before_storing_and_never_holds_two_values() {
     };
     verify_round(&info, &other).unwrap();
     assert!(matches!(
-        fresh.put_round(&info, &other),
+        fresh.put_round(&info, &other, at),
         Err(store::BeaconStoreError::Conflict(2))
     ));
     assert_eq!(fresh.round(&info.hash(), 2).unwrap(), Some(r2));
@@ -357,4 +361,183 @@ fn genesis_follows_the_activation_block_time() {
         beacon_genesis_time(u64::MAX, u32::MAX),
         (u64::MAX.div_ceil(1000)) as i64 + i64::from(u32::MAX)
     );
+}
+
+#[test]
+fn every_stored_round_keeps_when_and_how_this_node_stored_it() {
+    use store::{RoundOrigin, RoundTiming, StoredRound};
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(8);
+    let mut nodes: Vec<Node> = (0..N).map(|i| node(&c, i, dir.path(), false)).collect();
+    run(&mut nodes, &[true; N], at_round(1));
+    // Member 3 misses rounds 2 and 3, then learns them from the others' answers in round 4.
+    for r in 2..=3 {
+        run(&mut nodes, &[true, true, true, false], at_round(r));
+    }
+    run(&mut nodes, &[true, true, false, true], at_round(4));
+    let info = nodes[0].beacon.info().clone();
+    let timings = nodes[3].store.timings(&info.hash(), 1, 10).unwrap();
+    assert_eq!(
+        timings.iter().map(|t| t.round).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    // Rounds 2 and 3 came from an answer received at round 4's clock: their latency is the
+    // whole wait, and they are marked as synced.
+    for (r, t) in [(2u64, &timings[1]), (3, &timings[2])] {
+        assert_eq!(
+            *t,
+            StoredRound {
+                round: r,
+                timing: Some(RoundTiming {
+                    stored_ms: at_round(4),
+                    origin: RoundOrigin::Synced,
+                }),
+            }
+        );
+        let expected = i64::try_from(at_round(4) - at_round(r)).unwrap() + 100;
+        assert_eq!(t.timing.unwrap().latency_ms(&info, r), Some(expected));
+    }
+    // Rounds combined here: stored at the tick's clock (100 ms into the round) plus the time
+    // the engine call took, never before it.
+    for t in [&timings[0], &timings[3]] {
+        let timing = t.timing.unwrap();
+        assert_eq!(timing.origin, RoundOrigin::Combined);
+        assert!(timing.stored_ms >= at_round(t.round));
+        let latency = timing.latency_ms(&info, t.round).unwrap();
+        assert!((100..3000).contains(&latency), "latency {latency} ms");
+    }
+    // Bounded and ordered ranges.
+    assert!(
+        nodes[0]
+            .store
+            .timings(&info.hash(), 3, 2)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(nodes[0].store.timings(&info.hash(), 2, 3).unwrap().len(), 2);
+    let other_chain = [9u8; 32];
+    assert!(
+        nodes[0]
+            .store
+            .timings(&other_chain, 1, 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// One HTTP/1.0 GET on loopback: (status code, body).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut response = String::new();
+        s.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (code, body.to_owned())
+    })
+    .await
+    .unwrap()
+}
+
+async fn serve_beacon(beacon: http::BeaconHttp) -> std::net::SocketAddr {
+    let handle = crate::status::StatusHandle {
+        status: Default::default(),
+        metrics: Arc::new(Metrics::new()),
+        beacon,
+    };
+    let (addr, _) = crate::status::serve(([127, 0, 0, 1], 0).into(), handle)
+        .await
+        .unwrap();
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rounds_endpoint_serves_bounded_ranges_with_latencies() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(9);
+    let mut nodes: Vec<Node> = (0..N).map(|i| node(&c, i, dir.path(), false)).collect();
+    for r in 1..=3 {
+        run(&mut nodes, &[true; N], at_round(r));
+    }
+    let info = nodes[0].beacon.info().clone();
+    let beacon = http::BeaconHttp::default();
+    let addr = serve_beacon(beacon.clone()).await;
+    // Before the beacon starts: a JSON 404.
+    let (code, body) = http_get(addr, "/beacon/rounds").await;
+    assert_eq!(code, 404);
+    assert!(body.contains("\"error\""), "{body}");
+    beacon.set(http::Serving {
+        info: info.clone(),
+        store: nodes[0].store.clone(),
+    });
+    let (code, body) = http_get(addr, "/beacon/rounds").await;
+    assert_eq!(code, 200, "{body}");
+    let answer: rounds::RoundsJson = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer.chain_hash, hex::encode(info.hash()));
+    assert_eq!(answer.latest_round, 3);
+    assert_eq!(answer.period, 3);
+    assert_eq!(answer.rounds.len(), 3);
+    for (i, r) in answer.rounds.iter().enumerate() {
+        let number = i as u64 + 1;
+        assert_eq!(r.round, number);
+        let scheduled = (GENESIS + (number as i64 - 1) * 3) * 1000;
+        assert_eq!(r.scheduled_ms, Some(scheduled));
+        let stored = r.stored_ms.unwrap();
+        assert_eq!(r.latency_ms, Some(stored as i64 - scheduled));
+        assert_eq!(r.origin.as_deref(), Some("combined"));
+    }
+    let (code, body) = http_get(addr, "/beacon/rounds?from=2&to=2").await;
+    assert_eq!(code, 200);
+    let answer: rounds::RoundsJson = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        answer.rounds.iter().map(|r| r.round).collect::<Vec<_>>(),
+        [2]
+    );
+    // Too wide, reversed or not numbers: a JSON 400, never a cut answer.
+    for bad in [
+        "/beacon/rounds?from=1&to=1001",
+        "/beacon/rounds?from=3&to=2",
+        "/beacon/rounds?from=x",
+        "/beacon/rounds?round=1",
+    ] {
+        let (code, body) = http_get(addr, bad).await;
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert!(body.contains("\"error\""), "{bad}: {body}");
+    }
+    // drand's paths are unchanged: the round's JSON carries no timing.
+    let (code, body) = http_get(addr, "/public/2").await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        body,
+        nodes[0]
+            .store
+            .round(&info.hash(), 2)
+            .unwrap()
+            .unwrap()
+            .to_json()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_beacon_answers_every_beacon_path_with_a_json_503() {
+    let addr = serve_beacon(http::BeaconHttp::disabled()).await;
+    for path in [
+        "/info",
+        "/public/latest",
+        "/public/1",
+        "/beacon/rounds",
+        "/beacon/rounds?from=1&to=2",
+    ] {
+        let (code, body) = http_get(addr, path).await;
+        assert_eq!(code, 503, "{path}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"], http::DISABLED, "{path}");
+    }
+    // The node's own endpoints still answer.
+    assert_eq!(http_get(addr, "/status").await.0, 200);
 }
