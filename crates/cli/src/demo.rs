@@ -13,8 +13,11 @@
 //! (`demo_beacon`), waits for two rounds of the last view, and reports per view the chain and
 //! rounds. With `--format json` the object has `beacon: {chains: [chain info as served at
 //! /info, in the order first seen], rounds: [{round, randomness, signature,
-//! previous_signature, chain_hash, view}]}` (drand's hex, no `0x`): `chains` is a list because
-//! a fresh key starts a new chain, and `view` is the view active at the round's scheduled time.
+//! previous_signature, chain_hash, view, latency_ms, stored_ms, synced}]}` (drand's hex, no
+//! `0x`): `chains` is a list because a fresh key starts a new chain, `view` is the view active
+//! at the round's scheduled time, and the last three are there when the node that served the
+//! round also served its timing (`/beacon/rounds`). The HTML report plots those latencies over
+//! time with the view changes marked (`demo_latency`).
 //! Then it asks the last view's committee for one threshold signature on demand (`POST /sign`,
 //! `demo_sign`), checks it with `blst`, prints it, and in JSON reports it as `sign: {domain,
 //! message, signature, public_key, view}`.
@@ -775,6 +778,13 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
             args.committee,
             args.faulty,
             args.fault.name()
+        ),
+        &crate::demo_latency::section(
+            &beacon.latency_points(),
+            &activations
+                .iter()
+                .map(|(v, at)| (*v, *at))
+                .collect::<Vec<_>>(),
         ),
     );
     std::fs::write(&args.report, html).map_err(|e| format!("{}: {e}", args.report.display()))?;

@@ -8,6 +8,11 @@
 //! whichever node serves it. A node's claim of a latest round later than the chain's schedule
 //! allows is refused, so one fetch is bounded by the rounds due since the previous one.
 //!
+//! The node that served the latest round is also asked for its timing of the rounds fetched
+//! (`/beacon/rounds`, keyquorum's own path): when it stored each one. The latency is computed
+//! here, from that time and the round's schedule under the verified chain info; a node that
+//! does not serve timings leaves the rounds without one.
+//!
 //! Rounds are attributed to the view active when they were scheduled (the round's start time
 //! by the chain info against the block time of each view's activation): that is the committee
 //! that produced them. A reshare keeps the group key, so its view continues the same chain
@@ -20,8 +25,15 @@ use std::time::Duration;
 use keyquorum_beacon::info::MAX_INFO_JSON;
 use keyquorum_beacon::round::MAX_ROUND_JSON;
 use keyquorum_beacon::{ChainInfo, Round, verify_round, verify_round_number};
+use keyquorum_node::beacon::rounds::RoundsJson;
+use keyquorum_node::beacon::store::MAX_TIMINGS;
 use keyquorum_node::cli::CliError;
 use serde_json::Value;
+
+use crate::demo_latency::LatencyPoint;
+
+/// Largest `/beacon/rounds` answer read: [`MAX_TIMINGS`] rounds of a few hundred bytes.
+const MAX_ROUNDS_JSON: usize = 512 * 1024;
 
 /// Per-request timeout: the demo's nodes are on this machine.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,6 +53,15 @@ pub struct BeaconLog {
     chains: Vec<Chain>,
     /// (chain index, round), verified, in the order fetched; no round twice per chain.
     rounds: Vec<(usize, Round)>,
+    /// (chain index, round) to when a node stored it, as that node said.
+    timings: BTreeMap<(usize, u64), Timing>,
+}
+
+/// When a node stored a round, as it served it.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    stored_ms: u64,
+    synced: bool,
 }
 
 fn message(e: CliError) -> String {
@@ -138,7 +159,81 @@ impl BeaconLog {
             self.rounds.push((c, round));
             self.chains[c].last = r;
         }
+        if from <= latest.round {
+            self.fetch_timings(http, port, c, from, latest.round).await;
+        }
         Ok(())
+    }
+
+    /// The timings node `port` serves for rounds `from..=to` of chain `c`, kept for the rounds
+    /// fetched; anything unusable is skipped (timings are reported, never relied on).
+    async fn fetch_timings(
+        &mut self,
+        http: &reqwest::Client,
+        port: u16,
+        c: usize,
+        from: u64,
+        to: u64,
+    ) {
+        let chain = hex::encode(self.chains[c].info.hash());
+        let mut start = from;
+        while start <= to {
+            let end = to.min(start.saturating_add(MAX_TIMINGS - 1));
+            let path = format!("/beacon/rounds?from={start}&to={end}");
+            let Ok(body) = get(http, port, &path, MAX_ROUNDS_JSON).await else {
+                return;
+            };
+            let Ok(answer) = serde_json::from_slice::<RoundsJson>(&body) else {
+                return;
+            };
+            if answer.chain_hash != chain {
+                return;
+            }
+            for r in answer.rounds {
+                if !(start..=end).contains(&r.round) {
+                    continue;
+                }
+                if let Some(stored_ms) = r.stored_ms {
+                    let synced = r.origin.as_deref() == Some("synced");
+                    self.timings
+                        .insert((c, r.round), Timing { stored_ms, synced });
+                }
+            }
+            match end.checked_add(1) {
+                Some(next) => start = next,
+                None => return,
+            }
+        }
+    }
+
+    /// Latency of round `round` of chain `c` (ms from its scheduled start to its storage), if
+    /// a node served its timing.
+    fn latency_ms(&self, c: usize, round: u64) -> Option<(i64, Timing)> {
+        let timing = *self.timings.get(&(c, round))?;
+        let start_ms = self.chains[c]
+            .info
+            .time_of_round(round)?
+            .checked_mul(1000)?;
+        let latency = i64::try_from(timing.stored_ms)
+            .ok()?
+            .checked_sub(start_ms)?;
+        Some((latency, timing))
+    }
+
+    /// Every fetched round with a timing, for the report's plot.
+    pub fn latency_points(&self) -> Vec<LatencyPoint> {
+        self.rounds
+            .iter()
+            .filter_map(|(c, r)| {
+                let (latency_ms, timing) = self.latency_ms(*c, r.round)?;
+                Some(LatencyPoint {
+                    round: r.round,
+                    scheduled_ms: self.chains[*c].info.time_of_round(r.round)? * 1000,
+                    latency_ms,
+                    synced: timing.synced,
+                })
+            })
+            .collect()
     }
 
     /// Round `r` of chain `c`, verified, from the first of `port`, `others` that serves it.
@@ -241,7 +336,8 @@ impl BeaconLog {
     }
 
     /// `{chains: [info as served], rounds: [{round, randomness, signature, previous_signature,
-    /// chain_hash, view}]}`.
+    /// chain_hash, view, latency_ms?, stored_ms?, synced?}]}`: the last three only for rounds
+    /// whose timing a node served.
     pub fn json(&self, activations: &BTreeMap<u64, u64>) -> Value {
         let chains: Vec<Value> = self.chains.iter().map(|c| c.served.clone()).collect();
         let rounds: Vec<Value> = self
@@ -252,6 +348,11 @@ impl BeaconLog {
                     serde_json::from_str(&r.to_json()).expect("a round's JSON parses");
                 v["chain_hash"] = Value::from(hex::encode(self.chains[*c].info.hash()));
                 v["view"] = Value::from(self.view_of(*c, r.round, activations));
+                if let Some((latency, timing)) = self.latency_ms(*c, r.round) {
+                    v["latency_ms"] = Value::from(latency);
+                    v["stored_ms"] = Value::from(timing.stored_ms);
+                    v["synced"] = Value::from(timing.synced);
+                }
                 v
             })
             .collect();

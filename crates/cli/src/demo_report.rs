@@ -466,8 +466,9 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The self-contained HTML report (inline CSS, no scripts, no network).
-pub fn html(obs: &Observer, title: &str) -> String {
+/// The self-contained HTML report (inline CSS, no scripts, no network); `sections` (HTML) go
+/// after the views, before the node list.
+pub fn html(obs: &Observer, title: &str, sections: &str) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
@@ -624,6 +625,7 @@ td.acked{{background:#59a14f;color:#fff}} td.revealed{{background:#edc948}} td.m
             );
         }
     }
+    h.push_str(sections);
     let _ = write!(h, "<h2>Nodes</h2><table>");
     for (n, id) in names {
         let _ = write!(

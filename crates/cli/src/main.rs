@@ -9,6 +9,7 @@ mod beacon;
 mod chain;
 mod demo;
 mod demo_beacon;
+mod demo_latency;
 mod demo_report;
 mod demo_sign;
 use keyquorum_node::cli::{CliError, EXIT_CODES};

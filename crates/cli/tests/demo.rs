@@ -3,7 +3,9 @@
 //! round verifies under its chain's info, no round has two values, and the rounds span the
 //! view change on one chain, numbered from 1 without a gap; the sign field carries a threshold
 //! signature made on demand by the last view's committee, which `blst` verifies under the last
-//! view's group key on the signed bytes built here from the domain and message.
+//! view's group key on the signed bytes built here from the domain and message. Rounds carry the
+//! latency the serving node's timing gives (its stored time less the round's scheduled start),
+//! and the HTML report plots them with the view changes marked.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -61,6 +63,7 @@ fn the_demo_reports_verified_beacon_rounds_across_the_view_change() {
 
     let mut seen: BTreeMap<(String, u64), String> = BTreeMap::new();
     let mut views = BTreeSet::new();
+    let mut timed = 0;
     for r in beacon["rounds"].as_array().expect("rounds") {
         let chain = r["chain_hash"].as_str().unwrap().to_owned();
         let info = &chains[&chain];
@@ -83,7 +86,32 @@ fn the_demo_reports_verified_beacon_rounds_across_the_view_change() {
             "round {number} reported twice"
         );
         views.insert(r["view"].as_u64().unwrap());
+        if let Some(latency) = r["latency_ms"].as_i64() {
+            timed += 1;
+            let scheduled = info.time_of_round(number).unwrap() * 1000;
+            let stored = r["stored_ms"]
+                .as_i64()
+                .expect("a timed round has its stored time");
+            assert_eq!(latency, stored - scheduled, "round {number}");
+            assert!(r["synced"].is_boolean());
+            // All processes share this machine's clock: nothing is stored before its round
+            // starts, and rounds of a healthy committee are not stored minutes late.
+            assert!(
+                (0..120_000).contains(&latency),
+                "round {number}: {latency} ms"
+            );
+        }
     }
+    let total = seen.len();
+    assert!(
+        timed * 2 >= total,
+        "only {timed} of {total} rounds carry a latency"
+    );
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("<svg"), "no latency plot in the report");
+    assert_eq!(html.matches("<circle class=\"round\"").count(), timed);
+    assert!(html.contains(">view 1<") && html.contains(">view 2<"));
+    assert!(!html.contains("<script"));
     let numbers: Vec<u64> = seen.keys().map(|(_, n)| *n).collect();
     assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>());
     assert_eq!(
