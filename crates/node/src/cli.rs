@@ -97,6 +97,10 @@ pub struct NodeArgs {
     /// off without one; `sign.token_file` in the file.
     #[arg(long, value_name = "FILE")]
     pub sign_token_file: Option<PathBuf>,
+    /// Run no random beacon (`beacon.enabled = false` in the file): no partials, no rounds,
+    /// the beacon's HTTP paths answer 503.
+    #[arg(long)]
+    pub no_beacon: bool,
 }
 
 impl NodeArgs {
@@ -116,6 +120,7 @@ impl NodeArgs {
             threads: self.threads,
             io_threads: self.io_threads,
             sign_token_file: self.sign_token_file.clone(),
+            beacon_enabled: self.no_beacon.then_some(false),
         };
         NodeConfig::load(self.config.as_deref(), &o).map_err(|e| e.to_string())
     }

@@ -19,6 +19,8 @@
 //! burst = 10                               # per caller, at once
 //! max_pending = 16                         # requests signing at once; more get 503
 //! timeout_ms = 5000                        # wait for t valid partials
+//! [beacon]
+//! enabled = true                           # false (flag: --no-beacon): no partials, no rounds
 //! ```
 //!
 //! Unknown keys are an error (a typo must not silently fall back to a default).
@@ -115,6 +117,24 @@ pub struct NodeConfig {
     pub io_threads: usize,
     /// On-demand threshold signatures (`POST /sign`).
     pub sign: crate::sign::SignConfig,
+    /// The random beacon.
+    pub beacon: BeaconConfig,
+}
+
+/// The `[beacon]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BeaconConfig {
+    /// Run the beacon of each view this node is in (the default). When false the node signs no
+    /// partials, stores and serves no rounds (its beacon paths answer 503), and refuses the
+    /// members' partials; view changes are unaffected.
+    pub enabled: bool,
+}
+
+impl Default for BeaconConfig {
+    fn default() -> Self {
+        BeaconConfig { enabled: true }
+    }
 }
 
 impl Default for NodeConfig {
@@ -133,6 +153,7 @@ impl Default for NodeConfig {
             threads: 0,
             io_threads: 2,
             sign: crate::sign::SignConfig::default(),
+            beacon: BeaconConfig::default(),
         }
     }
 }
@@ -154,6 +175,8 @@ pub struct NodeConfigOverrides {
     pub threads: Option<usize>,
     pub io_threads: Option<usize>,
     pub sign_token_file: Option<PathBuf>,
+    /// `beacon.enabled`.
+    pub beacon_enabled: Option<bool>,
 }
 
 /// Configuration errors.
@@ -205,6 +228,9 @@ impl NodeConfig {
         }
         if o.passphrase_file.is_some() {
             c.passphrase_file = o.passphrase_file.clone();
+        }
+        if let Some(enabled) = o.beacon_enabled {
+            c.beacon.enabled = enabled;
         }
         c.validate()?;
         Ok(c)
@@ -267,6 +293,40 @@ impl NodeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_beacon_is_on_by_default_and_can_be_turned_off_in_the_file_or_by_flag() {
+        assert!(NodeConfig::default().beacon.enabled);
+        assert!(NodeConfig::from_toml_str("").unwrap().beacon.enabled);
+        let off = NodeConfig::from_toml_str("[beacon]\nenabled = false\n").unwrap();
+        assert!(!off.beacon.enabled);
+        assert!(NodeConfig::from_toml_str("[beacon]\nenable = false\n").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "[beacon]\nenabled = false\n").unwrap();
+        let flag = |enabled| NodeConfigOverrides {
+            beacon_enabled: enabled,
+            ..Default::default()
+        };
+        assert!(
+            !NodeConfig::load(Some(&path), &flag(None))
+                .unwrap()
+                .beacon
+                .enabled
+        );
+        assert!(
+            NodeConfig::load(Some(&path), &flag(Some(true)))
+                .unwrap()
+                .beacon
+                .enabled
+        );
+        assert!(
+            !NodeConfig::load(None, &flag(Some(false)))
+                .unwrap()
+                .beacon
+                .enabled
+        );
+    }
 
     #[test]
     fn thread_count_defaults_to_every_core_and_can_be_set() {

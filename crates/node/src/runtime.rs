@@ -43,7 +43,7 @@ use crate::metrics::Metrics;
 use crate::network::net_config;
 use crate::report::{Observation, Reporter};
 use crate::sign::{SignService, SignView};
-use crate::status::{Status, StatusHandle};
+use crate::status::{BeaconStatus, Status, StatusHandle};
 use crate::store::Store;
 
 /// Runtime errors.
@@ -145,7 +145,9 @@ impl TxQueue {
 
 /// The beacon's part of the runtime: the active view's [`Beacon`] and what it needs.
 struct BeaconRuntime {
-    store: Arc<BeaconStore>,
+    /// `None` when the beacon is turned off (`beacon.enabled = false`): nothing starts.
+    store: Option<Arc<BeaconStore>>,
+    status: Arc<Mutex<Status>>,
     http: BeaconHttp,
     metrics: Arc<Metrics>,
     corrupt_partials: bool,
@@ -178,6 +180,7 @@ impl BeaconRuntime {
         // The previous view's beacon stops either way: its shares sign for a view that is over.
         self.beacon = None;
         self.sign.set_view(None);
+        self.publish_status();
         let Some(record) = driver.state().beacon.clone() else {
             return;
         };
@@ -204,10 +207,14 @@ impl BeaconRuntime {
             }
             Err(e) => error!(view = record.view, error = %e, "on-demand signing not started"),
         }
+        // With the beacon off there is no store: signing on demand still runs, the beacon not.
+        let Some(store) = self.store.clone() else {
+            return;
+        };
         let beacon = match Beacon::new(
             &record,
             share,
-            self.store.clone(),
+            store.clone(),
             self.metrics.clone(),
             self.corrupt_partials,
         ) {
@@ -225,11 +232,33 @@ impl BeaconRuntime {
         }
         self.http.set(Serving {
             info: beacon.info().clone(),
-            store: self.store.clone(),
+            store,
         });
         self.beacon = Some(beacon);
         self.last_tick = None;
         self.tick(net, true);
+    }
+
+    /// Writes the beacon's state into the `/status` snapshot.
+    fn publish_status(&self) {
+        let mut status = BeaconStatus {
+            enabled: self.store.is_some(),
+            ..Default::default()
+        };
+        if let Some(b) = &self.beacon {
+            let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+            status = BeaconStatus {
+                view: Some(b.view()),
+                scheme: Some(b.info().scheme().as_str().to_owned()),
+                chain_hash: Some(hex::encode(b.info().hash())),
+                member: b.is_member(),
+                last_synced: b.last_synced(),
+                ..status
+            }
+            .with_progress(b.info().current_round(now), b.last_round());
+        }
+        let mut guard = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        guard.beacon = status;
     }
 
     /// When the next round starts (the loop also ticks every 100 ms, for the resends).
@@ -245,6 +274,7 @@ impl BeaconRuntime {
 
     /// Ticks the engine when a new round starts, and every [`BEACON_RESEND`] within one.
     fn tick(&mut self, net: &NetworkHandle, force: bool) {
+        self.publish_status();
         let Some(beacon) = self.beacon.as_mut() else {
             return;
         };
@@ -606,7 +636,6 @@ pub async fn run<C: ChainClient>(
     let keys = Arc::new(keys);
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(Mutex::new(Status::default()));
-    let beacon_http = BeaconHttp::default();
     let sign_token = config.sign.read_token().map_err(NodeError::Config)?;
     let sign = SignService::new(
         config.sign.clone(),
@@ -614,6 +643,11 @@ pub async fn run<C: ChainClient>(
         metrics.clone(),
         config.fault == crate::config::Fault::BadBeacon,
     );
+    let beacon_http = if config.beacon.enabled {
+        BeaconHttp::default()
+    } else {
+        BeaconHttp::disabled()
+    };
     let (status_addr, _server) = crate::status::serve(
         config.status_listen,
         StatusHandle {
@@ -680,7 +714,7 @@ pub async fn run<C: ChainClient>(
     let chain_id = wait_for_chain(&chain).await;
     info!(%chain_id, "connected to the chain");
     let store = Store::open(&config.db_path()).map_err(DriverError::from)?;
-    let reporter = Arc::new(Reporter::new(status, metrics.clone()));
+    let reporter = Arc::new(Reporter::new(status.clone(), metrics.clone()));
     let (mut driver, effects) = Driver::open(store, keys.clone(), config.fault)?;
     reporter.apply(driver.drain_observations());
 
@@ -743,8 +777,14 @@ pub async fn run<C: ChainClient>(
     }
     let (pulled_tx, mut pulled_rx) = mpsc::channel::<Incoming>(256);
     let (answers_tx, mut answers_rx) = mpsc::channel::<Vec<u8>>(64);
-    let beacon_store = BeaconStore::open(&config.beacon_db_path())
-        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let beacon_store = if config.beacon.enabled {
+        let store = BeaconStore::open(&config.beacon_db_path())
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        Some(Arc::new(store))
+    } else {
+        info!("random beacon disabled (beacon.enabled = false)");
+        None
+    };
     let mut rt = Runtime {
         chain_id,
         keys: keys.clone(),
@@ -756,7 +796,8 @@ pub async fn run<C: ChainClient>(
         submitter,
         pulled_tx,
         beacon: BeaconRuntime {
-            store: Arc::new(beacon_store),
+            store: beacon_store,
+            status: status.clone(),
             http: beacon_http,
             metrics: metrics.clone(),
             corrupt_partials: config.fault == crate::config::Fault::BadBeacon,

@@ -69,6 +69,45 @@ pub struct SittingOutStatus {
     pub reason: String,
 }
 
+/// The random beacon on this node, as `/status` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct BeaconStatus {
+    /// `beacon.enabled` in the configuration.
+    pub enabled: bool,
+    /// The view whose beacon runs (none before the first view, or when disabled).
+    pub view: Option<u64>,
+    /// The chain's scheme (`pedersen-bls-chained`).
+    pub scheme: Option<String>,
+    /// The chain's hash (hex).
+    pub chain_hash: Option<String>,
+    /// Whether this node holds a share of the view and signs partials.
+    pub member: bool,
+    /// The highest round this node stored (0: none).
+    pub latest_round: u64,
+    /// The round in progress by this node's clock (0 before genesis).
+    pub due_round: u64,
+    /// Rounds whose period is over but which this node has not stored.
+    pub missing: u64,
+    /// Whether rounds are missing: the committee lacked partials, or this node is learning
+    /// rounds it missed from the members.
+    pub catching_up: bool,
+    /// The highest round this node learnt from a member's answer rather than combined.
+    pub last_synced: u64,
+}
+
+impl BeaconStatus {
+    /// `missing` and `catching_up` from the due and latest rounds.
+    pub fn with_progress(mut self, due_round: u64, latest_round: u64) -> Self {
+        self.due_round = due_round;
+        self.latest_round = latest_round;
+        // The round in progress is not missing yet.
+        self.missing = due_round.saturating_sub(1).saturating_sub(latest_round);
+        self.catching_up = self.missing > 0;
+        self
+    }
+}
+
 /// What `/status` answers (read back by `keyquorum demo` and the tests with the same type).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Status {
@@ -107,6 +146,9 @@ pub struct Status {
     pub sitting_out: Option<SittingOutStatus>,
     /// Traffic counters (the same numbers as `/metrics`), filled in when `/status` is served.
     pub traffic: Traffic,
+    /// The random beacon.
+    #[serde(default)]
+    pub beacon: BeaconStatus,
 }
 
 /// Shared state of the server.

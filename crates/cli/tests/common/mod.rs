@@ -109,6 +109,18 @@ pub fn start_node(
     i: usize,
     fault: Option<&str>,
 ) -> Proc {
+    start_node_with(dir, chain_port, nodes, i, fault, &[])
+}
+
+/// [`start_node`] with `extra` arguments.
+pub fn start_node_with(
+    dir: &Path,
+    chain_port: u16,
+    nodes: &[NodeSpec],
+    i: usize,
+    fault: Option<&str>,
+    extra: &[&str],
+) -> Proc {
     let n = &nodes[i];
     let boot = &nodes[if i == 0 { 1 } else { 0 }];
     let mut cmd = Command::new(BIN);
@@ -145,6 +157,7 @@ pub fn start_node(
     if token.exists() {
         cmd.arg("--sign-token-file").arg(token);
     }
+    cmd.args(extra);
     Proc(cmd.spawn().unwrap())
 }
 
