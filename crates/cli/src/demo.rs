@@ -747,6 +747,9 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
         for line in beacon.lines(&activations) {
             println!("{line}");
         }
+        if let Some(line) = crate::demo_latency::summary(&beacon.latency_points()) {
+            println!("  {line}");
+        }
         if let Some(s) = &on_demand {
             println!("{}", s.line());
         }

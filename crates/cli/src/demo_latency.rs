@@ -45,6 +45,31 @@ pub fn section(points: &[LatencyPoint], activations: &[(u64, u64)]) -> String {
     h
 }
 
+/// One line on the rounds combined by the node that timed them (synced rounds measure that
+/// node's wait, not the committee): count, median, 90th percentile and maximum latency.
+pub fn summary(points: &[LatencyPoint]) -> Option<String> {
+    let mut latencies: Vec<i64> = points
+        .iter()
+        .filter(|p| !p.synced)
+        .map(|p| p.latency_ms)
+        .collect();
+    if latencies.is_empty() {
+        return None;
+    }
+    latencies.sort_unstable();
+    // Nearest rank: the smallest value with at least q of the values at or below it.
+    let rank = |q: f64| {
+        latencies[((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
+    Some(format!(
+        "round latency, {} rounds combined by the serving node: median {} ms, 90th percentile {} ms, max {} ms",
+        latencies.len(),
+        rank(0.5),
+        rank(0.9),
+        latencies[latencies.len() - 1]
+    ))
+}
+
 /// The plot alone (see the module docs).
 pub fn svg(points: &[LatencyPoint], activations: &[(u64, u64)]) -> String {
     let t0 = points.iter().map(|p| p.scheduled_ms).min().unwrap_or(0);
@@ -244,6 +269,18 @@ mod tests {
         };
         assert!(round_x(2) < marker_x(2) && marker_x(2) < round_x(3));
         assert!(marker_x(1) <= round_x(1));
+    }
+
+    #[test]
+    fn the_summary_leaves_out_synced_rounds() {
+        let mut points: Vec<LatencyPoint> =
+            (1..=10).map(|r| point(r, r as i64 * 10, false)).collect();
+        points.push(point(11, 9000, true));
+        assert_eq!(
+            summary(&points).unwrap(),
+            "round latency, 10 rounds combined by the serving node: median 50 ms, 90th percentile 90 ms, max 100 ms"
+        );
+        assert_eq!(summary(&points[10..]), None);
     }
 
     #[test]
