@@ -12,7 +12,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{NodeSpec, Proc, new_key, start_chain, start_node_with, wait_for};
+use common::{
+    NodeSpec, Proc, contract_status, new_key, start_chain, start_node, start_node_with, wait_for,
+};
 use keyquorum_beacon::ChainInfo;
 use keyquorum_node::beacon::rounds::RoundsJson;
 use keyquorum_node::status::Status;
@@ -73,12 +75,11 @@ async fn status_shows_the_beacon_and_a_node_can_run_without_one() {
     let (_chain, chain_port) = start_chain(dir, CONTRACT, &nodes);
     let _procs: Vec<Proc> = (0..NODES)
         .map(|i| {
-            let extra: &[&str] = if i == NO_BEACON {
-                &["--no-beacon"]
+            if i == NO_BEACON {
+                start_node_with(dir, chain_port, &nodes, i, None, &["--no-beacon"])
             } else {
-                &[]
-            };
-            start_node_with(dir, chain_port, &nodes, i, None, extra)
+                start_node(dir, chain_port, &nodes, i, None)
+            }
         })
         .collect();
 
@@ -99,6 +100,8 @@ async fn status_shows_the_beacon_and_a_node_can_run_without_one() {
         async || (status(nodes[NO_BEACON].status).await?.view >= 1).then_some(()),
     )
     .await;
+
+    assert!(contract_status(chain_port).await.unwrap().view >= 1);
 
     // The member's status.
     let (_, body) = http_get(member, "/info").await.unwrap();
