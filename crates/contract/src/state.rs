@@ -176,6 +176,7 @@ impl CeremonySpec {
             params,
             index_scheme: IndexScheme::Sequential,
             players,
+            verifiable_keys: Vec::new(),
             reshare,
         })
     }

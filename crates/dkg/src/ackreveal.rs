@@ -967,6 +967,7 @@ mod tests {
                     encryption: e.public_key(),
                 })
                 .collect(),
+            verifiable_keys: Vec::new(),
             reshare: None,
         })
         .unwrap();

@@ -226,28 +226,28 @@ pub enum FaultKind {
         /// commitment (the share was valid: the player had nothing to complain about).
         revealed: usize,
     },
-    /// Complaint variant: a report with a dealer signature that does not verify, or that
-    /// validates a dealer it did not hear from.
+    /// Complaint variant: a report with a dealer signature that does not verify, that
+    /// validates a dealer it did not hear from, or with a complaint whose ciphertext the dealer
+    /// did not sign or whose commitment is not the one heard.
     BadReport,
     /// Complaint variant: no report by the report deadline.
     MissedReport,
-    /// Complaint variant: a justification that leaves a complaint open, answers one nobody made,
-    /// or reveals a pair that does not open the commitment.
+    /// Complaint variant: a justification that leaves a missed deal unsent, sends one nobody
+    /// missed, or sends a ciphertext that is malformed or whose proof of knowledge fails.
     BadJustification {
         /// Player whose pair is wrong or missing.
         player: u32,
     },
-    /// Complaint variant: complaints still unanswered at the justify deadline.
+    /// Complaint variant: missed deals not sent again by the justify deadline.
     MissingJustification {
-        /// Complaints against the dealer.
+        /// Players that missed the dealer's deal.
         complaints: usize,
     },
-    /// Complaint variant: more complaints than can be answered without breaking secrecy.
-    TooManyComplaints {
-        /// Complaints against the dealer.
-        complaints: usize,
-        /// Most that may be answered ([`Params::max_reveals`](crate::params::Params::max_reveals)).
-        max: usize,
+    /// Complaint variant: a deal proven bad by a player's verifiable complaint (its ciphertext
+    /// does not decrypt under the proven key, or its pair does not open the commitment).
+    BadDeal {
+        /// The complaining player.
+        player: u32,
     },
     /// Complaint variant: outside the maximum clique of mutual validity (or, when resharing, the
     /// qualified set).
@@ -261,7 +261,9 @@ pub enum FaultKind {
     /// Complaint variant: no Feldman commitment by the deadline (the contribution is
     /// reconstructed).
     MissedFeldman,
-    /// Complaint variant: a complaint about Feldman values that proves nothing.
+    /// Complaint variant: a complaint that proves nothing: about a deal whose pair opens the
+    /// commitment, with a missing or invalid reveal, or about Feldman values its pair agrees
+    /// with.
     FalseComplaint {
         /// Dealer complained about.
         dealer: u32,
@@ -335,8 +337,8 @@ impl fmt::Display for FaultKind {
             FaultKind::MissingJustification { complaints } => {
                 write!(f, "{complaints} complaints left unanswered")
             }
-            FaultKind::TooManyComplaints { complaints, max } => {
-                write!(f, "{complaints} complaints, at most {max} can be answered")
+            FaultKind::BadDeal { player } => {
+                write!(f, "deal to player {player} proven bad by its complaint")
             }
             FaultKind::NotInClique => f.write_str("outside the clique of mutual validity"),
             FaultKind::BadFeldman { player } => {
@@ -408,7 +410,7 @@ impl FaultKind {
             FaultKind::MissedReport => "missed_report",
             FaultKind::BadJustification { .. } => "bad_justification",
             FaultKind::MissingJustification { .. } => "missing_justification",
-            FaultKind::TooManyComplaints { .. } => "too_many_complaints",
+            FaultKind::BadDeal { .. } => "bad_deal",
             FaultKind::NotInClique => "not_in_clique",
             FaultKind::BadFeldman { .. } => "bad_feldman",
             FaultKind::MissedFeldman => "missed_feldman",
@@ -421,7 +423,7 @@ impl FaultKind {
     /// What the fault costs its culprit. Only faults proven by the culprit's own signed posts
     /// are misbehaviour; faults an honest participant can be dragged into by others (a dealer
     /// whose players withheld acks, a player one dealer reports, a complaint-variant dealer
-    /// outside the clique or drowned in complaints) carry no penalty.
+    /// outside the clique) carry no penalty.
     pub fn penalty(&self) -> Penalty {
         match self {
             FaultKind::CommitmentSize { .. }
@@ -436,6 +438,7 @@ impl FaultKind {
             | FaultKind::PointOutsideSubgroup
             | FaultKind::BadReport
             | FaultKind::BadJustification { .. }
+            | FaultKind::BadDeal { .. }
             | FaultKind::BadFeldman { .. }
             | FaultKind::FalseComplaint { .. }
             | FaultKind::BadReconstructionShare { .. } => Penalty::Misbehaviour,
@@ -448,7 +451,6 @@ impl FaultKind {
             | FaultKind::MissedReconstruction { .. } => Penalty::Absence,
             FaultKind::IncompletePublication { .. }
             | FaultKind::WithheldAck { .. }
-            | FaultKind::TooManyComplaints { .. }
             | FaultKind::NotInClique => Penalty::None,
         }
     }
@@ -1567,12 +1569,9 @@ mod tests {
                 Penalty::Absence,
             ),
             (
-                FaultKind::TooManyComplaints {
-                    complaints: 5,
-                    max: 2,
-                },
-                "too_many_complaints",
-                Penalty::None,
+                FaultKind::BadDeal { player: 2 },
+                "bad_deal",
+                Penalty::Misbehaviour,
             ),
             (FaultKind::NotInClique, "not_in_clique", Penalty::None),
             (

@@ -19,6 +19,7 @@ use keyquorum_crypto::encrypt::EncryptionPublicKey;
 use keyquorum_crypto::hash::tagged_hash;
 use keyquorum_crypto::index::{self, IndexScheme};
 use keyquorum_crypto::poly::lagrange_at_zero;
+use keyquorum_crypto::verifiable_encrypt::VerifiableEncryptionPublicKey;
 use keyquorum_crypto::{CryptoError, Curve};
 use thiserror::Error;
 
@@ -96,6 +97,15 @@ pub enum CeremonyError {
     /// Resharing data is inconsistent.
     #[error("inconsistent resharing data: {0}")]
     Reshare(&'static str),
+    /// The complaint variant needs one verifiable-encryption key per player; the ack-or-reveal
+    /// variant takes none.
+    #[error("expected {expected} verifiable-encryption keys, got {actual}")]
+    VerifiableKeyCount {
+        /// One per player (complaint variant) or none.
+        expected: usize,
+        /// Given.
+        actual: usize,
+    },
 }
 
 /// Everything that defines one ceremony.
@@ -113,6 +123,10 @@ pub struct CeremonyConfig<C: Curve> {
     pub index_scheme: IndexScheme,
     /// The receiving committee in order (for a fresh key also the dealers).
     pub players: Vec<Member>,
+    /// Complaint variant: each player's key for verifiable share encryption
+    /// ([`keyquorum_crypto::verifiable_encrypt`]), in player order, so that a complaint about a
+    /// deal can be checked by anyone. Empty for the ack-or-reveal variant.
+    pub verifiable_keys: Vec<VerifiableEncryptionPublicKey>,
     /// Present when resharing an existing key to `players`.
     pub reshare: Option<Reshare<C>>,
 }
@@ -177,6 +191,16 @@ impl<C: Curve> Ceremony<C> {
             return Err(CeremonyError::PlayerCount {
                 expected: n,
                 actual: config.players.len(),
+            });
+        }
+        let expected_keys = match config.variant {
+            Variant::Complaint => n,
+            Variant::AckReveal => 0,
+        };
+        if config.verifiable_keys.len() != expected_keys {
+            return Err(CeremonyError::VerifiableKeyCount {
+                expected: expected_keys,
+                actual: config.verifiable_keys.len(),
             });
         }
         let mut ids: Vec<_> = config
@@ -269,6 +293,12 @@ impl<C: Curve> Ceremony<C> {
     /// Threshold `t` of the new key.
     pub fn t(&self) -> usize {
         self.config.params.t()
+    }
+
+    /// Complaint variant: player `j`'s verifiable-encryption key (`None` out of range or for
+    /// the ack-or-reveal variant).
+    pub fn verifiable_key(&self, player: u32) -> Option<&VerifiableEncryptionPublicKey> {
+        self.config.verifiable_keys.get(player as usize)
     }
 
     /// The players in order.
@@ -419,6 +449,14 @@ pub fn session_id<C: Curve>(config: &CeremonyConfig<C>) -> SessionId {
                 parts.push(C::encode_scalar(x).to_vec());
                 parts.push(C::point_bytes(y));
             }
+        }
+    }
+    // Only the complaint variant has these keys; leaving them out when there are none keeps the
+    // ack-or-reveal ids as they were.
+    if !config.verifiable_keys.is_empty() {
+        parts.push(vec![2]);
+        for k in &config.verifiable_keys {
+            parts.push(k.to_bytes().to_vec());
         }
     }
     let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();

@@ -20,16 +20,18 @@
 //! it is 41% of `n` less one: 40 reveals at `n = 100`, while the `n - k = 25` tolerated corrupt
 //! players plus 40 reveals stay below `t = 66`.
 //!
-//! Liveness needs more. The `f` corrupt players can refuse to ack (or, in the complaint variant,
-//! complain against) every honest dealer, so each honest dealer must be able to absorb `f`
-//! reveals and stay qualified: `max_reveals >= n - k`, that is
+//! Liveness needs more. In the ack-or-reveal variant the `f` corrupt players can refuse to ack
+//! every honest dealer, so each honest dealer must be able to absorb `f` reveals and stay
+//! qualified: `max_reveals >= n - k`, that is
 //!
 //! ```text
 //!     t >= 2 (n - k) + 1
 //! ```
 //!
 //! Below it, `n - k` members acting together exclude every honest dealer of an attempt, and the
-//! ceremony cannot finish with the adversary the parameters claim to tolerate.
+//! ceremony cannot finish with the adversary the parameters claim to tolerate. (The complaint
+//! variant reveals no shares to answer complaints, so the bound does not constrain it; one set of
+//! parameters serves both variants.)
 //! [`Params::new`] refuses such sets ([`ParamsError::Unlive`]); `t >= 2 (n - k) + 1` with
 //! `t <= k` implies `k > 2n / 3` and `t + k > n`. BFT parameters meet it with equality, Züs'
 //! 66% / 75% with room (`t = 66 >= 51` at `n = 100`).

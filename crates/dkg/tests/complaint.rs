@@ -7,30 +7,29 @@ use ff::Field;
 use group::Group;
 use group::prime::PrimeCurveAffine;
 use keyquorum_crypto::commit::EvalCommitment;
-use keyquorum_crypto::encrypt::{self, Ciphertext, ShareAad};
 use keyquorum_crypto::poly::{Polynomial, lagrange_at_zero};
+use keyquorum_crypto::verifiable_encrypt::{self, VerifiableCiphertext};
 use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
 use keyquorum_dkg::board::{Evidence, FaultKind, Outcome, Role};
 use keyquorum_dkg::complaint::messages::{
-    ComplaintPost, Deal, Disclosure, FeldmanPost, SignedComplaintPost, SignedPedersen, seal_deal,
+    ComplaintPost, Deal, DealComplaint, Disclosure, FeldmanPost, HeardEntry, PAIR_LEN, Report,
+    SignedComplaintPost, SignedPedersen, pair_aad, seal_deal, seal_pair,
 };
 use keyquorum_dkg::complaint::{
-    ComplaintBoard, ComplaintBoardPhase, ComplaintParticipant, verify_equivocation,
-    verify_exclusion,
+    ComplaintBoard, ComplaintBoardError, ComplaintBoardPhase, ComplaintParticipant,
+    verify_equivocation, verify_exclusion,
 };
 use keyquorum_dkg::identity::Purpose;
 use keyquorum_dkg::participant::{Action, DkgOutput, Input, Observation, Participant as Node};
 use keyquorum_dkg::testing::ceremony::*;
-use keyquorum_dkg::{Ceremony, CeremonyConfig, Params, Variant};
+use keyquorum_dkg::{Ceremony, CeremonyConfig, Params};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 type Tamper<'a, C> = Box<dyn FnMut(usize, Action<C>) -> Vec<Action<C>> + 'a>;
 
 fn config<C: Curve>(members: &[MemberKeys], params: Params) -> CeremonyConfig<C> {
-    let mut cfg = fresh_config::<C>(members, params);
-    cfg.variant = Variant::Complaint;
-    cfg
+    complaint_variant(fresh_config::<C>(members, params), members)
 }
 
 fn nodes<C: Curve>(
@@ -46,7 +45,7 @@ fn nodes<C: Curve>(
             let mut seed = [7u8; 32];
             seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
             Box::new(
-                ComplaintParticipant::new(ceremony.clone(), m.identity, m.encryption, old, seed)
+                ComplaintParticipant::new(ceremony.clone(), m.identity, m.verifiable, old, seed)
                     .unwrap(),
             ) as Box<dyn Node<C>>
         })
@@ -199,19 +198,14 @@ fn fresh_secp_all_honest() {
 
 #[test]
 fn silent_node_is_excluded() {
-    // n = 7, t = k = 5: f = 2, max reveals 2; the silent dealer has 6 complaints.
+    // n = 7, t = k = 5: the silent dealer's deal is missed by all six others, and it does not
+    // send the pairs again.
     let run = fresh_run::<Bls12381G1>(Params::new(7, 5, 5).unwrap(), &[3], honest());
     let honest_nodes = [0, 1, 2, 4, 5, 6];
     let outs = check_agreement(&run.results, &honest_nodes);
     assert_eq!(outs[0].public.qualified, vec![0, 1, 2, 4, 5, 6]);
     let d = exclusion(&outs[0], Role::Dealer, 3).unwrap();
-    assert_eq!(
-        d.fault,
-        FaultKind::TooManyComplaints {
-            complaints: 6,
-            max: 2
-        }
-    );
+    assert_eq!(d.fault, FaultKind::MissingJustification { complaints: 6 });
     assert!(matches!(&d.evidence, Evidence::Reports(r) if r.len() == 6));
     assert_eq!(verify_exclusion(&run.ceremony, d), Some(true));
     let p = exclusion(&outs[0], Role::Player, 3).unwrap();
@@ -241,7 +235,10 @@ fn corrupt_deal<C: Curve>(
                 &key,
                 ceremony.id(),
                 &signed,
-                (victim as u32, &ceremony.players()[victim].encryption),
+                (
+                    victim as u32,
+                    ceremony.verifiable_key(victim as u32).unwrap(),
+                ),
                 &C::Scalar::ONE,
                 &C::Scalar::ONE,
                 &mut rng,
@@ -266,33 +263,83 @@ fn is_post_of<C: Curve>(a: &Action<C>, kind: fn(&ComplaintPost<C>) -> bool) -> b
 }
 
 #[test]
-fn bad_share_is_justified() {
+fn bad_share_is_proven_and_disqualifies_its_dealer() {
     let params = Params::new(7, 5, 5).unwrap();
     let members: Vec<MemberKeys> = (0..7).map(member).collect();
     let ceremony = Ceremony::new(config::<Bls12381G1>(&members, params)).unwrap();
     let run = fresh_run::<Bls12381G1>(params, &[], Box::new(corrupt_deal(&ceremony, 1, 4)));
+    let outs = check_agreement(&run.results, &[0, 2, 3, 4, 5, 6]);
+    // Player 4's complaint reveals the key of its ciphertext: the board decrypts a pair that does
+    // not open dealer 1's commitment, and dealer 1 is out without answering anything.
+    assert_eq!(outs[0].public.qualified, vec![0, 2, 3, 4, 5, 6]);
+    let e = exclusion(&outs[0], Role::Dealer, 1).unwrap();
+    assert_eq!(e.fault, FaultKind::BadDeal { player: 4 });
+    assert!(e.fault.is_misbehaviour());
+    assert_eq!(verify_exclusion(&run.ceremony, e), Some(true));
+    // The same evidence does not convict the dealer of a bad deal to another player, nor
+    // player 4 of a false complaint.
+    let mut other = e.clone();
+    other.fault = FaultKind::BadDeal { player: 5 };
+    assert_eq!(verify_exclusion(&run.ceremony, &other), Some(false));
+    let mut flipped = e.clone();
+    flipped.role = Role::Player;
+    flipped.index = 4;
+    flipped.identity = run.ceremony.players()[4].identity.clone();
+    flipped.fault = FaultKind::FalseComplaint { dealer: 1 };
+    assert_eq!(verify_exclusion(&run.ceremony, &flipped), Some(false));
+    // Nothing was sent again, so the justify phase was skipped.
+    let board = replay(&run, &outs[0]);
+    assert!(board.missed_deals(1).is_empty());
+    let deadlines = run
+        .events
+        .iter()
+        .filter(|e| matches!(e, BoardEvent::Deadline))
+        .count();
+    assert_eq!(deadlines, 4);
+    check_group_secret(&run.ceremony, &outs);
+}
+
+/// Drops dealer `dealer`'s deal to `victim` (a lost message).
+fn lose_deal<C: Curve>(
+    dealer: usize,
+    victim: usize,
+) -> impl FnMut(usize, Action<C>) -> Vec<Action<C>> {
+    let victim_id = member(victim as u32).identity.public().clone();
+    move |i, a| match a {
+        Action::Send { to, .. } if i == dealer && to == victim_id => vec![],
+        other => vec![other],
+    }
+}
+
+#[test]
+fn lost_deal_is_sent_again_without_revealing_the_pair() {
+    let params = Params::new(7, 5, 5).unwrap();
+    let run = fresh_run::<Secp256k1>(params, &[], Box::new(lose_deal(1, 4)));
     let outs = check_agreement(&run.results, &(0..7).collect::<Vec<_>>());
-    // Player 4 complained, dealer 1 answered with the right pair: everyone qualifies.
     assert_eq!(outs[0].public.qualified, (0..7).collect::<Vec<_>>());
     assert!(outs[0].exclusions.is_empty());
     let board = replay(&run, &outs[0]);
-    assert_eq!(board.complaints_against(1), &[4]);
-    assert!(board.justified_pair(1, 4).is_some());
+    assert_eq!(board.missed_deals(1), &[4]);
+    // What went on the board is a ciphertext to player 4, not its pair.
+    let ct = board.resent_deal(1, 4).unwrap();
+    assert_eq!(
+        ct.len(),
+        keyquorum_dkg::complaint::messages::PAIR_CIPHERTEXT_LEN
+    );
+    assert!(board.reconstructed(1).is_none());
     check_group_secret(&run.ceremony, &outs);
 }
 
 #[test]
 fn unanswered_complaint_disqualifies() {
     let params = Params::new(7, 5, 5).unwrap();
-    let members: Vec<MemberKeys> = (0..7).map(member).collect();
-    let ceremony = Ceremony::new(config::<Secp256k1>(&members, params)).unwrap();
-    let mut corrupt = corrupt_deal(&ceremony, 1, 4);
+    let mut lose = lose_deal::<Secp256k1>(1, 4);
     let tamper = move |i: usize, a: Action<Secp256k1>| {
         // Dealer 1 also stays quiet in the justify phase.
         if i == 1 && is_post_of(&a, |p| matches!(p, ComplaintPost::Justification(_))) {
             return vec![];
         }
-        corrupt(i, a)
+        lose(i, a)
     };
     let run = fresh_run::<Secp256k1>(params, &[], Box::new(tamper));
     let outs = check_agreement(&run.results, &[0, 2, 3, 4, 5, 6]);
@@ -303,7 +350,7 @@ fn unanswered_complaint_disqualifies() {
     let mut wrong = e.clone();
     wrong.fault = FaultKind::MissingJustification { complaints: 2 };
     assert_eq!(verify_exclusion(&run.ceremony, &wrong), Some(false));
-    // The evidence is player 4's report, which names dealer 1 as not valid.
+    // The evidence is player 4's report, which missed dealer 1's deal.
     let Evidence::Reports(reports) = &e.evidence else {
         panic!("wrong evidence {:?}", e.evidence);
     };
@@ -312,7 +359,7 @@ fn unanswered_complaint_disqualifies() {
         panic!()
     };
     assert_eq!(r.player, 4);
-    assert!(!r.validates(1));
+    assert!(r.misses(1));
     // In a fresh key the disqualified dealer is out as a player too; node 1 itself agrees.
     assert!(outs.iter().all(|o| o.player_index != Some(1)));
     let RunResult::Ok(own) = &run.results[1] else {
@@ -352,7 +399,7 @@ fn equivocating_dealer_is_disqualified_with_evidence() {
                 &key,
                 c2.id(),
                 &other,
-                (j as u32, &c2.players()[j].encryption),
+                (j as u32, c2.verifiable_key(j as u32).unwrap()),
                 &g.evaluate(&xs[j]),
                 &g_blind.evaluate(&xs[j]),
                 &mut rng,
@@ -396,8 +443,8 @@ fn equivocating_dealer_is_disqualified_with_evidence() {
 }
 
 #[test]
-fn false_complaints_do_not_exclude_an_honest_dealer() {
-    // f = 2 corrupt players (5 and 6) both complain about honest dealer 0; max reveals = 2 >= f.
+fn claimed_lost_deals_do_not_exclude_an_honest_dealer() {
+    // f = 2 corrupt players (5 and 6) both claim they did not get honest dealer 0's deal.
     let params = Params::new(7, 5, 5).unwrap();
     let keys = [member(5).identity, member(6).identity];
     let tamper = move |i: usize, a: Action<Secp256k1>| {
@@ -420,7 +467,7 @@ fn false_complaints_do_not_exclude_an_honest_dealer() {
     // Not an offence either: the complainers could have lost the deal.
     assert!(outs[0].exclusions.is_empty());
     let board = replay(&run, &outs[0]);
-    assert_eq!(board.complaints_against(0), &[5, 6]);
+    assert_eq!(board.missed_deals(0), &[5, 6]);
     check_group_secret(&run.ceremony, &outs);
 }
 
@@ -617,17 +664,16 @@ fn reshare_with_a_silent_old_member() {
     assert_eq!(outs[0].public.qualified, vec![1, 2, 3, 4]);
     assert!(matches!(
         exclusion(&outs[0], Role::Dealer, 0).unwrap().fault,
-        FaultKind::TooManyComplaints { .. }
+        FaultKind::MissingJustification { .. }
     ));
 }
 
 #[test]
-fn wrong_justification_disqualifies() {
-    // Dealer 1 sends player 4 a bad pair, then "justifies" with another bad pair.
+fn malformed_resent_ciphertext_disqualifies() {
+    // Dealer 1's deal to player 4 is lost; its justification carries a ciphertext whose proof
+    // of knowledge of the ephemeral key does not verify.
     let params = Params::new(7, 5, 5).unwrap();
-    let members: Vec<MemberKeys> = (0..7).map(member).collect();
-    let ceremony = Ceremony::new(config::<Bls12381G1>(&members, params)).unwrap();
-    let mut corrupt = corrupt_deal(&ceremony, 1, 4);
+    let mut lose = lose_deal::<Bls12381G1>(1, 4);
     let key = member(1).identity;
     let tamper = move |i: usize, a: Action<Bls12381G1>| {
         if i == 1 && is_post_of(&a, |p| matches!(p, ComplaintPost::Justification(_))) {
@@ -636,13 +682,14 @@ fn wrong_justification_disqualifies() {
             };
             let mut s = SignedComplaintPost::<Bls12381G1>::decode(&bytes, 7, 7).unwrap();
             if let ComplaintPost::Justification(j) = &mut s.post {
-                j.shares[0].1 += <Bls12381G1 as Curve>::Scalar::ONE;
+                // The last byte of the proof's response.
+                j.deals[0].1[VerifiableCiphertext::HEADER_LEN - 1] ^= 1;
             }
             return vec![Action::Post(
                 SignedComplaintPost::sign(&key, s.post).encode(),
             )];
         }
-        corrupt(i, a)
+        lose(i, a)
     };
     let run = fresh_run::<Bls12381G1>(params, &[], Box::new(tamper));
     let outs = check_agreement(&run.results, &[0, 2, 3, 4, 5, 6]);
@@ -651,21 +698,66 @@ fn wrong_justification_disqualifies() {
     assert_eq!(e.fault, FaultKind::BadJustification { player: 4 });
     assert!(e.fault.is_misbehaviour());
     assert_eq!(verify_exclusion(&run.ceremony, e), Some(true));
-    // The evidence is the dealer's own signed post, checkable by anyone.
-    let Evidence::SignedPosts(posts) = &e.evidence else {
-        panic!()
-    };
-    let s = SignedComplaintPost::<Bls12381G1>::decode(&posts[0], 7, 7).unwrap();
-    let ComplaintPost::Justification(j) = &s.post else {
-        panic!()
-    };
-    let (p, share, blind) = j.shares[0];
-    assert!(
-        !j.commitment
-            .verify_pedersen_share(p as usize, &share, &blind)
-    );
+    let mut other = e.clone();
+    other.fault = FaultKind::BadJustification { player: 5 };
+    assert_ne!(verify_exclusion(&run.ceremony, &other), Some(true));
     check_group_secret(&run.ceremony, &outs);
     replay(&run, &outs[0]);
+}
+
+#[test]
+fn bad_resent_pair_is_proven_after_qualification_and_reconstructed() {
+    // Dealer 1's deal to player 4 is lost; its justification sends a well-formed ciphertext of a
+    // wrong pair. The board cannot tell; player 4 reveals the key in the complain phase, dealer
+    // 1 fails and its contribution is reconstructed: the key is the honest run's.
+    let params = Params::new(7, 5, 5).unwrap();
+    let baseline = fresh_run::<Secp256k1>(params, &[], honest());
+    let base = check_agreement(&baseline.results, &(0..7).collect::<Vec<_>>());
+    let ceremony = baseline.ceremony.clone();
+    let mut lose = lose_deal::<Secp256k1>(1, 4);
+    let key = member(1).identity;
+    let mut rng = ChaCha20Rng::seed_from_u64(44);
+    let tamper = move |i: usize, a: Action<Secp256k1>| {
+        if i == 1 && is_post_of(&a, |p| matches!(p, ComplaintPost::Justification(_))) {
+            let Action::Post(bytes) = a else {
+                unreachable!()
+            };
+            let mut s = SignedComplaintPost::<Secp256k1>::decode(&bytes, 7, 7).unwrap();
+            if let ComplaintPost::Justification(j) = &mut s.post {
+                let signed = SignedPedersen::new(&key, ceremony.id(), 1, j.commitment.clone());
+                let one = <Secp256k1 as Curve>::Scalar::ONE;
+                j.deals[0].1 = seal_pair(
+                    ceremony.id(),
+                    &signed,
+                    (4, ceremony.verifiable_key(4).unwrap()),
+                    &one,
+                    &one,
+                    &mut rng,
+                );
+            }
+            return vec![Action::Post(
+                SignedComplaintPost::sign(&key, s.post).encode(),
+            )];
+        }
+        lose(i, a)
+    };
+    let run = fresh_run::<Secp256k1>(params, &[], Box::new(tamper));
+    let outs = check_agreement(&run.results, &(0..7).collect::<Vec<_>>());
+    assert_eq!(outs[0].public.qualified, (0..7).collect::<Vec<_>>());
+    assert_eq!(outs[0].public.group_key, base[0].public.group_key);
+    let e = exclusion(&outs[0], Role::Dealer, 1).unwrap();
+    assert_eq!(e.fault, FaultKind::BadDeal { player: 4 });
+    assert_eq!(verify_exclusion(&run.ceremony, e), Some(true));
+    assert_eq!(outs[0].exclusions.len(), 1);
+    let board = replay(&run, &outs[0]);
+    assert!(board.reconstructed(1).is_some());
+    for (o, b) in outs.iter().zip(&base) {
+        assert_eq!(
+            o.secret_share.as_ref().unwrap().expose(),
+            b.secret_share.as_ref().unwrap().expose()
+        );
+    }
+    check_group_secret(&run.ceremony, &outs);
 }
 
 #[test]
@@ -735,14 +827,9 @@ fn false_feldman_complaint_is_the_complainers_fault() {
     let outs = check_agreement(&run.results, &(0..7).collect::<Vec<_>>());
     let c = &run.ceremony;
     let deal = Deal::<Secp256k1>::decode(captured.borrow().as_ref().unwrap(), 7).unwrap();
-    let aad = ShareAad {
-        session_id: *c.id(),
-        dealer: 0,
-        recipient: 5,
-        commitment_hash: deal.statement().hash,
-    };
-    let ct = Ciphertext::from_bytes(&deal.ciphertext, 64).unwrap();
-    let pt = encrypt::open(&member(5).encryption, &aad, &ct).unwrap();
+    let aad = pair_aad(c.id(), 0, 5, &deal.statement().hash);
+    let ct = VerifiableCiphertext::from_bytes(&deal.ciphertext, PAIR_LEN).unwrap();
+    let pt = verifiable_encrypt::open(&member(5).verifiable, &aad, &ct).unwrap();
     let s = Secp256k1::decode_scalar(&pt.expose()[..32]).unwrap();
     let b = Secp256k1::decode_scalar(&pt.expose()[32..]).unwrap();
     let complaint = SignedComplaintPost::sign(
@@ -752,6 +839,7 @@ fn false_feldman_complaint_is_the_complainers_fault() {
             player: 5,
             shares: vec![(0, s, b)],
             commitments: vec![(0, deal.commitment.clone())],
+            reveals: vec![],
         }),
     );
 
@@ -843,7 +931,7 @@ fn dealer_that_does_not_report_is_left_out_of_the_clique() {
         ]
     );
     let board = replay(&run, &outs[0]);
-    assert!(board.complaints_against(5).is_empty());
+    assert!(board.missed_deals(5).is_empty());
     check_group_secret(&run.ceremony, &outs);
 }
 
@@ -914,7 +1002,7 @@ fn whole_deal_signature_matters_only_for_bad_pairs_and_senders_must_be_dealers()
         } else {
             (S::ONE, S::ONE)
         };
-        let key = &ceremony.players()[j].encryption;
+        let key = ceremony.verifiable_key(j as u32).unwrap();
         seal_deal(
             &dealer,
             ceremony.id(),
@@ -926,13 +1014,13 @@ fn whole_deal_signature_matters_only_for_bad_pairs_and_senders_must_be_dealers()
         )
     };
     let resign = |mut d: Deal<Secp256k1>| {
-        d.signature = forger.sign(Purpose::Message, &d.body());
+        d.signature = forger.sign(Purpose::Message, &d.share_payload(&signed.hash));
         d.encode()
     };
     let node_for = |j: usize| {
         let m = member(j as u32);
         let seed = [j as u8; 32];
-        ComplaintParticipant::new(ceremony.clone(), m.identity, m.encryption, None, seed).unwrap()
+        ComplaintParticipant::new(ceremony.clone(), m.identity, m.verifiable, None, seed).unwrap()
     };
     let observed = |actions: Vec<Action<Secp256k1>>| {
         actions.into_iter().find_map(|a| match a {
@@ -1000,7 +1088,7 @@ fn whole_deal_signature_matters_only_for_bad_pairs_and_senders_must_be_dealers()
     let mut p2 = node_for(2);
     let mut unsigned = deal_to(2, true, &mut rng);
     unsigned.commitment_signature = forger.sign(Purpose::Message, b"not the statement");
-    unsigned.signature = dealer.sign(Purpose::Message, &unsigned.body());
+    unsigned.signature = dealer.sign(Purpose::Message, &unsigned.share_payload(&signed.hash));
     assert!(matches!(
         observed(p2.handle(from_dealer(unsigned.encode()))),
         Some(Observation::Malformed(_))
@@ -1027,26 +1115,22 @@ fn complain_about_everyone<C: Curve>(n: usize) -> Tamper<'static, C> {
     })
 }
 
-/// False complaints must not decide who qualifies: with `t = 1, k = n = 7` the reveal bound
-/// `t - 1 - (n - k)` is 0, and two players that complain about every other dealer get all five
-/// honest dealers disqualified (`TooManyComplaints { max: 0 }`) while they themselves go free.
-/// `keyquorum sim --variant complaint --committee 7 --threshold 1 --quorum 7 --fault
-/// false-complaint --seed 1` shows the same (0 of 7 qualified). Complaints the board cannot check
-/// are the cause; this passes once a complaint carries public proof (a revealed decryption key
-/// with a DLEQ proof, see `keyquorum_crypto::verifiable_encrypt`) and a missing deal is answered
-/// without revealing the share.
+/// False complaints must not decide who qualifies: with `t = 1, k = n = 7` the old reveal bound
+/// `t - 1 - (n - k)` is 0, and two players that claim to hold no valid pair from any other dealer
+/// used to get all five honest dealers disqualified (`TooManyComplaints { max: 0 }`) while they
+/// themselves went free. A missed deal is now sent again encrypted on the board, which reveals
+/// nothing and so has no bound: every dealer qualifies.
 #[test]
-#[ignore = "fails until complaints are publicly verifiable"]
 fn false_complainers_beyond_the_reveal_bound_do_not_disqualify_honest_dealers() {
     let params = Params::new(7, 1, 7).unwrap();
     assert_eq!(params.max_reveals(), 0);
     let run = fresh_run::<Secp256k1>(params, &[], complain_about_everyone(7));
-    let exclusions = match &run.results[0] {
-        RunResult::Ok(o) => o.exclusions.clone(),
-        RunResult::Failed(f) => f.exclusions.clone(),
-        RunResult::Pending => panic!("node 0 did not finish"),
-    };
-    for e in &exclusions {
+    let honest_nodes = [0, 1, 2, 3, 4];
+    let outs = check_agreement(&run.results, &honest_nodes);
+    for d in honest_nodes {
+        assert!(outs[0].public.qualified.contains(&(d as u32)), "dealer {d}");
+    }
+    for e in &outs[0].exclusions {
         assert!(
             e.index == 5 || e.index == 6,
             "honest {:?} {} excluded for {:?}",
@@ -1054,5 +1138,440 @@ fn false_complainers_beyond_the_reveal_bound_do_not_disqualify_honest_dealers() 
             e.index,
             e.fault
         );
+    }
+    let board = replay(&run, &outs[0]);
+    for d in honest_nodes {
+        assert_eq!(board.missed_deals(d as u32), &[5, 6]);
+    }
+    check_group_secret(&run.ceremony, &outs);
+}
+
+/// Captures the deals `dealer` sends to `player` (the first one).
+type Captured = std::rc::Rc<std::cell::RefCell<Option<Vec<u8>>>>;
+
+#[test]
+fn verifiable_false_complaint_excludes_the_complainer() {
+    // Player 5 complains about honest dealer 0's deal with the deal's own ciphertext and a valid
+    // reveal: the board decrypts a pair that opens the commitment, so player 5 is out, with its
+    // report as evidence, and dealer 0 stays.
+    let params = Params::new(7, 5, 5).unwrap();
+    let captured: Captured = Default::default();
+    let sink = captured.clone();
+    let id5 = member(5).identity.public().clone();
+    let key5 = member(5).identity;
+    let mut rng = ChaCha20Rng::seed_from_u64(51);
+    let tamper = move |i: usize, a: Action<Secp256k1>| {
+        if let Action::Send { to, payload } = &a
+            && i == 0
+            && *to == id5
+        {
+            *sink.borrow_mut() = Some(payload.clone());
+        }
+        if i == 5 && is_post_of(&a, |p| matches!(p, ComplaintPost::Report(_))) {
+            let Action::Post(bytes) = a else {
+                unreachable!()
+            };
+            let mut s = SignedComplaintPost::<Secp256k1>::decode(&bytes, 7, 7).unwrap();
+            let deal = Deal::<Secp256k1>::decode(sink.borrow().as_ref().unwrap(), 7).unwrap();
+            if let ComplaintPost::Report(r) = &mut s.post {
+                r.valid.retain(|d| *d != 0);
+                r.complaints = vec![complaint_of(&deal, &member(5), &mut rng)];
+            }
+            return vec![Action::Post(
+                SignedComplaintPost::sign(&key5, s.post).encode(),
+            )];
+        }
+        vec![a]
+    };
+    let run = fresh_run::<Secp256k1>(params, &[], Box::new(tamper));
+    let outs = check_agreement(&run.results, &[0, 1, 2, 3, 4, 6]);
+    assert_eq!(outs[0].public.qualified, vec![0, 1, 2, 3, 4, 6]);
+    let e = exclusion(&outs[0], Role::Player, 5).unwrap();
+    assert_eq!(e.fault, FaultKind::FalseComplaint { dealer: 0 });
+    assert!(e.fault.is_misbehaviour());
+    assert_eq!(verify_exclusion(&run.ceremony, e), Some(true));
+    // The evidence does not convict dealer 0.
+    let mut flipped = e.clone();
+    flipped.role = Role::Dealer;
+    flipped.index = 0;
+    flipped.identity = run.ceremony.dealers()[0].identity.clone();
+    flipped.fault = FaultKind::BadDeal { player: 5 };
+    assert_eq!(verify_exclusion(&run.ceremony, &flipped), Some(false));
+    assert!(exclusion(&outs[0], Role::Dealer, 0).is_none());
+    check_group_secret(&run.ceremony, &outs);
+    replay(&run, &outs[0]);
+}
+
+/// A complaint about `deal` by its recipient `keys`, with a valid reveal of its key.
+fn complaint_of<C: Curve>(
+    deal: &Deal<C>,
+    keys: &MemberKeys,
+    rng: &mut ChaCha20Rng,
+) -> DealComplaint<C> {
+    let hash = deal.statement().hash;
+    let aad = pair_aad(&deal.session, deal.dealer, deal.player, &hash);
+    let ct = VerifiableCiphertext::from_bytes(&deal.ciphertext, PAIR_LEN).unwrap();
+    DealComplaint {
+        dealer: deal.dealer,
+        commitment: deal.commitment.clone(),
+        ciphertext: deal.ciphertext.clone(),
+        signature: deal.signature,
+        reveal: Some(verifiable_encrypt::reveal_key(&keys.verifiable, &aad, &ct, rng).unwrap()),
+    }
+}
+
+/// A board in the report phase of a ceremony of four on secp256k1, with dealer 0's signed
+/// commitment and a way to make its deals to any player, with the right pair or a wrong one.
+struct ReportPhase {
+    ceremony: Arc<Ceremony<Secp256k1>>,
+    board: ComplaintBoard<Secp256k1>,
+    signed: SignedPedersen<Secp256k1>,
+    f: Polynomial<<Secp256k1 as Curve>::Scalar>,
+    blind: Polynomial<<Secp256k1 as Curve>::Scalar>,
+    rng: ChaCha20Rng,
+}
+
+impl ReportPhase {
+    fn new() -> Self {
+        let members: Vec<MemberKeys> = (0..4).map(member).collect();
+        let ceremony =
+            Ceremony::new(config::<Secp256k1>(&members, Params::new(4, 3, 3).unwrap())).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(77);
+        let f = Polynomial::random(2, None, &mut rng);
+        let blind = Polynomial::random(2, None, &mut rng);
+        let commitment = EvalCommitment::pedersen(&f, &blind, ceremony.player_indices());
+        let signed = SignedPedersen::new(&member(0).identity, ceremony.id(), 0, commitment);
+        let mut board = ComplaintBoard::new(ceremony.clone());
+        board.advance();
+        assert_eq!(board.phase(), ComplaintBoardPhase::Report);
+        ReportPhase {
+            ceremony,
+            board,
+            signed,
+            f,
+            blind,
+            rng,
+        }
+    }
+
+    fn deal(&mut self, player: u32, good: bool) -> Deal<Secp256k1> {
+        let x = &self.ceremony.player_indices()[player as usize];
+        let (s, b) = if good {
+            (self.f.evaluate(x), self.blind.evaluate(x))
+        } else {
+            (
+                self.f.evaluate(x) + <Secp256k1 as Curve>::Scalar::ONE,
+                self.blind.evaluate(x),
+            )
+        };
+        seal_deal(
+            &member(0).identity,
+            self.ceremony.id(),
+            &self.signed,
+            (player, self.ceremony.verifiable_key(player).unwrap()),
+            &s,
+            &b,
+            &mut self.rng,
+        )
+    }
+
+    /// Player `player`'s signed report: heard dealer 0, with `complaint`.
+    fn report(
+        &self,
+        player: u32,
+        complaint: DealComplaint<Secp256k1>,
+    ) -> SignedComplaintPost<Secp256k1> {
+        SignedComplaintPost::sign(
+            &member(player).identity,
+            ComplaintPost::Report(Report {
+                session: *self.ceremony.id(),
+                player,
+                heard: vec![HeardEntry {
+                    dealer: 0,
+                    hash: self.signed.hash,
+                    signature: self.signed.signature,
+                }],
+                valid: vec![],
+                complaints: vec![complaint],
+            }),
+        )
+    }
+}
+
+fn player_fault(index: u32, fault: FaultKind) -> Result<(), ComplaintBoardError> {
+    Err(ComplaintBoardError::Fault {
+        role: Role::Player,
+        index,
+        fault,
+    })
+}
+
+#[test]
+fn true_complaint_disqualifies_the_dealer_on_the_board() {
+    let mut p = ReportPhase::new();
+    let deal = p.deal(2, false);
+    let c = complaint_of(&deal, &member(2), &mut p.rng);
+    let post = p.report(2, c);
+    assert_eq!(p.board.apply(&post), Ok(()));
+    assert!(p.board.is_disqualified(0));
+    // A second report by the same player is refused and changes nothing.
+    let before = p.board.clone();
+    assert_eq!(p.board.apply(&post), Err(ComplaintBoardError::Duplicate));
+    assert!(p.board == before);
+}
+
+#[test]
+fn complaint_about_a_valid_share_is_the_complainers_fault() {
+    let mut p = ReportPhase::new();
+    let deal = p.deal(2, true);
+    let c = complaint_of(&deal, &member(2), &mut p.rng);
+    assert_eq!(
+        p.board.apply(&p.report(2, c)),
+        player_fault(2, FaultKind::FalseComplaint { dealer: 0 })
+    );
+    assert!(!p.board.is_disqualified(0));
+}
+
+#[test]
+fn complaint_with_a_bad_reveal_proof_is_the_complainers_fault() {
+    // The deal really is bad, but the reveal is another ciphertext's: the complaint proves
+    // nothing, and its author is excluded rather than the dealer.
+    let mut p = ReportPhase::new();
+    let deal = p.deal(2, false);
+    let other = p.deal(2, false);
+    let mut c = complaint_of(&deal, &member(2), &mut p.rng);
+    c.reveal = complaint_of(&other, &member(2), &mut p.rng).reveal;
+    assert_eq!(
+        p.board.apply(&p.report(2, c)),
+        player_fault(2, FaultKind::FalseComplaint { dealer: 0 })
+    );
+    assert!(!p.board.is_disqualified(0));
+    // Without any reveal it proves nothing either.
+    let mut p = ReportPhase::new();
+    let deal = p.deal(2, false);
+    let mut c = complaint_of(&deal, &member(2), &mut p.rng);
+    c.reveal = None;
+    assert_eq!(
+        p.board.apply(&p.report(2, c)),
+        player_fault(2, FaultKind::FalseComplaint { dealer: 0 })
+    );
+    assert!(!p.board.is_disqualified(0));
+}
+
+#[test]
+fn complaint_with_a_ciphertext_the_dealer_did_not_sign_is_a_bad_report() {
+    // Another player's ciphertext, and a ciphertext with one byte changed: the dealer's
+    // signature does not cover them, so they cannot be held against the dealer.
+    let mut p = ReportPhase::new();
+    let to_3 = p.deal(3, false);
+    let to_2 = p.deal(2, false);
+    let mut c = complaint_of(&to_2, &member(2), &mut p.rng);
+    c.ciphertext = to_3.ciphertext.clone();
+    assert_eq!(
+        p.board.apply(&p.report(2, c)),
+        player_fault(2, FaultKind::BadReport)
+    );
+    let mut p = ReportPhase::new();
+    let to_2 = p.deal(2, false);
+    let mut c = complaint_of(&to_2, &member(2), &mut p.rng);
+    let last = c.ciphertext.len() - 1;
+    c.ciphertext[last] ^= 1;
+    assert_eq!(
+        p.board.apply(&p.report(2, c)),
+        player_fault(2, FaultKind::BadReport)
+    );
+    assert!(!p.board.is_disqualified(0));
+    // A commitment other than the one heard.
+    let mut p = ReportPhase::new();
+    let to_2 = p.deal(2, false);
+    let mut c = complaint_of(&to_2, &member(2), &mut p.rng);
+    let g = Polynomial::random(2, None, &mut p.rng);
+    c.commitment = EvalCommitment::pedersen(&g, &p.blind, p.ceremony.player_indices());
+    assert_eq!(
+        p.board.apply(&p.report(2, c)),
+        player_fault(2, FaultKind::BadReport)
+    );
+}
+
+#[test]
+fn complaints_from_another_session_or_an_unknown_sender_are_refused() {
+    let mut p = ReportPhase::new();
+    let deal = p.deal(2, false);
+    let c = complaint_of(&deal, &member(2), &mut p.rng);
+    let before = p.board.clone();
+    // Another session.
+    let mut post = p.report(2, c.clone()).post;
+    if let ComplaintPost::Report(r) = &mut post {
+        r.session[0] ^= 1;
+    }
+    let foreign = SignedComplaintPost::sign(&member(2).identity, post);
+    assert_eq!(
+        p.board.apply(&foreign),
+        Err(ComplaintBoardError::WrongSession)
+    );
+    // A player position outside the committee.
+    let mut post = p.report(2, c.clone()).post;
+    if let ComplaintPost::Report(r) = &mut post {
+        r.player = 9;
+    }
+    let unknown = SignedComplaintPost::sign(&member(9).identity, post);
+    assert_eq!(
+        p.board.apply(&unknown),
+        Err(ComplaintBoardError::UnknownAuthor(Role::Player, 9))
+    );
+    // Player 2's complaint signed by player 3.
+    let mut spoofed = p.report(2, c);
+    spoofed.signature =
+        SignedComplaintPost::sign(&member(3).identity, spoofed.post.clone()).signature;
+    assert_eq!(
+        p.board.apply(&spoofed),
+        Err(ComplaintBoardError::BadSignature)
+    );
+    assert!(p.board == before);
+    assert!(!p.board.is_disqualified(0));
+}
+
+#[test]
+fn complaint_in_the_wrong_phase_is_refused() {
+    let mut p = ReportPhase::new();
+    let deal = p.deal(2, false);
+    let c = complaint_of(&deal, &member(2), &mut p.rng);
+    let post = p.report(2, c);
+    p.board.advance();
+    assert!(matches!(
+        p.board.apply(&post),
+        Err(ComplaintBoardError::WrongPhase(_))
+    ));
+    assert!(!p.board.is_disqualified(0));
+}
+
+/// Corrupt players `n - c..n` (the last `c`, `c <= f`): each claims it missed every other
+/// dealer's deal (`missers`) or complains about each with the deal's ciphertext and a valid
+/// reveal (the others), and, when `bad_dealers` is set, sends the honest players wrong pairs.
+fn corrupt_players<C: Curve>(
+    ceremony: &Arc<Ceremony<C>>,
+    c: usize,
+    missers: usize,
+    bad_dealers: bool,
+) -> Tamper<'static, C> {
+    let n = ceremony.n();
+    let corrupt: Vec<usize> = (n - c..n).collect();
+    let ids: Vec<_> = (0..n as u32)
+        .map(|i| member(i).identity.public().clone())
+        .collect();
+    let ceremony = ceremony.clone();
+    let mut received: std::collections::BTreeMap<(usize, u32), Deal<C>> = Default::default();
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    Box::new(move |i: usize, a: Action<C>| {
+        if !corrupt.contains(&i) {
+            if let Action::Send { to, payload } = &a {
+                let j = ids.iter().position(|x| x == to).unwrap();
+                if corrupt.contains(&j) {
+                    let d = Deal::<C>::decode(payload, n).unwrap();
+                    received.insert((j, d.dealer), d);
+                }
+            }
+            return vec![a];
+        }
+        match a {
+            Action::Send { to, payload } if bad_dealers => {
+                let j = ids.iter().position(|x| *x == to).unwrap();
+                if corrupt.contains(&j) {
+                    return vec![Action::Send { to, payload }];
+                }
+                let deal = Deal::<C>::decode(&payload, n).unwrap();
+                let signed = SignedPedersen::new(
+                    &member(i as u32).identity,
+                    ceremony.id(),
+                    deal.dealer,
+                    deal.commitment,
+                );
+                let bad = seal_deal(
+                    &member(i as u32).identity,
+                    ceremony.id(),
+                    &signed,
+                    (j as u32, ceremony.verifiable_key(j as u32).unwrap()),
+                    &C::Scalar::ONE,
+                    &C::Scalar::ONE,
+                    &mut rng,
+                );
+                vec![Action::Send {
+                    to,
+                    payload: bad.encode(),
+                }]
+            }
+            Action::Post(bytes) => {
+                let mut s = SignedComplaintPost::<C>::decode(&bytes, n, n).unwrap();
+                let ComplaintPost::Report(r) = &mut s.post else {
+                    return vec![Action::Post(bytes)];
+                };
+                let accused: Vec<u32> =
+                    r.valid.iter().copied().filter(|d| *d != i as u32).collect();
+                r.valid.retain(|d| *d == i as u32);
+                if i - (n - c) >= missers {
+                    r.complaints = accused
+                        .iter()
+                        .filter_map(|d| received.get(&(i, *d)))
+                        .map(|deal| complaint_of(deal, &member(i as u32), &mut rng))
+                        .collect();
+                }
+                vec![Action::Post(
+                    SignedComplaintPost::sign(&member(i as u32).identity, s.post).encode(),
+                )]
+            }
+            other => vec![other],
+        }
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Across every `(n, t, k)` that `Params::new` accepts (n up to 7), with up to `f = n - k`
+    /// corrupt players complaining falsely (by claiming lost deals, or with verifiable complaints
+    /// about valid pairs) and possibly dealing wrong pairs to every honest player: every honest
+    /// dealer qualifies, every corrupt dealer complained about is disqualified for it, and all
+    /// honest players agree.
+    #[test]
+    fn false_complaints_never_decide_qualification(
+        n in 1usize..=7,
+        t_pick in 0usize..64,
+        k_pick in 0usize..64,
+        c_pick in 0usize..64,
+        m_pick in 0usize..64,
+        bad_dealers in proptest::prelude::any::<bool>(),
+    ) {
+        // k in (2n/3, n], t in [2(n - k) + 1, k]: exactly what Params::new accepts.
+        let k_min = 2 * n / 3 + 1;
+        let k = k_min + k_pick % (n - k_min + 1);
+        let t_min = 2 * (n - k) + 1;
+        let t = t_min + t_pick % (k - t_min + 1);
+        let params = Params::new(n, t, k).unwrap();
+        let f = n - k;
+        let c = c_pick % (f + 1);
+        let missers = m_pick % (c + 1);
+        let members: Vec<MemberKeys> = (0..n as u32).map(member).collect();
+        let ceremony = Ceremony::new(config::<Secp256k1>(&members, params)).unwrap();
+        let run = fresh_run::<Secp256k1>(params, &[], corrupt_players(&ceremony, c, missers, bad_dealers));
+        let honest: Vec<usize> = (0..n - c).collect();
+        let outs = check_agreement(&run.results, &honest);
+        for d in &honest {
+            proptest::prop_assert!(outs[0].public.qualified.contains(&(*d as u32)), "dealer {}", d);
+        }
+        for e in &outs[0].exclusions {
+            proptest::prop_assert!(e.index as usize >= n - c, "honest {:?} {} excluded: {:?}", e.role, e.index, e.fault);
+            proptest::prop_assert_ne!(verify_exclusion(&run.ceremony, e), Some(false));
+        }
+        if bad_dealers && !honest.is_empty() {
+            for d in n - c..n {
+                let e = exclusion(&outs[0], Role::Dealer, d as u32);
+                proptest::prop_assert!(
+                    matches!(e.map(|e| &e.fault), Some(FaultKind::BadDeal { .. })),
+                    "corrupt dealer {} not disqualified for a bad deal: {:?}", d, e
+                );
+                proptest::prop_assert!(!outs[0].public.qualified.contains(&(d as u32)));
+            }
+        }
+        check_group_secret(&run.ceremony, &outs);
     }
 }

@@ -57,7 +57,9 @@ fn transcript(variant: Variant) -> &'static Transcript {
     cell.get_or_init(|| {
         let members: Vec<MemberKeys> = (0..N as u32).map(member).collect();
         let mut config = fresh_config::<C>(&members, Params::new(N, 2, 4).unwrap());
-        config.variant = variant;
+        if variant == Variant::Complaint {
+            config = complaint_variant(config, &members);
+        }
         let ceremony = Ceremony::new(config).unwrap();
         let keys = members.iter().map(|m| m.identity.clone()).collect();
         let nodes: Vec<Box<dyn Node<C>>> = members
@@ -80,7 +82,7 @@ fn transcript(variant: Variant) -> &'static Transcript {
                         ComplaintParticipant::new(
                             ceremony.clone(),
                             m.identity,
-                            m.encryption,
+                            m.verifiable,
                             None,
                             seed,
                         )

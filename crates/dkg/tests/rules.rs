@@ -552,7 +552,9 @@ fn reshare_of_an_identity_key_is_refused_by_both_boards() {
         let new: Vec<MemberKeys> = (0..4).map(member).collect();
         let mut cfg = fresh_config::<C>(&new, Params::new(4, 3, 3).unwrap());
         cfg.epoch = 2;
-        cfg.variant = variant;
+        if variant == Variant::Complaint {
+            cfg = complaint_variant(cfg, &new);
+        }
         cfg.reshare = Some(key.reshare.clone());
         let ceremony = Ceremony::new(cfg).unwrap();
         let nodes: Vec<Box<dyn Participant<C>>> = new
@@ -578,7 +580,7 @@ fn reshare_of_an_identity_key_is_refused_by_both_boards() {
                         ComplaintParticipant::new(
                             ceremony.clone(),
                             m.identity,
-                            m.encryption,
+                            m.verifiable,
                             old,
                             seed,
                         )

@@ -20,10 +20,14 @@ use keyquorum_crypto::commit::EvalCommitment;
 use keyquorum_crypto::encrypt::{self, Ciphertext, EncryptionSecretKey, ShareAad};
 use keyquorum_crypto::index::IndexScheme;
 use keyquorum_crypto::poly::Polynomial;
+use keyquorum_crypto::verifiable_encrypt::{
+    self, VerifiableCiphertext, VerifiableEncryptionSecretKey,
+};
 use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
 use keyquorum_dkg::complaint::messages::{
-    CommitmentStatement, ComplaintPost, Deal as ComplaintDeal, Disclosure, FeldmanPost, HeardEntry,
-    Justification, Report, SignedComplaintPost, SignedPedersen, seal_deal,
+    CommitmentStatement, ComplaintPost, Deal as ComplaintDeal, DealComplaint, Disclosure,
+    FeldmanPost, HeardEntry, Justification, PAIR_LEN, Report, SignedComplaintPost, SignedPedersen,
+    pair_aad, seal_deal, seal_pair,
 };
 use keyquorum_dkg::identity::{self, IdentityKeypair, IdentityPublicKey, Purpose};
 use keyquorum_dkg::messages::{
@@ -45,6 +49,12 @@ fn encryption_key(i: u8) -> EncryptionSecretKey {
     EncryptionSecretKey::from_seed(&[0x20 + i; 32])
 }
 
+fn verifiable_key(i: u8) -> VerifiableEncryptionSecretKey {
+    let mut seed = [0u8; 32];
+    seed[31] = 0x30 + i;
+    VerifiableEncryptionSecretKey::from_bytes(&seed).unwrap()
+}
+
 fn participants(count: u8, offset: u8) -> Vec<Member> {
     (offset..offset + count)
         .map(|i| Member {
@@ -62,6 +72,12 @@ fn config<C: Curve>(variant: Variant, scheme: IndexScheme) -> CeremonyConfig<C> 
         params: Params::new(N, 2, 4).unwrap(),
         index_scheme: scheme,
         players: participants(N as u8, 0),
+        verifiable_keys: match variant {
+            Variant::Complaint => (0..N as u8)
+                .map(|i| verifiable_key(i).public_key())
+                .collect(),
+            Variant::AckReveal => Vec::new(),
+        },
         reshare: None,
     }
 }
@@ -354,7 +370,7 @@ fn complaint_messages<C: Curve>(v: &mut Vectors) {
         &dealer_key,
         &session,
         &signed,
-        (player, &encryption_key(player as u8).public_key()),
+        (player, &verifiable_key(player as u8).public_key()),
         &f.evaluate(&xs[player as usize]),
         &b.evaluate(&xs[player as usize]),
         &mut seal_rng,
@@ -367,7 +383,8 @@ fn complaint_messages<C: Curve>(v: &mut Vectors) {
         &format!("complaint/{curve}/direct/deal"),
         &format!(
             "dealer 1's deal to player 2: Pedersen commitment (5 uncompressed points), signed \
-             statement, encrypted pair (RNG ChaCha20 seed 0xb2), dealer's signature; session \
+             statement, pair encrypted to player 2's verifiable-encryption key (secret scalar \
+             0x32; RNG ChaCha20 seed 0xb2), dealer's signature on the ciphertext; session \
              complaint/{curve}/sequential"
         ),
         &bytes,
@@ -382,6 +399,22 @@ fn complaint_messages<C: Curve>(v: &mut Vectors) {
     );
     let pair = |j: u32| (j, f.evaluate(&xs[j as usize]), b.evaluate(&xs[j as usize]));
     let feldman = EvalCommitment::<C>::feldman(&f, xs);
+    let aad = pair_aad(&session, dealer, player, &signed.hash);
+    let reveal = verifiable_encrypt::reveal_key(
+        &verifiable_key(player as u8),
+        &aad,
+        &VerifiableCiphertext::from_bytes(&deal.ciphertext, PAIR_LEN).unwrap(),
+        &mut ChaCha20Rng::seed_from_u64(0xb3),
+    )
+    .unwrap();
+    let resent = seal_pair(
+        &session,
+        &signed,
+        (0, &verifiable_key(0).public_key()),
+        &pair(0).1,
+        &pair(0).2,
+        &mut ChaCha20Rng::seed_from_u64(0xb4),
+    );
     let posts = [
         (
             "report",
@@ -396,6 +429,30 @@ fn complaint_messages<C: Curve>(v: &mut Vectors) {
                     signature: signed.signature,
                 }],
                 valid: vec![1],
+                complaints: vec![],
+            }),
+        ),
+        (
+            "report/complaint",
+            "player 2 heard from dealer 1 and complains about its deal: the deal's commitment, \
+             ciphertext and signature, and player 2's key reveal (RNG ChaCha20 seed 0xb3)",
+            2u8,
+            ComplaintPost::<C>::Report(Report {
+                session,
+                player: 2,
+                heard: vec![HeardEntry {
+                    dealer,
+                    hash: signed.hash,
+                    signature: signed.signature,
+                }],
+                valid: vec![],
+                complaints: vec![DealComplaint {
+                    dealer,
+                    commitment: signed.commitment.clone(),
+                    ciphertext: deal.ciphertext.clone(),
+                    signature: deal.signature,
+                    reveal: Some(reveal),
+                }],
             }),
         ),
         (
@@ -407,17 +464,19 @@ fn complaint_messages<C: Curve>(v: &mut Vectors) {
                 player: 0,
                 heard: vec![],
                 valid: vec![],
+                complaints: vec![],
             }),
         ),
         (
             "justification",
-            "dealer 1 answers complaints of players 0 and 3 with their pairs in the clear",
+            "dealer 1 sends player 0, which missed its deal, the pair again encrypted \
+             (RNG ChaCha20 seed 0xb4)",
             1,
             ComplaintPost::Justification(Justification {
                 session,
                 dealer,
                 commitment: signed.commitment.clone(),
-                shares: vec![pair(0), pair(3)],
+                deals: vec![(0, resent)],
             }),
         ),
         (
@@ -432,13 +491,15 @@ fn complaint_messages<C: Curve>(v: &mut Vectors) {
         ),
         (
             "complaint",
-            "player 2 discloses its pair from dealer 1 and dealer 1's Pedersen commitment",
+            "player 2 discloses its pair from dealer 1 and dealer 1's Pedersen commitment, and \
+             reveals the key of a pair dealer 1 sent again (the reveal of report/complaint)",
             2,
             ComplaintPost::Complaint(Disclosure {
                 session,
                 player: 2,
                 shares: vec![pair(2)],
                 commitments: vec![(dealer, signed.commitment.clone())],
+                reveals: vec![(dealer, reveal)],
             }),
         ),
         (
@@ -450,6 +511,7 @@ fn complaint_messages<C: Curve>(v: &mut Vectors) {
                 player: 2,
                 shares: vec![(dealer, C::Scalar::ONE, C::Scalar::ZERO)],
                 commitments: vec![],
+                reveals: vec![],
             }),
         ),
     ];

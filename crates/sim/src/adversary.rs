@@ -10,14 +10,15 @@
 //! [`ComplaintBoard`], to know the phase, the qualified set and what was revealed:
 //! - `Equivocate`: deals a second, self-consistent polynomial pair to the odd players (a second
 //!   commitment, correctly signed; when resharing its constant cannot be the old public share).
-//! - `BadShare`: sends validly encrypted, correctly signed deals with wrong pairs to up to
-//!   `max(1, max_reveals)` odd players, and never answers the complaints.
-//! - `WrongReveal`: either sends one player a wrong pair and answers its complaint with a wrong
-//!   pair, or posts wrong (but low-degree) Feldman values; in both cases any reconstruction pair it
-//!   posts is wrong.
-//! - `FalseComplaint`: complains in its report about the even dealers whose pairs verified, and
-//!   once their justifications reveal its pairs, posts those (valid) pairs as a complaint against
-//!   their Feldman values.
+//! - `BadShare`: sends validly encrypted, correctly signed deals with wrong pairs to the odd
+//!   players, and never sends a missed deal again.
+//! - `WrongReveal`: either withholds one player's deal and sends it a wrong pair in its
+//!   justification, or posts wrong (but low-degree) Feldman values; in both cases any
+//!   reconstruction pair it posts is wrong.
+//! - `FalseComplaint`: about the even dealers whose pairs verified, either complains in its
+//!   report with the dealer's ciphertext and a valid reveal of its key, or claims it missed their
+//!   deals and, once they are sent again, reveals their keys in the complain phase as if the
+//!   pairs were wrong.
 //! - `WithholdAcks`: either reports no dealer but itself as valid, or withholds its report.
 //!
 //! `Spoof` behaves the same in both variants: it deals, acks and posts honestly, and besides
@@ -39,9 +40,13 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::EvalCommitment;
 use keyquorum_crypto::encrypt::{self, ShareAad};
 use keyquorum_crypto::poly::Polynomial;
+use keyquorum_crypto::verifiable_encrypt::{
+    self, VerifiableCiphertext, VerifiableEncryptionSecretKey,
+};
 use keyquorum_dkg::complaint::messages::{
-    ComplaintPost, Deal as ComplaintDeal, Disclosure, FeldmanPost, SignedComplaintPost,
-    SignedPedersen, pedersen_hash, seal_deal,
+    ComplaintPost, Deal as ComplaintDeal, DealComplaint, Disclosure, FeldmanPost, Justification,
+    PAIR_LEN, Report, SignedComplaintPost, SignedPedersen, pair_aad, pedersen_hash, seal_deal,
+    seal_pair,
 };
 use keyquorum_dkg::complaint::{ComplaintBoard, ComplaintBoardPhase};
 use keyquorum_dkg::identity::{IdentityKeypair, IdentityPublicKey, IdentitySignature, Purpose};
@@ -126,6 +131,8 @@ pub struct Adversary<C: Curve> {
     kind: AdversaryKind,
     inner: Box<dyn Participant<C>>,
     keys: IdentityKeypair,
+    /// Complaint variant: the participant's own verifiable-encryption key (for false reveals).
+    verifiable: VerifiableEncryptionSecretKey,
     ceremony: Arc<Ceremony<C>>,
     rng: ChaCha20Rng,
     contribution_hash: Option<[u8; 32]>,
@@ -138,8 +145,8 @@ pub struct Adversary<C: Curve> {
     alternate: bool,
     /// Complaint variant, `Equivocate`: the second polynomial pair and its signed commitment.
     second_deal: Option<SecondDeal<C>>,
-    /// Complaint variant, `BadShare`: players that were sent wrong pairs so far.
-    victims: Vec<u32>,
+    /// Complaint variant, `FalseComplaint`: the first deal received from each dealer.
+    received: std::collections::BTreeMap<u32, ComplaintDeal<C>>,
     /// `Spoof`: overheard messages replayed so far.
     replays: usize,
 }
@@ -162,11 +169,13 @@ struct SecondDeal<C: Curve> {
 }
 
 impl<C: Curve> Adversary<C> {
-    /// Wraps `inner`; `keys` is a copy of the participant's own identity key.
+    /// Wraps `inner`; `keys` and `verifiable` are copies of the participant's own identity and
+    /// verifiable-encryption keys.
     pub fn new(
         kind: AdversaryKind,
         inner: Box<dyn Participant<C>>,
         keys: IdentityKeypair,
+        verifiable: VerifiableEncryptionSecretKey,
         ceremony: Arc<Ceremony<C>>,
         rng: ChaCha20Rng,
     ) -> Self {
@@ -179,6 +188,7 @@ impl<C: Curve> Adversary<C> {
             kind,
             inner,
             keys,
+            verifiable,
             ceremony,
             rng,
             contribution_hash: None,
@@ -186,7 +196,7 @@ impl<C: Curve> Adversary<C> {
             board,
             alternate,
             second_deal: None,
-            victims: Vec::new(),
+            received: std::collections::BTreeMap::new(),
             replays: 0,
         }
     }
@@ -394,7 +404,8 @@ impl<C: Curve> Adversary<C> {
         if self.board.is_some() {
             let mut deal = ComplaintDeal::<C>::decode(payload, self.ceremony.n()).ok()?;
             deal.dealer = self.someone_else(self.ceremony.dealer_count(), self.my_dealer())?;
-            deal.signature = self.keys.sign(Purpose::Message, &deal.body());
+            let hash = deal.statement().hash;
+            deal.signature = self.keys.sign(Purpose::Message, &deal.share_payload(&hash));
             return Some(deal.encode());
         }
         match Direct::decode(payload).ok()? {
@@ -453,7 +464,14 @@ impl<C: Curve> Adversary<C> {
                 }
             }
             Input::Deadline => board.advance(),
-            Input::Start | Input::Message { .. } => {}
+            Input::Message { payload, .. } => {
+                if let Ok(d) = ComplaintDeal::<C>::decode(payload, self.ceremony.n())
+                    && Some(d.player) == self.ceremony.player_position(self.keys.public())
+                {
+                    self.received.entry(d.dealer).or_insert(d);
+                }
+            }
+            Input::Start => {}
         }
         let entered_complain = before != ComplaintBoardPhase::Complain
             && board.phase() == ComplaintBoardPhase::Complain;
@@ -467,7 +485,7 @@ impl<C: Curve> Adversary<C> {
         if self.kind == AdversaryKind::FalseComplaint
             && entered_complain
             && !complained
-            && let Some(post) = self.false_feldman_complaint(None)
+            && let Some(post) = self.false_reveals(None)
         {
             out.push(Routed::Now(Action::Post(post)));
         }
@@ -519,12 +537,12 @@ impl<C: Curve> Adversary<C> {
                 _ => None,
             },
             AdversaryKind::WrongReveal => match (deal, post) {
+                // The target misses the deal, and the justification sends it a wrong pair.
                 (Some(d), _) if !self.alternate && Some(d.player) == self.wrong_reveal_target() => {
-                    Some(Some(self.wrong_deal(d)))
+                    Some(None)
                 }
-                (_, Some(ComplaintPost::Justification(mut j))) if !j.shares.is_empty() => {
-                    j.shares[0].1 += C::Scalar::ONE;
-                    Some(Some(self.sign_complaint(ComplaintPost::Justification(j))))
+                (_, Some(ComplaintPost::Justification(j))) if !j.deals.is_empty() => {
+                    Some(Some(self.wrong_justification(j)))
                 }
                 (_, Some(ComplaintPost::Feldman(f))) if self.alternate => {
                     Some(Some(self.wrong_feldman(f)))
@@ -538,15 +556,10 @@ impl<C: Curve> Adversary<C> {
                 _ => None,
             },
             AdversaryKind::FalseComplaint => match post {
-                Some(ComplaintPost::Report(mut r)) => {
-                    let before = r.valid.len();
-                    r.valid.retain(|d| !self.accused(*d));
-                    (r.valid.len() != before)
-                        .then(|| Some(self.sign_complaint(ComplaintPost::Report(r))))
-                }
+                Some(ComplaintPost::Report(r)) => self.false_report(r).map(Some),
                 Some(ComplaintPost::Complaint(d)) => {
                     *complained = true;
-                    self.false_feldman_complaint(Some(d)).map(Some)
+                    self.false_reveals(Some(d)).map(Some)
                 }
                 _ => None,
             },
@@ -570,20 +583,68 @@ impl<C: Curve> Adversary<C> {
         }
     }
 
-    /// `BadShare`: odd players other than itself, at most `max(1, max_reveals)` of them.
+    /// `BadShare`: odd players other than itself (any number: each complaint is checked by
+    /// the board and reveals only the victim's wrong pair).
     fn is_victim(&mut self, player: u32) -> bool {
-        if player.is_multiple_of(2) || Some(player) == self.my_player() {
-            return false;
+        !player.is_multiple_of(2) && Some(player) != self.my_player()
+    }
+
+    /// `WrongReveal` (first behaviour): the justification with a wrong pair, well encrypted,
+    /// for the first player it sends a pair again.
+    fn wrong_justification(&mut self, mut j: Justification<C>) -> Vec<u8> {
+        let signed = SignedPedersen {
+            dealer: j.dealer,
+            hash: pedersen_hash::<C>(&j.session, j.dealer, &j.commitment),
+            commitment: j.commitment.clone(),
+            signature: IdentitySignature([0; keyquorum_dkg::identity::SIGNATURE_LEN]),
+        };
+        let player = j.deals[0].0;
+        if let Some(pk) = self.ceremony.verifiable_key(player) {
+            let s = C::random_scalar(&mut self.rng);
+            let b = C::random_scalar(&mut self.rng);
+            j.deals[0].1 = seal_pair(&j.session, &signed, (player, pk), &s, &b, &mut self.rng);
         }
-        if self.victims.contains(&player) {
-            return true;
+        self.sign_complaint(ComplaintPost::Justification(j))
+    }
+
+    /// `FalseComplaint`, report: the accused dealers' valid pairs turned into complaints with a
+    /// valid reveal (first behaviour) or into claimed lost deals (second). `None` if nobody is
+    /// accused.
+    fn false_report(&mut self, mut r: Report<C>) -> Option<Vec<u8>> {
+        let accused: Vec<u32> = r
+            .valid
+            .iter()
+            .copied()
+            .filter(|d| self.accused(*d))
+            .collect();
+        if accused.is_empty() {
+            return None;
         }
-        let cap = self.ceremony.params().max_reveals().max(1);
-        if self.victims.len() < cap {
-            self.victims.push(player);
-            return true;
+        r.valid.retain(|d| !accused.contains(d));
+        if !self.alternate {
+            for dealer in accused {
+                let Some(deal) = self.received.get(&dealer).cloned() else {
+                    continue;
+                };
+                let hash = deal.statement().hash;
+                let aad = pair_aad(&deal.session, dealer, deal.player, &hash);
+                let reveal = VerifiableCiphertext::from_bytes(&deal.ciphertext, PAIR_LEN)
+                    .ok()
+                    .and_then(|ct| {
+                        verifiable_encrypt::reveal_key(&self.verifiable, &aad, &ct, &mut self.rng)
+                            .ok()
+                    });
+                r.complaints.push(DealComplaint {
+                    dealer,
+                    commitment: deal.commitment,
+                    ciphertext: deal.ciphertext,
+                    signature: deal.signature,
+                    reveal,
+                });
+            }
+            r.complaints.sort_by_key(|c| c.dealer);
         }
-        false
+        Some(self.sign_complaint(ComplaintPost::Report(r)))
     }
 
     /// `WrongReveal` (first behaviour): the player that gets a wrong pair, so that it complains.
@@ -603,7 +664,10 @@ impl<C: Curve> Adversary<C> {
         };
         let s = C::random_scalar(&mut self.rng);
         let b = C::random_scalar(&mut self.rng);
-        let pk = &ceremony.players()[deal.player as usize].encryption;
+        // The inner, honest participant only deals to the ceremony's players.
+        let pk = ceremony
+            .verifiable_key(deal.player)
+            .expect("a player of the ceremony");
         seal_deal(
             &self.keys,
             &deal.session,
@@ -633,7 +697,9 @@ impl<C: Curve> Adversary<C> {
             }
         };
         let x = &xs[deal.player as usize];
-        let pk = &ceremony.players()[deal.player as usize].encryption;
+        let pk = ceremony
+            .verifiable_key(deal.player)
+            .expect("a player of the ceremony");
         let bytes = seal_deal(
             &self.keys,
             &deal.session,
@@ -665,10 +731,10 @@ impl<C: Curve> Adversary<C> {
         self.sign_complaint(ComplaintPost::Feldman(f))
     }
 
-    /// `FalseComplaint`: a complaint (added to `existing`, the honest one, if any) with the pairs
-    /// that accused dealers revealed to it, which match their Feldman values. `None` if there is
-    /// nothing to add.
-    fn false_feldman_complaint(&self, existing: Option<Disclosure<C>>) -> Option<Vec<u8>> {
+    /// `FalseComplaint`, complain phase: a complaint (added to `existing`, the honest one, if
+    /// any) with reveals of the pairs accused dealers sent it again, which are valid. `None` if
+    /// there is nothing to add.
+    fn false_reveals(&mut self, existing: Option<Disclosure<C>>) -> Option<Vec<u8>> {
         let board = self.board.as_ref()?;
         let me = self.my_player()?;
         let q = board.qualification()?;
@@ -678,24 +744,35 @@ impl<C: Curve> Adversary<C> {
             player: me,
             shares: Vec::new(),
             commitments: Vec::new(),
+            reveals: Vec::new(),
         });
-        let before = d.shares.len();
+        let before = d.reveals.len();
         for dealer in &q.dealers {
             if !self.accused(*dealer)
-                || board.feldman(*dealer).is_none()
                 || board.failed().any(|(f, _)| f == *dealer)
-                || d.shares.iter().any(|(x, _, _)| x == dealer)
+                || d.reveals.iter().any(|(x, _)| x == dealer)
             {
                 continue;
             }
-            if let Some((s, b)) = board.justified_pair(*dealer, me) {
-                d.shares.push((*dealer, s, b));
+            let (Some(ct), Some(hash)) =
+                (board.resent_deal(*dealer, me), board.signed_hash(*dealer))
+            else {
+                continue;
+            };
+            let aad = pair_aad(self.ceremony.id(), *dealer, me, hash);
+            let reveal = VerifiableCiphertext::from_bytes(ct, PAIR_LEN)
+                .ok()
+                .and_then(|ct| {
+                    verifiable_encrypt::reveal_key(&self.verifiable, &aad, &ct, &mut self.rng).ok()
+                });
+            if let Some(reveal) = reveal {
+                d.reveals.push((*dealer, reveal));
             }
         }
-        if d.shares.len() == before {
+        if d.reveals.len() == before {
             return None;
         }
-        d.shares.sort_by_key(|(x, _, _)| *x);
+        d.reveals.sort_by_key(|(x, _)| *x);
         Some(self.sign_complaint(ComplaintPost::Complaint(d)))
     }
 }

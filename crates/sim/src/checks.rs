@@ -169,7 +169,7 @@ pub fn complaint_node<C: Curve>(
         keyquorum_dkg::complaint::ComplaintParticipant::new(
             ceremony.clone(),
             keys.identity(),
-            keys.encryption(),
+            keys.verifiable(),
             old_share,
             seed,
         )

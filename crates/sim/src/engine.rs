@@ -8,6 +8,7 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::EncryptionSecretKey;
 use keyquorum_crypto::index::IndexScheme;
 use keyquorum_crypto::secret::Secret;
+use keyquorum_crypto::verifiable_encrypt::VerifiableEncryptionSecretKey;
 use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::identity::{IdentityKeypair, IdentityPublicKey};
 use keyquorum_dkg::participant::{Action, DkgOutput, Failure, Input, Observation, Participant};
@@ -50,6 +51,13 @@ impl Keys {
         let mut s = self.seed;
         s[17] = 0x45;
         EncryptionSecretKey::from_seed(&s)
+    }
+
+    /// Verifiable-encryption key (complaint variant).
+    pub fn verifiable(&self) -> VerifiableEncryptionSecretKey {
+        let mut s = self.seed;
+        s[17] = 0x56;
+        VerifiableEncryptionSecretKey::generate(&mut ChaCha20Rng::from_seed(s))
     }
 
     /// The participant's protocol randomness for one ceremony.
@@ -373,6 +381,7 @@ fn run_ceremony<C: Curve>(
                 k,
                 honest,
                 keys[m].identity(),
+                keys[m].verifiable(),
                 ceremony.clone(),
                 ChaCha20Rng::seed_from_u64(rng.next_u64()),
             ))),
@@ -498,6 +507,13 @@ fn config<C: Curve>(
         params,
         index_scheme: IndexScheme::Sequential,
         players: members.iter().map(|m| keys[*m].member()).collect(),
+        verifiable_keys: match cfg.variant {
+            Variant::Complaint => members
+                .iter()
+                .map(|m| keys[*m].verifiable().public_key())
+                .collect(),
+            Variant::AckReveal => Vec::new(),
+        },
         reshare,
     })
     .map_err(|e| e.to_string())

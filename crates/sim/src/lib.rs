@@ -20,8 +20,8 @@
 //! 6. when resharing, the group key did not change.
 //!
 //! Beyond the fault bound the protocol promises no liveness: an adversary that large may exclude
-//! honest dealers (in the complaint variant, false complaints beyond the reveal bound do) and
-//! stop the ceremony. Such a run is not failed for it, and not called ok either: it passes only
+//! honest dealers (silent members beyond `n - k`, for instance, leave the ceremony short of its
+//! quorum) and stop the ceremony. Such a run is not failed for it, and not called ok either: it passes only
 //! the safety checks (1, 2, 3, 5, 6 as far as there is an output) and reports
 //! [`RunReport::beyond_fault_bound`], with what the honest members lost.
 //!

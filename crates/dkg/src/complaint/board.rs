@@ -12,13 +12,13 @@
 //! | phase | posts accepted | at the deadline |
 //! |---|---|---|
 //! | [`Deal`](ComplaintBoardPhase::Deal) | none | - |
-//! | [`Report`](ComplaintBoardPhase::Report) | [`Report`] | complaints fixed; `> max_reveals` disqualifies |
-//! | [`Justify`](ComplaintBoardPhase::Justify) | [`Justification`] | unanswered complaints disqualify; qualification |
+//! | [`Report`](ComplaintBoardPhase::Report) | [`Report`] (complaints judged as they arrive) | missed deals fixed |
+//! | [`Justify`](ComplaintBoardPhase::Justify) | [`Justification`] | missed deals not sent again disqualify; qualification |
 //! | [`Feldman`](ComplaintBoardPhase::Feldman) | [`FeldmanPost`] | - |
-//! | [`Complain`](ComplaintBoardPhase::Complain) | [`Disclosure`] (complaints) | failed qualified dealers |
+//! | [`Complain`](ComplaintBoardPhase::Complain) | [`Disclosure`] (complaints, reveals) | failed qualified dealers |
 //! | [`Reconstruct`](ComplaintBoardPhase::Reconstruct) | [`Disclosure`] (pairs) | interpolation; outcome |
 //!
-//! The justify phase is skipped when there are no complaints, and the reconstruct phase when no
+//! The justify phase is skipped when no deal was missed, and the reconstruct phase when no
 //! qualified dealer failed (always when resharing, where failed dealers are dropped instead).
 //!
 //! # Evidence in this variant
@@ -27,14 +27,19 @@
 //! commitment hash, lifted from a report):
 //! - equivocation: two items, each a statement or a signed [`Justification`], with different
 //!   hashes ([`verify_equivocation`]);
-//! - a bad justification, report or Feldman post: the post itself (for an unanswered complainer,
-//!   its report first);
+//! - a bad justification, report or Feldman post: the post itself (for a player left without its
+//!   deal, that player's report first);
+//! - a deal proven bad by a complaint in a report (`BadDeal`), or a false complaint in a report
+//!   (`FalseComplaint`): the report alone, which carries the dealer-signed ciphertext, the
+//!   commitment and the reveal;
+//! - a pair sent again in a justification and proven bad (`BadDeal`), or falsely accused
+//!   (`FalseComplaint`), in the complain phase: the complaint post, then the justification;
 //! - faults judged against a Pedersen commitment (`BadFeldman`, `FalseComplaint`,
 //!   `BadReconstructionShare`): the posts concerned, then the post that carried the commitment
 //!   and the dealer-signed hash it matches.
 //!
-//! `Reports` holds encoded signed [`Report`]s (the complaints, or the missing mutual validity of
-//! `NotInClique`). `Absence` uses the ack-or-reveal phase names: [`BoardPhase::Share`] for a missing
+//! `Reports` holds encoded signed [`Report`]s (the missed deals of `MissingJustification`, or the
+//! missing mutual validity of `NotInClique`). `Absence` uses the ack-or-reveal phase names: [`BoardPhase::Share`] for a missing
 //! report (the dealing and reporting round), [`BoardPhase::Publish`] for a missing Feldman post or
 //! reconstruction pair.
 
@@ -47,14 +52,17 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::{EvalCommitment, mul_generator};
 use keyquorum_crypto::hash::tagged_hash;
 use keyquorum_crypto::poly::Polynomial;
+use keyquorum_crypto::verifiable_encrypt::{self, VerifiableCiphertext};
 use thiserror::Error;
 
 use super::checks;
 use super::clique::maximum_clique;
 use super::messages::{
-    CommitmentStatement, ComplaintPost, Disclosure, FeldmanPost, Justification, Report,
-    SignedComplaintPost, feldman_hash, pedersen_hash,
+    CommitmentStatement, ComplaintPost, DealComplaint, Disclosure, FeldmanPost, Justification,
+    PAIR_CIPHERTEXT_LEN, PAIR_LEN, Report, SignedComplaintPost, feldman_hash, pair_aad,
+    pedersen_hash,
 };
+use super::verdict::{Verdict, judge};
 use crate::board::{
     BoardPhase, Evidence, Exclusion, FaultKind, Outcome, PublicOutput, Role, is_identity,
     weighted_column_sums,
@@ -69,11 +77,12 @@ pub enum ComplaintBoardPhase {
     Deal,
     /// Players post reports.
     Report,
-    /// Dealers answer complaints.
+    /// Dealers send missed deals again, on the board.
     Justify,
     /// Qualified dealers post Feldman commitments.
     Feldman,
-    /// Players post pairs that contradict Feldman values.
+    /// Players post pairs that contradict Feldman values, and reveals of pairs sent again that
+    /// do not verify.
     Complain,
     /// Players post their pairs for failed qualified dealers.
     Reconstruct,
@@ -154,8 +163,9 @@ pub struct ComplaintBoard<C: Curve> {
     verified: BTreeSet<(u32, [u8; 32], [u8; SIGNATURE_LEN])>,
     /// The first dealer-signed hash per dealer, with the evidence item that carries it.
     signed_hash: BTreeMap<u32, ([u8; 32], Signed)>,
-    reports: BTreeMap<u32, (Report, Signed)>,
-    /// Complainers per dealer, fixed at the report deadline.
+    reports: BTreeMap<u32, (Report<C>, Signed)>,
+    /// Per dealer, the players that missed its deal (reported neither valid nor a complaint),
+    /// fixed at the report deadline.
     complaints: BTreeMap<u32, Vec<u32>>,
     /// Full Pedersen commitments on the board, with the post that carried them.
     commitments: BTreeMap<u32, OnBoard<C>>,
@@ -277,8 +287,9 @@ impl<C: Curve> ComplaintBoard<C> {
         self.dealer_faults.contains_key(&dealer)
     }
 
-    /// Players that complained about `dealer` (fixed at the report deadline), ascending.
-    pub fn complaints_against(&self, dealer: u32) -> &[u32] {
+    /// Players that missed `dealer`'s deal (fixed at the report deadline), ascending: the dealer
+    /// must send their pairs again in its justification.
+    pub fn missed_deals(&self, dealer: u32) -> &[u32] {
         self.complaints
             .get(&dealer)
             .map(Vec::as_slice)
@@ -295,11 +306,11 @@ impl<C: Curve> ComplaintBoard<C> {
         self.commitments.get(&dealer).map(|e| &e.commitment)
     }
 
-    /// The pair a dealer revealed for `player` in its accepted justification.
-    pub fn justified_pair(&self, dealer: u32, player: u32) -> Option<(C::Scalar, C::Scalar)> {
+    /// The ciphertext of `player`'s pair that `dealer` sent again in its accepted justification.
+    pub fn resent_deal(&self, dealer: u32, player: u32) -> Option<&[u8]> {
         let (j, _) = self.justifications.get(&dealer)?;
-        let i = j.shares.binary_search_by_key(&player, |p| p.0).ok()?;
-        Some((j.shares[i].1, j.shares[i].2))
+        let i = j.deals.binary_search_by_key(&player, |p| p.0).ok()?;
+        Some(&j.deals[i].1)
     }
 
     /// A qualified dealer's accepted Feldman commitment.
@@ -425,7 +436,7 @@ impl<C: Curve> ComplaintBoard<C> {
         }
     }
 
-    fn apply_report(&mut self, r: &Report, bytes: Signed) -> Result<(), ComplaintBoardError> {
+    fn apply_report(&mut self, r: &Report<C>, bytes: Signed) -> Result<(), ComplaintBoardError> {
         self.expect_phase(ComplaintBoardPhase::Report)?;
         if self.reports.contains_key(&r.player) {
             return Err(ComplaintBoardError::Duplicate);
@@ -438,8 +449,16 @@ impl<C: Curve> ComplaintBoard<C> {
         let valid_entries = statements
             .iter()
             .all(|s| (s.dealer as usize) < dealers && self.statement_is_valid(s));
-        let heard: BTreeSet<u32> = r.heard.iter().map(|e| e.dealer).collect();
-        if !valid_entries || !r.valid.iter().all(|d| heard.contains(d)) {
+        let heard: BTreeMap<u32, [u8; 32]> = r.heard.iter().map(|e| (e.dealer, e.hash)).collect();
+        let complaints_well_formed = r
+            .complaints
+            .iter()
+            .all(|c| self.complaint_is_authentic(r.player, heard.get(&c.dealer), c));
+        if !valid_entries
+            || !r.valid.iter().all(|d| heard.contains_key(d))
+            || r.complaints.iter().any(|c| r.validates(c.dealer))
+            || !complaints_well_formed
+        {
             return Err(self.fault(
                 Role::Player,
                 r.player,
@@ -447,11 +466,65 @@ impl<C: Curve> ComplaintBoard<C> {
                 Evidence::SignedPosts(vec![bytes]),
             ));
         }
+        // Every complaint is judged now, from the report alone; one false complaint refuses the
+        // report and excludes its author, and no dealer is convicted by it.
+        let mut convicted = Vec::new();
+        for c in &r.complaints {
+            let hash = heard[&c.dealer];
+            let verdict = judge(
+                &self.ceremony,
+                (c.dealer, &c.commitment, &hash),
+                r.player,
+                &c.ciphertext,
+                c.reveal.as_ref(),
+            );
+            match verdict {
+                Verdict::Dealer => convicted.push(c.dealer),
+                Verdict::Complainer => {
+                    let fault = FaultKind::FalseComplaint { dealer: c.dealer };
+                    return Err(self.fault(
+                        Role::Player,
+                        r.player,
+                        fault,
+                        Evidence::SignedPosts(vec![bytes]),
+                    ));
+                }
+            }
+        }
         for s in statements {
             self.note_signed_hash(s.dealer, s.hash, s.encode());
         }
+        for d in convicted {
+            let fault = FaultKind::BadDeal { player: r.player };
+            self.fault(
+                Role::Dealer,
+                d,
+                fault,
+                Evidence::SignedPosts(vec![bytes.clone()]),
+            );
+        }
         self.reports.insert(r.player, (r.clone(), bytes));
         Ok(())
+    }
+
+    /// Whether a complaint is about a dealer the player heard from, carries the commitment of
+    /// the hash it heard, and a ciphertext the dealer signed for this player under that hash.
+    fn complaint_is_authentic(
+        &self,
+        player: u32,
+        heard_hash: Option<&[u8; 32]>,
+        c: &DealComplaint<C>,
+    ) -> bool {
+        let Some(hash) = heard_hash else {
+            return false;
+        };
+        pedersen_hash::<C>(self.ceremony.id(), c.dealer, &c.commitment) == *hash
+            && checks::share_signature(
+                &self.ceremony,
+                (c.dealer, player, hash),
+                &c.ciphertext,
+                &c.signature,
+            )
     }
 
     fn apply_justification(
@@ -467,7 +540,7 @@ impl<C: Curve> ComplaintBoard<C> {
         if self.dealer_faults.contains_key(&d) {
             return Err(ComplaintBoardError::Excluded(Role::Dealer, d));
         }
-        let complainers = self.complaints_against(d).to_vec();
+        let complainers = self.missed_deals(d).to_vec();
         if complainers.is_empty() {
             return Err(ComplaintBoardError::Unexpected(d));
         }
@@ -497,9 +570,9 @@ impl<C: Curve> ComplaintBoard<C> {
                 fault: FaultKind::Equivocation,
             });
         }
-        // Exactly the complainers: fewer leaves a complaint open, more reveals shares nobody asked
-        // for.
-        let named: Vec<u32> = j.shares.iter().map(|p| p.0).collect();
+        // Exactly the players that missed the deal: fewer leaves one without a pair, more is
+        // noise on the board.
+        let named: Vec<u32> = j.deals.iter().map(|p| p.0).collect();
         if let Some(missing) = complainers.iter().find(|p| !named.contains(p)) {
             let mut ev = vec![self.reports[missing].1.clone()];
             ev.push(bytes.clone());
@@ -510,15 +583,13 @@ impl<C: Curve> ComplaintBoard<C> {
             let fault = FaultKind::BadJustification { player: *extra };
             return Err(self.fault(Role::Dealer, d, fault, own()));
         }
-        for (p, s, b) in &j.shares {
-            if !checks::pedersen_share(&self.ceremony, (d, &j.commitment, &hash), *p, s, b) {
+        // Only the ciphertexts' form and proofs can be checked here; whether a pair opens the
+        // commitment only its player can tell, and it proves a bad one in the complain phase.
+        for (p, ct) in &j.deals {
+            if !resent_ciphertext_is_valid(&self.ceremony, d, *p, &hash, ct) {
                 let fault = FaultKind::BadJustification { player: *p };
                 return Err(self.fault(Role::Dealer, d, fault, own()));
             }
-        }
-        let pairs = self.public_pairs.entry(d).or_default();
-        for (p, s, _) in &j.shares {
-            pairs.entry(*p).or_insert(*s);
         }
         self.commitments.entry(d).or_insert(OnBoard {
             commitment: j.commitment.clone(),
@@ -658,31 +729,23 @@ impl<C: Curve> ComplaintBoard<C> {
     }
 
     fn close_reports(&mut self) {
-        let max = self.ceremony.params().max_reveals();
+        // Complaints were judged as they arrived; what is left are deals that never arrived.
+        // Sending them again on the board reveals nothing, so there is no bound on how many.
         let mut open = false;
         for d in 0..self.ceremony.dealer_count() as u32 {
-            let complainers: Vec<u32> = self
+            let missed: Vec<u32> = self
                 .reports
                 .iter()
-                .filter(|(_, (r, _))| !r.validates(d))
+                .filter(|(_, (r, _))| r.misses(d))
                 .map(|(p, _)| *p)
                 .collect();
-            if complainers.is_empty() {
+            if missed.is_empty() {
                 continue;
             }
             if !self.dealer_faults.contains_key(&d) {
-                if complainers.len() > max {
-                    let fault = FaultKind::TooManyComplaints {
-                        complaints: complainers.len(),
-                        max,
-                    };
-                    let evidence = Evidence::Reports(self.reports_of(&complainers));
-                    self.fault(Role::Dealer, d, fault, evidence);
-                } else {
-                    open = true;
-                }
+                open = true;
             }
-            self.complaints.insert(d, complainers);
+            self.complaints.insert(d, missed);
         }
         if open {
             self.phase = ComplaintBoardPhase::Justify;
@@ -710,12 +773,14 @@ impl<C: Curve> ComplaintBoard<C> {
         self.qualify();
     }
 
-    /// Whether player `j` holds a verified pair from dealer `i`: it reported the pair valid, or
-    /// complained and the dealer's accepted justification answered it.
+    /// Whether player `j` holds a pair from dealer `i` that nobody has shown to be bad: it
+    /// reported the pair valid, or missed the deal and the dealer's accepted justification sent
+    /// it again (a bad one is proven in the complain phase, after qualification, and the dealer
+    /// then fails like one whose Feldman values are wrong).
     fn validated(&self, dealer: u32, player: u32) -> bool {
         !self.dealer_faults.contains_key(&dealer)
             && self.reports.get(&player).is_some_and(|(r, _)| {
-                r.validates(dealer) || self.justified_pair(dealer, player).is_some()
+                r.validates(dealer) || self.resent_deal(dealer, player).is_some()
             })
     }
 
@@ -884,6 +949,47 @@ impl<C: Curve> ComplaintBoard<C> {
         let j = d.player;
         if (j as usize) >= self.ceremony.n() {
             return;
+        }
+        for (dealer, reveal) in &d.reveals {
+            if !self.is_qualified_dealer(*dealer) || self.failed.contains_key(dealer) {
+                continue;
+            }
+            let (Some(ct), Some((justification, post))) = (
+                self.resent_deal(*dealer, j).map(<[u8]>::to_vec),
+                self.justifications.get(dealer).cloned(),
+            ) else {
+                // Only a pair sent again on the board can be complained about here.
+                let fault = FaultKind::FalseComplaint { dealer: *dealer };
+                self.fault(
+                    Role::Player,
+                    j,
+                    fault,
+                    Evidence::SignedPosts(vec![bytes.clone()]),
+                );
+                return;
+            };
+            let hash = pedersen_hash::<C>(self.ceremony.id(), *dealer, &justification.commitment);
+            let verdict = judge(
+                &self.ceremony,
+                (*dealer, &justification.commitment, &hash),
+                j,
+                &ct,
+                Some(reveal),
+            );
+            let evidence = Evidence::SignedPosts(vec![bytes.clone(), post]);
+            match verdict {
+                Verdict::Dealer => {
+                    // Like a bad Feldman value: the contribution is reconstructed (fresh key) or
+                    // dropped (resharing), since the qualified set is already fixed.
+                    self.failed
+                        .insert(*dealer, (FaultKind::BadDeal { player: j }, evidence));
+                }
+                Verdict::Complainer => {
+                    let fault = FaultKind::FalseComplaint { dealer: *dealer };
+                    self.fault(Role::Player, j, fault, evidence);
+                    return;
+                }
+            }
         }
         for (dealer, s, b) in &d.shares {
             if !self.feldman.contains_key(dealer) || self.failed.contains_key(dealer) {
@@ -1216,4 +1322,23 @@ pub fn verify_equivocation<C: Curve>(
         [a, b] => matches!((hash_of(a), hash_of(b)), (Some(x), Some(y)) if x != y),
         _ => false,
     }
+}
+
+/// Whether a pair sent again in a justification is a well-formed ciphertext to `player`'s key
+/// whose proof of knowledge of its ephemeral key verifies under the pair's context.
+pub(crate) fn resent_ciphertext_is_valid<C: Curve>(
+    ceremony: &Ceremony<C>,
+    dealer: u32,
+    player: u32,
+    hash: &[u8; 32],
+    ciphertext: &[u8],
+) -> bool {
+    let Some(key) = ceremony.verifiable_key(player) else {
+        return false;
+    };
+    ciphertext.len() == PAIR_CIPHERTEXT_LEN
+        && VerifiableCiphertext::from_bytes(ciphertext, PAIR_LEN).is_ok_and(|ct| {
+            let aad = pair_aad(ceremony.id(), dealer, player, hash);
+            verifiable_encrypt::check_ciphertext(key, &aad, &ct).is_ok()
+        })
 }

@@ -17,7 +17,7 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::EvalCommitment;
 use keyquorum_crypto::hash::tagged_hash;
 
-use super::messages::{CommitmentStatement, Deal};
+use super::messages::{CommitmentStatement, share_payload};
 use crate::board::{Role, commitment_is_valid};
 use crate::ceremony::Ceremony;
 use crate::identity::{IdentityPublicKey, IdentitySignature, Purpose};
@@ -66,22 +66,24 @@ pub(crate) fn post_signature<C: Curve>(
     })
 }
 
-/// Whether the deal as a whole is signed by its dealer (`false` for an unknown dealer).
-pub(crate) fn deal_signature<C: Curve>(ceremony: &Ceremony<C>, deal: &Deal<C>) -> bool {
-    let Some(key) = ceremony
-        .dealers()
-        .get(deal.dealer as usize)
-        .map(|p| &p.identity)
-    else {
+/// Whether `signature` is the dealer's signature on [`share_payload`] of `ciphertext` for
+/// `player` under the commitment hash `hash` (`false` for an unknown dealer).
+pub(crate) fn share_signature<C: Curve>(
+    ceremony: &Ceremony<C>,
+    (dealer, player, hash): (u32, u32, &[u8; 32]),
+    ciphertext: &[u8],
+    signature: &IdentitySignature,
+) -> bool {
+    let Some(key) = ceremony.dealers().get(dealer as usize).map(|p| &p.identity) else {
         return false;
     };
-    let body = deal.body();
+    let payload = share_payload(ceremony.id(), dealer, player, hash, ciphertext);
     let cache_key = tagged_hash(
-        "keyquorum/check/complaint-deal-signature",
-        &[key.as_bytes(), &deal.signature.0, &body],
+        "keyquorum/check/complaint-share-signature",
+        &[key.as_bytes(), &signature.0, &payload],
     );
     ceremony.check_once(cache_key, || {
-        key.verify(Purpose::Message, &body, &deal.signature)
+        key.verify(Purpose::Message, &payload, signature)
     })
 }
 

@@ -10,9 +10,10 @@ use keyquorum_crypto::commit::EvalCommitment;
 
 use super::checks;
 use super::messages::{
-    CommitmentStatement, ComplaintPost, Disclosure, Report, SignedComplaintPost, feldman_hash,
-    pedersen_hash,
+    CommitmentStatement, ComplaintPost, Disclosure, Justification, Report, SignedComplaintPost,
+    feldman_hash, pedersen_hash,
 };
+use super::verdict::{Verdict, judge};
 use super::verify_equivocation;
 use crate::board::{Evidence, Exclusion, FaultKind, Role};
 use crate::ceremony::Ceremony;
@@ -123,14 +124,14 @@ fn disclosed<C: Curve>(
     })
 }
 
-/// Reports by distinct players of this session, each complaining about `dealer`.
-fn complaining_reports<C: Curve>(ceremony: &Ceremony<C>, dealer: u32, reports: &[Vec<u8>]) -> bool {
+/// Reports by distinct players of this session, each missing `dealer`'s deal.
+fn missing_reports<C: Curve>(ceremony: &Ceremony<C>, dealer: u32, reports: &[Vec<u8>]) -> bool {
     let mut players = Vec::new();
     for bytes in reports {
         let Some(Item::Post(ComplaintPost::Report(r))) = parse(ceremony, bytes) else {
             return false;
         };
-        if r.validates(dealer) || players.contains(&r.player) {
+        if !r.misses(dealer) || players.contains(&r.player) {
             return false;
         }
         players.push(r.player);
@@ -138,15 +139,87 @@ fn complaining_reports<C: Curve>(ceremony: &Ceremony<C>, dealer: u32, reports: &
     !players.is_empty()
 }
 
-/// Whether a report breaks the rules by itself: a statement that is not its dealer's, or a dealer
-/// validated without being heard from.
-fn report_is_bad<C: Curve>(ceremony: &Ceremony<C>, r: &Report) -> bool {
+/// The hash a report heard for `dealer`.
+fn heard_hash<C: Curve>(r: &Report<C>, dealer: u32) -> Option<[u8; 32]> {
+    r.heard.iter().find(|e| e.dealer == dealer).map(|e| e.hash)
+}
+
+/// Whether a report's complaint about `dealer` is authentic: about a dealer heard from, with
+/// the commitment of the heard hash and a ciphertext the dealer signed for the player.
+fn complaint_is_authentic<C: Curve>(ceremony: &Ceremony<C>, r: &Report<C>, dealer: u32) -> bool {
+    let (Some(c), Some(hash)) = (r.complaint(dealer), heard_hash(r, dealer)) else {
+        return false;
+    };
+    pedersen_hash::<C>(ceremony.id(), dealer, &c.commitment) == hash
+        && checks::share_signature(
+            ceremony,
+            (dealer, r.player, &hash),
+            &c.ciphertext,
+            &c.signature,
+        )
+}
+
+/// Whether a report breaks the rules by itself: a statement that is not its dealer's, a dealer
+/// validated without being heard from, or a complaint that is not authentic or about a dealer
+/// it validated.
+fn report_is_bad<C: Curve>(ceremony: &Ceremony<C>, r: &Report<C>) -> bool {
     let dealers = ceremony.dealer_count();
     r.statements()
         .any(|s| s.dealer as usize >= dealers || !checks::statement(ceremony, &s))
         || r.valid
             .iter()
             .any(|d| !r.heard.iter().any(|e| e.dealer == *d))
+        || r.complaints
+            .iter()
+            .any(|c| r.validates(c.dealer) || !complaint_is_authentic(ceremony, r, c.dealer))
+}
+
+/// The verdict on `player`'s complaint about `dealer` as the items show it: a report with an
+/// authentic complaint, or a complain-phase reveal of a pair the dealer's justification sent
+/// again. `None` if the items hold neither.
+fn complaint_verdict<C: Curve>(
+    ceremony: &Ceremony<C>,
+    player: u32,
+    dealer: u32,
+    items: &[Item<C>],
+) -> Option<Verdict> {
+    for p in posts(items) {
+        if let ComplaintPost::Report(r) = p
+            && r.player == player
+            && complaint_is_authentic(ceremony, r, dealer)
+        {
+            let c = r.complaint(dealer)?;
+            let hash = heard_hash(r, dealer)?;
+            return Some(judge(
+                ceremony,
+                (dealer, &c.commitment, &hash),
+                player,
+                &c.ciphertext,
+                c.reveal.as_ref(),
+            ));
+        }
+    }
+    let reveal = posts(items).find_map(|p| match p {
+        ComplaintPost::Complaint(d) if d.player == player => d
+            .reveals
+            .iter()
+            .find(|(x, _)| *x == dealer)
+            .map(|(_, k)| *k),
+        _ => None,
+    })?;
+    let j: &Justification<C> = posts(items).find_map(|p| match p {
+        ComplaintPost::Justification(j) if j.dealer == dealer => Some(j),
+        _ => None,
+    })?;
+    let ct = j.deals.iter().find(|(p, _)| *p == player)?;
+    let hash = pedersen_hash::<C>(ceremony.id(), dealer, &j.commitment);
+    Some(judge(
+        ceremony,
+        (dealer, &j.commitment, &hash),
+        player,
+        &ct.1,
+        Some(&reveal),
+    ))
 }
 
 /// A dealer's commitment post (justification or Feldman) with its hash, from single-post
@@ -186,17 +259,10 @@ pub fn verify_exclusion<C: Curve>(ceremony: &Ceremony<C>, e: &Exclusion) -> Opti
         (FaultKind::Equivocation, ev) => {
             Some(e.role == Role::Dealer && verify_equivocation(ceremony, e.index, ev))
         }
-        (FaultKind::TooManyComplaints { complaints, max }, Evidence::Reports(r)) => Some(
-            e.role == Role::Dealer
-                && r.len() == *complaints
-                && *max == ceremony.params().max_reveals()
-                && complaints > max
-                && complaining_reports(ceremony, e.index, r),
-        ),
         (FaultKind::MissingJustification { complaints }, Evidence::Reports(r)) => Some(
             e.role == Role::Dealer
                 && r.len() == *complaints
-                && complaining_reports(ceremony, e.index, r),
+                && missing_reports(ceremony, e.index, r),
         ),
         (
             FaultKind::MissedReport
@@ -246,17 +312,22 @@ fn verify_signed<C: Curve>(
                 ComplaintPost::Justification(j) if j.dealer == index => Some(j),
                 _ => None,
             })?;
-            match j.shares.iter().find(|(p, _, _)| p == player) {
-                Some((p, s, b)) => {
-                    // A pair that opens the commitment is only wrong if nobody asked for it,
-                    // which the reports would show.
-                    (!j.commitment.verify_pedersen_share(*p as usize, s, b)).then_some(true)
+            match j.deals.iter().find(|(p, _)| p == player) {
+                Some((p, ct)) => {
+                    // A well-formed ciphertext is only wrong if nobody asked for it, which the
+                    // reports would show.
+                    let hash = pedersen_hash::<C>(ceremony.id(), index, &j.commitment);
+                    (!super::board::resent_ciphertext_is_valid(ceremony, index, *p, &hash, ct))
+                        .then_some(true)
                 }
                 None => Some(posts(items).any(|p| {
-                    matches!(p, ComplaintPost::Report(r) if r.player == *player && !r.validates(index))
+                    matches!(p, ComplaintPost::Report(r) if r.player == *player && r.misses(index))
                 })),
             }
         }
+        (Role::Dealer, FaultKind::BadDeal { player }) => Some(
+            complaint_verdict(ceremony, *player, index, items) == Some(Verdict::Dealer),
+        ),
         (Role::Dealer, FaultKind::BadFeldman { player }) => {
             let feldman = posts(items).find_map(|p| match p {
                 ComplaintPost::Feldman(f) if f.dealer == index => Some(&f.commitment),
@@ -278,8 +349,17 @@ fn verify_signed<C: Curve>(
             matches!(p, ComplaintPost::Report(r) if r.player == index && report_is_bad(ceremony, r))
         })),
         (Role::Player, FaultKind::FalseComplaint { dealer }) => {
+            if let Some(v) = complaint_verdict(ceremony, index, *dealer, items) {
+                return Some(v == Verdict::Complainer);
+            }
             let Some((s, b, d)) = disclosed(items, true, index, *dealer) else {
-                return Some(false);
+                // A reveal about a dealer whose justification sent this player nothing: that
+                // absence is shown by the board, not by the evidence.
+                let revealed = posts(items).any(|p| {
+                    matches!(p, ComplaintPost::Complaint(d)
+                        if d.player == index && d.reveals.iter().any(|(x, _)| x == dealer))
+                });
+                return if revealed { None } else { Some(false) };
             };
             let feldman = posts(items).find_map(|p| match p {
                 ComplaintPost::Feldman(f) if f.dealer == *dealer => Some(&f.commitment),

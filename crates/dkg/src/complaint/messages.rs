@@ -2,10 +2,12 @@
 //!
 //! - [`Deal`]: the one direct message, dealer to player: the dealer's Pedersen commitment in
 //!   evaluation form, the dealer's signature on its hash ([`statement_payload`]), and the pair
-//!   `(f(x_j), f'(x_j))` encrypted to the player; the whole message is signed by the dealer.
+//!   `(f(x_j), f'(x_j))` encrypted to the player's verifiable-encryption key
+//!   ([`keyquorum_crypto::verifiable_encrypt`]), with the dealer's signature on the ciphertext
+//!   ([`share_payload`]), which makes the ciphertext evidence a complaint can carry.
 //! - [`ComplaintPost`]: board posts, each signed by its author ([`SignedComplaintPost`]):
-//!   [`Report`] and the two kinds of [`Disclosure`] by players, [`Justification`] and
-//!   [`FeldmanPost`] by dealers.
+//!   [`Report`] (with its [`DealComplaint`]s) and the two kinds of [`Disclosure`] by players,
+//!   [`Justification`] and [`FeldmanPost`] by dealers.
 //! - [`CommitmentStatement`]: a dealer's signature on one commitment hash, lifted out of a report;
 //!   two of them with different hashes prove equivocation.
 //!
@@ -18,8 +20,11 @@
 
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::EvalCommitment;
-use keyquorum_crypto::encrypt::{self, Ciphertext, EncryptionPublicKey, ShareAad};
+use keyquorum_crypto::encrypt::ShareAad;
 use keyquorum_crypto::hash::tagged_hash;
+use keyquorum_crypto::verifiable_encrypt::{
+    self, KeyReveal, REVEAL_LEN, VerifiableCiphertext, VerifiableEncryptionPublicKey,
+};
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
@@ -33,8 +38,8 @@ use crate::wire::{Reader, WireError, Writer};
 
 /// Plaintext of an encrypted deal: the share then the blinding share, 32 bytes each.
 pub const PAIR_LEN: usize = 64;
-/// Length of an encrypted pair (HPKE encapsulated key, plaintext, tag).
-pub const PAIR_CIPHERTEXT_LEN: usize = Ciphertext::encoded_len(PAIR_LEN);
+/// Length of an encrypted pair (ephemeral key and its proof, plaintext, tag).
+pub const PAIR_CIPHERTEXT_LEN: usize = VerifiableCiphertext::encoded_len(PAIR_LEN);
 
 const TAG_REPORT: u8 = 0x41;
 const TAG_JUSTIFICATION: u8 = 0x42;
@@ -44,9 +49,11 @@ const TAG_RECONSTRUCTION: u8 = 0x45;
 const TAG_DEAL: u8 = 0x50;
 const TAG_STATEMENT: u8 = 0x60;
 
-/// Prefix of the statement a dealer signs for its commitment. Deal bodies start with
-/// `TAG_DEAL`, so the two signed payloads never coincide.
+/// Prefix of the statement a dealer signs for its commitment.
 const STATEMENT_DOMAIN: &[u8] = b"keyquorum/complaint/commitment/v1";
+/// Prefix of the statement a dealer signs for one encrypted pair. The two domains differ in
+/// their first bytes, so the two signed payloads never coincide.
+const SHARE_DOMAIN: &[u8] = b"keyquorum/complaint/share/v1";
 
 fn eval_hash<C: Curve>(
     tag: &str,
@@ -102,6 +109,36 @@ pub fn statement_payload(session: &SessionId, dealer: u32, hash: &[u8; 32]) -> V
         .u32(dealer)
         .fixed(hash);
     w.finish()
+}
+
+/// The payload a dealer signs (for [`Purpose::Message`]) for the ciphertext of `player`'s pair,
+/// bound to the commitment hash. Signed apart from the commitment so that a complaint carries
+/// the ciphertext and this signature, not the whole deal.
+pub fn share_payload(
+    session: &SessionId,
+    dealer: u32,
+    player: u32,
+    hash: &[u8; 32],
+    ciphertext: &[u8],
+) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.fixed(SHARE_DOMAIN)
+        .fixed(session)
+        .u32(dealer)
+        .u32(player)
+        .fixed(hash)
+        .bytes(ciphertext);
+    w.finish()
+}
+
+/// The context a pair's ciphertext is bound to.
+pub fn pair_aad(session: &SessionId, dealer: u32, player: u32, hash: &[u8; 32]) -> ShareAad {
+    ShareAad {
+        session_id: *session,
+        dealer,
+        recipient: player,
+        commitment_hash: *hash,
+    }
 }
 
 /// A dealer's signature on the hash of its Pedersen commitment.
@@ -228,6 +265,11 @@ fn read_pairs<C: Curve>(
     Ok(out)
 }
 
+fn read_reveal(r: &mut Reader<'_>) -> Result<KeyReveal, WireError> {
+    let bytes: [u8; REVEAL_LEN] = r.array()?;
+    KeyReveal::from_bytes(&bytes).map_err(|_| WireError::NonCanonical("key reveal"))
+}
+
 fn write_bitmap(w: &mut Writer, members: &[u32]) {
     let width = members.iter().max().map(|m| *m as usize + 1).unwrap_or(0);
     let mut bitmap = vec![0u8; width.div_ceil(8)];
@@ -266,9 +308,10 @@ pub struct Deal<C: Curve> {
     pub commitment: EvalCommitment<C>,
     /// Dealer's signature on [`statement_payload`] for [`pedersen_hash`] of `commitment`.
     pub commitment_signature: IdentitySignature,
-    /// HPKE ciphertext of `f(x_j) || f'(x_j)`, bound to (session, dealer, player, hash).
+    /// Verifiable-encryption ciphertext of `f(x_j) || f'(x_j)`, bound to (session, dealer,
+    /// player, hash).
     pub ciphertext: Vec<u8>,
-    /// Dealer's signature (for [`Purpose::Message`]) on [`Deal::body`].
+    /// Dealer's signature (for [`Purpose::Message`]) on [`share_payload`] of the ciphertext.
     pub signature: IdentitySignature,
 }
 
@@ -304,39 +347,43 @@ impl<C: Curve> SignedPedersen<C> {
     }
 }
 
-/// Encrypts `(share, blind)` to `player` and signs the deal.
-///
-/// Draws 32 bytes from `rng` (see [`encrypt::seal`]).
+/// Encrypts `(share, blind)` to `player` under the context of the dealer's signed commitment.
+pub fn seal_pair<C: Curve>(
+    session: &SessionId,
+    signed: &SignedPedersen<C>,
+    player: (u32, &VerifiableEncryptionPublicKey),
+    share: &C::Scalar,
+    blind: &C::Scalar,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Vec<u8> {
+    let aad = pair_aad(session, signed.dealer, player.0, &signed.hash);
+    let mut plaintext = Zeroizing::new([0u8; PAIR_LEN]);
+    plaintext[..32].copy_from_slice(&C::encode_scalar(share));
+    plaintext[32..].copy_from_slice(&C::encode_scalar(blind));
+    verifiable_encrypt::seal(player.1, &aad, plaintext.as_slice(), rng).to_bytes()
+}
+
+/// Encrypts `(share, blind)` to `player` ([`seal_pair`]) and signs the ciphertext.
 pub fn seal_deal<C: Curve>(
     identity: &IdentityKeypair,
     session: &SessionId,
     signed: &SignedPedersen<C>,
-    player: (u32, &EncryptionPublicKey),
+    player: (u32, &VerifiableEncryptionPublicKey),
     share: &C::Scalar,
     blind: &C::Scalar,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Deal<C> {
-    let aad = ShareAad {
-        session_id: *session,
-        dealer: signed.dealer,
-        recipient: player.0,
-        commitment_hash: signed.hash,
-    };
-    let mut plaintext = Zeroizing::new([0u8; PAIR_LEN]);
-    plaintext[..32].copy_from_slice(&C::encode_scalar(share));
-    plaintext[32..].copy_from_slice(&C::encode_scalar(blind));
-    let ciphertext = encrypt::seal(player.1, &aad, plaintext.as_slice(), rng).to_bytes();
-    let mut deal = Deal {
+    let ciphertext = seal_pair(session, signed, player, share, blind, rng);
+    let payload = share_payload(session, signed.dealer, player.0, &signed.hash, &ciphertext);
+    Deal {
         session: *session,
         dealer: signed.dealer,
         player: player.0,
         commitment: signed.commitment.clone(),
         commitment_signature: signed.signature,
         ciphertext,
-        signature: IdentitySignature([0; SIGNATURE_LEN]),
-    };
-    deal.signature = identity.sign(Purpose::Message, &deal.body());
-    deal
+        signature: identity.sign(Purpose::Message, &payload),
+    }
 }
 
 impl<C: Curve> Deal<C> {
@@ -384,6 +431,18 @@ impl<C: Curve> Deal<C> {
         Ok(deal)
     }
 
+    /// What [`Deal::signature`] signs: [`share_payload`] of the ciphertext under `hash`, the
+    /// commitment's [`pedersen_hash`].
+    pub fn share_payload(&self, hash: &[u8; 32]) -> Vec<u8> {
+        share_payload(
+            &self.session,
+            self.dealer,
+            self.player,
+            hash,
+            &self.ciphertext,
+        )
+    }
+
     /// The statement inside the deal.
     pub fn statement(&self) -> CommitmentStatement {
         CommitmentStatement {
@@ -406,10 +465,29 @@ pub struct HeardEntry {
     pub signature: IdentitySignature,
 }
 
-/// Report phase: what a player received and which dealers' pairs verified. Every dealer not in
-/// `valid` is complained about.
+/// A verifiable complaint about one deal: the dealer-signed ciphertext of the complainer's pair
+/// with the commitment it is bound to, and the complainer's proven reveal of that ciphertext's
+/// key, so that anyone can decrypt it and check the pair against the commitment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
+pub struct DealComplaint<C: Curve> {
+    /// Dealer complained about (must be among the report's `heard`, not among its `valid`).
+    pub dealer: u32,
+    /// The Pedersen commitment the deal carried (its hash is the report's heard hash).
+    pub commitment: EvalCommitment<C>,
+    /// The deal's ciphertext.
+    pub ciphertext: Vec<u8>,
+    /// The dealer's signature on [`share_payload`] of the ciphertext.
+    pub signature: IdentitySignature,
+    /// The key of the ciphertext with its proof; `None` only when the ciphertext's own proof of
+    /// knowledge fails, which convicts the dealer without a reveal.
+    pub reveal: Option<KeyReveal>,
+}
+
+/// Report phase: what a player received and which dealers' pairs verified. A dealer heard from
+/// whose pair did not verify is complained about with a [`DealComplaint`]; a dealer not heard
+/// from is asked to send the pair again on the board (its [`Justification`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report<C: Curve> {
     /// Session.
     pub session: SessionId,
     /// Player position.
@@ -418,9 +496,12 @@ pub struct Report {
     pub heard: Vec<HeardEntry>,
     /// Dealers whose pairs verified, ascending (a subset of `heard`; encoded as a bitmap).
     pub valid: Vec<u32>,
+    /// Complaints about dealers heard from whose pairs did not verify, strictly ascending by
+    /// dealer.
+    pub complaints: Vec<DealComplaint<C>>,
 }
 
-impl Report {
+impl<C: Curve> Report<C> {
     /// The statements inside the report.
     pub fn statements(&self) -> impl Iterator<Item = CommitmentStatement> + '_ {
         self.heard.iter().map(|e| CommitmentStatement {
@@ -435,10 +516,24 @@ impl Report {
     pub fn validates(&self, dealer: u32) -> bool {
         self.valid.binary_search(&dealer).is_ok()
     }
+
+    /// The player's complaint about `dealer`, if any.
+    pub fn complaint(&self, dealer: u32) -> Option<&DealComplaint<C>> {
+        self.complaints
+            .binary_search_by_key(&dealer, |c| c.dealer)
+            .ok()
+            .map(|i| &self.complaints[i])
+    }
+
+    /// Whether the player neither validated nor complained about `dealer`: it did not receive a
+    /// usable deal, and the dealer must send the pair again on the board.
+    pub fn misses(&self, dealer: u32) -> bool {
+        !self.validates(dealer) && self.complaint(dealer).is_none()
+    }
 }
 
-/// Justify phase: a dealer's answer to the complaints against it: its full commitment and the
-/// complainers' pairs in the clear.
+/// Justify phase: a dealer's answer to the players that did not receive its deal: its full
+/// commitment and their pairs encrypted again, now on the board (nothing is revealed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Justification<C: Curve> {
     /// Session.
@@ -447,8 +542,9 @@ pub struct Justification<C: Curve> {
     pub dealer: u32,
     /// The Pedersen commitment (its hash must match every signed hash of this dealer).
     pub commitment: EvalCommitment<C>,
-    /// `(player, f(x_j), f'(x_j))` for exactly the complaining players, ascending.
-    pub shares: Pairs<C>,
+    /// `(player, ciphertext of its pair)` for exactly the players that missed the deal,
+    /// strictly ascending.
+    pub deals: Vec<(u32, Vec<u8>)>,
 }
 
 /// Feldman phase: a qualified dealer's Feldman commitment in evaluation form.
@@ -475,13 +571,17 @@ pub struct Disclosure<C: Curve> {
     pub shares: Pairs<C>,
     /// `(dealer, Pedersen commitment)`, strictly ascending by dealer.
     pub commitments: Vec<(u32, EvalCommitment<C>)>,
+    /// Complain phase: `(dealer, reveal)` of the pairs that dealers sent again in their
+    /// justifications and that do not open their commitments, strictly ascending by dealer.
+    /// Empty in reconstruction posts.
+    pub reveals: Vec<(u32, KeyReveal)>,
 }
 
 /// A board post of the complaint variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ComplaintPost<C: Curve> {
     /// Report phase, by a player.
-    Report(Report),
+    Report(Report<C>),
     /// Justify phase, by a dealer.
     Justification(Justification<C>),
     /// Feldman phase, by a qualified dealer.
@@ -526,11 +626,28 @@ impl<C: Curve> ComplaintPost<C> {
                     w.u32(e.dealer).fixed(&e.hash).fixed(&e.signature.0);
                 }
                 write_bitmap(&mut w, &r.valid);
+                w.u32(r.complaints.len() as u32);
+                for c in &r.complaints {
+                    w.u32(c.dealer);
+                    write_commitment::<C>(&mut w, &c.commitment);
+                    w.bytes(&c.ciphertext).fixed(&c.signature.0);
+                    match &c.reveal {
+                        None => {
+                            w.u8(0);
+                        }
+                        Some(k) => {
+                            w.u8(1).fixed(&k.to_bytes());
+                        }
+                    }
+                }
             }
             ComplaintPost::Justification(j) => {
                 w.u8(TAG_JUSTIFICATION).fixed(&j.session).u32(j.dealer);
                 write_commitment::<C>(&mut w, &j.commitment);
-                write_pairs::<C>(&mut w, &j.shares);
+                w.u32(j.deals.len() as u32);
+                for (p, ct) in &j.deals {
+                    w.u32(*p).bytes(ct);
+                }
             }
             ComplaintPost::Feldman(f) => {
                 w.u8(TAG_FELDMAN).fixed(&f.session).u32(f.dealer);
@@ -548,6 +665,10 @@ impl<C: Curve> ComplaintPost<C> {
                 for (dealer, c) in &d.commitments {
                     w.u32(*dealer);
                     write_commitment::<C>(&mut w, c);
+                }
+                w.u32(d.reveals.len() as u32);
+                for (dealer, k) in &d.reveals {
+                    w.u32(*dealer).fixed(&k.to_bytes());
                 }
             }
         }
@@ -578,19 +699,60 @@ impl<C: Curve> ComplaintPost<C> {
                     });
                 }
                 let valid = read_bitmap(&mut r, "valid bitmap", max_dealers)?;
+                let count = r.count("complaints", max_dealers)?;
+                let mut complaints: Vec<DealComplaint<C>> = Vec::with_capacity(
+                    count.min(r.remaining() / (4 + PAIR_CIPHERTEXT_LEN + SIGNATURE_LEN)),
+                );
+                for _ in 0..count {
+                    let dealer = r.u32()?;
+                    if complaints.last().is_some_and(|c| c.dealer >= dealer) {
+                        return Err(WireError::NonCanonical("complaints not ascending"));
+                    }
+                    let commitment = read_commitment::<C>(&mut r, max_players)?;
+                    let ciphertext = r.bytes("ciphertext", PAIR_CIPHERTEXT_LEN)?.to_vec();
+                    let signature = IdentitySignature(r.array()?);
+                    let reveal = match r.u8()? {
+                        0 => None,
+                        1 => Some(read_reveal(&mut r)?),
+                        _ => return Err(WireError::NonCanonical("reveal flag")),
+                    };
+                    complaints.push(DealComplaint {
+                        dealer,
+                        commitment,
+                        ciphertext,
+                        signature,
+                        reveal,
+                    });
+                }
                 ComplaintPost::Report(Report {
                     session,
                     player,
                     heard,
                     valid,
+                    complaints,
                 })
             }
-            TAG_JUSTIFICATION => ComplaintPost::Justification(Justification {
-                session: r.array()?,
-                dealer: r.u32()?,
-                commitment: read_commitment::<C>(&mut r, max_players)?,
-                shares: read_pairs::<C>(&mut r, "justified shares", max_players)?,
-            }),
+            TAG_JUSTIFICATION => {
+                let session = r.array()?;
+                let dealer = r.u32()?;
+                let commitment = read_commitment::<C>(&mut r, max_players)?;
+                let count = r.count("justified deals", max_players)?;
+                let mut deals: Vec<(u32, Vec<u8>)> =
+                    Vec::with_capacity(count.min(r.remaining() / (8 + PAIR_CIPHERTEXT_LEN)));
+                for _ in 0..count {
+                    let p = r.u32()?;
+                    if deals.last().is_some_and(|(prev, _)| *prev >= p) {
+                        return Err(WireError::NonCanonical("justified deals not ascending"));
+                    }
+                    deals.push((p, r.bytes("ciphertext", PAIR_CIPHERTEXT_LEN)?.to_vec()));
+                }
+                ComplaintPost::Justification(Justification {
+                    session,
+                    dealer,
+                    commitment,
+                    deals,
+                })
+            }
             TAG_FELDMAN => ComplaintPost::Feldman(FeldmanPost {
                 session: r.array()?,
                 dealer: r.u32()?,
@@ -610,11 +772,22 @@ impl<C: Curve> ComplaintPost<C> {
                     }
                     commitments.push((dealer, read_commitment::<C>(&mut r, max_players)?));
                 }
+                let count = r.count("reveals", max_dealers)?;
+                let mut reveals: Vec<(u32, KeyReveal)> =
+                    Vec::with_capacity(count.min(r.remaining() / (4 + REVEAL_LEN)));
+                for _ in 0..count {
+                    let dealer = r.u32()?;
+                    if reveals.last().is_some_and(|(prev, _)| *prev >= dealer) {
+                        return Err(WireError::NonCanonical("reveals not ascending"));
+                    }
+                    reveals.push((dealer, read_reveal(&mut r)?));
+                }
                 let d = Disclosure {
                     session,
                     player,
                     shares,
                     commitments,
+                    reveals,
                 };
                 if tag == TAG_COMPLAINT {
                     ComplaintPost::Complaint(d)
@@ -672,9 +845,9 @@ impl<C: Curve> SignedComplaintPost<C> {
 mod tests {
     use super::*;
     use ff::Field;
-    use keyquorum_crypto::encrypt::EncryptionSecretKey;
     use keyquorum_crypto::index;
     use keyquorum_crypto::poly::Polynomial;
+    use keyquorum_crypto::verifiable_encrypt::VerifiableEncryptionSecretKey;
     use keyquorum_crypto::{Bls12381G1, Secp256k1};
     use proptest::prelude::*;
     use rand_chacha::ChaCha20Rng;
@@ -685,7 +858,7 @@ mod tests {
     fn samples<C: Curve>() -> (Vec<u8>, Vec<Vec<u8>>) {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let id = IdentityKeypair::from_seed(&[9; 32]).unwrap();
-        let enc = EncryptionSecretKey::from_seed(&[4; 32]);
+        let enc = VerifiableEncryptionSecretKey::generate(&mut rng);
         let xs = index::sequential::<C::Scalar>(N);
         let f = Polynomial::<C::Scalar>::random(2, None, &mut rng);
         let b = Polynomial::<C::Scalar>::random(2, None, &mut rng);
@@ -701,6 +874,21 @@ mod tests {
             &mut rng,
         );
         let pair = |j: usize| (j as u32, f.evaluate(&xs[j]), b.evaluate(&xs[j]));
+        let aad = pair_aad(&session, 1, 2, &signed.hash);
+        let reveal = verifiable_encrypt::reveal_key(
+            &enc,
+            &aad,
+            &VerifiableCiphertext::from_bytes(&deal.ciphertext, PAIR_LEN).unwrap(),
+            &mut rng,
+        )
+        .unwrap();
+        let complaint = |reveal| DealComplaint {
+            dealer: 1,
+            commitment: signed.commitment.clone(),
+            ciphertext: deal.ciphertext.clone(),
+            signature: deal.signature,
+            reveal,
+        };
         let posts = vec![
             ComplaintPost::<C>::Report(Report {
                 session,
@@ -711,18 +899,20 @@ mod tests {
                     signature: signed.signature,
                 }],
                 valid: vec![1],
+                complaints: vec![],
             }),
             ComplaintPost::Report(Report {
                 session,
                 player: 0,
                 heard: vec![],
                 valid: vec![],
+                complaints: vec![],
             }),
             ComplaintPost::Justification(Justification {
                 session,
                 dealer: 1,
                 commitment: signed.commitment.clone(),
-                shares: vec![pair(0), pair(3)],
+                deals: vec![(0, deal.ciphertext.clone()), (3, deal.ciphertext.clone())],
             }),
             ComplaintPost::Feldman(FeldmanPost {
                 session,
@@ -734,12 +924,36 @@ mod tests {
                 player: 2,
                 shares: vec![(1, C::Scalar::ONE, C::Scalar::ZERO)],
                 commitments: vec![(1, signed.commitment.clone())],
+                reveals: vec![(1, reveal)],
             }),
             ComplaintPost::Reconstruction(Disclosure {
                 session,
                 player: 2,
                 shares: vec![pair(2)],
                 commitments: vec![],
+                reveals: vec![],
+            }),
+            ComplaintPost::Report(Report {
+                session,
+                player: 2,
+                heard: vec![HeardEntry {
+                    dealer: 1,
+                    hash: signed.hash,
+                    signature: signed.signature,
+                }],
+                valid: vec![],
+                complaints: vec![complaint(Some(reveal))],
+            }),
+            ComplaintPost::Report(Report {
+                session,
+                player: 2,
+                heard: vec![HeardEntry {
+                    dealer: 1,
+                    hash: signed.hash,
+                    signature: signed.signature,
+                }],
+                valid: vec![],
+                complaints: vec![complaint(None)],
             }),
         ];
         let signed_posts = posts
@@ -791,15 +1005,32 @@ mod tests {
         }
         assert!(SignedComplaintPost::<Secp256k1>::decode(&r.encode(), N, N).is_err());
         // A bitmap with a trailing zero byte.
+        // (The report ends with the bitmap's length, then the complaint count.)
         let mut bytes = posts[1].clone();
         let len = bytes.len();
-        bytes.truncate(len - 4);
+        bytes.truncate(len - 8);
         bytes.extend_from_slice(&1u32.to_be_bytes());
         bytes.push(0);
+        bytes.extend_from_slice(&0u32.to_be_bytes());
         assert!(matches!(
             SignedComplaintPost::<Secp256k1>::decode(&bytes, N, N),
             Err(WireError::NonCanonical(_))
         ));
+        // A complaint's reveal flag other than 0 or 1 (the last report sample has no reveal, so
+        // its flag is its last byte).
+        let mut bytes = posts[posts.len() - 1].clone();
+        *bytes.last_mut().unwrap() = 2;
+        assert!(matches!(
+            SignedComplaintPost::<Secp256k1>::decode(&bytes, N, N),
+            Err(WireError::NonCanonical(_))
+        ));
+        // Two complaints about one dealer.
+        let mut r =
+            SignedComplaintPost::<Secp256k1>::decode(&posts[posts.len() - 2], N, N).unwrap();
+        if let ComplaintPost::Report(rep) = &mut r.post {
+            rep.complaints.push(rep.complaints[0].clone());
+        }
+        assert!(SignedComplaintPost::<Secp256k1>::decode(&r.encode(), N, N).is_err());
     }
 
     fn mutate(bytes: &[u8], pos: usize, val: u8, cut: usize) -> Vec<u8> {
@@ -833,7 +1064,7 @@ mod tests {
         }
 
         #[test]
-        fn mutated_messages_never_panic(which in 0usize..7, pos in any::<usize>(), val in 1u8..=255, cut in any::<usize>()) {
+        fn mutated_messages_never_panic(which in 0usize..9, pos in any::<usize>(), val in 1u8..=255, cut in any::<usize>()) {
             let (deal, posts) = samples::<Secp256k1>();
             let src = if which == 0 { &deal } else { &posts[which - 1] };
             let m = mutate(src, pos, val, cut);

@@ -19,22 +19,35 @@
 //!    sends player `j` a [`Deal`]: the Pedersen commitment in evaluation form
 //!    `C_i = (f_i(0) G + f'_i(0) H, ..., f_i(x_n) G + f'_i(x_n) H)`, the dealer's signature on its
 //!    hash ([`CommitmentStatement`](messages::CommitmentStatement)), and `(s_ij, s'_ij) =
-//!    (f_i(x_j), f'_i(x_j))` encrypted with HPKE bound to (session, dealer, player, hash); the
-//!    message is signed as a whole. A player accepts the pair if it opens `C_ij`
+//!    (f_i(x_j), f'_i(x_j))` encrypted to player `j`'s verifiable-encryption key
+//!    ([`keyquorum_crypto::verifiable_encrypt`]: hashed ElGamal on secp256k1 with a proof of
+//!    knowledge of the ephemeral key) bound to (session, dealer, player, hash), with the dealer's
+//!    signature on the ciphertext ([`share_payload`](messages::share_payload)). A player accepts
+//!    the pair if it opens `C_ij`
 //!    (`s G + s' H = C_ij`) and `C_i` lies on a polynomial of degree `< t` (dual-code check with a
 //!    Fiat-Shamir seed, as in [`crate::board`]). Commitments do not go on the board (seed 003,
 //!    step 3), so a dealer could show different ones to different players.
 //! 2. **Report** (posts). Every player posts, for each dealer it heard from, the hash and the
-//!    dealer's signature on it, and which dealers' pairs verified; every other dealer is
-//!    complained about (bad pair, or nothing received). Two different signed hashes of one dealer
-//!    (in any reports) are self-contained proof of equivocation: the dealer is disqualified with
-//!    both statements as evidence ([`verify_equivocation`]).
-//! 3. **Justify** (posts). A dealer answers the complaints against it by posting its full
-//!    commitment and the complainers' pairs in the clear (GJKR step 1(c)). A valid answer resolves
-//!    a complaint: the player takes the revealed pair and the edge counts as valid. A missing or
-//!    invalid answer, or a commitment other than the one the dealer signed, disqualifies it. A
-//!    dealer with more than [`Params::max_reveals`](crate::params::Params::max_reveals) complaints
-//!    is disqualified without answering, because answering would reveal too much (below).
+//!    dealer's signature on it, and which dealers' pairs verified. Two different signed hashes of
+//!    one dealer (in any reports) are self-contained proof of equivocation: the dealer is
+//!    disqualified with both statements as evidence ([`verify_equivocation`]). For a signed deal
+//!    whose pair does not verify the player posts a verifiable complaint
+//!    ([`DealComplaint`](messages::DealComplaint)): the commitment and the dealer-signed
+//!    ciphertext from the deal, and the Diffie-Hellman value of that one ciphertext with a
+//!    Chaum-Pedersen proof that it is the right one. The board judges it on arrival, from the
+//!    report alone: it decrypts the pair and checks it against the commitment. A bad pair (or an
+//!    undecryptable ciphertext, one without a valid proof of its ephemeral key, or a malformed
+//!    commitment) disqualifies the dealer (`BadDeal`, the report is the evidence); a pair that
+//!    opens the commitment, a missing reveal or a reveal whose proof fails excludes the
+//!    complainer (`FalseComplaint`) and its report is refused. Only the complainer's own pair
+//!    becomes public, which it knew already, and which the dealer failed to give it.
+//! 3. **Justify** (posts). A dealer that some reporting players did not hear from (neither
+//!    valid nor complained about: a lost deal, or a player claiming one) posts its full
+//!    commitment and their pairs encrypted again to their keys, under the same context (the
+//!    answer of GJKR step 1(c), without the reveal). The board checks the commitment and each
+//!    ciphertext's form and proof of knowledge; a missing or invalid answer, or a commitment other
+//!    than the one the dealer signed, disqualifies the dealer. The player decrypts its pair from
+//!    the board; the edge counts as valid.
 //! 4. **Qualify** (computed). Fresh key: an edge `i - j` exists iff `j` holds a verified pair from
 //!    `i` and `i` one from `j` (reported valid or justified); `Q` is a maximum clique among the
 //!    reporting, non-disqualified participants, the lexicographically smallest among the largest
@@ -50,7 +63,10 @@
 //! 6. **Complain** (posts). A player whose check fails posts its pair `(s_ij, s'_ij)`, with the
 //!    dealer's Pedersen commitment if the board does not have it yet. Since the pair opens `C_ij`
 //!    (binding under the discrete logarithm of `H`), a pair that contradicts `F_ij` proves the
-//!    dealer's fault; one that does not is a false complaint, the complainer's fault.
+//!    dealer's fault; one that does not is a false complaint, the complainer's fault. A player
+//!    whose pair sent again in step 3 does not open `C_ij` posts the key of that ciphertext with
+//!    its proof, judged as in step 2: a proven bad pair makes the dealer fail (`BadDeal`) like a
+//!    bad Feldman value, since `Q` is already fixed; a false one excludes the complainer.
 //! 7. **Reconstruct** (posts). For each dealer in `Q` that failed 5-6 (no post, bad post, proven
 //!    complaint, points outside the subgroup), every qualified player posts its pair, the first
 //!    `f + 1` qualified players also the commitment if it is missing. The board takes the `t`
@@ -62,24 +78,32 @@
 //!    shares `Y_j = sum_i F_ij`, player share `x_j = sum_i s_ij` (reconstructed: `f_i(x_j)`), after
 //!    a subgroup check of the sums as in [`crate::board`]; each player checks `x_j G = Y_j`.
 //!
-//! The justify phase is skipped when there is no complaint and the reconstruct phase when no
+//! The justify phase is skipped when no deal was missed and the reconstruct phase when no
 //! qualified dealer failed, so the happy path has four deadlines (deal, report, Feldman,
 //! complain).
 //!
-//! # Secrecy bound and false complaints
-//! A justification publishes pairs of complaining players. Those may be honest players whose deal
-//! was lost, so with `f` corrupt players an honest dealer's polynomial stays hidden only if
-//! `f + reveals <= t - 1`: at most `max_reveals = t - 1 - f` answers, the bound of the ack-or-reveal
-//! variant. False complaints by corrupt players reveal only their own pairs, which they already
-//! know. If `max_reveals >= f` (i.e. `t >= 2f + 1`, e.g. `n = 3f + 1`, `t = k = 2f + 1`), the at most
-//! `f` corrupt players cannot push an honest dealer whose deals arrived over the bound: it answers
-//! every complaint, stays qualified, and the complainers' edges count as valid (they keep their
-//! shares; complaining only costs them reveals). If `max_reveals < f`, a coalition of more than
-//! `max_reveals` corrupt players can disqualify any honest dealer by complaining together. That is
-//! a liveness and fairness problem, not a secrecy or bias one: it happens before `Q` is fixed,
-//! while the commitments hide everything, so the adversary learns nothing it could bias the key
-//! with; but the ceremony may fall below the quorum and fail, and the adversary chooses which
-//! honest dealers count. Honest complaints from lost messages count against the same bound.
+//! # Verifiable complaints and false complainers
+//! GJKR (step 1(b)-(c)) settles a complaint by having the dealer publish the complainer's share.
+//! Those reveals must be bounded (`f` corrupt players plus the reveals must stay below `t`, so at
+//! most `t - 1 - f` answers), and with the board unable to tell a true complaint from a false one,
+//! more false complainers than that bound could disqualify any honest dealer. Here a complaint is
+//! settled the way ETHDKG settles disputes on chain (Schindler, Judmayer, Stifter and Weippl,
+//! "ETHDKG: Distributed Key Generation with Ethereum Smart Contracts", 2019): the complainer
+//! reveals the Diffie-Hellman key of the one ciphertext with a Chaum-Pedersen proof of equal
+//! discrete logarithms (Chaum and Pedersen, "Wallet Databases with Observers", CRYPTO 1992), and
+//! anyone decrypts and checks the share. No complaint needs an answer from the accused dealer:
+//! - A complaint about a received deal proves itself or its author's fault, as above; its only
+//!   public data is the complainer's pair and the key of its one ciphertext. Revealing that key
+//!   tells nothing about other ciphertexts: the dealer proved knowledge of the ephemeral key, so
+//!   the reveal is simulatable ([`keyquorum_crypto::verifiable_encrypt`], "Why it is sound").
+//! - A lost deal is answered by sending the ciphertext again on the board, which reveals
+//!   nothing, so there is no bound on how many: lost messages never enter the complaint path,
+//!   and a player that claims a loss gets its pair, nothing more.
+//!
+//! So false complaints never decide who qualifies, for every `(n, t, k)`
+//! [`Params::new`](crate::params::Params::new) accepts: a true complaint disqualifies the dealer,
+//! a false one its author (with the report as evidence for slashing), and claimed losses cost
+//! the dealer board space only.
 //!
 //! # Resharing
 //! The old committee deals `f_i` with `f_i(0)` = its old share; the group key must stay the same.
@@ -115,14 +139,13 @@
 //!   bias the key.
 //! - Reconstructing an honest dealer that merely crashed in step 5 publishes its `f_i`; the key
 //!   stays secret through the other honest contributions.
-//! - Complaints about deals are not publicly verifiable (the ciphertexts are not on the board,
-//!   unlike a PVSS); they are resolved by the dealer revealing, so a network that drops deals costs
-//!   honest dealers reveals, and [`Params::max_reveals`](crate::params::Params::max_reveals) may be
-//!   exhausted by a lossy network. Beyond the tolerated faults, or with `max_reveals = 0`, false
-//!   complainers alone can disqualify honest dealers this way. Deals are HPKE X25519;
-//!   `keyquorum_crypto::verifiable_encrypt` is the encryption whose proven key reveals would let
-//!   the board check a complaint itself (`docs/protocol.md`, "Complaints are not yet publicly
-//!   verifiable").
+//! - Each player needs a verifiable-encryption key in the ceremony
+//!   ([`CeremonyConfig::verifiable_keys`](crate::CeremonyConfig::verifiable_keys)), on top of its
+//!   HPKE key (which this variant does not use). Ciphertexts are 177 bytes instead of 112, and a
+//!   complaint carries the dealer's commitment (`n + 1` uncompressed points) and 97 bytes of
+//!   reveal. Judging a complaint costs one signature verification, one degree check (shared with
+//!   every other check of that commitment), two proof verifications (four scalar
+//!   multiplications on secp256k1) and one commitment opening.
 //! - Commitments travel point-to-point; the board sees a dealer's commitment only when it is
 //!   justified or disclosed by a player, accepted by its signed hash. Evidence that needs a
 //!   commitment carries the post that brought it.
@@ -133,10 +156,10 @@
 //!   inputs, so a node's participant and its board replica share the answers (and so do all the
 //!   simulated nodes of one process). A deal is read only if the transport authenticated its
 //!   dealer as the sender (see `docs/protocol.md`, "Direct messages and their senders"). A player
-//!   verifies the signature on a whole deal only when its pair fails, i.e. when it will complain:
-//!   a pair that opens the dealer's signed commitment is the dealer's whatever the signature on
-//!   the whole, and the statement inside the deal (which goes into the report) is verified in
-//!   any case. Each degree check is an MSM of `n + 1` points plus
+//!   verifies the dealer's signature on a deal's ciphertext only when its pair fails, i.e. when
+//!   it will complain (the complaint carries it): a pair that opens the dealer's signed
+//!   commitment is the dealer's whatever that signature, and the statement inside the deal
+//!   (which goes into the report) is verified in any case. Each degree check is an MSM of `n + 1` points plus
 //!   `O(n^2)` field operations for its weights, so a player checking `n` dealers does `O(n^3)`
 //!   field work, as in the ack-or-reveal variant. Reports carry 84 bytes per dealer heard from
 //!   (about 8 KB at `n = 100`): the price of self-contained equivocation evidence with
@@ -147,6 +170,7 @@ mod checks;
 pub mod clique;
 mod evidence;
 pub mod messages;
+mod verdict;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -154,9 +178,11 @@ use std::sync::Arc;
 use ff::Field;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::commit::EvalCommitment;
-use keyquorum_crypto::encrypt::{self, Ciphertext, EncryptionSecretKey, ShareAad};
 use keyquorum_crypto::poly::Polynomial;
 use keyquorum_crypto::secret::Secret;
+use keyquorum_crypto::verifiable_encrypt::{
+    self, KeyReveal, VerifiableCiphertext, VerifiableEncryptionSecretKey,
+};
 use rand_chacha::ChaCha20Rng;
 
 pub use board::{
@@ -164,8 +190,8 @@ pub use board::{
 };
 pub use evidence::verify_exclusion;
 use messages::{
-    ComplaintPost, Deal, Disclosure, FeldmanPost, HeardEntry, Justification, PAIR_LEN, Report,
-    SignedComplaintPost, SignedPedersen, seal_deal,
+    ComplaintPost, Deal, DealComplaint, Disclosure, FeldmanPost, HeardEntry, Justification,
+    PAIR_LEN, Report, SignedComplaintPost, SignedPedersen, pair_aad, seal_deal, seal_pair,
 };
 
 use crate::board::{Outcome, Role, share_matches};
@@ -196,6 +222,10 @@ struct PlayerState<C: Curve> {
     heard: BTreeMap<u32, Heard<C>>,
     /// Verified pairs `(s_ij, s'_ij)` per dealer, from deals or justifications.
     pairs: BTreeMap<u32, Pair<C>>,
+    /// Complaints about signed deals whose pairs did not verify, per dealer.
+    complaints: BTreeMap<u32, DealComplaint<C>>,
+    /// Reveals of pairs sent again in justifications that did not verify, per dealer.
+    reveals: BTreeMap<u32, KeyReveal>,
     reported: bool,
 }
 
@@ -206,7 +236,7 @@ struct PlayerState<C: Curve> {
 pub struct ComplaintParticipant<C: Curve> {
     ceremony: Arc<Ceremony<C>>,
     identity: IdentityKeypair,
-    encryption: EncryptionSecretKey,
+    encryption: VerifiableEncryptionSecretKey,
     rng: ChaCha20Rng,
     board: ComplaintBoard<C>,
     dealer: Option<DealerState<C>>,
@@ -241,12 +271,14 @@ impl<C: Curve> Participant<C> for ComplaintParticipant<C> {
 }
 
 impl<C: Curve> ComplaintParticipant<C> {
-    /// A participant with its keys, its previous share when it deals in a reshare, and a secret
-    /// 32-byte seed for all its randomness.
+    /// A participant with its keys (the verifiable-encryption key is the one the ceremony lists
+    /// for this player, [`CeremonyConfig::verifiable_keys`](crate::CeremonyConfig)), its
+    /// previous share when it deals in a reshare, and a secret 32-byte seed for all its
+    /// randomness.
     pub fn new(
         ceremony: Arc<Ceremony<C>>,
         identity: IdentityKeypair,
-        encryption: EncryptionSecretKey,
+        encryption: VerifiableEncryptionSecretKey,
         old_share: Option<Secret<C::Scalar>>,
         seed: [u8; 32],
     ) -> Result<Self, ParticipantError> {
@@ -281,6 +313,8 @@ impl<C: Curve> ComplaintParticipant<C> {
             index,
             heard: BTreeMap::new(),
             pairs: BTreeMap::new(),
+            complaints: BTreeMap::new(),
+            reveals: BTreeMap::new(),
             reported: false,
         });
         Ok(ComplaintParticipant {
@@ -369,13 +403,16 @@ impl<C: Curve> ComplaintParticipant<C> {
         let xs = self.ceremony.player_indices();
         let mut out = Vec::with_capacity(self.ceremony.n());
         for (j, p) in self.ceremony.players().iter().enumerate() {
+            let Some(key) = self.ceremony.verifiable_key(j as u32) else {
+                continue;
+            };
             let share = Secret::new(d.f.evaluate(&xs[j]));
             let blind = Secret::new(d.blind.evaluate(&xs[j]));
             let deal = seal_deal(
                 &self.identity,
                 &session,
                 &d.signed,
-                (j as u32, &p.encryption),
+                (j as u32, key),
                 share.expose(),
                 blind.expose(),
                 &mut self.rng,
@@ -417,9 +454,17 @@ impl<C: Curve> ComplaintParticipant<C> {
         }
         let pair = self.open_deal(&deal, &statement.hash);
         // A pair that opens the dealer's signed commitment is the dealer's whatever the signature
-        // on the whole, so that signature matters only for a deal this player will complain about:
-        // it is checked then, and an unsigned deal is dropped instead.
-        if pair.is_none() && !checks::deal_signature(&self.ceremony, &deal) {
+        // on the ciphertext, so that signature matters only for a deal this player will complain
+        // about (the complaint carries it): it is checked then, and an unsigned deal is dropped
+        // instead, as if it had not arrived.
+        if pair.is_none()
+            && !checks::share_signature(
+                &self.ceremony,
+                (deal.dealer, deal.player, &statement.hash),
+                &deal.ciphertext,
+                &deal.signature,
+            )
+        {
             return malformed("deal signature does not verify".into());
         }
         if pair.is_none() && replaces {
@@ -427,6 +472,24 @@ impl<C: Curve> ComplaintParticipant<C> {
                 dealer: deal.dealer,
             })];
         }
+        let complaint = match pair {
+            Some(_) => None,
+            None => {
+                let aad = pair_aad(&deal.session, deal.dealer, deal.player, &statement.hash);
+                Some(DealComplaint {
+                    dealer: deal.dealer,
+                    commitment: deal.commitment.clone(),
+                    ciphertext: deal.ciphertext.clone(),
+                    signature: deal.signature,
+                    reveal: verdict::reveal_for(
+                        &self.encryption,
+                        &aad,
+                        &deal.ciphertext,
+                        &mut self.rng,
+                    ),
+                })
+            }
+        };
         let p = self.player.as_mut().expect("checked above");
         p.heard.insert(
             deal.dealer,
@@ -436,37 +499,33 @@ impl<C: Curve> ComplaintParticipant<C> {
                 signature: statement.signature,
             },
         );
-        match pair {
-            Some(pair) => {
+        match (pair, complaint) {
+            (Some(pair), _) => {
+                p.complaints.remove(&deal.dealer);
                 p.pairs.insert(deal.dealer, pair);
                 Vec::new()
             }
-            None => vec![Action::Observed(Observation::BadShare {
-                dealer: deal.dealer,
-            })],
+            (None, complaint) => {
+                p.complaints.extend(complaint.map(|c| (deal.dealer, c)));
+                vec![Action::Observed(Observation::BadShare {
+                    dealer: deal.dealer,
+                })]
+            }
         }
     }
 
-    /// The pair in a deal, if the commitment is well formed and the pair opens it.
-    fn open_deal(&self, deal: &Deal<C>, hash: &[u8; 32]) -> Option<Pair<C>> {
+    /// Decrypts an encrypted pair for this player and returns it if it opens `commitment`.
+    fn open_pair(
+        &self,
+        dealer: u32,
+        commitment: &EvalCommitment<C>,
+        hash: &[u8; 32],
+        ciphertext: &[u8],
+    ) -> Option<Pair<C>> {
         let j = self.player.as_ref()?.index;
-        let c = &deal.commitment;
-        if !checks::degree(&self.ceremony, deal.dealer, c, hash) {
-            return None;
-        }
-        if let Some(r) = self.ceremony.reshare()
-            && r.public_shares[deal.dealer as usize] != *c.constant()
-        {
-            return None;
-        }
-        let aad = ShareAad {
-            session_id: deal.session,
-            dealer: deal.dealer,
-            recipient: j,
-            commitment_hash: *hash,
-        };
-        let plaintext = Ciphertext::from_bytes(&deal.ciphertext, PAIR_LEN)
-            .and_then(|ct| encrypt::open(&self.encryption, &aad, &ct))
+        let aad = pair_aad(self.ceremony.id(), dealer, j, hash);
+        let plaintext = VerifiableCiphertext::from_bytes(ciphertext, PAIR_LEN)
+            .and_then(|ct| verifiable_encrypt::open(&self.encryption, &aad, &ct))
             .ok()?;
         let bytes = plaintext.expose();
         if bytes.len() != PAIR_LEN {
@@ -474,8 +533,25 @@ impl<C: Curve> ComplaintParticipant<C> {
         }
         let s = Secret::new(C::decode_scalar(&bytes[..32]).ok()?);
         let b = Secret::new(C::decode_scalar(&bytes[32..]).ok()?);
-        c.verify_pedersen_share(j as usize, s.expose(), b.expose())
+        commitment
+            .verify_pedersen_share(j as usize, s.expose(), b.expose())
             .then_some((s, b))
+    }
+
+    /// The pair in a deal, if the commitment is well formed and the pair opens it.
+    fn open_deal(&self, deal: &Deal<C>, hash: &[u8; 32]) -> Option<Pair<C>> {
+        let c = &deal.commitment;
+        if c.points().len() != self.ceremony.n() + 1
+            || !checks::degree(&self.ceremony, deal.dealer, c, hash)
+        {
+            return None;
+        }
+        if let Some(r) = self.ceremony.reshare()
+            && r.public_shares[deal.dealer as usize] != *c.constant()
+        {
+            return None;
+        }
+        self.open_pair(deal.dealer, c, hash, &deal.ciphertext)
     }
 
     fn on_board_post(&mut self, bytes: &[u8]) -> Vec<Action<C>> {
@@ -505,7 +581,7 @@ impl<C: Curve> ComplaintParticipant<C> {
             ComplaintBoardPhase::Report => self.post_report(),
             ComplaintBoardPhase::Justify => self.post_justification(),
             ComplaintBoardPhase::Feldman => {
-                self.adopt_justified_pairs();
+                self.adopt_resent_pairs();
                 self.post_feldman()
             }
             ComplaintBoardPhase::Complain => self.post_complaints(),
@@ -538,6 +614,12 @@ impl<C: Curve> ComplaintParticipant<C> {
                 })
                 .collect(),
             valid: p.pairs.keys().copied().collect(),
+            complaints: p
+                .complaints
+                .iter()
+                .filter(|(d, _)| !p.pairs.contains_key(d))
+                .map(|(_, c)| c.clone())
+                .collect(),
         };
         self.post(ComplaintPost::Report(report))
     }
@@ -546,40 +628,66 @@ impl<C: Curve> ComplaintParticipant<C> {
         let Some(d) = &self.dealer else {
             return Vec::new();
         };
-        let complainers = self.board.complaints_against(d.index);
-        if self.board.is_disqualified(d.index)
-            || complainers.is_empty()
-            || complainers.len() > self.ceremony.params().max_reveals()
-        {
+        let missed = self.board.missed_deals(d.index);
+        if self.board.is_disqualified(d.index) || missed.is_empty() {
             return Vec::new();
         }
+        let session = *self.ceremony.id();
         let xs = self.ceremony.player_indices();
-        let shares = complainers
-            .iter()
-            .map(|j| {
-                let x = &xs[*j as usize];
-                (*j, d.f.evaluate(x), d.blind.evaluate(x))
-            })
-            .collect();
+        let mut deals = Vec::with_capacity(missed.len());
+        for j in missed {
+            let Some(key) = self.ceremony.verifiable_key(*j) else {
+                continue;
+            };
+            let x = &xs[*j as usize];
+            let share = Secret::new(d.f.evaluate(x));
+            let blind = Secret::new(d.blind.evaluate(x));
+            let ct = seal_pair(
+                &session,
+                &d.signed,
+                (*j, key),
+                share.expose(),
+                blind.expose(),
+                &mut self.rng,
+            );
+            deals.push((*j, ct));
+        }
         self.post(ComplaintPost::Justification(Justification {
-            session: *self.ceremony.id(),
+            session,
             dealer: d.index,
             commitment: d.signed.commitment.clone(),
-            shares,
+            deals,
         }))
     }
 
-    /// Takes the pairs that dealers revealed in answer to this player's complaints.
-    fn adopt_justified_pairs(&mut self) {
-        let Some(p) = &mut self.player else {
+    /// Opens the pairs that dealers sent again to this player in their justifications; prepares
+    /// a reveal for each one that does not verify (posted in the complain phase).
+    fn adopt_resent_pairs(&mut self) {
+        let Some(j) = self.player.as_ref().map(|p| p.index) else {
             return;
         };
         for d in 0..self.ceremony.dealer_count() as u32 {
+            let p = self.player.as_ref().expect("player");
             if p.pairs.contains_key(&d) {
                 continue;
             }
-            if let Some((s, b)) = self.board.justified_pair(d, p.index) {
-                p.pairs.insert(d, (Secret::new(s), Secret::new(b)));
+            let (Some(ct), Some(commitment), Some(hash)) = (
+                self.board.resent_deal(d, j),
+                self.board.commitment(d),
+                self.board.signed_hash(d),
+            ) else {
+                continue;
+            };
+            match self.open_pair(d, commitment, hash, ct) {
+                Some(pair) => {
+                    self.player.as_mut().expect("player").pairs.insert(d, pair);
+                }
+                None => {
+                    let aad = pair_aad(self.ceremony.id(), d, j, hash);
+                    let reveal = verdict::reveal_for(&self.encryption, &aad, ct, &mut self.rng);
+                    let p = self.player.as_mut().expect("player");
+                    p.reveals.extend(reveal.map(|r| (d, r)));
+                }
             }
         }
     }
@@ -630,16 +738,23 @@ impl<C: Curve> ComplaintParticipant<C> {
         let p = self.player.as_ref().expect("qualified player");
         let mut shares = Vec::new();
         let mut commitments = Vec::new();
-        for d in self.qualified_dealers() {
-            let (Some(feldman), Some((s, b))) = (self.board.feldman(d), p.pairs.get(&d)) else {
+        let qualified = self.qualified_dealers();
+        for d in &qualified {
+            let (Some(feldman), Some((s, b))) = (self.board.feldman(*d), p.pairs.get(d)) else {
                 continue;
             };
             if !feldman.verify_share(j as usize, s.expose()) {
-                shares.push((d, *s.expose(), *b.expose()));
-                commitments.extend(self.carried_commitment(d));
+                shares.push((*d, *s.expose(), *b.expose()));
+                commitments.extend(self.carried_commitment(*d));
             }
         }
-        if shares.is_empty() {
+        let reveals: Vec<(u32, KeyReveal)> = p
+            .reveals
+            .iter()
+            .filter(|(d, _)| qualified.binary_search(d).is_ok())
+            .map(|(d, r)| (*d, *r))
+            .collect();
+        if shares.is_empty() && reveals.is_empty() {
             return Vec::new();
         }
         self.post(ComplaintPost::Complaint(Disclosure {
@@ -647,6 +762,7 @@ impl<C: Curve> ComplaintParticipant<C> {
             player: j,
             shares,
             commitments,
+            reveals,
         }))
     }
 
@@ -676,6 +792,7 @@ impl<C: Curve> ComplaintParticipant<C> {
             player: j,
             shares,
             commitments,
+            reveals: Vec::new(),
         }))
     }
 

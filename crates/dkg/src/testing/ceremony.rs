@@ -12,6 +12,11 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::EncryptionSecretKey;
 use keyquorum_crypto::index::IndexScheme;
 use keyquorum_crypto::secret::Secret;
+use keyquorum_crypto::verifiable_encrypt::{
+    VerifiableEncryptionPublicKey, VerifiableEncryptionSecretKey,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 
 /// The secret keys of a test member.
 pub struct MemberKeys {
@@ -19,6 +24,8 @@ pub struct MemberKeys {
     pub identity: IdentityKeypair,
     /// Share-encryption key.
     pub encryption: EncryptionSecretKey,
+    /// Verifiable share-encryption key (complaint variant).
+    pub verifiable: VerifiableEncryptionSecretKey,
 }
 
 /// Member `i`'s keys, derived from `i` (the same in every run).
@@ -29,7 +36,24 @@ pub fn member(i: u32) -> MemberKeys {
     MemberKeys {
         identity: IdentityKeypair::from_seed(&seed).unwrap(),
         encryption: EncryptionSecretKey::from_seed(&seed),
+        verifiable: VerifiableEncryptionSecretKey::generate(&mut ChaCha20Rng::from_seed(seed)),
     }
+}
+
+/// The members' verifiable-encryption public keys, in order (a complaint-variant
+/// configuration's [`CeremonyConfig::verifiable_keys`]).
+pub fn verifiable_keys(members: &[MemberKeys]) -> Vec<VerifiableEncryptionPublicKey> {
+    members.iter().map(|m| m.verifiable.public_key()).collect()
+}
+
+/// Turns a configuration into a complaint-variant one for the same members.
+pub fn complaint_variant<C: Curve>(
+    mut config: CeremonyConfig<C>,
+    members: &[MemberKeys],
+) -> CeremonyConfig<C> {
+    config.variant = Variant::Complaint;
+    config.verifiable_keys = verifiable_keys(members);
+    config
 }
 
 /// The public side of a member's keys, as a ceremony lists it.
@@ -50,6 +74,7 @@ pub fn fresh_config<C: Curve>(members: &[MemberKeys], params: Params) -> Ceremon
         params,
         index_scheme: IndexScheme::Sequential,
         players: members.iter().map(participant).collect(),
+        verifiable_keys: Vec::new(),
         reshare: None,
     }
 }
