@@ -12,8 +12,8 @@ use keyquorum_crypto::verifiable_encrypt::{self, VerifiableCiphertext};
 use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
 use keyquorum_dkg::board::{Evidence, FaultKind, Outcome, Role};
 use keyquorum_dkg::complaint::messages::{
-    ComplaintPost, Deal, DealComplaint, Disclosure, FeldmanPost, HeardEntry, PAIR_LEN, Report,
-    SignedComplaintPost, SignedPedersen, pair_aad, seal_deal, seal_pair,
+    ComplaintPost, Deal, DealComplaint, Disclosure, Dispute, FeldmanPost, HeardEntry, PAIR_LEN,
+    Report, SignedComplaintPost, SignedPedersen, pair_aad, seal_deal, seal_pair,
 };
 use keyquorum_dkg::complaint::{
     ComplaintBoard, ComplaintBoardError, ComplaintBoardPhase, ComplaintParticipant,
@@ -706,14 +706,13 @@ fn malformed_resent_ciphertext_disqualifies() {
 }
 
 #[test]
-fn bad_resent_pair_is_proven_after_qualification_and_reconstructed() {
+fn bad_resent_pair_is_disputed_and_disqualifies_its_dealer() {
     // Dealer 1's deal to player 4 is lost; its justification sends a well-formed ciphertext of a
-    // wrong pair. The board cannot tell; player 4 reveals the key in the complain phase, dealer
-    // 1 fails and its contribution is reconstructed: the key is the honest run's.
+    // wrong pair. The board cannot tell; player 4 reveals its key in the dispute phase, before
+    // the qualified set is fixed, and dealer 1 is disqualified.
     let params = Params::new(7, 5, 5).unwrap();
-    let baseline = fresh_run::<Secp256k1>(params, &[], honest());
-    let base = check_agreement(&baseline.results, &(0..7).collect::<Vec<_>>());
-    let ceremony = baseline.ceremony.clone();
+    let members: Vec<MemberKeys> = (0..7).map(member).collect();
+    let ceremony = Ceremony::new(config::<Secp256k1>(&members, params)).unwrap();
     let mut lose = lose_deal::<Secp256k1>(1, 4);
     let key = member(1).identity;
     let mut rng = ChaCha20Rng::seed_from_u64(44);
@@ -742,22 +741,126 @@ fn bad_resent_pair_is_proven_after_qualification_and_reconstructed() {
         lose(i, a)
     };
     let run = fresh_run::<Secp256k1>(params, &[], Box::new(tamper));
-    let outs = check_agreement(&run.results, &(0..7).collect::<Vec<_>>());
-    assert_eq!(outs[0].public.qualified, (0..7).collect::<Vec<_>>());
-    assert_eq!(outs[0].public.group_key, base[0].public.group_key);
+    let outs = check_agreement(&run.results, &[0, 2, 3, 4, 5, 6]);
+    assert_eq!(outs[0].public.qualified, vec![0, 2, 3, 4, 5, 6]);
     let e = exclusion(&outs[0], Role::Dealer, 1).unwrap();
     assert_eq!(e.fault, FaultKind::BadDeal { player: 4 });
+    assert!(e.fault.is_misbehaviour());
     assert_eq!(verify_exclusion(&run.ceremony, e), Some(true));
-    assert_eq!(outs[0].exclusions.len(), 1);
+    let mut flipped = e.clone();
+    flipped.role = Role::Player;
+    flipped.index = 4;
+    flipped.identity = run.ceremony.players()[4].identity.clone();
+    flipped.fault = FaultKind::FalseComplaint { dealer: 1 };
+    assert_eq!(verify_exclusion(&run.ceremony, &flipped), Some(false));
     let board = replay(&run, &outs[0]);
-    assert!(board.reconstructed(1).is_some());
-    for (o, b) in outs.iter().zip(&base) {
-        assert_eq!(
-            o.secret_share.as_ref().unwrap().expose(),
-            b.secret_share.as_ref().unwrap().expose()
-        );
-    }
+    assert!(board.reconstructed(1).is_none());
+    // Deal, report, justify, dispute, Feldman, complain.
+    let deadlines = run
+        .events
+        .iter()
+        .filter(|e| matches!(e, BoardEvent::Deadline))
+        .count();
+    assert_eq!(deadlines, 6);
     check_group_secret(&run.ceremony, &outs);
+}
+
+#[test]
+fn dispute_about_a_valid_resent_pair_is_the_complainers_fault() {
+    // Player 4 claims it lost dealer 1's deal, then disputes the valid pair sent again. The
+    // lock-step driver has no hook at the dispute deadline, so the dispute is applied to a board
+    // replaying the run.
+    let params = Params::new(7, 5, 5).unwrap();
+    let run = fresh_run::<Secp256k1>(
+        params,
+        &[],
+        Box::new({
+            let key4 = member(4).identity;
+            move |i: usize, a: Action<Secp256k1>| {
+                if i == 4 && is_post_of(&a, |p| matches!(p, ComplaintPost::Report(_))) {
+                    let Action::Post(bytes) = a else {
+                        unreachable!()
+                    };
+                    let mut s = SignedComplaintPost::<Secp256k1>::decode(&bytes, 7, 7).unwrap();
+                    if let ComplaintPost::Report(r) = &mut s.post {
+                        r.valid.retain(|d| *d != 1);
+                    }
+                    return vec![Action::Post(
+                        SignedComplaintPost::sign(&key4, s.post).encode(),
+                    )];
+                }
+                vec![a]
+            }
+        }),
+    );
+    let outs = check_agreement(&run.results, &(0..7).collect::<Vec<_>>());
+    let mut board = ComplaintBoard::new(run.ceremony.clone());
+    let mut disputed = false;
+    let mut rng = ChaCha20Rng::seed_from_u64(46);
+    for e in &run.events {
+        match e {
+            BoardEvent::Post(p) => {
+                let _ = board.apply(&SignedComplaintPost::decode(p, 7, 7).unwrap());
+            }
+            BoardEvent::Deadline => {
+                board.advance();
+                if board.phase() == ComplaintBoardPhase::Dispute && !disputed {
+                    disputed = true;
+                    let hash = *board.signed_hash(1).unwrap();
+                    let ct = VerifiableCiphertext::from_bytes(
+                        board.resent_deal(1, 4).unwrap(),
+                        PAIR_LEN,
+                    )
+                    .unwrap();
+                    let aad = pair_aad(run.ceremony.id(), 1, 4, &hash);
+                    let reveal =
+                        verifiable_encrypt::reveal_key(&member(4).verifiable, &aad, &ct, &mut rng)
+                            .unwrap();
+                    let dispute = SignedComplaintPost::sign(
+                        &member(4).identity,
+                        ComplaintPost::Dispute(Dispute {
+                            session: *run.ceremony.id(),
+                            player: 4,
+                            reveals: vec![(1, reveal)],
+                        }),
+                    );
+                    assert_eq!(
+                        board.apply(&dispute),
+                        player_fault(4, FaultKind::FalseComplaint { dealer: 1 })
+                    );
+                    // A dispute about a dealer that sent player 4 nothing is false as well.
+                    let other = SignedComplaintPost::sign(
+                        &member(4).identity,
+                        ComplaintPost::Dispute(Dispute {
+                            session: *run.ceremony.id(),
+                            player: 4,
+                            reveals: vec![(2, reveal)],
+                        }),
+                    );
+                    assert_eq!(
+                        board.apply(&other),
+                        Err(ComplaintBoardError::Excluded(Role::Player, 4))
+                    );
+                }
+            }
+        }
+    }
+    assert!(disputed, "no dispute phase");
+    let Some(Outcome::Success { output, exclusions }) = board.outcome() else {
+        panic!("board failed")
+    };
+    // Dealer 1 stays; player 4 is out, with the dispute and the justification as evidence.
+    assert!(output.qualified.contains(&1));
+    assert!(!output.qualified.contains(&4));
+    let e = exclusions
+        .iter()
+        .find(|e| e.role == Role::Player && e.index == 4)
+        .unwrap();
+    assert_eq!(e.fault, FaultKind::FalseComplaint { dealer: 1 });
+    assert_eq!(verify_exclusion(&run.ceremony, e), Some(true));
+    assert!(exclusions.iter().all(|e| e.index == 4));
+    // The honest run itself had no dispute: everyone qualified.
+    assert_eq!(outs[0].public.qualified, (0..7).collect::<Vec<_>>());
 }
 
 #[test]
@@ -839,7 +942,6 @@ fn false_feldman_complaint_is_the_complainers_fault() {
             player: 5,
             shares: vec![(0, s, b)],
             commitments: vec![(0, deal.commitment.clone())],
-            reveals: vec![],
         }),
     );
 

@@ -13,9 +13,10 @@ use keyquorum_dkg::testing::fuzzing;
 use keyquorum_crypto::commit::EvalCommitment;
 use keyquorum_crypto::encrypt::{self, Ciphertext, EncryptionPublicKey, EncryptionSecretKey};
 use keyquorum_crypto::tbls::{self, MinPk, MinSig, PartialSignature};
+use keyquorum_crypto::verifiable_encrypt::{KeyReveal, VerifiableCiphertext};
 use keyquorum_crypto::{Bls12381G1, Bls12381G2, Curve, Secp256k1, aggregate};
 use keyquorum_dkg::complaint::messages::{
-    CommitmentStatement, ComplaintPost, Deal as ComplaintDeal, SignedComplaintPost,
+    CommitmentStatement, ComplaintPost, Deal as ComplaintDeal, PAIR_LEN, SignedComplaintPost,
 };
 use keyquorum_dkg::identity::{
     self, IdentityKeypair, IdentityPublicKey, IdentitySignature, Purpose, SIGNATURE_LEN,
@@ -88,6 +89,17 @@ fn check_complaint<C: Curve>(bytes: &[u8]) {
                 for s in r.statements() {
                     let _ = s.verify(key.public());
                 }
+                for c in &r.complaints {
+                    assert_canonical_commitment(&c.commitment);
+                    if let Some(k) = &c.reveal {
+                        assert_eq!(KeyReveal::from_bytes(&k.to_bytes()).as_ref(), Ok(k));
+                    }
+                }
+            }
+            ComplaintPost::Dispute(d) => {
+                for (_, k) in &d.reveals {
+                    assert_eq!(KeyReveal::from_bytes(&k.to_bytes()).as_ref(), Ok(k));
+                }
             }
         }
     }
@@ -101,7 +113,9 @@ fn check_complaint<C: Curve>(bytes: &[u8]) {
         assert_eq!(d.encode(), bytes);
         assert_canonical_commitment(&d.commitment);
         let _ = d.statement().verify(key.public());
-        check_ciphertext(&d.ciphertext);
+        if let Ok(ct) = VerifiableCiphertext::from_bytes(&d.ciphertext, PAIR_LEN) {
+            assert_eq!(ct.to_bytes(), d.ciphertext);
+        }
     }
     if let Ok(s) = CommitmentStatement::decode(bytes) {
         assert_eq!(s.encode(), bytes);

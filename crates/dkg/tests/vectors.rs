@@ -25,7 +25,7 @@ use keyquorum_crypto::verifiable_encrypt::{
 };
 use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
 use keyquorum_dkg::complaint::messages::{
-    CommitmentStatement, ComplaintPost, Deal as ComplaintDeal, DealComplaint, Disclosure,
+    CommitmentStatement, ComplaintPost, Deal as ComplaintDeal, DealComplaint, Disclosure, Dispute,
     FeldmanPost, HeardEntry, Justification, PAIR_LEN, Report, SignedComplaintPost, SignedPedersen,
     pair_aad, seal_deal, seal_pair,
 };
@@ -491,14 +491,23 @@ fn complaint_messages<C: Curve>(v: &mut Vectors) {
         ),
         (
             "complaint",
-            "player 2 discloses its pair from dealer 1 and dealer 1's Pedersen commitment, and \
-             reveals the key of a pair dealer 1 sent again (the reveal of report/complaint)",
+            "player 2 discloses its pair from dealer 1 and dealer 1's Pedersen commitment",
             2,
             ComplaintPost::Complaint(Disclosure {
                 session,
                 player: 2,
                 shares: vec![pair(2)],
                 commitments: vec![(dealer, signed.commitment.clone())],
+            }),
+        ),
+        (
+            "dispute",
+            "player 2 reveals the key of a pair dealer 1 sent again (the reveal of \
+             report/complaint)",
+            2,
+            ComplaintPost::Dispute(Dispute {
+                session,
+                player: 2,
                 reveals: vec![(dealer, reveal)],
             }),
         ),
@@ -511,7 +520,6 @@ fn complaint_messages<C: Curve>(v: &mut Vectors) {
                 player: 2,
                 shares: vec![(dealer, C::Scalar::ONE, C::Scalar::ZERO)],
                 commitments: vec![],
-                reveals: vec![],
             }),
         ),
     ];

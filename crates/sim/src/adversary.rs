@@ -17,7 +17,7 @@
 //!   reconstruction pair it posts is wrong.
 //! - `FalseComplaint`: about the even dealers whose pairs verified, either complains in its
 //!   report with the dealer's ciphertext and a valid reveal of its key, or claims it missed their
-//!   deals and, once they are sent again, reveals their keys in the complain phase as if the
+//!   deals and, once they are sent again, reveals their keys in the dispute phase as if the
 //!   pairs were wrong.
 //! - `WithholdAcks`: either reports no dealer but itself as valid, or withholds its report.
 //!
@@ -44,7 +44,7 @@ use keyquorum_crypto::verifiable_encrypt::{
     self, VerifiableCiphertext, VerifiableEncryptionSecretKey,
 };
 use keyquorum_dkg::complaint::messages::{
-    ComplaintPost, Deal as ComplaintDeal, DealComplaint, Disclosure, FeldmanPost, Justification,
+    ComplaintPost, Deal as ComplaintDeal, DealComplaint, Dispute, FeldmanPost, Justification,
     PAIR_LEN, Report, SignedComplaintPost, SignedPedersen, pair_aad, pedersen_hash, seal_deal,
     seal_pair,
 };
@@ -473,8 +473,8 @@ impl<C: Curve> Adversary<C> {
             }
             Input::Start => {}
         }
-        let entered_complain = before != ComplaintBoardPhase::Complain
-            && board.phase() == ComplaintBoardPhase::Complain;
+        let entered_dispute =
+            before != ComplaintBoardPhase::Dispute && board.phase() == ComplaintBoardPhase::Dispute;
         let actions = self.inner.handle(input);
         let rejected = rejected(&actions);
         let mut out = Vec::new();
@@ -483,7 +483,7 @@ impl<C: Curve> Adversary<C> {
             self.tamper_complaint(a, &mut out, &mut complained);
         }
         if self.kind == AdversaryKind::FalseComplaint
-            && entered_complain
+            && entered_dispute
             && !complained
             && let Some(post) = self.false_reveals(None)
         {
@@ -557,7 +557,7 @@ impl<C: Curve> Adversary<C> {
             },
             AdversaryKind::FalseComplaint => match post {
                 Some(ComplaintPost::Report(r)) => self.false_report(r).map(Some),
-                Some(ComplaintPost::Complaint(d)) => {
+                Some(ComplaintPost::Dispute(d)) => {
                     *complained = true;
                     self.false_reveals(Some(d)).map(Some)
                 }
@@ -731,25 +731,22 @@ impl<C: Curve> Adversary<C> {
         self.sign_complaint(ComplaintPost::Feldman(f))
     }
 
-    /// `FalseComplaint`, complain phase: a complaint (added to `existing`, the honest one, if
-    /// any) with reveals of the pairs accused dealers sent it again, which are valid. `None` if
-    /// there is nothing to add.
-    fn false_reveals(&mut self, existing: Option<Disclosure<C>>) -> Option<Vec<u8>> {
+    /// `FalseComplaint`, dispute phase: a dispute (added to `existing`, the honest one, if any)
+    /// with reveals of the pairs accused dealers sent it again, which are valid. `None` if there
+    /// is nothing to add.
+    fn false_reveals(&mut self, existing: Option<Dispute>) -> Option<Vec<u8>> {
         let board = self.board.as_ref()?;
         let me = self.my_player()?;
-        let q = board.qualification()?;
-        q.players.binary_search(&me).ok()?;
-        let mut d = existing.unwrap_or_else(|| Disclosure {
+        let mut d = existing.unwrap_or_else(|| Dispute {
             session: *self.ceremony.id(),
             player: me,
-            shares: Vec::new(),
-            commitments: Vec::new(),
             reveals: Vec::new(),
         });
         let before = d.reveals.len();
-        for dealer in &q.dealers {
+        for dealer in 0..self.ceremony.dealer_count() as u32 {
+            let dealer = &dealer;
             if !self.accused(*dealer)
-                || board.failed().any(|(f, _)| f == *dealer)
+                || board.is_disqualified(*dealer)
                 || d.reveals.iter().any(|(x, _)| x == dealer)
             {
                 continue;
@@ -773,6 +770,6 @@ impl<C: Curve> Adversary<C> {
             return None;
         }
         d.reveals.sort_by_key(|(x, _)| *x);
-        Some(self.sign_complaint(ComplaintPost::Complaint(d)))
+        Some(self.sign_complaint(ComplaintPost::Dispute(d)))
     }
 }

@@ -13,12 +13,14 @@
 //! |---|---|---|
 //! | [`Deal`](ComplaintBoardPhase::Deal) | none | - |
 //! | [`Report`](ComplaintBoardPhase::Report) | [`Report`] (complaints judged as they arrive) | missed deals fixed |
-//! | [`Justify`](ComplaintBoardPhase::Justify) | [`Justification`] | missed deals not sent again disqualify; qualification |
+//! | [`Justify`](ComplaintBoardPhase::Justify) | [`Justification`] | missed deals not sent again disqualify; qualification unless a deal was sent again |
+//! | [`Dispute`](ComplaintBoardPhase::Dispute) | [`Dispute`] (judged as they arrive) | qualification |
 //! | [`Feldman`](ComplaintBoardPhase::Feldman) | [`FeldmanPost`] | - |
-//! | [`Complain`](ComplaintBoardPhase::Complain) | [`Disclosure`] (complaints, reveals) | failed qualified dealers |
+//! | [`Complain`](ComplaintBoardPhase::Complain) | [`Disclosure`] (complaints) | failed qualified dealers |
 //! | [`Reconstruct`](ComplaintBoardPhase::Reconstruct) | [`Disclosure`] (pairs) | interpolation; outcome |
 //!
-//! The justify phase is skipped when no deal was missed, and the reconstruct phase when no
+//! The justify phase is skipped when no deal was missed, the dispute phase when no deal was sent
+//! again, and the reconstruct phase when no
 //! qualified dealer failed (always when resharing, where failed dealers are dropped instead).
 //!
 //! # Evidence in this variant
@@ -33,7 +35,7 @@
 //!   (`FalseComplaint`): the report alone, which carries the dealer-signed ciphertext, the
 //!   commitment and the reveal;
 //! - a pair sent again in a justification and proven bad (`BadDeal`), or falsely accused
-//!   (`FalseComplaint`), in the complain phase: the complaint post, then the justification;
+//!   (`FalseComplaint`), in the dispute phase: the dispute post, then the justification;
 //! - faults judged against a Pedersen commitment (`BadFeldman`, `FalseComplaint`,
 //!   `BadReconstructionShare`): the posts concerned, then the post that carried the commitment
 //!   and the dealer-signed hash it matches.
@@ -58,9 +60,9 @@ use thiserror::Error;
 use super::checks;
 use super::clique::maximum_clique;
 use super::messages::{
-    CommitmentStatement, ComplaintPost, DealComplaint, Disclosure, FeldmanPost, Justification,
-    PAIR_CIPHERTEXT_LEN, PAIR_LEN, Report, SignedComplaintPost, feldman_hash, pair_aad,
-    pedersen_hash,
+    CommitmentStatement, ComplaintPost, DealComplaint, Disclosure, Dispute, FeldmanPost,
+    Justification, PAIR_CIPHERTEXT_LEN, PAIR_LEN, Report, SignedComplaintPost, feldman_hash,
+    pair_aad, pedersen_hash,
 };
 use super::verdict::{Verdict, judge};
 use crate::board::{
@@ -79,10 +81,11 @@ pub enum ComplaintBoardPhase {
     Report,
     /// Dealers send missed deals again, on the board.
     Justify,
+    /// Players prove bad pairs sent again.
+    Dispute,
     /// Qualified dealers post Feldman commitments.
     Feldman,
-    /// Players post pairs that contradict Feldman values, and reveals of pairs sent again that
-    /// do not verify.
+    /// Players post pairs that contradict Feldman values.
     Complain,
     /// Players post their pairs for failed qualified dealers.
     Reconstruct,
@@ -170,6 +173,8 @@ pub struct ComplaintBoard<C: Curve> {
     /// Full Pedersen commitments on the board, with the post that carried them.
     commitments: BTreeMap<u32, OnBoard<C>>,
     justifications: BTreeMap<u32, (Justification<C>, Signed)>,
+    /// Players whose dispute post was accepted.
+    disputes: BTreeMap<u32, Signed>,
     dealer_faults: BTreeMap<u32, (FaultKind, Evidence)>,
     player_faults: BTreeMap<u32, (FaultKind, Evidence)>,
     qualification: Option<Qualification>,
@@ -202,6 +207,7 @@ impl<C: Curve> PartialEq for ComplaintBoard<C> {
             complaints,
             commitments,
             justifications,
+            disputes,
             dealer_faults,
             player_faults,
             qualification,
@@ -222,6 +228,7 @@ impl<C: Curve> PartialEq for ComplaintBoard<C> {
             && *complaints == other.complaints
             && *commitments == other.commitments
             && *justifications == other.justifications
+            && *disputes == other.disputes
             && *dealer_faults == other.dealer_faults
             && *player_faults == other.player_faults
             && *qualification == other.qualification
@@ -248,6 +255,7 @@ impl<C: Curve> ComplaintBoard<C> {
             complaints: BTreeMap::new(),
             commitments: BTreeMap::new(),
             justifications: BTreeMap::new(),
+            disputes: BTreeMap::new(),
             dealer_faults: BTreeMap::new(),
             player_faults: BTreeMap::new(),
             qualification: None,
@@ -373,6 +381,7 @@ impl<C: Curve> ComplaintBoard<C> {
         match post {
             ComplaintPost::Report(r) => self.apply_report(r, bytes),
             ComplaintPost::Justification(j) => self.apply_justification(j, bytes),
+            ComplaintPost::Dispute(d) => self.apply_dispute(d, bytes),
             ComplaintPost::Feldman(f) => self.apply_feldman(f, bytes),
             ComplaintPost::Complaint(d) => {
                 self.expect_phase(ComplaintBoardPhase::Complain)?;
@@ -714,6 +723,7 @@ impl<C: Curve> ComplaintBoard<C> {
             ComplaintBoardPhase::Deal => self.phase = ComplaintBoardPhase::Report,
             ComplaintBoardPhase::Report => self.close_reports(),
             ComplaintBoardPhase::Justify => self.close_justifications(),
+            ComplaintBoardPhase::Dispute => self.qualify(),
             ComplaintBoardPhase::Feldman => self.phase = ComplaintBoardPhase::Complain,
             ComplaintBoardPhase::Complain => self.close_complaints(),
             ComplaintBoardPhase::Reconstruct => self.close_reconstruction(),
@@ -770,13 +780,73 @@ impl<C: Curve> ComplaintBoard<C> {
             let evidence = Evidence::Reports(self.reports_of(&complainers));
             self.fault(Role::Dealer, d, fault, evidence);
         }
-        self.qualify();
+        // A pair sent again can be checked only by its player: give it a phase to prove a bad
+        // one before the qualified set is fixed.
+        let resent = self
+            .justifications
+            .iter()
+            .any(|(d, (j, _))| !j.deals.is_empty() && !self.dealer_faults.contains_key(d));
+        if resent {
+            self.phase = ComplaintBoardPhase::Dispute;
+        } else {
+            self.qualify();
+        }
     }
 
-    /// Whether player `j` holds a pair from dealer `i` that nobody has shown to be bad: it
-    /// reported the pair valid, or missed the deal and the dealer's accepted justification sent
-    /// it again (a bad one is proven in the complain phase, after qualification, and the dealer
-    /// then fails like one whose Feldman values are wrong).
+    /// A player's reveals of bad pairs sent again, each judged now as in [`super::verdict`]: a
+    /// bad pair disqualifies its dealer, a good one (or a reveal about a pair nobody sent it, or
+    /// one whose proof fails) excludes the player and refuses the post.
+    fn apply_dispute(&mut self, d: &Dispute, bytes: Signed) -> Result<(), ComplaintBoardError> {
+        self.expect_phase(ComplaintBoardPhase::Dispute)?;
+        let j = d.player;
+        if self.disputes.contains_key(&j) {
+            return Err(ComplaintBoardError::Duplicate);
+        }
+        if self.player_faults.contains_key(&j) {
+            return Err(ComplaintBoardError::Excluded(Role::Player, j));
+        }
+        let mut convicted = Vec::new();
+        for (dealer, reveal) in &d.reveals {
+            let Some((justification, post)) = self.justifications.get(dealer) else {
+                let fault = FaultKind::FalseComplaint { dealer: *dealer };
+                return Err(self.fault(Role::Player, j, fault, Evidence::SignedPosts(vec![bytes])));
+            };
+            let evidence = Evidence::SignedPosts(vec![bytes.clone(), post.clone()]);
+            let Some(ct) = self.resent_deal(*dealer, j) else {
+                let fault = FaultKind::FalseComplaint { dealer: *dealer };
+                return Err(self.fault(Role::Player, j, fault, evidence));
+            };
+            let hash = pedersen_hash::<C>(self.ceremony.id(), *dealer, &justification.commitment);
+            let verdict = judge(
+                &self.ceremony,
+                (*dealer, &justification.commitment, &hash),
+                j,
+                ct,
+                Some(reveal),
+            );
+            match verdict {
+                Verdict::Dealer => convicted.push((*dealer, evidence)),
+                Verdict::Complainer => {
+                    let fault = FaultKind::FalseComplaint { dealer: *dealer };
+                    return Err(self.fault(Role::Player, j, fault, evidence));
+                }
+            }
+        }
+        for (dealer, evidence) in convicted {
+            self.fault(
+                Role::Dealer,
+                dealer,
+                FaultKind::BadDeal { player: j },
+                evidence,
+            );
+        }
+        self.disputes.insert(j, bytes);
+        Ok(())
+    }
+
+    /// Whether player `j` holds a verified pair from dealer `i`: it reported the pair valid, or
+    /// missed the deal and the dealer's accepted justification sent it again (a bad one is
+    /// proven in the dispute phase, which disqualifies the dealer).
     fn validated(&self, dealer: u32, player: u32) -> bool {
         !self.dealer_faults.contains_key(&dealer)
             && self.reports.get(&player).is_some_and(|(r, _)| {
@@ -949,47 +1019,6 @@ impl<C: Curve> ComplaintBoard<C> {
         let j = d.player;
         if (j as usize) >= self.ceremony.n() {
             return;
-        }
-        for (dealer, reveal) in &d.reveals {
-            if !self.is_qualified_dealer(*dealer) || self.failed.contains_key(dealer) {
-                continue;
-            }
-            let (Some(ct), Some((justification, post))) = (
-                self.resent_deal(*dealer, j).map(<[u8]>::to_vec),
-                self.justifications.get(dealer).cloned(),
-            ) else {
-                // Only a pair sent again on the board can be complained about here.
-                let fault = FaultKind::FalseComplaint { dealer: *dealer };
-                self.fault(
-                    Role::Player,
-                    j,
-                    fault,
-                    Evidence::SignedPosts(vec![bytes.clone()]),
-                );
-                return;
-            };
-            let hash = pedersen_hash::<C>(self.ceremony.id(), *dealer, &justification.commitment);
-            let verdict = judge(
-                &self.ceremony,
-                (*dealer, &justification.commitment, &hash),
-                j,
-                &ct,
-                Some(reveal),
-            );
-            let evidence = Evidence::SignedPosts(vec![bytes.clone(), post]);
-            match verdict {
-                Verdict::Dealer => {
-                    // Like a bad Feldman value: the contribution is reconstructed (fresh key) or
-                    // dropped (resharing), since the qualified set is already fixed.
-                    self.failed
-                        .insert(*dealer, (FaultKind::BadDeal { player: j }, evidence));
-                }
-                Verdict::Complainer => {
-                    let fault = FaultKind::FalseComplaint { dealer: *dealer };
-                    self.fault(Role::Player, j, fault, evidence);
-                    return;
-                }
-            }
         }
         for (dealer, s, b) in &d.shares {
             if !self.feldman.contains_key(dealer) || self.failed.contains_key(dealer) {

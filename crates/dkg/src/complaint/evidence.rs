@@ -175,7 +175,7 @@ fn report_is_bad<C: Curve>(ceremony: &Ceremony<C>, r: &Report<C>) -> bool {
 }
 
 /// The verdict on `player`'s complaint about `dealer` as the items show it: a report with an
-/// authentic complaint, or a complain-phase reveal of a pair the dealer's justification sent
+/// authentic complaint, or a dispute-phase reveal of a pair the dealer's justification sent
 /// again. `None` if the items hold neither.
 fn complaint_verdict<C: Curve>(
     ceremony: &Ceremony<C>,
@@ -200,7 +200,7 @@ fn complaint_verdict<C: Curve>(
         }
     }
     let reveal = posts(items).find_map(|p| match p {
-        ComplaintPost::Complaint(d) if d.player == player => d
+        ComplaintPost::Dispute(d) if d.player == player => d
             .reveals
             .iter()
             .find(|(x, _)| *x == dealer)
@@ -353,13 +353,21 @@ fn verify_signed<C: Curve>(
                 return Some(v == Verdict::Complainer);
             }
             let Some((s, b, d)) = disclosed(items, true, index, *dealer) else {
-                // A reveal about a dealer whose justification sent this player nothing: that
-                // absence is shown by the board, not by the evidence.
-                let revealed = posts(items).any(|p| {
-                    matches!(p, ComplaintPost::Complaint(d)
+                // A dispute about a pair the dealer's justification did not send this player:
+                // shown by the justification if the evidence has it, else by the board.
+                let disputed = posts(items).any(|p| {
+                    matches!(p, ComplaintPost::Dispute(d)
                         if d.player == index && d.reveals.iter().any(|(x, _)| x == dealer))
                 });
-                return if revealed { None } else { Some(false) };
+                let justification = posts(items).find_map(|p| match p {
+                    ComplaintPost::Justification(j) if j.dealer == *dealer => Some(j),
+                    _ => None,
+                });
+                return match (disputed, justification) {
+                    (false, _) => Some(false),
+                    (true, Some(j)) => Some(!j.deals.iter().any(|(p, _)| *p == index)),
+                    (true, None) => None,
+                };
             };
             let feldman = posts(items).find_map(|p| match p {
                 ComplaintPost::Feldman(f) if f.dealer == *dealer => Some(&f.commitment),

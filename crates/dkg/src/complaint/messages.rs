@@ -6,7 +6,8 @@
 //!   ([`keyquorum_crypto::verifiable_encrypt`]), with the dealer's signature on the ciphertext
 //!   ([`share_payload`]), which makes the ciphertext evidence a complaint can carry.
 //! - [`ComplaintPost`]: board posts, each signed by its author ([`SignedComplaintPost`]):
-//!   [`Report`] (with its [`DealComplaint`]s) and the two kinds of [`Disclosure`] by players,
+//!   [`Report`] (with its [`DealComplaint`]s), [`Dispute`] and the two kinds of [`Disclosure`]
+//!   by players,
 //!   [`Justification`] and [`FeldmanPost`] by dealers.
 //! - [`CommitmentStatement`]: a dealer's signature on one commitment hash, lifted out of a report;
 //!   two of them with different hashes prove equivocation.
@@ -46,6 +47,7 @@ const TAG_JUSTIFICATION: u8 = 0x42;
 const TAG_FELDMAN: u8 = 0x43;
 const TAG_COMPLAINT: u8 = 0x44;
 const TAG_RECONSTRUCTION: u8 = 0x45;
+const TAG_DISPUTE: u8 = 0x46;
 const TAG_DEAL: u8 = 0x50;
 const TAG_STATEMENT: u8 = 0x60;
 
@@ -571,9 +573,18 @@ pub struct Disclosure<C: Curve> {
     pub shares: Pairs<C>,
     /// `(dealer, Pedersen commitment)`, strictly ascending by dealer.
     pub commitments: Vec<(u32, EvalCommitment<C>)>,
-    /// Complain phase: `(dealer, reveal)` of the pairs that dealers sent again in their
-    /// justifications and that do not open their commitments, strictly ascending by dealer.
-    /// Empty in reconstruction posts.
+}
+
+/// Dispute phase: a player's complaints about pairs that dealers sent again in their
+/// justifications and that do not open their commitments: the key of each such ciphertext with
+/// its proof, so that the board can decrypt and check it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispute {
+    /// Session.
+    pub session: SessionId,
+    /// Player position.
+    pub player: u32,
+    /// `(dealer, reveal)`, strictly ascending by dealer.
     pub reveals: Vec<(u32, KeyReveal)>,
 }
 
@@ -584,6 +595,8 @@ pub enum ComplaintPost<C: Curve> {
     Report(Report<C>),
     /// Justify phase, by a dealer.
     Justification(Justification<C>),
+    /// Dispute phase, by a player: reveals of bad pairs sent again.
+    Dispute(Dispute),
     /// Feldman phase, by a qualified dealer.
     Feldman(FeldmanPost<C>),
     /// Complain phase, by a player: pairs that contradict Feldman values.
@@ -598,6 +611,7 @@ impl<C: Curve> ComplaintPost<C> {
         match self {
             ComplaintPost::Report(r) => &r.session,
             ComplaintPost::Justification(j) => &j.session,
+            ComplaintPost::Dispute(d) => &d.session,
             ComplaintPost::Feldman(f) => &f.session,
             ComplaintPost::Complaint(d) | ComplaintPost::Reconstruction(d) => &d.session,
         }
@@ -608,6 +622,7 @@ impl<C: Curve> ComplaintPost<C> {
         match self {
             ComplaintPost::Report(r) => (Role::Player, r.player),
             ComplaintPost::Justification(j) => (Role::Dealer, j.dealer),
+            ComplaintPost::Dispute(d) => (Role::Player, d.player),
             ComplaintPost::Feldman(f) => (Role::Dealer, f.dealer),
             ComplaintPost::Complaint(d) | ComplaintPost::Reconstruction(d) => {
                 (Role::Player, d.player)
@@ -666,6 +681,9 @@ impl<C: Curve> ComplaintPost<C> {
                     w.u32(*dealer);
                     write_commitment::<C>(&mut w, c);
                 }
+            }
+            ComplaintPost::Dispute(d) => {
+                w.u8(TAG_DISPUTE).fixed(&d.session).u32(d.player);
                 w.u32(d.reveals.len() as u32);
                 for (dealer, k) in &d.reveals {
                     w.u32(*dealer).fixed(&k.to_bytes());
@@ -772,6 +790,21 @@ impl<C: Curve> ComplaintPost<C> {
                     }
                     commitments.push((dealer, read_commitment::<C>(&mut r, max_players)?));
                 }
+                let d = Disclosure {
+                    session,
+                    player,
+                    shares,
+                    commitments,
+                };
+                if tag == TAG_COMPLAINT {
+                    ComplaintPost::Complaint(d)
+                } else {
+                    ComplaintPost::Reconstruction(d)
+                }
+            }
+            TAG_DISPUTE => {
+                let session = r.array()?;
+                let player = r.u32()?;
                 let count = r.count("reveals", max_dealers)?;
                 let mut reveals: Vec<(u32, KeyReveal)> =
                     Vec::with_capacity(count.min(r.remaining() / (4 + REVEAL_LEN)));
@@ -782,18 +815,11 @@ impl<C: Curve> ComplaintPost<C> {
                     }
                     reveals.push((dealer, read_reveal(&mut r)?));
                 }
-                let d = Disclosure {
+                ComplaintPost::Dispute(Dispute {
                     session,
                     player,
-                    shares,
-                    commitments,
                     reveals,
-                };
-                if tag == TAG_COMPLAINT {
-                    ComplaintPost::Complaint(d)
-                } else {
-                    ComplaintPost::Reconstruction(d)
-                }
+                })
             }
             tag => return Err(WireError::UnknownTag { what: "post", tag }),
         };
@@ -924,14 +950,17 @@ mod tests {
                 player: 2,
                 shares: vec![(1, C::Scalar::ONE, C::Scalar::ZERO)],
                 commitments: vec![(1, signed.commitment.clone())],
-                reveals: vec![(1, reveal)],
             }),
             ComplaintPost::Reconstruction(Disclosure {
                 session,
                 player: 2,
                 shares: vec![pair(2)],
                 commitments: vec![],
-                reveals: vec![],
+            }),
+            ComplaintPost::Dispute(Dispute {
+                session,
+                player: 2,
+                reveals: vec![(1, reveal)],
             }),
             ComplaintPost::Report(Report {
                 session,
@@ -1054,7 +1083,7 @@ mod tests {
             let _ = SignedComplaintPost::<Secp256k1>::decode(&bytes, N, N);
             let _ = CommitmentStatement::decode(&bytes);
             // The same bytes behind each tag, to get past the first byte.
-            for tag in [TAG_REPORT, TAG_JUSTIFICATION, TAG_FELDMAN, TAG_COMPLAINT, TAG_RECONSTRUCTION] {
+            for tag in [TAG_REPORT, TAG_JUSTIFICATION, TAG_FELDMAN, TAG_COMPLAINT, TAG_RECONSTRUCTION, TAG_DISPUTE] {
                 let mut b = vec![0u8; SIGNATURE_LEN];
                 b.push(tag);
                 b.extend_from_slice(&bytes);
@@ -1064,7 +1093,7 @@ mod tests {
         }
 
         #[test]
-        fn mutated_messages_never_panic(which in 0usize..9, pos in any::<usize>(), val in 1u8..=255, cut in any::<usize>()) {
+        fn mutated_messages_never_panic(which in 0usize..10, pos in any::<usize>(), val in 1u8..=255, cut in any::<usize>()) {
             let (deal, posts) = samples::<Secp256k1>();
             let src = if which == 0 { &deal } else { &posts[which - 1] };
             let m = mutate(src, pos, val, cut);

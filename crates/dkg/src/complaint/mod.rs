@@ -47,7 +47,11 @@
 //!    answer of GJKR step 1(c), without the reveal). The board checks the commitment and each
 //!    ciphertext's form and proof of knowledge; a missing or invalid answer, or a commitment other
 //!    than the one the dealer signed, disqualifies the dealer. The player decrypts its pair from
-//!    the board; the edge counts as valid.
+//!    the board; the edge counts as valid unless the pair is bad:
+//! 3a. **Dispute** (posts, only if a pair was sent again). A player whose pair sent again does not
+//!    open `C_ij` posts the key of that ciphertext with its proof ([`Dispute`](messages::Dispute)),
+//!    judged as in step 2: a bad pair disqualifies the dealer (`BadDeal`), a good one (or a
+//!    reveal about a pair nobody sent the player) excludes the player.
 //! 4. **Qualify** (computed). Fresh key: an edge `i - j` exists iff `j` holds a verified pair from
 //!    `i` and `i` one from `j` (reported valid or justified); `Q` is a maximum clique among the
 //!    reporting, non-disqualified participants, the lexicographically smallest among the largest
@@ -63,10 +67,7 @@
 //! 6. **Complain** (posts). A player whose check fails posts its pair `(s_ij, s'_ij)`, with the
 //!    dealer's Pedersen commitment if the board does not have it yet. Since the pair opens `C_ij`
 //!    (binding under the discrete logarithm of `H`), a pair that contradicts `F_ij` proves the
-//!    dealer's fault; one that does not is a false complaint, the complainer's fault. A player
-//!    whose pair sent again in step 3 does not open `C_ij` posts the key of that ciphertext with
-//!    its proof, judged as in step 2: a proven bad pair makes the dealer fail (`BadDeal`) like a
-//!    bad Feldman value, since `Q` is already fixed; a false one excludes the complainer.
+//!    dealer's fault; one that does not is a false complaint, the complainer's fault.
 //! 7. **Reconstruct** (posts). For each dealer in `Q` that failed 5-6 (no post, bad post, proven
 //!    complaint, points outside the subgroup), every qualified player posts its pair, the first
 //!    `f + 1` qualified players also the commitment if it is missing. The board takes the `t`
@@ -78,7 +79,8 @@
 //!    shares `Y_j = sum_i F_ij`, player share `x_j = sum_i s_ij` (reconstructed: `f_i(x_j)`), after
 //!    a subgroup check of the sums as in [`crate::board`]; each player checks `x_j G = Y_j`.
 //!
-//! The justify phase is skipped when no deal was missed and the reconstruct phase when no
+//! The justify phase is skipped when no deal was missed, the dispute phase when no deal was sent
+//! again, and the reconstruct phase when no
 //! qualified dealer failed, so the happy path has four deadlines (deal, report, Feldman,
 //! complain).
 //!
@@ -190,8 +192,9 @@ pub use board::{
 };
 pub use evidence::verify_exclusion;
 use messages::{
-    ComplaintPost, Deal, DealComplaint, Disclosure, FeldmanPost, HeardEntry, Justification,
-    PAIR_LEN, Report, SignedComplaintPost, SignedPedersen, pair_aad, seal_deal, seal_pair,
+    ComplaintPost, Deal, DealComplaint, Disclosure, Dispute, FeldmanPost, HeardEntry,
+    Justification, PAIR_LEN, Report, SignedComplaintPost, SignedPedersen, pair_aad, seal_deal,
+    seal_pair,
 };
 
 use crate::board::{Outcome, Role, share_matches};
@@ -224,7 +227,8 @@ struct PlayerState<C: Curve> {
     pairs: BTreeMap<u32, Pair<C>>,
     /// Complaints about signed deals whose pairs did not verify, per dealer.
     complaints: BTreeMap<u32, DealComplaint<C>>,
-    /// Reveals of pairs sent again in justifications that did not verify, per dealer.
+    /// Reveals of pairs sent again in justifications that did not verify, per dealer (posted in
+    /// the dispute phase).
     reveals: BTreeMap<u32, KeyReveal>,
     reported: bool,
 }
@@ -580,6 +584,10 @@ impl<C: Curve> ComplaintParticipant<C> {
             ComplaintBoardPhase::Deal => Vec::new(),
             ComplaintBoardPhase::Report => self.post_report(),
             ComplaintBoardPhase::Justify => self.post_justification(),
+            ComplaintBoardPhase::Dispute => {
+                self.adopt_resent_pairs();
+                self.post_dispute()
+            }
             ComplaintBoardPhase::Feldman => {
                 self.adopt_resent_pairs();
                 self.post_feldman()
@@ -661,14 +669,14 @@ impl<C: Curve> ComplaintParticipant<C> {
     }
 
     /// Opens the pairs that dealers sent again to this player in their justifications; prepares
-    /// a reveal for each one that does not verify (posted in the complain phase).
+    /// a reveal for each one that does not verify (posted in the dispute phase).
     fn adopt_resent_pairs(&mut self) {
         let Some(j) = self.player.as_ref().map(|p| p.index) else {
             return;
         };
         for d in 0..self.ceremony.dealer_count() as u32 {
             let p = self.player.as_ref().expect("player");
-            if p.pairs.contains_key(&d) {
+            if p.pairs.contains_key(&d) || p.reveals.contains_key(&d) {
                 continue;
             }
             let (Some(ct), Some(commitment), Some(hash)) = (
@@ -738,8 +746,7 @@ impl<C: Curve> ComplaintParticipant<C> {
         let p = self.player.as_ref().expect("qualified player");
         let mut shares = Vec::new();
         let mut commitments = Vec::new();
-        let qualified = self.qualified_dealers();
-        for d in &qualified {
+        for d in &self.qualified_dealers() {
             let (Some(feldman), Some((s, b))) = (self.board.feldman(*d), p.pairs.get(d)) else {
                 continue;
             };
@@ -748,13 +755,7 @@ impl<C: Curve> ComplaintParticipant<C> {
                 commitments.extend(self.carried_commitment(*d));
             }
         }
-        let reveals: Vec<(u32, KeyReveal)> = p
-            .reveals
-            .iter()
-            .filter(|(d, _)| qualified.binary_search(d).is_ok())
-            .map(|(d, r)| (*d, *r))
-            .collect();
-        if shares.is_empty() && reveals.is_empty() {
+        if shares.is_empty() {
             return Vec::new();
         }
         self.post(ComplaintPost::Complaint(Disclosure {
@@ -762,7 +763,21 @@ impl<C: Curve> ComplaintParticipant<C> {
             player: j,
             shares,
             commitments,
-            reveals,
+        }))
+    }
+
+    /// Reveals of the pairs sent again that did not verify.
+    fn post_dispute(&mut self) -> Vec<Action<C>> {
+        let Some(p) = &self.player else {
+            return Vec::new();
+        };
+        if p.reveals.is_empty() {
+            return Vec::new();
+        }
+        self.post(ComplaintPost::Dispute(Dispute {
+            session: *self.ceremony.id(),
+            player: p.index,
+            reveals: p.reveals.iter().map(|(d, r)| (*d, *r)).collect(),
         }))
     }
 
@@ -792,7 +807,6 @@ impl<C: Curve> ComplaintParticipant<C> {
             player: j,
             shares,
             commitments,
-            reveals: Vec::new(),
         }))
     }
 
