@@ -148,6 +148,7 @@ fn setup(n: usize) -> Setup {
                 encryption: e.public_key(),
             })
             .collect(),
+        verifiable_keys: Vec::new(),
         reshare: None,
     };
     let ceremony = Ceremony::new(config.clone()).unwrap();

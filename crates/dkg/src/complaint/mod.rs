@@ -32,7 +32,7 @@
 //!    one dealer (in any reports) are self-contained proof of equivocation: the dealer is
 //!    disqualified with both statements as evidence ([`verify_equivocation`]). For a signed deal
 //!    whose pair does not verify the player posts a verifiable complaint
-//!    ([`DealComplaint`](messages::DealComplaint)): the commitment and the dealer-signed
+//!    ([`DealComplaint`]): the commitment and the dealer-signed
 //!    ciphertext from the deal, and the Diffie-Hellman value of that one ciphertext with a
 //!    Chaum-Pedersen proof that it is the right one. The board judges it on arrival, from the
 //!    report alone: it decrypts the pair and checks it against the commitment. A bad pair (or an
@@ -47,9 +47,9 @@
 //!    answer of GJKR step 1(c), without the reveal). The board checks the commitment and each
 //!    ciphertext's form and proof of knowledge; a missing or invalid answer, or a commitment other
 //!    than the one the dealer signed, disqualifies the dealer. The player decrypts its pair from
-//!    the board; the edge counts as valid unless the pair is bad:
-//! 3a. **Dispute** (posts, only if a pair was sent again). A player whose pair sent again does not
-//!    open `C_ij` posts the key of that ciphertext with its proof ([`Dispute`](messages::Dispute)),
+//!    the board; the edge counts as valid unless the pair is bad. Then a **dispute** phase
+//!    (posts, only if some pair was sent again): a player whose pair sent again does not open
+//!    `C_ij` posts the key of that ciphertext with its proof ([`Dispute`]),
 //!    judged as in step 2: a bad pair disqualifies the dealer (`BadDeal`), a good one (or a
 //!    reveal about a pair nobody sent the player) excludes the player.
 //! 4. **Qualify** (computed). Fresh key: an edge `i - j` exists iff `j` holds a verified pair from
