@@ -8,6 +8,11 @@
 
 use std::collections::BTreeSet;
 
+use blstrs::Scalar;
+use keyquorum_crypto::secret::Secret;
+use keyquorum_crypto::tbls::{self, MinPk};
+
+use crate::dkg::DkgKeys;
 use crate::keys::{PublicKey, key_bytes};
 use crate::name::{Name, Prefix};
 
@@ -17,24 +22,39 @@ pub const ELDER_COUNT: usize = 7;
 /// Longest network address a peer may announce, in bytes.
 pub const MAX_ADDR_LEN: usize = 255;
 
-/// A node as elders and candidates are listed: its node key (which fixes its name) and address.
+/// A node as elders and candidates are listed: its node key (which fixes its name), the public
+/// keys it runs the DKG with, and its address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {
     /// The node's own BLS key, with which it signs starts and failure observations.
     pub node_key: PublicKey,
+    /// The DKG identity and share-encryption keys, derived from the node key's secret
+    /// ([`crate::dkg::dkg_secrets`]).
+    pub dkg: DkgKeys,
     /// Where to reach it.
     pub addr: String,
 }
 
 impl Peer {
+    /// The peer record of the node holding `node_key`, reachable at `addr`.
+    pub fn new(node_key: &Secret<Scalar>, addr: String) -> Self {
+        Peer {
+            node_key: tbls::public_key::<MinPk>(node_key),
+            dkg: DkgKeys::of(node_key),
+            addr,
+        }
+    }
+
     /// The node's name.
     pub fn name(&self) -> Name {
         Name::of(&self.node_key)
     }
 
-    /// Canonical encoding: the 48-byte key, the address length as u16 big-endian, the address.
+    /// Canonical encoding: the 48-byte key, the DKG keys ([`DkgKeys::encode`]), the address
+    /// length as u16 big-endian, the address.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&key_bytes(&self.node_key));
+        self.dkg.encode(out);
         out.extend_from_slice(&(self.addr.len() as u16).to_be_bytes());
         out.extend_from_slice(self.addr.as_bytes());
     }
@@ -111,10 +131,7 @@ pub(crate) mod tests {
 
     pub(crate) fn member(seed: u64, age: u8) -> Member {
         Member {
-            peer: Peer {
-                node_key: key(seed).1,
-                addr: format!("10.0.0.{seed}:4000"),
-            },
+            peer: Peer::new(&key(seed).0, format!("10.0.0.{seed}:4000")),
             age,
         }
     }

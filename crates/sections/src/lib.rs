@@ -15,9 +15,9 @@
 //! 3. Signed start ([`session::DkgStart`], [`coordinator::Coordinator::handle_start`]): each
 //!    current elder signs the start; a candidate starts the DKG only with signatures of a
 //!    [`session::supermajority`] of the current elders ("Pre-DKG preparations").
-//! 4. The DKG itself is outside this crate: the coordinator emits
-//!    [`coordinator::Output::RunDkg`] and takes back either the outcome (key and share) or the
-//!    non-participants it observed.
+//! 4. The DKG ([`dkg`]): keyquorum's ack-or-reveal engine among the candidates, its board
+//!    agreed by the candidates' votes instead of a chain; it ends with our share of the new key,
+//!    or with the candidates to blame.
 //! 5. Failure agreement ([`coordinator::Coordinator::handle_failure`], checked by the elders in
 //!    [`coordinator::Coordinator::handle_failure_agreement`]): more than
 //!    `n - supermajority(n)` candidates signing the same non-participant set restart the DKG
@@ -36,6 +36,7 @@
 
 pub mod chain;
 pub mod coordinator;
+pub mod dkg;
 pub mod elders;
 pub mod keys;
 pub mod name;

@@ -297,8 +297,9 @@ pub(crate) mod tests {
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
-    /// TEST ONLY: a trusted dealer standing in for the DKG, so the handover can be tested without
-    /// one. It knows the secret key; no deployment may use it.
+    /// TEST ONLY: a trusted dealer, for the unit tests of this module, which are about combining
+    /// and checking the handover's signatures, not about how the shares came to be (the
+    /// coordinator's tests run the real DKG). It knows the secret key; no deployment may use it.
     pub(crate) fn trusted_dealer_for_tests(
         n: usize,
         rng: &mut ChaCha20Rng,

@@ -90,6 +90,9 @@ pub enum StartError {
     /// The session id is not the hash of the other fields.
     #[error("session id does not match the start's fields")]
     SessionMismatch,
+    /// Two candidates list the same DKG identity or encryption key.
+    #[error("two candidates share a DKG key")]
+    DuplicateDkgKey,
 }
 
 /// The elders' order to run a DKG among `candidates`.
@@ -132,6 +135,16 @@ impl DkgStart {
         }
         if !names.iter().all(|n| self.prefix.matches(n)) {
             return Err(StartError::OutsidePrefix);
+        }
+        // A candidate copying another's DKG keys would make the ceremony unbuildable.
+        let identities: BTreeSet<_> = self.candidates.iter().map(|c| &c.dkg.identity).collect();
+        let encryption: BTreeSet<_> = self
+            .candidates
+            .iter()
+            .map(|c| c.dkg.encryption.to_bytes())
+            .collect();
+        if identities.len() != n || encryption.len() != n {
+            return Err(StartError::DuplicateDkgKey);
         }
         if SessionId::new(&self.prefix, &self.candidates, self.generation) != self.session {
             return Err(StartError::SessionMismatch);
@@ -228,14 +241,15 @@ mod tests {
     }
 
     /// Pins the canonical encoding: the session id (and so every signature on a start) must not
-    /// change between releases for the same prefix, generation and candidates.
+    /// change between releases for the same prefix, generation and candidates (each with its
+    /// node key, DKG keys and address).
     #[test]
     fn session_id_golden_vector() {
         let peers: Vec<Peer> = (0..3).map(|i| member(i, 0).peer).collect();
         let start = DkgStart::new(Prefix::ROOT.child(1).unwrap(), peers, 5);
         assert_eq!(
             hex::encode(start.session.0),
-            "e88c52a63e61ee8a7ff5a842475bad6c98d2b786420feaaf4050618512df1d28"
+            "b329f0ede82633603ee339bbdb085021aced7687add0497d029688420c1f2cb1"
         );
     }
 
@@ -256,6 +270,11 @@ mod tests {
         // The child prefix the first candidate is not under.
         s.prefix = Prefix::ROOT.child(1 - good.names()[0].bit(0)).unwrap();
         assert_eq!(s.check(), Err(StartError::OutsidePrefix));
+        // A candidate listing another's DKG keys.
+        let mut s = good.clone();
+        s.candidates[1].dkg = s.candidates[0].dkg.clone();
+        s.session = SessionId::new(&s.prefix, &s.candidates, s.generation);
+        assert_eq!(s.check(), Err(StartError::DuplicateDkgKey));
         let mut s = good;
         s.candidates.clear();
         assert_eq!(s.check(), Err(StartError::CandidateCount(0)));
