@@ -28,6 +28,8 @@
 //!    applies only with both ([`coordinator::Coordinator::apply_sap`]), and extends the
 //!    [`chain::KeyChain`] ("Post successful DKG").
 //!
+//! Every message has one canonical, bounded wire encoding ([`wire::Message`]).
+//!
 //! Safety and liveness, as far as this code backs them, are stated in `docs/protocol.md`
 //! ("Sections").
 
@@ -42,6 +44,7 @@ pub mod keys;
 pub mod name;
 pub mod sap;
 pub mod session;
+pub mod wire;
 
 pub use chain::KeyChain;
 pub use name::{Name, Prefix};

@@ -79,6 +79,21 @@ impl Prefix {
                 && (0..other.bit_count).all(|i| bit_of(&self.bits, i) == bit_of(&other.bits, i)))
     }
 
+    /// The prefix of `bit_count` bits held in `bytes` (`ceil(bit_count / 8)` of them), as
+    /// [`Prefix::encode`] writes them; `None` unless the length fits and every bit past
+    /// `bit_count` is zero, so each prefix has one encoding.
+    pub fn from_bits(bit_count: u16, bytes: &[u8]) -> Option<Prefix> {
+        if bit_count > 256 || bytes.len() != usize::from(bit_count.div_ceil(8)) {
+            return None;
+        }
+        let mut bits = [0u8; 32];
+        bits[..bytes.len()].copy_from_slice(bytes);
+        if (bit_count..256).any(|i| bit_of(&bits, i) != 0) {
+            return None;
+        }
+        Some(Prefix { bit_count, bits })
+    }
+
     /// Canonical encoding: `bit_count` as u16 big-endian, then the `ceil(bit_count / 8)` bytes
     /// holding the bits.
     pub fn encode(&self, out: &mut Vec<u8>) {
