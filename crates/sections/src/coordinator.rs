@@ -31,6 +31,8 @@ use crate::sap::{self, HandoverError, KeyShare, Sap, SignedSap, ThresholdAccumul
 use crate::session::{
     DkgStart, FailureObservation, NodeSignature, SessionId, StartError, supermajority,
 };
+use crate::store::{ElderRecord, LoggedInput};
+use crate::wire::Message;
 
 /// Most starts a node accumulates signatures for at once; a faulty elder signing many starts
 /// cannot grow the state beyond this.
@@ -170,6 +172,14 @@ pub enum Output {
     },
     /// As a current elder: the new SAP with both signatures, for the section and the new elders.
     NewElders(Box<SignedSap>),
+    /// As a current elder: a failure agreement checked; select the elders again without
+    /// `excluded` and sign the restart.
+    FailureAgreed {
+        /// The failed session.
+        session: SessionId,
+        /// The agreed non-participants.
+        excluded: BTreeSet<Name>,
+    },
     /// Send our signature on the new SAP to the current elders.
     SapShare {
         /// The session.
@@ -293,6 +303,89 @@ impl Coordinator {
             superseded: BTreeMap::new(),
             handovers: BTreeMap::new(),
         })
+    }
+
+    /// Rebuilds a node from its durable record and share (see [`crate::store`]); the sessions
+    /// come back by replaying the logged inputs.
+    pub fn restore(
+        node_key: Secret<Scalar>,
+        record: ElderRecord,
+        our_share: Option<KeyShare>,
+    ) -> Result<Self, Dropped> {
+        if let Some(share) = &our_share
+            && share.section_key != record.sap.section_key
+        {
+            return Err(Dropped::SapMismatch);
+        }
+        let mut node = Coordinator::new(
+            node_key,
+            record.genesis_key,
+            record.chain,
+            record.sap,
+            our_share,
+        )?;
+        node.superseded = record.superseded.into_iter().collect();
+        Ok(node)
+    }
+
+    /// The durable part of this node's state (without the share, which is stored sealed).
+    pub fn record(&self) -> ElderRecord {
+        ElderRecord {
+            genesis_key: self.genesis_key,
+            chain: self.chain.clone(),
+            sap: self.sap.clone(),
+            superseded: self.superseded().collect(),
+        }
+    }
+
+    /// The sessions of this generation superseded by a later authorised start.
+    pub fn superseded(&self) -> impl Iterator<Item = (SessionId, u64)> + '_ {
+        self.superseded.iter().map(|(id, g)| (*id, *g))
+    }
+
+    /// One input: a message from `from` (as the transport authenticated it) or a DKG deadline.
+    pub fn take(&mut self, input: &LoggedInput) -> Result<Vec<Output>, Dropped> {
+        match input {
+            LoggedInput::Deadline(session) => self.dkg_deadline(*session),
+            LoggedInput::Message { from, message } => self.handle(*from, message),
+        }
+    }
+
+    /// A message from `from`, as the transport authenticated it.
+    pub fn handle(&mut self, from: Name, message: &Message) -> Result<Vec<Output>, Dropped> {
+        match message {
+            Message::Start { start, signature } => self.handle_start(start, signature),
+            Message::Failure {
+                observation,
+                signature,
+            } => Ok(self
+                .handle_failure(observation, signature)?
+                .into_iter()
+                .collect()),
+            Message::FailureAgreement {
+                session,
+                excluded,
+                signatures,
+            } => {
+                let excluded = self.handle_failure_agreement(*session, excluded, signatures)?;
+                Ok(vec![Output::FailureAgreed {
+                    session: *session,
+                    excluded,
+                }])
+            }
+            Message::Dkg(m) => self.handle_dkg(from, m),
+            Message::SapShare {
+                session,
+                sap,
+                partial,
+            } => self.handle_sap_share(from, *session, sap, *partial),
+            Message::LinkShare {
+                session,
+                new_key,
+                partial,
+            } => self.handle_link_share(from, *session, new_key, *partial),
+            Message::NewElders(signed) => self.apply_sap(signed).map(|()| Vec::new()),
+        }
     }
 
     /// The section's current authority.
@@ -818,6 +911,7 @@ mod tests {
     use crate::elders::tests::member;
     use crate::elders::{ELDER_COUNT, Member, select_elders};
     use crate::sap::genesis;
+    use crate::store::{ElderStore, MemoryStore, PersistError, PersistentCoordinator};
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
     use std::collections::VecDeque;
@@ -843,10 +937,27 @@ mod tests {
     /// Outputs waiting for delivery, each with the node that produced it.
     type Queue = VecDeque<(Name, Output)>;
 
+    /// What the lock-step harness delivers to: every node takes its inputs as a driver would
+    /// feed them ([`Coordinator::take`]).
+    trait Nodes {
+        fn names(&self) -> Vec<Name>;
+        fn take(&mut self, to: Name, input: &LoggedInput) -> Result<Vec<Output>, Dropped>;
+    }
+
+    impl Nodes for BTreeMap<Name, Coordinator> {
+        fn names(&self) -> Vec<Name> {
+            self.keys().copied().collect()
+        }
+
+        fn take(&mut self, to: Name, input: &LoggedInput) -> Result<Vec<Output>, Dropped> {
+            self.get_mut(&to).unwrap().take(input)
+        }
+    }
+
     /// Delivers DKG messages and failure observations among `nodes` until none is left (none
     /// to a `silent` node); returns every other output with its producer.
     fn pump(
-        nodes: &mut BTreeMap<Name, Coordinator>,
+        nodes: &mut impl Nodes,
         queue: &mut Queue,
         silent: &BTreeSet<Name>,
     ) -> Vec<(Name, Output)> {
@@ -857,7 +968,11 @@ mod tests {
                     if silent.contains(&to) {
                         continue;
                     }
-                    if let Ok(out) = nodes.get_mut(&to).unwrap().handle_dkg(from, &message) {
+                    let input = LoggedInput::Message {
+                        from,
+                        message: Message::Dkg(message),
+                    };
+                    if let Ok(out) = nodes.take(to, &input) {
                         queue.extend(out.into_iter().map(|o| (to, o)));
                     }
                 }
@@ -865,15 +980,19 @@ mod tests {
                     observation,
                     signature,
                 } => {
-                    for (name, node) in nodes.iter_mut() {
-                        if *name == from
-                            || silent.contains(name)
-                            || !node.knows(&observation.session)
-                        {
+                    let input = LoggedInput::Message {
+                        from,
+                        message: Message::Failure {
+                            observation: observation.clone(),
+                            signature,
+                        },
+                    };
+                    for name in nodes.names() {
+                        if name == from || silent.contains(&name) {
                             continue;
                         }
-                        if let Ok(Some(restart)) = node.handle_failure(&observation, &signature) {
-                            queue.push_back((*name, restart));
+                        if let Ok(out) = nodes.take(name, &input) {
+                            queue.extend(out.into_iter().map(|o| (name, o)));
                         }
                     }
                     rest.push((
@@ -893,7 +1012,7 @@ mod tests {
     /// Has every `elders` key sign `start` and delivers the signatures to every candidate not
     /// `silent`; returns the outputs (the DKG's first messages).
     fn authorise_with(
-        nodes: &mut BTreeMap<Name, Coordinator>,
+        nodes: &mut impl Nodes,
         start: &DkgStart,
         elders: &[Secret<Scalar>],
         silent: &BTreeSet<Name>,
@@ -903,10 +1022,16 @@ mod tests {
             if silent.contains(&name) {
                 continue;
             }
-            let node = nodes.get_mut(&name).unwrap();
             let mut started = false;
             for sk in elders {
-                if let Ok(out) = node.handle_start(start, &start.sign(sk)) {
+                let input = LoggedInput::Message {
+                    from: Name::of(&key_of(sk)),
+                    message: Message::Start {
+                        start: start.clone(),
+                        signature: start.sign(sk),
+                    },
+                };
+                if let Ok(out) = nodes.take(name, &input) {
                     if let Some(Output::DkgStarted { session, .. }) = out.first() {
                         assert_eq!(*session, start.session);
                         started = true;
@@ -923,7 +1048,7 @@ mod tests {
     /// candidate that is not `silent` passes a deadline, up to `deadlines` times. Returns the
     /// outputs that are not DKG messages.
     fn run_dkg(
-        nodes: &mut BTreeMap<Name, Coordinator>,
+        nodes: &mut impl Nodes,
         start: &DkgStart,
         mut queue: Queue,
         silent: &BTreeSet<Name>,
@@ -935,7 +1060,7 @@ mod tests {
                 if silent.contains(&name) {
                     continue;
                 }
-                if let Ok(out) = nodes.get_mut(&name).unwrap().dkg_deadline(start.session) {
+                if let Ok(out) = nodes.take(name, &LoggedInput::Deadline(start.session)) {
                     queue.extend(out.into_iter().map(|o| (name, o)));
                 }
             }
@@ -1711,6 +1836,171 @@ mod tests {
             Coordinator::new(node_secret(1), key_of(&node_secret(60)), chain, sap, None),
             Err(Dropped::Handover(HandoverError::Chain(_)))
         ));
+    }
+
+    /// The harness's nodes with one of them persistent, which can crash (lose everything but its
+    /// store) and restart.
+    struct WithPersistent {
+        nodes: BTreeMap<Name, Coordinator>,
+        name: Name,
+        node: Option<PersistentCoordinator<MemoryStore>>,
+    }
+
+    impl Nodes for WithPersistent {
+        fn names(&self) -> Vec<Name> {
+            let mut names = self.nodes.names();
+            names.push(self.name);
+            names
+        }
+
+        fn take(&mut self, to: Name, input: &LoggedInput) -> Result<Vec<Output>, Dropped> {
+            if to != self.name {
+                return self.nodes.take(to, input);
+            }
+            match self
+                .node
+                .as_mut()
+                .expect("the persistent node is up")
+                .take(input)
+            {
+                Ok(out) => Ok(out),
+                Err(PersistError::Dropped(d)) => Err(d),
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    }
+
+    /// The contributions dealer `position` authored among the posts `by` sent in `outputs`.
+    fn contributions(outputs: &[(Name, Output)], by: Name, position: u32) -> BTreeSet<Vec<u8>> {
+        use keyquorum_dkg::messages::{Post, SignedPost};
+        outputs
+            .iter()
+            .filter_map(|(from, o)| match o {
+                Output::Dkg {
+                    message: DkgMessage::Post { post, .. },
+                    ..
+                } if *from == by => Some(post.clone()),
+                _ => None,
+            })
+            .filter(|post| {
+                let signed = SignedPost::<keyquorum_crypto::Bls12381G1>::decode(post, 7).unwrap();
+                matches!(signed.post, Post::Contribution(_)) && signed.post.dealer() == position
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_persistent_node_crashed_mid_dkg_replays_its_log_and_finishes_with_the_same_key() {
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
+        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        // A candidate that is not a current elder, so the elders' side runs without it.
+        let current: Vec<Name> = net.nodes.values().next().unwrap().sap().names();
+        let position = start
+            .names()
+            .iter()
+            .position(|n| !current.contains(n))
+            .unwrap();
+        let name = start.names()[position];
+        let seed = seed_of(&name, 0..9);
+        let coordinator = net.nodes.remove(&name).unwrap();
+        let had_share = coordinator.our_share().is_some();
+        let node = PersistentCoordinator::create(coordinator, MemoryStore::default()).unwrap();
+        let mut sys = WithPersistent {
+            nodes: net.nodes,
+            name,
+            node: Some(node),
+        };
+        // A superseded session's logged inputs are removed, its id kept in the record.
+        let others: Vec<Peer> = start
+            .candidates
+            .iter()
+            .filter(|c| c.name() != start.names()[(position + 1) % 7])
+            .cloned()
+            .collect();
+        let doomed = DkgStart::new(Prefix::ROOT, others, 2);
+        let sk0 = &elders[0];
+        let input = LoggedInput::Message {
+            from: Name::of(&key_of(sk0)),
+            message: Message::Start {
+                start: doomed.clone(),
+                signature: doomed.sign(sk0),
+            },
+        };
+        sys.take(name, &input).unwrap();
+        assert_eq!(
+            sys.node.as_ref().unwrap().store().inputs().unwrap().len(),
+            1
+        );
+
+        // The session starts and runs one round; the start superseded `doomed`.
+        let none = BTreeSet::new();
+        let queue = authorise_with(&mut sys, &start, &elders, &none);
+        let first = queue.iter().cloned().collect::<Vec<_>>();
+        let mut before = run_dkg(&mut sys, &start, queue, &none, 1);
+        before.extend(first);
+        let node = sys.node.as_ref().unwrap();
+        assert!(
+            node.coordinator()
+                .superseded()
+                .any(|(id, _)| id == doomed.session)
+        );
+        let logged = node.store().inputs().unwrap();
+        assert!(logged.iter().all(|i| i.session() == Some(start.session)));
+        let (record, _) = node.store().load().unwrap().unwrap();
+        assert!(
+            record
+                .superseded
+                .iter()
+                .any(|(id, _)| *id == doomed.session)
+        );
+
+        // Crash: only the store survives. Restart: record plus replay.
+        let store = sys.node.take().unwrap().into_store();
+        let (restored, replayed) =
+            PersistentCoordinator::restore(node_secret(seed), store).unwrap();
+        assert_eq!(restored.coordinator().our_share().is_some(), had_share);
+        // The replay re-sends the contribution sent before, and no other: no equivocation.
+        let replayed: Vec<(Name, Output)> = replayed.into_iter().map(|o| (name, o)).collect();
+        let sent = contributions(&before, name, position as u32);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(contributions(&replayed, name, position as u32), sent);
+        sys.node = Some(restored);
+        // The superseded session stays refused after the restart.
+        assert_eq!(sys.take(name, &input), Err(Dropped::Superseded));
+
+        // The DKG finishes everywhere with one key, the restarted node included.
+        let queue: Queue = replayed.into_iter().collect();
+        let outputs = run_dkg(&mut sys, &start, queue, &none, 4);
+        let shares = sap_shares(&outputs);
+        assert_eq!(shares.len(), 7);
+        assert!(shares.iter().all(|(_, sap, _)| *sap == shares[0].1));
+        assert!(shares.iter().any(|(n, _, _)| *n == name));
+
+        // The handover applies; the record moves to the new generation and the log empties.
+        assert!(!had_share);
+        for sk in &elders {
+            let e = Name::of(&key_of(sk));
+            sys.nodes.get_mut(&e).unwrap().sign_start(&start).unwrap();
+        }
+        let signed = complete_handover(&mut sys.nodes, &start, &shares);
+        let applied = LoggedInput::Message {
+            from: current[0],
+            message: Message::NewElders(signed.clone()),
+        };
+        sys.take(name, &applied).unwrap();
+        let node = sys.node.take().unwrap();
+        assert!(node.store().inputs().unwrap().is_empty());
+        let store = node.into_store();
+        let (restored, replayed) =
+            PersistentCoordinator::restore(node_secret(seed), store).unwrap();
+        assert!(replayed.is_empty());
+        let c = restored.coordinator();
+        assert_eq!(c.chain().key_count(), 3);
+        assert_eq!(c.sap(), &signed.sap);
+        assert_eq!(c.our_share().unwrap().section_key, signed.sap.section_key);
+        c.chain().verify_from(&c.genesis_key).unwrap();
     }
 
     fn start_node<'a>(net: &'a mut Net, start: &DkgStart) -> &'a mut Coordinator {

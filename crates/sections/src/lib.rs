@@ -28,7 +28,8 @@
 //!    applies only with both ([`coordinator::Coordinator::apply_sap`]), and extends the
 //!    [`chain::KeyChain`] ("Post successful DKG").
 //!
-//! Every message has one canonical, bounded wire encoding ([`wire::Message`]).
+//! Every message has one canonical, bounded wire encoding ([`wire::Message`]). What a node
+//! persists to resume after a crash, and the storage interface, are in [`store`].
 //!
 //! Safety and liveness, as far as this code backs them, are stated in `docs/protocol.md`
 //! ("Sections").
@@ -44,6 +45,7 @@ pub mod keys;
 pub mod name;
 pub mod sap;
 pub mod session;
+pub mod store;
 pub mod wire;
 
 pub use chain::KeyChain;

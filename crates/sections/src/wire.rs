@@ -104,6 +104,19 @@ pub enum Message {
 }
 
 impl Message {
+    /// The session the message belongs to; `None` for a new SAP, which belongs to the section.
+    pub fn session(&self) -> Option<SessionId> {
+        match self {
+            Message::Start { start, .. } => Some(start.session),
+            Message::Failure { observation, .. } => Some(observation.session),
+            Message::FailureAgreement { session, .. }
+            | Message::SapShare { session, .. }
+            | Message::LinkShare { session, .. } => Some(*session),
+            Message::Dkg(m) => Some(m.session()),
+            Message::NewElders(_) => None,
+        }
+    }
+
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -321,11 +334,11 @@ fn read_session(r: &mut Reader<'_>) -> Result<SessionId, WireError> {
     Ok(SessionId(r.array()?))
 }
 
-fn read_key(r: &mut Reader<'_>) -> Result<PublicKey, WireError> {
+pub(crate) fn read_key(r: &mut Reader<'_>) -> Result<PublicKey, WireError> {
     decode_key(r.fixed(KEY_LEN)?).map_err(|_| WireError::NonCanonical("public key"))
 }
 
-fn read_signature(r: &mut Reader<'_>) -> Result<Signature, WireError> {
+pub(crate) fn read_signature(r: &mut Reader<'_>) -> Result<Signature, WireError> {
     decode_signature(r.fixed(SIGNATURE_LEN)?).map_err(|_| WireError::NonCanonical("signature"))
 }
 
@@ -392,7 +405,7 @@ fn read_peer(r: &mut Reader<'_>) -> Result<Peer, WireError> {
     })
 }
 
-fn read_sap(r: &mut Reader<'_>) -> Result<Sap, WireError> {
+pub(crate) fn read_sap(r: &mut Reader<'_>) -> Result<Sap, WireError> {
     let prefix = read_prefix(r)?;
     let n = r.count("elders", MAX_CANDIDATES)?;
     let mut elders = Vec::with_capacity(n);

@@ -1,0 +1,376 @@
+//! What an elder persists to survive a crash, and the storage interface that keeps it.
+//!
+//! A coordinator's state is a function of two things: its [`ElderRecord`] (the genesis key, the
+//! key chain, the SAP, its share of the section key, and the sessions superseded in this
+//! generation) and the inputs it has taken since ([`LoggedInput`]: messages with their
+//! authenticated senders, and DKG deadlines). The DKG is deterministic in the node key and its
+//! inputs ([`crate::dkg`]), so replaying the logged inputs on the restored record rebuilds every
+//! running session and re-emits the same messages; a restarted node therefore neither deals a
+//! second polynomial (equivocation) nor backs a second key.
+//!
+//! [`PersistentCoordinator`] keeps the discipline: it logs an input before the coordinator sees
+//! it (so nothing leaves the node that the log cannot reproduce), rewrites the record when a SAP
+//! applies (and then drops the log: the inputs are for sessions of an older generation) and when
+//! a session is superseded (the record keeps the superseded id, so replayed elder signatures
+//! cannot authorise it again, while the session's logged inputs are removed).
+//!
+//! The store seals the section key share at rest; [`ElderStore`] implementations decide how
+//! (the node's redb store seals it with its storage key, as it does DKG shares).
+
+use std::collections::BTreeSet;
+
+use blstrs::Scalar;
+use keyquorum_crypto::Bls12381G1;
+use keyquorum_crypto::Curve;
+use keyquorum_crypto::secret::Secret;
+use keyquorum_dkg::wire::{Reader, WireError};
+use zeroize::Zeroizing;
+
+use crate::chain::{KeyChain, Link, MAX_CHAIN_LINKS};
+use crate::coordinator::{Coordinator, Dropped, Output};
+use crate::keys::{KEY_LEN, PublicKey, key_bytes, signature_bytes};
+use crate::name::Name;
+use crate::sap::{KeyShare, Sap};
+use crate::session::SessionId;
+use crate::wire::{self, Message};
+
+/// An elder's (or member's) durable state as of its last applied SAP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElderRecord {
+    /// The genesis key everything verifies from.
+    pub genesis_key: PublicKey,
+    /// The section key chain.
+    pub chain: KeyChain,
+    /// The section's authority.
+    pub sap: Sap,
+    /// Sessions of the current generation superseded by a later authorised start, with their
+    /// generation.
+    pub superseded: Vec<(SessionId, u64)>,
+}
+
+impl ElderRecord {
+    /// Canonical encoding of the public parts (the share is stored apart, sealed).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = key_bytes(&self.genesis_key).to_vec();
+        out.extend_from_slice(&(self.chain.links().len() as u32).to_be_bytes());
+        for link in self.chain.links() {
+            out.extend_from_slice(&key_bytes(&link.key));
+            out.extend_from_slice(&key_bytes(&link.parent_key));
+            out.extend_from_slice(&signature_bytes(&link.signature));
+        }
+        out.extend_from_slice(&self.sap.encode());
+        out.extend_from_slice(&(self.superseded.len() as u32).to_be_bytes());
+        for (id, generation) in &self.superseded {
+            out.extend_from_slice(&id.0);
+            out.extend_from_slice(&generation.to_be_bytes());
+        }
+        out
+    }
+
+    /// Decodes [`ElderRecord::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        let genesis_key = wire::read_key(&mut r)?;
+        let n = r.count("chain links", MAX_CHAIN_LINKS)?;
+        let mut links = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            links.push(Link {
+                key: wire::read_key(&mut r)?,
+                parent_key: wire::read_key(&mut r)?,
+                signature: wire::read_signature(&mut r)?,
+            });
+        }
+        let chain = KeyChain::from_links(links).map_err(|_| WireError::NonCanonical("chain"))?;
+        let sap = wire::read_sap(&mut r)?;
+        let n = r.count(
+            "superseded sessions",
+            crate::coordinator::MAX_PENDING_STARTS * 4,
+        )?;
+        let mut superseded = Vec::with_capacity(n);
+        for _ in 0..n {
+            superseded.push((SessionId(r.array()?), r.u64()?));
+        }
+        r.finish()?;
+        Ok(ElderRecord {
+            genesis_key,
+            chain,
+            sap,
+            superseded,
+        })
+    }
+}
+
+/// The plaintext of a stored share: index and secret (32 bytes each), then the section key.
+pub fn encode_share(share: &KeyShare) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(64 + KEY_LEN));
+    out.extend_from_slice(&Bls12381G1::encode_scalar(&share.index));
+    out.extend_from_slice(&Bls12381G1::encode_scalar(share.share.expose()));
+    out.extend_from_slice(&key_bytes(&share.section_key));
+    out
+}
+
+/// Decodes [`encode_share`].
+pub fn decode_share(bytes: &[u8]) -> Result<KeyShare, WireError> {
+    let mut r = Reader::new(bytes);
+    let index = Bls12381G1::decode_scalar(r.fixed(32)?)
+        .map_err(|_| WireError::NonCanonical("share index"))?;
+    let share: Scalar =
+        Bls12381G1::decode_scalar(r.fixed(32)?).map_err(|_| WireError::NonCanonical("share"))?;
+    let section_key = wire::read_key(&mut r)?;
+    r.finish()?;
+    Ok(KeyShare {
+        index,
+        share: Secret::new(share),
+        section_key,
+    })
+}
+
+/// One input a coordinator took.
+// Inputs are short-lived values logged and handled once; boxing the message would add an
+// allocation per input for no gain.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoggedInput {
+    /// A message and its sender as the transport authenticated it.
+    Message {
+        /// Sender.
+        from: Name,
+        /// The message.
+        message: Message,
+    },
+    /// A deadline of a session's DKG.
+    Deadline(SessionId),
+}
+
+impl LoggedInput {
+    /// The session the input belongs to, if any (a new SAP belongs to none).
+    pub fn session(&self) -> Option<SessionId> {
+        match self {
+            LoggedInput::Deadline(s) => Some(*s),
+            LoggedInput::Message { message, .. } => message.session(),
+        }
+    }
+
+    /// Encoding: tag 0, the sender's name, the message's wire encoding; or tag 1 and the
+    /// session id.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            LoggedInput::Message { from, message } => {
+                let mut out = vec![0];
+                out.extend_from_slice(&from.0);
+                out.extend_from_slice(&message.encode());
+                out
+            }
+            LoggedInput::Deadline(s) => {
+                let mut out = vec![1];
+                out.extend_from_slice(&s.0);
+                out
+            }
+        }
+    }
+
+    /// Decodes [`LoggedInput::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        match bytes.split_first() {
+            Some((0, rest)) if rest.len() >= 32 => Ok(LoggedInput::Message {
+                from: Name(rest[..32].try_into().expect("32 bytes")),
+                message: Message::decode(&rest[32..])?,
+            }),
+            Some((1, rest)) => {
+                let mut r = Reader::new(rest);
+                let s = SessionId(r.array()?);
+                r.finish()?;
+                Ok(LoggedInput::Deadline(s))
+            }
+            Some((0, rest)) => Err(WireError::Truncated {
+                needed: 32 - rest.len(),
+            }),
+            Some((tag, _)) => Err(WireError::UnknownTag {
+                what: "logged input",
+                tag: *tag,
+            }),
+            None => Err(WireError::Truncated { needed: 1 }),
+        }
+    }
+}
+
+/// Durable storage of one node's section state. Writes are durable when they return.
+pub trait ElderStore {
+    /// The store's error.
+    type Error: core::fmt::Debug;
+
+    /// Replaces the record and the share (sealed at rest; `None` removes it).
+    fn save(&mut self, record: &ElderRecord, share: Option<&KeyShare>) -> Result<(), Self::Error>;
+    /// The record and the share, if a record was saved.
+    fn load(&self) -> Result<Option<(ElderRecord, Option<KeyShare>)>, Self::Error>;
+    /// Appends an input to the log.
+    fn log(&mut self, input: &LoggedInput) -> Result<(), Self::Error>;
+    /// The logged inputs, oldest first.
+    fn inputs(&self) -> Result<Vec<LoggedInput>, Self::Error>;
+    /// Removes the logged inputs of `session`.
+    fn remove_session(&mut self, session: &SessionId) -> Result<(), Self::Error>;
+    /// Removes every logged input.
+    fn clear_inputs(&mut self) -> Result<(), Self::Error>;
+}
+
+/// Why a persistent coordinator failed.
+#[derive(Debug)]
+pub enum PersistError<E> {
+    /// The store failed; the input was not taken.
+    Store(E),
+    /// The coordinator refused the input (it stays logged only if it belongs to a live
+    /// session; replaying it refuses it again).
+    Dropped(Dropped),
+    /// Nothing stored to restore from.
+    Empty,
+}
+
+/// A coordinator whose every input is logged first and whose record is saved when it changes.
+#[derive(Debug)]
+pub struct PersistentCoordinator<S: ElderStore> {
+    coordinator: Coordinator,
+    store: S,
+}
+
+impl<S: ElderStore> PersistentCoordinator<S> {
+    /// Starts from `coordinator`'s current state, saving it as the record.
+    pub fn create(coordinator: Coordinator, mut store: S) -> Result<Self, PersistError<S::Error>> {
+        store
+            .save(&coordinator.record(), coordinator.our_share())
+            .map_err(PersistError::Store)?;
+        store.clear_inputs().map_err(PersistError::Store)?;
+        Ok(PersistentCoordinator { coordinator, store })
+    }
+
+    /// Restores after a crash: the saved record, then every logged input replayed. Returns the
+    /// coordinator and the outputs the replay produced (the driver may send them again;
+    /// receivers drop what they already have).
+    pub fn restore(
+        node_key: Secret<Scalar>,
+        store: S,
+    ) -> Result<(Self, Vec<Output>), PersistError<S::Error>> {
+        let (record, share) = store
+            .load()
+            .map_err(PersistError::Store)?
+            .ok_or(PersistError::Empty)?;
+        let mut coordinator =
+            Coordinator::restore(node_key, record, share).map_err(PersistError::Dropped)?;
+        let mut outputs = Vec::new();
+        for input in store.inputs().map_err(PersistError::Store)? {
+            if let Ok(out) = coordinator.take(&input) {
+                outputs.extend(out);
+            }
+        }
+        Ok((PersistentCoordinator { coordinator, store }, outputs))
+    }
+
+    /// The coordinator (read only: inputs go through [`PersistentCoordinator::take`]).
+    pub fn coordinator(&self) -> &Coordinator {
+        &self.coordinator
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Gives the store back (what survives a crash).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// Logs `input`, then hands it to the coordinator; saves the record if the input changed it
+    /// (a SAP applied, or sessions superseded) and removes what no longer matters from the log.
+    pub fn take(&mut self, input: &LoggedInput) -> Result<Vec<Output>, PersistError<S::Error>> {
+        let generation = self.coordinator.chain().key_count();
+        let superseded_before: BTreeSet<SessionId> =
+            self.coordinator.superseded().map(|(id, _)| id).collect();
+        // A new SAP is applied from the record, not replayed: it is not logged.
+        let is_sap = matches!(
+            input,
+            LoggedInput::Message {
+                message: Message::NewElders(_),
+                ..
+            }
+        );
+        if !is_sap {
+            self.store.log(input).map_err(PersistError::Store)?;
+        }
+        let result = self.coordinator.take(input);
+        if self.coordinator.chain().key_count() != generation {
+            // Every logged input was for the older generation.
+            self.store
+                .save(&self.coordinator.record(), self.coordinator.our_share())
+                .map_err(PersistError::Store)?;
+            self.store.clear_inputs().map_err(PersistError::Store)?;
+        } else {
+            let newly: Vec<SessionId> = self
+                .coordinator
+                .superseded()
+                .map(|(id, _)| id)
+                .filter(|id| !superseded_before.contains(id))
+                .collect();
+            if !newly.is_empty() {
+                self.store
+                    .save(&self.coordinator.record(), self.coordinator.our_share())
+                    .map_err(PersistError::Store)?;
+                for id in &newly {
+                    self.store.remove_session(id).map_err(PersistError::Store)?;
+                }
+            }
+        }
+        result.map_err(PersistError::Dropped)
+    }
+}
+
+/// An encoded record and, if any, the share's plaintext.
+type StoredRecord = (Vec<u8>, Option<Zeroizing<Vec<u8>>>);
+
+/// An in-memory [`ElderStore`], for tests and for nodes that do not persist; it "seals" nothing.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    record: Option<StoredRecord>,
+    inputs: Vec<(Option<SessionId>, Vec<u8>)>,
+}
+
+impl ElderStore for MemoryStore {
+    type Error = WireError;
+
+    fn save(&mut self, record: &ElderRecord, share: Option<&KeyShare>) -> Result<(), WireError> {
+        self.record = Some((record.encode(), share.map(encode_share)));
+        Ok(())
+    }
+
+    fn load(&self) -> Result<Option<(ElderRecord, Option<KeyShare>)>, WireError> {
+        let Some((record, share)) = &self.record else {
+            return Ok(None);
+        };
+        let share = match share {
+            Some(bytes) => Some(decode_share(bytes)?),
+            None => None,
+        };
+        Ok(Some((ElderRecord::decode(record)?, share)))
+    }
+
+    fn log(&mut self, input: &LoggedInput) -> Result<(), WireError> {
+        self.inputs.push((input.session(), input.encode()));
+        Ok(())
+    }
+
+    fn inputs(&self) -> Result<Vec<LoggedInput>, WireError> {
+        self.inputs
+            .iter()
+            .map(|(_, bytes)| LoggedInput::decode(bytes))
+            .collect()
+    }
+
+    fn remove_session(&mut self, session: &SessionId) -> Result<(), WireError> {
+        self.inputs.retain(|(s, _)| s.as_ref() != Some(session));
+        Ok(())
+    }
+
+    fn clear_inputs(&mut self) -> Result<(), WireError> {
+        self.inputs.clear();
+        Ok(())
+    }
+}
