@@ -172,6 +172,13 @@ pub enum Output {
     },
     /// As a current elder: the new SAP with both signatures, for the section and the new elders.
     NewElders(Box<SignedSap>),
+    /// As a current elder: our signature on a start, for its candidates.
+    StartSigned {
+        /// The start.
+        start: DkgStart,
+        /// Our signature.
+        signature: NodeSignature,
+    },
     /// As a current elder: a failure agreement checked; select the elders again without
     /// `excluded` and sign the restart.
     FailureAgreed {
@@ -219,6 +226,11 @@ struct Session {
 #[derive(Debug)]
 struct Handover {
     start: DkgStart,
+    /// The authority the handover is from and our share of its key, as when we signed the
+    /// start: at a split, the parent's elders hand over to both halves, and applying the first
+    /// half's SAP must not take the parent key from the second half's handover.
+    parent: Sap,
+    parent_share: KeyShare,
     /// The new key each candidate's SAP partial backed, and each current elder's link partial:
     /// one each, so a faulty node adds at most one key.
     sap_backers: BTreeMap<Name, [u8; KEY_LEN]>,
@@ -347,6 +359,13 @@ impl Coordinator {
     pub fn take(&mut self, input: &LoggedInput) -> Result<Vec<Output>, Dropped> {
         match input {
             LoggedInput::Deadline(session) => self.dkg_deadline(*session),
+            LoggedInput::SignStart(start) => {
+                let signature = self.sign_start(start)?;
+                Ok(vec![Output::StartSigned {
+                    start: start.clone(),
+                    signature,
+                }])
+            }
             LoggedInput::Message { from, message } => self.handle(*from, message),
         }
     }
@@ -416,17 +435,24 @@ impl Coordinator {
         if !start.prefix.is_self_or_child_of(&self.sap.prefix) {
             return Err(Dropped::WrongPrefix);
         }
-        if self.our_share.is_none() {
+        let Some(share) = &self.our_share else {
             return Err(Dropped::NotAnElder);
-        }
+        };
         if !self.handovers.contains_key(&start.session) {
             if self.handovers.len() >= MAX_PENDING_STARTS {
                 return Err(Dropped::TooManyPending);
             }
+            let parent_share = KeyShare {
+                index: share.index,
+                share: share.share.clone(),
+                section_key: share.section_key,
+            };
             self.handovers.insert(
                 start.session,
                 Handover {
                     start: start.clone(),
+                    parent: self.sap.clone(),
+                    parent_share,
                     sap_backers: BTreeMap::new(),
                     link_backers: BTreeMap::new(),
                     keys: BTreeMap::new(),
@@ -459,12 +485,9 @@ impl Coordinator {
         }
         let key = key_bytes(&proposed.section_key);
         back(&mut handover.sap_backers, from, key)?;
-        let current = self.sap.clone();
-        let handover = self.open_handover(&session)?;
-        let progress = handover
-            .keys
-            .entry(key)
-            .or_insert_with(|| KeyProgress::new(&handover.start, proposed.section_key, &current));
+        let progress = handover.keys.entry(key).or_insert_with(|| {
+            KeyProgress::new(&handover.start, proposed.section_key, &handover.parent)
+        });
         progress.sap_signature = progress.sap_acc.add(from, partial)?;
         self.advance(session, key)
     }
@@ -478,18 +501,17 @@ impl Coordinator {
         new_key: &PublicKey,
         partial: PartialSignature<MinPk>,
     ) -> Result<Vec<Output>, Dropped> {
-        if !self.sap.names().contains(&from) {
+        tbls::validate_public_key::<MinPk>(new_key).map_err(|_| Dropped::SapMismatch)?;
+        let handover = self.open_handover(&session)?;
+        if !handover.parent.names().contains(&from) {
             return Err(Dropped::NotAnElder);
         }
-        tbls::validate_public_key::<MinPk>(new_key).map_err(|_| Dropped::SapMismatch)?;
-        let current = self.sap.clone();
-        let handover = self.open_handover(&session)?;
         let key = key_bytes(new_key);
         back(&mut handover.link_backers, from, key)?;
         let progress = handover
             .keys
             .entry(key)
-            .or_insert_with(|| KeyProgress::new(&handover.start, *new_key, &current));
+            .or_insert_with(|| KeyProgress::new(&handover.start, *new_key, &handover.parent));
         progress.link_signature = progress.link_acc.add(from, partial)?;
         self.advance(session, key)
     }
@@ -508,14 +530,12 @@ impl Coordinator {
     /// Sends our link partial once the SAP signature exists, and finishes once both exist.
     fn advance(&mut self, session: SessionId, key: [u8; KEY_LEN]) -> Result<Vec<Output>, Dropped> {
         let our_name = self.our_name;
-        let current_key = self.sap.section_key;
-        let Some(our_share) = self.our_share.as_ref() else {
-            return Err(Dropped::NotAnElder);
-        };
         let handover = self
             .handovers
             .get_mut(&session)
             .ok_or(Dropped::UnknownSession)?;
+        let current_key = handover.parent.section_key;
+        let our_share = &handover.parent_share;
         let Some(progress) = handover.keys.get_mut(&key) else {
             return Err(Dropped::UnknownSession);
         };

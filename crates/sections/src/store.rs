@@ -14,6 +14,10 @@
 //! a session is superseded (the record keeps the superseded id, so replayed elder signatures
 //! cannot authorise it again, while the session's logged inputs are removed).
 //!
+//! Limit: at a split, a parent elder that lands in one half applies that half's SAP and clears
+//! its log; if it crashes before the other half's handover completes, it has lost its part in
+//! that handover (the other parent elders still complete it if a supermajority of them remain).
+//!
 //! The store seals the section key share at rest; [`ElderStore`] implementations decide how
 //! (the node's redb store seals it with its storage key, as it does DKG shares).
 
@@ -31,7 +35,7 @@ use crate::coordinator::{Coordinator, Dropped, Output};
 use crate::keys::{KEY_LEN, PublicKey, key_bytes, signature_bytes};
 use crate::name::Name;
 use crate::sap::{KeyShare, Sap};
-use crate::session::SessionId;
+use crate::session::{DkgStart, SessionId};
 use crate::wire::{self, Message};
 
 /// An elder's (or member's) durable state as of its last applied SAP.
@@ -140,6 +144,8 @@ pub enum LoggedInput {
     },
     /// A deadline of a session's DKG.
     Deadline(SessionId),
+    /// As a current elder: sign a start (and hand over to the key its candidates generate).
+    SignStart(DkgStart),
 }
 
 impl LoggedInput {
@@ -147,12 +153,13 @@ impl LoggedInput {
     pub fn session(&self) -> Option<SessionId> {
         match self {
             LoggedInput::Deadline(s) => Some(*s),
+            LoggedInput::SignStart(start) => Some(start.session),
             LoggedInput::Message { message, .. } => message.session(),
         }
     }
 
-    /// Encoding: tag 0, the sender's name, the message's wire encoding; or tag 1 and the
-    /// session id.
+    /// Encoding: tag 0, the sender's name, the message's wire encoding; tag 1 and the session
+    /// id; or tag 2 and the start ([`wire::Message::Start`]'s encoding without the signature).
     pub fn encode(&self) -> Vec<u8> {
         match self {
             LoggedInput::Message { from, message } => {
@@ -164,6 +171,11 @@ impl LoggedInput {
             LoggedInput::Deadline(s) => {
                 let mut out = vec![1];
                 out.extend_from_slice(&s.0);
+                out
+            }
+            LoggedInput::SignStart(start) => {
+                let mut out = vec![2];
+                wire::put_start(&mut out, start);
                 out
             }
         }
@@ -181,6 +193,12 @@ impl LoggedInput {
                 let s = SessionId(r.array()?);
                 r.finish()?;
                 Ok(LoggedInput::Deadline(s))
+            }
+            Some((2, rest)) => {
+                let mut r = Reader::new(rest);
+                let start = wire::read_start(&mut r)?;
+                r.finish()?;
+                Ok(LoggedInput::SignStart(start))
             }
             Some((0, rest)) => Err(WireError::Truncated {
                 needed: 32 - rest.len(),

@@ -123,12 +123,7 @@ impl Message {
         match self {
             Message::Start { start, signature } => {
                 out.push(TAG_START);
-                start.prefix.encode(&mut out);
-                out.extend_from_slice(&start.generation.to_be_bytes());
-                put_len(&mut out, start.candidates.len());
-                for c in &start.candidates {
-                    c.encode(&mut out);
-                }
+                put_start(&mut out, start);
                 put_node_signature(&mut out, signature);
             }
             Message::Failure {
@@ -219,25 +214,10 @@ impl Message {
         let mut r = Reader::new(bytes);
         let tag = r.u8()?;
         let message = match tag {
-            TAG_START => {
-                let prefix = read_prefix(&mut r)?;
-                let generation = r.u64()?;
-                let n = r.count("candidates", MAX_CANDIDATES)?;
-                if n == 0 {
-                    return Err(WireError::NonCanonical("empty candidate list"));
-                }
-                let mut candidates = Vec::with_capacity(n);
-                for _ in 0..n {
-                    candidates.push(read_peer(&mut r)?);
-                }
-                if !candidates.windows(2).all(|w| w[0].name() < w[1].name()) {
-                    return Err(WireError::NonCanonical("candidate order"));
-                }
-                Message::Start {
-                    start: DkgStart::new(prefix, candidates, generation),
-                    signature: read_node_signature(&mut r)?,
-                }
-            }
+            TAG_START => Message::Start {
+                start: read_start(&mut r)?,
+                signature: read_node_signature(&mut r)?,
+            },
             TAG_FAILURE => Message::Failure {
                 observation: FailureObservation {
                     session: read_session(&mut r)?,
@@ -307,6 +287,34 @@ impl Message {
         r.finish()?;
         Ok(message)
     }
+}
+
+/// A start without its session id (recomputed on decoding): prefix, generation, candidates.
+pub(crate) fn put_start(out: &mut Vec<u8>, start: &DkgStart) {
+    start.prefix.encode(out);
+    out.extend_from_slice(&start.generation.to_be_bytes());
+    put_len(out, start.candidates.len());
+    for c in &start.candidates {
+        c.encode(out);
+    }
+}
+
+/// Decodes [`put_start`]: one to [`MAX_CANDIDATES`] candidates, strictly sorted by name.
+pub(crate) fn read_start(r: &mut Reader<'_>) -> Result<DkgStart, WireError> {
+    let prefix = read_prefix(r)?;
+    let generation = r.u64()?;
+    let n = r.count("candidates", MAX_CANDIDATES)?;
+    if n == 0 {
+        return Err(WireError::NonCanonical("empty candidate list"));
+    }
+    let mut candidates = Vec::with_capacity(n);
+    for _ in 0..n {
+        candidates.push(read_peer(r)?);
+    }
+    if !candidates.windows(2).all(|w| w[0].name() < w[1].name()) {
+        return Err(WireError::NonCanonical("candidate order"));
+    }
+    Ok(DkgStart::new(prefix, candidates, generation))
 }
 
 fn put_len(out: &mut Vec<u8>, len: usize) {
