@@ -12,6 +12,7 @@ mod demo_beacon;
 mod demo_latency;
 mod demo_report;
 mod demo_sign;
+mod sections;
 use keyquorum_node::cli::{CliError, EXIT_CODES};
 use keyquorum_sim::{AdversaryKind, CurveChoice, NetModel, SimConfig, VariantChoice};
 
@@ -43,6 +44,9 @@ enum Command {
     /// Verify rounds of a drand-compatible random beacon.
     #[command(after_help = EXIT_CODES)]
     Beacon(beacon::BeaconArgs),
+    /// Sections without a chain: elders hand a section key over through DKGs among candidates.
+    #[command(after_help = EXIT_CODES)]
+    Sections(sections::SectionsArgs),
 }
 
 /// How a subcommand prints its result.
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         Command::Keys(args) => keyquorum_node::cli::keys(args),
         Command::Demo(args) => demo::run(args),
         Command::Beacon(args) => beacon::run(args),
+        Command::Sections(args) => sections::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,6 +30,8 @@ fn every_help_documents_the_exit_codes() {
         &["demo"],
         &["beacon"],
         &["beacon", "verify"],
+        &["sections"],
+        &["sections", "demo"],
     ] {
         let mut args = sub.to_vec();
         args.push("--help");

@@ -45,6 +45,7 @@ pub mod keys;
 pub mod name;
 pub mod sap;
 pub mod session;
+pub mod simulation;
 pub mod store;
 pub mod wire;
 
