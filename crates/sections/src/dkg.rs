@@ -88,9 +88,10 @@ pub const MAX_ROUNDS: u32 = 16;
 /// enough to prove equivocation.
 pub const MAX_POSTS_PER_AUTHOR: usize = 8;
 
-/// Longest post accepted: a contribution of [`crate::session::MAX_CANDIDATES`] + 1 points, or a
-/// publication revealing as many shares, with room for the headers.
-pub const MAX_POST_LEN: usize = 64 * 1024 + 1024 * 100;
+/// Longest post accepted: a contribution of [`crate::session::MAX_CANDIDATES`] + 1 compressed
+/// points (about 49 KB) or a publication revealing fewer shares (about 37 KB), with room for
+/// the headers.
+pub const MAX_POST_LEN: usize = 128 * 1024;
 
 /// A candidate's public DKG keys, as its [`crate::elders::Peer`] lists them: the identity key
 /// that signs its posts and acks (with its proof of possession, which makes aggregate acks
