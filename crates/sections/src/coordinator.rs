@@ -1749,6 +1749,35 @@ mod tests {
     }
 
     #[test]
+    fn an_undecided_round_fails_naming_the_candidates_without_a_vote() {
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
+        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        // Three of seven silent: four votes never reach supermajority(7) = 5, so round 0 is
+        // never decided and the engine never runs past its start.
+        let silent: BTreeSet<Name> = start.names()[4..].iter().copied().collect();
+        let queue = authorise_with(&mut net.nodes, &start, &elders, &silent);
+        let outputs = run_dkg(&mut net.nodes, &start, queue, &silent, 3);
+        assert!(sap_shares(&outputs).is_empty());
+        let observed: Vec<&FailureObservation> = outputs
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Output::BroadcastFailure { observation, .. } => Some(observation),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(observed.len(), 4);
+        assert!(observed.iter().all(|o| o.non_participants == silent));
+        // Four matching observations exceed n - supermajority(n) = 2: the restart is agreed.
+        assert!(
+            outputs
+                .iter()
+                .any(|(_, o)| matches!(o, Output::Restart { excluded, .. } if *excluded == silent))
+        );
+    }
+
+    #[test]
     fn the_dkg_refuses_messages_from_outsiders_and_forged_posts() {
         let mut net = net(9);
         let elders = elder_secrets(&net, 9);
