@@ -48,6 +48,8 @@ mod consumer_bindings {
 /// Bindings of `contracts/src/BeaconConsumer.sol`: a contract that verifies the committee's
 /// beacon rounds and on-demand signatures under one group key.
 pub use consumer_bindings::BeaconConsumer;
+pub mod anvil;
+pub mod client;
 
 /// The tag at the start of [`registration_payload`].
 pub const REGISTER_TAG: &[u8] = b"keyquorum-evm/register/v1";

@@ -1,0 +1,137 @@
+//! A local EVM chain for tests and the demo: anvil (Foundry's development node) on loopback,
+//! with the Prague hardfork, whose EIP-2537 precompiles the coordinator needs.
+//!
+//! anvil comes from the npm package `@foundry-rs/anvil`, a pinned dev dependency of
+//! `contracts/` (`cd contracts && npm ci` installs it; the binary ships in a per-platform
+//! package). [`Anvil::start`] looks for it there, or at `KEYQUORUM_ANVIL`, and fails with how
+//! to install it when it is missing: nothing that needs it is skipped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, U256};
+use alloy_provider::{DynProvider, Provider, ProviderBuilder};
+
+/// Environment variable naming an anvil binary to use instead of the npm-installed one.
+pub const ANVIL_ENV: &str = "KEYQUORUM_ANVIL";
+
+/// How to get anvil, for the error when it is missing.
+pub const INSTALL_HINT: &str = "anvil is not installed: run `npm ci` in contracts/ (it installs \
+     the pinned @foundry-rs/anvil), or set KEYQUORUM_ANVIL to an anvil binary";
+
+/// The anvil binary: `KEYQUORUM_ANVIL`, else the one `npm ci` put under
+/// `contracts/node_modules/@foundry-rs/anvil-<platform>/bin/` of the repository at `repo`.
+pub fn find_anvil(repo: &Path) -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os(ANVIL_ENV) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("{ANVIL_ENV}={} is not a file", p.display()))
+        };
+    }
+    let scope = repo.join("contracts/node_modules/@foundry-rs");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&scope)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("anvil-"))
+        .map(|e| e.path().join("bin/anvil"))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .ok_or_else(|| format!("{INSTALL_HINT} (looked in {})", scope.display()))
+}
+
+/// A running anvil, killed on drop.
+#[derive(Debug)]
+pub struct Anvil {
+    child: Child,
+    url: String,
+}
+
+impl Anvil {
+    /// Starts anvil from the repository at `repo` on a free loopback port with chain id 31337,
+    /// mining a block per transaction, or every `block_time` seconds if given; waits until it
+    /// answers.
+    pub fn start(repo: &Path, block_time: Option<u64>) -> Result<Self, String> {
+        let binary = find_anvil(repo)?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let mut cmd = Command::new(&binary);
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--hardfork", "prague", "--chain-id", "31337"])
+            // The coordinator is 24 KB and its ceremonies' calls are large.
+            .args(["--gas-limit", "60000000", "--silent"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(t) = block_time {
+            cmd.args(["--block-time", &t.to_string()]);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let mut anvil = Anvil {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(anvil);
+            }
+            if let Ok(Some(status)) = anvil.child.try_wait() {
+                return Err(format!("anvil exited at start: {status}"));
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                return Err("anvil did not listen within 20 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Its JSON-RPC endpoint.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A provider without a wallet, for anvil's own methods.
+    pub async fn provider(&self) -> Result<DynProvider, String> {
+        Ok(ProviderBuilder::new()
+            .connect(&self.url)
+            .await
+            .map_err(|e| e.to_string())?
+            .erased())
+    }
+
+    /// Sets `who`'s balance to `wei` (`anvil_setBalance`).
+    pub async fn fund(&self, who: Address, wei: U256) -> Result<(), String> {
+        let p = self.provider().await?;
+        p.raw_request::<_, serde_json::Value>("anvil_setBalance".into(), (who, wei))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Mines `blocks` empty blocks (`anvil_mine`).
+    pub async fn mine(&self, blocks: u64) -> Result<(), String> {
+        let p = self.provider().await?;
+        p.raw_request::<_, serde_json::Value>("anvil_mine".into(), (U256::from(blocks),))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,532 @@
+//! The coordinator on a JSON-RPC chain: deployment ([`deploy`]), calls
+//! signed with a local secp256k1 key ([`Client`]), and a follower of the contract's logs at a
+//! confirmation depth ([`Follower`]).
+//!
+//! Nothing here decides a ceremony's outcome: the follower only turns the contract's logs into
+//! the board's inputs in chain order ([`BoardInput`]), with the phase deadlines by block number
+//! that the contract enforces, and every node computes the outcome from them with the Rust board
+//! code.
+//!
+//! Reorgs: the follower reports a block only once `confirmations` blocks are built on it, so a
+//! reorg shallower than that never reaches the node. A deeper one cannot be undone by a node
+//! that acted on the lost blocks (it may have posted, signed or revealed), so the follower
+//! checks at each poll that the last block it reported is still on the chain and stops with
+//! [`FollowError::Reorg`] when it is not, rather than silently following the other branch.
+
+use std::time::Duration;
+
+use alloy_network::{EthereumWallet, TransactionBuilder};
+use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_provider::{DynProvider, Provider, ProviderBuilder};
+use alloy_rpc_types_eth::{BlockNumberOrTag, Filter, Log, TransactionRequest};
+use alloy_signer_local::PrivateKeySigner;
+use alloy_sol_types::{SolCall, SolConstructor, SolEventInterface, SolInterface};
+use alloy_transport::TransportError;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use tokio::sync::Mutex;
+
+use crate::Coordinator;
+use crate::Coordinator::{CoordinatorErrors, CoordinatorEvents};
+
+/// The domain of [`chain_key`]'s derivation.
+const CHAIN_KEY_TAG: &[u8] = b"keyquorum-evm/chain-key/v1";
+/// Most blocks asked for in one `eth_getLogs` (providers cap the range).
+const MAX_LOG_RANGE: u64 = 1_000;
+/// How long a sent transaction is waited for.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Why a chain call failed (a revert is a [`CallOutcome`], not an error).
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// The RPC endpoint could not be reached or answered with an error.
+    #[error("rpc: {0}")]
+    Rpc(#[from] TransportError),
+    /// A sent transaction was not seen in a block in time, or its receipt could not be read.
+    #[error("transaction: {0}")]
+    Pending(String),
+    /// The deployment's receipt names no contract.
+    #[error("the deployment created no contract")]
+    NoContract,
+    /// A read returned bytes that do not decode as the function's result.
+    #[error("undecodable answer: {0}")]
+    Decode(String),
+}
+
+/// The secp256k1 key a node sends its transactions with, derived from a secret of its own
+/// (the node passes its identity key's secret bytes): SHA-256 of a fixed tag, a counter byte
+/// and the secret, the first digest that is a valid scalar. So the account is recovered with
+/// the node's keys and needs no storage of its own; it is funded like any account.
+pub fn chain_key(secret: &[u8]) -> PrivateKeySigner {
+    for counter in 0u8..=u8::MAX {
+        let digest = Sha256::new()
+            .chain_update(CHAIN_KEY_TAG)
+            .chain_update([counter])
+            .chain_update(secret)
+            .finalize();
+        if let Ok(key) = PrivateKeySigner::from_slice(&digest) {
+            return key;
+        }
+    }
+    // 256 digests that are all zero or above the group order: probability about 2^-32768.
+    unreachable!("no valid secp256k1 scalar in 256 digests")
+}
+
+/// Why the contract refused a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Revert {
+    /// One of the contract's errors, decoded.
+    Contract(CoordinatorErrors),
+    /// Revert data that is none of the contract's errors (out of gas, a panic code).
+    Other(Bytes),
+    /// The transaction was mined and reverted; the reason is not in the receipt.
+    Mined,
+}
+
+impl Revert {
+    /// The error's name (`NotMember`, `WrongPhase`, ...), or `unknown` / `mined`.
+    pub fn name(&self) -> String {
+        match self {
+            Revert::Contract(e) => format!("{e:?}")
+                .split(['(', ' ', '{'])
+                .next()
+                .unwrap_or("unknown")
+                .to_string(),
+            Revert::Other(_) => "unknown".into(),
+            Revert::Mined => "mined".into(),
+        }
+    }
+}
+
+/// What became of a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallOutcome {
+    /// Included and successful.
+    Included {
+        /// The block it is in.
+        block: u64,
+        /// Its hash.
+        tx_hash: B256,
+    },
+    /// Refused by the contract (at estimation, or mined and reverted).
+    Reverted(Revert),
+}
+
+impl CallOutcome {
+    /// The revert, if the call reverted.
+    pub fn revert(&self) -> Option<&Revert> {
+        match self {
+            CallOutcome::Reverted(r) => Some(r),
+            CallOutcome::Included { .. } => None,
+        }
+    }
+}
+
+/// The revert data in an RPC error answer, decoded as the contract's error where it is one.
+fn revert_of(error: &TransportError) -> Option<Revert> {
+    let data = error.as_error_resp()?.as_revert_data()?;
+    Some(match CoordinatorErrors::abi_decode(&data) {
+        Ok(e) => Revert::Contract(e),
+        Err(_) => Revert::Other(data),
+    })
+}
+
+async fn connect(rpc: &str, key: PrivateKeySigner) -> Result<DynProvider, ClientError> {
+    // The recommended fillers: gas limit by estimation, EIP-1559 fees from the fee history,
+    // the chain id, and the nonce from the chain's pending count (sends are serialised below,
+    // so a refused call never leaves a gap).
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(key))
+        .connect(rpc)
+        .await?;
+    Ok(provider.erased())
+}
+
+/// Deploys the coordinator with `config` from `key`'s account; returns its address and the
+/// block it was created in (where a follower starts).
+pub async fn deploy(
+    rpc: &str,
+    key: PrivateKeySigner,
+    config: Coordinator::Config,
+) -> Result<(Address, u64), ClientError> {
+    let provider = connect(rpc, key).await?;
+    let mut code = Coordinator::BYTECODE.to_vec();
+    code.extend(Coordinator::constructorCall { c: config }.abi_encode());
+    let tx = TransactionRequest::default().with_deploy_code(code);
+    let receipt = provider
+        .send_transaction(tx)
+        .await?
+        .with_timeout(Some(RECEIPT_TIMEOUT))
+        .get_receipt()
+        .await
+        .map_err(|e| ClientError::Pending(e.to_string()))?;
+    if !receipt.status() {
+        return Err(ClientError::NoContract);
+    }
+    let address = receipt.contract_address.ok_or(ClientError::NoContract)?;
+    Ok((address, receipt.block_number.unwrap_or_default()))
+}
+
+/// The contract at an address, and an account to call it from. Clones share the provider and
+/// the send lock.
+#[derive(Clone)]
+pub struct Client {
+    provider: DynProvider,
+    contract: Address,
+    account: Address,
+    send_lock: std::sync::Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("contract", &self.contract)
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client of the contract at `contract` over `rpc` (`http://` or `https://`), sending from
+    /// `key`'s account.
+    pub async fn connect(
+        rpc: &str,
+        key: PrivateKeySigner,
+        contract: Address,
+    ) -> Result<Self, ClientError> {
+        let account = key.address();
+        Ok(Client {
+            provider: connect(rpc, key).await?,
+            contract,
+            account,
+            send_lock: Default::default(),
+        })
+    }
+
+    /// The account calls are sent from.
+    pub fn account(&self) -> Address {
+        self.account
+    }
+
+    /// The contract's address.
+    pub fn contract(&self) -> Address {
+        self.contract
+    }
+
+    /// The provider (for queries beyond the contract's).
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// The chain id (EIP-155).
+    pub async fn chain_id(&self) -> Result<u64, ClientError> {
+        Ok(self.provider.get_chain_id().await?)
+    }
+
+    /// The latest block number.
+    pub async fn block_number(&self) -> Result<u64, ClientError> {
+        Ok(self.provider.get_block_number().await?)
+    }
+
+    /// The account's balance.
+    pub async fn balance(&self, who: Address) -> Result<U256, ClientError> {
+        Ok(self.provider.get_balance(who).await?)
+    }
+
+    /// A view function's result at the latest block.
+    pub async fn read<C: SolCall>(&self, call: C) -> Result<C::Return, ClientError> {
+        let tx = TransactionRequest::default()
+            .with_to(self.contract)
+            .with_input(call.abi_encode());
+        let out = self.provider.call(tx).await?;
+        C::abi_decode_returns(&out).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Sends `call` with `value` wei and waits for its receipt. One call at a time per client:
+    /// the nonce comes from the chain's pending count, so a call refused at estimation uses
+    /// none, and no later call waits behind a gap.
+    pub async fn send<C: SolCall>(&self, call: C, value: U256) -> Result<CallOutcome, ClientError> {
+        let _guard = self.send_lock.lock().await;
+        let tx = TransactionRequest::default()
+            .with_to(self.contract)
+            .with_value(value)
+            .with_input(call.abi_encode());
+        let pending = match self.provider.send_transaction(tx).await {
+            Ok(p) => p,
+            Err(e) => {
+                return match revert_of(&e) {
+                    Some(r) => Ok(CallOutcome::Reverted(r)),
+                    None => Err(e.into()),
+                };
+            }
+        };
+        let receipt = pending
+            .with_timeout(Some(RECEIPT_TIMEOUT))
+            .get_receipt()
+            .await
+            .map_err(|e| ClientError::Pending(e.to_string()))?;
+        if !receipt.status() {
+            return Ok(CallOutcome::Reverted(Revert::Mined));
+        }
+        Ok(CallOutcome::Included {
+            block: receipt.block_number.unwrap_or_default(),
+            tx_hash: receipt.transaction_hash,
+        })
+    }
+}
+
+/// A phase of a ceremony whose end the contract enforces by block number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Contributions (ends at `contributeEnd`).
+    Contribute,
+    /// Final logs only (ends at `shareEnd`).
+    Share,
+    /// Publications (ends at `publishEnd`).
+    Publish,
+    /// Activation (ends at `waitEnd`); past it, the next ceremony may start.
+    Wait,
+}
+
+/// One input of a node's view of the coordinator, in chain order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BoardInput {
+    /// A node registered (its identity, keys and network identity are in the event).
+    Registered(Coordinator::Registered),
+    /// A node's stake changed (stake added, unbonded, or slashed).
+    StakeChanged {
+        /// The account.
+        account: Address,
+        /// Its stake now, when the event carries it.
+        stake: Option<U256>,
+    },
+    /// A ceremony started: its committee, parameters, session id and phase ends.
+    CommitteeSelected(Coordinator::CommitteeSelected),
+    /// The contract took a board post.
+    PostAccepted {
+        /// The ceremony.
+        ceremony: U256,
+        /// The author's dealer position (0-based).
+        dealer: u32,
+        /// `1` contribution, `2` publication.
+        kind: u8,
+        /// `SignedPost::encode`.
+        post: Bytes,
+    },
+    /// The block that ends `phase` of `ceremony` is confirmed, and every post the contract
+    /// took in that phase is among the inputs before this one: the board's `Input::Deadline`
+    /// for the first three phases.
+    Deadline {
+        /// The ceremony.
+        ceremony: U256,
+        /// The phase that ended.
+        phase: Phase,
+    },
+    /// A magic block took effect.
+    ViewActivated(Coordinator::ViewActivated),
+    /// A dealer was slashed on a fraud proof.
+    Slashed(Coordinator::Slashed),
+}
+
+/// The inputs of one confirmed block (only blocks with inputs are reported).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfirmedBlock {
+    /// Its number.
+    pub number: u64,
+    /// Its inputs, in order.
+    pub inputs: Vec<BoardInput>,
+}
+
+/// Why following stopped.
+#[derive(Debug, Error)]
+pub enum FollowError {
+    /// The RPC endpoint failed; polling again is safe.
+    #[error("rpc: {0}")]
+    Rpc(#[from] TransportError),
+    /// A block already reported is no longer on the chain: a reorg deeper than the
+    /// confirmation depth.
+    #[error(
+        "block {number} changed after it was reported (a reorg deeper than the confirmation depth)"
+    )]
+    Reorg {
+        /// The block's number.
+        number: u64,
+    },
+    /// A log of the contract that does not decode as one of its events.
+    #[error("undecodable log in block {block}: {detail}")]
+    Decode {
+        /// The block.
+        block: u64,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// Follows the contract's logs at a confirmation depth; see the module docs.
+#[derive(Debug)]
+pub struct Follower {
+    provider: DynProvider,
+    contract: Address,
+    confirmations: u64,
+    next: u64,
+    last: Option<(u64, B256)>,
+    /// Phase ends still ahead, `(block, ceremony, phase)`, ascending.
+    deadlines: Vec<(u64, U256, Phase)>,
+}
+
+impl Follower {
+    /// A follower of `contract` from block `from` (its deployment block, so that every
+    /// registration and ceremony is seen), reporting blocks `confirmations` deep.
+    pub fn new(provider: DynProvider, contract: Address, from: u64, confirmations: u64) -> Self {
+        Follower {
+            provider,
+            contract,
+            confirmations,
+            next: from,
+            last: None,
+            deadlines: Vec::new(),
+        }
+    }
+
+    /// The next block to be reported.
+    pub fn next_block(&self) -> u64 {
+        self.next
+    }
+
+    /// The blocks confirmed since the last poll that carry inputs, and the newest confirmed
+    /// block number (`None` while the chain is shorter than the confirmation depth).
+    pub async fn poll(&mut self) -> Result<(Vec<ConfirmedBlock>, Option<u64>), FollowError> {
+        let head = self.provider.get_block_number().await?;
+        let Some(safe) = head.checked_sub(self.confirmations) else {
+            return Ok((Vec::new(), None));
+        };
+        if let Some((number, hash)) = self.last {
+            let now = self
+                .provider
+                .get_block_by_number(BlockNumberOrTag::Number(number))
+                .await?
+                .map(|b| b.header.hash);
+            if now != Some(hash) {
+                return Err(FollowError::Reorg { number });
+            }
+        }
+        if safe < self.next {
+            return Ok((Vec::new(), Some(safe)));
+        }
+        let mut out: Vec<ConfirmedBlock> = Vec::new();
+        let mut from = self.next;
+        while from <= safe {
+            let to = safe.min(from + MAX_LOG_RANGE - 1);
+            let filter = Filter::new()
+                .address(self.contract)
+                .from_block(from)
+                .to_block(to);
+            let logs = self.provider.get_logs(&filter).await?;
+            let mut logs = logs.into_iter().peekable();
+            // Blocks in order: the logs of each block, then the deadlines it ends.
+            while logs.peek().is_some() || self.deadlines.first().is_some_and(|d| d.0 <= to) {
+                let log_block = logs.peek().and_then(|l| l.block_number);
+                let deadline_block = self.deadlines.first().map(|d| d.0).filter(|b| *b <= to);
+                let block = match (log_block, deadline_block) {
+                    (Some(l), Some(d)) => l.min(d),
+                    (Some(l), None) => l,
+                    (None, Some(d)) => d,
+                    (None, None) => break,
+                };
+                let mut inputs = Vec::new();
+                while logs.peek().is_some_and(|l| l.block_number == Some(block)) {
+                    let log = logs.next().expect("peeked");
+                    if let Some(input) = self.input(&log, block)? {
+                        inputs.push(input);
+                    }
+                }
+                while self.deadlines.first().is_some_and(|d| d.0 <= block) {
+                    let (_, ceremony, phase) = self.deadlines.remove(0);
+                    inputs.push(BoardInput::Deadline { ceremony, phase });
+                }
+                if !inputs.is_empty() {
+                    out.push(ConfirmedBlock {
+                        number: block,
+                        inputs,
+                    });
+                }
+            }
+            from = to + 1;
+        }
+        let hash = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(safe))
+            .await?
+            .map(|b| b.header.hash)
+            .ok_or(FollowError::Reorg { number: safe })?;
+        self.last = Some((safe, hash));
+        self.next = safe + 1;
+        Ok((out, Some(safe)))
+    }
+
+    fn input(&mut self, log: &Log, block: u64) -> Result<Option<BoardInput>, FollowError> {
+        let event = CoordinatorEvents::decode_log(&log.inner).map_err(|e| FollowError::Decode {
+            block,
+            detail: e.to_string(),
+        })?;
+        Ok(Some(match event.data {
+            CoordinatorEvents::Registered(e) => BoardInput::Registered(e),
+            CoordinatorEvents::StakeAdded(e) => BoardInput::StakeChanged {
+                account: e.account,
+                stake: Some(e.stake),
+            },
+            CoordinatorEvents::Unbonding(e) => BoardInput::StakeChanged {
+                account: e.account,
+                stake: None,
+            },
+            CoordinatorEvents::Withdrawn(_) => return Ok(None),
+            CoordinatorEvents::CommitteeSelected(e) => {
+                // A new ceremony supersedes the previous one's remaining deadlines.
+                self.deadlines.clear();
+                for (end, phase) in [
+                    (e.contributeEnd, Phase::Contribute),
+                    (e.shareEnd, Phase::Share),
+                    (e.publishEnd, Phase::Publish),
+                    (e.waitEnd, Phase::Wait),
+                ] {
+                    self.deadlines.push((end, e.ceremony, phase));
+                }
+                BoardInput::CommitteeSelected(e)
+            }
+            CoordinatorEvents::PostAccepted(e) => BoardInput::PostAccepted {
+                ceremony: e.ceremony,
+                dealer: e.dealer,
+                kind: e.kind,
+                post: e.post,
+            },
+            CoordinatorEvents::ViewActivated(e) => {
+                // Activation ends the ceremony: no wait deadline follows.
+                self.deadlines.retain(|d| d.1 != e.ceremony);
+                BoardInput::ViewActivated(e)
+            }
+            CoordinatorEvents::Slashed(e) => BoardInput::Slashed(e),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_key_is_a_deterministic_function_of_the_secret() {
+        let a = chain_key(b"secret a");
+        assert_eq!(a.address(), chain_key(b"secret a").address());
+        assert_ne!(a.address(), chain_key(b"secret b").address());
+    }
+
+    #[test]
+    fn a_revert_is_named_by_the_contract_error() {
+        let r = Revert::Contract(CoordinatorErrors::NotMember(Coordinator::NotMember {}));
+        assert_eq!(r.name(), "NotMember");
+        let r = Revert::Contract(CoordinatorErrors::TooEarly(Coordinator::TooEarly {
+            nextStart: 5,
+        }));
+        assert_eq!(r.name(), "TooEarly");
+    }
+}

@@ -1,0 +1,432 @@
+//! The coordinator on a real JSON-RPC chain: anvil (Prague), the contract deployed and called
+//! through [`keyquorum_evm::client`], its logs followed at a confirmation depth. A fresh view
+//! change runs end to end: registrations with real proofs of possession, committee selection,
+//! every post through the contract, the board replayed from the follower's inputs alone (posts
+//! and deadlines by block number) with the Rust board code, and activation with a threshold
+//! signature on the magic block that board defines.
+//!
+//! anvil is the pinned npm package in `contracts/` (`npm ci` there installs it); without it
+//! these tests fail and say how to install it.
+
+mod common;
+
+use std::path::PathBuf;
+
+use alloy_primitives::{Address, Bytes, U256};
+use alloy_provider::Provider;
+use blstrs::Scalar;
+use common::{CHAIN_NAME, Node, config};
+use keyquorum_contract::SignerRole;
+use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
+use keyquorum_contract::magic::{MagicBlockPlace, signing_message};
+use keyquorum_contract::state::{CeremonySpec, SpecParticipant};
+use keyquorum_contract::tx::NetworkIdentity;
+use keyquorum_contract::{KeyMode, MagicBlock, genesis_seed};
+use keyquorum_crypto::tbls::{self, MinPk};
+use keyquorum_crypto::{Bls12381G1, Curve};
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
+use keyquorum_dkg::board::{Board, Outcome};
+use keyquorum_dkg::messages::{Post, SignedPost};
+use keyquorum_dkg::participant::Participant;
+use keyquorum_dkg::testing::ceremony::{BoardEvent, RunResult, member, run_nodes};
+use keyquorum_evm::anvil::Anvil;
+use keyquorum_evm::client::{
+    BoardInput, CallOutcome, Client, ConfirmedBlock, FollowError, Follower, Phase, Revert,
+    chain_key, deploy,
+};
+use keyquorum_evm::{Coordinator, g1_point, g2_point};
+
+const STAKE: u64 = 1_000;
+const CONFIRMATIONS: u64 = 2;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn anvil() -> Anvil {
+    Anvil::start(&repo(), None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn ether() -> U256 {
+    U256::from(10u128.pow(18))
+}
+
+/// A test node whose account is its chain key's, funded on anvil.
+async fn node(anvil: &Anvil, index: u32, contract: Address) -> (Node, Client) {
+    let key = chain_key(format!("test node {index}").as_bytes());
+    let mut node = Node::new(index);
+    node.account = key.address();
+    anvil.fund(node.account, ether()).await.unwrap();
+    let client = Client::connect(anvil.url(), key, contract).await.unwrap();
+    (node, client)
+}
+
+fn included(o: CallOutcome) -> u64 {
+    match o {
+        CallOutcome::Included { block, .. } => block,
+        CallOutcome::Reverted(r) => panic!("reverted: {r:?}"),
+    }
+}
+
+/// Polls until the follower has reported block `until`.
+async fn follow_to(follower: &mut Follower, until: u64) -> Vec<ConfirmedBlock> {
+    let mut out = Vec::new();
+    while follower.next_block() <= until {
+        let (blocks, _) = follower.poll().await.unwrap();
+        out.extend(blocks);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
+    let anvil = anvil();
+    let deployer = chain_key(b"test deployer");
+    anvil.fund(deployer.address(), ether()).await.unwrap();
+    let mut cfg = config(4);
+    cfg.firstViewChange = 0;
+    // Room for a transaction per block (anvil mines one block per transaction).
+    cfg.contributeBlocks = 20;
+    cfg.shareBlocks = 20;
+    cfg.publishBlocks = 20;
+    cfg.waitBlocks = 20;
+    let (contract, deployed_at) = deploy(anvil.url(), deployer.clone(), cfg).await.unwrap();
+    let admin = Client::connect(anvil.url(), deployer, contract)
+        .await
+        .unwrap();
+    assert_eq!(admin.chain_id().await.unwrap(), common::CHAIN_ID);
+    let mut follower = Follower::new(
+        admin.provider().clone(),
+        contract,
+        deployed_at,
+        CONFIRMATIONS,
+    );
+
+    // Five candidates for four seats; node 0 stakes least and stays out.
+    let mut nodes = Vec::new();
+    for i in 0..5 {
+        let (n, c) = node(&anvil, i, contract).await;
+        included(
+            c.send(n.register_call(contract), U256::from(STAKE + i as u64))
+                .await
+                .unwrap(),
+        );
+        nodes.push((n, c));
+    }
+    // Another account cannot take a registered identity; the revert is decoded.
+    let replay = nodes[0].0.register_call(contract);
+    let outcome = admin.send(replay, U256::from(STAKE)).await.unwrap();
+    assert_eq!(
+        outcome.revert().map(Revert::name).as_deref(),
+        Some("IdentityTaken")
+    );
+
+    let mut ranked: Vec<(u64, [u8; 32], Address)> = nodes
+        .iter()
+        .map(|(n, _)| {
+            (
+                STAKE + n.index as u64,
+                keyquorum_contract::select::tiebreak(&genesis_seed(CHAIN_NAME), &Hex(n.identity)),
+                n.account,
+            )
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let ranked: Vec<Address> = ranked.into_iter().map(|x| x.2).collect();
+    included(
+        admin
+            .send(Coordinator::startViewChangeCall { ranked }, U256::ZERO)
+            .await
+            .unwrap(),
+    );
+
+    // The follower reports the registrations and the selection once they are confirmed.
+    let head = admin.block_number().await.unwrap();
+    anvil.mine(CONFIRMATIONS).await.unwrap();
+    let inputs: Vec<BoardInput> = follow_to(&mut follower, head)
+        .await
+        .into_iter()
+        .flat_map(|b| b.inputs)
+        .collect();
+    let registered = inputs
+        .iter()
+        .filter(|i| matches!(i, BoardInput::Registered(_)))
+        .count();
+    assert_eq!(registered, 5);
+    let Some(BoardInput::CommitteeSelected(sel)) = inputs.last().cloned() else {
+        panic!("no selection: {inputs:?}")
+    };
+    assert_eq!((sel.n, sel.t, sel.k), (4, 3, 3));
+    let committee: Vec<usize> = sel
+        .committee
+        .iter()
+        .map(|a| nodes.iter().position(|(n, _)| n.account == *a).unwrap())
+        .collect();
+    assert_eq!(committee, vec![4, 3, 2, 1]);
+
+    let spec = CeremonySpec {
+        domain: HexBytes(
+            format!(
+                "keyquorum-contract/{CHAIN_NAME}/view/{}/session/{}",
+                sel.viewNumber, sel.number
+            )
+            .into_bytes(),
+        ),
+        view: sel.viewNumber,
+        ceremony_number: sel.number,
+        n: sel.n,
+        t: sel.t,
+        k: sel.k,
+        players: committee
+            .iter()
+            .map(|&i| SpecParticipant {
+                identity: Hex(nodes[i].0.identity),
+                encryption_key: Hex(nodes[i].0.encryption_key),
+            })
+            .collect(),
+        reshare: None,
+    };
+    let ceremony = spec.ceremony().unwrap();
+    assert_eq!(sel.sessionId.0, *ceremony.id());
+
+    // The DKG among the committee off chain; its posts go through the contract.
+    let participants: Vec<Box<dyn Participant<Bls12381G1>>> = committee
+        .iter()
+        .enumerate()
+        .map(|(pos, &i)| {
+            let m = member(nodes[i].0.index);
+            let mut seed = [7u8; 32];
+            seed[..8].copy_from_slice(&(pos as u64).to_be_bytes());
+            Box::new(
+                AckRevealParticipant::new(ceremony.clone(), m.identity, m.encryption, None, seed)
+                    .unwrap(),
+            ) as Box<dyn Participant<Bls12381G1>>
+        })
+        .collect();
+    let (results, events) = run_nodes(participants, &[], &mut |_, a| vec![a]);
+    let (mut contributions, mut publications) = (Vec::new(), Vec::new());
+    for e in events {
+        if let BoardEvent::Post(p) = e {
+            let decoded = SignedPost::<Bls12381G1>::decode(&p, 4).unwrap().post;
+            let dealer = decoded.dealer() as usize;
+            match decoded {
+                Post::Contribution(_) => contributions.push((dealer, p)),
+                Post::Publication(_) => publications.push((dealer, p)),
+            }
+        }
+    }
+    let client_at = |pos: usize| &nodes[committee[pos]].1;
+    let post = |p: &[u8]| Coordinator::postCall {
+        signedPost: p.to_vec().into(),
+    };
+    // Someone outside the committee.
+    let outcome = nodes[0].1.send(post(&contributions[0].1), U256::ZERO).await;
+    assert_eq!(
+        outcome.unwrap().revert().map(Revert::name).as_deref(),
+        Some("NotMember")
+    );
+    for (dealer, p) in &contributions {
+        included(client_at(*dealer).send(post(p), U256::ZERO).await.unwrap());
+    }
+    let now = admin.block_number().await.unwrap();
+    assert!(now <= sel.contributeEnd, "contributions landed in time");
+    // The next transaction lands in the first block after the share phase.
+    anvil.mine(sel.shareEnd - now).await.unwrap();
+    for (dealer, p) in &publications {
+        included(client_at(*dealer).send(post(p), U256::ZERO).await.unwrap());
+    }
+    let now = admin.block_number().await.unwrap();
+    assert!(now <= sel.publishEnd, "publications landed in time");
+    anvil
+        .mine(sel.publishEnd - now + CONFIRMATIONS)
+        .await
+        .unwrap();
+
+    // The board, from the follower's inputs alone.
+    let mut board = Board::new(ceremony.clone());
+    let mut deadlines = Vec::new();
+    for input in follow_to(&mut follower, sel.publishEnd)
+        .await
+        .into_iter()
+        .flat_map(|b| b.inputs)
+    {
+        match input {
+            BoardInput::PostAccepted { post, .. } => {
+                let post = SignedPost::<Bls12381G1>::decode(&post, 4).unwrap();
+                board.apply(&post).unwrap();
+            }
+            BoardInput::Deadline { phase, ceremony } => {
+                assert_eq!(ceremony, sel.ceremony);
+                deadlines.push(phase);
+                if phase != Phase::Wait {
+                    board.advance();
+                }
+            }
+            other => panic!("unexpected input {other:?}"),
+        }
+    }
+    assert_eq!(
+        deadlines,
+        vec![Phase::Contribute, Phase::Share, Phase::Publish]
+    );
+    let Some(Outcome::Success { output, .. }) = board.outcome().cloned() else {
+        panic!("the ceremony failed")
+    };
+    for r in &results {
+        let RunResult::Ok(o) = r else {
+            panic!("a player failed")
+        };
+        assert_eq!(o.public.group_key, output.group_key);
+    }
+
+    // Activation with the new committee's threshold signature on the board's magic block.
+    let place = MagicBlockPlace {
+        chain_id: CHAIN_NAME.into(),
+        view: 1,
+        ceremony_number: 0,
+        key_mode: KeyMode::Fresh,
+        previous_hash: [0; 32],
+        first_round: sel.waitEnd + 1,
+    };
+    let block = MagicBlock::from_board(&place, &board, |id| {
+        nodes
+            .iter()
+            .find(|(n, _)| n.identity == id.0)
+            .map(|(n, _)| NetworkIdentity {
+                peer_id: HexBytes(n.peer_id()),
+                addresses: n.addresses(),
+            })
+    })
+    .unwrap();
+    let message = signing_message(SignerRole::New, &block.hash());
+    let partials: Vec<_> = results
+        .iter()
+        .filter_map(|r| match r {
+            RunResult::Ok(o) => Some(tbls::partial_sign::<MinPk>(
+                o.secret_share.as_ref().unwrap(),
+                Scalar::from(o.player_index.unwrap() as u64 + 1),
+                &message,
+            )),
+            _ => None,
+        })
+        .collect();
+    let signature = tbls::combine::<MinPk>(3, &partials)
+        .unwrap()
+        .to_compressed();
+    let group_key: [u8; 48] = Bls12381G1::point_bytes(&output.group_key)
+        .try_into()
+        .unwrap();
+    let activation = Coordinator::activateCall {
+        a: Coordinator::Activation {
+            magicBlock: block.encode().into(),
+            groupKeyPoint: g1_point(&group_key).unwrap().to_vec().into(),
+            qualified: output.qualified.clone(),
+            signature: signature.to_vec().into(),
+            signaturePoint: g2_point(&signature).unwrap().to_vec().into(),
+            previousSignaturePoint: Bytes::new(),
+        },
+    };
+    let at = included(admin.send(activation, U256::ZERO).await.unwrap());
+    assert_eq!(
+        admin.read(Coordinator::currentViewCall {}).await.unwrap(),
+        1
+    );
+    anvil.mine(CONFIRMATIONS).await.unwrap();
+    let inputs: Vec<BoardInput> = follow_to(&mut follower, at)
+        .await
+        .into_iter()
+        .flat_map(|b| b.inputs)
+        .collect();
+    let [BoardInput::ViewActivated(activated)] = inputs.as_slice() else {
+        panic!("expected the activation alone: {inputs:?}")
+    };
+    assert_eq!(activated.magicBlockHash.0, block.hash());
+    assert_eq!(activated.magicBlock.to_vec(), block.encode());
+    // Past the wait phase nothing more is reported for the activated ceremony.
+    let now = admin.block_number().await.unwrap();
+    anvil
+        .mine(sel.waitEnd.saturating_sub(now) + CONFIRMATIONS + 1)
+        .await
+        .unwrap();
+    let (blocks, _) = follower.poll().await.unwrap();
+    assert!(blocks.is_empty(), "{blocks:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_within_the_confirmation_depth_is_never_reported_and_a_deeper_one_stops_the_follower()
+ {
+    let anvil = anvil();
+    let deployer = chain_key(b"test deployer");
+    anvil.fund(deployer.address(), ether()).await.unwrap();
+    let (contract, deployed_at) = deploy(anvil.url(), deployer.clone(), config(4))
+        .await
+        .unwrap();
+    let admin = Client::connect(anvil.url(), deployer, contract)
+        .await
+        .unwrap();
+    let provider = anvil.provider().await.unwrap();
+    let mut follower = Follower::new(provider.clone(), contract, deployed_at, CONFIRMATIONS);
+    anvil.mine(CONFIRMATIONS).await.unwrap();
+    follower.poll().await.unwrap();
+
+    let snapshot: U256 = provider
+        .raw_request("evm_snapshot".into(), ())
+        .await
+        .unwrap();
+    // Node 1 registers, but the block is dropped before it is confirmed...
+    let (a, ca) = node(&anvil, 1, contract).await;
+    included(
+        ca.send(a.register_call(contract), U256::from(STAKE))
+            .await
+            .unwrap(),
+    );
+    let (blocks, _) = follower.poll().await.unwrap();
+    assert!(blocks.is_empty(), "an unconfirmed block was reported");
+    let reverted: bool = provider
+        .raw_request("evm_revert".into(), (snapshot,))
+        .await
+        .unwrap();
+    assert!(reverted);
+    // ... and node 2's registration is in its place.
+    let (b, cb) = node(&anvil, 2, contract).await;
+    included(
+        cb.send(b.register_call(contract), U256::from(STAKE))
+            .await
+            .unwrap(),
+    );
+    anvil.mine(CONFIRMATIONS).await.unwrap();
+    let (blocks, _) = follower.poll().await.unwrap();
+    let accounts: Vec<Address> = blocks
+        .iter()
+        .flat_map(|b| &b.inputs)
+        .map(|i| match i {
+            BoardInput::Registered(r) => r.account,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(accounts, vec![b.account]);
+
+    // A reorg of a block already reported: the follower stops.
+    let snapshot: U256 = provider
+        .raw_request("evm_snapshot".into(), ())
+        .await
+        .unwrap();
+    anvil.mine(CONFIRMATIONS + 2).await.unwrap();
+    follower.poll().await.unwrap();
+    let _: bool = provider
+        .raw_request("evm_revert".into(), (snapshot,))
+        .await
+        .unwrap();
+    let (c, cc) = node(&anvil, 3, contract).await;
+    included(
+        cc.send(c.register_call(contract), U256::from(STAKE))
+            .await
+            .unwrap(),
+    );
+    anvil.mine(CONFIRMATIONS + 3).await.unwrap();
+    assert!(matches!(
+        follower.poll().await,
+        Err(FollowError::Reorg { .. })
+    ));
+    let _ = admin;
+}
