@@ -50,6 +50,7 @@ mod consumer_bindings {
 pub use consumer_bindings::BeaconConsumer;
 pub mod anvil;
 pub mod client;
+pub mod events;
 
 /// The tag at the start of [`registration_payload`].
 pub const REGISTER_TAG: &[u8] = b"keyquorum-evm/register/v1";

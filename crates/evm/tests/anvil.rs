@@ -17,15 +17,18 @@ use alloy_provider::Provider;
 use blstrs::Scalar;
 use common::{CHAIN_NAME, Node, config};
 use keyquorum_contract::SignerRole;
+use keyquorum_contract::follow::CeremonyEnd;
 use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
 use keyquorum_contract::magic::{MagicBlockPlace, signing_message};
 use keyquorum_contract::state::{CeremonySpec, SpecParticipant};
 use keyquorum_contract::tx::NetworkIdentity;
+use keyquorum_contract::{Event, Step};
 use keyquorum_contract::{KeyMode, MagicBlock, genesis_seed};
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_crypto::{Bls12381G1, Curve};
 use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::board::{Board, Outcome};
+use keyquorum_dkg::identity::IdentityPublicKey;
 use keyquorum_dkg::messages::{Post, SignedPost};
 use keyquorum_dkg::participant::Participant;
 use keyquorum_dkg::testing::ceremony::{BoardEvent, RunResult, member, run_nodes};
@@ -34,6 +37,7 @@ use keyquorum_evm::client::{
     BoardInput, CallOutcome, Client, ConfirmedBlock, FollowError, Follower, Phase, Revert,
     chain_key, deploy,
 };
+use keyquorum_evm::events::Translator;
 use keyquorum_evm::{Coordinator, g1_point, g2_point};
 
 const STAKE: u64 = 1_000;
@@ -143,11 +147,8 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
     // The follower reports the registrations and the selection once they are confirmed.
     let head = admin.block_number().await.unwrap();
     anvil.mine(CONFIRMATIONS).await.unwrap();
-    let inputs: Vec<BoardInput> = follow_to(&mut follower, head)
-        .await
-        .into_iter()
-        .flat_map(|b| b.inputs)
-        .collect();
+    let mut followed = follow_to(&mut follower, head).await;
+    let inputs: Vec<BoardInput> = followed.iter().flat_map(|b| b.inputs.clone()).collect();
     let registered = inputs
         .iter()
         .filter(|i| matches!(i, BoardInput::Registered(_)))
@@ -245,11 +246,9 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
     // The board, from the follower's inputs alone.
     let mut board = Board::new(ceremony.clone());
     let mut deadlines = Vec::new();
-    for input in follow_to(&mut follower, sel.publishEnd)
-        .await
-        .into_iter()
-        .flat_map(|b| b.inputs)
-    {
+    let blocks = follow_to(&mut follower, sel.publishEnd).await;
+    followed.extend(blocks.clone());
+    for input in blocks.into_iter().flat_map(|b| b.inputs) {
         match input {
             BoardInput::PostAccepted { post, .. } => {
                 let post = SignedPost::<Bls12381G1>::decode(&post, 4).unwrap();
@@ -332,16 +331,16 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
         1
     );
     anvil.mine(CONFIRMATIONS).await.unwrap();
-    let inputs: Vec<BoardInput> = follow_to(&mut follower, at)
-        .await
-        .into_iter()
-        .flat_map(|b| b.inputs)
-        .collect();
+    let blocks = follow_to(&mut follower, at).await;
+    followed.extend(blocks.clone());
+    let inputs: Vec<BoardInput> = blocks.into_iter().flat_map(|b| b.inputs).collect();
     let [BoardInput::ViewActivated(activated)] = inputs.as_slice() else {
         panic!("expected the activation alone: {inputs:?}")
     };
     assert_eq!(activated.magicBlockHash.0, block.hash());
     assert_eq!(activated.magicBlock.to_vec(), block.encode());
+    seat_follows_the_translated_logs(&followed, &nodes[committee[0]].0, &block);
+
     // Past the wait phase nothing more is reported for the activated ceremony.
     let now = admin.block_number().await.unwrap();
     anvil
@@ -429,4 +428,65 @@ async fn a_reorg_within_the_confirmation_depth_is_never_reported_and_a_deeper_on
         Err(FollowError::Reorg { .. })
     ));
     let _ = admin;
+}
+
+/// The logs, translated into the node's chain events, take a committee member's seat through
+/// the ceremony as the node's follower sees it: started with its role, every post, the three
+/// deadlines, the magic block it signs (the one activated) with its index, the view with it in.
+fn seat_follows_the_translated_logs(
+    followed: &[ConfirmedBlock],
+    me: &Node,
+    activated: &MagicBlock,
+) {
+    let mut translator = Translator::new(CHAIN_NAME);
+    let identity = IdentityPublicKey::from_bytes(&me.identity).unwrap();
+    let mut seat = keyquorum_contract::Follower::new(Some(identity));
+    let mut steps = Vec::new();
+    let mut events = Vec::new();
+    for block in followed {
+        for input in block.inputs.clone() {
+            for event in translator.translate(input) {
+                steps.extend(seat.event(&event));
+                events.push(event);
+            }
+        }
+        steps.extend(seat.end_block());
+    }
+    let created: Vec<&MagicBlock> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MagicBlockCreated { magic_block, .. } => Some(magic_block),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created, vec![activated]);
+    let mut posts = 0;
+    let mut deadlines = 0;
+    let mut magic = None;
+    let mut view = None;
+    for step in &steps {
+        match step {
+            Step::CeremonyStarted { role, .. } => assert!(role.takes_part()),
+            Step::Posts(p) => posts += p.len(),
+            Step::Deadline => deadlines += 1,
+            Step::MagicBlock { hash, index, .. } => magic = Some((*hash, *index)),
+            Step::ViewActivated {
+                view: v,
+                member,
+                hash,
+            } => view = Some((*v, *hash, *member)),
+            Step::CeremonyEnded {
+                why: CeremonyEnd::ViewActivated,
+                ..
+            } => {}
+            other => panic!("unexpected step {other:?}"),
+        }
+    }
+    assert_eq!((posts, deadlines), (8, 3));
+    let (hash, index) = magic.expect("a magic block to sign");
+    assert_eq!(hash, activated.hash());
+    assert!(index.is_some());
+    let (v, h, member) = view.expect("the view activated");
+    assert_eq!((v, h), (1, activated.hash()));
+    assert_eq!(member.map(|m| m.1), index);
 }

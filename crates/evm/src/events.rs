@@ -1,0 +1,343 @@
+//! The coordinator's logs as the node's chain events: [`Translator`] turns the follower's
+//! [`BoardInput`]s into the [`keyquorum_contract::Event`]s the embedded chain's contract
+//! publishes, so the node's event follower (`keyquorum_contract::follow`) and driver take part in
+//! ceremonies coordinated by the Solidity contract exactly as by the Rust one.
+//!
+//! The Solidity contract keeps only what it must (post hashes, the committee, the phase ends)
+//! and leaves the board to the nodes. So the translator keeps a replica of each ceremony's board,
+//! with the same Rust board code every node runs:
+//! - a `PostAccepted` log is applied to it: accepted, it is `PostAccepted`; refused as a fault
+//!   of its author (a bad signature, a malformed commitment), it is `PostRejected`, because it
+//!   changed the board all the same; refused for any other reason, it never reached the board
+//!   (the contract's own checks let through only what the board may refuse) and is dropped;
+//! - the end of the contribute, share and publish phases (by block number) is `BoardDeadline`;
+//! - after the publish deadline, a successful board gives `MagicBlockCreated` with the magic
+//!   block built by `MagicBlock::from_board`, the same construction the Rust contract and every
+//!   signer repeats; a failed one gives `CeremonyFailed` naming its culprits.
+//!
+//! The committee and spec of `CommitteeSelected` come from the registrations the translator has
+//! seen (identity, encryption key, network identity by account); a spec that does not build the
+//! ceremony whose session id the contract computed is refused by the node's follower, so a
+//! wrong chain name or a missed registration cannot make a node take part in another ceremony.
+
+use std::collections::HashMap;
+
+use alloy_primitives::{Address, U256};
+use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
+use keyquorum_contract::magic::MagicBlockPlace;
+use keyquorum_contract::state::{CeremonySpec, SpecParticipant};
+use keyquorum_contract::{CommitteeEntry, Event, KeyMode, MagicBlock, NetworkIdentity};
+use keyquorum_crypto::Bls12381G1;
+use keyquorum_dkg::board::{Board, BoardError, Outcome};
+use keyquorum_dkg::messages::{Post, SignedPost};
+
+use crate::client::{BoardInput, Phase};
+
+/// A registered node as its `Registered` log names it.
+#[derive(Debug, Clone)]
+struct Registration {
+    identity: [u8; 96],
+    encryption_key: [u8; 32],
+    network: NetworkIdentity,
+    stake: u64,
+}
+
+/// The ceremony running on chain, with its board replica.
+struct Live {
+    id: U256,
+    view: u64,
+    ceremony_number: u32,
+    n: u32,
+    wait_end: u64,
+    board: Option<Board<Bls12381G1>>,
+}
+
+/// Turns the coordinator's board inputs into the node's chain events; see the module docs.
+pub struct Translator {
+    chain_name: String,
+    nodes: HashMap<Address, Registration>,
+    live: Option<Live>,
+    /// The active view's magic block hash (the next block's `previous_hash`).
+    magic_block_hash: [u8; 32],
+}
+
+impl std::fmt::Debug for Translator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Translator")
+            .field("chain_name", &self.chain_name)
+            .field("nodes", &self.nodes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn stake_u64(stake: U256) -> u64 {
+    u64::try_from(stake).unwrap_or(u64::MAX)
+}
+
+impl Translator {
+    /// A translator for the contract deployed with `chainId` = `chain_name`, fed from its
+    /// deployment block on.
+    pub fn new(chain_name: impl Into<String>) -> Self {
+        Translator {
+            chain_name: chain_name.into(),
+            nodes: HashMap::new(),
+            live: None,
+            magic_block_hash: [0; 32],
+        }
+    }
+
+    /// The chain name the contract binds ceremonies and magic blocks to.
+    pub fn chain_name(&self) -> &str {
+        &self.chain_name
+    }
+
+    /// The identity an account registered, if it did.
+    pub fn identity_of(&self, account: &Address) -> Option<[u8; 96]> {
+        self.nodes.get(account).map(|r| r.identity)
+    }
+
+    /// The events of one input, in order.
+    pub fn translate(&mut self, input: BoardInput) -> Vec<Event> {
+        match input {
+            BoardInput::Registered(r) => {
+                let Ok(identity) = <[u8; 96]>::try_from(r.identity.as_ref()) else {
+                    // The contract checked the key against its point: cannot happen.
+                    return Vec::new();
+                };
+                let network = NetworkIdentity {
+                    peer_id: HexBytes(r.peerId.to_vec()),
+                    addresses: r.addresses.clone(),
+                };
+                let reg = Registration {
+                    identity,
+                    encryption_key: r.encryptionKey.0,
+                    network: network.clone(),
+                    stake: stake_u64(r.stake),
+                };
+                self.nodes.insert(r.account, reg);
+                vec![Event::Registered {
+                    identity: Hex(identity),
+                    stake: stake_u64(r.stake),
+                    network,
+                }]
+            }
+            BoardInput::StakeChanged { account, stake } => {
+                let Some(reg) = self.nodes.get_mut(&account) else {
+                    return Vec::new();
+                };
+                match stake {
+                    Some(s) => {
+                        reg.stake = stake_u64(s);
+                        vec![Event::StakeChanged {
+                            identity: Hex(reg.identity),
+                            stake: reg.stake,
+                        }]
+                    }
+                    None => Vec::new(),
+                }
+            }
+            BoardInput::CommitteeSelected(sel) => self.committee_selected(sel),
+            BoardInput::PostAccepted { ceremony, post, .. } => self.post(ceremony, post.to_vec()),
+            BoardInput::Deadline { ceremony, phase } => self.deadline(ceremony, phase),
+            BoardInput::ViewActivated(a) => {
+                let first_round = match &self.live {
+                    Some(l) if l.id == a.ceremony => l.wait_end + 1,
+                    _ => 0,
+                };
+                if self.live.as_ref().is_some_and(|l| l.id == a.ceremony) {
+                    self.live = None;
+                }
+                self.magic_block_hash = a.magicBlockHash.0;
+                vec![Event::ViewActivated {
+                    view: a.viewNumber,
+                    first_round,
+                    hash: Hex(a.magicBlockHash.0),
+                }]
+            }
+            BoardInput::Slashed(s) => match self.nodes.get_mut(&s.culprit) {
+                Some(reg) => {
+                    reg.stake = reg.stake.saturating_sub(stake_u64(s.amount));
+                    vec![Event::StakeChanged {
+                        identity: Hex(reg.identity),
+                        stake: reg.stake,
+                    }]
+                }
+                None => Vec::new(),
+            },
+        }
+    }
+
+    fn committee_selected(&mut self, sel: crate::Coordinator::CommitteeSelected) -> Vec<Event> {
+        let mut committee = Vec::with_capacity(sel.committee.len());
+        let mut players = Vec::with_capacity(sel.committee.len());
+        for (i, account) in sel.committee.iter().enumerate() {
+            let Some(reg) = self.nodes.get(account) else {
+                // Only registered nodes can be selected: a log this translator missed.
+                self.live = None;
+                return Vec::new();
+            };
+            committee.push(CommitteeEntry {
+                index: i as u64 + 1,
+                identity: Hex(reg.identity),
+                stake: reg.stake,
+                network: reg.network.clone(),
+            });
+            players.push(SpecParticipant {
+                identity: Hex(reg.identity),
+                encryption_key: Hex(reg.encryption_key),
+            });
+        }
+        let spec = CeremonySpec {
+            domain: HexBytes(
+                format!(
+                    "keyquorum-contract/{}/view/{}/session/{}",
+                    self.chain_name, sel.viewNumber, sel.number
+                )
+                .into_bytes(),
+            ),
+            view: sel.viewNumber,
+            ceremony_number: sel.number,
+            n: sel.n,
+            t: sel.t,
+            k: sel.k,
+            players,
+            reshare: None,
+        };
+        // A spec that builds no ceremony, or another one, is refused by the node's follower;
+        // the replica then has no board and the ceremony's posts are not translated.
+        let board = spec
+            .ceremony()
+            .ok()
+            .filter(|c| *c.id() == sel.sessionId.0)
+            .map(Board::new);
+        self.live = Some(Live {
+            id: sel.ceremony,
+            view: sel.viewNumber,
+            ceremony_number: sel.number,
+            n: sel.n,
+            wait_end: sel.waitEnd,
+            board,
+        });
+        vec![Event::CommitteeSelected {
+            view: sel.viewNumber,
+            ceremony_number: sel.number,
+            key_mode: KeyMode::Fresh,
+            session_id: Hex(sel.sessionId.0),
+            committee,
+            dealers: Vec::new(),
+            spec,
+        }]
+    }
+
+    fn post(&mut self, ceremony: U256, post: Vec<u8>) -> Vec<Event> {
+        let Some(live) = self.live.as_mut().filter(|l| l.id == ceremony) else {
+            return Vec::new();
+        };
+        let Some(board) = live.board.as_mut() else {
+            return Vec::new();
+        };
+        let Ok(signed) = SignedPost::<Bls12381G1>::decode(&post, live.n as usize) else {
+            return Vec::new();
+        };
+        let dealer = signed.post.dealer();
+        let kind = match &signed.post {
+            Post::Contribution(_) => "contribution",
+            Post::Publication(_) => "publication",
+        };
+        match board.apply(&signed) {
+            Ok(()) => vec![Event::PostAccepted {
+                view: live.view,
+                ceremony_number: live.ceremony_number,
+                dealer,
+                kind: kind.into(),
+                post: HexBytes(post),
+            }],
+            Err(BoardError::Fault { fault, .. }) => vec![Event::PostRejected {
+                view: live.view,
+                ceremony_number: live.ceremony_number,
+                dealer,
+                reason: format!("{}: {fault}", fault.code()),
+                post: HexBytes(post),
+            }],
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn deadline(&mut self, ceremony: U256, phase: Phase) -> Vec<Event> {
+        let Some(live) = self.live.as_mut().filter(|l| l.id == ceremony) else {
+            return Vec::new();
+        };
+        let (view, ceremony_number) = (live.view, live.ceremony_number);
+        if phase == Phase::Wait {
+            // No activation in time: the next ceremony may be started; nothing for the board.
+            self.live = None;
+            return Vec::new();
+        }
+        let Some(board) = live.board.as_mut() else {
+            return Vec::new();
+        };
+        let attempt = board.attempt();
+        board.advance();
+        let mut events = vec![Event::BoardDeadline {
+            view,
+            ceremony_number,
+            attempt,
+        }];
+        if phase != Phase::Publish {
+            return events;
+        }
+        // The contract takes one publish attempt: the board's outcome is final here.
+        match board.outcome() {
+            Some(Outcome::Success { .. }) => {
+                let place = MagicBlockPlace {
+                    chain_id: self.chain_name.clone(),
+                    view,
+                    ceremony_number,
+                    key_mode: KeyMode::Fresh,
+                    previous_hash: self.magic_block_hash,
+                    first_round: live.wait_end + 1,
+                };
+                let nodes = &self.nodes;
+                match MagicBlock::from_board(&place, board, |id| {
+                    nodes
+                        .values()
+                        .find(|r| r.identity == id.0)
+                        .map(|r| r.network.clone())
+                }) {
+                    Ok(block) => events.push(Event::MagicBlockCreated {
+                        view,
+                        ceremony_number,
+                        hash: Hex(block.hash()),
+                        magic_block: block,
+                    }),
+                    Err(e) => events.push(Event::CeremonyFailed {
+                        view,
+                        ceremony_number,
+                        reason: e.to_string(),
+                        culprits: Vec::new(),
+                        next_ceremony_number: None,
+                    }),
+                }
+            }
+            _ => {
+                let culprits = board
+                    .named()
+                    .iter()
+                    .map(|e| Hex(e.identity.to_bytes()))
+                    .collect();
+                let reason = board
+                    .failure_reason()
+                    .map(|r| format!("{r:?}"))
+                    .unwrap_or_else(|| "no outcome after the publish phase".into());
+                events.push(Event::CeremonyFailed {
+                    view,
+                    ceremony_number,
+                    reason,
+                    culprits,
+                    next_ceremony_number: None,
+                });
+            }
+        }
+        events
+    }
+}
