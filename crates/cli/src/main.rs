@@ -12,6 +12,7 @@ mod demo_beacon;
 mod demo_latency;
 mod demo_report;
 mod demo_sign;
+mod deploy;
 mod sections;
 use keyquorum_node::cli::{CliError, EXIT_CODES};
 use keyquorum_sim::{AdversaryKind, CurveChoice, NetModel, SimConfig, VariantChoice};
@@ -44,6 +45,9 @@ enum Command {
     /// Verify rounds of a drand-compatible random beacon.
     #[command(after_help = EXIT_CODES)]
     Beacon(beacon::BeaconArgs),
+    /// Deploy the coordinator contract on an EVM chain (JSON-RPC) and print its address.
+    #[command(after_help = EXIT_CODES)]
+    Deploy(deploy::DeployArgs),
     /// Sections without a chain: elders hand a section key over through DKGs among candidates.
     #[command(after_help = EXIT_CODES)]
     Sections(sections::SectionsArgs),
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
         Command::Keys(args) => keyquorum_node::cli::keys(args),
         Command::Demo(args) => demo::run(args),
         Command::Beacon(args) => beacon::run(args),
+        Command::Deploy(args) => deploy::run(args),
         Command::Sections(args) => sections::run(args),
     };
     match result {

@@ -32,6 +32,7 @@ fn every_help_documents_the_exit_codes() {
         &["beacon", "verify"],
         &["sections"],
         &["sections", "demo"],
+        &["deploy"],
     ] {
         let mut args = sub.to_vec();
         args.push("--help");

@@ -48,6 +48,9 @@ pub enum ClientError {
     /// The deployment's receipt names no contract.
     #[error("the deployment created no contract")]
     NoContract,
+    /// The contract refused the deployment (its constructor's checks of the configuration).
+    #[error("refused: {0:?}")]
+    Refused(Revert),
     /// A read returned bytes that do not decode as the function's result.
     #[error("undecodable answer: {0}")]
     Decode(String),
@@ -153,9 +156,16 @@ pub async fn deploy(
     let mut code = Coordinator::BYTECODE.to_vec();
     code.extend(Coordinator::constructorCall { c: config }.abi_encode());
     let tx = TransactionRequest::default().with_deploy_code(code);
-    let receipt = provider
-        .send_transaction(tx)
-        .await?
+    let pending = match provider.send_transaction(tx).await {
+        Ok(p) => p,
+        Err(e) => {
+            return Err(match revert_of(&e) {
+                Some(r) => ClientError::Refused(r),
+                None => e.into(),
+            });
+        }
+    };
+    let receipt = pending
         .with_timeout(Some(RECEIPT_TIMEOUT))
         .get_receipt()
         .await

@@ -34,6 +34,8 @@ mod bindings {
     );
 }
 
+pub use alloy_primitives;
+pub use alloy_signer_local::PrivateKeySigner;
 pub use bindings::Coordinator;
 
 #[allow(missing_docs)]

@@ -1,0 +1,167 @@
+//! `keyquorum deploy`: the coordinator contract (`contracts/src/Coordinator.sol`, the committed
+//! artifact `keyquorum-evm` embeds) deployed on an EVM chain over JSON-RPC.
+//!
+//! The contract's parameters are its constructor's `Config`, read from `--config` (TOML, the
+//! fields below in snake case; every one has a default); the deploying account pays the gas and
+//! has no further role (the contract has no owner). Prints the address, and the block it was
+//! created in, where nodes start following its logs.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use keyquorum_evm::Coordinator;
+use keyquorum_evm::alloy_primitives::{Bytes, U256};
+use keyquorum_evm::client::{ClientError, deploy};
+use keyquorum_node::cli::CliError;
+use serde::Deserialize;
+
+/// Arguments of `keyquorum deploy`.
+#[derive(Args, Debug, Clone)]
+pub struct DeployArgs {
+    /// The chain's JSON-RPC endpoint (http:// or https://).
+    #[arg(long, value_name = "URL")]
+    pub rpc: String,
+    /// File holding the deploying account's secp256k1 private key (hex).
+    #[arg(long, value_name = "FILE", conflicts_with = "key")]
+    pub key_file: Option<PathBuf>,
+    /// The deploying account's secp256k1 private key (hex). Visible to other local users in
+    /// the process list: for development chains; prefer --key-file.
+    #[arg(long, value_name = "HEX")]
+    pub key: Option<String>,
+    /// The contract's parameters (TOML); see the command's documentation for the fields.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The constructor's `Config`, with defaults for a small test network.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeployConfig {
+    /// The chain name every ceremony and magic block binds (the devchain's chain id).
+    pub chain_name: String,
+    /// Largest committee.
+    pub max_size: u32,
+    /// Smallest committee a view change starts with.
+    pub min_size: u32,
+    /// Threshold, percent of the committee (rounded up).
+    pub threshold_percent: u8,
+    /// Dealer quorum, percent of the committee (rounded up).
+    pub quorum_percent: u8,
+    /// Seats kept for members of the active view, percent.
+    pub keep_previous_percent: u8,
+    /// Least stake (wei) to be eligible.
+    pub min_stake: u128,
+    /// Phase lengths in blocks.
+    pub contribute_blocks: u64,
+    /// See `contribute_blocks`.
+    pub share_blocks: u64,
+    /// See `contribute_blocks`.
+    pub publish_blocks: u64,
+    /// See `contribute_blocks`.
+    pub wait_blocks: u64,
+    /// First block at which the first view change may start.
+    pub first_view_change: u64,
+    /// Blocks from a view's first round to the next view change.
+    pub view_length: u64,
+    /// Blocks before unbonded stake can be withdrawn.
+    pub unbonding_blocks: u64,
+    /// Share of a culprit's stake slashed on a fraud proof, percent.
+    pub misbehaviour_percent: u8,
+    /// Share of the slashed amount paid to the reporter, percent.
+    pub reporter_percent: u8,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        DeployConfig {
+            chain_name: "keyquorum-evm".into(),
+            max_size: 7,
+            min_size: 4,
+            threshold_percent: 67,
+            quorum_percent: 75,
+            keep_previous_percent: 50,
+            min_stake: 1,
+            contribute_blocks: 20,
+            share_blocks: 20,
+            publish_blocks: 20,
+            wait_blocks: 20,
+            first_view_change: 0,
+            view_length: 200,
+            unbonding_blocks: 100,
+            misbehaviour_percent: 50,
+            reporter_percent: 10,
+        }
+    }
+}
+
+impl DeployConfig {
+    /// The constructor's argument.
+    pub fn contract_config(&self) -> Coordinator::Config {
+        Coordinator::Config {
+            chainId: Bytes::from(self.chain_name.clone().into_bytes()),
+            maxSize: self.max_size,
+            minSize: self.min_size,
+            thresholdPercent: self.threshold_percent,
+            quorumPercent: self.quorum_percent,
+            keepPreviousPercent: self.keep_previous_percent,
+            minStake: U256::from(self.min_stake),
+            contributeBlocks: self.contribute_blocks,
+            shareBlocks: self.share_blocks,
+            publishBlocks: self.publish_blocks,
+            waitBlocks: self.wait_blocks,
+            firstViewChange: self.first_view_change,
+            viewLength: self.view_length,
+            unbondingBlocks: self.unbonding_blocks,
+            misbehaviourPercent: self.misbehaviour_percent,
+            reporterPercent: self.reporter_percent,
+        }
+    }
+}
+
+fn signer(args: &DeployArgs) -> Result<keyquorum_evm::PrivateKeySigner, CliError> {
+    let text = match (&args.key_file, &args.key) {
+        (Some(path), None) => std::fs::read_to_string(path)
+            .map_err(|e| CliError::Usage(format!("--key-file {}: {e}", path.display())))?,
+        (None, Some(k)) => k.clone(),
+        _ => {
+            return Err(CliError::usage(
+                "give the deploying key with --key-file or --key",
+            ));
+        }
+    };
+    let text = text.trim();
+    let bytes = hex::decode(text.strip_prefix("0x").unwrap_or(text))
+        .map_err(|_| CliError::usage("the deploying key is not hex"))?;
+    keyquorum_evm::PrivateKeySigner::from_slice(&bytes)
+        .map_err(|_| CliError::usage("the deploying key is not a secp256k1 private key"))
+}
+
+/// Runs `keyquorum deploy`.
+pub fn run(args: DeployArgs) -> Result<(), CliError> {
+    let config: DeployConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::Usage(format!("--config {}: {e}", path.display())))?;
+            toml::from_str(&text)
+                .map_err(|e| CliError::Usage(format!("--config {}: {e}", path.display())))?
+        }
+        None => DeployConfig::default(),
+    };
+    let key = signer(&args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let (address, block) = runtime
+        .block_on(deploy(&args.rpc, key, config.contract_config()))
+        .map_err(|e| match e {
+            ClientError::Refused(r) => {
+                CliError::Failed(format!("the contract refused the configuration: {r:?}"))
+            }
+            other => CliError::Failed(format!("deploying to {}: {other}", args.rpc)),
+        })?;
+    println!("contract {address}");
+    println!("block {block}");
+    println!("chain_name {}", config.chain_name);
+    Ok(())
+}
