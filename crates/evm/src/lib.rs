@@ -11,6 +11,10 @@
 //! the subgroup, canonical). The contract receives both forms where it needs the compressed
 //! bytes (identity keys, the group key, the seed-giving signature) and checks that they agree.
 //!
+//! On a live chain: [`client`] deploys the contract, sends calls from a secp256k1 account and
+//! follows its logs at a confirmation depth; [`events`] turns those logs into the node's chain
+//! events; [`anvil`] starts a local chain for the tests.
+//!
 //! The contract's rules, and what it does not do yet, are in the contract's own documentation
 //! and in `docs/architecture.md`; `tests/coordinator.rs` runs it in-process with `revm` (Prague).
 //!
