@@ -297,6 +297,8 @@ impl DkgRun {
             index_scheme: IndexScheme::Sequential,
             players: start.candidates.iter().map(|c| c.dkg.member()).collect(),
             reshare: None,
+            // Only the complaint variant encrypts deals verifiably.
+            verifiable_keys: Vec::new(),
         };
         let ceremony = Ceremony::new(config).map_err(|_| DkgDrop::BadCeremony)?;
         let (identity, encryption) = dkg_secrets(node_key);

@@ -445,10 +445,12 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 }
 
 async fn serve_beacon(beacon: http::BeaconHttp) -> std::net::SocketAddr {
+    let metrics = Arc::new(Metrics::new());
     let handle = crate::status::StatusHandle {
         status: Default::default(),
-        metrics: Arc::new(Metrics::new()),
+        metrics: metrics.clone(),
         beacon,
+        sign: crate::sign::SignService::disabled(metrics),
     };
     let (addr, _) = crate::status::serve(([127, 0, 0, 1], 0).into(), handle)
         .await
