@@ -35,6 +35,8 @@ const CHAIN_KEY_TAG: &[u8] = b"keyquorum-evm/chain-key/v1";
 const MAX_LOG_RANGE: u64 = 1_000;
 /// How long a sent transaction is waited for.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often [`wait_for_receipt`] asks.
+const RECEIPT_POLL: Duration = Duration::from_millis(100);
 
 /// Why a chain call failed (a revert is a [`CallOutcome`], not an error).
 #[derive(Debug, Error)]
@@ -165,16 +167,34 @@ pub async fn deploy(
             });
         }
     };
-    let receipt = pending
-        .with_timeout(Some(RECEIPT_TIMEOUT))
-        .get_receipt()
-        .await
-        .map_err(|e| ClientError::Pending(e.to_string()))?;
+    let receipt = wait_for_receipt(&provider, *pending.tx_hash()).await?;
     if !receipt.status() {
         return Err(ClientError::NoContract);
     }
     let address = receipt.contract_address.ok_or(ClientError::NoContract)?;
     Ok((address, receipt.block_number.unwrap_or_default()))
+}
+
+/// Polls `eth_getTransactionReceipt` until the transaction is mined or [`RECEIPT_TIMEOUT`]
+/// passes. alloy's block-watching `get_receipt` can miss a transaction that a dev chain mined
+/// before the watcher saw the block, and then waits out its timeout although the receipt exists;
+/// asking for the receipt directly has no such race.
+async fn wait_for_receipt<P: Provider>(
+    provider: &P,
+    hash: B256,
+) -> Result<alloy_rpc_types_eth::TransactionReceipt, ClientError> {
+    let deadline = tokio::time::Instant::now() + RECEIPT_TIMEOUT;
+    loop {
+        if let Some(receipt) = provider.get_transaction_receipt(hash).await? {
+            return Ok(receipt);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ClientError::Pending(format!(
+                "transaction {hash} was not mined within {RECEIPT_TIMEOUT:?}"
+            )));
+        }
+        tokio::time::sleep(RECEIPT_POLL).await;
+    }
 }
 
 /// The contract at an address, and an account to call it from. Clones share the provider and
@@ -270,11 +290,7 @@ impl Client {
                 };
             }
         };
-        let receipt = pending
-            .with_timeout(Some(RECEIPT_TIMEOUT))
-            .get_receipt()
-            .await
-            .map_err(|e| ClientError::Pending(e.to_string()))?;
+        let receipt = wait_for_receipt(&self.provider, *pending.tx_hash()).await?;
         if !receipt.status() {
             return Ok(CallOutcome::Reverted(Revert::Mined));
         }
