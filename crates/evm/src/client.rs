@@ -137,10 +137,16 @@ fn revert_of(error: &TransportError) -> Option<Revert> {
 }
 
 async fn connect(rpc: &str, key: PrivateKeySigner) -> Result<DynProvider, ClientError> {
-    // The recommended fillers: gas limit by estimation, EIP-1559 fees from the fee history,
-    // the chain id, and the nonce from the chain's pending count (sends are serialised below,
-    // so a refused call never leaves a gap).
+    // Gas limit by estimation, EIP-1559 fees from the fee history, the chain id, and the nonce
+    // from the chain's pending count at each send. Not alloy's default cached nonce: it counts
+    // the nonce up while the gas is estimated, so a call the contract refuses at estimation
+    // (never sent) would leave a gap and no later transaction of the account would be mined.
+    // Sends are serialised below, so the pending count is always the next nonce.
     let provider = ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
         .wallet(EthereumWallet::from(key))
         .connect(rpc)
         .await?;
@@ -176,9 +182,8 @@ pub async fn deploy(
 }
 
 /// Polls `eth_getTransactionReceipt` until the transaction is mined or [`RECEIPT_TIMEOUT`]
-/// passes. alloy's block-watching `get_receipt` can miss a transaction that a dev chain mined
-/// before the watcher saw the block, and then waits out its timeout although the receipt exists;
-/// asking for the receipt directly has no such race.
+/// passes: one request per poll, no block subscription to keep alive, and a typed error naming
+/// the transaction when it is not mined in time.
 async fn wait_for_receipt<P: Provider>(
     provider: &P,
     hash: B256,

@@ -82,6 +82,40 @@ async fn follow_to(follower: &mut Follower, until: u64) -> Vec<ConfirmedBlock> {
     out
 }
 
+/// A call the contract refuses at gas estimation is never sent, so it must not use up a nonce:
+/// a gap would leave every later transaction of the account unmined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_refused_at_estimation_leaves_no_nonce_gap() {
+    let anvil = anvil();
+    let deployer = chain_key(b"test deployer");
+    anvil.fund(deployer.address(), ether()).await.unwrap();
+    let (contract, _) = deploy(anvil.url(), deployer, config(4)).await.unwrap();
+    let (n, c) = node(&anvil, 0, contract).await;
+    included(
+        c.send(n.register_call(contract), U256::from(STAKE))
+            .await
+            .unwrap(),
+    );
+    for round in 0..3 {
+        let refused = c
+            .send(Coordinator::withdrawCall {}, U256::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(
+            refused.revert().map(Revert::name).as_deref(),
+            Some("NothingToWithdraw"),
+            "round {round}"
+        );
+        let next = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            c.send(Coordinator::addStakeCall {}, U256::from(1u64)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("round {round}: the call after a refused one was not mined"));
+        included(next.unwrap());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
     let anvil = anvil();
