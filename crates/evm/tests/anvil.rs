@@ -15,23 +15,22 @@ use std::path::PathBuf;
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_provider::Provider;
 use blstrs::Scalar;
-use common::{CHAIN_NAME, Node, config};
+use common::{
+    CHAIN_NAME, Node, ceremony_spec, config, dealer_of, post_call, ranking, run_ceremony,
+};
 use keyquorum_contract::SignerRole;
 use keyquorum_contract::follow::CeremonyEnd;
-use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
+use keyquorum_contract::hex::Bytes as HexBytes;
 use keyquorum_contract::magic::{MagicBlockPlace, signing_message};
-use keyquorum_contract::state::{CeremonySpec, SpecParticipant};
 use keyquorum_contract::tx::NetworkIdentity;
 use keyquorum_contract::{Event, Step};
 use keyquorum_contract::{KeyMode, MagicBlock, genesis_seed};
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_crypto::{Bls12381G1, Curve};
-use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::board::{Board, Outcome};
 use keyquorum_dkg::identity::IdentityPublicKey;
-use keyquorum_dkg::messages::{Post, SignedPost};
-use keyquorum_dkg::participant::Participant;
-use keyquorum_dkg::testing::ceremony::{BoardEvent, RunResult, member, run_nodes};
+use keyquorum_dkg::messages::SignedPost;
+use keyquorum_dkg::testing::ceremony::RunResult;
 use keyquorum_evm::anvil::Anvil;
 use keyquorum_evm::client::{
     BoardInput, CallOutcome, Client, ConfirmedBlock, FollowError, Follower, Phase, Revert,
@@ -159,18 +158,8 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
         Some("IdentityTaken")
     );
 
-    let mut ranked: Vec<(u64, [u8; 32], Address)> = nodes
-        .iter()
-        .map(|(n, _)| {
-            (
-                STAKE + n.index as u64,
-                keyquorum_contract::select::tiebreak(&genesis_seed(CHAIN_NAME), &Hex(n.identity)),
-                n.account,
-            )
-        })
-        .collect();
-    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let ranked: Vec<Address> = ranked.into_iter().map(|x| x.2).collect();
+    let all: Vec<&Node> = nodes.iter().map(|(n, _)| n).collect();
+    let ranked = ranking(&all, &genesis_seed(CHAIN_NAME), |n| STAKE + n.index as u64);
     included(
         admin
             .send(Coordinator::startViewChangeCall { ranked }, U256::ZERO)
@@ -199,76 +188,44 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
         .collect();
     assert_eq!(committee, vec![4, 3, 2, 1]);
 
-    let spec = CeremonySpec {
-        domain: HexBytes(
-            format!(
-                "keyquorum-contract/{CHAIN_NAME}/view/{}/session/{}",
-                sel.viewNumber, sel.number
-            )
-            .into_bytes(),
-        ),
-        view: sel.viewNumber,
-        ceremony_number: sel.number,
-        n: sel.n,
-        t: sel.t,
-        k: sel.k,
-        players: committee
-            .iter()
-            .map(|&i| SpecParticipant {
-                identity: Hex(nodes[i].0.identity),
-                encryption_key: Hex(nodes[i].0.encryption_key),
-            })
-            .collect(),
-        reshare: None,
-    };
+    let seated: Vec<&Node> = committee.iter().map(|&i| &nodes[i].0).collect();
+    let spec = ceremony_spec(&sel, &seated);
     let ceremony = spec.ceremony().unwrap();
     assert_eq!(sel.sessionId.0, *ceremony.id());
 
     // The DKG among the committee off chain; its posts go through the contract.
-    let participants: Vec<Box<dyn Participant<Bls12381G1>>> = committee
-        .iter()
-        .enumerate()
-        .map(|(pos, &i)| {
-            let m = member(nodes[i].0.index);
-            let mut seed = [7u8; 32];
-            seed[..8].copy_from_slice(&(pos as u64).to_be_bytes());
-            Box::new(
-                AckRevealParticipant::new(ceremony.clone(), m.identity, m.encryption, None, seed)
-                    .unwrap(),
-            ) as Box<dyn Participant<Bls12381G1>>
-        })
-        .collect();
-    let (results, events) = run_nodes(participants, &[], &mut |_, a| vec![a]);
-    let (mut contributions, mut publications) = (Vec::new(), Vec::new());
-    for e in events {
-        if let BoardEvent::Post(p) = e {
-            let decoded = SignedPost::<Bls12381G1>::decode(&p, 4).unwrap().post;
-            let dealer = decoded.dealer() as usize;
-            match decoded {
-                Post::Contribution(_) => contributions.push((dealer, p)),
-                Post::Publication(_) => publications.push((dealer, p)),
-            }
-        }
-    }
+    let (contributions, publications, results) = run_ceremony(&spec, &seated, &[]);
     let client_at = |pos: usize| &nodes[committee[pos]].1;
-    let post = |p: &[u8]| Coordinator::postCall {
-        signedPost: p.to_vec().into(),
-    };
     // Someone outside the committee.
-    let outcome = nodes[0].1.send(post(&contributions[0].1), U256::ZERO).await;
+    let outcome = nodes[0]
+        .1
+        .send(post_call(&contributions[0]), U256::ZERO)
+        .await;
     assert_eq!(
         outcome.unwrap().revert().map(Revert::name).as_deref(),
         Some("NotMember")
     );
-    for (dealer, p) in &contributions {
-        included(client_at(*dealer).send(post(p), U256::ZERO).await.unwrap());
+    for p in &contributions {
+        let dealer = dealer_of(p, sel.n);
+        included(
+            client_at(dealer)
+                .send(post_call(p), U256::ZERO)
+                .await
+                .unwrap(),
+        );
     }
     let now = admin.block_number().await.unwrap();
     assert!(now <= sel.contributeEnd, "contributions landed in time");
     // The next transaction lands in the first block after the share phase.
     anvil.mine(sel.shareEnd - now).await.unwrap();
-    for (dealer, p) in &publications {
-        included(client_at(*dealer).send(post(p), U256::ZERO).await.unwrap());
+    for p in &publications {
+        let dealer = dealer_of(p, sel.n);
+        included(
+            client_at(dealer)
+                .send(post_call(p), U256::ZERO)
+                .await
+                .unwrap(),
+        );
     }
     let now = admin.block_number().await.unwrap();
     assert!(now <= sel.publishEnd, "publications landed in time");

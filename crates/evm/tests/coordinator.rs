@@ -12,17 +12,15 @@ use common::*;
 use keyquorum_contract::SignerRole;
 use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
 use keyquorum_contract::magic::{MagicBlockPlace, signing_message};
-use keyquorum_contract::state::{CeremonySpec, SpecParticipant};
+use keyquorum_contract::state::CeremonySpec;
 use keyquorum_contract::tx::NetworkIdentity;
 use keyquorum_contract::{KeyMode, MagicBlock, genesis_seed};
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_crypto::{Bls12381G1, Curve};
-use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::board::{Board, Outcome};
 use keyquorum_dkg::identity::Purpose;
 use keyquorum_dkg::messages::{Post, SignedPost};
-use keyquorum_dkg::participant::Participant;
-use keyquorum_dkg::testing::ceremony::{BoardEvent, RunResult, member, run_nodes};
+use keyquorum_dkg::testing::ceremony::RunResult;
 use keyquorum_evm::{Coordinator, g1_point, g2_point};
 
 const STAKE: u64 = 1_000;
@@ -40,22 +38,6 @@ fn registered(n: u32, count: u32) -> (Chain, Vec<Node>) {
             .ok();
     }
     (chain, nodes)
-}
-
-/// Every eligible node, best first, as the contract ranks them.
-fn ranking(nodes: &[&Node], seed: &[u8; 32], stake: impl Fn(&Node) -> u64) -> Vec<Address> {
-    let mut r: Vec<(u64, [u8; 32], Address)> = nodes
-        .iter()
-        .map(|n| {
-            (
-                stake(n),
-                keyquorum_contract::select::tiebreak(seed, &Hex(n.identity)),
-                n.account,
-            )
-        })
-        .collect();
-    r.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    r.into_iter().map(|x| x.2).collect()
 }
 
 struct Started {
@@ -88,90 +70,13 @@ fn start(chain: &mut Chain, nodes: &[Node]) -> Started {
     }
 }
 
+/// The committee's nodes in seat order.
+fn seated<'a>(nodes: &'a [Node], s: &Started) -> Vec<&'a Node> {
+    s.committee.iter().map(|&i| &nodes[i]).collect()
+}
+
 fn spec(nodes: &[Node], s: &Started) -> CeremonySpec {
-    CeremonySpec {
-        domain: HexBytes(
-            format!(
-                "keyquorum-contract/{CHAIN_NAME}/view/{}/session/{}",
-                s.sel.viewNumber, s.sel.number
-            )
-            .into_bytes(),
-        ),
-        view: s.sel.viewNumber,
-        ceremony_number: s.sel.number,
-        n: s.sel.n,
-        t: s.sel.t,
-        k: s.sel.k,
-        players: s
-            .committee
-            .iter()
-            .map(|&i| SpecParticipant {
-                identity: Hex(nodes[i].identity),
-                encryption_key: Hex(nodes[i].encryption_key),
-            })
-            .collect(),
-        reshare: None,
-    }
-}
-
-/// Contributions and publications in board order, and each player's result.
-type CeremonyRun = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<RunResult<Bls12381G1>>);
-
-/// Runs the DKG among the committee off chain (perfect network); returns the posts in board
-/// order, contributions first, and each player's output.
-fn run_ceremony(nodes: &[Node], s: &Started, spec: &CeremonySpec) -> CeremonyRun {
-    run_ceremony_without(nodes, s, spec, &[])
-}
-
-/// [`run_ceremony`] with the members at positions `silent` doing nothing.
-fn run_ceremony_without(
-    nodes: &[Node],
-    s: &Started,
-    spec: &CeremonySpec,
-    silent: &[usize],
-) -> CeremonyRun {
-    let ceremony = spec.ceremony().unwrap();
-    let participants: Vec<Box<dyn Participant<Bls12381G1>>> = s
-        .committee
-        .iter()
-        .enumerate()
-        .map(|(pos, &i)| {
-            let m = member(nodes[i].index);
-            let mut seed = [3u8; 32];
-            seed[..8].copy_from_slice(&(pos as u64).to_be_bytes());
-            Box::new(
-                AckRevealParticipant::new(ceremony.clone(), m.identity, m.encryption, None, seed)
-                    .unwrap(),
-            ) as Box<dyn Participant<Bls12381G1>>
-        })
-        .collect();
-    let (results, events) = run_nodes(participants, silent, &mut |_, a| vec![a]);
-    let (mut contributions, mut publications) = (Vec::new(), Vec::new());
-    for e in events {
-        if let BoardEvent::Post(p) = e {
-            match SignedPost::<Bls12381G1>::decode(&p, spec.n as usize)
-                .unwrap()
-                .post
-            {
-                Post::Contribution(_) => contributions.push(p),
-                Post::Publication(_) => publications.push(p),
-            }
-        }
-    }
-    (contributions, publications, results)
-}
-
-fn dealer_of(post: &[u8], n: u32) -> usize {
-    SignedPost::<Bls12381G1>::decode(post, n as usize)
-        .unwrap()
-        .post
-        .dealer() as usize
-}
-
-fn post_call(p: &[u8]) -> Coordinator::postCall {
-    Coordinator::postCall {
-        signedPost: p.to_vec().into(),
-    }
+    ceremony_spec(&s.sel, &seated(nodes, s))
 }
 
 #[test]
@@ -319,7 +224,7 @@ fn a_fresh_view_change_activates_the_magic_block_the_rust_board_defines() {
     assert_eq!(s.sel.sessionId.0, *ceremony.id());
     let member_at = |pos: usize| &nodes[s.committee[pos]];
 
-    let (contributions, publications, results) = run_ceremony(&nodes, &s, &spec);
+    let (contributions, publications, results) = run_ceremony(&spec, &seated(&nodes, &s), &[]);
     assert_eq!((contributions.len(), publications.len()), (4, 4));
 
     // Contribute phase: a non-member, a publication too early, a post by the wrong member.
@@ -612,7 +517,7 @@ fn a_forged_ack_aggregate_is_slashed() {
     let (mut chain, nodes) = registered(4, 4);
     let s = start(&mut chain, &nodes);
     let spec = spec(&nodes, &s);
-    let (contributions, publications, _) = run_ceremony(&nodes, &s, &spec);
+    let (contributions, publications, _) = run_ceremony(&spec, &seated(&nodes, &s), &[]);
     let member_at = |pos: usize| &nodes[s.committee[pos]];
     for p in &contributions {
         chain
@@ -744,7 +649,7 @@ fn a_bad_reveal_is_slashed() {
     let (mut chain, nodes) = registered(4, 4);
     let s = start(&mut chain, &nodes);
     let spec = spec(&nodes, &s);
-    let (contributions, publications, _) = run_ceremony_without(&nodes, &s, &spec, &[3]);
+    let (contributions, publications, _) = run_ceremony(&spec, &seated(&nodes, &s), &[3]);
     assert_eq!((contributions.len(), publications.len()), (3, 3));
     let member_at = |pos: usize| &nodes[s.committee[pos]];
     for p in &contributions {

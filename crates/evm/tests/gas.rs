@@ -48,24 +48,18 @@ struct Gas {
     committees: Vec<BTreeSet<Hex<96>>>,
 }
 
-fn ranking(chain: &mut Chain, nodes: &[Node]) -> Vec<Address> {
+/// The candidates ranked as the contract ranks them, from its seed and stakes.
+fn ranked(chain: &mut Chain, nodes: &[Node]) -> Vec<Address> {
     let seed = chain.read(Coordinator::currentSeedCall {}).0;
-    let mut r: Vec<(u64, [u8; 32], Address)> = nodes
+    let stakes: std::collections::HashMap<Address, u64> = nodes
         .iter()
         .map(|n| {
-            let stake = chain
-                .read(Coordinator::stakeOfCall { account: n.account })
-                .stake
-                .to::<u64>();
-            (
-                stake,
-                keyquorum_contract::select::tiebreak(&seed, &Hex(n.identity)),
-                n.account,
-            )
+            let stake = chain.read(Coordinator::stakeOfCall { account: n.account });
+            (n.account, stake.stake.to::<u64>())
         })
         .collect();
-    r.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    r.into_iter().map(|x| x.2).collect()
+    let all: Vec<&Node> = nodes.iter().collect();
+    ranking(&all, &seed, |n| stakes[&n.account])
 }
 
 fn uncompressed(p: &G1Affine) -> [u8; 96] {
@@ -102,7 +96,7 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
         let next = chain.read(Coordinator::nextStartCall {});
         chain.set_block(next);
         let seed = chain.read(Coordinator::currentSeedCall {}).0;
-        let ranked = ranking(&mut chain, &nodes);
+        let ranked = ranked(&mut chain, &nodes);
         let r = chain
             .send(
                 nodes[0].account,

@@ -8,8 +8,14 @@ use std::collections::HashMap;
 
 use alloy_primitives::{Address, Bytes, Log, U256};
 use alloy_sol_types::{SolCall, SolConstructor, SolError, SolEvent};
+use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
+use keyquorum_contract::state::{CeremonySpec, SpecParticipant};
+use keyquorum_crypto::Bls12381G1;
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::identity::Purpose;
-use keyquorum_dkg::testing::ceremony::{MemberKeys, member};
+use keyquorum_dkg::messages::{Post, SignedPost};
+use keyquorum_dkg::participant::Participant;
+use keyquorum_dkg::testing::ceremony::{BoardEvent, MemberKeys, RunResult, member, run_nodes};
 use keyquorum_evm::{Coordinator, g1_point, g2_point, registration_payload};
 use revm::context::{CfgEnv, TxEnv};
 use revm::context_interface::result::ExecutionResult;
@@ -278,5 +284,100 @@ impl Node {
             peerId: self.peer_id().into(),
             addresses: self.addresses(),
         }
+    }
+}
+
+/// Every eligible node, best first, as the contract ranks them: by stake, then by the
+/// tiebreak on the identity key under `seed`.
+pub fn ranking(nodes: &[&Node], seed: &[u8; 32], stake: impl Fn(&Node) -> u64) -> Vec<Address> {
+    let mut r: Vec<(u64, [u8; 32], Address)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                stake(n),
+                keyquorum_contract::select::tiebreak(seed, &Hex(n.identity)),
+                n.account,
+            )
+        })
+        .collect();
+    r.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    r.into_iter().map(|x| x.2).collect()
+}
+
+/// The ceremony the contract's selection `sel` starts, with `committee` in seat order.
+pub fn ceremony_spec(sel: &Coordinator::CommitteeSelected, committee: &[&Node]) -> CeremonySpec {
+    CeremonySpec {
+        domain: HexBytes(
+            format!(
+                "keyquorum-contract/{CHAIN_NAME}/view/{}/session/{}",
+                sel.viewNumber, sel.number
+            )
+            .into_bytes(),
+        ),
+        view: sel.viewNumber,
+        ceremony_number: sel.number,
+        n: sel.n,
+        t: sel.t,
+        k: sel.k,
+        players: committee
+            .iter()
+            .map(|n| SpecParticipant {
+                identity: Hex(n.identity),
+                encryption_key: Hex(n.encryption_key),
+            })
+            .collect(),
+        reshare: None,
+    }
+}
+
+/// Contributions and publications in board order, and each player's result.
+pub type CeremonyRun = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<RunResult<Bls12381G1>>);
+
+/// Runs the DKG among `committee` (seat order) off chain on a perfect network, the members at
+/// seats `silent` doing nothing; returns the posts in board order, contributions first, and
+/// each player's output.
+pub fn run_ceremony(spec: &CeremonySpec, committee: &[&Node], silent: &[usize]) -> CeremonyRun {
+    let ceremony = spec.ceremony().unwrap();
+    let participants: Vec<Box<dyn Participant<Bls12381G1>>> = committee
+        .iter()
+        .enumerate()
+        .map(|(seat, n)| {
+            let m = member(n.index);
+            let mut seed = [3u8; 32];
+            seed[..8].copy_from_slice(&(seat as u64).to_be_bytes());
+            Box::new(
+                AckRevealParticipant::new(ceremony.clone(), m.identity, m.encryption, None, seed)
+                    .unwrap(),
+            ) as Box<dyn Participant<Bls12381G1>>
+        })
+        .collect();
+    let (results, events) = run_nodes(participants, silent, &mut |_, a| vec![a]);
+    let (mut contributions, mut publications) = (Vec::new(), Vec::new());
+    for e in events {
+        if let BoardEvent::Post(p) = e {
+            match SignedPost::<Bls12381G1>::decode(&p, spec.n as usize)
+                .unwrap()
+                .post
+            {
+                Post::Contribution(_) => contributions.push(p),
+                Post::Publication(_) => publications.push(p),
+            }
+        }
+    }
+    (contributions, publications, results)
+}
+
+/// The seat of the dealer that signed the post `post` of a ceremony with `n` seats.
+pub fn dealer_of(post: &[u8], n: u32) -> usize {
+    SignedPost::<Bls12381G1>::decode(post, n as usize)
+        .unwrap()
+        .post
+        .dealer() as usize
+}
+
+/// The contract call that submits a signed post.
+pub fn post_call(p: &[u8]) -> Coordinator::postCall {
+    Coordinator::postCall {
+        signedPost: p.to_vec().into(),
     }
 }
