@@ -81,9 +81,6 @@ contract BeaconConsumer {
     /// @param genesisSeed_ the chain's genesis seed (used by the chained scheme only)
     constructor(bytes memory groupKey_, bytes memory groupKeyPoint_, bool chained_, bytes32 genesisSeed_) {
         if (!Bls12381.matchesCompressedG1(groupKey_, groupKeyPoint_)) revert BadGroupKey();
-        // The precompile's identity is all zeros, which the match above lets through for the
-        // compressed bytes 0x80 || 0^47; an identity key would accept the identity signature.
-        if (keccak256(groupKeyPoint_) == keccak256(new bytes(128))) revert BadGroupKey();
         if (!Bls12381.pairingIsOne(abi.encodePacked(groupKeyPoint_, new bytes(256)))) revert BadGroupKey();
         bytes32 hi;
         bytes32 lo;

@@ -202,6 +202,8 @@ library Bls12381 {
         (uint256 xHi, uint256 xLo) = _fp(point, 0);
         if (!_sameX(compressed, 0, xHi, xLo, true)) return false;
         (uint256 yHi, uint256 yLo) = _fp(point, 64);
+        // The precompiles' identity is all zeros, which the compressed x = 0 would match.
+        if ((xHi | xLo | yHi | yLo) == 0) return false;
         return _isLarger(yHi, yLo) == (flags & 0x20 != 0);
     }
 
@@ -216,6 +218,7 @@ library Bls12381 {
         if (!_sameX(compressed, 0, x1Hi, x1Lo, true) || !_sameX(compressed, 48, x0Hi, x0Lo, false)) return false;
         (uint256 y0Hi, uint256 y0Lo) = _fp(point, 128);
         (uint256 y1Hi, uint256 y1Lo) = _fp(point, 192);
+        if ((x0Hi | x0Lo | x1Hi | x1Lo | y0Hi | y0Lo | y1Hi | y1Lo) == 0) return false;
         bool larger = (y1Hi | y1Lo) != 0 ? _isLarger(y1Hi, y1Lo) : _isLarger(y0Hi, y0Lo);
         return larger == (flags & 0x20 != 0);
     }

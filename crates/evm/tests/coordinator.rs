@@ -109,6 +109,21 @@ fn registration_checks_the_proof_of_possession_and_the_binding() {
     chain
         .send(nodes[0].account, STAKE, bad)
         .reverts_with::<Coordinator::BadIdentityKey>();
+    // The identity point with an identity "signature" passes any pairing check, so the key
+    // itself must be refused: as the precompiles write it (all zeros) under a compressed form
+    // with x = 0 (which no G2 point has), and with the ZCash infinity flag.
+    for flags in [0x80u8, 0xc0] {
+        let mut bad = nodes[0].register_call(c);
+        let mut compressed = [0u8; 96];
+        compressed[0] = flags;
+        bad.identity = Bytes::copy_from_slice(&compressed);
+        bad.identityPoint = Bytes::from(vec![0u8; 256]);
+        bad.pop = Bytes::from(vec![0u8; 128]);
+        bad.binding = Bytes::from(vec![0u8; 128]);
+        chain
+            .send(nodes[0].account, STAKE, bad)
+            .reverts_with::<Coordinator::BadIdentityKey>();
+    }
 
     let r = chain
         .send(nodes[0].account, STAKE, nodes[0].register_call(c))
