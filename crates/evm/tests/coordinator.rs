@@ -25,6 +25,13 @@ use keyquorum_evm::{Coordinator, g1_point, g2_point};
 
 const STAKE: u64 = 1_000;
 
+/// The BLS12-381 base field modulus p, big-endian.
+const FIELD_MODULUS: [u8; 48] = [
+    0x1a, 0x01, 0x11, 0xea, 0x39, 0x7f, 0xe6, 0x9a, 0x4b, 0x1b, 0xa7, 0xb6, 0x43, 0x4b, 0xac, 0xd7,
+    0x64, 0x77, 0x4b, 0x84, 0xf3, 0x85, 0x12, 0xbf, 0x67, 0x30, 0xd2, 0xa0, 0xf6, 0xb0, 0xf6, 0x24,
+    0x1e, 0xab, 0xff, 0xfe, 0xb1, 0x53, 0xff, 0xff, 0xb9, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xaa, 0xab,
+];
+
 /// Registers nodes `0..count` (node `i` staking `STAKE + i`, so the ranking is by index,
 /// highest first).
 fn registered(n: u32, count: u32) -> (Chain, Vec<Node>) {
@@ -629,6 +636,32 @@ fn a_forged_ack_aggregate_is_slashed() {
     chain
         .send(reporter, 0, proof(&honest_post, &honest_acks))
         .reverts_with::<Coordinator::NotAFault>();
+    // The honest aggregate's x and sign with a y off the curve (1 or p - 1, whichever has the
+    // sign flag's half): the pairing cannot be evaluated, which is no proof of forgery.
+    let mut off_curve = proof(&honest_post, &honest_acks);
+    let larger = {
+        let Post::Publication(p) = &decode(&honest_post).post else {
+            unreachable!()
+        };
+        p.ack_signature.as_ref().unwrap().0[0] & 0x20 != 0
+    };
+    let mut point = off_curve.aggregatePoint.to_vec();
+    let y: [u8; 48] = if larger {
+        let mut p_minus_1 = FIELD_MODULUS;
+        p_minus_1[47] -= 1;
+        p_minus_1
+    } else {
+        let mut one = [0u8; 48];
+        one[47] = 1;
+        one
+    };
+    point[80..128].copy_from_slice(&y);
+    off_curve.aggregatePoint = point.into();
+    let r = chain.send(reporter, 0, off_curve);
+    assert!(
+        !r.success,
+        "an off-curve aggregate slashed an honest dealer"
+    );
     // The ackers' keys must be the registered ones, all of them.
     chain
         .send(reporter, 0, proof(&forged_signed, &forged.acks[1..]))
