@@ -932,8 +932,12 @@ contract Coordinator {
 
     function _slash(address culprit, uint256 id, string memory fault) internal {
         Node storage node = nodes[culprit];
-        uint256 amount = node.stake * config.misbehaviourPercent / 100;
-        _setStake(node, node.stake - amount);
+        // A proof can land after the culprit's stake was unlocked and unbonded: what it has not
+        // withdrawn is slashed too, taken from the unbonding amount first.
+        uint256 amount = (node.stake + node.unbonding) * config.misbehaviourPercent / 100;
+        uint256 fromUnbonding = amount < node.unbonding ? amount : node.unbonding;
+        node.unbonding -= fromUnbonding;
+        _setStake(node, node.stake - (amount - fromUnbonding));
         uint256 reward = msg.sender == culprit ? 0 : amount * config.reporterPercent / 100;
         burned += amount - reward;
         emit Slashed(culprit, id, fault, amount, msg.sender, reward, amount - reward);

@@ -790,6 +790,18 @@ fn a_bad_reveal_is_slashed() {
         )
         .reverts_with::<Coordinator::NoPublication>();
 
+    // Once the ceremony is over the liar's stake is no longer locked and it unbonds all of it
+    // before the proof lands: what it unbonds is still held, and still slashed.
+    chain.set_block(s.sel.waitEnd + 1);
+    let liar_account = member_at(liar).account;
+    let held = chain
+        .read(Coordinator::stakeOfCall {
+            account: liar_account,
+        })
+        .stake;
+    chain
+        .send(liar_account, 0, Coordinator::unbondCall { amount: held })
+        .ok();
     let r = chain
         .send(
             reporter,
@@ -798,8 +810,16 @@ fn a_bad_reveal_is_slashed() {
         )
         .ok();
     let slashed = r.events::<Coordinator::Slashed>().remove(0);
-    assert_eq!(slashed.culprit, member_at(liar).account);
+    assert_eq!(slashed.culprit, liar_account);
     assert_eq!(slashed.fault, "bad_reveal");
+    assert_eq!(
+        slashed.amount,
+        held * U256::from(50u64) / U256::from(100u64)
+    );
+    let after = chain.read(Coordinator::stakeOfCall {
+        account: liar_account,
+    });
+    assert_eq!(after.stake + after.unbonding, held - slashed.amount);
     chain
         .send(
             reporter,
