@@ -118,6 +118,9 @@ contract Coordinator {
         bytes signature;
         bytes signaturePoint;
         bytes previousSignaturePoint;
+        bytes endorsers;
+        bytes[] endorserPoints;
+        bytes endorsement;
     }
 
     // ---------------------------------------------------------------- state
@@ -624,7 +627,9 @@ contract Coordinator {
     /// `qualified` the dealers the board qualified (ascending), whose contributions' values at
     /// zero must add up to the group key; `signature` the new committee's signature, compressed
     /// (it seeds the next selection) and as a point; `previousSignaturePoint` the handover
-    /// signature of the active view's committee (empty for view 1).
+    /// signature of the active view's committee (empty for view 1); `endorsers` a bitmap of the
+    /// committee seats (bit i of byte i / 8) whose identity keys, given as points in seat order
+    /// in `endorserPoints`, signed `endorsement`, an aggregate on the magic block's hash.
     function activate(Activation calldata a) external {
         uint256 id = running;
         if (id == 0) revert NoViewChange();
@@ -654,6 +659,16 @@ contract Coordinator {
                 revert BadSignature("previous");
             }
         }
+        // The caller names the qualified dealers, and a dealer that posts last can choose its
+        // f(0) G to cancel the others', so a group key and its signature alone may be one
+        // dealer's. At least t players vouch with their identity keys for the magic block their
+        // own boards define (an aggregate over keys registered with proofs of possession).
+        if (a.endorserPoints.length < c.t) revert BadSignature("endorsers");
+        bytes memory endorsersKey = _ackers(c, a.endorsers, a.endorserPoints);
+        bytes32 endorsed = taggedHash("keyquorum/endorse/v1", abi.encodePacked(hash));
+        if (!Bls12381.verifyG1Signature(
+                endorsersKey, Bls12381.hashToG1(abi.encodePacked(endorsed), SIG_DST_G1), a.endorsement
+            )) revert BadSignature("endorsement");
 
         currentView = c.viewNumber;
         magicBlockHash = hash;
@@ -859,7 +874,7 @@ contract Coordinator {
         _slash(culprit, id, "bad_ack_signature");
     }
 
-    /// The sum of the identity keys of the players a publication's bitmap names, each given as
+    /// The sum of the identity keys of the players a seat bitmap names, each given as
     /// a point and checked against the key registered by the committee member at that position.
     function _ackers(Ceremony storage c, bytes calldata bitmap, bytes[] calldata points)
         internal

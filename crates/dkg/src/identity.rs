@@ -44,6 +44,9 @@ pub enum Purpose {
     Record,
     /// A transaction to the coordinator contract.
     Transaction,
+    /// A committee member's word that a magic block (its hash is the payload) is the one its
+    /// own board defines.
+    Endorsement,
 }
 
 impl Purpose {
@@ -54,6 +57,7 @@ impl Purpose {
             Purpose::Message => "keyquorum/message/v1",
             Purpose::Record => "keyquorum/record/v1",
             Purpose::Transaction => "keyquorum/tx/v1",
+            Purpose::Endorsement => "keyquorum/endorse/v1",
         }
     }
 

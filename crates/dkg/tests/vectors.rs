@@ -168,6 +168,7 @@ fn identity_and_encryption_encodings_match_the_vectors() {
         ("message", Purpose::Message),
         ("record", Purpose::Record),
         ("transaction", Purpose::Transaction),
+        ("endorsement", Purpose::Endorsement),
     ] {
         v.add(
             &format!("identity/signature/{name}"),

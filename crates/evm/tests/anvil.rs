@@ -16,7 +16,8 @@ use alloy_primitives::{Address, Bytes, U256};
 use alloy_provider::Provider;
 use blstrs::Scalar;
 use common::{
-    CHAIN_NAME, Node, ceremony_spec, config, dealer_of, post_call, ranking, run_ceremony,
+    CHAIN_NAME, Node, ceremony_spec, config, dealer_of, endorsement, post_call, ranking,
+    run_ceremony,
 };
 use keyquorum_contract::SignerRole;
 use keyquorum_contract::follow::CeremonyEnd;
@@ -306,6 +307,8 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
     let group_key: [u8; 48] = Bls12381G1::point_bytes(&output.group_key)
         .try_into()
         .unwrap();
+    let (endorsers, endorser_points, endorsement_point) =
+        endorsement(&block.hash(), &seated, &[0, 1, 2, 3]);
     let activation = Coordinator::activateCall {
         a: Coordinator::Activation {
             magicBlock: block.encode().into(),
@@ -314,6 +317,9 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
             signature: signature.to_vec().into(),
             signaturePoint: g2_point(&signature).unwrap().to_vec().into(),
             previousSignaturePoint: Bytes::new(),
+            endorsers,
+            endorserPoints: endorser_points,
+            endorsement: endorsement_point,
         },
     };
     let at = included(admin.send(activation, U256::ZERO).await.unwrap());

@@ -9,6 +9,7 @@ mod common;
 use alloy_primitives::{Address, Bytes, U256};
 use blstrs::Scalar;
 use common::*;
+use group::Group as _;
 use keyquorum_contract::SignerRole;
 use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
 use keyquorum_contract::magic::{MagicBlockPlace, signing_message};
@@ -367,6 +368,9 @@ fn a_fresh_view_change_activates_the_magic_block_the_rust_board_defines() {
     let group_key: [u8; 48] = Bls12381G1::point_bytes(&output.group_key)
         .try_into()
         .unwrap();
+    let seats = seated(&nodes, &s);
+    let (endorsers, endorser_points, endorsement_point) =
+        endorsement(&block.hash(), &seats, &[0, 1, 2]);
     let activation = |sig: [u8; 96], qualified: Vec<u32>| Coordinator::activateCall {
         a: Coordinator::Activation {
             magicBlock: block.encode().into(),
@@ -375,6 +379,9 @@ fn a_fresh_view_change_activates_the_magic_block_the_rust_board_defines() {
             signature: sig.to_vec().into(),
             signaturePoint: g2_point(&sig).unwrap().to_vec().into(),
             previousSignaturePoint: Bytes::new(),
+            endorsers: endorsers.clone(),
+            endorserPoints: endorser_points.clone(),
+            endorsement: endorsement_point.clone(),
         },
     };
 
@@ -426,6 +433,20 @@ fn a_fresh_view_change_activates_the_magic_block_the_rust_board_defines() {
             activation(signature, output.qualified[..3].to_vec()),
         )
         .reverts_with::<Coordinator::GroupKeyMismatch>();
+    // Endorsed by fewer than t players, or on another magic block.
+    let (few, few_points, few_sig) = endorsement(&block.hash(), &seats, &[0, 1]);
+    let mut underendorsed = activation(signature, output.qualified.clone());
+    underendorsed.a.endorsers = few;
+    underendorsed.a.endorserPoints = few_points;
+    underendorsed.a.endorsement = few_sig;
+    chain
+        .send(nodes[0].account, 0, underendorsed)
+        .reverts_with::<Coordinator::BadSignature>();
+    let mut misendorsed = activation(signature, output.qualified.clone());
+    misendorsed.a.endorsement = endorsement(&[0x11; 32], &seats, &[0, 1, 2]).2;
+    chain
+        .send(nodes[0].account, 0, misendorsed)
+        .reverts_with::<Coordinator::BadSignature>();
     // A magic block changed after signing.
     let mut changed = activation(signature, output.qualified.clone());
     let mut other = block.clone();
@@ -473,6 +494,102 @@ fn a_fresh_view_change_activates_the_magic_block_the_rust_board_defines() {
         .reverts_with::<Coordinator::StakeLocked>();
 
     equivocation(&mut chain, &nodes, &s, &contributions);
+}
+
+/// A dealer that posts last can choose its f(0) G so that the contributions add up to a key it
+/// alone holds (42 G here), and sign a magic block under it: the sum check passes for the
+/// qualified set it names, and only the endorsements of t players, which honest players give
+/// only to the magic block their own boards define, stop it.
+#[test]
+fn a_rogue_contribution_cannot_take_the_first_view() {
+    let (mut chain, nodes) = registered(4, 4);
+    let s = start(&mut chain, &nodes);
+    let spec = spec(&nodes, &s);
+    let seats = seated(&nodes, &s);
+    let (contributions, _, _) = run_ceremony(&spec, &seats, &[]);
+    const CONSTANT_AT: usize = 48 + 41;
+    let constant = |p: &[u8]| {
+        let bytes: [u8; 96] = p[CONSTANT_AT..CONSTANT_AT + 96].try_into().unwrap();
+        blstrs::G1Projective::from(blstrs::G1Affine::from_uncompressed(&bytes).unwrap())
+    };
+    let attacker = 3usize;
+    let mut others = blstrs::G1Projective::identity();
+    for p in contributions.iter().filter(|p| dealer_of(p, 4) != attacker) {
+        chain
+            .send(seats[dealer_of(p, 4)].account, 0, post_call(p))
+            .ok();
+        others += constant(p);
+    }
+    let secret = Scalar::from(42u64);
+    let rogue_key = blstrs::G1Projective::generator() * secret;
+    let mut rogue = contributions
+        .iter()
+        .find(|p| dealer_of(p, 4) == attacker)
+        .unwrap()
+        .clone();
+    rogue[CONSTANT_AT..CONSTANT_AT + 96]
+        .copy_from_slice(&blstrs::G1Affine::from(rogue_key - others).to_uncompressed());
+    chain
+        .send(seats[attacker].account, 0, post_call(&rogue))
+        .ok();
+
+    chain.set_block(s.sel.publishEnd + 1);
+    let group_key = blstrs::G1Affine::from(rogue_key).to_compressed();
+    let block = MagicBlock {
+        chain_id: CHAIN_NAME.into(),
+        view: 1,
+        ceremony_number: 0,
+        key_mode: KeyMode::Fresh,
+        session_id: Hex(*spec.ceremony().unwrap().id()),
+        n: 4,
+        t: 3,
+        k: 3,
+        group_key: Hex(group_key),
+        members: seats
+            .iter()
+            .enumerate()
+            .map(|(seat, n)| keyquorum_contract::magic::MagicBlockMember {
+                index: seat as u64 + 1,
+                identity: Hex(n.identity),
+                encryption_key: Hex(n.encryption_key),
+                peer_id: HexBytes(n.peer_id()),
+                addresses: n.addresses(),
+                public_share: Hex(group_key),
+            })
+            .collect(),
+        previous_hash: Hex([0; 32]),
+        first_round: s.sel.waitEnd + 1,
+    };
+    let message = signing_message(SignerRole::New, &block.hash());
+    let sig = tbls::sign::<MinPk>(&keyquorum_crypto::secret::Secret::new(secret), &message)
+        .to_compressed();
+    let (endorsers, endorser_points, endorsement_point) =
+        endorsement(&block.hash(), &seats, &[attacker]);
+    let r = chain.send(
+        seats[attacker].account,
+        0,
+        Coordinator::activateCall {
+            a: Coordinator::Activation {
+                magicBlock: block.encode().into(),
+                groupKeyPoint: g1_point(&group_key).unwrap().to_vec().into(),
+                qualified: vec![0, 1, 2, 3],
+                signature: sig.to_vec().into(),
+                signaturePoint: g2_point(&sig).unwrap().to_vec().into(),
+                previousSignaturePoint: Bytes::new(),
+                endorsers,
+                endorserPoints: endorser_points,
+                endorsement: endorsement_point,
+            },
+        },
+    );
+    // Refused for want of endorsements, after every other check passed.
+    r.reverts_with::<Coordinator::BadSignature>();
+    assert!(
+        String::from_utf8_lossy(&r.output).contains("endorsers"),
+        "refused for another reason: 0x{}",
+        hex(&r.output)
+    );
+    assert_eq!(chain.read(Coordinator::currentViewCall {}), 0);
 }
 
 /// Dealer `d`'s on-chain contribution and a second, different contribution it signed for the

@@ -248,6 +248,11 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
         let previous_signature = previous
             .map(|(sk, _)| Bytes::from(g2_point(&sign(sk, SignerRole::Old)).unwrap().to_vec()))
             .unwrap_or_default();
+        // Endorsed by t players, the fewest the contract takes.
+        let seats: Vec<&Node> = (0..n as usize).map(member).collect();
+        let endorsing: Vec<usize> = (0..sel.t as usize).collect();
+        let (endorsers, endorser_points, endorsement_point) =
+            endorsement(&hash, &seats, &endorsing);
         let activation = |previous_signature: Bytes| Coordinator::activateCall {
             a: Coordinator::Activation {
                 magicBlock: block.encode().into(),
@@ -256,6 +261,9 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
                 signature: signature.to_vec().into(),
                 signaturePoint: g2_point(&signature).unwrap().to_vec().into(),
                 previousSignaturePoint: previous_signature,
+                endorsers: endorsers.clone(),
+                endorserPoints: endorser_points.clone(),
+                endorsement: endorsement_point.clone(),
             },
         };
         if round == 1 {

@@ -381,3 +381,25 @@ pub fn post_call(p: &[u8]) -> Coordinator::postCall {
         signedPost: p.to_vec().into(),
     }
 }
+
+/// The endorsement of the magic block `hash` by the committee seats `seats` (ascending) of
+/// `committee` (seat order): the seat bitmap, their identity keys as points, and the aggregate
+/// of their signatures as a point, as `Coordinator.Activation` takes them.
+pub fn endorsement(
+    hash: &[u8; 32],
+    committee: &[&Node],
+    seats: &[usize],
+) -> (Bytes, Vec<Bytes>, Bytes) {
+    let mut bitmap = vec![0u8; committee.len().div_ceil(8)];
+    let mut points = Vec::new();
+    let mut sigs = Vec::new();
+    for &seat in seats {
+        bitmap[seat / 8] |= 1 << (seat % 8);
+        let node = committee[seat];
+        points.push(Bytes::from(g2_point(&node.identity).unwrap().to_vec()));
+        sigs.push(node.keys.identity.sign(Purpose::Endorsement, hash));
+    }
+    let aggregate = keyquorum_dkg::identity::aggregate(&sigs).unwrap();
+    let point = Bytes::from(g1_point(&aggregate.0).unwrap().to_vec());
+    (bitmap.into(), points, point)
+}
