@@ -45,6 +45,8 @@ contract Coordinator {
     uint8 internal constant POST_PUBLICATION = 2;
     uint8 internal constant SIGNED_CONTRIBUTION = 0x81;
     uint256 internal constant SIGNATURE_LEN = 48;
+    uint8 internal constant PREVIOUS = 1;
+    uint8 internal constant BANNED = 2;
     uint256 internal constant MAX_PEER_ID_LEN = 128;
     uint256 internal constant MAX_ADDRESSES = 8;
     uint256 internal constant MAX_ADDRESS_LEN = 256;
@@ -137,6 +139,9 @@ contract Coordinator {
     mapping(uint256 => mapping(uint256 => bytes32[3])) internal contributionConstant;
     mapping(uint256 => mapping(uint256 => bytes32)) public publicationHash;
     mapping(uint256 => mapping(address => bool)) public slashedIn;
+    /// view number => node => sits out the rest of that view change (absent from a failed
+    /// ceremony of it).
+    mapping(uint64 => mapping(address => bool)) internal bannedIn;
 
     uint256 public running;
     uint256 public activeCeremony;
@@ -366,14 +371,22 @@ contract Coordinator {
             Ceremony storage r = ceremonies[running];
             if (block.number <= r.waitEnd) revert ViewChangeRunning(running);
             viewNumber = r.viewNumber;
+            // The failed ceremony's members that did not post both their contribution and
+            // their publication sit out the rest of this view change, as the Rust contract bans
+            // a failed ceremony's culprits: otherwise the same silent minority is chosen again.
+            for (uint256 i = 0; i < r.n; i++) {
+                if (contributionHash[running][i] == 0 || publicationHash[running][i] == 0) {
+                    bannedIn[viewNumber][r.committee[i]] = true;
+                }
+            }
         } else {
             if (block.number < nextStart) revert TooEarly(nextStart);
             viewNumber = currentView + 1;
         }
         if (ranked.length != eligibleCount) revert BadRanking(ranked.length);
         bytes32 s = currentSeed();
-        bool[] memory previous = _checkRanking(ranked, s);
-        address[] memory committee = _select(ranked, previous);
+        uint8[] memory standing = _checkRanking(ranked, s, viewNumber);
+        address[] memory committee = _select(ranked, standing);
         uint32 n = uint32(committee.length);
         if (n < config.minSize) revert TooFewCandidates(n, config.minSize);
         uint32 t = _percentOf(n, config.thresholdPercent);
@@ -402,8 +415,14 @@ contract Coordinator {
         );
     }
 
-    function _checkRanking(address[] calldata ranked, bytes32 s) internal view returns (bool[] memory previous) {
-        previous = new bool[](ranked.length);
+    /// Checks the ranking; returns each ranked node's standing: `PREVIOUS` (a member of the
+    /// active view), `BANNED` (sits out this view change) or 0.
+    function _checkRanking(address[] calldata ranked, bytes32 s, uint64 changing)
+        internal
+        view
+        returns (uint8[] memory standing)
+    {
+        standing = new uint8[](ranked.length);
         uint256 lastStake;
         bytes32 lastTie;
         uint256 minStake = config.minStake;
@@ -416,25 +435,30 @@ contract Coordinator {
             if (i > 0 && !(stake < lastStake || (stake == lastStake && tie > lastTie))) revert BadRanking(i);
             lastStake = stake;
             lastTie = tie;
-            previous[i] = viewNumber != 0 && node.memberOfView == viewNumber;
+            if (bannedIn[changing][ranked[i]]) standing[i] = BANNED;
+            else if (viewNumber != 0 && node.memberOfView == viewNumber) standing[i] = PREVIOUS;
         }
     }
 
     /// Up to `keepPreviousPercent` of the seats to previous members, best ranked first, then the
     /// best ranked of everyone else; listed in rank order (which fixes the share indices).
-    function _select(address[] calldata ranked, bool[] memory previous) internal view returns (address[] memory out) {
-        uint256 n = ranked.length < config.maxSize ? ranked.length : config.maxSize;
+    function _select(address[] calldata ranked, uint8[] memory standing) internal view returns (address[] memory out) {
+        uint256 open;
+        for (uint256 i = 0; i < ranked.length; i++) {
+            if (standing[i] != BANNED) open++;
+        }
+        uint256 n = open < config.maxSize ? open : config.maxSize;
         uint256 keep = n * config.keepPreviousPercent / 100;
         bool[] memory chosen = new bool[](ranked.length);
         uint256 count;
         for (uint256 i = 0; i < ranked.length && count < keep; i++) {
-            if (previous[i]) {
+            if (standing[i] == PREVIOUS) {
                 chosen[i] = true;
                 count++;
             }
         }
         for (uint256 i = 0; i < ranked.length && count < n; i++) {
-            if (!chosen[i]) {
+            if (!chosen[i] && standing[i] != BANNED) {
                 chosen[i] = true;
                 count++;
             }

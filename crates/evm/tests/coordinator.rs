@@ -496,6 +496,51 @@ fn a_fresh_view_change_activates_the_magic_block_the_rust_board_defines() {
     equivocation(&mut chain, &nodes, &s, &contributions);
 }
 
+/// A ceremony that fails because members stayed silent is followed by one without them: the
+/// same silent minority chosen again would stall the view change for ever.
+#[test]
+fn a_failed_ceremony_s_absent_members_sit_out_the_restart() {
+    let (mut chain, nodes) = registered(4, 6);
+    let s = start(&mut chain, &nodes);
+    let spec = spec(&nodes, &s);
+    let seats = seated(&nodes, &s);
+    let (contributions, publications, _) = run_ceremony(&spec, &seats, &[]);
+    // Seats 0 and 1 post everything; seat 2 only its contribution; seat 3 nothing.
+    for p in &contributions {
+        let d = dealer_of(p, 4);
+        if d <= 2 {
+            chain.send(seats[d].account, 0, post_call(p)).ok();
+        }
+    }
+    chain.set_block(s.sel.shareEnd + 1);
+    for p in &publications {
+        let d = dealer_of(p, 4);
+        if d <= 1 {
+            chain.send(seats[d].account, 0, post_call(p)).ok();
+        }
+    }
+    chain.set_block(s.sel.waitEnd + 1);
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let ranked = ranking(&refs, &genesis_seed(CHAIN_NAME), |n| STAKE + n.index as u64);
+    let r = chain
+        .send(
+            nodes[0].account,
+            0,
+            Coordinator::startViewChangeCall { ranked },
+        )
+        .ok();
+    let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
+    assert_eq!((sel.viewNumber, sel.number), (1, 1));
+    let silent = [seats[2].account, seats[3].account];
+    assert!(
+        sel.committee.iter().all(|a| !silent.contains(a)),
+        "the silent members were chosen again: {:?}",
+        sel.committee
+    );
+    assert!(sel.committee.contains(&seats[0].account) && sel.committee.contains(&seats[1].account));
+    assert_eq!(sel.committee.len(), 4);
+}
+
 /// A dealer that posts last can choose its f(0) G so that the contributions add up to a key it
 /// alone holds (42 G here), and sign a magic block under it: the sum check passes for the
 /// qualified set it names, and only the endorsements of t players, which honest players give
