@@ -4,8 +4,10 @@
 //!
 //! # The check
 //! Item `k` claims `e(sig_k, G2) == e(H(m_k), P_k)`, where `P_k` is one key or the sum of a set of
-//! keys (a proof-of-possession aggregate). With independent random non-zero 128-bit weights
-//! `r_k` all items are checked at once by
+//! keys (a proof-of-possession aggregate). With independent random non-zero weights `r_k` from
+//! a set of `2^128` values (`lo + z^2 hi` with 64-bit halves, see `Weight`: a multiplication by
+//! one costs about half a 128-bit one through the GLV endomorphism) all items are checked at once
+//! by
 //!
 //! ```text
 //!     e(sum_k r_k sig_k, G2) == prod_k e(r_k H(m_k), P_k) == prod_i e(X_i, K_i),
@@ -18,8 +20,10 @@
 //! subtracted from the few keys outside the set, so a dense set costs its complement, not its
 //! size (the same trick as aggregating public keys against a precomputed full sum, done on the
 //! cheaper G1 side). The common sum and `sum_k r_k sig_k` are multi-scalar multiplications
-//! (blst's Pippenger on 128-bit scalars); only the items whose weighted hash some key needs on
-//! its own (single signers, sparse sets, keys outside a dense set) are multiplied one by one.
+//! (blst's Pippenger on the points and their endomorphism images with 64-bit scalars); only the
+//! items whose weighted hash some key needs on its own (single signers, sparse sets, keys outside
+//! a dense set) are multiplied one by one. The keys' Miller-loop lines are computed once per key
+//! list ([`PreparedKeys`]), so a batch evaluates them instead of redoing the G2 arithmetic.
 //! A process that signed a message itself keeps its hash ([`HashedMessages`]) so that the batch
 //! does not hash it again.
 //!
@@ -55,6 +59,7 @@ use std::sync::Mutex;
 
 use crate::Bls12381G1;
 use crate::group::Curve;
+use crate::pairing::PreparedKeys;
 
 /// Who signed one item: indices into the key list.
 #[derive(Debug, Clone, Copy)]
@@ -188,12 +193,12 @@ fn hash_to_g1(msg: &[u8], dst: &[u8]) -> blst_p1 {
 }
 
 /// Whether every item verifies, with one multi-pairing (see the module docs). `keys` are
-/// validated G2 keys; a [`Signers::Set`] indexes `keys[..universe]`. Messages found in `hashed`
-/// (when it is for `dst`) are not hashed again.
+/// validated G2 keys with their Miller-loop lines; a [`Signers::Set`] indexes
+/// `keys[..universe]`. Messages found in `hashed` (when it is for `dst`) are not hashed again.
 ///
 /// Work is spread over the current rayon pool; the answer does not depend on its size.
 pub fn verify_grouped(
-    keys: &[blst_p2_affine],
+    keys: &PreparedKeys,
     universe: usize,
     items: &[Item<'_>],
     dst: &[u8],
@@ -244,28 +249,19 @@ pub fn verify_grouped(
             if dense(item) && matches!(item.signers, Signers::Set(set) if set.len() == universe) {
                 return None;
             }
-            let mut p = blst_p1::default();
-            let mut out = blst_p1::default();
-            let w = w.to_le_bytes();
-            // SAFETY: all pointers are to live stack values of the stated lengths.
-            unsafe {
-                blst::blst_p1_from_affine(&mut p, h);
-                blst::blst_p1_mult(&mut out, &p, w.as_ptr(), 128);
-            }
-            Some(out)
+            Some(w.mul(h))
         })
         .collect();
-    // sum_k r_k sig_k, and the common sum of the dense sets sum_k r_k H(m_k), as MSMs with
-    // 128-bit scalars.
+    // sum_k r_k sig_k, and the common sum of the dense sets sum_k r_k H(m_k), as MSMs.
     let all_sigs: Vec<blst_p1_affine> = items.iter().map(|i| i.sig).collect();
-    let sig_sum = msm_128(&all_sigs, &weights);
-    let (dense_hashes, dense_weights): (Vec<blst_p1_affine>, Vec<u128>) = items
+    let sig_sum = msm_weights(&all_sigs, &weights);
+    let (dense_hashes, dense_weights): (Vec<blst_p1_affine>, Vec<Weight>) = items
         .iter()
         .zip(hashes.iter().zip(&weights))
         .filter(|(item, _)| dense(item))
         .map(|(_, (h, w))| (*h, *w))
         .unzip();
-    let common = msm_128(&dense_hashes, &dense_weights);
+    let common = msm_weights(&dense_hashes, &dense_weights);
 
     // X_i per key.
     let mut x = vec![G1Projective::identity(); keys.len()];
@@ -302,26 +298,155 @@ pub fn verify_grouped(
         }
     }
     let x = Bls12381G1::batch_normalize(&x);
-    let mut g1s: Vec<blst_p1_affine> = Vec::with_capacity(keys.len() + 1);
-    let mut g2s: Vec<blst_p2_affine> = Vec::with_capacity(keys.len() + 1);
-    for (xi, key) in x.iter().zip(keys) {
+    let mut g1s: Vec<blst_p1_affine> = Vec::with_capacity(keys.len());
+    let mut slots: Vec<usize> = Vec::with_capacity(keys.len());
+    for (i, xi) in x.iter().enumerate() {
         if !bool::from(xi.is_identity()) {
             g1s.push(*xi.as_ref());
-            g2s.push(*key);
+            slots.push(i);
         }
     }
     let neg_sig = (-sig_sum).to_affine();
-    if !bool::from(neg_sig.is_identity()) {
-        g1s.push(*neg_sig.as_ref());
-        // SAFETY: reads blst's static generator.
-        g2s.push(unsafe { *blst::blst_p2_affine_generator() });
-    }
-    Ok(multi_pairing_is_one(&g1s, &g2s))
+    let extra = (!bool::from(neg_sig.is_identity())).then_some(neg_sig.as_ref());
+    Ok(keys.multi_pairing_is_one(&g1s, &slots, extra))
 }
 
-/// `sum_i w_i P_i` for 128-bit weights: blst's Pippenger over 128-bit scalars (half the windows
-/// of a full-size MSM), split over the rayon pool for large inputs.
-fn msm_128(points: &[blst_p1_affine], weights: &[u128]) -> G1Projective {
+/// A batch weight `lo + z^2 hi` with `lo`, `hi` below `2^64`, not both zero (`z` the BLS12-381
+/// curve parameter, `z^2` a 128-bit integer).
+///
+/// On G1, `z^2 P` is `-phi(P)` with the endomorphism `phi(x, y) = (beta x, y)`, so multiplying
+/// by a weight takes two 64-bit multiplications sharing their doublings (half the doublings of
+/// a 128-bit multiplication), and an MSM over weights is one over twice the points with 64-bit
+/// scalars (the same bucket work as 128-bit scalars). The weights are still `2^128` distinct
+/// residues: `lo + z^2 hi = lo' + z^2 hi'` would need `lo - lo' = z^2 (hi' - hi)` with the left
+/// side below `2^64` and the right side zero or at least `z^2 > 2^127` in absolute value (no
+/// reduction modulo the group order happens, as `z^2 2^64 < r`). So the small-exponents bound of
+/// the module docs holds with the same `2^-128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Weight {
+    lo: u64,
+    hi: u64,
+}
+
+/// `beta`, the cube root of unity in the base field with `(beta x, -y) = z^2 (x, y)` on G1
+/// (big-endian; the pairing with `z^2` is checked by a test).
+const BETA_BE: [u8; 48] = [
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x5f, 0x19, 0x67, 0x2f, 0xdf, 0x76, 0xce, 0x51,
+    0xba, 0x69, 0xc6, 0x07, 0x6a, 0x0f, 0x77, 0xea, 0xdd, 0xb3, 0xa9, 0x3b, 0xe6, 0xf8, 0x96, 0x88,
+    0xde, 0x17, 0xd8, 0x13, 0x62, 0x0a, 0x00, 0x02, 0x2e, 0x01, 0xff, 0xff, 0xff, 0xfe, 0xff, 0xfe,
+];
+
+fn beta() -> blst::blst_fp {
+    static BETA: std::sync::OnceLock<blst::blst_fp> = std::sync::OnceLock::new();
+    *BETA.get_or_init(|| {
+        let mut fp = blst::blst_fp::default();
+        // SAFETY: 48-byte input, stack output.
+        unsafe { blst::blst_fp_from_bendian(&mut fp, BETA_BE.as_ptr()) };
+        fp
+    })
+}
+
+/// `z^2 P` for `P` on G1, affine: `(beta x, -y)`; the identity stays the identity.
+fn times_z2_affine(p: &blst_p1_affine) -> blst_p1_affine {
+    // SAFETY: plain read of a valid point.
+    if unsafe { blst::blst_p1_affine_is_inf(p) } {
+        return *p;
+    }
+    let mut out = blst_p1_affine::default();
+    // SAFETY: valid field elements, separate outputs.
+    unsafe {
+        blst::blst_fp_mul(&mut out.x, &p.x, &beta());
+        blst::blst_fp_cneg(&mut out.y, &p.y, true);
+    }
+    out
+}
+
+/// `z^2 P` for `P` on G1 in Jacobian coordinates: `(beta X, -Y, Z)`.
+fn times_z2(p: &blst_p1) -> blst_p1 {
+    let mut out = *p;
+    // SAFETY: valid field elements, separate outputs.
+    unsafe {
+        blst::blst_fp_mul(&mut out.x, &p.x, &beta());
+        blst::blst_fp_cneg(&mut out.y, &p.y, true);
+    }
+    out
+}
+
+/// Width-4 non-adjacent form of `k`, least significant digit first: digits in
+/// `{0, +-1, +-3, +-5, +-7}`, at most one non-zero digit in any four consecutive ones.
+fn wnaf4(k: u64) -> Vec<i8> {
+    let mut k = i128::from(k);
+    let mut digits = Vec::with_capacity(66);
+    while k > 0 {
+        if k & 1 == 1 {
+            let mut d = (k & 15) as i8;
+            if d > 8 {
+                d -= 16;
+            }
+            k -= i128::from(d);
+            digits.push(d);
+        } else {
+            digits.push(0);
+        }
+        k >>= 1;
+    }
+    digits
+}
+
+/// `P, 3P, 5P, 7P`.
+fn odd_multiples(p: &blst_p1) -> [blst_p1; 4] {
+    let mut table = [*p; 4];
+    let mut twice = blst_p1::default();
+    // SAFETY: valid points, outputs are distinct locals.
+    unsafe {
+        blst::blst_p1_double(&mut twice, p);
+        for i in 1..4 {
+            let prev = table[i - 1];
+            blst::blst_p1_add_or_double(&mut table[i], &prev, &twice);
+        }
+    }
+    table
+}
+
+impl Weight {
+    /// `(lo + z^2 hi) P`, variable time (weights and points are public): the two halves' digits
+    /// in width-4 NAF, one shared run of doublings.
+    fn mul(&self, p: &blst_p1_affine) -> blst_p1 {
+        let mut base = blst_p1::default();
+        // SAFETY: valid point, stack output.
+        unsafe { blst::blst_p1_from_affine(&mut base, p) };
+        let lo_table = odd_multiples(&base);
+        let hi_table = lo_table.map(|q| times_z2(&q));
+        let lo = wnaf4(self.lo);
+        let hi = wnaf4(self.hi);
+        let mut acc = blst_p1::default();
+        for i in (0..lo.len().max(hi.len())).rev() {
+            let mut doubled = blst_p1::default();
+            // SAFETY: valid points, distinct output.
+            unsafe { blst::blst_p1_double(&mut doubled, &acc) };
+            acc = doubled;
+            for (digits, table) in [(&lo, &lo_table), (&hi, &hi_table)] {
+                let d = digits.get(i).copied().unwrap_or(0);
+                if d == 0 {
+                    continue;
+                }
+                let mut term = table[(d.unsigned_abs() as usize - 1) / 2];
+                let mut sum = blst_p1::default();
+                // SAFETY: valid points, distinct output.
+                unsafe {
+                    blst::blst_p1_cneg(&mut term, d < 0);
+                    blst::blst_p1_add_or_double(&mut sum, &acc, &term);
+                }
+                acc = sum;
+            }
+        }
+        acc
+    }
+}
+
+/// `sum_i w_i P_i`: blst's Pippenger over the points and their images `z^2 P_i` with the 64-bit
+/// halves of the weights, split over the rayon pool for large inputs.
+fn msm_weights(points: &[blst_p1_affine], weights: &[Weight]) -> G1Projective {
     let n = points.len().min(weights.len());
     if n == 0 {
         return G1Projective::identity();
@@ -336,23 +461,26 @@ fn msm_128(points: &[blst_p1_affine], weights: &[u128]) -> G1Projective {
         .par_chunks(chunk)
         .zip(weights[..n].par_chunks(chunk))
         .map(|(p, w)| {
-            let le: Vec<[u8; 16]> = w.iter().map(|w| w.to_le_bytes()).collect();
+            let mut all: Vec<blst_p1_affine> = p.to_vec();
+            all.extend(p.iter().map(times_z2_affine));
+            let mut le: Vec<[u8; 8]> = w.iter().map(|w| w.lo.to_le_bytes()).collect();
+            le.extend(w.iter().map(|w| w.hi.to_le_bytes()));
             let mut out = blst_p1::default();
-            // SAFETY: blst reads `p.len()` points and as many 16-byte scalars (the null second
+            // SAFETY: blst reads `all.len()` points and as many 8-byte scalars (the null second
             // pointer means consecutive entries) and writes the result; the scratch space has
             // the size blst asks for.
             unsafe {
-                let point_ptrs: [*const blst_p1_affine; 2] = [p.as_ptr(), core::ptr::null()];
+                let point_ptrs: [*const blst_p1_affine; 2] = [all.as_ptr(), core::ptr::null()];
                 let scalar_ptrs: [*const u8; 2] = [le.as_ptr().cast(), core::ptr::null()];
-                let words = blst::blst_p1s_mult_pippenger_scratch_sizeof(p.len())
+                let words = blst::blst_p1s_mult_pippenger_scratch_sizeof(all.len())
                     / core::mem::size_of::<blst::limb_t>();
                 let mut scratch = vec![0 as blst::limb_t; words + 1];
                 blst::blst_p1s_mult_pippenger(
                     &mut out,
                     point_ptrs.as_ptr(),
-                    p.len(),
+                    all.len(),
                     scalar_ptrs.as_ptr(),
-                    128,
+                    64,
                     scratch.as_mut_ptr(),
                 );
             }
@@ -363,10 +491,10 @@ fn msm_128(points: &[blst_p1_affine], weights: &[u128]) -> G1Projective {
         .reduce(G1Projective::identity, |a, b| a + b)
 }
 
-/// Fiat-Shamir weights over the whole batch: non-zero 128-bit integers.
-fn weights(items: &[Item<'_>], dst: &[u8]) -> Vec<u128> {
+/// Fiat-Shamir weights over the whole batch (see [`Weight`]).
+fn weights(items: &[Item<'_>], dst: &[u8]) -> Vec<Weight> {
     let mut h = Sha256::new();
-    h.update(b"keyquorum/batch-verify/v1");
+    h.update(b"keyquorum/batch-verify/v2");
     h.update((dst.len() as u64).to_be_bytes());
     h.update(dst);
     for item in items {
@@ -395,8 +523,11 @@ fn weights(items: &[Item<'_>], dst: &[u8]) -> Vec<u128> {
         .iter()
         .map(|_| {
             loop {
-                let w = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
-                if w != 0 {
+                let w = Weight {
+                    lo: rng.next_u64(),
+                    hi: rng.next_u64(),
+                };
+                if w.lo != 0 || w.hi != 0 {
                     break w;
                 }
             }
@@ -462,6 +593,7 @@ pub fn multi_pairing_is_one(g1s: &[blst_p1_affine], g2s: &[blst_p2_affine]) -> b
 mod tests {
     use super::*;
     use blst::min_sig::{SecretKey, Signature};
+    use ff::Field as _;
 
     const DST: &[u8] = b"BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_";
 
@@ -483,6 +615,7 @@ mod tests {
             .iter()
             .map(|k| blst_p2_affine::from(k.sk_to_pk()))
             .collect();
+        let keys = PreparedKeys::new(keys);
         let msgs: Vec<Vec<u8>> = (0..12u8).map(|i| vec![i; 32]).collect();
         let dense: Vec<u32> = (0..n).filter(|j| *j != 3).collect();
         let sparse: Vec<u32> = vec![1, 4];
@@ -568,6 +701,7 @@ mod tests {
             .iter()
             .map(|k| blst_p2_affine::from(k.sk_to_pk()))
             .collect();
+        let keys = PreparedKeys::new(keys);
         let msgs: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 32]).collect();
         let sigs: Vec<Signature> = sks
             .iter()
@@ -614,6 +748,7 @@ mod tests {
             .iter()
             .map(|k| blst_p2_affine::from(k.sk_to_pk()))
             .collect();
+        let keys = PreparedKeys::new(keys);
         let memory = HashedMessages::new(DST, 8);
         let sets: [Vec<u32>; 3] = [(0..n).collect(), vec![0, 1, 2, 4, 5], vec![3]];
         let msgs: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 32]).collect();
@@ -666,5 +801,84 @@ mod tests {
             HashedMessages::new(DST, 0).sign(&sks[0], &msgs[0]),
             sks[0].sign(&msgs[0], DST, &[]).to_bytes()
         );
+    }
+
+    fn z2_scalar() -> Scalar {
+        // z^2 = 0xac45a4010001a402_0000000100000000, from its two 64-bit halves.
+        let two_64 = Scalar::from(1u64 << 32).square();
+        Scalar::from(0xac45a4010001a402u64) * two_64 + Scalar::from(0x0000000100000000u64)
+    }
+
+    /// `(beta x, -y)` is `z^2 (x, y)` on G1, affine and Jacobian, and the other cube root of
+    /// unity is not.
+    #[test]
+    fn beta_is_the_endomorphism_of_z_squared() {
+        let p = (G1Projective::generator() * Scalar::from(12345u64)).to_affine();
+        let expected = (G1Projective::from(p) * z2_scalar()).to_affine();
+        let got = times_z2_affine(p.as_ref());
+        assert_eq!(&got, expected.as_ref());
+        let mut jac = G1Projective::from(p) + G1Projective::from(p);
+        let doubled_expected = (jac * z2_scalar()).to_affine();
+        let mut out = G1Projective::identity();
+        *out.as_mut() = times_z2(jac.as_ref());
+        assert_eq!(out.to_affine(), doubled_expected);
+        // The other root (beta^2) maps to a different multiple.
+        let mut b2 = blst::blst_fp::default();
+        // SAFETY: valid field elements.
+        unsafe { blst::blst_fp_sqr(&mut b2, &beta()) };
+        let mut other = *p.as_ref();
+        // SAFETY: valid field elements.
+        unsafe {
+            blst::blst_fp_mul(&mut other.x, &p.as_ref().x, &b2);
+            blst::blst_fp_cneg(&mut other.y, &p.as_ref().y, true);
+        }
+        assert_ne!(&other, expected.as_ref());
+        jac = G1Projective::identity();
+        let mut id = G1Projective::identity();
+        *id.as_mut() = times_z2(jac.as_ref());
+        assert!(bool::from(id.is_identity()));
+    }
+
+    /// A weight multiplies and sums as the integer `lo + z^2 hi`, including the edge halves.
+    #[test]
+    fn weights_act_as_their_integer() {
+        let z2 = z2_scalar();
+        let as_scalar = |w: &Weight| Scalar::from(w.lo) + z2 * Scalar::from(w.hi);
+        let weights = [
+            Weight { lo: 1, hi: 0 },
+            Weight { lo: 0, hi: 1 },
+            Weight {
+                lo: u64::MAX,
+                hi: u64::MAX,
+            },
+            Weight {
+                lo: 0x8000_0000_0000_0000,
+                hi: 7,
+            },
+            Weight {
+                lo: 0x1234_5678_9abc_def1,
+                hi: 0x0fed_cba9_8765_4321,
+            },
+        ];
+        let points: Vec<G1Affine> = (1..=weights.len() as u64)
+            .map(|i| (G1Projective::generator() * Scalar::from(i * 1000 + 7)).to_affine())
+            .collect();
+        let mut sum = G1Projective::identity();
+        for (w, p) in weights.iter().zip(&points) {
+            let expected = G1Projective::from(*p) * as_scalar(w);
+            let mut got = G1Projective::identity();
+            *got.as_mut() = w.mul(p.as_ref());
+            assert_eq!(got, expected, "{w:?}");
+            sum += expected;
+        }
+        let raw: Vec<blst_p1_affine> = points.iter().map(|p| *p.as_ref()).collect();
+        assert_eq!(msm_weights(&raw, &weights), sum);
+        for k in [0u64, 1, 7, 8, 9, 15, 16, 17, u64::MAX] {
+            let value: i128 = wnaf4(k)
+                .iter()
+                .rev()
+                .fold(0i128, |acc, d| 2 * acc + i128::from(*d));
+            assert_eq!(value, i128::from(k));
+        }
     }
 }

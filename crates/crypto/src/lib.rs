@@ -23,6 +23,7 @@ pub mod group;
 pub mod hash;
 pub mod index;
 pub mod msm;
+pub mod pairing;
 pub mod poly;
 pub mod secp256k1;
 pub mod secret;

@@ -9,7 +9,7 @@
 //! ceremony can be replayed into another.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ff::Field;
 
@@ -18,6 +18,7 @@ use keyquorum_crypto::commit::DualCode;
 use keyquorum_crypto::encrypt::EncryptionPublicKey;
 use keyquorum_crypto::hash::tagged_hash;
 use keyquorum_crypto::index::{self, IndexScheme};
+use keyquorum_crypto::pairing::PreparedKeys;
 use keyquorum_crypto::poly::lagrange_at_zero;
 use keyquorum_crypto::verifiable_encrypt::VerifiableEncryptionPublicKey;
 use keyquorum_crypto::{CryptoError, Curve};
@@ -146,6 +147,20 @@ pub struct Ceremony<C: Curve> {
     /// replica of the board verifies the aggregates of the same messages without hashing them
     /// again. Only signing fills it (one message per dealer), so the board's input cannot.
     signed_hashes: HashedMessages,
+    /// The identity keys of the players and of the dealers that are not players, with their
+    /// Miller-loop lines, built by the first batch signature check and reused by the later ones
+    /// (the contribution and publication phases check signatures under the same keys).
+    batch_keys: OnceLock<BatchKeys>,
+}
+
+/// Identity keys in batch-verification slots: the players first (ack sets index them), then the
+/// dealers that are not players.
+#[derive(Debug)]
+pub(crate) struct BatchKeys {
+    /// The keys of the slots, with their lines.
+    pub(crate) prepared: PreparedKeys,
+    /// Each dealer's slot.
+    pub(crate) dealer_slot: Vec<usize>,
 }
 
 /// Most check results a [`Ceremony`] remembers. A ceremony of [`MAX_PARTICIPANTS`] needs about
@@ -240,6 +255,7 @@ impl<C: Curve> Ceremony<C> {
             dual_code,
             verified: Mutex::new(CheckCache::default()),
             signed_hashes: HashedMessages::new(crate::identity::SIG_DST, dealers),
+            batch_keys: OnceLock::new(),
         }))
     }
 
@@ -263,6 +279,36 @@ impl<C: Curve> Ceremony<C> {
     /// [`IdentityKeypair::sign_remembered`]: crate::identity::IdentityKeypair::sign_remembered
     pub fn signed_hashes(&self) -> &HashedMessages {
         &self.signed_hashes
+    }
+
+    /// The identity keys in batch-verification slots with their Miller-loop lines, computed on
+    /// first use (over the current rayon pool).
+    pub(crate) fn batch_keys(&self) -> &BatchKeys {
+        self.batch_keys.get_or_init(|| {
+            let players = self.players();
+            let mut keys: Vec<blst::blst_p2_affine> =
+                players.iter().map(|p| p.identity.point()).collect();
+            let by_key: HashMap<&crate::identity::IdentityPublicKey, usize> = players
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (&p.identity, i))
+                .collect();
+            let dealer_slot = self
+                .dealers()
+                .iter()
+                .map(|d| match by_key.get(&d.identity) {
+                    Some(i) => *i,
+                    None => {
+                        keys.push(d.identity.point());
+                        keys.len() - 1
+                    }
+                })
+                .collect();
+            BatchKeys {
+                prepared: PreparedKeys::new(keys),
+                dealer_slot,
+            }
+        })
     }
 
     /// How many check results are remembered (at most [`CHECK_CACHE_CAPACITY`]).

@@ -12,9 +12,12 @@
 //! as the per-item check refuses it.
 //!
 //! Cost per post: hashing the post to the curve (not for an ack message this process signed
-//! itself: [`Ceremony::signed_hashes`]) and one 128-bit multiplication (a term of one MSM for an
-//! ack set of every player); per batch: one multi-Miller loop with one term per identity key (not per post: a dealer's posts and every
-//! ack set containing a key share its term) and one final exponentiation.
+//! itself: [`Ceremony::signed_hashes`]) and one multiplication by a batch weight (two 64-bit
+//! halves through the GLV endomorphism; a term of one MSM for an ack set of every player); per
+//! batch: one multi-Miller loop with one term per identity key (not per post: a dealer's posts
+//! and every ack set containing a key share its term) and one final exponentiation. The keys'
+//! Miller-loop lines are computed once per ceremony, by its first batch, and evaluated by every
+//! batch after.
 
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::batch::{self, Item, Signers};
@@ -87,25 +90,10 @@ pub fn preverify_posts<C: Curve>(ceremony: &Ceremony<C>, posts: &[&SignedPost<C>
         .map(|c| identity::decode_signature_checked(c.sig))
         .collect();
 
-    // Key slots: the players first (ack sets index them), then dealers that are not players.
-    let players = ceremony.players();
-    let mut keys: Vec<blst::blst_p2_affine> = players.iter().map(|p| p.identity.point()).collect();
-    let by_key: std::collections::HashMap<&IdentityPublicKey, usize> = players
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (&p.identity, i))
-        .collect();
-    let dealer_slot: Vec<usize> = ceremony
-        .dealers()
-        .iter()
-        .map(|d| match by_key.get(&d.identity) {
-            Some(i) => *i,
-            None => {
-                keys.push(d.identity.point());
-                keys.len() - 1
-            }
-        })
-        .collect();
+    // Key slots (players first, then dealers that are not players) with their Miller-loop
+    // lines, prepared once per ceremony.
+    let slots = ceremony.batch_keys();
+    let dealer_slot = &slots.dealer_slot;
 
     let mut items = Vec::with_capacity(checks.len());
     let mut in_batch = Vec::with_capacity(checks.len());
@@ -126,7 +114,13 @@ pub fn preverify_posts<C: Curve>(ceremony: &Ceremony<C>, posts: &[&SignedPost<C>
         in_batch.push(c);
     }
     let all_valid = matches!(
-        batch::verify_grouped(&keys, n, &items, SIG_DST, Some(ceremony.signed_hashes())),
+        batch::verify_grouped(
+            &slots.prepared,
+            n,
+            &items,
+            SIG_DST,
+            Some(ceremony.signed_hashes())
+        ),
         Ok(true)
     );
     if all_valid {
