@@ -388,8 +388,10 @@ fn bench_node(c: &mut Criterion) {
         let s = setup(n);
         eprintln!("keyquorum set-up n={n}: {:.1?}", started.elapsed());
         for threads in thread_counts() {
+            // Named so that a profiler can tell the node's threads from the set-up's.
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
+                .thread_name(|i| format!("kq-node-{i}"))
                 .build()
                 .unwrap();
             if std::env::var("KQ_BENCH_PHASES").is_ok() {
