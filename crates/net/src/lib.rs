@@ -23,6 +23,8 @@
 //!   hard size limits ([`wire`]), per-session allow-lists of identities;
 //! - beacon partials and on-demand signing requests ([`beacon`]): the same requests, in a
 //!   session per view and with size bounds of their own;
+//! - section messages and joins ([`sections`]): the same requests, with size bounds of their
+//!   own;
 //! - API: [`Network::new`] spawns a task that owns the swarm and returns a
 //!   [`NetworkHandle`] plus a channel of [`NetEvent`]s.
 //!
@@ -36,6 +38,7 @@ mod error;
 mod handle;
 mod identity;
 mod record;
+pub mod sections;
 mod stats;
 mod task;
 pub mod testing;
@@ -47,6 +50,9 @@ use tokio::sync::oneshot;
 pub use beacon::{
     BEACON_PARTIAL_KIND, MAX_BEACON_PAYLOAD, MAX_SIGN_ANSWER, MAX_SIGN_PAYLOAD, SIGN_REQUEST_KIND,
     beacon_session,
+};
+pub use sections::{
+    MAX_SECTIONS_JOIN_PAYLOAD, MAX_SECTIONS_PAYLOAD, SECTIONS_JOIN_KIND, SECTIONS_MESSAGE_KIND,
 };
 pub use config::{DEFAULT_MAX_REQUEST_SIZE, DEFAULT_MAX_RESPONSE_SIZE, NetConfig, RetryPolicy};
 pub use error::{NetError, RecordError, RemoteError};

@@ -42,6 +42,9 @@ use tracing::{debug, info, trace, warn};
 
 use crate::beacon::{BEACON_PARTIAL_KIND, MAX_BEACON_PAYLOAD, MAX_SIGN_PAYLOAD, SIGN_REQUEST_KIND};
 use crate::config::NetConfig;
+use crate::sections::{
+    MAX_SECTIONS_JOIN_PAYLOAD, MAX_SECTIONS_PAYLOAD, SECTIONS_JOIN_KIND, SECTIONS_MESSAGE_KIND,
+};
 use crate::error::{NetError, RemoteError};
 use crate::identity::{SharedSigner, SharedVerifier};
 use crate::record::{
@@ -753,6 +756,8 @@ impl Task {
                 let oversized = match kind {
                     BEACON_PARTIAL_KIND => payload.len() > MAX_BEACON_PAYLOAD,
                     SIGN_REQUEST_KIND => payload.len() > MAX_SIGN_PAYLOAD,
+                    SECTIONS_MESSAGE_KIND => payload.len() > MAX_SECTIONS_PAYLOAD,
+                    SECTIONS_JOIN_KIND => payload.len() > MAX_SECTIONS_JOIN_PAYLOAD,
                     _ => false,
                 };
                 let reason = if oversized {
