@@ -426,3 +426,21 @@ pub(crate) fn read_sap(r: &mut Reader<'_>) -> Result<Sap, WireError> {
         section_key: read_key(r)?,
     })
 }
+
+/// Decodes one peer in [`Peer::encode`]'s encoding, and nothing after it (a join request's
+/// body).
+pub fn decode_peer(bytes: &[u8]) -> Result<Peer, WireError> {
+    let mut r = Reader::new(bytes);
+    let peer = read_peer(&mut r)?;
+    r.finish()?;
+    Ok(peer)
+}
+
+/// Decodes one SAP in [`Sap::encode`]'s encoding, and nothing after it (what a node's HTTP
+/// view of its section lists).
+pub fn decode_sap(bytes: &[u8]) -> Result<Sap, WireError> {
+    let mut r = Reader::new(bytes);
+    let sap = read_sap(&mut r)?;
+    r.finish()?;
+    Ok(sap)
+}
