@@ -3,10 +3,21 @@
 //! the wire encoding), then its key chain printed as JSON and verified from the genesis key.
 //! Exit 0 when every step's invariants held and the chain verifies, 1 otherwise, 2 on usage
 //! errors.
+//!
+//! `keyquorum sections node`: one sections node as its own process, talking to the others over
+//! libp2p (`keyquorum_node::sections_node`), with `GET /sections` serving its key chain and SAP.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use keyquorum_node::cli::CliError;
+use keyquorum_node::keystore::{self, PassphraseSource};
+use keyquorum_node::sections_node::Multiaddr;
+use keyquorum_node::sections_node::{self, SectionsNodeConfig};
 use keyquorum_sections::Prefix;
+use keyquorum_sections::keys::decode_key;
 use keyquorum_sections::keys::key_bytes;
 use keyquorum_sections::simulation::Network;
 
@@ -28,6 +39,42 @@ enum SectionsCommand {
     /// and print and verify its key chain.
     #[command(after_help = keyquorum_node::cli::EXIT_CODES)]
     Demo(DemoArgs),
+    /// Run one sections node on the network: the genesis node (no --bootstrap) or a joiner
+    /// (--bootstrap and --genesis-key); restarted with the same data directory, it resumes from
+    /// its store. Runs until Ctrl-C or SIGTERM.
+    #[command(after_help = keyquorum_node::cli::EXIT_CODES)]
+    Node(NodeArgs),
+}
+
+#[derive(Args, Debug)]
+struct NodeArgs {
+    /// Encrypted keystore (see `keyquorum keys new`); the section node key derives from it.
+    #[arg(long)]
+    key_file: PathBuf,
+    /// File holding the keystore passphrase.
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+    /// Environment variable holding the passphrase.
+    #[arg(long, default_value = "KEYQUORUM_PASSPHRASE")]
+    passphrase_env: String,
+    /// Data directory (`sections.redb`, `key_chain.json`).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// libp2p listen address, also advertised to the section, e.g. /ip4/127.0.0.1/tcp/9000.
+    #[arg(long, value_name = "MULTIADDR")]
+    p2p_listen: String,
+    /// Bootstrap peer (multiaddr ending in /p2p/PEER_ID) to join through; repeat for several.
+    #[arg(long)]
+    bootstrap: Vec<String>,
+    /// The network's genesis key (96 hex digits); required to join.
+    #[arg(long)]
+    genesis_key: Option<String>,
+    /// HTTP address of `GET /sections`.
+    #[arg(long, value_name = "ADDR")]
+    http_listen: std::net::SocketAddr,
+    /// Length of one DKG round, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    round_ms: u64,
 }
 
 #[derive(Args, Debug)]
@@ -47,7 +94,63 @@ struct DemoArgs {
 pub fn run(args: SectionsArgs) -> Result<(), CliError> {
     match args.command {
         SectionsCommand::Demo(args) => demo(args),
+        SectionsCommand::Node(args) => node(args),
     }
+}
+
+fn node(args: NodeArgs) -> Result<(), CliError> {
+    keyquorum_node::cli::init_logging();
+    let usage = |what: &str, e: &dyn std::fmt::Display| CliError::Usage(format!("{what}: {e}"));
+    let listen: Multiaddr = args
+        .p2p_listen
+        .parse()
+        .map_err(|e| usage("--p2p-listen", &e))?;
+    let bootstrap = args
+        .bootstrap
+        .iter()
+        .map(|b| b.parse::<Multiaddr>().map_err(|e| usage("--bootstrap", &e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let genesis_key = match &args.genesis_key {
+        None => None,
+        Some(h) => {
+            let bytes = hex::decode(h).map_err(|e| usage("--genesis-key", &e))?;
+            Some(decode_key(&bytes).map_err(|e| usage("--genesis-key", &e))?)
+        }
+    };
+    if !(50..=60_000).contains(&args.round_ms) {
+        return Err(CliError::Usage(
+            "--round-ms must be between 50 and 60000".into(),
+        ));
+    }
+    let source = match &args.passphrase_file {
+        Some(p) => PassphraseSource::File(p.clone()),
+        None => PassphraseSource::Env(args.passphrase_env.clone()),
+    };
+    let pass = source.read().map_err(CliError::failed)?;
+    let keys = keystore::read(&args.key_file, &pass).map_err(CliError::failed)?;
+    drop(pass);
+    let config = SectionsNodeConfig {
+        data_dir: args.data_dir,
+        listen,
+        bootstrap,
+        genesis_key,
+        http_listen: args.http_listen,
+        round: Duration::from_millis(args.round_ms),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::failed)?;
+    rt.block_on(async move {
+        sections_node::run(
+            config,
+            Arc::new(keys),
+            keyquorum_node::cli::shutdown_signal(),
+        )
+        .await
+        .map_err(CliError::failed)
+    })
 }
 
 fn demo(args: DemoArgs) -> Result<(), CliError> {

@@ -51,14 +51,14 @@ pub use beacon::{
     BEACON_PARTIAL_KIND, MAX_BEACON_PAYLOAD, MAX_SIGN_ANSWER, MAX_SIGN_PAYLOAD, SIGN_REQUEST_KIND,
     beacon_session,
 };
-pub use sections::{
-    MAX_SECTIONS_JOIN_PAYLOAD, MAX_SECTIONS_PAYLOAD, SECTIONS_JOIN_KIND, SECTIONS_MESSAGE_KIND,
-};
 pub use config::{DEFAULT_MAX_REQUEST_SIZE, DEFAULT_MAX_RESPONSE_SIZE, NetConfig, RetryPolicy};
 pub use error::{NetError, RecordError, RemoteError};
 pub use handle::{Network, NetworkHandle};
 pub use identity::{IdentitySigner, IdentityVerifier, SharedSigner, SharedVerifier};
 pub use record::{AddressRecord, DHT_KEY_DOMAIN, MAX_ADDRESSES, MAX_RECORD_BYTES, dht_key};
+pub use sections::{
+    MAX_SECTIONS_JOIN_PAYLOAD, MAX_SECTIONS_PAYLOAD, SECTIONS_JOIN_KIND, SECTIONS_MESSAGE_KIND,
+};
 pub use stats::NetStats;
 pub use task::KAD_PROTOCOL;
 pub use wire::{DKG_PROTOCOL, SessionId};

@@ -42,14 +42,14 @@ use tracing::{debug, info, trace, warn};
 
 use crate::beacon::{BEACON_PARTIAL_KIND, MAX_BEACON_PAYLOAD, MAX_SIGN_PAYLOAD, SIGN_REQUEST_KIND};
 use crate::config::NetConfig;
-use crate::sections::{
-    MAX_SECTIONS_JOIN_PAYLOAD, MAX_SECTIONS_PAYLOAD, SECTIONS_JOIN_KIND, SECTIONS_MESSAGE_KIND,
-};
 use crate::error::{NetError, RemoteError};
 use crate::identity::{SharedSigner, SharedVerifier};
 use crate::record::{
     AddressRecord, Expect, MAX_ADDRESSES, MAX_RECORD_BYTES, dht_key, split_p2p, strip_p2p,
     verify_record_bytes,
+};
+use crate::sections::{
+    MAX_SECTIONS_JOIN_PAYLOAD, MAX_SECTIONS_PAYLOAD, SECTIONS_JOIN_KIND, SECTIONS_MESSAGE_KIND,
 };
 use crate::stats::Counters;
 use crate::wire::{DKG_PROTOCOL, DkgCodec, SessionId, WireRequest, WireResponse, short_hex};

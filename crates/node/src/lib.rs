@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod network;
 pub mod report;
 pub mod runtime;
+pub mod sections_node;
 pub mod sections_store;
 pub mod sign;
 pub mod status;

@@ -7,7 +7,11 @@
 //!   `sections/share/<section key hex>`, so a sealed share moved to another key's slot does not
 //!   open, and nothing secret is ever written in the clear;
 //! - `sections_inputs`: sequence number -> the session id (32 bytes, zero for none) and the
-//!   encoded [`LoggedInput`].
+//!   encoded [`LoggedInput`];
+//! - `sections_node`: what the network runtime keeps beside the protocol's record:
+//!   `"members"` -> the members this node admitted or learnt ([`encode_members`]), and
+//!   `"signed_sap"` -> the last SAP it applied, with both signatures, in the wire encoding of
+//!   [`Message::NewElders`], so a client can check the current authority and not only the chain.
 //!
 //! Each method is one redb write transaction, durable (fsync) when it returns, so the
 //! write-ahead order [`keyquorum_sections::store::PersistentCoordinator`] keeps survives a
@@ -16,16 +20,24 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use keyquorum_dkg::wire::{Reader, WireError, Writer};
+use keyquorum_sections::elders::Member;
 use keyquorum_sections::keys::key_bytes;
 use keyquorum_sections::sap::KeyShare;
+use keyquorum_sections::sap::SignedSap;
 use keyquorum_sections::session::SessionId;
 use keyquorum_sections::store::{ElderRecord, ElderStore, LoggedInput, decode_share, encode_share};
+use keyquorum_sections::wire::{Message, decode_peer};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::keys::NodeKeys;
 
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("sections_state");
 const INPUTS: TableDefinition<u64, &[u8]> = TableDefinition::new("sections_inputs");
+const NODE: TableDefinition<&str, &[u8]> = TableDefinition::new("sections_node");
+
+/// Most members a store keeps (a section splits long before).
+pub const MAX_STORED_MEMBERS: usize = 1024;
 
 /// Errors of the sections store. None carries secret material.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +77,7 @@ impl SectionsStore {
         {
             w.open_table(STATE).map_err(dberr)?;
             w.open_table(INPUTS).map_err(dberr)?;
+            w.open_table(NODE).map_err(dberr)?;
         }
         w.commit().map_err(dberr)?;
         Ok(SectionsStore { db, keys })
@@ -73,6 +86,81 @@ impl SectionsStore {
     fn share_label(section_key: &[u8]) -> String {
         format!("sections/share/{}", hex::encode(section_key))
     }
+
+    fn put_node(&self, key: &str, value: &[u8]) -> Result<(), SectionsStoreError> {
+        let w = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut t = w.open_table(NODE).map_err(dberr)?;
+            t.insert(key, value).map_err(dberr)?;
+        }
+        w.commit().map_err(dberr)
+    }
+
+    fn get_node(&self, key: &str) -> Result<Option<Vec<u8>>, SectionsStoreError> {
+        let r = self.db.begin_read().map_err(dberr)?;
+        let t = r.open_table(NODE).map_err(dberr)?;
+        Ok(t.get(key).map_err(dberr)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Replaces the stored members.
+    pub fn save_members(&self, members: &[Member]) -> Result<(), SectionsStoreError> {
+        self.put_node("members", &encode_members(members))
+    }
+
+    /// The stored members (none before the first save).
+    pub fn members(&self) -> Result<Vec<Member>, SectionsStoreError> {
+        match self.get_node("members")? {
+            None => Ok(Vec::new()),
+            Some(bytes) => decode_members(&bytes)
+                .map_err(|e| SectionsStoreError::Corrupt(format!("members: {e}"))),
+        }
+    }
+
+    /// Replaces the last applied SAP.
+    pub fn save_signed_sap(&self, signed: &SignedSap) -> Result<(), SectionsStoreError> {
+        self.put_node("signed_sap", &Message::NewElders(signed.clone()).encode())
+    }
+
+    /// The last applied SAP, if any was applied (the genesis SAP is not signed).
+    pub fn signed_sap(&self) -> Result<Option<SignedSap>, SectionsStoreError> {
+        let Some(bytes) = self.get_node("signed_sap")? else {
+            return Ok(None);
+        };
+        match Message::decode(&bytes) {
+            Ok(Message::NewElders(signed)) => Ok(Some(signed)),
+            Ok(_) => Err(SectionsStoreError::Corrupt(
+                "signed SAP: wrong message".into(),
+            )),
+            Err(e) => Err(SectionsStoreError::Corrupt(format!("signed SAP: {e}"))),
+        }
+    }
+}
+
+/// Members: a `u32` count, then per member its age and its peer as a `u32`-length-prefixed
+/// [`keyquorum_sections::elders::Peer::encode`].
+pub fn encode_members(members: &[Member]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u32(members.len() as u32);
+    for m in members {
+        let mut peer = Vec::new();
+        m.peer.encode(&mut peer);
+        w.u8(m.age).bytes(&peer);
+    }
+    w.finish()
+}
+
+/// Decodes [`encode_members`].
+pub fn decode_members(bytes: &[u8]) -> Result<Vec<Member>, WireError> {
+    let mut r = Reader::new(bytes);
+    let n = r.count("members", MAX_STORED_MEMBERS)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let age = r.u8()?;
+        let peer = decode_peer(r.bytes("peer", 4096)?)?;
+        out.push(Member { peer, age });
+    }
+    r.finish()?;
+    Ok(out)
 }
 
 impl ElderStore for SectionsStore {
@@ -255,4 +343,28 @@ mod tests {
     }
 
     use keyquorum_crypto::{Bls12381G1, Curve};
+
+    #[test]
+    fn members_and_the_signed_sap_survive_a_reopen_and_bad_bytes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sections.redb");
+        let keys = Arc::new(NodeKeys::from_master(&[3; 32]));
+        let members: Vec<Member> = (1..4u64)
+            .map(|i| Member {
+                peer: Peer::new(&Secret::new(Scalar::from(i)), format!("node:{i}")),
+                age: i as u8,
+            })
+            .collect();
+        let store = SectionsStore::open(&path, keys.clone()).unwrap();
+        assert!(store.members().unwrap().is_empty());
+        assert!(store.signed_sap().unwrap().is_none());
+        store.save_members(&members).unwrap();
+        drop(store);
+        let store = SectionsStore::open(&path, keys).unwrap();
+        assert_eq!(store.members().unwrap(), members);
+        let bytes = encode_members(&members);
+        assert!(decode_members(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_members(&[bytes.as_slice(), &[0]].concat()).is_err());
+        assert!(decode_members(&u32::MAX.to_be_bytes()).is_err());
+    }
 }

@@ -1,0 +1,248 @@
+//! Joining a section over the network (requests of kind [`keyquorum_net::SECTIONS_JOIN_KIND`]).
+//!
+//! 1. The joiner asks a bootstrap peer for the section ([`Request::Query`]); the answer is the
+//!    peer's record (genesis key, key chain, SAP) and its last signed SAP. The joiner accepts it
+//!    only if the chain verifies from the genesis key it was configured with and ends in the
+//!    SAP's key, and, past genesis, if the SAP carries the section key's signature. The genesis
+//!    SAP is not signed: a bootstrap peer can lie about who the genesis elder is, which costs
+//!    the joiner its admission, never a key it would accept (anything after genesis needs the
+//!    genesis key's signature).
+//! 2. The joiner asks every elder of that SAP to admit it ([`Request::Admit`] with its own
+//!    peer entry). An elder admits a peer only if the entry's node key is the identity the
+//!    transport proved, its DKG keys come with a valid proof of possession, its address names
+//!    the libp2p peer the request came from, and its name falls under the section's prefix.
+
+use keyquorum_crypto::tbls::{self, MinPk};
+use keyquorum_dkg::wire::{Reader, WireError, Writer};
+use keyquorum_net::libp2p::PeerId;
+use keyquorum_net::{Multiaddr, NetworkHandle, Target};
+use keyquorum_sections::elders::Peer;
+use keyquorum_sections::keys::{PublicKey, key_bytes};
+use keyquorum_sections::sap::SignedSap;
+use keyquorum_sections::store::ElderRecord;
+use keyquorum_sections::wire::{Message, decode_peer};
+use keyquorum_sections::{Name, Prefix};
+use std::time::Duration;
+use tracing::{info, warn};
+
+use super::{SectionsNodeError, peer_of};
+
+/// Answer of an elder that admitted the peer (or had already).
+pub const ADMITTED: u8 = 1;
+/// Answer of a node that did not admit the peer.
+pub const REFUSED: u8 = 0;
+
+/// Largest record an answer carries (the chain at 192 bytes a key, the SAP, the signed SAP).
+const MAX_ANSWER_PART: usize = 1 << 20;
+
+const TAG_QUERY: u8 = 0;
+const TAG_ADMIT: u8 = 1;
+
+/// A join request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Ask for the section's record and signed SAP.
+    Query,
+    /// Ask an elder to admit the sender, described by its peer entry.
+    Admit(Box<Peer>),
+}
+
+impl Request {
+    /// Tag 0; or tag 1 and the peer ([`Peer::encode`]).
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Request::Query => vec![TAG_QUERY],
+            Request::Admit(peer) => {
+                let mut out = vec![TAG_ADMIT];
+                peer.encode(&mut out);
+                out
+            }
+        }
+    }
+
+    /// Decodes [`Request::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        match bytes.split_first() {
+            Some((&TAG_QUERY, [])) => Ok(Request::Query),
+            Some((&TAG_ADMIT, rest)) => Ok(Request::Admit(Box::new(decode_peer(rest)?))),
+            Some((&tag, _)) => Err(WireError::UnknownTag {
+                what: "join request",
+                tag,
+            }),
+            None => Err(WireError::Truncated { needed: 1 }),
+        }
+    }
+}
+
+/// The answer to a query: the record, then the signed SAP if any, each length-prefixed.
+pub fn encode_answer(record: &ElderRecord, signed: Option<&SignedSap>) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.bytes(&record.encode());
+    match signed {
+        Some(s) => w.u8(1).bytes(&Message::NewElders(s.clone()).encode()),
+        None => w.u8(0),
+    };
+    w.finish()
+}
+
+/// Decodes [`encode_answer`].
+pub fn decode_answer(bytes: &[u8]) -> Result<(ElderRecord, Option<SignedSap>), WireError> {
+    let mut r = Reader::new(bytes);
+    let record = ElderRecord::decode(r.bytes("record", MAX_ANSWER_PART)?)?;
+    let signed = match r.u8()? {
+        0 => None,
+        1 => match Message::decode(r.bytes("signed SAP", MAX_ANSWER_PART)?)? {
+            Message::NewElders(s) => Some(s),
+            _ => return Err(WireError::NonCanonical("signed SAP")),
+        },
+        tag => {
+            return Err(WireError::UnknownTag {
+                what: "signed SAP flag",
+                tag,
+            });
+        }
+    };
+    r.finish()?;
+    Ok((record, signed))
+}
+
+/// Whether an answer describes a section a joiner holding `genesis_key` may accept (see the
+/// module docs).
+pub fn check_answer(
+    record: &ElderRecord,
+    signed: Option<&SignedSap>,
+    genesis_key: &PublicKey,
+) -> Result<(), String> {
+    if record.genesis_key != *genesis_key {
+        return Err("another genesis key".into());
+    }
+    record
+        .chain
+        .verify_from(genesis_key)
+        .map_err(|e| format!("the key chain does not verify: {e}"))?;
+    if record.chain.last_key(genesis_key) != record.sap.section_key {
+        return Err("the chain does not end in the SAP's key".into());
+    }
+    if record.chain.key_count() > 1 {
+        let Some(signed) = signed.filter(|s| s.sap == record.sap) else {
+            return Err("the SAP comes without its signature".into());
+        };
+        tbls::verify::<MinPk>(
+            &signed.sap.section_key,
+            &signed.sap.signing_bytes(),
+            &signed.sap_signature,
+        )
+        .map_err(|_| "the SAP's signature does not verify".to_string())?;
+    }
+    Ok(())
+}
+
+/// Whether an elder of the section under `prefix` admits `peer`, asked by the node the
+/// transport proved to be `sender` over a connection from `from`.
+pub fn admissible(peer: &Peer, sender: &Name, from: &PeerId, prefix: &Prefix) -> bool {
+    let addr_names_sender = peer
+        .addr
+        .parse::<Multiaddr>()
+        .ok()
+        .and_then(|a| peer_of(&a))
+        .is_some_and(|p| p == *from);
+    peer.name() == *sender && prefix.matches(sender) && addr_names_sender && peer.dkg.verify_pop()
+}
+
+/// Asks the bootstrap peers, in turn, for the section until one answer checks out.
+pub async fn query_section(
+    net: &NetworkHandle,
+    bootstrap: &[Multiaddr],
+    genesis_key: &PublicKey,
+) -> Result<(ElderRecord, Option<SignedSap>), SectionsNodeError> {
+    let mut last = String::from("no bootstrap peer");
+    for _attempt in 0..10 {
+        for addr in bootstrap {
+            let Some(peer) = peer_of(addr) else {
+                last = format!("{addr} names no peer");
+                continue;
+            };
+            let answer = match net
+                .send_section_join(Target::Peer(peer), Request::Query.encode())
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    last = format!("{addr}: {e}");
+                    continue;
+                }
+            };
+            match decode_answer(&answer)
+                .map_err(|e| e.to_string())
+                .and_then(|(r, s)| check_answer(&r, s.as_ref(), genesis_key).map(|()| (r, s)))
+            {
+                Ok(found) => {
+                    info!(
+                        generation = found.0.chain.key_count(),
+                        elders = found.0.sap.elders.len(),
+                        "section learnt from a bootstrap peer"
+                    );
+                    return Ok(found);
+                }
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(SectionsNodeError::Join(last))
+}
+
+/// Asks each elder to admit `us`, retrying each a few times.
+pub async fn ask_admission(net: NetworkHandle, us: Peer, elders: Vec<Peer>) {
+    let request = Request::Admit(Box::new(us)).encode();
+    let mut admitted = 0;
+    for elder in &elders {
+        let identity = key_bytes(&elder.node_key).to_vec();
+        if let Some(addr) = elder.addr.parse::<Multiaddr>().ok()
+            && let Some(peer) = peer_of(&addr)
+        {
+            let _ = net.bind_identity(identity.clone(), peer, vec![addr]).await;
+        }
+        for _ in 0..5 {
+            match net
+                .send_section_join(Target::Identity(identity.clone()), request.clone())
+                .await
+            {
+                Ok(a) if a == [ADMITTED] => {
+                    admitted += 1;
+                    break;
+                }
+                Ok(_) => {
+                    warn!(elder = %hex::encode(elder.name().0), "admission refused");
+                    break;
+                }
+                Err(e) => warn!(error = %e, "admission request failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    info!(
+        admitted,
+        elders = elders.len(),
+        "admission asked of the elders"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_decode_exactly_what_encodes() {
+        let key = keyquorum_crypto::secret::Secret::new(blstrs::Scalar::from(77u64));
+        let peer = Peer::new(&key, "/ip4/127.0.0.1/tcp/1".into());
+        for r in [Request::Query, Request::Admit(Box::new(peer))] {
+            let bytes = r.encode();
+            assert_eq!(Request::decode(&bytes).unwrap(), r);
+            assert!(Request::decode(&[bytes.as_slice(), &[0]].concat()).is_err());
+            assert!(Request::decode(&bytes[..bytes.len() - 1]).is_err() || bytes.len() == 1);
+        }
+        assert!(Request::decode(&[]).is_err());
+        assert!(Request::decode(&[9]).is_err());
+    }
+}

@@ -1,0 +1,892 @@
+//! A sections node on the network: the I/O around [`keyquorum_sections`]'s coordinator.
+//!
+//! The protocol (signed starts, the DKG among candidates, failure agreement, handover, the key
+//! chain) is all in `keyquorum-sections`; this module only feeds it and carries what it emits:
+//! - **Transport.** Section messages ([`Message`]) travel as requests of kind
+//!   [`keyquorum_net::SECTIONS_MESSAGE_KIND`] over `keyquorum-net` (libp2p, Noise). A node's
+//!   network identity is its section node key ([`identity`]), so the transport proves the
+//!   sender's node key, and its [`Name`] is the authenticated `from` the coordinator takes. A
+//!   request from a peer that proved no identity is not answered; a start or a failure
+//!   observation whose signer is not the sender is dropped here. Sizes are bounded by the
+//!   network layer, encodings by [`Message::decode`], everything else by the coordinator
+//!   (superseded sessions included).
+//! - **Storage.** Every input goes through [`PersistentCoordinator`] over the node's redb
+//!   [`SectionsStore`] (logged before it is taken), so a restarted node replays its sessions and
+//!   sends again what they emitted. The members it knows and the last signed SAP are stored
+//!   beside.
+//! - **Time.** A DKG round ends at a deadline this module passes in: every `round` after the
+//!   session started here, at most [`MAX_ROUNDS`] + 2 times.
+//! - **Order.** A message for a session this node does not know yet (a candidate's first DKG
+//!   messages can overtake the elders' signed starts), or for the next generation, is kept
+//!   ([`MAX_EARLY`] at most) and offered again when a session starts or a SAP applies.
+//! - **Membership.** A node joins by asking a bootstrap peer for the section ([`join`]),
+//!   checking the key chain from the genesis key it was given, and asking each elder to admit
+//!   it. An elder that admits a member, applies a SAP, or checks a failure agreement selects
+//!   the elders again ([`elder_change`]) and, if they change, signs the start and sends it to
+//!   the candidates. Every member has the same age ([`MEMBER_AGE`]), so the selection is by
+//!   name among the members an elder knows.
+//!
+//! What this runtime does not do (see "Sections on the network" in `docs/protocol.md`): no
+//! member agreement beyond each elder's own list (elders with different lists sign different
+//! starts, and none starts until their lists agree again), no detection of members that leave,
+//! no split on the network, and no catch-up for a node that missed a handover while it was
+//! down.
+
+pub mod http;
+pub mod identity;
+pub mod join;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use blstrs::Scalar;
+use keyquorum_crypto::secret::Secret;
+pub use keyquorum_net::Multiaddr;
+use keyquorum_net::libp2p::PeerId;
+use keyquorum_net::libp2p::multiaddr::Protocol;
+use keyquorum_net::{NetConfig, NetEvent, Network, NetworkHandle, RetryPolicy};
+use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
+use keyquorum_sections::dkg::MAX_ROUNDS;
+use keyquorum_sections::elders::{ELDER_COUNT, Member, Peer, elder_change};
+use keyquorum_sections::keys::{PublicKey, key_bytes};
+use keyquorum_sections::sap::{self, SignedSap};
+use keyquorum_sections::session::{DkgStart, SessionId};
+use keyquorum_sections::store::{ElderStore, LoggedInput, PersistError, PersistentCoordinator};
+use keyquorum_sections::wire::Message;
+use keyquorum_sections::{KeyChain, Name};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::keys::NodeKeys;
+use crate::sections_store::{SectionsStore, SectionsStoreError};
+use http::SectionView;
+use identity::{SectionRecordSigner, SectionRecordVerifier, name_of_identity, section_node_key};
+
+/// The age every member gets: ages are not agreed on the network yet, so all are equal and
+/// elders are chosen by name.
+pub const MEMBER_AGE: u8 = 1;
+
+/// Most early messages kept for sessions not known yet.
+pub const MAX_EARLY: usize = 1024;
+
+/// Configuration of a sections node.
+#[derive(Clone, Debug)]
+pub struct SectionsNodeConfig {
+    /// Where the node's database and `key_chain.json` live.
+    pub data_dir: PathBuf,
+    /// libp2p listen address; also the address the node advertises in its SAP entry, so it
+    /// must be reachable by the other nodes (not `0.0.0.0`).
+    pub listen: Multiaddr,
+    /// Bootstrap peers (multiaddrs ending in `/p2p/<peer id>`); none for the genesis node.
+    pub bootstrap: Vec<Multiaddr>,
+    /// The genesis key a joining node checks the section's key chain from (required to join;
+    /// the genesis node draws it, a restarted node has it stored).
+    pub genesis_key: Option<PublicKey>,
+    /// Address of `GET /sections`.
+    pub http_listen: SocketAddr,
+    /// Length of one DKG round.
+    pub round: Duration,
+}
+
+/// Why a sections node stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SectionsNodeError {
+    /// The store failed.
+    #[error("sections store: {0}")]
+    Store(#[from] SectionsStoreError),
+    /// The network failed to start.
+    #[error("network: {0}")]
+    Net(#[from] keyquorum_net::NetError),
+    /// The HTTP endpoint could not listen.
+    #[error("{0}")]
+    Listen(#[from] crate::status::ListenError),
+    /// The configuration cannot work.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Joining failed.
+    #[error("join: {0}")]
+    Join(String),
+    /// The stored state does not restore.
+    #[error("restore: {0}")]
+    Restore(String),
+}
+
+/// Runs a sections node until `shutdown` resolves.
+pub async fn run(
+    config: SectionsNodeConfig,
+    keys: Arc<NodeKeys>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), SectionsNodeError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| SectionsNodeError::Config(format!("data directory: {e}")))?;
+    let node_key = section_node_key(&keys);
+    let store = SectionsStore::open(&config.data_dir.join("sections.redb"), keys.clone())?;
+    let peer_id = keys.peer_id();
+    let addr = advertised(&config.listen, peer_id)?;
+    let our_peer = Peer::new(&node_key, addr.to_string());
+    let (net, events) = Network::new(net_config(&keys, node_key.clone(), &config))?;
+
+    let stored = store.load()?.is_some();
+    let mut join_to = Vec::new();
+    let (coordinator, replay, members, signed) = if stored {
+        let members = store.members()?;
+        let signed = store.signed_sap()?;
+        let (coordinator, replay) = PersistentCoordinator::restore(node_key.clone(), store)
+            .map_err(|e| SectionsNodeError::Restore(format!("{e:?}")))?;
+        info!(
+            generation = coordinator.coordinator().chain().key_count(),
+            replayed = replay.len(),
+            "sections state restored"
+        );
+        (coordinator, replay, members, signed)
+    } else if config.bootstrap.is_empty() {
+        let (sap, share) = sap::genesis(our_peer.clone(), &mut rand_core::OsRng);
+        let genesis_key = sap.section_key;
+        let coordinator = Coordinator::new(
+            node_key.clone(),
+            genesis_key,
+            KeyChain::genesis(),
+            sap,
+            Some(share),
+        )
+        .map_err(|e| SectionsNodeError::Config(e.to_string()))?;
+        let members = vec![Member {
+            peer: our_peer.clone(),
+            age: MEMBER_AGE,
+        }];
+        store.save_members(&members)?;
+        let coordinator = PersistentCoordinator::create(coordinator, store)
+            .map_err(|e| SectionsNodeError::Restore(format!("{e:?}")))?;
+        info!(genesis_key = %hex::encode(key_bytes(&genesis_key)), "genesis section key drawn");
+        (coordinator, Vec::new(), members, None)
+    } else {
+        let genesis_key = config.genesis_key.ok_or_else(|| {
+            SectionsNodeError::Config("joining needs the genesis key (--genesis-key)".into())
+        })?;
+        let (record, signed) = join::query_section(&net, &config.bootstrap, &genesis_key).await?;
+        let coordinator = Coordinator::new(
+            node_key.clone(),
+            genesis_key,
+            record.chain,
+            record.sap,
+            None,
+        )
+        .map_err(|e| SectionsNodeError::Join(e.to_string()))?;
+        let mut members: Vec<Member> = coordinator
+            .sap()
+            .elders
+            .iter()
+            .map(|p| Member {
+                peer: p.clone(),
+                age: MEMBER_AGE,
+            })
+            .collect();
+        members.push(Member {
+            peer: our_peer.clone(),
+            age: MEMBER_AGE,
+        });
+        store.save_members(&members)?;
+        if let Some(s) = &signed {
+            store.save_signed_sap(s)?;
+        }
+        join_to = coordinator.sap().elders.clone();
+        let coordinator = PersistentCoordinator::create(coordinator, store)
+            .map_err(|e| SectionsNodeError::Restore(format!("{e:?}")))?;
+        (coordinator, Vec::new(), members, signed)
+    };
+
+    let mut rt = Runtime::new(
+        coordinator,
+        members,
+        signed,
+        net.clone(),
+        our_peer.clone(),
+        config.round,
+        config.data_dir.join("key_chain.json"),
+    );
+    let (bound, _http) = http::serve(config.http_listen, rt.view.subscribe()).await?;
+    info!(name = %hex::encode(rt.our_name.0), http = %bound, p2p = %addr, "sections node running");
+    for output in replay {
+        rt.route(output);
+    }
+    rt.drain()?;
+    if !join_to.is_empty() {
+        tokio::spawn(join::ask_admission(net.clone(), our_peer, join_to));
+    }
+    // An elder after a restart: re-sign and resend the start its members call for.
+    rt.elect()?;
+    rt.publish();
+    let result = rt.run(events, shutdown).await;
+    net.shutdown().await;
+    result
+}
+
+/// `listen` with `/p2p/<peer id>`: how the others dial this node.
+fn advertised(listen: &Multiaddr, peer: PeerId) -> Result<Multiaddr, SectionsNodeError> {
+    let unspecified = listen.iter().any(|p| match p {
+        Protocol::Ip4(a) => a.is_unspecified(),
+        Protocol::Ip6(a) => a.is_unspecified(),
+        _ => false,
+    });
+    if unspecified || listen.iter().any(|p| matches!(p, Protocol::Tcp(0))) {
+        return Err(SectionsNodeError::Config(
+            "the listen address is advertised in the SAP: give a reachable IP and a fixed port"
+                .into(),
+        ));
+    }
+    Ok(listen.clone().with(Protocol::P2p(peer)))
+}
+
+fn net_config(keys: &NodeKeys, node_key: Secret<Scalar>, c: &SectionsNodeConfig) -> NetConfig {
+    let mut n = NetConfig::new(
+        keys.p2p().clone(),
+        SectionRecordSigner(node_key),
+        SectionRecordVerifier,
+        c.listen.clone(),
+    );
+    n.bootstrap = c.bootstrap.clone();
+    // A join answer carries the key chain: 192 bytes a key.
+    n.max_response_size = 1 << 20;
+    n.request_timeout = Duration::from_secs(5);
+    n.dht_query_timeout = Duration::from_secs(5);
+    n.retry = RetryPolicy {
+        attempts: 6,
+        base_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(2),
+    };
+    n
+}
+
+/// The peer id an address names (`/p2p/...`), if any.
+pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}
+
+/// Whether a dropped message may be taken later: it is for a session not started here yet, or
+/// for the next generation.
+fn may_come_later(d: &Dropped) -> bool {
+    matches!(
+        d,
+        Dropped::UnknownSession | Dropped::FutureGeneration { .. }
+    )
+}
+
+/// The node key a message claims as its sender's, where it claims one.
+fn claimed_signer(message: &Message) -> Option<&PublicKey> {
+    match message {
+        Message::Start { signature, .. } | Message::Failure { signature, .. } => {
+            Some(&signature.signer)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `message` from the authenticated `from` may be taken: a start or a failure
+/// observation must come from its signer (the others carry no claimed sender, or, as a
+/// signed SAP, are checked by their signatures alone).
+pub fn sender_matches(from: &Name, message: &Message) -> bool {
+    claimed_signer(message).is_none_or(|k| Name::of(k) == *from)
+}
+
+struct Runtime {
+    our_name: Name,
+    coordinator: PersistentCoordinator<SectionsStore>,
+    members: Vec<Member>,
+    signed: Option<SignedSap>,
+    /// Every peer known by name: members, elders, candidates.
+    peers: BTreeMap<Name, Peer>,
+    net: NetworkHandle,
+    round: Duration,
+    /// Running sessions: next deadline and deadlines passed.
+    deadlines: BTreeMap<SessionId, (Instant, u32)>,
+    /// Candidates of the sessions started here.
+    candidates: BTreeMap<SessionId, Vec<Name>>,
+    /// Starts this node signed, so a repeated selection does not sign and send again.
+    signed_starts: BTreeSet<SessionId>,
+    /// Agreed non-participants, for the generation they were agreed in.
+    excluded: (u64, BTreeSet<Name>),
+    early: VecDeque<(Name, Message)>,
+    retry_early: bool,
+    /// A failure agreement asks for a new selection.
+    reselect: bool,
+    local: VecDeque<Message>,
+    view: watch::Sender<SectionView>,
+    chain_file: PathBuf,
+}
+
+impl Runtime {
+    fn new(
+        coordinator: PersistentCoordinator<SectionsStore>,
+        members: Vec<Member>,
+        signed: Option<SignedSap>,
+        net: NetworkHandle,
+        our_peer: Peer,
+        round: Duration,
+        chain_file: PathBuf,
+    ) -> Self {
+        let c = coordinator.coordinator();
+        let view = SectionView::new(
+            &our_peer.name(),
+            c.our_share().is_some(),
+            &c.record(),
+            signed.as_ref(),
+            members.len(),
+        );
+        let mut rt = Runtime {
+            our_name: our_peer.name(),
+            coordinator,
+            members,
+            signed,
+            peers: BTreeMap::new(),
+            net,
+            round,
+            deadlines: BTreeMap::new(),
+            candidates: BTreeMap::new(),
+            signed_starts: BTreeSet::new(),
+            excluded: (0, BTreeSet::new()),
+            early: VecDeque::new(),
+            retry_early: false,
+            reselect: false,
+            local: VecDeque::new(),
+            view: watch::channel(view).0,
+            chain_file,
+        };
+        rt.learn(our_peer);
+        for m in rt.members.clone() {
+            rt.learn(m.peer);
+        }
+        for p in rt.coordinator.coordinator().sap().elders.clone() {
+            rt.learn(p);
+        }
+        rt
+    }
+
+    fn learn(&mut self, peer: Peer) {
+        self.peers.insert(peer.name(), peer);
+    }
+
+    async fn run(
+        &mut self,
+        mut events: mpsc::Receiver<NetEvent>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), SectionsNodeError> {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                event = events.recv() => match event {
+                    Some(event) => self.on_event(event)?,
+                    None => return Ok(()),
+                },
+                _ = tick.tick() => self.on_tick()?,
+            }
+            self.drain()?;
+            self.publish();
+        }
+    }
+
+    fn on_event(&mut self, event: NetEvent) -> Result<(), SectionsNodeError> {
+        let NetEvent::Request {
+            from,
+            from_identity,
+            kind,
+            payload,
+            reply,
+            ..
+        } = event
+        else {
+            return Ok(());
+        };
+        // No proven identity: no answer (the peer sees "no reply").
+        let Some(sender) = from_identity.as_deref().and_then(name_of_identity) else {
+            return Ok(());
+        };
+        match kind {
+            keyquorum_net::SECTIONS_MESSAGE_KIND => {
+                let _ = reply.send(Vec::new());
+                match Message::decode(&payload) {
+                    Ok(message) if sender_matches(&sender, &message) => {
+                        self.take_message(sender, message)?;
+                    }
+                    Ok(_) => debug!("message signed by another node than its sender dropped"),
+                    Err(e) => debug!(error = %e, "undecodable section message dropped"),
+                }
+            }
+            keyquorum_net::SECTIONS_JOIN_KIND => {
+                let answer = self.on_join(from, sender, &payload)?;
+                let _ = reply.send(answer);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_join(
+        &mut self,
+        from: PeerId,
+        sender: Name,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, SectionsNodeError> {
+        match join::Request::decode(payload) {
+            Ok(join::Request::Query) => {
+                let c = self.coordinator.coordinator();
+                let mut record = c.record();
+                record.superseded.clear();
+                Ok(join::encode_answer(&record, self.signed.as_ref()))
+            }
+            Ok(join::Request::Admit(peer)) => {
+                let c = self.coordinator.coordinator();
+                let admitted = c.our_share().is_some()
+                    && join::admissible(&peer, &sender, &from, &c.sap().prefix);
+                if !admitted {
+                    return Ok(vec![join::REFUSED]);
+                }
+                let peer = *peer;
+                if !self.members.iter().any(|m| m.peer == peer) {
+                    info!(name = %hex::encode(sender.0), "member admitted");
+                    self.members.retain(|m| m.peer.name() != sender);
+                    self.members.push(Member {
+                        peer: peer.clone(),
+                        age: MEMBER_AGE,
+                    });
+                    self.coordinator.store().save_members(&self.members)?;
+                    self.learn(peer);
+                    self.elect()?;
+                }
+                Ok(vec![join::ADMITTED])
+            }
+            Err(_) => Ok(vec![join::REFUSED]),
+        }
+    }
+
+    fn on_tick(&mut self) -> Result<(), SectionsNodeError> {
+        let now = Instant::now();
+        let due: Vec<SessionId> = self
+            .deadlines
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(s, _)| *s)
+            .collect();
+        for session in due {
+            if !self.coordinator.coordinator().knows(&session) {
+                self.deadlines.remove(&session);
+                continue;
+            }
+            if let Some((at, passed)) = self.deadlines.get_mut(&session) {
+                *at += self.round;
+                *passed += 1;
+                if *passed > MAX_ROUNDS + 2 {
+                    self.deadlines.remove(&session);
+                }
+            }
+            debug!(session = %hex::encode(&session.0[..4]), "DKG deadline");
+            self.take(LoggedInput::Deadline(session))?;
+        }
+        Ok(())
+    }
+
+    /// Takes a message; keeps it for later if it may become acceptable.
+    fn take_message(&mut self, from: Name, message: Message) -> Result<(), SectionsNodeError> {
+        match self.take_input(LoggedInput::Message {
+            from,
+            message: message.clone(),
+        })? {
+            Some(d) if may_come_later(&d) => {
+                if self.early.len() >= MAX_EARLY {
+                    self.early.pop_front();
+                }
+                self.early.push_back((from, message));
+            }
+            Some(d) => debug!(reason = %d, "section message dropped"),
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, input: LoggedInput) -> Result<(), SectionsNodeError> {
+        if let Some(d) = self.take_input(input)? {
+            debug!(reason = %d, "input refused");
+        }
+        Ok(())
+    }
+
+    /// One input through the persistent coordinator; routes its outputs. Returns why it was
+    /// refused, if it was.
+    fn take_input(&mut self, input: LoggedInput) -> Result<Option<Dropped>, SectionsNodeError> {
+        let generation = self.coordinator.coordinator().chain().key_count();
+        let signed = match &input {
+            LoggedInput::Message {
+                message: Message::NewElders(s),
+                ..
+            } => Some(s.clone()),
+            _ => None,
+        };
+        let result = self.coordinator.take(&input);
+        if self.coordinator.coordinator().chain().key_count() != generation {
+            self.applied(signed)?;
+        }
+        match result {
+            Ok(outputs) => {
+                for output in outputs {
+                    self.route(output);
+                }
+                Ok(None)
+            }
+            Err(PersistError::Dropped(d)) => Ok(Some(d)),
+            Err(PersistError::Store(e)) => Err(e.into()),
+            Err(PersistError::Empty) => Err(SectionsNodeError::Restore("empty store".into())),
+        }
+    }
+
+    /// A SAP applied: store it, learn its elders, offer the kept messages again, and select
+    /// again (members may have joined meanwhile).
+    fn applied(&mut self, signed: Option<SignedSap>) -> Result<(), SectionsNodeError> {
+        let c = self.coordinator.coordinator();
+        info!(
+            generation = c.chain().key_count(),
+            section_key = %hex::encode(key_bytes(&c.sap().section_key)),
+            elder = c.our_share().is_some(),
+            "new SAP applied"
+        );
+        if let Some(s) = signed {
+            self.coordinator.store().save_signed_sap(&s)?;
+            self.signed = Some(s);
+        }
+        let elders = self.coordinator.coordinator().sap().elders.clone();
+        let mut changed = false;
+        for p in elders {
+            if !self.members.iter().any(|m| m.peer.name() == p.name()) {
+                self.members.push(Member {
+                    peer: p.clone(),
+                    age: MEMBER_AGE,
+                });
+                changed = true;
+            }
+            self.learn(p);
+        }
+        if changed {
+            self.coordinator.store().save_members(&self.members)?;
+        }
+        let coordinator = self.coordinator.coordinator();
+        self.deadlines.retain(|s, _| coordinator.knows(s));
+        self.retry_early = true;
+        self.write_chain_file();
+        Ok(())
+    }
+
+    /// Sends an output where the protocol says.
+    fn route(&mut self, output: Output) {
+        let sap_elders = self.coordinator.coordinator().sap().names();
+        match output {
+            Output::DkgStarted {
+                session,
+                candidates,
+            } => {
+                info!(session = %hex::encode(&session.0[..4]), candidates = candidates.len(), "DKG started");
+                self.candidates
+                    .insert(session, candidates.iter().map(Peer::name).collect());
+                for c in candidates {
+                    self.learn(c);
+                }
+                self.deadlines
+                    .insert(session, (Instant::now() + self.round, 0));
+                self.retry_early = true;
+            }
+            Output::Dkg { to, message } => self.send(to, Message::Dkg(message)),
+            Output::StartSigned { start, signature } => {
+                for c in &start.candidates {
+                    self.learn(c.clone());
+                }
+                self.retry_early = true;
+                for to in start.names() {
+                    self.send(
+                        to,
+                        Message::Start {
+                            start: start.clone(),
+                            signature,
+                        },
+                    );
+                }
+            }
+            Output::BroadcastFailure {
+                observation,
+                signature,
+            } => {
+                self.deadlines.remove(&observation.session);
+                let to = self
+                    .candidates
+                    .get(&observation.session)
+                    .cloned()
+                    .unwrap_or_default();
+                warn!(session = %hex::encode(&observation.session.0[..4]), blamed = observation.non_participants.len(), "DKG failed here");
+                let me = self.our_name;
+                for to in to.into_iter().filter(|n| *n != me) {
+                    self.send(
+                        to,
+                        Message::Failure {
+                            observation: observation.clone(),
+                            signature,
+                        },
+                    );
+                }
+            }
+            Output::Restart {
+                session,
+                excluded,
+                signatures,
+                ..
+            } => {
+                for to in sap_elders {
+                    self.send(
+                        to,
+                        Message::FailureAgreement {
+                            session,
+                            excluded: excluded.clone(),
+                            signatures: signatures.clone(),
+                        },
+                    );
+                }
+            }
+            Output::FailureAgreed { excluded, .. } => {
+                let generation = self.coordinator.coordinator().chain().key_count();
+                if self.excluded.0 != generation {
+                    self.excluded = (generation, BTreeSet::new());
+                }
+                info!(excluded = excluded.len(), "failure agreement checked");
+                self.excluded.1.extend(excluded);
+                self.reselect = true;
+            }
+            Output::SapShare {
+                session,
+                sap,
+                partial,
+            } => {
+                self.deadlines.remove(&session);
+                for to in sap_elders {
+                    self.send(
+                        to,
+                        Message::SapShare {
+                            session,
+                            sap: sap.clone(),
+                            partial,
+                        },
+                    );
+                }
+            }
+            Output::LinkShare {
+                session,
+                new_key,
+                partial,
+            } => {
+                let me = self.our_name;
+                for to in sap_elders.into_iter().filter(|n| *n != me) {
+                    self.send(
+                        to,
+                        Message::LinkShare {
+                            session,
+                            new_key,
+                            partial,
+                        },
+                    );
+                }
+            }
+            Output::NewElders(signed) => {
+                let mut to: BTreeSet<Name> = self
+                    .members
+                    .iter()
+                    .map(|m| m.peer.name())
+                    .filter(|n| signed.sap.prefix.matches(n))
+                    .collect();
+                to.extend(signed.sap.names());
+                to.insert(self.our_name);
+                for to in to {
+                    self.send(to, Message::NewElders((*signed).clone()));
+                }
+            }
+        }
+    }
+
+    /// Queues `message` for `to`: ours are taken in this loop, the others' sent on their own
+    /// task (the network retries; the protocol's deadlines cover what is lost).
+    fn send(&mut self, to: Name, message: Message) {
+        if to == self.our_name {
+            self.local.push_back(message);
+            return;
+        }
+        let Some(peer) = self.peers.get(&to) else {
+            debug!(to = %hex::encode(to.0), "no address for a recipient");
+            return;
+        };
+        let identity = key_bytes(&peer.node_key).to_vec();
+        let addr: Option<Multiaddr> = peer.addr.parse().ok();
+        let session = message.session().map(|s| s.0).unwrap_or([0; 32]);
+        let payload = message.encode();
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            // The peer named its address in the entry its node key signed into the section;
+            // Noise refuses any other key at it.
+            if let Some(addr) = addr
+                && let Some(peer) = peer_of(&addr)
+            {
+                let _ = net.bind_identity(identity.clone(), peer, vec![addr]).await;
+            }
+            if let Err(e) = net.send_section_message(identity, session, payload).await {
+                debug!(error = %e, "section message not delivered");
+            }
+        });
+    }
+
+    /// Takes the messages this node sent itself, and what they lead to; offers the kept early
+    /// messages again when a session started or a SAP applied; selects again after a failure
+    /// agreement.
+    fn drain(&mut self) -> Result<(), SectionsNodeError> {
+        loop {
+            if let Some(message) = self.local.pop_front() {
+                self.take_message(self.our_name, message)?;
+                continue;
+            }
+            if self.retry_early {
+                self.retry_early = false;
+                let early: Vec<_> = self.early.drain(..).collect();
+                for (from, message) in early {
+                    self.take_message(from, message)?;
+                }
+                if !self.local.is_empty() || self.retry_early {
+                    continue;
+                }
+            }
+            if self.reselect {
+                self.reselect = false;
+                self.elect()?;
+                continue;
+            }
+            return Ok(());
+        }
+    }
+
+    /// As an elder: if the members this node knows call for other elders, sign the start (once)
+    /// and send it to the candidates.
+    fn elect(&mut self) -> Result<(), SectionsNodeError> {
+        let c = self.coordinator.coordinator();
+        if c.our_share().is_none() {
+            return Ok(());
+        }
+        let sap = c.sap();
+        let generation = c.chain().key_count();
+        let current: BTreeSet<Name> = sap.names().into_iter().collect();
+        let members: Vec<Member> = self
+            .members
+            .iter()
+            .filter(|m| sap.prefix.matches(&m.peer.name()))
+            .cloned()
+            .collect();
+        let none = BTreeSet::new();
+        let excluded = if self.excluded.0 == generation {
+            &self.excluded.1
+        } else {
+            &none
+        };
+        let Some(candidates) = elder_change(&current, &members, ELDER_COUNT, excluded) else {
+            return Ok(());
+        };
+        let start = DkgStart::new(sap.prefix, candidates, generation);
+        if !self.signed_starts.insert(start.session) {
+            return Ok(());
+        }
+        info!(session = %hex::encode(&start.session.0[..4]), candidates = start.candidates.len(), generation, "signing a start");
+        self.take(LoggedInput::SignStart(start))
+    }
+
+    /// Publishes the current view to the HTTP endpoint.
+    fn publish(&mut self) {
+        let view = self.current_view();
+        self.view.send_if_modified(|v| {
+            if *v == view {
+                false
+            } else {
+                *v = view;
+                true
+            }
+        });
+    }
+
+    fn current_view(&self) -> SectionView {
+        let c = self.coordinator.coordinator();
+        SectionView::new(
+            &self.our_name,
+            c.our_share().is_some(),
+            &c.record(),
+            self.signed.as_ref(),
+            self.members.len(),
+        )
+    }
+
+    fn write_chain_file(&self) {
+        let json = match serde_json::to_vec_pretty(&self.current_view()) {
+            Ok(j) => j,
+            Err(e) => {
+                warn!(error = %e, "key chain not encoded");
+                return;
+            }
+        };
+        let tmp = self.chain_file.with_extension("json.tmp");
+        if let Err(e) =
+            std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &self.chain_file))
+        {
+            warn!(error = %e, "key chain file not written");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyquorum_crypto::tbls::{self, MinPk};
+    use keyquorum_sections::Prefix;
+    use keyquorum_sections::session::FailureObservation;
+
+    fn key(i: u64) -> Secret<Scalar> {
+        Secret::new(Scalar::from(i))
+    }
+
+    #[test]
+    fn a_signed_message_is_taken_only_from_its_signer() {
+        let start = DkgStart::new(Prefix::ROOT, vec![Peer::new(&key(1), "a".into())], 1);
+        let signed = Message::Start {
+            signature: start.sign(&key(2)),
+            start: start.clone(),
+        };
+        let signer = Name::of(&tbls::public_key::<MinPk>(&key(2)));
+        let other = Name::of(&tbls::public_key::<MinPk>(&key(3)));
+        assert!(sender_matches(&signer, &signed));
+        assert!(!sender_matches(&other, &signed));
+        let observation = FailureObservation {
+            session: start.session,
+            non_participants: [other].into(),
+        };
+        let failure = Message::Failure {
+            signature: observation.sign(&key(2)),
+            observation,
+        };
+        assert!(sender_matches(&signer, &failure));
+        assert!(!sender_matches(&other, &failure));
+    }
+
+    #[test]
+    fn only_a_reachable_fixed_address_is_advertised() {
+        let peer = NodeKeys::from_master(&[1; 32]).peer_id();
+        let ok: Multiaddr = "/ip4/127.0.0.1/tcp/9000".parse().unwrap();
+        assert_eq!(peer_of(&advertised(&ok, peer).unwrap()), Some(peer));
+        for bad in ["/ip4/0.0.0.0/tcp/9000", "/ip4/127.0.0.1/tcp/0"] {
+            assert!(advertised(&bad.parse().unwrap(), peer).is_err());
+        }
+    }
+}
