@@ -8,8 +8,9 @@ use futures::StreamExt;
 use keyquorum_net::testing::{TestIdentity, verify_test_signature};
 use keyquorum_net::{
     AddressRecord, BEACON_PARTIAL_KIND, IdentitySigner, KAD_PROTOCOL, MAX_BEACON_PAYLOAD,
-    MAX_SIGN_ANSWER, MAX_SIGN_PAYLOAD, NetConfig, NetError, NetEvent, NetworkHandle, RemoteError,
-    RetryPolicy, SIGN_REQUEST_KIND, beacon_session, dht_key,
+    MAX_SECTIONS_JOIN_PAYLOAD, MAX_SECTIONS_PAYLOAD, MAX_SIGN_ANSWER, MAX_SIGN_PAYLOAD, NetConfig,
+    NetError, NetEvent, NetworkHandle, RemoteError, RetryPolicy, SECTIONS_JOIN_KIND,
+    SECTIONS_MESSAGE_KIND, SIGN_REQUEST_KIND, beacon_session, dht_key,
 };
 use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, RecordStore};
@@ -1145,4 +1146,72 @@ async fn sign_requests_are_bounded_and_from_members_only() {
         matches!(err, NetError::Remote(RemoteError::Malformed)),
         "{err:?}"
     );
+}
+
+/// Section messages and join requests: each kind is refused above its bound by the sender and,
+/// when sent anyway, by the receiver before the application sees it; at the bound it arrives
+/// attributed to the sender's identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn section_requests_are_bounded_by_kind() {
+    init_tracing();
+    let mut receiver = node(vec![]).await;
+    let sender = node(vec![]).await;
+    sender
+        .handle
+        .bind_identity(receiver.pk(), receiver.peer(), vec![receiver.bare_addr()])
+        .await
+        .unwrap();
+    let receiver_pk = receiver.pk();
+    let receiver_peer = receiver.peer();
+    for (kind, max) in [
+        (SECTIONS_JOIN_KIND, MAX_SECTIONS_JOIN_PAYLOAD),
+        (SECTIONS_MESSAGE_KIND, MAX_SECTIONS_PAYLOAD),
+    ] {
+        let send = |len: usize| {
+            let h = sender.handle.clone();
+            let to = receiver_pk.clone();
+            async move {
+                if kind == SECTIONS_JOIN_KIND {
+                    h.send_section_join(to, vec![1; len]).await
+                } else {
+                    h.send_section_message(to, [9; 32], vec![1; len]).await
+                }
+            }
+        };
+        let ok = send(max);
+        let seen = next_seen(&mut receiver);
+        let (sent, seen) = tokio::join!(ok, seen);
+        sent.expect("a request at the bound is admitted");
+        match seen {
+            Seen::Request {
+                from_identity,
+                kind: k,
+                len,
+                ..
+            } => {
+                assert_eq!(from_identity, Some(sender.pk()));
+                assert_eq!(k, kind);
+                assert_eq!(len, max);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let err = send(max + 1).await.unwrap_err();
+        assert!(matches!(err, NetError::MessageTooLarge { .. }), "{err:?}");
+        let err = sender
+            .handle
+            .send(receiver_peer, [9; 32], kind, vec![1; max + 1])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, NetError::Remote(RemoteError::Malformed)),
+            "{err:?}"
+        );
+        assert!(matches!(
+            next_seen(&mut receiver).await,
+            Seen::Rejected {
+                reason: RemoteError::Malformed,
+                ..
+            }
+        ));
+    }
 }

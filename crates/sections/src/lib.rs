@@ -33,6 +33,19 @@
 //!
 //! Safety and liveness, as far as this code backs them, are stated in `docs/protocol.md`
 //! ("Sections").
+//!
+//! # What it cannot survive
+//! - More than `n - supermajority(n)` of the `n` current elders down (a super-minority): no
+//!   start is authorised and no new SAP is signed by the current key, so the elders cannot
+//!   change until enough come back.
+//! - More than `n - supermajority(n)` candidates down or faulty, or honest candidates that saw
+//!   different posts before a deadline: the DKG fails and no failure agreement forms, so the
+//!   session waits to be superseded by the elders' next start.
+//! - Partitions: rounds are decided by matching votes, not by consensus; a side without a
+//!   supermajority of the elders hands nothing over, and a node that missed a SAP does not catch
+//!   up by itself.
+//! - Membership (joins, leaves, ages) is not agreed here: the caller feeds each elder its member
+//!   list, and elders with different lists sign different starts.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
