@@ -22,6 +22,8 @@
 //! - [`round`]: rounds in drand's JSON, and [`round::verify_round`], the one verifier.
 //! - [`time`]: round numbers and Unix times.
 //! - [`engine`]: the sans-IO threshold round engine of one view.
+//! - [`sync`]: fetching a chain's rounds in bounded batches from a node that has them, and the
+//!   check that links a fetched round to the stored one before it.
 //! - [`sign`]: on-demand threshold signatures on caller-chosen messages, bound to a domain
 //!   (IETF BLS proof-of-possession ciphersuite, keys in G1).
 
@@ -35,6 +37,7 @@ pub mod info;
 pub mod round;
 pub mod scheme;
 pub mod sign;
+pub mod sync;
 pub mod time;
 
 pub use engine::{
