@@ -22,6 +22,15 @@
 //! each answers with its partial signature or a refusal. Requests are bounded by
 //! [`MAX_SIGN_PAYLOAD`] on both sides, and answers by [`MAX_SIGN_ANSWER`] at the asking side;
 //! the partial comes back on the connection to the member asked, so it is that member's.
+//!
+//! A node that lacks rounds (outside the committee, or back after being down) asks a node
+//! that has them for a range with kind [`BEACON_SYNC_KIND`] in [`beacon_sync_session`], one
+//! session for every chain (the request names the chain). Rounds are public, served over HTTP
+//! to anyone, so the application sets no allow-list for that session and anyone may ask; what
+//! protects the answering node is the size bound on the request ([`MAX_SYNC_REQUEST`], checked
+//! by the swarm task) and on what it reads to answer. The asking node refuses an answer longer
+//! than [`MAX_SYNC_ANSWER`] and trusts nothing in it: every round is verified before it is
+//! stored.
 
 use sha2::{Digest, Sha256};
 
@@ -43,6 +52,22 @@ pub const MAX_SIGN_PAYLOAD: usize = 8 + 1 + 64 + 65536;
 /// Largest answer to a signing request: a status byte, a 32-byte share index and a 96-byte
 /// partial signature (G2).
 pub const MAX_SIGN_ANSWER: usize = 1 + 32 + 96;
+
+/// Message kind of a request for a range of a chain's rounds.
+pub const BEACON_SYNC_KIND: u8 = 7;
+/// Largest sync request: a 32-byte chain hash, an 8-byte first round and a 4-byte count.
+pub const MAX_SYNC_REQUEST: usize = 32 + 8 + 4;
+/// Largest sync answer accepted: a 2-byte count and 100 rounds of an 8-byte number and two
+/// length-prefixed signatures of at most 96 bytes each.
+pub const MAX_SYNC_ANSWER: usize = 2 + 100 * (8 + 1 + 96 + 1 + 96);
+
+/// Domain tag of [`beacon_sync_session`].
+const BEACON_SYNC_SESSION_TAG: &[u8] = b"keyquorum/net/beacon-sync-session/v1";
+
+/// The session of sync requests: `sha256(tag)`, the same for every chain.
+pub fn beacon_sync_session() -> SessionId {
+    Sha256::digest(BEACON_SYNC_SESSION_TAG).into()
+}
 
 /// Domain tag of [`beacon_session`].
 const BEACON_SESSION_TAG: &[u8] = b"keyquorum/net/beacon-session/v1";
@@ -73,6 +98,28 @@ impl NetworkHandle {
         }
         self.send_single(identity, session, BEACON_PARTIAL_KIND, payload)
             .await
+    }
+
+    /// Asks the node `identity` for a range of rounds, one attempt; returns its answer,
+    /// refused when longer than [`MAX_SYNC_ANSWER`].
+    pub async fn send_beacon_sync(
+        &self,
+        identity: Vec<u8>,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, NetError> {
+        if payload.len() > MAX_SYNC_REQUEST {
+            return Err(NetError::MessageTooLarge {
+                size: payload.len(),
+                max: MAX_SYNC_REQUEST,
+            });
+        }
+        let answer = self
+            .send_single(identity, beacon_sync_session(), BEACON_SYNC_KIND, payload)
+            .await?;
+        if answer.len() > MAX_SYNC_ANSWER {
+            return Err(NetError::Remote(crate::RemoteError::Malformed));
+        }
+        Ok(answer)
     }
 
     /// Sends one signing request to the committee member `identity`, one attempt; returns the

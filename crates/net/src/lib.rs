@@ -22,7 +22,8 @@
 //! - messaging: a request-response protocol with a length-prefixed codec and
 //!   hard size limits ([`wire`]), per-session allow-lists of identities;
 //! - beacon partials and on-demand signing requests ([`beacon`]): the same requests, in a
-//!   session per view and with size bounds of their own;
+//!   session per view and with size bounds of their own; requests for a range of beacon
+//!   rounds, in one open session;
 //! - section messages and joins ([`sections`]): the same requests, with size bounds of their
 //!   own;
 //! - API: [`Network::new`] spawns a task that owns the swarm and returns a
@@ -48,8 +49,8 @@ use libp2p::PeerId;
 use tokio::sync::oneshot;
 
 pub use beacon::{
-    BEACON_PARTIAL_KIND, MAX_BEACON_PAYLOAD, MAX_SIGN_ANSWER, MAX_SIGN_PAYLOAD, SIGN_REQUEST_KIND,
-    beacon_session,
+    BEACON_PARTIAL_KIND, BEACON_SYNC_KIND, MAX_BEACON_PAYLOAD, MAX_SIGN_ANSWER, MAX_SIGN_PAYLOAD,
+    MAX_SYNC_ANSWER, MAX_SYNC_REQUEST, SIGN_REQUEST_KIND, beacon_session, beacon_sync_session,
 };
 pub use config::{DEFAULT_MAX_REQUEST_SIZE, DEFAULT_MAX_RESPONSE_SIZE, NetConfig, RetryPolicy};
 pub use error::{NetError, RecordError, RemoteError};

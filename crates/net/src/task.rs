@@ -40,7 +40,10 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, kad, noise, tcp
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
-use crate::beacon::{BEACON_PARTIAL_KIND, MAX_BEACON_PAYLOAD, MAX_SIGN_PAYLOAD, SIGN_REQUEST_KIND};
+use crate::beacon::{
+    BEACON_PARTIAL_KIND, BEACON_SYNC_KIND, MAX_BEACON_PAYLOAD, MAX_SIGN_PAYLOAD, MAX_SYNC_REQUEST,
+    SIGN_REQUEST_KIND,
+};
 use crate::config::NetConfig;
 use crate::error::{NetError, RemoteError};
 use crate::identity::{SharedSigner, SharedVerifier};
@@ -758,6 +761,7 @@ impl Task {
                     SIGN_REQUEST_KIND => payload.len() > MAX_SIGN_PAYLOAD,
                     SECTIONS_MESSAGE_KIND => payload.len() > MAX_SECTIONS_PAYLOAD,
                     SECTIONS_JOIN_KIND => payload.len() > MAX_SECTIONS_JOIN_PAYLOAD,
+                    BEACON_SYNC_KIND => payload.len() > MAX_SYNC_REQUEST,
                     _ => false,
                 };
                 let reason = if oversized {

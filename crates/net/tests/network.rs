@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use keyquorum_net::testing::{TestIdentity, verify_test_signature};
 use keyquorum_net::{
-    AddressRecord, BEACON_PARTIAL_KIND, IdentitySigner, KAD_PROTOCOL, MAX_BEACON_PAYLOAD,
-    MAX_SECTIONS_JOIN_PAYLOAD, MAX_SECTIONS_PAYLOAD, MAX_SIGN_ANSWER, MAX_SIGN_PAYLOAD, NetConfig,
-    NetError, NetEvent, NetworkHandle, RemoteError, RetryPolicy, SECTIONS_JOIN_KIND,
-    SECTIONS_MESSAGE_KIND, SIGN_REQUEST_KIND, beacon_session, dht_key,
+    AddressRecord, BEACON_PARTIAL_KIND, BEACON_SYNC_KIND, IdentitySigner, KAD_PROTOCOL,
+    MAX_BEACON_PAYLOAD, MAX_SECTIONS_JOIN_PAYLOAD, MAX_SECTIONS_PAYLOAD, MAX_SIGN_ANSWER,
+    MAX_SIGN_PAYLOAD, MAX_SYNC_ANSWER, MAX_SYNC_REQUEST, NetConfig, NetError, NetEvent,
+    NetworkHandle, RemoteError, RetryPolicy, SECTIONS_JOIN_KIND, SECTIONS_MESSAGE_KIND,
+    SIGN_REQUEST_KIND, beacon_session, beacon_sync_session, dht_key,
 };
 use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, RecordStore};
@@ -1214,4 +1215,89 @@ async fn section_requests_are_bounded_by_kind() {
             }
         ));
     }
+/// Requests for beacon rounds: admitted from any node while a view's committee session admits
+/// members only, a request larger than its bound is refused on both sides, and an answer
+/// larger than a full batch is refused at the asking side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_requests_are_open_to_anyone_and_bounded_both_ways() {
+    init_tracing();
+    let mut receiver = node(vec![]).await;
+    let outsider = node(vec![]).await;
+    let id = TestIdentity::generate();
+    let verbose = start(
+        test_config(&id, Keypair::generate_ed25519(), loopback()),
+        id,
+        Some(MAX_SYNC_ANSWER + 1),
+    )
+    .await;
+    for to in [&receiver, &verbose] {
+        outsider
+            .handle
+            .bind_identity(to.pk(), to.peer(), vec![to.bare_addr()])
+            .await
+            .unwrap();
+        // The committee's session has an allow-list the outsider is not on.
+        to.handle
+            .set_session_members(beacon_session(&[7; 32]), vec![vec![1; 32]])
+            .await
+            .unwrap();
+    }
+
+    let answer = outsider
+        .handle
+        .send_beacon_sync(receiver.pk(), vec![1; MAX_SYNC_REQUEST])
+        .await
+        .expect("anyone may ask for rounds");
+    assert!(answer.starts_with(b"ack"));
+    match next_seen(&mut receiver).await {
+        Seen::Request {
+            from_identity,
+            kind,
+            len,
+            ..
+        } => {
+            assert_eq!(from_identity, Some(outsider.pk()));
+            assert_eq!(kind, BEACON_SYNC_KIND);
+            assert_eq!(len, MAX_SYNC_REQUEST);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let err = outsider
+        .handle
+        .send_beacon_sync(receiver.pk(), vec![1; MAX_SYNC_REQUEST + 1])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetError::MessageTooLarge { .. }), "{err:?}");
+    let err = outsider
+        .handle
+        .send(
+            receiver.peer(),
+            beacon_sync_session(),
+            BEACON_SYNC_KIND,
+            vec![1; MAX_SYNC_REQUEST + 1],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NetError::Remote(RemoteError::Malformed)),
+        "{err:?}"
+    );
+    assert!(matches!(
+        next_seen(&mut receiver).await,
+        Seen::Rejected {
+            reason: RemoteError::Malformed,
+            ..
+        }
+    ));
+
+    let err = outsider
+        .handle
+        .send_beacon_sync(verbose.pk(), vec![1; MAX_SYNC_REQUEST])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NetError::Remote(RemoteError::Malformed)),
+        "{err:?}"
+    );
 }
