@@ -13,6 +13,8 @@
 //! | `keyquorum_beacon_rounds_total`, `keyquorum_beacon_late_rounds_total` | counter | |
 //! | `keyquorum_beacon_partials_total` | counter | `member` (committee position), `result` |
 //! | `keyquorum_beacon_combine_seconds`, `keyquorum_beacon_round_latency_seconds` | histogram | |
+//! | `keyquorum_beacon_sync_requests_total` | counter | `result` (`rounds`, `empty`, `refused`, `unanswered`) |
+//! | `keyquorum_beacon_synced_rounds_total` | counter | |
 //! | `keyquorum_sign_requests_total` | counter | `result` (`signed`, `rejected`) |
 //! | `keyquorum_sign_rejections_total` | counter | `reason` (error code of `POST /sign`) |
 //! | `keyquorum_sign_partials_total` | counter | `member`, `result` (`valid`, `invalid`, `refused`, `unreachable`) |
@@ -150,6 +152,8 @@ struct BeaconMetrics {
     partials: Family<Labels, Counter>,
     combine: Histogram,
     latency: Histogram,
+    sync_requests: Family<Labels, Counter>,
+    synced: Counter,
 }
 
 impl BeaconMetrics {
@@ -162,6 +166,8 @@ impl BeaconMetrics {
             combine: Histogram::new(exponential_buckets(0.0005, 2.0, 15)),
             // Ten milliseconds to about 40 s, doubling.
             latency: Histogram::new(exponential_buckets(0.01, 2.0, 13)),
+            sync_requests: Family::default(),
+            synced: Counter::default(),
         };
         registry.register(
             "keyquorum_beacon_rounds",
@@ -189,6 +195,16 @@ impl BeaconMetrics {
             "Time from a beacon round's start to its storage on this node",
             Unit::Seconds,
             m.latency.clone(),
+        );
+        registry.register(
+            "keyquorum_beacon_sync_requests",
+            "Requests this node sent for beacon rounds it lacked, by what the answer gave",
+            m.sync_requests.clone(),
+        );
+        registry.register(
+            "keyquorum_beacon_synced_rounds",
+            "Beacon rounds fetched from another node, verified and stored",
+            m.synced.clone(),
         );
         m
     }
@@ -372,6 +388,26 @@ impl Metrics {
         }
         self.beacon.combine.observe(combine_seconds);
         self.beacon.latency.observe(latency_seconds);
+    }
+
+    /// Counts a request for rounds by its result, and the rounds it stored.
+    pub fn beacon_sync(&self, result: &str, stored: u64) {
+        self.beacon
+            .sync_requests
+            .get_or_create(&vec![("result", result.to_string())])
+            .inc();
+        self.beacon.synced.inc_by(stored);
+    }
+
+    /// Requests for rounds counted with `result`, and rounds stored from answers.
+    pub fn beacon_syncs(&self, result: &str) -> (u64, u64) {
+        let requests = self
+            .beacon
+            .sync_requests
+            .get(&vec![("result", result.to_string())])
+            .map(|c| c.get())
+            .unwrap_or(0);
+        (requests, self.beacon.synced.get())
     }
 
     /// Beacon partials counted for `member` with `result`.

@@ -25,13 +25,15 @@ use keyquorum_contract::tx::{NetworkIdentity, TxBody};
 use keyquorum_net::libp2p::PeerId;
 use keyquorum_net::libp2p::multiaddr::Protocol;
 use keyquorum_net::{
-    BEACON_PARTIAL_KIND, Multiaddr, NetEvent, Network, NetworkHandle, SIGN_REQUEST_KIND, Target,
+    BEACON_PARTIAL_KIND, BEACON_SYNC_KIND, Multiaddr, NetEvent, Network, NetworkHandle,
+    SIGN_REQUEST_KIND, Target,
 };
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::beacon::http::{BeaconHttp, Serving};
 use crate::beacon::store::BeaconStore;
+use crate::beacon::sync::SyncAsk;
 use crate::beacon::{Beacon, Outgoing};
 use crate::chain::{ChainBlock, ChainClient, SubmitOutcome};
 use crate::config::NodeConfig;
@@ -158,6 +160,8 @@ struct BeaconRuntime {
     last_tick: Option<(u64, Instant)>,
     /// Rounds members answered partials with.
     answers: mpsc::Sender<Vec<u8>>,
+    /// Answers to requests for missing rounds.
+    synced: mpsc::Sender<(SyncAsk, Result<Vec<u8>, String>)>,
     /// On-demand signatures, which sign with the same view's shares.
     sign: SignService,
 }
@@ -279,6 +283,17 @@ impl BeaconRuntime {
             return;
         };
         let now = now_ms();
+        if let Some(ask) = beacon.sync_due(now) {
+            let net = net.clone();
+            let synced = self.synced.clone();
+            tokio::spawn(async move {
+                let answer = net
+                    .send_beacon_sync(ask.to.clone(), ask.request.to_bytes().to_vec())
+                    .await
+                    .map_err(|e| e.to_string());
+                let _ = synced.send((ask, answer)).await;
+            });
+        }
         let round = beacon
             .info()
             .current_round(i64::try_from(now / 1000).unwrap_or(i64::MAX));
@@ -317,6 +332,16 @@ impl BeaconRuntime {
         };
         let out = in_place(|| beacon.on_round(answer, now_ms()));
         self.send(net, out);
+    }
+
+    /// The answer to a request for missing rounds.
+    fn on_synced(&mut self, net: &NetworkHandle, ask: SyncAsk, answer: Result<Vec<u8>, String>) {
+        let Some(beacon) = self.beacon.as_mut() else {
+            return;
+        };
+        let out = in_place(|| beacon.on_sync_answer(&ask, answer, now_ms()));
+        self.send(net, out);
+        self.publish_status();
     }
 
     fn send(&self, net: &NetworkHandle, out: Vec<Outgoing>) {
@@ -777,6 +802,7 @@ pub async fn run<C: ChainClient>(
     }
     let (pulled_tx, mut pulled_rx) = mpsc::channel::<Incoming>(256);
     let (answers_tx, mut answers_rx) = mpsc::channel::<Vec<u8>>(64);
+    let (synced_tx, mut synced_rx) = mpsc::channel(4);
     let beacon_store = if config.beacon.enabled {
         let store = BeaconStore::open(&config.beacon_db_path())
             .map_err(|e| NodeError::Config(e.to_string()))?;
@@ -805,6 +831,7 @@ pub async fn run<C: ChainClient>(
             due: false,
             last_tick: None,
             answers: answers_tx,
+            synced: synced_tx,
             sign: sign.clone(),
         },
     };
@@ -913,6 +940,18 @@ pub async fn run<C: ChainClient>(
                                     let _ = reply.send(answer);
                                     rt.beacon.on_partial(&net, &session, from_identity.as_deref(), &payload);
                                 }
+                                BEACON_SYNC_KIND => {
+                                    reporter.observe(Observation::Received {
+                                        kind: "beacon_sync",
+                                        bytes: payload.len(),
+                                    });
+                                    // Up to a batch of rounds read from redb: off the loop.
+                                    let store = rt.beacon.store.clone();
+                                    tokio::task::spawn_blocking(move || {
+                                        let answer = crate::beacon::sync::answer(store.as_deref(), &payload);
+                                        let _ = reply.send(answer);
+                                    });
+                                }
                                 SIGN_REQUEST_KIND => {
                                     reporter.observe(Observation::Received {
                                         kind: "sign_request",
@@ -967,6 +1006,7 @@ pub async fn run<C: ChainClient>(
             Some((hash, outcome)) = submit_rx.recv() => rt.on_submitted(hash, outcome),
             _ = tick.tick() => rt.beacon.tick(&net, false),
             Some(answer) = answers_rx.recv() => rt.beacon.on_answer(&net, &answer),
+            Some((ask, answer)) = synced_rx.recv() => rt.beacon.on_synced(&net, ask, answer),
         }
         if rt.beacon.due {
             rt.beacon.start(&driver, &net).await;

@@ -1,8 +1,18 @@
 //! The beacon's HTTP API on the node's status server, in drand's format (HTTP API v1):
 //! `GET /info` (chain info), `GET /public/latest` and `GET /public/{round}` (rounds, as the
-//! beacon crate's JSON types write them). A round not produced yet, or a node without a beacon
-//! (before the first view), answers 404. On a node whose beacon is turned off
-//! (`beacon.enabled = false`) every beacon path answers 503 with `{"error": "…"}`.
+//! beacon crate's JSON types write them) serve the active view's chain.
+//!
+//! A fresh-key view change ends a chain and starts another. As drand does for a node that
+//! runs several beacons, every chain this node has recorded, the ended ones and the current
+//! one, is also served under its hash (64 hex digits): `GET /{chainhash}/info`,
+//! `GET /{chainhash}/public/latest` and `GET /{chainhash}/public/{round}`, and
+//! `GET /chains` lists the hashes (hex, in byte order). An ended chain's rounds are the ones
+//! this node stored while the chain was current (or fetched for it then).
+//!
+//! A round not produced yet, a chain this node does not know, or a node without a beacon
+//! (before the first view) answers 404; a round or chain hash that does not parse, 400. On a
+//! node whose beacon is turned off (`beacon.enabled = false`) every beacon path answers 503
+//! with `{"error": "…"}`.
 
 use std::sync::{Arc, RwLock};
 
@@ -88,15 +98,20 @@ async fn info(State(h): State<BeaconHttp>) -> Response {
 }
 
 fn round_answer(s: &Serving, round: Option<u64>) -> Response {
-    let chain = s.info.hash();
+    rounds_of(&s.store, &s.info.hash(), round)
+}
+
+/// Round `round` (`None`: the latest) of `chain`.
+fn rounds_of(store: &BeaconStore, chain: &[u8; 32], round: Option<u64>) -> Response {
+    let s = store;
     let round = match round {
         Some(r) => r,
-        None => match s.store.last_round(&chain) {
+        None => match s.last_round(chain) {
             Ok(r) => r,
             Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         },
     };
-    match s.store.round(&chain, round) {
+    match s.round(chain, round) {
         Ok(Some(r)) => json(r.to_json()),
         Ok(None) => not_found("round not produced"),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -110,13 +125,72 @@ async fn latest(State(h): State<BeaconHttp>) -> Response {
     }
 }
 
+fn parse_round(round: &str) -> Result<Option<u64>, Response> {
+    if round == "latest" {
+        return Ok(None);
+    }
+    round
+        .parse::<u64>()
+        .map(Some)
+        .map_err(|_| (StatusCode::BAD_REQUEST, "round must be a number").into_response())
+}
+
 async fn public(State(h): State<BeaconHttp>, Path(round): Path<String>) -> Response {
-    let Ok(round) = round.parse::<u64>() else {
-        return (StatusCode::BAD_REQUEST, "round must be a number").into_response();
+    let round = match parse_round(&round) {
+        Ok(r) => r,
+        Err(e) => return e,
     };
     match h.get() {
-        Some(s) => round_answer(&s, Some(round)),
+        Some(s) => round_answer(&s, round),
         None => not_found("no beacon chain yet"),
+    }
+}
+
+/// A recorded chain named by its hash: its info, or the answer to give instead.
+fn chain_named(h: &BeaconHttp, hash: &str) -> Result<(Serving, ChainInfo), Response> {
+    let mut chain = [0u8; 32];
+    if hash.len() != 64 || hex::decode_to_slice(hash, &mut chain).is_err() {
+        return Err((StatusCode::BAD_REQUEST, "chain hash must be 64 hex digits").into_response());
+    }
+    let s = h.get().ok_or_else(|| not_found("no beacon chain yet"))?;
+    match s.store.chain(&chain) {
+        Ok(Some(info)) => Ok((s, info)),
+        Ok(None) => Err(not_found("unknown chain")),
+        Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+    }
+}
+
+async fn chain_info(State(h): State<BeaconHttp>, Path(hash): Path<String>) -> Response {
+    match chain_named(&h, &hash) {
+        Ok((_, info)) => json(info.to_json()),
+        Err(e) => e,
+    }
+}
+
+async fn chain_public(
+    State(h): State<BeaconHttp>,
+    Path((hash, round)): Path<(String, String)>,
+) -> Response {
+    let round = match parse_round(&round) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    match chain_named(&h, &hash) {
+        Ok((s, info)) => rounds_of(&s.store, &info.hash(), round),
+        Err(e) => e,
+    }
+}
+
+async fn chains(State(h): State<BeaconHttp>) -> Response {
+    let Some(s) = h.get() else {
+        return not_found("no beacon chain yet");
+    };
+    match s.store.chains() {
+        Ok(hashes) => json(
+            serde_json::to_string(&hashes.iter().map(hex::encode).collect::<Vec<_>>())
+                .expect("strings serialise"),
+        ),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
@@ -126,12 +200,18 @@ pub fn routes(handle: BeaconHttp) -> Router {
         return Router::new()
             .route("/info", get(disabled))
             .route("/public/{*rest}", get(disabled))
+            .route("/chains", get(disabled))
+            .route("/{chain}/info", get(disabled))
+            .route("/{chain}/public/{*rest}", get(disabled))
             .merge(super::rounds::routes(handle));
     }
     Router::new()
         .route("/info", get(info))
         .route("/public/latest", get(latest))
         .route("/public/{round}", get(public))
+        .route("/chains", get(chains))
+        .route("/{chain}/info", get(chain_info))
+        .route("/{chain}/public/{round}", get(chain_public))
         .with_state(handle.clone())
         .merge(super::rounds::routes(handle))
 }

@@ -15,12 +15,19 @@
 //!   (own share index, one per member and round, bounded window) and names members whose
 //!   partials do not verify under their public key shares; both are counted per member.
 //! - Rounds the engine produces are verified again and stored, with when this node stored
-//!   them ([`store::RoundTiming`]), before they are served; a reshare continues the chain (same chain hash, the stored rounds go on), a fresh key starts
-//!   a new chain whose info names the previous one.
+//!   them ([`store::RoundTiming`]), before they are served; a reshare continues the chain (same
+//!   chain hash, the stored rounds go on), a fresh key starts a new chain whose info names the
+//!   previous one. The ended chain's rounds stay stored and served ([`http`]).
+//! - A node that signs nothing in the view (outside the committee) and a member that was down
+//!   while the others went on fetch the rounds they lack from the committee in bounded batches
+//!   ([`sync`]), each round checked against the one before it and verified before it is
+//!   stored, and serve them alike. A member that is one round behind also gets that round as
+//!   the answer to its partial ([`Beacon::answer`], [`Beacon::on_round`]).
 //!
 //! # Metrics
 //! `keyquorum_beacon_rounds_total` (rounds combined and stored here; rounds learnt from a
-//! member's answer are not counted), `keyquorum_beacon_late_rounds_total` (stored a period or
+//! member's answer are not counted), `keyquorum_beacon_sync_requests_total{result}` and
+//! `keyquorum_beacon_synced_rounds_total` (rounds fetched in batches, [`sync`]), `keyquorum_beacon_late_rounds_total` (stored a period or
 //! more after their start), `keyquorum_beacon_partials_total{member, result}`,
 //! `keyquorum_beacon_combine_seconds` (the engine call that completed a round, through storing
 //! it) and `keyquorum_beacon_round_latency_seconds` (from a round's start time to its storage).
@@ -28,6 +35,7 @@
 pub mod http;
 pub mod rounds;
 pub mod store;
+pub mod sync;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,6 +45,7 @@ use std::time::Instant;
 use group::prime::PrimeCurveAffine;
 use keyquorum_beacon::engine::{Action, Engine, EngineConfig, Member, MemberId, PartialBeacon};
 use keyquorum_beacon::engine::{Rejected, SigningShare, ViewGroup};
+use keyquorum_beacon::sync::{check_link, decode_rounds};
 use keyquorum_beacon::{ChainInfo, PedersenBlsChained, Round};
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::secret::Secret;
@@ -47,6 +56,7 @@ use crate::driver::G;
 use crate::metrics::Metrics;
 use crate::store::BeaconViewRecord;
 use store::{BeaconStore, ChainRounds, RoundOrigin, RoundTiming};
+use sync::{SyncAsk, SyncResult, Syncer};
 
 type Scheme = PedersenBlsChained;
 type Scalar = <G as Curve>::Scalar;
@@ -74,6 +84,17 @@ pub struct Outgoing {
     pub to: Vec<u8>,
     /// [`PartialBeacon::to_bytes`].
     pub payload: Vec<u8>,
+}
+
+/// Why a round fetched from another node was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchRefused {
+    /// Not the next round, or not chained to the stored one.
+    #[error(transparent)]
+    Link(#[from] keyquorum_beacon::sync::SyncError),
+    /// It does not verify, or storage failed.
+    #[error(transparent)]
+    Store(#[from] store::BeaconStoreError),
 }
 
 /// Why a received partial was dropped.
@@ -111,6 +132,9 @@ pub struct Beacon {
     corrupt_partials: bool,
     /// The highest round stored from a member's answer rather than combined here.
     last_synced: u64,
+    /// The nodes to fetch missing rounds from: the committee without this node.
+    sync_peers: Vec<Vec<u8>>,
+    syncer: Syncer,
 }
 
 impl Beacon {
@@ -169,6 +193,12 @@ impl Beacon {
             .enumerate()
             .map(|(i, id)| (id.clone(), i as MemberId))
             .collect();
+        let sync_peers = identities
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| own != Some(*i as MemberId))
+            .map(|(_, id)| id.clone())
+            .collect();
         info!(
             view = record.view,
             chain = %hex::encode(info.hash()),
@@ -191,6 +221,8 @@ impl Beacon {
             metrics,
             corrupt_partials,
             last_synced: 0,
+            sync_peers,
+            syncer: Syncer::default(),
         })
     }
 
@@ -236,9 +268,10 @@ impl Beacon {
         self.carry_out(actions, started, now_ms)
     }
 
-    /// The answer to a partial: the stored round it is for, when this node has it (a member
-    /// still signing a round the others completed gets the round instead of waiting for
-    /// partials nobody sends any more), else nothing.
+    /// The answer to a partial: the stored round it is for, when that is this node's last
+    /// round (a member still signing the round the others just completed gets the round
+    /// instead of waiting for partials nobody sends any more), else nothing. A member further
+    /// behind fetches what it lacks in batches ([`sync`]) rather than a round per partial.
     pub fn answer(&self, session: &SessionId, payload: &[u8]) -> Vec<u8> {
         if *session != self.session {
             return Vec::new();
@@ -246,7 +279,7 @@ impl Beacon {
         let Ok(message) = PartialBeacon::from_bytes::<Scheme>(payload) else {
             return Vec::new();
         };
-        if message.round == 0 || message.round > self.last_round() {
+        if message.round == 0 || message.round != self.last_round() {
             return Vec::new();
         }
         match self.store.round(&self.info.hash(), message.round) {
@@ -256,35 +289,19 @@ impl Beacon {
     }
 
     /// A round a member answered with: stored if it is the next one this node lacks, it
-    /// verifies under the chain and it chains to this node's last round; then the engine goes
+    /// chains to this node's last round and it verifies under the chain; then the engine goes
     /// on from it. Anything else is ignored.
     pub fn on_round(&mut self, answer: &[u8], now_ms: u64) -> Vec<Outgoing> {
         let Ok(round) = Round::from_json(answer) else {
             return Vec::new();
         };
-        let last = self.last_round();
-        if round.round != last + 1 {
-            return Vec::new();
-        }
-        if last > 0 {
-            let previous = self.store.round(&self.info.hash(), last).ok().flatten();
-            if previous.map(|p| p.signature) != round.previous_signature {
-                return Vec::new();
-            }
-        }
-        let timing = RoundTiming {
-            stored_ms: now_ms,
-            origin: RoundOrigin::Synced,
-        };
-        match self.store.put_round(&self.info, &round, timing) {
-            Ok(_) => {
-                self.last.fetch_max(round.round, Ordering::Relaxed);
+        match self.store_fetched(&round, now_ms) {
+            Ok(()) => {
                 debug!(
                     view = self.view,
                     round = round.round,
                     "beacon round synced from a member"
                 );
-                self.last_synced = self.last_synced.max(round.round);
                 self.tick(now_ms)
             }
             Err(e) => {
@@ -292,6 +309,112 @@ impl Beacon {
                 Vec::new()
             }
         }
+    }
+
+    /// The request for rounds this node lacks that is due now, if any ([`sync`]).
+    pub fn sync_due(&mut self, now_ms: u64) -> Option<SyncAsk> {
+        let upto = self.sync_upto(now_ms);
+        self.syncer.due(
+            self.info.hash(),
+            self.last_round(),
+            upto,
+            now_ms,
+            &self.sync_peers,
+        )
+    }
+
+    /// The last round this node should have by now from others: the clock's round, or for a
+    /// member the one before (the round in progress is the engine's to combine).
+    fn sync_upto(&self, now_ms: u64) -> u64 {
+        let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+        let clock = self.info.current_round(now);
+        if self.own.is_some() {
+            clock.saturating_sub(1)
+        } else {
+            clock
+        }
+    }
+
+    /// The answer to `ask` (or why there is none): its rounds are stored in order while each
+    /// is the next one, chains to the last stored round and verifies ([`sync`]); then the
+    /// engine goes on from them.
+    pub fn on_sync_answer(
+        &mut self,
+        ask: &SyncAsk,
+        answer: Result<Vec<u8>, String>,
+        now_ms: u64,
+    ) -> Vec<Outgoing> {
+        if ask.request.chain != self.info.hash() {
+            // Asked for by the beacon of another view.
+            return Vec::new();
+        }
+        let rounds =
+            answer.and_then(|bytes| decode_rounds(&ask.request, &bytes).map_err(|e| e.to_string()));
+        let result = match rounds {
+            Err(e) => {
+                debug!(view = self.view, error = %e, "no beacon rounds from a member");
+                SyncResult::Unanswered
+            }
+            Ok(rounds) => {
+                let mut stored = 0;
+                let mut refused = false;
+                for round in &rounds {
+                    if round.round <= self.last_round() {
+                        // Combined here meanwhile: the store refuses a different value, and
+                        // the rounds after it chain to the stored one.
+                        continue;
+                    }
+                    if let Err(e) = self.store_fetched(round, now_ms) {
+                        warn!(view = self.view, round = round.round, error = %e, "fetched beacon round refused");
+                        refused = true;
+                        break;
+                    }
+                    stored += 1;
+                }
+                SyncResult::Answered { stored, refused }
+            }
+        };
+        let stored = match result {
+            SyncResult::Answered { stored, .. } => stored,
+            SyncResult::Unanswered => 0,
+        };
+        self.metrics.beacon_sync(result.label(), stored);
+        if stored > 0 {
+            debug!(
+                view = self.view,
+                stored,
+                last = self.last_round(),
+                "beacon rounds fetched"
+            );
+        }
+        let behind = self.sync_upto(now_ms) > self.last_round();
+        self.syncer.done(&ask.request, result, behind, now_ms);
+        if stored > 0 {
+            self.tick(now_ms)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Stores `round`, fetched from another node, if it is the next round this node lacks, it
+    /// chains to the last stored round and it verifies (the store's check).
+    fn store_fetched(&mut self, round: &Round, now_ms: u64) -> Result<(), FetchRefused> {
+        let chain = self.info.hash();
+        let previous = match self.last_round() {
+            0 => None,
+            last => Some(self.store.round(&chain, last)?.ok_or(
+                store::BeaconStoreError::Corrupt(format!("last round {last} missing")),
+            )?),
+        };
+        check_link(&self.info, previous.as_ref(), round)?;
+        let timing = RoundTiming {
+            stored_ms: now_ms,
+            origin: RoundOrigin::Synced,
+        };
+        self.store.put_round(&self.info, round, timing)?;
+        self.last.fetch_max(round.round, Ordering::Relaxed);
+        self.last_synced = self.last_synced.max(round.round);
+        Ok(())
     }
 
     /// A partial from the network: `session` and `from` as the network layer authenticated

@@ -227,6 +227,48 @@ impl BeaconStore {
         }
     }
 
+    /// Up to `count` stored rounds of `chain` from round `from` on, consecutive: the list ends
+    /// before the first round this node does not have (read in one transaction).
+    pub fn rounds_from(
+        &self,
+        chain: &[u8; 32],
+        from: u64,
+        count: u32,
+    ) -> Result<Vec<Round>, BeaconStoreError> {
+        let r = self.db.begin_read().map_err(dberr)?;
+        let t = r.open_table(ROUNDS).map_err(dberr)?;
+        let mut out = Vec::new();
+        let Some(to) = from.checked_add(u64::from(count)) else {
+            return Ok(out);
+        };
+        for (i, entry) in t
+            .range((chain, from)..(chain, to))
+            .map_err(dberr)?
+            .enumerate()
+        {
+            let (key, value) = entry.map_err(dberr)?;
+            if key.value().1 != from + i as u64 {
+                break;
+            }
+            out.push(
+                Round::from_json(value.value())
+                    .map_err(|e| BeaconStoreError::Corrupt(e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The hashes of every recorded chain, in byte order.
+    pub fn chains(&self) -> Result<Vec<[u8; 32]>, BeaconStoreError> {
+        let r = self.db.begin_read().map_err(dberr)?;
+        let t = r.open_table(CHAINS).map_err(dberr)?;
+        let mut out = Vec::new();
+        for entry in t.iter().map_err(dberr)? {
+            out.push(*entry.map_err(dberr)?.0.value());
+        }
+        Ok(out)
+    }
+
     /// The layout version of the store (always [`STORE_VERSION`] once opened).
     pub fn version(&self) -> Result<u64, BeaconStoreError> {
         let r = self.db.begin_read().map_err(dberr)?;

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use keyquorum_beacon::info::DEFAULT_BEACON_ID;
+use keyquorum_beacon::sync::{MAX_SYNC_ROUNDS, SyncRequest, decode_rounds, encode_rounds};
 use keyquorum_beacon::{SchemeId, verify_round};
 use keyquorum_crypto::poly::Polynomial;
 use keyquorum_crypto::tbls;
@@ -94,8 +95,29 @@ fn node(c: &Committee, i: usize, dir: &std::path::Path, corrupt: bool) -> Node {
 
 /// Ticks every node at `now_ms` and delivers every partial until none is left; `up[i]` false
 /// means node `i` neither sends nor receives.
+///
+/// As the runtime does, each node that is up first asks for rounds it lacks, when a request is
+/// due, and the member asked answers if it is up.
 fn run(nodes: &mut [Node], up: &[bool], now_ms: u64) {
     let mut queue: VecDeque<(usize, Outgoing)> = VecDeque::new();
+    for i in 0..nodes.len() {
+        if !up[i] {
+            continue;
+        }
+        while let Some(ask) = nodes[i].beacon.sync_due(now_ms) {
+            let to = (0..N).find(|j| identity(*j) == ask.to).unwrap();
+            let answer = if up[to] {
+                Ok(sync::answer(
+                    Some(&nodes[to].store),
+                    &ask.request.to_bytes(),
+                ))
+            } else {
+                Err("unreachable".to_owned())
+            };
+            let more = nodes[i].beacon.on_sync_answer(&ask, answer, now_ms);
+            queue.extend(more.into_iter().map(|o| (i, o)));
+        }
+    }
     for (i, n) in nodes.iter_mut().enumerate() {
         if up[i] {
             queue.extend(n.beacon.tick(now_ms).into_iter().map(|o| (i, o)));
@@ -195,6 +217,8 @@ fn a_member_that_missed_rounds_others_completed_syncs_them_and_signs_again() {
     // rounds 2 and 3 from the others' answers.
     run(&mut nodes, &[true, true, false, true], at_round(4));
     assert_eq!(nodes[3].beacon.last_synced(), 3);
+    // In one batch, not a round per partial.
+    assert_eq!(nodes[3].metrics.beacon_syncs("rounds"), (1, 2));
     let info = nodes[0].beacon.info().clone();
     for i in [0, 1, 3] {
         assert_eq!(nodes[i].beacon.last_round(), 4, "node {i}");
@@ -534,6 +558,9 @@ async fn a_disabled_beacon_answers_every_beacon_path_with_a_json_503() {
         "/public/1",
         "/beacon/rounds",
         "/beacon/rounds?from=1&to=2",
+        "/chains",
+        "/0101010101010101010101010101010101010101010101010101010101010101/info",
+        "/0101010101010101010101010101010101010101010101010101010101010101/public/1",
     ] {
         let (code, body) = http_get(addr, path).await;
         assert_eq!(code, 503, "{path}");
@@ -542,4 +569,325 @@ async fn a_disabled_beacon_answers_every_beacon_path_with_a_json_503() {
     }
     // The node's own endpoints still answer.
     assert_eq!(http_get(addr, "/status").await.0, 200);
+}
+
+/// Rounds `1..=upto` of `c`'s chain, signed with the group secret: the values the committee
+/// produces (BLS signatures are unique), without running it.
+fn signed_rounds(c: &Committee, upto: u64) -> Vec<Round> {
+    let mut previous = ChainInfo::from_json(c.record.chain_info.as_bytes())
+        .unwrap()
+        .group_hash()
+        .to_vec();
+    (1..=upto)
+        .map(|r| {
+            let message =
+                keyquorum_beacon::scheme::round_message(SchemeId::PedersenBlsChained, &previous, r);
+            let signature =
+                <keyquorum_crypto::Bls12381G2 as Curve>::point_bytes(&tbls::sign::<Scheme>(
+                    &Secret::new(c.secret),
+                    &message,
+                ));
+            let round = Round {
+                round: r,
+                signature: signature.clone(),
+                previous_signature: Some(std::mem::replace(&mut previous, signature)),
+            };
+            round
+        })
+        .collect()
+}
+
+/// A node of `c`'s view that holds no share (outside the committee).
+fn observer(c: &Committee, dir: &std::path::Path) -> Node {
+    let store = Arc::new(BeaconStore::open(&dir.join("observer.redb")).unwrap());
+    let metrics = Arc::new(Metrics::new());
+    let beacon = Beacon::new(&c.record, None, store.clone(), metrics.clone(), false).unwrap();
+    assert!(!beacon.is_member());
+    Node {
+        beacon,
+        metrics,
+        store,
+    }
+}
+
+/// A store holding `rounds` of `c`'s chain.
+fn holding(c: &Committee, dir: &std::path::Path, rounds: &[Round]) -> Arc<BeaconStore> {
+    let store = Arc::new(BeaconStore::open(&dir.join("holder.redb")).unwrap());
+    let info = ChainInfo::from_json(c.record.chain_info.as_bytes()).unwrap();
+    store.put_chain(&info).unwrap();
+    let at = store::RoundTiming {
+        stored_ms: 0,
+        origin: store::RoundOrigin::Combined,
+    };
+    for r in rounds {
+        store.put_round(&info, r, at).unwrap();
+    }
+    store
+}
+
+#[test]
+fn a_node_outside_the_committee_fetches_the_chain_in_bounded_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(11);
+    let rounds = signed_rounds(&c, 250);
+    let holder = holding(&c, dir.path(), &rounds);
+    let mut obs = observer(&c, dir.path());
+    let info = obs.beacon.info().clone();
+    let now = at_round(250);
+    let mut asked = Vec::new();
+    while let Some(ask) = obs.beacon.sync_due(now) {
+        assert!(
+            c.record
+                .members
+                .iter()
+                .any(|m| m.identity == hex::encode(&ask.to))
+        );
+        asked.push((ask.request.from, ask.request.count));
+        let answer = sync::answer(Some(&holder), &ask.request.to_bytes());
+        // A node outside the committee sends no partial, whatever it learns.
+        assert!(obs.beacon.on_sync_answer(&ask, Ok(answer), now).is_empty());
+        assert!(asked.len() <= 3, "{asked:?}");
+    }
+    assert_eq!(asked, [(1, 100), (101, 100), (201, 50)]);
+    assert_eq!(obs.beacon.last_round(), 250);
+    assert_eq!(obs.metrics.beacon_syncs("rounds"), (3, 250));
+    for r in [1, 100, 101, 250] {
+        assert_eq!(
+            obs.store.round(&info.hash(), r).unwrap().as_ref(),
+            Some(&rounds[r as usize - 1])
+        );
+    }
+    assert_eq!(
+        obs.store.timings(&info.hash(), 250, 250).unwrap()[0]
+            .timing
+            .map(|t| t.origin),
+        Some(store::RoundOrigin::Synced)
+    );
+
+    // Caught up: nothing to ask until the next round starts; then the committee does not
+    // have it yet, so the next request waits and goes to the next member.
+    assert_eq!(obs.beacon.sync_due(now + 2000), None);
+    let ask = obs.beacon.sync_due(at_round(251)).unwrap();
+    assert_eq!((ask.request.from, ask.request.count), (251, 1));
+    let empty = sync::answer(Some(&holder), &ask.request.to_bytes());
+    obs.beacon.on_sync_answer(&ask, Ok(empty), at_round(251));
+    assert_eq!(obs.metrics.beacon_syncs("empty").0, 1);
+    assert_eq!(obs.beacon.sync_due(at_round(251) + 100), None);
+    let again = obs
+        .beacon
+        .sync_due(at_round(251) + sync::SYNC_RETRY.as_millis() as u64)
+        .unwrap();
+    assert_eq!(again.request, ask.request);
+    assert_ne!(again.to, ask.to);
+    // One request at a time.
+    assert_eq!(obs.beacon.sync_due(at_round(252)), None);
+}
+
+#[test]
+fn fetched_rounds_are_stored_only_when_they_chain_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(12);
+    let rounds = signed_rounds(&c, 6);
+    let other = signed_rounds(&committee(13), 6);
+    let mut obs = observer(&c, dir.path());
+    let info = obs.beacon.info().clone();
+    let now = at_round(6);
+    let answer_with = |obs: &mut Node, answer: Result<Vec<u8>, String>| {
+        let ask = obs.beacon.sync_due(now).unwrap();
+        obs.beacon.on_sync_answer(&ask, answer, now);
+        // The refusal made the next request wait; the test asks again at once.
+        obs.beacon.syncer = sync::Syncer::default();
+    };
+
+    // Another chain's rounds: refused, nothing stored.
+    answer_with(&mut obs, Ok(encode_rounds(&other)));
+    assert_eq!(obs.beacon.last_round(), 0);
+    assert_eq!(obs.metrics.beacon_syncs("refused"), (1, 0));
+    // A batch that does not start at the next round.
+    answer_with(&mut obs, Ok(encode_rounds(&rounds[1..])));
+    assert_eq!(obs.beacon.last_round(), 0);
+    // Rounds 1 and 2, then a round 3 with round 4's signature: 1 and 2 are kept, the answer
+    // ends at the round that fails.
+    let mut tampered = rounds[..4].to_vec();
+    tampered[2].signature = rounds[3].signature.clone();
+    answer_with(&mut obs, Ok(encode_rounds(&tampered)));
+    assert_eq!(obs.beacon.last_round(), 2);
+    assert_eq!(obs.store.round(&info.hash(), 3).unwrap(), None);
+    assert_eq!(obs.metrics.beacon_syncs("refused"), (3, 2));
+    // A round 3 that verifies under another previous signature does not chain to round 2.
+    let mut rechained = rounds[2].clone();
+    rechained.previous_signature = Some(rounds[0].signature.clone());
+    answer_with(&mut obs, Ok(encode_rounds(&[rechained])));
+    assert_eq!(obs.beacon.last_round(), 2);
+    // Bytes that do not decode, no answer at all.
+    answer_with(&mut obs, Ok(vec![0, 1, 2]));
+    answer_with(&mut obs, Err("unreachable".into()));
+    assert_eq!(obs.metrics.beacon_syncs("unanswered").0, 2);
+    // An answer to a request for another chain is not this beacon's.
+    let mut ask = obs.beacon.sync_due(now).unwrap();
+    ask.request.chain = [0; 32];
+    obs.beacon
+        .on_sync_answer(&ask, Ok(encode_rounds(&rounds[2..])), now);
+    assert_eq!(obs.beacon.last_round(), 2);
+    // The right rounds go in.
+    obs.beacon.syncer = sync::Syncer::default();
+    answer_with(&mut obs, Ok(encode_rounds(&rounds[2..])));
+    assert_eq!(obs.beacon.last_round(), 6);
+    for r in &rounds {
+        assert_eq!(
+            obs.store.round(&info.hash(), r.round).unwrap().as_ref(),
+            Some(r)
+        );
+    }
+}
+
+#[test]
+fn answers_to_sync_requests_are_consecutive_bounded_and_empty_when_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(14);
+    let rounds = signed_rounds(&c, 5);
+    let holder = holding(&c, dir.path(), &rounds);
+    let chain = ChainInfo::from_json(c.record.chain_info.as_bytes())
+        .unwrap()
+        .hash();
+    let ask = |from, count| SyncRequest { chain, from, count };
+    let decoded = |req: SyncRequest| {
+        decode_rounds(&req, &sync::answer(Some(&holder), &req.to_bytes())).unwrap()
+    };
+    assert_eq!(decoded(ask(2, 3)), rounds[1..4]);
+    assert_eq!(decoded(ask(4, 100)), rounds[3..]);
+    assert!(decoded(ask(6, 10)).is_empty());
+    assert!(
+        decoded(SyncRequest {
+            chain: [1; 32],
+            from: 1,
+            count: 5
+        })
+        .is_empty()
+    );
+    // Without a beacon store, or for a request that does not decode.
+    assert!(
+        decode_rounds(&ask(1, 5), &sync::answer(None, &ask(1, 5).to_bytes()))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(sync::answer(Some(&holder), &[0; 3]).is_empty());
+    assert!(sync::answer(Some(&holder), &ask(1, MAX_SYNC_ROUNDS + 1).to_bytes()).is_empty());
+    // A gap ends the answer: only consecutive rounds are sent.
+    let gappy = BeaconStore::open(&dir.path().join("gappy.redb")).unwrap();
+    let info = ChainInfo::from_json(c.record.chain_info.as_bytes()).unwrap();
+    let at = store::RoundTiming {
+        stored_ms: 0,
+        origin: store::RoundOrigin::Combined,
+    };
+    for r in [&rounds[0], &rounds[1], &rounds[3]] {
+        gappy.put_round(&info, r, at).unwrap();
+    }
+    assert_eq!(
+        decode_rounds(
+            &ask(1, 5),
+            &sync::answer(Some(&gappy), &ask(1, 5).to_bytes())
+        )
+        .unwrap(),
+        rounds[..2]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_chains_are_served_under_their_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = committee(15);
+    let first_info = ChainInfo::from_json(first.record.chain_info.as_bytes()).unwrap();
+    let first_rounds = signed_rounds(&first, 3);
+    let store = holding(&first, dir.path(), &first_rounds);
+    // A fresh key: the next chain names the first.
+    let mut second = committee(16);
+    let second_info = ChainInfo::for_view(
+        Some(&first_info),
+        SchemeId::PedersenBlsChained,
+        ChainInfo::from_json(second.record.chain_info.as_bytes())
+            .unwrap()
+            .public_key(),
+        [8; 32],
+        GENESIS + 300,
+        3,
+        DEFAULT_BEACON_ID,
+    )
+    .unwrap();
+    second.record.chain_info = second_info.to_json();
+    let second_rounds = signed_rounds(&second, 2);
+    store.put_chain(&second_info).unwrap();
+    let at = store::RoundTiming {
+        stored_ms: 0,
+        origin: store::RoundOrigin::Combined,
+    };
+    for r in &second_rounds {
+        store.put_round(&second_info, r, at).unwrap();
+    }
+
+    let beacon = http::BeaconHttp::default();
+    let addr = serve_beacon(beacon.clone()).await;
+    let first_hash = hex::encode(first_info.hash());
+    let second_hash = hex::encode(second_info.hash());
+    // Before any chain is served.
+    assert_eq!(http_get(addr, &format!("/{first_hash}/info")).await.0, 404);
+    beacon.set(http::Serving {
+        info: second_info.clone(),
+        store: store.clone(),
+    });
+
+    let get = |path: String| async move { http_get(addr, &path).await };
+    // The current chain at drand's plain paths and under its hash.
+    assert_eq!(get("/info".into()).await, (200, second_info.to_json()));
+    assert_eq!(
+        get(format!("/{second_hash}/info")).await,
+        (200, second_info.to_json())
+    );
+    assert_eq!(
+        get("/public/latest".into()).await,
+        (200, second_rounds[1].to_json())
+    );
+    assert_eq!(
+        get(format!("/{second_hash}/public/1")).await,
+        (200, second_rounds[0].to_json())
+    );
+    // The ended chain under its hash: its info and every stored round.
+    let (code, body) = get(format!("/{first_hash}/info")).await;
+    assert_eq!(code, 200);
+    assert_eq!(ChainInfo::from_json(body.as_bytes()).unwrap(), first_info);
+    assert_eq!(
+        second_info.link().and_then(|l| l.previous_chain_hash),
+        Some(first_info.hash())
+    );
+    assert_eq!(
+        get(format!("/{first_hash}/public/latest")).await,
+        (200, first_rounds[2].to_json())
+    );
+    for r in &first_rounds {
+        let (code, body) = get(format!("/{first_hash}/public/{}", r.round)).await;
+        assert_eq!(code, 200);
+        let served = Round::from_json(body.as_bytes()).unwrap();
+        assert_eq!(&served, r);
+        verify_round(&first_info, &served).unwrap();
+    }
+    // The plain paths are the current chain's, not the ended one's.
+    assert_eq!(get("/public/3".into()).await.0, 404);
+    assert_eq!(get(format!("/{first_hash}/public/4")).await.0, 404);
+    // Unknown chains, malformed hashes and rounds.
+    assert_eq!(get(format!("/{}/info", "ab".repeat(32))).await.0, 404);
+    assert_eq!(get(format!("/{}/public/1", "ab".repeat(32))).await.0, 404);
+    assert_eq!(get("/abcd/info".into()).await.0, 400);
+    assert_eq!(get(format!("/{}/info", "zz".repeat(32))).await.0, 400);
+    assert_eq!(get(format!("/{first_hash}/public/x")).await.0, 400);
+    // The list of chains.
+    let (code, body) = get("/chains".into()).await;
+    assert_eq!(code, 200);
+    let mut listed: Vec<String> = serde_json::from_str(&body).unwrap();
+    listed.sort();
+    let mut both = vec![first_hash.clone(), second_hash.clone()];
+    both.sort();
+    assert_eq!(listed, both);
+    // The node's other paths are untouched.
+    assert_eq!(get("/status".into()).await.0, 200);
+    assert_eq!(get("/beacon/rounds".into()).await.0, 200);
 }
