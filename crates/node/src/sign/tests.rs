@@ -334,3 +334,101 @@ fn the_token_file_is_read_trimmed_and_must_not_be_empty() {
     assert!(bad.problem().is_some());
     assert!(SignConfig::default().problem().is_none());
 }
+
+/// A network node for `keys` on loopback, and its listen addresses.
+async fn net_node(
+    keys: &crate::keys::NodeKeys,
+) -> (
+    keyquorum_net::NetworkHandle,
+    tokio::sync::mpsc::Receiver<keyquorum_net::NetEvent>,
+    Vec<keyquorum_net::Multiaddr>,
+) {
+    let config = crate::network::net_config(keys, "/ip4/127.0.0.1/tcp/0".parse().unwrap(), vec![]);
+    let (net, events) = keyquorum_net::Network::new(config).unwrap();
+    let addrs = net.listen_addrs().await.unwrap();
+    (net, events, addrs)
+}
+
+/// Timed-out requests give their pending slot back at the timeout, while the partial requests
+/// they sent are still unanswered: members that hold a request do not hold the coordinator's
+/// queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_out_requests_free_their_pending_slot_while_members_still_hold_them() {
+    let keys: Vec<crate::keys::NodeKeys> = (0..3)
+        .map(|i| crate::keys::NodeKeys::from_master(&[i as u8 + 40; 32]))
+        .collect();
+    let (mut record, shares) = view(3, 2, Some(0));
+    for (m, k) in record.members.iter_mut().zip(&keys) {
+        m.identity = hex::encode(k.identity().public().to_bytes());
+    }
+    let sign_view = SignView::new(&record, Some((1, Secret::new(shares[0])))).unwrap();
+    let session = sign_view.session();
+
+    let (coordinator, _events, _) = net_node(&keys[0]).await;
+    // Two members that take every signing request and never answer it.
+    let (held_tx, mut held_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut members = Vec::new();
+    for k in &keys[1..] {
+        let (net, mut events, addrs) = net_node(k).await;
+        net.set_session_members(
+            session,
+            vec![keys[0].identity().public().to_bytes().to_vec()],
+        )
+        .await
+        .unwrap();
+        coordinator
+            .bind_identity(
+                k.identity().public().to_bytes().to_vec(),
+                k.peer_id(),
+                addrs,
+            )
+            .await
+            .unwrap();
+        let held = held_tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let keyquorum_net::NetEvent::Request { kind, reply, .. } = event {
+                    assert_eq!(kind, keyquorum_net::SIGN_REQUEST_KIND);
+                    // Kept, unanswered, for the rest of the test.
+                    let _ = held.send(reply);
+                }
+            }
+        });
+        members.push(net);
+    }
+
+    let config = SignConfig {
+        max_pending: 1,
+        timeout_ms: 300,
+        rate_per_sec: 100.0,
+        burst: 100,
+        ..SignConfig::default()
+    };
+    let s = service(config, Some(TOKEN));
+    s.set_network(coordinator.clone());
+    s.set_view(Some(sign_view));
+    let addr = serve(s.clone()).await;
+
+    let mut held = Vec::new();
+    for i in 0..3 {
+        let body = format!(r#"{{"domain":"example.org/v1","message":"0{i}"}}"#);
+        let (status, answer) = post(addr, Some(TOKEN), &body).await;
+        // Not `queue_full`: the previous request's slot is free although its partial
+        // requests are still held by the members.
+        assert_eq!(
+            (status, code(&answer)),
+            (504, "no_quorum"),
+            "request {i}: {answer}"
+        );
+        assert_eq!(answer["valid_partials"], 1);
+        while let Ok(reply) = held_rx.try_recv() {
+            held.push(reply);
+        }
+        assert!(s.try_slot().is_some(), "request {i} kept its slot");
+    }
+    // The members did get the requests and hold them unanswered.
+    assert!(!held.is_empty());
+    assert_eq!(s.metrics().sign.rejections("queue_full"), 0);
+    assert_eq!(s.metrics().sign.rejections("no_quorum"), 3);
+    drop(members);
+}
