@@ -52,8 +52,14 @@ pub enum Fault {
     /// Aborts the process when the share phase of its first ceremony begins (once: a restarted
     /// node then behaves honestly).
     Crash,
-    /// Takes part in view changes honestly but sends beacon partials that do not verify (a
-    /// valid point in place of its partial signature).
+    /// Takes part in view changes honestly but sends beacon partials, and answers to other
+    /// members' on-demand signing requests, that do not verify: the G2 generator (a valid
+    /// point) in place of its partial signature, under its own share index. Its own rounds
+    /// are right (it combines its good partial). Honest nodes find the bad partial when a
+    /// combined signature fails, drop it, combine from the others and name the member in the
+    /// log and in `keyquorum_beacon_partials_total{member, result="bad"}` (on-demand:
+    /// `keyquorum_sign_partials_total{member, result="invalid"}`); rounds and signatures go on
+    /// while `t` honest members are up.
     BadBeacon,
 }
 
