@@ -8,7 +8,8 @@
 //!   are caught up when the killed members are back, and the first one killed, which missed
 //!   rounds the others produced, has them too; rounds go on in view 2 (reshare) on the same
 //!   chain;
-//! - view 3 (fresh key) starts a new chain whose info names the first chain;
+//! - view 3 (fresh key) starts a new chain whose info names the first chain, and the first
+//!   chain is still served under its hash (`/{hash}/info`, `/{hash}/public/{round}`);
 //! - every round every node serves verifies with `keyquorum-beacon` under the chain's info,
 //!   and no round has two values across the nodes; `keyquorum beacon verify --url` verifies
 //!   the latest round of a node;
@@ -20,10 +21,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, NodeSpec, Proc, contract_status, new_key, start_chain, start_node, wait_for};
+use common::{
+    NodeSpec, Proc, Testnet, beacon_verify, contract_status, http_get, info, latest_on, metric_sum,
+    round, wait_for,
+};
 use keyquorum_beacon::{ChainInfo, Round, verify_round_number};
 
 const NODES: usize = 4;
@@ -61,40 +64,6 @@ misbehaviour_percent = 10
 absence_percent = 0
 "#;
 
-async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let r = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}{path}"))
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .ok()?;
-    let status = r.status().as_u16();
-    Some((status, r.text().await.ok()?))
-}
-
-async fn info(port: u16) -> Option<ChainInfo> {
-    match http_get(port, "/info").await? {
-        (200, body) => Some(ChainInfo::from_json(body.as_bytes()).unwrap()),
-        _ => None,
-    }
-}
-
-async fn round(port: u16, which: &str) -> Option<Round> {
-    match http_get(port, &format!("/public/{which}")).await? {
-        (200, body) => Some(Round::from_json(body.as_bytes()).unwrap()),
-        _ => None,
-    }
-}
-
-/// The latest round a node serves on `chain`.
-async fn latest_on(port: u16, chain: &ChainInfo) -> Option<u64> {
-    let i = info(port).await?;
-    if i.hash() != chain.hash() {
-        return None;
-    }
-    Some(round(port, "latest").await?.round)
-}
-
 /// Every round `1..=upto` of `chain` from every node that serves it verifies, and every node
 /// serves the same value for it.
 async fn check_rounds(nodes: &[NodeSpec], chain: &ChainInfo, upto: u64) {
@@ -123,13 +92,6 @@ async fn check_rounds(nodes: &[NodeSpec], chain: &ChainInfo, upto: u64) {
         (1..=upto).collect::<Vec<_>>(),
         "every round is served by some node"
     );
-}
-
-fn metric_sum(text: &str, prefix: &str, contains: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(prefix) && l.contains(contains))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 const SIGN_TOKEN: &str = "process-test-sign-token";
@@ -238,15 +200,9 @@ async fn check_signing(nodes: &[NodeSpec], chain: &ChainInfo) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partials() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();
-    let nodes: Vec<NodeSpec> = (0..NODES).map(|i| new_key(dir, i)).collect();
-    std::fs::write(dir.join("sign.token"), format!("{SIGN_TOKEN}\n")).unwrap();
-    let (_chain, chain_port) = start_chain(dir, CONTRACT, &nodes);
-    let mut procs: Vec<Option<Proc>> = (0..NODES)
-        .map(|i| Some(start_node(dir, chain_port, &nodes, i, fault(i))))
-        .collect();
+    let net = Testnet::new(NODES, CONTRACT, Some(SIGN_TOKEN));
+    let (nodes, chain_port) = (&net.nodes, net.chain_port);
+    let mut procs: Vec<Option<Proc>> = (0..NODES).map(|i| Some(net.start(i, fault(i)))).collect();
 
     // View 1 (fresh key): rounds are produced.
     let first = wait_for("view 1's beacon", Duration::from_secs(120), async || {
@@ -279,8 +235,8 @@ async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partia
         stalled <= before + 1,
         "rounds went on without a quorum: {before} -> {stalled}"
     );
-    procs[KILLED] = Some(start_node(dir, chain_port, &nodes, KILLED, None));
-    procs[KILLED_TOO] = Some(start_node(dir, chain_port, &nodes, KILLED_TOO, None));
+    procs[KILLED] = Some(net.start(KILLED, None));
+    procs[KILLED_TOO] = Some(net.start(KILLED_TOO, None));
     // The stalled rounds are caught up, on the restarted nodes too (their rounds survived,
     // and the first one killed gets the rounds it missed from the others).
     let target = stalled + 3;
@@ -299,35 +255,26 @@ async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partia
     let after_reshare = latest_on(nodes[0].status, &first).await.unwrap() + 2;
     let upto = wait_for("rounds in view 2", Duration::from_secs(60), async || {
         let mut all = Vec::new();
-        for n in &nodes {
+        for n in nodes {
             all.push(latest_on(n.status, &first).await?);
         }
         let min = *all.iter().min()?;
         (min >= after_reshare).then_some(min)
     })
     .await;
-    for n in &nodes {
+    for n in nodes {
         assert_eq!(
             info(n.status).await.unwrap(),
             first,
             "a reshare keeps the chain"
         );
     }
-    check_rounds(&nodes, &first, upto).await;
-    check_signing(&nodes, &first).await;
+    check_rounds(nodes, &first, upto).await;
+    check_signing(nodes, &first).await;
 
     // `keyquorum beacon verify` agrees.
-    let out = Command::new(BIN)
-        .args(["beacon", "verify", "--url"])
-        .arg(format!("http://127.0.0.1:{}", nodes[0].status))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (verified, output) = beacon_verify(nodes[0].status);
+    assert!(verified, "{output}");
 
     // Honest nodes name the member that sent bad partials; latency from the metrics.
     let (_, metrics) = http_get(nodes[0].status, "/metrics").await.unwrap();
@@ -365,5 +312,17 @@ async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partia
         second.link().and_then(|l| l.previous_chain_hash),
         Some(first.hash())
     );
-    check_rounds(&nodes, &second, 2).await;
+    check_rounds(nodes, &second, 2).await;
+    // The ended chain is still served, under its hash, with the rounds it had.
+    let first_hash = hex::encode(first.hash());
+    let (code, body) = http_get(nodes[0].status, &format!("/{first_hash}/info"))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(ChainInfo::from_json(body.as_bytes()).unwrap(), first);
+    let (code, body) = http_get(nodes[0].status, &format!("/{first_hash}/public/{upto}"))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    verify_round_number(&first, &Round::from_json(body.as_bytes()).unwrap(), upto).unwrap();
 }

@@ -12,9 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    NodeSpec, Proc, contract_status, new_key, start_chain, start_node, start_node_with, wait_for,
-};
+use common::{Proc, Testnet, contract_status, http_get, wait_for};
 use keyquorum_beacon::ChainInfo;
 use keyquorum_node::beacon::rounds::RoundsJson;
 use keyquorum_node::status::Status;
@@ -48,17 +46,6 @@ misbehaviour_percent = 10
 absence_percent = 0
 "#;
 
-async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let r = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}{path}"))
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .ok()?;
-    let status = r.status().as_u16();
-    Some((status, r.text().await.ok()?))
-}
-
 async fn status(port: u16) -> Option<Status> {
     match http_get(port, "/status").await? {
         (200, body) => Some(serde_json::from_str(&body).unwrap()),
@@ -68,17 +55,14 @@ async fn status(port: u16) -> Option<Status> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_the_beacon_and_a_node_can_run_without_one() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();
-    let nodes: Vec<NodeSpec> = (0..NODES).map(|i| new_key(dir, i)).collect();
-    let (_chain, chain_port) = start_chain(dir, CONTRACT, &nodes);
+    let net = Testnet::new(NODES, CONTRACT, None);
+    let (dir, nodes, chain_port) = (net.dir(), &net.nodes, net.chain_port);
     let _procs: Vec<Proc> = (0..NODES)
         .map(|i| {
             if i == NO_BEACON {
-                start_node_with(dir, chain_port, &nodes, i, None, &["--no-beacon"])
+                net.start_with(i, None, &["--no-beacon"])
             } else {
-                start_node(dir, chain_port, &nodes, i, None)
+                net.start(i, None)
             }
         })
         .collect();

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{NodeSpec, Proc, contract_status, new_key, start_chain, start_node, wait_for};
+use common::{Proc, Testnet, contract_status, wait_for};
 use keyquorum_contract::hex::Hex;
 use keyquorum_contract::query::{ActiveView, ViewAnswer};
 use keyquorum_contract::{
@@ -72,14 +72,9 @@ async fn active_view(chain_port: u16, view: u64) -> ActiveView {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_processes_fresh_then_reshare_with_a_crash_and_a_byzantine_node() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();
-    let nodes: Vec<NodeSpec> = (0..NODES).map(|i| new_key(dir, i)).collect();
-    let (_chain, chain_port) = start_chain(dir, CONTRACT, &nodes);
-    let mut procs: Vec<Option<Proc>> = (0..NODES)
-        .map(|i| Some(start_node(dir, chain_port, &nodes, i, fault(i))))
-        .collect();
+    let net = Testnet::new(NODES, CONTRACT, None);
+    let (dir, nodes, chain_port) = (net.dir(), &net.nodes, net.chain_port);
+    let mut procs: Vec<Option<Proc>> = (0..NODES).map(|i| Some(net.start(i, fault(i)))).collect();
 
     // All five register before the first view change.
     wait_for("registrations", Duration::from_secs(30), async || {
@@ -98,7 +93,7 @@ async fn five_processes_fresh_then_reshare_with_a_crash_and_a_byzantine_node() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     procs[CRASHED] = None; // SIGKILL
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    procs[CRASHED] = Some(start_node(dir, chain_port, &nodes, CRASHED, fault(CRASHED)));
+    procs[CRASHED] = Some(net.start(CRASHED, fault(CRASHED)));
 
     // A fresh view and then a reshare.
     wait_for("view 2", Duration::from_secs(150), async || {

@@ -1,11 +1,16 @@
 //! What the process tests share: free loopback ports, node keys, and starting `keyquorum chain`
-//! and `keyquorum node` processes that are killed when dropped.
+//! and `keyquorum node` processes that are killed when dropped ([`Testnet`] does all of it for
+//! a test), and HTTP GETs on a node's status server.
+
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use keyquorum_beacon::{ChainInfo, Round};
 use keyquorum_contract::query::ContractStatus;
 use keyquorum_devchain::Client;
 
@@ -73,7 +78,7 @@ pub fn new_key(dir: &Path, i: usize) -> NodeSpec {
     if i.is_multiple_of(2) {
         cmd.arg("--passphrase-file").arg(dir.join("pass"));
     } else {
-        cmd.env("KEYQUORUM_PASSPHRASE", "integration-test-passphrase");
+        cmd.env("KEYQUORUM_PASSPHRASE", PASSPHRASE);
     }
     let out = cmd.output().unwrap();
     assert!(
@@ -82,7 +87,7 @@ pub fn new_key(dir: &Path, i: usize) -> NodeSpec {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(!text.contains("integration-test-passphrase"));
+    assert!(!text.contains(PASSPHRASE));
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
@@ -148,7 +153,7 @@ pub fn start_node_with(
     if i.is_multiple_of(2) {
         cmd.arg("--passphrase-file").arg(dir.join("pass"));
     } else {
-        cmd.env("KEYQUORUM_PASSPHRASE", "integration-test-passphrase");
+        cmd.env("KEYQUORUM_PASSPHRASE", PASSPHRASE);
     }
     if let Some(fault) = fault {
         cmd.args(["--fault", fault]);
@@ -191,6 +196,128 @@ pub fn start_chain(dir: &Path, contract: &str, nodes: &[NodeSpec]) -> (Proc, u16
             .unwrap(),
     );
     (chain, chain_port)
+}
+
+/// The passphrase every test node's key is sealed with.
+pub const PASSPHRASE: &str = "integration-test-passphrase";
+
+/// A test network: `n` node keys in a temporary directory and `keyquorum chain` running the
+/// given contract with every node funded. Nodes are started with [`Testnet::start`]; the
+/// chain is killed and the directory removed when this is dropped (after the node processes
+/// the test holds, if it declares them after this).
+pub struct Testnet {
+    /// The nodes' keys and ports.
+    pub nodes: Vec<NodeSpec>,
+    /// The chain's HTTP port.
+    pub chain_port: u16,
+    // Before the directory, so the chain dies before its files go.
+    _chain: Proc,
+    tmp: tempfile::TempDir,
+}
+
+impl Testnet {
+    /// Keys for `n` nodes and the chain on `contract`. With `sign_token`, nodes serve
+    /// `POST /sign` with that token.
+    pub fn new(n: usize, contract: &str, sign_token: Option<&str>) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::write(dir.join("pass"), format!("{PASSPHRASE}\n")).unwrap();
+        let nodes: Vec<NodeSpec> = (0..n).map(|i| new_key(dir, i)).collect();
+        if let Some(token) = sign_token {
+            std::fs::write(dir.join("sign.token"), format!("{token}\n")).unwrap();
+        }
+        let (chain, chain_port) = start_chain(dir, contract, &nodes);
+        Testnet {
+            nodes,
+            chain_port,
+            _chain: chain,
+            tmp,
+        }
+    }
+
+    /// The directory of keys, databases and logs.
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Starts node `i` ([`start_node`]).
+    pub fn start(&self, i: usize, fault: Option<&str>) -> Proc {
+        start_node(self.dir(), self.chain_port, &self.nodes, i, fault)
+    }
+
+    /// Starts node `i` with `extra` arguments ([`start_node_with`]).
+    pub fn start_with(&self, i: usize, fault: Option<&str>, extra: &[&str]) -> Proc {
+        start_node_with(self.dir(), self.chain_port, &self.nodes, i, fault, extra)
+    }
+
+    /// The status port of node `i`.
+    pub fn status(&self, i: usize) -> u16 {
+        self.nodes[i].status
+    }
+}
+
+/// `GET path` on a local port: the status code and body (`None` while nothing answers).
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let r = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.text().await.ok()?))
+}
+
+/// The chain a node serves at `/info`.
+pub async fn info(port: u16) -> Option<ChainInfo> {
+    match http_get(port, "/info").await? {
+        (200, body) => Some(ChainInfo::from_json(body.as_bytes()).unwrap()),
+        _ => None,
+    }
+}
+
+/// A round a node serves at `/public/{which}` (`latest` or a number).
+pub async fn round(port: u16, which: &str) -> Option<Round> {
+    match http_get(port, &format!("/public/{which}")).await? {
+        (200, body) => Some(Round::from_json(body.as_bytes()).unwrap()),
+        _ => None,
+    }
+}
+
+/// The latest round a node serves on `chain`.
+pub async fn latest_on(port: u16, chain: &ChainInfo) -> Option<u64> {
+    let i = info(port).await?;
+    if i.hash() != chain.hash() {
+        return None;
+    }
+    Some(round(port, "latest").await?.round)
+}
+
+/// The sum of the samples of OpenMetrics `text` whose line starts with `prefix` and contains
+/// `contains`.
+pub fn metric_sum(text: &str, prefix: &str, contains: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix) && l.contains(contains))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// `keyquorum beacon verify --url` on a node's status server (latest round): whether it
+/// verified, and what it printed.
+pub fn beacon_verify(port: u16) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["beacon", "verify", "--url"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 /// The contract's status from the chain (`None` while the chain does not answer).
