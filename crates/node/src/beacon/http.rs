@@ -125,20 +125,51 @@ async fn latest(State(h): State<BeaconHttp>) -> Response {
     }
 }
 
-fn parse_round(round: &str) -> Result<Option<u64>, Response> {
+/// Why a beacon path is not answered with what it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// The round is neither a number nor `latest` (400).
+    BadRound,
+    /// The chain hash is not 64 hex digits (400).
+    BadHash,
+    /// No chain is served yet (404).
+    NoChain,
+    /// This node has not recorded the chain (404).
+    UnknownChain,
+    /// Storage failed (500).
+    Internal,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::BadRound => {
+                (StatusCode::BAD_REQUEST, "round must be a number").into_response()
+            }
+            Refused::BadHash => {
+                (StatusCode::BAD_REQUEST, "chain hash must be 64 hex digits").into_response()
+            }
+            Refused::NoChain => not_found("no beacon chain yet"),
+            Refused::UnknownChain => not_found("unknown chain"),
+            Refused::Internal => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    }
+}
+
+fn parse_round(round: &str) -> Result<Option<u64>, Refused> {
     if round == "latest" {
         return Ok(None);
     }
     round
         .parse::<u64>()
         .map(Some)
-        .map_err(|_| (StatusCode::BAD_REQUEST, "round must be a number").into_response())
+        .map_err(|_| Refused::BadRound)
 }
 
 async fn public(State(h): State<BeaconHttp>, Path(round): Path<String>) -> Response {
     let round = match parse_round(&round) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return e.into_response(),
     };
     match h.get() {
         Some(s) => round_answer(&s, round),
@@ -146,24 +177,24 @@ async fn public(State(h): State<BeaconHttp>, Path(round): Path<String>) -> Respo
     }
 }
 
-/// A recorded chain named by its hash: its info, or the answer to give instead.
-fn chain_named(h: &BeaconHttp, hash: &str) -> Result<(Serving, ChainInfo), Response> {
+/// A recorded chain named by its hash, and the store holding it.
+fn chain_named(h: &BeaconHttp, hash: &str) -> Result<(Serving, ChainInfo), Refused> {
     let mut chain = [0u8; 32];
     if hash.len() != 64 || hex::decode_to_slice(hash, &mut chain).is_err() {
-        return Err((StatusCode::BAD_REQUEST, "chain hash must be 64 hex digits").into_response());
+        return Err(Refused::BadHash);
     }
-    let s = h.get().ok_or_else(|| not_found("no beacon chain yet"))?;
+    let s = h.get().ok_or(Refused::NoChain)?;
     match s.store.chain(&chain) {
         Ok(Some(info)) => Ok((s, info)),
-        Ok(None) => Err(not_found("unknown chain")),
-        Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Ok(None) => Err(Refused::UnknownChain),
+        Err(_) => Err(Refused::Internal),
     }
 }
 
 async fn chain_info(State(h): State<BeaconHttp>, Path(hash): Path<String>) -> Response {
     match chain_named(&h, &hash) {
         Ok((_, info)) => json(info.to_json()),
-        Err(e) => e,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -173,11 +204,11 @@ async fn chain_public(
 ) -> Response {
     let round = match parse_round(&round) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return e.into_response(),
     };
     match chain_named(&h, &hash) {
         Ok((s, info)) => rounds_of(&s.store, &info.hash(), round),
-        Err(e) => e,
+        Err(e) => e.into_response(),
     }
 }
 

@@ -587,12 +587,11 @@ fn signed_rounds(c: &Committee, upto: u64) -> Vec<Round> {
                     &Secret::new(c.secret),
                     &message,
                 ));
-            let round = Round {
+            Round {
                 round: r,
                 signature: signature.clone(),
                 previous_signature: Some(std::mem::replace(&mut previous, signature)),
-            };
-            round
+            }
         })
         .collect()
 }
