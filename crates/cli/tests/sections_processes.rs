@@ -8,7 +8,6 @@
 //! share, and takes part as candidate and as handing-over elder when a fifth node joins (the
 //! DKG needs every candidate, the start all but one of the four elders).
 
-#[allow(dead_code)]
 mod common;
 
 use std::path::Path;

@@ -1215,6 +1215,8 @@ async fn section_requests_are_bounded_by_kind() {
             }
         ));
     }
+}
+
 /// Requests for beacon rounds: admitted from any node while a view's committee session admits
 /// members only, a request larger than its bound is refused on both sides, and an answer
 /// larger than a full batch is refused at the asking side.
