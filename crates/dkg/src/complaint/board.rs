@@ -193,6 +193,43 @@ pub struct ComplaintBoard<C: Curve> {
     outcome: Option<Outcome<C>>,
 }
 
+/// The identity key of the participant at `index` in `role` (`None` if there is none).
+pub fn author_key<C: Curve>(
+    ceremony: &Ceremony<C>,
+    role: Role,
+    index: u32,
+) -> Option<&IdentityPublicKey> {
+    let list = match role {
+        Role::Dealer => ceremony.dealers(),
+        Role::Player => ceremony.players(),
+    };
+    list.get(index as usize).map(|p| &p.identity)
+}
+
+/// Whether a post is authentic for this ceremony: its session, an author that exists in its
+/// role, and that author's signature on it. Returns the encoded post. This is the check
+/// [`ComplaintBoard::apply`] starts with, for callers that must refuse a post before it reaches
+/// the board (the contract's mempool check); its answer is remembered by the ceremony, so the
+/// board does not verify the signature again.
+pub fn check_authentic<C: Curve>(
+    ceremony: &Ceremony<C>,
+    signed: &SignedComplaintPost<C>,
+) -> Result<Vec<u8>, ComplaintBoardError> {
+    let post = &signed.post;
+    if post.session() != ceremony.id() {
+        return Err(ComplaintBoardError::WrongSession);
+    }
+    let (role, index) = post.author();
+    let Some(key) = author_key(ceremony, role, index) else {
+        return Err(ComplaintBoardError::UnknownAuthor(role, index));
+    };
+    let encoded = post.encode();
+    if !checks::post_signature(ceremony, (role, index), key, &encoded, &signed.signature) {
+        return Err(ComplaintBoardError::BadSignature);
+    }
+    Ok(encoded)
+}
+
 /// Two boards are equal when they are for the same session and hold the same state (what
 /// [`ComplaintBoard::apply`] promises to leave unchanged on a refusal).
 impl<C: Curve> PartialEq for ComplaintBoard<C> {
@@ -345,35 +382,11 @@ impl<C: Curve> ComplaintBoard<C> {
             .is_some_and(|q| q.players.iter().take(f + 1).any(|p| *p == player))
     }
 
-    fn key(&self, role: Role, index: u32) -> Option<&IdentityPublicKey> {
-        let list = match role {
-            Role::Dealer => self.ceremony.dealers(),
-            Role::Player => self.ceremony.players(),
-        };
-        list.get(index as usize).map(|p| &p.identity)
-    }
-
     /// Applies a signed post. On `Err` the board is unchanged, except that an authentic invalid
     /// post ([`ComplaintBoardError::Fault`]) records its author's fault.
     pub fn apply(&mut self, signed: &SignedComplaintPost<C>) -> Result<(), ComplaintBoardError> {
         let post = &signed.post;
-        if post.session() != self.ceremony.id() {
-            return Err(ComplaintBoardError::WrongSession);
-        }
-        let (role, index) = post.author();
-        let Some(key) = self.key(role, index) else {
-            return Err(ComplaintBoardError::UnknownAuthor(role, index));
-        };
-        let encoded = post.encode();
-        if !checks::post_signature(
-            &self.ceremony,
-            (role, index),
-            key,
-            &encoded,
-            &signed.signature,
-        ) {
-            return Err(ComplaintBoardError::BadSignature);
-        }
+        let encoded = check_authentic(&self.ceremony, signed)?;
         let mut bytes = Vec::with_capacity(SIGNATURE_LEN + encoded.len());
         bytes.extend_from_slice(&signed.signature.0);
         bytes.extend_from_slice(&encoded);
@@ -1272,7 +1285,9 @@ impl<C: Curve> ComplaintBoard<C> {
             .map(|((role, index), (fault, evidence))| Exclusion {
                 role,
                 index,
-                identity: self.key(role, index).expect("index in range").clone(),
+                identity: author_key(&self.ceremony, role, index)
+                    .expect("index in range")
+                    .clone(),
                 fault,
                 evidence,
             })

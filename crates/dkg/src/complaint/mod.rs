@@ -188,7 +188,8 @@ use keyquorum_crypto::verifiable_encrypt::{
 use rand_chacha::ChaCha20Rng;
 
 pub use board::{
-    ComplaintBoard, ComplaintBoardError, ComplaintBoardPhase, Qualification, verify_equivocation,
+    ComplaintBoard, ComplaintBoardError, ComplaintBoardPhase, Qualification, author_key,
+    check_authentic, verify_equivocation,
 };
 pub use evidence::verify_exclusion;
 use messages::{
