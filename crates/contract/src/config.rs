@@ -53,6 +53,119 @@ impl KeyMode {
     }
 }
 
+/// Which DKG protocol a ceremony runs ([`keyquorum_dkg::Variant`]).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum DkgVariant {
+    /// Ack-or-reveal with the board as broadcast (seeds 000, 001): commitments and publications
+    /// on chain, shares and acks point to point.
+    #[default]
+    #[serde(alias = "ack_reveal")]
+    AckReveal,
+    /// Complaint-and-reconstruct (seed 003): commitments and shares point to point, signed so
+    /// that equivocation is provable; reports, Feldman values and the fallback steps on chain.
+    /// Every committee member needs a registered verifiable-encryption key
+    /// ([`TxBody::SetVerifiableKey`](crate::tx::TxBody::SetVerifiableKey)).
+    Complaint,
+}
+
+impl DkgVariant {
+    /// The engine's variant.
+    pub fn engine(self) -> keyquorum_dkg::Variant {
+        match self {
+            DkgVariant::AckReveal => keyquorum_dkg::Variant::AckReveal,
+            DkgVariant::Complaint => keyquorum_dkg::Variant::Complaint,
+        }
+    }
+
+    /// Stable name (the configuration's spelling).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DkgVariant::AckReveal => "ack-reveal",
+            DkgVariant::Complaint => "complaint",
+        }
+    }
+}
+
+/// The curve of a ceremony's group key.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum DkgCurve {
+    /// BLS12-381 (keys in G1, signatures in G2): the committee signs magic blocks and beacon
+    /// rounds with threshold BLS.
+    #[default]
+    #[serde(rename = "bls12-381", alias = "bls12_381")]
+    Bls12381,
+    /// secp256k1.
+    Secp256k1,
+}
+
+/// How a ceremony assigns share indices ([`keyquorum_crypto::index::IndexScheme`]).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum DkgIndices {
+    /// `1..=n` in committee order.
+    #[default]
+    Sequential,
+    /// The hash of each member's public key reduced below the group order (seed 003, step 1).
+    #[serde(alias = "key_hash")]
+    KeyHash,
+}
+
+/// The DKG every ceremony of the chain runs: protocol variant, curve and index scheme. Absent
+/// from a configuration file, it is ack-or-reveal on BLS12-381 with sequential indices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkgConfig {
+    /// Protocol variant.
+    #[serde(default)]
+    pub variant: DkgVariant,
+    /// Curve of the group key.
+    #[serde(default)]
+    pub curve: DkgCurve,
+    /// Share indices.
+    #[serde(default)]
+    pub indices: DkgIndices,
+}
+
+/// A DKG configuration the contract cannot run, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum DkgConfigError {
+    /// Every view's committee signs its magic block (and its successor's) with a threshold BLS
+    /// signature under its group key, so the group key must be a BLS12-381 key; keyquorum has no
+    /// threshold signature scheme for secp256k1 keys.
+    #[error(
+        "curve secp256k1 is not supported: magic blocks are signed with threshold BLS signatures under the group key, which must be on bls12-381"
+    )]
+    CurveCannotSignMagicBlocks,
+    /// A magic block records each member's share index as its position `1..=n`, at which the
+    /// magic block's threshold signatures and the next view's reshare interpolate; hashed
+    /// indices do not fit that record.
+    #[error(
+        "indices key-hash is not supported: magic blocks record share indices as committee positions 1..n, which threshold signatures and resharing interpolate at"
+    )]
+    IndicesNotPositions,
+}
+
+impl DkgConfig {
+    /// Whether the contract can run ceremonies of this kind; every variant runs on BLS12-381
+    /// with sequential indices.
+    pub fn validate(&self) -> Result<(), DkgConfigError> {
+        if self.curve != DkgCurve::Bls12381 {
+            return Err(DkgConfigError::CurveCannotSignMagicBlocks);
+        }
+        if self.indices != DkgIndices::Sequential {
+            return Err(DkgConfigError::IndicesNotPositions);
+        }
+        Ok(())
+    }
+}
+
 /// The committee: how many, how chosen, which thresholds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitteeConfig {
@@ -173,6 +286,9 @@ pub struct ContractConfig {
     /// chain without genesis accounts has no stake and no committee.
     #[serde(default)]
     pub genesis: Vec<GenesisAccount>,
+    /// The DKG the ceremonies run (default: ack-or-reveal on BLS12-381, sequential indices).
+    #[serde(default)]
+    pub dkg: DkgConfig,
 }
 
 /// Invalid configuration.
@@ -199,6 +315,9 @@ pub enum ConfigError {
     /// The first view cannot be a reshare.
     #[error("view 1 has no previous key to reshare")]
     ReshareFirstView,
+    /// The DKG configuration cannot run.
+    #[error("dkg: {0}")]
+    Dkg(#[from] DkgConfigError),
     /// A genesis account is invalid, repeated, or the supply overflows.
     #[error("genesis account {index}: {problem}")]
     Genesis {
@@ -250,6 +369,7 @@ impl ContractConfig {
             },
             staking: StakingConfig::default(),
             genesis: Vec::new(),
+            dkg: DkgConfig::default(),
         }
     }
 
@@ -349,6 +469,7 @@ impl ContractConfig {
         {
             return Err(ConfigError::ReshareFirstView);
         }
+        self.dkg.validate()?;
         // The largest committee must be valid; smaller ones are checked when selected (a
         // committee for which the thresholds do not work postpones the view change).
         self.params_for(c.max_size as usize)?;
@@ -430,6 +551,47 @@ mod tests {
             c.validate(),
             Err(ConfigError::Percent("slashing.reporter_percent"))
         );
+    }
+
+    #[test]
+    fn dkg_settings_parse_and_unworkable_ones_are_refused_by_name() {
+        let ok = ContractConfig::defaults("c", 10);
+        assert_eq!(ok.dkg, DkgConfig::default());
+        // A file written before the setting existed runs ack-or-reveal.
+        let mut v = serde_json::to_value(&ok).unwrap();
+        v.as_object_mut().unwrap().remove("dkg");
+        let old: ContractConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(old.dkg.variant, DkgVariant::AckReveal);
+        let complaint: DkgConfig = serde_json::from_str(r#"{"variant":"complaint"}"#).unwrap();
+        assert_eq!(complaint.variant, DkgVariant::Complaint);
+        assert_eq!(complaint.curve, DkgCurve::Bls12381);
+        assert_eq!(complaint.indices, DkgIndices::Sequential);
+        let c = ContractConfig {
+            dkg: complaint,
+            ..ok.clone()
+        };
+        assert_eq!(c.validate(), Ok(()));
+        let secp: DkgConfig =
+            serde_json::from_str(r#"{"variant":"complaint","curve":"secp256k1"}"#).unwrap();
+        let c = ContractConfig {
+            dkg: secp,
+            ..ok.clone()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::Dkg(DkgConfigError::CurveCannotSignMagicBlocks))
+        );
+        let hashed: DkgConfig =
+            serde_json::from_str(r#"{"variant":"complaint","indices":"key-hash"}"#).unwrap();
+        let c = ContractConfig {
+            dkg: hashed,
+            ..ok.clone()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::Dkg(DkgConfigError::IndicesNotPositions))
+        );
+        assert!(serde_json::from_str::<DkgConfig>(r#"{"variant":"frost"}"#).is_err());
     }
 
     #[test]

@@ -19,7 +19,10 @@ use std::sync::Arc;
 
 use keyquorum_crypto::Bls12381G1;
 use keyquorum_dkg::Ceremony;
-use keyquorum_dkg::board::Board;
+use keyquorum_dkg::Variant;
+use keyquorum_dkg::board::{Board, Outcome};
+use keyquorum_dkg::complaint::ComplaintBoard;
+use keyquorum_dkg::complaint::messages::SignedComplaintPost;
 use keyquorum_dkg::identity::IdentityPublicKey;
 use keyquorum_dkg::messages::SignedPost;
 use sha2::{Digest, Sha256};
@@ -32,7 +35,7 @@ use crate::hex::Hex;
 use crate::state::{
     BoardInput, ContractState, IdentityKey, SpecError, ViewChangePhase, ViewRecord,
 };
-use crate::tx::{Transaction, TxBody, max_tx_len, tx_hash};
+use crate::tx::{Transaction, TxBody, max_tx_len_for, tx_hash};
 
 use ceremonies::authentic_post;
 pub use slashing::fault_name;
@@ -48,7 +51,68 @@ pub const MAX_NONCE_GAP: u64 = 64;
 #[derive(Clone)]
 struct Live {
     ceremony: Arc<Ceremony<Group>>,
-    board: Board<Group>,
+    board: LiveBoard,
+}
+
+/// The running ceremony's board, of the variant its spec names: the same board code every node
+/// runs for its replica.
+#[derive(Clone)]
+enum LiveBoard {
+    AckReveal(Box<Board<Group>>),
+    Complaint(Box<ComplaintBoard<Group>>),
+}
+
+impl LiveBoard {
+    fn new(ceremony: &Arc<Ceremony<Group>>) -> Self {
+        match ceremony.config().variant {
+            Variant::AckReveal => LiveBoard::AckReveal(Box::new(Board::new(ceremony.clone()))),
+            Variant::Complaint => {
+                LiveBoard::Complaint(Box::new(ComplaintBoard::new(ceremony.clone())))
+            }
+        }
+    }
+
+    /// Applies a logged input again (restoring from a saved state).
+    fn replay(
+        &mut self,
+        input: &BoardInput,
+        ceremony: &Ceremony<Group>,
+    ) -> Result<(), RestoreError> {
+        // Logged posts were accepted or refused as faults; replay gives the same result, which
+        // the board records either way.
+        match (self, input) {
+            (LiveBoard::AckReveal(board), BoardInput::Post { post }) => {
+                let signed = SignedPost::<Group>::decode(&post.0, ceremony.n())
+                    .map_err(|_| RestoreError::BoardLog)?;
+                let _ = board.apply(&signed);
+            }
+            (LiveBoard::Complaint(board), BoardInput::Post { post }) => {
+                let signed = SignedComplaintPost::<Group>::decode(
+                    &post.0,
+                    ceremony.n(),
+                    ceremony.dealer_count(),
+                )
+                .map_err(|_| RestoreError::BoardLog)?;
+                let _ = board.apply(&signed);
+            }
+            (b, BoardInput::Deadline) => b.advance(),
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self) {
+        match self {
+            LiveBoard::AckReveal(b) => b.advance(),
+            LiveBoard::Complaint(b) => b.advance(),
+        }
+    }
+
+    fn outcome(&self) -> Option<&Outcome<Group>> {
+        match self {
+            LiveBoard::AckReveal(b) => b.outcome(),
+            LiveBoard::Complaint(b) => b.outcome(),
+        }
+    }
 }
 
 /// Restoring a contract from a saved state failed.
@@ -111,7 +175,7 @@ impl Contract {
         config.validate()?;
         let state = ContractState::genesis(&config);
         Ok(Contract {
-            max_tx_len: max_tx_len(config.committee.max_size as usize),
+            max_tx_len: max_tx_len_for(config.committee.max_size as usize, config.dkg.variant),
             config,
             state,
             live: None,
@@ -130,23 +194,14 @@ impl Contract {
             )
         {
             let ceremony = c.spec.ceremony()?;
-            let mut board = Board::new(ceremony.clone());
+            let mut board = LiveBoard::new(&ceremony);
             for input in &c.board_log {
-                match input {
-                    BoardInput::Post { post } => {
-                        let signed = SignedPost::<Group>::decode(&post.0, ceremony.n())
-                            .map_err(|_| RestoreError::BoardLog)?;
-                        // Logged posts were accepted or refused as faults; replay gives the
-                        // same result, which the board records either way.
-                        let _ = board.apply(&signed);
-                    }
-                    BoardInput::Deadline => board.advance(),
-                }
+                board.replay(input, &ceremony)?;
             }
             live = Some(Live { ceremony, board });
         }
         Ok(Contract {
-            max_tx_len: max_tx_len(config.committee.max_size as usize),
+            max_tx_len: max_tx_len_for(config.committee.max_size as usize, config.dkg.variant),
             config,
             state,
             live,
@@ -168,9 +223,20 @@ impl Contract {
         self.live.as_ref().map(|l| &l.ceremony)
     }
 
-    /// The running ceremony's board.
+    /// The running ceremony's board, when it runs the ack-or-reveal variant.
     pub fn board(&self) -> Option<&Board<Group>> {
-        self.live.as_ref().map(|l| &l.board)
+        match &self.live.as_ref()?.board {
+            LiveBoard::AckReveal(b) => Some(b),
+            LiveBoard::Complaint(_) => None,
+        }
+    }
+
+    /// The running ceremony's board, when it runs the complaint variant.
+    pub fn complaint_board(&self) -> Option<&ComplaintBoard<Group>> {
+        match &self.live.as_ref()?.board {
+            LiveBoard::Complaint(b) => Some(b),
+            LiveBoard::AckReveal(_) => None,
+        }
     }
 
     /// Longest transaction accepted under this configuration.
@@ -272,6 +338,7 @@ impl Contract {
             TxBody::Transfer { to, amount } => self.transfer(sender, to, *amount)?,
             TxBody::ClaimUnbonded => self.claim_unbonded(sender)?,
             TxBody::UpdateNetwork { network } => self.update_network(sender, network)?,
+            TxBody::SetVerifiableKey { key } => self.set_verifiable_key(sender, key)?,
             TxBody::DkgPost { post } => match self.dkg_post(&tx.sender, post, height) {
                 Ok(events) => events,
                 // Signed by the sender's chain key, so attributable: the transaction is applied

@@ -3,6 +3,7 @@
 //! instead.)
 
 use keyquorum_dkg::board::BoardError;
+use keyquorum_dkg::complaint::ComplaintBoardError;
 use keyquorum_dkg::wire::WireError;
 use thiserror::Error;
 
@@ -47,6 +48,13 @@ pub enum Rejection {
     /// Another node registered this encryption key.
     #[error("encryption key already registered by another node")]
     DuplicateEncryptionKey,
+    /// Another node registered this verifiable-encryption key.
+    #[error("verifiable-encryption key already registered by another node")]
+    DuplicateVerifiableKey,
+    /// The sender's verifiable-encryption key is set already (it is set once: a running
+    /// ceremony's spec may list it).
+    #[error("verifiable-encryption key already set")]
+    VerifiableKeyAlreadySet,
     /// Another node registered this peer id.
     #[error("peer id already registered by another node")]
     DuplicatePeerId,
@@ -118,6 +126,10 @@ pub enum Rejection {
     /// phase or attempt, bad post signature, ...): nothing changes.
     #[error("board refused the post: {0}")]
     Board(BoardError),
+    /// The complaint variant's board refused the post without it being a fault of its author:
+    /// nothing changes.
+    #[error("board refused the post: {0}")]
+    ComplaintBoard(ComplaintBoardError),
     /// The signature is for another view.
     #[error("signature for view {got}, the pending magic block is for view {expected}")]
     WrongView {
@@ -167,6 +179,9 @@ impl Rejection {
             Rejection::MalformedPost(_)
                 | Rejection::NotPostAuthor
                 | Rejection::Board(BoardError::NotADealer(_) | BoardError::BadSignature)
+                | Rejection::ComplaintBoard(
+                    ComplaintBoardError::UnknownAuthor(..) | ComplaintBoardError::BadSignature
+                )
         )
     }
 
@@ -184,6 +199,8 @@ impl Rejection {
             Rejection::BadProofOfPossession => "bad_proof_of_possession",
             Rejection::DuplicateEncryptionKey => "duplicate_encryption_key",
             Rejection::DuplicatePeerId => "duplicate_peer_id",
+            Rejection::DuplicateVerifiableKey => "duplicate_verifiable_key",
+            Rejection::VerifiableKeyAlreadySet => "verifiable_key_already_set",
             Rejection::ZeroAmount => "zero_amount",
             Rejection::StakeOverflow => "stake_overflow",
             Rejection::InsufficientStake { .. } => "insufficient_stake",
@@ -208,6 +225,16 @@ impl Rejection {
                 BoardError::NoContribution => "no_contribution",
                 BoardError::WrongSession => "wrong_session",
                 BoardError::Fault { .. } => "invalid_post",
+            },
+            Rejection::ComplaintBoard(e) => match e {
+                ComplaintBoardError::WrongSession => "wrong_session",
+                ComplaintBoardError::WrongPhase(_) => "wrong_phase",
+                ComplaintBoardError::UnknownAuthor(..) => "unknown_author",
+                ComplaintBoardError::BadSignature => "bad_post_signature",
+                ComplaintBoardError::Duplicate => "duplicate_post",
+                ComplaintBoardError::Excluded(..) => "disqualified",
+                ComplaintBoardError::Unexpected(_) => "unexpected_post",
+                ComplaintBoardError::Fault { .. } => "invalid_post",
             },
             Rejection::WrongView { .. } => "wrong_view",
             Rejection::WrongMagicBlock => "wrong_magic_block",

@@ -92,6 +92,14 @@ pub enum Event {
         /// New network identity.
         network: NetworkIdentity,
     },
+    /// A node set its verifiable-encryption key (complaint-variant ceremonies encrypt its
+    /// shares to it).
+    VerifiableKeySet {
+        /// Identity.
+        identity: IdentityKey,
+        /// The key (compressed secp256k1 point).
+        key: Hex<33>,
+    },
     /// A ceremony started (seed 000, Start): the committee and the ceremony's definition.
     CommitteeSelected {
         /// View being created.
@@ -141,9 +149,11 @@ pub enum Event {
         /// Ceremony number within the view change (0 for the first; serialised as `session`).
         #[serde(rename = "session")]
         ceremony_number: u32,
-        /// Author's dealer position.
+        /// Author's position: its dealer position, or for a complaint-variant post by a player
+        /// (report, dispute, complaint, reconstruction) its player position.
         dealer: u32,
-        /// `contribution` or `publication`.
+        /// `contribution` or `publication`; in the complaint variant `report`,
+        /// `justification`, `dispute`, `feldman`, `complaint` or `reconstruction`.
         kind: String,
         /// The encoded signed post.
         post: Bytes,
@@ -156,7 +166,7 @@ pub enum Event {
         /// Ceremony number within the view change (0 for the first; serialised as `session`).
         #[serde(rename = "session")]
         ceremony_number: u32,
-        /// Author's dealer position.
+        /// Author's position (as in `PostAccepted`).
         dealer: u32,
         /// Why.
         reason: String,

@@ -419,6 +419,8 @@ mod tests {
                 })
                 .collect(),
             reshare: None,
+            variant: crate::config::DkgVariant::AckReveal,
+            verifiable_keys: Vec::new(),
         }
     }
 

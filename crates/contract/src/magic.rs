@@ -27,7 +27,9 @@
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_crypto::{Bls12381G1, Bls12381G2};
+use keyquorum_dkg::Ceremony;
 use keyquorum_dkg::board::{Board, Outcome, Penalty};
+use keyquorum_dkg::complaint::ComplaintBoard;
 use keyquorum_dkg::wire::Writer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -194,10 +196,43 @@ impl MagicBlock {
         board: &Board<Bls12381G1>,
         network: impl Fn(&Hex<96>) -> Option<NetworkIdentity>,
     ) -> Result<MagicBlock, BuildError> {
-        let Some(Outcome::Success { output, exclusions }) = board.outcome() else {
+        Self::from_outcome(
+            place,
+            board.ceremony(),
+            board.outcome(),
+            |p| board.is_active_player(p),
+            network,
+        )
+    }
+
+    /// [`MagicBlock::from_board`] for a complaint-variant board: the active players are the
+    /// qualified ones (the others hold no share).
+    pub fn from_complaint_board(
+        place: &MagicBlockPlace,
+        board: &ComplaintBoard<Bls12381G1>,
+        network: impl Fn(&Hex<96>) -> Option<NetworkIdentity>,
+    ) -> Result<MagicBlock, BuildError> {
+        let qualified = board.qualification().map(|q| q.players.as_slice());
+        Self::from_outcome(
+            place,
+            board.ceremony(),
+            board.outcome(),
+            |p| qualified.is_some_and(|q| q.binary_search(&p).is_ok()),
+            network,
+        )
+    }
+
+    /// The one construction behind both boards' magic blocks.
+    fn from_outcome(
+        place: &MagicBlockPlace,
+        ceremony: &Ceremony<Bls12381G1>,
+        outcome: Option<&Outcome<Bls12381G1>>,
+        is_active_player: impl Fn(u32) -> bool,
+        network: impl Fn(&Hex<96>) -> Option<NetworkIdentity>,
+    ) -> Result<MagicBlock, BuildError> {
+        let Some(Outcome::Success { output, exclusions }) = outcome else {
             return Err(BuildError::NoOutcome);
         };
-        let ceremony = board.ceremony();
         let removed: Vec<Hex<96>> = exclusions
             .iter()
             .filter(|e| e.fault.penalty() != Penalty::None)
@@ -206,7 +241,7 @@ impl MagicBlock {
         let mut members = Vec::new();
         for (pos, p) in ceremony.players().iter().enumerate() {
             let identity = Hex(p.identity.to_bytes());
-            if removed.contains(&identity) || !board.is_active_player(pos as u32) {
+            if removed.contains(&identity) || !is_active_player(pos as u32) {
                 continue;
             }
             let Some(share) = output.public_shares.get(pos) else {

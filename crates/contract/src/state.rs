@@ -14,13 +14,14 @@ use keyquorum_crypto::Bls12381G1;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::EncryptionPublicKey;
 use keyquorum_crypto::index::IndexScheme;
+use keyquorum_crypto::verifiable_encrypt::VerifiableEncryptionPublicKey;
 use keyquorum_dkg::ceremony::CeremonyError;
 use keyquorum_dkg::identity::IdentityPublicKey;
-use keyquorum_dkg::{Ceremony, CeremonyConfig, Member, Params, Reshare, Variant};
+use keyquorum_dkg::{Ceremony, CeremonyConfig, Member, Params, Reshare};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::config::{ContractConfig, KeyMode};
+use crate::config::{ContractConfig, DkgVariant, KeyMode};
 use crate::hex::{Bytes, Hex};
 use crate::magic::SignedMagicBlock;
 use crate::tx::NetworkIdentity;
@@ -47,6 +48,12 @@ pub struct NodeRecord {
     /// A count, so a flood of them keeps one number per node, not a record per post.
     #[serde(default)]
     pub refused_posts: u64,
+    /// Key for verifiable share encryption (compressed secp256k1 point), which the complaint
+    /// variant encrypts this node's shares to so that a complaint about them can be checked by
+    /// anyone; set by `SetVerifiableKey`. A node without one is not selected for
+    /// complaint-variant committees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifiable_key: Option<Hex<33>>,
 }
 
 /// The contract's phase (seed 000: start, contribute, share, publish, wait; start is the instant
@@ -91,8 +98,9 @@ pub struct SpecReshare {
 }
 
 /// Everything that defines one ceremony; [`CeremonySpec::config`] turns it into the
-/// engine's [`CeremonyConfig`] (ack-or-reveal variant, sequential indices). Nodes build their
-/// ceremony from the spec in the `CommitteeSelected` event, so they derive the same session id.
+/// engine's [`CeremonyConfig`] (the spec's variant on BLS12-381, sequential indices). Nodes build
+/// their ceremony from the spec in the `CommitteeSelected` event, so they derive the same session
+/// id and run the variant the chain chose, not one of their own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CeremonySpec {
     /// Domain: chain id, view and ceremony number, so each ceremony has its own session id even when
@@ -113,6 +121,17 @@ pub struct CeremonySpec {
     pub players: Vec<SpecParticipant>,
     /// Present for a resharing ceremony.
     pub reshare: Option<SpecReshare>,
+    /// The protocol variant (absent: ack-or-reveal, so older specs read as they were).
+    #[serde(default, skip_serializing_if = "is_ack_reveal")]
+    pub variant: DkgVariant,
+    /// Complaint variant: each player's verifiable-encryption key, in player order (empty for
+    /// ack-or-reveal).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verifiable_keys: Vec<Hex<33>>,
+}
+
+fn is_ack_reveal(v: &DkgVariant) -> bool {
+    *v == DkgVariant::AckReveal
 }
 
 /// A spec that does not make a valid ceremony.
@@ -169,14 +188,20 @@ impl CeremonySpec {
                     .map_err(|_| SpecError::Key("public share"))?,
             }),
         };
+        let verifiable_keys = self
+            .verifiable_keys
+            .iter()
+            .map(|k| VerifiableEncryptionPublicKey::from_bytes(&k.0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| SpecError::Key("verifiable-encryption key"))?;
         Ok(CeremonyConfig {
             domain: self.domain.0.clone(),
             epoch: self.view,
-            variant: Variant::AckReveal,
+            variant: self.variant.engine(),
             params,
             index_scheme: IndexScheme::Sequential,
             players,
-            verifiable_keys: Vec::new(),
+            verifiable_keys,
             reshare,
         })
     }

@@ -23,6 +23,7 @@ use keyquorum_crypto::Bls12381G1;
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::{self, EncryptionPublicKey};
 use keyquorum_crypto::tbls::{MinPk, PartialSignature};
+use keyquorum_crypto::verifiable_encrypt::{self, VerifiableEncryptionPublicKey};
 use keyquorum_dkg::identity::{
     self, IdentityKeypair, IdentityPublicKey, IdentitySignature, Purpose, SIGNATURE_LEN,
 };
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::config::DkgVariant;
 use crate::hex::Bytes;
 
 /// Encoding version.
@@ -56,6 +58,40 @@ const TAG_DKG_POST: u8 = 6;
 const TAG_MAGIC_BLOCK_SIGNATURE: u8 = 7;
 const TAG_TRANSFER: u8 = 8;
 const TAG_CLAIM_UNBONDED: u8 = 9;
+const TAG_SET_VERIFIABLE_KEY: u8 = 10;
+
+/// Longest encoded signed complaint-variant post for at most `n` players and `n` dealers: a
+/// report that complains about every dealer (each complaint carries the dealer's commitment,
+/// `n + 1` uncompressed points) bounds the others (justification, Feldman post, disclosures,
+/// dispute). Quadratic in `n`, unlike the ack-or-reveal posts.
+pub fn max_complaint_post_len(n: usize) -> usize {
+    use keyquorum_crypto::verifiable_encrypt::REVEAL_LEN;
+    use keyquorum_dkg::complaint::messages::PAIR_CIPHERTEXT_LEN;
+    let header = SIGNATURE_LEN + 1 + 32 + 4;
+    let commitment = 4 + (n + 1) * Bls12381G1::UNCOMPRESSED_LEN;
+    let report = header
+        + 4
+        + n * (4 + 32 + SIGNATURE_LEN)
+        + 4
+        + n.div_ceil(8)
+        + 4
+        + n * (4 + commitment + 4 + PAIR_CIPHERTEXT_LEN + SIGNATURE_LEN + 1 + REVEAL_LEN);
+    let justification = header + commitment + 4 + n * (4 + 4 + PAIR_CIPHERTEXT_LEN);
+    let disclosure = header + 4 + n * (4 + 32 + 32) + 4 + n * (4 + commitment);
+    let dispute = header + 4 + n * (4 + REVEAL_LEN);
+    report.max(justification).max(disclosure).max(dispute)
+}
+
+/// Longest transaction a contract whose committees have at most `max_n` members and run
+/// `variant` accepts.
+pub fn max_tx_len_for(max_n: usize, variant: DkgVariant) -> usize {
+    match variant {
+        DkgVariant::AckReveal => max_tx_len(max_n),
+        DkgVariant::Complaint => {
+            TX_OVERHEAD + 4 + max_post_len(max_n).max(max_complaint_post_len(max_n))
+        }
+    }
+}
 
 /// Longest encoded signed post (contribution or publication) for a committee of `n`.
 pub fn max_post_len(n: usize) -> usize {
@@ -72,7 +108,8 @@ pub fn max_tx_len(max_n: usize) -> usize {
     TX_OVERHEAD + 4 + max_post_len(max_n)
 }
 
-/// Longest transaction any configuration accepts.
+/// Longest transaction any ack-or-reveal configuration accepts (complaint-variant posts grow
+/// with `n^2`: [`max_tx_len_for`]).
 pub const MAX_TX_LEN: usize =
     TX_OVERHEAD + 4 + SIGNATURE_LEN + 1 + 32 + 4 + 4 + (MAX_PARTICIPANTS + 1) * 96;
 
@@ -193,7 +230,16 @@ pub enum TxBody {
         /// The new identity.
         network: NetworkIdentity,
     },
-    /// An encoded `keyquorum_dkg::messages::SignedPost` for the current ceremony.
+    /// Set the sender's key for verifiable share encryption, which complaint-variant
+    /// ceremonies need from every member (once per node; no proof of possession is needed: a
+    /// node that registers someone else's key only makes its own shares unreadable to itself).
+    SetVerifiableKey {
+        /// The key.
+        key: VerifiableEncryptionPublicKey,
+    },
+    /// An encoded signed post for the current ceremony: a `keyquorum_dkg::messages::SignedPost`
+    /// (ack-or-reveal) or a `keyquorum_dkg::complaint::messages::SignedComplaintPost`
+    /// (complaint variant).
     DkgPost {
         /// The signed post.
         post: Vec<u8>,
@@ -222,6 +268,7 @@ impl TxBody {
             TxBody::Transfer { .. } => "transfer",
             TxBody::ClaimUnbonded => "claim_unbonded",
             TxBody::UpdateNetwork { .. } => "update_network",
+            TxBody::SetVerifiableKey { .. } => "set_verifiable_key",
             TxBody::DkgPost { .. } => "dkg_post",
             TxBody::MagicBlockSignature { .. } => "magic_block_signature",
         }
@@ -266,6 +313,9 @@ impl TxBody {
             TxBody::UpdateNetwork { network } => {
                 w.u8(TAG_UPDATE_NETWORK);
                 network.encode(w);
+            }
+            TxBody::SetVerifiableKey { key } => {
+                w.u8(TAG_SET_VERIFIABLE_KEY).fixed(&key.to_bytes());
             }
             TxBody::DkgPost { post } => {
                 w.u8(TAG_DKG_POST).bytes(post);
@@ -315,6 +365,12 @@ impl TxBody {
             TAG_CLAIM_UNBONDED => TxBody::ClaimUnbonded,
             TAG_UPDATE_NETWORK => TxBody::UpdateNetwork {
                 network: NetworkIdentity::decode(r)?,
+            },
+            TAG_SET_VERIFIABLE_KEY => TxBody::SetVerifiableKey {
+                key: VerifiableEncryptionPublicKey::from_bytes(
+                    r.fixed(verifiable_encrypt::POINT_LEN)?,
+                )
+                .map_err(|_| TxDecodeError::VerifiableKey)?,
             },
             TAG_DKG_POST => TxBody::DkgPost {
                 post: r.bytes("dkg post", max_post)?.to_vec(),
@@ -379,6 +435,9 @@ pub enum TxDecodeError {
     /// The encryption key is not a valid X25519 public key.
     #[error("invalid share-encryption key")]
     EncryptionKey,
+    /// The verifiable-encryption key is not a valid secp256k1 point.
+    #[error("invalid verifiable-encryption key")]
+    VerifiableKey,
     /// The partial signature does not decode (index zero or non-canonical, point invalid).
     #[error("invalid partial signature encoding")]
     Partial,
@@ -533,6 +592,14 @@ mod tests {
             },
             TxBody::ClaimUnbonded,
             TxBody::UpdateNetwork { network: network() },
+            TxBody::SetVerifiableKey {
+                key:
+                    keyquorum_crypto::verifiable_encrypt::VerifiableEncryptionSecretKey::from_bytes(
+                        &[3; 32],
+                    )
+                    .unwrap()
+                    .public_key(),
+            },
             TxBody::DkgPost {
                 post: vec![1, 2, 3],
             },

@@ -994,3 +994,110 @@ fn the_contract_can_move_to_a_chain_engine_thread() {
     fn is_send<T: Send + 'static>() {}
     is_send::<Contract>();
 }
+
+fn verifiable_key(i: usize) -> keyquorum_crypto::verifiable_encrypt::VerifiableEncryptionPublicKey {
+    keyquorum_crypto::verifiable_encrypt::VerifiableEncryptionSecretKey::from_bytes(
+        &[i as u8 + 1; 32],
+    )
+    .unwrap()
+    .public_key()
+}
+
+#[test]
+fn verifiable_keys_are_set_once_and_unique() {
+    let mut c = Contract::new(config()).unwrap();
+    let unknown = sign(
+        &c,
+        0,
+        TxBody::SetVerifiableKey {
+            key: verifiable_key(0),
+        },
+    );
+    rej!(c, &unknown, 1, "unknown_sender");
+    for i in 0..2 {
+        let reg = sign(&c, i, register_body(i, 50));
+        c.apply_tx(&reg, 1).unwrap();
+    }
+    let set = sign(
+        &c,
+        0,
+        TxBody::SetVerifiableKey {
+            key: verifiable_key(0),
+        },
+    );
+    let ev = c.apply_tx(&set, 2).unwrap();
+    assert!(matches!(&ev[..], [Event::VerifiableKeySet { .. }]));
+    assert_eq!(
+        c.state().nodes[&hexkey(0)].verifiable_key,
+        Some(Hex(verifiable_key(0).to_bytes()))
+    );
+    let again = sign(
+        &c,
+        0,
+        TxBody::SetVerifiableKey {
+            key: verifiable_key(5),
+        },
+    );
+    rej!(c, &again, 3, "verifiable_key_already_set");
+    let copied = sign(
+        &c,
+        1,
+        TxBody::SetVerifiableKey {
+            key: verifiable_key(0),
+        },
+    );
+    rej!(c, &copied, 3, "duplicate_verifiable_key");
+}
+
+/// A complaint-variant contract selects only nodes with a verifiable key, names the variant and
+/// the keys in the spec, starts in the share phase (deals), and a contract restored from its
+/// state mid-ceremony is the same contract.
+#[test]
+fn complaint_variant_committees_need_verifiable_keys() {
+    let mut cfg = config();
+    cfg.dkg.variant = keyquorum_contract::config::DkgVariant::Complaint;
+    cfg.committee.min_size = 4;
+    let mut c = Contract::new(cfg.clone()).unwrap();
+    for i in 0..5 {
+        let reg = sign(&c, i, register_body(i, 50 - i as u64));
+        c.apply_tx(&reg, 1).unwrap();
+        // Node 2 never sets its key.
+        if i != 2 {
+            let set = sign(
+                &c,
+                i,
+                TxBody::SetVerifiableKey {
+                    key: verifiable_key(i),
+                },
+            );
+            c.apply_tx(&set, 1).unwrap();
+        }
+    }
+    let events = c.end_block(1);
+    let events: Vec<Event> = events.into_iter().chain(c.end_block(2)).collect();
+    let spec = events
+        .iter()
+        .find_map(|e| match e {
+            Event::CommitteeSelected { spec, .. } => Some(spec.clone()),
+            _ => None,
+        })
+        .expect("a committee without node 2");
+    assert_eq!(
+        spec.variant,
+        keyquorum_contract::config::DkgVariant::Complaint
+    );
+    assert_eq!(spec.n, 4);
+    assert!(spec.players.iter().all(|p| p.identity != hexkey(2)));
+    let keys: Vec<_> = [0usize, 1, 3, 4]
+        .iter()
+        .map(|i| Hex(verifiable_key(*i).to_bytes()))
+        .collect();
+    assert_eq!(spec.verifiable_keys, keys);
+    assert_eq!(c.state().phase(), ViewChangePhase::Share);
+    assert!(c.complaint_board().is_some() && c.board().is_none());
+    let restored = Contract::from_state(cfg, c.state().clone()).unwrap();
+    assert_eq!(
+        restored.complaint_board().map(|b| b.phase()),
+        c.complaint_board().map(|b| b.phase())
+    );
+}

@@ -202,6 +202,8 @@ impl Translator {
             k: sel.k,
             players,
             reshare: None,
+            variant: keyquorum_contract::config::DkgVariant::AckReveal,
+            verifiable_keys: Vec::new(),
         };
         // A spec that builds no ceremony, or another one, is refused by the node's follower;
         // the replica then has no board and the ceremony's posts are not translated.

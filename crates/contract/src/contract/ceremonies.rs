@@ -5,13 +5,16 @@
 
 use std::collections::BTreeSet;
 
-use keyquorum_dkg::board::{
-    Board, BoardError, BoardPhase, Exclusion, Outcome, Penalty, check_authentic,
+use keyquorum_dkg::board::{BoardError, BoardPhase, Exclusion, Outcome, Penalty, check_authentic};
+use keyquorum_dkg::complaint::messages::{ComplaintPost, SignedComplaintPost};
+use keyquorum_dkg::complaint::{
+    ComplaintBoardError, ComplaintBoardPhase, author_key,
+    check_authentic as check_complaint_authentic,
 };
 use keyquorum_dkg::identity::IdentityPublicKey;
 use keyquorum_dkg::messages::{Post, SignedPost};
 
-use crate::config::KeyMode;
+use crate::config::{DkgVariant, KeyMode};
 use crate::error::Rejection;
 use crate::events::{CommitteeEntry, Event};
 use crate::hex::{Bytes, Hex};
@@ -24,7 +27,7 @@ use crate::state::{
 use crate::tx::NetworkIdentity;
 
 use super::slashing::fault_reason;
-use super::{Contract, Group, Live, genesis_seed, key_of};
+use super::{Contract, Group, Live, LiveBoard, genesis_seed, key_of};
 
 /// The domain bound into the session id: chain id, view and ceremony number.
 pub(super) fn session_domain(chain_id: &str, view: u64, ceremony_number: u32) -> Vec<u8> {
@@ -41,30 +44,71 @@ pub(super) fn penalised(exclusions: &[Exclusion]) -> BTreeSet<IdentityKey> {
         .collect()
 }
 
-/// A `DkgPost`'s post as `sender` may post it to the running ceremony: it decodes, belongs to
-/// the session, names a dealer, that dealer is the sender, and its signature is the dealer's
-/// ([`check_authentic`], the board's own check). Shared by [`Contract::check_tx`] and the block.
+/// A post of the running ceremony, decoded for its variant's board.
+pub(super) enum AuthenticPost {
+    AckReveal(SignedPost<Group>),
+    Complaint(SignedComplaintPost<Group>),
+}
+
+/// A `DkgPost`'s post as `sender` may post it to the running ceremony: it decodes for the
+/// ceremony's variant, belongs to the session, names an author that exists (a dealer; in the
+/// complaint variant a dealer or a player, by the kind of post), that author is the sender, and
+/// its signature is the author's (the board's own check, [`check_authentic`] or
+/// [`check_complaint_authentic`]). Shared by [`Contract::check_tx`] and the block.
 pub(super) fn authentic_post(
     live: &Live,
     sender: &IdentityPublicKey,
     post: &[u8],
-) -> Result<SignedPost<Group>, Rejection> {
-    let signed =
-        SignedPost::<Group>::decode(post, live.ceremony.n()).map_err(Rejection::MalformedPost)?;
-    if signed.post.session() != live.ceremony.id() {
-        return Err(Rejection::WrongSession);
+) -> Result<AuthenticPost, Rejection> {
+    let ceremony = &live.ceremony;
+    match &live.board {
+        LiveBoard::AckReveal(_) => {
+            let signed = SignedPost::<Group>::decode(post, ceremony.n())
+                .map_err(Rejection::MalformedPost)?;
+            if signed.post.session() != ceremony.id() {
+                return Err(Rejection::WrongSession);
+            }
+            let dealer = signed.post.dealer();
+            let author = ceremony
+                .dealers()
+                .get(dealer as usize)
+                .ok_or(Rejection::Board(BoardError::NotADealer(dealer)))?;
+            if &author.identity != sender {
+                return Err(Rejection::NotPostAuthor);
+            }
+            check_authentic(ceremony, &signed).map_err(Rejection::Board)?;
+            Ok(AuthenticPost::AckReveal(signed))
+        }
+        LiveBoard::Complaint(_) => {
+            let signed =
+                SignedComplaintPost::<Group>::decode(post, ceremony.n(), ceremony.dealer_count())
+                    .map_err(Rejection::MalformedPost)?;
+            if signed.post.session() != ceremony.id() {
+                return Err(Rejection::WrongSession);
+            }
+            let (role, index) = signed.post.author();
+            let author = author_key(ceremony, role, index).ok_or(Rejection::ComplaintBoard(
+                ComplaintBoardError::UnknownAuthor(role, index),
+            ))?;
+            if author != sender {
+                return Err(Rejection::NotPostAuthor);
+            }
+            check_complaint_authentic(ceremony, &signed).map_err(Rejection::ComplaintBoard)?;
+            Ok(AuthenticPost::Complaint(signed))
+        }
     }
-    let dealer = signed.post.dealer();
-    let author = live
-        .ceremony
-        .dealers()
-        .get(dealer as usize)
-        .ok_or(Rejection::Board(BoardError::NotADealer(dealer)))?;
-    if &author.identity != sender {
-        return Err(Rejection::NotPostAuthor);
+}
+
+/// A stable name of a complaint-variant post's kind, for events and logs.
+fn complaint_kind(post: &ComplaintPost<Group>) -> &'static str {
+    match post {
+        ComplaintPost::Report(_) => "report",
+        ComplaintPost::Justification(_) => "justification",
+        ComplaintPost::Dispute(_) => "dispute",
+        ComplaintPost::Feldman(_) => "feldman",
+        ComplaintPost::Complaint(_) => "complaint",
+        ComplaintPost::Reconstruction(_) => "reconstruction",
     }
-    check_authentic(&live.ceremony, &signed).map_err(Rejection::Board)?;
-    Ok(signed)
 }
 
 impl Contract {
@@ -92,30 +136,49 @@ impl Contract {
         }
         let (view, ceremony_number) = (change.view, change.ceremony_number);
         let live = self.live.as_mut().ok_or(Rejection::NoViewChange)?;
-        let signed = authentic_post(live, sender, post)?;
-        let dealer = signed.post.dealer();
-        let kind = match &signed.post {
-            Post::Contribution(_) => "contribution",
-            Post::Publication(_) => "publication",
-        };
         // The board changes only on success or on a fault of the author (documented by
-        // `Board::apply`); every other refusal leaves it as it was, so it is a rejection here.
-        let event = match live.board.apply(&signed) {
+        // `Board::apply` and `ComplaintBoard::apply`); every other refusal leaves it as it was,
+        // so it is a rejection here.
+        let (author, kind, result) = match (authentic_post(live, sender, post)?, &mut live.board) {
+            (AuthenticPost::AckReveal(signed), LiveBoard::AckReveal(board)) => {
+                let kind = match &signed.post {
+                    Post::Contribution(_) => "contribution",
+                    Post::Publication(_) => "publication",
+                };
+                let result = match board.apply(&signed) {
+                    Ok(()) => Ok(()),
+                    Err(BoardError::Fault { fault, .. }) => Err(fault),
+                    Err(e) => return Err(Rejection::Board(e)),
+                };
+                (signed.post.dealer(), kind, result)
+            }
+            (AuthenticPost::Complaint(signed), LiveBoard::Complaint(board)) => {
+                let kind = complaint_kind(&signed.post);
+                let result = match board.apply(&signed) {
+                    Ok(()) => Ok(()),
+                    Err(ComplaintBoardError::Fault { fault, .. }) => Err(fault),
+                    Err(e) => return Err(Rejection::ComplaintBoard(e)),
+                };
+                (signed.post.author().1, kind, result)
+            }
+            // `authentic_post` decodes for the running board's variant.
+            _ => return Err(Rejection::NoViewChange),
+        };
+        let event = match result {
             Ok(()) => Event::PostAccepted {
                 view,
                 ceremony_number,
-                dealer,
+                dealer: author,
                 kind: kind.to_string(),
                 post: Bytes(post.to_vec()),
             },
-            Err(BoardError::Fault { fault, .. }) => Event::PostRejected {
+            Err(fault) => Event::PostRejected {
                 view,
                 ceremony_number,
-                dealer,
+                dealer: author,
                 reason: fault_reason(&fault),
                 post: Bytes(post.to_vec()),
             },
-            Err(e) => return Err(Rejection::Board(e)),
         };
         if let Some(c) = self.state.change.as_mut() {
             c.board_log.push(BoardInput::Post {
@@ -147,11 +210,15 @@ impl Contract {
             .map(|p| p.seed.0)
             .unwrap_or_else(|| genesis_seed(&self.config.chain_id));
         let c = &self.config.committee;
+        let variant = self.config.dkg.variant;
         let candidates: Vec<(IdentityKey, u64)> = self
             .state
             .nodes
             .values()
             .filter(|n| n.stake >= c.min_stake && !banned.contains(&n.identity))
+            // The complaint variant encrypts shares to verifiable keys: a node without one
+            // cannot play.
+            .filter(|n| variant == DkgVariant::AckReveal || n.verifiable_key.is_some())
             .map(|n| (n.identity, n.stake))
             .collect();
         let previous_members: BTreeSet<IdentityKey> = previous
@@ -232,13 +299,28 @@ impl Contract {
             k: params.k() as u32,
             players,
             reshare,
+            variant,
+            verifiable_keys: match variant {
+                DkgVariant::AckReveal => Vec::new(),
+                DkgVariant::Complaint => committee
+                    .iter()
+                    .filter_map(|id| self.state.nodes[id].verifiable_key)
+                    .collect(),
+            },
         };
         let ceremony = match spec.ceremony() {
             Ok(c) => c,
             Err(e) => return self.abort(view, ceremony_number, at, e.to_string(), events),
         };
         let session_id = Hex(*ceremony.id());
-        let deadline = at.saturating_add(self.config.phases.contribute);
+        // The complaint variant has no commitments on chain before the deals: it starts in the
+        // share phase (deals point to point), and each of its board phases after that is a
+        // publish phase.
+        let (first_phase, length) = match variant {
+            DkgVariant::AckReveal => (ViewChangePhase::Contribute, self.config.phases.contribute),
+            DkgVariant::Complaint => (ViewChangePhase::Share, self.config.phases.share),
+        };
+        let deadline = at.saturating_add(length);
         events.push(Event::CommitteeSelected {
             view,
             ceremony_number,
@@ -256,11 +338,11 @@ impl Contract {
             view,
             ceremony_number,
             attempt: 0,
-            phase: ViewChangePhase::Contribute,
+            phase: first_phase,
             deadline,
         });
         self.live = Some(Live {
-            board: Board::new(ceremony.clone()),
+            board: LiveBoard::new(&ceremony),
             ceremony,
         });
         self.state.change = Some(ViewChange {
@@ -268,7 +350,7 @@ impl Contract {
             ceremony_number,
             first_ceremony_number,
             key_mode,
-            phase: ViewChangePhase::Contribute,
+            phase: first_phase,
             deadline,
             attempt: 0,
             started_at: at,
@@ -335,7 +417,14 @@ impl Contract {
         match change.phase {
             ViewChangePhase::Idle => false,
             ViewChangePhase::Contribute | ViewChangePhase::Share | ViewChangePhase::Publish => {
-                self.live.as_ref().is_some_and(|l| l.board.all_posts_in())
+                // The complaint variant's phases run to their deadlines: which posts a phase
+                // expects (reports of every player, justifications of dealers with missed
+                // deals, complaints only from players whose check failed) is not all known on
+                // chain, and a phase that nobody needs to post in is exactly one to wait out.
+                self.live.as_ref().is_some_and(|l| match &l.board {
+                    LiveBoard::AckReveal(b) => b.all_posts_in(),
+                    LiveBoard::Complaint(_) => false,
+                })
             }
             ViewChangePhase::Wait => change.magic.as_ref().is_some_and(|m| m.is_complete()),
         }
@@ -364,11 +453,44 @@ impl Contract {
             return self.fail_ceremony(at, BTreeSet::new(), "board missing".into(), events);
         };
         live.board.advance();
-        let board_phase = live.board.phase();
-        let board_attempt = live.board.attempt();
+        /// What a board deadline leads to.
+        enum Step {
+            /// The next contract phase, with its length.
+            Next(ViewChangePhase, u64),
+            /// The ack-or-reveal board retries its publish phase without the culprits.
+            Retry,
+            /// The ceremony is decided.
+            Decided,
+        }
+        let (step, board_attempt, named, failure) = match &live.board {
+            LiveBoard::AckReveal(b) => {
+                let step = match (phase, b.phase()) {
+                    (ViewChangePhase::Contribute, _) => {
+                        Step::Next(ViewChangePhase::Share, phases.share)
+                    }
+                    (ViewChangePhase::Share, _) => {
+                        Step::Next(ViewChangePhase::Publish, phases.publish)
+                    }
+                    (_, BoardPhase::Publish) => Step::Retry,
+                    _ => Step::Decided,
+                };
+                (
+                    step,
+                    b.attempt(),
+                    b.named().to_vec(),
+                    b.failure_reason().map(|r| r.to_string()),
+                )
+            }
+            // One attempt; every board phase after the deals is a publish phase.
+            LiveBoard::Complaint(b) => {
+                let step = match b.phase() {
+                    ComplaintBoardPhase::Done => Step::Decided,
+                    _ => Step::Next(ViewChangePhase::Publish, phases.publish),
+                };
+                (step, 0, Vec::new(), None)
+            }
+        };
         let outcome = live.board.outcome().cloned();
-        let named = live.board.named().to_vec();
-        let failure = live.board.failure_reason();
         if let Some(c) = self.state.change.as_mut() {
             c.board_log.push(BoardInput::Deadline);
         }
@@ -377,10 +499,9 @@ impl Contract {
             ceremony_number,
             attempt,
         });
-        let (next, length) = match (phase, board_phase) {
-            (ViewChangePhase::Contribute, _) => (ViewChangePhase::Share, phases.share),
-            (ViewChangePhase::Share, _) => (ViewChangePhase::Publish, phases.publish),
-            (_, BoardPhase::Publish) => {
+        let (next, length) = match step {
+            Step::Next(next, length) => (next, length),
+            Step::Retry => {
                 // The attempt failed with culprits and the board retries the publish phase
                 // without them, keeping every honest contribution, share and ack.
                 if let Some(Outcome::Failure { exclusions, .. }) = &outcome {
@@ -388,7 +509,7 @@ impl Contract {
                 }
                 (ViewChangePhase::Publish, phases.publish)
             }
-            _ => {
+            Step::Decided => {
                 return match outcome {
                     Some(Outcome::Success { exclusions, .. }) => {
                         self.record_exclusions(&exclusions, &named, at, events);
@@ -402,7 +523,7 @@ impl Contract {
                         self.record_exclusions(&exclusions, &named, at, events);
                         let culprits = penalised(&exclusions);
                         let reason = match failure {
-                            Some(r) => r.to_string(),
+                            Some(r) => r,
                             None => format!("{} dealers qualified", qualified.len()),
                         };
                         self.fail_ceremony(at, culprits, reason, events)

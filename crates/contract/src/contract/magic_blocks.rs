@@ -19,7 +19,7 @@ use crate::tx::SignerRole;
 
 use super::ceremonies::penalised;
 use super::slashing::FaultInfo;
-use super::{Contract, Group, view_seed};
+use super::{Contract, Group, LiveBoard, view_seed};
 
 impl Contract {
     pub(super) fn magic_block_signature(
@@ -170,9 +170,12 @@ impl Contract {
         };
         // The same construction every node repeats from its own board before it signs.
         let nodes = &self.state.nodes;
-        let block = match MagicBlock::from_board(&place, &live.board, |id| {
-            nodes.get(id).map(|n| n.network.clone())
-        }) {
+        let network = |id: &Hex<96>| nodes.get(id).map(|n| n.network.clone());
+        let built = match &live.board {
+            LiveBoard::AckReveal(b) => MagicBlock::from_board(&place, b, network),
+            LiveBoard::Complaint(b) => MagicBlock::from_complaint_board(&place, b, network),
+        };
+        let block = match built {
             Ok(b) => b,
             Err(e) => return self.fail_ceremony(at, penalised(exclusions), e.to_string(), events),
         };

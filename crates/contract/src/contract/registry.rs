@@ -6,6 +6,7 @@
 //! (`ContractState::is_locked`).
 
 use keyquorum_crypto::encrypt::EncryptionPublicKey;
+use keyquorum_crypto::verifiable_encrypt::VerifiableEncryptionPublicKey;
 use keyquorum_dkg::identity::{IdentityPublicKey, IdentitySignature};
 
 use crate::error::Rejection;
@@ -55,6 +56,7 @@ impl Contract {
                 stake,
                 registered_at: height,
                 refused_posts: 0,
+                verifiable_key: None,
             },
         );
         Ok(vec![Event::Registered {
@@ -219,6 +221,34 @@ impl Contract {
         Ok(vec![Event::NetworkUpdated {
             identity: sender,
             network: network.clone(),
+        }])
+    }
+
+    /// `SetVerifiableKey`: the key complaint-variant ceremonies encrypt the sender's shares to.
+    /// Set once, and no two nodes share one.
+    pub(super) fn set_verifiable_key(
+        &mut self,
+        sender: IdentityKey,
+        key: &VerifiableEncryptionPublicKey,
+    ) -> Result<Vec<Event>, Rejection> {
+        let key = Hex(key.to_bytes());
+        if self.state.nodes[&sender].verifiable_key.is_some() {
+            return Err(Rejection::VerifiableKeyAlreadySet);
+        }
+        if self
+            .state
+            .nodes
+            .values()
+            .any(|n| n.verifiable_key == Some(key))
+        {
+            return Err(Rejection::DuplicateVerifiableKey);
+        }
+        if let Some(n) = self.state.nodes.get_mut(&sender) {
+            n.verifiable_key = Some(key);
+        }
+        Ok(vec![Event::VerifiableKeySet {
+            identity: sender,
+            key,
         }])
     }
 

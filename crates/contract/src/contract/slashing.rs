@@ -249,6 +249,7 @@ mod tests {
                 stake: 0,
                 registered_at: 1,
                 refused_posts: 0,
+                verifiable_key: None,
             },
         );
         assert_eq!(c.settle_slash(100, Some(&reporter)), (30, 70));

@@ -327,6 +327,8 @@ pub fn ceremony_spec(sel: &Coordinator::CommitteeSelected, committee: &[&Node]) 
             })
             .collect(),
         reshare: None,
+        variant: keyquorum_contract::config::DkgVariant::AckReveal,
+        verifiable_keys: Vec::new(),
     }
 }
 
