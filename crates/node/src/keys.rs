@@ -4,6 +4,8 @@
 //! node uses follows from it by a domain-separated hash, so no two purposes ever share a key:
 //! - the identity key (BLS, what the chain and the DKG know the node by),
 //! - the share-encryption key (X25519, what dealers encrypt shares to),
+//! - the verifiable-encryption key (secp256k1, what complaint-variant dealers encrypt shares to,
+//!   so that a complaint about a share can be checked by anyone),
 //! - the libp2p transport key (Ed25519, the peer id; stable across restarts so the address
 //!   hint on chain stays right),
 //! - the storage key (ChaCha20-Poly1305, for ceremony seeds and secret shares at rest).
@@ -16,6 +18,9 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use keyquorum_crypto::encrypt::EncryptionSecretKey;
 use keyquorum_crypto::hash::tagged_hash;
+use keyquorum_crypto::verifiable_encrypt::{
+    VerifiableEncryptionPublicKey, VerifiableEncryptionSecretKey,
+};
 use keyquorum_dkg::identity::IdentityKeypair;
 use keyquorum_net::Keypair;
 use rand_core::{OsRng, RngCore};
@@ -36,6 +41,7 @@ pub enum SealError {
 pub struct NodeKeys {
     identity: IdentityKeypair,
     encryption: EncryptionSecretKey,
+    verifiable: VerifiableEncryptionSecretKey,
     p2p: Keypair,
     storage: Zeroizing<[u8; 32]>,
     master: Zeroizing<[u8; MASTER_SEED_LEN]>,
@@ -58,18 +64,35 @@ fn derive(master: &[u8; MASTER_SEED_LEN], purpose: &str) -> Zeroizing<[u8; 32]> 
     ))
 }
 
+/// The verifiable-encryption key of a master seed: the derived 32 bytes as a secp256k1 scalar,
+/// hashed again in the (about `2^-128` likely) case that they are not a valid non-zero one.
+fn verifiable_key(master: &[u8; MASTER_SEED_LEN]) -> VerifiableEncryptionSecretKey {
+    let mut candidate = derive(master, "verifiable-encryption");
+    loop {
+        if let Ok(k) = VerifiableEncryptionSecretKey::from_bytes(&candidate) {
+            return k;
+        }
+        candidate = Zeroizing::new(tagged_hash(
+            "keyquorum/node-key/verifiable-encryption/retry/v1",
+            &[candidate.as_slice()],
+        ));
+    }
+}
+
 impl NodeKeys {
     /// Keys from a master seed.
     pub fn from_master(master: &[u8; MASTER_SEED_LEN]) -> Self {
         let identity = IdentityKeypair::from_seed(derive(master, "identity").as_slice())
             .expect("a 32-byte seed is enough for BLS KeyGen");
         let encryption = EncryptionSecretKey::from_seed(&derive(master, "encryption"));
+        let verifiable = verifiable_key(master);
         let mut p2p_seed = derive(master, "libp2p");
         let p2p = Keypair::ed25519_from_bytes(p2p_seed.as_mut_slice())
             .expect("any 32 bytes are an ed25519 secret key");
         NodeKeys {
             identity,
             encryption,
+            verifiable,
             p2p,
             storage: derive(master, "storage"),
             master: Zeroizing::new(*master),
@@ -101,6 +124,18 @@ impl NodeKeys {
     /// A fresh copy of the share-encryption key (the state machine takes ownership of one).
     pub fn encryption_copy(&self) -> EncryptionSecretKey {
         EncryptionSecretKey::from_bytes(&self.encryption.to_bytes())
+    }
+
+    /// The verifiable-encryption public key (registered with `SetVerifiableKey`).
+    pub fn verifiable_public(&self) -> VerifiableEncryptionPublicKey {
+        self.verifiable.public_key()
+    }
+
+    /// A fresh copy of the verifiable-encryption key (the complaint-variant state machine takes
+    /// ownership of one).
+    pub fn verifiable_copy(&self) -> VerifiableEncryptionSecretKey {
+        VerifiableEncryptionSecretKey::from_bytes(&self.verifiable.to_bytes())
+            .expect("a valid key re-encodes to a valid key")
     }
 
     /// The libp2p transport key.

@@ -846,6 +846,13 @@ pub async fn run<C: ChainClient>(
         stake: config.stake,
     };
     let mut registration_sent: Option<u64> = None;
+    // Every node sets its verifiable-encryption key once registered, whichever variant the
+    // chain runs now: the chain's configuration, not this node's, decides the variant, and a
+    // node without the key is never selected for a complaint-variant committee.
+    let verifiable_key = TxBody::SetVerifiableKey {
+        key: keys.verifiable_public(),
+    };
+    let mut verifiable_key_sent: Option<u64> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tokio::pin!(shutdown);
 
@@ -888,6 +895,18 @@ pub async fn run<C: ChainClient>(
                             expires: None,
                         });
                     }
+                    if driver.cursor() > h
+                        && driver.registered()
+                        && !driver.verifiable_key_set()
+                        && verifiable_key_sent.is_none_or(|at| rt.height > at + 30)
+                    {
+                        verifiable_key_sent = Some(rt.height);
+                        rt.txq.queue.push_back(Submission {
+                            body: verifiable_key.clone(),
+                            kind: "set_verifiable_key",
+                            expires: None,
+                        });
+                    }
                 }
             },
             Some(ev) = net_rx.recv() => {
@@ -900,7 +919,8 @@ pub async fn run<C: ChainClient>(
                             match kind {
                                 KIND_DIRECT => {
                                     let label = match payload.first() {
-                                        Some(16) => "deal",
+                                        // Ack-or-reveal and complaint-variant deals.
+                                        Some(16) | Some(0x50) => "deal",
                                         Some(17) => "ack",
                                         _ => "direct",
                                     };

@@ -230,6 +230,10 @@ pub struct NodeState {
     pub nonce: u64,
     /// Whether the chain has our registration.
     pub registered: bool,
+    /// Whether the chain has our verifiable-encryption key (complaint-variant ceremonies select
+    /// only nodes that set one).
+    #[serde(default)]
+    pub verifiable_key_set: bool,
     /// The `crash` fault fired already.
     pub crashed_once: bool,
     /// Registered nodes (identity hex -> network identity): address hints.

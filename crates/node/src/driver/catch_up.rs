@@ -43,10 +43,12 @@ impl Driver {
             return Ok(());
         }
         let (id, ceremony) = (live.id, live.ceremony.clone());
-        let board = live.node.board();
-        let contributed = ceremony.dealer_position(&self.me).is_some_and(|d| {
-            board.contribution(d).is_some() || board.faults().any(|(x, _)| x == d)
-        });
+        // In the complaint variant deals leave no trace on the chain, so a dealer cannot tell
+        // whether it dealt before its state was lost: it sits out rather than risk dealing
+        // twice ([`Runner::may_have_dealt`]).
+        let contributed = ceremony
+            .dealer_position(&self.me)
+            .is_some_and(|d| live.node.may_have_dealt(d));
         if contributed {
             error!(
                 view = rec.view,
@@ -66,7 +68,7 @@ impl Driver {
         }
         let mut seed = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(seed.as_mut());
-        let Some(node) = self.new_participant(&ceremony, rec.view, *seed)? else {
+        let Some(runner) = self.new_participant(&ceremony, rec.view, *seed)? else {
             rec.seat = Seat::Observer;
             self.state.ceremony = Some(rec);
             return Ok(());
@@ -82,7 +84,6 @@ impl Driver {
         rec.seat = Seat::Participant;
         rec.inputs = 0;
         self.state.ceremony = Some(rec);
-        let runner = Runner::Participant(Box::new(node));
         self.live = Some(self.make_live(id, ceremony.clone(), runner, *seed));
         effects.push(self.enter_effect(&ceremony, id));
         // The log is rewritten in the order the participant consumes it: Start first, each run

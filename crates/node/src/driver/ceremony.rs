@@ -29,7 +29,12 @@ impl Driver {
         // cannot be papered over with reveals (the dealer then fails its publication).
         let mut bad_targets = BTreeSet::new();
         if self.fault == Fault::BadShare {
-            let want = ceremony.params().max_reveals() + 1;
+            // The complaint variant needs no more: one verifiable complaint disqualifies the
+            // dealer.
+            let want = match ceremony.config().variant {
+                Variant::AckReveal => ceremony.params().max_reveals() + 1,
+                Variant::Complaint => 1,
+            };
             for (j, p) in ceremony.players().iter().enumerate() {
                 if bad_targets.len() == want {
                     break;
@@ -59,7 +64,7 @@ impl Driver {
         ceremony: &Arc<Ceremony<G>>,
         view: u64,
         seed: [u8; 32],
-    ) -> Result<Option<AckRevealParticipant<G>>, DriverError> {
+    ) -> Result<Option<Runner>, DriverError> {
         let old_share =
             if ceremony.reshare().is_some() && ceremony.dealer_position(&self.me).is_some() {
                 let s = self.scalar(&format!("share/{}", view - 1))?;
@@ -73,13 +78,26 @@ impl Driver {
             } else {
                 None
             };
-        match AckRevealParticipant::new(
-            ceremony.clone(),
-            self.keys.identity().clone(),
-            self.keys.encryption_copy(),
-            old_share,
-            seed,
-        ) {
+        // The variant is the chain's: the spec the contract selected the committee with.
+        let participant = match ceremony.config().variant {
+            Variant::AckReveal => AckRevealParticipant::new(
+                ceremony.clone(),
+                self.keys.identity().clone(),
+                self.keys.encryption_copy(),
+                old_share,
+                seed,
+            )
+            .map(|n| Runner::Participant(Box::new(n))),
+            Variant::Complaint => ComplaintParticipant::new(
+                ceremony.clone(),
+                self.keys.identity().clone(),
+                self.keys.verifiable_copy(),
+                old_share,
+                seed,
+            )
+            .map(|n| Runner::ComplaintParticipant(Box::new(n))),
+        };
+        match participant {
             Ok(n) => Ok(Some(n)),
             Err(e) => {
                 warn!(error = %e, view, "cannot take part in this ceremony");
@@ -142,19 +160,18 @@ impl Driver {
         };
         if seat != Seat::Participant {
             self.state.ceremony = Some(record);
-            let runner = Runner::Board(Box::new(Board::new(ceremony.clone())));
+            let runner = Runner::board_only(&ceremony);
             self.live = Some(self.make_live(id, ceremony, runner, [0; 32]));
             return Ok(());
         }
         let mut seed = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(seed.as_mut());
-        let Some(node) = self.new_participant(&ceremony, view, *seed)? else {
+        let Some(runner) = self.new_participant(&ceremony, view, *seed)? else {
             return Ok(());
         };
         // The seed is durable before the participant produces anything.
         self.put_secret(batch, &format!("seed/{sid}"), seed.as_slice())?;
         self.state.ceremony = Some(record);
-        let runner = Runner::Participant(Box::new(node));
         self.live = Some(self.make_live(id, ceremony.clone(), runner, *seed));
         effects.push(self.enter_effect(&ceremony, id));
         self.feed(Input::Start, batch, effects)

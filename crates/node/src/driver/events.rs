@@ -56,11 +56,15 @@ impl Driver {
                 self.feed(Input::Deadline, batch, effects)?;
                 if self.fault == Fault::Crash
                     && !self.state.crashed_once
-                    && self
-                        .live
-                        .as_ref()
-                        .is_some_and(|l| matches!(l.node, Runner::Participant(_)))
-                    && self.board_phase() == Some(BoardPhase::Share)
+                    && self.live.as_ref().is_some_and(|l| l.node.is_participant())
+                    && self.live.as_ref().is_some_and(|l| match l.node.board() {
+                        Some(b) => b.phase() == BoardPhase::Share,
+                        // The complaint variant's first board phase after the deals.
+                        None => l
+                            .node
+                            .complaint_board()
+                            .is_some_and(|b| b.phase() == ComplaintBoardPhase::Report),
+                    })
                 {
                     warn!("fault injection: crashing at the start of the share phase");
                     self.state.crashed_once = true;
@@ -181,6 +185,10 @@ impl Driver {
                         network: network.clone(),
                     });
                 }
+            }
+            Event::VerifiableKeySet { identity, .. } if identity.0 == self.me.to_bytes() => {
+                info!(height, "verifiable-encryption key set on chain");
+                self.state.verifiable_key_set = true;
             }
             Event::Deregistered { identity, .. } => {
                 self.state.registry.remove(&hex::encode(identity.0));

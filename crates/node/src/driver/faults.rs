@@ -1,5 +1,6 @@
 //! Fault injection for tests and demos (`--fault`): an equivocating second contribution and wrong
-//! shares to chosen players. Never active unless configured.
+//! shares to chosen players (in either variant; equivocation in the ack-or-reveal variant only).
+//! Never active unless configured.
 
 use super::*;
 
@@ -48,6 +49,9 @@ impl Driver {
         if live.fault.bad_targets.is_empty() {
             return payload;
         }
+        if live.ceremony.config().variant == Variant::Complaint {
+            return self.corrupt_complaint_deal(payload);
+        }
         let (Ok(Direct::Deal(d)), Some(hash)) =
             (Direct::decode(&payload), live.fault.contribution_hash)
         else {
@@ -77,6 +81,43 @@ impl Driver {
             ciphertext: ct.to_bytes(),
             ..d
         })
+        .encode()
+    }
+
+    /// The `bad-share` fault in the complaint variant: the deal to a target player carries a
+    /// random pair, encrypted correctly and signed by this dealer, so that the player's
+    /// complaint proves the fault from the dealer's own signed data.
+    fn corrupt_complaint_deal(&mut self, payload: Vec<u8>) -> Vec<u8> {
+        let Some(live) = self.live.as_mut() else {
+            return payload;
+        };
+        let Ok(d) = ComplaintDeal::<G>::decode(&payload, live.ceremony.n()) else {
+            return payload;
+        };
+        if !live.fault.bad_targets.contains(&d.player) {
+            return payload;
+        }
+        let Some(key) = live.ceremony.verifiable_key(d.player) else {
+            return payload;
+        };
+        let signed = SignedPedersen {
+            dealer: d.dealer,
+            hash: pedersen_hash(&d.session, d.dealer, &d.commitment),
+            commitment: d.commitment,
+            signature: d.commitment_signature,
+        };
+        let share = Scalar::random(&mut live.fault.rng);
+        let blind = Scalar::random(&mut live.fault.rng);
+        debug!(player = d.player, "fault injection: sending a wrong pair");
+        seal_deal(
+            self.keys.identity(),
+            &d.session,
+            &signed,
+            (d.player, key),
+            &share,
+            &blind,
+            &mut live.fault.rng,
+        )
         .encode()
     }
 }

@@ -13,20 +13,37 @@ const ACK_TAG: u8 = 17;
 /// contribution (anything else is a publication).
 const CONTRIBUTION_TAG: u8 = 1;
 
+/// First byte of an encoded complaint-variant `Deal`.
+const COMPLAINT_DEAL_TAG: u8 = 0x50;
+/// Byte of an encoded `SignedComplaintPost` after its signature, per kind of post.
+const COMPLAINT_POST_TAGS: [(u8, &str); 6] = [
+    (0x41, "report"),
+    (0x42, "justification"),
+    (0x43, "feldman"),
+    (0x44, "complaint"),
+    (0x45, "reconstruction"),
+    (0x46, "dispute"),
+];
+
 /// `deal`, `ack` or (not one of ours) `direct`.
 pub(super) fn direct_kind(payload: &[u8]) -> &'static str {
     match payload.first() {
-        Some(&DEAL_TAG) => "deal",
+        Some(&DEAL_TAG) | Some(&COMPLAINT_DEAL_TAG) => "deal",
         Some(&ACK_TAG) => "ack",
         _ => "direct",
     }
 }
 
-/// `contribution` or `publication`, for an encoded signed post.
+/// `contribution` or `publication` for an encoded signed post, or the kind of a
+/// complaint-variant post.
 pub(super) fn post_kind(signed_post: &[u8]) -> &'static str {
     match signed_post.get(SIGNATURE_LEN) {
         Some(&CONTRIBUTION_TAG) => "contribution",
-        _ => "publication",
+        Some(tag) => COMPLAINT_POST_TAGS
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map_or("publication", |(_, name)| *name),
+        None => "publication",
     }
 }
 

@@ -85,10 +85,10 @@ impl Driver {
             previous_hash,
         };
         let registry = &self.state.registry;
-        let expected = MagicBlock::from_board(&place, live.node.board(), |id| {
-            registry.get(&hex::encode(id.0)).cloned()
-        })
-        .map_err(|e| e.to_string())?;
+        let expected = live
+            .node
+            .magic_block(&place, |id| registry.get(&hex::encode(id.0)).cloned())
+            .map_err(|e| e.to_string())?;
         if let Some(what) = expected.first_difference(block) {
             return Err(what.to_string());
         }

@@ -93,7 +93,7 @@ use ff::Field;
 use keyquorum_contract::config::KeyMode;
 use keyquorum_contract::follow::{FollowedCeremony, Follower, SeatRole, Step};
 use keyquorum_contract::hex::Hex;
-use keyquorum_contract::magic::{MagicBlock, MagicBlockPlace, signing_message};
+use keyquorum_contract::magic::{BuildError, MagicBlock, MagicBlockPlace, signing_message};
 use keyquorum_contract::tx::{NetworkIdentity, SignerRole, TxBody};
 use keyquorum_contract::{CeremonySpec, Event, Group, Transaction, fault_name};
 use keyquorum_crypto::Curve;
@@ -105,11 +105,15 @@ use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::board::{Board, BoardPhase, Role};
+use keyquorum_dkg::complaint::messages::{
+    Deal as ComplaintDeal, SignedComplaintPost, SignedPedersen, pedersen_hash, seal_deal,
+};
+use keyquorum_dkg::complaint::{ComplaintBoard, ComplaintBoardPhase, ComplaintParticipant};
 use keyquorum_dkg::identity::{IdentityPublicKey, Purpose};
 use keyquorum_dkg::messages::{Contribution, Deal, Direct, Post, SignedPost};
 use keyquorum_dkg::participant::{Action, Input, Observation as ParticipantObservation};
 use keyquorum_dkg::preverify::preverify_posts;
-use keyquorum_dkg::{Ceremony, Member};
+use keyquorum_dkg::{Ceremony, Member, Variant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 use tracing::{debug, error, info, warn};
@@ -361,14 +365,19 @@ impl Driver {
         self.state.registered
     }
 
+    /// Whether the chain has our verifiable-encryption key.
+    pub fn verifiable_key_set(&self) -> bool {
+        self.state.verifiable_key_set
+    }
+
     /// The persisted state (for tests and reports).
     pub fn state(&self) -> &NodeState {
         &self.state
     }
 
-    /// The running participant's board phase, if any.
+    /// The running ack-or-reveal participant's board phase, if any.
     pub fn board_phase(&self) -> Option<BoardPhase> {
-        self.live.as_ref().map(|l| l.node.board().phase())
+        self.live.as_ref()?.node.board().map(|b| b.phase())
     }
 
     /// Dealers whose shares the running participant holds.

@@ -35,7 +35,7 @@ impl Driver {
         };
         if rec.seat != Seat::Participant {
             // Following the board only: its logged posts and deadlines rebuild it.
-            let mut runner = Runner::Board(Box::new(Board::new(ceremony.clone())));
+            let mut runner = Runner::board_only(&ceremony);
             runner.replay(self.store.inputs(&id)?);
             self.live = Some(self.make_live(id, ceremony, runner, [0; 32]));
             if rec.seat == Seat::SittingOut {
@@ -53,10 +53,9 @@ impl Driver {
             .as_slice()
             .try_into()
             .map_err(|_| DriverError::Secret("seed".into()))?;
-        let Some(node) = self.new_participant(&ceremony, rec.view, seed)? else {
+        let Some(runner) = self.new_participant(&ceremony, rec.view, seed)? else {
             return Ok(effects);
         };
-        let runner = Runner::Participant(Box::new(node));
         self.live = Some(self.make_live(id, ceremony.clone(), runner, seed));
         effects.push(self.enter_effect(&ceremony, id));
         let inputs = self.store.inputs(&id)?;
@@ -85,14 +84,14 @@ impl Driver {
     /// retrying).
     pub(super) fn pull_missing(&self, effects: &mut Vec<Effect>) {
         if let Some(live) = &self.live
-            && live.node.board().phase() <= BoardPhase::Share
+            && live.node.dealing()
             && live.ceremony.player_position(&self.me).is_some()
         {
             let have: BTreeSet<u32> = live.node.received_from().into_iter().collect();
             for (d, p) in live.ceremony.dealers().iter().enumerate() {
                 if p.identity != self.me
                     && !have.contains(&(d as u32))
-                    && live.node.board().contribution(d as u32).is_some()
+                    && live.node.may_have_dealt(d as u32)
                 {
                     effects.push(Effect::Pull {
                         session: live.id,

@@ -1,35 +1,101 @@
-//! What runs a ceremony in this node: the DKG participant, or the board alone for a node that only
-//! follows it, and the running ceremony's state.
+//! What runs a ceremony in this node: the DKG participant of the ceremony's variant, or that
+//! variant's board alone for a node that only follows it, and the running ceremony's state.
 
 use super::*;
 
 /// What runs a ceremony in this node: the DKG participant, or the board alone for a node that
-/// only follows it (see [`Seat`]).
+/// only follows it (see [`Seat`]), of the variant the ceremony's spec names (the chain's choice).
 pub(super) enum Runner {
     Participant(Box<AckRevealParticipant<G>>),
     Board(Box<Board<G>>),
+    ComplaintParticipant(Box<ComplaintParticipant<G>>),
+    ComplaintBoard(Box<ComplaintBoard<G>>),
 }
 
 impl Runner {
-    pub(super) fn board(&self) -> &Board<G> {
+    /// The board alone, of the ceremony's variant.
+    pub(super) fn board_only(ceremony: &Arc<Ceremony<G>>) -> Self {
+        match ceremony.config().variant {
+            Variant::AckReveal => Runner::Board(Box::new(Board::new(ceremony.clone()))),
+            Variant::Complaint => {
+                Runner::ComplaintBoard(Box::new(ComplaintBoard::new(ceremony.clone())))
+            }
+        }
+    }
+
+    /// Whether this node takes part (rather than following the board).
+    pub(super) fn is_participant(&self) -> bool {
+        matches!(
+            self,
+            Runner::Participant(_) | Runner::ComplaintParticipant(_)
+        )
+    }
+
+    /// The ack-or-reveal board, if the ceremony runs that variant.
+    pub(super) fn board(&self) -> Option<&Board<G>> {
         match self {
-            Runner::Participant(n) => n.board(),
-            Runner::Board(b) => b,
+            Runner::Participant(n) => Some(n.board()),
+            Runner::Board(b) => Some(b),
+            Runner::ComplaintParticipant(_) | Runner::ComplaintBoard(_) => None,
+        }
+    }
+
+    /// The complaint-variant board, if the ceremony runs that variant.
+    pub(super) fn complaint_board(&self) -> Option<&ComplaintBoard<G>> {
+        match self {
+            Runner::ComplaintParticipant(n) => Some(n.board()),
+            Runner::ComplaintBoard(b) => Some(b),
+            Runner::Participant(_) | Runner::Board(_) => None,
+        }
+    }
+
+    /// The magic block this node's board defines, with the contract's construction for the
+    /// variant.
+    pub(super) fn magic_block(
+        &self,
+        place: &MagicBlockPlace,
+        network: impl Fn(&Hex<96>) -> Option<NetworkIdentity>,
+    ) -> Result<MagicBlock, BuildError> {
+        match (self.board(), self.complaint_board()) {
+            (Some(b), _) => MagicBlock::from_board(place, b, network),
+            (_, Some(b)) => MagicBlock::from_complaint_board(place, b, network),
+            _ => Err(BuildError::NoOutcome),
+        }
+    }
+
+    /// Whether the deal phase is still open (deals may be pulled from dealers).
+    pub(super) fn dealing(&self) -> bool {
+        match (self.board(), self.complaint_board()) {
+            (Some(b), _) => b.phase() <= BoardPhase::Share,
+            (_, Some(b)) => b.phase() == ComplaintBoardPhase::Deal,
+            _ => false,
+        }
+    }
+
+    /// Whether dealer `d` has dealt as far as the board shows: in the ack-or-reveal variant its
+    /// contribution (or a fault of it) is on the board. The complaint variant's deals leave no
+    /// trace on the board before the reports, so any dealer may have dealt.
+    pub(super) fn may_have_dealt(&self, d: u32) -> bool {
+        match (self.board(), self.complaint_board()) {
+            (Some(b), _) => b.contribution(d).is_some() || b.faults().any(|(x, _)| x == d),
+            _ => true,
         }
     }
 
     pub(super) fn received_from(&self) -> Vec<u32> {
         match self {
             Runner::Participant(n) => n.received_from(),
-            Runner::Board(_) => Vec::new(),
+            Runner::ComplaintParticipant(n) => n.verified_dealers(),
+            Runner::Board(_) | Runner::ComplaintBoard(_) => Vec::new(),
         }
     }
 
     /// Board posts in board order, with the effect of feeding each as `Input::BoardPost` in
-    /// turn: a participant verifies their signatures in one batch and checks the deals waiting
-    /// for contributions among them in one batch
-    /// ([`AckRevealParticipant::handle_board_posts`]); a board alone pre-verifies the signatures in one
-    /// batch and applies the posts.
+    /// turn: an ack-or-reveal participant verifies their signatures in one batch and checks the
+    /// deals waiting for contributions among them in one batch
+    /// ([`AckRevealParticipant::handle_board_posts`]); its board alone pre-verifies the
+    /// signatures in one batch and applies the posts; the complaint variant takes them one by
+    /// one.
     pub(super) fn handle_posts(&mut self, posts: &[Vec<u8>]) -> Vec<Action<G>> {
         match self {
             Runner::Participant(n) => n.handle_board_posts(posts),
@@ -47,6 +113,10 @@ impl Runner {
                 }
                 Vec::new()
             }
+            Runner::ComplaintParticipant(_) | Runner::ComplaintBoard(_) => posts
+                .iter()
+                .flat_map(|p| self.handle(Input::BoardPost(p.clone())))
+                .collect(),
         }
     }
 
@@ -77,10 +147,27 @@ impl Runner {
     pub(super) fn handle(&mut self, input: Input) -> Vec<Action<G>> {
         match self {
             Runner::Participant(n) => n.handle(input),
+            Runner::ComplaintParticipant(n) => n.handle(input),
             Runner::Board(b) => {
                 match input {
                     Input::BoardPost(bytes) => {
                         if let Ok(signed) = SignedPost::<G>::decode(&bytes, b.ceremony().n()) {
+                            // Refusals are the contract's too (same board); nothing to add.
+                            let _ = b.apply(&signed);
+                        }
+                    }
+                    Input::Deadline => b.advance(),
+                    _ => {}
+                }
+                Vec::new()
+            }
+            Runner::ComplaintBoard(b) => {
+                match input {
+                    Input::BoardPost(bytes) => {
+                        let c = b.ceremony();
+                        if let Ok(signed) =
+                            SignedComplaintPost::<G>::decode(&bytes, c.n(), c.dealer_count())
+                        {
                             // Refusals are the contract's too (same board); nothing to add.
                             let _ = b.apply(&signed);
                         }

@@ -58,8 +58,17 @@ fn open_driver(
     keys: Arc<NodeKeys>,
     reporter: &Reporter,
 ) -> (Driver, Vec<Effect>) {
+    open_driver_with(path, keys, reporter, Fault::None)
+}
+
+fn open_driver_with(
+    path: &std::path::Path,
+    keys: Arc<NodeKeys>,
+    reporter: &Reporter,
+    fault: Fault,
+) -> (Driver, Vec<Effect>) {
     let store = Store::open(path).unwrap();
-    let (mut d, effects) = Driver::open(store, keys, Fault::None).unwrap();
+    let (mut d, effects) = Driver::open(store, keys, fault).unwrap();
     reporter.apply(d.drain_observations());
     (d, effects)
 }
@@ -345,6 +354,41 @@ impl Harness {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Node `i` runs with `fault` injected from now on (its driver reopened on its database).
+    pub fn set_fault(&mut self, i: usize, fault: Fault) {
+        self.drivers[i] = None;
+        let (d, effects) = open_driver_with(
+            &self.paths[i],
+            self.keys[i].clone(),
+            &self.reporters[i],
+            fault,
+        );
+        self.drivers[i] = Some(d);
+        self.apply(i, effects);
+    }
+
+    /// Every node sets its verifiable-encryption key in the next block, as the runtime does once
+    /// registered (complaint-variant committees need it).
+    pub fn set_verifiable_keys(&mut self) {
+        for i in 0..self.keys.len() {
+            let key = self.keys[i].verifiable_public();
+            self.pending.push((i, TxBody::SetVerifiableKey { key }));
+        }
+    }
+
+    /// Bytes of the `DkgPost` transactions in the blocks served so far.
+    pub fn dkg_post_bytes(&self) -> usize {
+        self.blocks
+            .iter()
+            .flat_map(|b| &b.txs)
+            .filter(|t| {
+                Transaction::decode(&t.tx, usize::MAX)
+                    .is_ok_and(|tx| matches!(tx.body, TxBody::DkgPost { .. }))
+            })
+            .map(|t| t.tx.len())
+            .sum()
     }
 
     pub fn driver(&self, i: usize) -> &Driver {

@@ -1,0 +1,181 @@
+//! The complaint variant through the contract, in one process: drivers follow a contract whose
+//! configuration says `variant = complaint`, take the variant from the ceremony spec in the
+//! chain's events, deal point to point, and complete a fresh and then a resharing view change
+//! whose magic blocks verify under the group key. A dealer that sends one player a bad pair is
+//! excluded and slashed on the evidence of its own signed deal, which the evidence check
+//! accepts from the session alone. The chain bytes of both variants' ceremonies are printed
+//! side by side.
+
+use keyquorum_contract::config::{DkgVariant, KeyMode};
+use keyquorum_contract::state::EvidenceRecord;
+use keyquorum_contract::{ContractConfig, Event, SignedMagicBlock, verify_magic_block_chain};
+use keyquorum_dkg::board::{Evidence, Exclusion, FaultKind, Role};
+use keyquorum_dkg::complaint::messages::{ComplaintPost, SignedComplaintPost};
+use keyquorum_dkg::complaint::verify_exclusion;
+use keyquorum_dkg::identity::IdentityPublicKey;
+use keyquorum_node::Fault;
+
+mod common;
+
+use common::Harness;
+
+fn config(chain_id: &str, n: u32, quorum: u32, variant: DkgVariant) -> ContractConfig {
+    let mut c = common::small_network(chain_id, n, quorum, KeyMode::Reshare);
+    c.dkg.variant = variant;
+    c
+}
+
+fn harness(config: ContractConfig, n: usize) -> Harness {
+    let stakes: Vec<u64> = (0..n as u64).map(|i| 100 - i).collect();
+    let mut h = Harness::new(config, &stakes);
+    h.set_verifiable_keys();
+    h
+}
+
+fn magic_blocks(h: &Harness, views: u64) -> Vec<SignedMagicBlock> {
+    (1..=views)
+        .map(|v| h.contract.view(v).unwrap().magic_block.clone())
+        .collect()
+}
+
+#[test]
+fn complaint_variant_fresh_then_reshare_through_the_contract() {
+    const N: usize = 4;
+    let mut h = harness(
+        config("complaint-test", N as u32, 3, DkgVariant::Complaint),
+        N,
+    );
+    h.run_until(120, |h| h.contract.state().current_view >= 2);
+    // Both ceremonies ran the complaint variant: the spec says so, and no ack-or-reveal post
+    // (contribution or publication) was ever made.
+    let specs: Vec<_> = h
+        .events()
+        .filter_map(|e| match e {
+            Event::CommitteeSelected { spec, .. } => Some(spec.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(specs.len(), 2);
+    for spec in &specs {
+        assert_eq!(spec.variant, DkgVariant::Complaint);
+        assert_eq!(spec.verifiable_keys.len(), N);
+    }
+    let kinds: Vec<String> = h
+        .events()
+        .filter_map(|e| match e {
+            Event::PostAccepted { kind, .. } => Some(kind.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        kinds.iter().all(|k| k == "report" || k == "feldman"),
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.iter().filter(|k| *k == "report").count(), 2 * N);
+    assert!(h.contract.state().slashings.is_empty());
+    let blocks = magic_blocks(&h, 2);
+    let genesis = blocks[0].block.group_key;
+    assert_eq!(
+        blocks[1].block.group_key, genesis,
+        "a reshare keeps the key"
+    );
+    assert_eq!(blocks[0].block.members.len(), N);
+    verify_magic_block_chain(&genesis.0, &blocks).unwrap();
+    for (i, d) in h.drivers.iter().enumerate() {
+        let d = d.as_ref().unwrap();
+        assert_eq!(d.state().current_view, 2, "node {i}");
+        let share = d.state().shares.iter().find(|s| s.view == 2).unwrap();
+        assert_eq!(share.group_key, hex::encode(genesis.0), "node {i}");
+    }
+}
+
+#[test]
+fn a_complaint_variant_dealer_sending_a_bad_pair_is_excluded_and_slashed_on_its_own_signed_deal() {
+    const N: usize = 5;
+    const FAULTY: usize = 4;
+    let mut h = harness(
+        config("complaint-fault-test", N as u32, 4, DkgVariant::Complaint),
+        N,
+    );
+    h.set_fault(FAULTY, Fault::BadShare);
+    h.run_until(120, |h| h.contract.state().current_view >= 1);
+    let faulty_id = h.keys[FAULTY].identity().public().to_bytes();
+    let records = &h.contract.state().slashings;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(r.identity.0, faulty_id);
+    assert_eq!(r.fault, "bad_deal");
+    assert!(r.misbehaviour && r.amount > 0);
+    // The evidence is the complaining player's report, which carries the dealer's signed
+    // ciphertext and commitment: it proves the fault against the session alone.
+    let EvidenceRecord::SignedPosts { posts } = &r.evidence else {
+        panic!("{:?}", r.evidence);
+    };
+    let spec = h
+        .events()
+        .find_map(|e| match e {
+            Event::CommitteeSelected { spec, view: 1, .. } => Some(spec.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let ceremony = spec.ceremony().unwrap();
+    let report =
+        SignedComplaintPost::<keyquorum_contract::Group>::decode(&posts[0].0, N, N).unwrap();
+    let ComplaintPost::Report(report) = report.post else {
+        panic!("evidence is not a report");
+    };
+    let identity = IdentityPublicKey::from_bytes(&faulty_id).unwrap();
+    let exclusion = |evidence: Vec<Vec<u8>>| Exclusion {
+        role: Role::Dealer,
+        index: ceremony.dealer_position(&identity).unwrap(),
+        identity: identity.clone(),
+        fault: FaultKind::BadDeal {
+            player: report.player,
+        },
+        evidence: Evidence::SignedPosts(evidence),
+    };
+    let evidence: Vec<Vec<u8>> = posts.iter().map(|p| p.0.clone()).collect();
+    assert_eq!(
+        verify_exclusion(&ceremony, &exclusion(evidence.clone())),
+        Some(true)
+    );
+    let mut forged = evidence;
+    let last = forged[0].len() - 1;
+    forged[0][last] ^= 1;
+    assert_ne!(verify_exclusion(&ceremony, &exclusion(forged)), Some(true));
+    // The view started without it, and its key verifies its magic block.
+    let block = &h.contract.view(1).unwrap().magic_block;
+    assert_eq!(block.block.members.len(), N - 1);
+    assert!(
+        block
+            .block
+            .members
+            .iter()
+            .all(|m| m.identity.0 != faulty_id)
+    );
+    verify_magic_block_chain(&block.block.group_key.0, std::slice::from_ref(block)).unwrap();
+}
+
+/// Chain bytes of one fresh ceremony (its `DkgPost` transactions), both variants on the same
+/// committees; printed for the record (`cargo test -p keyquorum-node --release --test
+/// complaint_view_changes -- --nocapture chain_bytes`). The complaint variant keeps deals and
+/// commitments off chain but posts a report per player with a signed hash per dealer (the
+/// evidence that makes equivocation provable) and a Feldman commitment per dealer.
+#[test]
+fn chain_bytes_per_ceremony_of_both_variants() {
+    for n in [4usize, 7] {
+        let quorum = (n * 3).div_ceil(4) as u32;
+        let mut bytes = Vec::new();
+        for variant in [DkgVariant::AckReveal, DkgVariant::Complaint] {
+            let mut h = harness(config("bytes-test", n as u32, quorum, variant), n);
+            h.run_until(120, |h| h.contract.state().current_view >= 1);
+            assert!(h.contract.state().slashings.is_empty());
+            bytes.push(h.dkg_post_bytes());
+        }
+        println!(
+            "n = {n}: ack-or-reveal {} bytes of DKG posts on chain, complaint {} bytes",
+            bytes[0], bytes[1]
+        );
+        assert!(bytes.iter().all(|b| *b > 0));
+    }
+}
