@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use keyquorum_contract::config::DkgVariant;
 use keyquorum_contract::magic::signing_message;
 use keyquorum_contract::{
     Contract, ContractConfig, Event, KeyMode, SignedMagicBlock, SignerRole, Size,
@@ -74,6 +75,9 @@ pub struct DemoArgs {
     /// What the faulty nodes do.
     #[arg(long, value_enum, value_name = "KIND", default_value_t = Fault::Equivocate)]
     pub fault: Fault,
+    /// DKG variant the chain's contract runs (the nodes take it from the chain).
+    #[arg(long, value_enum, default_value_t = DemoVariant::AckReveal)]
+    pub variant: DemoVariant,
     /// View changes to run: a fresh key, then reshares.
     #[arg(long, default_value_t = 2)]
     pub views: u64,
@@ -95,6 +99,24 @@ pub struct DemoArgs {
     /// Write every node's traffic counters (from its /status) to this JSON file.
     #[arg(long)]
     pub metrics_out: Option<PathBuf>,
+}
+
+/// The contract's DKG variant, as `--variant` names it.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoVariant {
+    /// Ack-or-reveal (seeds 000, 001).
+    AckReveal,
+    /// Complaint-and-reconstruct (seed 003).
+    Complaint,
+}
+
+impl DemoVariant {
+    fn contract(self) -> DkgVariant {
+        match self {
+            DemoVariant::AckReveal => DkgVariant::AckReveal,
+            DemoVariant::Complaint => DkgVariant::Complaint,
+        }
+    }
 }
 
 /// Kills its node process when dropped.
@@ -189,6 +211,7 @@ fn contract_config(args: &DemoArgs) -> Result<ContractConfig, String> {
     c.key_mode = KeyMode::Reshare;
     c.slashing.misbehaviour_percent = 10;
     c.slashing.absence_percent = 10;
+    c.dkg.variant = args.variant.contract();
     c.validate()
         .map_err(|e| format!("invalid demo parameters: {e}"))?;
     Ok(c)
@@ -239,6 +262,13 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     }
     if args.views == 0 {
         return Err("--views must be at least 1".into());
+    }
+    if args.variant == DemoVariant::Complaint && args.faulty > 0 && args.fault == Fault::Equivocate
+    {
+        return Err(
+            "--fault equivocate is an ack-or-reveal fault (a second contribution on chain);              with --variant complaint use --fault bad-share, silent or crash"
+                .into(),
+        );
     }
     if args.block_ms < 20 {
         return Err("--block-ms must be at least 20".into());

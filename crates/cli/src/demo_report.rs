@@ -2,18 +2,22 @@
 //! summary, the `--format json` object and the self-contained `ceremony-report.html`.
 //!
 //! The observer replays each ceremony's board from the events exactly as a node does
-//! (`keyquorum_dkg::board::Board`), which gives the qualified set and, from the dealers'
-//! publications, the dealer-by-player matrix (acked, revealed, missing), without asking any
-//! node: anyone with the chain can compute the same.
+//! (`keyquorum_dkg::board::Board`, or `keyquorum_dkg::complaint::ComplaintBoard` for a ceremony
+//! whose spec names the complaint variant), which gives the qualified set and, from an
+//! ack-or-reveal dealer's publications, the dealer-by-player matrix (acked, revealed, missing;
+//! the complaint variant's acknowledgements stay off chain, so its matrix is empty), without
+//! asking any node: anyone with the chain can compute the same.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
 use keyquorum_contract::{Event, Group};
-use keyquorum_dkg::Ceremony;
 use keyquorum_dkg::board::{Board, Outcome};
+use keyquorum_dkg::complaint::ComplaintBoard;
+use keyquorum_dkg::complaint::messages::SignedComplaintPost;
 use keyquorum_dkg::messages::SignedPost;
+use keyquorum_dkg::{Ceremony, Variant};
 use serde_json::{Value, json};
 
 /// One phase as seen on chain.
@@ -41,11 +45,58 @@ pub struct CeremonyObs {
     pub committee: Vec<String>,
     pub dealers: Vec<String>,
     pub ceremony: Option<Arc<Ceremony<Group>>>,
-    pub board: Option<Board<Group>>,
+    pub board: Option<ReplayedBoard>,
     pub phases: Vec<PhaseSpan>,
     pub failed: Option<String>,
     pub qualified: Vec<String>,
     pub matrix: Vec<Vec<Cell>>,
+}
+
+/// A ceremony's board, of its spec's variant, replayed from the chain's events.
+pub enum ReplayedBoard {
+    AckReveal(Box<Board<Group>>),
+    Complaint(Box<ComplaintBoard<Group>>),
+}
+
+impl ReplayedBoard {
+    fn new(ceremony: Arc<Ceremony<Group>>) -> Self {
+        match ceremony.config().variant {
+            Variant::AckReveal => ReplayedBoard::AckReveal(Box::new(Board::new(ceremony))),
+            Variant::Complaint => ReplayedBoard::Complaint(Box::new(ComplaintBoard::new(ceremony))),
+        }
+    }
+
+    fn apply(&mut self, post: &[u8], c: &Ceremony<Group>) {
+        // Refusals are the contract's too (same board); the replay just follows.
+        match self {
+            ReplayedBoard::AckReveal(b) => {
+                if let Ok(signed) = SignedPost::<Group>::decode(post, c.n()) {
+                    let _ = b.apply(&signed);
+                }
+            }
+            ReplayedBoard::Complaint(b) => {
+                if let Ok(signed) =
+                    SignedComplaintPost::<Group>::decode(post, c.n(), c.dealer_count())
+                {
+                    let _ = b.apply(&signed);
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self) {
+        match self {
+            ReplayedBoard::AckReveal(b) => b.advance(),
+            ReplayedBoard::Complaint(b) => b.advance(),
+        }
+    }
+
+    fn outcome(&self) -> Option<&Outcome<Group>> {
+        match self {
+            ReplayedBoard::AckReveal(b) => b.outcome(),
+            ReplayedBoard::Complaint(b) => b.outcome(),
+        }
+    }
 }
 
 /// An exclusion or fault recorded on chain.
@@ -122,9 +173,8 @@ impl Observer {
         if let Some((view, ceremony_number, post)) = e.board_post() {
             if let Some(s) = self.ceremony(view, ceremony_number)
                 && let (Some(b), Some(c)) = (s.board.as_mut(), s.ceremony.as_ref())
-                && let Ok(signed) = SignedPost::<Group>::decode(post, c.n())
             {
-                let _ = b.apply(&signed);
+                b.apply(post, c);
             }
             return;
         }
@@ -142,7 +192,7 @@ impl Observer {
                 ..
             } => {
                 let ceremony = spec.ceremony().ok();
-                let board = ceremony.clone().map(Board::new);
+                let board = ceremony.clone().map(ReplayedBoard::new);
                 let committee: Vec<String> = committee
                     .iter()
                     .map(|c| hex::encode(c.identity.0))
@@ -300,6 +350,11 @@ impl CeremonyObs {
             .map(|p| hex::encode(p.identity.as_bytes()))
             .collect();
         let n = c.n();
+        let ReplayedBoard::AckReveal(b) = b else {
+            // Complaint variant: who acknowledged whom stays off chain.
+            self.matrix = Vec::new();
+            return;
+        };
         self.matrix = (0..c.dealer_count())
             .map(|d| {
                 let mut row = vec![Cell::Missing; n];

@@ -156,3 +156,49 @@ fn the_demo_reports_verified_beacon_rounds_across_the_view_change() {
         blst::BLST_ERROR::BLST_SUCCESS
     );
 }
+
+/// `--variant complaint`: the chain runs the complaint variant, the faulty node's bad pair is
+/// proven by its player's complaint, it is excluded from the first view, and the magic-block
+/// chain of the fresh key and its reshare verifies (the demo fails otherwise). The equivocation
+/// fault, which only the ack-or-reveal variant has, is a usage error there.
+#[test]
+fn the_demo_runs_the_complaint_variant_with_a_bad_dealer() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "demo",
+            "--variant",
+            "complaint",
+            "--fault",
+            "bad-share",
+            "--nodes",
+            "5",
+            "--committee",
+            "4",
+            "--views",
+            "2",
+            "--report",
+        ])
+        .arg(dir.path().join("report.html"))
+        .arg("--data-dir")
+        .arg(dir.path().join("work"))
+        .output()
+        .expect("the binary runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("chain of 2 magic blocks verified"), "{text}");
+    assert!(
+        text.contains("excluded    node-3 as dealer: bad_deal"),
+        "{text}"
+    );
+    let refused = Command::new(BIN)
+        .args(["demo", "--variant", "complaint", "--fault", "equivocate"])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--fault bad-share"));
+}
