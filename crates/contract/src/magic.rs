@@ -806,3 +806,64 @@ mod tests {
         );
     }
 }
+
+/// Why a partial signature on a magic block is refused ([`check_partial`], [`combine_partials`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum PartialError {
+    /// The signer is not a member of the signing committee.
+    #[error("not a member of the signing committee")]
+    NotASigner,
+    /// The partial's index is not the signer's index in the committee.
+    #[error("the partial's index is not the signer's")]
+    WrongIndex,
+    /// The partial does not verify under the signer's public share.
+    #[error("the partial signature does not verify")]
+    BadPartial,
+    /// The partials do not combine into a signature under the committee's group key.
+    #[error("the partials do not combine into a valid signature")]
+    CombineFailed,
+}
+
+/// Checks a partial signature by `signer` on the message of `role` for the block with hash
+/// `hash`, where `committee` is the magic block of the committee signing in that role (the new
+/// block for [`SignerRole::New`], the previous view's for [`SignerRole::Old`]). Returns the
+/// signer's index. The embedded chain's contract and nodes that combine off chain both use it.
+pub fn check_partial(
+    committee: &MagicBlock,
+    role: SignerRole,
+    hash: &[u8; 32],
+    signer: &[u8; 96],
+    partial: &tbls::PartialSignature<MinPk>,
+) -> Result<u64, PartialError> {
+    let member = committee
+        .member_by_identity(signer)
+        .ok_or(PartialError::NotASigner)?;
+    if partial.index != <Bls12381G1 as Curve>::Scalar::from(member.index) {
+        return Err(PartialError::WrongIndex);
+    }
+    let share = tbls::decode_public_key::<MinPk>(&member.public_share.0)
+        .map_err(|_| PartialError::BadPartial)?;
+    tbls::partial_verify::<MinPk>(&share, &signing_message(role, hash), partial)
+        .map_err(|_| PartialError::BadPartial)?;
+    Ok(member.index)
+}
+
+/// Combines `committee.t` checked partials of `role` on the block with hash `hash` and verifies
+/// the result under the committee's group key; returns the compressed signature.
+pub fn combine_partials(
+    committee: &MagicBlock,
+    role: SignerRole,
+    hash: &[u8; 32],
+    partials: &[tbls::PartialSignature<MinPk>],
+) -> Result<[u8; 96], PartialError> {
+    let threshold = committee.t as usize;
+    let sig =
+        tbls::combine::<MinPk>(threshold, partials).map_err(|_| PartialError::CombineFailed)?;
+    let key = tbls::decode_public_key::<MinPk>(&committee.group_key.0)
+        .map_err(|_| PartialError::CombineFailed)?;
+    tbls::verify::<MinPk>(&key, &signing_message(role, hash), &sig)
+        .map_err(|_| PartialError::CombineFailed)?;
+    let mut b = [0u8; 96];
+    b.copy_from_slice(&Bls12381G2::point_bytes(&sig));
+    Ok(b)
+}

@@ -4,14 +4,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use keyquorum_crypto::tbls::{self, MinPk, PartialSignature};
-use keyquorum_crypto::{Bls12381G2, Curve};
+use keyquorum_crypto::tbls::{MinPk, PartialSignature};
 use keyquorum_dkg::board::Exclusion;
 
 use crate::error::Rejection;
 use crate::events::Event;
 use crate::hex::Hex;
-use crate::magic::{MagicBlock, MagicBlockPlace, SignedMagicBlock, signing_message};
+use crate::magic::{
+    MagicBlock, MagicBlockPlace, PartialError, SignedMagicBlock, check_partial, combine_partials,
+};
 use crate::state::{
     EvidenceRecord, FaultRole, IdentityKey, PendingMagicBlock, ViewChangePhase, ViewRecord,
 };
@@ -75,24 +76,20 @@ impl Contract {
         if done {
             return Err(Rejection::SignatureComplete(role));
         }
-        let member = committee
-            .member_by_identity(&sender.0)
-            .ok_or(Rejection::NotASigner(role))?;
-        if partial.index != <Group as Curve>::Scalar::from(member.index) {
-            return Err(Rejection::WrongIndex);
-        }
-        if partials.contains_key(&member.index) {
+        let index = check_partial(committee, role, block_hash, &sender.0, partial).map_err(
+            |e| match e {
+                PartialError::NotASigner => Rejection::NotASigner(role),
+                PartialError::WrongIndex => Rejection::WrongIndex,
+                _ => Rejection::BadPartialSignature,
+            },
+        )?;
+        if partials.contains_key(&index) {
             return Err(Rejection::DuplicatePartial);
         }
-        let message = signing_message(role, block_hash);
-        let share = tbls::decode_public_key::<MinPk>(&member.public_share.0)
-            .map_err(|_| Rejection::BadPartialSignature)?;
-        tbls::partial_verify::<MinPk>(&share, &message, partial)
-            .map_err(|_| Rejection::BadPartialSignature)?;
         let threshold = committee.t as usize;
         let have = partials.len() + 1;
         let combined = if have == threshold {
-            // All partials were verified on the way in; the result is verified anyway before
+            // All partials were checked on the way in; the result is verified anyway before
             // it is stored.
             let mut all = partials
                 .values()
@@ -100,18 +97,12 @@ impl Contract {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| Rejection::CombineFailed)?;
             all.push(*partial);
-            let sig =
-                tbls::combine::<MinPk>(threshold, &all).map_err(|_| Rejection::CombineFailed)?;
-            let key = tbls::decode_public_key::<MinPk>(&committee.group_key.0)
+            let sig = combine_partials(committee, role, block_hash, &all)
                 .map_err(|_| Rejection::CombineFailed)?;
-            tbls::verify::<MinPk>(&key, &message, &sig).map_err(|_| Rejection::CombineFailed)?;
-            let mut b = [0u8; 96];
-            b.copy_from_slice(&Bls12381G2::point_bytes(&sig));
-            Some(Hex(b))
+            Some(Hex(sig))
         } else {
             None
         };
-        let index = member.index;
         // Everything checked: store.
         let change = self.state.change.as_mut().ok_or(Rejection::NoViewChange)?;
         let pending = change.magic.as_mut().ok_or(Rejection::NoViewChange)?;
