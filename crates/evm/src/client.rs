@@ -153,6 +153,22 @@ async fn connect(rpc: &str, key: PrivateKeySigner) -> Result<DynProvider, Client
     Ok(provider.erased())
 }
 
+/// A provider whose nonce is the chain's pending count at each send, taken after gas
+/// estimation: a call refused at estimation uses no nonce, so (with sends serialised) no later
+/// call waits behind a gap. Gas limit by estimation, fees by the gas filler, the chain id
+/// fetched.
+async fn connect_serial(rpc: &str, key: PrivateKeySigner) -> Result<DynProvider, ClientError> {
+    let provider = ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(key))
+        .connect(rpc)
+        .await?;
+    Ok(provider.erased())
+}
+
 /// Deploys the coordinator with `config` from `key`'s account; returns its address and the
 /// block it was created in (where a follower starts).
 pub async fn deploy(
@@ -238,6 +254,22 @@ impl Client {
         })
     }
 
+    /// [`Client::connect`] on a provider with simple nonce management ([`connect_serial`]), for
+    /// a long-running sender whose calls may be refused at estimation.
+    pub async fn connect_serial(
+        rpc: &str,
+        key: PrivateKeySigner,
+        contract: Address,
+    ) -> Result<Self, ClientError> {
+        let account = key.address();
+        Ok(Client {
+            provider: connect_serial(rpc, key).await?,
+            contract,
+            account,
+            send_lock: Default::default(),
+        })
+    }
+
     /// The account calls are sent from.
     pub fn account(&self) -> Address {
         self.account
@@ -281,11 +313,20 @@ impl Client {
     /// the nonce comes from the chain's pending count, so a call refused at estimation uses
     /// none, and no later call waits behind a gap.
     pub async fn send<C: SolCall>(&self, call: C, value: U256) -> Result<CallOutcome, ClientError> {
+        self.send_calldata(call.abi_encode(), value).await
+    }
+
+    /// [`Client::send`] with the call already ABI-encoded.
+    pub async fn send_calldata(
+        &self,
+        input: Vec<u8>,
+        value: U256,
+    ) -> Result<CallOutcome, ClientError> {
         let _guard = self.send_lock.lock().await;
         let tx = TransactionRequest::default()
             .with_to(self.contract)
             .with_value(value)
-            .with_input(call.abi_encode());
+            .with_input(input);
         let pending = match self.provider.send_transaction(tx).await {
             Ok(p) => p,
             Err(e) => {
@@ -303,6 +344,15 @@ impl Client {
             block: receipt.block_number.unwrap_or_default(),
             tx_hash: receipt.transaction_hash,
         })
+    }
+
+    /// The timestamp (Unix seconds) of block `number`, if the chain has it.
+    pub async fn block_timestamp(&self, number: u64) -> Result<Option<u64>, ClientError> {
+        Ok(self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .await?
+            .map(|b| b.header.timestamp))
     }
 }
 

@@ -26,7 +26,9 @@ use alloy_primitives::{Address, U256};
 use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
 use keyquorum_contract::magic::MagicBlockPlace;
 use keyquorum_contract::state::{CeremonySpec, SpecParticipant};
-use keyquorum_contract::{CommitteeEntry, Event, KeyMode, MagicBlock, NetworkIdentity};
+use keyquorum_contract::{
+    CommitteeEntry, Event, KeyMode, MagicBlock, NetworkIdentity, ViewChangePhase,
+};
 use keyquorum_crypto::Bls12381G1;
 use keyquorum_dkg::board::{Board, BoardError, Outcome};
 use keyquorum_dkg::messages::{Post, SignedPost};
@@ -49,7 +51,22 @@ struct Live {
     ceremony_number: u32,
     n: u32,
     wait_end: u64,
+    /// The last block of the contribute, share and publish phases.
+    ends: [u64; 3],
     board: Option<Board<Bls12381G1>>,
+}
+
+/// The magic block the live ceremony's board defines, with what activating it takes besides
+/// the signatures.
+#[derive(Debug, Clone)]
+pub struct CreatedBlock {
+    /// The block.
+    pub block: MagicBlock,
+    /// Its hash.
+    pub hash: [u8; 32],
+    /// The dealers the board qualified (0-based, ascending), whose contributions add up to the
+    /// group key.
+    pub qualified: Vec<u32>,
 }
 
 /// Turns the coordinator's board inputs into the node's chain events; see the module docs.
@@ -59,6 +76,8 @@ pub struct Translator {
     live: Option<Live>,
     /// The active view's magic block hash (the next block's `previous_hash`).
     magic_block_hash: [u8; 32],
+    /// The live ceremony's magic block, once its board defines one.
+    created: Option<CreatedBlock>,
 }
 
 impl std::fmt::Debug for Translator {
@@ -83,7 +102,18 @@ impl Translator {
             nodes: HashMap::new(),
             live: None,
             magic_block_hash: [0; 32],
+            created: None,
         }
+    }
+
+    /// The magic block with hash `hash`, if it is the one the live ceremony's board defines.
+    pub fn created(&self, hash: &[u8; 32]) -> Option<&CreatedBlock> {
+        self.created.as_ref().filter(|c| &c.hash == hash)
+    }
+
+    /// Every registered account with its identity key.
+    pub fn registered(&self) -> Vec<(Address, [u8; 96])> {
+        self.nodes.iter().map(|(a, r)| (*a, r.identity)).collect()
     }
 
     /// The chain name the contract binds ceremonies and magic blocks to.
@@ -218,17 +248,29 @@ impl Translator {
             ceremony_number: sel.number,
             n: sel.n,
             wait_end: sel.waitEnd,
+            ends: [sel.contributeEnd, sel.shareEnd, sel.publishEnd],
             board,
         });
-        vec![Event::CommitteeSelected {
+        self.created = None;
+        let phase = Event::PhaseChanged {
             view: sel.viewNumber,
             ceremony_number: sel.number,
-            key_mode: KeyMode::Fresh,
-            session_id: Hex(sel.sessionId.0),
-            committee,
-            dealers: Vec::new(),
-            spec,
-        }]
+            attempt: 0,
+            phase: ViewChangePhase::Contribute,
+            deadline: sel.contributeEnd,
+        };
+        vec![
+            Event::CommitteeSelected {
+                view: sel.viewNumber,
+                ceremony_number: sel.number,
+                key_mode: KeyMode::Fresh,
+                session_id: Hex(sel.sessionId.0),
+                committee,
+                dealers: Vec::new(),
+                spec,
+            },
+            phase,
+        ]
     }
 
     fn post(&mut self, ceremony: U256, post: Vec<u8>) -> Vec<Event> {
@@ -270,6 +312,14 @@ impl Translator {
             return Vec::new();
         };
         let (view, ceremony_number) = (live.view, live.ceremony_number);
+        // The phase that starts, as the embedded chain's contract announces it (nodes drop
+        // their posts of a phase once it is over).
+        let next = match phase {
+            Phase::Contribute => Some((ViewChangePhase::Share, live.ends[1])),
+            Phase::Share => Some((ViewChangePhase::Publish, live.ends[2])),
+            Phase::Publish => Some((ViewChangePhase::Wait, live.wait_end)),
+            Phase::Wait => None,
+        };
         if phase == Phase::Wait {
             // No activation in time: the next ceremony may be started; nothing for the board.
             self.live = None;
@@ -285,12 +335,22 @@ impl Translator {
             ceremony_number,
             attempt,
         }];
+        if let Some((phase, deadline)) = next {
+            events.push(Event::PhaseChanged {
+                view,
+                ceremony_number,
+                attempt: 0,
+                phase,
+                deadline,
+            });
+        }
         if phase != Phase::Publish {
             return events;
         }
         // The contract takes one publish attempt: the board's outcome is final here.
         match board.outcome() {
-            Some(Outcome::Success { .. }) => {
+            Some(Outcome::Success { output, .. }) => {
+                let qualified = output.qualified.clone();
                 let place = MagicBlockPlace {
                     chain_id: self.chain_name.clone(),
                     view,
@@ -306,12 +366,20 @@ impl Translator {
                         .find(|r| r.identity == id.0)
                         .map(|r| r.network.clone())
                 }) {
-                    Ok(block) => events.push(Event::MagicBlockCreated {
-                        view,
-                        ceremony_number,
-                        hash: Hex(block.hash()),
-                        magic_block: block,
-                    }),
+                    Ok(block) => {
+                        let hash = block.hash();
+                        self.created = Some(CreatedBlock {
+                            block: block.clone(),
+                            hash,
+                            qualified,
+                        });
+                        events.push(Event::MagicBlockCreated {
+                            view,
+                            ceremony_number,
+                            hash: Hex(hash),
+                            magic_block: block,
+                        });
+                    }
                     Err(e) => events.push(Event::CeremonyFailed {
                         view,
                         ceremony_number,

@@ -40,6 +40,7 @@ mod bindings {
 
 pub use alloy_primitives;
 pub use alloy_signer_local::PrivateKeySigner;
+pub use alloy_sol_types;
 pub use bindings::Coordinator;
 
 #[allow(missing_docs)]
