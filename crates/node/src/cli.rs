@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use crate::chain::DevchainClient;
-use crate::config::{Fault, NodeConfig, NodeConfigOverrides};
+use crate::chain::evm::{EvmChainClient, EvmSettings};
+use crate::config::{ChainKind, Fault, NodeConfig, NodeConfigOverrides};
 use crate::keys::NodeKeys;
 use crate::keystore::{self, DEFAULT_PASSPHRASE_ENV, KdfParams, PassphraseSource};
 
@@ -101,6 +102,21 @@ pub struct NodeArgs {
     /// the beacon's HTTP paths answer 503.
     #[arg(long)]
     pub no_beacon: bool,
+    /// Which chain coordinates the view changes: the embedded chain at --chain-url, or the
+    /// coordinator contract on an EVM chain (--rpc, --contract, --chain-key-file); `chain` in
+    /// the file.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub chain: Option<ChainKind>,
+    /// The EVM chain's JSON-RPC endpoint; `evm.rpc` in the file.
+    #[arg(long, value_name = "URL")]
+    pub rpc: Option<String>,
+    /// The coordinator contract's address; `evm.contract` in the file.
+    #[arg(long, value_name = "ADDRESS")]
+    pub contract: Option<String>,
+    /// File holding the hex secp256k1 key the node sends EVM transactions from;
+    /// `evm.chain_key_file` in the file.
+    #[arg(long, value_name = "FILE")]
+    pub chain_key_file: Option<PathBuf>,
 }
 
 impl NodeArgs {
@@ -121,6 +137,10 @@ impl NodeArgs {
             io_threads: self.io_threads,
             sign_token_file: self.sign_token_file.clone(),
             beacon_enabled: self.no_beacon.then_some(false),
+            chain: self.chain,
+            evm_rpc: self.rpc.clone(),
+            evm_contract: self.contract.clone(),
+            evm_chain_key_file: self.chain_key_file.clone(),
         };
         NodeConfig::load(self.config.as_deref(), &o).map_err(|e| e.to_string())
     }
@@ -224,7 +244,6 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
                 config.threads
             ))
         })?;
-    let chain = DevchainClient::new(&config.chain_url).map_err(CliError::usage)?;
     // One I/O thread: the runtime runs on this thread and the driver's work in place, with no
     // worker threads to hand tasks to.
     let rt = if config.io_threads == 1 {
@@ -238,11 +257,50 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
             .build()
     }
     .map_err(CliError::failed)?;
-    rt.block_on(async move {
-        crate::runtime::run(config, keys, chain, shutdown_signal(), None)
-            .await
-            .map_err(CliError::failed)
-    })
+    match config.chain {
+        ChainKind::Devchain => {
+            let chain = DevchainClient::new(&config.chain_url).map_err(CliError::usage)?;
+            rt.block_on(async move {
+                crate::runtime::run(config, keys, chain, shutdown_signal(), None)
+                    .await
+                    .map_err(CliError::failed)
+            })
+        }
+        ChainKind::Evm => {
+            let key = read_chain_key(config.evm.chain_key_file.as_deref())?;
+            let e = &config.evm;
+            let settings = EvmSettings {
+                rpc: e.rpc.clone(),
+                contract: e.contract.parse().map_err(CliError::usage)?,
+                chain_name: e.chain_name.clone(),
+                from_block: e.from_block,
+                confirmations: e.confirmations,
+            };
+            rt.block_on(async move {
+                let chain = EvmChainClient::connect(settings, key)
+                    .await
+                    .map_err(|e| CliError::Failed(format!("cannot reach the EVM chain: {e}")))?;
+                tracing::info!(account = %chain.account(), "sending EVM transactions from this account");
+                crate::runtime::run(config, keys, chain, shutdown_signal(), None)
+                    .await
+                    .map_err(CliError::failed)
+            })
+        }
+    }
+}
+
+/// The secp256k1 key in `file` (hex, with or without `0x`, surrounding whitespace ignored).
+fn read_chain_key(
+    file: Option<&std::path::Path>,
+) -> Result<keyquorum_evm::PrivateKeySigner, CliError> {
+    let file = file.ok_or_else(|| CliError::Usage("--chain-key-file is required".into()))?;
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(file)
+            .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", file.display())))?,
+    );
+    text.trim()
+        .parse()
+        .map_err(|_| CliError::Failed(format!("{} holds no secp256k1 key in hex", file.display())))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -23,6 +23,21 @@
 //! enabled = true                           # false (flag: --no-beacon): no partials, no rounds
 //! ```
 //!
+//! Against the coordinator contract on an EVM chain instead of the embedded chain
+//! (`chain_url` is then unused):
+//!
+//! ```toml
+//! chain = "evm"                            # flag: --chain evm (default "devchain")
+//! stake = 1000                             # in wei, sent with the registration
+//! [evm]
+//! rpc = "http://127.0.0.1:8545"            # JSON-RPC endpoint (flag: --rpc)
+//! contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"   # flag: --contract
+//! chain_key_file = "node-1.chain-key"      # hex secp256k1 key of the sending account (flag: --chain-key-file)
+//! chain_name = "keyquorum-evm"             # the contract's chain name (`keyquorum deploy`'s chain_name)
+//! from_block = 0                           # the deployment block
+//! confirmations = 2                        # blocks built on a block before it is acted on
+//! ```
+//!
 //! Unknown keys are an error (a typo must not silently fall back to a default).
 
 use std::net::SocketAddr;
@@ -125,6 +140,52 @@ pub struct NodeConfig {
     pub sign: crate::sign::SignConfig,
     /// The random beacon.
     pub beacon: BeaconConfig,
+    /// Which chain coordinates the view changes.
+    pub chain: ChainKind,
+    /// The coordinator contract on an EVM chain (with `chain = "evm"`).
+    pub evm: EvmConfig,
+}
+
+/// Which chain coordinates the view changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChainKind {
+    /// keyquorum's embedded chain (`keyquorum chain`) at `chain_url`.
+    #[default]
+    Devchain,
+    /// The coordinator contract on an EVM chain (the `[evm]` table).
+    Evm,
+}
+
+/// The `[evm]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvmConfig {
+    /// JSON-RPC endpoint (`http://` or `https://`).
+    pub rpc: String,
+    /// The coordinator's address (hex).
+    pub contract: String,
+    /// File holding the hex secp256k1 private key the node sends its transactions from.
+    pub chain_key_file: Option<PathBuf>,
+    /// The chain name the contract was deployed with.
+    pub chain_name: String,
+    /// The block the contract was deployed in.
+    pub from_block: u64,
+    /// Blocks built on a block before the node acts on it.
+    pub confirmations: u64,
+}
+
+impl Default for EvmConfig {
+    fn default() -> Self {
+        EvmConfig {
+            rpc: "http://127.0.0.1:8545".into(),
+            contract: String::new(),
+            chain_key_file: None,
+            chain_name: "keyquorum-evm".into(),
+            from_block: 0,
+            confirmations: 2,
+        }
+    }
 }
 
 /// The `[beacon]` table.
@@ -160,6 +221,8 @@ impl Default for NodeConfig {
             io_threads: 2,
             sign: crate::sign::SignConfig::default(),
             beacon: BeaconConfig::default(),
+            chain: ChainKind::default(),
+            evm: EvmConfig::default(),
         }
     }
 }
@@ -183,6 +246,13 @@ pub struct NodeConfigOverrides {
     pub sign_token_file: Option<PathBuf>,
     /// `beacon.enabled`.
     pub beacon_enabled: Option<bool>,
+    pub chain: Option<ChainKind>,
+    /// `evm.rpc`.
+    pub evm_rpc: Option<String>,
+    /// `evm.contract`.
+    pub evm_contract: Option<String>,
+    /// `evm.chain_key_file`.
+    pub evm_chain_key_file: Option<PathBuf>,
 }
 
 /// Configuration errors.
@@ -227,8 +297,18 @@ impl NodeConfig {
             status_listen,
             fault,
             threads,
-            io_threads
+            io_threads,
+            chain
         );
+        if let Some(rpc) = &o.evm_rpc {
+            c.evm.rpc = rpc.clone();
+        }
+        if let Some(contract) = &o.evm_contract {
+            c.evm.contract = contract.clone();
+        }
+        if o.evm_chain_key_file.is_some() {
+            c.evm.chain_key_file = o.evm_chain_key_file.clone();
+        }
         if o.sign_token_file.is_some() {
             c.sign.token_file = o.sign_token_file.clone();
         }
@@ -245,6 +325,21 @@ impl NodeConfig {
     /// Checks every field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.chain == ChainKind::Evm {
+            let e = &self.evm;
+            if !(e.rpc.starts_with("http://") || e.rpc.starts_with("https://")) {
+                return bad(format!("evm.rpc {:?} must be an http(s):// URL", e.rpc));
+            }
+            if e.contract
+                .parse::<keyquorum_evm::alloy_primitives::Address>()
+                .is_err()
+            {
+                return bad(format!("evm.contract {:?} is not an address", e.contract));
+            }
+            if e.chain_key_file.is_none() {
+                return bad("evm.chain_key_file (--chain-key-file) is required".into());
+            }
+        }
         if !self.chain_url.starts_with("http://") {
             return bad(format!(
                 "chain_url {:?} must be an http:// URL",

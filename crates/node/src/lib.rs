@@ -38,6 +38,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activation;
 pub mod beacon;
 pub mod chain;
 pub mod cli;

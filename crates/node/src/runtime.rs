@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keyquorum_contract::Transaction;
 use keyquorum_contract::hex::Bytes;
 use keyquorum_contract::tx::{NetworkIdentity, TxBody};
 use keyquorum_net::libp2p::PeerId;
@@ -31,11 +30,14 @@ use keyquorum_net::{
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
+use crate::activation::{Collected, Collector, KIND_MAGIC_PARTIAL, PartialMessage};
 use crate::beacon::http::{BeaconHttp, Serving};
 use crate::beacon::store::BeaconStore;
 use crate::beacon::sync::SyncAsk;
 use crate::beacon::{Beacon, Outgoing};
-use crate::chain::{ChainBlock, ChainClient, SubmitOutcome};
+use keyquorum_contract::magic::MagicBlock;
+
+use crate::chain::{ChainAction, ChainBlock, ChainClient, Sender, SignatureRoute, SubmitOutcome};
 use crate::config::NodeConfig;
 use crate::driver::{
     Driver, DriverError, Effect, Incoming, KIND_DIRECT, KIND_PULL, OwnTx, Submission, Verdict,
@@ -369,7 +371,8 @@ impl BeaconRuntime {
     }
 }
 
-struct Runtime {
+struct Runtime<C: ChainClient> {
+    chain: C,
     chain_id: String,
     keys: Arc<NodeKeys>,
     net: NetworkHandle,
@@ -377,13 +380,20 @@ struct Runtime {
     sessions: HashMap<[u8; 32], watch::Sender<bool>>,
     txq: TxQueue,
     height: u64,
-    submitter: mpsc::Sender<([u8; 32], Vec<u8>)>,
+    submitter: mpsc::Sender<([u8; 32], C::Tx)>,
     pulled_tx: mpsc::Sender<Incoming>,
     beacon: BeaconRuntime,
+    /// Magic-block partials of peers, where they are combined off chain.
+    collector: Collector,
+    /// The magic block awaiting signatures, as last seen.
+    signing: Option<([u8; 32], MagicBlock)>,
+    /// The active view's magic block, whose committee signs the next handover (kept in memory
+    /// from its activation on).
+    active_block: Option<MagicBlock>,
 }
 
-impl Runtime {
-    async fn apply(&mut self, effects: Vec<Effect>) {
+impl<C: ChainClient> Runtime<C> {
+    async fn apply(&mut self, driver: &Driver, effects: Vec<Effect>) {
         for e in effects {
             match e {
                 Effect::Crash => {
@@ -405,6 +415,7 @@ impl Runtime {
                         self.net.clone(),
                         session,
                         to,
+                        KIND_DIRECT,
                         kind,
                         payload,
                         cancel,
@@ -447,12 +458,39 @@ impl Runtime {
                         }
                     });
                 }
-                Effect::Submit(s) => self.txq.queue.push_back(*s),
+                Effect::Submit(s) => match &s.action {
+                    ChainAction::Tx(TxBody::MagicBlockSignature {
+                        view,
+                        block_hash,
+                        role,
+                        partial,
+                    }) if self.chain.signature_route() == SignatureRoute::OffChain => {
+                        let message = PartialMessage {
+                            view: *view,
+                            block_hash: *block_hash,
+                            role: *role,
+                            partial: *partial,
+                        };
+                        self.share_partial(driver, message);
+                    }
+                    _ => self.txq.queue.push_back(*s),
+                },
                 Effect::EnterSession {
                     session,
-                    members,
+                    mut members,
                     networks,
                 } => {
+                    // The active committee signs the handover: where partials are combined off
+                    // chain, its members outside the new ceremony send theirs in its session.
+                    if self.chain.signature_route() == SignatureRoute::OffChain
+                        && let Some(active) = &self.active_block
+                    {
+                        for m in &active.members {
+                            if !members.iter().any(|x| x[..] == m.identity.0[..]) {
+                                members.push(m.identity.0.to_vec());
+                            }
+                        }
+                    }
                     self.sessions
                         .entry(session)
                         .or_insert_with(|| watch::channel(false).0);
@@ -493,6 +531,121 @@ impl Runtime {
         }
     }
 
+    /// Sends this node's partial on a magic block to every member of the new committee, over
+    /// the ceremony's session, and offers it to its own collector (module docs of
+    /// [`crate::activation`]).
+    fn share_partial(&mut self, driver: &Driver, message: PartialMessage) {
+        let state = driver.state();
+        let Some(pending) = state.pending_magic.as_ref() else {
+            return;
+        };
+        let mut session = [0u8; 32];
+        if state
+            .ceremony
+            .as_ref()
+            .is_none_or(|c| hex::decode_to_slice(&c.session_id, &mut session).is_err())
+        {
+            return;
+        }
+        let me = self.keys.identity().public().to_bytes();
+        if pending.index.is_some() {
+            self.collect_for(driver);
+            self.offer_partial(Some(&me[..]), &message);
+        }
+        let payload = message.encode();
+        let cancel = self
+            .sessions
+            .entry(session)
+            .or_insert_with(|| watch::channel(false).0)
+            .subscribe();
+        for member in &pending.members {
+            let Ok(to) = hex::decode(member) else {
+                continue;
+            };
+            if to == me {
+                continue;
+            }
+            tokio::spawn(deliver(
+                self.net.clone(),
+                session,
+                to,
+                KIND_MAGIC_PARTIAL,
+                "magic_partial",
+                payload.clone(),
+                cancel.clone(),
+                self.reporter.clone(),
+            ));
+        }
+    }
+
+    /// A peer's partial on a magic block; `false` leaves it unanswered (so the peer retries:
+    /// this node has not reached that block yet).
+    fn on_partial(&mut self, from: Option<&[u8]>, payload: &[u8]) -> bool {
+        match PartialMessage::decode(payload) {
+            Ok(message) => self.offer_partial(from, &message),
+            Err(e) => {
+                debug!(error = %e, "magic block partial dropped");
+                true
+            }
+        }
+    }
+
+    fn offer_partial(&mut self, from: Option<&[u8]>, message: &PartialMessage) -> bool {
+        match self.collector.offer(from, message) {
+            Ok(Collected::Later) => false,
+            Ok(Collected::Kept) => true,
+            Ok(Collected::Complete(activation)) => {
+                info!(
+                    view = activation.view,
+                    "magic block signatures combined; activating"
+                );
+                self.txq.queue.push_back(Submission {
+                    action: ChainAction::Activate(activation),
+                    kind: "activate",
+                    expires: None,
+                });
+                true
+            }
+            Err(e) => {
+                warn!(error = %e, "magic block partial refused");
+                true
+            }
+        }
+    }
+
+    /// Keeps the collector on the magic block this node signs as a member of the new committee,
+    /// and the active view's block (the handover's committee) once a view is activated.
+    fn collect_for(&mut self, driver: &Driver) {
+        if self.chain.signature_route() != SignatureRoute::OffChain {
+            return;
+        }
+        let state = driver.state();
+        if let Some((hash, block)) = &self.signing
+            && state.current_hash.as_deref() == Some(hex::encode(hash).as_str())
+        {
+            self.active_block = Some(block.clone());
+            self.signing = None;
+            self.collector.clear();
+        }
+        let Some(pending) = state.pending_magic.as_ref() else {
+            return;
+        };
+        let (Some(block), Ok(hash)) = (
+            pending.block.clone(),
+            <[u8; 32]>::try_from(hex::decode(&pending.hash).unwrap_or_default()),
+        ) else {
+            return;
+        };
+        self.signing = Some((hash, block.clone()));
+        if pending.index.is_some() {
+            let previous = self
+                .active_block
+                .clone()
+                .filter(|b| b.view + 1 == block.view);
+            self.collector.set_target(hash, block, previous);
+        }
+    }
+
     /// Submits queued transactions while fewer than [`MAX_IN_FLIGHT`] are in flight.
     fn pump(&mut self, driver: &Driver) {
         if self.txq.not_before.is_some_and(|t| Instant::now() < t) {
@@ -511,17 +664,22 @@ impl Runtime {
                 continue;
             }
             let nonce = driver.nonce() + self.txq.inflight.len() as u64;
-            let bytes = Transaction::sign(
-                &self.chain_id,
-                self.keys.identity(),
+            let sender = Sender {
+                chain_id: &self.chain_id,
+                identity: self.keys.identity(),
                 nonce,
-                sub.body.clone(),
-            )
-            .encode();
-            let hash = keyquorum_contract::tx::tx_hash(&bytes);
+            };
+            let prepared = match self.chain.prepare(&sub.action, sender) {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(error = %e, "transaction dropped");
+                    continue;
+                }
+            };
+            let hash = prepared.id;
             self.reporter.observe(Observation::Sent {
                 kind: sub.kind,
-                bytes: bytes.len(),
+                bytes: prepared.len,
             });
             debug!(kind = sub.kind, nonce, "submitting transaction");
             self.txq.inflight.push_back(Inflight {
@@ -531,7 +689,7 @@ impl Runtime {
             });
             // One submitter posts them in queue order: transactions that reach the mempool out
             // of nonce order are refused in the block and cost a round trip each.
-            if self.submitter.try_send((hash, bytes)).is_err() {
+            if self.submitter.try_send((hash, prepared.tx)).is_err() {
                 self.txq.requeue_from(0, Duration::from_millis(300));
                 return;
             }
@@ -544,6 +702,21 @@ impl Runtime {
         };
         match outcome {
             SubmitOutcome::Accepted | SubmitOutcome::Duplicate => {}
+            SubmitOutcome::Included => {
+                self.txq.inflight.remove(pos);
+            }
+            SubmitOutcome::Reverted { code, reason } => {
+                let f = self.txq.inflight.remove(pos).expect("position found");
+                // Another member's activation, or a post already on chain: expected.
+                if matches!(
+                    code.as_str(),
+                    "NoViewChange" | "AlreadyPosted" | "AlreadyRegistered"
+                ) {
+                    debug!(kind = f.sub.kind, %code, "transaction not needed");
+                } else {
+                    warn!(kind = f.sub.kind, %code, %reason, "transaction refused by the contract");
+                }
+            }
             SubmitOutcome::Busy => self.txq.requeue_from(pos, Duration::from_millis(300)),
             SubmitOutcome::Rejected { code, reason } => {
                 if code == "stale_nonce" || code == "bad_nonce" {
@@ -551,7 +724,7 @@ impl Runtime {
                     self.txq.requeue_from(pos, Duration::from_millis(200));
                 } else {
                     let f = self.txq.inflight.remove(pos).expect("position found");
-                    if let TxBody::Register { stake, .. } = &f.sub.body
+                    if let ChainAction::Tx(TxBody::Register { stake, .. }) = &f.sub.action
                         && code == "insufficient_balance"
                     {
                         // Stake is locked from the account's balance: the configured stake
@@ -581,10 +754,12 @@ fn in_place<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn deliver(
     net: NetworkHandle,
     session: [u8; 32],
     to: Vec<u8>,
+    net_kind: u8,
     kind: &'static str,
     payload: Vec<u8>,
     mut cancel: watch::Receiver<bool>,
@@ -596,7 +771,7 @@ async fn deliver(
         let attempt = net.send(
             Target::Identity(to.clone()),
             session,
-            KIND_DIRECT,
+            net_kind,
             payload.clone(),
         );
         tokio::select! {
@@ -782,7 +957,7 @@ pub async fn run<C: ChainClient>(
     }
 
     let (submit_tx, mut submit_rx) = mpsc::channel(64);
-    let (submitter, mut to_submit) = mpsc::channel::<([u8; 32], Vec<u8>)>(64);
+    let (submitter, mut to_submit) = mpsc::channel::<([u8; 32], C::Tx)>(64);
     {
         let chain = chain.clone();
         tokio::spawn(async move {
@@ -812,6 +987,7 @@ pub async fn run<C: ChainClient>(
         None
     };
     let mut rt = Runtime {
+        chain: chain.clone(),
         chain_id,
         keys: keys.clone(),
         net: net.clone(),
@@ -834,8 +1010,11 @@ pub async fn run<C: ChainClient>(
             synced: synced_tx,
             sign: sign.clone(),
         },
+        collector: Collector::default(),
+        signing: None,
+        active_block: None,
     };
-    rt.apply(effects).await;
+    rt.apply(&driver, effects).await;
     let registration = TxBody::Register {
         pop: keys.identity().proof_of_possession(),
         encryption_key: keys.encryption().public_key(),
@@ -875,12 +1054,13 @@ pub async fn run<C: ChainClient>(
                         rt.txq.on_own_tx(own);
                     }
                     rt.txq.on_height(b.height);
-                    rt.apply(out.effects).await;
+                    rt.apply(&driver, out.effects).await;
+                    rt.collect_for(&driver);
                 }
                 Follow::Head(h) => {
                     let effects = in_place(|| driver.set_head(h))?;
                     reporter.apply(driver.drain_observations());
-                    rt.apply(effects).await;
+                    rt.apply(&driver, effects).await;
                     // Caught up with the chain: register if the chain does not know us (again
                     // after a while if it still does not).
                     if driver.cursor() > h
@@ -890,7 +1070,7 @@ pub async fn run<C: ChainClient>(
                         info!(stake = config.stake, "registering");
                         registration_sent = Some(rt.height);
                         rt.txq.queue.push_back(Submission {
-                            body: registration.clone(),
+                            action: ChainAction::Tx(registration.clone()),
                             kind: "register",
                             expires: None,
                         });
@@ -972,6 +1152,15 @@ pub async fn run<C: ChainClient>(
                                         let _ = reply.send(answer);
                                     });
                                 }
+                                KIND_MAGIC_PARTIAL => {
+                                    reporter.observe(Observation::Received {
+                                        kind: "magic_partial",
+                                        bytes: payload.len(),
+                                    });
+                                    if rt.on_partial(from_identity.as_deref(), &payload) {
+                                        let _ = reply.send(Vec::new());
+                                    }
+                                }
                                 SIGN_REQUEST_KIND => {
                                     reporter.observe(Observation::Received {
                                         kind: "sign_request",
@@ -1016,12 +1205,12 @@ pub async fn run<C: ChainClient>(
                         let _ = r.send(Vec::new());
                     }
                 }
-                rt.apply(effects).await;
+                rt.apply(&driver, effects).await;
             }
             Some(inc) = pulled_rx.recv() => {
                 let (_, effects) = in_place(|| driver.process_messages(vec![inc]))?;
                 reporter.apply(driver.drain_observations());
-                rt.apply(effects).await;
+                rt.apply(&driver, effects).await;
             }
             Some((hash, outcome)) = submit_rx.recv() => rt.on_submitted(hash, outcome),
             _ = tick.tick() => rt.beacon.tick(&net, false),

@@ -298,6 +298,7 @@ impl SimNode {
                     self.queue.push_front(body);
                     return;
                 }
+                Ok(other) => panic!("the embedded chain does not answer {other:?}"),
             }
         }
     }

@@ -13,7 +13,12 @@ use keyquorum_contract::{Contract, Event, Rejection};
 use keyquorum_devchain::api::{Block, EventsQuery, Status};
 use keyquorum_devchain::{Client, ClientError, StateMachine, TxHash, TxRejection};
 
-use super::{Blocks, ChainBlock, ChainClient, ChainStatus, ChainTx, SubmitOutcome};
+use keyquorum_contract::Transaction;
+
+use super::{
+    Blocks, ChainAction, ChainBlock, ChainClient, ChainStatus, ChainTx, Prepared, Sender,
+    SignatureRoute, SubmitOutcome, Unprepared,
+};
 
 /// Most blocks asked for in one long poll.
 const BLOCKS_PER_POLL: usize = 200;
@@ -105,6 +110,32 @@ pub fn submit_outcome(result: Result<(), ClientError>) -> Result<SubmitOutcome, 
 
 impl ChainClient for DevchainClient {
     type Error = ClientError;
+    type Tx = Vec<u8>;
+
+    fn signature_route(&self) -> SignatureRoute {
+        SignatureRoute::OnChain
+    }
+
+    /// The contract's transaction, signed with the identity key at the sender's nonce.
+    fn prepare(
+        &self,
+        action: &ChainAction,
+        sender: Sender<'_>,
+    ) -> Result<Prepared<Vec<u8>>, Unprepared> {
+        let ChainAction::Tx(body) = action else {
+            return Err(Unprepared {
+                kind: action.kind(),
+                why: "the contract collects partial signatures itself".into(),
+            });
+        };
+        let bytes = Transaction::sign(sender.chain_id, sender.identity, sender.nonce, body.clone())
+            .encode();
+        Ok(Prepared {
+            id: keyquorum_contract::tx::tx_hash(&bytes),
+            len: bytes.len(),
+            tx: bytes,
+        })
+    }
 
     async fn status(&self) -> Result<ChainStatus, ClientError> {
         let status: Status<ContractStatus> = self.api.status().await?;

@@ -5,6 +5,16 @@
 //! The node needs only three things from a chain, so other chains can be added behind the same
 //! trait: its status (the chain id, which every transaction signature binds), the committed
 //! blocks in order with the contract's events (long-polled), and a way to submit a transaction.
+//!
+//! Transactions are typed ([`ChainAction`]): the node says what it does (register, post a
+//! signed DKG post, a partial signature on a magic block, activate a view with the combined
+//! signatures) and each adapter turns that into its chain's transaction
+//! ([`ChainClient::prepare`]): the embedded chain signs it with the node's identity key and
+//! nonce into its binary encoding, an EVM chain maps it to a call of the coordinator contract
+//! ([`evm`]). Where the chain collects the magic block's partial signatures itself (the
+//! embedded chain) the node submits them; where it verifies only a combined threshold
+//! signature (the EVM contract) the node combines them with its peers off chain
+//! ([`SignatureRoute`], `crate::activation`).
 //! Everything the node knows about ceremonies comes from the events, in block order: the
 //! contract publishes exactly the inputs of the board (`PostAccepted`, `PostRejected`,
 //! `BoardDeadline`) in the order it applied them, so the node's participant sees the same board
@@ -20,8 +30,90 @@ use std::future::Future;
 use keyquorum_contract::Event;
 
 pub mod devchain;
+pub mod evm;
 
 pub use devchain::{ContractMachine, DevchainClient};
+pub use evm::EvmChainClient;
+
+use keyquorum_contract::tx::TxBody;
+use keyquorum_dkg::identity::IdentityKeypair;
+
+/// What the node asks a chain to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainAction {
+    /// One of the contract's transactions (register, stake, post, a partial signature on a
+    /// magic block).
+    Tx(TxBody),
+    /// Activate a view: its magic block with the combined signatures, for chains that verify
+    /// a threshold signature rather than collect partials ([`SignatureRoute::OffChain`]).
+    Activate(Activation),
+}
+
+impl ChainAction {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChainAction::Tx(body) => body.kind(),
+            ChainAction::Activate(_) => "activate",
+        }
+    }
+}
+
+/// The combined signatures on a magic block, which activate its view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    /// The view.
+    pub view: u64,
+    /// The magic block's hash.
+    pub block_hash: [u8; 32],
+    /// The new committee's signature (compressed G2).
+    pub signature: [u8; 96],
+    /// The previous committee's handover signature (none for the first view).
+    pub previous_signature: Option<[u8; 96]>,
+}
+
+/// Where the partial signatures on a magic block go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureRoute {
+    /// Submitted to the chain, which combines them and activates the view (the embedded chain).
+    OnChain,
+    /// Sent to the new committee's members, any of which combines them and submits
+    /// [`ChainAction::Activate`] (the EVM contract).
+    OffChain,
+}
+
+/// Who sends a transaction, and the chain's count of its transactions so far (for chains that
+/// order a sender's transactions by it; the others ignore it).
+#[derive(Debug, Clone, Copy)]
+pub struct Sender<'a> {
+    /// The chain id the embedded chain's transaction signatures bind.
+    pub chain_id: &'a str,
+    /// The node's identity key.
+    pub identity: &'a IdentityKeypair,
+    /// The sender's next nonce as the node tracks it.
+    pub nonce: u64,
+}
+
+/// A transaction ready to submit.
+#[derive(Debug, Clone)]
+pub struct Prepared<T> {
+    /// What its outcome and its inclusion are matched by (the hash where the chain has one).
+    pub id: [u8; 32],
+    /// Its size in bytes, for the traffic metrics.
+    pub len: usize,
+    /// The transaction.
+    pub tx: T,
+}
+
+/// Why an action cannot be made into a transaction of this chain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot send {kind} on this chain: {why}")]
+pub struct Unprepared {
+    /// The action's kind.
+    pub kind: &'static str,
+    /// Why.
+    pub why: String,
+}
 
 /// What the node needs to know of a chain before it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +166,17 @@ pub enum SubmitOutcome {
     Accepted,
     /// Already pending or included (same bytes).
     Duplicate,
+    /// Included in a block and applied: nothing more to wait for (chains whose submission
+    /// waits for the receipt).
+    Included,
+    /// Refused by the contract, finally, and without effect on the sender's other
+    /// transactions (chains that number them themselves).
+    Reverted {
+        /// The contract's error name.
+        code: String,
+        /// Explanation.
+        reason: String,
+    },
     /// Refused by the pre-check (`code` is the contract's rejection code).
     Rejected {
         /// Machine-readable code.
@@ -90,6 +193,18 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
     /// Why a call failed (transport, an error answer the node cannot act on, an undecodable
     /// answer); a refused transaction is a [`SubmitOutcome`], not an error.
     type Error: std::error::Error + Send + Sync + 'static;
+    /// A transaction ready to submit.
+    type Tx: Send + 'static;
+
+    /// Where this chain wants the partial signatures on a magic block.
+    fn signature_route(&self) -> SignatureRoute;
+
+    /// Turns `action` from `sender` into this chain's transaction.
+    fn prepare(
+        &self,
+        action: &ChainAction,
+        sender: Sender<'_>,
+    ) -> Result<Prepared<Self::Tx>, Unprepared>;
 
     /// The chain's status (chain id and height).
     fn status(&self) -> impl Future<Output = Result<ChainStatus, Self::Error>> + Send;
@@ -99,9 +214,9 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
         from: u64,
         wait_ms: u64,
     ) -> impl Future<Output = Result<Blocks, Self::Error>> + Send;
-    /// Submits a raw transaction.
+    /// Submits a prepared transaction.
     fn submit(
         &self,
-        tx: Vec<u8>,
+        tx: Self::Tx,
     ) -> impl Future<Output = Result<SubmitOutcome, Self::Error>> + Send;
 }

@@ -274,7 +274,7 @@ impl Driver {
                     let kind = post_kind(&bytes);
                     if on_board.is_none_or(|b| !b.contains(&bytes)) {
                         effects.push(Effect::Submit(Box::new(Submission {
-                            body: TxBody::DkgPost { post: bytes },
+                            action: ChainAction::Tx(TxBody::DkgPost { post: bytes }),
                             kind,
                             expires: None,
                         })));
@@ -284,7 +284,7 @@ impl Driver {
                     {
                         warn!("fault injection: posting a second, different contribution");
                         effects.push(Effect::Submit(Box::new(Submission {
-                            body: TxBody::DkgPost { post: f },
+                            action: ChainAction::Tx(TxBody::DkgPost { post: f }),
                             kind: "contribution",
                             expires: None,
                         })));

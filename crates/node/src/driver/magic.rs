@@ -141,12 +141,12 @@ impl Driver {
             let message = signing_message(SignerRole::New, hash);
             let partial = tbls::partial_sign::<MinPk>(&share, Scalar::from(index), &message);
             effects.push(Effect::Submit(Box::new(Submission {
-                body: TxBody::MagicBlockSignature {
+                action: ChainAction::Tx(TxBody::MagicBlockSignature {
                     view,
                     block_hash: *hash,
                     role: SignerRole::New,
                     partial,
-                },
+                }),
                 kind: "magic_block_signature",
                 expires: None,
             })));
@@ -164,12 +164,12 @@ impl Driver {
             let message = signing_message(SignerRole::Old, hash);
             let partial = tbls::partial_sign::<MinPk>(&share, Scalar::from(prev.index), &message);
             effects.push(Effect::Submit(Box::new(Submission {
-                body: TxBody::MagicBlockSignature {
+                action: ChainAction::Tx(TxBody::MagicBlockSignature {
                     view,
                     block_hash: *hash,
                     role: SignerRole::Old,
                     partial,
-                },
+                }),
                 kind: "magic_block_signature",
                 expires: None,
             })));

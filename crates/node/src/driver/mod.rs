@@ -119,7 +119,7 @@ use rand_core::{OsRng, RngCore, SeedableRng};
 use tracing::{debug, error, info, warn};
 use zeroize::Zeroizing;
 
-use crate::chain::ChainBlock;
+use crate::chain::{ChainAction, ChainBlock};
 use crate::config::Fault;
 use crate::keys::NodeKeys;
 use crate::report::Observation;
@@ -163,7 +163,7 @@ pub enum DriverError {
 #[derive(Debug, Clone)]
 pub struct Submission {
     /// What.
-    pub body: TxBody,
+    pub action: ChainAction,
     /// For logs and metrics.
     pub kind: &'static str,
     /// Last height at which it is useful (its phase's deadline).

@@ -14,7 +14,7 @@ use keyquorum_contract::config::KeyMode;
 use keyquorum_contract::hex::Bytes;
 use keyquorum_contract::tx::{NetworkIdentity, SignerRole, TxBody};
 use keyquorum_contract::{Contract, ContractConfig, Event, Size, Transaction};
-use keyquorum_node::chain::{ChainBlock, ChainTx};
+use keyquorum_node::chain::{ChainAction, ChainBlock, ChainTx};
 use keyquorum_node::driver::{Driver, Effect, Incoming, Verdict};
 use keyquorum_node::metrics::Metrics;
 use keyquorum_node::report::Reporter;
@@ -198,8 +198,11 @@ impl Harness {
                     }
                 }
                 Effect::Submit(s) => {
-                    self.submitted[from].push(s.body.clone());
-                    self.pending.push((from, s.body));
+                    let ChainAction::Tx(body) = s.action else {
+                        panic!("the embedded chain takes no {}", s.action.kind());
+                    };
+                    self.submitted[from].push(body.clone());
+                    self.pending.push((from, body));
                 }
                 _ => {}
             }

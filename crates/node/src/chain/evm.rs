@@ -1,0 +1,468 @@
+//! The adapter for the coordinator contract on an EVM chain (`contracts/src/Coordinator.sol`,
+//! `keyquorum-evm`): [`EvmChainClient`] follows the contract's logs at a confirmation depth and
+//! sends the node's transactions from its chain key.
+//!
+//! - Blocks: `keyquorum_evm::client::Follower` reports the confirmed blocks with the contract's
+//!   logs and the phase deadlines by block number; `keyquorum_evm::events::Translator` turns
+//!   them into the embedded chain's events with a replica of the ceremony's board, so the
+//!   node's driver follows the EVM contract exactly as it follows the embedded one. Each poll
+//!   also reports the newest confirmed block (empty if it has no logs), so the node knows it
+//!   has caught up. Following starts at the contract's deployment block every time the node
+//!   starts (the translator's registry and board are rebuilt from the logs); the node skips the
+//!   blocks it has processed already. A reorg deeper than the confirmation depth stops the
+//!   following (every poll fails with it) rather than follow the other branch.
+//! - Transactions ([`ChainClient::prepare`]): registration (the identity key, its proof of
+//!   possession and its signature binding the key to the chain key's account, stake as the
+//!   call's value), DKG posts, adding, unbonding and withdrawing stake, and the activation with
+//!   the combined signatures, whose magic block and qualified set come from the translator's
+//!   board. Partial signatures are not sent to this chain ([`SignatureRoute::OffChain`]). Sends
+//!   are serialised and each waits for its receipt (`keyquorum_evm::client::Client::send`);
+//!   nonce, gas and fees are the provider's.
+//! - View changes: the contract starts one only when someone submits the ranking of the
+//!   eligible nodes (`startViewChange`). Every node does so when one is due (the start block
+//!   reached with no ceremony running, or the running ceremony's wait phase over without an
+//!   activation): the ranking comes from the registrations this node has followed and the
+//!   stakes and seed the contract holds. The first such call wins; the others are refused at
+//!   gas estimation and cost nothing, or, when two land in one block, the later one reverts.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keyquorum_contract::hex::Hex;
+use keyquorum_contract::select::tiebreak;
+use keyquorum_contract::tx::TxBody;
+use keyquorum_dkg::identity::Purpose;
+use keyquorum_evm::alloy_primitives::{Address, Bytes, U256};
+use keyquorum_evm::client::{CallOutcome, Client, ClientError, FollowError, Follower};
+use keyquorum_evm::events::Translator;
+use keyquorum_evm::{Coordinator, PrivateKeySigner, g1_point, g2_point, registration_payload};
+use sha2::{Digest, Sha256};
+use tracing::{debug, error, info};
+
+use super::{
+    Blocks, ChainAction, ChainBlock, ChainClient, ChainStatus, ChainTx, Prepared, Sender,
+    SignatureRoute, SubmitOutcome, Unprepared,
+};
+
+/// How long a poll that found nothing new waits before answering.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// Where the contract is and how to follow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvmSettings {
+    /// JSON-RPC endpoint (`http://` or `https://`).
+    pub rpc: String,
+    /// The coordinator's address.
+    pub contract: Address,
+    /// The chain name the contract was deployed with (its `chainId` configuration), which every
+    /// ceremony's session id and magic block bind.
+    pub chain_name: String,
+    /// The block the contract was deployed in (following starts there).
+    pub from_block: u64,
+    /// Blocks built on a block before it is reported.
+    pub confirmations: u64,
+}
+
+/// Why a chain call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EvmChainError {
+    /// A call or a send failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Following the logs failed.
+    #[error(transparent)]
+    Follow(#[from] FollowError),
+}
+
+struct Following {
+    follower: Follower,
+    /// The newest block reported to the node.
+    reported: Option<u64>,
+}
+
+/// A call ready to send: its calldata and the value (wei) it carries.
+#[derive(Debug, Clone)]
+pub struct EvmCall {
+    /// ABI-encoded call.
+    pub input: Vec<u8>,
+    /// Value sent with it.
+    pub value: U256,
+}
+
+/// The coordinator contract on an EVM chain; see the module docs. Clones share the connection,
+/// the follower and the send lock.
+#[derive(Clone)]
+pub struct EvmChainClient {
+    client: Client,
+    chain_id: u64,
+    settings: EvmSettings,
+    following: Arc<tokio::sync::Mutex<Following>>,
+    translator: Arc<Mutex<Translator>>,
+    starting: Arc<AtomicBool>,
+    /// The head at this node's last check for a due view change (one check per block).
+    checked_at: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for EvmChainClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvmChainClient")
+            .field("settings", &self.settings)
+            .field("account", &self.client.account())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EvmChainClient {
+    /// Connects to the contract, sending from `key`'s account.
+    pub async fn connect(
+        settings: EvmSettings,
+        key: PrivateKeySigner,
+    ) -> Result<Self, ClientError> {
+        let client = Client::connect_serial(&settings.rpc, key, settings.contract).await?;
+        let chain_id = client.chain_id().await?;
+        let follower = Follower::new(
+            client.provider().clone(),
+            settings.contract,
+            settings.from_block,
+            settings.confirmations,
+        );
+        Ok(EvmChainClient {
+            translator: Arc::new(Mutex::new(Translator::new(settings.chain_name.clone()))),
+            client,
+            chain_id,
+            settings,
+            following: Arc::new(tokio::sync::Mutex::new(Following {
+                follower,
+                reported: None,
+            })),
+            starting: Arc::new(AtomicBool::new(false)),
+            checked_at: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The account transactions are sent from.
+    pub fn account(&self) -> Address {
+        self.client.account()
+    }
+
+    /// The contract's client (for reads).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn translator(&self) -> std::sync::MutexGuard<'_, Translator> {
+        self.translator.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn register_call(
+        &self,
+        body: &TxBody,
+        sender: Sender<'_>,
+    ) -> Result<Option<EvmCall>, Unprepared> {
+        let TxBody::Register {
+            pop,
+            encryption_key,
+            network,
+            stake,
+        } = body
+        else {
+            return Ok(None);
+        };
+        let bad = |what: &str| Unprepared {
+            kind: "register",
+            why: format!("invalid {what}"),
+        };
+        let identity = *sender.identity.public().as_bytes();
+        let payload = registration_payload(
+            self.chain_id,
+            self.settings.contract,
+            self.client.account(),
+            encryption_key.as_bytes(),
+            &network.peer_id.0,
+            &network.addresses,
+        );
+        let binding = sender.identity.sign(Purpose::Transaction, &payload);
+        let call = Coordinator::registerCall {
+            identity: Bytes::copy_from_slice(&identity),
+            identityPoint: g2_point(&identity)
+                .map_err(|_| bad("identity key"))?
+                .to_vec()
+                .into(),
+            pop: g1_point(&pop.0)
+                .map_err(|_| bad("proof of possession"))?
+                .to_vec()
+                .into(),
+            binding: g1_point(&binding.0)
+                .map_err(|_| bad("binding signature"))?
+                .to_vec()
+                .into(),
+            encryptionKey: (*encryption_key.as_bytes()).into(),
+            peerId: Bytes::copy_from_slice(&network.peer_id.0),
+            addresses: network.addresses.clone(),
+        };
+        Ok(Some(EvmCall {
+            input: alloy_sol_call(call),
+            value: U256::from(*stake),
+        }))
+    }
+
+    fn activate_call(&self, a: &super::Activation) -> Result<EvmCall, Unprepared> {
+        let unprepared = |why: &str| Unprepared {
+            kind: "activate",
+            why: why.into(),
+        };
+        let translator = self.translator();
+        let created = translator
+            .created(&a.block_hash)
+            .ok_or_else(|| unprepared("not the magic block of the ceremony on chain"))?;
+        let group_key = g1_point(&created.block.group_key.0)
+            .map_err(|_| unprepared("the group key is not a point"))?;
+        let signature_point =
+            g2_point(&a.signature).map_err(|_| unprepared("the signature is not a point"))?;
+        let previous = match &a.previous_signature {
+            Some(s) => g2_point(s)
+                .map_err(|_| unprepared("the handover signature is not a point"))?
+                .to_vec(),
+            None => Vec::new(),
+        };
+        let call = Coordinator::activateCall {
+            a: Coordinator::Activation {
+                magicBlock: created.block.encode().into(),
+                groupKeyPoint: group_key.to_vec().into(),
+                qualified: created.qualified.clone(),
+                signature: Bytes::copy_from_slice(&a.signature),
+                signaturePoint: signature_point.to_vec().into(),
+                previousSignaturePoint: previous.into(),
+            },
+        };
+        Ok(EvmCall {
+            input: alloy_sol_call(call),
+            value: U256::ZERO,
+        })
+    }
+
+    /// Starts the view change if one is due and no attempt of this node is under way (module
+    /// docs).
+    fn start_view_change_if_due(&self) {
+        if self.starting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.start_view_change().await {
+                debug!(error = %e, "view change not started");
+            }
+            me.starting.store(false, Ordering::Release);
+        });
+    }
+
+    async fn start_view_change(&self) -> Result<(), ClientError> {
+        let c = &self.client;
+        let head = c.block_number().await?;
+        if self.checked_at.swap(head, Ordering::AcqRel) == head {
+            return Ok(());
+        }
+        let running = c.read(Coordinator::runningCall {}).await?;
+        let due = if running.is_zero() {
+            head + 1 >= c.read(Coordinator::nextStartCall {}).await?
+        } else {
+            head + 1
+                > c.read(Coordinator::ceremonyCall { id: running })
+                    .await?
+                    .waitEnd
+        };
+        if !due {
+            return Ok(());
+        }
+        let Some(ranked) = self.ranking().await? else {
+            return Ok(());
+        };
+        let count = ranked.len();
+        match c
+            .send(Coordinator::startViewChangeCall { ranked }, U256::ZERO)
+            .await?
+        {
+            CallOutcome::Included { block, .. } => {
+                info!(block, candidates = count, "started a view change on chain")
+            }
+            CallOutcome::Reverted(r) => debug!(revert = %r.name(), "view change not started"),
+        }
+        Ok(())
+    }
+
+    /// Every eligible node, best first (stake descending, then the tie-break under the
+    /// contract's seed ascending), as `startViewChange` checks it; `None` while the
+    /// registrations followed here do not account for every eligible node.
+    async fn ranking(&self) -> Result<Option<Vec<Address>>, ClientError> {
+        let c = &self.client;
+        let seed = c.read(Coordinator::currentSeedCall {}).await?.0;
+        let eligible = c.read(Coordinator::eligibleCountCall {}).await?;
+        let registered = self.translator().registered();
+        let mut ranked = Vec::with_capacity(registered.len());
+        for (account, identity) in registered {
+            let stake = c.read(Coordinator::stakeOfCall { account }).await?.stake;
+            if !stake.is_zero() {
+                ranked.push((stake, tiebreak(&seed, &Hex(identity)), account));
+            }
+        }
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        // Eligible means a stake of at least the minimum: the best `eligible` by stake.
+        let Ok(eligible) = usize::try_from(eligible) else {
+            return Ok(None);
+        };
+        if ranked.len() < eligible {
+            return Ok(None);
+        }
+        ranked.truncate(eligible);
+        Ok(Some(ranked.into_iter().map(|r| r.2).collect()))
+    }
+}
+
+fn alloy_sol_call<C: keyquorum_evm::alloy_sol_types::SolCall>(call: C) -> Vec<u8> {
+    call.abi_encode()
+}
+
+impl ChainClient for EvmChainClient {
+    type Error = EvmChainError;
+    type Tx = EvmCall;
+
+    fn signature_route(&self) -> SignatureRoute {
+        SignatureRoute::OffChain
+    }
+
+    fn prepare(
+        &self,
+        action: &ChainAction,
+        sender: Sender<'_>,
+    ) -> Result<Prepared<EvmCall>, Unprepared> {
+        let call = match action {
+            ChainAction::Activate(a) => self.activate_call(a)?,
+            ChainAction::Tx(body) => match body {
+                TxBody::Register { .. } => {
+                    self.register_call(body, sender)?.expect("a registration")
+                }
+                TxBody::DkgPost { post } => EvmCall {
+                    input: alloy_sol_call(Coordinator::postCall {
+                        signedPost: Bytes::copy_from_slice(post),
+                    }),
+                    value: U256::ZERO,
+                },
+                TxBody::AddStake { amount } => EvmCall {
+                    input: alloy_sol_call(Coordinator::addStakeCall {}),
+                    value: U256::from(*amount),
+                },
+                TxBody::Unbond { amount } => EvmCall {
+                    input: alloy_sol_call(Coordinator::unbondCall {
+                        amount: U256::from(*amount),
+                    }),
+                    value: U256::ZERO,
+                },
+                TxBody::ClaimUnbonded => EvmCall {
+                    input: alloy_sol_call(Coordinator::withdrawCall {}),
+                    value: U256::ZERO,
+                },
+                other => {
+                    return Err(Unprepared {
+                        kind: other.kind(),
+                        why: "the coordinator contract has no such call".into(),
+                    });
+                }
+            },
+        };
+        let id: [u8; 32] = Sha256::new()
+            .chain_update(&call.input)
+            .chain_update(call.value.to_be_bytes::<32>())
+            .finalize()
+            .into();
+        Ok(Prepared {
+            id,
+            len: call.input.len(),
+            tx: call,
+        })
+    }
+
+    async fn status(&self) -> Result<ChainStatus, EvmChainError> {
+        Ok(ChainStatus {
+            chain_id: self.settings.chain_name.clone(),
+            height: self.client.block_number().await?,
+        })
+    }
+
+    async fn blocks(&self, from: u64, wait_ms: u64) -> Result<Blocks, EvmChainError> {
+        let mut following = self.following.lock().await;
+        let (confirmed, safe) = match following.follower.poll().await {
+            Ok(x) => x,
+            Err(e @ FollowError::Reorg { .. }) => {
+                error!(error = %e, "stopped following the contract");
+                tokio::time::sleep(IDLE_POLL).await;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut blocks = Vec::new();
+        for block in confirmed {
+            let events: Vec<_> = {
+                let mut translator = self.translator();
+                block
+                    .inputs
+                    .into_iter()
+                    .flat_map(|i| translator.translate(i))
+                    .collect()
+            };
+            if events.is_empty() || block.number < from {
+                continue;
+            }
+            let time_ms = self
+                .client
+                .block_timestamp(block.number)
+                .await?
+                .unwrap_or_default()
+                .saturating_mul(1000);
+            blocks.push(ChainBlock {
+                height: block.number,
+                time_ms,
+                txs: vec![ChainTx {
+                    hash: [0; 32],
+                    tx: Vec::new(),
+                    events,
+                    rejected: None,
+                }],
+                end_block_events: Vec::new(),
+            });
+        }
+        let height = safe.unwrap_or(0);
+        // The newest confirmed block, even without logs: the node learns it caught up.
+        if let Some(safe) = safe
+            && safe >= from
+            && blocks.last().is_none_or(|b| b.height < safe)
+            && following.reported.is_none_or(|r| r < safe)
+        {
+            blocks.push(ChainBlock {
+                height: safe,
+                time_ms: 0,
+                txs: Vec::new(),
+                end_block_events: Vec::new(),
+            });
+        }
+        if let Some(last) = blocks.last() {
+            following.reported = Some(last.height);
+        }
+        drop(following);
+        self.start_view_change_if_due();
+        if blocks.is_empty() {
+            tokio::time::sleep(IDLE_POLL.min(Duration::from_millis(wait_ms))).await;
+        }
+        Ok(Blocks { blocks, height })
+    }
+
+    async fn submit(&self, tx: EvmCall) -> Result<SubmitOutcome, EvmChainError> {
+        Ok(match self.client.send_calldata(tx.input, tx.value).await? {
+            CallOutcome::Included { .. } => SubmitOutcome::Included,
+            CallOutcome::Reverted(r) => SubmitOutcome::Reverted {
+                code: r.name(),
+                reason: format!("{r:?}"),
+            },
+        })
+    }
+}
