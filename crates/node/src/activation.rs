@@ -107,7 +107,7 @@ pub enum Collected {
     /// For a block this node does not collect yet: leave unanswered, the sender retries.
     Later,
     /// The last partial needed: the activation to submit.
-    Complete(Activation),
+    Complete(Box<Activation>),
 }
 
 struct Target {
@@ -207,12 +207,12 @@ impl Collector {
         match target.signature {
             Some(signature) if handover_done && !target.complete => {
                 target.complete = true;
-                Ok(Collected::Complete(Activation {
+                Ok(Collected::Complete(Box::new(Activation {
                     view: target.block.view,
                     block_hash: target.hash,
                     signature,
                     previous_signature: target.previous_signature,
-                }))
+                })))
             }
             _ => Ok(Collected::Kept),
         }

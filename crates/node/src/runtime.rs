@@ -600,7 +600,7 @@ impl<C: ChainClient> Runtime<C> {
                     "magic block signatures combined; activating"
                 );
                 self.txq.queue.push_back(Submission {
-                    action: ChainAction::Activate(activation),
+                    action: ChainAction::Activate(*activation),
                     kind: "activate",
                     expires: None,
                 });

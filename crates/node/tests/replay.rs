@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use keyquorum_contract::config::KeyMode;
 use keyquorum_contract::tx::TxBody;
 use keyquorum_contract::{ContractConfig, Event};
+use keyquorum_node::chain::ChainAction;
 use keyquorum_node::driver::Effect;
 
 mod common;
@@ -66,7 +67,7 @@ fn a_killed_driver_replays_to_the_same_messages_and_the_view_changes_complete() 
     // for byte.
     for e in &effects {
         if let Effect::Submit(s) = e
-            && let TxBody::DkgPost { post } = &s.body
+            && let ChainAction::Tx(TxBody::DkgPost { post }) = &s.action
         {
             assert_ne!(post.get(48), Some(&1), "contribution submitted again");
             assert!(h.posts(CRASH).contains(post), "a post it had not made");
