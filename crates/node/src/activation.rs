@@ -218,3 +218,170 @@ impl Collector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyquorum_contract::config::KeyMode;
+    use keyquorum_contract::hex::{Bytes, Hex};
+    use keyquorum_contract::magic::MagicBlockMember;
+    use keyquorum_crypto::secret::Secret;
+    use keyquorum_crypto::tbls;
+    use keyquorum_crypto::{Bls12381G1, Curve};
+    use keyquorum_dkg::identity::IdentityKeypair;
+
+    type Scalar = <Bls12381G1 as Curve>::Scalar;
+
+    /// A committee of three with threshold two: `f(x) = 7 + 5x`, member `i`'s share `f(i)`.
+    struct Committee {
+        block: MagicBlock,
+        shares: Vec<Scalar>,
+        identities: Vec<[u8; 96]>,
+    }
+
+    fn key(s: Scalar) -> Hex<48> {
+        let pk = tbls::public_key::<MinPk>(&Secret::new(s));
+        Hex(Bls12381G1::point_bytes(&pk).try_into().unwrap())
+    }
+
+    fn committee(view: u64, seed: u8) -> Committee {
+        let f = |x: u64| Scalar::from(7u64 + seed as u64) + Scalar::from(5u64) * Scalar::from(x);
+        let identities: Vec<[u8; 96]> = (1..=3u8)
+            .map(|i| {
+                let mut bytes = [0u8; 32];
+                bytes[0] = seed;
+                bytes[1] = i;
+                *IdentityKeypair::from_seed(&bytes)
+                    .unwrap()
+                    .public()
+                    .as_bytes()
+            })
+            .collect();
+        let members = (1..=3u64)
+            .map(|i| MagicBlockMember {
+                index: i,
+                identity: Hex(identities[i as usize - 1]),
+                encryption_key: Hex([i as u8; 32]),
+                peer_id: Bytes(vec![i as u8]),
+                addresses: Vec::new(),
+                public_share: key(f(i)),
+            })
+            .collect();
+        let block = MagicBlock {
+            chain_id: "test".into(),
+            view,
+            ceremony_number: 0,
+            key_mode: KeyMode::Fresh,
+            session_id: Hex([seed; 32]),
+            n: 3,
+            t: 2,
+            k: 2,
+            group_key: key(f(0)),
+            members,
+            previous_hash: Hex([0; 32]),
+            first_round: 10,
+        };
+        Committee {
+            block,
+            shares: (1..=3).map(f).collect(),
+            identities,
+        }
+    }
+
+    fn partial(c: &Committee, i: usize, role: SignerRole, hash: &[u8; 32]) -> PartialMessage {
+        let message = keyquorum_contract::magic::signing_message(role, hash);
+        PartialMessage {
+            view: 2,
+            block_hash: *hash,
+            role,
+            partial: tbls::partial_sign::<MinPk>(
+                &Secret::new(c.shares[i]),
+                Scalar::from(i as u64 + 1),
+                &message,
+            ),
+        }
+    }
+
+    #[test]
+    fn a_partial_message_round_trips_and_garbage_is_refused() {
+        let c = committee(2, 1);
+        let m = partial(&c, 0, SignerRole::Old, &[9; 32]);
+        assert_eq!(PartialMessage::decode(&m.encode()).unwrap(), m);
+        let mut bad = m.encode();
+        bad[40] = 2;
+        assert_eq!(PartialMessage::decode(&bad), Err(CollectError::Malformed));
+        assert_eq!(
+            PartialMessage::decode(&bad[1..]),
+            Err(CollectError::Malformed)
+        );
+    }
+
+    /// The activation comes with the `t`-th valid partial of each committee, once, and its
+    /// signatures verify under each committee's group key; forged, misattributed and unknown
+    /// partials are refused or deferred.
+    #[test]
+    fn both_committees_combine_at_their_threshold() {
+        let new = committee(2, 1);
+        let old = committee(1, 2);
+        let hash = new.block.hash();
+        let mut collector = Collector::default();
+        // No block yet: the sender is asked to retry.
+        let first = partial(&new, 0, SignerRole::New, &hash);
+        assert_eq!(
+            collector.offer(Some(&new.identities[0]), &first),
+            Ok(Collected::Later)
+        );
+        collector.set_target(hash, new.block.clone(), Some(old.block.clone()));
+        // Member 2's partial presented as member 1's.
+        let second = partial(&new, 1, SignerRole::New, &hash);
+        assert_eq!(
+            collector.offer(Some(&new.identities[0]), &second),
+            Err(CollectError::Partial(PartialError::WrongIndex))
+        );
+        // A stranger, and a partial on another message.
+        assert_eq!(
+            collector.offer(Some(&old.identities[0]), &first),
+            Err(CollectError::Partial(PartialError::NotASigner))
+        );
+        let other = partial(&new, 0, SignerRole::New, &[1; 32]);
+        let forged = PartialMessage {
+            block_hash: hash,
+            ..other
+        };
+        assert_eq!(
+            collector.offer(Some(&new.identities[0]), &forged),
+            Err(CollectError::Partial(PartialError::BadPartial))
+        );
+        for (i, m) in [first.clone(), first, second].iter().enumerate() {
+            let from = &new.identities[if i < 2 { 0 } else { 1 }];
+            assert_eq!(collector.offer(Some(from), m), Ok(Collected::Kept));
+        }
+        // The handover is still missing.
+        let old_first = partial(&old, 2, SignerRole::Old, &hash);
+        assert_eq!(
+            collector.offer(Some(&old.identities[2]), &old_first),
+            Ok(Collected::Kept)
+        );
+        let old_second = partial(&old, 0, SignerRole::Old, &hash);
+        let Ok(Collected::Complete(a)) = collector.offer(Some(&old.identities[0]), &old_second)
+        else {
+            panic!("no activation at the threshold");
+        };
+        assert_eq!((a.view, a.block_hash), (2, hash));
+        for (committee, role, sig) in [
+            (&new.block, SignerRole::New, a.signature),
+            (&old.block, SignerRole::Old, a.previous_signature.unwrap()),
+        ] {
+            let pk = tbls::decode_public_key::<MinPk>(&committee.group_key.0).unwrap();
+            let sig = tbls::decode_signature::<MinPk>(&sig).unwrap();
+            let message = keyquorum_contract::magic::signing_message(role, &hash);
+            tbls::verify::<MinPk>(&pk, &message, &sig).unwrap();
+        }
+        // Only once.
+        let third = partial(&new, 2, SignerRole::New, &hash);
+        assert_eq!(
+            collector.offer(Some(&new.identities[2]), &third),
+            Ok(Collected::Kept)
+        );
+    }
+}
