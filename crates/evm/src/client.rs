@@ -254,8 +254,9 @@ impl Client {
         })
     }
 
-    /// [`Client::connect`] on a provider with simple nonce management ([`connect_serial`]), for
-    /// a long-running sender whose calls may be refused at estimation.
+    /// [`Client::connect`] on a provider whose nonce is the chain's pending count at each send,
+    /// taken after gas estimation, for a long-running sender whose calls may be refused at
+    /// estimation: such a call uses no nonce, so no later call waits behind a gap.
     pub async fn connect_serial(
         rpc: &str,
         key: PrivateKeySigner,
