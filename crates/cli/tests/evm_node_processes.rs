@@ -6,8 +6,6 @@
 //! every member reports. anvil is the pinned npm package in `contracts/` (`npm ci` there);
 //! without it the test fails saying so.
 
-// The devchain helpers are for the other process tests.
-#[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -153,22 +153,6 @@ async fn connect(rpc: &str, key: PrivateKeySigner) -> Result<DynProvider, Client
     Ok(provider.erased())
 }
 
-/// A provider whose nonce is the chain's pending count at each send, taken after gas
-/// estimation: a call refused at estimation uses no nonce, so (with sends serialised) no later
-/// call waits behind a gap. Gas limit by estimation, fees by the gas filler, the chain id
-/// fetched.
-async fn connect_serial(rpc: &str, key: PrivateKeySigner) -> Result<DynProvider, ClientError> {
-    let provider = ProviderBuilder::new()
-        .disable_recommended_fillers()
-        .with_gas_estimation()
-        .with_simple_nonce_management()
-        .fetch_chain_id()
-        .wallet(EthereumWallet::from(key))
-        .connect(rpc)
-        .await?;
-    Ok(provider.erased())
-}
-
 /// Deploys the coordinator with `config` from `key`'s account; returns its address and the
 /// block it was created in (where a follower starts).
 pub async fn deploy(
@@ -248,23 +232,6 @@ impl Client {
         let account = key.address();
         Ok(Client {
             provider: connect(rpc, key).await?,
-            contract,
-            account,
-            send_lock: Default::default(),
-        })
-    }
-
-    /// [`Client::connect`] on a provider whose nonce is the chain's pending count at each send,
-    /// taken after gas estimation, for a long-running sender whose calls may be refused at
-    /// estimation: such a call uses no nonce, so no later call waits behind a gap.
-    pub async fn connect_serial(
-        rpc: &str,
-        key: PrivateKeySigner,
-        contract: Address,
-    ) -> Result<Self, ClientError> {
-        let account = key.address();
-        Ok(Client {
-            provider: connect_serial(rpc, key).await?,
             contract,
             account,
             send_lock: Default::default(),

@@ -11,7 +11,11 @@
 //! ([`check_partial`]: a member of the signing committee, its own index, a valid partial under
 //! its public share), and once it holds `t` of the new committee (and, after the first view,
 //! `t` of the previous one) it combines and verifies them ([`combine_partials`]) and submits the
-//! activation. Any member may do so; the contract takes the first and refuses the others, which
+//! activation. A new member's partial carries its endorsement: its identity key's signature
+//! ([`Purpose::Endorsement`]) on the block's hash, which it too gives only after checking the
+//! block against its own board. The contract wants `t` of them besides the group signature,
+//! because the qualified set it is handed could be one in which a dealer chose its `f(0) G` to
+//! make the group key its own; honest players endorse only the block their boards define. Any member may do so; the contract takes the first and refuses the others, which
 //! then see the view activated in the chain's events. A partial for a block this node has not
 //! reached yet is not answered, so its sender retries.
 
@@ -20,13 +24,15 @@ use std::collections::BTreeMap;
 use keyquorum_contract::magic::{MagicBlock, PartialError, check_partial, combine_partials};
 use keyquorum_contract::tx::{PARTIAL_LEN, SignerRole};
 use keyquorum_crypto::tbls::{MinPk, PartialSignature};
+use keyquorum_dkg::identity::{IdentityPublicKey, IdentitySignature, Purpose, SIGNATURE_LEN};
 
-use crate::chain::Activation;
+use crate::chain::{Activation, Endorsement};
 
 /// Network message kind: a partial signature on a magic block (the response is empty).
 pub const KIND_MAGIC_PARTIAL: u8 = 8;
 
-/// Length of an encoded partial message: view, block hash, role, partial.
+/// Length of an encoded partial message of the previous committee: view, block hash, role,
+/// partial; a new member's adds its endorsement.
 const MESSAGE_LEN: usize = 8 + 32 + 1 + PARTIAL_LEN;
 
 /// A partial signature on a magic block as sent between nodes.
@@ -40,6 +46,9 @@ pub struct PartialMessage {
     pub role: SignerRole,
     /// The partial signature.
     pub partial: PartialSignature<MinPk>,
+    /// The sender's endorsement of the block (its identity signature on the hash): present
+    /// exactly for the new committee.
+    pub endorsement: Option<IdentitySignature>,
 }
 
 /// Why a partial message is refused.
@@ -60,12 +69,16 @@ pub enum CollectError {
     /// Refused by the signing rule.
     #[error(transparent)]
     Partial(#[from] PartialError),
+    /// A new member's endorsement that does not verify under its identity key.
+    #[error("endorsement of the magic block does not verify")]
+    BadEndorsement,
 }
 
 impl PartialMessage {
-    /// `view (u64) || block hash (32) || role (0 new, 1 old) || partial (128)`.
+    /// `view (u64) || block hash (32) || role (0 new, 1 old) || partial (128)`, then for the new
+    /// committee the endorsement (48).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(MESSAGE_LEN);
+        let mut out = Vec::with_capacity(MESSAGE_LEN + SIGNATURE_LEN);
         out.extend_from_slice(&self.view.to_be_bytes());
         out.extend_from_slice(&self.block_hash);
         out.push(match self.role {
@@ -73,12 +86,15 @@ impl PartialMessage {
             SignerRole::Old => 1,
         });
         out.extend_from_slice(&self.partial.to_bytes());
+        if let Some(e) = &self.endorsement {
+            out.extend_from_slice(&e.0);
+        }
         out
     }
 
     /// Decodes [`PartialMessage::encode`] (exact length, known role, valid partial encoding).
     pub fn decode(bytes: &[u8]) -> Result<Self, CollectError> {
-        if bytes.len() != MESSAGE_LEN {
+        if bytes.len() < MESSAGE_LEN {
             return Err(CollectError::Malformed);
         }
         let view = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
@@ -88,13 +104,21 @@ impl PartialMessage {
             1 => SignerRole::Old,
             _ => return Err(CollectError::Malformed),
         };
-        let partial = PartialSignature::<MinPk>::from_bytes(&bytes[41..])
+        let endorsement = match (role, &bytes[MESSAGE_LEN..]) {
+            (SignerRole::New, e) if e.len() == SIGNATURE_LEN => {
+                Some(IdentitySignature(e.try_into().expect("signature length")))
+            }
+            (SignerRole::Old, []) => None,
+            _ => return Err(CollectError::Malformed),
+        };
+        let partial = PartialSignature::<MinPk>::from_bytes(&bytes[41..MESSAGE_LEN])
             .map_err(|_| CollectError::Malformed)?;
         Ok(PartialMessage {
             view,
             block_hash,
             role,
             partial,
+            endorsement,
         })
     }
 }
@@ -116,6 +140,7 @@ struct Target {
     previous: Option<MagicBlock>,
     new: BTreeMap<u64, PartialSignature<MinPk>>,
     old: BTreeMap<u64, PartialSignature<MinPk>>,
+    endorsements: BTreeMap<u64, Endorsement>,
     signature: Option<[u8; 96]>,
     previous_signature: Option<[u8; 96]>,
     complete: bool,
@@ -142,6 +167,7 @@ impl Collector {
             previous,
             new: BTreeMap::new(),
             old: BTreeMap::new(),
+            endorsements: BTreeMap::new(),
             signature: None,
             previous_signature: None,
             complete: false,
@@ -194,6 +220,21 @@ impl Collector {
         if done || kept.contains_key(&index) {
             return Ok(Collected::Kept);
         }
+        if message.role == SignerRole::New {
+            let signature = message.endorsement.ok_or(CollectError::Malformed)?;
+            let key = IdentityPublicKey::from_bytes(from).map_err(|_| CollectError::NoSender)?;
+            if !key.verify(Purpose::Endorsement, &target.hash, &signature) {
+                return Err(CollectError::BadEndorsement);
+            }
+            target.endorsements.insert(
+                index,
+                Endorsement {
+                    index,
+                    identity: *from,
+                    signature,
+                },
+            );
+        }
         kept.insert(index, message.partial);
         if kept.len() >= committee.t as usize {
             let partials: Vec<_> = kept.values().copied().collect();
@@ -212,6 +253,7 @@ impl Collector {
                     block_hash: target.hash,
                     signature,
                     previous_signature: target.previous_signature,
+                    endorsements: target.endorsements.values().cloned().collect(),
                 })))
             }
             _ => Ok(Collected::Kept),
@@ -236,6 +278,7 @@ mod tests {
     struct Committee {
         block: MagicBlock,
         shares: Vec<Scalar>,
+        keys: Vec<IdentityKeypair>,
         identities: Vec<[u8; 96]>,
     }
 
@@ -246,17 +289,15 @@ mod tests {
 
     fn committee(view: u64, seed: u8) -> Committee {
         let f = |x: u64| Scalar::from(7u64 + seed as u64) + Scalar::from(5u64) * Scalar::from(x);
-        let identities: Vec<[u8; 96]> = (1..=3u8)
+        let keys: Vec<IdentityKeypair> = (1..=3u8)
             .map(|i| {
                 let mut bytes = [0u8; 32];
                 bytes[0] = seed;
                 bytes[1] = i;
-                *IdentityKeypair::from_seed(&bytes)
-                    .unwrap()
-                    .public()
-                    .as_bytes()
+                IdentityKeypair::from_seed(&bytes).unwrap()
             })
             .collect();
+        let identities: Vec<[u8; 96]> = keys.iter().map(|k| *k.public().as_bytes()).collect();
         let members = (1..=3u64)
             .map(|i| MagicBlockMember {
                 index: i,
@@ -284,6 +325,7 @@ mod tests {
         Committee {
             block,
             shares: (1..=3).map(f).collect(),
+            keys,
             identities,
         }
     }
@@ -299,7 +341,50 @@ mod tests {
                 Scalar::from(i as u64 + 1),
                 &message,
             ),
+            endorsement: (role == SignerRole::New)
+                .then(|| c.keys[i].sign(Purpose::Endorsement, hash)),
         }
+    }
+
+    /// A new member's partial comes with its endorsement of the block, and one that is missing,
+    /// made by another key or for another block is refused before its partial is kept.
+    #[test]
+    fn new_members_partials_need_their_endorsement() {
+        let new = committee(2, 1);
+        let hash = new.block.hash();
+        let mut collector = Collector::default();
+        collector.set_target(hash, new.block.clone(), None);
+        let honest = partial(&new, 0, SignerRole::New, &hash);
+        for endorsement in [
+            Some(new.keys[1].sign(Purpose::Endorsement, &hash)),
+            Some(new.keys[0].sign(Purpose::Endorsement, &[1; 32])),
+            Some(new.keys[0].sign(Purpose::Post, &hash)),
+        ] {
+            let m = PartialMessage {
+                endorsement,
+                ..honest.clone()
+            };
+            assert_eq!(
+                collector.offer(Some(&new.identities[0]), &m),
+                Err(CollectError::BadEndorsement)
+            );
+        }
+        let bare = PartialMessage {
+            endorsement: None,
+            ..honest.clone()
+        };
+        assert_eq!(
+            PartialMessage::decode(&bare.encode()),
+            Err(CollectError::Malformed)
+        );
+        assert_eq!(
+            collector.offer(Some(&new.identities[0]), &bare),
+            Err(CollectError::Malformed)
+        );
+        assert_eq!(
+            collector.offer(Some(&new.identities[0]), &honest),
+            Ok(Collected::Kept)
+        );
     }
 
     #[test]
@@ -307,6 +392,15 @@ mod tests {
         let c = committee(2, 1);
         let m = partial(&c, 0, SignerRole::Old, &[9; 32]);
         assert_eq!(PartialMessage::decode(&m.encode()).unwrap(), m);
+        let endorsed = partial(&c, 0, SignerRole::New, &[9; 32]);
+        assert_eq!(
+            PartialMessage::decode(&endorsed.encode()).unwrap(),
+            endorsed
+        );
+        // An old member's message with an endorsement appended is malformed.
+        let mut long = m.encode();
+        long.extend_from_slice(&[0; 48]);
+        assert_eq!(PartialMessage::decode(&long), Err(CollectError::Malformed));
         let mut bad = m.encode();
         bad[40] = 2;
         assert_eq!(PartialMessage::decode(&bad), Err(CollectError::Malformed));
@@ -376,6 +470,15 @@ mod tests {
             let sig = tbls::decode_signature::<MinPk>(&sig).unwrap();
             let message = keyquorum_contract::magic::signing_message(role, &hash);
             tbls::verify::<MinPk>(&pk, &message, &sig).unwrap();
+        }
+        // The endorsements of the new members whose partials were combined, each verifying.
+        assert_eq!(
+            a.endorsements.iter().map(|e| e.index).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        for e in &a.endorsements {
+            let key = IdentityPublicKey::from_bytes(&e.identity).unwrap();
+            assert!(key.verify(Purpose::Endorsement, &hash, &e.signature));
         }
         // Only once.
         let third = partial(&new, 2, SignerRole::New, &hash);

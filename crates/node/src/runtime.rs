@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keyquorum_contract::hex::Bytes;
-use keyquorum_contract::tx::{NetworkIdentity, TxBody};
+use keyquorum_contract::tx::{NetworkIdentity, SignerRole, TxBody};
+use keyquorum_dkg::identity::Purpose;
 use keyquorum_net::libp2p::PeerId;
 use keyquorum_net::libp2p::multiaddr::Protocol;
 use keyquorum_net::{
@@ -465,11 +466,16 @@ impl<C: ChainClient> Runtime<C> {
                         role,
                         partial,
                     }) if self.chain.signature_route() == SignatureRoute::OffChain => {
+                        // The driver signs only a block it rebuilt from its own board, so the
+                        // new member endorses the same block here.
+                        let endorsement = (*role == SignerRole::New)
+                            .then(|| self.keys.identity().sign(Purpose::Endorsement, block_hash));
                         let message = PartialMessage {
                             view: *view,
                             block_hash: *block_hash,
                             role: *role,
                             partial: *partial,
+                            endorsement,
                         };
                         self.share_partial(driver, message);
                     }
@@ -1082,7 +1088,7 @@ pub async fn run<C: ChainClient>(
                     {
                         verifiable_key_sent = Some(rt.height);
                         rt.txq.queue.push_back(Submission {
-                            body: verifiable_key.clone(),
+                            action: ChainAction::Tx(verifiable_key.clone()),
                             kind: "set_verifiable_key",
                             expires: None,
                         });

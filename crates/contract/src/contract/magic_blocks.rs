@@ -20,7 +20,7 @@ use crate::tx::SignerRole;
 
 use super::ceremonies::penalised;
 use super::slashing::FaultInfo;
-use super::{Contract, Group, LiveBoard, view_seed};
+use super::{Contract, LiveBoard, view_seed};
 
 impl Contract {
     pub(super) fn magic_block_signature(

@@ -119,7 +119,7 @@ impl EvmChainClient {
         settings: EvmSettings,
         key: PrivateKeySigner,
     ) -> Result<Self, ClientError> {
-        let client = Client::connect_serial(&settings.rpc, key, settings.contract).await?;
+        let client = Client::connect(&settings.rpc, key, settings.contract).await?;
         let chain_id = client.chain_id().await?;
         let follower = Follower::new(
             client.provider().clone(),
@@ -226,6 +226,27 @@ impl EvmChainClient {
                 .to_vec(),
             None => Vec::new(),
         };
+        // The endorsers as the contract takes them: a bitmap of committee seats (share index
+        // minus one), their identity keys as points in seat order, one aggregate signature.
+        let mut endorsers = vec![0u8; (created.block.n as usize).div_ceil(8)];
+        let mut points = Vec::with_capacity(a.endorsements.len());
+        let mut endorsements: Vec<&super::Endorsement> = a.endorsements.iter().collect();
+        endorsements.sort_by_key(|e| e.index);
+        for e in &endorsements {
+            let seat = (e.index as usize)
+                .checked_sub(1)
+                .filter(|s| *s < created.block.n as usize)
+                .ok_or_else(|| unprepared("an endorser outside the committee"))?;
+            endorsers[seat / 8] |= 1 << (seat % 8);
+            let point =
+                g2_point(&e.identity).map_err(|_| unprepared("an endorser key is not a point"))?;
+            points.push(Bytes::copy_from_slice(&point));
+        }
+        let signatures: Vec<_> = endorsements.iter().map(|e| e.signature).collect();
+        let aggregate = keyquorum_dkg::identity::aggregate(&signatures)
+            .ok_or_else(|| unprepared("no endorsements"))?;
+        let endorsement = g1_point(&aggregate.0)
+            .map_err(|_| unprepared("the endorsement aggregate is not a point"))?;
         let call = Coordinator::activateCall {
             a: Coordinator::Activation {
                 magicBlock: created.block.encode().into(),
@@ -234,6 +255,9 @@ impl EvmChainClient {
                 signature: Bytes::copy_from_slice(&a.signature),
                 signaturePoint: signature_point.to_vec().into(),
                 previousSignaturePoint: previous.into(),
+                endorsers: endorsers.into(),
+                endorserPoints: points,
+                endorsement: endorsement.to_vec().into(),
             },
         };
         Ok(EvmCall {

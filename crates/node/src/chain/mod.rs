@@ -70,6 +70,20 @@ pub struct Activation {
     pub signature: [u8; 96],
     /// The previous committee's handover signature (none for the first view).
     pub previous_signature: Option<[u8; 96]>,
+    /// At least `t` new members' endorsements of the block, by share index.
+    pub endorsements: Vec<Endorsement>,
+}
+
+/// A committee member's word, under its identity key, that a magic block is the one its own
+/// board defines (`Purpose::Endorsement` on the block's hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endorsement {
+    /// The member's share index (its seat in the ceremony's committee, plus one).
+    pub index: u64,
+    /// Its identity key (compressed G2).
+    pub identity: [u8; 96],
+    /// Its signature.
+    pub signature: keyquorum_dkg::identity::IdentitySignature,
 }
 
 /// Where the partial signatures on a magic block go.
