@@ -3,8 +3,10 @@
 //!
 //! anvil comes from the npm package `@foundry-rs/anvil`, a pinned dev dependency of
 //! `contracts/` (`cd contracts && npm ci` installs it; the binary ships in a per-platform
-//! package). [`Anvil::start`] looks for it there, or at `KEYQUORUM_ANVIL`, and fails with how
-//! to install it when it is missing: nothing that needs it is skipped.
+//! package). [`Anvil::start`] uses `KEYQUORUM_ANVIL` if set, else the npm-installed binary, else
+//! fetches the same pinned package from the npm registry itself ([`crate::anvil_fetch`]), so a
+//! machine with only the Rust toolchain runs the tests too. When none of these works it fails
+//! saying why: nothing that needs anvil is skipped.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -18,11 +20,12 @@ use alloy_provider::{DynProvider, Provider, ProviderBuilder};
 pub const ANVIL_ENV: &str = "KEYQUORUM_ANVIL";
 
 /// How to get anvil, for the error when it is missing.
-pub const INSTALL_HINT: &str = "anvil is not installed: run `npm ci` in contracts/ (it installs \
-     the pinned @foundry-rs/anvil), or set KEYQUORUM_ANVIL to an anvil binary";
+pub const INSTALL_HINT: &str = "anvil is not installed and could not be fetched: run `npm ci` in \
+     contracts/ (it installs the pinned @foundry-rs/anvil), or set KEYQUORUM_ANVIL to an anvil binary";
 
 /// The anvil binary: `KEYQUORUM_ANVIL`, else the one `npm ci` put under
-/// `contracts/node_modules/@foundry-rs/anvil-<platform>/bin/` of the repository at `repo`.
+/// `contracts/node_modules/@foundry-rs/anvil-<platform>/bin/` of the repository at `repo`, else
+/// the same pinned package fetched from the npm registry and checked against the lockfile.
 pub fn find_anvil(repo: &Path) -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os(ANVIL_ENV) {
         let p = PathBuf::from(p);
@@ -42,9 +45,11 @@ pub fn find_anvil(repo: &Path) -> Result<PathBuf, String> {
         .filter(|p| p.is_file())
         .collect();
     found.sort();
-    found
-        .pop()
-        .ok_or_else(|| format!("{INSTALL_HINT} (looked in {})", scope.display()))
+    if let Some(p) = found.pop() {
+        return Ok(p);
+    }
+    crate::anvil_fetch::fetch_pinned(repo)
+        .map_err(|e| format!("{INSTALL_HINT} (looked in {}; {e})", scope.display()))
 }
 
 /// A running anvil, killed on drop.

@@ -13,7 +13,8 @@
 //!
 //! On a live chain: [`client`] deploys the contract, sends calls from a secp256k1 account and
 //! follows its logs at a confirmation depth; [`events`] turns those logs into the node's chain
-//! events; [`anvil`] starts a local chain for the tests.
+//! events; [`anvil`] starts a local chain for the tests, fetching the pinned anvil with
+//! [`anvil_fetch`] when npm has not installed it.
 //!
 //! The contract's rules, and what it does not do yet, are in the contract's own documentation
 //! and in `docs/architecture.md`; `tests/coordinator.rs` runs it in-process with `revm` (Prague).
@@ -56,6 +57,7 @@ mod consumer_bindings {
 /// beacon rounds and on-demand signatures under one group key.
 pub use consumer_bindings::BeaconConsumer;
 pub mod anvil;
+pub mod anvil_fetch;
 pub mod client;
 pub mod events;
 
