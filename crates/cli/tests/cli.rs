@@ -64,7 +64,14 @@ fn a_value_outside_a_closed_set_exits_2_and_names_the_allowed_ones() {
         (&["sim", "--format", "xml"], &["text", "json"]),
         (
             &["node", "--fault", "evil"],
-            &["none", "silent", "bad-share", "equivocate", "crash"],
+            &[
+                "none",
+                "silent",
+                "bad-share",
+                "equivocate",
+                "crash",
+                "bad-beacon",
+            ],
         ),
         (&["demo", "--format", "yaml"], &["text", "json"]),
     ];
