@@ -20,6 +20,11 @@
 //! then per round: round number (8, big-endian), signature length (1) and signature, previous
 //! signature length (1, 0 when absent) and previous signature. Lengths are at most
 //! [`MAX_SIGNATURE_LEN`]; nothing may follow the last round.
+//!
+//! Refusal ([`encode_rate_limited`], [`RATE_LIMITED_LEN`] bytes): [`RATE_LIMITED_MARKER`] (2,
+//! where an answer has its count, a value no count can take) and how long the asker should
+//! wait before asking that node again, in milliseconds (4, big-endian). A node answers so
+//! when the asker has used up its share of the node's sync capacity ([`SyncAnswer`]).
 
 use crate::info::ChainInfo;
 use crate::round::{MAX_SIGNATURE_LEN, Round};
@@ -31,6 +36,14 @@ pub const SYNC_REQUEST_LEN: usize = 32 + 8 + 4;
 /// Longest encoded answer: [`MAX_SYNC_ROUNDS`] rounds with signatures of the longest length.
 pub const MAX_SYNC_ANSWER_LEN: usize =
     2 + MAX_SYNC_ROUNDS as usize * (8 + 1 + MAX_SIGNATURE_LEN + 1 + MAX_SIGNATURE_LEN);
+
+/// Stands in an answer's round count for a refusal (see the module docs).
+pub const RATE_LIMITED_MARKER: u16 = u16::MAX;
+/// Length of an encoded refusal.
+pub const RATE_LIMITED_LEN: usize = 2 + 4;
+
+// The marker is no count an answer can carry.
+const _: () = assert!(MAX_SYNC_ROUNDS < RATE_LIMITED_MARKER as u32);
 
 /// Why a request, an answer or a fetched round is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -156,6 +169,40 @@ pub fn encode_rounds(rounds: &[Round]) -> Vec<u8> {
         out.extend_from_slice(previous);
     }
     out
+}
+
+/// A decoded answer to a [`SyncRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncAnswer {
+    /// Consecutive rounds from the one asked for (possibly none).
+    Rounds(Vec<Round>),
+    /// The node refused to answer now: ask it again no sooner than `retry_after_ms`.
+    RateLimited {
+        /// Milliseconds to wait before asking this node again.
+        retry_after_ms: u32,
+    },
+}
+
+/// Encodes a refusal asking the asker to wait `retry_after_ms` (see the module docs).
+pub fn encode_rate_limited(retry_after_ms: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RATE_LIMITED_LEN);
+    out.extend_from_slice(&RATE_LIMITED_MARKER.to_be_bytes());
+    out.extend_from_slice(&retry_after_ms.to_be_bytes());
+    out
+}
+
+/// Decodes an answer to `request`: a refusal of exactly [`RATE_LIMITED_LEN`] bytes, or rounds
+/// as [`decode_rounds`] reads them.
+pub fn decode_answer(request: &SyncRequest, bytes: &[u8]) -> Result<SyncAnswer, SyncError> {
+    if bytes.get(..2) == Some(RATE_LIMITED_MARKER.to_be_bytes().as_slice()) {
+        let wait: [u8; 4] = bytes[2..]
+            .try_into()
+            .map_err(|_| SyncError::Malformed("refusal length"))?;
+        return Ok(SyncAnswer::RateLimited {
+            retry_after_ms: u32::from_be_bytes(wait),
+        });
+    }
+    decode_rounds(request, bytes).map(SyncAnswer::Rounds)
 }
 
 /// Decodes an answer to `request`: at most `request.count` rounds (see the module docs). The

@@ -6,8 +6,9 @@ mod common;
 
 use common::{deal, first_chain, nodes, tick};
 use keyquorum_beacon::sync::{
-    MAX_SYNC_ANSWER_LEN, MAX_SYNC_ROUNDS, SYNC_REQUEST_LEN, SyncError, SyncRequest, check_link,
-    decode_rounds, encode_rounds,
+    MAX_SYNC_ANSWER_LEN, MAX_SYNC_ROUNDS, RATE_LIMITED_LEN, SYNC_REQUEST_LEN, SyncAnswer,
+    SyncError, SyncRequest, check_link, decode_answer, decode_rounds, encode_rate_limited,
+    encode_rounds,
 };
 use keyquorum_beacon::{ChainInfo, PedersenBlsChained, PedersenBlsUnchained, Round, verify_round};
 
@@ -73,6 +74,45 @@ fn a_lagging_node_asks_for_bounded_batches() {
     );
     let far = SyncRequest::after([1; 32], 0, 100_000).unwrap();
     assert_eq!((far.from, far.count), (1, MAX_SYNC_ROUNDS));
+}
+
+#[test]
+fn a_refusal_is_told_apart_from_rounds_and_bounded() {
+    let asked = request(1, MAX_SYNC_ROUNDS);
+    let refusal = encode_rate_limited(1500);
+    assert_eq!(refusal.len(), RATE_LIMITED_LEN);
+    assert_eq!(
+        decode_answer(&asked, &refusal),
+        Ok(SyncAnswer::RateLimited {
+            retry_after_ms: 1500
+        })
+    );
+    // Rounds still decode as rounds.
+    let (_, rounds) = chain::<PedersenBlsChained>(2, 4);
+    assert_eq!(
+        decode_answer(&asked, &encode_rounds(&rounds)),
+        Ok(SyncAnswer::Rounds(rounds))
+    );
+    assert_eq!(
+        decode_answer(&asked, &encode_rounds(&[])),
+        Ok(SyncAnswer::Rounds(Vec::new()))
+    );
+    // A refusal of any other length is malformed, not a wait of some other size.
+    for bad in [
+        &refusal[..5],
+        &[refusal.as_slice(), &[0]].concat()[..],
+        &refusal[..2],
+    ] {
+        assert_eq!(
+            decode_answer(&asked, bad),
+            Err(SyncError::Malformed("refusal length"))
+        );
+    }
+    // Read as rounds (by a node that does not know refusals), it is too many for any request.
+    assert!(matches!(
+        decode_rounds(&asked, &refusal),
+        Err(SyncError::TooMany { .. })
+    ));
 }
 
 #[test]

@@ -21,6 +21,8 @@
 //! timeout_ms = 5000                        # wait for t valid partials
 //! [beacon]
 //! enabled = true                           # false (flag: --no-beacon): no partials, no rounds
+//! sync_rate_per_sec = 2.0                  # requests for rounds answered per asking peer, sustained
+//! sync_burst = 20                          # per asking peer, at once
 //! ```
 //!
 //! Against the coordinator contract on an EVM chain instead of the embedded chain
@@ -189,18 +191,42 @@ impl Default for EvmConfig {
 }
 
 /// The `[beacon]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BeaconConfig {
     /// Run the beacon of each view this node is in (the default). When false the node signs no
     /// partials, stores and serves no rounds (its beacon paths answer 503), and refuses the
     /// members' partials; view changes are unaffected.
     pub enabled: bool,
+    /// Requests for rounds ([`crate::beacon::sync`]) this node answers a second for each
+    /// asking peer, sustained; more are refused with a wait.
+    pub sync_rate_per_sec: f64,
+    /// Requests for rounds an asking peer may make at once before the rate applies.
+    pub sync_burst: u32,
 }
 
 impl Default for BeaconConfig {
     fn default() -> Self {
-        BeaconConfig { enabled: true }
+        // A node catching up asks one batch at a time: 20 batches (2000 rounds) at once,
+        // then 200 rounds a second, far ahead of any chain's period.
+        BeaconConfig {
+            enabled: true,
+            sync_rate_per_sec: 2.0,
+            sync_burst: 20,
+        }
+    }
+}
+
+impl BeaconConfig {
+    /// Why the table is unusable, if it is.
+    pub fn problem(&self) -> Option<String> {
+        if !(self.sync_rate_per_sec.is_finite() && self.sync_rate_per_sec > 0.0) {
+            return Some("beacon.sync_rate_per_sec must be a positive number".into());
+        }
+        if self.sync_burst == 0 {
+            return Some("beacon.sync_burst must be at least 1".into());
+        }
+        None
     }
 }
 
@@ -364,6 +390,9 @@ impl NodeConfig {
             return bad("io_threads must be at least 1".into());
         }
         if let Some(problem) = self.sign.problem() {
+            return bad(problem);
+        }
+        if let Some(problem) = self.beacon.problem() {
             return bad(problem);
         }
         if self.passphrase_env.is_empty() && self.passphrase_file.is_none() {

@@ -13,7 +13,8 @@
 //! | `keyquorum_beacon_rounds_total`, `keyquorum_beacon_late_rounds_total` | counter | |
 //! | `keyquorum_beacon_partials_total` | counter | `member` (committee position), `result` |
 //! | `keyquorum_beacon_combine_seconds`, `keyquorum_beacon_round_latency_seconds` | histogram | |
-//! | `keyquorum_beacon_sync_requests_total` | counter | `result` (`rounds`, `empty`, `refused`, `unanswered`) |
+//! | `keyquorum_beacon_sync_requests_total` | counter | `result` (`rounds`, `empty`, `refused`, `unanswered`, `rate_limited`) |
+//! | `keyquorum_beacon_sync_answers_total` | counter | `result` (`served`, `rate_limited`) |
 //! | `keyquorum_beacon_synced_rounds_total` | counter | |
 //! | `keyquorum_sign_requests_total` | counter | `result` (`signed`, `rejected`) |
 //! | `keyquorum_sign_rejections_total` | counter | `reason` (error code of `POST /sign`) |
@@ -153,6 +154,7 @@ struct BeaconMetrics {
     combine: Histogram,
     latency: Histogram,
     sync_requests: Family<Labels, Counter>,
+    sync_answers: Family<Labels, Counter>,
     synced: Counter,
 }
 
@@ -167,6 +169,7 @@ impl BeaconMetrics {
             // Ten milliseconds to about 40 s, doubling.
             latency: Histogram::new(exponential_buckets(0.01, 2.0, 13)),
             sync_requests: Family::default(),
+            sync_answers: Family::default(),
             synced: Counter::default(),
         };
         registry.register(
@@ -200,6 +203,11 @@ impl BeaconMetrics {
             "keyquorum_beacon_sync_requests",
             "Requests this node sent for beacon rounds it lacked, by what the answer gave",
             m.sync_requests.clone(),
+        );
+        registry.register(
+            "keyquorum_beacon_sync_answers",
+            "Requests for beacon rounds other nodes sent this node, by how they were answered",
+            m.sync_answers.clone(),
         );
         registry.register(
             "keyquorum_beacon_synced_rounds",
@@ -397,6 +405,23 @@ impl Metrics {
             .get_or_create(&vec![("result", result.to_string())])
             .inc();
         self.beacon.synced.inc_by(stored);
+    }
+
+    /// Counts a request for rounds another node sent this node, by how it was answered.
+    pub fn beacon_sync_answer(&self, result: &str) {
+        self.beacon
+            .sync_answers
+            .get_or_create(&vec![("result", result.to_string())])
+            .inc();
+    }
+
+    /// Requests for rounds from other nodes answered with `result`.
+    pub fn beacon_sync_answers(&self, result: &str) -> u64 {
+        self.beacon
+            .sync_answers
+            .get(&vec![("result", result.to_string())])
+            .map(|c| c.get())
+            .unwrap_or(0)
     }
 
     /// Requests for rounds counted with `result`, and rounds stored from answers.

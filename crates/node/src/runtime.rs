@@ -34,7 +34,7 @@ use tracing::{debug, error, info, warn};
 use crate::activation::{Collected, Collector, KIND_MAGIC_PARTIAL, PartialMessage};
 use crate::beacon::http::{BeaconHttp, Serving};
 use crate::beacon::store::BeaconStore;
-use crate::beacon::sync::SyncAsk;
+use crate::beacon::sync::{SyncAsk, SyncGate};
 use crate::beacon::{Beacon, Outgoing};
 use keyquorum_contract::magic::MagicBlock;
 
@@ -167,6 +167,8 @@ struct BeaconRuntime {
     synced: mpsc::Sender<(SyncAsk, Result<Vec<u8>, String>)>,
     /// On-demand signatures, which sign with the same view's shares.
     sign: SignService,
+    /// Per-peer limit on the requests for rounds this node answers.
+    sync_gate: SyncGate,
 }
 
 /// How often the engine is ticked within a round: each tick sends this node's partial of a
@@ -1015,6 +1017,7 @@ pub async fn run<C: ChainClient>(
             answers: answers_tx,
             synced: synced_tx,
             sign: sign.clone(),
+            sync_gate: SyncGate::new(config.beacon.sync_rate_per_sec, config.beacon.sync_burst),
         },
         collector: Collector::default(),
         signing: None,
@@ -1101,7 +1104,7 @@ pub async fn run<C: ChainClient>(
                 let mut next = Some(ev);
                 while let Some(ev) = next {
                     match ev {
-                        NetEvent::Request { from_identity, session, kind, payload, reply, .. } => {
+                        NetEvent::Request { from, from_identity, session, kind, payload, reply } => {
                             match kind {
                                 KIND_DIRECT => {
                                     let label = match payload.first() {
@@ -1151,12 +1154,26 @@ pub async fn run<C: ChainClient>(
                                         kind: "beacon_sync",
                                         bytes: payload.len(),
                                     });
-                                    // Up to a batch of rounds read from redb: off the loop.
-                                    let store = rt.beacon.store.clone();
-                                    tokio::task::spawn_blocking(move || {
-                                        let answer = crate::beacon::sync::answer(store.as_deref(), &payload);
-                                        let _ = reply.send(answer);
-                                    });
+                                    // Anyone may ask: each asker has its share of this node.
+                                    let asker = from_identity
+                                        .as_deref()
+                                        .map_or_else(|| from.to_string(), hex::encode);
+                                    match rt.beacon.sync_gate.admit(&asker, now_ms()) {
+                                        Err(refusal) => {
+                                            debug!(%from, "request for beacon rounds rate limited");
+                                            metrics.beacon_sync_answer("rate_limited");
+                                            let _ = reply.send(refusal);
+                                        }
+                                        Ok(()) => {
+                                            metrics.beacon_sync_answer("served");
+                                            // Up to a batch of rounds read from redb: off the loop.
+                                            let store = rt.beacon.store.clone();
+                                            tokio::task::spawn_blocking(move || {
+                                                let answer = crate::beacon::sync::answer(store.as_deref(), &payload);
+                                                let _ = reply.send(answer);
+                                            });
+                                        }
+                                    }
                                 }
                                 KIND_MAGIC_PARTIAL => {
                                     reporter.observe(Observation::Received {

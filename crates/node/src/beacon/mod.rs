@@ -45,7 +45,7 @@ use std::time::Instant;
 use group::prime::PrimeCurveAffine;
 use keyquorum_beacon::engine::{Action, Engine, EngineConfig, Member, MemberId, PartialBeacon};
 use keyquorum_beacon::engine::{Rejected, SigningShare, ViewGroup};
-use keyquorum_beacon::sync::{check_link, decode_rounds};
+use keyquorum_beacon::sync::{SyncAnswer, check_link, decode_answer};
 use keyquorum_beacon::{ChainInfo, PedersenBlsChained, Round};
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::secret::Secret;
@@ -348,14 +348,21 @@ impl Beacon {
             // Asked for by the beacon of another view.
             return Vec::new();
         }
-        let rounds =
-            answer.and_then(|bytes| decode_rounds(&ask.request, &bytes).map_err(|e| e.to_string()));
-        let result = match rounds {
+        let answer =
+            answer.and_then(|bytes| decode_answer(&ask.request, &bytes).map_err(|e| e.to_string()));
+        let result = match answer {
             Err(e) => {
                 debug!(view = self.view, error = %e, "no beacon rounds from a member");
                 SyncResult::Unanswered
             }
-            Ok(rounds) => {
+            Ok(SyncAnswer::RateLimited { retry_after_ms }) => {
+                debug!(
+                    view = self.view,
+                    retry_after_ms, "a member refused a request for rounds for now"
+                );
+                SyncResult::RateLimited { retry_after_ms }
+            }
+            Ok(SyncAnswer::Rounds(rounds)) => {
                 let mut stored = 0;
                 let mut refused = false;
                 for round in &rounds {
@@ -376,7 +383,7 @@ impl Beacon {
         };
         let stored = match result {
             SyncResult::Answered { stored, .. } => stored,
-            SyncResult::Unanswered => 0,
+            SyncResult::Unanswered | SyncResult::RateLimited { .. } => 0,
         };
         self.metrics.beacon_sync(result.label(), stored);
         if stored > 0 {
@@ -388,7 +395,7 @@ impl Beacon {
             );
         }
         let behind = self.sync_upto(now_ms) > self.last_round();
-        self.syncer.done(&ask.request, result, behind, now_ms);
+        self.syncer.done(ask, result, behind, now_ms);
         if stored > 0 {
             self.tick(now_ms)
         } else {

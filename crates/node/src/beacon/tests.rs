@@ -741,6 +741,89 @@ fn fetched_rounds_are_stored_only_when_they_chain_and_verify() {
 }
 
 #[test]
+fn a_peer_over_its_sync_rate_is_refused_others_are_not_and_the_bucket_refills() {
+    // Two requests at once, then one a second, per asking peer.
+    let mut gate = sync::SyncGate::new(1.0, 2);
+    let asked = SyncRequest::after([3; 32], 0, 10).unwrap();
+    let t0 = 1_000_000;
+    assert_eq!(gate.admit("greedy", t0), Ok(()));
+    assert_eq!(gate.admit("greedy", t0), Ok(()));
+    let refusal = gate.admit("greedy", t0).unwrap_err();
+    assert_eq!(
+        keyquorum_beacon::sync::decode_answer(&asked, &refusal),
+        Ok(keyquorum_beacon::sync::SyncAnswer::RateLimited {
+            retry_after_ms: 1000
+        })
+    );
+    // Another peer has its own bucket.
+    assert_eq!(gate.admit("patient", t0), Ok(()));
+    // Still empty half a second later; one token back after a second; never more than the
+    // burst however long the wait.
+    assert!(gate.admit("greedy", t0 + 500).is_err());
+    assert_eq!(gate.admit("greedy", t0 + 1000), Ok(()));
+    assert!(gate.admit("greedy", t0 + 1000).is_err());
+    assert_eq!(gate.admit("greedy", t0 + 600_000), Ok(()));
+    assert_eq!(gate.admit("greedy", t0 + 600_000), Ok(()));
+    assert!(gate.admit("greedy", t0 + 600_000).is_err());
+}
+
+#[test]
+fn a_refusal_keeps_the_asker_off_that_member_for_the_wait_it_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(14);
+    let rounds = signed_rounds(&c, 5);
+    let holder = holding(&c, dir.path(), &rounds);
+    let mut obs = observer(&c, dir.path());
+    let now = at_round(5);
+    let first = obs.beacon.sync_due(now).unwrap();
+    obs.beacon.on_sync_answer(
+        &first,
+        Ok(keyquorum_beacon::sync::encode_rate_limited(5000)),
+        now,
+    );
+    assert_eq!(obs.metrics.beacon_syncs("rate_limited"), (1, 0));
+    // Another member is asked at once; the one that refused is not asked while its wait runs,
+    // even when every other member fails to answer.
+    let mut kept_off = Vec::new();
+    let mut t = now;
+    while t < now + 5000 {
+        if let Some(ask) = obs.beacon.sync_due(t) {
+            assert_ne!(
+                ask.to,
+                first.to,
+                "asked again {} ms after its refusal",
+                t - now
+            );
+            kept_off.push(ask.to.clone());
+            obs.beacon
+                .on_sync_answer(&ask, Err("unreachable".into()), t);
+        }
+        t += 100;
+    }
+    assert!(
+        kept_off.len() >= N - 1,
+        "the other members were asked: {kept_off:?}"
+    );
+    // Once the wait is over, it is asked again in its turn, and its rounds go in.
+    let mut t = now + 5000;
+    let ask = loop {
+        match obs.beacon.sync_due(t) {
+            Some(ask) if ask.to == first.to => break ask,
+            Some(ask) => {
+                obs.beacon
+                    .on_sync_answer(&ask, Err("unreachable".into()), t);
+            }
+            None => {}
+        }
+        t += 100;
+        assert!(t < now + 10_000, "never asked again");
+    };
+    let answer = sync::answer(Some(&holder), &ask.request.to_bytes());
+    obs.beacon.on_sync_answer(&ask, Ok(answer), t);
+    assert_eq!(obs.beacon.last_round(), 5);
+}
+
+#[test]
 fn answers_to_sync_requests_are_consecutive_bounded_and_empty_when_unknown() {
     let dir = tempfile::tempdir().unwrap();
     let c = committee(14);

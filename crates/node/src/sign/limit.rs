@@ -1,6 +1,7 @@
-//! Per-caller rate limiting for `POST /sign`: one token bucket per caller key (the remote IP
-//! address), refilled at a steady rate up to a burst. Deterministic: the caller passes the
-//! time in milliseconds.
+//! Per-caller rate limiting: one token bucket per caller key, refilled at a steady rate up to
+//! a burst. `POST /sign` keys callers by remote IP address, the answers to requests for
+//! beacon rounds (`crate::beacon::sync::SyncGate`) by asking peer. Deterministic: the caller
+//! passes the time in milliseconds.
 //!
 //! The number of buckets is bounded: when the table is full, buckets that have refilled
 //! completely (they hold no information a fresh bucket would not) are dropped, and if none
