@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::activation::{Collected, Collector, KIND_MAGIC_PARTIAL, PartialMessage};
+use crate::beacon::ended::EndedChain;
 use crate::beacon::http::{BeaconHttp, Serving};
 use crate::beacon::store::BeaconStore;
 use crate::beacon::sync::{SyncAsk, SyncGate};
@@ -169,6 +170,10 @@ struct BeaconRuntime {
     sign: SignService,
     /// Per-peer limit on the requests for rounds this node answers.
     sync_gate: SyncGate,
+    /// Chains earlier views ended whose rounds this node still fetches.
+    ended: Vec<EndedChain>,
+    /// This node's identity (bytes), left out of the nodes it asks.
+    me: Vec<u8>,
 }
 
 /// How often the engine is ticked within a round: each tick sends this node's partial of a
@@ -188,6 +193,7 @@ impl BeaconRuntime {
         self.due = false;
         // The previous view's beacon stops either way: its shares sign for a view that is over.
         self.beacon = None;
+        self.ended.clear();
         self.sign.set_view(None);
         self.publish_status();
         let Some(record) = driver.state().beacon.clone() else {
@@ -239,6 +245,19 @@ impl BeaconRuntime {
         {
             warn!(error = %e, "cannot set the beacon session's members");
         }
+        for record in &record.ended {
+            match EndedChain::new(
+                record,
+                beacon.committee(),
+                &self.me,
+                store.clone(),
+                self.metrics.clone(),
+            ) {
+                Ok(e) if e.finished() => {}
+                Ok(e) => self.ended.push(e),
+                Err(e) => warn!(error = %e, "an ended beacon chain's rounds are not fetched"),
+            }
+        }
         self.http.set(Serving {
             info: beacon.info().clone(),
             store,
@@ -288,7 +307,11 @@ impl BeaconRuntime {
             return;
         };
         let now = now_ms();
-        if let Some(ask) = beacon.sync_due(now) {
+        let asks = beacon
+            .sync_due(now)
+            .into_iter()
+            .chain(self.ended.iter_mut().filter_map(|e| e.sync_due(now)));
+        for ask in asks {
             let net = net.clone();
             let synced = self.synced.clone();
             tokio::spawn(async move {
@@ -341,6 +364,15 @@ impl BeaconRuntime {
 
     /// The answer to a request for missing rounds.
     fn on_synced(&mut self, net: &NetworkHandle, ask: SyncAsk, answer: Result<Vec<u8>, String>) {
+        if let Some(e) = self
+            .ended
+            .iter_mut()
+            .find(|e| e.info().hash() == ask.request.chain)
+        {
+            in_place(|| e.on_sync_answer(&ask, answer, now_ms()));
+            self.ended.retain(|e| !e.finished());
+            return;
+        }
         let Some(beacon) = self.beacon.as_mut() else {
             return;
         };
@@ -1018,6 +1050,8 @@ pub async fn run<C: ChainClient>(
             synced: synced_tx,
             sign: sign.clone(),
             sync_gate: SyncGate::new(config.beacon.sync_rate_per_sec, config.beacon.sync_burst),
+            ended: Vec::new(),
+            me: keys.identity().public().to_bytes().to_vec(),
         },
         collector: Collector::default(),
         signing: None,

@@ -219,6 +219,21 @@ pub struct BeaconViewRecord {
     pub members: Vec<BeaconMemberRecord>,
     /// Own index, if this node holds a share of the view.
     pub own_index: Option<u64>,
+    /// Chains that fresh-key view changes ended, the latest last (at most
+    /// `driver::MAX_ENDED_CHAINS`): what this node fetches of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ended: Vec<EndedChainRecord>,
+}
+
+/// A chain a fresh-key view change ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndedChainRecord {
+    /// The chain, as drand's chain info JSON.
+    pub chain_info: String,
+    /// The last round it can have: the one in progress when the chain after it began.
+    pub last_round: u64,
+    /// Identities (hex) of the committee that signed it, who hold its rounds.
+    pub committee: Vec<String>,
 }
 
 /// Everything the node persists besides inputs and secrets.

@@ -7,7 +7,8 @@
 //! one, is also served under its hash (64 hex digits): `GET /{chainhash}/info`,
 //! `GET /{chainhash}/public/latest` and `GET /{chainhash}/public/{round}`, and
 //! `GET /chains` lists the hashes (hex, in byte order). An ended chain's rounds are the ones
-//! this node stored while the chain was current (or fetched for it then).
+//! this node stored while the chain was current, and those it fetched afterwards from the
+//! nodes that ran it, up to the chain's last possible round ([`super::ended`]).
 //!
 //! A round not produced yet, a chain this node does not know, or a node without a beacon
 //! (before the first view) answers 404; a round or chain hash that does not parse, 400. On a

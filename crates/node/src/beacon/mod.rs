@@ -17,7 +17,9 @@
 //! - Rounds the engine produces are verified again and stored, with when this node stored
 //!   them ([`store::RoundTiming`]), before they are served; a reshare continues the chain (same
 //!   chain hash, the stored rounds go on), a fresh key starts a new chain whose info names the
-//!   previous one. The ended chain's rounds stay stored and served ([`http`]).
+//!   previous one. The ended chain's rounds stay stored and served ([`http`]), and every node
+//!   fetches those it lacks, up to the chain's last possible round, from the nodes that ran it
+//!   ([`ended`]), so a node that joined after the change serves the ended chain too.
 //! - A node that signs nothing in the view (outside the committee) and a member that was down
 //!   while the others went on fetch the rounds they lack from the committee in bounded batches
 //!   ([`sync`]), each round checked against the one before it and verified before it is
@@ -32,6 +34,7 @@
 //! `keyquorum_beacon_combine_seconds` (the engine call that completed a round, through storing
 //! it) and `keyquorum_beacon_round_latency_seconds` (from a round's start time to its storage).
 
+pub mod ended;
 pub mod http;
 pub mod rounds;
 pub mod store;
@@ -348,45 +351,18 @@ impl Beacon {
             // Asked for by the beacon of another view.
             return Vec::new();
         }
-        let answer =
-            answer.and_then(|bytes| decode_answer(&ask.request, &bytes).map_err(|e| e.to_string()));
-        let result = match answer {
-            Err(e) => {
-                debug!(view = self.view, error = %e, "no beacon rounds from a member");
-                SyncResult::Unanswered
-            }
-            Ok(SyncAnswer::RateLimited { retry_after_ms }) => {
-                debug!(
-                    view = self.view,
-                    retry_after_ms, "a member refused a request for rounds for now"
-                );
-                SyncResult::RateLimited { retry_after_ms }
-            }
-            Ok(SyncAnswer::Rounds(rounds)) => {
-                let mut stored = 0;
-                let mut refused = false;
-                for round in &rounds {
-                    if round.round <= self.last_round() {
-                        // Combined here meanwhile: the store refuses a different value, and
-                        // the rounds after it chain to the stored one.
-                        continue;
-                    }
-                    if let Err(e) = self.store_fetched(round, now_ms) {
-                        warn!(view = self.view, round = round.round, error = %e, "fetched beacon round refused");
-                        refused = true;
-                        break;
-                    }
-                    stored += 1;
-                }
-                SyncResult::Answered { stored, refused }
-            }
-        };
-        let stored = match result {
-            SyncResult::Answered { stored, .. } => stored,
-            SyncResult::Unanswered | SyncResult::RateLimited { .. } => 0,
-        };
-        self.metrics.beacon_sync(result.label(), stored);
+        let result = take_sync_answer(
+            &self.store,
+            &self.info,
+            &self.last,
+            &self.metrics,
+            ask,
+            answer,
+            now_ms,
+        );
+        let stored = result.stored();
         if stored > 0 {
+            self.last_synced = self.last_synced.max(self.last_round());
             debug!(
                 view = self.view,
                 stored,
@@ -403,23 +379,9 @@ impl Beacon {
         }
     }
 
-    /// Stores `round`, fetched from another node, if it is the next round this node lacks, it
-    /// chains to the last stored round and it verifies (the store's check).
+    /// Stores `round`, fetched from another node ([`store_fetched`]).
     fn store_fetched(&mut self, round: &Round, now_ms: u64) -> Result<(), FetchRefused> {
-        let chain = self.info.hash();
-        let previous = match self.last_round() {
-            0 => None,
-            last => Some(self.store.round(&chain, last)?.ok_or(
-                store::BeaconStoreError::Corrupt(format!("last round {last} missing")),
-            )?),
-        };
-        check_link(&self.info, previous.as_ref(), round)?;
-        let timing = RoundTiming {
-            stored_ms: now_ms,
-            origin: RoundOrigin::Synced,
-        };
-        self.store.put_round(&self.info, round, timing)?;
-        self.last.fetch_max(round.round, Ordering::Relaxed);
+        store_fetched(&self.store, &self.info, &self.last, round, now_ms)?;
         self.last_synced = self.last_synced.max(round.round);
         Ok(())
     }
@@ -530,6 +492,84 @@ impl Beacon {
             }
         }
     }
+}
+
+/// Stores `round` of the chain `info`, fetched from another node, if it is the next round
+/// this node lacks (`last` holds its last stored round), it chains to the last stored round
+/// and it verifies (the store's check).
+fn store_fetched(
+    store: &BeaconStore,
+    info: &ChainInfo,
+    last: &AtomicU64,
+    round: &Round,
+    now_ms: u64,
+) -> Result<(), FetchRefused> {
+    let chain = info.hash();
+    let previous = match last.load(Ordering::Relaxed) {
+        0 => None,
+        l => Some(
+            store
+                .round(&chain, l)?
+                .ok_or(store::BeaconStoreError::Corrupt(format!(
+                    "last round {l} missing"
+                )))?,
+        ),
+    };
+    check_link(info, previous.as_ref(), round)?;
+    let timing = RoundTiming {
+        stored_ms: now_ms,
+        origin: RoundOrigin::Synced,
+    };
+    store.put_round(info, round, timing)?;
+    last.fetch_max(round.round, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Takes the answer to `ask` into the stored rounds of the chain `info` ([`sync`]): its rounds
+/// in order while each is the next one, chains to the last stored round and verifies. Counts
+/// the request by what became of it.
+fn take_sync_answer(
+    store: &BeaconStore,
+    info: &ChainInfo,
+    last: &AtomicU64,
+    metrics: &Metrics,
+    ask: &SyncAsk,
+    answer: Result<Vec<u8>, String>,
+    now_ms: u64,
+) -> SyncResult {
+    let answer =
+        answer.and_then(|bytes| decode_answer(&ask.request, &bytes).map_err(|e| e.to_string()));
+    let chain = hex::encode(&info.hash()[..8]);
+    let result = match answer {
+        Err(e) => {
+            debug!(%chain, error = %e, "no beacon rounds from a member");
+            SyncResult::Unanswered
+        }
+        Ok(SyncAnswer::RateLimited { retry_after_ms }) => {
+            debug!(%chain, retry_after_ms, "a member refused a request for rounds for now");
+            SyncResult::RateLimited { retry_after_ms }
+        }
+        Ok(SyncAnswer::Rounds(rounds)) => {
+            let mut stored = 0;
+            let mut refused = false;
+            for round in &rounds {
+                if round.round <= last.load(Ordering::Relaxed) {
+                    // Combined here meanwhile: the store refuses a different value, and the
+                    // rounds after it chain to the stored one.
+                    continue;
+                }
+                if let Err(e) = store_fetched(store, info, last, round, now_ms) {
+                    warn!(%chain, round = round.round, error = %e, "fetched beacon round refused");
+                    refused = true;
+                    break;
+                }
+                stored += 1;
+            }
+            SyncResult::Answered { stored, refused }
+        }
+    };
+    metrics.beacon_sync(result.label(), result.stored());
+    result
 }
 
 /// The `bad-beacon` fault: the same round and share index, with a valid point that is not the

@@ -106,6 +106,14 @@ pub enum SyncResult {
 }
 
 impl SyncResult {
+    /// Rounds stored from the answer.
+    pub fn stored(self) -> u64 {
+        match self {
+            SyncResult::Answered { stored, .. } => stored,
+            SyncResult::Unanswered | SyncResult::RateLimited { .. } => 0,
+        }
+    }
+
     /// The label of `keyquorum_beacon_sync_requests_total{result}`.
     pub fn label(self) -> &'static str {
         match self {

@@ -56,6 +56,7 @@ fn committee(seed: u64) -> Committee {
     Committee {
         record: BeaconViewRecord {
             view: 1,
+            ended: Vec::new(),
             magic_block_hash: hex::encode([7u8; 32]),
             chain_info: info.to_json(),
             threshold: T as u32,
@@ -972,4 +973,201 @@ async fn ended_chains_are_served_under_their_hash() {
     // The node's other paths are untouched.
     assert_eq!(get("/status".into()).await.0, 200);
     assert_eq!(get("/beacon/rounds".into()).await.0, 200);
+}
+
+/// The record of view `view` signing on a fresh-key chain after `previous`'s, its round 1 at
+/// `genesis`.
+fn fresh_key_view(
+    previous: &BeaconViewRecord,
+    c: &Committee,
+    view: u64,
+    genesis: i64,
+) -> BeaconViewRecord {
+    let old = ChainInfo::from_json(previous.chain_info.as_bytes()).unwrap();
+    let group_key = ChainInfo::from_json(c.record.chain_info.as_bytes()).unwrap();
+    let info = ChainInfo::for_view(
+        Some(&old),
+        SchemeId::PedersenBlsChained,
+        group_key.public_key(),
+        [view as u8; 32],
+        genesis,
+        3,
+        DEFAULT_BEACON_ID,
+    )
+    .unwrap();
+    assert_ne!(info.hash(), old.hash());
+    BeaconViewRecord {
+        view,
+        chain_info: info.to_json(),
+        ended: crate::driver::ended_chains(Some(previous), &info),
+        ..c.record.clone()
+    }
+}
+
+#[test]
+fn a_fresh_key_names_the_ended_chain_with_its_last_possible_round_and_a_reshare_keeps_it() {
+    use crate::driver::{MAX_ENDED_CHAINS, ended_chains};
+    let first = committee(21);
+    let first_info = ChainInfo::from_json(first.record.chain_info.as_bytes()).unwrap();
+    assert!(ended_chains(None, &first_info).is_empty());
+    // A reshare continues the chain: nothing ended.
+    assert!(ended_chains(Some(&first.record), &first_info).is_empty());
+    // A fresh key at round 10's start plus a second: round 10 was the last one in progress.
+    let second = fresh_key_view(&first.record, &committee(22), 2, GENESIS + 9 * 3 + 1);
+    assert_eq!(second.ended.len(), 1);
+    let ended = &second.ended[0];
+    assert_eq!(ended.chain_info, first.record.chain_info);
+    assert_eq!(ended.last_round, 10);
+    let identities: Vec<String> = first
+        .record
+        .members
+        .iter()
+        .map(|m| m.identity.clone())
+        .collect();
+    assert_eq!(ended.committee, identities);
+    // A reshare of the second view keeps naming the first chain, once.
+    let second_info = ChainInfo::from_json(second.chain_info.as_bytes()).unwrap();
+    assert_eq!(ended_chains(Some(&second), &second_info), second.ended);
+    // Every fresh key adds the chain it ends, the latest last, at most MAX_ENDED_CHAINS.
+    let mut record = second;
+    for view in 3..(MAX_ENDED_CHAINS as u64 + 5) {
+        let next = fresh_key_view(
+            &record,
+            &committee(20 + view),
+            view,
+            GENESIS + view as i64 * 100,
+        );
+        assert_eq!(
+            next.ended.last().map(|e| &e.chain_info),
+            Some(&record.chain_info)
+        );
+        assert!(next.ended.len() <= MAX_ENDED_CHAINS);
+        record = next;
+    }
+    assert_eq!(record.ended.len(), MAX_ENDED_CHAINS);
+}
+
+#[test]
+fn a_new_node_fetches_an_ended_chain_from_its_committee_up_to_its_last_round() {
+    use crate::store::EndedChainRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(31);
+    let info = ChainInfo::from_json(c.record.chain_info.as_bytes()).unwrap();
+    let rounds = signed_rounds(&c, 250);
+    // A node that has the ended chain's rounds (more than the bound, to show the bound
+    // holds): a member of the current committee; the ended chain's committee is down.
+    let holder = holding(&c, dir.path(), &rounds);
+    let record = EndedChainRecord {
+        chain_info: c.record.chain_info.clone(),
+        last_round: 230,
+        committee: c
+            .record
+            .members
+            .iter()
+            .map(|m| m.identity.clone())
+            .collect(),
+    };
+    let current = vec![identity(10), identity(11)];
+    let me = identity(11);
+    let store = Arc::new(BeaconStore::open(&dir.path().join("new.redb")).unwrap());
+    let metrics = Arc::new(Metrics::new());
+    let mut ended =
+        ended::EndedChain::new(&record, &current, &me, store.clone(), metrics.clone()).unwrap();
+    // Known, so served under its hash, before any round is.
+    assert_eq!(store.chain(&info.hash()).unwrap(), Some(info.clone()));
+    let now = at_round(400);
+    let mut asked = Vec::new();
+    let mut t = now;
+    while !ended.finished() {
+        if let Some(ask) = ended.sync_due(t) {
+            assert_ne!(ask.to, me);
+            assert!(ask.request.last() <= 230, "asked past the bound: {ask:?}");
+            let answer = if ask.to == identity(10) {
+                Ok(sync::answer(Some(&holder), &ask.request.to_bytes()))
+            } else {
+                Err("unreachable".to_owned())
+            };
+            asked.push(ask.to.clone());
+            ended.on_sync_answer(&ask, answer, t);
+        }
+        t += 100;
+        assert!(t < now + 60_000, "never finished: {asked:?}");
+    }
+    assert_eq!(ended.last_round(), 230);
+    assert_eq!(store.last_round(&info.hash()).unwrap(), 230);
+    for r in [1, 100, 230] {
+        let got = store.round(&info.hash(), r).unwrap().unwrap();
+        assert_eq!(got, rounds[r as usize - 1]);
+        verify_round(&info, &got).unwrap();
+    }
+    assert_eq!(store.round(&info.hash(), 231).unwrap(), None);
+    assert_eq!(metrics.beacon_syncs("rounds"), (3, 230));
+    // The committee of the ended chain and the current members except this node were asked.
+    assert!(asked.contains(&identity(0)) && asked.contains(&identity(10)));
+    assert!(!asked.contains(&me));
+    assert_eq!(ended.sync_due(t + 3_600_000), None);
+}
+
+#[test]
+fn fetching_an_ended_chain_stops_after_a_turn_of_members_with_nothing_more() {
+    use crate::store::EndedChainRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(32);
+    let info = ChainInfo::from_json(c.record.chain_info.as_bytes()).unwrap();
+    // The chain really ended at round 7; the bound, from the next chain's genesis, is 9.
+    let rounds = signed_rounds(&c, 7);
+    let holder = holding(&c, dir.path(), &rounds);
+    let record = EndedChainRecord {
+        chain_info: c.record.chain_info.clone(),
+        last_round: 9,
+        committee: c
+            .record
+            .members
+            .iter()
+            .map(|m| m.identity.clone())
+            .collect(),
+    };
+    let store = Arc::new(BeaconStore::open(&dir.path().join("new.redb")).unwrap());
+    let metrics = Arc::new(Metrics::new());
+    let mut ended =
+        ended::EndedChain::new(&record, &[], &identity(3), store.clone(), metrics).unwrap();
+    let now = at_round(100);
+    // First nobody answers: a turn of the three other members, then a wait.
+    let mut t = now;
+    let mut asks = 0;
+    while t < now + 5_000 {
+        if let Some(ask) = ended.sync_due(t) {
+            asks += 1;
+            ended.on_sync_answer(&ask, Err("unreachable".into()), t);
+        }
+        t += 100;
+    }
+    assert_eq!(asks, 3);
+    assert!(!ended.finished());
+    assert_eq!(
+        ended.sync_due(now + ended::ENDED_RETRY.as_millis() as u64 - 1),
+        None
+    );
+    // Then they answer: round 1 to 7 from the first, nothing more from a full turn; done.
+    let mut t = now + ended::ENDED_RETRY.as_millis() as u64;
+    let mut asks = 0;
+    while !ended.finished() {
+        if let Some(ask) = ended.sync_due(t) {
+            asks += 1;
+            ended.on_sync_answer(
+                &ask,
+                Ok(sync::answer(Some(&holder), &ask.request.to_bytes())),
+                t,
+            );
+        }
+        t += 100;
+        assert!(asks < 10, "never finished");
+    }
+    assert_eq!(
+        asks, 4,
+        "one batch, then one empty answer from each of the three"
+    );
+    assert_eq!(ended.last_round(), 7);
+    assert_eq!(store.last_round(&info.hash()).unwrap(), 7);
+    assert_eq!(ended.sync_due(t + 3_600_000), None);
 }

@@ -11,12 +11,53 @@
 //! block time is hashed into the block, so the rule is as deterministic as the chain.
 //! A reshare continues the previous chain (same genesis, period and chain hash); a fresh key
 //! starts a new chain linked to the previous one ([`ChainInfo::for_view`]).
+//!
+//! # Ended chains
+//! A fresh key ends the previous chain. The view's record names the chains ended so far
+//! (the [`MAX_ENDED_CHAINS`] latest, [`ended_chains`]) with their committees and the last
+//! round each can have: the round in progress on it when the new chain's round 1 starts, since
+//! by then the old committee has followed the activation and stopped signing it. A node that
+//! followed the view changes without running those chains (one that joined later and followed
+//! the chain's history) fetches their rounds from those committees up to that bound.
 
 use keyquorum_beacon::info::{DEFAULT_BEACON_ID, DEFAULT_PERIOD_SECS};
 use keyquorum_beacon::{ChainInfo, SchemeId};
 
 use super::*;
-use crate::store::{BeaconMemberRecord, BeaconViewRecord};
+use crate::store::{BeaconMemberRecord, BeaconViewRecord, EndedChainRecord};
+
+/// Most ended chains a view's record names (the latest ones).
+pub const MAX_ENDED_CHAINS: usize = 8;
+
+/// The ended chains the record of a view signing on `info` names, `previous` being the
+/// record of the view before it (see the module docs): the previous record's, plus its chain
+/// when `info` is another chain.
+pub fn ended_chains(
+    previous: Option<&BeaconViewRecord>,
+    info: &ChainInfo,
+) -> Vec<EndedChainRecord> {
+    let Some(previous) = previous else {
+        return Vec::new();
+    };
+    let mut ended = previous.ended.clone();
+    let Ok(old) = ChainInfo::from_json(previous.chain_info.as_bytes()) else {
+        return ended;
+    };
+    if old.hash() != info.hash() && !ended.iter().any(|e| e.chain_info == previous.chain_info) {
+        ended.push(EndedChainRecord {
+            chain_info: previous.chain_info.clone(),
+            last_round: old.current_round(info.genesis_time()),
+            committee: previous
+                .members
+                .iter()
+                .map(|m| m.identity.clone())
+                .collect(),
+        });
+    }
+    let excess = ended.len().saturating_sub(MAX_ENDED_CHAINS);
+    ended.drain(..excess);
+    ended
+}
 
 /// The genesis time of a chain started by a view activated in a block produced at
 /// `activation_time_ms` (see the module docs).
@@ -39,11 +80,9 @@ impl Driver {
         own_index: Option<u64>,
     ) -> Option<BeaconViewRecord> {
         let block = block?;
-        let previous = self
-            .state
-            .beacon
-            .as_ref()
-            .and_then(|b| ChainInfo::from_json(b.chain_info.as_bytes()).ok());
+        let previous_record = self.state.beacon.as_ref();
+        let previous =
+            previous_record.and_then(|b| ChainInfo::from_json(b.chain_info.as_bytes()).ok());
         let period = DEFAULT_PERIOD_SECS;
         let info = match ChainInfo::for_view(
             previous.as_ref(),
@@ -60,8 +99,10 @@ impl Driver {
                 return None;
             }
         };
+        let ended = ended_chains(previous_record, &info);
         Some(BeaconViewRecord {
             view,
+            ended,
             magic_block_hash: hex::encode(hash),
             chain_info: info.to_json(),
             threshold: block.t,

@@ -129,7 +129,7 @@ use crate::store::{
     ShareRecord, Store, StoreError,
 };
 
-pub use beacon::beacon_genesis_time;
+pub use beacon::{MAX_ENDED_CHAINS, beacon_genesis_time, ended_chains};
 use faults::FaultState;
 use kinds::{direct_kind, post_kind};
 use runner::{Live, Runner};

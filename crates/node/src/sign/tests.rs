@@ -49,6 +49,7 @@ fn view(n: usize, t: usize, own: Option<usize>) -> (BeaconViewRecord, Vec<Scalar
     .unwrap();
     let record = BeaconViewRecord {
         view: 4,
+        ended: Vec::new(),
         magic_block_hash: hex::encode([7u8; 32]),
         chain_info: info.to_json(),
         threshold: t as u32,
