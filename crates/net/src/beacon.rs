@@ -28,7 +28,9 @@
 //! session for every chain (the request names the chain). Rounds are public, served over HTTP
 //! to anyone, so the application sets no allow-list for that session and anyone may ask; what
 //! protects the answering node is the size bound on the request ([`MAX_SYNC_REQUEST`], checked
-//! by the swarm task) and on what it reads to answer. The asking node refuses an answer longer
+//! by the swarm task), the bound on what it reads to answer, and the application's per-peer
+//! rate limit (the node answers a request past it with a short refusal instead of rounds;
+//! `from` and `from_identity` of the request name the peer). The asking node refuses an answer longer
 //! than [`MAX_SYNC_ANSWER`] and trusts nothing in it: every round is verified before it is
 //! stored.
 
