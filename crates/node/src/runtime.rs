@@ -1223,12 +1223,22 @@ pub async fn run<C: ChainClient>(
                                         kind: "sign_request",
                                         bytes: payload.len(),
                                     });
-                                    // Hashing to G2 and a scalar multiplication: off the loop.
-                                    let sign = sign.clone();
-                                    tokio::task::spawn_blocking(move || {
-                                        let answer = sign.answer(&session, from_identity.as_deref(), &payload);
-                                        let _ = reply.send(answer);
-                                    });
+                                    match sign.answer_slot() {
+                                        Some(slot) => {
+                                            // Hashing to G2 and a scalar multiplication: off the loop.
+                                            let sign = sign.clone();
+                                            tokio::task::spawn_blocking(move || {
+                                                let answer = sign.answer(&session, from_identity.as_deref(), &payload);
+                                                drop(slot);
+                                                let _ = reply.send(answer);
+                                            });
+                                        }
+                                        None => {
+                                            debug!("too many signing requests being answered; one is not");
+                                            metrics.sign.outcome_member("busy");
+                                            drop(reply);
+                                        }
+                                    }
                                 }
                                 _ => drop(reply),
                             }

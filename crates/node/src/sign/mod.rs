@@ -9,7 +9,12 @@
 //!   `keyquorum-net` (kind [`keyquorum_net::SIGN_REQUEST_KIND`] in the view's beacon session,
 //!   whose allow-list is the committee, so only members ask and only members answer).
 //! - Each member signs only a well-formed request for its own active view
-//!   (`keyquorum_beacon::sign::answer_partial`) and answers with its partial, or a refusal.
+//!   (`keyquorum_beacon::sign::answer_partial`) and answers at once with its partial, or a
+//!   refusal, keeping nothing of the request: a request the coordinator gave up on leaves no
+//!   state at the members, so there is nothing to cancel. A member answers at most
+//!   [`MAX_ANSWERING`] requests at once; it leaves more unanswered (the coordinator counts it
+//!   unreachable for them), so a member flooding the others with requests cannot queue
+//!   unbounded work on them.
 //! - The coordinator's `Collector` verifies every partial against the sender's public key
 //!   share, takes one per member, names a member whose partial fails (log and
 //!   `keyquorum_sign_partials_total{result="invalid"}`) and never asks it again for that
@@ -27,7 +32,8 @@
 //! `keyquorum_sign_partials_total{member, result}` (partials this node collected as
 //! coordinator: `valid`, `invalid`, `refused`, `unreachable`),
 //! `keyquorum_sign_answers_total{result}` (requests this node answered as a member: `signed`,
-//! `other_view`, `no_share`, `malformed`; `refused` when the network refused a non-member), `keyquorum_sign_combine_seconds` (the collector
+//! `other_view`, `no_share`, `malformed`; `refused` when the network refused a non-member,
+//! `busy` when [`MAX_ANSWERING`] requests were being answered), `keyquorum_sign_combine_seconds` (the collector
 //! call that combined: combine and verify) and `keyquorum_sign_request_seconds` (from the
 //! request to the signature).
 
@@ -64,6 +70,10 @@ use crate::store::BeaconViewRecord;
 use limit::RateLimiter;
 
 type Scalar = blstrs::Scalar;
+
+/// Signing requests a member answers at once (each a hash to G2 and a scalar multiplication
+/// on a blocking thread); more are left unanswered.
+pub const MAX_ANSWERING: usize = 64;
 
 /// The `[sign]` section of the node's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,6 +283,7 @@ struct Inner {
     config: SignConfig,
     limiter: Mutex<RateLimiter>,
     pending: Semaphore,
+    answering: Arc<Semaphore>,
     view: RwLock<Option<Arc<SignView>>>,
     net: OnceLock<NetworkHandle>,
     metrics: Arc<Metrics>,
@@ -291,6 +302,7 @@ impl SignService {
         SignService(Arc::new(Inner {
             limiter: Mutex::new(RateLimiter::new(config.rate_per_sec, config.burst)),
             pending: Semaphore::new(config.max_pending),
+            answering: Arc::new(Semaphore::new(MAX_ANSWERING)),
             token,
             config,
             view: RwLock::new(None),
@@ -357,6 +369,12 @@ impl SignService {
     /// A pending-request slot, if one is free.
     pub(crate) fn try_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
         self.0.pending.try_acquire().ok()
+    }
+
+    /// A slot to answer one signing request as a member, if one of the [`MAX_ANSWERING`] is
+    /// free; held until the answer is made.
+    pub fn answer_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.0.answering.clone().try_acquire_owned().ok()
     }
 
     /// The view and membership check of a request, before it waits for anything.

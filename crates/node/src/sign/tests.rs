@@ -433,3 +433,15 @@ async fn timed_out_requests_free_their_pending_slot_while_members_still_hold_the
     assert_eq!(s.metrics().sign.rejections("no_quorum"), 3);
     drop(members);
 }
+
+#[test]
+fn a_member_answers_a_bounded_number_of_signing_requests_at_once() {
+    let s = SignService::disabled(Arc::new(Metrics::new()));
+    let mut slots: Vec<_> = (0..MAX_ANSWERING)
+        .map(|_| s.answer_slot().expect("a free slot"))
+        .collect();
+    assert!(s.answer_slot().is_none(), "one more than the bound");
+    // An answer made frees its slot.
+    slots.pop();
+    assert!(s.answer_slot().is_some());
+}
