@@ -10,11 +10,14 @@ import {Bls12381} from "./Bls12381.sol";
 ///   signature binding the key to the sending account, the share-encryption key and the
 ///   network identity, all verified here; stake is the native currency sent, unbonded stake is
 ///   withdrawn after `unbondingBlocks`;
-/// - committee selection: anyone submits the ranking of every eligible node (stake descending,
-///   then the tie-break hash under the previous view's seed), the contract checks it in one
-///   pass and takes the top `n`, keeping up to `keepPreviousPercent` of the seats for members of
-///   the active view; `t` and `k` are percentages of `n`; the session id is computed here as
-///   the DKG computes it, so the ceremony's posts are bound to the committee on chain;
+/// - committee selection: anyone starts it; the contract ranks the eligible nodes from its own
+///   state (stake descending, then the tie-break hash under the previous view's seed) and takes
+///   the top `n`, keeping up to `keepPreviousPercent` of the seats for members of the active
+///   view; `t` and `k` are percentages of `n`. At most `MAX_CANDIDATES` nodes are eligible at
+///   once (a registration or stake addition that would make one more is refused), so the
+///   ranking fits in a block. The session id is computed here as the DKG computes it, its
+///   domain naming the chain (`block.chainid`), this contract and the configured chain name,
+///   so the ceremony's posts are bound to the committee of this deployment;
 /// - phases by block number: contribute, share, publish, wait;
 /// - posts: a committee member's signed board post, once per member and phase, its bytes in
 ///   calldata and in the `PostAccepted` event, its hash in storage; the board outcome is
@@ -50,7 +53,13 @@ contract Coordinator {
     uint256 internal constant MAX_PEER_ID_LEN = 128;
     uint256 internal constant MAX_ADDRESSES = 8;
     uint256 internal constant MAX_ADDRESS_LEN = 256;
-    uint256 internal constant MAX_COMMITTEE = 1024;
+    /// Most seats (`maxSize`) and most eligible nodes at once. The selection stores each seat
+    /// (about 68,000 gas: the committee list, the position, the session id's input), reads
+    /// each candidate's stake and key (about 16,500 gas of cold storage and the heap) and, after
+    /// a failed ceremony, bans each silent member (a new slot, 22,100): at these bounds its
+    /// worst case stays under 25M gas, within a 30M block (`tests/gas.rs`).
+    uint256 internal constant MAX_COMMITTEE = 256;
+    uint256 internal constant MAX_CANDIDATES = 300;
 
     // ---------------------------------------------------------------- types
 
@@ -81,6 +90,8 @@ contract Coordinator {
         uint256 unbonding;
         uint64 releaseBlock;
         uint64 memberOfView;
+        /// 1 + the node's place in `candidates`, 0 while it is not eligible.
+        uint32 candidateSlot;
     }
 
     struct Ceremony {
@@ -129,16 +140,17 @@ contract Coordinator {
 
     Config internal config;
     mapping(address => Node) internal nodes;
-    mapping(bytes32 => address) public identityOwner;
-    uint256 public eligibleCount;
+    mapping(bytes32 => address) internal identityOwner;
+    /// The eligible nodes (stake at least the minimum), in no order.
+    address[] internal candidates;
 
     uint256 public ceremonyCount;
     mapping(uint256 => Ceremony) internal ceremonies;
     mapping(uint256 => mapping(address => uint256)) internal positions;
-    mapping(uint256 => mapping(uint256 => bytes32)) public contributionHash;
+    mapping(uint256 => mapping(uint256 => bytes32)) internal contributionHash;
     mapping(uint256 => mapping(uint256 => bytes32[3])) internal contributionConstant;
-    mapping(uint256 => mapping(uint256 => bytes32)) public publicationHash;
-    mapping(uint256 => mapping(address => bool)) public slashedIn;
+    mapping(uint256 => mapping(uint256 => bytes32)) internal publicationHash;
+    mapping(uint256 => mapping(address => bool)) internal slashedIn;
     /// view number => node => sits out the rest of that view change (absent from a failed
     /// ceremony of it).
     mapping(uint64 => mapping(address => bool)) internal bannedIn;
@@ -209,7 +221,7 @@ contract Coordinator {
     error TransferFailed();
     error TooEarly(uint64 nextStart);
     error ViewChangeRunning(uint256 ceremony);
-    error BadRanking(uint256 position);
+    error TooManyCandidates();
     error TooFewCandidates(uint256 have, uint256 need);
     error BadParams(uint32 n, uint32 t, uint32 k);
     error NoViewChange();
@@ -252,9 +264,10 @@ contract Coordinator {
     // ---------------------------------------------------------------- registry
 
     /// The payload an identity key signs (purpose `Transaction`) to bind itself to `account`
-    /// on this chain and contract, with its share-encryption key and network identity.
-    function registrationPayload(address account, bytes32 encryptionKey, bytes calldata peerId, string[] calldata addresses)
-        public
+    /// on this chain and contract, with its share-encryption key and network identity
+    /// (`keyquorum_evm::registration_payload`).
+    function _registrationPayload(address account, bytes32 encryptionKey, bytes calldata peerId, string[] calldata addresses)
+        internal
         view
         returns (bytes memory)
     {
@@ -265,7 +278,7 @@ contract Coordinator {
 
     /// Registers the sender: `identity` is the compressed G2 key, `identityPoint` the same
     /// point in the precompile encoding, `pop` the proof of possession and `binding` the
-    /// signature on `registrationPayload` (both G1 points, precompile encoding).
+    /// signature on the registration payload (both G1 points, precompile encoding).
     function register(
         bytes calldata identity,
         bytes calldata identityPoint,
@@ -287,7 +300,7 @@ contract Coordinator {
         if (!Bls12381.verifyG1Signature(identityPoint, Bls12381.hashToG1(identity, POP_DST_G1), pop)) {
             revert BadProofOfPossession();
         }
-        bytes32 digest = taggedHash("keyquorum/tx/v1", registrationPayload(msg.sender, encryptionKey, peerId, addresses));
+        bytes32 digest = taggedHash("keyquorum/tx/v1", _registrationPayload(msg.sender, encryptionKey, peerId, addresses));
         if (!Bls12381.verifyG1Signature(identityPoint, Bls12381.hashToG1(abi.encodePacked(digest), SIG_DST_G1), binding))
         {
             revert BadRegistrationSignature();
@@ -296,13 +309,13 @@ contract Coordinator {
         node.identity = [bytes32(identity[0:32]), bytes32(identity[32:64]), bytes32(identity[64:96])];
         node.identityPointHash = keccak256(identityPoint);
         node.encryptionKey = encryptionKey;
-        _setStake(node, msg.value);
+        _setStake(msg.sender, node, msg.value);
         emit Registered(msg.sender, identity, encryptionKey, peerId, addresses, msg.value);
     }
 
     function addStake() external payable {
         Node storage node = _node(msg.sender);
-        _setStake(node, node.stake + msg.value);
+        _setStake(msg.sender, node, node.stake + msg.value);
         emit StakeAdded(msg.sender, msg.value, node.stake);
     }
 
@@ -313,7 +326,7 @@ contract Coordinator {
         Node storage node = _node(msg.sender);
         if (isLocked(msg.sender)) revert StakeLocked();
         if (amount == 0 || amount > node.stake) revert InsufficientStake();
-        _setStake(node, node.stake - amount);
+        _setStake(msg.sender, node, node.stake - amount);
         node.unbonding += amount;
         node.releaseBlock = uint64(block.number) + config.unbondingBlocks;
         emit Unbonding(msg.sender, amount, node.releaseBlock);
@@ -341,12 +354,26 @@ contract Coordinator {
         if (node.identityPointHash == 0) revert NotRegistered();
     }
 
-    function _setStake(Node storage node, uint256 stake) internal {
-        bool was = node.stake >= config.minStake && node.stake > 0;
+    function eligibleCount() external view returns (uint256) {
+        return candidates.length;
+    }
+
+    /// Sets a stake and keeps `candidates` the set of eligible nodes.
+    function _setStake(address account, Node storage node, uint256 stake) internal {
         bool now_ = stake >= config.minStake && stake > 0;
         node.stake = stake;
-        if (was && !now_) eligibleCount--;
-        if (!was && now_) eligibleCount++;
+        uint256 slot = node.candidateSlot;
+        if (slot != 0 && !now_) {
+            address last = candidates[candidates.length - 1];
+            candidates[slot - 1] = last;
+            nodes[last].candidateSlot = uint32(slot);
+            candidates.pop();
+            node.candidateSlot = 0;
+        } else if (slot == 0 && now_) {
+            if (candidates.length >= MAX_CANDIDATES) revert TooManyCandidates();
+            candidates.push(account);
+            node.candidateSlot = uint32(candidates.length);
+        }
     }
 
     // ---------------------------------------------------------------- committee selection
@@ -362,12 +389,13 @@ contract Coordinator {
     }
 
     /// Starts the view change (or, when the running ceremony's wait phase passed without an
-    /// activation, its next ceremony). `ranked` is every eligible node, best first: stake
-    /// descending, then tie-break ascending (distinct identities give distinct tie-breaks, so a
-    /// strictly increasing order also rules out repeats).
-    function startViewChange(address[] calldata ranked) external {
+    /// activation, its next ceremony). The committee is ranked here from the contract's own
+    /// state, so a stake change or registration landing just before this call changes whom it
+    /// selects, never whether it succeeds.
+    function startViewChange() external {
         uint64 viewNumber;
-        if (running != 0) {
+        bool retry = running != 0;
+        if (retry) {
             Ceremony storage r = ceremonies[running];
             if (block.number <= r.waitEnd) revert ViewChangeRunning(running);
             viewNumber = r.viewNumber;
@@ -383,10 +411,7 @@ contract Coordinator {
             if (block.number < nextStart) revert TooEarly(nextStart);
             viewNumber = currentView + 1;
         }
-        if (ranked.length != eligibleCount) revert BadRanking(ranked.length);
-        bytes32 s = currentSeed();
-        uint8[] memory standing = _checkRanking(ranked, s, viewNumber);
-        address[] memory committee = _select(ranked, standing);
+        address[] memory committee = _select(viewNumber, retry);
         uint32 n = uint32(committee.length);
         if (n < config.minSize) revert TooFewCandidates(n, config.minSize);
         uint32 t = _percentOf(n, config.thresholdPercent);
@@ -415,58 +440,70 @@ contract Coordinator {
         );
     }
 
-    /// Checks the ranking; returns each ranked node's standing: `PREVIOUS` (a member of the
-    /// active view), `BANNED` (sits out this view change) or 0.
-    function _checkRanking(address[] calldata ranked, bytes32 s, uint64 changing)
-        internal
-        view
-        returns (uint8[] memory standing)
-    {
-        standing = new uint8[](ranked.length);
-        uint256 lastStake;
-        bytes32 lastTie;
-        uint256 minStake = config.minStake;
-        uint64 viewNumber = currentView;
-        for (uint256 i = 0; i < ranked.length; i++) {
-            Node storage node = nodes[ranked[i]];
-            uint256 stake = node.stake;
-            if (node.identityPointHash == 0 || stake < minStake || stake == 0) revert BadRanking(i);
-            bytes32 tie = tiebreak(s, node.identity);
-            if (i > 0 && !(stake < lastStake || (stake == lastStake && tie > lastTie))) revert BadRanking(i);
-            lastStake = stake;
-            lastTie = tie;
-            if (bannedIn[changing][ranked[i]]) standing[i] = BANNED;
-            else if (viewNumber != 0 && node.memberOfView == viewNumber) standing[i] = PREVIOUS;
+    /// The committee of `keyquorum_contract::select`: the candidates not sitting out view change
+    /// `changing`, ranked by stake descending, then tie-break ascending (distinct identities give
+    /// distinct tie-breaks, so the order is total); up to `keepPreviousPercent` of the seats to
+    /// members of the active view, best ranked first, the rest to the best ranked of everyone
+    /// else; listed in rank order (which fixes the share indices). A heap yields the candidates
+    /// best first, so only as many are ordered as the seats take.
+    function _select(uint64 changing, bool retry) internal view returns (address[] memory out) {
+        uint256 m = candidates.length;
+        uint256[] memory stakes = new uint256[](m);
+        bytes32[] memory ties = new bytes32[](m);
+        bool[] memory previous = new bool[](m);
+        // Indices into `candidates`.
+        uint256[] memory heap = new uint256[](m);
+        bytes32 s = currentSeed();
+        uint64 active = currentView;
+        uint256 open;
+        uint256 previousCount;
+        for (uint256 i = 0; i < m; i++) {
+            address a = candidates[i];
+            // Only a failed ceremony of this view change bans anyone.
+            if (retry && bannedIn[changing][a]) continue;
+            Node storage node = nodes[a];
+            stakes[i] = node.stake;
+            ties[i] = tiebreak(s, node.identity);
+            if (active != 0 && node.memberOfView == active) {
+                previous[i] = true;
+                previousCount++;
+            }
+            heap[open++] = i;
+        }
+        uint256 n = open < config.maxSize ? open : config.maxSize;
+        uint256 reserved = n * config.keepPreviousPercent / 100;
+        if (reserved > previousCount) reserved = previousCount;
+        for (uint256 i = open / 2; i > 0; i--) {
+            _siftDown(heap, i - 1, open, stakes, ties);
+        }
+        out = new address[](n);
+        uint256 taken;
+        uint256 previousTaken;
+        while (taken < n) {
+            uint256 best = heap[0];
+            heap[0] = heap[--open];
+            _siftDown(heap, 0, open, stakes, ties);
+            if (previous[best] && previousTaken < reserved) previousTaken++;
+            else if (taken - previousTaken == n - reserved) continue;
+            out[taken++] = candidates[best];
         }
     }
 
-    /// Up to `keepPreviousPercent` of the seats to previous members, best ranked first, then the
-    /// best ranked of everyone else; listed in rank order (which fixes the share indices).
-    function _select(address[] calldata ranked, uint8[] memory standing) internal view returns (address[] memory out) {
-        uint256 open;
-        for (uint256 i = 0; i < ranked.length; i++) {
-            if (standing[i] != BANNED) open++;
-        }
-        uint256 n = open < config.maxSize ? open : config.maxSize;
-        uint256 keep = n * config.keepPreviousPercent / 100;
-        bool[] memory chosen = new bool[](ranked.length);
-        uint256 count;
-        for (uint256 i = 0; i < ranked.length && count < keep; i++) {
-            if (standing[i] == PREVIOUS) {
-                chosen[i] = true;
-                count++;
+    /// Restores the heap order (best on top) below position `i` of `heap[0:len]`.
+    function _siftDown(uint256[] memory heap, uint256 i, uint256 len, uint256[] memory stakes, bytes32[] memory ties)
+        internal
+        pure
+    {
+        while (true) {
+            uint256 best = i;
+            for (uint256 c = 2 * i + 1; c <= 2 * i + 2 && c < len; c++) {
+                uint256 x = heap[c];
+                uint256 y = heap[best];
+                if (stakes[x] > stakes[y] || (stakes[x] == stakes[y] && ties[x] < ties[y])) best = c;
             }
-        }
-        for (uint256 i = 0; i < ranked.length && count < n; i++) {
-            if (!chosen[i] && standing[i] != BANNED) {
-                chosen[i] = true;
-                count++;
-            }
-        }
-        out = new address[](n);
-        uint256 j;
-        for (uint256 i = 0; i < ranked.length && j < n; i++) {
-            if (chosen[i]) out[j++] = ranked[i];
+            if (best == i) return;
+            (heap[i], heap[best]) = (heap[best], heap[i]);
+            i = best;
         }
     }
 
@@ -476,10 +513,20 @@ contract Coordinator {
     }
 
     /// The ceremony's session id, as `keyquorum_dkg::ceremony::session_id` computes it for the
-    /// contract's spec: ack-or-reveal, BLS12-381 G1, sequential indices, fresh key.
+    /// contract's spec: ack-or-reveal, BLS12-381 G1, sequential indices, fresh key. Its domain
+    /// is `keyquorum_evm::Deployment::session_domain`: the chain id and this contract's address
+    /// bind it to this deployment, so no post or signature of it is valid at another one.
     function _sessionId(Ceremony storage c, address[] memory committee) internal view returns (bytes32) {
         bytes memory domain = abi.encodePacked(
-            "keyquorum-contract/", config.chainId, "/view/", _decimal(c.viewNumber), "/session/", _decimal(c.number)
+            "keyquorum-evm/",
+            block.chainid,
+            address(this),
+            "/",
+            config.chainId,
+            "/view/",
+            _decimal(c.viewNumber),
+            "/session/",
+            _decimal(c.number)
         );
         bytes memory head = abi.encodePacked(
             uint64(20),
@@ -976,7 +1023,7 @@ contract Coordinator {
         uint256 amount = (node.stake + node.unbonding) * config.misbehaviourPercent / 100;
         uint256 fromUnbonding = amount < node.unbonding ? amount : node.unbonding;
         node.unbonding -= fromUnbonding;
-        _setStake(node, node.stake - (amount - fromUnbonding));
+        _setStake(culprit, node, node.stake - (amount - fromUnbonding));
         uint256 reward = msg.sender == culprit ? 0 : amount * config.reporterPercent / 100;
         burned += amount - reward;
         emit Slashed(culprit, id, fault, amount, msg.sender, reward, amount - reward);

@@ -16,9 +16,10 @@
 //!   signer repeats; a failed one gives `CeremonyFailed` naming its culprits.
 //!
 //! The committee and spec of `CommitteeSelected` come from the registrations the translator has
-//! seen (identity, encryption key, network identity by account); a spec that does not build the
+//! seen (identity, encryption key, network identity by account), its domain from the
+//! [`Deployment`] (chain id, contract address, chain name); a spec that does not build the
 //! ceremony whose session id the contract computed is refused by the node's follower, so a
-//! wrong chain name or a missed registration cannot make a node take part in another ceremony.
+//! wrong deployment or a missed registration cannot make a node take part in another ceremony.
 
 use std::collections::HashMap;
 
@@ -33,6 +34,7 @@ use keyquorum_crypto::Bls12381G1;
 use keyquorum_dkg::board::{Board, BoardError, Outcome};
 use keyquorum_dkg::messages::{Post, SignedPost};
 
+use crate::Deployment;
 use crate::client::{BoardInput, Phase};
 
 /// A registered node as its `Registered` log names it.
@@ -71,7 +73,7 @@ pub struct CreatedBlock {
 
 /// Turns the coordinator's board inputs into the node's chain events; see the module docs.
 pub struct Translator {
-    chain_name: String,
+    deployment: Deployment,
     nodes: HashMap<Address, Registration>,
     live: Option<Live>,
     /// The active view's magic block hash (the next block's `previous_hash`).
@@ -83,7 +85,7 @@ pub struct Translator {
 impl std::fmt::Debug for Translator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Translator")
-            .field("chain_name", &self.chain_name)
+            .field("deployment", &self.deployment)
             .field("nodes", &self.nodes.len())
             .finish_non_exhaustive()
     }
@@ -94,11 +96,10 @@ fn stake_u64(stake: U256) -> u64 {
 }
 
 impl Translator {
-    /// A translator for the contract deployed with `chainId` = `chain_name`, fed from its
-    /// deployment block on.
-    pub fn new(chain_name: impl Into<String>) -> Self {
+    /// A translator for the contract `deployment`, fed from its deployment block on.
+    pub fn new(deployment: Deployment) -> Self {
         Translator {
-            chain_name: chain_name.into(),
+            deployment,
             nodes: HashMap::new(),
             live: None,
             magic_block_hash: [0; 32],
@@ -118,7 +119,7 @@ impl Translator {
 
     /// The chain name the contract binds ceremonies and magic blocks to.
     pub fn chain_name(&self) -> &str {
-        &self.chain_name
+        &self.deployment.chain_name
     }
 
     /// The identity an account registered, if it did.
@@ -218,13 +219,7 @@ impl Translator {
             });
         }
         let spec = CeremonySpec {
-            domain: HexBytes(
-                format!(
-                    "keyquorum-contract/{}/view/{}/session/{}",
-                    self.chain_name, sel.viewNumber, sel.number
-                )
-                .into_bytes(),
-            ),
+            domain: HexBytes(self.deployment.session_domain(sel.viewNumber, sel.number)),
             view: sel.viewNumber,
             ceremony_number: sel.number,
             n: sel.n,
@@ -352,7 +347,7 @@ impl Translator {
             Some(Outcome::Success { output, .. }) => {
                 let qualified = output.qualified.clone();
                 let place = MagicBlockPlace {
-                    chain_id: self.chain_name.clone(),
+                    chain_id: self.deployment.chain_name.clone(),
                     view,
                     ceremony_number,
                     key_mode: KeyMode::Fresh,

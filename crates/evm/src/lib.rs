@@ -61,6 +61,40 @@ pub mod anvil_fetch;
 pub mod client;
 pub mod events;
 
+/// The tag at the start of [`Deployment::session_domain`].
+pub const SESSION_TAG: &[u8] = b"keyquorum-evm/";
+
+/// One deployment of the coordinator: the chain it runs on (the EVM chain id, `block.chainid`),
+/// its address, and the chain name it was configured with (its `chainId` setting, which magic
+/// blocks carry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// The EVM chain id.
+    pub chain_id: u64,
+    /// The contract's address.
+    pub contract: Address,
+    /// The configured chain name.
+    pub chain_name: String,
+}
+
+impl Deployment {
+    /// The domain of ceremony `ceremony_number` of view `view`'s session id (the contract's
+    /// `_sessionId`): the tag, the chain id (32 bytes, big-endian), the contract's address,
+    /// then `/{chain name}/view/{view}/session/{ceremony number}`. The chain id and address
+    /// bind every session id, and so every post and magic block signature, to this deployment:
+    /// another with the same name and committee has other session ids, and refuses the posts.
+    pub fn session_domain(&self, view: u64, ceremony_number: u32) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SESSION_TAG.len() + 32 + 20 + self.chain_name.len() + 40);
+        out.extend_from_slice(SESSION_TAG);
+        out.extend_from_slice(&U256::from(self.chain_id).to_be_bytes::<32>());
+        out.extend_from_slice(self.contract.as_slice());
+        out.extend_from_slice(
+            format!("/{}/view/{view}/session/{ceremony_number}", self.chain_name).as_bytes(),
+        );
+        out
+    }
+}
+
 /// The tag at the start of [`registration_payload`].
 pub const REGISTER_TAG: &[u8] = b"keyquorum-evm/register/v1";
 
@@ -151,6 +185,38 @@ mod tests {
         );
         assert!(g1_point(&[0u8; 48]).is_err());
         assert!(g2_point(&[0xffu8; 96]).is_err());
+    }
+
+    /// A known answer of the session domain: the contract's `_sessionId` builds the same bytes
+    /// (`tests/coordinator.rs` checks the session ids it computes against the DKG's from this).
+    #[test]
+    fn session_domain_binds_chain_id_and_contract() {
+        let d = Deployment {
+            chain_id: 31337,
+            contract: Address::repeat_byte(0x5a),
+            chain_name: "kq".into(),
+        };
+        let domain = d.session_domain(2, 1);
+        assert_eq!(
+            hex_of(&domain),
+            format!(
+                "{}{}{}{}",
+                hex_of(b"keyquorum-evm/"),
+                "0000000000000000000000000000000000000000000000000000000000007a69",
+                "5a".repeat(20),
+                hex_of(b"/kq/view/2/session/1")
+            )
+        );
+        let other_chain = Deployment {
+            chain_id: 1,
+            ..d.clone()
+        };
+        let other_contract = Deployment {
+            contract: Address::repeat_byte(0x5b),
+            ..d.clone()
+        };
+        assert_ne!(other_chain.session_domain(2, 1), domain);
+        assert_ne!(other_contract.session_domain(2, 1), domain);
     }
 
     fn hex_of(b: &[u8]) -> String {

@@ -16,7 +16,7 @@ use alloy_primitives::{Address, Bytes, U256};
 use alloy_provider::Provider;
 use blstrs::Scalar;
 use common::{
-    CHAIN_NAME, Node, ceremony_spec, config, dealer_of, endorsement, post_call, ranking,
+    CHAIN_NAME, Node, ceremony_spec, config, dealer_of, deployment, endorsement, post_call,
     run_ceremony,
 };
 use keyquorum_contract::SignerRole;
@@ -25,7 +25,7 @@ use keyquorum_contract::hex::Bytes as HexBytes;
 use keyquorum_contract::magic::{MagicBlockPlace, signing_message};
 use keyquorum_contract::tx::NetworkIdentity;
 use keyquorum_contract::{Event, Step};
-use keyquorum_contract::{KeyMode, MagicBlock, genesis_seed};
+use keyquorum_contract::{KeyMode, MagicBlock};
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_crypto::{Bls12381G1, Curve};
 use keyquorum_dkg::board::{Board, Outcome};
@@ -159,11 +159,9 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
         Some("IdentityTaken")
     );
 
-    let all: Vec<&Node> = nodes.iter().map(|(n, _)| n).collect();
-    let ranked = ranking(&all, &genesis_seed(CHAIN_NAME), |n| STAKE + n.index as u64);
     included(
         admin
-            .send(Coordinator::startViewChangeCall { ranked }, U256::ZERO)
+            .send(Coordinator::startViewChangeCall {}, U256::ZERO)
             .await
             .unwrap(),
     );
@@ -190,7 +188,7 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
     assert_eq!(committee, vec![4, 3, 2, 1]);
 
     let seated: Vec<&Node> = committee.iter().map(|&i| &nodes[i].0).collect();
-    let spec = ceremony_spec(&sel, &seated);
+    let spec = ceremony_spec(contract, &sel, &seated);
     let ceremony = spec.ceremony().unwrap();
     assert_eq!(sel.sessionId.0, *ceremony.id());
 
@@ -336,7 +334,7 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
     };
     assert_eq!(activated.magicBlockHash.0, block.hash());
     assert_eq!(activated.magicBlock.to_vec(), block.encode());
-    seat_follows_the_translated_logs(&followed, &nodes[committee[0]].0, &block);
+    seat_follows_the_translated_logs(contract, &followed, &nodes[committee[0]].0, &block);
 
     // Past the wait phase nothing more is reported for the activated ceremony.
     let now = admin.block_number().await.unwrap();
@@ -431,11 +429,12 @@ async fn a_reorg_within_the_confirmation_depth_is_never_reported_and_a_deeper_on
 /// the ceremony as the node's follower sees it: started with its role, every post, the three
 /// deadlines, the magic block it signs (the one activated) with its index, the view with it in.
 fn seat_follows_the_translated_logs(
+    contract: Address,
     followed: &[ConfirmedBlock],
     me: &Node,
     activated: &MagicBlock,
 ) {
-    let mut translator = Translator::new(CHAIN_NAME);
+    let mut translator = Translator::new(deployment(contract));
     let identity = IdentityPublicKey::from_bytes(&me.identity).unwrap();
     let mut seat = keyquorum_contract::Follower::new(Some(identity));
     let mut steps = Vec::new();

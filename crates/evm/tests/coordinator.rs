@@ -7,12 +7,14 @@
 mod common;
 
 use alloy_primitives::{Address, Bytes, U256};
+use alloy_sol_types::SolConstructor;
 use blstrs::Scalar;
 use common::*;
 use group::Group as _;
 use keyquorum_contract::SignerRole;
 use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
 use keyquorum_contract::magic::{MagicBlockPlace, signing_message};
+use keyquorum_contract::select::select_committee;
 use keyquorum_contract::state::CeremonySpec;
 use keyquorum_contract::tx::NetworkIdentity;
 use keyquorum_contract::{KeyMode, MagicBlock, genesis_seed};
@@ -49,6 +51,8 @@ fn registered(n: u32, count: u32) -> (Chain, Vec<Node>) {
 }
 
 struct Started {
+    /// The contract that started it.
+    contract: Address,
     id: U256,
     sel: Coordinator::CommitteeSelected,
     committee: Vec<usize>,
@@ -56,14 +60,8 @@ struct Started {
 
 fn start(chain: &mut Chain, nodes: &[Node]) -> Started {
     chain.set_block(10);
-    let refs: Vec<&Node> = nodes.iter().collect();
-    let ranked = ranking(&refs, &genesis_seed(CHAIN_NAME), |n| STAKE + n.index as u64);
     let r = chain
-        .send(
-            nodes[0].account,
-            0,
-            Coordinator::startViewChangeCall { ranked },
-        )
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
         .ok();
     let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
     let committee = sel
@@ -72,6 +70,7 @@ fn start(chain: &mut Chain, nodes: &[Node]) -> Started {
         .map(|a| nodes.iter().position(|n| n.account == *a).unwrap())
         .collect();
     Started {
+        contract: chain.contract,
         id: sel.ceremony,
         sel,
         committee,
@@ -84,7 +83,7 @@ fn seated<'a>(nodes: &'a [Node], s: &Started) -> Vec<&'a Node> {
 }
 
 fn spec(nodes: &[Node], s: &Started) -> CeremonySpec {
-    ceremony_spec(&s.sel, &seated(nodes, s))
+    ceremony_spec(s.contract, &s.sel, &seated(nodes, s))
 }
 
 #[test]
@@ -203,40 +202,10 @@ fn stake_unbonds_and_is_withdrawn_after_the_unbonding_period() {
 fn a_fresh_view_change_activates_the_magic_block_the_rust_board_defines() {
     // Four seats, five candidates: node 0 has the lowest stake and stays out.
     let (mut chain, nodes) = registered(4, 5);
-    let early = ranking(
-        &nodes.iter().collect::<Vec<_>>(),
-        &genesis_seed(CHAIN_NAME),
-        |n| STAKE + n.index as u64,
-    );
     chain.set_block(9);
     chain
-        .send(
-            nodes[0].account,
-            0,
-            Coordinator::startViewChangeCall { ranked: early },
-        )
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
         .reverts_with::<Coordinator::TooEarly>();
-    // A ranking in the wrong order, or missing a node.
-    chain.set_block(10);
-    let mut wrong = ranking(&nodes.iter().collect::<Vec<_>>(), &[0; 32], |_| STAKE);
-    wrong.swap(0, 1);
-    chain
-        .send(
-            nodes[0].account,
-            0,
-            Coordinator::startViewChangeCall {
-                ranked: wrong.clone(),
-            },
-        )
-        .reverts_with::<Coordinator::BadRanking>();
-    wrong.pop();
-    chain
-        .send(
-            nodes[0].account,
-            0,
-            Coordinator::startViewChangeCall { ranked: wrong },
-        )
-        .reverts_with::<Coordinator::BadRanking>();
 
     let s = start(&mut chain, &nodes);
     assert_eq!((s.sel.n, s.sel.t, s.sel.k), (4, 3, 3));
@@ -278,11 +247,7 @@ fn a_fresh_view_change_activates_the_magic_block_the_rust_board_defines() {
         .reverts_with::<Coordinator::MalformedPost>();
     // One view change at a time.
     chain
-        .send(
-            nodes[0].account,
-            0,
-            Coordinator::startViewChangeCall { ranked: vec![] },
-        )
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
         .reverts_with::<Coordinator::ViewChangeRunning>();
     let mut logged = Vec::new();
     for p in &contributions {
@@ -520,14 +485,8 @@ fn a_failed_ceremony_s_absent_members_sit_out_the_restart() {
         }
     }
     chain.set_block(s.sel.waitEnd + 1);
-    let refs: Vec<&Node> = nodes.iter().collect();
-    let ranked = ranking(&refs, &genesis_seed(CHAIN_NAME), |n| STAKE + n.index as u64);
     let r = chain
-        .send(
-            nodes[0].account,
-            0,
-            Coordinator::startViewChangeCall { ranked },
-        )
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
         .ok();
     let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
     assert_eq!((sel.viewNumber, sel.number), (1, 1));
@@ -539,6 +498,110 @@ fn a_failed_ceremony_s_absent_members_sit_out_the_restart() {
     );
     assert!(sel.committee.contains(&seats[0].account) && sel.committee.contains(&seats[1].account));
     assert_eq!(sel.committee.len(), 4);
+}
+
+/// Two deployments on one chain with the same chain name and committee: their session ids
+/// differ (each binds its chain id and address, as `Deployment::session_domain` does, and
+/// each equals the DKG's for that domain), so a post signed for one is refused by the other.
+#[test]
+fn a_post_signed_for_one_deployment_is_refused_by_another() {
+    let (mut chain, nodes) = registered(4, 4);
+    let a = start(&mut chain, &nodes);
+    let first = chain.contract;
+    let mut code = Coordinator::BYTECODE.to_vec();
+    code.extend(Coordinator::constructorCall { c: config(4) }.abi_encode());
+    chain.deploy(code).ok();
+    assert_ne!(chain.contract, first);
+    for node in &nodes {
+        let call = node.register_call(chain.contract);
+        chain
+            .send(node.account, STAKE + node.index as u64, call)
+            .ok();
+    }
+    let b = start(&mut chain, &nodes);
+    assert_eq!(a.committee, b.committee);
+    assert_eq!(
+        (a.sel.viewNumber, a.sel.number),
+        (b.sel.viewNumber, b.sel.number)
+    );
+    assert_ne!(a.sel.sessionId, b.sel.sessionId);
+    for s in [&a, &b] {
+        assert_eq!(s.sel.sessionId.0, *spec(&nodes, s).ceremony().unwrap().id());
+    }
+    let spec_a = spec(&nodes, &a);
+    let (contributions, _, _) = run_ceremony(&spec_a, &seated(&nodes, &a), &[]);
+    let p = &contributions[0];
+    let author = nodes[b.committee[dealer_of(p, 4)]].account;
+    chain
+        .send(author, 0, post_call(p))
+        .reverts_with::<Coordinator::WrongSession>();
+    // The same member's post is accepted where it was signed.
+    chain.contract = first;
+    chain.send(author, 0, post_call(p)).ok();
+}
+
+/// The contract ranks from its own state: a stake added, a registration and an unbonding that
+/// land just before `startViewChange` change the committee it selects (as
+/// `keyquorum_contract::select` selects from the stakes at that moment), never whether the
+/// selection succeeds. (With a caller-supplied ranking, each of them made it revert.)
+#[test]
+fn stake_changes_just_before_the_selection_do_not_make_it_revert() {
+    // Nodes 0..6 registered; node 6 registers just before the selection.
+    let nodes: Vec<Node> = (0..7).map(Node::new).collect();
+    let accounts: Vec<Address> = nodes.iter().map(|n| n.account).collect();
+    let mut chain = Chain::new(config(4), &accounts);
+    for node in &nodes[..6] {
+        let call = node.register_call(chain.contract);
+        chain
+            .send(node.account, STAKE + node.index as u64, call)
+            .ok();
+    }
+    chain.set_block(10);
+    // Node 0, the lowest stake, outbids everyone; node 5, the highest, drops below the minimum;
+    // node 6 comes in second.
+    chain
+        .send(nodes[0].account, 10_000, Coordinator::addStakeCall {})
+        .ok();
+    chain
+        .send(
+            nodes[5].account,
+            0,
+            Coordinator::unbondCall {
+                amount: U256::from(STAKE + 5 - 50),
+            },
+        )
+        .ok();
+    let call = nodes[6].register_call(chain.contract);
+    chain.send(nodes[6].account, STAKE + 100, call).ok();
+    let r = chain
+        .send(nodes[1].account, 0, Coordinator::startViewChangeCall {})
+        .ok();
+    let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
+    let stakes: Vec<(Hex<96>, u64)> = nodes
+        .iter()
+        .filter_map(|n| {
+            let s = chain.read(Coordinator::stakeOfCall { account: n.account });
+            let s = s.stake.to::<u64>();
+            (s >= 100).then_some((Hex(n.identity), s))
+        })
+        .collect();
+    assert_eq!(stakes.len(), 6);
+    let expected = select_committee(
+        &stakes,
+        &Default::default(),
+        &genesis_seed(CHAIN_NAME),
+        4,
+        0,
+    );
+    let chosen: Vec<Hex<96>> = sel
+        .committee
+        .iter()
+        .map(|a| Hex(nodes.iter().find(|n| n.account == *a).unwrap().identity))
+        .collect();
+    assert_eq!(chosen, expected);
+    assert_eq!(chosen[0], Hex(nodes[0].identity));
+    assert_eq!(chosen[1], Hex(nodes[6].identity));
+    assert!(!sel.committee.contains(&nodes[5].account));
 }
 
 /// A dealer that posts last can choose its f(0) G so that the contributions add up to a key it

@@ -15,7 +15,7 @@
 
 mod common;
 
-use alloy_primitives::{Address, Bytes};
+use alloy_primitives::{Address, Bytes, U256};
 use blstrs::{G1Affine, G1Projective, Scalar};
 use common::*;
 use group::prime::PrimeCurveAffine;
@@ -46,20 +46,6 @@ struct Gas {
     bad_reveal: u64,
     /// Each view's committee, as sets of identity keys.
     committees: Vec<BTreeSet<Hex<96>>>,
-}
-
-/// The candidates ranked as the contract ranks them, from its seed and stakes.
-fn ranked(chain: &mut Chain, nodes: &[Node]) -> Vec<Address> {
-    let seed = chain.read(Coordinator::currentSeedCall {}).0;
-    let stakes: std::collections::HashMap<Address, u64> = nodes
-        .iter()
-        .map(|n| {
-            let stake = chain.read(Coordinator::stakeOfCall { account: n.account });
-            (n.account, stake.stake.to::<u64>())
-        })
-        .collect();
-    let all: Vec<&Node> = nodes.iter().collect();
-    ranking(&all, &seed, |n| stakes[&n.account])
 }
 
 fn uncompressed(p: &G1Affine) -> [u8; 96] {
@@ -96,13 +82,8 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
         let next = chain.read(Coordinator::nextStartCall {});
         chain.set_block(next);
         let seed = chain.read(Coordinator::currentSeedCall {}).0;
-        let ranked = ranked(&mut chain, &nodes);
         let r = chain
-            .send(
-                nodes[0].account,
-                0,
-                Coordinator::startViewChangeCall { ranked },
-            )
+            .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
             .ok();
         gas.start[round] = r.gas_used;
         let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
@@ -427,4 +408,111 @@ fn gas_table() {
             per_member
         );
     }
+}
+
+/// The contract's bound on eligible nodes (`MAX_CANDIDATES` in Coordinator.sol).
+const MAX_CANDIDATES: u32 = 300;
+/// The seats of the worst-case selection below.
+const WORST_SEATS: u32 = 256;
+
+/// The selection at the candidate bound: with `MAX_CANDIDATES` eligible nodes one more
+/// registration or stake addition that would make a node eligible is refused
+/// (`TooManyCandidates`), and the selection's worst cases fit in a 30M block with
+/// `WORST_SEATS` seats: the first ceremony of a view change, and the next one after a failed
+/// ceremony. That one costs most when exactly `MAX_CANDIDATES - WORST_SEATS` members were
+/// silent: each silent member is banned (a new storage slot, about 22,000 gas), and with more
+/// of them the next committee has fewer seats (about 68,000 gas each).
+#[test]
+fn the_selection_at_the_candidate_bound_fits_in_a_block() {
+    let nodes: Vec<Node> = (0..MAX_CANDIDATES + 2).map(Node::new).collect();
+    let accounts: Vec<Address> = nodes.iter().map(|x| x.account).collect();
+    let mut chain = Chain::new(config(WORST_SEATS), &accounts);
+    for node in &nodes[..MAX_CANDIDATES as usize] {
+        let call = node.register_call(chain.contract);
+        chain.send(node.account, STAKE, call).ok();
+    }
+    let extra = &nodes[MAX_CANDIDATES as usize];
+    let call = extra.register_call(chain.contract);
+    chain
+        .send(extra.account, STAKE, call)
+        .reverts_with::<Coordinator::TooManyCandidates>();
+    // Registered below the minimum stake it is no candidate, and cannot become one.
+    let late = &nodes[MAX_CANDIDATES as usize + 1];
+    let call = late.register_call(chain.contract);
+    chain.send(late.account, 10, call).ok();
+    chain
+        .send(late.account, STAKE, Coordinator::addStakeCall {})
+        .reverts_with::<Coordinator::TooManyCandidates>();
+    assert_eq!(
+        chain.read(Coordinator::eligibleCountCall {}),
+        U256::from(MAX_CANDIDATES)
+    );
+
+    let next = chain.read(Coordinator::nextStartCall {});
+    chain.set_block(next);
+    let first = chain
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
+        .ok();
+    let sel = first.events::<Coordinator::CommitteeSelected>().remove(0);
+    assert_eq!(sel.n, WORST_SEATS);
+    // The first `posting` members post both their contribution and publication (synthetic:
+    // the contract checks neither signature); the rest are silent.
+    let posting = (2 * WORST_SEATS - MAX_CANDIDATES) as usize;
+    let n = sel.n;
+    let f0 = G1Affine::generator().to_uncompressed();
+    for d in 0..posting {
+        let mut post = vec![0xaa; 48];
+        post.push(1);
+        post.extend_from_slice(&sel.sessionId.0);
+        post.extend_from_slice(&(d as u32).to_be_bytes());
+        post.extend_from_slice(&(n + 1).to_be_bytes());
+        for _ in 0..=n {
+            post.extend_from_slice(&f0);
+        }
+        chain
+            .send(
+                sel.committee[d],
+                0,
+                Coordinator::postCall {
+                    signedPost: post.into(),
+                },
+            )
+            .ok();
+    }
+    chain.set_block(sel.shareEnd + 1);
+    for d in 0..posting {
+        let mut post = vec![0xaa; 48];
+        post.push(2);
+        post.extend_from_slice(&sel.sessionId.0);
+        post.extend_from_slice(&0u32.to_be_bytes());
+        post.extend_from_slice(&(d as u32).to_be_bytes());
+        post.extend_from_slice(&[0x5c; 32]);
+        post.extend_from_slice(&0u32.to_be_bytes());
+        post.push(0);
+        post.extend_from_slice(&0u32.to_be_bytes());
+        chain
+            .send(
+                sel.committee[d],
+                0,
+                Coordinator::postCall {
+                    signedPost: post.into(),
+                },
+            )
+            .ok();
+    }
+    chain.set_block(sel.waitEnd + 1);
+    let retry = chain
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
+        .ok();
+    let again = retry.events::<Coordinator::CommitteeSelected>().remove(0);
+    assert_eq!((again.number, again.n), (1, WORST_SEATS));
+    let silent = &sel.committee[posting..];
+    assert!(again.committee.iter().all(|a| !silent.contains(a)));
+    println!(
+        "selection of {WORST_SEATS} among {MAX_CANDIDATES} candidates: {} gas (first ceremony), {} gas (after one with {} silent members)",
+        first.gas_used,
+        retry.gas_used,
+        silent.len()
+    );
+    assert!(first.gas_used < BLOCK_GAS_LIMIT && retry.gas_used < BLOCK_GAS_LIMIT);
 }

@@ -16,7 +16,7 @@ use keyquorum_dkg::identity::Purpose;
 use keyquorum_dkg::messages::{Post, SignedPost};
 use keyquorum_dkg::participant::Participant;
 use keyquorum_dkg::testing::ceremony::{BoardEvent, MemberKeys, RunResult, member, run_nodes};
-use keyquorum_evm::{Coordinator, g1_point, g2_point, registration_payload};
+use keyquorum_evm::{Coordinator, Deployment, g1_point, g2_point, registration_payload};
 use revm::context::{CfgEnv, TxEnv};
 use revm::context_interface::result::ExecutionResult;
 use revm::database::{CacheDB, EmptyDB};
@@ -287,33 +287,24 @@ impl Node {
     }
 }
 
-/// Every eligible node, best first, as the contract ranks them: by stake, then by the
-/// tiebreak on the identity key under `seed`.
-pub fn ranking(nodes: &[&Node], seed: &[u8; 32], stake: impl Fn(&Node) -> u64) -> Vec<Address> {
-    let mut r: Vec<(u64, [u8; 32], Address)> = nodes
-        .iter()
-        .map(|n| {
-            (
-                stake(n),
-                keyquorum_contract::select::tiebreak(seed, &Hex(n.identity)),
-                n.account,
-            )
-        })
-        .collect();
-    r.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    r.into_iter().map(|x| x.2).collect()
+/// The test deployment at `contract`.
+pub fn deployment(contract: Address) -> Deployment {
+    Deployment {
+        chain_id: CHAIN_ID,
+        contract,
+        chain_name: CHAIN_NAME.into(),
+    }
 }
 
-/// The ceremony the contract's selection `sel` starts, with `committee` in seat order.
-pub fn ceremony_spec(sel: &Coordinator::CommitteeSelected, committee: &[&Node]) -> CeremonySpec {
+/// The ceremony the contract at `contract` starts with selection `sel`, with `committee` in
+/// seat order.
+pub fn ceremony_spec(
+    contract: Address,
+    sel: &Coordinator::CommitteeSelected,
+    committee: &[&Node],
+) -> CeremonySpec {
     CeremonySpec {
-        domain: HexBytes(
-            format!(
-                "keyquorum-contract/{CHAIN_NAME}/view/{}/session/{}",
-                sel.viewNumber, sel.number
-            )
-            .into_bytes(),
-        ),
+        domain: HexBytes(deployment(contract).session_domain(sel.viewNumber, sel.number)),
         view: sel.viewNumber,
         ceremony_number: sel.number,
         n: sel.n,

@@ -18,25 +18,24 @@
 //!   board. Partial signatures are not sent to this chain ([`SignatureRoute::OffChain`]). Sends
 //!   are serialised and each waits for its receipt (`keyquorum_evm::client::Client::send`);
 //!   nonce, gas and fees are the provider's.
-//! - View changes: the contract starts one only when someone submits the ranking of the
-//!   eligible nodes (`startViewChange`). Every node does so when one is due (the start block
-//!   reached with no ceremony running, or the running ceremony's wait phase over without an
-//!   activation): the ranking comes from the registrations this node has followed and the
-//!   stakes and seed the contract holds. The first such call wins; the others are refused at
-//!   gas estimation and cost nothing, or, when two land in one block, the later one reverts.
+//! - View changes: the contract starts one only when someone calls `startViewChange` (it ranks
+//!   the eligible nodes from its own state). Every node does so when one is due (the start
+//!   block reached with no ceremony running, or the running ceremony's wait phase over without
+//!   an activation). The first such call wins; the others are refused at gas estimation and
+//!   cost nothing, or, when two land in one block, the later one reverts.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keyquorum_contract::hex::Hex;
-use keyquorum_contract::select::tiebreak;
 use keyquorum_contract::tx::TxBody;
 use keyquorum_dkg::identity::Purpose;
 use keyquorum_evm::alloy_primitives::{Address, Bytes, U256};
 use keyquorum_evm::client::{CallOutcome, Client, ClientError, FollowError, Follower};
 use keyquorum_evm::events::Translator;
-use keyquorum_evm::{Coordinator, PrivateKeySigner, g1_point, g2_point, registration_payload};
+use keyquorum_evm::{
+    Coordinator, Deployment, PrivateKeySigner, g1_point, g2_point, registration_payload,
+};
 use sha2::{Digest, Sha256};
 use tracing::{debug, error, info};
 
@@ -128,7 +127,11 @@ impl EvmChainClient {
             settings.confirmations,
         );
         Ok(EvmChainClient {
-            translator: Arc::new(Mutex::new(Translator::new(settings.chain_name.clone()))),
+            translator: Arc::new(Mutex::new(Translator::new(Deployment {
+                chain_id,
+                contract: settings.contract,
+                chain_name: settings.chain_name.clone(),
+            }))),
             client,
             chain_id,
             settings,
@@ -299,47 +302,14 @@ impl EvmChainClient {
         if !due {
             return Ok(());
         }
-        let Some(ranked) = self.ranking().await? else {
-            return Ok(());
-        };
-        let count = ranked.len();
         match c
-            .send(Coordinator::startViewChangeCall { ranked }, U256::ZERO)
+            .send(Coordinator::startViewChangeCall {}, U256::ZERO)
             .await?
         {
-            CallOutcome::Included { block, .. } => {
-                info!(block, candidates = count, "started a view change on chain")
-            }
+            CallOutcome::Included { block, .. } => info!(block, "started a view change on chain"),
             CallOutcome::Reverted(r) => debug!(revert = %r.name(), "view change not started"),
         }
         Ok(())
-    }
-
-    /// Every eligible node, best first (stake descending, then the tie-break under the
-    /// contract's seed ascending), as `startViewChange` checks it; `None` while the
-    /// registrations followed here do not account for every eligible node.
-    async fn ranking(&self) -> Result<Option<Vec<Address>>, ClientError> {
-        let c = &self.client;
-        let seed = c.read(Coordinator::currentSeedCall {}).await?.0;
-        let eligible = c.read(Coordinator::eligibleCountCall {}).await?;
-        let registered = self.translator().registered();
-        let mut ranked = Vec::with_capacity(registered.len());
-        for (account, identity) in registered {
-            let stake = c.read(Coordinator::stakeOfCall { account }).await?.stake;
-            if !stake.is_zero() {
-                ranked.push((stake, tiebreak(&seed, &Hex(identity)), account));
-            }
-        }
-        ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        // Eligible means a stake of at least the minimum: the best `eligible` by stake.
-        let Ok(eligible) = usize::try_from(eligible) else {
-            return Ok(None);
-        };
-        if ranked.len() < eligible {
-            return Ok(None);
-        }
-        ranked.truncate(eligible);
-        Ok(Some(ranked.into_iter().map(|r| r.2).collect()))
     }
 }
 
