@@ -3,8 +3,9 @@
 //! its own funded chain key, the view change started on chain by a node once it is due, the
 //! DKG's posts through the contract, the magic block's partial signatures combined off chain
 //! and the view activated on chain by a member, and the group key the contract holds the one
-//! every member reports. anvil is the pinned npm package in `contracts/` (`npm ci` there);
-//! without it the test fails saying so.
+//! every member reports; then the next view change, activated with the handover signature of
+//! the first view's committee as well. anvil is the pinned npm package in `contracts/` (`npm ci`
+//! there); without it the test fails saying so.
 
 mod common;
 
@@ -110,7 +111,7 @@ async fn four_processes_run_a_view_change_coordinated_by_the_evm_contract() {
         format!(
             "chain_name = \"{CHAIN_NAME}\"\nmax_size = 4\nmin_size = 4\nmin_stake = 100\n\
              contribute_blocks = 8\nshare_blocks = 8\npublish_blocks = 8\nwait_blocks = 10\n\
-             first_view_change = 0\nview_length = 1000\n"
+             first_view_change = 0\nview_length = 5\n"
         ),
     )
     .unwrap();
@@ -201,4 +202,33 @@ async fn four_processes_run_a_view_change_coordinated_by_the_evm_contract() {
         .collect();
     indices.sort();
     assert_eq!(indices, vec![1, 2, 3, 4]);
+
+    // The next view change: a fresh key (the contract runs no resharing), activated with the
+    // new committee's signature and the previous committee's handover, both combined off chain.
+    wait_for("view 2 on chain", Duration::from_secs(120), async || {
+        let v = reader.read(Coordinator::currentViewCall {}).await.ok()?;
+        (v == 2).then_some(())
+    })
+    .await;
+    let on_chain = reader.read(Coordinator::groupKeyCall {}).await.unwrap();
+    let second = wait_for(
+        "every node in view 2",
+        Duration::from_secs(30),
+        async || {
+            let mut keys = Vec::new();
+            for n in &nodes {
+                let s = node_status(n.status).await?;
+                if s.view != 2 {
+                    return None;
+                }
+                keys.push(s.group_key?);
+            }
+            Some(keys)
+        },
+    )
+    .await;
+    assert!(second.iter().all(|k| *k == second[0]), "{second:?}");
+    assert_ne!(second[0], group_key, "a fresh key");
+    hex::decode_to_slice(&second[0], &mut compressed).unwrap();
+    assert_eq!(on_chain.to_vec(), g1_point(&compressed).unwrap().to_vec());
 }
