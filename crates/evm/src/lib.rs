@@ -133,7 +133,7 @@ pub fn g2_point(compressed: &[u8; 96]) -> Result<[u8; 256], PointError> {
 }
 
 /// What an identity key signs (purpose `Transaction`) to register with `account` on the
-/// contract at `contract` of chain `chain_id`: the contract's `registrationPayload`.
+/// contract at `contract` of chain `chain_id`: the contract's `_registrationPayload`.
 pub fn registration_payload(
     chain_id: u64,
     contract: Address,
