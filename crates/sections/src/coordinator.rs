@@ -422,6 +422,13 @@ impl Coordinator {
         self.our_share.as_ref()
     }
 
+    /// As a current elder, the authority a handover we signed the start of is from: its elders
+    /// are the ones to exchange link partials with, even after we applied another SAP (at a
+    /// split, the first half's).
+    pub fn handover_parent(&self, session: &SessionId) -> Option<&Sap> {
+        self.handovers.get(session).map(|h| &h.parent)
+    }
+
     /// Whether state is held for `session` (pending or started).
     pub fn knows(&self, session: &SessionId) -> bool {
         self.pending.contains_key(session) || self.sessions.contains_key(session)
@@ -904,6 +911,10 @@ impl Coordinator {
         self.sessions.retain(|_, s| s.start.generation >= current);
         self.superseded
             .retain(|_, generation| *generation >= current);
+        // A handover of the generation just left may still be running (the other half of a
+        // split); older ones are over, and keeping them would fill MAX_PENDING_STARTS.
+        self.handovers
+            .retain(|_, h| h.start.generation + 1 >= current);
         Ok(())
     }
 }

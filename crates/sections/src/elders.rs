@@ -15,9 +15,34 @@ use keyquorum_crypto::tbls::{self, MinPk};
 use crate::dkg::DkgKeys;
 use crate::keys::{PublicKey, key_bytes};
 use crate::name::{Name, Prefix};
+use crate::sap::Sap;
+use crate::session::DkgStart;
 
 /// The default number of elders of a section.
 pub const ELDER_COUNT: usize = 7;
+
+/// The default smallest half a section splits into: as many members as a section has elders,
+/// so each child can select a full elder set.
+pub const MIN_SECTION_SIZE: usize = ELDER_COUNT;
+
+/// A network's section sizes; every node of a network must use the same, since elders that
+/// select differently sign different starts and none gathers a supermajority.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SectionParams {
+    /// How many elders a section selects.
+    pub elder_count: usize,
+    /// The fewest members each half of a split must hold.
+    pub min_section_size: usize,
+}
+
+impl Default for SectionParams {
+    fn default() -> Self {
+        SectionParams {
+            elder_count: ELDER_COUNT,
+            min_section_size: MIN_SECTION_SIZE,
+        }
+    }
+}
 
 /// Longest network address a peer may announce, in bytes.
 pub const MAX_ADDR_LEN: usize = 255;
@@ -124,6 +149,41 @@ pub fn split(
     (low.len() >= min_size && high.len() >= min_size).then_some([(zero, low), (one, high)])
 }
 
+/// The starts the elders of `sap` should sign at `generation` (the length of their key chain)
+/// for `members` (those outside the prefix and the `excluded` are ignored): one for each half
+/// if the section splits, else one if its elders change, else none.
+pub fn next_starts(
+    sap: &Sap,
+    generation: u64,
+    members: &[Member],
+    params: &SectionParams,
+    excluded: &BTreeSet<Name>,
+) -> Vec<DkgStart> {
+    let members: Vec<Member> = members
+        .iter()
+        .filter(|m| {
+            let name = m.peer.name();
+            sap.prefix.matches(&name) && !excluded.contains(&name)
+        })
+        .cloned()
+        .collect();
+    if let Some(halves) = split(&sap.prefix, &members, params.min_section_size.max(1)) {
+        return halves
+            .into_iter()
+            .map(|(prefix, half)| {
+                let elders = select_elders(&half, params.elder_count, excluded);
+                DkgStart::new(prefix, elders, generation)
+            })
+            .collect();
+    }
+    let current: BTreeSet<Name> = sap.names().into_iter().collect();
+    elder_change(&current, &members, params.elder_count, excluded)
+        .filter(|c| !c.is_empty())
+        .map(|c| DkgStart::new(sap.prefix, c, generation))
+        .into_iter()
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -192,5 +252,61 @@ pub(crate) mod tests {
         assert!(low.iter().all(|m| p0.matches(&m.peer.name())));
         assert!(high.iter().all(|m| p1.matches(&m.peer.name())));
         assert!(split(&Prefix::ROOT, &members, smaller + 1).is_none());
+    }
+
+    #[test]
+    fn the_next_starts_are_a_split_an_elder_change_or_nothing() {
+        let members: Vec<Member> = (0..12).map(|i| member(i, 1)).collect();
+        let params = SectionParams {
+            elder_count: 3,
+            min_section_size: 2,
+        };
+        let none = BTreeSet::new();
+        let elders = select_elders(&members[..3], 3, &none);
+        let sap = Sap {
+            prefix: Prefix::ROOT,
+            elders: elders.clone(),
+            section_key: crate::chain::tests::key(99).1,
+        };
+        // The elders' own members: no change, no split (three cannot give two halves of two).
+        assert!(next_starts(&sap, 4, &members[..3], &params, &none).is_empty());
+        // Every member: both halves have two or more, so two starts, one per child, each
+        // with the half's elders, on the same generation.
+        let starts = next_starts(&sap, 4, &members, &params, &none);
+        assert_eq!(starts.len(), 2);
+        let [(p0, low), (p1, high)] = split(&Prefix::ROOT, &members, 2).unwrap();
+        assert_eq!(starts[0].prefix, p0);
+        assert_eq!(starts[1].prefix, p1);
+        assert_eq!(starts[0].candidates, select_elders(&low, 3, &none));
+        assert_eq!(starts[1].candidates, select_elders(&high, 3, &none));
+        assert!(
+            starts
+                .iter()
+                .all(|s| s.generation == 4 && s.check().is_ok())
+        );
+        // A minimum neither half reaches: an elder change in the section instead.
+        let big = SectionParams {
+            elder_count: 3,
+            min_section_size: 12,
+        };
+        let change = next_starts(&sap, 4, &members, &big, &none);
+        assert_eq!(change.len(), 1);
+        assert_eq!(change[0].prefix, Prefix::ROOT);
+        assert_eq!(change[0].candidates, select_elders(&members, 3, &none));
+        // Members outside the prefix do not count.
+        let child = Sap {
+            prefix: p0,
+            elders: low[..2].iter().map(|m| m.peer.clone()).collect::<Vec<_>>(),
+            section_key: sap.section_key,
+        };
+        let mut child = child;
+        child.elders.sort_by_key(Peer::name);
+        let starts = next_starts(&child, 5, &members, &big, &none);
+        assert!(starts.iter().all(|s| s.prefix == p0));
+        assert!(
+            starts
+                .iter()
+                .all(|s| s.names().iter().all(|n| p0.matches(n)))
+        );
     }
 }

@@ -12,6 +12,8 @@
 //!
 //! The genesis node has no DKG: it draws the genesis key alone ([`genesis`]) and holds it as the
 //! only share of a 1-of-1 key, so every later handover runs the same steps.
+//! It signs the genesis SAP with that key ([`SignedSap::genesis`]), so a joiner checks who the
+//! genesis elder is from the genesis key alone, as it checks every later SAP.
 
 use std::collections::BTreeMap;
 
@@ -256,6 +258,35 @@ pub struct SignedSap {
 }
 
 impl SignedSap {
+    /// The genesis SAP, signed by the genesis key it names, in both places: over the SAP, and
+    /// over its own 48 bytes as its parent. A joiner checks it with [`SignedSap::verify_genesis`]
+    /// before it asks the genesis elder to admit it; it adds no link to the chain.
+    pub fn genesis(sap: &Sap, share: &KeyShare) -> Self {
+        SignedSap {
+            sap: sap.clone(),
+            sap_signature: tbls::sign::<MinPk>(&share.share, &sap.signing_bytes()),
+            parent_key: sap.section_key,
+            parent_signature: tbls::sign::<MinPk>(&share.share, &key_bytes(&sap.section_key)),
+        }
+    }
+
+    /// Checks a genesis SAP signed as [`SignedSap::genesis`] makes it under `genesis_key`: the
+    /// root prefix, a well-formed elder list, the genesis key as section and parent key, and
+    /// both signatures.
+    pub fn verify_genesis(&self, genesis_key: &PublicKey) -> Result<(), HandoverError> {
+        self.sap.check()?;
+        if self.sap.prefix != Prefix::ROOT {
+            return Err(HandoverError::WrongPrefix);
+        }
+        if self.sap.section_key != *genesis_key || self.parent_key != *genesis_key {
+            return Err(HandoverError::BadSapSignature);
+        }
+        tbls::verify::<MinPk>(genesis_key, &self.sap.signing_bytes(), &self.sap_signature)
+            .map_err(|_| HandoverError::BadSapSignature)?;
+        self.link().verify()?;
+        Ok(())
+    }
+
     /// The chain link this SAP adds.
     pub fn link(&self) -> Link {
         Link {
@@ -465,5 +496,43 @@ pub(crate) mod tests {
             acc.add(names[2], sign_sap(&shares[2], &sap)),
             Err(HandoverError::CombinedInvalid)
         );
+    }
+
+    #[test]
+    fn the_genesis_sap_is_signed_by_the_genesis_key_and_checked_against_it() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let (sap0, share0) = genesis(member(100, 0).peer, &mut rng);
+        let g = sap0.section_key;
+        let signed = SignedSap::genesis(&sap0, &share0);
+        signed.verify_genesis(&g).unwrap();
+        // Under another genesis key, with another elder, or a signature from another key: refused.
+        let (other, other_share) = genesis(member(101, 0).peer, &mut rng);
+        assert!(signed.verify_genesis(&other.section_key).is_err());
+        let mut swapped = signed.clone();
+        swapped.sap.elders = vec![member(101, 0).peer];
+        assert_eq!(
+            swapped.verify_genesis(&g),
+            Err(HandoverError::BadSapSignature)
+        );
+        let mut forged = SignedSap::genesis(&sap0, &other_share);
+        assert!(forged.verify_genesis(&g).is_err());
+        forged.parent_signature = signed.parent_signature;
+        assert_eq!(
+            forged.verify_genesis(&g),
+            Err(HandoverError::BadSapSignature)
+        );
+        let mut bad_parent = signed.clone();
+        bad_parent.parent_signature = forged.sap_signature;
+        assert!(matches!(
+            bad_parent.verify_genesis(&g),
+            Err(HandoverError::Chain(_))
+        ));
+        let mut child = signed.clone();
+        child.sap.prefix = Prefix::ROOT.child(0).unwrap();
+        child
+            .sap
+            .elders
+            .retain(|e| child.sap.prefix.matches(&e.name()));
+        assert!(child.verify_genesis(&g).is_err());
     }
 }
