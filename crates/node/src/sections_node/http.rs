@@ -63,8 +63,8 @@ pub struct SectionView {
     pub elders: Vec<ElderView>,
     /// The key chain after the genesis key.
     pub key_chain: KeyChain,
-    /// The current SAP with its signatures; `None` while the genesis SAP is current (it is
-    /// not signed: its key is the genesis key itself).
+    /// The current SAP with its signatures (the genesis SAP is signed by the genesis key, as
+    /// its own parent); `None` only if the node holds no signature for its current SAP.
     pub signed_sap: Option<SignedSapView>,
     /// Members this node knows of.
     pub members: usize,

@@ -3,14 +3,17 @@
 //! 1. The joiner asks a bootstrap peer for the section ([`Request::Query`]); the answer is the
 //!    peer's record (genesis key, key chain, SAP) and its last signed SAP. The joiner accepts it
 //!    only if the chain verifies from the genesis key it was configured with and ends in the
-//!    SAP's key, and, past genesis, if the SAP carries the section key's signature. The genesis
-//!    SAP is not signed: a bootstrap peer can lie about who the genesis elder is, which costs
-//!    the joiner its admission, never a key it would accept (anything after genesis needs the
-//!    genesis key's signature).
+//!    SAP's key, and if the SAP carries the section key's signature. At genesis that is the
+//!    genesis key's own signature on the genesis SAP ([`SignedSap::verify_genesis`]), so a
+//!    bootstrap peer cannot name another genesis elder either.
 //! 2. The joiner asks every elder of that SAP to admit it ([`Request::Admit`] with its own
 //!    peer entry). An elder admits a peer only if the entry's node key is the identity the
 //!    transport proved, its DKG keys come with a valid proof of possession, its address names
 //!    the libp2p peer the request came from, and its name falls under the section's prefix.
+//!
+//! A member leaves by asking every elder of its SAP to remove it ([`Request::Leave`], no
+//! payload: the member to remove is the sender the transport proved, so nobody can remove
+//! another). An elder that removes a member selects its elders again, as after an admission.
 
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_dkg::wire::{Reader, WireError, Writer};
@@ -27,7 +30,7 @@ use tracing::{info, warn};
 
 use super::{SectionsNodeError, peer_of};
 
-/// Answer of an elder that admitted the peer (or had already).
+/// Answer of an elder that admitted the peer (or had already), or removed it (or had already).
 pub const ADMITTED: u8 = 1;
 /// Answer of a node that did not admit the peer.
 pub const REFUSED: u8 = 0;
@@ -37,6 +40,7 @@ const MAX_ANSWER_PART: usize = 1 << 20;
 
 const TAG_QUERY: u8 = 0;
 const TAG_ADMIT: u8 = 1;
+const TAG_LEAVE: u8 = 2;
 
 /// A join request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,13 +49,16 @@ pub enum Request {
     Query,
     /// Ask an elder to admit the sender, described by its peer entry.
     Admit(Box<Peer>),
+    /// Ask an elder to remove the sender from the section's members.
+    Leave,
 }
 
 impl Request {
-    /// Tag 0; or tag 1 and the peer ([`Peer::encode`]).
+    /// Tag 0; tag 1 and the peer ([`Peer::encode`]); or tag 2.
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Request::Query => vec![TAG_QUERY],
+            Request::Leave => vec![TAG_LEAVE],
             Request::Admit(peer) => {
                 let mut out = vec![TAG_ADMIT];
                 peer.encode(&mut out);
@@ -64,6 +71,7 @@ impl Request {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         match bytes.split_first() {
             Some((&TAG_QUERY, [])) => Ok(Request::Query),
+            Some((&TAG_LEAVE, [])) => Ok(Request::Leave),
             Some((&TAG_ADMIT, rest)) => Ok(Request::Admit(Box::new(decode_peer(rest)?))),
             Some((&tag, _)) => Err(WireError::UnknownTag {
                 what: "join request",
@@ -123,17 +131,20 @@ pub fn check_answer(
     if record.chain.last_key(genesis_key) != record.sap.section_key {
         return Err("the chain does not end in the SAP's key".into());
     }
-    if record.chain.key_count() > 1 {
-        let Some(signed) = signed.filter(|s| s.sap == record.sap) else {
-            return Err("the SAP comes without its signature".into());
-        };
-        tbls::verify::<MinPk>(
-            &signed.sap.section_key,
-            &signed.sap.signing_bytes(),
-            &signed.sap_signature,
-        )
-        .map_err(|_| "the SAP's signature does not verify".to_string())?;
+    let Some(signed) = signed.filter(|s| s.sap == record.sap) else {
+        return Err("the SAP comes without its signature".into());
+    };
+    if record.chain.key_count() == 1 {
+        return signed
+            .verify_genesis(genesis_key)
+            .map_err(|e| format!("the genesis SAP is not signed by the genesis key: {e}"));
     }
+    tbls::verify::<MinPk>(
+        &signed.sap.section_key,
+        &signed.sap.signing_bytes(),
+        &signed.sap_signature,
+    )
+    .map_err(|_| "the SAP's signature does not verify".to_string())?;
     Ok(())
 }
 
@@ -228,6 +239,39 @@ pub async fn ask_admission(net: NetworkHandle, us: Peer, elders: Vec<Peer>) {
     );
 }
 
+/// Asks each of `elders` to remove us from the section's members, retrying each a few times;
+/// returns how many confirmed.
+pub async fn ask_removal(net: &NetworkHandle, elders: &[Peer]) -> usize {
+    let request = Request::Leave.encode();
+    let mut removed = 0;
+    for elder in elders {
+        let identity = key_bytes(&elder.node_key).to_vec();
+        if let Some(addr) = elder.addr.parse::<Multiaddr>().ok()
+            && let Some(peer) = peer_of(&addr)
+        {
+            let _ = net.bind_identity(identity.clone(), peer, vec![addr]).await;
+        }
+        for _ in 0..3 {
+            match net
+                .send_section_join(Target::Identity(identity.clone()), request.clone())
+                .await
+            {
+                Ok(a) if a == [ADMITTED] => {
+                    removed += 1;
+                    break;
+                }
+                Ok(_) => {
+                    warn!(elder = %hex::encode(elder.name().0), "removal refused");
+                    break;
+                }
+                Err(e) => warn!(error = %e, "removal request failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,7 +280,11 @@ mod tests {
     fn requests_decode_exactly_what_encodes() {
         let key = keyquorum_crypto::secret::Secret::new(blstrs::Scalar::from(77u64));
         let peer = Peer::new(&key, "/ip4/127.0.0.1/tcp/1".into());
-        for r in [Request::Query, Request::Admit(Box::new(peer))] {
+        for r in [
+            Request::Query,
+            Request::Leave,
+            Request::Admit(Box::new(peer)),
+        ] {
             let bytes = r.encode();
             assert_eq!(Request::decode(&bytes).unwrap(), r);
             assert!(Request::decode(&[bytes.as_slice(), &[0]].concat()).is_err());
@@ -244,5 +292,35 @@ mod tests {
         }
         assert!(Request::decode(&[]).is_err());
         assert!(Request::decode(&[9]).is_err());
+    }
+
+    #[test]
+    fn a_genesis_answer_is_accepted_only_with_the_genesis_key_signature() {
+        use keyquorum_sections::KeyChain;
+        use keyquorum_sections::sap;
+        let founder = keyquorum_crypto::secret::Secret::new(blstrs::Scalar::from(5u64));
+        let peer = Peer::new(&founder, "/ip4/127.0.0.1/tcp/1".into());
+        let (sap0, share0) = sap::genesis(peer, &mut rand_core::OsRng);
+        let g = sap0.section_key;
+        let record = ElderRecord {
+            genesis_key: g,
+            chain: KeyChain::genesis(),
+            sap: sap0.clone(),
+            superseded: Vec::new(),
+        };
+        let signed = SignedSap::genesis(&sap0, &share0);
+        assert_eq!(check_answer(&record, Some(&signed), &g), Ok(()));
+        assert!(check_answer(&record, None, &g).is_err());
+        // A bootstrap peer naming another genesis elder cannot sign for it.
+        let liar = keyquorum_crypto::secret::Secret::new(blstrs::Scalar::from(6u64));
+        let mut other = record.clone();
+        other.sap.elders = vec![Peer::new(&liar, "/ip4/127.0.0.1/tcp/2".into())];
+        let (_, liar_share) = sap::genesis(other.sap.elders[0].clone(), &mut rand_core::OsRng);
+        let forged = SignedSap::genesis(&other.sap, &liar_share);
+        assert!(check_answer(&other, Some(&forged), &g).is_err());
+        assert!(check_answer(&other, Some(&signed), &g).is_err());
+        // The answer survives its encoding.
+        let (r, s) = decode_answer(&encode_answer(&record, Some(&signed))).unwrap();
+        assert_eq!((r, s), (record, Some(signed)));
     }
 }

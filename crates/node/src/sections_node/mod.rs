@@ -21,16 +21,19 @@
 //!   ([`MAX_EARLY`] at most) and offered again when a session starts or a SAP applies.
 //! - **Membership.** A node joins by asking a bootstrap peer for the section ([`join`]),
 //!   checking the key chain from the genesis key it was given, and asking each elder to admit
-//!   it. An elder that admits a member, applies a SAP, or checks a failure agreement selects
-//!   the elders again ([`elder_change`]) and, if they change, signs the start and sends it to
-//!   the candidates. Every member has the same age ([`MEMBER_AGE`]), so the selection is by
-//!   name among the members an elder knows.
+//!   it; it leaves by asking each elder to remove it ([`leave`]). An elder that admits or
+//!   removes a member, applies a SAP, or checks a failure agreement computes the starts its
+//!   members call for ([`next_starts`]: one per half at a split, one if the elders change) and
+//!   signs and sends each once. Every member has the same age ([`MEMBER_AGE`]), so the
+//!   selection is by name among the members an elder knows.
+//! - **Splits.** A parent elder exchanges link partials with the parent's elders
+//!   ([`Coordinator::handover_parent`]) even after it applied its own half's SAP, and sends
+//!   each half's signed SAP to that half's members; each node applies the half its name is in.
 //!
 //! What this runtime does not do (see "Sections on the network" in `docs/protocol.md`): no
 //! member agreement beyond each elder's own list (elders with different lists sign different
-//! starts, and none starts until their lists agree again), no detection of members that leave,
-//! no split on the network, and no catch-up for a node that missed a handover while it was
-//! down.
+//! starts, and none starts until their lists agree again), no detection of members gone
+//! without leaving, and no catch-up for a node that missed a handover while it was down.
 
 pub mod http;
 pub mod identity;
@@ -50,10 +53,10 @@ use keyquorum_net::libp2p::multiaddr::Protocol;
 use keyquorum_net::{NetConfig, NetEvent, Network, NetworkHandle, RetryPolicy};
 use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
 use keyquorum_sections::dkg::MAX_ROUNDS;
-use keyquorum_sections::elders::{ELDER_COUNT, Member, Peer, elder_change};
+use keyquorum_sections::elders::{Member, Peer, SectionParams, next_starts};
 use keyquorum_sections::keys::{PublicKey, key_bytes};
 use keyquorum_sections::sap::{self, SignedSap};
-use keyquorum_sections::session::{DkgStart, SessionId};
+use keyquorum_sections::session::SessionId;
 use keyquorum_sections::store::{ElderStore, LoggedInput, PersistError, PersistentCoordinator};
 use keyquorum_sections::wire::Message;
 use keyquorum_sections::{KeyChain, Name};
@@ -90,6 +93,8 @@ pub struct SectionsNodeConfig {
     pub http_listen: SocketAddr,
     /// Length of one DKG round.
     pub round: Duration,
+    /// Elder count and minimum split size; the same at every node of the network.
+    pub params: SectionParams,
 }
 
 /// Why a sections node stopped.
@@ -146,6 +151,7 @@ pub async fn run(
     } else if config.bootstrap.is_empty() {
         let (sap, share) = sap::genesis(our_peer.clone(), &mut rand_core::OsRng);
         let genesis_key = sap.section_key;
+        let signed = SignedSap::genesis(&sap, &share);
         let coordinator = Coordinator::new(
             node_key.clone(),
             genesis_key,
@@ -159,10 +165,11 @@ pub async fn run(
             age: MEMBER_AGE,
         }];
         store.save_members(&members)?;
+        store.save_signed_sap(&signed)?;
         let coordinator = PersistentCoordinator::create(coordinator, store)
             .map_err(|e| SectionsNodeError::Restore(format!("{e:?}")))?;
         info!(genesis_key = %hex::encode(key_bytes(&genesis_key)), "genesis section key drawn");
-        (coordinator, Vec::new(), members, None)
+        (coordinator, Vec::new(), members, Some(signed))
     } else {
         let genesis_key = config.genesis_key.ok_or_else(|| {
             SectionsNodeError::Config("joining needs the genesis key (--genesis-key)".into())
@@ -176,6 +183,15 @@ pub async fn run(
             None,
         )
         .map_err(|e| SectionsNodeError::Join(e.to_string()))?;
+        // After a split the bootstrap peer may serve the other half: its elders would refuse
+        // us, so say so instead of waiting on them.
+        if !coordinator.sap().prefix.matches(&our_peer.name()) {
+            return Err(SectionsNodeError::Join(
+                "the bootstrap peer's section does not hold our name: bootstrap from a node of \
+                 our own section"
+                    .into(),
+            ));
+        }
         let mut members: Vec<Member> = coordinator
             .sap()
             .elders
@@ -206,6 +222,7 @@ pub async fn run(
         net.clone(),
         our_peer.clone(),
         config.round,
+        config.params,
         config.data_dir.join("key_chain.json"),
     );
     let (bound, _http) = http::serve(config.http_listen, rt.view.subscribe()).await?;
@@ -223,6 +240,47 @@ pub async fn run(
     let result = rt.run(events, shutdown).await;
     net.shutdown().await;
     result
+}
+
+/// Leaves the section of the node whose stored state is in `data_dir` (the node itself must be
+/// stopped): asks every other elder of its SAP to remove it from the members, from an ephemeral
+/// loopback port under the node's identity. Returns how many elders confirmed, of how many.
+/// The data directory is of no further use: a restarted node would not be a member.
+pub async fn leave(
+    data_dir: &std::path::Path,
+    keys: Arc<NodeKeys>,
+) -> Result<(usize, usize), SectionsNodeError> {
+    let node_key = section_node_key(&keys);
+    let our_name = Name::of(&keyquorum_crypto::tbls::public_key::<
+        keyquorum_crypto::tbls::MinPk,
+    >(&node_key));
+    let store = SectionsStore::open(&data_dir.join("sections.redb"), keys.clone())?;
+    let Some((record, _)) = store.load()? else {
+        return Err(SectionsNodeError::Config(
+            "no section state in the data directory".into(),
+        ));
+    };
+    drop(store);
+    let elders: Vec<Peer> = record
+        .sap
+        .elders
+        .into_iter()
+        .filter(|p| p.name() != our_name)
+        .collect();
+    let listen: Multiaddr = "/ip4/127.0.0.1/tcp/0"
+        .parse()
+        .map_err(|e| SectionsNodeError::Config(format!("{e}")))?;
+    let mut c = NetConfig::new(
+        keys.p2p().clone(),
+        SectionRecordSigner(node_key),
+        SectionRecordVerifier,
+        listen,
+    );
+    c.request_timeout = Duration::from_secs(5);
+    let (net, _events) = Network::new(c)?;
+    let removed = join::ask_removal(&net, &elders).await;
+    net.shutdown().await;
+    Ok((removed, elders.len()))
 }
 
 /// `listen` with `/p2p/<peer id>`: how the others dial this node.
@@ -295,6 +353,15 @@ pub fn sender_matches(from: &Name, message: &Message) -> bool {
     claimed_signer(message).is_none_or(|k| Name::of(k) == *from)
 }
 
+/// How many of `members` the section of `sap` holds (after a split, a node still knows the
+/// other half's members, to send them the handover it signed).
+fn in_section(members: &[Member], sap: &keyquorum_sections::sap::Sap) -> usize {
+    members
+        .iter()
+        .filter(|m| sap.prefix.matches(&m.peer.name()))
+        .count()
+}
+
 struct Runtime {
     our_name: Name,
     coordinator: PersistentCoordinator<SectionsStore>,
@@ -304,6 +371,7 @@ struct Runtime {
     peers: BTreeMap<Name, Peer>,
     net: NetworkHandle,
     round: Duration,
+    params: SectionParams,
     /// Running sessions: next deadline and deadlines passed.
     deadlines: BTreeMap<SessionId, (Instant, u32)>,
     /// Candidates of the sessions started here.
@@ -329,6 +397,7 @@ impl Runtime {
         net: NetworkHandle,
         our_peer: Peer,
         round: Duration,
+        params: SectionParams,
         chain_file: PathBuf,
     ) -> Self {
         let c = coordinator.coordinator();
@@ -337,7 +406,7 @@ impl Runtime {
             c.our_share().is_some(),
             &c.record(),
             signed.as_ref(),
-            members.len(),
+            in_section(&members, c.sap()),
         );
         let mut rt = Runtime {
             our_name: our_peer.name(),
@@ -347,6 +416,7 @@ impl Runtime {
             peers: BTreeMap::new(),
             net,
             round,
+            params,
             deadlines: BTreeMap::new(),
             candidates: BTreeMap::new(),
             signed_starts: BTreeSet::new(),
@@ -459,6 +529,18 @@ impl Runtime {
                     });
                     self.coordinator.store().save_members(&self.members)?;
                     self.learn(peer);
+                    self.elect()?;
+                }
+                Ok(vec![join::ADMITTED])
+            }
+            Ok(join::Request::Leave) => {
+                if self.coordinator.coordinator().our_share().is_none() {
+                    return Ok(vec![join::REFUSED]);
+                }
+                if self.members.iter().any(|m| m.peer.name() == sender) {
+                    info!(name = %hex::encode(sender.0), "member left");
+                    self.members.retain(|m| m.peer.name() != sender);
+                    self.coordinator.store().save_members(&self.members)?;
                     self.elect()?;
                 }
                 Ok(vec![join::ADMITTED])
@@ -687,7 +769,14 @@ impl Runtime {
                 partial,
             } => {
                 let me = self.our_name;
-                for to in sap_elders.into_iter().filter(|n| *n != me) {
+                // The elders the handover is from, who are no longer ours once we applied the
+                // other half's SAP of a split.
+                let parent = self
+                    .coordinator
+                    .coordinator()
+                    .handover_parent(&session)
+                    .map_or(sap_elders, |p| p.names());
+                for to in parent.into_iter().filter(|n| *n != me) {
                     self.send(
                         to,
                         Message::LinkShare {
@@ -772,37 +861,30 @@ impl Runtime {
         }
     }
 
-    /// As an elder: if the members this node knows call for other elders, sign the start (once)
-    /// and send it to the candidates.
+    /// As an elder: if the members this node knows call for other elders, or for a split,
+    /// sign the starts ([`next_starts`]: one, or one per half) once each and send them to their
+    /// candidates.
     fn elect(&mut self) -> Result<(), SectionsNodeError> {
         let c = self.coordinator.coordinator();
         if c.our_share().is_none() {
             return Ok(());
         }
-        let sap = c.sap();
         let generation = c.chain().key_count();
-        let current: BTreeSet<Name> = sap.names().into_iter().collect();
-        let members: Vec<Member> = self
-            .members
-            .iter()
-            .filter(|m| sap.prefix.matches(&m.peer.name()))
-            .cloned()
-            .collect();
         let none = BTreeSet::new();
         let excluded = if self.excluded.0 == generation {
             &self.excluded.1
         } else {
             &none
         };
-        let Some(candidates) = elder_change(&current, &members, ELDER_COUNT, excluded) else {
-            return Ok(());
-        };
-        let start = DkgStart::new(sap.prefix, candidates, generation);
-        if !self.signed_starts.insert(start.session) {
-            return Ok(());
+        let starts = next_starts(c.sap(), generation, &self.members, &self.params, excluded);
+        for start in starts {
+            if !self.signed_starts.insert(start.session) {
+                continue;
+            }
+            info!(session = %hex::encode(&start.session.0[..4]), candidates = start.candidates.len(), prefix_bits = start.prefix.bit_count(), generation, "signing a start");
+            self.take(LoggedInput::SignStart(start))?;
         }
-        info!(session = %hex::encode(&start.session.0[..4]), candidates = start.candidates.len(), generation, "signing a start");
-        self.take(LoggedInput::SignStart(start))
+        Ok(())
     }
 
     /// Publishes the current view to the HTTP endpoint.
@@ -825,7 +907,7 @@ impl Runtime {
             c.our_share().is_some(),
             &c.record(),
             self.signed.as_ref(),
-            self.members.len(),
+            in_section(&self.members, c.sap()),
         )
     }
 
