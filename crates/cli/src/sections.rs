@@ -6,6 +6,8 @@
 //!
 //! `keyquorum sections node`: one sections node as its own process, talking to the others over
 //! libp2p (`keyquorum_node::sections_node`), with `GET /sections` serving its key chain and SAP.
+//!
+//! `keyquorum sections leave`: a stopped node asks the elders of its section to remove it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use keyquorum_node::keystore::{self, PassphraseSource};
 use keyquorum_node::sections_node::Multiaddr;
 use keyquorum_node::sections_node::{self, SectionsNodeConfig};
 use keyquorum_sections::Prefix;
+use keyquorum_sections::elders::SectionParams;
 use keyquorum_sections::keys::decode_key;
 use keyquorum_sections::keys::key_bytes;
 use keyquorum_sections::simulation::Network;
@@ -25,6 +28,10 @@ use crate::OutputFormat;
 
 /// Most nodes the demo grows the section to.
 const MAX_NODES: usize = 64;
+
+/// Most elders a section may select here: a bound that keeps a mistyped count from asking for a
+/// DKG among thousands of candidates.
+const MAX_ELDER_COUNT: usize = 64;
 
 /// Arguments of `keyquorum sections`.
 #[derive(Args, Debug)]
@@ -44,6 +51,27 @@ enum SectionsCommand {
     /// its store. Runs until Ctrl-C or SIGTERM.
     #[command(after_help = keyquorum_node::cli::EXIT_CODES)]
     Node(NodeArgs),
+    /// Leave the section: with the node stopped, ask the elders of its stored SAP to remove it
+    /// from the members (the elders then select again, and hand over if the elders change).
+    /// Succeeds once any elder confirmed; the data directory is of no further use.
+    #[command(after_help = keyquorum_node::cli::EXIT_CODES)]
+    Leave(LeaveArgs),
+}
+
+#[derive(Args, Debug)]
+struct LeaveArgs {
+    /// The node's encrypted keystore.
+    #[arg(long)]
+    key_file: PathBuf,
+    /// File holding the keystore passphrase.
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+    /// Environment variable holding the passphrase.
+    #[arg(long, default_value = "KEYQUORUM_PASSPHRASE")]
+    passphrase_env: String,
+    /// The node's data directory.
+    #[arg(long)]
+    data_dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -75,6 +103,13 @@ struct NodeArgs {
     /// Length of one DKG round, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     round_ms: u64,
+    /// Elders a section selects; every node of the network must use the same.
+    #[arg(long, default_value_t = keyquorum_sections::elders::ELDER_COUNT)]
+    elder_count: usize,
+    /// Fewest members each half of a split must hold; every node of the network must use the
+    /// same.
+    #[arg(long, default_value_t = keyquorum_sections::elders::MIN_SECTION_SIZE)]
+    min_section_size: usize,
 }
 
 #[derive(Args, Debug)]
@@ -95,7 +130,32 @@ pub fn run(args: SectionsArgs) -> Result<(), CliError> {
     match args.command {
         SectionsCommand::Demo(args) => demo(args),
         SectionsCommand::Node(args) => node(args),
+        SectionsCommand::Leave(args) => leave(args),
     }
+}
+
+fn leave(args: LeaveArgs) -> Result<(), CliError> {
+    keyquorum_node::cli::init_logging();
+    let source = match &args.passphrase_file {
+        Some(p) => PassphraseSource::File(p.clone()),
+        None => PassphraseSource::Env(args.passphrase_env.clone()),
+    };
+    let pass = source.read().map_err(CliError::failed)?;
+    let keys = keystore::read(&args.key_file, &pass).map_err(CliError::failed)?;
+    drop(pass);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::failed)?;
+    let (removed, elders) = rt
+        .block_on(sections_node::leave(&args.data_dir, Arc::new(keys)))
+        .map_err(CliError::failed)?;
+    println!("removed by {removed} of {elders} elders");
+    if removed == 0 && elders > 0 {
+        return Err(CliError::failed("no elder confirmed the removal"));
+    }
+    Ok(())
 }
 
 fn node(args: NodeArgs) -> Result<(), CliError> {
@@ -122,6 +182,16 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
             "--round-ms must be between 50 and 60000".into(),
         ));
     }
+    if !(1..=MAX_ELDER_COUNT).contains(&args.elder_count) {
+        return Err(CliError::Usage(format!(
+            "--elder-count must be between 1 and {MAX_ELDER_COUNT}"
+        )));
+    }
+    if args.min_section_size == 0 {
+        return Err(CliError::Usage(
+            "--min-section-size must be at least 1".into(),
+        ));
+    }
     let source = match &args.passphrase_file {
         Some(p) => PassphraseSource::File(p.clone()),
         None => PassphraseSource::Env(args.passphrase_env.clone()),
@@ -136,6 +206,10 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
         genesis_key,
         http_listen: args.http_listen,
         round: Duration::from_millis(args.round_ms),
+        params: SectionParams {
+            elder_count: args.elder_count,
+            min_section_size: args.min_section_size,
+        },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
