@@ -6,62 +6,25 @@
 //! key, ends in the section key, and the SAP carries that key's signature. Then an elder is
 //! killed and restarted on its data directory: it comes back with the same chain and its key
 //! share, and takes part as candidate and as handing-over elder when a fifth node joins (the
-//! DKG needs every candidate, the start all but one of the four elders).
+//! DKG needs every candidate, the start all but one of the four elders). Last, the fifth node
+//! stops and leaves with `keyquorum sections leave`: the other four elders remove it and hand
+//! over to themselves by a DKG among the four.
 
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, NodeSpec, Proc, log_file, new_key, wait_for};
-use keyquorum_crypto::tbls::{self, MinPk};
+use common::sections::{name_of, verify, view};
+use common::{BIN, NodeSpec, Proc, new_key, wait_for};
 use keyquorum_node::sections_node::http::SectionView;
-use keyquorum_sections::keys::{decode_key, decode_signature};
-use keyquorum_sections::wire::decode_sap;
 
 const NODES: usize = 5;
 const ROUND_MS: &str = "600";
 
 fn start(dir: &Path, nodes: &[NodeSpec], i: usize, genesis_key: Option<&str>) -> Proc {
-    let n = &nodes[i];
-    let mut cmd = Command::new(BIN);
-    cmd.args(["sections", "node", "--data-dir"])
-        .arg(dir.join(format!("node{i}")))
-        .arg("--p2p-listen")
-        .arg(format!("/ip4/127.0.0.1/tcp/{}", n.p2p))
-        .arg("--key-file")
-        .arg(&n.key)
-        .arg("--http-listen")
-        .arg(format!("127.0.0.1:{}", n.status))
-        .args(["--round-ms", ROUND_MS])
-        .env("KEYQUORUM_LOG", "info,keyquorum_node=debug,libp2p=warn")
-        .stdout(Stdio::null())
-        .stderr(log_file(dir, &format!("node{i}.log")));
-    if let Some(key) = genesis_key {
-        let boot = &nodes[0];
-        cmd.arg("--bootstrap")
-            .arg(format!(
-                "/ip4/127.0.0.1/tcp/{}/p2p/{}",
-                boot.p2p, boot.peer_id
-            ))
-            .args(["--genesis-key", key]);
-    }
-    if i.is_multiple_of(2) {
-        cmd.arg("--passphrase-file").arg(dir.join("pass"));
-    } else {
-        cmd.env("KEYQUORUM_PASSPHRASE", "integration-test-passphrase");
-    }
-    Proc(cmd.spawn().unwrap())
-}
-
-async fn view(n: &NodeSpec) -> Option<SectionView> {
-    reqwest::get(format!("http://127.0.0.1:{}/sections", n.status))
-        .await
-        .ok()?
-        .json::<SectionView>()
-        .await
-        .ok()
+    common::sections::start(dir, nodes, i, genesis_key, ROUND_MS, &[])
 }
 
 /// Waits until nodes `up` all hold the SAP of generation `generation` with `elders` elders,
@@ -86,33 +49,6 @@ async fn settled(nodes: &[NodeSpec], up: &[usize], generation: u64) -> Vec<Secti
         },
     )
     .await
-}
-
-/// What a client does with a node's view: the chain from the genesis key, its end, and the
-/// SAP's signature by the section key.
-fn verify(v: &SectionView, genesis_hex: &str) {
-    assert_eq!(v.genesis_key, genesis_hex);
-    let genesis = decode_key(&hex::decode(genesis_hex).unwrap()).unwrap();
-    v.key_chain.verify_from(&genesis).unwrap();
-    let section_key = decode_key(&hex::decode(&v.section_key).unwrap()).unwrap();
-    assert_eq!(v.key_chain.last_key(&genesis), section_key);
-    let signed = v.signed_sap.as_ref().expect("a SAP past genesis is signed");
-    let sap = decode_sap(&hex::decode(&signed.sap).unwrap()).unwrap();
-    assert_eq!(sap.section_key, section_key);
-    let sig = decode_signature(&hex::decode(&signed.sap_signature).unwrap()).unwrap();
-    tbls::verify::<MinPk>(&section_key, &sap.signing_bytes(), &sig).unwrap();
-    let mut names: Vec<String> = sap.names().iter().map(|n| hex::encode(n.0)).collect();
-    names.sort();
-    let mut listed: Vec<String> = v.elders.iter().map(|e| e.name.clone()).collect();
-    listed.sort();
-    assert_eq!(names, listed);
-    // Each key is signed by its predecessor, from the genesis key on.
-    let mut parent = genesis;
-    for link in v.key_chain.links() {
-        assert_eq!(link.parent_key, parent);
-        link.verify().unwrap();
-        parent = link.key;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,5 +101,35 @@ async fn sections_grow_over_the_network_and_an_elder_recovers_from_its_store() {
         verify(v, &genesis_hex);
     }
     assert!(views[0].key_chain.links().len() == 4);
+
+    // The fifth node stops and leaves: the four other elders remove it and hand over to
+    // themselves.
+    let leaver = hex::encode(name_of(&nodes[4]).0);
+    procs[4] = None;
+    let out = Command::new(BIN)
+        .args(["sections", "leave", "--data-dir"])
+        .arg(dir.join("node4"))
+        .arg("--key-file")
+        .arg(&nodes[4].key)
+        .arg("--passphrase-file")
+        .arg(dir.join("pass"))
+        .env("KEYQUORUM_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "removed by 4 of 4 elders"
+    );
+    let views = settled(&nodes, &[0, 1, 2, 3], 6).await;
+    for v in &views {
+        verify(v, &genesis_hex);
+        assert!(v.elders.iter().all(|e| e.name != leaver));
+        assert_eq!(v.members, 4);
+    }
     drop(procs);
 }

@@ -1,0 +1,147 @@
+//! A section split on real processes: `keyquorum sections node`s over libp2p on loopback, with
+//! the smallest sizes that split (three elders, halves of at least two members).
+//!
+//! Four node keys are chosen so that two names start with bit 0 and two with bit 1. The genesis
+//! node and two joiners grow the root section to three elders (three members cannot give two
+//! halves of two, so no split); the fourth join gives two halves of two, so the three root
+//! elders sign two starts, one per child prefix, each child's two members run their DKG over
+//! the network, and the root elders hand over to both. Every node then follows its own half:
+//! its key chain, fetched over HTTP, verifies from the genesis key; the two children's keys
+//! differ and are both signed by the root's last key, and both chains share every earlier link.
+
+mod common;
+
+use std::time::Duration;
+
+use common::sections::{name_of, start, verify, view};
+use common::{NodeSpec, Proc, new_key, wait_for};
+use keyquorum_node::sections_node::http::SectionView;
+use keyquorum_sections::Name;
+
+const ROUND_MS: &str = "500";
+const PARAMS: [&str; 4] = ["--elder-count", "3", "--min-section-size", "2"];
+
+/// Four node keys, two of each first name bit, the genesis node's first.
+fn keys_for_a_split(dir: &std::path::Path) -> (Vec<NodeSpec>, Vec<Name>) {
+    let mut zeros = Vec::new();
+    let mut ones = Vec::new();
+    let mut i = 0;
+    while zeros.len() < 2 || ones.len() < 2 {
+        assert!(i < 64, "no two names of each bit among 64 keys");
+        let spec = new_key(dir, i);
+        let name = name_of(&spec);
+        let side = if name.bit(0) == 0 {
+            &mut zeros
+        } else {
+            &mut ones
+        };
+        if side.len() < 2 {
+            side.push((spec, name));
+        }
+        i += 1;
+    }
+    // Key files stay where `new_key` wrote them; the nodes are indexed by their order here.
+    let (nodes, names) = zeros
+        .into_iter()
+        .zip(ones)
+        .flat_map(|(z, o)| [z, o])
+        .unzip();
+    (nodes, names)
+}
+
+/// Waits until nodes `up` all hold a SAP of `generation` with `elders` elders, all elders, and
+/// returns their views.
+async fn settled(
+    nodes: &[NodeSpec],
+    up: &[usize],
+    generation: u64,
+    elders: usize,
+) -> Vec<SectionView> {
+    wait_for(
+        &format!("generation {generation} at nodes {up:?}"),
+        Duration::from_secs(90),
+        async || {
+            let mut views = Vec::new();
+            for &i in up {
+                let v = view(&nodes[i]).await?;
+                if v.generation != generation || !v.elder || v.elders.len() != elders {
+                    return None;
+                }
+                views.push(v);
+            }
+            Some(views)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_section_splits_over_the_network_and_the_key_chain_branches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("pass"), format!("{}\n", common::PASSPHRASE)).unwrap();
+    let (nodes, names) = keys_for_a_split(dir);
+    let dir_of = |i: usize| dir.join(format!("node{i}"));
+    let spawn = |i: usize, genesis: Option<&str>| start(dir, &nodes, i, genesis, ROUND_MS, &PARAMS);
+
+    let mut procs: Vec<Proc> = vec![spawn(0, None)];
+    let genesis = wait_for("the genesis node", Duration::from_secs(30), async || {
+        view(&nodes[0]).await
+    })
+    .await;
+    let genesis_hex = genesis.genesis_key.clone();
+
+    // Two joins: two, then three elders in the root section; no split yet.
+    for i in 1..3 {
+        procs.push(spawn(i, Some(&genesis_hex)));
+        let up: Vec<usize> = (0..=i).collect();
+        let views = settled(&nodes, &up, i as u64 + 1, i + 1).await;
+        for v in &views {
+            verify(v, &genesis_hex);
+            assert_eq!(v.prefix_bits, 0);
+            assert_eq!(v.key_chain, views[0].key_chain);
+        }
+    }
+    let root = view(&nodes[0]).await.unwrap();
+
+    // The fourth join splits the section: each node ends in its own half with two elders.
+    procs.push(spawn(3, Some(&genesis_hex)));
+    let views = settled(&nodes, &[0, 1, 2, 3], 4, 2).await;
+    for (v, name) in views.iter().zip(&names) {
+        verify(v, &genesis_hex);
+        assert_eq!(v.prefix_bits, 1);
+        // The node is in the half its name's first bit picks, with the other node of that half.
+        let expected = format!("0001{:02x}", name.bit(0) << 7);
+        assert_eq!(v.prefix, expected);
+        let mut elders: Vec<String> = v.elders.iter().map(|e| e.name.clone()).collect();
+        elders.sort();
+        let mut half: Vec<String> = names
+            .iter()
+            .filter(|n| n.bit(0) == name.bit(0))
+            .map(|n| hex::encode(n.0))
+            .collect();
+        half.sort();
+        assert_eq!(elders, half);
+        // The chain branches from the root's: every root link, then the child's key signed by
+        // the root's last key.
+        let links = v.key_chain.links();
+        assert_eq!(links[..2], root.key_chain.links()[..]);
+        assert_eq!(
+            hex::encode(keyquorum_sections::keys::key_bytes(&links[2].parent_key)),
+            root.section_key
+        );
+    }
+    // Nodes 0 and 2 hold bit 0, nodes 1 and 3 bit 1: one key per half, both children of the root.
+    assert_eq!(views[0].key_chain, views[2].key_chain);
+    assert_eq!(views[1].key_chain, views[3].key_chain);
+    assert_ne!(views[0].section_key, views[1].section_key);
+    // The chain file of each half holds what HTTP serves.
+    for i in [0, 1] {
+        let file: SectionView =
+            serde_json::from_slice(&std::fs::read(dir_of(i).join("key_chain.json")).unwrap())
+                .unwrap();
+        verify(&file, &genesis_hex);
+        assert_eq!(file.key_chain, views[i].key_chain);
+    }
+    drop(procs);
+}
