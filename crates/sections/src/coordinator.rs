@@ -2063,6 +2063,35 @@ mod tests {
         c.chain().verify_from(&c.genesis_key).unwrap();
     }
 
+    #[test]
+    fn a_handover_is_kept_one_generation_past_its_start_then_dropped() {
+        let mut net = net(9);
+        let founder = Name::of(&key_of(&node_secret(100)));
+        let none = BTreeSet::new();
+        let first = DkgStart::new(
+            Prefix::ROOT,
+            select_elders(&net.members, ELDER_COUNT, &none),
+            1,
+        );
+        // One generation on (the other half of a split could still be handing over): kept.
+        let parent = net.nodes[&founder].handover_parent(&first.session).unwrap();
+        assert_eq!(parent.names(), vec![founder]);
+        // Two generations on: dropped, so signed starts cannot pile up to MAX_PENDING_STARTS.
+        let elders = elder_secrets(&net, 9);
+        let gone = BTreeSet::from([Name::of(&key_of(&elders[0]))]);
+        let second = DkgStart::new(
+            Prefix::ROOT,
+            select_elders(&net.members, ELDER_COUNT, &gone),
+            2,
+        );
+        hand_over(&mut net.nodes, &second, &elders);
+        let node = &net.nodes[&founder];
+        assert_eq!(node.chain().key_count(), 3);
+        assert!(node.handover_parent(&first.session).is_none());
+        let elder = &net.nodes[&Name::of(&key_of(&elders[1]))];
+        assert!(elder.handover_parent(&second.session).is_some());
+    }
+
     fn start_node<'a>(net: &'a mut Net, start: &DkgStart) -> &'a mut Coordinator {
         net.nodes.get_mut(&start.names()[0]).unwrap()
     }

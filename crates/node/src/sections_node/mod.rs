@@ -221,9 +221,7 @@ pub async fn run(
         signed,
         net.clone(),
         our_peer.clone(),
-        config.round,
-        config.params,
-        config.data_dir.join("key_chain.json"),
+        &config,
     );
     let (bound, _http) = http::serve(config.http_listen, rt.view.subscribe()).await?;
     info!(name = %hex::encode(rt.our_name.0), http = %bound, p2p = %addr, "sections node running");
@@ -396,9 +394,7 @@ impl Runtime {
         signed: Option<SignedSap>,
         net: NetworkHandle,
         our_peer: Peer,
-        round: Duration,
-        params: SectionParams,
-        chain_file: PathBuf,
+        config: &SectionsNodeConfig,
     ) -> Self {
         let c = coordinator.coordinator();
         let view = SectionView::new(
@@ -415,8 +411,8 @@ impl Runtime {
             signed,
             peers: BTreeMap::new(),
             net,
-            round,
-            params,
+            round: config.round,
+            params: config.params,
             deadlines: BTreeMap::new(),
             candidates: BTreeMap::new(),
             signed_starts: BTreeSet::new(),
@@ -426,7 +422,7 @@ impl Runtime {
             reselect: false,
             local: VecDeque::new(),
             view: watch::channel(view).0,
-            chain_file,
+            chain_file: config.data_dir.join("key_chain.json"),
         };
         rt.learn(our_peer);
         for m in rt.members.clone() {
@@ -933,7 +929,7 @@ mod tests {
     use super::*;
     use keyquorum_crypto::tbls::{self, MinPk};
     use keyquorum_sections::Prefix;
-    use keyquorum_sections::session::FailureObservation;
+    use keyquorum_sections::session::{DkgStart, FailureObservation};
 
     fn key(i: u64) -> Secret<Scalar> {
         Secret::new(Scalar::from(i))
