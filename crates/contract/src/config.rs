@@ -131,6 +131,33 @@ pub struct DkgConfig {
     /// Share indices.
     #[serde(default)]
     pub indices: DkgIndices,
+    /// A second group key per view, for Schnorr signatures: absent, views hold their BLS key
+    /// only.
+    #[serde(default)]
+    pub signing_key: Option<SigningKeyConfig>,
+}
+
+/// The `[dkg.signing_key]` table: after each view activates, its committee makes a second group
+/// key by a ceremony of its own ([`crate::signing_key`]), which signs with FROST. The only
+/// combination that runs is `variant = "complaint"`, `curve = "secp256k1"`, `indices =
+/// "key-hash"`; the fields are spelled out so that a configuration says what it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyConfig {
+    /// Protocol variant (must be `complaint`).
+    pub variant: DkgVariant,
+    /// Curve (must be `secp256k1`).
+    pub curve: DkgCurve,
+    /// Share indices (must be `key-hash`).
+    pub indices: DkgIndices,
+}
+
+impl SigningKeyConfig {
+    /// What the contract runs.
+    pub const SECP256K1_FROST: SigningKeyConfig = SigningKeyConfig {
+        variant: DkgVariant::Complaint,
+        curve: DkgCurve::Secp256k1,
+        indices: DkgIndices::KeyHash,
+    };
 }
 
 /// A DKG configuration the contract cannot run, and why.
@@ -150,6 +177,17 @@ pub enum DkgConfigError {
         "indices key-hash is not supported: magic blocks record share indices as committee positions 1..n, which threshold signatures and resharing interpolate at"
     )]
     IndicesNotPositions,
+    /// The signing key's ceremony posts its deals' evidence on chain for anyone to judge, which
+    /// only the complaint variant's board does for a key that is not the view's.
+    #[error("signing_key.variant must be complaint")]
+    SigningKeyVariant,
+    /// The signing key exists for Schnorr signatures (FROST, BIP-340): its curve is secp256k1.
+    #[error("signing_key.curve must be secp256k1")]
+    SigningKeyCurve,
+    /// The signing key's shares are at key-hash indices (seed 003, step 1); sequential indices
+    /// are not implemented for it.
+    #[error("signing_key.indices must be key-hash")]
+    SigningKeyIndices,
 }
 
 impl DkgConfig {
@@ -161,6 +199,17 @@ impl DkgConfig {
         }
         if self.indices != DkgIndices::Sequential {
             return Err(DkgConfigError::IndicesNotPositions);
+        }
+        if let Some(k) = &self.signing_key {
+            if k.variant != DkgVariant::Complaint {
+                return Err(DkgConfigError::SigningKeyVariant);
+            }
+            if k.curve != DkgCurve::Secp256k1 {
+                return Err(DkgConfigError::SigningKeyCurve);
+            }
+            if k.indices != DkgIndices::KeyHash {
+                return Err(DkgConfigError::SigningKeyIndices);
+            }
         }
         Ok(())
     }
@@ -592,6 +641,44 @@ mod tests {
             Err(ConfigError::Dkg(DkgConfigError::IndicesNotPositions))
         );
         assert!(serde_json::from_str::<DkgConfig>(r#"{"variant":"frost"}"#).is_err());
+    }
+
+    #[test]
+    fn the_signing_key_runs_only_as_complaint_on_secp256k1_with_key_hash_indices() {
+        let ok = ContractConfig::defaults("c", 10);
+        let with = |json: &str| ContractConfig {
+            dkg: serde_json::from_str(json).unwrap(),
+            ..ok.clone()
+        };
+        let c = with(
+            r#"{"signing_key":{"variant":"complaint","curve":"secp256k1","indices":"key-hash"}}"#,
+        );
+        assert_eq!(c.dkg.signing_key, Some(SigningKeyConfig::SECP256K1_FROST));
+        assert_eq!(c.validate(), Ok(()));
+        for (json, refusal) in [
+            (
+                r#"{"signing_key":{"variant":"ack-reveal","curve":"secp256k1","indices":"key-hash"}}"#,
+                DkgConfigError::SigningKeyVariant,
+            ),
+            (
+                r#"{"signing_key":{"variant":"complaint","curve":"bls12-381","indices":"key-hash"}}"#,
+                DkgConfigError::SigningKeyCurve,
+            ),
+            (
+                r#"{"signing_key":{"variant":"complaint","curve":"secp256k1","indices":"sequential"}}"#,
+                DkgConfigError::SigningKeyIndices,
+            ),
+        ] {
+            assert_eq!(with(json).validate(), Err(ConfigError::Dkg(refusal)));
+        }
+        // The view's own key stays on BLS12-381 with positional indices.
+        let secp_view = with(
+            r#"{"curve":"secp256k1","signing_key":{"variant":"complaint","curve":"secp256k1","indices":"key-hash"}}"#,
+        );
+        assert_eq!(
+            secp_view.validate(),
+            Err(ConfigError::Dkg(DkgConfigError::CurveCannotSignMagicBlocks))
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 mod ceremonies;
 mod magic_blocks;
 mod registry;
+mod signing_keys;
 mod slashing;
 
 use std::collections::BTreeSet;
@@ -135,6 +136,8 @@ pub struct Contract {
     config: ContractConfig,
     state: ContractState,
     live: Option<Live>,
+    /// The running signing-key ceremony's board, derived from `state.signing`.
+    signing_live: Option<signing_keys::SigningLive>,
     max_tx_len: usize,
 }
 
@@ -175,10 +178,15 @@ impl Contract {
         config.validate()?;
         let state = ContractState::genesis(&config);
         Ok(Contract {
-            max_tx_len: max_tx_len_for(config.committee.max_size as usize, config.dkg.variant),
+            max_tx_len: max_tx_len_for(
+                config.committee.max_size as usize,
+                config.dkg.variant,
+                config.dkg.signing_key.is_some(),
+            ),
             config,
             state,
             live: None,
+            signing_live: None,
         })
     }
 
@@ -200,11 +208,20 @@ impl Contract {
             }
             live = Some(Live { ceremony, board });
         }
+        let signing_live = match &state.signing {
+            Some(run) => Some(signing_keys::SigningLive::restore(run)?),
+            None => None,
+        };
         Ok(Contract {
-            max_tx_len: max_tx_len_for(config.committee.max_size as usize, config.dkg.variant),
+            max_tx_len: max_tx_len_for(
+                config.committee.max_size as usize,
+                config.dkg.variant,
+                config.dkg.signing_key.is_some(),
+            ),
             config,
             state,
             live,
+            signing_live,
         })
     }
 
@@ -237,6 +254,11 @@ impl Contract {
             LiveBoard::Complaint(b) => Some(b),
             LiveBoard::AckReveal(_) => None,
         }
+    }
+
+    /// The running signing-key ceremony's board ([`crate::signing_key`]).
+    pub fn signing_board(&self) -> Option<&ComplaintBoard<crate::signing_key::SigningCurve>> {
+        self.signing_live.as_ref().map(|l| &l.board)
     }
 
     /// Longest transaction accepted under this configuration.
@@ -289,6 +311,13 @@ impl Contract {
                 if let Some(live) = &self.live {
                     authentic_post(live, &tx.sender, post)?;
                 }
+            }
+            TxBody::SigningKeyPost { post } => {
+                let live = self
+                    .signing_live
+                    .as_ref()
+                    .ok_or(Rejection::NoSigningKeyCeremony)?;
+                live.authentic(&tx.sender, post)?;
             }
             _ => {}
         }
@@ -354,6 +383,7 @@ impl Contract {
                 }
                 Err(r) => return Err(r),
             },
+            TxBody::SigningKeyPost { post } => self.signing_key_post(&tx.sender, post, height)?,
             TxBody::MagicBlockSignature {
                 view,
                 block_hash,
@@ -413,6 +443,13 @@ impl Contract {
                 }
                 _ => break,
             }
+        }
+        // The signing-key ceremony runs beside view changes, on its own deadlines.
+        while let Some(run) = &self.state.signing
+            && run.deadline <= height
+        {
+            let at = run.deadline;
+            self.signing_key_deadline(at, &mut events);
         }
         events
     }

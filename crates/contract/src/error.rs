@@ -101,6 +101,9 @@ pub enum Rejection {
     /// No view change is in progress.
     #[error("no view change in progress")]
     NoViewChange,
+    /// No signing-key ceremony is in progress.
+    #[error("no signing-key ceremony in progress")]
+    NoSigningKeyCeremony,
     /// The transaction does not belong in the current phase.
     #[error("not allowed in phase {phase:?}")]
     WrongPhase {
@@ -210,6 +213,7 @@ impl Rejection {
             Rejection::NothingUnbonding => "nothing_unbonding",
             Rejection::StillUnbonding { .. } => "still_unbonding",
             Rejection::NoViewChange => "no_view_change",
+            Rejection::NoSigningKeyCeremony => "no_signing_key_ceremony",
             Rejection::WrongPhase { .. } => "wrong_phase",
             Rejection::DeadlinePassed { .. } => "deadline_passed",
             Rejection::MalformedPost(_) => "malformed_post",

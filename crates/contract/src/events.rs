@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::KeyMode;
 use crate::hex::{Bytes, Hex};
 use crate::magic::MagicBlock;
+use crate::signing_key::SigningKeyRecord;
 use crate::state::{CeremonySpec, IdentityKey, NamedRecord, SlashingRecord, ViewChangePhase};
 use crate::tx::{NetworkIdentity, SignerRole};
 
@@ -267,6 +268,50 @@ pub enum Event {
     Named {
         /// The record.
         record: NamedRecord,
+    },
+    /// A view's signing-key ceremony started ([`crate::signing_key`]): its members build the
+    /// ceremony from the spec with [`signing_ceremony`](crate::signing_key::signing_ceremony),
+    /// feed `Input::Start` and deal point to point.
+    SigningKeyStarted {
+        /// The view whose committee makes the key.
+        view: u64,
+        /// Session id.
+        session_id: Hex<32>,
+        /// The ceremony's definition.
+        spec: CeremonySpec,
+        /// Last block of the deal phase.
+        deadline: u64,
+    },
+    /// A post the signing-key ceremony's board took, in chain order (`accepted` false: refused
+    /// as a fault of its author, which changes the board too): one `Input::BoardPost`.
+    SigningKeyBoardPost {
+        /// View.
+        view: u64,
+        /// The signed post.
+        post: Bytes,
+        /// Whether the board accepted it.
+        accepted: bool,
+    },
+    /// A board phase of the signing-key ceremony ended: one `Input::Deadline`.
+    SigningKeyDeadline {
+        /// View.
+        view: u64,
+        /// Last block of the next board phase, if the ceremony goes on.
+        next_deadline: Option<u64>,
+    },
+    /// A view's signing key is made and recorded with the view.
+    SigningKeyCreated {
+        /// View.
+        view: u64,
+        /// The key ([`SigningKeyRecord::from_board`]).
+        key: SigningKeyRecord,
+    },
+    /// A view's signing-key ceremony ended without a key (or did not start).
+    SigningKeyFailed {
+        /// View.
+        view: u64,
+        /// Why.
+        reason: String,
     },
 }
 

@@ -129,6 +129,7 @@ pub mod hex;
 pub mod magic;
 pub mod query;
 pub mod select;
+pub mod signing_key;
 pub mod state;
 pub mod tx;
 

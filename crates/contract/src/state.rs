@@ -157,6 +157,15 @@ fn participant(p: &SpecParticipant) -> Result<Member, SpecError> {
 impl CeremonySpec {
     /// The engine configuration.
     pub fn config(&self) -> Result<CeremonyConfig<Bls12381G1>, SpecError> {
+        self.config_on::<Bls12381G1>(IndexScheme::Sequential)
+    }
+
+    /// The engine configuration on curve `C` with `indices` (the views' ceremonies use
+    /// [`CeremonySpec::config`]; a view's signing key uses secp256k1 and key-hash indices).
+    pub fn config_on<C: Curve>(
+        &self,
+        indices: IndexScheme,
+    ) -> Result<CeremonyConfig<C>, SpecError> {
         let params = Params::new(self.n as usize, self.t as usize, self.k as usize)
             .map_err(CeremonyError::from)?;
         let players = self
@@ -175,15 +184,15 @@ impl CeremonySpec {
                 dealer_indices: r
                     .dealer_indices
                     .iter()
-                    .map(|x| <Bls12381G1 as Curve>::Scalar::from(*x))
+                    .map(|x| C::Scalar::from(*x))
                     .collect(),
                 old_threshold: r.old_threshold as usize,
-                group_key: Bls12381G1::decode_point_nonzero(&r.group_key.0)
+                group_key: C::decode_point_nonzero(&r.group_key.0)
                     .map_err(|_| SpecError::Key("group key"))?,
                 public_shares: r
                     .public_shares
                     .iter()
-                    .map(|p| Bls12381G1::decode_point(&p.0))
+                    .map(|p| C::decode_point(&p.0))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|_| SpecError::Key("public share"))?,
             }),
@@ -199,7 +208,7 @@ impl CeremonySpec {
             epoch: self.view,
             variant: self.variant.engine(),
             params,
-            index_scheme: IndexScheme::Sequential,
+            index_scheme: indices,
             players,
             verifiable_keys,
             reshare,
@@ -307,6 +316,10 @@ pub struct ViewRecord {
     pub seed: Hex<32>,
     /// Height at which the view started.
     pub activated_at: u64,
+    /// The view's secp256k1 signing key, once its ceremony made it
+    /// ([`crate::signing_key`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<crate::signing_key::SigningKeyRecord>,
 }
 
 /// In which role a fault happened.
@@ -492,6 +505,9 @@ pub struct ContractState {
     pub unbonding: BTreeMap<IdentityKey, Vec<Unbonding>>,
     /// Slashed stake that was burned.
     pub burned: u64,
+    /// The signing-key ceremony in progress ([`crate::signing_key`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing: Option<crate::signing_key::SigningKeyRun>,
 }
 
 impl ContractState {
@@ -515,6 +531,7 @@ impl ContractState {
                 .collect(),
             unbonding: BTreeMap::new(),
             burned: 0,
+            signing: None,
         }
     }
 

@@ -59,6 +59,7 @@ const TAG_MAGIC_BLOCK_SIGNATURE: u8 = 7;
 const TAG_TRANSFER: u8 = 8;
 const TAG_CLAIM_UNBONDED: u8 = 9;
 const TAG_SET_VERIFIABLE_KEY: u8 = 10;
+const TAG_SIGNING_KEY_POST: u8 = 11;
 
 /// Longest encoded signed complaint-variant post for at most `n` players and `n` dealers: a
 /// report that complains about every dealer (each complaint carries the dealer's commitment,
@@ -83,8 +84,13 @@ pub fn max_complaint_post_len(n: usize) -> usize {
 }
 
 /// Longest transaction a contract whose committees have at most `max_n` members and run
-/// `variant` accepts.
-pub fn max_tx_len_for(max_n: usize, variant: DkgVariant) -> usize {
+/// `variant` accepts; with a signing key ([`crate::signing_key`]) its ceremony's complaint posts
+/// (on secp256k1, shorter than the same posts on BLS12-381) fit too.
+pub fn max_tx_len_for(max_n: usize, variant: DkgVariant, signing_key: bool) -> usize {
+    if signing_key {
+        return max_tx_len_for(max_n, DkgVariant::Complaint, false)
+            .max(max_tx_len_for(max_n, variant, false));
+    }
     match variant {
         DkgVariant::AckReveal => max_tx_len(max_n),
         DkgVariant::Complaint => {
@@ -244,6 +250,12 @@ pub enum TxBody {
         /// The signed post.
         post: Vec<u8>,
     },
+    /// An encoded `keyquorum_dkg::complaint::messages::SignedComplaintPost` on secp256k1 for
+    /// the running signing-key ceremony ([`crate::signing_key`]).
+    SigningKeyPost {
+        /// The signed post.
+        post: Vec<u8>,
+    },
     /// A partial signature on the pending magic block.
     MagicBlockSignature {
         /// View of the magic block.
@@ -270,6 +282,7 @@ impl TxBody {
             TxBody::UpdateNetwork { .. } => "update_network",
             TxBody::SetVerifiableKey { .. } => "set_verifiable_key",
             TxBody::DkgPost { .. } => "dkg_post",
+            TxBody::SigningKeyPost { .. } => "signing_key_post",
             TxBody::MagicBlockSignature { .. } => "magic_block_signature",
         }
     }
@@ -319,6 +332,9 @@ impl TxBody {
             }
             TxBody::DkgPost { post } => {
                 w.u8(TAG_DKG_POST).bytes(post);
+            }
+            TxBody::SigningKeyPost { post } => {
+                w.u8(TAG_SIGNING_KEY_POST).bytes(post);
             }
             TxBody::MagicBlockSignature {
                 view,
@@ -374,6 +390,9 @@ impl TxBody {
             },
             TAG_DKG_POST => TxBody::DkgPost {
                 post: r.bytes("dkg post", max_post)?.to_vec(),
+            },
+            TAG_SIGNING_KEY_POST => TxBody::SigningKeyPost {
+                post: r.bytes("signing-key post", max_post)?.to_vec(),
             },
             TAG_MAGIC_BLOCK_SIGNATURE => {
                 let view = r.u64()?;
@@ -602,6 +621,9 @@ mod tests {
             },
             TxBody::DkgPost {
                 post: vec![1, 2, 3],
+            },
+            TxBody::SigningKeyPost {
+                post: vec![4, 5, 6],
             },
             TxBody::MagicBlockSignature {
                 view: 2,

@@ -36,6 +36,7 @@
 pub mod beacon;
 mod config;
 mod error;
+pub mod frost;
 mod handle;
 mod identity;
 mod record;
@@ -54,6 +55,7 @@ pub use beacon::{
 };
 pub use config::{DEFAULT_MAX_REQUEST_SIZE, DEFAULT_MAX_RESPONSE_SIZE, NetConfig, RetryPolicy};
 pub use error::{NetError, RecordError, RemoteError};
+pub use frost::{FROST_KIND, MAX_FROST_ANSWER, MAX_FROST_PAYLOAD};
 pub use handle::{Network, NetworkHandle};
 pub use identity::{IdentitySigner, IdentityVerifier, SharedSigner, SharedVerifier};
 pub use record::{AddressRecord, DHT_KEY_DOMAIN, MAX_ADDRESSES, MAX_RECORD_BYTES, dht_key};

@@ -762,6 +762,7 @@ impl Task {
                     SECTIONS_MESSAGE_KIND => payload.len() > MAX_SECTIONS_PAYLOAD,
                     SECTIONS_JOIN_KIND => payload.len() > MAX_SECTIONS_JOIN_PAYLOAD,
                     BEACON_SYNC_KIND => payload.len() > MAX_SYNC_REQUEST,
+                    crate::FROST_KIND => payload.len() > crate::MAX_FROST_PAYLOAD,
                     _ => false,
                 };
                 let reason = if oversized {

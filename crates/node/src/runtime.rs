@@ -188,6 +188,66 @@ fn now_ms() -> u64 {
 }
 
 impl BeaconRuntime {
+    /// Signs Schnorr signatures with view `view`'s signing key, if this node recorded one and
+    /// `view` is the active view.
+    async fn start_signing_key(&mut self, driver: &Driver, net: &NetworkHandle, view: u64) {
+        if view != driver.state().current_view {
+            return;
+        }
+        let held = match driver.signing_key(view) {
+            Ok(Some(h)) => h,
+            Ok(None) => return,
+            Err(e) => {
+                error!(view, error = %e, "cannot read the view's signing key share");
+                return;
+            }
+        };
+        let (held, share) = held;
+        let share = held.own_position.zip(share);
+        match crate::sign::frost::FrostView::new(view, &held.key, share) {
+            Ok(v) => {
+                if let Err(e) = net.set_session_members(v.session(), v.committee()).await {
+                    warn!(error = %e, "cannot set the Schnorr signing session's members");
+                }
+                let x_only = <keyquorum_contract::signing_key::SigningCurve as keyquorum_crypto::Curve>::decode_point(
+                    &held.key.group_key.0,
+                )
+                .ok()
+                .and_then(|p| keyquorum_crypto::frost::bip340::x_only(&p).ok())
+                .map(hex::encode)
+                .unwrap_or_default();
+                let status = crate::status::SigningKeyStatus {
+                    view,
+                    group_key: hex::encode(held.key.group_key.0),
+                    x_only_key: x_only,
+                    threshold: held.key.threshold,
+                    members: held
+                        .key
+                        .members
+                        .iter()
+                        .map(|m| hex::encode(m.identity.0))
+                        .collect(),
+                    member: v.is_member(),
+                };
+                self.status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .signing_key = Some(status);
+                self.sign.set_frost_view(Some(v));
+            }
+            Err(e) => error!(view, error = %e, "Schnorr signing not started"),
+        }
+    }
+
+    /// Stops Schnorr signing with a key of a view other than `view`.
+    fn stop_signing_key_unless(&mut self, view: u64) {
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if status.signing_key.as_ref().is_some_and(|k| k.view != view) {
+            status.signing_key = None;
+            self.sign.set_frost_view(None);
+        }
+    }
+
     /// Starts the beacon of the active view (after an activation or a restart).
     async fn start(&mut self, driver: &Driver, net: &NetworkHandle) {
         self.due = false;
@@ -543,7 +603,14 @@ impl<C: ChainClient> Runtime<C> {
                     }
                 }
                 Effect::Learn { identity, network } => self.bind(identity, &network).await,
-                Effect::StartBeacon { .. } => self.beacon.due = true,
+                Effect::StartBeacon { view } => {
+                    self.beacon.due = true;
+                    // The previous view's signing key signs no more.
+                    self.beacon.stop_signing_key_unless(view);
+                }
+                Effect::StartSigningKey { view } => {
+                    self.beacon.start_signing_key(driver, &self.net, view).await;
+                }
                 Effect::LeaveSession { session } => {
                     // Dropping the sender cancels the ceremony's deliveries.
                     self.sessions.remove(&session);
@@ -883,6 +950,15 @@ pub async fn run<C: ChainClient>(
         metrics.clone(),
         config.fault == crate::config::Fault::BadBeacon,
     );
+    match crate::sign::frost::NonceDb::open(
+        &config.data_dir.join("frost-nonces.redb"),
+        keys.clone(),
+    ) {
+        Ok(db) => sign.set_nonce_db(Arc::new(db)),
+        Err(e) => {
+            error!(error = %e, "FROST nonce store not opened: this node cannot sign Schnorr signatures")
+        }
+    }
     let beacon_http = if config.beacon.enabled {
         BeaconHttp::default()
     } else {
@@ -1217,6 +1293,18 @@ pub async fn run<C: ChainClient>(
                                     if rt.on_partial(from_identity.as_deref(), &payload) {
                                         let _ = reply.send(Vec::new());
                                     }
+                                }
+                                keyquorum_net::FROST_KIND => {
+                                    reporter.observe(Observation::Received {
+                                        kind: "frost",
+                                        bytes: payload.len(),
+                                    });
+                                    // Nonces are stored durably before the answer: off the loop.
+                                    let sign = sign.clone();
+                                    tokio::task::spawn_blocking(move || {
+                                        let answer = sign.answer_frost(&session, from_identity.as_deref(), &payload);
+                                        let _ = reply.send(answer);
+                                    });
                                 }
                                 SIGN_REQUEST_KIND => {
                                     reporter.observe(Observation::Received {

@@ -69,6 +69,23 @@ pub struct SittingOutStatus {
     pub reason: String,
 }
 
+/// A view's secp256k1 signing key, as `/status` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SigningKeyStatus {
+    /// The view.
+    pub view: u64,
+    /// Group key, compressed SEC1 (33 bytes, hex).
+    pub group_key: String,
+    /// Its BIP-340 x-only form (32 bytes, hex).
+    pub x_only_key: String,
+    /// Shares needed to sign.
+    pub threshold: u32,
+    /// Members (identity hex) in committee order.
+    pub members: Vec<String>,
+    /// Whether this node holds a share.
+    pub member: bool,
+}
+
 /// The random beacon on this node, as `/status` shows it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
@@ -149,6 +166,10 @@ pub struct Status {
     /// The random beacon.
     #[serde(default)]
     pub beacon: BeaconStatus,
+    /// The active view's secp256k1 signing key, once the chain recorded it and this node
+    /// checked it against its own board (absent without `[dkg.signing_key]`).
+    #[serde(default)]
+    pub signing_key: Option<SigningKeyStatus>,
 }
 
 /// Shared state of the server.

@@ -236,6 +236,36 @@ pub struct EndedChainRecord {
     pub committee: Vec<String>,
 }
 
+/// The signing-key ceremony this node takes part in ([`keyquorum_contract::signing_key`]); its
+/// seed is sealed as `seed/<session id>` and its inputs are logged under its session id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningCeremonyRecord {
+    /// The view whose committee makes the key.
+    pub view: u64,
+    /// Session id (hex).
+    pub session_id: String,
+    /// The ceremony's definition, from `SigningKeyStarted`.
+    pub spec: CeremonySpec,
+    /// Inputs logged.
+    pub inputs: u64,
+    /// This node's player position, once its participant finished with a share (sealed as
+    /// `signing-output/<session id>`).
+    #[serde(default)]
+    pub output_position: Option<u32>,
+}
+
+/// A view's signing key as this node holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyHeld {
+    /// View.
+    pub view: u64,
+    /// The record the chain announced, which this node's own board gave too.
+    pub key: keyquorum_contract::signing_key::SigningKeyRecord,
+    /// This node's position among the members, when it holds a share (sealed as
+    /// `signing-share/<view>`).
+    pub own_position: Option<u32>,
+}
+
 /// Everything the node persists besides inputs and secrets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeState {
@@ -277,6 +307,12 @@ pub struct NodeState {
     /// this node did not record).
     #[serde(default)]
     pub beacon: Option<BeaconViewRecord>,
+    /// The running signing-key ceremony.
+    #[serde(default)]
+    pub signing_ceremony: Option<SigningCeremonyRecord>,
+    /// Signing keys of the current and previous views, newest last.
+    #[serde(default)]
+    pub signing_keys: Vec<SigningKeyHeld>,
 }
 
 /// Encodes a participant input for the log. A direct message is stored with its authenticated

@@ -230,6 +230,7 @@ impl Contract {
                     magic_block: signed,
                     seed: Hex(view_seed(&sig)),
                     activated_at: first_round,
+                    signing_key: None,
                 },
             );
             self.state.current_view = view;
@@ -249,6 +250,7 @@ impl Contract {
                 phase: ViewChangePhase::Idle,
                 deadline: self.state.next_start,
             });
+            self.start_signing_key(view, first_round, events);
             return;
         }
         let mut culprits = BTreeSet::new();

@@ -13,6 +13,9 @@ impl Driver {
         batch: &mut Batch,
         effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
+        if self.on_signing_event(e, height, batch, effects)? {
+            return Ok(());
+        }
         for step in self.follower.event(e) {
             self.on_step(step, height, batch, effects)?;
         }

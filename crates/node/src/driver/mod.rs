@@ -84,6 +84,7 @@ mod outbox;
 mod peers;
 mod replay;
 mod runner;
+mod signing_key;
 mod storage;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -223,6 +224,12 @@ pub enum Effect {
         /// The view.
         view: u64,
     },
+    /// A view's signing key is recorded (or the node restarted in a view that has one): sign
+    /// with it on demand ([`Driver::signing_key`]).
+    StartSigningKey {
+        /// The view.
+        view: u64,
+    },
 }
 
 /// A direct message from a peer (or the answer to a pull).
@@ -275,6 +282,8 @@ pub struct Driver {
     me: IdentityPublicKey,
     state: NodeState,
     live: Option<Live>,
+    /// The running signing-key ceremony (see `signing_key`).
+    signing: Option<signing_key::SigningLive>,
     /// Secrets written in the batch being built (not yet readable from the store).
     fresh_secrets: HashMap<String, Vec<u8>>,
     recent: VecDeque<[u8; 32]>,
@@ -334,6 +343,7 @@ impl Driver {
             me,
             state,
             live: None,
+            signing: None,
             fresh_secrets: HashMap::new(),
             recent: VecDeque::new(),
             observations: Vec::new(),
@@ -344,8 +354,12 @@ impl Driver {
         };
         d.observe_opened();
         let mut effects = d.resume()?;
+        effects.extend(d.resume_signing()?);
         if let Some(b) = &d.state.beacon {
             effects.push(Effect::StartBeacon { view: b.view });
+        }
+        if let Some(k) = d.state.signing_keys.last() {
+            effects.push(Effect::StartSigningKey { view: k.view });
         }
         Ok((d, effects))
     }

@@ -13,6 +13,24 @@ impl Driver {
         let mut effects = Vec::new();
         let mut batch: Option<Batch> = None;
         for m in msgs {
+            if let Some(checked) = self.check_signing_message(&m) {
+                match checked {
+                    Ok(from) => {
+                        if batch.is_none() {
+                            batch = Some(self.store.begin()?);
+                        }
+                        let b = batch.as_mut().expect("just set");
+                        let input = Input::Message {
+                            from,
+                            payload: m.payload,
+                        };
+                        self.feed_signing(input, b, &mut effects)?;
+                        verdicts.push(Verdict::Accepted);
+                    }
+                    Err(v) => verdicts.push(v),
+                }
+                continue;
+            }
             let from = match self.check_message(&m) {
                 Ok(from) => from,
                 Err(v) => {

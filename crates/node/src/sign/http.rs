@@ -27,6 +27,7 @@ use axum::routing::post;
 use keyquorum_beacon::sign::{MAX_REQUEST_JSON, RequestError, SignRequest};
 use serde_json::{Value, json};
 
+use super::frost::{MAX_MESSAGE_LEN, Scheme};
 use super::{SignError, SignService};
 
 fn error(status: StatusCode, code: &str, message: String, extra: Value) -> Response {
@@ -103,6 +104,14 @@ async fn sign(State(s): State<SignService>, req: Request) -> Response {
             );
         }
     };
+    let body = match schnorr_request(body) {
+        Ok(Parsed::Schnorr(scheme, message)) => return sign_schnorr(&s, scheme, message).await,
+        Ok(Parsed::Bls(body)) => body,
+        Err((code, text)) => {
+            rejected(&s, code);
+            return error(StatusCode::BAD_REQUEST, code, text, Value::Null);
+        }
+    };
     let request = match SignRequest::from_json(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -137,6 +146,92 @@ async fn sign(State(s): State<SignService>, req: Request) -> Response {
     }
 }
 
+/// A request by its scheme.
+enum Parsed {
+    /// Threshold BLS: the body for [`SignRequest::from_json`].
+    Bls(Bytes),
+    /// A Schnorr scheme with its message.
+    Schnorr(Scheme, Vec<u8>),
+}
+
+/// The `scheme` of a request: threshold BLS when absent or `"bls"` (the body then without the
+/// field), or a Schnorr scheme with its message (`{"scheme", "message"}` only).
+fn schnorr_request(body: Bytes) -> Result<Parsed, (&'static str, String)> {
+    let bad_json = |e: serde_json::Error| ("bad_json", e.to_string());
+    let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body) else {
+        // Not an object: the BLS parser gives its own error.
+        return Ok(Parsed::Bls(body));
+    };
+    let scheme = match fields.get("scheme") {
+        None => return Ok(Parsed::Bls(body)),
+        Some(Value::String(name)) if name == "bls" => {
+            fields.remove("scheme");
+            let body = serde_json::to_vec(&fields).map_err(bad_json)?;
+            return Ok(Parsed::Bls(Bytes::from(body)));
+        }
+        Some(Value::String(name)) => Scheme::parse(name).ok_or((
+            "bad_scheme",
+            format!("unknown scheme {name:?}: use bls, frost-secp256k1 or bip340"),
+        ))?,
+        Some(_) => return Err(("bad_scheme", "scheme must be a string".into())),
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Schnorr {
+        scheme: String,
+        message: String,
+    }
+    let request: Schnorr = serde_json::from_value(Value::Object(fields)).map_err(bad_json)?;
+    let hex_text = request
+        .message
+        .strip_prefix("0x")
+        .unwrap_or(&request.message);
+    if hex_text.len() > 2 * MAX_MESSAGE_LEN {
+        return Err((
+            "message_too_long",
+            format!("message longer than {MAX_MESSAGE_LEN} bytes"),
+        ));
+    }
+    let message = hex::decode(hex_text).map_err(|e| ("bad_message", e.to_string()))?;
+    Ok(Parsed::Schnorr(scheme, message))
+}
+
+async fn sign_schnorr(s: &SignService, scheme: Scheme, message: Vec<u8>) -> Response {
+    let view = match s.check_frost_member() {
+        Ok(v) => v,
+        Err(e) => return sign_error(s, e),
+    };
+    let Some(_slot) = s.try_slot() else {
+        rejected(s, "queue_full");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_full",
+            "too many signing requests pending on this node; retry later".into(),
+            Value::Null,
+        );
+    };
+    let message_hex = hex::encode(&message);
+    let view_number = view.view();
+    match s.sign_schnorr(view, scheme, message).await {
+        Ok(signed) => {
+            s.metrics().sign.outcome(None);
+            (
+                StatusCode::OK,
+                axum::Json(json!({
+                    "scheme": signed.scheme.as_str(),
+                    "signature": hex::encode(&signed.signature),
+                    "public_key": hex::encode(&signed.public_key),
+                    "view": view_number,
+                    "message": message_hex,
+                })),
+            )
+                .into_response()
+        }
+        Err(e) => sign_error(s, e),
+    }
+}
+
 fn sign_error(s: &SignService, e: SignError) -> Response {
     let (status, code, extra) = match &e {
         SignError::NoActiveView => (StatusCode::CONFLICT, "no_active_view", Value::Null),
@@ -155,6 +250,26 @@ fn sign_error(s: &SignService, e: SignError) -> Response {
             }),
         ),
         SignError::Combine => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "combine_failed",
+            Value::Null,
+        ),
+        SignError::NoSigningKey => (StatusCode::CONFLICT, "no_signing_key", Value::Null),
+        SignError::NoNonceStore => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_nonce_store",
+            Value::Null,
+        ),
+        SignError::NoSchnorrQuorum {
+            round,
+            got,
+            threshold,
+        } => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "no_quorum",
+            json!({ "round": round, "signers": got, "threshold": threshold }),
+        ),
+        SignError::Schnorr(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "combine_failed",
             Value::Null,

@@ -37,6 +37,7 @@
 //! call that combined: combine and verify) and `keyquorum_sign_request_seconds` (from the
 //! request to the signature).
 
+pub mod frost;
 pub mod http;
 pub mod limit;
 #[cfg(test)]
@@ -60,6 +61,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
@@ -271,6 +273,25 @@ pub enum SignError {
     /// cannot get here).
     #[error("the combined signature does not verify under the group key")]
     Combine,
+    /// The active view has no signing key on this node.
+    #[error("the active view has no secp256k1 signing key on this node")]
+    NoSigningKey,
+    /// The nonce store is not open.
+    #[error("the FROST nonce store is not open")]
+    NoNonceStore,
+    /// Too few members answered a FROST round by the timeout.
+    #[error("FROST round {round}: {got} of {threshold} signers answered")]
+    NoSchnorrQuorum {
+        /// 1 (commitments) or 2 (shares).
+        round: u8,
+        /// Answers taken.
+        got: usize,
+        /// `t`.
+        threshold: usize,
+    },
+    /// Aggregation or verification failed (names the culprits).
+    #[error("Schnorr signature failed: {0}")]
+    Schnorr(String),
 }
 
 /// The signing service of a node: configuration, the active view and the network.
@@ -288,6 +309,10 @@ struct Inner {
     net: OnceLock<NetworkHandle>,
     metrics: Arc<Metrics>,
     corrupt_partials: bool,
+    /// The active view's secp256k1 signing key, if it has one ([`frost`]).
+    frost: RwLock<Option<Arc<frost::FrostView>>>,
+    /// Where this member's FROST nonces wait between rounds.
+    nonces: OnceLock<Arc<frost::NonceDb>>,
 }
 
 impl SignService {
@@ -309,6 +334,8 @@ impl SignService {
             net: OnceLock::new(),
             metrics,
             corrupt_partials,
+            frost: RwLock::new(None),
+            nonces: OnceLock::new(),
         }))
     }
 
@@ -320,6 +347,239 @@ impl SignService {
     /// The network to reach the committee through (once it is up).
     pub fn set_network(&self, net: NetworkHandle) {
         let _ = self.0.net.set(net);
+    }
+
+    /// The store of this member's FROST nonces (set once, at start).
+    pub fn set_nonce_db(&self, db: Arc<frost::NonceDb>) {
+        let _ = self.0.nonces.set(db);
+    }
+
+    /// Signs Schnorr signatures with `view`'s signing key from now on (`None`: none).
+    pub fn set_frost_view(&self, view: Option<frost::FrostView>) {
+        if let Some(v) = &view {
+            info!(
+                view = v.view(),
+                member = v.is_member(),
+                threshold = v.threshold(),
+                group_key = %hex::encode(v.group_key()),
+                "Schnorr signing follows the view's signing key"
+            );
+        }
+        if let Ok(mut w) = self.0.frost.write() {
+            *w = view.map(Arc::new);
+        }
+    }
+
+    fn active_frost(&self) -> Option<Arc<frost::FrostView>> {
+        self.0.frost.read().ok().and_then(|v| v.clone())
+    }
+
+    /// The member side of a FROST round (kind [`keyquorum_net::FROST_KIND`]) from `from` in
+    /// `session`. Blocking (the nonce store writes durably): call it off the event loop.
+    pub fn answer_frost(
+        &self,
+        session: &SessionId,
+        from: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut randomness = Zeroizing::new([0u8; 64]);
+        rand_core::OsRng.fill_bytes(randomness.as_mut());
+        let view = self.active_frost();
+        let answer = frost::answer(
+            view.as_deref(),
+            self.0.nonces.get().map(|n| n.as_ref()),
+            session,
+            from,
+            payload,
+            &randomness,
+        );
+        let result = match frost::parse_answer(&answer) {
+            Ok(_) => "frost_answered",
+            Err(Some(r)) => r.as_str(),
+            Err(None) => "malformed",
+        };
+        self.0.metrics.sign.outcome_member(result);
+        answer
+    }
+
+    /// The view's signing key and this node's membership, before a Schnorr request waits.
+    pub(crate) fn check_frost_member(&self) -> Result<Arc<frost::FrostView>, SignError> {
+        let view = self.active_frost().ok_or(SignError::NoSigningKey)?;
+        if !view.is_member() {
+            return Err(SignError::NotAMember { view: view.view() });
+        }
+        Ok(view)
+    }
+
+    /// The coordinator side of a Schnorr signature (see [`frost`]).
+    pub(crate) async fn sign_schnorr(
+        &self,
+        view: Arc<frost::FrostView>,
+        scheme: frost::Scheme,
+        message: Vec<u8>,
+    ) -> Result<frost::SchnorrSignature, SignError> {
+        let started = Instant::now();
+        let net = self.0.net.get();
+        let nonces = self
+            .0
+            .nonces
+            .get()
+            .cloned()
+            .ok_or(SignError::NoNonceStore)?;
+        let own_identity =
+            net.map(|n| n.identity_public_key().to_vec())
+                .ok_or(SignError::NoSchnorrQuorum {
+                    round: 1,
+                    got: 0,
+                    threshold: view.threshold(),
+                })?;
+        let mut id = [0u8; 32];
+        rand_core::OsRng.fill_bytes(&mut id);
+        let mut session = frost::Session::new(&view, scheme, message, id);
+        let commit = session.commit_request(&view);
+        let own = view
+            .committee()
+            .iter()
+            .position(|m| *m == own_identity)
+            .ok_or(SignError::NotAMember { view: view.view() })?;
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.0.config.timeout_ms);
+        // Round one: our own commitment, then the others' as they come.
+        let mine = self
+            .answer_locally(&view, &nonces, &own_identity, commit.clone())
+            .await;
+        let mut done = self.take_commitment(&mut session, &view, own, &mine);
+        let mut asks: FuturesUnordered<_> = view
+            .committee()
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i != own)
+            .filter_map(|(i, id)| Some((i, id, net?.clone())))
+            .map(|(i, id, net)| {
+                let (payload, s) = (commit.clone(), view.session());
+                async move { (i, net.send_frost(id, s, payload).await) }
+            })
+            .collect();
+        while !done {
+            match tokio::time::timeout_at(deadline, asks.next()).await {
+                Ok(Some((member, Ok(answer)))) => {
+                    done = self.take_commitment(&mut session, &view, member, &answer);
+                }
+                Ok(Some((member, Err(e)))) => {
+                    debug!(member, error = %e, "FROST commitment not answered");
+                    self.0.metrics.sign.partial(member, "unreachable");
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if !done {
+            return Err(SignError::NoSchnorrQuorum {
+                round: 1,
+                got: session.signers.len(),
+                threshold: view.threshold(),
+            });
+        }
+        drop(asks);
+        // Round two with the signers whose commitments were taken.
+        let request = session.sign_request(&view).map_err(SignError::Schnorr)?;
+        let committee = view.committee();
+        let signers: Vec<usize> = session.signers.keys().copied().collect();
+        let mut shares: FuturesUnordered<_> = signers
+            .iter()
+            .filter(|i| **i != own)
+            .filter_map(|i| Some((*i, committee[*i].clone(), net?.clone())))
+            .map(|(i, id, net)| {
+                let (payload, s) = (request.clone(), view.session());
+                async move { (i, net.send_frost(id, s, payload).await) }
+            })
+            .collect();
+        let mine = self
+            .answer_locally(&view, &nonces, &own_identity, request.clone())
+            .await;
+        let mut missing: Vec<usize> = signers.clone();
+        if let Err(e) = session.take_share(&view, own, &mine) {
+            return Err(SignError::Schnorr(format!("own share: {e}")));
+        }
+        missing.retain(|i| *i != own);
+        while !missing.is_empty() {
+            match tokio::time::timeout_at(deadline, shares.next()).await {
+                Ok(Some((member, Ok(answer)))) => {
+                    match session.take_share(&view, member, &answer) {
+                        Ok(()) => {
+                            self.0.metrics.sign.partial(member, "valid");
+                            missing.retain(|i| *i != member);
+                        }
+                        Err(e) => {
+                            warn!(member, error = %e, "FROST share not taken");
+                            self.0.metrics.sign.partial(member, "invalid");
+                        }
+                    }
+                }
+                Ok(Some((member, Err(e)))) => {
+                    debug!(member, error = %e, "FROST share not answered");
+                    self.0.metrics.sign.partial(member, "unreachable");
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if !missing.is_empty() {
+            return Err(SignError::NoSchnorrQuorum {
+                round: 2,
+                got: signers.len() - missing.len(),
+                threshold: view.threshold(),
+            });
+        }
+        let signature = session.finish(&view).map_err(SignError::Schnorr)?;
+        self.0
+            .metrics
+            .sign
+            .request
+            .observe(started.elapsed().as_secs_f64());
+        Ok(signature)
+    }
+
+    async fn answer_locally(
+        &self,
+        view: &Arc<frost::FrostView>,
+        nonces: &Arc<frost::NonceDb>,
+        own_identity: &[u8],
+        payload: Vec<u8>,
+    ) -> Vec<u8> {
+        let (view, nonces, me) = (view.clone(), nonces.clone(), own_identity.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let mut randomness = Zeroizing::new([0u8; 64]);
+            rand_core::OsRng.fill_bytes(randomness.as_mut());
+            frost::answer(
+                Some(&view),
+                Some(&nonces),
+                &view.session(),
+                Some(&me),
+                &payload,
+                &randomness,
+            )
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    fn take_commitment(
+        &self,
+        session: &mut frost::Session,
+        view: &frost::FrostView,
+        member: usize,
+        answer: &[u8],
+    ) -> bool {
+        match session.take_commitment(view, member, answer) {
+            Ok(done) => {
+                self.0.metrics.sign.partial(member, "valid");
+                done
+            }
+            Err(e) => {
+                warn!(member, error = %e, "FROST commitment not taken");
+                self.0.metrics.sign.partial(member, "invalid");
+                false
+            }
+        }
     }
 
     /// Signs for `view` from now on (`None`: no active view).

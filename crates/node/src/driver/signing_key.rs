@@ -1,0 +1,425 @@
+//! The view's signing key ([`keyquorum_contract::signing_key`]): this node's participant in the
+//! secp256k1 complaint ceremony its committee runs after the view activates, fed from the
+//! `SigningKey*` events exactly as the contract feeds its board, with deals point to point.
+//!
+//! Crash safety is the view ceremonies': the seed is sealed before `Start`, every input is
+//! logged under the session id before it is consumed, and [`Driver::open`] rebuilds the
+//! participant by replay (its posts are submitted again; the contract refuses duplicates).
+//! A node that finds a signing-key ceremony started while it was catching up sits it out: its
+//! earlier deals, if any, came from a seed it may have lost.
+//!
+//! When the contract announces the key (`SigningKeyCreated`), the node computes the record from
+//! its own replica of the board with the contract's function
+//! ([`SigningKeyRecord::from_board`]) and keeps its share only if the two are equal; a
+//! difference is logged and counted as a magic-block-style mismatch, and the key is not used.
+
+use keyquorum_contract::signing_key::{SigningCurve, SigningKeyRecord, signing_ceremony};
+
+use super::*;
+use crate::store::{SigningCeremonyRecord, SigningKeyHeld};
+
+/// The running signing-key ceremony in this node.
+pub(super) struct SigningLive {
+    pub(super) id: [u8; 32],
+    pub(super) view: u64,
+    pub(super) ceremony: Arc<Ceremony<SigningCurve>>,
+    pub(super) participant: Box<ComplaintParticipant<SigningCurve>>,
+    /// Last block of the board phase in progress (posts made in it expire then).
+    pub(super) deadline: u64,
+}
+
+/// Signing keys kept: the current and the previous view's.
+const KEPT_SIGNING_KEYS: usize = 2;
+
+impl Driver {
+    /// The part of an event that concerns signing keys (`true` if it was one of theirs).
+    pub(super) fn on_signing_event(
+        &mut self,
+        e: &Event,
+        height: u64,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<bool, DriverError> {
+        match e {
+            Event::SigningKeyStarted {
+                view,
+                session_id,
+                spec,
+                deadline,
+            } => {
+                self.end_signing(batch, effects)?;
+                self.start_signing(*view, session_id.0, spec, *deadline, height, batch, effects)?;
+            }
+            Event::SigningKeyBoardPost { view, post, .. } => {
+                if self.signing.as_ref().is_some_and(|s| s.view == *view) {
+                    self.feed_signing(Input::BoardPost(post.0.clone()), batch, effects)?;
+                }
+            }
+            Event::SigningKeyDeadline {
+                view,
+                next_deadline,
+            } => {
+                if let Some(s) = self.signing.as_mut().filter(|s| s.view == *view) {
+                    if let Some(d) = next_deadline {
+                        s.deadline = *d;
+                    }
+                    self.feed_signing(Input::Deadline, batch, effects)?;
+                }
+            }
+            Event::SigningKeyCreated { view, key } => {
+                self.on_signing_key_created(*view, key, batch, effects)?;
+            }
+            Event::SigningKeyFailed { view, reason } => {
+                warn!(view, %reason, "no signing key for this view");
+                if self.signing.as_ref().is_some_and(|s| s.view == *view) {
+                    self.end_signing(batch, effects)?;
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_signing(
+        &mut self,
+        view: u64,
+        session_id: [u8; 32],
+        spec: &CeremonySpec,
+        deadline: u64,
+        height: u64,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        let ceremony = match signing_ceremony(spec) {
+            Ok(c) if *c.id() == session_id => c,
+            Ok(_) => {
+                warn!(
+                    view,
+                    "signing-key spec does not make the announced session; not taking part"
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                warn!(view, error = %e, "signing-key spec does not build; not taking part");
+                return Ok(());
+            }
+        };
+        if ceremony.player_position(&self.me).is_none() || self.fault == Fault::Silent {
+            return Ok(());
+        }
+        if self.head.is_some_and(|h| height < h) {
+            info!(
+                view,
+                "signing-key ceremony started while catching up; sitting it out"
+            );
+            return Ok(());
+        }
+        let sid = session_hex(&session_id);
+        let mut seed = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(seed.as_mut());
+        let participant = match self.signing_participant(&ceremony, *seed) {
+            Some(p) => p,
+            None => return Ok(()),
+        };
+        // The seed is durable before the participant produces anything.
+        self.put_secret(batch, &format!("seed/{sid}"), seed.as_slice())?;
+        self.state.signing_ceremony = Some(SigningCeremonyRecord {
+            view,
+            session_id: sid,
+            spec: spec.clone(),
+            inputs: 0,
+            output_position: None,
+        });
+        info!(
+            view,
+            n = ceremony.n(),
+            t = ceremony.t(),
+            "signing-key ceremony: taking part"
+        );
+        self.signing = Some(SigningLive {
+            id: session_id,
+            view,
+            ceremony: ceremony.clone(),
+            participant,
+            deadline,
+        });
+        effects.push(self.signing_enter_effect(&ceremony, session_id));
+        self.feed_signing(Input::Start, batch, effects)
+    }
+
+    fn signing_participant(
+        &self,
+        ceremony: &Arc<Ceremony<SigningCurve>>,
+        seed: [u8; 32],
+    ) -> Option<Box<ComplaintParticipant<SigningCurve>>> {
+        match ComplaintParticipant::new(
+            ceremony.clone(),
+            self.keys.identity().clone(),
+            self.keys.verifiable_copy(),
+            None,
+            seed,
+        ) {
+            Ok(p) => Some(Box::new(p)),
+            Err(e) => {
+                warn!(error = %e, "cannot take part in the signing-key ceremony");
+                None
+            }
+        }
+    }
+
+    fn signing_enter_effect(&self, ceremony: &Ceremony<SigningCurve>, id: [u8; 32]) -> Effect {
+        let members: Vec<Vec<u8>> = ceremony
+            .players()
+            .iter()
+            .map(|p| p.identity.to_bytes().to_vec())
+            .collect();
+        let networks = members
+            .iter()
+            .filter_map(|m| {
+                self.state
+                    .registry
+                    .get(&hex::encode(m))
+                    .map(|n| (m.clone(), n.clone()))
+            })
+            .collect();
+        Effect::EnterSession {
+            session: id,
+            members,
+            networks,
+        }
+    }
+
+    /// Logs `input`, feeds it to the signing participant and carries out its actions.
+    pub(super) fn feed_signing(
+        &mut self,
+        input: Input,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        let (Some(live), Some(rec)) = (self.signing.as_mut(), self.state.signing_ceremony.as_mut())
+        else {
+            return Ok(());
+        };
+        batch.append_input(&live.id, rec.inputs, &input)?;
+        rec.inputs += 1;
+        let actions = live.participant.handle(input);
+        self.carry_out_signing(actions, batch, effects)
+    }
+
+    fn carry_out_signing(
+        &mut self,
+        actions: Vec<Action<SigningCurve>>,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        let Some((id, view, deadline)) = self.signing.as_ref().map(|s| (s.id, s.view, s.deadline))
+        else {
+            return Ok(());
+        };
+        for a in actions {
+            match a {
+                Action::Send { to, payload } => effects.push(Effect::Send {
+                    session: id,
+                    to: to.to_bytes().to_vec(),
+                    kind: direct_kind(&payload),
+                    payload,
+                }),
+                Action::Post(post) => effects.push(Effect::Submit(Box::new(Submission {
+                    kind: "signing_key_post",
+                    action: ChainAction::Tx(TxBody::SigningKeyPost { post }),
+                    expires: Some(deadline),
+                }))),
+                Action::Finished(out) => {
+                    if let (Some(position), Some(share)) = (out.player_index, &out.secret_share) {
+                        let sid = session_hex(&id);
+                        let bytes = Zeroizing::new(SigningCurve::encode_scalar(share.expose()));
+                        self.put_secret(batch, &format!("signing-output/{sid}"), bytes.as_slice())?;
+                        if let Some(rec) = self.state.signing_ceremony.as_mut() {
+                            rec.output_position = Some(position);
+                        }
+                    }
+                    info!(
+                        view,
+                        group_key = %hex::encode(SigningCurve::point_bytes(&out.public.group_key)),
+                        "signing-key ceremony finished"
+                    );
+                }
+                Action::Failed(f) => {
+                    warn!(
+                        view,
+                        reason = f.reason.as_str(),
+                        "signing-key ceremony failed for this node"
+                    );
+                }
+                Action::Observed(o) => debug!(view, observation = ?o, "signing-key ceremony"),
+            }
+        }
+        Ok(())
+    }
+
+    /// The chain announced view `view`'s signing key: keep this node's share if its own board
+    /// gives the same record.
+    fn on_signing_key_created(
+        &mut self,
+        view: u64,
+        key: &SigningKeyRecord,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        let ours = self
+            .signing
+            .as_ref()
+            .filter(|s| s.view == view)
+            .and_then(|s| SigningKeyRecord::from_board(s.participant.board()));
+        let mut own_position = None;
+        match &ours {
+            Some(mine) if mine == key => {
+                let rec = self.state.signing_ceremony.clone();
+                if let Some(rec) = rec
+                    && let Some(position) = rec.output_position
+                    && let Some(share) =
+                        self.secret(&format!("signing-output/{}", rec.session_id))?
+                {
+                    self.put_secret(batch, &format!("signing-share/{view}"), &share)?;
+                    own_position = Some(position);
+                }
+            }
+            Some(_) => {
+                error!(
+                    view,
+                    "the chain's signing key differs from this node's board; not using it"
+                );
+                self.fault_seen("signing_key_mismatch");
+            }
+            // Not a member (or sat it out): the chain's record is what there is to show.
+            None => {}
+        }
+        if ours.as_ref().is_none_or(|mine| mine == key) {
+            self.state.signing_keys.retain(|k| k.view != view);
+            self.state.signing_keys.push(SigningKeyHeld {
+                view,
+                key: key.clone(),
+                own_position,
+            });
+            while self.state.signing_keys.len() > KEPT_SIGNING_KEYS {
+                let old = self.state.signing_keys.remove(0);
+                self.delete_secret(batch, &format!("signing-share/{}", old.view))?;
+            }
+            info!(view, group_key = %hex::encode(key.group_key.0), member = own_position.is_some(), "signing key recorded");
+            effects.push(Effect::StartSigningKey { view });
+        }
+        if self.signing.as_ref().is_some_and(|s| s.view == view) {
+            self.end_signing(batch, effects)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the running signing-key ceremony: its input log, seed and unused output.
+    pub(super) fn end_signing(
+        &mut self,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        self.signing = None;
+        if let Some(rec) = self.state.signing_ceremony.take() {
+            let mut id = [0u8; 32];
+            if hex::decode_to_slice(&rec.session_id, &mut id).is_ok() {
+                batch.delete_inputs(&id)?;
+                effects.push(Effect::LeaveSession { session: id });
+            }
+            self.delete_secret(batch, &format!("seed/{}", rec.session_id))?;
+            self.delete_secret(batch, &format!("signing-output/{}", rec.session_id))?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the running signing-key ceremony after a restart (module docs).
+    pub(super) fn resume_signing(&mut self) -> Result<Vec<Effect>, DriverError> {
+        let mut effects = Vec::new();
+        let Some(rec) = self.state.signing_ceremony.clone() else {
+            return Ok(effects);
+        };
+        let mut id = [0u8; 32];
+        hex::decode_to_slice(&rec.session_id, &mut id)
+            .map_err(|_| StoreError::Corrupt("signing session id".into()))?;
+        let Ok(ceremony) = signing_ceremony(&rec.spec) else {
+            self.state.signing_ceremony = None;
+            return Ok(effects);
+        };
+        let label = format!("seed/{}", rec.session_id);
+        let seed = self
+            .secret(&label)?
+            .ok_or_else(|| DriverError::Secret(label.clone()))?;
+        let seed: [u8; 32] = seed
+            .as_slice()
+            .try_into()
+            .map_err(|_| DriverError::Secret(label))?;
+        let Some(mut participant) = self.signing_participant(&ceremony, seed) else {
+            return Ok(effects);
+        };
+        let mut actions = Vec::new();
+        for input in self.store.inputs(&id)? {
+            actions.extend(participant.handle(input));
+        }
+        self.signing = Some(SigningLive {
+            id,
+            view: rec.view,
+            ceremony: ceremony.clone(),
+            participant,
+            deadline: self.phase_deadline,
+        });
+        effects.push(self.signing_enter_effect(&ceremony, id));
+        let mut batch = self.store.begin()?;
+        self.carry_out_signing(actions, &mut batch, &mut effects)?;
+        self.commit(batch)?;
+        Ok(effects)
+    }
+
+    /// Whether a direct message belongs to the running signing-key ceremony; if so, the sender
+    /// the network authenticated (a member; anything else is dropped).
+    pub(super) fn check_signing_message(
+        &self,
+        m: &Incoming,
+    ) -> Option<Result<IdentityPublicKey, Verdict>> {
+        let live = self.signing.as_ref().filter(|s| s.id == m.session)?;
+        let Some(from) = &m.from else {
+            return Some(Err(Verdict::Ignored));
+        };
+        Some(
+            live.ceremony
+                .players()
+                .iter()
+                .find(|p| p.identity.as_bytes()[..] == from[..])
+                .map(|p| p.identity.clone())
+                .ok_or(Verdict::Ignored),
+        )
+    }
+
+    /// View `view`'s signing key and this node's share of it, if it holds one.
+    pub fn signing_key(
+        &self,
+        view: u64,
+    ) -> Result<
+        Option<(
+            SigningKeyHeld,
+            Option<Secret<<SigningCurve as Curve>::Scalar>>,
+        )>,
+        DriverError,
+    > {
+        let Some(held) = self.state.signing_keys.iter().find(|k| k.view == view) else {
+            return Ok(None);
+        };
+        let share = match held.own_position {
+            None => None,
+            Some(_) => match self.secret(&format!("signing-share/{view}"))? {
+                None => None,
+                Some(b) => Some(Secret::new(
+                    SigningCurve::decode_scalar(&b)
+                        .map_err(|_| DriverError::Secret(format!("signing-share/{view}")))?,
+                )),
+            },
+        };
+        Ok(Some((held.clone(), share)))
+    }
+}

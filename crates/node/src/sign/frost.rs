@@ -1,0 +1,645 @@
+//! Schnorr signatures on demand with the view's secp256k1 signing key
+//! ([`keyquorum_contract::signing_key`]): FROST(secp256k1, SHA-256) as RFC 9591 specifies it, or
+//! its BIP-340 mode, run by the key's committee over `keyquorum-net` (kind
+//! [`keyquorum_net::FROST_KIND`]) with the roles of `keyquorum-signing`.
+//!
+//! # Rounds
+//! The member asked over HTTP coordinates. It draws a fresh 32-byte signing session and
+//! 1. commits itself and asks every other member to commit ([`FrostRequest::Commit`]); a
+//!    member draws its nonces, stores them durably ([`NonceDb`]) and only then answers with its
+//!    commitments. The first `t` commitments (its own included) fix the signer set;
+//! 2. sends the signing request (message, mode and commitment list) to those signers
+//!    ([`FrostRequest::Sign`]); each takes its nonces out of the store, durably, before it
+//!    computes its share, so a nonce pair signs at most once even across a crash;
+//! 3. aggregates the shares (each checked against the signer's public key share when the sum
+//!    fails, naming the culprits) and verifies the signature under the group key before it is
+//!    returned.
+//!
+//! A member's nonces are stored under a hash of the coordinator's identity and the signing
+//! session, so a round-two request from anyone but the coordinator that asked for them finds
+//! none. Every package is matched to the member the network authenticated: a commitment or
+//! share naming another signer, or for another session, is refused and counted.
+//!
+//! The message is signed as given (no domain separation is added): BIP-340 signatures verify
+//! under the x-only key in any BIP-340 verifier.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use keyquorum_contract::signing_key::{SigningCurve, SigningKeyRecord};
+use keyquorum_crypto::Curve;
+use keyquorum_crypto::frost::{self, Identifier, KeyPackage, Mode, PublicKeyPackage, bip340};
+use keyquorum_crypto::secret::{Secret, SecretBytes};
+use keyquorum_signing::{
+    CommitmentPackage, Coordinator, NonceStore, SessionId as SigningSession, SharePackage, Signer,
+    SigningRequest,
+};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use sha2::{Digest, Sha256};
+
+use crate::keys::NodeKeys;
+
+/// Longest message a Schnorr signature is made on.
+pub const MAX_MESSAGE_LEN: usize = 65536;
+
+const REQUEST_COMMIT: u8 = 1;
+const REQUEST_SIGN: u8 = 2;
+const ANSWER_OK: u8 = 0;
+const ANSWER_REFUSED: u8 = 1;
+
+/// The Schnorr scheme of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// FROST(secp256k1, SHA-256), RFC 9591: 65-byte signatures `R || z` under the 33-byte key.
+    Frost,
+    /// BIP-340: 64-byte signatures under the 32-byte x-only key.
+    Bip340,
+}
+
+impl Scheme {
+    /// The scheme of a request's `scheme` field.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "frost-secp256k1" => Some(Scheme::Frost),
+            "bip340" => Some(Scheme::Bip340),
+            _ => None,
+        }
+    }
+
+    /// The request spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Frost => "frost-secp256k1",
+            Scheme::Bip340 => "bip340",
+        }
+    }
+
+    fn mode(self) -> Mode {
+        match self {
+            Scheme::Frost => Mode::Rfc9591,
+            Scheme::Bip340 => Mode::Bip340,
+        }
+    }
+}
+
+/// Why a member refused a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrostRefusal {
+    /// Another view, or a sender that is not a member.
+    OtherView = 1,
+    /// This member holds no share of the key.
+    NoShare = 2,
+    /// The request does not decode.
+    Malformed = 3,
+    /// No stored nonces for this coordinator and session (never committed, or spent).
+    NoNonces = 4,
+    /// The signer refused the request (mode, list without its commitment, below threshold).
+    Refused = 5,
+    /// The nonce store failed.
+    Store = 6,
+}
+
+impl FrostRefusal {
+    fn from_byte(b: u8) -> Option<Self> {
+        Some(match b {
+            1 => FrostRefusal::OtherView,
+            2 => FrostRefusal::NoShare,
+            3 => FrostRefusal::Malformed,
+            4 => FrostRefusal::NoNonces,
+            5 => FrostRefusal::Refused,
+            6 => FrostRefusal::Store,
+            _ => return None,
+        })
+    }
+
+    /// Stable name for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrostRefusal::OtherView => "other_view",
+            FrostRefusal::NoShare => "no_share",
+            FrostRefusal::Malformed => "malformed",
+            FrostRefusal::NoNonces => "no_nonces",
+            FrostRefusal::Refused => "refused",
+            FrostRefusal::Store => "store",
+        }
+    }
+}
+
+/// A round request between members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrostRequest {
+    /// Round one: commit for `session` of `view`'s key.
+    Commit {
+        /// View.
+        view: u64,
+        /// Signing session.
+        session: [u8; 32],
+    },
+    /// Round two: sign `request` with the nonces committed for its session.
+    Sign {
+        /// View.
+        view: u64,
+        /// The signing request.
+        request: SigningRequest,
+    },
+}
+
+impl FrostRequest {
+    /// Wire encoding: tag, view, then the session or the encoded signing request.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            FrostRequest::Commit { view, session } => {
+                [&[REQUEST_COMMIT][..], &view.to_be_bytes(), session].concat()
+            }
+            FrostRequest::Sign { view, request } => [
+                &[REQUEST_SIGN][..],
+                &view.to_be_bytes(),
+                &request.to_bytes(),
+            ]
+            .concat(),
+        }
+    }
+
+    /// Decodes [`FrostRequest::to_bytes`] for a key of `members` members.
+    pub fn from_bytes(bytes: &[u8], members: usize) -> Option<Self> {
+        let (&tag, rest) = bytes.split_first()?;
+        if rest.len() < 8 {
+            return None;
+        }
+        let (view, rest) = rest.split_at(8);
+        let view = u64::from_be_bytes(view.try_into().ok()?);
+        match tag {
+            REQUEST_COMMIT => Some(FrostRequest::Commit {
+                view,
+                session: rest.try_into().ok()?,
+            }),
+            REQUEST_SIGN => Some(FrostRequest::Sign {
+                view,
+                request: SigningRequest::from_bytes(rest, MAX_MESSAGE_LEN, members).ok()?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+fn answer_ok(bytes: Vec<u8>) -> Vec<u8> {
+    [&[ANSWER_OK][..], &bytes].concat()
+}
+
+fn answer_refused(r: FrostRefusal) -> Vec<u8> {
+    vec![ANSWER_REFUSED, r as u8]
+}
+
+/// A member's answer: the package bytes, or the refusal.
+pub fn parse_answer(bytes: &[u8]) -> Result<&[u8], Option<FrostRefusal>> {
+    match bytes.split_first() {
+        Some((&ANSWER_OK, rest)) => Ok(rest),
+        Some((&ANSWER_REFUSED, [code])) => Err(FrostRefusal::from_byte(*code)),
+        _ => Err(None),
+    }
+}
+
+/// The view's signing key as the signing service uses it.
+#[derive(Debug)]
+pub struct FrostView {
+    view: u64,
+    session: keyquorum_net::SessionId,
+    public: PublicKeyPackage,
+    /// Members' identities and FROST identifiers, in committee order.
+    members: Vec<(Vec<u8>, Identifier)>,
+    own: Option<usize>,
+    /// This node's identifier and share, checked against its public key share.
+    share: Option<(Identifier, Secret<<SigningCurve as Curve>::Scalar>)>,
+    threshold: usize,
+}
+
+/// The network session of a signing key's FROST rounds (its allow-list is the key's committee).
+pub fn frost_session(key: &SigningKeyRecord) -> keyquorum_net::SessionId {
+    let mut h = Sha256::new();
+    h.update(b"keyquorum/frost-session/v1");
+    h.update(key.session_id.0);
+    h.finalize().into()
+}
+
+impl FrostView {
+    /// The key of `view` as the chain recorded it, with this node's `(position, share)` if it
+    /// holds one.
+    pub fn new(
+        view: u64,
+        key: &SigningKeyRecord,
+        share: Option<(u32, Secret<<SigningCurve as Curve>::Scalar>)>,
+    ) -> Result<Self, String> {
+        let group_key = SigningCurve::decode_point_nonzero(&key.group_key.0)
+            .map_err(|e| format!("group key: {e}"))?;
+        let mut members = Vec::with_capacity(key.members.len());
+        let mut shares = Vec::with_capacity(key.members.len());
+        for m in &key.members {
+            let id = Identifier::from_bytes(&m.index.0).map_err(|e| format!("index: {e}"))?;
+            let point = SigningCurve::decode_point(&m.public_share.0)
+                .map_err(|e| format!("public share: {e}"))?;
+            members.push((m.identity.0.to_vec(), id));
+            shares.push((id, point));
+        }
+        let threshold = key.threshold as usize;
+        let public =
+            PublicKeyPackage::new(group_key, threshold, shares).map_err(|e| e.to_string())?;
+        let (own, key_package) = match share {
+            Some((position, share)) => {
+                let p = position as usize;
+                let (_, id) = members.get(p).ok_or("own position out of range")?;
+                let kp =
+                    KeyPackage::new(*id, share.clone(), group_key).map_err(|e| e.to_string())?;
+                // The share must be the one the chain's record names for this member.
+                if kp.verifying_share() != public.verifying_share(id).map_err(|e| e.to_string())? {
+                    return Err("own share does not match its public key share".into());
+                }
+                (Some(p), Some((*id, share)))
+            }
+            None => (None, None),
+        };
+        Ok(FrostView {
+            view,
+            session: frost_session(key),
+            public,
+            members,
+            own,
+            share: key_package,
+            threshold,
+        })
+    }
+
+    /// The view.
+    pub fn view(&self) -> u64 {
+        self.view
+    }
+
+    /// The network session of its rounds.
+    pub fn session(&self) -> keyquorum_net::SessionId {
+        self.session
+    }
+
+    /// The members' identities, in committee order.
+    pub fn committee(&self) -> Vec<Vec<u8>> {
+        self.members.iter().map(|(i, _)| i.clone()).collect()
+    }
+
+    /// Whether this node holds a share.
+    pub fn is_member(&self) -> bool {
+        self.share.is_some() && self.own.is_some()
+    }
+
+    fn key_package(&self) -> Option<KeyPackage> {
+        let (id, share) = self.share.as_ref()?;
+        KeyPackage::new(*id, share.clone(), *self.public.group_key()).ok()
+    }
+
+    /// The threshold.
+    pub fn threshold(&self) -> usize {
+        self.threshold
+    }
+
+    /// The group key, compressed (33 bytes).
+    pub fn group_key(&self) -> [u8; 33] {
+        let mut out = Vec::with_capacity(33);
+        SigningCurve::encode_point(self.public.group_key(), &mut out);
+        out.try_into().unwrap_or([0; 33])
+    }
+
+    /// The public key package.
+    pub fn public(&self) -> &PublicKeyPackage {
+        &self.public
+    }
+
+    fn member(&self, identity: &[u8]) -> Option<Identifier> {
+        self.members
+            .iter()
+            .find(|(i, _)| i == identity)
+            .map(|(_, id)| *id)
+    }
+}
+
+/// Where a member's nonces wait between its two rounds: a redb table in
+/// `frost-nonces.redb` next to the node's database, each entry sealed with the node's storage
+/// key, plus a table of every key ever used, so that a session never gets a second pair.
+/// Writes commit durably before they return (redb's default durability).
+pub struct NonceDb {
+    db: Database,
+    keys: Arc<NodeKeys>,
+}
+
+impl std::fmt::Debug for NonceDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonceDb")
+    }
+}
+
+const PENDING: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("pending");
+const USED: TableDefinition<&[u8; 32], ()> = TableDefinition::new("used");
+
+/// A nonce store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum NonceDbError {
+    /// redb failed.
+    #[error("nonce database: {0}")]
+    Db(String),
+    /// The session had nonces already.
+    #[error("nonces already exist or were used for this session")]
+    SessionReused,
+    /// A stored entry does not open with this node's key.
+    #[error("stored nonces do not open")]
+    Sealed,
+}
+
+fn dberr<E: std::fmt::Display>(e: E) -> NonceDbError {
+    NonceDbError::Db(e.to_string())
+}
+
+impl NonceDb {
+    /// Opens or creates the store.
+    pub fn open(path: &Path, keys: Arc<NodeKeys>) -> Result<Self, NonceDbError> {
+        let db = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create(path)
+            .map_err(dberr)?;
+        let w = db.begin_write().map_err(dberr)?;
+        w.open_table(PENDING).map_err(dberr)?;
+        w.open_table(USED).map_err(dberr)?;
+        w.commit().map_err(dberr)?;
+        Ok(NonceDb { db, keys })
+    }
+
+    fn label(key: &[u8; 32]) -> String {
+        format!("frost-nonces/{}", hex::encode(key))
+    }
+
+    /// The store of the nonces a `coordinator` asked for.
+    pub fn for_coordinator<'a>(&'a self, coordinator: &'a [u8]) -> CoordinatorNonces<'a> {
+        CoordinatorNonces {
+            db: self,
+            coordinator,
+        }
+    }
+}
+
+/// [`NonceDb`] seen by one coordinator: its entries are keyed by the coordinator's identity
+/// and the session (module docs).
+pub struct CoordinatorNonces<'a> {
+    db: &'a NonceDb,
+    coordinator: &'a [u8],
+}
+
+impl CoordinatorNonces<'_> {
+    fn key(&self, session: &SigningSession) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"keyquorum/frost-nonce-key/v1");
+        h.update((self.coordinator.len() as u64).to_be_bytes());
+        h.update(self.coordinator);
+        h.update(session.0);
+        h.finalize().into()
+    }
+}
+
+impl NonceStore for CoordinatorNonces<'_> {
+    type Error = NonceDbError;
+
+    fn persist(
+        &mut self,
+        session: &SigningSession,
+        nonces: &SecretBytes,
+    ) -> Result<(), Self::Error> {
+        let key = self.key(session);
+        let sealed = self.db.keys.seal(&NonceDb::label(&key), nonces.expose());
+        let w = self.db.db.begin_write().map_err(dberr)?;
+        {
+            let mut used = w.open_table(USED).map_err(dberr)?;
+            if used.insert(&key, ()).map_err(dberr)?.is_some() {
+                return Err(NonceDbError::SessionReused);
+            }
+            let mut pending = w.open_table(PENDING).map_err(dberr)?;
+            pending.insert(&key, sealed.as_slice()).map_err(dberr)?;
+        }
+        w.commit().map_err(dberr)
+    }
+
+    fn take(&mut self, session: &SigningSession) -> Result<Option<SecretBytes>, Self::Error> {
+        let key = self.key(session);
+        let w = self.db.db.begin_write().map_err(dberr)?;
+        let sealed = {
+            let mut pending = w.open_table(PENDING).map_err(dberr)?;
+            let removed = pending.remove(&key).map_err(dberr)?;
+            removed.map(|v| v.value().to_vec())
+        };
+        // Removed durably before the nonces are used.
+        w.commit().map_err(dberr)?;
+        match sealed {
+            None => Ok(None),
+            Some(s) => {
+                let plain = self
+                    .db
+                    .keys
+                    .open(&NonceDb::label(&key), &s)
+                    .map_err(|_| NonceDbError::Sealed)?;
+                Ok(Some(SecretBytes::new(plain.to_vec())))
+            }
+        }
+    }
+}
+
+impl NonceDb {
+    /// Nonce entries waiting for their round two (for tests and metrics).
+    pub fn pending(&self) -> Result<u64, NonceDbError> {
+        use redb::ReadableTableMetadata;
+        let r = self.db.begin_read().map_err(dberr)?;
+        let t = r.open_table(PENDING).map_err(dberr)?;
+        t.len().map_err(dberr)
+    }
+}
+
+/// The member side: the answer to a round request from `from` (as the network authenticated
+/// it) in `session`, with 64 bytes of fresh randomness for a commitment.
+pub fn answer(
+    view: Option<&FrostView>,
+    nonces: Option<&NonceDb>,
+    session: &keyquorum_net::SessionId,
+    from: Option<&[u8]>,
+    payload: &[u8],
+    randomness: &[u8; 64],
+) -> Vec<u8> {
+    let Some(v) = view.filter(|v| v.session == *session) else {
+        return answer_refused(FrostRefusal::OtherView);
+    };
+    let Some(from) = from.filter(|f| v.member(f).is_some()) else {
+        return answer_refused(FrostRefusal::OtherView);
+    };
+    let (Some(key), Some(nonces)) = (v.key_package(), nonces) else {
+        return answer_refused(FrostRefusal::NoShare);
+    };
+    let Some(request) = FrostRequest::from_bytes(payload, v.members.len()) else {
+        return answer_refused(FrostRefusal::Malformed);
+    };
+    let mut store = nonces.for_coordinator(from);
+    match request {
+        FrostRequest::Commit { view, .. } | FrostRequest::Sign { view, .. } if view != v.view => {
+            answer_refused(FrostRefusal::OtherView)
+        }
+        FrostRequest::Commit { session, .. } => {
+            // The mode matters in round two only.
+            let signer = Signer::new(key, Mode::Rfc9591, v.threshold);
+            match signer.round1(SigningSession(session), randomness, &mut store) {
+                Ok(package) => answer_ok(package.to_bytes()),
+                Err(_) => answer_refused(FrostRefusal::Store),
+            }
+        }
+        FrostRequest::Sign { request, .. } => {
+            let signer = Signer::new(key, request.mode, v.threshold);
+            match signer.round2(&request, &mut store) {
+                Ok(package) => answer_ok(package.to_bytes()),
+                Err(keyquorum_signing::SignerError::NoncesUnavailable) => {
+                    answer_refused(FrostRefusal::NoNonces)
+                }
+                Err(keyquorum_signing::SignerError::Store(_)) => {
+                    answer_refused(FrostRefusal::Store)
+                }
+                Err(_) => answer_refused(FrostRefusal::Refused),
+            }
+        }
+    }
+}
+
+/// A finished Schnorr signature, verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchnorrSignature {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// FROST: `R` compressed and `z` (65 bytes); BIP-340: `x(R) || z` (64 bytes).
+    pub signature: Vec<u8>,
+    /// FROST: the compressed group key (33 bytes); BIP-340: its x-only form (32 bytes).
+    pub public_key: Vec<u8>,
+}
+
+/// The coordinator's state of one signing operation: the `keyquorum-signing` coordinator and
+/// the members that answered each round.
+pub struct Session {
+    pub(crate) id: [u8; 32],
+    scheme: Scheme,
+    coordinator: Coordinator,
+    message: Vec<u8>,
+    /// Members whose commitments were taken, by committee position.
+    pub(crate) signers: BTreeMap<usize, Identifier>,
+    threshold: usize,
+}
+
+/// Why a package from a member was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TakeError {
+    /// The member refused.
+    #[error("refused: {}", .0.map_or("unknown", |r| r.as_str()))]
+    Refused(Option<FrostRefusal>),
+    /// The package does not decode.
+    #[error("malformed package")]
+    Malformed,
+    /// The coordinator rejected it (wrong session, another signer, duplicate, not listed).
+    #[error(transparent)]
+    Rejected(#[from] keyquorum_signing::Rejected),
+}
+
+impl Session {
+    /// A signing operation of `message` in `scheme` with session id `id` (fresh randomness).
+    pub fn new(view: &FrostView, scheme: Scheme, message: Vec<u8>, id: [u8; 32]) -> Self {
+        Session {
+            id,
+            scheme,
+            coordinator: Coordinator::new(
+                SigningSession(id),
+                scheme.mode(),
+                view.public.clone(),
+                message.clone(),
+            ),
+            message,
+            signers: BTreeMap::new(),
+            threshold: view.threshold,
+        }
+    }
+
+    /// The round-one request.
+    pub fn commit_request(&self, view: &FrostView) -> Vec<u8> {
+        FrostRequest::Commit {
+            view: view.view,
+            session: self.id,
+        }
+        .to_bytes()
+    }
+
+    /// Takes member `position`'s round-one answer; `true` once `t` commitments are in.
+    pub fn take_commitment(
+        &mut self,
+        view: &FrostView,
+        position: usize,
+        answer: &[u8],
+    ) -> Result<bool, TakeError> {
+        if self.signers.len() >= self.threshold {
+            return Ok(true);
+        }
+        let bytes = parse_answer(answer).map_err(TakeError::Refused)?;
+        let package = CommitmentPackage::from_bytes(bytes).map_err(|_| TakeError::Malformed)?;
+        let sender = view.members.get(position).ok_or(TakeError::Malformed)?.1;
+        self.coordinator.on_commitment(sender, &package)?;
+        self.signers.insert(position, sender);
+        Ok(self.signers.len() >= self.threshold)
+    }
+
+    /// Ends round one: the round-two request for the signers taken.
+    pub fn sign_request(&mut self, view: &FrostView) -> Result<Vec<u8>, String> {
+        let request = self
+            .coordinator
+            .signing_request()
+            .map_err(|e| e.to_string())?;
+        Ok(FrostRequest::Sign {
+            view: view.view,
+            request,
+        }
+        .to_bytes())
+    }
+
+    /// Takes signer `position`'s round-two answer.
+    pub fn take_share(
+        &mut self,
+        view: &FrostView,
+        position: usize,
+        answer: &[u8],
+    ) -> Result<(), TakeError> {
+        let bytes = parse_answer(answer).map_err(TakeError::Refused)?;
+        let package = SharePackage::from_bytes(bytes).map_err(|_| TakeError::Malformed)?;
+        let sender = view.members.get(position).ok_or(TakeError::Malformed)?.1;
+        self.coordinator.on_share(sender, &package)?;
+        Ok(())
+    }
+
+    /// Aggregates the shares and verifies the signature under the group key (RFC 9591
+    /// verification, and in the BIP-340 mode `k256`'s BIP-340 verifier on the encoded
+    /// signature and x-only key).
+    pub fn finish(&self, view: &FrostView) -> Result<SchnorrSignature, String> {
+        let signature = self.coordinator.finish().map_err(|e| e.to_string())?;
+        let group_key = view.public.group_key();
+        frost::verify(self.scheme.mode(), group_key, &self.message, &signature)
+            .map_err(|e| e.to_string())?;
+        match self.scheme {
+            Scheme::Frost => Ok(SchnorrSignature {
+                scheme: self.scheme,
+                signature: signature.to_bytes().map_err(|e| e.to_string())?.to_vec(),
+                public_key: view.group_key().to_vec(),
+            }),
+            Scheme::Bip340 => {
+                let x_only = bip340::x_only(group_key).map_err(|e| e.to_string())?;
+                let sig = signature.to_bip340_bytes();
+                bip340::verify(&x_only, &self.message, &sig).map_err(|e| e.to_string())?;
+                Ok(SchnorrSignature {
+                    scheme: self.scheme,
+                    signature: sig.to_vec(),
+                    public_key: x_only.to_vec(),
+                })
+            }
+        }
+    }
+}
