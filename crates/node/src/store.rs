@@ -248,6 +248,9 @@ pub struct SigningCeremonyRecord {
     pub spec: CeremonySpec,
     /// Inputs logged.
     pub inputs: u64,
+    /// Last block of the board phase in progress (its posts expire then).
+    #[serde(default)]
+    pub deadline: u64,
     /// This node's player position, once its participant finished with a share (sealed as
     /// `signing-output/<session id>`).
     #[serde(default)]

@@ -224,3 +224,41 @@ fn a_views_committee_makes_a_secp256k1_key_with_key_hash_indices_and_signs_with_
     let again = ask(&h, &views, &dbs, 0, 0, &request);
     assert_eq!(parse_answer(&again), Err(Some(FrostRefusal::NoNonces)));
 }
+
+/// A member killed during the signing-key ceremony's deal phase and reopened on its database
+/// replays it from its sealed seed and logged inputs: it sends the same deals again, byte for
+/// byte, and ends with the same key and a share of it.
+#[test]
+fn a_member_killed_during_the_signing_key_ceremony_resumes_by_replay() {
+    use keyquorum_node::driver::Effect;
+    const CRASH: usize = 2;
+    let stakes: Vec<u64> = (0..N as u64).map(|i| 100 - i).collect();
+    let mut h = Harness::new(config(), &stakes);
+    h.set_verifiable_keys();
+    h.run_until(100, |h| {
+        h.events()
+            .any(|e| matches!(e, Event::SigningKeyStarted { .. }))
+    });
+    let before = h.sent[CRASH].clone();
+    h.drivers[CRASH] = None;
+    h.step();
+    let effects = h.reopen(CRASH);
+    let resent: Vec<(Vec<u8>, Vec<u8>)> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { to, payload, .. } => Some((to.clone(), payload.clone())),
+            _ => None,
+        })
+        .collect();
+    // Its signing-key deals, sent before the crash, are sent again unchanged.
+    let signing_deals: Vec<_> = before.iter().filter(|m| resent.contains(m)).collect();
+    assert_eq!(signing_deals.len(), N - 1, "{} resent", resent.len());
+    h.apply(CRASH, effects);
+    h.run_until(150, |h| created(h).is_some());
+    let key = created(&h).unwrap();
+    for i in 0..N {
+        let (held, share) = h.driver(i).signing_key(1).unwrap().unwrap();
+        assert_eq!(held.key, key, "node {i}");
+        assert!(share.is_some(), "node {i}");
+    }
+}

@@ -62,6 +62,9 @@ impl Driver {
                 if let Some(s) = self.signing.as_mut().filter(|s| s.view == *view) {
                     if let Some(d) = next_deadline {
                         s.deadline = *d;
+                        if let Some(rec) = self.state.signing_ceremony.as_mut() {
+                            rec.deadline = *d;
+                        }
                     }
                     self.feed_signing(Input::Deadline, batch, effects)?;
                 }
@@ -129,6 +132,7 @@ impl Driver {
             session_id: sid,
             spec: spec.clone(),
             inputs: 0,
+            deadline,
             output_position: None,
         });
         info!(
@@ -367,7 +371,7 @@ impl Driver {
             view: rec.view,
             ceremony: ceremony.clone(),
             participant,
-            deadline: self.phase_deadline,
+            deadline: rec.deadline,
         });
         effects.push(self.signing_enter_effect(&ceremony, id));
         let mut batch = self.store.begin()?;

@@ -358,6 +358,9 @@ fn dberr<E: std::fmt::Display>(e: E) -> NonceDbError {
 impl NonceDb {
     /// Opens or creates the store.
     pub fn open(path: &Path, keys: Arc<NodeKeys>) -> Result<Self, NonceDbError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(dberr)?;
+        }
         let db = Database::builder()
             .set_check_integrity_on_open(true)
             .create(path)

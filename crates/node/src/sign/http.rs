@@ -1,7 +1,11 @@
 //! `POST /sign` on the node's status server.
 //!
-//! Request: `Authorization: Bearer <token>` and `{"domain": "...", "message": "<hex>"}`.
-//! Answer `200`: `{"signature", "public_key", "view", "domain", "message"}` (hex without `0x`).
+//! Request: `Authorization: Bearer <token>` and `{"domain": "...", "message": "<hex>"}`
+//! (threshold BLS; `"scheme": "bls"` may be given), or `{"scheme": "frost-secp256k1" |
+//! "bip340", "message": "<hex>"}` for a Schnorr signature with the view's signing key
+//! ([`super::frost`]).
+//! Answer `200`: `{"signature", "public_key", "view", "domain", "message"}` (hex without `0x`),
+//! for a Schnorr scheme `{"scheme", "signature", "public_key", "view", "message"}`.
 //! Errors are `{"error": code, "message": text}` (plus `valid_partials`, `threshold` and
 //! `culprits` for `no_quorum`, `retry_after_secs` for `rate_limited`), checked in this order:
 //!
@@ -11,9 +15,12 @@
 //! | 401 | `unauthorized` | missing or wrong bearer token |
 //! | 429 | `rate_limited` | the caller's (remote IP's) bucket is empty; `Retry-After` set |
 //! | 400 | `too_large`, `bad_json`, `bad_domain`, `bad_message`, `message_too_long` | malformed request |
+//! | 400 | `bad_scheme` | a `scheme` other than `bls`, `frost-secp256k1` or `bip340` |
 //! | 409 | `no_active_view`, `not_a_member` | no view is active, or this node holds no share of it |
+//! | 409 | `no_signing_key` | Schnorr: the active view has no signing key on this node |
+//! | 503 | `no_nonce_store` | Schnorr: the nonce store did not open |
 //! | 503 | `queue_full` | `sign.max_pending` requests are signing already |
-//! | 504 | `no_quorum` | fewer than `t` valid partials within `sign.timeout_ms` |
+//! | 504 | `no_quorum` | fewer than `t` valid partials (Schnorr: commitments or shares, with `round`) within `sign.timeout_ms` |
 //! | 500 | `combine_failed` | verified partials did not combine to a valid signature |
 
 use std::net::SocketAddr;

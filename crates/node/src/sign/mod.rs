@@ -33,7 +33,8 @@
 //! coordinator: `valid`, `invalid`, `refused`, `unreachable`),
 //! `keyquorum_sign_answers_total{result}` (requests this node answered as a member: `signed`,
 //! `other_view`, `no_share`, `malformed`; `refused` when the network refused a non-member,
-//! `busy` when [`MAX_ANSWERING`] requests were being answered), `keyquorum_sign_combine_seconds` (the collector
+//! `busy` when [`MAX_ANSWERING`] requests were being answered; for FROST rounds ([`frost`])
+//! `frost_answered` or `frost_` and the refusal), `keyquorum_sign_combine_seconds` (the collector
 //! call that combined: combine and verify) and `keyquorum_sign_request_seconds` (from the
 //! request to the signature).
 
@@ -394,11 +395,11 @@ impl SignService {
             &randomness,
         );
         let result = match frost::parse_answer(&answer) {
-            Ok(_) => "frost_answered",
-            Err(Some(r)) => r.as_str(),
-            Err(None) => "malformed",
+            Ok(_) => "frost_answered".to_string(),
+            Err(Some(r)) => format!("frost_{}", r.as_str()),
+            Err(None) => "frost_malformed".to_string(),
         };
-        self.0.metrics.sign.outcome_member(result);
+        self.0.metrics.sign.outcome_member(&result);
         answer
     }
 
