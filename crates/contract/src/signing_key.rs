@@ -171,7 +171,7 @@ impl SigningKeyRecord {
             .map(|((m, x), share)| {
                 Some(SigningKeyMember {
                     identity: Hex(m.identity.to_bytes()),
-                    index: Hex(SigningCurve::encode_scalar(x).try_into().ok()?),
+                    index: Hex(SigningCurve::encode_scalar(x)),
                     public_share: point(share)?,
                 })
             })

@@ -28,6 +28,12 @@ pub(super) struct SigningLive {
     pub(super) deadline: u64,
 }
 
+/// A view's signing key as this node holds it, with its share if it holds one.
+pub type HeldSigningKey = (
+    SigningKeyHeld,
+    Option<Secret<<SigningCurve as Curve>::Scalar>>,
+);
+
 /// Signing keys kept: the current and the previous view's.
 const KEPT_SIGNING_KEYS: usize = 2;
 
@@ -401,16 +407,7 @@ impl Driver {
     }
 
     /// View `view`'s signing key and this node's share of it, if it holds one.
-    pub fn signing_key(
-        &self,
-        view: u64,
-    ) -> Result<
-        Option<(
-            SigningKeyHeld,
-            Option<Secret<<SigningCurve as Curve>::Scalar>>,
-        )>,
-        DriverError,
-    > {
+    pub fn signing_key(&self, view: u64) -> Result<Option<HeldSigningKey>, DriverError> {
         let Some(held) = self.state.signing_keys.iter().find(|k| k.view == view) else {
             return Ok(None);
         };
