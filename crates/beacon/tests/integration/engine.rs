@@ -3,7 +3,7 @@
 //! through the same verifier as drand's published rounds (`verify_round`, after a trip through
 //! drand's JSON).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

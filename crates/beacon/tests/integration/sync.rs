@@ -2,7 +2,7 @@
 //! and a fetched round is taken only when it is the next one, chains to the stored one and
 //! verifies.
 
-mod common;
+use crate::common;
 
 use common::{deal, first_chain, nodes, tick};
 use keyquorum_beacon::sync::{

@@ -3,7 +3,7 @@
 //! the supply invariant (balances + stakes + unbonding + burned = genesis supply) after any
 //! sequence of transactions and blocks.
 
-mod common;
+use crate::common;
 
 use common::*;
 use keyquorum_contract::hex::Hex;

@@ -1,7 +1,7 @@
 //! Phases close at the block where their last expected post lands, wait for their deadline
 //! when a member is silent, and give the same outcome as waiting every deadline out.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -6,7 +6,7 @@
 //! check cache stays within its capacity, and each refusal's event has a fixed size. The honest
 //! ceremony then completes, the flooder included.
 
-mod common;
+use crate::common;
 
 use common::*;
 use keyquorum_contract::hex::Hex;

@@ -9,7 +9,7 @@
 //! Nodes are simulated with the shared test chain ([`common::Sim`]), whose nodes are driven by
 //! the same follower.
 
-mod common;
+use crate::common;
 
 use common::*;
 use keyquorum_contract::follow::{Follower, Step};

@@ -11,7 +11,7 @@
 //! advances its sender's nonce by one and no other nonce; the supply always adds up; and block
 //! ends keep the supply. `KQ_FUZZ_CASES=<n>` sets the number of cases (see `docs/testing.md`).
 
-mod common;
+use crate::common;
 use keyquorum_dkg::testing::fuzzing;
 
 use std::sync::OnceLock;

@@ -2,7 +2,7 @@
 //! board) exactly as it was; a post its sender could not honestly have sent is checked to be
 //! refused at admission and, in a block, to cost only its sender's nonce.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::collections::BTreeSet;

@@ -3,7 +3,7 @@
 //! every deadline (contribute, share, publish, wait) and a node that publishes an invalid log.
 //! The resulting magic blocks verify from the genesis key; tampered ones do not.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

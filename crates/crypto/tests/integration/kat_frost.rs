@@ -31,7 +31,7 @@ fn bytes32(hex_str: &str) -> [u8; 32] {
 }
 
 fn rfc_vectors() -> Value {
-    serde_json::from_str(include_str!("vectors/frost_secp256k1_sha256.json")).unwrap()
+    serde_json::from_str(include_str!("../vectors/frost_secp256k1_sha256.json")).unwrap()
 }
 
 #[test]
@@ -178,7 +178,7 @@ struct Bip340Vector {
 }
 
 fn bip340_vectors() -> Vec<Bip340Vector> {
-    include_str!("vectors/bip340_test_vectors.csv")
+    include_str!("../vectors/bip340_test_vectors.csv")
         .lines()
         .skip(1)
         .map(|line| {

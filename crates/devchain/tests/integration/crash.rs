@@ -2,7 +2,7 @@
 //! concurrently; after a restart on the same data directory every transaction that was
 //! answered 200 must be in a block, exactly once, and the hash chain must be intact.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

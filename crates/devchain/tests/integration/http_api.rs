@@ -2,7 +2,7 @@
 //! (server and client share the types of `keyquorum_devchain::api`); raw requests only for what
 //! the client never sends (wrong methods, malformed parameters).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;

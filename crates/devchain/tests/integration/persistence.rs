@@ -1,6 +1,6 @@
 //! Clean restarts: blocks, state and pending transactions survive; replay checks determinism.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

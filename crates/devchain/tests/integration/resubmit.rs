@@ -1,7 +1,7 @@
 //! A transaction the state machine refused in a block may be submitted again (it changed
 //! nothing, and the state may accept it now); an applied one stays a duplicate.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

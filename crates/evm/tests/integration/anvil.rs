@@ -8,7 +8,7 @@
 //! anvil is the pinned npm package in `contracts/` (`npm ci` there installs it); without it
 //! these tests fail and say how to install it.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -8,7 +8,7 @@
 //! `cargo test -p keyquorum-evm --release --test consumer -- --nocapture gas` prints the gas
 //! table of docs/performance.md.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, VecDeque};
 

@@ -4,7 +4,7 @@
 //! threshold signature on the magic block `keyquorum-contract` encodes, an equivocation proof,
 //! and a rejection for each bad input.
 
-mod common;
+use crate::common;
 
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_sol_types::SolConstructor;

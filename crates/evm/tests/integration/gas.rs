@@ -13,7 +13,7 @@
 //! `cargo test -p keyquorum-evm --release --test gas -- --nocapture` prints the table for
 //! n = 16, 64, 256 (docs/performance.md).
 
-mod common;
+use crate::common;
 
 use alloy_primitives::{Address, Bytes, U256};
 use blstrs::{G1Affine, G1Projective, Scalar};

@@ -3,7 +3,7 @@
 //! activation block's time, a reshare continues the chain, a fresh key starts one that names
 //! the previous, and every member's recorded group and share build a working beacon.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

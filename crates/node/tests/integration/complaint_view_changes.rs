@@ -15,7 +15,7 @@ use keyquorum_dkg::complaint::verify_exclusion;
 use keyquorum_dkg::identity::IdentityPublicKey;
 use keyquorum_node::Fault;
 
-mod common;
+use crate::common;
 
 use common::Harness;
 

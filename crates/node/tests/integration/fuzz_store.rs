@@ -9,7 +9,7 @@
 //! that decodes re-encodes to JSON that decodes to the same state. `KQ_FUZZ_CASES=<n>` sets the
 //! number of cases (see `docs/testing.md`).
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

@@ -6,7 +6,7 @@
 //! says so on its status, and nobody is slashed for misbehaviour. If its contribution is not on
 //! the board yet, it takes part once it has caught up with the chain.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use keyquorum_contract::config::KeyMode;

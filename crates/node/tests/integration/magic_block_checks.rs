@@ -9,7 +9,7 @@
 //! it, in either role, and each says why in its status and metrics. Untampered, the same run
 //! is signed by every node in each of its roles and view 2 activates.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use keyquorum_contract::config::KeyMode;

@@ -13,7 +13,7 @@ use keyquorum_contract::{ContractConfig, Event};
 use keyquorum_node::chain::ChainAction;
 use keyquorum_node::driver::Effect;
 
-mod common;
+use crate::common;
 
 use common::Harness;
 

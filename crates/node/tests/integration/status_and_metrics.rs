@@ -9,7 +9,7 @@
 //!   declared before them, histogram buckets cumulative, one `# EOF` at the end), with every
 //!   metric docs/architecture.md lists, and `/status` carries the same traffic counters typed.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -298,7 +298,7 @@ fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
 
 /// The metric names docs/architecture.md lists in its "Metrics" section.
 fn documented_metrics() -> Vec<String> {
-    let doc = include_str!("../../../docs/architecture.md");
+    let doc = include_str!("../../../../docs/architecture.md");
     let section = doc
         .split("\n## ")
         .find(|s| s.starts_with("Metrics"))
@@ -324,7 +324,7 @@ fn metrics_are_valid_openmetrics_with_every_documented_metric() {
     metrics.sent("deal", 300);
     metrics.received("ack", 40);
     metrics.fault("label \"with\" quotes\\and\nnewline");
-    // A refused magic block is the driver's too (tests/magic_block_checks.rs); none here.
+    // A refused magic block is the driver's too (magic_block_checks.rs); none here.
     metrics.add(
         "keyquorum_magic_block_mismatches_total",
         &[("what", "members")],

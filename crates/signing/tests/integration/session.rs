@@ -1,7 +1,7 @@
 //! Signing sessions end to end through the wire encodings: both modes, single-use nonces,
 //! persist-before-use, sender and session matching, and culprits named for bad shares.
 
-mod common;
+use crate::common;
 
 use common::deal;
 use elliptic_curve::point::AffineCoordinates;

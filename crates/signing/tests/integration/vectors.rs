@@ -9,7 +9,7 @@
 //! KQ_UPDATE_VECTORS=1 cargo test -p keyquorum-signing --release --test vectors
 //! ```
 
-mod common;
+use crate::common;
 
 use common::deal;
 use keyquorum_crypto::frost::{Mode, Signature, bip340};

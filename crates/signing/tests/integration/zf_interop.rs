@@ -3,7 +3,7 @@
 //! mixes keyquorum signers and ZF signers over one commitment list and one message. Both
 //! libraries' coordinators produce the same signature, and both libraries verify it.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

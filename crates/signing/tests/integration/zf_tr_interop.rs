@@ -4,7 +4,7 @@
 //! both libraries and `k256`'s BIP-340 verifier accept. Group keys and group commitments of both
 //! `y` parities occur.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

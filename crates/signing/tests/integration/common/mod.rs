@@ -1,6 +1,6 @@
 //! Shares dealt with keyquorum's polynomial code, for the signing tests.
 
-// Each test binary uses part of this module.
+// Each test module uses part of this module.
 #![allow(dead_code)]
 
 use k256::{ProjectivePoint, Scalar};

@@ -1,0 +1,7 @@
+//! The crate's integration tests, one module per file, in one test binary (one link instead
+//! of one per file).
+
+mod common;
+mod engine;
+mod kat;
+mod sync;

@@ -1,0 +1,17 @@
+//! The crate's integration tests, one module per file, in one test binary (one link instead
+//! of one per file).
+
+mod common;
+mod beacon;
+mod beacon_processes;
+mod beacon_status;
+mod beacon_sync;
+mod cli;
+mod complaint_processes;
+mod demo;
+mod deploy;
+mod evm_node_processes;
+mod msrv;
+mod node_processes;
+mod sections;
+mod sections_processes;

@@ -1,0 +1,5 @@
+//! The crate's integration tests, one module per file, in one test binary (one link instead
+//! of one per file).
+
+mod network;
+mod wire;
