@@ -18,7 +18,7 @@
 //!   group key with the proof-of-possession tag, a wrong token gets 401, and a flood of
 //!   requests gets 429 (rate limit) or 503 (queue full) for what exceeds the limits.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -200,6 +200,7 @@ async fn check_signing(nodes: &[NodeSpec], chain: &ChainInfo) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partials() {
+    let _network = crate::common::one_network_at_a_time().await;
     let net = Testnet::new(NODES, CONTRACT, Some(SIGN_TOKEN));
     let (nodes, chain_port) = (&net.nodes, net.chain_port);
     let mut procs: Vec<Option<Proc>> = (0..NODES).map(|i| Some(net.start(i, fault(i)))).collect();

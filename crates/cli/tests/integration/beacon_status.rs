@@ -8,7 +8,7 @@
 //!   with nothing missing while the committee is up;
 //! - its `/beacon/rounds` gives every stored round its scheduled time, stored time and latency.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -55,6 +55,7 @@ async fn status(port: u16) -> Option<Status> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_the_beacon_and_a_node_can_run_without_one() {
+    let _network = crate::common::one_network_at_a_time().await;
     let net = Testnet::new(NODES, CONTRACT, None);
     let (dir, nodes, chain_port) = (net.dir(), &net.nodes, net.chain_port);
     let _procs: Vec<Proc> = (0..NODES)

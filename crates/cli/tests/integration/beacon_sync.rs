@@ -8,7 +8,7 @@
 //!   restarted, serves the rounds it missed: it fetched them in batches (fewer sync requests
 //!   than rounds fetched, in its metrics) and marks them `synced`, and it keeps up afterwards.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -97,6 +97,7 @@ async fn same_rounds(ports: &[u16], chain: &ChainInfo, upto: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_outside_the_committee_serves_the_beacon_and_a_restarted_member_catches_up() {
+    let _network = crate::common::one_network_at_a_time().await;
     let net = Testnet::new(NODES, CONTRACT, None);
     let nodes = &net.nodes;
     let mut procs: Vec<Option<Proc>> = (0..NODES).map(|i| Some(net.start(i, None))).collect();

@@ -5,7 +5,7 @@
 //! the view's magic block. Then the same with a dealer that sends one player a bad pair: it is
 //! excluded and slashed for `bad_deal`, with its own signed deal as the evidence.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -138,6 +138,7 @@ async fn run(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_processes_complete_a_complaint_variant_view_change() {
+    let _network = crate::common::one_network_at_a_time().await;
     let (_nodes, view, block, records, _) = run("complaint-processes", 4, None).await;
     assert_eq!(view.committee.len(), 4);
     assert!(records.is_empty(), "{records:?}");
@@ -147,6 +148,7 @@ async fn four_processes_complete_a_complaint_variant_view_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_complaint_variant_dealer_with_a_bad_pair_is_excluded_and_slashed() {
+    let _network = crate::common::one_network_at_a_time().await;
     const FAULTY: usize = 4;
     let (nodes, view, block, records, _) = run("complaint-fault-processes", 5, Some(FAULTY)).await;
     let faulty: Hex<96> = serde_json::from_value(nodes[FAULTY].identity.clone().into()).unwrap();

@@ -17,6 +17,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_keyquorum");
 
 #[test]
 fn the_demo_reports_verified_beacon_rounds_across_the_view_change() {
+    let _network = crate::common::one_network_at_a_time_blocking();
     let dir = tempfile::tempdir().unwrap();
     // One-second blocks make every phase its minimum of three blocks, so each view lasts
     // several 3 s beacon rounds.
@@ -163,6 +164,7 @@ fn the_demo_reports_verified_beacon_rounds_across_the_view_change() {
 /// fault, which only the ack-or-reveal variant has, is a usage error there.
 #[test]
 fn the_demo_runs_the_complaint_variant_with_a_bad_dealer() {
+    let _network = crate::common::one_network_at_a_time_blocking();
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
         .args([

@@ -7,7 +7,7 @@
 //! the first view's committee as well. anvil is the pinned npm package in `contracts/` (`npm ci`
 //! there); without it the test fails saying so.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -97,6 +97,7 @@ fn field<'a>(out: &'a str, name: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_processes_run_a_view_change_coordinated_by_the_evm_contract() {
+    let _network = crate::common::one_network_at_a_time().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     // One block a second: the phases' deadlines are block numbers.

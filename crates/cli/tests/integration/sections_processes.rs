@@ -10,7 +10,7 @@
 //! stops and leaves with `keyquorum sections leave`: the other four elders remove it and hand
 //! over to themselves by a DKG among the four.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -53,6 +53,7 @@ async fn settled(nodes: &[NodeSpec], up: &[usize], generation: u64) -> Vec<Secti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sections_grow_over_the_network_and_an_elder_recovers_from_its_store() {
+    let _network = crate::common::one_network_at_a_time().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();

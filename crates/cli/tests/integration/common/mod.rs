@@ -2,7 +2,7 @@
 //! and `keyquorum node` processes that are killed when dropped ([`Testnet`] does all of it for
 //! a test), and HTTP GETs on a node's status server.
 
-// Each test binary uses its own part of this module.
+// Each test module uses its own part of this module.
 #![allow(dead_code)]
 
 pub mod sections;
@@ -17,6 +17,23 @@ use keyquorum_contract::query::ContractStatus;
 use keyquorum_devchain::Client;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keyquorum");
+
+/// The lock each test holds that runs a network of processes (a chain or anvil and its nodes):
+/// the tests of this binary run on parallel threads, and two networks at once on a 2-core
+/// machine slow each other's nodes past the phase deadlines the tests count on. Tests that run
+/// single commands do not take it.
+static NETWORK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits until no other test of this binary runs a network of processes ([`NETWORK`]); hold
+/// the guard for the whole test.
+pub async fn one_network_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    NETWORK.lock().await
+}
+
+/// [`one_network_at_a_time`] for a test that does not run in a tokio runtime.
+pub fn one_network_at_a_time_blocking() -> tokio::sync::MutexGuard<'static, ()> {
+    NETWORK.blocking_lock()
+}
 
 /// Kills its process when dropped (tests must not leave processes behind).
 pub struct Proc(pub Child);
