@@ -1,12 +1,12 @@
 //! The crate's integration tests, one module per file, in one test binary (one link instead
 //! of one per file).
 
-mod common;
 mod beacon;
 mod beacon_processes;
 mod beacon_status;
 mod beacon_sync;
 mod cli;
+mod common;
 mod complaint_processes;
 mod demo;
 mod deploy;

@@ -1,8 +1,8 @@
 //! The crate's integration tests, one module per file, in one test binary (one link instead
 //! of one per file).
 
-mod common;
 mod accounts;
+mod common;
 mod early_close;
 mod flood;
 mod follow;

@@ -1,9 +1,9 @@
 //! The crate's integration tests, one module per file, in one test binary (one link instead
 //! of one per file).
 
-mod common;
 mod beacon_views;
 mod chain_view_changes;
+mod common;
 mod complaint_view_changes;
 mod fuzz_store;
 mod lost_database;
