@@ -17,11 +17,11 @@
 //! [`anvil_fetch`] when npm has not installed it.
 //!
 //! The contract's rules, and what it does not do yet, are in the contract's own documentation
-//! and in `docs/architecture.md`; `tests/coordinator.rs` runs it in-process with `revm` (Prague).
+//! and in `docs/architecture.md`; `tests/integration/coordinator.rs` runs it in-process with `revm` (Prague).
 //!
 //! [`BeaconConsumer`] binds `contracts/src/BeaconConsumer.sol`, which verifies the committee's
 //! beacon rounds and on-demand signatures in any contract (`docs/solidity.md`;
-//! `tests/consumer.rs`).
+//! `tests/integration/consumer.rs`).
 
 #![warn(missing_docs)]
 
