@@ -188,7 +188,7 @@ mod tests {
     }
 
     /// A known answer of the session domain: the contract's `_sessionId` builds the same bytes
-    /// (`tests/coordinator.rs` checks the session ids it computes against the DKG's from this).
+    /// (`tests/integration/coordinator.rs` checks the session ids it computes against the DKG's from this).
     #[test]
     fn session_domain_binds_chain_id_and_contract() {
         let d = Deployment {

@@ -15,3 +15,5 @@ mod msrv;
 mod node_processes;
 mod sections;
 mod sections_processes;
+mod sections_split_processes;
+mod signing_key_processes;

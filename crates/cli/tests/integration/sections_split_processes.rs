@@ -9,7 +9,7 @@
 //! its key chain, fetched over HTTP, verifies from the genesis key; the two children's keys
 //! differ and are both signed by the root's last key, and both chains share every earlier link.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -77,6 +77,7 @@ async fn settled(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_section_splits_over_the_network_and_the_key_chain_branches() {
+    let _network = crate::common::one_network_at_a_time().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::write(dir.join("pass"), format!("{}\n", common::PASSPHRASE)).unwrap();

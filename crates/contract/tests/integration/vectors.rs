@@ -9,7 +9,7 @@
 //! the files with
 //!
 //! ```text
-//! KQ_UPDATE_VECTORS=1 cargo test -p keyquorum-contract --release --test vectors
+//! KQ_UPDATE_VECTORS=1 cargo test -p keyquorum-contract --release --test integration vectors::
 //! ```
 //!
 //! and commit them: the diff shows which encodings changed.

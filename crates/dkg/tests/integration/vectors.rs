@@ -8,7 +8,7 @@
 //! re-encoded to the same bytes. After an intentional change of encoding, rewrite the files with
 //!
 //! ```text
-//! KQ_UPDATE_VECTORS=1 cargo test -p keyquorum-dkg --release --test vectors
+//! KQ_UPDATE_VECTORS=1 cargo test -p keyquorum-dkg --release --test integration vectors::
 //! ```
 //!
 //! and commit them: the diff shows which encodings changed.

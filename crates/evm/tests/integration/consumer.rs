@@ -5,7 +5,7 @@
 //! made with blst over keyquorum's signed bytes, verify for their domain and message only.
 //! Every tampering, malformed input and invalid point is refused with its typed error.
 //!
-//! `cargo test -p keyquorum-evm --release --test consumer -- --nocapture gas` prints the gas
+//! `cargo test -p keyquorum-evm --release --test integration consumer::gas_per_call -- --nocapture` prints the gas
 //! table of docs/performance.md.
 
 use crate::common;

@@ -10,7 +10,7 @@
 //! them. The activation is real: the group key is the sum of the dealers' `f(0) G` and the
 //! magic block is signed under it.
 //!
-//! `cargo test -p keyquorum-evm --release --test gas -- --nocapture` prints the table for
+//! `cargo test -p keyquorum-evm --release --test integration gas:: -- --nocapture` prints the table for
 //! n = 16, 64, 256 (docs/performance.md).
 
 use crate::common;

@@ -8,7 +8,7 @@
 //! after an intentional change with
 //!
 //! ```text
-//! KQ_UPDATE_VECTORS=1 cargo test -p keyquorum-net --release --test wire_conformance
+//! KQ_UPDATE_VECTORS=1 cargo test -p keyquorum-net --release --test integration wire_conformance::
 //! ```
 //!
 //! Fuzzing: random bytes and mutations of the vectors go to `AddressRecord::decode`,

@@ -9,4 +9,5 @@ mod fuzz_store;
 mod lost_database;
 mod magic_block_checks;
 mod replay;
+mod signing_key;
 mod status_and_metrics;

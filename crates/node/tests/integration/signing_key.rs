@@ -17,7 +17,7 @@ use keyquorum_node::sign::frost::{
     FrostRefusal, FrostView, NonceDb, Scheme, Session, TakeError, answer, parse_answer,
 };
 
-mod common;
+use crate::common;
 
 use common::Harness;
 

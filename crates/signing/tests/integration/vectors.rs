@@ -6,7 +6,7 @@
 //! re-encoded to the same bytes. After an intentional change of encoding, rewrite the file with
 //!
 //! ```text
-//! KQ_UPDATE_VECTORS=1 cargo test -p keyquorum-signing --release --test vectors
+//! KQ_UPDATE_VECTORS=1 cargo test -p keyquorum-signing --release --test integration vectors::
 //! ```
 
 use crate::common;
