@@ -1299,12 +1299,23 @@ pub async fn run<C: ChainClient>(
                                         kind: "frost",
                                         bytes: payload.len(),
                                     });
-                                    // Nonces are stored durably before the answer: off the loop.
-                                    let sign = sign.clone();
-                                    tokio::task::spawn_blocking(move || {
-                                        let answer = sign.answer_frost(&session, from_identity.as_deref(), &payload);
-                                        let _ = reply.send(answer);
-                                    });
+                                    // Nonces are stored durably before the answer: off the loop,
+                                    // within the same bound as the BLS answers.
+                                    match sign.answer_slot() {
+                                        Some(slot) => {
+                                            let sign = sign.clone();
+                                            tokio::task::spawn_blocking(move || {
+                                                let answer = sign.answer_frost(&session, from_identity.as_deref(), &payload);
+                                                drop(slot);
+                                                let _ = reply.send(answer);
+                                            });
+                                        }
+                                        None => {
+                                            debug!("too many signing requests being answered; a FROST round is not");
+                                            metrics.sign.outcome_member("frost_busy");
+                                            drop(reply);
+                                        }
+                                    }
                                 }
                                 SIGN_REQUEST_KIND => {
                                     reporter.observe(Observation::Received {

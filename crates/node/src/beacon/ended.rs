@@ -11,9 +11,11 @@
 //!
 //! The chain's real last round can be below the bound (the old committee stops on the
 //! activation, a round or two before the new chain starts), and nothing says where. So a full
-//! turn of the members that brings no new round, with at least one of them answering, ends
-//! the fetching until the node restarts; a turn in which none answered is tried again after
-//! [`ENDED_RETRY`].
+//! turn of the members that brings no new round, with every one of them answering, ends the
+//! fetching until the node restarts. A turn in which some member did not answer (unreachable,
+//! or refusing for now under its rate limit) is tried again after [`ENDED_RETRY`]: an empty
+//! answer from a member that never had the chain must not end the fetch while one that has it
+//! is only busy.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +29,7 @@ use super::take_sync_answer;
 use crate::metrics::Metrics;
 use crate::store::EndedChainRecord;
 
-/// Wait before another turn of the members when none answered the last one.
+/// Wait before another turn of the members when one of them did not answer the last one.
 pub const ENDED_RETRY: Duration = Duration::from_secs(60);
 
 /// Fetching one ended chain (see the module docs).
@@ -40,10 +42,10 @@ pub struct EndedChain {
     metrics: Arc<Metrics>,
     peers: Vec<Vec<u8>>,
     syncer: Syncer,
-    /// Answers since the last new round, and whether any of them came from a member.
+    /// Answers since the last new round, and whether every one of them was an answer.
     fruitless: usize,
-    answered: bool,
-    /// A turn brought nothing while members answered: nothing more to fetch.
+    all_answered: bool,
+    /// A turn brought nothing while every member answered: nothing more to fetch.
     finished: bool,
     not_before_ms: u64,
 }
@@ -78,7 +80,7 @@ impl EndedChain {
             peers,
             syncer: Syncer::default(),
             fruitless: 0,
-            answered: false,
+            all_answered: true,
             finished: false,
             not_before_ms: 0,
         })
@@ -132,13 +134,13 @@ impl EndedChain {
         self.syncer.done(ask, result, behind, now_ms);
         if result.stored() > 0 {
             self.fruitless = 0;
-            self.answered = false;
+            self.all_answered = true;
             return;
         }
         self.fruitless += 1;
-        self.answered |= matches!(result, SyncResult::Answered { .. });
+        self.all_answered &= matches!(result, SyncResult::Answered { .. });
         if self.fruitless >= self.peers.len() {
-            if self.answered {
+            if self.all_answered {
                 self.finished = true;
                 tracing::info!(
                     chain = %hex::encode(self.info.hash()),
@@ -149,7 +151,7 @@ impl EndedChain {
                 self.not_before_ms = now_ms.saturating_add(ENDED_RETRY.as_millis() as u64);
             }
             self.fruitless = 0;
-            self.answered = false;
+            self.all_answered = true;
         }
     }
 }

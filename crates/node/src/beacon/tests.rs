@@ -1171,3 +1171,76 @@ fn fetching_an_ended_chain_stops_after_a_turn_of_members_with_nothing_more() {
     assert_eq!(store.last_round(&info.hash()).unwrap(), 7);
     assert_eq!(ended.sync_due(t + 3_600_000), None);
 }
+
+#[test]
+fn an_empty_answer_does_not_end_the_fetch_while_the_chains_members_are_only_busy() {
+    use crate::store::EndedChainRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let c = committee(33);
+    let info = ChainInfo::from_json(c.record.chain_info.as_bytes()).unwrap();
+    let rounds = signed_rounds(&c, 7);
+    let holder = holding(&c, dir.path(), &rounds);
+    let old: Vec<Vec<u8>> = c
+        .record
+        .members
+        .iter()
+        .map(|m| m.identity.clone())
+        .collect();
+    let record = EndedChainRecord {
+        chain_info: c.record.chain_info.clone(),
+        last_round: 9,
+        committee: old.clone(),
+    };
+    // A member of the current committee that never had the ended chain, and this node.
+    let newcomer = identity(10);
+    let me = identity(11);
+    let store = Arc::new(BeaconStore::open(&dir.path().join("new.redb")).unwrap());
+    let metrics = Arc::new(Metrics::new());
+    let mut ended = ended::EndedChain::new(
+        &record,
+        std::slice::from_ref(&newcomer),
+        &me,
+        store.clone(),
+        metrics,
+    )
+    .unwrap();
+    let now = at_round(100);
+    // The chain's members all refuse under their rate limits; the newcomer answers, empty.
+    let mut t = now;
+    let mut refusals = 0;
+    while t < now + 30_000 {
+        if let Some(ask) = ended.sync_due(t) {
+            let answer = if ask.to == newcomer {
+                Ok(sync::answer(None, &ask.request.to_bytes()))
+            } else {
+                refusals += 1;
+                Ok(keyquorum_beacon::sync::encode_rate_limited(5_000))
+            };
+            ended.on_sync_answer(&ask, answer, t);
+        }
+        assert!(
+            !ended.finished(),
+            "ended by an empty answer while members were busy"
+        );
+        t += 100;
+    }
+    assert!(refusals >= old.len(), "every member was asked: {refusals}");
+    // Later they answer: the rounds they hold are fetched, then a full turn ends it.
+    let mut t = now + ended::ENDED_RETRY.as_millis() as u64 + 30_000;
+    let mut asks = 0;
+    while !ended.finished() {
+        if let Some(ask) = ended.sync_due(t) {
+            asks += 1;
+            let answer = if ask.to == newcomer {
+                sync::answer(None, &ask.request.to_bytes())
+            } else {
+                sync::answer(Some(&holder), &ask.request.to_bytes())
+            };
+            ended.on_sync_answer(&ask, Ok(answer), t);
+        }
+        t += 100;
+        assert!(asks < 20, "never finished");
+    }
+    assert_eq!(ended.last_round(), 7);
+    assert_eq!(store.last_round(&info.hash()).unwrap(), 7);
+}

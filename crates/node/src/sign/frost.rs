@@ -321,11 +321,22 @@ impl FrostView {
 
 /// Where a member's nonces wait between its two rounds: a redb table in
 /// `frost-nonces.redb` next to the node's database, each entry sealed with the node's storage
-/// key, plus a table of every key ever used, so that a session never gets a second pair.
-/// Writes commit durably before they return (redb's default durability).
+/// key and stamped with the time it was made, plus a table of the keys used, so that a session
+/// never gets a second pair. Writes commit durably before they return (redb's default
+/// durability).
+///
+/// Both tables are bounded. A coordinator asks every member for a commitment and uses the
+/// first `t`, so the others' nonces are never taken; and any committee member can ask for
+/// commitments at will. Entries older than [`NONCE_TTL_MS`] are therefore dropped at the next
+/// write (a signing request is long over by then: a reused session then just gets fresh
+/// nonces, which `round2` matches against the request's commitment list), and a write that
+/// would exceed [`MAX_PENDING_NONCES`] or [`MAX_USED_SESSIONS`] (or the bounds given to
+/// [`NonceDb::with_limits`]) is refused.
 pub struct NonceDb {
     db: Database,
     keys: Arc<NodeKeys>,
+    max_pending: u64,
+    max_used: u64,
 }
 
 impl std::fmt::Debug for NonceDb {
@@ -334,8 +345,20 @@ impl std::fmt::Debug for NonceDb {
     }
 }
 
-const PENDING: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("pending");
-const USED: TableDefinition<&[u8; 32], ()> = TableDefinition::new("used");
+/// Key -> the time the nonces were made (8 bytes, big-endian ms) and the sealed nonces.
+const PENDING: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("pending-v2");
+/// Key -> the time it was used (ms).
+const USED: TableDefinition<&[u8; 32], u64> = TableDefinition::new("used-v2");
+
+/// How long a member keeps nonces for a round two, and remembers a used session: ten minutes,
+/// far beyond any signing request's timeout.
+pub const NONCE_TTL_MS: u64 = 10 * 60 * 1000;
+
+/// Nonce pairs a member holds at once, across coordinators.
+pub const MAX_PENDING_NONCES: u64 = 4096;
+
+/// Used sessions a member remembers at once (within [`NONCE_TTL_MS`]).
+pub const MAX_USED_SESSIONS: u64 = 65_536;
 
 /// A nonce store failure.
 #[derive(Debug, thiserror::Error)]
@@ -349,6 +372,9 @@ pub enum NonceDbError {
     /// A stored entry does not open with this node's key.
     #[error("stored nonces do not open")]
     Sealed,
+    /// The store holds as many entries as it may (see [`NonceDb`]).
+    #[error("too many nonces pending")]
+    Full,
 }
 
 fn dberr<E: std::fmt::Display>(e: E) -> NonceDbError {
@@ -369,18 +395,35 @@ impl NonceDb {
         w.open_table(PENDING).map_err(dberr)?;
         w.open_table(USED).map_err(dberr)?;
         w.commit().map_err(dberr)?;
-        Ok(NonceDb { db, keys })
+        Ok(NonceDb {
+            db,
+            keys,
+            max_pending: MAX_PENDING_NONCES,
+            max_used: MAX_USED_SESSIONS,
+        })
+    }
+
+    /// The same store with other bounds than [`MAX_PENDING_NONCES`] and [`MAX_USED_SESSIONS`].
+    pub fn with_limits(mut self, max_pending: u64, max_used: u64) -> Self {
+        self.max_pending = max_pending;
+        self.max_used = max_used;
+        self
     }
 
     fn label(key: &[u8; 32]) -> String {
         format!("frost-nonces/{}", hex::encode(key))
     }
 
-    /// The store of the nonces a `coordinator` asked for.
-    pub fn for_coordinator<'a>(&'a self, coordinator: &'a [u8]) -> CoordinatorNonces<'a> {
+    /// The store of the nonces a `coordinator` asked for, at `now_ms` (Unix time).
+    pub fn for_coordinator<'a>(
+        &'a self,
+        coordinator: &'a [u8],
+        now_ms: u64,
+    ) -> CoordinatorNonces<'a> {
         CoordinatorNonces {
             db: self,
             coordinator,
+            now_ms,
         }
     }
 }
@@ -390,6 +433,7 @@ impl NonceDb {
 pub struct CoordinatorNonces<'a> {
     db: &'a NonceDb,
     coordinator: &'a [u8],
+    now_ms: u64,
 }
 
 impl CoordinatorNonces<'_> {
@@ -401,6 +445,15 @@ impl CoordinatorNonces<'_> {
         h.update(session.0);
         h.finalize().into()
     }
+
+    fn fresh(&self, made_ms: u64) -> bool {
+        made_ms.saturating_add(NONCE_TTL_MS) > self.now_ms
+    }
+}
+
+/// The time stamp of a pending entry, if it has one.
+fn made_at(entry: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(entry.get(..8)?.try_into().ok()?))
 }
 
 impl NonceStore for CoordinatorNonces<'_> {
@@ -411,16 +464,28 @@ impl NonceStore for CoordinatorNonces<'_> {
         session: &SigningSession,
         nonces: &SecretBytes,
     ) -> Result<(), Self::Error> {
+        use redb::{ReadableTable, ReadableTableMetadata};
         let key = self.key(session);
-        let sealed = self.db.keys.seal(&NonceDb::label(&key), nonces.expose());
+        let mut entry = self.now_ms.to_be_bytes().to_vec();
+        entry.extend_from_slice(&self.db.keys.seal(&NonceDb::label(&key), nonces.expose()));
         let w = self.db.db.begin_write().map_err(dberr)?;
         {
             let mut used = w.open_table(USED).map_err(dberr)?;
-            if used.insert(&key, ()).map_err(dberr)?.is_some() {
+            let mut pending = w.open_table(PENDING).map_err(dberr)?;
+            used.retain(|_, made| self.fresh(made)).map_err(dberr)?;
+            pending
+                .retain(|_, e| made_at(e).is_some_and(|t| self.fresh(t)))
+                .map_err(dberr)?;
+            if used.get(&key).map_err(dberr)?.is_some() {
                 return Err(NonceDbError::SessionReused);
             }
-            let mut pending = w.open_table(PENDING).map_err(dberr)?;
-            pending.insert(&key, sealed.as_slice()).map_err(dberr)?;
+            if used.len().map_err(dberr)? >= self.db.max_used
+                || pending.len().map_err(dberr)? >= self.db.max_pending
+            {
+                return Err(NonceDbError::Full);
+            }
+            used.insert(&key, self.now_ms).map_err(dberr)?;
+            pending.insert(&key, entry.as_slice()).map_err(dberr)?;
         }
         w.commit().map_err(dberr)
     }
@@ -437,11 +502,13 @@ impl NonceStore for CoordinatorNonces<'_> {
         w.commit().map_err(dberr)?;
         match sealed {
             None => Ok(None),
-            Some(s) => {
+            // Past their time: as if dropped already.
+            Some(e) if !made_at(&e).is_some_and(|t| self.fresh(t)) => Ok(None),
+            Some(e) => {
                 let plain = self
                     .db
                     .keys
-                    .open(&NonceDb::label(&key), &s)
+                    .open(&NonceDb::label(&key), &e[8..])
                     .map_err(|_| NonceDbError::Sealed)?;
                 Ok(Some(SecretBytes::new(plain.to_vec())))
             }
@@ -460,7 +527,8 @@ impl NonceDb {
 }
 
 /// The member side: the answer to a round request from `from` (as the network authenticated
-/// it) in `session`, with 64 bytes of fresh randomness for a commitment.
+/// it) in `session`, with 64 bytes of fresh randomness for a commitment, at `now_ms` (Unix
+/// time, for the nonce store's bounds).
 pub fn answer(
     view: Option<&FrostView>,
     nonces: Option<&NonceDb>,
@@ -468,6 +536,7 @@ pub fn answer(
     from: Option<&[u8]>,
     payload: &[u8],
     randomness: &[u8; 64],
+    now_ms: u64,
 ) -> Vec<u8> {
     let Some(v) = view.filter(|v| v.session == *session) else {
         return answer_refused(FrostRefusal::OtherView);
@@ -481,7 +550,7 @@ pub fn answer(
     let Some(request) = FrostRequest::from_bytes(payload, v.members.len()) else {
         return answer_refused(FrostRefusal::Malformed);
     };
-    let mut store = nonces.for_coordinator(from);
+    let mut store = nonces.for_coordinator(from, now_ms);
     match request {
         FrostRequest::Commit { view, .. } | FrostRequest::Sign { view, .. } if view != v.view => {
             answer_refused(FrostRefusal::OtherView)

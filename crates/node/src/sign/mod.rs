@@ -34,7 +34,7 @@
 //! `keyquorum_sign_answers_total{result}` (requests this node answered as a member: `signed`,
 //! `other_view`, `no_share`, `malformed`; `refused` when the network refused a non-member,
 //! `busy` when [`MAX_ANSWERING`] requests were being answered; for FROST rounds ([`frost`])
-//! `frost_answered` or `frost_` and the refusal), `keyquorum_sign_combine_seconds` (the collector
+//! `frost_answered`, `frost_busy`, or `frost_` and the refusal), `keyquorum_sign_combine_seconds` (the collector
 //! call that combined: combine and verify) and `keyquorum_sign_request_seconds` (from the
 //! request to the signature).
 
@@ -393,6 +393,7 @@ impl SignService {
             from,
             payload,
             &randomness,
+            unix_ms(),
         );
         let result = match frost::parse_answer(&answer) {
             Ok(_) => "frost_answered".to_string(),
@@ -557,6 +558,7 @@ impl SignService {
                 Some(&me),
                 &payload,
                 &randomness,
+                unix_ms(),
             )
         })
         .await
@@ -617,10 +619,7 @@ impl SignService {
 
     /// Takes one request from `caller`'s bucket now.
     pub(crate) fn rate_check(&self, caller: &str) -> Result<(), u64> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now = unix_ms();
         match self.0.limiter.lock() {
             Ok(mut l) => l.check(caller, now),
             Err(_) => Err(1),
@@ -898,4 +897,12 @@ impl SignMetrics {
             .map(|c| c.get())
             .unwrap_or(0)
     }
+}
+
+/// The wall clock, in Unix milliseconds (0 before 1970).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

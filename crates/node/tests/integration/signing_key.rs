@@ -14,7 +14,8 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::frost::{self, Mode};
 use keyquorum_crypto::index;
 use keyquorum_node::sign::frost::{
-    FrostRefusal, FrostView, NonceDb, Scheme, Session, TakeError, answer, parse_answer,
+    FrostRefusal, FrostView, NONCE_TTL_MS, NonceDb, Scheme, Session, TakeError, answer,
+    parse_answer,
 };
 
 use crate::common;
@@ -22,6 +23,9 @@ use crate::common;
 use common::Harness;
 
 const N: usize = 4;
+
+/// The members' clock for the nonce store (Unix ms).
+const NOW_MS: u64 = 1_800_000_000_000;
 
 fn config() -> ContractConfig {
     let mut c = common::small_network("signing-key-test", N as u32, 3, KeyMode::Reshare);
@@ -73,6 +77,7 @@ fn ask(
         Some(&identity(h, from)),
         payload,
         &randomness,
+        NOW_MS,
     )
 }
 
@@ -167,6 +172,7 @@ fn a_views_committee_makes_a_secp256k1_key_with_key_hash_indices_and_signs_with_
         Some(&identity(&h, 0)),
         &commit,
         &[0; 64],
+        NOW_MS,
     );
     assert_eq!(parse_answer(&outsider), Err(Some(FrostRefusal::OtherView)));
     let stranger = answer(
@@ -176,6 +182,7 @@ fn a_views_committee_makes_a_secp256k1_key_with_key_hash_indices_and_signs_with_
         Some(&[7; 96]),
         &commit,
         &[0; 64],
+        NOW_MS,
     );
     assert_eq!(parse_answer(&stranger), Err(Some(FrostRefusal::OtherView)));
     // Garbage.
@@ -223,6 +230,66 @@ fn a_views_committee_makes_a_secp256k1_key_with_key_hash_indices_and_signs_with_
     // A second round two on the same nonces finds none.
     let again = ask(&h, &views, &dbs, 0, 0, &request);
     assert_eq!(parse_answer(&again), Err(Some(FrostRefusal::NoNonces)));
+
+    // The nonce store's bounds. Nonces kept past their time are not used: a late round two
+    // finds none.
+    let small_dir = tempfile::tempdir().unwrap();
+    let small = NonceDb::open(&small_dir.path().join("small.redb"), h.keys[1].clone())
+        .unwrap()
+        .with_limits(2, 8);
+    let member1 = |payload: &[u8], at: u64| {
+        answer(
+            Some(&views[1]),
+            Some(&small),
+            &views[1].session(),
+            Some(&identity(&h, 0)),
+            payload,
+            &[5; 64],
+            at,
+        )
+    };
+    let mut late = Session::new(v, Scheme::Frost, message.to_vec(), [5; 32]);
+    let commit = late.commit_request(v);
+    for i in [0, 2] {
+        let a = ask(&h, &views, &dbs, i, 0, &commit);
+        late.take_commitment(v, i, &a).unwrap();
+    }
+    late.take_commitment(v, 1, &member1(&commit, NOW_MS))
+        .unwrap();
+    let request = late.sign_request(v).unwrap();
+    let expired = member1(&request, NOW_MS + NONCE_TTL_MS);
+    assert_eq!(parse_answer(&expired), Err(Some(FrostRefusal::NoNonces)));
+    // A full store refuses commitments until its entries age out.
+    let commit_for =
+        |id: u8| Session::new(v, Scheme::Frost, message.to_vec(), [id; 32]).commit_request(v);
+    assert!(parse_answer(&member1(&commit_for(10), NOW_MS)).is_ok());
+    assert!(parse_answer(&member1(&commit_for(11), NOW_MS)).is_ok());
+    let full = member1(&commit_for(12), NOW_MS);
+    assert_eq!(parse_answer(&full), Err(Some(FrostRefusal::Store)));
+    assert_eq!(small.pending().unwrap(), 2);
+    let later = member1(&commit_for(12), NOW_MS + NONCE_TTL_MS);
+    assert!(parse_answer(&later).is_ok());
+    assert_eq!(small.pending().unwrap(), 1, "the old entries are gone");
+    // The used sessions are bounded too.
+    let used_dir = tempfile::tempdir().unwrap();
+    let few = NonceDb::open(&used_dir.path().join("few.redb"), h.keys[1].clone())
+        .unwrap()
+        .with_limits(8, 2);
+    let member1_few = |payload: &[u8]| {
+        answer(
+            Some(&views[1]),
+            Some(&few),
+            &views[1].session(),
+            Some(&identity(&h, 0)),
+            payload,
+            &[6; 64],
+            NOW_MS,
+        )
+    };
+    assert!(parse_answer(&member1_few(&commit_for(20))).is_ok());
+    assert!(parse_answer(&member1_few(&commit_for(21))).is_ok());
+    let full = member1_few(&commit_for(22));
+    assert_eq!(parse_answer(&full), Err(Some(FrostRefusal::Store)));
 }
 
 /// A member killed during the signing-key ceremony's deal phase and reopened on its database

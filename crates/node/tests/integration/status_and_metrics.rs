@@ -334,6 +334,7 @@ fn metrics_are_valid_openmetrics_with_every_documented_metric() {
     metrics.beacon_partial("2", "bad");
     metrics.beacon_round(false, 0.004, 0.09);
     metrics.beacon_sync("rounds", 3);
+    metrics.beacon_sync_answer("served");
     // On-demand signing's too (crates/node/src/sign/tests.rs exercises them).
     metrics.sign.outcome(None);
     metrics.sign.outcome(Some("unauthorized"));
