@@ -1180,7 +1180,7 @@ fn an_empty_answer_does_not_end_the_fetch_while_the_chains_members_are_only_busy
     let info = ChainInfo::from_json(c.record.chain_info.as_bytes()).unwrap();
     let rounds = signed_rounds(&c, 7);
     let holder = holding(&c, dir.path(), &rounds);
-    let old: Vec<Vec<u8>> = c
+    let old: Vec<String> = c
         .record
         .members
         .iter()
