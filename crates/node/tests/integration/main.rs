@@ -1,8 +1,8 @@
 //! The crate's integration tests, one module per file, in one test binary (one link instead
-//! of one per file).
+//! of one per file). `tests/chain_view_changes.rs` is a binary of its own: it runs the chain
+//! in real time (100 ms blocks), so it must not share the CPU with this suite's heavy tests.
 
 mod beacon_views;
-mod chain_view_changes;
 mod common;
 mod complaint_view_changes;
 mod fuzz_store;
