@@ -1049,7 +1049,6 @@ fn a_fresh_key_names_the_ended_chain_with_its_last_possible_round_and_a_reshare_
 
 #[test]
 fn a_new_node_fetches_an_ended_chain_from_its_committee_up_to_its_last_round() {
-    use crate::store::EndedChainRecord;
     let dir = tempfile::tempdir().unwrap();
     let c = committee(31);
     let info = ChainInfo::from_json(c.record.chain_info.as_bytes()).unwrap();
@@ -1057,16 +1056,7 @@ fn a_new_node_fetches_an_ended_chain_from_its_committee_up_to_its_last_round() {
     // A node that has the ended chain's rounds (more than the bound, to show the bound
     // holds): a member of the current committee; the ended chain's committee is down.
     let holder = holding(&c, dir.path(), &rounds);
-    let record = EndedChainRecord {
-        chain_info: c.record.chain_info.clone(),
-        last_round: 230,
-        committee: c
-            .record
-            .members
-            .iter()
-            .map(|m| m.identity.clone())
-            .collect(),
-    };
+    let record = ended_record(&c, 230);
     let current = vec![identity(10), identity(11)];
     let me = identity(11);
     let store = Arc::new(BeaconStore::open(&dir.path().join("new.redb")).unwrap());
@@ -1110,23 +1100,13 @@ fn a_new_node_fetches_an_ended_chain_from_its_committee_up_to_its_last_round() {
 
 #[test]
 fn fetching_an_ended_chain_stops_after_a_turn_of_members_with_nothing_more() {
-    use crate::store::EndedChainRecord;
     let dir = tempfile::tempdir().unwrap();
     let c = committee(32);
     let info = ChainInfo::from_json(c.record.chain_info.as_bytes()).unwrap();
     // The chain really ended at round 7; the bound, from the next chain's genesis, is 9.
     let rounds = signed_rounds(&c, 7);
     let holder = holding(&c, dir.path(), &rounds);
-    let record = EndedChainRecord {
-        chain_info: c.record.chain_info.clone(),
-        last_round: 9,
-        committee: c
-            .record
-            .members
-            .iter()
-            .map(|m| m.identity.clone())
-            .collect(),
-    };
+    let record = ended_record(&c, 9);
     let store = Arc::new(BeaconStore::open(&dir.path().join("new.redb")).unwrap());
     let metrics = Arc::new(Metrics::new());
     let mut ended =
@@ -1174,23 +1154,13 @@ fn fetching_an_ended_chain_stops_after_a_turn_of_members_with_nothing_more() {
 
 #[test]
 fn an_empty_answer_does_not_end_the_fetch_while_the_chains_members_are_only_busy() {
-    use crate::store::EndedChainRecord;
     let dir = tempfile::tempdir().unwrap();
     let c = committee(33);
     let info = ChainInfo::from_json(c.record.chain_info.as_bytes()).unwrap();
     let rounds = signed_rounds(&c, 7);
     let holder = holding(&c, dir.path(), &rounds);
-    let old: Vec<String> = c
-        .record
-        .members
-        .iter()
-        .map(|m| m.identity.clone())
-        .collect();
-    let record = EndedChainRecord {
-        chain_info: c.record.chain_info.clone(),
-        last_round: 9,
-        committee: old.clone(),
-    };
+    let record = ended_record(&c, 9);
+    let old = record.committee.clone();
     // A member of the current committee that never had the ended chain, and this node.
     let newcomer = identity(10);
     let me = identity(11);
@@ -1243,4 +1213,18 @@ fn an_empty_answer_does_not_end_the_fetch_while_the_chains_members_are_only_busy
     }
     assert_eq!(ended.last_round(), 7);
     assert_eq!(store.last_round(&info.hash()).unwrap(), 7);
+}
+
+/// The record a fresh key leaves of `c`'s chain, ended at most at `last_round`.
+fn ended_record(c: &Committee, last_round: u64) -> crate::store::EndedChainRecord {
+    crate::store::EndedChainRecord {
+        chain_info: c.record.chain_info.clone(),
+        last_round,
+        committee: c
+            .record
+            .members
+            .iter()
+            .map(|m| m.identity.clone())
+            .collect(),
+    }
 }
