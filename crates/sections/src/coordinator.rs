@@ -1669,7 +1669,7 @@ mod tests {
         let absent = start.names()[3];
         let silent = BTreeSet::from([absent]);
         let queue = authorise_with(&mut net.nodes, &start, &elders, &silent);
-        let outputs = run_dkg(&mut net.nodes, &start, queue, &silent, 5);
+        let outputs = run_dkg(&mut net.nodes, &start, queue, &silent, 5 + grace());
         // Nobody takes a share of a key the absent candidate holds none of.
         assert!(sap_shares(&outputs).is_empty());
         // Every other candidate observed the same non-participant, from the agreed board.
@@ -1759,6 +1759,48 @@ mod tests {
         assert_eq!(node.sap().names(), restart.names());
     }
 
+    /// The deadlines round 0 waits for a silent candidate's contribution.
+    fn grace() -> usize {
+        crate::dkg::START_GRACE as usize
+    }
+
+    #[test]
+    fn a_candidate_that_starts_late_is_waited_for_not_excluded() {
+        // Two candidates, as in each half of the smallest split: there, one failure observation
+        // is an agreement (n - supermajority(2) = 0), so a late start alone would exclude.
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(2).collect();
+        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        for sk in &elders {
+            let e = Name::of(&key_of(sk));
+            net.nodes.get_mut(&e).unwrap().sign_start(&start).unwrap();
+        }
+        let [first, late] = start.names()[..] else {
+            panic!("two candidates")
+        };
+        // The first candidate starts, and two of its deadlines pass while the elders'
+        // signatures are still on their way to the other: it neither votes nor fails.
+        let held = authorise_with(&mut net.nodes, &start, &elders, &BTreeSet::from([late]));
+        for _ in 0..2 {
+            let node = net.nodes.get_mut(&first).unwrap();
+            let out = node.take(&LoggedInput::Deadline(start.session)).unwrap();
+            assert!(out.is_empty(), "{out:?}");
+        }
+        // The late candidate starts; what the first sent it meanwhile was kept, as a node keeps
+        // messages for a session it does not know yet.
+        let mut queue = authorise_with(&mut net.nodes, &start, &elders, &BTreeSet::from([first]));
+        queue.extend(held);
+        let outputs = run_dkg(&mut net.nodes, &start, queue, &BTreeSet::new(), 4);
+        assert!(
+            !outputs
+                .iter()
+                .any(|(_, o)| matches!(o, Output::BroadcastFailure { .. })),
+            "{outputs:?}"
+        );
+        assert_eq!(sap_shares(&outputs).len(), 2, "{outputs:?}");
+    }
+
     #[test]
     fn an_undecided_round_fails_naming_the_candidates_without_a_vote() {
         let mut net = net(9);
@@ -1769,7 +1811,7 @@ mod tests {
         // never decided and the engine never runs past its start.
         let silent: BTreeSet<Name> = start.names()[4..].iter().copied().collect();
         let queue = authorise_with(&mut net.nodes, &start, &elders, &silent);
-        let outputs = run_dkg(&mut net.nodes, &start, queue, &silent, 3);
+        let outputs = run_dkg(&mut net.nodes, &start, queue, &silent, 3 + grace());
         assert!(sap_shares(&outputs).is_empty());
         let observed: Vec<&FailureObservation> = outputs
             .iter()

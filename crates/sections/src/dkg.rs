@@ -33,7 +33,11 @@
 //! - Messages are authenticated by the transport: `from` is the sender's name, as a node's
 //!   connection proves with its node key. Votes and direct messages are not signed again.
 //! - Liveness needs at least `s` honest, responsive candidates and a network that delivers a post
-//!   to every honest candidate before their deadline, so that their votes match. A post that
+//!   to every honest candidate before their deadline, so that their votes match. Candidates do
+//!   not start at the same instant (each starts when the elders' signatures reach it), so round
+//!   0 waits up to [`START_GRACE`] extra deadlines for every candidate's contribution before
+//!   voting without it: a candidate that starts late by less than that is not excluded for it,
+//!   and a silent one is excluded that many deadlines later. A post that
 //!   reaches some honest candidates only after they voted (a dealer sending it just before the
 //!   deadline) splits the votes: the round is not decided, and at the next deadline the run fails
 //!   naming the candidates it holds no vote from, or, if all voted, the authors of the posts some
@@ -82,6 +86,13 @@ const DOMAIN: &[u8] = b"keyquorum-sections";
 /// Most rounds a run takes before it fails: success takes three (contribute, share, publish),
 /// each engine retry one more.
 pub const MAX_ROUNDS: u32 = 16;
+
+/// Most deadlines round 0 waits, beyond its own, for a contribution from every candidate
+/// before voting without the missing ones. Candidates start when the elders' signatures reach
+/// them, so their clocks differ by that delivery time; a candidate reached later (one just
+/// admitted, still being dialled) would otherwise miss round 0 and fail the session for that
+/// lag alone, and at two or three candidates one observation is enough to exclude it.
+pub const START_GRACE: u32 = 3;
 
 /// Most distinct valid posts a run keeps from one author over the whole session: an honest
 /// dealer posts one contribution and one publication per engine attempt, and one more is
@@ -248,8 +259,10 @@ pub struct DkgRun {
     engine: AckRevealParticipant<Bls12381G1>,
     /// The round being agreed on; every earlier round is decided.
     round: u32,
-    /// Deadlines seen: deadline `k` ends round `k`.
+    /// Deadlines seen: deadline `k + waited` ends round `k`.
     deadlines: u32,
+    /// Deadlines round 0 let pass waiting for every candidate's contribution.
+    waited: u32,
     /// Every valid post seen, by digest, with its author's position.
     posts: BTreeMap<[u8; 32], (u32, Vec<u8>)>,
     /// Digests fed to the engine.
@@ -319,6 +332,7 @@ impl DkgRun {
             engine,
             round: 0,
             deadlines: 0,
+            waited: 0,
             posts: BTreeMap::new(),
             delivered: BTreeSet::new(),
             votes: BTreeMap::new(),
@@ -410,13 +424,22 @@ impl DkgRun {
     }
 
     /// The driver's next deadline: ends the current round with our vote, or, if the round
-    /// whose deadline passed earlier is still undecided, fails the run.
+    /// whose deadline passed earlier is still undecided, fails the run. Round 0 first waits up
+    /// to [`START_GRACE`] deadlines for a contribution from every candidate.
     pub fn deadline(&mut self) -> Vec<DkgEvent> {
         if self.done {
             return Vec::new();
         }
-        let k = self.deadlines;
         self.deadlines += 1;
+        if self.round == 0
+            && !self.voted.contains(&0)
+            && self.waited < START_GRACE
+            && !self.every_candidate_posted()
+        {
+            self.waited += 1;
+            return Vec::new();
+        }
+        let k = self.deadlines - 1 - self.waited;
         if k < self.round {
             return Vec::new();
         }
@@ -437,6 +460,12 @@ impl DkgRun {
         }
         events.extend(self.decide());
         events
+    }
+
+    /// Whether we hold a post from every candidate (in round 0: each one's contribution).
+    fn every_candidate_posted(&self) -> bool {
+        let authors: BTreeSet<u32> = self.posts.values().map(|(author, _)| *author).collect();
+        authors.len() == self.names.len()
     }
 
     /// Records our vote on `set` for the current round and sends it.

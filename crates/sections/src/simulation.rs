@@ -399,7 +399,7 @@ impl Network {
             let generation = self.node(&self.reference(prefix)).chain().key_count();
             let start = DkgStart::new(*prefix, candidates, generation);
             self.sign_and_send(prefix, &start);
-            self.run(&start, 6);
+            self.run(&start, 6 + crate::dkg::START_GRACE as usize);
             match self.agreed.get(&start.session) {
                 Some(agreed) => excluded.extend(agreed.iter().copied()),
                 None => return,

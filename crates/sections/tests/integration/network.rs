@@ -140,7 +140,7 @@ fn a_network_grows_loses_elders_splits_and_keeps_one_verifiable_chain_per_sectio
         starts.push(start);
     }
     for start in &starts {
-        net.run(start, 6);
+        net.run(start, 6 + keyquorum_sections::dkg::START_GRACE as usize);
     }
     net.check().unwrap();
     let prefixes = net.prefixes();
