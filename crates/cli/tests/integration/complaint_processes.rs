@@ -96,6 +96,7 @@ async fn run(
 ) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    let _logs = crate::common::LogsOnFailure(dir);
     std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();
     let nodes: Vec<NodeSpec> = (0..count).map(|i| new_key(dir, i)).collect();
     let (_chain, chain_port) = start_chain(dir, &contract(chain_id, count), &nodes);

@@ -100,6 +100,7 @@ async fn four_processes_run_a_view_change_coordinated_by_the_evm_contract() {
     let _network = crate::common::one_network_at_a_time().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    let _logs = crate::common::LogsOnFailure(dir);
     // One block a second: the phases' deadlines are block numbers.
     let anvil = Anvil::start(&repo(), Some(1)).unwrap_or_else(|e| panic!("{e}"));
     let ether = U256::from(10u128.pow(18));

@@ -56,6 +56,7 @@ async fn sections_grow_over_the_network_and_an_elder_recovers_from_its_store() {
     let _network = crate::common::one_network_at_a_time().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    let _logs = crate::common::LogsOnFailure(dir);
     std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();
     let nodes: Vec<NodeSpec> = (0..NODES).map(|i| new_key(dir, i)).collect();
 

@@ -80,6 +80,7 @@ async fn a_section_splits_over_the_network_and_the_key_chain_branches() {
     let _network = crate::common::one_network_at_a_time().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    let _logs = crate::common::LogsOnFailure(dir);
     std::fs::write(dir.join("pass"), format!("{}\n", common::PASSPHRASE)).unwrap();
     let (nodes, names) = keys_for_a_split(dir);
     let dir_of = |i: usize| dir.join(format!("node{i}"));

@@ -45,6 +45,40 @@ impl Drop for Proc {
     }
 }
 
+/// Prints the end of every `*.log` file in a test's directory when the test panics, so that a
+/// failure in CI shows what the processes saw. Declare it after the directory, so it runs first.
+pub struct LogsOnFailure<'a>(pub &'a Path);
+
+impl Drop for LogsOnFailure<'_> {
+    fn drop(&mut self) {
+        print_logs_if_panicking(self.0);
+    }
+}
+
+/// Prints the end of every `*.log` file in `dir` when the current thread panics.
+fn print_logs_if_panicking(dir: &Path) {
+    const TAIL: usize = 60;
+    if !std::thread::panicking() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut logs: Vec<PathBuf> = entries
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    for log in logs {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        eprintln!("===== last {TAIL} lines of {} =====", log.display());
+        for line in &lines[lines.len().saturating_sub(TAIL)..] {
+            eprintln!("{line}");
+        }
+    }
+}
+
 /// A free loopback port below the kernel's ephemeral range, so that no outgoing connection
 /// (nodes polling the chain, dialing each other) can take it between choosing and binding.
 pub fn free_port() -> u16 {
@@ -232,6 +266,12 @@ pub struct Testnet {
     // Before the directory, so the chain dies before its files go.
     _chain: Proc,
     tmp: tempfile::TempDir,
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        print_logs_if_panicking(self.tmp.path());
+    }
 }
 
 impl Testnet {
