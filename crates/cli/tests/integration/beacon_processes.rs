@@ -9,7 +9,9 @@
 //!   rounds the others produced, has them too; rounds go on in view 2 (reshare) on the same
 //!   chain;
 //! - view 3 (fresh key) starts a new chain whose info names the first chain, and the first
-//!   chain is still served under its hash (`/{hash}/info`, `/{hash}/public/{round}`);
+//!   chain is still served under its hash (`/{hash}/info`, `/{hash}/public/{round}`), also by
+//!   a fifth node started only then, which ran neither chain: it follows the chain's history,
+//!   learns of the ended chain from view 3's record and fetches its rounds from the nodes;
 //! - every round every node serves verifies with `keyquorum-beacon` under the chain's info,
 //!   and no round has two values across the nodes; `keyquorum beacon verify --url` verifies
 //!   the latest round of a node;
@@ -201,8 +203,9 @@ async fn check_signing(nodes: &[NodeSpec], chain: &ChainInfo) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partials() {
     let _network = crate::common::one_network_at_a_time().await;
-    let net = Testnet::new(NODES, CONTRACT, Some(SIGN_TOKEN));
-    let (nodes, chain_port) = (&net.nodes, net.chain_port);
+    // One more key than nodes: the late node, started in view 3.
+    let net = Testnet::new(NODES + 1, CONTRACT, Some(SIGN_TOKEN));
+    let (nodes, chain_port) = (&net.nodes[..NODES], net.chain_port);
     let mut procs: Vec<Option<Proc>> = (0..NODES).map(|i| Some(net.start(i, fault(i)))).collect();
 
     // View 1 (fresh key): rounds are produced.
@@ -326,4 +329,28 @@ async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partia
         .unwrap();
     assert_eq!(code, 200, "{body}");
     verify_round_number(&first, &Round::from_json(body.as_bytes()).unwrap(), upto).unwrap();
+
+    // A node started now, after the first chain ended, serves it too: it learns of the chain
+    // from view 3's record and fetches its rounds from the nodes that have them.
+    let late = &net.nodes[NODES];
+    let _late = net.start(NODES, None);
+    let path = format!("/{first_hash}/public/{upto}");
+    let fetched = wait_for(
+        "the late node's copy of the ended chain",
+        Duration::from_secs(90),
+        async || {
+            let (code, body) = http_get(late.status, &path).await?;
+            (code == 200).then(|| Round::from_json(body.as_bytes()).unwrap())
+        },
+    )
+    .await;
+    verify_round_number(&first, &fetched, upto).unwrap();
+    let (code, body) = http_get(late.status, &format!("/{first_hash}/info"))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(ChainInfo::from_json(body.as_bytes()).unwrap(), first);
+    // The same value as the nodes that ran the chain serve.
+    let (_, theirs) = http_get(nodes[0].status, &path).await.unwrap();
+    assert_eq!(fetched, Round::from_json(theirs.as_bytes()).unwrap());
 }
