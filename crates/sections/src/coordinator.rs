@@ -1764,6 +1764,54 @@ mod tests {
         crate::dkg::START_GRACE as usize
     }
 
+    /// The deadlines a run waits in all for votes that are late.
+    fn slack() -> usize {
+        crate::dkg::VOTE_SLACK as usize
+    }
+
+    #[test]
+    fn a_late_vote_is_waited_for_not_blamed() {
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(2).collect();
+        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        for sk in &elders {
+            let e = Name::of(&key_of(sk));
+            net.nodes.get_mut(&e).unwrap().sign_start(&start).unwrap();
+        }
+        let [first, slow] = start.names()[..] else {
+            panic!("two candidates")
+        };
+        let none = BTreeSet::new();
+        let mut queue = authorise_with(&mut net.nodes, &start, &elders, &none);
+        let mut rest = pump(&mut net.nodes, &mut queue, &none);
+        // Both hold both contributions. The first votes on round 0 and waits two more
+        // deadlines for the other's vote, which its loaded machine has not sent yet.
+        let deadline = LoggedInput::Deadline(start.session);
+        let mut held = Queue::new();
+        for _ in 0..2 {
+            let node = net.nodes.get_mut(&first).unwrap();
+            let out = node.take(&deadline).unwrap();
+            assert!(
+                !out.iter()
+                    .any(|o| matches!(o, Output::BroadcastFailure { .. })),
+                "{out:?}"
+            );
+            held.extend(out.into_iter().map(|o| (first, o)));
+        }
+        // The slow candidate's deadline comes; both votes meet and the run goes on.
+        let out = net.nodes.get_mut(&slow).unwrap().take(&deadline).unwrap();
+        held.extend(out.into_iter().map(|o| (slow, o)));
+        rest.extend(run_dkg(&mut net.nodes, &start, held, &none, 4));
+        assert!(
+            !rest
+                .iter()
+                .any(|(_, o)| matches!(o, Output::BroadcastFailure { .. })),
+            "{rest:?}"
+        );
+        assert_eq!(sap_shares(&rest).len(), 2, "{rest:?}");
+    }
+
     #[test]
     fn a_candidate_that_starts_late_is_waited_for_not_excluded() {
         // Two candidates, as in each half of the smallest split: there, one failure observation
@@ -1811,7 +1859,13 @@ mod tests {
         // never decided and the engine never runs past its start.
         let silent: BTreeSet<Name> = start.names()[4..].iter().copied().collect();
         let queue = authorise_with(&mut net.nodes, &start, &elders, &silent);
-        let outputs = run_dkg(&mut net.nodes, &start, queue, &silent, 3 + grace());
+        let outputs = run_dkg(
+            &mut net.nodes,
+            &start,
+            queue,
+            &silent,
+            3 + grace() + slack(),
+        );
         assert!(sap_shares(&outputs).is_empty());
         let observed: Vec<&FailureObservation> = outputs
             .iter()

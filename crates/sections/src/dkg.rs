@@ -37,7 +37,9 @@
 //!   not start at the same instant (each starts when the elders' signatures reach it), so round
 //!   0 waits up to [`START_GRACE`] extra deadlines for every candidate's contribution before
 //!   voting without it: a candidate that starts late by less than that is not excluded for it,
-//!   and a silent one is excluded that many deadlines later. A post that
+//!   and a silent one is excluded that many deadlines later. Likewise a round left undecided
+//!   past its deadline because a vote is missing (not because the votes differ) is given up
+//!   to [`VOTE_SLACK`] more deadlines over the whole run. A post that
 //!   reaches some honest candidates only after they voted (a dealer sending it just before the
 //!   deadline) splits the votes: the round is not decided, and at the next deadline the run fails
 //!   naming the candidates it holds no vote from, or, if all voted, the authors of the posts some
@@ -93,6 +95,12 @@ pub const MAX_ROUNDS: u32 = 16;
 /// admitted, still being dialled) would otherwise miss round 0 and fail the session for that
 /// lag alone, and at two or three candidates one observation is enough to exclude it.
 pub const START_GRACE: u32 = 3;
+
+/// Most deadlines, over the whole run, that a round may stay undecided past its own while some
+/// candidate's vote on it is missing. A vote that is only late (a loaded machine, a slow
+/// link) is waited for; votes that are all in but differ are not, since waiting cannot
+/// reconcile them.
+pub const VOTE_SLACK: u32 = 2;
 
 /// Most distinct valid posts a run keeps from one author over the whole session: an honest
 /// dealer posts one contribution and one publication per engine attempt, and one more is
@@ -424,8 +432,9 @@ impl DkgRun {
     }
 
     /// The driver's next deadline: ends the current round with our vote, or, if the round
-    /// whose deadline passed earlier is still undecided, fails the run. Round 0 first waits up
-    /// to [`START_GRACE`] deadlines for a contribution from every candidate.
+    /// whose deadline passed earlier is still undecided, fails the run, unless a vote on it is
+    /// still missing and the run has not used up its [`VOTE_SLACK`]. Round 0 first waits up to
+    /// [`START_GRACE`] deadlines for a contribution from every candidate.
     pub fn deadline(&mut self) -> Vec<DkgEvent> {
         if self.done {
             return Vec::new();
@@ -443,7 +452,8 @@ impl DkgRun {
         if k < self.round {
             return Vec::new();
         }
-        if k > self.round || self.round >= MAX_ROUNDS {
+        let overdue = k > self.round && !(self.a_vote_is_missing() && k <= self.round + VOTE_SLACK);
+        if overdue || self.round >= MAX_ROUNDS {
             let blamed = self.blame();
             self.done = true;
             return vec![DkgEvent::Done(DkgResult::Failed(blamed))];
@@ -460,6 +470,12 @@ impl DkgRun {
         }
         events.extend(self.decide());
         events
+    }
+
+    /// Whether some candidate has not voted on the current round (as far as we know).
+    fn a_vote_is_missing(&self) -> bool {
+        let votes = self.votes.get(&self.round).map_or(0, BTreeMap::len);
+        votes < self.names.len()
     }
 
     /// Whether we hold a post from every candidate (in round 0: each one's contribution).

@@ -21,7 +21,7 @@ use common::{BIN, NodeSpec, Proc, new_key, wait_for};
 use keyquorum_node::sections_node::http::SectionView;
 
 const NODES: usize = 5;
-const ROUND_MS: &str = "600";
+const ROUND_MS: &str = "1000";
 
 fn start(dir: &Path, nodes: &[NodeSpec], i: usize, genesis_key: Option<&str>) -> Proc {
     common::sections::start(dir, nodes, i, genesis_key, ROUND_MS, &[])

@@ -18,7 +18,7 @@ use common::{NodeSpec, Proc, new_key, wait_for};
 use keyquorum_node::sections_node::http::SectionView;
 use keyquorum_sections::Name;
 
-const ROUND_MS: &str = "500";
+const ROUND_MS: &str = "1000";
 const PARAMS: [&str; 4] = ["--elder-count", "3", "--min-section-size", "2"];
 
 /// Four node keys, two of each first name bit, the genesis node's first.

@@ -15,7 +15,8 @@
 //!   sends again what they emitted. The members it knows and the last signed SAP are stored
 //!   beside.
 //! - **Time.** A DKG round ends at a deadline this module passes in: every `round` after the
-//!   session started here, at most [`MAX_ROUNDS`] + [`START_GRACE`] + 2 times.
+//!   session started here, at most [`MAX_ROUNDS`] + [`START_GRACE`] + [`VOTE_SLACK`] + 2
+//!   times.
 //! - **Order.** A message for a session this node does not know yet (a candidate's first DKG
 //!   messages can overtake the elders' signed starts), or for the next generation, is kept
 //!   ([`MAX_EARLY`] at most) and offered again when a session starts or a SAP applies.
@@ -52,7 +53,7 @@ use keyquorum_net::libp2p::PeerId;
 use keyquorum_net::libp2p::multiaddr::Protocol;
 use keyquorum_net::{NetConfig, NetEvent, Network, NetworkHandle, RetryPolicy};
 use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
-use keyquorum_sections::dkg::{MAX_ROUNDS, START_GRACE};
+use keyquorum_sections::dkg::{MAX_ROUNDS, START_GRACE, VOTE_SLACK};
 use keyquorum_sections::elders::{Member, Peer, SectionParams, next_starts};
 use keyquorum_sections::keys::{PublicKey, key_bytes};
 use keyquorum_sections::sap::{self, SignedSap};
@@ -561,7 +562,7 @@ impl Runtime {
             if let Some((at, passed)) = self.deadlines.get_mut(&session) {
                 *at += self.round;
                 *passed += 1;
-                if *passed > MAX_ROUNDS + START_GRACE + 2 {
+                if *passed > MAX_ROUNDS + START_GRACE + VOTE_SLACK + 2 {
                     self.deadlines.remove(&session);
                 }
             }
