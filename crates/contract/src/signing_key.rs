@@ -19,8 +19,9 @@
 //!
 //! # The record
 //! When the board is done, [`SigningKeyRecord::from_board`] turns its outcome into the record the
-//! contract keeps with the view and announces (`SigningKeyCreated`): the group key, the threshold
-//! and each member's index and public key share. Nodes compute the same record from their own
+//! contract keeps with the view and announces (`SigningKeyCreated`): the group key, the threshold,
+//! each member's index and public key share, the qualified dealers, and every member the board
+//! excluded with its fault ([`SigningKeyExclusion`]). Nodes compute the same record from their own
 //! replica of the board with the same function and use their share only if the two agree.
 //!
 //! # What is not done
@@ -34,7 +35,7 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::Secp256k1;
 use keyquorum_crypto::index::IndexScheme;
 use keyquorum_dkg::Ceremony;
-use keyquorum_dkg::board::Outcome;
+use keyquorum_dkg::board::{Outcome, Role};
 use keyquorum_dkg::complaint::ComplaintBoard;
 use keyquorum_dkg::params::ParamsError;
 use serde::{Deserialize, Serialize};
@@ -42,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ContractConfig, DkgVariant};
 use crate::hex::{Bytes, Hex};
 use crate::magic::MagicBlock;
-use crate::state::{BoardInput, CeremonySpec, IdentityKey, SpecError, SpecParticipant};
+use crate::state::{BoardInput, CeremonySpec, FaultRole, IdentityKey, SpecError, SpecParticipant};
 
 /// The signing key's curve.
 pub type SigningCurve = Secp256k1;
@@ -148,13 +149,33 @@ pub struct SigningKeyRecord {
     pub members: Vec<SigningKeyMember>,
     /// Qualified dealers (committee positions).
     pub qualified: Vec<u32>,
+    /// Everyone the ceremony excluded, dealers then players, ascending: a dealer excluded
+    /// after qualifying (failed Feldman phase) is also in `qualified`, its contribution
+    /// reconstructed into the key. Faults here are not slashed.
+    #[serde(default)]
+    pub excluded: Vec<SigningKeyExclusion>,
+}
+
+/// A member excluded from a signing key, with the board's reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyExclusion {
+    /// The role it failed in.
+    pub role: FaultRole,
+    /// Committee position.
+    pub position: u32,
+    /// Identity key.
+    pub identity: IdentityKey,
+    /// Fault code (`FaultKind::code`, e.g. `equivocation`).
+    pub fault: String,
+    /// The fault with its details.
+    pub detail: String,
 }
 
 impl SigningKeyRecord {
     /// The record of a board whose ceremony succeeded (`None` before the outcome or on
     /// failure). The one rule for contract and nodes.
     pub fn from_board(board: &ComplaintBoard<SigningCurve>) -> Option<Self> {
-        let Some(Outcome::Success { output, .. }) = board.outcome() else {
+        let Some(Outcome::Success { output, exclusions }) = board.outcome() else {
             return None;
         };
         let ceremony = board.ceremony();
@@ -182,6 +203,19 @@ impl SigningKeyRecord {
             group_key: point(&output.group_key)?,
             members,
             qualified: output.qualified.clone(),
+            excluded: exclusions
+                .iter()
+                .map(|e| SigningKeyExclusion {
+                    role: match e.role {
+                        Role::Dealer => FaultRole::Dealer,
+                        Role::Player => FaultRole::Player,
+                    },
+                    position: e.index,
+                    identity: Hex(e.identity.to_bytes()),
+                    fault: e.fault.code().to_string(),
+                    detail: e.fault.to_string(),
+                })
+                .collect(),
         })
     }
 }
