@@ -10,6 +10,7 @@
 //! stake = 100                              # stake registered with
 //! status_listen = "127.0.0.1:9101"         # /status and /metrics (flag: --http-listen)
 //! fault = "none"                           # demo only: silent | bad-share | equivocate | crash | bad-beacon
+//!                                          #   | signing-key-equivocate | signing-key-withhold | signing-key-skip-feldman
 //! threads = 0                              # cryptography's threads; 0: one per core
 //! io_threads = 2                           # async runtime's workers (network, chain, HTTP)
 //!
@@ -78,6 +79,18 @@ pub enum Fault {
     /// `keyquorum_sign_partials_total{member, result="invalid"}`); rounds and signatures go on
     /// while `t` honest members are up.
     BadBeacon,
+    /// Honest in view changes; in the view's signing-key ceremony, as a dealer, sends the next
+    /// member in committee order a deal under a second commitment, signed like the first (two
+    /// signed commitments from one dealer, seed 003's inconsistent commitments), with a pair
+    /// that opens it.
+    SigningKeyEquivocate,
+    /// Honest in view changes; in the view's signing-key ceremony, as a dealer, withholds its
+    /// deal from the next member in committee order, and again when that member's report asks
+    /// for it on the board (no justification for it).
+    SigningKeyWithhold,
+    /// Honest in view changes; in the view's signing-key ceremony, qualifies as a dealer, then
+    /// posts no Feldman commitment (seed 003 step 7: its contribution is reconstructed).
+    SigningKeySkipFeldman,
 }
 
 impl Fault {
@@ -90,6 +103,9 @@ impl Fault {
             Fault::Equivocate => "equivocate",
             Fault::Crash => "crash",
             Fault::BadBeacon => "bad-beacon",
+            Fault::SigningKeyEquivocate => "signing-key-equivocate",
+            Fault::SigningKeyWithhold => "signing-key-withhold",
+            Fault::SigningKeySkipFeldman => "signing-key-skip-feldman",
         }
     }
 }

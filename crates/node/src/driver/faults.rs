@@ -1,6 +1,11 @@
 //! Fault injection for tests and demos (`--fault`): an equivocating second contribution and wrong
-//! shares to chosen players (in either variant; equivocation in the ack-or-reveal variant only).
-//! Never active unless configured.
+//! shares to chosen players (in either variant; equivocation in the ack-or-reveal variant only),
+//! and the three dealer faults of seed 003 in a view's signing-key ceremony (inconsistent
+//! commitments, a deal withheld from one member, no Feldman values). Never active unless
+//! configured.
+
+use keyquorum_contract::signing_key::SigningCurve;
+use keyquorum_dkg::complaint::messages::ComplaintPost;
 
 use super::*;
 
@@ -119,5 +124,120 @@ impl Driver {
             &mut live.fault.rng,
         )
         .encode()
+    }
+}
+
+impl Driver {
+    /// The member a signing-key fault aims at: the next one after this node in committee order.
+    fn signing_fault_target(&self) -> Option<u32> {
+        let live = self.signing.as_ref()?;
+        let n = live.ceremony.n() as u32;
+        let me = live.ceremony.player_position(&self.me)?;
+        (n > 1).then_some((me + 1) % n)
+    }
+
+    /// Fault hook on a deal of the signing-key ceremony: `None` to withhold it
+    /// (`signing-key-withhold`), or the deal to send in its place (`signing-key-equivocate`: a
+    /// second commitment, signed, with a pair that opens it).
+    pub(super) fn signing_fault_on_deal(&self, payload: Vec<u8>) -> Option<Vec<u8>> {
+        if !matches!(
+            self.fault,
+            Fault::SigningKeyEquivocate | Fault::SigningKeyWithhold
+        ) {
+            return Some(payload);
+        }
+        let (Some(live), Some(target)) = (self.signing.as_ref(), self.signing_fault_target())
+        else {
+            return Some(payload);
+        };
+        let c = &live.ceremony;
+        let Ok(deal) = ComplaintDeal::<SigningCurve>::decode(&payload, c.n()) else {
+            return Some(payload);
+        };
+        if deal.player != target {
+            return Some(payload);
+        }
+        if self.fault == Fault::SigningKeyWithhold {
+            debug!(player = target, "fault injection: withholding the deal");
+            return None;
+        }
+        let Some(key) = c.verifiable_key(target) else {
+            return Some(payload);
+        };
+        // Deterministic, so that a deal sent again after a restart repeats the same second
+        // commitment.
+        let mut rng = ChaCha20Rng::from_seed(live.fault_seed);
+        let f = Polynomial::random(c.t() - 1, None, &mut rng);
+        let blind = Polynomial::random(c.t() - 1, None, &mut rng);
+        let signed = SignedPedersen::new(
+            self.keys.identity(),
+            c.id(),
+            deal.dealer,
+            EvalCommitment::<SigningCurve>::pedersen(&f, &blind, c.player_indices()),
+        );
+        let x = &c.player_indices()[target as usize];
+        let share = Secret::new(f.evaluate(x));
+        let blind = Secret::new(blind.evaluate(x));
+        debug!(
+            player = target,
+            "fault injection: a deal under a second signed commitment"
+        );
+        Some(
+            seal_deal(
+                self.keys.identity(),
+                c.id(),
+                &signed,
+                (target, key),
+                share.expose(),
+                blind.expose(),
+                &mut rng,
+            )
+            .encode(),
+        )
+    }
+
+    /// Fault hook on a post of the signing-key ceremony: `None` to withhold it. With
+    /// `signing-key-skip-feldman` the Feldman commitment is never posted; with
+    /// `signing-key-withhold` the justification leaves out the target member's pair (and is
+    /// not posted if that was the only one).
+    pub(super) fn signing_fault_on_post(&self, post: Vec<u8>) -> Option<Vec<u8>> {
+        if !matches!(
+            self.fault,
+            Fault::SigningKeySkipFeldman | Fault::SigningKeyWithhold
+        ) {
+            return Some(post);
+        }
+        let Some(live) = self.signing.as_ref() else {
+            return Some(post);
+        };
+        let c = &live.ceremony;
+        let Ok(signed) =
+            SignedComplaintPost::<SigningCurve>::decode(&post, c.n(), c.dealer_count())
+        else {
+            return Some(post);
+        };
+        match signed.post {
+            ComplaintPost::Feldman(_) if self.fault == Fault::SigningKeySkipFeldman => {
+                debug!("fault injection: withholding the Feldman commitment");
+                None
+            }
+            ComplaintPost::Justification(mut j) if self.fault == Fault::SigningKeyWithhold => {
+                let target = self.signing_fault_target();
+                let before = j.deals.len();
+                j.deals.retain(|(p, _)| Some(*p) != target);
+                if j.deals.len() == before {
+                    return Some(post);
+                }
+                debug!(
+                    player = ?target,
+                    "fault injection: withholding the pair asked for on the board"
+                );
+                (!j.deals.is_empty()).then(|| {
+                    SignedComplaintPost::sign(self.keys.identity(), ComplaintPost::Justification(j))
+                        .encode()
+                })
+            }
+            _ => Some(post),
+        }
     }
 }

@@ -26,6 +26,12 @@ pub(super) struct SigningLive {
     pub(super) participant: Box<ComplaintParticipant<SigningCurve>>,
     /// Last block of the board phase in progress (posts made in it expire then).
     pub(super) deadline: u64,
+    /// Seeds the randomness of an injected fault (`faults`), from the ceremony's seed.
+    pub(super) fault_seed: [u8; 32],
+}
+
+fn fault_seed(seed: &[u8]) -> [u8; 32] {
+    tagged_hash("keyquorum/node/fault-signing-key/v1", &[seed])
 }
 
 /// A view's signing key as this node holds it, with its share if it holds one.
@@ -153,6 +159,7 @@ impl Driver {
             ceremony: ceremony.clone(),
             participant,
             deadline,
+            fault_seed: fault_seed(seed.as_slice()),
         });
         effects.push(self.signing_enter_effect(&ceremony, session_id));
         self.feed_signing(Input::Start, batch, effects)
@@ -229,17 +236,25 @@ impl Driver {
         };
         for a in actions {
             match a {
-                Action::Send { to, payload } => effects.push(Effect::Send {
-                    session: id,
-                    to: to.to_bytes().to_vec(),
-                    kind: direct_kind(&payload),
-                    payload,
-                }),
-                Action::Post(post) => effects.push(Effect::Submit(Box::new(Submission {
-                    kind: "signing_key_post",
-                    action: ChainAction::Tx(TxBody::SigningKeyPost { post }),
-                    expires: Some(deadline),
-                }))),
+                Action::Send { to, payload } => {
+                    if let Some(payload) = self.signing_fault_on_deal(payload) {
+                        effects.push(Effect::Send {
+                            session: id,
+                            to: to.to_bytes().to_vec(),
+                            kind: direct_kind(&payload),
+                            payload,
+                        });
+                    }
+                }
+                Action::Post(post) => {
+                    if let Some(post) = self.signing_fault_on_post(post) {
+                        effects.push(Effect::Submit(Box::new(Submission {
+                            kind: "signing_key_post",
+                            action: ChainAction::Tx(TxBody::SigningKeyPost { post }),
+                            expires: Some(deadline),
+                        })));
+                    }
+                }
                 Action::Finished(out) => {
                     if let (Some(position), Some(share)) = (out.player_index, &out.secret_share) {
                         let sid = session_hex(&id);
@@ -378,6 +393,7 @@ impl Driver {
             ceremony: ceremony.clone(),
             participant,
             deadline: rec.deadline,
+            fault_seed: fault_seed(&seed),
         });
         effects.push(self.signing_enter_effect(&ceremony, id));
         let mut batch = self.store.begin()?;

@@ -10,4 +10,5 @@ mod lost_database;
 mod magic_block_checks;
 mod replay;
 mod signing_key;
+mod signing_key_faults;
 mod status_and_metrics;
