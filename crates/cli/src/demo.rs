@@ -27,6 +27,20 @@
 //! fault), and are outranked in the reshare by the first standby node, so one member leaves and
 //! one joins while the group key stays the same.
 //!
+//! With `--curve secp256k1` (and `--variant complaint`) the chain also has `[dkg.signing_key]`:
+//! after each view activates, its committee makes a secp256k1 key by the complaint ceremony
+//! (seed 003), and the demo reports the key as the chain records it (compressed and x-only,
+//! qualified dealers, every exclusion with the board's fault) and asks the committee for one
+//! BIP-340 signature with it while the view is active (`POST /sign`, `"scheme": "bip340"`,
+//! `demo_signing_key`), which it checks with `k256`'s BIP-340 verifier. The faulty nodes are
+//! then honest in the view changes and faulty in the signing-key ceremony, taking in turn seed
+//! 003's three dealer faults (the node's `signing-key-equivocate`, `signing-key-withhold` and
+//! `signing-key-skip-feldman`); the dealer quorum is lowered, if needed, to leave room for the
+//! dealers those faults disqualify, and views last long enough for the key's ceremony. JSON:
+//! per view `signing_key: {group_key, x_only, threshold, qualified, excluded: [{node,
+//! identity, role, fault, reason, reconstructed}], bip340: {message, public_key, signature},
+//! failed}`.
+//!
 //! The nodes start first and the chain only once they all listen, so that every node can
 //! register before the first view change; the work directory (keys, databases, logs) is a
 //! fresh temporary directory unless `--data-dir` is given.
@@ -37,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use keyquorum_contract::config::DkgVariant;
+use keyquorum_contract::config::{DkgVariant, SigningKeyConfig};
 use keyquorum_contract::magic::signing_message;
 use keyquorum_contract::{
     Contract, ContractConfig, Event, KeyMode, SignedMagicBlock, SignerRole, Size,
@@ -56,6 +70,7 @@ use crate::OutputFormat;
 use crate::demo_beacon::BeaconLog;
 use crate::demo_report::{self, Observer};
 use crate::demo_sign;
+use crate::demo_signing_key;
 
 /// Arguments of `keyquorum demo`.
 #[derive(Args, Debug, Clone)]
@@ -69,15 +84,26 @@ pub struct DemoArgs {
     /// Signing threshold t (default: 66% of the committee, rounded up).
     #[arg(long)]
     pub threshold: Option<usize>,
-    /// Faulty nodes (they rank last in the first committee).
-    #[arg(long, default_value_t = 1)]
-    pub faulty: usize,
-    /// What the faulty nodes do.
-    #[arg(long, value_enum, value_name = "KIND", default_value_t = Fault::Equivocate)]
-    pub fault: Fault,
+    /// Faulty nodes (they rank last in the first committee) [default: 1; 3 with --curve
+    /// secp256k1].
+    #[arg(long)]
+    pub faulty: Option<usize>,
+    /// What the faulty nodes do in the view changes [default: equivocate]. Not with --curve
+    /// secp256k1, whose faulty nodes misbehave in the signing-key ceremony instead.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub fault: Option<Fault>,
     /// DKG variant the chain's contract runs (the nodes take it from the chain).
     #[arg(long, value_enum, default_value_t = DemoVariant::AckReveal)]
     pub variant: DemoVariant,
+    /// Curve of the keys reported. bls12-381: each view's group key (threshold BLS).
+    /// secp256k1 (with --variant complaint): also each view's secp256k1 signing key, its
+    /// exclusions and one BIP-340 signature by the committee, the faulty nodes taking in turn
+    /// seed 003's dealer faults in its ceremony: signing-key-equivocate (two signed
+    /// commitments), signing-key-withhold (a deal withheld from one member, also when asked
+    /// on chain) and signing-key-skip-feldman (no Feldman values: reconstructed). The dealer
+    /// quorum is then at most the committee less the dealers the first two disqualify.
+    #[arg(long, value_enum, default_value_t = DemoCurve::Bls12381)]
+    pub curve: DemoCurve,
     /// View changes to run: a fresh key, then reshares.
     #[arg(long, default_value_t = 2)]
     pub views: u64,
@@ -108,6 +134,61 @@ pub enum DemoVariant {
     AckReveal,
     /// Complaint-and-reconstruct (seed 003).
     Complaint,
+}
+
+/// The keys the demo reports, as `--curve` names them.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoCurve {
+    /// Each view's BLS12-381 group key only.
+    #[value(name = "bls12-381")]
+    Bls12381,
+    /// Also each view's secp256k1 signing key (`[dkg.signing_key]`).
+    Secp256k1,
+}
+
+/// Seed 003's dealer faults in the signing-key ceremony, in the order the faulty nodes take
+/// them.
+const SIGNING_KEY_FAULTS: [Fault; 3] = [
+    Fault::SigningKeyEquivocate,
+    Fault::SigningKeyWithhold,
+    Fault::SigningKeySkipFeldman,
+];
+
+impl DemoArgs {
+    /// The number of faulty nodes.
+    fn faulty(&self) -> usize {
+        self.faulty.unwrap_or(match self.curve {
+            DemoCurve::Bls12381 => 1,
+            DemoCurve::Secp256k1 => SIGNING_KEY_FAULTS.len(),
+        })
+    }
+
+    /// The fault of the `k`-th faulty node.
+    fn fault_of(&self, k: usize) -> Fault {
+        match self.curve {
+            DemoCurve::Bls12381 => self.fault.unwrap_or(Fault::Equivocate),
+            DemoCurve::Secp256k1 => SIGNING_KEY_FAULTS[k % SIGNING_KEY_FAULTS.len()],
+        }
+    }
+
+    /// The faults, for the summary line.
+    fn faults_named(&self) -> String {
+        let mut names: Vec<&str> = (0..self.faulty())
+            .map(|k| self.fault_of(k).name())
+            .collect();
+        names.dedup();
+        names.join(", ")
+    }
+
+    /// Dealers the signing-key faults disqualify (the skipped Feldman phase is reconstructed).
+    fn disqualified_signing_dealers(&self) -> usize {
+        match self.curve {
+            DemoCurve::Bls12381 => 0,
+            DemoCurve::Secp256k1 => (0..self.faulty())
+                .filter(|k| self.fault_of(*k) != Fault::SigningKeySkipFeldman)
+                .count(),
+        }
+    }
 }
 
 impl DemoVariant {
@@ -193,6 +274,15 @@ fn contract_config(args: &DemoArgs) -> Result<ContractConfig, String> {
         None => Size::Percent(66),
     };
     c.committee.quorum = Size::Percent(75);
+    let disqualified = args.disqualified_signing_dealers();
+    if disqualified > 0 {
+        // The signing key's ceremony has no second attempt: the quorum leaves room for the
+        // dealers the injected faults disqualify.
+        let k = Size::Percent(75)
+            .resolve(args.committee)
+            .min(args.committee - disqualified);
+        c.committee.quorum = Size::Count(k as u32);
+    }
     c.committee.keep_previous_percent = 70;
     let [contribute, share, publish, wait] = phase_blocks(args.committee, args.block_ms);
     c.phases.contribute = contribute;
@@ -206,6 +296,13 @@ fn contract_config(args: &DemoArgs) -> Result<ContractConfig, String> {
         .div_ceil(args.block_ms)
         .max(8);
     c.view_length = 2;
+    if args.curve == DemoCurve::Secp256k1 {
+        // The key's ceremony runs while its view is active: its deal phase and up to six
+        // board phases (report, justify, dispute, Feldman, complain, reconstruct), then the
+        // demo's signature with it.
+        c.view_length = share + 7 * publish;
+        c.dkg.signing_key = Some(SigningKeyConfig::SECP256K1_FROST);
+    }
     c.retry_delay = 5;
     c.max_ceremonies_per_view = 3;
     c.key_mode = KeyMode::Reshare;
@@ -251,10 +348,11 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.committee < 2 {
         return Err("--committee must be at least 2".into());
     }
-    if args.faulty > args.committee.saturating_sub(2) {
+    let faulty = args.faulty();
+    if faulty > args.committee.saturating_sub(2) {
         return Err(format!(
             "--faulty {} must leave at least two honest members in a committee of {}",
-            args.faulty, args.committee
+            faulty, args.committee
         ));
     }
     if args.threshold.is_some_and(|t| t > args.committee) {
@@ -263,7 +361,34 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.views == 0 {
         return Err("--views must be at least 1".into());
     }
-    if args.variant == DemoVariant::Complaint && args.faulty > 0 && args.fault == Fault::Equivocate
+    if args.curve == DemoCurve::Secp256k1 {
+        if args.variant != DemoVariant::Complaint {
+            return Err(
+                "--curve secp256k1 needs --variant complaint: the secp256k1 key is made by the complaint-and-reconstruct ceremony (seed 003)"
+                    .into(),
+            );
+        }
+        if let Some(f) = args.fault {
+            return Err(format!(
+                "--fault {} is a view-change fault; with --curve secp256k1 the faulty nodes take the signing-key ceremony's faults in turn (see --help)",
+                f.name()
+            ));
+        }
+        let t = args
+            .threshold
+            .unwrap_or_else(|| Size::Percent(66).resolve(args.committee));
+        let left = args.committee - args.disqualified_signing_dealers();
+        if left < t {
+            return Err(format!(
+                "--faulty {faulty} disqualifies {} dealers of the signing key, leaving {left} members with shares, fewer than the threshold {t}: use a larger --committee, a lower --threshold or fewer --faulty",
+                args.committee - left
+            ));
+        }
+    }
+    if args.curve == DemoCurve::Bls12381
+        && args.variant == DemoVariant::Complaint
+        && faulty > 0
+        && args.fault.unwrap_or(Fault::Equivocate) == Fault::Equivocate
     {
         return Err(
             "--fault equivocate is an ack-or-reveal fault (a second contribution on chain);              with --variant complaint use --fault bad-share, silent or crash"
@@ -328,8 +453,8 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
             "keyquorum demo: {} nodes for {} seats, {} faulty ({}), {} view changes, blocks every {} ms",
             args.nodes,
             args.committee,
-            args.faulty,
-            args.fault.name(),
+            args.faulty(),
+            args.faults_named(),
             args.views,
             args.block_ms
         ),
@@ -375,7 +500,7 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
     contract
         .validate()
         .map_err(|e| format!("invalid demo genesis: {e}"))?;
-    let faulty: Vec<usize> = (args.committee - args.faulty..args.committee).collect();
+    let faulty: Vec<usize> = (args.committee - args.faulty()..args.committee).collect();
 
     // Node processes.
     let chain_port = free_port(&mut ports)?;
@@ -425,8 +550,8 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
                 cmd.arg("--bootstrap").arg(b);
             }
         }
-        if faulty.contains(&i) {
-            cmd.arg("--fault").arg(args.fault.name());
+        if let Some(k) = faulty.iter().position(|f| *f == i) {
+            cmd.arg("--fault").arg(args.fault_of(k).name());
         }
         if crowded {
             cmd.args(["--threads", "1", "--io-threads", "1"]);
@@ -475,6 +600,11 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
     let phases = contract.phases.clone();
     let view_blocks = phases.contribute + phases.share + phases.publish + phases.wait;
     let first = contract.first_view_change;
+    // With a signing key, each view lasts until its key is made.
+    let key_blocks = match args.curve {
+        DemoCurve::Bls12381 => 0,
+        DemoCurve::Secp256k1 => contract.view_length,
+    };
     let chain = keyquorum_devchain::Chain::start(
         chain_config,
         ContractMachine(Contract::new(contract).map_err(|e| e.to_string())?),
@@ -484,7 +614,8 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
     let handle = chain.handle();
 
     let limit = Duration::from_secs(args.timeout_secs.unwrap_or(
-        30 + (first + args.views * view_blocks * 3) * args.block_ms / 1000 + args.nodes as u64,
+        30 + (first + args.views * (view_blocks * 3 + key_blocks)) * args.block_ms / 1000
+            + args.nodes as u64,
     ));
     let bar_style = ProgressStyle::with_template("{prefix:>10} [{bar:30}] {msg}")
         .expect("valid template")
@@ -509,7 +640,7 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
         .collect();
     let mut beacon_due = false;
     loop {
-        if observer.current_view >= args.views {
+        if observer.current_view >= args.views && signing_keys_done(args, &observer) {
             break;
         }
         if futures_poll_ready(&mut interrupted) {
@@ -543,7 +674,7 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
                     format!(
                         "  {} exited ({status}){}",
                         p.name,
-                        if args.fault == Fault::Crash {
+                        if args.fault == Some(Fault::Crash) {
                             " — the crash fault"
                         } else {
                             ""
@@ -635,6 +766,16 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
                             ),
                         );
                     }
+                    Event::SigningKeyCreated { view, key } => {
+                        say(
+                            &bars,
+                            format!(
+                                "  view {view} signing key made: {} qualified dealers, {} exclusions",
+                                key.qualified.len(),
+                                key.excluded.len()
+                            ),
+                        );
+                    }
                     Event::ViewActivated { view, .. } => {
                         if let Some((bar, _)) = view_bars.get(view) {
                             bar.set_position(view_blocks);
@@ -650,6 +791,12 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
                     bar.set_position(b.height.saturating_sub(*start).min(view_blocks));
                 }
             }
+        }
+        if args.curve == DemoCurve::Secp256k1
+            && let Err(e) = sign_with_signing_key(&mut observer, &port_of, &sign_token).await
+        {
+            failure = Some(e);
+            break;
         }
         if beacon_due {
             // The rounds of the view that ended; the new view's chain may not be served yet
@@ -809,8 +956,8 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
             "keyquorum ceremony report: {} nodes, {} seats, {} faulty ({})",
             args.nodes,
             args.committee,
-            args.faulty,
-            args.fault.name()
+            args.faulty(),
+            args.faults_named()
         ),
         &crate::demo_latency::section(
             &beacon.latency_points(),
@@ -868,6 +1015,66 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
     }
     if let Some(e) = bad_chain {
         return Err(format!("the chain of magic blocks does not verify: {e}"));
+    }
+    Ok(())
+}
+
+/// Whether every activated view's signing key has its BIP-340 signature (always, without
+/// `--curve secp256k1`).
+fn signing_keys_done(args: &DemoArgs, observer: &Observer) -> bool {
+    args.curve == DemoCurve::Bls12381
+        || observer
+            .views
+            .values()
+            .filter(|v| v.activated)
+            .all(|v| v.signing_key.as_ref().is_some_and(|k| k.bip340.is_some()))
+}
+
+/// Once the active view's signing key is on chain, asks its committee for one BIP-340
+/// signature with it (share holders first) and keeps it, verified; a signing key that was not
+/// made, or a signature that does not verify, fails the demo.
+async fn sign_with_signing_key(
+    observer: &mut Observer,
+    port_of: &std::collections::BTreeMap<String, u16>,
+    token: &str,
+) -> Result<(), String> {
+    if let Some((view, reason)) = observer.views.values().find_map(|v| {
+        let failed = v.signing_key.as_ref()?.failed.as_ref()?;
+        Some((v.view, failed.clone()))
+    }) {
+        return Err(format!("view {view}'s signing key was not made: {reason}"));
+    }
+    let view = observer.current_view;
+    let Some(key) = observer
+        .views
+        .get(&view)
+        .and_then(|v| v.signing_key.as_ref())
+        .filter(|k| k.bip340.is_none())
+        .and_then(|k| k.record.clone())
+    else {
+        return Ok(());
+    };
+    let holders = key
+        .qualified
+        .iter()
+        .filter_map(|p| key.members.get(*p as usize));
+    let ports: Vec<u16> = holders
+        .filter_map(|m| {
+            port_of
+                .get(&observer.name(&hex::encode(m.identity.0)))
+                .copied()
+        })
+        .collect();
+    let message = format!("signed with BIP-340 by view {view}'s committee");
+    let signed = demo_signing_key::sign_bip340(&ports, token, message.as_bytes(), &key)
+        .await
+        .map_err(|e| format!("view {view}: {e}"))?;
+    if let Some(k) = observer
+        .views
+        .get_mut(&view)
+        .and_then(|v| v.signing_key.as_mut())
+    {
+        k.bip340 = Some(signed);
     }
     Ok(())
 }

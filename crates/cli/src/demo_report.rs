@@ -6,12 +6,16 @@
 //! whose spec names the complaint variant), which gives the qualified set and, from an
 //! ack-or-reveal dealer's publications, the dealer-by-player matrix (acked, revealed, missing;
 //! the complaint variant's acknowledgements stay off chain, so its matrix is empty), without
-//! asking any node: anyone with the chain can compute the same.
+//! asking any node: anyone with the chain can compute the same. A view's secp256k1 signing key
+//! (`--curve secp256k1`) is reported from the record the chain announces with it
+//! (`SigningKeyCreated`), which the contract computed from that ceremony's board.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
+use keyquorum_contract::signing_key::SigningKeyRecord;
+use keyquorum_contract::state::FaultRole;
 use keyquorum_contract::{Event, Group};
 use keyquorum_dkg::board::{Board, Outcome};
 use keyquorum_dkg::complaint::ComplaintBoard;
@@ -19,6 +23,8 @@ use keyquorum_dkg::complaint::messages::SignedComplaintPost;
 use keyquorum_dkg::messages::SignedPost;
 use keyquorum_dkg::{Ceremony, Variant};
 use serde_json::{Value, json};
+
+use crate::demo_signing_key::{self, Bip340};
 
 /// One phase as seen on chain.
 #[derive(Debug, Clone)]
@@ -125,6 +131,20 @@ pub struct ViewObs {
     /// Block time of the first committee selection and of the activation (Unix ms).
     pub started_ms: Option<u64>,
     pub activated_ms: Option<u64>,
+    /// The view's secp256k1 signing key, once its ceremony started.
+    pub signing_key: Option<SigningKeyObs>,
+}
+
+/// A view's signing-key ceremony as the chain announced it, and the committee's BIP-340
+/// signature with the key.
+#[derive(Default)]
+pub struct SigningKeyObs {
+    /// The record (`SigningKeyCreated`).
+    pub record: Option<SigningKeyRecord>,
+    /// Why there is no key (`SigningKeyFailed`).
+    pub failed: Option<String>,
+    /// The committee's signature, verified.
+    pub bip340: Option<Bip340>,
 }
 
 impl ViewObs {
@@ -308,6 +328,21 @@ impl Observer {
                     s.close(time_ms);
                 }
             }
+            Event::SigningKeyStarted { view, .. } => {
+                self.view(*view).signing_key = Some(SigningKeyObs::default());
+            }
+            Event::SigningKeyCreated { view, key } => {
+                self.view(*view)
+                    .signing_key
+                    .get_or_insert_with(Default::default)
+                    .record = Some(key.clone());
+            }
+            Event::SigningKeyFailed { view, reason } => {
+                self.view(*view)
+                    .signing_key
+                    .get_or_insert_with(Default::default)
+                    .failed = Some(reason.clone());
+            }
             Event::Slashed { record } => {
                 self.view(record.view).excluded.push(Excluded {
                     identity: hex::encode(record.identity.0),
@@ -474,7 +509,111 @@ pub fn text(obs: &Observer, v: &ViewObs) -> String {
             }
         );
     }
+    if let Some(k) = &v.signing_key {
+        signing_key_text(obs, k, &mut out);
+    }
     out
+}
+
+/// Committee names of a signing key's positions.
+fn key_names(obs: &Observer, key: &SigningKeyRecord, positions: &[u32]) -> Vec<String> {
+    positions
+        .iter()
+        .filter_map(|p| key.members.get(*p as usize))
+        .map(|m| obs.name(&hex::encode(m.identity.0)))
+        .collect()
+}
+
+/// Whether an exclusion is of a qualified dealer, whose contribution the board reconstructed
+/// (it failed the Feldman phase).
+fn reconstructed(key: &SigningKeyRecord, role: FaultRole, position: u32) -> bool {
+    role == FaultRole::Dealer && key.qualified.contains(&position)
+}
+
+fn role_name(role: FaultRole) -> String {
+    format!("{role:?}").to_lowercase()
+}
+
+fn signing_key_text(obs: &Observer, k: &SigningKeyObs, out: &mut String) {
+    if let Some(r) = &k.failed {
+        let _ = writeln!(out, "  signing key FAILED: {r}");
+    }
+    let Some(key) = &k.record else {
+        if k.failed.is_none() {
+            let _ = writeln!(out, "  signing key not made yet");
+        }
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "  signing key secp256k1 {} (x-only {}), threshold {}",
+        hex::encode(key.group_key.0),
+        demo_signing_key::x_only(&key.group_key.0)
+            .map(hex::encode)
+            .unwrap_or_else(|| "-".into()),
+        key.threshold
+    );
+    let _ = writeln!(
+        out,
+        "    qualified {} ({} dealers)",
+        key_names(obs, key, &key.qualified).join(" "),
+        key.qualified.len()
+    );
+    if key.excluded.is_empty() {
+        let _ = writeln!(out, "    excluded  none");
+    }
+    for e in &key.excluded {
+        let _ = writeln!(
+            out,
+            "    excluded  {} as {}: {} ({}){}",
+            obs.name(&hex::encode(e.identity.0)),
+            role_name(e.role),
+            e.fault,
+            e.detail,
+            if reconstructed(key, e.role, e.position) {
+                "; its contribution was reconstructed into the key"
+            } else {
+                ""
+            }
+        );
+    }
+    match &k.bip340 {
+        Some(b) => {
+            let _ = writeln!(
+                out,
+                "    bip340    signature {} on {:?} (POST /sign to the node on :{}, verified with k256 under the x-only key)",
+                hex::encode(&b.signature),
+                String::from_utf8_lossy(&b.message),
+                b.port
+            );
+        }
+        None => {
+            let _ = writeln!(out, "    bip340    none");
+        }
+    }
+}
+
+/// The `signing_key` entry of a view in `--format json`.
+fn signing_key_json(obs: &Observer, k: &SigningKeyObs) -> Value {
+    let Some(key) = &k.record else {
+        return json!({ "failed": k.failed });
+    };
+    json!({
+        "group_key": hex::encode(key.group_key.0),
+        "x_only": demo_signing_key::x_only(&key.group_key.0).map(hex::encode),
+        "threshold": key.threshold,
+        "qualified": key_names(obs, key, &key.qualified),
+        "excluded": key.excluded.iter().map(|e| json!({
+            "node": obs.name(&hex::encode(e.identity.0)),
+            "identity": hex::encode(e.identity.0),
+            "role": role_name(e.role),
+            "fault": e.fault,
+            "reason": e.detail,
+            "reconstructed": reconstructed(key, e.role, e.position),
+        })).collect::<Vec<_>>(),
+        "bip340": k.bip340.as_ref().map(Bip340::json),
+        "failed": k.failed,
+    })
 }
 
 /// The `--format json` entry of one view.
@@ -511,6 +650,7 @@ pub fn json(obs: &Observer, v: &ViewObs, message: Option<&[u8]>) -> Value {
         "previous_signature": v.previous_signature,
         "activated": v.activated,
         "duration_s": v.duration_s(),
+        "signing_key": v.signing_key.as_ref().map(|k| signing_key_json(obs, k)),
     })
 }
 
@@ -677,6 +817,17 @@ td.acked{{background:#59a14f;color:#fff}} td.revealed{{background:#edc948}} td.m
                     Some(false) => "<span class=bad>does not verify</span>",
                     None => "",
                 }
+            );
+        }
+        if let Some(k) = &v.signing_key {
+            let _ = write!(
+                h,
+                "<h3>Signing key (secp256k1)</h3><pre>{}</pre>",
+                esc(&{
+                    let mut t = String::new();
+                    signing_key_text(obs, k, &mut t);
+                    t
+                })
             );
         }
     }

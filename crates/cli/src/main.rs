@@ -12,6 +12,7 @@ mod demo_beacon;
 mod demo_latency;
 mod demo_report;
 mod demo_sign;
+mod demo_signing_key;
 mod deploy;
 mod sections;
 use keyquorum_node::cli::{CliError, EXIT_CODES};

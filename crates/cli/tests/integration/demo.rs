@@ -204,3 +204,145 @@ fn the_demo_runs_the_complaint_variant_with_a_bad_dealer() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--fault bad-share"));
 }
+
+/// `--variant complaint --curve secp256k1`: seven nodes for seven seats, three of them faulty in
+/// the view's signing-key ceremony only (seed 003's dealer faults, one each). The view's key is
+/// a 33-byte compressed secp256k1 point; the committee's BIP-340 signature verifies with `k256`
+/// under its x-only form; the equivocating dealer is excluded for `equivocation`, the one that
+/// withheld a deal (also when asked on chain) for `missing_justification`, and the one that
+/// posted no Feldman values for `missed_feldman`, its contribution reconstructed into the key
+/// (still qualified). The view change itself excludes nobody. Combinations that cannot work are
+/// usage errors.
+#[test]
+fn the_demo_makes_a_secp256k1_key_despite_seed_003_faults_and_signs_bip340() {
+    let _network = crate::common::one_network_at_a_time_blocking();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "demo",
+            "--variant",
+            "complaint",
+            "--curve",
+            "secp256k1",
+            "--nodes",
+            "7",
+            "--committee",
+            "7",
+            "--views",
+            "1",
+            "--format",
+            "json",
+            "--report",
+        ])
+        .arg(dir.path().join("report.html"))
+        .arg("--data-dir")
+        .arg(dir.path().join("work"))
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let views = report["views"].as_array().unwrap();
+    assert_eq!(views.len(), 1, "{report}");
+    let view = &views[0];
+    assert_eq!(view["excluded"], serde_json::json!([]), "{view}");
+    let key = &view["signing_key"];
+
+    let group_key = hex::decode(key["group_key"].as_str().unwrap()).unwrap();
+    assert_eq!(group_key.len(), 33, "{key}");
+    assert!(matches!(group_key[0], 2 | 3), "{key}");
+    k256::PublicKey::from_sec1_bytes(&group_key).expect("a point of secp256k1");
+    assert_eq!(
+        key["x_only"].as_str(),
+        Some(hex::encode(&group_key[1..]).as_str())
+    );
+
+    let bip340 = &key["bip340"];
+    let public = hex::decode(bip340["public_key"].as_str().unwrap()).unwrap();
+    assert_eq!(public, group_key[1..], "{bip340}");
+    let message = hex::decode(bip340["message"].as_str().unwrap()).unwrap();
+    let signature = hex::decode(bip340["signature"].as_str().unwrap()).unwrap();
+    assert_eq!(signature.len(), 64);
+    let vk = k256::schnorr::VerifyingKey::from_bytes(&public).unwrap();
+    let sig = k256::schnorr::Signature::try_from(&signature[..]).unwrap();
+    vk.verify_raw(&message, &sig)
+        .expect("the BIP-340 signature verifies");
+    assert!(vk.verify_raw(b"another message", &sig).is_err());
+
+    let dealers: BTreeMap<&str, (&str, bool)> = key["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["role"] == "dealer")
+        .map(|e| {
+            (
+                e["node"].as_str().unwrap(),
+                (
+                    e["fault"].as_str().unwrap(),
+                    e["reconstructed"].as_bool().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        dealers,
+        BTreeMap::from([
+            ("node-4", ("equivocation", false)),
+            ("node-5", ("missing_justification", false)),
+            ("node-6", ("missed_feldman", true)),
+        ]),
+        "{key}"
+    );
+    let qualified: BTreeSet<&str> = key["qualified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        qualified,
+        BTreeSet::from(["node-0", "node-1", "node-2", "node-3", "node-6"]),
+        "{key}"
+    );
+
+    for (args, expected) in [
+        (
+            &["--curve", "secp256k1"][..],
+            "--curve secp256k1 needs --variant complaint",
+        ),
+        (
+            &[
+                "--variant",
+                "complaint",
+                "--curve",
+                "secp256k1",
+                "--fault",
+                "bad-share",
+            ][..],
+            "--fault bad-share is a view-change fault",
+        ),
+        (
+            &[
+                "--variant",
+                "complaint",
+                "--curve",
+                "secp256k1",
+                "--threshold",
+                "6",
+            ][..],
+            "fewer than the threshold",
+        ),
+    ] {
+        let refused = Command::new(BIN)
+            .arg("demo")
+            .args(args)
+            .output()
+            .expect("the binary runs");
+        assert_eq!(refused.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
