@@ -34,7 +34,7 @@
 //!   verified partial signatures of the active view's committee over `keyquorum-net` and
 //!   returns the combined BLS signature.
 //! - [`config::Fault`]: honest deviations for the demo (silent, wrong shares, equivocation,
-//!   crash, bad beacon partials).
+//!   crash, bad beacon partials, and seed 003's dealer faults in the signing-key ceremony).
 
 #![warn(missing_docs)]
 

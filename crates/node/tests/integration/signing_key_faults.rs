@@ -65,6 +65,24 @@ fn each_seed_003_dealer_fault_is_excluded_with_its_reason_and_the_key_still_sign
         assert_eq!(excluded.fault, code, "node {i}: {}", excluded.detail);
         assert_eq!(excluded.identity, key.members[p as usize].identity);
     }
+    // The two disqualified dealers are left out of the clique as players too.
+    for i in [2, 4] {
+        let p = position(i);
+        assert!(
+            key.excluded.iter().any(|e| e.role == FaultRole::Player
+                && e.position == p
+                && e.fault == "not_in_clique"),
+            "node {i}: {:?}",
+            key.excluded
+        );
+    }
+    assert_eq!(
+        key.excluded
+            .iter()
+            .filter(|e| e.role == FaultRole::Player)
+            .count(),
+        2
+    );
     // Only the faulty dealers are excluded as dealers.
     let dealers: Vec<u32> = key
         .excluded
