@@ -121,7 +121,9 @@ fn a_views_committee_makes_a_secp256k1_key_with_key_hash_indices_and_signs_with_
         let x = index::from_public_key::<SigningCurve>(&m.identity.0);
         assert_eq!(m.index.0, SigningCurve::encode_scalar(&x));
     }
-    // Only reports and Feldman values went on chain: nobody misbehaved.
+    // Only reports and Feldman values went on chain: nobody misbehaved, nobody is excluded.
+    assert!(key.excluded.is_empty(), "{:?}", key.excluded);
+    assert_eq!(key.qualified, (0..N as u32).collect::<Vec<_>>());
     assert!(h.events().all(|e| !matches!(
         e,
         Event::SigningKeyBoardPost {
