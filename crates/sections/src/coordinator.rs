@@ -15,6 +15,10 @@
 //! partial on the new key and collects the other elders' ([`Coordinator::handle_link_share`]),
 //! and emits [`Output::NewElders`] once both signatures are complete. Every candidate and every
 //! elder backs one proposed key per session, so a faulty one cannot open more.
+//!
+//! A node that missed handovers moves on with [`Coordinator::catch_up`]: a peer's longer key
+//! chain and signed SAP, checked from our newest key ([`crate::catch_up`]), taken as a
+//! handed-over SAP is.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +26,7 @@ use blstrs::Scalar;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk, PartialSignature};
 
+use crate::catch_up::{self, CatchUpError, SectionAnswer};
 use crate::chain::KeyChain;
 use crate::dkg::{DkgDrop, DkgEvent, DkgMessage, DkgResult, DkgRun};
 use crate::elders::Peer;
@@ -117,6 +122,9 @@ pub enum Dropped {
     /// The session's DKG refused the message.
     #[error("dkg: {0}")]
     Dkg(#[from] DkgDrop),
+    /// A peer's answer to catch up from was refused.
+    #[error("catch-up: {0}")]
+    CatchUp(#[from] CatchUpError),
 }
 
 /// What the coordinator asks its driver to do.
@@ -367,6 +375,7 @@ impl Coordinator {
                 }])
             }
             LoggedInput::Message { from, message } => self.handle(*from, message),
+            LoggedInput::CatchUp(answer) => self.catch_up(answer).map(|_| Vec::new()),
         }
     }
 
@@ -884,15 +893,44 @@ impl Coordinator {
         })
     }
 
-    /// Applies a new SAP carrying both signatures, if its prefix holds our name. Extends the chain; if the SAP comes from one
-    /// of our sessions, our share of that session becomes our share of the section key. Every
-    /// session of an older generation is then cleaned up.
+    /// Applies a new SAP carrying both signatures, if its prefix holds our name. Extends the
+    /// chain; if the SAP comes from one of our sessions, our share of that session becomes our
+    /// share of the section key. Every session of an older generation is then cleaned up.
     pub fn apply_sap(&mut self, signed: &SignedSap) -> Result<(), Dropped> {
         // After a split, each node follows the half its name falls in.
         if !signed.sap.prefix.matches(&self.our_name) {
             return Err(Dropped::WrongPrefix);
         }
         let new_sap = sap::apply(&self.sap, &mut self.chain, &self.genesis_key, signed)?;
+        self.adopt(new_sap);
+        Ok(())
+    }
+
+    /// Catches up from a peer's `answer` after missed handovers ([`crate::catch_up`]): if its
+    /// chain extends ours, link by link from our newest key, and its signed SAP verifies under
+    /// its last key and holds our name, takes that chain and SAP as [`Coordinator::apply_sap`]
+    /// takes a handed-over one. Returns whether the answer moved us on (`false`: its chain was
+    /// not longer); a refused answer changes nothing.
+    pub fn catch_up(&mut self, answer: &SectionAnswer) -> Result<bool, Dropped> {
+        let Some((chain, new_sap)) = catch_up::extension(
+            &self.genesis_key,
+            &self.chain,
+            &self.sap,
+            &self.our_name,
+            answer,
+        )?
+        else {
+            return Ok(false);
+        };
+        self.chain = chain;
+        self.adopt(new_sap);
+        Ok(true)
+    }
+
+    /// Takes `new_sap`, whose key now ends the chain, as the section's authority: our share is
+    /// the one a session of ours produced for its key, if any; every session of an older
+    /// generation is cleaned up.
+    fn adopt(&mut self, new_sap: Sap) {
         let mut ours = None;
         for session in self.sessions.values_mut() {
             if let Decision::Succeeded(share) = &session.decision
@@ -915,7 +953,6 @@ impl Coordinator {
         // split); older ones are over, and keeping them would fill MAX_PENDING_STARTS.
         self.handovers
             .retain(|_, h| h.start.generation + 1 >= current);
-        Ok(())
     }
 }
 
@@ -939,6 +976,7 @@ fn back(
 mod tests {
     use super::*;
     use crate::chain::tests::key;
+    use crate::chain::{ChainError, Link};
     use crate::elders::tests::member;
     use crate::elders::{ELDER_COUNT, Member, select_elders};
     use crate::sap::genesis;
@@ -1166,12 +1204,12 @@ mod tests {
 
     /// Runs a whole handover among coordinators with the real DKG: the current elders sign the
     /// start, the candidates run the DKG and send their SAP partials to the elders, the elders
-    /// exchange link partials, and everyone applies the signed SAP.
+    /// exchange link partials, and everyone applies the signed SAP, which is returned.
     fn hand_over(
         nodes: &mut BTreeMap<Name, Coordinator>,
         start: &DkgStart,
         elders: &[Secret<Scalar>],
-    ) {
+    ) -> SignedSap {
         for sk in elders {
             let name = Name::of(&key_of(sk));
             nodes.get_mut(&name).unwrap().sign_start(start).unwrap();
@@ -1185,6 +1223,7 @@ mod tests {
         for node in nodes.values_mut() {
             node.apply_sap(&signed).unwrap();
         }
+        signed
     }
 
     fn net(member_count: u64) -> Net {
@@ -1219,7 +1258,7 @@ mod tests {
         let others: Vec<Member> = members.iter().filter(|m| m.age != 255).cloned().collect();
         let candidates = select_elders(&others, ELDER_COUNT, &BTreeSet::new());
         let start = DkgStart::new(Prefix::ROOT, candidates, 1);
-        hand_over(&mut nodes, &start, &[node_secret(100)]);
+        let _ = hand_over(&mut nodes, &start, &[node_secret(100)]);
         Net {
             nodes,
             members: others,
@@ -2180,12 +2219,249 @@ mod tests {
             select_elders(&net.members, ELDER_COUNT, &gone),
             2,
         );
-        hand_over(&mut net.nodes, &second, &elders);
+        let _ = hand_over(&mut net.nodes, &second, &elders);
         let node = &net.nodes[&founder];
         assert_eq!(node.chain().key_count(), 3);
         assert!(node.handover_parent(&first.session).is_none());
         let elder = &net.nodes[&Name::of(&key_of(&elders[1]))];
         assert!(elder.handover_parent(&second.session).is_some());
+    }
+
+    /// A section that went through two handovers while one member was down: the others'
+    /// coordinators, the member's (persistent, still on the first handover's SAP), and the
+    /// signed SAPs of the two handovers it missed.
+    struct Missed {
+        net: Net,
+        name: Name,
+        node: PersistentCoordinator<MemoryStore>,
+        pending: SessionId,
+        signed: [SignedSap; 2],
+    }
+
+    fn missed_two_handovers() -> Missed {
+        let mut net = net(9);
+        let current = net.nodes.values().next().unwrap().sap().names();
+        // A member that is not an elder, so the handovers need neither its share nor its vote.
+        let name = net
+            .members
+            .iter()
+            .map(|m| m.peer.name())
+            .find(|n| !current.contains(n))
+            .unwrap();
+        let mut node =
+            PersistentCoordinator::create(net.nodes.remove(&name).unwrap(), MemoryStore::default())
+                .unwrap();
+        // Before it went down, one elder's signature on a start naming it arrived: pending state
+        // of the generation it is about to leave.
+        let elders = elder_secrets(&net, 9);
+        let peers = |keep: &dyn Fn(&Name) -> bool| {
+            net.members
+                .iter()
+                .map(|m| m.peer.clone())
+                .filter(|p| keep(&p.name()))
+                .collect::<Vec<Peer>>()
+        };
+        let mut with_it = peers(&|n| *n == name);
+        with_it.extend(peers(&|n| current[1..].contains(n)));
+        with_it.sort_by_key(Peer::name);
+        let doomed = DkgStart::new(Prefix::ROOT, with_it, 2);
+        let input = LoggedInput::Message {
+            from: Name::of(&key_of(&elders[0])),
+            message: Message::Start {
+                start: doomed.clone(),
+                signature: doomed.sign(&elders[0]),
+            },
+        };
+        assert_eq!(node.take(&input).unwrap(), vec![]);
+        assert!(node.coordinator().knows(&doomed.session));
+
+        // Two handovers without it, each dropping one more of the first elders.
+        let others: Vec<Member> = net
+            .members
+            .iter()
+            .filter(|m| m.peer.name() != name)
+            .cloned()
+            .collect();
+        let mut signed = Vec::new();
+        for (generation, gone) in [(2, 1), (3, 2)] {
+            let elders = elder_secrets(&net, 9);
+            let excluded: BTreeSet<Name> = current[..gone].iter().copied().collect();
+            let start = DkgStart::new(
+                Prefix::ROOT,
+                select_elders(&others, ELDER_COUNT, &excluded),
+                generation,
+            );
+            assert!(!start.names().contains(&name));
+            signed.push(hand_over(&mut net.nodes, &start, &elders));
+        }
+        assert_eq!(node.coordinator().chain().key_count(), 2);
+        Missed {
+            net,
+            name,
+            node,
+            pending: doomed.session,
+            signed: signed.try_into().unwrap(),
+        }
+    }
+
+    /// What an up-to-date peer of `net` answers to a query.
+    fn answer_of(net: &Net, signed: &SignedSap) -> SectionAnswer {
+        let peer = net.nodes.values().next().unwrap();
+        SectionAnswer::new(peer.record(), Some(signed.clone()))
+    }
+
+    #[test]
+    fn a_node_that_missed_two_handovers_catches_up_to_the_others_chain_and_sap() {
+        let Missed {
+            net,
+            name,
+            mut node,
+            pending,
+            signed,
+        } = missed_two_handovers();
+        let peer = net.nodes.values().next().unwrap();
+        assert_eq!(peer.chain().key_count(), 4);
+        // The NewElders of the last handover alone does not apply: its parent is a key the
+        // node never saw.
+        let last = LoggedInput::Message {
+            from: peer.sap().names()[0],
+            message: Message::NewElders(signed[1].clone()),
+        };
+        assert!(matches!(
+            node.take(&last),
+            Err(PersistError::Dropped(Dropped::Handover(
+                HandoverError::Chain(ChainError::WrongParent { .. })
+            )))
+        ));
+
+        let answer = answer_of(&net, &signed[1]);
+        // The answer survives its encoding, and as a logged input.
+        assert_eq!(SectionAnswer::decode(&answer.encode()).unwrap(), answer);
+        let input = LoggedInput::CatchUp(answer.clone());
+        assert_eq!(LoggedInput::decode(&input.encode()).unwrap(), input);
+
+        assert_eq!(node.take(&input).unwrap(), vec![]);
+        let c = node.coordinator();
+        assert_eq!(c.chain(), peer.chain());
+        assert_eq!(c.sap(), peer.sap());
+        assert!(c.our_share().is_none());
+        c.chain().verify_from(&c.genesis_key).unwrap();
+        // The superseded generation's pending start is gone, as after a handover.
+        assert!(!c.knows(&pending));
+        // The record moved on and the log is empty; a restart comes back on the new chain.
+        assert!(node.store().inputs().unwrap().is_empty());
+        let (restored, replayed) =
+            PersistentCoordinator::restore(node_secret(seed_of(&name, 0..9)), node.into_store())
+                .unwrap();
+        assert!(replayed.is_empty());
+        let mut node = restored;
+        assert_eq!(node.coordinator().chain(), peer.chain());
+        assert_eq!(node.coordinator().sap(), peer.sap());
+
+        // The same answer again, or an older one, is ignored.
+        assert!(node.take(&input).is_ok());
+        let mut older = answer.clone();
+        let links = older.record.chain.links()[..2].to_vec();
+        older.record.chain = KeyChain::from_links(links).unwrap();
+        older.record.sap = signed[0].sap.clone();
+        older.signed = Some(signed[0].clone());
+        assert!(node.take(&LoggedInput::CatchUp(older)).is_ok());
+        assert_eq!(node.coordinator().chain(), peer.chain());
+        assert_eq!(node.coordinator().sap(), peer.sap());
+    }
+
+    #[test]
+    fn a_node_catching_up_refuses_every_bad_answer_and_keeps_its_state() {
+        let Missed {
+            net,
+            mut node,
+            signed,
+            ..
+        } = missed_two_handovers();
+        let good = answer_of(&net, &signed[1]);
+        let links = good.record.chain.links().to_vec();
+        assert_eq!(links.len(), 3);
+        let with_links = |links: Vec<Link>| {
+            let mut a = good.clone();
+            a.record.chain = KeyChain::from_links(links).unwrap();
+            a
+        };
+        let before = (
+            node.coordinator().record(),
+            node.store().load().unwrap().unwrap().0,
+            node.store().inputs().unwrap(),
+        );
+        let mut refused = Vec::new();
+
+        // A forked chain: another first key after genesis.
+        let mut forked = links.clone();
+        forked[0].key = links[2].key;
+        refused.push((with_links(forked), CatchUpError::Forked { position: 0 }));
+        // A new link with a signature by another key (the next link's).
+        let mut forged = links.clone();
+        forged[1].signature = links[2].signature;
+        refused.push((
+            with_links(forged),
+            CatchUpError::Chain(ChainError::BadSignature),
+        ));
+        // A new link that names another parent than the node's newest key.
+        let mut skipped = links.clone();
+        skipped[1].parent_key = links[2].key;
+        refused.push((
+            with_links(skipped),
+            CatchUpError::Chain(ChainError::WrongParent { position: 1 }),
+        ));
+        // The last link, as the signed SAP carries it too, with another key's signature.
+        let mut last = good.clone();
+        let mut bad_signed = signed[1].clone();
+        bad_signed.parent_signature = links[1].signature;
+        let mut bad_links = links.clone();
+        bad_links[2].signature = links[1].signature;
+        last.record.chain = KeyChain::from_links(bad_links).unwrap();
+        last.signed = Some(bad_signed);
+        refused.push((last, CatchUpError::Chain(ChainError::BadSignature)));
+        // A SAP not signed by the chain's last key: another valid signature in its place, or
+        // the SAP changed after it was signed (an elder's address swapped).
+        let mut unsigned = good.clone();
+        unsigned.signed.as_mut().unwrap().sap_signature = signed[0].sap_signature;
+        refused.push((unsigned, CatchUpError::Sap(HandoverError::BadSapSignature)));
+        let mut altered = good.clone();
+        altered.record.sap.elders[0].addr = "6.6.6.6:1".into();
+        altered.signed.as_mut().unwrap().sap.elders[0].addr = "6.6.6.6:1".into();
+        refused.push((altered, CatchUpError::Sap(HandoverError::BadSapSignature)));
+        // The SAP of an earlier key than the chain's last, without a SAP, or on a record that
+        // names another SAP.
+        let mut stale = good.clone();
+        stale.signed = Some(signed[0].clone());
+        refused.push((stale, CatchUpError::SapNotAtChainEnd));
+        let mut none = good.clone();
+        none.signed = None;
+        refused.push((none, CatchUpError::MissingSap));
+        let mut mismatch = good.clone();
+        mismatch.record.sap = signed[0].sap.clone();
+        refused.push((mismatch, CatchUpError::SapNotAtChainEnd));
+        // Another genesis key.
+        let mut other = good.clone();
+        other.record.genesis_key = links[0].key;
+        refused.push((other, CatchUpError::OtherGenesis));
+
+        for (answer, error) in refused {
+            // Every bad answer still has a canonical encoding: it is refused on its content.
+            assert_eq!(SectionAnswer::decode(&answer.encode()).unwrap(), answer);
+            match node.take(&LoggedInput::CatchUp(answer)) {
+                Err(PersistError::Dropped(Dropped::CatchUp(e))) => assert_eq!(e, error),
+                other => panic!("{error}: {other:?}"),
+            }
+            let after = (
+                node.coordinator().record(),
+                node.store().load().unwrap().unwrap().0,
+                node.store().inputs().unwrap(),
+            );
+            assert_eq!(after, before, "{error}");
+        }
+        // The good answer still applies.
+        node.take(&LoggedInput::CatchUp(good)).unwrap();
+        assert_eq!(node.coordinator().chain().key_count(), 4);
     }
 
     fn start_node<'a>(net: &'a mut Net, start: &DkgStart) -> &'a mut Coordinator {

@@ -27,6 +27,9 @@
 //!    new key shares; the current elders sign the new key with the current section key; a SAP
 //!    applies only with both ([`coordinator::Coordinator::apply_sap`]), and extends the
 //!    [`chain::KeyChain`] ("Post successful DKG").
+//! 7. Catch-up ([`catch_up`], [`coordinator::Coordinator::catch_up`]): a node that missed
+//!    handovers takes a peer's longer key chain and signed SAP, checked link by link from its
+//!    own newest key, and follows its own half across splits.
 //!
 //! Every message has one canonical, bounded wire encoding ([`wire::Message`]). What a node
 //! persists to resume after a crash, and the storage interface, are in [`store`].
@@ -42,14 +45,15 @@
 //!   different posts before a deadline: the DKG fails and no failure agreement forms, so the
 //!   session waits to be superseded by the elders' next start.
 //! - Partitions: rounds are decided by matching votes, not by consensus; a side without a
-//!   supermajority of the elders hands nothing over, and a node that missed a SAP does not catch
-//!   up by itself.
+//!   supermajority of the elders hands nothing over. A node that missed a SAP catches up only
+//!   when it is given a peer's answer ([`catch_up`]): asking peers is the caller's job.
 //! - Membership (joins, leaves, ages) is not agreed here: the caller feeds each elder its member
 //!   list, and elders with different lists sign different starts.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod catch_up;
 pub mod chain;
 pub mod coordinator;
 pub mod dkg;

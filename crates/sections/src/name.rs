@@ -79,6 +79,12 @@ impl Prefix {
                 && (0..other.bit_count).all(|i| bit_of(&self.bits, i) == bit_of(&other.bits, i)))
     }
 
+    /// Whether `self` is `other` or lies under it (a descendant after any number of splits).
+    pub fn is_self_or_descendant_of(&self, other: &Prefix) -> bool {
+        self.bit_count >= other.bit_count
+            && (0..other.bit_count).all(|i| bit_of(&self.bits, i) == bit_of(&other.bits, i))
+    }
+
     /// The prefix of `bit_count` bits held in `bytes` (`ceil(bit_count / 8)` of them), as
     /// [`Prefix::encode`] writes them; `None` unless the length fits and every bit past
     /// `bit_count` is zero, so each prefix has one encoding.
@@ -121,6 +127,11 @@ mod tests {
         assert!(one_zero.is_self_or_child_of(&one));
         assert!(!one_zero.is_self_or_child_of(&zero));
         assert!(!one_zero.is_self_or_child_of(&Prefix::ROOT));
+        assert!(one_zero.is_self_or_descendant_of(&Prefix::ROOT));
+        assert!(one_zero.is_self_or_descendant_of(&one));
+        assert!(one_zero.is_self_or_descendant_of(&one_zero));
+        assert!(!one_zero.is_self_or_descendant_of(&zero));
+        assert!(!one.is_self_or_descendant_of(&one_zero));
     }
 
     #[test]

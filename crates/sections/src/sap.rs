@@ -310,6 +310,19 @@ pub fn apply(
     if !signed.sap.prefix.is_self_or_child_of(&current.prefix) {
         return Err(HandoverError::WrongPrefix);
     }
+    extend(chain, genesis, signed)
+}
+
+/// The part of [`apply`] that does not depend on the receiver's SAP: checks the SAP's signature
+/// under its own key, appends its link to `chain` (the link's parent must be the chain's newest
+/// key, and its signature verify) and returns the new authority. The caller has checked the SAP
+/// ([`Sap::check`]) and its prefix; a node catching up ([`crate::catch_up`]) uses it for the
+/// last link of the chain it learns.
+pub fn extend(
+    chain: &mut KeyChain,
+    genesis: &PublicKey,
+    signed: &SignedSap,
+) -> Result<Sap, HandoverError> {
     tbls::verify::<MinPk>(
         &signed.sap.section_key,
         &signed.sap.signing_bytes(),

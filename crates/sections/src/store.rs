@@ -10,8 +10,9 @@
 //!
 //! [`PersistentCoordinator`] keeps the discipline: it logs an input before the coordinator sees
 //! it (so nothing leaves the node that the log cannot reproduce), rewrites the record when a SAP
-//! applies (and then drops the log: the inputs are for sessions of an older generation) and when
-//! a session is superseded (the record keeps the superseded id, so replayed elder signatures
+//! applies or a catch-up moves the node on (and then drops the log: the inputs are for sessions
+//! of an older generation; the SAP or catch-up itself is not logged, it lives in the record)
+//! and when a session is superseded (the record keeps the superseded id, so replayed elder signatures
 //! cannot authorise it again, while the session's logged inputs are removed).
 //!
 //! Limit: at a split, a parent elder that lands in one half applies that half's SAP and clears
@@ -30,6 +31,7 @@ use keyquorum_crypto::secret::Secret;
 use keyquorum_dkg::wire::{Reader, WireError};
 use zeroize::Zeroizing;
 
+use crate::catch_up::SectionAnswer;
 use crate::chain::{KeyChain, Link, MAX_CHAIN_LINKS};
 use crate::coordinator::{Coordinator, Dropped, Output};
 use crate::keys::{KEY_LEN, PublicKey, key_bytes, signature_bytes};
@@ -146,20 +148,36 @@ pub enum LoggedInput {
     Deadline(SessionId),
     /// As a current elder: sign a start (and hand over to the key its candidates generate).
     SignStart(DkgStart),
+    /// A peer's answer to catch up from ([`crate::catch_up`]).
+    CatchUp(SectionAnswer),
 }
 
 impl LoggedInput {
-    /// The session the input belongs to, if any (a new SAP belongs to none).
+    /// The session the input belongs to, if any (a new SAP or a catch-up belongs to none).
     pub fn session(&self) -> Option<SessionId> {
         match self {
             LoggedInput::Deadline(s) => Some(*s),
             LoggedInput::SignStart(start) => Some(start.session),
             LoggedInput::Message { message, .. } => message.session(),
+            LoggedInput::CatchUp(_) => None,
         }
     }
 
+    /// Whether the input moves the section on (a new SAP, a catch-up): such an input is not
+    /// logged, since once taken it lives in the record, and if refused it changed nothing.
+    pub fn is_section_change(&self) -> bool {
+        matches!(
+            self,
+            LoggedInput::Message {
+                message: Message::NewElders(_),
+                ..
+            } | LoggedInput::CatchUp(_)
+        )
+    }
+
     /// Encoding: tag 0, the sender's name, the message's wire encoding; tag 1 and the session
-    /// id; or tag 2 and the start ([`wire::Message::Start`]'s encoding without the signature).
+    /// id; tag 2 and the start ([`wire::Message::Start`]'s encoding without the signature); or
+    /// tag 3 and the answer ([`SectionAnswer::encode`]).
     pub fn encode(&self) -> Vec<u8> {
         match self {
             LoggedInput::Message { from, message } => {
@@ -176,6 +194,11 @@ impl LoggedInput {
             LoggedInput::SignStart(start) => {
                 let mut out = vec![2];
                 wire::put_start(&mut out, start);
+                out
+            }
+            LoggedInput::CatchUp(answer) => {
+                let mut out = vec![3];
+                out.extend_from_slice(&answer.encode());
                 out
             }
         }
@@ -200,6 +223,7 @@ impl LoggedInput {
                 r.finish()?;
                 Ok(LoggedInput::SignStart(start))
             }
+            Some((3, rest)) => Ok(LoggedInput::CatchUp(SectionAnswer::decode(rest)?)),
             Some((0, rest)) => Err(WireError::Truncated {
                 needed: 32 - rest.len(),
             }),
@@ -303,15 +327,8 @@ impl<S: ElderStore> PersistentCoordinator<S> {
         let generation = self.coordinator.chain().key_count();
         let superseded_before: BTreeSet<SessionId> =
             self.coordinator.superseded().map(|(id, _)| id).collect();
-        // A new SAP is applied from the record, not replayed: it is not logged.
-        let is_sap = matches!(
-            input,
-            LoggedInput::Message {
-                message: Message::NewElders(_),
-                ..
-            }
-        );
-        if !is_sap {
+        // A new SAP or a catch-up is applied from the record, not replayed: it is not logged.
+        if !input.is_section_change() {
             self.store.log(input).map_err(PersistError::Store)?;
         }
         let result = self.coordinator.take(input);
