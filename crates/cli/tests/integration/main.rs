@@ -14,6 +14,7 @@ mod evm_node_processes;
 mod msrv;
 mod node_processes;
 mod sections;
+mod sections_catch_up_processes;
 mod sections_processes;
 mod sections_split_processes;
 mod signing_key_processes;

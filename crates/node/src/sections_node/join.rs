@@ -1,7 +1,8 @@
 //! Joining a section over the network (requests of kind [`keyquorum_net::SECTIONS_JOIN_KIND`]).
 //!
 //! 1. The joiner asks a bootstrap peer for the section ([`Request::Query`]); the answer is the
-//!    peer's record (genesis key, key chain, SAP) and its last signed SAP. The joiner accepts it
+//!    peer's record (genesis key, key chain, SAP) and its last signed SAP ([`SectionAnswer`]: the
+//!    same answer a member that missed handovers catches up from). The joiner accepts it
 //!    only if the chain verifies from the genesis key it was configured with and ends in the
 //!    SAP's key, and if the SAP carries the section key's signature. At genesis that is the
 //!    genesis key's own signature on the genesis SAP ([`SignedSap::verify_genesis`]), so a
@@ -16,14 +17,15 @@
 //! another). An elder that removes a member selects its elders again, as after an admission.
 
 use keyquorum_crypto::tbls::{self, MinPk};
-use keyquorum_dkg::wire::{Reader, WireError, Writer};
+use keyquorum_dkg::wire::WireError;
 use keyquorum_net::libp2p::PeerId;
 use keyquorum_net::{Multiaddr, NetworkHandle, Target};
+use keyquorum_sections::catch_up::SectionAnswer;
 use keyquorum_sections::elders::Peer;
 use keyquorum_sections::keys::{PublicKey, key_bytes};
 use keyquorum_sections::sap::SignedSap;
 use keyquorum_sections::store::ElderRecord;
-use keyquorum_sections::wire::{Message, decode_peer};
+use keyquorum_sections::wire::decode_peer;
 use keyquorum_sections::{Name, Prefix};
 use std::time::Duration;
 use tracing::{info, warn};
@@ -34,9 +36,6 @@ use super::{SectionsNodeError, peer_of};
 pub const ADMITTED: u8 = 1;
 /// Answer of a node that did not admit the peer.
 pub const REFUSED: u8 = 0;
-
-/// Largest record an answer carries (the chain at 192 bytes a key, the SAP, the signed SAP).
-const MAX_ANSWER_PART: usize = 1 << 20;
 
 const TAG_QUERY: u8 = 0;
 const TAG_ADMIT: u8 = 1;
@@ -80,38 +79,6 @@ impl Request {
             None => Err(WireError::Truncated { needed: 1 }),
         }
     }
-}
-
-/// The answer to a query: the record, then the signed SAP if any, each length-prefixed.
-pub fn encode_answer(record: &ElderRecord, signed: Option<&SignedSap>) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.bytes(&record.encode());
-    match signed {
-        Some(s) => w.u8(1).bytes(&Message::NewElders(s.clone()).encode()),
-        None => w.u8(0),
-    };
-    w.finish()
-}
-
-/// Decodes [`encode_answer`].
-pub fn decode_answer(bytes: &[u8]) -> Result<(ElderRecord, Option<SignedSap>), WireError> {
-    let mut r = Reader::new(bytes);
-    let record = ElderRecord::decode(r.bytes("record", MAX_ANSWER_PART)?)?;
-    let signed = match r.u8()? {
-        0 => None,
-        1 => match Message::decode(r.bytes("signed SAP", MAX_ANSWER_PART)?)? {
-            Message::NewElders(s) => Some(s),
-            _ => return Err(WireError::NonCanonical("signed SAP")),
-        },
-        tag => {
-            return Err(WireError::UnknownTag {
-                what: "signed SAP flag",
-                tag,
-            });
-        }
-    };
-    r.finish()?;
-    Ok((record, signed))
 }
 
 /// Whether an answer describes a section a joiner holding `genesis_key` may accept (see the
@@ -183,10 +150,12 @@ pub async fn query_section(
                     continue;
                 }
             };
-            match decode_answer(&answer)
+            match SectionAnswer::decode(&answer)
                 .map_err(|e| e.to_string())
-                .and_then(|(r, s)| check_answer(&r, s.as_ref(), genesis_key).map(|()| (r, s)))
-            {
+                .and_then(|a| {
+                    check_answer(&a.record, a.signed.as_ref(), genesis_key)
+                        .map(|()| (a.record, a.signed))
+                }) {
                 Ok(found) => {
                     info!(
                         generation = found.0.chain.key_count(),
@@ -320,7 +289,8 @@ mod tests {
         assert!(check_answer(&other, Some(&forged), &g).is_err());
         assert!(check_answer(&other, Some(&signed), &g).is_err());
         // The answer survives its encoding.
-        let (r, s) = decode_answer(&encode_answer(&record, Some(&signed))).unwrap();
-        assert_eq!((r, s), (record, Some(signed)));
+        let answer = SectionAnswer::new(record.clone(), Some(signed.clone()));
+        let back = SectionAnswer::decode(&answer.encode()).unwrap();
+        assert_eq!((back.record, back.signed), (record, Some(signed)));
     }
 }

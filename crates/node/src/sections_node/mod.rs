@@ -30,11 +30,22 @@
 //! - **Splits.** A parent elder exchanges link partials with the parent's elders
 //!   ([`Coordinator::handover_parent`]) even after it applied its own half's SAP, and sends
 //!   each half's signed SAP to that half's members; each node applies the half its name is in.
+//! - **Catch-up.** A node that missed handovers (down, or cut off) learns the section moved on
+//!   by asking: at start and every [`CATCH_UP_EVERY`] (sooner, at most every [`CATCH_UP_SOON`],
+//!   when a message of a newer generation or a SAP on a key it does not hold arrives), it sends
+//!   the join protocol's query ([`join::Request::Query`]) to [`CATCH_UP_FAN_OUT`] peers in turn
+//!   ([`catch_up_targets`]: its SAP's elders, then the members it knows under its prefix).
+//!   Answers are bounded by the network layer and decoded canonically
+//!   ([`SectionAnswer::decode`]); the coordinator takes one only if its chain extends ours,
+//!   checked link by link from our newest key, and its signed SAP verifies under the last key
+//!   and holds our name ([`Coordinator::catch_up`]). It is then stored and served like a
+//!   handed-over SAP.
 //!
 //! What this runtime does not do (see "Sections on the network" in `docs/protocol.md`): no
 //! member agreement beyond each elder's own list (elders with different lists sign different
-//! starts, and none starts until their lists agree again), no detection of members gone
-//! without leaving, and no catch-up for a node that missed a handover while it was down.
+//! starts, and none starts until their lists agree again), and no detection of members gone
+//! without leaving. A node that caught up learns the current SAP and key chain, not the
+//! members that joined meanwhile, nor a share of a key whose DKG it missed.
 
 pub mod http;
 pub mod identity;
@@ -51,12 +62,15 @@ use keyquorum_crypto::secret::Secret;
 pub use keyquorum_net::Multiaddr;
 use keyquorum_net::libp2p::PeerId;
 use keyquorum_net::libp2p::multiaddr::Protocol;
-use keyquorum_net::{NetConfig, NetEvent, Network, NetworkHandle, RetryPolicy};
+use keyquorum_net::{NetConfig, NetEvent, Network, NetworkHandle, RetryPolicy, Target};
+use keyquorum_sections::catch_up::CatchUpError;
+use keyquorum_sections::catch_up::{self, SectionAnswer};
+use keyquorum_sections::chain::ChainError;
 use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
 use keyquorum_sections::dkg::{MAX_ROUNDS, START_GRACE, VOTE_SLACK};
 use keyquorum_sections::elders::{Member, Peer, SectionParams, next_starts};
 use keyquorum_sections::keys::{PublicKey, key_bytes};
-use keyquorum_sections::sap::{self, SignedSap};
+use keyquorum_sections::sap::{self, HandoverError, SignedSap};
 use keyquorum_sections::session::SessionId;
 use keyquorum_sections::store::{ElderStore, LoggedInput, PersistError, PersistentCoordinator};
 use keyquorum_sections::wire::Message;
@@ -76,6 +90,17 @@ pub const MEMBER_AGE: u8 = 1;
 
 /// Most early messages kept for sessions not known yet.
 pub const MAX_EARLY: usize = 1024;
+
+/// How often a node asks peers for their section record, to catch up with handovers it missed
+/// (it also asks at start).
+pub const CATCH_UP_EVERY: Duration = Duration::from_secs(20);
+
+/// Shortest time between two asks for the section record when messages from a newer generation
+/// call for one sooner than [`CATCH_UP_EVERY`].
+pub const CATCH_UP_SOON: Duration = Duration::from_secs(2);
+
+/// Most peers asked for their section record at once.
+pub const CATCH_UP_FAN_OUT: usize = 4;
 
 /// Configuration of a sections node.
 #[derive(Clone, Debug)]
@@ -306,8 +331,8 @@ fn net_config(keys: &NodeKeys, node_key: Secret<Scalar>, c: &SectionsNodeConfig)
         c.listen.clone(),
     );
     n.bootstrap = c.bootstrap.clone();
-    // A join answer carries the key chain: 192 bytes a key.
-    n.max_response_size = 1 << 20;
+    // A query's answer carries the key chain: 192 bytes a key.
+    n.max_response_size = catch_up::MAX_ANSWER_LEN;
     n.request_timeout = Duration::from_secs(5);
     n.dht_query_timeout = Duration::from_secs(5);
     n.retry = RetryPolicy {
@@ -352,6 +377,37 @@ pub fn sender_matches(from: &Name, message: &Message) -> bool {
     claimed_signer(message).is_none_or(|k| Name::of(k) == *from)
 }
 
+/// The peers to ask for their section record on ask number `turn`: the elders of `sap`, then the
+/// members under its prefix (the other half's after a split would answer with their branch),
+/// without us; [`CATCH_UP_FAN_OUT`] of them, the next ones in turn each time, so a node whose
+/// old elders are gone still reaches the others.
+pub fn catch_up_targets(
+    sap: &keyquorum_sections::sap::Sap,
+    members: &[Member],
+    us: &Name,
+    turn: usize,
+) -> Vec<Peer> {
+    let mut seen = BTreeSet::from([*us]);
+    let all: Vec<&Peer> = sap
+        .elders
+        .iter()
+        .chain(
+            members
+                .iter()
+                .map(|m| &m.peer)
+                .filter(|p| sap.prefix.matches(&p.name())),
+        )
+        .filter(|p| seen.insert(p.name()))
+        .collect();
+    if all.len() <= CATCH_UP_FAN_OUT {
+        return all.into_iter().cloned().collect();
+    }
+    let first = turn.wrapping_mul(CATCH_UP_FAN_OUT) % all.len();
+    (0..CATCH_UP_FAN_OUT)
+        .map(|i| all[(first + i) % all.len()].clone())
+        .collect()
+}
+
 /// How many of `members` the section of `sap` holds (after a split, a node still knows the
 /// other half's members, to send them the handover it signed).
 fn in_section(members: &[Member], sap: &keyquorum_sections::sap::Sap) -> usize {
@@ -386,6 +442,14 @@ struct Runtime {
     local: VecDeque<Message>,
     view: watch::Sender<SectionView>,
     chain_file: PathBuf,
+    /// Peers' answers to our queries for their section record, by the peer asked.
+    answers_tx: mpsc::Sender<(Name, Vec<u8>)>,
+    answers_rx: Option<mpsc::Receiver<(Name, Vec<u8>)>>,
+    /// When to ask peers for their section record next, when we last did, and how many times
+    /// (which peers are next in turn).
+    catch_up_at: Instant,
+    catch_up_asked: Option<Instant>,
+    catch_up_turn: usize,
 }
 
 impl Runtime {
@@ -405,6 +469,7 @@ impl Runtime {
             signed.as_ref(),
             in_section(&members, c.sap()),
         );
+        let (answers_tx, answers_rx) = mpsc::channel(4 * CATCH_UP_FAN_OUT);
         let mut rt = Runtime {
             our_name: our_peer.name(),
             coordinator,
@@ -424,6 +489,11 @@ impl Runtime {
             local: VecDeque::new(),
             view: watch::channel(view).0,
             chain_file: config.data_dir.join("key_chain.json"),
+            answers_tx,
+            answers_rx: Some(answers_rx),
+            catch_up_at: Instant::now(),
+            catch_up_asked: None,
+            catch_up_turn: 0,
         };
         rt.learn(our_peer);
         for m in rt.members.clone() {
@@ -445,6 +515,7 @@ impl Runtime {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), SectionsNodeError> {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
+        let mut answers = self.answers_rx.take().expect("the runtime runs once");
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -453,6 +524,7 @@ impl Runtime {
                     Some(event) => self.on_event(event)?,
                     None => return Ok(()),
                 },
+                Some((from, answer)) = answers.recv() => self.on_answer(from, &answer)?,
                 _ = tick.tick() => self.on_tick()?,
             }
             self.drain()?;
@@ -504,10 +576,8 @@ impl Runtime {
     ) -> Result<Vec<u8>, SectionsNodeError> {
         match join::Request::decode(payload) {
             Ok(join::Request::Query) => {
-                let c = self.coordinator.coordinator();
-                let mut record = c.record();
-                record.superseded.clear();
-                Ok(join::encode_answer(&record, self.signed.as_ref()))
+                let record = self.coordinator.coordinator().record();
+                Ok(SectionAnswer::new(record, self.signed.clone()).encode())
             }
             Ok(join::Request::Admit(peer)) => {
                 let c = self.coordinator.coordinator();
@@ -548,6 +618,9 @@ impl Runtime {
 
     fn on_tick(&mut self) -> Result<(), SectionsNodeError> {
         let now = Instant::now();
+        if now >= self.catch_up_at {
+            self.ask_for_section(now);
+        }
         let due: Vec<SessionId> = self
             .deadlines
             .iter()
@@ -579,13 +652,99 @@ impl Runtime {
             message: message.clone(),
         })? {
             Some(d) if may_come_later(&d) => {
+                if matches!(d, Dropped::FutureGeneration { .. }) {
+                    self.catch_up_soon();
+                }
                 if self.early.len() >= MAX_EARLY {
                     self.early.pop_front();
                 }
                 self.early.push_back((from, message));
             }
-            Some(d) => debug!(reason = %d, "section message dropped"),
+            Some(d) => {
+                // A SAP whose parent is not our newest key: the section may have moved on
+                // past a handover we missed.
+                if matches!(
+                    d,
+                    Dropped::Handover(HandoverError::Chain(ChainError::WrongParent { .. }))
+                ) {
+                    self.catch_up_soon();
+                }
+                debug!(reason = %d, "section message dropped");
+            }
             None => {}
+        }
+        Ok(())
+    }
+
+    /// Asks the next [`CATCH_UP_FAN_OUT`] peers in turn ([`catch_up_targets`]) for their section
+    /// record; their answers come back through [`Runtime::on_answer`].
+    fn ask_for_section(&mut self, now: Instant) {
+        self.catch_up_at = now + CATCH_UP_EVERY;
+        self.catch_up_asked = Some(now);
+        let c = self.coordinator.coordinator();
+        let targets = catch_up_targets(c.sap(), &self.members, &self.our_name, self.catch_up_turn);
+        self.catch_up_turn = self.catch_up_turn.wrapping_add(1);
+        for peer in targets {
+            let name = peer.name();
+            let identity = key_bytes(&peer.node_key).to_vec();
+            let addr: Option<Multiaddr> = peer.addr.parse().ok();
+            let net = self.net.clone();
+            let answers = self.answers_tx.clone();
+            tokio::spawn(async move {
+                if let Some(addr) = addr
+                    && let Some(peer) = peer_of(&addr)
+                {
+                    let _ = net.bind_identity(identity.clone(), peer, vec![addr]).await;
+                }
+                let query = join::Request::Query.encode();
+                match net
+                    .send_section_join(Target::Identity(identity), query)
+                    .await
+                {
+                    // A full queue drops the answer: the next ask brings another.
+                    Ok(answer) => {
+                        let _ = answers.try_send((name, answer));
+                    }
+                    Err(e) => {
+                        debug!(peer = %hex::encode(name.0), error = %e, "section query failed")
+                    }
+                }
+            });
+        }
+    }
+
+    /// Asks for the section record soon: a message showed the section may be ahead of us.
+    fn catch_up_soon(&mut self) {
+        let soon = self
+            .catch_up_asked
+            .map_or_else(Instant::now, |at| at + CATCH_UP_SOON);
+        self.catch_up_at = self.catch_up_at.min(soon);
+    }
+
+    /// A peer's answer to our query: the coordinator takes it if it extends our chain
+    /// ([`Coordinator::catch_up`]); anything else changes nothing.
+    fn on_answer(&mut self, from: Name, bytes: &[u8]) -> Result<(), SectionsNodeError> {
+        let peer = hex::encode(from.0);
+        let answer = match SectionAnswer::decode(bytes) {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(%peer, error = %e, "undecodable section answer refused");
+                return Ok(());
+            }
+        };
+        let before = self.coordinator.coordinator().chain().key_count();
+        match self.take_input(LoggedInput::CatchUp(answer))? {
+            // After a split, a member of the other half answers with its own branch.
+            Some(Dropped::CatchUp(CatchUpError::OtherBranch)) => {
+                debug!(%peer, "section answer from the other half of a split");
+            }
+            Some(d) => warn!(%peer, reason = %d, "section answer refused"),
+            None => {
+                let after = self.coordinator.coordinator().chain().key_count();
+                if after > before {
+                    info!(%peer, from = before, to = after, "caught up with the section");
+                }
+            }
         }
         Ok(())
     }
@@ -606,6 +765,7 @@ impl Runtime {
                 message: Message::NewElders(s),
                 ..
             } => Some(s.clone()),
+            LoggedInput::CatchUp(answer) => answer.signed.clone(),
             _ => None,
         };
         let result = self.coordinator.take(&input);
@@ -957,6 +1117,55 @@ mod tests {
         };
         assert!(sender_matches(&signer, &failure));
         assert!(!sender_matches(&other, &failure));
+    }
+
+    #[test]
+    fn catch_up_asks_a_bounded_rotating_set_of_peers_never_itself() {
+        use keyquorum_sections::sap::Sap;
+        let peers: Vec<Peer> = (1..=10)
+            .map(|i| Peer::new(&key(i), format!("/ip4/127.0.0.1/tcp/{i}")))
+            .collect();
+        let us = peers[0].name();
+        let sap = Sap {
+            prefix: Prefix::ROOT,
+            elders: peers[..3].to_vec(),
+            section_key: tbls::public_key::<MinPk>(&key(99)),
+        };
+        // Members repeat the elders and us; every name is asked once.
+        let members: Vec<Member> = peers
+            .iter()
+            .map(|p| Member {
+                peer: p.clone(),
+                age: MEMBER_AGE,
+            })
+            .collect();
+        let mut asked = BTreeSet::new();
+        for turn in 0..3 {
+            let targets = catch_up_targets(&sap, &members, &us, turn);
+            assert_eq!(targets.len(), CATCH_UP_FAN_OUT);
+            assert!(targets.iter().all(|p| p.name() != us));
+            asked.extend(targets.iter().map(Peer::name));
+        }
+        // Three turns of four cover the nine others.
+        assert_eq!(asked.len(), 9);
+        // The elders come first.
+        let first = catch_up_targets(&sap, &members, &us, 0);
+        assert_eq!(first[0].name(), peers[1].name());
+        assert_eq!(first[1].name(), peers[2].name());
+        // Few peers: all of them, every turn; members outside the prefix are not asked.
+        let half = Prefix::ROOT.child(us.bit(0)).unwrap();
+        let small = Sap {
+            prefix: half,
+            elders: vec![peers[0].clone()],
+            ..sap
+        };
+        let targets = catch_up_targets(&small, &members, &us, 5);
+        assert!(targets.iter().all(|p| half.matches(&p.name())));
+        let under = peers[1..]
+            .iter()
+            .filter(|p| half.matches(&p.name()))
+            .count();
+        assert_eq!(targets.len(), under.min(CATCH_UP_FAN_OUT));
     }
 
     #[test]
