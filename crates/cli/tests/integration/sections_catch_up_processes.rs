@@ -18,7 +18,7 @@ use common::sections::{name_of, verify, view};
 use common::{NodeSpec, Proc, new_key, wait_for};
 use keyquorum_node::sections_node::http::SectionView;
 
-const ROUND_MS: &str = "500";
+const ROUND_MS: &str = "1000";
 const PARAMS: [&str; 2] = ["--elder-count", "2"];
 
 fn start(dir: &Path, nodes: &[NodeSpec], i: usize, genesis_key: Option<&str>) -> Proc {
