@@ -785,8 +785,10 @@ impl Runtime {
         }
     }
 
-    /// A SAP applied: store it, learn its elders, offer the kept messages again, and select
-    /// again (members may have joined meanwhile).
+    /// A SAP applied: store it, learn its elders and offer the kept messages again. Selection
+    /// is not run here: a member admitted while the DKG ran already made the elders sign a
+    /// start that superseded it, and the next admission, removal or failure agreement selects
+    /// again.
     fn applied(&mut self, signed: Option<SignedSap>) -> Result<(), SectionsNodeError> {
         let c = self.coordinator.coordinator();
         info!(
