@@ -10,7 +10,8 @@
 //! stake = 100                              # stake registered with
 //! status_listen = "127.0.0.1:9101"         # /status and /metrics (flag: --http-listen)
 //! fault = "none"                           # demo only: silent | bad-share | equivocate | crash | bad-beacon
-//!                                          #   | signing-key-equivocate | signing-key-withhold | signing-key-skip-feldman
+//!                                          #   | bad-signature-share | signing-key-equivocate
+//!                                          #   | signing-key-withhold | signing-key-skip-feldman
 //! threads = 0                              # cryptography's threads; 0: one per core
 //! io_threads = 2                           # async runtime's workers (network, chain, HTTP)
 //!
@@ -91,6 +92,14 @@ pub enum Fault {
     /// Honest in view changes; in the view's signing-key ceremony, qualifies as a dealer, then
     /// posts no Feldman commitment (seed 003 step 7: its contribution is reconstructed).
     SigningKeySkipFeldman,
+    /// Takes part in view changes, the beacon and BLS signing honestly but answers other
+    /// members' FROST round-two requests (`POST /sign` with a Schnorr scheme) with the scalar 1
+    /// in place of its signature share: a package that decodes and names it, whose share fails
+    /// RFC 9591's share verification. Its own requests are right (it signs with its good
+    /// share). A coordinator whose signature fails checks the shares, names the member (log,
+    /// `keyquorum_sign_frost_culprits_total{member, fault="invalid_share"}`) and retries
+    /// without it, so Schnorr signatures go on while `t` honest members are up.
+    BadSignatureShare,
 }
 
 impl Fault {
@@ -106,6 +115,7 @@ impl Fault {
             Fault::SigningKeyEquivocate => "signing-key-equivocate",
             Fault::SigningKeyWithhold => "signing-key-withhold",
             Fault::SigningKeySkipFeldman => "signing-key-skip-feldman",
+            Fault::BadSignatureShare => "bad-signature-share",
         }
     }
 }

@@ -948,7 +948,7 @@ pub async fn run<C: ChainClient>(
         config.sign.clone(),
         sign_token,
         metrics.clone(),
-        config.fault == crate::config::Fault::BadBeacon,
+        config.fault,
     );
     match crate::sign::frost::NonceDb::open(
         &config.data_dir.join("frost-nonces.redb"),

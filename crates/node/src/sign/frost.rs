@@ -4,16 +4,31 @@
 //! [`keyquorum_net::FROST_KIND`]) with the roles of `keyquorum-signing`.
 //!
 //! # Rounds
-//! The member asked over HTTP coordinates. It draws a fresh 32-byte signing session and
-//! 1. commits itself and asks every other member to commit ([`FrostRequest::Commit`]); a
-//!    member draws its nonces, stores them durably ([`NonceDb`]) and only then answers with its
-//!    commitments. The first `t` commitments (its own included) fix the signer set;
+//! The member asked over HTTP coordinates. Each attempt draws a fresh 32-byte signing session
+//! and
+//! 1. commits itself and asks every other member not yet named a culprit to commit
+//!    ([`FrostRequest::Commit`]); a member draws its nonces, stores them durably ([`NonceDb`])
+//!    and only then answers with its commitments. The first `t` commitments (its own included)
+//!    fix the signer set;
 //! 2. sends the signing request (message, mode and commitment list) to those signers
 //!    ([`FrostRequest::Sign`]); each takes its nonces out of the store, durably, before it
 //!    computes its share, so a nonce pair signs at most once even across a crash;
-//! 3. aggregates the shares (each checked against the signer's public key share when the sum
-//!    fails, naming the culprits) and verifies the signature under the group key before it is
-//!    returned.
+//! 3. aggregates the shares and verifies the signature under the group key before it is
+//!    returned. When the sum does not verify, every share is checked against its signer's
+//!    commitment and public key share (RFC 9591 section 5.4) and the signers of invalid
+//!    shares are named.
+//!
+//! # Retries
+//! A signer whose share is invalid, that refuses round two or answers it with something that
+//! is not its share package, or that does not answer it within the attempt's timeout, is a
+//! culprit ([`Culprit`], [`SignerFault`]). [`Signing`] then starts a new attempt with a new
+//! session, so every member draws fresh nonces (no commitment serves two attempts), leaving
+//! out every culprit named so far, as long as at least `t` members (the coordinator
+//! included) remain and fewer than [`MAX_ATTEMPTS`] attempts were made. An attempt that
+//! gets fewer than `t` commitments in round one ends the request: fewer members cannot give
+//! more commitments; the members that gave none are named as culprits. The request's
+//! [`Failure`] names every culprit of every attempt. [`Session`] and [`Signing`] decide;
+//! the node's signing service does the I/O (`SignService::sign_schnorr`).
 //!
 //! A member's nonces are stored under a hash of the coordinator's identity and the signing
 //! session, so a round-two request from anyone but the coordinator that asked for them finds
@@ -23,17 +38,19 @@
 //! The message is signed as given (no domain separation is added): BIP-340 signatures verify
 //! under the x-only key in any BIP-340 verifier.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use keyquorum_contract::signing_key::{SigningCurve, SigningKeyRecord};
 use keyquorum_crypto::Curve;
-use keyquorum_crypto::frost::{self, Identifier, KeyPackage, Mode, PublicKeyPackage, bip340};
+use keyquorum_crypto::frost::{
+    self, FrostError, Identifier, KeyPackage, Mode, PublicKeyPackage, SignatureShare, bip340,
+};
 use keyquorum_crypto::secret::{Secret, SecretBytes};
 use keyquorum_signing::{
-    CommitmentPackage, Coordinator, NonceStore, SessionId as SigningSession, SharePackage, Signer,
-    SigningRequest,
+    CommitmentPackage, Coordinator, CoordinatorError, NonceStore, SessionId as SigningSession,
+    SharePackage, Signer, SigningRequest,
 };
 use redb::{Database, ReadableDatabase, TableDefinition};
 use sha2::{Digest, Sha256};
@@ -590,8 +607,186 @@ pub struct SchnorrSignature {
     pub public_key: Vec<u8>,
 }
 
-/// The coordinator's state of one signing operation: the `keyquorum-signing` coordinator and
-/// the members that answered each round.
+/// How many signer sets one Schnorr signing request tries before it fails (see the module
+/// docs).
+pub const MAX_ATTEMPTS: usize = 3;
+
+/// What a signer did wrong in an attempt; it is left out of the request's later attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SignerFault {
+    /// Its signature share does not verify against its commitment and public key share (RFC
+    /// 9591 section 5.4).
+    InvalidShare,
+    /// No answer within the attempt's timeout, or the network could not reach it.
+    Unresponsive,
+    /// It refused the round (for round two: a commitment it does not honour).
+    Refused,
+    /// Its answer does not decode, or names another signer or session.
+    Malformed,
+}
+
+impl SignerFault {
+    /// Stable name for metrics and answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignerFault::InvalidShare => "invalid_share",
+            SignerFault::Unresponsive => "unresponsive",
+            SignerFault::Refused => "refused",
+            SignerFault::Malformed => "malformed",
+        }
+    }
+}
+
+/// A member named for an attempt it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Culprit {
+    /// Committee position.
+    pub position: usize,
+    /// Identity key.
+    pub identity: Vec<u8>,
+    /// What it did.
+    pub fault: SignerFault,
+}
+
+/// Why one attempt made no signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttemptError {
+    /// Listed signers gave no valid share; another signer set may succeed.
+    #[error("round two failed: {}", describe(.0))]
+    Culprits(Vec<Culprit>),
+    /// Anything other signers cannot fix (an inconsistent key, this node's own share).
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn describe(culprits: &[Culprit]) -> String {
+    let named: Vec<String> = culprits
+        .iter()
+        .map(|c| format!("member {} {}", c.position, c.fault.as_str()))
+        .collect();
+    named.join(", ")
+}
+
+/// Why a Schnorr signing request failed after its attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The round the last attempt fell short in: 1 (commitments) or 2 (shares).
+    pub round: u8,
+    /// The commitments (round 1) or valid shares (round 2) the last attempt got.
+    pub signers: usize,
+    /// `t`.
+    pub threshold: usize,
+    /// Attempts made.
+    pub attempts: usize,
+    /// Every member named, once each, in the order they were named.
+    pub culprits: Vec<Culprit>,
+}
+
+impl Failure {
+    /// Whether a culprit sent an invalid signature share (rather than only failing to answer).
+    pub fn invalid_shares(&self) -> bool {
+        self.culprits
+            .iter()
+            .any(|c| c.fault == SignerFault::InvalidShare)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "FROST round {}: {} of {} signers after {} attempt(s)",
+            self.round, self.signers, self.threshold, self.attempts
+        )?;
+        if !self.culprits.is_empty() {
+            write!(f, "; culprits: {}", describe(&self.culprits))?;
+        }
+        Ok(())
+    }
+}
+
+/// One Schnorr signing request across its attempts: which members are still asked, how many
+/// attempts are left, and who was named (see the module docs).
+#[derive(Debug)]
+pub struct Signing {
+    scheme: Scheme,
+    message: Vec<u8>,
+    own: usize,
+    max_attempts: usize,
+    attempts: usize,
+    culprits: Vec<Culprit>,
+    /// Round and signers of the last attempt that fell short.
+    last: Option<(u8, usize)>,
+}
+
+impl Signing {
+    /// A request to sign `message` in `scheme`, coordinated by committee position `own`, with at
+    /// most `max_attempts` attempts.
+    pub fn new(scheme: Scheme, message: Vec<u8>, own: usize, max_attempts: usize) -> Self {
+        Signing {
+            scheme,
+            message,
+            own,
+            max_attempts,
+            attempts: 0,
+            culprits: Vec::new(),
+            last: None,
+        }
+    }
+
+    /// The next attempt, in the fresh signing session `id`, leaving out every culprit so far;
+    /// `None` when the request is over: attempts used up, a round one fell short, the
+    /// coordinator itself was named, or fewer than `t` members remain.
+    pub fn next_attempt(&mut self, view: &FrostView, id: [u8; 32]) -> Option<Session> {
+        if self.attempts >= self.max_attempts || matches!(self.last, Some((1, _))) {
+            return None;
+        }
+        let excluded: BTreeSet<usize> = self.culprits.iter().map(|c| c.position).collect();
+        if excluded.contains(&self.own) || view.members.len() - excluded.len() < view.threshold {
+            return None;
+        }
+        self.attempts += 1;
+        let mut session = Session::new(view, self.scheme, self.message.clone(), id);
+        session.excluded = excluded;
+        Some(session)
+    }
+
+    /// An attempt fell short in `round` with `signers` commitments or valid shares, naming
+    /// `culprits` (each member is kept once, with the first fault it was named for).
+    pub fn attempt_failed(&mut self, round: u8, signers: usize, culprits: Vec<Culprit>) {
+        self.last = Some((round, signers));
+        for c in culprits {
+            if !self.culprits.iter().any(|k| k.position == c.position) {
+                self.culprits.push(c);
+            }
+        }
+    }
+
+    /// Attempts made.
+    pub fn attempts(&self) -> usize {
+        self.attempts
+    }
+
+    /// Every member named so far.
+    pub fn culprits(&self) -> &[Culprit] {
+        &self.culprits
+    }
+
+    /// The request's failure, once [`Signing::next_attempt`] gave `None`.
+    pub fn failure(&self, view: &FrostView) -> Failure {
+        let (round, signers) = self.last.unwrap_or((1, 0));
+        Failure {
+            round,
+            signers,
+            threshold: view.threshold,
+            attempts: self.attempts,
+            culprits: self.culprits.clone(),
+        }
+    }
+}
+
+/// The coordinator's state of one attempt: the `keyquorum-signing` coordinator and what each
+/// member answered in each round.
 pub struct Session {
     pub(crate) id: [u8; 32],
     scheme: Scheme,
@@ -600,6 +795,14 @@ pub struct Session {
     /// Members whose commitments were taken, by committee position.
     pub(crate) signers: BTreeMap<usize, Identifier>,
     threshold: usize,
+    /// Members not asked in this attempt (named in an earlier one).
+    excluded: BTreeSet<usize>,
+    /// Round one: members whose answer was not a commitment, and why.
+    commit_faults: BTreeMap<usize, SignerFault>,
+    /// Round two: signers whose share package was taken.
+    shared: BTreeSet<usize>,
+    /// Round two: signers whose answer was not a share package, and why.
+    share_faults: BTreeMap<usize, SignerFault>,
 }
 
 /// Why a package from a member was not taken.
@@ -611,13 +814,26 @@ pub enum TakeError {
     /// The package does not decode.
     #[error("malformed package")]
     Malformed,
+    /// The member was named in an earlier attempt of the request and is not asked.
+    #[error("member left out of this attempt")]
+    Excluded,
     /// The coordinator rejected it (wrong session, another signer, duplicate, not listed).
     #[error(transparent)]
     Rejected(#[from] keyquorum_signing::Rejected),
 }
 
+impl TakeError {
+    fn fault(&self) -> SignerFault {
+        match self {
+            TakeError::Refused(_) => SignerFault::Refused,
+            _ => SignerFault::Malformed,
+        }
+    }
+}
+
 impl Session {
-    /// A signing operation of `message` in `scheme` with session id `id` (fresh randomness).
+    /// A signing attempt of `message` in `scheme` with session id `id` (fresh randomness),
+    /// open to every member.
     pub fn new(view: &FrostView, scheme: Scheme, message: Vec<u8>, id: [u8; 32]) -> Self {
         Session {
             id,
@@ -631,6 +847,10 @@ impl Session {
             message,
             signers: BTreeMap::new(),
             threshold: view.threshold,
+            excluded: BTreeSet::new(),
+            commit_faults: BTreeMap::new(),
+            shared: BTreeSet::new(),
+            share_faults: BTreeMap::new(),
         }
     }
 
@@ -643,6 +863,13 @@ impl Session {
         .to_bytes()
     }
 
+    /// The committee positions asked to commit in this attempt.
+    pub fn asked(&self, view: &FrostView) -> Vec<usize> {
+        (0..view.members.len())
+            .filter(|i| !self.excluded.contains(i))
+            .collect()
+    }
+
     /// Takes member `position`'s round-one answer; `true` once `t` commitments are in.
     pub fn take_commitment(
         &mut self,
@@ -653,12 +880,47 @@ impl Session {
         if self.signers.len() >= self.threshold {
             return Ok(true);
         }
+        if self.excluded.contains(&position) {
+            return Err(TakeError::Excluded);
+        }
+        let taken = self.commitment(view, position, answer);
+        if let Err(e) = &taken {
+            self.commit_faults.entry(position).or_insert(e.fault());
+        }
+        taken?;
+        self.signers.insert(position, view.members[position].1);
+        Ok(self.signers.len() >= self.threshold)
+    }
+
+    fn commitment(
+        &mut self,
+        view: &FrostView,
+        position: usize,
+        answer: &[u8],
+    ) -> Result<(), TakeError> {
         let bytes = parse_answer(answer).map_err(TakeError::Refused)?;
         let package = CommitmentPackage::from_bytes(bytes).map_err(|_| TakeError::Malformed)?;
         let sender = view.members.get(position).ok_or(TakeError::Malformed)?.1;
         self.coordinator.on_commitment(sender, &package)?;
-        self.signers.insert(position, sender);
-        Ok(self.signers.len() >= self.threshold)
+        Ok(())
+    }
+
+    /// The members asked in round one that gave no commitment (those that gave none in time
+    /// are unresponsive), for a round one that fell short.
+    pub fn commitment_culprits(&self, view: &FrostView) -> Vec<Culprit> {
+        self.asked(view)
+            .into_iter()
+            .filter(|i| !self.signers.contains_key(i))
+            .map(|i| Culprit {
+                position: i,
+                identity: view.members[i].0.clone(),
+                fault: self
+                    .commit_faults
+                    .get(&i)
+                    .copied()
+                    .unwrap_or(SignerFault::Unresponsive),
+            })
+            .collect()
     }
 
     /// Ends round one: the round-two request for the signers taken.
@@ -674,13 +936,28 @@ impl Session {
         .to_bytes())
     }
 
-    /// Takes signer `position`'s round-two answer.
+    /// Takes signer `position`'s round-two answer. A listed signer's answer that is not its
+    /// share package makes it a culprit of this attempt.
     pub fn take_share(
         &mut self,
         view: &FrostView,
         position: usize,
         answer: &[u8],
     ) -> Result<(), TakeError> {
+        let taken = self.share(view, position, answer);
+        match &taken {
+            Ok(()) => {
+                self.shared.insert(position);
+            }
+            Err(e) if self.awaiting_shares().contains(&position) => {
+                self.share_faults.insert(position, e.fault());
+            }
+            Err(_) => {}
+        }
+        taken
+    }
+
+    fn share(&mut self, view: &FrostView, position: usize, answer: &[u8]) -> Result<(), TakeError> {
         let bytes = parse_answer(answer).map_err(TakeError::Refused)?;
         let package = SharePackage::from_bytes(bytes).map_err(|_| TakeError::Malformed)?;
         let sender = view.members.get(position).ok_or(TakeError::Malformed)?.1;
@@ -688,24 +965,94 @@ impl Session {
         Ok(())
     }
 
-    /// Aggregates the shares and verifies the signature under the group key (RFC 9591
-    /// verification, and in the BIP-340 mode `k256`'s BIP-340 verifier on the encoded
-    /// signature and x-only key).
-    pub fn finish(&self, view: &FrostView) -> Result<SchnorrSignature, String> {
-        let signature = self.coordinator.finish().map_err(|e| e.to_string())?;
+    /// A listed signer the network could not reach in round two.
+    pub fn share_unanswered(&mut self, position: usize) {
+        if self.awaiting_shares().contains(&position) {
+            self.share_faults
+                .insert(position, SignerFault::Unresponsive);
+        }
+    }
+
+    /// The listed signers whose round-two answer has not come in yet.
+    pub fn awaiting_shares(&self) -> Vec<usize> {
+        self.signers
+            .keys()
+            .filter(|i| !self.shared.contains(i) && !self.share_faults.contains_key(i))
+            .copied()
+            .collect()
+    }
+
+    /// The signature shares taken that were not found invalid, once [`Session::finish`]
+    /// failed with `failure` (all taken shares if it failed otherwise).
+    pub fn valid_shares(&self, failure: &AttemptError) -> usize {
+        let invalid = match failure {
+            AttemptError::Culprits(c) => c
+                .iter()
+                .filter(|c| c.fault == SignerFault::InvalidShare)
+                .count(),
+            AttemptError::Failed(_) => 0,
+        };
+        self.shared.len() - invalid
+    }
+
+    /// Ends round two (at the deadline, or once no answer is awaited): the signature, verified
+    /// under the group key (RFC 9591 verification, and in the BIP-340 mode `k256`'s BIP-340
+    /// verifier on the encoded signature and x-only key); or the signers that sent no share
+    /// (unresponsive if they did not answer), or whose shares are invalid.
+    pub fn finish(&self, view: &FrostView) -> Result<SchnorrSignature, AttemptError> {
+        let culprit = |position: usize, fault| Culprit {
+            position,
+            identity: view.members[position].0.clone(),
+            fault,
+        };
+        let mut culprits: Vec<Culprit> = self
+            .share_faults
+            .iter()
+            .map(|(i, f)| culprit(*i, *f))
+            .collect();
+        culprits.extend(
+            self.awaiting_shares()
+                .into_iter()
+                .map(|i| culprit(i, SignerFault::Unresponsive)),
+        );
+        if !culprits.is_empty() {
+            culprits.sort_by_key(|c| c.position);
+            return Err(AttemptError::Culprits(culprits));
+        }
+        let signature = match self.coordinator.finish() {
+            Ok(s) => s,
+            Err(CoordinatorError::Frost(FrostError::InvalidSignatureShares(ids))) => {
+                let culprits = self
+                    .signers
+                    .iter()
+                    .filter(|(_, id)| ids.contains(id))
+                    .map(|(i, _)| culprit(*i, SignerFault::InvalidShare))
+                    .collect();
+                return Err(AttemptError::Culprits(culprits));
+            }
+            Err(e) => return Err(AttemptError::Failed(e.to_string())),
+        };
+        self.encode(view, signature)
+            .map_err(|e| AttemptError::Failed(e.to_string()))
+    }
+
+    fn encode(
+        &self,
+        view: &FrostView,
+        signature: frost::Signature,
+    ) -> Result<SchnorrSignature, FrostError> {
         let group_key = view.public.group_key();
-        frost::verify(self.scheme.mode(), group_key, &self.message, &signature)
-            .map_err(|e| e.to_string())?;
+        frost::verify(self.scheme.mode(), group_key, &self.message, &signature)?;
         match self.scheme {
             Scheme::Frost => Ok(SchnorrSignature {
                 scheme: self.scheme,
-                signature: signature.to_bytes().map_err(|e| e.to_string())?.to_vec(),
+                signature: signature.to_bytes()?.to_vec(),
                 public_key: view.group_key().to_vec(),
             }),
             Scheme::Bip340 => {
-                let x_only = bip340::x_only(group_key).map_err(|e| e.to_string())?;
+                let x_only = bip340::x_only(group_key)?;
                 let sig = signature.to_bip340_bytes();
-                bip340::verify(&x_only, &self.message, &sig).map_err(|e| e.to_string())?;
+                bip340::verify(&x_only, &self.message, &sig)?;
                 Ok(SchnorrSignature {
                     scheme: self.scheme,
                     signature: sig.to_vec(),
@@ -714,4 +1061,21 @@ impl Session {
             }
         }
     }
+}
+
+/// The `bad-signature-share` fault: a member's round-two answer with the scalar 1 in place of
+/// its signature share (a valid encoding that fails RFC 9591's share verification); any other
+/// answer unchanged.
+pub fn with_wrong_share(answer: Vec<u8>) -> Vec<u8> {
+    let Ok(package) =
+        parse_answer(&answer).and_then(|b| SharePackage::from_bytes(b).map_err(|_| None))
+    else {
+        return answer;
+    };
+    let mut one = [0u8; 32];
+    one[31] = 1;
+    let Ok(share) = SignatureShare::from_bytes(&one) else {
+        return answer;
+    };
+    answer_ok(SharePackage { share, ..package }.to_bytes())
 }

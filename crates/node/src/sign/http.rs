@@ -3,11 +3,16 @@
 //! Request: `Authorization: Bearer <token>` and `{"domain": "...", "message": "<hex>"}`
 //! (threshold BLS; `"scheme": "bls"` may be given), or `{"scheme": "frost-secp256k1" |
 //! "bip340", "message": "<hex>"}` for a Schnorr signature with the view's signing key
-//! ([`super::frost`]).
+//! ([`super::frost`]). A Schnorr request whose signer set fails (an invalid share, a refused
+//! or unanswered round two) is tried again with fresh nonces from a signer set without the
+//! culprits, up to [`super::frost::MAX_ATTEMPTS`] attempts while `t` members remain.
 //! Answer `200`: `{"signature", "public_key", "view", "domain", "message"}` (hex without `0x`),
 //! for a Schnorr scheme `{"scheme", "signature", "public_key", "view", "message"}`.
 //! Errors are `{"error": code, "message": text}` (plus `valid_partials`, `threshold` and
-//! `culprits` for `no_quorum`, `retry_after_secs` for `rate_limited`), checked in this order:
+//! `culprits` for `no_quorum`, `retry_after_secs` for `rate_limited`; for a Schnorr scheme's
+//! `no_quorum` and `invalid_shares`: `round`, `signers`, `threshold`, `attempts`, `culprits`
+//! (identity keys, hex) and `faults` (identity to `invalid_share`, `unresponsive`, `refused`
+//! or `malformed`)), checked in this order:
 //!
 //! | status | `error` | when |
 //! |---|---|---|
@@ -20,7 +25,8 @@
 //! | 409 | `no_signing_key` | Schnorr: the active view has no signing key on this node |
 //! | 503 | `no_nonce_store` | Schnorr: the nonce store did not open |
 //! | 503 | `queue_full` | `sign.max_pending` requests are signing already |
-//! | 504 | `no_quorum` | fewer than `t` valid partials (Schnorr: commitments or shares, with `round`) within `sign.timeout_ms` |
+//! | 504 | `no_quorum` | fewer than `t` valid partials within `sign.timeout_ms`; Schnorr: fewer than `t` commitments or shares in an attempt's `sign.timeout_ms`, after the retries (no culprit sent an invalid share) |
+//! | 502 | `invalid_shares` | Schnorr: signers sent invalid signature shares and the retries without them did not sign (too few members left, or [`super::frost::MAX_ATTEMPTS`] attempts made) |
 //! | 500 | `combine_failed` | verified partials did not combine to a valid signature |
 
 use std::net::SocketAddr;
@@ -267,15 +273,31 @@ fn sign_error(s: &SignService, e: SignError) -> Response {
             "no_nonce_store",
             Value::Null,
         ),
-        SignError::NoSchnorrQuorum {
-            round,
-            got,
-            threshold,
-        } => (
-            StatusCode::GATEWAY_TIMEOUT,
-            "no_quorum",
-            json!({ "round": round, "signers": got, "threshold": threshold }),
-        ),
+        SignError::SchnorrFailed(f) => {
+            let culprits: Vec<String> = f
+                .culprits
+                .iter()
+                .map(|c| hex::encode(&c.identity))
+                .collect();
+            let faults: serde_json::Map<String, Value> = f
+                .culprits
+                .iter()
+                .map(|c| (hex::encode(&c.identity), json!(c.fault.as_str())))
+                .collect();
+            let extra = json!({
+                "round": f.round,
+                "signers": f.signers,
+                "threshold": f.threshold,
+                "attempts": f.attempts,
+                "culprits": culprits,
+                "faults": faults,
+            });
+            if f.invalid_shares() {
+                (StatusCode::BAD_GATEWAY, "invalid_shares", extra)
+            } else {
+                (StatusCode::GATEWAY_TIMEOUT, "no_quorum", extra)
+            }
+        }
         SignError::Schnorr(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "combine_failed",

@@ -39,6 +39,8 @@
 //! request to the signature).
 
 pub mod frost;
+#[cfg(test)]
+mod frost_tests;
 pub mod http;
 pub mod limit;
 #[cfg(test)]
@@ -68,6 +70,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
+use crate::config::Fault;
 use crate::metrics::Metrics;
 use crate::store::BeaconViewRecord;
 use limit::RateLimiter;
@@ -280,17 +283,11 @@ pub enum SignError {
     /// The nonce store is not open.
     #[error("the FROST nonce store is not open")]
     NoNonceStore,
-    /// Too few members answered a FROST round by the timeout.
-    #[error("FROST round {round}: {got} of {threshold} signers answered")]
-    NoSchnorrQuorum {
-        /// 1 (commitments) or 2 (shares).
-        round: u8,
-        /// Answers taken.
-        got: usize,
-        /// `t`.
-        threshold: usize,
-    },
-    /// Aggregation or verification failed (names the culprits).
+    /// A Schnorr request failed after its attempts (too few commitments or shares, or
+    /// invalid shares), naming the culprits.
+    #[error("{0}")]
+    SchnorrFailed(frost::Failure),
+    /// Aggregation or verification failed for a reason other signers cannot fix.
     #[error("Schnorr signature failed: {0}")]
     Schnorr(String),
 }
@@ -309,7 +306,11 @@ struct Inner {
     view: RwLock<Option<Arc<SignView>>>,
     net: OnceLock<NetworkHandle>,
     metrics: Arc<Metrics>,
+    /// The `bad-beacon` fault: this node's partials do not verify.
     corrupt_partials: bool,
+    /// The `bad-signature-share` fault: this node's FROST shares to other members do not
+    /// verify.
+    corrupt_frost_shares: bool,
     /// The active view's secp256k1 signing key, if it has one ([`frost`]).
     frost: RwLock<Option<Arc<frost::FrostView>>>,
     /// Where this member's FROST nonces wait between rounds.
@@ -317,13 +318,14 @@ struct Inner {
 }
 
 impl SignService {
-    /// The service; `token` `None` turns `POST /sign` off. `corrupt_partials` is the
-    /// `bad-beacon` fault: this node's partials do not verify.
+    /// The service; `token` `None` turns `POST /sign` off. Of the node's `fault`s,
+    /// `bad-beacon` makes the partials it sends other members fail verification, and
+    /// `bad-signature-share` the FROST signature shares it sends them.
     pub fn new(
         config: SignConfig,
         token: Option<Token>,
         metrics: Arc<Metrics>,
-        corrupt_partials: bool,
+        fault: Fault,
     ) -> Self {
         SignService(Arc::new(Inner {
             limiter: Mutex::new(RateLimiter::new(config.rate_per_sec, config.burst)),
@@ -334,7 +336,8 @@ impl SignService {
             view: RwLock::new(None),
             net: OnceLock::new(),
             metrics,
-            corrupt_partials,
+            corrupt_partials: fault == Fault::BadBeacon,
+            corrupt_frost_shares: fault == Fault::BadSignatureShare,
             frost: RwLock::new(None),
             nonces: OnceLock::new(),
         }))
@@ -342,7 +345,7 @@ impl SignService {
 
     /// A service that is off (no token), for embedders and tests that do not sign.
     pub fn disabled(metrics: Arc<Metrics>) -> Self {
-        Self::new(SignConfig::default(), None, metrics, false)
+        Self::new(SignConfig::default(), None, metrics, Fault::None)
     }
 
     /// The network to reach the committee through (once it is up).
@@ -395,6 +398,11 @@ impl SignService {
             &randomness,
             unix_ms(),
         );
+        let answer = if self.0.corrupt_frost_shares {
+            frost::with_wrong_share(answer)
+        } else {
+            answer
+        };
         let result = match frost::parse_answer(&answer) {
             Ok(_) => "frost_answered".to_string(),
             Err(Some(r)) => format!("frost_{}", r.as_str()),
@@ -413,7 +421,8 @@ impl SignService {
         Ok(view)
     }
 
-    /// The coordinator side of a Schnorr signature (see [`frost`]).
+    /// The coordinator side of a Schnorr signature: attempts with fresh signer sets until one
+    /// signs or the request is over (see [`frost`]).
     pub(crate) async fn sign_schnorr(
         &self,
         view: Arc<frost::FrostView>,
@@ -421,51 +430,117 @@ impl SignService {
         message: Vec<u8>,
     ) -> Result<frost::SchnorrSignature, SignError> {
         let started = Instant::now();
-        let net = self.0.net.get();
         let nonces = self
             .0
             .nonces
             .get()
             .cloned()
             .ok_or(SignError::NoNonceStore)?;
-        let own_identity =
-            net.map(|n| n.identity_public_key().to_vec())
-                .ok_or(SignError::NoSchnorrQuorum {
-                    round: 1,
-                    got: 0,
-                    threshold: view.threshold(),
-                })?;
-        let mut id = [0u8; 32];
-        rand_core::OsRng.fill_bytes(&mut id);
-        let mut session = frost::Session::new(&view, scheme, message, id);
-        let commit = session.commit_request(&view);
+        // Before the network is up no other member can be asked.
+        let Some(net) = self.0.net.get() else {
+            return Err(SignError::SchnorrFailed(frost::Failure {
+                round: 1,
+                signers: 0,
+                threshold: view.threshold(),
+                attempts: 0,
+                culprits: Vec::new(),
+            }));
+        };
+        let own_identity = net.identity_public_key().to_vec();
         let own = view
             .committee()
             .iter()
             .position(|m| *m == own_identity)
             .ok_or(SignError::NotAMember { view: view.view() })?;
+        let mut signing = frost::Signing::new(scheme, message, own, frost::MAX_ATTEMPTS);
+        let m = &self.0.metrics.sign;
+        loop {
+            let mut id = [0u8; 32];
+            rand_core::OsRng.fill_bytes(&mut id);
+            let Some(mut session) = signing.next_attempt(&view, id) else {
+                let failure = signing.failure(&view);
+                warn!(view = view.view(), %failure, "Schnorr signature failed");
+                return Err(SignError::SchnorrFailed(failure));
+            };
+            let attempt = Attempt {
+                view: &view,
+                net,
+                nonces: &nonces,
+                own,
+                own_identity: &own_identity,
+            };
+            match self.attempt(&attempt, &mut session).await {
+                Ok(signature) => {
+                    m.frost_attempt("signed");
+                    m.request.observe(started.elapsed().as_secs_f64());
+                    return Ok(signature);
+                }
+                Err(AttemptEnd::Failed(e)) => {
+                    m.frost_attempt("failed");
+                    return Err(SignError::Schnorr(e));
+                }
+                Err(AttemptEnd::ShortOf {
+                    round,
+                    signers,
+                    culprits,
+                }) => {
+                    m.frost_attempt(if round == 1 {
+                        "no_commitments"
+                    } else {
+                        "culprits"
+                    });
+                    for c in &culprits {
+                        warn!(
+                            view = view.view(),
+                            round,
+                            member = c.position,
+                            identity = %hex::encode(&c.identity),
+                            fault = c.fault.as_str(),
+                            "FROST signer named and left out of the request's later attempts"
+                        );
+                        m.frost_culprit(c.position, c.fault.as_str());
+                    }
+                    signing.attempt_failed(round, signers, culprits);
+                }
+            }
+        }
+    }
+
+    /// One attempt: round one among the members `session` asks, round two among the first `t`
+    /// that committed, both within one `sign.timeout_ms`.
+    async fn attempt(
+        &self,
+        a: &Attempt<'_>,
+        session: &mut frost::Session,
+    ) -> Result<frost::SchnorrSignature, AttemptEnd> {
+        let view = a.view;
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(self.0.config.timeout_ms);
         // Round one: our own commitment, then the others' as they come.
-        let mine = self
-            .answer_locally(&view, &nonces, &own_identity, commit.clone())
-            .await;
-        let mut done = self.take_commitment(&mut session, &view, own, &mine);
-        let mut asks: FuturesUnordered<_> = view
-            .committee()
+        let commit = session.commit_request(view);
+        let mine = self.answer_locally(a, commit.clone()).await;
+        let mut done = session
+            .take_commitment(view, a.own, &mine)
+            .map_err(|e| AttemptEnd::Failed(format!("own commitment: {e}")))?;
+        let committee = view.committee();
+        let mut asks: FuturesUnordered<_> = session
+            .asked(view)
             .into_iter()
-            .enumerate()
-            .filter(|(i, _)| *i != own)
-            .filter_map(|(i, id)| Some((i, id, net?.clone())))
-            .map(|(i, id, net)| {
-                let (payload, s) = (commit.clone(), view.session());
+            .filter(|i| *i != a.own)
+            .map(|i| {
+                let (net, id, payload, s) = (
+                    a.net.clone(),
+                    committee[i].clone(),
+                    commit.clone(),
+                    view.session(),
+                );
                 async move { (i, net.send_frost(id, s, payload).await) }
             })
             .collect();
         while !done {
             match tokio::time::timeout_at(deadline, asks.next()).await {
                 Ok(Some((member, Ok(answer)))) => {
-                    done = self.take_commitment(&mut session, &view, member, &answer);
+                    done = self.take_commitment(session, view, member, &answer);
                 }
                 Ok(Some((member, Err(e)))) => {
                     debug!(member, error = %e, "FROST commitment not answered");
@@ -474,80 +549,80 @@ impl SignService {
                 Ok(None) | Err(_) => break,
             }
         }
+        drop(asks);
         if !done {
-            return Err(SignError::NoSchnorrQuorum {
+            return Err(AttemptEnd::ShortOf {
                 round: 1,
-                got: session.signers.len(),
-                threshold: view.threshold(),
+                signers: session.signers.len(),
+                culprits: session.commitment_culprits(view),
             });
         }
-        drop(asks);
         // Round two with the signers whose commitments were taken.
-        let request = session.sign_request(&view).map_err(SignError::Schnorr)?;
-        let committee = view.committee();
+        let request = session
+            .sign_request(view)
+            .map_err(|e| AttemptEnd::Failed(e.to_string()))?;
         let signers: Vec<usize> = session.signers.keys().copied().collect();
         let mut shares: FuturesUnordered<_> = signers
             .iter()
-            .filter(|i| **i != own)
-            .filter_map(|i| Some((*i, committee[*i].clone(), net?.clone())))
-            .map(|(i, id, net)| {
-                let (payload, s) = (request.clone(), view.session());
+            .filter(|i| **i != a.own)
+            .map(|i| {
+                let (net, id, payload, s) = (
+                    a.net.clone(),
+                    committee[*i].clone(),
+                    request.clone(),
+                    view.session(),
+                );
+                let i = *i;
                 async move { (i, net.send_frost(id, s, payload).await) }
             })
             .collect();
-        let mine = self
-            .answer_locally(&view, &nonces, &own_identity, request.clone())
-            .await;
-        let mut missing: Vec<usize> = signers.clone();
-        if let Err(e) = session.take_share(&view, own, &mine) {
-            return Err(SignError::Schnorr(format!("own share: {e}")));
-        }
-        missing.retain(|i| *i != own);
-        while !missing.is_empty() {
+        let mine = self.answer_locally(a, request.clone()).await;
+        session
+            .take_share(view, a.own, &mine)
+            .map_err(|e| AttemptEnd::Failed(format!("own share: {e}")))?;
+        while !session.awaiting_shares().is_empty() {
             match tokio::time::timeout_at(deadline, shares.next()).await {
                 Ok(Some((member, Ok(answer)))) => {
-                    match session.take_share(&view, member, &answer) {
-                        Ok(()) => {
-                            self.0.metrics.sign.partial(member, "valid");
-                            missing.retain(|i| *i != member);
-                        }
-                        Err(e) => {
-                            warn!(member, error = %e, "FROST share not taken");
-                            self.0.metrics.sign.partial(member, "invalid");
-                        }
+                    if let Err(e) = session.take_share(view, member, &answer) {
+                        warn!(member, error = %e, "FROST share not taken");
                     }
                 }
                 Ok(Some((member, Err(e)))) => {
                     debug!(member, error = %e, "FROST share not answered");
-                    self.0.metrics.sign.partial(member, "unreachable");
+                    session.share_unanswered(member);
                 }
                 Ok(None) | Err(_) => break,
             }
         }
-        if !missing.is_empty() {
-            return Err(SignError::NoSchnorrQuorum {
-                round: 2,
-                got: signers.len() - missing.len(),
-                threshold: view.threshold(),
-            });
+        let finished = session.finish(view);
+        // Each other signer's share, counted once its verdict is known.
+        let culprits = match &finished {
+            Err(frost::AttemptError::Culprits(c)) => c.clone(),
+            _ => Vec::new(),
+        };
+        for i in signers.iter().filter(|i| **i != a.own) {
+            let result = match culprits.iter().find(|c| c.position == *i).map(|c| c.fault) {
+                None => "valid",
+                Some(frost::SignerFault::InvalidShare | frost::SignerFault::Malformed) => "invalid",
+                Some(frost::SignerFault::Refused) => "refused",
+                Some(frost::SignerFault::Unresponsive) => "unreachable",
+            };
+            self.0.metrics.sign.partial(*i, result);
         }
-        let signature = session.finish(&view).map_err(SignError::Schnorr)?;
-        self.0
-            .metrics
-            .sign
-            .request
-            .observe(started.elapsed().as_secs_f64());
-        Ok(signature)
+        match finished {
+            Ok(signature) => Ok(signature),
+            Err(e @ frost::AttemptError::Culprits(_)) => Err(AttemptEnd::ShortOf {
+                round: 2,
+                signers: session.valid_shares(&e),
+                culprits,
+            }),
+            Err(frost::AttemptError::Failed(e)) => Err(AttemptEnd::Failed(e)),
+        }
     }
 
-    async fn answer_locally(
-        &self,
-        view: &Arc<frost::FrostView>,
-        nonces: &Arc<frost::NonceDb>,
-        own_identity: &[u8],
-        payload: Vec<u8>,
-    ) -> Vec<u8> {
-        let (view, nonces, me) = (view.clone(), nonces.clone(), own_identity.to_vec());
+    /// This node's own answer to a round of its attempt (honest whatever the node's fault).
+    async fn answer_locally(&self, a: &Attempt<'_>, payload: Vec<u8>) -> Vec<u8> {
+        let (view, nonces, me) = (a.view.clone(), a.nonces.clone(), a.own_identity.to_vec());
         tokio::task::spawn_blocking(move || {
             let mut randomness = Zeroizing::new([0u8; 64]);
             rand_core::OsRng.fill_bytes(randomness.as_mut());
@@ -787,12 +862,35 @@ impl SignService {
     }
 }
 
+/// What one attempt of a Schnorr request works with.
+struct Attempt<'a> {
+    view: &'a Arc<frost::FrostView>,
+    net: &'a NetworkHandle,
+    nonces: &'a Arc<frost::NonceDb>,
+    own: usize,
+    own_identity: &'a [u8],
+}
+
+/// How an attempt ended without a signature.
+enum AttemptEnd {
+    /// Fewer than `t` commitments (round 1) or valid shares (round 2), naming the culprits.
+    ShortOf {
+        round: u8,
+        signers: usize,
+        culprits: Vec<frost::Culprit>,
+    },
+    /// A failure other signers cannot fix.
+    Failed(String),
+}
+
 /// The signing service's metrics (see the module docs).
 pub struct SignMetrics {
     pub(crate) requests: Family<Vec<(&'static str, String)>, Counter>,
     pub(crate) rejections: Family<Vec<(&'static str, String)>, Counter>,
     pub(crate) partials: Family<Vec<(&'static str, String)>, Counter>,
     pub(crate) answers: Family<Vec<(&'static str, String)>, Counter>,
+    pub(crate) frost_attempts: Family<Vec<(&'static str, String)>, Counter>,
+    pub(crate) frost_culprits: Family<Vec<(&'static str, String)>, Counter>,
     pub(crate) combine: Histogram,
     pub(crate) request: Histogram,
 }
@@ -804,6 +902,8 @@ impl SignMetrics {
             rejections: Family::default(),
             partials: Family::default(),
             answers: Family::default(),
+            frost_attempts: Family::default(),
+            frost_culprits: Family::default(),
             // Half a millisecond to about 8 s, doubling.
             combine: Histogram::new(exponential_buckets(0.0005, 2.0, 15)),
             request: Histogram::new(exponential_buckets(0.0005, 2.0, 15)),
@@ -827,6 +927,16 @@ impl SignMetrics {
             "keyquorum_sign_answers",
             "On-demand signing requests answered as a committee member, by result",
             m.answers.clone(),
+        );
+        registry.register(
+            "keyquorum_sign_frost_attempts",
+            "FROST signing attempts this node coordinated, by how they ended",
+            m.frost_attempts.clone(),
+        );
+        registry.register(
+            "keyquorum_sign_frost_culprits",
+            "FROST signers an attempt this node coordinated named and left out, by committee position and fault",
+            m.frost_culprits.clone(),
         );
         registry.register_with_unit(
             "keyquorum_sign_combine",
@@ -877,6 +987,43 @@ impl SignMetrics {
                 ("result", result.into()),
             ])
             .inc();
+    }
+
+    /// Counts a FROST attempt this node coordinated: `signed`, `culprits` (round two named
+    /// signers), `no_commitments` (round one fell short) or `failed`.
+    pub fn frost_attempt(&self, result: &str) {
+        self.frost_attempts
+            .get_or_create(&vec![("result", result.into())])
+            .inc();
+    }
+
+    /// Counts a FROST signer at committee position `member` named for `fault`.
+    pub fn frost_culprit(&self, member: usize, fault: &str) {
+        self.frost_culprits
+            .get_or_create(&vec![
+                ("member", member.to_string()),
+                ("fault", fault.into()),
+            ])
+            .inc();
+    }
+
+    /// FROST attempts counted with `result`.
+    pub fn frost_attempts(&self, result: &str) -> u64 {
+        self.frost_attempts
+            .get(&vec![("result", result.into())])
+            .map(|c| c.get())
+            .unwrap_or(0)
+    }
+
+    /// FROST signers at `member` named for `fault`.
+    pub fn frost_culprits(&self, member: usize, fault: &str) -> u64 {
+        self.frost_culprits
+            .get(&vec![
+                ("member", member.to_string()),
+                ("fault", fault.into()),
+            ])
+            .map(|c| c.get())
+            .unwrap_or(0)
     }
 
     /// Requests rejected for `reason` so far.

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::*;
 use crate::store::BeaconMemberRecord;
 
-const TOKEN: &str = "s3cret-token";
+pub(super) const TOKEN: &str = "s3cret-token";
 
 fn identity(i: usize) -> Vec<u8> {
     vec![i as u8 + 1; 96]
@@ -70,11 +70,11 @@ fn service(config: SignConfig, token: Option<&str>) -> SignService {
         config,
         token.map(|t| Token::new(t.as_bytes())),
         Arc::new(Metrics::new()),
-        false,
+        Fault::None,
     )
 }
 
-async fn serve(s: SignService) -> SocketAddr {
+pub(super) async fn serve(s: SignService) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = http::routes(s).into_make_service_with_connect_info::<SocketAddr>();
@@ -83,7 +83,7 @@ async fn serve(s: SignService) -> SocketAddr {
 }
 
 /// Posts `body` with `token` (if any); returns the status and the JSON answer.
-async fn post(addr: SocketAddr, token: Option<&str>, body: &str) -> (u16, Value) {
+pub(super) async fn post(addr: SocketAddr, token: Option<&str>, body: &str) -> (u16, Value) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
@@ -103,7 +103,7 @@ async fn post(addr: SocketAddr, token: Option<&str>, body: &str) -> (u16, Value)
 
 const GOOD: &str = r#"{"domain":"example.org/v1","message":"deadbeef"}"#;
 
-fn code(v: &Value) -> &str {
+pub(super) fn code(v: &Value) -> &str {
     v["error"].as_str().unwrap_or("")
 }
 
@@ -286,7 +286,12 @@ fn members_answer_only_committee_members_in_the_views_session() {
 
 #[test]
 fn the_bad_beacon_fault_sends_partials_that_do_not_verify() {
-    let s = SignService::new(SignConfig::default(), None, Arc::new(Metrics::new()), true);
+    let s = SignService::new(
+        SignConfig::default(),
+        None,
+        Arc::new(Metrics::new()),
+        Fault::BadBeacon,
+    );
     let v = sign_view(3, 2, Some(0));
     let session = v.session;
     let group = v.group.clone();
@@ -337,7 +342,7 @@ fn the_token_file_is_read_trimmed_and_must_not_be_empty() {
 }
 
 /// A network node for `keys` on loopback, and its listen addresses.
-async fn net_node(
+pub(super) async fn net_node(
     keys: &crate::keys::NodeKeys,
 ) -> (
     keyquorum_net::NetworkHandle,

@@ -5,7 +5,8 @@
 //! board, with a share that matches its public key share. The shares then sign by FROST
 //! through the node's round functions (no network): an RFC 9591 signature and a BIP-340
 //! signature that verify, and bad round inputs (another session, a spoofed sender, a tampered
-//! share package, a round two from a coordinator that did not ask) are refused.
+//! share package, named as the culprit; a round two from a coordinator that did not ask) are
+//! refused.
 
 use keyquorum_contract::config::{KeyMode, SigningKeyConfig};
 use keyquorum_contract::signing_key::{SigningCurve, SigningKeyRecord};
@@ -14,8 +15,8 @@ use keyquorum_crypto::Curve;
 use keyquorum_crypto::frost::{self, Mode};
 use keyquorum_crypto::index;
 use keyquorum_node::sign::frost::{
-    FrostRefusal, FrostView, NONCE_TTL_MS, NonceDb, Scheme, Session, TakeError, answer,
-    parse_answer,
+    AttemptError, FrostRefusal, FrostView, NONCE_TTL_MS, NonceDb, Scheme, Session, SignerFault,
+    TakeError, answer, parse_answer,
 };
 
 use crate::common;
@@ -221,13 +222,18 @@ fn a_views_committee_makes_a_secp256k1_key_with_key_hash_indices_and_signs_with_
     let mut a = ask(&h, &views, &dbs, 2, 0, &request);
     let last = a.len() - 1;
     a[last] ^= 1;
-    match session.take_share(v, 2, &a) {
-        Err(TakeError::Malformed) => {}
-        Ok(()) => {
-            let e = session.finish(v).unwrap_err();
-            assert!(e.contains("invalid signature shares"), "{e}");
-        }
+    let fault = match session.take_share(v, 2, &a) {
+        Err(TakeError::Malformed) => SignerFault::Malformed,
+        Ok(()) => SignerFault::InvalidShare,
         Err(e) => panic!("{e}"),
+    };
+    match session.finish(v).unwrap_err() {
+        AttemptError::Culprits(c) => {
+            assert_eq!(c.len(), 1);
+            assert_eq!((c[0].position, c[0].fault), (2, fault));
+            assert_eq!(c[0].identity, identity(&h, 2));
+        }
+        e => panic!("{e}"),
     }
     // A second round two on the same nonces finds none.
     let again = ask(&h, &views, &dbs, 0, 0, &request);
