@@ -71,6 +71,7 @@ fn a_value_outside_a_closed_set_exits_2_and_names_the_allowed_ones() {
                 "equivocate",
                 "crash",
                 "bad-beacon",
+                "bad-signature-share",
             ],
         ),
         (&["demo", "--format", "yaml"], &["text", "json"]),

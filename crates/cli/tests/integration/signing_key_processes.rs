@@ -6,7 +6,8 @@
 //! members' indices are the key hashes of their identity keys. `POST /sign` on a member then
 //! returns a FROST(secp256k1, SHA-256) signature that verifies under RFC 9591 and a BIP-340
 //! signature that verifies with `k256`'s BIP-340 verifier under the x-only key; an unknown
-//! scheme is refused.
+//! scheme is refused. One node runs with `--fault bad-signature-share`: whenever a coordinator
+//! picks it, its share fails, it is named (and only it) and the request signs without it.
 
 use crate::common;
 
@@ -21,6 +22,8 @@ use keyquorum_node::status::Status as NodeStatus;
 
 const NODES: usize = 4;
 const SIGN_TOKEN: &str = "signing-key-test-token";
+/// The node that answers FROST round two with invalid shares.
+const BAD_SHARES: usize = 3;
 
 const CONTRACT: &str = r#"
 chain_id = "signing-key-processes-test"
@@ -100,7 +103,9 @@ async fn post_sign(port: u16, body: serde_json::Value) -> (u16, serde_json::Valu
 async fn a_views_committee_makes_a_secp256k1_key_on_chain_and_signs_frost_and_bip340() {
     let _network = crate::common::one_network_at_a_time().await;
     let net = Testnet::new(NODES, CONTRACT, Some(SIGN_TOKEN));
-    let _procs: Vec<_> = (0..NODES).map(|i| net.start(i, None)).collect();
+    let _procs: Vec<_> = (0..NODES)
+        .map(|i| net.start(i, (i == BAD_SHARES).then_some("bad-signature-share")))
+        .collect();
     wait_for("view 1", Duration::from_secs(150), async || {
         let s = contract_status(net.chain_port).await?;
         (s.view >= 1).then_some(())
@@ -162,6 +167,46 @@ async fn a_views_committee_makes_a_secp256k1_key_on_chain_and_signs_frost_and_bi
     let sig = k256::schnorr::Signature::try_from(&sig[..]).unwrap();
     vk.verify_raw(message, &sig).unwrap();
 
+    // Every coordinator picks the first `t` commitments; whichever request took the faulty
+    // node's, its coordinator named that node and no other, and signed without it.
+    for round in 0..4 {
+        let (code, signed) = post_sign(
+            net.status(round % 3),
+            serde_json::json!({ "scheme": "frost-secp256k1", "message": hex::encode([round as u8]) }),
+        )
+        .await;
+        assert_eq!(code, 200, "{signed}");
+        let sig = hex::decode(signed["signature"].as_str().unwrap()).unwrap();
+        let sig = frost::Signature::from_bytes(&sig).unwrap();
+        frost::verify(Mode::Rfc9591, &group_key, &[round as u8], &sig).unwrap();
+    }
+    let bad_identity = node_status(net.status(BAD_SHARES)).await.unwrap().identity;
+    let bad_position = key
+        .members
+        .iter()
+        .position(|m| hex::encode(m.identity.0) == bad_identity)
+        .unwrap();
+    for i in 0..3 {
+        let (_, text) = http_get(net.status(i), "/metrics").await.unwrap();
+        let retried = metric(
+            &text,
+            "keyquorum_sign_frost_attempts_total{result=\"culprits\"}",
+        );
+        let named = metric(
+            &text,
+            &format!(
+                "keyquorum_sign_frost_culprits_total{{member=\"{bad_position}\",fault=\"invalid_share\"}}"
+            ),
+        );
+        assert_eq!(retried, named, "node {i}:\n{text}");
+        let others: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("keyquorum_sign_frost_culprits_total{"))
+            .filter(|l| !l.contains(&format!("member=\"{bad_position}\"")))
+            .collect();
+        assert!(others.is_empty(), "node {i}: {others:?}");
+    }
+
     let (code, refused) = post_sign(
         net.status(0),
         serde_json::json!({ "scheme": "ed25519", "message": "00" }),
@@ -169,4 +214,12 @@ async fn a_views_committee_makes_a_secp256k1_key_on_chain_and_signs_frost_and_bi
     .await;
     assert_eq!(code, 400);
     assert_eq!(refused["error"], "bad_scheme");
+}
+
+/// The value of the sample `name` (with its labels as served) in the exposition `text`; 0 when
+/// absent.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
 }

@@ -339,6 +339,9 @@ fn answer_refused_bytes() -> Vec<u8> {
     vec![1, FrostRefusal::Store as u8]
 }
 
+/// The FROST requests the members got: (member, round, signing session).
+type RequestLog = Arc<StdMutex<Vec<(usize, u8, [u8; 32])>>>;
+
 /// How a test member answers FROST rounds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Behaviour {
@@ -353,20 +356,19 @@ enum Behaviour {
     SilentInRoundTwo,
 }
 
-/// A committee of `behaviours.len()` members on loopback libp2p with a signing key of
-/// threshold `t`; member 0 coordinates over HTTP. Returns the coordinator's service and HTTP
-/// address, the key, the members' identities, and each member's log of the FROST requests it
-/// got (round, session).
+/// A committee on loopback libp2p (see [`committee`]).
 struct Committee {
     service: SignService,
     addr: std::net::SocketAddr,
     record: SigningKeyRecord,
     identities: Vec<Vec<u8>>,
-    seen: Arc<StdMutex<Vec<(usize, u8, [u8; 32])>>>,
+    seen: RequestLog,
     _nets: Vec<keyquorum_net::NetworkHandle>,
     _dir: tempfile::TempDir,
 }
 
+/// A committee of `behaviours.len()` members with a signing key of threshold `t`; member 0
+/// coordinates over HTTP with `timeout_ms` per attempt, the others answer as told.
 async fn committee(t: usize, behaviours: &[Behaviour], timeout_ms: u64) -> Committee {
     let n = behaviours.len();
     let keys = node_keys(n);

@@ -34,9 +34,13 @@
 //! `keyquorum_sign_answers_total{result}` (requests this node answered as a member: `signed`,
 //! `other_view`, `no_share`, `malformed`; `refused` when the network refused a non-member,
 //! `busy` when [`MAX_ANSWERING`] requests were being answered; for FROST rounds ([`frost`])
-//! `frost_answered`, `frost_busy`, or `frost_` and the refusal), `keyquorum_sign_combine_seconds` (the collector
-//! call that combined: combine and verify) and `keyquorum_sign_request_seconds` (from the
-//! request to the signature).
+//! `frost_answered`, `frost_busy`, or `frost_` and the refusal),
+//! `keyquorum_sign_frost_attempts_total{result}` (FROST attempts this node coordinated:
+//! `signed`, `culprits`, `no_commitments`, `failed`),
+//! `keyquorum_sign_frost_culprits_total{member, fault}` (FROST signers an attempt named and left
+//! out: `invalid_share`, `unresponsive`, `refused`, `malformed`),
+//! `keyquorum_sign_combine_seconds` (the collector call that combined: combine and verify) and
+//! `keyquorum_sign_request_seconds` (from the request to the signature).
 
 pub mod frost;
 #[cfg(test)]

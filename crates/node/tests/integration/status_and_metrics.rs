@@ -340,6 +340,8 @@ fn metrics_are_valid_openmetrics_with_every_documented_metric() {
     metrics.sign.outcome(Some("unauthorized"));
     metrics.sign.partial(1, "invalid");
     metrics.sign.outcome_member("signed");
+    metrics.sign.frost_attempt("culprits");
+    metrics.sign.frost_culprit(3, "invalid_share");
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
