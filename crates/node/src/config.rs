@@ -20,7 +20,7 @@
 //! rate_per_sec = 5.0                       # per caller (remote IP), sustained
 //! burst = 10                               # per caller, at once
 //! max_pending = 16                         # requests signing at once; more get 503
-//! timeout_ms = 5000                        # wait for t valid partials
+//! timeout_ms = 5000                        # wait for t valid partials (Schnorr: per round)
 //! [beacon]
 //! enabled = true                           # false (flag: --no-beacon): no partials, no rounds
 //! sync_rate_per_sec = 2.0                  # requests for rounds answered per asking peer, sustained

@@ -20,7 +20,7 @@
 //!
 //! # Retries
 //! A signer whose share is invalid, that refuses round two or answers it with something that
-//! is not its share package, or that does not answer it within the attempt's timeout, is a
+//! is not its share package, or that does not answer it within the round's timeout, is a
 //! culprit ([`Culprit`], [`SignerFault`]). [`Signing`] then starts a new attempt with a new
 //! session, so every member draws fresh nonces (no commitment serves two attempts), leaving
 //! out every culprit named so far, as long as at least `t` members (the coordinator
@@ -617,7 +617,7 @@ pub enum SignerFault {
     /// Its signature share does not verify against its commitment and public key share (RFC
     /// 9591 section 5.4).
     InvalidShare,
-    /// No answer within the attempt's timeout, or the network could not reach it.
+    /// No answer within the round's timeout, or the network could not reach it.
     Unresponsive,
     /// It refused the round (for round two: a commitment it does not honour).
     Refused,

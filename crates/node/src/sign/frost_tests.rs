@@ -346,7 +346,7 @@ type RequestLog = Arc<StdMutex<Vec<(usize, u8, [u8; 32])>>>;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Behaviour {
     /// Honest, but its round-one answers wait until the first member that is not honest has
-    /// committed (and 200 ms more), so that member is among the first `t` of the first attempt.
+    /// committed (and 400 ms more), so that member is among the first `t` of the first attempt.
     HonestAfterFaulty,
     /// Honest and prompt.
     Honest,
@@ -452,7 +452,7 @@ async fn committee(t: usize, behaviours: &[Behaviour], timeout_ms: u64) -> Commi
                 tokio::spawn(async move {
                     if round == 1 && behaviour == Behaviour::HonestAfterFaulty {
                         let _ = gate.subscribe().wait_for(|committed| *committed).await;
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        tokio::time::sleep(Duration::from_millis(400)).await;
                     }
                     let answer = tokio::task::spawn_blocking(move || {
                         service.answer_frost(&session, from_identity.as_deref(), &payload)
@@ -604,7 +604,7 @@ async fn a_signer_silent_in_round_two_is_named_unresponsive_and_left_out() {
             HonestAfterFaulty,
             SilentInRoundTwo,
         ],
-        1000,
+        2000,
     )
     .await;
     let message = b"signed after a timeout";

@@ -25,7 +25,7 @@
 //! | 409 | `no_signing_key` | Schnorr: the active view has no signing key on this node |
 //! | 503 | `no_nonce_store` | Schnorr: the nonce store did not open |
 //! | 503 | `queue_full` | `sign.max_pending` requests are signing already |
-//! | 504 | `no_quorum` | fewer than `t` valid partials within `sign.timeout_ms`; Schnorr: fewer than `t` commitments or shares in an attempt's `sign.timeout_ms`, after the retries (no culprit sent an invalid share) |
+//! | 504 | `no_quorum` | fewer than `t` valid partials within `sign.timeout_ms`; Schnorr: fewer than `t` commitments or shares within `sign.timeout_ms` in an attempt's round, after the retries (no culprit sent an invalid share) |
 //! | 502 | `invalid_shares` | Schnorr: signers sent invalid signature shares and the retries without them did not sign (too few members left, or [`super::frost::MAX_ATTEMPTS`] attempts made) |
 //! | 500 | `combine_failed` | verified partials did not combine to a valid signature |
 

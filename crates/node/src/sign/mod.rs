@@ -98,7 +98,8 @@ pub struct SignConfig {
     pub burst: u32,
     /// Requests signing at once on this node; more are refused with 503 `queue_full`.
     pub max_pending: usize,
-    /// How long to wait for `t` valid partials, in milliseconds.
+    /// How long to wait for `t` valid partials, in milliseconds (for a Schnorr scheme: for
+    /// each round of each attempt).
     pub timeout_ms: u64,
 }
 
@@ -511,15 +512,16 @@ impl SignService {
     }
 
     /// One attempt: round one among the members `session` asks, round two among the first `t`
-    /// that committed, both within one `sign.timeout_ms`.
+    /// that committed, each round within `sign.timeout_ms` (so a signer has the whole timeout
+    /// for its share however long round one took).
     async fn attempt(
         &self,
         a: &Attempt<'_>,
         session: &mut frost::Session,
     ) -> Result<frost::SchnorrSignature, AttemptEnd> {
         let view = a.view;
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(self.0.config.timeout_ms);
+        let timeout = Duration::from_millis(self.0.config.timeout_ms);
+        let deadline = tokio::time::Instant::now() + timeout;
         // Round one: our own commitment, then the others' as they come.
         let commit = session.commit_request(view);
         let mine = self.answer_locally(a, commit.clone()).await;
@@ -562,6 +564,7 @@ impl SignService {
             });
         }
         // Round two with the signers whose commitments were taken.
+        let deadline = tokio::time::Instant::now() + timeout;
         let request = session
             .sign_request(view)
             .map_err(|e| AttemptEnd::Failed(e.to_string()))?;
