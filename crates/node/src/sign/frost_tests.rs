@@ -667,3 +667,34 @@ async fn too_few_commitments_is_no_quorum_naming_the_silent_members() {
         assert_eq!(body["faults"][id], "unresponsive");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_whose_nonce_store_is_full_answers_signer_unavailable() {
+    // The coordinator's own store holds no room for a pair: its own commitment fails, which
+    // is a condition of this node (503), not a fault of the signers or a failed combination.
+    let keys = node_keys(3);
+    let (record, shares) = signing_key(&keys, 2);
+    let s = SignService::new(
+        SignConfig {
+            timeout_ms: 300,
+            ..SignConfig::default()
+        },
+        Some(Token::new(TOKEN.as_bytes())),
+        Arc::new(Metrics::new()),
+        Fault::None,
+    );
+    s.set_frost_view(Some(
+        FrostView::new(1, &record, Some((0, Secret::new(shares[0])))).unwrap(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let full = NonceDb::open(&dir.path().join("n.redb"), keys[0].clone())
+        .unwrap()
+        .with_limits(0, 0);
+    s.set_nonce_db(Arc::new(full));
+    let (net, _events, _) = net_node(&keys[0]).await;
+    s.set_network(net);
+    let addr = serve(s.clone()).await;
+    let (status, body) = post(addr, Some(TOKEN), r#"{"scheme":"bip340","message":"00"}"#).await;
+    assert_eq!((status, code(&body)), (503, "signer_unavailable"), "{body}");
+    assert!(body["culprits"].as_array().unwrap().is_empty(), "{body}");
+}

@@ -24,10 +24,11 @@
 //! | 409 | `no_active_view`, `not_a_member` | no view is active, or this node holds no share of it |
 //! | 409 | `no_signing_key` | Schnorr: the active view has no signing key on this node |
 //! | 503 | `no_nonce_store` | Schnorr: the nonce store did not open |
+//! | 503 | `signer_unavailable` | Schnorr: this node could not make its own commitment or share (its nonce store is full of other requests' nonces, or failing); `culprits` and `faults` name members earlier attempts named |
 //! | 503 | `queue_full` | `sign.max_pending` requests are signing already |
 //! | 504 | `no_quorum` | fewer than `t` valid partials within `sign.timeout_ms`; Schnorr: fewer than `t` commitments or shares within `sign.timeout_ms` in an attempt's round, after the retries (no culprit sent an invalid share) |
 //! | 502 | `invalid_shares` | Schnorr: signers sent invalid signature shares and the retries without them did not sign (too few members left, or [`super::frost::MAX_ATTEMPTS`] attempts made) |
-//! | 500 | `combine_failed` | verified partials did not combine to a valid signature |
+//! | 500 | `combine_failed` | verified partials did not combine to a valid signature (Schnorr: with `culprits` and `faults` from earlier attempts) |
 
 use std::net::SocketAddr;
 
@@ -40,7 +41,7 @@ use axum::routing::post;
 use keyquorum_beacon::sign::{MAX_REQUEST_JSON, RequestError, SignRequest};
 use serde_json::{Value, json};
 
-use super::frost::{MAX_MESSAGE_LEN, Scheme};
+use super::frost::{self, MAX_MESSAGE_LEN, Scheme};
 use super::{SignError, SignService};
 
 fn error(status: StatusCode, code: &str, message: String, extra: Value) -> Response {
@@ -274,16 +275,7 @@ fn sign_error(s: &SignService, e: SignError) -> Response {
             Value::Null,
         ),
         SignError::SchnorrFailed(f) => {
-            let culprits: Vec<String> = f
-                .culprits
-                .iter()
-                .map(|c| hex::encode(&c.identity))
-                .collect();
-            let faults: serde_json::Map<String, Value> = f
-                .culprits
-                .iter()
-                .map(|c| (hex::encode(&c.identity), json!(c.fault.as_str())))
-                .collect();
+            let (culprits, faults) = named(&f.culprits);
             let extra = json!({
                 "round": f.round,
                 "signers": f.signers,
@@ -298,14 +290,35 @@ fn sign_error(s: &SignService, e: SignError) -> Response {
                 (StatusCode::GATEWAY_TIMEOUT, "no_quorum", extra)
             }
         }
-        SignError::Schnorr(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "combine_failed",
-            Value::Null,
-        ),
+        SignError::SchnorrUnavailable { culprits, .. } => {
+            let (culprits, faults) = named(culprits);
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "signer_unavailable",
+                json!({ "culprits": culprits, "faults": faults }),
+            )
+        }
+        SignError::Schnorr { culprits, .. } => {
+            let (culprits, faults) = named(culprits);
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "combine_failed",
+                json!({ "culprits": culprits, "faults": faults }),
+            )
+        }
     };
     rejected(s, code);
     error(status, code, e.to_string(), extra)
+}
+
+/// The members a Schnorr request named: their identities (hex), and each one's fault.
+fn named(culprits: &[frost::Culprit]) -> (Vec<String>, serde_json::Map<String, Value>) {
+    let ids = culprits.iter().map(|c| hex::encode(&c.identity)).collect();
+    let faults = culprits
+        .iter()
+        .map(|c| (hex::encode(&c.identity), json!(c.fault.as_str())))
+        .collect();
+    (ids, faults)
 }
 
 /// The route.

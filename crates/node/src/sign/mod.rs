@@ -292,9 +292,24 @@ pub enum SignError {
     /// invalid shares), naming the culprits.
     #[error("{0}")]
     SchnorrFailed(frost::Failure),
-    /// Aggregation or verification failed for a reason other signers cannot fix.
-    #[error("Schnorr signature failed: {0}")]
-    Schnorr(String),
+    /// This node could not make its own commitment or share (its nonce store full or
+    /// failing); members named in earlier attempts are kept.
+    #[error("this node cannot take part in a Schnorr signature now: {reason}")]
+    SchnorrUnavailable {
+        /// What failed here.
+        reason: String,
+        /// Members named in earlier attempts of the request.
+        culprits: Vec<frost::Culprit>,
+    },
+    /// Aggregation or verification failed for a reason other signers cannot fix; members named
+    /// in earlier attempts are kept.
+    #[error("Schnorr signature failed: {reason}")]
+    Schnorr {
+        /// What failed.
+        reason: String,
+        /// Members named in earlier attempts of the request.
+        culprits: Vec<frost::Culprit>,
+    },
 }
 
 /// The signing service of a node: configuration, the active view and the network.
@@ -480,9 +495,20 @@ impl SignService {
                     m.request.observe(started.elapsed().as_secs_f64());
                     return Ok(signature);
                 }
-                Err(AttemptEnd::Failed(e)) => {
+                Err(AttemptEnd::OwnFailed(reason)) => {
                     m.frost_attempt("failed");
-                    return Err(SignError::Schnorr(e));
+                    warn!(view = view.view(), %reason, "Schnorr signature failed here");
+                    return Err(SignError::SchnorrUnavailable {
+                        reason,
+                        culprits: signing.culprits().to_vec(),
+                    });
+                }
+                Err(AttemptEnd::Failed(reason)) => {
+                    m.frost_attempt("failed");
+                    return Err(SignError::Schnorr {
+                        reason,
+                        culprits: signing.culprits().to_vec(),
+                    });
                 }
                 Err(AttemptEnd::ShortOf {
                     round,
@@ -521,13 +547,15 @@ impl SignService {
     ) -> Result<frost::SchnorrSignature, AttemptEnd> {
         let view = a.view;
         let timeout = Duration::from_millis(self.0.config.timeout_ms);
-        let deadline = tokio::time::Instant::now() + timeout;
-        // Round one: our own commitment, then the others' as they come.
+        // Round one: our own commitment, then the others' as they come. Each round's deadline
+        // starts once our own answer is made (the requests leave only when polled below), so
+        // a slow answer here never comes out of a signer's time and gets it named.
         let commit = session.commit_request(view);
         let mine = self.answer_locally(a, commit.clone()).await;
         let mut done = session
             .take_commitment(view, a.own, &mine)
-            .map_err(|e| AttemptEnd::Failed(format!("own commitment: {e}")))?;
+            .map_err(|e| AttemptEnd::OwnFailed(format!("own commitment: {e}")))?;
+        let deadline = tokio::time::Instant::now() + timeout;
         let committee = view.committee();
         let mut asks: FuturesUnordered<_> = session
             .asked(view)
@@ -564,7 +592,6 @@ impl SignService {
             });
         }
         // Round two with the signers whose commitments were taken.
-        let deadline = tokio::time::Instant::now() + timeout;
         let request = session
             .sign_request(view)
             .map_err(|e| AttemptEnd::Failed(e.to_string()))?;
@@ -586,7 +613,8 @@ impl SignService {
         let mine = self.answer_locally(a, request.clone()).await;
         session
             .take_share(view, a.own, &mine)
-            .map_err(|e| AttemptEnd::Failed(format!("own share: {e}")))?;
+            .map_err(|e| AttemptEnd::OwnFailed(format!("own share: {e}")))?;
+        let deadline = tokio::time::Instant::now() + timeout;
         while !session.awaiting_shares().is_empty() {
             match tokio::time::timeout_at(deadline, shares.next()).await {
                 Ok(Some((member, Ok(answer)))) => {
@@ -886,6 +914,9 @@ enum AttemptEnd {
         signers: usize,
         culprits: Vec<frost::Culprit>,
     },
+    /// This node could not make its own commitment or share (its nonce store full or
+    /// failing): a condition of this node, not of the signers.
+    OwnFailed(String),
     /// A failure other signers cannot fix.
     Failed(String),
 }
