@@ -421,6 +421,11 @@ impl Coordinator {
         &self.sap
     }
 
+    /// The network's genesis key, which every chain this node takes starts from.
+    pub fn genesis_key(&self) -> &PublicKey {
+        &self.genesis_key
+    }
+
     /// The section key chain.
     pub fn chain(&self) -> &KeyChain {
         &self.chain

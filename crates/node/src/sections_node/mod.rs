@@ -70,7 +70,7 @@ use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
 use keyquorum_sections::dkg::{MAX_ROUNDS, START_GRACE, VOTE_SLACK};
 use keyquorum_sections::elders::{Member, Peer, SectionParams, next_starts};
 use keyquorum_sections::keys::{PublicKey, key_bytes};
-use keyquorum_sections::sap::{self, HandoverError, SignedSap};
+use keyquorum_sections::sap::{self, HandoverError, Sap, SignedSap};
 use keyquorum_sections::session::SessionId;
 use keyquorum_sections::store::{ElderStore, LoggedInput, PersistError, PersistentCoordinator};
 use keyquorum_sections::wire::Message;
@@ -351,6 +351,39 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     })
 }
 
+/// A peer's answer to a section query, decoded and checked against `ours` (genesis key, chain,
+/// SAP and name when asked): the answer if it extends that chain ([`catch_up::extension`]),
+/// `None` (logged) otherwise. Pure and possibly heavy (a long chain's links are verified one by
+/// one), so it runs off the event loop.
+fn screen_answer(
+    ours: &(PublicKey, KeyChain, Sap, Name),
+    from: Name,
+    bytes: &[u8],
+) -> Option<SectionAnswer> {
+    let peer = hex::encode(from.0);
+    let answer = match SectionAnswer::decode(bytes) {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(%peer, error = %e, "undecodable section answer refused");
+            return None;
+        }
+    };
+    let (genesis, chain, sap, name) = ours;
+    match catch_up::extension(genesis, chain, sap, name, &answer) {
+        Ok(Some(_)) => Some(answer),
+        Ok(None) => None,
+        // After a split, a member of the other half answers with its own branch.
+        Err(CatchUpError::OtherBranch) => {
+            debug!(%peer, "section answer from the other half of a split");
+            None
+        }
+        Err(e) => {
+            warn!(%peer, reason = %e, "section answer refused");
+            None
+        }
+    }
+}
+
 /// Whether a dropped message may be taken later: it is for a session not started here yet, or
 /// for the next generation.
 fn may_come_later(d: &Dropped) -> bool {
@@ -443,8 +476,8 @@ struct Runtime {
     view: watch::Sender<SectionView>,
     chain_file: PathBuf,
     /// Peers' answers to our queries for their section record, by the peer asked.
-    answers_tx: mpsc::Sender<(Name, Vec<u8>)>,
-    answers_rx: Option<mpsc::Receiver<(Name, Vec<u8>)>>,
+    answers_tx: mpsc::Sender<(Name, SectionAnswer)>,
+    answers_rx: Option<mpsc::Receiver<(Name, SectionAnswer)>>,
     /// When to ask peers for their section record next, when we last did, and how many times
     /// (which peers are next in turn).
     catch_up_at: Instant,
@@ -524,7 +557,7 @@ impl Runtime {
                     Some(event) => self.on_event(event)?,
                     None => return Ok(()),
                 },
-                Some((from, answer)) = answers.recv() => self.on_answer(from, &answer)?,
+                Some((from, answer)) = answers.recv() => self.on_answer(from, answer)?,
                 _ = tick.tick() => self.on_tick()?,
             }
             self.drain()?;
@@ -677,11 +710,20 @@ impl Runtime {
     }
 
     /// Asks the next [`CATCH_UP_FAN_OUT`] peers in turn ([`catch_up_targets`]) for their section
-    /// record; their answers come back through [`Runtime::on_answer`].
+    /// record. Each answer is decoded and checked against our state as of now off the event
+    /// loop ([`screen_answer`]), so that a peer's junk (up to [`catch_up::MAX_ANSWER_LEN`]) costs
+    /// the loop nothing; only answers that extend our chain come back, through
+    /// [`Runtime::on_answer`], where the coordinator checks them again against its state then.
     fn ask_for_section(&mut self, now: Instant) {
         self.catch_up_at = now + CATCH_UP_EVERY;
         self.catch_up_asked = Some(now);
         let c = self.coordinator.coordinator();
+        let ours = Arc::new((
+            *c.genesis_key(),
+            c.chain().clone(),
+            c.sap().clone(),
+            self.our_name,
+        ));
         let targets = catch_up_targets(c.sap(), &self.members, &self.our_name, self.catch_up_turn);
         self.catch_up_turn = self.catch_up_turn.wrapping_add(1);
         for peer in targets {
@@ -690,6 +732,7 @@ impl Runtime {
             let addr: Option<Multiaddr> = peer.addr.parse().ok();
             let net = self.net.clone();
             let answers = self.answers_tx.clone();
+            let ours = ours.clone();
             tokio::spawn(async move {
                 if let Some(addr) = addr
                     && let Some(peer) = peer_of(&addr)
@@ -701,9 +744,14 @@ impl Runtime {
                     .send_section_join(Target::Identity(identity), query)
                     .await
                 {
-                    // A full queue drops the answer: the next ask brings another.
-                    Ok(answer) => {
-                        let _ = answers.try_send((name, answer));
+                    Ok(bytes) => {
+                        let screened =
+                            tokio::task::spawn_blocking(move || screen_answer(&ours, name, &bytes))
+                                .await;
+                        // A full queue drops the answer: the next ask brings another.
+                        if let Ok(Some(answer)) = screened {
+                            let _ = answers.try_send((name, answer));
+                        }
                     }
                     Err(e) => {
                         debug!(peer = %hex::encode(name.0), error = %e, "section query failed")
@@ -723,15 +771,8 @@ impl Runtime {
 
     /// A peer's answer to our query: the coordinator takes it if it extends our chain
     /// ([`Coordinator::catch_up`]); anything else changes nothing.
-    fn on_answer(&mut self, from: Name, bytes: &[u8]) -> Result<(), SectionsNodeError> {
+    fn on_answer(&mut self, from: Name, answer: SectionAnswer) -> Result<(), SectionsNodeError> {
         let peer = hex::encode(from.0);
-        let answer = match SectionAnswer::decode(bytes) {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(%peer, error = %e, "undecodable section answer refused");
-                return Ok(());
-            }
-        };
         let before = self.coordinator.coordinator().chain().key_count();
         match self.take_input(LoggedInput::CatchUp(answer))? {
             // After a split, a member of the other half answers with its own branch.
@@ -1096,6 +1137,21 @@ mod tests {
 
     fn key(i: u64) -> Secret<Scalar> {
         Secret::new(Scalar::from(i))
+    }
+
+    #[test]
+    fn a_section_answer_that_does_not_decode_is_screened_out() {
+        let peer = Peer::new(&key(1), "/ip4/127.0.0.1/tcp/1".into());
+        let sap = Sap {
+            prefix: Prefix::ROOT,
+            elders: vec![peer.clone()],
+            section_key: tbls::public_key::<MinPk>(&key(1)),
+        };
+        let ours = (sap.section_key, KeyChain::genesis(), sap, peer.name());
+        let from = Name::of(&tbls::public_key::<MinPk>(&key(2)));
+        assert!(screen_answer(&ours, from, b"junk").is_none());
+        let over_long = vec![0u8; catch_up::MAX_ANSWER_LEN + 1];
+        assert!(screen_answer(&ours, from, &over_long).is_none());
     }
 
     #[test]
