@@ -454,10 +454,11 @@ async fn one_client_reuses_its_connection() {
             .unwrap();
     }
     let opened = accepted.load(Ordering::SeqCst);
-    // 160 requests; one connection, kept alive (a second is tolerated should the server close
-    // an idle one between two requests).
+    // 160 requests over a kept-alive connection. A few more are tolerated: on a loaded machine
+    // the pool may get a request before the previous one's connection is back in it, and opens
+    // another. Without reuse it would be one per request.
     assert!(
-        (1..=2).contains(&opened),
+        (1..=8).contains(&opened),
         "{opened} connections for 160 sequential requests"
     );
     chain.stop().await.unwrap();
