@@ -51,6 +51,27 @@ fn verifies(group_key: &str, signature: &str, message: &[u8]) -> bool {
     sig.verify(true, message, MIN_PK_POP_DST, &[], &pk, true) == blst::BLST_ERROR::BLST_SUCCESS
 }
 
+/// `POST /sign` with `body` on the node at `port`: its status and body, or why no answer came.
+pub async fn post_sign(
+    http: &reqwest::Client,
+    port: u16,
+    token: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
+    let answer = http
+        .post(format!("http://127.0.0.1:{port}/sign"))
+        .bearer_auth(token)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("node :{port}: {e}"))?;
+    Ok((
+        answer.status().as_u16(),
+        answer.text().await.unwrap_or_default(),
+    ))
+}
+
 /// Asks the members at `ports` in turn (the active committee first) to sign `message` until
 /// one answers with a signature that verifies under `group_key`.
 pub async fn sign_once(
@@ -67,17 +88,10 @@ pub async fn sign_once(
     let signed = signing_bytes(DOMAIN.as_bytes(), message).map_err(|e| e.to_string())?;
     let mut last = String::from("no node to ask");
     for &port in ports {
-        let answer = http
-            .post(format!("http://127.0.0.1:{port}/sign"))
-            .bearer_auth(token)
-            .header("Content-Type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await;
-        let (status, text) = match answer {
-            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        let (status, text) = match post_sign(&http, port, token, &body.to_string()).await {
+            Ok(answer) => answer,
             Err(e) => {
-                last = format!("node :{port}: {e}");
+                last = e;
                 continue;
             }
         };

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use keyquorum_contract::signing_key::SigningKeyRecord;
 use serde_json::{Value, json};
 
+use crate::demo_sign::post_sign;
+
 /// A view's BIP-340 signature, as a member returned it and the demo checked it.
 #[derive(Debug, Clone)]
 pub struct Bip340 {
@@ -76,17 +78,10 @@ pub async fn sign_bip340(
     let mut last = String::from("no node to ask");
     loop {
         for &port in ports {
-            let answer = http
-                .post(format!("http://127.0.0.1:{port}/sign"))
-                .bearer_auth(token)
-                .header("Content-Type", "application/json")
-                .body(body.clone())
-                .send()
-                .await;
-            let (status, text) = match answer {
-                Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            let (status, text) = match post_sign(&http, port, token, &body).await {
+                Ok(answer) => answer,
                 Err(e) => {
-                    last = format!("node :{port}: {e}");
+                    last = e;
                     continue;
                 }
             };
