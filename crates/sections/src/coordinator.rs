@@ -1813,8 +1813,8 @@ mod tests {
         crate::dkg::VOTE_SLACK as usize
     }
 
-    #[test]
-    fn a_late_vote_is_waited_for_not_blamed() {
+    /// A start for two of the net's members (generation 2), signed by every elder.
+    fn two_candidates_signed() -> (Net, Vec<Secret<Scalar>>, DkgStart) {
         let mut net = net(9);
         let elders = elder_secrets(&net, 9);
         let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(2).collect();
@@ -1823,6 +1823,23 @@ mod tests {
             let e = Name::of(&key_of(sk));
             net.nodes.get_mut(&e).unwrap().sign_start(&start).unwrap();
         }
+        (net, elders, start)
+    }
+
+    /// Both candidates signed the new SAP and nobody observed a failure.
+    fn assert_signed_without_failure(outputs: &[(Name, Output)]) {
+        assert!(
+            !outputs
+                .iter()
+                .any(|(_, o)| matches!(o, Output::BroadcastFailure { .. })),
+            "{outputs:?}"
+        );
+        assert_eq!(sap_shares(outputs).len(), 2, "{outputs:?}");
+    }
+
+    #[test]
+    fn a_late_vote_is_waited_for_not_blamed() {
+        let (mut net, elders, start) = two_candidates_signed();
         let [first, slow] = start.names()[..] else {
             panic!("two candidates")
         };
@@ -1847,27 +1864,14 @@ mod tests {
         let out = net.nodes.get_mut(&slow).unwrap().take(&deadline).unwrap();
         held.extend(out.into_iter().map(|o| (slow, o)));
         rest.extend(run_dkg(&mut net.nodes, &start, held, &none, 4));
-        assert!(
-            !rest
-                .iter()
-                .any(|(_, o)| matches!(o, Output::BroadcastFailure { .. })),
-            "{rest:?}"
-        );
-        assert_eq!(sap_shares(&rest).len(), 2, "{rest:?}");
+        assert_signed_without_failure(&rest);
     }
 
     #[test]
     fn a_candidate_that_starts_late_is_waited_for_not_excluded() {
         // Two candidates, as in each half of the smallest split: there, one failure observation
         // is an agreement (n - supermajority(2) = 0), so a late start alone would exclude.
-        let mut net = net(9);
-        let elders = elder_secrets(&net, 9);
-        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(2).collect();
-        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
-        for sk in &elders {
-            let e = Name::of(&key_of(sk));
-            net.nodes.get_mut(&e).unwrap().sign_start(&start).unwrap();
-        }
+        let (mut net, elders, start) = two_candidates_signed();
         let [first, late] = start.names()[..] else {
             panic!("two candidates")
         };
@@ -1884,13 +1888,7 @@ mod tests {
         let mut queue = authorise_with(&mut net.nodes, &start, &elders, &BTreeSet::from([first]));
         queue.extend(held);
         let outputs = run_dkg(&mut net.nodes, &start, queue, &BTreeSet::new(), 4);
-        assert!(
-            !outputs
-                .iter()
-                .any(|(_, o)| matches!(o, Output::BroadcastFailure { .. })),
-            "{outputs:?}"
-        );
-        assert_eq!(sap_shares(&outputs).len(), 2, "{outputs:?}");
+        assert_signed_without_failure(&outputs);
     }
 
     #[test]
