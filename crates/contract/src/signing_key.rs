@@ -21,29 +21,62 @@
 //! When the board is done, [`SigningKeyRecord::from_board`] turns its outcome into the record the
 //! contract keeps with the view and announces (`SigningKeyCreated`): the group key, the threshold,
 //! each member's index and public key share, the qualified dealers, and every member the board
-//! excluded with its fault ([`SigningKeyExclusion`]). Nodes compute the same record from their own
-//! replica of the board with the same function and use their share only if the two agree.
+//! excluded with its fault and the penalty it carries ([`SigningKeyExclusion`]). Nodes compute
+//! the same record from their own replica of the board with the same function and use their share
+//! only if the two agree.
+//!
+//! # Slashing (seed 003, steps 3.2, 4.1 and 7)
+//! When the board is done, successful or not, the contract slashes every excluded member whose
+//! exclusion [`proven_penalty`] accepts, through the same code path as the view ceremonies'
+//! faults (`SlashingRecord`s tagged [`FaultCeremony::SigningKey`](crate::state::FaultCeremony),
+//! `Slashed` events, the configured misbehaviour or absence percentage of the stake, burned
+//! except the reporter's share). Nobody is slashed without proof signed by the culprit or an
+//! absence the chain itself witnessed, re-checked from the session and the evidence alone
+//! ([`keyquorum_dkg::complaint::verify_exclusion`]), so no lost message can cost stake:
+//! - **Equivocation** (step 3.2, misbehaviour): every player's report carries the dealer's
+//!   signed commitment statement it received, so two reports on chain hold the dealer's two
+//!   signatures on different commitment hashes of this session; both signatures are verified
+//!   again and the hashes must differ.
+//! - **Missing justification** (step 4.1, absence): players' reports on chain named the deal as
+//!   missing (the chain asked for the share) and the dealer posted no valid justification by the
+//!   justify deadline. A deal lost on the way costs the dealer nothing: it answers on chain.
+//! - **Missed Feldman** (step 7, absence): a qualified dealer posted no Feldman values by the
+//!   deadline. Its contribution is reconstructed, so the key is unharmed and nobody could
+//!   profit; what the chain witnessed is silence, which a crashed honest dealer shows too, so it
+//!   costs the absence rate. Feldman values that are posted and wrong are signed proof and cost
+//!   the misbehaviour rate (`bad_feldman`, `commitment_degree`, ...).
+//! - The other faults the board proves (bad reports, false complaints, bad reconstruction pairs,
+//!   missed reports) are slashed by the same rule; exclusion from the clique alone is not.
+//!
+//! "A dealer that fails repeatedly is dropped for the life of the key": the board drops a culprit
+//! from this key at its first fault, and since the key is made fresh every view, a member slashed
+//! in a view's signing-key ceremony also sits out the next view's ([`sitting_out`]): it is left
+//! out of that ceremony's spec (it deals nothing and holds no share of that key), whose
+//! thresholds are resolved for the members that remain, and takes part again the view after.
 //!
 //! # What is not done
-//! Faults in this ceremony exclude the culprit from the signing key but are not slashed; a view
-//! that ends before its signing key is made drops the ceremony (`SigningKeyFailed`); the key is
-//! made fresh for every view (no resharing).
+//! A view that ends before its signing key is made drops the ceremony (`SigningKeyFailed`); the
+//! key is made fresh for every view (no resharing).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::Secp256k1;
 use keyquorum_crypto::index::IndexScheme;
 use keyquorum_dkg::Ceremony;
-use keyquorum_dkg::board::{Outcome, Role};
-use keyquorum_dkg::complaint::ComplaintBoard;
+use keyquorum_dkg::board::{Evidence, Exclusion, Outcome, Penalty, Role};
+use keyquorum_dkg::complaint::{ComplaintBoard, verify_exclusion};
 use keyquorum_dkg::params::ParamsError;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ContractConfig, DkgVariant};
 use crate::hex::{Bytes, Hex};
 use crate::magic::MagicBlock;
-use crate::state::{BoardInput, CeremonySpec, FaultRole, IdentityKey, SpecError, SpecParticipant};
+use crate::state::{
+    BoardInput, CeremonySpec, FaultCeremony, FaultRole, IdentityKey, SlashingRecord, SpecError,
+    SpecParticipant,
+};
 
 /// The signing key's curve.
 pub type SigningCurve = Secp256k1;
@@ -53,18 +86,33 @@ pub fn signing_key_domain(chain_id: &str, view: u64) -> Vec<u8> {
     format!("keyquorum-contract/{chain_id}/view/{view}/signing-key").into_bytes()
 }
 
-/// The definition of `block`'s view's signing-key ceremony: its members in the block's order,
-/// each with its registered verifiable-encryption key (`verifiable_key` of an identity), and the
-/// configured thresholds for their number.
+/// Members that sit out `view`'s signing-key ceremony: those slashed in the previous view's
+/// (see the module docs), from the contract's slashing records.
+pub fn sitting_out(slashings: &[SlashingRecord], view: u64) -> BTreeSet<IdentityKey> {
+    slashings
+        .iter()
+        .filter(|r| r.ceremony == FaultCeremony::SigningKey && r.view.checked_add(1) == Some(view))
+        .map(|r| r.identity)
+        .collect()
+}
+
+/// The definition of `block`'s view's signing-key ceremony: its members in the block's order
+/// except those `sitting_out` ([`sitting_out`]), each with its registered verifiable-encryption
+/// key (`verifiable_key` of an identity), and the configured thresholds for their number.
 pub fn signing_key_spec(
     config: &ContractConfig,
     block: &MagicBlock,
+    sitting_out: &BTreeSet<IdentityKey>,
     verifiable_key: impl Fn(&IdentityKey) -> Option<Hex<33>>,
 ) -> Result<CeremonySpec, SigningKeySpecError> {
-    let n = block.members.len();
-    let params = config.params_for(n).map_err(SigningKeySpecError::Params)?;
-    let verifiable_keys = block
+    let members: Vec<_> = block
         .members
+        .iter()
+        .filter(|m| !sitting_out.contains(&m.identity))
+        .collect();
+    let n = members.len();
+    let params = config.params_for(n).map_err(SigningKeySpecError::Params)?;
+    let verifiable_keys = members
         .iter()
         .map(|m| {
             verifiable_key(&m.identity).ok_or(SigningKeySpecError::NoVerifiableKey(m.identity))
@@ -77,8 +125,7 @@ pub fn signing_key_spec(
         n: params.n() as u32,
         t: params.t() as u32,
         k: params.k() as u32,
-        players: block
-            .members
+        players: members
             .iter()
             .map(|m| SpecParticipant {
                 identity: m.identity,
@@ -151,9 +198,86 @@ pub struct SigningKeyRecord {
     pub qualified: Vec<u32>,
     /// Everyone the ceremony excluded, dealers then players, ascending: a dealer excluded
     /// after qualifying (failed Feldman phase) is also in `qualified`, its contribution
-    /// reconstructed into the key. Faults here are not slashed.
+    /// reconstructed into the key. Those with a `penalty` are slashed by the contract (its
+    /// `SlashingRecord`s and `Slashed` events carry the amounts) and sit out the next view's
+    /// signing-key ceremony.
     #[serde(default)]
     pub excluded: Vec<SigningKeyExclusion>,
+}
+
+/// The stake penalty of a proven signing-key fault: which of the configured percentages
+/// ([`SlashingConfig`](crate::config::SlashingConfig)) the contract takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SigningKeyPenalty {
+    /// Provable misbehaviour, signed by the culprit: `misbehaviour_percent`.
+    Misbehaviour,
+    /// An absence the chain witnessed (asked, and no answer by the deadline):
+    /// `absence_percent`.
+    Absence,
+}
+
+/// Why an exclusion's evidence does not justify a slash ([`proven_penalty`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnprovenFault {
+    /// The evidence does not authenticate (another session, a signature that is not the
+    /// culprit's, another member than the one named) or does not show the fault (two
+    /// statements of the same commitment are no equivocation).
+    #[error("the evidence does not prove {fault}")]
+    Refuted {
+        /// The fault code (`FaultKind::code`).
+        fault: &'static str,
+    },
+    /// The fault is neither provable from its evidence nor an absence the chain witnessed.
+    #[error("{fault} cannot be proven from its evidence")]
+    NotProvable {
+        /// The fault code.
+        fault: &'static str,
+    },
+}
+
+/// The penalty a signing-key exclusion carries, if its evidence proves it: `Ok(None)` for a
+/// fault without a penalty (outside the clique, which a lost message can cause), the fault's
+/// penalty (`FaultKind::penalty`) when the evidence, checked again against the session alone
+/// ([`verify_exclusion`]), proves it or is an absence the chain witnessed (a missing post by a
+/// phase deadline), and a typed refusal otherwise. The one rule for contract and nodes.
+pub fn proven_penalty(
+    ceremony: &Ceremony<SigningCurve>,
+    e: &Exclusion,
+) -> Result<Option<SigningKeyPenalty>, UnprovenFault> {
+    let fault = e.fault.code();
+    let penalty = match e.fault.penalty() {
+        Penalty::None => return Ok(None),
+        Penalty::Misbehaviour => SigningKeyPenalty::Misbehaviour,
+        Penalty::Absence => SigningKeyPenalty::Absence,
+    };
+    match verify_exclusion(ceremony, e) {
+        Some(true) => Ok(Some(penalty)),
+        Some(false) => Err(UnprovenFault::Refuted { fault }),
+        None if penalty == SigningKeyPenalty::Absence
+            && matches!(e.evidence, Evidence::Absence { .. }) =>
+        {
+            Ok(Some(penalty))
+        }
+        None => Err(UnprovenFault::NotProvable { fault }),
+    }
+}
+
+/// Every member the finished board excluded (whether the ceremony succeeded or failed), with
+/// the penalty [`proven_penalty`] gives it (`None` also when its evidence is refused). `None`
+/// before the outcome.
+pub fn judged_exclusions(
+    board: &ComplaintBoard<SigningCurve>,
+) -> Option<Vec<(&Exclusion, Option<SigningKeyPenalty>)>> {
+    let exclusions = match board.outcome()? {
+        Outcome::Success { exclusions, .. } | Outcome::Failure { exclusions, .. } => exclusions,
+    };
+    Some(
+        exclusions
+            .iter()
+            .map(|e| (e, proven_penalty(board.ceremony(), e).ok().flatten()))
+            .collect(),
+    )
 }
 
 /// A member excluded from a signing key, with the board's reason.
@@ -169,15 +293,40 @@ pub struct SigningKeyExclusion {
     pub fault: String,
     /// The fault with its details.
     pub detail: String,
+    /// The stake penalty the contract applied, when the evidence proves the fault
+    /// ([`proven_penalty`]); absent for a fault without one (and in records made before
+    /// signing-key faults were slashed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub penalty: Option<SigningKeyPenalty>,
+}
+
+impl SigningKeyExclusion {
+    fn new(e: &Exclusion, penalty: Option<SigningKeyPenalty>) -> Self {
+        SigningKeyExclusion {
+            role: match e.role {
+                Role::Dealer => FaultRole::Dealer,
+                Role::Player => FaultRole::Player,
+            },
+            position: e.index,
+            identity: Hex(e.identity.to_bytes()),
+            fault: e.fault.code().to_string(),
+            detail: e.fault.to_string(),
+            penalty,
+        }
+    }
 }
 
 impl SigningKeyRecord {
     /// The record of a board whose ceremony succeeded (`None` before the outcome or on
     /// failure). The one rule for contract and nodes.
     pub fn from_board(board: &ComplaintBoard<SigningCurve>) -> Option<Self> {
-        let Some(Outcome::Success { output, exclusions }) = board.outcome() else {
+        let Some(Outcome::Success { output, .. }) = board.outcome() else {
             return None;
         };
+        let excluded = judged_exclusions(board)?
+            .into_iter()
+            .map(|(e, penalty)| SigningKeyExclusion::new(e, penalty))
+            .collect();
         let ceremony = board.ceremony();
         let point = |p: &<SigningCurve as Curve>::Affine| -> Option<Hex<33>> {
             let mut out = Vec::with_capacity(33);
@@ -203,19 +352,7 @@ impl SigningKeyRecord {
             group_key: point(&output.group_key)?,
             members,
             qualified: output.qualified.clone(),
-            excluded: exclusions
-                .iter()
-                .map(|e| SigningKeyExclusion {
-                    role: match e.role {
-                        Role::Dealer => FaultRole::Dealer,
-                        Role::Player => FaultRole::Player,
-                    },
-                    position: e.index,
-                    identity: Hex(e.identity.to_bytes()),
-                    fault: e.fault.code().to_string(),
-                    detail: e.fault.to_string(),
-                })
-                .collect(),
+            excluded,
         })
     }
 }
@@ -268,5 +405,46 @@ mod tests {
         // The view's ceremony of the same committee is another session on another curve.
         let view = spec.ceremony().unwrap();
         assert_ne!(view.id(), ceremony.id());
+    }
+
+    #[test]
+    fn older_records_read_as_unslashed_view_change_faults() {
+        let exclusion: SigningKeyExclusion = serde_json::from_value(serde_json::json!({
+            "role": "dealer",
+            "position": 2,
+            "identity": hex::encode([1u8; 96]),
+            "fault": "equivocation",
+            "detail": "two different signed commitments",
+        }))
+        .unwrap();
+        assert_eq!(exclusion.penalty, None);
+        let record = serde_json::json!({
+            "height": 9, "view": 1, "session": 0, "attempt": 0,
+            "identity": hex::encode([1u8; 96]), "role": "dealer", "fault": "missed_contribution",
+            "detail": "", "misbehaviour": false,
+            "evidence": {"kind": "absence", "phase": "contribute", "attempt": 0},
+            "amount": 0, "stake_after": 5,
+        });
+        let read: SlashingRecord = serde_json::from_value(record.clone()).unwrap();
+        assert_eq!(read.ceremony, FaultCeremony::ViewChange);
+        // A view-change record is written as before; a signing-key one says so.
+        let written = serde_json::to_value(&read).unwrap();
+        assert!(written.get("ceremony").is_none(), "{written}");
+        let signing = SlashingRecord {
+            ceremony: FaultCeremony::SigningKey,
+            ..read
+        };
+        assert_eq!(
+            serde_json::to_value(&signing).unwrap()["ceremony"],
+            "signing_key"
+        );
+        let with_penalty = SigningKeyExclusion {
+            penalty: Some(SigningKeyPenalty::Absence),
+            ..exclusion
+        };
+        assert_eq!(
+            serde_json::to_value(&with_penalty).unwrap()["penalty"],
+            "absence"
+        );
     }
 }

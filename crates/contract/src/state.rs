@@ -376,13 +376,36 @@ pub enum EvidenceRecord {
     },
 }
 
+/// Which kind of ceremony a fault happened in.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultCeremony {
+    /// A view change's ceremony (the view's BLS key) or its magic block.
+    #[default]
+    ViewChange,
+    /// The view's signing-key ceremony ([`crate::signing_key`]), run while the view is active.
+    SigningKey,
+}
+
+impl FaultCeremony {
+    fn is_view_change(&self) -> bool {
+        *self == FaultCeremony::ViewChange
+    }
+}
+
 /// A fault recorded against a node, with its stake effect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlashingRecord {
     /// Height at which it was recorded.
     pub height: u64,
-    /// View change.
+    /// View: the view being created for a view-change fault, the active view whose key was
+    /// being made for a signing-key fault.
     pub view: u64,
+    /// The ceremony the fault happened in (absent in older records: a view change).
+    #[serde(default, skip_serializing_if = "FaultCeremony::is_view_change")]
+    pub ceremony: FaultCeremony,
     /// Ceremony number within the view change (0 for the first; serialised as `session`).
     #[serde(rename = "session")]
     pub ceremony_number: u32,

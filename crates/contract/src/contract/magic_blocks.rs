@@ -14,7 +14,8 @@ use crate::magic::{
     MagicBlock, MagicBlockPlace, PartialError, SignedMagicBlock, check_partial, combine_partials,
 };
 use crate::state::{
-    EvidenceRecord, FaultRole, IdentityKey, PendingMagicBlock, ViewChangePhase, ViewRecord,
+    EvidenceRecord, FaultCeremony, FaultRole, IdentityKey, PendingMagicBlock, ViewChangePhase,
+    ViewRecord,
 };
 use crate::tx::SignerRole;
 
@@ -282,6 +283,7 @@ impl Contract {
             self.record_fault(
                 FaultInfo {
                     view,
+                    ceremony: FaultCeremony::ViewChange,
                     ceremony_number,
                     attempt,
                     identity,

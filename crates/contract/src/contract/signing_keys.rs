@@ -15,11 +15,13 @@ use crate::error::Rejection;
 use crate::events::Event;
 use crate::hex::{Bytes, Hex};
 use crate::signing_key::{
-    SigningCurve, SigningKeyRecord, SigningKeyRun, signing_ceremony, signing_key_spec,
+    SigningCurve, SigningKeyPenalty, SigningKeyRecord, SigningKeyRun, judged_exclusions,
+    signing_ceremony, signing_key_spec, sitting_out,
 };
-use crate::state::BoardInput;
+use crate::state::{BoardInput, FaultCeremony, FaultRole, IdentityKey};
 
-use super::{Contract, RestoreError};
+use super::slashing::{FaultInfo, evidence_record};
+use super::{Contract, RestoreError, key_of};
 
 /// The running signing-key ceremony and its board.
 #[derive(Clone)]
@@ -98,7 +100,8 @@ impl Contract {
             return;
         };
         let nodes = &self.state.nodes;
-        let spec = match signing_key_spec(&self.config, &record.magic_block.block, |id| {
+        let out = sitting_out(&self.state.slashings, view);
+        let spec = match signing_key_spec(&self.config, &record.magic_block.block, &out, |id| {
             nodes.get(id).and_then(|n| n.verifiable_key)
         }) {
             Ok(spec) => spec,
@@ -198,6 +201,8 @@ impl Contract {
             next_deadline: None,
         });
         let record = SigningKeyRecord::from_board(&live.board);
+        // Slashed before the key is announced, with the board's evidence still at hand.
+        self.slash_signing_key_faults(view, at, events);
         self.state.signing = None;
         self.signing_live = None;
         match record {
@@ -212,5 +217,591 @@ impl Contract {
                 reason: "too few dealers qualified".into(),
             }),
         }
+    }
+
+    /// The finished signing-key board's proven faults, each slashed once by the view
+    /// ceremonies' code path (`record_fault`), with the board's evidence.
+    fn slash_signing_key_faults(&mut self, view: u64, at: u64, events: &mut Vec<Event>) {
+        let Some(live) = self.signing_live.as_ref() else {
+            return;
+        };
+        let Some(judged) = judged_exclusions(&live.board) else {
+            return;
+        };
+        let faults: Vec<FaultInfo> = judged
+            .into_iter()
+            .filter_map(|(e, penalty)| {
+                Some(FaultInfo {
+                    view,
+                    ceremony: FaultCeremony::SigningKey,
+                    ceremony_number: 0,
+                    attempt: 0,
+                    identity: key_of(&e.identity),
+                    role: match e.role {
+                        keyquorum_dkg::board::Role::Dealer => FaultRole::Dealer,
+                        keyquorum_dkg::board::Role::Player => FaultRole::Player,
+                    },
+                    fault: e.fault.code().to_string(),
+                    detail: e.fault.to_string(),
+                    misbehaviour: penalty? == SigningKeyPenalty::Misbehaviour,
+                    evidence: evidence_record(&e.evidence),
+                })
+            })
+            .collect();
+        for f in faults {
+            self.record_fault(f, at, events);
+        }
+    }
+
+    /// The member whose `SigningKeyPost` carried `post`, if it is a signed post of the running
+    /// signing-key ceremony (a dealer's commitment statement lifted from a report is not).
+    pub(super) fn signing_post_author(&self, post: &[u8]) -> Option<IdentityKey> {
+        let live = self.signing_live.as_ref()?;
+        let signed = live.decode(post).ok()?;
+        let (role, index) = signed.post.author();
+        author_key(&live.ceremony, role, index).map(key_of)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use keyquorum_crypto::commit::EvalCommitment;
+    use keyquorum_crypto::poly::Polynomial;
+    use keyquorum_dkg::board::{Evidence, Exclusion, FaultKind};
+    use keyquorum_dkg::complaint::ComplaintParticipant;
+    use keyquorum_dkg::complaint::messages::{
+        CommitmentStatement, ComplaintPost, Deal, SignedPedersen, seal_deal,
+    };
+    use keyquorum_dkg::participant::Action;
+    use keyquorum_dkg::testing::ceremony::{BoardEvent, MemberKeys, member, run_nodes};
+    use keyquorum_dkg::{Participant, SessionId};
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::SeedableRng;
+
+    use super::*;
+    use crate::config::{ContractConfig, DkgVariant};
+    use crate::signing_key::{
+        SigningKeyExclusion, UnprovenFault, proven_penalty, signing_key_domain,
+    };
+    use crate::state::{CeremonySpec, EvidenceRecord, NodeRecord, SlashingRecord, SpecParticipant};
+    use crate::tx::NetworkIdentity;
+
+    const N: u32 = 7;
+    const STAKE: u64 = 1_000;
+    /// The dealer that shows member 3 a second signed commitment.
+    const EQUIVOCATOR: u32 = 2;
+    /// The dealer that withholds its deal from member 5 and does not send it again on chain.
+    const WITHHOLDER: u32 = 4;
+    /// The dealer that posts no Feldman values.
+    const SKIPS_FELDMAN: u32 = 6;
+    /// An honest dealer whose deal to member 1 is lost on the way.
+    const LOST_DEAL: u32 = 0;
+
+    fn members() -> Vec<MemberKeys> {
+        (0..N).map(member).collect()
+    }
+
+    fn key(i: u32) -> IdentityKey {
+        key_of(member(i).identity.public())
+    }
+
+    /// A contract whose view 1 runs a signing-key ceremony among the seven test members, each
+    /// staking [`STAKE`] (misbehaviour costs 10%, absence 5%).
+    fn contract() -> Contract {
+        let ms = members();
+        let mut config = ContractConfig::defaults("slash-test", N);
+        for m in &ms {
+            config = config.fund(m.identity.public(), STAKE);
+        }
+        config.slashing.misbehaviour_percent = 10;
+        config.slashing.absence_percent = 5;
+        let mut c = Contract::new(config).unwrap();
+        for m in &ms {
+            let id = key_of(m.identity.public());
+            c.state.balances.remove(&id);
+            c.state.nodes.insert(
+                id,
+                NodeRecord {
+                    identity: id,
+                    encryption_key: Hex(m.encryption.public_key().to_bytes()),
+                    network: NetworkIdentity {
+                        peer_id: Bytes(vec![1]),
+                        addresses: Vec::new(),
+                    },
+                    stake: STAKE,
+                    registered_at: 1,
+                    refused_posts: 0,
+                    verifiable_key: Some(Hex(m.verifiable.public_key().to_bytes())),
+                },
+            );
+        }
+        let spec = CeremonySpec {
+            domain: Bytes(signing_key_domain("slash-test", 1)),
+            view: 1,
+            ceremony_number: 0,
+            n: N,
+            t: 5,
+            k: 5,
+            players: ms
+                .iter()
+                .map(|m| SpecParticipant {
+                    identity: key_of(m.identity.public()),
+                    encryption_key: Hex(m.encryption.public_key().to_bytes()),
+                })
+                .collect(),
+            reshare: None,
+            variant: DkgVariant::Complaint,
+            verifiable_keys: ms
+                .iter()
+                .map(|m| Hex(m.verifiable.public_key().to_bytes()))
+                .collect(),
+        };
+        let ceremony = signing_ceremony(&spec).unwrap();
+        let run = SigningKeyRun {
+            view: 1,
+            session_id: Hex(*ceremony.id()),
+            spec,
+            deadline: 1,
+            board_log: Vec::new(),
+        };
+        c.signing_live = Some(SigningLive::restore(&run).unwrap());
+        c.state.signing = Some(run);
+        c
+    }
+
+    /// A deal of `dealer` to `player` under a second commitment the dealer signs too, with a
+    /// pair that opens it (so the player reports it valid, with its statement).
+    fn second_deal(
+        ceremony: &Ceremony<SigningCurve>,
+        dealer: &MemberKeys,
+        deal: &Deal<SigningCurve>,
+    ) -> Vec<u8> {
+        let mut rng = ChaCha20Rng::from_seed([5; 32]);
+        let f = Polynomial::random(ceremony.t() - 1, None, &mut rng);
+        let blind = Polynomial::random(ceremony.t() - 1, None, &mut rng);
+        let signed = SignedPedersen::new(
+            &dealer.identity,
+            ceremony.id(),
+            deal.dealer,
+            EvalCommitment::<SigningCurve>::pedersen(&f, &blind, ceremony.player_indices()),
+        );
+        let x = &ceremony.player_indices()[deal.player as usize];
+        let key = ceremony.verifiable_key(deal.player).unwrap();
+        seal_deal(
+            &dealer.identity,
+            ceremony.id(),
+            &signed,
+            (deal.player, key),
+            &f.evaluate(x),
+            &blind.evaluate(x),
+            &mut rng,
+        )
+        .encode()
+    }
+
+    /// Runs the ceremony with `faulty` dealers misbehaving as their constants say (and the
+    /// [`LOST_DEAL`] dealer's deal to member 1 lost if `lose` is set), feeding every post and
+    /// deadline to the contract in board order. Returns the events.
+    fn run(c: &mut Contract, faulty: &[u32], lose: bool) -> Vec<Event> {
+        let ceremony = c.signing_live.as_ref().unwrap().ceremony.clone();
+        let nodes: Vec<Box<dyn Participant<SigningCurve>>> = members()
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                Box::new(
+                    ComplaintParticipant::new(
+                        ceremony.clone(),
+                        m.identity,
+                        m.verifiable,
+                        None,
+                        [i as u8 + 1; 32],
+                    )
+                    .unwrap(),
+                ) as Box<dyn Participant<SigningCurve>>
+            })
+            .collect();
+        let ms = members();
+        let c2 = ceremony.clone();
+        let mut tamper = |i: usize, a: Action<SigningCurve>| -> Vec<Action<SigningCurve>> {
+            let i = i as u32;
+            match &a {
+                Action::Send { payload, .. } => {
+                    let Ok(deal) = Deal::<SigningCurve>::decode(payload, c2.n()) else {
+                        return vec![a];
+                    };
+                    match (i, deal.player) {
+                        (EQUIVOCATOR, 3) if faulty.contains(&i) => {
+                            let payload = second_deal(&c2, &ms[i as usize], &deal);
+                            let Action::Send { to, .. } = a else {
+                                unreachable!()
+                            };
+                            vec![Action::Send { to, payload }]
+                        }
+                        (WITHHOLDER, 5) if faulty.contains(&i) => vec![],
+                        (LOST_DEAL, 1) if lose => vec![],
+                        _ => vec![a],
+                    }
+                }
+                Action::Post(bytes) => {
+                    let post = SignedComplaintPost::<SigningCurve>::decode(
+                        bytes,
+                        c2.n(),
+                        c2.dealer_count(),
+                    )
+                    .unwrap();
+                    let dropped = match post.post {
+                        ComplaintPost::Justification(_) => i == WITHHOLDER,
+                        ComplaintPost::Feldman(_) => i == SKIPS_FELDMAN,
+                        _ => false,
+                    };
+                    if dropped && faulty.contains(&i) {
+                        vec![]
+                    } else {
+                        vec![a]
+                    }
+                }
+                _ => vec![a],
+            }
+        };
+        let (_, board) = run_nodes(nodes, &[], &mut tamper);
+        let mut events = Vec::new();
+        let mut height = 1;
+        for e in board {
+            match e {
+                BoardEvent::Post(post) => {
+                    let signed = SignedComplaintPost::<SigningCurve>::decode(
+                        &post,
+                        ceremony.n(),
+                        ceremony.dealer_count(),
+                    )
+                    .unwrap();
+                    let (_, index) = signed.post.author();
+                    let sender = member(index).identity.public().clone();
+                    if let Ok(evs) = c.signing_key_post(&sender, &post, height) {
+                        events.extend(evs);
+                    }
+                }
+                BoardEvent::Deadline => {
+                    if c.state.signing.is_some() {
+                        let at = c.state.signing.as_ref().unwrap().deadline;
+                        c.signing_key_deadline(at, &mut events);
+                        height = at + 1;
+                    }
+                }
+            }
+        }
+        assert!(c.state.signing.is_none(), "the ceremony ended");
+        events
+    }
+
+    fn slashed(c: &Contract) -> Vec<(IdentityKey, &str, bool, u64)> {
+        c.state
+            .slashings
+            .iter()
+            .map(|r| (r.identity, r.fault.as_str(), r.misbehaviour, r.amount))
+            .collect()
+    }
+
+    fn created(events: &[Event]) -> SigningKeyRecord {
+        events
+            .iter()
+            .find_map(|e| match e {
+                Event::SigningKeyCreated { view: 1, key } => Some(key.clone()),
+                _ => None,
+            })
+            .expect("the key is made")
+    }
+
+    #[test]
+    fn each_seed_003_dealer_fault_is_slashed_with_its_rate_and_an_honest_dealer_is_not() {
+        let mut c = contract();
+        let total = c.state.supply().total();
+        let events = run(&mut c, &[EQUIVOCATOR, WITHHOLDER, SKIPS_FELDMAN], true);
+        let mut got = slashed(&c);
+        got.sort();
+        let mut expected = vec![
+            (key(EQUIVOCATOR), "equivocation", true, STAKE / 10),
+            (key(WITHHOLDER), "missing_justification", false, STAKE / 20),
+            (key(SKIPS_FELDMAN), "missed_feldman", false, STAKE / 20),
+        ];
+        expected.sort();
+        assert_eq!(got, expected);
+        for r in &c.state.slashings {
+            assert_eq!(r.ceremony, FaultCeremony::SigningKey);
+            assert_eq!((r.view, r.role), (1, FaultRole::Dealer));
+            assert_eq!(r.stake_after, STAKE - r.amount);
+            assert_eq!(c.state.nodes[&r.identity].stake, STAKE - r.amount);
+            assert!(events.contains(&Event::Slashed { record: r.clone() }));
+        }
+        // The evidence: the dealer's two signed statements, the reports that asked for the
+        // deal, and the chain's silence in the Feldman phase.
+        let evidence = |i: u32| {
+            &c.state
+                .slashings
+                .iter()
+                .find(|r| r.identity == key(i))
+                .unwrap()
+                .evidence
+        };
+        assert!(
+            matches!(evidence(EQUIVOCATOR), EvidenceRecord::SignedPosts { posts } if posts.len() == 2)
+        );
+        assert!(
+            matches!(evidence(WITHHOLDER), EvidenceRecord::Reports { posts } if posts.len() == 1)
+        );
+        assert!(matches!(
+            evidence(SKIPS_FELDMAN),
+            EvidenceRecord::Absence { .. }
+        ));
+        // Equivocation evidence is the dealer's own statements: nobody carried it for a reward.
+        // The withholder's is the report of the member it left without a deal.
+        let reporter = |i: u32| {
+            c.state
+                .slashings
+                .iter()
+                .find(|r| r.identity == key(i))
+                .unwrap()
+                .reporter
+        };
+        assert_eq!(reporter(EQUIVOCATOR), None);
+        assert_eq!(reporter(WITHHOLDER), Some(key(5)));
+        assert_eq!(c.state.supply().total(), total);
+
+        // The record says who is slashed, at which rate; the rest of the exclusions carry no
+        // penalty (outside the clique as players).
+        let record = created(&events);
+        let penalty = |p: u32| -> Vec<&SigningKeyExclusion> {
+            record.excluded.iter().filter(|e| e.position == p).collect()
+        };
+        for (i, rate) in [
+            (EQUIVOCATOR, SigningKeyPenalty::Misbehaviour),
+            (WITHHOLDER, SigningKeyPenalty::Absence),
+            (SKIPS_FELDMAN, SigningKeyPenalty::Absence),
+        ] {
+            let dealer = penalty(i)
+                .into_iter()
+                .find(|e| e.role == FaultRole::Dealer)
+                .unwrap();
+            assert_eq!(dealer.penalty, Some(rate), "{dealer:?}");
+        }
+        assert!(
+            record
+                .excluded
+                .iter()
+                .filter(|e| e.role == FaultRole::Player)
+                .all(|e| e.fault == "not_in_clique" && e.penalty.is_none()),
+            "{:?}",
+            record.excluded
+        );
+        // The honest dealer whose deal was lost answered on chain: qualified, not excluded.
+        assert!(record.qualified.contains(&LOST_DEAL));
+        assert!(penalty(LOST_DEAL).is_empty());
+        assert_eq!(c.state.nodes[&key(LOST_DEAL)].stake, STAKE);
+
+        // The slashed members sit out the next view's signing-key ceremony, only that one.
+        let out = sitting_out(&c.state.slashings, 2);
+        assert_eq!(
+            out,
+            BTreeSet::from([key(EQUIVOCATOR), key(WITHHOLDER), key(SKIPS_FELDMAN)])
+        );
+        assert!(sitting_out(&c.state.slashings, 3).is_empty());
+        assert!(sitting_out(&c.state.slashings, 1).is_empty());
+    }
+
+    #[test]
+    fn lost_deals_answered_on_chain_slash_nobody() {
+        let mut c = contract();
+        let ceremony = c.signing_live.as_ref().unwrap().ceremony.clone();
+        let events = run(&mut c, &[], true);
+        // The dealer whose deal was lost was asked on chain and sent it again there.
+        assert!(events.iter().any(|e| matches!(e,
+            Event::SigningKeyBoardPost { post, accepted: true, .. }
+                if matches!(
+                    SignedComplaintPost::<SigningCurve>::decode(&post.0, ceremony.n(), ceremony.dealer_count())
+                        .map(|p| p.post),
+                    Ok(ComplaintPost::Justification(j)) if j.dealer == LOST_DEAL
+                ))));
+        assert_eq!(c.state.slashings, Vec::<SlashingRecord>::new());
+        let record = created(&events);
+        assert_eq!(record.excluded, Vec::new());
+        assert_eq!(record.qualified.len(), N as usize);
+    }
+
+    /// The equivocation exclusion the board made, with its evidence.
+    fn equivocation(c: &mut Contract) -> (Arc<Ceremony<SigningCurve>>, Exclusion) {
+        let ceremony = c.signing_live.as_ref().unwrap().ceremony.clone();
+        run(c, &[EQUIVOCATOR], false);
+        let r = c
+            .state
+            .slashings
+            .iter()
+            .find(|r| r.fault == "equivocation")
+            .unwrap();
+        let EvidenceRecord::SignedPosts { posts } = &r.evidence else {
+            panic!("{r:?}");
+        };
+        let exclusion = Exclusion {
+            role: keyquorum_dkg::board::Role::Dealer,
+            index: EQUIVOCATOR,
+            identity: member(EQUIVOCATOR).identity.public().clone(),
+            fault: FaultKind::Equivocation,
+            evidence: Evidence::SignedPosts(posts.iter().map(|p| p.0.clone()).collect()),
+        };
+        (ceremony, exclusion)
+    }
+
+    fn statements(e: &Exclusion) -> Vec<CommitmentStatement> {
+        let Evidence::SignedPosts(items) = &e.evidence else {
+            panic!("{e:?}");
+        };
+        items
+            .iter()
+            .map(|i| CommitmentStatement::decode(i).unwrap())
+            .collect()
+    }
+
+    fn with_items(e: &Exclusion, items: Vec<Vec<u8>>) -> Exclusion {
+        Exclusion {
+            evidence: Evidence::SignedPosts(items),
+            ..e.clone()
+        }
+    }
+
+    #[test]
+    fn forged_equivocation_evidence_is_refused_and_slashes_nobody() {
+        let mut c = contract();
+        let (ceremony, genuine) = equivocation(&mut c);
+        let refused = Err(UnprovenFault::Refuted {
+            fault: "equivocation",
+        });
+        assert_eq!(
+            proven_penalty(&ceremony, &genuine),
+            Ok(Some(SigningKeyPenalty::Misbehaviour))
+        );
+        let [first, second] = &statements(&genuine)[..] else {
+            panic!("two statements");
+        };
+        let dealer = member(EQUIVOCATOR);
+        // The second statement signed by another member, not the culprit.
+        let other =
+            CommitmentStatement::sign(&member(0).identity, first.session, EQUIVOCATOR, second.hash);
+        let forged = with_items(&genuine, vec![first.encode(), other.encode()]);
+        assert_eq!(proven_penalty(&ceremony, &forged), refused);
+        // The same batch twice is no conflict.
+        let same = with_items(&genuine, vec![first.encode(), first.encode()]);
+        assert_eq!(proven_penalty(&ceremony, &same), refused);
+        // Two commitments the dealer really signed, but for another session.
+        let elsewhere: SessionId = [9; 32];
+        let wrong = |s: &CommitmentStatement| {
+            CommitmentStatement::sign(&dealer.identity, elsewhere, EQUIVOCATOR, s.hash).encode()
+        };
+        let other_session = with_items(&genuine, vec![wrong(first), wrong(second)]);
+        assert_eq!(proven_penalty(&ceremony, &other_session), refused);
+        // Genuine evidence against another member than the one who signed it.
+        let framed = Exclusion {
+            index: 0,
+            identity: member(0).identity.public().clone(),
+            ..genuine.clone()
+        };
+        assert_eq!(proven_penalty(&ceremony, &framed), refused);
+        // An absence-rate fault with signed posts instead of the chain's silence proves
+        // nothing by itself.
+        let feldman = Exclusion {
+            fault: FaultKind::MissedFeldman,
+            ..genuine.clone()
+        };
+        assert_eq!(
+            proven_penalty(&ceremony, &feldman),
+            Err(UnprovenFault::NotProvable {
+                fault: "missed_feldman"
+            })
+        );
+        // A missing justification needs the reports that asked for the deal.
+        let unasked = Exclusion {
+            fault: FaultKind::MissingJustification { complaints: 1 },
+            evidence: Evidence::Reports(Vec::new()),
+            ..genuine.clone()
+        };
+        assert_eq!(
+            proven_penalty(&ceremony, &unasked),
+            Err(UnprovenFault::Refuted {
+                fault: "missing_justification"
+            })
+        );
+        // Only the genuine equivocation was slashed.
+        assert_eq!(
+            slashed(&c),
+            vec![(key(EQUIVOCATOR), "equivocation", true, STAKE / 10)]
+        );
+    }
+
+    #[test]
+    fn a_slashed_member_sits_out_the_next_views_signing_key_ceremony() {
+        use crate::config::{SigningKeyConfig, Size};
+        use crate::magic::{MagicBlock, MagicBlockMember, SignedMagicBlock};
+        use crate::state::ViewRecord;
+        let mut c = contract();
+        c.config.committee.threshold = Size::Percent(66);
+        c.config.committee.quorum = Size::Percent(75);
+        c.config.dkg.signing_key = Some(SigningKeyConfig::SECP256K1_FROST);
+        run(&mut c, &[EQUIVOCATOR, WITHHOLDER, SKIPS_FELDMAN], false);
+        let ms = members();
+        let block = MagicBlock {
+            chain_id: "slash-test".into(),
+            view: 2,
+            ceremony_number: 0,
+            key_mode: crate::config::KeyMode::Reshare,
+            session_id: Hex([0; 32]),
+            n: N,
+            t: 5,
+            k: 5,
+            group_key: Hex([0; 48]),
+            members: ms
+                .iter()
+                .enumerate()
+                .map(|(i, m)| MagicBlockMember {
+                    index: i as u64 + 1,
+                    identity: key_of(m.identity.public()),
+                    encryption_key: Hex(m.encryption.public_key().to_bytes()),
+                    peer_id: Bytes(vec![1]),
+                    addresses: Vec::new(),
+                    public_share: Hex([0; 48]),
+                })
+                .collect(),
+            previous_hash: Hex([0; 32]),
+            first_round: 100,
+        };
+        c.state.views.insert(
+            2,
+            ViewRecord {
+                view: 2,
+                magic_block: SignedMagicBlock {
+                    hash: Hex([0; 32]),
+                    block,
+                    signature: None,
+                    previous_signature: None,
+                },
+                seed: Hex([0; 32]),
+                activated_at: 100,
+                signing_key: None,
+            },
+        );
+        let mut events = Vec::new();
+        c.start_signing_key(2, 100, &mut events);
+        let spec = events
+            .iter()
+            .find_map(|e| match e {
+                Event::SigningKeyStarted { view: 2, spec, .. } => Some(spec.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{events:?}"));
+        let players: Vec<IdentityKey> = spec.players.iter().map(|p| p.identity).collect();
+        let honest: Vec<IdentityKey> = [0, 1, 3, 5].into_iter().map(key).collect();
+        assert_eq!(players, honest);
+        // Thresholds for the four that remain (66% and 75% of 4).
+        assert_eq!((spec.n, spec.t, spec.k), (4, 3, 3));
+        assert_eq!(spec.verifiable_keys.len(), 4);
     }
 }

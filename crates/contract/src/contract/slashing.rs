@@ -7,7 +7,9 @@ use keyquorum_dkg::messages::SignedPost;
 
 use crate::events::Event;
 use crate::hex::Bytes;
-use crate::state::{EvidenceRecord, FaultRole, IdentityKey, NamedRecord, SlashingRecord};
+use crate::state::{
+    EvidenceRecord, FaultCeremony, FaultRole, IdentityKey, NamedRecord, SlashingRecord,
+};
 
 use super::{Contract, Group, key_of};
 
@@ -81,6 +83,7 @@ impl Contract {
             self.record_fault(
                 FaultInfo {
                     view,
+                    ceremony: FaultCeremony::ViewChange,
                     ceremony_number,
                     attempt,
                     identity: key_of(&e.identity),
@@ -115,6 +118,7 @@ impl Contract {
     pub(super) fn record_fault(&mut self, f: FaultInfo, at: u64, events: &mut Vec<Event>) {
         if self.state.slashings.iter().any(|r| {
             r.view == f.view
+                && r.ceremony == f.ceremony
                 && r.ceremony_number == f.ceremony_number
                 && r.role == f.role
                 && r.identity == f.identity
@@ -139,6 +143,7 @@ impl Contract {
         let record = SlashingRecord {
             height: at,
             view: f.view,
+            ceremony: f.ceremony,
             ceremony_number: f.ceremony_number,
             attempt: f.attempt,
             identity: f.identity,
@@ -180,9 +185,10 @@ impl Contract {
     }
 
     /// The account whose transaction carried a fault's evidence, when it is not the culprit:
-    /// posts reach the chain only in their author's own `DkgPost`, so that is the author of the
-    /// last evidence post (the one that completed the evidence). Absence and missing signatures
-    /// have no carrier. `None` means the whole slashed amount is burned.
+    /// posts reach the chain only in their author's own `DkgPost` (or `SigningKeyPost`), so
+    /// that is the author of the last evidence post (the one that completed the evidence).
+    /// Absence and missing signatures have no carrier, nor has a dealer's commitment statement
+    /// lifted from a report. `None` means the whole slashed amount is burned.
     pub(super) fn reporter(&self, f: &FaultInfo) -> Option<IdentityKey> {
         let posts = match &f.evidence {
             EvidenceRecord::SignedPosts { posts } | EvidenceRecord::Reports { posts } => posts,
@@ -190,6 +196,10 @@ impl Contract {
                 return None;
             }
         };
+        if f.ceremony == FaultCeremony::SigningKey {
+            let author = self.signing_post_author(&posts.last()?.0)?;
+            return (author != f.identity).then_some(author);
+        }
         let ceremony = &self.live.as_ref()?.ceremony;
         let last = SignedPost::<Group>::decode(&posts.last()?.0, ceremony.n()).ok()?;
         let author = key_of(
@@ -204,6 +214,7 @@ impl Contract {
 
 pub(super) struct FaultInfo {
     pub(super) view: u64,
+    pub(super) ceremony: FaultCeremony,
     pub(super) ceremony_number: u32,
     pub(super) attempt: u32,
     pub(super) identity: IdentityKey,
