@@ -6,11 +6,14 @@
 //! (`signing-key-skip-feldman`). The record names each with the board's fault (equivocation,
 //! missing justification, missed Feldman), the first two are not qualified and hold no share,
 //! the third stays qualified (its contribution reconstructed) and holds one, and the honest
-//! members' shares sign a BIP-340 signature that verifies under the key.
+//! members' shares sign a BIP-340 signature that verifies under the key. Each of the three is
+//! slashed, on proof the chain holds (the equivocator at the misbehaviour rate, the other two
+//! at the absence rate), the record names the penalty, every node computes the same record,
+//! and no honest stake changes.
 
 use keyquorum_contract::config::{KeyMode, SigningKeyConfig};
-use keyquorum_contract::signing_key::{SigningCurve, SigningKeyRecord};
-use keyquorum_contract::state::FaultRole;
+use keyquorum_contract::signing_key::{SigningCurve, SigningKeyPenalty, SigningKeyRecord};
+use keyquorum_contract::state::{FaultCeremony, FaultRole};
 use keyquorum_contract::{Event, Size};
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::frost;
@@ -38,7 +41,9 @@ fn each_seed_003_dealer_fault_is_excluded_with_its_reason_and_the_key_still_sign
     c.committee.threshold = Size::Count(5);
     c.view_length = 200;
     c.dkg.signing_key = Some(SigningKeyConfig::SECP256K1_FROST);
-    let stakes: Vec<u64> = (0..N as u64).map(|i| 100 - i).collect();
+    c.slashing.misbehaviour_percent = 10;
+    c.slashing.absence_percent = 5;
+    let stakes: Vec<u64> = (0..N as u64).map(|i| 1000 - i).collect();
     let mut h = Harness::new(c, &stakes);
     let faults = [
         (2, Fault::SigningKeyEquivocate, "equivocation"),
@@ -65,6 +70,56 @@ fn each_seed_003_dealer_fault_is_excluded_with_its_reason_and_the_key_still_sign
         assert_eq!(excluded.fault, code, "node {i}: {}", excluded.detail);
         assert_eq!(excluded.identity, key.members[p as usize].identity);
     }
+    // Each culprit is slashed once, at its fault's rate, from its stake; nobody else is.
+    let state = h.contract.state();
+    let slashed: Vec<_> = state
+        .slashings
+        .iter()
+        .filter(|r| r.ceremony == FaultCeremony::SigningKey)
+        .collect();
+    assert_eq!(slashed.len(), faults.len(), "{slashed:?}");
+    for (i, _, code) in faults {
+        let id = h.keys[i].identity().public().to_bytes();
+        let r = slashed
+            .iter()
+            .find(|r| r.identity.0 == id)
+            .unwrap_or_else(|| panic!("node {i} not slashed: {slashed:?}"));
+        let (misbehaviour, percent, penalty) = match code {
+            "equivocation" => (true, 10, SigningKeyPenalty::Misbehaviour),
+            _ => (false, 5, SigningKeyPenalty::Absence),
+        };
+        assert_eq!(
+            (r.view, r.role, r.fault.as_str(), r.misbehaviour),
+            (1, FaultRole::Dealer, code, misbehaviour),
+            "node {i}"
+        );
+        assert_eq!(r.amount, stakes[i] * percent / 100, "node {i}");
+        assert_eq!(
+            state.nodes[&r.identity].stake,
+            stakes[i] - r.amount,
+            "node {i}"
+        );
+        let p = position(i);
+        let excluded = key
+            .excluded
+            .iter()
+            .find(|e| e.role == FaultRole::Dealer && e.position == p)
+            .unwrap();
+        assert_eq!(excluded.penalty, Some(penalty), "node {i}");
+    }
+    for i in (0..N).filter(|i| !faults.iter().any(|f| f.0 == *i)) {
+        let id = h.keys[i].identity().public().to_bytes();
+        let node = state.nodes.values().find(|n| n.identity.0 == id).unwrap();
+        assert_eq!(node.stake, stakes[i], "honest node {i}");
+    }
+    assert!(
+        key.excluded
+            .iter()
+            .filter(|e| e.role == FaultRole::Player)
+            .all(|e| e.penalty.is_none()),
+        "{:?}",
+        key.excluded
+    );
     // The two disqualified dealers are left out of the clique as players too.
     for i in [2, 4] {
         let p = position(i);
