@@ -94,7 +94,8 @@
 //! A slashed amount is burned, except `reporter_percent` of it, paid to the account whose
 //! transaction carried the evidence when that is not the culprit (posts reach the chain only in
 //! their author's own transaction, so evidence made of the culprit's own posts is burned
-//! entirely).
+//! entirely). A view's signing-key ceremony slashes its proven faults through the same path
+//! ([`signing_key`], "Slashing").
 //!
 //! ## Posts that cannot be honest, and floods of them
 //! A `DkgPost` whose post does not decode, names no dealer, is not the sender's own, or carries

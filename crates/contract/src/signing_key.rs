@@ -50,7 +50,8 @@
 //!
 //! "A dealer that fails repeatedly is dropped for the life of the key": the board drops a culprit
 //! from this key at its first fault, and since the key is made fresh every view, a member slashed
-//! in a view's signing-key ceremony also sits out the next view's ([`sitting_out`]): it is left
+//! in a view's signing-key ceremony (in either role, whatever the configured percentage: it has
+//! a slashing record) also sits out the next view's ([`sitting_out`]): it is left
 //! out of that ceremony's spec (it deals nothing and holds no share of that key), whose
 //! thresholds are resolved for the members that remain, and takes part again the view after.
 //!
