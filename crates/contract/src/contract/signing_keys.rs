@@ -317,6 +317,7 @@ mod tests {
         }
         config.slashing.misbehaviour_percent = 10;
         config.slashing.absence_percent = 5;
+        config.slashing.reporter_percent = 20;
         let mut c = Contract::new(config).unwrap();
         for m in &ms {
             let id = key_of(m.identity.public());
@@ -567,6 +568,20 @@ mod tests {
         };
         assert_eq!(reporter(EQUIVOCATOR), None);
         assert_eq!(reporter(WITHHOLDER), Some(key(5)));
+        let settled = |i: u32| {
+            let r = c
+                .state
+                .slashings
+                .iter()
+                .find(|r| r.identity == key(i))
+                .unwrap();
+            (r.reporter_reward, r.burned)
+        };
+        assert_eq!(settled(EQUIVOCATOR), (0, 100));
+        assert_eq!(settled(WITHHOLDER), (10, 40));
+        assert_eq!(settled(SKIPS_FELDMAN), (0, 50));
+        assert_eq!(c.state.balance(&key(5)), 10);
+        assert_eq!(c.state.burned, 190);
         assert_eq!(c.state.supply().total(), total);
 
         // The record says who is slashed, at which rate; the rest of the exclusions carry no
