@@ -38,8 +38,9 @@
 //! `signing-key-skip-feldman`); the dealer quorum is lowered, if needed, to leave room for the
 //! dealers those faults disqualify, and views last long enough for the key's ceremony. JSON:
 //! per view `signing_key: {group_key, x_only, threshold, qualified, excluded: [{node,
-//! identity, role, fault, reason, reconstructed}], bip340: {message, public_key, signature},
-//! failed}`.
+//! identity, role, fault, reason, reconstructed, slashed: {amount, fault, penalty,
+//! stake_after} or null}], bip340: {message, public_key, signature}, failed}`: each culprit
+//! is slashed on the chain's proof (10% of its stake) and sits out the next view's ceremony.
 //!
 //! The nodes start first and the chain only once they all listen, so that every node can
 //! register before the first view change; the work directory (keys, databases, logs) is a
@@ -277,11 +278,10 @@ fn contract_config(args: &DemoArgs) -> Result<ContractConfig, String> {
     let disqualified = args.disqualified_signing_dealers();
     if disqualified > 0 {
         // The signing key's ceremony has no second attempt: the quorum leaves room for the
-        // dealers the injected faults disqualify.
-        let k = Size::Percent(75)
-            .resolve(args.committee)
-            .min(args.committee - disqualified);
-        c.committee.quorum = Size::Count(k as u32);
+        // dealers the injected faults disqualify. A percentage, so that it still fits the
+        // smaller ceremony of the next view, which the slashed members sit out.
+        let k = (100 * (args.committee - disqualified) / args.committee).min(75);
+        c.committee.quorum = Size::Percent(k as u8);
     }
     c.committee.keep_previous_percent = 70;
     let [contribute, share, publish, wait] = phase_blocks(args.committee, args.block_ms);
@@ -770,9 +770,10 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
                         say(
                             &bars,
                             format!(
-                                "  view {view} signing key made: {} qualified dealers, {} exclusions",
+                                "  view {view} signing key made: {} qualified dealers, {} exclusions, {} slashed",
                                 key.qualified.len(),
-                                key.excluded.len()
+                                key.excluded.len(),
+                                key.excluded.iter().filter(|e| e.penalty.is_some()).count()
                             ),
                         );
                     }

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
-use keyquorum_contract::signing_key::SigningKeyRecord;
-use keyquorum_contract::state::FaultRole;
+use keyquorum_contract::signing_key::{SigningKeyExclusion, SigningKeyRecord};
+use keyquorum_contract::state::{FaultCeremony, FaultRole, SlashingRecord};
 use keyquorum_contract::{Event, Group};
 use keyquorum_dkg::board::{Board, Outcome};
 use keyquorum_dkg::complaint::ComplaintBoard;
@@ -145,6 +145,17 @@ pub struct SigningKeyObs {
     pub failed: Option<String>,
     /// The committee's signature, verified.
     pub bip340: Option<Bip340>,
+    /// The ceremony's culprits the chain slashed (`Slashed`, signing-key records).
+    pub slashed: Vec<SlashingRecord>,
+}
+
+impl SigningKeyObs {
+    /// The slash of an exclusion's member in its role, if the chain took one.
+    fn slash_of(&self, e: &SigningKeyExclusion) -> Option<&SlashingRecord> {
+        self.slashed
+            .iter()
+            .find(|r| r.identity == e.identity && r.role == e.role)
+    }
 }
 
 impl ViewObs {
@@ -342,6 +353,13 @@ impl Observer {
                     .signing_key
                     .get_or_insert_with(Default::default)
                     .failed = Some(reason.clone());
+            }
+            Event::Slashed { record } if record.ceremony == FaultCeremony::SigningKey => {
+                self.view(record.view)
+                    .signing_key
+                    .get_or_insert_with(Default::default)
+                    .slashed
+                    .push(record.clone());
             }
             Event::Slashed { record } => {
                 self.view(record.view).excluded.push(Excluded {
@@ -576,6 +594,21 @@ fn signing_key_text(obs: &Observer, k: &SigningKeyObs, out: &mut String) {
                 ""
             }
         );
+        if let Some(r) = k.slash_of(e) {
+            let _ = writeln!(
+                out,
+                "    slashed   {} {} of its stake for {} ({} rate), {} left",
+                obs.name(&hex::encode(e.identity.0)),
+                r.amount,
+                r.fault,
+                if r.misbehaviour {
+                    "misbehaviour"
+                } else {
+                    "absence"
+                },
+                r.stake_after
+            );
+        }
     }
     match &k.bip340 {
         Some(b) => {
@@ -610,6 +643,12 @@ fn signing_key_json(obs: &Observer, k: &SigningKeyObs) -> Value {
             "fault": e.fault,
             "reason": e.detail,
             "reconstructed": reconstructed(key, e.role, e.position),
+            "slashed": k.slash_of(e).map(|r| json!({
+                "amount": r.amount,
+                "fault": r.fault,
+                "penalty": if r.misbehaviour { "misbehaviour" } else { "absence" },
+                "stake_after": r.stake_after,
+            })),
         })).collect::<Vec<_>>(),
         "bip340": k.bip340.as_ref().map(Bip340::json),
         "failed": k.failed,

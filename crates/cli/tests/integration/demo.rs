@@ -211,8 +211,8 @@ fn the_demo_runs_the_complaint_variant_with_a_bad_dealer() {
 /// under its x-only form; the equivocating dealer is excluded for `equivocation`, the one that
 /// withheld a deal (also when asked on chain) for `missing_justification`, and the one that
 /// posted no Feldman values for `missed_feldman`, its contribution reconstructed into the key
-/// (still qualified). The view change itself excludes nobody. Combinations that cannot work are
-/// usage errors.
+/// (still qualified); each of the three is slashed, shown next to its exclusion. The view
+/// change itself excludes nobody. Combinations that cannot work are usage errors.
 #[test]
 fn the_demo_makes_a_secp256k1_key_despite_seed_003_faults_and_signs_bip340() {
     let _network = crate::common::one_network_at_a_time_blocking();
@@ -307,6 +307,43 @@ fn the_demo_makes_a_secp256k1_key_despite_seed_003_faults_and_signs_bip340() {
         BTreeSet::from(["node-0", "node-1", "node-2", "node-3", "node-6"]),
         "{key}"
     );
+    // Each culprit is slashed next to its exclusion, 10% of its stake (the demo's rate for
+    // both kinds), at the rate its proof allows; nobody else is.
+    let slashed: BTreeMap<&str, (&str, &str, u64, u64)> = key["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| !e["slashed"].is_null())
+        .map(|e| {
+            let s = &e["slashed"];
+            (
+                e["node"].as_str().unwrap(),
+                (
+                    s["fault"].as_str().unwrap(),
+                    s["penalty"].as_str().unwrap(),
+                    s["amount"].as_u64().unwrap(),
+                    s["stake_after"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        slashed.keys().copied().collect::<Vec<_>>(),
+        ["node-4", "node-5", "node-6"],
+        "{key}"
+    );
+    for (node, penalty) in [
+        ("node-4", "misbehaviour"),
+        ("node-5", "absence"),
+        ("node-6", "absence"),
+    ] {
+        let (fault, got, amount, after) = slashed[node];
+        assert_eq!((fault, got), (dealers[node].0, penalty), "{node}: {key}");
+        assert!(
+            amount > 0 && (amount + after) / 10 == amount,
+            "{node}: {key}"
+        );
+    }
 
     for (args, expected) in [
         (
