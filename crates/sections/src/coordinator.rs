@@ -888,8 +888,16 @@ impl Coordinator {
             section_key: share.section_key,
         };
         let partial = sap::sign_sap(&share, &sap);
+        // The others may have handed over to this very SAP before our run ended (a SAP needs
+        // only a supermajority of the new elders): then the share is ours now.
+        let late = self.our_share.is_none() && self.sap == sap;
         if let Some(s) = self.sessions.get_mut(&session) {
-            s.decision = Decision::Succeeded(share);
+            if late {
+                s.decision = Decision::Failed;
+                self.our_share = Some(share);
+            } else {
+                s.decision = Decision::Succeeded(share);
+            }
         }
         Ok(Output::SapShare {
             session,
@@ -948,10 +956,19 @@ impl Coordinator {
             Some(Decision::Succeeded(share)) => Some(share),
             _ => None,
         };
-        self.sap = new_sap;
         let current = self.chain.key_count();
         self.pending.retain(|_, p| p.start.generation >= current);
-        self.sessions.retain(|_, s| s.start.generation >= current);
+        // Our run of the session that produced this SAP may still be going: it is kept, so
+        // that we take our share of the new key when it ends.
+        let ours_running = |s: &Session| {
+            matches!(s.decision, Decision::Running)
+                && s.start.prefix == new_sap.prefix
+                && s.start.candidates == new_sap.elders
+                && self.our_share.is_none()
+        };
+        self.sessions
+            .retain(|_, s| s.start.generation >= current || ours_running(s));
+        self.sap = new_sap;
         self.superseded
             .retain(|_, generation| *generation >= current);
         // A handover of the generation just left may still be running (the other half of a

@@ -325,6 +325,7 @@ impl<S: ElderStore> PersistentCoordinator<S> {
     /// (a SAP applied, or sessions superseded) and removes what no longer matters from the log.
     pub fn take(&mut self, input: &LoggedInput) -> Result<Vec<Output>, PersistError<S::Error>> {
         let generation = self.coordinator.chain().key_count();
+        let had_share = self.coordinator.our_share().is_some();
         let superseded_before: BTreeSet<SessionId> =
             self.coordinator.superseded().map(|(id, _)| id).collect();
         // A new SAP or a catch-up is applied from the record, not replayed: it is not logged.
@@ -345,7 +346,9 @@ impl<S: ElderStore> PersistentCoordinator<S> {
                 .map(|(id, _)| id)
                 .filter(|id| !superseded_before.contains(id))
                 .collect();
-            if !newly.is_empty() {
+            // A share taken after its SAP applied (a run that ended late) is saved too.
+            let late_share = !had_share && self.coordinator.our_share().is_some();
+            if !newly.is_empty() || late_share {
                 self.store
                     .save(&self.coordinator.record(), self.coordinator.our_share())
                     .map_err(PersistError::Store)?;

@@ -12,6 +12,7 @@
 use std::collections::BTreeSet;
 
 use keyquorum_sections::coordinator::Dropped;
+use keyquorum_sections::dkg::DkgMessage;
 use keyquorum_sections::elders::{ELDER_COUNT, Member, Peer, select_elders, split};
 use keyquorum_sections::session::{DkgStart, supermajority};
 use keyquorum_sections::simulation::{Network, secret};
@@ -177,4 +178,75 @@ fn a_network_grows_loses_elders_splits_and_keeps_one_verifiable_chain_per_sectio
         result,
         Err(PersistError::Dropped(Dropped::UnknownSession))
     ));
+}
+
+/// A candidate whose DKG messages are slow still finishes after the others handed the section
+/// over to the new key: the SAP that lists it can arrive before its own run ends (the others
+/// need only a supermajority of candidates), and it must then take its share of that key when
+/// its run ends, not stay an elder without one.
+#[test]
+fn a_slow_candidate_takes_its_share_after_the_new_sap_applied() {
+    let mut net = Network::new(7);
+    let root = Prefix::ROOT;
+    for i in 0..4u8 {
+        net.join(200 - i);
+        net.elect(&root);
+        net.check().unwrap();
+    }
+    // An older joiner changes the elders; it is the slow candidate.
+    let slow = net.join(250);
+    let current: BTreeSet<Name> = net
+        .node(&net.reference(&root))
+        .sap()
+        .names()
+        .into_iter()
+        .collect();
+    let members = net.members(&root);
+    let candidates =
+        keyquorum_sections::elders::elder_change(&current, &members, 5, &BTreeSet::new())
+            .expect("the older joiner changes the elders");
+    let generation = net.node(&net.reference(&root)).chain().key_count();
+    let start = DkgStart::new(root, candidates, generation);
+    assert!(start.names().contains(&slow));
+    net.sign_and_send(&root, &start);
+
+    // The votes of the last round (success takes three: contribute, share, publish) to the slow
+    // candidate are held back until the others are done.
+    let mut held = Vec::new();
+    let deliver = |net: &mut Network, held: &mut Vec<(Name, Name, Vec<u8>)>| {
+        while let Some((from, to, bytes)) = net.queue.pop_front() {
+            let message = Message::decode(&bytes).unwrap();
+            if to == slow
+                && matches!(message, Message::Dkg(DkgMessage::Vote { round, .. }) if round >= 2)
+            {
+                held.push((from, to, bytes));
+                continue;
+            }
+            net.take(to, LoggedInput::Message { from, message });
+        }
+    };
+    deliver(&mut net, &mut held);
+    // Its own deadlines are late too (a slow machine), so its run has not given up.
+    for _ in 0..12 {
+        for name in start.names().into_iter().filter(|n| *n != slow) {
+            net.take(name, LoggedInput::Deadline(start.session));
+        }
+        deliver(&mut net, &mut held);
+    }
+    let sap = net.node(&slow).sap().clone();
+    assert_eq!(sap.elders, start.candidates, "the others handed over");
+    assert!(net.node(&slow).our_share().is_none());
+
+    // Its messages arrive, and its deadlines pass.
+    for (from, to, bytes) in held {
+        let message = Message::decode(&bytes).unwrap();
+        net.take(to, LoggedInput::Message { from, message });
+    }
+    for _ in 0..12 {
+        net.take(slow, LoggedInput::Deadline(start.session));
+        deliver(&mut net, &mut Vec::new());
+    }
+    let share = net.node(&slow).our_share().expect("a share of the new key");
+    assert_eq!(share.section_key, sap.section_key);
+    net.check().unwrap();
 }
