@@ -150,8 +150,11 @@ pub fn split(
 }
 
 /// The starts the elders of `sap` should sign at `generation` (the length of their key chain)
-/// for `members` (those outside the prefix and the `excluded` are ignored): one for each half
-/// if the section splits, else one if its elders change, else none.
+/// for `members` (those outside the prefix are ignored): one for each half if the section
+/// splits, else one if its elders change, else none. The `excluded` (a failure agreement's
+/// non-participants) are never selected, but still count as members for the split: a split's
+/// halves run independent sessions, and once one half's restart excludes a node the other half
+/// may already be handed over, so the restart must split the same way.
 pub fn next_starts(
     sap: &Sap,
     generation: u64,
@@ -161,10 +164,7 @@ pub fn next_starts(
 ) -> Vec<DkgStart> {
     let members: Vec<Member> = members
         .iter()
-        .filter(|m| {
-            let name = m.peer.name();
-            sap.prefix.matches(&name) && !excluded.contains(&name)
-        })
+        .filter(|m| sap.prefix.matches(&m.peer.name()))
         .cloned()
         .collect();
     if let Some(halves) = split(&sap.prefix, &members, params.min_section_size.max(1)) {
@@ -307,6 +307,36 @@ pub(crate) mod tests {
             starts
                 .iter()
                 .all(|s| s.names().iter().all(|n| p0.matches(n)))
+        );
+    }
+
+    #[test]
+    fn a_restart_of_a_split_is_a_split_however_many_it_excludes() {
+        // A split's two sessions are independent: when one half's DKG fails and its restart
+        // excludes a node, the other half may already be handed over. The restart must stay a
+        // split (the excluded node is still a member, just not eligible), or the half's nodes
+        // would stay in the parent section while the other half left it.
+        let members: Vec<Member> = (0..16).map(|i| member(i, 1)).collect();
+        let params = SectionParams {
+            elder_count: 3,
+            min_section_size: 2,
+        };
+        let sap = Sap {
+            prefix: Prefix::ROOT,
+            elders: select_elders(&members, 3, &BTreeSet::new()),
+            section_key: key(99).1,
+        };
+        let [(p0, low), _] = split(&Prefix::ROOT, &members, 2).unwrap();
+        // Exclude all but one of the low half: too few left to split on.
+        let excluded: BTreeSet<Name> = low[1..].iter().map(|m| m.peer.name()).collect();
+        let starts = next_starts(&sap, 4, &members, &params, &excluded);
+        assert_eq!(starts.len(), 2);
+        assert_eq!(starts[0].prefix, p0);
+        assert_eq!(starts[0].names(), vec![low[0].peer.name()]);
+        assert!(
+            starts
+                .iter()
+                .all(|s| s.names().iter().all(|n| !excluded.contains(n)))
         );
     }
 }
