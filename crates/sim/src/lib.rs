@@ -34,6 +34,7 @@
 pub mod adversary;
 pub mod checks;
 pub mod engine;
+pub mod sections;
 
 use std::fmt;
 

@@ -1,0 +1,241 @@
+//! What a sections run must never break, as typed violations, and the checks over a snapshot of
+//! the honest nodes (pure functions, so a test can feed a forged chain and see it refused).
+//!
+//! The checks that need the whole run's history (two keys for one session, a spam start that
+//! started, an honest node excluded, conflicting signed SAPs, too many restarts) are recorded by
+//! the world as the outputs happen ([`super::world`]); the snapshot checks here run whenever the
+//! network is quiet.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use keyquorum_sections::chain::ChainError;
+use keyquorum_sections::keys::{KEY_LEN, PublicKey, key_bytes};
+use keyquorum_sections::sap::Sap;
+use keyquorum_sections::{KeyChain, Name, Prefix, SessionId};
+
+/// The first bytes of a name, for messages.
+pub struct Short<'a>(pub &'a [u8]);
+
+impl fmt::Display for Short<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0.iter().take(4) {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A broken invariant of a sections run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    /// An honest node's key chain does not verify from the genesis key.
+    #[error("the key chain of {} does not verify from the genesis key: {error}", Short(&.node.0))]
+    ChainDoesNotVerify {
+        /// The node.
+        node: Name,
+        /// What the verifier refused.
+        error: ChainError,
+    },
+    /// An honest node's chain does not end in its SAP's section key.
+    #[error("the key chain of {} does not end in its section key", Short(&.node.0))]
+    ChainNotAtSectionKey {
+        /// The node.
+        node: Name,
+    },
+    /// Two honest nodes of one section hold different chains or SAPs once the network is quiet.
+    #[error("honest nodes of section {prefix:?} hold different chains or SAPs when quiet")]
+    SectionDisagrees {
+        /// The section.
+        prefix: Prefix,
+    },
+    /// Within the fault bound, honest nodes sit in nested sections once the network is quiet:
+    /// a split completed for one half only.
+    #[error("honest nodes in nested sections {outer:?} and {inner:?} when quiet")]
+    NestedSections {
+        /// The shorter prefix.
+        outer: Prefix,
+        /// The longer prefix.
+        inner: Prefix,
+    },
+    /// A section key has two different children for one prefix (a fork), or a child whose
+    /// prefix is neither its parent's nor one of its halves.
+    #[error("key {} has a second or misplaced child for section {prefix:?}", Short(.parent))]
+    Fork {
+        /// The parent key.
+        parent: [u8; KEY_LEN],
+        /// The child's prefix.
+        prefix: Prefix,
+    },
+    /// Honest elders emitted different signed SAPs for one parent key and prefix.
+    #[error("honest elders handed section {prefix:?} over to different SAPs")]
+    ConflictingSap {
+        /// The section.
+        prefix: Prefix,
+    },
+    /// An honest node holds a share and is not an elder of its SAP, or is an elder without one.
+    #[error("{} holds a share: {holds}, is an elder: {elder}", Short(&.node.0))]
+    ShareMismatch {
+        /// The node.
+        node: Name,
+        /// Whether it holds a share of its SAP's key (or of another key).
+        holds: bool,
+        /// Whether its SAP lists it.
+        elder: bool,
+    },
+    /// An honest node took shares of two different keys in one session.
+    #[error("{} took shares of two different keys in session {}", Short(&.node.0), Short(&.session.0))]
+    TwoKeysOneSession {
+        /// The node.
+        node: Name,
+        /// The session.
+        session: SessionId,
+    },
+    /// An honest node started the DKG of a start fewer than a supermajority of elders signed.
+    #[error("{} started the DKG of spam start {}", Short(&.node.0), Short(&.session.0))]
+    SpamStarted {
+        /// The node.
+        node: Name,
+        /// The spam session.
+        session: SessionId,
+    },
+    /// Within the fault bound, a checked failure agreement named an honest node.
+    #[error("a failure agreement of session {} excluded honest {}", Short(&.session.0), Short(&.node.0))]
+    HonestExcluded {
+        /// The failed session.
+        session: SessionId,
+        /// The honest node named.
+        node: Name,
+    },
+    /// An honest node sent bytes that do not decode.
+    #[error("{} sent a message that does not decode", Short(&.node.0))]
+    HonestBadEncoding {
+        /// The sender.
+        node: Name,
+    },
+    /// Within the fault bound, a generation of a section needed more restarts than it had
+    /// faulty candidates.
+    #[error(
+        "section {prefix:?} generation {generation}: {restarts} restarts with {faulty} faulty candidates"
+    )]
+    TooManyRestarts {
+        /// The section.
+        prefix: Prefix,
+        /// The generation.
+        generation: u64,
+        /// Sessions started beyond the first.
+        restarts: usize,
+        /// Distinct faulty candidates of those sessions.
+        faulty: usize,
+    },
+    /// Within the fault bound, a section did not reach the elders (or the split) its members
+    /// call for once the network was quiet.
+    #[error("section {prefix:?} did not reach the elders its members call for: {detail}")]
+    NotLive {
+        /// The section.
+        prefix: Prefix,
+        /// What is missing.
+        detail: String,
+    },
+    /// The network did not go quiet within the event budget.
+    #[error("the network did not go quiet within {events} events")]
+    NoQuiet {
+        /// Events processed.
+        events: u64,
+    },
+}
+
+/// What the snapshot checks see of one honest, running node.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    /// Its name.
+    pub name: Name,
+    /// Its key chain.
+    pub chain: KeyChain,
+    /// Its SAP.
+    pub sap: Sap,
+    /// The section key its share is of, if it holds one.
+    pub share_key: Option<PublicKey>,
+}
+
+/// One chain: verifies from `genesis` (each link signed by the key before it) and ends in
+/// `section_key`.
+pub fn check_chain(
+    node: Name,
+    genesis: &PublicKey,
+    chain: &KeyChain,
+    section_key: &PublicKey,
+) -> Result<(), Violation> {
+    chain
+        .verify_from(genesis)
+        .map_err(|error| Violation::ChainDoesNotVerify { node, error })?;
+    if chain.last_key(genesis) != *section_key {
+        return Err(Violation::ChainNotAtSectionKey { node });
+    }
+    Ok(())
+}
+
+/// Checks the honest running nodes of a quiet network: every chain verifies from genesis and
+/// ends in its SAP's key; a section's nodes agree on chain and SAP; shares
+/// are held by exactly the elders; and every key's children, over all chains, form no fork
+/// (one child per prefix, each the parent's own prefix or one of its halves).
+pub fn check_quiet(genesis: &PublicKey, views: &[NodeView]) -> Result<(), Violation> {
+    let mut sections: BTreeMap<Prefix, &NodeView> = BTreeMap::new();
+    for v in views {
+        check_chain(v.name, genesis, &v.chain, &v.sap.section_key)?;
+        let expected = v.sap.names().contains(&v.name).then_some(v.sap.section_key);
+        if v.share_key != expected {
+            return Err(Violation::ShareMismatch {
+                node: v.name,
+                holds: v.share_key.is_some(),
+                elder: expected.is_some(),
+            });
+        }
+        match sections.get(&v.sap.prefix) {
+            Some(first) if first.chain != v.chain || first.sap != v.sap => {
+                return Err(Violation::SectionDisagrees {
+                    prefix: v.sap.prefix,
+                });
+            }
+            Some(_) => {}
+            None => {
+                sections.insert(v.sap.prefix, v);
+            }
+        }
+    }
+    // Any two sections share their history up to the split that separated them and then
+    // differ in one link: the first links where they differ must have the same parent, the key
+    // that split. Anything else is a fork. (A section and its own ancestor, left behind by a
+    // split that did not complete, share a prefix of one history.)
+    let chains: Vec<(&Prefix, &KeyChain)> = sections.iter().map(|(p, v)| (p, &v.chain)).collect();
+    for (i, (prefix, a)) in chains.iter().enumerate() {
+        for (_, b) in &chains[i + 1..] {
+            if let Some((la, lb)) = a.links().iter().zip(b.links()).find(|(la, lb)| la != lb)
+                && la.parent_key != lb.parent_key
+            {
+                return Err(Violation::Fork {
+                    parent: key_bytes(&la.parent_key),
+                    prefix: **prefix,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Liveness of splits: once quiet, no honest node is left in a section whose split another
+/// half completed.
+pub fn check_not_nested(views: &[NodeView]) -> Result<(), Violation> {
+    let prefixes: std::collections::BTreeSet<Prefix> = views.iter().map(|v| v.sap.prefix).collect();
+    for a in &prefixes {
+        for b in &prefixes {
+            if a != b && b.is_self_or_descendant_of(a) {
+                return Err(Violation::NestedSections {
+                    outer: *a,
+                    inner: *b,
+                });
+            }
+        }
+    }
+    Ok(())
+}

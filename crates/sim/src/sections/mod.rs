@@ -1,0 +1,226 @@
+//! Sections in the simulator: seeded runs of whole networks of section nodes, each driven through
+//! the real [`keyquorum_sections::coordinator::Coordinator`] (no protocol rule is re-implemented
+//! here), over a virtual clock and a network that delays, reorders and drops messages.
+//!
+//! # A run
+//! One seed draws everything: node keys (hence names), ages, the order of joins and leaves, which
+//! joiners are faulty and how, and every delay. A run starts from the genesis node alone and then
+//! takes steps: a node joins (with a random age, so some joins change the elders and some do not),
+//! or a member leaves (elders included; a leaving elder keeps serving its handover until a SAP
+//! without it applies, then stops). Joins go on past the first split. After every step the network
+//! runs until it is quiet, the membership drops the nodes a checked failure agreement named, and
+//! the invariants are checked ([`invariants`]).
+//!
+//! # What the simulator plays
+//! The driver of each node does what `keyquorum sections node` does around its coordinator: it
+//! sends each output where the protocol says, passes a DKG deadline every round, keeps messages
+//! for sessions it does not know yet and offers them again when a session starts or a SAP
+//! applies, and as an elder signs the starts [`keyquorum_sections::elders::next_starts`] computes
+//! after every membership change, applied SAP and checked failure agreement (with the
+//! generation's agreed exclusions). Membership is not agreed by the protocol: the simulator
+//! gives every node the same member list, and removes from it the nodes a checked failure
+//! agreement named (the membership layer demoting them), so a section does not select a crashed
+//! node again at its next generation.
+//!
+//! # The network
+//! A message takes a uniform delay in `[min_delay, max_delay]` ticks; each transmission is lost
+//! with probability `drop_per_mille` and sent again after `rto`, at most twice, so every message
+//! arrives within `max_delay + 2 rto` (eventual delivery, no partitions: liveness is asserted).
+//! Delays are independent, so messages overtake each other. A DKG round lasts `round` ticks,
+//! longer than a post's forward and a vote's delivery together (the timing assumption of
+//! `keyquorum_sections::dkg`). The transport authenticates senders as Noise does in the node:
+//! the `from` a coordinator sees is the real sender. What a faulty node can claim is another
+//! node's signature inside a message ([`SectionFault::Spoof`]), which the coordinator must
+//! refuse.
+//!
+//! # Adversaries and the fault bound
+//! Faulty nodes run an honest coordinator and add their fault on top ([`SectionFault`]). In a
+//! run within the bound, a faulty node acts in a session only while the session's faulty
+//! candidates are at most `n - supermajority(n)` of its `n` candidates and the faulty current
+//! elders at most `m - supermajority(m)` of its `m` elders (the bound `docs/protocol.md` states
+//! for sections); liveness is then asserted: every section reaches the elders (or the split)
+//! its members call for, a generation needs at most as many restarts as it had faulty
+//! candidates, and no honest node is named by a failure agreement. A run beyond the bound
+//! ([`SectionsConfig::beyond_bound`]) lets faulty nodes act always and checks only safety.
+
+pub mod invariants;
+mod world;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub use invariants::Violation;
+use keyquorum_sections::elders::{ELDER_COUNT, MIN_SECTION_SIZE};
+use keyquorum_sections::supermajority;
+
+/// What a faulty section node does beyond running its coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum SectionFault {
+    /// Crashes during a DKG it is a candidate of, and stays down.
+    Silent,
+    /// Sends its DKG posts with a corrupted signature.
+    BadPost,
+    /// Sends corrupted direct DKG messages (encrypted shares and acks).
+    BadShare,
+    /// Votes twice on each round: a conflicting vote (no posts) before its real one.
+    Equivocate,
+    /// Signs failure observations naming honest candidates, and sends them with a failure
+    /// agreement of its own signature to the elders.
+    FalseBlame,
+    /// Signs starts for other candidate sets alone (fewer than a supermajority of the elders).
+    SpamStart,
+    /// Sends starts and failure observations whose signature claims another node's key.
+    Spoof,
+}
+
+impl SectionFault {
+    /// Every kind, in command-line order.
+    pub const ALL: [SectionFault; 7] = [
+        SectionFault::Silent,
+        SectionFault::BadPost,
+        SectionFault::BadShare,
+        SectionFault::Equivocate,
+        SectionFault::FalseBlame,
+        SectionFault::SpamStart,
+        SectionFault::Spoof,
+    ];
+}
+
+impl fmt::Display for SectionFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match clap::ValueEnum::to_possible_value(self) {
+            Some(v) => f.write_str(v.get_name()),
+            None => write!(f, "{self:?}"),
+        }
+    }
+}
+
+/// Network of a sections run (ticks of virtual time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectionsNet {
+    /// Smallest one-way delay.
+    pub min_delay: u64,
+    /// Largest one-way delay of one transmission.
+    pub max_delay: u64,
+    /// Probability (per mille) that a transmission is lost and sent again.
+    pub drop_per_mille: u32,
+    /// Time before a lost transmission is sent again.
+    pub rto: u64,
+    /// Ticks between two DKG deadlines of a node.
+    pub round: u64,
+}
+
+impl Default for SectionsNet {
+    fn default() -> Self {
+        SectionsNet {
+            min_delay: 1,
+            max_delay: 40,
+            drop_per_mille: 50,
+            rto: 50,
+            // A post's send and forward plus a vote's delivery, each at most max + 2 rto, and
+            // the candidates' start lag: 4 * 140 < 1000.
+            round: 1_000,
+        }
+    }
+}
+
+/// One sections run's configuration.
+#[derive(Debug, Clone)]
+pub struct SectionsConfig {
+    /// Seed of everything random in the run.
+    pub seed: u64,
+    /// Elders a section selects.
+    pub elder_count: usize,
+    /// Fewest members each half of a split holds.
+    pub min_section_size: usize,
+    /// Nodes that join after the genesis node.
+    pub joins: usize,
+    /// Members that leave (drawn among the honest, elders included).
+    pub leaves: usize,
+    /// Faulty joiners.
+    pub faulty: usize,
+    /// Kinds drawn for the faulty joiners (empty: every kind).
+    pub faults: Vec<SectionFault>,
+    /// Let faulty nodes act beyond the fault bound (safety is checked, liveness is not).
+    pub beyond_bound: bool,
+    /// The network.
+    pub net: SectionsNet,
+}
+
+impl SectionsConfig {
+    /// Defaults for `seed`: the protocol's section sizes, joins enough for a split, two leaves,
+    /// and as many faulty joiners as a full elder set tolerates, of every kind.
+    pub fn new(seed: u64) -> Self {
+        SectionsConfig::sized(seed, ELDER_COUNT, MIN_SECTION_SIZE)
+    }
+
+    /// Like [`SectionsConfig::new`] with other section sizes.
+    pub fn sized(seed: u64, elder_count: usize, min_section_size: usize) -> Self {
+        SectionsConfig {
+            seed,
+            elder_count,
+            min_section_size,
+            // Names are random, so the halves are uneven: a third more than twice the minimum
+            // splits in most runs.
+            joins: 2 * min_section_size + (2 * min_section_size).div_ceil(3),
+            leaves: 2,
+            faulty: elder_count - supermajority(elder_count),
+            faults: SectionFault::ALL.to_vec(),
+            beyond_bound: false,
+            net: SectionsNet::default(),
+        }
+    }
+
+    /// The same configuration for another seed.
+    pub fn with_seed(&self, seed: u64) -> Self {
+        SectionsConfig {
+            seed,
+            ..self.clone()
+        }
+    }
+}
+
+/// Result of one sections run.
+#[derive(Debug, Clone, Default)]
+pub struct SectionsReport {
+    /// Seed of the run.
+    pub seed: u64,
+    /// The first broken invariant, if any.
+    pub violation: Option<Violation>,
+    /// Whether the run let faulty nodes act beyond the fault bound (liveness not checked).
+    pub beyond_bound: bool,
+    /// Section keys handed over (links added to the key tree).
+    pub handovers: u64,
+    /// Splits completed.
+    pub splits: u64,
+    /// DKG sessions started by honest nodes.
+    pub sessions: u64,
+    /// Sessions restarted after a checked failure agreement.
+    pub restarts: u64,
+    /// Sections at the end.
+    pub sections: usize,
+    /// Faulty nodes placed, by kind.
+    pub placed: BTreeMap<SectionFault, u64>,
+    /// Faulty actions taken, by kind (a crash, a corrupted or forged message sent).
+    pub acted: BTreeMap<SectionFault, u64>,
+    /// Faulty messages honest coordinators refused with a typed error, by kind.
+    pub refused: BTreeMap<SectionFault, u64>,
+    /// Faulty nodes a checked failure agreement excluded, by kind.
+    pub excluded: BTreeMap<SectionFault, u64>,
+    /// Spam starts sent, and how many an honest node started (must stay 0).
+    pub spam_starts: u64,
+    /// Virtual ticks the run took.
+    pub ticks: u64,
+}
+
+impl SectionsReport {
+    /// Whether no invariant broke.
+    pub fn passed(&self) -> bool {
+        self.violation.is_none()
+    }
+}
+
+/// Runs one seeded sections network and checks it (see the module docs).
+pub fn run_sections(cfg: &SectionsConfig) -> SectionsReport {
+    world::run(cfg)
+}

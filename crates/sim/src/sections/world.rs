@@ -1,0 +1,1035 @@
+//! The simulated sections network: nodes around real coordinators, the virtual clock and its
+//! events, the drivers' routing, the adversaries, and the run's scenario (see the parent module).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
+use keyquorum_sections::dkg::{DkgMessage, MAX_ROUNDS, START_GRACE, VOTE_SLACK};
+use keyquorum_sections::elders::{Member, Peer, SectionParams, next_starts};
+use keyquorum_sections::keys::{KEY_LEN, PublicKey, key_bytes};
+use keyquorum_sections::sap::{self, Sap};
+use keyquorum_sections::session::{DkgStart, FailureObservation, NodeSignature};
+use keyquorum_sections::simulation::secret;
+use keyquorum_sections::store::LoggedInput;
+use keyquorum_sections::wire::Message;
+use keyquorum_sections::{KeyChain, Name, Prefix, SessionId, supermajority};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use super::invariants::{NodeView, Violation, check_not_nested, check_quiet};
+use super::{SectionFault, SectionsConfig, SectionsReport};
+
+/// Most messages a node keeps for sessions it does not know yet (as the node runtime does).
+const MAX_EARLY: usize = 256;
+/// Events one quiet-down may take before the run is failed as not settling.
+const EVENT_BUDGET: u64 = 1_000_000;
+/// Deadlines a node passes one session at most (as the node runtime does).
+const MAX_DEADLINES: u32 = MAX_ROUNDS + START_GRACE + VOTE_SLACK + 2;
+
+struct SimNode {
+    key_seed: u64,
+    member: Member,
+    coordinator: Coordinator,
+    fault: Option<SectionFault>,
+    /// Crashed, or left and stopped.
+    down: bool,
+    /// Left the members; stops once a SAP without it applies.
+    leaving: bool,
+    early: VecDeque<(Name, Message, Option<SectionFault>)>,
+    deadlines: BTreeMap<SessionId, u32>,
+    candidates: BTreeMap<SessionId, Vec<Name>>,
+    signed_starts: BTreeSet<SessionId>,
+    /// The generation's agreed exclusions, as the runtime keeps them.
+    excluded: (u64, BTreeSet<Name>),
+    /// The key each session gave this node a share of.
+    shares: BTreeMap<SessionId, [u8; KEY_LEN]>,
+    /// Sessions this faulty node acts in.
+    acting: BTreeSet<SessionId>,
+}
+
+enum Event {
+    Deliver {
+        from: Name,
+        to: Name,
+        bytes: Vec<u8>,
+        tag: Option<SectionFault>,
+    },
+    Deadline {
+        node: Name,
+        session: SessionId,
+    },
+    Crash(Name),
+}
+
+struct Work {
+    at: Name,
+    input: LoggedInput,
+    tag: Option<SectionFault>,
+}
+
+/// A start as its signers saw it: prefix, generation, candidates.
+struct StartInfo {
+    prefix: Prefix,
+    generation: u64,
+    candidates: Vec<Name>,
+}
+
+struct World {
+    cfg: SectionsConfig,
+    params: SectionParams,
+    rng: ChaCha20Rng,
+    now: u64,
+    seq: u64,
+    events: BTreeMap<(u64, u64), Event>,
+    work: VecDeque<Work>,
+    nodes: BTreeMap<Name, SimNode>,
+    members: Vec<Member>,
+    genesis_key: PublicKey,
+    next_node: u64,
+    spam: BTreeSet<SessionId>,
+    starts: BTreeMap<SessionId, StartInfo>,
+    /// Sessions honest nodes started, by prefix and generation.
+    started: BTreeMap<(Prefix, u64), BTreeSet<SessionId>>,
+    /// The SAP honest elders handed each (parent key, prefix) over to.
+    handed: BTreeMap<([u8; KEY_LEN], Prefix), Sap>,
+    agreed: BTreeSet<SessionId>,
+    excluded_nodes: BTreeSet<Name>,
+    violations: Vec<Violation>,
+    report: SectionsReport,
+}
+
+pub(super) fn run(cfg: &SectionsConfig) -> SectionsReport {
+    let mut world = World::new(cfg);
+    let result = world.scenario();
+    world.finish(result)
+}
+
+fn may_come_later(d: &Dropped) -> bool {
+    matches!(
+        d,
+        Dropped::UnknownSession | Dropped::FutureGeneration { .. }
+    )
+}
+
+fn flip_last(bytes: &mut [u8]) {
+    if let Some(b) = bytes.last_mut() {
+        *b ^= 1;
+    }
+}
+
+impl World {
+    fn new(cfg: &SectionsConfig) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed);
+        let key_seed = Self::key_seed(cfg.seed, 0);
+        let peer = Peer::new(&secret(key_seed), "sim:0".into());
+        let (genesis_sap, share) = sap::genesis(peer.clone(), &mut rng);
+        let genesis_key = genesis_sap.section_key;
+        let coordinator = Coordinator::new(
+            secret(key_seed),
+            genesis_key,
+            KeyChain::genesis(),
+            genesis_sap,
+            Some(share),
+        )
+        .expect("the genesis chain ends in the genesis key");
+        let member = Member { peer, age: 255 };
+        let mut nodes = BTreeMap::new();
+        nodes.insert(
+            member.peer.name(),
+            SimNode::new(key_seed, member.clone(), coordinator, None),
+        );
+        World {
+            cfg: cfg.clone(),
+            params: SectionParams {
+                elder_count: cfg.elder_count,
+                min_section_size: cfg.min_section_size,
+            },
+            rng,
+            now: 0,
+            seq: 0,
+            events: BTreeMap::new(),
+            work: VecDeque::new(),
+            nodes,
+            members: vec![member],
+            genesis_key,
+            next_node: 1,
+            spam: BTreeSet::new(),
+            starts: BTreeMap::new(),
+            started: BTreeMap::new(),
+            handed: BTreeMap::new(),
+            agreed: BTreeSet::new(),
+            excluded_nodes: BTreeSet::new(),
+            violations: Vec::new(),
+            report: SectionsReport {
+                seed: cfg.seed,
+                beyond_bound: cfg.beyond_bound,
+                ..SectionsReport::default()
+            },
+        }
+    }
+
+    /// Node keys differ between runs: run seeds below 2^32 never share one.
+    fn key_seed(run_seed: u64, node: u64) -> u64 {
+        run_seed.wrapping_mul(1 << 32).wrapping_add(node)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.rng.next_u64() % n.max(1)
+    }
+
+    fn honest(&self, name: &Name) -> bool {
+        self.nodes.get(name).is_some_and(|n| n.fault.is_none())
+    }
+
+    fn faulty(&self, name: &Name) -> bool {
+        self.nodes.get(name).is_some_and(|n| n.fault.is_some())
+    }
+
+    // ----- the scenario -----
+
+    fn scenario(&mut self) -> Result<(), Violation> {
+        self.settle_and_check()?;
+        let joins = self.cfg.joins;
+        // Faulty joiners come after the first elder set, so growth has honest elders to start
+        // from (a faulty node in a two-node section is beyond any bound anyway).
+        let mut faulty_slots = BTreeSet::new();
+        let first = self.cfg.elder_count.min(joins);
+        let room = joins - first;
+        while faulty_slots.len() < self.cfg.faulty.min(room) {
+            faulty_slots.insert(first + self.below(room as u64) as usize);
+        }
+        let mut leave_after = BTreeSet::new();
+        while leave_after.len() < self.cfg.leaves.min(room) {
+            leave_after.insert(first + self.below(room as u64) as usize);
+        }
+        for i in 0..joins {
+            let fault = faulty_slots.contains(&i).then(|| {
+                let kinds = if self.cfg.faults.is_empty() {
+                    SectionFault::ALL.to_vec()
+                } else {
+                    self.cfg.faults.clone()
+                };
+                kinds[self.below(kinds.len() as u64) as usize]
+            });
+            self.join(fault);
+            self.settle_and_check()?;
+            if leave_after.contains(&i) {
+                self.leave();
+                self.settle_and_check()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn join(&mut self, fault: Option<SectionFault>) {
+        let index = self.next_node;
+        self.next_node += 1;
+        let key_seed = Self::key_seed(self.cfg.seed, index);
+        let peer = Peer::new(&secret(key_seed), format!("sim:{index}"));
+        let name = peer.name();
+        let Some(reference) = self.nodes.values().find(|n| {
+            n.fault.is_none() && !n.down && !n.leaving && n.coordinator.sap().prefix.matches(&name)
+        }) else {
+            return;
+        };
+        let coordinator = Coordinator::new(
+            secret(key_seed),
+            self.genesis_key,
+            reference.coordinator.chain().clone(),
+            reference.coordinator.sap().clone(),
+            None,
+        )
+        .expect("an honest member's chain verifies and ends in its SAP's key");
+        let age = 1 + self.below(254) as u8;
+        let member = Member { peer, age };
+        if let Some(kind) = fault {
+            *self.report.placed.entry(kind).or_default() += 1;
+        }
+        self.nodes.insert(
+            name,
+            SimNode::new(key_seed, member.clone(), coordinator, fault),
+        );
+        self.members.push(member);
+        self.elect_everywhere();
+    }
+
+    /// An honest member of a section larger than a full elder set leaves (elders included).
+    fn leave(&mut self) {
+        let eligible: Vec<Name> = self
+            .members
+            .iter()
+            .map(|m| m.peer.name())
+            .filter(|n| {
+                let node = &self.nodes[n];
+                if node.fault.is_some() || node.down || node.leaving {
+                    return false;
+                }
+                let prefix = node.coordinator.sap().prefix;
+                let size = self
+                    .members
+                    .iter()
+                    .filter(|m| prefix.matches(&m.peer.name()))
+                    .count();
+                size > self.cfg.elder_count
+            })
+            .collect();
+        if eligible.is_empty() {
+            return;
+        }
+        let name = eligible[self.below(eligible.len() as u64) as usize];
+        self.members.retain(|m| m.peer.name() != name);
+        let node = self.nodes.get_mut(&name).expect("a member is a node");
+        node.leaving = true;
+        if !node.coordinator.sap().names().contains(&name) {
+            node.down = true;
+        }
+        self.elect_everywhere();
+    }
+
+    fn elect_everywhere(&mut self) {
+        let names: Vec<Name> = self.nodes.keys().copied().collect();
+        for n in names {
+            self.elect(n);
+        }
+        self.drain();
+    }
+
+    /// As an elder: signs the starts the members call for, once each (the runtime's rule).
+    fn elect(&mut self, at: Name) {
+        let node = &self.nodes[&at];
+        if node.down || node.coordinator.our_share().is_none() {
+            return;
+        }
+        let c = &node.coordinator;
+        let generation = c.chain().key_count();
+        let none = BTreeSet::new();
+        let excluded = if node.excluded.0 == generation {
+            &node.excluded.1
+        } else {
+            &none
+        };
+        let starts = next_starts(c.sap(), generation, &self.members, &self.params, excluded);
+        let node = self.nodes.get_mut(&at).expect("known");
+        for start in starts {
+            if node.signed_starts.insert(start.session) {
+                self.work.push_back(Work {
+                    at,
+                    input: LoggedInput::SignStart(start),
+                    tag: None,
+                });
+            }
+        }
+    }
+
+    // ----- time and the network -----
+
+    fn schedule(&mut self, delay: u64, event: Event) {
+        self.seq += 1;
+        self.events.insert((self.now + delay, self.seq), event);
+    }
+
+    fn send(&mut self, from: Name, to: Name, message: &Message, tag: Option<SectionFault>) {
+        if from == to {
+            self.work.push_back(Work {
+                at: to,
+                input: LoggedInput::Message {
+                    from,
+                    message: message.clone(),
+                },
+                tag,
+            });
+            return;
+        }
+        let net = self.cfg.net;
+        let mut delay = net.min_delay + self.below(net.max_delay - net.min_delay + 1);
+        for _ in 0..2 {
+            if (self.below(1000) as u32) < net.drop_per_mille {
+                delay += net.rto;
+            }
+        }
+        self.schedule(
+            delay,
+            Event::Deliver {
+                from,
+                to,
+                bytes: message.encode(),
+                tag,
+            },
+        );
+    }
+
+    /// Runs every event until nothing is in flight and no deadline is pending.
+    fn settle(&mut self) -> Result<(), Violation> {
+        let mut events = 0u64;
+        loop {
+            self.drain();
+            if let Some(v) = self.violations.first() {
+                return Err(v.clone());
+            }
+            let Some(((at, _), event)) = self.events.pop_first() else {
+                return Ok(());
+            };
+            events += 1;
+            if events > EVENT_BUDGET {
+                return Err(Violation::NoQuiet { events });
+            }
+            self.now = at;
+            match event {
+                Event::Deliver {
+                    from,
+                    to,
+                    bytes,
+                    tag,
+                } => self.deliver(from, to, &bytes, tag),
+                Event::Deadline { node, session } => self.deadline(node, session),
+                Event::Crash(name) => {
+                    if let Some(node) = self.nodes.get_mut(&name) {
+                        node.down = true;
+                        *self.report.acted.entry(SectionFault::Silent).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: Name, to: Name, bytes: &[u8], tag: Option<SectionFault>) {
+        if self.nodes.get(&to).is_none_or(|n| n.down) {
+            return;
+        }
+        match Message::decode(bytes) {
+            Ok(message) => self.work.push_back(Work {
+                at: to,
+                input: LoggedInput::Message { from, message },
+                tag,
+            }),
+            Err(_) if tag.is_none() && self.honest(&from) => {
+                self.violations
+                    .push(Violation::HonestBadEncoding { node: from });
+            }
+            Err(_) => self.refused(to, tag),
+        }
+    }
+
+    fn deadline(&mut self, at: Name, session: SessionId) {
+        let Some(node) = self.nodes.get_mut(&at) else {
+            return;
+        };
+        if node.down {
+            return;
+        }
+        if !node.coordinator.knows(&session) {
+            node.deadlines.remove(&session);
+            return;
+        }
+        let Some(passed) = node.deadlines.get_mut(&session) else {
+            return;
+        };
+        *passed += 1;
+        if *passed < MAX_DEADLINES {
+            let round = self.cfg.net.round;
+            self.schedule(round, Event::Deadline { node: at, session });
+        } else {
+            node.deadlines.remove(&session);
+        }
+        self.work.push_back(Work {
+            at,
+            input: LoggedInput::Deadline(session),
+            tag: None,
+        });
+    }
+
+    fn refused(&mut self, at: Name, tag: Option<SectionFault>) {
+        if let Some(kind) = tag
+            && self.honest(&at)
+        {
+            *self.report.refused.entry(kind).or_default() += 1;
+        }
+    }
+
+    // ----- the drivers -----
+
+    /// Takes every queued input, and what it leads to.
+    fn drain(&mut self) {
+        while let Some(Work { at, input, tag }) = self.work.pop_front() {
+            self.take(at, input, tag);
+        }
+    }
+
+    fn take(&mut self, at: Name, input: LoggedInput, tag: Option<SectionFault>) {
+        let Some(node) = self.nodes.get_mut(&at) else {
+            return;
+        };
+        if node.down {
+            return;
+        }
+        let before = (
+            node.coordinator.chain().key_count(),
+            node.coordinator.sap().prefix,
+        );
+        match node.coordinator.take(&input) {
+            Err(d) => {
+                if may_come_later(&d)
+                    && let LoggedInput::Message { from, message } = input
+                {
+                    if node.early.len() >= MAX_EARLY {
+                        node.early.pop_front();
+                    }
+                    node.early.push_back((from, message, tag));
+                }
+                self.refused(at, tag);
+            }
+            Ok(outputs) => {
+                for output in outputs {
+                    self.route(at, output);
+                }
+            }
+        }
+        let node = self.nodes.get_mut(&at).expect("known");
+        let after = (
+            node.coordinator.chain().key_count(),
+            node.coordinator.sap().prefix,
+        );
+        if before != after {
+            // A SAP applied: a leaver that is no elder any more stops; kept messages may now
+            // be acceptable; the elders select for the new generation.
+            if node.leaving && !node.coordinator.sap().names().contains(&at) {
+                node.down = true;
+                return;
+            }
+            self.retry_early(at);
+            self.elect(at);
+        }
+    }
+
+    fn retry_early(&mut self, at: Name) {
+        let node = self.nodes.get_mut(&at).expect("known");
+        for (from, message, tag) in node.early.drain(..) {
+            self.work.push_back(Work {
+                at,
+                input: LoggedInput::Message { from, message },
+                tag,
+            });
+        }
+    }
+
+    /// Sends a node's output where the protocol says (as `keyquorum sections node` does).
+    fn route(&mut self, at: Name, output: Output) {
+        let honest = self.honest(&at);
+        let sap_elders = self.nodes[&at].coordinator.sap().names();
+        match output {
+            Output::DkgStarted {
+                session,
+                candidates,
+            } => {
+                let names: Vec<Name> = candidates.iter().map(Peer::name).collect();
+                let round = self.cfg.net.round;
+                let node = self.nodes.get_mut(&at).expect("known");
+                node.deadlines.insert(session, 0);
+                node.candidates.insert(session, names.clone());
+                self.schedule(round, Event::Deadline { node: at, session });
+                self.retry_early(at);
+                if honest {
+                    if self.spam.contains(&session) {
+                        self.violations
+                            .push(Violation::SpamStarted { node: at, session });
+                    }
+                    if let Some(info) = self.starts.get(&session)
+                        && self
+                            .started
+                            .entry((info.prefix, info.generation))
+                            .or_default()
+                            .insert(session)
+                    {
+                        self.report.sessions += 1;
+                    }
+                } else {
+                    self.misbehave_at_start(at, session, &candidates);
+                }
+            }
+            Output::Dkg { to, message } => self.send_dkg(at, to, message),
+            Output::StartSigned { start, signature } => {
+                self.starts.entry(start.session).or_insert(StartInfo {
+                    prefix: start.prefix,
+                    generation: start.generation,
+                    candidates: start.names(),
+                });
+                for to in start.names() {
+                    self.send(
+                        at,
+                        to,
+                        &Message::Start {
+                            start: start.clone(),
+                            signature,
+                        },
+                        None,
+                    );
+                }
+            }
+            Output::BroadcastFailure {
+                observation,
+                signature,
+            } => {
+                let node = self.nodes.get_mut(&at).expect("known");
+                node.deadlines.remove(&observation.session);
+                let to = node
+                    .candidates
+                    .get(&observation.session)
+                    .cloned()
+                    .unwrap_or_default();
+                for to in to.into_iter().filter(|n| *n != at) {
+                    let message = Message::Failure {
+                        observation: observation.clone(),
+                        signature,
+                    };
+                    self.send(at, to, &message, None);
+                }
+            }
+            Output::Restart {
+                session,
+                excluded,
+                signatures,
+                ..
+            } => {
+                for to in sap_elders {
+                    let message = Message::FailureAgreement {
+                        session,
+                        excluded: excluded.clone(),
+                        signatures: signatures.clone(),
+                    };
+                    self.send(at, to, &message, None);
+                }
+            }
+            Output::FailureAgreed { session, excluded } => {
+                if honest {
+                    self.agreed_failure(session, &excluded);
+                }
+                let node = self.nodes.get_mut(&at).expect("known");
+                let generation = node.coordinator.chain().key_count();
+                if node.excluded.0 != generation {
+                    node.excluded = (generation, BTreeSet::new());
+                }
+                node.excluded.1.extend(excluded);
+                self.elect(at);
+            }
+            Output::SapShare {
+                session,
+                sap,
+                partial,
+            } => {
+                let node = self.nodes.get_mut(&at).expect("known");
+                node.deadlines.remove(&session);
+                let key = key_bytes(&sap.section_key);
+                if honest && *node.shares.entry(session).or_insert(key) != key {
+                    self.violations
+                        .push(Violation::TwoKeysOneSession { node: at, session });
+                }
+                for to in sap_elders {
+                    let message = Message::SapShare {
+                        session,
+                        sap: sap.clone(),
+                        partial,
+                    };
+                    self.send(at, to, &message, None);
+                }
+            }
+            Output::LinkShare {
+                session,
+                new_key,
+                partial,
+            } => {
+                let parent = self.nodes[&at]
+                    .coordinator
+                    .handover_parent(&session)
+                    .map_or(sap_elders, Sap::names);
+                for to in parent.into_iter().filter(|n| *n != at) {
+                    let message = Message::LinkShare {
+                        session,
+                        new_key,
+                        partial,
+                    };
+                    self.send(at, to, &message, None);
+                }
+            }
+            Output::NewElders(signed) => {
+                if honest {
+                    let slot = (key_bytes(&signed.parent_key), signed.sap.prefix);
+                    match self.handed.get(&slot) {
+                        Some(sap) if *sap != signed.sap => {
+                            self.violations.push(Violation::ConflictingSap {
+                                prefix: signed.sap.prefix,
+                            });
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.handed.insert(slot, signed.sap.clone());
+                        }
+                    }
+                }
+                let mut to: BTreeSet<Name> = self
+                    .members
+                    .iter()
+                    .map(|m| m.peer.name())
+                    .filter(|n| signed.sap.prefix.matches(n))
+                    .collect();
+                to.extend(signed.sap.names());
+                to.insert(at);
+                let message = Message::NewElders(*signed);
+                for to in to {
+                    self.send(at, to, &message, None);
+                }
+            }
+        }
+    }
+
+    /// A failure agreement an honest elder checked: within the bound it must name only faulty
+    /// nodes; the membership drops the named nodes.
+    fn agreed_failure(&mut self, session: SessionId, excluded: &BTreeSet<Name>) {
+        if !self.cfg.beyond_bound
+            && let Some(node) = excluded.iter().find(|n| self.honest(n))
+        {
+            self.violations.push(Violation::HonestExcluded {
+                session,
+                node: *node,
+            });
+        }
+        if self.agreed.insert(session) {
+            self.report.restarts += 1;
+        }
+        for n in excluded {
+            if self.excluded_nodes.insert(*n)
+                && let Some(kind) = self.nodes.get(n).and_then(|n| n.fault)
+            {
+                *self.report.excluded.entry(kind).or_default() += 1;
+            }
+        }
+    }
+
+    // ----- adversaries -----
+
+    /// Whether faulty node `at` may act in a session of `candidates`: always beyond the bound;
+    /// within it, only while the faulty candidates and the faulty current elders are at most
+    /// what the protocol tolerates.
+    fn may_act(&self, at: Name, candidates: &[Name]) -> bool {
+        if self.cfg.beyond_bound {
+            return true;
+        }
+        // A split's halves run independent sessions; a half whose DKG fails after the other
+        // half was handed over cannot restart (the parent's elders in that other half no
+        // longer sign for it: docs/protocol.md, "Sections"), so within the bound the faults
+        // stay out of split sessions.
+        let sap = self.nodes[&at].coordinator.sap();
+        if candidates.iter().any(|n| !sap.prefix.matches(n))
+            || self
+                .starts
+                .values()
+                .any(|i| i.candidates == candidates && i.prefix != sap.prefix)
+        {
+            return false;
+        }
+        let tolerated = |names: &[Name]| {
+            let faulty = names.iter().filter(|n| self.faulty(n)).count();
+            faulty <= names.len() - supermajority(names.len())
+        };
+        tolerated(candidates) && tolerated(&self.nodes[&at].coordinator.sap().names())
+    }
+
+    fn misbehave_at_start(&mut self, at: Name, session: SessionId, candidates: &[Peer]) {
+        let names: Vec<Name> = candidates.iter().map(Peer::name).collect();
+        if !self.may_act(at, &names) {
+            return;
+        }
+        let node = self.nodes.get_mut(&at).expect("known");
+        node.acting.insert(session);
+        let Some(kind) = node.fault else { return };
+        let node_key = secret(node.key_seed);
+        let elders = node.coordinator.sap().names();
+        let honest: Vec<Name> = names.iter().filter(|n| self.honest(n)).copied().collect();
+        match kind {
+            SectionFault::Silent => {
+                let when = self.below(2 * self.cfg.net.round);
+                self.schedule(when, Event::Crash(at));
+            }
+            SectionFault::FalseBlame => {
+                if honest.is_empty() {
+                    return;
+                }
+                let blamed = honest[self.below(honest.len() as u64) as usize];
+                let observation = FailureObservation {
+                    session,
+                    non_participants: [blamed].into(),
+                };
+                let signature = observation.sign(&node_key);
+                for to in names.iter().filter(|n| **n != at) {
+                    let message = Message::Failure {
+                        observation: observation.clone(),
+                        signature,
+                    };
+                    self.send(at, *to, &message, Some(kind));
+                }
+                for to in &elders {
+                    let message = Message::FailureAgreement {
+                        session,
+                        excluded: [blamed].into(),
+                        signatures: vec![signature],
+                    };
+                    self.send(at, *to, &message, Some(kind));
+                }
+                *self.report.acted.entry(kind).or_default() += 1;
+            }
+            SectionFault::SpamStart => {
+                let Some(spam) = self.spam_start(session, candidates) else {
+                    return;
+                };
+                // Every faulty elder of the section colludes, short of a supermajority of the
+                // elders by construction (else the start would be authorised, not spam).
+                let mut signers: Vec<u64> = elders
+                    .iter()
+                    .filter(|n| self.faulty(n))
+                    .map(|n| self.nodes[n].key_seed)
+                    .collect();
+                signers.truncate(supermajority(elders.len()) - 1);
+                if !elders.contains(&at) {
+                    signers.push(self.nodes[&at].key_seed);
+                }
+                self.spam.insert(spam.session);
+                self.report.spam_starts += 1;
+                for seed in signers {
+                    let signature = spam.sign(&secret(seed));
+                    for to in spam.names() {
+                        let message = Message::Start {
+                            start: spam.clone(),
+                            signature,
+                        };
+                        self.send(at, to, &message, Some(kind));
+                    }
+                }
+                *self.report.acted.entry(kind).or_default() += 1;
+            }
+            SectionFault::Spoof => {
+                // A start "signed" by an honest elder, and a failure observation "signed" by an
+                // honest candidate: the signer field names them, the signature is ours.
+                let honest_elder = elders.iter().find(|n| self.honest(n)).copied();
+                if let (Some(elder), Some(spam)) =
+                    (honest_elder, self.spam_start(session, candidates))
+                {
+                    let signature = NodeSignature {
+                        signer: self.nodes[&elder].member.peer.node_key,
+                        signature: spam.sign(&node_key).signature,
+                    };
+                    self.spam.insert(spam.session);
+                    for to in spam.names() {
+                        let message = Message::Start {
+                            start: spam.clone(),
+                            signature,
+                        };
+                        self.send(at, to, &message, Some(kind));
+                    }
+                    *self.report.acted.entry(kind).or_default() += 1;
+                }
+                if let Some(victim) = honest.first().copied() {
+                    let observation = FailureObservation {
+                        session,
+                        non_participants: [victim].into(),
+                    };
+                    let signature = NodeSignature {
+                        signer: self.nodes[&victim].member.peer.node_key,
+                        signature: observation.sign(&node_key).signature,
+                    };
+                    for to in names.iter().filter(|n| **n != at) {
+                        let message = Message::Failure {
+                            observation: observation.clone(),
+                            signature,
+                        };
+                        self.send(at, *to, &message, Some(kind));
+                    }
+                    *self.report.acted.entry(kind).or_default() += 1;
+                }
+            }
+            SectionFault::BadPost | SectionFault::BadShare | SectionFault::Equivocate => {}
+        }
+    }
+
+    /// A start the elders never sign: the session's candidates with the first one's address
+    /// changed (one id is one candidate list, addresses included).
+    fn spam_start(&self, session: SessionId, candidates: &[Peer]) -> Option<DkgStart> {
+        let info = self.starts.get(&session)?;
+        let mut spam: Vec<Peer> = candidates.to_vec();
+        spam.first_mut()?.addr = format!("spam:{}", self.seq);
+        Some(DkgStart::new(info.prefix, spam, info.generation))
+    }
+
+    /// A DKG message out, corrupted or doubled if this node acts in its session.
+    fn send_dkg(&mut self, at: Name, to: Name, mut message: DkgMessage) {
+        let node = &self.nodes[&at];
+        let kind = node
+            .fault
+            .filter(|_| node.acting.contains(&message.session()));
+        match (kind, &mut message) {
+            (Some(SectionFault::BadPost), DkgMessage::Post { post, .. }) => flip_last(post),
+            (Some(SectionFault::BadPost), DkgMessage::Vote { posts, .. }) => {
+                posts.iter_mut().for_each(|p| flip_last(p))
+            }
+            (Some(SectionFault::BadShare), DkgMessage::Direct { payload, .. }) => {
+                let middle = payload.len() / 2;
+                if let Some(b) = payload.get_mut(middle) {
+                    *b ^= 0x40;
+                }
+            }
+            (
+                Some(SectionFault::Equivocate),
+                DkgMessage::Vote {
+                    session,
+                    round,
+                    posts,
+                },
+            ) if to != at => {
+                // The conflicting vote goes first, so the receiver keeps it and refuses ours.
+                let mut other = posts.clone();
+                if other.pop().is_none() {
+                    other.push(vec![0; 8]);
+                }
+                let conflicting = DkgMessage::Vote {
+                    session: *session,
+                    round: *round,
+                    posts: other,
+                };
+                self.send(at, to, &Message::Dkg(conflicting), kind);
+                *self
+                    .report
+                    .acted
+                    .entry(SectionFault::Equivocate)
+                    .or_default() += 1;
+                self.send(at, to, &Message::Dkg(message), kind);
+                return;
+            }
+            _ => {
+                self.send(at, to, &Message::Dkg(message), None);
+                return;
+            }
+        }
+        if let Some(kind) = kind {
+            *self.report.acted.entry(kind).or_default() += 1;
+        }
+        self.send(at, to, &Message::Dkg(message), kind);
+    }
+
+    // ----- checks -----
+
+    fn settle_and_check(&mut self) -> Result<(), Violation> {
+        self.settle()?;
+        // Between steps the membership drops the nodes checked agreements named (during the
+        // step the elders' own exclusions keep them out, as in the runtime); the elders select
+        // again.
+        let excluded = &self.excluded_nodes;
+        self.members.retain(|m| !excluded.contains(&m.peer.name()));
+        self.elect_everywhere();
+        self.settle()?;
+        let views: Vec<NodeView> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.fault.is_none() && !n.down)
+            .map(|(name, n)| NodeView {
+                name: *name,
+                chain: n.coordinator.chain().clone(),
+                sap: n.coordinator.sap().clone(),
+                share_key: n.coordinator.our_share().map(|s| s.section_key),
+            })
+            .collect();
+        check_quiet(&self.genesis_key, &views)?;
+        if !self.cfg.beyond_bound {
+            self.check_liveness(&views)?;
+        }
+        Ok(())
+    }
+
+    /// Within the bound: each section holds the elders (or has made the split) its members call
+    /// for, and each generation restarted at most once per faulty candidate it had.
+    fn check_liveness(&self, views: &[NodeView]) -> Result<(), Violation> {
+        check_not_nested(views)?;
+        let mut seen = BTreeSet::new();
+        for v in views {
+            if !seen.insert(v.sap.prefix) {
+                continue;
+            }
+            let starts = next_starts(
+                &v.sap,
+                v.chain.key_count(),
+                &self.members,
+                &self.params,
+                &BTreeSet::new(),
+            );
+            if !starts.is_empty() {
+                return Err(Violation::NotLive {
+                    prefix: v.sap.prefix,
+                    detail: if starts.len() == 2 {
+                        "the split was not made".into()
+                    } else {
+                        "the elder change was not made".into()
+                    },
+                });
+            }
+        }
+        for ((prefix, generation), sessions) in &self.started {
+            let faulty: BTreeSet<&Name> = sessions
+                .iter()
+                .filter_map(|s| self.starts.get(s))
+                .flat_map(|info| info.candidates.iter())
+                .filter(|n| self.faulty(n))
+                .collect();
+            let restarts = sessions.len() - 1;
+            if restarts > faulty.len() {
+                return Err(Violation::TooManyRestarts {
+                    prefix: *prefix,
+                    generation: *generation,
+                    restarts,
+                    faulty: faulty.len(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, result: Result<(), Violation>) -> SectionsReport {
+        self.report.violation = result.err();
+        self.report.handovers = self.handed.len() as u64;
+        let mut children: BTreeMap<[u8; KEY_LEN], BTreeSet<Prefix>> = BTreeMap::new();
+        for (parent, prefix) in self.handed.keys() {
+            children.entry(*parent).or_default().insert(*prefix);
+        }
+        self.report.splits = children.values().filter(|p| p.len() == 2).count() as u64;
+        self.report.sections = self
+            .nodes
+            .values()
+            .filter(|n| n.fault.is_none() && !n.down)
+            .map(|n| n.coordinator.sap().prefix)
+            .collect::<BTreeSet<_>>()
+            .len();
+        self.report.ticks = self.now;
+        self.report
+    }
+}
+
+impl SimNode {
+    fn new(
+        key_seed: u64,
+        member: Member,
+        coordinator: Coordinator,
+        fault: Option<SectionFault>,
+    ) -> Self {
+        SimNode {
+            key_seed,
+            member,
+            coordinator,
+            fault,
+            down: false,
+            leaving: false,
+            early: VecDeque::new(),
+            deadlines: BTreeMap::new(),
+            candidates: BTreeMap::new(),
+            signed_starts: BTreeSet::new(),
+            excluded: (0, BTreeSet::new()),
+            shares: BTreeMap::new(),
+            acting: BTreeSet::new(),
+        }
+    }
+}
