@@ -58,8 +58,8 @@ pub enum Violation {
         /// The longer prefix.
         inner: Prefix,
     },
-    /// A section key has two different children for one prefix (a fork), or a child whose
-    /// prefix is neither its parent's nor one of its halves.
+    /// A section key was handed over to two different keys for one prefix (a fork), or to a
+    /// prefix that is neither its own nor one of its halves, or to its own prefix and a half.
     #[error("key {} has a second or misplaced child for section {prefix:?}", Short(.parent))]
     Fork {
         /// The parent key.
@@ -176,9 +176,8 @@ pub fn check_chain(
 }
 
 /// Checks the honest running nodes of a quiet network: every chain verifies from genesis and
-/// ends in its SAP's key; a section's nodes agree on chain and SAP; shares
-/// are held by exactly the elders; and every key's children, over all chains, form no fork
-/// (one child per prefix, each the parent's own prefix or one of its halves).
+/// ends in its SAP's key; a section's nodes agree on chain and SAP; shares are held by exactly
+/// the elders.
 pub fn check_quiet(genesis: &PublicKey, views: &[NodeView]) -> Result<(), Violation> {
     let mut sections: BTreeMap<Prefix, &NodeView> = BTreeMap::new();
     for v in views {
@@ -203,23 +202,6 @@ pub fn check_quiet(genesis: &PublicKey, views: &[NodeView]) -> Result<(), Violat
             }
         }
     }
-    // Any two sections share their history up to the split that separated them and then
-    // differ in one link: the first links where they differ must have the same parent, the key
-    // that split. Anything else is a fork. (A section and its own ancestor, left behind by a
-    // split that did not complete, share a prefix of one history.)
-    let chains: Vec<(&Prefix, &KeyChain)> = sections.iter().map(|(p, v)| (p, &v.chain)).collect();
-    for (i, (prefix, a)) in chains.iter().enumerate() {
-        for (_, b) in &chains[i + 1..] {
-            if let Some((la, lb)) = a.links().iter().zip(b.links()).find(|(la, lb)| la != lb)
-                && la.parent_key != lb.parent_key
-            {
-                return Err(Violation::Fork {
-                    parent: key_bytes(&la.parent_key),
-                    prefix: **prefix,
-                });
-            }
-        }
-    }
     Ok(())
 }
 
@@ -235,6 +217,42 @@ pub fn check_not_nested(views: &[NodeView]) -> Result<(), Violation> {
                     inner: *b,
                 });
             }
+        }
+    }
+    Ok(())
+}
+
+/// The key tree the honest elders handed over, as `(parent key, new SAP)` pairs: each parent
+/// key has one child for its own prefix (an elder change), or one for each of its halves (a
+/// split), never both, never two for one prefix, never anything else. A fork shows here even
+/// when every chain verifies on its own.
+pub fn check_key_tree(genesis: &PublicKey, handed: &[(PublicKey, Sap)]) -> Result<(), Violation> {
+    let mut prefix_of: BTreeMap<[u8; KEY_LEN], Prefix> = BTreeMap::new();
+    prefix_of.insert(key_bytes(genesis), Prefix::ROOT);
+    for (_, sap) in handed {
+        prefix_of.insert(key_bytes(&sap.section_key), sap.prefix);
+    }
+    let mut children: BTreeMap<[u8; KEY_LEN], BTreeMap<Prefix, [u8; KEY_LEN]>> = BTreeMap::new();
+    for (parent, sap) in handed {
+        let parent = key_bytes(parent);
+        let fork = Violation::Fork {
+            parent,
+            prefix: sap.prefix,
+        };
+        let Some(parent_prefix) = prefix_of.get(&parent) else {
+            return Err(fork);
+        };
+        if !sap.prefix.is_self_or_child_of(parent_prefix) {
+            return Err(fork);
+        }
+        let kids = children.entry(parent).or_default();
+        let key = key_bytes(&sap.section_key);
+        if kids.insert(sap.prefix, key).is_some_and(|k| k != key) {
+            return Err(fork);
+        }
+        // Its own prefix and a half at once: an elder change and a split of one key.
+        if kids.contains_key(parent_prefix) && kids.len() > 1 {
+            return Err(fork);
         }
     }
     Ok(())

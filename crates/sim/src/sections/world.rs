@@ -16,7 +16,7 @@ use keyquorum_sections::{KeyChain, Name, Prefix, SessionId, supermajority};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use super::invariants::{NodeView, Violation, check_not_nested, check_quiet};
+use super::invariants::{NodeView, Violation, check_key_tree, check_not_nested, check_quiet};
 use super::{SectionFault, SectionsConfig, SectionsReport};
 
 /// Most messages a node keeps for sessions it does not know yet (as the node runtime does).
@@ -90,8 +90,10 @@ struct World {
     starts: BTreeMap<SessionId, StartInfo>,
     /// Sessions honest nodes started, by prefix and generation.
     started: BTreeMap<(Prefix, u64), BTreeSet<SessionId>>,
-    /// The SAP honest elders handed each (parent key, prefix) over to.
-    handed: BTreeMap<([u8; KEY_LEN], Prefix), Sap>,
+    /// Every handover honest elders made: (parent key, new key) to the parent key and SAP.
+    handed: BTreeMap<([u8; KEY_LEN], [u8; KEY_LEN]), (PublicKey, Sap)>,
+    /// The SAP honest elders handed each (parent key, prefix) over to first.
+    handed_to: BTreeMap<([u8; KEY_LEN], Prefix), Sap>,
     agreed: BTreeSet<SessionId>,
     excluded_nodes: BTreeSet<Name>,
     violations: Vec<Violation>,
@@ -157,6 +159,7 @@ impl World {
             starts: BTreeMap::new(),
             started: BTreeMap::new(),
             handed: BTreeMap::new(),
+            handed_to: BTreeMap::new(),
             agreed: BTreeSet::new(),
             excluded_nodes: BTreeSet::new(),
             violations: Vec::new(),
@@ -652,8 +655,9 @@ impl World {
             }
             Output::NewElders(signed) => {
                 if honest {
-                    let slot = (key_bytes(&signed.parent_key), signed.sap.prefix);
-                    match self.handed.get(&slot) {
+                    let parent = key_bytes(&signed.parent_key);
+                    let slot = (parent, signed.sap.prefix);
+                    match self.handed_to.get(&slot) {
                         Some(sap) if *sap != signed.sap => {
                             self.violations.push(Violation::ConflictingSap {
                                 prefix: signed.sap.prefix,
@@ -661,9 +665,12 @@ impl World {
                         }
                         Some(_) => {}
                         None => {
-                            self.handed.insert(slot, signed.sap.clone());
+                            self.handed_to.insert(slot, signed.sap.clone());
                         }
                     }
+                    self.handed
+                        .entry((parent, key_bytes(&signed.sap.section_key)))
+                        .or_insert_with(|| (signed.parent_key, signed.sap.clone()));
                 }
                 let mut to: BTreeSet<Name> = self
                     .members
@@ -746,7 +753,7 @@ impl World {
         let honest: Vec<Name> = names.iter().filter(|n| self.honest(n)).copied().collect();
         match kind {
             SectionFault::Silent => {
-                let when = self.below(2 * self.cfg.net.round);
+                let when = self.below(self.cfg.net.round / 2);
                 self.schedule(when, Event::Crash(at));
             }
             SectionFault::FalseBlame => {
@@ -936,6 +943,12 @@ impl World {
             })
             .collect();
         check_quiet(&self.genesis_key, &views)?;
+        let handed: Vec<(PublicKey, Sap)> = self
+            .handed
+            .iter()
+            .map(|((_, _), (parent, sap))| (*parent, sap.clone()))
+            .collect();
+        check_key_tree(&self.genesis_key, &handed)?;
         if !self.cfg.beyond_bound {
             self.check_liveness(&views)?;
         }
@@ -993,7 +1006,7 @@ impl World {
         self.report.violation = result.err();
         self.report.handovers = self.handed.len() as u64;
         let mut children: BTreeMap<[u8; KEY_LEN], BTreeSet<Prefix>> = BTreeMap::new();
-        for (parent, prefix) in self.handed.keys() {
+        for (parent, prefix) in self.handed_to.keys() {
             children.entry(*parent).or_default().insert(*prefix);
         }
         self.report.splits = children.values().filter(|p| p.len() == 2).count() as u64;

@@ -2,3 +2,4 @@
 //! of one per file).
 
 mod ceremonies;
+mod sections;

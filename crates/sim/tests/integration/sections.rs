@@ -1,0 +1,255 @@
+//! Seeded section networks (`keyquorum_sim::sections`): one run per adversary kind, each
+//! asserting the kind acted and was handled, mixed runs within the fault bound (more with
+//! `KQ_SECTIONS_RUNS`), runs beyond the bound that must stay safe, and checks that the
+//! invariant checks refuse what they must (a forged chain link, a fork).
+//!
+//! The runs are computed once, in parallel, and shared by the tests. Four elders (so one faulty
+//! candidate is within the bound) and a minimum half of four keep a run at a few seconds of CPU.
+
+use std::sync::OnceLock;
+
+use keyquorum_crypto::tbls::{self, MinPk};
+use keyquorum_sections::chain::{ChainError, Link};
+use keyquorum_sections::keys::key_bytes;
+use keyquorum_sections::sap::Sap;
+use keyquorum_sections::simulation::secret;
+use keyquorum_sections::{KeyChain, Name, Prefix};
+use keyquorum_sim::sections::invariants::{NodeView, check_chain, check_key_tree, check_quiet};
+use keyquorum_sim::sections::{
+    SectionFault, SectionsConfig, SectionsReport, Violation, run_sections,
+};
+use rayon::prelude::*;
+
+/// Seeds where each kind's faulty joiner ends up a candidate of a session it may act in.
+const KIND_SEEDS: [(SectionFault, u64); 7] = [
+    (SectionFault::Silent, 4),
+    (SectionFault::BadPost, 5),
+    (SectionFault::BadShare, 2),
+    (SectionFault::Equivocate, 10),
+    (SectionFault::FalseBlame, 0),
+    (SectionFault::SpamStart, 9),
+    (SectionFault::Spoof, 3),
+];
+
+struct Batch {
+    per_kind: Vec<(SectionFault, SectionsReport)>,
+    mixed: Vec<SectionsReport>,
+    beyond: Vec<SectionsReport>,
+}
+
+fn small(seed: u64) -> SectionsConfig {
+    SectionsConfig::sized(seed, 4, 4)
+}
+
+fn batch() -> &'static Batch {
+    static BATCH: OnceLock<Batch> = OnceLock::new();
+    BATCH.get_or_init(|| {
+        let mixed_runs: u64 = std::env::var("KQ_SECTIONS_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2);
+        let mut jobs: Vec<(u8, Option<SectionFault>, SectionsConfig)> = Vec::new();
+        for (kind, seed) in KIND_SEEDS {
+            let mut cfg = small(seed);
+            cfg.faults = vec![kind];
+            cfg.faulty = 1;
+            jobs.push((0, Some(kind), cfg));
+        }
+        for i in 0..mixed_runs {
+            jobs.push((1, None, small(1_000 + i)));
+        }
+        // Beyond the bound: three faulty joiners where a four-elder section tolerates one.
+        let mut beyond = small(2_000);
+        beyond.faulty = 3;
+        beyond.beyond_bound = true;
+        jobs.push((2, None, beyond));
+        let reports: Vec<(u8, Option<SectionFault>, SectionsReport)> = jobs
+            .into_par_iter()
+            .map(|(group, kind, cfg)| (group, kind, run_sections(&cfg)))
+            .collect();
+        let mut batch = Batch {
+            per_kind: Vec::new(),
+            mixed: Vec::new(),
+            beyond: Vec::new(),
+        };
+        for (group, kind, report) in reports {
+            match (group, kind) {
+                (0, Some(kind)) => batch.per_kind.push((kind, report)),
+                (1, _) => batch.mixed.push(report),
+                _ => batch.beyond.push(report),
+            }
+        }
+        batch
+    })
+}
+
+fn of_kind(kind: SectionFault) -> &'static SectionsReport {
+    let (_, report) = batch()
+        .per_kind
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .expect("one run per kind");
+    assert_eq!(
+        report.violation, None,
+        "seed {} ({kind}) broke an invariant",
+        report.seed
+    );
+    assert_eq!(report.placed.get(&kind), Some(&1), "seed {}", report.seed);
+    report
+}
+
+fn count(map: &std::collections::BTreeMap<SectionFault, u64>, kind: SectionFault) -> u64 {
+    map.get(&kind).copied().unwrap_or(0)
+}
+
+#[test]
+fn a_silent_candidate_is_agreed_on_and_the_restart_completes() {
+    let r = of_kind(SectionFault::Silent);
+    assert!(count(&r.acted, SectionFault::Silent) >= 1, "{r:?}");
+    assert!(count(&r.excluded, SectionFault::Silent) >= 1, "{r:?}");
+    assert!(r.restarts >= 1, "{r:?}");
+}
+
+#[test]
+fn bad_posts_are_refused() {
+    let r = of_kind(SectionFault::BadPost);
+    assert!(count(&r.acted, SectionFault::BadPost) >= 1, "{r:?}");
+    assert!(count(&r.refused, SectionFault::BadPost) >= 1, "{r:?}");
+}
+
+#[test]
+fn a_dealer_of_bad_shares_is_excluded_and_the_restart_completes() {
+    let r = of_kind(SectionFault::BadShare);
+    assert!(count(&r.acted, SectionFault::BadShare) >= 1, "{r:?}");
+    assert!(count(&r.excluded, SectionFault::BadShare) >= 1, "{r:?}");
+}
+
+#[test]
+fn conflicting_votes_are_refused_as_equivocation() {
+    let r = of_kind(SectionFault::Equivocate);
+    assert!(count(&r.acted, SectionFault::Equivocate) >= 1, "{r:?}");
+    assert!(count(&r.refused, SectionFault::Equivocate) >= 1, "{r:?}");
+}
+
+#[test]
+fn a_false_blame_excludes_nobody() {
+    // The run passing means no checked agreement named an honest node.
+    let r = of_kind(SectionFault::FalseBlame);
+    assert!(count(&r.acted, SectionFault::FalseBlame) >= 1, "{r:?}");
+    // The elders refuse its one-signature agreement (too few signers).
+    assert!(count(&r.refused, SectionFault::FalseBlame) >= 1, "{r:?}");
+    assert_eq!(count(&r.excluded, SectionFault::FalseBlame), 0, "{r:?}");
+}
+
+#[test]
+fn spam_starts_start_nothing() {
+    // The run passing means no honest node started a spam session.
+    let r = of_kind(SectionFault::SpamStart);
+    assert!(r.spam_starts >= 1, "{r:?}");
+}
+
+#[test]
+fn spoofed_signers_are_refused() {
+    let r = of_kind(SectionFault::Spoof);
+    assert!(count(&r.acted, SectionFault::Spoof) >= 1, "{r:?}");
+    assert!(count(&r.refused, SectionFault::Spoof) >= 1, "{r:?}");
+}
+
+#[test]
+fn mixed_runs_within_the_bound_pass_and_split() {
+    let b = batch();
+    for r in &b.mixed {
+        assert_eq!(r.violation, None, "seed {}", r.seed);
+    }
+    let all = b.mixed.iter().chain(b.per_kind.iter().map(|(_, r)| r));
+    assert!(all.clone().any(|r| r.splits >= 1), "no run split");
+    assert!(all.clone().all(|r| r.handovers >= 4));
+}
+
+#[test]
+fn runs_beyond_the_bound_stay_safe() {
+    for r in &batch().beyond {
+        assert!(r.beyond_bound);
+        assert_eq!(r.violation, None, "seed {}", r.seed);
+        assert!(!r.acted.is_empty(), "{r:?}");
+    }
+}
+
+fn view(name: u64, chain: KeyChain, prefix: Prefix) -> NodeView {
+    let genesis = tbls::public_key::<MinPk>(&secret(0));
+    let section_key = chain.last_key(&genesis);
+    NodeView {
+        name: Name([name as u8; 32]),
+        chain,
+        sap: Sap {
+            prefix,
+            elders: Vec::new(),
+            section_key,
+        },
+        share_key: None,
+    }
+}
+
+fn link(parent: u64, child: u64, signer: u64) -> Link {
+    let key = tbls::public_key::<MinPk>(&secret(child));
+    Link {
+        key,
+        parent_key: tbls::public_key::<MinPk>(&secret(parent)),
+        signature: tbls::sign::<MinPk>(&secret(signer), &key_bytes(&key)),
+    }
+}
+
+#[test]
+fn the_checks_refuse_a_forged_link_a_misplaced_chain_and_a_fork() {
+    let genesis = tbls::public_key::<MinPk>(&secret(0));
+    let node = Name([1; 32]);
+    let honest = KeyChain::from_links(vec![link(0, 1, 0), link(1, 2, 1)]).unwrap();
+    check_chain(node, &genesis, &honest, &honest.last_key(&genesis)).unwrap();
+    // The second key "signed" by a key that is not its parent's.
+    let forged = KeyChain::from_links(vec![link(0, 1, 0), link(1, 2, 7)]).unwrap();
+    assert_eq!(
+        check_chain(node, &genesis, &forged, &forged.last_key(&genesis)),
+        Err(Violation::ChainDoesNotVerify {
+            node,
+            error: ChainError::BadSignature
+        })
+    );
+    assert!(matches!(
+        check_quiet(&genesis, &[view(1, forged, Prefix::ROOT)]),
+        Err(Violation::ChainDoesNotVerify { .. })
+    ));
+    // A chain that ends elsewhere than its SAP's key.
+    let mut short = view(1, honest.clone(), Prefix::ROOT);
+    short.sap.section_key = genesis;
+    assert_eq!(
+        check_quiet(&genesis, &[short]),
+        Err(Violation::ChainNotAtSectionKey { node })
+    );
+    // The key tree: a split of key 1 into two halves is fine; a second root child of the
+    // genesis key, or an elder change and a split of one key, is a fork.
+    let sap = |key: u64, prefix: Prefix| Sap {
+        prefix,
+        elders: Vec::new(),
+        section_key: tbls::public_key::<MinPk>(&secret(key)),
+    };
+    let pk = |k: u64| tbls::public_key::<MinPk>(&secret(k));
+    let zero = Prefix::ROOT.child(0).unwrap();
+    let one = Prefix::ROOT.child(1).unwrap();
+    let mut tree = vec![
+        (pk(0), sap(1, Prefix::ROOT)),
+        (pk(1), sap(2, zero)),
+        (pk(1), sap(3, one)),
+    ];
+    check_key_tree(&genesis, &tree).unwrap();
+    let mut second_root = tree.clone();
+    second_root.push((pk(0), sap(4, Prefix::ROOT)));
+    assert!(matches!(
+        check_key_tree(&genesis, &second_root),
+        Err(Violation::Fork { .. })
+    ));
+    tree.push((pk(1), sap(5, Prefix::ROOT)));
+    assert!(matches!(
+        check_key_tree(&genesis, &tree),
+        Err(Violation::Fork { .. })
+    ));
+}
