@@ -15,6 +15,7 @@ mod demo_sign;
 mod demo_signing_key;
 mod deploy;
 mod sections;
+mod sim_sections;
 use keyquorum_node::cli::{CliError, EXIT_CODES};
 use keyquorum_sim::{AdversaryKind, CurveChoice, NetModel, SimConfig, VariantChoice};
 
@@ -54,6 +55,15 @@ enum Command {
     Sections(sections::SectionsArgs),
 }
 
+/// What `keyquorum sim` simulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SimMode {
+    /// DKG and resharing ceremonies on a simulated chain.
+    Ceremonies,
+    /// Sections of elders: joins, leaves, splits, failure agreements and handovers.
+    Sections,
+}
+
 /// How a subcommand prints its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -84,9 +94,15 @@ struct SimArgs {
     /// Seed of the first run; run r uses seed + r.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Number of runs.
-    #[arg(long, default_value_t = 1)]
+    /// Number of runs (seeds).
+    #[arg(long, alias = "seeds", default_value_t = 1)]
     runs: u64,
+    /// What to simulate: the contract-driven ceremonies, or sections of elders (their own
+    /// options below).
+    #[arg(long, value_enum, default_value_t = SimMode::Ceremonies)]
+    mode: SimMode,
+    #[command(flatten)]
+    sections: sim_sections::SectionsSimArgs,
     /// Protocol variant.
     #[arg(long, value_enum, default_value_t = VariantChoice::AckReveal)]
     variant: VariantChoice,
@@ -173,6 +189,9 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
 /// `keyquorum sim`: exit 1 when any run fails a check. Runs whose adversaries exceed the fault
 /// bound are counted apart: they are neither ok nor failed.
 fn sim(args: SimArgs) -> Result<(), CliError> {
+    if args.mode == SimMode::Sections {
+        return sim_sections::run(&args.sections, args.seed, args.runs, args.format);
+    }
     let base = sim_config(&args)?;
     let n = base.nodes;
     let json = args.format == OutputFormat::Json;

@@ -54,7 +54,7 @@ fn every_help_documents_the_exit_codes() {
 
 #[test]
 fn a_value_outside_a_closed_set_exits_2_and_names_the_allowed_ones() {
-    let cases: [(&[&str], &[&str]); 6] = [
+    let cases: [(&[&str], &[&str]); 7] = [
         (&["sim", "--variant", "gjkr"], &["ack-reveal", "complaint"]),
         (&["sim", "--curve", "ed25519"], &["bls12-381", "secp256k1"]),
         (
@@ -62,6 +62,7 @@ fn a_value_outside_a_closed_set_exits_2_and_names_the_allowed_ones() {
             &["silent", "bad-share", "withhold-acks", "spoof"],
         ),
         (&["sim", "--format", "xml"], &["text", "json"]),
+        (&["sim", "--mode", "chain"], &["ceremonies", "sections"]),
         (
             &["node", "--fault", "evil"],
             &[
@@ -133,7 +134,11 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["sim", "--mode", "sections", "--elders", "1"],
+            "--elders must be at least 2",
+        ),
         (
             &["sim", "--committee", "4", "--faulty", "5"],
             "--faulty 5 is larger than the committee",
