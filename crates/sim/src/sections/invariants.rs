@@ -3,8 +3,8 @@
 //!
 //! The checks that need the whole run's history (two keys for one session, a spam start that
 //! started, an honest node excluded, conflicting signed SAPs, too many restarts) are recorded by
-//! the world as the outputs happen ([`super::world`]); the snapshot checks here run whenever the
-//! network is quiet.
+//! the simulated network as the outputs happen; the snapshot checks here run whenever it is
+//! quiet.
 
 use std::collections::BTreeMap;
 use std::fmt;
