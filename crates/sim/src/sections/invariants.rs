@@ -99,7 +99,9 @@ pub enum Violation {
         /// The spam session.
         session: SessionId,
     },
-    /// Within the fault bound, a checked failure agreement named an honest node.
+    /// A checked failure agreement named an honest node although the session had at most
+    /// `n - supermajority(n)` faulty candidates (so fewer than enough observations could be
+    /// false).
     #[error("a failure agreement of session {} excluded honest {}", Short(&.session.0), Short(&.node.0))]
     HonestExcluded {
         /// The failed session.

@@ -39,9 +39,12 @@
 //! candidates are at most `n - supermajority(n)` of its `n` candidates and the faulty current
 //! elders at most `m - supermajority(m)` of its `m` elders (the bound `docs/protocol.md` states
 //! for sections); liveness is then asserted: every section reaches the elders (or the split)
-//! its members call for, a generation needs at most as many restarts as it had faulty
-//! candidates, and no honest node is named by a failure agreement. A run beyond the bound
-//! ([`SectionsConfig::beyond_bound`]) lets faulty nodes act always and checks only safety.
+//! its members call for, and a generation needs at most as many restarts as it had faulty
+//! candidates. In every run, a checked failure agreement of a session with at most
+//! `n - supermajority(n)` faulty candidates must name no honest node. Within the bound, faults
+//! leave split sessions alone (see [`invariants::Violation::NestedSections`] and
+//! `docs/protocol.md`). A run beyond the bound ([`SectionsConfig::beyond_bound`]) lets faulty
+//! nodes act always, in split sessions too, and checks only safety.
 
 pub mod invariants;
 mod world;
@@ -207,7 +210,7 @@ pub struct SectionsReport {
     pub refused: BTreeMap<SectionFault, u64>,
     /// Faulty nodes a checked failure agreement excluded, by kind.
     pub excluded: BTreeMap<SectionFault, u64>,
-    /// Spam starts sent, and how many an honest node started (must stay 0).
+    /// Spam starts sent (an honest node starting one is [`Violation::SpamStarted`]).
     pub spam_starts: u64,
     /// Virtual ticks the run took.
     pub ticks: u64,

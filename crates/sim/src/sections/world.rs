@@ -691,7 +691,16 @@ impl World {
     /// A failure agreement an honest elder checked: within the bound it must name only faulty
     /// nodes; the membership drops the named nodes.
     fn agreed_failure(&mut self, session: SessionId, excluded: &BTreeSet<Name>) {
-        if !self.cfg.beyond_bound
+        // An agreement needs more than n - supermajority(n) signers: with no more faulty
+        // candidates than that, one honest candidate observed the named node fail, which an
+        // honest node never does. Beyond that many faulty candidates, naming honest nodes is
+        // within the adversary's power (and not a broken invariant).
+        let faulty = self.starts.get(&session).map_or(0, |info| {
+            let n = info.candidates.len();
+            let f = info.candidates.iter().filter(|c| self.faulty(c)).count();
+            f.saturating_sub(n - supermajority(n))
+        });
+        if faulty == 0
             && let Some(node) = excluded.iter().find(|n| self.honest(n))
         {
             self.violations.push(Violation::HonestExcluded {

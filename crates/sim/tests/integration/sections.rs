@@ -47,7 +47,7 @@ fn batch() -> &'static Batch {
         let mixed_runs: u64 = std::env::var("KQ_SECTIONS_RUNS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(2);
+            .unwrap_or(1);
         let mut jobs: Vec<(u8, Option<SectionFault>, SectionsConfig)> = Vec::new();
         for (kind, seed) in KIND_SEEDS {
             let mut cfg = small(seed);
