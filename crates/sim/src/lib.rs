@@ -28,6 +28,11 @@
 //! Timing assumption: honest messages arrive before the phase deadline that needs them (phases
 //! are longer than the worst delay plus retransmissions and partitions, which heal within a
 //! phase). Deadlines are the protocol's only notion of time, as on a chain.
+//!
+//! [`sections`] simulates the chainless sections of `keyquorum-sections` the same way: seeded
+//! networks of section nodes joining, leaving and splitting under faults, with their own
+//! invariants (key chains from genesis, one key per session, no spam start, no honest
+//! exclusion, and liveness within the fault bound).
 
 #![warn(missing_docs)]
 
