@@ -9,7 +9,9 @@
 //! - a `PostAccepted` log is applied to it: accepted, it is `PostAccepted`; refused as a fault
 //!   of its author (a bad signature, a malformed commitment), it is `PostRejected`, because it
 //!   changed the board all the same; refused for any other reason, it never reached the board
-//!   (the contract's own checks let through only what the board may refuse) and is dropped;
+//!   (the contract's own checks let through only what the board may refuse) and is dropped.
+//!   A fault the contract can check (a forged ack aggregate, a bad reveal) also gets its proof
+//!   ([`crate::proofs`]), which the node submits ([`Translator::fault_proof`]);
 //! - the end of the contribute, share and publish phases (by block number) is `BoardDeadline`;
 //! - after the publish deadline, a successful board gives `MagicBlockCreated` with the magic
 //!   block built by `MagicBlock::from_board`, the same construction the Rust contract and every
@@ -36,6 +38,10 @@ use keyquorum_dkg::messages::{Post, SignedPost};
 
 use crate::Deployment;
 use crate::client::{BoardInput, Phase};
+use crate::proofs::{FaultProof, ProofContext, fault_proof};
+
+/// Most fraud proofs kept for sending (a few ceremonies' worth: each names a dealer once).
+const MAX_PROOFS: usize = 1_024;
 
 /// A registered node as its `Registered` log names it.
 #[derive(Debug, Clone)]
@@ -56,6 +62,12 @@ struct Live {
     /// The last block of the contribute, share and publish phases.
     ends: [u64; 3],
     board: Option<Board<Bls12381G1>>,
+    /// The committee's accounts and identity keys, in seat order.
+    committee: Vec<Address>,
+    identities: Vec<[u8; 96]>,
+    /// The contributions the board accepted, by dealer, as logged (a bad reveal's proof names
+    /// the dealer's contribution).
+    contributions: HashMap<u32, Vec<u8>>,
 }
 
 /// The magic block the live ceremony's board defines, with what activating it takes besides
@@ -80,6 +92,9 @@ pub struct Translator {
     magic_block_hash: [u8; 32],
     /// The live ceremony's magic block, once its board defines one.
     created: Option<CreatedBlock>,
+    /// The fraud proofs of the faults the board replicas found, by the refused post's hash;
+    /// dropped once the culprit is slashed in that ceremony.
+    proofs: HashMap<[u8; 32], FaultProof>,
 }
 
 impl std::fmt::Debug for Translator {
@@ -104,7 +119,15 @@ impl Translator {
             live: None,
             magic_block_hash: [0; 32],
             created: None,
+            proofs: HashMap::new(),
         }
+    }
+
+    /// The proof of the fault the board found in `post` (a post this translator turned into
+    /// `PostRejected`), while the contract can still take it: `None` when the fault has no
+    /// proof on the contract or the culprit was slashed in that ceremony already.
+    pub fn fault_proof(&self, post: &[u8]) -> Option<&FaultProof> {
+        self.proofs.get(&proof_key(post))
     }
 
     /// The magic block with hash `hash`, if it is the one the live ceremony's board defines.
@@ -185,22 +208,31 @@ impl Translator {
                     hash: Hex(a.magicBlockHash.0),
                 }]
             }
-            BoardInput::Slashed(s) => match self.nodes.get_mut(&s.culprit) {
-                Some(reg) => {
-                    reg.stake = reg.stake.saturating_sub(stake_u64(s.amount));
-                    vec![Event::StakeChanged {
-                        identity: Hex(reg.identity),
-                        stake: reg.stake,
-                    }]
-                }
-                None => Vec::new(),
-            },
+            BoardInput::Slashed(s) => {
+                self.proofs
+                    .retain(|_, p| p.ceremony != s.ceremony || p.culprit != s.culprit);
+                self.slashed(s)
+            }
+        }
+    }
+
+    fn slashed(&mut self, s: crate::Coordinator::Slashed) -> Vec<Event> {
+        match self.nodes.get_mut(&s.culprit) {
+            Some(reg) => {
+                reg.stake = reg.stake.saturating_sub(stake_u64(s.amount));
+                vec![Event::StakeChanged {
+                    identity: Hex(reg.identity),
+                    stake: reg.stake,
+                }]
+            }
+            None => Vec::new(),
         }
     }
 
     fn committee_selected(&mut self, sel: crate::Coordinator::CommitteeSelected) -> Vec<Event> {
         let mut committee = Vec::with_capacity(sel.committee.len());
         let mut players = Vec::with_capacity(sel.committee.len());
+        let mut identities = Vec::with_capacity(sel.committee.len());
         for (i, account) in sel.committee.iter().enumerate() {
             let Some(reg) = self.nodes.get(account) else {
                 // Only registered nodes can be selected: a log this translator missed.
@@ -213,6 +245,7 @@ impl Translator {
                 stake: reg.stake,
                 network: reg.network.clone(),
             });
+            identities.push(reg.identity);
             players.push(SpecParticipant {
                 identity: Hex(reg.identity),
                 encryption_key: Hex(reg.encryption_key),
@@ -245,6 +278,9 @@ impl Translator {
             wait_end: sel.waitEnd,
             ends: [sel.contributeEnd, sel.shareEnd, sel.publishEnd],
             board,
+            committee: sel.committee.clone(),
+            identities,
+            contributions: HashMap::new(),
         });
         self.created = None;
         let phase = Event::PhaseChanged {
@@ -284,20 +320,38 @@ impl Translator {
             Post::Publication(_) => "publication",
         };
         match board.apply(&signed) {
-            Ok(()) => vec![Event::PostAccepted {
-                view: live.view,
-                ceremony_number: live.ceremony_number,
-                dealer,
-                kind: kind.into(),
-                post: HexBytes(post),
-            }],
-            Err(BoardError::Fault { fault, .. }) => vec![Event::PostRejected {
-                view: live.view,
-                ceremony_number: live.ceremony_number,
-                dealer,
-                reason: format!("{}: {fault}", fault.code()),
-                post: HexBytes(post),
-            }],
+            Ok(()) => {
+                if let Post::Contribution(_) = &signed.post {
+                    live.contributions.insert(dealer, post.clone());
+                }
+                vec![Event::PostAccepted {
+                    view: live.view,
+                    ceremony_number: live.ceremony_number,
+                    dealer,
+                    kind: kind.into(),
+                    post: HexBytes(post),
+                }]
+            }
+            Err(BoardError::Fault { fault, .. }) => {
+                let ctx = ProofContext {
+                    ceremony: live.id,
+                    committee: &live.committee,
+                    identities: &live.identities,
+                    contribution: live.contributions.get(&dealer).map(Vec::as_slice),
+                };
+                if let Some(proof) = fault_proof(&ctx, &post, &fault)
+                    && self.proofs.len() < MAX_PROOFS
+                {
+                    self.proofs.insert(proof_key(&post), proof);
+                }
+                vec![Event::PostRejected {
+                    view: live.view,
+                    ceremony_number: live.ceremony_number,
+                    dealer,
+                    reason: format!("{}: {fault}", fault.code()),
+                    post: HexBytes(post),
+                }]
+            }
             Err(_) => Vec::new(),
         }
     }
@@ -405,4 +459,9 @@ impl Translator {
         }
         events
     }
+}
+
+/// The key of a post's proof: its keccak-256, as the contract stores posts.
+fn proof_key(post: &[u8]) -> [u8; 32] {
+    alloy_primitives::keccak256(post).0
 }

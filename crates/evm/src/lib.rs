@@ -13,7 +13,8 @@
 //!
 //! On a live chain: [`client`] deploys the contract, sends calls from a secp256k1 account and
 //! follows its logs at a confirmation depth; [`events`] turns those logs into the node's chain
-//! events; [`anvil`] starts a local chain for the tests, fetching the pinned anvil with
+//! events, and [`proofs`] builds the fraud proofs of the faults their board replica finds;
+//! [`anvil`] starts a local chain for the tests, fetching the pinned anvil with
 //! [`anvil_fetch`] when npm has not installed it.
 //!
 //! The contract's rules, and what it does not do yet, are in the contract's own documentation
@@ -60,6 +61,7 @@ pub mod anvil;
 pub mod anvil_fetch;
 pub mod client;
 pub mod events;
+pub mod proofs;
 
 /// The tag at the start of [`Deployment::session_domain`].
 pub const SESSION_TAG: &[u8] = b"keyquorum-evm/";

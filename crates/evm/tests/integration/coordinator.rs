@@ -7,6 +7,7 @@
 use crate::common;
 
 use alloy_primitives::{Address, Bytes, U256};
+use alloy_sol_types::SolCall;
 use alloy_sol_types::SolConstructor;
 use blstrs::Scalar;
 use common::*;
@@ -24,6 +25,8 @@ use keyquorum_dkg::board::{Board, Outcome};
 use keyquorum_dkg::identity::Purpose;
 use keyquorum_dkg::messages::{Post, SignedPost};
 use keyquorum_dkg::testing::ceremony::RunResult;
+use keyquorum_evm::client::{BoardInput, Phase};
+use keyquorum_evm::events::Translator;
 use keyquorum_evm::{Coordinator, g1_point, g2_point};
 
 const STAKE: u64 = 1_000;
@@ -1052,4 +1055,187 @@ fn a_bad_reveal_is_slashed() {
             proof(contribution_of(liar), &bad_signed, player),
         )
         .reverts_with::<Coordinator::AlreadySlashed>();
+}
+
+/// A translator fed what a node reads from the contract's logs: the registrations and the
+/// selection of `s`.
+fn translator_of(nodes: &[Node], s: &Started) -> Translator {
+    let mut t = Translator::new(deployment(s.contract));
+    for node in nodes {
+        t.translate(BoardInput::Registered(Coordinator::Registered {
+            account: node.account,
+            identity: node.identity.to_vec().into(),
+            encryptionKey: node.encryption_key.into(),
+            peerId: node.peer_id().into(),
+            addresses: node.addresses(),
+            stake: U256::from(STAKE + node.index as u64),
+        }));
+    }
+    t.translate(BoardInput::CommitteeSelected(s.sel.clone()));
+    t
+}
+
+/// Feeds the translator the posts a receipt logged.
+fn feed(t: &mut Translator, r: &Receipt) {
+    for e in r.events::<Coordinator::PostAccepted>() {
+        t.translate(BoardInput::PostAccepted {
+            ceremony: e.ceremony,
+            dealer: e.dealer,
+            kind: e.kind,
+            post: e.post,
+        });
+    }
+}
+
+/// Re-signs a publication as its dealer.
+fn signed_publication(
+    member: &Node,
+    publication: keyquorum_dkg::messages::Publication<Bls12381G1>,
+) -> Vec<u8> {
+    let post = Post::Publication(publication);
+    SignedPost {
+        signature: member
+            .keys
+            .identity
+            .sign(Purpose::Post, &post.signed_payload()),
+        post,
+    }
+    .encode()
+}
+
+/// The proof a node's translator builds from the logs of a forged ack aggregate is the one
+/// the contract slashes on; an honest publication gets none, the proof with another committee
+/// member's key is refused, and once the translator sees the slash it offers the proof no more.
+#[test]
+fn the_translator_proves_a_forged_ack_aggregate_from_the_logs() {
+    let (mut chain, nodes) = registered(4, 4);
+    let s = start(&mut chain, &nodes);
+    let spec = spec(&nodes, &s);
+    let (contributions, publications, _) = run_ceremony(&spec, &seated(&nodes, &s), &[]);
+    let member_at = |pos: usize| &nodes[s.committee[pos]];
+    let mut t = translator_of(&nodes, &s);
+    for p in &contributions {
+        let r = chain
+            .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
+            .ok();
+        feed(&mut t, &r);
+    }
+    chain.set_block(s.sel.contributeEnd + 1);
+    t.translate(BoardInput::Deadline {
+        ceremony: s.id,
+        phase: Phase::Contribute,
+    });
+    let decode = |p: &[u8]| SignedPost::<Bls12381G1>::decode(p, 4).unwrap();
+    let (Post::Publication(honest), Post::Publication(other)) =
+        (decode(&publications[0]).post, decode(&publications[1]).post)
+    else {
+        panic!("publications expected")
+    };
+    let forger = honest.dealer as usize;
+    let mut forged = honest.clone();
+    forged.ack_signature = other.ack_signature;
+    let forged_signed = signed_publication(member_at(forger), forged);
+    let r = chain
+        .send(member_at(forger).account, 0, post_call(&forged_signed))
+        .ok();
+    feed(&mut t, &r);
+    for p in &publications[1..] {
+        let r = chain
+            .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
+            .ok();
+        feed(&mut t, &r);
+    }
+    assert!(t.fault_proof(&publications[1]).is_none());
+    let proof = t.fault_proof(&forged_signed).expect("a proof").clone();
+    assert_eq!(proof.culprit, member_at(forger).account);
+    assert_eq!(proof.fault, "bad_ack_signature");
+    assert_eq!(proof.ceremony, s.id);
+    let call = Coordinator::proveBadAckAggregateCall::abi_decode(&proof.calldata).unwrap();
+
+    let reporter = member_at((forger + 1) % 4).account;
+    let mut wrong = call.clone();
+    wrong.ackerPoints.swap(0, 1);
+    chain
+        .send(reporter, 0, wrong)
+        .reverts_with::<Coordinator::BadIdentityKey>();
+    let before = chain.read(Coordinator::stakeOfCall {
+        account: proof.culprit,
+    });
+    let r = chain.send(reporter, 0, call.clone()).ok();
+    let slashed = r.events::<Coordinator::Slashed>().remove(0);
+    assert_eq!(slashed.culprit, proof.culprit);
+    assert_eq!(slashed.fault, proof.fault);
+    assert_eq!(slashed.reporter, reporter);
+    assert!(slashed.reward > U256::ZERO);
+    let after = chain.read(Coordinator::stakeOfCall {
+        account: proof.culprit,
+    });
+    assert_eq!(after.stake, before.stake - slashed.amount);
+    chain
+        .send(reporter, 0, call)
+        .reverts_with::<Coordinator::AlreadySlashed>();
+    t.translate(BoardInput::Slashed(slashed));
+    assert!(t.fault_proof(&forged_signed).is_none());
+}
+
+/// The proof a node's translator builds from the logs of a bad reveal (member 3 silent, so
+/// each dealer reveals its share) names the dealer's contribution and the player, and the
+/// contract slashes on it; the same proof for a player without a reveal is refused.
+#[test]
+fn the_translator_proves_a_bad_reveal_from_the_logs() {
+    let (mut chain, nodes) = registered(4, 4);
+    let s = start(&mut chain, &nodes);
+    let spec = spec(&nodes, &s);
+    let (contributions, publications, _) = run_ceremony(&spec, &seated(&nodes, &s), &[3]);
+    let member_at = |pos: usize| &nodes[s.committee[pos]];
+    let mut t = translator_of(&nodes, &s);
+    for p in &contributions {
+        let r = chain
+            .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
+            .ok();
+        feed(&mut t, &r);
+    }
+    for phase in [Phase::Contribute, Phase::Share] {
+        t.translate(BoardInput::Deadline {
+            ceremony: s.id,
+            phase,
+        });
+    }
+    chain.set_block(s.sel.shareEnd + 1);
+    let decode = |p: &[u8]| SignedPost::<Bls12381G1>::decode(p, 4).unwrap();
+    let Post::Publication(mut bad) = decode(&publications[0]).post else {
+        panic!("publication expected")
+    };
+    let player = bad.reveals[0].0;
+    bad.reveals[0].1 += Scalar::from(1u64);
+    let liar = bad.dealer as usize;
+    let bad_signed = signed_publication(member_at(liar), bad);
+    let r = chain
+        .send(member_at(liar).account, 0, post_call(&bad_signed))
+        .ok();
+    feed(&mut t, &r);
+    for p in &publications[1..] {
+        let r = chain
+            .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
+            .ok();
+        feed(&mut t, &r);
+        assert!(t.fault_proof(p).is_none());
+    }
+    let proof = t.fault_proof(&bad_signed).expect("a proof").clone();
+    assert_eq!(proof.culprit, member_at(liar).account);
+    assert_eq!(proof.fault, "bad_reveal");
+    let call = Coordinator::proveBadRevealCall::abi_decode(&proof.calldata).unwrap();
+    assert_eq!(call.player, player);
+
+    let reporter = member_at((liar + 1) % 4).account;
+    let mut wrong = call.clone();
+    wrong.player = (player + 1) % 4;
+    chain
+        .send(reporter, 0, wrong)
+        .reverts_with::<Coordinator::NotAFault>();
+    let r = chain.send(reporter, 0, call).ok();
+    let slashed = r.events::<Coordinator::Slashed>().remove(0);
+    assert_eq!(slashed.culprit, proof.culprit);
+    assert_eq!(slashed.fault, "bad_reveal");
+    assert!(slashed.reward > U256::ZERO);
 }
