@@ -100,6 +100,12 @@ pub enum Fault {
     /// `keyquorum_sign_frost_culprits_total{member, fault="invalid_share"}`) and retries
     /// without it, so Schnorr signatures go on while `t` honest members are up.
     BadSignatureShare,
+    /// As a dealer, posts its publication with a forged ack aggregate: its players' aggregate
+    /// plus a signature of its own on another message (a valid point that does not verify),
+    /// signed by it like an honest post. Every board names it `bad_ack_signature` and
+    /// disqualifies the dealer; on the EVM coordinator an honest node proves it
+    /// (`proveBadAckAggregate`) from the post on chain, which slashes the dealer.
+    ForgeAckAggregate,
 }
 
 impl Fault {
@@ -116,6 +122,7 @@ impl Fault {
             Fault::SigningKeyWithhold => "signing-key-withhold",
             Fault::SigningKeySkipFeldman => "signing-key-skip-feldman",
             Fault::BadSignatureShare => "bad-signature-share",
+            Fault::ForgeAckAggregate => "forge-ack-aggregate",
         }
     }
 }
@@ -565,6 +572,10 @@ fault = "bad-share"
             assert!(c.validate().is_err(), "{bad}");
         }
         assert_eq!("equivocate".parse::<Fault>(), Ok(Fault::Equivocate));
+        assert_eq!(
+            "forge-ack-aggregate".parse::<Fault>(),
+            Ok(Fault::ForgeAckAggregate)
+        );
         assert!("x".parse::<Fault>().is_err());
         // The command line's names are the ones the node reports and the file uses.
         for f in Fault::value_variants() {

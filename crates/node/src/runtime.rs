@@ -573,6 +573,8 @@ impl<C: ChainClient> Runtime<C> {
                         };
                         self.share_partial(driver, message);
                     }
+                    // The embedded chain's contract slashes from its own board.
+                    ChainAction::ProveFault(_) if !self.chain.takes_fault_proofs() => {}
                     _ => self.txq.queue.push_back(*s),
                 },
                 Effect::EnterSession {
@@ -778,6 +780,11 @@ impl<C: ChainClient> Runtime<C> {
             };
             let prepared = match self.chain.prepare(&sub.action, sender) {
                 Ok(p) => p,
+                // A refused post whose fault the chain has no proof for: nothing to send.
+                Err(e) if matches!(sub.action, ChainAction::ProveFault(_)) => {
+                    debug!(error = %e, "no fault proof");
+                    continue;
+                }
                 Err(e) => {
                     warn!(error = %e, "transaction dropped");
                     continue;
@@ -810,15 +817,27 @@ impl<C: ChainClient> Runtime<C> {
         match outcome {
             SubmitOutcome::Accepted | SubmitOutcome::Duplicate => {}
             SubmitOutcome::Included => {
-                self.txq.inflight.remove(pos);
+                let f = self.txq.inflight.remove(pos).expect("position found");
+                if let ChainAction::ProveFault(r) = &f.sub.action {
+                    info!(
+                        view = r.view,
+                        ceremony = r.ceremony_number,
+                        dealer = r.dealer,
+                        "proved a dealer's fault on chain"
+                    );
+                }
             }
             SubmitOutcome::Reverted { code, reason } => {
                 let f = self.txq.inflight.remove(pos).expect("position found");
-                // Another member's activation, or a post already on chain: expected.
+                // Another member's activation, a post already on chain, or a fault another
+                // node proved first (refused at estimation, or mined after its proof in one
+                // block): expected.
+                let proof = matches!(f.sub.action, ChainAction::ProveFault(_));
                 if matches!(
                     code.as_str(),
                     "NoViewChange" | "AlreadyPosted" | "AlreadyRegistered"
-                ) {
+                ) || (proof && matches!(code.as_str(), "AlreadySlashed" | "mined"))
+                {
                     debug!(kind = f.sub.kind, %code, "transaction not needed");
                 } else {
                     warn!(kind = f.sub.kind, %code, %reason, "transaction refused by the contract");

@@ -125,7 +125,7 @@ impl ChainClient for DevchainClient {
         let ChainAction::Tx(body) = action else {
             return Err(Unprepared {
                 kind: action.kind(),
-                why: "the contract collects partial signatures itself".into(),
+                why: "the contract collects partial signatures and judges faults itself".into(),
             });
         };
         let bytes = Transaction::sign(sender.chain_id, sender.identity, sender.nonce, body.clone())

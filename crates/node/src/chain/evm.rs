@@ -15,7 +15,10 @@
 //!   possession and its signature binding the key to the chain key's account, stake as the
 //!   call's value), DKG posts, adding, unbonding and withdrawing stake, and the activation with
 //!   the combined signatures, whose magic block and qualified set come from the translator's
-//!   board. Partial signatures are not sent to this chain ([`SignatureRoute::OffChain`]). Sends
+//!   board, and the fraud proof of a refused post ([`ChainAction::ProveFault`]), which the
+//!   translator built when its board replica named a fault the contract can check
+//!   (`keyquorum_evm::proofs`; a post of this node's own, or one whose culprit was slashed in
+//!   that ceremony, gets none). Partial signatures are not sent to this chain ([`SignatureRoute::OffChain`]). Sends
 //!   are serialised and each waits for its receipt (`keyquorum_evm::client::Client::send`);
 //!   nonce, gas and fees are the provider's.
 //! - View changes: the contract starts one only when someone calls `startViewChange` (it ranks
@@ -269,6 +272,26 @@ impl EvmChainClient {
         })
     }
 
+    /// The fraud proof of a refused post, as this node's own board replica found it: the
+    /// report only names the post.
+    fn proof_call(&self, report: &super::FaultReport) -> Result<EvmCall, Unprepared> {
+        let unprepared = |why: &str| Unprepared {
+            kind: "fault_proof",
+            why: why.into(),
+        };
+        let translator = self.translator();
+        let proof = translator.fault_proof(&report.post).ok_or_else(|| {
+            unprepared("the board names no fault the contract can check, or it is slashed already")
+        })?;
+        if proof.culprit == self.client.account() {
+            return Err(unprepared("the culprit is this node"));
+        }
+        Ok(EvmCall {
+            input: proof.calldata.clone(),
+            value: U256::ZERO,
+        })
+    }
+
     /// Starts the view change if one is due and no attempt of this node is under way (module
     /// docs).
     fn start_view_change_if_due(&self) {
@@ -325,6 +348,10 @@ impl ChainClient for EvmChainClient {
         SignatureRoute::OffChain
     }
 
+    fn takes_fault_proofs(&self) -> bool {
+        true
+    }
+
     fn prepare(
         &self,
         action: &ChainAction,
@@ -332,6 +359,7 @@ impl ChainClient for EvmChainClient {
     ) -> Result<Prepared<EvmCall>, Unprepared> {
         let call = match action {
             ChainAction::Activate(a) => self.activate_call(a)?,
+            ChainAction::ProveFault(r) => self.proof_call(r)?,
             ChainAction::Tx(body) => match body {
                 TxBody::Register { .. } => {
                     self.register_call(body, sender)?.expect("a registration")

@@ -14,7 +14,10 @@
 //! ([`evm`]). Where the chain collects the magic block's partial signatures itself (the
 //! embedded chain) the node submits them; where it verifies only a combined threshold
 //! signature (the EVM contract) the node combines them with its peers off chain
-//! ([`SignatureRoute`], `crate::activation`).
+//! ([`SignatureRoute`], `crate::activation`). Likewise, where the chain slashes a board fault
+//! only on a proof (the EVM contract), every node that sees a post refused as a fault submits
+//! [`ChainAction::ProveFault`] and the adapter builds the proof from its own board replica;
+//! the first proof slashes, the others are refused as already proven.
 //! Everything the node knows about ceremonies comes from the events, in block order: the
 //! contract publishes exactly the inputs of the board (`PostAccepted`, `PostRejected`,
 //! `BoardDeadline`) in the order it applied them, so the node's participant sees the same board
@@ -47,6 +50,24 @@ pub enum ChainAction {
     /// Activate a view: its magic block with the combined signatures, for chains that verify
     /// a threshold signature rather than collect partials ([`SignatureRoute::OffChain`]).
     Activate(Activation),
+    /// Prove the fault of a post the chain's board refused, for chains that slash only on a
+    /// proof ([`ChainClient::takes_fault_proofs`]). The adapter builds the proof from its own
+    /// replica of the board, never from this report, and refuses the action when that board
+    /// names no fault it can prove.
+    ProveFault(FaultReport),
+}
+
+/// A post the chain's board refused as a fault of its author (a `PostRejected` event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultReport {
+    /// The ceremony's view.
+    pub view: u64,
+    /// The ceremony's number within the view.
+    pub ceremony_number: u32,
+    /// The author's dealer position.
+    pub dealer: u32,
+    /// The refused post as the chain logged it (`SignedPost::encode`).
+    pub post: Vec<u8>,
 }
 
 impl ChainAction {
@@ -55,6 +76,7 @@ impl ChainAction {
         match self {
             ChainAction::Tx(body) => body.kind(),
             ChainAction::Activate(_) => "activate",
+            ChainAction::ProveFault(_) => "fault_proof",
         }
     }
 }
@@ -212,6 +234,13 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
 
     /// Where this chain wants the partial signatures on a magic block.
     fn signature_route(&self) -> SignatureRoute;
+
+    /// Whether the chain slashes a board fault only when someone proves it
+    /// ([`ChainAction::ProveFault`]). The embedded chain's contract runs the board and slashes
+    /// by itself.
+    fn takes_fault_proofs(&self) -> bool {
+        false
+    }
 
     /// Turns `action` from `sender` into this chain's transaction.
     fn prepare(

@@ -270,6 +270,7 @@ impl Driver {
                     });
                 }
                 Action::Post(bytes) => {
+                    let bytes = self.forge_publication(bytes);
                     let forged = self.note_post(&bytes);
                     let kind = post_kind(&bytes);
                     if on_board.is_none_or(|b| !b.contains(&bytes)) {

@@ -2,6 +2,7 @@
 //! acts on; the rest of an event (registry, phase timings, faults on chain) is noted here.
 
 use super::*;
+use crate::chain::FaultReport;
 
 impl Driver {
     /// One event: the follower's steps for it (the rules of following the chain), then what
@@ -165,9 +166,27 @@ impl Driver {
     /// awaiting signatures when its ceremony fails.
     pub(super) fn note_event(&mut self, e: &Event, height: u64, effects: &mut Vec<Effect>) {
         match e {
-            Event::PostRejected { reason, .. } => {
+            Event::PostRejected {
+                view,
+                ceremony_number,
+                dealer,
+                reason,
+                post,
+            } => {
                 let name = reason.split(':').next().unwrap_or(reason);
                 self.fault_seen(name);
+                // Where the chain slashes only on a proof, the runtime sends one; the chain's
+                // adapter decides whether the fault is provable.
+                effects.push(Effect::Submit(Box::new(Submission {
+                    action: ChainAction::ProveFault(FaultReport {
+                        view: *view,
+                        ceremony_number: *ceremony_number,
+                        dealer: *dealer,
+                        post: post.0.clone(),
+                    }),
+                    kind: "fault_proof",
+                    expires: None,
+                })));
             }
             Event::Registered {
                 identity, network, ..

@@ -1,5 +1,5 @@
-//! Fault injection for tests and demos (`--fault`): an equivocating second contribution and wrong
-//! shares to chosen players (in either variant; equivocation in the ack-or-reveal variant only),
+//! Fault injection for tests and demos (`--fault`): an equivocating second contribution, a
+//! publication with a forged ack aggregate, and wrong shares to chosen players (in either variant; equivocation in the ack-or-reveal variant only),
 //! and the three dealer faults of seed 003 in a view's signing-key ceremony (inconsistent
 //! commitments, a deal withheld from one member, no Feldman values). Never active unless
 //! configured.
@@ -16,6 +16,41 @@ pub(super) struct FaultState {
 }
 
 impl Driver {
+    /// The `forge-ack-aggregate` fault: our publication with a forged ack aggregate (the
+    /// honest aggregate plus our signature on another message: a valid point that does not
+    /// verify), signed by us. Deterministic, so a replay recognises it on the board.
+    pub(super) fn forge_publication(&self, bytes: Vec<u8>) -> Vec<u8> {
+        if self.fault != Fault::ForgeAckAggregate {
+            return bytes;
+        }
+        let Some(live) = self.live.as_ref() else {
+            return bytes;
+        };
+        let Ok(signed) = SignedPost::<G>::decode(&bytes, live.ceremony.n()) else {
+            return bytes;
+        };
+        let Post::Publication(mut publication) = signed.post else {
+            return bytes;
+        };
+        let Some(honest) = publication.ack_signature else {
+            return bytes;
+        };
+        let other = self.keys.identity().sign(
+            Purpose::Post,
+            b"keyquorum/node/fault-forge-ack-aggregate/v1",
+        );
+        let Some(forged) = keyquorum_dkg::identity::aggregate(&[honest, other]) else {
+            return bytes;
+        };
+        publication.ack_signature = Some(forged);
+        let post = Post::Publication(publication);
+        let signature = self
+            .keys
+            .identity()
+            .sign(Purpose::Post, &post.signed_payload());
+        SignedPost { post, signature }.encode()
+    }
+
     /// Fault hooks on our own posts: remembers the contribution's hash (for bad shares) and,
     /// for `equivocate`, returns a second, different contribution signed by us.
     pub(super) fn note_post(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
