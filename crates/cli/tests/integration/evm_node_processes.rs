@@ -4,7 +4,10 @@
 //! DKG's posts through the contract, the magic block's partial signatures combined off chain
 //! and the view activated on chain by a member, and the group key the contract holds the one
 //! every member reports; then the next view change, activated with the handover signature of
-//! the first view's committee as well. anvil is the pinned npm package in `contracts/` (`npm ci`
+//! the first view's committee as well. One node runs `--fault forge-ack-aggregate`: its
+//! publications carry a forged ack aggregate, every board disqualifies it as a dealer, and an
+//! honest node proves the fault on chain from the post itself (`proveBadAckAggregate`), which
+//! slashes it and pays the reporter. anvil is the pinned npm package in `contracts/` (`npm ci`
 //! there); without it the test fails saying so.
 
 use crate::common;
@@ -17,11 +20,14 @@ use common::{BIN, NodeSpec, Proc, log_file, new_key, wait_for};
 use keyquorum_devchain::Client as HttpClient;
 use keyquorum_evm::alloy_primitives::{Address, U256};
 use keyquorum_evm::anvil::Anvil;
-use keyquorum_evm::client::{Client, chain_key};
+use keyquorum_evm::client::{BoardInput, Client, Follower, chain_key};
 use keyquorum_evm::{Coordinator, g1_point};
 use keyquorum_node::status::Status as NodeStatus;
 
 const NODES: usize = 4;
+/// The node that forges its ack aggregates.
+const FORGER: usize = 3;
+const STAKE: u64 = 1000;
 const CHAIN_NAME: &str = "kq-evm-processes";
 
 fn repo() -> PathBuf {
@@ -75,18 +81,37 @@ fn start_evm_node(
         ))
         .arg("--key-file")
         .arg(&n.key)
-        .args(["--stake", "1000", "--no-beacon"])
+        .args(["--stake", &STAKE.to_string(), "--no-beacon"])
         .arg("--http-listen")
         .arg(format!("127.0.0.1:{}", n.status))
         .env("KEYQUORUM_LOG", "info,keyquorum_node=debug,libp2p=warn")
         .stdout(Stdio::null())
         .stderr(log_file(dir, &format!("node{i}.log")));
+    if i == FORGER {
+        cmd.args(["--fault", "forge-ack-aggregate"]);
+    }
     if i.is_multiple_of(2) {
         cmd.arg("--passphrase-file").arg(dir.join("pass"));
     } else {
         cmd.env("KEYQUORUM_PASSPHRASE", "integration-test-passphrase");
     }
     Proc(cmd.spawn().unwrap())
+}
+
+/// Every `Slashed` log of the contract so far.
+async fn slashes(reader: &Client, from: u64) -> Vec<Coordinator::Slashed> {
+    let mut follower = Follower::new(reader.provider().clone(), reader.contract(), from, 0);
+    let Ok((blocks, _)) = follower.poll().await else {
+        return Vec::new();
+    };
+    blocks
+        .into_iter()
+        .flat_map(|b| b.inputs)
+        .filter_map(|i| match i {
+            BoardInput::Slashed(s) => Some(s),
+            _ => None,
+        })
+        .collect()
 }
 
 fn field<'a>(out: &'a str, name: &str) -> &'a str {
@@ -135,8 +160,10 @@ async fn four_processes_run_a_view_change_coordinated_by_the_evm_contract() {
 
     std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();
     let nodes: Vec<NodeSpec> = (0..NODES).map(|i| new_key(dir, i)).collect();
+    let mut accounts = Vec::new();
     for i in 0..NODES {
         let key = chain_key(format!("evm processes node {i}").as_bytes());
+        accounts.push(key.address());
         anvil.fund(key.address(), ether).await.unwrap();
         std::fs::write(
             dir.join(format!("node{i}.chain-key")),
@@ -194,16 +221,53 @@ async fn four_processes_run_a_view_change_coordinated_by_the_evm_contract() {
     let mut compressed = [0u8; 48];
     hex::decode_to_slice(&group_key, &mut compressed).unwrap();
     assert_eq!(on_chain.to_vec(), g1_point(&compressed).unwrap().to_vec());
-    let mut indices: Vec<u64> = statuses
-        .iter()
-        .map(|s| {
-            assert_eq!(s.group_key.as_deref(), Some(group_key.as_str()));
-            assert!(s.magic_block_mismatch.is_none());
-            s.share_index.expect("every node is a member")
-        })
-        .collect();
+    // The forger's contribution is in no group key, so the magic block leaves it out; the
+    // honest nodes hold shares at distinct seats.
+    let mut indices = Vec::new();
+    for (i, s) in statuses.iter().enumerate() {
+        assert_eq!(s.group_key.as_deref(), Some(group_key.as_str()));
+        assert!(s.magic_block_mismatch.is_none());
+        if i == FORGER {
+            assert_eq!(s.share_index, None, "the forger is no member");
+        } else {
+            indices.push(s.share_index.expect("every honest node is a member"));
+        }
+    }
     indices.sort();
-    assert_eq!(indices, vec![1, 2, 3, 4]);
+    indices.dedup();
+    assert!(indices.len() == NODES - 1 && indices.iter().all(|i| (1..=4).contains(i)));
+
+    // The forger was slashed in view 1's ceremony on an honest node's proof, built from its
+    // own signed post on chain: its stake dropped by the amount, the reporter was paid.
+    let forger = accounts[FORGER];
+    let slash = wait_for("the forger slashed", Duration::from_secs(30), async || {
+        slashes(&reader, deployed_at).await.into_iter().next()
+    })
+    .await;
+    assert_eq!(slash.culprit, forger);
+    assert_eq!(slash.fault, "bad_ack_signature");
+    assert!(
+        accounts.contains(&slash.reporter) && slash.reporter != forger,
+        "{slash:?}"
+    );
+    assert!(slash.reward > U256::ZERO && slash.amount > slash.reward);
+    let view_1_ceremony = reader
+        .read(Coordinator::activeCeremonyCall {})
+        .await
+        .unwrap();
+    assert_eq!(slash.ceremony, view_1_ceremony);
+    let stake = reader
+        .read(Coordinator::stakeOfCall { account: forger })
+        .await
+        .unwrap();
+    assert_eq!(stake.stake + slash.amount, U256::from(STAKE));
+    for honest in accounts.iter().filter(|a| **a != forger) {
+        let s = reader
+            .read(Coordinator::stakeOfCall { account: *honest })
+            .await
+            .unwrap();
+        assert_eq!(s.stake, U256::from(STAKE));
+    }
 
     // The next view change: a fresh key (the contract runs no resharing), activated with the
     // new committee's signature and the previous committee's handover, both combined off chain.
@@ -233,4 +297,23 @@ async fn four_processes_run_a_view_change_coordinated_by_the_evm_contract() {
     assert_ne!(second[0], group_key, "a fresh key");
     hex::decode_to_slice(&second[0], &mut compressed).unwrap();
     assert_eq!(on_chain.to_vec(), g1_point(&compressed).unwrap().to_vec());
+
+    // The forger, still a member, forged again in view 2's ceremony: slashed again there, once.
+    let view_2_ceremony = reader
+        .read(Coordinator::activeCeremonyCall {})
+        .await
+        .unwrap();
+    let all = wait_for(
+        "the forger slashed in view 2",
+        Duration::from_secs(30),
+        async || {
+            let all = slashes(&reader, deployed_at).await;
+            all.iter()
+                .any(|s| s.ceremony == view_2_ceremony)
+                .then_some(all)
+        },
+    )
+    .await;
+    assert_eq!(all.len(), 2, "one slash per ceremony: {all:?}");
+    assert!(all.iter().all(|s| s.culprit == forger));
 }
