@@ -137,7 +137,7 @@ async fn four_processes_run_a_view_change_coordinated_by_the_evm_contract() {
         dir.join("coordinator.toml"),
         format!(
             "chain_name = \"{CHAIN_NAME}\"\nmax_size = 4\nmin_size = 4\nmin_stake = 100\n\
-             contribute_blocks = 8\nshare_blocks = 8\npublish_blocks = 8\nwait_blocks = 10\n\
+             contribute_blocks = 6\nshare_blocks = 6\npublish_blocks = 6\nwait_blocks = 8\n\
              first_view_change = 0\nview_length = 5\n"
         ),
     )
