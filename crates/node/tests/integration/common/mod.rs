@@ -47,6 +47,8 @@ pub struct Harness {
     pub submitted: Vec<Vec<TxBody>>,
     /// Every message each node sent, in order: (recipient, payload).
     pub sent: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// Every fault proof each node asked for (the runtime drops them on the embedded chain).
+    pub fault_reports: Vec<Vec<keyquorum_node::chain::FaultReport>>,
     /// Every block as the nodes were served it.
     pub blocks: Vec<ChainBlock>,
     pub tamper: Option<Tamper>,
@@ -124,6 +126,7 @@ impl Harness {
             parked: VecDeque::new(),
             submitted: vec![Vec::new(); stakes.len()],
             sent: vec![Vec::new(); stakes.len()],
+            fault_reports: vec![Vec::new(); stakes.len()],
             blocks: Vec::new(),
             tamper: None,
         };
@@ -198,8 +201,15 @@ impl Harness {
                     }
                 }
                 Effect::Submit(s) => {
-                    let ChainAction::Tx(body) = s.action else {
-                        panic!("the embedded chain takes no {}", s.action.kind());
+                    let body = match s.action {
+                        ChainAction::Tx(body) => body,
+                        // The embedded chain judges faults from its own board: the runtime
+                        // sends it no proofs.
+                        ChainAction::ProveFault(r) => {
+                            self.fault_reports[from].push(r);
+                            continue;
+                        }
+                        other => panic!("the embedded chain takes no {}", other.kind()),
                     };
                     self.submitted[from].push(body.clone());
                     self.pending.push((from, body));
