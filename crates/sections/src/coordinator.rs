@@ -708,6 +708,18 @@ impl Coordinator {
                     out.push(self.dkg_outcome(session, share)?);
                 }
                 DkgEvent::Done(DkgResult::Failed(blamed)) => {
+                    // A run kept past its own handover, only to take our share late, has
+                    // nothing to restart when it fails instead: the section moved on, and its
+                    // candidates stopped sending, so a broadcast would blame honest ones.
+                    let current = self.chain.key_count();
+                    if self
+                        .sessions
+                        .get(&session)
+                        .is_some_and(|s| s.start.generation < current)
+                    {
+                        self.sessions.remove(&session);
+                        continue;
+                    }
                     // A failure naming nobody cannot restart without anyone: it is not
                     // broadcast, and the session waits to be superseded.
                     if !blamed.is_empty() {

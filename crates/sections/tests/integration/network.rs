@@ -180,12 +180,14 @@ fn a_network_grows_loses_elders_splits_and_keeps_one_verifiable_chain_per_sectio
     ));
 }
 
-/// A candidate whose DKG messages are slow still finishes after the others handed the section
-/// over to the new key: the SAP that lists it can arrive before its own run ends (the others
-/// need only a supermajority of candidates), and it must then take its share of that key when
-/// its run ends, not stay an elder without one.
-#[test]
-fn a_slow_candidate_takes_its_share_after_the_new_sap_applied() {
+/// Votes of the last round (success takes three: contribute, share, publish) held back from
+/// a slow candidate.
+type Held = Vec<(Name, Name, Vec<u8>)>;
+
+/// An older joiner changes five elders, and its DKG is slow: the votes of the last round to it
+/// are held back, and its own deadlines are late, while the others finish and hand over. It
+/// ends with the new SAP applied and its run still going; the held votes are returned.
+fn a_slow_candidate_after_the_handover() -> (Network, Name, DkgStart, Held) {
     let mut net = Network::new(7);
     let root = Prefix::ROOT;
     for i in 0..4u8 {
@@ -193,7 +195,6 @@ fn a_slow_candidate_takes_its_share_after_the_new_sap_applied() {
         net.elect(&root);
         net.check().unwrap();
     }
-    // An older joiner changes the elders; it is the slow candidate.
     let slow = net.join(250);
     let current: BTreeSet<Name> = net
         .node(&net.reference(&root))
@@ -210,33 +211,42 @@ fn a_slow_candidate_takes_its_share_after_the_new_sap_applied() {
     assert!(start.names().contains(&slow));
     net.sign_and_send(&root, &start);
 
-    // The votes of the last round (success takes three: contribute, share, publish) to the slow
-    // candidate are held back until the others are done.
     let mut held = Vec::new();
-    let deliver = |net: &mut Network, held: &mut Vec<(Name, Name, Vec<u8>)>| {
-        while let Some((from, to, bytes)) = net.queue.pop_front() {
-            let message = Message::decode(&bytes).unwrap();
-            if to == slow
-                && matches!(message, Message::Dkg(DkgMessage::Vote { round, .. }) if round >= 2)
-            {
-                held.push((from, to, bytes));
-                continue;
-            }
-            net.take(to, LoggedInput::Message { from, message });
-        }
-    };
-    deliver(&mut net, &mut held);
-    // Its own deadlines are late too (a slow machine), so its run has not given up.
+    deliver_holding(&mut net, slow, &mut held);
     for _ in 0..12 {
         for name in start.names().into_iter().filter(|n| *n != slow) {
             net.take(name, LoggedInput::Deadline(start.session));
         }
-        deliver(&mut net, &mut held);
+        deliver_holding(&mut net, slow, &mut held);
     }
     let sap = net.node(&slow).sap().clone();
     assert_eq!(sap.elders, start.candidates, "the others handed over");
     assert!(net.node(&slow).our_share().is_none());
+    (net, slow, start, held)
+}
 
+/// Delivers every queued message, holding back last-round votes to `slow`.
+fn deliver_holding(net: &mut Network, slow: Name, held: &mut Held) {
+    while let Some((from, to, bytes)) = net.queue.pop_front() {
+        let message = Message::decode(&bytes).unwrap();
+        if to == slow
+            && matches!(message, Message::Dkg(DkgMessage::Vote { round, .. }) if round >= 2)
+        {
+            held.push((from, to, bytes));
+            continue;
+        }
+        net.take(to, LoggedInput::Message { from, message });
+    }
+}
+
+/// A candidate whose DKG messages are slow still finishes after the others handed the section
+/// over to the new key: the SAP that lists it can arrive before its own run ends (the others
+/// need only a supermajority of candidates), and it must then take its share of that key when
+/// its run ends, not stay an elder without one.
+#[test]
+fn a_slow_candidate_takes_its_share_after_the_new_sap_applied() {
+    let (mut net, slow, start, held) = a_slow_candidate_after_the_handover();
+    let sap = net.node(&slow).sap().clone();
     // Its messages arrive, and its deadlines pass.
     for (from, to, bytes) in held {
         let message = Message::decode(&bytes).unwrap();
@@ -244,9 +254,34 @@ fn a_slow_candidate_takes_its_share_after_the_new_sap_applied() {
     }
     for _ in 0..12 {
         net.take(slow, LoggedInput::Deadline(start.session));
-        deliver(&mut net, &mut Vec::new());
+        deliver_holding(&mut net, slow, &mut Vec::new());
     }
     let share = net.node(&slow).our_share().expect("a share of the new key");
     assert_eq!(share.section_key, sap.section_key);
     net.check().unwrap();
+}
+
+/// The same slow candidate whose held votes never come: its run, kept past the handover only
+/// to take a share, fails. The section has moved on, so it observes no failure: a failure
+/// broadcast for a session that succeeded would blame honest candidates that stopped sending.
+#[test]
+fn a_run_kept_past_its_handover_that_fails_blames_nobody() {
+    let (mut net, slow, start, _never) = a_slow_candidate_after_the_handover();
+    for _ in 0..20 {
+        net.take(slow, LoggedInput::Deadline(start.session));
+        let sent: Vec<_> = net
+            .queue
+            .iter()
+            .filter(|(from, ..)| *from == slow)
+            .collect();
+        assert!(
+            !sent.iter().any(|(.., bytes)| matches!(
+                Message::decode(bytes).unwrap(),
+                Message::Failure { .. }
+            )),
+            "a failure observation for a handed-over session"
+        );
+        deliver_holding(&mut net, slow, &mut Vec::new());
+    }
+    assert!(net.node(&slow).our_share().is_none());
 }
