@@ -170,9 +170,10 @@ pub fn next_starts(
     if let Some(halves) = split(&sap.prefix, &members, params.min_section_size.max(1)) {
         return halves
             .into_iter()
-            .map(|(prefix, half)| {
+            .filter_map(|(prefix, half)| {
+                // A half whose every member is excluded has no candidates to start.
                 let elders = select_elders(&half, params.elder_count, excluded);
-                DkgStart::new(prefix, elders, generation)
+                (!elders.is_empty()).then(|| DkgStart::new(prefix, elders, generation))
             })
             .collect();
     }
@@ -338,5 +339,12 @@ pub(crate) mod tests {
                 .iter()
                 .all(|s| s.names().iter().all(|n| !excluded.contains(n)))
         );
+        // Every member of the low half excluded: only the high half starts, never a start
+        // without candidates (which no candidate could check).
+        let excluded: BTreeSet<Name> = low.iter().map(|m| m.peer.name()).collect();
+        let starts = next_starts(&sap, 4, &members, &params, &excluded);
+        assert_eq!(starts.len(), 1);
+        assert_ne!(starts[0].prefix, p0);
+        assert!(!starts[0].names().is_empty());
     }
 }
