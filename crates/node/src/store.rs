@@ -316,6 +316,11 @@ pub struct NodeState {
     /// Signing keys of the current and previous views, newest last.
     #[serde(default)]
     pub signing_keys: Vec<SigningKeyHeld>,
+    /// The chain's slashing records of signing-key faults in the current and previous views:
+    /// who sits out the next signing-key ceremony, which the node checks the chain's spec
+    /// against ([`keyquorum_contract::signing_key::sitting_out`]).
+    #[serde(default)]
+    pub signing_key_slashings: Vec<keyquorum_contract::SlashingRecord>,
 }
 
 /// Encodes a participant input for the log. A direct message is stored with its authenticated

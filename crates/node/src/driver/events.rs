@@ -263,6 +263,14 @@ impl Driver {
             }
             Event::Slashed { record } => {
                 self.fault_seen(&record.fault);
+                if record.ceremony == keyquorum_contract::state::FaultCeremony::SigningKey {
+                    // Kept for the next view's signing-key spec check; older views' go.
+                    let current = self.state.current_view;
+                    self.state
+                        .signing_key_slashings
+                        .retain(|r| r.view + 1 >= current);
+                    self.state.signing_key_slashings.push(record.clone());
+                }
                 info!(
                     view = record.view,
                     identity = %hex::encode(&record.identity.0[..8]),

@@ -123,6 +123,14 @@ impl Driver {
         if ceremony.player_position(&self.me).is_none() || self.fault == Fault::Silent {
             return Ok(());
         }
+        if let Err(why) = self.check_signing_members(view, spec) {
+            warn!(
+                view,
+                why, "signing-key spec is not the view's committee; not taking part"
+            );
+            self.fault_seen("signing_key_spec_mismatch");
+            return Ok(());
+        }
         if self.head.is_some_and(|h| height < h) {
             info!(
                 view,
@@ -163,6 +171,35 @@ impl Driver {
         });
         effects.push(self.signing_enter_effect(&ceremony, session_id));
         self.feed_signing(Input::Start, batch, effects)
+    }
+
+    /// The chain names the signing-key ceremony's players; a node takes part only if they
+    /// are the view's magic block members, in block order, without those a signing-key
+    /// slashing it saw makes sit out: the rule the contract applies
+    /// ([`keyquorum_contract::signing_key::signing_key_spec`]), recomputed from what this node
+    /// checked itself, so a chain cannot drop honest members or shrink the thresholds' `n`.
+    fn check_signing_members(&self, view: u64, spec: &CeremonySpec) -> Result<(), &'static str> {
+        if spec.view != view {
+            return Err("another view");
+        }
+        let block = self
+            .state
+            .beacon
+            .as_ref()
+            .filter(|b| b.view == view)
+            .ok_or("no record of the view's magic block")?;
+        let out =
+            keyquorum_contract::signing_key::sitting_out(&self.state.signing_key_slashings, view);
+        let expected = block
+            .members
+            .iter()
+            .map(|m| m.identity.as_str())
+            .filter(|id| !out.iter().any(|o| hex::encode(o.0) == *id));
+        let named = spec.players.iter().map(|p| hex::encode(p.identity.0));
+        if !expected.map(str::to_owned).eq(named) {
+            return Err("players differ from the magic block's members less those sitting out");
+        }
+        Ok(())
     }
 
     fn signing_participant(

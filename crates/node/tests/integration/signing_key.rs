@@ -337,3 +337,45 @@ fn a_member_killed_during_the_signing_key_ceremony_resumes_by_replay() {
         assert!(share.is_some(), "node {i}");
     }
 }
+
+/// A chain that leaves an honest member out of the signing-key ceremony, and announces the
+/// session its shortened spec makes, gets nobody to take part: each member checks the players
+/// against the view's magic block (less those a signing-key slashing makes sit out) before it
+/// deals. Untampered, the same run makes the key (the tests above).
+#[test]
+fn a_signing_key_spec_without_a_member_of_the_view_is_refused() {
+    use keyquorum_contract::hex::Hex;
+    use keyquorum_contract::signing_key::signing_ceremony;
+    use keyquorum_contract::tx::TxBody;
+    let stakes: Vec<u64> = (0..N as u64).map(|i| 100 - i).collect();
+    let mut h = Harness::new(config(), &stakes);
+    h.set_verifiable_keys();
+    h.tamper = Some(Box::new(|e: &mut Event| {
+        if let Event::SigningKeyStarted {
+            session_id, spec, ..
+        } = e
+        {
+            spec.players.pop();
+            spec.verifiable_keys.pop();
+            let params = config().params_for(spec.players.len()).unwrap();
+            (spec.n, spec.t, spec.k) = (params.n() as u32, params.t() as u32, params.k() as u32);
+            *session_id = Hex(*signing_ceremony(spec).unwrap().id());
+        }
+    }));
+    h.run_until(100, |h| {
+        h.events()
+            .any(|e| matches!(e, Event::SigningKeyStarted { .. }))
+    });
+    for _ in 0..20 {
+        h.step();
+    }
+    for i in 0..N {
+        assert!(
+            !h.submitted[i]
+                .iter()
+                .any(|b| matches!(b, TxBody::SigningKeyPost { .. })),
+            "node {i} took part"
+        );
+        assert!(h.driver(i).signing_key(1).unwrap().is_none(), "node {i}");
+    }
+}

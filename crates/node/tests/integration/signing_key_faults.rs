@@ -209,3 +209,42 @@ fn each_seed_003_dealer_fault_is_excluded_with_its_reason_and_the_key_still_sign
     let sig = k256::schnorr::Signature::try_from(&sig[..]).unwrap();
     vk.verify_raw(message, &sig).unwrap();
 }
+
+/// A dealer slashed in view 1's signing-key ceremony sits out view 2's: the chain leaves it
+/// out of the spec, and every other member, having recomputed the sit-out from the slashings
+/// it saw on chain, takes part, so view 2's key is made by the six others.
+#[test]
+fn a_slashed_dealer_sits_out_the_next_signing_key_and_the_others_make_it() {
+    let mut c = common::small_network("signing-key-sit-out", N as u32, 5, KeyMode::Reshare);
+    c.committee.min_size = N as u32;
+    c.committee.threshold = Size::Percent(67);
+    c.committee.quorum = Size::Percent(84);
+    c.view_length = 120;
+    c.dkg.signing_key = Some(SigningKeyConfig::SECP256K1_FROST);
+    c.slashing.misbehaviour_percent = 10;
+    let stakes: Vec<u64> = (0..N as u64).map(|i| 1000 - i).collect();
+    let mut h = Harness::new(c, &stakes);
+    h.set_fault(2, Fault::SigningKeyEquivocate);
+    h.set_verifiable_keys();
+    let view2 = |h: &Harness| {
+        h.events().find_map(|e| match e {
+            Event::SigningKeyCreated { view: 2, key } => Some(key.clone()),
+            _ => None,
+        })
+    };
+    h.run_until(600, |h| {
+        view2(h).is_some()
+            || h.events()
+                .any(|e| matches!(e, Event::SigningKeyFailed { view: 2, .. }))
+    });
+    let key = view2(&h).expect("view 2's signing key");
+    let culprit = h.keys[2].identity().public().to_bytes();
+    assert_eq!(key.members.len(), N - 1);
+    assert!(key.members.iter().all(|m| m.identity.0 != culprit));
+    assert!(key.excluded.is_empty(), "{:?}", key.excluded);
+    for i in (0..N).filter(|i| *i != 2) {
+        let (held, share) = h.driver(i).signing_key(2).unwrap().unwrap();
+        assert_eq!(held.key, key, "node {i}");
+        assert!(share.is_some(), "node {i}");
+    }
+}
