@@ -830,15 +830,18 @@ impl<C: ChainClient> Runtime<C> {
             SubmitOutcome::Reverted { code, reason } => {
                 let f = self.txq.inflight.remove(pos).expect("position found");
                 // Another member's activation, a post already on chain, or a fault another
-                // node proved first (refused at estimation, or mined after its proof in one
-                // block): expected.
+                // node proved first (refused at estimation): expected.
                 let proof = matches!(f.sub.action, ChainAction::ProveFault(_));
                 if matches!(
                     code.as_str(),
                     "NoViewChange" | "AlreadyPosted" | "AlreadyRegistered"
-                ) || (proof && matches!(code.as_str(), "AlreadySlashed" | "mined"))
+                ) || (proof && code == "AlreadySlashed")
                 {
                     debug!(kind = f.sub.kind, %code, "transaction not needed");
+                } else if proof && code == "mined" {
+                    // A mined revert has no reason: usually another node's proof in the same
+                    // block, but a proof the contract refuses looks the same, so it is shown.
+                    info!(kind = f.sub.kind, %reason, "fault proof reverted when mined (proved by another node in the same block?)");
                 } else {
                     warn!(kind = f.sub.kind, %code, %reason, "transaction refused by the contract");
                 }
