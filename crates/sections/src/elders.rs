@@ -185,6 +185,51 @@ pub fn next_starts(
         .collect()
 }
 
+/// An elder's bookkeeping around [`next_starts`]: the non-participants the failure agreements
+/// of the current generation named (a later generation selects from every member again), and
+/// the starts it signed already, so that each is signed once. The node runtime and the
+/// simulator both sign through it.
+#[derive(Debug, Clone, Default)]
+pub struct StartSigner {
+    excluded: (u64, BTreeSet<Name>),
+    signed: BTreeSet<crate::session::SessionId>,
+}
+
+impl StartSigner {
+    /// A failure agreement at `generation` named `excluded`: left out of that generation's
+    /// next starts.
+    pub fn agreed(&mut self, generation: u64, excluded: impl IntoIterator<Item = Name>) {
+        if self.excluded.0 != generation {
+            self.excluded = (generation, BTreeSet::new());
+        }
+        self.excluded.1.extend(excluded);
+    }
+
+    /// The starts `coordinator` should sign for `members` and has not signed yet: none unless
+    /// it is an elder holding a share.
+    pub fn starts_to_sign(
+        &mut self,
+        coordinator: &crate::coordinator::Coordinator,
+        members: &[Member],
+        params: &SectionParams,
+    ) -> Vec<DkgStart> {
+        if coordinator.our_share().is_none() {
+            return Vec::new();
+        }
+        let generation = coordinator.chain().key_count();
+        let none = BTreeSet::new();
+        let excluded = if self.excluded.0 == generation {
+            &self.excluded.1
+        } else {
+            &none
+        };
+        next_starts(coordinator.sap(), generation, members, params, excluded)
+            .into_iter()
+            .filter(|start| self.signed.insert(start.session))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

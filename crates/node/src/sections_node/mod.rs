@@ -24,7 +24,7 @@
 //!   checking the key chain from the genesis key it was given, and asking each elder to admit
 //!   it; it leaves by asking each elder to remove it ([`leave`]). An elder that admits or
 //!   removes a member, applies a SAP, or checks a failure agreement computes the starts its
-//!   members call for ([`next_starts`]: one per half at a split, one if the elders change) and
+//!   members call for ([`next_starts`](keyquorum_sections::elders::next_starts): one per half at a split, one if the elders change) and
 //!   signs and sends each once. Every member has the same age ([`MEMBER_AGE`]), so the
 //!   selection is by name among the members an elder knows.
 //! - **Splits.** A parent elder exchanges link partials with the parent's elders
@@ -68,7 +68,7 @@ use keyquorum_sections::catch_up::{self, SectionAnswer};
 use keyquorum_sections::chain::ChainError;
 use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
 use keyquorum_sections::dkg::{MAX_ROUNDS, START_GRACE, VOTE_SLACK};
-use keyquorum_sections::elders::{Member, Peer, SectionParams, next_starts};
+use keyquorum_sections::elders::{Member, Peer, SectionParams, StartSigner};
 use keyquorum_sections::keys::{PublicKey, key_bytes};
 use keyquorum_sections::sap::{self, HandoverError, Sap, SignedSap};
 use keyquorum_sections::session::SessionId;
@@ -464,10 +464,8 @@ struct Runtime {
     deadlines: BTreeMap<SessionId, (Instant, u32)>,
     /// Candidates of the sessions started here.
     candidates: BTreeMap<SessionId, Vec<Name>>,
-    /// Starts this node signed, so a repeated selection does not sign and send again.
-    signed_starts: BTreeSet<SessionId>,
-    /// Agreed non-participants, for the generation they were agreed in.
-    excluded: (u64, BTreeSet<Name>),
+    /// Agreed non-participants of this generation, and the starts signed (each once).
+    start_signer: StartSigner,
     early: VecDeque<(Name, Message)>,
     retry_early: bool,
     /// A failure agreement asks for a new selection.
@@ -514,8 +512,7 @@ impl Runtime {
             params: config.params,
             deadlines: BTreeMap::new(),
             candidates: BTreeMap::new(),
-            signed_starts: BTreeSet::new(),
-            excluded: (0, BTreeSet::new()),
+            start_signer: StartSigner::default(),
             early: VecDeque::new(),
             retry_early: false,
             reselect: false,
@@ -939,11 +936,8 @@ impl Runtime {
             }
             Output::FailureAgreed { excluded, .. } => {
                 let generation = self.coordinator.coordinator().chain().key_count();
-                if self.excluded.0 != generation {
-                    self.excluded = (generation, BTreeSet::new());
-                }
                 info!(excluded = excluded.len(), "failure agreement checked");
-                self.excluded.1.extend(excluded);
+                self.start_signer.agreed(generation, excluded);
                 self.reselect = true;
             }
             Output::SapShare {
@@ -1062,25 +1056,15 @@ impl Runtime {
     }
 
     /// As an elder: if the members this node knows call for other elders, or for a split,
-    /// sign the starts ([`next_starts`]: one, or one per half) once each and send them to their
+    /// sign the starts ([`next_starts`](keyquorum_sections::elders::next_starts): one, or one per half) once each and send them to their
     /// candidates.
     fn elect(&mut self) -> Result<(), SectionsNodeError> {
         let c = self.coordinator.coordinator();
-        if c.our_share().is_none() {
-            return Ok(());
-        }
         let generation = c.chain().key_count();
-        let none = BTreeSet::new();
-        let excluded = if self.excluded.0 == generation {
-            &self.excluded.1
-        } else {
-            &none
-        };
-        let starts = next_starts(c.sap(), generation, &self.members, &self.params, excluded);
+        let starts = self
+            .start_signer
+            .starts_to_sign(c, &self.members, &self.params);
         for start in starts {
-            if !self.signed_starts.insert(start.session) {
-                continue;
-            }
             info!(session = %hex::encode(&start.session.0[..4]), candidates = start.candidates.len(), prefix_bits = start.prefix.bit_count(), generation, "signing a start");
             self.take(LoggedInput::SignStart(start))?;
         }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
 use keyquorum_sections::dkg::{DkgMessage, MAX_ROUNDS, START_GRACE, VOTE_SLACK};
-use keyquorum_sections::elders::{Member, Peer, SectionParams, next_starts};
+use keyquorum_sections::elders::{Member, Peer, SectionParams, StartSigner, next_starts};
 use keyquorum_sections::keys::{KEY_LEN, PublicKey, key_bytes};
 use keyquorum_sections::sap::{self, Sap};
 use keyquorum_sections::session::{DkgStart, FailureObservation, NodeSignature};
@@ -38,9 +38,8 @@ struct SimNode {
     early: VecDeque<(Name, Message, Option<SectionFault>)>,
     deadlines: BTreeMap<SessionId, u32>,
     candidates: BTreeMap<SessionId, Vec<Name>>,
-    signed_starts: BTreeSet<SessionId>,
-    /// The generation's agreed exclusions, as the runtime keeps them.
-    excluded: (u64, BTreeSet<Name>),
+    /// The generation's agreed exclusions and the starts signed, as the runtime keeps them.
+    start_signer: StartSigner,
     /// The key each session gave this node a share of.
     shares: BTreeMap<SessionId, [u8; KEY_LEN]>,
     /// Sessions this faulty node acts in.
@@ -299,28 +298,19 @@ impl World {
 
     /// As an elder: signs the starts the members call for, once each (the runtime's rule).
     fn elect(&mut self, at: Name) {
-        let node = &self.nodes[&at];
-        if node.down || node.coordinator.our_share().is_none() {
+        let node = self.nodes.get_mut(&at).expect("known");
+        if node.down {
             return;
         }
-        let c = &node.coordinator;
-        let generation = c.chain().key_count();
-        let none = BTreeSet::new();
-        let excluded = if node.excluded.0 == generation {
-            &node.excluded.1
-        } else {
-            &none
-        };
-        let starts = next_starts(c.sap(), generation, &self.members, &self.params, excluded);
-        let node = self.nodes.get_mut(&at).expect("known");
+        let starts =
+            node.start_signer
+                .starts_to_sign(&node.coordinator, &self.members, &self.params);
         for start in starts {
-            if node.signed_starts.insert(start.session) {
-                self.work.push_back(Work {
-                    at,
-                    input: LoggedInput::SignStart(start),
-                    tag: None,
-                });
-            }
+            self.work.push_back(Work {
+                at,
+                input: LoggedInput::SignStart(start),
+                tag: None,
+            });
         }
     }
 
@@ -608,10 +598,7 @@ impl World {
                 }
                 let node = self.nodes.get_mut(&at).expect("known");
                 let generation = node.coordinator.chain().key_count();
-                if node.excluded.0 != generation {
-                    node.excluded = (generation, BTreeSet::new());
-                }
-                node.excluded.1.extend(excluded);
+                node.start_signer.agreed(generation, excluded);
                 self.elect(at);
             }
             Output::SapShare {
@@ -1048,8 +1035,7 @@ impl SimNode {
             early: VecDeque::new(),
             deadlines: BTreeMap::new(),
             candidates: BTreeMap::new(),
-            signed_starts: BTreeSet::new(),
-            excluded: (0, BTreeSet::new()),
+            start_signer: StartSigner::default(),
             shares: BTreeMap::new(),
             acting: BTreeSet::new(),
         }
