@@ -482,9 +482,6 @@ struct Runtime<C: ChainClient> {
     collector: Collector,
     /// The magic block awaiting signatures, as last seen.
     signing: Option<([u8; 32], MagicBlock)>,
-    /// The active view's magic block, whose committee signs the next handover (kept in memory
-    /// from its activation on).
-    active_block: Option<MagicBlock>,
 }
 
 impl<C: ChainClient> Runtime<C> {
@@ -585,7 +582,7 @@ impl<C: ChainClient> Runtime<C> {
                     // The active committee signs the handover: where partials are combined off
                     // chain, its members outside the new ceremony send theirs in its session.
                     if self.chain.signature_route() == SignatureRoute::OffChain
-                        && let Some(active) = &self.active_block
+                        && let Some(active) = driver.active_block()
                     {
                         for m in &active.members {
                             if !members.iter().any(|x| x[..] == m.identity.0[..]) {
@@ -723,16 +720,16 @@ impl<C: ChainClient> Runtime<C> {
     }
 
     /// Keeps the collector on the magic block this node signs as a member of the new committee,
-    /// and the active view's block (the handover's committee) once a view is activated.
+    /// with the active view's block (the handover's committee; the driver stores it, so it
+    /// survives a restart) as the committee of the previous key.
     fn collect_for(&mut self, driver: &Driver) {
         if self.chain.signature_route() != SignatureRoute::OffChain {
             return;
         }
         let state = driver.state();
-        if let Some((hash, block)) = &self.signing
+        if let Some((hash, _)) = &self.signing
             && state.current_hash.as_deref() == Some(hex::encode(hash).as_str())
         {
-            self.active_block = Some(block.clone());
             self.signing = None;
             self.collector.clear();
         }
@@ -747,10 +744,10 @@ impl<C: ChainClient> Runtime<C> {
         };
         self.signing = Some((hash, block.clone()));
         if pending.index.is_some() {
-            let previous = self
-                .active_block
-                .clone()
-                .filter(|b| b.view + 1 == block.view);
+            let previous = driver
+                .active_block()
+                .filter(|b| b.view + 1 == block.view)
+                .cloned();
             self.collector.set_target(hash, block, previous);
         }
     }
@@ -1153,7 +1150,6 @@ pub async fn run<C: ChainClient>(
         },
         collector: Collector::default(),
         signing: None,
-        active_block: None,
     };
     rt.apply(&driver, effects).await;
     let registration = TxBody::Register {

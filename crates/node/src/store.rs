@@ -2,7 +2,9 @@
 //!
 //! Tables:
 //! - `meta`: `"state"` -> the [`NodeState`] as JSON (chain cursor, nonce, registry, the running
-//!   ceremony's definition, finished outputs' public parts, which views' shares are held);
+//!   ceremony's definition, finished outputs' public parts, which views' shares are held), and
+//!   `"active_block"` -> the active view's magic block as JSON (its committee signs the next
+//!   handover, so a restarted node checks handover partials against it);
 //! - `inputs`: `(session id, sequence)` -> one encoded participant [`Input`], in the order the
 //!   participant consumed them;
 //! - `secrets`: label -> a value sealed with the node's storage key ([`NodeKeys::seal`]): each
@@ -31,6 +33,7 @@ use std::path::{Path, PathBuf};
 
 use keyquorum_contract::CeremonySpec;
 use keyquorum_contract::follow::Position;
+use keyquorum_contract::magic::MagicBlock;
 use keyquorum_contract::tx::NetworkIdentity;
 use keyquorum_dkg::identity::{IdentityPublicKey, PUBLIC_KEY_LEN};
 use keyquorum_dkg::participant::Input;
@@ -38,6 +41,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use serde::{Deserialize, Serialize};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Key in `meta` of the active view's magic block (JSON).
+const ACTIVE_BLOCK: &str = "active_block";
 const INPUTS: TableDefinition<(&[u8; 32], u64), &[u8]> = TableDefinition::new("inputs");
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 
@@ -419,6 +424,7 @@ impl Store {
             let store = Store { db };
             // Everything the driver reads at startup must read back now.
             store.load_state()?;
+            store.active_block()?;
             Ok(store)
         }));
         match opened {
@@ -441,6 +447,18 @@ impl Store {
         match t.get("state").map_err(dberr)? {
             None => Ok(None),
             Some(v) => decode_state(v.value()).map(Some),
+        }
+    }
+
+    /// The active view's magic block, as [`Batch::put_active_block`] last wrote it.
+    pub fn active_block(&self) -> Result<Option<MagicBlock>, StoreError> {
+        let r = self.db.begin_read().map_err(dberr)?;
+        let t = r.open_table(META).map_err(dberr)?;
+        match t.get(ACTIVE_BLOCK).map_err(dberr)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(v.value())
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("active magic block: {e}"))),
         }
     }
 
@@ -486,6 +504,23 @@ impl Batch {
         let json = serde_json::to_vec(state).expect("state serializes");
         let mut t = self.txn.open_table(META).map_err(dberr)?;
         t.insert("state", json.as_slice()).map_err(dberr)?;
+        Ok(())
+    }
+
+    /// Replaces the active view's magic block (`None` removes it). Kept apart from the state,
+    /// which is rewritten with every batch, since it is written once per view and holds every
+    /// member's keys and addresses.
+    pub fn put_active_block(&mut self, block: Option<&MagicBlock>) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(META).map_err(dberr)?;
+        match block {
+            Some(block) => {
+                let json = serde_json::to_vec(block).expect("magic block serializes");
+                t.insert(ACTIVE_BLOCK, json.as_slice()).map_err(dberr)?;
+            }
+            None => {
+                t.remove(ACTIVE_BLOCK).map_err(dberr)?;
+            }
+        }
         Ok(())
     }
 

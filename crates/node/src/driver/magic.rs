@@ -233,6 +233,8 @@ impl Driver {
         }
         self.state.shares.retain(|s| s.view + 1 >= view);
         self.state.beacon = self.beacon_for_view(view, hash, block.as_ref(), own_share_index);
+        batch.put_active_block(block.as_ref())?;
+        self.active_block = block;
         effects.push(Effect::StartBeacon { view });
         self.state.current_view = view;
         self.state.current_hash = Some(hex::encode(hash));

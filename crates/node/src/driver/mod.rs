@@ -299,6 +299,9 @@ pub struct Driver {
     /// Production time (Unix ms) of the block being processed: a new beacon chain's genesis
     /// follows from its activation block's time.
     block_time_ms: u64,
+    /// The active view's magic block, if this node recorded it (it saw the block while it was
+    /// being signed): its committee signs the next handover. Stored apart from the state.
+    active_block: Option<MagicBlock>,
 }
 
 fn hex_id(id: &IdentityPublicKey) -> String {
@@ -337,6 +340,11 @@ impl Driver {
             }
         }
         let follower = Follower::resume(Some(me.clone()), position);
+        // Only the block the state names as active: a crash between the two cannot happen (one
+        // batch writes both), but a block of another view must never stand in for it.
+        let active_block = store
+            .active_block()?
+            .filter(|b| state.current_hash.as_deref() == Some(hex::encode(b.hash()).as_str()));
         let mut d = Driver {
             store,
             keys,
@@ -352,6 +360,7 @@ impl Driver {
             head: None,
             follower,
             block_time_ms: 0,
+            active_block,
         };
         d.observe_opened();
         let mut effects = d.resume()?;
@@ -388,6 +397,13 @@ impl Driver {
     /// The persisted state (for tests and reports).
     pub fn state(&self) -> &NodeState {
         &self.state
+    }
+
+    /// The active view's magic block, if this node recorded it: the committee that signs the
+    /// next handover, whose partials a node combining them off chain checks against it. It
+    /// survives a restart.
+    pub fn active_block(&self) -> Option<&MagicBlock> {
+        self.active_block.as_ref()
     }
 
     /// The running ack-or-reveal participant's board phase, if any.

@@ -169,3 +169,33 @@ fn drivers_follow_phases_that_close_early() {
     assert_eq!(early_shares, waited_shares);
     assert_eq!(early_members, waited_members);
 }
+
+/// The active view's magic block names the committee that signs the next handover; a node that
+/// combines handover partials off chain (the EVM coordinator) checks them against it, so it
+/// must survive a restart, and each activation replaces it.
+#[test]
+fn a_reopened_driver_still_holds_the_active_views_magic_block() {
+    let mut h = harness(config());
+    h.run_until(200, |h| h.contract.state().current_view == 1);
+    let first = h
+        .driver(0)
+        .active_block()
+        .cloned()
+        .expect("recorded at activation");
+    assert_eq!(first.view, 1);
+    h.run_until(400, |h| h.contract.state().current_view == 2);
+    let second = h
+        .driver(0)
+        .active_block()
+        .cloned()
+        .expect("recorded at activation");
+    assert_eq!(second.view, 2);
+    assert_eq!(second.previous_hash.0, first.hash());
+    assert_eq!(
+        h.driver(0).state().current_hash,
+        Some(hex::encode(second.hash()))
+    );
+    h.drivers[0] = None;
+    h.reopen(0);
+    assert_eq!(h.driver(0).active_block(), Some(&second));
+}
