@@ -273,6 +273,16 @@ impl<C: Curve> Ceremony<C> {
         v
     }
 
+    /// Forgets every remembered check result, so that a benchmark can time a check as the
+    /// first component to see its inputs does (the answers are unchanged: see
+    /// [`Ceremony::check_once`]).
+    #[cfg(feature = "testing")]
+    pub fn forget_checks(&self) {
+        if let Ok(mut c) = self.verified.lock() {
+            *c = CheckCache::default();
+        }
+    }
+
     /// Messages this process signed, hashed to G1 ([`IdentityKeypair::sign_remembered`]
     /// fills it, batch verification reads it).
     ///

@@ -540,6 +540,17 @@ fn check_cache_is_bounded() {
     assert!(ran);
 }
 
+/// `forget_checks` (for benchmarks) empties the memo: a remembered check runs again.
+#[test]
+fn forgotten_checks_run_again() {
+    let (ceremony, _) = fresh_ceremony(4, 3, 3);
+    assert!(ceremony.check_once([1; 32], || true));
+    assert!(ceremony.check_once([1; 32], || panic!("remembered")));
+    ceremony.forget_checks();
+    assert_eq!(ceremony.cached_checks(), 0);
+    assert!(!ceremony.check_once([1; 32], || false));
+}
+
 /// Resharing a previous key that is the identity (old secret zero, old public key shares
 /// consistent with it) keeps the key, so only the identity check can refuse it. Both variants'
 /// boards do: every participant fails instead of finishing with a key that signs nothing.
