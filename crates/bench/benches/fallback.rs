@@ -195,6 +195,7 @@ impl<C: Curve> Scenario<C> {
                 heard,
                 valid,
                 complaints,
+                conflicting: None,
             }),
         )
     }

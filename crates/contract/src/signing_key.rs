@@ -34,9 +34,10 @@
 //! absence the chain itself witnessed, re-checked from the session and the evidence alone
 //! ([`keyquorum_dkg::complaint::verify_exclusion`]), so no lost message can cost stake:
 //! - **Equivocation** (step 3.2, misbehaviour): every player's report carries the dealer's
-//!   signed commitment statement it received, so two reports on chain hold the dealer's two
-//!   signatures on different commitment hashes of this session; both signatures are verified
-//!   again and the hashes must differ.
+//!   signed commitment statement it received (and a second, conflicting one if the dealer sent
+//!   that player two), so reports on chain hold the dealer's two signatures on different
+//!   commitment hashes of this session; both signatures are verified again and the hashes must
+//!   differ.
 //! - **Missing justification** (step 4.1, absence): players' reports on chain named the deal as
 //!   missing (the chain asked for the share) and the dealer posted no valid justification by the
 //!   justify deadline. A deal lost on the way costs the dealer nothing: it answers on chain.

@@ -76,7 +76,12 @@ pub fn max_complaint_post_len(n: usize) -> usize {
         + 4
         + n.div_ceil(8)
         + 4
-        + n * (4 + commitment + 4 + PAIR_CIPHERTEXT_LEN + SIGNATURE_LEN + 1 + REVEAL_LEN);
+        + n * (4 + commitment + 4 + PAIR_CIPHERTEXT_LEN + SIGNATURE_LEN + 1 + REVEAL_LEN)
+        // A conflicting commitment statement (flag, dealer, hash, signature).
+        + 1
+        + 4
+        + 32
+        + SIGNATURE_LEN;
     let justification = header + commitment + 4 + n * (4 + 4 + PAIR_CIPHERTEXT_LEN);
     let disclosure = header + 4 + n * (4 + 32 + 32) + 4 + n * (4 + commitment);
     let dispute = header + 4 + n * (4 + REVEAL_LEN);

@@ -472,11 +472,17 @@ impl<C: Curve> ComplaintBoard<C> {
             .iter()
             .all(|s| (s.dealer as usize) < dealers && self.statement_is_valid(s));
         let heard: BTreeMap<u32, [u8; 32]> = r.heard.iter().map(|e| (e.dealer, e.hash)).collect();
+        // A conflicting statement must be a heard dealer's signature on another hash.
+        let conflicting = r.conflicting_statement();
+        let conflicting_is_valid = conflicting.as_ref().is_none_or(|s| {
+            heard.get(&s.dealer).is_some_and(|h| *h != s.hash) && self.statement_is_valid(s)
+        });
         let complaints_well_formed = r
             .complaints
             .iter()
             .all(|c| self.complaint_is_authentic(r.player, heard.get(&c.dealer), c));
         if !valid_entries
+            || !conflicting_is_valid
             || !r.valid.iter().all(|d| heard.contains_key(d))
             || r.complaints.iter().any(|c| r.validates(c.dealer))
             || !complaints_well_formed
@@ -513,7 +519,9 @@ impl<C: Curve> ComplaintBoard<C> {
                 }
             }
         }
-        for s in statements {
+        // The conflicting statement comes after the heard one, so it is the dealer's second
+        // signed hash on the board: equivocation, with both statements as evidence.
+        for s in statements.into_iter().chain(conflicting) {
             self.note_signed_hash(s.dealer, s.hash, s.encode());
         }
         for d in convicted {

@@ -166,6 +166,9 @@ fn report_is_bad<C: Curve>(ceremony: &Ceremony<C>, r: &Report<C>) -> bool {
     let dealers = ceremony.dealer_count();
     r.statements()
         .any(|s| s.dealer as usize >= dealers || !checks::statement(ceremony, &s))
+        || r.conflicting_statement().is_some_and(|s| {
+            heard_hash(r, s.dealer).is_none_or(|h| h == s.hash) || !checks::statement(ceremony, &s)
+        })
         || r.valid
             .iter()
             .any(|d| !r.heard.iter().any(|e| e.dealer == *d))

@@ -501,17 +501,31 @@ pub struct Report<C: Curve> {
     /// Complaints about dealers heard from whose pairs did not verify, strictly ascending by
     /// dealer.
     pub complaints: Vec<DealComplaint<C>>,
+    /// A second commitment statement of a dealer in `heard`, signed by that dealer for another
+    /// hash than the heard one: the dealer sent this player two different signed commitments
+    /// (equivocation evidence; a player keeps the first such statement only). Encoded after the
+    /// complaints only when present, so a report without it keeps its encoding.
+    pub conflicting: Option<HeardEntry>,
 }
 
 impl<C: Curve> Report<C> {
     /// The statements inside the report.
     pub fn statements(&self) -> impl Iterator<Item = CommitmentStatement> + '_ {
-        self.heard.iter().map(|e| CommitmentStatement {
+        self.heard.iter().map(|e| self.statement(e))
+    }
+
+    /// The conflicting statement, if the report carries one.
+    pub fn conflicting_statement(&self) -> Option<CommitmentStatement> {
+        self.conflicting.as_ref().map(|e| self.statement(e))
+    }
+
+    fn statement(&self, e: &HeardEntry) -> CommitmentStatement {
+        CommitmentStatement {
             session: self.session,
             dealer: e.dealer,
             hash: e.hash,
             signature: e.signature,
-        })
+        }
     }
 
     /// Whether the player validated `dealer`.
@@ -655,6 +669,9 @@ impl<C: Curve> ComplaintPost<C> {
                         }
                     }
                 }
+                if let Some(e) = &r.conflicting {
+                    w.u8(1).u32(e.dealer).fixed(&e.hash).fixed(&e.signature.0);
+                }
             }
             ComplaintPost::Justification(j) => {
                 w.u8(TAG_JUSTIFICATION).fixed(&j.session).u32(j.dealer);
@@ -742,12 +759,25 @@ impl<C: Curve> ComplaintPost<C> {
                         reveal,
                     });
                 }
+                let conflicting = if r.remaining() == 0 {
+                    None
+                } else {
+                    if r.u8()? != 1 {
+                        return Err(WireError::NonCanonical("conflicting statement flag"));
+                    }
+                    Some(HeardEntry {
+                        dealer: r.u32()?,
+                        hash: r.array()?,
+                        signature: IdentitySignature(r.array()?),
+                    })
+                };
                 ComplaintPost::Report(Report {
                     session,
                     player,
                     heard,
                     valid,
                     complaints,
+                    conflicting,
                 })
             }
             TAG_JUSTIFICATION => {
@@ -926,6 +956,11 @@ mod tests {
                 }],
                 valid: vec![1],
                 complaints: vec![],
+                conflicting: Some(HeardEntry {
+                    dealer: 1,
+                    hash: [4; 32],
+                    signature: signed.signature,
+                }),
             }),
             ComplaintPost::Report(Report {
                 session,
@@ -933,6 +968,7 @@ mod tests {
                 heard: vec![],
                 valid: vec![],
                 complaints: vec![],
+                conflicting: None,
             }),
             ComplaintPost::Justification(Justification {
                 session,
@@ -972,6 +1008,7 @@ mod tests {
                 }],
                 valid: vec![],
                 complaints: vec![complaint(Some(reveal))],
+                conflicting: None,
             }),
             ComplaintPost::Report(Report {
                 session,
@@ -983,6 +1020,7 @@ mod tests {
                 }],
                 valid: vec![],
                 complaints: vec![complaint(None)],
+                conflicting: None,
             }),
         ];
         let signed_posts = posts
@@ -1005,7 +1043,15 @@ mod tests {
             let s = SignedComplaintPost::<C>::decode(p, N, N).unwrap();
             assert_eq!(&s.encode(), p);
             for cut in 0..p.len() {
-                assert!(SignedComplaintPost::<C>::decode(&p[..cut], N, N).is_err());
+                if let Ok(s) = SignedComplaintPost::<C>::decode(&p[..cut], N, N) {
+                    // A report's conflicting statement is optional and last: the bytes before
+                    // it are a report of their own (which the signature no longer covers).
+                    let conflicting_len = 1 + 4 + 32 + SIGNATURE_LEN;
+                    assert!(
+                        matches!(&s.post, ComplaintPost::Report(r) if r.conflicting.is_none())
+                            && cut == p.len() - conflicting_len
+                    );
+                }
             }
             let mut longer = p.clone();
             longer.push(0);

@@ -30,7 +30,10 @@
 //! 2. **Report** (posts). Every player posts, for each dealer it heard from, the hash and the
 //!    dealer's signature on it, and which dealers' pairs verified. Two different signed hashes of
 //!    one dealer (in any reports) are self-contained proof of equivocation: the dealer is
-//!    disqualified with both statements as evidence ([`verify_equivocation`]). For a signed deal
+//!    disqualified with both statements as evidence ([`verify_equivocation`]). A player that
+//!    received two deals under different signed commitments from one dealer reports the first
+//!    and adds the second statement to its report (`Report::conflicting`, at most one), which
+//!    convicts the dealer the same way. For a signed deal
 //!    whose pair does not verify the player posts a verifiable complaint
 //!    ([`DealComplaint`]): the commitment and the dealer-signed
 //!    ciphertext from the deal, and the Diffie-Hellman value of that one ciphertext with a
@@ -231,6 +234,10 @@ struct PlayerState<C: Curve> {
     /// Reveals of pairs sent again in justifications that did not verify, per dealer (posted in
     /// the dispute phase).
     reveals: BTreeMap<u32, KeyReveal>,
+    /// The first dealer-signed statement of a commitment other than the one heard from that
+    /// dealer: equivocation evidence for the report. One is enough to convict its dealer, so
+    /// no more are kept.
+    conflicting: Option<HeardEntry>,
     reported: bool,
 }
 
@@ -320,6 +327,7 @@ impl<C: Curve> ComplaintParticipant<C> {
             pairs: BTreeMap::new(),
             complaints: BTreeMap::new(),
             reveals: BTreeMap::new(),
+            conflicting: None,
             reported: false,
         });
         Ok(ComplaintParticipant {
@@ -443,6 +451,27 @@ impl<C: Curve> ComplaintParticipant<C> {
         if p.reported {
             // The report is posted; a late deal is answered by the justification instead.
             return malformed("deal after the report".into());
+        }
+        // A deal under another commitment than the one heard from its dealer is equivocation
+        // (seed 003 step 3.2) even when both go to this player alone: the first such statement
+        // the dealer signed is kept for the report, where the board convicts the dealer with
+        // it; the deal itself is dropped.
+        if let Some(heard) = p.heard.get(&deal.dealer) {
+            let statement = deal.statement();
+            if statement.hash != heard.hash {
+                if !checks::statement(&self.ceremony, &statement) {
+                    return malformed("deal signature does not verify".into());
+                }
+                let p = self.player.as_mut().expect("checked above");
+                if p.conflicting.is_none() {
+                    p.conflicting = Some(HeardEntry {
+                        dealer: deal.dealer,
+                        hash: statement.hash,
+                        signature: statement.signature,
+                    });
+                }
+                return malformed(format!("dealer {} signed a second commitment", deal.dealer));
+            }
         }
         // Deals are checked as they arrive (the commitment travels with them), so keeping the
         // first one heard and replacing it only by one whose pair verifies bounds memory at one
@@ -629,6 +658,7 @@ impl<C: Curve> ComplaintParticipant<C> {
                 .filter(|(d, _)| !p.pairs.contains_key(d))
                 .map(|(_, c)| c.clone())
                 .collect(),
+            conflicting: p.conflicting.clone(),
         };
         self.post(ComplaintPost::Report(report))
     }

@@ -12,8 +12,9 @@ use keyquorum_crypto::verifiable_encrypt::{self, VerifiableCiphertext};
 use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
 use keyquorum_dkg::board::{Evidence, FaultKind, Outcome, Role};
 use keyquorum_dkg::complaint::messages::{
-    ComplaintPost, Deal, DealComplaint, Disclosure, Dispute, FeldmanPost, HeardEntry, PAIR_LEN,
-    Report, SignedComplaintPost, SignedPedersen, pair_aad, seal_deal, seal_pair,
+    CommitmentStatement, ComplaintPost, Deal, DealComplaint, Disclosure, Dispute, FeldmanPost,
+    HeardEntry, PAIR_LEN, Report, SignedComplaintPost, SignedPedersen, pair_aad, seal_deal,
+    seal_pair,
 };
 use keyquorum_dkg::complaint::{
     ComplaintBoard, ComplaintBoardError, ComplaintBoardPhase, ComplaintParticipant,
@@ -440,6 +441,106 @@ fn equivocating_dealer_is_disqualified_with_evidence() {
     ));
     check_group_secret(&run.ceremony, &outs);
     replay(&run, &outs[0]);
+}
+
+/// A dealer that sends one player two deals under different signed commitments (each pair
+/// opening its own commitment) is convicted by that player's report alone: the player keeps the
+/// first deal and reports the second statement as conflicting.
+#[test]
+fn a_dealer_that_sends_one_player_two_commitments_is_disqualified_with_evidence() {
+    let params = Params::new(7, 5, 5).unwrap();
+    let members: Vec<MemberKeys> = (0..7).map(member).collect();
+    let ceremony = Ceremony::new(config::<Bls12381G1>(&members, params)).unwrap();
+    let key = member(2).identity;
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let g = Polynomial::random(4, None, &mut rng);
+    let g_blind = Polynomial::random(4, None, &mut rng);
+    let xs = ceremony.player_indices().to_vec();
+    let other = SignedPedersen::<Bls12381G1>::new(
+        &key,
+        ceremony.id(),
+        2,
+        EvalCommitment::pedersen(&g, &g_blind, &xs),
+    );
+    let player4 = member(4).identity.public().clone();
+    let c2 = ceremony.clone();
+    let tamper = move |i: usize, a: Action<Bls12381G1>| match a {
+        Action::Send { to, payload } if i == 2 && to == player4 => {
+            let second = seal_deal(
+                &key,
+                c2.id(),
+                &other,
+                (4, c2.verifiable_key(4).unwrap()),
+                &g.evaluate(&xs[4]),
+                &g_blind.evaluate(&xs[4]),
+                &mut rng,
+            );
+            vec![
+                Action::Send {
+                    to: to.clone(),
+                    payload,
+                },
+                Action::Send {
+                    to,
+                    payload: second.encode(),
+                },
+            ]
+        }
+        other => vec![other],
+    };
+    let run = fresh_run::<Bls12381G1>(params, &[], Box::new(tamper));
+    let outs = check_agreement(&run.results, &[0, 1, 3, 4, 5, 6]);
+    assert_eq!(outs[0].public.qualified, vec![0, 1, 3, 4, 5, 6]);
+    let e = exclusion(&outs[0], Role::Dealer, 2).unwrap();
+    assert_eq!(e.fault, FaultKind::Equivocation);
+    assert!(verify_equivocation(&ceremony, 2, &e.evidence));
+    assert_eq!(verify_exclusion(&ceremony, e), Some(true));
+    check_group_secret(&run.ceremony, &outs);
+    replay(&run, &outs[0]);
+}
+
+/// A report whose conflicting statement is not its dealer's, or repeats the heard hash, is its
+/// author's fault.
+#[test]
+fn a_report_with_a_false_conflicting_statement_is_a_bad_report() {
+    let params = Params::new(4, 3, 3).unwrap();
+    let members: Vec<MemberKeys> = (0..4).map(member).collect();
+    let ceremony = Ceremony::new(config::<Bls12381G1>(&members, params)).unwrap();
+    let session = *ceremony.id();
+    let hash = [1u8; 32];
+    let signed = CommitmentStatement::sign(&members[0].identity, session, 0, hash);
+    let heard = HeardEntry {
+        dealer: 0,
+        hash,
+        signature: signed.signature,
+    };
+    let report = |conflicting: HeardEntry| {
+        SignedComplaintPost::sign(
+            &members[1].identity,
+            ComplaintPost::Report(Report {
+                session,
+                player: 1,
+                heard: vec![heard.clone()],
+                valid: vec![],
+                complaints: vec![],
+                conflicting: Some(conflicting),
+            }),
+        )
+    };
+    let forged = HeardEntry {
+        dealer: 0,
+        hash: [2; 32],
+        signature: CommitmentStatement::sign(&members[1].identity, session, 0, [2; 32]).signature,
+    };
+    for conflicting in [heard.clone(), forged] {
+        let mut board = ComplaintBoard::new(ceremony.clone());
+        board.advance();
+        assert_eq!(
+            board.apply(&report(conflicting)),
+            player_fault(1, FaultKind::BadReport)
+        );
+        assert!(!board.is_disqualified(0));
+    }
 }
 
 #[test]
@@ -1395,6 +1496,7 @@ impl ReportPhase {
                 }],
                 valid: vec![],
                 complaints: vec![complaint],
+                conflicting: None,
             }),
         )
     }

@@ -431,6 +431,7 @@ fn complaint_messages<C: Curve>(v: &mut Vectors) {
                 }],
                 valid: vec![1],
                 complaints: vec![],
+                conflicting: None,
             }),
         ),
         (
@@ -454,6 +455,7 @@ fn complaint_messages<C: Curve>(v: &mut Vectors) {
                     signature: deal.signature,
                     reveal: Some(reveal),
                 }],
+                conflicting: None,
             }),
         ),
         (
@@ -466,6 +468,7 @@ fn complaint_messages<C: Curve>(v: &mut Vectors) {
                 heard: vec![],
                 valid: vec![],
                 complaints: vec![],
+                conflicting: None,
             }),
         ),
         (

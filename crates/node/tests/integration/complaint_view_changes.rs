@@ -195,6 +195,7 @@ fn no_fault_post_bytes(n: usize, variant: DkgVariant, signing_key: bool) -> usiz
                 .collect(),
             valid: (0..n as u32).collect(),
             complaints: Vec::new(),
+            conflicting: None,
         });
         let feldman = ComplaintPost::<C>::Feldman(FeldmanPost {
             session,
