@@ -23,7 +23,7 @@
 //! ceremony whose session id the contract computed is refused by the node's follower, so a
 //! wrong deployment or a missed registration cannot make a node take part in another ceremony.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use alloy_primitives::{Address, U256};
 use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
@@ -42,6 +42,47 @@ use crate::proofs::{FaultProof, ProofContext, fault_proof};
 
 /// Most fraud proofs kept for sending (a few ceremonies' worth: each names a dealer once).
 const MAX_PROOFS: usize = 1_024;
+
+/// The fraud proofs the board replicas built, by the refused post's hash, at most
+/// [`MAX_PROOFS`]: a proof is dropped once its culprit is slashed in its ceremony, and when the
+/// cache is full the oldest proof makes room for the new one. A node sends a proof as soon as it
+/// sees the refused post, so the oldest is the one least likely still wanted; a proof the
+/// contract refused is never settled by a `Slashed` log, and without this eviction enough of
+/// them would keep every later proof out.
+#[derive(Debug, Default)]
+struct ProofCache {
+    proofs: HashMap<[u8; 32], FaultProof>,
+    /// Keys in insertion order, oldest first; exactly the keys of `proofs`.
+    order: VecDeque<[u8; 32]>,
+}
+
+impl ProofCache {
+    fn get(&self, key: &[u8; 32]) -> Option<&FaultProof> {
+        self.proofs.get(key)
+    }
+
+    fn insert(&mut self, key: [u8; 32], proof: FaultProof) {
+        if self.proofs.contains_key(&key) {
+            return;
+        }
+        while self.proofs.len() >= MAX_PROOFS {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.proofs.remove(&oldest);
+        }
+        self.order.push_back(key);
+        self.proofs.insert(key, proof);
+    }
+
+    /// Drops the proofs against `culprit` in `ceremony`: it is slashed there.
+    fn settle(&mut self, ceremony: U256, culprit: Address) {
+        self.proofs
+            .retain(|_, p| p.ceremony != ceremony || p.culprit != culprit);
+        let proofs = &self.proofs;
+        self.order.retain(|k| proofs.contains_key(k));
+    }
+}
 
 /// A registered node as its `Registered` log names it.
 #[derive(Debug, Clone)]
@@ -92,9 +133,8 @@ pub struct Translator {
     magic_block_hash: [u8; 32],
     /// The live ceremony's magic block, once its board defines one.
     created: Option<CreatedBlock>,
-    /// The fraud proofs of the faults the board replicas found, by the refused post's hash;
-    /// dropped once the culprit is slashed in that ceremony.
-    proofs: HashMap<[u8; 32], FaultProof>,
+    /// The fraud proofs of the faults the board replicas found ([`ProofCache`]).
+    proofs: ProofCache,
 }
 
 impl std::fmt::Debug for Translator {
@@ -119,7 +159,7 @@ impl Translator {
             live: None,
             magic_block_hash: [0; 32],
             created: None,
-            proofs: HashMap::new(),
+            proofs: ProofCache::default(),
         }
     }
 
@@ -209,8 +249,7 @@ impl Translator {
                 }]
             }
             BoardInput::Slashed(s) => {
-                self.proofs
-                    .retain(|_, p| p.ceremony != s.ceremony || p.culprit != s.culprit);
+                self.proofs.settle(s.ceremony, s.culprit);
                 self.slashed(s)
             }
         }
@@ -339,9 +378,7 @@ impl Translator {
                     identities: &live.identities,
                     contribution: live.contributions.get(&dealer).map(Vec::as_slice),
                 };
-                if let Some(proof) = fault_proof(&ctx, &post, &fault)
-                    && self.proofs.len() < MAX_PROOFS
-                {
+                if let Some(proof) = fault_proof(&ctx, &post, &fault) {
                     self.proofs.insert(proof_key(&post), proof);
                 }
                 vec![Event::PostRejected {
@@ -464,4 +501,57 @@ impl Translator {
 /// The key of a post's proof: its keccak-256, as the contract stores posts.
 fn proof_key(post: &[u8]) -> [u8; 32] {
     alloy_primitives::keccak256(post).0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proof(ceremony: u64, culprit: u8) -> FaultProof {
+        FaultProof {
+            ceremony: U256::from(ceremony),
+            culprit: Address::repeat_byte(culprit),
+            fault: "bad_ack_signature",
+            calldata: vec![culprit],
+        }
+    }
+
+    fn key(i: usize) -> [u8; 32] {
+        proof_key(&i.to_be_bytes())
+    }
+
+    /// Proofs the contract refused are never settled by a slash: once the cache is full of
+    /// them, a new proof still gets in, in place of the oldest.
+    #[test]
+    fn a_full_cache_of_refused_proofs_still_takes_new_ones() {
+        let mut cache = ProofCache::default();
+        for i in 0..MAX_PROOFS {
+            cache.insert(key(i), proof(i as u64, 1));
+        }
+        cache.insert(key(MAX_PROOFS), proof(MAX_PROOFS as u64, 2));
+        assert_eq!(
+            cache.get(&key(MAX_PROOFS)),
+            Some(&proof(MAX_PROOFS as u64, 2))
+        );
+        assert_eq!(cache.get(&key(0)), None, "the oldest made room");
+        assert!(cache.get(&key(1)).is_some());
+        assert_eq!(cache.proofs.len(), MAX_PROOFS);
+        assert_eq!(cache.order.len(), MAX_PROOFS);
+        // The same post again changes nothing.
+        cache.insert(key(1), proof(7, 7));
+        assert_eq!(cache.get(&key(1)), Some(&proof(1, 1)));
+    }
+
+    /// A slash settles exactly its culprit's proofs in its ceremony.
+    #[test]
+    fn a_slash_settles_its_culprits_proofs_in_its_ceremony() {
+        let mut cache = ProofCache::default();
+        cache.insert(key(0), proof(1, 1));
+        cache.insert(key(1), proof(1, 2));
+        cache.insert(key(2), proof(2, 1));
+        cache.settle(U256::from(1), Address::repeat_byte(1));
+        assert_eq!(cache.get(&key(0)), None);
+        assert!(cache.get(&key(1)).is_some() && cache.get(&key(2)).is_some());
+        assert_eq!(cache.order.len(), 2);
+    }
 }
