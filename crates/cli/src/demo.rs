@@ -108,9 +108,14 @@ pub struct DemoArgs {
     /// View changes to run: a fresh key, then reshares.
     #[arg(long, default_value_t = 2)]
     pub views: u64,
-    /// Milliseconds between blocks.
-    #[arg(long, default_value_t = 200)]
-    pub block_ms: u64,
+    /// Milliseconds between blocks [default: 200; 1000 with --chain anvil].
+    #[arg(long)]
+    pub block_ms: Option<u64>,
+    /// Which chain coordinates the view changes: the embedded chain in this process, or the
+    /// coordinator contract (contracts/src/Coordinator.sol) on a local anvil the demo starts,
+    /// deploys the contract on and funds the nodes' accounts on.
+    #[arg(long, value_enum, default_value_t = DemoChain::Embedded)]
+    pub chain: DemoChain,
     /// Output: progress and a text summary, or (json) one JSON object on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
@@ -126,6 +131,15 @@ pub struct DemoArgs {
     /// Write every node's traffic counters (from its /status) to this JSON file.
     #[arg(long)]
     pub metrics_out: Option<PathBuf>,
+}
+
+/// The chain of the demo, as `--chain` names it.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoChain {
+    /// The embedded chain with the Rust view-change contract, in this process.
+    Embedded,
+    /// The Solidity coordinator on a local anvil (`demo_anvil`).
+    Anvil,
 }
 
 /// The contract's DKG variant, as `--variant` names it.
@@ -156,8 +170,16 @@ const SIGNING_KEY_FAULTS: [Fault; 3] = [
 ];
 
 impl DemoArgs {
+    /// Milliseconds between blocks.
+    pub(crate) fn block_ms(&self) -> u64 {
+        self.block_ms.unwrap_or(match self.chain {
+            DemoChain::Embedded => 200,
+            DemoChain::Anvil => 1000,
+        })
+    }
+
     /// The number of faulty nodes.
-    fn faulty(&self) -> usize {
+    pub(crate) fn faulty(&self) -> usize {
         self.faulty.unwrap_or(match self.curve {
             DemoCurve::Bls12381 => 1,
             DemoCurve::Secp256k1 => SIGNING_KEY_FAULTS.len(),
@@ -165,9 +187,12 @@ impl DemoArgs {
     }
 
     /// The fault of the `k`-th faulty node.
-    fn fault_of(&self, k: usize) -> Fault {
+    pub(crate) fn fault_of(&self, k: usize) -> Fault {
         match self.curve {
-            DemoCurve::Bls12381 => self.fault.unwrap_or(Fault::Equivocate),
+            DemoCurve::Bls12381 => self.fault.unwrap_or(match self.chain {
+                DemoChain::Embedded => Fault::Equivocate,
+                DemoChain::Anvil => Fault::ForgeAckAggregate,
+            }),
             DemoCurve::Secp256k1 => SIGNING_KEY_FAULTS[k % SIGNING_KEY_FAULTS.len()],
         }
     }
@@ -202,10 +227,10 @@ impl DemoVariant {
 }
 
 /// Kills its node process when dropped.
-struct NodeProc {
-    name: String,
-    child: Child,
-    exited: bool,
+pub(crate) struct NodeProc {
+    pub(crate) name: String,
+    pub(crate) child: Child,
+    pub(crate) exited: bool,
 }
 
 impl Drop for NodeProc {
@@ -221,7 +246,7 @@ impl Drop for NodeProc {
 /// chain is not up yet, every node keeps connecting to its port from ephemeral local ports, and
 /// one of those connections can take exactly a port another node or the chain is about to bind.
 /// Ports below the range are never handed out for outgoing connections.
-fn free_port(taken: &mut std::collections::BTreeSet<u16>) -> Result<u16, String> {
+pub(crate) fn free_port(taken: &mut std::collections::BTreeSet<u16>) -> Result<u16, String> {
     let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
@@ -246,7 +271,7 @@ fn free_port(taken: &mut std::collections::BTreeSet<u16>) -> Result<u16, String>
 /// Larger committees need longer phases (drand's DKG did not finish at 64+ nodes with fixed
 /// 10 s phases); here, on top, all n node processes share this machine's cores, so the work
 /// of a phase (every node checks every post: n^2) is serialised on the same CPUs.
-fn phase_blocks(n: usize, block_ms: u64) -> [u64; 4] {
+pub(crate) fn phase_blocks(n: usize, block_ms: u64) -> [u64; 4] {
     let n = n as u64;
     let ms = [
         2000 + 60 * n + n * n,
@@ -258,12 +283,12 @@ fn phase_blocks(n: usize, block_ms: u64) -> [u64; 4] {
 }
 
 /// Most node processes the demo starts: every stake below stays positive and keeps its spacing.
-const MAX_NODES: usize = 4096;
+pub(crate) const MAX_NODES: usize = 4096;
 
 /// Stake of the node ranked `i` (0 = highest, below [`MAX_NODES`]): all different, and 10%
 /// below one stake is still below the next one down, so a slashed node drops behind its first
 /// standby.
-fn stake(i: usize) -> u64 {
+pub(crate) fn stake(i: usize) -> u64 {
     1_000_000 - 100 * i as u64
 }
 
@@ -284,7 +309,7 @@ fn contract_config(args: &DemoArgs) -> Result<ContractConfig, String> {
         c.committee.quorum = Size::Percent(k as u8);
     }
     c.committee.keep_previous_percent = 70;
-    let [contribute, share, publish, wait] = phase_blocks(args.committee, args.block_ms);
+    let [contribute, share, publish, wait] = phase_blocks(args.committee, args.block_ms());
     c.phases.contribute = contribute;
     c.phases.share = share;
     c.phases.publish = publish;
@@ -293,7 +318,7 @@ fn contract_config(args: &DemoArgs) -> Result<ContractConfig, String> {
     // resolve every other one's address record through the DHT (spread over about 150 ms per
     // node) before the first ceremony.
     c.first_view_change = (3000 + 150 * args.nodes as u64)
-        .div_ceil(args.block_ms)
+        .div_ceil(args.block_ms())
         .max(8);
     c.view_length = 2;
     if args.curve == DemoCurve::Secp256k1 {
@@ -332,6 +357,30 @@ fn verify_blst(group_key: &str, signature: &str, message: &[u8]) -> bool {
         &pk,
         true,
     ) == blst::BLST_ERROR::BLST_SUCCESS
+}
+
+/// Checks every activated view's committee signature with a standard BLS verifier, noting the
+/// result in the view: each view with the message its committee signed, and whether a
+/// signature failed.
+pub(crate) fn verify_signatures(observer: &mut Observer) -> (Vec<(u64, Option<Vec<u8>>)>, bool) {
+    let mut views = Vec::new();
+    let mut bad_signature = false;
+    for v in observer.views.values_mut() {
+        let message = v.magic_block_hash.as_ref().and_then(|h| {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(h, &mut hash).ok()?;
+            Some(signing_message(SignerRole::New, &hash))
+        });
+        if v.activated
+            && let (Some(gk), Some(sig), Some(m)) = (&v.group_key, &v.signature, &message)
+        {
+            let ok = verify_blst(gk, sig, m);
+            bad_signature |= !ok;
+            v.signature_verified = Some(ok);
+        }
+        views.push((v.view, message));
+    }
+    (views, bad_signature)
 }
 
 /// Checks the arguments against each other (usage errors, exit 2).
@@ -395,8 +444,11 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
                 .into(),
         );
     }
-    if args.block_ms < 20 {
+    if args.block_ms() < 20 {
         return Err("--block-ms must be at least 20".into());
+    }
+    if args.chain == DemoChain::Anvil {
+        crate::demo_anvil::check_args(args)?;
     }
     Ok(())
 }
@@ -405,7 +457,10 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
 /// complete, or a signature or magic-block chain that does not verify, a failed run.
 pub fn run(args: DemoArgs) -> Result<(), CliError> {
     check_args(&args).map_err(CliError::Usage)?;
-    let contract = contract_config(&args).map_err(CliError::Usage)?;
+    let contract = match args.chain {
+        DemoChain::Embedded => Some(contract_config(&args).map_err(CliError::Usage)?),
+        DemoChain::Anvil => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -427,7 +482,12 @@ pub fn run(args: DemoArgs) -> Result<(), CliError> {
     };
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::Failed(format!("{}: {e}", dir.display())))?;
-    let result = rt.block_on(demo(&args, contract, &dir));
+    let result = rt.block_on(async {
+        match contract {
+            Some(contract) => demo(&args, contract, &dir).await,
+            None => crate::demo_anvil::demo(&args, &dir).await,
+        }
+    });
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -456,7 +516,7 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
             args.faulty(),
             args.faults_named(),
             args.views,
-            args.block_ms
+            args.block_ms()
         ),
     );
 
@@ -594,7 +654,7 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
     let chain_config = ChainConfig {
         data_dir: dir.join("chain"),
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], chain_port)),
-        block_ms: args.block_ms,
+        block_ms: args.block_ms(),
         ..ChainConfig::default()
     };
     let phases = contract.phases.clone();
@@ -614,7 +674,7 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
     let handle = chain.handle();
 
     let limit = Duration::from_secs(args.timeout_secs.unwrap_or(
-        30 + (first + args.views * (view_blocks * 3 + key_blocks)) * args.block_ms / 1000
+        30 + (first + args.views * (view_blocks * 3 + key_blocks)) * args.block_ms() / 1000
             + args.nodes as u64,
     ));
     let bar_style = ProgressStyle::with_template("{prefix:>10} [{bar:30}] {msg}")
@@ -860,24 +920,7 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
         }
     }
 
-    // Check every committee signature with a standard BLS verifier.
-    let mut views_json = Vec::new();
-    let mut bad_signature = false;
-    for v in observer.views.values_mut() {
-        let message = v.magic_block_hash.as_ref().and_then(|h| {
-            let mut hash = [0u8; 32];
-            hex::decode_to_slice(h, &mut hash).ok()?;
-            Some(signing_message(SignerRole::New, &hash))
-        });
-        if v.activated
-            && let (Some(gk), Some(sig), Some(m)) = (&v.group_key, &v.signature, &message)
-        {
-            let ok = verify_blst(gk, sig, m);
-            bad_signature |= !ok;
-            v.signature_verified = Some(ok);
-        }
-        views_json.push((v.view, message));
-    }
+    let (views_json, bad_signature) = verify_signatures(&mut observer);
     let activations = activations(&observer);
     // The chain of activated magic blocks, as a light client would check it from the first
     // view's key: each block's key confirmation, the previous committee's handover under the
@@ -1117,7 +1160,7 @@ fn beacon_ports(
 }
 
 /// A node's traffic counters, from its `/status` (the same counters `/metrics` exposes).
-async fn node_traffic(http: &Client, status_port: u16) -> Option<Traffic> {
+pub(crate) async fn node_traffic(http: &Client, status_port: u16) -> Option<Traffic> {
     http.at(&format!("http://127.0.0.1:{status_port}"))
         .ok()?
         .with_timeout(Duration::from_secs(5))
@@ -1128,7 +1171,7 @@ async fn node_traffic(http: &Client, status_port: u16) -> Option<Traffic> {
 }
 
 /// Resolves on Ctrl-C or SIGTERM, so the demo stops its node processes before exiting.
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -1144,13 +1187,15 @@ async fn interrupted() {
 }
 
 /// Whether a pinned future has completed, without waiting.
-fn futures_poll_ready<F: std::future::Future<Output = ()>>(f: &mut std::pin::Pin<Box<F>>) -> bool {
+pub(crate) fn futures_poll_ready<F: std::future::Future<Output = ()>>(
+    f: &mut std::pin::Pin<Box<F>>,
+) -> bool {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     f.as_mut().poll(&mut cx).is_ready()
 }
 
-fn write_private(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), String> {
     let _ = std::fs::remove_file(path);
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);

@@ -133,6 +133,60 @@ pub struct ViewObs {
     pub activated_ms: Option<u64>,
     /// The view's secp256k1 signing key, once its ceremony started.
     pub signing_key: Option<SigningKeyObs>,
+    /// The transaction that activated the view, where the chain is an EVM one.
+    pub activation_tx: Option<ChainTx>,
+    /// The slashes on a fraud proof in this view's ceremonies, where the chain is an EVM one
+    /// (the embedded chain's slashes are exclusions, `excluded`).
+    pub proven_slashes: Vec<ProvenSlash>,
+}
+
+/// A transaction on an EVM chain.
+#[derive(Debug, Clone)]
+pub struct ChainTx {
+    pub block: u64,
+    /// `0x`-prefixed.
+    pub tx_hash: String,
+    pub gas_used: u64,
+}
+
+/// A slash of the coordinator contract on a fraud proof (its `Slashed` log), with the
+/// culprit's stake after it as the contract holds it. Amounts in wei.
+#[derive(Debug, Clone)]
+pub struct ProvenSlash {
+    pub ceremony_number: u32,
+    /// Node name and account of the culprit and of the reporter (the proof's sender).
+    pub culprit: String,
+    pub culprit_account: String,
+    pub reporter: String,
+    pub reporter_account: String,
+    /// The fault as the contract names it (`bad_ack_signature`, `bad_reveal`).
+    pub fault: String,
+    pub amount: u64,
+    pub reward: u64,
+    pub burned: u64,
+    /// `stakeOf(culprit)` at the slash's block.
+    pub stake_after: u64,
+    pub tx: ChainTx,
+}
+
+impl ProvenSlash {
+    fn json(&self) -> Value {
+        json!({
+            "ceremony_number": self.ceremony_number,
+            "culprit": self.culprit,
+            "culprit_account": self.culprit_account,
+            "fault": self.fault,
+            "amount": self.amount,
+            "reporter": self.reporter,
+            "reporter_account": self.reporter_account,
+            "reward": self.reward,
+            "burned": self.burned,
+            "stake_after": self.stake_after,
+            "block": self.tx.block,
+            "tx_hash": self.tx.tx_hash,
+            "gas_used": self.tx.gas_used,
+        })
+    }
 }
 
 /// A view's signing-key ceremony as the chain announced it, and the committee's BIP-340
@@ -526,6 +580,38 @@ pub fn text(obs: &Observer, v: &ViewObs) -> String {
                 None => "not checked",
             }
         );
+        if let Some(p) = &v.previous_signature {
+            let _ = writeln!(
+                out,
+                "  handover    {} (view {}'s committee under its group key)",
+                short(p),
+                v.view.saturating_sub(1)
+            );
+        }
+        if let Some(tx) = &v.activation_tx {
+            let _ = writeln!(
+                out,
+                "  activated   block {}, tx {} ({} gas)",
+                tx.block, tx.tx_hash, tx.gas_used
+            );
+        }
+    }
+    for p in &v.proven_slashes {
+        let _ = writeln!(
+            out,
+            "  slashed     {} {} wei for {} in ceremony {} (block {}, tx {}, {} gas): {} wei to the reporter {}, {} burned; {} wei of stake left",
+            p.culprit,
+            p.amount,
+            p.fault,
+            p.ceremony_number,
+            p.tx.block,
+            p.tx.tx_hash,
+            p.tx.gas_used,
+            p.reward,
+            p.reporter,
+            p.burned,
+            p.stake_after
+        );
     }
     if let Some(k) = &v.signing_key {
         signing_key_text(obs, k, &mut out);
@@ -690,6 +776,12 @@ pub fn json(obs: &Observer, v: &ViewObs, message: Option<&[u8]>) -> Value {
         "activated": v.activated,
         "duration_s": v.duration_s(),
         "signing_key": v.signing_key.as_ref().map(|k| signing_key_json(obs, k)),
+        "activation": v.activation_tx.as_ref().map(|tx| json!({
+            "block": tx.block,
+            "tx_hash": tx.tx_hash,
+            "gas_used": tx.gas_used,
+        })),
+        "slashes": v.proven_slashes.iter().map(ProvenSlash::json).collect::<Vec<_>>(),
     })
 }
 

@@ -136,6 +136,22 @@ fn signer(args: &DeployArgs) -> Result<keyquorum_evm::PrivateKeySigner, CliError
         .map_err(|_| CliError::usage("the deploying key is not a secp256k1 private key"))
 }
 
+/// Deploys the coordinator configured by `config` from `key`'s account over `rpc`: its address
+/// and the block it was created in, or why not (the contract's refusal named). `keyquorum demo
+/// --chain anvil` deploys with it too.
+pub async fn deploy_configured(
+    rpc: &str,
+    key: keyquorum_evm::PrivateKeySigner,
+    config: &DeployConfig,
+) -> Result<(keyquorum_evm::alloy_primitives::Address, u64), String> {
+    deploy(rpc, key, config.contract_config())
+        .await
+        .map_err(|e| match e {
+            ClientError::Refused(r) => format!("the contract refused the configuration: {r:?}"),
+            other => format!("deploying to {rpc}: {other}"),
+        })
+}
+
 /// Runs `keyquorum deploy`.
 pub fn run(args: DeployArgs) -> Result<(), CliError> {
     let config: DeployConfig = match &args.config {
@@ -153,13 +169,8 @@ pub fn run(args: DeployArgs) -> Result<(), CliError> {
         .build()
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let (address, block) = runtime
-        .block_on(deploy(&args.rpc, key, config.contract_config()))
-        .map_err(|e| match e {
-            ClientError::Refused(r) => {
-                CliError::Failed(format!("the contract refused the configuration: {r:?}"))
-            }
-            other => CliError::Failed(format!("deploying to {}: {other}", args.rpc)),
-        })?;
+        .block_on(deploy_configured(&args.rpc, key, &config))
+        .map_err(CliError::Failed)?;
     println!("contract {address}");
     println!("block {block}");
     println!("chain_name {}", config.chain_name);

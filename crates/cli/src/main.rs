@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 mod beacon;
 mod chain;
 mod demo;
+mod demo_anvil;
 mod demo_beacon;
 mod demo_latency;
 mod demo_report;

@@ -64,6 +64,12 @@ impl Anvil {
     /// mining a block per transaction, or every `block_time` seconds if given; waits until it
     /// answers.
     pub fn start(repo: &Path, block_time: Option<u64>) -> Result<Self, String> {
+        Self::start_with_block_ms(repo, block_time.map(|s| s.saturating_mul(1000)))
+    }
+
+    /// [`Anvil::start`] with the block time in milliseconds (anvil takes fractions of a
+    /// second); block timestamps stay whole seconds, so several blocks may share one.
+    pub fn start_with_block_ms(repo: &Path, block_ms: Option<u64>) -> Result<Self, String> {
         let binary = find_anvil(repo)?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -76,8 +82,9 @@ impl Anvil {
             .args(["--gas-limit", "60000000", "--silent"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if let Some(t) = block_time {
-            cmd.args(["--block-time", &t.to_string()]);
+        if let Some(ms) = block_ms {
+            let seconds = format!("{}.{:03}", ms / 1000, ms % 1000);
+            cmd.args(["--block-time", &seconds]);
         }
         let child = cmd
             .spawn()

@@ -324,6 +324,97 @@ impl Client {
     }
 }
 
+/// A transaction to the contract, as mined, with its receipt.
+#[derive(Debug, Clone)]
+pub struct ContractTx {
+    /// The block it is in.
+    pub block: u64,
+    /// Its hash.
+    pub tx_hash: B256,
+    /// The sender.
+    pub from: Address,
+    /// Its calldata.
+    pub input: Bytes,
+    /// Gas it used.
+    pub gas_used: u64,
+    /// Whether it succeeded (a reverted one is included and paid for all the same).
+    pub success: bool,
+    /// The contract's logs it emitted, decoded (a log that decodes as none of its events is
+    /// left out).
+    pub events: Vec<CoordinatorEvents>,
+}
+
+impl Client {
+    /// Every transaction to the contract mined in blocks `from..=to`, in chain order, with its
+    /// receipt: what the contract was sent and what each call cost, reverted ones included
+    /// (which its logs do not show).
+    pub async fn contract_transactions(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<ContractTx>, ClientError> {
+        use alloy_network::TransactionResponse;
+        use alloy_rpc_types_eth::TransactionTrait;
+        let mut out = Vec::new();
+        for number in from..=to {
+            let Some(block) = self
+                .provider
+                .get_block_by_number(BlockNumberOrTag::Number(number))
+                .full()
+                .await?
+            else {
+                continue;
+            };
+            for tx in block.transactions.txns() {
+                if tx.to() != Some(self.contract) {
+                    continue;
+                }
+                let hash = tx.tx_hash();
+                let receipt = self
+                    .provider
+                    .get_transaction_receipt(hash)
+                    .await?
+                    .ok_or_else(|| ClientError::Pending(format!("no receipt of {hash}")))?;
+                let events = receipt
+                    .inner
+                    .logs()
+                    .iter()
+                    .filter(|l| l.address() == self.contract)
+                    .filter_map(|l| CoordinatorEvents::decode_log(&l.inner).ok())
+                    .map(|e| e.data)
+                    .collect();
+                out.push(ContractTx {
+                    block: number,
+                    tx_hash: hash,
+                    from: tx.from(),
+                    input: tx.input().clone(),
+                    gas_used: receipt.gas_used,
+                    success: receipt.status(),
+                    events,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// A view function's result as of block `number`.
+    pub async fn read_at<C: SolCall>(
+        &self,
+        call: C,
+        number: u64,
+    ) -> Result<C::Return, ClientError> {
+        let tx = TransactionRequest::default()
+            .with_to(self.contract)
+            .with_input(call.abi_encode());
+        let out = self
+            .provider
+            .call(tx)
+            .block(BlockNumberOrTag::Number(number).into())
+            .await?;
+        C::abi_decode_returns(&out).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
+
 /// A phase of a ceremony whose end the contract enforces by block number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {

@@ -134,6 +134,25 @@ pub fn g2_point(compressed: &[u8; 96]) -> Result<[u8; 256], PointError> {
     Ok(out)
 }
 
+/// A G2 point in the precompile encoding (256 bytes, as [`g2_point`] gives it) compressed
+/// again (96 bytes), after checking it is a point of the group: how a signature the contract
+/// took as a point is shown and checked off chain.
+pub fn g2_compressed(point: &[u8]) -> Result<[u8; 96], PointError> {
+    let bad = PointError("G2");
+    if point.len() != 256 || (0..4).any(|i| point[64 * i..64 * i + 16].iter().any(|b| *b != 0)) {
+        return Err(bad);
+    }
+    let fp = |i: usize| &point[64 * i + 16..64 * (i + 1)];
+    // The ZCash form puts c1 before c0.
+    let mut raw = [0u8; 192];
+    raw[..48].copy_from_slice(fp(1));
+    raw[48..96].copy_from_slice(fp(0));
+    raw[96..144].copy_from_slice(fp(3));
+    raw[144..].copy_from_slice(fp(2));
+    let p: G2Affine = Option::from(G2Affine::from_uncompressed(&raw)).ok_or(bad)?;
+    Ok(p.to_compressed())
+}
+
 /// What an identity key signs (purpose `Transaction`) to register with `account` on the
 /// contract at `contract` of chain `chain_id`: the contract's `_registrationPayload`.
 pub fn registration_payload(
@@ -185,6 +204,15 @@ mod tests {
             hex_of(&g2[16..64]),
             "024aa2b2f08f0a91260805272dc51051c6e47ad4fa403b02b4510b647ae3d1770bac0326a805bbefd48056c8c121bdb8"
         );
+        let back = g2_compressed(&g2).unwrap();
+        assert_eq!(back, G2Affine::generator().to_compressed());
+        assert!(g2_compressed(&g2[..255]).is_err());
+        let mut off_curve = g2;
+        off_curve[255] ^= 1;
+        assert!(g2_compressed(&off_curve).is_err());
+        let mut high = g2;
+        high[0] = 1;
+        assert!(g2_compressed(&high).is_err());
         assert!(g1_point(&[0u8; 48]).is_err());
         assert!(g2_point(&[0xffu8; 96]).is_err());
     }
