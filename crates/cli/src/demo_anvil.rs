@@ -456,7 +456,7 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
             let Some((_, _, committee)) = ceremonies.get(id) else {
                 continue;
             };
-            for a in committee.iter().filter(|a| faulty_accounts.contains(a)) {
+            for a in committee.iter().filter(|a| faulty_accounts.contains(*a)) {
                 if !slashed.contains(&(*id, *a)) {
                     missing.push((*view, *a));
                 }
