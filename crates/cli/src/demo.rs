@@ -410,6 +410,10 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.views == 0 {
         return Err("--views must be at least 1".into());
     }
+    // Before the embedded chain's checks of variant, curve and fault, which differ there.
+    if args.chain == DemoChain::Anvil {
+        return crate::demo_anvil::check_args(args);
+    }
     if args.curve == DemoCurve::Secp256k1 {
         if args.variant != DemoVariant::Complaint {
             return Err(
@@ -446,9 +450,6 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     }
     if args.block_ms() < 20 {
         return Err("--block-ms must be at least 20".into());
-    }
-    if args.chain == DemoChain::Anvil {
-        crate::demo_anvil::check_args(args)?;
     }
     Ok(())
 }

@@ -99,6 +99,9 @@ pub(crate) fn check_args(args: &DemoArgs) -> Result<(), String> {
             f.name()
         ));
     }
+    if args.block_ms() < 100 {
+        return Err("--block-ms must be at least 100 with --chain anvil".into());
+    }
     if args.committee > MAX_SEATS {
         return Err(format!(
             "--committee must be at most {MAX_SEATS} with --chain anvil (the contract's largest committee)"
