@@ -359,10 +359,13 @@ fn verify_blst(group_key: &str, signature: &str, message: &[u8]) -> bool {
     ) == blst::BLST_ERROR::BLST_SUCCESS
 }
 
+/// Each view with the message its committee signed (absent when its magic block is unknown).
+pub(crate) type SignedMessages = Vec<(u64, Option<Vec<u8>>)>;
+
 /// Checks every activated view's committee signature with a standard BLS verifier, noting the
 /// result in the view: each view with the message its committee signed, and whether a
 /// signature failed.
-pub(crate) fn verify_signatures(observer: &mut Observer) -> (Vec<(u64, Option<Vec<u8>>)>, bool) {
+pub(crate) fn verify_signatures(observer: &mut Observer) -> (SignedMessages, bool) {
     let mut views = Vec::new();
     let mut bad_signature = false;
     for v in observer.views.values_mut() {
