@@ -186,7 +186,7 @@ pub(crate) mod tests {
         (sk, pk)
     }
 
-    fn link(parent: &(Secret<Scalar>, PublicKey), child: &PublicKey) -> Link {
+    pub(crate) fn link(parent: &(Secret<Scalar>, PublicKey), child: &PublicKey) -> Link {
         Link {
             key: *child,
             parent_key: parent.1,

@@ -192,6 +192,9 @@ pub enum Output {
     FailureAgreed {
         /// The failed session.
         session: SessionId,
+        /// The failed session's generation (the absence it proves is as of then:
+        /// [`crate::absence`]).
+        generation: u64,
         /// The agreed non-participants.
         excluded: BTreeSet<Name>,
     },
@@ -396,8 +399,13 @@ impl Coordinator {
                 signatures,
             } => {
                 let excluded = self.handle_failure_agreement(*session, excluded, signatures)?;
+                let generation = self
+                    .handovers
+                    .get(session)
+                    .map_or(self.chain.key_count(), |h| h.start.generation);
                 Ok(vec![Output::FailureAgreed {
                     session: *session,
+                    generation,
                     excluded,
                 }])
             }
@@ -414,6 +422,20 @@ impl Coordinator {
             } => self.handle_link_share(from, *session, new_key, *partial),
             Message::NewElders(signed) => self.apply_sap(signed).map(|()| Vec::new()),
         }
+    }
+
+    /// Our name.
+    pub fn name(&self) -> Name {
+        self.our_name
+    }
+
+    /// The candidates of `session`, sorted by name, while it is held here (pending or started).
+    pub fn candidates_of(&self, session: &SessionId) -> Option<Vec<Name>> {
+        self.sessions
+            .get(session)
+            .map(|s| &s.start)
+            .or_else(|| self.pending.get(session).map(|p| &p.start))
+            .map(DkgStart::names)
     }
 
     /// The section's current authority.
@@ -2219,6 +2241,8 @@ mod tests {
         sys.take(name, &applied).unwrap();
         let node = sys.node.take().unwrap();
         assert!(node.store().inputs().unwrap().is_empty());
+        // The signed SAP was written with the record it moved the node to.
+        assert_eq!(node.store().signed_sap(), Some(&signed));
         let store = node.into_store();
         let (restored, replayed) =
             PersistentCoordinator::restore(node_secret(seed), store).unwrap();
@@ -2365,6 +2389,8 @@ mod tests {
                 HandoverError::Chain(ChainError::WrongParent { .. })
             )))
         ));
+        // A SAP that did not apply is not stored.
+        assert!(node.store().signed_sap().is_none());
 
         let answer = answer_of(&net, &signed[1]);
         // The answer survives its encoding, and as a logged input.
@@ -2373,6 +2399,7 @@ mod tests {
         assert_eq!(LoggedInput::decode(&input.encode()).unwrap(), input);
 
         assert_eq!(node.take(&input).unwrap(), vec![]);
+        assert_eq!(node.store().signed_sap(), Some(&signed[1]));
         let c = node.coordinator();
         assert_eq!(c.chain(), peer.chain());
         assert_eq!(c.sap(), peer.sap());

@@ -2,7 +2,9 @@
 //!
 //! The elders of a section are its [`ELDER_COUNT`] oldest members, ties broken by name
 //! ascending. A DKG runs only when that set differs from the current elders. After a failed DKG
-//! the selection runs again with the agreed non-participants excluded. A section splits by the
+//! the selection runs again with the agreed non-participants excluded, and [`StartSigner`] keeps
+//! them out of later generations' selections until each states it runs again
+//! ([`crate::absence`]). An elder admits members up to a cap ([`admit`]). A section splits by the
 //! next bit of its members' names once both halves reach the configured minimum size; each half
 //! then selects its own elders and runs its own session, authorised by the parent's elders.
 
@@ -12,6 +14,7 @@ use blstrs::Scalar;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 
+use crate::absence::{AbsenceError, Absentees, AliveStatement};
 use crate::dkg::DkgKeys;
 use crate::keys::{PublicKey, key_bytes};
 use crate::name::{Name, Prefix};
@@ -92,6 +95,46 @@ pub struct Member {
     pub peer: Peer,
     /// Age; higher is older.
     pub age: u8,
+}
+
+/// The default cap on the members an elder admits to its section: above any size a section
+/// with the default split size reaches before it splits, and within what a node stores.
+pub const MAX_MEMBERS: usize = 512;
+
+/// Why a member was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    /// The section holds its cap of members already.
+    #[error("the section is full: {cap} members")]
+    SectionFull {
+        /// The cap.
+        cap: usize,
+    },
+}
+
+/// Admits `member` to `members` (an entry with the same name is replaced: a member that moved
+/// to another address), unless the members under `prefix` other than it number `cap` already.
+/// Returns whether `members` changed.
+pub fn admit(
+    members: &mut Vec<Member>,
+    member: Member,
+    prefix: &Prefix,
+    cap: usize,
+) -> Result<bool, AdmitError> {
+    if members.iter().any(|m| *m == member) {
+        return Ok(false);
+    }
+    let name = member.peer.name();
+    let others = members
+        .iter()
+        .filter(|m| m.peer.name() != name && prefix.matches(&m.peer.name()))
+        .count();
+    if others >= cap {
+        return Err(AdmitError::SectionFull { cap });
+    }
+    members.retain(|m| m.peer.name() != name);
+    members.push(member);
+    Ok(true)
 }
 
 /// The elders among `members`, skipping `excluded`: the `elder_count` oldest, ties by name
@@ -185,24 +228,54 @@ pub fn next_starts(
         .collect()
 }
 
-/// An elder's bookkeeping around [`next_starts`]: the non-participants the failure agreements
-/// of the current generation named (a later generation selects from every member again), and
-/// the starts it signed already, so that each is signed once. The node runtime and the
-/// simulator both sign through it.
+/// An elder's bookkeeping around [`next_starts`]: the members it holds absent
+/// ([`crate::absence`]: named by a checked failure agreement and not back since), which it
+/// never selects, and the starts it signed already, so that each is signed once. The node
+/// runtime and the simulator both sign through it.
 #[derive(Debug, Clone, Default)]
 pub struct StartSigner {
-    excluded: (u64, BTreeSet<Name>),
+    absentees: Absentees,
     signed: BTreeSet<crate::session::SessionId>,
 }
 
 impl StartSigner {
-    /// A failure agreement at `generation` named `excluded`: left out of that generation's
-    /// next starts.
-    pub fn agreed(&mut self, generation: u64, excluded: impl IntoIterator<Item = Name>) {
-        if self.excluded.0 != generation {
-            self.excluded = (generation, BTreeSet::new());
+    /// A signer that holds `absentees` (as stored).
+    pub fn with_absentees(absentees: Absentees) -> Self {
+        StartSigner {
+            absentees,
+            signed: BTreeSet::new(),
         }
-        self.excluded.1.extend(excluded);
+    }
+
+    /// The members held absent, and those that came back.
+    pub fn absentees(&self) -> &Absentees {
+        &self.absentees
+    }
+
+    /// A checked failure agreement of a session at `generation` named `excluded`: left out of
+    /// every start from now on, until each states it is alive at a later generation. Returns
+    /// whether the record changed.
+    pub fn agreed(
+        &mut self,
+        generation: u64,
+        excluded: impl IntoIterator<Item = Name>,
+    ) -> Result<bool, AbsenceError> {
+        self.absentees.excluded(generation, excluded)
+    }
+
+    /// A member's statement that it is alive, taken at our `generation`
+    /// ([`Absentees::alive`]). Returns whether a member came back.
+    pub fn alive(
+        &mut self,
+        statement: &AliveStatement,
+        generation: u64,
+    ) -> Result<bool, AbsenceError> {
+        self.absentees.alive(statement, generation)
+    }
+
+    /// Forgets the absence of those no longer among `members`.
+    pub fn retain_members(&mut self, members: &[Member]) {
+        self.absentees.retain_members(members);
     }
 
     /// The starts `coordinator` should sign for `members` and has not signed yet: none unless
@@ -217,13 +290,8 @@ impl StartSigner {
             return Vec::new();
         }
         let generation = coordinator.chain().key_count();
-        let none = BTreeSet::new();
-        let excluded = if self.excluded.0 == generation {
-            &self.excluded.1
-        } else {
-            &none
-        };
-        next_starts(coordinator.sap(), generation, members, params, excluded)
+        let excluded = self.absentees.absent();
+        next_starts(coordinator.sap(), generation, members, params, &excluded)
             .into_iter()
             .filter(|start| self.signed.insert(start.session))
             .collect()
@@ -353,6 +421,120 @@ pub(crate) mod tests {
             starts
                 .iter()
                 .all(|s| s.names().iter().all(|n| p0.matches(n)))
+        );
+    }
+
+    /// The coordinator of an elder of `elders` at `generation`: a chain of `generation` keys
+    /// (`key(50)` the genesis key), a share of the last.
+    fn elder_at(generation: u64, elders: Vec<Peer>) -> crate::coordinator::Coordinator {
+        use crate::chain::tests::link;
+        let links = (1..generation)
+            .map(|g| link(&key(49 + g), &key(50 + g).1))
+            .collect();
+        let (share, section_key) = key(49 + generation);
+        let mut elders = elders;
+        elders.sort_by_key(Peer::name);
+        let sap = Sap {
+            prefix: Prefix::ROOT,
+            elders,
+            section_key,
+        };
+        let share = crate::sap::KeyShare {
+            index: crate::sap::index_at(0),
+            share,
+            section_key,
+        };
+        crate::coordinator::Coordinator::new(
+            key(99).0,
+            key(50).1,
+            crate::chain::KeyChain::from_links(links).unwrap(),
+            sap,
+            Some(share),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_absent_member_is_skipped_at_later_generations_until_it_states_it_runs() {
+        let params = SectionParams {
+            elder_count: 3,
+            min_section_size: 100,
+        };
+        let mut members: Vec<Member> = (0..5).map(|i| member(i, 1)).collect();
+        let none = BTreeSet::new();
+        // The lowest name is always an elder while it is eligible.
+        let seed_of_x = (0..5).min_by_key(|i| member(*i, 1).peer.name()).unwrap();
+        let x = member(seed_of_x, 1).peer.name();
+        let mut signer = StartSigner::default();
+        let first = elder_at(1, select_elders(&members, 3, &none));
+        assert!(signer.starts_to_sign(&first, &members, &params).is_empty());
+
+        // A failure agreement of a session at generation 1 names it; the restart without it is
+        // handed over, and the elder restarts from its stored record.
+        assert!(signer.agreed(1, [x]).unwrap());
+        let stored = signer.absentees().encode();
+        let mut signer =
+            StartSigner::with_absentees(crate::absence::Absentees::decode(&stored).unwrap());
+        let without_x = BTreeSet::from([x]);
+        let second = elder_at(2, select_elders(&members, 3, &without_x));
+
+        // At generation 2 it is still skipped: no start brings it back, and when an older
+        // member joins, the new elders are chosen without it.
+        assert!(signer.starts_to_sign(&second, &members, &params).is_empty());
+        members.push(member(10, 2));
+        let starts = signer.starts_to_sign(&second, &members, &params);
+        assert_eq!(starts.len(), 1);
+        assert!(!starts[0].names().contains(&x));
+        assert!(starts[0].names().contains(&member(10, 2).peer.name()));
+
+        // A statement it signed at generation 1 does not bring it back; one at generation 2
+        // does, and it is selected again.
+        let x_key = key(seed_of_x).0;
+        let stale = crate::absence::AliveStatement::sign(&x_key, 1);
+        assert!(!signer.alive(&stale, 2).unwrap());
+        assert!(signer.starts_to_sign(&second, &members, &params).is_empty());
+        let fresh = crate::absence::AliveStatement::sign(&x_key, 2);
+        assert!(signer.alive(&fresh, 2).unwrap());
+        let starts = signer.starts_to_sign(&second, &members, &params);
+        assert_eq!(starts.len(), 1);
+        assert!(starts[0].names().contains(&x));
+        assert_eq!(starts[0].generation, 2);
+    }
+
+    #[test]
+    fn a_join_past_the_cap_is_refused_by_name_and_a_member_may_move() {
+        let mut members: Vec<Member> = (0..3).map(|i| member(i, 1)).collect();
+        assert_eq!(
+            admit(&mut members, member(3, 1), &Prefix::ROOT, 3),
+            Err(AdmitError::SectionFull { cap: 3 })
+        );
+        assert_eq!(members.len(), 3);
+        // Already a member: nothing to do, even at the cap; a new address replaces the entry.
+        assert_eq!(
+            admit(&mut members, member(0, 1), &Prefix::ROOT, 3),
+            Ok(false)
+        );
+        let mut moved = member(0, 1);
+        moved.peer.addr = "10.0.0.99:4000".into();
+        assert_eq!(
+            admit(&mut members, moved.clone(), &Prefix::ROOT, 3),
+            Ok(true)
+        );
+        assert_eq!(members.len(), 3);
+        assert!(members.contains(&moved));
+        // Below the cap it joins; members outside the prefix do not count.
+        assert_eq!(
+            admit(&mut members, member(3, 1), &Prefix::ROOT, 4),
+            Ok(true)
+        );
+        let half = Prefix::ROOT.child(member(4, 1).peer.name().bit(0)).unwrap();
+        let inside = members
+            .iter()
+            .filter(|m| half.matches(&m.peer.name()))
+            .count();
+        assert_eq!(
+            admit(&mut members, member(4, 1), &half, inside + 1),
+            Ok(true)
         );
     }
 

@@ -9,9 +9,9 @@
 //! # Steps
 //! 1. Genesis (seed 002, "When does DKG happen?"): the first node draws the genesis section key
 //!    alone ([`sap::genesis`]), no DKG.
-//! 2. Elder selection ([`elders`]): the oldest [`elders::ELDER_COUNT`] members, ties by name; a
-//!    DKG only when the set changes; a split by the next name bit once both halves are large
-//!    enough.
+//! 2. Elder selection ([`elders`]): the oldest [`elders::ELDER_COUNT`] members, ties by name,
+//!    without the members held absent ([`absence`]); a DKG only when the set changes; a split
+//!    by the next name bit once both halves are large enough.
 //! 3. Signed start ([`session::DkgStart`], [`coordinator::Coordinator::handle_start`]): each
 //!    current elder signs the start; a candidate starts the DKG only with signatures of a
 //!    [`session::supermajority`] of the current elders ("Pre-DKG preparations").
@@ -21,7 +21,8 @@
 //! 5. Failure agreement ([`coordinator::Coordinator::handle_failure`], checked by the elders in
 //!    [`coordinator::Coordinator::handle_failure_agreement`]): more than
 //!    `n - supermajority(n)` candidates signing the same non-participant set restart the DKG
-//!    without them ("Handling a failure").
+//!    without them ("Handling a failure"), and keep them out of later selections until each
+//!    states it runs at a later generation ([`absence`]).
 //! 6. Handover ([`sap`], [`coordinator::Coordinator::handle_sap_share`],
 //!    [`coordinator::Coordinator::handle_link_share`]): the new elders sign the new SAP with their
 //!    new key shares; the current elders sign the new key with the current section key; a SAP
@@ -31,7 +32,8 @@
 //!    handovers takes a peer's longer key chain and signed SAP, checked link by link from its
 //!    own newest key, and follows its own half across splits.
 //!
-//! Every message has one canonical, bounded wire encoding ([`wire::Message`]). What a node
+//! Every output goes to the recipients [`routing::deliveries`] names, and every message has one
+//! canonical, bounded wire encoding ([`wire::Message`]). What a node
 //! persists to resume after a crash, and the storage interface, are in [`store`].
 //!
 //! Safety and liveness, as far as this code backs them, are stated in `docs/protocol.md`
@@ -53,6 +55,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod absence;
 pub mod catch_up;
 pub mod chain;
 pub mod coordinator;
@@ -60,6 +63,7 @@ pub mod dkg;
 pub mod elders;
 pub mod keys;
 pub mod name;
+pub mod routing;
 pub mod sap;
 pub mod session;
 pub mod simulation;

@@ -60,14 +60,14 @@ pub struct NodeSignature {
 }
 
 impl NodeSignature {
-    fn sign(node_key: &Secret<Scalar>, msg: &[u8]) -> Self {
+    pub(crate) fn sign(node_key: &Secret<Scalar>, msg: &[u8]) -> Self {
         NodeSignature {
             signer: tbls::public_key::<MinPk>(node_key),
             signature: tbls::sign::<MinPk>(node_key, msg),
         }
     }
 
-    fn verify(&self, msg: &[u8]) -> bool {
+    pub(crate) fn verify(&self, msg: &[u8]) -> bool {
         tbls::verify::<MinPk>(&self.signer, msg, &self.signature).is_ok()
     }
 }

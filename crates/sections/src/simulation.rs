@@ -273,7 +273,9 @@ impl Network {
                     );
                 }
             }
-            Output::FailureAgreed { session, excluded } => {
+            Output::FailureAgreed {
+                session, excluded, ..
+            } => {
                 self.agreed.insert(session, excluded);
             }
             Output::SapShare {

@@ -10,7 +10,9 @@
 //!
 //! [`PersistentCoordinator`] keeps the discipline: it logs an input before the coordinator sees
 //! it (so nothing leaves the node that the log cannot reproduce), rewrites the record when a SAP
-//! applies or a catch-up moves the node on (and then drops the log: the inputs are for sessions
+//! applies or a catch-up moves the node on, after the coordinator verified both signatures of
+//! the SAP that moved it and together with that signed SAP ([`ElderStore::save_section`]) (and
+//! then drops the log: the inputs are for sessions
 //! of an older generation; the SAP or catch-up itself is not logged, it lives in the record)
 //! and when a session is superseded (the record keeps the superseded id, so replayed elder signatures
 //! cannot authorise it again, while the session's logged inputs are removed).
@@ -36,7 +38,7 @@ use crate::chain::{KeyChain, Link, MAX_CHAIN_LINKS};
 use crate::coordinator::{Coordinator, Dropped, Output};
 use crate::keys::{KEY_LEN, PublicKey, key_bytes, signature_bytes};
 use crate::name::Name;
-use crate::sap::{KeyShare, Sap};
+use crate::sap::{KeyShare, Sap, SignedSap};
 use crate::session::{DkgStart, SessionId};
 use crate::wire::{self, Message};
 
@@ -163,6 +165,18 @@ impl LoggedInput {
         }
     }
 
+    /// The signed SAP the input carries, if it is a new SAP or a catch-up answer with one.
+    pub fn signed_sap(&self) -> Option<&SignedSap> {
+        match self {
+            LoggedInput::Message {
+                message: Message::NewElders(signed),
+                ..
+            } => Some(signed),
+            LoggedInput::CatchUp(answer) => answer.signed.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Whether the input moves the section on (a new SAP, a catch-up): such an input is not
     /// logged, since once taken it lives in the record, and if refused it changed nothing.
     pub fn is_section_change(&self) -> bool {
@@ -243,6 +257,20 @@ pub trait ElderStore {
 
     /// Replaces the record and the share (sealed at rest; `None` removes it).
     fn save(&mut self, record: &ElderRecord, share: Option<&KeyShare>) -> Result<(), Self::Error>;
+    /// As [`ElderStore::save`] when a SAP applied or a catch-up moved the node on, with the
+    /// signed SAP that did it (`signed.sap == record.sap`, both its signatures verified by the
+    /// coordinator). A store that keeps the signed SAP beside the record writes both at once,
+    /// so that no crash leaves a record with another SAP's signatures; this default keeps the
+    /// record only.
+    fn save_section(
+        &mut self,
+        record: &ElderRecord,
+        share: Option<&KeyShare>,
+        signed: &SignedSap,
+    ) -> Result<(), Self::Error> {
+        let _ = signed;
+        self.save(record, share)
+    }
     /// The record and the share, if a record was saved.
     fn load(&self) -> Result<Option<(ElderRecord, Option<KeyShare>)>, Self::Error>;
     /// Appends an input to the log.
@@ -334,10 +362,15 @@ impl<S: ElderStore> PersistentCoordinator<S> {
         }
         let result = self.coordinator.take(input);
         if self.coordinator.chain().key_count() != generation {
-            // Every logged input was for the older generation.
-            self.store
-                .save(&self.coordinator.record(), self.coordinator.our_share())
-                .map_err(PersistError::Store)?;
+            // Every logged input was for the older generation. The coordinator verified the
+            // SAP that moved it (both signatures) before it changed: only now is it written.
+            let record = self.coordinator.record();
+            let share = self.coordinator.our_share();
+            match input.signed_sap().filter(|s| s.sap == record.sap) {
+                Some(signed) => self.store.save_section(&record, share, signed),
+                None => self.store.save(&record, share),
+            }
+            .map_err(PersistError::Store)?;
             self.store.clear_inputs().map_err(PersistError::Store)?;
         } else {
             let newly: Vec<SessionId> = self
@@ -368,7 +401,15 @@ type StoredRecord = (Vec<u8>, Option<Zeroizing<Vec<u8>>>);
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     record: Option<StoredRecord>,
+    signed: Option<SignedSap>,
     inputs: Vec<(Option<SessionId>, Vec<u8>)>,
+}
+
+impl MemoryStore {
+    /// The signed SAP saved with the record, if a SAP applied or a catch-up moved the node on.
+    pub fn signed_sap(&self) -> Option<&SignedSap> {
+        self.signed.as_ref()
+    }
 }
 
 impl ElderStore for MemoryStore {
@@ -376,6 +417,17 @@ impl ElderStore for MemoryStore {
 
     fn save(&mut self, record: &ElderRecord, share: Option<&KeyShare>) -> Result<(), WireError> {
         self.record = Some((record.encode(), share.map(encode_share)));
+        Ok(())
+    }
+
+    fn save_section(
+        &mut self,
+        record: &ElderRecord,
+        share: Option<&KeyShare>,
+        signed: &SignedSap,
+    ) -> Result<(), WireError> {
+        self.save(record, share)?;
+        self.signed = Some(signed.clone());
         Ok(())
     }
 

@@ -333,7 +333,7 @@ fn put_names(out: &mut Vec<u8>, names: &BTreeSet<Name>) {
     }
 }
 
-fn put_node_signature(out: &mut Vec<u8>, sig: &NodeSignature) {
+pub(crate) fn put_node_signature(out: &mut Vec<u8>, sig: &NodeSignature) {
     out.extend_from_slice(&key_bytes(&sig.signer));
     out.extend_from_slice(&signature_bytes(&sig.signature));
 }
@@ -355,7 +355,7 @@ fn read_partial(r: &mut Reader<'_>) -> Result<PartialSignature<MinPk>, WireError
         .map_err(|_| WireError::NonCanonical("partial signature"))
 }
 
-fn read_node_signature(r: &mut Reader<'_>) -> Result<NodeSignature, WireError> {
+pub(crate) fn read_node_signature(r: &mut Reader<'_>) -> Result<NodeSignature, WireError> {
     Ok(NodeSignature {
         signer: read_key(r)?,
         signature: read_signature(r)?,
