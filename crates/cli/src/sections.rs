@@ -110,6 +110,9 @@ struct NodeArgs {
     /// same.
     #[arg(long, default_value_t = keyquorum_sections::elders::MIN_SECTION_SIZE)]
     min_section_size: usize,
+    /// Most members this node, as an elder, admits to its section; a join past it is refused.
+    #[arg(long, default_value_t = keyquorum_sections::elders::MAX_MEMBERS)]
+    max_members: usize,
 }
 
 #[derive(Args, Debug)]
@@ -192,6 +195,14 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
             "--min-section-size must be at least 1".into(),
         ));
     }
+    // A node still lists the other half's members after a split; a cap of at most half the
+    // store's bound leaves room for them.
+    let stored = keyquorum_node::sections_store::MAX_STORED_MEMBERS / 2;
+    if !(1..=stored).contains(&args.max_members) {
+        return Err(CliError::Usage(format!(
+            "--max-members must be between 1 and {stored}"
+        )));
+    }
     let source = match &args.passphrase_file {
         Some(p) => PassphraseSource::File(p.clone()),
         None => PassphraseSource::Env(args.passphrase_env.clone()),
@@ -210,6 +221,7 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
             elder_count: args.elder_count,
             min_section_size: args.min_section_size,
         },
+        max_members: args.max_members,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -9,7 +9,8 @@
 //! - `sections_inputs`: sequence number -> the session id (32 bytes, zero for none) and the
 //!   encoded [`LoggedInput`];
 //! - `sections_node`: what the network runtime keeps beside the protocol's record:
-//!   `"members"` -> the members this node admitted or learnt ([`encode_members`]), and
+//!   `"members"` -> the members this node admitted or learnt ([`encode_members`]),
+//!   `"absentees"` -> the members it holds absent ([`Absentees::encode`]), and
 //!   `"signed_sap"` -> the last SAP it applied, with both signatures, in the wire encoding of
 //!   [`Message::NewElders`], so a client can check the current authority and not only the chain.
 //!
@@ -21,6 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use keyquorum_dkg::wire::{Reader, WireError, Writer};
+use keyquorum_sections::absence::Absentees;
 use keyquorum_sections::elders::Member;
 use keyquorum_sections::keys::key_bytes;
 use keyquorum_sections::sap::KeyShare;
@@ -87,6 +89,36 @@ impl SectionsStore {
         format!("sections/share/{}", hex::encode(section_key))
     }
 
+    fn write_state(
+        &self,
+        record: &ElderRecord,
+        share: Option<&KeyShare>,
+        signed: Option<&SignedSap>,
+    ) -> Result<(), SectionsStoreError> {
+        let w = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut t = w.open_table(STATE).map_err(dberr)?;
+            t.insert("record", record.encode().as_slice())
+                .map_err(dberr)?;
+            match share {
+                Some(share) => {
+                    let label = Self::share_label(&key_bytes(&share.section_key));
+                    let sealed = self.keys.seal(&label, &encode_share(share));
+                    t.insert("share", sealed.as_slice()).map_err(dberr)?;
+                }
+                None => {
+                    t.remove("share").map_err(dberr)?;
+                }
+            }
+        }
+        if let Some(signed) = signed {
+            let mut t = w.open_table(NODE).map_err(dberr)?;
+            let bytes = Message::NewElders(signed.clone()).encode();
+            t.insert("signed_sap", bytes.as_slice()).map_err(dberr)?;
+        }
+        w.commit().map_err(dberr)
+    }
+
     fn put_node(&self, key: &str, value: &[u8]) -> Result<(), SectionsStoreError> {
         let w = self.db.begin_write().map_err(dberr)?;
         {
@@ -113,6 +145,20 @@ impl SectionsStore {
             None => Ok(Vec::new()),
             Some(bytes) => decode_members(&bytes)
                 .map_err(|e| SectionsStoreError::Corrupt(format!("members: {e}"))),
+        }
+    }
+
+    /// Replaces the stored record of absent members.
+    pub fn save_absentees(&self, absentees: &Absentees) -> Result<(), SectionsStoreError> {
+        self.put_node("absentees", &absentees.encode())
+    }
+
+    /// The stored record of absent members (empty before the first save).
+    pub fn absentees(&self) -> Result<Absentees, SectionsStoreError> {
+        match self.get_node("absentees")? {
+            None => Ok(Absentees::default()),
+            Some(bytes) => Absentees::decode(&bytes)
+                .map_err(|e| SectionsStoreError::Corrupt(format!("absentees: {e}"))),
         }
     }
 
@@ -171,23 +217,18 @@ impl ElderStore for SectionsStore {
         record: &ElderRecord,
         share: Option<&KeyShare>,
     ) -> Result<(), SectionsStoreError> {
-        let w = self.db.begin_write().map_err(dberr)?;
-        {
-            let mut t = w.open_table(STATE).map_err(dberr)?;
-            t.insert("record", record.encode().as_slice())
-                .map_err(dberr)?;
-            match share {
-                Some(share) => {
-                    let label = Self::share_label(&key_bytes(&share.section_key));
-                    let sealed = self.keys.seal(&label, &encode_share(share));
-                    t.insert("share", sealed.as_slice()).map_err(dberr)?;
-                }
-                None => {
-                    t.remove("share").map_err(dberr)?;
-                }
-            }
-        }
-        w.commit().map_err(dberr)
+        self.write_state(record, share, None)
+    }
+
+    /// The record, the share and the signed SAP that moved the node on, in one transaction:
+    /// a crash leaves either the old three or the new three.
+    fn save_section(
+        &mut self,
+        record: &ElderRecord,
+        share: Option<&KeyShare>,
+        signed: &SignedSap,
+    ) -> Result<(), SectionsStoreError> {
+        self.write_state(record, share, Some(signed))
     }
 
     fn load(&self) -> Result<Option<(ElderRecord, Option<KeyShare>)>, SectionsStoreError> {
@@ -358,10 +399,15 @@ mod tests {
         let store = SectionsStore::open(&path, keys.clone()).unwrap();
         assert!(store.members().unwrap().is_empty());
         assert!(store.signed_sap().unwrap().is_none());
+        assert_eq!(store.absentees().unwrap(), Absentees::default());
         store.save_members(&members).unwrap();
+        let mut absentees = Absentees::default();
+        absentees.excluded(2, [members[0].peer.name()]).unwrap();
+        store.save_absentees(&absentees).unwrap();
         drop(store);
         let store = SectionsStore::open(&path, keys).unwrap();
         assert_eq!(store.members().unwrap(), members);
+        assert_eq!(store.absentees().unwrap(), absentees);
         let bytes = encode_members(&members);
         assert!(decode_members(&bytes[..bytes.len() - 1]).is_err());
         assert!(decode_members(&[bytes.as_slice(), &[0]].concat()).is_err());

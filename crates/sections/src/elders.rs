@@ -121,7 +121,7 @@ pub fn admit(
     prefix: &Prefix,
     cap: usize,
 ) -> Result<bool, AdmitError> {
-    if members.iter().any(|m| *m == member) {
+    if members.contains(&member) {
         return Ok(false);
     }
     let name = member.peer.name();

@@ -12,6 +12,10 @@
 //!    transport proved, its DKG keys come with a valid proof of possession, its address names
 //!    the libp2p peer the request came from, and its name falls under the section's prefix.
 //!
+//! A member that runs again, or learnt that a failure agreement named it, tells the elders of
+//! its SAP it is alive ([`Request::Alive`], its own signed statement), so that they select it
+//! again ([`keyquorum_sections::absence`]).
+//!
 //! A member leaves by asking every elder of its SAP to remove it ([`Request::Leave`], no
 //! payload: the member to remove is the sender the transport proved, so nobody can remove
 //! another). An elder that removes a member selects its elders again, as after an admission.
@@ -20,6 +24,7 @@ use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_dkg::wire::WireError;
 use keyquorum_net::libp2p::PeerId;
 use keyquorum_net::{Multiaddr, NetworkHandle, Target};
+use keyquorum_sections::absence::AliveStatement;
 use keyquorum_sections::catch_up::SectionAnswer;
 use keyquorum_sections::elders::Peer;
 use keyquorum_sections::keys::{PublicKey, key_bytes};
@@ -40,6 +45,7 @@ pub const REFUSED: u8 = 0;
 const TAG_QUERY: u8 = 0;
 const TAG_ADMIT: u8 = 1;
 const TAG_LEAVE: u8 = 2;
+const TAG_ALIVE: u8 = 3;
 
 /// A join request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,10 +56,14 @@ pub enum Request {
     Admit(Box<Peer>),
     /// Ask an elder to remove the sender from the section's members.
     Leave,
+    /// Tell an elder the sender runs at a generation, so that an absence it holds for the
+    /// sender ends ([`keyquorum_sections::absence`]); the statement must be the sender's.
+    Alive(AliveStatement),
 }
 
 impl Request {
-    /// Tag 0; tag 1 and the peer ([`Peer::encode`]); or tag 2.
+    /// Tag 0; tag 1 and the peer ([`Peer::encode`]); tag 2; or tag 3 and the statement
+    /// ([`AliveStatement::encode`]).
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Request::Query => vec![TAG_QUERY],
@@ -61,6 +71,11 @@ impl Request {
             Request::Admit(peer) => {
                 let mut out = vec![TAG_ADMIT];
                 peer.encode(&mut out);
+                out
+            }
+            Request::Alive(statement) => {
+                let mut out = vec![TAG_ALIVE];
+                out.extend_from_slice(&statement.encode());
                 out
             }
         }
@@ -72,6 +87,7 @@ impl Request {
             Some((&TAG_QUERY, [])) => Ok(Request::Query),
             Some((&TAG_LEAVE, [])) => Ok(Request::Leave),
             Some((&TAG_ADMIT, rest)) => Ok(Request::Admit(Box::new(decode_peer(rest)?))),
+            Some((&TAG_ALIVE, rest)) => Ok(Request::Alive(AliveStatement::decode(rest)?)),
             Some((&tag, _)) => Err(WireError::UnknownTag {
                 what: "join request",
                 tag,
@@ -112,6 +128,11 @@ pub fn check_answer(
         &signed.sap_signature,
     )
     .map_err(|_| "the SAP's signature does not verify".to_string())?;
+    // The parent key's signature, which the node stores and serves with the SAP, must be the
+    // chain's last link (verified above), not whatever the peer put beside it.
+    if record.chain.links().last() != Some(&signed.link()) {
+        return Err("the SAP's parent signature is not the chain's last link".into());
+    }
     Ok(())
 }
 
@@ -170,6 +191,33 @@ pub async fn query_section(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Err(SectionsNodeError::Join(last))
+}
+
+/// Tells each of `elders` that we run ([`Request::Alive`]), a few times each while it refuses
+/// (an elder that has not applied our SAP yet refuses a statement of a generation ahead of it).
+pub async fn announce_alive(net: NetworkHandle, statement: AliveStatement, elders: Vec<Peer>) {
+    let request = Request::Alive(statement).encode();
+    for elder in &elders {
+        let identity = key_bytes(&elder.node_key).to_vec();
+        if let Some(addr) = elder.addr.parse::<Multiaddr>().ok()
+            && let Some(peer) = peer_of(&addr)
+        {
+            let _ = net.bind_identity(identity.clone(), peer, vec![addr]).await;
+        }
+        for _ in 0..5 {
+            match net
+                .send_section_join(Target::Identity(identity.clone()), request.clone())
+                .await
+            {
+                Ok(a) if a == [ADMITTED] => break,
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(elder = %hex::encode(elder.name().0), error = %e, "alive statement not delivered")
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
 }
 
 /// Asks each elder to admit `us`, retrying each a few times.
@@ -253,6 +301,7 @@ mod tests {
             Request::Query,
             Request::Leave,
             Request::Admit(Box::new(peer)),
+            Request::Alive(AliveStatement::sign(&key, 4)),
         ] {
             let bytes = r.encode();
             assert_eq!(Request::decode(&bytes).unwrap(), r);
@@ -292,5 +341,54 @@ mod tests {
         let answer = SectionAnswer::new(record.clone(), Some(signed.clone()));
         let back = SectionAnswer::decode(&answer.encode()).unwrap();
         assert_eq!((back.record, back.signed), (record, Some(signed)));
+    }
+
+    #[test]
+    fn a_later_answer_is_accepted_only_with_both_signatures_of_its_sap() {
+        use keyquorum_sections::KeyChain;
+        use keyquorum_sections::chain::Link;
+        use keyquorum_sections::sap::{self, KeyShare};
+        let founder = keyquorum_crypto::secret::Secret::new(blstrs::Scalar::from(5u64));
+        let peer = Peer::new(&founder, "/ip4/127.0.0.1/tcp/1".into());
+        let (sap0, share0) = sap::genesis(peer.clone(), &mut rand_core::OsRng);
+        let g = sap0.section_key;
+        let (mut sap1, share1) = sap::genesis(peer, &mut rand_core::OsRng);
+        let child = KeyShare {
+            index: share1.index,
+            share: share1.share,
+            section_key: sap1.section_key,
+        };
+        sap1.prefix = sap0.prefix;
+        let k1 = sap1.section_key;
+        let link = Link {
+            key: k1,
+            parent_key: g,
+            signature: tbls::sign::<MinPk>(&share0.share, &key_bytes(&k1)),
+        };
+        let record = ElderRecord {
+            genesis_key: g,
+            chain: KeyChain::from_links(vec![link]).unwrap(),
+            sap: sap1.clone(),
+            superseded: Vec::new(),
+        };
+        let signed = SignedSap {
+            sap: sap1.clone(),
+            sap_signature: tbls::sign::<MinPk>(&child.share, &sap1.signing_bytes()),
+            parent_key: g,
+            parent_signature: link.signature,
+        };
+        assert_eq!(check_answer(&record, Some(&signed), &g), Ok(()));
+        // A valid SAP signature beside a parent signature that is not the chain's link (here
+        // the new key's own signature over itself): refused, so it is never stored or served.
+        let mut junk = signed.clone();
+        junk.parent_signature = tbls::sign::<MinPk>(&child.share, &key_bytes(&k1));
+        assert!(check_answer(&record, Some(&junk), &g).is_err());
+        let mut other_parent = signed.clone();
+        other_parent.parent_key = k1;
+        assert!(check_answer(&record, Some(&other_parent), &g).is_err());
+        // And without a valid SAP signature.
+        let mut unsigned = signed;
+        unsigned.sap_signature = junk.parent_signature;
+        assert!(check_answer(&record, Some(&unsigned), &g).is_err());
     }
 }

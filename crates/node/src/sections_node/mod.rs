@@ -26,25 +26,39 @@
 //!   removes a member, applies a SAP, or checks a failure agreement computes the starts its
 //!   members call for ([`next_starts`](keyquorum_sections::elders::next_starts): one per half at a split, one if the elders change) and
 //!   signs and sends each once. Every member has the same age ([`MEMBER_AGE`]), so the
-//!   selection is by name among the members an elder knows.
+//!   selection is by name among the members an elder knows. An elder admits at most
+//!   [`SectionsNodeConfig::max_members`] members under its prefix
+//!   ([`admit`](keyquorum_sections::elders::admit)).
+//! - **Absent members.** The non-participants of a failure agreement, as an elder checked it or
+//!   a candidate formed it, are recorded ([`keyquorum_sections::absence`]), stored
+//!   (`"absentees"`) and skipped by every later selection until each sends the elders its own
+//!   statement that it runs at a later generation ([`join::Request::Alive`]). A node sends one
+//!   at start after a restart and again at the first SAP it applies after it, after a catch-up
+//!   moved it on, and after a SAP applied if it holds an agreement naming itself from an
+//!   earlier generation (a slow candidate forms the agreement that names it like the others).
 //! - **Splits.** A parent elder exchanges link partials with the parent's elders
 //!   ([`Coordinator::handover_parent`]) even after it applied its own half's SAP, and sends
 //!   each half's signed SAP to that half's members; each node applies the half its name is in.
 //! - **Catch-up.** A node that missed handovers (down, or cut off) learns the section moved on
 //!   by asking: at start and every [`CATCH_UP_EVERY`] (sooner, at most every [`CATCH_UP_SOON`],
-//!   when a message of a newer generation or a SAP on a key it does not hold arrives), it sends
+//!   when a message of a newer generation or a SAP on a key it does not hold arrives from an
+//!   elder of its SAP or a member under its prefix, each such peer at most once per
+//!   [`CATCH_UP_EVERY`]), it sends
 //!   the join protocol's query ([`join::Request::Query`]) to [`CATCH_UP_FAN_OUT`] peers in turn
 //!   ([`catch_up_targets`]: its SAP's elders, then the members it knows under its prefix).
 //!   Answers are bounded by the network layer and decoded canonically
 //!   ([`SectionAnswer::decode`]); the coordinator takes one only if its chain extends ours,
 //!   checked link by link from our newest key, and its signed SAP verifies under the last key
 //!   and holds our name ([`Coordinator::catch_up`]). It is then stored and served like a
-//!   handed-over SAP.
+//!   handed-over SAP: the record and the signed SAP in one write, once the coordinator has
+//!   verified the SAP's two signatures ([`ElderStore::save_section`]).
 //!
 //! What this runtime does not do (see "Sections on the network" in `docs/protocol.md`): no
 //! member agreement beyond each elder's own list (elders with different lists sign different
 //! starts, and none starts until their lists agree again), and no detection of members gone
-//! without leaving. A node that caught up learns the current SAP and key chain, not the
+//! without leaving until a DKG needs them: only a failure agreement makes a member absent, and
+//! only the elders and candidates that saw it hold it (a later elder that did not may select
+//! the member once more, which fails one more DKG). A node that caught up learns the current SAP and key chain, not the
 //! members that joined meanwhile, nor a share of a key whose DKG it missed.
 
 pub mod http;
@@ -63,13 +77,15 @@ pub use keyquorum_net::Multiaddr;
 use keyquorum_net::libp2p::PeerId;
 use keyquorum_net::libp2p::multiaddr::Protocol;
 use keyquorum_net::{NetConfig, NetEvent, Network, NetworkHandle, RetryPolicy, Target};
+use keyquorum_sections::absence::{Absentees, AliveStatement};
 use keyquorum_sections::catch_up::CatchUpError;
 use keyquorum_sections::catch_up::{self, SectionAnswer};
 use keyquorum_sections::chain::ChainError;
 use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
 use keyquorum_sections::dkg::{MAX_ROUNDS, START_GRACE, VOTE_SLACK};
-use keyquorum_sections::elders::{Member, Peer, SectionParams, StartSigner};
+use keyquorum_sections::elders::{Member, Peer, SectionParams, StartSigner, admit};
 use keyquorum_sections::keys::{PublicKey, key_bytes};
+use keyquorum_sections::routing::{self, Delivery};
 use keyquorum_sections::sap::{self, HandoverError, Sap, SignedSap};
 use keyquorum_sections::session::SessionId;
 use keyquorum_sections::store::{ElderStore, LoggedInput, PersistError, PersistentCoordinator};
@@ -121,6 +137,9 @@ pub struct SectionsNodeConfig {
     pub round: Duration,
     /// Elder count and minimum split size; the same at every node of the network.
     pub params: SectionParams,
+    /// Most members this node, as an elder, admits to its section
+    /// ([`keyquorum_sections::elders::admit`]).
+    pub max_members: usize,
 }
 
 /// Why a sections node stopped.
@@ -241,20 +260,28 @@ pub async fn run(
         (coordinator, Vec::new(), members, signed)
     };
 
+    let absentees = coordinator.store().absentees()?;
     let mut rt = Runtime::new(
         coordinator,
         members,
         signed,
+        absentees,
         net.clone(),
-        our_peer.clone(),
+        (node_key.clone(), our_peer.clone()),
         &config,
     );
     let (bound, _http) = http::serve(config.http_listen, rt.view.subscribe()).await?;
     info!(name = %hex::encode(rt.our_name.0), http = %bound, p2p = %addr, "sections node running");
     for output in replay {
-        rt.route(output);
+        rt.route(output)?;
     }
     rt.drain()?;
+    // A restarted node may have been named by a failure agreement while it was down: it says
+    // it runs, so that the elders select it again once it has caught up.
+    if stored {
+        rt.announce_alive();
+        rt.announce_at_next_sap = true;
+    }
     if !join_to.is_empty() {
         tokio::spawn(join::ask_admission(net.clone(), our_peer, join_to));
     }
@@ -452,6 +479,14 @@ fn in_section(members: &[Member], sap: &keyquorum_sections::sap::Sap) -> usize {
 
 struct Runtime {
     our_name: Name,
+    /// Signs our alive statements.
+    node_key: Secret<Scalar>,
+    /// The generation we last stated we run at.
+    announced_at: Option<u64>,
+    /// Restarted: state we run again once the next SAP applies (we cannot know whether an
+    /// agreement named us while we were down, and a statement of the generation we were
+    /// down at does not answer one of that generation).
+    announce_at_next_sap: bool,
     coordinator: PersistentCoordinator<SectionsStore>,
     members: Vec<Member>,
     signed: Option<SignedSap>,
@@ -460,11 +495,10 @@ struct Runtime {
     net: NetworkHandle,
     round: Duration,
     params: SectionParams,
+    max_members: usize,
     /// Running sessions: next deadline and deadlines passed.
     deadlines: BTreeMap<SessionId, (Instant, u32)>,
-    /// Candidates of the sessions started here.
-    candidates: BTreeMap<SessionId, Vec<Name>>,
-    /// Agreed non-participants of this generation, and the starts signed (each once).
+    /// The members held absent, and the starts signed (each once).
     start_signer: StartSigner,
     early: VecDeque<(Name, Message)>,
     retry_early: bool,
@@ -481,6 +515,35 @@ struct Runtime {
     catch_up_at: Instant,
     catch_up_asked: Option<Instant>,
     catch_up_turn: usize,
+    /// Who hastened an ask last, and when.
+    catch_up_triggers: CatchUpTriggers,
+}
+
+/// The peers that made this node ask for the section record sooner than [`CATCH_UP_EVERY`],
+/// and when: each known peer may do so once per [`CATCH_UP_EVERY`], unknown ones never.
+#[derive(Debug, Default)]
+struct CatchUpTriggers {
+    last: BTreeMap<Name, Instant>,
+}
+
+impl CatchUpTriggers {
+    /// Whether `from` (`known`: in our section) may hasten an ask at `now`; if so, remembers it.
+    fn allow(&mut self, from: Name, known: bool, now: Instant) -> bool {
+        if !known {
+            return false;
+        }
+        if self
+            .last
+            .get(&from)
+            .is_some_and(|at| now < *at + CATCH_UP_EVERY)
+        {
+            return false;
+        }
+        // Known peers are bounded by the members; older entries no longer limit anyone.
+        self.last.retain(|_, at| now < *at + CATCH_UP_EVERY);
+        self.last.insert(from, now);
+        true
+    }
 }
 
 impl Runtime {
@@ -488,8 +551,9 @@ impl Runtime {
         coordinator: PersistentCoordinator<SectionsStore>,
         members: Vec<Member>,
         signed: Option<SignedSap>,
+        absentees: Absentees,
         net: NetworkHandle,
-        our_peer: Peer,
+        (node_key, our_peer): (Secret<Scalar>, Peer),
         config: &SectionsNodeConfig,
     ) -> Self {
         let c = coordinator.coordinator();
@@ -503,6 +567,9 @@ impl Runtime {
         let (answers_tx, answers_rx) = mpsc::channel(4 * CATCH_UP_FAN_OUT);
         let mut rt = Runtime {
             our_name: our_peer.name(),
+            node_key,
+            announced_at: None,
+            announce_at_next_sap: false,
             coordinator,
             members,
             signed,
@@ -510,9 +577,9 @@ impl Runtime {
             net,
             round: config.round,
             params: config.params,
+            max_members: config.max_members,
             deadlines: BTreeMap::new(),
-            candidates: BTreeMap::new(),
-            start_signer: StartSigner::default(),
+            start_signer: StartSigner::with_absentees(absentees),
             early: VecDeque::new(),
             retry_early: false,
             reselect: false,
@@ -524,6 +591,7 @@ impl Runtime {
             catch_up_at: Instant::now(),
             catch_up_asked: None,
             catch_up_turn: 0,
+            catch_up_triggers: CatchUpTriggers::default(),
         };
         rt.learn(our_peer);
         for m in rt.members.clone() {
@@ -617,16 +685,23 @@ impl Runtime {
                     return Ok(vec![join::REFUSED]);
                 }
                 let peer = *peer;
-                if !self.members.iter().any(|m| m.peer == peer) {
-                    info!(name = %hex::encode(sender.0), "member admitted");
-                    self.members.retain(|m| m.peer.name() != sender);
-                    self.members.push(Member {
-                        peer: peer.clone(),
-                        age: MEMBER_AGE,
-                    });
-                    self.coordinator.store().save_members(&self.members)?;
-                    self.learn(peer);
-                    self.elect()?;
+                let prefix = c.sap().prefix;
+                let member = Member {
+                    peer: peer.clone(),
+                    age: MEMBER_AGE,
+                };
+                match admit(&mut self.members, member, &prefix, self.max_members) {
+                    Ok(true) => {
+                        info!(name = %hex::encode(sender.0), "member admitted");
+                        self.coordinator.store().save_members(&self.members)?;
+                        self.learn(peer);
+                        self.elect()?;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        warn!(name = %hex::encode(sender.0), reason = %e, "member not admitted");
+                        return Ok(vec![join::REFUSED]);
+                    }
                 }
                 Ok(vec![join::ADMITTED])
             }
@@ -638,9 +713,35 @@ impl Runtime {
                     info!(name = %hex::encode(sender.0), "member left");
                     self.members.retain(|m| m.peer.name() != sender);
                     self.coordinator.store().save_members(&self.members)?;
+                    self.start_signer.retain_members(&self.members);
+                    self.save_absentees()?;
                     self.elect()?;
                 }
                 Ok(vec![join::ADMITTED])
+            }
+            Ok(join::Request::Alive(statement)) => {
+                let known = self.members.iter().any(|m| m.peer.name() == sender);
+                if self.coordinator.coordinator().our_share().is_none()
+                    || statement.member() != sender
+                    || !known
+                {
+                    return Ok(vec![join::REFUSED]);
+                }
+                let generation = self.coordinator.coordinator().chain().key_count();
+                match self.start_signer.alive(&statement, generation) {
+                    Ok(back) => {
+                        self.save_absentees()?;
+                        if back {
+                            info!(name = %hex::encode(sender.0), "absent member back");
+                            self.elect()?;
+                        }
+                        Ok(vec![join::ADMITTED])
+                    }
+                    Err(e) => {
+                        debug!(name = %hex::encode(sender.0), reason = %e, "alive statement refused");
+                        Ok(vec![join::REFUSED])
+                    }
+                }
             }
             Err(_) => Ok(vec![join::REFUSED]),
         }
@@ -683,7 +784,7 @@ impl Runtime {
         })? {
             Some(d) if may_come_later(&d) => {
                 if matches!(d, Dropped::FutureGeneration { .. }) {
-                    self.catch_up_soon();
+                    self.catch_up_soon(from);
                 }
                 if self.early.len() >= MAX_EARLY {
                     self.early.pop_front();
@@ -697,7 +798,7 @@ impl Runtime {
                     d,
                     Dropped::Handover(HandoverError::Chain(ChainError::WrongParent { .. }))
                 ) {
-                    self.catch_up_soon();
+                    self.catch_up_soon(from);
                 }
                 debug!(reason = %d, "section message dropped");
             }
@@ -758,8 +859,22 @@ impl Runtime {
         }
     }
 
-    /// Asks for the section record soon: a message showed the section may be ahead of us.
-    fn catch_up_soon(&mut self) {
+    /// Asks for the section record soon: a message from `from` showed the section may be ahead
+    /// of us. Only a peer we know in our section (an elder of our SAP, or a member under its
+    /// prefix) can hasten the ask, each at most once per [`CATCH_UP_EVERY`]
+    /// ([`CatchUpTriggers`]), so that strangers cannot make us query every
+    /// [`CATCH_UP_SOON`].
+    fn catch_up_soon(&mut self, from: Name) {
+        let sap = self.coordinator.coordinator().sap();
+        let known = sap.names().contains(&from)
+            || self
+                .members
+                .iter()
+                .any(|m| m.peer.name() == from && sap.prefix.matches(&from));
+        if !self.catch_up_triggers.allow(from, known, Instant::now()) {
+            debug!(peer = %hex::encode(from.0), "catch-up trigger ignored");
+            return;
+        }
         let soon = self
             .catch_up_asked
             .map_or_else(Instant::now, |at| at + CATCH_UP_SOON);
@@ -781,6 +896,8 @@ impl Runtime {
                 let after = self.coordinator.coordinator().chain().key_count();
                 if after > before {
                     info!(%peer, from = before, to = after, "caught up with the section");
+                    // Behind, we may have been named absent meanwhile.
+                    self.announce_alive();
                 }
             }
         }
@@ -798,14 +915,7 @@ impl Runtime {
     /// refused, if it was.
     fn take_input(&mut self, input: LoggedInput) -> Result<Option<Dropped>, SectionsNodeError> {
         let generation = self.coordinator.coordinator().chain().key_count();
-        let signed = match &input {
-            LoggedInput::Message {
-                message: Message::NewElders(s),
-                ..
-            } => Some(s.clone()),
-            LoggedInput::CatchUp(answer) => answer.signed.clone(),
-            _ => None,
-        };
+        let signed = input.signed_sap().cloned();
         let result = self.coordinator.take(&input);
         if self.coordinator.coordinator().chain().key_count() != generation {
             self.applied(signed)?;
@@ -813,7 +923,7 @@ impl Runtime {
         match result {
             Ok(outputs) => {
                 for output in outputs {
-                    self.route(output);
+                    self.route(output)?;
                 }
                 Ok(None)
             }
@@ -835,8 +945,8 @@ impl Runtime {
             elder = c.our_share().is_some(),
             "new SAP applied"
         );
-        if let Some(s) = signed {
-            self.coordinator.store().save_signed_sap(&s)?;
+        // The store wrote it with the record ([`ElderStore::save_section`]).
+        if let Some(s) = signed.filter(|s| s.sap == *c.sap()) {
             self.signed = Some(s);
         }
         let elders = self.coordinator.coordinator().sap().elders.clone();
@@ -856,22 +966,80 @@ impl Runtime {
         }
         let coordinator = self.coordinator.coordinator();
         self.deadlines.retain(|s, _| coordinator.knows(s));
+        let generation = coordinator.chain().key_count();
+        if core::mem::take(&mut self.announce_at_next_sap)
+            || self
+                .start_signer
+                .absentees()
+                .announce_due(&self.our_name, generation)
+        {
+            self.announce_alive();
+        }
         self.retry_early = true;
         self.write_chain_file();
         Ok(())
     }
 
-    /// Sends an output where the protocol says.
-    fn route(&mut self, output: Output) {
-        let sap_elders = self.coordinator.coordinator().sap().names();
+    /// States to the elders of our SAP that we run at our generation (once per generation),
+    /// and takes our own statement too, so that an absence we hold for ourselves ends.
+    fn announce_alive(&mut self) {
+        let c = self.coordinator.coordinator();
+        let generation = c.chain().key_count();
+        if self.announced_at == Some(generation) {
+            return;
+        }
+        self.announced_at = Some(generation);
+        let statement = AliveStatement::sign(&self.node_key, generation);
+        let elders: Vec<Peer> = c
+            .sap()
+            .elders
+            .iter()
+            .filter(|p| p.name() != self.our_name)
+            .cloned()
+            .collect();
+        let _ = self.start_signer.alive(&statement, generation);
+        if let Err(e) = self.save_absentees() {
+            warn!(error = %e, "absentees not stored");
+        }
+        info!(generation, elders = elders.len(), "stating that we run");
+        tokio::spawn(join::announce_alive(self.net.clone(), statement, elders));
+    }
+
+    fn save_absentees(&self) -> Result<(), SectionsNodeError> {
+        self.coordinator
+            .store()
+            .save_absentees(self.start_signer.absentees())?;
+        Ok(())
+    }
+
+    /// Records a failure agreement's non-participants of a session at `generation` as absent
+    /// (as an elder that checked it, or a candidate that formed it).
+    fn record_absent(
+        &mut self,
+        generation: u64,
+        excluded: BTreeSet<Name>,
+    ) -> Result<(), SectionsNodeError> {
+        match self.start_signer.agreed(generation, excluded) {
+            Ok(true) => self.save_absentees(),
+            Ok(false) => Ok(()),
+            Err(e) => {
+                warn!(reason = %e, "absent members not recorded");
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends an output where the protocol says ([`routing::deliveries`]), after the runtime's
+    /// own bookkeeping.
+    fn route(&mut self, output: Output) -> Result<(), SectionsNodeError> {
+        let deliveries =
+            routing::deliveries(self.coordinator.coordinator(), &self.members, &output);
         match output {
             Output::DkgStarted {
                 session,
                 candidates,
             } => {
                 info!(session = %hex::encode(&session.0[..4]), candidates = candidates.len(), "DKG started");
-                self.candidates
-                    .insert(session, candidates.iter().map(Peer::name).collect());
                 for c in candidates {
                     self.learn(c);
                 }
@@ -879,122 +1047,42 @@ impl Runtime {
                     .insert(session, (Instant::now() + self.round, 0));
                 self.retry_early = true;
             }
-            Output::Dkg { to, message } => self.send(to, Message::Dkg(message)),
-            Output::StartSigned { start, signature } => {
+            Output::StartSigned { start, .. } => {
                 for c in &start.candidates {
                     self.learn(c.clone());
                 }
                 self.retry_early = true;
-                for to in start.names() {
-                    self.send(
-                        to,
-                        Message::Start {
-                            start: start.clone(),
-                            signature,
-                        },
-                    );
-                }
             }
-            Output::BroadcastFailure {
-                observation,
-                signature,
-            } => {
+            Output::BroadcastFailure { observation, .. } => {
                 self.deadlines.remove(&observation.session);
-                let to = self
-                    .candidates
-                    .get(&observation.session)
-                    .cloned()
-                    .unwrap_or_default();
                 warn!(session = %hex::encode(&observation.session.0[..4]), blamed = observation.non_participants.len(), "DKG failed here");
-                let me = self.our_name;
-                for to in to.into_iter().filter(|n| *n != me) {
-                    self.send(
-                        to,
-                        Message::Failure {
-                            observation: observation.clone(),
-                            signature,
-                        },
-                    );
-                }
             }
-            Output::Restart {
-                session,
+            Output::FailureAgreed {
+                generation,
                 excluded,
-                signatures,
                 ..
             } => {
-                for to in sap_elders {
-                    self.send(
-                        to,
-                        Message::FailureAgreement {
-                            session,
-                            excluded: excluded.clone(),
-                            signatures: signatures.clone(),
-                        },
-                    );
-                }
-            }
-            Output::FailureAgreed { excluded, .. } => {
-                let generation = self.coordinator.coordinator().chain().key_count();
                 info!(excluded = excluded.len(), "failure agreement checked");
-                self.start_signer.agreed(generation, excluded);
+                self.record_absent(generation, excluded)?;
                 self.reselect = true;
             }
-            Output::SapShare {
-                session,
-                sap,
-                partial,
+            Output::Restart {
+                generation,
+                excluded,
+                ..
             } => {
+                // The restart's elders come from these candidates: they carry the record.
+                self.record_absent(generation, excluded)?;
+            }
+            Output::SapShare { session, .. } => {
                 self.deadlines.remove(&session);
-                for to in sap_elders {
-                    self.send(
-                        to,
-                        Message::SapShare {
-                            session,
-                            sap: sap.clone(),
-                            partial,
-                        },
-                    );
-                }
             }
-            Output::LinkShare {
-                session,
-                new_key,
-                partial,
-            } => {
-                let me = self.our_name;
-                // The elders the handover is from, who are no longer ours once we applied the
-                // other half's SAP of a split.
-                let parent = self
-                    .coordinator
-                    .coordinator()
-                    .handover_parent(&session)
-                    .map_or(sap_elders, |p| p.names());
-                for to in parent.into_iter().filter(|n| *n != me) {
-                    self.send(
-                        to,
-                        Message::LinkShare {
-                            session,
-                            new_key,
-                            partial,
-                        },
-                    );
-                }
-            }
-            Output::NewElders(signed) => {
-                let mut to: BTreeSet<Name> = self
-                    .members
-                    .iter()
-                    .map(|m| m.peer.name())
-                    .filter(|n| signed.sap.prefix.matches(n))
-                    .collect();
-                to.extend(signed.sap.names());
-                to.insert(self.our_name);
-                for to in to {
-                    self.send(to, Message::NewElders((*signed).clone()));
-                }
-            }
+            Output::Dkg { .. } | Output::LinkShare { .. } | Output::NewElders(_) => {}
         }
+        for Delivery { to, message } in deliveries {
+            self.send(to, message);
+        }
+        Ok(())
     }
 
     /// Queues `message` for `to`: ours are taken in this loop, the others' sent on their own
@@ -1208,6 +1296,25 @@ mod tests {
             .filter(|p| half.matches(&p.name()))
             .count();
         assert_eq!(targets.len(), under.min(CATCH_UP_FAN_OUT));
+    }
+
+    #[test]
+    fn only_known_peers_hasten_a_catch_up_each_once_per_period() {
+        let name = |i: u64| Name::of(&tbls::public_key::<MinPk>(&key(i)));
+        let (a, b, stranger) = (name(1), name(2), name(3));
+        let mut triggers = CatchUpTriggers::default();
+        let t0 = Instant::now();
+        assert!(!triggers.allow(stranger, false, t0));
+        assert!(triggers.allow(a, true, t0));
+        // The same peer again within the period: ignored, however often it sends.
+        for s in 1..20 {
+            assert!(!triggers.allow(a, true, t0 + Duration::from_secs(s)));
+        }
+        // Another known peer is not held back by the first.
+        assert!(triggers.allow(b, true, t0 + Duration::from_secs(1)));
+        // After the period, once more.
+        assert!(triggers.allow(a, true, t0 + CATCH_UP_EVERY));
+        assert!(!triggers.allow(stranger, false, t0 + 10 * CATCH_UP_EVERY));
     }
 
     #[test]

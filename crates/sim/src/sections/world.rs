@@ -7,6 +7,7 @@ use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
 use keyquorum_sections::dkg::{DkgMessage, MAX_ROUNDS, START_GRACE, VOTE_SLACK};
 use keyquorum_sections::elders::{Member, Peer, SectionParams, StartSigner, next_starts};
 use keyquorum_sections::keys::{KEY_LEN, PublicKey, key_bytes};
+use keyquorum_sections::routing::{self, Delivery};
 use keyquorum_sections::sap::{self, Sap};
 use keyquorum_sections::session::{DkgStart, FailureObservation, NodeSignature};
 use keyquorum_sections::simulation::secret;
@@ -37,7 +38,6 @@ struct SimNode {
     leaving: bool,
     early: VecDeque<(Name, Message, Option<SectionFault>)>,
     deadlines: BTreeMap<SessionId, u32>,
-    candidates: BTreeMap<SessionId, Vec<Name>>,
     /// The generation's agreed exclusions and the starts signed, as the runtime keeps them.
     start_signer: StartSigner,
     /// The key each session gave this node a share of.
@@ -505,20 +505,19 @@ impl World {
         }
     }
 
-    /// Sends a node's output where the protocol says (as `keyquorum sections node` does).
+    /// Sends a node's output where the protocol says ([`routing::deliveries`], as `keyquorum
+    /// sections node` does), after the simulator's own bookkeeping and checks.
     fn route(&mut self, at: Name, output: Output) {
         let honest = self.honest(&at);
-        let sap_elders = self.nodes[&at].coordinator.sap().names();
+        let deliveries = routing::deliveries(&self.nodes[&at].coordinator, &self.members, &output);
         match output {
             Output::DkgStarted {
                 session,
                 candidates,
             } => {
-                let names: Vec<Name> = candidates.iter().map(Peer::name).collect();
                 let round = self.cfg.net.round;
                 let node = self.nodes.get_mut(&at).expect("known");
                 node.deadlines.insert(session, 0);
-                node.candidates.insert(session, names.clone());
                 self.schedule(round, Event::Deadline { node: at, session });
                 self.retry_early(at);
                 if honest {
@@ -539,105 +538,38 @@ impl World {
                     self.misbehave_at_start(at, session, &candidates);
                 }
             }
-            Output::Dkg { to, message } => self.send_dkg(at, to, message),
-            Output::StartSigned { start, signature } => {
+            Output::Dkg { .. } | Output::Restart { .. } | Output::LinkShare { .. } => {}
+            Output::StartSigned { start, .. } => {
                 self.starts.entry(start.session).or_insert(StartInfo {
                     prefix: start.prefix,
                     generation: start.generation,
                     candidates: start.names(),
                 });
-                for to in start.names() {
-                    self.send(
-                        at,
-                        to,
-                        &Message::Start {
-                            start: start.clone(),
-                            signature,
-                        },
-                        None,
-                    );
-                }
             }
-            Output::BroadcastFailure {
-                observation,
-                signature,
-            } => {
+            Output::BroadcastFailure { observation, .. } => {
                 let node = self.nodes.get_mut(&at).expect("known");
                 node.deadlines.remove(&observation.session);
-                let to = node
-                    .candidates
-                    .get(&observation.session)
-                    .cloned()
-                    .unwrap_or_default();
-                for to in to.into_iter().filter(|n| *n != at) {
-                    let message = Message::Failure {
-                        observation: observation.clone(),
-                        signature,
-                    };
-                    self.send(at, to, &message, None);
-                }
             }
-            Output::Restart {
+            Output::FailureAgreed {
                 session,
+                generation,
                 excluded,
-                signatures,
-                ..
             } => {
-                for to in sap_elders {
-                    let message = Message::FailureAgreement {
-                        session,
-                        excluded: excluded.clone(),
-                        signatures: signatures.clone(),
-                    };
-                    self.send(at, to, &message, None);
-                }
-            }
-            Output::FailureAgreed { session, excluded } => {
                 if honest {
                     self.agreed_failure(session, &excluded);
                 }
                 let node = self.nodes.get_mut(&at).expect("known");
-                let generation = node.coordinator.chain().key_count();
-                node.start_signer.agreed(generation, excluded);
+                // Bounded by the members; the simulator's sections stay far below it.
+                let _ = node.start_signer.agreed(generation, excluded);
                 self.elect(at);
             }
-            Output::SapShare {
-                session,
-                sap,
-                partial,
-            } => {
+            Output::SapShare { session, sap, .. } => {
                 let node = self.nodes.get_mut(&at).expect("known");
                 node.deadlines.remove(&session);
                 let key = key_bytes(&sap.section_key);
                 if honest && *node.shares.entry(session).or_insert(key) != key {
                     self.violations
                         .push(Violation::TwoKeysOneSession { node: at, session });
-                }
-                for to in sap_elders {
-                    let message = Message::SapShare {
-                        session,
-                        sap: sap.clone(),
-                        partial,
-                    };
-                    self.send(at, to, &message, None);
-                }
-            }
-            Output::LinkShare {
-                session,
-                new_key,
-                partial,
-            } => {
-                let parent = self.nodes[&at]
-                    .coordinator
-                    .handover_parent(&session)
-                    .map_or(sap_elders, Sap::names);
-                for to in parent.into_iter().filter(|n| *n != at) {
-                    let message = Message::LinkShare {
-                        session,
-                        new_key,
-                        partial,
-                    };
-                    self.send(at, to, &message, None);
                 }
             }
             Output::NewElders(signed) => {
@@ -659,18 +591,12 @@ impl World {
                         .entry((parent, key_bytes(&signed.sap.section_key)))
                         .or_insert_with(|| (signed.parent_key, signed.sap.clone()));
                 }
-                let mut to: BTreeSet<Name> = self
-                    .members
-                    .iter()
-                    .map(|m| m.peer.name())
-                    .filter(|n| signed.sap.prefix.matches(n))
-                    .collect();
-                to.extend(signed.sap.names());
-                to.insert(at);
-                let message = Message::NewElders(*signed);
-                for to in to {
-                    self.send(at, to, &message, None);
-                }
+            }
+        }
+        for Delivery { to, message } in deliveries {
+            match message {
+                Message::Dkg(message) => self.send_dkg(at, to, message),
+                message => self.send(at, to, &message, None),
             }
         }
     }
@@ -1034,7 +960,6 @@ impl SimNode {
             leaving: false,
             early: VecDeque::new(),
             deadlines: BTreeMap::new(),
-            candidates: BTreeMap::new(),
             start_signer: StartSigner::default(),
             shares: BTreeMap::new(),
             acting: BTreeSet::new(),
