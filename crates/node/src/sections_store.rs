@@ -386,6 +386,31 @@ mod tests {
     use keyquorum_crypto::{Bls12381G1, Curve};
 
     #[test]
+    fn a_signed_sap_is_written_with_its_record_and_only_through_save_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sections.redb");
+        let keys = Arc::new(NodeKeys::from_master(&[3; 32]));
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let (sap, share) = genesis(Peer::new(&node_key(), "node:1".into()), &mut rng);
+        let signed = keyquorum_sections::sap::SignedSap::genesis(&sap, &share);
+        let record = ElderRecord {
+            genesis_key: sap.section_key,
+            chain: KeyChain::genesis(),
+            sap,
+            superseded: Vec::new(),
+        };
+        let mut store = SectionsStore::open(&path, keys.clone()).unwrap();
+        // A plain save (a superseded session, a late share) leaves the signed SAP alone.
+        store.save(&record, Some(&share)).unwrap();
+        assert!(store.signed_sap().unwrap().is_none());
+        store.save_section(&record, Some(&share), &signed).unwrap();
+        drop(store);
+        let store = SectionsStore::open(&path, keys).unwrap();
+        assert_eq!(store.load().unwrap().unwrap().0, record);
+        assert_eq!(store.signed_sap().unwrap(), Some(signed));
+    }
+
+    #[test]
     fn members_and_the_signed_sap_survive_a_reopen_and_bad_bytes_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sections.redb");

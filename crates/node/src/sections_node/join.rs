@@ -58,7 +58,7 @@ pub enum Request {
     Leave,
     /// Tell an elder the sender runs at a generation, so that an absence it holds for the
     /// sender ends ([`keyquorum_sections::absence`]); the statement must be the sender's.
-    Alive(AliveStatement),
+    Alive(Box<AliveStatement>),
 }
 
 impl Request {
@@ -87,7 +87,7 @@ impl Request {
             Some((&TAG_QUERY, [])) => Ok(Request::Query),
             Some((&TAG_LEAVE, [])) => Ok(Request::Leave),
             Some((&TAG_ADMIT, rest)) => Ok(Request::Admit(Box::new(decode_peer(rest)?))),
-            Some((&TAG_ALIVE, rest)) => Ok(Request::Alive(AliveStatement::decode(rest)?)),
+            Some((&TAG_ALIVE, rest)) => Ok(Request::Alive(Box::new(AliveStatement::decode(rest)?))),
             Some((&tag, _)) => Err(WireError::UnknownTag {
                 what: "join request",
                 tag,
@@ -196,7 +196,7 @@ pub async fn query_section(
 /// Tells each of `elders` that we run ([`Request::Alive`]), a few times each while it refuses
 /// (an elder that has not applied our SAP yet refuses a statement of a generation ahead of it).
 pub async fn announce_alive(net: NetworkHandle, statement: AliveStatement, elders: Vec<Peer>) {
-    let request = Request::Alive(statement).encode();
+    let request = Request::Alive(Box::new(statement)).encode();
     for elder in &elders {
         let identity = key_bytes(&elder.node_key).to_vec();
         if let Some(addr) = elder.addr.parse::<Multiaddr>().ok()
@@ -301,7 +301,7 @@ mod tests {
             Request::Query,
             Request::Leave,
             Request::Admit(Box::new(peer)),
-            Request::Alive(AliveStatement::sign(&key, 4)),
+            Request::Alive(Box::new(AliveStatement::sign(&key, 4))),
         ] {
             let bytes = r.encode();
             assert_eq!(Request::decode(&bytes).unwrap(), r);
