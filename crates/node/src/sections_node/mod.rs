@@ -28,7 +28,7 @@
 //!   signs and sends each once. Every member has the same age ([`MEMBER_AGE`]), so the
 //!   selection is by name among the members an elder knows. An elder admits at most
 //!   [`SectionsNodeConfig::max_members`] members under its prefix
-//!   ([`admit`](keyquorum_sections::elders::admit)).
+//!   ([`admit`]).
 //! - **Absent members.** The non-participants of a failure agreement, as an elder checked it or
 //!   a candidate formed it, are recorded ([`keyquorum_sections::absence`]), stored
 //!   (`"absentees"`) and skipped by every later selection until each sends the elders its own
