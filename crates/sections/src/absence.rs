@@ -11,28 +11,33 @@
 //!
 //! The rule, per member name, over two numbers each node keeps ([`Absentees`]):
 //! - `excluded_at`: the highest generation of a checked agreement that named it;
-//! - `alive_at`: the highest generation of an [`AliveStatement`] it signed, which a node takes
-//!   only for a generation it has reached itself (no statement signed ahead of an exclusion can
-//!   answer it).
+//! - `alive_at`: the highest generation of an [`AliveStatement`] it signed, applied only once
+//!   the node has reached that generation itself (no statement signed ahead of an exclusion
+//!   can answer it); one ahead is kept per member until then ([`Absentees::reached`]).
 //!
 //! The member is *absent*, and [`crate::elders::StartSigner`] skips it when it selects, while
-//! `excluded_at` is set and `alive_at` is not above it. Both are maxima, so the result does not
-//! depend on the order the agreements and statements arrive in: elders that took the same
-//! agreements and statements skip the same members and sign the same starts.
+//! `excluded_at` is set and `alive_at` is not above it. Both are maxima, so once a member is
+//! recorded excluded the result does not depend on the order the agreements and statements
+//! arrive in. A statement of a member never excluded creates no entry (the member sends its
+//! statement again at every SAP and periodically, so one that arrives before the agreement it
+//! answers is sent again after it).
 //!
 //! Coming back: a member signs a statement for the generation it is at. An agreement at
 //! generation `g` is answered only by a statement of a later generation, that is once the
-//! restart's handover (or any later one) reached the member. So a node that was only slow (it
-//! still receives the other candidates' observations, forms the agreement naming itself and
-//! applies the next SAP) is eligible again one generation after its exclusion, and a node that
-//! crashed stays skipped until it runs again and has caught up. A statement is a signature by
-//! the member's own node key, so nobody else can bring a member back, and no single node can
-//! make one absent (that takes an agreement).
+//! restart's handover (or any later one) reached the member. So a node that was only slow is
+//! eligible again one generation after its exclusion, and a node that crashed stays skipped
+//! until it runs again and has caught up. A statement is a signature by the member's own node
+//! key, so nobody else can bring a member back, and no single node can make one absent (that
+//! takes an agreement).
 //!
-//! What a node holds is its own: the current elders (which check the agreement) and the failed
-//! session's candidates (which formed it, and among which the restart picks the next elders)
-//! record it; a member that becomes an elder later without having seen it does not, and may
-//! select the absent member once more, which then fails one DKG and is recorded anew.
+//! What a node holds is its own: nothing agrees on it or hands it over. Elders whose records
+//! differ select different candidates and sign different starts, none of which may reach a
+//! supermajority until the records agree; the member's repeated statements make them converge.
+//! An elder that never saw an agreement keeps selecting the member it named (see "Absent
+//! members" in `docs/protocol.md`).
+//!
+//! Cost: a statement not above what is held for its member is dropped before its signature is
+//! checked, and [`Taken`] says whether the record changed, so a caller stores it only then.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -139,30 +144,49 @@ impl Entry {
     }
 }
 
-/// One node's record of absent members (see the module docs for the rule).
+/// What taking an [`AliveStatement`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Taken {
+    /// Nothing: not above what is held for the member, or the member was never excluded.
+    Unchanged,
+    /// Kept, in memory only, until this node reaches the statement's generation
+    /// ([`Absentees::reached`]).
+    Pending,
+    /// The record changed (store it), the member stays as it was.
+    Recorded,
+    /// The record changed and the member is absent no more.
+    Back,
+}
+
+/// One node's record of absent members (see the module docs for the rule), and per member at
+/// most one verified statement for a generation this node has not reached yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Absentees {
     entries: BTreeMap<Name, Entry>,
+    /// Not stored: a member re-sends its statement at every SAP and periodically.
+    pending: BTreeMap<Name, AliveStatement>,
 }
 
 impl Absentees {
-    fn entry(&mut self, name: Name) -> Result<&mut Entry, AbsenceError> {
-        if !self.entries.contains_key(&name) && self.entries.len() >= MAX_ABSENTEES {
-            return Err(AbsenceError::Full);
-        }
-        Ok(self.entries.entry(name).or_default())
-    }
-
     /// A checked failure agreement of a session at `generation` named `excluded`. Returns
-    /// whether any of them became absent by it.
+    /// whether any of them became absent by it. Refused whole, changing nothing, if the new
+    /// names do not all fit within [`MAX_ABSENTEES`].
     pub fn excluded(
         &mut self,
         generation: u64,
         excluded: impl IntoIterator<Item = Name>,
     ) -> Result<bool, AbsenceError> {
+        let names: BTreeSet<Name> = excluded.into_iter().collect();
+        let new = names
+            .iter()
+            .filter(|n| !self.entries.contains_key(n))
+            .count();
+        if self.entries.len() + new > MAX_ABSENTEES {
+            return Err(AbsenceError::Full);
+        }
         let mut changed = false;
-        for name in excluded {
-            let entry = self.entry(name)?;
+        for name in names {
+            let entry = self.entries.entry(name).or_default();
             let was = entry.absent();
             entry.excluded_at = entry.excluded_at.max(Some(generation));
             changed |= !was && entry.absent();
@@ -170,27 +194,80 @@ impl Absentees {
         Ok(changed)
     }
 
-    /// A member's statement, taken by a node whose chain holds `current` keys: refused if its
-    /// signature does not verify or its generation is ahead of ours. Returns whether the member
-    /// was absent and no longer is.
+    /// A member's statement, taken by a node whose chain holds `current` keys. A statement not
+    /// above what is held for its member, or of a member never excluded, changes nothing and
+    /// is dropped before its signature is checked (the check costs a pairing); otherwise it is
+    /// refused if its signature does not verify. One ahead of `current` is kept (one per
+    /// member, the highest) until [`Absentees::reached`] applies it.
     pub fn alive(
         &mut self,
         statement: &AliveStatement,
         current: u64,
-    ) -> Result<bool, AbsenceError> {
+    ) -> Result<Taken, AbsenceError> {
+        let member = statement.member();
         if statement.generation > current {
-            return Err(AbsenceError::FutureGeneration {
-                got: statement.generation,
-                current,
-            });
+            if self
+                .pending
+                .get(&member)
+                .is_some_and(|p| p.generation >= statement.generation)
+            {
+                return Ok(Taken::Unchanged);
+            }
+            if !self.pending.contains_key(&member) && self.pending.len() >= MAX_ABSENTEES {
+                return Err(AbsenceError::Full);
+            }
+            if !statement.verify() {
+                return Err(AbsenceError::BadSignature);
+            }
+            self.pending.insert(member, *statement);
+            return Ok(Taken::Pending);
+        }
+        let answers = self.entries.get(&member).is_some_and(|e| {
+            e.excluded_at.is_some() && e.alive_at.is_none_or(|a| a < statement.generation)
+        });
+        if !answers {
+            return Ok(Taken::Unchanged);
         }
         if !statement.verify() {
             return Err(AbsenceError::BadSignature);
         }
-        let entry = self.entry(statement.member())?;
+        Ok(self.record_alive(member, statement.generation))
+    }
+
+    /// This node's chain now holds `current` keys: applies the kept statements it reached.
+    /// Returns the most any of them did.
+    pub fn reached(&mut self, current: u64) -> Taken {
+        let due: Vec<AliveStatement> = self
+            .pending
+            .values()
+            .filter(|s| s.generation <= current)
+            .copied()
+            .collect();
+        let mut taken = Taken::Unchanged;
+        for statement in due {
+            let member = statement.member();
+            self.pending.remove(&member);
+            taken = taken.max(self.record_alive(member, statement.generation));
+        }
+        taken
+    }
+
+    /// Records a verified statement of `member` at `generation`; no entry is created for a
+    /// member never excluded.
+    fn record_alive(&mut self, member: Name, generation: u64) -> Taken {
+        let Some(entry) = self.entries.get_mut(&member) else {
+            return Taken::Unchanged;
+        };
+        if entry.alive_at.is_some_and(|a| a >= generation) {
+            return Taken::Unchanged;
+        }
         let was = entry.absent();
-        entry.alive_at = entry.alive_at.max(Some(statement.generation));
-        Ok(was && !entry.absent())
+        entry.alive_at = Some(generation);
+        if was && !entry.absent() {
+            Taken::Back
+        } else {
+            Taken::Recorded
+        }
     }
 
     /// Whether `name` is absent.
@@ -207,20 +284,11 @@ impl Absentees {
             .collect()
     }
 
-    /// Whether a node named `us`, at `generation`, should sign and send its statement: it holds
-    /// an agreement naming it from an earlier generation that no statement of its own answers
-    /// yet. (A node that crashed cannot know it was named: it states it is alive once it runs
-    /// and once it has caught up, whatever it holds.)
-    pub fn announce_due(&self, us: &Name, generation: u64) -> bool {
-        self.entries
-            .get(us)
-            .is_some_and(|e| e.absent() && e.excluded_at.is_some_and(|x| x < generation))
-    }
-
     /// Forgets the names that are not among `members` (they left).
     pub fn retain_members(&mut self, members: &[Member]) {
         let names: BTreeSet<Name> = members.iter().map(|m| m.peer.name()).collect();
         self.entries.retain(|n, _| names.contains(n));
+        self.pending.retain(|n, _| names.contains(n));
     }
 
     /// Canonical encoding: the entry count (u32), then per name ascending: the name and each of
@@ -263,8 +331,9 @@ impl Absentees {
                 };
             }
             let [excluded_at, alive_at] = generations;
-            if excluded_at.is_none() && alive_at.is_none() {
-                return Err(WireError::NonCanonical("empty absentee"));
+            // Only an exclusion creates an entry.
+            if excluded_at.is_none() {
+                return Err(WireError::NonCanonical("absentee never excluded"));
             }
             entries.insert(
                 name,
@@ -275,7 +344,10 @@ impl Absentees {
             );
         }
         r.finish()?;
-        Ok(Absentees { entries })
+        Ok(Absentees {
+            entries,
+            pending: BTreeMap::new(),
+        })
     }
 }
 
@@ -299,28 +371,85 @@ mod tests {
         assert!(a.excluded(3, [x]).unwrap());
         assert!(a.is_absent(&x));
         // A statement of the exclusion's generation or before does not answer it.
-        assert!(!a.alive(&AliveStatement::sign(&sk, 3), 3).unwrap());
-        assert!(!a.alive(&AliveStatement::sign(&sk, 2), 3).unwrap());
-        assert!(a.is_absent(&x));
-        // One ahead of our own generation, forged, or another node's, is refused or is about
-        // that other node.
         assert_eq!(
-            a.alive(&AliveStatement::sign(&sk, 4), 3),
-            Err(AbsenceError::FutureGeneration { got: 4, current: 3 })
+            a.alive(&AliveStatement::sign(&sk, 3), 3),
+            Ok(Taken::Recorded)
         );
+        assert_eq!(
+            a.alive(&AliveStatement::sign(&sk, 2), 3),
+            Ok(Taken::Unchanged)
+        );
+        assert!(a.is_absent(&x));
+        // A forged one, or another node's (never excluded), changes nothing.
         let mut forged = AliveStatement::sign(&sk, 4);
         forged.signature.signature = AliveStatement::sign(&other_sk, 4).signature.signature;
         assert_eq!(a.alive(&forged, 4), Err(AbsenceError::BadSignature));
-        assert!(!a.alive(&AliveStatement::sign(&other_sk, 4), 4).unwrap());
+        assert_eq!(
+            a.alive(&AliveStatement::sign(&other_sk, 4), 4),
+            Ok(Taken::Unchanged)
+        );
         assert!(a.is_absent(&x));
         // Its own statement of a later generation does.
-        assert!(a.announce_due(&x, 4));
-        assert!(a.alive(&AliveStatement::sign(&sk, 4), 4).unwrap());
+        assert_eq!(a.alive(&AliveStatement::sign(&sk, 4), 4), Ok(Taken::Back));
         assert!(!a.is_absent(&x));
-        assert!(!a.announce_due(&x, 4));
         // A second agreement later makes it absent again.
         assert!(a.excluded(5, [x]).unwrap());
         assert_eq!(a.absent(), BTreeSet::from([x]));
+    }
+
+    #[test]
+    fn a_statement_ahead_of_us_is_kept_and_applied_once_we_reach_it() {
+        let (sk, x) = node(1);
+        let (other_sk, _) = node(2);
+        let mut a = Absentees::default();
+        a.excluded(3, [x]).unwrap();
+        // The member applied generation 4 before this elder did.
+        assert_eq!(
+            a.alive(&AliveStatement::sign(&sk, 4), 3),
+            Ok(Taken::Pending)
+        );
+        assert!(a.is_absent(&x));
+        // A lower or equal one does not replace it; a forged one is refused.
+        assert_eq!(
+            a.alive(&AliveStatement::sign(&sk, 4), 3),
+            Ok(Taken::Unchanged)
+        );
+        let mut forged = AliveStatement::sign(&sk, 6);
+        forged.signature.signature = AliveStatement::sign(&other_sk, 6).signature.signature;
+        assert_eq!(a.alive(&forged, 3), Err(AbsenceError::BadSignature));
+        assert_eq!(a.reached(3), Taken::Unchanged);
+        assert!(a.is_absent(&x));
+        assert_eq!(a.reached(4), Taken::Back);
+        assert!(!a.is_absent(&x));
+        assert_eq!(a.reached(5), Taken::Unchanged);
+        // Pending statements of those who left are forgotten.
+        a.excluded(5, [x]).unwrap();
+        a.alive(&AliveStatement::sign(&sk, 7), 5).unwrap();
+        a.retain_members(&[]);
+        assert_eq!(a.reached(9), Taken::Unchanged);
+        assert_eq!(a, Absentees::default());
+    }
+
+    #[test]
+    fn a_statement_not_above_the_record_is_dropped_before_its_signature_is_checked() {
+        let (sk, x) = node(1);
+        let (other_sk, y) = node(2);
+        let mut a = Absentees::default();
+        a.excluded(3, [x]).unwrap();
+        a.alive(&AliveStatement::sign(&sk, 4), 4).unwrap();
+        // A bad signature at or below what is held: not checked, nothing changes.
+        let mut forged = AliveStatement::sign(&sk, 4);
+        forged.signature.signature = AliveStatement::sign(&other_sk, 4).signature.signature;
+        let before = a.clone();
+        assert_eq!(a.alive(&forged, 9), Ok(Taken::Unchanged));
+        assert_eq!(a, before);
+        // A member never excluded gets no entry.
+        assert_eq!(
+            a.alive(&AliveStatement::sign(&other_sk, 5), 9),
+            Ok(Taken::Unchanged)
+        );
+        assert!(!a.entries.contains_key(&y));
+        assert_eq!(a, before);
     }
 
     #[test]
@@ -346,8 +475,12 @@ mod tests {
             [2, 0, 1],
             [2, 1, 0],
         ];
+        // Once a member is excluded (here at generation 1), statements and later agreements
+        // may come in any order. (A statement of a member never excluded is not kept: the
+        // member sends it again at every SAP and periodically.)
         let mut records = orders.iter().map(|order| {
             let mut a = Absentees::default();
+            a.excluded(1, [x]).unwrap();
             for i in order {
                 steps[*i](&mut a);
             }
@@ -378,10 +511,13 @@ mod tests {
             swapped.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 3, 0]);
         }
         assert!(Absentees::decode(&swapped).is_err());
-        let mut empty = 1u32.to_be_bytes().to_vec();
-        empty.extend_from_slice(&x.0);
-        empty.extend_from_slice(&[0, 0]);
-        assert!(Absentees::decode(&empty).is_err());
+        // An entry never excluded, with or without a statement.
+        for body in [[0u8, 0].as_slice(), &[0, 1, 0, 0, 0, 0, 0, 0, 0, 4]] {
+            let mut empty = 1u32.to_be_bytes().to_vec();
+            empty.extend_from_slice(&x.0);
+            empty.extend_from_slice(body);
+            assert!(Absentees::decode(&empty).is_err());
+        }
         let mut flag = 1u32.to_be_bytes().to_vec();
         flag.extend_from_slice(&x.0);
         flag.extend_from_slice(&[2, 0]);
@@ -401,7 +537,13 @@ mod tests {
             n[..8].copy_from_slice(&i.to_be_bytes());
             Name(n)
         });
-        full.excluded(1, names).unwrap();
-        assert_eq!(full.excluded(1, [x]), Err(AbsenceError::Full));
+        full.excluded(1, names.take(MAX_ABSENTEES - 1)).unwrap();
+        // Room for one name, not two: the agreement changes nothing.
+        let before = full.clone();
+        assert_eq!(full.excluded(2, [x, y]), Err(AbsenceError::Full));
+        assert_eq!(full, before);
+        assert!(!full.is_absent(&x) && !full.is_absent(&y));
+        full.excluded(2, [x]).unwrap();
+        assert_eq!(full.excluded(1, [y]), Err(AbsenceError::Full));
     }
 }

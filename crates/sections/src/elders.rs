@@ -14,7 +14,7 @@ use blstrs::Scalar;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 
-use crate::absence::{AbsenceError, Absentees, AliveStatement};
+use crate::absence::{AbsenceError, Absentees, AliveStatement, Taken};
 use crate::dkg::DkgKeys;
 use crate::keys::{PublicKey, key_bytes};
 use crate::name::{Name, Prefix};
@@ -264,13 +264,19 @@ impl StartSigner {
     }
 
     /// A member's statement that it is alive, taken at our `generation`
-    /// ([`Absentees::alive`]). Returns whether a member came back.
+    /// ([`Absentees::alive`]).
     pub fn alive(
         &mut self,
         statement: &AliveStatement,
         generation: u64,
-    ) -> Result<bool, AbsenceError> {
+    ) -> Result<Taken, AbsenceError> {
         self.absentees.alive(statement, generation)
+    }
+
+    /// Our chain reached `generation`: applies the statements kept for it
+    /// ([`Absentees::reached`]).
+    pub fn reached(&mut self, generation: u64) -> Taken {
+        self.absentees.reached(generation)
     }
 
     /// Forgets the absence of those no longer among `members`.
@@ -491,10 +497,10 @@ pub(crate) mod tests {
         // does, and it is selected again.
         let x_key = key(seed_of_x).0;
         let stale = crate::absence::AliveStatement::sign(&x_key, 1);
-        assert!(!signer.alive(&stale, 2).unwrap());
+        assert_eq!(signer.alive(&stale, 2), Ok(Taken::Recorded));
         assert!(signer.starts_to_sign(&second, &members, &params).is_empty());
         let fresh = crate::absence::AliveStatement::sign(&x_key, 2);
-        assert!(signer.alive(&fresh, 2).unwrap());
+        assert_eq!(signer.alive(&fresh, 2), Ok(Taken::Back));
         let starts = signer.starts_to_sign(&second, &members, &params);
         assert_eq!(starts.len(), 1);
         assert!(starts[0].names().contains(&x));

@@ -12,9 +12,9 @@
 //!    transport proved, its DKG keys come with a valid proof of possession, its address names
 //!    the libp2p peer the request came from, and its name falls under the section's prefix.
 //!
-//! A member that runs again, or learnt that a failure agreement named it, tells the elders of
-//! its SAP it is alive ([`Request::Alive`], its own signed statement), so that they select it
-//! again ([`keyquorum_sections::absence`]).
+//! A member tells the elders of its SAP it is alive ([`Request::Alive`], its own signed
+//! statement) at start, at every SAP it applies and periodically while it is not an elder, so
+//! that elders holding it absent select it again ([`keyquorum_sections::absence`]).
 //!
 //! A member leaves by asking every elder of its SAP to remove it ([`Request::Leave`], no
 //! payload: the member to remove is the sender the transport proved, so nobody can remove
@@ -33,7 +33,7 @@ use keyquorum_sections::store::ElderRecord;
 use keyquorum_sections::wire::decode_peer;
 use keyquorum_sections::{Name, Prefix};
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{SectionsNodeError, peer_of};
 
@@ -193,8 +193,9 @@ pub async fn query_section(
     Err(SectionsNodeError::Join(last))
 }
 
-/// Tells each of `elders` that we run ([`Request::Alive`]), a few times each while it refuses
-/// (an elder that has not applied our SAP yet refuses a statement of a generation ahead of it).
+/// Tells each of `elders` that we run ([`Request::Alive`]), once each: the node sends it again
+/// at its next SAP and periodically while it is not an elder, and an elder that has not reached
+/// the statement's generation keeps it until it does.
 pub async fn announce_alive(net: NetworkHandle, statement: AliveStatement, elders: Vec<Peer>) {
     let request = Request::Alive(Box::new(statement)).encode();
     for elder in &elders {
@@ -204,18 +205,11 @@ pub async fn announce_alive(net: NetworkHandle, statement: AliveStatement, elder
         {
             let _ = net.bind_identity(identity.clone(), peer, vec![addr]).await;
         }
-        for _ in 0..5 {
-            match net
-                .send_section_join(Target::Identity(identity.clone()), request.clone())
-                .await
-            {
-                Ok(a) if a == [ADMITTED] => break,
-                Ok(_) => {}
-                Err(e) => {
-                    warn!(elder = %hex::encode(elder.name().0), error = %e, "alive statement not delivered")
-                }
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Err(e) = net
+            .send_section_join(Target::Identity(identity.clone()), request.clone())
+            .await
+        {
+            debug!(elder = %hex::encode(elder.name().0), error = %e, "alive statement not delivered");
         }
     }
 }

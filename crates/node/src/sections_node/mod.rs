@@ -32,10 +32,11 @@
 //! - **Absent members.** The non-participants of a failure agreement, as an elder checked it or
 //!   a candidate formed it, are recorded ([`keyquorum_sections::absence`]), stored
 //!   (`"absentees"`) and skipped by every later selection until each sends the elders its own
-//!   statement that it runs at a later generation ([`join::Request::Alive`]). A node sends one
-//!   at start after a restart and again at the first SAP it applies after it, after a catch-up
-//!   moved it on, and after a SAP applied if it holds an agreement naming itself from an
-//!   earlier generation (a slow candidate forms the agreement that names it like the others).
+//!   statement that it runs at a later generation ([`join::Request::Alive`]). A node sends it
+//!   at start after a restart, at every SAP it applies, and every [`ALIVE_EVERY`] while it is
+//!   not an elder; an elder keeps one statement per member for a generation it has not reached
+//!   and applies it when it does, takes one per member per [`ALIVE_MIN_GAP`], and stores the
+//!   record only when it changed.
 //! - **Splits.** A parent elder exchanges link partials with the parent's elders
 //!   ([`Coordinator::handover_parent`]) even after it applied its own half's SAP, and sends
 //!   each half's signed SAP to that half's members; each node applies the half its name is in.
@@ -57,8 +58,8 @@
 //! member agreement beyond each elder's own list (elders with different lists sign different
 //! starts, and none starts until their lists agree again), and no detection of members gone
 //! without leaving until a DKG needs them: only a failure agreement makes a member absent, and
-//! only the elders and candidates that saw it hold it (a later elder that did not may select
-//! the member once more, which fails one more DKG). A node that caught up learns the current SAP and key chain, not the
+//! only the elders and candidates that saw it hold it (a later elder that did not selects the
+//! member and signs a start the others do not; none starts until their records agree). A node that caught up learns the current SAP and key chain, not the
 //! members that joined meanwhile, nor a share of a key whose DKG it missed.
 
 pub mod http;
@@ -77,7 +78,7 @@ pub use keyquorum_net::Multiaddr;
 use keyquorum_net::libp2p::PeerId;
 use keyquorum_net::libp2p::multiaddr::Protocol;
 use keyquorum_net::{NetConfig, NetEvent, Network, NetworkHandle, RetryPolicy, Target};
-use keyquorum_sections::absence::{Absentees, AliveStatement};
+use keyquorum_sections::absence::{Absentees, AliveStatement, Taken};
 use keyquorum_sections::catch_up::CatchUpError;
 use keyquorum_sections::catch_up::{self, SectionAnswer};
 use keyquorum_sections::chain::ChainError;
@@ -117,6 +118,15 @@ pub const CATCH_UP_SOON: Duration = Duration::from_secs(2);
 
 /// Most peers asked for their section record at once.
 pub const CATCH_UP_FAN_OUT: usize = 4;
+
+/// How often a member that is not an elder sends its alive statement again (it also sends it
+/// at every SAP it applies): an elder that refused it, or missed it, or has not reached its
+/// generation yet takes it then.
+pub const ALIVE_EVERY: Duration = Duration::from_secs(5);
+
+/// Shortest time between two alive statements an elder takes from one member; sooner ones
+/// are refused before any signature check or write.
+pub const ALIVE_MIN_GAP: Duration = Duration::from_secs(1);
 
 /// Configuration of a sections node.
 #[derive(Clone, Debug)]
@@ -279,8 +289,7 @@ pub async fn run(
     // A restarted node may have been named by a failure agreement while it was down: it says
     // it runs, so that the elders select it again once it has caught up.
     if stored {
-        rt.announce_alive();
-        rt.announce_at_next_sap = true;
+        rt.announce_alive(true);
     }
     if !join_to.is_empty() {
         tokio::spawn(join::ask_admission(net.clone(), our_peer, join_to));
@@ -468,6 +477,14 @@ pub fn catch_up_targets(
         .collect()
 }
 
+/// Whether a node named `us` whose SAP is `sap`, having last sent its alive statement at
+/// `last`, should send it again at `now`: every [`ALIVE_EVERY`] while it is not an elder (an
+/// elder is selected already; a member held absent never is, and it cannot know which elders
+/// hold it absent).
+fn alive_resend_due(sap: &Sap, us: &Name, last: Option<Instant>, now: Instant) -> bool {
+    !sap.names().contains(us) && last.is_none_or(|at| now >= at + ALIVE_EVERY)
+}
+
 /// How many of `members` the section of `sap` holds (after a split, a node still knows the
 /// other half's members, to send them the handover it signed).
 fn in_section(members: &[Member], sap: &keyquorum_sections::sap::Sap) -> usize {
@@ -481,12 +498,11 @@ struct Runtime {
     our_name: Name,
     /// Signs our alive statements.
     node_key: Secret<Scalar>,
-    /// The generation we last stated we run at.
-    announced_at: Option<u64>,
-    /// Restarted: state we run again once the next SAP applies (we cannot know whether an
-    /// agreement named us while we were down, and a statement of the generation we were
-    /// down at does not answer one of that generation).
-    announce_at_next_sap: bool,
+    /// When we last sent our alive statement, and the task sending it (one at a time).
+    alive_sent: Option<Instant>,
+    alive_task: Option<tokio::task::JoinHandle<()>>,
+    /// When each member's alive statement was last taken ([`ALIVE_MIN_GAP`]).
+    alive_limit: PeerRateLimit,
     coordinator: PersistentCoordinator<SectionsStore>,
     members: Vec<Member>,
     signed: Option<SignedSap>,
@@ -516,18 +532,26 @@ struct Runtime {
     catch_up_asked: Option<Instant>,
     catch_up_turn: usize,
     /// Who hastened an ask last, and when.
-    catch_up_triggers: CatchUpTriggers,
+    catch_up_triggers: PeerRateLimit,
 }
 
-/// The peers that made this node ask for the section record sooner than [`CATCH_UP_EVERY`],
-/// and when: each known peer may do so once per [`CATCH_UP_EVERY`], unknown ones never.
-#[derive(Debug, Default)]
-struct CatchUpTriggers {
+/// Per known peer, when it last did something allowed once per `period` (hasten a catch-up,
+/// have an alive statement taken); unknown peers never may.
+#[derive(Debug)]
+struct PeerRateLimit {
+    period: Duration,
     last: BTreeMap<Name, Instant>,
 }
 
-impl CatchUpTriggers {
-    /// Whether `from` (`known`: in our section) may hasten an ask at `now`; if so, remembers it.
+impl PeerRateLimit {
+    fn new(period: Duration) -> Self {
+        PeerRateLimit {
+            period,
+            last: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `from` (`known`: in our section) may act at `now`; if so, remembers it.
     fn allow(&mut self, from: Name, known: bool, now: Instant) -> bool {
         if !known {
             return false;
@@ -535,12 +559,13 @@ impl CatchUpTriggers {
         if self
             .last
             .get(&from)
-            .is_some_and(|at| now < *at + CATCH_UP_EVERY)
+            .is_some_and(|at| now < *at + self.period)
         {
             return false;
         }
         // Known peers are bounded by the members; older entries no longer limit anyone.
-        self.last.retain(|_, at| now < *at + CATCH_UP_EVERY);
+        let period = self.period;
+        self.last.retain(|_, at| now < *at + period);
         self.last.insert(from, now);
         true
     }
@@ -568,8 +593,9 @@ impl Runtime {
         let mut rt = Runtime {
             our_name: our_peer.name(),
             node_key,
-            announced_at: None,
-            announce_at_next_sap: false,
+            alive_sent: None,
+            alive_task: None,
+            alive_limit: PeerRateLimit::new(ALIVE_MIN_GAP),
             coordinator,
             members,
             signed,
@@ -591,7 +617,7 @@ impl Runtime {
             catch_up_at: Instant::now(),
             catch_up_asked: None,
             catch_up_turn: 0,
-            catch_up_triggers: CatchUpTriggers::default(),
+            catch_up_triggers: PeerRateLimit::new(CATCH_UP_EVERY),
         };
         rt.learn(our_peer);
         for m in rt.members.clone() {
@@ -723,18 +749,14 @@ impl Runtime {
                 let known = self.members.iter().any(|m| m.peer.name() == sender);
                 if self.coordinator.coordinator().our_share().is_none()
                     || statement.member() != sender
-                    || !known
+                    || !self.alive_limit.allow(sender, known, Instant::now())
                 {
                     return Ok(vec![join::REFUSED]);
                 }
                 let generation = self.coordinator.coordinator().chain().key_count();
                 match self.start_signer.alive(&statement, generation) {
-                    Ok(back) => {
-                        self.save_absentees()?;
-                        if back {
-                            info!(name = %hex::encode(sender.0), "absent member back");
-                            self.elect()?;
-                        }
+                    Ok(taken) => {
+                        self.after_alive(taken)?;
                         Ok(vec![join::ADMITTED])
                     }
                     Err(e) => {
@@ -751,6 +773,14 @@ impl Runtime {
         let now = Instant::now();
         if now >= self.catch_up_at {
             self.ask_for_section(now);
+        }
+        if alive_resend_due(
+            self.coordinator.coordinator().sap(),
+            &self.our_name,
+            self.alive_sent,
+            now,
+        ) {
+            self.announce_alive(false);
         }
         let due: Vec<SessionId> = self
             .deadlines
@@ -896,8 +926,6 @@ impl Runtime {
                 let after = self.coordinator.coordinator().chain().key_count();
                 if after > before {
                     info!(%peer, from = before, to = after, "caught up with the section");
-                    // Behind, we may have been named absent meanwhile.
-                    self.announce_alive();
                 }
             }
         }
@@ -967,28 +995,40 @@ impl Runtime {
         let coordinator = self.coordinator.coordinator();
         self.deadlines.retain(|s, _| coordinator.knows(s));
         let generation = coordinator.chain().key_count();
-        if core::mem::take(&mut self.announce_at_next_sap)
-            || self
-                .start_signer
-                .absentees()
-                .announce_due(&self.our_name, generation)
-        {
-            self.announce_alive();
-        }
+        // Statements members sent before we reached their generation.
+        let taken = self.start_signer.reached(generation);
+        self.after_alive(taken)?;
+        // We may have been named absent meanwhile (slow, down, or cut off): say we run at
+        // this generation, which answers any agreement of an earlier one.
+        self.announce_alive(true);
         self.retry_early = true;
         self.write_chain_file();
         Ok(())
     }
 
-    /// States to the elders of our SAP that we run at our generation (once per generation),
-    /// and takes our own statement too, so that an absence we hold for ourselves ends.
-    fn announce_alive(&mut self) {
-        let c = self.coordinator.coordinator();
-        let generation = c.chain().key_count();
-        if self.announced_at == Some(generation) {
+    /// Stores the record if a statement changed it; selects again if a member came back.
+    fn after_alive(&mut self, taken: Taken) -> Result<(), SectionsNodeError> {
+        if taken >= Taken::Recorded {
+            self.save_absentees()?;
+        }
+        if taken == Taken::Back {
+            info!("absent member back");
+            self.reselect = true;
+        }
+        Ok(())
+    }
+
+    /// States to the elders of our SAP that we run at our generation, and takes our own
+    /// statement too, so that an absence we hold for ourselves ends. At most one sending task
+    /// runs: a new SAP's replaces the previous one, a periodic resend waits for it.
+    fn announce_alive(&mut self, replace: bool) {
+        let running = self.alive_task.as_ref().is_some_and(|t| !t.is_finished());
+        if running && !replace {
             return;
         }
-        self.announced_at = Some(generation);
+        self.alive_sent = Some(Instant::now());
+        let c = self.coordinator.coordinator();
+        let generation = c.chain().key_count();
         let statement = AliveStatement::sign(&self.node_key, generation);
         let elders: Vec<Peer> = c
             .sap()
@@ -997,12 +1037,25 @@ impl Runtime {
             .filter(|p| p.name() != self.our_name)
             .cloned()
             .collect();
-        let _ = self.start_signer.alive(&statement, generation);
-        if let Err(e) = self.save_absentees() {
+        let taken = self
+            .start_signer
+            .alive(&statement, generation)
+            .unwrap_or(Taken::Unchanged);
+        if let Err(e) = self.after_alive(taken) {
             warn!(error = %e, "absentees not stored");
         }
-        info!(generation, elders = elders.len(), "stating that we run");
-        tokio::spawn(join::announce_alive(self.net.clone(), statement, elders));
+        if elders.is_empty() {
+            return;
+        }
+        if let Some(task) = self.alive_task.take() {
+            task.abort();
+        }
+        debug!(generation, elders = elders.len(), "stating that we run");
+        self.alive_task = Some(tokio::spawn(join::announce_alive(
+            self.net.clone(),
+            statement,
+            elders,
+        )));
     }
 
     fn save_absentees(&self) -> Result<(), SectionsNodeError> {
@@ -1302,7 +1355,7 @@ mod tests {
     fn only_known_peers_hasten_a_catch_up_each_once_per_period() {
         let name = |i: u64| Name::of(&tbls::public_key::<MinPk>(&key(i)));
         let (a, b, stranger) = (name(1), name(2), name(3));
-        let mut triggers = CatchUpTriggers::default();
+        let mut triggers = PeerRateLimit::new(CATCH_UP_EVERY);
         let t0 = Instant::now();
         assert!(!triggers.allow(stranger, false, t0));
         assert!(triggers.allow(a, true, t0));
@@ -1315,6 +1368,42 @@ mod tests {
         // After the period, once more.
         assert!(triggers.allow(a, true, t0 + CATCH_UP_EVERY));
         assert!(!triggers.allow(stranger, false, t0 + 10 * CATCH_UP_EVERY));
+    }
+
+    #[test]
+    fn a_member_that_is_not_an_elder_sends_its_alive_statement_periodically() {
+        let peers: Vec<Peer> = (1..=4)
+            .map(|i| Peer::new(&key(i), format!("/ip4/127.0.0.1/tcp/{i}")))
+            .collect();
+        let sap = Sap {
+            prefix: Prefix::ROOT,
+            elders: peers[..3].to_vec(),
+            section_key: tbls::public_key::<MinPk>(&key(99)),
+        };
+        let (elder, member) = (peers[0].name(), peers[3].name());
+        let t0 = Instant::now();
+        assert!(alive_resend_due(&sap, &member, None, t0));
+        assert!(!alive_resend_due(
+            &sap,
+            &member,
+            Some(t0),
+            t0 + ALIVE_EVERY / 2
+        ));
+        assert!(alive_resend_due(&sap, &member, Some(t0), t0 + ALIVE_EVERY));
+        // It keeps doing so, not once per generation.
+        assert!(alive_resend_due(
+            &sap,
+            &member,
+            Some(t0 + ALIVE_EVERY),
+            t0 + 2 * ALIVE_EVERY
+        ));
+        assert!(!alive_resend_due(&sap, &elder, None, t0 + ALIVE_EVERY));
+        // An elder takes one statement per member per gap.
+        let mut limit = PeerRateLimit::new(ALIVE_MIN_GAP);
+        assert!(limit.allow(member, true, t0));
+        assert!(!limit.allow(member, true, t0 + ALIVE_MIN_GAP / 2));
+        assert!(limit.allow(member, true, t0 + ALIVE_MIN_GAP));
+        assert!(!limit.allow(elder, false, t0));
     }
 
     #[test]
