@@ -195,8 +195,8 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
             "--min-section-size must be at least 1".into(),
         ));
     }
-    // A node still lists the other half's members after a split; a cap of at most half the
-    // store's bound leaves room for them.
+    // A node still lists the other half's members after a split, until its next SAP; a cap
+    // of at most half the store's bound leaves room for them.
     let stored = keyquorum_node::sections_store::MAX_STORED_MEMBERS / 2;
     if !(1..=stored).contains(&args.max_members) {
         return Err(CliError::Usage(format!(

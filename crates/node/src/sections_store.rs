@@ -50,6 +50,14 @@ pub enum SectionsStoreError {
     /// Stored data does not decode, or the share does not open under the storage key.
     #[error("sections state: {0}")]
     Corrupt(String),
+    /// More members than the store reads back ([`MAX_STORED_MEMBERS`]): not written.
+    #[error("{count} members, above the {max} a store keeps")]
+    TooManyMembers {
+        /// The members offered.
+        count: usize,
+        /// [`MAX_STORED_MEMBERS`].
+        max: usize,
+    },
 }
 
 fn dberr<E: std::fmt::Display>(e: E) -> SectionsStoreError {
@@ -134,8 +142,15 @@ impl SectionsStore {
         Ok(t.get(key).map_err(dberr)?.map(|v| v.value().to_vec()))
     }
 
-    /// Replaces the stored members.
+    /// Replaces the stored members; refuses more than [`MAX_STORED_MEMBERS`], which
+    /// [`SectionsStore::members`] would not read back.
     pub fn save_members(&self, members: &[Member]) -> Result<(), SectionsStoreError> {
+        if members.len() > MAX_STORED_MEMBERS {
+            return Err(SectionsStoreError::TooManyMembers {
+                count: members.len(),
+                max: MAX_STORED_MEMBERS,
+            });
+        }
         self.put_node("members", &encode_members(members))
     }
 
@@ -426,6 +441,14 @@ mod tests {
         assert!(store.signed_sap().unwrap().is_none());
         assert_eq!(store.absentees().unwrap(), Absentees::default());
         store.save_members(&members).unwrap();
+        // More than it reads back: refused, and what was stored stays.
+        let too_many = vec![members[0].clone(); MAX_STORED_MEMBERS + 1];
+        assert!(matches!(
+            store.save_members(&too_many),
+            Err(SectionsStoreError::TooManyMembers { count, max: MAX_STORED_MEMBERS })
+                if count == MAX_STORED_MEMBERS + 1
+        ));
+        assert_eq!(store.members().unwrap(), members);
         let mut absentees = Absentees::default();
         absentees.excluded(2, [members[0].peer.name()]).unwrap();
         store.save_absentees(&absentees).unwrap();

@@ -91,7 +91,7 @@ use keyquorum_sections::sap::{self, HandoverError, Sap, SignedSap};
 use keyquorum_sections::session::SessionId;
 use keyquorum_sections::store::{ElderStore, LoggedInput, PersistError, PersistentCoordinator};
 use keyquorum_sections::wire::Message;
-use keyquorum_sections::{KeyChain, Name};
+use keyquorum_sections::{KeyChain, Name, Prefix};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -485,8 +485,18 @@ fn alive_resend_due(sap: &Sap, us: &Name, last: Option<Instant>, now: Instant) -
     !sap.names().contains(us) && last.is_none_or(|at| now >= at + ALIVE_EVERY)
 }
 
+/// Drops the members not under `prefix`; returns whether any were. Applied with the prefix of
+/// the SAP a new one replaces, it keeps the other half's members through the split (a parent
+/// elder sends that half its handover) and forgets them at the next SAP, so the list stays
+/// within the members of one parent section.
+fn keep_under(members: &mut Vec<Member>, prefix: &Prefix) -> bool {
+    let before = members.len();
+    members.retain(|m| prefix.matches(&m.peer.name()));
+    members.len() != before
+}
+
 /// How many of `members` the section of `sap` holds (after a split, a node still knows the
-/// other half's members, to send them the handover it signed).
+/// other half's members until the next SAP, to send them the handover it signed).
 fn in_section(members: &[Member], sap: &keyquorum_sections::sap::Sap) -> usize {
     members
         .iter()
@@ -943,10 +953,11 @@ impl Runtime {
     /// refused, if it was.
     fn take_input(&mut self, input: LoggedInput) -> Result<Option<Dropped>, SectionsNodeError> {
         let generation = self.coordinator.coordinator().chain().key_count();
+        let previous_prefix = self.coordinator.coordinator().sap().prefix;
         let signed = input.signed_sap().cloned();
         let result = self.coordinator.take(&input);
         if self.coordinator.coordinator().chain().key_count() != generation {
-            self.applied(signed)?;
+            self.applied(signed, previous_prefix)?;
         }
         match result {
             Ok(outputs) => {
@@ -965,7 +976,11 @@ impl Runtime {
     /// is not run here: a member admitted while the DKG ran already made the elders sign a
     /// start that superseded it, and the next admission, removal or failure agreement selects
     /// again.
-    fn applied(&mut self, signed: Option<SignedSap>) -> Result<(), SectionsNodeError> {
+    fn applied(
+        &mut self,
+        signed: Option<SignedSap>,
+        previous_prefix: Prefix,
+    ) -> Result<(), SectionsNodeError> {
         let c = self.coordinator.coordinator();
         info!(
             generation = c.chain().key_count(),
@@ -978,7 +993,13 @@ impl Runtime {
             self.signed = Some(s);
         }
         let elders = self.coordinator.coordinator().sap().elders.clone();
-        let mut changed = false;
+        // The other half of an earlier split: its handover was sent with the SAP that
+        // followed it at the latest.
+        let mut changed = keep_under(&mut self.members, &previous_prefix);
+        if changed {
+            self.start_signer.retain_members(&self.members);
+            self.save_absentees()?;
+        }
         for p in elders {
             if !self.members.iter().any(|m| m.peer.name() == p.name()) {
                 self.members.push(Member {
@@ -1257,7 +1278,6 @@ impl Runtime {
 mod tests {
     use super::*;
     use keyquorum_crypto::tbls::{self, MinPk};
-    use keyquorum_sections::Prefix;
     use keyquorum_sections::session::{DkgStart, FailureObservation};
 
     fn key(i: u64) -> Secret<Scalar> {
@@ -1404,6 +1424,32 @@ mod tests {
         assert!(!limit.allow(member, true, t0 + ALIVE_MIN_GAP / 2));
         assert!(limit.allow(member, true, t0 + ALIVE_MIN_GAP));
         assert!(!limit.allow(elder, false, t0));
+    }
+
+    #[test]
+    fn the_other_half_of_a_split_is_forgotten_at_the_next_sap() {
+        let members: Vec<Member> = (1..=40)
+            .map(|i| Member {
+                peer: Peer::new(&key(i), format!("/ip4/127.0.0.1/tcp/{i}")),
+                age: MEMBER_AGE,
+            })
+            .collect();
+        let ours = members[0].peer.name();
+        let half = Prefix::ROOT.child(ours.bit(0)).unwrap();
+        let quarter = half.child(ours.bit(1)).unwrap();
+        // Our half's SAP applied: the parent's prefix is kept, nobody is dropped.
+        let mut list = members.clone();
+        assert!(!keep_under(&mut list, &Prefix::ROOT));
+        assert_eq!(list, members);
+        // The next SAP (a second split here) replaces our half's: the first split's other
+        // half goes, the second's stays until the SAP after.
+        assert!(keep_under(&mut list, &half));
+        assert!(list.iter().all(|m| half.matches(&m.peer.name())));
+        assert!(list.len() < members.len());
+        let in_half = list.len();
+        assert!(keep_under(&mut list, &quarter) || list.len() == in_half);
+        assert!(list.iter().all(|m| quarter.matches(&m.peer.name())));
+        assert!(list.iter().any(|m| m.peer.name() == ours));
     }
 
     #[test]
