@@ -209,13 +209,13 @@ impl Network {
         }
     }
 
-    /// Sends a node's output where the protocol says.
+    /// Sends a node's output where the protocol says ([`crate::routing::deliveries`], the
+    /// rule the node runtime sends by), after checking it: no DKG starts below a supermajority
+    /// of the section's elders.
     pub fn route(&mut self, from: Name, output: Output) {
-        let section_elders = |net: &Network, session: &SessionId| net.starts[session].2.clone();
-        match output {
+        match &output {
             Output::DkgStarted { session, .. } => {
-                // No start below a supermajority of the section's elders.
-                let (_, signers, elders) = &self.starts[&session];
+                let (_, signers, elders) = &self.starts[session];
                 let valid = signers.iter().filter(|s| elders.contains(s)).count();
                 if valid < supermajority(elders.len()) {
                     self.violations.push(format!(
@@ -224,107 +224,20 @@ impl Network {
                     ));
                 }
             }
-            Output::Dkg { to, message } => self.send(from, to, &Message::Dkg(message)),
-            Output::StartSigned { start, signature } => {
-                for to in start.names() {
-                    self.send(
-                        from,
-                        to,
-                        &Message::Start {
-                            start: start.clone(),
-                            signature,
-                        },
-                    );
-                }
-            }
-            Output::BroadcastFailure {
-                observation,
-                signature,
-            } => {
-                let (start, _, _) = self.starts[&observation.session].clone();
-                for to in start.names() {
-                    if to != from {
-                        self.send(
-                            from,
-                            to,
-                            &Message::Failure {
-                                observation: observation.clone(),
-                                signature,
-                            },
-                        );
-                    }
-                }
-            }
-            Output::Restart {
-                session,
-                excluded,
-                signatures,
-                ..
-            } => {
-                for to in section_elders(self, &session) {
-                    self.send(
-                        from,
-                        to,
-                        &Message::FailureAgreement {
-                            session,
-                            excluded: excluded.clone(),
-                            signatures: signatures.clone(),
-                        },
-                    );
-                }
-            }
             Output::FailureAgreed {
                 session, excluded, ..
             } => {
-                self.agreed.insert(session, excluded);
+                self.agreed.insert(*session, excluded.clone());
             }
-            Output::SapShare {
-                session,
-                sap,
-                partial,
-            } => {
-                for to in section_elders(self, &session) {
-                    self.send(
-                        from,
-                        to,
-                        &Message::SapShare {
-                            session,
-                            sap: sap.clone(),
-                            partial,
-                        },
-                    );
-                }
-            }
-            Output::LinkShare {
-                session,
-                new_key,
-                partial,
-            } => {
-                for to in section_elders(self, &session) {
-                    if to != from {
-                        self.send(
-                            from,
-                            to,
-                            &Message::LinkShare {
-                                session,
-                                new_key,
-                                partial,
-                            },
-                        );
-                    }
-                }
-            }
-            Output::NewElders(signed) => {
-                let to: Vec<Name> = self
-                    .nodes
-                    .keys()
-                    .filter(|n| signed.sap.prefix.matches(n))
-                    .copied()
-                    .collect();
-                for to in to {
-                    self.send(from, to, &Message::NewElders((*signed).clone()));
-                }
-            }
+            _ => {}
+        }
+        let Some(coordinator) = self.nodes.get(&from).and_then(|n| n.coordinator.as_ref()) else {
+            return;
+        };
+        // Every node knows every member, of both halves after a split.
+        let members: Vec<Member> = self.nodes.values().map(|n| n.member.clone()).collect();
+        for delivery in crate::routing::deliveries(coordinator.coordinator(), &members, &output) {
+            self.send(from, delivery.to, &delivery.message);
         }
     }
 
