@@ -28,13 +28,15 @@
 //! eligible again one generation after its exclusion, and a node that crashed stays skipped
 //! until it runs again and has caught up. A statement is a signature by the member's own node
 //! key, so nobody else can bring a member back, and no single node can make one absent (that
-//! takes an agreement).
+//! takes an agreement), apart from what a start signed by a supermajority of the elders shows:
+//! a candidate holds absent whom that start skipped (`StartSigner::started`), so an elder
+//! promoted after an agreement selects as the elders that saw it.
 //!
 //! What a node holds is its own: nothing agrees on it or hands it over. Elders whose records
 //! differ select different candidates and sign different starts, none of which may reach a
 //! supermajority until the records agree; the member's repeated statements make them converge.
-//! An elder that never saw an agreement keeps selecting the member it named (see "Absent
-//! members" in `docs/protocol.md`).
+//! An elder that missed an agreement while it was an elder keeps selecting the member it named
+//! (see "Absent members" in `docs/protocol.md`).
 //!
 //! Cost: a statement not above what is held for its member is dropped before its signature is
 //! checked, and [`Taken`] says whether the record changed, so a caller stores it only then.

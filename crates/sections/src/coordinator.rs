@@ -431,11 +431,15 @@ impl Coordinator {
 
     /// The candidates of `session`, sorted by name, while it is held here (pending or started).
     pub fn candidates_of(&self, session: &SessionId) -> Option<Vec<Name>> {
+        self.start_of(session).map(DkgStart::names)
+    }
+
+    /// The start of `session`, while it is held here (pending or started).
+    pub fn start_of(&self, session: &SessionId) -> Option<&DkgStart> {
         self.sessions
             .get(session)
             .map(|s| &s.start)
             .or_else(|| self.pending.get(session).map(|p| &p.start))
-            .map(DkgStart::names)
     }
 
     /// The section's current authority.

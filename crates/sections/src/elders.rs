@@ -228,6 +228,40 @@ pub fn next_starts(
         .collect()
 }
 
+/// The members under `start`'s prefix that rank above its lowest-ranked candidate and are
+/// not candidates: those its elders skipped. Empty if a candidate is not among `members`
+/// (this node cannot rank it).
+fn skipped_by(start: &DkgStart, members: &[Member]) -> BTreeSet<Name> {
+    let candidates: BTreeSet<Name> = start.names().into_iter().collect();
+    let mut ranked: Vec<(u8, Name)> = members
+        .iter()
+        .map(|m| (m.age, m.peer.name()))
+        .filter(|(_, name)| start.prefix.matches(name))
+        .collect();
+    ranked.sort_by(|(a, an), (b, bn)| b.cmp(a).then(an.cmp(bn)));
+    let mut seen = BTreeSet::new();
+    ranked.retain(|(_, name)| seen.insert(*name));
+    if !candidates
+        .iter()
+        .all(|c| ranked.iter().any(|(_, name)| name == c))
+    {
+        return BTreeSet::new();
+    }
+    let mut skipped = BTreeSet::new();
+    let mut left = candidates.len();
+    for (_, name) in ranked {
+        if left == 0 {
+            break;
+        }
+        if candidates.contains(&name) {
+            left -= 1;
+        } else {
+            skipped.insert(name);
+        }
+    }
+    skipped
+}
+
 /// An elder's bookkeeping around [`next_starts`]: the members it holds absent
 /// ([`crate::absence`]: named by a checked failure agreement and not back since), which it
 /// never selects, and the starts it signed already, so that each is signed once. The node
@@ -277,6 +311,25 @@ impl StartSigner {
     /// ([`Absentees::reached`]).
     pub fn reached(&mut self, generation: u64) -> Taken {
         self.absentees.reached(generation)
+    }
+
+    /// A start that a supermajority of the current elders signed, in which this node is a
+    /// candidate. Each member of `members` under the start's prefix that ranks above its
+    /// lowest-ranked candidate (age, then name, as [`select_elders`] ranks) but is not a
+    /// candidate was skipped by those elders, which only an absence they hold (or this
+    /// generation's failure agreement) makes them do. This node holds the skipped absent as
+    /// of the start's generation too, so that once it is an elder it selects as they did.
+    /// Every new elder is a candidate of such a start, so the elders that hold an absence
+    /// never shrink below a supermajority through promotions, and their starts keep gathering
+    /// one. A name inferred wrongly (a member those elders do not know yet) is back with its
+    /// next alive statement, which a member that is not an elder re-sends periodically.
+    /// Returns whether the record changed.
+    pub fn started(&mut self, start: &DkgStart, members: &[Member]) -> Result<bool, AbsenceError> {
+        let skipped = skipped_by(start, members);
+        if skipped.is_empty() {
+            return Ok(false);
+        }
+        self.absentees.excluded(start.generation, skipped)
     }
 
     /// Forgets the absence of those no longer among `members`.
@@ -458,6 +511,47 @@ pub(crate) mod tests {
             Some(share),
         )
         .unwrap()
+    }
+
+    /// A promoted elder never saw the failure agreement that made the other elders skip a
+    /// member; without learning it from the start that made it a candidate, it would select
+    /// the member, sign another start than they do, and after enough promotions no start would
+    /// gather a supermajority.
+    #[test]
+    fn a_candidate_holds_absent_whom_the_authorising_elders_skipped() {
+        // Ages 9 down to 1: seed 0 is the oldest.
+        let members: Vec<Member> = (0..9).map(|i| member(i, 9 - i as u8)).collect();
+        let x = member(1, 0).peer.name();
+        let skipped_x = BTreeSet::from([x]);
+        let candidates = select_elders(&members, 5, &skipped_x);
+        let start = DkgStart::new(Prefix::ROOT, candidates.clone(), 4);
+        let mut promoted = StartSigner::default();
+        assert!(promoted.started(&start, &members).unwrap());
+        assert_eq!(promoted.absentees().absent(), skipped_x);
+        // It now selects as the elders that signed the start did.
+        assert_eq!(
+            select_elders(&members, 5, &promoted.absentees().absent()),
+            candidates
+        );
+        // Members ranked below the youngest candidate were not skipped by anyone.
+        assert!(!promoted.absentees().is_absent(&member(8, 0).peer.name()));
+        // A start whose every candidate ranks first skipped nobody.
+        let plain = DkgStart::new(
+            Prefix::ROOT,
+            select_elders(&members, 5, &BTreeSet::new()),
+            4,
+        );
+        assert!(!StartSigner::default().started(&plain, &members).unwrap());
+        // A candidate this node does not know cannot be ranked: nothing is inferred.
+        let mut unknown = candidates.clone();
+        unknown.pop();
+        unknown.push(member(20, 0).peer);
+        let odd = DkgStart::new(Prefix::ROOT, unknown, 4);
+        assert!(!StartSigner::default().started(&odd, &members).unwrap());
+        // The absence is as of the start's generation: a statement for a later one ends it.
+        let back = crate::absence::AliveStatement::sign(&key(1).0, 5);
+        assert_eq!(promoted.alive(&back, 5), Ok(Taken::Back));
+        assert!(promoted.absentees().absent().is_empty());
     }
 
     #[test]

@@ -1117,6 +1117,14 @@ impl Runtime {
                 for c in candidates {
                     self.learn(c);
                 }
+                // Hold absent whom the authorising elders skipped, as they do.
+                if let Some(start) = self.coordinator.coordinator().start_of(&session).cloned() {
+                    match self.start_signer.started(&start, &self.members) {
+                        Ok(true) => self.save_absentees()?,
+                        Ok(false) => {}
+                        Err(e) => warn!(reason = %e, "skipped members not recorded"),
+                    }
+                }
                 self.deadlines
                     .insert(session, (Instant::now() + self.round, 0));
                 self.retry_early = true;
