@@ -233,6 +233,23 @@ pub(crate) struct NodeProc {
     pub(crate) exited: bool,
 }
 
+impl NodeProc {
+    /// The processes of `procs` that exited since the last call, with their status: each is
+    /// reported once.
+    pub(crate) fn newly_exited(procs: &mut [NodeProc]) -> Vec<(String, std::process::ExitStatus)> {
+        let mut out = Vec::new();
+        for p in procs.iter_mut() {
+            if !p.exited
+                && let Ok(Some(status)) = p.child.try_wait()
+            {
+                p.exited = true;
+                out.push((p.name.clone(), status));
+            }
+        }
+        out
+    }
+}
+
 impl Drop for NodeProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -720,32 +737,22 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
             ));
             break;
         }
-        if let Some((v, r)) = observer
-            .views
-            .iter()
-            .find_map(|(v, o)| o.aborted.as_ref().map(|r| (*v, r.clone())))
-        {
-            failure = Some(format!("view change {v} aborted: {r}"));
+        if let Some(aborted) = observer.aborted() {
+            failure = Some(aborted);
             break;
         }
-        for p in procs.iter_mut() {
-            if !p.exited
-                && let Ok(Some(status)) = p.child.try_wait()
-            {
-                p.exited = true;
-                say(
-                    &bars,
-                    format!(
-                        "  {} exited ({status}){}",
-                        p.name,
-                        if args.fault == Some(Fault::Crash) {
-                            " — the crash fault"
-                        } else {
-                            ""
-                        }
-                    ),
-                );
-            }
+        for (name, status) in NodeProc::newly_exited(&mut procs) {
+            say(
+                &bars,
+                format!(
+                    "  {name} exited ({status}){}",
+                    if args.fault == Some(Fault::Crash) {
+                        " — the crash fault"
+                    } else {
+                        ""
+                    }
+                ),
+            );
         }
         handle
             .wait_for_height(from, Duration::from_millis(500))

@@ -495,21 +495,12 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
             ));
             break;
         }
-        if let Some((v, r)) = observer
-            .views
-            .iter()
-            .find_map(|(v, o)| o.aborted.as_ref().map(|r| (*v, r.clone())))
-        {
-            failure = Some(format!("view change {v} aborted: {r}"));
+        if let Some(aborted) = observer.aborted() {
+            failure = Some(aborted);
             break;
         }
-        for p in procs.iter_mut() {
-            if !p.exited
-                && let Ok(Some(status)) = p.child.try_wait()
-            {
-                p.exited = true;
-                say(format!("  {} exited ({status})", p.name));
-            }
+        for (name, status) in NodeProc::newly_exited(&mut procs) {
+            say(format!("  {name} exited ({status})"));
         }
         let blocks = match follower.poll().await {
             Ok((blocks, _)) => blocks,

@@ -230,6 +230,15 @@ pub struct Observer {
 }
 
 impl Observer {
+    /// The first view change the chain aborted, as the demo's failure message.
+    pub fn aborted(&self) -> Option<String> {
+        self.views.iter().find_map(|(v, o)| {
+            o.aborted
+                .as_ref()
+                .map(|r| format!("view change {v} aborted: {r}"))
+        })
+    }
+
     pub fn name(&self, identity: &str) -> String {
         self.names
             .get(identity)
