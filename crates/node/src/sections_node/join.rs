@@ -306,6 +306,21 @@ mod tests {
         assert!(Request::decode(&[9]).is_err());
     }
 
+    proptest::proptest! {
+        /// A join request comes from any peer: decoding never panics, and whatever decodes is
+        /// canonical (it encodes back to the input), the alive statement's tag included.
+        #[test]
+        fn decoding_arbitrary_requests_never_panics_and_round_trips(
+            tag in 0u8..5,
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        ) {
+            let bytes = [&[tag][..], &body].concat();
+            if let Ok(request) = Request::decode(&bytes) {
+                proptest::prop_assert_eq!(request.encode(), bytes);
+            }
+        }
+    }
+
     #[test]
     fn a_genesis_answer_is_accepted_only_with_the_genesis_key_signature() {
         use keyquorum_sections::KeyChain;
