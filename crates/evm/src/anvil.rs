@@ -71,11 +71,28 @@ impl Anvil {
     /// second); block timestamps stay whole seconds, so several blocks may share one.
     pub fn start_with_block_ms(repo: &Path, block_ms: Option<u64>) -> Result<Self, String> {
         let binary = find_anvil(repo)?;
+        // A port from the kernel is free only until it is handed out again: another anvil
+        // started at the same time may be given it too, and the one that loses the bind exits
+        // while the winner answers its connects. So a start counts only if our process still
+        // runs a while after the port answered; otherwise try another port.
+        for _ in 0..5 {
+            if let Some(anvil) = Self::start_once(&binary, block_ms)? {
+                return Ok(anvil);
+            }
+        }
+        Err(format!(
+            "{} exited at start five times (each port taken, or the binary does not run)",
+            binary.display()
+        ))
+    }
+
+    /// One start on a fresh port: `None` if the process exited (the port was taken).
+    fn start_once(binary: &Path, block_ms: Option<u64>) -> Result<Option<Self>, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("no free port: {e}"))?
             .port();
-        let mut cmd = Command::new(&binary);
+        let mut cmd = Command::new(binary);
         cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--hardfork", "prague", "--chain-id", "31337"])
             // The coordinator is 24 KB and its ceremonies' calls are large.
@@ -95,11 +112,15 @@ impl Anvil {
         };
         let started = Instant::now();
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(anvil);
+            if let Ok(Some(_)) = anvil.child.try_wait() {
+                return Ok(None);
             }
-            if let Ok(Some(status)) = anvil.child.try_wait() {
-                return Err(format!("anvil exited at start: {status}"));
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                std::thread::sleep(Duration::from_millis(300));
+                return Ok(match anvil.child.try_wait() {
+                    Ok(None) => Some(anvil),
+                    _ => None,
+                });
             }
             if started.elapsed() > Duration::from_secs(20) {
                 return Err("anvil did not listen within 20 s".into());
