@@ -712,7 +712,7 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
     let mut from = 1u64;
     let mut failure: Option<String> = None;
     let mut noted_registration = false;
-    let mut interrupted = Box::pin(interrupted());
+    let mut run_limit = RunLimit::new(started, limit);
     let beacon_http = BeaconLog::client()?;
     let mut beacon = BeaconLog::default();
     let port_of: std::collections::BTreeMap<String, u16> = specs
@@ -724,21 +724,8 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
         if observer.current_view >= args.views && signing_keys_done(args, &observer) {
             break;
         }
-        if futures_poll_ready(&mut interrupted) {
-            failure = Some("interrupted".into());
-            break;
-        }
-        if started.elapsed() > limit {
-            failure = Some(format!(
-                "timed out after {} s at view {} of {}",
-                limit.as_secs(),
-                observer.current_view,
-                args.views
-            ));
-            break;
-        }
-        if let Some(aborted) = observer.aborted() {
-            failure = Some(aborted);
+        if let Some(reason) = run_limit.stop_reason(&observer, args.views) {
+            failure = Some(reason);
             break;
         }
         for (name, status) in NodeProc::newly_exited(&mut procs) {
@@ -1181,8 +1168,43 @@ pub(crate) async fn node_traffic(http: &Client, status_port: u16) -> Option<Traf
         .map(|s| s.traffic)
 }
 
+/// When a demo's wait for its views gives up: on Ctrl-C or SIGTERM, past its time limit, or
+/// once the chain aborted a view change. Both demos (embedded chain and anvil) stop on the same
+/// rules with the same messages.
+pub(crate) struct RunLimit {
+    interrupted: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+    started: Instant,
+    limit: Duration,
+}
+
+impl RunLimit {
+    /// A limit of `limit` counted from `started` (the demo's start, so set-up counts too).
+    pub(crate) fn new(started: Instant, limit: Duration) -> Self {
+        Self {
+            interrupted: Box::pin(interrupted()),
+            started,
+            limit,
+        }
+    }
+
+    /// Why the demo must stop now, if it must, as its failure message.
+    pub(crate) fn stop_reason(&mut self, observer: &Observer, views: u64) -> Option<String> {
+        if futures_poll_ready(&mut self.interrupted) {
+            return Some("interrupted".into());
+        }
+        if self.started.elapsed() > self.limit {
+            return Some(format!(
+                "timed out after {} s at view {} of {views}",
+                self.limit.as_secs(),
+                observer.current_view,
+            ));
+        }
+        observer.aborted()
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM, so the demo stops its node processes before exiting.
-pub(crate) async fn interrupted() {
+async fn interrupted() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -1198,7 +1220,7 @@ pub(crate) async fn interrupted() {
 }
 
 /// Whether a pinned future has completed, without waiting.
-pub(crate) fn futures_poll_ready<F: std::future::Future<Output = ()>>(
+fn futures_poll_ready<F: std::future::Future<Output = ()> + ?Sized>(
     f: &mut std::pin::Pin<Box<F>>,
 ) -> bool {
     let waker = std::task::Waker::noop();

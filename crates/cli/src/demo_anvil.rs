@@ -63,8 +63,8 @@ use serde_json::{Value, json};
 
 use crate::OutputFormat;
 use crate::demo::{
-    DemoArgs, DemoCurve, DemoVariant, NodeProc, free_port, futures_poll_ready, interrupted,
-    phase_blocks, stake, verify_signatures, write_private,
+    DemoArgs, DemoCurve, DemoVariant, NodeProc, RunLimit, SignedMessages, free_port, phase_blocks,
+    stake, verify_signatures, write_private,
 };
 use crate::demo_report::{self, ChainTx, Excluded, Observer, ProvenSlash};
 use crate::deploy::{DeployConfig, deploy_configured};
@@ -154,6 +154,13 @@ fn repository() -> PathBuf {
 struct NodeSpec {
     name: String,
     account: Address,
+    /// Its encrypted keystore and its account's key file.
+    key_file: PathBuf,
+    chain_key_file: PathBuf,
+    p2p: u16,
+    /// Its p2p address with its peer id, for the others' `--bootstrap`.
+    address: String,
+    /// Its HTTP port (`/status`).
     status: u16,
     faulty: bool,
     stake: u64,
@@ -248,7 +255,6 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
             eprintln!("{s}");
         }
     };
-    let block_ms = args.block_ms();
     say(format!(
         "keyquorum demo on anvil: {} nodes for {} seats, {} faulty ({}), {} view changes, blocks every {} ms",
         args.nodes,
@@ -256,113 +262,257 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
         args.faulty(),
         Fault::ForgeAckAggregate.name(),
         args.views,
-        block_ms
+        args.block_ms()
     ));
-    let (threshold_percent, quorum_percent) = percentages(args)?;
-
-    // Keys: one encrypted keystore per node, one random passphrase in a 0600 file, one
-    // secp256k1 account per node in a 0600 file.
-    let mut pass_bytes = [0u8; 16];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut pass_bytes);
-    let pass_hex = hex::encode(pass_bytes);
-    let pass_file = dir.join("passphrase");
-    write_private(&pass_file, &pass_hex)?;
-    let passphrase = Passphrase::new(pass_hex);
-    let width = if args.nodes > 10 { 2 } else { 1 };
-    let faulty_from = args.committee - args.faulty();
     let mut observer = Observer::default();
-    let mut specs = Vec::new();
-    let mut ports = BTreeSet::new();
-    let mut launch = Vec::new();
-    for i in 0..args.nodes {
-        let keys = NodeKeys::generate();
-        let name = format!("node-{i:0width$}");
-        let key_file = dir.join(format!("{name}.key"));
-        keystore::write(&key_file, &keys, &passphrase, KdfParams::light())
-            .map_err(|e| e.to_string())?;
-        let account_key = random_chain_key();
-        let chain_key_file = dir.join(format!("{name}.chain-key"));
-        write_private(&chain_key_file, &hex::encode(account_key.to_bytes()))?;
-        observer.names.insert(
-            hex::encode(keys.identity().public().as_bytes()),
-            name.clone(),
-        );
-        let p2p = free_port(&mut ports)?;
-        let status = free_port(&mut ports)?;
-        launch.push((key_file, chain_key_file, keys.peer_id(), p2p));
-        specs.push(NodeSpec {
-            name,
-            account: account_key.address(),
-            status,
-            faulty: (faulty_from..args.committee).contains(&i),
-            stake: stake(i),
-        });
-    }
-    let name_of: HashMap<Address, String> =
-        specs.iter().map(|s| (s.account, s.name.clone())).collect();
-    let name = |a: &Address| name_of.get(a).cloned().unwrap_or_else(|| a.to_string());
-
-    // The chain and the contract.
-    let anvil = Anvil::start_with_block_ms(&repository(), Some(block_ms))?;
-    let ether = U256::from(10u128.pow(18));
-    let deployer = random_chain_key();
-    anvil.fund(deployer.address(), ether).await?;
-    for s in &specs {
-        // Its stake and gas for the ceremonies' posts, activations and proofs.
-        anvil.fund(s.account, U256::from(s.stake) + ether).await?;
-    }
-    let probe = Client::connect(anvil.url(), deployer.clone(), Address::ZERO)
-        .await
-        .map_err(|e| format!("anvil: {e}"))?;
-    let head = probe
-        .block_number()
-        .await
-        .map_err(|e| format!("anvil: {e}"))?;
-    let embedded = phase_blocks(args.committee, block_ms);
-    let [contribute, share, publish, wait] =
-        std::array::from_fn(|i| embedded[i].max(MIN_PHASE_MS[i].div_ceil(block_ms)));
-    // Time for every node to start, register, and find the others before the first ceremony.
-    let first_view_change = head + (5000 + 250 * args.nodes as u64).div_ceil(block_ms).max(8);
-    let config = DeployConfig {
-        chain_name: CHAIN_NAME.into(),
-        max_size: args.committee as u32,
-        min_size: args.committee as u32,
-        threshold_percent,
-        quorum_percent,
-        keep_previous_percent: 70,
-        min_stake: 1,
-        contribute_blocks: contribute,
-        share_blocks: share,
-        publish_blocks: publish,
-        wait_blocks: wait,
-        first_view_change,
-        view_length: 2,
-        unbonding_blocks: 100,
-        misbehaviour_percent: 10,
-        reporter_percent: 10,
-    };
-    let (contract, deployed_at) = deploy_configured(anvil.url(), deployer.clone(), &config).await?;
+    let nodes = DemoNodes::create(args, dir, &mut observer)?;
+    let chain = DemoChain::start(args, &nodes.specs).await?;
     say(format!(
-        "  anvil at {}, coordinator deployed at {contract} in block {deployed_at}",
-        anvil.url()
+        "  anvil at {}, coordinator deployed at {} in block {}",
+        chain.anvil.url(),
+        chain.contract,
+        chain.deployed_at
     ));
+    let mut procs = spawn_nodes(args, dir, &nodes, &chain)?;
 
-    // Node processes.
+    let reader = Client::connect(chain.anvil.url(), chain.deployer.clone(), chain.contract)
+        .await
+        .map_err(|e| format!("anvil: {e}"))?;
+    let mut followed = Followed::new(&reader, &chain, &nodes).await?;
+    let mut run_limit = RunLimit::new(started, chain.time_limit(args));
+    let failure = follow(
+        args,
+        &nodes,
+        &reader,
+        &mut observer,
+        &mut followed,
+        &mut run_limit,
+        &mut procs,
+        &say,
+    )
+    .await;
+    let receipts = Receipts::read(&reader, &chain, &nodes, &followed, &mut observer).await?;
+    let verified = Verified::check(&mut observer, &followed.magic_blocks);
+    let report = Report {
+        args,
+        chain: &chain,
+        nodes: &nodes,
+        observer: &observer,
+        followed: &followed,
+        receipts: &receipts,
+        verified: &verified,
+    };
+    if json {
+        report.print_json();
+    } else {
+        report.print_text();
+    }
+    report.write_html()?;
+
+    // Stop the nodes, then anvil.
+    drop(procs);
+    drop(chain);
+    if !json {
+        println!(
+            "report written to {} · {:.1} s{}",
+            args.report.display(),
+            started.elapsed().as_secs_f64(),
+            match &args.data_dir {
+                Some(d) => format!(" · logs in {}", d.display()),
+                None => String::new(),
+            }
+        );
+    }
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    if let Some(e) = followed.key_mismatch {
+        return Err(e);
+    }
+    if verified.bad_signature {
+        return Err("a magic block signature does not verify".into());
+    }
+    if let Some(e) = verified.bad_chain {
+        return Err(format!("the chain of magic blocks does not verify: {e}"));
+    }
+    Ok(())
+}
+
+/// The demo's nodes: their key files and accounts, written before anything starts.
+struct DemoNodes {
+    specs: Vec<NodeSpec>,
+    /// The 0600 file holding the keystores' random passphrase.
+    pass_file: PathBuf,
+}
+
+impl DemoNodes {
+    /// One encrypted keystore per node, one random passphrase in a 0600 file, one secp256k1
+    /// account per node in a 0600 file; every node's name entered in `observer`.
+    fn create(args: &DemoArgs, dir: &Path, observer: &mut Observer) -> Result<Self, String> {
+        let mut pass_bytes = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut pass_bytes);
+        let pass_hex = hex::encode(pass_bytes);
+        let pass_file = dir.join("passphrase");
+        write_private(&pass_file, &pass_hex)?;
+        let passphrase = Passphrase::new(pass_hex);
+        let width = if args.nodes > 10 { 2 } else { 1 };
+        let faulty_from = args.committee - args.faulty();
+        let mut specs = Vec::new();
+        let mut ports = BTreeSet::new();
+        for i in 0..args.nodes {
+            let keys = NodeKeys::generate();
+            let name = format!("node-{i:0width$}");
+            let key_file = dir.join(format!("{name}.key"));
+            keystore::write(&key_file, &keys, &passphrase, KdfParams::light())
+                .map_err(|e| e.to_string())?;
+            let account_key = random_chain_key();
+            let chain_key_file = dir.join(format!("{name}.chain-key"));
+            write_private(&chain_key_file, &hex::encode(account_key.to_bytes()))?;
+            observer.names.insert(
+                hex::encode(keys.identity().public().as_bytes()),
+                name.clone(),
+            );
+            let p2p = free_port(&mut ports)?;
+            let status = free_port(&mut ports)?;
+            specs.push(NodeSpec {
+                name,
+                account: account_key.address(),
+                key_file,
+                chain_key_file,
+                p2p,
+                address: format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{}", keys.peer_id()),
+                status,
+                faulty: (faulty_from..args.committee).contains(&i),
+                stake: stake(i),
+            });
+        }
+        Ok(Self { specs, pass_file })
+    }
+
+    /// The node that owns `account`, or the account itself.
+    fn name(&self, account: &Address) -> String {
+        self.specs
+            .iter()
+            .find(|s| s.account == *account)
+            .map_or_else(|| account.to_string(), |s| s.name.clone())
+    }
+
+    fn faulty_accounts(&self) -> BTreeSet<Address> {
+        self.specs
+            .iter()
+            .filter(|s| s.faulty)
+            .map(|s| s.account)
+            .collect()
+    }
+}
+
+/// Anvil, with every node's account funded and the coordinator deployed.
+struct DemoChain {
+    anvil: Anvil,
+    deployer: PrivateKeySigner,
+    contract: Address,
+    deployed_at: u64,
+    /// Blocks from the deployment's configuration to the first view change.
+    blocks_to_first_view_change: u64,
+    /// Blocks of one ceremony's four phases.
+    view_blocks: u64,
+    block_ms: u64,
+}
+
+impl DemoChain {
+    async fn start(args: &DemoArgs, specs: &[NodeSpec]) -> Result<Self, String> {
+        let (threshold_percent, quorum_percent) = percentages(args)?;
+        let block_ms = args.block_ms();
+        let anvil = Anvil::start_with_block_ms(&repository(), Some(block_ms))?;
+        let ether = U256::from(10u128.pow(18));
+        let deployer = random_chain_key();
+        anvil.fund(deployer.address(), ether).await?;
+        for s in specs {
+            // Its stake and gas for the ceremonies' posts, activations and proofs.
+            anvil.fund(s.account, U256::from(s.stake) + ether).await?;
+        }
+        let probe = Client::connect(anvil.url(), deployer.clone(), Address::ZERO)
+            .await
+            .map_err(|e| format!("anvil: {e}"))?;
+        let head = probe
+            .block_number()
+            .await
+            .map_err(|e| format!("anvil: {e}"))?;
+        let embedded = phase_blocks(args.committee, block_ms);
+        let [contribute, share, publish, wait] =
+            std::array::from_fn(|i| embedded[i].max(MIN_PHASE_MS[i].div_ceil(block_ms)));
+        // Time for every node to start, register, and find the others before the first
+        // ceremony.
+        let blocks_to_first_view_change =
+            (5000 + 250 * args.nodes as u64).div_ceil(block_ms).max(8);
+        let config = DeployConfig {
+            chain_name: CHAIN_NAME.into(),
+            max_size: args.committee as u32,
+            min_size: args.committee as u32,
+            threshold_percent,
+            quorum_percent,
+            keep_previous_percent: 70,
+            min_stake: 1,
+            contribute_blocks: contribute,
+            share_blocks: share,
+            publish_blocks: publish,
+            wait_blocks: wait,
+            first_view_change: head + blocks_to_first_view_change,
+            view_length: 2,
+            unbonding_blocks: 100,
+            misbehaviour_percent: 10,
+            reporter_percent: 10,
+        };
+        let (contract, deployed_at) =
+            deploy_configured(anvil.url(), deployer.clone(), &config).await?;
+        Ok(Self {
+            anvil,
+            deployer,
+            contract,
+            deployed_at,
+            blocks_to_first_view_change,
+            view_blocks: contribute + share + publish + wait,
+            block_ms,
+        })
+    }
+
+    /// How long the demo may take (`--timeout-secs`, or room for every view's ceremony to run
+    /// twice).
+    fn time_limit(&self, args: &DemoArgs) -> Duration {
+        Duration::from_secs(args.timeout_secs.unwrap_or(
+            60 + (self.blocks_to_first_view_change + args.views * (2 * self.view_blocks + 2))
+                * self.block_ms
+                / 1000
+                + 2 * args.nodes as u64,
+        ))
+    }
+}
+
+/// One `keyquorum node --chain evm` process per node, registering with its stake; the faulty
+/// ones forge their ack aggregates.
+fn spawn_nodes(
+    args: &DemoArgs,
+    dir: &Path,
+    nodes: &DemoNodes,
+    chain: &DemoChain,
+) -> Result<Vec<NodeProc>, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let boot: Vec<String> = launch
+    let boot: Vec<&str> = nodes
+        .specs
         .iter()
         .take(2)
-        .map(|(_, _, peer, p2p)| format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer}"))
+        .map(|s| s.address.as_str())
         .collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let crowded = args.nodes > cores;
     let mut procs = Vec::new();
-    for (i, (s, (key_file, chain_key_file, _, p2p))) in specs.iter().zip(&launch).enumerate() {
+    for (i, s) in nodes.specs.iter().enumerate() {
         let node_config = dir.join(format!("{}.toml", s.name));
         std::fs::write(
             &node_config,
             format!(
-                "[evm]\nchain_name = \"{CHAIN_NAME}\"\nfrom_block = {deployed_at}\nconfirmations = 1\n"
+                "[evm]\nchain_name = \"{CHAIN_NAME}\"\nfrom_block = {}\nconfirmations = 1\n",
+                chain.deployed_at
             ),
         )
         .map_err(|e| format!("{}: {e}", node_config.display()))?;
@@ -374,16 +524,16 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
             .arg(&node_config)
             .arg("--data-dir")
             .arg(dir.join(&s.name))
-            .args(["--chain", "evm", "--rpc", anvil.url(), "--contract"])
-            .arg(contract.to_string())
+            .args(["--chain", "evm", "--rpc", chain.anvil.url(), "--contract"])
+            .arg(chain.contract.to_string())
             .arg("--chain-key-file")
-            .arg(chain_key_file)
+            .arg(&s.chain_key_file)
             .arg("--p2p-listen")
-            .arg(format!("/ip4/127.0.0.1/tcp/{p2p}"))
+            .arg(format!("/ip4/127.0.0.1/tcp/{}", s.p2p))
             .arg("--key-file")
-            .arg(key_file)
+            .arg(&s.key_file)
             .arg("--passphrase-file")
-            .arg(&pass_file)
+            .arg(&nodes.pass_file)
             .arg("--stake")
             .arg(s.stake.to_string())
             .arg("--no-beacon")
@@ -416,93 +566,208 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
             exited: false,
         });
     }
+    Ok(procs)
+}
 
-    // Follow the contract as the nodes do, until every view is active and every faulty member
-    // of an activated ceremony is slashed in it.
-    let reader = Client::connect(anvil.url(), deployer, contract)
-        .await
-        .map_err(|e| format!("anvil: {e}"))?;
-    let chain_id = reader.chain_id().await.map_err(|e| format!("anvil: {e}"))?;
-    let mut translator = Translator::new(Deployment {
-        chain_id,
-        contract,
-        chain_name: CHAIN_NAME.into(),
-    });
-    let mut follower = Follower::new(reader.provider().clone(), contract, deployed_at, 0);
-    let http = HttpClient::new(&format!("http://127.0.0.1:{}", specs[0].status))
-        .map_err(|e| e.to_string())?;
-    let faulty_accounts: BTreeSet<Address> = specs
-        .iter()
-        .filter(|s| s.faulty)
-        .map(|s| s.account)
-        .collect();
-    // Ceremony id => (view, ceremony number, committee).
-    let mut ceremonies: HashMap<U256, (u64, u32, Vec<Address>)> = HashMap::new();
-    let mut activated: BTreeMap<u64, U256> = BTreeMap::new();
-    let mut slashed: BTreeSet<(U256, Address)> = BTreeSet::new();
-    let mut magic_blocks: BTreeMap<u64, MagicBlock> = BTreeMap::new();
-    let mut node_statuses: BTreeMap<u64, Vec<Status>> = BTreeMap::new();
-    let mut key_mismatch: Option<String> = None;
-    let view_blocks = contribute + share + publish + wait;
-    let limit = Duration::from_secs(args.timeout_secs.unwrap_or(
-        60 + (first_view_change - head + args.views * (2 * view_blocks + 2)) * block_ms / 1000
-            + 2 * args.nodes as u64,
-    ));
-    let mut last_activation: Option<Instant> = None;
-    let mut failure: Option<String> = None;
-    let mut interrupted = Box::pin(interrupted());
-    let unslashed = |activated: &BTreeMap<u64, U256>,
-                     ceremonies: &HashMap<U256, (u64, u32, Vec<Address>)>,
-                     slashed: &BTreeSet<(U256, Address)>| {
+/// What the demo learns from the contract's logs, read with the nodes' own follower and
+/// translator.
+struct Followed {
+    follower: Follower,
+    translator: Translator,
+    /// The first node's HTTP client; [`check_view_keys`] reaches the others through it.
+    http: HttpClient,
+    /// Ceremony id => (view, ceremony number, committee).
+    ceremonies: HashMap<U256, (u64, u32, Vec<Address>)>,
+    activated: BTreeMap<u64, U256>,
+    slashed: BTreeSet<(U256, Address)>,
+    magic_blocks: BTreeMap<u64, MagicBlock>,
+    node_statuses: BTreeMap<u64, Vec<Status>>,
+    key_mismatch: Option<String>,
+    last_activation: Option<Instant>,
+}
+
+impl Followed {
+    async fn new(reader: &Client, chain: &DemoChain, nodes: &DemoNodes) -> Result<Self, String> {
+        let chain_id = reader.chain_id().await.map_err(|e| format!("anvil: {e}"))?;
+        Ok(Self {
+            follower: Follower::new(
+                reader.provider().clone(),
+                chain.contract,
+                chain.deployed_at,
+                0,
+            ),
+            translator: Translator::new(Deployment {
+                chain_id,
+                contract: chain.contract,
+                chain_name: CHAIN_NAME.into(),
+            }),
+            http: HttpClient::new(&format!("http://127.0.0.1:{}", nodes.specs[0].status))
+                .map_err(|e| e.to_string())?,
+            ceremonies: HashMap::new(),
+            activated: BTreeMap::new(),
+            slashed: BTreeSet::new(),
+            magic_blocks: BTreeMap::new(),
+            node_statuses: BTreeMap::new(),
+            key_mismatch: None,
+            last_activation: None,
+        })
+    }
+
+    /// Each faulty member of an activated ceremony not slashed in it yet, as (view, account).
+    fn unslashed(&self, faulty: &BTreeSet<Address>) -> Vec<(u64, Address)> {
         let mut missing = Vec::new();
-        for (view, id) in activated {
-            let Some((_, _, committee)) = ceremonies.get(id) else {
+        for (view, id) in &self.activated {
+            let Some((_, _, committee)) = self.ceremonies.get(id) else {
                 continue;
             };
-            for a in committee.iter().filter(|a| faulty_accounts.contains(*a)) {
-                if !slashed.contains(&(*id, *a)) {
+            for a in committee.iter().filter(|a| faulty.contains(*a)) {
+                if !self.slashed.contains(&(*id, *a)) {
                     missing.push((*view, *a));
                 }
             }
         }
         missing
-    };
+    }
+
+    /// One contract log in block `block` (at `time_ms`): the demo's own records, then the
+    /// events the nodes derive from it.
+    #[allow(clippy::too_many_arguments)]
+    async fn on_input(
+        &mut self,
+        input: BoardInput,
+        block: u64,
+        time_ms: u64,
+        reader: &Client,
+        nodes: &DemoNodes,
+        observer: &mut Observer,
+        say: &dyn Fn(String),
+    ) {
+        match &input {
+            BoardInput::CommitteeSelected(sel) => {
+                self.ceremonies.insert(
+                    sel.ceremony,
+                    (sel.viewNumber, sel.number, sel.committee.clone()),
+                );
+                say(format!(
+                    "  view {} ceremony {}: committee {} (block {block})",
+                    sel.viewNumber,
+                    sel.number,
+                    sel.committee
+                        .iter()
+                        .map(|a| nodes.name(a))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ));
+            }
+            BoardInput::Slashed(s) => {
+                self.slashed.insert((s.ceremony, s.culprit));
+                say(format!(
+                    "  {} slashed {} wei for {} on {}'s proof (block {block})",
+                    nodes.name(&s.culprit),
+                    s.amount,
+                    s.fault,
+                    nodes.name(&s.reporter),
+                ));
+            }
+            BoardInput::ViewActivated(a) => {
+                self.activated.insert(a.viewNumber, a.ceremony);
+            }
+            _ => {}
+        }
+        for e in self.translator.translate(input) {
+            observer.on_event(&e, block, time_ms);
+            match &e {
+                Event::PostRejected {
+                    view,
+                    dealer,
+                    reason,
+                    ..
+                } => {
+                    let who = observer
+                        .views
+                        .get(view)
+                        .and_then(|v| v.ceremonies.last())
+                        .and_then(|c| c.committee.get(*dealer as usize))
+                        .map(|i| observer.name(i))
+                        .unwrap_or_else(|| format!("dealer {dealer}"));
+                    say(format!(
+                        "  view {view}: {who}'s post refused by every board: {reason}"
+                    ));
+                }
+                Event::MagicBlockCreated {
+                    view, magic_block, ..
+                } => {
+                    self.magic_blocks.insert(*view, magic_block.clone());
+                }
+                Event::CeremonyFailed {
+                    view,
+                    ceremony_number,
+                    reason,
+                    ..
+                } => {
+                    say(format!(
+                        "  view {view} ceremony {ceremony_number} failed: {reason}; the next ceremony starts once its wait phase is over"
+                    ));
+                }
+                Event::ViewActivated { view, .. } => {
+                    self.last_activation = Some(Instant::now());
+                    say(format!("  view {view} activated in block {block}"));
+                    match check_view_keys(reader, &self.http, &nodes.specs, observer, *view, block)
+                        .await
+                    {
+                        Ok(statuses) => {
+                            self.node_statuses.insert(*view, statuses);
+                        }
+                        Err(e) => {
+                            self.key_mismatch.get_or_insert(e);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Follows the contract as the nodes do, until every view is active and every faulty member of
+/// an activated ceremony is slashed in it. Returns why it stopped before that, if it did.
+#[allow(clippy::too_many_arguments)]
+async fn follow(
+    args: &DemoArgs,
+    nodes: &DemoNodes,
+    reader: &Client,
+    observer: &mut Observer,
+    followed: &mut Followed,
+    run_limit: &mut RunLimit,
+    procs: &mut [NodeProc],
+    say: &dyn Fn(String),
+) -> Option<String> {
+    let faulty = nodes.faulty_accounts();
     loop {
         let views_done = observer.current_view >= args.views;
-        let missing = unslashed(&activated, &ceremonies, &slashed);
+        let missing = followed.unslashed(&faulty);
         if views_done && missing.is_empty() {
-            break;
+            return None;
         }
-        if futures_poll_ready(&mut interrupted) {
-            failure = Some("interrupted".into());
-            break;
+        if let Some(reason) = run_limit.stop_reason(observer, args.views) {
+            return Some(reason);
         }
-        if started.elapsed() > limit {
-            failure = Some(format!(
-                "timed out after {} s at view {} of {}",
-                limit.as_secs(),
-                observer.current_view,
-                args.views
-            ));
-            break;
-        }
-        if views_done && last_activation.is_some_and(|t| t.elapsed() > SLASH_WAIT) {
+        if views_done
+            && followed
+                .last_activation
+                .is_some_and(|t| t.elapsed() > SLASH_WAIT)
+        {
             let (view, culprit) = missing[0];
-            failure = Some(format!(
+            return Some(format!(
                 "{} forged its ack aggregates in view {view}'s ceremony but was not slashed within {} s of the last activation",
-                name(&culprit),
+                nodes.name(&culprit),
                 SLASH_WAIT.as_secs()
             ));
-            break;
         }
-        if let Some(aborted) = observer.aborted() {
-            failure = Some(aborted);
-            break;
-        }
-        for (name, status) in NodeProc::newly_exited(&mut procs) {
+        for (name, status) in NodeProc::newly_exited(procs) {
             say(format!("  {name} exited ({status})"));
         }
-        let blocks = match follower.poll().await {
+        let blocks = match followed.follower.poll().await {
             Ok((blocks, _)) => blocks,
             Err(e) => {
                 say(format!("  following the contract: {e}"));
@@ -522,240 +787,198 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
                 .unwrap_or(0)
                 * 1000;
             for input in b.inputs {
-                match &input {
-                    BoardInput::CommitteeSelected(sel) => {
-                        ceremonies.insert(
-                            sel.ceremony,
-                            (sel.viewNumber, sel.number, sel.committee.clone()),
-                        );
-                        say(format!(
-                            "  view {} ceremony {}: committee {} (block {})",
-                            sel.viewNumber,
-                            sel.number,
-                            sel.committee
-                                .iter()
-                                .map(&name)
-                                .collect::<Vec<_>>()
-                                .join(" "),
-                            b.number
-                        ));
+                followed
+                    .on_input(input, b.number, time_ms, reader, nodes, observer, say)
+                    .await;
+            }
+        }
+    }
+}
+
+/// What the logs lack, read from the transactions to the contract and their receipts.
+struct Receipts<'a> {
+    /// Gas per kind of transaction.
+    gas: BTreeMap<&'static str, GasUse>,
+    /// Per node: its stake at registration (if it registered) and now, in wei.
+    stakes: Vec<(&'a NodeSpec, Option<u64>, u64)>,
+}
+
+impl<'a> Receipts<'a> {
+    /// Reads every transaction since the deployment; records each activation's transaction
+    /// and signatures, and each slash's transaction and the culprit's stake after it, in
+    /// `observer`.
+    async fn read(
+        reader: &Client,
+        chain: &DemoChain,
+        nodes: &'a DemoNodes,
+        followed: &Followed,
+        observer: &mut Observer,
+    ) -> Result<Self, String> {
+        let head = reader
+            .block_number()
+            .await
+            .map_err(|e| format!("anvil: {e}"))?;
+        let txs = reader
+            .contract_transactions(chain.deployed_at, head)
+            .await
+            .map_err(|e| format!("reading the contract's transactions: {e}"))?;
+        let mut gas: BTreeMap<&'static str, GasUse> = BTreeMap::new();
+        let mut registered: HashMap<Address, u64> = HashMap::new();
+        for tx in &txs {
+            let g = gas.entry(call_kind(&tx.input)).or_default();
+            g.count += 1;
+            g.reverted += u64::from(!tx.success);
+            g.total += tx.gas_used;
+            g.max = g.max.max(tx.gas_used);
+            for ev in &tx.events {
+                match ev {
+                    CoordinatorEvents::Registered(r) => {
+                        registered.insert(r.account, wei(r.stake));
                     }
-                    BoardInput::Slashed(s) => {
-                        slashed.insert((s.ceremony, s.culprit));
-                        say(format!(
-                            "  {} slashed {} wei for {} on {}'s proof (block {})",
-                            name(&s.culprit),
-                            s.amount,
-                            s.fault,
-                            name(&s.reporter),
-                            b.number
-                        ));
+                    CoordinatorEvents::ViewActivated(a) => {
+                        record_activation(observer, tx, a.viewNumber);
                     }
-                    BoardInput::ViewActivated(a) => {
-                        activated.insert(a.viewNumber, a.ceremony);
+                    CoordinatorEvents::Slashed(s) => {
+                        record_slash(reader, nodes, followed, observer, tx, s).await?;
                     }
                     _ => {}
                 }
-                for e in translator.translate(input) {
-                    observer.on_event(&e, b.number, time_ms);
-                    match &e {
-                        Event::PostRejected {
-                            view,
-                            dealer,
-                            reason,
-                            ..
-                        } => {
-                            let who = observer
-                                .views
-                                .get(view)
-                                .and_then(|v| v.ceremonies.last())
-                                .and_then(|c| c.committee.get(*dealer as usize))
-                                .map(|i| observer.name(i))
-                                .unwrap_or_else(|| format!("dealer {dealer}"));
-                            say(format!(
-                                "  view {view}: {who}'s post refused by every board: {reason}"
-                            ));
-                        }
-                        Event::MagicBlockCreated {
-                            view, magic_block, ..
-                        } => {
-                            magic_blocks.insert(*view, magic_block.clone());
-                        }
-                        Event::CeremonyFailed {
-                            view,
-                            ceremony_number,
-                            reason,
-                            ..
-                        } => {
-                            say(format!(
-                                "  view {view} ceremony {ceremony_number} failed: {reason}; the next ceremony starts once its wait phase is over"
-                            ));
-                        }
-                        Event::ViewActivated { view, .. } => {
-                            last_activation = Some(Instant::now());
-                            say(format!("  view {view} activated in block {}", b.number));
-                            match check_view_keys(
-                                &reader, &http, &specs, &observer, *view, b.number,
-                            )
-                            .await
-                            {
-                                Ok(statuses) => {
-                                    node_statuses.insert(*view, statuses);
-                                }
-                                Err(e) => {
-                                    key_mismatch.get_or_insert(e);
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
             }
         }
-    }
-
-    // What the logs lack, from the transactions and their receipts.
-    let head = reader
-        .block_number()
-        .await
-        .map_err(|e| format!("anvil: {e}"))?;
-    let txs = reader
-        .contract_transactions(deployed_at, head)
-        .await
-        .map_err(|e| format!("reading the contract's transactions: {e}"))?;
-    let mut gas: BTreeMap<&'static str, GasUse> = BTreeMap::new();
-    let mut registered: HashMap<Address, u64> = HashMap::new();
-    for tx in &txs {
-        let g = gas.entry(call_kind(&tx.input)).or_default();
-        g.count += 1;
-        g.reverted += u64::from(!tx.success);
-        g.total += tx.gas_used;
-        g.max = g.max.max(tx.gas_used);
-        for ev in &tx.events {
-            match ev {
-                CoordinatorEvents::Registered(r) => {
-                    registered.insert(r.account, wei(r.stake));
-                }
-                CoordinatorEvents::ViewActivated(a) => {
-                    record_activation(&mut observer, tx, a.viewNumber);
-                }
-                CoordinatorEvents::Slashed(s) => {
-                    let Some((view, number, _)) = ceremonies.get(&s.ceremony) else {
-                        continue;
-                    };
-                    let stake_after = reader
-                        .read_at(Coordinator::stakeOfCall { account: s.culprit }, tx.block)
-                        .await
-                        .map(|r| wei(r.stake))
-                        .map_err(|e| format!("stakeOf: {e}"))?;
-                    let slash = ProvenSlash {
-                        ceremony_number: *number,
-                        culprit: name(&s.culprit),
-                        culprit_account: s.culprit.to_string(),
-                        reporter: name(&s.reporter),
-                        reporter_account: s.reporter.to_string(),
-                        fault: s.fault.clone(),
-                        amount: wei(s.amount),
-                        reward: wei(s.reward),
-                        burned: wei(s.burned),
-                        stake_after,
-                        tx: chain_tx(tx),
-                    };
-                    if let Some(v) = observer.views.get_mut(view) {
-                        // The slash is also the culprit's exclusion, as the embedded chain
-                        // reports its own.
-                        if let Some(identity) = translator.identity_of(&s.culprit) {
-                            v.excluded.push(Excluded {
-                                identity: hex::encode(identity),
-                                ceremony_number: *number,
-                                role: "dealer".into(),
-                                reason: format!(
-                                    "{} (proven on chain by {})",
-                                    s.fault, slash.reporter
-                                ),
-                            });
-                        }
-                        v.proven_slashes.push(slash);
-                    }
-                }
-                _ => {}
-            }
+        let mut stakes = Vec::new();
+        for s in &nodes.specs {
+            let now = reader
+                .read(Coordinator::stakeOfCall { account: s.account })
+                .await
+                .map(|r| wei(r.stake))
+                .map_err(|e| format!("stakeOf: {e}"))?;
+            stakes.push((s, registered.get(&s.account).copied(), now));
         }
+        Ok(Self { gas, stakes })
     }
-    let mut stakes = Vec::new();
-    for s in &specs {
-        let now = reader
-            .read(Coordinator::stakeOfCall { account: s.account })
-            .await
-            .map(|r| wei(r.stake))
-            .map_err(|e| format!("stakeOf: {e}"))?;
-        stakes.push((s, registered.get(&s.account).copied(), now));
-    }
+}
 
-    // Every committee signature checked with a standard BLS verifier, and the chain of magic
-    // blocks as a light client checks it from the first view's key.
-    let (views_json, bad_signature) = verify_signatures(&mut observer);
-    let signed_blocks: Vec<SignedMagicBlock> = observer
-        .views
-        .values()
-        .filter(|v| v.activated)
-        .filter_map(|v| {
-            let block = magic_blocks.get(&v.view)?.clone();
-            let sig = |h: &Option<String>| {
-                let mut out = [0u8; 96];
-                hex::decode_to_slice(h.as_deref()?, &mut out).ok()?;
-                Some(Hex(out))
-            };
-            Some(SignedMagicBlock {
-                hash: Hex(block.hash()),
-                block,
-                signature: sig(&v.signature),
-                previous_signature: sig(&v.previous_signature),
-            })
-        })
-        .collect();
-    let bad_chain = match signed_blocks.first() {
-        Some(first) => verify_magic_block_chain(&first.block.group_key.0, &signed_blocks)
-            .err()
-            .map(|e| e.to_string()),
-        None => None,
+/// A slash by `tx`: its transaction and the culprit's stake after it, and the culprit's
+/// exclusion (the embedded chain reports its own).
+async fn record_slash(
+    reader: &Client,
+    nodes: &DemoNodes,
+    followed: &Followed,
+    observer: &mut Observer,
+    tx: &ContractTx,
+    s: &Coordinator::Slashed,
+) -> Result<(), String> {
+    let Some((view, number, _)) = followed.ceremonies.get(&s.ceremony) else {
+        return Ok(());
     };
+    let stake_after = reader
+        .read_at(Coordinator::stakeOfCall { account: s.culprit }, tx.block)
+        .await
+        .map(|r| wei(r.stake))
+        .map_err(|e| format!("stakeOf: {e}"))?;
+    let slash = ProvenSlash {
+        ceremony_number: *number,
+        culprit: nodes.name(&s.culprit),
+        culprit_account: s.culprit.to_string(),
+        reporter: nodes.name(&s.reporter),
+        reporter_account: s.reporter.to_string(),
+        fault: s.fault.clone(),
+        amount: wei(s.amount),
+        reward: wei(s.reward),
+        burned: wei(s.burned),
+        stake_after,
+        tx: chain_tx(tx),
+    };
+    if let Some(v) = observer.views.get_mut(view) {
+        if let Some(identity) = followed.translator.identity_of(&s.culprit) {
+            v.excluded.push(Excluded {
+                identity: hex::encode(identity),
+                ceremony_number: *number,
+                role: "dealer".into(),
+                reason: format!("{} (proven on chain by {})", s.fault, slash.reporter),
+            });
+        }
+        v.proven_slashes.push(slash);
+    }
+    Ok(())
+}
 
-    let stakes_json: Vec<Value> = stakes
-        .iter()
-        .map(|(s, registered, now)| {
-            json!({
-                "node": s.name,
-                "account": s.account.to_string(),
-                "faulty": s.faulty,
-                "registered": registered,
-                "stake": now,
+/// Every committee signature checked with a standard BLS verifier, and the chain of magic
+/// blocks as a light client checks it from the first view's key.
+struct Verified {
+    signed: SignedMessages,
+    bad_signature: bool,
+    /// Magic blocks in the chain.
+    blocks: usize,
+    bad_chain: Option<String>,
+}
+
+impl Verified {
+    fn check(observer: &mut Observer, magic_blocks: &BTreeMap<u64, MagicBlock>) -> Self {
+        let (signed, bad_signature) = verify_signatures(observer);
+        let signed_blocks: Vec<SignedMagicBlock> = observer
+            .views
+            .values()
+            .filter(|v| v.activated)
+            .filter_map(|v| {
+                let block = magic_blocks.get(&v.view)?.clone();
+                let sig = |h: &Option<String>| {
+                    let mut out = [0u8; 96];
+                    hex::decode_to_slice(h.as_deref()?, &mut out).ok()?;
+                    Some(Hex(out))
+                };
+                Some(SignedMagicBlock {
+                    hash: Hex(block.hash()),
+                    block,
+                    signature: sig(&v.signature),
+                    previous_signature: sig(&v.previous_signature),
+                })
             })
-        })
-        .collect();
-    let gas_json: Vec<Value> = gas
-        .iter()
-        .map(|(kind, g)| {
-            json!({
-                "kind": kind,
-                "count": g.count,
-                "reverted": g.reverted,
-                "gas_used": g.total,
-                "max_gas": g.max,
-            })
-        })
-        .collect();
-    if json {
-        let views: Vec<Value> = views_json
+            .collect();
+        let bad_chain = match signed_blocks.first() {
+            Some(first) => verify_magic_block_chain(&first.block.group_key.0, &signed_blocks)
+                .err()
+                .map(|e| e.to_string()),
+            None => None,
+        };
+        Self {
+            signed,
+            bad_signature,
+            blocks: signed_blocks.len(),
+            bad_chain,
+        }
+    }
+}
+
+/// Everything the demo shows at the end, as text, JSON or the HTML report.
+struct Report<'a> {
+    args: &'a DemoArgs,
+    chain: &'a DemoChain,
+    nodes: &'a DemoNodes,
+    observer: &'a Observer,
+    followed: &'a Followed,
+    receipts: &'a Receipts<'a>,
+    verified: &'a Verified,
+}
+
+impl Report<'_> {
+    fn print_json(&self) {
+        let observer = self.observer;
+        let specs = &self.nodes.specs;
+        let views: Vec<Value> = self
+            .verified
+            .signed
             .iter()
             .filter_map(|(view, m)| {
                 let v = observer.views.get(view)?;
-                let mut out = demo_report::json(&observer, v, m.as_deref());
-                out["nodes"] = node_statuses
+                let mut out = demo_report::json(observer, v, m.as_deref());
+                out["nodes"] = self
+                    .followed
+                    .node_statuses
                     .get(view)
                     .map(|all| {
                         all.iter()
-                            .zip(&specs)
+                            .zip(specs)
                             .map(|(st, s)| {
                                 json!({
                                     "node": s.name,
@@ -772,35 +995,65 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
                 Some(out)
             })
             .collect();
+        let stakes: Vec<Value> = self
+            .receipts
+            .stakes
+            .iter()
+            .map(|(s, registered, now)| {
+                json!({
+                    "node": s.name,
+                    "account": s.account.to_string(),
+                    "faulty": s.faulty,
+                    "registered": registered,
+                    "stake": now,
+                })
+            })
+            .collect();
+        let gas: Vec<Value> = self
+            .receipts
+            .gas
+            .iter()
+            .map(|(kind, g)| {
+                json!({
+                    "kind": kind,
+                    "count": g.count,
+                    "reverted": g.reverted,
+                    "gas_used": g.total,
+                    "max_gas": g.max,
+                })
+            })
+            .collect();
         println!(
             "{}",
             json!({
                 "chain": "anvil",
-                "contract": contract.to_string(),
-                "deployed_at": deployed_at,
+                "contract": self.chain.contract.to_string(),
+                "deployed_at": self.chain.deployed_at,
                 "views": views,
                 "faulty": specs.iter().filter(|s| s.faulty).map(|s| &s.name).collect::<Vec<_>>(),
-                "stakes": stakes_json,
-                "gas": gas_json,
+                "stakes": stakes,
+                "gas": gas,
             })
         );
-    } else {
+    }
+
+    fn print_text(&self) {
         println!();
-        match &bad_chain {
-            None if !signed_blocks.is_empty() => println!(
+        match &self.verified.bad_chain {
+            None if self.verified.blocks > 0 => println!(
                 "chain of {} magic blocks verified from the first group key (handovers included); each view's key is fresh (the contract runs no resharing) and, from view 2 on, handed over by the previous committee's signature",
-                signed_blocks.len()
+                self.verified.blocks
             ),
             None => {}
             Some(e) => println!("chain of magic blocks DOES NOT VERIFY: {e}"),
         }
         println!();
-        for v in observer.views.values() {
-            print!("{}", demo_report::text(&observer, v));
+        for v in self.observer.views.values() {
+            print!("{}", demo_report::text(self.observer, v));
             println!();
         }
         println!("stakes (wei, from the contract's stakeOf):");
-        for (s, registered, now) in &stakes {
+        for (s, registered, now) in &self.receipts.stakes {
             println!(
                 "  {:<8} {}  registered {:>9}  now {:>9}{}",
                 s.name,
@@ -811,7 +1064,7 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
             );
         }
         println!("gas used per transaction kind:");
-        for (kind, g) in &gas {
+        for (kind, g) in &self.receipts.gas {
             println!(
                 "  {kind:<22} {:>4} sent{}  {:>10} gas in all  {:>9} at most",
                 g.count,
@@ -828,46 +1081,22 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
             "random beacon and on-demand signature: not run on anvil (the nodes run with --no-beacon)"
         );
     }
-    let html = demo_report::html(
-        &observer,
-        &format!(
-            "keyquorum ceremony report on anvil: {} nodes, {} seats, {} faulty ({})",
-            args.nodes,
-            args.committee,
-            args.faulty(),
-            Fault::ForgeAckAggregate.name()
-        ),
-        "",
-    );
-    std::fs::write(&args.report, html).map_err(|e| format!("{}: {e}", args.report.display()))?;
 
-    // Stop the nodes, then anvil.
-    drop(procs);
-    drop(anvil);
-    if !json {
-        println!(
-            "report written to {} · {:.1} s{}",
-            args.report.display(),
-            started.elapsed().as_secs_f64(),
-            match &args.data_dir {
-                Some(d) => format!(" · logs in {}", d.display()),
-                None => String::new(),
-            }
+    fn write_html(&self) -> Result<(), String> {
+        let args = self.args;
+        let html = demo_report::html(
+            self.observer,
+            &format!(
+                "keyquorum ceremony report on anvil: {} nodes, {} seats, {} faulty ({})",
+                args.nodes,
+                args.committee,
+                args.faulty(),
+                Fault::ForgeAckAggregate.name()
+            ),
+            "",
         );
+        std::fs::write(&args.report, html).map_err(|e| format!("{}: {e}", args.report.display()))
     }
-    if let Some(f) = failure {
-        return Err(f);
-    }
-    if let Some(e) = key_mismatch {
-        return Err(e);
-    }
-    if bad_signature {
-        return Err("a magic block signature does not verify".into());
-    }
-    if let Some(e) = bad_chain {
-        return Err(format!("the chain of magic blocks does not verify: {e}"));
-    }
-    Ok(())
 }
 
 fn chain_tx(tx: &ContractTx) -> ChainTx {
