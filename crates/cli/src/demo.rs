@@ -516,464 +516,83 @@ pub fn run(args: DemoArgs) -> Result<(), CliError> {
 }
 
 /// The demo itself; any error is a failed run.
-async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Result<(), String> {
-    let json = args.format == OutputFormat::Json;
+async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(), String> {
     let started = Instant::now();
-    let bars = MultiProgress::new();
-    if json {
-        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let say = |bars: &MultiProgress, s: String| {
-        if !json {
-            let _ = bars.println(s);
-        }
-    };
-    say(
-        &bars,
-        format!(
-            "keyquorum demo: {} nodes for {} seats, {} faulty ({}), {} view changes, blocks every {} ms",
-            args.nodes,
-            args.committee,
-            args.faulty(),
-            args.faults_named(),
-            args.views,
-            args.block_ms()
-        ),
-    );
-
-    // Keys: one encrypted keystore per node, one random passphrase in a 0600 file.
-    let mut pass_bytes = [0u8; 16];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut pass_bytes);
-    let pass_hex = hex::encode(pass_bytes);
-    let pass_file = dir.join("passphrase");
-    write_private(&pass_file, &pass_hex)?;
-    let passphrase = Passphrase::new(pass_hex);
-    // The bearer token of the nodes' `POST /sign`, random like the passphrase.
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut pass_bytes);
-    let sign_token = hex::encode(pass_bytes);
-    let sign_token_file = dir.join("sign.token");
-    write_private(&sign_token_file, &sign_token)?;
-    let width = if args.nodes > 10 { 2 } else { 1 };
+    let ui = Ui::new(args.format == OutputFormat::Json);
+    ui.say(format!(
+        "keyquorum demo: {} nodes for {} seats, {} faulty ({}), {} view changes, blocks every {} ms",
+        args.nodes,
+        args.committee,
+        args.faulty(),
+        args.faults_named(),
+        args.views,
+        args.block_ms()
+    ));
     let mut observer = Observer::default();
-    let mut specs = Vec::new();
     let mut ports = std::collections::BTreeSet::new();
-    for i in 0..args.nodes {
-        let keys = NodeKeys::generate();
-        let key_file = dir.join(format!("node-{i}.key"));
-        let _ = std::fs::remove_file(&key_file);
-        keystore::write(&key_file, &keys, &passphrase, KdfParams::light())
-            .map_err(|e| e.to_string())?;
-        // Funded at genesis with what it stakes: its registration locks all of it.
-        contract = contract.fund(keys.identity().public(), stake(i));
-        let name = format!("node-{i:0width$}");
-        observer.names.insert(
-            hex::encode(keys.identity().public().as_bytes()),
-            name.clone(),
-        );
-        specs.push((
-            name,
-            key_file,
-            keys.peer_id(),
-            free_port(&mut ports)?,
-            free_port(&mut ports)?,
-        ));
-    }
-    contract
-        .validate()
-        .map_err(|e| format!("invalid demo genesis: {e}"))?;
-    let faulty: Vec<usize> = (args.committee - args.faulty()..args.committee).collect();
-
-    // Node processes.
+    let (nodes, contract) = Nodes::create(args, contract, dir, &mut ports, &mut observer)?;
     let chain_port = free_port(&mut ports)?;
     // One HTTP client (one connection pool) for the chain and every node's status server.
     let http = Client::new(&format!("http://127.0.0.1:{chain_port}")).map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let boot: Vec<String> = specs
-        .iter()
-        .take(2)
-        .map(|(_, _, peer, p2p, _)| format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer}"))
-        .collect();
-    // More node processes than cores: each gets one thread per pool, since extra threads
-    // would only add scheduling and every core is busy with other nodes anyway.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let crowded = args.nodes > cores;
-    let mut procs = Vec::new();
-    for (i, (name, key_file, _, p2p, status)) in specs.iter().enumerate() {
-        let log =
-            std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(&exe);
-        cmd.arg("node")
-            .arg("--data-dir")
-            .arg(dir.join(name))
-            .arg("--chain-url")
-            .arg(format!("http://127.0.0.1:{chain_port}"))
-            .arg("--p2p-listen")
-            .arg(format!("/ip4/127.0.0.1/tcp/{p2p}"))
-            .arg("--key-file")
-            .arg(key_file)
-            .arg("--passphrase-file")
-            .arg(&pass_file)
-            .arg("--stake")
-            .arg(stake(i).to_string())
-            .arg("--http-listen")
-            .arg(format!("127.0.0.1:{status}"))
-            .arg("--sign-token-file")
-            .arg(&sign_token_file)
-            .env(
-                "KEYQUORUM_LOG",
-                std::env::var("KEYQUORUM_LOG").unwrap_or_else(|_| "info,libp2p=warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (j, b) in boot.iter().enumerate() {
-            if j != i {
-                cmd.arg("--bootstrap").arg(b);
-            }
-        }
-        if let Some(k) = faulty.iter().position(|f| *f == i) {
-            cmd.arg("--fault").arg(args.fault_of(k).name());
-        }
-        if crowded {
-            cmd.args(["--threads", "1", "--io-threads", "1"]);
-        }
-        let child = cmd.spawn().map_err(|e| format!("starting {name}: {e}"))?;
-        procs.push(NodeProc {
-            name: name.clone(),
-            child,
-            exited: false,
-        });
-    }
-    let starting = bars.add(ProgressBar::new(args.nodes as u64));
-    starting.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    starting.set_prefix("nodes");
-    starting.set_message("starting");
-    for (_, _, _, _, status) in &specs {
-        let client = http
-            .at(&format!("http://127.0.0.1:{status}"))
-            .map_err(|e| e.to_string())?
-            .with_timeout(Duration::from_secs(2));
-        let deadline = Instant::now() + Duration::from_secs(60 + args.nodes as u64);
-        while client.get::<Status>("/status").await.is_err() {
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "a node did not start; see the logs in {}",
-                    dir.display()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        starting.inc(1);
-    }
-    starting.finish_with_message("listening");
+    let mut procs = nodes.spawn(args, dir, chain_port)?;
+    nodes.wait_listening(&ui, &http, args, dir).await?;
 
-    // The chain, in this process.
-    let chain_config = ChainConfig {
-        data_dir: dir.join("chain"),
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], chain_port)),
-        block_ms: args.block_ms(),
-        ..ChainConfig::default()
-    };
+    // The chain, in this process, once every node listens.
     let phases = contract.phases.clone();
     let view_blocks = phases.contribute + phases.share + phases.publish + phases.wait;
-    let first = contract.first_view_change;
     // With a signing key, each view lasts until its key is made.
     let key_blocks = match args.curve {
         DemoCurve::Bls12381 => 0,
         DemoCurve::Secp256k1 => contract.view_length,
     };
+    let limit = Duration::from_secs(args.timeout_secs.unwrap_or(
+        30 + (contract.first_view_change + args.views * (view_blocks * 3 + key_blocks))
+            * args.block_ms()
+            / 1000
+            + args.nodes as u64,
+    ));
     let chain = keyquorum_devchain::Chain::start(
-        chain_config,
+        ChainConfig {
+            data_dir: dir.join("chain"),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], chain_port)),
+            block_ms: args.block_ms(),
+            ..ChainConfig::default()
+        },
         ContractMachine(Contract::new(contract).map_err(|e| e.to_string())?),
     )
     .await
     .map_err(|e| format!("chain: {e}"))?;
-    let handle = chain.handle();
 
-    let limit = Duration::from_secs(args.timeout_secs.unwrap_or(
-        30 + (first + args.views * (view_blocks * 3 + key_blocks)) * args.block_ms() / 1000
-            + args.nodes as u64,
-    ));
-    let bar_style = ProgressStyle::with_template("{prefix:>10} [{bar:30}] {msg}")
-        .expect("valid template")
-        .progress_chars("=> ");
-    let registering = bars.add(ProgressBar::new(args.nodes as u64));
-    registering.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    registering.set_prefix("register");
-    let mut view_bars: std::collections::BTreeMap<u64, (ProgressBar, u64)> = Default::default();
-    let mut from = 1u64;
-    let mut failure: Option<String> = None;
-    let mut noted_registration = false;
+    let mut progress = Progress::new(&ui, args.nodes, view_blocks);
+    let mut beacon = Beacon::new(&nodes)?;
     let mut run_limit = RunLimit::new(started, limit);
-    let beacon_http = BeaconLog::client()?;
-    let mut beacon = BeaconLog::default();
-    let port_of: std::collections::BTreeMap<String, u16> = specs
-        .iter()
-        .map(|(name, _, _, _, status)| (name.clone(), *status))
-        .collect();
-    let mut beacon_due = false;
-    loop {
-        if observer.current_view >= args.views && signing_keys_done(args, &observer) {
-            break;
-        }
-        if let Some(reason) = run_limit.stop_reason(&observer, args.views) {
-            failure = Some(reason);
-            break;
-        }
-        for (name, status) in NodeProc::newly_exited(&mut procs) {
-            say(
-                &bars,
-                format!(
-                    "  {name} exited ({status}){}",
-                    if args.fault == Some(Fault::Crash) {
-                        " — the crash fault"
-                    } else {
-                        ""
-                    }
-                ),
-            );
-        }
-        handle
-            .wait_for_height(from, Duration::from_millis(500))
-            .await;
-        let blocks = handle.blocks_from(from, 50).map_err(|e| e.to_string())?;
-        for b in blocks {
-            from = b.height + 1;
-            let b = chain_block(b);
-            let events = b
-                .txs
-                .iter()
-                .flat_map(|t| t.events.iter())
-                .chain(b.end_block_events.iter());
-            for e in events {
-                observer.on_event(e, b.height, b.time_ms);
-                match e {
-                    Event::Registered { .. } => {
-                        registering.set_position(observer.registered.len() as u64);
-                        if observer.registered.len() == args.nodes {
-                            registering.finish_with_message("all registered");
-                        }
-                    }
-                    Event::CommitteeSelected {
-                        view,
-                        ceremony_number,
-                        ..
-                    } => {
-                        if !noted_registration && observer.registered.len() < args.nodes {
-                            say(
-                                &bars,
-                                format!(
-                                    "  note: {} of {} nodes had registered when the first committee was selected",
-                                    observer.registered.len(),
-                                    args.nodes
-                                ),
-                            );
-                        }
-                        noted_registration = true;
-                        let (bar, _) = view_bars.entry(*view).or_insert_with(|| {
-                            let bar = bars.add(ProgressBar::new(view_blocks));
-                            bar.set_style(bar_style.clone());
-                            bar.set_prefix(format!("view {view}"));
-                            (bar, b.height)
-                        });
-                        bar.set_position(0);
-                        bar.set_message(format!("ceremony {ceremony_number}: committee selected"));
-                        if let Some(entry) = view_bars.get_mut(view) {
-                            entry.1 = b.height;
-                        }
-                    }
-                    Event::PhaseChanged {
-                        view,
-                        ceremony_number,
-                        attempt,
-                        phase,
-                        deadline,
-                    } => {
-                        if let Some((bar, _)) = view_bars.get(view) {
-                            let phase = format!("{phase:?}").to_lowercase();
-                            if phase != "idle" {
-                                bar.set_message(format!(
-                                    "ceremony {ceremony_number}: {phase}{} until block {deadline}",
-                                    if *attempt > 0 {
-                                        format!(" (attempt {})", attempt + 1)
-                                    } else {
-                                        String::new()
-                                    }
-                                ));
-                            }
-                        }
-                    }
-                    Event::CeremonyFailed {
-                        view,
-                        ceremony_number,
-                        reason,
-                        ..
-                    } => {
-                        say(
-                            &bars,
-                            format!(
-                                "  view {view} ceremony {ceremony_number} failed: {reason}; the contract starts a new ceremony without the culprits"
-                            ),
-                        );
-                    }
-                    Event::SigningKeyCreated { view, key } => {
-                        say(
-                            &bars,
-                            format!(
-                                "  view {view} signing key made: {} qualified dealers, {} exclusions, {} slashed",
-                                key.qualified.len(),
-                                key.excluded.len(),
-                                key.excluded.iter().filter(|e| e.penalty.is_some()).count()
-                            ),
-                        );
-                    }
-                    Event::ViewActivated { view, .. } => {
-                        if let Some((bar, _)) = view_bars.get(view) {
-                            bar.set_position(view_blocks);
-                            bar.finish_with_message("activated");
-                        }
-                        beacon_due = true;
-                    }
-                    _ => {}
-                }
-            }
-            for (bar, start) in view_bars.values() {
-                if !bar.is_finished() {
-                    bar.set_position(b.height.saturating_sub(*start).min(view_blocks));
-                }
-            }
-        }
-        if args.curve == DemoCurve::Secp256k1
-            && let Err(e) = sign_with_signing_key(&mut observer, &port_of, &sign_token).await
-        {
-            failure = Some(e);
-            break;
-        }
-        if beacon_due {
-            // The rounds of the view that ended; the new view's chain may not be served yet
-            // (a fresh key's chain starts a period after activation), which the next fetch
-            // picks up.
-            beacon_due = false;
-            let ports = beacon_ports(&observer, &port_of);
-            if let Err(e) = beacon.fetch(&beacon_http, &ports).await {
-                say(&bars, format!("  beacon not fetched yet: {e}"));
-            }
-        }
-    }
-    // Let the final view's committee produce a couple of rounds, so the beacon is shown in
-    // every view.
+    let mut failure = follow(
+        args,
+        &chain.handle(),
+        &nodes,
+        &mut observer,
+        &mut progress,
+        &mut beacon,
+        &mut run_limit,
+        &mut procs,
+    )
+    .await?;
     if failure.is_none() && observer.current_view > 0 {
-        let view = observer.current_view;
-        let waiting = bars.add(ProgressBar::new_spinner());
-        waiting.set_prefix("beacon");
-        waiting.set_message(format!("waiting for two rounds in view {view}"));
-        let deadline = Instant::now() + BEACON_WAIT;
-        loop {
-            let ports = beacon_ports(&observer, &port_of);
-            let last_error = beacon.fetch(&beacon_http, &ports).await.err();
-            if beacon.rounds_in(view, &activations(&observer)) >= 2 {
-                break;
-            }
-            if Instant::now() > deadline {
-                failure = Some(format!(
-                    "the beacon did not produce two rounds in view {view} within {} s{}",
-                    BEACON_WAIT.as_secs(),
-                    last_error.map(|e| format!(": {e}")).unwrap_or_default()
-                ));
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        waiting.finish_and_clear();
+        failure = beacon.wait_for_rounds(&ui, &observer).await.err();
     }
-    // One threshold signature on demand by the last view's committee.
     let mut on_demand = None;
     if failure.is_none() && observer.current_view > 0 {
-        let view = observer.current_view;
-        let key = observer.views.get(&view).and_then(|v| v.group_key.clone());
-        let ports = beacon_ports(&observer, &port_of);
-        let message = format!("signed on demand by view {view}'s committee");
-        match key {
-            Some(key) => {
-                match demo_sign::sign_once(&ports, &sign_token, message.as_bytes(), &key).await {
-                    Ok(s) => on_demand = Some(s),
-                    Err(e) => failure = Some(e),
-                }
-            }
-            None => failure = Some(format!("no group key known for view {view}")),
+        match sign_on_demand(&observer, &beacon, &nodes.sign_token).await {
+            Ok(s) => on_demand = Some(s),
+            Err(e) => failure = Some(e),
         }
     }
-    registering.finish_and_clear();
-    for (bar, _) in view_bars.values() {
-        if !bar.is_finished() {
-            bar.abandon();
-        }
-    }
+    progress.clear();
 
     let (views_json, bad_signature) = verify_signatures(&mut observer);
     let activations = activations(&observer);
-    // The chain of activated magic blocks, as a light client would check it from the first
-    // view's key: each block's key confirmation, the previous committee's handover under the
-    // previous key, and a reshare keeping the key.
-    let activated: Vec<u64> = observer
-        .views
-        .values()
-        .filter(|v| v.activated)
-        .map(|v| v.view)
-        .collect();
-    let mut bad_chain = None;
-    if !activated.is_empty() {
-        // Generous: with a hundred node processes on two cores the chain answers slowly.
-        let api = http.clone().with_timeout(Duration::from_secs(60));
-        let mut blocks: Vec<SignedMagicBlock> = Vec::new();
-        for v in &activated {
-            match api.get(&format!("/views/{v}/magic-block")).await {
-                Ok(b) => blocks.push(b),
-                Err(e) => bad_chain = Some(e.to_string()),
-            }
-        }
-        if bad_chain.is_none()
-            && let Some(first) = blocks.first()
-            && let Err(e) = verify_magic_block_chain(&first.block.group_key.0, &blocks)
-        {
-            bad_chain = Some(e.to_string());
-        }
-    }
-    if !json && !activated.is_empty() {
-        match &bad_chain {
-            None => println!(
-                "chain of {} magic blocks verified from the first group key (handovers included)",
-                activated.len()
-            ),
-            Some(e) => println!("chain of magic blocks DOES NOT VERIFY: {e}"),
-        }
-    }
-    if !json {
-        println!();
-        for v in observer.views.values() {
-            print!("{}", demo_report::text(&observer, v));
-            println!();
-        }
-        println!("random beacon (every round verified under its chain info):");
-        for line in beacon.lines(&activations) {
-            println!("{line}");
-        }
-        if let Some(line) = crate::demo_latency::summary(&beacon.latency_points()) {
-            println!("  {line}");
-        }
-        if let Some(s) = &on_demand {
-            println!("{}", s.line());
-        }
-        println!();
-    } else {
+    let bad_chain = verify_chain(&ui, &http, &observer).await;
+    if ui.json {
         let views: Vec<serde_json::Value> = views_json
             .iter()
             .filter_map(|(view, m)| {
@@ -987,10 +606,27 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
             "{}",
             serde_json::json!({
                 "views": views,
-                "beacon": beacon.json(&activations),
+                "beacon": beacon.log.json(&activations),
                 "sign": on_demand.as_ref().map(|s| &s.answer),
             })
         );
+    } else {
+        println!();
+        for v in observer.views.values() {
+            print!("{}", demo_report::text(&observer, v));
+            println!();
+        }
+        println!("random beacon (every round verified under its chain info):");
+        for line in beacon.log.lines(&activations) {
+            println!("{line}");
+        }
+        if let Some(line) = crate::demo_latency::summary(&beacon.log.latency_points()) {
+            println!("  {line}");
+        }
+        if let Some(s) = &on_demand {
+            println!("{}", s.line());
+        }
+        println!();
     }
     let html = demo_report::html(
         &observer,
@@ -1002,7 +638,7 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
             args.faults_named()
         ),
         &crate::demo_latency::section(
-            &beacon.latency_points(),
+            &beacon.log.latency_points(),
             &activations
                 .iter()
                 .map(|(v, at)| (*v, *at))
@@ -1010,35 +646,13 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
         ),
     );
     std::fs::write(&args.report, html).map_err(|e| format!("{}: {e}", args.report.display()))?;
-
-    // Traffic per node, from each node's status, before stopping them.
-    let mut traffic = Vec::new();
-    for (name, _, _, _, status) in &specs {
-        if let Some(t) = node_traffic(&http, *status).await {
-            traffic.push((name.clone(), t));
-        }
-    }
-    if !traffic.is_empty() && !json {
-        let sent: u64 = traffic.iter().map(|(_, t)| t.total.bytes_sent).sum();
-        println!(
-            "traffic: {:.1} KiB sent per node on average (deals, acks and transactions)",
-            sent as f64 / traffic.len() as f64 / 1024.0
-        );
-    }
-    if let Some(path) = &args.metrics_out {
-        let nodes: Vec<serde_json::Value> = traffic
-            .iter()
-            .map(|(name, t)| serde_json::json!({ "node": name, "metrics": t }))
-            .collect();
-        std::fs::write(path, serde_json::json!({ "nodes": nodes }).to_string())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-    }
+    report_traffic(args, &ui, &http, &nodes).await?;
 
     // Stop the nodes, then the chain.
     drop(procs);
     let _ = chain.stop().await;
     let elapsed = started.elapsed().as_secs_f64();
-    if !json {
+    if !ui.json {
         println!(
             "report written to {} · {:.1} s{}",
             args.report.display(),
@@ -1057,6 +671,561 @@ async fn demo(args: &DemoArgs, mut contract: ContractConfig, dir: &Path) -> Resu
     }
     if let Some(e) = bad_chain {
         return Err(format!("the chain of magic blocks does not verify: {e}"));
+    }
+    Ok(())
+}
+
+/// The demo's terminal: progress bars, and lines printed above them (none with `--format
+/// json`, which prints one object at the end).
+struct Ui {
+    bars: MultiProgress,
+    json: bool,
+}
+
+impl Ui {
+    fn new(json: bool) -> Self {
+        let bars = MultiProgress::new();
+        if json {
+            bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        Self { bars, json }
+    }
+
+    fn say(&self, line: String) {
+        if !self.json {
+            let _ = self.bars.println(line);
+        }
+    }
+
+    /// A bar counting `len` things, named `prefix`.
+    fn counter(&self, len: u64, prefix: &'static str) -> ProgressBar {
+        let bar = self.bars.add(ProgressBar::new(len));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(prefix);
+        bar
+    }
+}
+
+/// One node process of the demo.
+struct NodeSpec {
+    name: String,
+    key_file: PathBuf,
+    p2p: u16,
+    /// Its p2p address with its peer id, for the others' `--bootstrap`.
+    address: String,
+    /// Its HTTP port (`/status`, the beacon, `POST /sign`).
+    status: u16,
+}
+
+/// The demo's nodes and their secrets on disk, written before anything starts.
+struct Nodes {
+    specs: Vec<NodeSpec>,
+    /// The 0600 file holding the keystores' random passphrase.
+    pass_file: PathBuf,
+    /// The bearer token of the nodes' `POST /sign`, random like the passphrase, and its 0600
+    /// file.
+    sign_token: String,
+    sign_token_file: PathBuf,
+    /// Which nodes run a fault.
+    faulty: Vec<usize>,
+}
+
+impl Nodes {
+    /// One encrypted keystore per node and one random passphrase in a 0600 file; every node
+    /// funded at genesis in `contract` with what it stakes (its registration locks all of it)
+    /// and named in `observer`.
+    fn create(
+        args: &DemoArgs,
+        mut contract: ContractConfig,
+        dir: &Path,
+        ports: &mut std::collections::BTreeSet<u16>,
+        observer: &mut Observer,
+    ) -> Result<(Self, ContractConfig), String> {
+        let mut secret = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);
+        let pass_hex = hex::encode(secret);
+        let pass_file = dir.join("passphrase");
+        write_private(&pass_file, &pass_hex)?;
+        let passphrase = Passphrase::new(pass_hex);
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);
+        let sign_token = hex::encode(secret);
+        let sign_token_file = dir.join("sign.token");
+        write_private(&sign_token_file, &sign_token)?;
+        let width = if args.nodes > 10 { 2 } else { 1 };
+        let mut specs = Vec::new();
+        for i in 0..args.nodes {
+            let keys = NodeKeys::generate();
+            let key_file = dir.join(format!("node-{i}.key"));
+            let _ = std::fs::remove_file(&key_file);
+            keystore::write(&key_file, &keys, &passphrase, KdfParams::light())
+                .map_err(|e| e.to_string())?;
+            contract = contract.fund(keys.identity().public(), stake(i));
+            let name = format!("node-{i:0width$}");
+            observer.names.insert(
+                hex::encode(keys.identity().public().as_bytes()),
+                name.clone(),
+            );
+            let p2p = free_port(ports)?;
+            specs.push(NodeSpec {
+                name,
+                key_file,
+                p2p,
+                address: format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{}", keys.peer_id()),
+                status: free_port(ports)?,
+            });
+        }
+        contract
+            .validate()
+            .map_err(|e| format!("invalid demo genesis: {e}"))?;
+        let nodes = Self {
+            specs,
+            pass_file,
+            sign_token,
+            sign_token_file,
+            faulty: (args.committee - args.faulty()..args.committee).collect(),
+        };
+        Ok((nodes, contract))
+    }
+
+    /// One `keyquorum node` process per node, on the chain at `chain_port`.
+    fn spawn(&self, args: &DemoArgs, dir: &Path, chain_port: u16) -> Result<Vec<NodeProc>, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let boot: Vec<&str> = self
+            .specs
+            .iter()
+            .take(2)
+            .map(|s| s.address.as_str())
+            .collect();
+        // More node processes than cores: each gets one thread per pool, since extra threads
+        // would only add scheduling and every core is busy with other nodes anyway.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let crowded = args.nodes > cores;
+        let mut procs = Vec::new();
+        for (i, s) in self.specs.iter().enumerate() {
+            let log = std::fs::File::create(dir.join(format!("{}.log", s.name)))
+                .map_err(|e| e.to_string())?;
+            let mut cmd = Command::new(&exe);
+            cmd.arg("node")
+                .arg("--data-dir")
+                .arg(dir.join(&s.name))
+                .arg("--chain-url")
+                .arg(format!("http://127.0.0.1:{chain_port}"))
+                .arg("--p2p-listen")
+                .arg(format!("/ip4/127.0.0.1/tcp/{}", s.p2p))
+                .arg("--key-file")
+                .arg(&s.key_file)
+                .arg("--passphrase-file")
+                .arg(&self.pass_file)
+                .arg("--stake")
+                .arg(stake(i).to_string())
+                .arg("--http-listen")
+                .arg(format!("127.0.0.1:{}", s.status))
+                .arg("--sign-token-file")
+                .arg(&self.sign_token_file)
+                .env(
+                    "KEYQUORUM_LOG",
+                    std::env::var("KEYQUORUM_LOG").unwrap_or_else(|_| "info,libp2p=warn".into()),
+                )
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log);
+            for (j, b) in boot.iter().enumerate() {
+                if j != i {
+                    cmd.arg("--bootstrap").arg(b);
+                }
+            }
+            if let Some(k) = self.faulty.iter().position(|f| *f == i) {
+                cmd.arg("--fault").arg(args.fault_of(k).name());
+            }
+            if crowded {
+                cmd.args(["--threads", "1", "--io-threads", "1"]);
+            }
+            let child = cmd
+                .spawn()
+                .map_err(|e| format!("starting {}: {e}", s.name))?;
+            procs.push(NodeProc {
+                name: s.name.clone(),
+                child,
+                exited: false,
+            });
+        }
+        Ok(procs)
+    }
+
+    /// Waits until every node answers on its status port.
+    async fn wait_listening(
+        &self,
+        ui: &Ui,
+        http: &Client,
+        args: &DemoArgs,
+        dir: &Path,
+    ) -> Result<(), String> {
+        let starting = ui.counter(args.nodes as u64, "nodes");
+        starting.set_message("starting");
+        for s in &self.specs {
+            let client = http
+                .at(&format!("http://127.0.0.1:{}", s.status))
+                .map_err(|e| e.to_string())?
+                .with_timeout(Duration::from_secs(2));
+            let deadline = Instant::now() + Duration::from_secs(60 + args.nodes as u64);
+            while client.get::<Status>("/status").await.is_err() {
+                if Instant::now() > deadline {
+                    return Err(format!(
+                        "a node did not start; see the logs in {}",
+                        dir.display()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            starting.inc(1);
+        }
+        starting.finish_with_message("listening");
+        Ok(())
+    }
+}
+
+/// The progress bars that follow the chain: registrations, then one bar per view.
+struct Progress<'a> {
+    ui: &'a Ui,
+    nodes: usize,
+    registering: ProgressBar,
+    /// Per view: its bar and the height its current ceremony started at.
+    views: std::collections::BTreeMap<u64, (ProgressBar, u64)>,
+    view_blocks: u64,
+    noted_registration: bool,
+}
+
+impl<'a> Progress<'a> {
+    fn new(ui: &'a Ui, nodes: usize, view_blocks: u64) -> Self {
+        Self {
+            ui,
+            nodes,
+            registering: ui.counter(nodes as u64, "register"),
+            views: Default::default(),
+            view_blocks,
+            noted_registration: false,
+        }
+    }
+
+    /// One chain event at `height`, already recorded by `observer`.
+    fn on_event(&mut self, e: &Event, height: u64, observer: &Observer) {
+        match e {
+            Event::Registered { .. } => {
+                self.registering
+                    .set_position(observer.registered.len() as u64);
+                if observer.registered.len() == self.nodes {
+                    self.registering.finish_with_message("all registered");
+                }
+            }
+            Event::CommitteeSelected {
+                view,
+                ceremony_number,
+                ..
+            } => {
+                if !self.noted_registration && observer.registered.len() < self.nodes {
+                    self.ui.say(format!(
+                        "  note: {} of {} nodes had registered when the first committee was selected",
+                        observer.registered.len(),
+                        self.nodes
+                    ));
+                }
+                self.noted_registration = true;
+                let (ui, view_blocks) = (self.ui, self.view_blocks);
+                let (bar, start) = self.views.entry(*view).or_insert_with(|| {
+                    let bar = ui.bars.add(ProgressBar::new(view_blocks));
+                    bar.set_style(
+                        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {msg}")
+                            .expect("valid template")
+                            .progress_chars("=> "),
+                    );
+                    bar.set_prefix(format!("view {view}"));
+                    (bar, height)
+                });
+                bar.set_position(0);
+                bar.set_message(format!("ceremony {ceremony_number}: committee selected"));
+                *start = height;
+            }
+            Event::PhaseChanged {
+                view,
+                ceremony_number,
+                attempt,
+                phase,
+                deadline,
+            } => {
+                if let Some((bar, _)) = self.views.get(view) {
+                    let phase = format!("{phase:?}").to_lowercase();
+                    if phase != "idle" {
+                        bar.set_message(format!(
+                            "ceremony {ceremony_number}: {phase}{} until block {deadline}",
+                            if *attempt > 0 {
+                                format!(" (attempt {})", attempt + 1)
+                            } else {
+                                String::new()
+                            }
+                        ));
+                    }
+                }
+            }
+            Event::CeremonyFailed {
+                view,
+                ceremony_number,
+                reason,
+                ..
+            } => {
+                self.ui.say(format!(
+                    "  view {view} ceremony {ceremony_number} failed: {reason}; the contract starts a new ceremony without the culprits"
+                ));
+            }
+            Event::SigningKeyCreated { view, key } => {
+                self.ui.say(format!(
+                    "  view {view} signing key made: {} qualified dealers, {} exclusions, {} slashed",
+                    key.qualified.len(),
+                    key.excluded.len(),
+                    key.excluded.iter().filter(|e| e.penalty.is_some()).count()
+                ));
+            }
+            Event::ViewActivated { view, .. } => {
+                if let Some((bar, _)) = self.views.get(view) {
+                    bar.set_position(self.view_blocks);
+                    bar.finish_with_message("activated");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The end of the block at `height`: every running view's bar moves on.
+    fn at_height(&self, height: u64) {
+        for (bar, start) in self.views.values() {
+            if !bar.is_finished() {
+                bar.set_position(height.saturating_sub(*start).min(self.view_blocks));
+            }
+        }
+    }
+
+    fn clear(&self) {
+        self.registering.finish_and_clear();
+        for (bar, _) in self.views.values() {
+            if !bar.is_finished() {
+                bar.abandon();
+            }
+        }
+    }
+}
+
+/// The beacon as the demo fetches it from the nodes and verifies it.
+struct Beacon {
+    log: BeaconLog,
+    http: reqwest::Client,
+    /// Each node's status port, by name.
+    port_of: std::collections::BTreeMap<String, u16>,
+}
+
+impl Beacon {
+    fn new(nodes: &Nodes) -> Result<Self, String> {
+        Ok(Self {
+            log: BeaconLog::default(),
+            http: BeaconLog::client()?,
+            port_of: nodes
+                .specs
+                .iter()
+                .map(|s| (s.name.clone(), s.status))
+                .collect(),
+        })
+    }
+
+    /// Fetches and verifies the rounds the nodes serve.
+    async fn fetch(&mut self, observer: &Observer) -> Result<(), String> {
+        let ports = beacon_ports(observer, &self.port_of);
+        self.log.fetch(&self.http, &ports).await
+    }
+
+    /// Lets the final view's committee produce a couple of rounds, so the beacon is shown in
+    /// every view.
+    async fn wait_for_rounds(&mut self, ui: &Ui, observer: &Observer) -> Result<(), String> {
+        let view = observer.current_view;
+        let waiting = ui.bars.add(ProgressBar::new_spinner());
+        waiting.set_prefix("beacon");
+        waiting.set_message(format!("waiting for two rounds in view {view}"));
+        let deadline = Instant::now() + BEACON_WAIT;
+        let result = loop {
+            let last_error = self.fetch(observer).await.err();
+            if self.log.rounds_in(view, &activations(observer)) >= 2 {
+                break Ok(());
+            }
+            if Instant::now() > deadline {
+                break Err(format!(
+                    "the beacon did not produce two rounds in view {view} within {} s{}",
+                    BEACON_WAIT.as_secs(),
+                    last_error.map(|e| format!(": {e}")).unwrap_or_default()
+                ));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        waiting.finish_and_clear();
+        result
+    }
+}
+
+/// Follows the chain until every view is active (and, with `--curve secp256k1`, has signed
+/// with its signing key), fetching the beacon after each view change. Returns why it stopped
+/// before that, if it did.
+#[allow(clippy::too_many_arguments)]
+async fn follow(
+    args: &DemoArgs,
+    chain: &keyquorum_devchain::ChainHandle,
+    nodes: &Nodes,
+    observer: &mut Observer,
+    progress: &mut Progress<'_>,
+    beacon: &mut Beacon,
+    run_limit: &mut RunLimit,
+    procs: &mut [NodeProc],
+) -> Result<Option<String>, String> {
+    let mut from = 1u64;
+    loop {
+        if observer.current_view >= args.views && signing_keys_done(args, observer) {
+            return Ok(None);
+        }
+        if let Some(reason) = run_limit.stop_reason(observer, args.views) {
+            return Ok(Some(reason));
+        }
+        for (name, status) in NodeProc::newly_exited(procs) {
+            progress.ui.say(format!(
+                "  {name} exited ({status}){}",
+                if args.fault == Some(Fault::Crash) {
+                    " — the crash fault"
+                } else {
+                    ""
+                }
+            ));
+        }
+        chain
+            .wait_for_height(from, Duration::from_millis(500))
+            .await;
+        let mut beacon_due = false;
+        for b in chain.blocks_from(from, 50).map_err(|e| e.to_string())? {
+            from = b.height + 1;
+            let b = chain_block(b);
+            let events = b
+                .txs
+                .iter()
+                .flat_map(|t| t.events.iter())
+                .chain(b.end_block_events.iter());
+            for e in events {
+                observer.on_event(e, b.height, b.time_ms);
+                progress.on_event(e, b.height, observer);
+                beacon_due |= matches!(e, Event::ViewActivated { .. });
+            }
+            progress.at_height(b.height);
+        }
+        if args.curve == DemoCurve::Secp256k1
+            && let Err(e) =
+                sign_with_signing_key(observer, &beacon.port_of, &nodes.sign_token).await
+        {
+            return Ok(Some(e));
+        }
+        if beacon_due {
+            // The rounds of the view that ended; the new view's chain may not be served yet
+            // (a fresh key's chain starts a period after activation), which the next fetch
+            // picks up.
+            if let Err(e) = beacon.fetch(observer).await {
+                progress.ui.say(format!("  beacon not fetched yet: {e}"));
+            }
+        }
+    }
+}
+
+/// One threshold signature on demand by the last view's committee, checked under its group
+/// key.
+async fn sign_on_demand(
+    observer: &Observer,
+    beacon: &Beacon,
+    token: &str,
+) -> Result<demo_sign::OnDemand, String> {
+    let view = observer.current_view;
+    let key = observer
+        .views
+        .get(&view)
+        .and_then(|v| v.group_key.clone())
+        .ok_or_else(|| format!("no group key known for view {view}"))?;
+    let ports = beacon_ports(observer, &beacon.port_of);
+    let message = format!("keyquorum demo: signed on demand once view {view} was active");
+    demo_sign::sign_once(&ports, token, message.as_bytes(), &key).await
+}
+
+/// The chain of activated magic blocks, as a light client would check it from the first
+/// view's key: each block's key confirmation, the previous committee's handover under the
+/// previous key, and a reshare keeping the key. Prints the outcome; returns the failure.
+async fn verify_chain(ui: &Ui, http: &Client, observer: &Observer) -> Option<String> {
+    let activated: Vec<u64> = observer
+        .views
+        .values()
+        .filter(|v| v.activated)
+        .map(|v| v.view)
+        .collect();
+    if activated.is_empty() {
+        return None;
+    }
+    // Generous: with a hundred node processes on two cores the chain answers slowly.
+    let api = http.clone().with_timeout(Duration::from_secs(60));
+    let mut blocks: Vec<SignedMagicBlock> = Vec::new();
+    let mut bad_chain = None;
+    for v in &activated {
+        match api.get(&format!("/views/{v}/magic-block")).await {
+            Ok(b) => blocks.push(b),
+            Err(e) => bad_chain = Some(e.to_string()),
+        }
+    }
+    if bad_chain.is_none()
+        && let Some(first) = blocks.first()
+        && let Err(e) = verify_magic_block_chain(&first.block.group_key.0, &blocks)
+    {
+        bad_chain = Some(e.to_string());
+    }
+    if !ui.json {
+        match &bad_chain {
+            None => println!(
+                "chain of {} magic blocks verified from the first group key (handovers included)",
+                activated.len()
+            ),
+            Some(e) => println!("chain of magic blocks DOES NOT VERIFY: {e}"),
+        }
+    }
+    bad_chain
+}
+
+/// Traffic per node, from each node's status, before stopping them: the average in the text
+/// output, every node's counters in `--metrics-out`.
+async fn report_traffic(
+    args: &DemoArgs,
+    ui: &Ui,
+    http: &Client,
+    nodes: &Nodes,
+) -> Result<(), String> {
+    let mut traffic = Vec::new();
+    for s in &nodes.specs {
+        if let Some(t) = node_traffic(http, s.status).await {
+            traffic.push((s.name.clone(), t));
+        }
+    }
+    if !traffic.is_empty() && !ui.json {
+        let sent: u64 = traffic.iter().map(|(_, t)| t.total.bytes_sent).sum();
+        println!(
+            "traffic: {:.1} KiB sent per node on average (deals, acks and transactions)",
+            sent as f64 / traffic.len() as f64 / 1024.0
+        );
+    }
+    if let Some(path) = &args.metrics_out {
+        let nodes: Vec<serde_json::Value> = traffic
+            .iter()
+            .map(|(name, t)| serde_json::json!({ "node": name, "metrics": t }))
+            .collect();
+        std::fs::write(path, serde_json::json!({ "nodes": nodes }).to_string())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
 }

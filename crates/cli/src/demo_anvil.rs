@@ -266,7 +266,7 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
     ));
     let mut observer = Observer::default();
     let nodes = DemoNodes::create(args, dir, &mut observer)?;
-    let chain = DemoChain::start(args, &nodes.specs).await?;
+    let chain = AnvilChain::start(args, &nodes.specs).await?;
     say(format!(
         "  anvil at {}, coordinator deployed at {} in block {}",
         chain.anvil.url(),
@@ -407,7 +407,7 @@ impl DemoNodes {
 }
 
 /// Anvil, with every node's account funded and the coordinator deployed.
-struct DemoChain {
+struct AnvilChain {
     anvil: Anvil,
     deployer: PrivateKeySigner,
     contract: Address,
@@ -419,7 +419,7 @@ struct DemoChain {
     block_ms: u64,
 }
 
-impl DemoChain {
+impl AnvilChain {
     async fn start(args: &DemoArgs, specs: &[NodeSpec]) -> Result<Self, String> {
         let (threshold_percent, quorum_percent) = percentages(args)?;
         let block_ms = args.block_ms();
@@ -494,7 +494,7 @@ fn spawn_nodes(
     args: &DemoArgs,
     dir: &Path,
     nodes: &DemoNodes,
-    chain: &DemoChain,
+    chain: &AnvilChain,
 ) -> Result<Vec<NodeProc>, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let boot: Vec<&str> = nodes
@@ -587,7 +587,7 @@ struct Followed {
 }
 
 impl Followed {
-    async fn new(reader: &Client, chain: &DemoChain, nodes: &DemoNodes) -> Result<Self, String> {
+    async fn new(reader: &Client, chain: &AnvilChain, nodes: &DemoNodes) -> Result<Self, String> {
         let chain_id = reader.chain_id().await.map_err(|e| format!("anvil: {e}"))?;
         Ok(Self {
             follower: Follower::new(
@@ -809,7 +809,7 @@ impl<'a> Receipts<'a> {
     /// `observer`.
     async fn read(
         reader: &Client,
-        chain: &DemoChain,
+        chain: &AnvilChain,
         nodes: &'a DemoNodes,
         followed: &Followed,
         observer: &mut Observer,
@@ -953,7 +953,7 @@ impl Verified {
 /// Everything the demo shows at the end, as text, JSON or the HTML report.
 struct Report<'a> {
     args: &'a DemoArgs,
-    chain: &'a DemoChain,
+    chain: &'a AnvilChain,
     nodes: &'a DemoNodes,
     observer: &'a Observer,
     followed: &'a Followed,

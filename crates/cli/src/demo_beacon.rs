@@ -322,7 +322,7 @@ impl BeaconLog {
                     "new chain (fresh key) linked to the previous one".to_owned()
                 }
                 Some(_) => "new chain, NOT linked to the previous one".to_owned(),
-                None => "new chain (fresh key)".to_owned(),
+                None => "the first chain fetched".to_owned(),
             };
             out.push(format!(
                 "  view {view}: chain {}… {} round{}, {first}..{last}, {how}",
