@@ -250,6 +250,95 @@ impl NodeProc {
     }
 }
 
+/// One demo node as its process is started, whatever its chain.
+pub(crate) struct NodeLaunch<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) key_file: &'a Path,
+    pub(crate) p2p: u16,
+    /// Its HTTP port (`/status` and the rest of its API).
+    pub(crate) status: u16,
+    pub(crate) stake: u64,
+}
+
+/// Starts the demos' `keyquorum node` processes with what both demos give every node: its
+/// keystore and the shared passphrase file, its data directory and log in the demo's work
+/// directory, its ports and stake, the first two nodes' addresses to bootstrap from (but its
+/// own), and one thread per pool when there are more processes than cores.
+pub(crate) struct NodeLauncher {
+    exe: PathBuf,
+    dir: PathBuf,
+    pass_file: PathBuf,
+    boot: Vec<String>,
+    crowded: bool,
+}
+
+impl NodeLauncher {
+    /// `addresses`: every node's p2p address with its peer id, in node order.
+    pub(crate) fn new<'a>(
+        dir: &Path,
+        pass_file: &Path,
+        addresses: impl ExactSizeIterator<Item = &'a str>,
+    ) -> Result<Self, String> {
+        let nodes = addresses.len();
+        // More node processes than cores: each gets one thread per pool, since extra threads
+        // would only add scheduling and every core is busy with other nodes anyway.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Self {
+            exe: std::env::current_exe().map_err(|e| e.to_string())?,
+            dir: dir.to_owned(),
+            pass_file: pass_file.to_owned(),
+            boot: addresses.take(2).map(str::to_owned).collect(),
+            crowded: nodes > cores,
+        })
+    }
+
+    /// The command for node `i`; the caller adds its chain's options and the node's fault.
+    pub(crate) fn command(&self, i: usize, node: &NodeLaunch<'_>) -> Result<Command, String> {
+        let log = std::fs::File::create(self.dir.join(format!("{}.log", node.name)))
+            .map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("node")
+            .arg("--data-dir")
+            .arg(self.dir.join(node.name))
+            .arg("--p2p-listen")
+            .arg(format!("/ip4/127.0.0.1/tcp/{}", node.p2p))
+            .arg("--key-file")
+            .arg(node.key_file)
+            .arg("--passphrase-file")
+            .arg(&self.pass_file)
+            .arg("--stake")
+            .arg(node.stake.to_string())
+            .arg("--http-listen")
+            .arg(format!("127.0.0.1:{}", node.status))
+            .env(
+                "KEYQUORUM_LOG",
+                std::env::var("KEYQUORUM_LOG").unwrap_or_else(|_| "info,libp2p=warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (j, b) in self.boot.iter().enumerate() {
+            if j != i {
+                cmd.arg("--bootstrap").arg(b);
+            }
+        }
+        if self.crowded {
+            cmd.args(["--threads", "1", "--io-threads", "1"]);
+        }
+        Ok(cmd)
+    }
+
+    /// Starts `cmd` as node `name`'s process.
+    pub(crate) fn spawn(name: &str, mut cmd: Command) -> Result<NodeProc, String> {
+        let child = cmd.spawn().map_err(|e| format!("starting {name}: {e}"))?;
+        Ok(NodeProc {
+            name: name.to_owned(),
+            child,
+            exited: false,
+        })
+    }
+}
+
 impl Drop for NodeProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -793,65 +882,31 @@ impl Nodes {
 
     /// One `keyquorum node` process per node, on the chain at `chain_port`.
     fn spawn(&self, args: &DemoArgs, dir: &Path, chain_port: u16) -> Result<Vec<NodeProc>, String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let boot: Vec<&str> = self
-            .specs
-            .iter()
-            .take(2)
-            .map(|s| s.address.as_str())
-            .collect();
-        // More node processes than cores: each gets one thread per pool, since extra threads
-        // would only add scheduling and every core is busy with other nodes anyway.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let crowded = args.nodes > cores;
+        let launcher = NodeLauncher::new(
+            dir,
+            &self.pass_file,
+            self.specs.iter().map(|s| s.address.as_str()),
+        )?;
         let mut procs = Vec::new();
         for (i, s) in self.specs.iter().enumerate() {
-            let log = std::fs::File::create(dir.join(format!("{}.log", s.name)))
-                .map_err(|e| e.to_string())?;
-            let mut cmd = Command::new(&exe);
-            cmd.arg("node")
-                .arg("--data-dir")
-                .arg(dir.join(&s.name))
-                .arg("--chain-url")
+            let mut cmd = launcher.command(
+                i,
+                &NodeLaunch {
+                    name: &s.name,
+                    key_file: &s.key_file,
+                    p2p: s.p2p,
+                    status: s.status,
+                    stake: stake(i),
+                },
+            )?;
+            cmd.arg("--chain-url")
                 .arg(format!("http://127.0.0.1:{chain_port}"))
-                .arg("--p2p-listen")
-                .arg(format!("/ip4/127.0.0.1/tcp/{}", s.p2p))
-                .arg("--key-file")
-                .arg(&s.key_file)
-                .arg("--passphrase-file")
-                .arg(&self.pass_file)
-                .arg("--stake")
-                .arg(stake(i).to_string())
-                .arg("--http-listen")
-                .arg(format!("127.0.0.1:{}", s.status))
                 .arg("--sign-token-file")
-                .arg(&self.sign_token_file)
-                .env(
-                    "KEYQUORUM_LOG",
-                    std::env::var("KEYQUORUM_LOG").unwrap_or_else(|_| "info,libp2p=warn".into()),
-                )
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log);
-            for (j, b) in boot.iter().enumerate() {
-                if j != i {
-                    cmd.arg("--bootstrap").arg(b);
-                }
-            }
+                .arg(&self.sign_token_file);
             if let Some(k) = self.faulty.iter().position(|f| *f == i) {
                 cmd.arg("--fault").arg(args.fault_of(k).name());
             }
-            if crowded {
-                cmd.args(["--threads", "1", "--io-threads", "1"]);
-            }
-            let child = cmd
-                .spawn()
-                .map_err(|e| format!("starting {}: {e}", s.name))?;
-            procs.push(NodeProc {
-                name: s.name.clone(),
-                child,
-                exited: false,
-            });
+            procs.push(NodeLauncher::spawn(&s.name, cmd)?);
         }
         Ok(procs)
     }

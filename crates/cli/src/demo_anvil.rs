@@ -43,7 +43,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keyquorum_contract::hex::Hex;
@@ -63,8 +62,8 @@ use serde_json::{Value, json};
 
 use crate::OutputFormat;
 use crate::demo::{
-    DemoArgs, DemoCurve, DemoVariant, NodeProc, RunLimit, SignedMessages, free_port, phase_blocks,
-    stake, verify_signatures, write_private,
+    DemoArgs, DemoCurve, DemoVariant, NodeLaunch, NodeLauncher, NodeProc, RunLimit, SignedMessages,
+    free_port, phase_blocks, stake, verify_signatures, write_private,
 };
 use crate::demo_report::{self, ChainTx, Excluded, Observer, ProvenSlash};
 use crate::deploy::{DeployConfig, deploy_configured};
@@ -273,7 +272,7 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
         chain.contract,
         chain.deployed_at
     ));
-    let mut procs = spawn_nodes(args, dir, &nodes, &chain)?;
+    let mut procs = spawn_nodes(dir, &nodes, &chain)?;
 
     let reader = Client::connect(chain.anvil.url(), chain.deployer.clone(), chain.contract)
         .await
@@ -490,21 +489,12 @@ impl AnvilChain {
 
 /// One `keyquorum node --chain evm` process per node, registering with its stake; the faulty
 /// ones forge their ack aggregates.
-fn spawn_nodes(
-    args: &DemoArgs,
-    dir: &Path,
-    nodes: &DemoNodes,
-    chain: &AnvilChain,
-) -> Result<Vec<NodeProc>, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let boot: Vec<&str> = nodes
-        .specs
-        .iter()
-        .take(2)
-        .map(|s| s.address.as_str())
-        .collect();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let crowded = args.nodes > cores;
+fn spawn_nodes(dir: &Path, nodes: &DemoNodes, chain: &AnvilChain) -> Result<Vec<NodeProc>, String> {
+    let launcher = NodeLauncher::new(
+        dir,
+        &nodes.pass_file,
+        nodes.specs.iter().map(|s| s.address.as_str()),
+    )?;
     let mut procs = Vec::new();
     for (i, s) in nodes.specs.iter().enumerate() {
         let node_config = dir.join(format!("{}.toml", s.name));
@@ -516,55 +506,27 @@ fn spawn_nodes(
             ),
         )
         .map_err(|e| format!("{}: {e}", node_config.display()))?;
-        let log = std::fs::File::create(dir.join(format!("{}.log", s.name)))
-            .map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(&exe);
-        cmd.arg("node")
-            .arg("--config")
+        let mut cmd = launcher.command(
+            i,
+            &NodeLaunch {
+                name: &s.name,
+                key_file: &s.key_file,
+                p2p: s.p2p,
+                status: s.status,
+                stake: s.stake,
+            },
+        )?;
+        cmd.arg("--config")
             .arg(&node_config)
-            .arg("--data-dir")
-            .arg(dir.join(&s.name))
             .args(["--chain", "evm", "--rpc", chain.anvil.url(), "--contract"])
             .arg(chain.contract.to_string())
             .arg("--chain-key-file")
             .arg(&s.chain_key_file)
-            .arg("--p2p-listen")
-            .arg(format!("/ip4/127.0.0.1/tcp/{}", s.p2p))
-            .arg("--key-file")
-            .arg(&s.key_file)
-            .arg("--passphrase-file")
-            .arg(&nodes.pass_file)
-            .arg("--stake")
-            .arg(s.stake.to_string())
-            .arg("--no-beacon")
-            .arg("--http-listen")
-            .arg(format!("127.0.0.1:{}", s.status))
-            .env(
-                "KEYQUORUM_LOG",
-                std::env::var("KEYQUORUM_LOG").unwrap_or_else(|_| "info,libp2p=warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (j, b) in boot.iter().enumerate() {
-            if j != i {
-                cmd.arg("--bootstrap").arg(b);
-            }
-        }
+            .arg("--no-beacon");
         if s.faulty {
             cmd.arg("--fault").arg(Fault::ForgeAckAggregate.name());
         }
-        if crowded {
-            cmd.args(["--threads", "1", "--io-threads", "1"]);
-        }
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", s.name))?;
-        procs.push(NodeProc {
-            name: s.name.clone(),
-            child,
-            exited: false,
-        });
+        procs.push(NodeLauncher::spawn(&s.name, cmd)?);
     }
     Ok(procs)
 }
