@@ -263,9 +263,9 @@ pub struct SlashingConfig {
     pub misbehaviour_percent: u8,
     /// Absence (missed phase, unresponsive, missing signature).
     pub absence_percent: u8,
-    /// Share of a slashed amount paid to the reporter: the account whose transaction carried
-    /// the evidence, when that is not the culprit itself. The rest, and everything when there
-    /// is no such account, is burned.
+    /// Share of a slashed amount paid to the reporter: the member whose signed post proved the
+    /// fault (`Exclusion::reporter`), never the culprit itself. The rest, and everything when
+    /// there is no reporter (the culprit's own posts, an absence), is burned.
     #[serde(default)]
     pub reporter_percent: u8,
 }

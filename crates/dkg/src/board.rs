@@ -511,6 +511,22 @@ pub struct Exclusion {
     pub fault: FaultKind,
     /// The proof.
     pub evidence: Evidence,
+    /// Who proved the fault, when that is someone other than the culprit: the member whose
+    /// signed post established it (the report, dispute or complaint of the member the culprit
+    /// wronged, or the publication that completed a player's reports). Each board names it
+    /// where it records the fault, so it does not depend on the order of the evidence items.
+    /// `None` when the culprit's own posts prove the fault, for absences, and for faults
+    /// nobody proves. The contract pays this member the reporter's share of a slash.
+    pub reporter: Option<IdentityPublicKey>,
+}
+
+/// `reporter` unless it is the culprit itself (a member is dealer and player under one
+/// identity): nobody is paid for proving its own fault.
+pub(crate) fn other_than(
+    culprit: &IdentityPublicKey,
+    reporter: Option<IdentityPublicKey>,
+) -> Option<IdentityPublicKey> {
+    reporter.filter(|r| r != culprit)
 }
 
 /// The public result of a successful ceremony.
@@ -1013,6 +1029,21 @@ impl<C: Curve> Board<C> {
         }
     }
 
+    /// The dealer whose publication completed player `j`'s reports (the last of them, in
+    /// dealer order): the reporter of the player's exclusion, unless it is `j` itself. `None`
+    /// for other evidence.
+    fn last_reporter(&self, j: u32, evidence: &Evidence) -> Option<IdentityPublicKey> {
+        let Evidence::Reports(posts) = evidence else {
+            return None;
+        };
+        let last = SignedPost::<C>::decode(posts.last()?, self.ceremony.n()).ok()?;
+        let dealer = self.ceremony.dealers().get(last.post.dealer() as usize)?;
+        other_than(
+            &self.identity_of(Role::Player, j),
+            Some(dealer.identity.clone()),
+        )
+    }
+
     fn identity_of(&self, role: Role, index: u32) -> IdentityPublicKey {
         match role {
             Role::Dealer => self.ceremony.dealers()[index as usize].identity.clone(),
@@ -1061,6 +1092,7 @@ impl<C: Curve> Board<C> {
                     identity: self.identity_of(Role::Dealer, d),
                     fault: fault.clone(),
                     evidence: evidence.clone(),
+                    reporter: None,
                 });
                 continue;
             }
@@ -1085,6 +1117,7 @@ impl<C: Curve> Board<C> {
                     identity: self.identity_of(Role::Dealer, d),
                     fault: FaultKind::IncompletePublication { missing },
                     evidence: Evidence::SignedPosts(vec![p.signed.clone()]),
+                    reporter: None,
                 });
                 continue;
             } else {
@@ -1100,6 +1133,7 @@ impl<C: Curve> Board<C> {
                     phase,
                     attempt: self.attempt,
                 },
+                reporter: None,
             });
         }
         for (j, (fault, evidence)) in &self.excluded_players {
@@ -1109,6 +1143,7 @@ impl<C: Curve> Board<C> {
                 identity: self.identity_of(Role::Player, *j),
                 fault: fault.clone(),
                 evidence: evidence.clone(),
+                reporter: self.last_reporter(*j, evidence),
             });
         }
         let reports = self.ack_reports(&active);
@@ -1149,6 +1184,7 @@ impl<C: Curve> Board<C> {
                             identity: self.identity_of(Role::Dealer, d),
                             fault,
                             evidence,
+                            reporter: None,
                         });
                     }
                 }
@@ -1178,6 +1214,7 @@ impl<C: Curve> Board<C> {
                     index: *j,
                     identity: self.identity_of(Role::Player, *j),
                     fault: fault.clone(),
+                    reporter: self.last_reporter(*j, &evidence),
                     evidence: evidence.clone(),
                 });
                 excluded_now.insert(*j);
@@ -1232,15 +1269,20 @@ impl<C: Curve> Board<C> {
         reports
             .into_iter()
             .filter(|(j, _)| !excluded.contains(j))
-            .map(|(j, (posts, revealed))| Exclusion {
-                role: Role::Player,
-                index: j,
-                identity: self.identity_of(Role::Player, j),
-                fault: FaultKind::WithheldAck {
+            .map(|(j, (posts, revealed))| {
+                let fault = FaultKind::WithheldAck {
                     reports: posts.len(),
                     revealed,
-                },
-                evidence: Evidence::Reports(posts),
+                };
+                let evidence = Evidence::Reports(posts);
+                Exclusion {
+                    role: Role::Player,
+                    index: j,
+                    identity: self.identity_of(Role::Player, j),
+                    fault,
+                    reporter: self.last_reporter(j, &evidence),
+                    evidence,
+                }
             })
             .collect()
     }

@@ -294,6 +294,7 @@ impl Contract {
                     evidence: EvidenceRecord::MissingSignature {
                         magic_block_hash: pending.signed.hash,
                     },
+                    reporter: None,
                 },
                 at,
                 events,

@@ -18,7 +18,7 @@ use crate::signing_key::{
     SigningCurve, SigningKeyPenalty, SigningKeyRecord, SigningKeyRun, judged_exclusions,
     signing_ceremony, signing_key_spec, sitting_out,
 };
-use crate::state::{BoardInput, FaultCeremony, FaultRole, IdentityKey};
+use crate::state::{BoardInput, FaultCeremony, FaultRole};
 
 use super::slashing::{FaultInfo, evidence_record};
 use super::{Contract, RestoreError, key_of};
@@ -245,21 +245,13 @@ impl Contract {
                     detail: e.fault.to_string(),
                     misbehaviour: penalty? == SigningKeyPenalty::Misbehaviour,
                     evidence: evidence_record(&e.evidence),
+                    reporter: e.reporter.as_ref().map(key_of),
                 })
             })
             .collect();
         for f in faults {
             self.record_fault(f, at, events);
         }
-    }
-
-    /// The member whose `SigningKeyPost` carried `post`, if it is a signed post of the running
-    /// signing-key ceremony (a dealer's commitment statement lifted from a report is not).
-    pub(super) fn signing_post_author(&self, post: &[u8]) -> Option<IdentityKey> {
-        let live = self.signing_live.as_ref()?;
-        let signed = live.decode(post).ok()?;
-        let (role, index) = signed.post.author();
-        author_key(&live.ceremony, role, index).map(key_of)
     }
 }
 
@@ -272,7 +264,7 @@ mod tests {
     use keyquorum_dkg::board::{Evidence, Exclusion, FaultKind};
     use keyquorum_dkg::complaint::ComplaintParticipant;
     use keyquorum_dkg::complaint::messages::{
-        CommitmentStatement, ComplaintPost, Deal, SignedPedersen, seal_deal,
+        CommitmentStatement, ComplaintPost, Deal, FeldmanPost, SignedPedersen, seal_deal,
     };
     use keyquorum_dkg::participant::Action;
     use keyquorum_dkg::testing::ceremony::{BoardEvent, MemberKeys, member, run_nodes};
@@ -285,7 +277,9 @@ mod tests {
     use crate::signing_key::{
         SigningKeyExclusion, UnprovenFault, proven_penalty, signing_key_domain,
     };
-    use crate::state::{CeremonySpec, EvidenceRecord, NodeRecord, SlashingRecord, SpecParticipant};
+    use crate::state::{
+        CeremonySpec, EvidenceRecord, IdentityKey, NodeRecord, SlashingRecord, SpecParticipant,
+    };
     use crate::tx::NetworkIdentity;
 
     const N: u32 = 7;
@@ -298,6 +292,8 @@ mod tests {
     const SKIPS_FELDMAN: u32 = 6;
     /// An honest dealer whose deal to member 1 is lost on the way.
     const LOST_DEAL: u32 = 0;
+    /// The dealer that posts Feldman values of another polynomial than the one it dealt.
+    const FORGES_FELDMAN: u32 = 1;
 
     fn members() -> Vec<MemberKeys> {
         (0..N).map(member).collect()
@@ -402,6 +398,23 @@ mod tests {
         .encode()
     }
 
+    /// Feldman values of a polynomial other than the one `dealer` dealt, signed by it: well
+    /// formed, and contradicted by every player's pair.
+    fn forged_feldman(
+        ceremony: &Ceremony<SigningCurve>,
+        dealer: u32,
+        keys: &MemberKeys,
+    ) -> Vec<u8> {
+        let mut rng = ChaCha20Rng::from_seed([8; 32]);
+        let g = Polynomial::random(ceremony.t() - 1, None, &mut rng);
+        let post = ComplaintPost::Feldman(FeldmanPost {
+            session: *ceremony.id(),
+            dealer,
+            commitment: EvalCommitment::<SigningCurve>::feldman(&g, ceremony.player_indices()),
+        });
+        SignedComplaintPost::sign(&keys.identity, post).encode()
+    }
+
     /// Runs the ceremony with `faulty` dealers misbehaving as their constants say (and the
     /// [`LOST_DEAL`] dealer's deal to member 1 lost if `lose` is set), feeding every post and
     /// deadline to the contract in board order. Returns the events.
@@ -452,6 +465,12 @@ mod tests {
                         c2.dealer_count(),
                     )
                     .unwrap();
+                    if i == FORGES_FELDMAN
+                        && faulty.contains(&i)
+                        && matches!(post.post, ComplaintPost::Feldman(_))
+                    {
+                        return vec![Action::Post(forged_feldman(&c2, i, &ms[i as usize]))];
+                    }
                     let dropped = match post.post {
                         ComplaintPost::Justification(_) => i == WITHHOLDER,
                         ComplaintPost::Feldman(_) => i == SKIPS_FELDMAN,
@@ -556,8 +575,9 @@ mod tests {
             evidence(SKIPS_FELDMAN),
             EvidenceRecord::Absence { .. }
         ));
-        // Equivocation evidence is the dealer's own statements: nobody carried it for a reward.
-        // The withholder's is the report of the member it left without a deal.
+        // The equivocation was proven by the report of member 3, which carried the dealer's
+        // second statement; the withholder's by the report of the member it left without a
+        // deal. Neither is the last evidence item's author's doing alone: the board names them.
         let reporter = |i: u32| {
             c.state
                 .slashings
@@ -566,7 +586,7 @@ mod tests {
                 .unwrap()
                 .reporter
         };
-        assert_eq!(reporter(EQUIVOCATOR), None);
+        assert_eq!(reporter(EQUIVOCATOR), Some(key(3)));
         assert_eq!(reporter(WITHHOLDER), Some(key(5)));
         let settled = |i: u32| {
             let r = c
@@ -577,11 +597,12 @@ mod tests {
                 .unwrap();
             (r.reporter_reward, r.burned)
         };
-        assert_eq!(settled(EQUIVOCATOR), (0, 100));
+        assert_eq!(settled(EQUIVOCATOR), (20, 80));
         assert_eq!(settled(WITHHOLDER), (10, 40));
         assert_eq!(settled(SKIPS_FELDMAN), (0, 50));
+        assert_eq!(c.state.balance(&key(3)), 20);
         assert_eq!(c.state.balance(&key(5)), 10);
-        assert_eq!(c.state.burned, 190);
+        assert_eq!(c.state.burned, 170);
         assert_eq!(c.state.supply().total(), total);
 
         // The record says who is slashed, at which rate; the rest of the exclusions carry no
@@ -644,6 +665,56 @@ mod tests {
         assert_eq!(record.qualified.len(), N as usize);
     }
 
+    #[test]
+    fn a_bad_feldman_slash_pays_the_complainer_whose_pair_proved_it() {
+        let mut c = contract();
+        let ceremony = c.signing_live.as_ref().unwrap().ceremony.clone();
+        let total = c.state.supply().total();
+        let events = run(&mut c, &[FORGES_FELDMAN], false);
+        // The first complaint on the board decides the fault.
+        let complainer = events
+            .iter()
+            .find_map(|e| match e {
+                Event::SigningKeyBoardPost {
+                    post,
+                    accepted: true,
+                    ..
+                } => match SignedComplaintPost::<SigningCurve>::decode(
+                    &post.0,
+                    ceremony.n(),
+                    ceremony.dealer_count(),
+                )
+                .ok()?
+                .post
+                {
+                    ComplaintPost::Complaint(d) => Some(d.player),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .expect("a complaint on the board");
+        assert_ne!(complainer, FORGES_FELDMAN);
+        assert_eq!(
+            slashed(&c),
+            vec![(key(FORGES_FELDMAN), "bad_feldman", true, STAKE / 10)]
+        );
+        // The evidence ends with the dealer's signed commitment statement, lifted from a
+        // report; the reward still goes to the member whose complaint proved the fault.
+        let r = &c.state.slashings[0];
+        assert!(
+            matches!(&r.evidence, EvidenceRecord::SignedPosts { posts } if posts.len() == 3),
+            "{:?}",
+            r.evidence
+        );
+        assert_eq!(r.reporter, Some(key(complainer)));
+        assert_eq!((r.reporter_reward, r.burned), (20, 80));
+        assert_eq!(c.state.balance(&key(complainer)), 20);
+        assert_eq!(c.state.balance(&key(FORGES_FELDMAN)), 0);
+        assert_eq!(c.state.supply().total(), total);
+        // The dealer's contribution is reconstructed: the key is made with it.
+        assert!(created(&events).qualified.contains(&FORGES_FELDMAN));
+    }
+
     /// The equivocation exclusion the board made, with its evidence.
     fn equivocation(c: &mut Contract) -> (Arc<Ceremony<SigningCurve>>, Exclusion) {
         let ceremony = c.signing_live.as_ref().unwrap().ceremony.clone();
@@ -663,6 +734,7 @@ mod tests {
             identity: member(EQUIVOCATOR).identity.public().clone(),
             fault: FaultKind::Equivocation,
             evidence: Evidence::SignedPosts(posts.iter().map(|p| p.0.clone()).collect()),
+            reporter: None,
         };
         (ceremony, exclusion)
     }

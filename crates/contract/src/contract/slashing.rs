@@ -1,9 +1,9 @@
 //! Slashing: the board's exclusions become slashing records (provable misbehaviour and absence,
 //! with their evidence and explicit on-chain names) or named records (faults nobody can be proven
-//! to have committed, which cost nothing); a slash is burned except the reporter's share.
+//! to have committed, which cost nothing); a slash is burned except the reporter's share, paid
+//! to the member the board names as having proven the fault (`Exclusion::reporter`).
 
 use keyquorum_dkg::board::{Evidence, Exclusion, FaultKind, Penalty, Role};
-use keyquorum_dkg::messages::SignedPost;
 
 use crate::events::Event;
 use crate::hex::Bytes;
@@ -11,7 +11,7 @@ use crate::state::{
     EvidenceRecord, FaultCeremony, FaultRole, IdentityKey, NamedRecord, SlashingRecord,
 };
 
-use super::{Contract, Group, key_of};
+use super::{Contract, key_of};
 
 /// The on-chain name of an engine fault (`FaultKind::code`, e.g. `bad_ack_signature`).
 pub fn fault_name(fault: &FaultKind) -> String {
@@ -92,6 +92,7 @@ impl Contract {
                     detail: e.fault.to_string(),
                     misbehaviour: penalty == Penalty::Misbehaviour,
                     evidence: evidence_record(&e.evidence),
+                    reporter: e.reporter.as_ref().map(key_of),
                 },
                 at,
                 events,
@@ -138,7 +139,9 @@ impl Contract {
             .unwrap_or(0);
         let amount = (stake as u128 * percent as u128 / 100) as u64;
         self.set_stake(&f.identity, stake - amount);
-        let reporter = self.reporter(&f);
+        // The board never names the culprit as its own reporter; checked again here because
+        // this is where stake changes hands.
+        let reporter = f.reporter.filter(|r| *r != f.identity);
         let (reporter_reward, burned) = self.settle_slash(amount, reporter.as_ref());
         let record = SlashingRecord {
             height: at,
@@ -183,33 +186,6 @@ impl Contract {
         self.state.burned = self.state.burned.saturating_add(burned);
         (reward, burned)
     }
-
-    /// The account whose transaction carried a fault's evidence, when it is not the culprit:
-    /// posts reach the chain only in their author's own `DkgPost` (or `SigningKeyPost`), so
-    /// that is the author of the last evidence post (the one that completed the evidence).
-    /// Absence and missing signatures have no carrier, nor has a dealer's commitment statement
-    /// lifted from a report. `None` means the whole slashed amount is burned.
-    pub(super) fn reporter(&self, f: &FaultInfo) -> Option<IdentityKey> {
-        let posts = match &f.evidence {
-            EvidenceRecord::SignedPosts { posts } | EvidenceRecord::Reports { posts } => posts,
-            EvidenceRecord::Absence { .. } | EvidenceRecord::MissingSignature { .. } => {
-                return None;
-            }
-        };
-        if f.ceremony == FaultCeremony::SigningKey {
-            let author = self.signing_post_author(&posts.last()?.0)?;
-            return (author != f.identity).then_some(author);
-        }
-        let ceremony = &self.live.as_ref()?.ceremony;
-        let last = SignedPost::<Group>::decode(&posts.last()?.0, ceremony.n()).ok()?;
-        let author = key_of(
-            &ceremony
-                .dealers()
-                .get(last.post.dealer() as usize)?
-                .identity,
-        );
-        (author != f.identity).then_some(author)
-    }
 }
 
 pub(super) struct FaultInfo {
@@ -223,6 +199,9 @@ pub(super) struct FaultInfo {
     pub(super) detail: String,
     pub(super) misbehaviour: bool,
     pub(super) evidence: EvidenceRecord,
+    /// Who proved the fault (`Exclusion::reporter`), paid the reporter's share; `None` burns
+    /// the whole slash.
+    pub(super) reporter: Option<IdentityKey>,
 }
 
 #[cfg(test)]

@@ -44,6 +44,18 @@
 //! missing mutual validity of `NotInClique`). `Absence` uses the ack-or-reveal phase names: [`BoardPhase::Share`] for a missing
 //! report (the dealing and reporting round), [`BoardPhase::Publish`] for a missing Feldman post or
 //! reconstruction pair.
+//!
+//! # Reporters
+//! Each fault names its reporter ([`Exclusion::reporter`]) where it is decided, from the post that
+//! decided it: the order of the evidence items cannot tell, as the evidence of a fault judged
+//! against a Pedersen commitment ends with the dealer's own commitment proof. The reporter is the
+//! player whose report carried the dealer's second signed hash (equivocation; the first hash's
+//! carrier when the dealer's own justification contradicts it), whose complaint or dispute proved
+//! a bad deal, whose complaint proved wrong Feldman values (`BadFeldman`), whose report asked for
+//! the deal a justification left out (`BadJustification`) or, of the reports that asked for an
+//! unanswered deal, the last (`MissingJustification`). Faults the culprit's own post proves (a bad
+//! report, a false complaint or dispute, a bad reconstruction pair, a malformed justification or
+//! Feldman post) and absences have none, and a reporter is never the culprit itself.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -67,7 +79,7 @@ use super::messages::{
 use super::verdict::{Verdict, judge};
 use crate::board::{
     BoardPhase, Evidence, Exclusion, FaultKind, Outcome, PublicOutput, Role, is_identity,
-    weighted_column_sums,
+    other_than, weighted_column_sums,
 };
 use crate::ceremony::Ceremony;
 use crate::identity::{IdentityPublicKey, Purpose, SIGNATURE_LEN};
@@ -141,6 +153,37 @@ pub struct Qualification {
 
 type Signed = Vec<u8>;
 
+/// A recorded fault: what, its evidence, and the player whose signed post proved it when that
+/// is not the culprit's own post ([`Exclusion::reporter`]). The reporter is named where the
+/// fault is decided, from the post that decided it, not read back from the evidence, whose
+/// last item is often the dealer's commitment proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Proven {
+    fault: FaultKind,
+    evidence: Evidence,
+    reporter: Option<u32>,
+}
+
+impl Proven {
+    /// A fault proven by the culprit's own posts, or an absence: nobody reported it.
+    fn own(fault: FaultKind, evidence: Evidence) -> Self {
+        Proven {
+            fault,
+            evidence,
+            reporter: None,
+        }
+    }
+}
+
+/// A dealer-signed commitment hash on the board, with the evidence item that carries it and the
+/// player whose report carried it (`None` for the dealer's own justification).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SignedHash {
+    hash: [u8; 32],
+    item: Signed,
+    carrier: Option<u32>,
+}
+
 /// A commitment on the board: its points, its hash ([`pedersen_hash`] or [`feldman_hash`]) and
 /// the post that carried it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,8 +207,8 @@ pub struct ComplaintBoard<C: Curve> {
     phase: ComplaintBoardPhase,
     /// Statements whose signature verified: (dealer, hash, signature).
     verified: BTreeSet<(u32, [u8; 32], [u8; SIGNATURE_LEN])>,
-    /// The first dealer-signed hash per dealer, with the evidence item that carries it.
-    signed_hash: BTreeMap<u32, ([u8; 32], Signed)>,
+    /// The first dealer-signed hash per dealer.
+    signed_hash: BTreeMap<u32, SignedHash>,
     reports: BTreeMap<u32, (Report<C>, Signed)>,
     /// Per dealer, the players that missed its deal (reported neither valid nor a complaint),
     /// fixed at the report deadline.
@@ -175,14 +218,14 @@ pub struct ComplaintBoard<C: Curve> {
     justifications: BTreeMap<u32, (Justification<C>, Signed)>,
     /// Players whose dispute post was accepted.
     disputes: BTreeMap<u32, Signed>,
-    dealer_faults: BTreeMap<u32, (FaultKind, Evidence)>,
-    player_faults: BTreeMap<u32, (FaultKind, Evidence)>,
+    dealer_faults: BTreeMap<u32, Proven>,
+    player_faults: BTreeMap<u32, Proven>,
     qualification: Option<Qualification>,
     feldman: BTreeMap<u32, OnBoard<C>>,
     complaint_posts: Vec<(Disclosure<C>, Signed)>,
     reconstruction_posts: Vec<(Disclosure<C>, Signed)>,
     /// Qualified dealers that failed the Feldman phase: reconstructed (fresh) or dropped (reshare).
-    failed: BTreeMap<u32, (FaultKind, Evidence)>,
+    failed: BTreeMap<u32, Proven>,
     /// Pairs known valid from the board, per dealer: player -> f(x_j).
     public_pairs: BTreeMap<u32, BTreeMap<u32, C::Scalar>>,
     /// Reconstructed dealers: `f(0), f(x_1), ..., f(x_n)`.
@@ -343,7 +386,7 @@ impl<C: Curve> ComplaintBoard<C> {
 
     /// The hash the dealer signed first (the commitment that counts).
     pub fn signed_hash(&self, dealer: u32) -> Option<&[u8; 32]> {
-        self.signed_hash.get(&dealer).map(|(h, _)| h)
+        self.signed_hash.get(&dealer).map(|h| &h.hash)
     }
 
     /// A dealer's full Pedersen commitment, if it is on the board.
@@ -365,7 +408,7 @@ impl<C: Curve> ComplaintBoard<C> {
 
     /// Qualified dealers that failed the Feldman phase so far, with their faults.
     pub fn failed(&self) -> impl Iterator<Item = (u32, &FaultKind)> {
-        self.failed.iter().map(|(d, (f, _))| (*d, f))
+        self.failed.iter().map(|(d, p)| (*d, &p.fault))
     }
 
     /// A reconstructed dealer's values `f(0), f(x_1), ..., f(x_n)`.
@@ -415,6 +458,7 @@ impl<C: Curve> ComplaintBoard<C> {
         }
     }
 
+    /// Records a fault its author's own post proves (see [`Self::reported`]).
     fn fault(
         &mut self,
         role: Role,
@@ -422,11 +466,27 @@ impl<C: Curve> ComplaintBoard<C> {
         fault: FaultKind,
         evidence: Evidence,
     ) -> ComplaintBoardError {
+        self.reported(role, index, fault, evidence, None)
+    }
+
+    /// Records a fault proven by `reporter`'s signed post (`None`: by nobody else's).
+    fn reported(
+        &mut self,
+        role: Role,
+        index: u32,
+        fault: FaultKind,
+        evidence: Evidence,
+        reporter: Option<u32>,
+    ) -> ComplaintBoardError {
         let map = match role {
             Role::Dealer => &mut self.dealer_faults,
             Role::Player => &mut self.player_faults,
         };
-        map.entry(index).or_insert((fault.clone(), evidence));
+        map.entry(index).or_insert(Proven {
+            fault: fault.clone(),
+            evidence,
+            reporter,
+        });
         ComplaintBoardError::Fault { role, index, fault }
     }
 
@@ -442,17 +502,32 @@ impl<C: Curve> ComplaintBoard<C> {
         ok
     }
 
-    /// Records a dealer-signed hash; a second, different one is equivocation.
-    fn note_signed_hash(&mut self, dealer: u32, hash: [u8; 32], item: Signed) -> bool {
+    /// Records a dealer-signed hash carried by `carrier`'s report (`None`: by the dealer's own
+    /// justification); a second, different one is equivocation, reported by the player whose
+    /// report carried the second hash, or the first when the dealer's own post contradicts it.
+    fn note_signed_hash(
+        &mut self,
+        dealer: u32,
+        hash: [u8; 32],
+        item: Signed,
+        carrier: Option<u32>,
+    ) -> bool {
         match self.signed_hash.get(&dealer) {
             None => {
-                self.signed_hash.insert(dealer, (hash, item));
+                let signed = SignedHash {
+                    hash,
+                    item,
+                    carrier,
+                };
+                self.signed_hash.insert(dealer, signed);
                 true
             }
-            Some((h, _)) if *h == hash => true,
-            Some((_, first)) => {
-                let evidence = Evidence::SignedPosts(vec![first.clone(), item]);
-                self.fault(Role::Dealer, dealer, FaultKind::Equivocation, evidence);
+            Some(first) if first.hash == hash => true,
+            Some(first) => {
+                let reporter = carrier.or(first.carrier);
+                let evidence = Evidence::SignedPosts(vec![first.item.clone(), item]);
+                let fault = FaultKind::Equivocation;
+                self.reported(Role::Dealer, dealer, fault, evidence, reporter);
                 false
             }
         }
@@ -522,16 +597,12 @@ impl<C: Curve> ComplaintBoard<C> {
         // The conflicting statement comes after the heard one, so it is the dealer's second
         // signed hash on the board: equivocation, with both statements as evidence.
         for s in statements.into_iter().chain(conflicting) {
-            self.note_signed_hash(s.dealer, s.hash, s.encode());
+            self.note_signed_hash(s.dealer, s.hash, s.encode(), Some(r.player));
         }
         for d in convicted {
             let fault = FaultKind::BadDeal { player: r.player };
-            self.fault(
-                Role::Dealer,
-                d,
-                fault,
-                Evidence::SignedPosts(vec![bytes.clone()]),
-            );
+            let evidence = Evidence::SignedPosts(vec![bytes.clone()]);
+            self.reported(Role::Dealer, d, fault, evidence, Some(r.player));
         }
         self.reports.insert(r.player, (r.clone(), bytes));
         Ok(())
@@ -593,7 +664,7 @@ impl<C: Curve> ComplaintBoard<C> {
             let fault = FaultKind::ResharePublicShareMismatch;
             return Err(self.fault(Role::Dealer, d, fault, own()));
         }
-        if !self.note_signed_hash(d, hash, bytes.clone()) {
+        if !self.note_signed_hash(d, hash, bytes.clone(), None) {
             return Err(ComplaintBoardError::Fault {
                 role: Role::Dealer,
                 index: d,
@@ -606,8 +677,10 @@ impl<C: Curve> ComplaintBoard<C> {
         if let Some(missing) = complainers.iter().find(|p| !named.contains(p)) {
             let mut ev = vec![self.reports[missing].1.clone()];
             ev.push(bytes.clone());
+            // The report of the player left without its pair proves the omission.
             let fault = FaultKind::BadJustification { player: *missing };
-            return Err(self.fault(Role::Dealer, d, fault, Evidence::SignedPosts(ev)));
+            let evidence = Evidence::SignedPosts(ev);
+            return Err(self.reported(Role::Dealer, d, fault, evidence, Some(*missing)));
         }
         if let Some(extra) = named.iter().find(|p| !complainers.contains(p)) {
             let fault = FaultKind::BadJustification { player: *extra };
@@ -672,8 +745,10 @@ impl<C: Curve> ComplaintBoard<C> {
         };
         if let Some(fault) = fault {
             // Not a disqualification: the dealer's contribution is reconstructed (or dropped).
-            self.failed
-                .insert(d, (fault.clone(), Evidence::SignedPosts(vec![bytes])));
+            self.failed.insert(
+                d,
+                Proven::own(fault.clone(), Evidence::SignedPosts(vec![bytes])),
+            );
             return Err(ComplaintBoardError::Fault {
                 role: Role::Dealer,
                 index: d,
@@ -798,8 +873,10 @@ impl<C: Curve> ComplaintBoard<C> {
             let fault = FaultKind::MissingJustification {
                 complaints: complainers.len(),
             };
+            // Every complainer's report asked for the deal; the last one completes the evidence.
             let evidence = Evidence::Reports(self.reports_of(&complainers));
-            self.fault(Role::Dealer, d, fault, evidence);
+            let reporter = complainers.last().copied();
+            self.reported(Role::Dealer, d, fault, evidence, reporter);
         }
         // A pair sent again can be checked only by its player: give it a phase to prove a bad
         // one before the qualified set is fixed.
@@ -854,12 +931,8 @@ impl<C: Curve> ComplaintBoard<C> {
             }
         }
         for (dealer, evidence) in convicted {
-            self.fault(
-                Role::Dealer,
-                dealer,
-                FaultKind::BadDeal { player: j },
-                evidence,
-            );
+            let fault = FaultKind::BadDeal { player: j };
+            self.reported(Role::Dealer, dealer, fault, evidence, Some(j));
         }
         self.disputes.insert(j, bytes);
         Ok(())
@@ -967,7 +1040,8 @@ impl<C: Curve> ComplaintBoard<C> {
                     phase: BoardPhase::Publish,
                     attempt: 0,
                 };
-                self.failed.insert(*d, (FaultKind::MissedFeldman, evidence));
+                self.failed
+                    .insert(*d, Proven::own(FaultKind::MissedFeldman, evidence));
             }
         }
         // Subgroup membership of the sums (see `crate::board`); dealers whose points are outside
@@ -1001,7 +1075,7 @@ impl<C: Curve> ComplaintBoard<C> {
             for d in bad {
                 let evidence = Evidence::SignedPosts(vec![self.feldman[&d].post.clone()]);
                 self.failed
-                    .insert(d, (FaultKind::PointOutsideSubgroup, evidence));
+                    .insert(d, Proven::own(FaultKind::PointOutsideSubgroup, evidence));
             }
         }
         if self.ceremony.reshare().is_none() && !self.failed.is_empty() {
@@ -1071,9 +1145,14 @@ impl<C: Curve> ComplaintBoard<C> {
                 .or_default()
                 .entry(j)
                 .or_insert(*s);
+            // Proven by player j's complaint; the dealer's commitment proof completes it.
             let ev = self.with_commitment_proof(*dealer, vec![feldman.post, bytes.clone()]);
-            self.failed
-                .insert(*dealer, (FaultKind::BadFeldman { player: j }, ev));
+            let proven = Proven {
+                fault: FaultKind::BadFeldman { player: j },
+                evidence: ev,
+                reporter: Some(j),
+            };
+            self.failed.insert(*dealer, proven);
         }
     }
 
@@ -1081,7 +1160,7 @@ impl<C: Curve> ComplaintBoard<C> {
     /// post that carried it and the dealer-signed hash it matches (each once).
     fn with_commitment_proof(&self, dealer: u32, mut items: Vec<Signed>) -> Evidence {
         let carrier = self.commitments.get(&dealer).map(|c| c.post.clone());
-        let signed = self.signed_hash.get(&dealer).map(|h| h.1.clone());
+        let signed = self.signed_hash.get(&dealer).map(|h| h.item.clone());
         for item in [carrier, signed].into_iter().flatten() {
             if !items.contains(&item) {
                 items.push(item);
@@ -1175,6 +1254,7 @@ impl<C: Curve> ComplaintBoard<C> {
                         phase: BoardPhase::Publish,
                         attempt: 0,
                     },
+                    reporter: None,
                 });
             }
         }
@@ -1250,7 +1330,7 @@ impl<C: Curve> ComplaintBoard<C> {
 
     /// Everyone excluded so far, dealers then players, ascending.
     fn exclusions(&self) -> Vec<Exclusion> {
-        let mut out: BTreeMap<(Role, u32), (FaultKind, Evidence)> = BTreeMap::new();
+        let mut out: BTreeMap<(Role, u32), Proven> = BTreeMap::new();
         for (d, fe) in self.dealer_faults.iter().chain(&self.failed) {
             out.entry((Role::Dealer, *d)).or_insert_with(|| fe.clone());
         }
@@ -1264,14 +1344,14 @@ impl<C: Curve> ComplaintBoard<C> {
         for p in 0..self.ceremony.n() as u32 {
             if !self.reports.contains_key(&p) {
                 out.entry((Role::Player, p))
-                    .or_insert_with(|| (FaultKind::MissedReport, absent()));
+                    .or_insert_with(|| Proven::own(FaultKind::MissedReport, absent()));
             }
         }
         if let Some(q) = &self.qualification {
             for d in 0..self.ceremony.dealer_count() as u32 {
                 if q.dealers.binary_search(&d).is_err() {
                     out.entry((Role::Dealer, d)).or_insert_with(|| {
-                        (
+                        Proven::own(
                             FaultKind::NotInClique,
                             self.clique_evidence(Role::Dealer, d, q),
                         )
@@ -1281,7 +1361,7 @@ impl<C: Curve> ComplaintBoard<C> {
             for p in 0..self.ceremony.n() as u32 {
                 if q.players.binary_search(&p).is_err() {
                     out.entry((Role::Player, p)).or_insert_with(|| {
-                        (
+                        Proven::own(
                             FaultKind::NotInClique,
                             self.clique_evidence(Role::Player, p, q),
                         )
@@ -1290,14 +1370,23 @@ impl<C: Curve> ComplaintBoard<C> {
             }
         }
         out.into_iter()
-            .map(|((role, index), (fault, evidence))| Exclusion {
-                role,
-                index,
-                identity: author_key(&self.ceremony, role, index)
+            .map(|((role, index), p)| {
+                let identity = author_key(&self.ceremony, role, index)
                     .expect("index in range")
-                    .clone(),
-                fault,
-                evidence,
+                    .clone();
+                // Reporters are players (reports, disputes, complaints).
+                let reporter = p
+                    .reporter
+                    .and_then(|j| author_key(&self.ceremony, Role::Player, j))
+                    .cloned();
+                Exclusion {
+                    role,
+                    index,
+                    reporter: other_than(&identity, reporter),
+                    identity,
+                    fault: p.fault,
+                    evidence: p.evidence,
+                }
             })
             .collect()
     }

@@ -20,7 +20,7 @@ use keyquorum_dkg::complaint::{
     ComplaintBoard, ComplaintBoardError, ComplaintBoardPhase, ComplaintParticipant,
     verify_equivocation, verify_exclusion,
 };
-use keyquorum_dkg::identity::Purpose;
+use keyquorum_dkg::identity::{IdentityPublicKey, Purpose};
 use keyquorum_dkg::participant::{Action, DkgOutput, Input, Observation, Participant as Node};
 use keyquorum_dkg::testing::ceremony::*;
 use keyquorum_dkg::{Ceremony, CeremonyConfig, Params};
@@ -159,6 +159,11 @@ fn replay<C: Curve>(run: &Run<C>, expected: &DkgOutput<C>) -> ComplaintBoard<C> 
     board
 }
 
+/// The identity of player `j`: who an exclusion names as its reporter.
+fn player_id<C: Curve>(ceremony: &Ceremony<C>, j: u32) -> Option<&IdentityPublicKey> {
+    Some(&ceremony.players()[j as usize].identity)
+}
+
 fn exclusion<C: Curve>(
     out: &DkgOutput<C>,
     role: Role,
@@ -209,8 +214,12 @@ fn silent_node_is_excluded() {
     assert_eq!(d.fault, FaultKind::MissingJustification { complaints: 6 });
     assert!(matches!(&d.evidence, Evidence::Reports(r) if r.len() == 6));
     assert_eq!(verify_exclusion(&run.ceremony, d), Some(true));
+    // The last report that asked for the deal completes the evidence; an absence has no
+    // reporter.
+    assert_eq!(d.reporter.as_ref(), player_id(&run.ceremony, 6));
     let p = exclusion(&outs[0], Role::Player, 3).unwrap();
     assert_eq!(p.fault, FaultKind::MissedReport);
+    assert_eq!(p.reporter, None);
     assert_eq!(verify_exclusion(&run.ceremony, p), None);
     assert!(!p.fault.is_misbehaviour() && !d.fault.is_misbehaviour());
     assert_eq!(outs[0].exclusions.len(), 2);
@@ -277,6 +286,7 @@ fn bad_share_is_proven_and_disqualifies_its_dealer() {
     assert_eq!(e.fault, FaultKind::BadDeal { player: 4 });
     assert!(e.fault.is_misbehaviour());
     assert_eq!(verify_exclusion(&run.ceremony, e), Some(true));
+    assert_eq!(e.reporter.as_ref(), player_id(&run.ceremony, 4));
     // The same evidence does not convict the dealer of a bad deal to another player, nor
     // player 4 of a false complaint.
     let mut other = e.clone();
@@ -420,6 +430,9 @@ fn equivocating_dealer_is_disqualified_with_evidence() {
     assert!(e.fault.is_misbehaviour());
     assert!(verify_equivocation(&ceremony, 2, &e.evidence));
     assert_eq!(verify_exclusion(&ceremony, e), Some(true));
+    // Reported by player 4, whose report put the second signed hash on the board (the
+    // evidence items themselves are dealer 2's statements).
+    assert_eq!(e.reporter.as_ref(), player_id(&ceremony, 4));
     let mut other_dealer = e.clone();
     other_dealer.index = 3;
     other_dealer.identity = ceremony.dealers()[3].identity.clone();
@@ -495,6 +508,7 @@ fn a_dealer_that_sends_one_player_two_commitments_is_disqualified_with_evidence(
     assert_eq!(e.fault, FaultKind::Equivocation);
     assert!(verify_equivocation(&ceremony, 2, &e.evidence));
     assert_eq!(verify_exclusion(&ceremony, e), Some(true));
+    assert_eq!(e.reporter.as_ref(), player_id(&ceremony, 4));
     check_group_secret(&run.ceremony, &outs);
     replay(&run, &outs[0]);
 }
@@ -608,6 +622,10 @@ fn feldman_failure<C: Curve>(bad: usize, forge: bool, expect: fn(&FaultKind) -> 
     if let FaultKind::BadFeldman { player } = e.fault {
         check_bad_feldman_evidence(&run.ceremony, bad as u32, player, &e.evidence);
         assert_eq!(verify_exclusion(&run.ceremony, e), Some(true));
+        // The complaining player proved it, though the evidence ends with the dealer's signed
+        // commitment statement.
+        assert_ne!(player, bad as u32);
+        assert_eq!(e.reporter.as_ref(), player_id(&run.ceremony, player));
         // The same evidence does not prove a complaint by another player.
         let mut other = e.clone();
         other.fault = FaultKind::BadFeldman {
@@ -616,6 +634,7 @@ fn feldman_failure<C: Curve>(bad: usize, forge: bool, expect: fn(&FaultKind) -> 
         assert_eq!(verify_exclusion(&run.ceremony, &other), Some(false));
     } else {
         assert_eq!(verify_exclusion(&run.ceremony, e), None);
+        assert_eq!(e.reporter, None);
     }
     assert_eq!(outs[0].exclusions.len(), 1);
     check_group_secret(&run.ceremony, &outs);
@@ -848,6 +867,8 @@ fn bad_resent_pair_is_disputed_and_disqualifies_its_dealer() {
     assert_eq!(e.fault, FaultKind::BadDeal { player: 4 });
     assert!(e.fault.is_misbehaviour());
     assert_eq!(verify_exclusion(&run.ceremony, e), Some(true));
+    // Player 4's dispute proved it; the last evidence item is the dealer's justification.
+    assert_eq!(e.reporter.as_ref(), player_id(&run.ceremony, 4));
     let mut flipped = e.clone();
     flipped.role = Role::Player;
     flipped.index = 4;
@@ -959,6 +980,9 @@ fn dispute_about_a_valid_resent_pair_is_the_complainers_fault() {
         .unwrap();
     assert_eq!(e.fault, FaultKind::FalseComplaint { dealer: 1 });
     assert_eq!(verify_exclusion(&run.ceremony, e), Some(true));
+    // The player's own dispute proves it: nobody is paid for it, not the dealer whose
+    // justification is the evidence's last item.
+    assert_eq!(e.reporter, None);
     assert!(exclusions.iter().all(|e| e.index == 4));
     // The honest run itself had no dispute: everyone qualified.
     assert_eq!(outs[0].public.qualified, (0..7).collect::<Vec<_>>());

@@ -133,6 +133,7 @@ fn a_complaint_variant_dealer_sending_a_bad_pair_is_excluded_and_slashed_on_its_
             player: report.player,
         },
         evidence: Evidence::SignedPosts(evidence),
+        reporter: None,
     };
     let evidence: Vec<Vec<u8>> = posts.iter().map(|p| p.0.clone()).collect();
     assert_eq!(
