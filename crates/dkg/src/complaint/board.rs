@@ -17,7 +17,7 @@
 //! | [`Dispute`](ComplaintBoardPhase::Dispute) | [`Dispute`] (judged as they arrive) | qualification |
 //! | [`Feldman`](ComplaintBoardPhase::Feldman) | [`FeldmanPost`] | - |
 //! | [`Complain`](ComplaintBoardPhase::Complain) | [`Disclosure`] (complaints) | failed qualified dealers |
-//! | [`Reconstruct`](ComplaintBoardPhase::Reconstruct) | [`Disclosure`] (pairs) | interpolation; outcome |
+//! | [`Reconstruct`](ComplaintBoardPhase::Reconstruct) | [`Disclosure`] (pairs; signatures checked at the deadline) | the posts' signatures in one batch; interpolation; outcome |
 //!
 //! The justify phase is skipped when no deal was missed, the dispute phase when no deal was sent
 //! again, and the reconstruct phase when no
@@ -69,7 +69,7 @@ use keyquorum_crypto::poly::Polynomial;
 use keyquorum_crypto::verifiable_encrypt::{self, VerifiableCiphertext};
 use thiserror::Error;
 
-use super::checks;
+use super::checks::{self, BadPostSignatures, PostToCheck};
 use super::clique::maximum_clique;
 use super::messages::{
     CommitmentStatement, ComplaintPost, DealComplaint, Disclosure, Dispute, FeldmanPost,
@@ -82,7 +82,7 @@ use crate::board::{
     other_than, weighted_column_sums,
 };
 use crate::ceremony::Ceremony;
-use crate::identity::{IdentityPublicKey, Purpose, SIGNATURE_LEN};
+use crate::identity::{IdentityPublicKey, IdentitySignature, Purpose, SIGNATURE_LEN};
 
 /// Phases of the complaint variant's board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -254,6 +254,12 @@ pub fn author_key<C: Curve>(
 /// [`ComplaintBoard::apply`] starts with, for callers that must refuse a post before it reaches
 /// the board (the contract's mempool check); its answer is remembered by the ceremony, so the
 /// board does not verify the signature again.
+///
+/// A reconstruction post's signature is not checked here: the board checks all of them at the
+/// reconstruct deadline in one batch ([`post_signatures`](super::post_signatures)), where a post
+/// whose signature fails counts as never posted. As a player's first reconstruction post is the
+/// one that counts, whoever feeds the board must take a post only from its author, as the
+/// contract does (a post's sender must be its author, and the sender signs its transaction).
 pub fn check_authentic<C: Curve>(
     ceremony: &Ceremony<C>,
     signed: &SignedComplaintPost<C>,
@@ -267,7 +273,10 @@ pub fn check_authentic<C: Curve>(
         return Err(ComplaintBoardError::UnknownAuthor(role, index));
     };
     let encoded = post.encode();
-    if !checks::post_signature(ceremony, (role, index), key, &encoded, &signed.signature) {
+    let deferred = matches!(post, ComplaintPost::Reconstruction(_));
+    if !deferred
+        && !checks::post_signature(ceremony, (role, index), key, &encoded, &signed.signature)
+    {
         return Err(ComplaintBoardError::BadSignature);
     }
     Ok(encoded)
@@ -427,6 +436,8 @@ impl<C: Curve> ComplaintBoard<C> {
 
     /// Applies a signed post. On `Err` the board is unchanged, except that an authentic invalid
     /// post ([`ComplaintBoardError::Fault`]) records its author's fault.
+    /// A reconstruction post is stored before its signature is checked, at the deadline (see
+    /// [`check_authentic`]).
     pub fn apply(&mut self, signed: &SignedComplaintPost<C>) -> Result<(), ComplaintBoardError> {
         let post = &signed.post;
         let encoded = check_authentic(&self.ceremony, signed)?;
@@ -1170,7 +1181,8 @@ impl<C: Curve> ComplaintBoard<C> {
     }
 
     fn close_reconstruction(&mut self) {
-        let posts = std::mem::take(&mut self.reconstruction_posts);
+        let mut posts = std::mem::take(&mut self.reconstruction_posts);
+        self.drop_unsigned(&mut posts);
         for (d, bytes) in &posts {
             self.absorb_commitments(d, bytes);
         }
@@ -1259,6 +1271,41 @@ impl<C: Curve> ComplaintBoard<C> {
             }
         }
         self.fail(extra);
+    }
+
+    /// Checks the reconstruction posts' signatures, which [`check_authentic`] left for now, in
+    /// one batch, and drops the posts whose signature is not their player's: they count as
+    /// never posted, as they would had each been checked on arrival.
+    fn drop_unsigned(&self, posts: &mut Vec<(Disclosure<C>, Signed)>) {
+        let signatures: Vec<IdentitySignature> = posts
+            .iter()
+            .map(|(_, bytes)| {
+                let mut sig = [0u8; SIGNATURE_LEN];
+                sig.copy_from_slice(&bytes[..SIGNATURE_LEN]);
+                IdentitySignature(sig)
+            })
+            .collect();
+        let items = {
+            let checks: Vec<PostToCheck<'_>> = posts
+                .iter()
+                .zip(&signatures)
+                .map(|((d, bytes), signature)| PostToCheck {
+                    author: (Role::Player, d.player),
+                    encoded: &bytes[SIGNATURE_LEN..],
+                    signature,
+                })
+                .collect();
+            match checks::post_signatures(&self.ceremony, &checks) {
+                Ok(()) => return,
+                Err(BadPostSignatures { items }) => items,
+            }
+        };
+        let mut i = 0;
+        posts.retain(|_| {
+            let keep = items.binary_search(&i).is_err();
+            i += 1;
+            keep
+        });
     }
 
     /// Weighted column sums of the given dealers' Feldman commitments (identity points when

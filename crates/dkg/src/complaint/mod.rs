@@ -77,7 +77,9 @@
 //!    valid pairs of the lowest-numbered players (valid pairs revealed earlier count too) and
 //!    interpolates `f_i`, whose contribution stays in the key: a dealer cannot bias the key by
 //!    dropping out after seeing the others' values (seed 003 step 7, GJKR step 4(c)). It is still excluded for the
-//!    future, with evidence.
+//!    future, with evidence. The posts' signatures are checked at the deadline in one batch (up
+//!    to `n` posts, one multi-pairing instead of two pairings each); a post whose signature
+//!    fails counts as never posted.
 //! 8. **Output**. Group key `sum_{i in Q} F_i0` (reconstructed dealers: `f_i(0) G`), public
 //!    shares `Y_j = sum_i F_ij`, player share `x_j = sum_i s_ij` (reconstructed: `f_i(x_j)`), after
 //!    a subgroup check of the sums as in [`crate::board`]; each player checks `x_j G = Y_j`.
@@ -194,6 +196,7 @@ pub use board::{
     ComplaintBoard, ComplaintBoardError, ComplaintBoardPhase, Qualification, author_key,
     check_authentic, verify_equivocation,
 };
+pub use checks::{BadPostSignatures, PostToCheck, post_signatures};
 pub use evidence::verify_exclusion;
 use messages::{
     ComplaintPost, Deal, DealComplaint, Disclosure, Dispute, FeldmanPost, HeardEntry,

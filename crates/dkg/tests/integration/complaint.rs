@@ -17,10 +17,10 @@ use keyquorum_dkg::complaint::messages::{
     seal_pair,
 };
 use keyquorum_dkg::complaint::{
-    ComplaintBoard, ComplaintBoardError, ComplaintBoardPhase, ComplaintParticipant,
-    verify_equivocation, verify_exclusion,
+    BadPostSignatures, ComplaintBoard, ComplaintBoardError, ComplaintBoardPhase,
+    ComplaintParticipant, PostToCheck, post_signatures, verify_equivocation, verify_exclusion,
 };
-use keyquorum_dkg::identity::{IdentityPublicKey, Purpose};
+use keyquorum_dkg::identity::{IdentityPublicKey, IdentitySignature, Purpose};
 use keyquorum_dkg::participant::{Action, DkgOutput, Input, Observation, Participant as Node};
 use keyquorum_dkg::testing::ceremony::*;
 use keyquorum_dkg::{Ceremony, CeremonyConfig, Params};
@@ -986,6 +986,137 @@ fn dispute_about_a_valid_resent_pair_is_the_complainers_fault() {
     assert!(exclusions.iter().all(|e| e.index == 4));
     // The honest run itself had no dispute: everyone qualified.
     assert_eq!(outs[0].public.qualified, (0..7).collect::<Vec<_>>());
+}
+
+/// The reconstruction posts of a run in which dealer 2 withholds its Feldman values, in board
+/// order, with the run.
+fn reconstruction_run() -> (Run<Bls12381G1>, Vec<SignedComplaintPost<Bls12381G1>>) {
+    let params = Params::new(7, 5, 5).unwrap();
+    let tamper = |i: usize, a: Action<Bls12381G1>| {
+        if i == 2 && is_post_of(&a, |p| matches!(p, ComplaintPost::Feldman(_))) {
+            vec![]
+        } else {
+            vec![a]
+        }
+    };
+    let run = fresh_run::<Bls12381G1>(params, &[], Box::new(tamper));
+    let posts: Vec<_> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            BoardEvent::Post(p) => SignedComplaintPost::<Bls12381G1>::decode(p, 7, 7).ok(),
+            BoardEvent::Deadline => None,
+        })
+        .filter(|s| matches!(s.post, ComplaintPost::Reconstruction(_)))
+        .collect();
+    assert_eq!(posts.len(), 7);
+    (run, posts)
+}
+
+/// The signature checks of `posts`, with their encodings, under the signatures `sigs`.
+fn checks_of<'a>(
+    posts: &'a [SignedComplaintPost<Bls12381G1>],
+    encoded: &'a [Vec<u8>],
+    sigs: &'a [IdentitySignature],
+) -> Vec<PostToCheck<'a>> {
+    posts
+        .iter()
+        .zip(encoded)
+        .zip(sigs)
+        .map(|((s, e), signature)| PostToCheck {
+            author: s.post.author(),
+            encoded: e,
+            signature,
+        })
+        .collect()
+}
+
+#[test]
+fn reconstruction_signatures_are_checked_in_one_batch_that_names_a_bad_item() {
+    let (run, posts) = reconstruction_run();
+    let ceremony = &run.ceremony;
+    let encoded: Vec<Vec<u8>> = posts.iter().map(|s| s.post.encode()).collect();
+    let genuine: Vec<_> = posts.iter().map(|s| s.signature).collect();
+    ceremony.forget_checks();
+    assert_eq!(
+        post_signatures(ceremony, &checks_of(&posts, &encoded, &genuine)),
+        Ok(())
+    );
+    // Item 3 carries item 4's signature (a valid signature, on another post); item 5 one that
+    // does not decode. The batch fails and the items on their own name exactly those two.
+    let mut bad = genuine.clone();
+    bad[3] = genuine[4];
+    bad[5].0 = [0xff; 48];
+    ceremony.forget_checks();
+    assert_eq!(
+        post_signatures(ceremony, &checks_of(&posts, &encoded, &bad)),
+        Err(BadPostSignatures { items: vec![3, 5] })
+    );
+    // The same answers as checking each post's signature on its own.
+    for (i, (c, s)) in checks_of(&posts, &encoded, &bad)
+        .iter()
+        .zip(&bad)
+        .enumerate()
+    {
+        let key = &ceremony.players()[c.author.1 as usize].identity;
+        assert_eq!(
+            key.verify(Purpose::Post, c.encoded, s),
+            ![3, 5].contains(&i),
+            "item {i}"
+        );
+    }
+    // An author outside the ceremony fails too, without failing the others.
+    let mut stranger = checks_of(&posts, &encoded, &genuine);
+    stranger[0].author = (Role::Player, 7);
+    assert_eq!(
+        post_signatures(ceremony, &stranger),
+        Err(BadPostSignatures { items: vec![0] })
+    );
+}
+
+#[test]
+fn a_reconstruction_post_whose_signature_fails_at_the_deadline_counts_as_never_posted() {
+    // Player 0's reconstruction post is replaced by one with wrong pairs under its genuine
+    // signature. The board takes it on arrival (its signature waits for the batch at the
+    // deadline) and then drops it: its wrong pairs convict nobody, the key is reconstructed from
+    // the other players' pairs, and the outcome is the nodes', as if the post had been refused
+    // on arrival.
+    let (run, posts) = reconstruction_run();
+    let expected = check_agreement(&run.results, &(0..7).collect::<Vec<_>>());
+    let mut forged = posts
+        .iter()
+        .find(|s| s.post.author().1 == 0)
+        .unwrap()
+        .clone();
+    if let ComplaintPost::Reconstruction(d) = &mut forged.post {
+        for (_, s, _) in &mut d.shares {
+            *s += <Bls12381G1 as Curve>::Scalar::ONE;
+        }
+    }
+    run.ceremony.forget_checks();
+    let mut board = ComplaintBoard::new(run.ceremony.clone());
+    let mut seen = false;
+    for e in &run.events {
+        match e {
+            BoardEvent::Post(p) => {
+                let s = SignedComplaintPost::<Bls12381G1>::decode(p, 7, 7).unwrap();
+                if matches!(s.post, ComplaintPost::Reconstruction(ref d) if d.player == 0) {
+                    assert_eq!(board.apply(&forged), Ok(()));
+                    seen = true;
+                } else {
+                    let _ = board.apply(&s);
+                }
+            }
+            BoardEvent::Deadline => board.advance(),
+        }
+    }
+    assert!(seen);
+    let Some(Outcome::Success { output, exclusions }) = board.outcome() else {
+        panic!("board failed: {:?}", board.outcome())
+    };
+    assert_eq!(*output, expected[0].public);
+    assert_eq!(*exclusions, expected[0].exclusions);
+    assert!(board.reconstructed(2).is_some());
 }
 
 #[test]
