@@ -576,8 +576,9 @@ mod tests {
             EvidenceRecord::Absence { .. }
         ));
         // The equivocation was proven by the report of member 3, which carried the dealer's
-        // second statement; the withholder's by the report of the member it left without a
-        // deal. Neither is the last evidence item's author's doing alone: the board names them.
+        // second statement (both evidence items are the dealer's own statements, so only the
+        // board knows who carried them); the withholder's by the report of the member it left
+        // without a deal.
         let reporter = |i: u32| {
             c.state
                 .slashings
