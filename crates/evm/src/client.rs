@@ -84,21 +84,26 @@ pub enum Revert {
     Contract(CoordinatorErrors),
     /// Revert data that is none of the contract's errors (out of gas, a panic code).
     Other(Bytes),
-    /// The transaction was mined and reverted; the reason is not in the receipt.
-    Mined,
+    /// The transaction was mined and reverted. The receipt has no reason, so the call is
+    /// replayed on the state after its block (`eth_call` at that block): the contract's error
+    /// it gives there, if any. That is the reason it reverted unless a later transaction of the
+    /// same block changed the answer; a proof of a fault another transaction of its block
+    /// proved first gives `AlreadySlashed`.
+    Mined(Option<CoordinatorErrors>),
 }
 
 impl Revert {
-    /// The error's name (`NotMember`, `WrongPhase`, ...), or `unknown` / `mined`.
+    /// The error's name (`NotMember`, `WrongPhase`, ...; a mined revert's replayed error), or
+    /// `unknown` / `mined`.
     pub fn name(&self) -> String {
         match self {
-            Revert::Contract(e) => format!("{e:?}")
+            Revert::Contract(e) | Revert::Mined(Some(e)) => format!("{e:?}")
                 .split(['(', ' ', '{'])
                 .next()
                 .unwrap_or("unknown")
                 .to_string(),
             Revert::Other(_) => "unknown".into(),
-            Revert::Mined => "mined".into(),
+            Revert::Mined(None) => "mined".into(),
         }
     }
 }
@@ -292,10 +297,11 @@ impl Client {
     ) -> Result<CallOutcome, ClientError> {
         let _guard = self.send_lock.lock().await;
         let tx = TransactionRequest::default()
+            .with_from(self.account)
             .with_to(self.contract)
             .with_value(value)
             .with_input(input);
-        let pending = match self.provider.send_transaction(tx).await {
+        let pending = match self.provider.send_transaction(tx.clone()).await {
             Ok(p) => p,
             Err(e) => {
                 return match revert_of(&e) {
@@ -306,12 +312,32 @@ impl Client {
         };
         let receipt = wait_for_receipt(&self.provider, *pending.tx_hash()).await?;
         if !receipt.status() {
-            return Ok(CallOutcome::Reverted(Revert::Mined));
+            let replayed = match receipt.block_number {
+                Some(number) => self.replay(tx, number).await,
+                None => None,
+            };
+            return Ok(CallOutcome::Reverted(Revert::Mined(replayed)));
         }
         Ok(CallOutcome::Included {
             block: receipt.block_number.unwrap_or_default(),
             tx_hash: receipt.transaction_hash,
         })
+    }
+
+    /// The contract's error `tx` gives on the state after block `number` (see
+    /// [`Revert::Mined`]); `None` when it succeeds there, the answer is no error of the
+    /// contract, or the node cannot answer (the reason is a diagnosis, not needed to go on).
+    async fn replay(&self, tx: TransactionRequest, number: u64) -> Option<CoordinatorErrors> {
+        let error = self
+            .provider
+            .call(tx)
+            .block(BlockNumberOrTag::Number(number).into())
+            .await
+            .err()?;
+        match revert_of(&error)? {
+            Revert::Contract(e) => Some(e),
+            _ => None,
+        }
     }
 
     /// The timestamp (Unix seconds) of block `number`, if the chain has it.

@@ -11,7 +11,8 @@
 //!   changed the board all the same; refused for any other reason, it never reached the board
 //!   (the contract's own checks let through only what the board may refuse) and is dropped.
 //!   A fault the contract can check (a forged ack aggregate, a bad reveal) also gets its proof
-//!   ([`crate::proofs`]), which the node submits ([`Translator::fault_proof`]);
+//!   ([`crate::proofs`]), which the node submits ([`Translator::fault_proof`]) when its turn
+//!   comes ([`crate::stagger`], [`Translator::proof_turn`]);
 //! - the end of the contribute, share and publish phases (by block number) is `BoardDeadline`;
 //! - after the publish deadline, a successful board gives `MagicBlockCreated` with the magic
 //!   block built by `MagicBlock::from_board`, the same construction the Rust contract and every
@@ -37,31 +38,40 @@ use keyquorum_dkg::board::{Board, BoardError, Outcome};
 use keyquorum_dkg::messages::{Post, SignedPost};
 
 use crate::Deployment;
-use crate::client::{BoardInput, Phase};
+use crate::client::{BoardInput, ConfirmedBlock, Phase};
 use crate::proofs::{FaultProof, ProofContext, fault_proof};
+use crate::stagger::{ProofSchedule, ProofTurn, proof_turn};
 
 /// Most fraud proofs kept for sending (a few ceremonies' worth: each names a dealer once).
 const MAX_PROOFS: usize = 1_024;
 
 /// The fraud proofs the board replicas built, by the refused post's hash, at most
-/// [`MAX_PROOFS`]: a proof is dropped once its culprit is slashed in its ceremony, and when the
-/// cache is full the oldest proof makes room for the new one. A node sends a proof as soon as it
-/// sees the refused post, so the oldest is the one least likely still wanted; a proof the
-/// contract refused is never settled by a `Slashed` log, and without this eviction enough of
-/// them would keep every later proof out.
+/// [`MAX_PROOFS`]: a proof is marked settled once its culprit is slashed in its ceremony, and
+/// when the cache is full the oldest proof makes room for the new one. A node sends a proof
+/// within a few turns of seeing the refused post, so the oldest is the one least likely still
+/// wanted; a proof the contract refused is never settled by a `Slashed` log, and without this
+/// eviction enough of them would keep every later proof out.
 #[derive(Debug, Default)]
 struct ProofCache {
-    proofs: HashMap<[u8; 32], FaultProof>,
+    proofs: HashMap<[u8; 32], CachedProof>,
     /// Keys in insertion order, oldest first; exactly the keys of `proofs`.
     order: VecDeque<[u8; 32]>,
 }
 
+/// A proof with its turns, and whether a `Slashed` log settled it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CachedProof {
+    proof: FaultProof,
+    schedule: ProofSchedule,
+    settled: bool,
+}
+
 impl ProofCache {
-    fn get(&self, key: &[u8; 32]) -> Option<&FaultProof> {
+    fn get(&self, key: &[u8; 32]) -> Option<&CachedProof> {
         self.proofs.get(key)
     }
 
-    fn insert(&mut self, key: [u8; 32], proof: FaultProof) {
+    fn insert(&mut self, key: [u8; 32], proof: FaultProof, schedule: ProofSchedule) {
         if self.proofs.contains_key(&key) {
             return;
         }
@@ -72,15 +82,23 @@ impl ProofCache {
             self.proofs.remove(&oldest);
         }
         self.order.push_back(key);
-        self.proofs.insert(key, proof);
+        self.proofs.insert(
+            key,
+            CachedProof {
+                proof,
+                schedule,
+                settled: false,
+            },
+        );
     }
 
-    /// Drops the proofs against `culprit` in `ceremony`: it is slashed there.
+    /// Marks the proofs against `culprit` in `ceremony` settled: it is slashed there.
     fn settle(&mut self, ceremony: U256, culprit: Address) {
-        self.proofs
-            .retain(|_, p| p.ceremony != ceremony || p.culprit != culprit);
-        let proofs = &self.proofs;
-        self.order.retain(|k| proofs.contains_key(k));
+        for p in self.proofs.values_mut() {
+            if p.proof.ceremony == ceremony && p.proof.culprit == culprit {
+                p.settled = true;
+            }
+        }
     }
 }
 
@@ -96,6 +114,8 @@ struct Registration {
 /// The ceremony running on chain, with its board replica.
 struct Live {
     id: U256,
+    /// The session id the contract computed (the DKG's ceremony id).
+    session: [u8; 32],
     view: u64,
     ceremony_number: u32,
     n: u32,
@@ -135,6 +155,8 @@ pub struct Translator {
     created: Option<CreatedBlock>,
     /// The fraud proofs of the faults the board replicas found ([`ProofCache`]).
     proofs: ProofCache,
+    /// The block whose inputs are being translated ([`Translator::translate_block`]).
+    block: u64,
 }
 
 impl std::fmt::Debug for Translator {
@@ -160,6 +182,7 @@ impl Translator {
             magic_block_hash: [0; 32],
             created: None,
             proofs: ProofCache::default(),
+            block: 0,
         }
     }
 
@@ -167,7 +190,42 @@ impl Translator {
     /// `PostRejected`), while the contract can still take it: `None` when the fault has no
     /// proof on the contract or the culprit was slashed in that ceremony already.
     pub fn fault_proof(&self, post: &[u8]) -> Option<&FaultProof> {
-        self.proofs.get(&proof_key(post))
+        self.proofs
+            .get(&proof_key(post))
+            .filter(|p| !p.settled)
+            .map(|p| &p.proof)
+    }
+
+    /// Whether `me` sends the proof of the fault in `post` now that block `confirmed` is
+    /// confirmed, following `confirmations` blocks behind the head ([`crate::stagger`]): `None`
+    /// when this translator holds no proof of that post (no fault the contract can check, or
+    /// the proof made room for newer ones).
+    pub fn proof_turn(
+        &self,
+        post: &[u8],
+        me: Address,
+        confirmed: u64,
+        confirmations: u64,
+    ) -> Option<ProofTurn> {
+        let p = self.proofs.get(&proof_key(post))?;
+        Some(proof_turn(
+            &p.schedule,
+            me,
+            p.settled,
+            confirmed,
+            confirmations,
+        ))
+    }
+
+    /// The events of a confirmed block's inputs, in order; the block's number is when the
+    /// faults it carries were found ([`ProofSchedule::found_at`]).
+    pub fn translate_block(&mut self, block: ConfirmedBlock) -> Vec<Event> {
+        self.block = block.number;
+        block
+            .inputs
+            .into_iter()
+            .flat_map(|i| self.translate(i))
+            .collect()
     }
 
     /// The magic block with hash `hash`, if it is the one the live ceremony's board defines.
@@ -190,7 +248,8 @@ impl Translator {
         self.nodes.get(account).map(|r| r.identity)
     }
 
-    /// The events of one input, in order.
+    /// The events of one input, in order. A fault's proof found here counts as found in the
+    /// block last given to [`Translator::translate_block`] (0 before any).
     pub fn translate(&mut self, input: BoardInput) -> Vec<Event> {
         match input {
             BoardInput::Registered(r) => {
@@ -311,6 +370,7 @@ impl Translator {
             .map(Board::new);
         self.live = Some(Live {
             id: sel.ceremony,
+            session: sel.sessionId.0,
             view: sel.viewNumber,
             ceremony_number: sel.number,
             n: sel.n,
@@ -379,7 +439,20 @@ impl Translator {
                     contribution: live.contributions.get(&dealer).map(Vec::as_slice),
                 };
                 if let Some(proof) = fault_proof(&ctx, &post, &fault) {
-                    self.proofs.insert(proof_key(&post), proof);
+                    // The board now holds the fault: its active dealers are the members that
+                    // look honest, the culprit no longer among them.
+                    let provers = (0..live.n)
+                        .filter(|&d| board.is_active_dealer(d))
+                        .filter_map(|d| live.committee.get(d as usize).copied())
+                        .filter(|a| *a != proof.culprit)
+                        .collect();
+                    let schedule = ProofSchedule {
+                        session: live.session,
+                        culprit: proof.culprit,
+                        provers,
+                        found_at: self.block,
+                    };
+                    self.proofs.insert(proof_key(&post), proof, schedule);
                 }
                 vec![Event::PostRejected {
                     view: live.view,
@@ -520,38 +593,61 @@ mod tests {
         proof_key(&i.to_be_bytes())
     }
 
+    fn schedule(p: &FaultProof) -> ProofSchedule {
+        ProofSchedule {
+            session: [1; 32],
+            culprit: p.culprit,
+            provers: vec![Address::repeat_byte(0xaa)],
+            found_at: 5,
+        }
+    }
+
+    fn insert(cache: &mut ProofCache, key: [u8; 32], p: FaultProof) {
+        let s = schedule(&p);
+        cache.insert(key, p, s);
+    }
+
+    fn proof_of(cache: &ProofCache, key: &[u8; 32]) -> Option<FaultProof> {
+        cache.get(key).map(|c| c.proof.clone())
+    }
+
     /// Proofs the contract refused are never settled by a slash: once the cache is full of
     /// them, a new proof still gets in, in place of the oldest.
     #[test]
     fn a_full_cache_of_refused_proofs_still_takes_new_ones() {
         let mut cache = ProofCache::default();
         for i in 0..MAX_PROOFS {
-            cache.insert(key(i), proof(i as u64, 1));
+            insert(&mut cache, key(i), proof(i as u64, 1));
         }
-        cache.insert(key(MAX_PROOFS), proof(MAX_PROOFS as u64, 2));
+        insert(&mut cache, key(MAX_PROOFS), proof(MAX_PROOFS as u64, 2));
         assert_eq!(
-            cache.get(&key(MAX_PROOFS)),
-            Some(&proof(MAX_PROOFS as u64, 2))
+            proof_of(&cache, &key(MAX_PROOFS)),
+            Some(proof(MAX_PROOFS as u64, 2))
         );
-        assert_eq!(cache.get(&key(0)), None, "the oldest made room");
+        assert_eq!(proof_of(&cache, &key(0)), None, "the oldest made room");
         assert!(cache.get(&key(1)).is_some());
         assert_eq!(cache.proofs.len(), MAX_PROOFS);
         assert_eq!(cache.order.len(), MAX_PROOFS);
         // The same post again changes nothing.
-        cache.insert(key(1), proof(7, 7));
-        assert_eq!(cache.get(&key(1)), Some(&proof(1, 1)));
+        insert(&mut cache, key(1), proof(7, 7));
+        assert_eq!(proof_of(&cache, &key(1)), Some(proof(1, 1)));
     }
 
     /// A slash settles exactly its culprit's proofs in its ceremony.
     #[test]
     fn a_slash_settles_its_culprits_proofs_in_its_ceremony() {
         let mut cache = ProofCache::default();
-        cache.insert(key(0), proof(1, 1));
-        cache.insert(key(1), proof(1, 2));
-        cache.insert(key(2), proof(2, 1));
+        insert(&mut cache, key(0), proof(1, 1));
+        insert(&mut cache, key(1), proof(1, 2));
+        insert(&mut cache, key(2), proof(2, 1));
         cache.settle(U256::from(1), Address::repeat_byte(1));
-        assert_eq!(cache.get(&key(0)), None);
-        assert!(cache.get(&key(1)).is_some() && cache.get(&key(2)).is_some());
-        assert_eq!(cache.order.len(), 2);
+        let settled = |k: usize| cache.get(&key(k)).unwrap().settled;
+        assert!(settled(0));
+        assert!(!settled(1) && !settled(2));
+        assert_eq!(
+            cache.order.len(),
+            3,
+            "a settled proof stays known as settled"
+        );
     }
 }

@@ -13,7 +13,8 @@
 //!
 //! On a live chain: [`client`] deploys the contract, sends calls from a secp256k1 account and
 //! follows its logs at a confirmation depth; [`events`] turns those logs into the node's chain
-//! events, and [`proofs`] builds the fraud proofs of the faults their board replica finds;
+//! events, [`proofs`] builds the fraud proofs of the faults their board replica finds, and
+//! [`stagger`] says which member sends each proof when;
 //! [`anvil`] starts a local chain for the tests, fetching the pinned anvil with
 //! [`anvil_fetch`] when npm has not installed it.
 //!
@@ -62,6 +63,7 @@ pub mod anvil_fetch;
 pub mod client;
 pub mod events;
 pub mod proofs;
+pub mod stagger;
 
 /// The tag at the start of [`Deployment::session_domain`].
 pub const SESSION_TAG: &[u8] = b"keyquorum-evm/";

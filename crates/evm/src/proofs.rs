@@ -3,7 +3,8 @@
 //! fault of its dealer. The translator ([`crate::events::Translator`]) builds one whenever its
 //! board replica names such a fault, from the bytes the contract logged, so what a node submits
 //! is what its own board found; the contract checks the proof again and slashes the dealer once
-//! per ceremony, paying the sender its share.
+//! per ceremony, paying the sender its share. The committee's members take turns sending it
+//! ([`crate::stagger`]).
 //!
 //! Equivocation (`proveEquivocation`) is not built here: the contract takes one contribution per
 //! dealer and ceremony, so two signed contributions of one dealer never both reach the log, and

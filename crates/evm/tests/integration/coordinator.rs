@@ -25,8 +25,9 @@ use keyquorum_dkg::board::{Board, Outcome};
 use keyquorum_dkg::identity::Purpose;
 use keyquorum_dkg::messages::{Post, SignedPost};
 use keyquorum_dkg::testing::ceremony::RunResult;
-use keyquorum_evm::client::{BoardInput, Phase};
+use keyquorum_evm::client::{BoardInput, ConfirmedBlock, Phase};
 use keyquorum_evm::events::Translator;
+use keyquorum_evm::stagger::ProofTurn;
 use keyquorum_evm::{Coordinator, g1_point, g2_point};
 
 const STAKE: u64 = 1_000;
@@ -1077,14 +1078,22 @@ fn translator_of(nodes: &[Node], s: &Started) -> Translator {
 
 /// Feeds the translator the posts a receipt logged.
 fn feed(t: &mut Translator, r: &Receipt) {
-    for e in r.events::<Coordinator::PostAccepted>() {
-        t.translate(BoardInput::PostAccepted {
+    feed_at(t, r, 0);
+}
+
+/// [`feed`], as the logs of confirmed block `number`.
+fn feed_at(t: &mut Translator, r: &Receipt, number: u64) {
+    let inputs = r
+        .events::<Coordinator::PostAccepted>()
+        .into_iter()
+        .map(|e| BoardInput::PostAccepted {
             ceremony: e.ceremony,
             dealer: e.dealer,
             kind: e.kind,
             post: e.post,
-        });
-    }
+        })
+        .collect();
+    t.translate_block(ConfirmedBlock { number, inputs });
 }
 
 /// Re-signs a publication as its dealer.
@@ -1106,6 +1115,8 @@ fn signed_publication(
 /// The proof a node's translator builds from the logs of a forged ack aggregate is the one
 /// the contract slashes on; an honest publication gets none, the proof with another committee
 /// member's key is refused, and once the translator sees the slash it offers the proof no more.
+/// The three honest members take turns from the block that logged the forgery, one turn of
+/// `confirmations + 2` blocks each in distinct ranks, the forger none; the slash settles them all.
 #[test]
 fn the_translator_proves_a_forged_ack_aggregate_from_the_logs() {
     let (mut chain, nodes) = registered(4, 4);
@@ -1138,7 +1149,9 @@ fn the_translator_proves_a_forged_ack_aggregate_from_the_logs() {
     let r = chain
         .send(member_at(forger).account, 0, post_call(&forged_signed))
         .ok();
-    feed(&mut t, &r);
+    const FOUND_AT: u64 = 77;
+    const CONFIRMATIONS: u64 = 2;
+    feed_at(&mut t, &r, FOUND_AT);
     for p in &publications[1..] {
         let r = chain
             .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
@@ -1149,6 +1162,39 @@ fn the_translator_proves_a_forged_ack_aggregate_from_the_logs() {
     let proof = t.fault_proof(&forged_signed).expect("a proof").clone();
     assert_eq!(proof.culprit, member_at(forger).account);
     assert_eq!(proof.fault, "bad_ack_signature");
+    let turn = |t: &Translator, pos: usize, confirmed: u64| {
+        t.proof_turn(
+            &forged_signed,
+            member_at(pos).account,
+            confirmed,
+            CONFIRMATIONS,
+        )
+        .expect("a proof")
+    };
+    let mut starts: Vec<u64> = (0..4)
+        .filter(|&pos| pos != forger)
+        .map(|pos| match turn(&t, pos, FOUND_AT) {
+            ProofTurn::Send => FOUND_AT,
+            ProofTurn::Wait { at } => {
+                assert_eq!(turn(&t, pos, at - 1), ProofTurn::Wait { at });
+                assert_eq!(turn(&t, pos, at), ProofTurn::Send);
+                at
+            }
+            other => panic!("member {pos}: {other:?}"),
+        })
+        .collect();
+    starts.sort_unstable();
+    let step = CONFIRMATIONS + 2;
+    assert_eq!(starts, [FOUND_AT, FOUND_AT + step, FOUND_AT + 2 * step]);
+    assert_eq!(turn(&t, forger, u64::MAX), ProofTurn::NotAProver);
+    assert_eq!(
+        t.proof_turn(&forged_signed, Address::repeat_byte(0x42), u64::MAX, 2),
+        Some(ProofTurn::NotAProver)
+    );
+    assert_eq!(
+        t.proof_turn(&publications[1], member_at(0).account, 0, 2),
+        None
+    );
     assert_eq!(proof.ceremony, s.id);
     let call = Coordinator::proveBadAckAggregateCall::abi_decode(&proof.calldata).unwrap();
 
@@ -1176,6 +1222,9 @@ fn the_translator_proves_a_forged_ack_aggregate_from_the_logs() {
         .reverts_with::<Coordinator::AlreadySlashed>();
     t.translate(BoardInput::Slashed(slashed));
     assert!(t.fault_proof(&forged_signed).is_none());
+    for pos in (0..4).filter(|&pos| pos != forger) {
+        assert_eq!(turn(&t, pos, u64::MAX), ProofTurn::Settled);
+    }
 }
 
 /// The proof a node's translator builds from the logs of a bad reveal (member 3 silent, so
