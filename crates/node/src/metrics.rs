@@ -9,6 +9,7 @@
 //! | `keyquorum_faults_seen_total` | counter | `fault` |
 //! | `keyquorum_view`, `keyquorum_chain_height` | gauge | |
 //! | `keyquorum_ceremonies_total` | counter | `result` (`success`, `failure`) |
+//! | `keyquorum_fault_proofs_total` | counter | `result` (`proved`, `settled`, `refused`) |
 //! | `keyquorum_magic_block_mismatches_total` | counter | `what` (first field that differs) |
 //! | `keyquorum_beacon_rounds_total`, `keyquorum_beacon_late_rounds_total` | counter | |
 //! | `keyquorum_beacon_partials_total` | counter | `member` (committee position), `result` |
@@ -65,10 +66,11 @@ const MESSAGES_RECEIVED: usize = 2;
 const BYTES_RECEIVED: usize = 3;
 const FAULTS: usize = 4;
 const CEREMONIES: usize = 5;
+const FAULT_PROOFS: usize = 7;
 
 /// `(registered name, label key, help)`; the exposed name gets `_total` appended, and the
 /// encoder ends each help text with a full stop.
-const COUNTERS: [(&str, &str, &str); 7] = [
+const COUNTERS: [(&str, &str, &str); 8] = [
     (
         "keyquorum_messages_sent",
         "kind",
@@ -104,7 +106,18 @@ const COUNTERS: [(&str, &str, &str); 7] = [
         "what",
         "Magic blocks not signed because they differ from the one the node's own board defines",
     ),
+    (
+        "keyquorum_fault_proofs",
+        "result",
+        "Fraud proofs this node held, by result: proved by its transaction, settled by another \
+         member's proof first, refused by the chain for another reason",
+    ),
 ];
+
+/// What became of a fraud proof this node held: its transaction slashed the culprit; another
+/// member's proof did first (seen before this node's turn, or this node's proof refused or
+/// reverted as `AlreadySlashed`); the chain refused it for another reason.
+pub const FAULT_PROOF_RESULTS: [&str; 3] = ["proved", "settled", "refused"];
 
 /// Exposed names of the gauges.
 const VIEW: &str = "keyquorum_view";
@@ -289,6 +302,10 @@ impl Metrics {
             let c = &counters[CEREMONIES];
             let _ = c.family.get_or_create(&one_label(c.label, result));
         }
+        for result in FAULT_PROOF_RESULTS {
+            let c = &counters[FAULT_PROOFS];
+            let _ = c.family.get_or_create(&one_label(c.label, result));
+        }
         let beacon = BeaconMetrics::register(&mut registry);
         let sign = crate::sign::SignMetrics::register(&mut registry);
         Metrics {
@@ -459,6 +476,13 @@ impl Metrics {
         self.inc(FAULTS, fault, 1);
     }
 
+    /// Counts a fraud proof this node held by what became of it (one of
+    /// [`FAULT_PROOF_RESULTS`]).
+    pub fn fault_proof(&self, result: &str) {
+        debug_assert!(FAULT_PROOF_RESULTS.contains(&result), "{result}");
+        self.inc(FAULT_PROOFS, result, 1);
+    }
+
     /// A counter's or gauge's value, for tests and reports (0 for a series never touched).
     pub fn get(&self, name: &str, l: &[(&str, &str)]) -> f64 {
         if let Some((c, labels)) = self.counter(name, l) {
@@ -532,6 +556,7 @@ mod tests {
         m.fault("bad \"share\"");
         m.set("keyquorum_view", &[], 2.0);
         m.add("keyquorum_ceremonies_total", &[("result", "success")], 1.0);
+        m.fault_proof("settled");
         let text = m.render();
         assert!(text.contains("keyquorum_messages_sent_total{kind=\"deal\"} 2\n"));
         assert!(text.contains("keyquorum_bytes_sent_total{kind=\"deal\"} 240\n"));
@@ -547,6 +572,10 @@ mod tests {
         assert!(text.contains("keyquorum_faults_seen_total{fault=\"bad \\\"share\\\"\"} 1\n"));
         assert!(text.contains("\nkeyquorum_view 2\n"));
         assert!(text.contains("keyquorum_ceremonies_total{result=\"success\"} 1\n"));
+        // Every fault proof result is exposed from the start, zero until counted.
+        assert!(text.contains("keyquorum_fault_proofs_total{result=\"settled\"} 1\n"));
+        assert!(text.contains("keyquorum_fault_proofs_total{result=\"proved\"} 0\n"));
+        assert!(text.contains("keyquorum_fault_proofs_total{result=\"refused\"} 0\n"));
         assert!(text.contains("# TYPE keyquorum_phase_duration_seconds histogram\n"));
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert_eq!(

@@ -97,6 +97,11 @@ pub enum Observation {
         /// What kind of fault.
         fault: String,
     },
+    /// What became of a fraud proof this node held (`crate::metrics::FAULT_PROOF_RESULTS`).
+    FaultProof {
+        /// `proved`, `settled` or `refused`.
+        result: &'static str,
+    },
     /// A message was delivered to a peer or a transaction submitted.
     Sent {
         /// Message or transaction kind.
@@ -146,6 +151,7 @@ impl Reporter {
             Observation::Sent { kind, bytes } => return m.sent(kind, bytes),
             Observation::Received { kind, bytes } => return m.received(kind, bytes),
             Observation::FaultSeen { fault } => return m.fault(&fault),
+            Observation::FaultProof { result } => return m.fault_proof(result),
             _ => {}
         }
         // A poisoned lock means a panic elsewhere while writing: the snapshot is still the
@@ -244,7 +250,8 @@ impl Reporter {
             }
             Observation::Sent { .. }
             | Observation::Received { .. }
-            | Observation::FaultSeen { .. } => {}
+            | Observation::FaultSeen { .. }
+            | Observation::FaultProof { .. } => {}
         }
     }
 }

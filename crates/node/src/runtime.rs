@@ -39,7 +39,9 @@ use crate::beacon::sync::{SyncAsk, SyncGate};
 use crate::beacon::{Beacon, Outgoing};
 use keyquorum_contract::magic::MagicBlock;
 
-use crate::chain::{ChainAction, ChainBlock, ChainClient, Sender, SignatureRoute, SubmitOutcome};
+use crate::chain::{
+    ChainAction, ChainBlock, ChainClient, ProofDue, Sender, SignatureRoute, SubmitOutcome,
+};
 use crate::config::NodeConfig;
 use crate::driver::{
     Driver, DriverError, Effect, Incoming, KIND_DIRECT, KIND_PULL, OwnTx, Submission, Verdict,
@@ -482,6 +484,15 @@ struct Runtime<C: ChainClient> {
     collector: Collector,
     /// The magic block awaiting signatures, as last seen.
     signing: Option<([u8; 32], MagicBlock)>,
+    /// Fault proofs waiting for this node's turn ([`Runtime::release_proofs`]).
+    proofs: Vec<HeldProof>,
+}
+
+/// A fault proof the runtime holds until the chain's adapter says it is this node's turn.
+struct HeldProof {
+    sub: Submission,
+    /// It was not due when first asked: this node waited its turn.
+    waited: bool,
 }
 
 impl<C: ChainClient> Runtime<C> {
@@ -572,6 +583,13 @@ impl<C: ChainClient> Runtime<C> {
                     }
                     // The embedded chain's contract slashes from its own board.
                     ChainAction::ProveFault(_) if !self.chain.takes_fault_proofs() => {}
+                    ChainAction::ProveFault(_) => {
+                        self.proofs.push(HeldProof {
+                            sub: *s,
+                            waited: false,
+                        });
+                        self.release_proofs();
+                    }
                     _ => self.txq.queue.push_back(*s),
                 },
                 Effect::EnterSession {
@@ -752,6 +770,42 @@ impl<C: ChainClient> Runtime<C> {
         }
     }
 
+    /// Queues the held fault proofs whose turn has come and drops those another node's proof
+    /// settled or this node does not send ([`ChainClient::proof_due`]); the rest wait for a
+    /// later block.
+    fn release_proofs(&mut self) {
+        for mut held in std::mem::take(&mut self.proofs) {
+            let ChainAction::ProveFault(r) = &held.sub.action else {
+                continue;
+            };
+            match self.chain.proof_due(r) {
+                ProofDue::Now => self.txq.queue.push_back(held.sub),
+                ProofDue::Later => {
+                    held.waited = true;
+                    self.proofs.push(held);
+                }
+                // Settled at the first ask is a fault proven before this node got to it (a
+                // replay after a restart): nothing this node held back, nothing to count.
+                ProofDue::Settled if held.waited => {
+                    info!(
+                        view = r.view,
+                        ceremony = r.ceremony_number,
+                        dealer = r.dealer,
+                        "fault proven by another member before this node's turn"
+                    );
+                    self.reporter
+                        .observe(Observation::FaultProof { result: "settled" });
+                }
+                ProofDue::Settled | ProofDue::Never => debug!(
+                    view = r.view,
+                    ceremony = r.ceremony_number,
+                    dealer = r.dealer,
+                    "no fault proof for this node to send"
+                ),
+            }
+        }
+    }
+
     /// Submits queued transactions while fewer than [`MAX_IN_FLIGHT`] are in flight.
     fn pump(&mut self, driver: &Driver) {
         if self.txq.not_before.is_some_and(|t| Instant::now() < t) {
@@ -822,23 +876,36 @@ impl<C: ChainClient> Runtime<C> {
                         dealer = r.dealer,
                         "proved a dealer's fault on chain"
                     );
+                    self.reporter
+                        .observe(Observation::FaultProof { result: "proved" });
                 }
             }
             SubmitOutcome::Reverted { code, reason } => {
                 let f = self.txq.inflight.remove(pos).expect("position found");
-                // Another member's activation, a post already on chain, or a fault another
-                // node proved first (refused at estimation): expected.
-                let proof = matches!(f.sub.action, ChainAction::ProveFault(_));
-                if matches!(
+                if let ChainAction::ProveFault(r) = &f.sub.action {
+                    // `AlreadySlashed`: another member's proof came first, refused at
+                    // estimation for free or, mined in the same block, reverted (the adapter
+                    // names a mined revert's reason by replaying the call).
+                    if code == "AlreadySlashed" {
+                        info!(
+                            view = r.view,
+                            ceremony = r.ceremony_number,
+                            dealer = r.dealer,
+                            "fault already proven by another member; proof not needed"
+                        );
+                        self.reporter
+                            .observe(Observation::FaultProof { result: "settled" });
+                    } else {
+                        warn!(kind = f.sub.kind, %code, %reason, "fault proof refused by the contract");
+                        self.reporter
+                            .observe(Observation::FaultProof { result: "refused" });
+                    }
+                } else if matches!(
                     code.as_str(),
                     "NoViewChange" | "AlreadyPosted" | "AlreadyRegistered"
-                ) || (proof && code == "AlreadySlashed")
-                {
+                ) {
+                    // Another member's activation or a post already on chain: expected.
                     debug!(kind = f.sub.kind, %code, "transaction not needed");
-                } else if proof && code == "mined" {
-                    // A mined revert has no reason: usually another node's proof in the same
-                    // block, but a proof the contract refuses looks the same, so it is shown.
-                    info!(kind = f.sub.kind, %reason, "fault proof reverted when mined (proved by another node in the same block?)");
                 } else {
                     warn!(kind = f.sub.kind, %code, %reason, "transaction refused by the contract");
                 }
@@ -1150,6 +1217,7 @@ pub async fn run<C: ChainClient>(
         },
         collector: Collector::default(),
         signing: None,
+        proofs: Vec::new(),
     };
     rt.apply(&driver, effects).await;
     let registration = TxBody::Register {
@@ -1193,6 +1261,7 @@ pub async fn run<C: ChainClient>(
                     rt.txq.on_height(b.height);
                     rt.apply(&driver, out.effects).await;
                     rt.collect_for(&driver);
+                    rt.release_proofs();
                 }
                 Follow::Head(h) => {
                     let effects = in_place(|| driver.set_head(h))?;

@@ -21,6 +21,13 @@
 //!   that ceremony, gets none). Partial signatures are not sent to this chain ([`SignatureRoute::OffChain`]). Sends
 //!   are serialised and each waits for its receipt (`keyquorum_evm::client::Client::send`);
 //!   nonce, gas and fees are the provider's.
+//! - Fraud proofs are staggered ([`ChainClient::proof_due`], `keyquorum_evm::stagger`): the
+//!   committee's honest-looking members, the culprit left out, take turns in an order every
+//!   node derives from the session id, the culprit and its account; the member of rank `r`
+//!   sends once the follower has confirmed `r * (confirmations + 2)` blocks past the block
+//!   that logged the fault without seeing the culprit slashed, and drops its proof as soon as
+//!   the follower sees the slash. So on a live chain one proof is sent per fault, and the
+//!   others' copies neither revert nor cost gas.
 //! - View changes: the contract starts one only when someone calls `startViewChange` (it ranks
 //!   the eligible nodes from its own state). Every node does so when one is due (the start
 //!   block reached with no ceremony running, or the running ceremony's wait phase over without
@@ -36,6 +43,7 @@ use keyquorum_dkg::identity::Purpose;
 use keyquorum_evm::alloy_primitives::{Address, Bytes, U256};
 use keyquorum_evm::client::{CallOutcome, Client, ClientError, FollowError, Follower};
 use keyquorum_evm::events::Translator;
+use keyquorum_evm::stagger::ProofTurn;
 use keyquorum_evm::{
     Coordinator, Deployment, PrivateKeySigner, g1_point, g2_point, registration_payload,
 };
@@ -43,8 +51,8 @@ use sha2::{Digest, Sha256};
 use tracing::{debug, error, info};
 
 use super::{
-    Blocks, ChainAction, ChainBlock, ChainClient, ChainStatus, ChainTx, Prepared, Sender,
-    SignatureRoute, SubmitOutcome, Unprepared,
+    Blocks, ChainAction, ChainBlock, ChainClient, ChainStatus, ChainTx, FaultReport, Prepared,
+    ProofDue, Sender, SignatureRoute, SubmitOutcome, Unprepared,
 };
 
 /// How long a poll that found nothing new waits before answering.
@@ -104,6 +112,8 @@ pub struct EvmChainClient {
     starting: Arc<AtomicBool>,
     /// The head at this node's last check for a due view change (one check per block).
     checked_at: Arc<AtomicU64>,
+    /// The newest block the follower confirmed (the translator has seen its logs).
+    confirmed: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for EvmChainClient {
@@ -144,6 +154,7 @@ impl EvmChainClient {
             })),
             starting: Arc::new(AtomicBool::new(false)),
             checked_at: Arc::new(AtomicU64::new(0)),
+            confirmed: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -352,6 +363,23 @@ impl ChainClient for EvmChainClient {
         true
     }
 
+    /// This node's turn by the staggering rule (module docs), at the follower's confirmed
+    /// height and with the slashes it has seen.
+    fn proof_due(&self, report: &FaultReport) -> ProofDue {
+        let turn = self.translator().proof_turn(
+            &report.post,
+            self.client.account(),
+            self.confirmed.load(Ordering::Acquire),
+            self.settings.confirmations,
+        );
+        match turn {
+            Some(ProofTurn::Send) => ProofDue::Now,
+            Some(ProofTurn::Wait { .. }) => ProofDue::Later,
+            Some(ProofTurn::Settled) => ProofDue::Settled,
+            Some(ProofTurn::NotAProver) | None => ProofDue::Never,
+        }
+    }
+
     fn prepare(
         &self,
         action: &ChainAction,
@@ -424,25 +452,20 @@ impl ChainClient for EvmChainClient {
         };
         let mut blocks = Vec::new();
         for block in confirmed {
-            let events: Vec<_> = {
-                let mut translator = self.translator();
-                block
-                    .inputs
-                    .into_iter()
-                    .flat_map(|i| translator.translate(i))
-                    .collect()
-            };
-            if events.is_empty() || block.number < from {
+            let number = block.number;
+            let events = self.translator().translate_block(block);
+            self.confirmed.fetch_max(number, Ordering::AcqRel);
+            if events.is_empty() || number < from {
                 continue;
             }
             let time_ms = self
                 .client
-                .block_timestamp(block.number)
+                .block_timestamp(number)
                 .await?
                 .unwrap_or_default()
                 .saturating_mul(1000);
             blocks.push(ChainBlock {
-                height: block.number,
+                height: number,
                 time_ms,
                 txs: vec![ChainTx {
                     hash: [0; 32],
@@ -454,6 +477,7 @@ impl ChainClient for EvmChainClient {
             });
         }
         let height = safe.unwrap_or(0);
+        self.confirmed.fetch_max(height, Ordering::AcqRel);
         // The newest confirmed block, even without logs: the node learns it caught up.
         if let Some(safe) = safe
             && safe >= from

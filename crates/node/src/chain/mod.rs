@@ -15,9 +15,11 @@
 //! embedded chain) the node submits them; where it verifies only a combined threshold
 //! signature (the EVM contract) the node combines them with its peers off chain
 //! ([`SignatureRoute`], `crate::activation`). Likewise, where the chain slashes a board fault
-//! only on a proof (the EVM contract), every node that sees a post refused as a fault submits
-//! [`ChainAction::ProveFault`] and the adapter builds the proof from its own board replica;
-//! the first proof slashes, the others are refused as already proven.
+//! only on a proof (the EVM contract), every node that sees a post refused as a fault holds a
+//! [`ChainAction::ProveFault`] until the adapter says it is its turn ([`ChainClient::proof_due`]:
+//! the committee's members take turns, so one proof is normally all that is sent) and the
+//! adapter builds the proof from its own board replica; a proof that meets an earlier one is
+//! refused as already proven.
 //! Everything the node knows about ceremonies comes from the events, in block order: the
 //! contract publishes exactly the inputs of the board (`PostAccepted`, `PostRejected`,
 //! `BoardDeadline`) in the order it applied them, so the node's participant sees the same board
@@ -79,6 +81,20 @@ impl ChainAction {
             ChainAction::ProveFault(_) => "fault_proof",
         }
     }
+}
+
+/// Whether a node sends a fault proof it holds ([`ChainClient::proof_due`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofDue {
+    /// Send it now.
+    Now,
+    /// Not this node's turn yet: ask again at the next block.
+    Later,
+    /// Another proof settled the fault already (the culprit is slashed for it): drop it.
+    Settled,
+    /// This node has no proof to send (no fault the chain can check, or not one of the nodes
+    /// that prove it): drop it.
+    Never,
 }
 
 /// The combined signatures on a magic block, which activate its view.
@@ -240,6 +256,15 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
     /// by itself.
     fn takes_fault_proofs(&self) -> bool {
         false
+    }
+
+    /// Whether this node sends its proof of `report`'s fault now
+    /// ([`ChainClient::takes_fault_proofs`]), asked again at every block until it is sent or
+    /// dropped: where several nodes can prove one fault, the chain's adapter staggers them.
+    /// The default sends at once.
+    fn proof_due(&self, report: &FaultReport) -> ProofDue {
+        let _ = report;
+        ProofDue::Now
     }
 
     /// Turns `action` from `sender` into this chain's transaction.
