@@ -159,12 +159,53 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
         Some("IdentityTaken")
     );
 
-    included(
-        admin
-            .send(Coordinator::startViewChangeCall {}, U256::ZERO)
-            .await
-            .unwrap(),
+    // Two starts mined in one block: both pass estimation, the later one reverts when mined,
+    // and the client names why by replaying it on the state after the block.
+    let raw = anvil.provider().await.unwrap();
+    let automine = |on: bool| {
+        let raw = raw.clone();
+        async move {
+            raw.raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (on,))
+                .await
+                .unwrap();
+        }
+    };
+    automine(false).await;
+    let first = {
+        let c = admin.clone();
+        tokio::spawn(async move {
+            c.send(Coordinator::startViewChangeCall {}, U256::ZERO)
+                .await
+        })
+    };
+    let second = {
+        let c = nodes[1].1.clone();
+        tokio::spawn(async move {
+            c.send(Coordinator::startViewChangeCall {}, U256::ZERO)
+                .await
+        })
+    };
+    loop {
+        let pool: serde_json::Value = raw.raw_request("txpool_status".into(), ()).await.unwrap();
+        if pool["pending"].as_str() == Some("0x2") || pool["pending"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    anvil.mine(1).await.unwrap();
+    automine(true).await;
+    let outcomes = [
+        first.await.unwrap().unwrap(),
+        second.await.unwrap().unwrap(),
+    ];
+    assert_eq!(
+        outcomes.iter().filter(|o| o.revert().is_none()).count(),
+        1,
+        "{outcomes:?}"
     );
+    let reverted = outcomes.iter().find_map(|o| o.revert()).unwrap();
+    assert!(matches!(reverted, Revert::Mined(Some(_))), "{reverted:?}");
+    assert_eq!(reverted.name(), "ViewChangeRunning");
 
     // The follower reports the registrations and the selection once they are confirmed.
     let head = admin.block_number().await.unwrap();
