@@ -171,10 +171,17 @@ async fn the_anvil_demo_slashes_the_forger_on_chain_in_both_view_changes() {
         2
     );
     // The honest members take turns proving a fault (`keyquorum_evm::stagger`): each fault is
-    // proven by exactly one mined transaction, with no reverted duplicate paid for.
+    // proven by one mined transaction. Without turns the three honest members all prove each
+    // fault from the same confirmed block, and the copies mined with the first revert. A
+    // duplicate remains possible when the first prover is held up for a whole turn (its own
+    // posts go first) on a loaded machine, so one is tolerated over the two faults.
     let proofs = kind("proveBadAckAggregate");
-    assert_eq!(u64_of(&proofs["count"]), 2, "{proofs}");
-    assert_eq!(u64_of(&proofs["reverted"]), 0, "{proofs}");
+    assert_eq!(
+        u64_of(&proofs["count"]) - u64_of(&proofs["reverted"]),
+        2,
+        "{proofs}"
+    );
+    assert!(u64_of(&proofs["reverted"]) <= 1, "{proofs}");
 }
 
 #[test]
