@@ -93,11 +93,12 @@
 //! (`FaultKind::code`), never from `Debug`.
 //! A slashed amount is burned, except `reporter_percent` of it, paid to the member the board
 //! names as having proven the fault (`Exclusion::reporter`: the author of the report, dispute or
-//! complaint that established it, or of the publication that completed a player's reports),
-//! never the culprit itself. The board names it where it decides the fault, not from the order
+//! complaint that established it, when nobody else could have posted it), never the culprit
+//! itself. The board names it where it decides the fault, not from the order
 //! of the evidence, whose last item is often the dealer's own commitment proof. A fault proven
-//! by the culprit's own posts, an absence or a missing signature has no reporter: its slash is
-//! burned entirely. A view's signing-key ceremony slashes its proven faults through the same path
+//! by the culprit's own posts (equivocation included), an absence, a fault others only claim
+//! (missing acks, a missed deal) or a missing signature has no reporter: its slash is burned
+//! entirely. A view's signing-key ceremony slashes its proven faults through the same path
 //! ([`signing_key`], "Slashing").
 //!
 //! ## Posts that cannot be honest, and floods of them

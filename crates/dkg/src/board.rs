@@ -511,12 +511,14 @@ pub struct Exclusion {
     pub fault: FaultKind,
     /// The proof.
     pub evidence: Evidence,
-    /// Who proved the fault, when that is someone other than the culprit: the member whose
-    /// signed post established it (the report, dispute or complaint of the member the culprit
-    /// wronged, or the publication that completed a player's reports). Each board names it
+    /// Who proved the fault, when that is someone other than the culprit: the member whose own
+    /// signed post established it and that nobody else could have posted in its place (the
+    /// complaint, dispute or report of the member the culprit wronged). Each board names it
     /// where it records the fault, so it does not depend on the order of the evidence items.
-    /// `None` when the culprit's own posts prove the fault, for absences, and for faults
-    /// nobody proves. The contract pays this member the reporter's share of a slash.
+    /// `None` when the culprit's own posts prove the fault (equivocation included: anyone who
+    /// saw both statements could submit them), for absences and other faults others only claim
+    /// (a player's missing acks, a missed deal), and for faults nobody proves. The contract pays
+    /// this member the reporter's share of a slash.
     pub reporter: Option<IdentityPublicKey>,
 }
 
@@ -1029,21 +1031,6 @@ impl<C: Curve> Board<C> {
         }
     }
 
-    /// The dealer whose publication completed player `j`'s reports (the last of them, in
-    /// dealer order): the reporter of the player's exclusion, unless it is `j` itself. `None`
-    /// for other evidence.
-    fn last_reporter(&self, j: u32, evidence: &Evidence) -> Option<IdentityPublicKey> {
-        let Evidence::Reports(posts) = evidence else {
-            return None;
-        };
-        let last = SignedPost::<C>::decode(posts.last()?, self.ceremony.n()).ok()?;
-        let dealer = self.ceremony.dealers().get(last.post.dealer() as usize)?;
-        other_than(
-            &self.identity_of(Role::Player, j),
-            Some(dealer.identity.clone()),
-        )
-    }
-
     fn identity_of(&self, role: Role, index: u32) -> IdentityPublicKey {
         match role {
             Role::Dealer => self.ceremony.dealers()[index as usize].identity.clone(),
@@ -1143,7 +1130,7 @@ impl<C: Curve> Board<C> {
                 identity: self.identity_of(Role::Player, *j),
                 fault: fault.clone(),
                 evidence: evidence.clone(),
-                reporter: self.last_reporter(*j, evidence),
+                reporter: None,
             });
         }
         let reports = self.ack_reports(&active);
@@ -1214,7 +1201,7 @@ impl<C: Curve> Board<C> {
                     index: *j,
                     identity: self.identity_of(Role::Player, *j),
                     fault: fault.clone(),
-                    reporter: self.last_reporter(*j, &evidence),
+                    reporter: None,
                     evidence: evidence.clone(),
                 });
                 excluded_now.insert(*j);
@@ -1280,7 +1267,7 @@ impl<C: Curve> Board<C> {
                     index: j,
                     identity: self.identity_of(Role::Player, j),
                     fault,
-                    reporter: self.last_reporter(j, &evidence),
+                    reporter: None,
                     evidence,
                 }
             })

@@ -10,7 +10,10 @@ use keyquorum_crypto::index::IndexScheme;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::verifiable_encrypt::VerifiableEncryptionSecretKey;
 use keyquorum_dkg::ackreveal::AckRevealParticipant;
+use keyquorum_dkg::complaint::board::author_key;
+use keyquorum_dkg::complaint::messages::SignedComplaintPost;
 use keyquorum_dkg::identity::{IdentityKeypair, IdentityPublicKey};
+use keyquorum_dkg::messages::SignedPost;
 use keyquorum_dkg::participant::{Action, DkgOutput, Failure, Input, Observation, Participant};
 use keyquorum_dkg::{Ceremony, CeremonyConfig, Member, Params, Reshare, Variant};
 use rand_chacha::ChaCha20Rng;
@@ -242,6 +245,9 @@ impl<'a, C: Curve> World<'a, C> {
                 }
             }
             Action::Post(bytes) => {
+                if !self.posted_by_its_author(from, &bytes) {
+                    return;
+                }
                 if self.nodes[from].kind == Some(AdversaryKind::Crash)
                     || self.nodes[from].kind.is_none()
                 {
@@ -259,6 +265,28 @@ impl<'a, C: Curve> World<'a, C> {
             }
             Action::Observed(_) => {}
         }
+    }
+
+    /// Whether node `from` may post `bytes`: the chain takes a post only in its author's own
+    /// transaction (the contract's `authentic_post`), so a post naming another author never
+    /// reaches the board. The complaint board checks reconstruction posts' signatures only at
+    /// the deadline and counts a player's first one, so without this a post in another's name
+    /// could take its slot. Posts that do not decode go on, for the board to refuse.
+    fn posted_by_its_author(&self, from: usize, bytes: &[u8]) -> bool {
+        let c = &self.ceremony;
+        let author = match c.config().variant {
+            Variant::AckReveal => SignedPost::<C>::decode(bytes, c.n())
+                .ok()
+                .and_then(|s| c.dealers().get(s.post.dealer() as usize))
+                .map(|d| &d.identity),
+            Variant::Complaint => SignedComplaintPost::<C>::decode(bytes, c.n(), c.dealer_count())
+                .ok()
+                .and_then(|s| {
+                    let (role, index) = s.post.author();
+                    author_key(c, role, index)
+                }),
+        };
+        author.is_none_or(|a| *a == self.ids[from])
     }
 
     fn deliver(&mut self, node: usize, input: Input) {

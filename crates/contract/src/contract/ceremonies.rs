@@ -54,7 +54,9 @@ pub(super) enum AuthenticPost {
 /// ceremony's variant, belongs to the session, names an author that exists (a dealer; in the
 /// complaint variant a dealer or a player, by the kind of post), that author is the sender, and
 /// its signature is the author's (the board's own check, [`check_authentic`] or
-/// [`check_complaint_authentic`]). Shared by [`Contract::check_tx`] and the block.
+/// [`check_complaint_authentic`]; the complaint board checks a reconstruction post's signature
+/// only at the reconstruct deadline, so here the sender check is what keeps another member from
+/// spending a player's one reconstruction post). Shared by [`Contract::check_tx`] and the block.
 pub(super) fn authentic_post(
     live: &Live,
     sender: &IdentityPublicKey,

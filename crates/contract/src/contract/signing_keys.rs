@@ -60,7 +60,9 @@ impl SigningLive {
     }
 
     /// `post` as `sender` may post it: it decodes, belongs to this session, its author exists
-    /// and is the sender, and its signature is the author's (the board's own check).
+    /// and is the sender, and its signature is the author's (the board's own check; for a
+    /// reconstruction post only at the reconstruct deadline, so the sender check is what keeps
+    /// another member from spending a player's one reconstruction post).
     pub(super) fn authentic(
         &self,
         sender: &IdentityPublicKey,
@@ -575,10 +577,9 @@ mod tests {
             evidence(SKIPS_FELDMAN),
             EvidenceRecord::Absence { .. }
         ));
-        // The equivocation was proven by the report of member 3, which carried the dealer's
-        // second statement (both evidence items are the dealer's own statements, so only the
-        // board knows who carried them); the withholder's by the report of the member it left
-        // without a deal.
+        // Nobody is paid for either: the equivocation's evidence is the dealer's own two
+        // statements, which any member that saw them could have submitted, and a withheld
+        // justification is an absence that the complaining member only claimed.
         let reporter = |i: u32| {
             c.state
                 .slashings
@@ -587,8 +588,8 @@ mod tests {
                 .unwrap()
                 .reporter
         };
-        assert_eq!(reporter(EQUIVOCATOR), Some(key(3)));
-        assert_eq!(reporter(WITHHOLDER), Some(key(5)));
+        assert_eq!(reporter(EQUIVOCATOR), None);
+        assert_eq!(reporter(WITHHOLDER), None);
         let settled = |i: u32| {
             let r = c
                 .state
@@ -598,12 +599,12 @@ mod tests {
                 .unwrap();
             (r.reporter_reward, r.burned)
         };
-        assert_eq!(settled(EQUIVOCATOR), (20, 80));
-        assert_eq!(settled(WITHHOLDER), (10, 40));
+        assert_eq!(settled(EQUIVOCATOR), (0, 100));
+        assert_eq!(settled(WITHHOLDER), (0, 50));
         assert_eq!(settled(SKIPS_FELDMAN), (0, 50));
-        assert_eq!(c.state.balance(&key(3)), 20);
-        assert_eq!(c.state.balance(&key(5)), 10);
-        assert_eq!(c.state.burned, 170);
+        assert_eq!(c.state.balance(&key(3)), 0);
+        assert_eq!(c.state.balance(&key(5)), 0);
+        assert_eq!(c.state.burned, 200);
         assert_eq!(c.state.supply().total(), total);
 
         // The record says who is slashed, at which rate; the rest of the exclusions carry no

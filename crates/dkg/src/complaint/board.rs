@@ -48,14 +48,16 @@
 //! # Reporters
 //! Each fault names its reporter ([`Exclusion::reporter`]) where it is decided, from the post that
 //! decided it: the order of the evidence items cannot tell, as the evidence of a fault judged
-//! against a Pedersen commitment ends with the dealer's own commitment proof. The reporter is the
-//! player whose report carried the dealer's second signed hash (equivocation; the first hash's
-//! carrier when the dealer's own justification contradicts it), whose complaint or dispute proved
-//! a bad deal, whose complaint proved wrong Feldman values (`BadFeldman`), whose report asked for
-//! the deal a justification left out (`BadJustification`) or, of the reports that asked for an
-//! unanswered deal, the last (`MissingJustification`). Faults the culprit's own post proves (a bad
-//! report, a false complaint or dispute, a bad reconstruction pair, a malformed justification or
-//! Feldman post) and absences have none, and a reporter is never the culprit itself.
+//! against a Pedersen commitment ends with the dealer's own commitment proof. A reporter is a
+//! player whose own signed post proved the fault and that nobody else could have posted in its
+//! place: the player whose complaint or dispute proved a bad deal to it, whose complaint proved
+//! wrong Feldman values against its pair (`BadFeldman`), or whose report asked for the deal a
+//! justification left out (`BadJustification`). Equivocation has none: its evidence is the
+//! dealer's two statements, which any player that saw them can copy into its report and race
+//! to the board. Absences (`MissingJustification` included: a missed deal is claimed, not
+//! proven) and faults the culprit's own post proves (a bad report, a false complaint or dispute,
+//! a bad reconstruction pair, a malformed justification or Feldman post) have none either, and
+//! a reporter is never the culprit itself.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -175,13 +177,11 @@ impl Proven {
     }
 }
 
-/// A dealer-signed commitment hash on the board, with the evidence item that carries it and the
-/// player whose report carried it (`None` for the dealer's own justification).
+/// A dealer-signed commitment hash on the board, with the evidence item that carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SignedHash {
     hash: [u8; 32],
     item: Signed,
-    carrier: Option<u32>,
 }
 
 /// A commitment on the board: its points, its hash ([`pedersen_hash`] or [`feldman_hash`]) and
@@ -513,32 +513,21 @@ impl<C: Curve> ComplaintBoard<C> {
         ok
     }
 
-    /// Records a dealer-signed hash carried by `carrier`'s report (`None`: by the dealer's own
-    /// justification); a second, different one is equivocation, reported by the player whose
-    /// report carried the second hash, or the first when the dealer's own post contradicts it.
-    fn note_signed_hash(
-        &mut self,
-        dealer: u32,
-        hash: [u8; 32],
-        item: Signed,
-        carrier: Option<u32>,
-    ) -> bool {
+    /// Records a dealer-signed hash carried by a report or by the dealer's own justification; a
+    /// second, different one is equivocation. It has no reporter: the evidence is the dealer's
+    /// two statements alone, which any player that saw them (a report on the board carries
+    /// every statement its author heard) can copy into its own report and race to the board, so
+    /// naming the carrier would pay whoever relayed or posted first, not whoever was wronged.
+    fn note_signed_hash(&mut self, dealer: u32, hash: [u8; 32], item: Signed) -> bool {
         match self.signed_hash.get(&dealer) {
             None => {
-                let signed = SignedHash {
-                    hash,
-                    item,
-                    carrier,
-                };
-                self.signed_hash.insert(dealer, signed);
+                self.signed_hash.insert(dealer, SignedHash { hash, item });
                 true
             }
             Some(first) if first.hash == hash => true,
             Some(first) => {
-                let reporter = carrier.or(first.carrier);
                 let evidence = Evidence::SignedPosts(vec![first.item.clone(), item]);
-                let fault = FaultKind::Equivocation;
-                self.reported(Role::Dealer, dealer, fault, evidence, reporter);
+                self.fault(Role::Dealer, dealer, FaultKind::Equivocation, evidence);
                 false
             }
         }
@@ -608,7 +597,7 @@ impl<C: Curve> ComplaintBoard<C> {
         // The conflicting statement comes after the heard one, so it is the dealer's second
         // signed hash on the board: equivocation, with both statements as evidence.
         for s in statements.into_iter().chain(conflicting) {
-            self.note_signed_hash(s.dealer, s.hash, s.encode(), Some(r.player));
+            self.note_signed_hash(s.dealer, s.hash, s.encode());
         }
         for d in convicted {
             let fault = FaultKind::BadDeal { player: r.player };
@@ -675,7 +664,7 @@ impl<C: Curve> ComplaintBoard<C> {
             let fault = FaultKind::ResharePublicShareMismatch;
             return Err(self.fault(Role::Dealer, d, fault, own()));
         }
-        if !self.note_signed_hash(d, hash, bytes.clone(), None) {
+        if !self.note_signed_hash(d, hash, bytes.clone()) {
             return Err(ComplaintBoardError::Fault {
                 role: Role::Dealer,
                 index: d,
@@ -884,10 +873,11 @@ impl<C: Curve> ComplaintBoard<C> {
             let fault = FaultKind::MissingJustification {
                 complaints: complainers.len(),
             };
-            // Every complainer's report asked for the deal; the last one completes the evidence.
+            // Every complainer's report asked for the deal. An absence has no reporter: saying a
+            // deal was missed costs nothing and proves nothing, so a reward would go to whoever
+            // claims misses against every dealer that later falls silent.
             let evidence = Evidence::Reports(self.reports_of(&complainers));
-            let reporter = complainers.last().copied();
-            self.reported(Role::Dealer, d, fault, evidence, reporter);
+            self.fault(Role::Dealer, d, fault, evidence);
         }
         // A pair sent again can be checked only by its player: give it a phase to prove a bad
         // one before the qualified set is fixed.
