@@ -146,9 +146,10 @@ pub enum HandoverError {
     /// The sender already gave a partial.
     #[error("duplicate partial")]
     Duplicate,
-    /// Enough partials, but they combine to a signature that does not verify: some partial is
-    /// bad. Later partials are still taken, but without the signers' public shares the bad one
-    /// is not named here.
+    /// Enough partials, but no set of `threshold` of them combines to a signature that
+    /// verifies: some partial is bad. The partial is kept and later ones are combined with the
+    /// good ones ([`ThresholdAccumulator::add`]); without the signers' public shares the bad
+    /// one is not named.
     #[error("combined signature does not verify")]
     CombinedInvalid,
     /// The SAP's signature does not verify under its own section key.
@@ -166,8 +167,18 @@ pub enum HandoverError {
     Chain(#[from] ChainError),
 }
 
+/// Most sets of `threshold` partials one [`ThresholdAccumulator`] combines and verifies. Every
+/// set is tried once, so this covers every set for up to 12 signers (`C(12, 9) = 220`; seven
+/// elders give 21): there, bad partials never keep the good ones from combining. Beyond that,
+/// it bounds what bad partials cost a receiver (a pairing check a set).
+pub const MAX_COMBINATIONS: usize = 256;
+
 /// Collects partial signatures of known signers on one message until `threshold` of them combine
 /// to a signature that verifies under `key`.
+///
+/// The receiver does not hold the signers' public shares, so it cannot check a partial alone,
+/// only whether a set of `threshold` of them combines to a valid signature. A bad partial must
+/// not block the good ones, so when one set fails the others are tried as partials come in.
 #[derive(Debug)]
 pub struct ThresholdAccumulator {
     message: Vec<u8>,
@@ -176,6 +187,8 @@ pub struct ThresholdAccumulator {
     threshold: usize,
     partials: BTreeMap<Name, PartialSignature<MinPk>>,
     combined: Option<Signature>,
+    /// Sets combined and verified so far, at most [`MAX_COMBINATIONS`].
+    tried: usize,
 }
 
 impl ThresholdAccumulator {
@@ -207,10 +220,14 @@ impl ThresholdAccumulator {
             threshold,
             partials: BTreeMap::new(),
             combined: None,
+            tried: 0,
         }
     }
 
-    /// Takes `from`'s partial; returns the combined signature once it exists.
+    /// Takes `from`'s partial; returns the combined signature once some `threshold` of the
+    /// partials taken combine to one that verifies. Fails with
+    /// [`HandoverError::CombinedInvalid`] (keeping the partial) while no such set exists among
+    /// `threshold` or more of them.
     pub fn add(
         &mut self,
         from: Name,
@@ -233,14 +250,47 @@ impl ThresholdAccumulator {
         if self.partials.len() < self.threshold {
             return Ok(None);
         }
-        let partials: Vec<_> = self.partials.values().copied().collect();
-        let sig = tbls::combine::<MinPk>(self.threshold, &partials)
-            .map_err(|_| HandoverError::CombinedInvalid)?;
-        tbls::verify::<MinPk>(&self.key, &self.message, &sig)
-            .map_err(|_| HandoverError::CombinedInvalid)?;
-        self.combined = Some(sig);
-        Ok(Some(sig))
+        // Every set without the new partial was tried when an earlier one came, so only the
+        // sets holding it are new: over the accumulator's life each set is tried once.
+        let others: Vec<PartialSignature<MinPk>> = self
+            .partials
+            .iter()
+            .filter(|(name, _)| **name != from)
+            .map(|(_, p)| *p)
+            .collect();
+        let mut chosen: Vec<usize> = (0..self.threshold - 1).collect();
+        while self.tried < MAX_COMBINATIONS {
+            self.tried += 1;
+            let mut set: Vec<PartialSignature<MinPk>> = chosen.iter().map(|&i| others[i]).collect();
+            set.push(partial);
+            if let Ok(sig) = tbls::combine::<MinPk>(self.threshold, &set)
+                && tbls::verify::<MinPk>(&self.key, &self.message, &sig).is_ok()
+            {
+                self.combined = Some(sig);
+                return Ok(Some(sig));
+            }
+            if !next_combination(&mut chosen, others.len()) {
+                break;
+            }
+        }
+        Err(HandoverError::CombinedInvalid)
     }
+}
+
+/// Moves `chosen`, a strictly increasing choice of indices below `n`, to the next such choice
+/// in lexicographic order; `false` after the last.
+fn next_combination(chosen: &mut [usize], n: usize) -> bool {
+    let k = chosen.len();
+    for i in (0..k).rev() {
+        if chosen[i] < n - k + i {
+            chosen[i] += 1;
+            for j in i + 1..k {
+                chosen[j] = chosen[j - 1] + 1;
+            }
+            return true;
+        }
+    }
+    false
 }
 
 /// A new SAP with its two signatures: by its own key over the SAP, and by the parent key over
@@ -509,6 +559,60 @@ pub(crate) mod tests {
             acc.add(names[2], sign_sap(&shares[2], &sap)),
             Err(HandoverError::CombinedInvalid)
         );
+    }
+
+    #[test]
+    fn bad_partials_among_the_first_do_not_keep_the_good_ones_from_combining() {
+        // Seven signers, threshold five, the two bad partials first (and first by name, where
+        // a combination of the first five would always hold them): the five good ones combine.
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let (key, shares) = trusted_dealer_for_tests(7, &mut rng);
+        let sap = Sap {
+            prefix: Prefix::ROOT,
+            elders: sorted_peers(0..7),
+            section_key: key,
+        };
+        let names = sap.names();
+        let mut acc = ThresholdAccumulator::for_sap(&sap);
+        for (i, name) in names.iter().enumerate().take(2) {
+            let bad = KeyShare {
+                index: index_at(i),
+                share: Secret::new(Scalar::from(5u64 + i as u64)),
+                section_key: key,
+            };
+            assert_eq!(acc.add(*name, sign_sap(&bad, &sap)), Ok(None));
+        }
+        for (name, share) in names.iter().zip(&shares).skip(2).take(2) {
+            assert_eq!(acc.add(*name, sign_sap(share, &sap)), Ok(None));
+        }
+        assert_eq!(
+            acc.add(names[4], sign_sap(&shares[4], &sap)),
+            Err(HandoverError::CombinedInvalid)
+        );
+        assert_eq!(
+            acc.add(names[5], sign_sap(&shares[5], &sap)),
+            Err(HandoverError::CombinedInvalid)
+        );
+        let sig = acc
+            .add(names[6], sign_sap(&shares[6], &sap))
+            .unwrap()
+            .expect("the five good partials combine");
+        tbls::verify::<MinPk>(&key, &sap.signing_bytes(), &sig).unwrap();
+        // All C(7, 5) = 21 sets at most, within the budget.
+        assert!(acc.tried <= 21, "{}", acc.tried);
+    }
+
+    #[test]
+    fn combinations_run_through_every_choice_once() {
+        let mut chosen = vec![0, 1, 2];
+        let mut seen = vec![chosen.clone()];
+        while next_combination(&mut chosen, 5) {
+            seen.push(chosen.clone());
+        }
+        assert_eq!(seen.len(), 10);
+        assert_eq!(seen.last(), Some(&vec![2, 3, 4]));
+        let mut none: Vec<usize> = Vec::new();
+        assert!(!next_combination(&mut none, 3));
     }
 
     #[test]
