@@ -37,6 +37,10 @@ pub struct SectionsSimArgs {
     /// is checked).
     #[arg(long)]
     beyond_bound: bool,
+    /// Sections mode: chance per mille that a join or leave comes before the network is quiet
+    /// (members change while sessions run).
+    #[arg(long, default_value_t = 0, value_name = "PER_MILLE")]
+    unsettled_per_mille: u32,
 }
 
 fn config(args: &SectionsSimArgs) -> Result<SectionsConfig, CliError> {
@@ -59,6 +63,12 @@ fn config(args: &SectionsSimArgs) -> Result<SectionsConfig, CliError> {
         cfg.faults = args.section_fault.clone();
     }
     cfg.beyond_bound = args.beyond_bound;
+    if args.unsettled_per_mille > 1000 {
+        return Err(CliError::usage(
+            "--unsettled-per-mille must be at most 1000",
+        ));
+    }
+    cfg.unsettled_per_mille = args.unsettled_per_mille;
     Ok(cfg)
 }
 
@@ -71,7 +81,7 @@ fn counts(map: &std::collections::BTreeMap<SectionFault, u64>) -> String {
 
 fn line(run: u64, report: &SectionsReport, ms: f64) -> String {
     format!(
-        "run {:>4} seed {:<20} {} {:>8.1} ms  sessions {:>3}  restarts {:>2}  handovers {:>3}  splits {}  sections {}  faults [{}]  refused [{}]{}",
+        "run {:>4} seed {:<20} {} {:>8.1} ms  sessions {:>3}  restarts {:>2}  handovers {:>3}  splits {}  sections {}  unsettled {}  faults [{}]  refused [{}]  failed combinations {}{}",
         run + 1,
         report.seed,
         match (&report.violation, report.beyond_bound) {
@@ -85,8 +95,10 @@ fn line(run: u64, report: &SectionsReport, ms: f64) -> String {
         report.handovers,
         report.splits,
         report.sections,
+        report.unsettled_steps,
         counts(&report.placed),
         counts(&report.refused),
+        report.failed_combinations,
         report
             .violation
             .as_ref()

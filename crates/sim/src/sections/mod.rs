@@ -7,9 +7,15 @@
 //! joiners are faulty and how, and every delay. A run starts from the genesis node alone and then
 //! takes steps: a node joins (with a random age, so some joins change the elders and some do not),
 //! or a member leaves (elders included; a leaving elder keeps serving its handover until a SAP
-//! without it applies, then stops). Joins go on past the first split. After every step the network
-//! runs until it is quiet, the membership drops the nodes a checked failure agreement named, and
-//! the invariants are checked ([`invariants`]).
+//! without it applies, a leaving candidate its session until the network is quiet, then they
+//! stop). A joiner starts from the newest chain and SAP an honest member of its section holds.
+//! Joins go on past the first split. After every step the network runs until it is quiet, the
+//! membership drops the nodes a checked failure agreement named, and the invariants are checked
+//! ([`invariants`]). With [`SectionsConfig::unsettled_per_mille`], a step is instead followed by
+//! the next up to two DKG rounds later, so the members change while sessions run (the elders
+//! sign a start for the new members, which supersedes the running session); the next quiet
+//! step checks everything. A generation's restarts are its checked failure agreements (a session
+//! superseded by a membership change is not one).
 //!
 //! # What the simulator plays
 //! The driver of each node does what `keyquorum sections node` does around its coordinator: it
@@ -31,7 +37,11 @@
 //! `keyquorum_sections::dkg`). The transport authenticates senders as Noise does in the node:
 //! the `from` a coordinator sees is the real sender. What a faulty node can claim is another
 //! node's signature inside a message ([`SectionFault::Spoof`]), which the coordinator must
-//! refuse.
+//! refuse. A faulty node lies in the partial signatures of a handover
+//! ([`SectionFault::BadHandover`]) on top of what its coordinator sends: the honest elders
+//! refuse a partial for another SAP or under another signer's index, and leave a wrong signature
+//! share out of the set they combine (they hold no public shares to check it alone; the report
+//! counts the combinations that failed).
 //!
 //! # Adversaries and the fault bound
 //! Faulty nodes run an honest coordinator and add their fault on top ([`SectionFault`]). In a
@@ -74,11 +84,16 @@ pub enum SectionFault {
     SpamStart,
     /// Sends starts and failure observations whose signature claims another node's key.
     Spoof,
+    /// Sends corrupted handover partials: as a new elder, a SAP partial for another SAP (an
+    /// elder's address changed) and then one whose signature share is wrong; as a current
+    /// elder, to each other elder either a link partial whose signature share is wrong or one
+    /// carrying another elder's share index.
+    BadHandover,
 }
 
 impl SectionFault {
     /// Every kind, in command-line order.
-    pub const ALL: [SectionFault; 7] = [
+    pub const ALL: [SectionFault; 8] = [
         SectionFault::Silent,
         SectionFault::BadPost,
         SectionFault::BadShare,
@@ -86,6 +101,7 @@ impl SectionFault {
         SectionFault::FalseBlame,
         SectionFault::SpamStart,
         SectionFault::Spoof,
+        SectionFault::BadHandover,
     ];
 }
 
@@ -146,6 +162,9 @@ pub struct SectionsConfig {
     pub faults: Vec<SectionFault>,
     /// Let faulty nodes act beyond the fault bound (safety is checked, liveness is not).
     pub beyond_bound: bool,
+    /// Probability (per mille) that a step is followed by the next before the network is quiet
+    /// (up to two DKG rounds later), so joins and leaves change the members while sessions run.
+    pub unsettled_per_mille: u32,
     /// The network.
     pub net: SectionsNet,
 }
@@ -170,6 +189,7 @@ impl SectionsConfig {
             faulty: elder_count - supermajority(elder_count),
             faults: SectionFault::ALL.to_vec(),
             beyond_bound: false,
+            unsettled_per_mille: 0,
             net: SectionsNet::default(),
         }
     }
@@ -212,6 +232,12 @@ pub struct SectionsReport {
     pub excluded: BTreeMap<SectionFault, u64>,
     /// Spam starts sent (an honest node starting one is [`Violation::SpamStarted`]).
     pub spam_starts: u64,
+    /// Handover partials an honest elder took that completed a threshold without any set of
+    /// them combining to a valid signature (a bad partial among them; later partials are
+    /// combined with the good ones).
+    pub failed_combinations: u64,
+    /// Steps followed by the next before the network was quiet.
+    pub unsettled_steps: u64,
     /// Virtual ticks the run took.
     pub ticks: u64,
 }

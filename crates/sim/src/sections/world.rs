@@ -3,12 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use blstrs::Scalar;
+use keyquorum_crypto::tbls::{self, MinPk, PartialSignature};
 use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
 use keyquorum_sections::dkg::{DkgMessage, MAX_ROUNDS, START_GRACE, VOTE_SLACK};
 use keyquorum_sections::elders::{Member, Peer, SectionParams, StartSigner, next_starts};
 use keyquorum_sections::keys::{KEY_LEN, PublicKey, key_bytes};
 use keyquorum_sections::routing::{self, Delivery};
-use keyquorum_sections::sap::{self, Sap};
+use keyquorum_sections::sap::{self, HandoverError, Sap};
 use keyquorum_sections::session::{DkgStart, FailureObservation, NodeSignature};
 use keyquorum_sections::simulation::secret;
 use keyquorum_sections::store::LoggedInput;
@@ -214,13 +216,29 @@ impl World {
                 kinds[self.below(kinds.len() as u64) as usize]
             });
             self.join(fault);
-            self.settle_and_check()?;
+            let last = i + 1 == joins && !leave_after.contains(&i);
+            self.after_step(last)?;
             if leave_after.contains(&i) {
                 self.leave();
-                self.settle_and_check()?;
+                self.after_step(i + 1 == joins)?;
             }
         }
         Ok(())
+    }
+
+    /// After a step: the network runs until it is quiet and is checked, or, with probability
+    /// `unsettled_per_mille` (never after the last step), runs only up to two DKG rounds, so
+    /// that the next step changes the members while sessions run.
+    fn after_step(&mut self, last: bool) -> Result<(), Violation> {
+        if !last
+            && self.cfg.unsettled_per_mille > 0
+            && (self.below(1000) as u32) < self.cfg.unsettled_per_mille
+        {
+            let end = self.now + self.below(2 * self.cfg.net.round);
+            self.report.unsettled_steps += 1;
+            return self.run_until(end);
+        }
+        self.settle_and_check()
     }
 
     fn join(&mut self, fault: Option<SectionFault>) {
@@ -229,9 +247,19 @@ impl World {
         let key_seed = Self::key_seed(self.cfg.seed, index);
         let peer = Peer::new(&secret(key_seed), format!("sim:{index}"));
         let name = peer.name();
-        let Some(reference) = self.nodes.values().find(|n| {
-            n.fault.is_none() && !n.down && !n.leaving && n.coordinator.sap().prefix.matches(&name)
-        }) else {
+        // The newest chain an honest member holds (a handover may be under way: members that
+        // have not applied it yet would hand the joiner a chain it could not catch up from).
+        let Some(reference) = self
+            .nodes
+            .values()
+            .filter(|n| {
+                n.fault.is_none()
+                    && !n.down
+                    && !n.leaving
+                    && n.coordinator.sap().prefix.matches(&name)
+            })
+            .max_by_key(|n| n.coordinator.chain().key_count())
+        else {
             return;
         };
         let coordinator = Coordinator::new(
@@ -281,10 +309,9 @@ impl World {
         let name = eligible[self.below(eligible.len() as u64) as usize];
         self.members.retain(|m| m.peer.name() != name);
         let node = self.nodes.get_mut(&name).expect("a member is a node");
+        // It stops once quiet if it is no elder then (a candidate of a session that runs still
+        // takes part), or once a SAP without it applies.
         node.leaving = true;
-        if !node.coordinator.sap().names().contains(&name) {
-            node.down = true;
-        }
         self.elect_everywhere();
     }
 
@@ -353,11 +380,26 @@ impl World {
 
     /// Runs every event until nothing is in flight and no deadline is pending.
     fn settle(&mut self) -> Result<(), Violation> {
+        self.run_until(u64::MAX)
+    }
+
+    /// Runs every event due by `end` (or until quiet).
+    fn run_until(&mut self, end: u64) -> Result<(), Violation> {
         let mut events = 0u64;
         loop {
             self.drain();
             if let Some(v) = self.violations.first() {
                 return Err(v.clone());
+            }
+            if self
+                .events
+                .first_key_value()
+                .is_none_or(|((at, _), _)| *at > end)
+            {
+                if end != u64::MAX {
+                    self.now = self.now.max(end);
+                }
+                return Ok(());
             }
             let Some(((at, _), event)) = self.events.pop_first() else {
                 return Ok(());
@@ -461,6 +503,9 @@ impl World {
         );
         match node.coordinator.take(&input) {
             Err(d) => {
+                if d == Dropped::Handover(HandoverError::CombinedInvalid) && node.fault.is_none() {
+                    self.report.failed_combinations += 1;
+                }
                 if may_come_later(&d)
                     && let LoggedInput::Message { from, message } = input
                 {
@@ -596,6 +641,9 @@ impl World {
         for Delivery { to, message } in deliveries {
             match message {
                 Message::Dkg(message) => self.send_dkg(at, to, message),
+                message @ (Message::SapShare { .. } | Message::LinkShare { .. }) => {
+                    self.send_handover(at, to, message)
+                }
                 message => self.send(at, to, &message, None),
             }
         }
@@ -774,7 +822,10 @@ impl World {
                     *self.report.acted.entry(kind).or_default() += 1;
                 }
             }
-            SectionFault::BadPost | SectionFault::BadShare | SectionFault::Equivocate => {}
+            SectionFault::BadPost
+            | SectionFault::BadShare
+            | SectionFault::Equivocate
+            | SectionFault::BadHandover => {}
         }
     }
 
@@ -842,10 +893,100 @@ impl World {
         self.send(at, to, &Message::Dkg(message), kind);
     }
 
+    /// A handover partial out, corrupted if this node lies about handovers and acts in the
+    /// session: as a new elder it acts where it acts in the DKG; as a current elder, where its
+    /// start is one it may act in and no split.
+    fn send_handover(&mut self, at: Name, to: Name, message: Message) {
+        let kind = SectionFault::BadHandover;
+        if to == at || self.nodes[&at].fault != Some(kind) {
+            self.send(at, to, &message, None);
+            return;
+        }
+        match message {
+            Message::SapShare {
+                session,
+                sap,
+                partial,
+            } if self.nodes[&at].acting.contains(&session) => {
+                // Another SAP for the session (its elder list differs from the start's), then
+                // ours with a wrong signature share.
+                let mut other = sap.clone();
+                if let Some(elder) = other.elders.first_mut() {
+                    elder.addr = format!("lie:{}", self.seq);
+                }
+                let other = Message::SapShare {
+                    session,
+                    sap: other,
+                    partial,
+                };
+                self.send(at, to, &other, Some(kind));
+                let wrong = Message::SapShare {
+                    session,
+                    sap,
+                    partial: self.wrong_partial(at, partial),
+                };
+                self.send(at, to, &wrong, Some(kind));
+                *self.report.acted.entry(kind).or_default() += 2;
+            }
+            Message::LinkShare {
+                session,
+                new_key,
+                partial,
+            } if self.starts.get(&session).is_some_and(|info| {
+                // Within the bound, faults leave split sessions alone (see `may_act`): the
+                // handover must be from the start's own prefix.
+                let parent = self.nodes[&at].coordinator.handover_parent(&session);
+                parent.is_some_and(|p| p.prefix == info.prefix)
+                    && self.may_act(at, &info.candidates)
+            }) =>
+            {
+                let partial = if self.below(2) == 0 {
+                    self.wrong_partial(at, partial)
+                } else {
+                    // Claims the share index of another signer.
+                    PartialSignature {
+                        index: partial.index + Scalar::from(1u64),
+                        sig: partial.sig,
+                    }
+                };
+                let lie = Message::LinkShare {
+                    session,
+                    new_key,
+                    partial,
+                };
+                self.send(at, to, &lie, Some(kind));
+                *self.report.acted.entry(kind).or_default() += 1;
+            }
+            message => self.send(at, to, &message, None),
+        }
+    }
+
+    /// `partial` with its index kept and a signature share that is a valid point but not the
+    /// signer's share of the message.
+    fn wrong_partial(&self, at: Name, partial: PartialSignature<MinPk>) -> PartialSignature<MinPk> {
+        let node_key = secret(self.nodes[&at].key_seed);
+        PartialSignature {
+            index: partial.index,
+            sig: tbls::sign::<MinPk>(&node_key, b"keyquorum-sim/wrong-partial"),
+        }
+    }
+
     // ----- checks -----
 
     fn settle_and_check(&mut self) -> Result<(), Violation> {
         self.settle()?;
+        // Leavers that are no elders stop once quiet (no session of theirs runs).
+        for node in self.nodes.values_mut() {
+            if node.leaving
+                && !node
+                    .coordinator
+                    .sap()
+                    .names()
+                    .contains(&node.member.peer.name())
+            {
+                node.down = true;
+            }
+        }
         // Between steps the membership drops the nodes checked agreements named (during the
         // step the elders' own exclusions keep them out, as in the runtime); the elders select
         // again.
@@ -911,7 +1052,9 @@ impl World {
                 .flat_map(|info| info.candidates.iter())
                 .filter(|n| self.faulty(n))
                 .collect();
-            let restarts = sessions.len() - 1;
+            // Sessions superseded by a membership change are not restarts: count the checked
+            // failure agreements.
+            let restarts = sessions.iter().filter(|s| self.agreed.contains(s)).count();
             if restarts > faulty.len() {
                 return Err(Violation::TooManyRestarts {
                     prefix: *prefix,

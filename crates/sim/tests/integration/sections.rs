@@ -1,7 +1,8 @@
 //! Seeded section networks (`keyquorum_sim::sections`): one run per adversary kind, each
 //! asserting the kind acted and was handled, mixed runs within the fault bound (more with
-//! `KQ_SECTIONS_RUNS`), runs beyond the bound that must stay safe, and checks that the
-//! invariant checks refuse what they must (a forged chain link, a fork).
+//! `KQ_SECTIONS_RUNS`), runs beyond the bound that must stay safe, a run whose joins and leaves
+//! come while sessions run, and checks that the invariant checks refuse what they must (a
+//! forged chain link, a fork).
 //!
 //! The runs are computed once, in parallel, and shared by the tests. Four elders (so one faulty
 //! candidate is within the bound) and a minimum half of four keep a run at a few seconds of CPU.
@@ -21,7 +22,7 @@ use keyquorum_sim::sections::{
 use rayon::prelude::*;
 
 /// Seeds where each kind's faulty joiner ends up a candidate of a session it may act in.
-const KIND_SEEDS: [(SectionFault, u64); 7] = [
+const KIND_SEEDS: [(SectionFault, u64); 8] = [
     (SectionFault::Silent, 4),
     (SectionFault::BadPost, 5),
     (SectionFault::BadShare, 2),
@@ -29,12 +30,18 @@ const KIND_SEEDS: [(SectionFault, u64); 7] = [
     (SectionFault::FalseBlame, 0),
     (SectionFault::SpamStart, 9),
     (SectionFault::Spoof, 3),
+    (SectionFault::BadHandover, SEED_BAD_HANDOVER),
 ];
+
+/// A seed where the bad partials sit among the first an honest elder combines (before
+/// `ThresholdAccumulator` tried other sets, this seed's handover stalled).
+const SEED_BAD_HANDOVER: u64 = 5;
 
 struct Batch {
     per_kind: Vec<(SectionFault, SectionsReport)>,
     mixed: Vec<SectionsReport>,
     beyond: Vec<SectionsReport>,
+    unsettled: Vec<SectionsReport>,
 }
 
 fn small(seed: u64) -> SectionsConfig {
@@ -63,6 +70,10 @@ fn batch() -> &'static Batch {
         beyond.faulty = 3;
         beyond.beyond_bound = true;
         jobs.push((2, None, beyond));
+        // Steps that come before the network is quiet: joins and leaves during sessions.
+        let mut unsettled = small(3_000);
+        unsettled.unsettled_per_mille = 400;
+        jobs.push((3, None, unsettled));
         let reports: Vec<(u8, Option<SectionFault>, SectionsReport)> = jobs
             .into_par_iter()
             .map(|(group, kind, cfg)| (group, kind, run_sections(&cfg)))
@@ -71,12 +82,14 @@ fn batch() -> &'static Batch {
             per_kind: Vec::new(),
             mixed: Vec::new(),
             beyond: Vec::new(),
+            unsettled: Vec::new(),
         };
         for (group, kind, report) in reports {
             match (group, kind) {
                 (0, Some(kind)) => batch.per_kind.push((kind, report)),
                 (1, _) => batch.mixed.push(report),
-                _ => batch.beyond.push(report),
+                (2, _) => batch.beyond.push(report),
+                _ => batch.unsettled.push(report),
             }
         }
         batch
@@ -156,6 +169,17 @@ fn spoofed_signers_are_refused() {
 }
 
 #[test]
+fn bad_handover_partials_are_refused_or_left_out_and_the_good_ones_combine() {
+    // The run passing means every handover completed: the bad partials did not block the good.
+    let r = of_kind(SectionFault::BadHandover);
+    assert!(count(&r.acted, SectionFault::BadHandover) >= 1, "{r:?}");
+    // A partial for another SAP, or under another signer's index, is refused with a type.
+    assert!(count(&r.refused, SectionFault::BadHandover) >= 1, "{r:?}");
+    // A wrong signature share sat among the partials an honest elder first combined.
+    assert!(r.failed_combinations >= 1, "{r:?}");
+}
+
+#[test]
 fn mixed_runs_within_the_bound_pass_and_split() {
     let b = batch();
     for r in &b.mixed {
@@ -172,6 +196,16 @@ fn runs_beyond_the_bound_stay_safe() {
         assert!(r.beyond_bound);
         assert_eq!(r.violation, None, "seed {}", r.seed);
         assert!(!r.acted.is_empty(), "{r:?}");
+    }
+}
+
+#[test]
+fn members_change_while_sessions_run_and_the_sections_still_agree() {
+    for r in &batch().unsettled {
+        assert_eq!(r.violation, None, "seed {}", r.seed);
+        assert!(r.unsettled_steps >= 1, "{r:?}");
+        // A session neither handed over nor failed: a membership change superseded it.
+        assert!(r.sessions > r.handovers + r.restarts, "{r:?}");
     }
 }
 
