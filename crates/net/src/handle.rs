@@ -223,24 +223,28 @@ impl NetworkHandle {
     }
 
     /// Restricts requests for `session` to the given identities. Others get
-    /// an error response and raise [`NetEvent::Rejected`].
+    /// an error response and raise [`NetEvent::Rejected`]. Returns once the
+    /// list is in place: a request handled after the return is judged by it.
     pub async fn set_session_members(
         &self,
         session: SessionId,
         members: Vec<Vec<u8>>,
     ) -> Result<(), NetError> {
-        self.command(Command::SetMembers {
+        self.call(|applied| Command::SetMembers {
             session,
             members: Some(members),
+            applied,
         })
         .await
     }
 
-    /// Forgets the allow-list of `session`.
+    /// Forgets the allow-list of `session`, once applied (as
+    /// [`set_session_members`](Self::set_session_members)).
     pub async fn clear_session(&self, session: SessionId) -> Result<(), NetError> {
-        self.command(Command::SetMembers {
+        self.call(|applied| Command::SetMembers {
             session,
             members: None,
+            applied,
         })
         .await
     }

@@ -139,6 +139,8 @@ pub(crate) enum Command {
     SetMembers {
         session: SessionId,
         members: Option<Vec<Vec<u8>>>,
+        /// Answered once the list is in place, so a request handled after it sees it.
+        applied: oneshot::Sender<()>,
     },
     SetKnownValidators(Option<Vec<Vec<u8>>>),
     Shutdown,
@@ -398,15 +400,22 @@ impl Task {
                     }
                 }
             }
-            Command::SetMembers { session, members } => match members {
-                Some(m) => {
-                    debug!(session = %short_hex(&session), members = m.len(), "session allow-list set");
-                    self.sessions.insert(session, m.into_iter().collect());
+            Command::SetMembers {
+                session,
+                members,
+                applied,
+            } => {
+                match members {
+                    Some(m) => {
+                        debug!(session = %short_hex(&session), members = m.len(), "session allow-list set");
+                        self.sessions.insert(session, m.into_iter().collect());
+                    }
+                    None => {
+                        self.sessions.remove(&session);
+                    }
                 }
-                None => {
-                    self.sessions.remove(&session);
-                }
-            },
+                let _ = applied.send(());
+            }
             Command::SetKnownValidators(set) => {
                 self.known_validators = set.map(|v| v.into_iter().collect());
             }
