@@ -40,7 +40,8 @@ use crate::beacon::{Beacon, Outgoing};
 use keyquorum_contract::magic::MagicBlock;
 
 use crate::chain::{
-    ChainAction, ChainBlock, ChainClient, ProofDue, Sender, SignatureRoute, SubmitOutcome,
+    ChainAction, ChainBlock, ChainClient, FaultReport, ProofDue, Sender, SignatureRoute,
+    SubmitOutcome,
 };
 use crate::config::NodeConfig;
 use crate::driver::{
@@ -786,16 +787,11 @@ impl<C: ChainClient> Runtime<C> {
                 }
                 // Settled at the first ask is a fault proven before this node got to it (a
                 // replay after a restart): nothing this node held back, nothing to count.
-                ProofDue::Settled if held.waited => {
-                    info!(
-                        view = r.view,
-                        ceremony = r.ceremony_number,
-                        dealer = r.dealer,
-                        "fault proven by another member before this node's turn"
-                    );
-                    self.reporter
-                        .observe(Observation::FaultProof { result: "settled" });
-                }
+                ProofDue::Settled if held.waited => self.proof_outcome(
+                    r,
+                    "settled",
+                    "fault proven by another member before this node's turn",
+                ),
                 ProofDue::Settled | ProofDue::Never => debug!(
                     view = r.view,
                     ceremony = r.ceremony_number,
@@ -804,6 +800,18 @@ impl<C: ChainClient> Runtime<C> {
                 ),
             }
         }
+    }
+
+    /// Logs what became of this node's proof of the fault `r` reports and counts it in
+    /// `keyquorum_fault_proofs_total{result}`.
+    fn proof_outcome(&self, r: &FaultReport, result: &'static str, what: &str) {
+        info!(
+            view = r.view,
+            ceremony = r.ceremony_number,
+            dealer = r.dealer,
+            "{what}"
+        );
+        self.reporter.observe(Observation::FaultProof { result });
     }
 
     /// Submits queued transactions while fewer than [`MAX_IN_FLIGHT`] are in flight.
@@ -870,14 +878,7 @@ impl<C: ChainClient> Runtime<C> {
             SubmitOutcome::Included => {
                 let f = self.txq.inflight.remove(pos).expect("position found");
                 if let ChainAction::ProveFault(r) = &f.sub.action {
-                    info!(
-                        view = r.view,
-                        ceremony = r.ceremony_number,
-                        dealer = r.dealer,
-                        "proved a dealer's fault on chain"
-                    );
-                    self.reporter
-                        .observe(Observation::FaultProof { result: "proved" });
+                    self.proof_outcome(r, "proved", "proved a dealer's fault on chain");
                 }
             }
             SubmitOutcome::Reverted { code, reason } => {
@@ -887,14 +888,11 @@ impl<C: ChainClient> Runtime<C> {
                     // estimation for free or, mined in the same block, reverted (the adapter
                     // names a mined revert's reason by replaying the call).
                     if code == "AlreadySlashed" {
-                        info!(
-                            view = r.view,
-                            ceremony = r.ceremony_number,
-                            dealer = r.dealer,
-                            "fault already proven by another member; proof not needed"
+                        self.proof_outcome(
+                            r,
+                            "settled",
+                            "fault already proven by another member; proof not needed",
                         );
-                        self.reporter
-                            .observe(Observation::FaultProof { result: "settled" });
                     } else {
                         warn!(kind = f.sub.kind, %code, %reason, "fault proof refused by the contract");
                         self.reporter
