@@ -89,8 +89,11 @@ pub struct DemoArgs {
     /// secp256k1].
     #[arg(long)]
     pub faulty: Option<usize>,
-    /// What the faulty nodes do in the view changes [default: equivocate]. Not with --curve
-    /// secp256k1, whose faulty nodes misbehave in the signing-key ceremony instead.
+    /// What the faulty nodes do in the view changes [default: equivocate; forge-ack-aggregate
+    /// with --chain anvil]: silent, bad-share, equivocate, crash, bad-beacon or
+    /// forge-ack-aggregate (the node's other faults are refused: the demo would not show them).
+    /// Not with --curve secp256k1, whose faulty nodes misbehave in the signing-key ceremony
+    /// instead.
     #[arg(long, value_enum, value_name = "KIND")]
     pub fault: Option<Fault>,
     /// DKG variant the chain's contract runs (the nodes take it from the chain).
@@ -523,6 +526,9 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.chain == DemoChain::Anvil {
         return crate::demo_anvil::check_args(args);
     }
+    if let Some(f) = args.fault {
+        check_view_change_fault(f)?;
+    }
     if args.curve == DemoCurve::Secp256k1 {
         if args.variant != DemoVariant::Complaint {
             return Err(
@@ -550,17 +556,39 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.curve == DemoCurve::Bls12381
         && args.variant == DemoVariant::Complaint
         && faulty > 0
-        && args.fault.unwrap_or(Fault::Equivocate) == Fault::Equivocate
+        && let fault @ (Fault::Equivocate | Fault::ForgeAckAggregate) =
+            args.fault.unwrap_or(Fault::Equivocate)
     {
-        return Err(
-            "--fault equivocate is an ack-or-reveal fault (a second contribution on chain);              with --variant complaint use --fault bad-share, silent or crash"
-                .into(),
-        );
+        return Err(format!(
+            "--fault {} is an ack-or-reveal fault (a second contribution on chain, or a publication's ack aggregate); with --variant complaint use --fault bad-share, silent, crash or bad-beacon",
+            fault.name()
+        ));
     }
     if args.block_ms() < 20 {
         return Err("--block-ms must be at least 20".into());
     }
     Ok(())
+}
+
+/// Refuses the node faults that would do nothing in the embedded chain's view changes, so a
+/// demo never claims to show a fault its faulty nodes do not commit.
+fn check_view_change_fault(fault: Fault) -> Result<(), String> {
+    let reason = match fault {
+        Fault::None => "makes the faulty nodes honest: use --faulty 0 for a demo without faults",
+        Fault::SigningKeyEquivocate | Fault::SigningKeyWithhold | Fault::SigningKeySkipFeldman => {
+            "is a fault of the signing key's ceremony: --variant complaint --curve secp256k1 gives the faulty nodes these faults in turn"
+        }
+        Fault::BadSignatureShare => {
+            "is a fault of threshold Schnorr signing, which the demo does not run with a faulty signer: run it on `keyquorum node --fault bad-signature-share`"
+        }
+        Fault::Silent
+        | Fault::BadShare
+        | Fault::Equivocate
+        | Fault::Crash
+        | Fault::BadBeacon
+        | Fault::ForgeAckAggregate => return Ok(()),
+    };
+    Err(format!("--fault {} {reason}", fault.name()))
 }
 
 /// `keyquorum demo`: inconsistent arguments are a usage error; a view change that does not

@@ -134,7 +134,7 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["sim", "--mode", "sections", "--elders", "1"],
             "--elders must be at least 2",
@@ -158,6 +158,29 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
         (
             &["demo", "--nodes", "3", "--committee", "5"],
             "--nodes 3 is fewer than the committee's seats",
+        ),
+        // Node faults that the embedded demo's view changes would not show.
+        (
+            &["demo", "--fault", "none"],
+            "--fault none makes the faulty nodes honest",
+        ),
+        (
+            &["demo", "--fault", "signing-key-withhold"],
+            "--fault signing-key-withhold is a fault of the signing key's ceremony",
+        ),
+        (
+            &[
+                "demo",
+                "--variant",
+                "complaint",
+                "--fault",
+                "forge-ack-aggregate",
+            ],
+            "--fault forge-ack-aggregate is an ack-or-reveal fault",
+        ),
+        (
+            &["demo", "--fault", "bad-signature-share"],
+            "--fault bad-signature-share is a fault of threshold Schnorr signing",
         ),
     ];
     for (args, message) in cases {
