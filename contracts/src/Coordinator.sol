@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {Bls12381} from "./Bls12381.sol";
+import {Bls12381Verifier} from "./Bls12381Verifier.sol";
 
 /// @title The keyquorum view-change coordinator on an EVM chain.
 /// @notice The rules of `keyquorum-contract` where an EVM chain can hold them, with the
@@ -36,9 +37,6 @@ import {Bls12381} from "./Bls12381.sol";
 contract Coordinator {
     // ---------------------------------------------------------------- constants
 
-    bytes internal constant SIG_DST_G1 = "BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_";
-    bytes internal constant POP_DST_G1 = "BLS_POP_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_";
-    bytes internal constant SIG_DST_G2 = "BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
     bytes internal constant MAGIC_BLOCK_TAG = "keyquorum/magic-block/v1";
     bytes internal constant NEW_COMMITTEE_TAG = "keyquorum/magic-block-signature/new-committee/v1";
     bytes internal constant HANDOVER_TAG = "keyquorum/magic-block-signature/handover/v1";
@@ -139,6 +137,8 @@ contract Coordinator {
     // ---------------------------------------------------------------- state
 
     Config internal config;
+    /// The BLS signature checks (hash-to-curve and pairings), a separate stateless contract.
+    Bls12381Verifier public immutable bls;
     mapping(address => Node) internal nodes;
     mapping(bytes32 => address) internal identityOwner;
     /// The eligible nodes (stake at least the minimum), in no order.
@@ -244,7 +244,8 @@ contract Coordinator {
 
     // ---------------------------------------------------------------- setup
 
-    constructor(Config memory c) {
+    constructor(Config memory c, Bls12381Verifier verifier) {
+        if (address(verifier).code.length == 0) revert BadConfig("verifier");
         if (c.chainId.length == 0 || c.chainId.length > 64) revert BadConfig("chain id");
         if (c.minSize == 0 || c.minSize > c.maxSize || c.maxSize > MAX_COMMITTEE) revert BadConfig("committee size");
         if (c.thresholdPercent == 0 || c.thresholdPercent > 100 || c.quorumPercent == 0 || c.quorumPercent > 100) {
@@ -258,6 +259,7 @@ contract Coordinator {
         }
         if (c.viewLength == 0) revert BadConfig("view length");
         config = c;
+        bls = verifier;
         nextStart = c.firstViewChange;
     }
 
@@ -297,12 +299,9 @@ contract Coordinator {
             if (bytes(addresses[i]).length > MAX_ADDRESS_LEN) revert NetworkIdentityTooLong();
         }
         if (!Bls12381.matchesCompressedG2(identity, identityPoint)) revert BadIdentityKey();
-        if (!Bls12381.verifyG1Signature(identityPoint, Bls12381.hashToG1(identity, POP_DST_G1), pop)) {
-            revert BadProofOfPossession();
-        }
+        if (!bls.verifyProofOfPossession(identityPoint, identity, pop)) revert BadProofOfPossession();
         bytes32 digest = taggedHash("keyquorum/tx/v1", _registrationPayload(msg.sender, encryptionKey, peerId, addresses));
-        if (!Bls12381.verifyG1Signature(identityPoint, Bls12381.hashToG1(abi.encodePacked(digest), SIG_DST_G1), binding))
-        {
+        if (!bls.verifyIdentitySignature(identityPoint, abi.encodePacked(digest), binding)) {
             revert BadRegistrationSignature();
         }
         identityOwner[idHash] = msg.sender;
@@ -722,11 +721,11 @@ contract Coordinator {
 
         bytes32 hash = sha256(a.magicBlock);
         if (!Bls12381.matchesCompressedG2(a.signature, a.signaturePoint)) revert BadSignature("new");
-        bytes memory hNew = Bls12381.hashToG2(abi.encodePacked(NEW_COMMITTEE_TAG, hash), SIG_DST_G2);
-        if (!Bls12381.verifyG2Signature(a.groupKeyPoint, hNew, a.signaturePoint)) revert BadSignature("new");
+        if (!bls.verifyGroupSignature(a.groupKeyPoint, abi.encodePacked(NEW_COMMITTEE_TAG, hash), a.signaturePoint)) {
+            revert BadSignature("new");
+        }
         if (currentView != 0) {
-            bytes memory hOld = Bls12381.hashToG2(abi.encodePacked(HANDOVER_TAG, hash), SIG_DST_G2);
-            if (!Bls12381.verifyG2Signature(groupKeyPoint, hOld, a.previousSignaturePoint)) {
+            if (!bls.verifyGroupSignature(groupKeyPoint, abi.encodePacked(HANDOVER_TAG, hash), a.previousSignaturePoint)) {
                 revert BadSignature("previous");
             }
         }
@@ -737,9 +736,9 @@ contract Coordinator {
         if (a.endorserPoints.length < c.t) revert BadSignature("endorsers");
         bytes memory endorsersKey = _ackers(c, a.endorsers, a.endorserPoints);
         bytes32 endorsed = taggedHash("keyquorum/endorse/v1", abi.encodePacked(hash));
-        if (!Bls12381.verifyG1Signature(
-                endorsersKey, Bls12381.hashToG1(abi.encodePacked(endorsed), SIG_DST_G1), a.endorsement
-            )) revert BadSignature("endorsement");
+        if (!bls.verifyIdentitySignature(endorsersKey, abi.encodePacked(endorsed), a.endorsement)) {
+            revert BadSignature("endorsement");
+        }
 
         currentView = c.viewNumber;
         magicBlockHash = hash;
@@ -937,8 +936,7 @@ contract Coordinator {
         // precompile reverts for one, and on the curve x and the sign leave only the posted point.
         Bls12381.g1Add(aggregatePoint, new bytes(128));
         bytes32 digest = taggedHash("keyquorum/ack/v1", abi.encodePacked(p[1:33], p[37:41], p[41:73]));
-        bytes memory hashed = Bls12381.hashToG1(abi.encodePacked(digest), SIG_DST_G1);
-        if (Bls12381.verifyG1Signature(aggregatePk, hashed, aggregatePoint)) revert NotAFault();
+        if (bls.verifyIdentitySignature(aggregatePk, abi.encodePacked(digest), aggregatePoint)) revert NotAFault();
         address culprit = c.committee[dealer];
         if (slashedIn[id][culprit]) revert AlreadySlashed();
         slashedIn[id][culprit] = true;
@@ -1013,7 +1011,7 @@ contract Coordinator {
         returns (bool)
     {
         bytes32 digest = taggedHash("keyquorum/post/v1", payload);
-        return Bls12381.verifyG1Signature(identityPoint, Bls12381.hashToG1(abi.encodePacked(digest), SIG_DST_G1), sig);
+        return bls.verifyIdentitySignature(identityPoint, abi.encodePacked(digest), sig);
     }
 
     function _slash(address culprit, uint256 id, string memory fault) internal {

@@ -3,7 +3,10 @@
 //! The view-change coordinator as a Solidity contract (`contracts/src/Coordinator.sol`) on the
 //! EIP-2537 BLS12-381 precompiles, and what a Rust client needs to talk to it: the `sol!`
 //! bindings generated from the committed artifact (`contracts/out/Coordinator.json`, compiled
-//! by `contracts/build.js` with the pinned solc) and the encodings the contract expects.
+//! by `contracts/build.js` with the pinned solc) and the encodings the contract expects. Its
+//! hash-to-curve and pairing checks live in a second contract, [`Bls12381Verifier`]
+//! (`contracts/src/Bls12381Verifier.sol`), deployed first and named in the coordinator's
+//! constructor: together they do not fit under EIP-170's 24,576-byte limit on one contract.
 //!
 //! keyquorum keeps keys and signatures compressed (ZCash flags); the precompiles take
 //! uncompressed points with every field element padded to 64 bytes and Fp2 elements as `c0`
@@ -45,6 +48,19 @@ pub use alloy_primitives;
 pub use alloy_signer_local::PrivateKeySigner;
 pub use alloy_sol_types;
 pub use bindings::Coordinator;
+
+#[allow(missing_docs)]
+mod verifier_bindings {
+    alloy_sol_types::sol!(
+        #[sol(all_derives)]
+        Bls12381Verifier,
+        "../../contracts/out/Bls12381Verifier.json"
+    );
+}
+
+/// Bindings of `contracts/src/Bls12381Verifier.sol`: keyquorum's BLS signature checks, which
+/// the coordinator calls.
+pub use verifier_bindings::Bls12381Verifier;
 
 #[allow(missing_docs)]
 mod consumer_bindings {

@@ -8,7 +8,6 @@ use crate::common;
 
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_sol_types::SolCall;
-use alloy_sol_types::SolConstructor;
 use blstrs::Scalar;
 use common::*;
 use group::Group as _;
@@ -512,8 +511,7 @@ fn a_post_signed_for_one_deployment_is_refused_by_another() {
     let (mut chain, nodes) = registered(4, 4);
     let a = start(&mut chain, &nodes);
     let first = chain.contract;
-    let mut code = Coordinator::BYTECODE.to_vec();
-    code.extend(Coordinator::constructorCall { c: config(4) }.abi_encode());
+    let code = chain.coordinator_code(config(4));
     chain.deploy(code).ok();
     assert_ne!(chain.contract, first);
     for node in &nodes {

@@ -16,7 +16,9 @@ use keyquorum_dkg::identity::Purpose;
 use keyquorum_dkg::messages::{Post, SignedPost};
 use keyquorum_dkg::participant::Participant;
 use keyquorum_dkg::testing::ceremony::{BoardEvent, MemberKeys, RunResult, member, run_nodes};
-use keyquorum_evm::{Coordinator, Deployment, g1_point, g2_point, registration_payload};
+use keyquorum_evm::{
+    Bls12381Verifier, Coordinator, Deployment, g1_point, g2_point, registration_payload,
+};
 use revm::context::{CfgEnv, TxEnv};
 use revm::context_interface::result::ExecutionResult;
 use revm::database::{CacheDB, EmptyDB};
@@ -36,6 +38,8 @@ type Evm = revm::MainnetEvm<revm::handler::MainnetContext<CacheDB<EmptyDB>>>;
 pub struct Chain {
     evm: Evm,
     pub contract: Address,
+    /// The `Bls12381Verifier` the coordinator calls.
+    pub verifier: Address,
     nonces: HashMap<Address, u64>,
 }
 
@@ -138,14 +142,27 @@ impl Chain {
         let mut chain = Chain {
             evm,
             contract: Address::ZERO,
+            verifier: Address::ZERO,
             nonces: HashMap::new(),
         };
-        let mut code = Coordinator::BYTECODE.to_vec();
-        code.extend(Coordinator::constructorCall { c: config }.abi_encode());
-        let r = chain.transact(DEPLOYER, TxKind::Create, U256::ZERO, code.into());
+        chain.deploy(Bls12381Verifier::BYTECODE.to_vec()).ok();
+        chain.verifier = chain.contract;
+        let r = chain.deploy(chain.coordinator_code(config));
         assert!(r.success, "deployment failed: 0x{}", hex(&r.output));
-        chain.contract = DEPLOYER.create(0);
         chain
+    }
+
+    /// The coordinator's creation code with `config`, calling this chain's verifier.
+    pub fn coordinator_code(&self, config: Coordinator::Config) -> Vec<u8> {
+        let mut code = Coordinator::BYTECODE.to_vec();
+        code.extend(
+            Coordinator::constructorCall {
+                c: config,
+                verifier: self.verifier,
+            }
+            .abi_encode(),
+        );
+        code
     }
 
     /// Deploys `code` (creation bytecode and constructor arguments) from the deployer; on
