@@ -6,7 +6,8 @@ import {Bls12381Verifier} from "./Bls12381Verifier.sol";
 
 /// @title The keyquorum view-change coordinator on an EVM chain.
 /// @notice The rules of `keyquorum-contract` where an EVM chain can hold them, with the
-/// BLS12-381 checks on the EIP-2537 precompiles:
+/// BLS12-381 checks on the EIP-2537 precompiles (hash-to-curve and the pairing checks in the
+/// separately deployed `Bls12381Verifier`, whose address the constructor takes):
 /// - registration: the identity key (compressed G2) with its proof of possession and a
 ///   signature binding the key to the sending account, the share-encryption key and the
 ///   network identity, all verified here; stake is the native currency sent, unbonded stake is
@@ -15,10 +16,11 @@ import {Bls12381Verifier} from "./Bls12381Verifier.sol";
 ///   state (stake descending, then the tie-break hash under the previous view's seed) and takes
 ///   the top `n`, keeping up to `keepPreviousPercent` of the seats for members of the active
 ///   view; `t` and `k` are percentages of `n`. At most `MAX_CANDIDATES` nodes are eligible at
-///   once (a registration or stake addition that would make one more is refused), so the
-///   ranking fits in a block. The session id is computed here as the DKG computes it, its
-///   domain naming the chain (`block.chainid`), this contract and the configured chain name,
-///   so the ceremony's posts are bound to the committee of this deployment;
+///   once, so the ranking fits in a block: when the list is full a newcomer evicts the
+///   candidate ranked last if its stake is higher, and is refused if not (`_enter`). The
+///   session id is computed here as the DKG computes it, its domain naming the chain
+///   (`block.chainid`), this contract and the configured chain name, so the ceremony's posts
+///   are bound to the committee of this deployment;
 /// - phases by block number: contribute, share, publish, wait;
 /// - posts: a committee member's signed board post, once per member and phase, its bytes in
 ///   calldata and in the `PostAccepted` event, its hash in storage; the board outcome is
@@ -55,7 +57,9 @@ contract Coordinator {
     /// (about 68,000 gas: the committee list, the position, the session id's input), reads
     /// each candidate's stake and key (about 16,500 gas of cold storage and the heap) and, after
     /// a failed ceremony, bans each silent member (a new slot, 22,100): at these bounds its
-    /// worst case stays under 25M gas, within a 30M block (`tests/gas.rs`).
+    /// worst case stays under 25M gas, within a 30M block (`tests/gas.rs`). A registration that
+    /// evicts reads every candidate's stake and, where tied with the lowest so far, its key
+    /// for the tie-break: about 4M gas with all of them tied.
     uint256 internal constant MAX_COMMITTEE = 256;
     uint256 internal constant MAX_CANDIDATES = 300;
 
@@ -175,6 +179,8 @@ contract Coordinator {
         string[] addresses,
         uint256 stake
     );
+    /// `account` left the full candidate list for `by`, whose stake is higher than its `stake`.
+    event Evicted(address indexed account, address indexed by, uint256 stake);
     event StakeAdded(address indexed account, uint256 amount, uint256 stake);
     event Unbonding(address indexed account, uint256 amount, uint64 releaseBlock);
     event Withdrawn(address indexed account, uint256 amount);
@@ -221,7 +227,7 @@ contract Coordinator {
     error TransferFailed();
     error TooEarly(uint64 nextStart);
     error ViewChangeRunning(uint256 ceremony);
-    error TooManyCandidates();
+    error CandidateListFull(uint256 lowestStake);
     error TooFewCandidates(uint256 have, uint256 need);
     error BadParams(uint32 n, uint32 t, uint32 k);
     error NoViewChange();
@@ -308,13 +314,15 @@ contract Coordinator {
         node.identity = [bytes32(identity[0:32]), bytes32(identity[32:64]), bytes32(identity[64:96])];
         node.identityPointHash = keccak256(identityPoint);
         node.encryptionKey = encryptionKey;
-        _setStake(msg.sender, node, msg.value);
+        node.stake = msg.value;
+        _enter(msg.sender, node);
         emit Registered(msg.sender, identity, encryptionKey, peerId, addresses, msg.value);
     }
 
     function addStake() external payable {
         Node storage node = _node(msg.sender);
-        _setStake(msg.sender, node, node.stake + msg.value);
+        node.stake += msg.value;
+        _enter(msg.sender, node);
         emit StakeAdded(msg.sender, msg.value, node.stake);
     }
 
@@ -325,7 +333,7 @@ contract Coordinator {
         Node storage node = _node(msg.sender);
         if (isLocked(msg.sender)) revert StakeLocked();
         if (amount == 0 || amount > node.stake) revert InsufficientStake();
-        _setStake(msg.sender, node, node.stake - amount);
+        _lowerStake(node, node.stake - amount);
         node.unbonding += amount;
         node.releaseBlock = uint64(block.number) + config.unbondingBlocks;
         emit Unbonding(msg.sender, amount, node.releaseBlock);
@@ -357,21 +365,60 @@ contract Coordinator {
         return candidates.length;
     }
 
-    /// Sets a stake and keeps `candidates` the set of eligible nodes.
-    function _setStake(address account, Node storage node, uint256 stake) internal {
-        bool now_ = stake >= config.minStake && stake > 0;
+    function _eligible(uint256 stake) internal view returns (bool) {
+        return stake >= config.minStake && stake > 0;
+    }
+
+    /// Lowers a stake; a candidate whose stake falls below the minimum leaves `candidates`.
+    function _lowerStake(Node storage node, uint256 stake) internal {
         node.stake = stake;
         uint256 slot = node.candidateSlot;
-        if (slot != 0 && !now_) {
+        if (slot != 0 && !_eligible(stake)) {
             address last = candidates[candidates.length - 1];
             candidates[slot - 1] = last;
             nodes[last].candidateSlot = uint32(slot);
             candidates.pop();
             node.candidateSlot = 0;
-        } else if (slot == 0 && now_) {
-            if (candidates.length >= MAX_CANDIDATES) revert TooManyCandidates();
+        }
+    }
+
+    /// Makes a node with an eligible stake a candidate, if it is not one. With `MAX_CANDIDATES`
+    /// candidates it takes the place of the one the selection ranks last (`_lowestCandidate`)
+    /// if its stake is higher, and is refused (`CandidateListFull`) if not: a list filled with
+    /// minimum stakes does not keep a higher stake out. The evicted node stays registered with
+    /// its stake, which it unbonds and withdraws as any stake (still locked while it serves in
+    /// the active view or the running ceremony); `addStake` makes it a candidate again, on the
+    /// same terms.
+    function _enter(address account, Node storage node) internal {
+        if (node.candidateSlot != 0 || !_eligible(node.stake)) return;
+        uint256 slot = candidates.length;
+        if (slot < MAX_CANDIDATES) {
             candidates.push(account);
-            node.candidateSlot = uint32(candidates.length);
+        } else {
+            slot = _lowestCandidate();
+            address lowest = candidates[slot];
+            uint256 lowestStake = nodes[lowest].stake;
+            if (node.stake <= lowestStake) revert CandidateListFull(lowestStake);
+            nodes[lowest].candidateSlot = 0;
+            candidates[slot] = account;
+            emit Evicted(lowest, account, lowestStake);
+        }
+        node.candidateSlot = uint32(slot + 1);
+    }
+
+    /// The place in `candidates` of the candidate the selection ranks last: the least stake,
+    /// then the greatest tie-break under the current seed (distinct identities give distinct
+    /// tie-breaks, so exactly one).
+    function _lowestCandidate() internal view returns (uint256 lowest) {
+        bytes32 s = currentSeed();
+        uint256 lowestStake = type(uint256).max;
+        bytes32 lowestTie;
+        for (uint256 i = 0; i < candidates.length; i++) {
+            Node storage node = nodes[candidates[i]];
+            uint256 stake = node.stake;
+            if (stake > lowestStake) continue;
+            bytes32 tie = tiebreak(s, node.identity);
+            if (stake < lowestStake || tie > lowestTie) (lowest, lowestStake, lowestTie) = (i, stake, tie);
         }
     }
 
@@ -1021,7 +1068,7 @@ contract Coordinator {
         uint256 amount = (node.stake + node.unbonding) * config.misbehaviourPercent / 100;
         uint256 fromUnbonding = amount < node.unbonding ? amount : node.unbonding;
         node.unbonding -= fromUnbonding;
-        _setStake(culprit, node, node.stake - (amount - fromUnbonding));
+        _lowerStake(node, node.stake - (amount - fromUnbonding));
         uint256 reward = msg.sender == culprit ? 0 : amount * config.reporterPercent / 100;
         burned += amount - reward;
         emit Slashed(culprit, id, fault, amount, msg.sender, reward, amount - reward);

@@ -659,7 +659,8 @@ impl Follower {
                 account: e.account,
                 stake: None,
             },
-            CoordinatorEvents::Withdrawn(_) => return Ok(None),
+            // The contract selects committees itself: who is a candidate concerns no board.
+            CoordinatorEvents::Withdrawn(_) | CoordinatorEvents::Evicted(_) => return Ok(None),
             CoordinatorEvents::CommitteeSelected(e) => {
                 // A new ceremony supersedes the previous one's remaining deadlines.
                 self.deadlines.clear();

@@ -7,14 +7,14 @@
 use crate::common;
 
 use alloy_primitives::{Address, Bytes, U256};
-use alloy_sol_types::SolCall;
+use alloy_sol_types::{SolCall, SolError};
 use blstrs::Scalar;
 use common::*;
 use group::Group as _;
 use keyquorum_contract::SignerRole;
 use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
 use keyquorum_contract::magic::{MagicBlockPlace, signing_message};
-use keyquorum_contract::select::select_committee;
+use keyquorum_contract::select::{select_committee, tiebreak};
 use keyquorum_contract::state::CeremonySpec;
 use keyquorum_contract::tx::NetworkIdentity;
 use keyquorum_contract::{KeyMode, MagicBlock, genesis_seed};
@@ -196,6 +196,113 @@ fn stake_unbonds_and_is_withdrawn_after_the_unbonding_period() {
         )
         .ok();
     assert_eq!(chain.read(Coordinator::eligibleCountCall {}), U256::ZERO);
+}
+
+/// The contract's bound on eligible nodes (`MAX_CANDIDATES` in Coordinator.sol).
+const MAX_CANDIDATES: usize = 300;
+
+/// Accounts that fill the candidate list with the minimum stake cannot keep a higher stake out:
+/// a newcomer with more evicts the candidate the selection ranks last (among equal stakes, the
+/// greatest tie-break under the current seed), one at or below the lowest stake is refused and
+/// changes nothing, and the evicted node keeps its stake, comes back only by outbidding the
+/// lowest, or unbonds and withdraws it.
+#[test]
+fn a_flood_of_minimum_stakes_cannot_keep_a_higher_stake_out() {
+    let nodes: Vec<Node> = (0..MAX_CANDIDATES as u32 + 1).map(Node::new).collect();
+    let accounts: Vec<Address> = nodes.iter().map(|n| n.account).collect();
+    let cfg = config(4);
+    let min = cfg.minStake.to::<u64>();
+    let mut chain = Chain::new(cfg, &accounts);
+    let (flood, newcomer) = nodes.split_at(MAX_CANDIDATES);
+    let newcomer = &newcomer[0];
+    for node in flood {
+        let call = node.register_call(chain.contract);
+        chain.send(node.account, min, call).ok();
+    }
+    let seed = chain.read(Coordinator::currentSeedCall {}).0;
+    let ranked_last = |among: &mut dyn Iterator<Item = &Node>| {
+        among
+            .max_by_key(|x| tiebreak(&seed, &Hex(x.identity)))
+            .unwrap()
+            .account
+    };
+    let eligible = |chain: &mut Chain| chain.read(Coordinator::eligibleCountCall {});
+    let stake = |chain: &mut Chain, account| chain.read(Coordinator::stakeOfCall { account });
+
+    let balance = chain.balance(newcomer.account);
+    let r = chain.send(
+        newcomer.account,
+        min,
+        newcomer.register_call(chain.contract),
+    );
+    r.reverts_with::<Coordinator::CandidateListFull>();
+    let refused = Coordinator::CandidateListFull::abi_decode(&r.output).unwrap();
+    assert_eq!(refused.lowestStake, U256::from(min));
+    assert_eq!(chain.balance(newcomer.account), balance);
+    assert_eq!(stake(&mut chain, newcomer.account).stake, U256::ZERO);
+    assert_eq!(eligible(&mut chain), U256::from(MAX_CANDIDATES));
+
+    let first = ranked_last(&mut flood.iter());
+    let r = chain
+        .send(
+            newcomer.account,
+            min + 1,
+            newcomer.register_call(chain.contract),
+        )
+        .ok();
+    assert_eq!(
+        r.events::<Coordinator::Evicted>(),
+        vec![Coordinator::Evicted {
+            account: first,
+            by: newcomer.account,
+            stake: U256::from(min),
+        }]
+    );
+    assert_eq!(eligible(&mut chain), U256::from(MAX_CANDIDATES));
+    assert_eq!(stake(&mut chain, first).stake, U256::from(min));
+
+    // Back in only with more than the lowest stake, which evicts the next one ranked last.
+    chain
+        .send(first, 0, Coordinator::addStakeCall {})
+        .reverts_with::<Coordinator::CandidateListFull>();
+    let second = ranked_last(&mut flood.iter().filter(|x| x.account != first));
+    let r = chain.send(first, 2, Coordinator::addStakeCall {}).ok();
+    assert_eq!(r.events::<Coordinator::Evicted>()[0].account, second);
+
+    // The evicted stake unbonds and is withdrawn as any other; the list is untouched.
+    chain
+        .send(
+            second,
+            0,
+            Coordinator::unbondCall {
+                amount: U256::from(min),
+            },
+        )
+        .ok();
+    chain.set_block(chain.block() + 20);
+    let before = chain.balance(second);
+    chain.send(second, 0, Coordinator::withdrawCall {}).ok();
+    assert_eq!(chain.balance(second) - before, U256::from(min));
+    assert_eq!(eligible(&mut chain), U256::from(MAX_CANDIDATES));
+
+    // The selection sees the list as it now is: the two higher stakes first.
+    let s = start(&mut chain, &nodes);
+    let candidates: Vec<(Hex<96>, u64)> = nodes
+        .iter()
+        .filter(|x| x.account != second)
+        .map(|x| {
+            let at = stake(&mut chain, x.account).stake.to::<u64>();
+            (Hex(x.identity), at)
+        })
+        .collect();
+    let expected = select_committee(&candidates, &Default::default(), &seed, 4, 0);
+    let seated: Vec<Hex<96>> = s
+        .committee
+        .iter()
+        .map(|&i| Hex(nodes[i].identity))
+        .collect();
+    assert_eq!(seated, expected);
+    assert_eq!(s.sel.committee[..2], [first, newcomer.account]);
 }
 
 /// The whole view change: selection (the committee and session id the Rust contract would

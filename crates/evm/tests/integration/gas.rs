@@ -415,9 +415,10 @@ const MAX_CANDIDATES: u32 = 300;
 /// The seats of the worst-case selection below.
 const WORST_SEATS: u32 = 256;
 
-/// The selection at the candidate bound: with `MAX_CANDIDATES` eligible nodes one more
-/// registration or stake addition that would make a node eligible is refused
-/// (`TooManyCandidates`), and the selection's worst cases fit in a 30M block with
+/// The candidate bound: with `MAX_CANDIDATES` eligible nodes, all at one stake (every candidate's
+/// tie-break is computed: the most expensive eviction), a registration or stake addition at
+/// that stake is refused (`CandidateListFull`) and a registration with more evicts one, in a
+/// 30M block; and the selection's worst cases fit in a 30M block with
 /// `WORST_SEATS` seats: the first ceremony of a view change, and the next one after a failed
 /// ceremony. That one costs most when exactly `MAX_CANDIDATES - WORST_SEATS` members were
 /// silent: each silent member is banned (a new storage slot, about 22,000 gas), and with more
@@ -433,16 +434,18 @@ fn the_selection_at_the_candidate_bound_fits_in_a_block() {
     }
     let extra = &nodes[MAX_CANDIDATES as usize];
     let call = extra.register_call(chain.contract);
-    chain
-        .send(extra.account, STAKE, call)
-        .reverts_with::<Coordinator::TooManyCandidates>();
-    // Registered below the minimum stake it is no candidate, and cannot become one.
+    let refused = chain.send(extra.account, STAKE, call.clone());
+    refused.reverts_with::<Coordinator::CandidateListFull>();
+    let evicting = chain.send(extra.account, STAKE + 1, call).ok();
+    assert_eq!(evicting.events::<Coordinator::Evicted>().len(), 1);
+    // Registered below the minimum stake it is no candidate, and becomes one only by outbidding
+    // the lowest.
     let late = &nodes[MAX_CANDIDATES as usize + 1];
     let call = late.register_call(chain.contract);
     chain.send(late.account, 10, call).ok();
     chain
-        .send(late.account, STAKE, Coordinator::addStakeCall {})
-        .reverts_with::<Coordinator::TooManyCandidates>();
+        .send(late.account, STAKE - 10, Coordinator::addStakeCall {})
+        .reverts_with::<Coordinator::CandidateListFull>();
     assert_eq!(
         chain.read(Coordinator::eligibleCountCall {}),
         U256::from(MAX_CANDIDATES)
@@ -509,10 +512,15 @@ fn the_selection_at_the_candidate_bound_fits_in_a_block() {
     let silent = &sel.committee[posting..];
     assert!(again.committee.iter().all(|a| !silent.contains(a)));
     println!(
+        "registration evicting one of {MAX_CANDIDATES} equal stakes: {} gas (refused at that stake: {})",
+        evicting.gas_used, refused.gas_used
+    );
+    println!(
         "selection of {WORST_SEATS} among {MAX_CANDIDATES} candidates: {} gas (first ceremony), {} gas (after one with {} silent members)",
         first.gas_used,
         retry.gas_used,
         silent.len()
     );
+    assert!(evicting.gas_used < BLOCK_GAS_LIMIT);
     assert!(first.gas_used < BLOCK_GAS_LIMIT && retry.gas_used < BLOCK_GAS_LIMIT);
 }
