@@ -592,7 +592,13 @@ impl Coordinator {
             let new_key = progress.sap.section_key;
             let partial = sap::sign_link(our_share, &new_key);
             handover.link_backers.insert(our_name, key);
-            progress.link_signature = progress.link_acc.add(our_name, partial)?;
+            // A bad partial already held can keep ours from completing a set: that is no
+            // reason to withhold ours, which the other elders need to complete theirs.
+            match progress.link_acc.add(our_name, partial) {
+                Ok(signature) => progress.link_signature = signature,
+                Err(HandoverError::CombinedInvalid) => {}
+                Err(e) => return Err(e.into()),
+            }
             out.push(Output::LinkShare {
                 session,
                 new_key,
@@ -1753,6 +1759,66 @@ mod tests {
             }
         }
         assert!(matches!(&out[..], [Output::LinkShare { new_key, .. }] if *new_key == key));
+    }
+
+    #[test]
+    fn an_elder_sends_its_link_partial_even_when_a_bad_one_keeps_it_from_combining() {
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let current = net.nodes.values().next().unwrap().sap().clone();
+        let threshold = current.threshold();
+        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
+        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let queue = authorise(&mut net, &start, &elders);
+        let outputs = run_dkg(&mut net.nodes, &start, queue, &BTreeSet::new(), 4);
+        let shares = sap_shares(&outputs);
+        let key = shares[0].1.section_key;
+        let elder_names = current.names();
+        let us = elder_names[0];
+        // The link partials of the other elders, the first one wrong (right index, a signature
+        // share that is no share of the current key), as many as make a set with ours.
+        let others: Vec<(Name, PartialSignature<MinPk>)> = elder_names[1..threshold]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let share = net.nodes[name].our_share().unwrap();
+                let partial = if i == 0 {
+                    sap::sign_link(&unchecked_share(i + 1, 81), &key)
+                } else {
+                    sap::sign_link(share, &key)
+                };
+                (*name, partial)
+            })
+            .collect();
+        let node = net.nodes.get_mut(&us).unwrap();
+        node.sign_start(&start).unwrap();
+        // They come before our SAP signature is complete (messages overtake each other).
+        for (from, partial) in &others {
+            assert_eq!(
+                node.handle_link_share(*from, start.session, &key, *partial),
+                Ok(vec![])
+            );
+        }
+        // The SAP signature completes: ours and the held partials make a set that does not
+        // combine, yet ours goes out, for the other elders to complete their sets.
+        let mut out = Vec::new();
+        for (name, sap, partial) in shares.iter().take(threshold) {
+            out = node
+                .handle_sap_share(*name, start.session, sap, *partial)
+                .unwrap();
+        }
+        assert!(
+            matches!(&out[..], [Output::LinkShare { new_key, .. }] if *new_key == key),
+            "{out:?}"
+        );
+        // The last good partial completes the link: the signed SAP.
+        let last = elder_names[threshold];
+        let partial = sap::sign_link(net.nodes[&last].our_share().unwrap(), &key);
+        let node = net.nodes.get_mut(&us).unwrap();
+        let out = node
+            .handle_link_share(last, start.session, &key, partial)
+            .unwrap();
+        assert!(matches!(&out[..], [Output::NewElders(_)]), "{out:?}");
     }
 
     #[test]

@@ -42,6 +42,7 @@ struct Batch {
     mixed: Vec<SectionsReport>,
     beyond: Vec<SectionsReport>,
     unsettled: Vec<SectionsReport>,
+    link_withheld: Vec<SectionsReport>,
 }
 
 fn small(seed: u64) -> SectionsConfig {
@@ -74,6 +75,12 @@ fn batch() -> &'static Batch {
         let mut unsettled = small(3_000);
         unsettled.unsettled_per_mille = 400;
         jobs.push((3, None, unsettled));
+        for seed in SEEDS_LINK_WITHHELD {
+            let mut cfg = small(seed);
+            cfg.faults = vec![SectionFault::BadHandover];
+            cfg.faulty = 1;
+            jobs.push((4, Some(SectionFault::BadHandover), cfg));
+        }
         let reports: Vec<(u8, Option<SectionFault>, SectionsReport)> = jobs
             .into_par_iter()
             .map(|(group, kind, cfg)| (group, kind, run_sections(&cfg)))
@@ -83,12 +90,14 @@ fn batch() -> &'static Batch {
             mixed: Vec::new(),
             beyond: Vec::new(),
             unsettled: Vec::new(),
+            link_withheld: Vec::new(),
         };
         for (group, kind, report) in reports {
             match (group, kind) {
                 (0, Some(kind)) => batch.per_kind.push((kind, report)),
                 (1, _) => batch.mixed.push(report),
                 (2, _) => batch.beyond.push(report),
+                (4, _) => batch.link_withheld.push(report),
                 _ => batch.unsettled.push(report),
             }
         }
@@ -286,4 +295,19 @@ fn the_checks_refuse_a_forged_link_a_misplaced_chain_and_a_fork() {
         check_key_tree(&genesis, &tree),
         Err(Violation::Fork { .. })
     ));
+}
+
+/// Seeds where a bad link partial reached an elder before its own SAP signature completed: its
+/// own link partial then failed to combine with the bad one, and it did not send it, so a
+/// leaving elder (sent no `NewElders`) never completed the handover (`SectionDisagrees`).
+const SEEDS_LINK_WITHHELD: [u64; 2] = [4, 108];
+
+#[test]
+fn an_elder_sends_its_link_partial_even_when_a_bad_one_keeps_it_from_combining() {
+    let reports = &batch().link_withheld;
+    assert_eq!(reports.len(), SEEDS_LINK_WITHHELD.len());
+    for r in reports {
+        assert_eq!(r.violation, None, "seed {}", r.seed);
+        assert!(r.failed_combinations >= 1, "{r:?}");
+    }
 }
