@@ -24,13 +24,22 @@
 //! and the node keeps a share only if it holds one of the new key (from a DKG it ran before it
 //! missed the handover).
 //!
+//! When and whom to ask is shared by the node runtime and the simulator: a node asks the
+//! next [`CATCH_UP_FAN_OUT`] peers in turn ([`catch_up_targets`]), periodically and sooner when
+//! a known peer's ([`may_hasten`]) message shows the section moved on
+//! ([`shows_section_ahead`]).
+//!
 //! The answer's encoding is canonical and bounded ([`SectionAnswer::decode`]): at most
 //! [`MAX_ANSWER_LEN`] bytes, no trailing bytes, and no superseded sessions (they are the
 //! answerer's own state, which a query answer leaves out).
 
+use std::collections::BTreeSet;
+
 use keyquorum_dkg::wire::{Reader, WireError, Writer};
 
 use crate::chain::{ChainError, KeyChain};
+use crate::coordinator::Dropped;
+use crate::elders::{Member, Peer};
 use crate::keys::PublicKey;
 use crate::name::Name;
 use crate::sap::{self, HandoverError, Sap, SignedSap};
@@ -40,6 +49,56 @@ use crate::wire::Message;
 /// Longest answer accepted, checked before anything is decoded: the chain at 192 bytes a link
 /// (about 5,000 links), the SAP and its signatures.
 pub const MAX_ANSWER_LEN: usize = 1 << 20;
+
+/// Most peers asked for their section record at once.
+pub const CATCH_UP_FAN_OUT: usize = 4;
+
+/// The peers to ask for their section record on ask number `turn`: the elders of `sap`, then the
+/// members under its prefix (the other half's after a split would answer with their branch),
+/// without us; [`CATCH_UP_FAN_OUT`] of them, the next ones in turn each time, so a node whose
+/// old elders are gone still reaches the others.
+pub fn catch_up_targets(sap: &Sap, members: &[Member], us: &Name, turn: usize) -> Vec<Peer> {
+    let mut seen = BTreeSet::from([*us]);
+    let all: Vec<&Peer> = sap
+        .elders
+        .iter()
+        .chain(
+            members
+                .iter()
+                .map(|m| &m.peer)
+                .filter(|p| sap.prefix.matches(&p.name())),
+        )
+        .filter(|p| seen.insert(p.name()))
+        .collect();
+    if all.len() <= CATCH_UP_FAN_OUT {
+        return all.into_iter().cloned().collect();
+    }
+    let first = turn.wrapping_mul(CATCH_UP_FAN_OUT) % all.len();
+    (0..CATCH_UP_FAN_OUT)
+        .map(|i| all[(first + i) % all.len()].clone())
+        .collect()
+}
+
+/// Whether a message refused with `dropped` shows the section may have moved on without us:
+/// it is for a later generation, or it is a SAP whose parent is not our newest key (a handover
+/// we missed).
+pub fn shows_section_ahead(dropped: &Dropped) -> bool {
+    matches!(
+        dropped,
+        Dropped::FutureGeneration { .. }
+            | Dropped::Handover(HandoverError::Chain(ChainError::WrongParent { .. }))
+    )
+}
+
+/// Whether `from` may make a node with `sap` and `members` ask for the section record sooner:
+/// an elder of its SAP, or a member it knows under the SAP's prefix (strangers may not make it
+/// query at will).
+pub fn may_hasten(sap: &Sap, members: &[Member], from: &Name) -> bool {
+    sap.names().contains(from)
+        || members
+            .iter()
+            .any(|m| m.peer.name() == *from && sap.prefix.matches(from))
+}
 
 /// A node's answer to a query for its section: its record (genesis key, key chain, SAP) and the
 /// signed SAP it last applied (none before it applied one: a joiner's first record).

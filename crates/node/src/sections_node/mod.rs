@@ -81,13 +81,13 @@ use keyquorum_net::{NetConfig, NetEvent, Network, NetworkHandle, RetryPolicy, Ta
 use keyquorum_sections::absence::{Absentees, AliveStatement, Taken};
 use keyquorum_sections::catch_up::CatchUpError;
 use keyquorum_sections::catch_up::{self, SectionAnswer};
-use keyquorum_sections::chain::ChainError;
+pub use keyquorum_sections::catch_up::{CATCH_UP_FAN_OUT, catch_up_targets};
 use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
 use keyquorum_sections::dkg::{MAX_ROUNDS, START_GRACE, VOTE_SLACK};
 use keyquorum_sections::elders::{Member, Peer, SectionParams, StartSigner, admit};
 use keyquorum_sections::keys::{PublicKey, key_bytes};
 use keyquorum_sections::routing::{self, Delivery};
-use keyquorum_sections::sap::{self, HandoverError, Sap, SignedSap};
+use keyquorum_sections::sap::{self, Sap, SignedSap};
 use keyquorum_sections::session::SessionId;
 use keyquorum_sections::store::{ElderStore, LoggedInput, PersistError, PersistentCoordinator};
 use keyquorum_sections::wire::Message;
@@ -115,9 +115,6 @@ pub const CATCH_UP_EVERY: Duration = Duration::from_secs(20);
 /// Shortest time between two asks for the section record when messages from a newer generation
 /// call for one sooner than [`CATCH_UP_EVERY`].
 pub const CATCH_UP_SOON: Duration = Duration::from_secs(2);
-
-/// Most peers asked for their section record at once.
-pub const CATCH_UP_FAN_OUT: usize = 4;
 
 /// How often a member that is not an elder sends its alive statement again (it also sends it
 /// at every SAP it applies): an elder that refused it, or missed it, or has not reached its
@@ -444,37 +441,6 @@ fn claimed_signer(message: &Message) -> Option<&PublicKey> {
 /// signed SAP, are checked by their signatures alone).
 pub fn sender_matches(from: &Name, message: &Message) -> bool {
     claimed_signer(message).is_none_or(|k| Name::of(k) == *from)
-}
-
-/// The peers to ask for their section record on ask number `turn`: the elders of `sap`, then the
-/// members under its prefix (the other half's after a split would answer with their branch),
-/// without us; [`CATCH_UP_FAN_OUT`] of them, the next ones in turn each time, so a node whose
-/// old elders are gone still reaches the others.
-pub fn catch_up_targets(
-    sap: &keyquorum_sections::sap::Sap,
-    members: &[Member],
-    us: &Name,
-    turn: usize,
-) -> Vec<Peer> {
-    let mut seen = BTreeSet::from([*us]);
-    let all: Vec<&Peer> = sap
-        .elders
-        .iter()
-        .chain(
-            members
-                .iter()
-                .map(|m| &m.peer)
-                .filter(|p| sap.prefix.matches(&p.name())),
-        )
-        .filter(|p| seen.insert(p.name()))
-        .collect();
-    if all.len() <= CATCH_UP_FAN_OUT {
-        return all.into_iter().cloned().collect();
-    }
-    let first = turn.wrapping_mul(CATCH_UP_FAN_OUT) % all.len();
-    (0..CATCH_UP_FAN_OUT)
-        .map(|i| all[(first + i) % all.len()].clone())
-        .collect()
 }
 
 /// Whether a node named `us` whose SAP is `sap`, having last sent its alive statement at
@@ -823,7 +789,7 @@ impl Runtime {
             message: message.clone(),
         })? {
             Some(d) if may_come_later(&d) => {
-                if matches!(d, Dropped::FutureGeneration { .. }) {
+                if catch_up::shows_section_ahead(&d) {
                     self.catch_up_soon(from);
                 }
                 if self.early.len() >= MAX_EARLY {
@@ -834,10 +800,7 @@ impl Runtime {
             Some(d) => {
                 // A SAP whose parent is not our newest key: the section may have moved on
                 // past a handover we missed.
-                if matches!(
-                    d,
-                    Dropped::Handover(HandoverError::Chain(ChainError::WrongParent { .. }))
-                ) {
+                if catch_up::shows_section_ahead(&d) {
                     self.catch_up_soon(from);
                 }
                 debug!(reason = %d, "section message dropped");
@@ -906,11 +869,7 @@ impl Runtime {
     /// [`CATCH_UP_SOON`].
     fn catch_up_soon(&mut self, from: Name) {
         let sap = self.coordinator.coordinator().sap();
-        let known = sap.names().contains(&from)
-            || self
-                .members
-                .iter()
-                .any(|m| m.peer.name() == from && sap.prefix.matches(&from));
+        let known = catch_up::may_hasten(sap, &self.members, &from);
         if !self.catch_up_triggers.allow(from, known, Instant::now()) {
             debug!(peer = %hex::encode(from.0), "catch-up trigger ignored");
             return;

@@ -115,6 +115,13 @@ pub enum Violation {
         /// The sender.
         node: Name,
     },
+    /// An honest node took a faulty peer's forged section answer (a newer SAP on a key no
+    /// section key signed).
+    #[error("{} caught up to a forged SAP", Short(&.node.0))]
+    ForgedSapAdopted {
+        /// The node.
+        node: Name,
+    },
     /// Within the fault bound, a generation of a section needed more restarts than it had
     /// faulty candidates.
     #[error(

@@ -23,7 +23,14 @@
 //! for sessions it does not know yet and offers them again when a session starts or a SAP
 //! applies, and as an elder signs the starts [`keyquorum_sections::elders::next_starts`] computes
 //! after every membership change, applied SAP and checked failure agreement (with the
-//! generation's agreed exclusions). Membership is not agreed by the protocol: the simulator
+//! generation's agreed exclusions). It catches up as the runtime does
+//! ([`keyquorum_sections::catch_up`]): once the network is quiet (the runtime's periodic ask),
+//! and when a known peer's message shows the section moved on, it sends section queries to the
+//! next peers in turn, and the coordinator takes an answer only if its chain extends ours from
+//! a key we trust. Queries and answers draw their delays from a stream of their own, so a seed
+//! runs as it would without them until a node actually catches up. Every faulty node answers
+//! with a forged newer SAP (a key of its own, linked by its own signature); an honest node
+//! taking one is [`Violation::ForgedSapAdopted`]. Membership is not agreed by the protocol: the simulator
 //! gives every node the same member list, and removes from it the nodes a checked failure
 //! agreement named (the membership layer demoting them), so a section does not select a crashed
 //! node again at its next generation.
@@ -236,6 +243,12 @@ pub struct SectionsReport {
     /// them combining to a valid signature (a bad partial among them; later partials are
     /// combined with the good ones).
     pub failed_combinations: u64,
+    /// Section answers that moved an honest node on (catch-up after missed handovers).
+    pub catch_ups: u64,
+    /// Forged section answers faulty nodes sent (a newer SAP on a key of their own).
+    pub forged_answers: u64,
+    /// Forged section answers honest nodes refused.
+    pub forged_refused: u64,
     /// Steps followed by the next before the network was quiet.
     pub unsettled_steps: u64,
     /// Virtual ticks the run took.

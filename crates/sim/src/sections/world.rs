@@ -5,12 +5,14 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use blstrs::Scalar;
 use keyquorum_crypto::tbls::{self, MinPk, PartialSignature};
+use keyquorum_sections::catch_up::{self, SectionAnswer};
+use keyquorum_sections::chain::Link;
 use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
 use keyquorum_sections::dkg::{DkgMessage, MAX_ROUNDS, START_GRACE, VOTE_SLACK};
 use keyquorum_sections::elders::{Member, Peer, SectionParams, StartSigner, next_starts};
 use keyquorum_sections::keys::{KEY_LEN, PublicKey, key_bytes};
 use keyquorum_sections::routing::{self, Delivery};
-use keyquorum_sections::sap::{self, HandoverError, Sap};
+use keyquorum_sections::sap::{self, HandoverError, Sap, SignedSap};
 use keyquorum_sections::session::{DkgStart, FailureObservation, NodeSignature};
 use keyquorum_sections::simulation::secret;
 use keyquorum_sections::store::LoggedInput;
@@ -26,6 +28,8 @@ use super::{SectionFault, SectionsConfig, SectionsReport};
 const MAX_EARLY: usize = 256;
 /// Events one quiet-down may take before the run is failed as not settling.
 const EVENT_BUDGET: u64 = 1_000_000;
+/// Mixed into the seed of the catch-up delays' stream.
+const CATCH_UP_STREAM: u64 = 0x6361_7463_6875_7021;
 /// Deadlines a node passes one session at most (as the node runtime does).
 const MAX_DEADLINES: u32 = MAX_ROUNDS + START_GRACE + VOTE_SLACK + 2;
 
@@ -46,6 +50,11 @@ struct SimNode {
     shares: BTreeMap<SessionId, [u8; KEY_LEN]>,
     /// Sessions this faulty node acts in.
     acting: BTreeSet<SessionId>,
+    /// The last signed SAP it applied (what it answers a section query with).
+    signed: Option<SignedSap>,
+    /// Section queries sent (which peers are next in turn), and when it last sent them.
+    catch_up_turn: usize,
+    catch_up_asked: Option<u64>,
 }
 
 enum Event {
@@ -60,6 +69,18 @@ enum Event {
         session: SessionId,
     },
     Crash(Name),
+    /// A section query from `from` reaches `to`.
+    Query {
+        from: Name,
+        to: Name,
+    },
+    /// `from`'s answer to `to`'s section query.
+    Answer {
+        from: Name,
+        to: Name,
+        bytes: Vec<u8>,
+        tag: Option<SectionFault>,
+    },
 }
 
 struct Work {
@@ -79,6 +100,8 @@ struct World {
     cfg: SectionsConfig,
     params: SectionParams,
     rng: ChaCha20Rng,
+    /// Draws the delays of section queries and answers.
+    catch_up_rng: ChaCha20Rng,
     now: u64,
     seq: u64,
     events: BTreeMap<(u64, u64), Event>,
@@ -112,6 +135,17 @@ fn may_come_later(d: &Dropped) -> bool {
         d,
         Dropped::UnknownSession | Dropped::FutureGeneration { .. }
     )
+}
+
+/// A uniform delay in `[min_delay, max_delay]`, plus `rto` for each of up to two lost sends.
+fn transmission_delay(net: &super::SectionsNet, rng: &mut ChaCha20Rng) -> u64 {
+    let mut delay = net.min_delay + rng.next_u64() % (net.max_delay - net.min_delay + 1);
+    for _ in 0..2 {
+        if ((rng.next_u64() % 1000) as u32) < net.drop_per_mille {
+            delay += net.rto;
+        }
+    }
+    delay
 }
 
 fn flip_last(bytes: &mut [u8]) {
@@ -148,6 +182,7 @@ impl World {
                 min_section_size: cfg.min_section_size,
             },
             rng,
+            catch_up_rng: ChaCha20Rng::seed_from_u64(cfg.seed ^ CATCH_UP_STREAM),
             now: 0,
             seq: 0,
             events: BTreeMap::new(),
@@ -270,15 +305,15 @@ impl World {
             None,
         )
         .expect("an honest member's chain verifies and ends in its SAP's key");
+        let signed = reference.signed.clone();
         let age = 1 + self.below(254) as u8;
         let member = Member { peer, age };
         if let Some(kind) = fault {
             *self.report.placed.entry(kind).or_default() += 1;
         }
-        self.nodes.insert(
-            name,
-            SimNode::new(key_seed, member.clone(), coordinator, fault),
-        );
+        let mut node = SimNode::new(key_seed, member.clone(), coordinator, fault);
+        node.signed = signed;
+        self.nodes.insert(name, node);
         self.members.push(member);
         self.elect_everywhere();
     }
@@ -360,13 +395,7 @@ impl World {
             });
             return;
         }
-        let net = self.cfg.net;
-        let mut delay = net.min_delay + self.below(net.max_delay - net.min_delay + 1);
-        for _ in 0..2 {
-            if (self.below(1000) as u32) < net.drop_per_mille {
-                delay += net.rto;
-            }
-        }
+        let delay = self.net_delay();
         self.schedule(
             delay,
             Event::Deliver {
@@ -376,6 +405,17 @@ impl World {
                 tag,
             },
         );
+    }
+
+    /// One transmission's delay, its resends included.
+    fn net_delay(&mut self) -> u64 {
+        transmission_delay(&self.cfg.net, &mut self.rng)
+    }
+
+    /// The delay of a section query or answer, drawn apart so that catching up leaves the
+    /// rest of a seed's run as it was.
+    fn catch_up_delay(&mut self) -> u64 {
+        transmission_delay(&self.cfg.net, &mut self.catch_up_rng)
     }
 
     /// Runs every event until nothing is in flight and no deadline is pending.
@@ -417,6 +457,13 @@ impl World {
                     tag,
                 } => self.deliver(from, to, &bytes, tag),
                 Event::Deadline { node, session } => self.deadline(node, session),
+                Event::Query { from, to } => self.answer_query(from, to),
+                Event::Answer {
+                    from,
+                    to,
+                    bytes,
+                    tag,
+                } => self.take_answer(from, to, &bytes, tag),
                 Event::Crash(name) => {
                     if let Some(node) = self.nodes.get_mut(&name) {
                         node.down = true;
@@ -501,8 +548,19 @@ impl World {
             node.coordinator.chain().key_count(),
             node.coordinator.sap().prefix,
         );
+        let signed = input.signed_sap().cloned();
+        let caught_up = matches!(input, LoggedInput::CatchUp(_));
         match node.coordinator.take(&input) {
             Err(d) => {
+                // The runtime's rule: a known peer's message showing the section moved on
+                // makes the node ask for the section record soon.
+                if catch_up::shows_section_ahead(&d)
+                    && let LoggedInput::Message { from, .. } = &input
+                    && catch_up::may_hasten(node.coordinator.sap(), &self.members, from)
+                {
+                    self.ask_for_section(at);
+                }
+                let node = self.nodes.get_mut(&at).expect("known");
                 if d == Dropped::Handover(HandoverError::CombinedInvalid) && node.fault.is_none() {
                     self.report.failed_combinations += 1;
                 }
@@ -528,6 +586,12 @@ impl World {
             node.coordinator.sap().prefix,
         );
         if before != after {
+            if let Some(signed) = signed.filter(|s| s.sap == *node.coordinator.sap()) {
+                if caught_up && node.fault.is_none() {
+                    self.report.catch_ups += 1;
+                }
+                node.signed = Some(signed);
+            }
             // A SAP applied: a leaver that is no elder any more stops; kept messages may now
             // be acceptable; the elders select for the new generation.
             if node.leaving && !node.coordinator.sap().names().contains(&at) {
@@ -536,6 +600,87 @@ impl World {
             }
             self.retry_early(at);
             self.elect(at);
+        }
+    }
+
+    /// Sends a section query to the next peers in turn ([`catch_up::catch_up_targets`], as the
+    /// runtime does), at most once a DKG round.
+    fn ask_for_section(&mut self, at: Name) {
+        let (now, round) = (self.now, self.cfg.net.round);
+        let node = self.nodes.get_mut(&at).expect("known");
+        if node.down || node.catch_up_asked.is_some_and(|t| now < t + round) {
+            return;
+        }
+        node.catch_up_asked = Some(now);
+        let targets = catch_up::catch_up_targets(
+            node.coordinator.sap(),
+            &self.members,
+            &at,
+            node.catch_up_turn,
+        );
+        node.catch_up_turn = node.catch_up_turn.wrapping_add(1);
+        for peer in targets {
+            let delay = self.catch_up_delay();
+            self.schedule(
+                delay,
+                Event::Query {
+                    from: at,
+                    to: peer.name(),
+                },
+            );
+        }
+    }
+
+    /// A peer answers a section query with its record and signed SAP; a faulty one with a
+    /// forged newer SAP (a key of its own, "signed" by itself as the parent).
+    fn answer_query(&mut self, from: Name, to: Name) {
+        let Some(node) = self.nodes.get(&to).filter(|n| !n.down) else {
+            return;
+        };
+        let answer = SectionAnswer::new(node.coordinator.record(), node.signed.clone());
+        let (answer, tag) = match node.fault {
+            None => (answer, None),
+            Some(kind) => {
+                self.report.forged_answers += 1;
+                (forged_answer(answer, node.key_seed), Some(kind))
+            }
+        };
+        let delay = self.catch_up_delay();
+        self.schedule(
+            delay,
+            Event::Answer {
+                from: to,
+                to: from,
+                bytes: answer.encode(),
+                tag,
+            },
+        );
+    }
+
+    fn take_answer(&mut self, from: Name, to: Name, bytes: &[u8], tag: Option<SectionFault>) {
+        if self.nodes.get(&to).is_none_or(|n| n.down) {
+            return;
+        }
+        match SectionAnswer::decode(bytes) {
+            Ok(answer) => {
+                let key = self.nodes[&to].coordinator.sap().section_key;
+                let before = self.report.refused.clone();
+                self.take(to, LoggedInput::CatchUp(answer), tag);
+                if tag.is_some() && self.honest(&to) {
+                    if self.report.refused != before {
+                        self.report.forged_refused += 1;
+                    }
+                    if self.nodes[&to].coordinator.sap().section_key != key {
+                        self.violations
+                            .push(Violation::ForgedSapAdopted { node: to });
+                    }
+                }
+            }
+            Err(_) if tag.is_none() && self.honest(&from) => {
+                self.violations
+                    .push(Violation::HonestBadEncoding { node: from });
+            }
+            Err(_) => self.refused(to, tag),
         }
     }
 
@@ -994,6 +1139,14 @@ impl World {
         self.members.retain(|m| !excluded.contains(&m.peer.name()));
         self.elect_everywhere();
         self.settle()?;
+        // The runtime's periodic ask: every node asks its peers for their section record once
+        // the network is quiet, and catches up with handovers it missed.
+        let names: Vec<Name> = self.nodes.keys().copied().collect();
+        for name in names {
+            self.nodes.get_mut(&name).expect("known").catch_up_asked = None;
+            self.ask_for_section(name);
+        }
+        self.settle()?;
         let views: Vec<NodeView> = self
             .nodes
             .iter()
@@ -1106,6 +1259,36 @@ impl SimNode {
             start_signer: StartSigner::default(),
             shares: BTreeMap::new(),
             acting: BTreeSet::new(),
+            signed: None,
+            catch_up_turn: 0,
+            catch_up_asked: None,
         }
     }
+}
+
+/// `answer` with one more link and SAP, on a key the forger made itself: the link's signature is
+/// its own, not the section key's, so a node that takes it trusts a key no section key vouched
+/// for.
+fn forged_answer(mut answer: SectionAnswer, key_seed: u64) -> SectionAnswer {
+    let forger = secret(key_seed);
+    let key = tbls::public_key::<MinPk>(&forger);
+    let parent_key = answer.record.sap.section_key;
+    let sap = Sap {
+        section_key: key,
+        ..answer.record.sap.clone()
+    };
+    let signed = SignedSap {
+        sap_signature: tbls::sign::<MinPk>(&forger, &sap.signing_bytes()),
+        parent_key,
+        parent_signature: tbls::sign::<MinPk>(&forger, &key_bytes(&key)),
+        sap: sap.clone(),
+    };
+    let mut links: Vec<Link> = answer.record.chain.links().to_vec();
+    links.push(signed.link());
+    if let Ok(chain) = KeyChain::from_links(links) {
+        answer.record.chain = chain;
+        answer.record.sap = sap;
+        answer.signed = Some(signed);
+    }
+    answer
 }

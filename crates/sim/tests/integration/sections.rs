@@ -200,6 +200,24 @@ fn mixed_runs_within_the_bound_pass_and_split() {
 }
 
 #[test]
+fn nodes_catch_up_only_through_answers_whose_chain_verifies() {
+    // Every faulty node answers section queries with a newer SAP on a key of its own, linked by
+    // its own signature instead of the section key's: honest nodes refuse each (a node taking
+    // one is `ForgedSapAdopted`, and its chain would not verify from the genesis key).
+    let b = batch();
+    let all: Vec<&SectionsReport> = b
+        .mixed
+        .iter()
+        .chain(b.per_kind.iter().map(|(_, r)| r))
+        .collect();
+    for r in &all {
+        assert_eq!(r.violation, None, "seed {}", r.seed);
+    }
+    let forged: u64 = all.iter().map(|r| r.forged_refused).sum();
+    assert!(forged >= 1, "no forged answer reached an honest node");
+}
+
+#[test]
 fn runs_beyond_the_bound_stay_safe() {
     for r in &batch().beyond {
         assert!(r.beyond_bound);
@@ -299,7 +317,8 @@ fn the_checks_refuse_a_forged_link_a_misplaced_chain_and_a_fork() {
 
 /// Seeds where a bad link partial reached an elder before its own SAP signature completed: its
 /// own link partial then failed to combine with the bad one, and it did not send it, so a
-/// leaving elder (sent no `NewElders`) never completed the handover (`SectionDisagrees`).
+/// leaving elder (sent no `NewElders`) completed the handover only by catching up, and without
+/// catch-up stayed on the previous SAP (`SectionDisagrees`).
 const SEEDS_LINK_WITHHELD: [u64; 2] = [4, 108];
 
 #[test]
@@ -309,5 +328,8 @@ fn an_elder_sends_its_link_partial_even_when_a_bad_one_keeps_it_from_combining()
     for r in reports {
         assert_eq!(r.violation, None, "seed {}", r.seed);
         assert!(r.failed_combinations >= 1, "{r:?}");
+        // Every node applied every SAP from its handover: none had to catch up (before, the
+        // leaving elder of seed 4 caught up by asking, and seed 108's next elder change stalled).
+        assert_eq!(r.catch_ups, 0, "{r:?}");
     }
 }
