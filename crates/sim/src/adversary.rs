@@ -29,7 +29,12 @@
 //! to each of its acks goes a copy claiming another player; and it replays messages between
 //! others that it overhears (the engine shows it some), to the same recipient. Every participant
 //! must drop all of these ([`Observation::WrongSender`]) and still finish, agree and exclude
-//! nobody.
+//! nobody. It does the same on the board: next to each of its posts goes a copy claiming another
+//! member as author (re-signed with its own key; a reconstruction post is copied in every other
+//! player's name, to race each for its slot), and it submits again, from its own account, some of
+//! the posts others put on the board. The chain takes a post only from its author's own
+//! transaction, so the engine refuses all of these (`posted_by_its_author`) and counts them
+//! ([`crate::RunReport::foreign_posts`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -43,14 +48,15 @@ use keyquorum_crypto::poly::Polynomial;
 use keyquorum_crypto::verifiable_encrypt::{
     self, VerifiableCiphertext, VerifiableEncryptionSecretKey,
 };
+use keyquorum_dkg::board::Role;
 use keyquorum_dkg::complaint::messages::{
-    ComplaintPost, Deal as ComplaintDeal, DealComplaint, Dispute, FeldmanPost, Justification,
-    PAIR_LEN, Report, SignedComplaintPost, SignedPedersen, pair_aad, pedersen_hash, seal_deal,
-    seal_pair,
+    ComplaintPost, Deal as ComplaintDeal, DealComplaint, Disclosure, Dispute, FeldmanPost,
+    Justification, PAIR_LEN, Report, SignedComplaintPost, SignedPedersen, pair_aad, pedersen_hash,
+    seal_deal, seal_pair,
 };
 use keyquorum_dkg::complaint::{ComplaintBoard, ComplaintBoardPhase};
 use keyquorum_dkg::identity::{IdentityKeypair, IdentityPublicKey, IdentitySignature, Purpose};
-use keyquorum_dkg::messages::{Ack, Contribution, Deal, Direct, Post, SignedPost};
+use keyquorum_dkg::messages::{Ack, Contribution, Deal, Direct, Post, Publication, SignedPost};
 use keyquorum_dkg::participant::{Action, Input, Observation, Participant};
 use keyquorum_dkg::{Ceremony, Variant};
 use rand_chacha::ChaCha20Rng;
@@ -86,7 +92,8 @@ pub enum AdversaryKind {
     /// Behaves honestly but also sends random bytes to peers and the board.
     Garbage,
     /// Behaves honestly but also sends forged deals and acks in other participants' names, and
-    /// replays others' messages, under its own transport identity.
+    /// replays others' messages, under its own transport identity; likewise submits board posts
+    /// in others' names and replays others' posts from its own account.
     Spoof,
 }
 
@@ -211,6 +218,18 @@ impl<C: Curve> Adversary<C> {
         if self.kind == AdversaryKind::Silent {
             return Vec::new();
         }
+        let replay = if self.kind == AdversaryKind::Spoof {
+            self.replay_post(&input)
+        } else {
+            None
+        };
+        let mut out = self.handle_tampered(input);
+        out.extend(replay.map(|p| Routed::Now(Action::Post(p))));
+        out
+    }
+
+    /// [`Self::handle`] for every kind but `Silent`, without `Spoof`'s replays of board posts.
+    fn handle_tampered(&mut self, input: Input) -> Vec<Routed<C>> {
         if self.board.is_some() {
             return self.handle_complaint(input);
         }
@@ -363,13 +382,21 @@ impl<C: Curve> Adversary<C> {
                 out.push(Routed::Now(action));
             }
             AdversaryKind::Spoof => {
-                if let Action::Send { to, payload } = &action
-                    && let Some(forged) = self.forge(payload)
-                {
-                    out.push(Routed::Now(Action::Send {
-                        to: to.clone(),
-                        payload: forged,
-                    }));
+                match &action {
+                    Action::Send { to, payload } => {
+                        if let Some(forged) = self.forge(payload) {
+                            out.push(Routed::Now(Action::Send {
+                                to: to.clone(),
+                                payload: forged,
+                            }));
+                        }
+                    }
+                    Action::Post(bytes) => {
+                        for forged in self.forge_posts(bytes) {
+                            out.push(Routed::Now(Action::Post(forged)));
+                        }
+                    }
+                    _ => {}
                 }
                 out.push(Routed::Now(action));
             }
@@ -420,6 +447,74 @@ impl<C: Curve> Adversary<C> {
         }
     }
 
+    /// `Spoof`: copies of one of its own board posts that claim another member as their author,
+    /// signed with its own key: commitments, logs with acks and reveals (ack-or-reveal), reports,
+    /// justifications, disputes, Feldman values and disclosures (complaint). A reconstruction post
+    /// is copied in every other player's name: the complaint board keeps a player's first one and
+    /// checks those signatures only at the deadline, so each copy races its player's real post
+    /// for the slot. The chain must refuse them all, as it takes a post only from its author's
+    /// own transaction.
+    fn forge_posts(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        if self.board.is_none() {
+            let Ok(signed) = SignedPost::<C>::decode(bytes, self.ceremony.n()) else {
+                return Vec::new();
+            };
+            let me = Some(signed.post.dealer());
+            let Some(other) = self.someone_else(self.ceremony.dealer_count(), me) else {
+                return Vec::new();
+            };
+            let post = match signed.post {
+                Post::Contribution(c) => Post::Contribution(Contribution { dealer: other, ..c }),
+                Post::Publication(p) => Post::Publication(Publication { dealer: other, ..p }),
+            };
+            return vec![self.sign(post)];
+        }
+        let Some(post) = self.decode_post(bytes) else {
+            return Vec::new();
+        };
+        let (role, me) = post.author();
+        let count = match role {
+            Role::Dealer => self.ceremony.dealer_count(),
+            Role::Player => self.ceremony.n(),
+        };
+        let victims: Vec<u32> = if matches!(post, ComplaintPost::Reconstruction(_)) {
+            (0..count as u32).filter(|i| *i != me).collect()
+        } else {
+            self.someone_else(count, Some(me)).into_iter().collect()
+        };
+        victims
+            .into_iter()
+            .map(|v| self.sign_complaint(claimed_by(post.clone(), v)))
+            .collect()
+    }
+
+    /// `Spoof`: now and then, a post of another member that just reached the board, submitted
+    /// again from this adversary's own account (a replay with the real author's signature).
+    fn replay_post(&mut self, input: &Input) -> Option<Vec<u8>> {
+        let Input::BoardPost(bytes) = input else {
+            return None;
+        };
+        // A few per participant and ceremony; decided before decoding, which is the cost.
+        if self.replays >= 2 * self.ceremony.n() || !self.rng.next_u32().is_multiple_of(4) {
+            return None;
+        }
+        let foreign = if self.board.is_some() {
+            self.decode_post(bytes).map(|p| match p.author() {
+                (Role::Dealer, d) => Some(d) != self.my_dealer(),
+                (Role::Player, j) => Some(j) != self.my_player(),
+            })
+        } else {
+            SignedPost::<C>::decode(bytes, self.ceremony.n())
+                .ok()
+                .map(|s| Some(s.post.dealer()) != self.my_dealer())
+        };
+        if foreign != Some(true) {
+            return None;
+        }
+        self.replays += 1;
+        Some(bytes.clone())
+    }
+
     /// A random position below `count` other than `me`, if there is one.
     fn someone_else(&mut self, count: usize, me: Option<u32>) -> Option<u32> {
         let others: Vec<u32> = (0..count as u32).filter(|i| Some(*i) != me).collect();
@@ -432,6 +527,36 @@ impl<C: Curve> Adversary<C> {
     fn sign(&self, post: Post<C>) -> Vec<u8> {
         let signature: IdentitySignature = self.keys.sign(Purpose::Post, &post.signed_payload());
         SignedPost { post, signature }.encode()
+    }
+}
+
+/// `post` with its author field set to `author` (the role stays the same).
+fn claimed_by<C: Curve>(post: ComplaintPost<C>, author: u32) -> ComplaintPost<C> {
+    match post {
+        ComplaintPost::Report(r) => ComplaintPost::Report(Report {
+            player: author,
+            ..r
+        }),
+        ComplaintPost::Justification(j) => ComplaintPost::Justification(Justification {
+            dealer: author,
+            ..j
+        }),
+        ComplaintPost::Dispute(d) => ComplaintPost::Dispute(Dispute {
+            player: author,
+            ..d
+        }),
+        ComplaintPost::Feldman(f) => ComplaintPost::Feldman(FeldmanPost {
+            dealer: author,
+            ..f
+        }),
+        ComplaintPost::Complaint(d) => ComplaintPost::Complaint(Disclosure {
+            player: author,
+            ..d
+        }),
+        ComplaintPost::Reconstruction(d) => ComplaintPost::Reconstruction(Disclosure {
+            player: author,
+            ..d
+        }),
     }
 }
 

@@ -39,6 +39,8 @@ pub struct CeremonyResult<C: Curve> {
     /// Direct messages that honest participants dropped because their claimed author was not
     /// their sender.
     pub wrong_sender: u64,
+    /// Board posts the chain refused because their sender was not their author.
+    pub foreign_posts: u64,
 }
 
 /// Summary of a checked ceremony.

@@ -155,6 +155,8 @@ struct World<'a, C: Curve> {
     spoofers: Vec<usize>,
     /// Direct messages that honest participants dropped for a wrong sender.
     wrong_sender: u64,
+    /// Posts refused because their sender was not their author.
+    foreign_posts: u64,
     ceremony: Arc<Ceremony<C>>,
     keys: &'a [Keys],
 }
@@ -246,6 +248,7 @@ impl<'a, C: Curve> World<'a, C> {
             }
             Action::Post(bytes) => {
                 if !self.posted_by_its_author(from, &bytes) {
+                    self.foreign_posts += 1;
                     return;
                 }
                 if self.nodes[from].kind == Some(AdversaryKind::Crash)
@@ -465,6 +468,7 @@ fn run_ceremony<C: Curve>(
         replay_mismatch: None,
         spoofers,
         wrong_sender: 0,
+        foreign_posts: 0,
         ceremony: ceremony.clone(),
         keys,
     };
@@ -501,6 +505,7 @@ fn run_ceremony<C: Curve>(
     Ok(CeremonyResult {
         ceremony,
         wrong_sender: w.wrong_sender,
+        foreign_posts: w.foreign_posts,
         results: w
             .nodes
             .into_iter()
@@ -559,6 +564,7 @@ pub fn run<C: Curve + checks::SimCurve>(cfg: &SimConfig) -> RunReport {
         adversaries: Vec::new(),
         attempts: 0,
         wrong_sender: 0,
+        foreign_posts: 0,
         beyond_fault_bound: None,
     };
     match run_inner::<C>(cfg, &mut report) {
@@ -628,6 +634,7 @@ fn run_inner<C: Curve + checks::SimCurve>(
         rng.next_u64(),
     )?;
     report.wrong_sender = r1.wrong_sender;
+    report.foreign_posts = r1.foreign_posts;
     // Every ceremony's dealers are the first committee, whose parameters are the configured ones.
     let dealer_bound = cfg.nodes - cfg.quorum;
     let summary = checks::check(&r1, dealer_bound)?;
@@ -670,6 +677,7 @@ fn run_inner<C: Curve + checks::SimCurve>(
         rng.next_u64(),
     )?;
     report.wrong_sender += r2.wrong_sender;
+    report.foreign_posts += r2.foreign_posts;
     let s2 = checks::check(&r2, dealer_bound)?;
     match &s2.output {
         Some(o) if o.public.group_key != out.public.group_key => {

@@ -197,6 +197,9 @@ pub struct RunReport {
     /// Direct messages that honest participants dropped because the author they claim was not
     /// the sender (spoofing), over all ceremonies of the run.
     pub wrong_sender: u64,
+    /// Board posts the chain refused because their sender was not the author they name
+    /// (forgeries and replays by spoofers), over all ceremonies of the run.
+    pub foreign_posts: u64,
 }
 
 /// Runs one simulated ceremony (or fresh + reshare) and checks it.

@@ -360,5 +360,43 @@ fn spoofers_are_dropped_and_block_nobody() {
             "seed {}: no spoofed message arrived",
             cfg.seed
         );
+        assert!(
+            r.foreign_posts > 0,
+            "seed {}: no post in another's name was submitted",
+            cfg.seed
+        );
     }
+}
+
+#[test]
+fn posts_in_another_members_name_never_reach_the_board() {
+    // A spoofer forges a copy of each of its board posts in another member's name and replays
+    // others' posts from its own account; the chain takes a post only from its author's own
+    // transaction. Here a second adversary fails the Feldman phase, so its dealing is
+    // reconstructed from the players' pairs: the spoofer copies its reconstruction post in every
+    // other player's name, and a forgery that took a player's slot (the board keeps a player's
+    // first post and checks these signatures only at the deadline) would leave too few pairs,
+    // failing the ceremony and naming honest players.
+    let mut reconstructed = 0;
+    for seed in 0..12u64 {
+        let mut cfg = SimConfig::bft(7, 700 + seed);
+        cfg.variant = Variant::Complaint;
+        cfg.faults = vec![AdversaryKind::Spoof, AdversaryKind::WrongReveal];
+        cfg.curve = if seed % 2 == 0 {
+            CurveChoice::Bls12381
+        } else {
+            CurveChoice::Secp256k1
+        };
+        let r = run(&cfg);
+        assert!(r.passed, "seed {}: {:?}", cfg.seed, r.failure);
+        assert_eq!(r.beyond_fault_bound, None, "seed {}", cfg.seed);
+        assert!(r.foreign_posts > 0, "seed {}: no forged post", cfg.seed);
+        if r.excluded.iter().any(|e| e.contains("BadFeldman")) {
+            reconstructed += 1;
+        }
+    }
+    assert!(
+        reconstructed >= 3,
+        "only {reconstructed} runs reconstructed"
+    );
 }
