@@ -178,6 +178,13 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
         reshare_grow: 0,
         net: NetModel::default(),
     };
+    if faulty > cfg.max_adversaries() {
+        return Err(CliError::Usage(format!(
+            "--faulty {faulty} with --reshare and --committee {n}: adversaries sit on members of \
+             both committees and member 0 leaves, so at most {} fit",
+            cfg.max_adversaries()
+        )));
+    }
     keyquorum_dkg::Params::new(cfg.nodes, cfg.threshold, cfg.quorum).map_err(|e| {
         CliError::Usage(format!(
             "--threshold {} with --quorum {} and --committee {n}: {e}",

@@ -587,11 +587,7 @@ fn run_inner<C: Curve + checks::SimCurve>(
     let keys: Vec<Keys> = (0..total).map(|m| Keys::new(cfg.seed, m)).collect();
     let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed ^ 0x5eed_5eed);
     // Adversaries sit on members present in every ceremony of the run.
-    let eligible: Vec<usize> = if cfg.reshare {
-        (1..n).collect()
-    } else {
-        (0..n).collect()
-    };
+    let eligible: Vec<usize> = (n - cfg.max_adversaries()..n).collect();
     if cfg.byzantine > eligible.len() {
         return Err(format!(
             "{} adversaries do not fit in {} members",

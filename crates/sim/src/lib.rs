@@ -170,6 +170,18 @@ impl SimConfig {
     }
 }
 
+impl SimConfig {
+    /// The most adversaries a run can place: one per member, except that when resharing they
+    /// sit only on members of both committees (member 0 leaves and stays honest), so `n - 1`.
+    pub fn max_adversaries(&self) -> usize {
+        if self.reshare {
+            self.nodes.saturating_sub(1)
+        } else {
+            self.nodes
+        }
+    }
+}
+
 /// Result of one run.
 #[derive(Debug, Clone)]
 pub struct RunReport {

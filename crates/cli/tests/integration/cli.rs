@@ -134,7 +134,7 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 12] = [
         (
             &["sim", "--mode", "sections", "--elders", "1"],
             "--elders must be at least 2",
@@ -142,6 +142,15 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
         (
             &["sim", "--committee", "4", "--faulty", "5"],
             "--faulty 5 is larger than the committee",
+        ),
+        (
+            &["sim", "--committee", "4", "--faulty", "4", "--reshare"],
+            "--faulty 4 with --reshare and --committee 4: adversaries sit on members of both \
+             committees and member 0 leaves, so at most 3 fit",
+        ),
+        (
+            &["sim", "--committee", "1", "--faulty", "1", "--reshare"],
+            "so at most 0 fit",
         ),
         (
             &["sim", "--fault", ""],
