@@ -413,6 +413,7 @@ mod tests {
             chain: KeyChain::genesis(),
             sap,
             superseded: Vec::new(),
+            linked: Vec::new(),
         };
         let mut store = SectionsStore::open(&path, keys.clone()).unwrap();
         // A plain save (a superseded session, a late share) leaves the signed SAP alone.

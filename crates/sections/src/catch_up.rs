@@ -30,8 +30,8 @@
 //! ([`shows_section_ahead`]).
 //!
 //! The answer's encoding is canonical and bounded ([`SectionAnswer::decode`]): at most
-//! [`MAX_ANSWER_LEN`] bytes, no trailing bytes, and no superseded sessions (they are the
-//! answerer's own state, which a query answer leaves out).
+//! [`MAX_ANSWER_LEN`] bytes, no trailing bytes, and no superseded sessions or signed links (they
+//! are the answerer's own state, which a query answer leaves out).
 
 use std::collections::BTreeSet;
 
@@ -104,16 +104,18 @@ pub fn may_hasten(sap: &Sap, members: &[Member], from: &Name) -> bool {
 /// signed SAP it last applied (none before it applied one: a joiner's first record).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SectionAnswer {
-    /// The answerer's record, without superseded sessions.
+    /// The answerer's record, without superseded sessions and signed links.
     pub record: ElderRecord,
     /// The answerer's last signed SAP.
     pub signed: Option<SignedSap>,
 }
 
 impl SectionAnswer {
-    /// The answer a node holding `record` and `signed` gives: its superseded sessions left out.
+    /// The answer a node holding `record` and `signed` gives: its superseded sessions and signed
+    /// links left out.
     pub fn new(mut record: ElderRecord, signed: Option<SignedSap>) -> Self {
         record.superseded.clear();
+        record.linked.clear();
         SectionAnswer { record, signed }
     }
 
@@ -130,7 +132,7 @@ impl SectionAnswer {
     }
 
     /// Decodes [`SectionAnswer::encode`]: canonical encodings only, at most [`MAX_ANSWER_LEN`]
-    /// bytes, no superseded sessions, nothing after the end.
+    /// bytes, no superseded sessions or signed links, nothing after the end.
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         if bytes.len() > MAX_ANSWER_LEN {
             return Err(WireError::TooLong {
@@ -143,6 +145,9 @@ impl SectionAnswer {
         let record = ElderRecord::decode(r.bytes("record", MAX_ANSWER_LEN)?)?;
         if !record.superseded.is_empty() {
             return Err(WireError::NonCanonical("superseded sessions in an answer"));
+        }
+        if !record.linked.is_empty() {
+            return Err(WireError::NonCanonical("signed links in an answer"));
         }
         let signed = match r.u8()? {
             0 => None,
@@ -300,6 +305,7 @@ mod tests {
                 chain: KeyChain::from_links(links).unwrap(),
                 sap: last.sap.clone(),
                 superseded: vec![(SessionId([7; 32]), 3)],
+                linked: Vec::new(),
             },
             Some((*last).clone()),
         )

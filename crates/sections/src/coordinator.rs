@@ -14,7 +14,8 @@
 //! start and the proposed key determine ([`Coordinator::handle_sap_share`]), then sends its own
 //! partial on the new key and collects the other elders' ([`Coordinator::handle_link_share`]),
 //! and emits [`Output::NewElders`] once both signatures are complete. Every candidate and every
-//! elder backs one proposed key per session, so a faulty one cannot open more.
+//! elder backs one proposed key per session, so a faulty one cannot open more, and an elder
+//! links one successor per section key across sessions ([`crate::successor`]).
 //!
 //! A node that missed handovers moves on with [`Coordinator::catch_up`]: a peer's longer key
 //! chain and signed SAP, checked from our newest key ([`crate::catch_up`]), taken as a
@@ -37,6 +38,7 @@ use crate::session::{
     DkgStart, FailureObservation, NodeSignature, SessionId, StartError, supermajority,
 };
 use crate::store::{ElderRecord, LoggedInput};
+use crate::successor::{self, Successor};
 use crate::wire::Message;
 
 /// Most starts a node accumulates signatures for at once; a faulty elder signing many starts
@@ -293,6 +295,8 @@ pub struct Coordinator {
     sessions: BTreeMap<SessionId, Session>,
     superseded: BTreeMap<SessionId, u64>,
     handovers: BTreeMap<SessionId, Handover>,
+    /// The links we signed as an elder: one successor per key ([`crate::successor`]).
+    linked: Vec<Successor>,
 }
 
 impl Coordinator {
@@ -325,6 +329,7 @@ impl Coordinator {
             sessions: BTreeMap::new(),
             superseded: BTreeMap::new(),
             handovers: BTreeMap::new(),
+            linked: Vec::new(),
         })
     }
 
@@ -348,6 +353,7 @@ impl Coordinator {
             our_share,
         )?;
         node.superseded = record.superseded.into_iter().collect();
+        node.linked = record.linked;
         Ok(node)
     }
 
@@ -358,7 +364,13 @@ impl Coordinator {
             chain: self.chain.clone(),
             sap: self.sap.clone(),
             superseded: self.superseded().collect(),
+            linked: self.linked.clone(),
         }
+    }
+
+    /// The links we signed as an elder, for the keys whose handovers we still serve.
+    pub fn linked(&self) -> &[Successor] {
+        &self.linked
     }
 
     /// The sessions of this generation superseded by a later authorised start.
@@ -587,8 +599,22 @@ impl Coordinator {
             return Err(Dropped::UnknownSession);
         };
         let mut out = Vec::new();
-        if progress.sap_signature.is_some() && !progress.link_sent {
+        let next = Successor {
+            parent_key: current_key,
+            prefix: progress.sap.prefix,
+            key: progress.sap.section_key,
+        };
+        // One successor per key: a link to another one (a second elder change, or an elder
+        // change beside a split) would let two handovers of one key complete, a fork. That
+        // handover then waits for the other elders or is left behind.
+        if progress.sap_signature.is_some()
+            && !progress.link_sent
+            && successor::may_link(&self.linked, &handover.parent.prefix, &next)
+        {
             progress.link_sent = true;
+            if !self.linked.contains(&next) {
+                self.linked.push(next);
+            }
             let new_key = progress.sap.section_key;
             let partial = sap::sign_link(our_share, &new_key);
             handover.link_backers.insert(our_name, key);
@@ -1019,6 +1045,12 @@ impl Coordinator {
         // split); older ones are over, and keeping them would fill MAX_PENDING_STARTS.
         self.handovers
             .retain(|_, h| h.start.generation + 1 >= current);
+        let handovers = &self.handovers;
+        self.linked.retain(|l| {
+            handovers
+                .values()
+                .any(|h| h.parent.section_key == l.parent_key)
+        });
     }
 }
 
@@ -1759,6 +1791,95 @@ mod tests {
             }
         }
         assert!(matches!(&out[..], [Output::LinkShare { new_key, .. }] if *new_key == key));
+    }
+
+    /// Every SAP partial of `shares` handed to `node` as an elder of `start` (which it signs
+    /// first); the keys of the link partials it sends.
+    fn links_sent<S: ElderStore>(
+        node: &mut PersistentCoordinator<S>,
+        start: &DkgStart,
+        shares: &[(Name, Sap, PartialSignature<MinPk>)],
+    ) -> Vec<PublicKey> {
+        node.take(&LoggedInput::SignStart(start.clone())).unwrap();
+        let mut sent = Vec::new();
+        for (from, sap, partial) in shares {
+            let message = Message::SapShare {
+                session: start.session,
+                sap: sap.clone(),
+                partial: *partial,
+            };
+            let input = LoggedInput::Message {
+                from: *from,
+                message,
+            };
+            for o in node.take(&input).unwrap() {
+                if let Output::LinkShare { new_key, .. } = o {
+                    sent.push(new_key);
+                }
+            }
+        }
+        sent
+    }
+
+    #[test]
+    fn an_elder_links_one_successor_per_key_also_after_a_restart() {
+        let mut net = net(24);
+        let elders = elder_secrets(&net, 24);
+        let [(p0, low), _] = crate::elders::split(&Prefix::ROOT, &net.members, 7).unwrap();
+        let half = DkgStart::new(p0, select_elders(&low, ELDER_COUNT, &BTreeSet::new()), 2);
+        // An elder change of the same key, to the oldest members but the first current elder.
+        let current = net.nodes.values().next().unwrap().sap().names();
+        let others: Vec<Member> = net
+            .members
+            .iter()
+            .filter(|m| m.peer.name() != current[0])
+            .cloned()
+            .collect();
+        let change = DkgStart::new(
+            Prefix::ROOT,
+            select_elders(&others, ELDER_COUNT, &BTreeSet::new()),
+            2,
+        );
+        let none = BTreeSet::new();
+        let mut shares = Vec::new();
+        for start in [&change, &half] {
+            let queue = authorise(&mut net, start, &elders);
+            shares.push(sap_shares(&run_dkg(&mut net.nodes, start, queue, &none, 4)));
+        }
+        let persistent = |net: &mut Net, sk: &Secret<Scalar>| {
+            let node = net.nodes.remove(&Name::of(&key_of(sk))).unwrap();
+            PersistentCoordinator::create(node, MemoryStore::default()).unwrap()
+        };
+        let (us, other) = (&elders[0], &elders[1]);
+        let mut node = persistent(&mut net, us);
+        // The elder change completes first here: we link it, and not the half as well.
+        let change_key = shares[0][0].1.section_key;
+        assert_eq!(links_sent(&mut node, &change, &shares[0]), vec![change_key]);
+        assert_eq!(links_sent(&mut node, &half, &shares[1]), vec![]);
+        let successor = Successor {
+            parent_key: node.coordinator().sap().section_key,
+            prefix: Prefix::ROOT,
+            key: change_key,
+        };
+        assert_eq!(
+            node.coordinator().linked(),
+            std::slice::from_ref(&successor)
+        );
+        // The choice was saved with the link partial: restarted with none of the inputs that
+        // made it (as when they belonged to a session superseded since), we still do not link
+        // the half.
+        let mut store = node.into_store();
+        assert_eq!(store.load().unwrap().unwrap().0.linked, [successor]);
+        store.clear_inputs().unwrap();
+        let (mut node, _) =
+            PersistentCoordinator::restore(Secret::new(*us.expose()), store).unwrap();
+        assert_eq!(links_sent(&mut node, &half, &shares[1]), vec![]);
+        // An elder that linked nothing yet links the half.
+        let mut node = persistent(&mut net, other);
+        assert_eq!(
+            links_sent(&mut node, &half, &shares[1]),
+            vec![shares[1][0].1.section_key]
+        );
     }
 
     #[test]

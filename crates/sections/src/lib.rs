@@ -27,7 +27,8 @@
 //!    [`coordinator::Coordinator::handle_link_share`]): the new elders sign the new SAP with their
 //!    new key shares; the current elders sign the new key with the current section key; a SAP
 //!    applies only with both ([`coordinator::Coordinator::apply_sap`]), and extends the
-//!    [`chain::KeyChain`] ("Post successful DKG").
+//!    [`chain::KeyChain`] ("Post successful DKG"). An elder links one successor per key: one
+//!    child, or the two halves of a split ([`successor`]).
 //! 7. Catch-up ([`catch_up`], [`coordinator::Coordinator::catch_up`]): a node that missed
 //!    handovers takes a peer's longer key chain and signed SAP, checked link by link from its
 //!    own newest key, and follows its own half across splits.
@@ -68,6 +69,7 @@ pub mod sap;
 pub mod session;
 pub mod simulation;
 pub mod store;
+pub mod successor;
 pub mod wire;
 
 pub use chain::KeyChain;

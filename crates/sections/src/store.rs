@@ -15,7 +15,9 @@
 //! then drops the log: the inputs are for sessions
 //! of an older generation; the SAP or catch-up itself is not logged, it lives in the record)
 //! and when a session is superseded (the record keeps the superseded id, so replayed elder signatures
-//! cannot authorise it again, while the session's logged inputs are removed).
+//! cannot authorise it again, while the session's logged inputs are removed), and when the node
+//! signs a link as an elder (the record keeps the successor it chose for the key,
+//! [`crate::successor`], which the log alone would lose with a superseded session's inputs).
 //!
 //! Limit: at a split, a parent elder that lands in one half applies that half's SAP and clears
 //! its log; if it crashes before the other half's handover completes, it has lost its part in
@@ -40,6 +42,7 @@ use crate::keys::{KEY_LEN, PublicKey, key_bytes, signature_bytes};
 use crate::name::Name;
 use crate::sap::{KeyShare, Sap, SignedSap};
 use crate::session::{DkgStart, SessionId};
+use crate::successor::Successor;
 use crate::wire::{self, Message};
 
 /// An elder's (or member's) durable state as of its last applied SAP.
@@ -54,6 +57,9 @@ pub struct ElderRecord {
     /// Sessions of the current generation superseded by a later authorised start, with their
     /// generation.
     pub superseded: Vec<(SessionId, u64)>,
+    /// The links this node signed as an elder, for the keys whose handovers it still serves:
+    /// its choice of one successor per key ([`crate::successor`]).
+    pub linked: Vec<Successor>,
 }
 
 impl ElderRecord {
@@ -71,6 +77,12 @@ impl ElderRecord {
         for (id, generation) in &self.superseded {
             out.extend_from_slice(&id.0);
             out.extend_from_slice(&generation.to_be_bytes());
+        }
+        out.extend_from_slice(&(self.linked.len() as u32).to_be_bytes());
+        for link in &self.linked {
+            out.extend_from_slice(&key_bytes(&link.parent_key));
+            link.prefix.encode(&mut out);
+            out.extend_from_slice(&key_bytes(&link.key));
         }
         out
     }
@@ -98,12 +110,23 @@ impl ElderRecord {
         for _ in 0..n {
             superseded.push((SessionId(r.array()?), r.u64()?));
         }
+        // Two per key (the halves of a split) for each key a handover is kept for.
+        let n = r.count("linked keys", crate::coordinator::MAX_PENDING_STARTS * 2)?;
+        let mut linked = Vec::with_capacity(n);
+        for _ in 0..n {
+            linked.push(Successor {
+                parent_key: wire::read_key(&mut r)?,
+                prefix: wire::read_prefix(&mut r)?,
+                key: wire::read_key(&mut r)?,
+            });
+        }
         r.finish()?;
         Ok(ElderRecord {
             genesis_key,
             chain,
             sap,
             superseded,
+            linked,
         })
     }
 }
@@ -350,12 +373,13 @@ impl<S: ElderStore> PersistentCoordinator<S> {
     }
 
     /// Logs `input`, then hands it to the coordinator; saves the record if the input changed it
-    /// (a SAP applied, or sessions superseded) and removes what no longer matters from the log.
+    /// (a SAP applied, sessions superseded, or a link signed) and removes what no longer matters from the log.
     pub fn take(&mut self, input: &LoggedInput) -> Result<Vec<Output>, PersistError<S::Error>> {
         let generation = self.coordinator.chain().key_count();
         let had_share = self.coordinator.our_share().is_some();
         let superseded_before: BTreeSet<SessionId> =
             self.coordinator.superseded().map(|(id, _)| id).collect();
+        let linked_before = self.coordinator.linked().len();
         // A new SAP or a catch-up is applied from the record, not replayed: it is not logged.
         if !input.is_section_change() {
             self.store.log(input).map_err(PersistError::Store)?;
@@ -381,7 +405,9 @@ impl<S: ElderStore> PersistentCoordinator<S> {
                 .collect();
             // A share taken after its SAP applied (a run that ended late) is saved too.
             let late_share = !had_share && self.coordinator.our_share().is_some();
-            if !newly.is_empty() || late_share {
+            // A link partial leaves only once the choice of successor it makes is durable.
+            let linked = self.coordinator.linked().len() != linked_before;
+            if !newly.is_empty() || late_share || linked {
                 self.store
                     .save(&self.coordinator.record(), self.coordinator.our_share())
                     .map_err(PersistError::Store)?;

@@ -375,7 +375,7 @@ fn read_names(r: &mut Reader<'_>) -> Result<BTreeSet<Name>, WireError> {
     Ok(names.into_iter().collect())
 }
 
-fn read_prefix(r: &mut Reader<'_>) -> Result<Prefix, WireError> {
+pub(crate) fn read_prefix(r: &mut Reader<'_>) -> Result<Prefix, WireError> {
     let bit_count = u16::from_be_bytes(r.array()?);
     if bit_count > 256 {
         return Err(WireError::NonCanonical("prefix length"));

@@ -334,6 +334,7 @@ mod tests {
             chain: KeyChain::genesis(),
             sap: sap0.clone(),
             superseded: Vec::new(),
+            linked: Vec::new(),
         };
         let signed = SignedSap::genesis(&sap0, &share0);
         assert_eq!(check_answer(&record, Some(&signed), &g), Ok(()));
@@ -379,6 +380,7 @@ mod tests {
             chain: KeyChain::from_links(vec![link]).unwrap(),
             sap: sap1.clone(),
             superseded: Vec::new(),
+            linked: Vec::new(),
         };
         let signed = SignedSap {
             sap: sap1.clone(),
