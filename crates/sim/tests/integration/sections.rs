@@ -1,7 +1,8 @@
 //! Seeded section networks (`keyquorum_sim::sections`): one run per adversary kind, each
 //! asserting the kind acted and was handled, mixed runs within the fault bound (more with
-//! `KQ_SECTIONS_RUNS`), runs beyond the bound that must stay safe, a run whose joins and leaves
-//! come while sessions run, and checks that the invariant checks refuse what they must (a
+//! `KQ_SECTIONS_RUNS`), runs beyond the bound that must stay safe, runs whose joins and leaves
+//! come while sessions run (one where the root's elders sign starts for both an elder change
+//! and a split of one key), and checks that the invariant checks refuse what they must (a
 //! forged chain link, a fork).
 //!
 //! The runs are computed once, in parallel, and shared by the tests. Four elders (so one faulty
@@ -49,6 +50,16 @@ fn small(seed: u64) -> SectionsConfig {
     SectionsConfig::sized(seed, 4, 4)
 }
 
+/// Every step before the network is quiet, and halves of three: the root's elders signed links
+/// for an elder change and for a half of a split of one key, and both handovers completed (a
+/// fork) before an elder linked one successor per key.
+fn elder_change_beside_a_split() -> SectionsConfig {
+    let mut cfg = SectionsConfig::sized(7, 4, 3);
+    cfg.leaves = 1;
+    cfg.unsettled_per_mille = 1000;
+    cfg
+}
+
 fn batch() -> &'static Batch {
     static BATCH: OnceLock<Batch> = OnceLock::new();
     BATCH.get_or_init(|| {
@@ -75,6 +86,7 @@ fn batch() -> &'static Batch {
         let mut unsettled = small(3_000);
         unsettled.unsettled_per_mille = 400;
         jobs.push((3, None, unsettled));
+        jobs.push((3, None, elder_change_beside_a_split()));
         for seed in SEEDS_LINK_WITHHELD {
             let mut cfg = small(seed);
             cfg.faults = vec![SectionFault::BadHandover];
