@@ -17,7 +17,8 @@ import {Bls12381Verifier} from "./Bls12381Verifier.sol";
 ///   the top `n`, keeping up to `keepPreviousPercent` of the seats for members of the active
 ///   view; `t` and `k` are percentages of `n`. At most `MAX_CANDIDATES` nodes are eligible at
 ///   once, so the ranking fits in a block: when the list is full a newcomer evicts the
-///   candidate ranked last if its stake is higher, and is refused if not (`_enter`). The
+///   candidate ranked last among those not serving (in the active view or the running
+///   ceremony) if its stake is higher, and is refused if not (`_enter`). The
 ///   session id is computed here as the DKG computes it, its domain naming the chain
 ///   (`block.chainid`), this contract and the configured chain name, so the ceremony's posts
 ///   are bound to the committee of this deployment;
@@ -58,8 +59,8 @@ contract Coordinator {
     /// each candidate's stake and key (about 16,500 gas of cold storage and the heap) and, after
     /// a failed ceremony, bans each silent member (a new slot, 22,100): at these bounds its
     /// worst case stays under 25M gas, within a 30M block (`tests/gas.rs`). A registration that
-    /// evicts reads every candidate's stake and, where tied with the lowest so far, its key
-    /// for the tie-break: about 4M gas with all of them tied.
+    /// evicts reads every candidate's stake and, where tied with the lowest so far, whether it
+    /// serves and its key for the tie-break: about 4.1M gas with all of them tied.
     uint256 internal constant MAX_COMMITTEE = 256;
     uint256 internal constant MAX_CANDIDATES = 300;
 
@@ -383,22 +384,22 @@ contract Coordinator {
     }
 
     /// Makes a node with an eligible stake a candidate, if it is not one. With `MAX_CANDIDATES`
-    /// candidates it takes the place of the one the selection ranks last (`_lowestCandidate`)
-    /// if its stake is higher, and is refused (`CandidateListFull`) if not: a list filled with
-    /// minimum stakes does not keep a higher stake out. The evicted node stays registered with
-    /// its stake, which it unbonds and withdraws as any stake (still locked while it serves in
-    /// the active view or the running ceremony); `addStake` makes it a candidate again, on the
-    /// same terms.
+    /// candidates it takes the place of the lowest-ranked evictable one (`_lowestEvictable`) if
+    /// its stake is higher, and is refused (`CandidateListFull`, naming that stake, or 0 when
+    /// none is evictable) if not: a list filled with minimum stakes does not keep a higher
+    /// stake out. The evicted node stays registered with its stake, which it unbonds and
+    /// withdraws as any stake; `addStake` makes it a candidate again, on the same terms.
     function _enter(address account, Node storage node) internal {
         if (node.candidateSlot != 0 || !_eligible(node.stake)) return;
         uint256 slot = candidates.length;
         if (slot < MAX_CANDIDATES) {
             candidates.push(account);
         } else {
-            slot = _lowestCandidate();
+            bool found;
+            (found, slot) = _lowestEvictable();
             address lowest = candidates[slot];
-            uint256 lowestStake = nodes[lowest].stake;
-            if (node.stake <= lowestStake) revert CandidateListFull(lowestStake);
+            uint256 lowestStake = found ? nodes[lowest].stake : 0;
+            if (!found || node.stake <= lowestStake) revert CandidateListFull(lowestStake);
             nodes[lowest].candidateSlot = 0;
             candidates[slot] = account;
             emit Evicted(lowest, account, lowestStake);
@@ -406,19 +407,26 @@ contract Coordinator {
         node.candidateSlot = uint32(slot + 1);
     }
 
-    /// The place in `candidates` of the candidate the selection ranks last: the least stake,
-    /// then the greatest tie-break under the current seed (distinct identities give distinct
-    /// tie-breaks, so exactly one).
-    function _lowestCandidate() internal view returns (uint256 lowest) {
+    /// The place in `candidates` of the candidate the selection ranks last (the least stake,
+    /// then the greatest tie-break under the current seed; distinct identities give distinct
+    /// tie-breaks, so exactly one) among those that may be evicted: not a member of the active
+    /// view, whose seats `keepPreviousPercent` reserves, nor of the running ceremony, which needs
+    /// its committee until it ends: the nodes whose stake `isLocked`. `found` is false when
+    /// every candidate is one of those.
+    function _lowestEvictable() internal view returns (bool found, uint256 lowest) {
         bytes32 s = currentSeed();
         uint256 lowestStake = type(uint256).max;
         bytes32 lowestTie;
         for (uint256 i = 0; i < candidates.length; i++) {
-            Node storage node = nodes[candidates[i]];
+            address a = candidates[i];
+            Node storage node = nodes[a];
             uint256 stake = node.stake;
-            if (stake > lowestStake) continue;
+            // Serving is what locks a stake (`isLocked`): one rule for both.
+            if (stake > lowestStake || isLocked(a)) continue;
             bytes32 tie = tiebreak(s, node.identity);
-            if (stake < lowestStake || tie > lowestTie) (lowest, lowestStake, lowestTie) = (i, stake, tie);
+            if (!found || stake < lowestStake || tie > lowestTie) {
+                (found, lowest, lowestStake, lowestTie) = (true, i, stake, tie);
+            }
         }
     }
 

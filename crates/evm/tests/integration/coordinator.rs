@@ -305,6 +305,169 @@ fn a_flood_of_minimum_stakes_cannot_keep_a_higher_stake_out() {
     assert_eq!(s.sel.committee[..2], [first, newcomer.account]);
 }
 
+/// Activates the view ceremony `s` selected with synthetic contributions (the contract checks
+/// of a contribution only its session, dealer and `f(0) G`; dealer `d`'s is `(d + 1) G`), the
+/// group key their sum, signed under it and endorsed by `t` seats.
+fn activate_synthetic(chain: &mut Chain, nodes: &[Node], s: &Started) {
+    let seats = seated(nodes, s);
+    let n = s.sel.n;
+    let mut secret = Scalar::from(0u64);
+    for (d, seat) in seats.iter().enumerate() {
+        let a = Scalar::from(d as u64 + 1);
+        secret += a;
+        let f0 = blstrs::G1Affine::from(blstrs::G1Projective::generator() * a).to_uncompressed();
+        let mut post = vec![0xaa; 48];
+        post.push(1);
+        post.extend_from_slice(&s.sel.sessionId.0);
+        post.extend_from_slice(&(d as u32).to_be_bytes());
+        post.extend_from_slice(&(n + 1).to_be_bytes());
+        for _ in 0..=n {
+            post.extend_from_slice(&f0);
+        }
+        chain.send(seat.account, 0, post_call(&post)).ok();
+    }
+    chain.set_block(s.sel.publishEnd + 1);
+    let group_key =
+        blstrs::G1Affine::from(blstrs::G1Projective::generator() * secret).to_compressed();
+    let block = MagicBlock {
+        chain_id: CHAIN_NAME.into(),
+        view: s.sel.viewNumber,
+        ceremony_number: s.sel.number,
+        key_mode: KeyMode::Fresh,
+        session_id: Hex(s.sel.sessionId.0),
+        n,
+        t: s.sel.t,
+        k: s.sel.k,
+        group_key: Hex(group_key),
+        members: seats
+            .iter()
+            .enumerate()
+            .map(|(seat, x)| keyquorum_contract::magic::MagicBlockMember {
+                index: seat as u64 + 1,
+                identity: Hex(x.identity),
+                encryption_key: Hex(x.encryption_key),
+                peer_id: HexBytes(x.peer_id()),
+                addresses: x.addresses(),
+                public_share: Hex(group_key),
+            })
+            .collect(),
+        previous_hash: Hex([0; 32]),
+        first_round: s.sel.waitEnd + 1,
+    };
+    let message = signing_message(SignerRole::New, &block.hash());
+    let sig = tbls::sign::<MinPk>(&keyquorum_crypto::secret::Secret::new(secret), &message)
+        .to_compressed();
+    let endorsing: Vec<usize> = (0..s.sel.t as usize).collect();
+    let (endorsers, endorser_points, endorsement_point) =
+        endorsement(&block.hash(), &seats, &endorsing);
+    let activation = Coordinator::Activation {
+        magicBlock: block.encode().into(),
+        groupKeyPoint: g1_point(&group_key).unwrap().to_vec().into(),
+        qualified: (0..n).collect(),
+        signature: sig.to_vec().into(),
+        signaturePoint: g2_point(&sig).unwrap().to_vec().into(),
+        previousSignaturePoint: Bytes::new(),
+        endorsers,
+        endorserPoints: endorser_points,
+        endorsement: endorsement_point,
+    };
+    chain
+        .send(
+            seats[0].account,
+            0,
+            Coordinator::activateCall { a: activation },
+        )
+        .ok();
+}
+
+/// Eviction spares the nodes that serve: the seats `keepPreviousPercent` reserves for the
+/// active view cannot be taken by outsiders that fill the list and outbid its members. With
+/// the active view's members at the lowest stake, a newcomer above them but at or below every
+/// other candidate is refused (naming the lowest evictable stake), one above that evicts the
+/// last-ranked of the others, and the next selection still gives the active view its seats.
+#[test]
+fn eviction_spares_the_active_view() {
+    const ACTIVE: usize = 4;
+    let nodes: Vec<Node> = (0..MAX_CANDIDATES as u32 + 1).map(Node::new).collect();
+    let accounts: Vec<Address> = nodes.iter().map(|n| n.account).collect();
+    let mut cfg = config(4);
+    cfg.keepPreviousPercent = 50;
+    let min = cfg.minStake.to::<u64>();
+    let mut chain = Chain::new(cfg, &accounts);
+    let (active, rest) = nodes.split_at(ACTIVE);
+    let (others, newcomer) = rest.split_at(MAX_CANDIDATES - ACTIVE);
+    let newcomer = &newcomer[0];
+    for node in active {
+        let call = node.register_call(chain.contract);
+        chain.send(node.account, min, call).ok();
+    }
+    let s = start(&mut chain, &nodes);
+    activate_synthetic(&mut chain, &nodes, &s);
+    assert_eq!(chain.read(Coordinator::currentViewCall {}), 1);
+    for node in others {
+        let call = node.register_call(chain.contract);
+        chain.send(node.account, min + 5, call).ok();
+    }
+    let eligible = chain.read(Coordinator::eligibleCountCall {});
+    assert_eq!(eligible, U256::from(MAX_CANDIDATES));
+
+    // Above every active member, at the others' stake: nobody it may evict ranks below it.
+    let r = chain.send(
+        newcomer.account,
+        min + 5,
+        newcomer.register_call(chain.contract),
+    );
+    r.reverts_with::<Coordinator::CandidateListFull>();
+    let refused = Coordinator::CandidateListFull::abi_decode(&r.output).unwrap();
+    assert_eq!(refused.lowestStake, U256::from(min + 5));
+
+    let seed = chain.read(Coordinator::currentSeedCall {}).0;
+    let last_other = others
+        .iter()
+        .max_by_key(|x| tiebreak(&seed, &Hex(x.identity)))
+        .unwrap()
+        .account;
+    let r = chain
+        .send(
+            newcomer.account,
+            min + 6,
+            newcomer.register_call(chain.contract),
+        )
+        .ok();
+    let evicted = r.events::<Coordinator::Evicted>();
+    assert_eq!(evicted.len(), 1);
+    assert_eq!(evicted[0].account, last_other);
+
+    // The next view change keeps half the seats for the active view, as the Rust selection.
+    let next = chain.read(Coordinator::nextStartCall {});
+    chain.set_block(next);
+    let r = chain
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
+        .ok();
+    let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
+    let stake = |chain: &mut Chain, account| chain.read(Coordinator::stakeOfCall { account }).stake;
+    let candidates: Vec<(Hex<96>, u64)> = nodes
+        .iter()
+        .filter(|x| x.account != last_other)
+        .map(|x| (Hex(x.identity), stake(&mut chain, x.account).to::<u64>()))
+        .collect();
+    let previous = active.iter().map(|x| Hex(x.identity)).collect();
+    let expected = select_committee(&candidates, &previous, &seed, 4, 50);
+    let seated: Vec<Hex<96>> = sel
+        .committee
+        .iter()
+        .map(|a| Hex(nodes.iter().find(|x| x.account == *a).unwrap().identity))
+        .collect();
+    assert_eq!(seated, expected);
+    let kept = sel
+        .committee
+        .iter()
+        .filter(|a| active.iter().any(|x| x.account == **a))
+        .count();
+    assert_eq!(kept, 2);
+    assert!(sel.committee.contains(&newcomer.account));
+}
+
 /// The whole view change: selection (the committee and session id the Rust contract would
 /// derive), posts in their phases, the board replayed from the events, the magic block signed
 /// by the new committee and activated; then an equivocation proof against a dealer.
