@@ -6,8 +6,9 @@ import {Bls12381Verifier} from "./Bls12381Verifier.sol";
 
 /// @title The keyquorum view-change coordinator on an EVM chain.
 /// @notice The rules of `keyquorum-contract` where an EVM chain can hold them, with the
-/// BLS12-381 checks on the EIP-2537 precompiles (hash-to-curve and the pairing checks in the
-/// separately deployed `Bls12381Verifier`, whose address the constructor takes):
+/// BLS12-381 checks on the EIP-2537 precompiles (hash-to-curve and the pairing checks in a
+/// `Bls12381Verifier` the constructor creates, so this contract's code fixes the verifier it
+/// trusts):
 /// - registration: the identity key (compressed G2) with its proof of possession and a
 ///   signature binding the key to the sending account, the share-encryption key and the
 ///   network identity, all verified here; stake is the native currency sent, unbonded stake is
@@ -142,7 +143,8 @@ contract Coordinator {
     // ---------------------------------------------------------------- state
 
     Config internal config;
-    /// The BLS signature checks (hash-to-curve and pairings), a separate stateless contract.
+    /// The BLS signature checks (hash-to-curve and pairings), a separate stateless contract
+    /// that the constructor creates: a verifier named by the deployer could answer anything.
     Bls12381Verifier public immutable bls;
     mapping(address => Node) internal nodes;
     mapping(bytes32 => address) internal identityOwner;
@@ -251,8 +253,7 @@ contract Coordinator {
 
     // ---------------------------------------------------------------- setup
 
-    constructor(Config memory c, Bls12381Verifier verifier) {
-        if (address(verifier).code.length == 0) revert BadConfig("verifier");
+    constructor(Config memory c) {
         if (c.chainId.length == 0 || c.chainId.length > 64) revert BadConfig("chain id");
         if (c.minSize == 0 || c.minSize > c.maxSize || c.maxSize > MAX_COMMITTEE) revert BadConfig("committee size");
         if (c.thresholdPercent == 0 || c.thresholdPercent > 100 || c.quorumPercent == 0 || c.quorumPercent > 100) {
@@ -266,7 +267,7 @@ contract Coordinator {
         }
         if (c.viewLength == 0) revert BadConfig("view length");
         config = c;
-        bls = verifier;
+        bls = new Bls12381Verifier();
         nextStart = c.firstViewChange;
     }
 

@@ -1,6 +1,6 @@
 //! `keyquorum deploy`: the coordinator contract (`contracts/src/Coordinator.sol`, the committed
-//! artifact `keyquorum-evm` embeds) deployed on an EVM chain over JSON-RPC, after the
-//! `Bls12381Verifier` contract whose address its constructor takes.
+//! artifact `keyquorum-evm` embeds) deployed on an EVM chain over JSON-RPC; its constructor
+//! creates the `Bls12381Verifier` contract it calls.
 //!
 //! The contract's parameters are its constructor's `Config`, read from `--config` (TOML, the
 //! fields below in snake case; every one has a default); the deploying account pays the gas and

@@ -26,8 +26,8 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
+use crate::Coordinator;
 use crate::Coordinator::{CoordinatorErrors, CoordinatorEvents};
-use crate::{Bls12381Verifier, Coordinator};
 
 /// The domain of [`chain_key`]'s derivation.
 const CHAIN_KEY_TAG: &[u8] = b"keyquorum-evm/chain-key/v1";
@@ -158,24 +158,17 @@ async fn connect(rpc: &str, key: PrivateKeySigner) -> Result<DynProvider, Client
     Ok(provider.erased())
 }
 
-/// Deploys the coordinator with `config` from `key`'s account, after the
-/// [`Bls12381Verifier`] it calls; returns the coordinator's address and the block it was
-/// created in (where a follower starts). The verifier's address is the coordinator's `bls()`.
+/// Deploys the coordinator with `config` from `key`'s account; returns its address and the
+/// block it was created in (where a follower starts). Its constructor creates the
+/// [`Bls12381Verifier`](crate::Bls12381Verifier) it calls (the coordinator's `bls()`).
 pub async fn deploy(
     rpc: &str,
     key: PrivateKeySigner,
     config: Coordinator::Config,
 ) -> Result<(Address, u64), ClientError> {
     let provider = connect(rpc, key).await?;
-    let (verifier, _) = create(&provider, Bls12381Verifier::BYTECODE.to_vec()).await?;
     let mut code = Coordinator::BYTECODE.to_vec();
-    code.extend(
-        Coordinator::constructorCall {
-            c: config,
-            verifier,
-        }
-        .abi_encode(),
-    );
+    code.extend(Coordinator::constructorCall { c: config }.abi_encode());
     create(&provider, code).await
 }
 

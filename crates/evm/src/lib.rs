@@ -5,8 +5,9 @@
 //! bindings generated from the committed artifact (`contracts/out/Coordinator.json`, compiled
 //! by `contracts/build.js` with the pinned solc) and the encodings the contract expects. Its
 //! hash-to-curve and pairing checks live in a second contract, [`Bls12381Verifier`]
-//! (`contracts/src/Bls12381Verifier.sol`), deployed first and named in the coordinator's
-//! constructor: together they do not fit under EIP-170's 24,576-byte limit on one contract.
+//! (`contracts/src/Bls12381Verifier.sol`), which the coordinator's constructor creates (so the
+//! coordinator's code fixes the verifier it trusts): together they do not fit under EIP-170's
+//! 24,576-byte limit on one contract's deployed code.
 //!
 //! keyquorum keeps keys and signatures compressed (ZCash flags); the precompiles take
 //! uncompressed points with every field element padded to 64 bytes and Fp2 elements as `c0`
@@ -59,7 +60,7 @@ mod verifier_bindings {
 }
 
 /// Bindings of `contracts/src/Bls12381Verifier.sol`: keyquorum's BLS signature checks, which
-/// the coordinator calls.
+/// the coordinator creates and calls (its `bls()`).
 pub use verifier_bindings::Bls12381Verifier;
 
 #[allow(missing_docs)]

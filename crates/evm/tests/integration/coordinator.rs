@@ -148,6 +148,22 @@ fn registration_checks_the_proof_of_possession_and_the_binding() {
     assert_eq!(chain.read(Coordinator::eligibleCountCall {}), U256::from(1));
 }
 
+/// The coordinator creates the verifier it trusts, so its own code fixes it: `bls()` holds the
+/// committed `Bls12381Verifier`'s code, and the creation code that carries both stays under
+/// EIP-3860's 49,152-byte limit on initcode.
+#[test]
+fn the_coordinator_creates_its_verifier() {
+    let mut chain = Chain::new(config(4), &[]);
+    let bls = chain.read(Coordinator::blsCall {});
+    assert_ne!(bls, Address::ZERO);
+    assert_eq!(
+        chain.code(bls),
+        keyquorum_evm::Bls12381Verifier::DEPLOYED_BYTECODE
+    );
+    let initcode = coordinator_code(config(4)).len();
+    assert!(initcode <= 49_152, "{initcode} bytes of initcode");
+}
+
 #[test]
 fn stake_unbonds_and_is_withdrawn_after_the_unbonding_period() {
     let (mut chain, nodes) = registered(4, 1);
@@ -781,7 +797,7 @@ fn a_post_signed_for_one_deployment_is_refused_by_another() {
     let (mut chain, nodes) = registered(4, 4);
     let a = start(&mut chain, &nodes);
     let first = chain.contract;
-    let code = chain.coordinator_code(config(4));
+    let code = coordinator_code(config(4));
     chain.deploy(code).ok();
     assert_ne!(chain.contract, first);
     for node in &nodes {

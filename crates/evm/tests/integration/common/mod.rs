@@ -16,9 +16,7 @@ use keyquorum_dkg::identity::Purpose;
 use keyquorum_dkg::messages::{Post, SignedPost};
 use keyquorum_dkg::participant::Participant;
 use keyquorum_dkg::testing::ceremony::{BoardEvent, MemberKeys, RunResult, member, run_nodes};
-use keyquorum_evm::{
-    Bls12381Verifier, Coordinator, Deployment, g1_point, g2_point, registration_payload,
-};
+use keyquorum_evm::{Coordinator, Deployment, g1_point, g2_point, registration_payload};
 use revm::context::{CfgEnv, TxEnv};
 use revm::context_interface::result::ExecutionResult;
 use revm::database::{CacheDB, EmptyDB};
@@ -38,8 +36,6 @@ type Evm = revm::MainnetEvm<revm::handler::MainnetContext<CacheDB<EmptyDB>>>;
 pub struct Chain {
     evm: Evm,
     pub contract: Address,
-    /// The `Bls12381Verifier` the coordinator calls.
-    pub verifier: Address,
     nonces: HashMap<Address, u64>,
 }
 
@@ -116,6 +112,13 @@ pub fn config(n: u32) -> Coordinator::Config {
     }
 }
 
+/// The coordinator's creation code with `config` (it creates its verifier itself).
+pub fn coordinator_code(config: Coordinator::Config) -> Vec<u8> {
+    let mut code = Coordinator::BYTECODE.to_vec();
+    code.extend(Coordinator::constructorCall { c: config }.abi_encode());
+    code
+}
+
 impl Chain {
     /// A chain at block 1 with `accounts` funded and the contract deployed with `config`.
     pub fn new(config: Coordinator::Config, accounts: &[Address]) -> Self {
@@ -142,27 +145,11 @@ impl Chain {
         let mut chain = Chain {
             evm,
             contract: Address::ZERO,
-            verifier: Address::ZERO,
             nonces: HashMap::new(),
         };
-        chain.deploy(Bls12381Verifier::BYTECODE.to_vec()).ok();
-        chain.verifier = chain.contract;
-        let r = chain.deploy(chain.coordinator_code(config));
+        let r = chain.deploy(coordinator_code(config));
         assert!(r.success, "deployment failed: 0x{}", hex(&r.output));
         chain
-    }
-
-    /// The coordinator's creation code with `config`, calling this chain's verifier.
-    pub fn coordinator_code(&self, config: Coordinator::Config) -> Vec<u8> {
-        let mut code = Coordinator::BYTECODE.to_vec();
-        code.extend(
-            Coordinator::constructorCall {
-                c: config,
-                verifier: self.verifier,
-            }
-            .abi_encode(),
-        );
-        code
     }
 
     /// Deploys `code` (creation bytecode and constructor arguments) from the deployer; on
@@ -182,6 +169,19 @@ impl Chain {
 
     pub fn set_block(&mut self, number: u64) {
         self.evm.ctx.block.number = U256::from(number);
+    }
+
+    /// The code deployed at `who` (empty for an account without code).
+    pub fn code(&mut self, who: Address) -> Bytes {
+        use revm::Database;
+        let db = &mut self.evm.ctx.journaled_state.database;
+        let Some(info) = db.basic(who).unwrap() else {
+            return Bytes::new();
+        };
+        match info.code {
+            Some(code) => code.original_bytes(),
+            None => db.code_by_hash(info.code_hash).unwrap().original_bytes(),
+        }
     }
 
     pub fn balance(&mut self, who: Address) -> U256 {
