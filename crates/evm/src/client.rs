@@ -37,6 +37,15 @@ const MAX_LOG_RANGE: u64 = 1_000;
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often [`wait_for_receipt`] asks.
 const RECEIPT_POLL: Duration = Duration::from_millis(100);
+/// The most candidates the contract lists (`MAX_CANDIDATES` in Coordinator.sol).
+const MAX_CANDIDATES: u64 = 300;
+/// What a registration or stake addition that lands on the full candidate list spends, at
+/// most, scanning it for the candidate to evict, over one that finds room: 4,140,886 gas
+/// against 532,782 at 300 tied stakes (docs/performance.md), with a margin.
+const EVICTION_SCAN_GAS: u64 = 4_000_000;
+/// Free places that registrations mined between a call's estimate and its own block may take
+/// (a 30M block holds about 56 registrations): with fewer, the call may find the list full.
+const NEAR_FULL: u64 = 64;
 
 /// Why a chain call failed (a revert is a [`CallOutcome`], not an error).
 #[derive(Debug, Error)]
@@ -303,11 +312,27 @@ impl Client {
         value: U256,
     ) -> Result<CallOutcome, ClientError> {
         let _guard = self.send_lock.lock().await;
-        let tx = TransactionRequest::default()
+        let may_evict = input.get(..4).is_some_and(|s| {
+            s == Coordinator::registerCall::SELECTOR || s == Coordinator::addStakeCall::SELECTOR
+        });
+        let mut tx = TransactionRequest::default()
             .with_from(self.account)
             .with_to(self.contract)
             .with_value(value)
             .with_input(input);
+        if may_evict {
+            let estimate = match self.provider.estimate_gas(tx.clone()).await {
+                Ok(g) => g,
+                Err(e) => {
+                    return match revert_of(&e) {
+                        Some(r) => Ok(CallOutcome::Reverted(r)),
+                        None => Err(e.into()),
+                    };
+                }
+            };
+            let candidates = self.read(Coordinator::eligibleCountCall {}).await?;
+            tx = tx.with_gas_limit(candidacy_gas_limit(estimate, candidates.saturating_to()));
+        }
         let pending = match self.provider.send_transaction(tx.clone()).await {
             Ok(p) => p,
             Err(e) => {
@@ -354,6 +379,20 @@ impl Client {
             .get_block_by_number(BlockNumberOrTag::Number(number))
             .await?
             .map(|b| b.header.timestamp))
+    }
+}
+
+/// The gas limit of a call that can make its sender a candidate (`register`, `addStake`) with
+/// gas `estimate` while the list holds `candidates`. It is mined later than estimated, when
+/// others' registrations may have filled the list, and then it scans the list to evict (or is
+/// refused): a bare estimate made with room runs out of gas there. So 20% over the estimate,
+/// and with fewer than `NEAR_FULL` free places at least the estimate and the whole scan.
+fn candidacy_gas_limit(estimate: u64, candidates: u64) -> u64 {
+    let margin = estimate.saturating_add(estimate / 5);
+    if candidates.saturating_add(NEAR_FULL) >= MAX_CANDIDATES {
+        margin.max(estimate.saturating_add(EVICTION_SCAN_GAS))
+    } else {
+        margin
     }
 }
 
@@ -692,6 +731,25 @@ mod tests {
         let a = chain_key(b"secret a");
         assert_eq!(a.address(), chain_key(b"secret a").address());
         assert_ne!(a.address(), chain_key(b"secret b").address());
+    }
+
+    /// A registration estimated with room (532,782 gas, docs/performance.md) when the list is
+    /// near full gets enough gas for the eviction at the full list (4,140,886 at 300 tied
+    /// stakes); far from full it gets the 20% margin only.
+    #[test]
+    fn a_candidacy_near_the_full_list_has_gas_for_the_eviction_scan() {
+        let with_room = 532_782;
+        for candidates in [
+            MAX_CANDIDATES - NEAR_FULL,
+            MAX_CANDIDATES - 1,
+            MAX_CANDIDATES,
+        ] {
+            assert!(candidacy_gas_limit(with_room, candidates) > 4_140_886);
+        }
+        let far = candidacy_gas_limit(with_room, 10);
+        assert_eq!(far, with_room + with_room / 5);
+        // At the full list the estimate includes a scan; its margin stays.
+        assert_eq!(candidacy_gas_limit(20_000_000, 300), 24_000_000);
     }
 
     #[test]
