@@ -122,7 +122,10 @@ fn the_demo_reports_verified_beacon_rounds_across_the_view_change() {
     );
 
     let sign = &report["sign"];
-    assert_eq!(sign["view"], 2, "{sign}");
+    // The demo asks once view 2 is active; on a loaded machine the chain can have activated
+    // view 3 by the time the committee answers. Every view after the first is a reshare here,
+    // so the signing view's key is view 2's either way.
+    assert!(sign["view"].as_u64().is_some_and(|v| v >= 2), "{sign}");
     let last_view = report["views"]
         .as_array()
         .unwrap()
