@@ -89,6 +89,37 @@ fn spec(nodes: &[Node], s: &Started) -> CeremonySpec {
     ceremony_spec(s.contract, &s.sel, &seated(nodes, s))
 }
 
+/// The first view's magic block for `s`'s fresh-key ceremony under `group_key`, every seat's
+/// public key share set to the group key (the contract checks the key and the signatures, not
+/// the shares).
+fn first_view_block(s: &Started, seats: &[&Node], group_key: [u8; 48]) -> MagicBlock {
+    MagicBlock {
+        chain_id: CHAIN_NAME.into(),
+        view: s.sel.viewNumber,
+        ceremony_number: s.sel.number,
+        key_mode: KeyMode::Fresh,
+        session_id: Hex(s.sel.sessionId.0),
+        n: s.sel.n,
+        t: s.sel.t,
+        k: s.sel.k,
+        group_key: Hex(group_key),
+        members: seats
+            .iter()
+            .enumerate()
+            .map(|(seat, x)| keyquorum_contract::magic::MagicBlockMember {
+                index: seat as u64 + 1,
+                identity: Hex(x.identity),
+                encryption_key: Hex(x.encryption_key),
+                peer_id: HexBytes(x.peer_id()),
+                addresses: x.addresses(),
+                public_share: Hex(group_key),
+            })
+            .collect(),
+        previous_hash: Hex([0; 32]),
+        first_round: s.sel.waitEnd + 1,
+    }
+}
+
 #[test]
 fn registration_checks_the_proof_of_possession_and_the_binding() {
     let nodes: Vec<Node> = (0..3).map(Node::new).collect();
@@ -345,31 +376,7 @@ fn activate_synthetic(chain: &mut Chain, nodes: &[Node], s: &Started) {
     chain.set_block(s.sel.publishEnd + 1);
     let group_key =
         blstrs::G1Affine::from(blstrs::G1Projective::generator() * secret).to_compressed();
-    let block = MagicBlock {
-        chain_id: CHAIN_NAME.into(),
-        view: s.sel.viewNumber,
-        ceremony_number: s.sel.number,
-        key_mode: KeyMode::Fresh,
-        session_id: Hex(s.sel.sessionId.0),
-        n,
-        t: s.sel.t,
-        k: s.sel.k,
-        group_key: Hex(group_key),
-        members: seats
-            .iter()
-            .enumerate()
-            .map(|(seat, x)| keyquorum_contract::magic::MagicBlockMember {
-                index: seat as u64 + 1,
-                identity: Hex(x.identity),
-                encryption_key: Hex(x.encryption_key),
-                peer_id: HexBytes(x.peer_id()),
-                addresses: x.addresses(),
-                public_share: Hex(group_key),
-            })
-            .collect(),
-        previous_hash: Hex([0; 32]),
-        first_round: s.sel.waitEnd + 1,
-    };
+    let block = first_view_block(s, &seats, group_key);
     let message = signing_message(SignerRole::New, &block.hash());
     let sig = tbls::sign::<MinPk>(&keyquorum_crypto::secret::Secret::new(secret), &message)
         .to_compressed();
@@ -931,31 +938,8 @@ fn a_rogue_contribution_cannot_take_the_first_view() {
 
     chain.set_block(s.sel.publishEnd + 1);
     let group_key = blstrs::G1Affine::from(rogue_key).to_compressed();
-    let block = MagicBlock {
-        chain_id: CHAIN_NAME.into(),
-        view: 1,
-        ceremony_number: 0,
-        key_mode: KeyMode::Fresh,
-        session_id: Hex(*spec.ceremony().unwrap().id()),
-        n: 4,
-        t: 3,
-        k: 3,
-        group_key: Hex(group_key),
-        members: seats
-            .iter()
-            .enumerate()
-            .map(|(seat, n)| keyquorum_contract::magic::MagicBlockMember {
-                index: seat as u64 + 1,
-                identity: Hex(n.identity),
-                encryption_key: Hex(n.encryption_key),
-                peer_id: HexBytes(n.peer_id()),
-                addresses: n.addresses(),
-                public_share: Hex(group_key),
-            })
-            .collect(),
-        previous_hash: Hex([0; 32]),
-        first_round: s.sel.waitEnd + 1,
-    };
+    assert_eq!(*spec.ceremony().unwrap().id(), s.sel.sessionId.0);
+    let block = first_view_block(&s, &seats, group_key);
     let message = signing_message(SignerRole::New, &block.hash());
     let sig = tbls::sign::<MinPk>(&keyquorum_crypto::secret::Secret::new(secret), &message)
         .to_compressed();
