@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod beacon;
 mod chain;
@@ -99,7 +100,7 @@ struct SimArgs {
     #[arg(long, alias = "seeds", default_value_t = 1)]
     runs: u64,
     /// What to simulate: the contract-driven ceremonies, or sections of elders (their own
-    /// options below).
+    /// options below, marked "Sections mode"). An option of the other mode is a usage error.
     #[arg(long, value_enum, default_value_t = SimMode::Ceremonies)]
     mode: SimMode,
     #[command(flatten)]
@@ -120,9 +121,13 @@ struct SimArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        Command::Sim(args) => sim(args),
+        Command::Sim(args) => match matches.subcommand_matches("sim") {
+            Some(given) => refuse_other_mode_options(args.mode, given).and_then(|()| sim(args)),
+            None => unreachable!("clap parsed the sim subcommand from these matches"),
+        },
         Command::Chain(args) => chain::run(args),
         Command::Node(args) => keyquorum_node::cli::node(args),
         Command::Keys(args) => keyquorum_node::cli::keys(args),
@@ -143,6 +148,43 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Options of `sim` that both modes use; every other option belongs to one mode.
+const SIM_SHARED_OPTIONS: [&str; 4] = ["seed", "runs", "mode", "format"];
+
+/// Refuses an option typed on the command line that the chosen mode would not read: a run that
+/// silently dropped `--faulty` or `--elders` would report on parameters the user did not ask for.
+/// The sections options are those of [`sim_sections::SectionsSimArgs`]; every other option not in
+/// [`SIM_SHARED_OPTIONS`] is a ceremonies option, so a new option is covered when it is added.
+fn refuse_other_mode_options(mode: SimMode, given: &ArgMatches) -> Result<(), CliError> {
+    let sections = sim_sections::SectionsSimArgs::augment_args(clap::Command::new("sections"));
+    let sim = SimArgs::augment_args(clap::Command::new("sim"));
+    for arg in sim.get_arguments() {
+        let id = arg.get_id().as_str();
+        if SIM_SHARED_OPTIONS.contains(&id)
+            || given.value_source(id) != Some(ValueSource::CommandLine)
+        {
+            continue;
+        }
+        let name = arg.get_long().unwrap_or(id);
+        let of_sections = sections.get_arguments().any(|a| a.get_id() == arg.get_id());
+        match (mode, of_sections) {
+            (SimMode::Sections, false) => {
+                return Err(CliError::Usage(format!(
+                    "--{name} is an option of the ceremonies mode; --mode sections does not use it"
+                )));
+            }
+            (SimMode::Ceremonies, true) => {
+                return Err(CliError::Usage(format!(
+                    "--{name} is an option of --mode sections; the ceremonies mode (the default) \
+                     does not use it"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The simulation's parameters from the arguments; every contradiction is a usage error.

@@ -134,7 +134,7 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 12] = [
+    let cases: [(&[&str], &str); 19] = [
         (
             &["sim", "--mode", "sections", "--elders", "1"],
             "--elders must be at least 2",
@@ -163,6 +163,37 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
         (
             &["sim", "--committee", "4", "--threshold", "9"],
             "threshold",
+        ),
+        // Options of one sim mode given to the other would be dropped without a word.
+        (
+            &["sim", "--mode", "sections", "--committee", "4"],
+            "--committee is an option of the ceremonies mode; --mode sections does not use it",
+        ),
+        (
+            &["sim", "--mode", "sections", "--faulty", "1"],
+            "--faulty is an option of the ceremonies mode",
+        ),
+        (
+            &["sim", "--mode", "sections", "--fault", "silent"],
+            "--fault is an option of the ceremonies mode",
+        ),
+        (
+            &["sim", "--mode", "sections", "--threshold", "3"],
+            "--threshold is an option of the ceremonies mode",
+        ),
+        // Given at its default value, still refused: the user meant it for this run.
+        (
+            &["sim", "--mode", "sections", "--curve", "bls12381"],
+            "--curve is an option of the ceremonies mode",
+        ),
+        (
+            &["sim", "--elders", "4"],
+            "--elders is an option of --mode sections; the ceremonies mode (the default) does \
+             not use it",
+        ),
+        (
+            &["sim", "--mode", "ceremonies", "--beyond-bound"],
+            "--beyond-bound is an option of --mode sections",
         ),
         (
             &["demo", "--nodes", "3", "--committee", "5"],
