@@ -98,8 +98,8 @@ pub enum Seat {
     /// Selected while the node was catching up with the chain: it follows the board and, once
     /// caught up, takes part or sits out (see the driver's module docs).
     CatchingUp,
-    /// Its own contribution is on the board but the state behind it is gone (lost database):
-    /// dealing again with a fresh seed would be equivocation, so it only follows the board.
+    /// It may have dealt (lost database) but the state behind that is gone: dealing again with
+    /// a fresh seed would be equivocation, so it only follows the board.
     SittingOut,
 }
 
@@ -260,6 +260,10 @@ pub struct SigningCeremonyRecord {
     /// `signing-output/<session id>`).
     #[serde(default)]
     pub output_position: Option<u32>,
+    /// Whether it deals and plays, follows the board until caught up, or sits out (never an
+    /// observer: only the view's committee follows this ceremony).
+    #[serde(default)]
+    pub seat: Seat,
 }
 
 /// A view's signing key as this node holds it.
@@ -291,6 +295,13 @@ pub struct NodeState {
     pub crashed_once: bool,
     /// Registered nodes (identity hex -> network identity): address hints.
     pub registry: BTreeMap<String, NetworkIdentity>,
+    /// Whether this database has once processed the chain up to the head the runtime reported.
+    /// From then on it is the node's only record (one database per key): a ceremony it has no
+    /// record of, started while it later catches up again after being down, is one this node
+    /// did not deal in. A new database (a lost one replaced) cannot say that of the ceremonies it
+    /// catches up on first.
+    #[serde(default)]
+    pub caught_up: bool,
     /// The running ceremony. Stored as `ceremony`; a state written under its earlier name,
     /// `session`, still loads.
     #[serde(alias = "session")]

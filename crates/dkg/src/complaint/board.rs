@@ -393,6 +393,11 @@ impl<C: Curve> ComplaintBoard<C> {
             .unwrap_or(&[])
     }
 
+    /// Whether `player`'s report is on the board.
+    pub fn has_report(&self, player: u32) -> bool {
+        self.reports.contains_key(&player)
+    }
+
     /// The hash the dealer signed first (the commitment that counts).
     pub fn signed_hash(&self, dealer: u32) -> Option<&[u8; 32]> {
         self.signed_hash.get(&dealer).map(|h| &h.hash)

@@ -1,8 +1,48 @@
-//! A node catching up with the chain (after a restart or a lost database): a ceremony selected
-//! below the chain's head is followed until the node has caught up, then joined or sat out (module
-//! docs of [`super`], "A lost database").
+//! A node catching up with the chain (after a restart or a lost database): a ceremony started
+//! below the chain's head, a view's or the view's signing key's, is followed until the node has
+//! caught up, then joined or sat out (module docs of [`super`], "A lost database").
+//!
+//! The rule, for both kinds of ceremony ([`Driver::may_have_dealt`]): a node that may have dealt
+//! with a seed it no longer has sits out, since dealing again with a fresh seed would be
+//! equivocation; any other node takes part, its participant fed everything the board has seen.
+//! Whether it may have dealt comes from the board ([`DealTrace`]) and, where the board cannot
+//! tell yet, from whether its database was the node's record before the ceremony started
+//! ([`NodeState::caught_up`]).
 
 use super::*;
+
+/// What a ceremony's board shows of whether a dealer dealt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DealTrace {
+    /// Its contribution (or a fault of it, or its own report) is on the board.
+    Shown,
+    /// The board would show it by now and does not.
+    Absent,
+    /// The board cannot show it yet: the complaint variant's deals go point to point, and its
+    /// board names them only in the players' reports.
+    NotYet,
+}
+
+/// What a complaint-variant board shows of dealer `dealer` (also player `player`, if it
+/// plays): a commitment it signed, carried by a report, its disqualification or its own report
+/// are its trace; once the reports are closed every reporting player has named the deals it
+/// received, and a dealer none of them names did not deal to any of them.
+pub(super) fn complaint_deal_trace<C: Curve>(
+    board: &ComplaintBoard<C>,
+    dealer: u32,
+    player: Option<u32>,
+) -> DealTrace {
+    if board.signed_hash(dealer).is_some()
+        || board.is_disqualified(dealer)
+        || player.is_some_and(|p| board.has_report(p))
+    {
+        DealTrace::Shown
+    } else if board.phase() > ComplaintBoardPhase::Report {
+        DealTrace::Absent
+    } else {
+        DealTrace::NotYet
+    }
+}
 
 impl Driver {
     /// The chain's height as the runtime last saw it. A ceremony selected below it was selected
@@ -12,26 +52,75 @@ impl Driver {
         let head = self.head.map_or(height, |h| h.max(height));
         self.head = Some(head);
         let mut effects = Vec::new();
-        if self.state.cursor > head && self.catching_up() {
+        if self.state.cursor > head && (self.catching_up() || !self.state.caught_up) {
             let mut batch = self.store.begin()?;
-            self.settle_catching_up(&mut batch, &mut effects)?;
+            self.caught_up(&mut batch, &mut effects)?;
             self.commit(batch)?;
         }
         Ok(effects)
     }
 
-    pub(super) fn catching_up(&self) -> bool {
-        self.state
-            .ceremony
-            .as_ref()
-            .is_some_and(|s| s.seat == Seat::CatchingUp)
+    /// Whether a block at `height` is history this node is catching up on, so that a ceremony
+    /// it starts waits until the node has caught up: below the chain's head, or at it for a
+    /// database that has not caught up before (a lost one may have processed that block too).
+    pub(super) fn behind(&self, height: u64) -> bool {
+        self.head
+            .is_some_and(|h| height < h || (height == h && !self.state.caught_up))
     }
 
-    /// Caught up with the chain, in a ceremony selected meanwhile: if this node's contribution
-    /// is on the board, the seed behind it is lost (a node that had it would have resumed the
-    /// ceremony, not started it again), so it sits the ceremony out; otherwise it takes part
-    /// from here, its participant fed everything the board has seen so far.
-    pub(super) fn settle_catching_up(
+    /// Whether a ceremony, of the view or of its signing key, waits for this node to catch up.
+    pub(super) fn catching_up(&self) -> bool {
+        let view = self.state.ceremony.as_ref().map(|s| s.seat);
+        let signing = self.state.signing_ceremony.as_ref().map(|s| s.seat);
+        view == Some(Seat::CatchingUp) || signing == Some(Seat::CatchingUp)
+    }
+
+    /// Caught up with the chain: from now on this database is the node's record
+    /// ([`NodeState::caught_up`]); ceremonies started meanwhile are joined or sat out.
+    pub(super) fn caught_up(
+        &mut self,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        self.settle_catching_up(batch, effects)?;
+        self.settle_signing_catching_up(batch, effects)?;
+        // After settling: those ceremonies started before this database was the node's record.
+        self.state.caught_up = true;
+        Ok(())
+    }
+
+    /// Whether this node, catching up, may have dealt in a ceremony whose board shows `trace`
+    /// of it: the one rule for joining a ceremony started while catching up (module docs).
+    /// Where the board cannot tell yet, a database that was the node's record before the
+    /// ceremony started would have a record of dealing; a new one may have replaced a lost one
+    /// that dealt.
+    pub(super) fn may_have_dealt(&self, trace: DealTrace) -> bool {
+        match trace {
+            DealTrace::Shown => true,
+            DealTrace::Absent => false,
+            DealTrace::NotYet => !self.state.caught_up,
+        }
+    }
+
+    /// Sitting a ceremony out because this node may have dealt in it: said in the log and
+    /// counted.
+    pub(super) fn report_sitting_out(&mut self, what: &str, view: u64) {
+        error!(
+            view,
+            ceremony = what,
+            "this node may have dealt in this ceremony but its state for it is lost \
+             (database lost or restored from an old backup?); sitting it out instead of \
+             dealing again"
+        );
+        self.fault_seen("sat_out_lost_state");
+    }
+
+    /// Caught up with the chain, in a view ceremony selected meanwhile: if this node may have
+    /// dealt in it ([`Driver::may_have_dealt`]), the seed behind that is lost (a node that had
+    /// it would have resumed the ceremony, not started it again), so it sits the ceremony out;
+    /// otherwise it takes part from here, its participant fed everything the board has seen so
+    /// far.
+    fn settle_catching_up(
         &mut self,
         batch: &mut Batch,
         effects: &mut Vec<Effect>,
@@ -43,21 +132,12 @@ impl Driver {
             return Ok(());
         }
         let (id, ceremony) = (live.id, live.ceremony.clone());
-        // In the complaint variant deals leave no trace on the chain, so a dealer cannot tell
-        // whether it dealt before its state was lost: it sits out rather than risk dealing
-        // twice ([`Runner::may_have_dealt`]).
+        let player = ceremony.player_position(&self.me);
         let contributed = ceremony
             .dealer_position(&self.me)
-            .is_some_and(|d| live.node.may_have_dealt(d));
+            .is_some_and(|d| self.may_have_dealt(live.node.deal_trace(d, player)));
         if contributed {
-            error!(
-                view = rec.view,
-                ceremony_number = rec.ceremony_number,
-                "this node's contribution is on the board but its state for it is lost \
-                 (database lost or restored from an old backup?); sitting this ceremony out \
-                 instead of dealing again"
-            );
-            self.fault_seen("sat_out_lost_state");
+            self.report_sitting_out("view", rec.view);
             self.observe(Observation::CeremonySatOut {
                 view: rec.view,
                 ceremony_number: rec.ceremony_number,

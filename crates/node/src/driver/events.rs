@@ -131,10 +131,9 @@ impl Driver {
             "committee selected"
         );
         let seat = if role.takes_part() {
-            // Selected in a block below the chain's head: this node is catching up (after a
-            // restart, or with a lost database) and may have contributed already; it decides
-            // once caught up.
-            if self.head.is_some_and(|h| height < h) {
+            // Selected in a block this node is catching up on (after a restart, or with a lost
+            // database): it may have contributed already, and decides once caught up.
+            if self.behind(height) {
                 Some(Seat::CatchingUp)
             } else {
                 Some(Seat::Participant)

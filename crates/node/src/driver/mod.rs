@@ -43,12 +43,16 @@
 //! drop duplicates); posts already on the board are not re-submitted.
 //!
 //! # A lost database
-//! A node that lost its database follows the chain again from the start. A ceremony selected
-//! while it is still catching up (the runtime tells it the chain's height, [`Driver::set_head`])
-//! is only followed until the node has caught up; if this node's own contribution is on the
-//! board by then, the seed behind it is gone and dealing again would be equivocation, so the
-//! node sits the ceremony out (it keeps following the board, says so in the log and on
-//! `/status`); otherwise it takes part from there.
+//! A node that lost its database follows the chain again from the start; one that was down
+//! follows it from where it stopped. A ceremony, of a view or of its signing key, selected while
+//! it is still catching up (the runtime tells it the chain's height, [`Driver::set_head`]) is
+//! only followed until the node has caught up. If it may have dealt in it by then, the seed
+//! behind that is gone and dealing again would be equivocation, so the node sits the ceremony
+//! out (it keeps following the board, says so in the log, and on `/status` for a view's
+//! ceremony); otherwise it takes part from there. It may have dealt if the board shows its
+//! contribution, or if the board cannot show it yet (the complaint variant's deals, before the
+//! reports) and its database has not caught up with the chain before: a database that did is
+//! the node's record, and has none of this ceremony (`catch_up`).
 //!
 //! # Files
 //! One concern per file: `events` (chain events through the follower), `ceremony` (the
@@ -452,8 +456,10 @@ impl Driver {
             self.on_step(step, block.height, &mut batch, &mut out.effects)?;
         }
         self.state.cursor = block.height + 1;
-        if self.head.is_some_and(|h| block.height >= h) && self.catching_up() {
-            self.settle_catching_up(&mut batch, &mut out.effects)?;
+        if self.head.is_some_and(|h| block.height >= h)
+            && (self.catching_up() || !self.state.caught_up)
+        {
+            self.caught_up(&mut batch, &mut out.effects)?;
         }
         // Posts are useful until the end of the phase they were made in.
         for e in &mut out.effects {

@@ -2,6 +2,7 @@
 //! logged inputs, and the effects that resume it are returned again (module docs of [`super`],
 //! "Crash safety").
 
+use super::catch_up::DealTrace;
 use super::*;
 
 impl Driver {
@@ -91,7 +92,7 @@ impl Driver {
             for (d, p) in live.ceremony.dealers().iter().enumerate() {
                 if p.identity != self.me
                     && !have.contains(&(d as u32))
-                    && live.node.may_have_dealt(d as u32)
+                    && live.node.deal_trace(d as u32, None) != DealTrace::Absent
                 {
                     effects.push(Effect::Pull {
                         session: live.id,

@@ -1,6 +1,7 @@
 //! What runs a ceremony in this node: the DKG participant of the ceremony's variant, or that
 //! variant's board alone for a node that only follows it, and the running ceremony's state.
 
+use super::catch_up::{DealTrace, complaint_deal_trace};
 use super::*;
 
 /// What runs a ceremony in this node: the DKG participant, or the board alone for a node that
@@ -72,13 +73,18 @@ impl Runner {
         }
     }
 
-    /// Whether dealer `d` has dealt as far as the board shows: in the ack-or-reveal variant its
-    /// contribution (or a fault of it) is on the board. The complaint variant's deals leave no
-    /// trace on the board before the reports, so any dealer may have dealt.
-    pub(super) fn may_have_dealt(&self, d: u32) -> bool {
+    /// What the board shows of whether dealer `d` (also player `player`, if it plays) dealt: in
+    /// the ack-or-reveal variant its contribution or a fault of it is on the board from the
+    /// start; the complaint variant's deals show only in the reports
+    /// ([`super::catch_up::complaint_deal_trace`]).
+    pub(super) fn deal_trace(&self, d: u32, player: Option<u32>) -> DealTrace {
         match (self.board(), self.complaint_board()) {
-            (Some(b), _) => b.contribution(d).is_some() || b.faults().any(|(x, _)| x == d),
-            _ => true,
+            (Some(b), _) if b.contribution(d).is_some() || b.faults().any(|(x, _)| x == d) => {
+                DealTrace::Shown
+            }
+            (Some(_), _) => DealTrace::Absent,
+            (_, Some(b)) => complaint_deal_trace(b, d, player),
+            _ => DealTrace::NotYet,
         }
     }
 
@@ -162,22 +168,26 @@ impl Runner {
                 Vec::new()
             }
             Runner::ComplaintBoard(b) => {
-                match input {
-                    Input::BoardPost(bytes) => {
-                        let c = b.ceremony();
-                        if let Ok(signed) =
-                            SignedComplaintPost::<G>::decode(&bytes, c.n(), c.dealer_count())
-                        {
-                            // Refusals are the contract's too (same board); nothing to add.
-                            let _ = b.apply(&signed);
-                        }
-                    }
-                    Input::Deadline => b.advance(),
-                    _ => {}
-                }
+                follow_complaint_board(b, input);
                 Vec::new()
             }
         }
+    }
+}
+
+/// A complaint-variant board followed without a participant: posts and deadlines as the
+/// participant's board would take them; anything else is not the board's.
+pub(super) fn follow_complaint_board<C: Curve>(b: &mut ComplaintBoard<C>, input: Input) {
+    match input {
+        Input::BoardPost(bytes) => {
+            let c = b.ceremony();
+            if let Ok(signed) = SignedComplaintPost::<C>::decode(&bytes, c.n(), c.dealer_count()) {
+                // Refusals are the contract's too (same board); nothing to add.
+                let _ = b.apply(&signed);
+            }
+        }
+        Input::Deadline => b.advance(),
+        _ => {}
     }
 }
 

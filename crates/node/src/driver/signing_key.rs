@@ -5,8 +5,11 @@
 //! Crash safety is the view ceremonies': the seed is sealed before `Start`, every input is
 //! logged under the session id before it is consumed, and [`Driver::open`] rebuilds the
 //! participant by replay (its posts are submitted again; the contract refuses duplicates).
-//! A node that finds a signing-key ceremony started while it was catching up sits it out: its
-//! earlier deals, if any, came from a seed it may have lost.
+//! A node that finds a signing-key ceremony started while it was catching up follows its board
+//! until caught up, then applies the view ceremonies' rule (module docs of `catch_up`): it sits
+//! out if it may have dealt with a seed it no longer has (its signed commitment or its report is
+//! on the board, or the board cannot show that yet and its database is new), and otherwise
+//! takes part, its participant fed everything the board has seen.
 //!
 //! When the contract announces the key (`SigningKeyCreated`), the node computes the record from
 //! its own replica of the board with the contract's function
@@ -15,6 +18,8 @@
 
 use keyquorum_contract::signing_key::{SigningCurve, SigningKeyRecord, signing_ceremony};
 
+use super::catch_up::{DealTrace, complaint_deal_trace};
+use super::runner::follow_complaint_board;
 use super::*;
 use crate::store::{SigningCeremonyRecord, SigningKeyHeld};
 
@@ -23,11 +28,38 @@ pub(super) struct SigningLive {
     pub(super) id: [u8; 32],
     pub(super) view: u64,
     pub(super) ceremony: Arc<Ceremony<SigningCurve>>,
-    pub(super) participant: Box<ComplaintParticipant<SigningCurve>>,
+    pub(super) runner: SigningRunner,
     /// Last block of the board phase in progress (posts made in it expire then).
     pub(super) deadline: u64,
     /// Seeds the randomness of an injected fault (`faults`), from the ceremony's seed.
     pub(super) fault_seed: [u8; 32],
+}
+
+/// What runs the signing-key ceremony in this node: its participant, or the board alone while
+/// the node catches up with the chain or sits the ceremony out.
+pub(super) enum SigningRunner {
+    Participant(Box<ComplaintParticipant<SigningCurve>>),
+    Board(Box<ComplaintBoard<SigningCurve>>),
+}
+
+impl SigningRunner {
+    /// The ceremony's board as this node has it.
+    fn board(&self) -> &ComplaintBoard<SigningCurve> {
+        match self {
+            SigningRunner::Participant(p) => p.board(),
+            SigningRunner::Board(b) => b,
+        }
+    }
+
+    fn handle(&mut self, input: Input) -> Vec<Action<SigningCurve>> {
+        match self {
+            SigningRunner::Participant(p) => p.handle(input),
+            SigningRunner::Board(b) => {
+                follow_complaint_board(b, input);
+                Vec::new()
+            }
+        }
+    }
 }
 
 fn fault_seed(seed: &[u8]) -> [u8; 32] {
@@ -131,14 +163,33 @@ impl Driver {
             self.fault_seen("signing_key_spec_mismatch");
             return Ok(());
         }
-        if self.head.is_some_and(|h| height < h) {
+        let sid = session_hex(&session_id);
+        let mut record = SigningCeremonyRecord {
+            view,
+            session_id: sid.clone(),
+            spec: spec.clone(),
+            inputs: 0,
+            deadline,
+            output_position: None,
+            seat: Seat::Participant,
+        };
+        if self.behind(height) {
             info!(
                 view,
-                "signing-key ceremony started while catching up; sitting it out"
+                "signing-key ceremony started while catching up; following it until caught up"
             );
+            record.seat = Seat::CatchingUp;
+            self.state.signing_ceremony = Some(record);
+            self.signing = Some(SigningLive {
+                id: session_id,
+                view,
+                runner: SigningRunner::Board(Box::new(ComplaintBoard::new(ceremony.clone()))),
+                ceremony,
+                deadline,
+                fault_seed: [0; 32],
+            });
             return Ok(());
         }
-        let sid = session_hex(&session_id);
         let mut seed = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(seed.as_mut());
         let participant = match self.signing_participant(&ceremony, *seed) {
@@ -147,14 +198,7 @@ impl Driver {
         };
         // The seed is durable before the participant produces anything.
         self.put_secret(batch, &format!("seed/{sid}"), seed.as_slice())?;
-        self.state.signing_ceremony = Some(SigningCeremonyRecord {
-            view,
-            session_id: sid,
-            spec: spec.clone(),
-            inputs: 0,
-            deadline,
-            output_position: None,
-        });
+        self.state.signing_ceremony = Some(record);
         info!(
             view,
             n = ceremony.n(),
@@ -165,12 +209,72 @@ impl Driver {
             id: session_id,
             view,
             ceremony: ceremony.clone(),
-            participant,
+            runner: SigningRunner::Participant(participant),
             deadline,
             fault_seed: fault_seed(seed.as_slice()),
         });
         effects.push(self.signing_enter_effect(&ceremony, session_id));
         self.feed_signing(Input::Start, batch, effects)
+    }
+
+    /// Caught up with the chain, in a signing-key ceremony started meanwhile: sits it out if
+    /// this node may have dealt in it ([`Driver::may_have_dealt`]), otherwise takes part from
+    /// here with a fresh seed, its participant fed `Start` and then every input logged while it
+    /// followed the board, in their order (the log is rewritten so, as the participant consumes
+    /// it).
+    pub(super) fn settle_signing_catching_up(
+        &mut self,
+        batch: &mut Batch,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DriverError> {
+        let (Some(mut rec), Some(live)) =
+            (self.state.signing_ceremony.clone(), self.signing.as_ref())
+        else {
+            return Ok(());
+        };
+        if rec.seat != Seat::CatchingUp {
+            return Ok(());
+        }
+        let (id, view, ceremony) = (live.id, live.view, live.ceremony.clone());
+        let trace = match ceremony.dealer_position(&self.me) {
+            Some(d) => {
+                complaint_deal_trace(live.runner.board(), d, ceremony.player_position(&self.me))
+            }
+            None => DealTrace::Absent,
+        };
+        if self.may_have_dealt(trace) {
+            self.report_sitting_out("signing key", view);
+            rec.seat = Seat::SittingOut;
+            self.state.signing_ceremony = Some(rec);
+            return Ok(());
+        }
+        let mut seed = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(seed.as_mut());
+        let Some(participant) = self.signing_participant(&ceremony, *seed) else {
+            rec.seat = Seat::SittingOut;
+            self.state.signing_ceremony = Some(rec);
+            return Ok(());
+        };
+        info!(
+            view,
+            "caught up with the chain; taking part in the running signing-key ceremony"
+        );
+        let seen = batch.inputs(&id)?;
+        batch.delete_inputs(&id)?;
+        self.put_secret(batch, &format!("seed/{}", rec.session_id), seed.as_slice())?;
+        rec.seat = Seat::Participant;
+        rec.inputs = 0;
+        self.state.signing_ceremony = Some(rec);
+        if let Some(live) = self.signing.as_mut() {
+            live.runner = SigningRunner::Participant(participant);
+            live.fault_seed = fault_seed(seed.as_slice());
+        }
+        effects.push(self.signing_enter_effect(&ceremony, id));
+        self.feed_signing(Input::Start, batch, effects)?;
+        for input in seen {
+            self.feed_signing(input, batch, effects)?;
+        }
+        Ok(())
     }
 
     /// The chain names the signing-key ceremony's players; a node takes part only if they
@@ -257,7 +361,7 @@ impl Driver {
         };
         batch.append_input(&live.id, rec.inputs, &input)?;
         rec.inputs += 1;
-        let actions = live.participant.handle(input);
+        let actions = live.runner.handle(input);
         self.carry_out_signing(actions, batch, effects)
     }
 
@@ -333,7 +437,7 @@ impl Driver {
             .signing
             .as_ref()
             .filter(|s| s.view == view)
-            .and_then(|s| SigningKeyRecord::from_board(s.participant.board()));
+            .and_then(|s| SigningKeyRecord::from_board(s.runner.board()));
         let mut own_position = None;
         match &ours {
             Some(mine) if mine == key => {
@@ -354,7 +458,7 @@ impl Driver {
                 );
                 self.fault_seen("signing_key_mismatch");
             }
-            // Not a member (or sat it out): the chain's record is what there is to show.
+            // Not a member (or no board outcome): the chain's record is what there is to show.
             None => {}
         }
         if ours.as_ref().is_none_or(|mine| mine == key) {
@@ -409,6 +513,22 @@ impl Driver {
             self.state.signing_ceremony = None;
             return Ok(effects);
         };
+        if rec.seat != Seat::Participant {
+            // Following the board only (catching up, or sitting out): its log rebuilds it.
+            let mut board = Box::new(ComplaintBoard::new(ceremony.clone()));
+            for input in self.store.inputs(&id)? {
+                follow_complaint_board(&mut board, input);
+            }
+            self.signing = Some(SigningLive {
+                id,
+                view: rec.view,
+                ceremony,
+                runner: SigningRunner::Board(board),
+                deadline: rec.deadline,
+                fault_seed: [0; 32],
+            });
+            return Ok(effects);
+        }
         let label = format!("seed/{}", rec.session_id);
         let seed = self
             .secret(&label)?
@@ -417,18 +537,19 @@ impl Driver {
             .as_slice()
             .try_into()
             .map_err(|_| DriverError::Secret(label))?;
-        let Some(mut participant) = self.signing_participant(&ceremony, seed) else {
+        let Some(participant) = self.signing_participant(&ceremony, seed) else {
             return Ok(effects);
         };
+        let mut runner = SigningRunner::Participant(participant);
         let mut actions = Vec::new();
         for input in self.store.inputs(&id)? {
-            actions.extend(participant.handle(input));
+            actions.extend(runner.handle(input));
         }
         self.signing = Some(SigningLive {
             id,
             view: rec.view,
             ceremony: ceremony.clone(),
-            participant,
+            runner,
             deadline: rec.deadline,
             fault_seed: fault_seed(&seed),
         });

@@ -11,5 +11,6 @@ mod lost_database;
 mod magic_block_checks;
 mod replay;
 mod signing_key;
+mod signing_key_catch_up;
 mod signing_key_faults;
 mod status_and_metrics;

@@ -1,0 +1,143 @@
+//! A member that finds the view's signing-key ceremony started while it was catching up with the
+//! chain: it follows the ceremony's board until caught up, then takes part unless it may have
+//! dealt with a seed it no longer has. Down while the ceremony started, on its own database, it
+//! did not deal: it joins, its deals and posts count and it holds a share of the key. With a
+//! new database in the deal phase, whose deals leave no trace on the board yet, it may have
+//! dealt before its database was lost: it sits out and nobody is slashed for misbehaviour.
+
+use keyquorum_contract::config::{KeyMode, SigningKeyConfig};
+use keyquorum_contract::signing_key::SigningKeyRecord;
+use keyquorum_contract::state::FaultCeremony;
+use keyquorum_contract::tx::TxBody;
+use keyquorum_contract::{ContractConfig, Event};
+use keyquorum_node::store::Seat;
+
+use crate::common;
+
+use common::Harness;
+
+const N: usize = 4;
+const AWAY: usize = 2;
+
+fn config() -> ContractConfig {
+    let mut c = common::small_network("signing-key-catch-up", N as u32, 3, KeyMode::Reshare);
+    c.view_length = 200;
+    c.dkg.signing_key = Some(SigningKeyConfig::SECP256K1_FROST);
+    c
+}
+
+fn started(h: &Harness) -> bool {
+    h.events()
+        .any(|e| matches!(e, Event::SigningKeyStarted { .. }))
+}
+
+fn created(h: &Harness) -> Option<SigningKeyRecord> {
+    h.events().find_map(|e| match e {
+        Event::SigningKeyCreated { view: 1, key } => Some(key.clone()),
+        _ => None,
+    })
+}
+
+fn signing_posts(h: &Harness, i: usize) -> usize {
+    h.submitted[i]
+        .iter()
+        .filter(|b| matches!(b, TxBody::SigningKeyPost { .. }))
+        .count()
+}
+
+fn position(h: &Harness, key: &SigningKeyRecord, i: usize) -> u32 {
+    let id = h.keys[i].identity().public().to_bytes();
+    key.members.iter().position(|m| m.identity.0 == id).unwrap() as u32
+}
+
+/// The chain's signing-key slashings, as (node identity, misbehaviour).
+fn signing_slashings(h: &Harness) -> Vec<(Vec<u8>, bool)> {
+    h.contract
+        .state()
+        .slashings
+        .iter()
+        .filter(|r| r.ceremony == FaultCeremony::SigningKey)
+        .map(|r| (r.identity.0.to_vec(), r.misbehaviour))
+        .collect()
+}
+
+#[test]
+fn a_member_down_when_the_signing_key_ceremony_started_joins_once_caught_up() {
+    let stakes: Vec<u64> = (0..N as u64).map(|i| 100 - i).collect();
+    let mut h = Harness::new(config(), &stakes);
+    h.set_verifiable_keys();
+    // Live and caught up (the runtime reports the head) until it has signed view 1's magic
+    // block, then down while the view activates and its signing-key ceremony starts, and one
+    // block more.
+    h.run_until(100, |h| {
+        h.events()
+            .any(|e| matches!(e, Event::MagicBlockCreated { view: 1, .. }))
+    });
+    let head = h.height;
+    h.drivers[AWAY].as_mut().unwrap().set_head(head).unwrap();
+    h.drivers[AWAY] = None;
+    h.run_until(50, started);
+    h.step();
+    assert!(created(&h).is_none());
+    assert_eq!(signing_posts(&h, AWAY), 0);
+    // Back on its own database: the ceremony's start is history it catches up on.
+    let effects = h.reopen(AWAY);
+    h.apply(AWAY, effects);
+    let effects = h.drivers[AWAY]
+        .as_mut()
+        .unwrap()
+        .set_head(h.height)
+        .unwrap();
+    h.apply(AWAY, effects);
+    h.step();
+    let rec = h.driver(AWAY).state().signing_ceremony.clone();
+    assert_eq!(rec.map(|r| r.seat), Some(Seat::Participant));
+
+    h.run_until(100, |h| created(h).is_some());
+    let key = created(&h).unwrap();
+    assert!(signing_posts(&h, AWAY) > 0, "it posted nothing");
+    assert!(h.events().all(|e| !matches!(
+        e,
+        Event::SigningKeyBoardPost {
+            accepted: false,
+            ..
+        }
+    )));
+    // Its deals and report counted: it qualified, holds a share, and nobody was slashed.
+    assert!(
+        key.qualified.contains(&position(&h, &key, AWAY)),
+        "{:?}",
+        key.excluded
+    );
+    assert!(key.excluded.is_empty(), "{:?}", key.excluded);
+    let (held, share) = h.driver(AWAY).signing_key(1).unwrap().unwrap();
+    assert_eq!(held.key, key);
+    assert!(held.own_position.is_some() && share.is_some());
+    assert!(signing_slashings(&h).is_empty());
+}
+
+#[test]
+fn a_member_with_a_new_database_in_the_signing_key_deal_phase_sits_it_out() {
+    let stakes: Vec<u64> = (0..N as u64).map(|i| 100 - i).collect();
+    let mut h = Harness::new(config(), &stakes);
+    h.set_verifiable_keys();
+    h.run_until(150, started);
+    // It dealt as the ceremony started; its database is lost before any report names it.
+    let sent = h.sent[AWAY].len();
+    assert!(sent >= N - 1, "it dealt");
+    h.restart_with_lost_database(AWAY);
+    let rec = h.driver(AWAY).state().signing_ceremony.clone();
+    assert_eq!(rec.map(|r| r.seat), Some(Seat::SittingOut));
+    h.run_until(100, |h| created(h).is_some());
+    let key = created(&h).unwrap();
+    // No second deal with another commitment (that would be equivocation), no posts.
+    assert_eq!(h.sent[AWAY].len(), sent, "it dealt again");
+    assert_eq!(signing_posts(&h, AWAY), 0);
+    assert!(!key.qualified.contains(&position(&h, &key, AWAY)));
+    // It checked the chain's key against the board it followed and holds no share.
+    let (held, share) = h.driver(AWAY).signing_key(1).unwrap().unwrap();
+    assert_eq!(held.key, key);
+    assert!(held.own_position.is_none() && share.is_none());
+    // At most its absence is recorded; no misbehaviour.
+    assert!(signing_slashings(&h).iter().all(|(_, m)| !m));
+}
