@@ -567,7 +567,14 @@ impl Driver {
         m: &Incoming,
     ) -> Option<Result<IdentityPublicKey, Verdict>> {
         let live = self.signing.as_ref().filter(|s| s.id == m.session)?;
-        let Some(from) = &m.from else {
+        let sitting_out = self
+            .state
+            .signing_ceremony
+            .as_ref()
+            .is_some_and(|r| r.seat == Seat::SittingOut);
+        // Deals reaching a node that catches up are logged for its participant; one that sits
+        // out has no use for them.
+        let (Some(from), false) = (&m.from, sitting_out) else {
             return Some(Err(Verdict::Ignored));
         };
         Some(
