@@ -15,7 +15,9 @@ use crate::config::KeyMode;
 use crate::hex::{Bytes, Hex};
 use crate::magic::MagicBlock;
 use crate::signing_key::SigningKeyRecord;
-use crate::state::{CeremonySpec, IdentityKey, NamedRecord, SlashingRecord, ViewChangePhase};
+use crate::state::{
+    CeremonySpec, FaultCeremony, IdentityKey, NamedRecord, SlashingRecord, ViewChangePhase,
+};
 use crate::tx::{NetworkIdentity, SignerRole};
 
 /// A committee member as listed in events and queries.
@@ -173,6 +175,28 @@ pub enum Event {
         reason: String,
         /// The encoded signed post.
         post: Bytes,
+    },
+    /// A post the board took on arrival and dropped at a deadline: a complaint-variant
+    /// reconstruction post, whose signature the board checks only at the reconstruct deadline,
+    /// in one batch, and which is not its author's. It counts as never posted (the
+    /// `PostAccepted` or `SigningKeyBoardPost` that reported it taken is void) and in its
+    /// author's `refused_posts`. Not a board input: every replica of the board drops it by
+    /// itself.
+    PostDropped {
+        /// The ceremony: a view change's, or the view's signing key's.
+        ceremony: FaultCeremony,
+        /// View.
+        view: u64,
+        /// Ceremony number within the view change (0 for the first and for a signing key;
+        /// serialised as `session`).
+        #[serde(rename = "session")]
+        ceremony_number: u32,
+        /// The author's player position.
+        player: u32,
+        /// The author.
+        identity: IdentityKey,
+        /// Why (`bad_post_signature`).
+        reason: String,
     },
     /// A `DkgPost` refused for a post its sender could not honestly have sent
     /// ([`Rejection::charges_sender`](crate::Rejection::charges_sender)): the transaction

@@ -115,7 +115,10 @@
 //! (`tests/integration/flood.rs`: 20,000 badly signed posts, at most 64 bytes of serialized state), and the
 //! ceremony's check cache stays within `CHECK_CACHE_CAPACITY` entries. Refusals that timing
 //! alone explains (a late, duplicate or out-of-phase post) stay rejections that change nothing,
-//! as an honest node meets them.
+//! as an honest node meets them. A complaint-variant reconstruction post is the one exception to
+//! checking the post signature on arrival (the board checks those at the reconstruct deadline,
+//! in one batch): one that fails there was reported taken, so the deadline emits `PostDropped`
+//! naming its author and adds one to the author's `refused_posts`, as on arrival.
 //!
 //! ## The chain of magic blocks
 //! [`verify_magic_block_chain`] checks a sequence of signed magic blocks from the genesis key:

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use keyquorum_dkg::board::{BoardError, BoardPhase, Exclusion, Outcome, Penalty, check_authentic};
 use keyquorum_dkg::complaint::messages::{ComplaintPost, SignedComplaintPost};
 use keyquorum_dkg::complaint::{
-    ComplaintBoardError, ComplaintBoardPhase, author_key,
+    ComplaintBoard, ComplaintBoardError, ComplaintBoardPhase, author_key,
     check_authentic as check_complaint_authentic,
 };
 use keyquorum_dkg::identity::IdentityPublicKey;
@@ -21,7 +21,7 @@ use crate::hex::{Bytes, Hex};
 use crate::magic::MagicBlockMember;
 use crate::select::select_committee;
 use crate::state::{
-    BoardInput, CeremonySpec, IdentityKey, SpecParticipant, SpecReshare, ViewChange,
+    BoardInput, CeremonySpec, FaultCeremony, IdentityKey, SpecParticipant, SpecReshare, ViewChange,
     ViewChangePhase,
 };
 use crate::tx::NetworkIdentity;
@@ -454,7 +454,21 @@ impl Contract {
             // loop.
             return self.fail_ceremony(at, BTreeSet::new(), "board missing".into(), events);
         };
-        live.board.advance();
+        let dropped = match &mut live.board {
+            LiveBoard::AckReveal(b) => {
+                b.advance();
+                Vec::new()
+            }
+            LiveBoard::Complaint(b) => advance_reporting_drops(b),
+        };
+        self.report_dropped_posts(
+            (FaultCeremony::ViewChange, view, ceremony_number),
+            dropped,
+            events,
+        );
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
         /// What a board deadline leads to.
         enum Step {
             /// The next contract phase, with its length.
@@ -585,6 +599,55 @@ impl Contract {
             );
         } else {
             self.abort(change.view, change.ceremony_number, at, reason, events);
+        }
+    }
+}
+
+/// Ends a complaint board's phase; at the reconstruct deadline, the players whose
+/// reconstruction post it dropped there, with their identities
+/// ([`ComplaintBoard::dropped_reconstructions`]).
+pub(super) fn advance_reporting_drops<C: keyquorum_crypto::Curve>(
+    board: &mut ComplaintBoard<C>,
+) -> Vec<(u32, IdentityKey)> {
+    let closing = board.phase() == ComplaintBoardPhase::Reconstruct;
+    board.advance();
+    if !closing {
+        return Vec::new();
+    }
+    board
+        .dropped_reconstructions()
+        .iter()
+        .filter_map(|&p| {
+            let player = board.ceremony().players().get(p as usize)?;
+            Some((p, key_of(&player.identity)))
+        })
+        .collect()
+}
+
+impl Contract {
+    /// Says which posts a deadline dropped after they were reported taken, and counts each in
+    /// its author's `refused_posts`, as if refused on arrival (module docs of [`Event`],
+    /// `PostDropped`).
+    pub(super) fn report_dropped_posts(
+        &mut self,
+        (ceremony, view, ceremony_number): (FaultCeremony, u64, u32),
+        dropped: Vec<(u32, IdentityKey)>,
+        events: &mut Vec<Event>,
+    ) {
+        for (player, identity) in dropped {
+            if let Some(n) = self.state.nodes.get_mut(&identity) {
+                n.refused_posts = n.refused_posts.saturating_add(1);
+            }
+            events.push(Event::PostDropped {
+                ceremony,
+                view,
+                ceremony_number,
+                player,
+                identity,
+                reason: Rejection::ComplaintBoard(ComplaintBoardError::BadSignature)
+                    .code()
+                    .to_string(),
+            });
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::signing_key::{
 };
 use crate::state::{BoardInput, FaultCeremony, FaultRole};
 
+use super::ceremonies::advance_reporting_drops;
 use super::slashing::{FaultInfo, evidence_record};
 use super::{Contract, RestoreError, key_of};
 
@@ -187,9 +188,14 @@ impl Contract {
             self.signing_live = None;
             return;
         };
-        live.board.advance();
+        let dropped = advance_reporting_drops(&mut live.board);
         run.board_log.push(BoardInput::Deadline);
         let view = run.view;
+        self.report_dropped_posts((FaultCeremony::SigningKey, view, 0), dropped, events);
+        let (Some(run), Some(live)) = (self.state.signing.as_mut(), self.signing_live.as_mut())
+        else {
+            return;
+        };
         if live.board.phase() != ComplaintBoardPhase::Done {
             run.deadline = at.saturating_add(self.config.phases.publish);
             events.push(Event::SigningKeyDeadline {
@@ -268,6 +274,7 @@ mod tests {
     use keyquorum_dkg::complaint::messages::{
         CommitmentStatement, ComplaintPost, Deal, FeldmanPost, SignedPedersen, seal_deal,
     };
+    use keyquorum_dkg::identity::SIGNATURE_LEN;
     use keyquorum_dkg::participant::Action;
     use keyquorum_dkg::testing::ceremony::{BoardEvent, MemberKeys, member, run_nodes};
     use keyquorum_dkg::{Participant, SessionId};
@@ -296,6 +303,8 @@ mod tests {
     const LOST_DEAL: u32 = 0;
     /// The dealer that posts Feldman values of another polynomial than the one it dealt.
     const FORGES_FELDMAN: u32 = 1;
+    /// The player whose reconstruction post carries a signature that is not its own.
+    const MISSIGNS_RECONSTRUCTION: u32 = 3;
 
     fn members() -> Vec<MemberKeys> {
         (0..N).map(member).collect()
@@ -473,6 +482,14 @@ mod tests {
                     {
                         return vec![Action::Post(forged_feldman(&c2, i, &ms[i as usize]))];
                     }
+                    if i == MISSIGNS_RECONSTRUCTION
+                        && faulty.contains(&i)
+                        && matches!(post.post, ComplaintPost::Reconstruction(_))
+                    {
+                        let mut bytes = bytes.clone();
+                        bytes[SIGNATURE_LEN - 1] ^= 1;
+                        return vec![Action::Post(bytes)];
+                    }
                     let dropped = match post.post {
                         ComplaintPost::Justification(_) => i == WITHHOLDER,
                         ComplaintPost::Feldman(_) => i == SKIPS_FELDMAN,
@@ -646,6 +663,52 @@ mod tests {
         );
         assert!(sitting_out(&c.state.slashings, 3).is_empty());
         assert!(sitting_out(&c.state.slashings, 1).is_empty());
+    }
+
+    /// A reconstruction post's signature is checked only at the reconstruct deadline; one that
+    /// fails there was reported taken on arrival, so the deadline says it was dropped, naming
+    /// its author, and counts it against the author as a post refused on arrival would be.
+    #[test]
+    fn a_reconstruction_post_dropped_at_the_deadline_is_reported_and_counted() {
+        let mut c = contract();
+        let ceremony = c.signing_live.as_ref().unwrap().ceremony.clone();
+        let events = run(&mut c, &[SKIPS_FELDMAN, MISSIGNS_RECONSTRUCTION], false);
+        let is_missigned = |e: &Event| {
+            matches!(e, Event::SigningKeyBoardPost { post, accepted: true, .. }
+            if matches!(
+                SignedComplaintPost::<SigningCurve>::decode(&post.0, ceremony.n(), ceremony.dealer_count())
+                    .map(|p| p.post),
+                Ok(ComplaintPost::Reconstruction(d)) if d.player == MISSIGNS_RECONSTRUCTION
+            ))
+        };
+        let taken = events
+            .iter()
+            .position(is_missigned)
+            .expect("taken on arrival");
+        let dropped: Vec<(usize, &Event)> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, Event::PostDropped { .. }))
+            .collect();
+        assert_eq!(
+            dropped.iter().map(|(_, e)| *e).collect::<Vec<_>>(),
+            vec![&Event::PostDropped {
+                ceremony: FaultCeremony::SigningKey,
+                view: 1,
+                ceremony_number: 0,
+                player: MISSIGNS_RECONSTRUCTION,
+                identity: key(MISSIGNS_RECONSTRUCTION),
+                reason: "bad_post_signature".into(),
+            }]
+        );
+        assert!(dropped[0].0 > taken);
+        for i in 0..N {
+            let expected = u64::from(i == MISSIGNS_RECONSTRUCTION);
+            assert_eq!(c.state.nodes[&key(i)].refused_posts, expected, "member {i}");
+        }
+        // Dropped, it counts as never posted: the key is reconstructed from the others' pairs.
+        let record = created(&events);
+        assert!(record.qualified.contains(&SKIPS_FELDMAN));
     }
 
     #[test]

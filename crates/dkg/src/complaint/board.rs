@@ -224,6 +224,9 @@ pub struct ComplaintBoard<C: Curve> {
     feldman: BTreeMap<u32, OnBoard<C>>,
     complaint_posts: Vec<(Disclosure<C>, Signed)>,
     reconstruction_posts: Vec<(Disclosure<C>, Signed)>,
+    /// Players whose reconstruction post was dropped at the reconstruct deadline because its
+    /// signature is not theirs (it counts as never posted), ascending.
+    dropped_reconstructions: Vec<u32>,
     /// Qualified dealers that failed the Feldman phase: reconstructed (fresh) or dropped (reshare).
     failed: BTreeMap<u32, Proven>,
     /// Pairs known valid from the board, per dealer: player -> f(x_j).
@@ -303,6 +306,7 @@ impl<C: Curve> PartialEq for ComplaintBoard<C> {
             feldman,
             complaint_posts,
             reconstruction_posts,
+            dropped_reconstructions,
             failed,
             public_pairs,
             reconstructed,
@@ -324,6 +328,7 @@ impl<C: Curve> PartialEq for ComplaintBoard<C> {
             && *feldman == other.feldman
             && *complaint_posts == other.complaint_posts
             && *reconstruction_posts == other.reconstruction_posts
+            && *dropped_reconstructions == other.dropped_reconstructions
             && *failed == other.failed
             && *public_pairs == other.public_pairs
             && *reconstructed == other.reconstructed
@@ -351,6 +356,7 @@ impl<C: Curve> ComplaintBoard<C> {
             feldman: BTreeMap::new(),
             complaint_posts: Vec::new(),
             reconstruction_posts: Vec::new(),
+            dropped_reconstructions: Vec::new(),
             failed: BTreeMap::new(),
             public_pairs: BTreeMap::new(),
             reconstructed: BTreeMap::new(),
@@ -391,6 +397,13 @@ impl<C: Curve> ComplaintBoard<C> {
             .get(&dealer)
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+
+    /// Players whose reconstruction post the reconstruct deadline dropped because its signature
+    /// is not theirs, ascending: taken when it arrived, it counts as never posted. A chain that
+    /// reported the post as taken reports this too, so that nobody counts it.
+    pub fn dropped_reconstructions(&self) -> &[u32] {
+        &self.dropped_reconstructions
     }
 
     /// Whether `player`'s report is on the board.
@@ -1271,7 +1284,7 @@ impl<C: Curve> ComplaintBoard<C> {
     /// Checks the reconstruction posts' signatures, which [`check_authentic`] left for now, in
     /// one batch, and drops the posts whose signature is not their player's: they count as
     /// never posted, as they would had each been checked on arrival.
-    fn drop_unsigned(&self, posts: &mut Vec<(Disclosure<C>, Signed)>) {
+    fn drop_unsigned(&mut self, posts: &mut Vec<(Disclosure<C>, Signed)>) {
         let signatures: Vec<IdentitySignature> = posts
             .iter()
             .map(|(_, bytes)| {
@@ -1296,11 +1309,15 @@ impl<C: Curve> ComplaintBoard<C> {
             }
         };
         let mut i = 0;
-        posts.retain(|_| {
+        posts.retain(|(d, _)| {
             let keep = items.binary_search(&i).is_err();
+            if !keep {
+                self.dropped_reconstructions.push(d.player);
+            }
             i += 1;
             keep
         });
+        self.dropped_reconstructions.sort_unstable();
     }
 
     /// Weighted column sums of the given dealers' Feldman commitments (identity points when

@@ -1116,6 +1116,8 @@ fn a_reconstruction_post_whose_signature_fails_at_the_deadline_counts_as_never_p
     assert_eq!(*output, expected[0].public);
     assert_eq!(*exclusions, expected[0].exclusions);
     assert!(board.reconstructed(2).is_some());
+    // The drop is on record, naming its player, for a chain that reported the post as taken.
+    assert_eq!(board.dropped_reconstructions(), &[0]);
 }
 
 #[test]

@@ -187,6 +187,21 @@ impl Driver {
                     expires: None,
                 })));
             }
+            // The board replicas drop the post by themselves; this says whose it was.
+            Event::PostDropped {
+                ceremony,
+                view,
+                player,
+                identity,
+                reason,
+                ..
+            } => {
+                if identity.0 == self.me.to_bytes() {
+                    error!(view, player, ?ceremony, %reason, "this node's post was dropped at the deadline");
+                } else {
+                    warn!(view, player, ?ceremony, %reason, "a post was dropped at the deadline");
+                }
+            }
             Event::Registered {
                 identity, network, ..
             }
