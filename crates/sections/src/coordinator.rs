@@ -250,6 +250,10 @@ struct Handover {
     link_backers: BTreeMap<Name, [u8; KEY_LEN]>,
     keys: BTreeMap<[u8; KEY_LEN], KeyProgress>,
     done: bool,
+    /// We signed another start of the same prefix and generation after this one: its
+    /// candidates drop this session once that start is authorised, so a failure agreement on
+    /// it proves nothing about them (see [`Coordinator::handle_failure_agreement`]).
+    replaced: bool,
 }
 
 /// Both signatures of a handover towards one proposed new key.
@@ -497,6 +501,13 @@ impl Coordinator {
         let Some(share) = &self.our_share else {
             return Err(Dropped::NotAnElder);
         };
+        // The latest start we signed for a prefix and generation is the one we stand by;
+        // the others of that prefix and generation are replaced.
+        for (id, h) in self.handovers.iter_mut() {
+            if h.start.prefix == start.prefix && h.start.generation == start.generation {
+                h.replaced = *id != start.session;
+            }
+        }
         if !self.handovers.contains_key(&start.session) {
             if self.handovers.len() >= MAX_PENDING_STARTS {
                 return Err(Dropped::TooManyPending);
@@ -516,6 +527,7 @@ impl Coordinator {
                     link_backers: BTreeMap::new(),
                     keys: BTreeMap::new(),
                     done: false,
+                    replaced: false,
                 },
             );
         }
@@ -790,7 +802,11 @@ impl Coordinator {
     }
 
     /// Drops every other pending or started session of `start`'s prefix and remembers them as
-    /// superseded, so their late messages are refused with a reason.
+    /// superseded, so their late messages are refused with a reason. A session whose run
+    /// already gave us a share keeps it until a SAP applies: the elders may hand over to its
+    /// key all the same (they sign starts for more than one successor of a key and link the
+    /// first whose SAP signature they hold, [`crate::successor`]), and a new elder without its
+    /// share could not sign with the section.
     fn supersede_others(&mut self, start: &DkgStart) {
         let prefix = start.prefix;
         let keep = start.session;
@@ -803,11 +819,11 @@ impl Coordinator {
             !drop
         });
         self.sessions.retain(|id, s| {
-            let drop = *id != keep && s.start.prefix == prefix;
-            if drop {
+            let superseded = *id != keep && s.start.prefix == prefix;
+            if superseded {
                 gone.push((*id, s.start.generation));
             }
-            !drop
+            !superseded || matches!(s.decision, Decision::Succeeded(_))
         });
         self.superseded.extend(gone);
     }
@@ -874,15 +890,39 @@ impl Coordinator {
 
     /// As a current elder, checks a failure agreement for a start it signed: more than
     /// `n - supermajority(n)` distinct candidates' valid signatures on the same non-empty set of
-    /// candidates. Returns the set to exclude from the restart's selection; the failed session
-    /// is then never handed over to.
+    /// candidates, for the latest start we signed for its prefix and generation, while our
+    /// chain is still at that generation. Returns the set to exclude from the restart's
+    /// selection; the failed session is then never handed over to.
+    ///
+    /// Why the last two conditions: an honest candidate stops taking part in a session once
+    /// another start of its prefix is authorised (which takes a supermajority of the elders'
+    /// signatures) or a SAP of a later generation applies, and a candidate of the old session
+    /// that is none of the new one never learns of either, runs on alone and observes the
+    /// others absent. Those observations are true and say nothing about faults: they can
+    /// outnumber `n - supermajority(n)` (with two or three candidates one is an agreement, and
+    /// with more, the new start can leave out more than that many), so counting signers cannot
+    /// tell them apart. What the elder knows can: once it signed a later start for the prefix
+    /// and generation, or its chain moved past the generation, the session is not the one the
+    /// section waits for, and its agreement is refused (`Dropped::Superseded`,
+    /// `Dropped::StaleGeneration`). Liveness is kept: the later start runs, and if it fails, its
+    /// own agreement is the one the elder takes.
     pub fn handle_failure_agreement(
         &mut self,
         session: SessionId,
         excluded: &BTreeSet<Name>,
         signatures: &[NodeSignature],
     ) -> Result<BTreeSet<Name>, Dropped> {
+        let current = self.chain.key_count();
         let handover = self.open_handover(&session)?;
+        if handover.replaced {
+            return Err(Dropped::Superseded);
+        }
+        if handover.start.generation < current {
+            return Err(Dropped::StaleGeneration {
+                got: handover.start.generation,
+                current,
+            });
+        }
         let candidates = handover.start.names();
         if excluded.is_empty() || !excluded.iter().all(|n| candidates.contains(n)) {
             return Err(Dropped::BadNonParticipants);
@@ -1940,6 +1980,130 @@ mod tests {
             .handle_link_share(last, start.session, &key, partial)
             .unwrap();
         assert!(matches!(&out[..], [Output::NewElders(_)]), "{out:?}");
+    }
+
+    /// Two starts of the root at generation 2, the second leaving out the first's lowest
+    /// name and taking the ninth member: every elder signs `first`, then `second`.
+    fn two_starts(net: &mut Net, elders: &[Secret<Scalar>]) -> (DkgStart, DkgStart) {
+        let peers: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).collect();
+        let first = DkgStart::new(Prefix::ROOT, peers[..7].to_vec(), 2);
+        let second = DkgStart::new(Prefix::ROOT, peers[1..8].to_vec(), 2);
+        for start in [&first, &second] {
+            for sk in elders {
+                let name = Name::of(&key_of(sk));
+                net.nodes.get_mut(&name).unwrap().sign_start(start).unwrap();
+            }
+        }
+        (first, second)
+    }
+
+    /// The signatures of the first three candidates of `start` not in `excluded` on the
+    /// observation that `excluded` did not take part: an agreement among seven.
+    fn agreement(start: &DkgStart, excluded: &BTreeSet<Name>) -> Vec<NodeSignature> {
+        let observation = FailureObservation {
+            session: start.session,
+            non_participants: excluded.clone(),
+        };
+        start
+            .names()
+            .iter()
+            .filter(|n| !excluded.contains(n))
+            .take(3)
+            .map(|n| observation.sign(&node_secret(seed_of(n, 0..9))))
+            .collect()
+    }
+
+    #[test]
+    fn an_elder_takes_failure_agreements_only_for_the_start_it_stands_by() {
+        // Candidates of a start that a later one replaced stop taking part once the later one
+        // is authorised, and those left out of it run on alone: their observations that the
+        // others are absent are true, and prove nothing (found by the simulator with three
+        // elders, where one observation is an agreement).
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let (first, second) = two_starts(&mut net, &elders);
+        let accused: BTreeSet<Name> = second.names()[..4].iter().copied().collect();
+        let elder = Name::of(&key_of(&elders[0]));
+        let node = net.nodes.get_mut(&elder).unwrap();
+        assert_eq!(
+            node.handle_failure_agreement(first.session, &accused, &agreement(&first, &accused)),
+            Err(Dropped::Superseded)
+        );
+        // The start it stands by still fails with an agreement: the section restarts.
+        let absent = BTreeSet::from([second.names()[6]]);
+        assert_eq!(
+            node.handle_failure_agreement(second.session, &absent, &agreement(&second, &absent)),
+            Ok(absent)
+        );
+        // Signing the first again makes it the one the elder stands by.
+        let mut net_b = self::net(9);
+        let (first, _) = two_starts(&mut net_b, &elders);
+        let node = net_b.nodes.get_mut(&elder).unwrap();
+        node.sign_start(&first).unwrap();
+        let absent = BTreeSet::from([first.names()[0]]);
+        assert_eq!(
+            node.handle_failure_agreement(first.session, &absent, &agreement(&first, &absent)),
+            Ok(absent)
+        );
+    }
+
+    #[test]
+    fn an_elder_refuses_a_failure_agreement_once_its_chain_moved_past_the_session() {
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let (first, second) = two_starts(&mut net, &elders);
+        // The elders stand by the second, but the first one's DKG completes and its handover
+        // goes through (they link the first successor whose SAP signature they hold).
+        let queue = authorise(&mut net, &first, &elders);
+        let outputs = run_dkg(&mut net.nodes, &first, queue, &BTreeSet::new(), 4);
+        let signed = complete_handover(&mut net.nodes, &first, &sap_shares(&outputs));
+        for node in net.nodes.values_mut() {
+            node.apply_sap(&signed).unwrap();
+        }
+        // Candidates of the second that never heard of the first's handover observe the
+        // others absent: the section moved on, and the elder refuses it.
+        let accused = BTreeSet::from([second.names()[0]]);
+        let elder = Name::of(&key_of(&elders[0]));
+        assert_eq!(
+            net.nodes.get_mut(&elder).unwrap().handle_failure_agreement(
+                second.session,
+                &accused,
+                &agreement(&second, &accused)
+            ),
+            Err(Dropped::StaleGeneration { got: 2, current: 3 })
+        );
+    }
+
+    #[test]
+    fn a_candidate_keeps_its_share_of_a_superseded_session_that_is_handed_over() {
+        // The candidates finish the first DKG and send their SAP partials; the second start is
+        // authorised before the elders hand over to the first's key (found by the simulator:
+        // `ShareMismatch`, an elder of the new SAP without a share).
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let (first, second) = two_starts(&mut net, &elders);
+        let queue = authorise(&mut net, &first, &elders);
+        let outputs = run_dkg(&mut net.nodes, &first, queue, &BTreeSet::new(), 4);
+        let shares = sap_shares(&outputs);
+        assert_eq!(shares.len(), 7);
+        let _ = authorise(&mut net, &second, &elders);
+        let candidate = first.names()[3];
+        let node = net.nodes.get_mut(&candidate).unwrap();
+        assert_eq!(
+            node.dkg_deadline(first.session),
+            Err(Dropped::Superseded)
+        );
+        let signed = complete_handover(&mut net.nodes, &first, &shares);
+        for node in net.nodes.values_mut() {
+            node.apply_sap(&signed).unwrap();
+        }
+        for name in first.names() {
+            assert_eq!(
+                net.nodes[&name].our_share().map(|s| s.section_key),
+                Some(signed.sap.section_key),
+                "{name:?}"
+            );
+        }
     }
 
     #[test]
