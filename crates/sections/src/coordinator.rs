@@ -17,6 +17,22 @@
 //! elder backs one proposed key per session, so a faulty one cannot open more, and an elder
 //! links one successor per section key across sessions ([`crate::successor`]).
 //!
+//! A failure agreement is a proof that the nodes it names are absent: more than
+//! `n - supermajority(n)` of the `n` candidates signed it, so within the fault bound one of
+//! them is honest and saw them not take part. That an honest candidate saw a node absent shows a
+//! fault only while the section still waits for the session: a candidate drops a session
+//! once another start of its prefix is authorised or a later SAP applies, and one left out of
+//! the new start runs on alone. With two or three candidates its observation alone is an
+//! agreement, and with more the new start may leave out more than `n - supermajority(n)` of the
+//! old one's candidates, so no signer count tells the two apart. The elders can: they sign the
+//! replacing start before any honest candidate drops the old session (authorising it takes a
+//! supermajority of their signatures), and an elder takes an agreement only for the latest
+//! start it signed for the prefix and generation, while its chain is at that generation
+//! ([`Coordinator::handle_failure_agreement`]). A session that truly failed is the latest one
+//! or was replaced by one that runs, so the section still restarts without the absent. Not
+//! covered: a candidate that receives the replaced start's signatures after the new one's
+//! takes the old one as the newer (see "Sections" in `docs/protocol.md`).
+//!
 //! A node that missed handovers moves on with [`Coordinator::catch_up`]: a peer's longer key
 //! chain and signed SAP, checked from our newest key ([`crate::catch_up`]), taken as a
 //! handed-over SAP is.
@@ -2089,10 +2105,7 @@ mod tests {
         let _ = authorise(&mut net, &second, &elders);
         let candidate = first.names()[3];
         let node = net.nodes.get_mut(&candidate).unwrap();
-        assert_eq!(
-            node.dkg_deadline(first.session),
-            Err(Dropped::Superseded)
-        );
+        assert_eq!(node.dkg_deadline(first.session), Err(Dropped::Superseded));
         let signed = complete_handover(&mut net.nodes, &first, &shares);
         for node in net.nodes.values_mut() {
             node.apply_sap(&signed).unwrap();

@@ -2,7 +2,7 @@
 //! asserting the kind acted and was handled, mixed runs within the fault bound (more with
 //! `KQ_SECTIONS_RUNS`), runs beyond the bound that must stay safe, runs whose joins and leaves
 //! come while sessions run (one where the root's elders sign starts for both an elder change
-//! and a split of one key), and checks that the invariant checks refuse what they must (a
+//! and a split of one key, and some where a session is superseded while it runs), and checks that the invariant checks refuse what they must (a
 //! forged chain link, a fork).
 //!
 //! The runs are computed once, in parallel, and shared by the tests. Four elders (so one faulty
@@ -60,6 +60,29 @@ fn elder_change_beside_a_split() -> SectionsConfig {
     cfg
 }
 
+/// Steps before the network is quiet where a session was superseded while it ran, each of
+/// which broke an invariant before a fix: a candidate left out of the start that replaced its
+/// session ran on alone and its failure agreement named the honest others (`HonestExcluded`;
+/// two and three elders, where one observation is an agreement), and candidates that finished a
+/// DKG whose start was then superseded dropped their share, which the elders handed over to
+/// all the same (`ShareMismatch`).
+fn superseded_while_running() -> Vec<SectionsConfig> {
+    [
+        (1, 3, 3, 4, 1000),
+        (4, 2, 2, 0, 400),
+        (3, 4, 3, 1, 1000),
+        (4, 4, 3, 1, 1000),
+    ]
+    .into_iter()
+    .map(|(seed, elders, min_size, leaves, per_mille)| {
+        let mut cfg = SectionsConfig::sized(seed, elders, min_size);
+        cfg.leaves = leaves;
+        cfg.unsettled_per_mille = per_mille;
+        cfg
+    })
+    .collect()
+}
+
 fn batch() -> &'static Batch {
     static BATCH: OnceLock<Batch> = OnceLock::new();
     BATCH.get_or_init(|| {
@@ -87,6 +110,9 @@ fn batch() -> &'static Batch {
         unsettled.unsettled_per_mille = 400;
         jobs.push((3, None, unsettled));
         jobs.push((3, None, elder_change_beside_a_split()));
+        for cfg in superseded_while_running() {
+            jobs.push((3, None, cfg));
+        }
         for seed in SEEDS_LINK_WITHHELD {
             let mut cfg = small(seed);
             cfg.faults = vec![SectionFault::BadHandover];
