@@ -2,8 +2,8 @@
 //! asserting the kind acted and was handled, mixed runs within the fault bound (more with
 //! `KQ_SECTIONS_RUNS`), runs beyond the bound that must stay safe, runs whose joins and leaves
 //! come while sessions run (one where the root's elders sign starts for both an elder change
-//! and a split of one key, and some where a session is superseded while it runs), and checks that the invariant checks refuse what they must (a
-//! forged chain link, a fork).
+//! and a split of one key, and some where a session is superseded while it runs), and checks
+//! that the invariant checks refuse what they must (a forged chain link, a fork).
 //!
 //! The runs are computed once, in parallel, and shared by the tests. Four elders (so one faulty
 //! candidate is within the bound) and a minimum half of four keep a run at a few seconds of CPU.
