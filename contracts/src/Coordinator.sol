@@ -367,6 +367,14 @@ contract Coordinator {
         return candidates.length;
     }
 
+    /// Whether `account` is on the candidate list (`listed`: the selection ranks it) and whether
+    /// its stake is eligible. A node with an eligible stake that is not listed was evicted
+    /// (`_enter`); its node reads this to confirm an `Evicted` log before it tries to re-enter.
+    function candidacy(address account) external view returns (bool listed, bool eligible) {
+        Node storage node = nodes[account];
+        return (node.candidateSlot != 0, _eligible(node.stake));
+    }
+
     function _eligible(uint256 stake) internal view returns (bool) {
         return stake >= config.minStake && stake > 0;
     }

@@ -289,6 +289,11 @@ impl Client {
         Ok(self.provider.get_balance(who).await?)
     }
 
+    /// How many transactions `who` has sent (its next nonce) as of the latest block.
+    pub async fn transaction_count(&self, who: Address) -> Result<u64, ClientError> {
+        Ok(self.provider.get_transaction_count(who).await?)
+    }
+
     /// A view function's result at the latest block.
     pub async fn read<C: SolCall>(&self, call: C) -> Result<C::Return, ClientError> {
         let tx = TransactionRequest::default()
@@ -296,6 +301,27 @@ impl Client {
             .with_input(call.abi_encode());
         let out = self.provider.call(tx).await?;
         C::abi_decode_returns(&out).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Simulates `call` with `value` wei from the account (`eth_estimateGas` at the latest
+    /// block): its gas, or the contract's refusal. Nothing is sent.
+    pub async fn estimate<C: SolCall>(
+        &self,
+        call: C,
+        value: U256,
+    ) -> Result<Result<u64, Revert>, ClientError> {
+        let tx = TransactionRequest::default()
+            .with_from(self.account)
+            .with_to(self.contract)
+            .with_value(value)
+            .with_input(call.abi_encode());
+        match self.provider.estimate_gas(tx).await {
+            Ok(gas) => Ok(Ok(gas)),
+            Err(e) => match revert_of(&e) {
+                Some(r) => Ok(Err(r)),
+                None => Err(e.into()),
+            },
+        }
     }
 
     /// Sends `call` with `value` wei and waits for its receipt. One call at a time per client:
@@ -538,6 +564,10 @@ pub enum BoardInput {
     ViewActivated(Coordinator::ViewActivated),
     /// A dealer was slashed on a fraud proof.
     Slashed(Coordinator::Slashed),
+    /// A candidate lost its place on the full candidate list to a higher stake (no board
+    /// input: the contract selects committees itself; the evicted node's
+    /// [`crate::candidacy::Watch`] takes it).
+    Evicted(Coordinator::Evicted),
 }
 
 /// The inputs of one confirmed block (only blocks with inputs are reported).
@@ -691,8 +721,8 @@ impl Follower {
                 account: e.account,
                 stake: None,
             },
-            // The contract selects committees itself: who is a candidate concerns no board.
-            CoordinatorEvents::Withdrawn(_) | CoordinatorEvents::Evicted(_) => return Ok(None),
+            CoordinatorEvents::Withdrawn(_) => return Ok(None),
+            CoordinatorEvents::Evicted(e) => BoardInput::Evicted(e),
             CoordinatorEvents::CommitteeSelected(e) => {
                 // A new ceremony supersedes the previous one's remaining deadlines.
                 self.deadlines.clear();

@@ -311,6 +311,8 @@ impl Translator {
                 self.proofs.settle(s.ceremony, s.culprit);
                 self.slashed(s)
             }
+            // The contract selects committees itself: who is a candidate concerns no board.
+            BoardInput::Evicted(_) => Vec::new(),
         }
     }
 

@@ -18,7 +18,8 @@
 //! On a live chain: [`client`] deploys the contract, sends calls from a secp256k1 account and
 //! follows its logs at a confirmation depth; [`events`] turns those logs into the node's chain
 //! events, [`proofs`] builds the fraud proofs of the faults their board replica finds, and
-//! [`stagger`] says which member sends each proof when;
+//! [`stagger`] says which member sends each proof when, and [`candidacy`] notices the node's
+//! own eviction from the candidate list and brings it back when it can;
 //! [`anvil`] starts a local chain for the tests, fetching the pinned anvil with
 //! [`anvil_fetch`] when npm has not installed it.
 //!
@@ -77,6 +78,7 @@ mod consumer_bindings {
 pub use consumer_bindings::BeaconConsumer;
 pub mod anvil;
 pub mod anvil_fetch;
+pub mod candidacy;
 pub mod client;
 pub mod events;
 pub mod proofs;

@@ -8,6 +8,7 @@
 //! | `keyquorum_phase_duration_seconds` (`_bucket`, `_sum`, `_count`) | histogram | `phase` |
 //! | `keyquorum_faults_seen_total` | counter | `fault` |
 //! | `keyquorum_view`, `keyquorum_chain_height` | gauge | |
+//! | `keyquorum_evicted` (1 while the chain has this node off its candidate list after an eviction) | gauge | |
 //! | `keyquorum_ceremonies_total` | counter | `result` (`success`, `failure`) |
 //! | `keyquorum_fault_proofs_total` | counter | `result` (`proved`, `settled`, `refused`) |
 //! | `keyquorum_magic_block_mismatches_total` | counter | `what` (first field that differs) |
@@ -122,6 +123,7 @@ pub const FAULT_PROOF_RESULTS: [&str; 3] = ["proved", "settled", "refused"];
 /// Exposed names of the gauges.
 const VIEW: &str = "keyquorum_view";
 const CHAIN_HEIGHT: &str = "keyquorum_chain_height";
+const EVICTED: &str = "keyquorum_evicted";
 
 /// Message and byte counts in both directions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +155,7 @@ pub struct Metrics {
     phase_duration: Family<Labels, Histogram, fn() -> Histogram>,
     view: Gauge,
     chain_height: Gauge,
+    evicted: Gauge,
     /// Message kinds seen, so [`Metrics::traffic`] can list them (the registry's families do
     /// not offer iteration).
     kinds: Mutex<BTreeSet<String>>,
@@ -296,6 +299,13 @@ impl Metrics {
             "Last chain block processed",
             chain_height.clone(),
         );
+        let evicted = Gauge::default();
+        registry.register(
+            EVICTED,
+            "1 while the chain has this node off its candidate list after an eviction (never \
+             selected until listed again), else 0",
+            evicted.clone(),
+        );
         // Both results exist from the start, so a scraper sees the failure count at zero rather
         // than no series.
         for result in ["success", "failure"] {
@@ -316,6 +326,7 @@ impl Metrics {
             phase_duration,
             view,
             chain_height,
+            evicted,
             kinds: Mutex::new(BTreeSet::new()),
         }
     }
@@ -337,6 +348,7 @@ impl Metrics {
         match name {
             VIEW => Some(&self.view),
             CHAIN_HEIGHT => Some(&self.chain_height),
+            EVICTED => Some(&self.evicted),
             _ => None,
         }
     }

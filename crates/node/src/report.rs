@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::metrics::Metrics;
-use crate::status::{MagicBlockMismatch, PendingStatus, SittingOutStatus, Status};
+use crate::status::{EvictedStatus, MagicBlockMismatch, PendingStatus, SittingOutStatus, Status};
 use crate::store::OutputRecord;
 
 /// Why a node sits a ceremony out (the only reason there is), as `/status` says it.
@@ -20,6 +20,9 @@ const SAT_OUT_REASON: &str = "own contribution is on the board but its state is 
 /// Something that happened in the node, as far as its reports are concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observation {
+    /// The chain evicted this node from its candidate list (`Some`), or listed it again
+    /// (`None`).
+    Eviction(Option<EvictedStatus>),
     /// The driver opened: who this node is.
     Opened {
         /// Identity key (hex).
@@ -169,6 +172,10 @@ impl Reporter {
                 s.fault = fault;
             }
             Observation::Registration { registered } => s.registered = registered,
+            Observation::Eviction(evicted) => {
+                m.set("keyquorum_evicted", &[], evicted.is_some() as u8 as f64);
+                s.evicted = evicted;
+            }
             Observation::BlockProcessed { height } => {
                 m.set("keyquorum_chain_height", &[], height as f64);
                 s.height = height;
@@ -424,5 +431,26 @@ mod tests {
         });
         let s = status.lock().unwrap().clone();
         assert_eq!((s.view, s.share_index), (4, Some(1)));
+    }
+
+    #[test]
+    fn an_eviction_shows_on_status_and_metrics_until_listed_again() {
+        let status = Arc::new(Mutex::new(Status::default()));
+        let metrics = Arc::new(Metrics::new());
+        let r = Reporter::new(status.clone(), metrics.clone());
+        let evicted = EvictedStatus {
+            block: 7,
+            by: "0x01".into(),
+            stake: "150".into(),
+            needed_stake: Some("201".into()),
+            state: "list_full".into(),
+        };
+        r.observe(Observation::Eviction(Some(evicted.clone())));
+        assert_eq!(status.lock().unwrap().evicted, Some(evicted));
+        assert_eq!(metrics.get("keyquorum_evicted", &[]), 1.0);
+        assert!(metrics.render().contains("keyquorum_evicted 1\n"));
+        r.observe(Observation::Eviction(None));
+        assert_eq!(status.lock().unwrap().evicted, None);
+        assert_eq!(metrics.get("keyquorum_evicted", &[]), 0.0);
     }
 }

@@ -1235,6 +1235,7 @@ pub async fn run<C: ChainClient>(
         key: keys.verifiable_public(),
     };
     let mut verifiable_key_sent: Option<u64> = None;
+    let mut shown_eviction = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tokio::pin!(shutdown);
 
@@ -1265,6 +1266,13 @@ pub async fn run<C: ChainClient>(
                     let effects = in_place(|| driver.set_head(h))?;
                     reporter.apply(driver.drain_observations());
                     rt.apply(&driver, effects).await;
+                    // The adapter follows this node's place on the candidate list itself;
+                    // `/status` and the metrics show what it last confirmed.
+                    let eviction = rt.chain.eviction();
+                    if eviction != shown_eviction {
+                        shown_eviction = eviction.clone();
+                        reporter.observe(Observation::Eviction(eviction));
+                    }
                     // Caught up with the chain: register if the chain does not know us (again
                     // after a while if it still does not).
                     if driver.cursor() > h

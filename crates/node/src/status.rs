@@ -69,6 +69,26 @@ pub struct SittingOutStatus {
     pub reason: String,
 }
 
+/// This node off the chain's candidate list after an eviction: registered with its stake, but
+/// never selected until it is listed again (chains that cap the list: the EVM coordinator).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EvictedStatus {
+    /// The block whose log evicted it.
+    pub block: u64,
+    /// The account whose higher stake took its place.
+    pub by: String,
+    /// Its stake (wei, decimal), as the chain last said.
+    pub stake: String,
+    /// The least stake (wei, decimal) that lists it again while the list stays as it is; none
+    /// when the chain named no bar (a place is free, or no candidate can be evicted now).
+    pub needed_stake: Option<String>,
+    /// Where re-entry stands: `list_full` (its stake is at most the lowest evictable
+    /// candidate's), `none_evictable` (every listed candidate serves), `re_entering` (a place
+    /// is free or its stake outranks that candidate: the node adds itself back), `below_minimum`
+    /// (it must add stake), `unchecked` or `refused`.
+    pub state: String,
+}
+
 /// A view's secp256k1 signing key, as `/status` shows it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SigningKeyStatus {
@@ -161,6 +181,9 @@ pub struct Status {
     pub magic_block_mismatch: Option<MagicBlockMismatch>,
     /// The running ceremony, when this node sits it out.
     pub sitting_out: Option<SittingOutStatus>,
+    /// Off the candidate list after an eviction, until it is listed again.
+    #[serde(default)]
+    pub evicted: Option<EvictedStatus>,
     /// Traffic counters (the same numbers as `/metrics`), filled in when `/status` is served.
     pub traffic: Traffic,
     /// The random beacon.

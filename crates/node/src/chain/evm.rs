@@ -28,6 +28,14 @@
 //!   that logged the fault without seeing the culprit slashed, and drops its proof as soon as
 //!   the follower sees the slash. So on a live chain one proof is sent per fault, and the
 //!   others' copies neither revert nor cost gas.
+//! - Eviction (`keyquorum_evm::candidacy`): the contract lists at most 300 candidates, and a
+//!   higher stake takes the place of the lowest one not serving, logging `Evicted`. When the
+//!   follower confirms such a log naming this node's account, the adapter asks the chain at each
+//!   confirmed block whether the account is listed and, if not, simulates `addStake()` with no
+//!   value: its refusal `CandidateListFull(lowestStake)` names the stake to outrank, and once
+//!   the simulation passes (a place freed, or the stake now outranks that candidate) it sends the
+//!   call, which lists the node again. The eviction is logged with the stake needed and shown
+//!   ([`ChainClient::eviction`]) on `/status` and as `keyquorum_evicted`.
 //! - View changes: the contract starts one only when someone calls `startViewChange` (it ranks
 //!   the eligible nodes from its own state). Every node does so when one is due (the start
 //!   block reached with no ceremony running, or the running ceremony's wait phase over without
@@ -41,14 +49,15 @@ use std::time::Duration;
 use keyquorum_contract::tx::TxBody;
 use keyquorum_dkg::identity::Purpose;
 use keyquorum_evm::alloy_primitives::{Address, Bytes, U256};
-use keyquorum_evm::client::{CallOutcome, Client, ClientError, FollowError, Follower};
+use keyquorum_evm::candidacy::{self, Bar, Change, Watch};
+use keyquorum_evm::client::{BoardInput, CallOutcome, Client, ClientError, FollowError, Follower};
 use keyquorum_evm::events::Translator;
 use keyquorum_evm::stagger::ProofTurn;
 use keyquorum_evm::{
     Coordinator, Deployment, PrivateKeySigner, g1_point, g2_point, registration_payload,
 };
 use sha2::{Digest, Sha256};
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use super::{
     Blocks, ChainAction, ChainBlock, ChainClient, ChainStatus, ChainTx, FaultReport, Prepared,
@@ -114,6 +123,10 @@ pub struct EvmChainClient {
     checked_at: Arc<AtomicU64>,
     /// The newest block the follower confirmed (the translator has seen its logs).
     confirmed: Arc<AtomicU64>,
+    /// This node's place on the candidate list (module docs).
+    candidacy: Arc<Mutex<Watch>>,
+    /// A candidacy check of this node is under way.
+    checking: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for EvmChainClient {
@@ -131,6 +144,7 @@ impl EvmChainClient {
         settings: EvmSettings,
         key: PrivateKeySigner,
     ) -> Result<Self, ClientError> {
+        let account = key.address();
         let client = Client::connect(&settings.rpc, key, settings.contract).await?;
         let chain_id = client.chain_id().await?;
         let follower = Follower::new(
@@ -155,6 +169,8 @@ impl EvmChainClient {
             starting: Arc::new(AtomicBool::new(false)),
             checked_at: Arc::new(AtomicU64::new(0)),
             confirmed: Arc::new(AtomicU64::new(0)),
+            candidacy: Arc::new(Mutex::new(Watch::new(account))),
+            checking: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -347,6 +363,62 @@ impl EvmChainClient {
     }
 }
 
+impl EvmChainClient {
+    fn watch(&self) -> std::sync::MutexGuard<'_, Watch> {
+        self.candidacy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks the chain about this node's candidacy at confirmed height `now` when an `Evicted`
+    /// log named it, one check at a time (module docs).
+    fn check_candidacy_if_due(&self, now: u64) {
+        if !self.watch().due(now) || self.checking.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            match candidacy::check(&me.client, &me.candidacy, now).await {
+                Ok(changes) => changes.iter().for_each(log_change),
+                Err(e) => debug!(error = %e, "candidacy not checked"),
+            }
+            me.checking.store(false, Ordering::Release);
+        });
+    }
+}
+
+fn log_change(change: &Change) {
+    match change {
+        Change::Evicted(e) => {
+            let what = match &e.bar {
+                Bar::Above(lowest) => format!(
+                    "the list is full; re-entering needs a stake above the lowest evictable \
+                     candidate's {lowest} wei (at least {} wei): add stake, or wait for a place",
+                    lowest.saturating_add(U256::from(1))
+                ),
+                Bar::NoneEvictable => "every candidate on the full list serves; waiting for a \
+                    place to free"
+                    .into(),
+                Bar::Open => "a place is free or the stake now outranks the lowest evictable \
+                    candidate; re-entering"
+                    .into(),
+                Bar::BelowMinimum => "the stake is below the minimum; add stake to re-enter".into(),
+                Bar::Unchecked => "not checked yet".into(),
+                Bar::Refused(name) => format!("re-entry refused by the contract ({name})"),
+            };
+            warn!(
+                block = e.block,
+                by = %e.by,
+                stake = %e.stake,
+                "evicted from the coordinator's candidate list by a higher stake: this node is \
+                 not selected for committees until it is listed again; {what}"
+            );
+        }
+        Change::ReEntered { block } => {
+            info!(block, "re-entered the coordinator's candidate list")
+        }
+        Change::Listed => info!("on the coordinator's candidate list again"),
+    }
+}
+
 fn alloy_sol_call<C: keyquorum_evm::alloy_sol_types::SolCall>(call: C) -> Vec<u8> {
     call.abi_encode()
 }
@@ -378,6 +450,18 @@ impl ChainClient for EvmChainClient {
             Some(ProofTurn::Settled) => ProofDue::Settled,
             Some(ProofTurn::NotAProver) | None => ProofDue::Never,
         }
+    }
+
+    fn eviction(&self) -> Option<crate::status::EvictedStatus> {
+        let watch = self.watch();
+        let e = watch.eviction()?;
+        Some(crate::status::EvictedStatus {
+            block: e.block,
+            by: e.by.to_string(),
+            stake: e.stake.to_string(),
+            needed_stake: e.bar.needed_stake().map(|s| s.to_string()),
+            state: e.bar.name().into(),
+        })
     }
 
     fn prepare(
@@ -453,6 +537,13 @@ impl ChainClient for EvmChainClient {
         let mut blocks = Vec::new();
         for block in confirmed {
             let number = block.number;
+            for input in &block.inputs {
+                if let BoardInput::Evicted(e) = input
+                    && self.watch().on_evicted(e, number)
+                {
+                    info!(block = number, by = %e.by, "the chain logged this node's eviction; checking");
+                }
+            }
             let events = self.translator().translate_block(block);
             self.confirmed.fetch_max(number, Ordering::AcqRel);
             if events.is_empty() || number < from {
@@ -496,6 +587,9 @@ impl ChainClient for EvmChainClient {
         }
         drop(following);
         self.start_view_change_if_due();
+        if let Some(safe) = safe {
+            self.check_candidacy_if_due(safe);
+        }
         if blocks.is_empty() {
             tokio::time::sleep(IDLE_POLL.min(Duration::from_millis(wait_ms))).await;
         }

@@ -267,6 +267,13 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
         ProofDue::Now
     }
 
+    /// This node off the chain's candidate list after an eviction, as the adapter last
+    /// confirmed it with the chain; `None` while it is listed, or on chains without a bounded
+    /// list. The adapter notices the eviction and re-enters by itself when it can.
+    fn eviction(&self) -> Option<crate::status::EvictedStatus> {
+        None
+    }
+
     /// Turns `action` from `sender` into this chain's transaction.
     fn prepare(
         &self,

@@ -5,6 +5,7 @@
 mod beacon_views;
 mod common;
 mod complaint_view_changes;
+mod eviction;
 mod fault_proofs;
 mod fuzz_store;
 mod lost_database;

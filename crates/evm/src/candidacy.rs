@@ -1,0 +1,444 @@
+//! A node's place on the coordinator's candidate list, and its way back after an eviction.
+//!
+//! The contract lists at most `MAX_CANDIDATES` eligible nodes. When the list is full, a
+//! registration or `addStake` with more stake than the lowest-ranked candidate that does not
+//! serve (not in the active view nor the running ceremony) takes that candidate's place and logs
+//! `Evicted`; the evicted node stays registered with its stake but is never selected until it
+//! is listed again, which `addStake` does (with no value, at its current stake) once a place is
+//! free or its stake outranks the lowest evictable candidate. When none is evictable, or its
+//! stake does not outrank that candidate, `addStake` reverts with
+//! `CandidateListFull(lowestStake)` (0 when every candidate serves).
+//!
+//! [`Watch`] follows this for one account:
+//! - an `Evicted` log naming the account (from the follower, at the confirmation depth) makes it
+//!   check, at each newly confirmed block, what the chain says: `candidacy(account)` (listed?
+//!   eligible stake?) and, when it is off the list with an eligible stake, `addStake()` with no
+//!   value simulated by gas estimation ([`Probe`]), which either passes or names the bar;
+//! - [`assess`] is the decision, pure: listed again (by anyone's doing), or still evicted with
+//!   the bar it must clear ([`Bar`]), and whether to send the re-entry now ([`Step`]). A
+//!   re-entry is sent only after a simulation that passes, so a refused one costs nothing; one
+//!   that still reverts when mined (the list filled again in between) holds the next attempt
+//!   back for [`RETRY_BLOCKS`].
+//!
+//! A log alone never makes the node believe it is out: a restarted node replays old
+//! `Evicted` logs, and the chain's answer clears them at the first check.
+
+use alloy_primitives::{Address, U256};
+
+use crate::Coordinator;
+use crate::Coordinator::CoordinatorErrors;
+use crate::client::{CallOutcome, Client, ClientError, Revert};
+
+/// Confirmed blocks a mined re-entry that reverted holds the next attempt back.
+pub const RETRY_BLOCKS: u64 = 10;
+
+/// What simulating `addStake()` with no value from the account says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// It would list the account (a place is free, or its stake outranks the lowest evictable
+    /// candidate, which it would evict).
+    Enters,
+    /// `CandidateListFull(lowest_stake)`: the lowest evictable candidate's stake, 0 when every
+    /// candidate serves.
+    ListFull {
+        /// The stake to outrank.
+        lowest_stake: U256,
+    },
+    /// Another refusal, by name.
+    Refused(String),
+}
+
+/// What the chain says of the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// On the candidate list.
+    pub listed: bool,
+    /// Its stake is at least the contract's minimum.
+    pub eligible: bool,
+    /// Its stake (wei).
+    pub stake: U256,
+    /// The re-entry's simulation; asked only when the account is off the list with an eligible
+    /// stake.
+    pub probe: Option<Probe>,
+}
+
+/// What an evicted node needs to be listed again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bar {
+    /// Not checked against the chain yet.
+    Unchecked,
+    /// The list is full: a stake above this one (the lowest evictable candidate's).
+    Above(U256),
+    /// Every candidate on the full list serves (active view or running ceremony): nobody can
+    /// be evicted until a ceremony ends or a view changes.
+    NoneEvictable,
+    /// A place is free, or its stake outranks the lowest evictable candidate: it re-enters.
+    Open,
+    /// Its stake is below the minimum (slashed or unbonded): it must add stake.
+    BelowMinimum,
+    /// The simulation refused for another reason (named).
+    Refused(String),
+}
+
+impl Bar {
+    /// The least stake (wei) that lists the account, when the chain named one.
+    pub fn needed_stake(&self) -> Option<U256> {
+        match self {
+            Bar::Above(lowest) => Some(lowest.saturating_add(U256::from(1))),
+            _ => None,
+        }
+    }
+
+    /// A short name for status pages and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Bar::Unchecked => "unchecked",
+            Bar::Above(_) => "list_full",
+            Bar::NoneEvictable => "none_evictable",
+            Bar::Open => "re_entering",
+            Bar::BelowMinimum => "below_minimum",
+            Bar::Refused(_) => "refused",
+        }
+    }
+}
+
+/// An eviction the chain confirmed, with what re-entry needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eviction {
+    /// The block of the `Evicted` log.
+    pub block: u64,
+    /// The account whose registration or stake evicted it.
+    pub by: Address,
+    /// Its stake (wei), as the chain last said.
+    pub stake: U256,
+    /// What re-entry needs.
+    pub bar: Bar,
+}
+
+/// What to do after a check ([`assess`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The account is listed: the eviction is over.
+    Listed,
+    /// Still off the list: wait for the next block.
+    Wait,
+    /// Send `addStake()` with no value now.
+    ReEnter,
+}
+
+/// The rule: what the chain says ([`Observed`]) and the last mined re-entry that reverted
+/// (`reverted_at`, a confirmed height) at confirmed height `now` give the bar and the step.
+pub fn assess(observed: &Observed, reverted_at: Option<u64>, now: u64) -> (Bar, Step) {
+    if observed.listed {
+        return (Bar::Open, Step::Listed);
+    }
+    if !observed.eligible {
+        return (Bar::BelowMinimum, Step::Wait);
+    }
+    match &observed.probe {
+        None => (Bar::Unchecked, Step::Wait),
+        Some(Probe::ListFull { lowest_stake }) if lowest_stake.is_zero() => {
+            (Bar::NoneEvictable, Step::Wait)
+        }
+        Some(Probe::ListFull { lowest_stake }) => (Bar::Above(*lowest_stake), Step::Wait),
+        Some(Probe::Refused(name)) => (Bar::Refused(name.clone()), Step::Wait),
+        Some(Probe::Enters) => {
+            let held_back = reverted_at.is_some_and(|at| now < at.saturating_add(RETRY_BLOCKS));
+            (
+                Bar::Open,
+                if held_back { Step::Wait } else { Step::ReEnter },
+            )
+        }
+    }
+}
+
+/// What changed at a check, for the node to log and show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The account is evicted (newly confirmed, or its bar changed).
+    Evicted(Eviction),
+    /// It re-entered the list with this transaction's block.
+    ReEntered {
+        /// The block.
+        block: u64,
+    },
+    /// It is listed again (by another transaction, or the `Evicted` log was old).
+    Listed,
+}
+
+/// One account's candidacy, as its `Evicted` logs and the chain's answers give it; see the
+/// module docs.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    account: Address,
+    /// The newest `Evicted` log of the account not yet cleared by the chain's answer.
+    suspected: Option<(u64, Address, U256)>,
+    evicted: Option<Eviction>,
+    checked_at: Option<u64>,
+    reverted_at: Option<u64>,
+}
+
+impl Watch {
+    /// A watch of `account`, listed as far as it knows.
+    pub fn new(account: Address) -> Self {
+        Watch {
+            account,
+            suspected: None,
+            evicted: None,
+            checked_at: None,
+            reverted_at: None,
+        }
+    }
+
+    /// Takes an `Evicted` log confirmed in `block`; true when it names this account.
+    pub fn on_evicted(&mut self, log: &Coordinator::Evicted, block: u64) -> bool {
+        if log.account != self.account {
+            return false;
+        }
+        self.suspected = Some((block, log.by, log.stake));
+        true
+    }
+
+    /// The confirmed eviction, while the account is off the list.
+    pub fn eviction(&self) -> Option<&Eviction> {
+        self.evicted.as_ref()
+    }
+
+    /// Whether the chain is to be asked at confirmed height `now`: after an `Evicted` log, once
+    /// per confirmed block, until the account is listed.
+    pub fn due(&self, now: u64) -> bool {
+        self.suspected.is_some() && self.checked_at.is_none_or(|at| at < now)
+    }
+
+    /// Applies the chain's answer at confirmed height `now` ([`assess`]); returns the step and
+    /// what changed.
+    pub fn apply(&mut self, observed: &Observed, now: u64) -> (Step, Option<Change>) {
+        self.checked_at = Some(now);
+        let Some((block, by, _)) = self.suspected else {
+            return (Step::Listed, None);
+        };
+        let (bar, step) = assess(observed, self.reverted_at, now);
+        if step == Step::Listed {
+            self.suspected = None;
+            self.reverted_at = None;
+            let was = self.evicted.take();
+            return (step, was.map(|_| Change::Listed));
+        }
+        let eviction = Eviction {
+            block,
+            by,
+            stake: observed.stake,
+            bar,
+        };
+        let changed = self.evicted.as_ref() != Some(&eviction);
+        self.evicted = Some(eviction.clone());
+        (step, changed.then_some(Change::Evicted(eviction)))
+    }
+
+    /// Records a sent re-entry's outcome at confirmed height `now`.
+    pub fn re_entry_sent(&mut self, outcome: &CallOutcome, now: u64) -> Option<Change> {
+        match outcome {
+            CallOutcome::Included { block, .. } => {
+                self.suspected = None;
+                self.reverted_at = None;
+                self.evicted = None;
+                Some(Change::ReEntered { block: *block })
+            }
+            // Refused at estimation costs nothing; mined, it cost gas: hold the next one back.
+            CallOutcome::Reverted(Revert::Mined(_)) => {
+                self.reverted_at = Some(now);
+                None
+            }
+            CallOutcome::Reverted(_) => None,
+        }
+    }
+}
+
+/// The chain's answer for `account` ([`Observed`]): its listing and stake and, off the list
+/// with an eligible stake, the re-entry's simulation.
+pub async fn observe(client: &Client, account: Address) -> Result<Observed, ClientError> {
+    let standing = client.read(Coordinator::candidacyCall { account }).await?;
+    let stake = client
+        .read(Coordinator::stakeOfCall { account })
+        .await?
+        .stake;
+    let probe = if !standing.listed && standing.eligible {
+        Some(
+            match client
+                .estimate(Coordinator::addStakeCall {}, U256::ZERO)
+                .await?
+            {
+                Ok(_) => Probe::Enters,
+                Err(Revert::Contract(CoordinatorErrors::CandidateListFull(e))) => Probe::ListFull {
+                    lowest_stake: e.lowestStake,
+                },
+                Err(r) => Probe::Refused(r.name()),
+            },
+        )
+    } else {
+        None
+    };
+    Ok(Observed {
+        listed: standing.listed,
+        eligible: standing.eligible,
+        stake,
+        probe,
+    })
+}
+
+/// Checks `watch`'s account at confirmed height `now` if due: asks the chain, applies the
+/// rule and, when it says so, sends the re-entry from `client` (whose account must be the
+/// watched one). Returns what changed.
+pub async fn check(
+    client: &Client,
+    watch: &std::sync::Mutex<Watch>,
+    now: u64,
+) -> Result<Vec<Change>, ClientError> {
+    let lock = || watch.lock().unwrap_or_else(|e| e.into_inner());
+    let account = {
+        let w = lock();
+        if !w.due(now) {
+            return Ok(Vec::new());
+        }
+        w.account
+    };
+    let observed = observe(client, account).await?;
+    let (step, change) = lock().apply(&observed, now);
+    let mut changes: Vec<Change> = change.into_iter().collect();
+    if step == Step::ReEnter {
+        let outcome = client
+            .send(Coordinator::addStakeCall {}, U256::ZERO)
+            .await?;
+        changes.extend(lock().re_entry_sent(&outcome, now));
+    }
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn off(probe: Probe) -> Observed {
+        Observed {
+            listed: false,
+            eligible: true,
+            stake: U256::from(100),
+            probe: Some(probe),
+        }
+    }
+
+    #[test]
+    fn a_full_list_names_the_stake_to_outrank_and_nothing_is_sent() {
+        let (bar, step) = assess(
+            &off(Probe::ListFull {
+                lowest_stake: U256::from(150),
+            }),
+            None,
+            7,
+        );
+        assert_eq!(bar, Bar::Above(U256::from(150)));
+        assert_eq!(bar.needed_stake(), Some(U256::from(151)));
+        assert_eq!(step, Step::Wait);
+    }
+
+    #[test]
+    fn a_full_list_that_all_serves_names_no_stake() {
+        let (bar, step) = assess(
+            &off(Probe::ListFull {
+                lowest_stake: U256::ZERO,
+            }),
+            None,
+            7,
+        );
+        assert_eq!(bar, Bar::NoneEvictable);
+        assert_eq!(bar.needed_stake(), None);
+        assert_eq!(step, Step::Wait);
+    }
+
+    #[test]
+    fn a_passing_simulation_re_enters_unless_a_mined_revert_is_recent() {
+        assert_eq!(
+            assess(&off(Probe::Enters), None, 7),
+            (Bar::Open, Step::ReEnter)
+        );
+        assert_eq!(assess(&off(Probe::Enters), Some(5), 7).1, Step::Wait);
+        assert_eq!(
+            assess(&off(Probe::Enters), Some(5), 5 + RETRY_BLOCKS).1,
+            Step::ReEnter
+        );
+    }
+
+    #[test]
+    fn listed_or_ineligible_sends_nothing_whatever_the_probe() {
+        let mut o = off(Probe::Enters);
+        o.listed = true;
+        assert_eq!(assess(&o, None, 7).1, Step::Listed);
+        // `addStake` with no value passes below the minimum but lists nobody.
+        let mut o = off(Probe::Enters);
+        o.eligible = false;
+        assert_eq!(assess(&o, None, 7), (Bar::BelowMinimum, Step::Wait));
+        assert_eq!(
+            assess(&off(Probe::Refused("NotRegistered".into())), None, 7),
+            (Bar::Refused("NotRegistered".into()), Step::Wait)
+        );
+    }
+
+    fn evicted_log(account: Address) -> Coordinator::Evicted {
+        Coordinator::Evicted {
+            account,
+            by: Address::repeat_byte(9),
+            stake: U256::from(100),
+        }
+    }
+
+    #[test]
+    fn a_log_is_believed_only_once_the_chain_confirms_it() {
+        let me = Address::repeat_byte(1);
+        let mut w = Watch::new(me);
+        assert!(!w.on_evicted(&evicted_log(Address::repeat_byte(2)), 3));
+        assert!(!w.due(4));
+        assert!(w.on_evicted(&evicted_log(me), 3));
+        assert!(w.eviction().is_none());
+        assert!(w.due(4));
+        // The chain lists it (an old log replayed after a restart): nothing was evicted.
+        let mut listed = off(Probe::Enters);
+        listed.listed = true;
+        assert_eq!(w.apply(&listed, 4), (Step::Listed, None));
+        assert!(!w.due(5));
+
+        assert!(w.on_evicted(&evicted_log(me), 6));
+        let full = off(Probe::ListFull {
+            lowest_stake: U256::from(150),
+        });
+        let (step, change) = w.apply(&full, 6);
+        assert_eq!(step, Step::Wait);
+        let Some(Change::Evicted(e)) = change else {
+            panic!("{change:?}")
+        };
+        assert_eq!((e.block, e.bar.needed_stake()), (6, Some(U256::from(151))));
+        // Asked once per confirmed block; an unchanged answer is no change.
+        assert!(!w.due(6));
+        assert_eq!(w.apply(&full, 7), (Step::Wait, None));
+        // A place frees: re-entry; a mined revert holds the next attempt back.
+        assert_eq!(w.apply(&off(Probe::Enters), 8).0, Step::ReEnter);
+        assert_eq!(
+            w.re_entry_sent(&CallOutcome::Reverted(Revert::Mined(None)), 8),
+            None
+        );
+        assert_eq!(w.apply(&off(Probe::Enters), 9).0, Step::Wait);
+        assert_eq!(
+            w.apply(&off(Probe::Enters), 8 + RETRY_BLOCKS).0,
+            Step::ReEnter
+        );
+        let included = CallOutcome::Included {
+            block: 20,
+            tx_hash: Default::default(),
+        };
+        assert_eq!(
+            w.re_entry_sent(&included, 18),
+            Some(Change::ReEntered { block: 20 })
+        );
+        assert!(w.eviction().is_none());
+        assert!(!w.due(30));
+    }
+}
