@@ -491,6 +491,90 @@ fn eviction_spares_the_active_view() {
     assert!(sel.committee.contains(&newcomer.account));
 }
 
+/// The refusal when no candidate may be evicted: the list full and every candidate serving.
+/// The active view holds at most 256 seats (`MAX_COMMITTEE`) of the 300 places, so the list
+/// is covered by the active view's 256 members and a running ceremony that seats the 44
+/// others (ranked first by their higher stake). A newcomer with any stake is refused with
+/// `CandidateListFull(0)` and nothing changes; once the ceremony's wait phase is over, its
+/// members outside the active view are evictable again.
+#[test]
+fn a_full_list_of_serving_candidates_refuses_every_newcomer() {
+    const SEATS: usize = 256;
+    let nodes: Vec<Node> = (0..MAX_CANDIDATES as u32 + 1).map(Node::new).collect();
+    let accounts: Vec<Address> = nodes.iter().map(|n| n.account).collect();
+    let cfg = config(SEATS as u32);
+    let min = cfg.minStake.to::<u64>();
+    let mut chain = Chain::new(cfg, &accounts);
+    let (active, rest) = nodes.split_at(SEATS);
+    let (running, newcomer) = rest.split_at(MAX_CANDIDATES - SEATS);
+    let newcomer = &newcomer[0];
+    for node in active {
+        let call = node.register_call(chain.contract);
+        chain.send(node.account, min, call).ok();
+    }
+    let s = start(&mut chain, &nodes);
+    assert_eq!(s.committee.len(), SEATS);
+    activate_synthetic(&mut chain, &nodes, &s);
+    for node in running {
+        let call = node.register_call(chain.contract);
+        chain.send(node.account, min + 1, call).ok();
+    }
+    let next = chain.read(Coordinator::nextStartCall {});
+    chain.set_block(next);
+    let r = chain
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
+        .ok();
+    let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
+    assert!(running.iter().all(|x| sel.committee.contains(&x.account)));
+    assert_eq!(
+        chain.read(Coordinator::eligibleCountCall {}),
+        U256::from(MAX_CANDIDATES)
+    );
+    for node in &nodes[..MAX_CANDIDATES] {
+        let account = node.account;
+        assert!(chain.read(Coordinator::isLockedCall { account }));
+        assert!(chain.read(Coordinator::candidacyCall { account }).listed);
+    }
+
+    let balance = chain.balance(newcomer.account);
+    let r = chain.send(
+        newcomer.account,
+        min * 1_000,
+        newcomer.register_call(chain.contract),
+    );
+    r.reverts_with::<Coordinator::CandidateListFull>();
+    let refused = Coordinator::CandidateListFull::abi_decode(&r.output).unwrap();
+    assert_eq!(refused.lowestStake, U256::ZERO);
+    assert_eq!(chain.balance(newcomer.account), balance);
+    let account = newcomer.account;
+    assert_eq!(
+        chain.read(Coordinator::stakeOfCall { account }).stake,
+        U256::ZERO
+    );
+    assert_eq!(
+        chain.read(Coordinator::eligibleCountCall {}),
+        U256::from(MAX_CANDIDATES)
+    );
+    assert!(nodes[..MAX_CANDIDATES].iter().all(|x| {
+        chain
+            .read(Coordinator::candidacyCall { account: x.account })
+            .listed
+    }));
+
+    // The ceremony's wait phase over, its members outside the active view no longer serve.
+    chain.set_block(sel.waitEnd + 1);
+    let r = chain
+        .send(
+            newcomer.account,
+            min * 1_000,
+            newcomer.register_call(chain.contract),
+        )
+        .ok();
+    let evicted = r.events::<Coordinator::Evicted>();
+    assert_eq!(evicted.len(), 1);
+    assert!(running.iter().any(|x| x.account == evicted[0].account));
+}
+
 /// The whole view change: selection (the committee and session id the Rust contract would
 /// derive), posts in their phases, the board replayed from the events, the magic block signed
 /// by the new committee and activated; then an equivocation proof against a dealer.
