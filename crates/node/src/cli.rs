@@ -117,6 +117,13 @@ pub struct NodeArgs {
     /// `evm.chain_key_file` in the file.
     #[arg(long, value_name = "FILE")]
     pub chain_key_file: Option<PathBuf>,
+    /// The database in --data-dir was restored from a backup: pass it on the first start after
+    /// restoring (and after moving a database between machines). A restored database cannot
+    /// tell whether the node dealt in a ceremony that started after the backup was taken, so
+    /// the node sits out every ceremony started before it has caught up with the chain again,
+    /// instead of dealing a second time, which would be slashed as equivocation.
+    #[arg(long)]
+    pub restored_from_backup: bool,
 }
 
 impl NodeArgs {
@@ -141,6 +148,7 @@ impl NodeArgs {
             evm_rpc: self.rpc.clone(),
             evm_contract: self.contract.clone(),
             evm_chain_key_file: self.chain_key_file.clone(),
+            restored_from_backup: self.restored_from_backup,
         };
         NodeConfig::load(self.config.as_deref(), &o).map_err(|e| e.to_string())
     }

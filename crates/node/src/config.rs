@@ -179,6 +179,12 @@ pub struct NodeConfig {
     pub chain: ChainKind,
     /// The coordinator contract on an EVM chain (with `chain = "evm"`).
     pub evm: EvmConfig,
+    /// The database was restored from a backup (`--restored-from-backup`): it forgets having
+    /// caught up with the chain before anything is processed
+    /// ([`crate::store::Store::mark_restored_from_backup`]). A flag of one start, never read
+    /// from the file.
+    #[serde(skip)]
+    pub restored_from_backup: bool,
 }
 
 /// Which chain coordinates the view changes.
@@ -282,6 +288,7 @@ impl Default for NodeConfig {
             beacon: BeaconConfig::default(),
             chain: ChainKind::default(),
             evm: EvmConfig::default(),
+            restored_from_backup: false,
         }
     }
 }
@@ -312,6 +319,8 @@ pub struct NodeConfigOverrides {
     pub evm_contract: Option<String>,
     /// `evm.chain_key_file`.
     pub evm_chain_key_file: Option<PathBuf>,
+    /// Sets `restored_from_backup`.
+    pub restored_from_backup: bool,
 }
 
 /// Configuration errors.
@@ -374,6 +383,7 @@ impl NodeConfig {
         if o.passphrase_file.is_some() {
             c.passphrase_file = o.passphrase_file.clone();
         }
+        c.restored_from_backup |= o.restored_from_backup;
         if let Some(enabled) = o.beacon_enabled {
             c.beacon.enabled = enabled;
         }

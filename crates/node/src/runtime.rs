@@ -1114,6 +1114,15 @@ pub async fn run<C: ChainClient>(
     let chain_id = wait_for_chain(&chain).await;
     info!(%chain_id, "connected to the chain");
     let store = Store::open(&config.db_path()).map_err(DriverError::from)?;
+    if config.restored_from_backup {
+        store
+            .mark_restored_from_backup()
+            .map_err(DriverError::from)?;
+        warn!(
+            "database restored from a backup: a ceremony started before this node has caught \
+             up with the chain again is sat out unless its board shows this node did not deal"
+        );
+    }
     let reporter = Arc::new(Reporter::new(status.clone(), metrics.clone()));
     let (mut driver, effects) = Driver::open(store, keys.clone(), config.fault)?;
     reporter.apply(driver.drain_observations());

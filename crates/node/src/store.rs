@@ -299,7 +299,10 @@ pub struct NodeState {
     /// From then on it is the node's only record (one database per key): a ceremony it has no
     /// record of, started while it later catches up again after being down, is one this node
     /// did not deal in. A new database (a lost one replaced) cannot say that of the ceremonies it
-    /// catches up on first.
+    /// catches up on first, and neither can a database restored from a backup, which
+    /// [`Store::mark_restored_from_backup`] makes forget it caught up. "The head" is the chain
+    /// endpoint's: an endpoint lagging behind the chain would make a new database mark itself
+    /// caught up early, so the node must follow an authoritative endpoint.
     #[serde(default)]
     pub caught_up: bool,
     /// The running ceremony. Stored as `ceremony`; a state written under its earlier name,
@@ -459,6 +462,21 @@ impl Store {
             None => Ok(None),
             Some(v) => decode_state(v.value()).map(Some),
         }
+    }
+
+    /// Marks this database as restored from a backup, durably: it forgets that it once caught
+    /// up ([`NodeState::caught_up`]), since a ceremony started after the backup was taken may
+    /// have been dealt in by the node while a later copy of the database was its record. Until
+    /// it catches up again, it sits out every ceremony whose board cannot show yet whether it
+    /// dealt, as a new database does.
+    pub fn mark_restored_from_backup(&self) -> Result<(), StoreError> {
+        let Some(mut state) = self.load_state()? else {
+            return Ok(());
+        };
+        state.caught_up = false;
+        let mut batch = self.begin()?;
+        batch.put_state(&state)?;
+        batch.commit()
     }
 
     /// The active view's magic block, as [`Batch::put_active_block`] last wrote it.

@@ -93,7 +93,8 @@ impl Driver {
     /// of it: the one rule for joining a ceremony started while catching up (module docs).
     /// Where the board cannot tell yet, a database that was the node's record before the
     /// ceremony started would have a record of dealing; a new one may have replaced a lost one
-    /// that dealt.
+    /// that dealt, and a restored backup may have been superseded by a copy that dealt (which is
+    /// why a restored database starts with `--restored-from-backup`, forgetting it caught up).
     pub(super) fn may_have_dealt(&self, trace: DealTrace) -> bool {
         match trace {
             DealTrace::Shown => true,
@@ -108,8 +109,8 @@ impl Driver {
         error!(
             view,
             ceremony = what,
-            "this node may have dealt in this ceremony but its state for it is lost \
-             (database lost or restored from an old backup?); sitting it out instead of \
+            "this node may have dealt in this ceremony but this database has no record of it \
+             (a new database, or one restored from a backup); sitting it out instead of \
              dealing again"
         );
         self.fault_seen("sat_out_lost_state");

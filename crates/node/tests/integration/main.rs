@@ -15,3 +15,4 @@ mod signing_key;
 mod signing_key_catch_up;
 mod signing_key_faults;
 mod status_and_metrics;
+mod view_catch_up;

@@ -337,6 +337,16 @@ impl Harness {
         effects
     }
 
+    /// Node `i` comes back on its data file as a database restored from a backup is started
+    /// (`--restored-from-backup`): returns the effects the reopened driver resumes with.
+    pub fn reopen_restored_from_backup(&mut self, i: usize) -> Vec<Effect> {
+        Store::open(&self.paths[i])
+            .unwrap()
+            .mark_restored_from_backup()
+            .unwrap();
+        self.reopen(i)
+    }
+
     /// The DKG posts node `i` submitted, in order.
     pub fn posts(&self, i: usize) -> Vec<Vec<u8>> {
         self.submitted[i]

@@ -1,0 +1,81 @@
+//! A member down while a complaint-variant view ceremony starts, back on its own database: the
+//! ceremony's start is history it catches up on, and in the deal phase the board cannot show
+//! yet whether it dealt (deals go point to point). Its database had caught up with the chain
+//! before, so it was down, not dealing: it joins, its posts are accepted and nobody is slashed.
+//! Started as a restored backup (`--restored-from-backup`), the same database forgets it caught
+//! up: a backup may be older than a copy that dealt, so it sits the ceremony out.
+
+use keyquorum_contract::ContractConfig;
+use keyquorum_contract::config::{DkgVariant, KeyMode};
+use keyquorum_contract::tx::TxBody;
+use keyquorum_node::store::Seat;
+
+use crate::common;
+
+use common::Harness;
+
+const N: usize = 4;
+const AWAY: usize = 2;
+
+fn config() -> ContractConfig {
+    let mut c = common::small_network("view-catch-up", N as u32, 3, KeyMode::Reshare);
+    c.dkg.variant = DkgVariant::Complaint;
+    c
+}
+
+fn dkg_posts(h: &Harness, i: usize) -> usize {
+    h.submitted[i]
+        .iter()
+        .filter(|b| matches!(b, TxBody::DkgPost { .. }))
+        .count()
+}
+
+/// Node `AWAY` caught up with the chain, then down while view 1's ceremony starts, then back
+/// on its own database (started as a restored backup if `restored`), told the chain's head.
+fn down_while_the_ceremony_starts(restored: bool) -> (Harness, usize) {
+    let stakes: Vec<u64> = (0..N as u64).map(|i| 100 - i).collect();
+    let mut h = Harness::new(config(), &stakes);
+    h.set_verifiable_keys();
+    h.run_until(40, |h| h.height + 1 == h.contract.state().next_start);
+    let head = h.height;
+    h.drivers[AWAY].as_mut().unwrap().set_head(head).unwrap();
+    assert!(h.driver(AWAY).state().caught_up);
+    h.drivers[AWAY] = None;
+    h.step();
+    assert!(h.contract.state().change.is_some(), "the ceremony started");
+    h.step();
+    let sent = h.sent[AWAY].len();
+    assert_eq!(dkg_posts(&h, AWAY), 0);
+    let effects = if restored {
+        h.reopen_restored_from_backup(AWAY)
+    } else {
+        h.reopen(AWAY)
+    };
+    h.apply(AWAY, effects);
+    let effects = h.drivers[AWAY]
+        .as_mut()
+        .unwrap()
+        .set_head(h.height)
+        .unwrap();
+    h.apply(AWAY, effects);
+    h.step();
+    (h, sent)
+}
+
+#[test]
+fn a_restored_backup_sits_out_a_complaint_view_ceremony_started_while_it_was_down() {
+    let (mut h, sent) = down_while_the_ceremony_starts(true);
+    let seat = h.driver(AWAY).state().ceremony.as_ref().map(|r| r.seat);
+    assert_eq!(seat, Some(Seat::SittingOut));
+    let shown = h.status[AWAY].lock().unwrap().sitting_out.clone();
+    assert_eq!(shown.map(|s| s.view), Some(1));
+    h.run_until(60, |h| h.contract.state().current_view == 1);
+    // No deal, no post: nothing that could contradict what a later copy of its database dealt.
+    assert_eq!(h.sent[AWAY].len(), sent, "it dealt");
+    assert_eq!(dkg_posts(&h, AWAY), 0);
+    for r in &h.contract.state().slashings {
+        assert!(!r.misbehaviour, "{r:?}");
+    }
+    // Sitting out ended once caught up: the next ceremony is not held back.
+    assert!(h.driver(AWAY).state().caught_up);
+}
