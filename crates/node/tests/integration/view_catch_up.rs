@@ -5,9 +5,9 @@
 //! Started as a restored backup (`--restored-from-backup`), the same database forgets it caught
 //! up: a backup may be older than a copy that dealt, so it sits the ceremony out.
 
-use keyquorum_contract::ContractConfig;
 use keyquorum_contract::config::{DkgVariant, KeyMode};
 use keyquorum_contract::tx::TxBody;
+use keyquorum_contract::{ContractConfig, Event};
 use keyquorum_node::store::Seat;
 
 use crate::common;
@@ -60,6 +60,28 @@ fn down_while_the_ceremony_starts(restored: bool) -> (Harness, usize) {
     h.apply(AWAY, effects);
     h.step();
     (h, sent)
+}
+
+#[test]
+fn a_member_down_when_a_complaint_view_ceremony_started_joins_once_caught_up() {
+    let (mut h, sent) = down_while_the_ceremony_starts(false);
+    let seat = h.driver(AWAY).state().ceremony.as_ref().map(|r| r.seat);
+    assert_eq!(seat, Some(Seat::Participant));
+    assert!(h.sent[AWAY].len() > sent, "it dealt nothing");
+    h.run_until(60, |h| h.contract.state().current_view == 1);
+    assert!(dkg_posts(&h, AWAY) > 0, "it posted nothing");
+    assert!(
+        !h.events().any(|e| matches!(e, Event::PostRejected { .. })),
+        "a post was rejected"
+    );
+    let block = &h.contract.view(1).unwrap().magic_block.block;
+    assert!(
+        block
+            .member_by_identity(&h.keys[AWAY].identity().public().to_bytes())
+            .is_some(),
+        "it took part and is a member"
+    );
+    assert!(h.contract.state().slashings.is_empty());
 }
 
 #[test]
