@@ -231,6 +231,34 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
     }
 }
 
+/// `--seed`, `--runs` (alias `--seeds`) and `--format` belong to both sim modes: the sections
+/// mode takes them and does what they say, where every option of the ceremonies mode is
+/// refused (above).
+#[test]
+fn the_shared_sim_options_are_taken_by_mode_sections() {
+    let small = [
+        "sim", "--mode", "sections", "--elders", "2", "--leaves", "0",
+    ];
+    for (runs_flag, format) in [("--runs", "json"), ("--seeds", "text")] {
+        let args = [
+            &small[..],
+            &["--seed", "3", runs_flag, "2", "--format", format],
+        ]
+        .concat();
+        let o = run(&args);
+        let (out, err) = (String::from_utf8_lossy(&o.stdout), stderr(&o));
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+        let runs = format!("{out}{err}");
+        assert!(
+            runs.contains("seed 3") && runs.contains("seed 4") && !runs.contains("seed 5"),
+            "{args:?}: {runs}"
+        );
+        let json = out.trim_start().starts_with('{');
+        assert_eq!(json, format == "json", "{args:?}: {out}");
+        assert!(!json || out.contains("\"runs\":2"), "{out}");
+    }
+}
+
 #[test]
 fn a_failed_run_exits_1() {
     let dir = tempfile::tempdir().unwrap();
