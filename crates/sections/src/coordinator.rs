@@ -210,9 +210,14 @@ pub enum Output {
     FailureAgreed {
         /// The failed session.
         session: SessionId,
+        /// The failed session's prefix.
+        prefix: Prefix,
         /// The failed session's generation (the absence it proves is as of then:
         /// [`crate::absence`]).
         generation: u64,
+        /// The failed session's attempt: the restart is the next
+        /// ([`crate::elders::StartSigner::agreement_checked`]).
+        attempt: u32,
         /// The agreed non-participants.
         excluded: BTreeSet<Name>,
     },
@@ -431,13 +436,15 @@ impl Coordinator {
                 signatures,
             } => {
                 let excluded = self.handle_failure_agreement(*session, excluded, signatures)?;
-                let generation = self
-                    .handovers
-                    .get(session)
-                    .map_or(self.chain.key_count(), |h| h.start.generation);
+                // Taken only for a start we signed, so its handover is held.
+                let Some(failed) = self.handovers.get(session).map(|h| &h.start) else {
+                    return Err(Dropped::UnknownSession);
+                };
                 Ok(vec![Output::FailureAgreed {
                     session: *session,
-                    generation,
+                    prefix: failed.prefix,
+                    generation: failed.generation,
+                    attempt: failed.attempt,
                     excluded,
                 }])
             }
@@ -1132,7 +1139,7 @@ mod tests {
     use crate::chain::tests::key;
     use crate::chain::{ChainError, Link};
     use crate::elders::tests::member;
-    use crate::elders::{ELDER_COUNT, Member, select_elders};
+    use crate::elders::{ELDER_COUNT, Member, SectionParams, StartSigner, select_elders};
     use crate::sap::genesis;
     use crate::store::{ElderStore, MemoryStore, PersistError, PersistentCoordinator};
     use rand_chacha::ChaCha20Rng;
@@ -1452,7 +1459,12 @@ mod tests {
         // A candidate whose DKG identity key comes with another key's proof of possession.
         let mut no_pop = start.clone();
         no_pop.candidates[1].dkg.pop = no_pop.candidates[0].dkg.pop;
-        no_pop.session = SessionId::new(&no_pop.prefix, &no_pop.candidates, no_pop.generation);
+        no_pop.session = SessionId::new(
+            &no_pop.prefix,
+            &no_pop.candidates,
+            no_pop.generation,
+            no_pop.attempt,
+        );
         assert_eq!(
             node.handle_start(&no_pop, &no_pop.sign(&elders[0])),
             Err(Dropped::BadProofOfPossession)
@@ -2061,6 +2073,100 @@ mod tests {
             node.handle_failure_agreement(first.session, &absent, &agreement(&first, &absent)),
             Ok(absent)
         );
+    }
+
+    #[test]
+    fn a_restart_onto_the_candidates_of_a_replaced_start_is_a_new_session() {
+        // A first start, replaced within its generation by one taking an older member, which
+        // then fails naming that member: the restart selects the first start's candidates
+        // again. Its candidates hold the first session as superseded and every elder signed
+        // it already, so with the same id no elder change ever happened (the simulator's
+        // `NotLive`).
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let current: BTreeSet<Name> = net
+            .nodes
+            .values()
+            .next()
+            .unwrap()
+            .sap()
+            .names()
+            .into_iter()
+            .collect();
+        let outside: Vec<Name> = net
+            .members
+            .iter()
+            .map(|m| m.peer.name())
+            .filter(|n| !current.contains(n))
+            .collect();
+        let aged = |names: &[(Name, u8)]| -> Vec<Member> {
+            let mut members = net.members.clone();
+            for m in &mut members {
+                if let Some((_, age)) = names.iter().find(|(n, _)| *n == m.peer.name()) {
+                    m.age = *age;
+                }
+            }
+            members
+        };
+        let with_one = aged(&[(outside[0], 20)]);
+        let with_two = aged(&[(outside[0], 20), (outside[1], 30)]);
+        let params = SectionParams::default();
+        let mut signers: Vec<StartSigner> = elders.iter().map(|_| StartSigner::default()).collect();
+        let sign_all = |net: &mut Net, signers: &mut [StartSigner], members: &[Member]| {
+            let mut starts = Vec::new();
+            for (sk, signer) in elders.iter().zip(signers.iter_mut()) {
+                let name = Name::of(&key_of(sk));
+                let node = net.nodes.get_mut(&name).unwrap();
+                let mut to_sign = signer.starts_to_sign(node, members, &params);
+                assert_eq!(to_sign.len(), 1);
+                let start = to_sign.remove(0);
+                node.sign_start(&start).unwrap();
+                starts.push(start);
+            }
+            assert!(starts.windows(2).all(|w| w[0] == w[1]));
+            starts.remove(0)
+        };
+        let first = sign_all(&mut net, &mut signers, &with_one);
+        let _ = authorise(&mut net, &first, &elders);
+        let second = sign_all(&mut net, &mut signers, &with_two);
+        let _ = authorise(&mut net, &second, &elders);
+        let absent = BTreeSet::from([outside[1]]);
+        let agreement = Message::FailureAgreement {
+            session: second.session,
+            excluded: absent.clone(),
+            signatures: agreement(&second, &absent),
+        };
+        for (sk, signer) in elders.iter().zip(signers.iter_mut()) {
+            let name = Name::of(&key_of(sk));
+            let out = net
+                .nodes
+                .get_mut(&name)
+                .unwrap()
+                .handle(outside[0], &agreement)
+                .unwrap();
+            let [
+                Output::FailureAgreed {
+                    prefix,
+                    generation,
+                    attempt,
+                    excluded,
+                    ..
+                },
+            ] = &out[..]
+            else {
+                panic!("{out:?}");
+            };
+            assert_eq!((*prefix, *generation, *attempt), (Prefix::ROOT, 2, 0));
+            signer
+                .agreement_checked(*prefix, *generation, *attempt, excluded.clone())
+                .unwrap();
+        }
+        let restart = sign_all(&mut net, &mut signers, &with_two);
+        assert_eq!(restart.names(), first.names());
+        assert_eq!(restart.attempt, 1);
+        assert_ne!(restart.session, first.session);
+        // The first start's candidates, which dropped it as superseded, run the restart.
+        let _ = authorise(&mut net, &restart, &elders);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! next bit of its members' names once both halves reach the configured minimum size; each half
 //! then selects its own elders and runs its own session, authorised by the parent's elders.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use blstrs::Scalar;
 use keyquorum_crypto::secret::Secret;
@@ -270,6 +270,9 @@ fn skipped_by(start: &DkgStart, members: &[Member]) -> BTreeSet<Name> {
 pub struct StartSigner {
     absentees: Absentees,
     signed: BTreeSet<crate::session::SessionId>,
+    /// Per prefix and generation, the attempt of the next start: one more than the latest
+    /// failed session whose agreement we checked ([`crate::session::DkgStart::attempt`]).
+    attempts: BTreeMap<(Prefix, u64), u32>,
 }
 
 impl StartSigner {
@@ -278,6 +281,7 @@ impl StartSigner {
         StartSigner {
             absentees,
             signed: BTreeSet::new(),
+            attempts: BTreeMap::new(),
         }
     }
 
@@ -295,6 +299,27 @@ impl StartSigner {
         excluded: impl IntoIterator<Item = Name>,
     ) -> Result<bool, AbsenceError> {
         self.absentees.excluded(generation, excluded)
+    }
+
+    /// As an elder: a failure agreement we checked
+    /// ([`crate::coordinator::Output::FailureAgreed`]) for the session of `prefix` at
+    /// `generation` and `attempt`. Records `excluded` as [`StartSigner::agreed`] does, and makes
+    /// the starts we sign for that prefix and generation from now on the next attempt: the
+    /// restart may select the same candidates as a start this generation already replaced,
+    /// which its candidates refuse as superseded, and whose id we signed already. Elders that
+    /// checked the same agreement sign the same restart; a node restarted from its store
+    /// replays the agreement and so counts it again. Returns whether the absentee record
+    /// changed.
+    pub fn agreement_checked(
+        &mut self,
+        prefix: Prefix,
+        generation: u64,
+        attempt: u32,
+        excluded: impl IntoIterator<Item = Name>,
+    ) -> Result<bool, AbsenceError> {
+        let next = self.attempts.entry((prefix, generation)).or_insert(0);
+        *next = (*next).max(attempt.saturating_add(1));
+        self.agreed(generation, excluded)
     }
 
     /// A member's statement that it is alive, taken at our `generation`
@@ -349,11 +374,28 @@ impl StartSigner {
             return Vec::new();
         }
         let generation = coordinator.chain().key_count();
+        self.attempts.retain(|(_, g), _| *g >= generation);
+        let attempts = &self.attempts;
         let excluded = self.absentees.absent();
         next_starts(coordinator.sap(), generation, members, params, &excluded)
             .into_iter()
+            .map(|start| {
+                let attempt = attempts
+                    .get(&(start.prefix, generation))
+                    .copied()
+                    .unwrap_or(0);
+                DkgStart::at_attempt(start.prefix, start.candidates, generation, attempt)
+            })
             .filter(|start| self.signed.insert(start.session))
             .collect()
+    }
+
+    /// The attempt of the starts we sign for `prefix` at `generation`.
+    pub fn attempt(&self, prefix: &Prefix, generation: u64) -> u32 {
+        self.attempts
+            .get(&(*prefix, generation))
+            .copied()
+            .unwrap_or(0)
     }
 }
 

@@ -243,7 +243,9 @@ mod tests {
         assert!(route(&started).is_empty());
         let agreed = Output::FailureAgreed {
             session: start.session,
+            prefix: start.prefix,
             generation: 1,
+            attempt: 0,
             excluded: BTreeSet::new(),
         };
         assert!(route(&agreed).is_empty());

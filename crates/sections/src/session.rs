@@ -2,8 +2,11 @@
 //! preparations", "Handling a failure").
 //!
 //! A session is named by a domain-separated hash of its prefix, its generation (the length of
-//! the section key chain when it starts) and its sorted candidate list, so a different candidate
-//! set or a later generation is a different session. Elders sign the [`DkgStart`] individually
+//! the section key chain when it starts), its attempt (how many failure agreements the elders
+//! checked for the prefix at that generation before signing it) and its sorted candidate list,
+//! so a different candidate set, a later generation or a restart is a different session. A
+//! restart may select the same candidates as a start its generation already replaced; the
+//! attempt keeps its id fresh, since a candidate refuses a superseded session for good. Elders sign the [`DkgStart`] individually
 //! with their node keys; candidates sign [`FailureObservation`]s the same way.
 
 use std::collections::BTreeSet;
@@ -37,11 +40,12 @@ pub struct SessionId(pub [u8; 32]);
 
 impl SessionId {
     /// The id of the session for `candidates` (sorted by name, as [`DkgStart::new`] keeps them)
-    /// at `generation` under `prefix`.
-    pub fn new(prefix: &Prefix, candidates: &[Peer], generation: u64) -> Self {
+    /// at `generation` under `prefix`, after `attempt` checked failure agreements.
+    pub fn new(prefix: &Prefix, candidates: &[Peer], generation: u64, attempt: u32) -> Self {
         let mut bytes = Vec::new();
         prefix.encode(&mut bytes);
         bytes.extend_from_slice(&generation.to_be_bytes());
+        bytes.extend_from_slice(&attempt.to_be_bytes());
         bytes.extend_from_slice(&(candidates.len() as u32).to_be_bytes());
         for c in candidates {
             c.encode(&mut bytes);
@@ -106,17 +110,33 @@ pub struct DkgStart {
     pub generation: u64,
     /// The prefix of the section the new key will serve (the current one, or a child at a split).
     pub prefix: Prefix,
+    /// How many failure agreements for `prefix` at `generation` the signing elders checked
+    /// before this start: 0 for a first selection, one more than the failed session's for a
+    /// restart.
+    pub attempt: u32,
 }
 
 impl DkgStart {
-    /// The start for `candidates` (sorted here) at `generation` under `prefix`.
-    pub fn new(prefix: Prefix, mut candidates: Vec<Peer>, generation: u64) -> Self {
+    /// The first start for `candidates` (sorted here) at `generation` under `prefix`.
+    pub fn new(prefix: Prefix, candidates: Vec<Peer>, generation: u64) -> Self {
+        Self::at_attempt(prefix, candidates, generation, 0)
+    }
+
+    /// The start for `candidates` (sorted here) at `generation` under `prefix` after `attempt`
+    /// failure agreements.
+    pub fn at_attempt(
+        prefix: Prefix,
+        mut candidates: Vec<Peer>,
+        generation: u64,
+        attempt: u32,
+    ) -> Self {
         candidates.sort_by_key(Peer::name);
         DkgStart {
-            session: SessionId::new(&prefix, &candidates, generation),
+            session: SessionId::new(&prefix, &candidates, generation, attempt),
             candidates,
             generation,
             prefix,
+            attempt,
         }
     }
 
@@ -146,7 +166,13 @@ impl DkgStart {
         if identities.len() != n || encryption.len() != n {
             return Err(StartError::DuplicateDkgKey);
         }
-        if SessionId::new(&self.prefix, &self.candidates, self.generation) != self.session {
+        if SessionId::new(
+            &self.prefix,
+            &self.candidates,
+            self.generation,
+            self.attempt,
+        ) != self.session
+        {
             return Err(StartError::SessionMismatch);
         }
         Ok(())
@@ -234,6 +260,11 @@ mod tests {
             DkgStart::new(Prefix::ROOT, peers[..3].to_vec(), 3).session,
             a.session
         );
+        // A restart of the same candidates is a different session.
+        assert_ne!(
+            DkgStart::at_attempt(Prefix::ROOT, peers.clone(), 3, 1).session,
+            a.session
+        );
         let mut moved = peers.clone();
         moved[0].addr.push('0');
         assert_ne!(DkgStart::new(Prefix::ROOT, moved, 3).session, a.session);
@@ -241,7 +272,7 @@ mod tests {
     }
 
     /// Pins the canonical encoding: the session id (and so every signature on a start) must not
-    /// change between releases for the same prefix, generation and candidates (each with its
+    /// change between releases for the same prefix, generation, attempt and candidates (each with its
     /// node key, DKG keys and address).
     #[test]
     fn session_id_golden_vector() {
@@ -249,7 +280,7 @@ mod tests {
         let start = DkgStart::new(Prefix::ROOT.child(1).unwrap(), peers, 5);
         assert_eq!(
             hex::encode(start.session.0),
-            "b329f0ede82633603ee339bbdb085021aced7687add0497d029688420c1f2cb1"
+            "7cd9c87c84b16c47bdb0cc5a57541d5a9274571955271a36e68faa143a173b5f"
         );
     }
 
@@ -264,6 +295,9 @@ mod tests {
         s.generation = 2;
         assert_eq!(s.check(), Err(StartError::SessionMismatch));
         let mut s = good.clone();
+        s.attempt = 1;
+        assert_eq!(s.check(), Err(StartError::SessionMismatch));
+        let mut s = good.clone();
         s.candidates[0].addr = "x".repeat(MAX_ADDR_LEN + 1);
         assert_eq!(s.check(), Err(StartError::AddressTooLong));
         let mut s = good.clone();
@@ -273,7 +307,7 @@ mod tests {
         // A candidate listing another's DKG keys.
         let mut s = good.clone();
         s.candidates[1].dkg = s.candidates[0].dkg.clone();
-        s.session = SessionId::new(&s.prefix, &s.candidates, s.generation);
+        s.session = SessionId::new(&s.prefix, &s.candidates, s.generation, s.attempt);
         assert_eq!(s.check(), Err(StartError::DuplicateDkgKey));
         let mut s = good;
         s.candidates.clear();

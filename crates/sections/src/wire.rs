@@ -289,10 +289,12 @@ impl Message {
     }
 }
 
-/// A start without its session id (recomputed on decoding): prefix, generation, candidates.
+/// A start without its session id (recomputed on decoding): prefix, generation, attempt,
+/// candidates.
 pub(crate) fn put_start(out: &mut Vec<u8>, start: &DkgStart) {
     start.prefix.encode(out);
     out.extend_from_slice(&start.generation.to_be_bytes());
+    out.extend_from_slice(&start.attempt.to_be_bytes());
     put_len(out, start.candidates.len());
     for c in &start.candidates {
         c.encode(out);
@@ -303,6 +305,7 @@ pub(crate) fn put_start(out: &mut Vec<u8>, start: &DkgStart) {
 pub(crate) fn read_start(r: &mut Reader<'_>) -> Result<DkgStart, WireError> {
     let prefix = read_prefix(r)?;
     let generation = r.u64()?;
+    let attempt = r.u32()?;
     let n = r.count("candidates", MAX_CANDIDATES)?;
     if n == 0 {
         return Err(WireError::NonCanonical("empty candidate list"));
@@ -314,7 +317,9 @@ pub(crate) fn read_start(r: &mut Reader<'_>) -> Result<DkgStart, WireError> {
     if !candidates.windows(2).all(|w| w[0].name() < w[1].name()) {
         return Err(WireError::NonCanonical("candidate order"));
     }
-    Ok(DkgStart::new(prefix, candidates, generation))
+    Ok(DkgStart::at_attempt(
+        prefix, candidates, generation, attempt,
+    ))
 }
 
 fn put_len(out: &mut Vec<u8>, len: usize) {

@@ -1052,7 +1052,16 @@ impl Runtime {
         generation: u64,
         excluded: BTreeSet<Name>,
     ) -> Result<(), SectionsNodeError> {
-        match self.start_signer.agreed(generation, excluded) {
+        let recorded = self.start_signer.agreed(generation, excluded);
+        self.absentees_recorded(recorded)
+    }
+
+    /// Stores the absentee record if it changed.
+    fn absentees_recorded(
+        &mut self,
+        recorded: Result<bool, keyquorum_sections::absence::AbsenceError>,
+    ) -> Result<(), SectionsNodeError> {
+        match recorded {
             Ok(true) => self.save_absentees(),
             Ok(false) => Ok(()),
             Err(e) => {
@@ -1099,12 +1108,17 @@ impl Runtime {
                 warn!(session = %hex::encode(&observation.session.0[..4]), blamed = observation.non_participants.len(), "DKG failed here");
             }
             Output::FailureAgreed {
+                prefix,
                 generation,
+                attempt,
                 excluded,
                 ..
             } => {
                 info!(excluded = excluded.len(), "failure agreement checked");
-                self.record_absent(generation, excluded)?;
+                let recorded = self
+                    .start_signer
+                    .agreement_checked(prefix, generation, attempt, excluded);
+                self.absentees_recorded(recorded)?;
                 self.reselect = true;
             }
             Output::Restart {

@@ -742,7 +742,9 @@ impl World {
             }
             Output::FailureAgreed {
                 session,
+                prefix,
                 generation,
+                attempt,
                 excluded,
             } => {
                 if honest {
@@ -750,7 +752,9 @@ impl World {
                 }
                 let node = self.nodes.get_mut(&at).expect("known");
                 // Bounded by the members; the simulator's sections stay far below it.
-                let _ = node.start_signer.agreed(generation, excluded);
+                let _ = node
+                    .start_signer
+                    .agreement_checked(prefix, generation, attempt, excluded);
                 self.elect(at);
             }
             Output::SapShare { session, sap, .. } => {

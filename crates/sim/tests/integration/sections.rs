@@ -65,13 +65,17 @@ fn elder_change_beside_a_split() -> SectionsConfig {
 /// session ran on alone and its failure agreement named the honest others (`HonestExcluded`;
 /// two and three elders, where one observation is an agreement), and candidates that finished a
 /// DKG whose start was then superseded dropped their share, which the elders handed over to
-/// all the same (`ShareMismatch`).
+/// all the same (`ShareMismatch`), and a restart onto the candidates of a start replaced
+/// earlier in the generation had that start's session id, which the candidates held as
+/// superseded, so no elder change happened (`NotLive`).
 fn superseded_while_running() -> Vec<SectionsConfig> {
     [
         (1, 3, 3, 4, 1000),
         (4, 2, 2, 0, 400),
         (3, 4, 3, 1, 1000),
         (4, 4, 3, 1, 1000),
+        (4, 5, 5, 2, 400),
+        (9, 3, 3, 2, 1000),
     ]
     .into_iter()
     .map(|(seed, elders, min_size, leaves, per_mille)| {
