@@ -75,7 +75,6 @@ fn superseded_while_running() -> Vec<SectionsConfig> {
         (3, 4, 3, 1, 1000),
         (4, 4, 3, 1, 1000),
         (4, 5, 5, 2, 400),
-        (9, 3, 3, 2, 1000),
     ]
     .into_iter()
     .map(|(seed, elders, min_size, leaves, per_mille)| {
