@@ -121,7 +121,8 @@ pub struct NodeArgs {
     /// restoring (and after moving a database between machines). A restored database cannot
     /// tell whether the node dealt in a ceremony that started after the backup was taken, so
     /// the node sits out every ceremony started before it has caught up with the chain again,
-    /// instead of dealing a second time, which would be slashed as equivocation.
+    /// instead of dealing a second time, which would be slashed as equivocation. It also drops
+    /// the Schnorr nonces waiting for a second round: one may have been used since the backup.
     #[arg(long)]
     pub restored_from_backup: bool,
 }

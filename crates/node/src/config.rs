@@ -181,7 +181,8 @@ pub struct NodeConfig {
     pub evm: EvmConfig,
     /// The database was restored from a backup (`--restored-from-backup`): it forgets having
     /// caught up with the chain before anything is processed
-    /// ([`crate::store::Store::mark_restored_from_backup`]). A flag of one start, never read
+    /// ([`crate::store::Store::mark_restored_from_backup`]) and drops the FROST nonces waiting
+    /// for a round two ([`crate::sign::frost::NonceDb::forget_pending`]). A flag of one start, never read
     /// from the file.
     #[serde(skip)]
     pub restored_from_backup: bool,

@@ -1038,6 +1038,18 @@ pub async fn run<C: ChainClient>(
         &config.data_dir.join("frost-nonces.redb"),
         keys.clone(),
     ) {
+        Ok(db) if config.restored_from_backup => match db.forget_pending() {
+            Ok(dropped) => {
+                warn!(
+                    dropped,
+                    "FROST nonce store restored from a backup: nonces waiting for a round two dropped"
+                );
+                sign.set_nonce_db(Arc::new(db));
+            }
+            Err(e) => {
+                error!(error = %e, "FROST nonce store restored from a backup could not be cleared: this node cannot sign Schnorr signatures")
+            }
+        },
         Ok(db) => sign.set_nonce_db(Arc::new(db)),
         Err(e) => {
             error!(error = %e, "FROST nonce store not opened: this node cannot sign Schnorr signatures")

@@ -420,6 +420,24 @@ impl NonceDb {
         })
     }
 
+    /// Drops every nonce pair waiting for its round two, durably, and returns how many there
+    /// were. For a store restored from a backup (`keyquorum node --restored-from-backup`): a
+    /// pair in it may have been used in a round two after the backup was taken, and a second
+    /// round two with the same nonces and another binding factor reveals the key share. The
+    /// used sessions are kept: they only refuse.
+    pub fn forget_pending(&self) -> Result<u64, NonceDbError> {
+        use redb::ReadableTableMetadata;
+        let w = self.db.begin_write().map_err(dberr)?;
+        let dropped = {
+            let mut pending = w.open_table(PENDING).map_err(dberr)?;
+            let n = pending.len().map_err(dberr)?;
+            pending.retain(|_, _| false).map_err(dberr)?;
+            n
+        };
+        w.commit().map_err(dberr)?;
+        Ok(dropped)
+    }
+
     /// The same store with other bounds than [`MAX_PENDING_NONCES`] and [`MAX_USED_SESSIONS`].
     pub fn with_limits(mut self, max_pending: u64, max_used: u64) -> Self {
         self.max_pending = max_pending;

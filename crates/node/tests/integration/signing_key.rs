@@ -298,6 +298,43 @@ fn a_views_committee_makes_a_secp256k1_key_with_key_hash_indices_and_signs_with_
     assert!(parse_answer(&member1_few(&commit_for(21))).is_ok());
     let full = member1_few(&commit_for(22));
     assert_eq!(parse_answer(&full), Err(Some(FrostRefusal::Store)));
+    // A store restored from a backup forgets the nonces waiting for a round two: one of them
+    // may have been used since the backup, and a second use with another binding factor
+    // reveals the share.
+    let restored_dir = tempfile::tempdir().unwrap();
+    let restored = NonceDb::open(
+        &restored_dir.path().join("restored.redb"),
+        h.keys[1].clone(),
+    )
+    .unwrap();
+    let member1_restored = |payload: &[u8]| {
+        answer(
+            Some(&views[1]),
+            Some(&restored),
+            &views[1].session(),
+            Some(&identity(&h, 0)),
+            payload,
+            &[7; 64],
+            NOW_MS,
+        )
+    };
+    let mut pending = Session::new(v, Scheme::Frost, message.to_vec(), [30; 32]);
+    let commit = pending.commit_request(v);
+    for i in [0, 2] {
+        let a = ask(&h, &views, &dbs, i, 0, &commit);
+        pending.take_commitment(v, i, &a).unwrap();
+    }
+    pending
+        .take_commitment(v, 1, &member1_restored(&commit))
+        .unwrap();
+    assert_eq!(restored.pending().unwrap(), 1);
+    assert_eq!(restored.forget_pending().unwrap(), 1);
+    let request = pending.sign_request(v).unwrap();
+    let after_restore = member1_restored(&request);
+    assert_eq!(
+        parse_answer(&after_restore),
+        Err(Some(FrostRefusal::NoNonces))
+    );
 }
 
 /// A member killed during the signing-key ceremony's deal phase and reopened on its database
