@@ -82,13 +82,7 @@ fn a_member_down_when_the_signing_key_ceremony_started_joins_once_caught_up() {
     assert_eq!(signing_posts(&h, AWAY), 0);
     // Back on its own database: the ceremony's start is history it catches up on.
     let effects = h.reopen(AWAY);
-    h.apply(AWAY, effects);
-    let effects = h.drivers[AWAY]
-        .as_mut()
-        .unwrap()
-        .set_head(h.height)
-        .unwrap();
-    h.apply(AWAY, effects);
+    h.catch_up_to_head(AWAY, effects);
     h.step();
     let rec = h.driver(AWAY).state().signing_ceremony.clone();
     assert_eq!(rec.map(|r| r.seat), Some(Seat::Participant));

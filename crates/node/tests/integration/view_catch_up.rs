@@ -51,13 +51,7 @@ fn down_while_the_ceremony_starts(restored: bool) -> (Harness, usize) {
     } else {
         h.reopen(AWAY)
     };
-    h.apply(AWAY, effects);
-    let effects = h.drivers[AWAY]
-        .as_mut()
-        .unwrap()
-        .set_head(h.height)
-        .unwrap();
-    h.apply(AWAY, effects);
+    h.catch_up_to_head(AWAY, effects);
     h.step();
     (h, sent)
 }

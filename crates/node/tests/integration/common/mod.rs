@@ -347,6 +347,18 @@ impl Harness {
         self.reopen(i)
     }
 
+    /// Node `i`, reopened with `effects`, carries them out and then follows the chain up to
+    /// its head, as the runtime tells a driver once it has caught up (`Driver::set_head`).
+    pub fn catch_up_to_head(&mut self, i: usize, effects: Vec<Effect>) {
+        self.apply(i, effects);
+        let effects = self.drivers[i]
+            .as_mut()
+            .unwrap()
+            .set_head(self.height)
+            .unwrap();
+        self.apply(i, effects);
+    }
+
     /// The DKG posts node `i` submitted, in order.
     pub fn posts(&self, i: usize) -> Vec<Vec<u8>> {
         self.submitted[i]
