@@ -22,6 +22,15 @@
 //!
 //! A log alone never makes the node believe it is out: a restarted node replays old
 //! `Evicted` logs, and the chain's answer clears them at the first check.
+//!
+//! A registration meets the same full list: `register` reverts with
+//! `CandidateListFull(lowestStake)` and the account stays unregistered (its stake was never
+//! taken). [`Watch::on_registration_refused`] keeps the refused call, and the same check runs
+//! at each confirmed block with the registration simulated instead of `addStake()`
+//! ([`observe_registration`]); [`assess`] gives the same bars, and the registration is sent
+//! again as soon as its simulation passes. An `AlreadyRegistered` refusal ends the watch: the
+//! account registered (by a send of the node's own), and an eviction after that comes with
+//! its log.
 
 use alloy_primitives::{Address, U256};
 
@@ -115,6 +124,27 @@ pub struct Eviction {
     pub bar: Bar,
 }
 
+/// A registration the contract refused because its candidate list is full, with what
+/// registering needs; the account is not registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The confirmed height when the refusal was first seen.
+    pub block: u64,
+    /// The stake (wei) the registration carries.
+    pub stake: U256,
+    /// What registering needs.
+    pub bar: Bar,
+}
+
+/// A refused registration, ready to send again: its calldata and value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The ABI-encoded `register` call.
+    pub input: Vec<u8>,
+    /// Its stake (wei).
+    pub value: U256,
+}
+
 /// What to do after a check ([`assess`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -164,6 +194,14 @@ pub enum Change {
     },
     /// It is listed again (by another transaction, or the `Evicted` log was old).
     Listed,
+    /// Its registration is refused (newly, or its bar changed).
+    RegistrationRefused(Refusal),
+    /// The refused registration went through: with this transaction's block when this watch
+    /// sent it, `None` when the chain shows the account registered by another send.
+    Registered {
+        /// The block.
+        block: Option<u64>,
+    },
 }
 
 /// One account's candidacy, as its `Evicted` logs and the chain's answers give it; see the
@@ -174,6 +212,8 @@ pub struct Watch {
     /// The newest `Evicted` log of the account not yet cleared by the chain's answer.
     suspected: Option<(u64, Address, U256)>,
     evicted: Option<Eviction>,
+    /// A registration refused for a full list, to send again, and the refusal as last checked.
+    registration: Option<(Registration, Refusal)>,
     checked_at: Option<u64>,
     reverted_at: Option<u64>,
 }
@@ -185,8 +225,103 @@ impl Watch {
             account,
             suspected: None,
             evicted: None,
+            registration: None,
             checked_at: None,
             reverted_at: None,
+        }
+    }
+
+    /// Takes a registration of the account refused with `CandidateListFull(lowest_stake)` at
+    /// confirmed height `now` (`mined`: the refusal cost gas, which holds the next send back
+    /// as a mined re-entry's does); returns the change to report.
+    pub fn on_registration_refused(
+        &mut self,
+        registration: Registration,
+        lowest_stake: U256,
+        mined: bool,
+        now: u64,
+    ) -> Option<Change> {
+        if mined {
+            self.reverted_at = Some(now);
+        }
+        // The contract refuses only an eligible stake for a full list.
+        let observed = Observed {
+            listed: false,
+            eligible: true,
+            stake: registration.value,
+            probe: Some(Probe::ListFull { lowest_stake }),
+        };
+        let (bar, _) = assess(&observed, self.reverted_at, now);
+        let block = self
+            .registration
+            .as_ref()
+            .map_or(now, |(_, refusal)| refusal.block);
+        let refusal = Refusal {
+            block,
+            stake: registration.value,
+            bar,
+        };
+        let changed = self.refusal() != Some(&refusal);
+        // Checked from the next confirmed block on.
+        self.checked_at = Some(now);
+        self.registration = Some((registration, refusal.clone()));
+        changed.then_some(Change::RegistrationRefused(refusal))
+    }
+
+    /// The refused registration, while the account is not registered.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        self.registration.as_ref().map(|(_, refusal)| refusal)
+    }
+
+    /// Applies the chain's answer on a refused registration at confirmed height `now`
+    /// ([`observe_registration`]; `None`: the account is registered) by [`assess`]; returns
+    /// the step ([`Step::ReEnter`]: send the registration) and what changed.
+    pub fn apply_registration(
+        &mut self,
+        observed: Option<&Observed>,
+        now: u64,
+    ) -> (Step, Option<Change>) {
+        self.checked_at = Some(now);
+        let Some((_, refusal)) = &self.registration else {
+            return (Step::Listed, None);
+        };
+        let Some(observed) = observed.filter(|o| !o.listed) else {
+            self.registration = None;
+            self.reverted_at = None;
+            return (Step::Listed, Some(Change::Registered { block: None }));
+        };
+        let (bar, step) = assess(observed, self.reverted_at, now);
+        let refusal = Refusal {
+            block: refusal.block,
+            stake: observed.stake,
+            bar,
+        };
+        let changed = self.refusal() != Some(&refusal);
+        if let Some((_, r)) = &mut self.registration {
+            *r = refusal.clone();
+        }
+        (
+            step,
+            changed.then_some(Change::RegistrationRefused(refusal)),
+        )
+    }
+
+    /// Records the outcome of sending the refused registration again at confirmed height
+    /// `now`.
+    pub fn registration_sent(&mut self, outcome: &CallOutcome, now: u64) -> Option<Change> {
+        match outcome {
+            CallOutcome::Included { block, .. } => {
+                self.registration = None;
+                self.reverted_at = None;
+                Some(Change::Registered {
+                    block: Some(*block),
+                })
+            }
+            CallOutcome::Reverted(Revert::Mined(_)) => {
+                self.reverted_at = Some(now);
+                None
+            }
+            CallOutcome::Reverted(_) => None,
         }
     }
 
@@ -204,10 +339,12 @@ impl Watch {
         self.evicted.as_ref()
     }
 
-    /// Whether the chain is to be asked at confirmed height `now`: after an `Evicted` log, once
-    /// per confirmed block, until the account is listed.
+    /// Whether the chain is to be asked at confirmed height `now`: after an `Evicted` log or a
+    /// refused registration, once per confirmed block, until the account is listed (or
+    /// registered).
     pub fn due(&self, now: u64) -> bool {
-        self.suspected.is_some() && self.checked_at.is_none_or(|at| at < now)
+        (self.suspected.is_some() || self.registration.is_some())
+            && self.checked_at.is_none_or(|at| at < now)
     }
 
     /// Applies the chain's answer at confirmed height `now` ([`assess`]); returns the step and
@@ -286,22 +423,69 @@ pub async fn observe(client: &Client, account: Address) -> Result<Observed, Clie
     })
 }
 
+/// The chain's answer on `account`'s refused `registration`: `None` once the account is
+/// registered; else [`Observed`] with the registration's simulation as the probe (listed
+/// when the chain lists the account).
+pub async fn observe_registration(
+    client: &Client,
+    account: Address,
+    registration: &Registration,
+) -> Result<Option<Observed>, ClientError> {
+    let standing = client.read(Coordinator::candidacyCall { account }).await?;
+    let probe = if standing.listed {
+        None
+    } else {
+        match client
+            .estimate_calldata(registration.input.clone(), registration.value)
+            .await?
+        {
+            Ok(_) => Some(Probe::Enters),
+            Err(Revert::Contract(CoordinatorErrors::AlreadyRegistered(_))) => return Ok(None),
+            Err(Revert::Contract(CoordinatorErrors::CandidateListFull(e))) => {
+                Some(Probe::ListFull {
+                    lowest_stake: e.lowestStake,
+                })
+            }
+            Err(r) => Some(Probe::Refused(r.name())),
+        }
+    };
+    Ok(Some(Observed {
+        listed: standing.listed,
+        // The contract refuses only an eligible stake for a full list (`_enter`).
+        eligible: true,
+        stake: registration.value,
+        probe,
+    }))
+}
+
 /// Checks `watch`'s account at confirmed height `now` if due: asks the chain, applies the
-/// rule and, when it says so, sends the re-entry from `client` (whose account must be the
-/// watched one). Returns what changed.
+/// rule and, when it says so, sends the re-entry (or the refused registration) from `client`
+/// (whose account must be the watched one). Returns what changed.
 pub async fn check(
     client: &Client,
     watch: &std::sync::Mutex<Watch>,
     now: u64,
 ) -> Result<Vec<Change>, ClientError> {
     let lock = || watch.lock().unwrap_or_else(|e| e.into_inner());
-    let account = {
+    let (account, registration) = {
         let w = lock();
         if !w.due(now) {
             return Ok(Vec::new());
         }
-        w.account
+        (w.account, w.registration.as_ref().map(|(r, _)| r.clone()))
     };
+    if let Some(registration) = registration {
+        let observed = observe_registration(client, account, &registration).await?;
+        let (step, change) = lock().apply_registration(observed.as_ref(), now);
+        let mut changes: Vec<Change> = change.into_iter().collect();
+        if step == Step::ReEnter {
+            let outcome = client
+                .send_calldata(registration.input, registration.value)
+                .await?;
+            changes.extend(lock().registration_sent(&outcome, now));
+        }
+        return Ok(changes);
+    }
     let observed = observe(client, account).await?;
     let (step, change) = lock().apply(&observed, now);
     let mut changes: Vec<Change> = change.into_iter().collect();
@@ -440,5 +624,68 @@ mod tests {
         );
         assert!(w.eviction().is_none());
         assert!(!w.due(30));
+    }
+
+    #[test]
+    fn a_refused_registration_is_reported_and_sent_again_once_it_would_pass() {
+        let mut w = Watch::new(Address::repeat_byte(1));
+        let registration = Registration {
+            input: vec![1, 2, 3],
+            value: U256::from(100),
+        };
+        let refused = w.on_registration_refused(registration.clone(), U256::from(150), false, 4);
+        let Some(Change::RegistrationRefused(r)) = refused else {
+            panic!("{refused:?}")
+        };
+        assert_eq!(
+            (r.block, r.stake, r.bar.needed_stake(), r.bar.name()),
+            (4, U256::from(100), Some(U256::from(151)), "list_full")
+        );
+        assert_eq!(w.refusal(), Some(&r));
+        assert!(w.eviction().is_none());
+        // The same refusal again is no change; the chain is asked from the next block.
+        assert_eq!(
+            w.on_registration_refused(registration.clone(), U256::from(150), false, 4),
+            None
+        );
+        assert!(!w.due(4));
+        assert!(w.due(5));
+        let none_evictable = off(Probe::ListFull {
+            lowest_stake: U256::ZERO,
+        });
+        let (step, change) = w.apply_registration(Some(&none_evictable), 5);
+        assert_eq!(step, Step::Wait);
+        let Some(Change::RegistrationRefused(r)) = change else {
+            panic!("{change:?}")
+        };
+        assert_eq!((r.block, r.bar), (4, Bar::NoneEvictable));
+        // A place frees: the registration goes at once, and the watch ends with it.
+        assert_eq!(
+            w.apply_registration(Some(&off(Probe::Enters)), 6).0,
+            Step::ReEnter
+        );
+        let included = CallOutcome::Included {
+            block: 7,
+            tx_hash: Default::default(),
+        };
+        assert_eq!(
+            w.registration_sent(&included, 6),
+            Some(Change::Registered { block: Some(7) })
+        );
+        assert!(w.refusal().is_none());
+        assert!(!w.due(8));
+
+        // A refusal mined (it cost gas) holds the next send back; the account registered by
+        // another send ends the watch.
+        w.on_registration_refused(registration, U256::from(150), true, 9);
+        assert_eq!(
+            w.apply_registration(Some(&off(Probe::Enters)), 10).0,
+            Step::Wait
+        );
+        assert_eq!(
+            w.apply_registration(None, 11),
+            (Step::Listed, Some(Change::Registered { block: None }))
+        );
+        assert!(!w.due(12));
     }
 }

@@ -310,11 +310,20 @@ impl Client {
         call: C,
         value: U256,
     ) -> Result<Result<u64, Revert>, ClientError> {
+        self.estimate_calldata(call.abi_encode(), value).await
+    }
+
+    /// [`Client::estimate`] with the call already ABI-encoded.
+    pub async fn estimate_calldata(
+        &self,
+        input: Vec<u8>,
+        value: U256,
+    ) -> Result<Result<u64, Revert>, ClientError> {
         let tx = TransactionRequest::default()
             .with_from(self.account)
             .with_to(self.contract)
             .with_value(value)
-            .with_input(call.abi_encode());
+            .with_input(input);
         match self.provider.estimate_gas(tx).await {
             Ok(gas) => Ok(Ok(gas)),
             Err(e) => match revert_of(&e) {

@@ -9,6 +9,7 @@
 //! | `keyquorum_faults_seen_total` | counter | `fault` |
 //! | `keyquorum_view`, `keyquorum_chain_height` | gauge | |
 //! | `keyquorum_evicted` (1 while the chain has this node off its candidate list after an eviction) | gauge | |
+//! | `keyquorum_registration_refused` (1 while the chain refuses this node's registration for a full candidate list) | gauge | |
 //! | `keyquorum_ceremonies_total` | counter | `result` (`success`, `failure`) |
 //! | `keyquorum_fault_proofs_total` | counter | `result` (`proved`, `settled`, `refused`) |
 //! | `keyquorum_magic_block_mismatches_total` | counter | `what` (first field that differs) |
@@ -124,6 +125,7 @@ pub const FAULT_PROOF_RESULTS: [&str; 3] = ["proved", "settled", "refused"];
 const VIEW: &str = "keyquorum_view";
 const CHAIN_HEIGHT: &str = "keyquorum_chain_height";
 const EVICTED: &str = "keyquorum_evicted";
+const REGISTRATION_REFUSED: &str = "keyquorum_registration_refused";
 
 /// Message and byte counts in both directions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +158,7 @@ pub struct Metrics {
     view: Gauge,
     chain_height: Gauge,
     evicted: Gauge,
+    registration_refused: Gauge,
     /// Message kinds seen, so [`Metrics::traffic`] can list them (the registry's families do
     /// not offer iteration).
     kinds: Mutex<BTreeSet<String>>,
@@ -306,6 +309,13 @@ impl Metrics {
              selected until listed again), else 0",
             evicted.clone(),
         );
+        let registration_refused = Gauge::default();
+        registry.register(
+            REGISTRATION_REFUSED,
+            "1 while the chain refuses this node's registration because its candidate list is \
+             full (the node registers as soon as a place frees), else 0",
+            registration_refused.clone(),
+        );
         // Both results exist from the start, so a scraper sees the failure count at zero rather
         // than no series.
         for result in ["success", "failure"] {
@@ -327,6 +337,7 @@ impl Metrics {
             view,
             chain_height,
             evicted,
+            registration_refused,
             kinds: Mutex::new(BTreeSet::new()),
         }
     }
@@ -349,6 +360,7 @@ impl Metrics {
             VIEW => Some(&self.view),
             CHAIN_HEIGHT => Some(&self.chain_height),
             EVICTED => Some(&self.evicted),
+            REGISTRATION_REFUSED => Some(&self.registration_refused),
             _ => None,
         }
     }

@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::metrics::Metrics;
-use crate::status::{EvictedStatus, MagicBlockMismatch, PendingStatus, SittingOutStatus, Status};
+use crate::status::{
+    EvictedStatus, MagicBlockMismatch, PendingStatus, RegistrationRefusedStatus, SittingOutStatus,
+    Status,
+};
 use crate::store::OutputRecord;
 
 /// Why a node sits a ceremony out (the only reason there is), as `/status` says it.
@@ -23,6 +26,9 @@ pub enum Observation {
     /// The chain evicted this node from its candidate list (`Some`), or listed it again
     /// (`None`).
     Eviction(Option<EvictedStatus>),
+    /// The chain refused this node's registration for a full candidate list (`Some`), or it
+    /// registered (`None`).
+    RegistrationRefused(Option<RegistrationRefusedStatus>),
     /// The driver opened: who this node is.
     Opened {
         /// Identity key (hex).
@@ -175,6 +181,14 @@ impl Reporter {
             Observation::Eviction(evicted) => {
                 m.set("keyquorum_evicted", &[], evicted.is_some() as u8 as f64);
                 s.evicted = evicted;
+            }
+            Observation::RegistrationRefused(refused) => {
+                m.set(
+                    "keyquorum_registration_refused",
+                    &[],
+                    refused.is_some() as u8 as f64,
+                );
+                s.registration_refused = refused;
             }
             Observation::BlockProcessed { height } => {
                 m.set("keyquorum_chain_height", &[], height as f64);
@@ -452,5 +466,28 @@ mod tests {
         r.observe(Observation::Eviction(None));
         assert_eq!(status.lock().unwrap().evicted, None);
         assert_eq!(metrics.get("keyquorum_evicted", &[]), 0.0);
+    }
+
+    #[test]
+    fn a_refused_registration_shows_on_status_and_metrics_until_registered() {
+        let status = Arc::new(Mutex::new(Status::default()));
+        let metrics = Arc::new(Metrics::new());
+        let r = Reporter::new(status.clone(), metrics.clone());
+        let refused = RegistrationRefusedStatus {
+            block: 7,
+            stake: "150".into(),
+            needed_stake: Some("201".into()),
+            state: "list_full".into(),
+        };
+        r.observe(Observation::RegistrationRefused(Some(refused.clone())));
+        assert_eq!(status.lock().unwrap().registration_refused, Some(refused));
+        assert!(
+            metrics
+                .render()
+                .contains("keyquorum_registration_refused 1\n")
+        );
+        r.observe(Observation::RegistrationRefused(None));
+        assert_eq!(status.lock().unwrap().registration_refused, None);
+        assert_eq!(metrics.get("keyquorum_registration_refused", &[]), 0.0);
     }
 }

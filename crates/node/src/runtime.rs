@@ -1257,6 +1257,7 @@ pub async fn run<C: ChainClient>(
     };
     let mut verifiable_key_sent: Option<u64> = None;
     let mut shown_eviction = None;
+    let mut shown_refusal = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tokio::pin!(shutdown);
 
@@ -1294,10 +1295,19 @@ pub async fn run<C: ChainClient>(
                         shown_eviction = eviction.clone();
                         reporter.observe(Observation::Eviction(eviction));
                     }
+                    let refused = rt.chain.registration_refused();
+                    let adapter_registers = refused.is_some();
+                    if refused != shown_refusal {
+                        shown_refusal = refused.clone();
+                        reporter.observe(Observation::RegistrationRefused(refused));
+                    }
                     // Caught up with the chain: register if the chain does not know us (again
-                    // after a while if it still does not).
+                    // after a while if it still does not), unless the adapter holds a
+                    // registration the chain refused for a full list: it sends that one as
+                    // soon as the chain would take it.
                     if driver.cursor() > h
                         && !driver.registered()
+                        && !adapter_registers
                         && registration_sent.is_none_or(|at| rt.height > at + 30)
                     {
                         info!(stake = config.stake, "registering");

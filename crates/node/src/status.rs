@@ -89,6 +89,24 @@ pub struct EvictedStatus {
     pub state: String,
 }
 
+/// This node's registration, refused because the chain's candidate list is full (chains that
+/// cap the list: the EVM coordinator): it is not registered and its stake is not taken; the
+/// node registers as soon as the chain would take it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RegistrationRefusedStatus {
+    /// The confirmed block at which the refusal was first seen.
+    pub block: u64,
+    /// The stake (wei, decimal) the registration carries (the `stake` setting).
+    pub stake: String,
+    /// The least stake (wei, decimal) that registers it while the list stays as it is; none
+    /// when the chain named no bar.
+    pub needed_stake: Option<String>,
+    /// Where it stands, in the states of [`EvictedStatus::state`]: `list_full`,
+    /// `none_evictable`, `re_entering` (the registration is being sent), `refused`,
+    /// `unchecked`.
+    pub state: String,
+}
+
 /// A view's secp256k1 signing key, as `/status` shows it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SigningKeyStatus {
@@ -184,6 +202,9 @@ pub struct Status {
     /// Off the candidate list after an eviction, until it is listed again.
     #[serde(default)]
     pub evicted: Option<EvictedStatus>,
+    /// Its registration refused for a full candidate list, until it registers.
+    #[serde(default)]
+    pub registration_refused: Option<RegistrationRefusedStatus>,
     /// Traffic counters (the same numbers as `/metrics`), filled in when `/status` is served.
     pub traffic: Traffic,
     /// The random beacon.

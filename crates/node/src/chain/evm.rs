@@ -35,7 +35,11 @@
 //!   value: its refusal `CandidateListFull(lowestStake)` names the stake to outrank, and once
 //!   the simulation passes (a place freed, or the stake now outranks that candidate) it sends the
 //!   call, which lists the node again. The eviction is logged with the stake needed and shown
-//!   ([`ChainClient::eviction`]) on `/status` and as `keyquorum_evicted`.
+//!   ([`ChainClient::eviction`]) on `/status` and as `keyquorum_evicted`. A registration the
+//!   contract refuses with `CandidateListFull` (the list full before this node was ever
+//!   listed) is followed the same way with the registration simulated instead, sent again as
+//!   soon as the simulation passes, and shown ([`ChainClient::registration_refused`]) as
+//!   `registration_refused` and `keyquorum_registration_refused`.
 //! - View changes: the contract starts one only when someone calls `startViewChange` (it ranks
 //!   the eligible nodes from its own state). Every node does so when one is due (the start
 //!   block reached with no ceremony running, or the running ceremony's wait phase over without
@@ -48,8 +52,11 @@ use std::time::Duration;
 
 use keyquorum_contract::tx::TxBody;
 use keyquorum_dkg::identity::Purpose;
+use keyquorum_evm::Coordinator::CoordinatorErrors;
 use keyquorum_evm::alloy_primitives::{Address, Bytes, U256};
-use keyquorum_evm::candidacy::{self, Bar, Change, Watch};
+use keyquorum_evm::alloy_sol_types::SolCall as _;
+use keyquorum_evm::candidacy::{self, Bar, Change, Registration, Watch};
+use keyquorum_evm::client::Revert;
 use keyquorum_evm::client::{BoardInput, CallOutcome, Client, ClientError, FollowError, Follower};
 use keyquorum_evm::events::Translator;
 use keyquorum_evm::stagger::ProofTurn;
@@ -385,25 +392,30 @@ impl EvmChainClient {
     }
 }
 
+/// What `bar` asks of the operator, for the logs.
+fn describe(bar: &Bar) -> String {
+    match bar {
+        Bar::Above(lowest) => format!(
+            "the list is full; entering needs a stake above the lowest evictable candidate's \
+             {lowest} wei (at least {} wei): add stake, or wait for a place",
+            lowest.saturating_add(U256::from(1))
+        ),
+        Bar::NoneEvictable => {
+            "every candidate on the full list serves; waiting for a place to free".into()
+        }
+        Bar::Open => "a place is free or the stake now outranks the lowest evictable \
+            candidate; entering"
+            .into(),
+        Bar::BelowMinimum => "the stake is below the minimum; add stake to enter".into(),
+        Bar::Unchecked => "not checked yet".into(),
+        Bar::Refused(name) => format!("refused by the contract ({name})"),
+    }
+}
+
 fn log_change(change: &Change) {
     match change {
         Change::Evicted(e) => {
-            let what = match &e.bar {
-                Bar::Above(lowest) => format!(
-                    "the list is full; re-entering needs a stake above the lowest evictable \
-                     candidate's {lowest} wei (at least {} wei): add stake, or wait for a place",
-                    lowest.saturating_add(U256::from(1))
-                ),
-                Bar::NoneEvictable => "every candidate on the full list serves; waiting for a \
-                    place to free"
-                    .into(),
-                Bar::Open => "a place is free or the stake now outranks the lowest evictable \
-                    candidate; re-entering"
-                    .into(),
-                Bar::BelowMinimum => "the stake is below the minimum; add stake to re-enter".into(),
-                Bar::Unchecked => "not checked yet".into(),
-                Bar::Refused(name) => format!("re-entry refused by the contract ({name})"),
-            };
+            let what = describe(&e.bar);
             warn!(
                 block = e.block,
                 by = %e.by,
@@ -416,6 +428,19 @@ fn log_change(change: &Change) {
             info!(block, "re-entered the coordinator's candidate list")
         }
         Change::Listed => info!("on the coordinator's candidate list again"),
+        Change::RegistrationRefused(r) => {
+            let what = describe(&r.bar);
+            warn!(
+                since = r.block,
+                stake = %r.stake,
+                "registration refused: the coordinator's candidate list is full, so this node \
+                 is not registered nor selected; it registers as soon as a place frees; {what}"
+            );
+        }
+        Change::Registered { block: Some(block) } => {
+            info!(block, "registered once the candidate list had a place")
+        }
+        Change::Registered { block: None } => info!("registered"),
     }
 }
 
@@ -461,6 +486,17 @@ impl ChainClient for EvmChainClient {
             stake: e.stake.to_string(),
             needed_stake: e.bar.needed_stake().map(|s| s.to_string()),
             state: e.bar.name().into(),
+        })
+    }
+
+    fn registration_refused(&self) -> Option<crate::status::RegistrationRefusedStatus> {
+        let watch = self.watch();
+        let r = watch.refusal()?;
+        Some(crate::status::RegistrationRefusedStatus {
+            block: r.block,
+            stake: r.stake.to_string(),
+            needed_stake: r.bar.needed_stake().map(|s| s.to_string()),
+            state: r.bar.name().into(),
         })
     }
 
@@ -597,12 +633,38 @@ impl ChainClient for EvmChainClient {
     }
 
     async fn submit(&self, tx: EvmCall) -> Result<SubmitOutcome, EvmChainError> {
+        let registration = tx
+            .input
+            .starts_with(&Coordinator::registerCall::SELECTOR)
+            .then(|| Registration {
+                input: tx.input.clone(),
+                value: tx.value,
+            });
         Ok(match self.client.send_calldata(tx.input, tx.value).await? {
             CallOutcome::Included { .. } => SubmitOutcome::Included,
-            CallOutcome::Reverted(r) => SubmitOutcome::Reverted {
-                code: r.name(),
-                reason: format!("{r:?}"),
-            },
+            CallOutcome::Reverted(r) => {
+                // A full list refused the registration: the candidacy watch takes it over.
+                if let (
+                    Some(registration),
+                    Revert::Contract(CoordinatorErrors::CandidateListFull(full))
+                    | Revert::Mined(Some(CoordinatorErrors::CandidateListFull(full))),
+                ) = (registration, &r)
+                {
+                    let mined = matches!(r, Revert::Mined(_));
+                    let now = self.confirmed.load(Ordering::Acquire);
+                    let change = self.watch().on_registration_refused(
+                        registration,
+                        full.lowestStake,
+                        mined,
+                        now,
+                    );
+                    change.iter().for_each(log_change);
+                }
+                SubmitOutcome::Reverted {
+                    code: r.name(),
+                    reason: format!("{r:?}"),
+                }
+            }
         })
     }
 }

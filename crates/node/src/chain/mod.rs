@@ -274,6 +274,13 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
         None
     }
 
+    /// This node's registration, refused because the chain's candidate list is full, as the
+    /// adapter last confirmed it; `None` otherwise. The adapter registers by itself as soon as
+    /// the chain would take it, so the node does not send the registration again meanwhile.
+    fn registration_refused(&self) -> Option<crate::status::RegistrationRefusedStatus> {
+        None
+    }
+
     /// Turns `action` from `sender` into this chain's transaction.
     fn prepare(
         &self,

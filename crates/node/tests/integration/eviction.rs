@@ -1,9 +1,13 @@
-//! A node evicted from the EVM coordinator's full candidate list, through the node's chain
-//! adapter (`chain::evm`) on anvil: it reports the eviction with the stake it would need, sends
-//! nothing while the contract would refuse it, and lists itself again once a place frees.
+//! A node on the EVM coordinator's full candidate list, on anvil: the node's runtime with its
+//! chain adapter (`chain::evm`), read through its `/status` and `/metrics` over HTTP.
+//! - Evicted by a higher stake, it reports the eviction with the stake it would need, sends
+//!   nothing while the contract would refuse it, and lists itself again once a place frees.
+//! - Refused at registration (the list full before it was ever listed), it reports the refusal
+//!   the same way and registers as soon as a place frees, not at its next periodic retry.
 //!
 //! anvil is the pinned npm package in `contracts/` (`npm ci` there installs it).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,12 +21,14 @@ use keyquorum_evm::alloy_primitives::{Address, U256};
 use keyquorum_evm::anvil::Anvil;
 use keyquorum_evm::client::{CallOutcome, Client, chain_key, deploy};
 use keyquorum_evm::{Coordinator, PrivateKeySigner};
-use keyquorum_node::NodeKeys;
 use keyquorum_node::chain::evm::EvmCall;
 use keyquorum_node::chain::evm::{EvmChainClient, EvmSettings};
 use keyquorum_node::chain::{ChainAction, ChainClient, Sender, SubmitOutcome};
-use keyquorum_node::status::EvictedStatus;
+use keyquorum_node::status::Status;
+use keyquorum_node::{NodeConfig, NodeKeys};
 use tokio::task::JoinSet;
+
+use crate::common;
 
 const CHAIN_NAME: &str = "kq-evict";
 /// The contract's bound on listed candidates (`MAX_CANDIDATES` in Coordinator.sol).
@@ -69,11 +75,16 @@ async fn adapter(anvil: &Anvil, contract: Address, from: u64, index: u32) -> Evm
     EvmChainClient::connect(settings, key).await.unwrap()
 }
 
-/// The node's registration of `chain`'s account with node keys `index` and `stake` wei.
-fn registration(chain: &EvmChainClient, index: u32, stake: u64) -> EvmCall {
+/// Node keys `index`.
+fn node_keys(index: u32) -> NodeKeys {
     let mut master = [0u8; 32];
     master[..4].copy_from_slice(&index.to_be_bytes());
-    let keys = NodeKeys::from_master(&master);
+    NodeKeys::from_master(&master)
+}
+
+/// The node's registration of `chain`'s account with node keys `index` and `stake` wei.
+fn registration(chain: &EvmChainClient, index: u32, stake: u64) -> EvmCall {
+    let keys = node_keys(index);
     let body = TxBody::Register {
         pop: keys.identity().proof_of_possession(),
         encryption_key: keys.encryption().public_key(),
@@ -118,22 +129,138 @@ async fn register_unestimated(chain: &EvmChainClient, index: u32, stake: u64) {
         .unwrap();
 }
 
-/// Polls `chain` as the node's follower does until `done` holds of its reported eviction.
-async fn follow_until(
+/// The contract on a fresh anvil, and `fillers` candidates staking [`FILLER_STAKE`] (node keys
+/// 1, 2, ...), registered a few at a time.
+struct Fixture {
+    anvil: Arc<Anvil>,
+    contract: Address,
+    from: u64,
+    fillers: Vec<EvmChainClient>,
+}
+
+impl Fixture {
+    async fn deploy() -> Self {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let anvil = Arc::new(Anvil::start(&repo, None).unwrap_or_else(|e| panic!("{e}")));
+        let deployer = chain_key(b"eviction test deployer");
+        anvil
+            .fund(deployer.address(), U256::from(10u128.pow(18)))
+            .await
+            .unwrap();
+        let (contract, from) = deploy(anvil.url(), deployer, config()).await.unwrap();
+        Fixture {
+            anvil,
+            contract,
+            from,
+            fillers: Vec::new(),
+        }
+    }
+
+    async fn fill(&mut self, count: u32) {
+        let mut tasks = JoinSet::new();
+        for index in 1..=count {
+            let (anvil, contract, from) = (self.anvil.clone(), self.contract, self.from);
+            tasks.spawn(async move {
+                let filler = adapter(&anvil, contract, from, index).await;
+                register_unestimated(&filler, index, FILLER_STAKE).await;
+                filler
+            });
+            if tasks.len() >= 8 {
+                self.fillers.push(tasks.join_next().await.unwrap().unwrap());
+            }
+        }
+        while let Some(f) = tasks.join_next().await {
+            self.fillers.push(f.unwrap());
+        }
+    }
+
+    async fn adapter(&self, index: u32) -> EvmChainClient {
+        adapter(&self.anvil, self.contract, self.from, index).await
+    }
+
+    /// Frees a place: the first filler unbonds its whole stake and leaves the list.
+    async fn free_a_place(&self) {
+        let unbond = self.fillers[0]
+            .client()
+            .send(
+                Coordinator::unbondCall {
+                    amount: U256::from(FILLER_STAKE),
+                },
+                U256::ZERO,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(unbond, CallOutcome::Included { .. }), "{unbond:?}");
+    }
+}
+
+/// A node's runtime on `chain` with node keys `index`, registering with `stake` wei, its
+/// beacon off; stops when the returned sender is dropped. Returns its status server's address.
+async fn start_node(
     chain: &EvmChainClient,
-    what: &str,
-    done: impl Fn(&Option<EvictedStatus>) -> bool,
-) -> Option<EvictedStatus> {
+    index: u32,
+    stake: u64,
+    dir: &tempfile::TempDir,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let mut config = NodeConfig {
+        data_dir: dir.path().to_path_buf(),
+        stake,
+        status_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..NodeConfig::default()
+    };
+    config.beacon.enabled = false;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready, info) = tokio::sync::oneshot::channel();
+    let chain = chain.clone();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) =
+            keyquorum_node::runtime::run(config, node_keys(index), chain, shutdown, Some(ready))
+                .await
+        {
+            panic!("node {index}: {e}");
+        }
+    });
+    (info.await.unwrap().status_addr, stop)
+}
+
+/// `path` from the node's status server.
+async fn http_get(addr: SocketAddr, path: &'static str) -> String {
+    tokio::task::spawn_blocking(move || common::http_get(addr, path).1)
+        .await
+        .unwrap()
+}
+
+/// The node's `/status`, as an operator reads it.
+async fn status(addr: SocketAddr) -> Status {
+    serde_json::from_str(&http_get(addr, "/status").await).unwrap()
+}
+
+/// The value of the unlabelled gauge `name` on the node's `/metrics`.
+async fn gauge(addr: SocketAddr, name: &str) -> f64 {
+    let metrics = http_get(addr, "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+/// Reads the node's `/status` until `done` holds of it.
+async fn status_until(addr: SocketAddr, what: &str, done: impl Fn(&Status) -> bool) -> Status {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        chain.blocks(0, 100).await.unwrap();
-        let eviction = chain.eviction();
-        if done(&eviction) {
-            return eviction;
+        let s = status(addr).await;
+        if done(&s) {
+            return s;
         }
         assert!(
             Instant::now() < deadline,
-            "{what}: still {eviction:?} after 30 s"
+            "{what}: still registered {}, evicted {:?}, registration refused {:?} after 30 s",
+            s.registered,
+            s.evicted,
+            s.registration_refused
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -143,104 +270,109 @@ async fn nonce(client: &Client, who: Address) -> u64 {
     client.transaction_count(who).await.unwrap()
 }
 
+async fn listed(client: &Client, account: Address) -> bool {
+    client
+        .read(Coordinator::candidacyCall { account })
+        .await
+        .unwrap()
+        .listed
+}
+
+/// While the contract would refuse the node, it sends nothing, block after block.
+async fn sends_nothing_while_refused(anvil: &Anvil, reader: &Client, account: Address) -> u64 {
+    let sent = nonce(reader, account).await;
+    anvil.mine(3).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(nonce(reader, account).await, sent);
+    sent
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_evicted_node_reports_it_and_re_enters_once_a_place_frees() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let anvil = Arc::new(Anvil::start(&repo, None).unwrap_or_else(|e| panic!("{e}")));
-    let deployer = chain_key(b"eviction test deployer");
-    anvil
-        .fund(deployer.address(), U256::from(10u128.pow(18)))
-        .await
-        .unwrap();
-    let (contract, from) = deploy(anvil.url(), deployer, config()).await.unwrap();
-
-    let evictee = adapter(&anvil, contract, from, 0).await;
-    assert_eq!(
-        register(&evictee, 0, EVICTEE_STAKE).await,
-        SubmitOutcome::Included
-    );
-    // The rest of the list, above the evictee's stake, registered a few at a time.
-    let mut fillers = Vec::new();
-    let mut tasks = JoinSet::new();
-    for index in 1..MAX_CANDIDATES as u32 {
-        let anvil = anvil.clone();
-        tasks.spawn(async move {
-            let filler = adapter(&anvil, contract, from, index).await;
-            register_unestimated(&filler, index, FILLER_STAKE).await;
-            filler
-        });
-        if tasks.len() >= 8 {
-            fillers.push(tasks.join_next().await.unwrap().unwrap());
-        }
-    }
-    while let Some(f) = tasks.join_next().await {
-        fillers.push(f.unwrap());
-    }
+    let mut f = Fixture::deploy().await;
+    let dir = tempfile::tempdir().unwrap();
+    let evictee = f.adapter(0).await;
+    let account = evictee.account();
+    let (node, _stop) = start_node(&evictee, 0, EVICTEE_STAKE, &dir).await;
+    status_until(node, "the registration", |s| s.registered).await;
+    // The rest of the list, above the evictee's stake.
+    f.fill(MAX_CANDIDATES as u32 - 1).await;
     let reader = evictee.client().clone();
-    // Every registration took a place.
     let eligible = reader
         .read(Coordinator::eligibleCountCall {})
         .await
         .unwrap();
     assert_eq!(eligible, U256::from(MAX_CANDIDATES));
-    follow_until(&evictee, "before the eviction", |e| e.is_none()).await;
+    assert!(listed(&reader, account).await);
+    assert_eq!(status(node).await.evicted, None);
 
     // A higher stake takes the lowest candidate's place: the evictee's.
-    let newcomer = adapter(&anvil, contract, from, 1_000).await;
+    let newcomer = f.adapter(1_000).await;
     assert_eq!(
         register(&newcomer, 1_000, 300).await,
         SubmitOutcome::Included
     );
-    let account = evictee.account();
-    let evicted = follow_until(&evictee, "the eviction", |e| {
-        e.as_ref().is_some_and(|e| e.state == "list_full")
+    let shown = status_until(node, "the eviction", |s| {
+        s.evicted.as_ref().is_some_and(|e| e.state == "list_full")
     })
-    .await
-    .unwrap();
+    .await;
+    let evicted = shown.evicted.unwrap();
     assert_eq!(evicted.by, newcomer.account().to_string());
     assert_eq!(evicted.stake, EVICTEE_STAKE.to_string());
     assert_eq!(evicted.needed_stake, Some((FILLER_STAKE + 1).to_string()));
-    let listed = |r: Coordinator::candidacyReturn| r.listed;
-    assert!(!listed(
-        reader
-            .read(Coordinator::candidacyCall { account })
-            .await
-            .unwrap()
-    ));
+    assert_eq!(gauge(node, "keyquorum_evicted").await, 1.0);
+    assert!(!listed(&reader, account).await);
 
-    // While the contract would refuse it, the node sends nothing, block after block.
-    let sent = nonce(&reader, account).await;
-    for _ in 0..3 {
-        anvil.mine(1).await.unwrap();
-        follow_until(&evictee, "waiting", |e| e.is_some()).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(nonce(&reader, account).await, sent);
-    assert_eq!(evictee.eviction(), Some(evicted));
+    let sent = sends_nothing_while_refused(&f.anvil, &reader, account).await;
+    assert_eq!(status(node).await.evicted, Some(evicted));
 
-    // A candidate unbonds its whole stake and leaves the list: the evictee takes the place.
-    let leaving = &fillers[0];
-    let unbond = leaving
-        .client()
-        .send(
-            Coordinator::unbondCall {
-                amount: U256::from(FILLER_STAKE),
-            },
-            U256::ZERO,
-        )
-        .await
-        .unwrap();
-    assert!(matches!(unbond, CallOutcome::Included { .. }), "{unbond:?}");
-    follow_until(&evictee, "the re-entry", |e| e.is_none()).await;
-    let standing = reader
-        .read(Coordinator::candidacyCall { account })
-        .await
-        .unwrap();
-    assert!(standing.listed);
+    // A place frees: the evictee takes it.
+    f.free_a_place().await;
+    status_until(node, "the re-entry", |s| s.evicted.is_none()).await;
+    assert_eq!(gauge(node, "keyquorum_evicted").await, 0.0);
+    assert!(listed(&reader, account).await);
     assert_eq!(nonce(&reader, account).await, sent + 1);
-    let eligible = reader
-        .read(Coordinator::eligibleCountCall {})
-        .await
-        .unwrap();
-    assert_eq!(eligible, U256::from(MAX_CANDIDATES));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refused_for_a_full_list_reports_it_and_registers_once_a_place_frees() {
+    let mut f = Fixture::deploy().await;
+    f.fill(MAX_CANDIDATES as u32).await;
+    let dir = tempfile::tempdir().unwrap();
+    let latecomer = f.adapter(2_000).await;
+    let account = latecomer.account();
+    let reader = latecomer.client().clone();
+    let (node, _stop) = start_node(&latecomer, 2_000, EVICTEE_STAKE, &dir).await;
+
+    let shown = status_until(node, "the refusal", |s| {
+        s.registration_refused
+            .as_ref()
+            .is_some_and(|r| r.state == "list_full")
+    })
+    .await;
+    assert!(!shown.registered);
+    assert_eq!(shown.evicted, None);
+    let refused = shown.registration_refused.unwrap();
+    assert_eq!(refused.stake, EVICTEE_STAKE.to_string());
+    assert_eq!(refused.needed_stake, Some((FILLER_STAKE + 1).to_string()));
+    assert_eq!(gauge(node, "keyquorum_registration_refused").await, 1.0);
+    // Refused at estimation: no transaction, no gas.
+    assert_eq!(
+        sends_nothing_while_refused(&f.anvil, &reader, account).await,
+        0
+    );
+    assert_eq!(status(node).await.registration_refused, Some(refused));
+
+    // A place frees: the node registers within a block or two, long before its periodic
+    // retry (30 blocks) would have.
+    f.free_a_place().await;
+    let freed_at = reader.block_number().await.unwrap();
+    status_until(node, "the registration", |s| {
+        s.registered && s.registration_refused.is_none()
+    })
+    .await;
+    assert!(reader.block_number().await.unwrap() < freed_at + 30);
+    assert_eq!(gauge(node, "keyquorum_registration_refused").await, 0.0);
+    assert!(listed(&reader, account).await);
+    assert_eq!(nonce(&reader, account).await, 1);
 }

@@ -12,7 +12,6 @@
 use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
 use common::Harness;
@@ -272,30 +271,6 @@ fn check_histogram(name: &str, f: &MetricFamily) -> Result<(), String> {
     Ok(())
 }
 
-/// One HTTP/1.0 GET on loopback: (content type, body).
-fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "{head}"
-    );
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-type")
-                .then(|| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    (content_type, body.to_string())
-}
-
 /// The metric names docs/architecture.md lists in its "Metrics" section.
 fn documented_metrics() -> Vec<String> {
     let doc = include_str!("../../../../docs/architecture.md");
@@ -356,7 +331,12 @@ fn metrics_are_valid_openmetrics_with_every_documented_metric() {
     let (addr, task) = rt
         .block_on(status::serve("127.0.0.1:0".parse().unwrap(), handle))
         .unwrap();
-    let served = std::thread::spawn(move || (get(addr, "/metrics"), get(addr, "/status")));
+    let served = std::thread::spawn(move || {
+        (
+            common::http_get(addr, "/metrics"),
+            common::http_get(addr, "/status"),
+        )
+    });
     let ((content_type, text), (_, status_json)) = rt.block_on(async {
         loop {
             if served.is_finished() {
