@@ -20,6 +20,11 @@
 //!   that still reverts when mined (the list filled again in between) holds the next attempt
 //!   back for [`RETRY_BLOCKS`].
 //!
+//! The listing is read at the confirmed height, as the log was: a re-entry included in a
+//! block not yet confirmed ends nothing. The eviction stays (`re_entering`) and nothing more is
+//! sent until that block is confirmed; then the chain's answer there decides: listed (done),
+//! or not, when a reorg dropped the re-entry, and the rule applies again.
+//!
 //! A log alone never makes the node believe it is out: a restarted node replays old
 //! `Evicted` logs, and the chain's answer clears them at the first check.
 //!
@@ -187,7 +192,7 @@ pub fn assess(observed: &Observed, reverted_at: Option<u64>, now: u64) -> (Bar, 
 pub enum Change {
     /// The account is evicted (newly confirmed, or its bar changed).
     Evicted(Eviction),
-    /// It re-entered the list with this transaction's block.
+    /// Its re-entry was included in this block (believed once the block is confirmed).
     ReEntered {
         /// The block.
         block: u64,
@@ -196,8 +201,9 @@ pub enum Change {
     Listed,
     /// Its registration is refused (newly, or its bar changed).
     RegistrationRefused(Refusal),
-    /// The refused registration went through: with this transaction's block when this watch
-    /// sent it, `None` when the chain shows the account registered by another send.
+    /// The refused registration went through: included in this block when this watch sent it
+    /// (believed once the block is confirmed), `None` when the chain shows the account
+    /// registered by another send.
     Registered {
         /// The block.
         block: Option<u64>,
@@ -212,6 +218,8 @@ pub struct Watch {
     /// The newest `Evicted` log of the account not yet cleared by the chain's answer.
     suspected: Option<(u64, Address, U256)>,
     evicted: Option<Eviction>,
+    /// The block of a re-entry (or registration) this watch sent, until it is confirmed.
+    sent_in: Option<u64>,
     /// A registration refused for a full list, to send again, and the refusal as last checked.
     registration: Option<(Registration, Refusal)>,
     checked_at: Option<u64>,
@@ -225,6 +233,7 @@ impl Watch {
             account,
             suspected: None,
             evicted: None,
+            sent_in: None,
             registration: None,
             checked_at: None,
             reverted_at: None,
@@ -268,6 +277,18 @@ impl Watch {
         changed.then_some(Change::RegistrationRefused(refusal))
     }
 
+    /// `step` unless a send of this watch waits for its block to be confirmed at `now`: then
+    /// nothing is sent again. Once confirmed, the chain's answer there decided the step.
+    fn unless_unconfirmed(&mut self, step: Step, now: u64) -> Step {
+        match self.sent_in {
+            Some(block) if now < block => Step::Wait,
+            _ => {
+                self.sent_in = None;
+                step
+            }
+        }
+    }
+
     /// The refused registration, while the account is not registered.
     pub fn refusal(&self) -> Option<&Refusal> {
         self.registration.as_ref().map(|(_, refusal)| refusal)
@@ -282,17 +303,25 @@ impl Watch {
         now: u64,
     ) -> (Step, Option<Change>) {
         self.checked_at = Some(now);
-        let Some((_, refusal)) = &self.registration else {
+        let Some(since) = self.refusal().map(|r| r.block) else {
             return (Step::Listed, None);
         };
+        // Registered on the latest state by the send of this watch: believed once confirmed.
+        if observed.is_none() && self.sent_in.is_some_and(|block| now < block) {
+            return (Step::Wait, None);
+        }
         let Some(observed) = observed.filter(|o| !o.listed) else {
+            let sent = self.sent_in.take();
             self.registration = None;
             self.reverted_at = None;
-            return (Step::Listed, Some(Change::Registered { block: None }));
+            // Registered by the send this watch reported already, or by another one.
+            let change = sent.is_none().then_some(Change::Registered { block: None });
+            return (Step::Listed, change);
         };
         let (bar, step) = assess(observed, self.reverted_at, now);
+        let step = self.unless_unconfirmed(step, now);
         let refusal = Refusal {
-            block: refusal.block,
+            block: since,
             stake: observed.stake,
             bar,
         };
@@ -310,9 +339,12 @@ impl Watch {
     /// `now`.
     pub fn registration_sent(&mut self, outcome: &CallOutcome, now: u64) -> Option<Change> {
         match outcome {
+            // Believed once its block is confirmed (module docs).
             CallOutcome::Included { block, .. } => {
-                self.registration = None;
-                self.reverted_at = None;
+                self.sent_in = Some(*block);
+                if let Some((_, refusal)) = &mut self.registration {
+                    refusal.bar = Bar::Open;
+                }
                 Some(Change::Registered {
                     block: Some(*block),
                 })
@@ -356,11 +388,15 @@ impl Watch {
         };
         let (bar, step) = assess(observed, self.reverted_at, now);
         if step == Step::Listed {
+            let sent = self.sent_in.take();
             self.suspected = None;
             self.reverted_at = None;
             let was = self.evicted.take();
-            return (step, was.map(|_| Change::Listed));
+            // A re-entry of this watch was reported when sent.
+            let change = was.filter(|_| sent.is_none()).map(|_| Change::Listed);
+            return (step, change);
         }
+        let step = self.unless_unconfirmed(step, now);
         let eviction = Eviction {
             block,
             by,
@@ -375,10 +411,12 @@ impl Watch {
     /// Records a sent re-entry's outcome at confirmed height `now`.
     pub fn re_entry_sent(&mut self, outcome: &CallOutcome, now: u64) -> Option<Change> {
         match outcome {
+            // Believed once its block is confirmed (module docs).
             CallOutcome::Included { block, .. } => {
-                self.suspected = None;
-                self.reverted_at = None;
-                self.evicted = None;
+                self.sent_in = Some(*block);
+                if let Some(e) = &mut self.evicted {
+                    e.bar = Bar::Open;
+                }
                 Some(Change::ReEntered { block: *block })
             }
             // Refused at estimation costs nothing; mined, it cost gas: hold the next one back.
@@ -391,12 +429,15 @@ impl Watch {
     }
 }
 
-/// The chain's answer for `account` ([`Observed`]): its listing and stake and, off the list
-/// with an eligible stake, the re-entry's simulation.
-pub async fn observe(client: &Client, account: Address) -> Result<Observed, ClientError> {
-    let standing = client.read(Coordinator::candidacyCall { account }).await?;
+/// The chain's answer for `account` at confirmed height `now` ([`Observed`]): its listing
+/// and stake there and, off the list with an eligible stake, the re-entry's simulation (on the
+/// latest state, where it would be sent).
+pub async fn observe(client: &Client, account: Address, now: u64) -> Result<Observed, ClientError> {
+    let standing = client
+        .read_at(Coordinator::candidacyCall { account }, now)
+        .await?;
     let stake = client
-        .read(Coordinator::stakeOfCall { account })
+        .read_at(Coordinator::stakeOfCall { account }, now)
         .await?
         .stake;
     let probe = if !standing.listed && standing.eligible {
@@ -423,15 +464,19 @@ pub async fn observe(client: &Client, account: Address) -> Result<Observed, Clie
     })
 }
 
-/// The chain's answer on `account`'s refused `registration`: `None` once the account is
-/// registered; else [`Observed`] with the registration's simulation as the probe (listed
-/// when the chain lists the account).
+/// The chain's answer on `account`'s refused `registration` at confirmed height `now`:
+/// [`Observed`] with the registration's simulation (on the latest state) as the probe, listed
+/// when the chain lists the account at `now`; `None` when the simulation says the account is
+/// registered (by a send not yet confirmed, or another one).
 pub async fn observe_registration(
     client: &Client,
     account: Address,
     registration: &Registration,
+    now: u64,
 ) -> Result<Option<Observed>, ClientError> {
-    let standing = client.read(Coordinator::candidacyCall { account }).await?;
+    let standing = client
+        .read_at(Coordinator::candidacyCall { account }, now)
+        .await?;
     let probe = if standing.listed {
         None
     } else {
@@ -475,7 +520,7 @@ pub async fn check(
         (w.account, w.registration.as_ref().map(|(r, _)| r.clone()))
     };
     if let Some(registration) = registration {
-        let observed = observe_registration(client, account, &registration).await?;
+        let observed = observe_registration(client, account, &registration, now).await?;
         let (step, change) = lock().apply_registration(observed.as_ref(), now);
         let mut changes: Vec<Change> = change.into_iter().collect();
         if step == Step::ReEnter {
@@ -486,7 +531,7 @@ pub async fn check(
         }
         return Ok(changes);
     }
-    let observed = observe(client, account).await?;
+    let observed = observe(client, account, now).await?;
     let (step, change) = lock().apply(&observed, now);
     let mut changes: Vec<Change> = change.into_iter().collect();
     if step == Step::ReEnter {
@@ -622,8 +667,66 @@ mod tests {
             w.re_entry_sent(&included, 18),
             Some(Change::ReEntered { block: 20 })
         );
+        // Over once the chain lists it at a confirmed height past the re-entry's block.
+        let mut listed = off(Probe::Enters);
+        listed.listed = true;
+        assert_eq!(w.apply(&listed, 20), (Step::Listed, None));
         assert!(w.eviction().is_none());
         assert!(!w.due(30));
+    }
+
+    #[test]
+    fn a_re_entry_is_believed_only_once_its_block_is_confirmed() {
+        let me = Address::repeat_byte(1);
+        let mut w = Watch::new(me);
+        w.on_evicted(&evicted_log(me), 3);
+        assert_eq!(w.apply(&off(Probe::Enters), 4).0, Step::ReEnter);
+        let included = CallOutcome::Included {
+            block: 6,
+            tx_hash: Default::default(),
+        };
+        assert_eq!(
+            w.re_entry_sent(&included, 4),
+            Some(Change::ReEntered { block: 6 })
+        );
+        // Not confirmed yet: still shown, re-entering, and nothing sent again although the
+        // latest state (listed there) lets `addStake()` pass.
+        assert_eq!(w.eviction().map(|e| &e.bar), Some(&Bar::Open));
+        assert!(w.due(5));
+        assert_eq!(w.apply(&off(Probe::Enters), 5).0, Step::Wait);
+        // Confirmed but not listed there: a reorg dropped it, and the rule applies again.
+        assert_eq!(w.apply(&off(Probe::Enters), 6).0, Step::ReEnter);
+        assert_eq!(
+            w.re_entry_sent(&included, 6),
+            Some(Change::ReEntered { block: 6 })
+        );
+        let mut listed = off(Probe::Enters);
+        listed.listed = true;
+        assert_eq!(w.apply(&listed, 7), (Step::Listed, None));
+        assert!(w.eviction().is_none());
+
+        // The same for a refused registration: registered on the latest state only.
+        let registration = Registration {
+            input: vec![1],
+            value: U256::from(100),
+        };
+        w.on_registration_refused(registration, U256::from(150), false, 8);
+        assert_eq!(
+            w.apply_registration(Some(&off(Probe::Enters)), 9).0,
+            Step::ReEnter
+        );
+        let included = CallOutcome::Included {
+            block: 11,
+            tx_hash: Default::default(),
+        };
+        w.registration_sent(&included, 9);
+        assert_eq!(w.apply_registration(None, 10), (Step::Wait, None));
+        assert_eq!(w.refusal().map(|r| &r.bar), Some(&Bar::Open));
+        assert_eq!(
+            w.apply_registration(Some(&listed), 11),
+            (Step::Listed, None)
+        );
+        assert!(w.refusal().is_none());
     }
 
     #[test]
@@ -672,6 +775,9 @@ mod tests {
             w.registration_sent(&included, 6),
             Some(Change::Registered { block: Some(7) })
         );
+        let mut listed = off(Probe::Enters);
+        listed.listed = true;
+        assert_eq!(w.apply_registration(Some(&listed), 7), (Step::Listed, None));
         assert!(w.refusal().is_none());
         assert!(!w.due(8));
 

@@ -425,7 +425,10 @@ fn log_change(change: &Change) {
             );
         }
         Change::ReEntered { block } => {
-            info!(block, "re-entered the coordinator's candidate list")
+            info!(
+                block,
+                "re-entry included; listed again once its block is confirmed"
+            )
         }
         Change::Listed => info!("on the coordinator's candidate list again"),
         Change::RegistrationRefused(r) => {
@@ -438,7 +441,10 @@ fn log_change(change: &Change) {
             );
         }
         Change::Registered { block: Some(block) } => {
-            info!(block, "registered once the candidate list had a place")
+            info!(
+                block,
+                "registration included once the candidate list had a place"
+            )
         }
         Change::Registered { block: None } => info!("registered"),
     }
