@@ -5,9 +5,13 @@
 //! - `sections_state`: `"record"` -> [`ElderRecord::encode`]; `"share"` -> the share
 //!   ([`keyquorum_sections::store::encode_share`]) sealed by [`NodeKeys::seal`] under the label
 //!   `sections/share/<section key hex>`, so a sealed share moved to another key's slot does not
-//!   open, and nothing secret is ever written in the clear;
-//! - `sections_inputs`: sequence number -> the session id (32 bytes, zero for none) and the
-//!   encoded [`LoggedInput`];
+//!   open, and nothing secret is ever written in the clear; `"kept"` (while there are any) ->
+//!   the shares of superseded sessions kept until a SAP applies
+//!   ([`keyquorum_sections::store::encode_kept_shares`]), sealed under
+//!   `sections/kept/<section key hex>`;
+//! - `sections_inputs`: sequence number -> the session the input belongs to as a candidate
+//!   ([`LoggedInput::candidate_session`]; 32 bytes, zero for none) and the encoded
+//!   [`LoggedInput`];
 //! - `sections_node`: what the network runtime keeps beside the protocol's record:
 //!   `"members"` -> the members this node admitted or learnt ([`encode_members`]),
 //!   `"absentees"` -> the members it holds absent ([`Absentees::encode`]), and
@@ -28,7 +32,10 @@ use keyquorum_sections::keys::key_bytes;
 use keyquorum_sections::sap::KeyShare;
 use keyquorum_sections::sap::SignedSap;
 use keyquorum_sections::session::SessionId;
-use keyquorum_sections::store::{ElderRecord, ElderStore, LoggedInput, decode_share, encode_share};
+use keyquorum_sections::store::{
+    ElderRecord, ElderStore, KeptShares, LoggedInput, Stored, decode_kept_shares, decode_share,
+    encode_kept_shares, encode_share,
+};
 use keyquorum_sections::wire::{Message, decode_peer};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -97,10 +104,15 @@ impl SectionsStore {
         format!("sections/share/{}", hex::encode(section_key))
     }
 
+    fn kept_label(section_key: &[u8]) -> String {
+        format!("sections/kept/{}", hex::encode(section_key))
+    }
+
     fn write_state(
         &self,
         record: &ElderRecord,
         share: Option<&KeyShare>,
+        kept: &KeptShares<'_>,
         signed: Option<&SignedSap>,
     ) -> Result<(), SectionsStoreError> {
         let w = self.db.begin_write().map_err(dberr)?;
@@ -117,6 +129,13 @@ impl SectionsStore {
                 None => {
                     t.remove("share").map_err(dberr)?;
                 }
+            }
+            if kept.is_empty() {
+                t.remove("kept").map_err(dberr)?;
+            } else {
+                let label = Self::kept_label(&key_bytes(&record.sap.section_key));
+                let sealed = self.keys.seal(&label, &encode_kept_shares(kept));
+                t.insert("kept", sealed.as_slice()).map_err(dberr)?;
             }
         }
         if let Some(signed) = signed {
@@ -231,8 +250,9 @@ impl ElderStore for SectionsStore {
         &mut self,
         record: &ElderRecord,
         share: Option<&KeyShare>,
+        kept: &KeptShares<'_>,
     ) -> Result<(), SectionsStoreError> {
-        self.write_state(record, share, None)
+        self.write_state(record, share, kept, None)
     }
 
     /// The record, the share and the signed SAP that moved the node on, in one transaction:
@@ -241,12 +261,13 @@ impl ElderStore for SectionsStore {
         &mut self,
         record: &ElderRecord,
         share: Option<&KeyShare>,
+        kept: &KeptShares<'_>,
         signed: &SignedSap,
     ) -> Result<(), SectionsStoreError> {
-        self.write_state(record, share, Some(signed))
+        self.write_state(record, share, kept, Some(signed))
     }
 
-    fn load(&self) -> Result<Option<(ElderRecord, Option<KeyShare>)>, SectionsStoreError> {
+    fn load(&self) -> Result<Option<Stored>, SectionsStoreError> {
         let r = self.db.begin_read().map_err(dberr)?;
         let t = r.open_table(STATE).map_err(dberr)?;
         let Some(record) = t.get("record").map_err(dberr)? else {
@@ -268,11 +289,27 @@ impl ElderStore for SectionsStore {
                 )
             }
         };
-        Ok(Some((record, share)))
+        let kept = match t.get("kept").map_err(dberr)? {
+            None => Vec::new(),
+            Some(sealed) => {
+                let label = Self::kept_label(&key_bytes(&record.sap.section_key));
+                let plain = self
+                    .keys
+                    .open(&label, sealed.value())
+                    .map_err(|_| SectionsStoreError::Corrupt("kept shares do not open".into()))?;
+                decode_kept_shares(&plain)
+                    .map_err(|e| SectionsStoreError::Corrupt(format!("kept shares: {e}")))?
+            }
+        };
+        Ok(Some((record, share, kept)))
     }
 
     fn log(&mut self, input: &LoggedInput) -> Result<(), SectionsStoreError> {
-        let mut value = input.session().map(|s| s.0).unwrap_or([0; 32]).to_vec();
+        let mut value = input
+            .candidate_session()
+            .map(|s| s.0)
+            .unwrap_or([0; 32])
+            .to_vec();
         value.extend_from_slice(&input.encode());
         let w = self.db.begin_write().map_err(dberr)?;
         {
@@ -372,7 +409,8 @@ mod tests {
 
         // Restart: the record, the share and the log come back.
         let store = SectionsStore::open(&path, keys.clone()).unwrap();
-        let (loaded, loaded_share) = store.load().unwrap().unwrap();
+        let (loaded, loaded_share, kept) = store.load().unwrap().unwrap();
+        assert!(kept.is_empty());
         assert_eq!(loaded, record);
         let loaded_share = loaded_share.unwrap();
         assert_eq!(
@@ -417,13 +455,61 @@ mod tests {
         };
         let mut store = SectionsStore::open(&path, keys.clone()).unwrap();
         // A plain save (a superseded session, a late share) leaves the signed SAP alone.
-        store.save(&record, Some(&share)).unwrap();
+        store.save(&record, Some(&share), &[]).unwrap();
         assert!(store.signed_sap().unwrap().is_none());
-        store.save_section(&record, Some(&share), &signed).unwrap();
+        store
+            .save_section(&record, Some(&share), &[], &signed)
+            .unwrap();
         drop(store);
         let store = SectionsStore::open(&path, keys).unwrap();
         assert_eq!(store.load().unwrap().unwrap().0, record);
         assert_eq!(store.signed_sap().unwrap(), Some(signed));
+    }
+
+    #[test]
+    fn kept_shares_are_sealed_beside_the_record_and_removed_once_none_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sections.redb");
+        let keys = Arc::new(NodeKeys::from_master(&[3; 32]));
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let (sap, share) = genesis(Peer::new(&node_key(), "node:1".into()), &mut rng);
+        let (_, kept) = genesis(Peer::new(&node_key(), "node:1".into()), &mut rng);
+        let secret = Bls12381G1::encode_scalar(kept.share.expose());
+        let session = SessionId([9; 32]);
+        let record = ElderRecord {
+            genesis_key: sap.section_key,
+            chain: KeyChain::genesis(),
+            sap,
+            superseded: vec![(session, 1)],
+            linked: Vec::new(),
+        };
+        let mut store = SectionsStore::open(&path, keys.clone()).unwrap();
+        // No section key share: what does not open under another key below is the kept one.
+        store.save(&record, None, &[(session, &kept)]).unwrap();
+        drop(store);
+        let raw = std::fs::read(&path).unwrap();
+        assert!(!raw.windows(32).any(|w| w == secret.as_slice()));
+        let store = SectionsStore::open(&path, keys.clone()).unwrap();
+        let (_, _, loaded) = store.load().unwrap().unwrap();
+        let [(id, loaded)] = &loaded[..] else {
+            panic!("{loaded:?}")
+        };
+        assert_eq!(*id, session);
+        assert_eq!(Bls12381G1::encode_scalar(loaded.share.expose()), secret);
+        assert_eq!(
+            (loaded.index, loaded.section_key),
+            (kept.index, kept.section_key)
+        );
+        // Under another storage key they do not open.
+        drop(store);
+        let other = Arc::new(NodeKeys::from_master(&[4; 32]));
+        assert!(matches!(
+            SectionsStore::open(&path, other).unwrap().load(),
+            Err(SectionsStoreError::Corrupt(_))
+        ));
+        let mut store = SectionsStore::open(&path, keys).unwrap();
+        store.save(&record, Some(&share), &[]).unwrap();
+        assert!(store.load().unwrap().unwrap().2.is_empty());
     }
 
     #[test]

@@ -319,6 +319,9 @@ pub struct Coordinator {
     pending: BTreeMap<SessionId, Pending>,
     sessions: BTreeMap<SessionId, Session>,
     superseded: BTreeMap<SessionId, u64>,
+    /// Our shares of the sessions superseded after our run of them succeeded, until a SAP
+    /// applies ([`Coordinator::kept_shares`]).
+    kept: BTreeMap<SessionId, KeyShare>,
     handovers: BTreeMap<SessionId, Handover>,
     /// The links we signed as an elder: one successor per key ([`crate::successor`]).
     linked: Vec<Successor>,
@@ -353,17 +356,21 @@ impl Coordinator {
             pending: BTreeMap::new(),
             sessions: BTreeMap::new(),
             superseded: BTreeMap::new(),
+            kept: BTreeMap::new(),
             handovers: BTreeMap::new(),
             linked: Vec::new(),
         })
     }
 
-    /// Rebuilds a node from its durable record and share (see [`crate::store`]); the sessions
-    /// come back by replaying the logged inputs.
+    /// Rebuilds a node from its durable record, share and kept shares of superseded sessions
+    /// ([`Coordinator::kept_shares`]; those of sessions the record does not hold superseded
+    /// are dropped); the sessions come back by replaying the logged inputs (see
+    /// [`crate::store`]).
     pub fn restore(
         node_key: Secret<Scalar>,
         record: ElderRecord,
         our_share: Option<KeyShare>,
+        kept: Vec<(SessionId, KeyShare)>,
     ) -> Result<Self, Dropped> {
         if let Some(share) = &our_share
             && share.section_key != record.sap.section_key
@@ -378,6 +385,10 @@ impl Coordinator {
             our_share,
         )?;
         node.superseded = record.superseded.into_iter().collect();
+        node.kept = kept
+            .into_iter()
+            .filter(|(id, _)| node.superseded.contains_key(id))
+            .collect();
         node.linked = record.linked;
         Ok(node)
     }
@@ -391,6 +402,14 @@ impl Coordinator {
             superseded: self.superseded().collect(),
             linked: self.linked.clone(),
         }
+    }
+
+    /// Our shares of sessions superseded after our run of them succeeded, kept until a SAP
+    /// applies: the elders may still hand over to such a session's key
+    /// ([`Coordinator::supersede_others`]), and its inputs are gone from the log, so a store
+    /// keeps them sealed beside the section key share.
+    pub fn kept_shares(&self) -> impl Iterator<Item = (SessionId, &KeyShare)> + '_ {
+        self.kept.iter().map(|(id, share)| (*id, share))
     }
 
     /// The links we signed as an elder, for the keys whose handovers we still serve.
@@ -524,13 +543,6 @@ impl Coordinator {
         let Some(share) = &self.our_share else {
             return Err(Dropped::NotAnElder);
         };
-        // The latest start we signed for a prefix and generation is the one we stand by;
-        // the others of that prefix and generation are replaced.
-        for (id, h) in self.handovers.iter_mut() {
-            if h.start.prefix == start.prefix && h.start.generation == start.generation {
-                h.replaced = *id != start.session;
-            }
-        }
         if !self.handovers.contains_key(&start.session) {
             if self.handovers.len() >= MAX_PENDING_STARTS {
                 return Err(Dropped::TooManyPending);
@@ -553,6 +565,13 @@ impl Coordinator {
                     replaced: false,
                 },
             );
+        }
+        // The latest start we signed for a prefix and generation is the one we stand by;
+        // the others of that prefix and generation are replaced (not by a start we refused).
+        for (id, h) in self.handovers.iter_mut() {
+            if h.start.prefix == start.prefix && h.start.generation == start.generation {
+                h.replaced = *id != start.session;
+            }
         }
         Ok(start.sign(&self.node_key))
     }
@@ -826,10 +845,10 @@ impl Coordinator {
 
     /// Drops every other pending or started session of `start`'s prefix and remembers them as
     /// superseded, so their late messages are refused with a reason. A session whose run
-    /// already gave us a share keeps it until a SAP applies: the elders may hand over to its
-    /// key all the same (they sign starts for more than one successor of a key and link the
-    /// first whose SAP signature they hold, [`crate::successor`]), and a new elder without its
-    /// share could not sign with the section.
+    /// already gave us a share leaves it in [`Coordinator::kept_shares`] until a SAP applies:
+    /// the elders may hand over to its key all the same (they sign starts for more than one
+    /// successor of a key and link the first whose SAP signature they hold,
+    /// [`crate::successor`]), and a new elder without its share could not sign with the section.
     fn supersede_others(&mut self, start: &DkgStart) {
         let prefix = start.prefix;
         let keep = start.session;
@@ -841,12 +860,18 @@ impl Coordinator {
             }
             !drop
         });
+        let kept = &mut self.kept;
         self.sessions.retain(|id, s| {
             let superseded = *id != keep && s.start.prefix == prefix;
             if superseded {
                 gone.push((*id, s.start.generation));
+                if let Decision::Succeeded(share) =
+                    core::mem::replace(&mut s.decision, Decision::Failed)
+                {
+                    kept.insert(*id, share);
+                }
             }
-            !superseded || matches!(s.decision, Decision::Succeeded(_))
+            !superseded
         });
         self.superseded.extend(gone);
     }
@@ -1085,9 +1110,12 @@ impl Coordinator {
                 ours = Some(core::mem::replace(&mut session.decision, Decision::Failed));
             }
         }
+        let kept = core::mem::take(&mut self.kept)
+            .into_values()
+            .find(|share| share.section_key == new_sap.section_key);
         self.our_share = match ours {
             Some(Decision::Succeeded(share)) => Some(share),
-            _ => None,
+            _ => kept,
         };
         let current = self.chain.key_count();
         self.pending.retain(|_, p| p.start.generation >= current);
@@ -2670,8 +2698,12 @@ mod tests {
                 .any(|(id, _)| id == doomed.session)
         );
         let logged = node.store().inputs().unwrap();
-        assert!(logged.iter().all(|i| i.session() == Some(start.session)));
-        let (record, _) = node.store().load().unwrap().unwrap();
+        assert!(
+            logged
+                .iter()
+                .all(|i| i.candidate_session() == Some(start.session))
+        );
+        let (record, ..) = node.store().load().unwrap().unwrap();
         assert!(
             record
                 .superseded
@@ -2726,6 +2758,265 @@ mod tests {
         assert_eq!(c.sap(), &signed.sap);
         assert_eq!(c.our_share().unwrap().section_key, signed.sap.section_key);
         c.chain().verify_from(&c.genesis_key).unwrap();
+    }
+
+    /// `name`'s coordinator made persistent, beside the others.
+    fn with_persistent(mut net: Net, name: Name) -> WithPersistent {
+        let coordinator = net.nodes.remove(&name).unwrap();
+        let node = PersistentCoordinator::create(coordinator, MemoryStore::default()).unwrap();
+        WithPersistent {
+            nodes: net.nodes,
+            name,
+            node: Some(node),
+        }
+    }
+
+    impl WithPersistent {
+        /// Crash and restart of the persistent node: only its store survives.
+        fn crash_and_restore(&mut self, seed: u64) -> Vec<Output> {
+            let store = self.node.take().unwrap().into_store();
+            let (restored, replayed) =
+                PersistentCoordinator::restore(node_secret(seed), store).unwrap();
+            self.node = Some(restored);
+            replayed
+        }
+
+        fn persistent(&self) -> &Coordinator {
+            self.node.as_ref().unwrap().coordinator()
+        }
+    }
+
+    /// The lowest three names of the current elders.
+    fn three_elders(net: &Net) -> [Name; 3] {
+        let names = net.nodes.values().next().unwrap().sap().names();
+        [names[0], names[1], names[2]]
+    }
+
+    fn peer_of(net: &Net, name: Name) -> Peer {
+        net.members
+            .iter()
+            .find(|m| m.peer.name() == name)
+            .unwrap()
+            .peer
+            .clone()
+    }
+
+    #[test]
+    fn a_restarted_elder_keeps_its_attempt_and_the_restart_it_stands_by() {
+        // An elder that is a candidate too: the failed session is superseded at it once the
+        // restart is authorised, and its start and agreement must still come back after a crash.
+        let net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let [us, absent, left] = three_elders(&net);
+        let seed = seed_of(&us, 0..9);
+        let params = SectionParams::default();
+        let failed = DkgStart::new(
+            Prefix::ROOT,
+            select_elders(&net.members, ELDER_COUNT, &BTreeSet::from([left])),
+            2,
+        );
+        let members = net.members.clone();
+        let mut sys = with_persistent(net, us);
+        sys.take(us, &LoggedInput::SignStart(failed.clone()))
+            .unwrap();
+        let _ = authorise_with(&mut sys, &failed, &elders, &BTreeSet::new());
+        let excluded = BTreeSet::from([absent]);
+        let agreement_on = |start: &DkgStart, excluded: &BTreeSet<Name>| LoggedInput::Message {
+            from: start.names()[1],
+            message: Message::FailureAgreement {
+                session: start.session,
+                excluded: excluded.clone(),
+                signatures: agreement(start, excluded),
+            },
+        };
+        let out = sys.take(us, &agreement_on(&failed, &excluded)).unwrap();
+        let mut signer = StartSigner::default();
+        let checked = |signer: &mut StartSigner, out: &[Output]| {
+            for o in out {
+                if let Output::FailureAgreed {
+                    prefix,
+                    generation,
+                    attempt,
+                    excluded,
+                    ..
+                } = o
+                {
+                    signer
+                        .agreement_checked(*prefix, *generation, *attempt, excluded.clone())
+                        .unwrap();
+                }
+            }
+        };
+        checked(&mut signer, &out);
+        let restart = signer.starts_to_sign(sys.persistent(), &members, &params);
+        let [restart] = &restart[..] else {
+            panic!("{restart:?}")
+        };
+        assert_eq!(restart.attempt, 1);
+        assert!(restart.names().contains(&us));
+        sys.take(us, &LoggedInput::SignStart(restart.clone()))
+            .unwrap();
+        let _ = authorise_with(&mut sys, restart, &elders, &BTreeSet::new());
+        assert!(
+            sys.persistent()
+                .superseded()
+                .any(|(id, _)| id == failed.session)
+        );
+
+        // Crash: the absentees are stored beside the record; the attempt comes back from the
+        // replayed agreement, and the elder signs the same restart again.
+        let replayed = sys.crash_and_restore(seed);
+        let mut signer = StartSigner::with_absentees(signer.absentees().clone());
+        checked(&mut signer, &replayed);
+        assert_eq!(signer.attempt(&Prefix::ROOT, 2), 1);
+        let again = signer.starts_to_sign(sys.persistent(), &members, &params);
+        assert_eq!(again, vec![restart.clone()]);
+        sys.take(us, &LoggedInput::SignStart(restart.clone()))
+            .unwrap();
+        // If the restart fails too, this elder counts its agreement as the others do.
+        let excluded = BTreeSet::from([restart.names()[6]]);
+        let out = sys.take(us, &agreement_on(restart, &excluded)).unwrap();
+        assert!(
+            matches!(&out[..], [Output::FailureAgreed { attempt: 1, .. }]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_restarted_elder_still_stands_by_a_start_superseded_at_it_as_a_candidate() {
+        // It signed the first start, then the second; the first was authorised at it as a
+        // candidate, which superseded the second there. After a crash it still stands by the
+        // second and refuses an agreement on the first.
+        let net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let [us, a, b] = three_elders(&net);
+        let seed = seed_of(&us, 0..9);
+        let first = DkgStart::new(
+            Prefix::ROOT,
+            select_elders(&net.members, ELDER_COUNT, &BTreeSet::from([a])),
+            2,
+        );
+        let second = DkgStart::new(
+            Prefix::ROOT,
+            select_elders(&net.members, ELDER_COUNT, &BTreeSet::from([b])),
+            2,
+        );
+        let mut sys = with_persistent(net, us);
+        for start in [&first, &second] {
+            sys.take(us, &LoggedInput::SignStart(start.clone()))
+                .unwrap();
+        }
+        // One elder's signature on the second reached it as a candidate: pending there.
+        let early = LoggedInput::Message {
+            from: Name::of(&key_of(&elders[1])),
+            message: Message::Start {
+                start: second.clone(),
+                signature: second.sign(&elders[1]),
+            },
+        };
+        assert_eq!(sys.take(us, &early), Ok(vec![]));
+        let _ = authorise_with(&mut sys, &first, &elders, &BTreeSet::new());
+        assert!(
+            sys.persistent()
+                .superseded()
+                .any(|(id, _)| id == second.session)
+        );
+        let _ = sys.crash_and_restore(seed);
+        let accused = BTreeSet::from([first.names()[6]]);
+        let agreement = LoggedInput::Message {
+            from: first.names()[1],
+            message: Message::FailureAgreement {
+                session: first.session,
+                excluded: accused.clone(),
+                signatures: agreement(&first, &accused),
+            },
+        };
+        assert_eq!(sys.take(us, &agreement), Err(Dropped::Superseded));
+    }
+
+    #[test]
+    fn a_candidate_keeps_its_share_of_a_superseded_session_across_a_restart() {
+        // As `a_candidate_keeps_its_share_of_a_superseded_session_that_is_handed_over`, with
+        // the candidate (not a current elder) crashing between the second start and the SAP.
+        let net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let current = net.nodes.values().next().unwrap().sap().names();
+        let outside: Vec<Name> = net
+            .members
+            .iter()
+            .map(|m| m.peer.name())
+            .filter(|n| !current.contains(n))
+            .collect();
+        let us = outside[0];
+        let seed = seed_of(&us, 0..9);
+        let first_candidates: Vec<Peer> = current[1..]
+            .iter()
+            .chain([&us])
+            .map(|n| peer_of(&net, *n))
+            .collect();
+        let second_candidates: Vec<Peer> = current[2..]
+            .iter()
+            .chain(&outside)
+            .map(|n| peer_of(&net, *n))
+            .collect();
+        let first = DkgStart::new(Prefix::ROOT, first_candidates, 2);
+        let second = DkgStart::new(Prefix::ROOT, second_candidates, 2);
+        let mut sys = with_persistent(net, us);
+        for start in [&first, &second] {
+            for sk in &elders {
+                let name = Name::of(&key_of(sk));
+                sys.nodes.get_mut(&name).unwrap().sign_start(start).unwrap();
+            }
+        }
+        let none = BTreeSet::new();
+        let queue = authorise_with(&mut sys, &first, &elders, &none);
+        let outputs = run_dkg(&mut sys, &first, queue, &none, 4);
+        let shares = sap_shares(&outputs);
+        assert_eq!(shares.len(), 7);
+        let _ = authorise_with(&mut sys, &second, &elders, &none);
+        let _ = sys.crash_and_restore(seed);
+        let signed = complete_handover(&mut sys.nodes, &first, &shares);
+        let applied = LoggedInput::Message {
+            from: current[0],
+            message: Message::NewElders(signed.clone()),
+        };
+        sys.take(us, &applied).unwrap();
+        assert_eq!(
+            sys.persistent().our_share().map(|s| s.section_key),
+            Some(signed.sap.section_key)
+        );
+        // The share became the section key share: it survives the next restart as such.
+        let _ = sys.crash_and_restore(seed);
+        assert_eq!(
+            sys.persistent().our_share().map(|s| s.section_key),
+            Some(signed.sap.section_key)
+        );
+    }
+
+    #[test]
+    fn a_start_refused_for_too_many_pending_replaces_none() {
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let elder = Name::of(&key_of(&elders[0]));
+        let candidates = select_elders(&net.members, ELDER_COUNT, &BTreeSet::new());
+        let node = net.nodes.get_mut(&elder).unwrap();
+        let starts: Vec<DkgStart> = (0..=MAX_PENDING_STARTS as u32)
+            .map(|attempt| DkgStart::at_attempt(Prefix::ROOT, candidates.clone(), 2, attempt))
+            .collect();
+        for start in &starts[..MAX_PENDING_STARTS] {
+            node.sign_start(start).unwrap();
+        }
+        assert_eq!(
+            node.sign_start(&starts[MAX_PENDING_STARTS]),
+            Err(Dropped::TooManyPending)
+        );
+        // The latest start it did sign is still the one it stands by.
+        let held = &starts[MAX_PENDING_STARTS - 1];
+        let absent = BTreeSet::from([held.names()[0]]);
+        assert_eq!(
+            node.handle_failure_agreement(held.session, &absent, &agreement(held, &absent)),
+            Ok(absent)
+        );
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //! then drops the log: the inputs are for sessions
 //! of an older generation; the SAP or catch-up itself is not logged, it lives in the record)
 //! and when a session is superseded (the record keeps the superseded id, so replayed elder signatures
-//! cannot authorise it again, while the session's logged inputs are removed), and when the node
+//! cannot authorise it again, while the inputs it took for the session as a candidate are removed,
+//! [`LoggedInput::candidate_session`]; a share its run already gave is kept sealed beside the
+//! section key share, [`Coordinator::kept_shares`]; what it took for the session as an elder
+//! stays, since the session may still be the latest start it signed), and when the node
 //! signs a link as an elder (the record keeps the successor it chose for the key,
 //! [`crate::successor`], which the log alone would lose with a superseded session's inputs).
 //!
@@ -23,8 +26,9 @@
 //! its log; if it crashes before the other half's handover completes, it has lost its part in
 //! that handover (the other parent elders still complete it if a supermajority of them remain).
 //!
-//! The store seals the section key share at rest; [`ElderStore`] implementations decide how
-//! (the node's redb store seals it with its storage key, as it does DKG shares).
+//! The store seals the section key share and the kept shares at rest; [`ElderStore`]
+//! implementations decide how (the node's redb store seals them with its storage key, as it
+//! does DKG shares).
 
 use std::collections::BTreeSet;
 
@@ -156,6 +160,41 @@ pub fn decode_share(bytes: &[u8]) -> Result<KeyShare, WireError> {
     })
 }
 
+/// Our shares of superseded sessions' keys, kept until a SAP applies
+/// ([`Coordinator::kept_shares`]).
+pub type KeptShares<'a> = [(SessionId, &'a KeyShare)];
+
+/// Most kept shares a store reads back: one per session superseded in a generation.
+const MAX_KEPT_SHARES: usize = crate::coordinator::MAX_PENDING_STARTS * 4;
+
+/// The plaintext of stored kept shares: their count (u32 big-endian), then for each its
+/// session id and [`encode_share`].
+pub fn encode_kept_shares(kept: &KeptShares<'_>) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new((kept.len() as u32).to_be_bytes().to_vec());
+    for (id, share) in kept {
+        out.extend_from_slice(&id.0);
+        out.extend_from_slice(&encode_share(share));
+    }
+    out
+}
+
+/// Decodes [`encode_kept_shares`].
+pub fn decode_kept_shares(bytes: &[u8]) -> Result<Vec<(SessionId, KeyShare)>, WireError> {
+    const SHARE_LEN: usize = 64 + KEY_LEN;
+    let mut r = Reader::new(bytes);
+    let n = r.count("kept shares", MAX_KEPT_SHARES)?;
+    let mut kept = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = SessionId(r.array()?);
+        kept.push((id, decode_share(r.fixed(SHARE_LEN)?)?));
+    }
+    r.finish()?;
+    Ok(kept)
+}
+
+/// What a store restores: the record, the section key share and the kept shares.
+pub type Stored = (ElderRecord, Option<KeyShare>, Vec<(SessionId, KeyShare)>);
+
 /// One input a coordinator took.
 // Inputs are short-lived values logged and handled once; boxing the message would add an
 // allocation per input for no gain.
@@ -178,13 +217,25 @@ pub enum LoggedInput {
 }
 
 impl LoggedInput {
-    /// The session the input belongs to, if any (a new SAP or a catch-up belongs to none).
-    pub fn session(&self) -> Option<SessionId> {
+    /// The session whose run as a candidate the input belongs to, if any: its inputs are
+    /// removed once it is superseded ([`ElderStore::remove_session`]). What the node takes as a
+    /// current elder (a start it signs, the handover's partials, a failure agreement) belongs
+    /// to none, nor does a new SAP or a catch-up: a session superseded at a candidate may still
+    /// be the one its elder side stands by, counts a failure agreement of, or hands over to, so
+    /// those inputs stay until the generation moves on.
+    pub fn candidate_session(&self) -> Option<SessionId> {
         match self {
             LoggedInput::Deadline(s) => Some(*s),
-            LoggedInput::SignStart(start) => Some(start.session),
-            LoggedInput::Message { message, .. } => message.session(),
-            LoggedInput::CatchUp(_) => None,
+            LoggedInput::Message { message, .. } => match message {
+                Message::Start { .. } | Message::Failure { .. } | Message::Dkg(_) => {
+                    message.session()
+                }
+                Message::FailureAgreement { .. }
+                | Message::SapShare { .. }
+                | Message::LinkShare { .. }
+                | Message::NewElders(_) => None,
+            },
+            LoggedInput::SignStart(_) | LoggedInput::CatchUp(_) => None,
         }
     }
 
@@ -278,8 +329,14 @@ pub trait ElderStore {
     /// The store's error.
     type Error: core::fmt::Debug;
 
-    /// Replaces the record and the share (sealed at rest; `None` removes it).
-    fn save(&mut self, record: &ElderRecord, share: Option<&KeyShare>) -> Result<(), Self::Error>;
+    /// Replaces the record, the share and the kept shares of superseded sessions (both sealed
+    /// at rest; `None` or none removes them).
+    fn save(
+        &mut self,
+        record: &ElderRecord,
+        share: Option<&KeyShare>,
+        kept: &KeptShares<'_>,
+    ) -> Result<(), Self::Error>;
     /// As [`ElderStore::save`] when a SAP applied or a catch-up moved the node on, with the
     /// signed SAP that did it (`signed.sap == record.sap`, both its signatures verified by the
     /// coordinator). A store that keeps the signed SAP beside the record writes both at once,
@@ -289,18 +346,19 @@ pub trait ElderStore {
         &mut self,
         record: &ElderRecord,
         share: Option<&KeyShare>,
+        kept: &KeptShares<'_>,
         signed: &SignedSap,
     ) -> Result<(), Self::Error> {
         let _ = signed;
-        self.save(record, share)
+        self.save(record, share, kept)
     }
-    /// The record and the share, if a record was saved.
-    fn load(&self) -> Result<Option<(ElderRecord, Option<KeyShare>)>, Self::Error>;
+    /// The record, the share and the kept shares, if a record was saved.
+    fn load(&self) -> Result<Option<Stored>, Self::Error>;
     /// Appends an input to the log.
     fn log(&mut self, input: &LoggedInput) -> Result<(), Self::Error>;
     /// The logged inputs, oldest first.
     fn inputs(&self) -> Result<Vec<LoggedInput>, Self::Error>;
-    /// Removes the logged inputs of `session`.
+    /// Removes the inputs logged for `session` ([`LoggedInput::candidate_session`]).
     fn remove_session(&mut self, session: &SessionId) -> Result<(), Self::Error>;
     /// Removes every logged input.
     fn clear_inputs(&mut self) -> Result<(), Self::Error>;
@@ -328,8 +386,9 @@ pub struct PersistentCoordinator<S: ElderStore> {
 impl<S: ElderStore> PersistentCoordinator<S> {
     /// Starts from `coordinator`'s current state, saving it as the record.
     pub fn create(coordinator: Coordinator, mut store: S) -> Result<Self, PersistError<S::Error>> {
+        let kept: Vec<_> = coordinator.kept_shares().collect();
         store
-            .save(&coordinator.record(), coordinator.our_share())
+            .save(&coordinator.record(), coordinator.our_share(), &kept)
             .map_err(PersistError::Store)?;
         store.clear_inputs().map_err(PersistError::Store)?;
         Ok(PersistentCoordinator { coordinator, store })
@@ -342,12 +401,12 @@ impl<S: ElderStore> PersistentCoordinator<S> {
         node_key: Secret<Scalar>,
         store: S,
     ) -> Result<(Self, Vec<Output>), PersistError<S::Error>> {
-        let (record, share) = store
+        let (record, share, kept) = store
             .load()
             .map_err(PersistError::Store)?
             .ok_or(PersistError::Empty)?;
         let mut coordinator =
-            Coordinator::restore(node_key, record, share).map_err(PersistError::Dropped)?;
+            Coordinator::restore(node_key, record, share, kept).map_err(PersistError::Dropped)?;
         let mut outputs = Vec::new();
         for input in store.inputs().map_err(PersistError::Store)? {
             if let Ok(out) = coordinator.take(&input) {
@@ -390,9 +449,10 @@ impl<S: ElderStore> PersistentCoordinator<S> {
             // SAP that moved it (both signatures) before it changed: only now is it written.
             let record = self.coordinator.record();
             let share = self.coordinator.our_share();
+            let kept: Vec<_> = self.coordinator.kept_shares().collect();
             match input.signed_sap().filter(|s| s.sap == record.sap) {
-                Some(signed) => self.store.save_section(&record, share, signed),
-                None => self.store.save(&record, share),
+                Some(signed) => self.store.save_section(&record, share, &kept, signed),
+                None => self.store.save(&record, share, &kept),
             }
             .map_err(PersistError::Store)?;
             self.store.clear_inputs().map_err(PersistError::Store)?;
@@ -408,8 +468,15 @@ impl<S: ElderStore> PersistentCoordinator<S> {
             // A link partial leaves only once the choice of successor it makes is durable.
             let linked = self.coordinator.linked().len() != linked_before;
             if !newly.is_empty() || late_share || linked {
+                // A share kept from a newly superseded session is sealed before the session's
+                // inputs, which could rebuild it, go.
+                let kept: Vec<_> = self.coordinator.kept_shares().collect();
                 self.store
-                    .save(&self.coordinator.record(), self.coordinator.our_share())
+                    .save(
+                        &self.coordinator.record(),
+                        self.coordinator.our_share(),
+                        &kept,
+                    )
                     .map_err(PersistError::Store)?;
                 for id in &newly {
                     self.store.remove_session(id).map_err(PersistError::Store)?;
@@ -420,8 +487,8 @@ impl<S: ElderStore> PersistentCoordinator<S> {
     }
 }
 
-/// An encoded record and, if any, the share's plaintext.
-type StoredRecord = (Vec<u8>, Option<Zeroizing<Vec<u8>>>);
+/// An encoded record, the share's plaintext if any, and the kept shares' plaintext.
+type StoredRecord = (Vec<u8>, Option<Zeroizing<Vec<u8>>>, Zeroizing<Vec<u8>>);
 
 /// An in-memory [`ElderStore`], for tests and for nodes that do not persist; it "seals" nothing.
 #[derive(Debug, Default)]
@@ -441,8 +508,17 @@ impl MemoryStore {
 impl ElderStore for MemoryStore {
     type Error = WireError;
 
-    fn save(&mut self, record: &ElderRecord, share: Option<&KeyShare>) -> Result<(), WireError> {
-        self.record = Some((record.encode(), share.map(encode_share)));
+    fn save(
+        &mut self,
+        record: &ElderRecord,
+        share: Option<&KeyShare>,
+        kept: &KeptShares<'_>,
+    ) -> Result<(), WireError> {
+        self.record = Some((
+            record.encode(),
+            share.map(encode_share),
+            encode_kept_shares(kept),
+        ));
         Ok(())
     }
 
@@ -450,26 +526,32 @@ impl ElderStore for MemoryStore {
         &mut self,
         record: &ElderRecord,
         share: Option<&KeyShare>,
+        kept: &KeptShares<'_>,
         signed: &SignedSap,
     ) -> Result<(), WireError> {
-        self.save(record, share)?;
+        self.save(record, share, kept)?;
         self.signed = Some(signed.clone());
         Ok(())
     }
 
-    fn load(&self) -> Result<Option<(ElderRecord, Option<KeyShare>)>, WireError> {
-        let Some((record, share)) = &self.record else {
+    fn load(&self) -> Result<Option<Stored>, WireError> {
+        let Some((record, share, kept)) = &self.record else {
             return Ok(None);
         };
         let share = match share {
             Some(bytes) => Some(decode_share(bytes)?),
             None => None,
         };
-        Ok(Some((ElderRecord::decode(record)?, share)))
+        Ok(Some((
+            ElderRecord::decode(record)?,
+            share,
+            decode_kept_shares(kept)?,
+        )))
     }
 
     fn log(&mut self, input: &LoggedInput) -> Result<(), WireError> {
-        self.inputs.push((input.session(), input.encode()));
+        self.inputs
+            .push((input.candidate_session(), input.encode()));
         Ok(())
     }
 

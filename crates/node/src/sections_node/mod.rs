@@ -312,7 +312,7 @@ pub async fn leave(
         keyquorum_crypto::tbls::MinPk,
     >(&node_key));
     let store = SectionsStore::open(&data_dir.join("sections.redb"), keys.clone())?;
-    let Some((record, _)) = store.load()? else {
+    let Some((record, ..)) = store.load()? else {
         return Err(SectionsNodeError::Config(
             "no section state in the data directory".into(),
         ));
