@@ -221,6 +221,21 @@ pub enum Output {
         /// The agreed non-participants.
         excluded: BTreeSet<Name>,
     },
+    /// As a current elder: a valid failure agreement for a start we signed and replaced since,
+    /// not taken (its candidates may have left it for the replacing start, so it proves no
+    /// absence here). The elders that still stood by it took it and sign the restart at the
+    /// next attempt: ours move to that attempt too, so that the elders realign on one start
+    /// ([`crate::elders::StartSigner::replaced_start_failed`]).
+    ReplacedStartFailed {
+        /// The failed session.
+        session: SessionId,
+        /// Its prefix.
+        prefix: Prefix,
+        /// Its generation.
+        generation: u64,
+        /// Its attempt: our starts for the prefix and generation are at least the next.
+        attempt: u32,
+    },
     /// Send our signature on the new SAP to the current elders.
     SapShare {
         /// The session.
@@ -454,18 +469,28 @@ impl Coordinator {
                 excluded,
                 signatures,
             } => {
-                let excluded = self.handle_failure_agreement(*session, excluded, signatures)?;
-                // Taken only for a start we signed, so its handover is held.
+                let checked = self.handle_failure_agreement(*session, excluded, signatures);
+                // Checked only for a start we signed, so its handover is held.
                 let Some(failed) = self.handovers.get(session).map(|h| &h.start) else {
                     return Err(Dropped::UnknownSession);
                 };
-                Ok(vec![Output::FailureAgreed {
-                    session: *session,
-                    prefix: failed.prefix,
-                    generation: failed.generation,
-                    attempt: failed.attempt,
-                    excluded,
-                }])
+                match checked {
+                    Ok(excluded) => Ok(vec![Output::FailureAgreed {
+                        session: *session,
+                        prefix: failed.prefix,
+                        generation: failed.generation,
+                        attempt: failed.attempt,
+                        excluded,
+                    }]),
+                    // Refused only once every other check passed.
+                    Err(Dropped::Superseded) => Ok(vec![Output::ReplacedStartFailed {
+                        session: *session,
+                        prefix: failed.prefix,
+                        generation: failed.generation,
+                        attempt: failed.attempt,
+                    }]),
+                    Err(e) => Err(e),
+                }
             }
             Message::Dkg(m) => self.handle_dkg(from, m),
             Message::SapShare {
@@ -962,9 +987,6 @@ impl Coordinator {
     ) -> Result<BTreeSet<Name>, Dropped> {
         let current = self.chain.key_count();
         let handover = self.open_handover(&session)?;
-        if handover.replaced {
-            return Err(Dropped::Superseded);
-        }
         if handover.start.generation < current {
             return Err(Dropped::StaleGeneration {
                 got: handover.start.generation,
@@ -993,6 +1015,10 @@ impl Coordinator {
         let n = candidates.len();
         if signers.len() <= n - supermajority(n) {
             return Err(Dropped::TooFewSigners);
+        }
+        // Last, so that a refused agreement is a valid one ([`Output::ReplacedStartFailed`]).
+        if handover.replaced {
+            return Err(Dropped::Superseded);
         }
         handover.done = true;
         Ok(excluded.clone())
@@ -2931,7 +2957,11 @@ mod tests {
                 signatures: agreement(&first, &accused),
             },
         };
-        assert_eq!(sys.take(us, &agreement), Err(Dropped::Superseded));
+        let out = sys.take(us, &agreement).unwrap();
+        assert!(
+            matches!(&out[..], [Output::ReplacedStartFailed { session, .. }] if *session == first.session),
+            "{out:?}"
+        );
     }
 
     #[test]
@@ -2991,6 +3021,120 @@ mod tests {
             sys.persistent().our_share().map(|s| s.section_key),
             Some(signed.sap.section_key)
         );
+    }
+
+    #[test]
+    fn elders_that_replaced_a_failed_start_sign_the_same_restart_as_those_that_took_its_agreement()
+    {
+        // A candidate of a running session asks some elders (`replacing`) to remove it, then
+        // goes silent: they sign a start without it, which replaces the running one there. The
+        // running one fails naming it; the other elders take the agreement and sign the
+        // restart at the next attempt, the first ones refuse it. With more than
+        // `n - supermajority(n)` of them, neither start gathers a supermajority unless the
+        // refusing elders move to the same attempt.
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let names: Vec<Name> = elders.iter().map(|sk| Name::of(&key_of(sk))).collect();
+        let current = net.nodes[&names[0]].sap().names();
+        let outsider = net
+            .members
+            .iter()
+            .map(|m| m.peer.name())
+            .find(|n| !current.contains(n))
+            .unwrap();
+        let mut members = net.members.clone();
+        for m in &mut members {
+            if m.peer.name() == outsider {
+                m.age = 20;
+            }
+        }
+        let params = SectionParams::default();
+        let mut signers: Vec<StartSigner> = elders.iter().map(|_| StartSigner::default()).collect();
+        let mut running = None;
+        for (name, signer) in names.iter().zip(&mut signers) {
+            let node = net.nodes.get_mut(name).unwrap();
+            let [start] = &signer.starts_to_sign(node, &members, &params)[..] else {
+                panic!()
+            };
+            node.sign_start(start).unwrap();
+            running = Some(start.clone());
+        }
+        let running = running.unwrap();
+        let leaver = *running
+            .names()
+            .iter()
+            .find(|n| **n != outsider && !names[..3].contains(n))
+            .unwrap();
+        let without: Vec<Member> = members
+            .iter()
+            .filter(|m| m.peer.name() != leaver)
+            .cloned()
+            .collect();
+        let replacing = names.len() - supermajority(names.len()) + 1;
+        for (name, signer) in names.iter().zip(&mut signers).take(replacing) {
+            let node = net.nodes.get_mut(name).unwrap();
+            let [start] = &signer.starts_to_sign(node, &without, &params)[..] else {
+                panic!()
+            };
+            assert_eq!(start.attempt, 0);
+            node.sign_start(start).unwrap();
+        }
+        let absent = BTreeSet::from([leaver]);
+        let agreement = Message::FailureAgreement {
+            session: running.session,
+            excluded: absent.clone(),
+            signatures: agreement(&running, &absent),
+        };
+        let mut restarts = Vec::new();
+        for (i, (name, signer)) in names.iter().zip(&mut signers).enumerate() {
+            let node = net.nodes.get_mut(name).unwrap();
+            let out = node.handle(running.names()[0], &agreement).unwrap();
+            for o in &out {
+                match o {
+                    Output::FailureAgreed {
+                        prefix,
+                        generation,
+                        attempt,
+                        excluded,
+                        ..
+                    } => {
+                        assert!(i >= replacing);
+                        signer
+                            .agreement_checked(*prefix, *generation, *attempt, excluded.clone())
+                            .unwrap();
+                    }
+                    Output::ReplacedStartFailed {
+                        prefix,
+                        generation,
+                        attempt,
+                        ..
+                    } => {
+                        assert!(i < replacing);
+                        signer.replaced_start_failed(*prefix, *generation, *attempt);
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            // Only those that stood by the failed start hold its absent named.
+            assert_eq!(
+                signer.absentees().absent().contains(&leaver),
+                i >= replacing
+            );
+            let view = if i < replacing { &without } else { &members };
+            for start in signer.starts_to_sign(node, view, &params) {
+                node.sign_start(&start).unwrap();
+                restarts.push(start);
+            }
+        }
+        // One restart, signed by every elder: it is authorised.
+        let signed: Vec<(SessionId, u32)> =
+            restarts.iter().map(|r| (r.session, r.attempt)).collect();
+        assert_eq!(restarts.len(), names.len(), "{signed:?}");
+        assert!(restarts.iter().all(|r| *r == restarts[0]));
+        let restart = &restarts[0];
+        assert_eq!(restart.attempt, 1);
+        assert!(!restart.names().contains(&leaver));
+        let _ = authorise(&mut net, restart, &elders);
     }
 
     #[test]

@@ -317,9 +317,19 @@ impl StartSigner {
         attempt: u32,
         excluded: impl IntoIterator<Item = Name>,
     ) -> Result<bool, AbsenceError> {
+        self.replaced_start_failed(prefix, generation, attempt);
+        self.agreed(generation, excluded)
+    }
+
+    /// As an elder: a valid failure agreement for a start of `prefix` at `generation` and
+    /// `attempt` that we replaced by a later one
+    /// ([`crate::coordinator::Output::ReplacedStartFailed`]). Its absentees are not ours to
+    /// hold, but the elders that stood by that start took the agreement and sign the restart at
+    /// the next attempt; moving there too keeps our next start the same as theirs, where
+    /// otherwise neither our replacing start nor their restart might gather a supermajority.
+    pub fn replaced_start_failed(&mut self, prefix: Prefix, generation: u64, attempt: u32) {
         let next = self.attempts.entry((prefix, generation)).or_insert(0);
         *next = (*next).max(attempt.saturating_add(1));
-        self.agreed(generation, excluded)
     }
 
     /// A member's statement that it is alive, taken at our `generation`

@@ -5,7 +5,7 @@
 //!
 //! | Output | Message | Recipients |
 //! |---|---|---|
-//! | [`Output::DkgStarted`], [`Output::FailureAgreed`] | none | the driver's own bookkeeping |
+//! | [`Output::DkgStarted`], [`Output::FailureAgreed`], [`Output::ReplacedStartFailed`] | none | the driver's own bookkeeping |
 //! | [`Output::Dkg`] | [`Message::Dkg`] | the candidate it names |
 //! | [`Output::StartSigned`] | [`Message::Start`] | the start's candidates |
 //! | [`Output::BroadcastFailure`] | [`Message::Failure`] | the session's other candidates |
@@ -51,7 +51,9 @@ pub fn deliveries(coordinator: &Coordinator, members: &[Member], output: &Output
             .collect()
     };
     match output {
-        Output::DkgStarted { .. } | Output::FailureAgreed { .. } => Vec::new(),
+        Output::DkgStarted { .. }
+        | Output::FailureAgreed { .. }
+        | Output::ReplacedStartFailed { .. } => Vec::new(),
         Output::Dkg { to, message } => vec![Delivery {
             to: *to,
             message: Message::Dkg(message.clone()),

@@ -1121,6 +1121,16 @@ impl Runtime {
                 self.absentees_recorded(recorded)?;
                 self.reselect = true;
             }
+            Output::ReplacedStartFailed {
+                prefix,
+                generation,
+                attempt,
+                ..
+            } => {
+                self.start_signer
+                    .replaced_start_failed(prefix, generation, attempt);
+                self.reselect = true;
+            }
             Output::Restart {
                 generation,
                 excluded,

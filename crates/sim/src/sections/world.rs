@@ -757,6 +757,17 @@ impl World {
                     .agreement_checked(prefix, generation, attempt, excluded);
                 self.elect(at);
             }
+            Output::ReplacedStartFailed {
+                prefix,
+                generation,
+                attempt,
+                ..
+            } => {
+                let node = self.nodes.get_mut(&at).expect("known");
+                node.start_signer
+                    .replaced_start_failed(prefix, generation, attempt);
+                self.elect(at);
+            }
             Output::SapShare { session, sap, .. } => {
                 let node = self.nodes.get_mut(&at).expect("known");
                 node.deadlines.remove(&session);
