@@ -12,13 +12,10 @@ use std::time::Instant;
 
 use crate::metrics::Metrics;
 use crate::status::{
-    EvictedStatus, MagicBlockMismatch, PendingStatus, RegistrationRefusedStatus, SittingOutStatus,
-    Status,
+    EvictedStatus, MagicBlockMismatch, PendingStatus, RegistrationRefusedStatus,
+    SAT_OUT_SIGNING_KEY, SittingOutStatus, Status,
 };
 use crate::store::OutputRecord;
-
-/// Why a node sits a ceremony out (the only reason there is), as `/status` says it.
-const SAT_OUT_REASON: &str = "own contribution is on the board but its state is lost";
 
 /// Something that happened in the node, as far as its reports are concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,14 +88,21 @@ pub enum Observation {
     },
     /// A magic block differed from the one this node's board defines and was not signed.
     MagicBlockMismatch(MagicBlockMismatch),
-    /// This node sits the running ceremony out: its contribution is on the board but the
-    /// state behind it is lost (also reported on opening; the fault itself is a
-    /// [`Observation::FaultSeen`] when it is found).
-    CeremonySatOut {
-        /// View being created.
+    /// This node sits a running ceremony out, a view's or a signing key's
+    /// ([`SittingOutStatus::ceremony`]): it may have dealt in it with state it no longer has
+    /// (also reported on opening; the fault itself is a [`Observation::FaultSeen`] when it is
+    /// found).
+    CeremonySatOut(SittingOutStatus),
+    /// A view's signing-key ceremony started: one this node sat out is over.
+    SigningKeyCeremonyStarted {
+        /// The view whose committee makes the key.
         view: u64,
-        /// Ceremony number within the view change.
-        ceremony_number: u32,
+    },
+    /// The chain slashed this node in view `view`'s signing-key ceremony: it sits out the next
+    /// view's.
+    SigningKeySlashed {
+        /// The view whose signing-key ceremony recorded the slashing.
+        view: u64,
     },
     /// A fault was seen (recorded on chain, refused by the contract, or found by the
     /// participant); `fault` is the metric's label.
@@ -177,7 +181,12 @@ impl Reporter {
                 s.peer_id = peer_id;
                 s.fault = fault;
             }
-            Observation::Registration { registered } => s.registered = registered,
+            Observation::Registration { registered } => {
+                s.registered = registered;
+                if let Some(out) = &mut s.sitting_out {
+                    out.member_of_next = registered;
+                }
+            }
             Observation::Eviction(evicted) => {
                 m.set("keyquorum_evicted", &[], evicted.is_some() as u8 as f64);
                 s.evicted = evicted;
@@ -259,15 +268,19 @@ impl Reporter {
                 );
                 s.magic_block_mismatch = Some(mismatch);
             }
-            Observation::CeremonySatOut {
-                view,
-                ceremony_number,
-            } => {
-                s.sitting_out = Some(SittingOutStatus {
-                    view,
-                    ceremony_number,
-                    reason: SAT_OUT_REASON.into(),
-                });
+            Observation::CeremonySatOut(out) if out.ceremony == SAT_OUT_SIGNING_KEY => {
+                s.signing_key_sitting_out = Some(out);
+            }
+            Observation::CeremonySatOut(out) => s.sitting_out = Some(out),
+            Observation::SigningKeyCeremonyStarted { .. } => s.signing_key_sitting_out = None,
+            Observation::SigningKeySlashed { view } => {
+                if let Some(out) = s
+                    .signing_key_sitting_out
+                    .as_mut()
+                    .filter(|o| o.view == view)
+                {
+                    out.member_of_next = false;
+                }
             }
             Observation::Sent { .. }
             | Observation::Received { .. }
@@ -280,6 +293,7 @@ impl Reporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::{SAT_OUT_NO_RECORD, SAT_OUT_VIEW};
 
     fn outcome(success: bool, qualified: &[&str]) -> OutputRecord {
         OutputRecord {
@@ -410,10 +424,7 @@ mod tests {
     fn pending_ceremony_follows_selection_attempts_and_aborts() {
         let status = Arc::new(Mutex::new(Status::default()));
         let r = Reporter::new(status.clone(), Arc::new(Metrics::new()));
-        r.observe(Observation::CeremonySatOut {
-            view: 2,
-            ceremony_number: 0,
-        });
+        r.observe(Observation::CeremonySatOut(sat_out(SAT_OUT_VIEW, 2)));
         assert_eq!(
             status.lock().unwrap().sitting_out.as_ref().map(|s| s.view),
             Some(2)
@@ -445,6 +456,53 @@ mod tests {
         });
         let s = status.lock().unwrap().clone();
         assert_eq!((s.view, s.share_index), (4, Some(1)));
+    }
+
+    fn sat_out(ceremony: &str, view: u64) -> SittingOutStatus {
+        SittingOutStatus {
+            ceremony: ceremony.into(),
+            variant: "complaint".into(),
+            view,
+            ceremony_number: 0,
+            session_id: "ab".repeat(32),
+            reason: SAT_OUT_NO_RECORD.into(),
+            member_of_next: true,
+        }
+    }
+
+    #[test]
+    fn a_sat_out_signing_key_ceremony_shows_beside_the_view_one_until_the_next_starts() {
+        let status = Arc::new(Mutex::new(Status::default()));
+        let r = Reporter::new(status.clone(), Arc::new(Metrics::new()));
+        r.observe(Observation::CeremonySatOut(sat_out(SAT_OUT_VIEW, 2)));
+        r.observe(Observation::CeremonySatOut(sat_out(SAT_OUT_SIGNING_KEY, 1)));
+        {
+            let s = status.lock().unwrap();
+            assert_eq!(s.sitting_out, Some(sat_out(SAT_OUT_VIEW, 2)));
+            assert_eq!(
+                s.signing_key_sitting_out,
+                Some(sat_out(SAT_OUT_SIGNING_KEY, 1))
+            );
+        }
+        // A slashing of another view's signing key leaves it a member of the next one; one of
+        // this ceremony does not.
+        r.observe(Observation::SigningKeySlashed { view: 0 });
+        let next = |s: &Mutex<Status>| {
+            let s = s.lock().unwrap();
+            s.signing_key_sitting_out.as_ref().map(|o| o.member_of_next)
+        };
+        assert_eq!(next(&status), Some(true));
+        r.observe(Observation::SigningKeySlashed { view: 1 });
+        assert_eq!(next(&status), Some(false));
+        // Deregistered: no longer a candidate for the next view ceremony.
+        r.observe(Observation::Registration { registered: false });
+        let view_next = status.lock().unwrap().sitting_out.clone().unwrap();
+        assert!(!view_next.member_of_next);
+        // The next signing-key ceremony ends the sat-out one; the view's stays.
+        r.observe(Observation::SigningKeyCeremonyStarted { view: 2 });
+        let s = status.lock().unwrap().clone();
+        assert_eq!(s.signing_key_sitting_out, None);
+        assert_eq!(s.sitting_out.map(|o| o.view), Some(2));
     }
 
     #[test]

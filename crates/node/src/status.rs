@@ -57,17 +57,50 @@ pub struct MagicBlockMismatch {
     pub what: String,
 }
 
-/// A ceremony this node follows without taking part.
+/// A ceremony this node follows without taking part: it may have dealt in it with state it no
+/// longer has (a new database, or one restored from a backup), and dealing again would be
+/// equivocation.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SittingOutStatus {
-    /// View being created.
+    /// Which ceremony: [`SAT_OUT_VIEW`] (a view change's) or [`SAT_OUT_SIGNING_KEY`] (the view's
+    /// signing-key ceremony).
+    #[serde(default)]
+    pub ceremony: String,
+    /// Its DKG variant: `ack-reveal` or `complaint`.
+    #[serde(default)]
+    pub variant: String,
+    /// View being created (for a signing key: the view whose committee makes it).
     pub view: u64,
-    /// Ceremony number within the view change (0 for the first; serialised as `session`).
+    /// Ceremony number within the view change (0 for the first, and for a signing key;
+    /// serialised as `session`).
     #[serde(rename = "session")]
     pub ceremony_number: u32,
-    /// Why.
+    /// Its session id (hex).
+    #[serde(default)]
+    pub session_id: String,
+    /// Why: [`SAT_OUT_CONTRIBUTION_ON_BOARD`] or [`SAT_OUT_NO_RECORD`].
     pub reason: String,
+    /// Whether this node is still a member for the next ceremony of this kind. A view
+    /// ceremony's: while it is registered (a candidate, taking part from this database, which
+    /// is now its record). A signing key's: it stays a member of the view (its share of the
+    /// view is not concerned) and of the next view's signing-key ceremony, unless a slashing in
+    /// this one names it, which leaves it out of the next view's
+    /// (`keyquorum_contract::signing_key::sitting_out`).
+    #[serde(default)]
+    pub member_of_next: bool,
 }
+
+/// [`SittingOutStatus::ceremony`] of a view change's ceremony.
+pub const SAT_OUT_VIEW: &str = "view";
+/// [`SittingOutStatus::ceremony`] of a view's signing-key ceremony.
+pub const SAT_OUT_SIGNING_KEY: &str = "signing_key";
+/// [`SittingOutStatus::reason`]: its contribution (or its report) is on the board, and this
+/// database has no seed behind it.
+pub const SAT_OUT_CONTRIBUTION_ON_BOARD: &str = "contribution_on_board";
+/// [`SittingOutStatus::reason`]: the board cannot show yet whether it dealt (the complaint
+/// variant's deals before the reports), and this database was not the node's record when the
+/// ceremony started (new, or restored with `--restored-from-backup`).
+pub const SAT_OUT_NO_RECORD: &str = "no_record_of_dealing";
 
 /// This node off the chain's candidate list after an eviction: registered with its stake, but
 /// never selected until it is listed again (chains that cap the list: the EVM coordinator).
@@ -197,8 +230,11 @@ pub struct Status {
     pub pending: Option<PendingStatus>,
     /// The last magic block this node refused to sign.
     pub magic_block_mismatch: Option<MagicBlockMismatch>,
-    /// The running ceremony, when this node sits it out.
+    /// The running view ceremony, when this node sits it out.
     pub sitting_out: Option<SittingOutStatus>,
+    /// The running signing-key ceremony, when this node sits it out.
+    #[serde(default)]
+    pub signing_key_sitting_out: Option<SittingOutStatus>,
     /// Off the candidate list after an eviction, until it is listed again.
     #[serde(default)]
     pub evicted: Option<EvictedStatus>,

@@ -10,6 +10,10 @@
 //! ([`NodeState::caught_up`]).
 
 use super::*;
+use crate::status::{
+    SAT_OUT_CONTRIBUTION_ON_BOARD, SAT_OUT_NO_RECORD, SAT_OUT_SIGNING_KEY, SAT_OUT_VIEW,
+    SittingOutStatus,
+};
 
 /// What a ceremony's board shows of whether a dealer dealt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,17 +107,55 @@ impl Driver {
         }
     }
 
-    /// Sitting a ceremony out because this node may have dealt in it: said in the log and
-    /// counted.
-    pub(super) fn report_sitting_out(&mut self, what: &str, view: u64) {
+    /// Sitting a ceremony out because this node may have dealt in it: said in the log, counted
+    /// and shown on `/status`.
+    pub(super) fn report_sitting_out(&mut self, out: SittingOutStatus) {
         error!(
-            view,
-            ceremony = what,
+            view = out.view,
+            ceremony = %out.ceremony,
+            reason = %out.reason,
             "this node may have dealt in this ceremony but this database has no record of it \
              (a new database, or one restored from a backup); sitting it out instead of \
              dealing again"
         );
         self.fault_seen("sat_out_lost_state");
+        self.observe(Observation::CeremonySatOut(out));
+    }
+
+    /// What `/status` shows of a ceremony this node sits out (`ceremony` names its kind, see
+    /// [`SittingOutStatus`]), whose board shows `trace` of this node's deal.
+    pub(super) fn sat_out_status(
+        &self,
+        ceremony: &'static str,
+        spec: &CeremonySpec,
+        ceremony_number: u32,
+        session_id: &str,
+        trace: DealTrace,
+    ) -> SittingOutStatus {
+        let member_of_next = if ceremony == SAT_OUT_SIGNING_KEY {
+            let me = self.me.to_bytes();
+            !keyquorum_contract::signing_key::sitting_out(
+                &self.state.signing_key_slashings,
+                spec.view + 1,
+            )
+            .iter()
+            .any(|id| id.0 == me)
+        } else {
+            self.state.registered
+        };
+        SittingOutStatus {
+            ceremony: ceremony.into(),
+            variant: spec.variant.as_str().into(),
+            view: spec.view,
+            ceremony_number,
+            session_id: session_id.into(),
+            reason: match trace {
+                DealTrace::Shown => SAT_OUT_CONTRIBUTION_ON_BOARD,
+                DealTrace::Absent | DealTrace::NotYet => SAT_OUT_NO_RECORD,
+            }
+            .into(),
+            member_of_next,
+        }
     }
 
     /// Caught up with the chain, in a view ceremony selected meanwhile: if this node may have
@@ -133,16 +175,16 @@ impl Driver {
             return Ok(());
         }
         let (id, ceremony) = (live.id, live.ceremony.clone());
-        let player = ceremony.player_position(&self.me);
-        let contributed = ceremony
-            .dealer_position(&self.me)
-            .is_some_and(|d| self.may_have_dealt(live.node.deal_trace(d, player)));
-        if contributed {
-            self.report_sitting_out("view", rec.view);
-            self.observe(Observation::CeremonySatOut {
-                view: rec.view,
-                ceremony_number: rec.ceremony_number,
-            });
+        let trace = live.own_deal_trace(&self.me);
+        if self.may_have_dealt(trace) {
+            let out = self.sat_out_status(
+                SAT_OUT_VIEW,
+                &rec.spec,
+                rec.ceremony_number,
+                &rec.session_id,
+                trace,
+            );
+            self.report_sitting_out(out);
             rec.seat = Seat::SittingOut;
             self.state.ceremony = Some(rec);
             return Ok(());

@@ -284,6 +284,9 @@ impl Driver {
                         .signing_key_slashings
                         .retain(|r| r.view + 1 >= current);
                     self.state.signing_key_slashings.push(record.clone());
+                    if record.identity.0 == self.me.to_bytes() {
+                        self.observe(Observation::SigningKeySlashed { view: record.view });
+                    }
                 }
                 info!(
                     view = record.view,

@@ -48,11 +48,11 @@
 //! it is still catching up (the runtime tells it the chain's height, [`Driver::set_head`]) is
 //! only followed until the node has caught up. If it may have dealt in it by then, the seed
 //! behind that is gone and dealing again would be equivocation, so the node sits the ceremony
-//! out (it keeps following the board, says so in the log, and on `/status` for a view's
-//! ceremony); otherwise it takes part from there. It may have dealt if the board shows its
-//! contribution, or if the board cannot show it yet (the complaint variant's deals, before the
-//! reports) and its database has not caught up with the chain before: a database that did is
-//! the node's record, and has none of this ceremony (`catch_up`).
+//! out (it keeps following the board, says so in the log and on `/status`: `sitting_out` or
+//! `signing_key_sitting_out`); otherwise it takes part from there. It may have dealt if the
+//! board shows its contribution, or if the board cannot show it yet (the complaint variant's
+//! deals, before the reports) and its database has not caught up with the chain before: a
+//! database that did is the node's record, and has none of this ceremony (`catch_up`).
 //!
 //! # Files
 //! One concern per file: `events` (chain events through the follower), `ceremony` (the

@@ -4,6 +4,7 @@
 
 use super::catch_up::DealTrace;
 use super::*;
+use crate::status::SAT_OUT_VIEW;
 
 impl Driver {
     /// Rebuilds the running ceremony after a restart.
@@ -38,13 +39,19 @@ impl Driver {
             // Following the board only: its logged posts and deadlines rebuild it.
             let mut runner = Runner::board_only(&ceremony);
             runner.replay(self.store.inputs(&id)?);
-            self.live = Some(self.make_live(id, ceremony, runner, [0; 32]));
+            let live = self.make_live(id, ceremony, runner, [0; 32]);
             if rec.seat == Seat::SittingOut {
-                self.observe(Observation::CeremonySatOut {
-                    view: rec.view,
-                    ceremony_number: rec.ceremony_number,
-                });
+                let trace = live.own_deal_trace(&self.me);
+                let out = self.sat_out_status(
+                    SAT_OUT_VIEW,
+                    &rec.spec,
+                    rec.ceremony_number,
+                    &rec.session_id,
+                    trace,
+                );
+                self.observe(Observation::CeremonySatOut(out));
             }
+            self.live = Some(live);
             return Ok(effects);
         }
         let seed = self

@@ -200,3 +200,14 @@ pub(super) struct Live {
     pub(super) outbox: HashMap<Vec<u8>, Vec<u8>>,
     pub(super) fault: FaultState,
 }
+
+impl Live {
+    /// What the board shows of whether node `me` dealt in this ceremony (nothing to show for a
+    /// node that does not deal in it).
+    pub(super) fn own_deal_trace(&self, me: &IdentityPublicKey) -> DealTrace {
+        match self.ceremony.dealer_position(me) {
+            Some(d) => self.node.deal_trace(d, self.ceremony.player_position(me)),
+            None => DealTrace::Absent,
+        }
+    }
+}

@@ -21,6 +21,7 @@ use keyquorum_contract::signing_key::{SigningCurve, SigningKeyRecord, signing_ce
 use super::catch_up::{DealTrace, complaint_deal_trace};
 use super::runner::follow_complaint_board;
 use super::*;
+use crate::status::SAT_OUT_SIGNING_KEY;
 use crate::store::{SigningCeremonyRecord, SigningKeyHeld};
 
 /// The running signing-key ceremony in this node.
@@ -62,6 +63,19 @@ impl SigningRunner {
     }
 }
 
+impl SigningLive {
+    /// What the board shows of whether node `me` dealt in this ceremony (nothing to show for a
+    /// node that does not deal in it).
+    pub(super) fn own_deal_trace(&self, me: &IdentityPublicKey) -> DealTrace {
+        match self.ceremony.dealer_position(me) {
+            Some(d) => {
+                complaint_deal_trace(self.runner.board(), d, self.ceremony.player_position(me))
+            }
+            None => DealTrace::Absent,
+        }
+    }
+}
+
 fn fault_seed(seed: &[u8]) -> [u8; 32] {
     tagged_hash("keyquorum/node/fault-signing-key/v1", &[seed])
 }
@@ -91,6 +105,7 @@ impl Driver {
                 spec,
                 deadline,
             } => {
+                self.observe(Observation::SigningKeyCeremonyStarted { view: *view });
                 self.end_signing(batch, effects)?;
                 self.start_signing(*view, session_id.0, spec, *deadline, height, batch, effects)?;
             }
@@ -236,14 +251,11 @@ impl Driver {
             return Ok(());
         }
         let (id, view, ceremony) = (live.id, live.view, live.ceremony.clone());
-        let trace = match ceremony.dealer_position(&self.me) {
-            Some(d) => {
-                complaint_deal_trace(live.runner.board(), d, ceremony.player_position(&self.me))
-            }
-            None => DealTrace::Absent,
-        };
+        let trace = live.own_deal_trace(&self.me);
         if self.may_have_dealt(trace) {
-            self.report_sitting_out("signing key", view);
+            let out =
+                self.sat_out_status(SAT_OUT_SIGNING_KEY, &rec.spec, 0, &rec.session_id, trace);
+            self.report_sitting_out(out);
             rec.seat = Seat::SittingOut;
             self.state.signing_ceremony = Some(rec);
             return Ok(());
@@ -519,14 +531,21 @@ impl Driver {
             for input in self.store.inputs(&id)? {
                 follow_complaint_board(&mut board, input);
             }
-            self.signing = Some(SigningLive {
+            let live = SigningLive {
                 id,
                 view: rec.view,
                 ceremony,
                 runner: SigningRunner::Board(board),
                 deadline: rec.deadline,
                 fault_seed: [0; 32],
-            });
+            };
+            if rec.seat == Seat::SittingOut {
+                let trace = live.own_deal_trace(&self.me);
+                let out =
+                    self.sat_out_status(SAT_OUT_SIGNING_KEY, &rec.spec, 0, &rec.session_id, trace);
+                self.observe(Observation::CeremonySatOut(out));
+            }
+            self.signing = Some(live);
             return Ok(effects);
         }
         let label = format!("seed/{}", rec.session_id);

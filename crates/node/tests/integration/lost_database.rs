@@ -75,8 +75,18 @@ fn a_node_whose_contribution_is_on_the_board_sits_the_ceremony_out() {
         .as_ref()
         .expect("it follows the ceremony");
     assert_eq!(rec.seat, Seat::SittingOut);
-    let shown = h.status[LOST].lock().unwrap().sitting_out.clone();
-    assert_eq!(shown.map(|s| (s.view, s.ceremony_number)), Some((1, 0)));
+    let shown = h.status[LOST].lock().unwrap().sitting_out.clone().unwrap();
+    assert_eq!(
+        (shown.ceremony.as_str(), shown.variant.as_str()),
+        ("view", "ack-reveal")
+    );
+    assert_eq!((shown.view, shown.ceremony_number), (1, 0));
+    assert_eq!(
+        shown.reason,
+        keyquorum_node::status::SAT_OUT_CONTRIBUTION_ON_BOARD
+    );
+    assert!(shown.member_of_next);
+    assert_eq!(h.status[LOST].lock().unwrap().signing_key_sitting_out, None);
 
     h.run_until(60, |h| h.contract.state().current_view == 1);
     assert_eq!(contributions(&h, LOST), 1);

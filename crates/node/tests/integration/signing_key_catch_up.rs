@@ -10,6 +10,8 @@ use keyquorum_contract::signing_key::SigningKeyRecord;
 use keyquorum_contract::state::FaultCeremony;
 use keyquorum_contract::tx::TxBody;
 use keyquorum_contract::{ContractConfig, Event};
+use keyquorum_node::report::Reporter;
+use keyquorum_node::status::{SAT_OUT_NO_RECORD, SAT_OUT_SIGNING_KEY, SittingOutStatus};
 use keyquorum_node::store::Seat;
 
 use crate::common;
@@ -122,6 +124,36 @@ fn a_member_with_a_new_database_in_the_signing_key_deal_phase_sits_it_out() {
     h.restart_with_lost_database(AWAY);
     let rec = h.driver(AWAY).state().signing_ceremony.clone();
     assert_eq!(rec.map(|r| r.seat), Some(Seat::SittingOut));
+    // `/status` says which ceremony it sits out and why, beside the view's (none here), and
+    // that it stays a member for the next one; so does a restart.
+    let session_id = h
+        .events()
+        .find_map(|e| match e {
+            Event::SigningKeyStarted { session_id, .. } => Some(hex::encode(session_id.0)),
+            _ => None,
+        })
+        .unwrap();
+    let expected = SittingOutStatus {
+        ceremony: SAT_OUT_SIGNING_KEY.into(),
+        variant: "complaint".into(),
+        view: 1,
+        ceremony_number: 0,
+        session_id,
+        reason: SAT_OUT_NO_RECORD.into(),
+        member_of_next: true,
+    };
+    let shown = |h: &Harness| {
+        let s = h.status[AWAY].lock().unwrap();
+        (s.sitting_out.clone(), s.signing_key_sitting_out.clone())
+    };
+    assert_eq!(shown(&h), (None, Some(expected.clone())));
+    h.drivers[AWAY] = None;
+    h.status[AWAY] = Default::default();
+    h.reporters[AWAY] = Reporter::new(h.status[AWAY].clone(), h.metrics[AWAY].clone());
+    let effects = h.reopen(AWAY);
+    h.apply(AWAY, effects);
+    assert_eq!(shown(&h), (None, Some(expected.clone())));
+
     h.run_until(100, |h| created(h).is_some());
     let key = created(&h).unwrap();
     // No second deal with another commitment (that would be equivocation), no posts.
@@ -132,6 +164,13 @@ fn a_member_with_a_new_database_in_the_signing_key_deal_phase_sits_it_out() {
     let (held, share) = h.driver(AWAY).signing_key(1).unwrap().unwrap();
     assert_eq!(held.key, key);
     assert!(held.own_position.is_none() && share.is_none());
-    // At most its absence is recorded; no misbehaviour.
-    assert!(signing_slashings(&h).iter().all(|(_, m)| !m));
+    // Its absence (the report it did not make) is recorded, no misbehaviour: it sits out the
+    // next view's signing-key ceremony, which `/status` now says.
+    let away = h.keys[AWAY].identity().public().to_bytes().to_vec();
+    assert_eq!(signing_slashings(&h), vec![(away, false)]);
+    let next = SittingOutStatus {
+        member_of_next: false,
+        ..expected
+    };
+    assert_eq!(shown(&h), (None, Some(next)));
 }

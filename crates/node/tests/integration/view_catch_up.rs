@@ -83,8 +83,14 @@ fn a_restored_backup_sits_out_a_complaint_view_ceremony_started_while_it_was_dow
     let (mut h, sent) = down_while_the_ceremony_starts(true);
     let seat = h.driver(AWAY).state().ceremony.as_ref().map(|r| r.seat);
     assert_eq!(seat, Some(Seat::SittingOut));
-    let shown = h.status[AWAY].lock().unwrap().sitting_out.clone();
-    assert_eq!(shown.map(|s| s.view), Some(1));
+    let shown = h.status[AWAY].lock().unwrap().sitting_out.clone().unwrap();
+    assert_eq!(
+        (shown.ceremony.as_str(), shown.variant.as_str(), shown.view),
+        ("view", "complaint", 1)
+    );
+    // The board could not show yet whether it dealt; it stays a candidate for the next one.
+    assert_eq!(shown.reason, keyquorum_node::status::SAT_OUT_NO_RECORD);
+    assert!(shown.member_of_next);
     h.run_until(60, |h| h.contract.state().current_view == 1);
     // No deal, no post: nothing that could contradict what a later copy of its database dealt.
     assert_eq!(h.sent[AWAY].len(), sent, "it dealt");
