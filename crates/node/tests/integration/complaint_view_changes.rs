@@ -290,3 +290,112 @@ fn chain_bytes_per_ceremony_of_both_variants() {
         );
     }
 }
+
+/// A complaint-variant reconstruction post's signature is checked only at the reconstruct
+/// deadline, in one batch; one that fails there was reported taken on arrival, so the deadline
+/// says it was dropped (`PostDropped`, naming the view ceremony, the author's player position
+/// and the reason) and counts it in the author's `refused_posts`. Here a qualified dealer's
+/// Feldman post never reaches the chain, so its contribution is reconstructed, and one player's
+/// reconstruction post reaches it with a signature byte flipped.
+#[test]
+fn a_view_ceremony_reconstruction_post_dropped_at_the_deadline_is_reported_and_counted() {
+    use keyquorum_contract::Group;
+    use keyquorum_contract::state::FaultCeremony;
+    use keyquorum_contract::tx::TxBody;
+    use keyquorum_dkg::identity::SIGNATURE_LEN;
+
+    const N: usize = 5;
+    const SKIPS_FELDMAN: usize = 4;
+    const MISSIGNS: usize = 1;
+    let mut h = harness(
+        config("complaint-dropped-test", N as u32, 4, DkgVariant::Complaint),
+        N,
+    );
+    let is_post = |body: &TxBody, what: fn(&ComplaintPost<Group>) -> bool| match body {
+        TxBody::DkgPost { post } => {
+            SignedComplaintPost::<Group>::decode(post, N, N).is_ok_and(|p| what(&p.post))
+        }
+        _ => false,
+    };
+    let mut missigned = 0;
+    while h.contract.state().current_view < 1 {
+        assert!(h.height < 120, "view 1 not made");
+        // What the chain receives: no Feldman post from one dealer, a reconstruction post
+        // with a signature that is not its author's from one player.
+        h.pending.retain(|(i, body)| {
+            *i != SKIPS_FELDMAN || !is_post(body, |p| matches!(p, ComplaintPost::Feldman(_)))
+        });
+        for (i, body) in h.pending.iter_mut() {
+            if *i == MISSIGNS
+                && is_post(body, |p| matches!(p, ComplaintPost::Reconstruction(_)))
+                && let TxBody::DkgPost { post } = body
+            {
+                post[SIGNATURE_LEN - 1] ^= 1;
+                missigned += 1;
+            }
+        }
+        h.step();
+    }
+    assert_eq!(missigned, 1);
+    let spec = h
+        .events()
+        .find_map(|e| match e {
+            Event::CommitteeSelected { spec, view: 1, .. } => Some(spec.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let ceremony = spec.ceremony().unwrap();
+    let identity = |i: usize| h.keys[i].identity().public().clone();
+    let player = ceremony.player_position(&identity(MISSIGNS)).unwrap();
+    let dropped: Vec<&Event> = h
+        .events()
+        .filter(|e| matches!(e, Event::PostDropped { .. }))
+        .collect();
+    assert_eq!(
+        dropped,
+        vec![&Event::PostDropped {
+            ceremony: FaultCeremony::ViewChange,
+            view: 1,
+            ceremony_number: 0,
+            player,
+            identity: keyquorum_contract::hex::Hex(identity(MISSIGNS).to_bytes()),
+            reason: "bad_post_signature".into(),
+        }]
+    );
+    for i in 0..N {
+        let id = keyquorum_contract::hex::Hex(identity(i).to_bytes());
+        let expected = u64::from(i == MISSIGNS);
+        assert_eq!(
+            h.contract.state().nodes[&id].refused_posts,
+            expected,
+            "member {i}"
+        );
+    }
+    // Dropped, it counts as never posted: the silent dealer's contribution is reconstructed
+    // from the other players' pairs and the view is made, without that dealer, whose absence
+    // is slashed; the view's key verifies its magic block.
+    let block = &h.contract.view(1).unwrap().magic_block;
+    let missing: Vec<usize> = (0..N)
+        .filter(|&i| {
+            block
+                .block
+                .member_by_identity(&identity(i).to_bytes())
+                .is_none()
+        })
+        .collect();
+    assert_eq!(missing, vec![SKIPS_FELDMAN]);
+    let slashed: Vec<(&str, bool)> = h
+        .contract
+        .state()
+        .slashings
+        .iter()
+        .map(|r| {
+            (
+                r.fault.as_str(),
+                r.identity.0 == identity(SKIPS_FELDMAN).to_bytes(),
+            )
+        })
+        .collect();
+    assert_eq!(slashed, vec![("missed_feldman", true)]);
+    verify_magic_block_chain(&block.block.group_key.0, std::slice::from_ref(block)).unwrap();
+}
