@@ -11,6 +11,7 @@ mod fuzz_store;
 mod lost_database;
 mod magic_block_checks;
 mod replay;
+mod restored_from_backup;
 mod signing_key;
 mod signing_key_catch_up;
 mod signing_key_faults;

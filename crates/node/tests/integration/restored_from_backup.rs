@@ -1,0 +1,215 @@
+//! `keyquorum node --restored-from-backup` through the node's runtime: the arguments are parsed
+//! as the `keyquorum node` subcommand parses them and handed to `runtime::run`, the function the
+//! command runs, against a chain that serves one empty block and says its head is further on.
+//! With the flag, the database forgets it caught up (durably: it is read back after the node
+//! stopped), although the node processed a block after opening it, and the FROST nonces waiting
+//! for a round two are gone; without it, both stay.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use keyquorum_crypto::secret::SecretBytes;
+use keyquorum_node::chain::{
+    Blocks, ChainAction, ChainBlock, ChainClient, ChainStatus, Prepared, Sender, SignatureRoute,
+    SubmitOutcome, Unprepared,
+};
+use keyquorum_node::cli::NodeArgs;
+use keyquorum_node::sign::frost::NonceDb;
+use keyquorum_node::status::Status;
+use keyquorum_node::store::{NodeState, Store};
+use keyquorum_node::{NodeKeys, runtime};
+use keyquorum_signing::{NonceStore, SessionId};
+
+/// The chain's head as this chain reports it; it serves block 1 only, so the node stays behind.
+const HEAD: u64 = 10;
+
+/// A chain that serves one empty block and then none, with its head at [`HEAD`].
+#[derive(Clone)]
+struct OneBlockChain;
+
+#[derive(Debug, thiserror::Error)]
+#[error("this chain takes no transactions")]
+struct NoTransactions;
+
+impl ChainClient for OneBlockChain {
+    type Error = NoTransactions;
+    type Tx = ();
+
+    fn signature_route(&self) -> SignatureRoute {
+        SignatureRoute::OnChain
+    }
+
+    fn prepare(&self, action: &ChainAction, _: Sender<'_>) -> Result<Prepared<()>, Unprepared> {
+        Err(Unprepared {
+            kind: action.kind(),
+            why: NoTransactions.to_string(),
+        })
+    }
+
+    async fn status(&self) -> Result<ChainStatus, NoTransactions> {
+        Ok(ChainStatus {
+            chain_id: "restored-from-backup-test".into(),
+            height: HEAD,
+        })
+    }
+
+    async fn blocks(&self, from: u64, wait_ms: u64) -> Result<Blocks, NoTransactions> {
+        if from == 1 {
+            let block = ChainBlock {
+                height: 1,
+                time_ms: 1,
+                txs: Vec::new(),
+                end_block_events: Vec::new(),
+            };
+            return Ok(Blocks {
+                blocks: vec![block],
+                height: HEAD,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(wait_ms.min(100))).await;
+        Ok(Blocks {
+            blocks: Vec::new(),
+            height: HEAD,
+        })
+    }
+
+    async fn submit(&self, _: ()) -> Result<SubmitOutcome, NoTransactions> {
+        Err(NoTransactions)
+    }
+}
+
+/// `keyquorum node`'s arguments.
+#[derive(Parser)]
+struct NodeCommand {
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+fn keys() -> NodeKeys {
+    NodeKeys::from_master(&[7; 32])
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A data directory whose database caught up with the chain before, holding one nonce pair
+/// waiting for its round two.
+fn backup(dir: &std::path::Path) {
+    let store = Store::open(&dir.join("node.redb")).unwrap();
+    let mut batch = store.begin().unwrap();
+    batch
+        .put_state(&NodeState {
+            cursor: 1,
+            caught_up: true,
+            ..Default::default()
+        })
+        .unwrap();
+    batch.commit().unwrap();
+    let nonces = NonceDb::open(&dir.join("frost-nonces.redb"), Arc::new(keys())).unwrap();
+    nonces
+        .for_coordinator(b"a coordinator", now_ms())
+        .persist(&SessionId([1; 32]), &SecretBytes::new(vec![2; 64]))
+        .unwrap();
+    assert_eq!(nonces.pending().unwrap(), 1);
+}
+
+/// Runs `keyquorum node` with `flags` on `dir` until it has processed block 1, then stops it
+/// (its runtime dropped, as when the process exits); returns the stored state and the nonce
+/// pairs still waiting.
+fn run_node(dir: &std::path::Path, flags: &[&str]) -> (NodeState, u64) {
+    let data_dir = dir.to_str().unwrap();
+    let mut args = vec![
+        "keyquorum-node",
+        "--data-dir",
+        data_dir,
+        "--p2p-listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--no-beacon",
+    ];
+    args.extend_from_slice(flags);
+    let config = NodeCommand::try_parse_from(args)
+        .unwrap()
+        .node
+        .load()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
+        let node = tokio::spawn(runtime::run(
+            config,
+            keys(),
+            OneBlockChain,
+            async move {
+                let _ = stop.await;
+            },
+            Some(ready_tx),
+        ));
+        let info = tokio::time::timeout(Duration::from_secs(20), ready)
+            .await
+            .expect("the node listens")
+            .unwrap();
+        let client =
+            keyquorum_devchain::Client::new(&format!("http://{}", info.status_addr)).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Ok(s) = client.get::<Status>("/status").await
+                    && s.height == 1
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("block 1 processed");
+        stop_tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), node)
+            .await
+            .expect("the node stops")
+            .unwrap()
+            .unwrap();
+    });
+    // The status server and the network's tasks hold the stores until the runtime goes.
+    drop(rt);
+    let state = Store::open(&dir.join("node.redb"))
+        .unwrap()
+        .load_state()
+        .unwrap()
+        .unwrap();
+    let pending = NonceDb::open(&dir.join("frost-nonces.redb"), Arc::new(keys()))
+        .unwrap()
+        .pending()
+        .unwrap();
+    (state, pending)
+}
+
+#[test]
+fn the_restored_from_backup_flag_forgets_catching_up_and_pending_nonces_before_following() {
+    let restored = tempfile::tempdir().unwrap();
+    backup(restored.path());
+    let (state, pending) = run_node(restored.path(), &["--restored-from-backup"]);
+    // It followed the chain (block 1 is behind it) on a database that no longer says it
+    // caught up: a ceremony started before the head would be sat out, not dealt in again.
+    assert_eq!(state.cursor, 2);
+    assert!(!state.caught_up);
+    assert_eq!(pending, 0);
+
+    let kept = tempfile::tempdir().unwrap();
+    backup(kept.path());
+    let (state, pending) = run_node(kept.path(), &[]);
+    assert_eq!(state.cursor, 2);
+    assert!(state.caught_up);
+    assert_eq!(pending, 1);
+}
