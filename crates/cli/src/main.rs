@@ -19,7 +19,9 @@ mod deploy;
 mod sections;
 mod sim_sections;
 use keyquorum_node::cli::{CliError, EXIT_CODES};
-use keyquorum_sim::{AdversaryKind, CurveChoice, NetModel, SimConfig, VariantChoice};
+use keyquorum_sim::{
+    AdversaryKind, CurveChoice, IndicesChoice, NetModel, SimConfig, VariantChoice,
+};
 
 /// Distributed key generation and validator-set view changes for blockchains.
 #[derive(Parser, Debug)]
@@ -86,7 +88,8 @@ struct SimArgs {
     /// Dealer quorum k (default: n - floor((n - 1) / 3)).
     #[arg(long)]
     quorum: Option<usize>,
-    /// Number of faulty (adversarial) participants (default: floor((n - 1) / 3)).
+    /// Number of faulty (adversarial) participants (default: floor((n - 1) / 3); with
+    /// --reshare-committee M of another size, at most floor((M - 1) / 3) too).
     #[arg(long)]
     faulty: Option<usize>,
     /// What the faulty participants do, drawn at random per participant; repeat or separate
@@ -111,9 +114,19 @@ struct SimArgs {
     /// Curve.
     #[arg(long, value_enum, default_value_t = CurveChoice::Bls12381)]
     curve: CurveChoice,
-    /// Run a fresh ceremony, then reshare the key to a changed committee under the adversaries.
+    /// Share indices: 1..n, hashes of the members' public keys (seed 003), or roots of unity
+    /// (secp256k1: committees of at most 64).
+    #[arg(long, value_enum, default_value_t = IndicesChoice::Sequential)]
+    indices: IndicesChoice,
+    /// Run a fresh ceremony, then reshare the key to a changed committee under the adversaries:
+    /// the first member leaves, one joins.
     #[arg(long)]
     reshare: bool,
+    /// With --reshare, the new committee's size (default: --committee): the first member
+    /// leaves, newcomers fill a larger committee, and a smaller one also loses the old members
+    /// past its size. A size other than --committee takes BFT parameters for it.
+    #[arg(long, value_name = "M")]
+    reshare_committee: Option<usize>,
     /// Output: a line per run and a summary, or (json) one JSON summary on stdout with the
     /// per-run lines on stderr.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -203,6 +216,16 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
     if args.runs == 0 {
         return Err(CliError::usage("--runs must be at least 1"));
     }
+    match args.reshare_committee {
+        Some(_) if !args.reshare => {
+            return Err(CliError::usage(
+                "--reshare-committee is the size of the committee --reshare hands the key to; \
+                 add --reshare",
+            ));
+        }
+        Some(0) => return Err(CliError::usage("--reshare-committee must be at least 1")),
+        _ => {}
+    }
     let cfg = SimConfig {
         nodes: n,
         threshold: args.threshold.unwrap_or(n - f),
@@ -216,17 +239,35 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
         seed: args.seed,
         variant: args.variant.into(),
         curve: args.curve,
+        indices: args.indices,
         reshare: args.reshare,
-        reshare_grow: 0,
+        reshare_committee: args.reshare_committee,
         net: NetModel::default(),
     };
+    let mut cfg = cfg;
+    if args.faulty.is_none() && cfg.reshare {
+        // The default is the most both committees tolerate: a resized committee takes BFT
+        // parameters for its size, and adversaries sit on members of both.
+        let m = cfg.new_committee();
+        let mut most = cfg.byzantine.min(cfg.max_adversaries());
+        if m != n {
+            most = most.min(keyquorum_dkg::Params::bft_faults(m));
+        }
+        cfg.byzantine = most;
+    }
+    let faulty = cfg.byzantine;
     if faulty > cfg.max_adversaries() {
+        let smaller = match args.reshare_committee {
+            Some(m) if m < n - 1 => format!(" (and members past --reshare-committee {m})"),
+            _ => String::new(),
+        };
         return Err(CliError::Usage(format!(
             "--faulty {faulty} with --reshare and --committee {n}: adversaries sit on members of \
-             both committees and member 0 leaves, so at most {} fit",
+             both committees and member 0 leaves{smaller}, so at most {} fit",
             cfg.max_adversaries()
         )));
     }
+    refuse_missing_index_domain(&cfg)?;
     keyquorum_dkg::Params::new(cfg.nodes, cfg.threshold, cfg.quorum).map_err(|e| {
         CliError::Usage(format!(
             "--threshold {} with --quorum {} and --committee {n}: {e}",
@@ -234,6 +275,37 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
         ))
     })?;
     Ok(cfg)
+}
+
+/// Refuses roots-of-unity indices for a committee larger than the curve's largest power-of-two
+/// subgroup of scalars: the ceremony could not assign them, and every run would fail alike.
+fn refuse_missing_index_domain(cfg: &SimConfig) -> Result<(), CliError> {
+    use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
+    use keyquorum_crypto::poly::Domain;
+    if cfg.indices != IndicesChoice::RootsOfUnity {
+        return Ok(());
+    }
+    let largest = if cfg.reshare {
+        cfg.nodes.max(cfg.new_committee())
+    } else {
+        cfg.nodes
+    };
+    fn domain<C: Curve>(n: usize) -> Result<(), String> {
+        Domain::<C::Scalar>::new(n)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+    let found = match cfg.curve {
+        CurveChoice::Bls12381 => domain::<Bls12381G1>(largest),
+        CurveChoice::Secp256k1 => domain::<Secp256k1>(largest),
+    };
+    found.map_err(|e| {
+        CliError::Usage(format!(
+            "--indices roots-of-unity on {} for a committee of {largest}: {e}; use \
+             --indices sequential or key-hash, or a committee of at most 64",
+            cfg.curve
+        ))
+    })
 }
 
 /// `keyquorum sim`: exit 1 when any run fails a check. Runs whose adversaries exceed the fault
@@ -245,6 +317,34 @@ fn sim(args: SimArgs) -> Result<(), CliError> {
     let base = sim_config(&args)?;
     let n = base.nodes;
     let json = args.format == OutputFormat::Json;
+    // The parameters in effect, defaults resolved, so that a run can be read and repeated.
+    let parameters = serde_json::json!({
+        "committee": base.nodes,
+        "threshold": base.threshold,
+        "quorum": base.quorum,
+        "faulty": base.byzantine,
+        "variant": args.variant.to_string(),
+        "curve": base.curve.to_string(),
+        "indices": base.indices.to_string(),
+        "reshare_committee": base.reshare.then(|| base.new_committee()),
+    });
+    if !json {
+        println!(
+            "committee {} threshold {} quorum {} faulty {} · {} on {}, {} indices{}",
+            base.nodes,
+            base.threshold,
+            base.quorum,
+            base.byzantine,
+            args.variant,
+            base.curve,
+            base.indices,
+            if base.reshare {
+                format!(" · then reshared to a committee of {}", base.new_committee())
+            } else {
+                String::new()
+            }
+        );
+    }
     let mut passed = 0u64;
     let mut beyond = Vec::new();
     let mut failures = Vec::new();
@@ -304,6 +404,7 @@ fn sim(args: SimArgs) -> Result<(), CliError> {
     };
     if json {
         let summary = serde_json::json!({
+            "parameters": parameters,
             "runs": runs,
             "passed": passed,
             "beyond_fault_bound": beyond.len(),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::encrypt::EncryptionSecretKey;
-use keyquorum_crypto::index::IndexScheme;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::verifiable_encrypt::VerifiableEncryptionSecretKey;
 use keyquorum_dkg::ackreveal::AckRevealParticipant;
@@ -538,7 +537,7 @@ fn config<C: Curve>(
         epoch,
         variant: cfg.variant,
         params,
-        index_scheme: IndexScheme::Sequential,
+        index_scheme: cfg.indices.into(),
         players: members.iter().map(|m| keys[*m].member()).collect(),
         verifiable_keys: match cfg.variant {
             Variant::Complaint => members
@@ -580,14 +579,19 @@ fn run_inner<C: Curve + checks::SimCurve>(
 ) -> Result<(), String> {
     let n = cfg.nodes;
     let total = if cfg.reshare {
-        n + 1 + cfg.reshare_grow
+        n.max(cfg.new_committee() + 1)
     } else {
         n
     };
     let keys: Vec<Keys> = (0..total).map(|m| Keys::new(cfg.seed, m)).collect();
     let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed ^ 0x5eed_5eed);
-    // Adversaries sit on members present in every ceremony of the run.
-    let eligible: Vec<usize> = (n - cfg.max_adversaries()..n).collect();
+    // Adversaries sit on members present in every ceremony of the run: when resharing,
+    // members 1 up to the last old member that stays.
+    let eligible: Vec<usize> = if cfg.reshare {
+        (1..=cfg.max_adversaries()).collect()
+    } else {
+        (0..n).collect()
+    };
     if cfg.byzantine > eligible.len() {
         return Err(format!(
             "{} adversaries do not fit in {} members",
@@ -641,8 +645,8 @@ fn run_inner<C: Curve + checks::SimCurve>(
         report.beyond_fault_bound = summary.beyond_fault_bound;
         return Ok(());
     }
-    // Reshare: member 0 leaves, members n.. join (one more than leave, plus `reshare_grow`);
-    // the group key must survive.
+    // Reshare to `cfg.new_members()`: member 0 leaves, and members past `n - 1` join or members
+    // past a smaller committee leave too; the group key must survive.
     let out = summary.output.ok_or("fresh ceremony produced no output")?;
     let shares: Vec<Option<Secret<C::Scalar>>> = {
         let mut v = vec![None; total];
@@ -660,7 +664,7 @@ fn run_inner<C: Curve + checks::SimCurve>(
         group_key: out.public.group_key,
         public_shares: out.public.public_shares.clone(),
     };
-    let second_members: Vec<usize> = (1..=n + cfg.reshare_grow).collect();
+    let second_members: Vec<usize> = cfg.new_members().collect();
     let c2 = config::<C>(cfg, &keys, &second_members, 2, Some(reshare))?;
     let all: Vec<usize> = (0..total).collect();
     let r2 = run_ceremony(

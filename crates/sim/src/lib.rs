@@ -44,6 +44,7 @@ pub mod sections;
 use std::fmt;
 
 pub use adversary::AdversaryKind;
+use keyquorum_crypto::index::IndexScheme;
 use keyquorum_dkg::Variant;
 
 /// Which curve a run uses.
@@ -66,6 +67,40 @@ impl fmt::Display for CurveChoice {
     }
 }
 
+/// How a run's ceremonies assign share indices ([`IndexScheme`]), as the command line names it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum IndicesChoice {
+    /// `1..=n` in committee order.
+    #[default]
+    Sequential,
+    /// The hash of each member's public key, reduced below the group order (seed 003, step 1).
+    #[value(alias = "key_hash", alias = "public-key-hash")]
+    KeyHash,
+    /// Powers of a root of unity of order `next_power_of_two(n)`: BLS12-381 at any size,
+    /// secp256k1 (whose scalar field has roots of unity of order at most 64) up to 64 members.
+    #[value(alias = "roots_of_unity")]
+    RootsOfUnity,
+}
+
+impl From<IndicesChoice> for IndexScheme {
+    fn from(i: IndicesChoice) -> IndexScheme {
+        match i {
+            IndicesChoice::Sequential => IndexScheme::Sequential,
+            IndicesChoice::KeyHash => IndexScheme::PublicKeyHash,
+            IndicesChoice::RootsOfUnity => IndexScheme::RootsOfUnity,
+        }
+    }
+}
+
+impl fmt::Display for IndicesChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match clap::ValueEnum::to_possible_value(self) {
+            Some(v) => f.write_str(v.get_name()),
+            None => write!(f, "{self:?}"),
+        }
+    }
+}
+
 /// The protocol variant ([`Variant`]), as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum VariantChoice {
@@ -75,6 +110,15 @@ pub enum VariantChoice {
     /// Complaints: Pedersen commitments, complaints, clique, reconstruction.
     #[value(alias = "b")]
     Complaint,
+}
+
+impl fmt::Display for VariantChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match clap::ValueEnum::to_possible_value(self) {
+            Some(v) => f.write_str(v.get_name()),
+            None => write!(f, "{self:?}"),
+        }
+    }
 }
 
 impl From<VariantChoice> for Variant {
@@ -138,13 +182,15 @@ pub struct SimConfig {
     pub variant: Variant,
     /// Curve.
     pub curve: CurveChoice,
-    /// Run a fresh ceremony, then reshare to a changed committee (one leaves, one joins) under
-    /// the adversaries.
+    /// Share indices of every ceremony of the run.
+    pub indices: IndicesChoice,
+    /// Run a fresh ceremony, then reshare to a changed committee under the adversaries.
     pub reshare: bool,
-    /// When resharing, how many more members the new committee has than the old one (0: the
-    /// same size). A grown committee uses BFT parameters for its size; the dealers' quorum is
-    /// still the old threshold.
-    pub reshare_grow: usize,
+    /// When resharing, the new committee's size (`None`: `n`, the old size). Member 0 always
+    /// leaves; a larger committee takes new members, a smaller one also loses the old members
+    /// past its size. A committee of another size than `n` uses BFT parameters for its size;
+    /// the dealers' quorum is still the old threshold.
+    pub reshare_committee: Option<usize>,
     /// Network model.
     pub net: NetModel,
 }
@@ -163,19 +209,32 @@ impl SimConfig {
             seed,
             variant: Variant::AckReveal,
             curve: CurveChoice::Bls12381,
+            indices: IndicesChoice::Sequential,
             reshare: false,
-            reshare_grow: 0,
+            reshare_committee: None,
             net: NetModel::default(),
         }
     }
 }
 
 impl SimConfig {
+    /// The size of the committee the key is reshared to (`n` unless configured).
+    pub fn new_committee(&self) -> usize {
+        self.reshare_committee.unwrap_or(self.nodes)
+    }
+
+    /// The members of a run's second committee, when resharing: member 0 leaves, then members
+    /// `1..=m` (past `n - 1`, the newcomers).
+    pub fn new_members(&self) -> std::ops::RangeInclusive<usize> {
+        1..=self.new_committee()
+    }
+
     /// The most adversaries a run can place: one per member, except that when resharing they
-    /// sit only on members of both committees (member 0 leaves and stays honest), so `n - 1`.
+    /// sit only on members of both committees (member 0 and the members past a smaller new
+    /// committee leave and stay honest): `min(n - 1, m)`.
     pub fn max_adversaries(&self) -> usize {
         if self.reshare {
-            self.nodes.saturating_sub(1)
+            self.nodes.saturating_sub(1).min(self.new_committee())
         } else {
             self.nodes
         }

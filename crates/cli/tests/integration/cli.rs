@@ -134,7 +134,7 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 19] = [
+    let cases: [(&[&str], &str); 23] = [
         (
             &["sim", "--mode", "sections", "--elders", "1"],
             "--elders must be at least 2",
@@ -151,6 +151,43 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
         (
             &["sim", "--committee", "1", "--faulty", "1", "--reshare"],
             "so at most 0 fit",
+        ),
+        (
+            &[
+                "sim",
+                "--committee",
+                "7",
+                "--faulty",
+                "3",
+                "--reshare",
+                "--reshare-committee",
+                "2",
+            ],
+            "member 0 leaves (and members past --reshare-committee 2), so at most 2 fit",
+        ),
+        (
+            &["sim", "--reshare-committee", "5"],
+            "--reshare-committee is the size of the committee --reshare hands the key to",
+        ),
+        (
+            &["sim", "--reshare", "--reshare-committee", "0"],
+            "--reshare-committee must be at least 1",
+        ),
+        // secp256k1's scalars have roots of unity of order 64 at most.
+        (
+            &[
+                "sim",
+                "--curve",
+                "secp256k1",
+                "--indices",
+                "roots-of-unity",
+                "--committee",
+                "40",
+                "--reshare",
+                "--reshare-committee",
+                "65",
+            ],
+            "--indices roots-of-unity on secp256k1 for a committee of 65",
         ),
         (
             &["sim", "--fault", ""],
@@ -228,6 +265,46 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(message), "{args:?}: {err}");
+    }
+}
+
+/// The index scheme and the reshared committee's size reach the runs: the summary names them
+/// with every default resolved, and a key reshared from seven members at key-hash indices to
+/// four (BFT parameters for four) passes its checks.
+#[test]
+fn the_sim_runs_every_index_scheme_and_reshares_to_another_size() {
+    for (curve, indices, to) in [
+        ("secp256k1", "key-hash", "4"),
+        ("bls12-381", "roots-of-unity", "10"),
+    ] {
+        let args = [
+            "sim",
+            "--committee",
+            "7",
+            "--variant",
+            "complaint",
+            "--curve",
+            curve,
+            "--indices",
+            indices,
+            "--reshare",
+            "--reshare-committee",
+            to,
+            "--runs",
+            "2",
+            "--format",
+            "json",
+        ];
+        let o = run(&args);
+        let (out, err) = (String::from_utf8_lossy(&o.stdout), stderr(&o));
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+        let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+        assert_eq!(summary["passed"], 2, "{out}");
+        let p = &summary["parameters"];
+        assert_eq!(p["indices"], indices, "{out}");
+        assert_eq!(p["curve"], curve, "{out}");
+        assert_eq!(p["reshare_committee"], to.parse::<u64>().unwrap(), "{out}");
+        assert_eq!((p["committee"].clone(), p["threshold"].clone()), (7.into(), 5.into()));
     }
 }
 

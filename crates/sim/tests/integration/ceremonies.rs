@@ -1,11 +1,12 @@
 //! Hundreds of seeded adversarial ceremonies (more with `KQ_SIM_RUNS`): both variants, both
-//! curves, fresh and reshared, every adversary kind, committees from 1 to 64, and parameters from
+//! curves, the three index schemes, fresh and reshared (to a committee of the same size, a
+//! larger or a smaller one), every adversary kind, committees from 1 to 64, and parameters from
 //! BFT, Züs-style and, for most runs, the whole space `Params::new` accepts. Every run checks agreement, share correctness,
 //! threshold signing, that no honest participant is excluded, and success whenever the honest
 //! dealers reach the quorum (see the crate docs).
 
 use keyquorum_dkg::Variant;
-use keyquorum_sim::{AdversaryKind, CurveChoice, SimConfig, run};
+use keyquorum_sim::{AdversaryKind, CurveChoice, IndicesChoice, SimConfig, run};
 use rayon::prelude::*;
 
 /// Committee size for run `i`: mostly small committees (cheap), some medium, a few up to 64.
@@ -60,6 +61,30 @@ fn config(i: u64) -> SimConfig {
         // in seven, since that is where parameter-dependent bugs live.
         1 | 4 | 5 | 6 => any_valid_parameters(&mut cfg, i),
         _ => {}
+    }
+    // Drawn by hashes of i, independent of the choices above.
+    let h = i.wrapping_mul(0xA076_1D64_78BD_642F) >> 29;
+    cfg.indices = match h % 4 {
+        0 | 1 => IndicesChoice::Sequential,
+        2 => IndicesChoice::KeyHash,
+        _ => IndicesChoice::RootsOfUnity,
+    };
+    if cfg.reshare {
+        let n = cfg.nodes;
+        // Half the same size, a quarter larger (at most 64: secp256k1 has roots of unity of
+        // order 64 at most), a quarter smaller.
+        let m = match (h >> 8) % 4 {
+            0 => (n + 1 + ((h >> 16) % 4) as usize).min(64).max(n),
+            1 => n.saturating_sub(1 + ((h >> 16) % 3) as usize).max(1),
+            _ => n,
+        };
+        cfg.reshare_committee = Some(m);
+        // Adversaries sit on members of both committees; a committee of another size takes
+        // BFT parameters, so its bound is BFT's.
+        cfg.byzantine = cfg.byzantine.min(cfg.max_adversaries());
+        if m != n {
+            cfg.byzantine = cfg.byzantine.min(keyquorum_dkg::Params::bft_faults(m));
+        }
     }
     cfg
 }
@@ -118,14 +143,16 @@ fn adversarial_ceremonies() {
             };
             failure.map(|failure| {
                 format!(
-                    "run {i} (n={} t={} k={} f={} {:?} {} reshare={} faults={:?} seed={}): {}",
+                    "run {i} (n={} t={} k={} f={} {:?} {} {} reshare={} to={:?} faults={:?} seed={}): {}",
                     cfg.nodes,
                     cfg.threshold,
                     cfg.quorum,
                     cfg.byzantine,
                     cfg.variant,
                     cfg.curve,
+                    cfg.indices,
                     cfg.reshare,
+                    cfg.reshare_committee,
                     cfg.faults,
                     cfg.seed,
                     failure
@@ -308,7 +335,7 @@ fn reshare_to_a_larger_committee_survives_a_silent_old_member() {
         cfg.byzantine = 1;
         cfg.faults = vec![AdversaryKind::Silent];
         cfg.reshare = true;
-        cfg.reshare_grow = 3;
+        cfg.reshare_committee = Some(7);
         cfg.variant = if seed % 2 == 0 {
             Variant::AckReveal
         } else {
