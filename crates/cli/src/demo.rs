@@ -1237,7 +1237,7 @@ async fn sign_on_demand(
         .ok_or_else(|| format!("no group key known for view {view}"))?;
     let ports = beacon_ports(observer, &beacon.port_of);
     let message = format!("keyquorum demo: signed on demand once view {view} was active");
-    demo_sign::sign_once(&ports, token, message.as_bytes(), &key).await
+    demo_sign::sign_once(&ports, token, message.as_bytes(), &key, view).await
 }
 
 /// The chain of activated magic blocks, as a light client would check it from the first

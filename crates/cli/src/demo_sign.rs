@@ -18,17 +18,27 @@ pub struct OnDemand {
     pub answer: Value,
     /// The status port of the member that signed.
     pub port: u16,
+    /// The last view the demo reported on: the chain goes on changing views while the demo
+    /// finishes, so the node may sign in a later one.
+    pub reported_view: u64,
 }
 
 impl OnDemand {
     /// The text line.
     pub fn line(&self) -> String {
         let a = &self.answer;
+        let view = match a["view"].as_u64() {
+            Some(v) if v > self.reported_view => format!(
+                "view {v}: the chain went on changing views after view {}, and resharing kept \
+                 the key",
+                self.reported_view
+            ),
+            _ => format!("view {}", a["view"]),
+        };
         format!(
-            "on-demand signature (POST /sign to the node on :{}, view {}, verified with blst): \
+            "on-demand signature (POST /sign to the node on :{}, {view}, verified with blst): \
              domain {:?}, message {}, signature {}",
             self.port,
-            a["view"],
             a["domain"].as_str().unwrap_or(""),
             a["message"].as_str().unwrap_or(""),
             a["signature"].as_str().unwrap_or(""),
@@ -79,6 +89,7 @@ pub async fn sign_once(
     token: &str,
     message: &[u8],
     group_key: &str,
+    reported_view: u64,
 ) -> Result<OnDemand, String> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -110,7 +121,11 @@ pub async fn sign_once(
         if !verifies(key, sig, &signed) {
             return Err(format!("node :{port}'s signature does not verify: {text}"));
         }
-        return Ok(OnDemand { answer, port });
+        return Ok(OnDemand {
+            answer,
+            port,
+            reported_view,
+        });
     }
     Err(format!("no on-demand signature: {last}"))
 }
@@ -119,6 +134,25 @@ pub async fn sign_once(
 mod tests {
     use super::*;
     use keyquorum_crypto::tbls::{self, MinPk};
+
+    #[test]
+    fn a_signature_by_a_later_view_says_why_the_view_differs() {
+        let signed = |view: u64| OnDemand {
+            answer: serde_json::json!({ "view": view, "domain": DOMAIN, "message": "6d" }),
+            port: 1,
+            reported_view: 3,
+        };
+        let later = signed(7).line();
+        assert!(
+            later.contains("view 7: the chain went on changing views after view 3"),
+            "{later}"
+        );
+        let same = signed(3).line();
+        assert!(
+            same.contains(":1, view 3, verified") && !same.contains("went on"),
+            "{same}"
+        );
+    }
 
     #[test]
     fn the_check_is_blsts_with_the_pop_tag_on_the_signed_bytes() {

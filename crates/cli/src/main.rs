@@ -280,8 +280,8 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
 /// Refuses roots-of-unity indices for a committee larger than the curve's largest power-of-two
 /// subgroup of scalars: the ceremony could not assign them, and every run would fail alike.
 fn refuse_missing_index_domain(cfg: &SimConfig) -> Result<(), CliError> {
-    use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
     use keyquorum_crypto::poly::Domain;
+    use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
     if cfg.indices != IndicesChoice::RootsOfUnity {
         return Ok(());
     }
@@ -339,7 +339,10 @@ fn sim(args: SimArgs) -> Result<(), CliError> {
             base.curve,
             base.indices,
             if base.reshare {
-                format!(" · then reshared to a committee of {}", base.new_committee())
+                format!(
+                    " · then reshared to a committee of {}",
+                    base.new_committee()
+                )
             } else {
                 String::new()
             }

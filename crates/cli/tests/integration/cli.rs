@@ -304,7 +304,10 @@ fn the_sim_runs_every_index_scheme_and_reshares_to_another_size() {
         assert_eq!(p["indices"], indices, "{out}");
         assert_eq!(p["curve"], curve, "{out}");
         assert_eq!(p["reshare_committee"], to.parse::<u64>().unwrap(), "{out}");
-        assert_eq!((p["committee"].clone(), p["threshold"].clone()), (7.into(), 5.into()));
+        assert_eq!(
+            (p["committee"].clone(), p["threshold"].clone()),
+            (7.into(), 5.into())
+        );
     }
 }
 
