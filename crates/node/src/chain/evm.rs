@@ -392,12 +392,18 @@ impl EvmChainClient {
     }
 }
 
-/// What `bar` asks of the operator, for the logs.
-fn describe(bar: &Bar) -> String {
+/// What `bar` asks of the operator, for the logs. An account that is not registered cannot
+/// call `addStake`: its stake is the registration's, from the node's `stake` setting.
+fn describe(bar: &Bar, registering: bool) -> String {
+    let add_stake = if registering {
+        "raise the node's stake setting and restart it"
+    } else {
+        "add stake"
+    };
     match bar {
         Bar::Above(lowest) => format!(
             "the list is full; entering needs a stake above the lowest evictable candidate's \
-             {lowest} wei (at least {} wei): add stake, or wait for a place",
+             {lowest} wei (at least {} wei): {add_stake}, or wait for a place",
             lowest.saturating_add(U256::from(1))
         ),
         Bar::NoneEvictable => {
@@ -406,7 +412,7 @@ fn describe(bar: &Bar) -> String {
         Bar::Open => "a place is free or the stake now outranks the lowest evictable \
             candidate; entering"
             .into(),
-        Bar::BelowMinimum => "the stake is below the minimum; add stake to enter".into(),
+        Bar::BelowMinimum => format!("the stake is below the minimum; {add_stake} to enter"),
         Bar::Unchecked => "not checked yet".into(),
         Bar::Refused(name) => format!("refused by the contract ({name})"),
     }
@@ -415,7 +421,7 @@ fn describe(bar: &Bar) -> String {
 fn log_change(change: &Change) {
     match change {
         Change::Evicted(e) => {
-            let what = describe(&e.bar);
+            let what = describe(&e.bar, false);
             warn!(
                 block = e.block,
                 by = %e.by,
@@ -432,7 +438,7 @@ fn log_change(change: &Change) {
         }
         Change::Listed => info!("on the coordinator's candidate list again"),
         Change::RegistrationRefused(r) => {
-            let what = describe(&r.bar);
+            let what = describe(&r.bar, true);
             warn!(
                 since = r.block,
                 stake = %r.stake,
@@ -672,5 +678,23 @@ impl ChainClient for EvmChainClient {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_registration_is_told_to_raise_the_stake_setting_not_to_add_stake() {
+        let full = Bar::Above(U256::from(5));
+        let refused = describe(&full, true);
+        assert!(
+            refused.contains("at least 6 wei): raise the node's stake setting"),
+            "{refused}"
+        );
+        assert!(!refused.contains("add stake"), "{refused}");
+        assert!(describe(&full, false).contains("add stake"));
+        assert!(describe(&Bar::BelowMinimum, true).contains("raise the node's stake setting"));
     }
 }
