@@ -292,6 +292,18 @@ struct Handover {
     replaced: bool,
 }
 
+/// A split handed over for one half only, as an elder of its key sees it
+/// ([`Coordinator::open_split`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenSplit {
+    /// The authority of the split key.
+    pub parent: Sap,
+    /// The generation of that key's starts (the key count of a chain ending in it).
+    pub generation: u64,
+    /// The halves still to hand over (empty: both have a successor, nothing is left to start).
+    pub halves: Vec<Prefix>,
+}
+
 /// Both signatures of a handover towards one proposed new key.
 #[derive(Debug)]
 struct KeyProgress {
@@ -559,29 +571,28 @@ impl Coordinator {
 
     /// As a current elder, signs a start for the driver to send to the candidates, and
     /// remembers it to hand over to the key its candidates generate.
+    ///
+    /// At a split whose half we applied, the start of the other half, at the parent's
+    /// generation, is signed as an elder of the parent key while we still hold our share of it
+    /// ([`Coordinator::open_split`]).
     pub fn sign_start(&mut self, start: &DkgStart) -> Result<NodeSignature, Dropped> {
         start.check()?;
-        self.check_generation(start.generation)?;
-        if !start.prefix.is_self_or_child_of(&self.sap.prefix) {
-            return Err(Dropped::WrongPrefix);
-        }
-        let Some(share) = &self.our_share else {
-            return Err(Dropped::NotAnElder);
+        let (parent, share) = self.authority_for(start)?;
+        let parent = parent.clone();
+        let parent_share = KeyShare {
+            index: share.index,
+            share: share.share.clone(),
+            section_key: share.section_key,
         };
         if !self.handovers.contains_key(&start.session) {
             if self.handovers.len() >= MAX_PENDING_STARTS {
                 return Err(Dropped::TooManyPending);
             }
-            let parent_share = KeyShare {
-                index: share.index,
-                share: share.share.clone(),
-                section_key: share.section_key,
-            };
             self.handovers.insert(
                 start.session,
                 Handover {
                     start: start.clone(),
-                    parent: self.sap.clone(),
+                    parent,
                     parent_share,
                     sap_backers: BTreeMap::new(),
                     link_backers: BTreeMap::new(),
@@ -722,6 +733,88 @@ impl Coordinator {
             })));
         }
         Ok(out)
+    }
+
+    /// The authority we sign `start` as an elder of, and our share of its key: our SAP at our
+    /// generation, or at a split whose half we applied, the parent's for the other half at the
+    /// parent's generation ([`Coordinator::split_parent`]).
+    fn authority_for(&self, start: &DkgStart) -> Result<(&Sap, &KeyShare), Dropped> {
+        if let Some((parent, share)) = self.split_parent()
+            && start.generation + 1 == self.chain.key_count()
+            && start.prefix != parent.prefix
+            && start.prefix != self.sap.prefix
+            && start.prefix.is_self_or_child_of(&parent.prefix)
+        {
+            return Ok((parent, share));
+        }
+        self.check_generation(start.generation)?;
+        if !start.prefix.is_self_or_child_of(&self.sap.prefix) {
+            return Err(Dropped::WrongPrefix);
+        }
+        let Some(share) = &self.our_share else {
+            return Err(Dropped::NotAnElder);
+        };
+        Ok((&self.sap, share))
+    }
+
+    /// When our newest link is a half of a split whose parent key we held a share of: the
+    /// parent's authority and that share, as a handover of the parent's generation keeps them
+    /// (one generation past it, see [`Coordinator::apply_sap`]).
+    fn split_parent(&self) -> Option<(&Sap, &KeyShare)> {
+        let link = self.chain.links().last()?;
+        let generation = self.chain.key_count() - 1;
+        self.handovers
+            .values()
+            .find(|h| {
+                h.start.generation == generation
+                    && h.parent.section_key == link.parent_key
+                    && self.sap.prefix != h.parent.prefix
+                    && self.sap.prefix.is_self_or_child_of(&h.parent.prefix)
+            })
+            .map(|h| (&h.parent, &h.parent_share))
+    }
+
+    /// A split of a key we can sign starts under that is handed over for one half only, or
+    /// none: then the section's starts are what its members call for
+    /// ([`crate::elders::next_starts`]). As an elder of our current key, the split is made
+    /// once we linked a half of it; after applying a half's SAP, it is made by our own chain,
+    /// and we still sign for the other half while we hold the parent's share. Either way the
+    /// parent key's only successor left is a half ([`successor::open_halves`]), so what we sign
+    /// for the key is that half's start, however few members it has.
+    pub fn open_split(&self) -> Option<OpenSplit> {
+        if self.our_share.is_some()
+            && let Some(halves) =
+                successor::open_halves(&self.linked, &self.sap.section_key, &self.sap.prefix)
+        {
+            return Some(OpenSplit {
+                parent: self.sap.clone(),
+                generation: self.chain.key_count(),
+                halves,
+            });
+        }
+        let (parent, _) = self.split_parent()?;
+        let mut known = self.linked.clone();
+        known.push(Successor {
+            parent_key: parent.section_key,
+            prefix: self.sap.prefix,
+            key: self.sap.section_key,
+        });
+        let halves = successor::open_halves(&known, &parent.section_key, &parent.prefix)?;
+        Some(OpenSplit {
+            parent: parent.clone(),
+            generation: self.chain.key_count() - 1,
+            halves,
+        })
+    }
+
+    /// Whether `handover` is of the half a split we applied the other half of left open: its
+    /// failure agreement is still the one that half waits on.
+    fn of_open_sibling(&self, handover: &Handover) -> bool {
+        self.open_split().is_some_and(|open| {
+            open.generation == handover.start.generation
+                && open.parent.section_key == handover.parent.section_key
+                && open.halves.contains(&handover.start.prefix)
+        })
     }
 
     fn check_generation(&self, got: u64) -> Result<(), Dropped> {
@@ -986,8 +1079,12 @@ impl Coordinator {
         signatures: &[NodeSignature],
     ) -> Result<BTreeSet<Name>, Dropped> {
         let current = self.chain.key_count();
+        let open_sibling = self
+            .handovers
+            .get(&session)
+            .is_some_and(|h| self.of_open_sibling(h));
         let handover = self.open_handover(&session)?;
-        if handover.start.generation < current {
+        if handover.start.generation < current && !open_sibling {
             return Err(Dropped::StaleGeneration {
                 got: handover.start.generation,
                 current,
@@ -1373,9 +1470,19 @@ mod tests {
         sap_shares: &[(Name, Sap, PartialSignature<MinPk>)],
     ) -> SignedSap {
         let elders: Vec<Name> = nodes.values().next().unwrap().sap().names();
+        complete_handover_by(nodes, &elders, start, sap_shares)
+    }
+
+    /// [`complete_handover`] by the current elders `elders`.
+    fn complete_handover_by(
+        nodes: &mut BTreeMap<Name, Coordinator>,
+        elders: &[Name],
+        start: &DkgStart,
+        sap_shares: &[(Name, Sap, PartialSignature<MinPk>)],
+    ) -> SignedSap {
         let mut link_shares = Vec::new();
         let mut signed = Vec::new();
-        for e in &elders {
+        for e in elders {
             for (name, sap, partial) in sap_shares {
                 let node = nodes.get_mut(e).unwrap();
                 let out = match node.handle_sap_share(*name, start.session, sap, *partial) {
@@ -1395,7 +1502,7 @@ mod tests {
                 }
             }
         }
-        for e in &elders {
+        for e in elders {
             for (from, new_key, partial) in &link_shares {
                 if from == e {
                     continue;
@@ -2002,6 +2109,130 @@ mod tests {
             links_sent(&mut node, &half, &shares[1]),
             vec![shares[1][0].1.section_key]
         );
+    }
+
+    /// `net`'s members with the given ages changed.
+    fn aged(net: &Net, ages: &[(Name, u8)]) -> Vec<Member> {
+        let mut members = net.members.clone();
+        for m in &mut members {
+            if let Some((_, age)) = ages.iter().find(|(n, _)| *n == m.peer.name()) {
+                m.age = *age;
+            }
+        }
+        members
+    }
+
+    #[test]
+    fn a_split_handed_over_for_one_half_is_finished_by_the_other_however_small() {
+        // Seven root elders, four under prefix 0 and three under prefix 1 (made the oldest).
+        let mut net = net(24);
+        let elders = elder_secrets(&net, 24);
+        let (p0, p1) = (
+            Prefix::ROOT.child(0).unwrap(),
+            Prefix::ROOT.child(1).unwrap(),
+        );
+        let under = |p: Prefix| -> Vec<Name> {
+            let names = net.members.iter().map(|m| m.peer.name());
+            names.filter(|n| p.matches(n)).collect()
+        };
+        let (low, high) = (under(p0), under(p1));
+        let chosen: Vec<(Name, u8)> = low[..4]
+            .iter()
+            .chain(&high[..3])
+            .map(|n| (*n, 20))
+            .collect();
+        net.members = aged(&net, &chosen);
+        let change = DkgStart::new(
+            Prefix::ROOT,
+            select_elders(&net.members, ELDER_COUNT, &BTreeSet::new()),
+            2,
+        );
+        let _ = hand_over(&mut net.nodes, &change, &elders);
+        let root = net.nodes[&low[0]].sap().clone();
+        let secret_of = |name: &Name| node_secret(seed_of(name, 0..24));
+        let root_elders: Vec<Secret<Scalar>> = root.names().iter().map(secret_of).collect();
+        let params = SectionParams::default();
+        let mut signers: BTreeMap<Name, StartSigner> = root
+            .names()
+            .into_iter()
+            .map(|n| (n, StartSigner::default()))
+            .collect();
+        let mut sign_all = |net: &mut Net, members: &[Member]| -> Vec<DkgStart> {
+            let mut all = Vec::new();
+            for (name, signer) in signers.iter_mut() {
+                let node = net.nodes.get_mut(name).unwrap();
+                let starts = signer.starts_to_sign(node, members, &params);
+                for start in &starts {
+                    node.sign_start(start).unwrap();
+                }
+                all.push(starts);
+            }
+            assert!(all.windows(2).all(|w| w[0] == w[1]), "{all:?}");
+            all.remove(0)
+        };
+        // The split: the root elders sign both halves, and the first one is handed over.
+        let members = net.members.clone();
+        let split = sign_all(&mut net, &members);
+        assert_eq!(split.iter().map(|s| s.prefix).collect::<Vec<_>>(), [p0, p1]);
+        let s0 = &split[0];
+        let queue = authorise(&mut net, s0, &root_elders);
+        let shares = sap_shares(&run_dkg(&mut net.nodes, s0, queue, &BTreeSet::new(), 4));
+        let signed0 = complete_handover_by(&mut net.nodes, &root.names(), s0, &shares);
+        for node in net.nodes.values_mut() {
+            let _ = node.apply_sap(&signed0);
+        }
+        // Then all but two members of the other half leave: too few to split, so the members
+        // call for an elder change of the root, which the elders that linked the first half
+        // can never link. They sign the other half's start instead, at the root's generation:
+        // those under prefix 1 as elders of the root key, those under prefix 0 with the root
+        // key's share they still hold. Neither group alone is a supermajority of the seven.
+        let staying: BTreeSet<Name> = high[..2].iter().copied().collect();
+        let gone: Vec<Name> = high
+            .iter()
+            .filter(|n| !staying.contains(n))
+            .copied()
+            .collect();
+        net.members.retain(|m| !gone.contains(&m.peer.name()));
+        for n in &gone {
+            if !root.names().contains(n) {
+                net.nodes.remove(n);
+            }
+        }
+        let members = net.members.clone();
+        let rest: Vec<Member> = members
+            .iter()
+            .filter(|m| p1.matches(&m.peer.name()))
+            .cloned()
+            .collect();
+        assert_eq!(rest.len(), 2);
+        assert_eq!(crate::elders::split(&Prefix::ROOT, &members, 7), None);
+        let s1 = DkgStart::new(p1, select_elders(&rest, ELDER_COUNT, &BTreeSet::new()), 3);
+        assert_eq!(sign_all(&mut net, &members), [s1.clone()]);
+        let queue = authorise(&mut net, &s1, &root_elders);
+        let shares = sap_shares(&run_dkg(&mut net.nodes, &s1, queue, &BTreeSet::new(), 4));
+        assert_eq!(shares.len(), 2);
+        let signed1 = complete_handover_by(&mut net.nodes, &root.names(), &s1, &shares);
+        for name in &staying {
+            net.nodes
+                .get_mut(name)
+                .unwrap()
+                .apply_sap(&signed1)
+                .unwrap();
+        }
+        // The root key has one child per half, and both chains verify from genesis.
+        let genesis = *net.nodes[&low[0]].genesis_key();
+        let (c0, c1) = (net.nodes[&low[0]].chain(), net.nodes[&high[0]].chain());
+        c0.verify_from(&genesis).unwrap();
+        c1.verify_from(&genesis).unwrap();
+        assert_eq!(c0.links()[..2], c1.links()[..2]);
+        assert_eq!(c1.links()[2].parent_key, root.section_key);
+        assert_eq!(c1.last_key(&genesis), signed1.sap.section_key);
+        for name in &staying {
+            assert_eq!(net.nodes[name].sap().prefix, p1);
+            assert!(net.nodes[name].our_share().is_some());
+        }
+        // Nothing is left open, so nothing more is signed for the root key.
+        assert_eq!(sign_all(&mut net, &members), []);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 
 use crate::absence::{AbsenceError, Absentees, AliveStatement, Taken};
+use crate::coordinator::OpenSplit;
 use crate::dkg::DkgKeys;
 use crate::keys::{PublicKey, key_bytes};
 use crate::name::{Name, Prefix};
@@ -228,6 +229,32 @@ pub fn next_starts(
         .collect()
 }
 
+/// The starts that finish `open`, a split handed over for one half only
+/// ([`crate::coordinator::Coordinator::open_split`]): one per open half, its elders selected
+/// from the members under it however few they are (none for a half whose every member is
+/// excluded), at the split key's generation. The members may no longer call for that split, but
+/// the elders that linked the first half can link no other successor of the key
+/// ([`crate::successor`]).
+pub fn open_split_starts(
+    open: &OpenSplit,
+    members: &[Member],
+    params: &SectionParams,
+    excluded: &BTreeSet<Name>,
+) -> Vec<DkgStart> {
+    open.halves
+        .iter()
+        .filter_map(|half| {
+            let under: Vec<Member> = members
+                .iter()
+                .filter(|m| half.matches(&m.peer.name()))
+                .cloned()
+                .collect();
+            let elders = select_elders(&under, params.elder_count, excluded);
+            (!elders.is_empty()).then(|| DkgStart::new(*half, elders, open.generation))
+        })
+        .collect()
+}
+
 /// The members under `start`'s prefix that rank above its lowest-ranked candidate and are
 /// not candidates: those its elders skipped. Empty if a candidate is not among `members`
 /// (this node cannot rank it).
@@ -372,29 +399,42 @@ impl StartSigner {
         self.absentees.retain_members(members);
     }
 
-    /// The starts `coordinator` should sign for `members` and has not signed yet: none unless
-    /// it is an elder holding a share.
+    /// The starts `coordinator` should sign for `members` and has not signed yet: what the
+    /// members call for ([`next_starts`]) as an elder holding a share of the section key, but
+    /// while a split of a key we can sign for is handed over for one half only, the other
+    /// half's start instead ([`open_split_starts`]): as an elder of the split key that linked a
+    /// half, in place of what the members call for, and after applying a half's SAP, beside our
+    /// own section's starts.
     pub fn starts_to_sign(
         &mut self,
         coordinator: &crate::coordinator::Coordinator,
         members: &[Member],
         params: &SectionParams,
     ) -> Vec<DkgStart> {
-        if coordinator.our_share().is_none() {
-            return Vec::new();
-        }
         let generation = coordinator.chain().key_count();
-        self.attempts.retain(|(_, g), _| *g >= generation);
-        let attempts = &self.attempts;
+        let open = coordinator.open_split();
         let excluded = self.absentees.absent();
-        next_starts(coordinator.sap(), generation, members, params, &excluded)
+        let mut starts = Vec::new();
+        if coordinator.our_share().is_some()
+            && open.as_ref().is_none_or(|o| o.generation != generation)
+        {
+            starts = next_starts(coordinator.sap(), generation, members, params, &excluded);
+        }
+        if let Some(open) = &open {
+            starts.extend(open_split_starts(open, members, params, &excluded));
+        }
+        // An open split's starts are of the generation before ours.
+        self.attempts
+            .retain(|(_, g), _| g.saturating_add(1) >= generation);
+        let attempts = &self.attempts;
+        starts
             .into_iter()
             .map(|start| {
                 let attempt = attempts
-                    .get(&(start.prefix, generation))
+                    .get(&(start.prefix, start.generation))
                     .copied()
                     .unwrap_or(0);
-                DkgStart::at_attempt(start.prefix, start.candidates, generation, attempt)
+                DkgStart::at_attempt(start.prefix, start.candidates, start.generation, attempt)
             })
             .filter(|start| self.signed.insert(start.session))
             .collect()

@@ -11,6 +11,12 @@
 //! per key: exactly one child for the section's own prefix (an elder change), or at most one
 //! child per half (a split), never both. The choice is part of the elder's durable record
 //! ([`crate::store::ElderRecord::linked`]), so a restart cannot sign a second successor either.
+//!
+//! Once a half of a key is handed over, the split is made: the key's only other successor is
+//! the other half ([`open_halves`]). Its members may meanwhile have become too few to split,
+//! so that they call for an elder change of the parent; no elder that linked the first half can
+//! link that, so the elders sign the other half's start instead, whatever its number of
+//! members ([`crate::elders::StartSigner::starts_to_sign`]), and the key tree stays a tree.
 
 use crate::keys::PublicKey;
 use crate::name::Prefix;
@@ -46,6 +52,34 @@ pub fn may_link(signed: &[Successor], parent_prefix: &Prefix, next: &Successor) 
         })
 }
 
+/// The halves of `parent_prefix` still to hand over once a split of `parent_key` is made:
+/// `None` unless `known` (links we signed, and a half we applied) holds a half of that key;
+/// then the halves with no successor in `known`, empty if both have one or if `known` also
+/// holds an elder change of the key (which no honest elder beside a half links).
+pub fn open_halves(
+    known: &[Successor],
+    parent_key: &PublicKey,
+    parent_prefix: &Prefix,
+) -> Option<Vec<Prefix>> {
+    let of_key: Vec<&Successor> = known
+        .iter()
+        .filter(|s| s.parent_key == *parent_key)
+        .collect();
+    if !of_key.iter().any(|s| s.prefix != *parent_prefix) {
+        return None;
+    }
+    if of_key.iter().any(|s| s.prefix == *parent_prefix) {
+        return Some(Vec::new());
+    }
+    Some(
+        [0, 1]
+            .into_iter()
+            .filter_map(|bit| parent_prefix.child(bit))
+            .filter(|half| !of_key.iter().any(|s| s.prefix == *half))
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +111,35 @@ mod tests {
         let split = [link(0, zero, 2), link(0, one, 3)];
         assert!(may_link(&split, &root, &link(0, one, 3)));
         assert!(!may_link(&split, &root, &link(0, one, 4)));
+    }
+
+    #[test]
+    fn a_split_is_made_once_a_half_is_linked() {
+        let root = Prefix::ROOT;
+        let (zero, one) = (root.child(0).unwrap(), root.child(1).unwrap());
+        let link = |parent: u64, prefix: Prefix, child: u64| Successor {
+            parent_key: key(parent).1,
+            prefix,
+            key: key(child).1,
+        };
+        let parent = key(0).1;
+        // No half of this key: nothing is open (the members decide).
+        assert_eq!(open_halves(&[], &parent, &root), None);
+        assert_eq!(open_halves(&[link(0, root, 1)], &parent, &root), None);
+        assert_eq!(open_halves(&[link(1, zero, 2)], &parent, &root), None);
+        // One half: the other one, whatever the members now call for.
+        assert_eq!(
+            open_halves(&[link(0, zero, 2)], &parent, &root),
+            Some(vec![one])
+        );
+        assert_eq!(
+            open_halves(&[link(0, one, 2)], &parent, &root),
+            Some(vec![zero])
+        );
+        // Both halves, or a half beside an elder change: nothing left to start.
+        let both = [link(0, zero, 2), link(0, one, 3)];
+        assert_eq!(open_halves(&both, &parent, &root), Some(vec![]));
+        let mixed = [link(0, root, 1), link(0, zero, 2)];
+        assert_eq!(open_halves(&mixed, &parent, &root), Some(vec![]));
     }
 }
