@@ -7,8 +7,8 @@
 //! joiners are faulty and how, and every delay. A run starts from the genesis node alone and then
 //! takes steps: a node joins (with a random age, so some joins change the elders and some do not),
 //! or a member leaves (elders included; a leaving elder keeps serving its handover until a SAP
-//! without it applies, a leaving candidate its session until the network is quiet, then they
-//! stop). A joiner starts from the newest chain and SAP an honest member of its section holds.
+//! without it applies and no split of a key it held a share of waits for its other half, a
+//! leaving candidate its session until the network is quiet, then they stop). A joiner starts from the newest chain and SAP an honest member of its section holds.
 //! Joins go on past the first split. After every step the network runs until it is quiet, the
 //! membership drops the nodes a checked failure agreement named, and the invariants are checked
 //! ([`invariants`]). With [`SectionsConfig::unsettled_per_mille`], a step is instead followed by

@@ -592,9 +592,9 @@ impl World {
                 }
                 node.signed = Some(signed);
             }
-            // A SAP applied: a leaver that is no elder any more stops; kept messages may now
-            // be acceptable; the elders select for the new generation.
-            if node.leaving && !node.coordinator.sap().names().contains(&at) {
+            // A SAP applied: a leaver that serves no more ([`SimNode::serves`]) stops; kept
+            // messages may now be acceptable; the elders select for the new generation.
+            if node.leaving && !node.serves() {
                 node.down = true;
                 return;
             }
@@ -1135,15 +1135,9 @@ impl World {
 
     fn settle_and_check(&mut self) -> Result<(), Violation> {
         self.settle()?;
-        // Leavers that are no elders stop once quiet (no session of theirs runs).
+        // Leavers that serve no more stop once quiet (no session of theirs runs).
         for node in self.nodes.values_mut() {
-            if node.leaving
-                && !node
-                    .coordinator
-                    .sap()
-                    .names()
-                    .contains(&node.member.peer.name())
-            {
+            if node.leaving && !node.serves() {
                 node.down = true;
             }
         }
@@ -1256,6 +1250,15 @@ impl World {
 }
 
 impl SimNode {
+    /// Whether the section still needs this node to sign: as an elder of its SAP, or as an
+    /// elder of a split key with a half still to hand over (a leaving elder serves its
+    /// handovers, and at a split that is both halves').
+    fn serves(&self) -> bool {
+        let c = &self.coordinator;
+        c.sap().names().contains(&self.member.peer.name())
+            || c.open_split().is_some_and(|open| !open.halves.is_empty())
+    }
+
     fn new(
         key_seed: u64,
         member: Member,

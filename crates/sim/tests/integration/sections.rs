@@ -67,10 +67,13 @@ fn elder_change_beside_a_split() -> SectionsConfig {
 /// DKG whose start was then superseded dropped their share, which the elders handed over to
 /// all the same (`ShareMismatch`), and a restart onto the candidates of a start replaced
 /// earlier in the generation had that start's session id, which the candidates held as
-/// superseded, so no elder change happened (`NotLive`).
+/// superseded, so no elder change happened (`NotLive`), and leaves made the second half of a
+/// split too small to split after the first was handed over, so that the members called for
+/// an elder change of the parent that no elder could link (`NestedSections`).
 fn superseded_while_running() -> Vec<SectionsConfig> {
     [
         (1, 3, 3, 4, 1000),
+        (15, 2, 2, 4, 1000),
         (4, 2, 2, 0, 400),
         (3, 4, 3, 1, 1000),
         (4, 4, 3, 1, 1000),
