@@ -2207,7 +2207,7 @@ mod tests {
         assert_eq!(rest.len(), 2);
         assert_eq!(crate::elders::split(&Prefix::ROOT, &members, 7), None);
         let s1 = DkgStart::new(p1, select_elders(&rest, ELDER_COUNT, &BTreeSet::new()), 3);
-        assert_eq!(sign_all(&mut net, &members), [s1.clone()]);
+        assert_eq!(sign_all(&mut net, &members), std::slice::from_ref(&s1));
         let queue = authorise(&mut net, &s1, &root_elders);
         let shares = sap_shares(&run_dkg(&mut net.nodes, &s1, queue, &BTreeSet::new(), 4));
         assert_eq!(shares.len(), 2);
