@@ -433,7 +433,7 @@ impl Coordinator {
 
     /// Our shares of sessions superseded after our run of them succeeded, kept until a SAP
     /// applies: the elders may still hand over to such a session's key
-    /// ([`Coordinator::supersede_others`]), and its inputs are gone from the log, so a store
+    /// (`supersede_others`), and its inputs are gone from the log, so a store
     /// keeps them sealed beside the section key share.
     pub fn kept_shares(&self) -> impl Iterator<Item = (SessionId, &KeyShare)> + '_ {
         self.kept.iter().map(|(id, share)| (*id, share))
