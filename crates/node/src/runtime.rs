@@ -1034,6 +1034,19 @@ pub async fn run<C: ChainClient>(
         metrics.clone(),
         config.fault,
     );
+    // A restored database forgets it caught up before anything else can happen, waiting for
+    // the chain included: a process stopped in that wait and started again without the flag
+    // (it is for one start) must still find the mark.
+    let store = Store::open(&config.db_path()).map_err(DriverError::from)?;
+    if config.restored_from_backup {
+        store
+            .mark_restored_from_backup()
+            .map_err(DriverError::from)?;
+        warn!(
+            "database restored from a backup: a ceremony started before this node has caught \
+             up with the chain again is sat out unless its board shows this node did not deal"
+        );
+    }
     match crate::sign::frost::NonceDb::open(
         &config.data_dir.join("frost-nonces.redb"),
         keys.clone(),
@@ -1125,16 +1138,6 @@ pub async fn run<C: ChainClient>(
 
     let chain_id = wait_for_chain(&chain).await;
     info!(%chain_id, "connected to the chain");
-    let store = Store::open(&config.db_path()).map_err(DriverError::from)?;
-    if config.restored_from_backup {
-        store
-            .mark_restored_from_backup()
-            .map_err(DriverError::from)?;
-        warn!(
-            "database restored from a backup: a ceremony started before this node has caught \
-             up with the chain again is sat out unless its board shows this node did not deal"
-        );
-    }
     let reporter = Arc::new(Reporter::new(status.clone(), metrics.clone()));
     let (mut driver, effects) = Driver::open(store, keys.clone(), config.fault)?;
     reporter.apply(driver.drain_observations());

@@ -79,6 +79,38 @@ impl ChainClient for OneBlockChain {
     }
 }
 
+/// A chain that never answers: the node waits for it for as long as it runs.
+#[derive(Clone)]
+struct Unreachable;
+
+impl ChainClient for Unreachable {
+    type Error = NoTransactions;
+    type Tx = ();
+
+    fn signature_route(&self) -> SignatureRoute {
+        SignatureRoute::OnChain
+    }
+
+    fn prepare(&self, action: &ChainAction, _: Sender<'_>) -> Result<Prepared<()>, Unprepared> {
+        Err(Unprepared {
+            kind: action.kind(),
+            why: NoTransactions.to_string(),
+        })
+    }
+
+    async fn status(&self) -> Result<ChainStatus, NoTransactions> {
+        Err(NoTransactions)
+    }
+
+    async fn blocks(&self, _: u64, _: u64) -> Result<Blocks, NoTransactions> {
+        Err(NoTransactions)
+    }
+
+    async fn submit(&self, _: ()) -> Result<SubmitOutcome, NoTransactions> {
+        Err(NoTransactions)
+    }
+}
+
 /// `keyquorum node`'s arguments.
 #[derive(Parser)]
 struct NodeCommand {
@@ -212,4 +244,57 @@ fn the_restored_from_backup_flag_forgets_catching_up_and_pending_nonces_before_f
     assert_eq!(state.cursor, 2);
     assert!(state.caught_up);
     assert_eq!(pending, 1);
+}
+
+/// The flag is for one start, so its mark must be durable before the node waits for anything:
+/// a node stopped while it waits for an unreachable chain, then started again without the flag,
+/// would otherwise deal again in a ceremony its backup forgot.
+#[test]
+fn the_restored_from_backup_mark_is_durable_before_the_node_waits_for_the_chain() {
+    let restored = tempfile::tempdir().unwrap();
+    backup(restored.path());
+    let data_dir = restored.path().to_str().unwrap();
+    let config = NodeCommand::try_parse_from([
+        "keyquorum-node",
+        "--data-dir",
+        data_dir,
+        "--p2p-listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--no-beacon",
+        "--restored-from-backup",
+    ])
+    .unwrap()
+    .node
+    .load()
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        tokio::spawn(runtime::run(
+            config,
+            keys(),
+            Unreachable,
+            std::future::pending::<()>(),
+            Some(ready_tx),
+        ));
+        tokio::time::timeout(Duration::from_secs(20), ready)
+            .await
+            .expect("the node listens")
+            .unwrap();
+    });
+    // Killed while it waits for the chain: the runtime goes with every task.
+    drop(rt);
+    let state = Store::open(&restored.path().join("node.redb"))
+        .unwrap()
+        .load_state()
+        .unwrap()
+        .unwrap();
+    assert!(!state.caught_up);
+    assert_eq!(state.cursor, 1, "nothing followed");
 }
