@@ -85,15 +85,19 @@ mod tests {
     use super::*;
     use crate::chain::tests::key;
 
+    /// The link from test key `parent` to test key `child` for `prefix`.
+    fn link(parent: u64, prefix: Prefix, child: u64) -> Successor {
+        Successor {
+            parent_key: key(parent).1,
+            prefix,
+            key: key(child).1,
+        }
+    }
+
     #[test]
     fn one_child_or_one_per_half_per_key() {
         let root = Prefix::ROOT;
         let (zero, one) = (root.child(0).unwrap(), root.child(1).unwrap());
-        let link = |parent: u64, prefix: Prefix, child: u64| Successor {
-            parent_key: key(parent).1,
-            prefix,
-            key: key(child).1,
-        };
         // Nothing signed: anything goes; the same link again too.
         assert!(may_link(&[], &root, &link(0, root, 1)));
         let change = [link(0, root, 1)];
@@ -117,11 +121,6 @@ mod tests {
     fn a_split_is_made_once_a_half_is_linked() {
         let root = Prefix::ROOT;
         let (zero, one) = (root.child(0).unwrap(), root.child(1).unwrap());
-        let link = |parent: u64, prefix: Prefix, child: u64| Successor {
-            parent_key: key(parent).1,
-            prefix,
-            key: key(child).1,
-        };
         let parent = key(0).1;
         // No half of this key: nothing is open (the members decide).
         assert_eq!(open_halves(&[], &parent, &root), None);
