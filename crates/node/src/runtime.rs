@@ -1426,22 +1426,8 @@ pub async fn run<C: ChainClient>(
                                         kind: "frost",
                                         bytes: payload.len(),
                                     });
-                                    // Nonces are stored durably before the answer: off the loop,
-                                    // within the same bound as the BLS answers.
-                                    match sign.answer_slot() {
-                                        Some(slot) => {
-                                            let sign = sign.clone();
-                                            tokio::task::spawn_blocking(move || {
-                                                let answer = sign.answer_frost(&session, from_identity.as_deref(), &payload);
-                                                drop(slot);
-                                                let _ = reply.send(answer);
-                                            });
-                                        }
-                                        None => {
-                                            debug!("too many signing requests being answered; a FROST round is not");
-                                            metrics.sign.outcome_member("frost_busy");
-                                            drop(reply);
-                                        }
+                                    if !sign.spawn_frost_answer(session, from_identity, payload, reply) {
+                                        debug!("too many signing requests being answered; a FROST round is not");
                                     }
                                 }
                                 SIGN_REQUEST_KIND => {

@@ -432,6 +432,30 @@ impl SignService {
         answer
     }
 
+    /// A FROST round from the network, as the node's event loop takes it: answered off the loop
+    /// (the nonce store writes durably) within the [`MAX_ANSWERING`] bound, the answer sent on
+    /// `reply`. Returns `false` when the bound is reached: the request is dropped unanswered,
+    /// so the coordinator counts this member unreachable for it.
+    pub fn spawn_frost_answer(
+        &self,
+        session: SessionId,
+        from: Option<Vec<u8>>,
+        payload: Vec<u8>,
+        reply: tokio::sync::oneshot::Sender<Vec<u8>>,
+    ) -> bool {
+        let Some(slot) = self.answer_slot() else {
+            self.0.metrics.sign.outcome_member("frost_busy");
+            return false;
+        };
+        let sign = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let answer = sign.answer_frost(&session, from.as_deref(), &payload);
+            drop(slot);
+            let _ = reply.send(answer);
+        });
+        true
+    }
+
     /// The view's signing key and this node's membership, before a Schnorr request waits.
     pub(crate) fn check_frost_member(&self) -> Result<Arc<frost::FrostView>, SignError> {
         let view = self.active_frost().ok_or(SignError::NoSigningKey)?;
