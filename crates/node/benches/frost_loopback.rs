@@ -208,7 +208,7 @@ async fn net_node(
     config.request_timeout = Duration::from_secs(120);
     // Members find each other through the DHT and connect: one process cannot hold the
     // sockets of a whole committee's mesh, so connections close after a few idle seconds.
-    config.idle_connection_timeout = Duration::from_secs(5);
+    config.idle_connection_timeout = Duration::from_secs(15);
     let (net, events) = keyquorum_net::Network::new(config).expect("a network");
     let addrs = net.listen_addrs().await.expect("listen addresses");
     (net, events, addrs)
