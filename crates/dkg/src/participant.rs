@@ -150,6 +150,9 @@ pub enum ParticipantError {
     /// A resharing dealer needs its old share.
     #[error("resharing dealer needs its previous secret share")]
     MissingOldShare,
+    /// A participant seated as a player only must be a player of the ceremony.
+    #[error("identity is not a player of this ceremony")]
+    NotAPlayer,
 }
 
 /// Where a participant of either variant sits in its ceremony, and the source of all its
@@ -190,6 +193,26 @@ impl<C: Curve> Seating<C> {
             dealer,
             player,
             old_share,
+            rng: ChaCha20Rng::from_seed(seed),
+        })
+    }
+
+    /// Seats `identity` as a player only, whether or not it also deals in the ceremony: for a
+    /// member joining after the deal window closed, whose deals could no longer count and,
+    /// drawn from a fresh seed, could contradict deals it made before it lost its state. Fails
+    /// if it does not play.
+    pub fn player_only(
+        ceremony: &Ceremony<C>,
+        identity: &IdentityPublicKey,
+        seed: [u8; 32],
+    ) -> Result<Self, ParticipantError> {
+        let player = ceremony
+            .player_position(identity)
+            .ok_or(ParticipantError::NotAPlayer)?;
+        Ok(Seating {
+            dealer: None,
+            player: Some(player),
+            old_share: None,
             rng: ChaCha20Rng::from_seed(seed),
         })
     }

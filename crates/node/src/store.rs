@@ -101,6 +101,19 @@ pub enum Seat {
     /// It may have dealt (lost database) but the state behind that is gone: dealing again with
     /// a fresh seed would be equivocation, so it only follows the board.
     SittingOut,
+    /// Caught up after the deal window closed, with no trace of dealing: it plays (receives,
+    /// reports, complains, posts its pairs) but never deals, since a deal could no longer count
+    /// and, drawn from a fresh seed, could contradict one a lost or superseded copy of its
+    /// database made. Rebuilt from its sealed seed and logged inputs like a participant.
+    Player,
+}
+
+impl Seat {
+    /// Whether a participant runs in this seat (rebuilt from its seed and logged inputs after
+    /// a restart), rather than the board alone.
+    pub fn runs_participant(self) -> bool {
+        matches!(self, Seat::Participant | Seat::Player)
+    }
 }
 
 /// The ceremony the node takes part in (its record in the state).

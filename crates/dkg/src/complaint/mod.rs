@@ -297,12 +297,36 @@ impl<C: Curve> ComplaintParticipant<C> {
         old_share: Option<Secret<C::Scalar>>,
         seed: [u8; 32],
     ) -> Result<Self, ParticipantError> {
+        let seating = Seating::new(&ceremony, identity.public(), old_share, seed)?;
+        Ok(Self::seated(ceremony, identity, encryption, seating))
+    }
+
+    /// A participant that plays and never deals, even where the ceremony names it a dealer: for
+    /// a member joining after the deal window closed (its deals could no longer count, and
+    /// drawn from a fresh seed they could contradict ones it made before losing its state).
+    /// Fails if it is not a player.
+    pub fn new_player(
+        ceremony: Arc<Ceremony<C>>,
+        identity: IdentityKeypair,
+        encryption: VerifiableEncryptionSecretKey,
+        seed: [u8; 32],
+    ) -> Result<Self, ParticipantError> {
+        let seating = Seating::player_only(&ceremony, identity.public(), seed)?;
+        Ok(Self::seated(ceremony, identity, encryption, seating))
+    }
+
+    fn seated(
+        ceremony: Arc<Ceremony<C>>,
+        identity: IdentityKeypair,
+        encryption: VerifiableEncryptionSecretKey,
+        seating: Seating<C>,
+    ) -> Self {
         let Seating {
             dealer,
             player,
             old_share,
             mut rng,
-        } = Seating::new(&ceremony, identity.public(), old_share, seed)?;
+        } = seating;
         let dealer = match dealer {
             None => None,
             Some(index) => {
@@ -333,7 +357,7 @@ impl<C: Curve> ComplaintParticipant<C> {
             conflicting: None,
             reported: false,
         });
-        Ok(ComplaintParticipant {
+        ComplaintParticipant {
             board: ComplaintBoard::new(ceremony.clone()),
             ceremony,
             identity,
@@ -343,7 +367,7 @@ impl<C: Curve> ComplaintParticipant<C> {
             player,
             started: false,
             done: false,
-        })
+        }
     }
 
     /// The participant's view of the board.

@@ -708,9 +708,68 @@ fn wrong_feldman_values_are_proven_and_reconstructed() {
     });
 }
 
+/// Members `player_only` seated as players only ([`ComplaintParticipant::new_player`]), the
+/// others as `nodes` seats them.
+fn with_players_only<C: Curve>(
+    ceremony: &Arc<Ceremony<C>>,
+    mut nodes: Vec<Box<dyn Node<C>>>,
+    player_only: &[usize],
+) -> Vec<Box<dyn Node<C>>> {
+    for &i in player_only {
+        let m = member(i as u32);
+        let p =
+            ComplaintParticipant::new_player(ceremony.clone(), m.identity, m.verifiable, [9; 32]);
+        nodes[i] = Box::new(p.unwrap());
+    }
+    nodes
+}
+
+#[test]
+fn a_member_seated_as_a_player_only_deals_nothing_and_a_fresh_key_leaves_it_out() {
+    let n = 5;
+    let members: Vec<MemberKeys> = (0..n as u32).map(member).collect();
+    let ceremony =
+        Ceremony::new(config::<Secp256k1>(&members, Params::new(n, 3, 4).unwrap())).unwrap();
+    let m = member(3);
+    let mut alone =
+        ComplaintParticipant::new_player(ceremony.clone(), m.identity, m.verifiable, [9; 32])
+            .unwrap();
+    assert!(alone.handle(Input::Start).is_empty(), "it dealt");
+    let seated = with_players_only(&ceremony, nodes(&ceremony, members, vec![None; n]), &[3]);
+    let mut sent_by_3 = 0;
+    let mut count = |i: usize, a: Action<Secp256k1>| {
+        if i == 3 && matches!(a, Action::Send { .. }) {
+            sent_by_3 += 1;
+        }
+        vec![a]
+    };
+    let (results, _) = run_nodes(seated, &[], &mut count);
+    assert_eq!(sent_by_3, 0, "it dealt");
+    let outs = check_agreement(&results, &[0, 1, 2, 4]);
+    // A fresh key's qualified set is a clique of mutual deals: without its deals it is out.
+    assert_eq!(outs[0].public.qualified, vec![0, 1, 2, 4]);
+    check_group_secret(&ceremony, &outs);
+    match &results[3] {
+        RunResult::Ok(o) => assert!(o.secret_share.is_none(), "it holds a share"),
+        RunResult::Failed(_) => {}
+        RunResult::Pending => panic!("it did not finish"),
+    }
+    let d = exclusion(&outs[0], Role::Dealer, 3).unwrap();
+    assert!(!d.fault.is_misbehaviour(), "{:?}", d.fault);
+}
+
 fn reshare<C: Curve>(
     tamper: Tamper<'_, C>,
     silent: &[usize],
+) -> (Vec<Box<DkgOutput<C>>>, C::Affine) {
+    reshare_seating(tamper, silent, &[])
+}
+
+/// [`reshare`], with the members `player_only` seated as players only.
+fn reshare_seating<C: Curve>(
+    tamper: Tamper<'_, C>,
+    silent: &[usize],
+    player_only: &[usize],
 ) -> (Vec<Box<DkgOutput<C>>>, C::Affine) {
     let n = 5;
     let members: Vec<MemberKeys> = (0..n as u32).map(member).collect();
@@ -737,7 +796,8 @@ fn reshare<C: Curve>(
         })
         .collect();
     let mut tamper = tamper;
-    let (r2, events) = run_nodes(nodes(&c2, all, old_shares), silent, &mut *tamper);
+    let seated = with_players_only(&c2, nodes(&c2, all, old_shares), player_only);
+    let (r2, events) = run_nodes(seated, silent, &mut *tamper);
     let honest_players: Vec<usize> = (1..7).filter(|i| !silent.contains(i)).collect();
     let outs2 = check_agreement(&r2, &honest_players);
     assert_eq!(outs2[0].public.group_key, outs[0].public.group_key);
@@ -774,6 +834,17 @@ fn reshare_drops_a_dealer_that_fails_feldman() {
     assert_eq!(outs[0].public.qualified, vec![0, 1, 3, 4]);
     let e = exclusion(&outs[0], Role::Dealer, 2).unwrap();
     assert_eq!(e.fault, FaultKind::MissedFeldman);
+}
+
+#[test]
+fn an_old_member_seated_as_a_player_only_still_gets_its_new_share() {
+    // Old member 2 (new player 1) plays without dealing: its dealer seat is missed, not proven
+    // at fault, and it holds a share of the same key (check_agreement checks it).
+    let (outs, _) = reshare_seating::<Secp256k1>(honest(), &[], &[2]);
+    assert_eq!(outs[0].public.qualified, vec![0, 1, 3, 4]);
+    assert!(outs[1].secret_share.is_some(), "it holds no share");
+    let e = exclusion(&outs[0], Role::Dealer, 2).unwrap();
+    assert!(!e.fault.is_misbehaviour(), "{:?}", e.fault);
 }
 
 #[test]

@@ -8,6 +8,26 @@
 //! Whether it may have dealt comes from the board ([`DealTrace`]) and, where the board cannot
 //! tell yet, from whether its database was the node's record before the ceremony started
 //! ([`NodeState::caught_up`]).
+//!
+//! A node that takes part joins as a full participant only while a deal could still count;
+//! past the deal window it is seated as a player only ([`Seat::Player`]) and never deals, in
+//! every kind of ceremony:
+//! - complaint variant (a view's, and every signing key's), past the deal phase: reports
+//!   close deals out (a player refuses a deal after its report) and the board would judge a
+//!   late dealer by its reports only; worse, a database restored from a backup and started
+//!   without `--restored-from-backup` may have been superseded by a copy that dealt, and a
+//!   fresh deal would give a player a second commitment signed by the same dealer, which is
+//!   proof of equivocation. As a player it still receives deals (until it reports), reports,
+//!   proves bad pairs, decrypts pairs sent again and posts its pairs for reconstruction
+//!   where qualified. A fresh key qualifies a clique of mutual deals, so a member that did
+//!   not deal ends without a share; a reshare's players qualify by their reports alone, so a
+//!   new-committee member that reports in time gets its share.
+//! - ack-or-reveal variant, past the contribution phase: a contribution is refused after its
+//!   phase, so deals made now could never be checked; the node receives deals and acks as a
+//!   player during the share phase.
+//!
+//! A dealer that does not play (an old committee member leaving in a reshare) has nothing to
+//! do past the deal window but follow the board ([`Seat::Observer`]).
 
 use super::*;
 use crate::status::{
@@ -45,6 +65,17 @@ pub(super) fn complaint_deal_trace<C: Curve>(
         DealTrace::Absent
     } else {
         DealTrace::NotYet
+    }
+}
+
+/// The seat of a node that caught up in a running ceremony and may not have dealt in it:
+/// a participant while a deal could still count, a player only once the deal window has
+/// closed (module docs).
+pub(super) fn joining_seat(deal_window_open: bool) -> Seat {
+    if deal_window_open {
+        Seat::Participant
+    } else {
+        Seat::Player
     }
 }
 
@@ -189,9 +220,17 @@ impl Driver {
             self.state.ceremony = Some(rec);
             return Ok(());
         }
+        let seat = joining_seat(live.node.deal_window_open());
+        if seat == Seat::Player && ceremony.player_position(&self.me).is_none() {
+            // A dealer alone, past the deal window: nothing left to do but follow the board
+            // (an old committee member still signs the handover).
+            rec.seat = Seat::Observer;
+            self.state.ceremony = Some(rec);
+            return Ok(());
+        }
         let mut seed = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(seed.as_mut());
-        let Some(runner) = self.new_participant(&ceremony, rec.view, *seed)? else {
+        let Some(runner) = self.new_participant(&ceremony, rec.view, *seed, seat)? else {
             rec.seat = Seat::Observer;
             self.state.ceremony = Some(rec);
             return Ok(());
@@ -199,12 +238,13 @@ impl Driver {
         info!(
             view = rec.view,
             ceremony_number = rec.ceremony_number,
+            player_only = seat == Seat::Player,
             "caught up with the chain; taking part in the running ceremony"
         );
         let seen = batch.inputs(&id)?;
         batch.delete_inputs(&id)?;
         self.put_secret(batch, &format!("seed/{}", rec.session_id), seed.as_slice())?;
-        rec.seat = Seat::Participant;
+        rec.seat = seat;
         rec.inputs = 0;
         self.state.ceremony = Some(rec);
         self.live = Some(self.make_live(id, ceremony.clone(), runner, *seed));

@@ -64,38 +64,40 @@ impl Driver {
         ceremony: &Arc<Ceremony<G>>,
         view: u64,
         seed: [u8; 32],
+        seat: Seat,
     ) -> Result<Option<Runner>, DriverError> {
-        let old_share =
-            if ceremony.reshare().is_some() && ceremony.dealer_position(&self.me).is_some() {
-                let s = self.scalar(&format!("share/{}", view - 1))?;
-                if s.is_none() {
-                    warn!(
-                        view,
-                        "this node deals in a reshare but holds no share of the previous view"
-                    );
-                }
-                s
-            } else {
-                None
-            };
+        let deals = seat != Seat::Player && ceremony.dealer_position(&self.me).is_some();
+        let old_share = if ceremony.reshare().is_some() && deals {
+            let s = self.scalar(&format!("share/{}", view - 1))?;
+            if s.is_none() {
+                warn!(
+                    view,
+                    "this node deals in a reshare but holds no share of the previous view"
+                );
+            }
+            s
+        } else {
+            None
+        };
         // The variant is the chain's: the spec the contract selected the committee with.
-        let participant = match ceremony.config().variant {
-            Variant::AckReveal => AckRevealParticipant::new(
-                ceremony.clone(),
-                self.keys.identity().clone(),
-                self.keys.encryption_copy(),
-                old_share,
-                seed,
-            )
-            .map(|n| Runner::Participant(Box::new(n))),
-            Variant::Complaint => ComplaintParticipant::new(
-                ceremony.clone(),
-                self.keys.identity().clone(),
-                self.keys.verifiable_copy(),
-                old_share,
-                seed,
-            )
-            .map(|n| Runner::ComplaintParticipant(Box::new(n))),
+        let (identity, c) = (self.keys.identity().clone(), ceremony.clone());
+        let participant = match (ceremony.config().variant, seat == Seat::Player) {
+            (Variant::AckReveal, false) => {
+                AckRevealParticipant::new(c, identity, self.keys.encryption_copy(), old_share, seed)
+                    .map(|n| Runner::Participant(Box::new(n)))
+            }
+            (Variant::AckReveal, true) => {
+                AckRevealParticipant::new_player(c, identity, self.keys.encryption_copy(), seed)
+                    .map(|n| Runner::Participant(Box::new(n)))
+            }
+            (Variant::Complaint, false) => {
+                ComplaintParticipant::new(c, identity, self.keys.verifiable_copy(), old_share, seed)
+                    .map(|n| Runner::ComplaintParticipant(Box::new(n)))
+            }
+            (Variant::Complaint, true) => {
+                ComplaintParticipant::new_player(c, identity, self.keys.verifiable_copy(), seed)
+                    .map(|n| Runner::ComplaintParticipant(Box::new(n)))
+            }
         };
         match participant {
             Ok(n) => Ok(Some(n)),
@@ -158,7 +160,7 @@ impl Driver {
             done: false,
             seat,
         };
-        if seat != Seat::Participant {
+        if !seat.runs_participant() {
             self.state.ceremony = Some(record);
             let runner = Runner::board_only(&ceremony);
             self.live = Some(self.make_live(id, ceremony, runner, [0; 32]));
@@ -166,7 +168,7 @@ impl Driver {
         }
         let mut seed = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(seed.as_mut());
-        let Some(runner) = self.new_participant(&ceremony, view, *seed)? else {
+        let Some(runner) = self.new_participant(&ceremony, view, *seed, seat)? else {
             return Ok(());
         };
         // The seed is durable before the participant produces anything.

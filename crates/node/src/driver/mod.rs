@@ -52,7 +52,10 @@
 //! `signing_key_sitting_out`); otherwise it takes part from there. It may have dealt if the
 //! board shows its contribution, or if the board cannot show it yet (the complaint variant's
 //! deals, before the reports) and its database has not caught up with the chain before: a
-//! database that did is the node's record, and has none of this ceremony (`catch_up`).
+//! database that did is the node's record, and has none of this ceremony (`catch_up`). A node
+//! that takes part after the deal window closed (the ack-or-reveal contribution phase, the
+//! complaint deal phase) plays only and never deals: its deals could no longer count, and one
+//! drawn from a fresh seed could contradict one a superseded copy of its database made.
 //!
 //! # Files
 //! One concern per file: `events` (chain events through the follower), `ceremony` (the

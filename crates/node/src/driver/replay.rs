@@ -35,7 +35,7 @@ impl Driver {
                 return Ok(effects);
             }
         };
-        if rec.seat != Seat::Participant {
+        if !rec.seat.runs_participant() {
             // Following the board only: its logged posts and deadlines rebuild it.
             let mut runner = Runner::board_only(&ceremony);
             runner.replay(self.store.inputs(&id)?);
@@ -61,7 +61,7 @@ impl Driver {
             .as_slice()
             .try_into()
             .map_err(|_| DriverError::Secret("seed".into()))?;
-        let Some(runner) = self.new_participant(&ceremony, rec.view, seed)? else {
+        let Some(runner) = self.new_participant(&ceremony, rec.view, seed, rec.seat)? else {
             return Ok(effects);
         };
         self.live = Some(self.make_live(id, ceremony.clone(), runner, seed));

@@ -73,6 +73,17 @@ impl Runner {
         }
     }
 
+    /// Whether a dealer joining now could still deal: in the ack-or-reveal variant while the
+    /// board takes contributions, in the complaint variant while deals travel (its reports
+    /// close the deal phase). A node that joins later plays only ([`Seat::Player`]).
+    pub(super) fn deal_window_open(&self) -> bool {
+        match (self.board(), self.complaint_board()) {
+            (Some(b), _) => b.phase() == BoardPhase::Contribute,
+            (_, Some(b)) => b.phase() == ComplaintBoardPhase::Deal,
+            _ => false,
+        }
+    }
+
     /// What the board shows of whether dealer `d` (also player `player`, if it plays) dealt: in
     /// the ack-or-reveal variant its contribution or a fault of it is on the board from the
     /// start; the complaint variant's deals show only in the reports

@@ -9,7 +9,9 @@
 //! until caught up, then applies the view ceremonies' rule (module docs of `catch_up`): it sits
 //! out if it may have dealt with a seed it no longer has (its signed commitment or its report is
 //! on the board, or the board cannot show that yet and its database is new), and otherwise
-//! takes part, its participant fed everything the board has seen.
+//! takes part, its participant fed everything the board has seen: as a full participant in
+//! the deal phase, as a player only after it (it never deals then, and the fresh key's
+//! clique leaves it without a share).
 //!
 //! When the contract announces the key (`SigningKeyCreated`), the node computes the record from
 //! its own replica of the board with the contract's function
@@ -18,7 +20,7 @@
 
 use keyquorum_contract::signing_key::{SigningCurve, SigningKeyRecord, signing_ceremony};
 
-use super::catch_up::{DealTrace, complaint_deal_trace};
+use super::catch_up::{DealTrace, complaint_deal_trace, joining_seat};
 use super::runner::follow_complaint_board;
 use super::*;
 use crate::status::SAT_OUT_SIGNING_KEY;
@@ -207,7 +209,7 @@ impl Driver {
         }
         let mut seed = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(seed.as_mut());
-        let participant = match self.signing_participant(&ceremony, *seed) {
+        let participant = match self.signing_participant(&ceremony, *seed, Seat::Participant) {
             Some(p) => p,
             None => return Ok(()),
         };
@@ -260,21 +262,23 @@ impl Driver {
             self.state.signing_ceremony = Some(rec);
             return Ok(());
         }
+        let seat = joining_seat(live.runner.board().phase() == ComplaintBoardPhase::Deal);
         let mut seed = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(seed.as_mut());
-        let Some(participant) = self.signing_participant(&ceremony, *seed) else {
+        let Some(participant) = self.signing_participant(&ceremony, *seed, seat) else {
             rec.seat = Seat::SittingOut;
             self.state.signing_ceremony = Some(rec);
             return Ok(());
         };
         info!(
             view,
+            player_only = seat == Seat::Player,
             "caught up with the chain; taking part in the running signing-key ceremony"
         );
         let seen = batch.inputs(&id)?;
         batch.delete_inputs(&id)?;
         self.put_secret(batch, &format!("seed/{}", rec.session_id), seed.as_slice())?;
-        rec.seat = Seat::Participant;
+        rec.seat = seat;
         rec.inputs = 0;
         self.state.signing_ceremony = Some(rec);
         if let Some(live) = self.signing.as_mut() {
@@ -322,14 +326,19 @@ impl Driver {
         &self,
         ceremony: &Arc<Ceremony<SigningCurve>>,
         seed: [u8; 32],
+        seat: Seat,
     ) -> Option<Box<ComplaintParticipant<SigningCurve>>> {
-        match ComplaintParticipant::new(
+        let (c, identity, key) = (
             ceremony.clone(),
             self.keys.identity().clone(),
             self.keys.verifiable_copy(),
-            None,
-            seed,
-        ) {
+        );
+        let participant = if seat == Seat::Player {
+            ComplaintParticipant::new_player(c, identity, key, seed)
+        } else {
+            ComplaintParticipant::new(c, identity, key, None, seed)
+        };
+        match participant {
             Ok(p) => Some(Box::new(p)),
             Err(e) => {
                 warn!(error = %e, "cannot take part in the signing-key ceremony");
@@ -525,7 +534,7 @@ impl Driver {
             self.state.signing_ceremony = None;
             return Ok(effects);
         };
-        if rec.seat != Seat::Participant {
+        if !rec.seat.runs_participant() {
             // Following the board only (catching up, or sitting out): its log rebuilds it.
             let mut board = Box::new(ComplaintBoard::new(ceremony.clone()));
             for input in self.store.inputs(&id)? {
@@ -556,7 +565,7 @@ impl Driver {
             .as_slice()
             .try_into()
             .map_err(|_| DriverError::Secret(label))?;
-        let Some(participant) = self.signing_participant(&ceremony, seed) else {
+        let Some(participant) = self.signing_participant(&ceremony, seed, rec.seat) else {
             return Ok(effects);
         };
         let mut runner = SigningRunner::Participant(participant);

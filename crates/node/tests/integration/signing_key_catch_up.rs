@@ -10,6 +10,7 @@ use keyquorum_contract::signing_key::SigningKeyRecord;
 use keyquorum_contract::state::FaultCeremony;
 use keyquorum_contract::tx::TxBody;
 use keyquorum_contract::{ContractConfig, Event};
+use keyquorum_dkg::complaint::ComplaintBoardPhase;
 use keyquorum_node::report::Reporter;
 use keyquorum_node::status::{SAT_OUT_NO_RECORD, SAT_OUT_SIGNING_KEY, SittingOutStatus};
 use keyquorum_node::store::Seat;
@@ -173,4 +174,50 @@ fn a_member_with_a_new_database_in_the_signing_key_deal_phase_sits_it_out() {
         ..expected
     };
     assert_eq!(shown(&h), (None, Some(next)));
+}
+
+/// Down on its own database from before the signing-key ceremony starts until its reports
+/// are closed, a member has not dealt and its deals could no longer count: it plays only. It
+/// sends no deal, the key is made without it (a fresh key's qualified set is a clique of mutual
+/// deals), it holds no share, and `/status` does not call it sitting out.
+#[test]
+fn a_member_back_after_the_signing_key_reports_plays_without_dealing() {
+    let stakes: Vec<u64> = (0..N as u64).map(|i| 100 - i).collect();
+    let mut h = Harness::new(config(), &stakes);
+    h.set_verifiable_keys();
+    h.run_until(100, |h| {
+        h.events()
+            .any(|e| matches!(e, Event::MagicBlockCreated { view: 1, .. }))
+    });
+    let head = h.height;
+    h.drivers[AWAY].as_mut().unwrap().set_head(head).unwrap();
+    h.drivers[AWAY] = None;
+    h.run_until(50, |h| {
+        h.contract
+            .signing_board()
+            .is_some_and(|b| b.phase() > ComplaintBoardPhase::Report)
+    });
+    let sent = h.sent[AWAY].len();
+    let effects = h.reopen(AWAY);
+    h.catch_up_to_head(AWAY, effects);
+    h.step();
+    let rec = h.driver(AWAY).state().signing_ceremony.clone();
+    assert_eq!(rec.map(|r| r.seat), Some(Seat::Player));
+    let shown = h.status[AWAY]
+        .lock()
+        .unwrap()
+        .signing_key_sitting_out
+        .clone();
+    assert_eq!(shown, None);
+
+    h.run_until(100, |h| created(h).is_some());
+    let key = created(&h).unwrap();
+    assert_eq!(h.sent[AWAY].len(), sent, "it dealt");
+    assert!(!key.qualified.contains(&position(&h, &key, AWAY)));
+    let (held, share) = h.driver(AWAY).signing_key(1).unwrap().unwrap();
+    assert_eq!(held.key, key);
+    assert!(share.is_none());
+    for (_, misbehaviour) in signing_slashings(&h) {
+        assert!(!misbehaviour);
+    }
 }

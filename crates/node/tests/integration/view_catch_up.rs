@@ -8,6 +8,7 @@
 use keyquorum_contract::config::{DkgVariant, KeyMode};
 use keyquorum_contract::tx::TxBody;
 use keyquorum_contract::{ContractConfig, Event};
+use keyquorum_dkg::complaint::ComplaintBoardPhase;
 use keyquorum_node::store::Seat;
 
 use crate::common;
@@ -100,4 +101,62 @@ fn a_restored_backup_sits_out_a_complaint_view_ceremony_started_while_it_was_dow
     }
     // Sitting out ended once caught up: the next ceremony is not held back.
     assert!(h.driver(AWAY).state().caught_up);
+}
+
+/// The contract's complaint board phase, if a view ceremony runs.
+fn board_phase(h: &Harness) -> Option<ComplaintBoardPhase> {
+    h.contract.complaint_board().map(|b| b.phase())
+}
+
+/// Node `AWAY` caught up with the chain, then down from before view 1's ceremony starts until
+/// its board is `past` (no deal of it anywhere), then back on its own database.
+fn down_past(past: ComplaintBoardPhase) -> (Harness, usize) {
+    let stakes: Vec<u64> = (0..N as u64).map(|i| 100 - i).collect();
+    let mut h = Harness::new(config(), &stakes);
+    h.set_verifiable_keys();
+    h.run_until(40, |h| h.height + 1 == h.contract.state().next_start);
+    let head = h.height;
+    h.drivers[AWAY].as_mut().unwrap().set_head(head).unwrap();
+    h.drivers[AWAY] = None;
+    h.run_until(20, |h| board_phase(h).is_some_and(|p| p > past));
+    let sent = h.sent[AWAY].len();
+    let effects = h.reopen(AWAY);
+    h.catch_up_to_head(AWAY, effects);
+    h.step();
+    (h, sent)
+}
+
+/// Back past the deal phase, it plays only: no deal, no commitment, nothing `/status` calls
+/// sitting out; view 1 is made without it as a dealer, and a fresh key's qualified set is a
+/// clique of mutual deals, so it holds no share; nobody is slashed for misbehaviour.
+fn joins_as_a_player_only(past: ComplaintBoardPhase) {
+    let (mut h, sent) = down_past(past);
+    let seat = h.driver(AWAY).state().ceremony.as_ref().map(|r| r.seat);
+    assert_eq!(seat, Some(Seat::Player));
+    assert_eq!(h.status[AWAY].lock().unwrap().sitting_out, None);
+    h.run_until(60, |h| h.contract.state().current_view == 1);
+    assert_eq!(h.sent[AWAY].len(), sent, "it dealt");
+    let me = h.keys[AWAY].identity().public().to_bytes();
+    let block = &h.contract.view(1).unwrap().magic_block.block;
+    assert!(block.member_by_identity(&me).is_none(), "it holds a share");
+    assert!(h.driver(AWAY).state().shares.iter().all(|s| s.view != 1));
+    assert_eq!(h.status[AWAY].lock().unwrap().sitting_out, None);
+    for r in &h.contract.state().slashings {
+        assert!(!r.misbehaviour, "{r:?}");
+    }
+    // A restart rebuilds it as a player only: still no deal.
+    h.drivers[AWAY] = None;
+    let effects = h.reopen(AWAY);
+    h.apply(AWAY, effects);
+    assert_eq!(h.sent[AWAY].len(), sent, "it dealt after a restart");
+}
+
+#[test]
+fn a_member_back_in_the_report_phase_of_a_complaint_view_ceremony_plays_without_dealing() {
+    joins_as_a_player_only(ComplaintBoardPhase::Deal);
+}
+
+#[test]
+fn a_member_back_after_the_reports_of_a_complaint_view_ceremony_plays_without_dealing() {
+    joins_as_a_player_only(ComplaintBoardPhase::Report);
 }
