@@ -1017,12 +1017,41 @@ async fn wait_for_chain<C: ChainClient>(chain: &C) -> String {
 
 /// Runs a node until `shutdown` resolves. `ready` receives the node's addresses once it
 /// listens.
+///
+/// When it returns (stopped, or failed), every store it opened is closed again: the tasks it
+/// spawned that outlive a block (the status server, which holds the FROST nonce and beacon
+/// stores through `POST /sign` and the beacon's paths, the chain follower, the submitter and
+/// the address-record publisher) are stopped and joined, and everything else it holds goes
+/// with its frame. The same process can then open the data directory again (redb refuses a
+/// second open of a file that is still held), as a restart or an embedding test does.
 pub async fn run<C: ChainClient>(
     config: NodeConfig,
     keys: NodeKeys,
     chain: C,
     shutdown: impl Future<Output = ()>,
     ready: Option<tokio::sync::oneshot::Sender<NodeInfo>>,
+) -> Result<(), NodeError> {
+    let mut tasks = Vec::new();
+    let outcome = run_node(config, keys, chain, shutdown, ready, &mut tasks).await;
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        // Joined so that the task's future, and every handle it holds, is dropped before
+        // `run` returns; its outcome (cancelled) says nothing more.
+        let _ = task.await;
+    }
+    outcome
+}
+
+/// [`run`]'s body; the long-lived tasks it spawns go into `tasks`, for [`run`] to stop.
+async fn run_node<C: ChainClient>(
+    config: NodeConfig,
+    keys: NodeKeys,
+    chain: C,
+    shutdown: impl Future<Output = ()>,
+    ready: Option<tokio::sync::oneshot::Sender<NodeInfo>>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<(), NodeError> {
     let keys = Arc::new(keys);
     let metrics = Arc::new(Metrics::new());
@@ -1073,7 +1102,7 @@ pub async fn run<C: ChainClient>(
     } else {
         BeaconHttp::disabled()
     };
-    let (status_addr, _server) = crate::status::serve(
+    let (status_addr, server) = crate::status::serve(
         config.status_listen,
         StatusHandle {
             status: status.clone(),
@@ -1083,6 +1112,7 @@ pub async fn run<C: ChainClient>(
         },
     )
     .await?;
+    tasks.push(server);
 
     let listen: Multiaddr = config
         .listen
@@ -1122,7 +1152,7 @@ pub async fn run<C: ChainClient>(
     // Keep our signed address record in the DHT: retry until it is stored, then refresh.
     {
         let net = net.clone();
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             loop {
                 let wait = match net.publish_address_record().await {
                     Ok(()) => Duration::from_secs(30),
@@ -1133,7 +1163,7 @@ pub async fn run<C: ChainClient>(
                 };
                 tokio::time::sleep(wait).await;
             }
-        });
+        }));
     }
 
     let chain_id = wait_for_chain(&chain).await;
@@ -1146,7 +1176,7 @@ pub async fn run<C: ChainClient>(
     {
         let chain = chain.clone();
         let mut from = driver.cursor();
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             loop {
                 match chain.blocks(from, 2000).await {
                     Ok(b) => {
@@ -1177,14 +1207,14 @@ pub async fn run<C: ChainClient>(
                     }
                 }
             }
-        });
+        }));
     }
 
     let (submit_tx, mut submit_rx) = mpsc::channel(64);
     let (submitter, mut to_submit) = mpsc::channel::<([u8; 32], C::Tx)>(64);
     {
         let chain = chain.clone();
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             while let Some((hash, bytes)) = to_submit.recv().await {
                 let outcome = match chain.submit(bytes).await {
                     Ok(o) => o,
@@ -1197,7 +1227,7 @@ pub async fn run<C: ChainClient>(
                     return;
                 }
             }
-        });
+        }));
     }
     let (pulled_tx, mut pulled_rx) = mpsc::channel::<Incoming>(256);
     let (answers_tx, mut answers_rx) = mpsc::channel::<Vec<u8>>(64);

@@ -150,9 +150,10 @@ fn backup(dir: &std::path::Path) {
     assert_eq!(nonces.pending().unwrap(), 1);
 }
 
-/// Runs `keyquorum node` with `flags` on `dir` until it has processed block 1, then stops it
-/// (its runtime dropped, as when the process exits); returns the stored state and the nonce
-/// pairs still waiting.
+/// Runs `keyquorum node` with `flags` on `dir` until it has processed block 1, then stops it;
+/// returns the stored state and the nonce pairs still waiting, read as soon as `runtime::run`
+/// has returned, in the same process and runtime: it must have closed every store by then
+/// (redb refuses to open a file that is still held).
 fn run_node(dir: &std::path::Path, flags: &[&str]) -> (NodeState, u64) {
     let data_dir = dir.to_str().unwrap();
     let mut args = vec![
@@ -176,6 +177,7 @@ fn run_node(dir: &std::path::Path, flags: &[&str]) -> (NodeState, u64) {
         .enable_all()
         .build()
         .unwrap();
+    let dir = dir.to_path_buf();
     rt.block_on(async move {
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
@@ -212,19 +214,17 @@ fn run_node(dir: &std::path::Path, flags: &[&str]) -> (NodeState, u64) {
             .expect("the node stops")
             .unwrap()
             .unwrap();
-    });
-    // The status server and the network's tasks hold the stores until the runtime goes.
-    drop(rt);
-    let state = Store::open(&dir.join("node.redb"))
-        .unwrap()
-        .load_state()
-        .unwrap()
-        .unwrap();
-    let pending = NonceDb::open(&dir.join("frost-nonces.redb"), Arc::new(keys()))
-        .unwrap()
-        .pending()
-        .unwrap();
-    (state, pending)
+        let state = Store::open(&dir.join("node.redb"))
+            .expect("run released node.redb")
+            .load_state()
+            .unwrap()
+            .unwrap();
+        let pending = NonceDb::open(&dir.join("frost-nonces.redb"), Arc::new(keys()))
+            .expect("run released frost-nonces.redb")
+            .pending()
+            .unwrap();
+        (state, pending)
+    })
 }
 
 #[test]
