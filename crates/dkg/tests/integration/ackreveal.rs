@@ -404,3 +404,42 @@ fn forged_deals_and_acks_ahead_of_the_real_ones_block_nothing() {
     assert_eq!(pubs[1].acks, vec![0, 1, 2, 3]);
     assert!(pubs[1].reveals.is_empty());
 }
+
+/// A member seated as a player only posts no contribution and sends no deal, yet takes its
+/// share of the key the others deal: ack-or-reveal qualifies dealers, and every player gets a
+/// share of theirs.
+#[test]
+fn a_member_seated_as_a_player_only_deals_nothing_and_still_gets_its_share() {
+    let n = 4;
+    let members: Vec<MemberKeys> = (0..n as u32).map(member).collect();
+    let cfg = fresh_config::<Bls12381G1>(&members, Params::new(n, 3, 3).unwrap());
+    let ceremony = Ceremony::new(cfg).unwrap();
+    let nodes: Vec<Box<dyn Participant<Bls12381G1>>> = members
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let (c, seed) = (ceremony.clone(), [i as u8; 32]);
+            let node = if i == 2 {
+                AckRevealParticipant::new_player(c, m.identity, m.encryption, seed)
+            } else {
+                AckRevealParticipant::new(c, m.identity, m.encryption, None, seed)
+            };
+            Box::new(node.unwrap()) as Box<dyn Participant<Bls12381G1>>
+        })
+        .collect();
+    let mut dealt_by_2 = 0;
+    let mut count = |i: usize, a: Action<Bls12381G1>| {
+        let deals = matches!(&a, Action::Send { payload, .. }
+            if matches!(Direct::decode(payload), Ok(Direct::Deal(_))));
+        let contributes = matches!(&a, Action::Post(p)
+            if matches!(SignedPost::<Bls12381G1>::decode(p, n), Ok(s) if matches!(s.post, Post::Contribution(_))));
+        if i == 2 && (deals || contributes) {
+            dealt_by_2 += 1;
+        }
+        vec![a]
+    };
+    let (results, _) = run_nodes(nodes, &[], &mut count);
+    assert_eq!(dealt_by_2, 0, "it dealt");
+    let outs = check_agreement(&results, &[0, 1, 2, 3]);
+    assert_eq!(outs[0].public.qualified, vec![0, 1, 3]);
+}
