@@ -1018,12 +1018,17 @@ async fn wait_for_chain<C: ChainClient>(chain: &C) -> String {
 /// Runs a node until `shutdown` resolves. `ready` receives the node's addresses once it
 /// listens.
 ///
-/// When it returns (stopped, or failed), every store it opened is closed again: the tasks it
-/// spawned that outlive a block (the status server, which holds the FROST nonce and beacon
-/// stores through `POST /sign` and the beacon's paths, the chain follower, the submitter and
-/// the address-record publisher) are stopped and joined, and everything else it holds goes
-/// with its frame. The same process can then open the data directory again (redb refuses a
-/// second open of a file that is still held), as a restart or an embedding test does.
+/// When it returns (stopped, or failed), the stores it opened are closed again: the tasks it
+/// spawned that outlive a block (the chain follower, the submitter and the address-record
+/// publisher) are stopped and joined, the status server (which holds the FROST nonce and
+/// beacon stores through `POST /sign` and the beacon's paths) stops accepting, closes idle
+/// connections and is given [`STATUS_STOP_GRACE`] for the requests under way, and everything
+/// else it holds goes with its frame. The same process can then open the data directory
+/// again (redb refuses a second open of a file that is still held), as a restart or an
+/// embedding test does. Two things can still hold a store for a moment after `run` returns: a
+/// `POST /sign` still waiting for its quorum after the grace period, and a short blocking
+/// answer to a peer (a FROST round, a batch of beacon rounds) that was already running; each
+/// releases it when it ends.
 pub async fn run<C: ChainClient>(
     config: NodeConfig,
     keys: NodeKeys,
@@ -1031,12 +1036,15 @@ pub async fn run<C: ChainClient>(
     shutdown: impl Future<Output = ()>,
     ready: Option<tokio::sync::oneshot::Sender<NodeInfo>>,
 ) -> Result<(), NodeError> {
-    let mut tasks = Vec::new();
-    let outcome = run_node(config, keys, chain, shutdown, ready, &mut tasks).await;
-    for task in &tasks {
+    let mut spawned = Spawned::default();
+    let outcome = run_node(config, keys, chain, shutdown, ready, &mut spawned).await;
+    if let Some(server) = spawned.status_server {
+        server.stop(STATUS_STOP_GRACE).await;
+    }
+    for task in &spawned.tasks {
         task.abort();
     }
-    for task in tasks {
+    for task in spawned.tasks {
         // Joined so that the task's future, and every handle it holds, is dropped before
         // `run` returns; its outcome (cancelled) says nothing more.
         let _ = task.await;
@@ -1044,15 +1052,26 @@ pub async fn run<C: ChainClient>(
     outcome
 }
 
-/// [`run`]'s body; the long-lived tasks it spawns go into `tasks`, for [`run`] to stop.
+/// How long [`run`], when it returns, lets the status server finish the requests under way.
+pub const STATUS_STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// What [`run_node`] spawns that outlives it, for [`run`] to stop.
+#[derive(Default)]
+struct Spawned {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    status_server: Option<crate::status::StatusServer>,
+}
+
+/// [`run`]'s body; what it spawns goes into `spawned`, for [`run`] to stop.
 async fn run_node<C: ChainClient>(
     config: NodeConfig,
     keys: NodeKeys,
     chain: C,
     shutdown: impl Future<Output = ()>,
     ready: Option<tokio::sync::oneshot::Sender<NodeInfo>>,
-    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    spawned: &mut Spawned,
 ) -> Result<(), NodeError> {
+    let tasks = &mut spawned.tasks;
     let keys = Arc::new(keys);
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(Mutex::new(Status::default()));
@@ -1112,7 +1131,7 @@ async fn run_node<C: ChainClient>(
         },
     )
     .await?;
-    tasks.push(server);
+    spawned.status_server = Some(server);
 
     let listen: Multiaddr = config
         .listen

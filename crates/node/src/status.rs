@@ -289,11 +289,33 @@ pub struct ListenError {
     pub source: std::io::Error,
 }
 
-/// Binds the server; returns the bound address and the serving future's task.
+/// The running status server (see [`serve`]). Dropping it leaves the server running.
+pub struct StatusServer {
+    task: tokio::task::JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl StatusServer {
+    /// Stops accepting, closes idle connections (a keep-alive scrape of `/metrics`) and waits up
+    /// to `grace` for the requests under way; then stops the rest. A connection whose request
+    /// is still running by then (a `POST /sign` waiting for its quorum) is left to finish on
+    /// its own and keeps what it uses until it does.
+    pub async fn stop(mut self, grace: std::time::Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(grace, &mut self.task).await.is_err() {
+            self.task.abort();
+            let _ = (&mut self.task).await;
+        }
+    }
+}
+
+/// Binds the server; returns the bound address and the running server.
 pub async fn serve(
     addr: SocketAddr,
     handle: StatusHandle,
-) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), ListenError> {
+) -> Result<(SocketAddr, StatusServer), ListenError> {
     let listen_error = |source| ListenError { addr, source };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -305,14 +327,30 @@ pub async fn serve(
         .with_state(handle.clone())
         .merge(crate::beacon::http::routes(handle.beacon))
         .merge(crate::sign::http::routes(handle.sign));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // Only `StatusServer::stop` stops it, not dropping the handle.
+    let signal = async move {
+        if stopped.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
     let task = tokio::spawn(async move {
         // The remote address keys `POST /sign`'s rate limit.
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+        {
             tracing::error!(error = %e, "status server stopped");
         }
     });
-    Ok((local, task))
+    Ok((
+        local,
+        StatusServer {
+            task,
+            stop: Some(stop),
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -12,16 +12,19 @@
 //! A node that takes part joins as a full participant only while a deal could still count;
 //! past the deal window it is seated as a player only ([`Seat::Player`]) and never deals, in
 //! every kind of ceremony:
-//! - complaint variant (a view's, and every signing key's), past the deal phase: reports
-//!   close deals out (a player refuses a deal after its report) and the board would judge a
-//!   late dealer by its reports only; worse, a database restored from a backup and started
+//! - complaint variant (a view's, and every signing key's), once the reports are closed:
+//!   until then a late dealer still counts (players that have not reported take its deals,
+//!   and it posts those reported missing on the board as justifications), in the
+//!   justification phase a dealer starting only then is too late for both, and after it the
+//!   board shows the dealer disqualified, so the node sits out (above). Dealing in the
+//!   justification phase would only risk more: a database restored from a backup and started
 //!   without `--restored-from-backup` may have been superseded by a copy that dealt, and a
 //!   fresh deal would give a player a second commitment signed by the same dealer, which is
-//!   proof of equivocation. As a player it still receives deals (until it reports), reports,
-//!   proves bad pairs, decrypts pairs sent again and posts its pairs for reconstruction
-//!   where qualified. A fresh key qualifies a clique of mutual deals, so a member that did
-//!   not deal ends without a share; a reshare's players qualify by their reports alone, so a
-//!   new-committee member that reports in time gets its share.
+//!   proof of equivocation. As a player it proves bad pairs, decrypts pairs sent again and
+//!   posts its pairs for reconstruction where qualified. A fresh key qualifies a clique of
+//!   mutual deals, so a member that did not deal ends without a share (its missing
+//!   justifications are an absence, as they would be had it stayed down); a reshare's players
+//!   qualify by their reports alone (a player back this late has missed its own).
 //! - ack-or-reveal variant, past the contribution phase: a contribution is refused after its
 //!   phase, so deals made now could never be checked; the node receives deals and acks as a
 //!   player during the share phase.
@@ -66,6 +69,15 @@ pub(super) fn complaint_deal_trace<C: Curve>(
     } else {
         DealTrace::NotYet
     }
+}
+
+/// Whether a complaint-variant dealer joining at `phase` could still deal: until the reports
+/// close. Players that have not reported yet take its deals, and it posts the ones reported
+/// missing on the board in the justification phase. A dealer that starts dealing only in the
+/// justification phase is too late for both (it ends disqualified, without a share); once
+/// that phase is over the board shows it disqualified and the node sits out.
+pub(super) fn complaint_deal_window_open(phase: ComplaintBoardPhase) -> bool {
+    phase <= ComplaintBoardPhase::Report
 }
 
 /// The seat of a node that caught up in a running ceremony and may not have dealt in it:

@@ -54,8 +54,9 @@
 //! deals, before the reports) and its database has not caught up with the chain before: a
 //! database that did is the node's record, and has none of this ceremony (`catch_up`). A node
 //! that takes part after the deal window closed (the ack-or-reveal contribution phase, the
-//! complaint deal phase) plays only and never deals: its deals could no longer count, and one
-//! drawn from a fresh seed could contradict one a superseded copy of its database made.
+//! complaint variant's reports) plays only and never deals: its deals could no longer count,
+//! and one drawn from a fresh seed could contradict one a superseded copy of its database
+//! made.
 //!
 //! # Files
 //! One concern per file: `events` (chain events through the follower), `ceremony` (the

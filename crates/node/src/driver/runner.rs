@@ -68,18 +68,19 @@ impl Runner {
     pub(super) fn dealing(&self) -> bool {
         match (self.board(), self.complaint_board()) {
             (Some(b), _) => b.phase() <= BoardPhase::Share,
-            (_, Some(b)) => b.phase() == ComplaintBoardPhase::Deal,
+            (_, Some(b)) => super::catch_up::complaint_deal_window_open(b.phase()),
             _ => false,
         }
     }
 
     /// Whether a dealer joining now could still deal: in the ack-or-reveal variant while the
-    /// board takes contributions, in the complaint variant while deals travel (its reports
-    /// close the deal phase). A node that joins later plays only ([`Seat::Player`]).
+    /// board takes contributions, in the complaint variant until the reports close
+    /// (`catch_up::complaint_deal_window_open`). A node that joins later plays only
+    /// ([`Seat::Player`]).
     pub(super) fn deal_window_open(&self) -> bool {
         match (self.board(), self.complaint_board()) {
             (Some(b), _) => b.phase() == BoardPhase::Contribute,
-            (_, Some(b)) => b.phase() == ComplaintBoardPhase::Deal,
+            (_, Some(b)) => super::catch_up::complaint_deal_window_open(b.phase()),
             _ => false,
         }
     }

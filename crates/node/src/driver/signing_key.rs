@@ -9,9 +9,10 @@
 //! until caught up, then applies the view ceremonies' rule (module docs of `catch_up`): it sits
 //! out if it may have dealt with a seed it no longer has (its signed commitment or its report is
 //! on the board, or the board cannot show that yet and its database is new), and otherwise
-//! takes part, its participant fed everything the board has seen: as a full participant in
-//! the deal phase, as a player only after it (it never deals then, and the fresh key's
-//! clique leaves it without a share).
+//! takes part, its participant fed everything the board has seen: as a full participant
+//! until the reports close (deals reported missing go on the board as justifications), as a
+//! player only in the justification phase (a deal started then is too late; it never deals,
+//! and the fresh key's clique leaves it without a share).
 //!
 //! When the contract announces the key (`SigningKeyCreated`), the node computes the record from
 //! its own replica of the board with the contract's function
@@ -20,7 +21,7 @@
 
 use keyquorum_contract::signing_key::{SigningCurve, SigningKeyRecord, signing_ceremony};
 
-use super::catch_up::{DealTrace, complaint_deal_trace, joining_seat};
+use super::catch_up::{DealTrace, complaint_deal_trace, complaint_deal_window_open, joining_seat};
 use super::runner::follow_complaint_board;
 use super::*;
 use crate::status::SAT_OUT_SIGNING_KEY;
@@ -262,7 +263,7 @@ impl Driver {
             self.state.signing_ceremony = Some(rec);
             return Ok(());
         }
-        let seat = joining_seat(live.runner.board().phase() == ComplaintBoardPhase::Deal);
+        let seat = joining_seat(complaint_deal_window_open(live.runner.board().phase()));
         let mut seed = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(seed.as_mut());
         let Some(participant) = self.signing_participant(&ceremony, *seed, seat) else {

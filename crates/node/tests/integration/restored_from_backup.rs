@@ -20,6 +20,7 @@ use keyquorum_node::status::Status;
 use keyquorum_node::store::{NodeState, Store};
 use keyquorum_node::{NodeKeys, runtime};
 use keyquorum_signing::{NonceStore, SessionId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The chain's head as this chain reports it; it serves block 1 only, so the node stays behind.
 const HEAD: u64 = 10;
@@ -208,6 +209,18 @@ fn run_node(dir: &std::path::Path, flags: &[&str]) -> (NodeState, u64) {
         })
         .await
         .expect("block 1 processed");
+        // A scraper's keep-alive connection, open while the node stops: the status server must
+        // not keep its stores through it.
+        let mut scrape = tokio::net::TcpStream::connect(info.status_addr)
+            .await
+            .unwrap();
+        scrape
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: node\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 12];
+        scrape.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200");
         stop_tx.send(()).unwrap();
         tokio::time::timeout(Duration::from_secs(20), node)
             .await

@@ -328,7 +328,7 @@ fn metrics_are_valid_openmetrics_with_every_documented_metric() {
         beacon: Default::default(),
         sign: keyquorum_node::sign::SignService::disabled(metrics.clone()),
     };
-    let (addr, task) = rt
+    let (addr, server) = rt
         .block_on(status::serve("127.0.0.1:0".parse().unwrap(), handle))
         .unwrap();
     let served = std::thread::spawn(move || {
@@ -345,7 +345,7 @@ fn metrics_are_valid_openmetrics_with_every_documented_metric() {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     });
-    task.abort();
+    rt.block_on(server.stop(std::time::Duration::from_secs(1)));
 
     assert!(
         content_type.starts_with("application/openmetrics-text; version=1.0.0"),

@@ -126,9 +126,30 @@ fn down_past(past: ComplaintBoardPhase) -> (Harness, usize) {
     (h, sent)
 }
 
-/// Back past the deal phase, it plays only: no deal, no commitment, nothing `/status` calls
-/// sitting out; view 1 is made without it as a dealer, and a fresh key's qualified set is a
-/// clique of mutual deals, so it holds no share; nobody is slashed for misbehaviour.
+/// Back while a deal of it could still count (the reports not yet closed), it deals: players
+/// that have not reported take its deals, and it posts those reported missing on the board as
+/// justifications. It keeps its seat and its share of view 1, and nothing is recorded against
+/// it, not even an absence.
+fn joins_and_justifies(past: ComplaintBoardPhase) {
+    let (mut h, sent) = down_past(past);
+    let seat = h.driver(AWAY).state().ceremony.as_ref().map(|r| r.seat);
+    assert_eq!(seat, Some(Seat::Participant));
+    h.run_until(60, |h| h.contract.state().current_view == 1);
+    assert!(h.sent[AWAY].len() > sent, "it did not deal");
+    let me = h.keys[AWAY].identity().public().to_bytes();
+    let block = &h.contract.view(1).unwrap().magic_block.block;
+    assert!(block.member_by_identity(&me).is_some(), "it lost its seat");
+    assert!(h.driver(AWAY).state().shares.iter().any(|s| s.view == 1));
+    for r in &h.contract.state().slashings {
+        assert_ne!(r.identity.0, me, "{r:?}");
+        assert!(!r.misbehaviour, "{r:?}");
+    }
+}
+
+/// Back in the justification phase, it plays only: no deal, no commitment, nothing
+/// `/status` calls sitting out; view 1 is made without it as a dealer, and a fresh key's
+/// qualified set is a clique of mutual deals, so it holds no share. Its missing justifications
+/// are an absence (as they would be had it stayed down), never misbehaviour.
 fn joins_as_a_player_only(past: ComplaintBoardPhase) {
     let (mut h, sent) = down_past(past);
     let seat = h.driver(AWAY).state().ceremony.as_ref().map(|r| r.seat);
@@ -152,11 +173,11 @@ fn joins_as_a_player_only(past: ComplaintBoardPhase) {
 }
 
 #[test]
-fn a_member_back_in_the_report_phase_of_a_complaint_view_ceremony_plays_without_dealing() {
-    joins_as_a_player_only(ComplaintBoardPhase::Deal);
+fn a_member_back_in_the_report_phase_of_a_complaint_view_ceremony_deals_and_keeps_its_share() {
+    joins_and_justifies(ComplaintBoardPhase::Deal);
 }
 
 #[test]
-fn a_member_back_after_the_reports_of_a_complaint_view_ceremony_plays_without_dealing() {
+fn a_member_back_in_the_justification_phase_of_a_complaint_view_ceremony_plays_without_dealing() {
     joins_as_a_player_only(ComplaintBoardPhase::Report);
 }
