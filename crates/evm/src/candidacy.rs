@@ -36,15 +36,72 @@
 //! again as soon as its simulation passes. An `AlreadyRegistered` refusal ends the watch: the
 //! account registered (by a send of the node's own), and an eviction after that comes with
 //! its log.
+//!
+//! A stake below the contract's minimum is never listed: the contract takes such a
+//! registration (and keeps a stake slashed or unbonded below it) but does not select it, and
+//! logs nothing about it. The node reads the minimum from the contract
+//! ([`Client::min_stake`](crate::client::Client::min_stake)) and does not send a registration
+//! below it ([`Watch::on_registration_below_minimum`]); a registered account's stake is read
+//! again at each confirmed log that changes it (`Registered`, `StakeAdded`, `Unbonding`,
+//! `Slashed`: [`Watch::on_stake_changed`]), and [`Watch::apply_stake`] reports the shortfall
+//! ([`Shortfall`]) until the stake reaches the minimum.
+//!
+//! A send of the watch whose receipt was not seen (the wait timed out, or the node did not
+//! answer) is kept by its hash, and the next check looks it up before anything is sent again:
+//! a copy of a registration or re-entry that is mined after all would only revert.
+//!
+//! A check that fails (the node unreachable, the account unable to pay for gas) is retried at
+//! the next confirmed block. [`Watch::on_check_failed`] keeps the failures and says when to
+//! warn: at the first, when the error changes, and every [`WARN_EVERY_BLOCKS`] confirmed blocks
+//! while it lasts.
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, B256, U256};
 
 use crate::Coordinator;
 use crate::Coordinator::CoordinatorErrors;
-use crate::client::{CallOutcome, Client, ClientError, Revert};
+use alloy_sol_types::SolCall as _;
+
+use crate::client::{CallOutcome, Client, ClientError, Revert, SentState};
 
 /// Confirmed blocks a mined re-entry that reverted holds the next attempt back.
 pub const RETRY_BLOCKS: u64 = 10;
+
+/// Confirmed blocks between two warnings of a check that keeps failing with the same error.
+pub const WARN_EVERY_BLOCKS: u64 = 100;
+
+/// Whether the contract lists a stake (its `_eligible`): at least the minimum, and not zero.
+pub fn eligible(stake: U256, minimum: U256) -> bool {
+    stake >= minimum && !stake.is_zero()
+}
+
+/// The account's stake below the contract's minimum: it is never listed, so never selected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortfall {
+    /// The confirmed height when it was first seen.
+    pub block: u64,
+    /// The stake (wei): the registration's, or the registered account's.
+    pub stake: U256,
+    /// The contract's minimum (wei).
+    pub minimum: U256,
+    /// The account is registered (it must add stake); otherwise its registration was not sent
+    /// (the node's stake setting must be raised).
+    pub registered: bool,
+}
+
+/// Checks that keep failing, until one succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckFailure {
+    /// The confirmed height of the first failure.
+    pub since: u64,
+    /// The confirmed height of the last failure.
+    pub last: u64,
+    /// Failures so far.
+    pub failures: u64,
+    /// The last error.
+    pub error: String,
+    /// The confirmed height of the last warning.
+    warned_at: u64,
+}
 
 /// What simulating `addStake()` with no value from the account says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,6 +265,10 @@ pub enum Change {
         /// The block.
         block: Option<u64>,
     },
+    /// The stake is below the minimum (newly, or the stake changed).
+    BelowMinimum(Shortfall),
+    /// The stake reached the minimum after a shortfall.
+    StakeSufficient,
 }
 
 /// One account's candidacy, as its `Evicted` logs and the chain's answers give it; see the
@@ -224,6 +285,12 @@ pub struct Watch {
     registration: Option<(Registration, Refusal)>,
     checked_at: Option<u64>,
     reverted_at: Option<u64>,
+    shortfall: Option<Shortfall>,
+    /// A log changed the account's stake since the last check.
+    stake_due: bool,
+    /// A send of this watch whose receipt was not seen.
+    unconfirmed: Option<B256>,
+    failure: Option<CheckFailure>,
 }
 
 impl Watch {
@@ -237,6 +304,137 @@ impl Watch {
             registration: None,
             checked_at: None,
             reverted_at: None,
+            shortfall: None,
+            stake_due: false,
+            unconfirmed: None,
+            failure: None,
+        }
+    }
+
+    /// Takes a registration of the account with `stake`, not sent at confirmed height `now`
+    /// because it is below the contract's `minimum`; returns the change to report.
+    pub fn on_registration_below_minimum(
+        &mut self,
+        stake: U256,
+        minimum: U256,
+        now: u64,
+    ) -> Option<Change> {
+        self.set_shortfall(stake, minimum, false, now)
+    }
+
+    fn set_shortfall(
+        &mut self,
+        stake: U256,
+        minimum: U256,
+        registered: bool,
+        now: u64,
+    ) -> Option<Change> {
+        let block = self.shortfall.as_ref().map_or(now, |s| s.block);
+        let shortfall = Shortfall {
+            block,
+            stake,
+            minimum,
+            registered,
+        };
+        let changed = self.shortfall.as_ref() != Some(&shortfall);
+        self.shortfall = Some(shortfall.clone());
+        changed.then_some(Change::BelowMinimum(shortfall))
+    }
+
+    /// Takes a confirmed log that changed the account's stake (`Registered`, `StakeAdded`,
+    /// `Unbonding`, `Slashed`) if `account` is this watch's; the stake is read at the next
+    /// check.
+    pub fn on_stake_changed(&mut self, account: Address) -> bool {
+        if account != self.account {
+            return false;
+        }
+        self.stake_due = true;
+        true
+    }
+
+    /// Applies the registered account's stake and the contract's minimum at confirmed height
+    /// `now`; returns what changed.
+    pub fn apply_stake(&mut self, stake: U256, minimum: U256, now: u64) -> Option<Change> {
+        self.stake_due = false;
+        if eligible(stake, minimum) {
+            return self.shortfall.take().map(|_| Change::StakeSufficient);
+        }
+        self.set_shortfall(stake, minimum, true, now)
+    }
+
+    /// The stake below the minimum, while it is.
+    pub fn shortfall(&self) -> Option<&Shortfall> {
+        self.shortfall.as_ref()
+    }
+
+    /// Records a failed check at confirmed height `now` (the next one is at the next confirmed
+    /// block); true when it is to be logged as a warning: the first failure, an error unlike
+    /// the last, or [`WARN_EVERY_BLOCKS`] blocks after the last warning.
+    pub fn on_check_failed(&mut self, error: String, now: u64) -> bool {
+        self.checked_at = Some(now);
+        let Some(f) = &mut self.failure else {
+            self.failure = Some(CheckFailure {
+                since: now,
+                last: now,
+                failures: 1,
+                error,
+                warned_at: now,
+            });
+            return true;
+        };
+        f.failures += 1;
+        f.last = now;
+        let warn = f.error != error || now >= f.warned_at.saturating_add(WARN_EVERY_BLOCKS);
+        f.error = error;
+        if warn {
+            f.warned_at = now;
+        }
+        warn
+    }
+
+    /// Records a check that succeeded; returns the failures it ends.
+    pub fn on_check_succeeded(&mut self) -> Option<CheckFailure> {
+        self.failure.take()
+    }
+
+    /// The checks failing since, while they do.
+    pub fn check_failure(&self) -> Option<&CheckFailure> {
+        self.failure.as_ref()
+    }
+
+    /// Keeps a send of this watch whose receipt was not seen, to look it up at the next check.
+    pub fn on_unconfirmed(&mut self, tx_hash: B256) {
+        self.unconfirmed = Some(tx_hash);
+    }
+
+    /// The send whose receipt was not seen, until it is looked up.
+    pub fn unconfirmed(&self) -> Option<B256> {
+        self.unconfirmed
+    }
+
+    /// Takes where the unconfirmed send stands at confirmed height `now`; true when a send may
+    /// go again: mined (its outcome recorded as if the wait had seen it) or dropped. Pending, it
+    /// is kept and nothing is sent.
+    pub fn on_unconfirmed_state(&mut self, state: &SentState, now: u64) -> (bool, Option<Change>) {
+        match state {
+            SentState::Pending => {
+                self.checked_at = Some(now);
+                (false, None)
+            }
+            SentState::Dropped => {
+                self.unconfirmed = None;
+                (true, None)
+            }
+            SentState::Mined(outcome) => {
+                self.unconfirmed = None;
+                self.checked_at = Some(now);
+                let change = if self.registration.is_some() {
+                    self.registration_sent(outcome, now)
+                } else {
+                    self.re_entry_sent(outcome, now)
+                };
+                (false, change)
+            }
         }
     }
 
@@ -371,10 +569,16 @@ impl Watch {
         self.evicted.as_ref()
     }
 
-    /// Whether the chain is to be asked at confirmed height `now`: after an `Evicted` log or a
-    /// refused registration, once per confirmed block, until the account is listed (or
-    /// registered).
+    /// Whether the chain is to be asked at confirmed height `now`: after a log that changed
+    /// the account's stake; after an `Evicted` log or a refused registration, once per
+    /// confirmed block, until the account is listed (or registered).
     pub fn due(&self, now: u64) -> bool {
+        // A failed check is retried at the next confirmed block.
+        let failed_here = self.failure.as_ref().is_some_and(|f| f.last >= now);
+        !failed_here && (self.stake_due || self.candidacy_due(now))
+    }
+
+    fn candidacy_due(&self, now: u64) -> bool {
         (self.suspected.is_some() || self.registration.is_some())
             && self.checked_at.is_none_or(|at| at < now)
     }
@@ -503,41 +707,70 @@ pub async fn observe_registration(
     }))
 }
 
-/// Checks `watch`'s account at confirmed height `now` if due: asks the chain, applies the
-/// rule and, when it says so, sends the re-entry (or the refused registration) from `client`
-/// (whose account must be the watched one). Returns what changed.
+/// Checks `watch`'s account at confirmed height `now` if due: reads its stake after a log
+/// changed it; looks up a send whose receipt was not seen; asks the chain about its candidacy,
+/// applies the rule and, when it says so, sends the re-entry (or the refused registration)
+/// from `client` (whose account must be the watched one). Returns what changed; a failure is
+/// for the caller to record ([`Watch::on_check_failed`]).
 pub async fn check(
     client: &Client,
     watch: &std::sync::Mutex<Watch>,
     now: u64,
 ) -> Result<Vec<Change>, ClientError> {
     let lock = || watch.lock().unwrap_or_else(|e| e.into_inner());
-    let (account, registration) = {
+    let (account, stake_due, candidacy_due, unconfirmed, registration) = {
         let w = lock();
-        if !w.due(now) {
-            return Ok(Vec::new());
+        (
+            w.account,
+            w.stake_due,
+            w.candidacy_due(now),
+            w.unconfirmed,
+            w.registration.as_ref().map(|(r, _)| r.clone()),
+        )
+    };
+    let mut changes = Vec::new();
+    if stake_due {
+        let stake = client
+            .read_at(Coordinator::stakeOfCall { account }, now)
+            .await?
+            .stake;
+        let minimum = client.min_stake(Some(now)).await?;
+        changes.extend(lock().apply_stake(stake, minimum, now));
+    }
+    if !candidacy_due {
+        return Ok(changes);
+    }
+    if let Some(tx_hash) = unconfirmed {
+        let state = client.sent_state(tx_hash).await?;
+        let (may_send, change) = lock().on_unconfirmed_state(&state, now);
+        changes.extend(change);
+        if !may_send {
+            return Ok(changes);
         }
-        (w.account, w.registration.as_ref().map(|(r, _)| r.clone()))
+    }
+    let send = |input: Vec<u8>, value: U256| async move {
+        let sent = client.send_calldata(input, value).await;
+        if let Err(ClientError::Unconfirmed { tx_hash, .. }) = &sent {
+            lock().on_unconfirmed(*tx_hash);
+        }
+        sent
     };
     if let Some(registration) = registration {
         let observed = observe_registration(client, account, &registration, now).await?;
         let (step, change) = lock().apply_registration(observed.as_ref(), now);
-        let mut changes: Vec<Change> = change.into_iter().collect();
+        changes.extend(change);
         if step == Step::ReEnter {
-            let outcome = client
-                .send_calldata(registration.input, registration.value)
-                .await?;
+            let outcome = send(registration.input, registration.value).await?;
             changes.extend(lock().registration_sent(&outcome, now));
         }
         return Ok(changes);
     }
     let observed = observe(client, account, now).await?;
     let (step, change) = lock().apply(&observed, now);
-    let mut changes: Vec<Change> = change.into_iter().collect();
+    changes.extend(change);
     if step == Step::ReEnter {
-        let outcome = client
-            .send(Coordinator::addStakeCall {}, U256::ZERO)
-            .await?;
+        let input = Coordinator::addStakeCall {}.abi_encode();
+        let outcome = send(input, U256::ZERO).await?;
         changes.extend(lock().re_entry_sent(&outcome, now));
     }
     Ok(changes)
@@ -793,5 +1026,111 @@ mod tests {
             (Step::Listed, Some(Change::Registered { block: None }))
         );
         assert!(!w.due(12));
+    }
+
+    #[test]
+    fn a_failing_check_warns_first_on_a_new_error_and_every_n_blocks() {
+        let mut w = Watch::new(Address::repeat_byte(1));
+        w.on_evicted(&evicted_log(Address::repeat_byte(1)), 3);
+        assert!(w.on_check_failed("insufficient funds".into(), 10));
+        // Retried at the next confirmed block, not again at this one.
+        assert!(!w.due(10));
+        assert!(w.due(11));
+        for now in 11..10 + WARN_EVERY_BLOCKS {
+            assert!(
+                !w.on_check_failed("insufficient funds".into(), now),
+                "{now}"
+            );
+        }
+        assert!(w.on_check_failed("insufficient funds".into(), 10 + WARN_EVERY_BLOCKS));
+        assert!(!w.on_check_failed("insufficient funds".into(), 11 + WARN_EVERY_BLOCKS));
+        // Another error is told at once.
+        assert!(w.on_check_failed("connection refused".into(), 12 + WARN_EVERY_BLOCKS));
+        let f = w.check_failure().unwrap().clone();
+        assert_eq!(
+            (f.since, f.last, f.failures, f.error.as_str()),
+            (
+                10,
+                12 + WARN_EVERY_BLOCKS,
+                WARN_EVERY_BLOCKS + 3,
+                "connection refused"
+            )
+        );
+        // A success ends it, and the next failure warns again.
+        assert_eq!(w.on_check_succeeded(), Some(f));
+        assert_eq!(w.check_failure(), None);
+        assert!(w.on_check_failed("connection refused".into(), 13 + WARN_EVERY_BLOCKS));
+    }
+
+    #[test]
+    fn a_stake_below_the_minimum_is_reported_until_it_reaches_it() {
+        let me = Address::repeat_byte(1);
+        let mut w = Watch::new(me);
+        assert!(!eligible(U256::ZERO, U256::ZERO));
+        assert!(eligible(U256::from(100), U256::from(100)));
+        let Some(Change::BelowMinimum(s)) =
+            w.on_registration_below_minimum(U256::from(50), U256::from(100), 4)
+        else {
+            panic!("{:?}", w.shortfall())
+        };
+        assert_eq!(
+            (s.block, s.stake, s.minimum, s.registered),
+            (4, U256::from(50), U256::from(100), false)
+        );
+        assert_eq!(
+            w.on_registration_below_minimum(U256::from(50), U256::from(100), 5),
+            None
+        );
+        // Registered all the same (by another send): its `Registered` log has the stake read.
+        assert!(!w.due(6));
+        assert!(!w.on_stake_changed(Address::repeat_byte(2)));
+        assert!(w.on_stake_changed(me));
+        assert!(w.due(6));
+        let change = w.apply_stake(U256::from(50), U256::from(100), 6);
+        let Some(Change::BelowMinimum(s)) = change else {
+            panic!("{change:?}")
+        };
+        assert_eq!((s.block, s.registered), (4, true));
+        assert!(!w.due(7));
+        // Stake added: over.
+        w.on_stake_changed(me);
+        assert_eq!(
+            w.apply_stake(U256::from(100), U256::from(100), 8),
+            Some(Change::StakeSufficient)
+        );
+        assert_eq!(w.shortfall(), None);
+        w.on_stake_changed(me);
+        assert_eq!(w.apply_stake(U256::from(100), U256::from(100), 9), None);
+    }
+
+    #[test]
+    fn an_unconfirmed_send_is_looked_up_and_nothing_is_sent_while_it_is_pending() {
+        let me = Address::repeat_byte(1);
+        let mut w = Watch::new(me);
+        w.on_evicted(&evicted_log(me), 3);
+        assert_eq!(w.apply(&off(Probe::Enters), 4).0, Step::ReEnter);
+        let hash = B256::repeat_byte(7);
+        w.on_unconfirmed(hash);
+        assert_eq!(w.unconfirmed(), Some(hash));
+        assert_eq!(
+            w.on_unconfirmed_state(&SentState::Pending, 5),
+            (false, None)
+        );
+        assert_eq!(w.unconfirmed(), Some(hash));
+        assert!(!w.due(5));
+        // Mined after all: its outcome is taken as the wait would have, and nothing is sent.
+        let included = CallOutcome::Included {
+            block: 6,
+            tx_hash: hash,
+        };
+        assert_eq!(
+            w.on_unconfirmed_state(&SentState::Mined(included), 6),
+            (false, Some(Change::ReEntered { block: 6 }))
+        );
+        assert_eq!(w.unconfirmed(), None);
+        // Dropped: the rule applies again.
+        w.on_unconfirmed(hash);
+        assert_eq!(w.on_unconfirmed_state(&SentState::Dropped, 7), (true, None));
+        assert_eq!(w.unconfirmed(), None);
     }
 }

@@ -37,6 +37,11 @@ const MAX_LOG_RANGE: u64 = 1_000;
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often [`wait_for_receipt`] asks.
 const RECEIPT_POLL: Duration = Duration::from_millis(100);
+/// The storage slot of the contract's `config.minStake`: `config` is its first state variable,
+/// whose `chainId` (a `bytes`) takes slot 0 and whose five small fields after it share slot 1.
+/// Checked against a deployment by the test
+/// `the_minimum_stake_is_read_from_the_contracts_storage`.
+pub const MIN_STAKE_SLOT: u64 = 2;
 /// The most candidates the contract lists (`MAX_CANDIDATES` in Coordinator.sol).
 const MAX_CANDIDATES: u64 = 300;
 /// What a registration or stake addition that lands on the full candidate list spends, at
@@ -56,6 +61,16 @@ pub enum ClientError {
     /// A sent transaction was not seen in a block in time, or its receipt could not be read.
     #[error("transaction: {0}")]
     Pending(String),
+    /// A transaction was sent but its receipt was not seen (not mined in time, or the receipt
+    /// could not be read): it may still be mined, so it is looked up ([`Client::sent_state`])
+    /// before the same call is sent again.
+    #[error("transaction {tx_hash} sent, its receipt not seen: {reason}")]
+    Unconfirmed {
+        /// Its hash.
+        tx_hash: B256,
+        /// Why the wait ended.
+        reason: String,
+    },
     /// The deployment's receipt names no contract.
     #[error("the deployment created no contract")]
     NoContract,
@@ -115,6 +130,17 @@ impl Revert {
             Revert::Mined(None) => "mined".into(),
         }
     }
+}
+
+/// Where a sent transaction stands ([`Client::sent_state`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SentState {
+    /// Mined: what became of it (a revert's reason is not replayed: [`Revert::Mined`]`(None)`).
+    Mined(CallOutcome),
+    /// Known to the node and not mined yet.
+    Pending,
+    /// Unknown to the node: dropped (or never propagated); its nonce is free again.
+    Dropped,
 }
 
 /// What became of a call.
@@ -194,7 +220,7 @@ async fn create<P: Provider>(provider: &P, code: Vec<u8>) -> Result<(Address, u6
             });
         }
     };
-    let receipt = wait_for_receipt(&provider, *pending.tx_hash()).await?;
+    let receipt = wait_for_receipt(&provider, *pending.tx_hash(), RECEIPT_TIMEOUT).await?;
     if !receipt.status() {
         return Err(ClientError::NoContract);
     }
@@ -208,15 +234,16 @@ async fn create<P: Provider>(provider: &P, code: Vec<u8>) -> Result<(Address, u6
 async fn wait_for_receipt<P: Provider>(
     provider: &P,
     hash: B256,
+    timeout: Duration,
 ) -> Result<alloy_rpc_types_eth::TransactionReceipt, ClientError> {
-    let deadline = tokio::time::Instant::now() + RECEIPT_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(receipt) = provider.get_transaction_receipt(hash).await? {
             return Ok(receipt);
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(ClientError::Pending(format!(
-                "transaction {hash} was not mined within {RECEIPT_TIMEOUT:?}"
+                "transaction {hash} was not mined within {timeout:?}"
             )));
         }
         tokio::time::sleep(RECEIPT_POLL).await;
@@ -231,6 +258,7 @@ pub struct Client {
     contract: Address,
     account: Address,
     send_lock: std::sync::Arc<Mutex<()>>,
+    receipt_timeout: Duration,
 }
 
 impl std::fmt::Debug for Client {
@@ -256,7 +284,15 @@ impl Client {
             contract,
             account,
             send_lock: Default::default(),
+            receipt_timeout: RECEIPT_TIMEOUT,
         })
+    }
+
+    /// This client, waiting `timeout` (instead of two minutes) for each sent transaction's
+    /// receipt.
+    pub fn with_receipt_timeout(mut self, timeout: Duration) -> Self {
+        self.receipt_timeout = timeout;
+        self
     }
 
     /// The account calls are sent from.
@@ -377,7 +413,13 @@ impl Client {
                 };
             }
         };
-        let receipt = wait_for_receipt(&self.provider, *pending.tx_hash()).await?;
+        let tx_hash = *pending.tx_hash();
+        let receipt = wait_for_receipt(&self.provider, tx_hash, self.receipt_timeout)
+            .await
+            .map_err(|e| ClientError::Unconfirmed {
+                tx_hash,
+                reason: e.to_string(),
+            })?;
         if !receipt.status() {
             let replayed = match receipt.block_number {
                 Some(number) => self.replay(tx, number).await,
@@ -405,6 +447,40 @@ impl Client {
             Revert::Contract(e) => Some(e),
             _ => None,
         }
+    }
+
+    /// Where the transaction `tx_hash` stands: mined (and what became of it), pending, or
+    /// unknown to the node.
+    pub async fn sent_state(&self, tx_hash: B256) -> Result<SentState, ClientError> {
+        if let Some(receipt) = self.provider.get_transaction_receipt(tx_hash).await? {
+            return Ok(SentState::Mined(if receipt.status() {
+                CallOutcome::Included {
+                    block: receipt.block_number.unwrap_or_default(),
+                    tx_hash,
+                }
+            } else {
+                CallOutcome::Reverted(Revert::Mined(None))
+            }));
+        }
+        Ok(
+            match self.provider.get_transaction_by_hash(tx_hash).await? {
+                Some(_) => SentState::Pending,
+                None => SentState::Dropped,
+            },
+        )
+    }
+
+    /// The contract's minimum stake (wei) as of block `number` (the latest when `None`). The
+    /// contract has no getter for its configuration, so this reads its storage: `Config` is
+    /// the first state variable, and `minStake` is its third slot ([`MIN_STAKE_SLOT`]).
+    pub async fn min_stake(&self, number: Option<u64>) -> Result<U256, ClientError> {
+        let read = self
+            .provider
+            .get_storage_at(self.contract, U256::from(MIN_STAKE_SLOT));
+        Ok(match number {
+            Some(n) => read.block_id(BlockNumberOrTag::Number(n).into()).await?,
+            None => read.await?,
+        })
     }
 
     /// The timestamp (Unix seconds) of block `number`, if the chain has it.

@@ -542,3 +542,80 @@ fn seat_follows_the_translated_logs(
     assert_eq!((v, h), (1, activated.hash()));
     assert_eq!(member.map(|m| m.1), index);
 }
+
+/// The minimum stake the node reads from the contract's storage (the contract has no getter)
+/// is the deployment's; and a registration sent by the candidacy watch whose receipt was not
+/// seen is looked up, not sent again, at the next checks: pending, nothing is sent; mined, it
+/// counts as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_minimum_stake_is_read_from_the_contracts_storage_and_an_unconfirmed_send_is_not_repeated()
+ {
+    use keyquorum_evm::candidacy::{self, Change, Registration, Watch};
+    use keyquorum_evm::client::ClientError;
+
+    let anvil = anvil();
+    let deployer = chain_key(b"test deployer");
+    anvil.fund(deployer.address(), ether()).await.unwrap();
+    let mut cfg = config(4);
+    cfg.minStake = U256::from(777u64);
+    let (contract, _) = deploy(anvil.url(), deployer, cfg).await.unwrap();
+    let (n, c) = node(&anvil, 0, contract).await;
+    let head = c.block_number().await.unwrap();
+    assert_eq!(c.min_stake(None).await.unwrap(), U256::from(777u64));
+    assert_eq!(c.min_stake(Some(head)).await.unwrap(), U256::from(777u64));
+
+    // The watch holds a refused registration; blocks are mined only on demand from here, so
+    // the send's receipt wait ends without one.
+    let c = c.with_receipt_timeout(std::time::Duration::from_millis(500));
+    let registration = Registration {
+        input: alloy_sol_types::SolCall::abi_encode(&n.register_call(contract)),
+        value: U256::from(STAKE),
+    };
+    let watch = std::sync::Mutex::new(Watch::new(n.account));
+    watch
+        .lock()
+        .unwrap()
+        .on_registration_refused(registration, U256::from(1u64), false, head - 1);
+    anvil
+        .provider()
+        .await
+        .unwrap()
+        .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
+    let sent = candidacy::check(&c, &watch, head).await.unwrap_err();
+    let ClientError::Unconfirmed { tx_hash, .. } = sent else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(watch.lock().unwrap().unconfirmed(), Some(tx_hash));
+    let pending_nonce = || async {
+        c.provider()
+            .get_transaction_count(n.account)
+            .pending()
+            .await
+            .unwrap()
+    };
+    assert_eq!(pending_nonce().await, 1);
+    // Pending: looked up, nothing sent again.
+    assert_eq!(
+        candidacy::check(&c, &watch, head + 1).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(pending_nonce().await, 1);
+    // Mined: its outcome is taken as the wait would have taken it.
+    anvil.mine(1).await.unwrap();
+    assert_eq!(
+        candidacy::check(&c, &watch, head + 2).await.unwrap(),
+        vec![Change::Registered {
+            block: Some(head + 1)
+        }]
+    );
+    assert_eq!(watch.lock().unwrap().unconfirmed(), None);
+    assert_eq!(c.transaction_count(n.account).await.unwrap(), 1);
+    assert!(
+        c.read(Coordinator::candidacyCall { account: n.account })
+            .await
+            .unwrap()
+            .listed
+    );
+}
