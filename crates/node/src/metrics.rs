@@ -10,6 +10,7 @@
 //! | `keyquorum_view`, `keyquorum_chain_height` | gauge | |
 //! | `keyquorum_evicted` (1 while the chain has this node off its candidate list after an eviction) | gauge | |
 //! | `keyquorum_registration_refused` (1 while the chain refuses this node's registration for a full candidate list) | gauge | |
+//! | `keyquorum_stake_below_minimum` (1 while this node's stake is below the chain's minimum, so never listed) | gauge | |
 //! | `keyquorum_ceremonies_total` | counter | `result` (`success`, `failure`) |
 //! | `keyquorum_fault_proofs_total` | counter | `result` (`proved`, `settled`, `refused`) |
 //! | `keyquorum_magic_block_mismatches_total` | counter | `what` (first field that differs) |
@@ -126,6 +127,7 @@ const VIEW: &str = "keyquorum_view";
 const CHAIN_HEIGHT: &str = "keyquorum_chain_height";
 const EVICTED: &str = "keyquorum_evicted";
 const REGISTRATION_REFUSED: &str = "keyquorum_registration_refused";
+const STAKE_BELOW_MINIMUM: &str = "keyquorum_stake_below_minimum";
 
 /// Message and byte counts in both directions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +161,7 @@ pub struct Metrics {
     chain_height: Gauge,
     evicted: Gauge,
     registration_refused: Gauge,
+    stake_below_minimum: Gauge,
     /// Message kinds seen, so [`Metrics::traffic`] can list them (the registry's families do
     /// not offer iteration).
     kinds: Mutex<BTreeSet<String>>,
@@ -316,6 +319,13 @@ impl Metrics {
              full (the node registers as soon as a place frees), else 0",
             registration_refused.clone(),
         );
+        let stake_below_minimum = Gauge::default();
+        registry.register(
+            STAKE_BELOW_MINIMUM,
+            "1 while this node's stake is below the chain's minimum (never listed, so never \
+             selected; unregistered, its registration is not sent), else 0",
+            stake_below_minimum.clone(),
+        );
         // Both results exist from the start, so a scraper sees the failure count at zero rather
         // than no series.
         for result in ["success", "failure"] {
@@ -338,6 +348,7 @@ impl Metrics {
             chain_height,
             evicted,
             registration_refused,
+            stake_below_minimum,
             kinds: Mutex::new(BTreeSet::new()),
         }
     }
@@ -361,6 +372,7 @@ impl Metrics {
             CHAIN_HEIGHT => Some(&self.chain_height),
             EVICTED => Some(&self.evicted),
             REGISTRATION_REFUSED => Some(&self.registration_refused),
+            STAKE_BELOW_MINIMUM => Some(&self.stake_below_minimum),
             _ => None,
         }
     }

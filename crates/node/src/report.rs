@@ -12,8 +12,9 @@ use std::time::Instant;
 
 use crate::metrics::Metrics;
 use crate::status::{
-    EvictedStatus, MagicBlockMismatch, PendingStatus, RegistrationRefusedStatus,
-    SAT_OUT_SIGNING_KEY, SittingOutStatus, Status,
+    CandidacyCheckFailingStatus, EvictedStatus, MagicBlockMismatch, PendingStatus,
+    RegistrationRefusedStatus, SAT_OUT_SIGNING_KEY, SittingOutStatus, StakeBelowMinimumStatus,
+    Status,
 };
 use crate::store::OutputRecord;
 
@@ -26,6 +27,10 @@ pub enum Observation {
     /// The chain refused this node's registration for a full candidate list (`Some`), or it
     /// registered (`None`).
     RegistrationRefused(Option<RegistrationRefusedStatus>),
+    /// This node's stake is below the chain's minimum (`Some`), or reached it (`None`).
+    StakeBelowMinimum(Option<StakeBelowMinimumStatus>),
+    /// The chain adapter's candidacy checks fail (`Some`), or one succeeded (`None`).
+    CandidacyCheckFailing(Option<CandidacyCheckFailingStatus>),
     /// The driver opened: who this node is.
     Opened {
         /// Identity key (hex).
@@ -199,6 +204,15 @@ impl Reporter {
                 );
                 s.registration_refused = refused;
             }
+            Observation::StakeBelowMinimum(short) => {
+                m.set(
+                    "keyquorum_stake_below_minimum",
+                    &[],
+                    short.is_some() as u8 as f64,
+                );
+                s.stake_below_minimum = short;
+            }
+            Observation::CandidacyCheckFailing(failing) => s.candidacy_check_failing = failing,
             Observation::BlockProcessed { height } => {
                 m.set("keyquorum_chain_height", &[], height as f64);
                 s.height = height;
@@ -547,5 +561,28 @@ mod tests {
         r.observe(Observation::RegistrationRefused(None));
         assert_eq!(status.lock().unwrap().registration_refused, None);
         assert_eq!(metrics.get("keyquorum_registration_refused", &[]), 0.0);
+    }
+
+    #[test]
+    fn a_stake_below_the_minimum_shows_on_status_and_metrics_until_it_reaches_it() {
+        let status = Arc::new(Mutex::new(Status::default()));
+        let metrics = Arc::new(Metrics::new());
+        let r = Reporter::new(status.clone(), metrics.clone());
+        let short = StakeBelowMinimumStatus {
+            block: 7,
+            stake: "50".into(),
+            minimum: "100".into(),
+            registered: false,
+        };
+        r.observe(Observation::StakeBelowMinimum(Some(short.clone())));
+        assert_eq!(status.lock().unwrap().stake_below_minimum, Some(short));
+        assert!(
+            metrics
+                .render()
+                .contains("keyquorum_stake_below_minimum 1\n")
+        );
+        r.observe(Observation::StakeBelowMinimum(None));
+        assert_eq!(status.lock().unwrap().stake_below_minimum, None);
+        assert_eq!(metrics.get("keyquorum_stake_below_minimum", &[]), 0.0);
     }
 }

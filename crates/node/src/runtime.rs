@@ -1310,6 +1310,8 @@ async fn run_node<C: ChainClient>(
     let mut verifiable_key_sent: Option<u64> = None;
     let mut shown_eviction = None;
     let mut shown_refusal = None;
+    let mut shown_shortfall = None;
+    let mut shown_check_failing = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tokio::pin!(shutdown);
 
@@ -1352,6 +1354,16 @@ async fn run_node<C: ChainClient>(
                     if refused != shown_refusal {
                         shown_refusal = refused.clone();
                         reporter.observe(Observation::RegistrationRefused(refused));
+                    }
+                    let shortfall = rt.chain.stake_below_minimum();
+                    if shortfall != shown_shortfall {
+                        shown_shortfall = shortfall.clone();
+                        reporter.observe(Observation::StakeBelowMinimum(shortfall));
+                    }
+                    let failing = rt.chain.candidacy_check_failing();
+                    if failing != shown_check_failing {
+                        shown_check_failing = failing.clone();
+                        reporter.observe(Observation::CandidacyCheckFailing(failing));
                     }
                     // Caught up with the chain: register if the chain does not know us (again
                     // after a while if it still does not), unless the adapter holds a

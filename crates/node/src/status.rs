@@ -140,6 +140,36 @@ pub struct RegistrationRefusedStatus {
     pub state: String,
 }
 
+/// This node's stake below the chain's minimum (the EVM coordinator): the contract never lists
+/// it, so it is never selected. Unregistered, its registration is not sent; registered, it
+/// must add stake.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StakeBelowMinimumStatus {
+    /// The confirmed block at which it was first seen.
+    pub block: u64,
+    /// The stake (wei, decimal): the `stake` setting while unregistered, else the chain's.
+    pub stake: String,
+    /// The contract's minimum stake (wei, decimal).
+    pub minimum: String,
+    /// Whether the node is registered (it must add stake), or its registration was held back
+    /// (the `stake` setting must be raised to the minimum and the node restarted).
+    pub registered: bool,
+}
+
+/// The chain adapter's checks of this node's candidacy failing (the EVM coordinator): retried
+/// at each confirmed block until one succeeds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CandidacyCheckFailingStatus {
+    /// The confirmed block of the first failure.
+    pub since: u64,
+    /// The confirmed block of the last failure.
+    pub last: u64,
+    /// Failures so far.
+    pub failures: u64,
+    /// The last error.
+    pub error: String,
+}
+
 /// A view's secp256k1 signing key, as `/status` shows it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SigningKeyStatus {
@@ -241,6 +271,12 @@ pub struct Status {
     /// Its registration refused for a full candidate list, until it registers.
     #[serde(default)]
     pub registration_refused: Option<RegistrationRefusedStatus>,
+    /// Its stake below the chain's minimum, until it reaches it.
+    #[serde(default)]
+    pub stake_below_minimum: Option<StakeBelowMinimumStatus>,
+    /// The chain adapter's candidacy checks failing, until one succeeds.
+    #[serde(default)]
+    pub candidacy_check_failing: Option<CandidacyCheckFailingStatus>,
     /// Traffic counters (the same numbers as `/metrics`), filled in when `/status` is served.
     pub traffic: Traffic,
     /// The random beacon.

@@ -375,8 +375,8 @@ impl EvmChainClient {
         self.candidacy.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Asks the chain about this node's candidacy at confirmed height `now` when an `Evicted`
-    /// log named it, one check at a time (module docs).
+    /// Asks the chain about this node's candidacy at confirmed height `now` when a log named
+    /// it, one check at a time (module docs).
     fn check_candidacy_if_due(&self, now: u64) {
         if !self.watch().due(now) || self.checking.swap(true, Ordering::AcqRel) {
             return;
@@ -384,11 +384,61 @@ impl EvmChainClient {
         let me = self.clone();
         tokio::spawn(async move {
             match candidacy::check(&me.client, &me.candidacy, now).await {
-                Ok(changes) => changes.iter().for_each(log_change),
-                Err(e) => debug!(error = %e, "candidacy not checked"),
+                Ok(changes) => {
+                    if let Some(f) = me.watch().on_check_succeeded() {
+                        info!(
+                            since = f.since,
+                            failures = f.failures,
+                            "candidacy checked again after failures"
+                        );
+                    }
+                    changes.iter().for_each(log_change);
+                }
+                Err(e) => {
+                    let error = e.to_string();
+                    let mut watch = me.watch();
+                    if watch.on_check_failed(error.clone(), now) {
+                        let failing = watch.check_failure().cloned();
+                        drop(watch);
+                        let (since, failures) = failing.map_or((now, 1), |f| (f.since, f.failures));
+                        warn!(
+                            block = now,
+                            since,
+                            failures,
+                            %error,
+                            "this node's candidacy check failed (retried at each confirmed \
+                             block; if the account cannot pay for gas, fund it)"
+                        );
+                    } else {
+                        debug!(block = now, %error, "candidacy check failed again");
+                    }
+                }
             }
             me.checking.store(false, Ordering::Release);
         });
+    }
+
+    /// Holds back a registration of `stake` wei below the contract's minimum (module docs):
+    /// `Some` (the refusal) when it is below.
+    async fn hold_back_below_minimum(
+        &self,
+        stake: U256,
+    ) -> Result<Option<SubmitOutcome>, ClientError> {
+        let minimum = self.client.min_stake(None).await?;
+        if candidacy::eligible(stake, minimum) {
+            return Ok(None);
+        }
+        let now = self.confirmed.load(Ordering::Acquire);
+        let change = self
+            .watch()
+            .on_registration_below_minimum(stake, minimum, now);
+        change.iter().for_each(log_change);
+        Ok(Some(SubmitOutcome::Reverted {
+            code: "StakeBelowMinimum".into(),
+            reason: format!(
+                "not sent: the stake {stake} wei is below the contract's minimum {minimum} wei"
+            ),
+        }))
     }
 }
 
@@ -453,6 +503,26 @@ fn log_change(change: &Change) {
             )
         }
         Change::Registered { block: None } => info!("registered"),
+        Change::BelowMinimum(s) if s.registered => warn!(
+            since = s.block,
+            stake = %s.stake,
+            minimum = %s.minimum,
+            "this node's stake is below the coordinator's minimum: it stays registered but is \
+             never listed nor selected; add at least {} wei of stake (`addStake`) to be listed",
+            s.minimum.saturating_sub(s.stake)
+        ),
+        Change::BelowMinimum(s) => warn!(
+            since = s.block,
+            stake = %s.stake,
+            minimum = %s.minimum,
+            "not registering: the node's `stake` setting ({} wei) is below the coordinator's \
+             minimum ({} wei), and the contract would never list it; raise `stake` to at least \
+             {} and restart the node",
+            s.stake,
+            s.minimum,
+            s.minimum.max(U256::from(1))
+        ),
+        Change::StakeSufficient => info!("this node's stake reached the coordinator's minimum"),
     }
 }
 
@@ -509,6 +579,28 @@ impl ChainClient for EvmChainClient {
             stake: r.stake.to_string(),
             needed_stake: r.bar.needed_stake().map(|s| s.to_string()),
             state: r.bar.name().into(),
+        })
+    }
+
+    fn stake_below_minimum(&self) -> Option<crate::status::StakeBelowMinimumStatus> {
+        let watch = self.watch();
+        let s = watch.shortfall()?;
+        Some(crate::status::StakeBelowMinimumStatus {
+            block: s.block,
+            stake: s.stake.to_string(),
+            minimum: s.minimum.to_string(),
+            registered: s.registered,
+        })
+    }
+
+    fn candidacy_check_failing(&self) -> Option<crate::status::CandidacyCheckFailingStatus> {
+        let watch = self.watch();
+        let f = watch.check_failure()?;
+        Some(crate::status::CandidacyCheckFailingStatus {
+            since: f.since,
+            last: f.last,
+            failures: f.failures,
+            error: f.error.clone(),
         })
     }
 
@@ -586,10 +678,20 @@ impl ChainClient for EvmChainClient {
         for block in confirmed {
             let number = block.number;
             for input in &block.inputs {
-                if let BoardInput::Evicted(e) = input
-                    && self.watch().on_evicted(e, number)
-                {
-                    info!(block = number, by = %e.by, "the chain logged this node's eviction; checking");
+                match input {
+                    BoardInput::Evicted(e) if self.watch().on_evicted(e, number) => {
+                        info!(block = number, by = %e.by, "the chain logged this node's eviction; checking");
+                    }
+                    BoardInput::Registered(r) => {
+                        self.watch().on_stake_changed(r.account);
+                    }
+                    BoardInput::StakeChanged { account, .. } => {
+                        self.watch().on_stake_changed(*account);
+                    }
+                    BoardInput::Slashed(s) => {
+                        self.watch().on_stake_changed(s.culprit);
+                    }
+                    _ => {}
                 }
             }
             let events = self.translator().translate_block(block);
@@ -652,6 +754,11 @@ impl ChainClient for EvmChainClient {
                 input: tx.input.clone(),
                 value: tx.value,
             });
+        if registration.is_some()
+            && let Some(refused) = self.hold_back_below_minimum(tx.value).await?
+        {
+            return Ok(refused);
+        }
         Ok(match self.client.send_calldata(tx.input, tx.value).await? {
             CallOutcome::Included { .. } => SubmitOutcome::Included,
             CallOutcome::Reverted(r) => {

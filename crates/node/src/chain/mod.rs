@@ -281,6 +281,19 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
         None
     }
 
+    /// This node's stake below the chain's minimum, as the adapter last read it (chains whose
+    /// minimum keeps a stake off the candidate list without refusing it: the EVM coordinator);
+    /// `None` otherwise. The adapter does not send a registration below the minimum.
+    fn stake_below_minimum(&self) -> Option<crate::status::StakeBelowMinimumStatus> {
+        None
+    }
+
+    /// The adapter's own checks of this node's candidacy failing, until one succeeds; `None`
+    /// otherwise, or on chains whose adapter runs none.
+    fn candidacy_check_failing(&self) -> Option<crate::status::CandidacyCheckFailingStatus> {
+        None
+    }
+
     /// Turns `action` from `sender` into this chain's transaction.
     fn prepare(
         &self,

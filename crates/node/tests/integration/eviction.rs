@@ -4,6 +4,8 @@
 //!   nothing while the contract would refuse it, and lists itself again once a place frees.
 //! - Refused at registration (the list full before it was ever listed), it reports the refusal
 //!   the same way and registers as soon as a place frees, not at its next periodic retry.
+//! - With a stake below the contract's minimum, it does not send its registration and reports
+//!   the shortfall; registered below it all the same, it reports it until stake is added.
 //!
 //! anvil is the pinned npm package in `contracts/` (`npm ci` there installs it).
 
@@ -375,4 +377,64 @@ async fn a_node_refused_for_a_full_list_reports_it_and_registers_once_a_place_fr
     assert_eq!(gauge(node, "keyquorum_registration_refused").await, 0.0);
     assert!(listed(&reader, account).await);
     assert_eq!(nonce(&reader, account).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stake_below_the_minimum_is_not_sent_and_is_reported_until_stake_is_added() {
+    let f = Fixture::deploy().await;
+    let minimum = config().minStake;
+    let below = 50;
+    let chain = f.adapter(3_000).await;
+    let account = chain.account();
+    let reader = chain.client().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, stop) = start_node(&chain, 3_000, below, &dir).await;
+    let shown = status_until(node, "the shortfall", |s| s.stake_below_minimum.is_some()).await;
+    assert!(!shown.registered);
+    let short = shown.stake_below_minimum.unwrap();
+    assert_eq!(
+        (short.stake, short.minimum, short.registered),
+        (below.to_string(), minimum.to_string(), false)
+    );
+    assert_eq!(gauge(node, "keyquorum_stake_below_minimum").await, 1.0);
+    // Held back before sending: no transaction, no stake locked.
+    assert_eq!(
+        sends_nothing_while_refused(&f.anvil, &reader, account).await,
+        0
+    );
+    drop(stop);
+
+    // Registered below the minimum all the same (by another sender): the contract takes it but
+    // never lists it, and the node, started again, reports it.
+    let sent = reader
+        .send_calldata(registration(&chain, 3_000, below).input, U256::from(below))
+        .await
+        .unwrap();
+    assert!(matches!(sent, CallOutcome::Included { .. }), "{sent:?}");
+    assert!(!listed(&reader, account).await);
+    let restarted = f.adapter(3_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _stop) = start_node(&restarted, 3_000, below, &dir).await;
+    let shown = status_until(node, "the registered shortfall", |s| {
+        s.registered
+            && s.stake_below_minimum
+                .as_ref()
+                .is_some_and(|short| short.registered)
+    })
+    .await;
+    assert_eq!(
+        shown.stake_below_minimum.map(|s| (s.stake, s.minimum)),
+        Some((below.to_string(), minimum.to_string()))
+    );
+    assert_eq!(gauge(node, "keyquorum_stake_below_minimum").await, 1.0);
+
+    // Stake added up to the minimum: listed, and the report ends.
+    let added = reader
+        .send(Coordinator::addStakeCall {}, minimum - U256::from(below))
+        .await
+        .unwrap();
+    assert!(matches!(added, CallOutcome::Included { .. }), "{added:?}");
+    status_until(node, "the stake added", |s| s.stake_below_minimum.is_none()).await;
+    assert_eq!(gauge(node, "keyquorum_stake_below_minimum").await, 0.0);
+    assert!(listed(&reader, account).await);
 }
