@@ -39,7 +39,13 @@
 //!   contract refuses with `CandidateListFull` (the list full before this node was ever
 //!   listed) is followed the same way with the registration simulated instead, sent again as
 //!   soon as the simulation passes, and shown ([`ChainClient::registration_refused`]) as
-//!   `registration_refused` and `keyquorum_registration_refused`.
+//!   `registration_refused` and `keyquorum_registration_refused`. A registration below the
+//!   contract's minimum stake (read from the contract) is not sent, and a registered stake
+//!   below it is read at each confirmed log that changes it; both are shown
+//!   ([`ChainClient::stake_below_minimum`]) as `stake_below_minimum` and
+//!   `keyquorum_stake_below_minimum`. A failing check is warned at the first failure, on a
+//!   new error and every `keyquorum_evm::candidacy::WARN_EVERY_BLOCKS` blocks, and shown
+//!   ([`ChainClient::candidacy_check_failing`]).
 //! - View changes: the contract starts one only when someone calls `startViewChange` (it ranks
 //!   the eligible nodes from its own state). Every node does so when one is due (the start
 //!   block reached with no ceremony running, or the running ceremony's wait phase over without
