@@ -401,7 +401,8 @@ impl EvmChainClient {
                     changes.iter().for_each(log_change);
                 }
                 Err(e) => {
-                    let error = e.to_string();
+                    // The endpoint's URL may carry an access key: neither logged nor shown.
+                    let error = e.to_string().replace(&me.settings.rpc, "<rpc>");
                     let mut watch = me.watch();
                     if watch.on_check_failed(error.clone(), now) {
                         let failing = watch.check_failure().cloned();
