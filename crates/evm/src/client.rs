@@ -40,7 +40,7 @@ const RECEIPT_POLL: Duration = Duration::from_millis(100);
 /// The storage slot of the contract's `config.minStake`: `config` is its first state variable,
 /// whose `chainId` (a `bytes`) takes slot 0 and whose five small fields after it share slot 1.
 /// Checked against a deployment by the test
-/// `the_minimum_stake_is_read_from_the_contracts_storage`.
+/// `the_minimum_stake_is_read_from_the_contracts_storage_and_an_unconfirmed_send_is_not_repeated`.
 pub const MIN_STAKE_SLOT: u64 = 2;
 /// The most candidates the contract lists (`MAX_CANDIDATES` in Coordinator.sol).
 const MAX_CANDIDATES: u64 = 300;
@@ -453,11 +453,12 @@ impl Client {
     /// unknown to the node.
     pub async fn sent_state(&self, tx_hash: B256) -> Result<SentState, ClientError> {
         if let Some(receipt) = self.provider.get_transaction_receipt(tx_hash).await? {
+            // A receipt without its block is no proof of inclusion: wait for one that has it.
+            let Some(block) = receipt.block_number else {
+                return Ok(SentState::Pending);
+            };
             return Ok(SentState::Mined(if receipt.status() {
-                CallOutcome::Included {
-                    block: receipt.block_number.unwrap_or_default(),
-                    tx_hash,
-                }
+                CallOutcome::Included { block, tx_hash }
             } else {
                 CallOutcome::Reverted(Revert::Mined(None))
             }));
