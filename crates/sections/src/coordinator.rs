@@ -292,6 +292,17 @@ struct Handover {
     replaced: bool,
 }
 
+/// The half of a split that we applied as an elder of the split key, while the other half is
+/// not linked: that key's handovers, which hold our share of it, are kept
+/// ([`Coordinator::open_split`]).
+#[derive(Debug, Clone)]
+struct AppliedHalf {
+    /// The generation of the split key's starts.
+    generation: u64,
+    /// Our half's link from the split key.
+    link: Successor,
+}
+
 /// A split handed over for one half only, as an elder of its key sees it
 /// ([`Coordinator::open_split`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -352,6 +363,8 @@ pub struct Coordinator {
     handovers: BTreeMap<SessionId, Handover>,
     /// The links we signed as an elder: one successor per key ([`crate::successor`]).
     linked: Vec<Successor>,
+    /// The halves we applied of splits still open.
+    applied_halves: Vec<AppliedHalf>,
 }
 
 impl Coordinator {
@@ -386,6 +399,7 @@ impl Coordinator {
             kept: BTreeMap::new(),
             handovers: BTreeMap::new(),
             linked: Vec::new(),
+            applied_halves: Vec::new(),
         })
     }
 
@@ -732,20 +746,24 @@ impl Coordinator {
                 parent_signature,
             })));
         }
+        self.forget_closed_splits();
         Ok(out)
     }
 
     /// The authority we sign `start` as an elder of, and our share of its key: our SAP at our
     /// generation, or at a split whose half we applied, the parent's for the other half at the
-    /// parent's generation ([`Coordinator::split_parent`]).
+    /// parent's generation ([`Coordinator::split_parent`]), however many SAPs of our own half
+    /// applied since.
     fn authority_for(&self, start: &DkgStart) -> Result<(&Sap, &KeyShare), Dropped> {
-        if let Some((parent, share)) = self.split_parent()
-            && start.generation + 1 == self.chain.key_count()
-            && start.prefix != parent.prefix
-            && start.prefix != self.sap.prefix
-            && start.prefix.is_self_or_child_of(&parent.prefix)
-        {
-            return Ok((parent, share));
+        for half in &self.applied_halves {
+            if let Some((parent, share)) = self.split_parent(half)
+                && start.generation == half.generation
+                && start.prefix != parent.prefix
+                && start.prefix != half.link.prefix
+                && start.prefix.is_self_or_child_of(&parent.prefix)
+            {
+                return Ok((parent, share));
+            }
         }
         self.check_generation(start.generation)?;
         if !start.prefix.is_self_or_child_of(&self.sap.prefix) {
@@ -757,30 +775,55 @@ impl Coordinator {
         Ok((&self.sap, share))
     }
 
-    /// When our newest link is a half of a split whose parent key we held a share of: the
-    /// parent's authority and that share, as a handover of the parent's generation keeps them
-    /// (one generation past it, see [`Coordinator::apply_sap`]).
-    fn split_parent(&self) -> Option<(&Sap, &KeyShare)> {
-        let link = self.chain.links().last()?;
-        let generation = self.chain.key_count() - 1;
+    /// The authority of the key `half` split from and our share of it, from a handover of
+    /// that key's generation ([`Coordinator::adopt`] keeps them while the split is open).
+    fn split_parent(&self, half: &AppliedHalf) -> Option<(&Sap, &KeyShare)> {
         self.handovers
             .values()
             .find(|h| {
-                h.start.generation == generation
-                    && h.parent.section_key == link.parent_key
-                    && self.sap.prefix != h.parent.prefix
-                    && self.sap.prefix.is_self_or_child_of(&h.parent.prefix)
+                h.start.generation == half.generation
+                    && h.parent.section_key == half.link.parent_key
             })
             .map(|h| (&h.parent, &h.parent_share))
+    }
+
+    /// The split `half` is of, as seen from the links we signed and `half` itself.
+    fn split_of(&self, half: &AppliedHalf) -> Option<OpenSplit> {
+        let (parent, _) = self.split_parent(half)?;
+        let mut known = self.linked.clone();
+        known.push(half.link.clone());
+        let halves = successor::open_halves(&known, &parent.section_key, &parent.prefix)?;
+        Some(OpenSplit {
+            parent: parent.clone(),
+            generation: half.generation,
+            halves,
+        })
+    }
+
+    /// Forgets the applied halves whose split is no longer open (both halves linked, or the
+    /// parent's share gone); their handovers go with the next SAP.
+    fn forget_closed_splits(&mut self) {
+        let open: Vec<bool> = self
+            .applied_halves
+            .iter()
+            .map(|half| {
+                self.split_of(half)
+                    .is_some_and(|split| !split.halves.is_empty())
+            })
+            .collect();
+        let mut open = open.into_iter();
+        self.applied_halves.retain(|_| open.next().unwrap_or(false));
     }
 
     /// A split of a key we can sign starts under that is handed over for one half only, or
     /// none: then the section's starts are what its members call for
     /// ([`crate::elders::next_starts`]). As an elder of our current key, the split is made
     /// once we linked a half of it; after applying a half's SAP, it is made by our own chain,
-    /// and we still sign for the other half while we hold the parent's share. Either way the
-    /// parent key's only successor left is a half ([`successor::open_halves`]), so what we sign
-    /// for the key is that half's start, however few members it has.
+    /// and we still sign for the other half with the parent's share, kept until both halves
+    /// are linked however many SAPs of our half apply meanwhile (of nested open splits, the
+    /// oldest). Either way the parent key's only successor left is a half
+    /// ([`successor::open_halves`]), so what we sign for the key is that half's start, however
+    /// few members it has.
     pub fn open_split(&self) -> Option<OpenSplit> {
         if self.our_share.is_some()
             && let Some(halves) =
@@ -792,28 +835,20 @@ impl Coordinator {
                 halves,
             });
         }
-        let (parent, _) = self.split_parent()?;
-        let mut known = self.linked.clone();
-        known.push(Successor {
-            parent_key: parent.section_key,
-            prefix: self.sap.prefix,
-            key: self.sap.section_key,
-        });
-        let halves = successor::open_halves(&known, &parent.section_key, &parent.prefix)?;
-        Some(OpenSplit {
-            parent: parent.clone(),
-            generation: self.chain.key_count() - 1,
-            halves,
-        })
+        self.applied_halves
+            .iter()
+            .find_map(|half| self.split_of(half))
     }
 
     /// Whether `handover` is of the half a split we applied the other half of left open: its
     /// failure agreement is still the one that half waits on.
     fn of_open_sibling(&self, handover: &Handover) -> bool {
-        self.open_split().is_some_and(|open| {
-            open.generation == handover.start.generation
-                && open.parent.section_key == handover.parent.section_key
-                && open.halves.contains(&handover.start.prefix)
+        self.applied_halves.iter().any(|half| {
+            self.split_of(half).is_some_and(|open| {
+                open.generation == handover.start.generation
+                    && open.parent.section_key == handover.parent.section_key
+                    && open.halves.contains(&handover.start.prefix)
+            })
         })
     }
 
@@ -1241,6 +1276,28 @@ impl Coordinator {
             _ => kept,
         };
         let current = self.chain.key_count();
+        // The new SAP is a half of a split of a key we hand over from: that key's handovers
+        // (and our share of it) stay until the other half is linked too.
+        if let Some(link) = self.chain.links().last() {
+            let generation = current - 1;
+            let is_half = self.handovers.values().any(|h| {
+                h.start.generation == generation
+                    && h.parent.section_key == link.parent_key
+                    && new_sap.prefix != h.parent.prefix
+                    && new_sap.prefix.is_self_or_child_of(&h.parent.prefix)
+            });
+            if is_half {
+                self.applied_halves.push(AppliedHalf {
+                    generation,
+                    link: Successor {
+                        parent_key: link.parent_key,
+                        prefix: new_sap.prefix,
+                        key: new_sap.section_key,
+                    },
+                });
+            }
+        }
+        self.forget_closed_splits();
         self.pending.retain(|_, p| p.start.generation >= current);
         // Our run of the session that produced this SAP may still be going: it is kept, so
         // that we take our share of the new key when it ends.
@@ -1255,10 +1312,17 @@ impl Coordinator {
         self.sap = new_sap;
         self.superseded
             .retain(|_, generation| *generation >= current);
-        // A handover of the generation just left may still be running (the other half of a
-        // split); older ones are over, and keeping them would fill MAX_PENDING_STARTS.
-        self.handovers
-            .retain(|_, h| h.start.generation + 1 >= current);
+        // A handover of the generation just left may still be running, and so may those of
+        // a split whose other half is not linked yet; older ones are over, and keeping them
+        // would fill MAX_PENDING_STARTS.
+        let applied = &self.applied_halves;
+        self.handovers.retain(|_, h| {
+            h.start.generation + 1 >= current
+                || applied.iter().any(|half| {
+                    half.generation == h.start.generation
+                        && half.link.parent_key == h.parent.section_key
+                })
+        });
         let handovers = &self.handovers;
         self.linked.retain(|l| {
             handovers
@@ -2233,6 +2297,132 @@ mod tests {
         }
         // Nothing is left open, so nothing more is signed for the root key.
         assert_eq!(sign_all(&mut net, &members), []);
+    }
+
+    #[test]
+    fn a_parent_elder_keeps_the_split_key_share_until_the_other_half_is_linked() {
+        // Seven root elders, four under prefix 0 and three under prefix 1.
+        let mut net = net(24);
+        let elders = elder_secrets(&net, 24);
+        let (p0, p1) = (
+            Prefix::ROOT.child(0).unwrap(),
+            Prefix::ROOT.child(1).unwrap(),
+        );
+        let under = |members: &[Member], p: Prefix| -> Vec<Member> {
+            let mut under = members.to_vec();
+            under.retain(|m| p.matches(&m.peer.name()));
+            under
+        };
+        let names =
+            |members: Vec<Member>| -> Vec<Name> { members.iter().map(|m| m.peer.name()).collect() };
+        let (low, high) = (
+            names(under(&net.members, p0)),
+            names(under(&net.members, p1)),
+        );
+        let chosen: Vec<(Name, u8)> = low[..4]
+            .iter()
+            .chain(&high[..3])
+            .map(|n| (*n, 20))
+            .collect();
+        net.members = aged(&net, &chosen);
+        let none = BTreeSet::new();
+        let change = DkgStart::new(
+            Prefix::ROOT,
+            select_elders(&net.members, ELDER_COUNT, &none),
+            2,
+        );
+        let _ = hand_over(&mut net.nodes, &change, &elders);
+        let root = net.nodes[&low[0]].sap().clone();
+        let secret_of = |name: &Name| node_secret(seed_of(name, 0..24));
+        let secrets =
+            |names: &[Name]| -> Vec<Secret<Scalar>> { names.iter().map(secret_of).collect() };
+        // A start of `prefix` signed and authorised by the elders `by`, its DKG run, and the
+        // handover completed by them; every node under the prefix applies it.
+        let run = |net: &mut Net, start: &DkgStart, by: &[Name]| -> SignedSap {
+            for name in by {
+                net.nodes.get_mut(name).unwrap().sign_start(start).unwrap();
+            }
+            let queue = authorise_with(&mut net.nodes, start, &secrets(by), &none);
+            let shares = sap_shares(&run_dkg(&mut net.nodes, start, queue, &none, 4));
+            let signed = complete_handover_by(&mut net.nodes, by, start, &shares);
+            for node in net.nodes.values_mut() {
+                let _ = node.apply_sap(&signed);
+            }
+            signed
+        };
+        // The split's first half is handed over; the second is not started yet.
+        let members = net.members.clone();
+        let s0 = DkgStart::new(
+            p0,
+            select_elders(&under(&members, p0), ELDER_COUNT, &none),
+            3,
+        );
+        let s1 = DkgStart::new(
+            p1,
+            select_elders(&under(&members, p1), ELDER_COUNT, &none),
+            3,
+        );
+        let signed0 = run(&mut net, &s0, &root.names());
+        assert_eq!(signed0.parent_key, root.section_key);
+        let moved: Vec<Name> = low[..4].to_vec();
+        // Two elder changes of the first half: an elder that is none of the root's leaves
+        // each time.
+        for generation in [4, 5] {
+            let half = net.nodes[&low[0]].sap().clone();
+            let gone = half
+                .names()
+                .into_iter()
+                .find(|n| !root.names().contains(n))
+                .unwrap();
+            net.members.retain(|m| m.peer.name() != gone);
+            let next = select_elders(&under(&net.members, p0), ELDER_COUNT, &none);
+            let start = DkgStart::new(p0, next, generation);
+            run(&mut net, &start, &half.names());
+        }
+        for name in &moved {
+            let node = &net.nodes[name];
+            assert_eq!(node.chain().key_count(), 6);
+            assert_eq!(node.sap().prefix, p0);
+            // Still open: the other half is what the root key's elders sign.
+            let open = node.open_split().unwrap();
+            assert_eq!((open.parent.clone(), open.generation), (root.clone(), 3));
+            assert_eq!(open.halves, [p1]);
+            assert!(node.handover_parent(&s0.session).is_some());
+            let mut signer = StartSigner::default();
+            let node = net.nodes.get_mut(name).unwrap();
+            let starts = signer.starts_to_sign(node, &net.members, &SectionParams::default());
+            assert!(starts.contains(&s1), "{starts:?}");
+        }
+        // The root elders under prefix 0 still sign the second half's start and link its key
+        // with the root key's share.
+        let signed1 = run(&mut net, &s1, &root.names());
+        assert_eq!(signed1.parent_key, root.section_key);
+        assert_eq!(signed1.sap.prefix, p1);
+        assert_eq!(net.nodes[&high[0]].sap(), &signed1.sap);
+        assert_eq!(
+            net.nodes[&high[0]].chain().links()[2].parent_key,
+            root.section_key
+        );
+        // Both halves are linked: the split is closed, and the next SAP of the first half drops
+        // the root key's handovers (and the share they hold).
+        for name in &moved {
+            assert_eq!(net.nodes[name].open_split(), None);
+        }
+        let half = net.nodes[&low[0]].sap().clone();
+        let gone = half
+            .names()
+            .into_iter()
+            .find(|n| !root.names().contains(n))
+            .unwrap();
+        net.members.retain(|m| m.peer.name() != gone);
+        let next = select_elders(&under(&net.members, p0), ELDER_COUNT, &none);
+        run(&mut net, &DkgStart::new(p0, next, 6), &half.names());
+        for name in &moved {
+            let node = &net.nodes[name];
+            assert_eq!(node.chain().key_count(), 7);
+            assert!(node.handover_parent(&s0.session).is_none());
+            assert!(node.handover_parent(&s1.session).is_none());
+        }
     }
 
     #[test]

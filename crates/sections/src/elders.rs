@@ -423,9 +423,11 @@ impl StartSigner {
         if let Some(open) = &open {
             starts.extend(open_split_starts(open, members, params, &excluded));
         }
-        // An open split's starts are of the generation before ours.
-        self.attempts
-            .retain(|(_, g), _| g.saturating_add(1) >= generation);
+        // An open split's starts are of an older generation (the one before ours, or further
+        // back once SAPs of our own half applied meanwhile).
+        self.attempts.retain(|(_, g), _| {
+            g.saturating_add(1) >= generation || open.as_ref().is_some_and(|o| o.generation == *g)
+        });
         let attempts = &self.attempts;
         starts
             .into_iter()

@@ -69,7 +69,9 @@ fn elder_change_beside_a_split() -> SectionsConfig {
 /// earlier in the generation had that start's session id, which the candidates held as
 /// superseded, so no elder change happened (`NotLive`), and leaves made the second half of a
 /// split too small to split after the first was handed over, so that the members called for
-/// an elder change of the parent that no elder could link (`NestedSections`).
+/// an elder change of the parent that no elder could link (`NestedSections`), and the parent's
+/// elders that moved to the first half of a split applied two more SAPs of that half before the
+/// other was handed over and had dropped the parent key's share (`NestedSections`).
 fn superseded_while_running() -> Vec<SectionsConfig> {
     [
         (1, 3, 3, 4, 1000),
@@ -78,6 +80,8 @@ fn superseded_while_running() -> Vec<SectionsConfig> {
         (3, 4, 3, 1, 1000),
         (4, 4, 3, 1, 1000),
         (4, 5, 5, 2, 400),
+        (7, 2, 2, 4, 1000),
+        (4, 3, 3, 4, 1000),
     ]
     .into_iter()
     .map(|(seed, elders, min_size, leaves, per_mille)| {
