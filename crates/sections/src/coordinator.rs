@@ -27,7 +27,8 @@
 //! old one's candidates, so no signer count tells the two apart. The elders can: they sign the
 //! replacing start before any honest candidate drops the old session (authorising it takes a
 //! supermajority of their signatures), and an elder takes an agreement only for the latest
-//! start it signed for the prefix and generation, while its chain is at that generation
+//! start it signed for the prefix and generation, while its chain is at that generation and
+//! its links leave the start a place among the key's successors
 //! ([`Coordinator::handle_failure_agreement`]). A session that truly failed is the latest one
 //! or was replaced by one that runs, so the section still restarts without the absent. Not
 //! covered: a candidate that receives the replaced start's signatures after the new one's
@@ -1092,10 +1093,11 @@ impl Coordinator {
     /// As a current elder, checks a failure agreement for a start it signed: more than
     /// `n - supermajority(n)` distinct candidates' valid signatures on the same non-empty set of
     /// candidates, for the latest start we signed for its prefix and generation, while our
-    /// chain is still at that generation. Returns the set to exclude from the restart's
-    /// selection; the failed session is then never handed over to.
+    /// chain is still at that generation and no link we signed takes the start's place
+    /// ([`successor::place_taken`]). Returns the set to exclude from the restart's selection;
+    /// the failed session is then never handed over to.
     ///
-    /// Why the last two conditions: an honest candidate stops taking part in a session once
+    /// Why the last three conditions: an honest candidate stops taking part in a session once
     /// another start of its prefix is authorised (which takes a supermajority of the elders'
     /// signatures) or a SAP of a later generation applies, and a candidate of the old session
     /// that is none of the new one never learns of either, runs on alone and observes the
@@ -1103,8 +1105,10 @@ impl Coordinator {
     /// outnumber `n - supermajority(n)` (with two or three candidates one is an agreement, and
     /// with more, the new start can leave out more than that many), so counting signers cannot
     /// tell them apart. What the elder knows can: once it signed a later start for the prefix
-    /// and generation, or its chain moved past the generation, the session is not the one the
-    /// section waits for, and its agreement is refused (`Dropped::Superseded`,
+    /// and generation, or its chain moved past the generation, or it linked a successor of the
+    /// key that leaves the start no place (at a split, a half whose SAP the elder does not
+    /// apply moves its candidates on while the elder stays on the key), the session is not the
+    /// one the section waits for, and its agreement is refused (`Dropped::Superseded`,
     /// `Dropped::StaleGeneration`). Liveness is kept: the later start runs, and if it fails, its
     /// own agreement is the one the elder takes.
     pub fn handle_failure_agreement(
@@ -1118,6 +1122,17 @@ impl Coordinator {
             .handovers
             .get(&session)
             .is_some_and(|h| self.of_open_sibling(h));
+        // A start is also over once we linked a successor of its key that leaves it no place
+        // (a half beside an elder change, either way round): the candidates under the linked
+        // SAP's prefix moved on with it, and those left run on and observe them absent.
+        let place_taken = self.handovers.get(&session).is_some_and(|h| {
+            successor::place_taken(
+                &self.linked,
+                &h.parent.section_key,
+                &h.parent.prefix,
+                &h.start.prefix,
+            )
+        });
         let handover = self.open_handover(&session)?;
         if handover.start.generation < current && !open_sibling {
             return Err(Dropped::StaleGeneration {
@@ -1149,7 +1164,7 @@ impl Coordinator {
             return Err(Dropped::TooFewSigners);
         }
         // Last, so that a refused agreement is a valid one ([`Output::ReplacedStartFailed`]).
-        if handover.replaced {
+        if handover.replaced || place_taken {
             return Err(Dropped::Superseded);
         }
         handover.done = true;
@@ -2546,6 +2561,80 @@ mod tests {
         let absent = BTreeSet::from([first.names()[0]]);
         assert_eq!(
             node.handle_failure_agreement(first.session, &absent, &agreement(&first, &absent)),
+            Ok(absent)
+        );
+    }
+
+    #[test]
+    fn an_elder_refuses_a_failure_agreement_of_a_start_its_links_leave_no_place_for() {
+        // The root's elders sign both halves of a split, then (a leave made the members too
+        // few to split) an elder change of the root, the latest start they stand by for the
+        // root. The first half is handed over: its candidates move on, and those of the elder
+        // change left at the root run on and observe them absent. The elders no longer link
+        // an elder change of the key (found by the simulator with one elder, where one
+        // observation is an agreement).
+        let mut net = net(24);
+        let (p0, p1) = (
+            Prefix::ROOT.child(0).unwrap(),
+            Prefix::ROOT.child(1).unwrap(),
+        );
+        let root = net.nodes.values().next().unwrap().sap().clone();
+        let none = BTreeSet::new();
+        let under = |p: Prefix| -> Vec<Member> {
+            let mut under = net.members.clone();
+            under.retain(|m| p.matches(&m.peer.name()));
+            under
+        };
+        let s0 = DkgStart::new(p0, select_elders(&under(p0), ELDER_COUNT, &none), 2);
+        let s1 = DkgStart::new(p1, select_elders(&under(p1), ELDER_COUNT, &none), 2);
+        // Four candidates under prefix 1, enough to sign an agreement among seven.
+        let peers: Vec<Peer> = under(p1)[..4]
+            .iter()
+            .chain(&under(p0)[..3])
+            .map(|m| m.peer.clone())
+            .collect();
+        let change = DkgStart::new(Prefix::ROOT, peers, 2);
+        for start in [&s0, &s1, &change] {
+            for name in root.names() {
+                net.nodes.get_mut(&name).unwrap().sign_start(start).unwrap();
+            }
+        }
+        let secret_of = |name: &Name| node_secret(seed_of(name, 0..24));
+        let root_elders: Vec<Secret<Scalar>> = root.names().iter().map(secret_of).collect();
+        let queue = authorise(&mut net, &s0, &root_elders);
+        let shares = sap_shares(&run_dkg(&mut net.nodes, &s0, queue, &none, 4));
+        let _ = complete_handover_by(&mut net.nodes, &root.names(), &s0, &shares);
+        let signed_by = |start: &DkgStart, absent: &BTreeSet<Name>| -> Vec<NodeSignature> {
+            let observation = FailureObservation {
+                session: start.session,
+                non_participants: absent.clone(),
+            };
+            start
+                .names()
+                .iter()
+                .filter(|n| !absent.contains(n))
+                .take(3)
+                .map(|n| observation.sign(&secret_of(n)))
+                .collect()
+        };
+        // At an elder still on the root key (none applies the half here).
+        let elder = root.names()[0];
+        let node = net.nodes.get_mut(&elder).unwrap();
+        assert_eq!(node.chain().key_count(), 2);
+        let moved: BTreeSet<Name> = change
+            .names()
+            .into_iter()
+            .filter(|n| p0.matches(n))
+            .collect();
+        assert!(!moved.is_empty());
+        assert_eq!(
+            node.handle_failure_agreement(change.session, &moved, &signed_by(&change, &moved)),
+            Err(Dropped::Superseded)
+        );
+        // The other half's start is still the one the section waits for.
+        let absent = BTreeSet::from([s1.names()[0]]);
+        assert_eq!(
+            node.handle_failure_agreement(s1.session, &absent, &signed_by(&s1, &absent)),
             Ok(absent)
         );
     }

@@ -23,8 +23,10 @@
 //! [`crate::successor`], which the log alone would lose with a superseded session's inputs).
 //!
 //! Limit: at a split, a parent elder that lands in one half applies that half's SAP and clears
-//! its log; if it crashes before the other half's handover completes, it has lost its part in
-//! that handover (the other parent elders still complete it if a supermajority of them remain).
+//! its log; the coordinator keeps the parent key's handovers (and its share of that key) in
+//! memory until the other half is linked ([`Coordinator::open_split`]), but the record holds
+//! neither, so if it crashes before then, it has lost its part in that handover (the other
+//! parent elders still complete it if a supermajority of them remain).
 //!
 //! The store seals the section key share and the kept shares at rest; [`ElderStore`]
 //! implementations decide how (the node's redb store seals them with its storage key, as it

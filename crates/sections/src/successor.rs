@@ -52,6 +52,22 @@ pub fn may_link(signed: &[Successor], parent_prefix: &Prefix, next: &Successor) 
         })
 }
 
+/// Whether the links in `signed` leave no place for a new successor of `parent_key` for
+/// `prefix` (a section whose own prefix is `parent_prefix`): one for `prefix` is signed
+/// already, or an elder change of the key beside a half (either way round). An elder never
+/// hands over to such a start again.
+pub fn place_taken(
+    signed: &[Successor],
+    parent_key: &PublicKey,
+    parent_prefix: &Prefix,
+    prefix: &Prefix,
+) -> bool {
+    signed
+        .iter()
+        .filter(|s| s.parent_key == *parent_key)
+        .any(|s| s.prefix == *prefix || s.prefix == *parent_prefix || prefix == parent_prefix)
+}
+
 /// The halves of `parent_prefix` still to hand over once a split of `parent_key` is made:
 /// `None` unless `known` (links we signed, and a half we applied) holds a half of that key;
 /// then the halves with no successor in `known`, empty if both have one or if `known` also
@@ -115,6 +131,28 @@ mod tests {
         let split = [link(0, zero, 2), link(0, one, 3)];
         assert!(may_link(&split, &root, &link(0, one, 3)));
         assert!(!may_link(&split, &root, &link(0, one, 4)));
+    }
+
+    #[test]
+    fn a_place_is_taken_by_a_link_for_it_or_beside_it() {
+        let root = Prefix::ROOT;
+        let (zero, one) = (root.child(0).unwrap(), root.child(1).unwrap());
+        let parent = key(0).1;
+        for prefix in [root, zero, one] {
+            assert!(!place_taken(&[], &parent, &root, &prefix));
+            // Links of another key take nothing here.
+            assert!(!place_taken(&[link(1, zero, 2)], &parent, &root, &prefix));
+        }
+        // After a half: that half and an elder change are taken, the other half is not.
+        let half = [link(0, zero, 2)];
+        assert!(place_taken(&half, &parent, &root, &zero));
+        assert!(place_taken(&half, &parent, &root, &root));
+        assert!(!place_taken(&half, &parent, &root, &one));
+        // After an elder change: everything.
+        let change = [link(0, root, 1)];
+        for prefix in [root, zero, one] {
+            assert!(place_taken(&change, &parent, &root, &prefix));
+        }
     }
 
     #[test]

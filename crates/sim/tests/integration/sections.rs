@@ -71,7 +71,9 @@ fn elder_change_beside_a_split() -> SectionsConfig {
 /// split too small to split after the first was handed over, so that the members called for
 /// an elder change of the parent that no elder could link (`NestedSections`), and the parent's
 /// elders that moved to the first half of a split applied two more SAPs of that half before the
-/// other was handed over and had dropped the parent key's share (`NestedSections`).
+/// other was handed over and had dropped the parent key's share (`NestedSections`), and the
+/// genesis elder took the failure agreement of an elder change of its key it had signed after
+/// the split although it had linked a half, whose candidates moved on (`HonestExcluded`).
 fn superseded_while_running() -> Vec<SectionsConfig> {
     [
         (1, 3, 3, 4, 1000),
@@ -82,6 +84,7 @@ fn superseded_while_running() -> Vec<SectionsConfig> {
         (4, 5, 5, 2, 400),
         (7, 2, 2, 4, 1000),
         (4, 3, 3, 4, 1000),
+        (1, 2, 2, 2, 1000),
     ]
     .into_iter()
     .map(|(seed, elders, min_size, leaves, per_mille)| {
