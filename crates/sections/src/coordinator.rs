@@ -62,6 +62,12 @@ use crate::wire::Message;
 /// cannot grow the state beyond this.
 pub const MAX_PENDING_STARTS: usize = 64;
 
+/// SAPs of our own half after which a parent elder stops waiting for the other half of a split
+/// it handed over: the other half was linked without our partial (we never see that link), or
+/// never will be, and the parent key's handovers kept for it (with the parent's share) would
+/// otherwise stay for good and count toward [`MAX_PENDING_STARTS`].
+pub const MAX_OPEN_SPLIT_SAPS: u64 = 3;
+
 /// Why a message was dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Dropped {
@@ -802,14 +808,19 @@ impl Coordinator {
     }
 
     /// Forgets the applied halves whose split is no longer open (both halves linked, or the
-    /// parent's share gone); their handovers go with the next SAP.
+    /// parent's share gone) or that we stopped waiting for ([`MAX_OPEN_SPLIT_SAPS`]); their
+    /// handovers go with the next SAP.
     fn forget_closed_splits(&mut self) {
+        // Our half's first SAP is at the split's generation + 1.
+        let current = self.chain.key_count();
         let open: Vec<bool> = self
             .applied_halves
             .iter()
             .map(|half| {
-                self.split_of(half)
-                    .is_some_and(|split| !split.halves.is_empty())
+                current <= half.generation + 1 + MAX_OPEN_SPLIT_SAPS
+                    && self
+                        .split_of(half)
+                        .is_some_and(|split| !split.halves.is_empty())
             })
             .collect();
         let mut open = open.into_iter();
@@ -1292,7 +1303,8 @@ impl Coordinator {
         };
         let current = self.chain.key_count();
         // The new SAP is a half of a split of a key we hand over from: that key's handovers
-        // (and our share of it) stay until the other half is linked too.
+        // (and our share of it) stay until we link the other half too, or stop waiting for it
+        // (MAX_OPEN_SPLIT_SAPS).
         if let Some(link) = self.chain.links().last() {
             let generation = current - 1;
             let is_half = self.handovers.values().any(|h| {
@@ -2437,6 +2449,92 @@ mod tests {
             assert_eq!(node.chain().key_count(), 7);
             assert!(node.handover_parent(&s0.session).is_none());
             assert!(node.handover_parent(&s1.session).is_none());
+        }
+    }
+
+    #[test]
+    fn a_parent_elder_stops_waiting_for_the_other_half_after_a_bounded_number_of_saps() {
+        // Seven root elders, four under prefix 0 and three under prefix 1.
+        let mut net = net(24);
+        let elders = elder_secrets(&net, 24);
+        let (p0, p1) = (
+            Prefix::ROOT.child(0).unwrap(),
+            Prefix::ROOT.child(1).unwrap(),
+        );
+        let under = |members: &[Member], p: Prefix| -> Vec<Member> {
+            let mut under = members.to_vec();
+            under.retain(|m| p.matches(&m.peer.name()));
+            under
+        };
+        let names =
+            |members: Vec<Member>| -> Vec<Name> { members.iter().map(|m| m.peer.name()).collect() };
+        let (low, high) = (
+            names(under(&net.members, p0)),
+            names(under(&net.members, p1)),
+        );
+        let chosen: Vec<(Name, u8)> = low[..4]
+            .iter()
+            .chain(&high[..3])
+            .map(|n| (*n, 20))
+            .collect();
+        net.members = aged(&net, &chosen);
+        let none = BTreeSet::new();
+        let change = DkgStart::new(
+            Prefix::ROOT,
+            select_elders(&net.members, ELDER_COUNT, &none),
+            2,
+        );
+        let _ = hand_over(&mut net.nodes, &change, &elders);
+        let root = net.nodes[&low[0]].sap().clone();
+        let secret_of = |name: &Name| node_secret(seed_of(name, 0..24));
+        let secrets =
+            |names: &[Name]| -> Vec<Secret<Scalar>> { names.iter().map(secret_of).collect() };
+        // A start of `prefix` signed and authorised by the elders `by`, its DKG run, and the
+        // handover completed by them; every node under the prefix applies it.
+        let run = |net: &mut Net, start: &DkgStart, by: &[Name]| -> SignedSap {
+            for name in by {
+                net.nodes.get_mut(name).unwrap().sign_start(start).unwrap();
+            }
+            let queue = authorise_with(&mut net.nodes, start, &secrets(by), &none);
+            let shares = sap_shares(&run_dkg(&mut net.nodes, start, queue, &none, 4));
+            let signed = complete_handover_by(&mut net.nodes, by, start, &shares);
+            for node in net.nodes.values_mut() {
+                let _ = node.apply_sap(&signed);
+            }
+            signed
+        };
+        // The split's first half is handed over; the second is not started yet.
+        let members = net.members.clone();
+        let s0 = DkgStart::new(
+            p0,
+            select_elders(&under(&members, p0), ELDER_COUNT, &none),
+            3,
+        );
+        let signed0 = run(&mut net, &s0, &root.names());
+        assert_eq!(signed0.parent_key, root.section_key);
+        let moved: Vec<Name> = low[..4].to_vec();
+        // More elder changes of the first half than a parent elder waits through, the other
+        // half never handed over: an elder that is none of the root's leaves each time.
+        let last = 3 + 1 + MAX_OPEN_SPLIT_SAPS;
+        for generation in 4..=last {
+            let half = net.nodes[&low[0]].sap().clone();
+            let gone = half
+                .names()
+                .into_iter()
+                .find(|n| !root.names().contains(n))
+                .unwrap();
+            net.members.retain(|m| m.peer.name() != gone);
+            let next = select_elders(&under(&net.members, p0), ELDER_COUNT, &none);
+            let start = DkgStart::new(p0, next, generation);
+            run(&mut net, &start, &half.names());
+        }
+        for name in &moved {
+            let node = &net.nodes[name];
+            assert_eq!(node.chain().key_count(), last + 1);
+            // Given up: no split to sign for, and the root key's handovers (with its share)
+            // are gone.
+            assert_eq!(node.open_split(), None);
+            assert!(node.handover_parent(&s0.session).is_none());
         }
     }
 

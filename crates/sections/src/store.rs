@@ -24,7 +24,8 @@
 //!
 //! Limit: at a split, a parent elder that lands in one half applies that half's SAP and clears
 //! its log; the coordinator keeps the parent key's handovers (and its share of that key) in
-//! memory until the other half is linked ([`Coordinator::open_split`]), but the record holds
+//! memory until it signed the other half's link or stopped waiting for it
+//! ([`Coordinator::open_split`], [`crate::coordinator::MAX_OPEN_SPLIT_SAPS`]), but the record holds
 //! neither, so if it crashes before then, it has lost its part in that handover (the other
 //! parent elders still complete it if a supermajority of them remain).
 //!
