@@ -832,8 +832,9 @@ impl Coordinator {
     /// ([`crate::elders::next_starts`]). As an elder of our current key, the split is made
     /// once we linked a half of it; after applying a half's SAP, it is made by our own chain,
     /// and we still sign for the other half with the parent's share, kept until both halves
-    /// are linked however many SAPs of our half apply meanwhile (of nested open splits, the
-    /// oldest). Either way the parent key's only successor left is a half
+    /// are linked (up to [`MAX_OPEN_SPLIT_SAPS`] further SAPs of our half). Of several open
+    /// splits, one only: our current key's, else that of the first half we applied (the others
+    /// wait until it closes). Either way the parent key's only successor left is a half
     /// ([`successor::open_halves`]), so what we sign for the key is that half's start, however
     /// few members it has.
     pub fn open_split(&self) -> Option<OpenSplit> {
