@@ -2327,25 +2327,57 @@ mod tests {
         assert_eq!(sign_all(&mut net, &members), []);
     }
 
-    #[test]
-    fn a_parent_elder_keeps_the_split_key_share_until_the_other_half_is_linked() {
-        // Seven root elders, four under prefix 0 and three under prefix 1.
+    /// The members of `members` under prefix `p`.
+    fn members_under(members: &[Member], p: Prefix) -> Vec<Member> {
+        let mut under = members.to_vec();
+        under.retain(|m| p.matches(&m.peer.name()));
+        under
+    }
+
+    /// A start signed and authorised by the elders `by` (of a [`net`] of 24), its DKG run, and
+    /// the handover completed by them; every node under the start's prefix applies it.
+    fn run_start(net: &mut Net, start: &DkgStart, by: &[Name]) -> SignedSap {
+        let none = BTreeSet::new();
+        for name in by {
+            net.nodes.get_mut(name).unwrap().sign_start(start).unwrap();
+        }
+        let secrets: Vec<Secret<Scalar>> = by
+            .iter()
+            .map(|name| node_secret(seed_of(name, 0..24)))
+            .collect();
+        let queue = authorise_with(&mut net.nodes, start, &secrets, &none);
+        let shares = sap_shares(&run_dkg(&mut net.nodes, start, queue, &none, 4));
+        let signed = complete_handover_by(&mut net.nodes, by, start, &shares);
+        for node in net.nodes.values_mut() {
+            let _ = node.apply_sap(&signed);
+        }
+        signed
+    }
+
+    /// A split handed over for its first half only: seven root elders, four under prefix 0
+    /// (`moved`, which apply the first half's SAP) and three under prefix 1; the second half's
+    /// start `s1` (generation 3, like the first's, `s0`) is not run.
+    struct HalfSplit {
+        net: Net,
+        root: Sap,
+        moved: Vec<Name>,
+        high: Vec<Name>,
+        s0: DkgStart,
+        s1: DkgStart,
+    }
+
+    fn half_split() -> HalfSplit {
         let mut net = net(24);
         let elders = elder_secrets(&net, 24);
         let (p0, p1) = (
             Prefix::ROOT.child(0).unwrap(),
             Prefix::ROOT.child(1).unwrap(),
         );
-        let under = |members: &[Member], p: Prefix| -> Vec<Member> {
-            let mut under = members.to_vec();
-            under.retain(|m| p.matches(&m.peer.name()));
-            under
-        };
         let names =
             |members: Vec<Member>| -> Vec<Name> { members.iter().map(|m| m.peer.name()).collect() };
         let (low, high) = (
-            names(under(&net.members, p0)),
-            names(under(&net.members, p1)),
+            names(members_under(&net.members, p0)),
+            names(members_under(&net.members, p1)),
         );
         let chosen: Vec<(Name, u8)> = low[..4]
             .iter()
@@ -2361,54 +2393,57 @@ mod tests {
         );
         let _ = hand_over(&mut net.nodes, &change, &elders);
         let root = net.nodes[&low[0]].sap().clone();
-        let secret_of = |name: &Name| node_secret(seed_of(name, 0..24));
-        let secrets =
-            |names: &[Name]| -> Vec<Secret<Scalar>> { names.iter().map(secret_of).collect() };
-        // A start of `prefix` signed and authorised by the elders `by`, its DKG run, and the
-        // handover completed by them; every node under the prefix applies it.
-        let run = |net: &mut Net, start: &DkgStart, by: &[Name]| -> SignedSap {
-            for name in by {
-                net.nodes.get_mut(name).unwrap().sign_start(start).unwrap();
-            }
-            let queue = authorise_with(&mut net.nodes, start, &secrets(by), &none);
-            let shares = sap_shares(&run_dkg(&mut net.nodes, start, queue, &none, 4));
-            let signed = complete_handover_by(&mut net.nodes, by, start, &shares);
-            for node in net.nodes.values_mut() {
-                let _ = node.apply_sap(&signed);
-            }
-            signed
+        let start_of = |p: Prefix| {
+            DkgStart::new(
+                p,
+                select_elders(&members_under(&net.members, p), ELDER_COUNT, &none),
+                3,
+            )
         };
-        // The split's first half is handed over; the second is not started yet.
-        let members = net.members.clone();
-        let s0 = DkgStart::new(
-            p0,
-            select_elders(&under(&members, p0), ELDER_COUNT, &none),
-            3,
-        );
-        let s1 = DkgStart::new(
-            p1,
-            select_elders(&under(&members, p1), ELDER_COUNT, &none),
-            3,
-        );
-        let signed0 = run(&mut net, &s0, &root.names());
+        let (s0, s1) = (start_of(p0), start_of(p1));
+        let signed0 = run_start(&mut net, &s0, &root.names());
         assert_eq!(signed0.parent_key, root.section_key);
-        let moved: Vec<Name> = low[..4].to_vec();
-        // Two elder changes of the first half: an elder that is none of the root's leaves
-        // each time.
-        for generation in [4, 5] {
-            let half = net.nodes[&low[0]].sap().clone();
+        HalfSplit {
+            net,
+            root,
+            moved: low[..4].to_vec(),
+            high,
+            s0,
+            s1,
+        }
+    }
+
+    impl HalfSplit {
+        /// An elder change of the first half at `generation`: an elder that is none of the
+        /// root's leaves.
+        fn first_half_change(&mut self, generation: u64) {
+            let half = self.net.nodes[&self.moved[0]].sap().clone();
             let gone = half
                 .names()
                 .into_iter()
-                .find(|n| !root.names().contains(n))
+                .find(|n| !self.root.names().contains(n))
                 .unwrap();
-            net.members.retain(|m| m.peer.name() != gone);
-            let next = select_elders(&under(&net.members, p0), ELDER_COUNT, &none);
-            let start = DkgStart::new(p0, next, generation);
-            run(&mut net, &start, &half.names());
+            self.net.members.retain(|m| m.peer.name() != gone);
+            let under = members_under(&self.net.members, half.prefix);
+            let next = select_elders(&under, ELDER_COUNT, &BTreeSet::new());
+            run_start(
+                &mut self.net,
+                &DkgStart::new(half.prefix, next, generation),
+                &half.names(),
+            );
         }
-        for name in &moved {
-            let node = &net.nodes[name];
+    }
+
+    #[test]
+    fn a_parent_elder_keeps_the_split_key_share_until_the_other_half_is_linked() {
+        let mut split = half_split();
+        let (p0, p1) = (split.s0.prefix, split.s1.prefix);
+        // Two elder changes of the first half.
+        split.first_half_change(4);
+        split.first_half_change(5);
+        let (s0, s1, root) = (split.s0.clone(), split.s1.clone(), split.root.clone());
+        for name in &split.moved {
+            let node = &split.net.nodes[name];
             assert_eq!(node.chain().key_count(), 6);
             assert_eq!(node.sap().prefix, p0);
             // Still open: the other half is what the root key's elders sign.
@@ -2417,36 +2452,29 @@ mod tests {
             assert_eq!(open.halves, [p1]);
             assert!(node.handover_parent(&s0.session).is_some());
             let mut signer = StartSigner::default();
-            let node = net.nodes.get_mut(name).unwrap();
-            let starts = signer.starts_to_sign(node, &net.members, &SectionParams::default());
+            let node = split.net.nodes.get_mut(name).unwrap();
+            let starts = signer.starts_to_sign(node, &split.net.members, &SectionParams::default());
             assert!(starts.contains(&s1), "{starts:?}");
         }
         // The root elders under prefix 0 still sign the second half's start and link its key
         // with the root key's share.
-        let signed1 = run(&mut net, &s1, &root.names());
+        let signed1 = run_start(&mut split.net, &s1, &root.names());
         assert_eq!(signed1.parent_key, root.section_key);
         assert_eq!(signed1.sap.prefix, p1);
-        assert_eq!(net.nodes[&high[0]].sap(), &signed1.sap);
+        let high = &split.high[0];
+        assert_eq!(split.net.nodes[high].sap(), &signed1.sap);
         assert_eq!(
-            net.nodes[&high[0]].chain().links()[2].parent_key,
+            split.net.nodes[high].chain().links()[2].parent_key,
             root.section_key
         );
         // Both halves are linked: the split is closed, and the next SAP of the first half drops
         // the root key's handovers (and the share they hold).
-        for name in &moved {
-            assert_eq!(net.nodes[name].open_split(), None);
+        for name in &split.moved {
+            assert_eq!(split.net.nodes[name].open_split(), None);
         }
-        let half = net.nodes[&low[0]].sap().clone();
-        let gone = half
-            .names()
-            .into_iter()
-            .find(|n| !root.names().contains(n))
-            .unwrap();
-        net.members.retain(|m| m.peer.name() != gone);
-        let next = select_elders(&under(&net.members, p0), ELDER_COUNT, &none);
-        run(&mut net, &DkgStart::new(p0, next, 6), &half.names());
-        for name in &moved {
-            let node = &net.nodes[name];
+        split.first_half_change(6);
+        for name in &split.moved {
+            let node = &split.net.nodes[name];
             assert_eq!(node.chain().key_count(), 7);
             assert!(node.handover_parent(&s0.session).is_none());
             assert!(node.handover_parent(&s1.session).is_none());
@@ -2455,87 +2483,20 @@ mod tests {
 
     #[test]
     fn a_parent_elder_stops_waiting_for_the_other_half_after_a_bounded_number_of_saps() {
-        // Seven root elders, four under prefix 0 and three under prefix 1.
-        let mut net = net(24);
-        let elders = elder_secrets(&net, 24);
-        let (p0, p1) = (
-            Prefix::ROOT.child(0).unwrap(),
-            Prefix::ROOT.child(1).unwrap(),
-        );
-        let under = |members: &[Member], p: Prefix| -> Vec<Member> {
-            let mut under = members.to_vec();
-            under.retain(|m| p.matches(&m.peer.name()));
-            under
-        };
-        let names =
-            |members: Vec<Member>| -> Vec<Name> { members.iter().map(|m| m.peer.name()).collect() };
-        let (low, high) = (
-            names(under(&net.members, p0)),
-            names(under(&net.members, p1)),
-        );
-        let chosen: Vec<(Name, u8)> = low[..4]
-            .iter()
-            .chain(&high[..3])
-            .map(|n| (*n, 20))
-            .collect();
-        net.members = aged(&net, &chosen);
-        let none = BTreeSet::new();
-        let change = DkgStart::new(
-            Prefix::ROOT,
-            select_elders(&net.members, ELDER_COUNT, &none),
-            2,
-        );
-        let _ = hand_over(&mut net.nodes, &change, &elders);
-        let root = net.nodes[&low[0]].sap().clone();
-        let secret_of = |name: &Name| node_secret(seed_of(name, 0..24));
-        let secrets =
-            |names: &[Name]| -> Vec<Secret<Scalar>> { names.iter().map(secret_of).collect() };
-        // A start of `prefix` signed and authorised by the elders `by`, its DKG run, and the
-        // handover completed by them; every node under the prefix applies it.
-        let run = |net: &mut Net, start: &DkgStart, by: &[Name]| -> SignedSap {
-            for name in by {
-                net.nodes.get_mut(name).unwrap().sign_start(start).unwrap();
-            }
-            let queue = authorise_with(&mut net.nodes, start, &secrets(by), &none);
-            let shares = sap_shares(&run_dkg(&mut net.nodes, start, queue, &none, 4));
-            let signed = complete_handover_by(&mut net.nodes, by, start, &shares);
-            for node in net.nodes.values_mut() {
-                let _ = node.apply_sap(&signed);
-            }
-            signed
-        };
-        // The split's first half is handed over; the second is not started yet.
-        let members = net.members.clone();
-        let s0 = DkgStart::new(
-            p0,
-            select_elders(&under(&members, p0), ELDER_COUNT, &none),
-            3,
-        );
-        let signed0 = run(&mut net, &s0, &root.names());
-        assert_eq!(signed0.parent_key, root.section_key);
-        let moved: Vec<Name> = low[..4].to_vec();
+        let mut split = half_split();
         // More elder changes of the first half than a parent elder waits through, the other
-        // half never handed over: an elder that is none of the root's leaves each time.
+        // half never handed over.
         let last = 3 + 1 + MAX_OPEN_SPLIT_SAPS;
         for generation in 4..=last {
-            let half = net.nodes[&low[0]].sap().clone();
-            let gone = half
-                .names()
-                .into_iter()
-                .find(|n| !root.names().contains(n))
-                .unwrap();
-            net.members.retain(|m| m.peer.name() != gone);
-            let next = select_elders(&under(&net.members, p0), ELDER_COUNT, &none);
-            let start = DkgStart::new(p0, next, generation);
-            run(&mut net, &start, &half.names());
+            split.first_half_change(generation);
         }
-        for name in &moved {
-            let node = &net.nodes[name];
+        for name in &split.moved {
+            let node = &split.net.nodes[name];
             assert_eq!(node.chain().key_count(), last + 1);
             // Given up: no split to sign for, and the root key's handovers (with its share)
             // are gone.
             assert_eq!(node.open_split(), None);
-            assert!(node.handover_parent(&s0.session).is_none());
+            assert!(node.handover_parent(&split.s0.session).is_none());
         }
     }
 
