@@ -352,10 +352,20 @@ impl Watch {
         true
     }
 
+    /// Takes the request to read the stake ([`Watch::on_stake_changed`]) for a read about to
+    /// start. A stake log confirmed while the read runs asks again, so it is read too.
+    pub fn take_stake_due(&mut self) -> bool {
+        std::mem::take(&mut self.stake_due)
+    }
+
+    /// Puts back a request [`Watch::take_stake_due`] took, its read having failed.
+    pub fn stake_read_failed(&mut self) {
+        self.stake_due = true;
+    }
+
     /// Applies the registered account's stake and the contract's minimum at confirmed height
-    /// `now`; returns what changed.
+    /// `now` (read after [`Watch::take_stake_due`]); returns what changed.
     pub fn apply_stake(&mut self, stake: U256, minimum: U256, now: u64) -> Option<Change> {
-        self.stake_due = false;
         if eligible(stake, minimum) {
             return self.shortfall.take().map(|_| Change::StakeSufficient);
         }
@@ -719,10 +729,10 @@ pub async fn check(
 ) -> Result<Vec<Change>, ClientError> {
     let lock = || watch.lock().unwrap_or_else(|e| e.into_inner());
     let (account, stake_due, candidacy_due, unconfirmed, registration) = {
-        let w = lock();
+        let mut w = lock();
         (
             w.account,
-            w.stake_due,
+            w.take_stake_due(),
             w.candidacy_due(now),
             w.unconfirmed,
             w.registration.as_ref().map(|(r, _)| r.clone()),
@@ -730,12 +740,21 @@ pub async fn check(
     };
     let mut changes = Vec::new();
     if stake_due {
-        let stake = client
-            .read_at(Coordinator::stakeOfCall { account }, now)
-            .await?
-            .stake;
-        let minimum = client.min_stake(Some(now)).await?;
-        changes.extend(lock().apply_stake(stake, minimum, now));
+        let read = async {
+            let stake = client
+                .read_at(Coordinator::stakeOfCall { account }, now)
+                .await?
+                .stake;
+            let minimum = client.min_stake(Some(now)).await?;
+            Ok::<_, ClientError>((stake, minimum))
+        };
+        match read.await {
+            Ok((stake, minimum)) => changes.extend(lock().apply_stake(stake, minimum, now)),
+            Err(e) => {
+                lock().stake_read_failed();
+                return Err(e);
+            }
+        }
     }
     if !candidacy_due {
         return Ok(changes);
@@ -1086,20 +1105,33 @@ mod tests {
         assert!(!w.on_stake_changed(Address::repeat_byte(2)));
         assert!(w.on_stake_changed(me));
         assert!(w.due(6));
+        assert!(w.take_stake_due());
         let change = w.apply_stake(U256::from(50), U256::from(100), 6);
         let Some(Change::BelowMinimum(s)) = change else {
             panic!("{change:?}")
         };
         assert_eq!((s.block, s.registered), (4, true));
         assert!(!w.due(7));
-        // Stake added: over.
+        // A failed read asks again at the next check.
         w.on_stake_changed(me);
+        assert!(w.take_stake_due());
+        w.stake_read_failed();
+        assert!(w.due(7));
+        // Stake added while the stake was being read: that log is read at the next check.
+        assert!(w.take_stake_due());
+        w.on_stake_changed(me);
+        let change = w.apply_stake(U256::from(50), U256::from(100), 7);
+        assert_eq!(change, None);
+        assert!(w.due(8));
+        assert!(w.take_stake_due());
         assert_eq!(
             w.apply_stake(U256::from(100), U256::from(100), 8),
             Some(Change::StakeSufficient)
         );
         assert_eq!(w.shortfall(), None);
+        assert!(!w.due(9));
         w.on_stake_changed(me);
+        assert!(w.take_stake_due());
         assert_eq!(w.apply_stake(U256::from(100), U256::from(100), 9), None);
     }
 

@@ -904,6 +904,9 @@ impl<C: ChainClient> Runtime<C> {
                 ) {
                     // Another member's activation or a post already on chain: expected.
                     debug!(kind = f.sub.kind, %code, "transaction not needed");
+                } else if code == "StakeBelowMinimum" {
+                    // Held back before sending: the chain adapter warns with what to raise.
+                    debug!(kind = f.sub.kind, %code, "registration held back");
                 } else {
                     warn!(kind = f.sub.kind, %code, %reason, "transaction refused by the contract");
                 }
