@@ -1025,8 +1025,10 @@ async fn wait_for_chain<C: ChainClient>(chain: &C) -> String {
 /// spawned that outlive a block (the chain follower, the submitter and the address-record
 /// publisher) are stopped and joined, the status server (which holds the FROST nonce and
 /// beacon stores through `POST /sign` and the beacon's paths) stops accepting, closes idle
-/// connections and is given [`STATUS_STOP_GRACE`] for the requests under way, and everything
-/// else it holds goes with its frame. The same process can then open the data directory
+/// connections and is given [`STATUS_STOP_GRACE`] for the requests under way, its handles
+/// then let go of those two stores (a connection's task ends a moment after the server, on
+/// another worker thread, and must not be what keeps them), and everything else it holds goes
+/// with its frame. The same process can then open the data directory
 /// again (redb refuses a second open of a file that is still held), as a restart or an
 /// embedding test does. Two things can still hold a store for a moment after `run` returns: a
 /// `POST /sign` still waiting for its quorum after the grace period, and a short blocking
@@ -1043,6 +1045,10 @@ pub async fn run<C: ChainClient>(
     let outcome = run_node(config, keys, chain, shutdown, ready, &mut spawned).await;
     if let Some(server) = spawned.status_server {
         server.stop(STATUS_STOP_GRACE).await;
+    }
+    if let Some(served) = spawned.served {
+        served.sign.release_stores();
+        served.beacon.clear();
     }
     for task in &spawned.tasks {
         task.abort();
@@ -1063,6 +1069,9 @@ pub const STATUS_STOP_GRACE: Duration = Duration::from_secs(2);
 struct Spawned {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     status_server: Option<crate::status::StatusServer>,
+    /// The stores the status server's handlers reach, let go of explicitly: a connection
+    /// task of the server ends a moment after the server itself, on another worker thread.
+    served: Option<StatusHandle>,
 }
 
 /// [`run`]'s body; what it spawns goes into `spawned`, for [`run`] to stop.
@@ -1124,17 +1133,15 @@ async fn run_node<C: ChainClient>(
     } else {
         BeaconHttp::disabled()
     };
-    let (status_addr, server) = crate::status::serve(
-        config.status_listen,
-        StatusHandle {
-            status: status.clone(),
-            metrics: metrics.clone(),
-            beacon: beacon_http.clone(),
-            sign: sign.clone(),
-        },
-    )
-    .await?;
+    let served = StatusHandle {
+        status: status.clone(),
+        metrics: metrics.clone(),
+        beacon: beacon_http.clone(),
+        sign: sign.clone(),
+    };
+    let (status_addr, server) = crate::status::serve(config.status_listen, served.clone()).await?;
     spawned.status_server = Some(server);
+    spawned.served = Some(served);
 
     let listen: Multiaddr = config
         .listen

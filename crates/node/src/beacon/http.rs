@@ -70,6 +70,15 @@ impl BeaconHttp {
         }
     }
 
+    /// Serves nothing from now on, for a node that stops: the server's connection tasks can
+    /// outlive the node by a moment, and the beacon store's file must be free to open again
+    /// as soon as the node returns.
+    pub fn clear(&self) {
+        if let Ok(mut s) = self.0.write() {
+            *s = None;
+        }
+    }
+
     fn get(&self) -> Option<Serving> {
         self.0.read().ok().and_then(|s| s.clone())
     }

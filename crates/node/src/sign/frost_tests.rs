@@ -698,3 +698,24 @@ async fn a_coordinator_whose_nonce_store_is_full_answers_signer_unavailable() {
     assert_eq!((status, code(&body)), (503, "signer_unavailable"), "{body}");
     assert!(body["culprits"].as_array().unwrap().is_empty(), "{body}");
 }
+
+#[test]
+fn released_stores_free_the_nonce_file_while_clones_of_the_service_live() {
+    // A status connection's task can hold a clone of the service a moment after the node
+    // stopped; the nonce store's file must be free to open again all the same.
+    let keys = node_keys(1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.redb");
+    let s = SignService::disabled(Arc::new(Metrics::new()));
+    s.set_nonce_db(Arc::new(NonceDb::open(&path, keys[0].clone()).unwrap()));
+    let lingering = s.clone();
+    assert!(
+        NonceDb::open(&path, keys[0].clone()).is_err(),
+        "redb refuses a second open"
+    );
+    s.release_stores();
+    NonceDb::open(&path, keys[0].clone()).expect("released");
+    // The clone answers, without a store, with a refusal.
+    let answer = lingering.answer_frost(&[0u8; 32], None, b"");
+    assert!(!answer.is_empty());
+}

@@ -333,8 +333,9 @@ struct Inner {
     corrupt_frost_shares: bool,
     /// The active view's secp256k1 signing key, if it has one ([`frost`]).
     frost: RwLock<Option<Arc<frost::FrostView>>>,
-    /// Where this member's FROST nonces wait between rounds.
-    nonces: OnceLock<Arc<frost::NonceDb>>,
+    /// Where this member's FROST nonces wait between rounds; `None` before the node opened
+    /// it and after [`SignService::release_stores`].
+    nonces: RwLock<Option<Arc<frost::NonceDb>>>,
 }
 
 impl SignService {
@@ -359,7 +360,7 @@ impl SignService {
             corrupt_partials: fault == Fault::BadBeacon,
             corrupt_frost_shares: fault == Fault::BadSignatureShare,
             frost: RwLock::new(None),
-            nonces: OnceLock::new(),
+            nonces: RwLock::new(None),
         }))
     }
 
@@ -373,9 +374,26 @@ impl SignService {
         let _ = self.0.net.set(net);
     }
 
-    /// The store of this member's FROST nonces (set once, at start).
+    /// The store of this member's FROST nonces (set at start).
     pub fn set_nonce_db(&self, db: Arc<frost::NonceDb>) {
-        let _ = self.0.nonces.set(db);
+        if let Ok(mut n) = self.0.nonces.write() {
+            *n = Some(db);
+        }
+    }
+
+    /// Lets go of the FROST nonce store, for a node that stops: clones of the service can
+    /// outlive the node (a status connection's task ends a moment after the server that
+    /// spawned it), and the store's file must be free to open again as soon as the node
+    /// returns. An answer already running keeps the store until it ends; later ones find
+    /// none and refuse.
+    pub fn release_stores(&self) {
+        if let Ok(mut n) = self.0.nonces.write() {
+            *n = None;
+        }
+    }
+
+    fn nonce_db(&self) -> Option<Arc<frost::NonceDb>> {
+        self.0.nonces.read().ok().and_then(|n| n.clone())
     }
 
     /// Signs Schnorr signatures with `view`'s signing key from now on (`None`: none).
@@ -409,9 +427,10 @@ impl SignService {
         let mut randomness = Zeroizing::new([0u8; 64]);
         rand_core::OsRng.fill_bytes(randomness.as_mut());
         let view = self.active_frost();
+        let nonces = self.nonce_db();
         let answer = frost::answer(
             view.as_deref(),
-            self.0.nonces.get().map(|n| n.as_ref()),
+            nonces.as_deref(),
             session,
             from,
             payload,
@@ -474,12 +493,7 @@ impl SignService {
         message: Vec<u8>,
     ) -> Result<frost::SchnorrSignature, SignError> {
         let started = Instant::now();
-        let nonces = self
-            .0
-            .nonces
-            .get()
-            .cloned()
-            .ok_or(SignError::NoNonceStore)?;
+        let nonces = self.nonce_db().ok_or(SignError::NoNonceStore)?;
         // Before the network is up no other member can be asked.
         let Some(net) = self.0.net.get() else {
             return Err(SignError::SchnorrFailed(frost::Failure {
