@@ -92,7 +92,8 @@ pub enum SeatRole {
 }
 
 impl SeatRole {
-    fn of(ceremony: &Ceremony<Group>, me: Option<&IdentityPublicKey>) -> SeatRole {
+    /// The seat `me` (none: a node without an identity on chain) has in `ceremony`.
+    pub fn of(ceremony: &Ceremony<Group>, me: Option<&IdentityPublicKey>) -> SeatRole {
         let Some(me) = me else {
             return SeatRole::Outside;
         };

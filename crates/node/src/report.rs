@@ -61,6 +61,12 @@ pub enum Observation {
     },
     /// A ceremony was selected, and how this node sits in it.
     CeremonySelected(PendingStatus),
+    /// This node's part in the selected ceremony, settled once it caught up with the chain:
+    /// a node back past the deal window plays only, or follows the board.
+    SeatSettled {
+        /// As [`PendingStatus::role`].
+        role: String,
+    },
     /// The view change in progress was aborted.
     ViewChangeAborted,
     /// This node's record of a finished ceremony (its own outcome, success or failure).
@@ -239,6 +245,11 @@ impl Reporter {
             Observation::CeremonySelected(pending) => {
                 s.pending = Some(pending);
                 s.sitting_out = None;
+            }
+            Observation::SeatSettled { role } => {
+                if let Some(p) = &mut s.pending {
+                    p.role = role;
+                }
             }
             Observation::ViewChangeAborted => s.pending = None,
             Observation::OutcomeRecorded { record, replayed } => {

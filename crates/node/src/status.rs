@@ -35,7 +35,9 @@ pub struct PendingStatus {
     pub committee: Vec<String>,
     /// The dealers when resharing (identity hex).
     pub dealers: Vec<String>,
-    /// `dealer`, `player`, `dealer+player` or `observer`.
+    /// `dealer`, `player`, `dealer+player` or `observer`: the committee's choice at selection,
+    /// then the part this node's seat gives it once settled (a node that caught up past the
+    /// deal window plays only, or only follows the board).
     pub role: String,
     /// Own share index in the new committee, if a member: 1-based, the evaluation point of the
     /// member's share and its `index` in the view's magic block (as [`Status::share_index`]).

@@ -238,6 +238,7 @@ impl Driver {
             // (an old committee member still signs the handover).
             rec.seat = Seat::Observer;
             self.state.ceremony = Some(rec);
+            self.observe_seat(&ceremony, Seat::Observer);
             return Ok(());
         }
         let mut seed = Zeroizing::new([0u8; 32]);
@@ -245,8 +246,10 @@ impl Driver {
         let Some(runner) = self.new_participant(&ceremony, rec.view, *seed, seat)? else {
             rec.seat = Seat::Observer;
             self.state.ceremony = Some(rec);
+            self.observe_seat(&ceremony, Seat::Observer);
             return Ok(());
         };
+        self.observe_seat(&ceremony, seat);
         info!(
             view = rec.view,
             ceremony_number = rec.ceremony_number,

@@ -103,25 +103,8 @@ impl Driver {
         effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
         let reshare = ceremony.reshare().is_some();
-        let hexes = |m: &[Member]| -> Vec<String> {
-            m.iter()
-                .map(|p| hex::encode(p.identity.to_bytes()))
-                .collect()
-        };
-        self.observe(Observation::CeremonySelected(PendingStatus {
-            view,
-            ceremony_number,
-            attempt: 0,
-            key_mode: if reshare { "reshare" } else { "fresh" }.into(),
-            committee: hexes(ceremony.players()),
-            dealers: if reshare {
-                hexes(ceremony.dealers())
-            } else {
-                Vec::new()
-            },
-            role: role.as_str().into(),
-            share_index: ceremony.player_position(&self.me).map(|p| p as u64 + 1),
-        }));
+        let pending = pending_status(view, ceremony_number, &ceremony, &self.me, role.as_str());
+        self.observe(Observation::CeremonySelected(pending));
         info!(
             view,
             ceremony_number,

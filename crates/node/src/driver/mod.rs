@@ -141,6 +141,7 @@ use crate::store::{
 pub use beacon::{MAX_ENDED_CHAINS, beacon_genesis_time, ended_chains};
 use faults::FaultState;
 use kinds::{direct_kind, post_kind};
+use outbox::pending_status;
 use runner::{Live, Runner};
 pub use signing_key::HeldSigningKey;
 /// The group of keys and commitments (BLS12-381 G1, signatures in G2).

@@ -47,5 +47,65 @@ impl Driver {
                 replayed: true,
             });
         }
+        // The view change under way, as its selection showed it before the restart, with the
+        // part the seat now gives this node (the board's phase comes with the next block).
+        if let Some(rec) = &self.state.ceremony
+            && let Ok(ceremony) = rec.spec.ceremony()
+        {
+            let role = seat_role(&ceremony, &self.me, rec.seat);
+            let pending = pending_status(rec.view, rec.ceremony_number, &ceremony, &self.me, role);
+            self.observe(Observation::CeremonySelected(pending));
+        }
+    }
+
+    /// The part this node's seat gives it, once settled after catching up.
+    pub(super) fn observe_seat(&mut self, ceremony: &Ceremony<G>, seat: Seat) {
+        let role = seat_role(ceremony, &self.me, seat).to_string();
+        self.observe(Observation::SeatSettled { role });
+    }
+}
+
+/// `/status`'s record of a ceremony this node is selected for, `role` its part in it.
+pub(super) fn pending_status(
+    view: u64,
+    ceremony_number: u32,
+    ceremony: &Ceremony<G>,
+    me: &IdentityPublicKey,
+    role: &str,
+) -> PendingStatus {
+    let hexes = |m: &[Member]| -> Vec<String> {
+        m.iter()
+            .map(|p| hex::encode(p.identity.to_bytes()))
+            .collect()
+    };
+    let reshare = ceremony.reshare().is_some();
+    PendingStatus {
+        view,
+        ceremony_number,
+        attempt: 0,
+        key_mode: if reshare { "reshare" } else { "fresh" }.into(),
+        committee: hexes(ceremony.players()),
+        dealers: if reshare {
+            hexes(ceremony.dealers())
+        } else {
+            Vec::new()
+        },
+        role: role.into(),
+        share_index: ceremony.player_position(me).map(|p| p as u64 + 1),
+    }
+}
+
+/// The part a seat gives this node in `ceremony`, as `/status` names it: a node seated as a
+/// player only (caught up past the deal window) or as an observer no longer deals, whatever
+/// its selection made it.
+pub(super) fn seat_role(
+    ceremony: &Ceremony<G>,
+    me: &IdentityPublicKey,
+    seat: Seat,
+) -> &'static str {
+    match (seat, SeatRole::of(ceremony, Some(me))) {
+        (Seat::Observer, _) => SeatRole::Outside.as_str(),
+        (Seat::Player, SeatRole::DealerAndPlayer) => SeatRole::Player.as_str(),
+        (_, selected) => selected.as_str(),
     }
 }

@@ -126,6 +126,17 @@ fn down_past(past: ComplaintBoardPhase) -> (Harness, usize) {
     (h, sent)
 }
 
+/// Node `AWAY`'s part in the view change under way, as `/status` shows it.
+fn pending_role(h: &Harness) -> String {
+    let status = h.status[AWAY].lock().unwrap();
+    status
+        .pending
+        .as_ref()
+        .expect("a view change is pending")
+        .role
+        .clone()
+}
+
 /// Back while a deal of it could still count (the reports not yet closed), it deals: players
 /// that have not reported take its deals, and it posts those reported missing on the board as
 /// justifications. It keeps its seat and its share of view 1, and nothing is recorded against
@@ -134,6 +145,7 @@ fn joins_and_justifies(past: ComplaintBoardPhase) {
     let (mut h, sent) = down_past(past);
     let seat = h.driver(AWAY).state().ceremony.as_ref().map(|r| r.seat);
     assert_eq!(seat, Some(Seat::Participant));
+    assert_eq!(pending_role(&h), "dealer+player");
     h.run_until(60, |h| h.contract.state().current_view == 1);
     assert!(h.sent[AWAY].len() > sent, "it did not deal");
     let me = h.keys[AWAY].identity().public().to_bytes();
@@ -155,6 +167,13 @@ fn joins_as_a_player_only(past: ComplaintBoardPhase) {
     let seat = h.driver(AWAY).state().ceremony.as_ref().map(|r| r.seat);
     assert_eq!(seat, Some(Seat::Player));
     assert_eq!(h.status[AWAY].lock().unwrap().sitting_out, None);
+    assert_eq!(pending_role(&h), "player");
+    // A restart shows the view change under way with the same part, not the selected one.
+    h.drivers[AWAY] = None;
+    h.fresh_status(AWAY);
+    let effects = h.reopen(AWAY);
+    assert_eq!(pending_role(&h), "player");
+    h.apply(AWAY, effects);
     h.run_until(60, |h| h.contract.state().current_view == 1);
     assert_eq!(h.sent[AWAY].len(), sent, "it dealt");
     let me = h.keys[AWAY].identity().public().to_bytes();

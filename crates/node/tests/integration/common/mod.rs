@@ -311,9 +311,7 @@ impl Harness {
         self.drivers[i] = None;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.redb");
-        self.status[i] = Arc::new(Mutex::new(Status::default()));
-        self.metrics[i] = Arc::new(Metrics::new());
-        self.reporters[i] = Reporter::new(self.status[i].clone(), self.metrics[i].clone());
+        self.fresh_status(i);
         let reporter = &self.reporters[i];
         let (mut d, effects) = open_driver(&path, self.keys[i].clone(), reporter);
         assert!(effects.is_empty());
@@ -329,6 +327,13 @@ impl Harness {
         self.drivers[i] = Some(d);
         self.apply(i, effects);
         self.redeliver();
+    }
+
+    /// Node `i`'s `/status` and metrics start empty, as a restarted process's do.
+    pub fn fresh_status(&mut self, i: usize) {
+        self.status[i] = Arc::new(Mutex::new(Status::default()));
+        self.metrics[i] = Arc::new(Metrics::new());
+        self.reporters[i] = Reporter::new(self.status[i].clone(), self.metrics[i].clone());
     }
 
     /// Node `i` comes back on its own data file after it was dropped (killed): returns the
