@@ -30,9 +30,11 @@
 //! start it signed for the prefix and generation, while its chain is at that generation and
 //! its links leave the start a place among the key's successors
 //! ([`Coordinator::handle_failure_agreement`]). A session that truly failed is the latest one
-//! or was replaced by one that runs, so the section still restarts without the absent. Not
-//! covered: a candidate that receives the replaced start's signatures after the new one's
-//! takes the old one as the newer (see "Sections" in `docs/protocol.md`).
+//! or was replaced by one that runs, so the section still restarts without the absent. A
+//! candidate that receives the replaced start's signatures after the new one's takes the old
+//! one as the newer and is absent from the new one: an agreement naming a candidate of another
+//! start the elder signed at the same attempt restarts at the next attempt without excluding
+//! anyone (see "Sections" in `docs/protocol.md`).
 //!
 //! A node that missed handovers moves on with [`Coordinator::catch_up`]: a peer's longer key
 //! chain and signed SAP, checked from our newest key ([`crate::catch_up`]), taken as a
@@ -232,7 +234,11 @@ pub enum Output {
     /// not taken (its candidates may have left it for the replacing start, so it proves no
     /// absence here). The elders that still stood by it took it and sign the restart at the
     /// next attempt: ours move to that attempt too, so that the elders realign on one start
-    /// ([`crate::elders::StartSigner::replaced_start_failed`]).
+    /// ([`crate::elders::StartSigner::replaced_start_failed`]). Also a valid agreement for the
+    /// start we stand by that names a candidate of another start we signed at its prefix,
+    /// generation and attempt (which that candidate may have received last and run): the next
+    /// attempt restarts the same candidates, excluding nobody, under a session id no earlier
+    /// start can supersede.
     ReplacedStartFailed {
         /// The failed session.
         session: SessionId,
@@ -1145,6 +1151,23 @@ impl Coordinator {
                 &h.start.prefix,
             )
         });
+        // The network does not keep the order in which we signed two starts: a candidate of
+        // another start of ours for the prefix, generation and attempt may have received its
+        // signatures after this one's, taken it as the newer and run it, so its absence here
+        // proves nothing. Candidates cannot tell the order apart; we can, but not who ran what.
+        let named_elsewhere = self.handovers.get(&session).is_some_and(|h| {
+            self.handovers.iter().any(|(id, other)| {
+                *id != session
+                    && other.start.prefix == h.start.prefix
+                    && other.start.generation == h.start.generation
+                    && other.start.attempt == h.start.attempt
+                    && other
+                        .start
+                        .candidates
+                        .iter()
+                        .any(|c| excluded.contains(&c.name()))
+            })
+        });
         let handover = self.open_handover(&session)?;
         if handover.start.generation < current && !open_sibling {
             return Err(Dropped::StaleGeneration {
@@ -1176,7 +1199,7 @@ impl Coordinator {
             return Err(Dropped::TooFewSigners);
         }
         // Last, so that a refused agreement is a valid one ([`Output::ReplacedStartFailed`]).
-        if handover.replaced || place_taken {
+        if handover.replaced || place_taken || named_elsewhere {
             return Err(Dropped::Superseded);
         }
         handover.done = true;
@@ -2600,6 +2623,7 @@ mod tests {
         let mut net = net(9);
         let elders = elder_secrets(&net, 9);
         let (first, second) = two_starts(&mut net, &elders);
+        let (only_first, only_second) = (net.members[0].peer.name(), net.members[7].peer.name());
         let accused: BTreeSet<Name> = second.names()[..4].iter().copied().collect();
         let elder = Name::of(&key_of(&elders[0]));
         let node = net.nodes.get_mut(&elder).unwrap();
@@ -2608,7 +2632,7 @@ mod tests {
             Err(Dropped::Superseded)
         );
         // The start it stands by still fails with an agreement: the section restarts.
-        let absent = BTreeSet::from([second.names()[6]]);
+        let absent = BTreeSet::from([only_second]);
         assert_eq!(
             node.handle_failure_agreement(second.session, &absent, &agreement(&second, &absent)),
             Ok(absent)
@@ -2618,10 +2642,66 @@ mod tests {
         let (first, _) = two_starts(&mut net_b, &elders);
         let node = net_b.nodes.get_mut(&elder).unwrap();
         node.sign_start(&first).unwrap();
-        let absent = BTreeSet::from([first.names()[0]]);
+        let absent = BTreeSet::from([only_first]);
         assert_eq!(
             node.handle_failure_agreement(first.session, &absent, &agreement(&first, &absent)),
             Ok(absent)
+        );
+    }
+
+    #[test]
+    fn an_elder_restarts_without_excluding_a_candidate_that_may_have_run_its_other_start() {
+        // The elders sign `first`, then `second` (a join changed the elders). The network does
+        // not keep that order: a candidate of both that receives `first`'s signatures last takes
+        // it as the newer, runs it and drops `second`, whose honest candidates then truly
+        // observe it absent (found by the simulator: seed 2 of `--elders 4 --leaves 0
+        // --unsettled-per-mille 1000`, seed 4 of `--elders 7 --leaves 2 --unsettled-per-mille
+        // 400`, where taking the agreement excluded an honest node).
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let (_, second) = two_starts(&mut net, &elders);
+        let in_both = BTreeSet::from([net.members[1].peer.name()]);
+        let only_second = BTreeSet::from([net.members[7].peer.name()]);
+        let elder = Name::of(&key_of(&elders[0]));
+        let node = net.nodes.get_mut(&elder).unwrap();
+        let agreement_on =
+            |start: &DkgStart, excluded: &BTreeSet<Name>| Message::FailureAgreement {
+                session: start.session,
+                excluded: excluded.clone(),
+                signatures: agreement(start, excluded),
+            };
+        // Refused, and the elder's next start moves to the next attempt.
+        let out = node
+            .handle(elder, &agreement_on(&second, &in_both))
+            .unwrap();
+        assert!(
+            matches!(&out[..], [Output::ReplacedStartFailed { session, attempt: 0, .. }]
+                if *session == second.session),
+            "{out:?}"
+        );
+        // That restart, the same candidates at the next attempt, is a session neither start
+        // supersedes at a candidate: its agreement naming the same node is taken.
+        let restart = DkgStart::at_attempt(Prefix::ROOT, second.candidates.clone(), 2, 1);
+        assert_ne!(restart.session, second.session);
+        node.sign_start(&restart).unwrap();
+        assert_eq!(
+            node.handle_failure_agreement(
+                restart.session,
+                &in_both,
+                &agreement(&restart, &in_both)
+            ),
+            Ok(in_both)
+        );
+        // A node that was a candidate of no other start of the attempt is excluded as before.
+        let mut net = self::net(9);
+        let (_, second) = two_starts(&mut net, &elders);
+        let node = net.nodes.get_mut(&elder).unwrap();
+        let out = node
+            .handle(elder, &agreement_on(&second, &only_second))
+            .unwrap();
+        assert!(
+            matches!(&out[..], [Output::FailureAgreed { excluded, .. }] if *excluded == only_second),
+            "{out:?}"
         );
     }
 
