@@ -73,7 +73,9 @@ fn elder_change_beside_a_split() -> SectionsConfig {
 /// elders that moved to the first half of a split applied two more SAPs of that half before the
 /// other was handed over and had dropped the parent key's share (`NestedSections`), and the
 /// genesis elder took the failure agreement of an elder change of its key it had signed after
-/// the split although it had linked a half, whose candidates moved on (`HonestExcluded`).
+/// the split although it had linked a half, whose candidates moved on (`HonestExcluded`), and
+/// a candidate of two starts the elders signed one after the other received the first one's
+/// signatures last, ran it, and the second's agreement named it (`HonestExcluded`).
 fn superseded_while_running() -> Vec<SectionsConfig> {
     [
         (1, 3, 3, 4, 1000),
@@ -85,6 +87,8 @@ fn superseded_while_running() -> Vec<SectionsConfig> {
         (7, 2, 2, 4, 1000),
         (4, 3, 3, 4, 1000),
         (1, 2, 2, 2, 1000),
+        (2, 4, 4, 0, 1000),
+        (20, 4, 4, 0, 400),
     ]
     .into_iter()
     .map(|(seed, elders, min_size, leaves, per_mille)| {
