@@ -6,8 +6,9 @@
 //!   ([`keyquorum_sections::store::encode_share`]) sealed by [`NodeKeys::seal`] under the label
 //!   `sections/share/<section key hex>`, so a sealed share moved to another key's slot does not
 //!   open, and nothing secret is ever written in the clear; `"kept"` (while there are any) ->
-//!   the shares of superseded sessions kept until a SAP applies
-//!   ([`keyquorum_sections::store::encode_kept_shares`]), sealed under
+//!   the shares of superseded sessions kept until a SAP applies and those of the split keys of
+//!   the record's open splits ([`keyquorum_sections::coordinator::Coordinator::kept_shares`],
+//!   [`keyquorum_sections::store::encode_kept_shares`]), sealed under
 //!   `sections/kept/<section key hex>`;
 //! - `sections_inputs`: sequence number -> the session the input belongs to as a candidate
 //!   ([`LoggedInput::candidate_session`]; 32 bytes, zero for none) and the encoded
@@ -452,6 +453,7 @@ mod tests {
             sap,
             superseded: Vec::new(),
             linked: Vec::new(),
+            open_splits: Vec::new(),
         };
         let mut store = SectionsStore::open(&path, keys.clone()).unwrap();
         // A plain save (a superseded session, a late share) leaves the signed SAP alone.
@@ -482,6 +484,7 @@ mod tests {
             sap,
             superseded: vec![(session, 1)],
             linked: Vec::new(),
+            open_splits: Vec::new(),
         };
         let mut store = SectionsStore::open(&path, keys.clone()).unwrap();
         // No section key share: what does not open under another key below is the kept one.
@@ -510,6 +513,57 @@ mod tests {
         let mut store = SectionsStore::open(&path, keys).unwrap();
         store.save(&record, Some(&share), &[]).unwrap();
         assert!(store.load().unwrap().unwrap().2.is_empty());
+    }
+
+    #[test]
+    fn an_open_split_and_its_sealed_share_of_the_split_key_survive_a_reopen() {
+        use keyquorum_sections::name::Prefix;
+        use keyquorum_sections::store::SplitRecord;
+        use keyquorum_sections::successor::Successor;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sections.redb");
+        let keys = Arc::new(NodeKeys::from_master(&[3; 32]));
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let founder = || Peer::new(&node_key(), "node:1".into());
+        // The split key and our share of it; the half we applied is the current SAP.
+        let (parent, parent_share) = genesis(founder(), &mut rng);
+        let (mut half, share) = genesis(founder(), &mut rng);
+        half.prefix = Prefix::ROOT.child(0).unwrap();
+        let secret = Bls12381G1::encode_scalar(parent_share.share.expose());
+        let split = SplitRecord {
+            session: SessionId([5; 32]),
+            generation: 1,
+            half: Successor {
+                parent_key: parent.section_key,
+                prefix: half.prefix,
+                key: half.section_key,
+            },
+            parent,
+        };
+        let record = ElderRecord {
+            genesis_key: split.parent.section_key,
+            chain: KeyChain::genesis(),
+            sap: half,
+            superseded: Vec::new(),
+            linked: vec![split.half.clone()],
+            open_splits: vec![split.clone()],
+        };
+        let mut store = SectionsStore::open(&path, keys.clone()).unwrap();
+        store
+            .save(&record, Some(&share), &[(split.session, &parent_share)])
+            .unwrap();
+        drop(store);
+        let raw = std::fs::read(&path).unwrap();
+        assert!(!raw.windows(32).any(|w| w == secret.as_slice()));
+        let store = SectionsStore::open(&path, keys).unwrap();
+        let (loaded, _, kept) = store.load().unwrap().unwrap();
+        assert_eq!(loaded, record);
+        let [(id, kept)] = &kept[..] else {
+            panic!("{kept:?}")
+        };
+        assert_eq!(*id, split.session);
+        assert_eq!(Bls12381G1::encode_scalar(kept.share.expose()), secret);
+        assert_eq!(kept.section_key, split.parent.section_key);
     }
 
     #[test]

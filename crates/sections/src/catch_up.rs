@@ -104,18 +104,19 @@ pub fn may_hasten(sap: &Sap, members: &[Member], from: &Name) -> bool {
 /// signed SAP it last applied (none before it applied one: a joiner's first record).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SectionAnswer {
-    /// The answerer's record, without superseded sessions and signed links.
+    /// The answerer's record, without superseded sessions, signed links and open splits.
     pub record: ElderRecord,
     /// The answerer's last signed SAP.
     pub signed: Option<SignedSap>,
 }
 
 impl SectionAnswer {
-    /// The answer a node holding `record` and `signed` gives: its superseded sessions and signed
-    /// links left out.
+    /// The answer a node holding `record` and `signed` gives: its superseded sessions, signed
+    /// links and open splits left out.
     pub fn new(mut record: ElderRecord, signed: Option<SignedSap>) -> Self {
         record.superseded.clear();
         record.linked.clear();
+        record.open_splits.clear();
         SectionAnswer { record, signed }
     }
 
@@ -132,7 +133,7 @@ impl SectionAnswer {
     }
 
     /// Decodes [`SectionAnswer::encode`]: canonical encodings only, at most [`MAX_ANSWER_LEN`]
-    /// bytes, no superseded sessions or signed links, nothing after the end.
+    /// bytes, no superseded sessions, signed links or open splits, nothing after the end.
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         if bytes.len() > MAX_ANSWER_LEN {
             return Err(WireError::TooLong {
@@ -148,6 +149,9 @@ impl SectionAnswer {
         }
         if !record.linked.is_empty() {
             return Err(WireError::NonCanonical("signed links in an answer"));
+        }
+        if !record.open_splits.is_empty() {
+            return Err(WireError::NonCanonical("open splits in an answer"));
         }
         let signed = match r.u8()? {
             0 => None,
@@ -306,6 +310,7 @@ mod tests {
                 sap: last.sap.clone(),
                 superseded: vec![(SessionId([7; 32]), 3)],
                 linked: Vec::new(),
+                open_splits: Vec::new(),
             },
             Some((*last).clone()),
         )

@@ -56,7 +56,7 @@ use crate::sap::{self, HandoverError, KeyShare, Sap, SignedSap, ThresholdAccumul
 use crate::session::{
     DkgStart, FailureObservation, NodeSignature, SessionId, StartError, supermajority,
 };
-use crate::store::{ElderRecord, LoggedInput};
+use crate::store::{ElderRecord, LoggedInput, SplitRecord};
 use crate::successor::{self, Successor};
 use crate::wire::Message;
 
@@ -306,14 +306,31 @@ struct Handover {
 }
 
 /// The half of a split that we applied as an elder of the split key, while the other half is
-/// not linked: that key's handovers, which hold our share of it, are kept
-/// ([`Coordinator::open_split`]).
-#[derive(Debug, Clone)]
+/// not linked: the split key's authority and our share of it are kept with it, and so are that
+/// key's handovers ([`Coordinator::open_split`]). Durable as a [`SplitRecord`], the share
+/// sealed with the kept shares under `session` ([`Coordinator::kept_shares`]).
+#[derive(Debug)]
 struct AppliedHalf {
     /// The generation of the split key's starts.
     generation: u64,
     /// Our half's link from the split key.
     link: Successor,
+    /// The split key's handover the share was taken from.
+    session: SessionId,
+    /// The authority of the split key and our share of it.
+    parent: Sap,
+    parent_share: KeyShare,
+}
+
+impl AppliedHalf {
+    fn record(&self) -> SplitRecord {
+        SplitRecord {
+            session: self.session,
+            generation: self.generation,
+            parent: self.parent.clone(),
+            half: self.link.clone(),
+        }
+    }
 }
 
 /// A split handed over for one half only, as an elder of its key sees it
@@ -416,10 +433,11 @@ impl Coordinator {
         })
     }
 
-    /// Rebuilds a node from its durable record, share and kept shares of superseded sessions
-    /// ([`Coordinator::kept_shares`]; those of sessions the record does not hold superseded
-    /// are dropped); the sessions come back by replaying the logged inputs (see
-    /// [`crate::store`]).
+    /// Rebuilds a node from its durable record, share and kept shares
+    /// ([`Coordinator::kept_shares`]: of superseded sessions, those of sessions the record does
+    /// not hold superseded are dropped; of its open splits, each split needs its share of the
+    /// split key, or the record is refused); the sessions come back by replaying the logged
+    /// inputs (see [`crate::store`]).
     pub fn restore(
         node_key: Secret<Scalar>,
         record: ElderRecord,
@@ -439,6 +457,20 @@ impl Coordinator {
             our_share,
         )?;
         node.superseded = record.superseded.into_iter().collect();
+        let mut kept: BTreeMap<SessionId, KeyShare> = kept.into_iter().collect();
+        for split in record.open_splits {
+            let parent_share = kept
+                .remove(&split.session)
+                .filter(|share| share.section_key == split.parent.section_key)
+                .ok_or(Dropped::SapMismatch)?;
+            node.applied_halves.push(AppliedHalf {
+                generation: split.generation,
+                link: split.half,
+                session: split.session,
+                parent: split.parent,
+                parent_share,
+            });
+        }
         node.kept = kept
             .into_iter()
             .filter(|(id, _)| node.superseded.contains_key(id))
@@ -455,15 +487,27 @@ impl Coordinator {
             sap: self.sap.clone(),
             superseded: self.superseded().collect(),
             linked: self.linked.clone(),
+            open_splits: self
+                .applied_halves
+                .iter()
+                .map(AppliedHalf::record)
+                .collect(),
         }
     }
 
-    /// Our shares of sessions superseded after our run of them succeeded, kept until a SAP
-    /// applies: the elders may still hand over to such a session's key
-    /// (`supersede_others`), and its inputs are gone from the log, so a store
-    /// keeps them sealed beside the section key share.
+    /// The shares a store keeps sealed beside the section key share, each under a session id:
+    /// our shares of sessions superseded after our run of them succeeded, kept until a SAP
+    /// applies (the elders may still hand over to such a session's key, `supersede_others`,
+    /// and its inputs are gone from the log); and our share of the key of each split still open
+    /// ([`ElderRecord::open_splits`]), under the id of the split key's handover it was taken
+    /// from (a session of an older generation than any superseded one), which the log no
+    /// longer holds once our half's SAP applied.
     pub fn kept_shares(&self) -> impl Iterator<Item = (SessionId, &KeyShare)> + '_ {
-        self.kept.iter().map(|(id, share)| (*id, share))
+        self.kept.iter().map(|(id, share)| (*id, share)).chain(
+            self.applied_halves
+                .iter()
+                .map(|half| (half.session, &half.parent_share)),
+        )
     }
 
     /// The links we signed as an elder, for the keys whose handovers we still serve.
@@ -765,12 +809,12 @@ impl Coordinator {
 
     /// The authority we sign `start` as an elder of, and our share of its key: our SAP at our
     /// generation, or at a split whose half we applied, the parent's for the other half at the
-    /// parent's generation ([`Coordinator::split_parent`]), however many SAPs of our own half
-    /// applied since.
+    /// parent's generation, with the parent's share kept with the half we applied, however many
+    /// SAPs of our own half applied since.
     fn authority_for(&self, start: &DkgStart) -> Result<(&Sap, &KeyShare), Dropped> {
         for half in &self.applied_halves {
-            if let Some((parent, share)) = self.split_parent(half)
-                && start.generation == half.generation
+            let (parent, share) = (&half.parent, &half.parent_share);
+            if start.generation == half.generation
                 && start.prefix != parent.prefix
                 && start.prefix != half.link.prefix
                 && start.prefix.is_self_or_child_of(&parent.prefix)
@@ -788,21 +832,9 @@ impl Coordinator {
         Ok((&self.sap, share))
     }
 
-    /// The authority of the key `half` split from and our share of it, from a handover of
-    /// that key's generation ([`Coordinator::adopt`] keeps them while the split is open).
-    fn split_parent(&self, half: &AppliedHalf) -> Option<(&Sap, &KeyShare)> {
-        self.handovers
-            .values()
-            .find(|h| {
-                h.start.generation == half.generation
-                    && h.parent.section_key == half.link.parent_key
-            })
-            .map(|h| (&h.parent, &h.parent_share))
-    }
-
     /// The split `half` is of, as seen from the links we signed and `half` itself.
     fn split_of(&self, half: &AppliedHalf) -> Option<OpenSplit> {
-        let (parent, _) = self.split_parent(half)?;
+        let parent = &half.parent;
         let mut known = self.linked.clone();
         known.push(half.link.clone());
         let halves = successor::open_halves(&known, &parent.section_key, &parent.prefix)?;
@@ -813,8 +845,7 @@ impl Coordinator {
         })
     }
 
-    /// Forgets the applied halves whose split is no longer open (both halves linked, or the
-    /// parent's share gone) or that we stopped waiting for ([`MAX_OPEN_SPLIT_SAPS`]); their
+    /// Forgets the applied halves whose split is no longer open (both halves linked) or that we stopped waiting for ([`MAX_OPEN_SPLIT_SAPS`]); their
     /// handovers go with the next SAP.
     fn forget_closed_splits(&mut self) {
         // Our half's first SAP is at the split's generation + 1.
@@ -1331,21 +1362,29 @@ impl Coordinator {
         // (MAX_OPEN_SPLIT_SAPS).
         if let Some(link) = self.chain.links().last() {
             let generation = current - 1;
-            let is_half = self.handovers.values().any(|h| {
+            let split_key = self.handovers.iter().find(|(_, h)| {
                 h.start.generation == generation
                     && h.parent.section_key == link.parent_key
                     && new_sap.prefix != h.parent.prefix
                     && new_sap.prefix.is_self_or_child_of(&h.parent.prefix)
             });
-            if is_half {
-                self.applied_halves.push(AppliedHalf {
+            if let Some((session, h)) = split_key {
+                let half = AppliedHalf {
                     generation,
                     link: Successor {
                         parent_key: link.parent_key,
                         prefix: new_sap.prefix,
                         key: new_sap.section_key,
                     },
-                });
+                    session: *session,
+                    parent: h.parent.clone(),
+                    parent_share: KeyShare {
+                        index: h.parent_share.index,
+                        share: h.parent_share.share.clone(),
+                        section_key: h.parent_share.section_key,
+                    },
+                };
+                self.applied_halves.push(half);
             }
         }
         self.forget_closed_splits();
@@ -1374,11 +1413,16 @@ impl Coordinator {
                         && half.link.parent_key == h.parent.section_key
                 })
         });
+        // The links of a split key are kept while the split is open, also when its handovers
+        // are not (restored from the record, their inputs gone from the log).
         let handovers = &self.handovers;
         self.linked.retain(|l| {
             handovers
                 .values()
                 .any(|h| h.parent.section_key == l.parent_key)
+                || applied
+                    .iter()
+                    .any(|half| half.link.parent_key == l.parent_key)
         });
     }
 }
@@ -2501,6 +2545,79 @@ mod tests {
             assert_eq!(node.chain().key_count(), 7);
             assert!(node.handover_parent(&s0.session).is_none());
             assert!(node.handover_parent(&s1.session).is_none());
+        }
+    }
+
+    impl HalfSplit {
+        /// Every parent elder that moved to the first half crashes and restarts from what its
+        /// store holds: the record and sealed shares its last save wrote, and no logged input
+        /// (the log was cleared when it applied its half's SAP).
+        fn restart_moved(&mut self) {
+            for name in &self.moved {
+                let node = self.net.nodes.remove(name).unwrap();
+                let mut store = PersistentCoordinator::create(node, MemoryStore::default())
+                    .unwrap()
+                    .into_store();
+                store.clear_inputs().unwrap();
+                let (record, share, kept) = store.load().unwrap().unwrap();
+                let secret = node_secret(seed_of(name, 0..24));
+                let node = Coordinator::restore(secret, record, share, kept).unwrap();
+                self.net.nodes.insert(*name, node);
+            }
+        }
+    }
+
+    #[test]
+    fn a_parent_elder_restarted_after_applying_its_half_still_hands_over_the_other_half() {
+        let mut split = half_split();
+        let (p1, s1, root) = (split.s1.prefix, split.s1.clone(), split.root.clone());
+        let record_before: Vec<ElderRecord> = split
+            .moved
+            .iter()
+            .map(|n| split.net.nodes[n].record())
+            .collect();
+        split.restart_moved();
+        for (name, before) in split.moved.iter().zip(&record_before) {
+            let node = &split.net.nodes[name];
+            // The record holds the split, and the restart restores it as it was.
+            assert_eq!(&node.record(), before);
+            let [kept] = &before.open_splits[..] else {
+                panic!("{:?}", before.open_splits)
+            };
+            assert_eq!((kept.generation, &kept.parent), (3, &root));
+            assert_eq!(kept.half.prefix, split.s0.prefix);
+            let open = node.open_split().unwrap();
+            assert_eq!((open.parent, open.generation), (root.clone(), 3));
+            assert_eq!(open.halves, [p1]);
+        }
+        // An elder change of the first half, and another crash: the split and its share stay,
+        // and so does the link to the first half, though the root key's handovers, which held
+        // it before the first crash, are gone from the log.
+        let first_half = record_before[0].open_splits[0].half.clone();
+        split.first_half_change(4);
+        split.restart_moved();
+        for name in &split.moved {
+            let node = &split.net.nodes[name];
+            assert_eq!(node.chain().key_count(), 5);
+            assert_eq!(node.record().open_splits.len(), 1);
+            assert!(node.linked().contains(&first_half), "{:?}", node.linked());
+            let mut signer = StartSigner::default();
+            let node = split.net.nodes.get_mut(name).unwrap();
+            let starts = signer.starts_to_sign(node, &split.net.members, &SectionParams::default());
+            assert!(starts.contains(&s1), "{starts:?}");
+        }
+        // The restarted root elders under prefix 0 sign the second half's start and link its
+        // key with the root key's share they kept: with four of the seven root elders, the
+        // three under prefix 1 cannot hand over alone.
+        let signed1 = run_start(&mut split.net, &s1, &root.names());
+        assert_eq!(signed1.parent_key, root.section_key);
+        assert_eq!(signed1.sap.prefix, p1);
+        for name in &split.moved {
+            let node = &split.net.nodes[name];
+            assert_eq!(node.open_split(), None);
+            assert!(node.record().open_splits.is_empty());
+            // The share of the root key leaves the sealed store with the split.
+            assert!(node.kept_shares().next().is_none());
         }
     }
 

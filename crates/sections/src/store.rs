@@ -22,14 +22,19 @@
 //! signs a link as an elder (the record keeps the successor it chose for the key,
 //! [`crate::successor`], which the log alone would lose with a superseded session's inputs).
 //!
-//! Limit: at a split, a parent elder that lands in one half applies that half's SAP and clears
-//! its log; the coordinator keeps the parent key's handovers (and its share of that key) in
-//! memory until it signed the other half's link or stopped waiting for it
-//! ([`Coordinator::open_split`], [`crate::coordinator::MAX_OPEN_SPLIT_SAPS`]), but the record holds
-//! neither, so if it crashes before then, it has lost its part in that handover (the other
-//! parent elders still complete it if a supermajority of them remain).
+//! At a split, a parent elder that lands in one half applies that half's SAP and clears its
+//! log, while it still serves the other half's handover with the parent key
+//! ([`Coordinator::open_split`], until it signed that half's link or stopped waiting,
+//! [`crate::coordinator::MAX_OPEN_SPLIT_SAPS`]): the record keeps the split
+//! ([`ElderRecord::open_splits`]: the parent's SAP, the generation, our half's link) and the
+//! store its share of the parent key, sealed with the kept shares, so a restart in between
+//! still signs the other half's start and link. The progress of that handover itself (the
+//! start signed, the partials taken) is in the log only between two SAPs of its half: a crash
+//! loses what was taken before the last one, though not its choice of successor, which the
+//! record holds; the elder takes part again once it signs that start anew.
 //!
-//! The store seals the section key share and the kept shares at rest; [`ElderStore`]
+//! The store seals the section key share and the kept shares (those of superseded sessions and
+//! of open splits) at rest; [`ElderStore`]
 //! implementations decide how (the node's redb store seals them with its storage key, as it
 //! does DKG shares).
 
@@ -67,10 +72,41 @@ pub struct ElderRecord {
     /// The links this node signed as an elder, for the keys whose handovers it still serves:
     /// its choice of one successor per key ([`crate::successor`]).
     pub linked: Vec<Successor>,
+    /// The splits this node handed over one half of as an elder of the split key and applied
+    /// that half's SAP, while it still serves the other half's handover
+    /// ([`Coordinator::open_split`]); its share of each split key is kept sealed with the kept
+    /// shares ([`Coordinator::kept_shares`]). In increasing generation, at most
+    /// [`MAX_OPEN_SPLITS`].
+    pub open_splits: Vec<SplitRecord>,
+}
+
+/// Most open splits a record holds: a half's split stays open for at most
+/// [`crate::coordinator::MAX_OPEN_SPLIT_SAPS`] further SAPs of that half, and each SAP applied
+/// opens at most one (of the generation it left).
+pub const MAX_OPEN_SPLITS: usize = crate::coordinator::MAX_OPEN_SPLIT_SAPS as usize + 1;
+
+/// A split of a key this node was an elder of, whose half it applied while the other half is
+/// not linked ([`ElderRecord::open_splits`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitRecord {
+    /// The split key's handover our share of that key was taken from: the id the share is
+    /// kept under ([`Coordinator::kept_shares`]).
+    pub session: SessionId,
+    /// The generation of the split key's starts.
+    pub generation: u64,
+    /// The authority of the split key.
+    pub parent: Sap,
+    /// Our half's link from the split key (`half.parent_key == parent.section_key`).
+    pub half: Successor,
 }
 
 impl ElderRecord {
-    /// Canonical encoding of the public parts (the share is stored apart, sealed).
+    /// Canonical encoding of the public parts (the shares are stored apart, sealed): the
+    /// genesis key, the chain's links, the SAP, the superseded sessions and the signed links,
+    /// each list after its `u32` count; then, only if there are any, the open splits after
+    /// their count, each as its session id, its generation (`u64`), the split key's SAP, and
+    /// its half's prefix and key. A record without open splits is encoded as before they were
+    /// kept, so older records (and catch-up answers, which hold none) decode unchanged.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = key_bytes(&self.genesis_key).to_vec();
         out.extend_from_slice(&(self.chain.links().len() as u32).to_be_bytes());
@@ -90,6 +126,16 @@ impl ElderRecord {
             out.extend_from_slice(&key_bytes(&link.parent_key));
             link.prefix.encode(&mut out);
             out.extend_from_slice(&key_bytes(&link.key));
+        }
+        if !self.open_splits.is_empty() {
+            out.extend_from_slice(&(self.open_splits.len() as u32).to_be_bytes());
+            for split in &self.open_splits {
+                out.extend_from_slice(&split.session.0);
+                out.extend_from_slice(&split.generation.to_be_bytes());
+                out.extend_from_slice(&split.parent.encode());
+                split.half.prefix.encode(&mut out);
+                out.extend_from_slice(&key_bytes(&split.half.key));
+            }
         }
         out
     }
@@ -127,6 +173,35 @@ impl ElderRecord {
                 key: wire::read_key(&mut r)?,
             });
         }
+        let mut open_splits: Vec<SplitRecord> = Vec::new();
+        if r.remaining() > 0 {
+            let n = r.count("open splits", MAX_OPEN_SPLITS)?;
+            if n == 0 {
+                return Err(WireError::NonCanonical("empty open splits"));
+            }
+            for _ in 0..n {
+                let session = SessionId(r.array()?);
+                let generation = r.u64()?;
+                let parent = wire::read_sap(&mut r)?;
+                let half = Successor {
+                    parent_key: parent.section_key,
+                    prefix: wire::read_prefix(&mut r)?,
+                    key: wire::read_key(&mut r)?,
+                };
+                if open_splits
+                    .last()
+                    .is_some_and(|last| last.generation >= generation)
+                {
+                    return Err(WireError::NonCanonical("open splits order"));
+                }
+                open_splits.push(SplitRecord {
+                    session,
+                    generation,
+                    parent,
+                    half,
+                });
+            }
+        }
         r.finish()?;
         Ok(ElderRecord {
             genesis_key,
@@ -134,6 +209,7 @@ impl ElderRecord {
             sap,
             superseded,
             linked,
+            open_splits,
         })
     }
 }
@@ -573,5 +649,131 @@ impl ElderStore for MemoryStore {
     fn clear_inputs(&mut self) -> Result<(), WireError> {
         self.inputs.clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::tests::key;
+    use crate::elders::Peer;
+    use crate::name::Prefix;
+    use crate::sap::genesis;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    /// A record of a node at the genesis SAP, with a superseded session, a signed link and,
+    /// if `splits`, two open splits of that key (generations 1 and 3), all deterministic.
+    fn record(splits: bool) -> ElderRecord {
+        let founder = Peer::new(&key(1).0, "/ip4/10.0.0.1/tcp/1".into());
+        let (sap, _) = genesis(founder, &mut ChaCha20Rng::seed_from_u64(7));
+        let half = |bit, seed| Successor {
+            parent_key: sap.section_key,
+            prefix: Prefix::ROOT.child(bit).unwrap(),
+            key: key(seed).1,
+        };
+        let open_splits = if splits {
+            vec![
+                SplitRecord {
+                    session: SessionId([5; 32]),
+                    generation: 1,
+                    parent: sap.clone(),
+                    half: half(0, 3),
+                },
+                SplitRecord {
+                    session: SessionId([6; 32]),
+                    generation: 3,
+                    parent: sap.clone(),
+                    half: half(1, 4),
+                },
+            ]
+        } else {
+            Vec::new()
+        };
+        ElderRecord {
+            genesis_key: sap.section_key,
+            chain: KeyChain::genesis(),
+            superseded: vec![(SessionId([9; 32]), 2)],
+            linked: vec![half(1, 2)],
+            sap,
+            open_splits,
+        }
+    }
+
+    /// The encoding of `record` as it was before open splits were kept: every field up to the
+    /// signed links.
+    fn encode_without_splits(record: &ElderRecord) -> Vec<u8> {
+        let mut out = key_bytes(&record.genesis_key).to_vec();
+        out.extend_from_slice(&0u32.to_be_bytes());
+        out.extend_from_slice(&record.sap.encode());
+        out.extend_from_slice(&1u32.to_be_bytes());
+        let (id, generation) = record.superseded[0];
+        out.extend_from_slice(&id.0);
+        out.extend_from_slice(&generation.to_be_bytes());
+        out.extend_from_slice(&1u32.to_be_bytes());
+        let link = &record.linked[0];
+        out.extend_from_slice(&key_bytes(&link.parent_key));
+        link.prefix.encode(&mut out);
+        out.extend_from_slice(&key_bytes(&link.key));
+        out
+    }
+
+    #[test]
+    fn a_record_without_open_splits_keeps_the_older_encoding_and_an_older_record_loads() {
+        let old = record(false);
+        let bytes = encode_without_splits(&old);
+        assert_eq!(old.encode(), bytes);
+        assert_eq!(ElderRecord::decode(&bytes).unwrap(), old);
+    }
+
+    #[test]
+    fn open_splits_follow_the_signed_links_and_round_trip() {
+        let record = record(true);
+        let bytes = record.encode();
+        let mut tail = 2u32.to_be_bytes().to_vec();
+        for split in &record.open_splits {
+            tail.extend_from_slice(&split.session.0);
+            tail.extend_from_slice(&split.generation.to_be_bytes());
+            tail.extend_from_slice(&split.parent.encode());
+            split.half.prefix.encode(&mut tail);
+            tail.extend_from_slice(&key_bytes(&split.half.key));
+        }
+        assert_eq!(bytes, [encode_without_splits(&record), tail].concat());
+        assert_eq!(ElderRecord::decode(&bytes).unwrap(), record);
+    }
+
+    #[test]
+    fn the_open_splits_encoding_is_canonical_and_bounded() {
+        let record = record(true);
+        let old = encode_without_splits(&record);
+        let bytes = record.encode();
+        // No splits is no section at all, not an empty one.
+        let empty = [old.as_slice(), &0u32.to_be_bytes()].concat();
+        assert_eq!(
+            ElderRecord::decode(&empty),
+            Err(WireError::NonCanonical("empty open splits"))
+        );
+        // Splits are in increasing generation, one per generation.
+        let mut swapped = record.clone();
+        swapped.open_splits.reverse();
+        let mut same = record.clone();
+        same.open_splits[1].generation = same.open_splits[0].generation;
+        for unordered in [swapped, same] {
+            assert_eq!(
+                ElderRecord::decode(&unordered.encode()),
+                Err(WireError::NonCanonical("open splits order"))
+            );
+        }
+        // More than a record can hold is refused before anything is read.
+        let too_many = [old.as_slice(), &(MAX_OPEN_SPLITS as u32 + 1).to_be_bytes()].concat();
+        assert!(matches!(
+            ElderRecord::decode(&too_many),
+            Err(WireError::TooLong {
+                what: "open splits",
+                ..
+            })
+        ));
+        assert!(ElderRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(ElderRecord::decode(&[bytes.as_slice(), &[0]].concat()).is_err());
     }
 }

@@ -335,6 +335,7 @@ mod tests {
             sap: sap0.clone(),
             superseded: Vec::new(),
             linked: Vec::new(),
+            open_splits: Vec::new(),
         };
         let signed = SignedSap::genesis(&sap0, &share0);
         assert_eq!(check_answer(&record, Some(&signed), &g), Ok(()));
@@ -381,6 +382,7 @@ mod tests {
             sap: sap1.clone(),
             superseded: Vec::new(),
             linked: Vec::new(),
+            open_splits: Vec::new(),
         };
         let signed = SignedSap {
             sap: sap1.clone(),
