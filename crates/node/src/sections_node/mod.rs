@@ -40,6 +40,8 @@
 //! - **Splits.** A parent elder exchanges link partials with the parent's elders
 //!   ([`Coordinator::handover_parent`]) even after it applied its own half's SAP, and sends
 //!   each half's signed SAP to that half's members; each node applies the half its name is in.
+//!   While the split is open ([`Coordinator::open_split`]), it keeps the other half's members,
+//!   from which it signs that half's start, also across SAPs of its own half.
 //! - **Catch-up.** A node that missed handovers (down, or cut off) learns the section moved on
 //!   by asking: at start and every [`CATCH_UP_EVERY`] (sooner, at most every [`CATCH_UP_SOON`],
 //!   when a message of a newer generation or a SAP on a key it does not hold arrives from an
@@ -82,7 +84,7 @@ use keyquorum_sections::absence::{Absentees, AliveStatement, Taken};
 use keyquorum_sections::catch_up::CatchUpError;
 use keyquorum_sections::catch_up::{self, SectionAnswer};
 pub use keyquorum_sections::catch_up::{CATCH_UP_FAN_OUT, catch_up_targets};
-use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
+use keyquorum_sections::coordinator::{Coordinator, Dropped, OpenSplit, Output};
 use keyquorum_sections::dkg::{MAX_ROUNDS, START_GRACE, VOTE_SLACK};
 use keyquorum_sections::elders::{Member, Peer, SectionParams, StartSigner, admit};
 use keyquorum_sections::keys::{PublicKey, key_bytes};
@@ -451,18 +453,29 @@ fn alive_resend_due(sap: &Sap, us: &Name, last: Option<Instant>, now: Instant) -
     !sap.names().contains(us) && last.is_none_or(|at| now >= at + ALIVE_EVERY)
 }
 
-/// Drops the members not under `prefix`; returns whether any were. Applied with the prefix of
-/// the SAP a new one replaces, it keeps the other half's members through the split (a parent
-/// elder sends that half its handover) and forgets them at the next SAP, so the list stays
-/// within the members of one parent section.
+/// Drops the members not under `prefix` ([`members_prefix`]); returns whether any were.
 fn keep_under(members: &mut Vec<Member>, prefix: &Prefix) -> bool {
     let before = members.len();
     members.retain(|m| prefix.matches(&m.peer.name()));
     members.len() != before
 }
 
+/// The prefix whose members a node keeps once a SAP replaced one of prefix `previous`: that
+/// one, so the other half's members stay known through a split (a parent elder sends that half
+/// its handover) and go at the next SAP, or, while a split of a key this node still signs for
+/// is open (`open`, [`Coordinator::open_split`]), that key's, whose other half's start a parent
+/// elder selects from them however many SAPs of its own half applied meanwhile. Either way the
+/// list stays within the members of one parent section.
+fn members_prefix(previous: Prefix, open: Option<&OpenSplit>) -> Prefix {
+    match open {
+        Some(open) if previous.is_self_or_descendant_of(&open.parent.prefix) => open.parent.prefix,
+        _ => previous,
+    }
+}
+
 /// How many of `members` the section of `sap` holds (after a split, a node still knows the
-/// other half's members until the next SAP, to send them the handover it signed).
+/// other half's members until the next SAP once the split is closed, to send them the handover
+/// it signed).
 fn in_section(members: &[Member], sap: &keyquorum_sections::sap::Sap) -> usize {
     members
         .iter()
@@ -953,8 +966,10 @@ impl Runtime {
         }
         let elders = self.coordinator.coordinator().sap().elders.clone();
         // The other half of an earlier split: its handover was sent with the SAP that
-        // followed it at the latest.
-        let mut changed = keep_under(&mut self.members, &previous_prefix);
+        // followed it at the latest, unless the split is still open.
+        let open = self.coordinator.coordinator().open_split();
+        let keep = members_prefix(previous_prefix, open.as_ref());
+        let mut changed = keep_under(&mut self.members, &keep);
         if changed {
             self.start_signer.retain_members(&self.members);
             self.save_absentees()?;
@@ -1418,7 +1433,7 @@ mod tests {
     }
 
     #[test]
-    fn the_other_half_of_a_split_is_forgotten_at_the_next_sap() {
+    fn the_other_half_of_a_split_is_forgotten_at_the_next_sap_once_the_split_is_closed() {
         let members: Vec<Member> = (1..=40)
             .map(|i| Member {
                 peer: Peer::new(&key(i), format!("/ip4/127.0.0.1/tcp/{i}")),
@@ -1428,17 +1443,34 @@ mod tests {
         let ours = members[0].peer.name();
         let half = Prefix::ROOT.child(ours.bit(0)).unwrap();
         let quarter = half.child(ours.bit(1)).unwrap();
+        let forget = |list: &mut Vec<Member>, previous: Prefix, open: Option<&OpenSplit>| {
+            keep_under(list, &members_prefix(previous, open))
+        };
         // Our half's SAP applied: the parent's prefix is kept, nobody is dropped.
         let mut list = members.clone();
-        assert!(!keep_under(&mut list, &Prefix::ROOT));
+        assert!(!forget(&mut list, Prefix::ROOT, None));
         assert_eq!(list, members);
-        // The next SAP (a second split here) replaces our half's: the first split's other
-        // half goes, the second's stays until the SAP after.
-        assert!(keep_under(&mut list, &half));
+        // An elder change of our half while the root key's split waits for the other half:
+        // its members stay, for the start of that half.
+        let root = Sap {
+            prefix: Prefix::ROOT,
+            elders: members[..7].iter().map(|m| m.peer.clone()).collect(),
+            section_key: tbls::public_key::<MinPk>(&key(99)),
+        };
+        let open = OpenSplit {
+            parent: root,
+            generation: 3,
+            halves: vec![Prefix::ROOT.child(1 - ours.bit(0)).unwrap()],
+        };
+        assert!(!forget(&mut list, half, Some(&open)));
+        assert_eq!(list, members);
+        // The split closed: the next SAP (a second split here) replaces our half's, and the
+        // first split's other half goes, the second's stays until the SAP after.
+        assert!(forget(&mut list, half, None));
         assert!(list.iter().all(|m| half.matches(&m.peer.name())));
         assert!(list.len() < members.len());
         let in_half = list.len();
-        assert!(keep_under(&mut list, &quarter) || list.len() == in_half);
+        assert!(forget(&mut list, quarter, None) || list.len() == in_half);
         assert!(list.iter().all(|m| quarter.matches(&m.peer.name())));
         assert!(list.iter().any(|m| m.peer.name() == ours));
     }
