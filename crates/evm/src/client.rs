@@ -13,7 +13,8 @@
 //! checks at each poll that the last block it reported is still on the chain and stops with
 //! [`FollowError::Reorg`] when it is not, rather than silently following the other branch.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use alloy_network::{EthereumWallet, TransactionBuilder};
 use alloy_primitives::{Address, B256, Bytes, U256};
@@ -35,6 +36,9 @@ const CHAIN_KEY_TAG: &[u8] = b"keyquorum-evm/chain-key/v1";
 const MAX_LOG_RANGE: u64 = 1_000;
 /// How long a sent transaction is waited for.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the outcome of an unconfirmed send, found mined by [`Client::pending_sends`], is
+/// kept for the same call to claim ([`Client::send_calldata`]) before it is forgotten.
+const RESOLVED_KEEP: Duration = Duration::from_secs(600);
 /// How often [`wait_for_receipt`] asks.
 const RECEIPT_POLL: Duration = Duration::from_millis(100);
 /// The storage slot of the contract's `config.minStake`: `config` is its first state variable,
@@ -80,6 +84,33 @@ pub enum ClientError {
     /// A read returned bytes that do not decode as the function's result.
     #[error("undecodable answer: {0}")]
     Decode(String),
+}
+
+/// `text` with the endpoint URL `rpc` replaced by `<rpc>` wherever it appears: the URL may
+/// carry an access key (in its path, query or user info), so it is neither logged nor shown.
+/// Errors print it as configured, or as the HTTP client holds it: normalised by the `url` crate
+/// (scheme and host lowercased, a default port dropped, `/` for an empty path, characters
+/// percent-encoded) and without its user info, which goes into an authorization header.
+pub fn redact_rpc(text: &str, rpc: &str) -> String {
+    let mut forms = vec![rpc.to_string()];
+    if let Ok(url) = reqwest::Url::parse(rpc) {
+        forms.push(url.to_string());
+        let mut bare = url;
+        // Fails only for URLs that cannot have user info, which then have none to remove.
+        let _ = bare.set_username("");
+        let _ = bare.set_password(None);
+        forms.push(bare.to_string());
+    }
+    // Longest first: a form inside a longer one (the configured URL without the `/` the
+    // normalised one adds) must not leave part of that one behind.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    forms
+        .iter()
+        .filter(|f| !f.is_empty())
+        .fold(text.to_string(), |out, form| {
+            out.replace(form.as_str(), "<rpc>")
+        })
 }
 
 /// The secp256k1 key a node sends its transactions with, derived from a secret of its own
@@ -135,7 +166,8 @@ impl Revert {
 /// Where a sent transaction stands ([`Client::sent_state`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum SentState {
-    /// Mined: what became of it (a revert's reason is not replayed: [`Revert::Mined`]`(None)`).
+    /// Mined: what became of it (a revert replayed for its reason, as [`Client::send_calldata`]
+    /// does).
     Mined(CallOutcome),
     /// Known to the node and not mined yet.
     Pending,
@@ -257,8 +289,50 @@ pub struct Client {
     provider: DynProvider,
     contract: Address,
     account: Address,
-    send_lock: std::sync::Arc<Mutex<()>>,
+    send_lock: Arc<Mutex<()>>,
     receipt_timeout: Duration,
+    /// Sends whose receipt was not seen, until they are found mined (and their outcome is
+    /// taken) or dropped.
+    unconfirmed: Arc<std::sync::Mutex<Vec<Unconfirmed>>>,
+}
+
+/// A send whose receipt was not seen ([`ClientError::Unconfirmed`]), as the client keeps it.
+#[derive(Debug, Clone)]
+struct Unconfirmed {
+    tx_hash: B256,
+    input: Vec<u8>,
+    value: U256,
+    sent_at: Instant,
+    /// Its outcome, when [`Client::pending_sends`] found it mined: kept for the same call to
+    /// claim, then forgotten after [`RESOLVED_KEEP`].
+    resolved: Option<(CallOutcome, Instant)>,
+    /// When it was last reported as pending ([`PendingSend::warn`]).
+    warned_at: Option<Instant>,
+}
+
+/// A send of this client still pending: its receipt was not seen in time, and the chain's node
+/// still knows it but has not mined it (a fee too low for the chain, say). Later sends of the
+/// account wait behind its nonce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSend {
+    /// Its hash.
+    pub tx_hash: B256,
+    /// The contract function it calls (`register`, `post`, ...), `unknown` if none.
+    pub kind: &'static str,
+    /// How long ago it was sent.
+    pub pending_for: Duration,
+    /// Whether it is due to be reported as a warning: first seen pending, or `warn_every`
+    /// since the last warning ([`Client::pending_sends`]).
+    pub warn: bool,
+}
+
+/// The contract function `input` calls, by its selector.
+pub fn call_name(input: &[u8]) -> &'static str {
+    input
+        .get(..4)
+        .and_then(|s| <[u8; 4]>::try_from(s).ok())
+        .and_then(Coordinator::CoordinatorCalls::name_by_selector)
+        .unwrap_or("unknown")
 }
 
 impl std::fmt::Debug for Client {
@@ -285,6 +359,7 @@ impl Client {
             account,
             send_lock: Default::default(),
             receipt_timeout: RECEIPT_TIMEOUT,
+            unconfirmed: Default::default(),
         })
     }
 
@@ -377,12 +452,21 @@ impl Client {
     }
 
     /// [`Client::send`] with the call already ABI-encoded.
+    ///
+    /// A send whose receipt is not seen in time is kept ([`ClientError::Unconfirmed`]), and
+    /// the same call (calldata and value) sent again looks it up rather than send a copy that
+    /// would take the next nonce and revert, or land twice: mined, its outcome is this call's
+    /// (a revert replayed for its reason); still pending, [`ClientError::Unconfirmed`] again
+    /// and nothing is sent; dropped, the call is sent anew.
     pub async fn send_calldata(
         &self,
         input: Vec<u8>,
         value: U256,
     ) -> Result<CallOutcome, ClientError> {
         let _guard = self.send_lock.lock().await;
+        if let Some(earlier) = self.earlier_send(&input, value).await? {
+            return earlier;
+        }
         let may_evict = input.get(..4).is_some_and(|s| {
             s == Coordinator::registerCall::SELECTOR || s == Coordinator::addStakeCall::SELECTOR
         });
@@ -390,7 +474,7 @@ impl Client {
             .with_from(self.account)
             .with_to(self.contract)
             .with_value(value)
-            .with_input(input);
+            .with_input(input.clone());
         if may_evict {
             let estimate = match self.provider.estimate_gas(tx.clone()).await {
                 Ok(g) => g,
@@ -414,12 +498,24 @@ impl Client {
             }
         };
         let tx_hash = *pending.tx_hash();
-        let receipt = wait_for_receipt(&self.provider, tx_hash, self.receipt_timeout)
-            .await
-            .map_err(|e| ClientError::Unconfirmed {
-                tx_hash,
-                reason: e.to_string(),
-            })?;
+        let sent_at = Instant::now();
+        let receipt = match wait_for_receipt(&self.provider, tx_hash, self.receipt_timeout).await {
+            Ok(receipt) => receipt,
+            Err(e) => {
+                self.records().push(Unconfirmed {
+                    tx_hash,
+                    input,
+                    value,
+                    sent_at,
+                    resolved: None,
+                    warned_at: None,
+                });
+                return Err(ClientError::Unconfirmed {
+                    tx_hash,
+                    reason: e.to_string(),
+                });
+            }
+        };
         if !receipt.status() {
             let replayed = match receipt.block_number {
                 Some(number) => self.replay(tx, number).await,
@@ -430,6 +526,50 @@ impl Client {
         Ok(CallOutcome::Included {
             block: receipt.block_number.unwrap_or_default(),
             tx_hash: receipt.transaction_hash,
+        })
+    }
+
+    /// Whether a send of this client whose receipt was not seen is kept (pending, or found
+    /// mined and not yet claimed).
+    pub fn has_unconfirmed(&self) -> bool {
+        !self.records().is_empty()
+    }
+
+    fn records(&self) -> std::sync::MutexGuard<'_, Vec<Unconfirmed>> {
+        self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn forget(&self, tx_hash: B256) {
+        self.records().retain(|u| u.tx_hash != tx_hash);
+    }
+
+    /// What an earlier unconfirmed send of the same call settles ([`Client::send_calldata`]):
+    /// its outcome when mined, [`ClientError::Unconfirmed`] while pending; `None` when there is
+    /// none, or it was dropped, and the call is to be sent.
+    async fn earlier_send(
+        &self,
+        input: &[u8],
+        value: U256,
+    ) -> Result<Option<Result<CallOutcome, ClientError>>, ClientError> {
+        let earlier = self
+            .records()
+            .iter()
+            .find(|u| u.input == input && u.value == value)
+            .map(|u| (u.tx_hash, u.sent_at, u.resolved.clone()));
+        let Some((tx_hash, sent_at, resolved)) = earlier else {
+            return Ok(None);
+        };
+        if let Some((outcome, _)) = resolved {
+            self.forget(tx_hash);
+            return Ok(Some(Ok(outcome)));
+        }
+        Ok(match self.sent_state(tx_hash).await? {
+            SentState::Mined(outcome) => Some(Ok(outcome)),
+            SentState::Pending => Some(Err(ClientError::Unconfirmed {
+                tx_hash,
+                reason: format!("still pending {:?} after it was sent", sent_at.elapsed()),
+            })),
+            SentState::Dropped => None,
         })
     }
 
@@ -449,19 +589,44 @@ impl Client {
         }
     }
 
-    /// Where the transaction `tx_hash` stands: mined (and what became of it), pending, or
-    /// unknown to the node.
+    /// Where the transaction `tx_hash` stands: mined (and what became of it, a revert replayed
+    /// for its reason as [`Client::send_calldata`] does), pending, or unknown to the node. An
+    /// unconfirmed send of this client found mined or dropped is forgotten: the caller takes
+    /// it over, and the same call sent again goes out anew.
     pub async fn sent_state(&self, tx_hash: B256) -> Result<SentState, ClientError> {
+        let state = self.look_up(tx_hash).await?;
+        if state != SentState::Pending {
+            self.forget(tx_hash);
+        }
+        Ok(state)
+    }
+
+    async fn look_up(&self, tx_hash: B256) -> Result<SentState, ClientError> {
+        use alloy_network::TransactionResponse;
+        use alloy_rpc_types_eth::TransactionTrait;
         if let Some(receipt) = self.provider.get_transaction_receipt(tx_hash).await? {
             // A receipt without its block is no proof of inclusion: wait for one that has it.
             let Some(block) = receipt.block_number else {
                 return Ok(SentState::Pending);
             };
-            return Ok(SentState::Mined(if receipt.status() {
-                CallOutcome::Included { block, tx_hash }
-            } else {
-                CallOutcome::Reverted(Revert::Mined(None))
-            }));
+            if receipt.status() {
+                return Ok(SentState::Mined(CallOutcome::Included { block, tx_hash }));
+            }
+            let replayed = match self.provider.get_transaction_by_hash(tx_hash).await? {
+                Some(sent) => {
+                    let call = TransactionRequest::default()
+                        .with_from(sent.from())
+                        .with_to(self.contract)
+                        .with_value(sent.value())
+                        .with_gas_limit(sent.gas_limit())
+                        .with_input(sent.input().clone());
+                    self.replay(call, block).await
+                }
+                None => None,
+            };
+            return Ok(SentState::Mined(CallOutcome::Reverted(Revert::Mined(
+                replayed,
+            ))));
         }
         Ok(
             match self.provider.get_transaction_by_hash(tx_hash).await? {
@@ -469,6 +634,62 @@ impl Client {
                 None => SentState::Dropped,
             },
         )
+    }
+
+    /// The unconfirmed sends of this client that are still pending, each looked up now; one
+    /// found mined keeps its outcome a while for the same call to claim
+    /// ([`Client::send_calldata`]), one found dropped is forgotten. A pending one is marked
+    /// [`PendingSend::warn`] when first seen here, and again once `warn_every` has passed.
+    pub async fn pending_sends(
+        &self,
+        warn_every: Duration,
+    ) -> Result<Vec<PendingSend>, ClientError> {
+        let hashes: Vec<B256> = {
+            let mut records = self.records();
+            let now = Instant::now();
+            records.retain(|u| {
+                u.resolved
+                    .as_ref()
+                    .is_none_or(|(_, at)| now.duration_since(*at) < RESOLVED_KEEP)
+            });
+            records
+                .iter()
+                .filter(|u| u.resolved.is_none())
+                .map(|u| u.tx_hash)
+                .collect()
+        };
+        let mut pending = Vec::new();
+        for tx_hash in hashes {
+            let state = self.look_up(tx_hash).await?;
+            let now = Instant::now();
+            let mut records = self.records();
+            // Claimed by a send of the same call meanwhile.
+            let Some(pos) = records.iter().position(|u| u.tx_hash == tx_hash) else {
+                continue;
+            };
+            match state {
+                SentState::Mined(outcome) => records[pos].resolved = Some((outcome, now)),
+                SentState::Dropped => {
+                    records.remove(pos);
+                }
+                SentState::Pending => {
+                    let u = &mut records[pos];
+                    let warn = u
+                        .warned_at
+                        .is_none_or(|at| now.duration_since(at) >= warn_every);
+                    if warn {
+                        u.warned_at = Some(now);
+                    }
+                    pending.push(PendingSend {
+                        tx_hash,
+                        kind: call_name(&u.input),
+                        pending_for: now.duration_since(u.sent_at),
+                        warn,
+                    });
+                }
+            }
+        }
+        Ok(pending)
     }
 
     /// The contract's minimum stake (wei) as of block `number` (the latest when `None`). The
@@ -866,6 +1087,34 @@ mod tests {
         assert_eq!(far, with_room + with_room / 5);
         // At the full list the estimate includes a scan; its margin stays.
         assert_eq!(candidacy_gas_limit(20_000_000, 300), 24_000_000);
+    }
+
+    /// The HTTP client prints the URL it failed to reach normalised and without its user info:
+    /// every part that may carry an access key is redacted all the same.
+    #[tokio::test]
+    async fn the_rpc_url_is_redacted_in_the_form_an_http_error_prints_it() {
+        // Nothing listens on port 1 of the loopback address: the connection is refused.
+        let rpc = "HTTP://Rpc-User:S3cret@127.0.0.1:1/v3/KEY123?apikey=abc";
+        let client = Client::connect(rpc, chain_key(b"redaction"), Address::ZERO)
+            .await
+            .unwrap();
+        let error = client.block_number().await.unwrap_err().to_string();
+        assert!(error.contains("KEY123"), "{error}");
+        assert!(!error.contains(rpc), "{error}");
+        let redacted = redact_rpc(&error, rpc);
+        assert!(redacted.contains("<rpc>"), "{redacted}");
+        for secret in ["S3cret", "KEY123", "apikey", "127.0.0.1"] {
+            assert!(!redacted.contains(secret), "{redacted}");
+        }
+
+        // A trailing `/` added, the host lowercased, a default port dropped, spaces encoded.
+        let rpc = "https://Node.Example:443?key=a b";
+        let printed = "error sending request for url (https://node.example/?key=a%20b)";
+        assert_eq!(
+            redact_rpc(printed, rpc),
+            "error sending request for url (<rpc>)"
+        );
+        assert_eq!(redact_rpc(&format!("at {rpc}!"), rpc), "at <rpc>!");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | `keyquorum_evicted` (1 while the chain has this node off its candidate list after an eviction) | gauge | |
 //! | `keyquorum_registration_refused` (1 while the chain refuses this node's registration for a full candidate list) | gauge | |
 //! | `keyquorum_stake_below_minimum` (1 while this node's stake is below the chain's minimum, so never listed) | gauge | |
+//! | `keyquorum_sends_pending` (this node's transactions still pending on the chain after their receipt wait) | gauge | |
 //! | `keyquorum_ceremonies_total` | counter | `result` (`success`, `failure`) |
 //! | `keyquorum_fault_proofs_total` | counter | `result` (`proved`, `settled`, `refused`) |
 //! | `keyquorum_magic_block_mismatches_total` | counter | `what` (first field that differs) |
@@ -128,6 +129,7 @@ const CHAIN_HEIGHT: &str = "keyquorum_chain_height";
 const EVICTED: &str = "keyquorum_evicted";
 const REGISTRATION_REFUSED: &str = "keyquorum_registration_refused";
 const STAKE_BELOW_MINIMUM: &str = "keyquorum_stake_below_minimum";
+const SENDS_PENDING: &str = "keyquorum_sends_pending";
 
 /// Message and byte counts in both directions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,6 +164,7 @@ pub struct Metrics {
     evicted: Gauge,
     registration_refused: Gauge,
     stake_below_minimum: Gauge,
+    sends_pending: Gauge,
     /// Message kinds seen, so [`Metrics::traffic`] can list them (the registry's families do
     /// not offer iteration).
     kinds: Mutex<BTreeSet<String>>,
@@ -326,6 +329,13 @@ impl Metrics {
              selected; unregistered, its registration is not sent), else 0",
             stake_below_minimum.clone(),
         );
+        let sends_pending = Gauge::default();
+        registry.register(
+            SENDS_PENDING,
+            "This node's transactions still pending on the chain after their receipt wait (sent, \
+             not mined, not sent again while pending; later ones wait behind their nonce)",
+            sends_pending.clone(),
+        );
         // Both results exist from the start, so a scraper sees the failure count at zero rather
         // than no series.
         for result in ["success", "failure"] {
@@ -349,6 +359,7 @@ impl Metrics {
             evicted,
             registration_refused,
             stake_below_minimum,
+            sends_pending,
             kinds: Mutex::new(BTreeSet::new()),
         }
     }
@@ -373,6 +384,7 @@ impl Metrics {
             EVICTED => Some(&self.evicted),
             REGISTRATION_REFUSED => Some(&self.registration_refused),
             STAKE_BELOW_MINIMUM => Some(&self.stake_below_minimum),
+            SENDS_PENDING => Some(&self.sends_pending),
             _ => None,
         }
     }

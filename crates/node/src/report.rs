@@ -13,8 +13,8 @@ use std::time::Instant;
 use crate::metrics::Metrics;
 use crate::status::{
     CandidacyCheckFailingStatus, EvictedStatus, MagicBlockMismatch, PendingStatus,
-    RegistrationRefusedStatus, SAT_OUT_SIGNING_KEY, SittingOutStatus, StakeBelowMinimumStatus,
-    Status,
+    RegistrationRefusedStatus, SAT_OUT_SIGNING_KEY, SendPendingStatus, SittingOutStatus,
+    StakeBelowMinimumStatus, Status,
 };
 use crate::store::OutputRecord;
 
@@ -31,6 +31,9 @@ pub enum Observation {
     StakeBelowMinimum(Option<StakeBelowMinimumStatus>),
     /// The chain adapter's candidacy checks fail (`Some`), or one succeeded (`None`).
     CandidacyCheckFailing(Option<CandidacyCheckFailingStatus>),
+    /// This node's transactions pending on the chain after their receipt wait (`Some`), or
+    /// none any more (`None`).
+    SendPending(Option<SendPendingStatus>),
     /// The driver opened: who this node is.
     Opened {
         /// Identity key (hex).
@@ -219,6 +222,14 @@ impl Reporter {
                 s.stake_below_minimum = short;
             }
             Observation::CandidacyCheckFailing(failing) => s.candidacy_check_failing = failing,
+            Observation::SendPending(pending) => {
+                m.set(
+                    "keyquorum_sends_pending",
+                    &[],
+                    pending.as_ref().map_or(0, |p| p.sends) as f64,
+                );
+                s.send_pending = pending;
+            }
             Observation::BlockProcessed { height } => {
                 m.set("keyquorum_chain_height", &[], height as f64);
                 s.height = height;
@@ -595,5 +606,25 @@ mod tests {
         r.observe(Observation::StakeBelowMinimum(None));
         assert_eq!(status.lock().unwrap().stake_below_minimum, None);
         assert_eq!(metrics.get("keyquorum_stake_below_minimum", &[]), 0.0);
+    }
+
+    #[test]
+    fn a_pending_send_shows_on_status_and_metrics_until_none_is_left() {
+        let status = Arc::new(Mutex::new(Status::default()));
+        let metrics = Arc::new(Metrics::new());
+        let r = Reporter::new(status.clone(), metrics.clone());
+        assert!(metrics.render().contains("keyquorum_sends_pending 0\n"));
+        let pending = SendPendingStatus {
+            tx_hash: format!("0x{}", "ab".repeat(32)),
+            kind: "post".into(),
+            pending_secs: 300,
+            sends: 2,
+        };
+        r.observe(Observation::SendPending(Some(pending.clone())));
+        assert_eq!(status.lock().unwrap().send_pending, Some(pending));
+        assert!(metrics.render().contains("keyquorum_sends_pending 2\n"));
+        r.observe(Observation::SendPending(None));
+        assert_eq!(status.lock().unwrap().send_pending, None);
+        assert_eq!(metrics.get("keyquorum_sends_pending", &[]), 0.0);
     }
 }

@@ -9,6 +9,9 @@
 //!   applies nonces strictly in order: a refused transaction must not strand the ones after it
 //!   (they are signed again with fresh nonces). The nonce is the chain's count of our applied
 //!   transactions, which the driver tracks from the blocks (and persists).
+//!   A chain whose submission waits for the receipt (the EVM coordinator) answers with the
+//!   outcome; one sent and not yet seen mined is submitted again every two seconds, and its
+//!   adapter looks it up rather than send it again.
 //!
 //! Peers that send a message for a ceremony this node has not seen start yet get no answer, so
 //! they retry; messages are acknowledged only once durable.
@@ -79,6 +82,9 @@ pub enum NodeError {
 const DELIVERY_PATIENCE: Duration = Duration::from_secs(600);
 /// Blocks to wait for a submitted transaction before submitting it again.
 const INCLUSION_PATIENCE: u64 = 20;
+/// How long a transaction sent and not yet seen in a block ([`SubmitOutcome::Unconfirmed`])
+/// waits before the adapter is asked about it again.
+const UNCONFIRMED_RETRY: Duration = Duration::from_secs(2);
 
 enum Follow {
     Block(Box<ChainBlock>),
@@ -88,7 +94,11 @@ enum Follow {
 struct Inflight {
     hash: [u8; 32],
     sub: Submission,
-    height: u64,
+    /// The height at which the chain took it ([`SubmitOutcome::Accepted`] or `Duplicate`), from
+    /// which its inclusion is waited for; `None` while the adapter has not answered. A chain
+    /// whose submission waits for the receipt answers with the outcome itself, so no patience
+    /// runs out while it waits, and no copy is sent meanwhile.
+    accepted_at: Option<u64>,
 }
 
 /// Transactions in nonce order, a few in flight at once (see the module docs).
@@ -113,6 +123,15 @@ impl TxQueue {
     fn requeue_from(&mut self, from: usize, delay: Duration) {
         while self.inflight.len() > from {
             let f = self.inflight.pop_back().expect("length checked");
+            self.queue.push_front(f.sub);
+        }
+        self.not_before = Some(Instant::now() + delay);
+    }
+
+    /// Puts the in-flight transaction at `pos` alone back at the front of the queue, for a
+    /// chain whose adapter numbers the transactions itself: those after it keep their place.
+    fn requeue_one(&mut self, pos: usize, delay: Duration) {
+        if let Some(f) = self.inflight.remove(pos) {
             self.queue.push_front(f.sub);
         }
         self.not_before = Some(Instant::now() + delay);
@@ -144,7 +163,8 @@ impl TxQueue {
         if self
             .inflight
             .front()
-            .is_some_and(|f| height > f.height + INCLUSION_PATIENCE)
+            .and_then(|f| f.accepted_at)
+            .is_some_and(|at| height > at + INCLUSION_PATIENCE)
         {
             debug!("transaction not included in time; submitting again");
             self.requeue_from(0, Duration::ZERO);
@@ -858,7 +878,7 @@ impl<C: ChainClient> Runtime<C> {
             self.txq.inflight.push_back(Inflight {
                 hash,
                 sub,
-                height: self.height,
+                accepted_at: None,
             });
             // One submitter posts them in queue order: transactions that reach the mempool out
             // of nonce order are refused in the block and cost a round trip each.
@@ -874,7 +894,9 @@ impl<C: ChainClient> Runtime<C> {
             return;
         };
         match outcome {
-            SubmitOutcome::Accepted | SubmitOutcome::Duplicate => {}
+            SubmitOutcome::Accepted | SubmitOutcome::Duplicate => {
+                self.txq.inflight[pos].accepted_at = Some(self.height);
+            }
             SubmitOutcome::Included => {
                 let f = self.txq.inflight.remove(pos).expect("position found");
                 if let ChainAction::ProveFault(r) = &f.sub.action {
@@ -912,6 +934,10 @@ impl<C: ChainClient> Runtime<C> {
                 }
             }
             SubmitOutcome::Busy => self.txq.requeue_from(pos, Duration::from_millis(300)),
+            // Submitted again, it is looked up, not sent again: the adapter answers with its
+            // outcome once mined. The adapter numbers its sends itself, so those after it in
+            // flight stay (on the chain they wait behind its nonce).
+            SubmitOutcome::Unconfirmed => self.txq.requeue_one(pos, UNCONFIRMED_RETRY),
             SubmitOutcome::Rejected { code, reason } => {
                 if code == "stale_nonce" || code == "bad_nonce" {
                     // Our view of the chain lags; retry once more blocks are processed.
@@ -1322,6 +1348,7 @@ async fn run_node<C: ChainClient>(
     let mut shown_refusal = None;
     let mut shown_shortfall = None;
     let mut shown_check_failing = None;
+    let mut shown_send_pending = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tokio::pin!(shutdown);
 
@@ -1374,6 +1401,11 @@ async fn run_node<C: ChainClient>(
                     if failing != shown_check_failing {
                         shown_check_failing = failing.clone();
                         reporter.observe(Observation::CandidacyCheckFailing(failing));
+                    }
+                    let send_pending = rt.chain.send_pending();
+                    if send_pending != shown_send_pending {
+                        shown_send_pending = send_pending.clone();
+                        reporter.observe(Observation::SendPending(send_pending));
                     }
                     // Caught up with the chain: register if the chain does not know us (again
                     // after a while if it still does not), unless the adapter holds a
@@ -1575,4 +1607,56 @@ async fn run_node<C: ChainClient>(
     info!("node stopping");
     net.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inflight(accepted_at: Option<u64>) -> Inflight {
+        Inflight {
+            hash: [1; 32],
+            sub: Submission {
+                action: ChainAction::Tx(TxBody::ClaimUnbonded),
+                kind: "claim_unbonded",
+                expires: None,
+            },
+            accepted_at,
+        }
+    }
+
+    /// A submission whose adapter has not answered (an EVM send waiting for its receipt) is
+    /// not submitted again however many blocks pass: the copy would go out with the next
+    /// nonce. One the chain took is, once the patience runs out.
+    #[test]
+    fn only_a_taken_submission_is_submitted_again_when_not_included_in_time() {
+        let mut q = TxQueue::default();
+        q.inflight.push_back(inflight(None));
+        q.on_height(100 + INCLUSION_PATIENCE + 1);
+        assert_eq!((q.inflight.len(), q.queue.len()), (1, 0));
+
+        q.inflight[0].accepted_at = Some(100);
+        q.on_height(100 + INCLUSION_PATIENCE);
+        assert_eq!((q.inflight.len(), q.queue.len()), (1, 0));
+        q.on_height(100 + INCLUSION_PATIENCE + 1);
+        assert_eq!((q.inflight.len(), q.queue.len()), (0, 1));
+    }
+
+    /// A send not yet seen mined goes back to the queue alone: the one after it, already
+    /// handed to the adapter, is not handed over a second time.
+    #[test]
+    fn an_unconfirmed_submission_is_requeued_alone() {
+        let mut q = TxQueue::default();
+        q.inflight.push_back(inflight(None));
+        let mut next = inflight(None);
+        next.hash = [2; 32];
+        q.inflight.push_back(next);
+        q.requeue_one(0, UNCONFIRMED_RETRY);
+        assert_eq!(
+            q.inflight.iter().map(|f| f.hash).collect::<Vec<_>>(),
+            [[2; 32]]
+        );
+        assert_eq!(q.queue.len(), 1);
+        assert!(q.not_before.is_some_and(|t| t > Instant::now()));
+    }
 }

@@ -172,6 +172,22 @@ pub struct CandidacyCheckFailingStatus {
     pub error: String,
 }
 
+/// This node's transactions still pending on the chain after their receipt wait (the EVM
+/// coordinator): sent, known to the chain's node, and not mined (a fee too low for the chain,
+/// say). None is sent again while it is pending, and the account's later transactions wait
+/// behind its nonce.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SendPendingStatus {
+    /// The oldest one's hash (`0x` hex).
+    pub tx_hash: String,
+    /// The contract function it calls (`register`, `post`, `activate`, ...).
+    pub kind: String,
+    /// How long ago it was sent (seconds), when last looked up.
+    pub pending_secs: u64,
+    /// How many sends are pending.
+    pub sends: u64,
+}
+
 /// A view's secp256k1 signing key, as `/status` shows it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SigningKeyStatus {
@@ -279,6 +295,9 @@ pub struct Status {
     /// The chain adapter's candidacy checks failing, until one succeeds.
     #[serde(default)]
     pub candidacy_check_failing: Option<CandidacyCheckFailingStatus>,
+    /// This node's transactions still pending after their receipt wait, while there are any.
+    #[serde(default)]
+    pub send_pending: Option<SendPendingStatus>,
     /// Traffic counters (the same numbers as `/metrics`), filled in when `/status` is served.
     pub traffic: Traffic,
     /// The random beacon.

@@ -619,3 +619,133 @@ async fn the_minimum_stake_is_read_from_the_contracts_storage_and_an_unconfirmed
             .listed
     );
 }
+
+/// A send whose receipt was not seen is looked up when the same call is sent again, not sent a
+/// second time: pending, nothing goes out and it is listed as pending (warned once per
+/// period); dropped by the chain's node (`anvil_dropTransaction`), it is sent anew with the
+/// nonce it freed; mined, its outcome is the call's, and a mined revert is replayed for its
+/// reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
+    use keyquorum_evm::client::{ClientError, PendingSend, SentState};
+    use std::time::Duration;
+
+    let anvil = anvil();
+    let deployer = chain_key(b"test deployer");
+    anvil.fund(deployer.address(), ether()).await.unwrap();
+    let (contract, _) = deploy(anvil.url(), deployer, config(4)).await.unwrap();
+    let (n, c) = node(&anvil, 0, contract).await;
+    let c = c.with_receipt_timeout(Duration::from_millis(500));
+    // Another client of the same account, which knows nothing of the first one's sends.
+    let (_, twin) = node(&anvil, 0, contract).await;
+    let twin = twin.with_receipt_timeout(Duration::from_millis(500));
+    let provider = anvil.provider().await.unwrap();
+    provider
+        .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
+    let input = alloy_sol_types::SolCall::abi_encode(&n.register_call(contract));
+    let value = U256::from(STAKE);
+    let pending_nonce = || async {
+        c.provider()
+            .get_transaction_count(n.account)
+            .pending()
+            .await
+            .unwrap()
+    };
+    let unconfirmed = |sent: Result<CallOutcome, ClientError>| match sent {
+        Err(ClientError::Unconfirmed { tx_hash, .. }) => tx_hash,
+        other => panic!("{other:?}"),
+    };
+
+    let first = unconfirmed(c.send_calldata(input.clone(), value).await);
+    assert_eq!(pending_nonce().await, 1);
+    // Pending: the same call sends nothing, and says so again.
+    assert_eq!(
+        unconfirmed(c.send_calldata(input.clone(), value).await),
+        first
+    );
+    assert_eq!(pending_nonce().await, 1);
+    let hour = Duration::from_secs(3600);
+    let listed = c.pending_sends(hour).await.unwrap();
+    let [
+        PendingSend {
+            tx_hash,
+            kind,
+            pending_for,
+            warn,
+        },
+    ] = listed.as_slice()
+    else {
+        panic!("{listed:?}")
+    };
+    assert_eq!((*tx_hash, *kind, *warn), (first, "register", true));
+    assert!(
+        *pending_for >= Duration::from_millis(500),
+        "{pending_for:?}"
+    );
+    // Warned once per period.
+    assert!(!c.pending_sends(hour).await.unwrap()[0].warn);
+    assert!(c.pending_sends(Duration::ZERO).await.unwrap()[0].warn);
+
+    // Dropped by the chain's node: forgotten, and the call goes out anew with the same nonce.
+    provider
+        .raw_request::<_, serde_json::Value>("anvil_dropTransaction".into(), (first,))
+        .await
+        .unwrap();
+    assert_eq!(twin.sent_state(first).await.unwrap(), SentState::Dropped);
+    assert_eq!(pending_nonce().await, 0);
+    let second = unconfirmed(c.send_calldata(input.clone(), value).await);
+    // Sent again (the same transaction, its nonce and fees unchanged, has the same hash).
+    assert_eq!(twin.sent_state(second).await.unwrap(), SentState::Pending);
+    assert_eq!(pending_nonce().await, 1);
+
+    // A copy sent with the next nonce (a fixed gas limit: estimated on the pending state, it
+    // would be refused for free); both are mined, the copy reverts.
+    let copy = {
+        use alloy_network::TransactionBuilder;
+        let tx = alloy_rpc_types_eth::TransactionRequest::default()
+            .with_from(n.account)
+            .with_to(contract)
+            .with_input(input.clone())
+            .with_value(value)
+            .with_gas_limit(2_000_000);
+        *twin
+            .provider()
+            .send_transaction(tx)
+            .await
+            .unwrap()
+            .tx_hash()
+    };
+    assert_eq!(pending_nonce().await, 2);
+    anvil.mine(1).await.unwrap();
+    let block = c.block_number().await.unwrap();
+    // Mined: the outcome is the wait's, and nothing more is sent.
+    assert_eq!(
+        c.send_calldata(input.clone(), value).await.unwrap(),
+        CallOutcome::Included {
+            block,
+            tx_hash: second
+        }
+    );
+    assert!(!c.has_unconfirmed());
+    // The copy's revert, replayed for its reason as a receipt seen in time would have been.
+    let SentState::Mined(reverted) = twin.sent_state(copy).await.unwrap() else {
+        panic!("{copy} not mined")
+    };
+    assert_eq!(
+        reverted.revert().map(Revert::name).as_deref(),
+        Some("AlreadyRegistered"),
+        "{reverted:?}"
+    );
+    assert!(matches!(reverted.revert(), Some(Revert::Mined(Some(_)))));
+    assert_eq!(c.transaction_count(n.account).await.unwrap(), 2);
+    // Nothing is kept any more: the same call now goes to the chain, which refuses it at
+    // estimation for free.
+    assert!(matches!(
+        c.send_calldata(input, value).await.unwrap(),
+        CallOutcome::Reverted(Revert::Contract(_))
+    ));
+    assert_eq!(pending_nonce().await, 2);
+    assert!(c.pending_sends(hour).await.unwrap().is_empty());
+}

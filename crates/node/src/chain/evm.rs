@@ -21,6 +21,13 @@
 //!   that ceremony, gets none). Partial signatures are not sent to this chain ([`SignatureRoute::OffChain`]). Sends
 //!   are serialised and each waits for its receipt (`keyquorum_evm::client::Client::send`);
 //!   nonce, gas and fees are the provider's.
+//! - A send whose receipt was not seen in that wait is answered [`SubmitOutcome::Unconfirmed`],
+//!   and the runtime submits it again later; the client looks the transaction up rather than
+//!   send a copy with the next nonce: its outcome once mined (a revert replayed for its
+//!   reason), `Unconfirmed` again while it is pending, a new send once the chain's node dropped
+//!   it. A send still pending is looked up at each confirmed block, warned about (hash, call,
+//!   how long) when first found and every [`WARN_PENDING_EVERY`], and shown
+//!   ([`ChainClient::send_pending`]) as `send_pending` and `keyquorum_sends_pending`.
 //! - Fraud proofs are staggered ([`ChainClient::proof_due`], `keyquorum_evm::stagger`): the
 //!   committee's honest-looking members, the culprit left out, take turns in an order every
 //!   node derives from the session id, the culprit and its account; the member of rank `r`
@@ -63,7 +70,9 @@ use keyquorum_evm::alloy_primitives::{Address, Bytes, U256};
 use keyquorum_evm::alloy_sol_types::SolCall as _;
 use keyquorum_evm::candidacy::{self, Bar, Change, Registration, Watch};
 use keyquorum_evm::client::Revert;
-use keyquorum_evm::client::{BoardInput, CallOutcome, Client, ClientError, FollowError, Follower};
+use keyquorum_evm::client::{
+    BoardInput, CallOutcome, Client, ClientError, FollowError, Follower, PendingSend,
+};
 use keyquorum_evm::events::Translator;
 use keyquorum_evm::stagger::ProofTurn;
 use keyquorum_evm::{
@@ -79,6 +88,8 @@ use super::{
 
 /// How long a poll that found nothing new waits before answering.
 const IDLE_POLL: Duration = Duration::from_millis(250);
+/// How often a send that stays pending is warned about again.
+const WARN_PENDING_EVERY: Duration = Duration::from_secs(600);
 
 /// Where the contract is and how to follow it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +151,12 @@ pub struct EvmChainClient {
     candidacy: Arc<Mutex<Watch>>,
     /// A candidacy check of this node is under way.
     checking: Arc<AtomicBool>,
+    /// This node's sends still pending after their receipt wait, as last looked up.
+    pending_sends: Arc<Mutex<Vec<PendingSend>>>,
+    /// A look-up of the pending sends is under way.
+    looking_up: Arc<AtomicBool>,
+    /// The confirmed height of the last look-up of the pending sends.
+    looked_up_at: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for EvmChainClient {
@@ -184,7 +201,17 @@ impl EvmChainClient {
             confirmed: Arc::new(AtomicU64::new(0)),
             candidacy: Arc::new(Mutex::new(Watch::new(account))),
             checking: Arc::new(AtomicBool::new(false)),
+            pending_sends: Default::default(),
+            looking_up: Arc::new(AtomicBool::new(false)),
+            looked_up_at: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// This adapter, waiting `timeout` (instead of two minutes) for each sent transaction's
+    /// receipt before it looks the transaction up instead.
+    pub fn with_receipt_timeout(mut self, timeout: Duration) -> Self {
+        self.client = self.client.with_receipt_timeout(timeout);
+        self
     }
 
     /// The account transactions are sent from.
@@ -377,6 +404,55 @@ impl EvmChainClient {
 }
 
 impl EvmChainClient {
+    /// `error` as logged and shown: the endpoint's URL may carry an access key.
+    fn redact(&self, error: &ClientError) -> String {
+        keyquorum_evm::client::redact_rpc(&error.to_string(), &self.settings.rpc)
+    }
+
+    /// Looks up, at each confirmed block while there are any, this node's sends still pending
+    /// after their receipt wait, one look-up at a time: warns of each (its hash, call and how
+    /// long) when first found and every [`WARN_PENDING_EVERY`] while it stays pending, and
+    /// keeps them for `/status` ([`ChainClient::send_pending`]). A send found mined or dropped
+    /// leaves the list.
+    fn look_up_pending_sends(&self, now: u64) {
+        if !self.client.has_unconfirmed() {
+            self.pending_sends().clear();
+            return;
+        }
+        if self.looked_up_at.load(Ordering::Acquire) >= now
+            || self.looking_up.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        self.looked_up_at.store(now, Ordering::Release);
+        let me = self.clone();
+        tokio::spawn(async move {
+            match me.client.pending_sends(WARN_PENDING_EVERY).await {
+                Ok(pending) => {
+                    for p in pending.iter().filter(|p| p.warn) {
+                        warn!(
+                            tx_hash = %p.tx_hash,
+                            kind = p.kind,
+                            pending_secs = p.pending_for.as_secs(),
+                            "transaction sent {}s ago is still pending: the chain's node keeps \
+                             it but has not mined it (its fee may be too low for the chain); it \
+                             is not sent again while pending, and this account's later \
+                             transactions wait behind its nonce",
+                            p.pending_for.as_secs()
+                        );
+                    }
+                    *me.pending_sends() = pending;
+                }
+                Err(e) => debug!(error = %me.redact(&e), "pending sends not looked up"),
+            }
+            me.looking_up.store(false, Ordering::Release);
+        });
+    }
+
+    fn pending_sends(&self) -> std::sync::MutexGuard<'_, Vec<PendingSend>> {
+        self.pending_sends.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn watch(&self) -> std::sync::MutexGuard<'_, Watch> {
         self.candidacy.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -402,7 +478,7 @@ impl EvmChainClient {
                 }
                 Err(e) => {
                     // The endpoint's URL may carry an access key: neither logged nor shown.
-                    let error = e.to_string().replace(&me.settings.rpc, "<rpc>");
+                    let error = me.redact(&e);
                     let mut watch = me.watch();
                     if watch.on_check_failed(error.clone(), now) {
                         let failing = watch.check_failure().cloned();
@@ -611,6 +687,17 @@ impl ChainClient for EvmChainClient {
         })
     }
 
+    fn send_pending(&self) -> Option<crate::status::SendPendingStatus> {
+        let pending = self.pending_sends();
+        let oldest = pending.iter().max_by_key(|p| p.pending_for)?;
+        Some(crate::status::SendPendingStatus {
+            tx_hash: oldest.tx_hash.to_string(),
+            kind: oldest.kind.into(),
+            pending_secs: oldest.pending_for.as_secs(),
+            sends: pending.len() as u64,
+        })
+    }
+
     fn prepare(
         &self,
         action: &ChainAction,
@@ -746,6 +833,7 @@ impl ChainClient for EvmChainClient {
         self.start_view_change_if_due();
         if let Some(safe) = safe {
             self.check_candidacy_if_due(safe);
+            self.look_up_pending_sends(safe);
         }
         if blocks.is_empty() {
             tokio::time::sleep(IDLE_POLL.min(Duration::from_millis(wait_ms))).await;
@@ -766,7 +854,17 @@ impl ChainClient for EvmChainClient {
         {
             return Ok(refused);
         }
-        Ok(match self.client.send_calldata(tx.input, tx.value).await? {
+        let outcome = match self.client.send_calldata(tx.input, tx.value).await {
+            Ok(outcome) => outcome,
+            // Sent, its receipt not seen: the client looks it up when the same call comes
+            // again, and sends nothing while it is pending.
+            Err(ClientError::Unconfirmed { tx_hash, reason }) => {
+                debug!(%tx_hash, %reason, "transaction not seen mined yet");
+                return Ok(SubmitOutcome::Unconfirmed);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(match outcome {
             CallOutcome::Included { .. } => SubmitOutcome::Included,
             CallOutcome::Reverted(r) => {
                 // A full list refused the registration: the candidacy watch takes it over.

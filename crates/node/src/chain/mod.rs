@@ -238,6 +238,11 @@ pub enum SubmitOutcome {
     },
     /// The chain is overloaded; try again later.
     Busy,
+    /// Sent, and not seen in a block yet (chains whose submission waits for the receipt: the
+    /// wait timed out). Submitted again later, the same transaction is looked up rather than
+    /// sent again: its outcome once mined, this again while it is pending, and a new send
+    /// only when the chain dropped it.
+    Unconfirmed,
 }
 
 /// A chain the node can follow and submit to.
@@ -291,6 +296,13 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
     /// The adapter's own checks of this node's candidacy failing, until one succeeds; `None`
     /// otherwise, or on chains whose adapter runs none.
     fn candidacy_check_failing(&self) -> Option<crate::status::CandidacyCheckFailingStatus> {
+        None
+    }
+
+    /// This node's sends still pending on the chain after their receipt wait (the oldest, and
+    /// how many), as the adapter last looked them up; `None` when there are none, or on
+    /// chains whose submission does not wait for the receipt.
+    fn send_pending(&self) -> Option<crate::status::SendPendingStatus> {
         None
     }
 

@@ -78,7 +78,7 @@ async fn adapter(anvil: &Anvil, contract: Address, from: u64, index: u32) -> Evm
 }
 
 /// Node keys `index`.
-fn node_keys(index: u32) -> NodeKeys {
+pub(crate) fn node_keys(index: u32) -> NodeKeys {
     let mut master = [0u8; 32];
     master[..4].copy_from_slice(&index.to_be_bytes());
     NodeKeys::from_master(&master)
@@ -198,7 +198,7 @@ impl Fixture {
 
 /// A node's runtime on `chain` with node keys `index`, registering with `stake` wei, its
 /// beacon off; stops when the returned sender is dropped. Returns its status server's address.
-async fn start_node(
+pub(crate) async fn start_node(
     chain: &EvmChainClient,
     index: u32,
     stake: u64,
@@ -229,19 +229,19 @@ async fn start_node(
 }
 
 /// `path` from the node's status server.
-async fn http_get(addr: SocketAddr, path: &'static str) -> String {
+pub(crate) async fn http_get(addr: SocketAddr, path: &'static str) -> String {
     tokio::task::spawn_blocking(move || common::http_get(addr, path).1)
         .await
         .unwrap()
 }
 
 /// The node's `/status`, as an operator reads it.
-async fn status(addr: SocketAddr) -> Status {
+pub(crate) async fn status(addr: SocketAddr) -> Status {
     serde_json::from_str(&http_get(addr, "/status").await).unwrap()
 }
 
 /// The value of the unlabelled gauge `name` on the node's `/metrics`.
-async fn gauge(addr: SocketAddr, name: &str) -> f64 {
+pub(crate) async fn gauge(addr: SocketAddr, name: &str) -> f64 {
     let metrics = http_get(addr, "/metrics").await;
     metrics
         .lines()

@@ -16,4 +16,5 @@ mod signing_key;
 mod signing_key_catch_up;
 mod signing_key_faults;
 mod status_and_metrics;
+mod unconfirmed_send;
 mod view_catch_up;

@@ -1,0 +1,179 @@
+//! A node's transaction on the EVM coordinator that is sent and not mined in its receipt wait,
+//! on anvil with blocks mined only on demand: the node's runtime and its chain adapter
+//! (`chain::evm`) read through `/status` and `/metrics`, following at confirmation depth 2.
+//!
+//! anvil is the pinned npm package in `contracts/` (`npm ci` there installs it).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use alloy_provider::Provider;
+use keyquorum_evm::Coordinator;
+use keyquorum_evm::alloy_primitives::U256;
+use keyquorum_evm::alloy_sol_types::SolCall;
+use keyquorum_evm::anvil::Anvil;
+use keyquorum_evm::client::{SentState, chain_key, deploy};
+use keyquorum_node::chain::evm::{EvmCall, EvmChainClient, EvmSettings};
+use keyquorum_node::chain::{ChainClient, SubmitOutcome};
+use keyquorum_node::status::Status;
+
+use crate::eviction::{gauge, start_node, status};
+
+const CHAIN_NAME: &str = "kq-unconfirmed";
+const CONFIRMATIONS: u64 = 2;
+const STAKE: u64 = 150;
+
+fn config() -> Coordinator::Config {
+    Coordinator::Config {
+        chainId: CHAIN_NAME.as_bytes().to_vec().into(),
+        maxSize: 4,
+        minSize: 4,
+        thresholdPercent: 67,
+        quorumPercent: 75,
+        keepPreviousPercent: 0,
+        minStake: U256::from(100),
+        contributeBlocks: 5,
+        shareBlocks: 5,
+        publishBlocks: 5,
+        waitBlocks: 5,
+        // No view change starts during the test: the node's only send is its registration.
+        firstViewChange: 1_000_000,
+        viewLength: 100,
+        unbondingBlocks: 20,
+        misbehaviourPercent: 10,
+        reporterPercent: 10,
+    }
+}
+
+/// Reads the node's `/status` until `done` holds of it.
+async fn status_until(
+    addr: std::net::SocketAddr,
+    what: &str,
+    done: impl Fn(&Status) -> bool,
+) -> Status {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = status(addr).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still registered {}, send pending {:?} after 30 s",
+            s.registered,
+            s.send_pending
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The node's registration, sent while no block is mined: its receipt wait ends without one.
+/// It is reported as pending and not sent again however often the runtime submits it again;
+/// once mined, its outcome is taken and the report ends; the node counts itself registered
+/// only once the registration is two blocks deep. The adapter's own submission of a call sent
+/// and not seen mined answers `Unconfirmed` each time until it is mined, and sends it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_whose_receipt_was_not_seen_is_reported_and_not_sent_again() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let anvil = Anvil::start(&repo, None).unwrap_or_else(|e| panic!("{e}"));
+    let ether = U256::from(10u128.pow(18));
+    let deployer = chain_key(b"unconfirmed send test deployer");
+    anvil.fund(deployer.address(), ether).await.unwrap();
+    let (contract, from) = deploy(anvil.url(), deployer, config()).await.unwrap();
+    let key = chain_key(b"unconfirmed send test node");
+    anvil.fund(key.address(), ether).await.unwrap();
+    let settings = EvmSettings {
+        rpc: anvil.url().into(),
+        contract,
+        chain_name: CHAIN_NAME.into(),
+        from_block: from,
+        confirmations: CONFIRMATIONS,
+    };
+    let chain = EvmChainClient::connect(settings, key)
+        .await
+        .unwrap()
+        .with_receipt_timeout(Duration::from_millis(500));
+    let account = chain.account();
+    let reader = chain.client().clone();
+    let pending_nonce = || async {
+        reader
+            .provider()
+            .get_transaction_count(account)
+            .pending()
+            .await
+            .unwrap()
+    };
+    // Deep enough for the follower to confirm a block, then blocks only on demand.
+    anvil.mine(CONFIRMATIONS + 1).await.unwrap();
+    anvil
+        .provider()
+        .await
+        .unwrap()
+        .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _stop) = start_node(&chain, 0, STAKE, &dir).await;
+    let shown = status_until(node, "the pending registration", |s| {
+        s.send_pending.is_some()
+    })
+    .await;
+    let pending = shown.send_pending.unwrap();
+    assert_eq!((pending.kind.as_str(), pending.sends), ("register", 1));
+    let tx_hash = pending.tx_hash.parse().unwrap();
+    assert_eq!(
+        reader.sent_state(tx_hash).await.unwrap(),
+        SentState::Pending
+    );
+    assert_eq!(gauge(node, "keyquorum_sends_pending").await, 1.0);
+    // The runtime submits it again every two seconds: looked up, never sent again.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(pending_nonce().await, 1);
+    let later = status(node).await.send_pending.unwrap();
+    assert_eq!(later.tx_hash, pending.tx_hash);
+
+    // Mined: taken as the outcome, the report ends; registered once two blocks deep.
+    anvil.mine(1).await.unwrap();
+    let shown = status_until(node, "the report's end", |s| s.send_pending.is_none()).await;
+    assert!(!shown.registered);
+    assert_eq!(gauge(node, "keyquorum_sends_pending").await, 0.0);
+    anvil.mine(CONFIRMATIONS).await.unwrap();
+    status_until(node, "the registration confirmed", |s| s.registered).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(pending_nonce().await, 1);
+    assert_eq!(reader.transaction_count(account).await.unwrap(), 1);
+    assert!(
+        reader
+            .read(Coordinator::candidacyCall { account })
+            .await
+            .unwrap()
+            .listed
+    );
+
+    // The adapter's submission as the runtime makes it, with a call whose copy the chain
+    // would take (estimated on the pending state, a copy of the registration is refused for
+    // free, but a copy of `addStake` adds the stake twice).
+    let add = EvmCall {
+        input: Coordinator::addStakeCall {}.abi_encode(),
+        value: U256::from(50),
+    };
+    assert_eq!(
+        chain.submit(add.clone()).await.unwrap(),
+        SubmitOutcome::Unconfirmed
+    );
+    assert_eq!(
+        chain.submit(add.clone()).await.unwrap(),
+        SubmitOutcome::Unconfirmed
+    );
+    assert_eq!(pending_nonce().await, 2);
+    anvil.mine(1).await.unwrap();
+    assert_eq!(chain.submit(add).await.unwrap(), SubmitOutcome::Included);
+    assert_eq!(pending_nonce().await, 2);
+    let stake = reader
+        .read(Coordinator::stakeOfCall { account })
+        .await
+        .unwrap()
+        .stake;
+    assert_eq!(stake, U256::from(STAKE + 50));
+}
