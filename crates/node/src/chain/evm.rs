@@ -26,7 +26,7 @@
 //!   send a copy with the next nonce: its outcome once mined (a revert replayed for its
 //!   reason), `Unconfirmed` again while it is pending, a new send once the chain's node dropped
 //!   it. A send still pending is looked up at each confirmed block, warned about (hash, call,
-//!   how long) when first found and every [`WARN_PENDING_EVERY`], and shown
+//!   how long) when first found and every ten minutes, and shown
 //!   ([`ChainClient::send_pending`]) as `send_pending` and `keyquorum_sends_pending`.
 //! - Fraud proofs are staggered ([`ChainClient::proof_due`], `keyquorum_evm::stagger`): the
 //!   committee's honest-looking members, the culprit left out, take turns in an order every
