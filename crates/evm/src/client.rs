@@ -36,9 +36,12 @@ const CHAIN_KEY_TAG: &[u8] = b"keyquorum-evm/chain-key/v1";
 const MAX_LOG_RANGE: u64 = 1_000;
 /// How long a sent transaction is waited for.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long the outcome of an unconfirmed send, found mined by [`Client::pending_sends`], is
-/// kept for the same call to claim ([`Client::send_calldata`]) before it is forgotten.
-const RESOLVED_KEEP: Duration = Duration::from_secs(600);
+/// How long the outcome of an unconfirmed send, found mined by [`Client::pending_sends`] or
+/// [`Client::sent_state`], is kept for the same call to claim ([`Client::send_calldata`])
+/// before it is forgotten. A caller that retries does so within seconds; a longer wait would
+/// let a later call with the same calldata (an argument-less `startViewChange` of another view
+/// change, say) take an outcome that is not its own.
+const RESOLVED_KEEP: Duration = Duration::from_secs(60);
 /// How often [`wait_for_receipt`] asks.
 const RECEIPT_POLL: Duration = Duration::from_millis(100);
 /// The storage slot of the contract's `config.minStake`: `config` is its first state variable,
@@ -559,17 +562,37 @@ impl Client {
         let Some((tx_hash, sent_at, resolved)) = earlier else {
             return Ok(None);
         };
-        if let Some((outcome, _)) = resolved {
+        if let Some((outcome, at)) = resolved {
             self.forget(tx_hash);
-            return Ok(Some(Ok(outcome)));
+            if at.elapsed() < RESOLVED_KEEP {
+                return Ok(Some(Ok(outcome)));
+            }
+            return Ok(None);
         }
-        Ok(match self.sent_state(tx_hash).await? {
-            SentState::Mined(outcome) => Some(Ok(outcome)),
+        // A failed look-up says nothing of the earlier send: it stays kept and unconfirmed,
+        // never a reason to send a copy.
+        let state = match self.look_up(tx_hash).await {
+            Ok(state) => state,
+            Err(e) => {
+                return Ok(Some(Err(ClientError::Unconfirmed {
+                    tx_hash,
+                    reason: format!("could not look the earlier send up: {e}"),
+                })));
+            }
+        };
+        Ok(match state {
+            SentState::Mined(outcome) => {
+                self.forget(tx_hash);
+                Some(Ok(outcome))
+            }
             SentState::Pending => Some(Err(ClientError::Unconfirmed {
                 tx_hash,
                 reason: format!("still pending {:?} after it was sent", sent_at.elapsed()),
             })),
-            SentState::Dropped => None,
+            SentState::Dropped => {
+                self.forget(tx_hash);
+                None
+            }
         })
     }
 
@@ -591,12 +614,20 @@ impl Client {
 
     /// Where the transaction `tx_hash` stands: mined (and what became of it, a revert replayed
     /// for its reason as [`Client::send_calldata`] does), pending, or unknown to the node. An
-    /// unconfirmed send of this client found mined or dropped is forgotten: the caller takes
-    /// it over, and the same call sent again goes out anew.
+    /// unconfirmed send of this client found dropped is forgotten, so the same call sent again
+    /// goes out anew; one found mined keeps its outcome a while ([`RESOLVED_KEEP`]), since
+    /// another caller may be waiting on the same send and would otherwise send a copy.
     pub async fn sent_state(&self, tx_hash: B256) -> Result<SentState, ClientError> {
         let state = self.look_up(tx_hash).await?;
-        if state != SentState::Pending {
-            self.forget(tx_hash);
+        match &state {
+            SentState::Pending => {}
+            SentState::Dropped => self.forget(tx_hash),
+            SentState::Mined(outcome) => {
+                let now = Instant::now();
+                for u in self.records().iter_mut().filter(|u| u.tx_hash == tx_hash) {
+                    u.resolved.get_or_insert_with(|| (outcome.clone(), now));
+                }
+            }
         }
         Ok(state)
     }
