@@ -8,6 +8,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::{Command, Output};
 
+use keyquorum_beacon::ChainInfo;
+
+use crate::common::drand_js;
+
 const BIN: &str = env!("CARGO_BIN_EXE_keyquorum");
 
 fn vector(name: &str) -> String {
@@ -43,7 +47,9 @@ fn serve(routes: HashMap<String, String>) -> String {
                     Ok(_) => {}
                 }
             }
-            let path = request_line.split_whitespace().nth(1).unwrap_or("");
+            // The query is ignored, as drand's relays do (clients add one to bypass caches).
+            let target = request_line.split_whitespace().nth(1).unwrap_or("");
+            let path = target.split('?').next().unwrap_or("");
             let (status, body) = match routes.get(path) {
                 Some(b) => ("200 OK", b.clone()),
                 None => ("404 Not Found", "{\"error\":\"not found\"}".to_owned()),
@@ -301,4 +307,48 @@ fn usage_errors_exit_2() {
         let o = run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
     }
+}
+
+/// drand's own JavaScript client (`common::drand_js`, the check the process tests run on
+/// keyquorum's rounds) accepts real `pedersen-bls-chained` rounds served here, and refuses a
+/// round whose previous signature was changed (its randomness still matches its signature, so
+/// only the BLS check can catch it) and a chain whose key is not the one it was told to trust.
+#[test]
+fn drands_javascript_client_verifies_real_rounds_and_refuses_a_tampered_one() {
+    let trusted = ChainInfo::from_json(vector("default-info.json").as_bytes()).unwrap();
+    let real = vector("default-1000.json");
+    let url = chain(
+        DEFAULT,
+        "default-info.json",
+        &[
+            ("/public/1", vector("default-1.json")),
+            ("/public/1000", real.clone()),
+            ("/public/latest", real.clone()),
+        ],
+    );
+    let rounds = ["1", "1000", "latest"].map(String::from);
+    let (verified, out) = drand_js::verify(&url, &trusted, &rounds);
+    assert!(verified, "{out}");
+    assert_eq!(out.matches(r#""verified":true"#).count(), 3, "{out}");
+
+    let mut round: serde_json::Value = serde_json::from_str(&real).unwrap();
+    let previous = round["previous_signature"].as_str().unwrap().to_owned();
+    let changed = if &previous[10..11] == "0" { "1" } else { "0" };
+    round["previous_signature"] = format!("{}{changed}{}", &previous[..10], &previous[11..]).into();
+    let tampered = chain(
+        DEFAULT,
+        "default-info.json",
+        &[("/public/1000", round.to_string())],
+    );
+    let (verified, out) = drand_js::verify(&tampered, &trusted, &["1000".into()]);
+    assert!(!verified, "{out}");
+    assert!(out.contains("not valid"), "{out}");
+
+    let other = ChainInfo::from_json(vector("testnet-unchained-info.json").as_bytes()).unwrap();
+    let (verified, out) = drand_js::verify(&url, &other, &["1000".into()]);
+    assert!(!verified, "{out}");
+    assert!(
+        out.contains("did not match the verification params"),
+        "{out}"
+    );
 }

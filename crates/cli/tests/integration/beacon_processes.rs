@@ -14,7 +14,9 @@
 //!   learns of the ended chain from view 3's record and fetches its rounds from the nodes;
 //! - every round every node serves verifies with `keyquorum-beacon` under the chain's info,
 //!   and no round has two values across the nodes; `keyquorum beacon verify --url` verifies
-//!   the latest round of a node;
+//!   the latest round of a node, and drand's own JavaScript client (`drand-client`) verifies
+//!   every round of a node, the ended chain under its hash (at a node that ran it and at the
+//!   late one) and the new chain;
 //! - honest nodes name the member that sent bad partials in their metrics;
 //! - in view 2, `POST /sign` on a member returns a signature that `blst` verifies under the
 //!   group key with the proof-of-possession tag, a wrong token gets 401, and a flood of
@@ -26,8 +28,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{
-    NodeSpec, Proc, Testnet, beacon_verify, contract_status, http_get, info, latest_on, metric_sum,
-    round, wait_for,
+    NodeSpec, Proc, Testnet, beacon_verify, contract_status, drand_js, http_get, info, latest_on,
+    metric_sum, round, wait_for,
 };
 use keyquorum_beacon::{ChainInfo, Round, verify_round_number};
 
@@ -276,8 +278,13 @@ async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partia
     check_rounds(nodes, &first, upto).await;
     check_signing(nodes, &first).await;
 
-    // `keyquorum beacon verify` agrees.
+    // `keyquorum beacon verify` agrees, and so does drand's own client, on every round.
     let (verified, output) = beacon_verify(nodes[0].status);
+    assert!(verified, "{output}");
+    let node0 = format!("http://127.0.0.1:{}", nodes[0].status);
+    let mut rounds: Vec<String> = (1..=upto).map(|r| r.to_string()).collect();
+    rounds.push("latest".into());
+    let (verified, output) = drand_js::verify(&node0, &first, &rounds);
     assert!(verified, "{output}");
 
     // Honest nodes name the member that sent bad partials; latency from the metrics.
@@ -353,4 +360,14 @@ async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partia
     // The same value as the nodes that ran the chain serve.
     let (_, theirs) = http_get(nodes[0].status, &path).await.unwrap();
     assert_eq!(fetched, Round::from_json(theirs.as_bytes()).unwrap());
+
+    // drand's client, given a chain's hash as drand's relays serve several chains, verifies
+    // the ended chain at the node that ran it and at the late node, and the new chain.
+    let late_url = format!("http://127.0.0.1:{}/{first_hash}", late.status);
+    for url in [format!("{node0}/{first_hash}"), late_url] {
+        let (verified, output) = drand_js::verify(&url, &first, &[upto.to_string()]);
+        assert!(verified, "{url}: {output}");
+    }
+    let (verified, output) = drand_js::verify(&node0, &second, &["1".into(), "2".into()]);
+    assert!(verified, "{output}");
 }

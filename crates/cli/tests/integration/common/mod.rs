@@ -5,6 +5,7 @@
 // Each test module uses its own part of this module.
 #![allow(dead_code)]
 
+pub mod drand_js;
 pub mod sections;
 
 use std::net::TcpListener;
