@@ -615,7 +615,7 @@ impl Client {
     /// Where the transaction `tx_hash` stands: mined (and what became of it, a revert replayed
     /// for its reason as [`Client::send_calldata`] does), pending, or unknown to the node. An
     /// unconfirmed send of this client found dropped is forgotten, so the same call sent again
-    /// goes out anew; one found mined keeps its outcome a while ([`RESOLVED_KEEP`]), since
+    /// goes out anew; one found mined keeps its outcome for a minute, since
     /// another caller may be waiting on the same send and would otherwise send a copy.
     pub async fn sent_state(&self, tx_hash: B256) -> Result<SentState, ClientError> {
         let state = self.look_up(tx_hash).await?;
