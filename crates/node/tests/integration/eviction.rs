@@ -38,9 +38,11 @@ const MAX_CANDIDATES: u64 = 300;
 const FILLER_STAKE: u64 = 200;
 const EVICTEE_STAKE: u64 = 150;
 
-fn config() -> Coordinator::Config {
+/// A four-member contract named `chain_name` on which no view change starts during a test:
+/// every candidate stays evictable, and a node's only sends are its own candidacy's.
+pub(crate) fn idle_config(chain_name: &str) -> Coordinator::Config {
     Coordinator::Config {
-        chainId: CHAIN_NAME.as_bytes().to_vec().into(),
+        chainId: chain_name.as_bytes().to_vec().into(),
         maxSize: 4,
         minSize: 4,
         thresholdPercent: 67,
@@ -51,7 +53,6 @@ fn config() -> Coordinator::Config {
         shareBlocks: 5,
         publishBlocks: 5,
         waitBlocks: 5,
-        // No view change starts during the test: every candidate stays evictable.
         firstViewChange: 1_000_000,
         viewLength: 100,
         unbondingBlocks: 20,
@@ -149,7 +150,9 @@ impl Fixture {
             .fund(deployer.address(), U256::from(10u128.pow(18)))
             .await
             .unwrap();
-        let (contract, from) = deploy(anvil.url(), deployer, config()).await.unwrap();
+        let (contract, from) = deploy(anvil.url(), deployer, idle_config(CHAIN_NAME))
+            .await
+            .unwrap();
         Fixture {
             anvil,
             contract,
@@ -382,7 +385,7 @@ async fn a_node_refused_for_a_full_list_reports_it_and_registers_once_a_place_fr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stake_below_the_minimum_is_not_sent_and_is_reported_until_stake_is_added() {
     let f = Fixture::deploy().await;
-    let minimum = config().minStake;
+    let minimum = idle_config(CHAIN_NAME).minStake;
     let below = 50;
     let chain = f.adapter(3_000).await;
     let account = chain.account();

@@ -17,33 +17,11 @@ use keyquorum_node::chain::evm::{EvmCall, EvmChainClient, EvmSettings};
 use keyquorum_node::chain::{ChainClient, SubmitOutcome};
 use keyquorum_node::status::Status;
 
-use crate::eviction::{gauge, start_node, status};
+use crate::eviction::{gauge, idle_config, start_node, status};
 
 const CHAIN_NAME: &str = "kq-unconfirmed";
 const CONFIRMATIONS: u64 = 2;
 const STAKE: u64 = 150;
-
-fn config() -> Coordinator::Config {
-    Coordinator::Config {
-        chainId: CHAIN_NAME.as_bytes().to_vec().into(),
-        maxSize: 4,
-        minSize: 4,
-        thresholdPercent: 67,
-        quorumPercent: 75,
-        keepPreviousPercent: 0,
-        minStake: U256::from(100),
-        contributeBlocks: 5,
-        shareBlocks: 5,
-        publishBlocks: 5,
-        waitBlocks: 5,
-        // No view change starts during the test: the node's only send is its registration.
-        firstViewChange: 1_000_000,
-        viewLength: 100,
-        unbondingBlocks: 20,
-        misbehaviourPercent: 10,
-        reporterPercent: 10,
-    }
-}
 
 /// Reads the node's `/status` until `done` holds of it.
 async fn status_until(
@@ -79,7 +57,9 @@ async fn a_send_whose_receipt_was_not_seen_is_reported_and_not_sent_again() {
     let ether = U256::from(10u128.pow(18));
     let deployer = chain_key(b"unconfirmed send test deployer");
     anvil.fund(deployer.address(), ether).await.unwrap();
-    let (contract, from) = deploy(anvil.url(), deployer, config()).await.unwrap();
+    let (contract, from) = deploy(anvil.url(), deployer, idle_config(CHAIN_NAME))
+        .await
+        .unwrap();
     let key = chain_key(b"unconfirmed send test node");
     anvil.fund(key.address(), ether).await.unwrap();
     let settings = EvmSettings {
