@@ -539,6 +539,8 @@ mod tests {
                 key: half.section_key,
             },
             parent,
+            // The other half's start failed once: the restart is at the next attempt.
+            attempt: 1,
         };
         let record = ElderRecord {
             genesis_key: split.parent.section_key,

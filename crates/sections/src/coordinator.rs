@@ -299,6 +299,10 @@ struct Handover {
     link_backers: BTreeMap<Name, [u8; KEY_LEN]>,
     keys: BTreeMap<[u8; KEY_LEN], KeyProgress>,
     done: bool,
+    /// A failure agreement on it was checked, or refused only because we replaced it
+    /// ([`Output::FailureAgreed`], [`Output::ReplacedStartFailed`]): our next start of its
+    /// prefix and generation is at a later attempt.
+    failed: bool,
     /// We signed another start of the same prefix and generation after this one: its
     /// candidates drop this session once that start is authorised, so a failure agreement on
     /// it proves nothing about them (see [`Coordinator::handle_failure_agreement`]).
@@ -320,6 +324,8 @@ struct AppliedHalf {
     /// The authority of the split key and our share of it.
     parent: Sap,
     parent_share: KeyShare,
+    /// The attempt of the next start we sign for the other half ([`SplitRecord::attempt`]).
+    attempt: u32,
 }
 
 impl AppliedHalf {
@@ -329,6 +335,7 @@ impl AppliedHalf {
             generation: self.generation,
             parent: self.parent.clone(),
             half: self.link.clone(),
+            attempt: self.attempt,
         }
     }
 }
@@ -343,6 +350,11 @@ pub struct OpenSplit {
     pub generation: u64,
     /// The halves still to hand over (empty: both have a successor, nothing is left to start).
     pub halves: Vec<Prefix>,
+    /// The attempt of the next start for those halves as far as this node knows: one more than
+    /// the latest of their failed starts whose agreement it checked (or refused as replaced).
+    /// Kept in the record with a half we applied ([`SplitRecord::attempt`]), where the
+    /// driver's own count ([`crate::elders::StartSigner`]) is lost with the log at a restart.
+    pub attempt: u32,
 }
 
 /// Both signatures of a handover towards one proposed new key.
@@ -469,6 +481,7 @@ impl Coordinator {
                 session: split.session,
                 parent: split.parent,
                 parent_share,
+                attempt: split.attempt,
             });
         }
         node.kept = kept
@@ -557,23 +570,25 @@ impl Coordinator {
                 let Some(failed) = self.handovers.get(session).map(|h| &h.start) else {
                     return Err(Dropped::UnknownSession);
                 };
-                match checked {
-                    Ok(excluded) => Ok(vec![Output::FailureAgreed {
+                let out = match checked {
+                    Ok(excluded) => Output::FailureAgreed {
                         session: *session,
                         prefix: failed.prefix,
                         generation: failed.generation,
                         attempt: failed.attempt,
                         excluded,
-                    }]),
+                    },
                     // Refused only once every other check passed.
-                    Err(Dropped::Superseded) => Ok(vec![Output::ReplacedStartFailed {
+                    Err(Dropped::Superseded) => Output::ReplacedStartFailed {
                         session: *session,
                         prefix: failed.prefix,
                         generation: failed.generation,
                         attempt: failed.attempt,
-                    }]),
-                    Err(e) => Err(e),
-                }
+                    },
+                    Err(e) => return Err(e),
+                };
+                self.start_failed(session);
+                Ok(vec![out])
             }
             Message::Dkg(m) => self.handle_dkg(from, m),
             Message::SapShare {
@@ -669,6 +684,7 @@ impl Coordinator {
                     link_backers: BTreeMap::new(),
                     keys: BTreeMap::new(),
                     done: false,
+                    failed: false,
                     replaced: false,
                 },
             );
@@ -842,7 +858,44 @@ impl Coordinator {
             parent: parent.clone(),
             generation: half.generation,
             halves,
+            attempt: half.attempt,
         })
+    }
+
+    /// The attempt of the next start for one of `halves` of `parent_key`'s split at
+    /// `generation`, as the handovers we hold tell it: no earlier than any start of theirs we
+    /// signed, and past every one of them that failed.
+    fn halves_attempt(&self, parent_key: &PublicKey, generation: u64, halves: &[Prefix]) -> u32 {
+        self.handovers
+            .values()
+            .filter(|h| {
+                h.parent.section_key == *parent_key
+                    && h.start.generation == generation
+                    && halves.contains(&h.start.prefix)
+            })
+            .map(|h| h.start.attempt.saturating_add(u32::from(h.failed)))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A failure agreement on the start of `session`, which we signed, was checked or refused
+    /// as replaced: if it is a start of the other half of a split we applied a half of, the
+    /// next start of that half is at a later attempt, which the record keeps.
+    fn start_failed(&mut self, session: &SessionId) {
+        let Some(handover) = self.handovers.get_mut(session) else {
+            return;
+        };
+        handover.failed = true;
+        let start = &handover.start;
+        for half in &mut self.applied_halves {
+            if half.parent.section_key == handover.parent.section_key
+                && half.generation == start.generation
+                && start.prefix != half.link.prefix
+                && start.prefix != half.parent.prefix
+            {
+                half.attempt = half.attempt.max(start.attempt.saturating_add(1));
+            }
+        }
     }
 
     /// Forgets the applied halves whose split is no longer open (both halves linked) or that we stopped waiting for ([`MAX_OPEN_SPLIT_SAPS`]); their
@@ -879,9 +932,11 @@ impl Coordinator {
             && let Some(halves) =
                 successor::open_halves(&self.linked, &self.sap.section_key, &self.sap.prefix)
         {
+            let generation = self.chain.key_count();
             return Some(OpenSplit {
+                attempt: self.halves_attempt(&self.sap.section_key, generation, &halves),
                 parent: self.sap.clone(),
-                generation: self.chain.key_count(),
+                generation,
                 halves,
             });
         }
@@ -1369,6 +1424,13 @@ impl Coordinator {
                     && new_sap.prefix.is_self_or_child_of(&h.parent.prefix)
             });
             if let Some((session, h)) = split_key {
+                let parent_prefix = h.parent.prefix;
+                let others: Vec<Prefix> = [0, 1]
+                    .into_iter()
+                    .filter_map(|bit| parent_prefix.child(bit))
+                    .filter(|p| *p != new_sap.prefix)
+                    .collect();
+                let attempt = self.halves_attempt(&link.parent_key, generation, &others);
                 let half = AppliedHalf {
                     generation,
                     link: Successor {
@@ -1383,6 +1445,7 @@ impl Coordinator {
                         share: h.parent_share.share.clone(),
                         section_key: h.parent_share.section_key,
                     },
+                    attempt,
                 };
                 self.applied_halves.push(half);
             }
@@ -2638,6 +2701,119 @@ mod tests {
             assert_eq!(node.open_split(), None);
             assert!(node.handover_parent(&split.s0.session).is_none());
         }
+    }
+
+    impl HalfSplit {
+        /// Every root elder signs `start`, a start of the second half, and takes the failure
+        /// agreement of all its other candidates naming `absent`; returns each elder's
+        /// output.
+        fn fail_second_half(&mut self, start: &DkgStart, absent: Name) -> Vec<Vec<Output>> {
+            let excluded = BTreeSet::from([absent]);
+            let observation = FailureObservation {
+                session: start.session,
+                non_participants: excluded.clone(),
+            };
+            let signatures: Vec<NodeSignature> = start
+                .names()
+                .iter()
+                .filter(|n| **n != absent)
+                .map(|n| observation.sign(&node_secret(seed_of(n, 0..24))))
+                .collect();
+            let agreement = LoggedInput::Message {
+                from: start.names()[0],
+                message: Message::FailureAgreement {
+                    session: start.session,
+                    excluded,
+                    signatures,
+                },
+            };
+            self.root
+                .names()
+                .iter()
+                .map(|name| {
+                    let node = self.net.nodes.get_mut(name).unwrap();
+                    node.sign_start(start).unwrap();
+                    node.take(&agreement).unwrap()
+                })
+                .collect()
+        }
+    }
+
+    /// A signer that checked the agreements among `outputs`, as a driver does.
+    fn checked_by(mut signer: StartSigner, outputs: &[Output]) -> StartSigner {
+        for o in outputs {
+            if let Output::FailureAgreed {
+                prefix,
+                generation,
+                attempt,
+                excluded,
+                ..
+            } = o
+            {
+                signer
+                    .agreement_checked(*prefix, *generation, *attempt, excluded.clone())
+                    .unwrap();
+            }
+        }
+        signer
+    }
+
+    #[test]
+    fn a_parent_elder_restarted_after_the_other_half_failed_signs_its_restart_at_the_next_attempt()
+    {
+        let mut split = half_split();
+        let (s1, root) = (split.s1.clone(), split.root.clone());
+        let params = SectionParams::default();
+        // The second half's first start fails, naming a candidate that is no root elder; every
+        // root elder checks the agreement.
+        let absent = s1
+            .names()
+            .into_iter()
+            .find(|n| !root.names().contains(n))
+            .unwrap();
+        let outputs = split.fail_second_half(&s1, absent);
+        for out in &outputs {
+            assert!(
+                matches!(&out[..], [Output::FailureAgreed { attempt: 0, .. }]),
+                "{out:?}"
+            );
+        }
+        // A root elder under the second half, which applied nothing: its restart is at
+        // attempt 1, without the absent candidate.
+        let staying = root
+            .names()
+            .into_iter()
+            .find(|n| s1.prefix.matches(n))
+            .unwrap();
+        let at = root.names().iter().position(|n| *n == staying).unwrap();
+        let mut signer = checked_by(StartSigner::default(), &outputs[at]);
+        let absentees = signer.absentees().clone();
+        let node = split.net.nodes.get_mut(&staying).unwrap();
+        let [restart] = &signer.starts_to_sign(node, &split.net.members, &params)[..] else {
+            panic!("one restart")
+        };
+        let restart = restart.clone();
+        assert_eq!((restart.prefix, restart.attempt), (s1.prefix, 1));
+        assert!(!restart.names().contains(&absent));
+        // The parent elders under the first half apply another SAP of it (their log is cleared)
+        // and crash: restored with the absentee their store keeps, they sign that same
+        // restart, not the second half's start at attempt 0 again.
+        split.first_half_change(4);
+        split.restart_moved();
+        for name in &split.moved {
+            let node = split.net.nodes.get_mut(name).unwrap();
+            assert_eq!(node.record().open_splits[0].attempt, 1);
+            assert_eq!(node.open_split().unwrap().attempt, 1);
+            let mut signer = StartSigner::with_absentees(absentees.clone());
+            let starts = signer.starts_to_sign(node, &split.net.members, &params);
+            let of_second: Vec<&DkgStart> =
+                starts.iter().filter(|s| s.prefix == s1.prefix).collect();
+            assert_eq!(of_second, [&restart], "{starts:?}");
+        }
+        // With them the root elders hand the second half over: those under it are too few.
+        let signed = run_start(&mut split.net, &restart, &root.names());
+        assert_eq!(signed.parent_key, root.section_key);
+        assert_eq!(signed.sap.elders, restart.candidates);
     }
 
     #[test]

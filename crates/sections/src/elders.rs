@@ -428,6 +428,14 @@ impl StartSigner {
         self.attempts.retain(|(_, g), _| {
             g.saturating_add(1) >= generation || open.as_ref().is_some_and(|o| o.generation == *g)
         });
+        // The coordinator keeps an open split's attempt across restarts, where ours is lost
+        // with the log that counted it.
+        if let Some(open) = &open {
+            for half in &open.halves {
+                let next = self.attempts.entry((*half, open.generation)).or_insert(0);
+                *next = (*next).max(open.attempt);
+            }
+        }
         let attempts = &self.attempts;
         starts
             .into_iter()

@@ -26,9 +26,10 @@
 //! log, while it still serves the other half's handover with the parent key
 //! ([`Coordinator::open_split`], until it signed that half's link or stopped waiting,
 //! [`crate::coordinator::MAX_OPEN_SPLIT_SAPS`]): the record keeps the split
-//! ([`ElderRecord::open_splits`]: the parent's SAP, the generation, our half's link) and the
-//! store its share of the parent key, sealed with the kept shares, so a restart in between
-//! still signs the other half's start and link. The progress of that handover itself (the
+//! ([`ElderRecord::open_splits`]: the parent's SAP, the generation, our half's link, and the
+//! attempt of the other half's next start, past each of its failed starts) and the store its
+//! share of the parent key, sealed with the kept shares, so a restart in between still signs
+//! the other half's start, at the attempt the other elders sign, and its link. The progress of that handover itself (the
 //! start signed, the partials taken) is in the log only between two SAPs of its half: a crash
 //! loses what was taken before the last one, though not its choice of successor, which the
 //! record holds; the elder takes part again once it signs that start anew.
@@ -98,6 +99,13 @@ pub struct SplitRecord {
     pub parent: Sap,
     /// Our half's link from the split key (`half.parent_key == parent.section_key`).
     pub half: Successor,
+    /// The attempt of the next start we sign for the other half: one more than the latest of
+    /// its failed starts whose failure agreement we checked or refused as replaced
+    /// ([`crate::coordinator::Output::FailureAgreed`],
+    /// [`crate::coordinator::Output::ReplacedStartFailed`]). The log that would count them
+    /// again is cleared by our half's SAPs, so without it a restarted elder would sign the
+    /// other half's start at attempt 0 while the others sign a later one.
+    pub attempt: u32,
 }
 
 impl ElderRecord {
@@ -105,8 +113,11 @@ impl ElderRecord {
     /// genesis key, the chain's links, the SAP, the superseded sessions and the signed links,
     /// each list after its `u32` count; then, only if there are any, the open splits after
     /// their count, each as its session id, its generation (`u64`), the split key's SAP, and
-    /// its half's prefix and key. A record without open splits is encoded as before they were
-    /// kept, so older records (and catch-up answers, which hold none) decode unchanged.
+    /// its half's prefix and key; then, only if one of them is not 0, each open split's
+    /// attempt (`u32`) in the same order. A record without open splits is encoded as before
+    /// they were kept, and one whose open splits are all at attempt 0 as before their attempts
+    /// were kept, so older records (and catch-up answers, which hold no open split) decode
+    /// unchanged.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = key_bytes(&self.genesis_key).to_vec();
         out.extend_from_slice(&(self.chain.links().len() as u32).to_be_bytes());
@@ -135,6 +146,11 @@ impl ElderRecord {
                 out.extend_from_slice(&split.parent.encode());
                 split.half.prefix.encode(&mut out);
                 out.extend_from_slice(&key_bytes(&split.half.key));
+            }
+            if self.open_splits.iter().any(|split| split.attempt != 0) {
+                for split in &self.open_splits {
+                    out.extend_from_slice(&split.attempt.to_be_bytes());
+                }
             }
         }
         out
@@ -199,7 +215,16 @@ impl ElderRecord {
                     generation,
                     parent,
                     half,
+                    attempt: 0,
                 });
+            }
+            if r.remaining() > 0 {
+                for split in &mut open_splits {
+                    split.attempt = r.u32()?;
+                }
+                if open_splits.iter().all(|split| split.attempt == 0) {
+                    return Err(WireError::NonCanonical("open split attempts all 0"));
+                }
             }
         }
         r.finish()?;
@@ -679,12 +704,14 @@ mod tests {
                     generation: 1,
                     parent: sap.clone(),
                     half: half(0, 3),
+                    attempt: 0,
                 },
                 SplitRecord {
                     session: SessionId([6; 32]),
                     generation: 3,
                     parent: sap.clone(),
                     half: half(1, 4),
+                    attempt: 0,
                 },
             ]
         } else {
@@ -775,5 +802,30 @@ mod tests {
         ));
         assert!(ElderRecord::decode(&bytes[..bytes.len() - 1]).is_err());
         assert!(ElderRecord::decode(&[bytes.as_slice(), &[0]].concat()).is_err());
+    }
+
+    #[test]
+    fn open_split_attempts_follow_the_open_splits_only_if_one_is_not_0() {
+        let mut record = record(true);
+        // At attempt 0 the open splits keep the layout they had before their attempts were
+        // kept (`open_splits_follow_the_signed_links_and_round_trip`): such a record loads
+        // with attempt 0.
+        let before = record.encode();
+        let loaded = ElderRecord::decode(&before).unwrap();
+        assert!(loaded.open_splits.iter().all(|split| split.attempt == 0));
+        record.open_splits[1].attempt = 2;
+        let bytes = record.encode();
+        let attempts = [0u32.to_be_bytes(), 2u32.to_be_bytes()].concat();
+        assert_eq!(bytes, [before.as_slice(), &attempts].concat());
+        assert_eq!(ElderRecord::decode(&bytes).unwrap(), record);
+        // Attempts all 0 are not written, so written they are refused.
+        let zeros = [before.as_slice(), &[0; 8]].concat();
+        assert_eq!(
+            ElderRecord::decode(&zeros),
+            Err(WireError::NonCanonical("open split attempts all 0"))
+        );
+        // One attempt per open split, and nothing after them.
+        assert!(ElderRecord::decode(&bytes[..bytes.len() - 4]).is_err());
+        assert!(ElderRecord::decode(&[bytes.as_slice(), &[0; 4]].concat()).is_err());
     }
 }

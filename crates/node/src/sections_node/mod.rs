@@ -1461,6 +1461,7 @@ mod tests {
             parent: root,
             generation: 3,
             halves: vec![Prefix::ROOT.child(1 - ours.bit(0)).unwrap()],
+            attempt: 0,
         };
         assert!(!forget(&mut list, half, Some(&open)));
         assert_eq!(list, members);
