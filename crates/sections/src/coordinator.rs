@@ -152,6 +152,11 @@ pub enum Dropped {
     /// A peer's answer to catch up from was refused.
     #[error("catch-up: {0}")]
     CatchUp(#[from] CatchUpError),
+    /// A restored record's open split does not fit its chain: the split key is not the key of
+    /// the split's generation on the chain, or the chain's next link is not to the half the
+    /// split names, or that half is not a child of the split key's prefix holding our SAP's.
+    #[error("an open split is not on the key chain")]
+    OpenSplitOffChain,
 }
 
 /// What the coordinator asks its driver to do.
@@ -450,6 +455,14 @@ impl Coordinator {
     /// not hold superseded are dropped; of its open splits, each split needs its share of the
     /// split key, or the record is refused); the sessions come back by replaying the logged
     /// inputs (see [`crate::store`]).
+    ///
+    /// An open split must lie on the record's verified chain: its key the one the chain holds
+    /// at the split's generation, the chain's next link to the half it names, that half a
+    /// child of the split key's prefix and our SAP's prefix under it; otherwise the record is
+    /// refused ([`Dropped::OpenSplitOffChain`]), since the kept share would let us sign starts
+    /// and links for a key our chain does not descend from. An open split the record itself
+    /// shows closed (the other half linked by us, or more SAPs of our half applied than we wait
+    /// through, [`MAX_OPEN_SPLIT_SAPS`]) is dropped with its share, as a running node drops it.
     pub fn restore(
         node_key: Secret<Scalar>,
         record: ElderRecord,
@@ -471,6 +484,9 @@ impl Coordinator {
         node.superseded = record.superseded.into_iter().collect();
         let mut kept: BTreeMap<SessionId, KeyShare> = kept.into_iter().collect();
         for split in record.open_splits {
+            if !node.split_on_chain(&split) {
+                return Err(Dropped::OpenSplitOffChain);
+            }
             let parent_share = kept
                 .remove(&split.session)
                 .filter(|share| share.section_key == split.parent.section_key)
@@ -489,7 +505,37 @@ impl Coordinator {
             .filter(|(id, _)| node.superseded.contains_key(id))
             .collect();
         node.linked = record.linked;
+        node.forget_closed_splits();
         Ok(node)
+    }
+
+    /// Whether `split` (of a record restored on our chain and SAP) is a split our chain went
+    /// through: the split key is the chain's key at the split's generation, the chain's next
+    /// link is to the half the split names, and our SAP's prefix lies under that half, a child
+    /// of the split key's prefix.
+    fn split_on_chain(&self, split: &SplitRecord) -> bool {
+        let parent = &split.parent;
+        let Some(index) = usize::try_from(split.generation)
+            .ok()
+            .and_then(|g| g.checked_sub(1))
+        else {
+            return false;
+        };
+        let key_at = |i: usize| match i {
+            0 => Some(self.genesis_key),
+            _ => self.chain.links().get(i - 1).map(|l| l.key),
+        };
+        let half = &split.half;
+        key_at(index) == Some(parent.section_key)
+            && self
+                .chain
+                .links()
+                .get(index)
+                .is_some_and(|next| next.parent_key == parent.section_key && next.key == half.key)
+            && half.parent_key == parent.section_key
+            && half.prefix != parent.prefix
+            && half.prefix.is_self_or_child_of(&parent.prefix)
+            && self.sap.prefix.is_self_or_descendant_of(&half.prefix)
     }
 
     /// The durable part of this node's state (without the share, which is stored sealed).
@@ -2814,6 +2860,125 @@ mod tests {
         let signed = run_start(&mut split.net, &restart, &root.names());
         assert_eq!(signed.parent_key, root.section_key);
         assert_eq!(signed.sap.elders, restart.candidates);
+    }
+
+    impl HalfSplit {
+        /// A first-half elder's durable state: its record and its kept shares (the root key's
+        /// among them, under the split's session).
+        fn stored(
+            &self,
+            name: &Name,
+        ) -> (ElderRecord, Option<KeyShare>, Vec<(SessionId, KeyShare)>) {
+            let node = &self.net.nodes[name];
+            let kept = node
+                .kept_shares()
+                .map(|(id, share)| (id, copy_share(share)))
+                .collect();
+            (node.record(), node.our_share().map(copy_share), kept)
+        }
+    }
+
+    fn copy_share(share: &KeyShare) -> KeyShare {
+        KeyShare {
+            index: share.index,
+            share: share.share.clone(),
+            section_key: share.section_key,
+        }
+    }
+
+    fn copy_kept(kept: &[(SessionId, KeyShare)]) -> Vec<(SessionId, KeyShare)> {
+        kept.iter().map(|(id, s)| (*id, copy_share(s))).collect()
+    }
+
+    #[test]
+    fn a_restored_open_split_must_lie_on_the_chain() {
+        let split = half_split();
+        let name = split.moved[0];
+        let secret = || node_secret(seed_of(&name, 0..24));
+        let (record, share, kept) = split.stored(&name);
+        let restored = Coordinator::restore(
+            secret(),
+            record.clone(),
+            share.as_ref().map(copy_share),
+            copy_kept(&kept),
+        )
+        .unwrap();
+        assert_eq!(restored.record(), record);
+        // A split of a key our chain does not hold, with a share of that key: refused, though
+        // the share fits the key.
+        let (other, other_share) = genesis(member(200, 1).peer, &mut ChaCha20Rng::seed_from_u64(3));
+        let mut foreign = record.clone();
+        foreign.open_splits[0].parent = other.clone();
+        foreign.open_splits[0].half.parent_key = other.section_key;
+        let session = foreign.open_splits[0].session;
+        let foreign_kept: Vec<(SessionId, KeyShare)> = kept
+            .iter()
+            .map(|(id, s)| {
+                let s = if *id == session {
+                    copy_share(&other_share)
+                } else {
+                    copy_share(s)
+                };
+                (*id, s)
+            })
+            .collect();
+        assert_eq!(
+            Coordinator::restore(
+                secret(),
+                foreign,
+                share.as_ref().map(copy_share),
+                foreign_kept
+            )
+            .err(),
+            Some(Dropped::OpenSplitOffChain)
+        );
+        // The split key on the chain, but a half the chain does not go to: refused.
+        let mut elsewhere = record.clone();
+        elsewhere.open_splits[0].half.key = key(77).1;
+        assert_eq!(
+            Coordinator::restore(
+                secret(),
+                elsewhere,
+                share.as_ref().map(copy_share),
+                copy_kept(&kept)
+            )
+            .err(),
+            Some(Dropped::OpenSplitOffChain)
+        );
+        // At another generation than the chain holds the split key at: refused.
+        let mut later = record.clone();
+        later.open_splits[0].generation += 1;
+        assert_eq!(
+            Coordinator::restore(
+                secret(),
+                later,
+                share.as_ref().map(copy_share),
+                copy_kept(&kept)
+            )
+            .err(),
+            Some(Dropped::OpenSplitOffChain)
+        );
+    }
+
+    #[test]
+    fn a_restored_open_split_already_closed_is_dropped_with_its_share() {
+        let split = half_split();
+        let name = split.moved[0];
+        let (mut record, share, kept) = split.stored(&name);
+        assert_eq!(record.open_splits.len(), 1);
+        assert_eq!(kept.len(), 1);
+        // The record also holds our link to the other half: both halves are linked, the split
+        // is closed, and nothing is left to sign for the root key.
+        record.linked.push(Successor {
+            parent_key: split.root.section_key,
+            prefix: split.s1.prefix,
+            key: key(77).1,
+        });
+        let node =
+            Coordinator::restore(node_secret(seed_of(&name, 0..24)), record, share, kept).unwrap();
+        assert_eq!(node.open_split(), None);
+        assert!(node.record().open_splits.is_empty());
+        assert!(node.kept_shares().next().is_none());
     }
 
     #[test]

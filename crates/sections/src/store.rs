@@ -29,7 +29,9 @@
 //! ([`ElderRecord::open_splits`]: the parent's SAP, the generation, our half's link, and the
 //! attempt of the other half's next start, past each of its failed starts) and the store its
 //! share of the parent key, sealed with the kept shares, so a restart in between still signs
-//! the other half's start, at the attempt the other elders sign, and its link. The progress of that handover itself (the
+//! the other half's start, at the attempt the other elders sign, and its link. A restored open
+//! split must lie on the record's chain, and one the record shows closed is dropped
+//! ([`Coordinator::restore`]). The progress of that handover itself (the
 //! start signed, the partials taken) is in the log only between two SAPs of its half: a crash
 //! loses what was taken before the last one, though not its choice of successor, which the
 //! record holds; the elder takes part again once it signs that start anew.
