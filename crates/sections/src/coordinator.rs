@@ -969,11 +969,34 @@ impl Coordinator {
     /// once we linked a half of it; after applying a half's SAP, it is made by our own chain,
     /// and we still sign for the other half with the parent's share, kept until both halves
     /// are linked (up to [`MAX_OPEN_SPLIT_SAPS`] further SAPs of our half). Of several open
-    /// splits, one only: our current key's, else that of the first half we applied (the others
-    /// wait until it closes). Either way the parent key's only successor left is a half
-    /// ([`successor::open_halves`]), so what we sign for the key is that half's start, however
-    /// few members it has.
+    /// splits, one only: our current key's, else that of the first half we applied
+    /// ([`Coordinator::open_splits`] has them all). Either way the parent key's only successor
+    /// left is a half ([`successor::open_halves`]), so what we sign for the key is that half's
+    /// start, however few members it has.
     pub fn open_split(&self) -> Option<OpenSplit> {
+        self.current_split().or_else(|| {
+            self.applied_halves
+                .iter()
+                .find_map(|half| self.split_of(half))
+        })
+    }
+
+    /// Every split [`Coordinator::open_split`] could name, oldest first: those of the halves we
+    /// applied, then our current key's. A parent elder whose own half splits again before the
+    /// first split closes is an elder of both split keys, and each other half's start needs a
+    /// supermajority of its key's elders, so it signs for all of them.
+    pub fn open_splits(&self) -> Vec<OpenSplit> {
+        let mut open: Vec<OpenSplit> = self
+            .applied_halves
+            .iter()
+            .filter_map(|half| self.split_of(half))
+            .collect();
+        open.extend(self.current_split());
+        open
+    }
+
+    /// The split of our current key, once we linked a half of it.
+    fn current_split(&self) -> Option<OpenSplit> {
         if self.our_share.is_some()
             && let Some(halves) =
                 successor::open_halves(&self.linked, &self.sap.section_key, &self.sap.prefix)
@@ -986,9 +1009,7 @@ impl Coordinator {
                 halves,
             });
         }
-        self.applied_halves
-            .iter()
-            .find_map(|half| self.split_of(half))
+        None
     }
 
     /// Whether `handover` is of the half a split we applied the other half of left open: its
@@ -2543,6 +2564,12 @@ mod tests {
     }
 
     fn half_split() -> HalfSplit {
+        half_split_with(|_, _, _| {})
+    }
+
+    /// [`half_split`], with `before_first_half` run on the network, the root SAP and `s1`
+    /// before the first half's start is signed.
+    fn half_split_with(before_first_half: impl FnOnce(&mut Net, &Sap, &DkgStart)) -> HalfSplit {
         let mut net = net(24);
         let elders = elder_secrets(&net, 24);
         let (p0, p1) = (
@@ -2577,6 +2604,7 @@ mod tests {
             )
         };
         let (s0, s1) = (start_of(p0), start_of(p1));
+        before_first_half(&mut net, &root, &s1);
         let signed0 = run_start(&mut net, &s0, &root.names());
         assert_eq!(signed0.parent_key, root.section_key);
         HalfSplit {
@@ -2750,39 +2778,41 @@ mod tests {
     }
 
     impl HalfSplit {
-        /// Every root elder signs `start`, a start of the second half, and takes the failure
-        /// agreement of all its other candidates naming `absent`; returns each elder's
-        /// output.
         fn fail_second_half(&mut self, start: &DkgStart, absent: Name) -> Vec<Vec<Output>> {
-            let excluded = BTreeSet::from([absent]);
-            let observation = FailureObservation {
-                session: start.session,
-                non_participants: excluded.clone(),
-            };
-            let signatures: Vec<NodeSignature> = start
-                .names()
-                .iter()
-                .filter(|n| **n != absent)
-                .map(|n| observation.sign(&node_secret(seed_of(n, 0..24))))
-                .collect();
-            let agreement = LoggedInput::Message {
-                from: start.names()[0],
-                message: Message::FailureAgreement {
-                    session: start.session,
-                    excluded,
-                    signatures,
-                },
-            };
-            self.root
-                .names()
-                .iter()
-                .map(|name| {
-                    let node = self.net.nodes.get_mut(name).unwrap();
-                    node.sign_start(start).unwrap();
-                    node.take(&agreement).unwrap()
-                })
-                .collect()
+            fail_start(&mut self.net, &self.root, start, absent)
         }
+    }
+
+    /// Every elder of `root` signs `start` and takes the failure agreement of all its other
+    /// candidates naming `absent`; returns each elder's output, in the order of their names.
+    fn fail_start(net: &mut Net, root: &Sap, start: &DkgStart, absent: Name) -> Vec<Vec<Output>> {
+        let excluded = BTreeSet::from([absent]);
+        let observation = FailureObservation {
+            session: start.session,
+            non_participants: excluded.clone(),
+        };
+        let signatures: Vec<NodeSignature> = start
+            .names()
+            .iter()
+            .filter(|n| **n != absent)
+            .map(|n| observation.sign(&node_secret(seed_of(n, 0..24))))
+            .collect();
+        let agreement = LoggedInput::Message {
+            from: start.names()[0],
+            message: Message::FailureAgreement {
+                session: start.session,
+                excluded,
+                signatures,
+            },
+        };
+        root.names()
+            .iter()
+            .map(|name| {
+                let node = net.nodes.get_mut(name).unwrap();
+                node.sign_start(start).unwrap();
+                node.take(&agreement).unwrap()
+            })
+            .collect()
     }
 
     /// A signer that checked the agreements among `outputs`, as a driver does.
@@ -2860,6 +2890,87 @@ mod tests {
         let signed = run_start(&mut split.net, &restart, &root.names());
         assert_eq!(signed.parent_key, root.section_key);
         assert_eq!(signed.sap.elders, restart.candidates);
+    }
+
+    #[test]
+    fn a_parent_elder_that_checked_the_other_halfs_failure_before_applying_its_own_keeps_the_attempt()
+     {
+        // The second half's start fails before the first half is handed over: the parent
+        // elders that then apply the first half take the attempt from the handover they hold.
+        let mut absent = None;
+        let mut split = half_split_with(|net, root, s1| {
+            let named = s1
+                .names()
+                .into_iter()
+                .find(|n| !root.names().contains(n))
+                .unwrap();
+            for out in fail_start(net, root, s1, named) {
+                assert!(
+                    matches!(&out[..], [Output::FailureAgreed { attempt: 0, .. }]),
+                    "{out:?}"
+                );
+            }
+            absent = Some(named);
+        });
+        let absent = absent.unwrap();
+        split.restart_moved();
+        for name in &split.moved {
+            let node = split.net.nodes.get_mut(name).unwrap();
+            assert_eq!(node.record().open_splits[0].attempt, 1);
+            let mut signer = StartSigner::default();
+            signer.agreed(3, [absent]).unwrap();
+            let starts = signer.starts_to_sign(node, &split.net.members, &SectionParams::default());
+            let of_second: Vec<(u32, bool)> = starts
+                .iter()
+                .filter(|s| s.prefix == split.s1.prefix)
+                .map(|s| (s.attempt, s.names().contains(&absent)))
+                .collect();
+            assert_eq!(of_second, [(1, false)], "{starts:?}");
+        }
+    }
+
+    #[test]
+    fn a_parent_elder_whose_half_splits_before_the_other_half_is_linked_signs_for_both_splits() {
+        let mut split = half_split();
+        let s1 = split.s1.clone();
+        // The first half splits too before the root's second half is handed over: its elders,
+        // the root elders under it among them, hand its first quarter over.
+        let half = split.net.nodes[&split.moved[0]].sap().clone();
+        let us = split.moved[0];
+        assert!(half.names().contains(&us));
+        let bit = us.bit(half.prefix.bit_count());
+        let (ours, other) = (
+            half.prefix.child(bit).unwrap(),
+            half.prefix.child(1 - bit).unwrap(),
+        );
+        let none = BTreeSet::new();
+        let start_of = |p: Prefix| {
+            let under = members_under(&split.net.members, p);
+            DkgStart::new(p, select_elders(&under, ELDER_COUNT, &none), 4)
+        };
+        let (q_ours, q_other) = (start_of(ours), start_of(other));
+        run_start(&mut split.net, &q_ours, &half.names());
+        let node = split.net.nodes.get_mut(&us).unwrap();
+        assert_eq!(node.sap().prefix, ours);
+        // Two splits are open here: the root key's and the first half's key's.
+        let open: Vec<(u64, Vec<Prefix>)> = node
+            .open_splits()
+            .into_iter()
+            .map(|o| (o.generation, o.halves))
+            .collect();
+        assert_eq!(open, [(3, vec![s1.prefix]), (4, vec![other])]);
+        // It signs both other halves' starts, each with its key's share: each needs a
+        // supermajority of its key's elders.
+        let mut signer = StartSigner::default();
+        let starts = signer.starts_to_sign(node, &split.net.members, &SectionParams::default());
+        assert!(
+            starts.contains(&s1) && starts.contains(&q_other),
+            "{starts:?}"
+        );
+        node.sign_start(&s1).unwrap();
+        node.sign_start(&q_other).unwrap();
+        assert_eq!(node.handover_parent(&s1.session), Some(&split.root));
+        assert_eq!(node.handover_parent(&q_other.session), Some(&half));
     }
 
     impl HalfSplit {

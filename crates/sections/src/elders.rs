@@ -404,7 +404,8 @@ impl StartSigner {
     /// while a split of a key we can sign for is handed over for one half only, the other
     /// half's start instead ([`open_split_starts`]): as an elder of the split key that linked a
     /// half, in place of what the members call for, and after applying a half's SAP, beside our
-    /// own section's starts.
+    /// own section's starts; for every such split
+    /// ([`crate::coordinator::Coordinator::open_splits`]).
     pub fn starts_to_sign(
         &mut self,
         coordinator: &crate::coordinator::Coordinator,
@@ -412,25 +413,23 @@ impl StartSigner {
         params: &SectionParams,
     ) -> Vec<DkgStart> {
         let generation = coordinator.chain().key_count();
-        let open = coordinator.open_split();
+        let open = coordinator.open_splits();
         let excluded = self.absentees.absent();
         let mut starts = Vec::new();
-        if coordinator.our_share().is_some()
-            && open.as_ref().is_none_or(|o| o.generation != generation)
-        {
+        if coordinator.our_share().is_some() && open.iter().all(|o| o.generation != generation) {
             starts = next_starts(coordinator.sap(), generation, members, params, &excluded);
         }
-        if let Some(open) = &open {
+        for open in &open {
             starts.extend(open_split_starts(open, members, params, &excluded));
         }
         // An open split's starts are of an older generation (the one before ours, or further
         // back once SAPs of our own half applied meanwhile).
         self.attempts.retain(|(_, g), _| {
-            g.saturating_add(1) >= generation || open.as_ref().is_some_and(|o| o.generation == *g)
+            g.saturating_add(1) >= generation || open.iter().any(|o| o.generation == *g)
         });
         // The coordinator keeps an open split's attempt across restarts, where ours is lost
         // with the log that counted it.
-        if let Some(open) = &open {
+        for open in &open {
             for half in &open.halves {
                 let next = self.attempts.entry((*half, open.generation)).or_insert(0);
                 *next = (*next).max(open.attempt);
