@@ -41,7 +41,7 @@ import {Bls12381Verifier} from "./Bls12381Verifier.sol";
 contract Coordinator {
     // ---------------------------------------------------------------- constants
 
-    bytes internal constant MAGIC_BLOCK_TAG = "keyquorum/magic-block/v1";
+    bytes internal constant MAGIC_BLOCK_TAG = "keyquorum/magic-block/v2";
     bytes internal constant NEW_COMMITTEE_TAG = "keyquorum/magic-block-signature/new-committee/v1";
     bytes internal constant HANDOVER_TAG = "keyquorum/magic-block-signature/handover/v1";
     bytes internal constant REGISTER_TAG = "keyquorum-evm/register/v1";
@@ -84,6 +84,10 @@ contract Coordinator {
         uint64 unbondingBlocks;
         uint8 misbehaviourPercent;
         uint8 reporterPercent;
+        /// The random beacon every view runs, as its magic block names it: the scheme's tag
+        /// (1 `pedersen-bls-chained`, 2 `pedersen-bls-unchained`) and seconds between rounds.
+        uint8 beaconScheme;
+        uint32 beaconPeriod;
     }
 
     struct Node {
@@ -126,6 +130,8 @@ contract Coordinator {
         uint32 memberCount;
         bytes32 previousHash;
         uint64 firstRound;
+        uint8 beaconScheme;
+        uint32 beaconPeriod;
     }
 
     struct Activation {
@@ -266,6 +272,9 @@ contract Coordinator {
             revert BadConfig("phase length");
         }
         if (c.viewLength == 0) revert BadConfig("view length");
+        if (c.beaconScheme == 0 || c.beaconScheme > 2 || c.beaconPeriod == 0 || c.beaconPeriod > 3600) {
+            revert BadConfig("beacon");
+        }
         config = c;
         bls = new Bls12381Verifier();
         nextStart = c.firstViewChange;
@@ -777,6 +786,10 @@ contract Coordinator {
         if (h.n != c.n || h.t != c.t || h.k != c.k) revert BadMagicBlock("n/t/k");
         if (h.previousHash != magicBlockHash) revert BadMagicBlock("previous hash");
         if (h.firstRound != c.waitEnd + 1) revert BadMagicBlock("first round");
+        // Every view is a fresh key here, so every view's beacon is the configured one.
+        if (h.beaconScheme != config.beaconScheme || h.beaconPeriod != config.beaconPeriod) {
+            revert BadMagicBlock("beacon");
+        }
         if (h.memberCount < c.k) revert BadMagicBlock("members");
         address[] memory members = _checkMembers(a.magicBlock, h, c);
 
@@ -822,6 +835,11 @@ contract Coordinator {
         return groupKeyPoint;
     }
 
+    /// The configured beacon (scheme tag, period in seconds), which every magic block names.
+    function beaconConfig() external view returns (uint8 scheme, uint32 period) {
+        return (config.beaconScheme, config.beaconPeriod);
+    }
+
     /// Reads the fixed fields of a magic block and skips over its members, checking that the
     /// encoding is exactly consumed.
     function _parseMagicBlock(bytes calldata b) internal view returns (MagicBlockHeader memory h) {
@@ -855,9 +873,11 @@ contract Coordinator {
             }
             at += 48;
         }
-        if (b.length != at + 40) revert MalformedMagicBlock("length");
+        if (b.length != at + 45) revert MalformedMagicBlock("length");
         h.previousHash = bytes32(b[at:at + 32]);
         h.firstRound = uint64(bytes8(b[at + 32:at + 40]));
+        h.beaconScheme = uint8(b[at + 40]);
+        h.beaconPeriod = uint32(bytes4(b[at + 41:at + 45]));
     }
 
     function _lengthPrefixed(bytes calldata b, uint256 at) internal pure returns (bytes calldata field, uint256 next) {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::Args;
 use keyquorum_contract::config::GenesisAccount;
 use keyquorum_contract::hex::Hex;
-use keyquorum_contract::{Contract, ContractConfig};
+use keyquorum_contract::{BeaconConfig, BeaconScheme, Contract, ContractConfig};
 use keyquorum_devchain::{Chain, ChainConfig, ChainConfigOverrides};
 use keyquorum_node::ContractMachine;
 use keyquorum_node::cli::CliError;
@@ -46,6 +46,42 @@ pub struct ChainArgs {
     /// Nodes lock their stake from their balance, so each must be funded to register.
     #[arg(long = "fund", value_name = "IDENTITY=AMOUNT")]
     pub fund: Vec<String>,
+    #[command(flatten)]
+    pub beacon: BeaconArgs,
+}
+
+/// The random beacon's flags (`keyquorum chain`, `keyquorum demo`): they override the contract
+/// file's `[beacon]` table, and a fresh key's view runs what they set (a reshare continues its
+/// chain unchanged).
+#[derive(Args, Debug, Clone, Default)]
+pub struct BeaconArgs {
+    /// The random beacon's scheme (drand's): pedersen-bls-chained or pedersen-bls-unchained
+    /// [default: pedersen-bls-chained].
+    #[arg(long, value_name = "SCHEME", value_parser = parse_beacon_scheme)]
+    pub beacon_scheme: Option<BeaconScheme>,
+    /// Seconds between beacon rounds, 1 to 3600 [default: 3].
+    #[arg(long, value_name = "SECS")]
+    pub beacon_period: Option<u32>,
+}
+
+impl BeaconArgs {
+    /// `beacon` with the flags given applied (bounds are the configuration's to check).
+    pub fn apply(&self, beacon: &mut BeaconConfig) {
+        if let Some(scheme) = self.beacon_scheme {
+            beacon.scheme = scheme;
+        }
+        if let Some(period) = self.beacon_period {
+            beacon.period_secs = period;
+        }
+    }
+}
+
+/// Parses a `--beacon-scheme`.
+fn parse_beacon_scheme(s: &str) -> Result<BeaconScheme, String> {
+    BeaconScheme::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = BeaconScheme::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown beacon scheme {s:?}: use {}", names.join(" or "))
+    })
 }
 
 /// Parses `IDENTITY=AMOUNT`.
@@ -81,6 +117,7 @@ pub fn load(args: &ChainArgs) -> Result<(ChainConfig, ContractConfig), String> {
     for f in &args.fund {
         contract.genesis.push(parse_fund(f)?);
     }
+    args.beacon.apply(&mut contract.beacon);
     contract.validate().map_err(|e| e.to_string())?;
     if contract.genesis.is_empty() {
         eprintln!(
@@ -139,6 +176,7 @@ mod tests {
             committee: 4,
             chain_id: "fund-test".into(),
             fund: vec![format!("{id}=500")],
+            beacon: BeaconArgs::default(),
         };
         let (_, contract) = load(&args).unwrap();
         assert_eq!(contract.genesis.len(), 1);
@@ -159,6 +197,43 @@ mod tests {
         assert!(load(&args).unwrap_err().contains("genesis account 1"));
     }
 
+    /// `--beacon-scheme` and `--beacon-period` set the contract's beacon; a zero period is
+    /// refused by name, an unknown scheme by the flag's parser.
+    #[test]
+    fn beacon_flags_configure_the_contract() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            chain: ChainArgs,
+        }
+        let parse = |flags: &[&str]| {
+            Cli::try_parse_from([&["chain"], flags].concat()).map(|c| load(&c.chain))
+        };
+        let (_, c) = parse(&[]).unwrap().unwrap();
+        assert_eq!(c.beacon, BeaconConfig::default());
+        let (_, c) = parse(&[
+            "--beacon-scheme",
+            "pedersen-bls-unchained",
+            "--beacon-period",
+            "2",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            c.beacon,
+            BeaconConfig {
+                scheme: BeaconScheme::PedersenBlsUnchained,
+                period_secs: 2
+            }
+        );
+        let e = parse(&["--beacon-period", "0"]).unwrap().unwrap_err();
+        assert!(e.contains("beacon.period_secs must be at least 1"), "{e}");
+        let e = parse(&["--beacon-period", "3601"]).unwrap().unwrap_err();
+        assert!(e.contains("at most 3600"), "{e}");
+        assert!(parse(&["--beacon-scheme", "bls-unchained-g1-rfc9380"]).is_err());
+    }
+
     #[test]
     fn a_port_in_use_is_named_with_the_reason() {
         let dir = std::env::temp_dir().join(format!("keyquorum-chain-bind-{}", std::process::id()));
@@ -173,6 +248,7 @@ mod tests {
             committee: 4,
             chain_id: "bind-test".into(),
             fund: Vec::new(),
+            beacon: BeaconArgs::default(),
         };
         let (chain, contract) = load(&args).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -134,6 +134,8 @@ pub struct DemoArgs {
     /// Write every node's traffic counters (from its /status) to this JSON file.
     #[arg(long)]
     pub metrics_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub beacon: crate::chain::BeaconArgs,
 }
 
 /// The chain of the demo, as `--chain` names it.
@@ -403,6 +405,7 @@ pub(crate) fn stake(i: usize) -> u64 {
 
 fn contract_config(args: &DemoArgs) -> Result<ContractConfig, String> {
     let mut c = ContractConfig::defaults("keyquorum-demo", args.committee as u32);
+    args.beacon.apply(&mut c.beacon);
     c.committee.min_size = args.committee as u32;
     c.committee.threshold = match args.threshold {
         Some(t) => Size::Count(t as u32),

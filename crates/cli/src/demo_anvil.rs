@@ -46,7 +46,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use keyquorum_contract::hex::Hex;
-use keyquorum_contract::{Event, MagicBlock, SignedMagicBlock, Size, verify_magic_block_chain};
+use keyquorum_contract::{
+    BeaconConfig, Event, MagicBlock, SignedMagicBlock, Size, verify_magic_block_chain,
+};
 use keyquorum_devchain::Client as HttpClient;
 use keyquorum_evm::Coordinator::{self, CoordinatorEvents};
 use keyquorum_evm::alloy_primitives::{Address, U256};
@@ -416,11 +418,16 @@ struct AnvilChain {
     /// Blocks of one ceremony's four phases.
     view_blocks: u64,
     block_ms: u64,
+    /// The beacon the contract is configured with.
+    beacon: BeaconConfig,
 }
 
 impl AnvilChain {
     async fn start(args: &DemoArgs, specs: &[NodeSpec]) -> Result<Self, String> {
         let (threshold_percent, quorum_percent) = percentages(args)?;
+        let mut beacon = BeaconConfig::default();
+        args.beacon.apply(&mut beacon);
+        beacon.validate().map_err(|e| e.to_string())?;
         let block_ms = args.block_ms();
         let anvil = Anvil::start_with_block_ms(&repository(), Some(block_ms))?;
         let ether = U256::from(10u128.pow(18));
@@ -461,6 +468,8 @@ impl AnvilChain {
             unbonding_blocks: 100,
             misbehaviour_percent: 10,
             reporter_percent: 10,
+            beacon_scheme: beacon.scheme,
+            beacon_period: beacon.period_secs,
         };
         let (contract, deployed_at) =
             deploy_configured(anvil.url(), deployer.clone(), &config).await?;
@@ -472,6 +481,7 @@ impl AnvilChain {
             blocks_to_first_view_change,
             view_blocks: contribute + share + publish + wait,
             block_ms,
+            beacon,
         })
     }
 
@@ -562,6 +572,7 @@ impl Followed {
                 chain_id,
                 contract: chain.contract,
                 chain_name: CHAIN_NAME.into(),
+                beacon: chain.beacon,
             }),
             http: HttpClient::new(&format!("http://127.0.0.1:{}", nodes.specs[0].status))
                 .map_err(|e| e.to_string())?,

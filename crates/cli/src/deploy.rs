@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use keyquorum_contract::{BeaconConfig, BeaconScheme};
 use keyquorum_evm::Coordinator;
 use keyquorum_evm::alloy_primitives::{Bytes, U256};
 use keyquorum_evm::client::{ClientError, deploy};
@@ -32,6 +33,9 @@ pub struct DeployArgs {
     /// The contract's parameters (TOML); see the command's documentation for the fields.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Override the file's `beacon_scheme` and `beacon_period`.
+    #[command(flatten)]
+    pub beacon: crate::chain::BeaconArgs,
 }
 
 /// The constructor's `Config`, with defaults for a small test network.
@@ -70,6 +74,10 @@ pub struct DeployConfig {
     pub misbehaviour_percent: u8,
     /// Share of the slashed amount paid to the reporter, percent.
     pub reporter_percent: u8,
+    /// The random beacon's scheme (drand's id), which every magic block names.
+    pub beacon_scheme: BeaconScheme,
+    /// Seconds between beacon rounds, 1 to 3600.
+    pub beacon_period: u32,
 }
 
 impl Default for DeployConfig {
@@ -91,6 +99,8 @@ impl Default for DeployConfig {
             unbonding_blocks: 100,
             misbehaviour_percent: 50,
             reporter_percent: 10,
+            beacon_scheme: BeaconConfig::default().scheme,
+            beacon_period: BeaconConfig::default().period_secs,
         }
     }
 }
@@ -115,7 +125,25 @@ impl DeployConfig {
             unbondingBlocks: self.unbonding_blocks,
             misbehaviourPercent: self.misbehaviour_percent,
             reporterPercent: self.reporter_percent,
+            beaconScheme: self.beacon_scheme.tag(),
+            beaconPeriod: self.beacon_period,
         }
+    }
+
+    /// The configured beacon.
+    pub fn beacon(&self) -> BeaconConfig {
+        BeaconConfig {
+            scheme: self.beacon_scheme,
+            period_secs: self.beacon_period,
+        }
+    }
+
+    /// Applies the beacon flags given.
+    pub fn apply(&mut self, flags: &crate::chain::BeaconArgs) {
+        let mut beacon = self.beacon();
+        flags.apply(&mut beacon);
+        self.beacon_scheme = beacon.scheme;
+        self.beacon_period = beacon.period_secs;
     }
 }
 
@@ -164,6 +192,13 @@ pub fn run(args: DeployArgs) -> Result<(), CliError> {
         }
         None => DeployConfig::default(),
     };
+    let mut config = config;
+    config.apply(&args.beacon);
+    // The contract refuses the same bounds; checked here to name the field.
+    config
+        .beacon()
+        .validate()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     let key = signer(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -53,6 +53,117 @@ impl KeyMode {
     }
 }
 
+/// The random beacon's scheme: drand's schemes with keys in G1 and signatures in G2, the layout
+/// of the group key the ceremonies make.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum BeaconScheme {
+    /// `pedersen-bls-chained` (drand's default): round `r` signs `sha256(sig(r - 1) || r)`.
+    #[default]
+    #[serde(rename = "pedersen-bls-chained")]
+    PedersenBlsChained,
+    /// `pedersen-bls-unchained`: round `r` signs `sha256(r)`, so rounds verify on their own.
+    #[serde(rename = "pedersen-bls-unchained")]
+    PedersenBlsUnchained,
+}
+
+impl BeaconScheme {
+    /// Both schemes, default first.
+    pub const ALL: [BeaconScheme; 2] = [
+        BeaconScheme::PedersenBlsChained,
+        BeaconScheme::PedersenBlsUnchained,
+    ];
+
+    /// drand's scheme id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BeaconScheme::PedersenBlsChained => "pedersen-bls-chained",
+            BeaconScheme::PedersenBlsUnchained => "pedersen-bls-unchained",
+        }
+    }
+
+    /// The scheme with drand's id `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// The byte that stands for the scheme in a magic block's encoding (and in the EVM
+    /// coordinator's configuration).
+    pub fn tag(self) -> u8 {
+        match self {
+            BeaconScheme::PedersenBlsChained => 1,
+            BeaconScheme::PedersenBlsUnchained => 2,
+        }
+    }
+
+    /// The scheme whose [`tag`](Self::tag) is `tag`.
+    pub fn from_tag(tag: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.tag() == tag)
+    }
+}
+
+impl std::fmt::Display for BeaconScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Longest beacon period: an hour between rounds.
+pub const MAX_BEACON_PERIOD_SECS: u32 = 3600;
+
+/// The random beacon every view runs: scheme and seconds between rounds. Part of each magic
+/// block, so that every node runs the chain the block names; a reshare continues the previous
+/// view's chain and so keeps its values ([`BeaconConfig::for_view`]). Absent from a
+/// configuration file, it is drand's default: chained, 3 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BeaconConfig {
+    /// The scheme.
+    pub scheme: BeaconScheme,
+    /// Seconds between rounds, `1..=`[`MAX_BEACON_PERIOD_SECS`].
+    pub period_secs: u32,
+}
+
+impl Default for BeaconConfig {
+    fn default() -> Self {
+        BeaconConfig {
+            scheme: BeaconScheme::PedersenBlsChained,
+            period_secs: 3,
+        }
+    }
+}
+
+impl BeaconConfig {
+    /// Checks the period's bounds.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.period_secs == 0 {
+            return Err(ConfigError::Zero("beacon.period_secs"));
+        }
+        if self.period_secs > MAX_BEACON_PERIOD_SECS {
+            return Err(ConfigError::BeaconPeriod(self.period_secs));
+        }
+        Ok(())
+    }
+
+    /// The beacon of the view a ceremony in `key_mode` creates, `configured` being the chain's
+    /// configuration and `previous` the active view's beacon (none before view 1). A reshare
+    /// keeps the group key and so continues the previous view's chain: it keeps that chain's
+    /// scheme and period whatever the configuration says now (a configuration changed on a
+    /// restart takes effect at the next fresh key). A fresh key starts a new chain with the
+    /// configured values. The contract and every node that checks a magic block use this rule.
+    pub fn for_view(
+        key_mode: KeyMode,
+        configured: BeaconConfig,
+        previous: Option<BeaconConfig>,
+    ) -> BeaconConfig {
+        match (key_mode, previous) {
+            (KeyMode::Reshare, Some(previous)) => previous,
+            _ => configured,
+        }
+    }
+}
+
 /// Which DKG protocol a ceremony runs ([`keyquorum_dkg::Variant`]).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -338,6 +449,9 @@ pub struct ContractConfig {
     /// The DKG the ceremonies run (default: ack-or-reveal on BLS12-381, sequential indices).
     #[serde(default)]
     pub dkg: DkgConfig,
+    /// The random beacon of every view (default: `pedersen-bls-chained`, 3 s).
+    #[serde(default)]
+    pub beacon: BeaconConfig,
 }
 
 /// Invalid configuration.
@@ -364,6 +478,9 @@ pub enum ConfigError {
     /// The first view cannot be a reshare.
     #[error("view 1 has no previous key to reshare")]
     ReshareFirstView,
+    /// A beacon period above [`MAX_BEACON_PERIOD_SECS`].
+    #[error("beacon.period_secs must be at most {MAX_BEACON_PERIOD_SECS} s, not {0}")]
+    BeaconPeriod(u32),
     /// The DKG configuration cannot run.
     #[error("dkg: {0}")]
     Dkg(#[from] DkgConfigError),
@@ -419,6 +536,7 @@ impl ContractConfig {
             staking: StakingConfig::default(),
             genesis: Vec::new(),
             dkg: DkgConfig::default(),
+            beacon: BeaconConfig::default(),
         }
     }
 
@@ -519,6 +637,7 @@ impl ContractConfig {
             return Err(ConfigError::ReshareFirstView);
         }
         self.dkg.validate()?;
+        self.beacon.validate()?;
         // The largest committee must be valid; smaller ones are checked when selected (a
         // committee for which the thresholds do not work postpones the view change).
         self.params_for(c.max_size as usize)?;
@@ -717,6 +836,7 @@ mod tests {
         let o = j.as_object_mut().unwrap();
         o.remove("staking");
         o.remove("genesis");
+        o.remove("beacon");
         o["slashing"]
             .as_object_mut()
             .unwrap()
@@ -749,6 +869,59 @@ mod tests {
         assert_eq!(c.key_mode_for(2), KeyMode::Reshare);
         assert_eq!(c.key_mode_for(3), KeyMode::Fresh);
         assert_eq!(c.key_mode_for(4), KeyMode::Reshare);
+    }
+
+    #[test]
+    fn the_beacon_period_is_bounded_and_zero_is_refused() {
+        let mut c = ContractConfig::defaults("c", 4);
+        assert_eq!(c.beacon.scheme, BeaconScheme::PedersenBlsChained);
+        assert_eq!(c.beacon.period_secs, 3);
+        for ok in [1, 2, MAX_BEACON_PERIOD_SECS] {
+            c.beacon.period_secs = ok;
+            assert_eq!(c.validate(), Ok(()));
+        }
+        c.beacon.period_secs = 0;
+        assert_eq!(c.validate(), Err(ConfigError::Zero("beacon.period_secs")));
+        c.beacon.period_secs = MAX_BEACON_PERIOD_SECS + 1;
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::BeaconPeriod(MAX_BEACON_PERIOD_SECS + 1))
+        );
+    }
+
+    #[test]
+    fn the_beacon_is_written_with_drands_scheme_ids() {
+        let j = serde_json::json!({"scheme": "pedersen-bls-unchained", "period_secs": 2});
+        let b: BeaconConfig = serde_json::from_value(j.clone()).unwrap();
+        assert_eq!(
+            b,
+            BeaconConfig {
+                scheme: BeaconScheme::PedersenBlsUnchained,
+                period_secs: 2
+            }
+        );
+        assert_eq!(serde_json::to_value(b).unwrap(), j);
+        for s in BeaconScheme::ALL {
+            assert_eq!(BeaconScheme::from_name(s.as_str()), Some(s));
+        }
+        assert!(
+            serde_json::from_value::<BeaconConfig>(serde_json::json!({"scheme": "bls"})).is_err()
+        );
+    }
+
+    #[test]
+    fn a_reshare_keeps_the_previous_views_beacon() {
+        let old = BeaconConfig::default();
+        let new = BeaconConfig {
+            scheme: BeaconScheme::PedersenBlsUnchained,
+            period_secs: 1,
+        };
+        assert_eq!(
+            BeaconConfig::for_view(KeyMode::Reshare, new, Some(old)),
+            old
+        );
+        assert_eq!(BeaconConfig::for_view(KeyMode::Fresh, new, Some(old)), new);
+        assert_eq!(BeaconConfig::for_view(KeyMode::Fresh, new, None), new);
     }
 
     #[test]

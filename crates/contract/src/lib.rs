@@ -141,7 +141,7 @@ pub mod signing_key;
 pub mod state;
 pub mod tx;
 
-pub use config::{ContractConfig, KeyMode, Size};
+pub use config::{BeaconConfig, BeaconScheme, ContractConfig, KeyMode, Size};
 pub use contract::{
     Contract, Group, MAX_NONCE_GAP, RestoreError, fault_name, genesis_seed, view_seed,
 };

@@ -3,7 +3,8 @@
 //! As in 0chain (protocol lessons; seed 000, "Wait"), the magic block of view `v` names the
 //! members with their indices and network identities, `n`, `t`, `k`, the group public key, the
 //! public commitment (every member's public key share), the hash of the previous magic block and
-//! the first round of the view. Its hash is SHA-256 of a canonical binary encoding
+//! the first round of the view, and the random beacon the view runs (drand scheme and period,
+//! [`BeaconConfig`]). Its hash is SHA-256 of a canonical binary encoding
 //! ([`MagicBlock::encode`]).
 //!
 //! Two threshold-BLS signatures (MinPk layout, ciphersuite
@@ -35,12 +36,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::config::KeyMode;
+use crate::config::{BeaconConfig, KeyMode};
 use crate::hex::{Bytes, Hex};
 use crate::tx::{NetworkIdentity, SignerRole};
 
 /// Domain tag at the start of every magic block encoding.
-pub const MAGIC_BLOCK_TAG: &[u8] = b"keyquorum/magic-block/v1";
+/// `v2` added the beacon's scheme and period at the end.
+pub const MAGIC_BLOCK_TAG: &[u8] = b"keyquorum/magic-block/v2";
 /// Domain tag of the message the new committee signs (key confirmation).
 pub const NEW_COMMITTEE_SIGNATURE_TAG: &[u8] = b"keyquorum/magic-block-signature/new-committee/v1";
 /// Domain tag of the message the previous committee signs (the handover).
@@ -93,10 +95,14 @@ pub struct MagicBlock {
     /// The view starts earlier, in the block after the one that completes its signatures, when
     /// they are all in before the deadline (`ViewRecord::activated_at` has the height).
     pub first_round: u64,
+    /// The random beacon of the view: a reshare keeps the previous view's
+    /// ([`BeaconConfig::for_view`]).
+    pub beacon: BeaconConfig,
 }
 
 impl MagicBlock {
-    /// Canonical encoding (length-prefixed fields in a fixed order, after [`MAGIC_BLOCK_TAG`]).
+    /// Canonical encoding (length-prefixed fields in a fixed order, after [`MAGIC_BLOCK_TAG`];
+    /// the beacon last, as its scheme's tag byte and the period as a big-endian u32).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.bytes(MAGIC_BLOCK_TAG)
@@ -121,7 +127,10 @@ impl MagicBlock {
             }
             w.fixed(&m.public_share.0);
         }
-        w.fixed(&self.previous_hash.0).u64(self.first_round);
+        w.fixed(&self.previous_hash.0)
+            .u64(self.first_round)
+            .u8(self.beacon.scheme.tag())
+            .u32(self.beacon.period_secs);
         w.finish()
     }
 
@@ -161,6 +170,8 @@ pub struct MagicBlockPlace {
     pub previous_hash: [u8; 32],
     /// First block height of the view.
     pub first_round: u64,
+    /// The view's beacon: [`BeaconConfig::for_view`] of the configuration and the active view.
+    pub beacon: BeaconConfig,
 }
 
 /// Why a board defines no magic block.
@@ -280,6 +291,7 @@ impl MagicBlock {
             members,
             previous_hash: Hex(place.previous_hash),
             first_round: place.first_round,
+            beacon: place.beacon,
         })
     }
 
@@ -289,7 +301,7 @@ impl MagicBlock {
         let member_ids = |b: &MagicBlock| -> Vec<(u64, Hex<96>)> {
             b.members.iter().map(|m| (m.index, m.identity)).collect()
         };
-        let checks: [(&'static str, bool); 14] = [
+        let checks: [(&'static str, bool); 15] = [
             ("chain id", self.chain_id == other.chain_id),
             ("view", self.view == other.view),
             ("session", self.ceremony_number == other.ceremony_number),
@@ -324,6 +336,7 @@ impl MagicBlock {
             ),
             ("previous hash", self.previous_hash == other.previous_hash),
             ("first round", self.first_round == other.first_round),
+            ("beacon", self.beacon == other.beacon),
             ("encoding", self.encode() == other.encode()),
         ];
         checks.iter().find(|(_, same)| !same).map(|(what, _)| *what)
@@ -419,6 +432,12 @@ pub enum ChainError {
         /// Position.
         position: usize,
     },
+    /// A reshare changed the beacon's scheme or period (it continues the previous chain).
+    #[error("block {position}: a reshare must keep the beacon's scheme and period")]
+    ReshareBeaconChanged {
+        /// Position.
+        position: usize,
+    },
     /// Structure: thresholds, member indices, shares.
     #[error("block {position}: malformed ({what})")]
     Malformed {
@@ -465,6 +484,9 @@ fn check_structure(b: &MagicBlock, position: usize) -> Result<(), ChainError> {
     {
         return Err(malformed("member indices"));
     }
+    if b.beacon.validate().is_err() {
+        return Err(malformed("beacon period"));
+    }
     Ok(())
 }
 
@@ -473,7 +495,7 @@ fn check_structure(b: &MagicBlock, position: usize) -> Result<(), ChainError> {
 /// one before, have the next view number, carry the handover signature of the previous
 /// committee under the previous group key and the key-confirmation signature of its own
 /// committee under its own key (two messages, so neither stands for the other), and keep the
-/// group key when it is a reshare. The first block's `previous_signature`, if any, is not
+/// group key and the beacon (scheme and period) when it is a reshare. The first block's `previous_signature`, if any, is not
 /// checked: it is by a committee before the trusted key (so that a chain can also be verified
 /// from a later view's key), and nothing should rely on it.
 pub fn verify_magic_block_chain(
@@ -513,6 +535,9 @@ pub fn verify_magic_block_chain(
             if b.key_mode == KeyMode::Reshare && b.group_key != prev.block.group_key {
                 return Err(ChainError::ReshareKeyChanged { position });
             }
+            if b.key_mode == KeyMode::Reshare && b.beacon != prev.block.beacon {
+                return Err(ChainError::ReshareBeaconChanged { position });
+            }
             let prev_key = decode_group_key(&prev.block.group_key, position - 1)?;
             check_signature(
                 &prev_key,
@@ -530,6 +555,7 @@ pub fn verify_magic_block_chain(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::BeaconScheme;
     use keyquorum_crypto::secret::Secret;
 
     type Scalar = <Bls12381G1 as Curve>::Scalar;
@@ -563,6 +589,7 @@ mod tests {
             }],
             previous_hash: previous.map(|p| p.hash).unwrap_or_default(),
             first_round: view * 100,
+            beacon: BeaconConfig::default(),
         }
     }
 
@@ -704,14 +731,76 @@ mod tests {
         let mut x = b.clone();
         x.chain_id.push('x');
         changes.push(x);
+        let mut x = b.clone();
+        x.beacon.period_secs = 2;
+        changes.push(x);
+        let mut x = b.clone();
+        x.beacon.scheme = BeaconScheme::PedersenBlsUnchained;
+        changes.push(x);
         for x in changes {
             assert_ne!(x.hash(), h);
+            assert!(b.first_difference(&x).is_some());
         }
         assert_eq!(b.clone().hash(), h);
         assert!(
             b.encode()
                 .starts_with(&[0, 0, 0, MAGIC_BLOCK_TAG.len() as u8])
         );
+    }
+
+    /// The beacon closes the encoding: its scheme's tag and the period, big-endian.
+    #[test]
+    fn the_encoding_ends_with_the_beacon() {
+        let mut b = block(1, &key(1), None);
+        b.beacon = BeaconConfig {
+            scheme: BeaconScheme::PedersenBlsUnchained,
+            period_secs: 0x0102_0304,
+        };
+        let e = b.encode();
+        assert!(e.ends_with(&[&(100u64).to_be_bytes()[..], &[2, 1, 2, 3, 4]].concat()));
+        b.beacon.scheme = BeaconScheme::PedersenBlsChained;
+        assert_eq!(b.encode()[e.len() - 5], 1);
+        assert_eq!(b.first_difference(&block(1, &key(1), None)), Some("beacon"));
+    }
+
+    /// A reshare continues its chain of rounds: a block that changes the scheme or the period
+    /// does not follow, even signed by both committees; a fresh key may change them.
+    #[test]
+    fn a_reshare_that_changes_the_beacon_does_not_follow() {
+        let c = chain();
+        let genesis = c[0].block.group_key.0;
+        for change in [
+            BeaconConfig {
+                scheme: BeaconScheme::PedersenBlsUnchained,
+                period_secs: 3,
+            },
+            BeaconConfig {
+                scheme: BeaconScheme::PedersenBlsChained,
+                period_secs: 2,
+            },
+        ] {
+            let mut raw = block(2, &key(1), Some(&c[0]));
+            raw.key_mode = KeyMode::Reshare;
+            raw.beacon = change;
+            let bad = vec![c[0].clone(), sign(raw, &key(1), Some(&key(1)))];
+            assert_eq!(
+                verify_magic_block_chain(&genesis, &bad),
+                Err(ChainError::ReshareBeaconChanged { position: 1 })
+            );
+            let mut raw = block(2, &key(2), Some(&c[0]));
+            raw.beacon = change;
+            let fresh = vec![c[0].clone(), sign(raw, &key(2), Some(&key(1)))];
+            assert_eq!(verify_magic_block_chain(&genesis, &fresh), Ok(()));
+        }
+        let mut raw = block(1, &key(1), None);
+        raw.beacon.period_secs = 0;
+        assert!(matches!(
+            verify_magic_block_chain(&genesis, &[sign(raw, &key(1), None)]),
+            Err(ChainError::Malformed {
+                what: "beacon period",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::KeyMode;
+use crate::config::{BeaconConfig, KeyMode};
 use crate::contract::Contract;
 use crate::events::CommitteeEntry;
 use crate::hex::{self, Bytes, Hex};
@@ -54,6 +54,9 @@ pub struct ContractStatus {
     pub registered_nodes: u64,
     /// Burned by slashing so far.
     pub burned: u64,
+    /// The configured beacon: what a fresh key's view runs (a reshare keeps its view's).
+    #[serde(default)]
+    pub beacon: BeaconConfig,
 }
 
 /// A member of an active or past view.
@@ -82,6 +85,9 @@ pub struct ActiveView {
     pub key_mode: KeyMode,
     /// The first round it serves.
     pub first_round: u64,
+    /// The random beacon it runs.
+    #[serde(default)]
+    pub beacon: BeaconConfig,
     /// Committee size.
     pub n: u32,
     /// Threshold.
@@ -265,6 +271,7 @@ impl Contract {
             next_view_change: change.is_none().then_some(s.next_start),
             registered_nodes: s.nodes.len() as u64,
             burned: s.burned,
+            beacon: self.config().beacon,
         }
     }
 
@@ -358,6 +365,7 @@ impl Contract {
             view: r.view,
             key_mode: b.key_mode,
             first_round: b.first_round,
+            beacon: b.beacon,
             n: b.n,
             t: b.t,
             k: b.k,

@@ -519,6 +519,8 @@ impl Translator {
                     key_mode: KeyMode::Fresh,
                     previous_hash: self.magic_block_hash,
                     first_round: live.wait_end + 1,
+                    // Every view here is a fresh key: the configured beacon.
+                    beacon: self.deployment.beacon,
                 };
                 let nodes = &self.nodes;
                 match MagicBlock::from_board(&place, board, |id| {

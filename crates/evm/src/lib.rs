@@ -35,6 +35,7 @@
 use alloy_primitives::{Address, U256, keccak256};
 use alloy_sol_types::SolValue;
 use blstrs::{G1Affine, G2Affine};
+use keyquorum_contract::BeaconConfig;
 use thiserror::Error;
 
 #[allow(missing_docs, clippy::too_many_arguments)]
@@ -98,6 +99,8 @@ pub struct Deployment {
     pub contract: Address,
     /// The configured chain name.
     pub chain_name: String,
+    /// The configured beacon (the contract's `beaconConfig()`), which every magic block names.
+    pub beacon: BeaconConfig,
 }
 
 impl Deployment {
@@ -246,6 +249,7 @@ mod tests {
             chain_id: 31337,
             contract: Address::repeat_byte(0x5a),
             chain_name: "kq".into(),
+            beacon: BeaconConfig::default(),
         };
         let domain = d.session_domain(2, 1);
         assert_eq!(

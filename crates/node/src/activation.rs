@@ -321,6 +321,7 @@ mod tests {
             members,
             previous_hash: Hex([0; 32]),
             first_round: 10,
+            beacon: Default::default(),
         };
         Committee {
             block,

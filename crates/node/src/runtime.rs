@@ -43,8 +43,8 @@ use crate::beacon::{Beacon, Outgoing};
 use keyquorum_contract::magic::MagicBlock;
 
 use crate::chain::{
-    ChainAction, ChainBlock, ChainClient, FaultReport, ProofDue, Sender, SignatureRoute,
-    SubmitOutcome,
+    ChainAction, ChainBlock, ChainClient, ChainStatus, FaultReport, ProofDue, Sender,
+    SignatureRoute, SubmitOutcome,
 };
 use crate::config::NodeConfig;
 use crate::driver::{
@@ -1028,11 +1028,11 @@ pub struct NodeInfo {
     pub p2p_addrs: Vec<Multiaddr>,
 }
 
-async fn wait_for_chain<C: ChainClient>(chain: &C) -> String {
+async fn wait_for_chain<C: ChainClient>(chain: &C) -> ChainStatus {
     let mut logged = false;
     loop {
         match chain.status().await {
-            Ok(status) => return status.chain_id,
+            Ok(status) => return status,
             Err(e) => {
                 if !logged {
                     info!(error = %e, "waiting for the chain");
@@ -1221,10 +1221,15 @@ async fn run_node<C: ChainClient>(
         }));
     }
 
-    let chain_id = wait_for_chain(&chain).await;
-    info!(%chain_id, "connected to the chain");
+    let ChainStatus {
+        chain_id,
+        beacon: configured_beacon,
+        ..
+    } = wait_for_chain(&chain).await;
+    info!(%chain_id, beacon_scheme = %configured_beacon.scheme, beacon_period = configured_beacon.period_secs, "connected to the chain");
     let reporter = Arc::new(Reporter::new(status.clone(), metrics.clone()));
     let (mut driver, effects) = Driver::open(store, keys.clone(), config.fault)?;
+    driver.set_configured_beacon(configured_beacon);
     reporter.apply(driver.drain_observations());
 
     let (follow_tx, mut follow_rx) = mpsc::channel::<Follow>(16);

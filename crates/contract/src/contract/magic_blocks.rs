@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use keyquorum_crypto::tbls::{MinPk, PartialSignature};
 use keyquorum_dkg::board::Exclusion;
 
+use crate::config::BeaconConfig;
 use crate::error::Rejection;
 use crate::events::Event;
 use crate::hex::Hex;
@@ -145,12 +146,8 @@ impl Contract {
         let (Some(change), Some(live)) = (self.state.change.as_ref(), self.live.as_ref()) else {
             return;
         };
-        let previous_hash = self
-            .state
-            .views
-            .get(&(change.view - 1))
-            .map(|v| v.magic_block.hash.0)
-            .unwrap_or_default();
+        let previous = self.state.views.get(&(change.view - 1));
+        let previous_hash = previous.map(|v| v.magic_block.hash.0).unwrap_or_default();
         let deadline = at.saturating_add(self.config.phases.wait);
         let place = MagicBlockPlace {
             chain_id: self.config.chain_id.clone(),
@@ -159,6 +156,11 @@ impl Contract {
             key_mode: change.key_mode,
             previous_hash,
             first_round: deadline.saturating_add(1),
+            beacon: BeaconConfig::for_view(
+                change.key_mode,
+                self.config.beacon,
+                previous.map(|v| v.magic_block.block.beacon),
+            ),
         };
         // The same construction every node repeats from its own board before it signs.
         let nodes = &self.state.nodes;

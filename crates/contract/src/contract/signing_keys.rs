@@ -924,6 +924,7 @@ mod tests {
                 .collect(),
             previous_hash: Hex([0; 32]),
             first_round: 100,
+            beacon: Default::default(),
         };
         c.state.views.insert(
             2,

@@ -124,6 +124,7 @@ fn check_observer(sim: &Sim) -> (usize, usize) {
                         },
                         previous_hash: block.previous_hash.0,
                         first_round: block.first_round,
+                        beacon: sim.contract.config().beacon,
                     };
                     let rebuilt = MagicBlock::from_board(&place, &o.board, |id| {
                         (0..sim.nodes.len())

@@ -71,6 +71,7 @@ fn block(
             .collect(),
         previous_hash: previous.map(|p| p.hash).unwrap_or_default(),
         first_round: view * 50,
+        beacon: Default::default(),
     };
     let hash = b.hash();
     SignedMagicBlock {

@@ -14,7 +14,7 @@
 //!
 //! and commit them: the diff shows which encodings changed.
 
-use keyquorum_contract::config::KeyMode;
+use keyquorum_contract::config::{BeaconConfig, BeaconScheme, KeyMode};
 use keyquorum_contract::hex::{Bytes, Hex};
 use keyquorum_contract::magic::{MagicBlock, MagicBlockMember, SignedMagicBlock};
 use keyquorum_contract::tx::{
@@ -184,6 +184,10 @@ fn magic_block() -> (MagicBlock, [Secret<Scalar>; 2]) {
         members,
         previous_hash: Hex([0x9b; 32]),
         first_round: 1234,
+        beacon: BeaconConfig {
+            scheme: BeaconScheme::PedersenBlsUnchained,
+            period_secs: 2,
+        },
     };
     (block, [group_secret, previous_secret])
 }

@@ -12,8 +12,8 @@ use keyquorum_contract::hex::Hex;
 use keyquorum_contract::query::{CurrentView, ViewAnswer};
 use keyquorum_contract::state::{EvidenceRecord, FaultRole};
 use keyquorum_contract::{
-    ChainError, Contract, Event, Group, KeyMode, SignedMagicBlock, ViewChangePhase,
-    verify_magic_block_chain,
+    BeaconConfig, BeaconScheme, ChainError, Contract, Event, Group, KeyMode, SignedMagicBlock,
+    ViewChangePhase, verify_magic_block_chain,
 };
 use keyquorum_crypto::Curve;
 use keyquorum_dkg::messages::{Post, SignedPost};
@@ -388,4 +388,44 @@ fn fresh_reshare_fresh_with_faults_in_every_phase() {
         again.contract.state().slashings,
         sim.contract.state().slashings
     );
+}
+
+/// The beacon a view runs is in its magic block: a fresh key takes the configured scheme and
+/// period, a reshare keeps its chain's even when the configuration changed (the chain restarted
+/// with another one): the changed values wait for the next fresh key.
+#[test]
+fn a_reshare_keeps_the_beacon_when_the_configuration_changes() {
+    let mut config = config();
+    config.beacon = BeaconConfig {
+        scheme: BeaconScheme::PedersenBlsUnchained,
+        period_secs: 2,
+    };
+    let mut sim = Sim::new(config.clone(), &STAKES);
+    sim.run_until(100, |s| s.contract.state().current_view == 1);
+    let mb1 = sim.contract.view(1).unwrap().magic_block.clone();
+    assert_eq!(mb1.block.beacon, config.beacon);
+
+    // Restarted with a chained 5 s beacon before view 2 (a reshare) and view 3 (fresh).
+    let mut changed = config.clone();
+    changed.beacon = BeaconConfig {
+        scheme: BeaconScheme::PedersenBlsChained,
+        period_secs: 5,
+    };
+    sim.contract = Contract::from_state(changed.clone(), sim.contract.state().clone()).unwrap();
+    sim.run_until(200, |s| s.contract.state().current_view == 2);
+    let mb2 = sim.contract.view(2).unwrap().magic_block.clone();
+    assert_eq!(mb2.block.key_mode, KeyMode::Reshare);
+    assert_eq!(
+        mb2.block.beacon, config.beacon,
+        "a reshare keeps its chain's beacon"
+    );
+    sim.run_until(300, |s| s.contract.state().current_view == 3);
+    let mb3 = sim.contract.view(3).unwrap().magic_block.clone();
+    assert_eq!(mb3.block.key_mode, KeyMode::Fresh);
+    assert_eq!(
+        mb3.block.beacon, changed.beacon,
+        "a fresh key starts a chain as configured"
+    );
+    let genesis = mb1.block.group_key.0;
+    verify_magic_block_chain(&genesis, &[mb1, mb2, mb3]).unwrap();
 }

@@ -24,8 +24,8 @@ use keyquorum_contract::follow::CeremonyEnd;
 use keyquorum_contract::hex::Bytes as HexBytes;
 use keyquorum_contract::magic::{MagicBlockPlace, signing_message};
 use keyquorum_contract::tx::NetworkIdentity;
+use keyquorum_contract::{BeaconConfig, KeyMode, MagicBlock};
 use keyquorum_contract::{Event, Step};
-use keyquorum_contract::{KeyMode, MagicBlock};
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_crypto::{Bls12381G1, Curve};
 use keyquorum_dkg::board::{Board, Outcome};
@@ -332,6 +332,7 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
         key_mode: KeyMode::Fresh,
         previous_hash: [0; 32],
         first_round: sel.waitEnd + 1,
+        beacon: BeaconConfig::default(),
     };
     let block = MagicBlock::from_board(&place, &board, |id| {
         nodes

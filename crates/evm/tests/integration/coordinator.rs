@@ -17,7 +17,7 @@ use keyquorum_contract::magic::{MagicBlockPlace, signing_message};
 use keyquorum_contract::select::{select_committee, tiebreak};
 use keyquorum_contract::state::CeremonySpec;
 use keyquorum_contract::tx::NetworkIdentity;
-use keyquorum_contract::{KeyMode, MagicBlock, genesis_seed};
+use keyquorum_contract::{BeaconConfig, BeaconScheme, KeyMode, MagicBlock, genesis_seed};
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_crypto::{Bls12381G1, Curve};
 use keyquorum_dkg::board::{Board, Outcome};
@@ -117,6 +117,7 @@ fn first_view_block(s: &Started, seats: &[&Node], group_key: [u8; 48]) -> MagicB
             .collect(),
         previous_hash: Hex([0; 32]),
         first_round: s.sel.waitEnd + 1,
+        beacon: BeaconConfig::default(),
     }
 }
 
@@ -356,6 +357,17 @@ fn a_flood_of_minimum_stakes_cannot_keep_a_higher_stake_out() {
 /// of a contribution only its session, dealer and `f(0) G`; dealer `d`'s is `(d + 1) G`), the
 /// group key their sum, signed under it and endorsed by `t` seats.
 fn activate_synthetic(chain: &mut Chain, nodes: &[Node], s: &Started) {
+    activate_synthetic_with(chain, nodes, s, BeaconConfig::default()).ok();
+}
+
+/// [`activate_synthetic`] with a magic block naming `beacon`, correctly signed and endorsed:
+/// the receipt of the activation.
+fn activate_synthetic_with(
+    chain: &mut Chain,
+    nodes: &[Node],
+    s: &Started,
+    beacon: BeaconConfig,
+) -> Receipt {
     let seats = seated(nodes, s);
     let n = s.sel.n;
     let mut secret = Scalar::from(0u64);
@@ -376,7 +388,8 @@ fn activate_synthetic(chain: &mut Chain, nodes: &[Node], s: &Started) {
     chain.set_block(s.sel.publishEnd + 1);
     let group_key =
         blstrs::G1Affine::from(blstrs::G1Projective::generator() * secret).to_compressed();
-    let block = first_view_block(s, &seats, group_key);
+    let mut block = first_view_block(s, &seats, group_key);
+    block.beacon = beacon;
     let message = signing_message(SignerRole::New, &block.hash());
     let sig = tbls::sign::<MinPk>(&keyquorum_crypto::secret::Secret::new(secret), &message)
         .to_compressed();
@@ -394,13 +407,63 @@ fn activate_synthetic(chain: &mut Chain, nodes: &[Node], s: &Started) {
         endorserPoints: endorser_points,
         endorsement: endorsement_point,
     };
-    chain
-        .send(
-            seats[0].account,
-            0,
-            Coordinator::activateCall { a: activation },
-        )
-        .ok();
+    chain.send(
+        seats[0].account,
+        0,
+        Coordinator::activateCall { a: activation },
+    )
+}
+
+/// The coordinator's beacon is its deployment's: it refuses to be configured with an unknown
+/// scheme or a period of 0 or above an hour, reports its configuration, and activates only a
+/// magic block that names that scheme and period (every view is a fresh key, so every view
+/// runs the configured beacon), however well signed and endorsed another is.
+#[test]
+fn the_coordinator_activates_only_a_magic_block_with_its_configured_beacon() {
+    for (scheme, period) in [(0, 2), (3, 2), (2, 0), (2, 3601)] {
+        let mut bad = config(4);
+        bad.beaconScheme = scheme;
+        bad.beaconPeriod = period;
+        let mut chain = Chain::new(config(4), &[]);
+        let r = chain.deploy(coordinator_code(bad));
+        r.reverts_with::<Coordinator::BadConfig>();
+    }
+    let unchained = BeaconConfig {
+        scheme: BeaconScheme::PedersenBlsUnchained,
+        period_secs: 2,
+    };
+    let mut configured = config(4);
+    configured.beaconScheme = unchained.scheme.tag();
+    configured.beaconPeriod = unchained.period_secs;
+    let nodes: Vec<Node> = (0..4).map(Node::new).collect();
+    let accounts: Vec<Address> = nodes.iter().map(|n| n.account).collect();
+    let mut chain = Chain::new(configured, &accounts);
+    for node in &nodes {
+        let call = node.register_call(chain.contract);
+        chain
+            .send(node.account, STAKE + node.index as u64, call)
+            .ok();
+    }
+    let c = chain.read(Coordinator::beaconConfigCall {});
+    assert_eq!((c.scheme, c.period), (2, 2));
+    let s = start(&mut chain, &nodes);
+    for other in [
+        BeaconConfig::default(),
+        BeaconConfig {
+            period_secs: 3,
+            ..unchained
+        },
+        BeaconConfig {
+            scheme: BeaconScheme::PedersenBlsChained,
+            ..unchained
+        },
+    ] {
+        activate_synthetic_with(&mut chain, &nodes, &s, other)
+            .reverts_with::<Coordinator::BadMagicBlock>();
+    }
+    let r = activate_synthetic_with(&mut chain, &nodes, &s, unchained).ok();
+    assert_eq!(r.events::<Coordinator::ViewActivated>().len(), 1);
+    assert_eq!(chain.read(Coordinator::currentViewCall {}), 1);
 }
 
 /// Eviction spares the nodes that serve: the seats `keepPreviousPercent` reserves for the
@@ -682,6 +745,7 @@ fn a_fresh_view_change_activates_the_magic_block_the_rust_board_defines() {
         key_mode: KeyMode::Fresh,
         previous_hash: [0; 32],
         first_round: s.sel.waitEnd + 1,
+        beacon: BeaconConfig::default(),
     };
     let block = MagicBlock::from_board(&place, &board, |id| {
         nodes

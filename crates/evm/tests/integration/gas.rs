@@ -23,7 +23,7 @@ use group::{Curve as _, Group as _};
 use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
 use keyquorum_contract::magic::{MagicBlockMember, signing_message};
 use keyquorum_contract::select::select_committee;
-use keyquorum_contract::{KeyMode, MagicBlock, SignerRole, genesis_seed};
+use keyquorum_contract::{BeaconConfig, KeyMode, MagicBlock, SignerRole, genesis_seed};
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_dkg::identity::Purpose;
@@ -220,6 +220,7 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
                 .collect(),
             previous_hash: Hex(previous.map(|p| p.1).unwrap_or_default()),
             first_round: sel.waitEnd + 1,
+            beacon: BeaconConfig::default(),
         };
         let hash = block.hash();
         let sign = |sk: Scalar, role| {

@@ -147,6 +147,7 @@ impl ChainClient for DevchainClient {
         Ok(ChainStatus {
             chain_id: contract.chain_id,
             height: status.height,
+            beacon: contract.beacon,
         })
     }
 

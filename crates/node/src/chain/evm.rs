@@ -64,6 +64,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keyquorum_contract::tx::TxBody;
+use keyquorum_contract::{BeaconConfig, BeaconScheme};
 use keyquorum_dkg::identity::Purpose;
 use keyquorum_evm::Coordinator::CoordinatorErrors;
 use keyquorum_evm::alloy_primitives::{Address, Bytes, U256};
@@ -145,6 +146,8 @@ pub struct EvmChainClient {
     starting: Arc<AtomicBool>,
     /// The head at this node's last check for a due view change (one check per block).
     checked_at: Arc<AtomicU64>,
+    /// The contract's configured beacon, read when the node connects (it is fixed at deploy).
+    beacon: BeaconConfig,
     /// The newest block the follower confirmed (the translator has seen its logs).
     confirmed: Arc<AtomicU64>,
     /// This node's place on the candidate list (module docs).
@@ -168,6 +171,22 @@ impl std::fmt::Debug for EvmChainClient {
     }
 }
 
+/// The beacon the contract at `client` is configured with, which every magic block it
+/// activates names: the magic blocks this node builds name it too.
+async fn read_beacon_config(client: &Client) -> Result<BeaconConfig, ClientError> {
+    let c = client.read(Coordinator::beaconConfigCall {}).await?;
+    let scheme = BeaconScheme::from_tag(c.scheme).ok_or_else(|| {
+        ClientError::Decode(format!(
+            "the contract's beacon scheme {} is unknown",
+            c.scheme
+        ))
+    })?;
+    Ok(BeaconConfig {
+        scheme,
+        period_secs: c.period,
+    })
+}
+
 impl EvmChainClient {
     /// Connects to the contract, sending from `key`'s account.
     pub async fn connect(
@@ -177,6 +196,7 @@ impl EvmChainClient {
         let account = key.address();
         let client = Client::connect(&settings.rpc, key, settings.contract).await?;
         let chain_id = client.chain_id().await?;
+        let beacon = read_beacon_config(&client).await?;
         let follower = Follower::new(
             client.provider().clone(),
             settings.contract,
@@ -188,7 +208,9 @@ impl EvmChainClient {
                 chain_id,
                 contract: settings.contract,
                 chain_name: settings.chain_name.clone(),
+                beacon,
             }))),
+            beacon,
             client,
             chain_id,
             settings,
@@ -754,6 +776,7 @@ impl ChainClient for EvmChainClient {
         Ok(ChainStatus {
             chain_id: self.settings.chain_name.clone(),
             height: self.client.block_number().await?,
+            beacon: self.beacon,
         })
     }
 

@@ -174,6 +174,9 @@ pub struct ChainStatus {
     pub chain_id: String,
     /// The chain's height.
     pub height: u64,
+    /// The beacon the contract configures for a fresh key's view: what this node expects in
+    /// such a view's magic block ([`keyquorum_contract::BeaconConfig::for_view`]).
+    pub beacon: keyquorum_contract::BeaconConfig,
 }
 
 /// A transaction as committed in a block.

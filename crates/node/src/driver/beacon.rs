@@ -3,9 +3,11 @@
 //! and tells the runtime to run it ([`Effect::StartBeacon`]). The rounds themselves are the
 //! runtime's ([`crate::beacon`]): this file only decides which chain and which group.
 //!
-//! # Genesis time and period
-//! Both follow from data every node sees identically, so no node needs anyone's word for
-//! them: the period is [`DEFAULT_PERIOD_SECS`] (3 s), and a new chain's genesis (round 1) is
+//! # Scheme, genesis time and period
+//! All follow from data every node sees identically, so no node needs anyone's word for
+//! them: the scheme and the period are the magic block's (the chain's configuration for a fresh
+//! key, the previous view's for a reshare, checked by every signer before it signed the block),
+//! and a new chain's genesis (round 1) is
 //! the activation block's production time rounded up to the next whole second, plus one
 //! period, so that every node has followed the activation block before round 1 starts. The
 //! block time is hashed into the block, so the rule is as deterministic as the chain.
@@ -20,8 +22,9 @@
 //! followed the view changes without running those chains (one that joined later and followed
 //! the chain's history) fetches their rounds from those committees up to that bound.
 
-use keyquorum_beacon::info::{DEFAULT_BEACON_ID, DEFAULT_PERIOD_SECS};
+use keyquorum_beacon::info::DEFAULT_BEACON_ID;
 use keyquorum_beacon::{ChainInfo, SchemeId};
+use keyquorum_contract::BeaconScheme;
 
 use super::*;
 use crate::store::{BeaconMemberRecord, BeaconViewRecord, EndedChainRecord};
@@ -68,6 +71,14 @@ pub fn beacon_genesis_time(activation_time_ms: u64, period_secs: u32) -> i64 {
         .saturating_add(i64::from(period_secs))
 }
 
+/// drand's scheme for a magic block's beacon scheme.
+pub fn scheme_id(scheme: BeaconScheme) -> SchemeId {
+    match scheme {
+        BeaconScheme::PedersenBlsChained => SchemeId::PedersenBlsChained,
+        BeaconScheme::PedersenBlsUnchained => SchemeId::PedersenBlsUnchained,
+    }
+}
+
 impl Driver {
     /// The beacon of the view just activated, from its magic block (`None` when this node did
     /// not record the block, e.g. one it refused): its chain, continuing or following the
@@ -83,10 +94,10 @@ impl Driver {
         let previous_record = self.state.beacon.as_ref();
         let previous =
             previous_record.and_then(|b| ChainInfo::from_json(b.chain_info.as_bytes()).ok());
-        let period = DEFAULT_PERIOD_SECS;
+        let period = block.beacon.period_secs;
         let info = match ChainInfo::for_view(
             previous.as_ref(),
-            SchemeId::PedersenBlsChained,
+            scheme_id(block.beacon.scheme),
             &block.group_key.0,
             *hash,
             beacon_genesis_time(self.block_time_ms, period),

@@ -70,6 +70,11 @@ impl Driver {
             }
             h
         };
+        let key_mode = if live.ceremony.reshare().is_some() {
+            KeyMode::Reshare
+        } else {
+            KeyMode::Fresh
+        };
         let place = MagicBlockPlace {
             // Not derived from the board: where the chain puts the view (the hash still binds
             // them, and every committee signs the same bytes).
@@ -77,12 +82,15 @@ impl Driver {
             first_round: block.first_round,
             view,
             ceremony_number,
-            key_mode: if live.ceremony.reshare().is_some() {
-                KeyMode::Reshare
-            } else {
-                KeyMode::Fresh
-            },
+            key_mode,
             previous_hash,
+            // The contract's rule on what this node knows: the configured beacon for a fresh
+            // key, the active view's (its chain goes on) for a reshare.
+            beacon: BeaconConfig::for_view(
+                key_mode,
+                self.configured_beacon,
+                self.active_block.as_ref().map(|b| b.beacon),
+            ),
         };
         let registry = &self.state.registry;
         let expected = live

@@ -99,7 +99,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use ff::Field;
-use keyquorum_contract::config::KeyMode;
+use keyquorum_contract::config::{BeaconConfig, KeyMode};
 use keyquorum_contract::follow::{FollowedCeremony, Follower, SeatRole, Step};
 use keyquorum_contract::hex::Hex;
 use keyquorum_contract::magic::{BuildError, MagicBlock, MagicBlockPlace, signing_message};
@@ -138,7 +138,7 @@ use crate::store::{
     ShareRecord, Store, StoreError,
 };
 
-pub use beacon::{MAX_ENDED_CHAINS, beacon_genesis_time, ended_chains};
+pub use beacon::{MAX_ENDED_CHAINS, beacon_genesis_time, ended_chains, scheme_id};
 use faults::FaultState;
 use kinds::{direct_kind, post_kind};
 use outbox::pending_status;
@@ -311,6 +311,9 @@ pub struct Driver {
     /// The active view's magic block, if this node recorded it (it saw the block while it was
     /// being signed): its committee signs the next handover. Stored apart from the state.
     active_block: Option<MagicBlock>,
+    /// The beacon the contract configures for a fresh key's view, as the chain reported it when
+    /// the node started (see [`Driver::set_configured_beacon`]).
+    configured_beacon: BeaconConfig,
 }
 
 fn hex_id(id: &IdentityPublicKey) -> String {
@@ -370,6 +373,7 @@ impl Driver {
             follower,
             block_time_ms: 0,
             active_block,
+            configured_beacon: BeaconConfig::default(),
         };
         d.observe_opened();
         let mut effects = d.resume()?;
@@ -381,6 +385,13 @@ impl Driver {
             effects.push(Effect::StartSigningKey { view: k.view });
         }
         Ok((d, effects))
+    }
+
+    /// The beacon the contract configures for a fresh key's view (the chain's status when the
+    /// node starts): the value this node expects in such a view's magic block. A reshare's
+    /// comes from the active view's block instead ([`BeaconConfig::for_view`]).
+    pub fn set_configured_beacon(&mut self, beacon: BeaconConfig) {
+        self.configured_beacon = beacon;
     }
 
     /// Next block height to process.

@@ -58,6 +58,8 @@ pub(crate) fn idle_config(chain_name: &str) -> Coordinator::Config {
         unbondingBlocks: 20,
         misbehaviourPercent: 10,
         reporterPercent: 10,
+        beaconScheme: 1,
+        beaconPeriod: 3,
     }
 }
 

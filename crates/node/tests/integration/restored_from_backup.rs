@@ -52,6 +52,7 @@ impl ChainClient for OneBlockChain {
         Ok(ChainStatus {
             chain_id: "restored-from-backup-test".into(),
             height: HEAD,
+            beacon: Default::default(),
         })
     }
 

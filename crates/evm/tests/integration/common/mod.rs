@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use alloy_primitives::{Address, Bytes, Log, U256};
 use alloy_sol_types::{SolCall, SolConstructor, SolError, SolEvent};
+use keyquorum_contract::BeaconConfig;
 use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
 use keyquorum_contract::state::{CeremonySpec, SpecParticipant};
 use keyquorum_crypto::Bls12381G1;
@@ -109,6 +110,8 @@ pub fn config(n: u32) -> Coordinator::Config {
         unbondingBlocks: 20,
         misbehaviourPercent: 50,
         reporterPercent: 10,
+        beaconScheme: BeaconConfig::default().scheme.tag(),
+        beaconPeriod: BeaconConfig::default().period_secs,
     }
 }
 
@@ -310,6 +313,7 @@ pub fn deployment(contract: Address) -> Deployment {
         chain_id: CHAIN_ID,
         contract,
         chain_name: CHAIN_NAME.into(),
+        beacon: BeaconConfig::default(),
     }
 }
 
