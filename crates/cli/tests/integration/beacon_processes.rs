@@ -371,3 +371,114 @@ async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partia
     let (verified, output) = drand_js::verify(&node0, &second, &["1".into(), "2".into()]);
     assert!(verified, "{output}");
 }
+
+const UNCHAINED_CONTRACT: &str = r#"
+chain_id = "beacon-unchained-test"
+first_view_change = 20
+view_length = 60
+retry_delay = 5
+max_ceremonies_per_view = 3
+key_mode = "reshare"
+[committee]
+max_size = 4
+min_size = 4
+threshold = { percent = 66 }
+quorum = { percent = 75 }
+keep_previous_percent = 70
+min_stake = 1
+[phases]
+contribute = 12
+share = 15
+publish = 12
+wait = 12
+[slashing]
+misbehaviour_percent = 10
+absence_percent = 0
+"#;
+
+/// A chain configured with `--beacon-scheme pedersen-bls-unchained --beacon-period 2`: view 1's
+/// magic block names them, and every node runs that chain: `/info` says so in drand's format,
+/// rounds come 2 s apart without a previous signature and verify under the unchained scheme
+/// (here, with `keyquorum beacon verify` and with drand's own client); view 2, a reshare,
+/// goes on with the same chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chain_configured_unchained_with_a_2_s_period_runs_that_beacon() {
+    let _network = crate::common::one_network_at_a_time().await;
+    let net = Testnet::with_chain_args(
+        NODES,
+        UNCHAINED_CONTRACT,
+        None,
+        &[
+            "--beacon-scheme",
+            "pedersen-bls-unchained",
+            "--beacon-period",
+            "2",
+        ],
+    );
+    let (nodes, chain_port) = (&net.nodes[..], net.chain_port);
+    let _procs: Vec<Proc> = (0..NODES).map(|i| net.start(i, None)).collect();
+
+    let first = wait_for("view 1's beacon", Duration::from_secs(120), async || {
+        let i = info(nodes[0].status).await?;
+        (latest_on(nodes[0].status, &i).await? >= 3).then_some(i)
+    })
+    .await;
+    let (_, body) = http_get(nodes[0].status, "/info").await.unwrap();
+    let served: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(served["schemeID"], "pedersen-bls-unchained", "{body}");
+    assert_eq!(served["period"], 2, "{body}");
+    let configured = contract_status(chain_port).await.unwrap().beacon;
+    assert_eq!(configured.scheme.as_str(), "pedersen-bls-unchained");
+    assert_eq!(configured.period_secs, 2);
+    let (_, body) = http_get(nodes[0].status, "/public/2").await.unwrap();
+    assert!(!body.contains("previous_signature"), "{body}");
+
+    // Rounds go on 2 s apart: about three more in six seconds.
+    let before = latest_on(nodes[0].status, &first).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let after = latest_on(nodes[0].status, &first).await.unwrap();
+    assert!(
+        (before + 2..=before + 4).contains(&after),
+        "{before} -> {after}"
+    );
+
+    // View 2 (reshare): the same unchained chain goes on.
+    wait_for("view 2", Duration::from_secs(120), async || {
+        (contract_status(chain_port).await?.view >= 2).then_some(())
+    })
+    .await;
+    let target = latest_on(nodes[0].status, &first).await.unwrap() + 2;
+    let upto = wait_for("rounds in view 2", Duration::from_secs(60), async || {
+        let mut all = Vec::new();
+        for n in nodes {
+            all.push(latest_on(n.status, &first).await?);
+        }
+        let min = *all.iter().min()?;
+        (min >= target).then_some(min)
+    })
+    .await;
+    for n in nodes {
+        assert_eq!(
+            info(n.status).await.unwrap(),
+            first,
+            "a reshare keeps the chain"
+        );
+    }
+    check_rounds(nodes, &first, upto).await;
+    for r in 1..=upto {
+        assert_eq!(
+            round(nodes[0].status, &r.to_string())
+                .await
+                .unwrap()
+                .previous_signature,
+            None
+        );
+    }
+    let (verified, output) = beacon_verify(nodes[0].status);
+    assert!(verified, "{output}");
+    let node0 = format!("http://127.0.0.1:{}", nodes[0].status);
+    let mut rounds: Vec<String> = (1..=upto).map(|r| r.to_string()).collect();
+    rounds.push("latest".into());
+    let (verified, output) = drand_js::verify(&node0, &first, &rounds);
+    assert!(verified, "{output}");
+}

@@ -46,10 +46,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use group::prime::PrimeCurveAffine;
+use keyquorum_beacon::engine::RoundStore;
 use keyquorum_beacon::engine::{Action, Engine, EngineConfig, Member, MemberId, PartialBeacon};
 use keyquorum_beacon::engine::{Rejected, SigningShare, ViewGroup};
+use keyquorum_beacon::scheme::DrandScheme;
 use keyquorum_beacon::sync::{SyncAnswer, check_link, decode_answer};
-use keyquorum_beacon::{ChainInfo, PedersenBlsChained, Round};
+use keyquorum_beacon::{ChainInfo, PedersenBlsChained, PedersenBlsUnchained, Round, SchemeId};
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_net::SessionId;
@@ -61,8 +63,75 @@ use crate::store::BeaconViewRecord;
 use store::{BeaconStore, ChainRounds, RoundOrigin, RoundTiming};
 use sync::{SyncAsk, SyncResult, Syncer};
 
+/// The layout of keys, shares and partials: the same in both schemes a view can run (keys in
+/// G1, signatures in G2), which differ only in the message a round signs.
 type Scheme = PedersenBlsChained;
 type Scalar = <G as Curve>::Scalar;
+type KeyPoint = <G as Curve>::Affine;
+
+/// The round engine of the view's scheme (its magic block's).
+#[derive(Debug)]
+enum SchemeEngine {
+    Chained(Engine<PedersenBlsChained>),
+    Unchained(Engine<PedersenBlsUnchained>),
+}
+
+impl SchemeEngine {
+    /// The engine for `info`'s scheme, refused for a scheme whose keys are not in G1.
+    fn new(
+        info: ChainInfo,
+        threshold: usize,
+        members: &[(Scalar, KeyPoint)],
+        group_key: KeyPoint,
+        me: Option<SigningShare>,
+    ) -> Result<Self, String> {
+        fn build<S: DrandScheme<Public = G>>(
+            info: ChainInfo,
+            threshold: usize,
+            members: &[(Scalar, KeyPoint)],
+            group_key: KeyPoint,
+            me: Option<SigningShare>,
+        ) -> Result<Engine<S>, String> {
+            let members = members
+                .iter()
+                .map(|&(share_index, public_share)| Member::<S> {
+                    share_index,
+                    public_share,
+                })
+                .collect();
+            let group = ViewGroup::new(threshold, members, group_key).map_err(|e| e.to_string())?;
+            Engine::new(info, group, me, EngineConfig::default()).map_err(|e| e.to_string())
+        }
+        match info.scheme() {
+            SchemeId::PedersenBlsChained => {
+                build(info, threshold, members, group_key, me).map(SchemeEngine::Chained)
+            }
+            SchemeId::PedersenBlsUnchained => {
+                build(info, threshold, members, group_key, me).map(SchemeEngine::Unchained)
+            }
+            other => Err(format!("scheme {other} has no keys in G1")),
+        }
+    }
+
+    fn tick(&mut self, round: u64, store: &impl RoundStore) -> Vec<Action> {
+        match self {
+            SchemeEngine::Chained(e) => e.tick(round, store),
+            SchemeEngine::Unchained(e) => e.tick(round, store),
+        }
+    }
+
+    fn on_partial(
+        &mut self,
+        sender: Option<MemberId>,
+        message: &PartialBeacon,
+        store: &impl RoundStore,
+    ) -> Result<Vec<Action>, Rejected> {
+        match self {
+            SchemeEngine::Chained(e) => e.on_partial(sender, message, store),
+            SchemeEngine::Unchained(e) => e.on_partial(sender, message, store),
+        }
+    }
+}
 
 /// Why a view's beacon cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +192,7 @@ pub struct Beacon {
     view: u64,
     session: SessionId,
     info: ChainInfo,
-    engine: Engine<Scheme>,
+    engine: SchemeEngine,
     /// Member identities in committee order (the engine's [`MemberId`]s).
     identities: Vec<Vec<u8>>,
     by_identity: HashMap<Vec<u8>, MemberId>,
@@ -165,15 +234,10 @@ impl Beacon {
             let bytes = hex::decode(&m.public_share).map_err(|_| bad("public share".into()))?;
             let public_share = keyquorum_crypto::tbls::decode_public_key::<Scheme>(&bytes)
                 .map_err(|e| bad(e.to_string()))?;
-            members.push(Member {
-                share_index: Scalar::from(m.index),
-                public_share,
-            });
+            members.push((Scalar::from(m.index), public_share));
             identities.push(hex::decode(&m.identity).map_err(|_| bad("identity".into()))?);
         }
         let group_key = keyquorum_crypto::tbls::decode_public_key::<Scheme>(info.public_key())
-            .map_err(|e| bad(e.to_string()))?;
-        let group = ViewGroup::new(record.threshold as usize, members, group_key)
             .map_err(|e| bad(e.to_string()))?;
         let own = match (record.own_index, &share) {
             (Some(index), Some((held, _))) if index == *held => record
@@ -187,8 +251,14 @@ impl Beacon {
             member,
             share: Secret::new(*share.expose()),
         });
-        let engine = Engine::new(info.clone(), group, me, EngineConfig::default())
-            .map_err(|e| bad(e.to_string()))?;
+        let engine = SchemeEngine::new(
+            info.clone(),
+            record.threshold as usize,
+            &members,
+            group_key,
+            me,
+        )
+        .map_err(bad)?;
         store.put_chain(&info)?;
         let last = store.last_round(&info.hash())?;
         let by_identity = identities

@@ -29,6 +29,11 @@ struct Committee {
 }
 
 fn committee(seed: u64) -> Committee {
+    committee_on(seed, SchemeId::PedersenBlsChained, 3)
+}
+
+/// A committee signing on a chain of `scheme` with `period` seconds between rounds.
+fn committee_on(seed: u64, scheme: SchemeId, period: u32) -> Committee {
     let poly = Polynomial::<Scalar>::random(T - 1, None, &mut ChaCha20Rng::seed_from_u64(seed));
     let mut members = Vec::new();
     let mut shares = Vec::new();
@@ -45,11 +50,11 @@ fn committee(seed: u64) -> Committee {
     let group_key = tbls::public_key::<Scheme>(&Secret::new(poly.constant()));
     let info = ChainInfo::for_view(
         None,
-        SchemeId::PedersenBlsChained,
+        scheme,
         &<G as Curve>::point_bytes(&group_key),
         [7; 32],
         GENESIS,
-        3,
+        period,
         DEFAULT_BEACON_ID,
     )
     .unwrap();
@@ -374,6 +379,59 @@ fn the_store_verifies_before_storing_and_never_holds_two_values() {
     // Chain infos round-trip.
     fresh.put_chain(&info).unwrap();
     assert_eq!(fresh.chain(&info.hash()).unwrap(), Some(info));
+}
+
+/// A view whose magic block names `pedersen-bls-unchained` with a 2 s period runs that chain:
+/// its rounds, 2 s apart, carry no previous signature and verify under the unchained scheme
+/// (a signature on `sha256(round)` alone), and `/info` names the scheme and period in
+/// drand's format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_on_the_unchained_scheme_produces_unchained_rounds_at_its_period() {
+    use keyquorum_contract::{BeaconConfig, BeaconScheme};
+    let dir = tempfile::tempdir().unwrap();
+    let block = BeaconConfig {
+        scheme: BeaconScheme::PedersenBlsUnchained,
+        period_secs: 2,
+    };
+    let c = committee_on(
+        21,
+        crate::driver::scheme_id(block.scheme),
+        block.period_secs,
+    );
+    let mut nodes: Vec<Node> = (0..N).map(|i| node(&c, i, dir.path(), false)).collect();
+    let at = |r: u64| (GENESIS as u64 + (r - 1) * 2) * 1000 + 100;
+    for r in 1..=3 {
+        run(&mut nodes, &[true; N], at(r));
+    }
+    let info = nodes[0].beacon.info().clone();
+    assert_eq!(info.scheme(), SchemeId::PedersenBlsUnchained);
+    assert_eq!(info.period_secs(), 2);
+    for n in &nodes {
+        assert_eq!(n.beacon.last_round(), 3);
+    }
+    for r in 1..=3 {
+        let round = nodes[0].store.round(&info.hash(), r).unwrap().unwrap();
+        assert_eq!(round.previous_signature, None);
+        verify_round(&info, &round).unwrap();
+    }
+    let beacon = http::BeaconHttp::default();
+    let addr = serve_beacon(beacon.clone()).await;
+    beacon.set(http::Serving {
+        info: info.clone(),
+        store: nodes[0].store.clone(),
+    });
+    let (code, body) = http_get(addr, "/info").await;
+    assert_eq!(code, 200, "{body}");
+    let served: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(served["schemeID"], "pedersen-bls-unchained");
+    assert_eq!(served["period"], 2);
+    assert_eq!(ChainInfo::from_json(body.as_bytes()).unwrap(), info);
+    let (code, body) = http_get(addr, "/public/latest").await;
+    assert_eq!(code, 200, "{body}");
+    let latest: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(latest["round"], 3);
+    assert!(latest.get("previous_signature").is_none(), "{body}");
+    verify_round(&info, &Round::from_json(body.as_bytes()).unwrap()).unwrap();
 }
 
 #[test]

@@ -223,6 +223,16 @@ pub fn start_node_with(
 /// Writes `contract` plus a genesis allocation of 5000 to every node into `dir/contract.toml`
 /// and starts `keyquorum chain` on it (200 ms blocks); returns the process and its HTTP port.
 pub fn start_chain(dir: &Path, contract: &str, nodes: &[NodeSpec]) -> (Proc, u16) {
+    start_chain_with(dir, contract, nodes, &[])
+}
+
+/// [`start_chain`] with `extra` arguments to `keyquorum chain`.
+pub fn start_chain_with(
+    dir: &Path,
+    contract: &str,
+    nodes: &[NodeSpec],
+    extra: &[&str],
+) -> (Proc, u16) {
     // Every node is funded at genesis with more than it stakes.
     let genesis: String = nodes
         .iter()
@@ -244,6 +254,7 @@ pub fn start_chain(dir: &Path, contract: &str, nodes: &[NodeSpec]) -> (Proc, u16
             .arg(format!("127.0.0.1:{chain_port}"))
             .args(["--block-ms", "200", "--contract"])
             .arg(dir.join("contract.toml"))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log_file(dir, "chain.log"))
             .spawn()
@@ -279,6 +290,16 @@ impl Testnet {
     /// Keys for `n` nodes and the chain on `contract`. With `sign_token`, nodes serve
     /// `POST /sign` with that token.
     pub fn new(n: usize, contract: &str, sign_token: Option<&str>) -> Self {
+        Self::with_chain_args(n, contract, sign_token, &[])
+    }
+
+    /// [`Testnet::new`] with `chain_args` added to `keyquorum chain`'s arguments.
+    pub fn with_chain_args(
+        n: usize,
+        contract: &str,
+        sign_token: Option<&str>,
+        chain_args: &[&str],
+    ) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         std::fs::write(dir.join("pass"), format!("{PASSPHRASE}\n")).unwrap();
@@ -286,7 +307,7 @@ impl Testnet {
         if let Some(token) = sign_token {
             std::fs::write(dir.join("sign.token"), format!("{token}\n")).unwrap();
         }
-        let (chain, chain_port) = start_chain(dir, contract, &nodes);
+        let (chain, chain_port) = start_chain_with(dir, contract, &nodes, chain_args);
         Testnet {
             nodes,
             chain_port,
