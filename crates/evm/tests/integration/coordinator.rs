@@ -357,17 +357,13 @@ fn a_flood_of_minimum_stakes_cannot_keep_a_higher_stake_out() {
 /// of a contribution only its session, dealer and `f(0) G`; dealer `d`'s is `(d + 1) G`), the
 /// group key their sum, signed under it and endorsed by `t` seats.
 fn activate_synthetic(chain: &mut Chain, nodes: &[Node], s: &Started) {
-    activate_synthetic_with(chain, nodes, s, BeaconConfig::default()).ok();
+    let secret = post_synthetic(chain, nodes, s);
+    activate_synthetic_with(chain, nodes, s, secret, BeaconConfig::default()).ok();
 }
 
-/// [`activate_synthetic`] with a magic block naming `beacon`, correctly signed and endorsed:
-/// the receipt of the activation.
-fn activate_synthetic_with(
-    chain: &mut Chain,
-    nodes: &[Node],
-    s: &Started,
-    beacon: BeaconConfig,
-) -> Receipt {
+/// Posts [`activate_synthetic`]'s contributions and moves past the publish phase: the group
+/// secret.
+fn post_synthetic(chain: &mut Chain, nodes: &[Node], s: &Started) -> Scalar {
     let seats = seated(nodes, s);
     let n = s.sel.n;
     let mut secret = Scalar::from(0u64);
@@ -386,6 +382,20 @@ fn activate_synthetic_with(
         chain.send(seat.account, 0, post_call(&post)).ok();
     }
     chain.set_block(s.sel.publishEnd + 1);
+    secret
+}
+
+/// [`activate_synthetic`]'s activation with a magic block naming `beacon`, correctly signed
+/// and endorsed: its receipt.
+fn activate_synthetic_with(
+    chain: &mut Chain,
+    nodes: &[Node],
+    s: &Started,
+    secret: Scalar,
+    beacon: BeaconConfig,
+) -> Receipt {
+    let seats = seated(nodes, s);
+    let n = s.sel.n;
     let group_key =
         blstrs::G1Affine::from(blstrs::G1Projective::generator() * secret).to_compressed();
     let mut block = first_view_block(s, &seats, group_key);
@@ -447,6 +457,7 @@ fn the_coordinator_activates_only_a_magic_block_with_its_configured_beacon() {
     let c = chain.read(Coordinator::beaconConfigCall {});
     assert_eq!((c.scheme, c.period), (2, 2));
     let s = start(&mut chain, &nodes);
+    let secret = post_synthetic(&mut chain, &nodes, &s);
     for other in [
         BeaconConfig::default(),
         BeaconConfig {
@@ -458,10 +469,10 @@ fn the_coordinator_activates_only_a_magic_block_with_its_configured_beacon() {
             ..unchained
         },
     ] {
-        activate_synthetic_with(&mut chain, &nodes, &s, other)
+        activate_synthetic_with(&mut chain, &nodes, &s, secret, other)
             .reverts_with::<Coordinator::BadMagicBlock>();
     }
-    let r = activate_synthetic_with(&mut chain, &nodes, &s, unchained).ok();
+    let r = activate_synthetic_with(&mut chain, &nodes, &s, secret, unchained).ok();
     assert_eq!(r.events::<Coordinator::ViewActivated>().len(), 1);
     assert_eq!(chain.read(Coordinator::currentViewCall {}), 1);
 }
