@@ -28,8 +28,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{
-    NodeSpec, Proc, Testnet, beacon_verify, contract_status, drand_js, http_get, info, latest_on,
-    metric_sum, round, wait_for,
+    NodeSpec, Proc, Testnet, beacon_contract, beacon_verify, contract_status, drand_js, http_get,
+    info, latest_on, metric_sum, round, wait_for,
 };
 use keyquorum_beacon::{ChainInfo, Round, verify_round_number};
 
@@ -43,30 +43,33 @@ fn fault(i: usize) -> Option<&'static str> {
     (i == BAD_BEACON).then_some("bad-beacon")
 }
 
-const CONTRACT: &str = r#"
-chain_id = "beacon-processes-test"
-first_view_change = 20
-view_length = 150
-retry_delay = 5
-max_ceremonies_per_view = 3
-key_mode = "reshare"
-key_mode_overrides = [{ view = 3, mode = "fresh" }]
-[committee]
-max_size = 4
-min_size = 4
-threshold = { percent = 66 }
-quorum = { percent = 75 }
-keep_previous_percent = 70
-min_stake = 1
-[phases]
-contribute = 12
-share = 15
-publish = 12
-wait = 12
-[slashing]
-misbehaviour_percent = 10
-absence_percent = 0
-"#;
+/// Waits for view 2, a reshare, and for two more rounds of `chain` at every node; checks every
+/// node still serves `chain` (a reshare keeps the key, so the chain goes on) and returns the
+/// lowest latest round among them.
+async fn reshare_goes_on(nodes: &[NodeSpec], chain_port: u16, chain: &ChainInfo) -> u64 {
+    wait_for("view 2", Duration::from_secs(120), async || {
+        (contract_status(chain_port).await?.view >= 2).then_some(())
+    })
+    .await;
+    let target = latest_on(nodes[0].status, chain).await.unwrap() + 2;
+    let upto = wait_for("rounds in view 2", Duration::from_secs(60), async || {
+        let mut all = Vec::new();
+        for n in nodes {
+            all.push(latest_on(n.status, chain).await?);
+        }
+        let min = *all.iter().min()?;
+        (min >= target).then_some(min)
+    })
+    .await;
+    for n in nodes {
+        assert_eq!(
+            info(n.status).await.unwrap(),
+            *chain,
+            "a reshare keeps the chain"
+        );
+    }
+    upto
+}
 
 /// Every round `1..=upto` of `chain` from every node that serves it verifies, and every node
 /// serves the same value for it.
@@ -206,7 +209,15 @@ async fn check_signing(nodes: &[NodeSpec], chain: &ChainInfo) {
 async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partials() {
     let _network = crate::common::one_network_at_a_time().await;
     // One more key than nodes: the late node, started in view 3.
-    let net = Testnet::new(NODES + 1, CONTRACT, Some(SIGN_TOKEN));
+    let net = Testnet::new(
+        NODES + 1,
+        &beacon_contract(
+            "beacon-processes-test",
+            150,
+            "key_mode = \"reshare\"\nkey_mode_overrides = [{ view = 3, mode = \"fresh\" }]",
+        ),
+        Some(SIGN_TOKEN),
+    );
     let (nodes, chain_port) = (&net.nodes[..NODES], net.chain_port);
     let mut procs: Vec<Option<Proc>> = (0..NODES).map(|i| Some(net.start(i, fault(i)))).collect();
 
@@ -254,27 +265,7 @@ async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partia
     }
 
     // View 2 (reshare): the same chain goes on.
-    wait_for("view 2", Duration::from_secs(120), async || {
-        (contract_status(chain_port).await?.view >= 2).then_some(())
-    })
-    .await;
-    let after_reshare = latest_on(nodes[0].status, &first).await.unwrap() + 2;
-    let upto = wait_for("rounds in view 2", Duration::from_secs(60), async || {
-        let mut all = Vec::new();
-        for n in nodes {
-            all.push(latest_on(n.status, &first).await?);
-        }
-        let min = *all.iter().min()?;
-        (min >= after_reshare).then_some(min)
-    })
-    .await;
-    for n in nodes {
-        assert_eq!(
-            info(n.status).await.unwrap(),
-            first,
-            "a reshare keeps the chain"
-        );
-    }
+    let upto = reshare_goes_on(nodes, chain_port, &first).await;
     check_rounds(nodes, &first, upto).await;
     check_signing(nodes, &first).await;
 
@@ -372,31 +363,6 @@ async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partia
     assert!(verified, "{output}");
 }
 
-const UNCHAINED_CONTRACT: &str = r#"
-chain_id = "beacon-unchained-test"
-first_view_change = 20
-view_length = 60
-retry_delay = 5
-max_ceremonies_per_view = 3
-key_mode = "reshare"
-key_mode_overrides = []
-[committee]
-max_size = 4
-min_size = 4
-threshold = { percent = 66 }
-quorum = { percent = 75 }
-keep_previous_percent = 70
-min_stake = 1
-[phases]
-contribute = 12
-share = 15
-publish = 12
-wait = 12
-[slashing]
-misbehaviour_percent = 10
-absence_percent = 0
-"#;
-
 /// A chain configured with `--beacon-scheme pedersen-bls-unchained --beacon-period 2`: view 1's
 /// magic block names them, and every node runs that chain: `/info` says so in drand's format,
 /// rounds come 2 s apart without a previous signature and verify under the unchained scheme
@@ -407,7 +373,11 @@ async fn a_chain_configured_unchained_with_a_2_s_period_runs_that_beacon() {
     let _network = crate::common::one_network_at_a_time().await;
     let net = Testnet::with_chain_args(
         NODES,
-        UNCHAINED_CONTRACT,
+        &beacon_contract(
+            "beacon-unchained-test",
+            60,
+            "key_mode = \"reshare\"\nkey_mode_overrides = []",
+        ),
         None,
         &[
             "--beacon-scheme",
@@ -435,27 +405,7 @@ async fn a_chain_configured_unchained_with_a_2_s_period_runs_that_beacon() {
     assert!(!body.contains("previous_signature"), "{body}");
 
     // View 2 (reshare): the same unchained chain goes on.
-    wait_for("view 2", Duration::from_secs(120), async || {
-        (contract_status(chain_port).await?.view >= 2).then_some(())
-    })
-    .await;
-    let target = latest_on(nodes[0].status, &first).await.unwrap() + 2;
-    let upto = wait_for("rounds in view 2", Duration::from_secs(60), async || {
-        let mut all = Vec::new();
-        for n in nodes {
-            all.push(latest_on(n.status, &first).await?);
-        }
-        let min = *all.iter().min()?;
-        (min >= target).then_some(min)
-    })
-    .await;
-    for n in nodes {
-        assert_eq!(
-            info(n.status).await.unwrap(),
-            first,
-            "a reshare keeps the chain"
-        );
-    }
+    let upto = reshare_goes_on(nodes, chain_port, &first).await;
     check_rounds(nodes, &first, upto).await;
     // The rounds follow the 2 s schedule from the chain's genesis. Checked 36 s or more after
     // it, where a node behind by up to three rounds is still ahead of any 3 s schedule.

@@ -12,7 +12,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{Proc, Testnet, contract_status, http_get, wait_for};
+use common::{FRESH_KEYS, Proc, Testnet, beacon_contract, contract_status, http_get, wait_for};
 use keyquorum_beacon::ChainInfo;
 use keyquorum_node::beacon::rounds::RoundsJson;
 use keyquorum_node::status::Status;
@@ -20,31 +20,6 @@ use serde_json::Value;
 
 const NODES: usize = 4;
 const NO_BEACON: usize = 3;
-
-const CONTRACT: &str = r#"
-chain_id = "beacon-status-test"
-first_view_change = 20
-view_length = 1000
-retry_delay = 5
-max_ceremonies_per_view = 3
-key_mode = "fresh"
-key_mode_overrides = []
-[committee]
-max_size = 4
-min_size = 4
-threshold = { percent = 66 }
-quorum = { percent = 75 }
-keep_previous_percent = 70
-min_stake = 1
-[phases]
-contribute = 12
-share = 15
-publish = 12
-wait = 12
-[slashing]
-misbehaviour_percent = 10
-absence_percent = 0
-"#;
 
 async fn status(port: u16) -> Option<Status> {
     match http_get(port, "/status").await? {
@@ -56,7 +31,11 @@ async fn status(port: u16) -> Option<Status> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_the_beacon_and_a_node_can_run_without_one() {
     let _network = crate::common::one_network_at_a_time().await;
-    let net = Testnet::new(NODES, CONTRACT, None);
+    let net = Testnet::new(
+        NODES,
+        &beacon_contract("beacon-status-test", 1000, FRESH_KEYS),
+        None,
+    );
     let (dir, nodes, chain_port) = (net.dir(), &net.nodes, net.chain_port);
     let _procs: Vec<Proc> = (0..NODES)
         .map(|i| {

@@ -13,7 +13,8 @@ use crate::common;
 use std::time::Duration;
 
 use common::{
-    NodeSpec, Proc, Testnet, beacon_verify, http_get, info, latest_on, metric_sum, round, wait_for,
+    FRESH_KEYS, NodeSpec, Proc, Testnet, beacon_contract, beacon_verify, http_get, info, latest_on,
+    metric_sum, round, wait_for,
 };
 use keyquorum_beacon::{ChainInfo, verify_round_number};
 use keyquorum_contract::hex::Hex;
@@ -22,31 +23,6 @@ use keyquorum_devchain::Client;
 use keyquorum_node::beacon::rounds::RoundsJson;
 
 const NODES: usize = 5;
-
-const CONTRACT: &str = r#"
-chain_id = "beacon-sync-test"
-first_view_change = 20
-view_length = 1000
-retry_delay = 5
-max_ceremonies_per_view = 3
-key_mode = "fresh"
-key_mode_overrides = []
-[committee]
-max_size = 4
-min_size = 4
-threshold = { percent = 66 }
-quorum = { percent = 75 }
-keep_previous_percent = 70
-min_stake = 1
-[phases]
-contribute = 12
-share = 15
-publish = 12
-wait = 12
-[slashing]
-misbehaviour_percent = 10
-absence_percent = 0
-"#;
 
 /// The positions (in `nodes`) of view 1's committee, once the view is active.
 async fn committee(chain_port: u16, nodes: &[NodeSpec]) -> Option<Vec<usize>> {
@@ -98,7 +74,11 @@ async fn same_rounds(ports: &[u16], chain: &ChainInfo, upto: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_outside_the_committee_serves_the_beacon_and_a_restarted_member_catches_up() {
     let _network = crate::common::one_network_at_a_time().await;
-    let net = Testnet::new(NODES, CONTRACT, None);
+    let net = Testnet::new(
+        NODES,
+        &beacon_contract("beacon-sync-test", 1000, FRESH_KEYS),
+        None,
+    );
     let nodes = &net.nodes;
     let mut procs: Vec<Option<Proc>> = (0..NODES).map(|i| Some(net.start(i, None))).collect();
 

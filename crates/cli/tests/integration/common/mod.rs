@@ -263,6 +263,40 @@ pub fn start_chain_with(
     (chain, chain_port)
 }
 
+/// [`beacon_contract`]'s key modes for a fresh key at every view change.
+pub const FRESH_KEYS: &str = "key_mode = \"fresh\"\nkey_mode_overrides = []";
+
+/// The contract file of the beacon tests: a committee of four, phases long enough for loaded
+/// machines, views of `view_length` blocks and the key modes `key_mode` (a TOML line or two:
+/// `key_mode` and `key_mode_overrides`).
+pub fn beacon_contract(chain_id: &str, view_length: u64, key_mode: &str) -> String {
+    format!(
+        r#"
+chain_id = "{chain_id}"
+first_view_change = 20
+view_length = {view_length}
+retry_delay = 5
+max_ceremonies_per_view = 3
+{key_mode}
+[committee]
+max_size = 4
+min_size = 4
+threshold = {{ percent = 66 }}
+quorum = {{ percent = 75 }}
+keep_previous_percent = 70
+min_stake = 1
+[phases]
+contribute = 12
+share = 15
+publish = 12
+wait = 12
+[slashing]
+misbehaviour_percent = 10
+absence_percent = 0
+"#
+    )
+}
+
 /// The passphrase every test node's key is sealed with.
 pub const PASSPHRASE: &str = "integration-test-passphrase";
 
