@@ -115,9 +115,10 @@ async fn register(chain: &EvmChainClient, index: u32, stake: u64) -> SubmitOutco
         .unwrap()
 }
 
-/// Sends a registration with a fixed gas limit and does not wait for it (anvil mines it at
-/// once): anvil estimates a call by running it many times, and the pairing checks of 300
-/// registrations make that the test's cost. The caller checks the list's length.
+/// Sends a registration with a fixed gas limit, without estimating it (anvil estimates a call
+/// by running it many times, and the pairing checks of 300 registrations make that the test's
+/// cost), and waits for its receipt: on a loaded machine the list was read before the last
+/// ones were mined.
 async fn register_unestimated(chain: &EvmChainClient, index: u32, stake: u64) {
     let call = registration(chain, index, stake);
     let tx = TransactionRequest::default()
@@ -126,12 +127,17 @@ async fn register_unestimated(chain: &EvmChainClient, index: u32, stake: u64) {
         .with_input(call.input)
         .with_value(call.value)
         .with_gas_limit(2_000_000);
-    let _pending = chain
+    // Waits for the receipt: the list must be full before the test reads it.
+    let receipt = chain
         .client()
         .provider()
         .send_transaction(tx)
         .await
+        .unwrap()
+        .get_receipt()
+        .await
         .unwrap();
+    assert!(receipt.status(), "filler {index} was not registered");
 }
 
 /// The contract on a fresh anvil, and `fillers` candidates staking [`FILLER_STAKE`] (node keys
