@@ -177,7 +177,11 @@ pub async fn deploy_configured(
         .await
         .map_err(|e| match e {
             ClientError::Refused(r) => format!("the contract refused the configuration: {r:?}"),
-            other => format!("deploying to {rpc}: {other}"),
+            // The client's errors show no part of the URL that may carry an access key.
+            other => format!(
+                "deploying to {}: {other}",
+                keyquorum_evm::client::rpc_origin(rpc)
+            ),
         })
 }
 

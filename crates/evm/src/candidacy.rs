@@ -49,8 +49,9 @@
 //! A send of the watch whose receipt was not seen (the wait timed out, or the node did not
 //! answer) is kept by its hash, and the next check looks it up before anything is sent again:
 //! a copy of a registration or re-entry that is mined after all would only revert. The look-up
-//! is the client's ([`Client::sent_state`](crate::client::Client::sent_state)), which every
-//! send of the client makes too before it sends the same call again.
+//! is the client's ([`Client::sent_state`](crate::client::Client::sent_state)), which counts
+//! every transaction sent for it (replacements with higher fees too), as the client's own
+//! sends do before an identical call goes out.
 //!
 //! A check that fails (the node unreachable, the account unable to pay for gas) is retried at
 //! the next confirmed block. [`Watch::on_check_failed`] keeps the failures and says when to

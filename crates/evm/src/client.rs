@@ -16,13 +16,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alloy_json_rpc::{RequestPacket, ResponsePacket};
 use alloy_network::{EthereumWallet, TransactionBuilder};
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_provider::{DynProvider, Provider, ProviderBuilder};
 use alloy_rpc_types_eth::{BlockNumberOrTag, Filter, Log, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolConstructor, SolEventInterface, SolInterface};
-use alloy_transport::TransportError;
+use alloy_transport::{RpcError, TransportError, TransportErrorKind};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::sync::Mutex;
@@ -37,11 +38,13 @@ const MAX_LOG_RANGE: u64 = 1_000;
 /// How long a sent transaction is waited for.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the outcome of an unconfirmed send, found mined by [`Client::pending_sends`] or
-/// [`Client::sent_state`], is kept for the same call to claim ([`Client::send_calldata`])
-/// before it is forgotten. A caller that retries does so within seconds; a longer wait would
-/// let a later call with the same calldata (an argument-less `startViewChange` of another view
-/// change, say) take an outcome that is not its own.
+/// [`Client::sent_state`], is kept for its caller's retry to claim ([`Client::resend_calldata`])
+/// before it is forgotten. A caller that retries does so within seconds.
 const RESOLVED_KEEP: Duration = Duration::from_secs(60);
+/// A replacement's fees over those of the send it replaces, in eighths: 12.5% more, above the
+/// 10% that nodes (geth, reth, anvil) require of a replacement on both `maxFeePerGas` and
+/// `maxPriorityFeePerGas`.
+const FEE_BUMP_EIGHTHS: u128 = 9;
 /// How often [`wait_for_receipt`] asks.
 const RECEIPT_POLL: Duration = Duration::from_millis(100);
 /// The storage slot of the contract's `config.minStake`: `config` is its first state variable,
@@ -93,11 +96,19 @@ pub enum ClientError {
 /// carry an access key (in its path, query or user info), so it is neither logged nor shown.
 /// Errors print it as configured, or as the HTTP client holds it: normalised by the `url` crate
 /// (scheme and host lowercased, a default port dropped, `/` for an empty path, characters
-/// percent-encoded) and without its user info, which goes into an authorization header.
+/// percent-encoded) and without its user info, which goes into an authorization header. A
+/// server's error page may echo the path or query alone, so each of these, and the user info's
+/// parts, are replaced on their own too.
 pub fn redact_rpc(text: &str, rpc: &str) -> String {
     let mut forms = vec![rpc.to_string()];
     if let Ok(url) = reqwest::Url::parse(rpc) {
         forms.push(url.to_string());
+        if url.path().len() > 1 {
+            forms.push(url.path().to_string());
+        }
+        forms.extend(url.query().map(str::to_string));
+        forms.extend(url.password().map(str::to_string));
+        forms.push(url.username().to_string());
         let mut bare = url;
         // Fails only for URLs that cannot have user info, which then have none to remove.
         let _ = bare.set_username("");
@@ -114,6 +125,96 @@ pub fn redact_rpc(text: &str, rpc: &str) -> String {
         .fold(text.to_string(), |out, form| {
             out.replace(form.as_str(), "<rpc>")
         })
+}
+
+/// The endpoint `rpc` as it may be shown: its scheme, host and port, without the path, query
+/// and user info that may carry an access key (`<rpc>` if it does not parse).
+pub fn rpc_origin(rpc: &str) -> String {
+    match reqwest::Url::parse(rpc) {
+        Ok(url) if url.has_host() => url.origin().ascii_serialization(),
+        _ => "<rpc>".into(),
+    }
+}
+
+/// `error` with the endpoint's URL taken out of the parts the HTTP transport fills in: the
+/// HTTP client's own error (with its causes, as text) and the body of an error answer, which a
+/// server may fill with the path it was asked for. Answers of the JSON-RPC server itself
+/// (errors with revert data, say) keep their structure.
+fn redact_transport_error(error: TransportError, rpc: &str) -> TransportError {
+    match error {
+        RpcError::Transport(TransportErrorKind::HttpError(e)) => {
+            TransportErrorKind::http_error(e.status, redact_rpc(&e.body, rpc))
+        }
+        RpcError::Transport(TransportErrorKind::Custom(e)) => {
+            let mut text = e.to_string();
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                text.push_str(": ");
+                text.push_str(&c.to_string());
+                cause = c.source();
+            }
+            TransportErrorKind::custom_str(&redact_rpc(&text, rpc))
+        }
+        RpcError::DeserError { err, text } => RpcError::DeserError {
+            err,
+            text: redact_rpc(&text, rpc),
+        },
+        other => other,
+    }
+}
+
+/// The transport layer that redacts the endpoint's URL in every error the HTTP transport gives
+/// ([`redact_transport_error`]): so no error of this module, whoever prints it and however
+/// ([`ClientError`], [`FollowError`], an error of a call on [`Client::provider`]), shows it.
+#[derive(Debug, Clone)]
+struct RedactRpc {
+    rpc: Arc<str>,
+}
+
+impl<S> tower::Layer<S> for RedactRpc {
+    type Service = Redacting<S>;
+
+    fn layer(&self, inner: S) -> Redacting<S> {
+        Redacting {
+            inner,
+            rpc: self.rpc.clone(),
+        }
+    }
+}
+
+/// A transport whose errors [`RedactRpc`] redacts.
+#[derive(Debug, Clone)]
+struct Redacting<S> {
+    inner: S,
+    rpc: Arc<str>,
+}
+
+impl<S> tower::Service<RequestPacket> for Redacting<S>
+where
+    S: tower::Service<RequestPacket, Response = ResponsePacket, Error = TransportError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = ResponsePacket;
+    type Error = TransportError;
+    type Future = alloy_transport::TransportFut<'static>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), TransportError>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|e| redact_transport_error(e, &self.rpc))
+    }
+
+    fn call(&mut self, request: RequestPacket) -> Self::Future {
+        let sent = self.inner.call(request);
+        let rpc = self.rpc.clone();
+        Box::pin(async move { sent.await.map_err(|e| redact_transport_error(e, &rpc)) })
+    }
 }
 
 /// The secp256k1 key a node sends its transactions with, derived from a secret of its own
@@ -217,14 +318,28 @@ async fn connect(rpc: &str, key: PrivateKeySigner) -> Result<DynProvider, Client
     // the nonce up while the gas is estimated, so a call the contract refuses at estimation
     // (never sent) would leave a gap and no later transaction of the account would be mined.
     // Sends are serialised below, so the pending count is always the next nonce.
+    // The URL is parsed here rather than by the provider, whose error would quote it.
+    let url = reqwest::Url::parse(rpc).map_err(|e| {
+        ClientError::Rpc(TransportErrorKind::custom_str(&format!(
+            "the RPC endpoint is not a URL: {e}"
+        )))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ClientError::Rpc(TransportErrorKind::custom_str(&format!(
+            "the RPC endpoint's scheme is {}, not http or https",
+            url.scheme()
+        ))));
+    }
+    let client = alloy_rpc_client::ClientBuilder::default()
+        .layer(RedactRpc { rpc: rpc.into() })
+        .http(url);
     let provider = ProviderBuilder::new()
         .disable_recommended_fillers()
         .with_gas_estimation()
         .with_simple_nonce_management()
         .fetch_chain_id()
         .wallet(EthereumWallet::from(key))
-        .connect(rpc)
-        .await?;
+        .connect_client(client);
     Ok(provider.erased())
 }
 
@@ -294,23 +409,48 @@ pub struct Client {
     account: Address,
     send_lock: Arc<Mutex<()>>,
     receipt_timeout: Duration,
+    /// When and how far a send left pending is replaced with higher fees (none: never).
+    fee_bump: Option<FeeBump>,
     /// Sends whose receipt was not seen, until they are found mined (and their outcome is
     /// taken) or dropped.
     unconfirmed: Arc<std::sync::Mutex<Vec<Unconfirmed>>>,
 }
 
+/// When a send left pending is replaced with higher fees ([`Client::pending_sends`]): a send
+/// priced for a base fee that has risen since stays pending for good otherwise, and every
+/// later send of the account waits behind its nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeeBump {
+    /// How long a send (or its last replacement) stays pending before it is replaced.
+    pub after: Duration,
+    /// The most `maxFeePerGas` a replacement offers (wei per gas); once the fees reached it,
+    /// the send is left as it is.
+    pub max_fee_per_gas: u128,
+}
+
 /// A send whose receipt was not seen ([`ClientError::Unconfirmed`]), as the client keeps it.
 #[derive(Debug, Clone)]
 struct Unconfirmed {
+    /// The first transaction's hash: the handle the caller retries with
+    /// ([`Client::resend_calldata`]).
     tx_hash: B256,
+    /// Every transaction sent for it, with the same nonce: the first, then each replacement
+    /// with higher fees. At most one of them is mined.
+    hashes: Vec<B256>,
     input: Vec<u8>,
     value: U256,
     sent_at: Instant,
-    /// Its outcome, when [`Client::pending_sends`] found it mined: kept for the same call to
-    /// claim, then forgotten after [`RESOLVED_KEEP`].
+    /// When the newest of `hashes` was sent.
+    last_sent: Instant,
+    /// Its outcome, when [`Client::pending_sends`] or [`Client::sent_state`] found it mined,
+    /// or a new identical call did: kept for its caller's retry to claim, then forgotten after
+    /// [`RESOLVED_KEEP`].
     resolved: Option<(CallOutcome, Instant)>,
     /// When it was last reported as pending ([`PendingSend::warn`]).
     warned_at: Option<Instant>,
+    /// A replacement is being sent: until it is in `hashes`, the ones there may all be gone
+    /// from the chain's node while the send is still pending.
+    replacing: bool,
 }
 
 /// A send of this client still pending: its receipt was not seen in time, and the chain's node
@@ -327,6 +467,10 @@ pub struct PendingSend {
     /// Whether it is due to be reported as a warning: first seen pending, or `warn_every`
     /// since the last warning ([`Client::pending_sends`]).
     pub warn: bool,
+    /// How many replacements with higher fees were sent for it ([`FeeBump`]).
+    pub replacements: u32,
+    /// The newest transaction sent for it (its own hash until it is replaced).
+    pub newest: B256,
 }
 
 /// The contract function `input` calls, by its selector.
@@ -362,6 +506,7 @@ impl Client {
             account,
             send_lock: Default::default(),
             receipt_timeout: RECEIPT_TIMEOUT,
+            fee_bump: None,
             unconfirmed: Default::default(),
         })
     }
@@ -370,6 +515,13 @@ impl Client {
     /// receipt.
     pub fn with_receipt_timeout(mut self, timeout: Duration) -> Self {
         self.receipt_timeout = timeout;
+        self
+    }
+
+    /// This client, replacing a send left pending with higher fees as `bump` says (by default
+    /// it never does). Clones made before keep their setting; all share the kept sends.
+    pub fn with_fee_bump(mut self, bump: Option<FeeBump>) -> Self {
+        self.fee_bump = bump;
         self
     }
 
@@ -454,22 +606,46 @@ impl Client {
         self.send_calldata(call.abi_encode(), value).await
     }
 
-    /// [`Client::send`] with the call already ABI-encoded.
+    /// [`Client::send`] with the call already ABI-encoded: a new call, sent even when an
+    /// earlier identical one (same calldata and value) was mined a moment ago.
     ///
-    /// A send whose receipt is not seen in time is kept ([`ClientError::Unconfirmed`]), and
-    /// the same call (calldata and value) sent again looks it up rather than send a copy that
-    /// would take the next nonce and revert, or land twice: mined, its outcome is this call's
-    /// (a revert replayed for its reason); still pending, [`ClientError::Unconfirmed`] again
-    /// and nothing is sent; dropped, the call is sent anew.
+    /// A send whose receipt is not seen in time is kept ([`ClientError::Unconfirmed`], whose
+    /// `tx_hash` is the handle to retry it with, [`Client::resend_calldata`]); its outcome
+    /// goes only to that retry. While it is pending, an identical new call waits for it
+    /// rather than send a copy that would take the next nonce and land twice: it is answered
+    /// `Unconfirmed` with the earlier send's handle, and nothing is sent.
     pub async fn send_calldata(
         &self,
         input: Vec<u8>,
         value: U256,
     ) -> Result<CallOutcome, ClientError> {
         let _guard = self.send_lock.lock().await;
-        if let Some(earlier) = self.earlier_send(&input, value).await? {
+        if let Some(earlier) = self.earlier_send(None, &input, value).await? {
             return earlier;
         }
+        self.send_new(input, value).await
+    }
+
+    /// The retry of the send whose [`ClientError::Unconfirmed`] named `earlier`, the call
+    /// (calldata and value) the same: the earlier send is looked up rather than sent again.
+    /// Mined, its outcome (a revert replayed for its reason); still pending,
+    /// [`ClientError::Unconfirmed`] again and nothing is sent; dropped by the chain's node, or
+    /// no longer kept, the call is sent anew.
+    pub async fn resend_calldata(
+        &self,
+        input: Vec<u8>,
+        value: U256,
+        earlier: B256,
+    ) -> Result<CallOutcome, ClientError> {
+        let _guard = self.send_lock.lock().await;
+        if let Some(earlier) = self.earlier_send(Some(earlier), &input, value).await? {
+            return earlier;
+        }
+        self.send_new(input, value).await
+    }
+
+    /// Sends the call and waits for its receipt; the caller holds the send lock.
+    async fn send_new(&self, input: Vec<u8>, value: U256) -> Result<CallOutcome, ClientError> {
         let may_evict = input.get(..4).is_some_and(|s| {
             s == Coordinator::registerCall::SELECTOR || s == Coordinator::addStakeCall::SELECTOR
         });
@@ -507,11 +683,14 @@ impl Client {
             Err(e) => {
                 self.records().push(Unconfirmed {
                     tx_hash,
+                    hashes: vec![tx_hash],
                     input,
                     value,
                     sent_at,
+                    last_sent: sent_at,
                     resolved: None,
                     warned_at: None,
+                    replacing: false,
                 });
                 return Err(ClientError::Unconfirmed {
                     tx_hash,
@@ -546,53 +725,104 @@ impl Client {
         self.records().retain(|u| u.tx_hash != tx_hash);
     }
 
-    /// What an earlier unconfirmed send of the same call settles ([`Client::send_calldata`]):
-    /// its outcome when mined, [`ClientError::Unconfirmed`] while pending; `None` when there is
-    /// none, or it was dropped, and the call is to be sent.
+    /// What an earlier unconfirmed send settles for a call: for the retry of the send
+    /// `retry_of`, that send's outcome when mined, [`ClientError::Unconfirmed`] while
+    /// pending; for a new call, [`ClientError::Unconfirmed`] while an identical send is
+    /// pending (one found mined keeps its outcome for its own retry). `None` when the call is
+    /// to be sent.
     async fn earlier_send(
         &self,
+        retry_of: Option<B256>,
         input: &[u8],
         value: U256,
     ) -> Result<Option<Result<CallOutcome, ClientError>>, ClientError> {
         let earlier = self
             .records()
             .iter()
-            .find(|u| u.input == input && u.value == value)
-            .map(|u| (u.tx_hash, u.sent_at, u.resolved.clone()));
-        let Some((tx_hash, sent_at, resolved)) = earlier else {
+            .filter(|u| u.input == input && u.value == value)
+            .find(|u| match retry_of {
+                Some(handle) => u.tx_hash == handle,
+                // Another call's outcome, which only its retry takes.
+                None => u.resolved.is_none(),
+            })
+            .map(|u| {
+                (
+                    u.tx_hash,
+                    u.hashes.clone(),
+                    u.sent_at,
+                    u.resolved.clone(),
+                    u.replacing,
+                )
+            });
+        let Some((tx_hash, hashes, sent_at, resolved, replacing)) = earlier else {
             return Ok(None);
         };
-        if let Some((outcome, at)) = resolved {
+        if let Some((outcome, _)) = resolved {
             self.forget(tx_hash);
-            if at.elapsed() < RESOLVED_KEEP {
-                return Ok(Some(Ok(outcome)));
-            }
-            return Ok(None);
+            return Ok(Some(Ok(outcome)));
+        }
+        let unconfirmed =
+            |reason: String| Ok(Some(Err(ClientError::Unconfirmed { tx_hash, reason })));
+        if replacing {
+            return unconfirmed("being replaced with higher fees".into());
         }
         // A failed look-up says nothing of the earlier send: it stays kept and unconfirmed,
         // never a reason to send a copy.
-        let state = match self.look_up(tx_hash).await {
+        let state = match self.look_up_all(&hashes).await {
             Ok(state) => state,
-            Err(e) => {
-                return Ok(Some(Err(ClientError::Unconfirmed {
-                    tx_hash,
-                    reason: format!("could not look the earlier send up: {e}"),
-                })));
-            }
+            Err(e) => return unconfirmed(format!("could not look the earlier send up: {e}")),
         };
-        Ok(match state {
+        match state {
+            SentState::Mined(outcome) if retry_of.is_some() => {
+                self.forget(tx_hash);
+                Ok(Some(Ok(outcome)))
+            }
             SentState::Mined(outcome) => {
-                self.forget(tx_hash);
-                Some(Ok(outcome))
+                self.resolve(tx_hash, outcome);
+                Ok(None)
             }
-            SentState::Pending => Some(Err(ClientError::Unconfirmed {
-                tx_hash,
-                reason: format!("still pending {:?} after it was sent", sent_at.elapsed()),
-            })),
+            SentState::Pending => unconfirmed(format!(
+                "still pending {:?} after it was sent",
+                sent_at.elapsed()
+            )),
             SentState::Dropped => {
-                self.forget(tx_hash);
-                None
+                // Gone from the chain's node, unless a replacement was sent meanwhile.
+                let mut records = self.records();
+                if let Some(pos) = records.iter().position(|u| u.tx_hash == tx_hash) {
+                    if records[pos].replacing || records[pos].hashes != hashes {
+                        return unconfirmed("being replaced with higher fees".into());
+                    }
+                    records.remove(pos);
+                }
+                Ok(None)
             }
+        }
+    }
+
+    /// Keeps `outcome` as the mined outcome of the kept send `tx_hash` (its first one, if
+    /// already kept).
+    fn resolve(&self, tx_hash: B256, outcome: CallOutcome) {
+        let now = Instant::now();
+        for u in self.records().iter_mut().filter(|u| u.tx_hash == tx_hash) {
+            u.resolved.get_or_insert_with(|| (outcome.clone(), now));
+        }
+    }
+
+    /// Where a kept send stands, from all the transactions sent for it (`hashes`, with one
+    /// nonce): mined if one of them is, pending if one of them is, else dropped.
+    async fn look_up_all(&self, hashes: &[B256]) -> Result<SentState, ClientError> {
+        let mut pending = false;
+        for hash in hashes.iter().rev() {
+            match self.look_up(*hash).await? {
+                mined @ SentState::Mined(_) => return Ok(mined),
+                SentState::Pending => pending = true,
+                SentState::Dropped => {}
+            }
+        }
+        Ok(if pending {
+            SentState::Pending
+        } else {
+            SentState::Dropped
         })
     }
 
@@ -613,21 +843,40 @@ impl Client {
     }
 
     /// Where the transaction `tx_hash` stands: mined (and what became of it, a revert replayed
-    /// for its reason as [`Client::send_calldata`] does), pending, or unknown to the node. An
-    /// unconfirmed send of this client found dropped is forgotten, so the same call sent again
-    /// goes out anew; one found mined keeps its outcome for a minute, since
-    /// another caller may be waiting on the same send and would otherwise send a copy.
+    /// for its reason as [`Client::send_calldata`] does), pending, or unknown to the node. For
+    /// an unconfirmed send of this client, every transaction sent for it counts (a replacement
+    /// with higher fees may be the one mined). One found dropped is forgotten, so the same call
+    /// sent again goes out anew; one found mined keeps its outcome for a minute, for its
+    /// caller's retry ([`Client::resend_calldata`]).
     pub async fn sent_state(&self, tx_hash: B256) -> Result<SentState, ClientError> {
-        let state = self.look_up(tx_hash).await?;
+        let kept = self
+            .records()
+            .iter()
+            .find(|u| u.hashes.contains(&tx_hash))
+            .map(|u| (u.tx_hash, u.hashes.clone(), u.replacing, u.resolved.clone()));
+        let Some((handle, hashes, replacing, resolved)) = kept else {
+            return self.look_up(tx_hash).await;
+        };
+        if let Some((outcome, _)) = resolved {
+            return Ok(SentState::Mined(outcome));
+        }
+        if replacing {
+            return Ok(SentState::Pending);
+        }
+        let state = self.look_up_all(&hashes).await?;
         match &state {
             SentState::Pending => {}
-            SentState::Dropped => self.forget(tx_hash),
-            SentState::Mined(outcome) => {
-                let now = Instant::now();
-                for u in self.records().iter_mut().filter(|u| u.tx_hash == tx_hash) {
-                    u.resolved.get_or_insert_with(|| (outcome.clone(), now));
+            SentState::Dropped => {
+                let mut records = self.records();
+                if let Some(pos) = records.iter().position(|u| u.tx_hash == handle) {
+                    // A replacement sent meanwhile.
+                    if records[pos].replacing || records[pos].hashes != hashes {
+                        return Ok(SentState::Pending);
+                    }
+                    records.remove(pos);
                 }
             }
+            SentState::Mined(outcome) => self.resolve(handle, outcome.clone()),
         }
         Ok(state)
     }
@@ -668,14 +917,17 @@ impl Client {
     }
 
     /// The unconfirmed sends of this client that are still pending, each looked up now; one
-    /// found mined keeps its outcome a while for the same call to claim
-    /// ([`Client::send_calldata`]), one found dropped is forgotten. A pending one is marked
-    /// [`PendingSend::warn`] when first seen here, and again once `warn_every` has passed.
+    /// found mined keeps its outcome a while for its caller's retry
+    /// ([`Client::resend_calldata`]), one found dropped is forgotten. A pending one is marked
+    /// [`PendingSend::warn`] when first seen here, and again once `warn_every` has passed; one
+    /// pending for the [`FeeBump`]'s `after` since it (or its last replacement) was sent is
+    /// replaced, with the same nonce and fees raised by an eighth or to the chain's current
+    /// estimate if that is more, up to the bump's cap.
     pub async fn pending_sends(
         &self,
         warn_every: Duration,
     ) -> Result<Vec<PendingSend>, ClientError> {
-        let hashes: Vec<B256> = {
+        let kept: Vec<(B256, Vec<B256>)> = {
             let mut records = self.records();
             let now = Instant::now();
             records.retain(|u| {
@@ -685,42 +937,116 @@ impl Client {
             });
             records
                 .iter()
-                .filter(|u| u.resolved.is_none())
-                .map(|u| u.tx_hash)
+                .filter(|u| u.resolved.is_none() && !u.replacing)
+                .map(|u| (u.tx_hash, u.hashes.clone()))
                 .collect()
         };
         let mut pending = Vec::new();
-        for tx_hash in hashes {
-            let state = self.look_up(tx_hash).await?;
+        for (tx_hash, hashes) in kept {
+            let state = self.look_up_all(&hashes).await?;
+            let now = Instant::now();
+            let bump = {
+                let mut records = self.records();
+                // Claimed by its retry meanwhile, or being replaced.
+                let Some(pos) = records
+                    .iter()
+                    .position(|u| u.tx_hash == tx_hash && !u.replacing)
+                else {
+                    continue;
+                };
+                match state {
+                    SentState::Mined(outcome) => {
+                        records[pos].resolved.get_or_insert((outcome, now));
+                        continue;
+                    }
+                    // Unless a replacement was sent meanwhile.
+                    SentState::Dropped if records[pos].hashes == hashes => {
+                        records.remove(pos);
+                        continue;
+                    }
+                    SentState::Dropped => continue,
+                    SentState::Pending => {}
+                }
+                let u = &mut records[pos];
+                let bump = self
+                    .fee_bump
+                    .filter(|b| now.duration_since(u.last_sent) >= b.after);
+                u.replacing = bump.is_some();
+                bump
+            };
+            if let Some(bump) = bump {
+                let newest = *hashes.last().expect("a kept send has a transaction");
+                let replaced = self.replace(newest, bump).await;
+                let mut records = self.records();
+                if let Some(u) = records.iter_mut().find(|u| u.tx_hash == tx_hash) {
+                    u.replacing = false;
+                    if let Ok(Some(replacement)) = replaced {
+                        u.hashes.push(replacement);
+                        u.last_sent = Instant::now();
+                    }
+                }
+                drop(records);
+                replaced?;
+            }
             let now = Instant::now();
             let mut records = self.records();
-            // Claimed by a send of the same call meanwhile.
-            let Some(pos) = records.iter().position(|u| u.tx_hash == tx_hash) else {
+            let Some(u) = records.iter_mut().find(|u| u.tx_hash == tx_hash) else {
                 continue;
             };
-            match state {
-                SentState::Mined(outcome) => records[pos].resolved = Some((outcome, now)),
-                SentState::Dropped => {
-                    records.remove(pos);
-                }
-                SentState::Pending => {
-                    let u = &mut records[pos];
-                    let warn = u
-                        .warned_at
-                        .is_none_or(|at| now.duration_since(at) >= warn_every);
-                    if warn {
-                        u.warned_at = Some(now);
-                    }
-                    pending.push(PendingSend {
-                        tx_hash,
-                        kind: call_name(&u.input),
-                        pending_for: now.duration_since(u.sent_at),
-                        warn,
-                    });
-                }
+            let warn = u
+                .warned_at
+                .is_none_or(|at| now.duration_since(at) >= warn_every);
+            if warn {
+                u.warned_at = Some(now);
             }
+            pending.push(PendingSend {
+                tx_hash,
+                kind: call_name(&u.input),
+                pending_for: now.duration_since(u.sent_at),
+                warn,
+                replacements: (u.hashes.len() - 1) as u32,
+                newest: *u.hashes.last().expect("a kept send has a transaction"),
+            });
         }
         Ok(pending)
+    }
+
+    /// Sends a replacement of the pending transaction `newest` (the same nonce, call and gas
+    /// limit) with its fees raised by an eighth, or to the chain's current estimate where that
+    /// is more, `maxFeePerGas` at most `bump`'s cap: its hash, or `None` when the node no
+    /// longer has the transaction or its fees are too near the cap to be raised enough (the
+    /// node would refuse a replacement raised less).
+    async fn replace(&self, newest: B256, bump: FeeBump) -> Result<Option<B256>, ClientError> {
+        use alloy_rpc_types_eth::TransactionTrait;
+        let Some(sent) = self.provider.get_transaction_by_hash(newest).await? else {
+            return Ok(None);
+        };
+        let raised = |fee: u128| fee.saturating_mul(FEE_BUMP_EIGHTHS).div_ceil(8);
+        let estimate = self.provider.estimate_eip1559_fees().await?;
+        let min_fee = raised(sent.max_fee_per_gas());
+        if min_fee > bump.max_fee_per_gas {
+            return Ok(None);
+        }
+        let max_fee = min_fee
+            .max(estimate.max_fee_per_gas)
+            .min(bump.max_fee_per_gas);
+        let min_priority = raised(sent.max_priority_fee_per_gas().unwrap_or_default());
+        if min_priority > max_fee {
+            return Ok(None);
+        }
+        let priority = min_priority
+            .max(estimate.max_priority_fee_per_gas)
+            .min(max_fee);
+        let tx = TransactionRequest::default()
+            .with_from(self.account)
+            .with_to(self.contract)
+            .with_value(sent.value())
+            .with_input(sent.input().clone())
+            .with_nonce(sent.nonce())
+            .with_gas_limit(sent.gas_limit())
+            .with_max_fee_per_gas(max_fee)
+            .with_max_priority_fee_per_gas(priority);
+        Ok(Some(*self.provider.send_transaction(tx).await?.tx_hash()))
     }
 
     /// The contract's minimum stake (wei) as of block `number` (the latest when `None`). The
@@ -1120,23 +1446,92 @@ mod tests {
         assert_eq!(candidacy_gas_limit(20_000_000, 300), 24_000_000);
     }
 
-    /// The HTTP client prints the URL it failed to reach normalised and without its user info:
-    /// every part that may carry an access key is redacted all the same.
+    /// Whatever part of the RPC URL carries an access key (user info, a path or query token)
+    /// shows in no error of the client, printed or debugged: neither where the HTTP client
+    /// fails to reach the endpoint (it names the URL, normalised and without its user info),
+    /// nor where the server answers with an error page that echoes the path and query, nor
+    /// where the deployment's first request fails.
     #[tokio::test]
-    async fn the_rpc_url_is_redacted_in_the_form_an_http_error_prints_it() {
+    async fn no_error_of_the_client_shows_the_secrets_of_the_rpc_url() {
+        let secrets = ["S3cret", "KEY123", "apikey", "Rpc-User", "key123", "secret"];
+        let check = |error: &ClientError| {
+            let shown = [error.to_string(), format!("{error:?}")];
+            for text in &shown {
+                for secret in secrets {
+                    assert!(!text.contains(secret), "{text}");
+                }
+            }
+            shown[0].clone()
+        };
         // Nothing listens on port 1 of the loopback address: the connection is refused.
-        let rpc = "HTTP://Rpc-User:S3cret@127.0.0.1:1/v3/KEY123?apikey=abc";
-        let client = Client::connect(rpc, chain_key(b"redaction"), Address::ZERO)
+        for rpc in [
+            "HTTP://Rpc-User:S3cret@127.0.0.1:1/v3/KEY123?apikey=abc",
+            "http://user:secret@127.0.0.1:1/key123",
+        ] {
+            let client = Client::connect(rpc, chain_key(b"redaction"), Address::ZERO)
+                .await
+                .unwrap();
+            let shown = check(&client.block_number().await.unwrap_err());
+            assert!(shown.contains("<rpc>"), "{shown}");
+            // The cause stays: the operator learns why.
+            assert!(shown.contains("onnect"), "{shown}");
+            let config = Coordinator::Config::default();
+            check(
+                &deploy(rpc, chain_key(b"redaction"), config)
+                    .await
+                    .unwrap_err(),
+            );
+        }
+
+        // A server that answers every request with an error page naming the path and query.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The head, then as many body bytes as it announces.
+                loop {
+                    let Ok(n) = stream.read(&mut buf) else { break };
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let body = "Cannot POST /v3/KEY123?apikey=abc";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        let rpc = format!("http://127.0.0.1:{port}/v3/KEY123?apikey=abc");
+        let client = Client::connect(&rpc, chain_key(b"redaction"), Address::ZERO)
             .await
             .unwrap();
-        let error = client.block_number().await.unwrap_err().to_string();
-        assert!(error.contains("KEY123"), "{error}");
-        assert!(!error.contains(rpc), "{error}");
-        let redacted = redact_rpc(&error, rpc);
-        assert!(redacted.contains("<rpc>"), "{redacted}");
-        for secret in ["S3cret", "KEY123", "apikey", "127.0.0.1"] {
-            assert!(!redacted.contains(secret), "{redacted}");
-        }
+        let shown = check(&client.block_number().await.unwrap_err());
+        assert!(shown.contains("404"), "{shown}");
+        assert!(shown.contains("Cannot POST <rpc>"), "{shown}");
+
+        assert_eq!(
+            rpc_origin("https://user:pw@Node.Example:8545/v3/KEY?k=1"),
+            "https://node.example:8545"
+        );
+        assert_eq!(rpc_origin("not a url"), "<rpc>");
 
         // A trailing `/` added, the host lowercased, a default port dropped, spaces encoded.
         let rpc = "https://Node.Example:443?key=a b";

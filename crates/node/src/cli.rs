@@ -285,10 +285,12 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
                 from_block: e.from_block,
                 confirmations: e.confirmations,
             };
+            let fee_bump = e.fee_bump();
             rt.block_on(async move {
                 let chain = EvmChainClient::connect(settings, key)
                     .await
-                    .map_err(|e| CliError::Failed(format!("cannot reach the EVM chain: {e}")))?;
+                    .map_err(|e| CliError::Failed(format!("cannot reach the EVM chain: {e}")))?
+                    .with_fee_bump(fee_bump);
                 tracing::info!(account = %chain.account(), "sending EVM transactions from this account");
                 crate::runtime::run(config, keys, chain, shutdown_signal(), None)
                     .await

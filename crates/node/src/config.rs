@@ -40,6 +40,8 @@
 //! chain_name = "keyquorum-evm"             # the contract's chain name (`keyquorum deploy`'s chain_name)
 //! from_block = 0                           # the deployment block
 //! confirmations = 2                        # blocks built on a block before it is acted on
+//! fee_bump_after_secs = 180                # a send pending this long is replaced with higher fees (0: never)
+//! max_fee_per_gas_gwei = 500               # the most a replacement offers per gas
 //! ```
 //!
 //! Unknown keys are an error (a typo must not silently fall back to a default).
@@ -215,6 +217,21 @@ pub struct EvmConfig {
     pub from_block: u64,
     /// Blocks built on a block before the node acts on it.
     pub confirmations: u64,
+    /// Seconds a send (or its last replacement) stays pending before it is replaced with the
+    /// same nonce and higher fees; 0: never.
+    pub fee_bump_after_secs: u64,
+    /// The most `maxFeePerGas` a replacement offers, in gwei.
+    pub max_fee_per_gas_gwei: u64,
+}
+
+impl EvmConfig {
+    /// When a pending send is replaced with higher fees, as configured.
+    pub fn fee_bump(&self) -> Option<keyquorum_evm::client::FeeBump> {
+        (self.fee_bump_after_secs > 0).then(|| keyquorum_evm::client::FeeBump {
+            after: std::time::Duration::from_secs(self.fee_bump_after_secs),
+            max_fee_per_gas: u128::from(self.max_fee_per_gas_gwei) * 1_000_000_000,
+        })
+    }
 }
 
 impl Default for EvmConfig {
@@ -226,6 +243,8 @@ impl Default for EvmConfig {
             chain_name: "keyquorum-evm".into(),
             from_block: 0,
             confirmations: 2,
+            fee_bump_after_secs: 180,
+            max_fee_per_gas_gwei: 500,
         }
     }
 }

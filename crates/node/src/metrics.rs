@@ -12,6 +12,7 @@
 //! | `keyquorum_registration_refused` (1 while the chain refuses this node's registration for a full candidate list) | gauge | |
 //! | `keyquorum_stake_below_minimum` (1 while this node's stake is below the chain's minimum, so never listed) | gauge | |
 //! | `keyquorum_sends_pending` (this node's transactions still pending on the chain after their receipt wait) | gauge | |
+//! | `keyquorum_send_fee_bumps` (replacements with higher fees sent for those pending transactions) | gauge | |
 //! | `keyquorum_ceremonies_total` | counter | `result` (`success`, `failure`) |
 //! | `keyquorum_fault_proofs_total` | counter | `result` (`proved`, `settled`, `refused`) |
 //! | `keyquorum_magic_block_mismatches_total` | counter | `what` (first field that differs) |
@@ -130,6 +131,7 @@ const EVICTED: &str = "keyquorum_evicted";
 const REGISTRATION_REFUSED: &str = "keyquorum_registration_refused";
 const STAKE_BELOW_MINIMUM: &str = "keyquorum_stake_below_minimum";
 const SENDS_PENDING: &str = "keyquorum_sends_pending";
+const SEND_FEE_BUMPS: &str = "keyquorum_send_fee_bumps";
 
 /// Message and byte counts in both directions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +167,7 @@ pub struct Metrics {
     registration_refused: Gauge,
     stake_below_minimum: Gauge,
     sends_pending: Gauge,
+    send_fee_bumps: Gauge,
     /// Message kinds seen, so [`Metrics::traffic`] can list them (the registry's families do
     /// not offer iteration).
     kinds: Mutex<BTreeSet<String>>,
@@ -336,6 +339,14 @@ impl Metrics {
              not mined, not sent again while pending; later ones wait behind their nonce)",
             sends_pending.clone(),
         );
+        let send_fee_bumps = Gauge::default();
+        registry.register(
+            SEND_FEE_BUMPS,
+            "Replacements with higher fees sent for this node's pending transactions (same \
+             nonce; one is sent each time a transaction stays pending long enough, up to the \
+             configured fee cap)",
+            send_fee_bumps.clone(),
+        );
         // Both results exist from the start, so a scraper sees the failure count at zero rather
         // than no series.
         for result in ["success", "failure"] {
@@ -360,6 +371,7 @@ impl Metrics {
             registration_refused,
             stake_below_minimum,
             sends_pending,
+            send_fee_bumps,
             kinds: Mutex::new(BTreeSet::new()),
         }
     }
@@ -385,6 +397,7 @@ impl Metrics {
             REGISTRATION_REFUSED => Some(&self.registration_refused),
             STAKE_BELOW_MINIMUM => Some(&self.stake_below_minimum),
             SENDS_PENDING => Some(&self.sends_pending),
+            SEND_FEE_BUMPS => Some(&self.send_fee_bumps),
             _ => None,
         }
     }

@@ -228,6 +228,11 @@ impl Reporter {
                     &[],
                     pending.as_ref().map_or(0, |p| p.sends) as f64,
                 );
+                m.set(
+                    "keyquorum_send_fee_bumps",
+                    &[],
+                    pending.as_ref().map_or(0, |p| p.fee_bumps) as f64,
+                );
                 s.send_pending = pending;
             }
             Observation::BlockProcessed { height } => {
@@ -619,12 +624,15 @@ mod tests {
             kind: "post".into(),
             pending_secs: 300,
             sends: 2,
+            fee_bumps: 3,
         };
         r.observe(Observation::SendPending(Some(pending.clone())));
         assert_eq!(status.lock().unwrap().send_pending, Some(pending));
         assert!(metrics.render().contains("keyquorum_sends_pending 2\n"));
+        assert!(metrics.render().contains("keyquorum_send_fee_bumps 3\n"));
         r.observe(Observation::SendPending(None));
         assert_eq!(status.lock().unwrap().send_pending, None);
         assert_eq!(metrics.get("keyquorum_sends_pending", &[]), 0.0);
+        assert_eq!(metrics.get("keyquorum_send_fee_bumps", &[]), 0.0);
     }
 }

@@ -186,6 +186,10 @@ pub struct SendPendingStatus {
     pub pending_secs: u64,
     /// How many sends are pending.
     pub sends: u64,
+    /// How many replacements with higher fees were sent for the pending sends (each left
+    /// pending long enough is replaced, up to the configured fee cap).
+    #[serde(default)]
+    pub fee_bumps: u64,
 }
 
 /// A view's secp256k1 signing key, as `/status` shows it.

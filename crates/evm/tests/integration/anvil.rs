@@ -624,7 +624,7 @@ async fn the_minimum_stake_is_read_from_the_contracts_storage_and_an_unconfirmed
 /// A send whose receipt was not seen is looked up when the same call is sent again, not sent a
 /// second time: pending, nothing goes out and it is listed as pending (warned once per
 /// period); dropped by the chain's node (`anvil_dropTransaction`), it is sent anew with the
-/// nonce it freed; mined, its outcome is the call's, and a mined revert is replayed for its
+/// nonce it freed; mined, its outcome is its retry's, and a mined revert is replayed for its
 /// reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
@@ -675,12 +675,17 @@ async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
             kind,
             pending_for,
             warn,
+            replacements: 0,
+            newest,
         },
     ] = listed.as_slice()
     else {
         panic!("{listed:?}")
     };
-    assert_eq!((*tx_hash, *kind, *warn), (first, "register", true));
+    assert_eq!(
+        (*tx_hash, *kind, *warn, *newest),
+        (first, "register", true, first)
+    );
     assert!(
         *pending_for >= Duration::from_millis(500),
         "{pending_for:?}"
@@ -721,9 +726,11 @@ async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
     assert_eq!(pending_nonce().await, 2);
     anvil.mine(1).await.unwrap();
     let block = c.block_number().await.unwrap();
-    // Mined: the outcome is the wait's, and nothing more is sent.
+    // Mined: the outcome is the wait's, taken by the send's retry, and nothing more is sent.
     assert_eq!(
-        c.send_calldata(input.clone(), value).await.unwrap(),
+        c.resend_calldata(input.clone(), value, second)
+            .await
+            .unwrap(),
         CallOutcome::Included {
             block,
             tx_hash: second
@@ -749,4 +756,240 @@ async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
     ));
     assert_eq!(pending_nonce().await, 2);
     assert!(c.pending_sends(hour).await.unwrap().is_empty());
+}
+
+/// Sets `name` of anvil to `params` (`evm_setAutomine`, `anvil_setNextBlockBaseFeePerGas`).
+async fn anvil_set(anvil: &Anvil, name: &'static str, params: serde_json::Value) {
+    anvil
+        .provider()
+        .await
+        .unwrap()
+        .raw_request::<_, serde_json::Value>(name.into(), params)
+        .await
+        .unwrap();
+}
+
+/// An unconfirmed send found mined (here by the pending sends' look-up) keeps its outcome for
+/// its own retry only: a new call with the same calldata and value made meanwhile (a second
+/// `addStake` of the same amount) is sent, and both land; the retry takes the first's
+/// outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_call_identical_to_a_mined_unconfirmed_one_is_sent() {
+    use keyquorum_evm::client::ClientError;
+    use std::time::Duration;
+
+    let anvil = anvil();
+    let deployer = chain_key(b"test deployer");
+    anvil.fund(deployer.address(), ether()).await.unwrap();
+    let (contract, _) = deploy(anvil.url(), deployer, config(4)).await.unwrap();
+    let (n, c) = node(&anvil, 0, contract).await;
+    included(
+        c.send(n.register_call(contract), U256::from(STAKE))
+            .await
+            .unwrap(),
+    );
+    let c = c.with_receipt_timeout(Duration::from_millis(500));
+    let stake = || async {
+        c.read(Coordinator::stakeOfCall { account: n.account })
+            .await
+            .unwrap()
+            .stake
+    };
+    let input = alloy_sol_types::SolCall::abi_encode(&Coordinator::addStakeCall {});
+    let value = U256::from(50u64);
+
+    anvil_set(&anvil, "evm_setAutomine", serde_json::json!([false])).await;
+    let first = match c.send_calldata(input.clone(), value).await {
+        Err(ClientError::Unconfirmed { tx_hash, .. }) => tx_hash,
+        other => panic!("{other:?}"),
+    };
+    anvil.mine(1).await.unwrap();
+    let first_block = c.block_number().await.unwrap();
+    // Found mined and kept for the retry, which has not come yet.
+    assert!(
+        c.pending_sends(Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(c.has_unconfirmed());
+    assert_eq!(stake().await, U256::from(STAKE + 50));
+
+    anvil_set(&anvil, "evm_setAutomine", serde_json::json!([true])).await;
+    let CallOutcome::Included {
+        tx_hash: second, ..
+    } = c.send_calldata(input.clone(), value).await.unwrap()
+    else {
+        panic!("the new call reverted")
+    };
+    assert_ne!(second, first);
+    assert_eq!(stake().await, U256::from(STAKE + 100));
+    // The retry of the first send takes its outcome, once, and sends nothing.
+    assert_eq!(
+        c.resend_calldata(input.clone(), value, first)
+            .await
+            .unwrap(),
+        CallOutcome::Included {
+            block: first_block,
+            tx_hash: first
+        }
+    );
+    assert!(!c.has_unconfirmed());
+    assert_eq!(c.transaction_count(n.account).await.unwrap(), 3);
+    assert_eq!(stake().await, U256::from(STAKE + 100));
+}
+
+/// A send left pending because the base fee rose above its fee is replaced, once the fee bump
+/// is due, with the same nonce and fees raised by at least an eighth (up to the cap; never
+/// without a bump configured, nor before it is due, nor past the cap); mined, the replacement's
+/// outcome is the send's, reported once, and nothing else is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_left_pending_is_replaced_with_higher_fees_and_its_replacement_settles_it() {
+    use alloy_rpc_types_eth::TransactionTrait;
+    use keyquorum_evm::client::{ClientError, FeeBump, SentState};
+    use std::time::Duration;
+
+    let anvil = anvil();
+    let deployer = chain_key(b"test deployer");
+    anvil.fund(deployer.address(), ether()).await.unwrap();
+    let (contract, _) = deploy(anvil.url(), deployer, config(4)).await.unwrap();
+    let (n, c) = node(&anvil, 0, contract).await;
+    let c = c.with_receipt_timeout(Duration::from_millis(500));
+    // Another client of the same account, which knows nothing of the first one's sends.
+    let (_, twin) = node(&anvil, 0, contract).await;
+    let input = alloy_sol_types::SolCall::abi_encode(&n.register_call(contract));
+    let value = U256::from(STAKE);
+    let pending_nonce = || async {
+        c.provider()
+            .get_transaction_count(n.account)
+            .pending()
+            .await
+            .unwrap()
+    };
+    let fees = |hash| {
+        let twin = twin.clone();
+        async move {
+            let tx = twin
+                .provider()
+                .get_transaction_by_hash(hash)
+                .await
+                .unwrap()
+                .expect("known to the node");
+            (
+                tx.nonce(),
+                tx.max_fee_per_gas(),
+                tx.max_priority_fee_per_gas().unwrap(),
+            )
+        }
+    };
+
+    anvil_set(&anvil, "evm_setAutomine", serde_json::json!([false])).await;
+    let first = match c.send_calldata(input.clone(), value).await {
+        Err(ClientError::Unconfirmed { tx_hash, .. }) => tx_hash,
+        other => panic!("{other:?}"),
+    };
+    let (nonce, max_fee, priority) = fees(first).await;
+    // The base fee rises above the send's fee. (anvil drops a transaction a block leaves out
+    // for its fee, where geth keeps it pending: so no block is mined before the bump.)
+    let risen = U256::from(max_fee + max_fee / 20);
+    anvil_set(
+        &anvil,
+        "anvil_setNextBlockBaseFeePerGas",
+        serde_json::json!([risen]),
+    )
+    .await;
+    assert_eq!(twin.sent_state(first).await.unwrap(), SentState::Pending);
+
+    let hour = Duration::from_secs(3600);
+    let generous = max_fee * 10;
+    // No bump configured, or not due yet: left as it is.
+    for bump in [
+        None,
+        Some(FeeBump {
+            after: hour,
+            max_fee_per_gas: generous,
+        }),
+    ] {
+        let listed = c
+            .clone()
+            .with_fee_bump(bump)
+            .pending_sends(hour)
+            .await
+            .unwrap();
+        assert_eq!(
+            (listed.len(), listed[0].replacements, listed[0].newest),
+            (1, 0, first)
+        );
+    }
+    // A cap below the least raise the node takes: left as it is.
+    let capped = FeeBump {
+        after: Duration::ZERO,
+        max_fee_per_gas: max_fee + max_fee / 10,
+    };
+    let listed = c
+        .clone()
+        .with_fee_bump(Some(capped))
+        .pending_sends(hour)
+        .await
+        .unwrap();
+    assert_eq!(listed[0].replacements, 0);
+
+    // Due: replaced with the same nonce and fees raised by at least an eighth.
+    let bumping = c.clone().with_fee_bump(Some(FeeBump {
+        after: Duration::ZERO,
+        max_fee_per_gas: generous,
+    }));
+    let listed = bumping.pending_sends(hour).await.unwrap();
+    assert_eq!(
+        (listed.len(), listed[0].tx_hash, listed[0].replacements),
+        (1, first, 1)
+    );
+    let replacement = listed[0].newest;
+    assert_ne!(replacement, first);
+    let (same_nonce, new_fee, new_priority) = fees(replacement).await;
+    assert_eq!(same_nonce, nonce);
+    assert!(
+        new_fee >= max_fee + max_fee / 8,
+        "{new_fee} after {max_fee}"
+    );
+    assert!(new_fee <= generous);
+    assert!(
+        new_priority >= priority + priority / 8,
+        "{new_priority} after {priority}"
+    );
+    assert_eq!(pending_nonce().await, 1);
+    // Still pending: the retry sends nothing.
+    assert!(matches!(
+        c.resend_calldata(input.clone(), value, first).await,
+        Err(ClientError::Unconfirmed { tx_hash, .. }) if tx_hash == first
+    ));
+
+    // Mined: the replacement's outcome is the send's, given once; nothing else is sent.
+    anvil.mine(1).await.unwrap();
+    let block = c.block_number().await.unwrap();
+    assert_eq!(
+        twin.sent_state(replacement).await.unwrap(),
+        SentState::Mined(CallOutcome::Included {
+            block,
+            tx_hash: replacement
+        })
+    );
+    assert_eq!(
+        c.resend_calldata(input.clone(), value, first)
+            .await
+            .unwrap(),
+        CallOutcome::Included {
+            block,
+            tx_hash: replacement
+        }
+    );
+    assert!(!c.has_unconfirmed());
+    assert!(bumping.pending_sends(hour).await.unwrap().is_empty());
+    // Asked again, the call goes to the chain, which refuses it at estimation for free.
+    assert!(matches!(
+        c.resend_calldata(input, value, first).await.unwrap(),
+        CallOutcome::Reverted(Revert::Contract(_))
+    ));
+    assert_eq!(c.transaction_count(n.account).await.unwrap(), 1);
+    assert_eq!(pending_nonce().await, 1);
 }

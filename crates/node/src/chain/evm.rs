@@ -22,12 +22,16 @@
 //!   are serialised and each waits for its receipt (`keyquorum_evm::client::Client::send`);
 //!   nonce, gas and fees are the provider's.
 //! - A send whose receipt was not seen in that wait is answered [`SubmitOutcome::Unconfirmed`],
-//!   and the runtime submits it again later; the client looks the transaction up rather than
+//!   and the runtime submits it again later; that submission is its retry (the adapter keeps
+//!   the send's handle by the call's id), and the client looks the transaction up rather than
 //!   send a copy with the next nonce: its outcome once mined (a revert replayed for its
 //!   reason), `Unconfirmed` again while it is pending, a new send once the chain's node dropped
-//!   it. A send still pending is looked up at each confirmed block, warned about (hash, call,
-//!   how long) when first found and every ten minutes, and shown
-//!   ([`ChainClient::send_pending`]) as `send_pending` and `keyquorum_sends_pending`.
+//!   it. Any other submission of the same call is a new call, sent even if an identical one was
+//!   just mined. A send still pending is looked up at each confirmed block, replaced with higher
+//!   fees when pending long enough (`keyquorum_evm::client::FeeBump`, [`Self::with_fee_bump`]),
+//!   warned about (hash, call, how long, replacements) when first found and every ten minutes,
+//!   and shown ([`ChainClient::send_pending`]) as `send_pending`, `keyquorum_sends_pending` and
+//!   `keyquorum_send_fee_bumps`.
 //! - Fraud proofs are staggered ([`ChainClient::proof_due`], `keyquorum_evm::stagger`): the
 //!   committee's honest-looking members, the culprit left out, take turns in an order every
 //!   node derives from the session id, the culprit and its account; the member of rank `r`
@@ -72,7 +76,7 @@ use keyquorum_evm::alloy_sol_types::SolCall as _;
 use keyquorum_evm::candidacy::{self, Bar, Change, Registration, Watch};
 use keyquorum_evm::client::Revert;
 use keyquorum_evm::client::{
-    BoardInput, CallOutcome, Client, ClientError, FollowError, Follower, PendingSend,
+    BoardInput, CallOutcome, Client, ClientError, FeeBump, FollowError, Follower, PendingSend,
 };
 use keyquorum_evm::events::Translator;
 use keyquorum_evm::stagger::ProofTurn;
@@ -93,7 +97,7 @@ const IDLE_POLL: Duration = Duration::from_millis(250);
 const WARN_PENDING_EVERY: Duration = Duration::from_secs(600);
 
 /// Where the contract is and how to follow it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct EvmSettings {
     /// JSON-RPC endpoint (`http://` or `https://`).
     pub rpc: String,
@@ -106,6 +110,19 @@ pub struct EvmSettings {
     pub from_block: u64,
     /// Blocks built on a block before it is reported.
     pub confirmations: u64,
+}
+
+impl std::fmt::Debug for EvmSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The endpoint's path, query and user info may carry an access key.
+        f.debug_struct("EvmSettings")
+            .field("rpc", &keyquorum_evm::client::rpc_origin(&self.rpc))
+            .field("contract", &self.contract)
+            .field("chain_name", &self.chain_name)
+            .field("from_block", &self.from_block)
+            .field("confirmations", &self.confirmations)
+            .finish()
+    }
 }
 
 /// Why a chain call failed.
@@ -160,6 +177,10 @@ pub struct EvmChainClient {
     looking_up: Arc<AtomicBool>,
     /// The confirmed height of the last look-up of the pending sends.
     looked_up_at: Arc<AtomicU64>,
+    /// The runtime's submissions answered [`SubmitOutcome::Unconfirmed`], by id
+    /// ([`Prepared::id`]), with the handle of the send their next submission retries.
+    unconfirmed:
+        Arc<Mutex<std::collections::HashMap<[u8; 32], keyquorum_evm::alloy_primitives::B256>>>,
 }
 
 impl std::fmt::Debug for EvmChainClient {
@@ -226,6 +247,7 @@ impl EvmChainClient {
             pending_sends: Default::default(),
             looking_up: Arc::new(AtomicBool::new(false)),
             looked_up_at: Arc::new(AtomicU64::new(0)),
+            unconfirmed: Default::default(),
         })
     }
 
@@ -233,6 +255,13 @@ impl EvmChainClient {
     /// receipt before it looks the transaction up instead.
     pub fn with_receipt_timeout(mut self, timeout: Duration) -> Self {
         self.client = self.client.with_receipt_timeout(timeout);
+        self
+    }
+
+    /// This adapter, replacing a send left pending with higher fees as `bump` says (module
+    /// docs); `None`: never.
+    pub fn with_fee_bump(mut self, bump: Option<FeeBump>) -> Self {
+        self.client = self.client.with_fee_bump(bump);
         self
     }
 
@@ -426,11 +455,6 @@ impl EvmChainClient {
 }
 
 impl EvmChainClient {
-    /// `error` as logged and shown: the endpoint's URL may carry an access key.
-    fn redact(&self, error: &ClientError) -> String {
-        keyquorum_evm::client::redact_rpc(&error.to_string(), &self.settings.rpc)
-    }
-
     /// Looks up, at each confirmed block while there are any, this node's sends still pending
     /// after their receipt wait, one look-up at a time: warns of each (its hash, call and how
     /// long) when first found and every [`WARN_PENDING_EVERY`] while it stays pending, and
@@ -456,19 +480,31 @@ impl EvmChainClient {
                             tx_hash = %p.tx_hash,
                             kind = p.kind,
                             pending_secs = p.pending_for.as_secs(),
+                            replacements = p.replacements,
+                            newest = %p.newest,
                             "transaction sent {}s ago is still pending: the chain's node keeps \
                              it but has not mined it (its fee may be too low for the chain); it \
-                             is not sent again while pending, and this account's later \
-                             transactions wait behind its nonce",
+                             is not sent again while pending but replaced with higher fees up \
+                             to the configured cap, and this account's later transactions wait \
+                             behind its nonce",
                             p.pending_for.as_secs()
                         );
                     }
                     *me.pending_sends() = pending;
                 }
-                Err(e) => debug!(error = %me.redact(&e), "pending sends not looked up"),
+                Err(e) => debug!(error = %e, "pending sends not looked up"),
             }
             me.looking_up.store(false, Ordering::Release);
         });
+    }
+
+    fn unconfirmed(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<[u8; 32], keyquorum_evm::alloy_primitives::B256>,
+    > {
+        self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn pending_sends(&self) -> std::sync::MutexGuard<'_, Vec<PendingSend>> {
@@ -499,8 +535,8 @@ impl EvmChainClient {
                     changes.iter().for_each(log_change);
                 }
                 Err(e) => {
-                    // The endpoint's URL may carry an access key: neither logged nor shown.
-                    let error = me.redact(&e);
+                    // The client's errors show no part of the endpoint's URL.
+                    let error = e.to_string();
                     let mut watch = me.watch();
                     if watch.on_check_failed(error.clone(), now) {
                         let failing = watch.check_failure().cloned();
@@ -631,6 +667,15 @@ fn log_change(change: &Change) {
     }
 }
 
+/// A call's id ([`Prepared::id`]): its calldata and value.
+fn call_id(call: &EvmCall) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(&call.input)
+        .chain_update(call.value.to_be_bytes::<32>())
+        .finalize()
+        .into()
+}
+
 fn alloy_sol_call<C: keyquorum_evm::alloy_sol_types::SolCall>(call: C) -> Vec<u8> {
     call.abi_encode()
 }
@@ -717,6 +762,7 @@ impl ChainClient for EvmChainClient {
             kind: oldest.kind.into(),
             pending_secs: oldest.pending_for.as_secs(),
             sends: pending.len() as u64,
+            fee_bumps: pending.iter().map(|p| u64::from(p.replacements)).sum(),
         })
     }
 
@@ -760,13 +806,8 @@ impl ChainClient for EvmChainClient {
                 }
             },
         };
-        let id: [u8; 32] = Sha256::new()
-            .chain_update(&call.input)
-            .chain_update(call.value.to_be_bytes::<32>())
-            .finalize()
-            .into();
         Ok(Prepared {
-            id,
+            id: call_id(&call),
             len: call.input.len(),
             tx: call,
         })
@@ -877,12 +918,26 @@ impl ChainClient for EvmChainClient {
         {
             return Ok(refused);
         }
-        let outcome = match self.client.send_calldata(tx.input, tx.value).await {
+        // The runtime submits a transaction answered `Unconfirmed` again until it has its
+        // outcome: that submission is the retry of the earlier send, which takes its outcome;
+        // any other is a new call.
+        let id = call_id(&tx);
+        let earlier = self.unconfirmed().remove(&id);
+        let sent = match earlier {
+            Some(earlier) => {
+                self.client
+                    .resend_calldata(tx.input, tx.value, earlier)
+                    .await
+            }
+            None => self.client.send_calldata(tx.input, tx.value).await,
+        };
+        let outcome = match sent {
             Ok(outcome) => outcome,
-            // Sent, its receipt not seen: the client looks it up when the same call comes
-            // again, and sends nothing while it is pending.
+            // Sent, its receipt not seen: the client looks it up when it is submitted again,
+            // and sends nothing while it is pending.
             Err(ClientError::Unconfirmed { tx_hash, reason }) => {
                 debug!(%tx_hash, %reason, "transaction not seen mined yet");
+                self.unconfirmed().insert(id, tx_hash);
                 return Ok(SubmitOutcome::Unconfirmed);
             }
             Err(e) => return Err(e.into()),
