@@ -16,7 +16,7 @@
 //! Peers that send a message for a ceremony this node has not seen start yet get no answer, so
 //! they retry; messages are acknowledged only once durable.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -99,6 +99,12 @@ struct Inflight {
     /// whose submission waits for the receipt answers with the outcome itself, so no patience
     /// runs out while it waits, and no copy is sent meanwhile.
     accepted_at: Option<u64>,
+    /// Its place in the order transactions were first handed to the submitter, kept when it
+    /// is requeued.
+    seq: u64,
+    /// Handed to the submitter, which has not answered yet: it will submit it, so it is not
+    /// requeued (its own answer settles it).
+    held: bool,
 }
 
 /// Transactions in nonce order, a few in flight at once (see the module docs).
@@ -107,40 +113,69 @@ struct Inflight {
 /// without consuming its nonce, every later one in flight is bound to fail on its nonce, so they
 /// all go back to the front of the queue, in order, to be signed again with fresh nonces (a
 /// copy that lands anyway is refused as a duplicate by the contract: posts, partial signatures
-/// and registrations are idempotent).
+/// and registrations are idempotent). Those the submitter still holds are left in flight, to
+/// be requeued by their own answer: requeued at once, they would be handed over a second time.
 #[derive(Default)]
 struct TxQueue {
     queue: VecDeque<Submission>,
+    /// Submissions taken back from flight, by [`Inflight::seq`]: they go again, in their first
+    /// order, before the queue's.
+    requeued: BTreeMap<u64, Submission>,
     inflight: VecDeque<Inflight>,
     not_before: Option<Instant>,
+    /// The next [`Inflight::seq`].
+    next_seq: u64,
 }
 
 /// Most transactions submitted and not yet seen in a block.
 const MAX_IN_FLIGHT: usize = 4;
 
 impl TxQueue {
-    /// Puts in-flight transactions from position `from` on back at the front of the queue.
+    /// Puts in-flight transactions from position `from` on back before the queue, but those
+    /// the submitter still holds ([`Inflight::held`]).
     fn requeue_from(&mut self, from: usize, delay: Duration) {
-        while self.inflight.len() > from {
-            let f = self.inflight.pop_back().expect("length checked");
-            self.queue.push_front(f.sub);
+        let mut pos = from;
+        while pos < self.inflight.len() {
+            if self.inflight[pos].held {
+                pos += 1;
+                continue;
+            }
+            let f = self.inflight.remove(pos).expect("position in range");
+            self.requeued.insert(f.seq, f.sub);
         }
         self.not_before = Some(Instant::now() + delay);
     }
 
-    /// Puts the in-flight transaction at `pos` alone back at the front of the queue, for a
-    /// chain whose adapter numbers the transactions itself: those after it keep their place.
+    /// Puts the in-flight transaction at `pos` alone back before the queue, for a chain whose
+    /// adapter numbers the transactions itself: those after it keep their place.
     fn requeue_one(&mut self, pos: usize, delay: Duration) {
         if let Some(f) = self.inflight.remove(pos) {
-            self.queue.push_front(f.sub);
+            self.requeued.insert(f.seq, f.sub);
         }
         self.not_before = Some(Instant::now() + delay);
+    }
+
+    /// The next submission to hand to the submitter, and its [`Inflight::seq`]: a requeued
+    /// one first, once no transaction after it is still in flight (it goes before them, and
+    /// on a chain the node numbers, it takes the first of their nonces); then the queue's.
+    fn next(&mut self) -> Option<(u64, Submission)> {
+        if let Some(first) = self.requeued.keys().next() {
+            if self.inflight.iter().any(|f| f.seq > *first) {
+                return None;
+            }
+            return self.requeued.pop_first();
+        }
+        let sub = self.queue.pop_front()?;
+        self.next_seq += 1;
+        Some((self.next_seq - 1, sub))
     }
 
     fn on_own_tx(&mut self, own: &OwnTx) {
         let Some(pos) = self.inflight.iter().position(|f| f.hash == own.hash) else {
             return;
         };
+        // In a block: whatever the submitter answers for it comes too late to matter.
+        self.inflight[pos].held = false;
         match own.rejected.as_deref() {
             None => {
                 self.inflight.remove(pos);
@@ -840,7 +875,7 @@ impl<C: ChainClient> Runtime<C> {
             return;
         }
         while self.txq.inflight.len() < MAX_IN_FLIGHT {
-            let Some(sub) = self.txq.queue.pop_front() else {
+            let Some((seq, sub)) = self.txq.next() else {
                 return;
             };
             // It would land in the next block at the earliest.
@@ -879,20 +914,31 @@ impl<C: ChainClient> Runtime<C> {
                 hash,
                 sub,
                 accepted_at: None,
+                seq,
+                held: true,
             });
             // One submitter posts them in queue order: transactions that reach the mempool out
             // of nonce order are refused in the block and cost a round trip each.
             if self.submitter.try_send((hash, prepared.tx)).is_err() {
-                self.txq.requeue_from(0, Duration::from_millis(300));
+                // Not handed over; those before it are.
+                let last = self.txq.inflight.len() - 1;
+                self.txq.inflight[last].held = false;
+                self.txq.requeue_one(last, Duration::from_millis(300));
                 return;
             }
         }
     }
 
     fn on_submitted(&mut self, hash: [u8; 32], outcome: SubmitOutcome) {
-        let Some(pos) = self.txq.inflight.iter().position(|f| f.hash == hash) else {
+        let Some(pos) = self
+            .txq
+            .inflight
+            .iter()
+            .position(|f| f.hash == hash && f.held)
+        else {
             return;
         };
+        self.txq.inflight[pos].held = false;
         match outcome {
             SubmitOutcome::Accepted | SubmitOutcome::Duplicate => {
                 self.txq.inflight[pos].accepted_at = Some(self.height);
@@ -1620,6 +1666,8 @@ mod tests {
 
     fn inflight(accepted_at: Option<u64>) -> Inflight {
         Inflight {
+            seq: 0,
+            held: accepted_at.is_none(),
             hash: [1; 32],
             sub: Submission {
                 action: ChainAction::Tx(TxBody::ClaimUnbonded),
@@ -1638,13 +1686,14 @@ mod tests {
         let mut q = TxQueue::default();
         q.inflight.push_back(inflight(None));
         q.on_height(100 + INCLUSION_PATIENCE + 1);
-        assert_eq!((q.inflight.len(), q.queue.len()), (1, 0));
+        assert_eq!((q.inflight.len(), q.requeued.len()), (1, 0));
 
         q.inflight[0].accepted_at = Some(100);
+        q.inflight[0].held = false;
         q.on_height(100 + INCLUSION_PATIENCE);
-        assert_eq!((q.inflight.len(), q.queue.len()), (1, 0));
+        assert_eq!((q.inflight.len(), q.requeued.len()), (1, 0));
         q.on_height(100 + INCLUSION_PATIENCE + 1);
-        assert_eq!((q.inflight.len(), q.queue.len()), (0, 1));
+        assert_eq!((q.inflight.len(), q.requeued.len()), (0, 1));
     }
 
     /// A send not yet seen mined goes back to the queue alone: the one after it, already
@@ -1661,7 +1710,42 @@ mod tests {
             q.inflight.iter().map(|f| f.hash).collect::<Vec<_>>(),
             [[2; 32]]
         );
-        assert_eq!(q.queue.len(), 1);
+        assert_eq!(q.requeued.len(), 1);
         assert!(q.not_before.is_some_and(|t| t > Instant::now()));
+    }
+
+    /// A busy answer takes back the transaction it answers, not those handed to the submitter
+    /// after it: the submitter still holds them, and requeued at once they would be submitted
+    /// a second time. Each goes back with its own answer; they go again once none after them
+    /// is in flight, in their first order, each once.
+    #[test]
+    fn a_busy_answer_requeues_only_what_the_submitter_no_longer_holds() {
+        let mut q = TxQueue::default();
+        for i in 0..3u8 {
+            q.queue.push_back(inflight(None).sub);
+            let (seq, sub) = q.next().unwrap();
+            q.inflight.push_back(Inflight {
+                hash: [i; 32],
+                seq,
+                ..inflight(None)
+            });
+            assert_eq!((seq, sub.kind), (u64::from(i), "claim_unbonded"));
+        }
+        let hashes = |q: &TxQueue| q.inflight.iter().map(|f| f.hash[0]).collect::<Vec<_>>();
+        // The submitter answers the first one busy.
+        q.inflight[0].held = false;
+        q.requeue_from(0, Duration::ZERO);
+        assert_eq!(hashes(&q), [1, 2]);
+        assert_eq!((q.requeued.len(), q.queue.len()), (1, 0));
+        // Not handed over again before the two after it, which the submitter holds.
+        assert!(q.next().is_none());
+        // Then it answers them busy too.
+        for _ in 0..2 {
+            q.inflight[0].held = false;
+            q.requeue_from(0, Duration::ZERO);
+        }
+        assert!(q.inflight.is_empty());
+        let again: Vec<u64> = std::iter::from_fn(|| q.next().map(|(seq, _)| seq)).collect();
+        assert_eq!(again, [0, 1, 2]);
     }
 }
