@@ -1493,8 +1493,7 @@ mod tests {
                 let mut request = Vec::new();
                 let mut buf = [0u8; 4096];
                 // The head, then as many body bytes as it announces.
-                loop {
-                    let Ok(n) = stream.read(&mut buf) else { break };
+                while let Ok(n) = stream.read(&mut buf) {
                     if n == 0 {
                         break;
                     }
