@@ -28,7 +28,7 @@
 //!   reason), `Unconfirmed` again while it is pending, a new send once the chain's node dropped
 //!   it. Any other submission of the same call is a new call, sent even if an identical one was
 //!   just mined. A send still pending is looked up at each confirmed block, replaced with higher
-//!   fees when pending long enough (`keyquorum_evm::client::FeeBump`, [`Self::with_fee_bump`]),
+//!   fees when pending long enough (`keyquorum_evm::client::FeeBump`, [`EvmChainClient::with_fee_bump`]),
 //!   warned about (hash, call, how long, replacements) when first found and every ten minutes,
 //!   and shown ([`ChainClient::send_pending`]) as `send_pending`, `keyquorum_sends_pending` and
 //!   `keyquorum_send_fee_bumps`.
