@@ -37,10 +37,11 @@ const CHAIN_KEY_TAG: &[u8] = b"keyquorum-evm/chain-key/v1";
 const MAX_LOG_RANGE: u64 = 1_000;
 /// How long a sent transaction is waited for.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long the outcome of an unconfirmed send, found mined by [`Client::pending_sends`] or
-/// [`Client::sent_state`], is kept for its caller's retry to claim ([`Client::resend_calldata`])
-/// before it is forgotten. A caller that retries does so within seconds.
-const RESOLVED_KEEP: Duration = Duration::from_secs(60);
+/// Most outcomes of unconfirmed sends found mined by someone other than their caller
+/// ([`Client::pending_sends`], an identical new call) kept for that caller's retry
+/// ([`Client::resend_calldata`]): a caller that retries takes its outcome, so only one that
+/// gave up on its call leaves one behind.
+const MAX_RESOLVED_KEPT: usize = 256;
 /// A replacement's fees over those of the send it replaces, in eighths: 12.5% more, above the
 /// 10% that nodes (geth, reth, anvil) require of a replacement on both `maxFeePerGas` and
 /// `maxPriorityFeePerGas`.
@@ -87,28 +88,42 @@ pub enum ClientError {
     /// The contract refused the deployment (its constructor's checks of the configuration).
     #[error("refused: {0:?}")]
     Refused(Revert),
+    /// A call could not be signed (a field the transaction needs is missing).
+    #[error("signing: {0}")]
+    Sign(String),
     /// A read returned bytes that do not decode as the function's result.
     #[error("undecodable answer: {0}")]
     Decode(String),
 }
+
+/// The shortest part of an endpoint URL (path, query, user name or password) replaced on its
+/// own by [`redact_rpc`]: a shorter one is no access key, and replacing it everywhere would
+/// garble the rest of the text (a path `/v1` in every version string).
+const MIN_REDACTED_PART: usize = 6;
 
 /// `text` with the endpoint URL `rpc` replaced by `<rpc>` wherever it appears: the URL may
 /// carry an access key (in its path, query or user info), so it is neither logged nor shown.
 /// Errors print it as configured, or as the HTTP client holds it: normalised by the `url` crate
 /// (scheme and host lowercased, a default port dropped, `/` for an empty path, characters
 /// percent-encoded) and without its user info, which goes into an authorization header. A
-/// server's error page may echo the path or query alone, so each of these, and the user info's
-/// parts, are replaced on their own too.
+/// server's error page may echo the path or query alone (percent-encoded or decoded), so each
+/// of these, and the user info's parts, are replaced on their own too, when long enough to be
+/// a key (six characters).
 pub fn redact_rpc(text: &str, rpc: &str) -> String {
     let mut forms = vec![rpc.to_string()];
     if let Ok(url) = reqwest::Url::parse(rpc) {
         forms.push(url.to_string());
-        if url.path().len() > 1 {
-            forms.push(url.path().to_string());
-        }
-        forms.extend(url.query().map(str::to_string));
-        forms.extend(url.password().map(str::to_string));
-        forms.push(url.username().to_string());
+        let mut parts = vec![url.path().to_string()];
+        parts.extend(url.query().map(str::to_string));
+        parts.extend(url.password().map(str::to_string));
+        parts.push(url.username().to_string());
+        let decoded: Vec<String> = parts.iter().filter_map(|p| percent_decoded(p)).collect();
+        parts.extend(decoded);
+        forms.extend(
+            parts
+                .into_iter()
+                .filter(|p| p.trim_matches('/').len() >= MIN_REDACTED_PART),
+        );
         let mut bare = url;
         // Fails only for URLs that cannot have user info, which then have none to remove.
         let _ = bare.set_username("");
@@ -125,6 +140,34 @@ pub fn redact_rpc(text: &str, rpc: &str) -> String {
         .fold(text.to_string(), |out, form| {
             out.replace(form.as_str(), "<rpc>")
         })
+}
+
+/// `part` with its `%XX` escapes decoded, when it has any and they decode to UTF-8.
+fn percent_decoded(part: &str) -> Option<String> {
+    if !part.contains('%') {
+        return None;
+    }
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok().filter(|d| d != part)
 }
 
 /// The endpoint `rpc` as it may be shown: its scheme, host and port, without the path, query
@@ -273,9 +316,12 @@ pub enum SentState {
     /// Mined: what became of it (a revert replayed for its reason, as [`Client::send_calldata`]
     /// does).
     Mined(CallOutcome),
-    /// Known to the node and not mined yet.
+    /// Not mined yet: for a send this client keeps, while its nonce is free; for any other
+    /// transaction, while the node knows it.
     Pending,
-    /// Unknown to the node: dropped (or never propagated); its nonce is free again.
+    /// Can no longer be mined. For a send this client keeps: none of its transactions is
+    /// mined and its nonce is taken by another. For any other transaction: unknown to the
+    /// node (dropped, or never propagated).
     Dropped,
 }
 
@@ -400,19 +446,26 @@ async fn wait_for_receipt<P: Provider>(
     }
 }
 
-/// The contract at an address, and an account to call it from. Clones share the provider and
-/// the send lock.
+/// The contract at an address, and an account to call it from. Clones share the provider, the
+/// send lock and the kept sends.
 #[derive(Clone)]
 pub struct Client {
     provider: DynProvider,
+    /// Signs every call here: a send's hash is known before the chain's node answers (a lost
+    /// answer leaves no transaction unaccounted for), and a replacement is built from what
+    /// this client sent, never from what the node reports.
+    wallet: EthereumWallet,
+    /// The chain id (EIP-155), asked once.
+    chain_id: Arc<tokio::sync::OnceCell<u64>>,
     contract: Address,
     account: Address,
     send_lock: Arc<Mutex<()>>,
+    /// Held while the kept sends are looked up and replaced ([`Client::pending_sends`]).
+    bump_lock: Arc<Mutex<()>>,
     receipt_timeout: Duration,
     /// When and how far a send left pending is replaced with higher fees (none: never).
     fee_bump: Option<FeeBump>,
-    /// Sends whose receipt was not seen, until they are found mined (and their outcome is
-    /// taken) or dropped.
+    /// Sends whose receipt was not seen, until their outcome is taken or they are dropped.
     unconfirmed: Arc<std::sync::Mutex<Vec<Unconfirmed>>>,
 }
 
@@ -423,9 +476,30 @@ pub struct Client {
 pub struct FeeBump {
     /// How long a send (or its last replacement) stays pending before it is replaced.
     pub after: Duration,
-    /// The most `maxFeePerGas` a replacement offers (wei per gas); once the fees reached it,
-    /// the send is left as it is.
+    /// The most a replacement offers per gas (`maxFeePerGas`, or the gas price on a chain
+    /// without EIP-1559), in wei; once the fees reached it, the send is left as it is.
     pub max_fee_per_gas: u128,
+}
+
+/// What a transaction offers for its gas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fees {
+    /// EIP-1559's fields.
+    Eip1559 {
+        max_fee_per_gas: u128,
+        max_priority_fee_per_gas: u128,
+    },
+    /// A chain without EIP-1559's base fee: a gas price.
+    Legacy { gas_price: u128 },
+}
+
+/// A transaction signed by this client.
+#[derive(Debug, Clone)]
+struct Signed {
+    hash: B256,
+    fees: Fees,
+    /// Its EIP-2718 encoding, as sent (and sent again while the node has lost it).
+    raw: Bytes,
 }
 
 /// A send whose receipt was not seen ([`ClientError::Unconfirmed`]), as the client keeps it.
@@ -434,28 +508,58 @@ struct Unconfirmed {
     /// The first transaction's hash: the handle the caller retries with
     /// ([`Client::resend_calldata`]).
     tx_hash: B256,
-    /// Every transaction sent for it, with the same nonce: the first, then each replacement
+    /// Every transaction signed for it, all with `nonce`: the first, then each replacement
     /// with higher fees. At most one of them is mined.
-    hashes: Vec<B256>,
+    sent: Vec<Signed>,
     input: Vec<u8>,
     value: U256,
+    nonce: u64,
+    gas_limit: u64,
     sent_at: Instant,
-    /// When the newest of `hashes` was sent.
+    /// When the newest of `sent` was signed.
     last_sent: Instant,
-    /// Its outcome, when [`Client::pending_sends`] or [`Client::sent_state`] found it mined,
-    /// or a new identical call did: kept for its caller's retry to claim, then forgotten after
-    /// [`RESOLVED_KEEP`].
+    /// Its outcome, once found mined by someone other than its caller: kept until its
+    /// caller's retry takes it (at most [`MAX_RESOLVED_KEPT`] are), with when it was found.
     resolved: Option<(CallOutcome, Instant)>,
     /// When it was last reported as pending ([`PendingSend::warn`]).
     warned_at: Option<Instant>,
-    /// A replacement is being sent: until it is in `hashes`, the ones there may all be gone
-    /// from the chain's node while the send is still pending.
-    replacing: bool,
+    /// Why the last replacement or re-broadcast did not reach the chain's node.
+    problem: Option<String>,
 }
 
-/// A send of this client still pending: its receipt was not seen in time, and the chain's node
-/// still knows it but has not mined it (a fee too low for the chain, say). Later sends of the
-/// account wait behind its nonce.
+impl Unconfirmed {
+    fn newest(&self) -> &Signed {
+        self.sent.last().expect("a kept send has a transaction")
+    }
+
+    /// The call as sent, to replay a mined revert for its reason.
+    fn call(&self, from: Address, to: Address) -> TransactionRequest {
+        TransactionRequest::default()
+            .with_from(from)
+            .with_to(to)
+            .with_value(self.value)
+            .with_gas_limit(self.gas_limit)
+            .with_input(self.input.clone())
+    }
+}
+
+/// Where a kept send stands ([`Client::settle`]).
+#[derive(Debug, Clone, PartialEq)]
+enum Settled {
+    Mined(CallOutcome),
+    /// Not mined, and its nonce still free: it may yet be. `known`: the chain's node holds its
+    /// newest transaction.
+    Pending {
+        known: bool,
+    },
+    /// None of its transactions mined, and its nonce taken by another transaction: it can no
+    /// longer be mined.
+    Dropped,
+}
+
+/// A send of this client still pending: its receipt was not seen in time, and it is not mined
+/// yet while its nonce is free (a fee too low for the chain, say). Later sends of the account
+/// wait behind its nonce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingSend {
     /// Its hash.
@@ -471,6 +575,8 @@ pub struct PendingSend {
     pub replacements: u32,
     /// The newest transaction sent for it (its own hash until it is replaced).
     pub newest: B256,
+    /// Why its last replacement or re-broadcast did not reach the chain's node, if it did not.
+    pub problem: Option<String>,
 }
 
 /// The contract function `input` calls, by its selector.
@@ -480,6 +586,55 @@ pub fn call_name(input: &[u8]) -> &'static str {
         .and_then(|s| <[u8; 4]>::try_from(s).ok())
         .and_then(Coordinator::CoordinatorCalls::name_by_selector)
         .unwrap_or("unknown")
+}
+
+/// A fee raised by [`FEE_BUMP_EIGHTHS`].
+fn raised(fee: u128) -> u128 {
+    fee.saturating_mul(FEE_BUMP_EIGHTHS).div_ceil(8)
+}
+
+/// The fees of a replacement of a transaction offering `fees`: each raised by an eighth, or
+/// to what the chain asks `now` where that is more (left alone when `now` is unknown), at most
+/// `cap` per gas. `None` when the least raise the chain's node accepts is over the cap.
+fn replacement_fees(fees: Fees, now: Option<Fees>, cap: u128) -> Option<Fees> {
+    match fees {
+        Fees::Eip1559 {
+            max_fee_per_gas,
+            max_priority_fee_per_gas,
+        } => {
+            let (now_fee, now_priority) = match now {
+                Some(Fees::Eip1559 {
+                    max_fee_per_gas,
+                    max_priority_fee_per_gas,
+                }) => (max_fee_per_gas, max_priority_fee_per_gas),
+                Some(Fees::Legacy { gas_price }) => (gas_price, 0),
+                None => (0, 0),
+            };
+            let least_fee = raised(max_fee_per_gas);
+            let least_priority = raised(max_priority_fee_per_gas);
+            if least_fee > cap || least_priority > least_fee.max(now_fee).min(cap) {
+                return None;
+            }
+            let max_fee_per_gas = least_fee.max(now_fee).min(cap);
+            Some(Fees::Eip1559 {
+                max_fee_per_gas,
+                max_priority_fee_per_gas: least_priority.max(now_priority).min(max_fee_per_gas),
+            })
+        }
+        Fees::Legacy { gas_price } => {
+            let now_price = match now {
+                Some(Fees::Legacy { gas_price }) => gas_price,
+                Some(Fees::Eip1559 {
+                    max_fee_per_gas, ..
+                }) => max_fee_per_gas,
+                None => 0,
+            };
+            let least = raised(gas_price);
+            (least <= cap).then(|| Fees::Legacy {
+                gas_price: least.max(now_price).min(cap),
+            })
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -501,10 +656,13 @@ impl Client {
     ) -> Result<Self, ClientError> {
         let account = key.address();
         Ok(Client {
-            provider: connect(rpc, key).await?,
+            provider: connect(rpc, key.clone()).await?,
+            wallet: EthereumWallet::from(key),
+            chain_id: Default::default(),
             contract,
             account,
             send_lock: Default::default(),
+            bump_lock: Default::default(),
             receipt_timeout: RECEIPT_TIMEOUT,
             fee_bump: None,
             unconfirmed: Default::default(),
@@ -542,7 +700,10 @@ impl Client {
 
     /// The chain id (EIP-155).
     pub async fn chain_id(&self) -> Result<u64, ClientError> {
-        Ok(self.provider.get_chain_id().await?)
+        Ok(*self
+            .chain_id
+            .get_or_try_init(|| async { self.provider.get_chain_id().await })
+            .await?)
     }
 
     /// The latest block number.
@@ -557,7 +718,7 @@ impl Client {
 
     /// How many transactions `who` has sent (its next nonce) as of the latest block.
     pub async fn transaction_count(&self, who: Address) -> Result<u64, ClientError> {
-        Ok(self.provider.get_transaction_count(who).await?)
+        Ok(self.provider.get_transaction_count(who).latest().await?)
     }
 
     /// A view function's result at the latest block.
@@ -600,8 +761,8 @@ impl Client {
     }
 
     /// Sends `call` with `value` wei and waits for its receipt. One call at a time per client:
-    /// the nonce comes from the chain's pending count, so a call refused at estimation uses
-    /// none, and no later call waits behind a gap.
+    /// a call refused at estimation is not sent and uses no nonce, so no later call waits
+    /// behind a gap.
     pub async fn send<C: SolCall>(&self, call: C, value: U256) -> Result<CallOutcome, ClientError> {
         self.send_calldata(call.abi_encode(), value).await
     }
@@ -628,9 +789,11 @@ impl Client {
 
     /// The retry of the send whose [`ClientError::Unconfirmed`] named `earlier`, the call
     /// (calldata and value) the same: the earlier send is looked up rather than sent again.
-    /// Mined, its outcome (a revert replayed for its reason); still pending,
-    /// [`ClientError::Unconfirmed`] again and nothing is sent; dropped by the chain's node, or
-    /// no longer kept, the call is sent anew.
+    /// Mined, its outcome (a revert replayed for its reason); not mined while its nonce is
+    /// free, [`ClientError::Unconfirmed`] again and nothing new is sent (the node is handed the
+    /// same transaction again if it lost it); none of its transactions mined and its nonce
+    /// taken by another, the call is sent anew. A handle this client no longer keeps (its
+    /// outcome taken, or from before a restart) is a new call ([`Client::send_calldata`]).
     pub async fn resend_calldata(
         &self,
         input: Vec<u8>,
@@ -638,10 +801,72 @@ impl Client {
         earlier: B256,
     ) -> Result<CallOutcome, ClientError> {
         let _guard = self.send_lock.lock().await;
-        if let Some(earlier) = self.earlier_send(Some(earlier), &input, value).await? {
+        let retry_of = self.keeps(earlier).then_some(earlier);
+        if let Some(earlier) = self.earlier_send(retry_of, &input, value).await? {
             return earlier;
         }
         self.send_new(input, value).await
+    }
+
+    /// Whether `handle` names a send this client keeps: its receipt was not seen, and its
+    /// outcome was not taken yet (nor was it dropped).
+    pub fn keeps(&self, handle: B256) -> bool {
+        self.records().iter().any(|u| u.tx_hash == handle)
+    }
+
+    /// Signs the call with `nonce`, `gas_limit` and `fees`.
+    async fn sign(
+        &self,
+        input: &[u8],
+        value: U256,
+        nonce: u64,
+        gas_limit: u64,
+        fees: Fees,
+    ) -> Result<Signed, ClientError> {
+        use alloy_network::eip2718::Encodable2718;
+        let mut tx = TransactionRequest::default()
+            .with_from(self.account)
+            .with_to(self.contract)
+            .with_value(value)
+            .with_input(input.to_vec())
+            .with_nonce(nonce)
+            .with_gas_limit(gas_limit)
+            .with_chain_id(self.chain_id().await?);
+        match fees {
+            Fees::Eip1559 {
+                max_fee_per_gas,
+                max_priority_fee_per_gas,
+            } => {
+                tx = tx
+                    .with_max_fee_per_gas(max_fee_per_gas)
+                    .with_max_priority_fee_per_gas(max_priority_fee_per_gas);
+            }
+            Fees::Legacy { gas_price } => tx = tx.with_gas_price(gas_price),
+        }
+        let envelope = tx
+            .build(&self.wallet)
+            .await
+            .map_err(|e| ClientError::Sign(e.to_string()))?;
+        Ok(Signed {
+            hash: *envelope.tx_hash(),
+            fees,
+            raw: envelope.encoded_2718().into(),
+        })
+    }
+
+    /// The fees the chain asks now: EIP-1559's from the fee history, or the gas price on a
+    /// chain without a base fee.
+    async fn current_fees(&self) -> Result<Fees, ClientError> {
+        match self.provider.estimate_eip1559_fees().await {
+            Ok(e) => Ok(Fees::Eip1559 {
+                max_fee_per_gas: e.max_fee_per_gas,
+                max_priority_fee_per_gas: e.max_priority_fee_per_gas,
+            }),
+            Err(RpcError::UnsupportedFeature(_)) => Ok(Fees::Legacy {
+                gas_price: self.provider.get_gas_price().await?,
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Sends the call and waits for its receipt; the caller holds the send lock.
@@ -649,26 +874,13 @@ impl Client {
         let may_evict = input.get(..4).is_some_and(|s| {
             s == Coordinator::registerCall::SELECTOR || s == Coordinator::addStakeCall::SELECTOR
         });
-        let mut tx = TransactionRequest::default()
+        let call = TransactionRequest::default()
             .with_from(self.account)
             .with_to(self.contract)
             .with_value(value)
             .with_input(input.clone());
-        if may_evict {
-            let estimate = match self.provider.estimate_gas(tx.clone()).await {
-                Ok(g) => g,
-                Err(e) => {
-                    return match revert_of(&e) {
-                        Some(r) => Ok(CallOutcome::Reverted(r)),
-                        None => Err(e.into()),
-                    };
-                }
-            };
-            let candidates = self.read(Coordinator::eligibleCountCall {}).await?;
-            tx = tx.with_gas_limit(candidacy_gas_limit(estimate, candidates.saturating_to()));
-        }
-        let pending = match self.provider.send_transaction(tx.clone()).await {
-            Ok(p) => p,
+        let estimate = match self.provider.estimate_gas(call.clone()).await {
+            Ok(g) => g,
             Err(e) => {
                 return match revert_of(&e) {
                     Some(r) => Ok(CallOutcome::Reverted(r)),
@@ -676,31 +888,64 @@ impl Client {
                 };
             }
         };
-        let tx_hash = *pending.tx_hash();
+        let gas_limit = if may_evict {
+            let candidates = self.read(Coordinator::eligibleCountCall {}).await?;
+            candidacy_gas_limit(estimate, candidates.saturating_to())
+        } else {
+            estimate
+        };
+        // The chain's pending count, but past every kept send's nonce: a kept send the node
+        // lost may still be mined (elsewhere, or when handed to the node again), so its nonce
+        // is never given to another call, which could then land beside it.
+        let pending_count = self
+            .provider
+            .get_transaction_count(self.account)
+            .pending()
+            .await?;
+        let nonce = self
+            .records()
+            .iter()
+            .filter(|u| u.resolved.is_none())
+            .map(|u| u.nonce + 1)
+            .fold(pending_count, u64::max);
+        let fees = self.current_fees().await?;
+        let signed = self.sign(&input, value, nonce, gas_limit, fees).await?;
+        let tx_hash = signed.hash;
         let sent_at = Instant::now();
+        let keep = |reason: String| {
+            self.records().push(Unconfirmed {
+                tx_hash,
+                sent: vec![signed.clone()],
+                input: input.clone(),
+                value,
+                nonce,
+                gas_limit,
+                sent_at,
+                last_sent: sent_at,
+                resolved: None,
+                warned_at: None,
+                problem: None,
+            });
+            Err(ClientError::Unconfirmed { tx_hash, reason })
+        };
+        if let Err(e) = self.provider.send_raw_transaction(&signed.raw).await {
+            // An answer refusing it: the node does not have it, and its nonce stays free.
+            if e.as_error_resp().is_some() {
+                return match revert_of(&e) {
+                    Some(r) => Ok(CallOutcome::Reverted(r)),
+                    None => Err(e.into()),
+                };
+            }
+            // No answer: it may have reached the node.
+            return keep(format!("the send was not answered: {e}"));
+        }
         let receipt = match wait_for_receipt(&self.provider, tx_hash, self.receipt_timeout).await {
             Ok(receipt) => receipt,
-            Err(e) => {
-                self.records().push(Unconfirmed {
-                    tx_hash,
-                    hashes: vec![tx_hash],
-                    input,
-                    value,
-                    sent_at,
-                    last_sent: sent_at,
-                    resolved: None,
-                    warned_at: None,
-                    replacing: false,
-                });
-                return Err(ClientError::Unconfirmed {
-                    tx_hash,
-                    reason: e.to_string(),
-                });
-            }
+            Err(e) => return keep(e.to_string()),
         };
         if !receipt.status() {
             let replayed = match receipt.block_number {
-                Some(number) => self.replay(tx, number).await,
+                Some(number) => self.replay(call.with_gas_limit(gas_limit), number).await,
                 None => None,
             };
             return Ok(CallOutcome::Reverted(Revert::Mined(replayed)));
@@ -712,7 +957,7 @@ impl Client {
     }
 
     /// Whether a send of this client whose receipt was not seen is kept (pending, or found
-    /// mined and not yet claimed).
+    /// mined and its outcome not taken yet).
     pub fn has_unconfirmed(&self) -> bool {
         !self.records().is_empty()
     }
@@ -725,11 +970,11 @@ impl Client {
         self.records().retain(|u| u.tx_hash != tx_hash);
     }
 
-    /// What an earlier unconfirmed send settles for a call: for the retry of the send
-    /// `retry_of`, that send's outcome when mined, [`ClientError::Unconfirmed`] while
-    /// pending; for a new call, [`ClientError::Unconfirmed`] while an identical send is
-    /// pending (one found mined keeps its outcome for its own retry). `None` when the call is
-    /// to be sent.
+    /// What an earlier unconfirmed send settles for a call: for the retry of the kept send
+    /// `retry_of`, that send's outcome when mined, [`ClientError::Unconfirmed`] while it may
+    /// still be; for a new call, [`ClientError::Unconfirmed`] while an identical send may
+    /// still be mined (one found mined keeps its outcome for its own retry). `None` when the
+    /// call is to be sent.
     async fn earlier_send(
         &self,
         retry_of: Option<B256>,
@@ -745,16 +990,8 @@ impl Client {
                 // Another call's outcome, which only its retry takes.
                 None => u.resolved.is_none(),
             })
-            .map(|u| {
-                (
-                    u.tx_hash,
-                    u.hashes.clone(),
-                    u.sent_at,
-                    u.resolved.clone(),
-                    u.replacing,
-                )
-            });
-        let Some((tx_hash, hashes, sent_at, resolved, replacing)) = earlier else {
+            .map(|u| (u.tx_hash, u.sent_at, u.resolved.clone()));
+        let Some((tx_hash, sent_at, resolved)) = earlier else {
             return Ok(None);
         };
         if let Some((outcome, _)) = resolved {
@@ -763,67 +1000,128 @@ impl Client {
         }
         let unconfirmed =
             |reason: String| Ok(Some(Err(ClientError::Unconfirmed { tx_hash, reason })));
-        if replacing {
-            return unconfirmed("being replaced with higher fees".into());
-        }
         // A failed look-up says nothing of the earlier send: it stays kept and unconfirmed,
         // never a reason to send a copy.
-        let state = match self.look_up_all(&hashes).await {
-            Ok(state) => state,
+        let settled = match self.settle(tx_hash).await {
+            Ok(settled) => settled,
             Err(e) => return unconfirmed(format!("could not look the earlier send up: {e}")),
         };
-        match state {
-            SentState::Mined(outcome) if retry_of.is_some() => {
+        match settled {
+            Some(Settled::Mined(outcome)) if retry_of.is_some() => {
                 self.forget(tx_hash);
                 Ok(Some(Ok(outcome)))
             }
-            SentState::Mined(outcome) => {
-                self.resolve(tx_hash, outcome);
-                Ok(None)
-            }
-            SentState::Pending => unconfirmed(format!(
-                "still pending {:?} after it was sent",
-                sent_at.elapsed()
-            )),
-            SentState::Dropped => {
-                // Gone from the chain's node, unless a replacement was sent meanwhile.
-                let mut records = self.records();
-                if let Some(pos) = records.iter().position(|u| u.tx_hash == tx_hash) {
-                    if records[pos].replacing || records[pos].hashes != hashes {
-                        return unconfirmed("being replaced with higher fees".into());
-                    }
-                    records.remove(pos);
+            Some(Settled::Pending { known }) => {
+                if !known {
+                    self.send_again(tx_hash).await;
                 }
-                Ok(None)
+                unconfirmed(format!(
+                    "not mined {:?} after it was sent, its nonce still free",
+                    sent_at.elapsed()
+                ))
             }
+            // Mined and kept for its own retry; dropped; or taken meanwhile: this call goes.
+            Some(Settled::Mined(_) | Settled::Dropped) | None => Ok(None),
         }
     }
 
-    /// Keeps `outcome` as the mined outcome of the kept send `tx_hash` (its first one, if
-    /// already kept).
-    fn resolve(&self, tx_hash: B256, outcome: CallOutcome) {
-        let now = Instant::now();
-        for u in self.records().iter_mut().filter(|u| u.tx_hash == tx_hash) {
-            u.resolved.get_or_insert_with(|| (outcome.clone(), now));
-        }
-    }
-
-    /// Where a kept send stands, from all the transactions sent for it (`hashes`, with one
-    /// nonce): mined if one of them is, pending if one of them is, else dropped.
-    async fn look_up_all(&self, hashes: &[B256]) -> Result<SentState, ClientError> {
-        let mut pending = false;
-        for hash in hashes.iter().rev() {
-            match self.look_up(*hash).await? {
-                mined @ SentState::Mined(_) => return Ok(mined),
-                SentState::Pending => pending = true,
+    /// Where the kept send `handle` stands, looked up now, and kept so: one found mined keeps
+    /// its outcome for its retry, one found dropped is forgotten. `None` when it is not kept.
+    ///
+    /// Dropped means that none of its transactions is mined and that its nonce is taken: by
+    /// a transaction this client did not sign for it, so none of its own can be mined any
+    /// more. The nonce is read before the receipts, so a transaction of it mined in between
+    /// shows its receipt; and it is dropped only if no replacement was signed meanwhile. A
+    /// send the node lost while its nonce is free is pending, not dropped: it may still be
+    /// mined, from another node's pool or once handed to this one again.
+    async fn settle(&self, handle: B256) -> Result<Option<Settled>, ClientError> {
+        let kept = self
+            .records()
+            .iter()
+            .find(|u| u.tx_hash == handle)
+            .map(|u| {
+                (
+                    u.sent.iter().map(|s| s.hash).collect::<Vec<_>>(),
+                    u.nonce,
+                    u.call(self.account, self.contract),
+                )
+            });
+        let Some((hashes, nonce, call)) = kept else {
+            return Ok(None);
+        };
+        let next_nonce = self
+            .provider
+            .get_transaction_count(self.account)
+            .latest()
+            .await?;
+        let mut known = false;
+        for (i, hash) in hashes.iter().enumerate().rev() {
+            match self.look_up(*hash, Some(&call)).await? {
+                SentState::Mined(outcome) => {
+                    self.resolve(handle, outcome.clone());
+                    return Ok(Some(Settled::Mined(outcome)));
+                }
+                SentState::Pending => known |= i + 1 == hashes.len(),
                 SentState::Dropped => {}
             }
         }
-        Ok(if pending {
-            SentState::Pending
-        } else {
-            SentState::Dropped
-        })
+        if next_nonce <= nonce || known {
+            return Ok(Some(Settled::Pending { known }));
+        }
+        let mut records = self.records();
+        let Some(pos) = records.iter().position(|u| u.tx_hash == handle) else {
+            return Ok(None);
+        };
+        // A replacement signed since the look-up may be the transaction that took the nonce.
+        if records[pos].sent.len() != hashes.len() {
+            return Ok(Some(Settled::Pending { known: true }));
+        }
+        records.remove(pos);
+        Ok(Some(Settled::Dropped))
+    }
+
+    /// Hands the kept send `handle`'s newest transaction to the chain's node again (it lost
+    /// it while its nonce is free). A refusal is kept as the send's problem: a fee the chain
+    /// no longer takes is for the fee bump to raise.
+    async fn send_again(&self, handle: B256) {
+        let Some(raw) = self
+            .records()
+            .iter()
+            .find(|u| u.tx_hash == handle)
+            .map(|u| u.newest().raw.clone())
+        else {
+            return;
+        };
+        let problem = self
+            .provider
+            .send_raw_transaction(&raw)
+            .await
+            .err()
+            .map(|e| format!("the node lost it and refused it again: {e}"));
+        if let Some(u) = self.records().iter_mut().find(|u| u.tx_hash == handle) {
+            u.problem = problem;
+        }
+    }
+
+    /// Keeps `outcome` as the mined outcome of the kept send `tx_hash` for its retry; beyond
+    /// [`MAX_RESOLVED_KEPT`] such outcomes, the oldest is forgotten.
+    fn resolve(&self, tx_hash: B256, outcome: CallOutcome) {
+        let now = Instant::now();
+        let mut records = self.records();
+        for u in records.iter_mut().filter(|u| u.tx_hash == tx_hash) {
+            u.resolved.get_or_insert_with(|| (outcome.clone(), now));
+        }
+        let resolved = records.iter().filter(|u| u.resolved.is_some()).count();
+        if resolved > MAX_RESOLVED_KEPT
+            && let Some(oldest) = records
+                .iter()
+                .enumerate()
+                .filter_map(|(i, u)| u.resolved.as_ref().map(|(_, at)| (*at, i)))
+                .min()
+                .map(|(_, i)| i)
+        {
+            records.remove(oldest);
+        }
     }
 
     /// The contract's error `tx` gives on the state after block `number` (see
@@ -842,46 +1140,49 @@ impl Client {
         }
     }
 
-    /// Where the transaction `tx_hash` stands: mined (and what became of it, a revert replayed
-    /// for its reason as [`Client::send_calldata`] does), pending, or unknown to the node. For
-    /// an unconfirmed send of this client, every transaction sent for it counts (a replacement
-    /// with higher fees may be the one mined). One found dropped is forgotten, so the same call
-    /// sent again goes out anew; one found mined keeps its outcome for a minute, for its
-    /// caller's retry ([`Client::resend_calldata`]).
+    /// Where the transaction `tx_hash` stands. For a send this client keeps (any of the
+    /// transactions signed for it: a replacement with higher fees may be the one mined), as
+    /// [`Client::resend_calldata`] finds it, and a mined one's outcome goes to this caller (a
+    /// later retry of it is a new call); the send is handed to the node again if the node lost
+    /// it while its nonce is free. For any other transaction: mined (a revert replayed for its
+    /// reason), pending if the node knows it, else dropped.
     pub async fn sent_state(&self, tx_hash: B256) -> Result<SentState, ClientError> {
         let kept = self
             .records()
             .iter()
-            .find(|u| u.hashes.contains(&tx_hash))
-            .map(|u| (u.tx_hash, u.hashes.clone(), u.replacing, u.resolved.clone()));
-        let Some((handle, hashes, replacing, resolved)) = kept else {
-            return self.look_up(tx_hash).await;
+            .find(|u| u.sent.iter().any(|s| s.hash == tx_hash))
+            .map(|u| (u.tx_hash, u.resolved.clone()));
+        let Some((handle, resolved)) = kept else {
+            return self.look_up(tx_hash, None).await;
         };
         if let Some((outcome, _)) = resolved {
+            self.forget(handle);
             return Ok(SentState::Mined(outcome));
         }
-        if replacing {
-            return Ok(SentState::Pending);
-        }
-        let state = self.look_up_all(&hashes).await?;
-        match &state {
-            SentState::Pending => {}
-            SentState::Dropped => {
-                let mut records = self.records();
-                if let Some(pos) = records.iter().position(|u| u.tx_hash == handle) {
-                    // A replacement sent meanwhile.
-                    if records[pos].replacing || records[pos].hashes != hashes {
-                        return Ok(SentState::Pending);
-                    }
-                    records.remove(pos);
-                }
+        Ok(match self.settle(handle).await? {
+            Some(Settled::Mined(outcome)) => {
+                self.forget(handle);
+                SentState::Mined(outcome)
             }
-            SentState::Mined(outcome) => self.resolve(handle, outcome.clone()),
-        }
-        Ok(state)
+            Some(Settled::Pending { known }) => {
+                if !known {
+                    self.send_again(handle).await;
+                }
+                SentState::Pending
+            }
+            Some(Settled::Dropped) => SentState::Dropped,
+            // Taken by another caller meanwhile.
+            None => self.look_up(tx_hash, None).await?,
+        })
     }
 
-    async fn look_up(&self, tx_hash: B256) -> Result<SentState, ClientError> {
+    /// Where one transaction stands: mined (a revert replayed as `call`, or as the node
+    /// reports the transaction when not given), known to the node, or unknown to it.
+    async fn look_up(
+        &self,
+        tx_hash: B256,
+        call: Option<&TransactionRequest>,
+    ) -> Result<SentState, ClientError> {
         use alloy_network::TransactionResponse;
         use alloy_rpc_types_eth::TransactionTrait;
         if let Some(receipt) = self.provider.get_transaction_receipt(tx_hash).await? {
@@ -892,16 +1193,23 @@ impl Client {
             if receipt.status() {
                 return Ok(SentState::Mined(CallOutcome::Included { block, tx_hash }));
             }
-            let replayed = match self.provider.get_transaction_by_hash(tx_hash).await? {
-                Some(sent) => {
-                    let call = TransactionRequest::default()
-                        .with_from(sent.from())
-                        .with_to(self.contract)
-                        .with_value(sent.value())
-                        .with_gas_limit(sent.gas_limit())
-                        .with_input(sent.input().clone());
-                    self.replay(call, block).await
-                }
+            let call = match call {
+                Some(call) => Some(call.clone()),
+                None => self
+                    .provider
+                    .get_transaction_by_hash(tx_hash)
+                    .await?
+                    .map(|sent| {
+                        TransactionRequest::default()
+                            .with_from(sent.from())
+                            .with_to(self.contract)
+                            .with_value(sent.value())
+                            .with_gas_limit(sent.gas_limit())
+                            .with_input(sent.input().clone())
+                    }),
+            };
+            let replayed = match call {
+                Some(call) => self.replay(call, block).await,
                 None => None,
             };
             return Ok(SentState::Mined(CallOutcome::Reverted(Revert::Mined(
@@ -916,81 +1224,39 @@ impl Client {
         )
     }
 
-    /// The unconfirmed sends of this client that are still pending, each looked up now; one
-    /// found mined keeps its outcome a while for its caller's retry
-    /// ([`Client::resend_calldata`]), one found dropped is forgotten. A pending one is marked
-    /// [`PendingSend::warn`] when first seen here, and again once `warn_every` has passed; one
-    /// pending for the [`FeeBump`]'s `after` since it (or its last replacement) was sent is
-    /// replaced, with the same nonce and fees raised by an eighth or to the chain's current
-    /// estimate if that is more, up to the bump's cap.
+    /// The unconfirmed sends of this client that may still be mined, each looked up now as
+    /// its retry would be: one found mined keeps its outcome for its caller's retry
+    /// ([`Client::resend_calldata`]), one found dropped (its nonce taken by another
+    /// transaction) is forgotten, one the node lost is handed to it again. A pending one is marked [`PendingSend::warn`] when first seen here,
+    /// and again once `warn_every` has passed; one pending for the [`FeeBump`]'s `after`
+    /// since it (or its last replacement) was signed is replaced, with the same nonce and
+    /// fees raised by an eighth or to the chain's current ones if that is more, up to the
+    /// bump's cap.
     pub async fn pending_sends(
         &self,
         warn_every: Duration,
     ) -> Result<Vec<PendingSend>, ClientError> {
-        let kept: Vec<(B256, Vec<B256>)> = {
-            let mut records = self.records();
-            let now = Instant::now();
-            records.retain(|u| {
-                u.resolved
-                    .as_ref()
-                    .is_none_or(|(_, at)| now.duration_since(*at) < RESOLVED_KEEP)
-            });
-            records
-                .iter()
-                .filter(|u| u.resolved.is_none() && !u.replacing)
-                .map(|u| (u.tx_hash, u.hashes.clone()))
-                .collect()
-        };
+        let _bumping = self.bump_lock.lock().await;
+        let handles: Vec<B256> = self
+            .records()
+            .iter()
+            .filter(|u| u.resolved.is_none())
+            .map(|u| u.tx_hash)
+            .collect();
         let mut pending = Vec::new();
-        for (tx_hash, hashes) in kept {
-            let state = self.look_up_all(&hashes).await?;
-            let now = Instant::now();
-            let bump = {
-                let mut records = self.records();
-                // Claimed by its retry meanwhile, or being replaced.
-                let Some(pos) = records
-                    .iter()
-                    .position(|u| u.tx_hash == tx_hash && !u.replacing)
-                else {
-                    continue;
-                };
-                match state {
-                    SentState::Mined(outcome) => {
-                        records[pos].resolved.get_or_insert((outcome, now));
-                        continue;
-                    }
-                    // Unless a replacement was sent meanwhile.
-                    SentState::Dropped if records[pos].hashes == hashes => {
-                        records.remove(pos);
-                        continue;
-                    }
-                    SentState::Dropped => continue,
-                    SentState::Pending => {}
-                }
-                let u = &mut records[pos];
-                let bump = self
-                    .fee_bump
-                    .filter(|b| now.duration_since(u.last_sent) >= b.after);
-                u.replacing = bump.is_some();
-                bump
+        for handle in handles {
+            let Some(Settled::Pending { known }) = self.settle(handle).await? else {
+                continue;
             };
-            if let Some(bump) = bump {
-                let newest = *hashes.last().expect("a kept send has a transaction");
-                let replaced = self.replace(newest, bump).await;
-                let mut records = self.records();
-                if let Some(u) = records.iter_mut().find(|u| u.tx_hash == tx_hash) {
-                    u.replacing = false;
-                    if let Ok(Some(replacement)) = replaced {
-                        u.hashes.push(replacement);
-                        u.last_sent = Instant::now();
-                    }
-                }
-                drop(records);
-                replaced?;
+            if !known {
+                self.send_again(handle).await;
+            }
+            if let Some(bump) = self.fee_bump {
+                self.replace_if_due(handle, bump).await;
             }
             let now = Instant::now();
             let mut records = self.records();
-            let Some(u) = records.iter_mut().find(|u| u.tx_hash == tx_hash) else {
+            let Some(u) = records.iter_mut().find(|u| u.tx_hash == handle) else {
                 continue;
             };
             let warn = u
@@ -1000,53 +1266,78 @@ impl Client {
                 u.warned_at = Some(now);
             }
             pending.push(PendingSend {
-                tx_hash,
+                tx_hash: handle,
                 kind: call_name(&u.input),
                 pending_for: now.duration_since(u.sent_at),
                 warn,
-                replacements: (u.hashes.len() - 1) as u32,
-                newest: *u.hashes.last().expect("a kept send has a transaction"),
+                replacements: (u.sent.len() - 1) as u32,
+                newest: u.newest().hash,
+                problem: u.problem.clone(),
             });
         }
         Ok(pending)
     }
 
-    /// Sends a replacement of the pending transaction `newest` (the same nonce, call and gas
-    /// limit) with its fees raised by an eighth, or to the chain's current estimate where that
-    /// is more, `maxFeePerGas` at most `bump`'s cap: its hash, or `None` when the node no
-    /// longer has the transaction or its fees are too near the cap to be raised enough (the
-    /// node would refuse a replacement raised less).
-    async fn replace(&self, newest: B256, bump: FeeBump) -> Result<Option<B256>, ClientError> {
-        use alloy_rpc_types_eth::TransactionTrait;
-        let Some(sent) = self.provider.get_transaction_by_hash(newest).await? else {
-            return Ok(None);
+    /// Replaces the kept send `handle` if `bump` is due: signs the same call with the same
+    /// nonce and gas limit, and fees raised ([`replacement_fees`]), keeps the replacement
+    /// (before sending it: should the node's answer be lost, it is still looked up) and sends
+    /// it. Nothing is sent once the fees reached the cap; a refused replacement is forgotten
+    /// (the one before stays the newest) and its reason kept as the send's problem.
+    async fn replace_if_due(&self, handle: B256, bump: FeeBump) {
+        let now = Instant::now();
+        let Some((input, value, nonce, gas_limit, fees)) = self
+            .records()
+            .iter()
+            .find(|u| u.tx_hash == handle && now.duration_since(u.last_sent) >= bump.after)
+            .map(|u| {
+                (
+                    u.input.clone(),
+                    u.value,
+                    u.nonce,
+                    u.gas_limit,
+                    u.newest().fees,
+                )
+            })
+        else {
+            return;
         };
-        let raised = |fee: u128| fee.saturating_mul(FEE_BUMP_EIGHTHS).div_ceil(8);
-        let estimate = self.provider.estimate_eip1559_fees().await?;
-        let min_fee = raised(sent.max_fee_per_gas());
-        if min_fee > bump.max_fee_per_gas {
-            return Ok(None);
+        if replacement_fees(fees, None, bump.max_fee_per_gas).is_none() {
+            return;
         }
-        let max_fee = min_fee
-            .max(estimate.max_fee_per_gas)
-            .min(bump.max_fee_per_gas);
-        let min_priority = raised(sent.max_priority_fee_per_gas().unwrap_or_default());
-        if min_priority > max_fee {
-            return Ok(None);
+        // Without the chain's current fees, the raise alone.
+        let current = self.current_fees().await.ok();
+        let Some(raised) = replacement_fees(fees, current, bump.max_fee_per_gas) else {
+            return;
+        };
+        let signed = match self.sign(&input, value, nonce, gas_limit, raised).await {
+            Ok(signed) => signed,
+            Err(e) => {
+                if let Some(u) = self.records().iter_mut().find(|u| u.tx_hash == handle) {
+                    u.problem = Some(format!("its replacement could not be signed: {e}"));
+                    u.last_sent = Instant::now();
+                }
+                return;
+            }
+        };
+        {
+            let mut records = self.records();
+            let Some(u) = records.iter_mut().find(|u| u.tx_hash == handle) else {
+                return;
+            };
+            u.sent.push(signed.clone());
+            u.last_sent = Instant::now();
         }
-        let priority = min_priority
-            .max(estimate.max_priority_fee_per_gas)
-            .min(max_fee);
-        let tx = TransactionRequest::default()
-            .with_from(self.account)
-            .with_to(self.contract)
-            .with_value(sent.value())
-            .with_input(sent.input().clone())
-            .with_nonce(sent.nonce())
-            .with_gas_limit(sent.gas_limit())
-            .with_max_fee_per_gas(max_fee)
-            .with_max_priority_fee_per_gas(priority);
-        Ok(Some(*self.provider.send_transaction(tx).await?.tx_hash()))
+        let sent = self.provider.send_raw_transaction(&signed.raw).await;
+        if let Some(u) = self.records().iter_mut().find(|u| u.tx_hash == handle) {
+            u.problem = match sent {
+                Ok(_) => None,
+                Err(e) if e.as_error_resp().is_some() => {
+                    u.sent.retain(|s| s.hash != signed.hash);
+                    Some(format!("its replacement was refused: {e}"))
+                }
+                Err(e) => Some(format!("its replacement was not answered: {e}")),
+            };
+        }
     }
 
     /// The contract's minimum stake (wei) as of block `number` (the latest when `None`). The
@@ -1540,6 +1831,95 @@ mod tests {
             "error sending request for url (<rpc>)"
         );
         assert_eq!(redact_rpc(&format!("at {rpc}!"), rpc), "at <rpc>!");
+
+        // A path echoed decoded is replaced too; parts too short to be a key are left in the
+        // rest of the text, which they would garble.
+        let rpc = "https://a:b@node.example/v3/my%20key-secret";
+        assert_eq!(
+            redact_rpc("Cannot POST /v3/my key-secret", rpc),
+            "Cannot POST <rpc>"
+        );
+        let text = "a bad answer from v3 of the API";
+        assert_eq!(redact_rpc(text, "https://a:b@node.example/v3"), text);
+    }
+
+    /// A replacement raises each fee by an eighth (above the tenth nodes require), or to the
+    /// chain's current fees where those are more, never past the cap; a chain without EIP-1559
+    /// gets a raised gas price; and nothing when the least raise is over the cap.
+    #[test]
+    fn a_replacement_raises_the_fees_by_an_eighth_or_to_the_chains_up_to_the_cap() {
+        let sent = Fees::Eip1559 {
+            max_fee_per_gas: 800,
+            max_priority_fee_per_gas: 80,
+        };
+        let cap = 10_000;
+        assert_eq!(
+            replacement_fees(sent, None, cap),
+            Some(Fees::Eip1559 {
+                max_fee_per_gas: 900,
+                max_priority_fee_per_gas: 90
+            })
+        );
+        // The chain asks more now: its fees, up to the cap.
+        let now = Fees::Eip1559 {
+            max_fee_per_gas: 5_000,
+            max_priority_fee_per_gas: 100,
+        };
+        assert_eq!(
+            replacement_fees(sent, Some(now), cap),
+            Some(Fees::Eip1559 {
+                max_fee_per_gas: 5_000,
+                max_priority_fee_per_gas: 100
+            })
+        );
+        assert_eq!(
+            replacement_fees(sent, Some(now), 1_000),
+            Some(Fees::Eip1559 {
+                max_fee_per_gas: 1_000,
+                max_priority_fee_per_gas: 100
+            })
+        );
+        // Less now: the raise alone.
+        let low = Fees::Eip1559 {
+            max_fee_per_gas: 10,
+            max_priority_fee_per_gas: 1,
+        };
+        assert_eq!(
+            replacement_fees(sent, Some(low), cap),
+            replacement_fees(sent, None, cap)
+        );
+        // The least raise over the cap: nothing (the node would refuse less).
+        assert_eq!(replacement_fees(sent, Some(now), 899), None);
+        // Rounded up: a raise of a small fee is still more than a tenth.
+        assert_eq!(
+            replacement_fees(
+                Fees::Eip1559 {
+                    max_fee_per_gas: 7,
+                    max_priority_fee_per_gas: 1
+                },
+                None,
+                cap
+            ),
+            Some(Fees::Eip1559 {
+                max_fee_per_gas: 8,
+                max_priority_fee_per_gas: 2
+            })
+        );
+
+        let legacy = Fees::Legacy { gas_price: 800 };
+        assert_eq!(
+            replacement_fees(legacy, None, cap),
+            Some(Fees::Legacy { gas_price: 900 })
+        );
+        assert_eq!(
+            replacement_fees(legacy, Some(Fees::Legacy { gas_price: 2_000 }), cap),
+            Some(Fees::Legacy { gas_price: 2_000 })
+        );
+        assert_eq!(
+            replacement_fees(legacy, Some(Fees::Legacy { gas_price: 2_000 }), 1_500),
+            Some(Fees::Legacy { gas_price: 1_500 })
+        );
+        assert_eq!(replacement_fees(legacy, None, 899), None);
     }
 
     #[test]

@@ -623,9 +623,9 @@ async fn the_minimum_stake_is_read_from_the_contracts_storage_and_an_unconfirmed
 
 /// A send whose receipt was not seen is looked up when the same call is sent again, not sent a
 /// second time: pending, nothing goes out and it is listed as pending (warned once per
-/// period); dropped by the chain's node (`anvil_dropTransaction`), it is sent anew with the
-/// nonce it freed; mined, its outcome is its retry's, and a mined revert is replayed for its
-/// reason.
+/// period); lost by the chain's node (`anvil_dropTransaction`) while its nonce is free, the
+/// same transaction is handed to the node again, never a copy; mined, its outcome is its
+/// retry's, and a mined revert is replayed for its reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
     use keyquorum_evm::client::{ClientError, PendingSend, SentState};
@@ -677,6 +677,7 @@ async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
             warn,
             replacements: 0,
             newest,
+            problem: None,
         },
     ] = listed.as_slice()
     else {
@@ -694,16 +695,18 @@ async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
     assert!(!c.pending_sends(hour).await.unwrap()[0].warn);
     assert!(c.pending_sends(Duration::ZERO).await.unwrap()[0].warn);
 
-    // Dropped by the chain's node: forgotten, and the call goes out anew with the same nonce.
+    // Lost by the chain's node, its nonce free: the same transaction goes to the node again.
     provider
         .raw_request::<_, serde_json::Value>("anvil_dropTransaction".into(), (first,))
         .await
         .unwrap();
     assert_eq!(twin.sent_state(first).await.unwrap(), SentState::Dropped);
     assert_eq!(pending_nonce().await, 0);
-    let second = unconfirmed(c.send_calldata(input.clone(), value).await);
-    // Sent again (the same transaction, its nonce and fees unchanged, has the same hash).
-    assert_eq!(twin.sent_state(second).await.unwrap(), SentState::Pending);
+    assert_eq!(
+        unconfirmed(c.send_calldata(input.clone(), value).await),
+        first
+    );
+    assert_eq!(twin.sent_state(first).await.unwrap(), SentState::Pending);
     assert_eq!(pending_nonce().await, 1);
 
     // A copy sent with the next nonce (a fixed gas limit: estimated on the pending state, it
@@ -728,12 +731,12 @@ async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
     let block = c.block_number().await.unwrap();
     // Mined: the outcome is the wait's, taken by the send's retry, and nothing more is sent.
     assert_eq!(
-        c.resend_calldata(input.clone(), value, second)
+        c.resend_calldata(input.clone(), value, first)
             .await
             .unwrap(),
         CallOutcome::Included {
             block,
-            tx_hash: second
+            tx_hash: first
         }
     );
     assert!(!c.has_unconfirmed());
@@ -992,4 +995,102 @@ async fn a_send_left_pending_is_replaced_with_higher_fees_and_its_replacement_se
     ));
     assert_eq!(c.transaction_count(n.account).await.unwrap(), 1);
     assert_eq!(pending_nonce().await, 1);
+}
+
+/// A kept send's nonce is never given to another call while it may still be mined: lost by the
+/// chain's node, its nonce free, a different call takes the next one. Once a transaction this
+/// client did not sign for it takes its nonce (here the same account's, from elsewhere), it
+/// can no longer be mined: its retry sends the call anew, and it lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_send_keeps_its_nonce_until_another_transaction_takes_it() {
+    use alloy_network::TransactionBuilder;
+    use alloy_rpc_types_eth::TransactionTrait;
+    use keyquorum_evm::client::{ClientError, SentState};
+    use std::time::Duration;
+
+    let anvil = anvil();
+    let deployer = chain_key(b"test deployer");
+    anvil.fund(deployer.address(), ether()).await.unwrap();
+    let (contract, _) = deploy(anvil.url(), deployer, config(4)).await.unwrap();
+    let (n, c) = node(&anvil, 0, contract).await;
+    included(
+        c.send(n.register_call(contract), U256::from(STAKE))
+            .await
+            .unwrap(),
+    );
+    let c = c.with_receipt_timeout(Duration::from_millis(500));
+    let (_, twin) = node(&anvil, 0, contract).await;
+    let nonce_of = |hash| {
+        let twin = twin.clone();
+        async move {
+            twin.provider()
+                .get_transaction_by_hash(hash)
+                .await
+                .unwrap()
+                .expect("known to the node")
+                .nonce()
+        }
+    };
+    let stake = || async {
+        c.read(Coordinator::stakeOfCall { account: n.account })
+            .await
+            .unwrap()
+            .stake
+    };
+    let unconfirmed = |sent: Result<CallOutcome, ClientError>| match sent {
+        Err(ClientError::Unconfirmed { tx_hash, .. }) => tx_hash,
+        other => panic!("{other:?}"),
+    };
+    let add_stake = alloy_sol_types::SolCall::abi_encode(&Coordinator::addStakeCall {});
+    let (fifty, sixty, seventy) = (U256::from(50u64), U256::from(60u64), U256::from(70u64));
+
+    anvil_set(&anvil, "evm_setAutomine", serde_json::json!([false])).await;
+    let lost = unconfirmed(c.send_calldata(add_stake.clone(), fifty).await);
+    assert_eq!(nonce_of(lost).await, 1);
+    anvil
+        .provider()
+        .await
+        .unwrap()
+        .raw_request::<_, serde_json::Value>("anvil_dropTransaction".into(), (lost,))
+        .await
+        .unwrap();
+    // The node's pending count is 1 again; a different call still takes 2.
+    let other = unconfirmed(c.send_calldata(add_stake.clone(), sixty).await);
+    assert_eq!(nonce_of(other).await, 2);
+    // Another transaction of the account takes nonce 1.
+    let elsewhere = alloy_rpc_types_eth::TransactionRequest::default()
+        .with_from(n.account)
+        .with_to(contract)
+        .with_input(add_stake.clone())
+        .with_value(seventy)
+        .with_nonce(1)
+        .with_gas_limit(500_000);
+    let _sent = twin.provider().send_transaction(elsewhere).await.unwrap();
+    anvil.mine(1).await.unwrap();
+    assert_eq!(c.transaction_count(n.account).await.unwrap(), 3);
+    assert_eq!(stake().await, U256::from(STAKE + 130));
+    assert_eq!(c.sent_state(lost).await.unwrap(), SentState::Dropped);
+    // Its retry is a new call with the next nonce, which lands.
+    let anew = unconfirmed(c.resend_calldata(add_stake.clone(), fifty, lost).await);
+    assert_ne!(anew, lost);
+    assert_eq!(nonce_of(anew).await, 3);
+    anvil.mine(1).await.unwrap();
+    let block = c.block_number().await.unwrap();
+    assert_eq!(
+        c.resend_calldata(add_stake.clone(), fifty, anew)
+            .await
+            .unwrap(),
+        CallOutcome::Included {
+            block,
+            tx_hash: anew
+        }
+    );
+    // The other call's outcome, found by its retry.
+    assert!(matches!(
+        c.resend_calldata(add_stake, sixty, other).await.unwrap(),
+        CallOutcome::Included { tx_hash, .. } if tx_hash == other
+    ));
+    assert!(!c.has_unconfirmed());
+    assert_eq!(stake().await, U256::from(STAKE + 180));
+    assert_eq!(c.transaction_count(n.account).await.unwrap(), 4);
 }
