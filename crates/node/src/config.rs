@@ -202,7 +202,7 @@ pub enum ChainKind {
 }
 
 /// The `[evm]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvmConfig {
     /// JSON-RPC endpoint (`http://` or `https://`).
@@ -222,6 +222,26 @@ pub struct EvmConfig {
     pub fee_bump_after_secs: u64,
     /// The most `maxFeePerGas` a replacement offers, in gwei.
     pub max_fee_per_gas_gwei: u64,
+}
+
+/// The least `fee_bump_after_secs` (but 0): a replacement sent before the chain has had a
+/// few blocks to mine the send it replaces would only churn the node's pool.
+pub const MIN_FEE_BUMP_AFTER_SECS: u64 = 30;
+
+impl std::fmt::Debug for EvmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The endpoint's path, query and user info may carry an access key.
+        f.debug_struct("EvmConfig")
+            .field("rpc", &keyquorum_evm::client::rpc_origin(&self.rpc))
+            .field("contract", &self.contract)
+            .field("chain_key_file", &self.chain_key_file)
+            .field("chain_name", &self.chain_name)
+            .field("from_block", &self.from_block)
+            .field("confirmations", &self.confirmations)
+            .field("fee_bump_after_secs", &self.fee_bump_after_secs)
+            .field("max_fee_per_gas_gwei", &self.max_fee_per_gas_gwei)
+            .finish()
+    }
 }
 
 impl EvmConfig {
@@ -417,7 +437,23 @@ impl NodeConfig {
         if self.chain == ChainKind::Evm {
             let e = &self.evm;
             if !(e.rpc.starts_with("http://") || e.rpc.starts_with("https://")) {
-                return bad(format!("evm.rpc {:?} must be an http(s):// URL", e.rpc));
+                // Not quoted: whatever it is, it may carry an access key.
+                return bad("evm.rpc must be an http:// or https:// URL".into());
+            }
+            if e.fee_bump_after_secs != 0 && e.fee_bump_after_secs < MIN_FEE_BUMP_AFTER_SECS {
+                return bad(format!(
+                    "evm.fee_bump_after_secs is {}: 0 (never replace a pending send) or at least \
+                     {MIN_FEE_BUMP_AFTER_SECS} (the chain needs a few blocks to mine a send before \
+                     it is replaced)",
+                    e.fee_bump_after_secs
+                ));
+            }
+            if e.fee_bump_after_secs != 0 && e.max_fee_per_gas_gwei == 0 {
+                return bad(
+                    "evm.max_fee_per_gas_gwei must be positive when evm.fee_bump_after_secs \
+                     is set (a replacement must offer more than the send it replaces)"
+                        .into(),
+                );
             }
             if e.contract
                 .parse::<keyquorum_evm::alloy_primitives::Address>()
@@ -519,6 +555,40 @@ mod tests {
                 .beacon
                 .enabled
         );
+    }
+
+    #[test]
+    fn the_fee_bump_is_off_or_waits_long_enough_under_a_positive_cap_and_no_error_shows_the_rpc() {
+        let evm = |lines: &str| {
+            NodeConfig::from_toml_str(&format!(
+                "chain = \"evm\"\n[evm]\ncontract = \"0x{}\"\nchain_key_file = \"k\"\n{lines}",
+                "11".repeat(20)
+            ))
+            .and_then(|c| c.validate().map(|()| c))
+        };
+        let bump = evm("").unwrap().evm.fee_bump().unwrap();
+        assert_eq!(bump.after.as_secs(), 180);
+        assert_eq!(bump.max_fee_per_gas, 500 * 1_000_000_000);
+        assert_eq!(evm("fee_bump_after_secs = 0").unwrap().evm.fee_bump(), None);
+        assert!(evm("fee_bump_after_secs = 30").is_ok());
+        let early = evm("fee_bump_after_secs = 29").unwrap_err().to_string();
+        assert!(early.contains("at least 30"), "{early}");
+        let uncapped = evm("max_fee_per_gas_gwei = 0").unwrap_err().to_string();
+        assert!(uncapped.contains("max_fee_per_gas_gwei"), "{uncapped}");
+        assert!(evm("fee_bump_after_secs = 0\nmax_fee_per_gas_gwei = 0").is_ok());
+
+        let secret = "https://user:pw-secret@rpc.example/v3/key-secret?token=query-secret";
+        let c = evm(&format!("rpc = \"{secret}\"")).unwrap();
+        let shown = format!("{c:?}");
+        assert!(shown.contains("https://rpc.example"), "{shown}");
+        let bad = evm("rpc = \"wss://rpc.example/v3/key-secret\"")
+            .unwrap_err()
+            .to_string();
+        for text in [shown, bad] {
+            for part in ["pw-secret", "key-secret", "query-secret"] {
+                assert!(!text.contains(part), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -170,6 +170,24 @@ impl TxQueue {
         Some((self.next_seq - 1, sub))
     }
 
+    /// The in-flight transaction the submitter answered for `hash`, no longer held: its
+    /// position, or `None` when no held one has that hash (an answer that comes after a
+    /// block settled it, or a second answer for one hash).
+    fn take_answer(&mut self, hash: [u8; 32]) -> Option<usize> {
+        let pos = self
+            .inflight
+            .iter()
+            .position(|f| f.hash == hash && f.held)?;
+        self.inflight[pos].held = false;
+        Some(pos)
+    }
+
+    /// The submitter answered the transaction at `pos` busy (or failed to reach the chain):
+    /// it and those after it that the submitter no longer holds go again shortly.
+    fn on_busy(&mut self, pos: usize) {
+        self.requeue_from(pos, Duration::from_millis(300));
+    }
+
     fn on_own_tx(&mut self, own: &OwnTx) {
         let Some(pos) = self.inflight.iter().position(|f| f.hash == own.hash) else {
             return;
@@ -930,15 +948,9 @@ impl<C: ChainClient> Runtime<C> {
     }
 
     fn on_submitted(&mut self, hash: [u8; 32], outcome: SubmitOutcome) {
-        let Some(pos) = self
-            .txq
-            .inflight
-            .iter()
-            .position(|f| f.hash == hash && f.held)
-        else {
+        let Some(pos) = self.txq.take_answer(hash) else {
             return;
         };
-        self.txq.inflight[pos].held = false;
         match outcome {
             SubmitOutcome::Accepted | SubmitOutcome::Duplicate => {
                 self.txq.inflight[pos].accepted_at = Some(self.height);
@@ -979,7 +991,7 @@ impl<C: ChainClient> Runtime<C> {
                     warn!(kind = f.sub.kind, %code, %reason, "transaction refused by the contract");
                 }
             }
-            SubmitOutcome::Busy => self.txq.requeue_from(pos, Duration::from_millis(300)),
+            SubmitOutcome::Busy => self.txq.on_busy(pos),
             // Submitted again, it is looked up, not sent again: the adapter answers with its
             // outcome once mined. The adapter numbers its sends itself, so those after it in
             // flight stay (on the chain they wait behind its nonce).
@@ -1732,17 +1744,19 @@ mod tests {
             assert_eq!((seq, sub.kind), (u64::from(i), "claim_unbonded"));
         }
         let hashes = |q: &TxQueue| q.inflight.iter().map(|f| f.hash[0]).collect::<Vec<_>>();
-        // The submitter answers the first one busy.
-        q.inflight[0].held = false;
-        q.requeue_from(0, Duration::ZERO);
+        // The submitter answers the first one busy, as the runtime takes the answer.
+        let pos = q.take_answer([0; 32]).unwrap();
+        q.on_busy(pos);
         assert_eq!(hashes(&q), [1, 2]);
         assert_eq!((q.requeued.len(), q.queue.len()), (1, 0));
+        // A second answer for it settles nothing.
+        assert_eq!(q.take_answer([0; 32]), None);
         // Not handed over again before the two after it, which the submitter holds.
         assert!(q.next().is_none());
-        // Then it answers them busy too.
-        for _ in 0..2 {
-            q.inflight[0].held = false;
-            q.requeue_from(0, Duration::ZERO);
+        // Then it answers them busy too, the last first.
+        for hash in [2u8, 1] {
+            let pos = q.take_answer([hash; 32]).unwrap();
+            q.on_busy(pos);
         }
         assert!(q.inflight.is_empty());
         let again: Vec<u64> = std::iter::from_fn(|| q.next().map(|(seq, _)| seq)).collect();

@@ -19,14 +19,14 @@
 //!   translator built when its board replica named a fault the contract can check
 //!   (`keyquorum_evm::proofs`; a post of this node's own, or one whose culprit was slashed in
 //!   that ceremony, gets none). Partial signatures are not sent to this chain ([`SignatureRoute::OffChain`]). Sends
-//!   are serialised and each waits for its receipt (`keyquorum_evm::client::Client::send`);
-//!   nonce, gas and fees are the provider's.
+//!   are serialised and each waits for its receipt (`keyquorum_evm::client::Client::send`),
+//!   which fills and signs them itself.
 //! - A send whose receipt was not seen in that wait is answered [`SubmitOutcome::Unconfirmed`],
 //!   and the runtime submits it again later; that submission is its retry (the adapter keeps
 //!   the send's handle by the call's id), and the client looks the transaction up rather than
 //!   send a copy with the next nonce: its outcome once mined (a revert replayed for its
-//!   reason), `Unconfirmed` again while it is pending, a new send once the chain's node dropped
-//!   it. Any other submission of the same call is a new call, sent even if an identical one was
+//!   reason), `Unconfirmed` again while its nonce is free (the node handed it again if it lost
+//!   it), a new send once another transaction took its nonce. Any other submission of the same call is a new call, sent even if an identical one was
 //!   just mined. A send still pending is looked up at each confirmed block, replaced with higher
 //!   fees when pending long enough (`keyquorum_evm::client::FeeBump`, [`EvmChainClient::with_fee_bump`]),
 //!   warned about (hash, call, how long, replacements) when first found and every ten minutes,
@@ -482,11 +482,12 @@ impl EvmChainClient {
                             pending_secs = p.pending_for.as_secs(),
                             replacements = p.replacements,
                             newest = %p.newest,
-                            "transaction sent {}s ago is still pending: the chain's node keeps \
-                             it but has not mined it (its fee may be too low for the chain); it \
-                             is not sent again while pending but replaced with higher fees up \
-                             to the configured cap, and this account's later transactions wait \
-                             behind its nonce",
+                            problem = p.problem.as_deref().unwrap_or("none"),
+                            "transaction sent {}s ago is not mined yet while its nonce is free \
+                             (its fee may be too low for the chain): it is not sent again as a \
+                             new call, it is replaced with higher fees if a fee bump is \
+                             configured, and this account's later transactions wait behind its \
+                             nonce",
                             p.pending_for.as_secs()
                         );
                     }
@@ -937,7 +938,11 @@ impl ChainClient for EvmChainClient {
             // and sends nothing while it is pending.
             Err(ClientError::Unconfirmed { tx_hash, reason }) => {
                 debug!(%tx_hash, %reason, "transaction not seen mined yet");
-                self.unconfirmed().insert(id, tx_hash);
+                let mut unconfirmed = self.unconfirmed();
+                // Handles whose outcome was taken, or that were dropped, retry nothing: the
+                // map holds no more than the client keeps.
+                unconfirmed.retain(|_, handle| self.client.keeps(*handle));
+                unconfirmed.insert(id, tx_hash);
                 return Ok(SubmitOutcome::Unconfirmed);
             }
             Err(e) => return Err(e.into()),
