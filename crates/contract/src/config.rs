@@ -435,7 +435,8 @@ pub struct ContractConfig {
     pub max_ceremonies_per_view: u32,
     /// Key mode of view changes after the first (which is always fresh).
     pub key_mode: KeyMode,
-    /// Per-view exceptions to `key_mode`.
+    /// Per-view exceptions to `key_mode` (none when left out).
+    #[serde(default)]
     pub key_mode_overrides: Vec<ViewKeyMode>,
     /// Stake effect of faults.
     pub slashing: SlashingConfig,
@@ -837,6 +838,7 @@ mod tests {
         o.remove("staking");
         o.remove("genesis");
         o.remove("beacon");
+        o.remove("key_mode_overrides");
         o["slashing"]
             .as_object_mut()
             .unwrap()
