@@ -42,6 +42,13 @@ const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// ([`Client::resend_calldata`]): a caller that retries takes its outcome, so only one that
 /// gave up on its call leaves one behind.
 const MAX_RESOLVED_KEPT: usize = 256;
+/// Blocks a kept send's nonce must stay taken, none of its transactions found mined, before
+/// it is dropped: a load-balanced endpoint may answer the nonce from a node ahead of the one
+/// that answers the receipts.
+const DROP_CONFIRM_BLOCKS: u64 = 2;
+/// Handles whose send was settled (its outcome taken, or dropped) and no longer kept, kept
+/// for [`Client::sent_state`] (a replacement may be the transaction that was mined).
+const SETTLED_HANDLES_KEPT: usize = 256;
 /// A replacement's fees over those of the send it replaces, in eighths: 12.5% more, above the
 /// 10% that nodes (geth, reth, anvil) require of a replacement on both `maxFeePerGas` and
 /// `maxPriorityFeePerGas`.
@@ -358,12 +365,62 @@ fn revert_of(error: &TransportError) -> Option<Revert> {
     })
 }
 
+/// What an error answer to `eth_sendRawTransaction` says of the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendAnswer {
+    /// The node already has it.
+    InPool,
+    /// Refused for a reason that holds for the transaction itself (its nonce, fees, gas or
+    /// the account's funds): the node does not have it.
+    Refused,
+    /// Anything else (a proxy's timeout or rate limit, an internal error): it may have reached
+    /// the node, so it is kept and looked up.
+    Unsure,
+}
+
+/// Classifies an error answer to a send by the messages geth, reth, Erigon, Nethermind and
+/// anvil give (the codes are not standard).
+fn send_answer(error: &TransportError) -> SendAnswer {
+    let Some(answer) = error.as_error_resp() else {
+        return SendAnswer::Unsure;
+    };
+    let message = answer.message.to_lowercase();
+    let says = |parts: &[&str]| parts.iter().any(|p| message.contains(p));
+    if says(&[
+        "already known",
+        "known transaction",
+        "already imported",
+        "already exists",
+    ]) {
+        SendAnswer::InPool
+    } else if says(&[
+        "nonce too low",
+        "nonce too high",
+        "underpriced",
+        "insufficient funds",
+        "intrinsic gas",
+        "gas limit",
+        "less than block base fee",
+        "fee cap",
+        "max priority fee per gas higher",
+        "tip higher",
+        "invalid sender",
+        "invalid chain id",
+        "oversized",
+        "exceeds the configured cap",
+    ]) {
+        SendAnswer::Refused
+    } else {
+        SendAnswer::Unsure
+    }
+}
+
 async fn connect(rpc: &str, key: PrivateKeySigner) -> Result<DynProvider, ClientError> {
-    // Gas limit by estimation, EIP-1559 fees from the fee history, the chain id, and the nonce
-    // from the chain's pending count at each send. Not alloy's default cached nonce: it counts
-    // the nonce up while the gas is estimated, so a call the contract refuses at estimation
-    // (never sent) would leave a gap and no later transaction of the account would be mined.
-    // Sends are serialised below, so the pending count is always the next nonce.
+    // For the deployment (the client's calls are filled and signed by `Client::send_new`):
+    // gas limit by estimation, EIP-1559 fees from the fee history, the chain id, and the nonce
+    // from the chain's pending count. Not alloy's default cached nonce: it counts the nonce up
+    // while the gas is estimated, so a call refused at estimation (never sent) would leave a
+    // gap and no later transaction of the account would be mined.
     // The URL is parsed here rather than by the provider, whose error would quote it.
     let url = reqwest::Url::parse(rpc).map_err(|e| {
         ClientError::Rpc(TransportErrorKind::custom_str(&format!(
@@ -467,6 +524,9 @@ pub struct Client {
     fee_bump: Option<FeeBump>,
     /// Sends whose receipt was not seen, until their outcome is taken or they are dropped.
     unconfirmed: Arc<std::sync::Mutex<Vec<Unconfirmed>>>,
+    /// Sends settled and no longer kept, newest last: every hash signed for each, and where
+    /// it ended ([`SETTLED_HANDLES_KEPT`] at most).
+    settled: Arc<std::sync::Mutex<std::collections::VecDeque<SettledSend>>>,
 }
 
 /// When a send left pending is replaced with higher fees ([`Client::pending_sends`]): a send
@@ -480,6 +540,9 @@ pub struct FeeBump {
     /// without EIP-1559), in wei; once the fees reached it, the send is left as it is.
     pub max_fee_per_gas: u128,
 }
+
+/// A send no longer kept: every hash signed for it, and where it ended.
+type SettledSend = (Vec<B256>, SentState);
 
 /// What a transaction offers for its gas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -500,6 +563,9 @@ struct Signed {
     fees: Fees,
     /// Its EIP-2718 encoding, as sent (and sent again while the node has lost it).
     raw: Bytes,
+    /// The chain's node refused it: it is not sent again, but still looked up (a refusal
+    /// may come after the node took it, from a proxy, or for a copy it already had).
+    refused: bool,
 }
 
 /// A send whose receipt was not seen ([`ClientError::Unconfirmed`]), as the client keeps it.
@@ -509,7 +575,8 @@ struct Unconfirmed {
     /// ([`Client::resend_calldata`]).
     tx_hash: B256,
     /// Every transaction signed for it, all with `nonce`: the first, then each replacement
-    /// with higher fees. At most one of them is mined.
+    /// with higher fees. At most one of them is mined. Never empty, and nothing is taken out:
+    /// each is looked up until the send is settled.
     sent: Vec<Signed>,
     input: Vec<u8>,
     value: U256,
@@ -525,11 +592,23 @@ struct Unconfirmed {
     warned_at: Option<Instant>,
     /// Why the last replacement or re-broadcast did not reach the chain's node.
     problem: Option<String>,
+    /// The block at which its nonce was first seen taken while none of its transactions was
+    /// found mined: it is dropped only if that is still so [`DROP_CONFIRM_BLOCKS`] later.
+    nonce_taken_at: Option<u64>,
 }
 
 impl Unconfirmed {
+    /// The newest transaction the node did not refuse (the first one, if it refused all).
     fn newest(&self) -> &Signed {
-        self.sent.last().expect("a kept send has a transaction")
+        self.sent
+            .iter()
+            .rev()
+            .find(|s| !s.refused)
+            .unwrap_or(&self.sent[0])
+    }
+
+    fn replacements(&self) -> u32 {
+        self.sent.iter().skip(1).filter(|s| !s.refused).count() as u32
     }
 
     /// The call as sent, to replay a mined revert for its reason.
@@ -588,9 +667,12 @@ pub fn call_name(input: &[u8]) -> &'static str {
         .unwrap_or("unknown")
 }
 
-/// A fee raised by [`FEE_BUMP_EIGHTHS`].
+/// A fee raised by [`FEE_BUMP_EIGHTHS`], and by at least one wei (a zero fee raised stays a
+/// different transaction).
 fn raised(fee: u128) -> u128 {
-    fee.saturating_mul(FEE_BUMP_EIGHTHS).div_ceil(8)
+    fee.saturating_mul(FEE_BUMP_EIGHTHS)
+        .div_ceil(8)
+        .max(fee.saturating_add(1))
 }
 
 /// The fees of a replacement of a transaction offering `fees`: each raised by an eighth, or
@@ -666,6 +748,7 @@ impl Client {
             receipt_timeout: RECEIPT_TIMEOUT,
             fee_bump: None,
             unconfirmed: Default::default(),
+            settled: Default::default(),
         })
     }
 
@@ -801,6 +884,13 @@ impl Client {
         earlier: B256,
     ) -> Result<CallOutcome, ClientError> {
         let _guard = self.send_lock.lock().await;
+        // Settled and no longer kept: a mined one's outcome is still the retry's (another
+        // caller may have taken it first, [`Client::sent_state`]).
+        if !self.keeps(earlier)
+            && let Some(SentState::Mined(outcome)) = self.settled_state(earlier)
+        {
+            return Ok(outcome);
+        }
         let retry_of = self.keeps(earlier).then_some(earlier);
         if let Some(earlier) = self.earlier_send(retry_of, &input, value).await? {
             return earlier;
@@ -851,6 +941,7 @@ impl Client {
             hash: *envelope.tx_hash(),
             fees,
             raw: envelope.encoded_2718().into(),
+            refused: false,
         })
     }
 
@@ -862,11 +953,19 @@ impl Client {
                 max_fee_per_gas: e.max_fee_per_gas,
                 max_priority_fee_per_gas: e.max_priority_fee_per_gas,
             }),
-            Err(RpcError::UnsupportedFeature(_)) => Ok(Fees::Legacy {
-                gas_price: self.provider.get_gas_price().await?,
-            }),
+            // No base fee, or no fee history at all (JSON-RPC's "method not found").
+            Err(RpcError::UnsupportedFeature(_)) => self.legacy_fees().await,
+            Err(e) if e.as_error_resp().is_some_and(|r| r.code == -32601) => {
+                self.legacy_fees().await
+            }
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn legacy_fees(&self) -> Result<Fees, ClientError> {
+        Ok(Fees::Legacy {
+            gas_price: self.provider.get_gas_price().await?,
+        })
     }
 
     /// Sends the call and waits for its receipt; the caller holds the send lock.
@@ -925,19 +1024,22 @@ impl Client {
                 resolved: None,
                 warned_at: None,
                 problem: None,
+                nonce_taken_at: None,
             });
             Err(ClientError::Unconfirmed { tx_hash, reason })
         };
         if let Err(e) = self.provider.send_raw_transaction(&signed.raw).await {
-            // An answer refusing it: the node does not have it, and its nonce stays free.
-            if e.as_error_resp().is_some() {
-                return match revert_of(&e) {
-                    Some(r) => Ok(CallOutcome::Reverted(r)),
-                    None => Err(e.into()),
-                };
+            if let Some(r) = revert_of(&e) {
+                return Ok(CallOutcome::Reverted(r));
             }
-            // No answer: it may have reached the node.
-            return keep(format!("the send was not answered: {e}"));
+            match send_answer(&e) {
+                // Refused for a reason that holds for this transaction: the node does not
+                // have it, and its nonce stays free.
+                SendAnswer::Refused => return Err(e.into()),
+                SendAnswer::InPool => {}
+                // No answer, or one that does not say: it may have reached the node.
+                SendAnswer::Unsure => return keep(format!("the send's answer: {e}")),
+            }
         }
         let receipt = match wait_for_receipt(&self.provider, tx_hash, self.receipt_timeout).await {
             Ok(receipt) => receipt,
@@ -966,8 +1068,30 @@ impl Client {
         self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn forget(&self, tx_hash: B256) {
-        self.records().retain(|u| u.tx_hash != tx_hash);
+    /// Stops keeping the send `tx_hash`, settled as `state` (its outcome taken, or dropped),
+    /// and remembers where it ended for [`Client::sent_state`] and a late retry.
+    fn forget(&self, tx_hash: B256, state: SentState) {
+        let mut records = self.records();
+        let Some(pos) = records.iter().position(|u| u.tx_hash == tx_hash) else {
+            return;
+        };
+        let u = records.remove(pos);
+        drop(records);
+        let mut settled = self.settled.lock().unwrap_or_else(|e| e.into_inner());
+        settled.push_back((u.sent.iter().map(|s| s.hash).collect(), state));
+        while settled.len() > SETTLED_HANDLES_KEPT {
+            settled.pop_front();
+        }
+    }
+
+    /// Where the send with transaction `tx_hash` ended, if it was settled and is remembered.
+    fn settled_state(&self, tx_hash: B256) -> Option<SentState> {
+        let settled = self.settled.lock().unwrap_or_else(|e| e.into_inner());
+        settled
+            .iter()
+            .rev()
+            .find(|(hashes, _)| hashes.contains(&tx_hash))
+            .map(|(_, state)| state.clone())
     }
 
     /// What an earlier unconfirmed send settles for a call: for the retry of the kept send
@@ -995,7 +1119,7 @@ impl Client {
             return Ok(None);
         };
         if let Some((outcome, _)) = resolved {
-            self.forget(tx_hash);
+            self.forget(tx_hash, SentState::Mined(outcome.clone()));
             return Ok(Some(Ok(outcome)));
         }
         let unconfirmed =
@@ -1008,7 +1132,7 @@ impl Client {
         };
         match settled {
             Some(Settled::Mined(outcome)) if retry_of.is_some() => {
-                self.forget(tx_hash);
+                self.forget(tx_hash, SentState::Mined(outcome.clone()));
                 Ok(Some(Ok(outcome)))
             }
             Some(Settled::Pending { known }) => {
@@ -1028,12 +1152,14 @@ impl Client {
     /// Where the kept send `handle` stands, looked up now, and kept so: one found mined keeps
     /// its outcome for its retry, one found dropped is forgotten. `None` when it is not kept.
     ///
-    /// Dropped means that none of its transactions is mined and that its nonce is taken: by
-    /// a transaction this client did not sign for it, so none of its own can be mined any
-    /// more. The nonce is read before the receipts, so a transaction of it mined in between
-    /// shows its receipt; and it is dropped only if no replacement was signed meanwhile. A
-    /// send the node lost while its nonce is free is pending, not dropped: it may still be
-    /// mined, from another node's pool or once handed to this one again.
+    /// Dropped means that none of its transactions is mined or known to the node, and that
+    /// its nonce is taken: by a transaction this client did not sign for it, so none of its
+    /// own can be mined any more. The nonce is read before the receipts, so a transaction of
+    /// it mined in between shows its receipt; the verdict must hold again
+    /// [`DROP_CONFIRM_BLOCKS`] blocks after it was first reached (an endpoint's nodes may
+    /// disagree for a moment); and a send with a replacement signed since the look-up is not
+    /// dropped. A send the node lost while its nonce is free is pending, not dropped: it may
+    /// still be mined, from another node's pool or once handed to this one again.
     async fn settle(&self, handle: B256) -> Result<Option<Settled>, ClientError> {
         let kept = self
             .records()
@@ -1042,11 +1168,12 @@ impl Client {
             .map(|u| {
                 (
                     u.sent.iter().map(|s| s.hash).collect::<Vec<_>>(),
+                    u.newest().hash,
                     u.nonce,
                     u.call(self.account, self.contract),
                 )
             });
-        let Some((hashes, nonce, call)) = kept else {
+        let Some((hashes, newest, nonce, call)) = kept else {
             return Ok(None);
         };
         let next_nonce = self
@@ -1054,29 +1181,42 @@ impl Client {
             .get_transaction_count(self.account)
             .latest()
             .await?;
-        let mut known = false;
-        for (i, hash) in hashes.iter().enumerate().rev() {
+        let (mut any_known, mut newest_known) = (false, false);
+        for hash in hashes.iter().rev() {
             match self.look_up(*hash, Some(&call)).await? {
                 SentState::Mined(outcome) => {
                     self.resolve(handle, outcome.clone());
                     return Ok(Some(Settled::Mined(outcome)));
                 }
-                SentState::Pending => known |= i + 1 == hashes.len(),
+                SentState::Pending => {
+                    any_known = true;
+                    newest_known |= *hash == newest;
+                }
                 SentState::Dropped => {}
             }
         }
-        if next_nonce <= nonce || known {
-            return Ok(Some(Settled::Pending { known }));
+        if next_nonce <= nonce || any_known {
+            if let Some(u) = self.records().iter_mut().find(|u| u.tx_hash == handle) {
+                u.nonce_taken_at = None;
+            }
+            return Ok(Some(Settled::Pending {
+                known: newest_known,
+            }));
         }
-        let mut records = self.records();
-        let Some(pos) = records.iter().position(|u| u.tx_hash == handle) else {
-            return Ok(None);
-        };
-        // A replacement signed since the look-up may be the transaction that took the nonce.
-        if records[pos].sent.len() != hashes.len() {
-            return Ok(Some(Settled::Pending { known: true }));
+        let block = self.provider.get_block_number().await?;
+        {
+            let mut records = self.records();
+            let Some(u) = records.iter_mut().find(|u| u.tx_hash == handle) else {
+                return Ok(None);
+            };
+            // A replacement signed since the look-up may be the transaction that took the
+            // nonce; and a verdict reached just now waits to be confirmed.
+            let first_seen = *u.nonce_taken_at.get_or_insert(block);
+            if u.sent.len() != hashes.len() || block < first_seen + DROP_CONFIRM_BLOCKS {
+                return Ok(Some(Settled::Pending { known: true }));
+            }
         }
-        records.remove(pos);
+        self.forget(handle, SentState::Dropped);
         Ok(Some(Settled::Dropped))
     }
 
@@ -1092,12 +1232,11 @@ impl Client {
         else {
             return;
         };
-        let problem = self
-            .provider
-            .send_raw_transaction(&raw)
-            .await
-            .err()
-            .map(|e| format!("the node lost it and refused it again: {e}"));
+        let problem = match self.provider.send_raw_transaction(&raw).await {
+            Ok(_) => None,
+            Err(e) if send_answer(&e) == SendAnswer::InPool => None,
+            Err(e) => Some(format!("the node lost it and did not take it again: {e}")),
+        };
         if let Some(u) = self.records().iter_mut().find(|u| u.tx_hash == handle) {
             u.problem = problem;
         }
@@ -1153,15 +1292,18 @@ impl Client {
             .find(|u| u.sent.iter().any(|s| s.hash == tx_hash))
             .map(|u| (u.tx_hash, u.resolved.clone()));
         let Some((handle, resolved)) = kept else {
+            if let Some(state) = self.settled_state(tx_hash) {
+                return Ok(state);
+            }
             return self.look_up(tx_hash, None).await;
         };
         if let Some((outcome, _)) = resolved {
-            self.forget(handle);
+            self.forget(handle, SentState::Mined(outcome.clone()));
             return Ok(SentState::Mined(outcome));
         }
         Ok(match self.settle(handle).await? {
             Some(Settled::Mined(outcome)) => {
-                self.forget(handle);
+                self.forget(handle, SentState::Mined(outcome.clone()));
                 SentState::Mined(outcome)
             }
             Some(Settled::Pending { known }) => {
@@ -1171,8 +1313,11 @@ impl Client {
                 SentState::Pending
             }
             Some(Settled::Dropped) => SentState::Dropped,
-            // Taken by another caller meanwhile.
-            None => self.look_up(tx_hash, None).await?,
+            // Settled by another caller meanwhile.
+            None => match self.settled_state(tx_hash) {
+                Some(state) => state,
+                None => self.look_up(tx_hash, None).await?,
+            },
         })
     }
 
@@ -1202,7 +1347,7 @@ impl Client {
                     .map(|sent| {
                         TransactionRequest::default()
                             .with_from(sent.from())
-                            .with_to(self.contract)
+                            .with_to(sent.to().unwrap_or(self.contract))
                             .with_value(sent.value())
                             .with_gas_limit(sent.gas_limit())
                             .with_input(sent.input().clone())
@@ -1245,14 +1390,22 @@ impl Client {
             .collect();
         let mut pending = Vec::new();
         for handle in handles {
-            let Some(Settled::Pending { known }) = self.settle(handle).await? else {
-                continue;
-            };
-            if !known {
-                self.send_again(handle).await;
-            }
-            if let Some(bump) = self.fee_bump {
-                self.replace_if_due(handle, bump).await;
+            match self.settle(handle).await {
+                Ok(Some(Settled::Pending { known })) => {
+                    if !known {
+                        self.send_again(handle).await;
+                    }
+                    if let Some(bump) = self.fee_bump {
+                        self.replace_if_due(handle, bump).await;
+                    }
+                }
+                Ok(_) => continue,
+                // Listed as last known; the others are still looked up.
+                Err(e) => {
+                    if let Some(u) = self.records().iter_mut().find(|u| u.tx_hash == handle) {
+                        u.problem = Some(format!("not looked up: {e}"));
+                    }
+                }
             }
             let now = Instant::now();
             let mut records = self.records();
@@ -1270,7 +1423,7 @@ impl Client {
                 kind: call_name(&u.input),
                 pending_for: now.duration_since(u.sent_at),
                 warn,
-                replacements: (u.sent.len() - 1) as u32,
+                replacements: u.replacements(),
                 newest: u.newest().hash,
                 problem: u.problem.clone(),
             });
@@ -1281,8 +1434,9 @@ impl Client {
     /// Replaces the kept send `handle` if `bump` is due: signs the same call with the same
     /// nonce and gas limit, and fees raised ([`replacement_fees`]), keeps the replacement
     /// (before sending it: should the node's answer be lost, it is still looked up) and sends
-    /// it. Nothing is sent once the fees reached the cap; a refused replacement is forgotten
-    /// (the one before stays the newest) and its reason kept as the send's problem.
+    /// it. Nothing is sent once the fees reached the cap; a refused replacement is still looked
+    /// up but not sent again (the one before stays the newest), its reason kept as the send's
+    /// problem.
     async fn replace_if_due(&self, handle: B256, bump: FeeBump) {
         let now = Instant::now();
         let Some((input, value, nonce, gas_limit, fees)) = self
@@ -1324,18 +1478,27 @@ impl Client {
             let Some(u) = records.iter_mut().find(|u| u.tx_hash == handle) else {
                 return;
             };
-            u.sent.push(signed.clone());
             u.last_sent = Instant::now();
+            if u.sent.iter().any(|s| s.hash == signed.hash) {
+                return;
+            }
+            u.sent.push(signed.clone());
         }
         let sent = self.provider.send_raw_transaction(&signed.raw).await;
         if let Some(u) = self.records().iter_mut().find(|u| u.tx_hash == handle) {
             u.problem = match sent {
                 Ok(_) => None,
-                Err(e) if e.as_error_resp().is_some() => {
-                    u.sent.retain(|s| s.hash != signed.hash);
-                    Some(format!("its replacement was refused: {e}"))
-                }
-                Err(e) => Some(format!("its replacement was not answered: {e}")),
+                Err(e) => match send_answer(&e) {
+                    SendAnswer::InPool => None,
+                    // Still looked up, never sent again: the one before stays the newest.
+                    SendAnswer::Refused => {
+                        if let Some(s) = u.sent.iter_mut().find(|s| s.hash == signed.hash) {
+                            s.refused = true;
+                        }
+                        Some(format!("its replacement was refused: {e}"))
+                    }
+                    SendAnswer::Unsure => Some(format!("its replacement's answer: {e}")),
+                },
             };
         }
     }
@@ -1920,6 +2083,60 @@ mod tests {
             Some(Fees::Legacy { gas_price: 1_500 })
         );
         assert_eq!(replacement_fees(legacy, None, 899), None);
+
+        // A zero fee is raised too: the replacement must be another transaction.
+        assert_eq!(
+            replacement_fees(
+                Fees::Eip1559 {
+                    max_fee_per_gas: 0,
+                    max_priority_fee_per_gas: 0
+                },
+                None,
+                cap
+            ),
+            Some(Fees::Eip1559 {
+                max_fee_per_gas: 1,
+                max_priority_fee_per_gas: 1
+            })
+        );
+        assert_eq!(
+            replacement_fees(Fees::Legacy { gas_price: 0 }, None, cap),
+            Some(Fees::Legacy { gas_price: 1 })
+        );
+    }
+
+    /// A send's error answer is taken as a refusal only when it names the transaction's own
+    /// fault; "already known" means the node has it; anything else may have reached it.
+    #[test]
+    fn send_answers_are_refusals_only_when_they_name_the_transactions_fault() {
+        let answer = |code: i64, message: &str| {
+            TransportError::ErrorResp(alloy_json_rpc::ErrorPayload {
+                code,
+                message: message.to_string().into(),
+                data: None,
+            })
+        };
+        for message in [
+            "nonce too low",
+            "replacement transaction underpriced",
+            "insufficient funds for gas * price + value",
+            "intrinsic gas too low",
+            "exceeds block gas limit",
+            "max fee per gas less than block base fee",
+        ] {
+            assert_eq!(send_answer(&answer(-32000, message)), SendAnswer::Refused);
+        }
+        assert_eq!(
+            send_answer(&answer(-32000, "already known")),
+            SendAnswer::InPool
+        );
+        for message in ["upstream request timeout", "internal error", "rate limited"] {
+            assert_eq!(send_answer(&answer(-32005, message)), SendAnswer::Unsure);
+        }
+        assert_eq!(
+            send_answer(&TransportErrorKind::custom_str("connection reset")),
+            SendAnswer::Unsure
+        );
     }
 
     #[test]

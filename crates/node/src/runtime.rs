@@ -182,6 +182,24 @@ impl TxQueue {
         Some(pos)
     }
 
+    /// The chain took the transaction at `pos` at `height`. If one handed over before it went
+    /// back meanwhile (busy), its nonce is free and this one cannot be mined before it: it
+    /// goes back too, rather than hold the earlier one back until the inclusion patience runs
+    /// out.
+    fn on_accepted(&mut self, pos: usize, height: u64) {
+        let seq = self.inflight[pos].seq;
+        if self
+            .requeued
+            .keys()
+            .next()
+            .is_some_and(|first| *first < seq)
+        {
+            self.requeue_from(pos, Duration::ZERO);
+        } else {
+            self.inflight[pos].accepted_at = Some(height);
+        }
+    }
+
     /// The submitter answered the transaction at `pos` busy (or failed to reach the chain):
     /// it and those after it that the submitter no longer holds go again shortly.
     fn on_busy(&mut self, pos: usize) {
@@ -953,7 +971,7 @@ impl<C: ChainClient> Runtime<C> {
         };
         match outcome {
             SubmitOutcome::Accepted | SubmitOutcome::Duplicate => {
-                self.txq.inflight[pos].accepted_at = Some(self.height);
+                self.txq.on_accepted(pos, self.height);
             }
             SubmitOutcome::Included => {
                 let f = self.txq.inflight.remove(pos).expect("position found");
@@ -1761,5 +1779,41 @@ mod tests {
         assert!(q.inflight.is_empty());
         let again: Vec<u64> = std::iter::from_fn(|| q.next().map(|(seq, _)| seq)).collect();
         assert_eq!(again, [0, 1, 2]);
+    }
+
+    /// On a chain the runtime numbers, a transaction the chain took after an earlier one went
+    /// back busy waits behind a free nonce: it goes back too, and both go again in order at
+    /// once, not after the inclusion patience.
+    #[test]
+    fn a_transaction_taken_behind_a_busy_one_goes_back_with_it() {
+        let mut q = TxQueue::default();
+        for i in 0..2u8 {
+            q.queue.push_back(inflight(None).sub);
+            let (seq, _) = q.next().unwrap();
+            q.inflight.push_back(Inflight {
+                hash: [i; 32],
+                seq,
+                ..inflight(None)
+            });
+        }
+        let pos = q.take_answer([0; 32]).unwrap();
+        q.on_busy(pos);
+        let pos = q.take_answer([1; 32]).unwrap();
+        q.on_accepted(pos, 7);
+        assert!(q.inflight.is_empty());
+        let again: Vec<u64> = std::iter::from_fn(|| q.next().map(|(seq, _)| seq)).collect();
+        assert_eq!(again, [0, 1]);
+
+        // With nothing before it gone back, it waits for its block as before.
+        q.queue.push_back(inflight(None).sub);
+        let (seq, _) = q.next().unwrap();
+        q.inflight.push_back(Inflight {
+            hash: [9; 32],
+            seq,
+            ..inflight(None)
+        });
+        let pos = q.take_answer([9; 32]).unwrap();
+        q.on_accepted(pos, 8);
+        assert_eq!(q.inflight[0].accepted_at, Some(8));
     }
 }

@@ -988,9 +988,19 @@ async fn a_send_left_pending_is_replaced_with_higher_fees_and_its_replacement_se
     );
     assert!(!c.has_unconfirmed());
     assert!(bumping.pending_sends(hour).await.unwrap().is_empty());
-    // Asked again, the call goes to the chain, which refuses it at estimation for free.
+    // A late retry of the settled send gets the same outcome and sends nothing; a new call
+    // goes to the chain, which refuses it at estimation for free.
+    assert_eq!(
+        c.resend_calldata(input.clone(), value, first)
+            .await
+            .unwrap(),
+        CallOutcome::Included {
+            block,
+            tx_hash: replacement
+        }
+    );
     assert!(matches!(
-        c.resend_calldata(input, value, first).await.unwrap(),
+        c.send_calldata(input, value).await.unwrap(),
         CallOutcome::Reverted(Revert::Contract(_))
     ));
     assert_eq!(c.transaction_count(n.account).await.unwrap(), 1);
@@ -999,8 +1009,9 @@ async fn a_send_left_pending_is_replaced_with_higher_fees_and_its_replacement_se
 
 /// A kept send's nonce is never given to another call while it may still be mined: lost by the
 /// chain's node, its nonce free, a different call takes the next one. Once a transaction this
-/// client did not sign for it takes its nonce (here the same account's, from elsewhere), it
-/// can no longer be mined: its retry sends the call anew, and it lands once.
+/// client did not sign for it takes its nonce (here the same account's, from elsewhere), and
+/// still two blocks later, it can no longer be mined: its retry sends the call anew, and it
+/// lands once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_send_keeps_its_nonce_until_another_transaction_takes_it() {
     use alloy_network::TransactionBuilder;
@@ -1069,9 +1080,18 @@ async fn a_lost_send_keeps_its_nonce_until_another_transaction_takes_it() {
     anvil.mine(1).await.unwrap();
     assert_eq!(c.transaction_count(n.account).await.unwrap(), 3);
     assert_eq!(stake().await, U256::from(STAKE + 130));
-    assert_eq!(c.sent_state(lost).await.unwrap(), SentState::Dropped);
-    // Its retry is a new call with the next nonce, which lands.
+    // The nonce is taken and the send not mined: its retry sends nothing until that still
+    // holds two blocks later.
+    assert_eq!(
+        unconfirmed(c.resend_calldata(add_stake.clone(), fifty, lost).await),
+        lost
+    );
+    assert_eq!(c.sent_state(lost).await.unwrap(), SentState::Pending);
+    anvil.mine(2).await.unwrap();
+    assert_eq!(c.transaction_count(n.account).await.unwrap(), 3);
+    // Then it is dropped, and its retry is a new call with the next nonce, which lands.
     let anew = unconfirmed(c.resend_calldata(add_stake.clone(), fifty, lost).await);
+    assert_eq!(c.sent_state(lost).await.unwrap(), SentState::Dropped);
     assert_ne!(anew, lost);
     assert_eq!(nonce_of(anew).await, 3);
     anvil.mine(1).await.unwrap();

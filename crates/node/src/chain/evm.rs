@@ -65,7 +65,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keyquorum_contract::tx::TxBody;
 use keyquorum_contract::{BeaconConfig, BeaconScheme};
@@ -95,6 +95,15 @@ use super::{
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// How often a send that stays pending is warned about again.
 const WARN_PENDING_EVERY: Duration = Duration::from_secs(600);
+
+/// The runtime's submissions answered `Unconfirmed`: by call id, the send's handle and when.
+type UnconfirmedHandles =
+    std::collections::HashMap<[u8; 32], (keyquorum_evm::alloy_primitives::B256, Instant)>;
+
+/// How long after an `Unconfirmed` answer a submission of the same call is its retry. The
+/// runtime retries within seconds, or once the sends before it had their receipt waits (four
+/// in flight, two minutes each); later, the runtime dropped it, and the call is a new one.
+const RETRY_HORIZON: Duration = Duration::from_secs(30 * 60);
 
 /// Where the contract is and how to follow it.
 #[derive(Clone, PartialEq, Eq)]
@@ -179,8 +188,8 @@ pub struct EvmChainClient {
     looked_up_at: Arc<AtomicU64>,
     /// The runtime's submissions answered [`SubmitOutcome::Unconfirmed`], by id
     /// ([`Prepared::id`]), with the handle of the send their next submission retries.
-    unconfirmed:
-        Arc<Mutex<std::collections::HashMap<[u8; 32], keyquorum_evm::alloy_primitives::B256>>>,
+    /// When each was answered.
+    unconfirmed: Arc<Mutex<UnconfirmedHandles>>,
 }
 
 impl std::fmt::Debug for EvmChainClient {
@@ -499,12 +508,7 @@ impl EvmChainClient {
         });
     }
 
-    fn unconfirmed(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<[u8; 32], keyquorum_evm::alloy_primitives::B256>,
-    > {
+    fn unconfirmed(&self) -> std::sync::MutexGuard<'_, UnconfirmedHandles> {
         self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -914,16 +918,23 @@ impl ChainClient for EvmChainClient {
                 input: tx.input.clone(),
                 value: tx.value,
             });
+        // The runtime submits a transaction answered `Unconfirmed` again until it has its
+        // outcome: that submission is the retry of the earlier send, which takes its outcome;
+        // any other is a new call. A handle older than the runtime ever waits to retry is a
+        // submission it dropped (its phase over): the call is new.
+        let id = call_id(&tx);
+        let earlier = self
+            .unconfirmed()
+            .remove(&id)
+            .filter(|(_, at)| at.elapsed() < RETRY_HORIZON)
+            .map(|(handle, _)| handle);
+        // A registration already sent is looked up, whatever the minimum is now.
         if registration.is_some()
+            && earlier.is_none()
             && let Some(refused) = self.hold_back_below_minimum(tx.value).await?
         {
             return Ok(refused);
         }
-        // The runtime submits a transaction answered `Unconfirmed` again until it has its
-        // outcome: that submission is the retry of the earlier send, which takes its outcome;
-        // any other is a new call.
-        let id = call_id(&tx);
-        let earlier = self.unconfirmed().remove(&id);
         let sent = match earlier {
             Some(earlier) => {
                 self.client
@@ -941,8 +952,10 @@ impl ChainClient for EvmChainClient {
                 let mut unconfirmed = self.unconfirmed();
                 // Handles whose outcome was taken, or that were dropped, retry nothing: the
                 // map holds no more than the client keeps.
-                unconfirmed.retain(|_, handle| self.client.keeps(*handle));
-                unconfirmed.insert(id, tx_hash);
+                unconfirmed.retain(|_, (handle, at)| {
+                    at.elapsed() < RETRY_HORIZON && self.client.keeps(*handle)
+                });
+                unconfirmed.insert(id, (tx_hash, Instant::now()));
                 return Ok(SubmitOutcome::Unconfirmed);
             }
             Err(e) => return Err(e.into()),
