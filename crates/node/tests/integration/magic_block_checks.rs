@@ -222,3 +222,32 @@ fn a_changed_member_list_gets_no_signature() {
     );
     assert_refused(&h, "members");
 }
+
+/// A block naming another beacon (scheme or period) than the one the contract's rule gives
+/// (the configured one for a fresh key, the active view's for a reshare) is refused, the hash
+/// recomputed so only the node's own rebuild can tell.
+#[test]
+fn a_changed_beacon_gets_no_signature() {
+    use keyquorum_contract::config::BeaconScheme;
+    for mode in [KeyMode::Fresh, KeyMode::Reshare] {
+        let h = run(
+            mode,
+            Some(view2(|hash, block| {
+                block.beacon.period_secs += 1;
+                *hash = Hex(block.hash());
+            })),
+        );
+        assert_refused(&h, "beacon");
+        let h = run(
+            mode,
+            Some(view2(|hash, block| {
+                block.beacon.scheme = match block.beacon.scheme {
+                    BeaconScheme::PedersenBlsChained => BeaconScheme::PedersenBlsUnchained,
+                    BeaconScheme::PedersenBlsUnchained => BeaconScheme::PedersenBlsChained,
+                };
+                *hash = Hex(block.hash());
+            })),
+        );
+        assert_refused(&h, "beacon");
+    }
+}
