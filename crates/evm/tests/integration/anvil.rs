@@ -55,6 +55,35 @@ fn ether() -> U256 {
     U256::from(10u128.pow(18))
 }
 
+/// The coordinator (committees of four) deployed on `anvil` from a funded deployer: its address.
+async fn deployed(anvil: &Anvil) -> Address {
+    let deployer = chain_key(b"test deployer");
+    anvil.fund(deployer.address(), ether()).await.unwrap();
+    deploy(anvil.url(), deployer, config(4)).await.unwrap().0
+}
+
+/// Node 0 registered with [`STAKE`], its client waiting half a second for a receipt (so a
+/// send is left unconfirmed while anvil does not mine).
+async fn registered_impatient(anvil: &Anvil, contract: Address) -> (Node, Client) {
+    let (n, c) = node(anvil, 0, contract).await;
+    included(
+        c.send(n.register_call(contract), U256::from(STAKE))
+            .await
+            .unwrap(),
+    );
+    (
+        n,
+        c.with_receipt_timeout(std::time::Duration::from_millis(500)),
+    )
+}
+
+async fn stake_of(c: &Client, account: Address) -> U256 {
+    c.read(Coordinator::stakeOfCall { account })
+        .await
+        .unwrap()
+        .stake
+}
+
 /// A test node whose account is its chain key's, funded on anvil.
 async fn node(anvil: &Anvil, index: u32, contract: Address) -> (Node, Client) {
     let key = chain_key(format!("test node {index}").as_bytes());
@@ -87,9 +116,7 @@ async fn follow_to(follower: &mut Follower, until: u64) -> Vec<ConfirmedBlock> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_refused_at_estimation_leaves_no_nonce_gap() {
     let anvil = anvil();
-    let deployer = chain_key(b"test deployer");
-    anvil.fund(deployer.address(), ether()).await.unwrap();
-    let (contract, _) = deploy(anvil.url(), deployer, config(4)).await.unwrap();
+    let contract = deployed(&anvil).await;
     let (n, c) = node(&anvil, 0, contract).await;
     included(
         c.send(n.register_call(contract), U256::from(STAKE))
@@ -632,9 +659,7 @@ async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
     use std::time::Duration;
 
     let anvil = anvil();
-    let deployer = chain_key(b"test deployer");
-    anvil.fund(deployer.address(), ether()).await.unwrap();
-    let (contract, _) = deploy(anvil.url(), deployer, config(4)).await.unwrap();
+    let contract = deployed(&anvil).await;
     let (n, c) = node(&anvil, 0, contract).await;
     let c = c.with_receipt_timeout(Duration::from_millis(500));
     // Another client of the same account, which knows nothing of the first one's sends.
@@ -782,22 +807,9 @@ async fn a_new_call_identical_to_a_mined_unconfirmed_one_is_sent() {
     use std::time::Duration;
 
     let anvil = anvil();
-    let deployer = chain_key(b"test deployer");
-    anvil.fund(deployer.address(), ether()).await.unwrap();
-    let (contract, _) = deploy(anvil.url(), deployer, config(4)).await.unwrap();
-    let (n, c) = node(&anvil, 0, contract).await;
-    included(
-        c.send(n.register_call(contract), U256::from(STAKE))
-            .await
-            .unwrap(),
-    );
-    let c = c.with_receipt_timeout(Duration::from_millis(500));
-    let stake = || async {
-        c.read(Coordinator::stakeOfCall { account: n.account })
-            .await
-            .unwrap()
-            .stake
-    };
+    let contract = deployed(&anvil).await;
+    let (n, c) = registered_impatient(&anvil, contract).await;
+    let stake = || stake_of(&c, n.account);
     let input = alloy_sol_types::SolCall::abi_encode(&Coordinator::addStakeCall {});
     let value = U256::from(50u64);
 
@@ -853,9 +865,7 @@ async fn a_send_left_pending_is_replaced_with_higher_fees_and_its_replacement_se
     use std::time::Duration;
 
     let anvil = anvil();
-    let deployer = chain_key(b"test deployer");
-    anvil.fund(deployer.address(), ether()).await.unwrap();
-    let (contract, _) = deploy(anvil.url(), deployer, config(4)).await.unwrap();
+    let contract = deployed(&anvil).await;
     let (n, c) = node(&anvil, 0, contract).await;
     let c = c.with_receipt_timeout(Duration::from_millis(500));
     // Another client of the same account, which knows nothing of the first one's sends.
@@ -1017,19 +1027,10 @@ async fn a_lost_send_keeps_its_nonce_until_another_transaction_takes_it() {
     use alloy_network::TransactionBuilder;
     use alloy_rpc_types_eth::TransactionTrait;
     use keyquorum_evm::client::{ClientError, SentState};
-    use std::time::Duration;
 
     let anvil = anvil();
-    let deployer = chain_key(b"test deployer");
-    anvil.fund(deployer.address(), ether()).await.unwrap();
-    let (contract, _) = deploy(anvil.url(), deployer, config(4)).await.unwrap();
-    let (n, c) = node(&anvil, 0, contract).await;
-    included(
-        c.send(n.register_call(contract), U256::from(STAKE))
-            .await
-            .unwrap(),
-    );
-    let c = c.with_receipt_timeout(Duration::from_millis(500));
+    let contract = deployed(&anvil).await;
+    let (n, c) = registered_impatient(&anvil, contract).await;
     let (_, twin) = node(&anvil, 0, contract).await;
     let nonce_of = |hash| {
         let twin = twin.clone();
@@ -1042,12 +1043,7 @@ async fn a_lost_send_keeps_its_nonce_until_another_transaction_takes_it() {
                 .nonce()
         }
     };
-    let stake = || async {
-        c.read(Coordinator::stakeOfCall { account: n.account })
-            .await
-            .unwrap()
-            .stake
-    };
+    let stake = || stake_of(&c, n.account);
     let unconfirmed = |sent: Result<CallOutcome, ClientError>| match sent {
         Err(ClientError::Unconfirmed { tx_hash, .. }) => tx_hash,
         other => panic!("{other:?}"),
