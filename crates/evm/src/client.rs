@@ -323,8 +323,9 @@ pub enum SentState {
     /// Mined: what became of it (a revert replayed for its reason, as [`Client::send_calldata`]
     /// does).
     Mined(CallOutcome),
-    /// Not mined yet: for a send this client keeps, while its nonce is free; for any other
-    /// transaction, while the node knows it.
+    /// Not mined yet: for a send this client keeps, while it may still be (its nonce free, or
+    /// one of its transactions known to the node); for any other transaction, while the node
+    /// knows it.
     Pending,
     /// Can no longer be mined. For a send this client keeps: none of its transactions is
     /// mined and its nonce is taken by another. For any other transaction: unknown to the
@@ -379,35 +380,43 @@ enum SendAnswer {
 }
 
 /// Classifies an error answer to a send by the messages geth, reth, Erigon, Nethermind and
-/// anvil give (the codes are not standard).
+/// anvil give (the codes are not standard), compared without case, spaces or underscores
+/// (Nethermind writes `AlreadyKnown`, `FeeTooLow`). "Nonce too low" is not a refusal: it may
+/// mean this very transaction was mined already (a proxy that sent it twice), which the
+/// look-up tells.
 fn send_answer(error: &TransportError) -> SendAnswer {
     let Some(answer) = error.as_error_resp() else {
         return SendAnswer::Unsure;
     };
-    let message = answer.message.to_lowercase();
+    let message: String = answer
+        .message
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect();
     let says = |parts: &[&str]| parts.iter().any(|p| message.contains(p));
     if says(&[
-        "already known",
-        "known transaction",
-        "already imported",
-        "already exists",
+        "alreadyknown",
+        "knowntransaction",
+        "alreadyimported",
+        "alreadyexists",
     ]) {
         SendAnswer::InPool
     } else if says(&[
-        "nonce too low",
-        "nonce too high",
+        "noncetoohigh",
         "underpriced",
-        "insufficient funds",
-        "intrinsic gas",
-        "gas limit",
-        "less than block base fee",
-        "fee cap",
-        "max priority fee per gas higher",
-        "tip higher",
-        "invalid sender",
-        "invalid chain id",
+        "feetoolow",
+        "insufficientfunds",
+        "intrinsicgas",
+        "gaslimit",
+        "lessthanblockbasefee",
+        "feecap",
+        "maxpriorityfeepergashigher",
+        "tiphigher",
+        "invalidsender",
+        "invalidchainid",
         "oversized",
-        "exceeds the configured cap",
+        "exceedstheconfiguredcap",
     ]) {
         SendAnswer::Refused
     } else {
@@ -626,7 +635,8 @@ impl Unconfirmed {
 #[derive(Debug, Clone, PartialEq)]
 enum Settled {
     Mined(CallOutcome),
-    /// Not mined, and its nonce still free: it may yet be. `known`: the chain's node holds its
+    /// Not mined, and it may yet be: its nonce free, one of its transactions known to the
+    /// node, or a taken nonce not yet confirmed. `known`: the chain's node holds its
     /// newest transaction.
     Pending {
         known: bool,
@@ -855,7 +865,7 @@ impl Client {
     ///
     /// A send whose receipt is not seen in time is kept ([`ClientError::Unconfirmed`], whose
     /// `tx_hash` is the handle to retry it with, [`Client::resend_calldata`]); its outcome
-    /// goes only to that retry. While it is pending, an identical new call waits for it
+    /// goes to that retry (or to [`Client::sent_state`] of it), never to a new call. While it is pending, an identical new call waits for it
     /// rather than send a copy that would take the next nonce and land twice: it is answered
     /// `Unconfirmed` with the earlier send's handle, and nothing is sent.
     pub async fn send_calldata(
@@ -875,8 +885,10 @@ impl Client {
     /// Mined, its outcome (a revert replayed for its reason); not mined while its nonce is
     /// free, [`ClientError::Unconfirmed`] again and nothing new is sent (the node is handed the
     /// same transaction again if it lost it); none of its transactions mined and its nonce
-    /// taken by another, the call is sent anew. A handle this client no longer keeps (its
-    /// outcome taken, or from before a restart) is a new call ([`Client::send_calldata`]).
+    /// taken by another, the call is sent anew. A send no longer kept but remembered as mined
+    /// (its outcome taken by another caller, [`Client::sent_state`]) gives that outcome again;
+    /// a handle neither kept nor remembered so (dropped, or from before a restart) is a new
+    /// call ([`Client::send_calldata`]).
     pub async fn resend_calldata(
         &self,
         input: Vec<u8>,
@@ -884,15 +896,7 @@ impl Client {
         earlier: B256,
     ) -> Result<CallOutcome, ClientError> {
         let _guard = self.send_lock.lock().await;
-        // Settled and no longer kept: a mined one's outcome is still the retry's (another
-        // caller may have taken it first, [`Client::sent_state`]).
-        if !self.keeps(earlier)
-            && let Some(SentState::Mined(outcome)) = self.settled_state(earlier)
-        {
-            return Ok(outcome);
-        }
-        let retry_of = self.keeps(earlier).then_some(earlier);
-        if let Some(earlier) = self.earlier_send(retry_of, &input, value).await? {
+        if let Some(earlier) = self.earlier_send(Some(earlier), &input, value).await? {
             return earlier;
         }
         self.send_new(input, value).await
@@ -1076,12 +1080,23 @@ impl Client {
             return;
         };
         let u = records.remove(pos);
-        drop(records);
+        // Remembered before the record's lock is released: a retry never finds the send
+        // neither kept nor settled.
+        self.remember(&u, state);
+    }
+
+    fn remember(&self, u: &Unconfirmed, state: SentState) {
         let mut settled = self.settled.lock().unwrap_or_else(|e| e.into_inner());
         settled.push_back((u.sent.iter().map(|s| s.hash).collect(), state));
         while settled.len() > SETTLED_HANDLES_KEPT {
             settled.pop_front();
         }
+    }
+
+    /// Whether `handle` names a send this client keeps or remembers as mined: its retry takes
+    /// an outcome rather than being a new call.
+    pub fn knows(&self, handle: B256) -> bool {
+        self.keeps(handle) || matches!(self.settled_state(handle), Some(SentState::Mined(_)))
     }
 
     /// Where the send with transaction `tx_hash` ended, if it was settled and is remembered.
@@ -1105,17 +1120,38 @@ impl Client {
         input: &[u8],
         value: U256,
     ) -> Result<Option<Result<CallOutcome, ClientError>>, ClientError> {
-        let earlier = self
-            .records()
-            .iter()
-            .filter(|u| u.input == input && u.value == value)
-            .find(|u| match retry_of {
-                Some(handle) => u.tx_hash == handle,
-                // Another call's outcome, which only its retry takes.
-                None => u.resolved.is_none(),
-            })
-            .map(|u| (u.tx_hash, u.sent_at, u.resolved.clone()));
-        let Some((tx_hash, sent_at, resolved)) = earlier else {
+        // Settled by another caller: a mined outcome is still the retry's.
+        let remembered = |handle: Option<B256>| match handle.and_then(|h| self.settled_state(h)) {
+            Some(SentState::Mined(outcome)) => Some(Ok(outcome)),
+            _ => None,
+        };
+        let earlier = {
+            let records = self.records();
+            let same_call = |u: &&Unconfirmed| u.input == input && u.value == value;
+            // A handle no longer kept (dropped, or settled) makes this a new call.
+            let retry_of =
+                retry_of.filter(|h| records.iter().filter(same_call).any(|u| u.tx_hash == *h));
+            let found = records
+                .iter()
+                .filter(same_call)
+                .find(|u| match retry_of {
+                    Some(handle) => u.tx_hash == handle,
+                    // Another call's outcome, which only its retry takes.
+                    None => u.resolved.is_none(),
+                })
+                .map(|u| (u.tx_hash, u.sent_at, u.resolved.clone()));
+            (retry_of, found)
+        };
+        let (retry_of, found) = match earlier {
+            (None, found) if retry_of.is_some() => {
+                if let Some(outcome) = remembered(retry_of) {
+                    return Ok(Some(outcome));
+                }
+                (None, found)
+            }
+            other => other,
+        };
+        let Some((tx_hash, sent_at, resolved)) = found else {
             return Ok(None);
         };
         if let Some((outcome, _)) = resolved {
@@ -1140,10 +1176,12 @@ impl Client {
                     self.send_again(tx_hash).await;
                 }
                 unconfirmed(format!(
-                    "not mined {:?} after it was sent, its nonce still free",
+                    "not mined {:?} after it was sent, and it may still be",
                     sent_at.elapsed()
                 ))
             }
+            // Settled by another caller meanwhile.
+            None if retry_of.is_some() => Ok(remembered(retry_of)),
             // Mined and kept for its own retry; dropped; or taken meanwhile: this call goes.
             Some(Settled::Mined(_) | Settled::Dropped) | None => Ok(None),
         }
@@ -1191,6 +1229,12 @@ impl Client {
                 SentState::Pending => {
                     any_known = true;
                     newest_known |= *hash == newest;
+                    // Refused, yet the node has it (the refusal came after it was taken).
+                    if let Some(u) = self.records().iter_mut().find(|u| u.tx_hash == handle)
+                        && let Some(s) = u.sent.iter_mut().find(|s| s.hash == *hash)
+                    {
+                        s.refused = false;
+                    }
                 }
                 SentState::Dropped => {}
             }
@@ -1259,7 +1303,10 @@ impl Client {
                 .min()
                 .map(|(_, i)| i)
         {
-            records.remove(oldest);
+            let u = records.remove(oldest);
+            if let Some((outcome, _)) = &u.resolved {
+                self.remember(&u, SentState::Mined(outcome.clone()));
+            }
         }
     }
 
@@ -1292,8 +1339,10 @@ impl Client {
             .find(|u| u.sent.iter().any(|s| s.hash == tx_hash))
             .map(|u| (u.tx_hash, u.resolved.clone()));
         let Some((handle, resolved)) = kept else {
-            if let Some(state) = self.settled_state(tx_hash) {
-                return Ok(state);
+            // A remembered outcome (a replacement may be the transaction mined); a send
+            // remembered as dropped is looked up again.
+            if let Some(mined @ SentState::Mined(_)) = self.settled_state(tx_hash) {
+                return Ok(mined);
             }
             return self.look_up(tx_hash, None).await;
         };
@@ -1315,8 +1364,8 @@ impl Client {
             Some(Settled::Dropped) => SentState::Dropped,
             // Settled by another caller meanwhile.
             None => match self.settled_state(tx_hash) {
-                Some(state) => state,
-                None => self.look_up(tx_hash, None).await?,
+                Some(mined @ SentState::Mined(_)) => mined,
+                _ => self.look_up(tx_hash, None).await?,
             },
         })
     }
@@ -1403,7 +1452,8 @@ impl Client {
                 // Listed as last known; the others are still looked up.
                 Err(e) => {
                     if let Some(u) = self.records().iter_mut().find(|u| u.tx_hash == handle) {
-                        u.problem = Some(format!("not looked up: {e}"));
+                        u.problem
+                            .get_or_insert_with(|| format!("not looked up: {e}"));
                     }
                 }
             }
@@ -1479,18 +1529,32 @@ impl Client {
                 return;
             };
             u.last_sent = Instant::now();
-            if u.sent.iter().any(|s| s.hash == signed.hash) {
-                return;
+            match u.sent.iter().find(|s| s.hash == signed.hash) {
+                // The same transaction again (fees already at what the raise gives): sent
+                // again only if the node refused it before (the account funded since, say).
+                Some(same) if !same.refused => return,
+                Some(_) => {}
+                None => u.sent.push(signed.clone()),
             }
-            u.sent.push(signed.clone());
         }
         let sent = self.provider.send_raw_transaction(&signed.raw).await;
         if let Some(u) = self.records().iter_mut().find(|u| u.tx_hash == handle) {
             u.problem = match sent {
-                Ok(_) => None,
+                Ok(_) => {
+                    if let Some(s) = u.sent.iter_mut().find(|s| s.hash == signed.hash) {
+                        s.refused = false;
+                    }
+                    None
+                }
                 Err(e) => match send_answer(&e) {
-                    SendAnswer::InPool => None,
-                    // Still looked up, never sent again: the one before stays the newest.
+                    SendAnswer::InPool => {
+                        if let Some(s) = u.sent.iter_mut().find(|s| s.hash == signed.hash) {
+                            s.refused = false;
+                        }
+                        None
+                    }
+                    // Still looked up, not sent again until a bump comes to it anew: the one
+                    // before stays the newest.
                     SendAnswer::Refused => {
                         if let Some(s) = u.sent.iter_mut().find(|s| s.hash == signed.hash) {
                             s.refused = true;
@@ -2117,7 +2181,8 @@ mod tests {
             })
         };
         for message in [
-            "nonce too low",
+            "FeeTooLow, MaxFeePerGas too low",
+            "InsufficientFunds, Balance is zero, cannot pay gas",
             "replacement transaction underpriced",
             "insufficient funds for gas * price + value",
             "intrinsic gas too low",
@@ -2126,11 +2191,16 @@ mod tests {
         ] {
             assert_eq!(send_answer(&answer(-32000, message)), SendAnswer::Refused);
         }
-        assert_eq!(
-            send_answer(&answer(-32000, "already known")),
-            SendAnswer::InPool
-        );
-        for message in ["upstream request timeout", "internal error", "rate limited"] {
+        for message in ["already known", "AlreadyKnown"] {
+            assert_eq!(send_answer(&answer(-32000, message)), SendAnswer::InPool);
+        }
+        // "Nonce too low" may be this very transaction, mined: looked up, not refused.
+        for message in [
+            "upstream request timeout",
+            "internal error",
+            "rate limited",
+            "nonce too low",
+        ] {
             assert_eq!(send_answer(&answer(-32005, message)), SendAnswer::Unsure);
         }
         assert_eq!(

@@ -143,7 +143,14 @@ impl TxQueue {
             let f = self.inflight.remove(pos).expect("position in range");
             self.requeued.insert(f.seq, f.sub);
         }
-        self.not_before = Some(Instant::now() + delay);
+        self.hold_off(delay);
+    }
+
+    /// Submits nothing for `delay`, or longer if an earlier back-off lasts longer (a busy
+    /// answer's is not cut short by a requeue that needs none).
+    fn hold_off(&mut self, delay: Duration) {
+        let until = Instant::now() + delay;
+        self.not_before = Some(self.not_before.map_or(until, |t| t.max(until)));
     }
 
     /// Puts the in-flight transaction at `pos` alone back before the queue, for a chain whose
@@ -152,7 +159,7 @@ impl TxQueue {
         if let Some(f) = self.inflight.remove(pos) {
             self.requeued.insert(f.seq, f.sub);
         }
-        self.not_before = Some(Instant::now() + delay);
+        self.hold_off(delay);
     }
 
     /// The next submission to hand to the submitter, and its [`Inflight::seq`]: a requeued

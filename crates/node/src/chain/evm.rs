@@ -950,10 +950,10 @@ impl ChainClient for EvmChainClient {
             Err(ClientError::Unconfirmed { tx_hash, reason }) => {
                 debug!(%tx_hash, %reason, "transaction not seen mined yet");
                 let mut unconfirmed = self.unconfirmed();
-                // Handles whose outcome was taken, or that were dropped, retry nothing: the
-                // map holds no more than the client keeps.
+                // A handle the client neither keeps nor remembers as mined (dropped, or
+                // forgotten) retries nothing: the map holds no more than the client knows.
                 unconfirmed.retain(|_, (handle, at)| {
-                    at.elapsed() < RETRY_HORIZON && self.client.keeps(*handle)
+                    at.elapsed() < RETRY_HORIZON && self.client.knows(*handle)
                 });
                 unconfirmed.insert(id, (tx_hash, Instant::now()));
                 return Ok(SubmitOutcome::Unconfirmed);
