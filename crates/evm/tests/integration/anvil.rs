@@ -77,6 +77,25 @@ async fn registered_impatient(anvil: &Anvil, contract: Address) -> (Node, Client
     )
 }
 
+/// The handle of a send answered `Unconfirmed` (anything else fails the test).
+fn unconfirmed(
+    sent: Result<CallOutcome, keyquorum_evm::client::ClientError>,
+) -> alloy_primitives::B256 {
+    match sent {
+        Err(keyquorum_evm::client::ClientError::Unconfirmed { tx_hash, .. }) => tx_hash,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The account's nonce counting the node's pool.
+async fn pending_count(c: &Client, account: Address) -> u64 {
+    c.provider()
+        .get_transaction_count(account)
+        .pending()
+        .await
+        .unwrap()
+}
+
 async fn stake_of(c: &Client, account: Address) -> U256 {
     c.read(Coordinator::stakeOfCall { account })
         .await
@@ -616,13 +635,7 @@ async fn the_minimum_stake_is_read_from_the_contracts_storage_and_an_unconfirmed
         panic!("{sent:?}")
     };
     assert_eq!(watch.lock().unwrap().unconfirmed(), Some(tx_hash));
-    let pending_nonce = || async {
-        c.provider()
-            .get_transaction_count(n.account)
-            .pending()
-            .await
-            .unwrap()
-    };
+    let pending_nonce = || pending_count(&c, n.account);
     assert_eq!(pending_nonce().await, 1);
     // Pending: looked up, nothing sent again.
     assert_eq!(
@@ -655,7 +668,7 @@ async fn the_minimum_stake_is_read_from_the_contracts_storage_and_an_unconfirmed
 /// retry's, and a mined revert is replayed for its reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
-    use keyquorum_evm::client::{ClientError, PendingSend, SentState};
+    use keyquorum_evm::client::{PendingSend, SentState};
     use std::time::Duration;
 
     let anvil = anvil();
@@ -672,17 +685,7 @@ async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
         .unwrap();
     let input = alloy_sol_types::SolCall::abi_encode(&n.register_call(contract));
     let value = U256::from(STAKE);
-    let pending_nonce = || async {
-        c.provider()
-            .get_transaction_count(n.account)
-            .pending()
-            .await
-            .unwrap()
-    };
-    let unconfirmed = |sent: Result<CallOutcome, ClientError>| match sent {
-        Err(ClientError::Unconfirmed { tx_hash, .. }) => tx_hash,
-        other => panic!("{other:?}"),
-    };
+    let pending_nonce = || pending_count(&c, n.account);
 
     let first = unconfirmed(c.send_calldata(input.clone(), value).await);
     assert_eq!(pending_nonce().await, 1);
@@ -803,7 +806,6 @@ async fn anvil_set(anvil: &Anvil, name: &'static str, params: serde_json::Value)
 /// outcome.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_call_identical_to_a_mined_unconfirmed_one_is_sent() {
-    use keyquorum_evm::client::ClientError;
     use std::time::Duration;
 
     let anvil = anvil();
@@ -814,10 +816,7 @@ async fn a_new_call_identical_to_a_mined_unconfirmed_one_is_sent() {
     let value = U256::from(50u64);
 
     anvil_set(&anvil, "evm_setAutomine", serde_json::json!([false])).await;
-    let first = match c.send_calldata(input.clone(), value).await {
-        Err(ClientError::Unconfirmed { tx_hash, .. }) => tx_hash,
-        other => panic!("{other:?}"),
-    };
+    let first = unconfirmed(c.send_calldata(input.clone(), value).await);
     anvil.mine(1).await.unwrap();
     let first_block = c.block_number().await.unwrap();
     // Found mined and kept for the retry, which has not come yet.
@@ -872,13 +871,7 @@ async fn a_send_left_pending_is_replaced_with_higher_fees_and_its_replacement_se
     let (_, twin) = node(&anvil, 0, contract).await;
     let input = alloy_sol_types::SolCall::abi_encode(&n.register_call(contract));
     let value = U256::from(STAKE);
-    let pending_nonce = || async {
-        c.provider()
-            .get_transaction_count(n.account)
-            .pending()
-            .await
-            .unwrap()
-    };
+    let pending_nonce = || pending_count(&c, n.account);
     let fees = |hash| {
         let twin = twin.clone();
         async move {
@@ -897,10 +890,7 @@ async fn a_send_left_pending_is_replaced_with_higher_fees_and_its_replacement_se
     };
 
     anvil_set(&anvil, "evm_setAutomine", serde_json::json!([false])).await;
-    let first = match c.send_calldata(input.clone(), value).await {
-        Err(ClientError::Unconfirmed { tx_hash, .. }) => tx_hash,
-        other => panic!("{other:?}"),
-    };
+    let first = unconfirmed(c.send_calldata(input.clone(), value).await);
     let (nonce, max_fee, priority) = fees(first).await;
     // The base fee rises above the send's fee. (anvil drops a transaction a block leaves out
     // for its fee, where geth keeps it pending: so no block is mined before the bump.)
@@ -1026,7 +1016,7 @@ async fn a_send_left_pending_is_replaced_with_higher_fees_and_its_replacement_se
 async fn a_lost_send_keeps_its_nonce_until_another_transaction_takes_it() {
     use alloy_network::TransactionBuilder;
     use alloy_rpc_types_eth::TransactionTrait;
-    use keyquorum_evm::client::{ClientError, SentState};
+    use keyquorum_evm::client::SentState;
 
     let anvil = anvil();
     let contract = deployed(&anvil).await;
@@ -1044,10 +1034,6 @@ async fn a_lost_send_keeps_its_nonce_until_another_transaction_takes_it() {
         }
     };
     let stake = || stake_of(&c, n.account);
-    let unconfirmed = |sent: Result<CallOutcome, ClientError>| match sent {
-        Err(ClientError::Unconfirmed { tx_hash, .. }) => tx_hash,
-        other => panic!("{other:?}"),
-    };
     let add_stake = alloy_sol_types::SolCall::abi_encode(&Coordinator::addStakeCall {});
     let (fifty, sixty, seventy) = (U256::from(50u64), U256::from(60u64), U256::from(70u64));
 
