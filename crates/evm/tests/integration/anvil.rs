@@ -77,6 +77,19 @@ async fn registered_impatient(anvil: &Anvil, contract: Address) -> (Node, Client
     )
 }
 
+/// Node 0 (unregistered) with a client waiting half a second for a receipt, and a twin: another
+/// client of the same account, which knows nothing of the first one's sends.
+async fn impatient_with_twin(anvil: &Anvil, contract: Address) -> (Node, Client, Client) {
+    let half_a_second = std::time::Duration::from_millis(500);
+    let (n, c) = node(anvil, 0, contract).await;
+    let (_, twin) = node(anvil, 0, contract).await;
+    (
+        n,
+        c.with_receipt_timeout(half_a_second),
+        twin.with_receipt_timeout(half_a_second),
+    )
+}
+
 /// The handle of a send answered `Unconfirmed` (anything else fails the test).
 fn unconfirmed(
     sent: Result<CallOutcome, keyquorum_evm::client::ClientError>,
@@ -673,11 +686,7 @@ async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
 
     let anvil = anvil();
     let contract = deployed(&anvil).await;
-    let (n, c) = node(&anvil, 0, contract).await;
-    let c = c.with_receipt_timeout(Duration::from_millis(500));
-    // Another client of the same account, which knows nothing of the first one's sends.
-    let (_, twin) = node(&anvil, 0, contract).await;
-    let twin = twin.with_receipt_timeout(Duration::from_millis(500));
+    let (n, c, twin) = impatient_with_twin(&anvil, contract).await;
     let provider = anvil.provider().await.unwrap();
     provider
         .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,))
@@ -865,10 +874,7 @@ async fn a_send_left_pending_is_replaced_with_higher_fees_and_its_replacement_se
 
     let anvil = anvil();
     let contract = deployed(&anvil).await;
-    let (n, c) = node(&anvil, 0, contract).await;
-    let c = c.with_receipt_timeout(Duration::from_millis(500));
-    // Another client of the same account, which knows nothing of the first one's sends.
-    let (_, twin) = node(&anvil, 0, contract).await;
+    let (n, c, twin) = impatient_with_twin(&anvil, contract).await;
     let input = alloy_sol_types::SolCall::abi_encode(&n.register_call(contract));
     let value = U256::from(STAKE);
     let pending_nonce = || pending_count(&c, n.account);
