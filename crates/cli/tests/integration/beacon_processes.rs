@@ -43,6 +43,18 @@ fn fault(i: usize) -> Option<&'static str> {
     (i == BAD_BEACON).then_some("bad-beacon")
 }
 
+/// `keyquorum beacon verify` and drand's own JavaScript client both verify rounds 1 to `upto`
+/// and the latest of `chain` as node 0 serves them.
+fn both_clients_verify(nodes: &[NodeSpec], chain: &ChainInfo, upto: u64) {
+    let (verified, output) = beacon_verify(nodes[0].status);
+    assert!(verified, "{output}");
+    let node0 = format!("http://127.0.0.1:{}", nodes[0].status);
+    let mut rounds: Vec<String> = (1..=upto).map(|r| r.to_string()).collect();
+    rounds.push("latest".into());
+    let (verified, output) = drand_js::verify(&node0, chain, &rounds);
+    assert!(verified, "{output}");
+}
+
 /// Waits for view 2, a reshare, and for two more rounds of `chain` at every node; checks every
 /// node still serves `chain` (a reshare keeps the key, so the chain goes on) and returns the
 /// lowest latest round among them.
@@ -270,13 +282,7 @@ async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partia
     check_signing(nodes, &first).await;
 
     // `keyquorum beacon verify` agrees, and so does drand's own client, on every round.
-    let (verified, output) = beacon_verify(nodes[0].status);
-    assert!(verified, "{output}");
-    let node0 = format!("http://127.0.0.1:{}", nodes[0].status);
-    let mut rounds: Vec<String> = (1..=upto).map(|r| r.to_string()).collect();
-    rounds.push("latest".into());
-    let (verified, output) = drand_js::verify(&node0, &first, &rounds);
-    assert!(verified, "{output}");
+    both_clients_verify(nodes, &first, upto);
 
     // Honest nodes name the member that sent bad partials; latency from the metrics.
     let (_, metrics) = http_get(nodes[0].status, "/metrics").await.unwrap();
@@ -354,6 +360,7 @@ async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partia
 
     // drand's client, given a chain's hash as drand's relays serve several chains, verifies
     // the ended chain at the node that ran it and at the late node, and the new chain.
+    let node0 = format!("http://127.0.0.1:{}", nodes[0].status);
     let late_url = format!("http://127.0.0.1:{}/{first_hash}", late.status);
     for url in [format!("{node0}/{first_hash}"), late_url] {
         let (verified, output) = drand_js::verify(&url, &first, &[upto.to_string()]);
@@ -435,11 +442,5 @@ async fn a_chain_configured_unchained_with_a_2_s_period_runs_that_beacon() {
             None
         );
     }
-    let (verified, output) = beacon_verify(nodes[0].status);
-    assert!(verified, "{output}");
-    let node0 = format!("http://127.0.0.1:{}", nodes[0].status);
-    let mut rounds: Vec<String> = (1..=upto).map(|r| r.to_string()).collect();
-    rounds.push("latest".into());
-    let (verified, output) = drand_js::verify(&node0, &first, &rounds);
-    assert!(verified, "{output}");
+    both_clients_verify(nodes, &first, upto);
 }
