@@ -219,7 +219,7 @@ async fn check_signing(nodes: &[NodeSpec], chain: &ChainInfo) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partials() {
-    let _network = crate::common::one_network_at_a_time().await;
+    let _network = crate::common::network_slot().await;
     // One more key than nodes: the late node, started in view 3.
     let net = Testnet::new(
         NODES + 1,
@@ -377,7 +377,7 @@ async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partia
 /// goes on with the same chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_chain_configured_unchained_with_a_2_s_period_runs_that_beacon() {
-    let _network = crate::common::one_network_at_a_time().await;
+    let _network = crate::common::network_slot().await;
     let net = Testnet::with_chain_args(
         NODES,
         &beacon_contract(

@@ -30,7 +30,7 @@ async fn status(port: u16) -> Option<Status> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_the_beacon_and_a_node_can_run_without_one() {
-    let _network = crate::common::one_network_at_a_time().await;
+    let _network = crate::common::network_slot().await;
     let net = Testnet::new(
         NODES,
         &beacon_contract("beacon-status-test", 1000, FRESH_KEYS),

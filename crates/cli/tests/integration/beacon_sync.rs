@@ -73,7 +73,7 @@ async fn same_rounds(ports: &[u16], chain: &ChainInfo, upto: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_outside_the_committee_serves_the_beacon_and_a_restarted_member_catches_up() {
-    let _network = crate::common::one_network_at_a_time().await;
+    let _network = crate::common::network_slot().await;
     let net = Testnet::new(
         NODES,
         &beacon_contract("beacon-sync-test", 1000, FRESH_KEYS),

@@ -139,7 +139,7 @@ async fn run(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_processes_complete_a_complaint_variant_view_change() {
-    let _network = crate::common::one_network_at_a_time().await;
+    let _network = crate::common::network_slot().await;
     let (_nodes, view, block, records, _) = run("complaint-processes", 4, None).await;
     assert_eq!(view.committee.len(), 4);
     assert!(records.is_empty(), "{records:?}");
@@ -149,7 +149,7 @@ async fn four_processes_complete_a_complaint_variant_view_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_complaint_variant_dealer_with_a_bad_pair_is_excluded_and_slashed() {
-    let _network = crate::common::one_network_at_a_time().await;
+    let _network = crate::common::network_slot().await;
     const FAULTY: usize = 4;
     let (nodes, view, block, records, _) = run("complaint-fault-processes", 5, Some(FAULTY)).await;
     let faulty: Hex<96> = serde_json::from_value(nodes[FAULTY].identity.clone().into()).unwrap();

@@ -17,7 +17,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_keyquorum");
 
 #[test]
 fn the_demo_reports_verified_beacon_rounds_across_the_view_change() {
-    let _network = crate::common::one_network_at_a_time_blocking();
+    let _network = crate::common::network_slot_blocking();
     let dir = tempfile::tempdir().unwrap();
     // One-second blocks make every phase its minimum of three blocks, so each view lasts
     // several 3 s beacon rounds.
@@ -167,7 +167,7 @@ fn the_demo_reports_verified_beacon_rounds_across_the_view_change() {
 /// fault, which only the ack-or-reveal variant has, is a usage error there.
 #[test]
 fn the_demo_runs_the_complaint_variant_with_a_bad_dealer() {
-    let _network = crate::common::one_network_at_a_time_blocking();
+    let _network = crate::common::network_slot_blocking();
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
         .args([
@@ -218,7 +218,7 @@ fn the_demo_runs_the_complaint_variant_with_a_bad_dealer() {
 /// change itself excludes nobody. Combinations that cannot work are usage errors.
 #[test]
 fn the_demo_makes_a_secp256k1_key_despite_seed_003_faults_and_signs_bip340() {
-    let _network = crate::common::one_network_at_a_time_blocking();
+    let _network = crate::common::network_slot_blocking();
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
         .args([

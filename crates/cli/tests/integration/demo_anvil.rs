@@ -29,7 +29,7 @@ fn u64_of(v: &Value) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_anvil_demo_slashes_the_forger_on_chain_in_both_view_changes() {
-    let _network = crate::common::one_network_at_a_time().await;
+    let _network = crate::common::network_slot().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let _logs = crate::common::LogsOnFailure(dir);

@@ -29,7 +29,7 @@ fn field<'a>(out: &'a str, name: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_prints_the_address_of_the_configured_contract() {
-    let _network = crate::common::one_network_at_a_time().await;
+    let _network = crate::common::network_slot().await;
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let anvil = Anvil::start(&repo, None).unwrap_or_else(|e| panic!("{e}"));
     let key = chain_key(b"cli deploy test");

@@ -72,7 +72,7 @@ async fn active_view(chain_port: u16, view: u64) -> ActiveView {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_processes_fresh_then_reshare_with_a_crash_and_a_byzantine_node() {
-    let _network = crate::common::one_network_at_a_time().await;
+    let _network = crate::common::network_slot().await;
     let net = Testnet::new(NODES, CONTRACT, None);
     let (dir, nodes, chain_port) = (net.dir(), &net.nodes, net.chain_port);
     let mut procs: Vec<Option<Proc>> = (0..NODES).map(|i| Some(net.start(i, fault(i)))).collect();

@@ -47,7 +47,7 @@ async fn at_generation(nodes: &[NodeSpec], up: &[usize], generation: u64) -> Vec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_down_during_a_handover_catches_up_after_its_restart() {
-    let _network = crate::common::one_network_at_a_time().await;
+    let _network = crate::common::network_slot().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let _logs = crate::common::LogsOnFailure(dir);

@@ -53,7 +53,7 @@ async fn settled(nodes: &[NodeSpec], up: &[usize], generation: u64) -> Vec<Secti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sections_grow_over_the_network_and_an_elder_recovers_from_its_store() {
-    let _network = crate::common::one_network_at_a_time().await;
+    let _network = crate::common::network_slot().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let _logs = crate::common::LogsOnFailure(dir);

@@ -77,7 +77,7 @@ async fn settled(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_section_splits_over_the_network_and_the_key_chain_branches() {
-    let _network = crate::common::one_network_at_a_time().await;
+    let _network = crate::common::network_slot().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let _logs = crate::common::LogsOnFailure(dir);

@@ -101,7 +101,7 @@ async fn post_sign(port: u16, body: serde_json::Value) -> (u16, serde_json::Valu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_views_committee_makes_a_secp256k1_key_on_chain_and_signs_frost_and_bip340() {
-    let _network = crate::common::one_network_at_a_time().await;
+    let _network = crate::common::network_slot().await;
     let net = Testnet::new(NODES, CONTRACT, Some(SIGN_TOKEN));
     let _procs: Vec<_> = (0..NODES)
         .map(|i| net.start(i, (i == BAD_SHARES).then_some("bad-signature-share")))

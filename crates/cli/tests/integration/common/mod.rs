@@ -19,21 +19,29 @@ use keyquorum_devchain::Client;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keyquorum");
 
-/// The lock each test holds that runs a network of processes (a chain or anvil and its nodes):
-/// the tests of this binary run on parallel threads, and two networks at once on a 2-core
-/// machine slow each other's nodes past the phase deadlines the tests count on. Tests that run
-/// single commands do not take it.
-static NETWORK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// How many networks of processes (a chain or anvil and its nodes) the tests of this binary run
+/// at once. The tests spend most of their time waiting out phase deadlines, so two networks fit
+/// on CI's two cores (the whole binary passes that way in about half the time of one at a
+/// time); more than two would leave a node of a loaded network waiting for CPU past its deadlines.
+const NETWORKS_AT_ONCE: usize = 2;
 
-/// Waits until no other test of this binary runs a network of processes ([`NETWORK`]); hold
-/// the guard for the whole test.
-pub async fn one_network_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
-    NETWORK.lock().await
+static NETWORK_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(NETWORKS_AT_ONCE);
+
+/// Waits until fewer than [`NETWORKS_AT_ONCE`] other tests of this binary run a network of
+/// processes; hold the permit for the whole test. Tests that run single commands do not take one.
+pub async fn network_slot() -> tokio::sync::SemaphorePermit<'static> {
+    NETWORK_SLOTS
+        .acquire()
+        .await
+        .expect("the semaphore is never closed")
 }
 
-/// [`one_network_at_a_time`] for a test that does not run in a tokio runtime.
-pub fn one_network_at_a_time_blocking() -> tokio::sync::MutexGuard<'static, ()> {
-    NETWORK.blocking_lock()
+/// [`network_slot`] for a test that does not run in a tokio runtime.
+pub fn network_slot_blocking() -> tokio::sync::SemaphorePermit<'static> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime")
+        .block_on(network_slot())
 }
 
 /// Kills its process when dropped (tests must not leave processes behind).
