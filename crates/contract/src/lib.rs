@@ -112,7 +112,7 @@
 //! `refused_posts` and emits a fixed-size `PostRefused` event; the post is not kept and no board
 //! sees it. What the contract keeps per refused post is therefore nothing but those two
 //! counters per registered node: a flood of any size grows the state by a few bytes
-//! (`tests/integration/flood.rs`: 20,000 badly signed posts, at most 64 bytes of serialized state), and the
+//! (`tests/integration/flood.rs`: 2,000 badly signed posts, at most 64 bytes of serialized state), and the
 //! ceremony's check cache stays within `CHECK_CACHE_CAPACITY` entries. Refusals that timing
 //! alone explains (a late, duplicate or out-of-phase post) stay rejections that change nothing,
 //! as an honest node meets them. A complaint-variant reconstruction post is the one exception to
