@@ -1013,6 +1013,100 @@ async fn a_send_left_pending_is_replaced_with_higher_fees_and_its_replacement_se
     assert_eq!(pending_nonce().await, 1);
 }
 
+/// A replacement the chain's node refuses (here because another transaction of the account,
+/// with ten times the fees, took the send's nonce in its pool) counts for nothing: the send's
+/// newest transaction stays the one before, the refusal is the send's problem, and every later
+/// bump offers that same replacement again rather than a new one. Once the node would take it
+/// (the other transaction gone), a bump sends it, it becomes the newest and, mined, its outcome
+/// is the send's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_replacement_counts_for_nothing_until_a_later_bump_gets_it_taken() {
+    use alloy_network::TransactionBuilder;
+    use alloy_rpc_types_eth::TransactionTrait;
+    use keyquorum_evm::client::{FeeBump, PendingSend};
+    use std::time::Duration;
+
+    let anvil = anvil();
+    let contract = deployed(&anvil).await;
+    let (n, c) = registered_impatient(&anvil, contract).await;
+    let add_stake = alloy_sol_types::SolCall::abi_encode(&Coordinator::addStakeCall {});
+    let fifty = U256::from(50u64);
+    let known = |hash| {
+        let c = c.clone();
+        async move { c.provider().get_transaction_by_hash(hash).await.unwrap() }
+    };
+
+    anvil_set(&anvil, "evm_setAutomine", serde_json::json!([false])).await;
+    let first = unconfirmed(c.send_calldata(add_stake.clone(), fifty).await);
+    let sent = known(first).await.expect("in the pool");
+    let (nonce, max_fee, priority) = (
+        sent.nonce(),
+        sent.max_fee_per_gas(),
+        sent.max_priority_fee_per_gas().unwrap(),
+    );
+    let outbid = alloy_rpc_types_eth::TransactionRequest::default()
+        .with_from(n.account)
+        .with_to(contract)
+        .with_input(add_stake.clone())
+        .with_value(U256::from(70u64))
+        .with_nonce(nonce)
+        .with_gas_limit(500_000)
+        .with_max_fee_per_gas(max_fee * 10)
+        .with_max_priority_fee_per_gas(priority * 10);
+    let outbid = *c
+        .provider()
+        .send_transaction(outbid)
+        .await
+        .unwrap()
+        .tx_hash();
+    assert!(known(first).await.is_none(), "outbid in the pool");
+
+    let hour = Duration::from_secs(3600);
+    let bumping = c.clone().with_fee_bump(Some(FeeBump {
+        after: Duration::ZERO,
+        max_fee_per_gas: max_fee * 4,
+    }));
+    let refused = |listed: &[PendingSend]| {
+        assert_eq!(
+            (listed.len(), listed[0].tx_hash, listed[0].newest),
+            (1, first, first)
+        );
+        assert_eq!(listed[0].replacements, 0);
+        let problem = listed[0].problem.as_deref().unwrap_or_default();
+        assert!(problem.contains("replacement was refused"), "{problem}");
+    };
+    // Refused, and refused again at the next bump: the same replacement, never counted.
+    refused(&bumping.pending_sends(hour).await.unwrap());
+    refused(&bumping.pending_sends(hour).await.unwrap());
+    assert_eq!(pending_count(&c, n.account).await, nonce + 1);
+
+    // The other transaction gone, the next bump gets the replacement taken.
+    anvil_set(&anvil, "anvil_dropTransaction", serde_json::json!([outbid])).await;
+    let listed = bumping.pending_sends(hour).await.unwrap();
+    assert_eq!((listed.len(), listed[0].replacements), (1, 1));
+    assert_eq!(listed[0].problem, None);
+    let replacement = listed[0].newest;
+    assert_ne!(replacement, first);
+    let taken = known(replacement)
+        .await
+        .expect("the replacement is in the pool");
+    assert_eq!(taken.nonce(), nonce);
+    assert!(taken.max_fee_per_gas() >= max_fee + max_fee / 8);
+    assert!(taken.max_fee_per_gas() <= max_fee * 4);
+
+    anvil.mine(1).await.unwrap();
+    let block = c.block_number().await.unwrap();
+    assert_eq!(
+        c.resend_calldata(add_stake, fifty, first).await.unwrap(),
+        CallOutcome::Included {
+            block,
+            tx_hash: replacement
+        }
+    );
+    assert_eq!(c.transaction_count(n.account).await.unwrap(), nonce + 1);
+    assert_eq!(stake_of(&c, n.account).await, U256::from(STAKE + 50));
+}
+
 /// A kept send's nonce is never given to another call while it may still be mined: lost by the
 /// chain's node, its nonce free, a different call takes the next one. Once a transaction this
 /// client did not sign for it takes its nonce (here the same account's, from elsewhere), and
