@@ -51,7 +51,8 @@
 //!   listed) is followed the same way with the registration simulated instead, sent again as
 //!   soon as the simulation passes, and shown ([`ChainClient::registration_refused`]) as
 //!   `registration_refused` and `keyquorum_registration_refused`. A registration below the
-//!   contract's minimum stake (read from the contract) is not sent, and a registered stake
+//!   contract's minimum stake (read from the contract) is not sent (nor is the retry of one
+//!   the chain dropped, which is sent anew: the minimum may have risen since), and a registered stake
 //!   below it is read at each confirmed log that changes it; both are shown
 //!   ([`ChainClient::stake_below_minimum`]) as `stake_below_minimum` and
 //!   `keyquorum_stake_below_minimum`. A failing check is warned at the first failure, on a
@@ -74,10 +75,10 @@ use keyquorum_evm::Coordinator::CoordinatorErrors;
 use keyquorum_evm::alloy_primitives::{Address, Bytes, U256};
 use keyquorum_evm::alloy_sol_types::SolCall as _;
 use keyquorum_evm::candidacy::{self, Bar, Change, Registration, Watch};
-use keyquorum_evm::client::Revert;
 use keyquorum_evm::client::{
     BoardInput, CallOutcome, Client, ClientError, FeeBump, FollowError, Follower, PendingSend,
 };
+use keyquorum_evm::client::{Revert, SentState};
 use keyquorum_evm::events::Translator;
 use keyquorum_evm::stagger::ProofTurn;
 use keyquorum_evm::{
@@ -923,12 +924,20 @@ impl ChainClient for EvmChainClient {
         // any other is a new call. A handle older than the runtime ever waits to retry is a
         // submission it dropped (its phase over): the call is new.
         let id = call_id(&tx);
-        let earlier = self
+        let mut earlier = self
             .unconfirmed()
             .remove(&id)
             .filter(|(_, at)| at.elapsed() < RETRY_HORIZON)
             .map(|(handle, _)| handle);
-        // A registration already sent is looked up, whatever the minimum is now.
+        // A registration already sent is looked up, whatever the minimum is now; one the chain
+        // dropped is sent anew, so it is a new registration, held back like any other. (A
+        // failed look-up leaves it to the retry, which answers `Unconfirmed` then.)
+        if registration.is_some()
+            && let Some(handle) = earlier
+            && matches!(self.client.sent_state(handle).await, Ok(SentState::Dropped))
+        {
+            earlier = None;
+        }
         if registration.is_some()
             && earlier.is_none()
             && let Some(refused) = self.hold_back_below_minimum(tx.value).await?

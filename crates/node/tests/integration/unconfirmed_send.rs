@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use alloy_provider::Provider;
 use keyquorum_evm::Coordinator;
-use keyquorum_evm::alloy_primitives::U256;
+use keyquorum_evm::alloy_primitives::{Address, B256, U256};
 use keyquorum_evm::alloy_sol_types::SolCall;
 use keyquorum_evm::anvil::Anvil;
-use keyquorum_evm::client::{SentState, chain_key, deploy};
+use keyquorum_evm::client::{Client, MIN_STAKE_SLOT, SentState, chain_key, deploy};
 use keyquorum_node::chain::evm::{EvmCall, EvmChainClient, EvmSettings};
 use keyquorum_node::chain::{ChainClient, SubmitOutcome};
-use keyquorum_node::status::Status;
+use keyquorum_node::status::{SendPendingStatus, Status};
 
 use crate::eviction::{gauge, idle_config, start_node, status};
 
@@ -45,6 +45,99 @@ async fn status_until(
     }
 }
 
+/// A node whose registration was sent while anvil mines no block (its receipt wait ends
+/// without one), as its `/status` shows it pending.
+struct PendingRegistration {
+    anvil: Anvil,
+    contract: Address,
+    chain: EvmChainClient,
+    reader: Client,
+    account: Address,
+    node: std::net::SocketAddr,
+    /// The registration, as `/status` shows it.
+    pending: SendPendingStatus,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl PendingRegistration {
+    async fn start() -> Self {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let anvil = Anvil::start(&repo, None).unwrap_or_else(|e| panic!("{e}"));
+        let ether = U256::from(10u128.pow(18));
+        let deployer = chain_key(b"unconfirmed send test deployer");
+        anvil.fund(deployer.address(), ether).await.unwrap();
+        let (contract, from) = deploy(anvil.url(), deployer, idle_config(CHAIN_NAME))
+            .await
+            .unwrap();
+        let key = chain_key(b"unconfirmed send test node");
+        anvil.fund(key.address(), ether).await.unwrap();
+        let settings = EvmSettings {
+            rpc: anvil.url().into(),
+            contract,
+            chain_name: CHAIN_NAME.into(),
+            from_block: from,
+            confirmations: CONFIRMATIONS,
+        };
+        let chain = EvmChainClient::connect(settings, key)
+            .await
+            .unwrap()
+            .with_receipt_timeout(Duration::from_millis(500));
+        let account = chain.account();
+        let reader = chain.client().clone();
+        // Deep enough for the follower to confirm a block, then blocks only on demand.
+        anvil.mine(CONFIRMATIONS + 1).await.unwrap();
+        anvil
+            .provider()
+            .await
+            .unwrap()
+            .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,))
+            .await
+            .unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let (node, stop) = start_node(&chain, 0, STAKE, &dir).await;
+        let shown = status_until(node, "the pending registration", |s| {
+            s.send_pending.is_some()
+        })
+        .await;
+        let pending = shown.send_pending.unwrap();
+        assert_eq!((pending.kind.as_str(), pending.sends), ("register", 1));
+        PendingRegistration {
+            anvil,
+            contract,
+            chain,
+            reader,
+            account,
+            node,
+            pending,
+            _stop: stop,
+            _dir: dir,
+        }
+    }
+
+    /// The account's nonce counting anvil's pool.
+    async fn pending_nonce(&self) -> u64 {
+        self.reader
+            .provider()
+            .get_transaction_count(self.account)
+            .pending()
+            .await
+            .unwrap()
+    }
+
+    /// Calls anvil's `name` with `params`.
+    async fn anvil_call(&self, name: &'static str, params: serde_json::Value) {
+        self.anvil
+            .provider()
+            .await
+            .unwrap()
+            .raw_request::<_, serde_json::Value>(name.into(), params)
+            .await
+            .unwrap();
+    }
+}
+
 /// The node's registration, sent while no block is mined: its receipt wait ends without one.
 /// It is reported as pending and not sent again however often the runtime submits it again;
 /// once mined, its outcome is taken and the report ends; the node counts itself registered
@@ -52,55 +145,10 @@ async fn status_until(
 /// and not seen mined answers `Unconfirmed` each time until it is mined, and sends it once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_whose_receipt_was_not_seen_is_reported_and_not_sent_again() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let anvil = Anvil::start(&repo, None).unwrap_or_else(|e| panic!("{e}"));
-    let ether = U256::from(10u128.pow(18));
-    let deployer = chain_key(b"unconfirmed send test deployer");
-    anvil.fund(deployer.address(), ether).await.unwrap();
-    let (contract, from) = deploy(anvil.url(), deployer, idle_config(CHAIN_NAME))
-        .await
-        .unwrap();
-    let key = chain_key(b"unconfirmed send test node");
-    anvil.fund(key.address(), ether).await.unwrap();
-    let settings = EvmSettings {
-        rpc: anvil.url().into(),
-        contract,
-        chain_name: CHAIN_NAME.into(),
-        from_block: from,
-        confirmations: CONFIRMATIONS,
-    };
-    let chain = EvmChainClient::connect(settings, key)
-        .await
-        .unwrap()
-        .with_receipt_timeout(Duration::from_millis(500));
-    let account = chain.account();
-    let reader = chain.client().clone();
-    let pending_nonce = || async {
-        reader
-            .provider()
-            .get_transaction_count(account)
-            .pending()
-            .await
-            .unwrap()
-    };
-    // Deep enough for the follower to confirm a block, then blocks only on demand.
-    anvil.mine(CONFIRMATIONS + 1).await.unwrap();
-    anvil
-        .provider()
-        .await
-        .unwrap()
-        .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,))
-        .await
-        .unwrap();
-
-    let dir = tempfile::tempdir().unwrap();
-    let (node, _stop) = start_node(&chain, 0, STAKE, &dir).await;
-    let shown = status_until(node, "the pending registration", |s| {
-        s.send_pending.is_some()
-    })
-    .await;
-    let pending = shown.send_pending.unwrap();
-    assert_eq!((pending.kind.as_str(), pending.sends), ("register", 1));
+    let p = PendingRegistration::start().await;
+    let (anvil, chain, reader, account, node) = (&p.anvil, &p.chain, &p.reader, p.account, p.node);
+    let pending_nonce = || p.pending_nonce();
+    let pending = p.pending.clone();
     let tx_hash = pending.tx_hash.parse().unwrap();
     assert_eq!(
         reader.sent_state(tx_hash).await.unwrap(),
@@ -156,4 +204,66 @@ async fn a_send_whose_receipt_was_not_seen_is_reported_and_not_sent_again() {
         .unwrap()
         .stake;
     assert_eq!(stake, U256::from(STAKE + 50));
+}
+
+/// A registration the chain dropped (its nonce taken by another transaction of the account,
+/// and still so two blocks later) is sent anew by its retry, so it is a new registration: with
+/// the contract's minimum risen above the node's stake meanwhile, it is held back and reported
+/// like any registration below the minimum, not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_registration_is_not_sent_anew_below_a_minimum_risen_meanwhile() {
+    use alloy_network::TransactionBuilder;
+
+    let p = PendingRegistration::start().await;
+    let tx_hash: B256 = p.pending.tx_hash.parse().unwrap();
+    p.anvil_call("anvil_dropTransaction", serde_json::json!([tx_hash]))
+        .await;
+    let minimum = U256::from(STAKE + 100);
+    p.anvil_call(
+        "anvil_setStorageAt",
+        serde_json::json!([p.contract, U256::from(MIN_STAKE_SLOT), B256::from(minimum)]),
+    )
+    .await;
+    assert_eq!(p.reader.min_stake(None).await.unwrap(), minimum);
+    // Another transaction of the account takes the registration's nonce.
+    let transfer = alloy_rpc_types_eth::TransactionRequest::default()
+        .with_from(p.account)
+        .with_to(p.contract)
+        .with_value(U256::ZERO)
+        .with_nonce(0)
+        .with_gas_limit(100_000);
+    let _sent = p
+        .reader
+        .provider()
+        .send_transaction(transfer)
+        .await
+        .unwrap();
+    p.anvil.mine(1).await.unwrap();
+    assert_eq!(p.reader.transaction_count(p.account).await.unwrap(), 1);
+
+    // A block a second: the drop is confirmed two blocks after the client saw the nonce taken.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let shown = loop {
+        let s = status(p.node).await;
+        if s.stake_below_minimum.is_some() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no shortfall after 30 s: {:?}",
+            s.send_pending
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        p.anvil.mine(1).await.unwrap();
+    };
+    let short = shown.stake_below_minimum.unwrap();
+    assert_eq!(
+        (short.stake, short.minimum, short.registered),
+        (STAKE.to_string(), minimum.to_string(), false)
+    );
+    assert_eq!(shown.send_pending, None);
+    // Nothing sent anew, now or at the runtime's next retries.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(p.pending_nonce().await, 1);
+    assert!(!status(p.node).await.registered);
 }
