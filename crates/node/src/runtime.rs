@@ -105,6 +105,20 @@ struct Inflight {
     /// Handed to the submitter, which has not answered yet: it will submit it, so it is not
     /// requeued (its own answer settles it).
     held: bool,
+    /// The handle of its earlier submission's send, answered [`SubmitOutcome::Unconfirmed`]:
+    /// submitted with it, it is that send's retry, not a new one ([`ChainClient::submit`]).
+    retry_of: Option<[u8; 32]>,
+}
+
+/// What the submitter task submits: the answer's key ([`Inflight::hash`]), the transaction and
+/// [`Inflight::retry_of`].
+type ToSubmit<Tx> = ([u8; 32], Tx, Option<[u8; 32]>);
+
+/// A submission taken back from flight, to go again.
+struct Requeued {
+    sub: Submission,
+    /// As [`Inflight::retry_of`].
+    retry_of: Option<[u8; 32]>,
 }
 
 /// Transactions in nonce order, a few in flight at once (see the module docs).
@@ -120,7 +134,7 @@ struct TxQueue {
     queue: VecDeque<Submission>,
     /// Submissions taken back from flight, by [`Inflight::seq`]: they go again, in their first
     /// order, before the queue's.
-    requeued: BTreeMap<u64, Submission>,
+    requeued: BTreeMap<u64, Requeued>,
     inflight: VecDeque<Inflight>,
     not_before: Option<Instant>,
     /// The next [`Inflight::seq`].
@@ -141,7 +155,13 @@ impl TxQueue {
                 continue;
             }
             let f = self.inflight.remove(pos).expect("position in range");
-            self.requeued.insert(f.seq, f.sub);
+            self.requeued.insert(
+                f.seq,
+                Requeued {
+                    sub: f.sub,
+                    retry_of: f.retry_of,
+                },
+            );
         }
         self.hold_off(delay);
     }
@@ -157,24 +177,41 @@ impl TxQueue {
     /// adapter numbers the transactions itself: those after it keep their place.
     fn requeue_one(&mut self, pos: usize, delay: Duration) {
         if let Some(f) = self.inflight.remove(pos) {
-            self.requeued.insert(f.seq, f.sub);
+            self.requeued.insert(
+                f.seq,
+                Requeued {
+                    sub: f.sub,
+                    retry_of: f.retry_of,
+                },
+            );
         }
         self.hold_off(delay);
     }
 
-    /// The next submission to hand to the submitter, and its [`Inflight::seq`]: a requeued
-    /// one first, once no transaction after it is still in flight (it goes before them, and
-    /// on a chain the node numbers, it takes the first of their nonces); then the queue's.
-    fn next(&mut self) -> Option<(u64, Submission)> {
+    /// The next submission to hand to the submitter, its [`Inflight::seq`] and
+    /// [`Inflight::retry_of`]: a requeued one first, once no transaction after it is still in
+    /// flight (it goes before them, and on a chain the node numbers, it takes the first of
+    /// their nonces); then the queue's.
+    fn next(&mut self) -> Option<(u64, Submission, Option<[u8; 32]>)> {
         if let Some(first) = self.requeued.keys().next() {
             if self.inflight.iter().any(|f| f.seq > *first) {
                 return None;
             }
-            return self.requeued.pop_first();
+            return self
+                .requeued
+                .pop_first()
+                .map(|(seq, r)| (seq, r.sub, r.retry_of));
         }
         let sub = self.queue.pop_front()?;
         self.next_seq += 1;
-        Some((self.next_seq - 1, sub))
+        Some((self.next_seq - 1, sub, None))
+    }
+
+    /// The adapter answered the transaction at `pos` [`SubmitOutcome::Unconfirmed`]: it goes
+    /// back alone, to be submitted again shortly as the retry of `handle`.
+    fn on_unconfirmed(&mut self, pos: usize, handle: [u8; 32]) {
+        self.inflight[pos].retry_of = Some(handle);
+        self.requeue_one(pos, UNCONFIRMED_RETRY);
     }
 
     /// The in-flight transaction the submitter answered for `hash`, no longer held: its
@@ -576,7 +613,7 @@ struct Runtime<C: ChainClient> {
     sessions: HashMap<[u8; 32], watch::Sender<bool>>,
     txq: TxQueue,
     height: u64,
-    submitter: mpsc::Sender<([u8; 32], C::Tx)>,
+    submitter: mpsc::Sender<ToSubmit<C::Tx>>,
     pulled_tx: mpsc::Sender<Incoming>,
     beacon: BeaconRuntime,
     /// Magic-block partials of peers, where they are combined off chain.
@@ -918,7 +955,7 @@ impl<C: ChainClient> Runtime<C> {
             return;
         }
         while self.txq.inflight.len() < MAX_IN_FLIGHT {
-            let Some((seq, sub)) = self.txq.next() else {
+            let Some((seq, sub, retry_of)) = self.txq.next() else {
                 return;
             };
             // It would land in the next block at the earliest.
@@ -959,10 +996,15 @@ impl<C: ChainClient> Runtime<C> {
                 accepted_at: None,
                 seq,
                 held: true,
+                retry_of,
             });
             // One submitter posts them in queue order: transactions that reach the mempool out
             // of nonce order are refused in the block and cost a round trip each.
-            if self.submitter.try_send((hash, prepared.tx)).is_err() {
+            if self
+                .submitter
+                .try_send((hash, prepared.tx, retry_of))
+                .is_err()
+            {
                 // Not handed over; those before it are.
                 let last = self.txq.inflight.len() - 1;
                 self.txq.inflight[last].held = false;
@@ -1020,7 +1062,7 @@ impl<C: ChainClient> Runtime<C> {
             // Submitted again, it is looked up, not sent again: the adapter answers with its
             // outcome once mined. The adapter numbers its sends itself, so those after it in
             // flight stay (on the chain they wait behind its nonce).
-            SubmitOutcome::Unconfirmed => self.txq.requeue_one(pos, UNCONFIRMED_RETRY),
+            SubmitOutcome::Unconfirmed { handle } => self.txq.on_unconfirmed(pos, handle),
             SubmitOutcome::Rejected { code, reason } => {
                 if code == "stale_nonce" || code == "bad_nonce" {
                     // Our view of the chain lags; retry once more blocks are processed.
@@ -1354,12 +1396,12 @@ async fn run_node<C: ChainClient>(
     }
 
     let (submit_tx, mut submit_rx) = mpsc::channel(64);
-    let (submitter, mut to_submit) = mpsc::channel::<([u8; 32], C::Tx)>(64);
+    let (submitter, mut to_submit) = mpsc::channel::<ToSubmit<C::Tx>>(64);
     {
         let chain = chain.clone();
         tasks.push(tokio::spawn(async move {
-            while let Some((hash, bytes)) = to_submit.recv().await {
-                let outcome = match chain.submit(bytes).await {
+            while let Some((hash, bytes, retry_of)) = to_submit.recv().await {
+                let outcome = match chain.submit(bytes, retry_of).await {
                     Ok(o) => o,
                     Err(e) => {
                         debug!(error = %e, "submission failed");
@@ -1712,6 +1754,7 @@ mod tests {
                 expires: None,
             },
             accepted_at,
+            retry_of: None,
         }
     }
 
@@ -1742,13 +1785,47 @@ mod tests {
         let mut next = inflight(None);
         next.hash = [2; 32];
         q.inflight.push_back(next);
-        q.requeue_one(0, UNCONFIRMED_RETRY);
+        let pos = q.take_answer([1; 32]).unwrap();
+        q.on_unconfirmed(pos, [9; 32]);
         assert_eq!(
             q.inflight.iter().map(|f| f.hash).collect::<Vec<_>>(),
             [[2; 32]]
         );
         assert_eq!(q.requeued.len(), 1);
         assert!(q.not_before.is_some_and(|t| t > Instant::now()));
+    }
+
+    /// A submission answered `Unconfirmed` goes again as the retry of the send it names, also
+    /// after its retry was answered busy; a new submission of the same action is no retry
+    /// (the adapter sends it).
+    #[test]
+    fn an_unconfirmed_submission_goes_again_as_its_sends_retry() {
+        let mut q = TxQueue::default();
+        q.queue.push_back(inflight(None).sub);
+        let (seq, _, retry_of) = q.next().unwrap();
+        assert_eq!(retry_of, None);
+        q.inflight.push_back(Inflight {
+            seq,
+            ..inflight(None)
+        });
+        let pos = q.take_answer([1; 32]).unwrap();
+        q.on_unconfirmed(pos, [9; 32]);
+        let (seq, _, retry_of) = q.next().unwrap();
+        assert_eq!((seq, retry_of), (0, Some([9; 32])));
+
+        q.inflight.push_back(Inflight {
+            seq,
+            retry_of,
+            ..inflight(None)
+        });
+        let pos = q.take_answer([1; 32]).unwrap();
+        q.on_busy(pos);
+        let (seq, _, retry_of) = q.next().unwrap();
+        assert_eq!((seq, retry_of), (0, Some([9; 32])));
+
+        q.queue.push_back(inflight(None).sub);
+        let (seq, _, retry_of) = q.next().unwrap();
+        assert_eq!((seq, retry_of), (1, None));
     }
 
     /// A busy answer takes back the transaction it answers, not those handed to the submitter
@@ -1760,7 +1837,7 @@ mod tests {
         let mut q = TxQueue::default();
         for i in 0..3u8 {
             q.queue.push_back(inflight(None).sub);
-            let (seq, sub) = q.next().unwrap();
+            let (seq, sub, _) = q.next().unwrap();
             q.inflight.push_back(Inflight {
                 hash: [i; 32],
                 seq,
@@ -1784,7 +1861,7 @@ mod tests {
             q.on_busy(pos);
         }
         assert!(q.inflight.is_empty());
-        let again: Vec<u64> = std::iter::from_fn(|| q.next().map(|(seq, _)| seq)).collect();
+        let again: Vec<u64> = std::iter::from_fn(|| q.next().map(|(seq, _, _)| seq)).collect();
         assert_eq!(again, [0, 1, 2]);
     }
 
@@ -1796,7 +1873,7 @@ mod tests {
         let mut q = TxQueue::default();
         for i in 0..2u8 {
             q.queue.push_back(inflight(None).sub);
-            let (seq, _) = q.next().unwrap();
+            let (seq, _, _) = q.next().unwrap();
             q.inflight.push_back(Inflight {
                 hash: [i; 32],
                 seq,
@@ -1808,12 +1885,12 @@ mod tests {
         let pos = q.take_answer([1; 32]).unwrap();
         q.on_accepted(pos, 7);
         assert!(q.inflight.is_empty());
-        let again: Vec<u64> = std::iter::from_fn(|| q.next().map(|(seq, _)| seq)).collect();
+        let again: Vec<u64> = std::iter::from_fn(|| q.next().map(|(seq, _, _)| seq)).collect();
         assert_eq!(again, [0, 1]);
 
         // With nothing before it gone back, it waits for its block as before.
         q.queue.push_back(inflight(None).sub);
-        let (seq, _) = q.next().unwrap();
+        let (seq, _, _) = q.next().unwrap();
         q.inflight.push_back(Inflight {
             hash: [9; 32],
             seq,

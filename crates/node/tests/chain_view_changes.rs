@@ -286,7 +286,7 @@ impl SimNode {
             let kind = body.kind();
             let tx = Transaction::sign(CHAIN_ID, &self.key, self.report.nonce, body.clone());
             let bytes = tx.encode();
-            match self.chain.submit(bytes.clone()).await {
+            match self.chain.submit(bytes.clone(), None).await {
                 Ok(SubmitOutcome::Accepted | SubmitOutcome::Duplicate) => {
                     self.in_flight = Some(keyquorum_contract::tx::tx_hash(&bytes));
                 }
@@ -1016,26 +1016,28 @@ async fn simulated_committee_through_the_chain() {
     };
     let add = |amount| TxBody::AddStake { amount };
     refused(
-        api.submit(vec![0xde, 0xad, 0xbe, 0xef]).await.unwrap(),
+        api.submit(vec![0xde, 0xad, 0xbe, 0xef], None)
+            .await
+            .unwrap(),
         "malformed",
     );
-    refused(api.submit(Vec::new()).await.unwrap(), "empty_tx");
+    refused(api.submit(Vec::new(), None).await.unwrap(), "empty_tx");
     let other_chain = Transaction::sign("another-chain", &six, nonce, add(1000)).encode();
     refused(
-        api.submit(other_chain.clone()).await.unwrap(),
+        api.submit(other_chain.clone(), None).await.unwrap(),
         "bad_signature",
     );
     let mut tampered = Transaction::sign(CHAIN_ID, &six, nonce, add(1000));
     tampered.body = add(1_000_000);
     refused(
-        api.submit(tampered.encode()).await.unwrap(),
+        api.submit(tampered.encode(), None).await.unwrap(),
         "bad_signature",
     );
     let stale = Transaction::sign(CHAIN_ID, &six, nonce - 1, add(1000)).encode();
-    refused(api.submit(stale).await.unwrap(), "stale_nonce");
+    refused(api.submit(stale, None).await.unwrap(), "stale_nonce");
     let stranger = IdentityKeypair::from_seed(&[0x99; 32]).unwrap();
     let unknown = Transaction::sign(CHAIN_ID, &stranger, 0, add(1000)).encode();
-    refused(api.submit(unknown).await.unwrap(), "unknown_sender");
+    refused(api.submit(unknown, None).await.unwrap(), "unknown_sender");
     // An applied transaction replayed byte for byte: its nonce is spent.
     let applied = blocks
         .iter()
@@ -1045,7 +1047,10 @@ async fn simulated_committee_through_the_chain() {
                 && Transaction::decode(&t.tx, MAX_TX_LEN).is_ok_and(|t| t.sender == *six.public())
         })
         .unwrap();
-    refused(api.submit(applied.tx.clone()).await.unwrap(), "stale_nonce");
+    refused(
+        api.submit(applied.tx.clone(), None).await.unwrap(),
+        "stale_nonce",
+    );
     // None of them entered the mempool or changed the sender.
     let hash = keyquorum_contract::tx::tx_hash(&other_chain);
     let unknown_tx = api.api().tx(&hash).await;
@@ -1058,12 +1063,12 @@ async fn simulated_committee_through_the_chain() {
     // The nonce was not consumed: the next valid transaction takes exactly it.
     let good = Transaction::sign(CHAIN_ID, &six, nonce, add(5)).encode();
     assert_eq!(
-        api.submit(good.clone()).await.unwrap(),
+        api.submit(good.clone(), None).await.unwrap(),
         SubmitOutcome::Accepted
     );
     // Submitted again, it is a duplicate while pending and a spent nonce once applied; either
     // way it is applied once.
-    match api.submit(good.clone()).await.unwrap() {
+    match api.submit(good.clone(), None).await.unwrap() {
         SubmitOutcome::Duplicate => {}
         other => refused(other, "stale_nonce"),
     }

@@ -166,7 +166,11 @@ impl ChainClient for DevchainClient {
         })
     }
 
-    async fn submit(&self, tx: Vec<u8>) -> Result<SubmitOutcome, ClientError> {
+    async fn submit(
+        &self,
+        tx: Vec<u8>,
+        _retry_of: Option<[u8; 32]>,
+    ) -> Result<SubmitOutcome, ClientError> {
         submit_outcome(self.api.submit(tx).await.map(|_| ()))
     }
 }

@@ -22,12 +22,13 @@
 //!   are serialised and each waits for its receipt (`keyquorum_evm::client::Client::send`),
 //!   which fills and signs them itself.
 //! - A send whose receipt was not seen in that wait is answered [`SubmitOutcome::Unconfirmed`],
-//!   and the runtime submits it again later; that submission is its retry (the adapter keeps
-//!   the send's handle by the call's id), and the client looks the transaction up rather than
-//!   send a copy with the next nonce: its outcome once mined (a revert replayed for its
-//!   reason), `Unconfirmed` again while its nonce is free (the node handed it again if it lost
-//!   it), a new send once another transaction took its nonce. Any other submission of the same call is a new call, sent even if an identical one was
-//!   just mined. A send still pending is looked up at each confirmed block, replaced with higher
+//!   and the runtime submits it again later with the send's handle; that submission is its
+//!   retry, and the client looks the transaction up rather than send a copy with the next
+//!   nonce: its outcome once mined (a revert replayed for its reason), `Unconfirmed` again
+//!   while its nonce is free (the node handed it again if it lost it), a new send once another
+//!   transaction took its nonce. Any other submission of the same call is a new call, sent
+//!   even if an identical one was just mined (while one is pending, the client looks that one
+//!   up instead). A send still pending is looked up at each confirmed block, replaced with higher
 //!   fees when pending long enough (`keyquorum_evm::client::FeeBump`, [`EvmChainClient::with_fee_bump`]),
 //!   warned about (hash, call, how long, replacements) when first found and every ten minutes,
 //!   and shown ([`ChainClient::send_pending`]) as `send_pending`, `keyquorum_sends_pending` and
@@ -66,13 +67,13 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keyquorum_contract::tx::TxBody;
 use keyquorum_contract::{BeaconConfig, BeaconScheme};
 use keyquorum_dkg::identity::Purpose;
 use keyquorum_evm::Coordinator::CoordinatorErrors;
-use keyquorum_evm::alloy_primitives::{Address, Bytes, U256};
+use keyquorum_evm::alloy_primitives::{Address, B256, Bytes, U256};
 use keyquorum_evm::alloy_sol_types::SolCall as _;
 use keyquorum_evm::candidacy::{self, Bar, Change, Registration, Watch};
 use keyquorum_evm::client::{
@@ -96,15 +97,6 @@ use super::{
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// How often a send that stays pending is warned about again.
 const WARN_PENDING_EVERY: Duration = Duration::from_secs(600);
-
-/// The runtime's submissions answered `Unconfirmed`: by call id, the send's handle and when.
-type UnconfirmedHandles =
-    std::collections::HashMap<[u8; 32], (keyquorum_evm::alloy_primitives::B256, Instant)>;
-
-/// How long after an `Unconfirmed` answer a submission of the same call is its retry. The
-/// runtime retries within seconds, or once the sends before it had their receipt waits (four
-/// in flight, two minutes each); later, the runtime dropped it, and the call is a new one.
-const RETRY_HORIZON: Duration = Duration::from_secs(30 * 60);
 
 /// Where the contract is and how to follow it.
 #[derive(Clone, PartialEq, Eq)]
@@ -187,10 +179,6 @@ pub struct EvmChainClient {
     looking_up: Arc<AtomicBool>,
     /// The confirmed height of the last look-up of the pending sends.
     looked_up_at: Arc<AtomicU64>,
-    /// The runtime's submissions answered [`SubmitOutcome::Unconfirmed`], by id
-    /// ([`Prepared::id`]), with the handle of the send their next submission retries.
-    /// When each was answered.
-    unconfirmed: Arc<Mutex<UnconfirmedHandles>>,
 }
 
 impl std::fmt::Debug for EvmChainClient {
@@ -257,7 +245,6 @@ impl EvmChainClient {
             pending_sends: Default::default(),
             looking_up: Arc::new(AtomicBool::new(false)),
             looked_up_at: Arc::new(AtomicU64::new(0)),
-            unconfirmed: Default::default(),
         })
     }
 
@@ -507,10 +494,6 @@ impl EvmChainClient {
             }
             me.looking_up.store(false, Ordering::Release);
         });
-    }
-
-    fn unconfirmed(&self) -> std::sync::MutexGuard<'_, UnconfirmedHandles> {
-        self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn pending_sends(&self) -> std::sync::MutexGuard<'_, Vec<PendingSend>> {
@@ -911,7 +894,11 @@ impl ChainClient for EvmChainClient {
         Ok(Blocks { blocks, height })
     }
 
-    async fn submit(&self, tx: EvmCall) -> Result<SubmitOutcome, EvmChainError> {
+    async fn submit(
+        &self,
+        tx: EvmCall,
+        retry_of: Option<[u8; 32]>,
+    ) -> Result<SubmitOutcome, EvmChainError> {
         let registration = tx
             .input
             .starts_with(&Coordinator::registerCall::SELECTOR)
@@ -919,16 +906,11 @@ impl ChainClient for EvmChainClient {
                 input: tx.input.clone(),
                 value: tx.value,
             });
-        // The runtime submits a transaction answered `Unconfirmed` again until it has its
-        // outcome: that submission is the retry of the earlier send, which takes its outcome;
-        // any other is a new call. A handle older than the runtime ever waits to retry is a
-        // submission it dropped (its phase over): the call is new.
-        let id = call_id(&tx);
-        let mut earlier = self
-            .unconfirmed()
-            .remove(&id)
-            .filter(|(_, at)| at.elapsed() < RETRY_HORIZON)
-            .map(|(handle, _)| handle);
+        // The runtime submits a transaction answered `Unconfirmed` again, with the send's
+        // handle, until it has its outcome: that submission takes the earlier send's outcome
+        // (the client checks the handle names a send of this very call); any other is a new
+        // call.
+        let mut earlier = retry_of.map(B256::from);
         // A registration already sent is looked up, whatever the minimum is now; one the chain
         // dropped is sent anew, so it is a new registration, held back like any other. (A
         // failed look-up leaves it to the retry, which answers `Unconfirmed` then.)
@@ -958,14 +940,7 @@ impl ChainClient for EvmChainClient {
             // and sends nothing while it is pending.
             Err(ClientError::Unconfirmed { tx_hash, reason }) => {
                 debug!(%tx_hash, %reason, "transaction not seen mined yet");
-                let mut unconfirmed = self.unconfirmed();
-                // A handle the client neither keeps nor remembers as mined (dropped, or
-                // forgotten) retries nothing: the map holds no more than the client knows.
-                unconfirmed.retain(|_, (handle, at)| {
-                    at.elapsed() < RETRY_HORIZON && self.client.knows(*handle)
-                });
-                unconfirmed.insert(id, (tx_hash, Instant::now()));
-                return Ok(SubmitOutcome::Unconfirmed);
+                return Ok(SubmitOutcome::Unconfirmed { handle: tx_hash.0 });
             }
             Err(e) => return Err(e.into()),
         };

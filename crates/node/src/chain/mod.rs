@@ -242,10 +242,14 @@ pub enum SubmitOutcome {
     /// The chain is overloaded; try again later.
     Busy,
     /// Sent, and not seen in a block yet (chains whose submission waits for the receipt: the
-    /// wait timed out). Submitted again later, the same transaction is looked up rather than
-    /// sent again: its outcome once mined, this again while it is pending, and a new send
-    /// only when the chain dropped it.
-    Unconfirmed,
+    /// wait timed out). Submitted again with `handle` as its `retry_of`
+    /// ([`ChainClient::submit`]), the same transaction is looked up rather than sent again:
+    /// its outcome once mined, this again while it is pending, and a new send only when the
+    /// chain dropped it.
+    Unconfirmed {
+        /// The send, as the adapter knows it (on the EVM chain, its first transaction's hash).
+        handle: [u8; 32],
+    },
 }
 
 /// A chain the node can follow and submit to.
@@ -324,9 +328,13 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
         from: u64,
         wait_ms: u64,
     ) -> impl Future<Output = Result<Blocks, Self::Error>> + Send;
-    /// Submits a prepared transaction.
+    /// Submits a prepared transaction. `retry_of` is the handle of the earlier submission of
+    /// the same action answered [`SubmitOutcome::Unconfirmed`], whose outcome this one takes;
+    /// `None` for a new submission, sent even if an identical one was just sent. Chains whose
+    /// submission never answers `Unconfirmed` ignore it.
     fn submit(
         &self,
         tx: Self::Tx,
+        retry_of: Option<[u8; 32]>,
     ) -> impl Future<Output = Result<SubmitOutcome, Self::Error>> + Send;
 }

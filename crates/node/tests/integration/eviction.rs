@@ -110,7 +110,7 @@ fn registration(chain: &EvmChainClient, index: u32, stake: u64) -> EvmCall {
 /// Registers as the node does (its gas estimated, with the eviction's margin).
 async fn register(chain: &EvmChainClient, index: u32, stake: u64) -> SubmitOutcome {
     chain
-        .submit(registration(chain, index, stake))
+        .submit(registration(chain, index, stake), None)
         .await
         .unwrap()
 }

@@ -76,7 +76,7 @@ impl ChainClient for OneBlockChain {
         })
     }
 
-    async fn submit(&self, _: ()) -> Result<SubmitOutcome, NoTransactions> {
+    async fn submit(&self, _: (), _: Option<[u8; 32]>) -> Result<SubmitOutcome, NoTransactions> {
         Err(NoTransactions)
     }
 }
@@ -108,7 +108,7 @@ impl ChainClient for Unreachable {
         Err(NoTransactions)
     }
 
-    async fn submit(&self, _: ()) -> Result<SubmitOutcome, NoTransactions> {
+    async fn submit(&self, _: (), _: Option<[u8; 32]>) -> Result<SubmitOutcome, NoTransactions> {
         Err(NoTransactions)
     }
 }

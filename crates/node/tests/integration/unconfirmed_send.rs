@@ -179,31 +179,47 @@ async fn a_send_whose_receipt_was_not_seen_is_reported_and_not_sent_again() {
             .listed
     );
 
-    // The adapter's submission as the runtime makes it, with a call whose copy the chain
+    // The adapter's submissions as the runtime makes them, with a call whose copy the chain
     // would take (estimated on the pending state, a copy of the registration is refused for
-    // free, but a copy of `addStake` adds the stake twice).
+    // free, but a copy of `addStake` adds the stake twice): a retry with the send's handle is
+    // looked up, however often, and so is a new submission of the same call while that send
+    // is pending; once it is mined, the retry takes its outcome and a new submission is sent.
     let add = EvmCall {
         input: Coordinator::addStakeCall {}.abi_encode(),
         value: U256::from(50),
     };
-    assert_eq!(
-        chain.submit(add.clone()).await.unwrap(),
-        SubmitOutcome::Unconfirmed
-    );
-    assert_eq!(
-        chain.submit(add.clone()).await.unwrap(),
-        SubmitOutcome::Unconfirmed
-    );
+    let unconfirmed = |outcome| match outcome {
+        SubmitOutcome::Unconfirmed { handle } => handle,
+        other => panic!("{other:?}"),
+    };
+    let first = unconfirmed(chain.submit(add.clone(), None).await.unwrap());
+    for retry_of in [Some(first), Some(first), None] {
+        assert_eq!(
+            unconfirmed(chain.submit(add.clone(), retry_of).await.unwrap()),
+            first
+        );
+    }
     assert_eq!(pending_nonce().await, 2);
     anvil.mine(1).await.unwrap();
-    assert_eq!(chain.submit(add).await.unwrap(), SubmitOutcome::Included);
-    assert_eq!(pending_nonce().await, 2);
+    assert_eq!(
+        chain.submit(add.clone(), Some(first)).await.unwrap(),
+        SubmitOutcome::Included
+    );
+    let second = unconfirmed(chain.submit(add.clone(), None).await.unwrap());
+    assert_ne!(second, first);
+    assert_eq!(pending_nonce().await, 3);
+    anvil.mine(1).await.unwrap();
+    assert_eq!(
+        chain.submit(add, Some(second)).await.unwrap(),
+        SubmitOutcome::Included
+    );
+    assert_eq!(pending_nonce().await, 3);
     let stake = reader
         .read(Coordinator::stakeOfCall { account })
         .await
         .unwrap()
         .stake;
-    assert_eq!(stake, U256::from(STAKE + 50));
+    assert_eq!(stake, U256::from(STAKE + 100));
 }
 
 /// A registration the chain dropped (its nonce taken by another transaction of the account,
