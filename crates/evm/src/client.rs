@@ -902,6 +902,24 @@ impl Client {
         self.send_new(input, value).await
     }
 
+    /// [`Client::resend_calldata`] that never sends the call anew: `Ok(None)` where that would
+    /// (the earlier send dropped, or neither kept nor remembered as mined), so the caller can
+    /// check the call again first and send it with [`Client::send_calldata`]. The look-up and
+    /// the verdict are one step under the send lock: no other caller's look-up can drop the
+    /// send in between.
+    pub async fn look_up_retry(
+        &self,
+        input: Vec<u8>,
+        value: U256,
+        earlier: B256,
+    ) -> Result<Option<CallOutcome>, ClientError> {
+        let _guard = self.send_lock.lock().await;
+        match self.earlier_send(Some(earlier), &input, value).await? {
+            Some(outcome) => outcome.map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Whether `handle` names a send this client keeps: its receipt was not seen, and its
     /// outcome was not taken yet (nor was it dropped).
     pub fn keeps(&self, handle: B256) -> bool {
@@ -1328,8 +1346,9 @@ impl Client {
 
     /// Where the transaction `tx_hash` stands. For a send this client keeps (any of the
     /// transactions signed for it: a replacement with higher fees may be the one mined), as
-    /// [`Client::resend_calldata`] finds it, and a mined one's outcome goes to this caller (a
-    /// later retry of it is a new call); the send is handed to the node again if the node lost
+    /// [`Client::resend_calldata`] finds it, and a mined one's outcome goes to this caller (and
+    /// is remembered: a later retry of it gets it again, the last 256 such
+    /// outcomes at most); the send is handed to the node again if the node lost
     /// it while its nonce is free. For any other transaction: mined (a revert replayed for its
     /// reason), pending if the node knows it, else dropped.
     pub async fn sent_state(&self, tx_hash: B256) -> Result<SentState, ClientError> {

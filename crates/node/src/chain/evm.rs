@@ -76,10 +76,10 @@ use keyquorum_evm::Coordinator::CoordinatorErrors;
 use keyquorum_evm::alloy_primitives::{Address, B256, Bytes, U256};
 use keyquorum_evm::alloy_sol_types::SolCall as _;
 use keyquorum_evm::candidacy::{self, Bar, Change, Registration, Watch};
+use keyquorum_evm::client::Revert;
 use keyquorum_evm::client::{
     BoardInput, CallOutcome, Client, ClientError, FeeBump, FollowError, Follower, PendingSend,
 };
-use keyquorum_evm::client::{Revert, SentState};
 use keyquorum_evm::events::Translator;
 use keyquorum_evm::stagger::ProofTurn;
 use keyquorum_evm::{
@@ -908,31 +908,35 @@ impl ChainClient for EvmChainClient {
             });
         // The runtime submits a transaction answered `Unconfirmed` again, with the send's
         // handle, until it has its outcome: that submission takes the earlier send's outcome
-        // (the client checks the handle names a send of this very call); any other is a new
-        // call.
-        let mut earlier = retry_of.map(B256::from);
-        // A registration already sent is looked up, whatever the minimum is now; one the chain
-        // dropped is sent anew, so it is a new registration, held back like any other. (A
-        // failed look-up leaves it to the retry, which answers `Unconfirmed` then.)
-        if registration.is_some()
-            && let Some(handle) = earlier
-            && matches!(self.client.sent_state(handle).await, Ok(SentState::Dropped))
-        {
-            earlier = None;
-        }
-        if registration.is_some()
-            && earlier.is_none()
-            && let Some(refused) = self.hold_back_below_minimum(tx.value).await?
-        {
-            return Ok(refused);
-        }
-        let sent = match earlier {
-            Some(earlier) => {
+        // (the client takes the handle of a send of this very call it keeps, or of one it
+        // remembers mined); any other is a new call.
+        let earlier = retry_of.map(B256::from);
+        let looked_up = match earlier {
+            // A registration's retry whose send was dropped is a new registration, held back
+            // like any other below the minimum (which may have risen since): the client
+            // decides it was dropped without sending it anew.
+            Some(handle) if registration.is_some() => self
+                .client
+                .look_up_retry(tx.input.clone(), tx.value, handle)
+                .await
+                .transpose(),
+            Some(handle) => Some(
                 self.client
-                    .resend_calldata(tx.input, tx.value, earlier)
-                    .await
+                    .resend_calldata(tx.input.clone(), tx.value, handle)
+                    .await,
+            ),
+            None => None,
+        };
+        let sent = match looked_up {
+            Some(sent) => sent,
+            None => {
+                if registration.is_some()
+                    && let Some(refused) = self.hold_back_below_minimum(tx.value).await?
+                {
+                    return Ok(refused);
+                }
+                self.client.send_calldata(tx.input, tx.value).await
             }
-            None => self.client.send_calldata(tx.input, tx.value).await,
         };
         let outcome = match sent {
             Ok(outcome) => outcome,

@@ -330,8 +330,10 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Blocks, Self::Error>> + Send;
     /// Submits a prepared transaction. `retry_of` is the handle of the earlier submission of
     /// the same action answered [`SubmitOutcome::Unconfirmed`], whose outcome this one takes;
-    /// `None` for a new submission, sent even if an identical one was just sent. Chains whose
-    /// submission never answers `Unconfirmed` ignore it.
+    /// `None` for a new submission, sent even if an identical one was just mined (while an
+    /// identical one is still pending, the EVM adapter answers `Unconfirmed` with that one's
+    /// handle instead of sending a copy). Chains whose submission never answers
+    /// `Unconfirmed` ignore it.
     fn submit(
         &self,
         tx: Self::Tx,
