@@ -143,22 +143,40 @@ impl Anvil {
             .erased())
     }
 
+    /// Calls the JSON-RPC method `name` with `params`: anvil's own controls
+    /// (`anvil_dropTransaction`, `anvil_setStorageAt`, `evm_snapshot`, ...) and any other.
+    pub async fn request<P, R>(&self, name: &'static str, params: P) -> Result<R, String>
+    where
+        P: alloy_json_rpc::RpcSend,
+        R: alloy_json_rpc::RpcRecv,
+    {
+        self.provider()
+            .await?
+            .raw_request(name.into(), params)
+            .await
+            .map_err(|e| format!("{name}: {e}"))
+    }
+
     /// Sets `who`'s balance to `wei` (`anvil_setBalance`).
     pub async fn fund(&self, who: Address, wei: U256) -> Result<(), String> {
-        let p = self.provider().await?;
-        p.raw_request::<_, serde_json::Value>("anvil_setBalance".into(), (who, wei))
+        self.request::<_, serde_json::Value>("anvil_setBalance", (who, wei))
             .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map(drop)
     }
 
     /// Mines `blocks` empty blocks (`anvil_mine`).
     pub async fn mine(&self, blocks: u64) -> Result<(), String> {
-        let p = self.provider().await?;
-        p.raw_request::<_, serde_json::Value>("anvil_mine".into(), (U256::from(blocks),))
+        self.request::<_, serde_json::Value>("anvil_mine", (U256::from(blocks),))
             .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map(drop)
+    }
+
+    /// Whether each transaction is mined as it arrives (anvil's default) or only blocks asked
+    /// for with [`Anvil::mine`] are (`evm_setAutomine`).
+    pub async fn set_automine(&self, on: bool) -> Result<(), String> {
+        self.request::<_, serde_json::Value>("evm_setAutomine", (on,))
+            .await
+            .map(drop)
     }
 }
 

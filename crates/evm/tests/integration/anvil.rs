@@ -220,16 +220,7 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
 
     // Two starts mined in one block: both pass estimation, the later one reverts when mined,
     // and the client names why by replaying it on the state after the block.
-    let raw = anvil.provider().await.unwrap();
-    let automine = |on: bool| {
-        let raw = raw.clone();
-        async move {
-            raw.raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (on,))
-                .await
-                .unwrap();
-        }
-    };
-    automine(false).await;
+    anvil.set_automine(false).await.unwrap();
     let first = {
         let c = admin.clone();
         tokio::spawn(async move {
@@ -249,7 +240,7 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
     // order), and that refusal is the contract's answer too.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     let both_pooled = loop {
-        let pool: serde_json::Value = raw.raw_request("txpool_status".into(), ()).await.unwrap();
+        let pool: serde_json::Value = anvil.request("txpool_status", ()).await.unwrap();
         if pool["pending"].as_str() == Some("0x2") || pool["pending"] == 2 {
             break true;
         }
@@ -263,7 +254,7 @@ async fn a_fresh_view_change_runs_on_anvil_from_the_followed_logs() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     anvil.mine(1).await.unwrap();
-    automine(true).await;
+    anvil.set_automine(true).await.unwrap();
     let outcomes = [
         first.await.unwrap().unwrap(),
         second.await.unwrap().unwrap(),
@@ -479,10 +470,7 @@ async fn a_reorg_within_the_confirmation_depth_is_never_reported_and_a_deeper_on
     anvil.mine(CONFIRMATIONS).await.unwrap();
     follower.poll().await.unwrap();
 
-    let snapshot: U256 = provider
-        .raw_request("evm_snapshot".into(), ())
-        .await
-        .unwrap();
+    let snapshot: U256 = anvil.request("evm_snapshot", ()).await.unwrap();
     // Node 1 registers, but the block is dropped before it is confirmed...
     let (a, ca) = node(&anvil, 1, contract).await;
     included(
@@ -492,10 +480,7 @@ async fn a_reorg_within_the_confirmation_depth_is_never_reported_and_a_deeper_on
     );
     let (blocks, _) = follower.poll().await.unwrap();
     assert!(blocks.is_empty(), "an unconfirmed block was reported");
-    let reverted: bool = provider
-        .raw_request("evm_revert".into(), (snapshot,))
-        .await
-        .unwrap();
+    let reverted: bool = anvil.request("evm_revert", (snapshot,)).await.unwrap();
     assert!(reverted);
     // ... and node 2's registration is in its place.
     let (b, cb) = node(&anvil, 2, contract).await;
@@ -517,16 +502,10 @@ async fn a_reorg_within_the_confirmation_depth_is_never_reported_and_a_deeper_on
     assert_eq!(accounts, vec![b.account]);
 
     // A reorg of a block already reported: the follower stops.
-    let snapshot: U256 = provider
-        .raw_request("evm_snapshot".into(), ())
-        .await
-        .unwrap();
+    let snapshot: U256 = anvil.request("evm_snapshot", ()).await.unwrap();
     anvil.mine(CONFIRMATIONS + 2).await.unwrap();
     follower.poll().await.unwrap();
-    let _: bool = provider
-        .raw_request("evm_revert".into(), (snapshot,))
-        .await
-        .unwrap();
+    let _: bool = anvil.request("evm_revert", (snapshot,)).await.unwrap();
     let (c, cc) = node(&anvil, 3, contract).await;
     included(
         cc.send(c.register_call(contract), U256::from(STAKE))
@@ -636,13 +615,7 @@ async fn the_minimum_stake_is_read_from_the_contracts_storage_and_an_unconfirmed
         .lock()
         .unwrap()
         .on_registration_refused(registration, U256::from(1u64), false, head - 1);
-    anvil
-        .provider()
-        .await
-        .unwrap()
-        .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,))
-        .await
-        .unwrap();
+    anvil.set_automine(false).await.unwrap();
     let sent = candidacy::check(&c, &watch, head).await.unwrap_err();
     let ClientError::Unconfirmed { tx_hash, .. } = sent else {
         panic!("{sent:?}")
@@ -687,11 +660,7 @@ async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
     let anvil = anvil();
     let contract = deployed(&anvil).await;
     let (n, c, twin) = impatient_with_twin(&anvil, contract).await;
-    let provider = anvil.provider().await.unwrap();
-    provider
-        .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,))
-        .await
-        .unwrap();
+    anvil.set_automine(false).await.unwrap();
     let input = alloy_sol_types::SolCall::abi_encode(&n.register_call(contract));
     let value = U256::from(STAKE);
     let pending_nonce = || pending_count(&c, n.account);
@@ -733,8 +702,8 @@ async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
     assert!(c.pending_sends(Duration::ZERO).await.unwrap()[0].warn);
 
     // Lost by the chain's node, its nonce free: the same transaction goes to the node again.
-    provider
-        .raw_request::<_, serde_json::Value>("anvil_dropTransaction".into(), (first,))
+    anvil
+        .request::<_, serde_json::Value>("anvil_dropTransaction", (first,))
         .await
         .unwrap();
     assert_eq!(twin.sent_state(first).await.unwrap(), SentState::Dropped);
@@ -798,17 +767,6 @@ async fn an_unconfirmed_send_is_looked_up_before_the_same_call_goes_again() {
     assert!(c.pending_sends(hour).await.unwrap().is_empty());
 }
 
-/// Sets `name` of anvil to `params` (`evm_setAutomine`, `anvil_setNextBlockBaseFeePerGas`).
-async fn anvil_set(anvil: &Anvil, name: &'static str, params: serde_json::Value) {
-    anvil
-        .provider()
-        .await
-        .unwrap()
-        .raw_request::<_, serde_json::Value>(name.into(), params)
-        .await
-        .unwrap();
-}
-
 /// An unconfirmed send found mined (here by the pending sends' look-up) keeps its outcome for
 /// its own retry only: a new call with the same calldata and value made meanwhile (a second
 /// `addStake` of the same amount) is sent, and both land; the retry takes the first's
@@ -824,7 +782,7 @@ async fn a_new_call_identical_to_a_mined_unconfirmed_one_is_sent() {
     let input = alloy_sol_types::SolCall::abi_encode(&Coordinator::addStakeCall {});
     let value = U256::from(50u64);
 
-    anvil_set(&anvil, "evm_setAutomine", serde_json::json!([false])).await;
+    anvil.set_automine(false).await.unwrap();
     let first = unconfirmed(c.send_calldata(input.clone(), value).await);
     anvil.mine(1).await.unwrap();
     let first_block = c.block_number().await.unwrap();
@@ -838,7 +796,7 @@ async fn a_new_call_identical_to_a_mined_unconfirmed_one_is_sent() {
     assert!(c.has_unconfirmed());
     assert_eq!(stake().await, U256::from(STAKE + 50));
 
-    anvil_set(&anvil, "evm_setAutomine", serde_json::json!([true])).await;
+    anvil.set_automine(true).await.unwrap();
     let CallOutcome::Included {
         tx_hash: second, ..
     } = c.send_calldata(input.clone(), value).await.unwrap()
@@ -895,18 +853,19 @@ async fn a_send_left_pending_is_replaced_with_higher_fees_and_its_replacement_se
         }
     };
 
-    anvil_set(&anvil, "evm_setAutomine", serde_json::json!([false])).await;
+    anvil.set_automine(false).await.unwrap();
     let first = unconfirmed(c.send_calldata(input.clone(), value).await);
     let (nonce, max_fee, priority) = fees(first).await;
     // The base fee rises above the send's fee. (anvil drops a transaction a block leaves out
     // for its fee, where geth keeps it pending: so no block is mined before the bump.)
     let risen = U256::from(max_fee + max_fee / 20);
-    anvil_set(
-        &anvil,
-        "anvil_setNextBlockBaseFeePerGas",
-        serde_json::json!([risen]),
-    )
-    .await;
+    anvil
+        .request::<_, serde_json::Value>(
+            "anvil_setNextBlockBaseFeePerGas",
+            serde_json::json!([risen]),
+        )
+        .await
+        .unwrap();
     assert_eq!(twin.sent_state(first).await.unwrap(), SentState::Pending);
 
     let hour = Duration::from_secs(3600);
@@ -1023,7 +982,7 @@ async fn a_send_left_pending_is_replaced_with_higher_fees_and_its_replacement_se
 async fn a_refused_replacement_counts_for_nothing_until_a_later_bump_gets_it_taken() {
     use alloy_network::TransactionBuilder;
     use alloy_rpc_types_eth::TransactionTrait;
-    use keyquorum_evm::client::{FeeBump, PendingSend};
+    use keyquorum_evm::client::{FeeBump, PendingSend, SentState};
     use std::time::Duration;
 
     let anvil = anvil();
@@ -1036,7 +995,7 @@ async fn a_refused_replacement_counts_for_nothing_until_a_later_bump_gets_it_tak
         async move { c.provider().get_transaction_by_hash(hash).await.unwrap() }
     };
 
-    anvil_set(&anvil, "evm_setAutomine", serde_json::json!([false])).await;
+    anvil.set_automine(false).await.unwrap();
     let first = unconfirmed(c.send_calldata(add_stake.clone(), fifty).await);
     let sent = known(first).await.expect("in the pool");
     let (nonce, max_fee, priority) = (
@@ -1081,7 +1040,10 @@ async fn a_refused_replacement_counts_for_nothing_until_a_later_bump_gets_it_tak
     assert_eq!(pending_count(&c, n.account).await, nonce + 1);
 
     // The other transaction gone, the next bump gets the replacement taken.
-    anvil_set(&anvil, "anvil_dropTransaction", serde_json::json!([outbid])).await;
+    anvil
+        .request::<_, serde_json::Value>("anvil_dropTransaction", serde_json::json!([outbid]))
+        .await
+        .unwrap();
     let listed = bumping.pending_sends(hour).await.unwrap();
     assert_eq!((listed.len(), listed[0].replacements), (1, 1));
     assert_eq!(listed[0].problem, None);
@@ -1094,15 +1056,23 @@ async fn a_refused_replacement_counts_for_nothing_until_a_later_bump_gets_it_tak
     assert!(taken.max_fee_per_gas() >= max_fee + max_fee / 8);
     assert!(taken.max_fee_per_gas() <= max_fee * 4);
 
+    // Mined: the look-up takes the outcome, and the send's retry still gets it (remembered),
+    // sending nothing.
     anvil.mine(1).await.unwrap();
     let block = c.block_number().await.unwrap();
+    let mined = CallOutcome::Included {
+        block,
+        tx_hash: replacement,
+    };
+    assert_eq!(
+        c.sent_state(replacement).await.unwrap(),
+        SentState::Mined(mined.clone())
+    );
     assert_eq!(
         c.resend_calldata(add_stake, fifty, first).await.unwrap(),
-        CallOutcome::Included {
-            block,
-            tx_hash: replacement
-        }
+        mined
     );
+    assert_eq!(pending_count(&c, n.account).await, nonce + 1);
     assert_eq!(c.transaction_count(n.account).await.unwrap(), nonce + 1);
     assert_eq!(stake_of(&c, n.account).await, U256::from(STAKE + 50));
 }
@@ -1137,14 +1107,11 @@ async fn a_lost_send_keeps_its_nonce_until_another_transaction_takes_it() {
     let add_stake = alloy_sol_types::SolCall::abi_encode(&Coordinator::addStakeCall {});
     let (fifty, sixty, seventy) = (U256::from(50u64), U256::from(60u64), U256::from(70u64));
 
-    anvil_set(&anvil, "evm_setAutomine", serde_json::json!([false])).await;
+    anvil.set_automine(false).await.unwrap();
     let lost = unconfirmed(c.send_calldata(add_stake.clone(), fifty).await);
     assert_eq!(nonce_of(lost).await, 1);
     anvil
-        .provider()
-        .await
-        .unwrap()
-        .raw_request::<_, serde_json::Value>("anvil_dropTransaction".into(), (lost,))
+        .request::<_, serde_json::Value>("anvil_dropTransaction", (lost,))
         .await
         .unwrap();
     // The node's pending count is 1 again; a different call still takes 2.

@@ -87,13 +87,7 @@ impl PendingRegistration {
         let reader = chain.client().clone();
         // Deep enough for the follower to confirm a block, then blocks only on demand.
         anvil.mine(CONFIRMATIONS + 1).await.unwrap();
-        anvil
-            .provider()
-            .await
-            .unwrap()
-            .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,))
-            .await
-            .unwrap();
+        anvil.set_automine(false).await.unwrap();
 
         let dir = tempfile::tempdir().unwrap();
         let (node, stop) = start_node(&chain, 0, STAKE, &dir).await;
@@ -124,17 +118,6 @@ impl PendingRegistration {
             .pending()
             .await
             .unwrap()
-    }
-
-    /// Calls anvil's `name` with `params`.
-    async fn anvil_call(&self, name: &'static str, params: serde_json::Value) {
-        self.anvil
-            .provider()
-            .await
-            .unwrap()
-            .raw_request::<_, serde_json::Value>(name.into(), params)
-            .await
-            .unwrap();
     }
 }
 
@@ -232,14 +215,18 @@ async fn a_dropped_registration_is_not_sent_anew_below_a_minimum_risen_meanwhile
 
     let p = PendingRegistration::start().await;
     let tx_hash: B256 = p.pending.tx_hash.parse().unwrap();
-    p.anvil_call("anvil_dropTransaction", serde_json::json!([tx_hash]))
-        .await;
+    p.anvil
+        .request::<_, serde_json::Value>("anvil_dropTransaction", serde_json::json!([tx_hash]))
+        .await
+        .unwrap();
     let minimum = U256::from(STAKE + 100);
-    p.anvil_call(
-        "anvil_setStorageAt",
-        serde_json::json!([p.contract, U256::from(MIN_STAKE_SLOT), B256::from(minimum)]),
-    )
-    .await;
+    p.anvil
+        .request::<_, serde_json::Value>(
+            "anvil_setStorageAt",
+            serde_json::json!([p.contract, U256::from(MIN_STAKE_SLOT), B256::from(minimum)]),
+        )
+        .await
+        .unwrap();
     assert_eq!(p.reader.min_stake(None).await.unwrap(), minimum);
     // Another transaction of the account takes the registration's nonce.
     let transfer = alloy_rpc_types_eth::TransactionRequest::default()
