@@ -550,8 +550,21 @@ pub struct FeeBump {
     pub max_fee_per_gas: u128,
 }
 
-/// A send no longer kept: every hash signed for it, and where it ended.
-type SettledSend = (Vec<B256>, SentState);
+/// A send no longer kept.
+#[derive(Debug)]
+struct SettledSend {
+    /// Every transaction signed for it.
+    hashes: Vec<B256>,
+    /// Its call ([`call_digest`]): only a retry of the same call takes its outcome.
+    call: B256,
+    /// Where it ended.
+    state: SentState,
+}
+
+/// A call's calldata and value, as one hash.
+fn call_digest(input: &[u8], value: U256) -> B256 {
+    alloy_primitives::keccak256([input, &value.to_be_bytes::<32>()[..]].concat())
+}
 
 /// What a transaction offers for its gas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -885,8 +898,9 @@ impl Client {
     /// Mined, its outcome (a revert replayed for its reason); not mined while its nonce is
     /// free, [`ClientError::Unconfirmed`] again and nothing new is sent (the node is handed the
     /// same transaction again if it lost it); none of its transactions mined and its nonce
-    /// taken by another, the call is sent anew. A send no longer kept but remembered as mined
-    /// (its outcome taken by another caller, [`Client::sent_state`]) gives that outcome again;
+    /// taken by another, the call is sent anew. A send of this call no longer kept but
+    /// remembered as mined (its outcome taken by another caller, [`Client::sent_state`]) gives
+    /// that outcome again;
     /// a handle neither kept nor remembered so (dropped, or from before a restart) is a new
     /// call ([`Client::send_calldata`]).
     pub async fn resend_calldata(
@@ -1105,7 +1119,11 @@ impl Client {
 
     fn remember(&self, u: &Unconfirmed, state: SentState) {
         let mut settled = self.settled.lock().unwrap_or_else(|e| e.into_inner());
-        settled.push_back((u.sent.iter().map(|s| s.hash).collect(), state));
+        settled.push_back(SettledSend {
+            hashes: u.sent.iter().map(|s| s.hash).collect(),
+            call: call_digest(&u.input, u.value),
+            state,
+        });
         while settled.len() > SETTLED_HANDLES_KEPT {
             settled.pop_front();
         }
@@ -1119,12 +1137,18 @@ impl Client {
 
     /// Where the send with transaction `tx_hash` ended, if it was settled and is remembered.
     fn settled_state(&self, tx_hash: B256) -> Option<SentState> {
+        self.settled_send(tx_hash).map(|(_, state)| state)
+    }
+
+    /// The call of the settled send with transaction `tx_hash` ([`call_digest`]) and where it
+    /// ended, if it is remembered.
+    fn settled_send(&self, tx_hash: B256) -> Option<(B256, SentState)> {
         let settled = self.settled.lock().unwrap_or_else(|e| e.into_inner());
         settled
             .iter()
             .rev()
-            .find(|(hashes, _)| hashes.contains(&tx_hash))
-            .map(|(_, state)| state.clone())
+            .find(|s| s.hashes.contains(&tx_hash))
+            .map(|s| (s.call, s.state.clone()))
     }
 
     /// What an earlier unconfirmed send settles for a call: for the retry of the kept send
@@ -1138,9 +1162,13 @@ impl Client {
         input: &[u8],
         value: U256,
     ) -> Result<Option<Result<CallOutcome, ClientError>>, ClientError> {
-        // Settled by another caller: a mined outcome is still the retry's.
-        let remembered = |handle: Option<B256>| match handle.and_then(|h| self.settled_state(h)) {
-            Some(SentState::Mined(outcome)) => Some(Ok(outcome)),
+        // Settled by another caller: a mined outcome is still the retry's, if the handle
+        // names a send of this very call.
+        let call = call_digest(input, value);
+        let remembered = |handle: Option<B256>| match handle.and_then(|h| self.settled_send(h)) {
+            Some((settled_call, SentState::Mined(outcome))) if settled_call == call => {
+                Some(Ok(outcome))
+            }
             _ => None,
         };
         let earlier = {

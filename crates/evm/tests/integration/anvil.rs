@@ -1069,12 +1069,18 @@ async fn a_refused_replacement_counts_for_nothing_until_a_later_bump_gets_it_tak
         SentState::Mined(mined.clone())
     );
     assert_eq!(
-        c.resend_calldata(add_stake, fifty, first).await.unwrap(),
+        c.resend_calldata(add_stake.clone(), fifty, first)
+            .await
+            .unwrap(),
         mined
     );
     assert_eq!(pending_count(&c, n.account).await, nonce + 1);
     assert_eq!(c.transaction_count(n.account).await.unwrap(), nonce + 1);
     assert_eq!(stake_of(&c, n.account).await, U256::from(STAKE + 50));
+    // The handle names that call only: given with another value, the call is a new one, sent.
+    let other = unconfirmed(c.resend_calldata(add_stake, U256::from(60u64), first).await);
+    assert!(other != first && other != replacement);
+    assert_eq!(pending_count(&c, n.account).await, nonce + 2);
 }
 
 /// A kept send's nonce is never given to another call while it may still be mined: lost by the

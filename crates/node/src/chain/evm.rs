@@ -908,8 +908,8 @@ impl ChainClient for EvmChainClient {
             });
         // The runtime submits a transaction answered `Unconfirmed` again, with the send's
         // handle, until it has its outcome: that submission takes the earlier send's outcome
-        // (the client takes the handle of a send of this very call it keeps, or of one it
-        // remembers mined); any other is a new call.
+        // (the client takes only the handle of a send of this very call); any other is a new
+        // call.
         let earlier = retry_of.map(B256::from);
         let looked_up = match earlier {
             // A registration's retry whose send was dropped is a new registration, held back
