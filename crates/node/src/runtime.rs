@@ -1758,6 +1758,22 @@ mod tests {
         }
     }
 
+    /// Hands the queue's next submission to the submitter under `hash`, as `pump` does (with
+    /// its handle, if it is a retry): its seq, kind and handle.
+    fn hand_over_next(q: &mut TxQueue, hash: u8) -> (u64, &'static str, Option<[u8; 32]>) {
+        let (seq, sub, retry_of) = q.next().unwrap();
+        let kind = sub.kind;
+        q.inflight.push_back(Inflight {
+            hash: [hash; 32],
+            seq,
+            sub,
+            accepted_at: None,
+            held: true,
+            retry_of,
+        });
+        (seq, kind, retry_of)
+    }
+
     /// A submission whose adapter has not answered (an EVM send waiting for its receipt) is
     /// not submitted again however many blocks pass: the copy would go out with the next
     /// nonce. One the chain took is, once the patience runs out.
@@ -1802,22 +1818,13 @@ mod tests {
     fn an_unconfirmed_submission_goes_again_as_its_sends_retry() {
         let mut q = TxQueue::default();
         q.queue.push_back(inflight(None).sub);
-        let (seq, _, retry_of) = q.next().unwrap();
+        let (_, _, retry_of) = hand_over_next(&mut q, 1);
         assert_eq!(retry_of, None);
-        q.inflight.push_back(Inflight {
-            seq,
-            ..inflight(None)
-        });
         let pos = q.take_answer([1; 32]).unwrap();
         q.on_unconfirmed(pos, [9; 32]);
-        let (seq, _, retry_of) = q.next().unwrap();
+        let (seq, _, retry_of) = hand_over_next(&mut q, 1);
         assert_eq!((seq, retry_of), (0, Some([9; 32])));
 
-        q.inflight.push_back(Inflight {
-            seq,
-            retry_of,
-            ..inflight(None)
-        });
         let pos = q.take_answer([1; 32]).unwrap();
         q.on_busy(pos);
         let (seq, _, retry_of) = q.next().unwrap();
@@ -1837,13 +1844,8 @@ mod tests {
         let mut q = TxQueue::default();
         for i in 0..3u8 {
             q.queue.push_back(inflight(None).sub);
-            let (seq, sub, _) = q.next().unwrap();
-            q.inflight.push_back(Inflight {
-                hash: [i; 32],
-                seq,
-                ..inflight(None)
-            });
-            assert_eq!((seq, sub.kind), (u64::from(i), "claim_unbonded"));
+            let (seq, kind, _) = hand_over_next(&mut q, i);
+            assert_eq!((seq, kind), (u64::from(i), "claim_unbonded"));
         }
         let hashes = |q: &TxQueue| q.inflight.iter().map(|f| f.hash[0]).collect::<Vec<_>>();
         // The submitter answers the first one busy, as the runtime takes the answer.
@@ -1873,12 +1875,7 @@ mod tests {
         let mut q = TxQueue::default();
         for i in 0..2u8 {
             q.queue.push_back(inflight(None).sub);
-            let (seq, _, _) = q.next().unwrap();
-            q.inflight.push_back(Inflight {
-                hash: [i; 32],
-                seq,
-                ..inflight(None)
-            });
+            hand_over_next(&mut q, i);
         }
         let pos = q.take_answer([0; 32]).unwrap();
         q.on_busy(pos);
@@ -1890,12 +1887,7 @@ mod tests {
 
         // With nothing before it gone back, it waits for its block as before.
         q.queue.push_back(inflight(None).sub);
-        let (seq, _, _) = q.next().unwrap();
-        q.inflight.push_back(Inflight {
-            hash: [9; 32],
-            seq,
-            ..inflight(None)
-        });
+        hand_over_next(&mut q, 9);
         let pos = q.take_answer([9; 32]).unwrap();
         q.on_accepted(pos, 8);
         assert_eq!(q.inflight[0].accepted_at, Some(8));
