@@ -10,8 +10,9 @@
 //!   (they are signed again with fresh nonces). The nonce is the chain's count of our applied
 //!   transactions, which the driver tracks from the blocks (and persists).
 //!   A chain whose submission waits for the receipt (the EVM coordinator) answers with the
-//!   outcome; one sent and not yet seen mined is submitted again every two seconds, and its
-//!   adapter looks it up rather than send it again.
+//!   outcome; one sent and not yet seen mined is submitted again every two seconds with the
+//!   handle the adapter answered (`retry_of`), so the adapter looks that send up rather than
+//!   send it again.
 //!
 //! Peers that send a message for a ceremony this node has not seen start yet get no answer, so
 //! they retry; messages are acknowledged only once durable.
