@@ -8,10 +8,10 @@
 //! machine with only the Rust toolchain runs the tests too. When none of these works it fails
 //! saying why: nothing that needs anvil is skipped.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
 use alloy_provider::{DynProvider, Provider, ProviderBuilder};
@@ -71,61 +71,51 @@ impl Anvil {
     /// second); block timestamps stay whole seconds, so several blocks may share one.
     pub fn start_with_block_ms(repo: &Path, block_ms: Option<u64>) -> Result<Self, String> {
         let binary = find_anvil(repo)?;
-        // A port from the kernel is free only until it is handed out again: another anvil
-        // started at the same time may be given it too, and the one that loses the bind exits
-        // while the winner answers its connects. So a start counts only if our process still
-        // runs a while after the port answered; otherwise try another port.
-        for _ in 0..5 {
-            if let Some(anvil) = Self::start_once(&binary, block_ms)? {
-                return Ok(anvil);
-            }
-        }
-        Err(format!(
-            "{} exited at start five times (each port taken, or the binary does not run)",
-            binary.display()
-        ))
-    }
-
-    /// One start on a fresh port: `None` if the process exited (the port was taken).
-    fn start_once(binary: &Path, block_ms: Option<u64>) -> Result<Option<Self>, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        let mut cmd = Command::new(binary);
-        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        // Port 0: anvil binds a port the kernel gives it and says which. (A port picked here
+        // and handed to anvil could be given to another process meanwhile, and anvil would
+        // exit while that one answers.)
+        let mut cmd = Command::new(&binary);
+        cmd.args(["--host", "127.0.0.1", "--port", "0"])
             .args(["--hardfork", "prague", "--chain-id", "31337"])
             // The coordinator is 24 KB and its ceremonies' calls are large.
-            .args(["--gas-limit", "60000000", "--silent"])
-            .stdout(Stdio::null())
+            .args(["--gas-limit", "60000000"])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null());
         if let Some(ms) = block_ms {
             let seconds = format!("{}.{:03}", ms / 1000, ms % 1000);
             cmd.args(["--block-time", &seconds]);
         }
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (listening_tx, listening) = std::sync::mpsc::channel();
+        // Reads anvil's output for the address it listens on, then keeps reading (its log of
+        // every call) so that anvil never blocks on a full pipe; ends when anvil does.
+        std::thread::spawn(move || {
+            let mut listening_tx = Some(listening_tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Some(addr) = line.trim().strip_prefix("Listening on ")
+                    && let Some(tx) = listening_tx.take()
+                {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
         let mut anvil = Anvil {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: String::new(),
         };
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(_)) = anvil.child.try_wait() {
-                return Ok(None);
+        match listening.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => {
+                anvil.url = format!("http://{addr}");
+                Ok(anvil)
             }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                std::thread::sleep(Duration::from_millis(300));
-                return Ok(match anvil.child.try_wait() {
-                    Ok(None) => Some(anvil),
-                    _ => None,
-                });
-            }
-            if started.elapsed() > Duration::from_secs(20) {
-                return Err("anvil did not listen within 20 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            Err(_) => Err(match anvil.child.try_wait() {
+                Ok(Some(status)) => format!("{} exited at start: {status}", binary.display()),
+                _ => format!("{} did not listen within 20 s", binary.display()),
+            }),
         }
     }
 
