@@ -1129,12 +1129,6 @@ impl Client {
         }
     }
 
-    /// Whether `handle` names a send this client keeps or remembers as mined: its retry takes
-    /// an outcome rather than being a new call.
-    pub fn knows(&self, handle: B256) -> bool {
-        self.keeps(handle) || matches!(self.settled_state(handle), Some(SentState::Mined(_)))
-    }
-
     /// Where the send with transaction `tx_hash` ended, if it was settled and is remembered.
     fn settled_state(&self, tx_hash: B256) -> Option<SentState> {
         self.settled_send(tx_hash).map(|(_, state)| state)
