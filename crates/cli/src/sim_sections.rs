@@ -81,7 +81,7 @@ fn counts(map: &std::collections::BTreeMap<SectionFault, u64>) -> String {
 
 fn line(run: u64, report: &SectionsReport, ms: f64) -> String {
     format!(
-        "run {:>4} seed {:<20} {} {:>8.1} ms  sessions {:>3}  restarts {:>2}  handovers {:>3}  splits {}  sections {}  unsettled {}  faults [{}]  refused [{}]  failed combinations {}{}",
+        "run {:>4} seed {:<20} {} {:>8.1} ms  sessions {:>3}  restarts {:>2}  handovers {:>3}  splits {}  sections {}  unsettled {}  crash restarts {} (checked {}, shares after {}, elders without a share {})  faults [{}]  refused [{}]  failed combinations {}{}",
         run + 1,
         report.seed,
         match (&report.violation, report.beyond_bound) {
@@ -96,6 +96,10 @@ fn line(run: u64, report: &SectionsReport, ms: f64) -> String {
         report.splits,
         report.sections,
         report.unsettled_steps,
+        report.restarted_nodes,
+        report.restarted_checked,
+        report.shares_after_restart,
+        report.restarted_without_share,
         counts(&report.placed),
         counts(&report.refused),
         report.failed_combinations,

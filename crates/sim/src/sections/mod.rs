@@ -28,8 +28,8 @@
 //! and when a known peer's message shows the section moved on, it sends section queries to the
 //! next peers in turn, and the coordinator takes an answer only if its chain extends ours from
 //! a key we trust. Queries and answers draw their delays from a stream of their own, so a seed
-//! runs as it would without them until a node actually catches up. Every faulty node answers
-//! with a forged newer SAP (a key of its own, linked by its own signature); an honest node
+//! runs as it would without them until a node actually catches up. Every faulty node but a
+//! crash fault answers with a forged newer SAP (a key of its own, linked by its own signature); an honest node
 //! taking one is [`Violation::ForgedSapAdopted`]. Membership is not agreed by the protocol: the simulator
 //! gives every node the same member list, and removes from it the nodes a checked failure
 //! agreement named (the membership layer demoting them), so a section does not select a crashed
@@ -62,6 +62,24 @@
 //! leave split sessions alone (see [`invariants::Violation::NestedSections`] and
 //! `docs/protocol.md`). A run beyond the bound ([`SectionsConfig::beyond_bound`]) lets faulty
 //! nodes act always, in split sessions too, and checks only safety.
+//!
+//! # Crashes and restarts
+//! Every node runs its coordinator through
+//! [`keyquorum_sections::store::PersistentCoordinator`] over a
+//! [`keyquorum_sections::store::MemoryStore`], as the runtime does over its redb store. A
+//! [`SectionFault::Crash`] node is honest but for one crash, after which it restarts from that
+//! store as `keyquorum sections node` does: the record restored and the logged inputs
+//! replayed, their outputs sent again, its starts signed again and its section asked for; of
+//! the driver's own state only what the runtime stores survives (the absentees, the last
+//! signed SAP). It counts against the fault bound like the other kinds but is held to more:
+//! what it backs and hands over is checked as an honest node's ([`Violation::TwoKeysOneSession`],
+//! [`Violation::ConflictingSap`]), a message of its own that an honest node refuses as
+//! conflicting with one it sent before the crash is [`Violation::RestartConflicts`], and once
+//! quiet, if it is still a member (no failure agreement named it), its chain, SAP and share are
+//! checked with its section's. One thing is allowed it that an honest node is not: being an
+//! elder without a share, when the DKG of its SAP's key ended while it was down
+//! ([`invariants::NodeView::missed_dkg`]); nothing gives a node a share of a key whose DKG it
+//! missed (docs/protocol.md, "Catch-up"), and the report counts such elders.
 
 pub mod invariants;
 mod world;
@@ -96,11 +114,18 @@ pub enum SectionFault {
     /// elder, to each other elder either a link partial whose signature share is wrong or one
     /// carrying another elder's share index.
     BadHandover,
+    /// Crashes once, at a random point after a DKG it is a candidate of starts, and restarts
+    /// from its stored state up to four DKG rounds later, as a restarted node does; otherwise
+    /// honest.
+    // The restart is `keyquorum sections node`'s on a data directory that holds its state:
+    // the coordinator's record and logged inputs (`PersistentCoordinator`) replayed, their
+    // outputs sent again, its starts signed again and its section record asked for.
+    Crash,
 }
 
 impl SectionFault {
     /// Every kind, in command-line order.
-    pub const ALL: [SectionFault; 8] = [
+    pub const ALL: [SectionFault; 9] = [
         SectionFault::Silent,
         SectionFault::BadPost,
         SectionFault::BadShare,
@@ -109,6 +134,7 @@ impl SectionFault {
         SectionFault::SpamStart,
         SectionFault::Spoof,
         SectionFault::BadHandover,
+        SectionFault::Crash,
     ];
 }
 
@@ -249,6 +275,17 @@ pub struct SectionsReport {
     pub forged_answers: u64,
     /// Forged section answers honest nodes refused.
     pub forged_refused: u64,
+    /// Crashed nodes that restarted from their store ([`SectionFault::Crash`]).
+    pub restarted_nodes: u64,
+    /// Of those, the ones still members at the end, whose chain, SAP and share were checked
+    /// with their section's honest nodes'.
+    pub restarted_checked: u64,
+    /// Of those, the elders of their SAP that hold no share (their DKG ended while they were
+    /// down; [`invariants::NodeView::missed_dkg`]).
+    pub restarted_without_share: u64,
+    /// DKG shares restarted nodes took after their restart (a run resumed from the log, or a
+    /// later session's).
+    pub shares_after_restart: u64,
     /// Steps followed by the next before the network was quiet.
     pub unsettled_steps: u64,
     /// Virtual ticks the run took.

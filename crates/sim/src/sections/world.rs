@@ -8,6 +8,7 @@ use keyquorum_crypto::tbls::{self, MinPk, PartialSignature};
 use keyquorum_sections::catch_up::{self, SectionAnswer};
 use keyquorum_sections::chain::Link;
 use keyquorum_sections::coordinator::{Coordinator, Dropped, Output};
+use keyquorum_sections::dkg::DkgDrop;
 use keyquorum_sections::dkg::{DkgMessage, MAX_ROUNDS, START_GRACE, VOTE_SLACK};
 use keyquorum_sections::elders::{Member, Peer, SectionParams, StartSigner, next_starts};
 use keyquorum_sections::keys::{KEY_LEN, PublicKey, key_bytes};
@@ -15,7 +16,7 @@ use keyquorum_sections::routing::{self, Delivery};
 use keyquorum_sections::sap::{self, HandoverError, Sap, SignedSap};
 use keyquorum_sections::session::{DkgStart, FailureObservation, NodeSignature};
 use keyquorum_sections::simulation::secret;
-use keyquorum_sections::store::LoggedInput;
+use keyquorum_sections::store::{LoggedInput, MemoryStore, PersistError, PersistentCoordinator};
 use keyquorum_sections::wire::Message;
 use keyquorum_sections::{KeyChain, Name, Prefix, SessionId, supermajority};
 use rand_chacha::ChaCha20Rng;
@@ -36,10 +37,16 @@ const MAX_DEADLINES: u32 = MAX_ROUNDS + START_GRACE + VOTE_SLACK + 2;
 struct SimNode {
     key_seed: u64,
     member: Member,
-    coordinator: Coordinator,
+    /// The coordinator with what it persisted: every node logs as the runtime does, so a
+    /// [`SectionFault::Crash`] node restarts from it.
+    persistent: PersistentCoordinator<MemoryStore>,
     fault: Option<SectionFault>,
     /// Crashed, or left and stopped.
     down: bool,
+    /// Restarts so far: deadlines armed before a restart are not the restarted node's.
+    incarnation: u32,
+    /// Whether it crashed already (a crash fault crashes once a run).
+    crashed: bool,
     /// Left the members; stops once a SAP without it applies.
     leaving: bool,
     early: VecDeque<(Name, Message, Option<SectionFault>)>,
@@ -67,8 +74,11 @@ enum Event {
     Deadline {
         node: Name,
         session: SessionId,
+        incarnation: u32,
     },
     Crash(Name),
+    /// A crashed [`SectionFault::Crash`] node starts again from its store.
+    Restart(Name),
     /// A section query from `from` reaches `to`.
     Query {
         from: Name,
@@ -291,17 +301,17 @@ impl World {
                 n.fault.is_none()
                     && !n.down
                     && !n.leaving
-                    && n.coordinator.sap().prefix.matches(&name)
+                    && n.coordinator().sap().prefix.matches(&name)
             })
-            .max_by_key(|n| n.coordinator.chain().key_count())
+            .max_by_key(|n| n.coordinator().chain().key_count())
         else {
             return;
         };
         let coordinator = Coordinator::new(
             secret(key_seed),
             self.genesis_key,
-            reference.coordinator.chain().clone(),
-            reference.coordinator.sap().clone(),
+            reference.coordinator().chain().clone(),
+            reference.coordinator().sap().clone(),
             None,
         )
         .expect("an honest member's chain verifies and ends in its SAP's key");
@@ -329,7 +339,7 @@ impl World {
                 if node.fault.is_some() || node.down || node.leaving {
                     return false;
                 }
-                let prefix = node.coordinator.sap().prefix;
+                let prefix = node.coordinator().sap().prefix;
                 let size = self
                     .members
                     .iter()
@@ -364,9 +374,11 @@ impl World {
         if node.down {
             return;
         }
-        let starts =
-            node.start_signer
-                .starts_to_sign(&node.coordinator, &self.members, &self.params);
+        let starts = node.start_signer.starts_to_sign(
+            node.persistent.coordinator(),
+            &self.members,
+            &self.params,
+        );
         for start in starts {
             self.work.push_back(Work {
                 at,
@@ -456,7 +468,11 @@ impl World {
                     bytes,
                     tag,
                 } => self.deliver(from, to, &bytes, tag),
-                Event::Deadline { node, session } => self.deadline(node, session),
+                Event::Deadline {
+                    node,
+                    session,
+                    incarnation,
+                } => self.deadline(node, session, incarnation),
                 Event::Query { from, to } => self.answer_query(from, to),
                 Event::Answer {
                     from,
@@ -465,11 +481,14 @@ impl World {
                     tag,
                 } => self.take_answer(from, to, &bytes, tag),
                 Event::Crash(name) => {
-                    if let Some(node) = self.nodes.get_mut(&name) {
+                    if let Some(node) = self.nodes.get_mut(&name)
+                        && let Some(kind) = node.fault
+                    {
                         node.down = true;
-                        *self.report.acted.entry(SectionFault::Silent).or_default() += 1;
+                        *self.report.acted.entry(kind).or_default() += 1;
                     }
                 }
+                Event::Restart(name) => self.restart(name),
             }
         }
     }
@@ -492,14 +511,14 @@ impl World {
         }
     }
 
-    fn deadline(&mut self, at: Name, session: SessionId) {
+    fn deadline(&mut self, at: Name, session: SessionId, incarnation: u32) {
         let Some(node) = self.nodes.get_mut(&at) else {
             return;
         };
-        if node.down {
+        if node.down || node.incarnation != incarnation {
             return;
         }
-        if !node.coordinator.knows(&session) {
+        if !node.coordinator().knows(&session) {
             node.deadlines.remove(&session);
             return;
         }
@@ -509,7 +528,14 @@ impl World {
         *passed += 1;
         if *passed < MAX_DEADLINES {
             let round = self.cfg.net.round;
-            self.schedule(round, Event::Deadline { node: at, session });
+            self.schedule(
+                round,
+                Event::Deadline {
+                    node: at,
+                    session,
+                    incarnation,
+                },
+            );
         } else {
             node.deadlines.remove(&session);
         }
@@ -518,6 +544,50 @@ impl World {
             input: LoggedInput::Deadline(session),
             tag: None,
         });
+    }
+
+    /// A crashed node starts again as `keyquorum sections node` does on a data directory that
+    /// holds its state: the coordinator restored from its record and logged inputs, whose
+    /// replayed outputs go out again; of the runtime's own state only what it persists (the
+    /// absentees and the last signed SAP); its starts signed again and its section asked for.
+    fn restart(&mut self, at: Name) {
+        let Some(old) = self.nodes.remove(&at) else {
+            return;
+        };
+        if !old.down || old.leaving {
+            self.nodes.insert(at, old);
+            return;
+        }
+        let (persistent, replay) =
+            PersistentCoordinator::restore(secret(old.key_seed), old.persistent.into_store())
+                .unwrap_or_else(|e| unreachable!("a memory store restores what it saved: {e:?}"));
+        let node = SimNode {
+            key_seed: old.key_seed,
+            member: old.member,
+            persistent,
+            fault: old.fault,
+            down: false,
+            leaving: false,
+            incarnation: old.incarnation + 1,
+            crashed: true,
+            early: VecDeque::new(),
+            deadlines: BTreeMap::new(),
+            start_signer: StartSigner::with_absentees(old.start_signer.absentees().clone()),
+            // The checker's memory of the keys it backed, not the node's.
+            shares: old.shares,
+            acting: old.acting,
+            signed: old.signed,
+            catch_up_turn: 0,
+            catch_up_asked: None,
+        };
+        self.nodes.insert(at, node);
+        self.report.restarted_nodes += 1;
+        for output in replay {
+            self.route(at, output);
+        }
+        self.drain();
+        self.elect(at);
+        self.ask_for_section(at);
     }
 
     fn refused(&mut self, at: Name, tag: Option<SectionFault>) {
@@ -545,21 +615,29 @@ impl World {
             return;
         }
         let before = (
-            node.coordinator.chain().key_count(),
-            node.coordinator.sap().prefix,
+            node.coordinator().chain().key_count(),
+            node.coordinator().sap().prefix,
         );
         let signed = input.signed_sap().cloned();
         let caught_up = matches!(input, LoggedInput::CatchUp(_));
-        match node.coordinator.take(&input) {
+        let taken = node.persistent.take(&input).map_err(|e| match e {
+            PersistError::Dropped(d) => d,
+            // Its `log` and `save` only encode.
+            PersistError::Store(_) | PersistError::Empty => {
+                unreachable!("a memory store does not fail")
+            }
+        });
+        match taken {
             Err(d) => {
                 // The runtime's rule: a known peer's message showing the section moved on
                 // makes the node ask for the section record soon.
                 if catch_up::shows_section_ahead(&d)
                     && let LoggedInput::Message { from, .. } = &input
-                    && catch_up::may_hasten(node.coordinator.sap(), &self.members, from)
+                    && catch_up::may_hasten(node.coordinator().sap(), &self.members, from)
                 {
                     self.ask_for_section(at);
                 }
+                self.check_restart_consistent(at, &input, tag, &d);
                 let node = self.nodes.get_mut(&at).expect("known");
                 if d == Dropped::Handover(HandoverError::CombinedInvalid) && node.fault.is_none() {
                     self.report.failed_combinations += 1;
@@ -582,11 +660,11 @@ impl World {
         }
         let node = self.nodes.get_mut(&at).expect("known");
         let after = (
-            node.coordinator.chain().key_count(),
-            node.coordinator.sap().prefix,
+            node.coordinator().chain().key_count(),
+            node.coordinator().sap().prefix,
         );
         if before != after {
-            if let Some(signed) = signed.filter(|s| s.sap == *node.coordinator.sap()) {
+            if let Some(signed) = signed.filter(|s| s.sap == *node.coordinator().sap()) {
                 if caught_up && node.fault.is_none() {
                     self.report.catch_ups += 1;
                 }
@@ -613,7 +691,7 @@ impl World {
         }
         node.catch_up_asked = Some(now);
         let targets = catch_up::catch_up_targets(
-            node.coordinator.sap(),
+            node.coordinator().sap(),
             &self.members,
             &at,
             node.catch_up_turn,
@@ -637,9 +715,9 @@ impl World {
         let Some(node) = self.nodes.get(&to).filter(|n| !n.down) else {
             return;
         };
-        let answer = SectionAnswer::new(node.coordinator.record(), node.signed.clone());
+        let answer = SectionAnswer::new(node.coordinator().record(), node.signed.clone());
         let (answer, tag) = match node.fault {
-            None => (answer, None),
+            None | Some(SectionFault::Crash) => (answer, None),
             Some(kind) => {
                 self.report.forged_answers += 1;
                 (forged_answer(answer, node.key_seed), Some(kind))
@@ -663,14 +741,14 @@ impl World {
         }
         match SectionAnswer::decode(bytes) {
             Ok(answer) => {
-                let key = self.nodes[&to].coordinator.sap().section_key;
+                let key = self.nodes[&to].coordinator().sap().section_key;
                 let before = self.report.refused.clone();
                 self.take(to, LoggedInput::CatchUp(answer), tag);
                 if tag.is_some() && self.honest(&to) {
                     if self.report.refused != before {
                         self.report.forged_refused += 1;
                     }
-                    if self.nodes[&to].coordinator.sap().section_key != key {
+                    if self.nodes[&to].coordinator().sap().section_key != key {
                         self.violations
                             .push(Violation::ForgedSapAdopted { node: to });
                     }
@@ -699,7 +777,10 @@ impl World {
     /// sections node` does), after the simulator's own bookkeeping and checks.
     fn route(&mut self, at: Name, output: Output) {
         let honest = self.honest(&at);
-        let deliveries = routing::deliveries(&self.nodes[&at].coordinator, &self.members, &output);
+        // A crash fault runs an honest coordinator: what it backs and hands over is held to
+        // the honest nodes' rules, before and after its restart.
+        let held = honest || self.nodes[&at].fault == Some(SectionFault::Crash);
+        let deliveries = routing::deliveries(self.nodes[&at].coordinator(), &self.members, &output);
         match output {
             Output::DkgStarted {
                 session,
@@ -708,7 +789,15 @@ impl World {
                 let round = self.cfg.net.round;
                 let node = self.nodes.get_mut(&at).expect("known");
                 node.deadlines.insert(session, 0);
-                self.schedule(round, Event::Deadline { node: at, session });
+                let incarnation = node.incarnation;
+                self.schedule(
+                    round,
+                    Event::Deadline {
+                        node: at,
+                        session,
+                        incarnation,
+                    },
+                );
                 self.retry_early(at);
                 if honest {
                     if self.spam.contains(&session) {
@@ -772,13 +861,16 @@ impl World {
                 let node = self.nodes.get_mut(&at).expect("known");
                 node.deadlines.remove(&session);
                 let key = key_bytes(&sap.section_key);
-                if honest && *node.shares.entry(session).or_insert(key) != key {
+                if node.incarnation > 0 && !node.shares.contains_key(&session) {
+                    self.report.shares_after_restart += 1;
+                }
+                if held && *node.shares.entry(session).or_insert(key) != key {
                     self.violations
                         .push(Violation::TwoKeysOneSession { node: at, session });
                 }
             }
             Output::NewElders(signed) => {
-                if honest {
+                if held {
                     let parent = key_bytes(&signed.parent_key);
                     let slot = (parent, signed.sap.prefix);
                     match self.handed_to.get(&slot) {
@@ -854,7 +946,7 @@ impl World {
         // half was handed over cannot restart (the parent's elders in that other half no
         // longer sign for it: docs/protocol.md, "Sections"), so within the bound the faults
         // stay out of split sessions.
-        let sap = self.nodes[&at].coordinator.sap();
+        let sap = self.nodes[&at].coordinator().sap();
         if candidates.iter().any(|n| !sap.prefix.matches(n))
             || self
                 .starts
@@ -867,7 +959,7 @@ impl World {
             let faulty = names.iter().filter(|n| self.faulty(n)).count();
             faulty <= names.len() - supermajority(names.len())
         };
-        tolerated(candidates) && tolerated(&self.nodes[&at].coordinator.sap().names())
+        tolerated(candidates) && tolerated(&self.nodes[&at].coordinator().sap().names())
     }
 
     fn misbehave_at_start(&mut self, at: Name, session: SessionId, candidates: &[Peer]) {
@@ -879,13 +971,25 @@ impl World {
         node.acting.insert(session);
         let Some(kind) = node.fault else { return };
         let node_key = secret(node.key_seed);
-        let elders = node.coordinator.sap().names();
+        let elders = node.coordinator().sap().names();
+        let crash_due = !node.crashed;
         let honest: Vec<Name> = names.iter().filter(|n| self.honest(n)).copied().collect();
         match kind {
             SectionFault::Silent => {
                 let when = self.below(self.cfg.net.round / 2);
                 self.schedule(when, Event::Crash(at));
             }
+            // Anywhere from the DKG's first round to past its end, so that some restarts
+            // resume a running DKG and some find it decided without them.
+            SectionFault::Crash if crash_due => {
+                self.nodes.get_mut(&at).expect("known").crashed = true;
+                let round = self.cfg.net.round;
+                let when = self.below(3 * round);
+                let downtime = 1 + self.below(4 * round);
+                self.schedule(when, Event::Crash(at));
+                self.schedule(when + downtime, Event::Restart(at));
+            }
+            SectionFault::Crash => {}
             SectionFault::FalseBlame => {
                 if honest.is_empty() {
                     return;
@@ -1095,7 +1199,7 @@ impl World {
             } if self.starts.get(&session).is_some_and(|info| {
                 // Within the bound, faults leave split sessions alone (see `may_act`): the
                 // handover must be from the start's own prefix.
-                let parent = self.nodes[&at].coordinator.handover_parent(&session);
+                let parent = self.nodes[&at].coordinator().handover_parent(&session);
                 parent.is_some_and(|p| p.prefix == info.prefix)
                     && self.may_act(at, &info.candidates)
             }) =>
@@ -1133,6 +1237,33 @@ impl World {
 
     // ----- checks -----
 
+    /// A restarted node replays what it logged and sends the same messages again, which the
+    /// others drop as duplicates; a message of its own (untagged) that an honest node refuses
+    /// as conflicting with one it sent before its crash means the restart lost state.
+    fn check_restart_consistent(
+        &mut self,
+        at: Name,
+        input: &LoggedInput,
+        tag: Option<SectionFault>,
+        dropped: &Dropped,
+    ) {
+        let LoggedInput::Message { from, .. } = input else {
+            return;
+        };
+        let conflicting = matches!(
+            dropped,
+            Dropped::Equivocation | Dropped::Dkg(DkgDrop::Equivocation)
+        );
+        let restarted = self
+            .nodes
+            .get(from)
+            .is_some_and(|n| n.fault == Some(SectionFault::Crash) && n.incarnation > 0);
+        if conflicting && tag.is_none() && restarted && self.honest(&at) {
+            self.violations
+                .push(Violation::RestartConflicts { node: *from });
+        }
+    }
+
     fn settle_and_check(&mut self) -> Result<(), Violation> {
         self.settle()?;
         // Leavers that serve no more stop once quiet (no session of theirs runs).
@@ -1159,12 +1290,18 @@ impl World {
         let views: Vec<NodeView> = self
             .nodes
             .iter()
-            .filter(|(_, n)| n.fault.is_none() && !n.down)
-            .map(|(name, n)| NodeView {
-                name: *name,
-                chain: n.coordinator.chain().clone(),
-                sap: n.coordinator.sap().clone(),
-                share_key: n.coordinator.our_share().map(|s| s.section_key),
+            .filter(|(name, n)| self.held_to_agree(name, n))
+            .map(|(name, n)| {
+                let key = key_bytes(&n.coordinator().sap().section_key);
+                NodeView {
+                    name: *name,
+                    chain: n.coordinator().chain().clone(),
+                    sap: n.coordinator().sap().clone(),
+                    share_key: n.coordinator().our_share().map(|s| s.section_key),
+                    // `shares` has every key its runs gave it a share of, before the crash
+                    // and after.
+                    missed_dkg: n.incarnation > 0 && !n.shares.values().any(|k| *k == key),
+                }
             })
             .collect();
         check_quiet(&self.genesis_key, &views)?;
@@ -1178,6 +1315,24 @@ impl World {
             self.check_liveness(&views)?;
         }
         Ok(())
+    }
+
+    /// Whether the quiet checks hold `node` to its section's chain, SAP and share: the honest
+    /// nodes that run, and the [`SectionFault::Crash`] nodes that run and are still members
+    /// (a restart must leave a node where its section is; one a failure agreement named is
+    /// no member any more and may lag).
+    fn held_to_agree(&self, name: &Name, node: &SimNode) -> bool {
+        if node.down {
+            return false;
+        }
+        match node.fault {
+            None => true,
+            Some(SectionFault::Crash) => {
+                !self.excluded_nodes.contains(name)
+                    && self.members.iter().any(|m| m.peer.name() == *name)
+            }
+            Some(_) => false,
+        }
     }
 
     /// Within the bound: each section holds the elders (or has made the split) its members call
@@ -1241,20 +1396,39 @@ impl World {
             .nodes
             .values()
             .filter(|n| n.fault.is_none() && !n.down)
-            .map(|n| n.coordinator.sap().prefix)
+            .map(|n| n.coordinator().sap().prefix)
             .collect::<BTreeSet<_>>()
             .len();
+        let restarted: Vec<&SimNode> = self
+            .nodes
+            .iter()
+            .filter(|(name, n)| n.incarnation > 0 && self.held_to_agree(name, n))
+            .map(|(_, n)| n)
+            .collect();
+        let without_share = restarted
+            .iter()
+            .filter(|n| {
+                let c = n.coordinator();
+                c.sap().names().contains(&c.name()) && c.our_share().is_none()
+            })
+            .count();
+        self.report.restarted_checked = restarted.len() as u64;
+        self.report.restarted_without_share = without_share as u64;
         self.report.ticks = self.now;
         self.report
     }
 }
 
 impl SimNode {
+    fn coordinator(&self) -> &Coordinator {
+        self.persistent.coordinator()
+    }
+
     /// Whether the section still needs this node to sign: as an elder of its SAP, or as an
     /// elder of a split key with a half still to hand over (a leaving elder serves its
     /// handovers, and at a split that is both halves').
     fn serves(&self) -> bool {
-        let c = &self.coordinator;
+        let c = self.coordinator();
         c.sap().names().contains(&self.member.peer.name())
             || c.open_split().is_some_and(|open| !open.halves.is_empty())
     }
@@ -1265,12 +1439,16 @@ impl SimNode {
         coordinator: Coordinator,
         fault: Option<SectionFault>,
     ) -> Self {
+        let persistent = PersistentCoordinator::create(coordinator, MemoryStore::default())
+            .expect("a memory store takes every record");
         SimNode {
             key_seed,
             member,
-            coordinator,
+            persistent,
             fault,
             down: false,
+            incarnation: 0,
+            crashed: false,
             leaving: false,
             early: VecDeque::new(),
             deadlines: BTreeMap::new(),

@@ -23,7 +23,7 @@ use keyquorum_sim::sections::{
 use rayon::prelude::*;
 
 /// Seeds where each kind's faulty joiner ends up a candidate of a session it may act in.
-const KIND_SEEDS: [(SectionFault, u64); 8] = [
+const KIND_SEEDS: [(SectionFault, u64); 9] = [
     (SectionFault::Silent, 4),
     (SectionFault::BadPost, 5),
     (SectionFault::BadShare, 2),
@@ -32,7 +32,17 @@ const KIND_SEEDS: [(SectionFault, u64); 8] = [
     (SectionFault::SpamStart, 9),
     (SectionFault::Spoof, 3),
     (SectionFault::BadHandover, SEED_BAD_HANDOVER),
+    (SectionFault::Crash, 1),
 ];
+
+/// The kinds a default run drew from before [`SectionFault::Crash`] existed: the seeds kept for
+/// a failure they once showed draw from these, so they still play that run.
+fn kinds_before_crash() -> Vec<SectionFault> {
+    SectionFault::ALL
+        .into_iter()
+        .filter(|k| *k != SectionFault::Crash)
+        .collect()
+}
 
 /// A seed where the bad partials sit among the first an honest elder combines (before
 /// `ThresholdAccumulator` tried other sets, this seed's handover stalled).
@@ -55,6 +65,7 @@ fn small(seed: u64) -> SectionsConfig {
 /// fork) before an elder linked one successor per key.
 fn elder_change_beside_a_split() -> SectionsConfig {
     let mut cfg = SectionsConfig::sized(7, 4, 3);
+    cfg.faults = kinds_before_crash();
     cfg.leaves = 1;
     cfg.unsettled_per_mille = 1000;
     cfg
@@ -93,6 +104,7 @@ fn superseded_while_running() -> Vec<SectionsConfig> {
     .into_iter()
     .map(|(seed, elders, min_size, leaves, per_mille)| {
         let mut cfg = SectionsConfig::sized(seed, elders, min_size);
+        cfg.faults = kinds_before_crash();
         cfg.leaves = leaves;
         cfg.unsettled_per_mille = per_mille;
         cfg
@@ -185,6 +197,17 @@ fn a_silent_candidate_is_agreed_on_and_the_restart_completes() {
     assert!(count(&r.acted, SectionFault::Silent) >= 1, "{r:?}");
     assert!(count(&r.excluded, SectionFault::Silent) >= 1, "{r:?}");
     assert!(r.restarts >= 1, "{r:?}");
+}
+
+#[test]
+fn a_crashed_candidate_restarts_from_its_store_and_ends_where_its_section_is() {
+    let r = of_kind(SectionFault::Crash);
+    assert_eq!(count(&r.acted, SectionFault::Crash), 1, "{r:?}");
+    assert_eq!(r.restarted_nodes, 1, "{r:?}");
+    // Still a member once quiet, so held to its section's chain, SAP and share.
+    assert_eq!(r.restarted_checked, 1, "{r:?}");
+    // Its runs after the restart (the one it resumed or later ones) gave it shares.
+    assert!(r.shares_after_restart >= 1, "{r:?}");
 }
 
 #[test]
@@ -303,6 +326,7 @@ fn view(name: u64, chain: KeyChain, prefix: Prefix) -> NodeView {
             section_key,
         },
         share_key: None,
+        missed_dkg: false,
     }
 }
 
