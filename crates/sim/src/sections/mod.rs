@@ -114,9 +114,9 @@ pub enum SectionFault {
     /// elder, to each other elder either a link partial whose signature share is wrong or one
     /// carrying another elder's share index.
     BadHandover,
-    /// Crashes once, at a random point after a DKG it is a candidate of starts, and restarts
-    /// from its stored state up to four DKG rounds later, as a restarted node does; otherwise
-    /// honest.
+    /// Crashes once, at a random point after it signs a start as an elder or a DKG it is a
+    /// candidate of starts, and restarts from its stored state up to four DKG rounds later, as
+    /// a restarted node does; otherwise honest.
     // The restart is `keyquorum sections node`'s on a data directory that holds its state:
     // the coordinator's record and logged inputs (`PersistentCoordinator`) replayed, their
     // outputs sent again, its starts signed again and its section record asked for.

@@ -546,6 +546,19 @@ impl World {
         });
     }
 
+    /// Schedules the one crash of a [`SectionFault::Crash`] node, which has just signed a start
+    /// as an elder or started a DKG as a candidate, and its restart: anywhere from the DKG's
+    /// first round to past its end, so that some restarts resume a running DKG or handover and
+    /// some find it decided without them.
+    fn crash_later(&mut self, at: Name) {
+        self.nodes.get_mut(&at).expect("known").crashed = true;
+        let round = self.cfg.net.round;
+        let when = self.below(3 * round);
+        let downtime = 1 + self.below(4 * round);
+        self.schedule(when, Event::Crash(at));
+        self.schedule(when + downtime, Event::Restart(at));
+    }
+
     /// A crashed node starts again as `keyquorum sections node` does on a data directory that
     /// holds its state: the coordinator restored from its record and logged inputs, whose
     /// replayed outputs go out again; of the runtime's own state only what it persists (the
@@ -819,6 +832,13 @@ impl World {
             }
             Output::Dkg { .. } | Output::Restart { .. } | Output::LinkShare { .. } => {}
             Output::StartSigned { start, .. } => {
+                let node = &self.nodes[&at];
+                if node.fault == Some(SectionFault::Crash)
+                    && !node.crashed
+                    && self.may_act(at, &start.names())
+                {
+                    self.crash_later(at);
+                }
                 self.starts.entry(start.session).or_insert(StartInfo {
                     prefix: start.prefix,
                     generation: start.generation,
@@ -979,16 +999,7 @@ impl World {
                 let when = self.below(self.cfg.net.round / 2);
                 self.schedule(when, Event::Crash(at));
             }
-            // Anywhere from the DKG's first round to past its end, so that some restarts
-            // resume a running DKG and some find it decided without them.
-            SectionFault::Crash if crash_due => {
-                self.nodes.get_mut(&at).expect("known").crashed = true;
-                let round = self.cfg.net.round;
-                let when = self.below(3 * round);
-                let downtime = 1 + self.below(4 * round);
-                self.schedule(when, Event::Crash(at));
-                self.schedule(when + downtime, Event::Restart(at));
-            }
+            SectionFault::Crash if crash_due => self.crash_later(at),
             SectionFault::Crash => {}
             SectionFault::FalseBlame => {
                 if honest.is_empty() {
