@@ -172,10 +172,11 @@ pub struct NodeView {
     pub sap: Sap,
     /// The section key its share is of, if it holds one.
     pub share_key: Option<PublicKey>,
-    /// It restarted after a crash and its run of the DKG of its SAP's key gave it no share:
-    /// the DKG ended while it was down, and nothing gives a share of a key whose DKG a node
-    /// missed (docs/protocol.md, "Catch-up"), so it may be an elder without one. It must
-    /// still not hold a share of another key.
+    /// It crashed while the DKG of its SAP's key ran (started before it came back, the honest
+    /// candidates' shares taken after it went down) and its run gave it no share: nothing
+    /// gives a share of a key whose DKG a node missed the end of (docs/protocol.md,
+    /// "Catch-up"), so it may be an elder without one. It must still not hold a share of
+    /// another key.
     pub missed_dkg: bool,
 }
 

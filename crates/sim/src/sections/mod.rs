@@ -76,10 +76,12 @@
 //! [`Violation::ConflictingSap`]), a message of its own that an honest node refuses as
 //! conflicting with one it sent before the crash is [`Violation::RestartConflicts`], and once
 //! quiet, if it is still a member (no failure agreement named it), its chain, SAP and share are
-//! checked with its section's. One thing is allowed it that an honest node is not: being an
-//! elder without a share, when the DKG of its SAP's key ended while it was down
+//! checked with its section's. A failure agreement of a session it ran all of up (signed
+//! after its restart, or before its crash was due) must not name it
+//! ([`Violation::HonestExcluded`]). One thing is allowed it that an honest node is not: being
+//! an elder without a share, when the DKG of its SAP's key ran while it was down
 //! ([`invariants::NodeView::missed_dkg`]); nothing gives a node a share of a key whose DKG it
-//! missed (docs/protocol.md, "Catch-up"), and the report counts such elders.
+//! missed the end of (docs/protocol.md, "Catch-up"), and the report counts such elders.
 
 pub mod invariants;
 mod world;

@@ -45,8 +45,11 @@ struct SimNode {
     down: bool,
     /// Restarts so far: deadlines armed before a restart are not the restarted node's.
     incarnation: u32,
-    /// Whether it crashed already (a crash fault crashes once a run).
+    /// Whether its crash is scheduled or past (a crash fault crashes once a run).
     crashed: bool,
+    /// When it went down and came back (a crash fault).
+    crashed_at: Option<u64>,
+    restarted_at: Option<u64>,
     /// Left the members; stops once a SAP without it applies.
     leaving: bool,
     early: VecDeque<(Name, Message, Option<SectionFault>)>,
@@ -104,6 +107,10 @@ struct StartInfo {
     prefix: Prefix,
     generation: u64,
     candidates: Vec<Name>,
+    /// When an elder first signed it.
+    signed_at: u64,
+    /// When an honest candidate last took a share from its DKG.
+    last_share_at: Option<u64>,
 }
 
 struct World {
@@ -485,6 +492,7 @@ impl World {
                         && let Some(kind) = node.fault
                     {
                         node.down = true;
+                        node.crashed_at = Some(at);
                         *self.report.acted.entry(kind).or_default() += 1;
                     }
                 }
@@ -583,6 +591,8 @@ impl World {
             leaving: false,
             incarnation: old.incarnation + 1,
             crashed: true,
+            crashed_at: old.crashed_at,
+            restarted_at: Some(self.now),
             early: VecDeque::new(),
             deadlines: BTreeMap::new(),
             start_signer: StartSigner::with_absentees(old.start_signer.absentees().clone()),
@@ -812,11 +822,11 @@ impl World {
                     },
                 );
                 self.retry_early(at);
+                if held && self.spam.contains(&session) {
+                    self.violations
+                        .push(Violation::SpamStarted { node: at, session });
+                }
                 if honest {
-                    if self.spam.contains(&session) {
-                        self.violations
-                            .push(Violation::SpamStarted { node: at, session });
-                    }
                     if let Some(info) = self.starts.get(&session)
                         && self
                             .started
@@ -839,10 +849,13 @@ impl World {
                 {
                     self.crash_later(at);
                 }
+                let now = self.now;
                 self.starts.entry(start.session).or_insert(StartInfo {
                     prefix: start.prefix,
                     generation: start.generation,
                     candidates: start.names(),
+                    signed_at: now,
+                    last_share_at: None,
                 });
             }
             Output::BroadcastFailure { observation, .. } => {
@@ -856,7 +869,7 @@ impl World {
                 attempt,
                 excluded,
             } => {
-                if honest {
+                if held {
                     self.agreed_failure(session, &excluded);
                 }
                 let node = self.nodes.get_mut(&at).expect("known");
@@ -883,6 +896,9 @@ impl World {
                 let key = key_bytes(&sap.section_key);
                 if node.incarnation > 0 && !node.shares.contains_key(&session) {
                     self.report.shares_after_restart += 1;
+                }
+                if honest && let Some(info) = self.starts.get_mut(&session) {
+                    info.last_share_at = Some(self.now);
                 }
                 if held && *node.shares.entry(session).or_insert(key) != key {
                     self.violations
@@ -934,7 +950,9 @@ impl World {
             f.saturating_sub(n - supermajority(n))
         });
         if faulty == 0
-            && let Some(node) = excluded.iter().find(|n| self.honest(n))
+            && let Some(node) = excluded
+                .iter()
+                .find(|n| self.honest(n) || self.up_for(n, &session))
         {
             self.violations.push(Violation::HonestExcluded {
                 session,
@@ -1298,6 +1316,13 @@ impl World {
             self.ask_for_section(name);
         }
         self.settle()?;
+        // The session each key came from, as the honest candidates took their shares.
+        let session_of_key: BTreeMap<[u8; KEY_LEN], SessionId> = self
+            .nodes
+            .values()
+            .filter(|n| n.fault.is_none())
+            .flat_map(|n| n.shares.iter().map(|(session, key)| (*key, *session)))
+            .collect();
         let views: Vec<NodeView> = self
             .nodes
             .iter()
@@ -1311,7 +1336,10 @@ impl World {
                     share_key: n.coordinator().our_share().map(|s| s.section_key),
                     // `shares` has every key its runs gave it a share of, before the crash
                     // and after.
-                    missed_dkg: n.incarnation > 0 && !n.shares.values().any(|k| *k == key),
+                    missed_dkg: !n.shares.values().any(|k| *k == key)
+                        && session_of_key
+                            .get(&key)
+                            .is_some_and(|session| self.ran_while_down(n, session)),
                 }
             })
             .collect();
@@ -1326,6 +1354,35 @@ impl World {
             self.check_liveness(&views)?;
         }
         Ok(())
+    }
+
+    /// Whether crash fault `name` ran all of `session` up: it had not gone down when the
+    /// session ended (its crash not even scheduled), or it restarted before an elder signed the
+    /// session's start. A failure agreement must not name it then.
+    fn up_for(&self, name: &Name, session: &SessionId) -> bool {
+        let Some(node) = self.nodes.get(name) else {
+            return false;
+        };
+        if node.fault != Some(SectionFault::Crash) {
+            return false;
+        }
+        !node.crashed
+            || self
+                .starts
+                .get(session)
+                .zip(node.restarted_at)
+                .is_some_and(|(info, restarted)| info.signed_at > restarted)
+    }
+
+    /// Whether the DKG of `session` ran while crash fault `node` was down: started before it
+    /// came back, and some honest candidate took its share after it went down.
+    fn ran_while_down(&self, node: &SimNode, session: &SessionId) -> bool {
+        let (Some(crashed), Some(restarted)) = (node.crashed_at, node.restarted_at) else {
+            return false;
+        };
+        self.starts.get(session).is_some_and(|info| {
+            info.signed_at <= restarted && info.last_share_at.is_some_and(|at| at >= crashed)
+        })
     }
 
     /// Whether the quiet checks hold `node` to its section's chain, SAP and share: the honest
@@ -1460,6 +1517,8 @@ impl SimNode {
             down: false,
             incarnation: 0,
             crashed: false,
+            crashed_at: None,
+            restarted_at: None,
             leaving: false,
             early: VecDeque::new(),
             deadlines: BTreeMap::new(),

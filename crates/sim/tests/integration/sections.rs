@@ -206,8 +206,10 @@ fn a_crashed_candidate_restarts_from_its_store_and_ends_where_its_section_is() {
     assert_eq!(r.restarted_nodes, 1, "{r:?}");
     // Still a member once quiet, so held to its section's chain, SAP and share.
     assert_eq!(r.restarted_checked, 1, "{r:?}");
-    // Its runs after the restart (the one it resumed or later ones) gave it shares.
+    // Its runs after the restart (the one it resumed or later ones) gave it shares, and it
+    // is not an elder without one.
     assert!(r.shares_after_restart >= 1, "{r:?}");
+    assert_eq!(r.restarted_without_share, 0, "{r:?}");
 }
 
 #[test]
