@@ -519,6 +519,20 @@ impl World {
         }
     }
 
+    /// Schedules `at`'s next deadline of `session` a DKG round from now, for the node as it
+    /// runs since its last restart.
+    fn next_deadline(&mut self, at: Name, session: SessionId, incarnation: u32) {
+        let round = self.cfg.net.round;
+        self.schedule(
+            round,
+            Event::Deadline {
+                node: at,
+                session,
+                incarnation,
+            },
+        );
+    }
+
     fn deadline(&mut self, at: Name, session: SessionId, incarnation: u32) {
         let Some(node) = self.nodes.get_mut(&at) else {
             return;
@@ -535,15 +549,7 @@ impl World {
         };
         *passed += 1;
         if *passed < MAX_DEADLINES {
-            let round = self.cfg.net.round;
-            self.schedule(
-                round,
-                Event::Deadline {
-                    node: at,
-                    session,
-                    incarnation,
-                },
-            );
+            self.next_deadline(at, session, incarnation);
         } else {
             node.deadlines.remove(&session);
         }
@@ -809,18 +815,10 @@ impl World {
                 session,
                 candidates,
             } => {
-                let round = self.cfg.net.round;
                 let node = self.nodes.get_mut(&at).expect("known");
                 node.deadlines.insert(session, 0);
                 let incarnation = node.incarnation;
-                self.schedule(
-                    round,
-                    Event::Deadline {
-                        node: at,
-                        session,
-                        incarnation,
-                    },
-                );
+                self.next_deadline(at, session, incarnation);
                 self.retry_early(at);
                 if held && self.spam.contains(&session) {
                     self.violations
