@@ -125,6 +125,9 @@ pub fn run(
     let json = format == OutputFormat::Json;
     let mut failures = Vec::new();
     let (mut passed, mut beyond, mut splits, mut restarts) = (0u64, 0u64, 0u64, 0u64);
+    // Crash faults: restarted, of those still members once quiet (checked), and of those the
+    // elders without a share (their DKG ran while they were down).
+    let (mut restarted, mut checked, mut shareless) = (0u64, 0u64, 0u64);
     let stderr = std::io::stderr();
     for r in 0..runs {
         let cfg = base.with_seed(seed.wrapping_add(r));
@@ -138,6 +141,9 @@ pub fn run(
         }
         splits += report.splits;
         restarts += report.restarts;
+        restarted += report.restarted_nodes;
+        checked += report.restarted_checked;
+        shareless += report.restarted_without_share;
         match report.violation {
             Some(v) => failures.push((report.seed, v.to_string())),
             None if report.beyond_bound => beyond += 1,
@@ -153,6 +159,11 @@ pub fn run(
             "failed": failures.len(),
             "splits": splits,
             "restarts": restarts,
+            "crash_restarts": {
+                "restarted": restarted,
+                "members_checked": checked,
+                "elders_without_share": shareless,
+            },
             "failures": failures
                 .iter()
                 .map(|(seed, reason)| serde_json::json!({ "seed": seed, "reason": reason }))

@@ -339,6 +339,38 @@ fn the_shared_sim_options_are_taken_by_mode_sections() {
     }
 }
 
+/// A crash fault of the sections mode restarts from its store, and the JSON summary counts
+/// what became of it.
+#[test]
+fn the_sections_crash_fault_restarts_and_is_counted() {
+    let args = [
+        "sim",
+        "--mode",
+        "sections",
+        "--elders",
+        "4",
+        "--min-section-size",
+        "4",
+        "--section-fault",
+        "crash",
+        "--section-faulty",
+        "1",
+        "--seed",
+        "1",
+        "--format",
+        "json",
+    ];
+    let o = run(&args);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON summary");
+    let crash = &summary["crash_restarts"];
+    assert_eq!(crash["restarted"], 1, "{summary}");
+    assert_eq!(crash["members_checked"], 1, "{summary}");
+    assert_eq!(crash["elders_without_share"], 0, "{summary}");
+    assert_eq!(summary["passed"], 1, "{summary}");
+}
+
 #[test]
 fn a_failed_run_exits_1() {
     let dir = tempfile::tempdir().unwrap();
