@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_sections::chain::{ChainError, Link};
+use keyquorum_sections::elders::Peer;
 use keyquorum_sections::keys::key_bytes;
 use keyquorum_sections::sap::Sap;
 use keyquorum_sections::simulation::secret;
@@ -393,6 +394,37 @@ fn the_checks_refuse_a_forged_link_a_misplaced_chain_and_a_fork() {
     assert!(matches!(
         check_key_tree(&genesis, &tree),
         Err(Violation::Fork { .. })
+    ));
+}
+
+/// The one exemption a restarted node has: an elder without a share is a violation unless the
+/// DKG of its key ran while it was down, and even then it holds no share of another key.
+#[test]
+fn an_elder_without_a_share_is_excused_only_for_a_dkg_it_was_down_in() {
+    let genesis = tbls::public_key::<MinPk>(&secret(0));
+    let chain = KeyChain::from_links(vec![link(0, 1, 0)]).unwrap();
+    let elder = Peer::new(&secret(9), "sim:9".into());
+    let mut v = view(0, chain, Prefix::ROOT);
+    v.name = elder.name();
+    v.sap.elders = vec![elder];
+    assert!(matches!(
+        check_quiet(&genesis, std::slice::from_ref(&v)),
+        Err(Violation::ShareMismatch {
+            holds: false,
+            elder: true,
+            ..
+        })
+    ));
+    v.missed_dkg = true;
+    check_quiet(&genesis, std::slice::from_ref(&v)).unwrap();
+    v.share_key = Some(genesis);
+    assert!(matches!(
+        check_quiet(&genesis, std::slice::from_ref(&v)),
+        Err(Violation::ShareMismatch {
+            holds: true,
+            elder: true,
+            ..
+        })
     ));
 }
 
