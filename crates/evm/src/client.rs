@@ -900,9 +900,8 @@ impl Client {
     /// same transaction again if it lost it); none of its transactions mined and its nonce
     /// taken by another, the call is sent anew. A send of this call no longer kept but
     /// remembered as mined (its outcome taken by another caller, [`Client::sent_state`]) gives
-    /// that outcome again;
-    /// a handle neither kept nor remembered so (dropped, or from before a restart) is a new
-    /// call ([`Client::send_calldata`]).
+    /// that outcome again; a handle neither kept nor remembered so (dropped, or from before a
+    /// restart) is a new call ([`Client::send_calldata`]).
     pub async fn resend_calldata(
         &self,
         input: Vec<u8>,
@@ -1369,9 +1368,8 @@ impl Client {
     /// Where the transaction `tx_hash` stands. For a send this client keeps (any of the
     /// transactions signed for it: a replacement with higher fees may be the one mined), as
     /// [`Client::resend_calldata`] finds it, and a mined one's outcome goes to this caller (and
-    /// is remembered: a later retry of it gets it again, the last 256 such
-    /// outcomes at most); the send is handed to the node again if the node lost
-    /// it while its nonce is free. For any other transaction: mined (a revert replayed for its
+    /// is remembered: a later retry of it gets it again, the last 256 such outcomes at most);
+    /// the send is handed to the node again if the node lost it while its nonce is free. For any other transaction: mined (a revert replayed for its
     /// reason), pending if the node knows it, else dropped.
     pub async fn sent_state(&self, tx_hash: B256) -> Result<SentState, ClientError> {
         let kept = self

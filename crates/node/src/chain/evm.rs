@@ -76,9 +76,9 @@ use keyquorum_evm::Coordinator::CoordinatorErrors;
 use keyquorum_evm::alloy_primitives::{Address, B256, Bytes, U256};
 use keyquorum_evm::alloy_sol_types::SolCall as _;
 use keyquorum_evm::candidacy::{self, Bar, Change, Registration, Watch};
-use keyquorum_evm::client::Revert;
 use keyquorum_evm::client::{
     BoardInput, CallOutcome, Client, ClientError, FeeBump, FollowError, Follower, PendingSend,
+    Revert,
 };
 use keyquorum_evm::events::Translator;
 use keyquorum_evm::stagger::ProofTurn;
