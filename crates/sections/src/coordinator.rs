@@ -1120,6 +1120,25 @@ impl Coordinator {
         self.dkg_events(session, events)
     }
 
+    /// After a restart from the log: each DKG still running asks the other candidates for the
+    /// votes on the rounds they may have decided while we were down ([`DkgRun::resume`]).
+    /// Without them a candidate back after its session's last round would stay an elder
+    /// without a share of the key its SAP names.
+    pub fn resume_runs(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        for s in self.sessions.values_mut() {
+            if !matches!(s.decision, Decision::Running) {
+                continue;
+            }
+            // Resuming only sends requests: a run ends on votes, deadlines and engine messages.
+            out.extend(s.run.resume().into_iter().filter_map(|event| match event {
+                DkgEvent::Send { to, message } => Some(Output::Dkg { to, message }),
+                DkgEvent::Done(_) => None,
+            }));
+        }
+        out
+    }
+
     /// The driver's next deadline of `session`'s DKG (see [`crate::dkg`]).
     pub fn dkg_deadline(&mut self, session: SessionId) -> Result<Vec<Output>, Dropped> {
         self.running(&session)?;
@@ -1464,11 +1483,13 @@ impl Coordinator {
     /// generation is cleaned up.
     fn adopt(&mut self, new_sap: Sap) {
         let mut ours = None;
-        for session in self.sessions.values_mut() {
+        let mut produced = None;
+        for (id, session) in &mut self.sessions {
             if let Decision::Succeeded(share) = &session.decision
                 && share.section_key == new_sap.section_key
             {
                 ours = Some(core::mem::replace(&mut session.decision, Decision::Failed));
+                produced = Some(*id);
             }
         }
         let kept = core::mem::take(&mut self.kept)
@@ -1527,8 +1548,13 @@ impl Coordinator {
                 && s.start.candidates == new_sap.elders
                 && self.our_share.is_none()
         };
-        self.sessions
-            .retain(|_, s| s.start.generation >= current || ours_running(s));
+        // So is the finished run that gave us our share, until the next SAP: a candidate that
+        // crashed in it and restarted from its log has no share of the key the section now
+        // has, and finishes its run only from the votes we send it again
+        // ([`crate::dkg::DkgRun::resume`]).
+        self.sessions.retain(|id, s| {
+            s.start.generation >= current || ours_running(s) || produced == Some(*id)
+        });
         self.sap = new_sap;
         self.superseded
             .retain(|_, generation| *generation >= current);
@@ -4003,6 +4029,111 @@ mod tests {
         assert_eq!(c.sap(), &signed.sap);
         assert_eq!(c.our_share().unwrap().section_key, signed.sap.section_key);
         c.chain().verify_from(&c.genesis_key).unwrap();
+    }
+
+    #[test]
+    fn a_candidate_back_after_its_dkg_ended_without_it_takes_its_share_from_the_others_votes() {
+        let net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
+        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let current: Vec<Name> = net.nodes.values().next().unwrap().sap().names();
+        let name = *start.names().iter().find(|n| !current.contains(n)).unwrap();
+        let seed = seed_of(&name, 0..9);
+        let mut sys = with_persistent(net, name);
+        for sk in &elders {
+            let e = Name::of(&key_of(sk));
+            sys.nodes.get_mut(&e).unwrap().sign_start(&start).unwrap();
+        }
+        // One round with everyone, then the candidate crashes; the others end the DKG and the
+        // handover without it (six SAP partials, five needed) and apply the new SAP, which
+        // names it an elder.
+        let none = BTreeSet::new();
+        let queue = authorise_with(&mut sys, &start, &elders, &none);
+        run_dkg(&mut sys, &start, queue, &none, 1);
+        let store = sys.node.take().unwrap().into_store();
+        let down = BTreeSet::from([name]);
+        let outputs = run_dkg(&mut sys, &start, Queue::new(), &down, 6);
+        let shares = sap_shares(&outputs);
+        assert_eq!(shares.len(), 6, "{outputs:?}");
+        let signed = complete_handover(&mut sys.nodes, &start, &shares);
+        for node in sys.nodes.values_mut() {
+            node.apply_sap(&signed).unwrap();
+        }
+        assert!(signed.sap.names().contains(&name));
+
+        // Back from its store, it learns the SAP and holds no share of its key yet: its run
+        // stopped rounds before the end.
+        let (restored, replayed) =
+            PersistentCoordinator::restore(node_secret(seed), store).unwrap();
+        sys.node = Some(restored);
+        let new_elders = LoggedInput::Message {
+            from: current[0],
+            message: Message::NewElders(signed.clone()),
+        };
+        sys.take(name, &new_elders).unwrap();
+        assert_eq!(sys.persistent().sap(), &signed.sap);
+        assert!(sys.persistent().our_share().is_none());
+
+        // Its restored run asks the others for the votes it missed; the votes they send again
+        // end its run, with no deadline passing.
+        let asked: Vec<DkgMessage> = replayed
+            .iter()
+            .filter_map(|o| match o {
+                Output::Dkg {
+                    message: message @ DkgMessage::Behind { .. },
+                    ..
+                } => Some(message.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(asked.len(), 6);
+        assert!(others_know(&sys, &start));
+        let mut queue: Queue = replayed.into_iter().map(|o| (name, o)).collect();
+        let rest = pump(&mut sys, &mut queue, &none);
+        let share = sys
+            .persistent()
+            .our_share()
+            .expect("the share of the new key");
+        assert_eq!(share.section_key, signed.sap.section_key);
+        // Its share is a share of that key: its SAP partial with four others' combines to the
+        // SAP's signature (the first five taken are the only set tried).
+        let (_, sap, partial) = sap_shares(&rest)
+            .into_iter()
+            .find(|(n, ..)| *n == name)
+            .expect("its SAP partial");
+        assert_eq!(sap, signed.sap);
+        let mut acc = ThresholdAccumulator::for_sap(&sap);
+        assert_eq!(acc.add(name, partial), Ok(None));
+        let mut combined = None;
+        for (from, _, partial) in shares.iter().take(sap.threshold() - 1) {
+            combined = acc.add(*from, *partial).unwrap();
+        }
+        assert!(combined.is_some());
+
+        // Each other candidate sends a vote again at most once: asking again gets nothing.
+        let others: Vec<Name> = start.names().into_iter().filter(|n| *n != name).collect();
+        for request in &asked {
+            let input = LoggedInput::Message {
+                from: name,
+                message: Message::Dkg(request.clone()),
+            };
+            for other in &others {
+                assert_eq!(
+                    sys.nodes.get_mut(other).unwrap().take(&input),
+                    Ok(Vec::new())
+                );
+            }
+        }
+    }
+
+    /// Whether every candidate of `start` other than the persistent node still holds its run.
+    fn others_know(sys: &WithPersistent, start: &DkgStart) -> bool {
+        start
+            .names()
+            .iter()
+            .filter(|n| **n != sys.name)
+            .all(|n| sys.nodes[n].knows(&start.session))
     }
 
     /// `name`'s coordinator made persistent, beside the others.

@@ -53,6 +53,19 @@
 //!   and the failure agreement restarts the session without them (seed 002, "Handling a
 //!   failure").
 //!
+//! # A candidate back from a crash
+//! A candidate that crashes and restarts from its log ([`crate::store`]) replays its run to
+//! where it stopped, but the others may have decided rounds meanwhile, each voting once, and
+//! may even have finished and handed over to a SAP that names it. Its restored run therefore
+//! asks every other candidate for their votes on its current round and the next
+//! ([`DkgMessage::Behind`], [`DkgRun::resume`]), and asks again for the following rounds
+//! whenever those votes move it on. A candidate answers with its own votes on rounds it
+//! decided, each at most once per asker, also after its run ended: the coordinator keeps the
+//! finished run that gave it its share until the next SAP applies. The restarted candidate
+//! decides a round only on a supermajority of matching votes, as before, so the answers cannot
+//! lead it anywhere the others did not go; it ends with the share the section's SAP names it
+//! for. A run that never restarted sends none of these messages.
+//!
 //! # Determinism
 //! A run is a function of its inputs: the node key, the start, the messages and the deadlines.
 //! Its randomness is derived from the node key's secret and the session id
@@ -195,6 +208,14 @@ pub enum DkgMessage {
         /// The posts.
         posts: Vec<Vec<u8>>,
     },
+    /// A restarted candidate has not decided `round` and asks for the votes on it and on the
+    /// round after ([`DkgRun::resume`]).
+    Behind {
+        /// The session.
+        session: SessionId,
+        /// The first round the sender has not decided.
+        round: u32,
+    },
 }
 
 impl DkgMessage {
@@ -203,7 +224,8 @@ impl DkgMessage {
         match self {
             DkgMessage::Direct { session, .. }
             | DkgMessage::Post { session, .. }
-            | DkgMessage::Vote { session, .. } => *session,
+            | DkgMessage::Vote { session, .. }
+            | DkgMessage::Behind { session, .. } => *session,
         }
     }
 }
@@ -278,6 +300,15 @@ pub struct DkgRun {
     /// Votes of the current and the next round, by voter.
     votes: BTreeMap<u32, BTreeMap<Name, Vec<[u8; 32]>>>,
     voted: BTreeSet<u32>,
+    /// Our own vote of every round we voted on, kept to send again to a candidate that fell
+    /// behind (`help_behind`).
+    our_votes: BTreeMap<u32, Vec<[u8; 32]>>,
+    /// The (candidate position, round) pairs whose vote we sent again: at most once each, so
+    /// a candidate repeating an old vote cannot make us send more than [`MAX_ROUNDS`] votes.
+    resent: BTreeSet<(usize, u32)>,
+    /// Restarted from the log: we ask for the votes of each round we reach
+    /// ([`DkgRun::resume`]).
+    behind: bool,
     done: bool,
 }
 
@@ -345,6 +376,9 @@ impl DkgRun {
             delivered: BTreeSet::new(),
             votes: BTreeMap::new(),
             voted: BTreeSet::new(),
+            our_votes: BTreeMap::new(),
+            resent: BTreeSet::new(),
+            behind: false,
             done: false,
         };
         let actions = run.engine.handle(Input::Start);
@@ -369,6 +403,11 @@ impl DkgRun {
             .iter()
             .position(|n| *n == from)
             .ok_or(DkgDrop::NotACandidate)?;
+        if let DkgMessage::Behind { round, .. } = message {
+            // Answered also after our run ended: the restarted sender may be the last
+            // candidate without a share of the key the others hold.
+            return Ok(self.help_behind(sender, *round));
+        }
         if self.done {
             return Ok(Vec::new());
         }
@@ -392,6 +431,7 @@ impl DkgRun {
                 Ok(events)
             }
             DkgMessage::Vote { round, posts, .. } => self.handle_vote(from, *round, posts),
+            DkgMessage::Behind { .. } => Ok(Vec::new()),
         }
     }
 
@@ -472,6 +512,56 @@ impl DkgRun {
         events
     }
 
+    /// After a restart from the log ([`crate::store::PersistentCoordinator::restore`]): the
+    /// other candidates may have decided rounds while we were down, and each voted on them
+    /// once, so we would never gather the votes to decide them. Asks every other candidate for
+    /// its votes on our current round and the next ([`DkgMessage::Behind`]), and from now on
+    /// asks again for the following ones whenever their votes moved us on: one exchange per
+    /// two rounds brings the run to where the others' runs are, or to its end, with the share
+    /// the SAP they handed over to names us for. A run that never restarted sends none of
+    /// this, so the rounds of a run without crashes cost what they did.
+    pub fn resume(&mut self) -> Vec<DkgEvent> {
+        if self.done {
+            return Vec::new();
+        }
+        self.behind = true;
+        self.ask_for_votes()
+    }
+
+    fn ask_for_votes(&self) -> Vec<DkgEvent> {
+        let round = self.round;
+        self.broadcast_except(self.our, |session| DkgMessage::Behind { session, round })
+    }
+
+    /// The candidate at `sender` has not decided `round`. If we did, we send it our votes on
+    /// that round and the next we decided, each at most once per candidate: a candidate asking
+    /// again and again gets no more than [`MAX_ROUNDS`] votes from us.
+    fn help_behind(&mut self, sender: usize, round: u32) -> Vec<DkgEvent> {
+        if sender == self.our {
+            return Vec::new();
+        }
+        let to = self.names[sender];
+        let mut events = Vec::new();
+        for r in round..round.saturating_add(2).min(self.round) {
+            let Some(set) = self.our_votes.get(&r) else {
+                continue;
+            };
+            if !self.resent.insert((sender, r)) {
+                continue;
+            }
+            let posts = set.iter().map(|d| self.posts[d].1.clone()).collect();
+            events.push(DkgEvent::Send {
+                to,
+                message: DkgMessage::Vote {
+                    session: self.session,
+                    round: r,
+                    posts,
+                },
+            });
+        }
+        events
+    }
+
     /// Whether some candidate has not voted on the current round (as far as we know).
     fn a_vote_is_missing(&self) -> bool {
         let votes = self.votes.get(&self.round).map_or(0, BTreeMap::len);
@@ -489,6 +579,7 @@ impl DkgRun {
         let round = self.round;
         let posts: Vec<Vec<u8>> = set.iter().map(|d| self.posts[d].1.clone()).collect();
         let our_name = self.names[self.our];
+        self.our_votes.insert(round, set.clone());
         self.votes.entry(round).or_default().insert(our_name, set);
         self.broadcast_except(self.our, |session| DkgMessage::Vote {
             session,
@@ -501,6 +592,7 @@ impl DkgRun {
     /// engine.
     fn decide(&mut self) -> Vec<DkgEvent> {
         let mut events = Vec::new();
+        let from_round = self.round;
         let quorum = supermajority(self.names.len());
         while !self.done {
             let Some(votes) = self.votes.get(&self.round) else {
@@ -527,6 +619,9 @@ impl DkgRun {
             let mut actions = self.engine.handle_board_posts(&posts);
             actions.extend(self.engine.handle(Input::Deadline));
             events.extend(self.absorb(actions));
+        }
+        if self.behind && !self.done && self.round > from_round {
+            events.extend(self.ask_for_votes());
         }
         events
     }

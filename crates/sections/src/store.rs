@@ -502,7 +502,8 @@ impl<S: ElderStore> PersistentCoordinator<S> {
 
     /// Restores after a crash: the saved record, then every logged input replayed. Returns the
     /// coordinator and the outputs the replay produced (the driver may send them again;
-    /// receivers drop what they already have).
+    /// receivers drop what they already have), then each running DKG's request for the votes
+    /// it missed while down ([`Coordinator::resume_runs`]).
     pub fn restore(
         node_key: Secret<Scalar>,
         store: S,
@@ -519,6 +520,7 @@ impl<S: ElderStore> PersistentCoordinator<S> {
                 outputs.extend(out);
             }
         }
+        outputs.extend(coordinator.resume_runs());
         Ok((PersistentCoordinator { coordinator, store }, outputs))
     }
 

@@ -48,6 +48,7 @@ const TAG_DKG_VOTE: u8 = 6;
 const TAG_SAP_SHARE: u8 = 7;
 const TAG_LINK_SHARE: u8 = 8;
 const TAG_NEW_ELDERS: u8 = 9;
+const TAG_DKG_BEHIND: u8 = 10;
 
 /// Every message of the sections protocol.
 // Messages are short-lived values decoded, handled once and dropped; boxing the signature-sized
@@ -171,6 +172,11 @@ impl Message {
                     put_bytes(&mut out, p);
                 }
             }
+            Message::Dkg(DkgMessage::Behind { session, round }) => {
+                out.push(TAG_DKG_BEHIND);
+                out.extend_from_slice(&session.0);
+                out.extend_from_slice(&round.to_be_bytes());
+            }
             Message::SapShare {
                 session,
                 sap,
@@ -261,6 +267,10 @@ impl Message {
                     posts,
                 })
             }
+            TAG_DKG_BEHIND => Message::Dkg(DkgMessage::Behind {
+                session: read_session(&mut r)?,
+                round: r.u32()?,
+            }),
             TAG_SAP_SHARE => Message::SapShare {
                 session: read_session(&mut r)?,
                 sap: read_sap(&mut r)?,

@@ -112,6 +112,14 @@ fn messages() -> Vec<(&'static str, &'static str, Message)> {
             }),
         ),
         (
+            "dkg_behind",
+            "a restarted candidate asking for the votes from round 3",
+            Message::Dkg(DkgMessage::Behind {
+                session: start.session,
+                round: 3,
+            }),
+        ),
+        (
             "sap_share",
             "a new elder's partial signature on the new SAP",
             Message::SapShare {

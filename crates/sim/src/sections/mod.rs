@@ -80,8 +80,9 @@
 //! after its restart, or before its crash was due) must not name it
 //! ([`Violation::HonestExcluded`]). One thing is allowed it that an honest node is not: being
 //! an elder without a share, when the DKG of its SAP's key ran while it was down
-//! ([`invariants::NodeView::missed_dkg`]); nothing gives a node a share of a key whose DKG it
-//! missed the end of (docs/protocol.md, "Catch-up"), and the report counts such elders.
+//! ([`invariants::NodeView::missed_dkg`]): a restored run asks the others for the votes it
+//! missed, but not every such node can take its share that way (docs/protocol.md, "Catch-up"),
+//! and the report counts the elders left without one.
 
 pub mod invariants;
 mod world;
