@@ -1548,7 +1548,8 @@ impl Coordinator {
                 && s.start.candidates == new_sap.elders
                 && self.our_share.is_none()
         };
-        // So is the finished run that gave us our share, until the next SAP: a candidate that
+        // So is the finished run that gave us our share, until the next SAP or the next start
+        // of its prefix authorised here (which supersedes it): a candidate that
         // crashed in it and restarted from its log has no share of the key the section now
         // has, and finishes its run only from the votes we send it again
         // ([`crate::dkg::DkgRun::resume`]).
@@ -4125,6 +4126,42 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_candidate_back_while_the_others_wait_for_its_vote_gets_their_votes_and_finishes() {
+        // Three candidates need all three votes: the others vote on round 1 while it is down
+        // and wait for its vote; their votes must reach it again, or it never decides round 1.
+        let net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let current: Vec<Name> = net.nodes.values().next().unwrap().sap().names();
+        let name = net
+            .members
+            .iter()
+            .map(|m| m.peer.name())
+            .find(|n| !current.contains(n))
+            .unwrap();
+        let mut candidates: Vec<Peer> = vec![peer_of(&net, name)];
+        candidates.extend(current.iter().take(2).map(|n| peer_of(&net, *n)));
+        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let seed = seed_of(&name, 0..9);
+        let mut sys = with_persistent(net, name);
+        let none = BTreeSet::new();
+        let queue = authorise_with(&mut sys, &start, &elders, &none);
+        run_dkg(&mut sys, &start, queue, &none, 1);
+        let store = sys.node.take().unwrap().into_store();
+        let down = BTreeSet::from([name]);
+        let outputs = run_dkg(&mut sys, &start, Queue::new(), &down, 1);
+        assert!(sap_shares(&outputs).is_empty());
+
+        let (restored, replayed) =
+            PersistentCoordinator::restore(node_secret(seed), store).unwrap();
+        sys.node = Some(restored);
+        let queue: Queue = replayed.into_iter().map(|o| (name, o)).collect();
+        let outputs = run_dkg(&mut sys, &start, queue, &none, 6);
+        let shares = sap_shares(&outputs);
+        assert_eq!(shares.len(), 3, "{outputs:?}");
+        assert!(shares.iter().all(|(_, sap, _)| *sap == shares[0].1));
     }
 
     /// Whether every candidate of `start` other than the persistent node still holds its run.

@@ -61,7 +61,8 @@
 //! ([`DkgMessage::Behind`], [`DkgRun::resume`]), and asks again for the following rounds
 //! whenever those votes move it on. A candidate answers with its own votes on rounds it
 //! decided, each at most once per asker, also after its run ended: the coordinator keeps the
-//! finished run that gave it its share until the next SAP applies. The restarted candidate
+//! finished run that gave it its share until the next SAP applies or the next start of its
+//! prefix is authorised. The restarted candidate
 //! decides a round only on a supermajority of matching votes, as before, so the answers cannot
 //! lead it anywhere the others did not go; it ends with the share the section's SAP names it
 //! for. A run that never restarted sends none of these messages.
@@ -533,16 +534,18 @@ impl DkgRun {
         self.broadcast_except(self.our, |session| DkgMessage::Behind { session, round })
     }
 
-    /// The candidate at `sender` has not decided `round`. If we did, we send it our votes on
-    /// that round and the next we decided, each at most once per candidate: a candidate asking
-    /// again and again gets no more than [`MAX_ROUNDS`] votes from us.
+    /// The candidate at `sender` has not decided `round`. We send it our votes on that round
+    /// and the next, if we voted on them, each at most once per candidate: a candidate asking
+    /// again and again gets no more than [`MAX_ROUNDS`] votes from us. Our vote on the round we
+    /// have not decided yet counts too: the others may be waiting in it for the asker's vote,
+    /// and went on voting while it was down.
     fn help_behind(&mut self, sender: usize, round: u32) -> Vec<DkgEvent> {
         if sender == self.our {
             return Vec::new();
         }
         let to = self.names[sender];
         let mut events = Vec::new();
-        for r in round..round.saturating_add(2).min(self.round) {
+        for r in round..round.saturating_add(2).min(self.round.saturating_add(1)) {
             let Some(set) = self.our_votes.get(&r) else {
                 continue;
             };
