@@ -59,8 +59,8 @@
 //! may even have finished and handed over to a SAP that names it. Its restored run therefore
 //! asks every other candidate for their votes on its current round and the next
 //! ([`DkgMessage::Behind`], [`DkgRun::resume`]), and asks again for the following rounds
-//! whenever those votes move it on. A candidate answers with its own votes on rounds it
-//! decided, each at most once per asker, also after its run ended: the coordinator keeps the
+//! whenever those votes move it on. A candidate answers with its own votes on those rounds, if
+//! it voted on them, each at most once per asker, also after its run ended: the coordinator keeps the
 //! finished run that gave it its share until the next SAP applies or the next start of its
 //! prefix is authorised. The restarted candidate
 //! decides a round only on a supermajority of matching votes, as before, so the answers cannot
@@ -305,7 +305,7 @@ pub struct DkgRun {
     /// behind (`help_behind`).
     our_votes: BTreeMap<u32, Vec<[u8; 32]>>,
     /// The (candidate position, round) pairs whose vote we sent again: at most once each, so
-    /// a candidate repeating an old vote cannot make us send more than [`MAX_ROUNDS`] votes.
+    /// a candidate asking again and again cannot make us send more than [`MAX_ROUNDS`] votes.
     resent: BTreeSet<(usize, u32)>,
     /// Restarted from the log: we ask for the votes of each round we reach
     /// ([`DkgRun::resume`]).
