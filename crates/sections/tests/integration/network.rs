@@ -11,12 +11,11 @@
 
 use std::collections::BTreeSet;
 
-use keyquorum_sections::coordinator::Dropped;
 use keyquorum_sections::dkg::DkgMessage;
 use keyquorum_sections::elders::{ELDER_COUNT, Member, Peer, select_elders, split};
 use keyquorum_sections::session::{DkgStart, supermajority};
 use keyquorum_sections::simulation::{Network, secret};
-use keyquorum_sections::store::{LoggedInput, PersistError};
+use keyquorum_sections::store::LoggedInput;
 use keyquorum_sections::wire::Message;
 use keyquorum_sections::{Name, Prefix};
 
@@ -174,10 +173,9 @@ fn a_network_grows_loses_elders_splits_and_keeps_one_verifiable_chain_per_sectio
             from: starts[0].names()[0],
             message: late,
         });
-    assert!(matches!(
-        result,
-        Err(PersistError::Dropped(Dropped::UnknownSession))
-    ));
+    // The finished run that gave the node its share is kept until the next start or SAP, to
+    // answer a candidate that restarted from its log: a late vote on it changes nothing.
+    assert!(matches!(&result, Ok(out) if out.is_empty()), "{result:?}");
 }
 
 /// Votes of the last round (success takes three: contribute, share, publish) held back from
