@@ -3675,7 +3675,7 @@ mod tests {
         // deadlines for the other's vote, which its loaded machine has not sent yet.
         let deadline = LoggedInput::Deadline(start.session);
         let mut held = Queue::new();
-        for _ in 0..2 {
+        for _ in 0..crate::dkg::MAX_ANSWERS {
             let node = net.nodes.get_mut(&first).unwrap();
             let out = node.take(&deadline).unwrap();
             assert!(
@@ -3703,7 +3703,7 @@ mod tests {
         // The first candidate starts, and two of its deadlines pass while the elders'
         // signatures are still on their way to the other: it neither votes nor fails.
         let held = authorise_with(&mut net.nodes, &start, &elders, &BTreeSet::from([late]));
-        for _ in 0..2 {
+        for _ in 0..crate::dkg::MAX_ANSWERS {
             let node = net.nodes.get_mut(&first).unwrap();
             let out = node.take(&LoggedInput::Deadline(start.session)).unwrap();
             assert!(out.is_empty(), "{out:?}");
@@ -4032,29 +4032,23 @@ mod tests {
         c.chain().verify_from(&c.genesis_key).unwrap();
     }
 
-    #[test]
-    fn a_candidate_back_after_its_dkg_ended_without_it_takes_its_share_from_the_others_votes() {
+    /// A candidate that is not a current elder takes part in the first round of a seven-candidate
+    /// DKG, then crashes; the others end the DKG and the handover without it (six SAP partials,
+    /// five needed) and apply the new SAP, which names it an elder. Back from its store, it
+    /// learns that SAP and holds no share of its key: its run stopped rounds before the end.
+    fn back_after_its_handover() -> BackAfterHandover {
         let net = net(9);
         let elders = elder_secrets(&net, 9);
         let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
         let start = DkgStart::new(Prefix::ROOT, candidates, 2);
         let current: Vec<Name> = net.nodes.values().next().unwrap().sap().names();
         let name = *start.names().iter().find(|n| !current.contains(n)).unwrap();
-        let seed = seed_of(&name, 0..9);
         let mut sys = with_persistent(net, name);
         for sk in &elders {
             let e = Name::of(&key_of(sk));
             sys.nodes.get_mut(&e).unwrap().sign_start(&start).unwrap();
         }
-        // One round with everyone, then the candidate crashes; the others end the DKG and the
-        // handover without it (six SAP partials, five needed) and apply the new SAP, which
-        // names it an elder.
-        let none = BTreeSet::new();
-        let queue = authorise_with(&mut sys, &start, &elders, &none);
-        run_dkg(&mut sys, &start, queue, &none, 1);
-        let store = sys.node.take().unwrap().into_store();
-        let down = BTreeSet::from([name]);
-        let outputs = run_dkg(&mut sys, &start, Queue::new(), &down, 6);
+        let (store, outputs) = sys.crash_after_first_round(&start, &elders, 6);
         let shares = sap_shares(&outputs);
         assert_eq!(shares.len(), 6, "{outputs:?}");
         let signed = complete_handover(&mut sys.nodes, &start, &shares);
@@ -4063,11 +4057,7 @@ mod tests {
         }
         assert!(signed.sap.names().contains(&name));
 
-        // Back from its store, it learns the SAP and holds no share of its key yet: its run
-        // stopped rounds before the end.
-        let (restored, replayed) =
-            PersistentCoordinator::restore(node_secret(seed), store).unwrap();
-        sys.node = Some(restored);
+        let replayed = sys.restore_from(store);
         let new_elders = LoggedInput::Message {
             from: current[0],
             message: Message::NewElders(signed.clone()),
@@ -4075,10 +4065,32 @@ mod tests {
         sys.take(name, &new_elders).unwrap();
         assert_eq!(sys.persistent().sap(), &signed.sap);
         assert!(sys.persistent().our_share().is_none());
+        assert!(others_know(&sys, &start));
+        BackAfterHandover {
+            sys,
+            start,
+            signed,
+            shares,
+            replayed,
+        }
+    }
 
-        // Its restored run asks the others for the votes it missed; the votes they send again
-        // end its run, with no deadline passing.
-        let asked: Vec<DkgMessage> = replayed
+    /// [`back_after_its_handover`]'s scene.
+    struct BackAfterHandover {
+        /// The harness, the candidate restored.
+        sys: WithPersistent,
+        start: DkgStart,
+        /// The SAP the others handed over to.
+        signed: SignedSap,
+        /// The others' SAP partials.
+        shares: Vec<(Name, Sap, PartialSignature<MinPk>)>,
+        /// What its restore sent.
+        replayed: Vec<Output>,
+    }
+
+    /// The `Behind` requests among `outputs`.
+    fn behind_requests(outputs: &[Output]) -> Vec<DkgMessage> {
+        outputs
             .iter()
             .filter_map(|o| match o {
                 Output::Dkg {
@@ -4087,32 +4099,57 @@ mod tests {
                 } => Some(message.clone()),
                 _ => None,
             })
-            .collect();
-        assert_eq!(asked.len(), 6);
-        assert!(others_know(&sys, &start));
-        let mut queue: Queue = replayed.into_iter().map(|o| (name, o)).collect();
-        let rest = pump(&mut sys, &mut queue, &none);
+            .collect()
+    }
+
+    /// Checks that the persistent node holds a share of `signed`'s key: its SAP partial among
+    /// `outputs` combines with `threshold - 1` of the others' `shares` to the SAP's signature.
+    fn holds_share_of(
+        sys: &WithPersistent,
+        signed: &SignedSap,
+        shares: &[(Name, Sap, PartialSignature<MinPk>)],
+        outputs: &[(Name, Output)],
+    ) {
         let share = sys
             .persistent()
             .our_share()
             .expect("the share of the new key");
         assert_eq!(share.section_key, signed.sap.section_key);
-        // Its share is a share of that key: its SAP partial with four others' combines to the
-        // SAP's signature (the first five taken are the only set tried).
-        let (_, sap, partial) = sap_shares(&rest)
+        let (_, sap, partial) = sap_shares(outputs)
             .into_iter()
-            .find(|(n, ..)| *n == name)
+            .find(|(n, ..)| *n == sys.name)
             .expect("its SAP partial");
         assert_eq!(sap, signed.sap);
         let mut acc = ThresholdAccumulator::for_sap(&sap);
-        assert_eq!(acc.add(name, partial), Ok(None));
+        assert_eq!(acc.add(sys.name, partial), Ok(None));
         let mut combined = None;
+        // The first `threshold - 1` taken are the only set tried.
         for (from, _, partial) in shares.iter().take(sap.threshold() - 1) {
             combined = acc.add(*from, *partial).unwrap();
         }
         assert!(combined.is_some());
+    }
 
-        // Each other candidate sends a vote again at most once: asking again gets nothing.
+    #[test]
+    fn a_candidate_back_after_its_dkg_ended_without_it_takes_its_share_from_the_others_votes() {
+        let BackAfterHandover {
+            mut sys,
+            start,
+            signed,
+            shares,
+            replayed,
+        } = back_after_its_handover();
+        let name = sys.name;
+        // Its restored run asks the others for the votes it missed; the votes they send again
+        // end its run, with no deadline passing.
+        let asked = behind_requests(&replayed);
+        assert_eq!(asked.len(), 6);
+        let mut queue: Queue = replayed.into_iter().map(|o| (name, o)).collect();
+        let rest = pump(&mut sys, &mut queue, &BTreeSet::new());
+        holds_share_of(&sys, &signed, &shares, &rest);
+
+        // Each other candidate sends a vote again at most `MAX_ANSWERS` times: once the same
+        // requests came that often more, asking again gets nothing.
         let others: Vec<Name> = start.names().into_iter().filter(|n| *n != name).collect();
         for request in &asked {
             let input = LoggedInput::Message {
@@ -4120,12 +4157,50 @@ mod tests {
                 message: Message::Dkg(request.clone()),
             };
             for other in &others {
-                assert_eq!(
-                    sys.nodes.get_mut(other).unwrap().take(&input),
-                    Ok(Vec::new())
-                );
+                let node = sys.nodes.get_mut(other).unwrap();
+                for _ in 0..crate::dkg::MAX_ANSWERS {
+                    node.take(&input).unwrap();
+                }
+                assert_eq!(node.take(&input), Ok(Vec::new()));
             }
         }
+    }
+
+    #[test]
+    fn a_candidate_back_whose_answers_were_lost_asks_again_at_its_next_deadline() {
+        let BackAfterHandover {
+            mut sys,
+            start,
+            signed,
+            shares,
+            replayed,
+        } = back_after_its_handover();
+        let name = sys.name;
+        // Every request reaches the others; every answer is lost.
+        for (to, message) in replayed.into_iter().filter_map(|o| match o {
+            Output::Dkg {
+                to,
+                message: message @ DkgMessage::Behind { .. },
+            } => Some((to, message)),
+            _ => None,
+        }) {
+            let input = LoggedInput::Message {
+                from: name,
+                message: Message::Dkg(message),
+            };
+            let answers = sys.take(to, &input).unwrap();
+            assert!(!answers.is_empty());
+        }
+        assert!(sys.persistent().our_share().is_none());
+
+        // Its next deadline finds it no further on: it asks again, and the answers end its run.
+        let again = sys
+            .take(name, &LoggedInput::Deadline(start.session))
+            .unwrap();
+        assert_eq!(behind_requests(&again).len(), 6);
+        let mut queue: Queue = again.into_iter().map(|o| (name, o)).collect();
+        let rest = pump(&mut sys, &mut queue, &BTreeSet::new());
+        holds_share_of(&sys, &signed, &shares, &rest);
     }
 
     #[test]
@@ -4144,21 +4219,13 @@ mod tests {
         let mut candidates: Vec<Peer> = vec![peer_of(&net, name)];
         candidates.extend(current.iter().take(2).map(|n| peer_of(&net, *n)));
         let start = DkgStart::new(Prefix::ROOT, candidates, 2);
-        let seed = seed_of(&name, 0..9);
         let mut sys = with_persistent(net, name);
-        let none = BTreeSet::new();
-        let queue = authorise_with(&mut sys, &start, &elders, &none);
-        run_dkg(&mut sys, &start, queue, &none, 1);
-        let store = sys.node.take().unwrap().into_store();
-        let down = BTreeSet::from([name]);
-        let outputs = run_dkg(&mut sys, &start, Queue::new(), &down, 1);
+        let (store, outputs) = sys.crash_after_first_round(&start, &elders, 1);
         assert!(sap_shares(&outputs).is_empty());
 
-        let (restored, replayed) =
-            PersistentCoordinator::restore(node_secret(seed), store).unwrap();
-        sys.node = Some(restored);
+        let replayed = sys.restore_from(store);
         let queue: Queue = replayed.into_iter().map(|o| (name, o)).collect();
-        let outputs = run_dkg(&mut sys, &start, queue, &none, 6);
+        let outputs = run_dkg(&mut sys, &start, queue, &BTreeSet::new(), 6);
         let shares = sap_shares(&outputs);
         assert_eq!(shares.len(), 3, "{outputs:?}");
         assert!(shares.iter().all(|(_, sap, _)| *sap == shares[0].1));
@@ -4188,6 +4255,33 @@ mod tests {
         /// Crash and restart of the persistent node: only its store survives.
         fn crash_and_restore(&mut self, seed: u64) -> Vec<Output> {
             let store = self.node.take().unwrap().into_store();
+            let (restored, replayed) =
+                PersistentCoordinator::restore(node_secret(seed), store).unwrap();
+            self.node = Some(restored);
+            replayed
+        }
+
+        /// The persistent node takes part in the first round of `start`'s DKG (authorised by
+        /// `elders`), then crashes; the others go on without it for `deadlines` deadlines.
+        /// Returns its store and the others' outputs.
+        fn crash_after_first_round(
+            &mut self,
+            start: &DkgStart,
+            elders: &[Secret<Scalar>],
+            deadlines: usize,
+        ) -> (MemoryStore, Vec<(Name, Output)>) {
+            let none = BTreeSet::new();
+            let queue = authorise_with(self, start, elders, &none);
+            run_dkg(self, start, queue, &none, 1);
+            let store = self.node.take().unwrap().into_store();
+            let down = BTreeSet::from([self.name]);
+            let outputs = run_dkg(self, start, Queue::new(), &down, deadlines);
+            (store, outputs)
+        }
+
+        /// Restarts the persistent node from `store`; returns what the restore sent.
+        fn restore_from(&mut self, store: MemoryStore) -> Vec<Output> {
+            let seed = seed_of(&self.name, 0..9);
             let (restored, replayed) =
                 PersistentCoordinator::restore(node_secret(seed), store).unwrap();
             self.node = Some(restored);

@@ -54,18 +54,18 @@
 //!   failure").
 //!
 //! # A candidate back from a crash
-//! A candidate that crashes and restarts from its log ([`crate::store`]) replays its run to
-//! where it stopped, but the others may have decided rounds meanwhile, each voting once, and
-//! may even have finished and handed over to a SAP that names it. Its restored run therefore
-//! asks every other candidate for their votes on its current round and the next
-//! ([`DkgMessage::Behind`], [`DkgRun::resume`]), and asks again for the following rounds
-//! whenever those votes move it on. A candidate answers with its own votes on those rounds, if
-//! it voted on them, each at most once per asker, also after its run ended: the coordinator keeps the
-//! finished run that gave it its share until the next SAP applies or the next start of its
-//! prefix is authorised. The restarted candidate
-//! decides a round only on a supermajority of matching votes, as before, so the answers cannot
-//! lead it anywhere the others did not go; it ends with the share the section's SAP names it
-//! for. A run that never restarted sends none of these messages.
+//! A candidate that crashes and restarts from its log ([`crate::store`]) replays its run to where
+//! it stopped, but the others may have decided rounds meanwhile, each voting once, and may even
+//! have finished and handed over to a SAP that names it. Its restored run therefore asks every
+//! other candidate for their votes on its current round and the next ([`DkgMessage::Behind`],
+//! [`DkgRun::resume`]), and asks again for the following rounds whenever those votes move it on,
+//! and again at each deadline that finds it no further on (the answers may have been lost). A
+//! candidate answers with its own votes on those rounds, if it voted on them, each at most
+//! [`MAX_ANSWERS`] times per asker, also after its run ended: the coordinator keeps the finished
+//! run that gave it its share until the next SAP applies or the next start of its prefix is
+//! authorised. The restarted candidate decides a round only on a supermajority of matching votes,
+//! as before, so the answers cannot lead it anywhere the others did not go; it ends with the share
+//! the section's SAP names it for. A run that never restarted sends none of these messages.
 //!
 //! # Determinism
 //! A run is a function of its inputs: the node key, the start, the messages and the deadlines.
@@ -115,6 +115,12 @@ pub const START_GRACE: u32 = 3;
 /// link) is waited for; votes that are all in but differ are not, since waiting cannot
 /// reconcile them.
 pub const VOTE_SLACK: u32 = 2;
+
+/// Most times a run sends its vote on one round again to one restarted candidate that asks for
+/// it ([`DkgMessage::Behind`]): the first answer, and one more for a candidate that asked again
+/// at its next deadline because the first was lost. Bounded because a vote carries every post
+/// it names, tens of kilobytes each.
+pub const MAX_ANSWERS: u32 = 2;
 
 /// Most distinct valid posts a run keeps from one author over the whole session: an honest
 /// dealer posts one contribution and one publication per engine attempt, and one more is
@@ -304,9 +310,10 @@ pub struct DkgRun {
     /// Our own vote of every round we voted on, kept to send again to a candidate that fell
     /// behind (`help_behind`).
     our_votes: BTreeMap<u32, Vec<[u8; 32]>>,
-    /// The (candidate position, round) pairs whose vote we sent again: at most once each, so
-    /// a candidate asking again and again cannot make us send more than [`MAX_ROUNDS`] votes.
-    resent: BTreeSet<(usize, u32)>,
+    /// How often we sent our vote on a round again to a candidate, by (its position, round):
+    /// at most [`MAX_ANSWERS`] times each, so a candidate asking again and again cannot make
+    /// us send more than `MAX_ANSWERS * MAX_ROUNDS` votes.
+    resent: BTreeMap<(usize, u32), u32>,
     /// Restarted from the log: we ask for the votes of each round we reach
     /// ([`DkgRun::resume`]).
     behind: bool,
@@ -378,7 +385,7 @@ impl DkgRun {
             votes: BTreeMap::new(),
             voted: BTreeSet::new(),
             our_votes: BTreeMap::new(),
-            resent: BTreeSet::new(),
+            resent: BTreeMap::new(),
             behind: false,
             done: false,
         };
@@ -491,7 +498,7 @@ impl DkgRun {
         }
         let k = self.deadlines - 1 - self.waited;
         if k < self.round {
-            return Vec::new();
+            return self.ask_again();
         }
         let overdue = k > self.round && !(self.a_vote_is_missing() && k <= self.round + VOTE_SLACK);
         if overdue || self.round >= MAX_ROUNDS {
@@ -509,8 +516,23 @@ impl DkgRun {
                 .collect();
             events.extend(self.vote(set));
         }
+        let from_round = self.round;
         events.extend(self.decide());
+        if self.round == from_round {
+            events.extend(self.ask_again());
+        }
         events
+    }
+
+    /// At a deadline of a restarted run that did not move on since it last asked: the answers
+    /// may have been lost (a connection still being re-established), so it asks again. A run
+    /// that moved on asked already, for its new round ([`Self::decide`]).
+    fn ask_again(&self) -> Vec<DkgEvent> {
+        if self.behind && !self.done {
+            self.ask_for_votes()
+        } else {
+            Vec::new()
+        }
     }
 
     /// After a restart from the log ([`crate::store::PersistentCoordinator::restore`]): the
@@ -535,8 +557,7 @@ impl DkgRun {
     }
 
     /// The candidate at `sender` has not decided `round`. We send it our votes on that round
-    /// and the next, if we voted on them, each at most once per candidate: a candidate asking
-    /// again and again gets no more than [`MAX_ROUNDS`] votes from us. Our vote on the round we
+    /// and the next, if we voted on them, each at most [`MAX_ANSWERS`] times per candidate. Our vote on the round we
     /// have not decided yet counts too: the others may be waiting in it for the asker's vote,
     /// and went on voting while it was down.
     fn help_behind(&mut self, sender: usize, round: u32) -> Vec<DkgEvent> {
@@ -549,9 +570,11 @@ impl DkgRun {
             let Some(set) = self.our_votes.get(&r) else {
                 continue;
             };
-            if !self.resent.insert((sender, r)) {
+            let answers = self.resent.entry((sender, r)).or_default();
+            if *answers >= MAX_ANSWERS {
                 continue;
             }
+            *answers += 1;
             let posts = set.iter().map(|d| self.posts[d].1.clone()).collect();
             events.push(DkgEvent::Send {
                 to,
