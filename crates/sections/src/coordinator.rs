@@ -1139,6 +1139,49 @@ impl Coordinator {
         out
     }
 
+    /// Our SAP and link partials of the handovers not yet complete here, for the driver to send
+    /// again now and then: the network gives up on a peer it cannot reach for a while, and a
+    /// handover short of a partial nobody sends again would wait for the next elder change.
+    /// Each is the partial sent first (BLS signing is deterministic), so a receiver that has
+    /// it drops it as a duplicate. A SAP partial is of a run that gave us a share the section
+    /// has not adopted; a link partial of a handover we sent one for whose link neither
+    /// completed here nor is on our chain (a handover kept open by a split included).
+    pub fn partials_to_resend(&self) -> Vec<Output> {
+        let mut out = Vec::new();
+        for (session, s) in &self.sessions {
+            if let Decision::Succeeded(share) = &s.decision {
+                let sap = Sap {
+                    prefix: s.start.prefix,
+                    elders: s.start.candidates.clone(),
+                    section_key: share.section_key,
+                };
+                let partial = sap::sign_sap(share, &sap);
+                out.push(Output::SapShare {
+                    session: *session,
+                    sap,
+                    partial,
+                });
+            }
+        }
+        for (session, h) in &self.handovers {
+            if h.done {
+                continue;
+            }
+            for progress in h.keys.values().filter(|p| p.link_sent) {
+                let new_key = progress.sap.section_key;
+                if self.chain.links().iter().any(|l| l.key == new_key) {
+                    continue;
+                }
+                out.push(Output::LinkShare {
+                    session: *session,
+                    new_key,
+                    partial: sap::sign_link(&h.parent_share, &new_key),
+                });
+            }
+        }
+        out
+    }
+
     /// The driver's next deadline of `session`'s DKG (see [`crate::dkg`]).
     pub fn dkg_deadline(&mut self, session: SessionId) -> Result<Vec<Output>, Dropped> {
         self.running(&session)?;
@@ -2336,6 +2379,106 @@ mod tests {
             }
         }
         assert!(matches!(&out[..], [Output::LinkShare { new_key, .. }] if *new_key == key));
+    }
+
+    #[test]
+    fn lost_sap_and_link_partials_are_sent_again_until_the_handover_completes() {
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
+        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let current: Vec<Name> = net.nodes.values().next().unwrap().sap().names();
+        let nodes = &mut net.nodes;
+        for sk in &elders {
+            let e = Name::of(&key_of(sk));
+            nodes.get_mut(&e).unwrap().sign_start(&start).unwrap();
+        }
+        let none = BTreeSet::new();
+        let queue = authorise_with(nodes, &start, &elders, &none);
+        let outputs = run_dkg(nodes, &start, queue, &none, 4);
+        let shares = sap_shares(&outputs);
+        assert_eq!(shares.len(), 7);
+        let is_sap_share = |o: &Output| matches!(o, Output::SapShare { .. });
+        let is_link_share = |o: &Output| matches!(o, Output::LinkShare { .. });
+
+        // Every SAP partial is lost: each candidate has the same one to send again.
+        for (name, sap, partial) in &shares {
+            let again: Vec<Output> = nodes[name]
+                .partials_to_resend()
+                .into_iter()
+                .filter(is_sap_share)
+                .collect();
+            let first = Output::SapShare {
+                session: start.session,
+                sap: sap.clone(),
+                partial: *partial,
+            };
+            assert_eq!(again, vec![first]);
+        }
+        // Sent again, they reach the elders; every link partial the elders send is lost, so
+        // none of them completes the handover.
+        let mut links = BTreeMap::new();
+        for e in &current {
+            for (name, sap, partial) in &shares {
+                let out = nodes
+                    .get_mut(e)
+                    .unwrap()
+                    .handle_sap_share(*name, start.session, sap, *partial)
+                    .unwrap();
+                links.extend(out.into_iter().map(|o| (*e, o)));
+            }
+        }
+        assert_eq!(links.len(), current.len());
+        assert!(links.values().all(is_link_share));
+        // Each elder has its link partial to send again; delivered, they complete the handover.
+        let mut signed = Vec::new();
+        for e in &current {
+            let again: Vec<Output> = nodes[e]
+                .partials_to_resend()
+                .into_iter()
+                .filter(is_link_share)
+                .collect();
+            assert_eq!(again, vec![links[e].clone()]);
+        }
+        for e in &current {
+            for (from, link) in &links {
+                let Output::LinkShare {
+                    new_key, partial, ..
+                } = link
+                else {
+                    unreachable!()
+                };
+                if from == e {
+                    continue;
+                }
+                match nodes.get_mut(e).unwrap().handle_link_share(
+                    *from,
+                    start.session,
+                    new_key,
+                    *partial,
+                ) {
+                    Ok(out) => signed.extend(out.into_iter().map(|o| match o {
+                        Output::NewElders(s) => *s,
+                        other => panic!("unexpected {other:?}"),
+                    })),
+                    Err(Dropped::AlreadyDecided) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        assert_eq!(signed.len(), current.len());
+        assert!(signed.iter().all(|s| *s == signed[0]));
+        // A completed handover sends no link partial again, and once the SAP applies no
+        // candidate sends its SAP partial again.
+        assert!(
+            current
+                .iter()
+                .all(|e| !nodes[e].partials_to_resend().iter().any(is_link_share))
+        );
+        for node in nodes.values_mut() {
+            node.apply_sap(&signed[0]).unwrap();
+        }
+        assert!(nodes.values().all(|n| n.partials_to_resend().is_empty()));
     }
 
     /// Every SAP partial of `shares` handed to `node` as an elder of `start` (which it signs

@@ -118,6 +118,12 @@ pub const CATCH_UP_EVERY: Duration = Duration::from_secs(20);
 /// call for one sooner than [`CATCH_UP_EVERY`].
 pub const CATCH_UP_SOON: Duration = Duration::from_secs(2);
 
+/// How often a node sends again its SAP and link partials of handovers not complete here
+/// ([`Coordinator::partials_to_resend`](keyquorum_sections::coordinator::Coordinator::partials_to_resend)):
+/// the network gives up on a peer after its retries, and a handover short of a lost partial
+/// would otherwise wait for the next elder change.
+pub const RESEND_PARTIALS_EVERY: Duration = Duration::from_secs(10);
+
 /// How often a member that is not an elder sends its alive statement again (it also sends it
 /// at every SAP it applies): an elder that refused it, or missed it, or has not reached its
 /// generation yet takes it then.
@@ -522,6 +528,8 @@ struct Runtime {
     catch_up_turn: usize,
     /// Who hastened an ask last, and when.
     catch_up_triggers: PeerRateLimit,
+    /// When to send our unfinished handovers' partials again ([`RESEND_PARTIALS_EVERY`]).
+    resend_partials_at: Instant,
 }
 
 /// Per known peer, when it last did something allowed once per `period` (hasten a catch-up,
@@ -607,6 +615,7 @@ impl Runtime {
             catch_up_asked: None,
             catch_up_turn: 0,
             catch_up_triggers: PeerRateLimit::new(CATCH_UP_EVERY),
+            resend_partials_at: Instant::now() + RESEND_PARTIALS_EVERY,
         };
         rt.learn(our_peer);
         for m in rt.members.clone() {
@@ -770,6 +779,12 @@ impl Runtime {
             now,
         ) {
             self.announce_alive(false);
+        }
+        if now >= self.resend_partials_at {
+            self.resend_partials_at = now + RESEND_PARTIALS_EVERY;
+            for output in self.coordinator.coordinator().partials_to_resend() {
+                self.route(output)?;
+            }
         }
         let due: Vec<SessionId> = self
             .deadlines
