@@ -1861,8 +1861,23 @@ mod tests {
                 }
             }
         }
+        signed.extend(deliver_link_partials(nodes, elders, start, &link_shares));
+        assert_eq!(signed.len(), elders.len());
+        assert!(signed.iter().all(|s| *s == signed[0]));
+        signed.swap_remove(0)
+    }
+
+    /// Every elder of `elders` takes every link partial of `link_shares` (sender, new key,
+    /// partial) but its own; returns the SAPs they signed.
+    fn deliver_link_partials(
+        nodes: &mut BTreeMap<Name, Coordinator>,
+        elders: &[Name],
+        start: &DkgStart,
+        link_shares: &[(Name, PublicKey, PartialSignature<MinPk>)],
+    ) -> Vec<SignedSap> {
+        let mut signed = Vec::new();
         for e in elders {
-            for (from, new_key, partial) in &link_shares {
+            for (from, new_key, partial) in link_shares {
                 if from == e {
                     continue;
                 }
@@ -1878,9 +1893,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(signed.len(), elders.len());
-        assert!(signed.iter().all(|s| *s == signed[0]));
-        signed.swap_remove(0)
+        signed
     }
 
     /// Runs a whole handover among coordinators with the real DKG: the current elders sign the
@@ -2431,7 +2444,6 @@ mod tests {
         assert_eq!(links.len(), current.len());
         assert!(links.values().all(is_link_share));
         // Each elder has its link partial to send again; delivered, they complete the handover.
-        let mut signed = Vec::new();
         for e in &current {
             let again: Vec<Output> = nodes[e]
                 .partials_to_resend()
@@ -2440,32 +2452,16 @@ mod tests {
                 .collect();
             assert_eq!(again, vec![links[e].clone()]);
         }
-        for e in &current {
-            for (from, link) in &links {
-                let Output::LinkShare {
+        let resent: Vec<(Name, PublicKey, PartialSignature<MinPk>)> = links
+            .iter()
+            .filter_map(|(from, link)| match link {
+                Output::LinkShare {
                     new_key, partial, ..
-                } = link
-                else {
-                    unreachable!()
-                };
-                if from == e {
-                    continue;
-                }
-                match nodes.get_mut(e).unwrap().handle_link_share(
-                    *from,
-                    start.session,
-                    new_key,
-                    *partial,
-                ) {
-                    Ok(out) => signed.extend(out.into_iter().map(|o| match o {
-                        Output::NewElders(s) => *s,
-                        other => panic!("unexpected {other:?}"),
-                    })),
-                    Err(Dropped::AlreadyDecided) => {}
-                    Err(e) => panic!("{e}"),
-                }
-            }
-        }
+                } => Some((*from, *new_key, *partial)),
+                _ => None,
+            })
+            .collect();
+        let signed = deliver_link_partials(nodes, &current, &start, &resent);
         assert_eq!(signed.len(), current.len());
         assert!(signed.iter().all(|s| *s == signed[0]));
         // A completed handover sends no link partial again, and once the SAP applies no
