@@ -1920,6 +1920,12 @@ mod tests {
         signed
     }
 
+    /// A start of generation 2 at the root whose candidates are the first seven members.
+    fn first_seven_start(net: &Net) -> DkgStart {
+        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
+        DkgStart::new(Prefix::ROOT, candidates, 2)
+    }
+
     fn net(member_count: u64) -> Net {
         let mut rng = ChaCha20Rng::seed_from_u64(9);
         let founder = member(100, 255);
@@ -2202,8 +2208,7 @@ mod tests {
     fn a_single_node_can_neither_fail_a_dkg_nor_exclude_a_peer() {
         let mut net = net(9);
         let elders = elder_secrets(&net, 9);
-        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
-        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let start = first_seven_start(&net);
         let queue = authorise(&mut net, &start, &elders);
         let names = start.names();
         let liar = seed_of(&names[0], 0..9);
@@ -2238,8 +2243,7 @@ mod tests {
     fn one_outcome_per_session_and_stale_generations_are_dropped() {
         let mut net = net(9);
         let elders = elder_secrets(&net, 9);
-        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
-        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let start = first_seven_start(&net);
         let queue = authorise(&mut net, &start, &elders);
         let name = start.names()[0];
         // An outcome for another candidate's position is refused. (Shares made by hand: the
@@ -2325,8 +2329,7 @@ mod tests {
         let elders = elder_secrets(&net, 9);
         let current = net.nodes.values().next().unwrap().sap().clone();
         let elder = current.names()[0];
-        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
-        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let start = first_seven_start(&net);
         let queue = authorise(&mut net, &start, &elders);
         let outputs = run_dkg(&mut net.nodes, &start, queue, &BTreeSet::new(), 4);
         let partials: BTreeMap<Name, (Sap, PartialSignature<MinPk>)> = sap_shares(&outputs)
@@ -2398,8 +2401,7 @@ mod tests {
     fn lost_sap_and_link_partials_are_sent_again_until_the_handover_completes() {
         let mut net = net(9);
         let elders = elder_secrets(&net, 9);
-        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
-        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let start = first_seven_start(&net);
         let current: Vec<Name> = net.nodes.values().next().unwrap().sap().names();
         let nodes = &mut net.nodes;
         for sk in &elders {
@@ -3264,8 +3266,7 @@ mod tests {
         let elders = elder_secrets(&net, 9);
         let current = net.nodes.values().next().unwrap().sap().clone();
         let threshold = current.threshold();
-        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
-        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let start = first_seven_start(&net);
         let queue = authorise(&mut net, &start, &elders);
         let outputs = run_dkg(&mut net.nodes, &start, queue, &BTreeSet::new(), 4);
         let shares = sap_shares(&outputs);
@@ -3668,8 +3669,7 @@ mod tests {
     fn a_silent_candidate_fails_the_dkg_and_the_restart_runs_without_it() {
         let mut net = net(9);
         let elders = elder_secrets(&net, 9);
-        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
-        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let start = first_seven_start(&net);
         for sk in &elders {
             let e = Name::of(&key_of(sk));
             net.nodes.get_mut(&e).unwrap().sign_start(&start).unwrap();
@@ -3859,8 +3859,7 @@ mod tests {
     fn an_undecided_round_fails_naming_the_candidates_without_a_vote() {
         let mut net = net(9);
         let elders = elder_secrets(&net, 9);
-        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
-        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let start = first_seven_start(&net);
         // Three of seven silent: four votes never reach supermajority(7) = 5, so round 0 is
         // never decided and the engine never runs past its start.
         let silent: BTreeSet<Name> = start.names()[4..].iter().copied().collect();
@@ -3894,8 +3893,7 @@ mod tests {
     fn the_dkg_refuses_messages_from_outsiders_and_forged_posts() {
         let mut net = net(9);
         let elders = elder_secrets(&net, 9);
-        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
-        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let start = first_seven_start(&net);
         let mut queue = authorise(&mut net, &start, &elders);
         let names = start.names();
         let outsider = Name::of(&key_of(&node_secret(50)));
@@ -4055,8 +4053,7 @@ mod tests {
     fn a_persistent_node_crashed_mid_dkg_replays_its_log_and_finishes_with_the_same_key() {
         let mut net = net(9);
         let elders = elder_secrets(&net, 9);
-        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
-        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let start = first_seven_start(&net);
         // A candidate that is not a current elder, so the elders' side runs without it.
         let current: Vec<Name> = net.nodes.values().next().unwrap().sap().names();
         let position = start
@@ -4178,8 +4175,7 @@ mod tests {
     fn back_after_its_handover() -> BackAfterHandover {
         let net = net(9);
         let elders = elder_secrets(&net, 9);
-        let candidates: Vec<Peer> = net.members.iter().map(|m| m.peer.clone()).take(7).collect();
-        let start = DkgStart::new(Prefix::ROOT, candidates, 2);
+        let start = first_seven_start(&net);
         let current: Vec<Name> = net.nodes.values().next().unwrap().sap().names();
         let name = *start.names().iter().find(|n| !current.contains(n)).unwrap();
         let mut sys = with_persistent(net, name);
@@ -4271,32 +4267,31 @@ mod tests {
 
     #[test]
     fn a_candidate_back_after_its_dkg_ended_without_it_takes_its_share_from_the_others_votes() {
-        let BackAfterHandover {
-            mut sys,
-            start,
-            signed,
-            shares,
-            replayed,
-        } = back_after_its_handover();
-        let name = sys.name;
+        let mut scene = back_after_its_handover();
+        let name = scene.sys.name;
         // Its restored run asks the others for the votes it missed; the votes they send again
         // end its run, with no deadline passing.
-        let asked = behind_requests(&replayed);
+        let asked = behind_requests(&scene.replayed);
         assert_eq!(asked.len(), 6);
-        let mut queue: Queue = replayed.into_iter().map(|o| (name, o)).collect();
-        let rest = pump(&mut sys, &mut queue, &BTreeSet::new());
-        holds_share_of(&sys, &signed, &shares, &rest);
+        let mut queue: Queue = scene.replayed.into_iter().map(|o| (name, o)).collect();
+        let rest = pump(&mut scene.sys, &mut queue, &BTreeSet::new());
+        holds_share_of(&scene.sys, &scene.signed, &scene.shares, &rest);
 
         // Each other candidate sends a vote again at most `MAX_ANSWERS` times: once the same
         // requests came that often more, asking again gets nothing.
-        let others: Vec<Name> = start.names().into_iter().filter(|n| *n != name).collect();
+        let others: Vec<Name> = scene
+            .start
+            .names()
+            .into_iter()
+            .filter(|n| *n != name)
+            .collect();
         for request in &asked {
             let input = LoggedInput::Message {
                 from: name,
                 message: Message::Dkg(request.clone()),
             };
             for other in &others {
-                let node = sys.nodes.get_mut(other).unwrap();
+                let node = scene.sys.nodes.get_mut(other).unwrap();
                 for _ in 0..crate::dkg::MAX_ANSWERS {
                     node.take(&input).unwrap();
                 }
@@ -4307,16 +4302,10 @@ mod tests {
 
     #[test]
     fn a_candidate_back_whose_answers_were_lost_asks_again_at_its_next_deadline() {
-        let BackAfterHandover {
-            mut sys,
-            start,
-            signed,
-            shares,
-            replayed,
-        } = back_after_its_handover();
-        let name = sys.name;
+        let mut scene = back_after_its_handover();
+        let name = scene.sys.name;
         // Every request reaches the others; every answer is lost.
-        for (to, message) in replayed.into_iter().filter_map(|o| match o {
+        for (to, message) in scene.replayed.into_iter().filter_map(|o| match o {
             Output::Dkg {
                 to,
                 message: message @ DkgMessage::Behind { .. },
@@ -4327,19 +4316,20 @@ mod tests {
                 from: name,
                 message: Message::Dkg(message),
             };
-            let answers = sys.take(to, &input).unwrap();
+            let answers = scene.sys.take(to, &input).unwrap();
             assert!(!answers.is_empty());
         }
-        assert!(sys.persistent().our_share().is_none());
+        assert!(scene.sys.persistent().our_share().is_none());
 
         // Its next deadline finds it no further on: it asks again, and the answers end its run.
-        let again = sys
-            .take(name, &LoggedInput::Deadline(start.session))
+        let again = scene
+            .sys
+            .take(name, &LoggedInput::Deadline(scene.start.session))
             .unwrap();
         assert_eq!(behind_requests(&again).len(), 6);
         let mut queue: Queue = again.into_iter().map(|o| (name, o)).collect();
-        let rest = pump(&mut sys, &mut queue, &BTreeSet::new());
-        holds_share_of(&sys, &signed, &shares, &rest);
+        let rest = pump(&mut scene.sys, &mut queue, &BTreeSet::new());
+        holds_share_of(&scene.sys, &scene.signed, &scene.shares, &rest);
     }
 
     #[test]
