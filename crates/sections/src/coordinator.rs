@@ -1236,8 +1236,14 @@ impl Coordinator {
     /// the elders may hand over to its key all the same (they sign starts for more than one
     /// successor of a key and link the first whose SAP signature they hold,
     /// [`crate::successor`]), and a new elder without its share could not sign with the section.
+    ///
+    /// A session of an older generation is not superseded: [`Coordinator::adopt`] kept it only
+    /// because it made the SAP we now hold (our run still going, to take our share of that key
+    /// late, or finished, to answer a restarted candidate), and the start just authorised hands
+    /// over from that key, for which every elder needs its share. The next SAP drops it.
     fn supersede_others(&mut self, start: &DkgStart) {
         let prefix = start.prefix;
+        let generation = start.generation;
         let keep = start.session;
         let mut gone = Vec::new();
         self.pending.retain(|id, p| {
@@ -1249,7 +1255,8 @@ impl Coordinator {
         });
         let kept = &mut self.kept;
         self.sessions.retain(|id, s| {
-            let superseded = *id != keep && s.start.prefix == prefix;
+            let superseded =
+                *id != keep && s.start.prefix == prefix && s.start.generation >= generation;
             if superseded {
                 gone.push((*id, s.start.generation));
                 if let Decision::Succeeded(share) =
@@ -1591,8 +1598,7 @@ impl Coordinator {
                 && s.start.candidates == new_sap.elders
                 && self.our_share.is_none()
         };
-        // So is the finished run that gave us our share, until the next SAP or the next start
-        // of its prefix authorised here (which supersedes it): a candidate that
+        // So is the finished run that gave us our share, until the next SAP: a candidate that
         // crashed in it and restarted from its log has no share of the key the section now
         // has, and finishes its run only from the votes we send it again
         // ([`crate::dkg::DkgRun::resume`]).
@@ -4298,6 +4304,40 @@ mod tests {
                 assert_eq!(node.take(&input), Ok(Vec::new()));
             }
         }
+    }
+
+    #[test]
+    fn a_restarted_candidate_takes_its_share_after_the_next_start_is_authorised() {
+        // The section moves on before the restarted candidate asked: the new elders sign the
+        // next start (from the SAP's key) and it is authorised at the candidate. Its run of
+        // the SAP's own DKG must stay, or it is an elder without the share that start's
+        // handover needs.
+        let mut scene = back_after_its_handover();
+        let name = scene.sys.name;
+        let sap = &scene.signed.sap;
+        let next = DkgStart::new(Prefix::ROOT, sap.elders.clone(), 3);
+        let mut started = false;
+        for elder in sap.names() {
+            let secret = node_secret(seed_of(&elder, 0..9));
+            let input = LoggedInput::Message {
+                from: elder,
+                message: Message::Start {
+                    start: next.clone(),
+                    signature: next.sign(&secret),
+                },
+            };
+            let out = scene.sys.take(name, &input).unwrap();
+            started |= matches!(out.first(), Some(Output::DkgStarted { .. }));
+            if started {
+                break;
+            }
+        }
+        assert!(started);
+        assert!(scene.sys.persistent().knows(&scene.start.session));
+
+        let mut queue: Queue = scene.replayed.into_iter().map(|o| (name, o)).collect();
+        let rest = pump(&mut scene.sys, &mut queue, &BTreeSet::new());
+        holds_share_of(&scene.sys, &scene.signed, &scene.shares, &rest);
     }
 
     #[test]

@@ -62,10 +62,10 @@
 //! and again at each deadline that finds it no further on (the answers may have been lost). A
 //! candidate answers with its own votes on those rounds, if it voted on them, each at most
 //! [`MAX_ANSWERS`] times per asker, also after its run ended: the coordinator keeps the finished
-//! run that gave it its share until the next SAP applies or the next start of its prefix is
-//! authorised. The restarted candidate decides a round only on a supermajority of matching votes,
-//! as before, so the answers cannot lead it anywhere the others did not go; it ends with the share
-//! the section's SAP names it for. A run that never restarted sends none of these messages.
+//! run that gave it its share until the next SAP applies. The restarted candidate decides a round
+//! only on a supermajority of matching votes, as before, so the answers cannot lead it anywhere the
+//! others did not go; it ends with the share the section's SAP names it for. A run that never
+//! restarted sends none of these messages.
 //!
 //! # Determinism
 //! A run is a function of its inputs: the node key, the start, the messages and the deadlines.
