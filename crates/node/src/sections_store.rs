@@ -353,11 +353,12 @@ impl ElderStore for SectionsStore {
         w.commit().map_err(dberr)
     }
 
-    fn clear_inputs(&mut self) -> Result<(), SectionsStoreError> {
+    fn clear_inputs(&mut self, keep: Option<&SessionId>) -> Result<(), SectionsStoreError> {
         let w = self.db.begin_write().map_err(dberr)?;
         {
             let mut t = w.open_table(INPUTS).map_err(dberr)?;
-            t.retain(|_, _| false).map_err(dberr)?;
+            t.retain(|_, v| keep.is_some_and(|s| v.len() >= 32 && v[..32] == s.0))
+                .map_err(dberr)?;
         }
         w.commit().map_err(dberr)
     }
@@ -438,6 +439,39 @@ mod tests {
     }
 
     use keyquorum_crypto::{Bls12381G1, Curve};
+
+    #[test]
+    fn clearing_the_log_for_a_late_run_keeps_its_inputs_and_its_start_across_a_reopen() {
+        use keyquorum_sections::name::Prefix;
+        use keyquorum_sections::session::DkgStart;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sections.redb");
+        let keys = Arc::new(NodeKeys::from_master(&[3; 32]));
+        let mut store = SectionsStore::open(&path, keys.clone()).unwrap();
+        let start = DkgStart::new(
+            Prefix::ROOT,
+            vec![Peer::new(&node_key(), "node:1".into())],
+            1,
+        );
+        let ours = vec![
+            LoggedInput::Deadline(start.session),
+            LoggedInput::LateRun(start.clone()),
+        ];
+        store
+            .log(&LoggedInput::Deadline(SessionId([9; 32])))
+            .unwrap();
+        store.log(&ours[0]).unwrap();
+        // What the node takes as an elder belongs to no session: it goes too.
+        store.log(&LoggedInput::SignStart(start.clone())).unwrap();
+        store.log(&ours[1]).unwrap();
+        store.clear_inputs(Some(&start.session)).unwrap();
+        drop(store);
+
+        let mut store = SectionsStore::open(&path, keys).unwrap();
+        assert_eq!(store.inputs().unwrap(), ours);
+        store.clear_inputs(None).unwrap();
+        assert!(store.inputs().unwrap().is_empty());
+    }
 
     #[test]
     fn a_signed_sap_is_written_with_its_record_and_only_through_save_section() {

@@ -592,7 +592,56 @@ impl Coordinator {
             }
             LoggedInput::Message { from, message } => self.handle(*from, message),
             LoggedInput::CatchUp(answer) => self.catch_up(answer).map(|_| Vec::new()),
+            LoggedInput::LateRun(start) => self.resume_late_run(start).map(|_| Vec::new()),
         }
+    }
+
+    /// The start of our run of the DKG that made the SAP we hold, if that run is still going
+    /// (the others handed over before it ended, and the coordinator kept it so that we
+    /// take our share of the key when it ends).
+    pub fn late_run(&self) -> Option<&DkgStart> {
+        let current = self.chain.key_count();
+        self.sessions
+            .values()
+            .find(|s| matches!(s.decision, Decision::Running) && s.start.generation < current)
+            .map(|s| &s.start)
+    }
+
+    /// After a restart: rebuilds [`Coordinator::late_run`] from its start, to take its logged
+    /// inputs next ([`crate::store::PersistentCoordinator`] logs it for that). The run is
+    /// ours only if it is the one `adopt` would have kept: of the generation just left, for
+    /// the SAP we hold, and we hold no share of that SAP's key yet. Its first messages are not
+    /// sent again: they went out before the crash, and the replay of its inputs sends the
+    /// rest.
+    pub fn resume_late_run(&mut self, start: &DkgStart) -> Result<(), Dropped> {
+        start.check()?;
+        if self.our_share.is_some() {
+            return Err(Dropped::AlreadyDecided);
+        }
+        let current = self.chain.key_count();
+        if start.generation + 1 != current {
+            return Err(Dropped::StaleGeneration {
+                got: start.generation,
+                current,
+            });
+        }
+        if start.prefix != self.sap.prefix || start.candidates != self.sap.elders {
+            return Err(Dropped::SapMismatch);
+        }
+        if self.sessions.contains_key(&start.session) {
+            return Err(Dropped::AlreadyStarted);
+        }
+        let (run, _first) = DkgRun::start(&self.node_key, self.our_name, start)?;
+        self.sessions.insert(
+            start.session,
+            Session {
+                start: start.clone(),
+                failures: BTreeMap::new(),
+                decision: Decision::Running,
+                run,
+            },
+        );
+        Ok(())
     }
 
     /// A message from `from`, as the transport authenticated it.
@@ -2562,7 +2611,7 @@ mod tests {
         // the half.
         let mut store = node.into_store();
         assert_eq!(store.load().unwrap().unwrap().0.linked, [successor]);
-        store.clear_inputs().unwrap();
+        store.clear_inputs(None).unwrap();
         let (mut node, _) =
             PersistentCoordinator::restore(Secret::new(*us.expose()), store).unwrap();
         assert_eq!(links_sent(&mut node, &half, &shares[1]), vec![]);
@@ -2869,7 +2918,7 @@ mod tests {
                 let mut store = PersistentCoordinator::create(node, MemoryStore::default())
                     .unwrap()
                     .into_store();
-                store.clear_inputs().unwrap();
+                store.clear_inputs(None).unwrap();
                 let (record, share, kept) = store.load().unwrap().unwrap();
                 let secret = node_secret(seed_of(name, 0..24));
                 let node = Coordinator::restore(secret, record, share, kept).unwrap();
@@ -4338,6 +4387,43 @@ mod tests {
         let mut queue: Queue = scene.replayed.into_iter().map(|o| (name, o)).collect();
         let rest = pump(&mut scene.sys, &mut queue, &BTreeSet::new());
         holds_share_of(&scene.sys, &scene.signed, &scene.shares, &rest);
+    }
+
+    #[test]
+    fn a_candidate_down_again_after_its_sap_applied_rebuilds_its_run_and_takes_its_share() {
+        // Restored, it applied the SAP with its run still going; it goes down again before its
+        // requests were answered. Applying the SAP cleared its log but for that run's inputs,
+        // logged with the run's start, so the second restore rebuilds the run and asks again.
+        let scene = back_after_its_handover();
+        let mut sys = scene.sys;
+        let name = sys.name;
+        let logged = sys.node.as_ref().unwrap().store().inputs().unwrap();
+        assert_eq!(
+            logged.last(),
+            Some(&LoggedInput::LateRun(scene.start.clone()))
+        );
+        assert!(
+            logged
+                .iter()
+                .all(|i| i.candidate_session() == Some(scene.start.session))
+        );
+        let replayed = sys.crash_and_restore(seed_of(&name, 0..9));
+        assert!(sys.persistent().knows(&scene.start.session));
+        assert_eq!(sys.persistent().late_run(), Some(&scene.start));
+        assert_eq!(behind_requests(&replayed).len(), 6);
+        let mut queue: Queue = replayed.into_iter().map(|o| (name, o)).collect();
+        let rest = pump(&mut sys, &mut queue, &BTreeSet::new());
+        holds_share_of(&sys, &scene.signed, &scene.shares, &rest);
+        assert_eq!(sys.persistent().late_run(), None);
+
+        // With its share saved, a further restart rebuilds no run from the log.
+        let replayed = sys.crash_and_restore(seed_of(&name, 0..9));
+        assert!(behind_requests(&replayed).is_empty());
+        assert!(!sys.persistent().knows(&scene.start.session));
+        assert_eq!(
+            sys.persistent().our_share().map(|s| s.section_key),
+            Some(scene.signed.sap.section_key)
+        );
     }
 
     #[test]

@@ -12,8 +12,10 @@
 //! it (so nothing leaves the node that the log cannot reproduce), rewrites the record when a SAP
 //! applies or a catch-up moves the node on, after the coordinator verified both signatures of
 //! the SAP that moved it and together with that signed SAP ([`ElderStore::save_section`]) (and
-//! then drops the log: the inputs are for sessions
-//! of an older generation; the SAP or catch-up itself is not logged, it lives in the record)
+//! then drops the log: the inputs are for sessions of an older generation, but for our run of
+//! the DKG that made the SAP if it is still going, whose inputs stay, followed by its start
+//! ([`LoggedInput::LateRun`]), so that a restart rebuilds it; the SAP or catch-up itself is not
+//! logged, it lives in the record)
 //! and when a session is superseded (the record keeps the superseded id, so replayed elder signatures
 //! cannot authorise it again, while the inputs it took for the session as a candidate are removed,
 //! [`LoggedInput::candidate_session`]; a share its run already gave is kept sealed beside the
@@ -320,6 +322,11 @@ pub enum LoggedInput {
     SignStart(DkgStart),
     /// A peer's answer to catch up from ([`crate::catch_up`]).
     CatchUp(SectionAnswer),
+    /// Our run of the DKG that made the SAP we hold, still going when that SAP applied
+    /// ([`Coordinator::late_run`]): logged by [`PersistentCoordinator`] after the run's own
+    /// inputs, which it keeps when it clears the log, so that a restart rebuilds the run
+    /// ([`Coordinator::resume_late_run`]) and it can still end with our share of that key.
+    LateRun(DkgStart),
 }
 
 impl LoggedInput {
@@ -341,6 +348,7 @@ impl LoggedInput {
                 | Message::LinkShare { .. }
                 | Message::NewElders(_) => None,
             },
+            LoggedInput::LateRun(start) => Some(start.session),
             LoggedInput::SignStart(_) | LoggedInput::CatchUp(_) => None,
         }
     }
@@ -371,7 +379,8 @@ impl LoggedInput {
 
     /// Encoding: tag 0, the sender's name, the message's wire encoding; tag 1 and the session
     /// id; tag 2 and the start ([`wire::Message::Start`]'s encoding without the signature); or
-    /// tag 3 and the answer ([`SectionAnswer::encode`]).
+    /// tag 3 and the answer ([`SectionAnswer::encode`]); or tag 4 and the late run's start (as
+    /// tag 2's).
     pub fn encode(&self) -> Vec<u8> {
         match self {
             LoggedInput::Message { from, message } => {
@@ -393,6 +402,11 @@ impl LoggedInput {
             LoggedInput::CatchUp(answer) => {
                 let mut out = vec![3];
                 out.extend_from_slice(&answer.encode());
+                out
+            }
+            LoggedInput::LateRun(start) => {
+                let mut out = vec![4];
+                wire::put_start(&mut out, start);
                 out
             }
         }
@@ -418,6 +432,12 @@ impl LoggedInput {
                 Ok(LoggedInput::SignStart(start))
             }
             Some((3, rest)) => Ok(LoggedInput::CatchUp(SectionAnswer::decode(rest)?)),
+            Some((4, rest)) => {
+                let mut r = Reader::new(rest);
+                let start = wire::read_start(&mut r)?;
+                r.finish()?;
+                Ok(LoggedInput::LateRun(start))
+            }
             Some((0, rest)) => Err(WireError::Truncated {
                 needed: 32 - rest.len(),
             }),
@@ -466,8 +486,9 @@ pub trait ElderStore {
     fn inputs(&self) -> Result<Vec<LoggedInput>, Self::Error>;
     /// Removes the inputs logged for `session` ([`LoggedInput::candidate_session`]).
     fn remove_session(&mut self, session: &SessionId) -> Result<(), Self::Error>;
-    /// Removes every logged input.
-    fn clear_inputs(&mut self) -> Result<(), Self::Error>;
+    /// Removes every logged input but those of session `keep`, if given
+    /// ([`LoggedInput::candidate_session`]), in one write.
+    fn clear_inputs(&mut self, keep: Option<&SessionId>) -> Result<(), Self::Error>;
 }
 
 /// Why a persistent coordinator failed.
@@ -496,7 +517,7 @@ impl<S: ElderStore> PersistentCoordinator<S> {
         store
             .save(&coordinator.record(), coordinator.our_share(), &kept)
             .map_err(PersistError::Store)?;
-        store.clear_inputs().map_err(PersistError::Store)?;
+        store.clear_inputs(None).map_err(PersistError::Store)?;
         Ok(PersistentCoordinator { coordinator, store })
     }
 
@@ -515,8 +536,14 @@ impl<S: ElderStore> PersistentCoordinator<S> {
         let mut coordinator =
             Coordinator::restore(node_key, record, share, kept).map_err(PersistError::Dropped)?;
         let mut outputs = Vec::new();
-        for input in store.inputs().map_err(PersistError::Store)? {
-            if let Ok(out) = coordinator.take(&input) {
+        // A late run is logged after its own inputs (`take`), and is rebuilt before them.
+        let (late, inputs): (Vec<LoggedInput>, Vec<LoggedInput>) = store
+            .inputs()
+            .map_err(PersistError::Store)?
+            .into_iter()
+            .partition(|input| matches!(input, LoggedInput::LateRun(_)));
+        for input in late.iter().chain(&inputs) {
+            if let Ok(out) = coordinator.take(input) {
                 outputs.extend(out);
             }
         }
@@ -563,7 +590,19 @@ impl<S: ElderStore> PersistentCoordinator<S> {
                 None => self.store.save(&record, share, &kept),
             }
             .map_err(PersistError::Store)?;
-            self.store.clear_inputs().map_err(PersistError::Store)?;
+            // Every logged input was for the older generation, but our run of the DKG that
+            // made this SAP may still be going: its inputs stay, with its start, so that a
+            // restart rebuilds it and we still take our share of the new key.
+            let late = self.coordinator.late_run().cloned();
+            let keep = late.as_ref().map(|start| start.session);
+            self.store
+                .clear_inputs(keep.as_ref())
+                .map_err(PersistError::Store)?;
+            if let Some(start) = late {
+                self.store
+                    .log(&LoggedInput::LateRun(start))
+                    .map_err(PersistError::Store)?;
+            }
         } else {
             let newly: Vec<SessionId> = self
                 .coordinator
@@ -675,8 +714,9 @@ impl ElderStore for MemoryStore {
         Ok(())
     }
 
-    fn clear_inputs(&mut self) -> Result<(), WireError> {
-        self.inputs.clear();
+    fn clear_inputs(&mut self, keep: Option<&SessionId>) -> Result<(), WireError> {
+        self.inputs
+            .retain(|(s, _)| keep.is_some() && s.as_ref() == keep);
         Ok(())
     }
 }
