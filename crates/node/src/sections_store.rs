@@ -455,7 +455,10 @@ mod tests {
         );
         let ours = vec![
             LoggedInput::Deadline(start.session),
-            LoggedInput::LateRun(start.clone()),
+            LoggedInput::LateRun {
+                start: start.clone(),
+                skip: 3,
+            },
         ];
         store
             .log(&LoggedInput::Deadline(SessionId([9; 32])))

@@ -43,7 +43,7 @@
 //! implementations decide how (the node's redb store seals them with its storage key, as it
 //! does DKG shares).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use blstrs::Scalar;
 use keyquorum_crypto::Bls12381G1;
@@ -323,10 +323,18 @@ pub enum LoggedInput {
     /// A peer's answer to catch up from ([`crate::catch_up`]).
     CatchUp(SectionAnswer),
     /// Our run of the DKG that made the SAP we hold, still going when that SAP applied
-    /// ([`Coordinator::late_run`]): logged by [`PersistentCoordinator`] after the run's own
-    /// inputs, which it keeps when it clears the log, so that a restart rebuilds the run
-    /// ([`Coordinator::resume_late_run`]) and it can still end with our share of that key.
-    LateRun(DkgStart),
+    /// ([`Coordinator::late_run`]): logged by [`PersistentCoordinator`] before it saves the
+    /// record of that SAP and keeps the run's inputs when it clears the log, so that a restart
+    /// rebuilds the run ([`Coordinator::resume_late_run`]) and it can still end with our share
+    /// of that key.
+    LateRun {
+        /// The run's start.
+        start: DkgStart,
+        /// How many of the session's logged inputs came before the run started, the
+        /// authorising start included: the rebuilt run skips them, as the run did (they were
+        /// refused then, and those taken later were logged again when they were).
+        skip: u32,
+    },
 }
 
 impl LoggedInput {
@@ -348,7 +356,7 @@ impl LoggedInput {
                 | Message::LinkShare { .. }
                 | Message::NewElders(_) => None,
             },
-            LoggedInput::LateRun(start) => Some(start.session),
+            LoggedInput::LateRun { start, .. } => Some(start.session),
             LoggedInput::SignStart(_) | LoggedInput::CatchUp(_) => None,
         }
     }
@@ -379,8 +387,8 @@ impl LoggedInput {
 
     /// Encoding: tag 0, the sender's name, the message's wire encoding; tag 1 and the session
     /// id; tag 2 and the start ([`wire::Message::Start`]'s encoding without the signature); or
-    /// tag 3 and the answer ([`SectionAnswer::encode`]); or tag 4 and the late run's start (as
-    /// tag 2's).
+    /// tag 3 and the answer ([`SectionAnswer::encode`]); or tag 4, the late run's `skip` (u32
+    /// big-endian) and its start (as tag 2's).
     pub fn encode(&self) -> Vec<u8> {
         match self {
             LoggedInput::Message { from, message } => {
@@ -404,8 +412,9 @@ impl LoggedInput {
                 out.extend_from_slice(&answer.encode());
                 out
             }
-            LoggedInput::LateRun(start) => {
+            LoggedInput::LateRun { start, skip } => {
                 let mut out = vec![4];
+                out.extend_from_slice(&skip.to_be_bytes());
                 wire::put_start(&mut out, start);
                 out
             }
@@ -434,9 +443,10 @@ impl LoggedInput {
             Some((3, rest)) => Ok(LoggedInput::CatchUp(SectionAnswer::decode(rest)?)),
             Some((4, rest)) => {
                 let mut r = Reader::new(rest);
+                let skip = r.u32()?;
                 let start = wire::read_start(&mut r)?;
                 r.finish()?;
-                Ok(LoggedInput::LateRun(start))
+                Ok(LoggedInput::LateRun { start, skip })
             }
             Some((0, rest)) => Err(WireError::Truncated {
                 needed: 32 - rest.len(),
@@ -508,6 +518,44 @@ pub enum PersistError<E> {
 pub struct PersistentCoordinator<S: ElderStore> {
     coordinator: Coordinator,
     store: S,
+    /// Per session run as a candidate: its inputs logged so far, and how many of them had
+    /// been logged when it started (the authorising start included), for
+    /// [`LoggedInput::LateRun`]'s `skip`.
+    sessions: SessionInputs,
+}
+
+/// Counts of the inputs logged per candidate session ([`LoggedInput::candidate_session`]),
+/// and where each session started among them.
+#[derive(Debug, Default)]
+struct SessionInputs(BTreeMap<SessionId, (u32, Option<u32>)>);
+
+impl SessionInputs {
+    /// Counts `input` (a late-run entry is not one of its session's inputs); returns its
+    /// position among its session's inputs, from 1.
+    fn logged(&mut self, input: &LoggedInput) -> Option<(SessionId, u32)> {
+        if matches!(input, LoggedInput::LateRun { .. }) {
+            return None;
+        }
+        let session = input.candidate_session()?;
+        let entry = self.0.entry(session).or_default();
+        entry.0 += 1;
+        Some((session, entry.0))
+    }
+
+    /// Notes the sessions that `outputs` say started.
+    fn started(&mut self, outputs: &[Output]) {
+        for output in outputs {
+            if let Output::DkgStarted { session, .. } = output {
+                let entry = self.0.entry(*session).or_default();
+                entry.1 = Some(entry.0);
+            }
+        }
+    }
+
+    /// How many of `session`'s inputs were logged when it started.
+    fn skip(&self, session: &SessionId) -> u32 {
+        self.0.get(session).and_then(|e| e.1).unwrap_or(0)
+    }
 }
 
 impl<S: ElderStore> PersistentCoordinator<S> {
@@ -518,7 +566,11 @@ impl<S: ElderStore> PersistentCoordinator<S> {
             .save(&coordinator.record(), coordinator.our_share(), &kept)
             .map_err(PersistError::Store)?;
         store.clear_inputs(None).map_err(PersistError::Store)?;
-        Ok(PersistentCoordinator { coordinator, store })
+        Ok(PersistentCoordinator {
+            coordinator,
+            store,
+            sessions: SessionInputs::default(),
+        })
     }
 
     /// Restores after a crash: the saved record, then every logged input replayed. Returns the
@@ -536,19 +588,43 @@ impl<S: ElderStore> PersistentCoordinator<S> {
         let mut coordinator =
             Coordinator::restore(node_key, record, share, kept).map_err(PersistError::Dropped)?;
         let mut outputs = Vec::new();
-        // A late run is logged after its own inputs (`take`), and is rebuilt before them.
+        let mut sessions = SessionInputs::default();
         let (late, inputs): (Vec<LoggedInput>, Vec<LoggedInput>) = store
             .inputs()
             .map_err(PersistError::Store)?
             .into_iter()
-            .partition(|input| matches!(input, LoggedInput::LateRun(_)));
-        for input in late.iter().chain(&inputs) {
+            .partition(|input| matches!(input, LoggedInput::LateRun { .. }));
+        // A late run is rebuilt before its inputs, and takes only those it took before: the
+        // ones logged after it started. Refused (the record is still the older SAP's: a crash
+        // before the SAP's record was saved), its session replays as any other.
+        let mut rebuilt = BTreeMap::new();
+        for input in &late {
+            if let LoggedInput::LateRun { start, skip } = input
+                && coordinator.take(input).is_ok()
+            {
+                rebuilt.insert(start.session, *skip);
+            }
+        }
+        for input in &inputs {
+            if let Some((session, position)) = sessions.logged(input)
+                && rebuilt.get(&session).is_some_and(|skip| position <= *skip)
+            {
+                continue;
+            }
             if let Ok(out) = coordinator.take(input) {
+                sessions.started(&out);
                 outputs.extend(out);
             }
         }
         outputs.extend(coordinator.resume_runs());
-        Ok((PersistentCoordinator { coordinator, store }, outputs))
+        Ok((
+            PersistentCoordinator {
+                coordinator,
+                store,
+                sessions,
+            },
+            outputs,
+        ))
     }
 
     /// The coordinator (read only: inputs go through [`PersistentCoordinator::take`]).
@@ -577,11 +653,28 @@ impl<S: ElderStore> PersistentCoordinator<S> {
         // A new SAP or a catch-up is applied from the record, not replayed: it is not logged.
         if !input.is_section_change() {
             self.store.log(input).map_err(PersistError::Store)?;
+            self.sessions.logged(input);
         }
         let result = self.coordinator.take(input);
+        if let Ok(out) = &result {
+            self.sessions.started(out);
+        }
         if self.coordinator.chain().key_count() != generation {
-            // Every logged input was for the older generation. The coordinator verified the
-            // SAP that moved it (both signatures) before it changed: only now is it written.
+            // Every logged input was for the older generation, but our run of the DKG that
+            // made this SAP may still be going: its start is logged first (against the older
+            // record a restore refuses it), and its inputs stay when the log is cleared, so
+            // that a restart rebuilds it and we still take our share of the new key.
+            let late = self.coordinator.late_run().cloned();
+            if let Some(start) = &late {
+                let skip = self.sessions.skip(&start.session);
+                let entry = LoggedInput::LateRun {
+                    start: start.clone(),
+                    skip,
+                };
+                self.store.log(&entry).map_err(PersistError::Store)?;
+            }
+            // The coordinator verified the SAP that moved it (both signatures) before it
+            // changed: only now is it written.
             let record = self.coordinator.record();
             let share = self.coordinator.our_share();
             let kept: Vec<_> = self.coordinator.kept_shares().collect();
@@ -590,19 +683,11 @@ impl<S: ElderStore> PersistentCoordinator<S> {
                 None => self.store.save(&record, share, &kept),
             }
             .map_err(PersistError::Store)?;
-            // Every logged input was for the older generation, but our run of the DKG that
-            // made this SAP may still be going: its inputs stay, with its start, so that a
-            // restart rebuilds it and we still take our share of the new key.
-            let late = self.coordinator.late_run().cloned();
             let keep = late.as_ref().map(|start| start.session);
             self.store
                 .clear_inputs(keep.as_ref())
                 .map_err(PersistError::Store)?;
-            if let Some(start) = late {
-                self.store
-                    .log(&LoggedInput::LateRun(start))
-                    .map_err(PersistError::Store)?;
-            }
+            self.sessions.0.retain(|session, _| Some(*session) == keep);
         } else {
             let newly: Vec<SessionId> = self
                 .coordinator
@@ -627,6 +712,7 @@ impl<S: ElderStore> PersistentCoordinator<S> {
                     .map_err(PersistError::Store)?;
                 for id in &newly {
                     self.store.remove_session(id).map_err(PersistError::Store)?;
+                    self.sessions.0.remove(id);
                 }
             }
         }
