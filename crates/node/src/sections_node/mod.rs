@@ -118,11 +118,18 @@ pub const CATCH_UP_EVERY: Duration = Duration::from_secs(20);
 /// call for one sooner than [`CATCH_UP_EVERY`].
 pub const CATCH_UP_SOON: Duration = Duration::from_secs(2);
 
-/// How often a node sends again its SAP and link partials of handovers not complete here
+/// How long after a handover's partials went out a node sends again its SAP and link partials
+/// of handovers not complete here
 /// ([`Coordinator::partials_to_resend`](keyquorum_sections::coordinator::Coordinator::partials_to_resend)):
 /// the network gives up on a peer after its retries, and a handover short of a lost partial
-/// would otherwise wait for the next elder change.
+/// would otherwise wait for the next elder change. The wait doubles after each time, up to
+/// [`RESEND_PARTIALS_AT_MOST_EVERY`], and starts again once nothing is left to send: every
+/// receiver logs what it takes, duplicates included, so a handover that stays stuck must not
+/// grow the logs at this pace.
 pub const RESEND_PARTIALS_EVERY: Duration = Duration::from_secs(10);
+
+/// The longest wait between two sends of the same partials ([`RESEND_PARTIALS_EVERY`]).
+pub const RESEND_PARTIALS_AT_MOST_EVERY: Duration = Duration::from_secs(600);
 
 /// How often a member that is not an elder sends its alive statement again (it also sends it
 /// at every SAP it applies): an elder that refused it, or missed it, or has not reached its
@@ -290,6 +297,13 @@ pub async fn run(
     for output in replay {
         rt.route(output)?;
     }
+    // A run rebuilt from the log's late-run entry announced no start: arm its deadlines too,
+    // so that it asks again if the answers to its requests are lost.
+    if let Some(session) = rt.coordinator.coordinator().late_run().map(|s| s.session) {
+        rt.deadlines
+            .entry(session)
+            .or_insert((Instant::now() + rt.round, 0));
+    }
     rt.drain()?;
     // A restarted node may have been named by a failure agreement while it was down: it says
     // it runs, so that the elders select it again once it has caught up.
@@ -455,6 +469,16 @@ pub fn sender_matches(from: &Name, message: &Message) -> bool {
 /// `last`, should send it again at `now`: every [`ALIVE_EVERY`] while it is not an elder (an
 /// elder is selected already; a member held absent never is, and it cannot know which elders
 /// hold it absent).
+/// The wait before the next send of the partials after sending `partials` (none: the
+/// handovers completed, and the next starts from the shortest wait).
+fn next_resend_wait(wait: Duration, partials: &[Output]) -> Duration {
+    if partials.is_empty() {
+        RESEND_PARTIALS_EVERY
+    } else {
+        (wait * 2).min(RESEND_PARTIALS_AT_MOST_EVERY)
+    }
+}
+
 fn alive_resend_due(sap: &Sap, us: &Name, last: Option<Instant>, now: Instant) -> bool {
     !sap.names().contains(us) && last.is_none_or(|at| now >= at + ALIVE_EVERY)
 }
@@ -528,8 +552,10 @@ struct Runtime {
     catch_up_turn: usize,
     /// Who hastened an ask last, and when.
     catch_up_triggers: PeerRateLimit,
-    /// When to send our unfinished handovers' partials again ([`RESEND_PARTIALS_EVERY`]).
+    /// When to send our unfinished handovers' partials again, and the wait after that
+    /// ([`RESEND_PARTIALS_EVERY`]).
     resend_partials_at: Instant,
+    resend_partials_wait: Duration,
 }
 
 /// Per known peer, when it last did something allowed once per `period` (hasten a catch-up,
@@ -616,6 +642,7 @@ impl Runtime {
             catch_up_turn: 0,
             catch_up_triggers: PeerRateLimit::new(CATCH_UP_EVERY),
             resend_partials_at: Instant::now() + RESEND_PARTIALS_EVERY,
+            resend_partials_wait: RESEND_PARTIALS_EVERY,
         };
         rt.learn(our_peer);
         for m in rt.members.clone() {
@@ -781,8 +808,10 @@ impl Runtime {
             self.announce_alive(false);
         }
         if now >= self.resend_partials_at {
-            self.resend_partials_at = now + RESEND_PARTIALS_EVERY;
-            for output in self.coordinator.coordinator().partials_to_resend() {
+            let partials = self.coordinator.coordinator().partials_to_resend();
+            self.resend_partials_wait = next_resend_wait(self.resend_partials_wait, &partials);
+            self.resend_partials_at = now + self.resend_partials_wait;
+            for output in partials {
                 self.route(output)?;
             }
         }
@@ -1409,6 +1438,26 @@ mod tests {
         // After the period, once more.
         assert!(triggers.allow(a, true, t0 + CATCH_UP_EVERY));
         assert!(!triggers.allow(stranger, false, t0 + 10 * CATCH_UP_EVERY));
+    }
+
+    #[test]
+    fn partials_are_sent_again_ever_less_often_and_from_the_start_once_none_is_left() {
+        // What is sent does not matter here, only whether anything is.
+        let some = [Output::Dkg {
+            to: Name([1; 32]),
+            message: keyquorum_sections::dkg::DkgMessage::Behind {
+                session: SessionId([2; 32]),
+                round: 0,
+            },
+        }];
+        let mut wait = RESEND_PARTIALS_EVERY;
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            wait = next_resend_wait(wait, &some);
+            waits.push(wait.as_secs());
+        }
+        assert_eq!(waits, [20, 40, 80, 160, 320, 600, 600, 600]);
+        assert_eq!(next_resend_wait(wait, &[]), RESEND_PARTIALS_EVERY);
     }
 
     #[test]
