@@ -557,9 +557,9 @@ impl DkgRun {
     }
 
     /// The candidate at `sender` has not decided `round`. We send it our votes on that round
-    /// and the next, if we voted on them, each at most [`MAX_ANSWERS`] times per candidate. Our vote on the round we
-    /// have not decided yet counts too: the others may be waiting in it for the asker's vote,
-    /// and went on voting while it was down.
+    /// and the next, if we voted on them, each at most [`MAX_ANSWERS`] times per candidate.
+    /// Our vote on the round we have not decided yet counts too: the others may be waiting in
+    /// it for the asker's vote, and went on voting while it was down.
     fn help_behind(&mut self, sender: usize, round: u32) -> Vec<DkgEvent> {
         if sender == self.our {
             return Vec::new();
