@@ -5,6 +5,9 @@
 //! generation; keyquorum's id also binds the domain (chain), the epoch (view number), the
 //! protocol variant, the curve, the parameters, every participant's identity and encryption keys
 //! in committee order, the index scheme, and for resharing the previous group key and committee.
+//! The resharing part enters the id as its own digest ([`reshare_digest`]): it depends on the
+//! previous view alone, so a coordinator contract computes it once, when that view's magic block
+//! activates, rather than reading the whole previous committee again at every start.
 //! Every signed message and every ciphertext carries or is bound to the id, so nothing from one
 //! ceremony can be replayed into another.
 
@@ -468,6 +471,29 @@ impl<C: Curve> Ceremony<C> {
     }
 }
 
+/// The digest of what a resharing ceremony takes from the previous view: its group key, its
+/// threshold and, in dealer order, each dealer's identity and encryption keys, old index and
+/// public key share. The session id binds it in place of those parts.
+pub fn reshare_digest<C: Curve>(r: &Reshare<C>) -> [u8; 32] {
+    let mut parts: Vec<Vec<u8>> = vec![
+        C::point_bytes(&r.group_key),
+        (r.old_threshold as u64).to_be_bytes().to_vec(),
+    ];
+    for ((d, x), y) in r
+        .dealers
+        .iter()
+        .zip(&r.dealer_indices)
+        .zip(&r.public_shares)
+    {
+        parts.push(d.identity.to_bytes().to_vec());
+        parts.push(d.encryption.to_bytes().to_vec());
+        parts.push(C::encode_scalar(x).to_vec());
+        parts.push(C::point_bytes(y));
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+    tagged_hash("keyquorum/session-reshare/v1", &refs)
+}
+
 /// The session id of a configuration (see the module docs for what it binds).
 pub fn session_id<C: Curve>(config: &CeremonyConfig<C>) -> SessionId {
     let mut parts: Vec<Vec<u8>> = vec![
@@ -492,19 +518,7 @@ pub fn session_id<C: Curve>(config: &CeremonyConfig<C>) -> SessionId {
         None => parts.push(vec![0]),
         Some(r) => {
             parts.push(vec![1]);
-            parts.push(C::point_bytes(&r.group_key));
-            parts.push((r.old_threshold as u64).to_be_bytes().to_vec());
-            for ((d, x), y) in r
-                .dealers
-                .iter()
-                .zip(&r.dealer_indices)
-                .zip(&r.public_shares)
-            {
-                parts.push(d.identity.to_bytes().to_vec());
-                parts.push(d.encryption.to_bytes().to_vec());
-                parts.push(C::encode_scalar(x).to_vec());
-                parts.push(C::point_bytes(y));
-            }
+            parts.push(reshare_digest(r).to_vec());
         }
     }
     // Only the complaint variant has these keys; leaving them out when there are none keeps the

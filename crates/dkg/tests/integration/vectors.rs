@@ -139,6 +139,12 @@ fn session_ids(v: &mut Vectors) {
     for (name, note, id) in cases {
         v.add(&format!("session-id/{name}"), note, &id);
     }
+    let reshare = reshare_config::<Bls12381G1>().reshare.unwrap();
+    v.add(
+        "session-reshare-digest/bls12381g1",
+        "the reshare part of session-id/ackreveal/bls12381g1/reshare",
+        &keyquorum_dkg::ceremony::reshare_digest(&reshare),
+    );
 }
 
 #[test]
