@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {Bls12381} from "./Bls12381.sol";
 import {Bls12381Verifier} from "./Bls12381Verifier.sol";
+import {MagicBlockReader} from "./MagicBlockReader.sol";
 
 /// @title The keyquorum view-change coordinator on an EVM chain.
 /// @notice The rules of `keyquorum-contract` where an EVM chain can hold them, with the
@@ -27,25 +28,31 @@ import {Bls12381Verifier} from "./Bls12381Verifier.sol";
 /// - posts: a committee member's signed board post, once per member and phase, its bytes in
 ///   calldata and in the `PostAccepted` event, its hash in storage; the board outcome is
 ///   computed off chain, by every node, with the Rust board code, from the event log;
+/// - key modes (`keyMode`): 1 makes every view a fresh key; 2 makes view 1 fresh and reshares
+///   its key in every later view: the active view's members, in their magic block's order,
+///   deal shares of their shares to the new committee, and the group key stays. What a
+///   reshare binds of the previous view (group key, threshold, each member's keys, index and
+///   public key share) enters its session id as one digest
+///   (`keyquorum_dkg::ceremony::reshare_digest`), computed here when that view activates;
 /// - activation: the magic block (the bytes `keyquorum-contract` encodes) takes effect when the
 ///   new committee's threshold signature verifies under its group key, that key is the sum of
-///   the named qualified dealers' contributions on chain, and, after the first view, the
-///   previous committee's handover signature verifies under the previous group key;
+///   the named qualified dealers' contributions on chain (fresh) or the active group key
+///   (reshare, with at least the active threshold of qualified dealers), and, after the first
+///   view, the previous committee's handover signature verifies under the previous group key;
 /// - fraud proofs: two different contributions signed by one dealer of a ceremony
 ///   (equivocation), a publication on chain whose ack aggregate does not verify under the
 ///   named ackers' keys, or one that reveals a share its contribution contradicts, slash the
 ///   dealer, paying the reporter a share and burning the rest.
-/// Not here: resharing ceremonies (key mode is always fresh), the board's publish retries
-/// (one attempt), early phase close, absence penalties (absence is what the board sees), and
-/// fraud proofs of commitments of too high a degree.
+/// Not here: the board's publish retries (one attempt), early phase close, absence penalties
+/// (absence is what the board sees), and fraud proofs of commitments of too high a degree.
 contract Coordinator {
     // ---------------------------------------------------------------- constants
 
-    bytes internal constant MAGIC_BLOCK_TAG = "keyquorum/magic-block/v2";
     bytes internal constant NEW_COMMITTEE_TAG = "keyquorum/magic-block-signature/new-committee/v1";
     bytes internal constant HANDOVER_TAG = "keyquorum/magic-block-signature/handover/v1";
     bytes internal constant REGISTER_TAG = "keyquorum-evm/register/v1";
     uint8 internal constant KEY_MODE_FRESH = 1;
+    uint8 internal constant KEY_MODE_RESHARE = 2;
     uint8 internal constant POST_CONTRIBUTION = 1;
     uint8 internal constant POST_PUBLICATION = 2;
     uint8 internal constant SIGNED_CONTRIBUTION = 0x81;
@@ -88,6 +95,9 @@ contract Coordinator {
         /// (1 `pedersen-bls-chained`, 2 `pedersen-bls-unchained`) and seconds between rounds.
         uint8 beaconScheme;
         uint32 beaconPeriod;
+        /// `KEY_MODE_FRESH`: every view a fresh key; `KEY_MODE_RESHARE`: the key of view 1
+        /// reshared in every later view.
+        uint8 keyMode;
     }
 
     struct Node {
@@ -113,25 +123,9 @@ contract Coordinator {
         uint64 publishEnd;
         uint64 waitEnd;
         bytes32 sessionId;
+        /// Whether the active view's members deal (a reshare) rather than the committee.
+        bool reshare;
         address[] committee;
-    }
-
-    /// The fields of a magic block the contract checks.
-    struct MagicBlockHeader {
-        uint64 viewNumber;
-        uint32 number;
-        uint8 keyMode;
-        bytes32 sessionId;
-        uint32 n;
-        uint32 t;
-        uint32 k;
-        bytes groupKey;
-        uint256 membersOffset;
-        uint32 memberCount;
-        bytes32 previousHash;
-        uint64 firstRound;
-        uint8 beaconScheme;
-        uint32 beaconPeriod;
     }
 
     struct Activation {
@@ -152,6 +146,8 @@ contract Coordinator {
     /// The BLS signature checks (hash-to-curve and pairings), a separate stateless contract
     /// that the constructor creates: a verifier named by the deployer could answer anything.
     Bls12381Verifier public immutable bls;
+    /// The magic-block decoding, likewise a stateless contract the constructor creates.
+    MagicBlockReader public immutable reader;
     mapping(address => Node) internal nodes;
     mapping(bytes32 => address) internal identityOwner;
     /// The eligible nodes (stake at least the minimum), in no order.
@@ -167,6 +163,12 @@ contract Coordinator {
     /// view number => node => sits out the rest of that view change (absent from a failed
     /// ceremony of it).
     mapping(uint64 => mapping(address => bool)) internal bannedIn;
+    /// view number => its magic block's members in the block's order: the dealers, by
+    /// position, of the ceremonies that reshare that view's key (kept when `keyMode` reshares).
+    mapping(uint64 => address[]) internal viewMembers;
+    /// `keyquorum_dkg::ceremony::reshare_digest` of the active view, and its threshold.
+    bytes32 internal reshareDigest;
+    uint32 internal activeThreshold;
 
     uint256 public running;
     uint256 public activeCeremony;
@@ -197,6 +199,7 @@ contract Coordinator {
         uint256 indexed ceremony,
         uint64 viewNumber,
         uint32 number,
+        uint8 keyMode,
         bytes32 sessionId,
         uint32 n,
         uint32 t,
@@ -238,6 +241,7 @@ contract Coordinator {
     error ViewChangeRunning(uint256 ceremony);
     error CandidateListFull(uint256 lowestStake);
     error TooFewCandidates(uint256 have, uint256 need);
+    error TooFewDealers(uint256 have, uint256 need);
     error BadParams(uint32 n, uint32 t, uint32 k);
     error NoViewChange();
     error NotMember();
@@ -272,11 +276,13 @@ contract Coordinator {
             revert BadConfig("phase length");
         }
         if (c.viewLength == 0) revert BadConfig("view length");
+        if (c.keyMode != KEY_MODE_FRESH && c.keyMode != KEY_MODE_RESHARE) revert BadConfig("key mode");
         if (c.beaconScheme == 0 || c.beaconScheme > 2 || c.beaconPeriod == 0 || c.beaconPeriod > 3600) {
             revert BadConfig("beacon");
         }
         config = c;
         bls = new Bls12381Verifier();
+        reader = new MagicBlockReader();
         nextStart = c.firstViewChange;
     }
 
@@ -467,18 +473,28 @@ contract Coordinator {
     function startViewChange() external {
         uint64 viewNumber;
         bool retry = running != 0;
+        bool reshare = config.keyMode == KEY_MODE_RESHARE && currentView != 0;
         if (retry) {
             Ceremony storage r = ceremonies[running];
             if (block.number <= r.waitEnd) revert ViewChangeRunning(running);
             viewNumber = r.viewNumber;
-            // The failed ceremony's members that did not post both their contribution and
+            // The failed ceremony's dealers that did not post both their contribution and
             // their publication sit out the rest of this view change, as the Rust contract bans
             // a failed ceremony's culprits: otherwise the same silent minority is chosen again.
-            for (uint256 i = 0; i < r.n; i++) {
+            // A reshare's dealers are the active view's members; a banned one deals no more,
+            // and the key cannot be reshared without the active threshold of them.
+            address[] storage dealers = r.reshare ? viewMembers[currentView] : r.committee;
+            uint256 dealing;
+            for (uint256 i = 0; i < dealers.length; i++) {
+                address d = dealers[i];
+                if (bannedIn[viewNumber][d]) continue;
                 if (contributionHash[running][i] == 0 || publicationHash[running][i] == 0) {
-                    bannedIn[viewNumber][r.committee[i]] = true;
+                    bannedIn[viewNumber][d] = true;
+                } else {
+                    dealing++;
                 }
             }
+            if (reshare && dealing < activeThreshold) revert TooFewDealers(dealing, activeThreshold);
         } else {
             if (block.number < nextStart) revert TooEarly(nextStart);
             viewNumber = currentView + 1;
@@ -502,13 +518,26 @@ contract Coordinator {
         c.publishEnd = c.shareEnd + config.publishBlocks;
         c.waitEnd = c.publishEnd + config.waitBlocks;
         c.committee = committee;
+        c.reshare = reshare;
         for (uint256 i = 0; i < n; i++) {
             positions[id][committee[i]] = i + 1;
         }
         c.sessionId = _sessionId(c, committee);
         running = id;
         emit CommitteeSelected(
-            id, viewNumber, c.number, c.sessionId, n, t, k, committee, c.contributeEnd, c.shareEnd, c.publishEnd, c.waitEnd
+            id,
+            viewNumber,
+            c.number,
+            reshare ? KEY_MODE_RESHARE : KEY_MODE_FRESH,
+            c.sessionId,
+            n,
+            t,
+            k,
+            committee,
+            c.contributeEnd,
+            c.shareEnd,
+            c.publishEnd,
+            c.waitEnd
         );
     }
 
@@ -585,7 +614,8 @@ contract Coordinator {
     }
 
     /// The ceremony's session id, as `keyquorum_dkg::ceremony::session_id` computes it for the
-    /// contract's spec: ack-or-reveal, BLS12-381 G1, sequential indices, fresh key. Its domain
+    /// contract's spec: ack-or-reveal, BLS12-381 G1, sequential indices, a fresh key or a
+    /// reshare of the active view's (`reshareDigest`, every member a dealer). Its domain
     /// is `keyquorum_evm::Deployment::session_domain`: the chain id and this contract's address
     /// bind it to this deployment, so no post or signature of it is valid at another one.
     function _sessionId(Ceremony storage c, address[] memory committee) internal view returns (bytes32) {
@@ -621,7 +651,7 @@ contract Coordinator {
             uint8(1)
         );
         uint256 n = committee.length;
-        bytes memory buf = new bytes(head.length + 144 * n + 9);
+        bytes memory buf = new bytes(head.length + 144 * n + (c.reshare ? 49 : 9));
         uint256 ptr;
         assembly {
             ptr := add(buf, 32)
@@ -644,11 +674,18 @@ contract Coordinator {
                 ptr := add(ptr, 144)
             }
         }
+        bool reshare = c.reshare;
+        bytes32 digest = reshareDigest;
         assembly {
-            // The reshare marker: a one-byte part holding 0 (fresh key). The word written
+            // The reshare marker: a one-byte part holding 0 (fresh key) or 1 (reshare), then
+            // for a reshare the 32-byte digest as its own part. The fresh key's word written
             // reaches past `buf` into unallocated memory, which nothing uses.
             mstore(ptr, shl(192, 1))
-            mstore8(add(ptr, 8), 0)
+            mstore8(add(ptr, 8), reshare)
+            if reshare {
+                mstore(add(ptr, 9), shl(192, 32))
+                mstore(add(ptr, 17), digest)
+            }
         }
         return sha256(buf);
     }
@@ -709,12 +746,11 @@ contract Coordinator {
     function post(bytes calldata signedPost) external {
         uint256 id = running;
         if (id == 0) revert NoViewChange();
-        uint256 pos = positions[id][msg.sender];
-        if (pos == 0) revert NotMember();
-        uint32 dealer = uint32(pos - 1);
         Ceremony storage c = ceremonies[id];
         if (signedPost.length < SIGNATURE_LEN + 41) revert MalformedPost();
         uint8 kind = uint8(signedPost[SIGNATURE_LEN]);
+        uint256 named = kind == POST_CONTRIBUTION ? SIGNATURE_LEN + 33 : SIGNATURE_LEN + 37;
+        uint32 dealer = _senderDealer(id, c, uint32(bytes4(signedPost[named:named + 4])));
         if (bytes32(signedPost[SIGNATURE_LEN + 1:SIGNATURE_LEN + 33]) != c.sessionId) revert WrongSession();
         if (kind == POST_CONTRIBUTION) {
             if (block.number > c.contributeEnd) revert WrongPhase();
@@ -748,6 +784,29 @@ contract Coordinator {
         emit PostAccepted(id, dealer, kind, signedPost);
     }
 
+    /// The sender's dealer position in ceremony `id`: its committee seat, or in a reshare the
+    /// position `named` (the one its post names) if the sender is the active view's member
+    /// there and does not sit this view change out.
+    function _senderDealer(uint256 id, Ceremony storage c, uint32 named) internal view returns (uint32) {
+        if (!c.reshare) {
+            uint256 pos = positions[id][msg.sender];
+            if (pos == 0) revert NotMember();
+            return uint32(pos - 1);
+        }
+        if (named >= viewMembers[c.viewNumber - 1].length || _dealerAccount(c, named) != msg.sender) {
+            revert NotMember();
+        }
+        if (bannedIn[c.viewNumber][msg.sender]) revert NotMember();
+        return named;
+    }
+
+    /// The account of dealer `dealer` of a ceremony (reverts `WrongDealer` if there is none).
+    function _dealerAccount(Ceremony storage c, uint32 dealer) internal view returns (address) {
+        address[] storage dealers = c.reshare ? viewMembers[c.viewNumber - 1] : c.committee;
+        if (dealer >= dealers.length) revert WrongDealer();
+        return dealers[dealer];
+    }
+
     /// Whether a publication is a final log, which the board takes in the share phase: all `n`
     /// players acked and nothing is revealed (`Board::apply`'s early rule).
     function _isFinalLog(bytes calldata p, uint32 n) internal pure returns (bool) {
@@ -778,15 +837,16 @@ contract Coordinator {
         if (id == 0) revert NoViewChange();
         Ceremony storage c = ceremonies[id];
         if (block.number <= c.publishEnd || block.number > c.waitEnd) revert WrongPhase();
-        MagicBlockHeader memory h = _parseMagicBlock(a.magicBlock);
+        MagicBlockReader.Header memory h = reader.header(a.magicBlock, config.chainId);
         if (h.viewNumber != c.viewNumber) revert BadMagicBlock("view");
         if (h.number != c.number) revert BadMagicBlock("session");
-        if (h.keyMode != KEY_MODE_FRESH) revert BadMagicBlock("key mode");
+        if (h.keyMode != (c.reshare ? KEY_MODE_RESHARE : KEY_MODE_FRESH)) revert BadMagicBlock("key mode");
         if (h.sessionId != c.sessionId) revert BadMagicBlock("session id");
         if (h.n != c.n || h.t != c.t || h.k != c.k) revert BadMagicBlock("n/t/k");
         if (h.previousHash != magicBlockHash) revert BadMagicBlock("previous hash");
         if (h.firstRound != c.waitEnd + 1) revert BadMagicBlock("first round");
-        // Every view is a fresh key here, so every view's beacon is the configured one.
+        // The configuration is fixed at deployment, so a reshare's beacon, the previous view's,
+        // is the configured one as well.
         if (h.beaconScheme != config.beaconScheme || h.beaconPeriod != config.beaconPeriod) {
             revert BadMagicBlock("beacon");
         }
@@ -794,7 +854,14 @@ contract Coordinator {
         address[] memory members = _checkMembers(a.magicBlock, h, c);
 
         if (!Bls12381.matchesCompressedG1(h.groupKey, a.groupKeyPoint)) revert GroupKeyMismatch();
-        _checkGroupKey(id, c, a.qualified, a.groupKeyPoint);
+        if (c.reshare) {
+            // The key stays; the previous committee's handover signature below is under it too.
+            if (keccak256(a.groupKeyPoint) != keccak256(groupKeyPoint)) revert GroupKeyMismatch();
+            _checkQualified(id, a.qualified, activeThreshold, viewMembers[currentView].length);
+        } else {
+            _checkQualified(id, a.qualified, c.k, c.n);
+            _checkGroupKey(id, a.qualified, a.groupKeyPoint);
+        }
 
         bytes32 hash = sha256(a.magicBlock);
         if (!Bls12381.matchesCompressedG2(a.signature, a.signaturePoint)) revert BadSignature("new");
@@ -825,8 +892,15 @@ contract Coordinator {
         nextCeremonyNumber = 0;
         running = 0;
         activeCeremony = id;
+        bool keep = config.keyMode == KEY_MODE_RESHARE;
+        address[] storage list = viewMembers[c.viewNumber];
         for (uint256 i = 0; i < members.length; i++) {
             nodes[members[i]].memberOfView = c.viewNumber;
+            if (keep) list.push(members[i]);
+        }
+        if (keep) {
+            reshareDigest = reader.reshareDigest(a.magicBlock, h);
+            activeThreshold = h.t;
         }
         emit ViewActivated(c.viewNumber, id, hash, a.magicBlock);
     }
@@ -840,65 +914,17 @@ contract Coordinator {
         return (config.beaconScheme, config.beaconPeriod);
     }
 
-    /// Reads the fixed fields of a magic block and skips over its members, checking that the
-    /// encoding is exactly consumed.
-    function _parseMagicBlock(bytes calldata b) internal view returns (MagicBlockHeader memory h) {
-        uint256 at = 0;
-        bytes calldata field;
-        (field, at) = _lengthPrefixed(b, at);
-        if (keccak256(field) != keccak256(MAGIC_BLOCK_TAG)) revert MalformedMagicBlock("tag");
-        (field, at) = _lengthPrefixed(b, at);
-        if (keccak256(field) != keccak256(config.chainId)) revert BadMagicBlock("chain id");
-        if (b.length < at + 8 + 4 + 1 + 32 + 12 + 48 + 4) revert MalformedMagicBlock("truncated");
-        h.viewNumber = uint64(bytes8(b[at:at + 8]));
-        h.number = uint32(bytes4(b[at + 8:at + 12]));
-        h.keyMode = uint8(b[at + 12]);
-        h.sessionId = bytes32(b[at + 13:at + 45]);
-        h.n = uint32(bytes4(b[at + 45:at + 49]));
-        h.t = uint32(bytes4(b[at + 49:at + 53]));
-        h.k = uint32(bytes4(b[at + 53:at + 57]));
-        h.groupKey = b[at + 57:at + 105];
-        h.memberCount = uint32(bytes4(b[at + 105:at + 109]));
-        at += 109;
-        h.membersOffset = at;
-        if (h.memberCount > MAX_COMMITTEE) revert MalformedMagicBlock("members");
-        for (uint256 i = 0; i < h.memberCount; i++) {
-            at += 8 + 96 + 32;
-            (, at) = _lengthPrefixed(b, at);
-            if (b.length < at + 4) revert MalformedMagicBlock("truncated");
-            uint256 count = uint32(bytes4(b[at:at + 4]));
-            at += 4;
-            for (uint256 j = 0; j < count; j++) {
-                (, at) = _lengthPrefixed(b, at);
-            }
-            at += 48;
-        }
-        if (b.length != at + 45) revert MalformedMagicBlock("length");
-        h.previousHash = bytes32(b[at:at + 32]);
-        h.firstRound = uint64(bytes8(b[at + 32:at + 40]));
-        h.beaconScheme = uint8(b[at + 40]);
-        h.beaconPeriod = uint32(bytes4(b[at + 41:at + 45]));
-    }
-
-    function _lengthPrefixed(bytes calldata b, uint256 at) internal pure returns (bytes calldata field, uint256 next) {
-        if (b.length < at + 4) revert MalformedMagicBlock("truncated");
-        uint256 len = uint32(bytes4(b[at:at + 4]));
-        next = at + 4 + len;
-        if (b.length < next) revert MalformedMagicBlock("truncated");
-        field = b[at + 4:next];
-    }
-
     /// Members ascend by index within `1..=n`, each the committee member at that position with
-    /// its registered identity and encryption key.
-    function _checkMembers(bytes calldata b, MagicBlockHeader memory h, Ceremony storage c)
+    /// its registered identity and encryption key (`h.memberAt`: where each entry starts).
+    function _checkMembers(bytes calldata b, MagicBlockReader.Header memory h, Ceremony storage c)
         internal
         view
         returns (address[] memory members)
     {
         members = new address[](h.memberCount);
-        uint256 at = h.membersOffset;
         uint64 last = 0;
         for (uint256 i = 0; i < h.memberCount; i++) {
+            uint256 at = h.memberAt[i];
             uint64 index = uint64(bytes8(b[at:at + 8]));
             if (index <= last || index > c.n) revert BadMagicBlock("member index");
             last = index;
@@ -910,32 +936,30 @@ contract Coordinator {
                     || bytes32(b[at + 104:at + 136]) != node.encryptionKey
             ) revert BadMagicBlock("member identity");
             members[i] = account;
-            at += 136;
-            (, at) = _lengthPrefixed(b, at);
-            uint256 count = uint32(bytes4(b[at:at + 4]));
-            at += 4;
-            for (uint256 j = 0; j < count; j++) {
-                (, at) = _lengthPrefixed(b, at);
-            }
-            at += 48;
+        }
+    }
+
+    /// The qualified dealers: at least `least` of the `dealers` positions, ascending, each with
+    /// a contribution on chain.
+    function _checkQualified(uint256 id, uint32[] calldata qualified, uint256 least, uint256 dealers)
+        internal
+        view
+    {
+        if (qualified.length < least || qualified.length > dealers) revert BadQualifiedSet();
+        for (uint256 i = 0; i < qualified.length; i++) {
+            uint32 d = qualified[i];
+            if ((i > 0 && d <= qualified[i - 1]) || d >= dealers) revert BadQualifiedSet();
+            if (contributionHash[id][d] == 0) revert BadQualifiedSet();
         }
     }
 
     /// The group key of a fresh key is the sum of the qualified dealers' `f(0) G`: at least `k`
-    /// of them, each with a contribution on chain. So nobody can activate a key of their own
-    /// choosing: its secret is shared by the dealers, and signing under it takes `t` players'
-    /// shares.
-    function _checkGroupKey(uint256 id, Ceremony storage c, uint32[] calldata qualified, bytes calldata point)
-        internal
-        view
-    {
-        if (qualified.length < c.k || qualified.length > c.n) revert BadQualifiedSet();
+    /// of them (`_checkQualified`). So nobody can activate a key of their own choosing: its
+    /// secret is shared by the dealers, and signing under it takes `t` players' shares.
+    function _checkGroupKey(uint256 id, uint32[] calldata qualified, bytes calldata point) internal view {
         bytes memory sum;
         for (uint256 i = 0; i < qualified.length; i++) {
-            uint32 d = qualified[i];
-            if ((i > 0 && d <= qualified[i - 1]) || d >= c.n) revert BadQualifiedSet();
-            if (contributionHash[id][d] == 0) revert BadQualifiedSet();
-            bytes memory p = _g1Point(contributionConstant[id][d]);
+            bytes memory p = _g1Point(contributionConstant[id][qualified[i]]);
             sum = i == 0 ? p : Bls12381.g1Add(sum, p);
         }
         if (keccak256(sum) != keccak256(point)) revert GroupKeyMismatch();
@@ -981,9 +1005,7 @@ contract Coordinator {
             revert NotEquivocation();
         }
         if (bytes32(payloadA[1:33]) != c.sessionId) revert WrongSession();
-        uint32 dealer = uint32(bytes4(payloadA[33:37]));
-        if (dealer >= c.n) revert WrongDealer();
-        address culprit = c.committee[dealer];
+        address culprit = _dealerAccount(c, uint32(bytes4(payloadA[33:37])));
         if (slashedIn[id][culprit]) revert AlreadySlashed();
         Node storage node = nodes[culprit];
         if (keccak256(identityPoint) != node.identityPointHash) revert BadIdentityKey();
@@ -1009,7 +1031,8 @@ contract Coordinator {
         Ceremony storage c = ceremonies[id];
         if (signedPost.length < SIGNATURE_LEN + 77) revert MalformedPost();
         uint32 dealer = uint32(bytes4(signedPost[SIGNATURE_LEN + 37:SIGNATURE_LEN + 41]));
-        if (dealer >= c.n || publicationHash[id][dealer] != keccak256(signedPost)) revert NoPublication();
+        // A stored hash names a dealer of the ceremony; no post hashes to zero.
+        if (publicationHash[id][dealer] != keccak256(signedPost)) revert NoPublication();
         bytes calldata p = signedPost[SIGNATURE_LEN:];
         uint256 bitmapLen = uint32(bytes4(p[73:77]));
         uint256 at = 77 + bitmapLen;
@@ -1021,7 +1044,7 @@ contract Coordinator {
         Bls12381.g1Add(aggregatePoint, new bytes(128));
         bytes32 digest = taggedHash("keyquorum/ack/v1", abi.encodePacked(p[1:33], p[37:41], p[41:73]));
         if (bls.verifyIdentitySignature(aggregatePk, abi.encodePacked(digest), aggregatePoint)) revert NotAFault();
-        address culprit = c.committee[dealer];
+        address culprit = _dealerAccount(c, dealer);
         if (slashedIn[id][culprit]) revert AlreadySlashed();
         slashedIn[id][culprit] = true;
         _slash(culprit, id, "bad_ack_signature");
@@ -1054,7 +1077,7 @@ contract Coordinator {
         Ceremony storage c = ceremonies[id];
         if (publication.length < SIGNATURE_LEN + 77) revert MalformedPost();
         uint32 dealer = uint32(bytes4(publication[SIGNATURE_LEN + 37:SIGNATURE_LEN + 41]));
-        if (dealer >= c.n || publicationHash[id][dealer] != keccak256(publication)) revert NoPublication();
+        if (publicationHash[id][dealer] != keccak256(publication)) revert NoPublication();
         if (contributionHash[id][dealer] != keccak256(contribution)) revert NoContribution();
         if (player >= c.n) revert NotAFault();
         bytes32 share = _revealed(publication[SIGNATURE_LEN:], player);
@@ -1067,7 +1090,7 @@ contract Coordinator {
             );
         }
         if (keccak256(Bls12381.g1MulGenerator(share)) == keccak256(expected)) revert NotAFault();
-        address culprit = c.committee[dealer];
+        address culprit = _dealerAccount(c, dealer);
         if (slashedIn[id][culprit]) revert AlreadySlashed();
         slashedIn[id][culprit] = true;
         _slash(culprit, id, "bad_reveal");

@@ -10,13 +10,16 @@
 //! stake. The nodes start each view change on chain when it is due, post the DKG through the
 //! contract, and a member activates the view with the new committee's threshold signature and,
 //! from view 2 on, the previous committee's handover signature under the previous group key.
-//! The contract runs fresh-key ceremonies only, so each view has a new group key.
+//! The contract is deployed to reshare, as the embedded demo's chain does: view 1 makes a fresh
+//! key, and from view 2 on the previous view's members deal shares of their shares to the new
+//! committee, so the group key stays.
 //!
 //! The faulty nodes run `--fault forge-ack-aggregate`, the fault the contract can check from
 //! the post itself: every board disqualifies their publications, and an honest node proves the
 //! forgery on chain (`proveBadAckAggregate`), which slashes the culprit and pays the reporter.
-//! The demo waits, after the last activation, until each faulty member of each activated
-//! ceremony is slashed in it.
+//! The demo waits, after the last activation, until each faulty dealer of each activated
+//! ceremony is slashed in it. A faulty node left out of view 1's magic block deals in no
+//! reshare, so it is slashed in view 1's ceremony only.
 //!
 //! The demo follows the contract's logs with the nodes' own follower and translator
 //! ([`keyquorum_evm::client::Follower`], [`keyquorum_evm::events::Translator`]), so its report
@@ -47,7 +50,7 @@ use std::time::{Duration, Instant};
 
 use keyquorum_contract::hex::Hex;
 use keyquorum_contract::{
-    BeaconConfig, Event, MagicBlock, SignedMagicBlock, Size, verify_magic_block_chain,
+    BeaconConfig, Event, KeyMode, MagicBlock, SignedMagicBlock, Size, verify_magic_block_chain,
 };
 use keyquorum_devchain::Client as HttpClient;
 use keyquorum_evm::Coordinator::{self, CoordinatorEvents};
@@ -470,6 +473,7 @@ impl AnvilChain {
             reporter_percent: 10,
             beacon_scheme: beacon.scheme,
             beacon_period: beacon.period_secs,
+            key_mode: KeyMode::Reshare,
         };
         let (contract, deployed_at) =
             deploy_configured(anvil.url(), deployer.clone(), &config).await?;
@@ -548,7 +552,8 @@ struct Followed {
     translator: Translator,
     /// The first node's HTTP client; [`check_view_keys`] reaches the others through it.
     http: HttpClient,
-    /// Ceremony id => (view, ceremony number, committee).
+    /// Ceremony id => (view, ceremony number, dealers' accounts): the committee, or for a
+    /// reshare the previous view's members.
     ceremonies: HashMap<U256, (u64, u32, Vec<Address>)>,
     activated: BTreeMap<u64, U256>,
     slashed: BTreeSet<(U256, Address)>,
@@ -586,7 +591,7 @@ impl Followed {
         })
     }
 
-    /// Each faulty member of an activated ceremony not slashed in it yet, as (view, account).
+    /// Each faulty dealer of an activated ceremony not slashed in it yet, as (view, account).
     fn unslashed(&self, faulty: &BTreeSet<Address>) -> Vec<(u64, Address)> {
         let mut missing = Vec::new();
         for (view, id) in &self.activated {
@@ -650,6 +655,28 @@ impl Followed {
         for e in self.translator.translate(input) {
             observer.on_event(&e, block, time_ms);
             match &e {
+                Event::CommitteeSelected {
+                    view,
+                    ceremony_number,
+                    dealers,
+                    ..
+                } if !dealers.is_empty() => {
+                    let accounts: Vec<Address> = dealers
+                        .iter()
+                        .filter_map(|d| {
+                            self.translator
+                                .registered()
+                                .into_iter()
+                                .find(|(_, id)| id == &d.0)
+                                .map(|(a, _)| a)
+                        })
+                        .collect();
+                    for (v, n, listed) in self.ceremonies.values_mut() {
+                        if (*v, *n) == (*view, *ceremony_number) {
+                            *listed = accounts.clone();
+                        }
+                    }
+                }
                 Event::PostRejected {
                     view,
                     dealer,
@@ -1014,7 +1041,7 @@ impl Report<'_> {
         println!();
         match &self.verified.bad_chain {
             None if self.verified.blocks > 0 => println!(
-                "chain of {} magic blocks verified from the first group key (handovers included); each view's key is fresh (the contract runs no resharing) and, from view 2 on, handed over by the previous committee's signature",
+                "chain of {} magic blocks verified from the first group key (handovers included); view 1's key is fresh and every later view reshares it, handed over by the previous committee's signature",
                 self.verified.blocks
             ),
             None => {}

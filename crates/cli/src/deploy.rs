@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use keyquorum_contract::{BeaconConfig, BeaconScheme};
+use keyquorum_contract::{BeaconConfig, BeaconScheme, KeyMode};
 use keyquorum_evm::Coordinator;
 use keyquorum_evm::alloy_primitives::{Bytes, U256};
 use keyquorum_evm::client::{ClientError, deploy};
@@ -78,6 +78,9 @@ pub struct DeployConfig {
     pub beacon_scheme: BeaconScheme,
     /// Seconds between beacon rounds, 1 to 3600.
     pub beacon_period: u32,
+    /// `reshare` (the default, as on the embedded chain): view 1 makes a fresh key and every
+    /// later view reshares it; `fresh`: every view makes a new key.
+    pub key_mode: KeyMode,
 }
 
 impl Default for DeployConfig {
@@ -101,6 +104,7 @@ impl Default for DeployConfig {
             reporter_percent: 10,
             beacon_scheme: BeaconConfig::default().scheme,
             beacon_period: BeaconConfig::default().period_secs,
+            key_mode: KeyMode::Reshare,
         }
     }
 }
@@ -127,6 +131,7 @@ impl DeployConfig {
             reporterPercent: self.reporter_percent,
             beaconScheme: self.beacon_scheme.tag(),
             beaconPeriod: self.beacon_period,
+            keyMode: keyquorum_evm::key_mode_tag(self.key_mode),
         }
     }
 

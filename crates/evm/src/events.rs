@@ -29,7 +29,7 @@ use std::collections::{HashMap, VecDeque};
 use alloy_primitives::{Address, U256};
 use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
 use keyquorum_contract::magic::MagicBlockPlace;
-use keyquorum_contract::state::{CeremonySpec, SpecParticipant};
+use keyquorum_contract::state::{CeremonySpec, SpecParticipant, SpecReshare};
 use keyquorum_contract::{
     CommitteeEntry, Event, KeyMode, MagicBlock, NetworkIdentity, ViewChangePhase,
 };
@@ -123,9 +123,12 @@ struct Live {
     /// The last block of the contribute, share and publish phases.
     ends: [u64; 3],
     board: Option<Board<Bls12381G1>>,
-    /// The committee's accounts and identity keys, in seat order.
-    committee: Vec<Address>,
+    /// The committee's identity keys, in seat order.
     identities: Vec<[u8; 96]>,
+    /// The dealers' accounts by dealer position: the committee in seat order, or for a reshare
+    /// the active view's members in their magic block's order.
+    dealers: Vec<Address>,
+    key_mode: KeyMode,
     /// The contributions the board accepted, by dealer, as logged (a bad reveal's proof names
     /// the dealer's contribution).
     contributions: HashMap<u32, Vec<u8>>,
@@ -151,6 +154,10 @@ pub struct Translator {
     live: Option<Live>,
     /// The active view's magic block hash (the next block's `previous_hash`).
     magic_block_hash: [u8; 32],
+    /// The active view's magic block, the one this translator's board replica defined and the
+    /// contract activated (same hash): a reshare's dealers, their keys and shares. `None` if the
+    /// activated block is not the replica's, so no reshare of it is followed.
+    active: Option<MagicBlock>,
     /// The live ceremony's magic block, once its board defines one.
     created: Option<CreatedBlock>,
     /// The fraud proofs of the faults the board replicas found ([`ProofCache`]).
@@ -180,6 +187,7 @@ impl Translator {
             nodes: HashMap::new(),
             live: None,
             magic_block_hash: [0; 32],
+            active: None,
             created: None,
             proofs: ProofCache::default(),
             block: 0,
@@ -243,6 +251,14 @@ impl Translator {
         &self.deployment.chain_name
     }
 
+    /// The account that registered `identity`, if one did.
+    fn account_of(&self, identity: &[u8; 96]) -> Option<Address> {
+        self.nodes
+            .iter()
+            .find(|(_, r)| &r.identity == identity)
+            .map(|(a, _)| *a)
+    }
+
     /// The identity an account registered, if it did.
     pub fn identity_of(&self, account: &Address) -> Option<[u8; 96]> {
         self.nodes.get(account).map(|r| r.identity)
@@ -293,6 +309,11 @@ impl Translator {
             BoardInput::PostAccepted { ceremony, post, .. } => self.post(ceremony, post.to_vec()),
             BoardInput::Deadline { ceremony, phase } => self.deadline(ceremony, phase),
             BoardInput::ViewActivated(a) => {
+                self.active = self
+                    .created
+                    .as_ref()
+                    .filter(|c| c.hash == a.magicBlockHash.0)
+                    .map(|c| c.block.clone());
                 let first_round = match &self.live {
                     Some(l) if l.id == a.ceremony => l.wait_end + 1,
                     _ => 0,
@@ -351,6 +372,26 @@ impl Translator {
                 encryption_key: Hex(reg.encryption_key),
             });
         }
+        let key_mode = crate::key_mode_of(sel.keyMode);
+        // A reshare's dealers are every member of the active view, in its block's order, as
+        // the contract binds them (`reshareDigest`); it refuses posts of those sitting out.
+        let dealing = match (key_mode, &self.active) {
+            (Some(KeyMode::Fresh), _) => Some((sel.committee.clone(), None)),
+            (Some(KeyMode::Reshare), Some(active)) => active
+                .members
+                .iter()
+                .map(|m| self.account_of(&m.identity.0))
+                .collect::<Option<Vec<Address>>>()
+                .map(|accounts| (accounts, Some(reshare_spec(active)))),
+            _ => None,
+        };
+        let Some((dealers, reshare)) = dealing else {
+            // A reshare of a view this translator did not see activate, or an unknown mode: no
+            // ceremony it could follow.
+            self.live = None;
+            return Vec::new();
+        };
+        let key_mode = key_mode.unwrap_or(KeyMode::Fresh);
         let spec = CeremonySpec {
             domain: HexBytes(self.deployment.session_domain(sel.viewNumber, sel.number)),
             view: sel.viewNumber,
@@ -359,7 +400,7 @@ impl Translator {
             t: sel.t,
             k: sel.k,
             players,
-            reshare: None,
+            reshare,
             variant: keyquorum_contract::config::DkgVariant::AckReveal,
             verifiable_keys: Vec::new(),
         };
@@ -379,8 +420,9 @@ impl Translator {
             wait_end: sel.waitEnd,
             ends: [sel.contributeEnd, sel.shareEnd, sel.publishEnd],
             board,
-            committee: sel.committee.clone(),
             identities,
+            dealers,
+            key_mode,
             contributions: HashMap::new(),
         });
         self.created = None;
@@ -395,10 +437,14 @@ impl Translator {
             Event::CommitteeSelected {
                 view: sel.viewNumber,
                 ceremony_number: sel.number,
-                key_mode: KeyMode::Fresh,
+                key_mode,
                 session_id: Hex(sel.sessionId.0),
                 committee,
-                dealers: Vec::new(),
+                dealers: spec
+                    .reshare
+                    .as_ref()
+                    .map(|r| r.dealers.iter().map(|d| d.identity).collect())
+                    .unwrap_or_default(),
                 spec,
             },
             phase,
@@ -436,16 +482,16 @@ impl Translator {
             Err(BoardError::Fault { fault, .. }) => {
                 let ctx = ProofContext {
                     ceremony: live.id,
-                    committee: &live.committee,
+                    dealers: &live.dealers,
                     identities: &live.identities,
                     contribution: live.contributions.get(&dealer).map(Vec::as_slice),
                 };
                 if let Some(proof) = fault_proof(&ctx, &post, &fault) {
                     // The board now holds the fault: its active dealers are the members that
                     // look honest, the culprit no longer among them.
-                    let provers = (0..live.n)
+                    let provers = (0..live.dealers.len() as u32)
                         .filter(|&d| board.is_active_dealer(d))
-                        .filter_map(|d| live.committee.get(d as usize).copied())
+                        .filter_map(|d| live.dealers.get(d as usize).copied())
                         .filter(|a| *a != proof.culprit)
                         .collect();
                     let schedule = ProofSchedule {
@@ -516,10 +562,11 @@ impl Translator {
                     chain_id: self.deployment.chain_name.clone(),
                     view,
                     ceremony_number,
-                    key_mode: KeyMode::Fresh,
+                    key_mode: live.key_mode,
                     previous_hash: self.magic_block_hash,
                     first_round: live.wait_end + 1,
-                    // Every view here is a fresh key: the configured beacon.
+                    // The contract's beacon is fixed at deployment: a reshare keeps the
+                    // previous view's, which is this one.
                     beacon: self.deployment.beacon,
                 };
                 let nodes = &self.nodes;
@@ -572,6 +619,24 @@ impl Translator {
             }
         }
         events
+    }
+}
+
+/// The reshare of `active`'s key with every member dealing, in the block's order.
+fn reshare_spec(active: &MagicBlock) -> SpecReshare {
+    SpecReshare {
+        dealers: active
+            .members
+            .iter()
+            .map(|m| SpecParticipant {
+                identity: m.identity,
+                encryption_key: m.encryption_key,
+            })
+            .collect(),
+        dealer_indices: active.members.iter().map(|m| m.index).collect(),
+        old_threshold: active.t,
+        group_key: active.group_key,
+        public_shares: active.members.iter().map(|m| m.public_share).collect(),
     }
 }
 

@@ -35,7 +35,7 @@
 use alloy_primitives::{Address, U256, keccak256};
 use alloy_sol_types::SolValue;
 use blstrs::{G1Affine, G2Affine};
-use keyquorum_contract::BeaconConfig;
+use keyquorum_contract::{BeaconConfig, KeyMode};
 use thiserror::Error;
 
 #[allow(missing_docs, clippy::too_many_arguments)]
@@ -123,6 +123,24 @@ impl Deployment {
 
 /// The tag at the start of [`registration_payload`].
 pub const REGISTER_TAG: &[u8] = b"keyquorum-evm/register/v1";
+
+/// The coordinator's `Config.keyMode` and `CommitteeSelected.keyMode` for a key mode: the tag a
+/// magic block encodes it with.
+pub fn key_mode_tag(mode: KeyMode) -> u8 {
+    match mode {
+        KeyMode::Fresh => 1,
+        KeyMode::Reshare => 2,
+    }
+}
+
+/// The key mode of a `CommitteeSelected.keyMode` tag, if it is one.
+pub fn key_mode_of(tag: u8) -> Option<KeyMode> {
+    match tag {
+        1 => Some(KeyMode::Fresh),
+        2 => Some(KeyMode::Reshare),
+        _ => None,
+    }
+}
 
 /// A compressed point that is not a valid point of the group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]

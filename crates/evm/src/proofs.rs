@@ -36,8 +36,9 @@ pub struct FaultProof {
 pub struct ProofContext<'a> {
     /// The contract's ceremony id.
     pub ceremony: U256,
-    /// The committee's accounts in seat order.
-    pub committee: &'a [Address],
+    /// The dealers' accounts by dealer position: the committee in seat order, or for a
+    /// reshare the active view's members in their magic block's order.
+    pub dealers: &'a [Address],
     /// The committee's identity keys (compressed G2) in seat order.
     pub identities: &'a [[u8; 96]],
     /// The dealer's contribution as the contract logged it (`SignedPost::encode`).
@@ -49,12 +50,12 @@ pub struct ProofContext<'a> {
 /// for, for a post that is not a publication, or for inputs that do not fit (a seat outside the
 /// committee, a key or signature that is no point), which the board would not have accepted.
 pub fn fault_proof(ctx: &ProofContext<'_>, post: &[u8], fault: &FaultKind) -> Option<FaultProof> {
-    let n = ctx.committee.len();
+    let n = ctx.identities.len();
     let signed = SignedPost::<Bls12381G1>::decode(post, n).ok()?;
     let Post::Publication(publication) = &signed.post else {
         return None;
     };
-    let culprit = *ctx.committee.get(publication.dealer as usize)?;
+    let culprit = *ctx.dealers.get(publication.dealer as usize)?;
     let (name, calldata) = match fault {
         FaultKind::BadAckSignature => {
             let aggregate = publication.ack_signature.as_ref()?;

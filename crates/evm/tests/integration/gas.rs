@@ -1,7 +1,9 @@
 //! Gas of every coordinator transaction, measured in revm (Prague) with a 30M block gas limit
 //! (a transaction needing more halts, and the test fails): registration, committee selection,
 //! each phase's post, activation of the first view and of a later one (which adds the handover
-//! check), and the three fraud proofs (equivocation; a bad ack aggregate acked by all `n`; a
+//! check), for a deployment that makes every view a fresh key and for one that reshares from
+//! view 2 on (whose first activation also stores what a reshare binds, and whose second view is
+//! dealt by the first view's members), and the three fraud proofs (equivocation; a bad ack aggregate acked by all `n`; a
 //! bad reveal, whose proof carries the dealer's whole contribution).
 //!
 //! Posts are full size (a contribution carries `n + 1` uncompressed points, a publication an
@@ -53,14 +55,16 @@ fn uncompressed(p: &G1Affine) -> [u8; 96] {
 }
 
 /// Runs two view changes with `n` seats among `candidates` registered nodes, up to `keep`
-/// percent of the seats kept for the previous view's members, and returns the gas of each step.
-/// Each committee is checked against `keyquorum_contract::select::select_committee`.
-fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
+/// percent of the seats kept for the previous view's members, the second a reshare if
+/// `reshare`, and returns the gas of each step. Each committee is checked against
+/// `keyquorum_contract::select::select_committee`.
+fn measure_with(n: u32, candidates: u32, keep: u8, reshare: bool) -> Gas {
     let mut gas = Gas::default();
     let nodes: Vec<Node> = (0..candidates).map(Node::new).collect();
     let accounts: Vec<Address> = nodes.iter().map(|x| x.account).collect();
     let mut config = config(n);
     config.keepPreviousPercent = keep;
+    config.keyMode = if reshare { 2 } else { 1 };
     let mut chain = Chain::new(config, &accounts);
     for node in &nodes {
         let call = node.register_call(chain.contract);
@@ -78,7 +82,10 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
     let mut lying_contribution = None;
     let mut lying_publication = None;
     let mut previous_members = BTreeSet::new();
+    // The first view's members in its block's order: a reshare's dealers.
+    let mut first_members: Vec<Address> = Vec::new();
     for round in 0..2 {
+        let resharing = reshare && round == 1;
         let next = chain.read(Coordinator::nextStartCall {});
         chain.set_block(next);
         let seed = chain.read(Coordinator::currentSeedCall {}).0;
@@ -109,6 +116,16 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
         assert_eq!(identities, expected, "view {}", sel.viewNumber);
         previous_members = identities.into_iter().collect();
         gas.committees.push(previous_members.clone());
+        if round == 0 {
+            first_members = sel.committee.clone();
+        }
+        let dealer_account = |d: usize| {
+            if resharing {
+                first_members[d]
+            } else {
+                member(d).account
+            }
+        };
 
         // Contributions: dealer d's f(0) G = (d + 1 + 1000 round) G; the other points repeat it.
         let mut secrets = Vec::new();
@@ -130,7 +147,7 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
             }
             let r = chain
                 .send(
-                    member(d).account,
+                    dealer_account(d),
                     0,
                     Coordinator::postCall {
                         signedPost: post.into(),
@@ -178,7 +195,7 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
             }
             let r = chain
                 .send(
-                    member(d).account,
+                    dealer_account(d),
                     0,
                     Coordinator::postCall {
                         signedPost: post.into(),
@@ -188,9 +205,12 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
             gas.publication[round] = gas.publication[round].max(r.gas_used);
         }
 
-        // Activation: every dealer qualified, the key their sum.
+        // Activation: every dealer qualified, the key their sum (a reshare keeps the first's).
         chain.set_block(sel.publishEnd + 1);
-        let secret: Scalar = secrets.iter().sum();
+        let secret: Scalar = match previous {
+            Some((previous_secret, _)) if resharing => previous_secret,
+            _ => secrets.iter().sum(),
+        };
         let group_key = (G1Projective::generator() * secret)
             .to_affine()
             .to_compressed();
@@ -199,7 +219,11 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
             chain_id: CHAIN_NAME.into(),
             view: sel.viewNumber,
             ceremony_number: sel.number,
-            key_mode: KeyMode::Fresh,
+            key_mode: if resharing {
+                KeyMode::Reshare
+            } else {
+                KeyMode::Fresh
+            },
             session_id: Hex(sel.sessionId.0),
             n: sel.n,
             t: sel.t,
@@ -248,7 +272,7 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
                 endorsement: endorsement_point.clone(),
             },
         };
-        if round == 1 {
+        if round == 1 && !resharing {
             // The handover must come from the previous key: the new committee signing the
             // handover message under its own key, or nothing at all, does not do.
             let own = g2_point(&sign(secret, SignerRole::Old)).unwrap().to_vec();
@@ -341,8 +365,8 @@ fn measure_with(n: u32, candidates: u32, keep: u8) -> Gas {
     gas
 }
 
-fn measure(n: u32) -> Gas {
-    measure_with(n, n, 0)
+fn measure(n: u32, reshare: bool) -> Gas {
+    measure_with(n, n, 0, reshare)
 }
 
 /// With more candidates than seats, the second view keeps previous members as the Rust
@@ -351,7 +375,7 @@ fn measure(n: u32) -> Gas {
 #[test]
 fn selection_keeps_previous_members_like_the_rust_contract() {
     for keep in [0, 50, 100] {
-        let g = measure_with(4, 9, keep);
+        let g = measure_with(4, 9, keep, false);
         check(&g);
         let overlap = g.committees[0].intersection(&g.committees[1]).count();
         match keep {
@@ -387,9 +411,13 @@ fn gas_table() {
         "| n | register | select (view 1 / 2) | contribution (bytes) | publication (bytes) | activate view 1 | activate view 2 | equivocation proof | bad-ack proof | bad-reveal proof | per member per view change |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut resharing = Vec::new();
     for n in [16u32, 64, 256] {
-        let g = measure(n);
+        let g = measure(n, false);
         check(&g);
+        let r = measure(n, true);
+        check(&r);
+        resharing.push((n, r));
         let per_member =
             (g.start[1] + g.activate[1]) / n as u64 + g.contribution[1] + g.publication[1];
         println!(
@@ -406,6 +434,24 @@ fn gas_table() {
             g.equivocation,
             g.bad_ack_aggregate,
             g.bad_reveal,
+            per_member
+        );
+    }
+    println!();
+    println!(
+        "| n (reshare from view 2) | activate view 1 | select view 2 | contribution | publication | activate view 2 | per member per view change |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (n, g) in resharing {
+        let per_member =
+            (g.start[1] + g.activate[1]) / n as u64 + g.contribution[1] + g.publication[1];
+        println!(
+            "| {n} | {} | {} | {} | {} | {} | {} |",
+            g.activate[0],
+            g.start[1],
+            g.contribution[1],
+            g.publication[1],
+            g.activate[1],
             per_member
         );
     }

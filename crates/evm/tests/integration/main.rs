@@ -6,3 +6,4 @@ mod common;
 mod consumer;
 mod coordinator;
 mod gas;
+mod reshare;

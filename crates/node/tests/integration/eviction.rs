@@ -60,6 +60,7 @@ pub(crate) fn idle_config(chain_name: &str) -> Coordinator::Config {
         reporterPercent: 10,
         beaconScheme: 1,
         beaconPeriod: 3,
+        keyMode: 1,
     }
 }
 

@@ -112,6 +112,7 @@ pub fn config(n: u32) -> Coordinator::Config {
         reporterPercent: 10,
         beaconScheme: BeaconConfig::default().scheme.tag(),
         beaconPeriod: BeaconConfig::default().period_secs,
+        keyMode: 1,
     }
 }
 

@@ -1,0 +1,507 @@
+//! A resharing view change on the Solidity coordinator in revm: view 1 makes a fresh key, view 2
+//! reshares it. Every step goes the way a node's goes: the translator (`keyquorum_evm::events`)
+//! builds each ceremony's spec from the logs alone (for the reshare, from the view-1 magic block
+//! it saw activated), the DKG runs among the members with their real shares, its posts go
+//! through the contract and back into the translator's board replica, which defines the magic
+//! block; the new committee signs it with its new shares, the old one with its old shares.
+
+use std::collections::HashMap;
+
+use crate::common::*;
+
+use alloy_primitives::Address;
+use blstrs::Scalar;
+use group::prime::PrimeCurveAffine as _;
+use keyquorum_contract::hex::Hex;
+use keyquorum_contract::magic::signing_message;
+use keyquorum_contract::state::CeremonySpec;
+use keyquorum_contract::{Event, KeyMode, MagicBlock, SignedMagicBlock, SignerRole};
+use keyquorum_crypto::Bls12381G1;
+use keyquorum_crypto::secret::Secret;
+use keyquorum_crypto::tbls::{self, MinPk};
+use keyquorum_dkg::ackreveal::AckRevealParticipant;
+use keyquorum_dkg::messages::{Post, SignedPost};
+use keyquorum_dkg::participant::Participant;
+use keyquorum_dkg::testing::ceremony::{BoardEvent, RunResult, member, run_nodes};
+use keyquorum_evm::client::{BoardInput, ConfirmedBlock, Phase};
+use keyquorum_evm::events::Translator;
+use keyquorum_evm::{Coordinator, g1_point, g2_point};
+
+const STAKE: u64 = 1_000;
+
+/// A coordinator that reshares from view 2 on, nodes `0..count` funded and the first
+/// `registered` of them registered (node `i` staking `STAKE + i`).
+fn resharing(n: u32, count: u32, registered: u32) -> (Chain, Vec<Node>, Translator) {
+    let mut cfg = config(n);
+    cfg.keyMode = 2;
+    let nodes: Vec<Node> = (0..count).map(Node::new).collect();
+    let accounts: Vec<Address> = nodes.iter().map(|n| n.account).collect();
+    let mut chain = Chain::new(cfg, &accounts);
+    let mut translator = Translator::new(deployment(chain.contract));
+    for node in &nodes[..registered as usize] {
+        register(&mut chain, &mut translator, node, STAKE + node.index as u64);
+    }
+    (chain, nodes, translator)
+}
+
+fn register(chain: &mut Chain, translator: &mut Translator, node: &Node, stake: u64) {
+    let r = chain
+        .send(node.account, stake, node.register_call(chain.contract))
+        .ok();
+    for e in r.events::<Coordinator::Registered>() {
+        translator.translate(BoardInput::Registered(e));
+    }
+}
+
+/// One activated view: its block, the committee's signature and each member's share.
+struct View {
+    signed: SignedMagicBlock,
+    /// Share index and secret share by node index.
+    shares: HashMap<u32, (u64, Secret<Scalar>)>,
+}
+
+/// What a view change's start gave: the selection, the translator's spec and its key mode.
+struct Start {
+    sel: Coordinator::CommitteeSelected,
+    spec: CeremonySpec,
+    key_mode: KeyMode,
+}
+
+fn start_view_change(chain: &mut Chain, nodes: &[Node], translator: &mut Translator) -> Start {
+    let r = chain
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
+        .ok();
+    let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
+    let events = translator.translate(BoardInput::CommitteeSelected(sel.clone()));
+    let Some(Event::CommitteeSelected { spec, key_mode, .. }) = events.into_iter().next() else {
+        panic!("the translator follows no ceremony")
+    };
+    Start {
+        sel,
+        spec,
+        key_mode,
+    }
+}
+
+fn node_of<'a>(nodes: &'a [Node], identity: &[u8; 96]) -> &'a Node {
+    nodes.iter().find(|n| &n.identity == identity).unwrap()
+}
+
+/// Feeds the translator one confirmed block's inputs and returns its events.
+fn confirm(translator: &mut Translator, number: u64, inputs: Vec<BoardInput>) -> Vec<Event> {
+    translator.translate_block(ConfirmedBlock { number, inputs })
+}
+
+fn posted(r: &Receipt) -> Vec<BoardInput> {
+    r.events::<Coordinator::PostAccepted>()
+        .into_iter()
+        .map(|e| BoardInput::PostAccepted {
+            ceremony: e.ceremony,
+            dealer: e.dealer,
+            kind: e.kind,
+            post: e.post,
+        })
+        .collect()
+}
+
+/// The DKG of a started ceremony, run off chain: who took part, their results, and the posts
+/// with their authors' accounts.
+struct Dealt<'a> {
+    players: Vec<&'a Node>,
+    taking_part: Vec<&'a Node>,
+    results: Vec<RunResult<Bls12381G1>>,
+    contributions: Vec<(Address, Vec<u8>)>,
+    publications: Vec<(Address, Vec<u8>)>,
+}
+
+/// Runs the DKG among the started ceremony's dealers and players, dealers holding their
+/// `previous` shares, on a perfect network.
+fn deal<'a>(nodes: &'a [Node], s: &Start, previous: Option<&View>) -> Dealt<'a> {
+    let ceremony = s.spec.ceremony().unwrap();
+    let players: Vec<&Node> = s
+        .spec
+        .players
+        .iter()
+        .map(|p| node_of(nodes, &p.identity.0))
+        .collect();
+    let dealers: Vec<&Node> = match &s.spec.reshare {
+        Some(r) => r
+            .dealers
+            .iter()
+            .map(|d| node_of(nodes, &d.identity.0))
+            .collect(),
+        None => players.clone(),
+    };
+    let mut taking_part: Vec<&Node> = players.clone();
+    for d in &dealers {
+        if !taking_part.iter().any(|p| p.index == d.index) {
+            taking_part.push(d);
+        }
+    }
+    let participants: Vec<Box<dyn Participant<Bls12381G1>>> = taking_part
+        .iter()
+        .map(|n| {
+            let m = member(n.index);
+            let old = previous
+                .and_then(|v| v.shares.get(&n.index))
+                .map(|(_, share)| Secret::new(*share.expose()));
+            let mut seed = [5u8; 32];
+            seed[..4].copy_from_slice(&n.index.to_be_bytes());
+            seed[4..12].copy_from_slice(&s.sel.viewNumber.to_be_bytes());
+            Box::new(
+                AckRevealParticipant::new(ceremony.clone(), m.identity, m.encryption, old, seed)
+                    .unwrap(),
+            ) as Box<dyn Participant<Bls12381G1>>
+        })
+        .collect();
+    let (results, events) = run_nodes(participants, &[], &mut |_, a| vec![a]);
+    let (mut contributions, mut publications) = (Vec::new(), Vec::new());
+    for e in events {
+        if let BoardEvent::Post(p) = e {
+            let post = SignedPost::<Bls12381G1>::decode(&p, s.sel.n as usize).unwrap();
+            let author = dealers[post.post.dealer() as usize].account;
+            match post.post {
+                Post::Contribution(_) => contributions.push((author, p)),
+                Post::Publication(_) => publications.push((author, p)),
+            }
+        }
+    }
+    assert_eq!(contributions.len(), dealers.len());
+    Dealt {
+        players,
+        taking_part,
+        results,
+        contributions,
+        publications,
+    }
+}
+
+/// Takes a dealt ceremony to its activation: posts through the contract, the magic block from
+/// the translator, signatures, endorsement and `activate`, after `refused` has tried what it
+/// wants with the activation call.
+fn complete(
+    chain: &mut Chain,
+    nodes: &[Node],
+    translator: &mut Translator,
+    s: &Start,
+    dealt: &Dealt<'_>,
+    previous: Option<&View>,
+    refused: impl FnOnce(&mut Chain, &Coordinator::activateCall, &MagicBlock),
+) -> View {
+    let Dealt {
+        players,
+        taking_part,
+        results,
+        contributions,
+        publications,
+    } = dealt;
+    let id = s.sel.ceremony;
+    for (author, p) in contributions {
+        let r = chain.send(*author, 0, post_call(p)).ok();
+        confirm(translator, chain.block(), posted(&r));
+    }
+    chain.set_block(s.sel.shareEnd + 1);
+    let deadline = |phase| BoardInput::Deadline {
+        ceremony: id,
+        phase,
+    };
+    confirm(
+        translator,
+        chain.block(),
+        vec![deadline(Phase::Contribute), deadline(Phase::Share)],
+    );
+    for (author, p) in publications {
+        let r = chain.send(*author, 0, post_call(p)).ok();
+        confirm(translator, chain.block(), posted(&r));
+    }
+    chain.set_block(s.sel.publishEnd + 1);
+    let events = confirm(translator, chain.block(), vec![deadline(Phase::Publish)]);
+    let block = events
+        .into_iter()
+        .find_map(|e| match e {
+            Event::MagicBlockCreated { magic_block, .. } => Some(magic_block),
+            _ => None,
+        })
+        .expect("the board defines a magic block");
+    let hash = block.hash();
+    let qualified = translator.created(&hash).unwrap().qualified.clone();
+
+    let mut shares = HashMap::new();
+    for (n, r) in taking_part.iter().zip(results) {
+        let RunResult::Ok(o) = r else {
+            panic!("node {} did not finish", n.index)
+        };
+        if let (Some(i), Some(share)) = (o.player_index, o.secret_share.as_ref()) {
+            shares.insert(n.index, (i as u64 + 1, Secret::new(*share.expose())));
+        }
+    }
+    let signature = threshold_sign(&shares, block.t, &signing_message(SignerRole::New, &hash));
+    let previous_signature = previous.map(|v| {
+        threshold_sign(
+            &v.shares,
+            v.signed.block.t,
+            &signing_message(SignerRole::Old, &hash),
+        )
+    });
+    let (endorsers, endorser_points, endorsement_point) =
+        endorsement(&hash, players, &(0..block.t as usize).collect::<Vec<_>>());
+    let call = Coordinator::activateCall {
+        a: Coordinator::Activation {
+            magicBlock: block.encode().into(),
+            groupKeyPoint: g1_point(&block.group_key.0).unwrap().to_vec().into(),
+            qualified,
+            signature: signature.to_vec().into(),
+            signaturePoint: g2_point(&signature).unwrap().to_vec().into(),
+            previousSignaturePoint: previous_signature
+                .map(|p| g2_point(&p).unwrap().to_vec())
+                .unwrap_or_default()
+                .into(),
+            endorsers,
+            endorserPoints: endorser_points,
+            endorsement: endorsement_point,
+        },
+    };
+    refused(chain, &call, &block);
+    let r = chain.send(nodes[0].account, 0, call).ok();
+    let activated = r.events::<Coordinator::ViewActivated>().remove(0);
+    assert_eq!(activated.magicBlockHash.0, hash);
+    confirm(
+        translator,
+        chain.block(),
+        vec![BoardInput::ViewActivated(activated)],
+    );
+    View {
+        signed: SignedMagicBlock {
+            hash: Hex(hash),
+            block,
+            signature: Some(Hex(signature)),
+            previous_signature: previous_signature.map(Hex),
+        },
+        shares,
+    }
+}
+
+/// The threshold signature of `t` of `shares` (the lowest indices) on `message`.
+fn threshold_sign(
+    shares: &HashMap<u32, (u64, Secret<Scalar>)>,
+    t: u32,
+    message: &[u8],
+) -> [u8; 96] {
+    let mut held: Vec<&(u64, Secret<Scalar>)> = shares.values().collect();
+    held.sort_by_key(|(i, _)| *i);
+    let partials: Vec<_> = held
+        .iter()
+        .take(t as usize)
+        .map(|(i, s)| tbls::partial_sign::<MinPk>(s, Scalar::from(*i), message))
+        .collect();
+    tbls::combine::<MinPk>(t as usize, &partials)
+        .unwrap()
+        .to_compressed()
+}
+
+#[test]
+fn a_resharing_view_change_keeps_the_key_and_is_dealt_by_the_previous_view() {
+    // Four seats, six candidates: view 1 seats nodes 5..2. Before view 2 node 6 registers with
+    // the highest stake and takes a seat, so view 1's members deal to a changed committee.
+    let (mut chain, nodes, mut translator) = resharing(4, 7, 6);
+    chain.set_block(10);
+    let first = start_view_change(&mut chain, &nodes, &mut translator);
+    assert_eq!(first.sel.keyMode, 1, "view 1 makes a fresh key");
+    assert_eq!(first.key_mode, KeyMode::Fresh);
+    assert_eq!(*first.spec.ceremony().unwrap().id(), first.sel.sessionId.0);
+    let dealt = deal(&nodes, &first, None);
+    let view1 = complete(
+        &mut chain,
+        &nodes,
+        &mut translator,
+        &first,
+        &dealt,
+        None,
+        |_, _, _| {},
+    );
+    let group_key = view1.signed.block.group_key.0;
+
+    register(&mut chain, &mut translator, &nodes[6], 10 * STAKE);
+    let next_start = chain.read(Coordinator::nextStartCall {});
+    chain.set_block(next_start);
+    let second = start_view_change(&mut chain, &nodes, &mut translator);
+    assert_eq!(second.sel.keyMode, 2);
+    assert_eq!(second.key_mode, KeyMode::Reshare);
+    assert!(second.sel.committee.contains(&nodes[6].account));
+    let reshare = second.spec.reshare.as_ref().expect("a reshare spec");
+    // The dealers are view 1's members in its block's order, and the session id the contract
+    // computed from its stored digest is the one the DKG derives from the whole spec.
+    let old_members: Vec<[u8; 96]> = view1
+        .signed
+        .block
+        .members
+        .iter()
+        .map(|m| m.identity.0)
+        .collect();
+    let dealers: Vec<[u8; 96]> = reshare.dealers.iter().map(|d| d.identity.0).collect();
+    assert_eq!(dealers, old_members);
+    assert_eq!(reshare.group_key.0, group_key);
+    assert_eq!(reshare.old_threshold, view1.signed.block.t);
+    assert_eq!(
+        *second.spec.ceremony().unwrap().id(),
+        second.sel.sessionId.0
+    );
+
+    let dealt = deal(&nodes, &second, Some(&view1));
+    // Only a dealer posts, and only at its own position: the newcomer plays but deals
+    // nothing, and a dealer cannot post another's contribution.
+    let (author, contribution) = &dealt.contributions[0];
+    chain
+        .send(nodes[6].account, 0, post_call(contribution))
+        .reverts_with::<Coordinator::NotMember>();
+    let other = dealt
+        .contributions
+        .iter()
+        .map(|(a, _)| *a)
+        .find(|a| a != author)
+        .unwrap();
+    chain
+        .send(other, 0, post_call(contribution))
+        .reverts_with::<Coordinator::NotMember>();
+
+    let caller = nodes[0].account;
+    let view2 = complete(
+        &mut chain,
+        &nodes,
+        &mut translator,
+        &second,
+        &dealt,
+        Some(&view1),
+        |chain, call, block| {
+            // Fewer qualified dealers than view 1's threshold.
+            let mut few = call.clone();
+            few.a.qualified.truncate(view1.signed.block.t as usize - 1);
+            chain
+                .send(caller, 0, few)
+                .reverts_with::<Coordinator::BadQualifiedSet>();
+            // Another group key, however it is signed.
+            let mut other_key = call.clone();
+            let generator = blstrs::G1Affine::generator().to_compressed();
+            let mut moved = block.clone();
+            moved.group_key = Hex(generator);
+            other_key.a.magicBlock = moved.encode().into();
+            other_key.a.groupKeyPoint = g1_point(&generator).unwrap().to_vec().into();
+            chain
+                .send(caller, 0, other_key)
+                .reverts_with::<Coordinator::GroupKeyMismatch>();
+            // A block that calls itself a fresh key.
+            let mut fresh = call.clone();
+            let mut relabelled = block.clone();
+            relabelled.key_mode = KeyMode::Fresh;
+            fresh.a.magicBlock = relabelled.encode().into();
+            chain
+                .send(caller, 0, fresh)
+                .reverts_with::<Coordinator::BadMagicBlock>();
+            // Without the previous committee's handover signature.
+            let mut unhanded = call.clone();
+            unhanded.a.previousSignaturePoint = call.a.signaturePoint.clone();
+            chain
+                .send(caller, 0, unhanded)
+                .reverts_with::<Coordinator::BadSignature>();
+        },
+    );
+    assert_eq!(view2.signed.block.key_mode, KeyMode::Reshare);
+    assert_eq!(view2.signed.block.group_key.0, group_key, "the key stays");
+    assert_eq!(chain.read(Coordinator::currentViewCall {}), 2);
+    assert_eq!(
+        chain.read(Coordinator::groupKeyCall {}).to_vec(),
+        g1_point(&group_key).unwrap().to_vec()
+    );
+    // The two blocks the contract accepted verify as a chain from the first group key.
+    assert_eq!(
+        keyquorum_contract::verify_magic_block_chain(&group_key, &[view1.signed, view2.signed]),
+        Ok(())
+    );
+}
+
+/// Posts the contributions and publications of the dealers at `posting` (dealer positions).
+fn post_dealers(chain: &mut Chain, s: &Start, dealt: &Dealt<'_>, posting: &[usize]) {
+    let dealer_of_post = |p: &[u8]| dealer_of(p, s.sel.n);
+    for (author, p) in &dealt.contributions {
+        if posting.contains(&dealer_of_post(p)) {
+            chain.send(*author, 0, post_call(p)).ok();
+        }
+    }
+    chain.set_block(s.sel.shareEnd + 1);
+    for (author, p) in &dealt.publications {
+        if posting.contains(&dealer_of_post(p)) {
+            chain.send(*author, 0, post_call(p)).ok();
+        }
+    }
+}
+
+/// A reshare that fails is restarted without the dealers that did not post both their
+/// contribution and their publication; once fewer than the active view's threshold of them are
+/// left, the key cannot be reshared and the start is refused, naming the count.
+#[test]
+fn a_failed_reshare_restarts_without_its_silent_dealers_while_enough_are_left() {
+    let (mut chain, nodes, mut translator) = resharing(4, 6, 6);
+    chain.set_block(10);
+    let first = start_view_change(&mut chain, &nodes, &mut translator);
+    let dealt = deal(&nodes, &first, None);
+    let view1 = complete(
+        &mut chain,
+        &nodes,
+        &mut translator,
+        &first,
+        &dealt,
+        None,
+        |_, _, _| {},
+    );
+    assert_eq!(
+        (view1.signed.block.members.len(), view1.signed.block.t),
+        (4, 3)
+    );
+    let next_start = chain.read(Coordinator::nextStartCall {});
+    chain.set_block(next_start);
+    let second = start_view_change(&mut chain, &nodes, &mut translator);
+    let dealt = deal(&nodes, &second, Some(&view1));
+    let dealer_account = |d: usize| {
+        let id = &view1.signed.block.members[d].identity.0;
+        node_of(&nodes, id).account
+    };
+
+    // Dealer 3 is silent and nobody activates: the restart bans it, and it deals no more.
+    post_dealers(&mut chain, &second, &dealt, &[0, 1, 2]);
+    chain.set_block(second.sel.waitEnd + 1);
+    let retry = start_view_change(&mut chain, &nodes, &mut translator);
+    assert_eq!(retry.sel.number, 1);
+    assert_eq!(retry.key_mode, KeyMode::Reshare);
+    assert!(!retry.sel.committee.contains(&dealer_account(3)));
+    chain.set_block(chain.block() + 1);
+    let silent = dealt
+        .contributions
+        .iter()
+        .find(|(_, p)| dealer_of(p, second.sel.n) == 3)
+        .unwrap();
+    chain
+        .send(silent.0, 0, post_call(&silent.1))
+        .reverts_with::<Coordinator::NotMember>();
+    // The others still deal (this post is of the failed session).
+    let speaking = dealt
+        .contributions
+        .iter()
+        .find(|(_, p)| dealer_of(p, second.sel.n) == 0)
+        .unwrap();
+    chain
+        .send(speaking.0, 0, post_call(&speaking.1))
+        .reverts_with::<Coordinator::WrongSession>();
+
+    // The retry fails too, with dealer 2 silent as well: two dealers are left, and view 1's
+    // threshold is three.
+    let dealt = deal(&nodes, &retry, Some(&view1));
+    post_dealers(&mut chain, &retry, &dealt, &[0, 1]);
+    chain.set_block(retry.sel.waitEnd + 1);
+    let r = chain.send(nodes[0].account, 0, Coordinator::startViewChangeCall {});
+    r.reverts_with::<Coordinator::TooFewDealers>();
+    assert_eq!(
+        chain.read(Coordinator::currentViewCall {}),
+        1,
+        "view 1 stays"
+    );
+}
