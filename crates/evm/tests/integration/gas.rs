@@ -510,45 +510,14 @@ fn the_selection_at_the_candidate_bound_fits_in_a_block() {
     let posting = (2 * WORST_SEATS - MAX_CANDIDATES) as usize;
     let n = sel.n;
     let f0 = G1Affine::generator().to_uncompressed();
-    for d in 0..posting {
-        let mut post = vec![0xaa; 48];
-        post.push(1);
-        post.extend_from_slice(&sel.sessionId.0);
-        post.extend_from_slice(&(d as u32).to_be_bytes());
-        post.extend_from_slice(&(n + 1).to_be_bytes());
-        for _ in 0..=n {
-            post.extend_from_slice(&f0);
-        }
-        chain
-            .send(
-                sel.committee[d],
-                0,
-                Coordinator::postCall {
-                    signedPost: post.into(),
-                },
-            )
-            .ok();
+    for (d, account) in sel.committee.iter().enumerate().take(posting) {
+        let post = synthetic_contribution(&sel.sessionId.0, d as u32, n, &f0);
+        chain.send(*account, 0, post_call(&post)).ok();
     }
     chain.set_block(sel.shareEnd + 1);
-    for d in 0..posting {
-        let mut post = vec![0xaa; 48];
-        post.push(2);
-        post.extend_from_slice(&sel.sessionId.0);
-        post.extend_from_slice(&0u32.to_be_bytes());
-        post.extend_from_slice(&(d as u32).to_be_bytes());
-        post.extend_from_slice(&[0x5c; 32]);
-        post.extend_from_slice(&0u32.to_be_bytes());
-        post.push(0);
-        post.extend_from_slice(&0u32.to_be_bytes());
-        chain
-            .send(
-                sel.committee[d],
-                0,
-                Coordinator::postCall {
-                    signedPost: post.into(),
-                },
-            )
-            .ok();
+    for (d, account) in sel.committee.iter().enumerate().take(posting) {
+        let post = synthetic_publication(&sel.sessionId.0, d as u32);
+        chain.send(*account, 0, post_call(&post)).ok();
     }
     chain.set_block(sel.waitEnd + 1);
     let retry = chain
@@ -570,4 +539,167 @@ fn the_selection_at_the_candidate_bound_fits_in_a_block() {
     );
     assert!(evicting.gas_used < BLOCK_GAS_LIMIT);
     assert!(first.gas_used < BLOCK_GAS_LIMIT && retry.gas_used < BLOCK_GAS_LIMIT);
+}
+
+/// A contribution as the contract checks it (synthetic: no signature or commitment a board would
+/// take), dealer `dealer`'s `n + 1` points all `f0`.
+fn synthetic_contribution(session: &[u8; 32], dealer: u32, n: u32, f0: &[u8; 96]) -> Vec<u8> {
+    let mut post = vec![0xaa; 48];
+    post.push(1);
+    post.extend_from_slice(session);
+    post.extend_from_slice(&dealer.to_be_bytes());
+    post.extend_from_slice(&(n + 1).to_be_bytes());
+    for _ in 0..=n {
+        post.extend_from_slice(f0);
+    }
+    post
+}
+
+/// A publication as the contract checks it (synthetic): no acks, no aggregate, no reveals.
+fn synthetic_publication(session: &[u8; 32], dealer: u32) -> Vec<u8> {
+    let mut post = vec![0xaa; 48];
+    post.push(2);
+    post.extend_from_slice(session);
+    post.extend_from_slice(&0u32.to_be_bytes());
+    post.extend_from_slice(&dealer.to_be_bytes());
+    post.extend_from_slice(&[0x5c; 32]);
+    post.extend_from_slice(&0u32.to_be_bytes());
+    post.push(0);
+    post.extend_from_slice(&0u32.to_be_bytes());
+    post
+}
+
+/// The bound of [`the_selection_at_the_candidate_bound_fits_in_a_block`] for a deployment that
+/// reshares: view 1 activated with `WORST_SEATS` members among `MAX_CANDIDATES` candidates, then
+/// view 2's first selection (a reshare, dealt by view 1's members) and its restart after a
+/// reshare whose last `MAX_CANDIDATES - WORST_SEATS` dealers were silent: each is banned, and the
+/// dealers left are still at least view 1's threshold.
+#[test]
+fn a_reshare_s_selection_at_the_candidate_bound_fits_in_a_block() {
+    let nodes: Vec<Node> = (0..MAX_CANDIDATES).map(Node::new).collect();
+    let accounts: Vec<Address> = nodes.iter().map(|x| x.account).collect();
+    let mut cfg = config(WORST_SEATS);
+    cfg.keyMode = 2;
+    let mut chain = Chain::new(cfg, &accounts);
+    for node in &nodes {
+        let call = node.register_call(chain.contract);
+        chain.send(node.account, STAKE, call).ok();
+    }
+    let next = chain.read(Coordinator::nextStartCall {});
+    chain.set_block(next);
+    let r = chain
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
+        .ok();
+    let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
+    let n = sel.n;
+    let member = |a: &Address| nodes.iter().find(|x| x.account == *a).unwrap();
+    let mut secret = Scalar::from(0u64);
+    for (d, account) in sel.committee.iter().enumerate() {
+        let a = Scalar::from(d as u64 + 1);
+        secret += a;
+        let f0 = uncompressed(&(G1Projective::generator() * a).to_affine());
+        let post = synthetic_contribution(&sel.sessionId.0, d as u32, n, &f0);
+        chain.send(*account, 0, post_call(&post)).ok();
+    }
+    chain.set_block(sel.publishEnd + 1);
+    let group_key = (G1Projective::generator() * secret)
+        .to_affine()
+        .to_compressed();
+    let block = MagicBlock {
+        chain_id: CHAIN_NAME.into(),
+        view: 1,
+        ceremony_number: 0,
+        key_mode: KeyMode::Fresh,
+        session_id: Hex(sel.sessionId.0),
+        n,
+        t: sel.t,
+        k: sel.k,
+        group_key: Hex(group_key),
+        members: sel
+            .committee
+            .iter()
+            .enumerate()
+            .map(|(pos, a)| {
+                let m = member(a);
+                MagicBlockMember {
+                    index: pos as u64 + 1,
+                    identity: Hex(m.identity),
+                    encryption_key: Hex(m.encryption_key),
+                    peer_id: HexBytes(vec![0x77; 38]),
+                    addresses: m.addresses(),
+                    public_share: Hex(G1Affine::generator().to_compressed()),
+                }
+            })
+            .collect(),
+        previous_hash: Hex([0; 32]),
+        first_round: sel.waitEnd + 1,
+        beacon: BeaconConfig::default(),
+    };
+    let hash = block.hash();
+    let signature = tbls::sign::<MinPk>(
+        &Secret::new(secret),
+        &signing_message(SignerRole::New, &hash),
+    )
+    .to_compressed();
+    let seats: Vec<&Node> = sel.committee.iter().map(member).collect();
+    let (endorsers, endorser_points, endorsement_point) =
+        endorsement(&hash, &seats, &(0..sel.t as usize).collect::<Vec<_>>());
+    let activated = chain
+        .send(
+            nodes[0].account,
+            0,
+            Coordinator::activateCall {
+                a: Coordinator::Activation {
+                    magicBlock: block.encode().into(),
+                    groupKeyPoint: g1_point(&group_key).unwrap().to_vec().into(),
+                    qualified: (0..n).collect(),
+                    signature: signature.to_vec().into(),
+                    signaturePoint: g2_point(&signature).unwrap().to_vec().into(),
+                    previousSignaturePoint: Bytes::new(),
+                    endorsers,
+                    endorserPoints: endorser_points,
+                    endorsement: endorsement_point,
+                },
+            },
+        )
+        .ok();
+
+    let next = chain.read(Coordinator::nextStartCall {});
+    chain.set_block(next);
+    let first = chain
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
+        .ok();
+    let reshare = first.events::<Coordinator::CommitteeSelected>().remove(0);
+    assert_eq!((reshare.keyMode, reshare.n), (2, WORST_SEATS));
+    // View 1's members deal, at their places in its block; the last ones are silent.
+    let posting = (2 * WORST_SEATS - MAX_CANDIDATES) as usize;
+    assert!(posting >= sel.t as usize);
+    let f0 = G1Affine::generator().to_uncompressed();
+    for (d, account) in sel.committee.iter().enumerate().take(posting) {
+        let post = synthetic_contribution(&reshare.sessionId.0, d as u32, n, &f0);
+        chain.send(*account, 0, post_call(&post)).ok();
+    }
+    chain.set_block(reshare.shareEnd + 1);
+    for (d, account) in sel.committee.iter().enumerate().take(posting) {
+        let post = synthetic_publication(&reshare.sessionId.0, d as u32);
+        chain.send(*account, 0, post_call(&post)).ok();
+    }
+    chain.set_block(reshare.waitEnd + 1);
+    let retry = chain
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
+        .ok();
+    let again = retry.events::<Coordinator::CommitteeSelected>().remove(0);
+    assert_eq!((again.number, again.keyMode), (1, 2));
+    let silent = &sel.committee[posting..];
+    assert!(again.committee.iter().all(|a| !silent.contains(a)));
+    println!(
+        "resharing deployment, {WORST_SEATS} seats among {MAX_CANDIDATES} candidates: activation of view 1 {} gas, selection of the reshare {} gas (first ceremony), {} gas (after one with {} silent dealers)",
+        activated.gas_used,
+        first.gas_used,
+        retry.gas_used,
+        silent.len()
+    );
+    for g in [activated.gas_used, first.gas_used, retry.gas_used] {
+        assert!(g < BLOCK_GAS_LIMIT);
+    }
 }
