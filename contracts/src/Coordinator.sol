@@ -25,7 +25,8 @@ import {MagicBlockReader} from "./MagicBlockReader.sol";
 ///   (`block.chainid`), this contract and the configured chain name, so the ceremony's posts
 ///   are bound to the committee of this deployment;
 /// - phases by block number: contribute, share, publish, wait;
-/// - posts: a committee member's signed board post, once per member and phase, its bytes in
+/// - posts: a dealer's signed board post (a committee member's, or in a reshare an active view
+///   member's at its dealer position), once per dealer and phase, its bytes in
 ///   calldata and in the `PostAccepted` event, its hash in storage; the board outcome is
 ///   computed off chain, by every node, with the Rust board code, from the event log;
 /// - key modes (`keyMode`): 1 makes every view a fresh key; 2 makes view 1 fresh and reshares
@@ -160,9 +161,11 @@ contract Coordinator {
     mapping(uint256 => mapping(uint256 => bytes32[3])) internal contributionConstant;
     mapping(uint256 => mapping(uint256 => bytes32)) internal publicationHash;
     mapping(uint256 => mapping(address => bool)) internal slashedIn;
-    /// view number => node => sits out the rest of that view change (absent from a failed
-    /// ceremony of it).
-    mapping(uint64 => mapping(address => bool)) internal bannedIn;
+    /// ban series => node => sits out the rest of that series of ceremonies (absent from a
+    /// failed one of it). A series is a view change, or what is left of one after it was
+    /// abandoned (`ViewChangeAbandoned`).
+    mapping(uint256 => mapping(address => bool)) internal bannedIn;
+    uint256 internal banSeries;
     /// view number => its magic block's members in the block's order: the dealers, by
     /// position, of the ceremonies that reshare that view's key (kept when `keyMode` reshares).
     mapping(uint64 => address[]) internal viewMembers;
@@ -211,6 +214,10 @@ contract Coordinator {
         uint64 waitEnd
     );
     event PostAccepted(uint256 indexed ceremony, uint32 indexed dealer, uint8 kind, bytes post);
+    /// A reshare of view `viewNumber - 1`'s key was left with `dealers` of the `needed` dealers
+    /// after its bans: the view change is abandoned with its bans, to start over, every member
+    /// of the active view a dealer again, from block `nextStart` on.
+    event ViewChangeAbandoned(uint64 indexed viewNumber, uint256 dealers, uint256 needed, uint64 nextStart);
     event ViewActivated(uint64 indexed viewNumber, uint256 indexed ceremony, bytes32 magicBlockHash, bytes magicBlock);
     event Slashed(
         address indexed culprit,
@@ -241,7 +248,6 @@ contract Coordinator {
     error ViewChangeRunning(uint256 ceremony);
     error CandidateListFull(uint256 lowestStake);
     error TooFewCandidates(uint256 have, uint256 need);
-    error TooFewDealers(uint256 have, uint256 need);
     error BadParams(uint32 n, uint32 t, uint32 k);
     error NoViewChange();
     error NotMember();
@@ -255,7 +261,18 @@ contract Coordinator {
     error BadMagicBlock(string what);
     error BadQualifiedSet();
     error GroupKeyMismatch();
-    error BadSignature(string which);
+    /// The new committee's signature on the magic block does not verify under its group key.
+    error BadCommitteeSignature();
+    /// The previous committee's handover signature does not verify under the previous key.
+    error BadHandoverSignature();
+    /// Fewer than `t` endorsers.
+    error TooFewEndorsers();
+    /// The endorsers' aggregate does not verify on the block's hash.
+    error BadEndorsement();
+    /// A post's signature in a fraud proof is not its author's.
+    error BadPostSignature();
+    /// The aggregate point given with a proof is not the publication's aggregate.
+    error BadAggregatePoint();
     error NotEquivocation();
     error AlreadySlashed();
     error NoPublication();
@@ -481,25 +498,34 @@ contract Coordinator {
             // The failed ceremony's dealers that did not post both their contribution and
             // their publication sit out the rest of this view change, as the Rust contract bans
             // a failed ceremony's culprits: otherwise the same silent minority is chosen again.
-            // A reshare's dealers are the active view's members; a banned one deals no more,
-            // and the key cannot be reshared without the active threshold of them.
+            // A reshare's dealers are the active view's members; a banned one deals no more.
             address[] storage dealers = r.reshare ? viewMembers[currentView] : r.committee;
             uint256 dealing;
             for (uint256 i = 0; i < dealers.length; i++) {
                 address d = dealers[i];
-                if (bannedIn[viewNumber][d]) continue;
+                if (bannedIn[banSeries][d]) continue;
                 if (contributionHash[running][i] == 0 || publicationHash[running][i] == 0) {
-                    bannedIn[viewNumber][d] = true;
+                    bannedIn[banSeries][d] = true;
                 } else {
                     dealing++;
                 }
             }
-            if (reshare && dealing < activeThreshold) revert TooFewDealers(dealing, activeThreshold);
+            // Too few dealers left to reshare the key: rather than stall on bans that may
+            // outlast the absences behind them, start over later with every member dealing, as
+            // the Rust contract retries an aborted view change. The active view serves on.
+            if (reshare && dealing < activeThreshold) {
+                running = 0;
+                banSeries++;
+                nextStart = uint64(block.number) + config.waitBlocks;
+                emit ViewChangeAbandoned(viewNumber, dealing, activeThreshold, nextStart);
+                return;
+            }
         } else {
             if (block.number < nextStart) revert TooEarly(nextStart);
             viewNumber = currentView + 1;
+            banSeries++;
         }
-        address[] memory committee = _select(viewNumber, retry);
+        address[] memory committee = _select(retry);
         uint32 n = uint32(committee.length);
         if (n < config.minSize) revert TooFewCandidates(n, config.minSize);
         uint32 t = _percentOf(n, config.thresholdPercent);
@@ -541,13 +567,13 @@ contract Coordinator {
         );
     }
 
-    /// The committee of `keyquorum_contract::select`: the candidates not sitting out view change
-    /// `changing`, ranked by stake descending, then tie-break ascending (distinct identities give
+    /// The committee of `keyquorum_contract::select`: the candidates not sitting out the current
+    /// ban series, ranked by stake descending, then tie-break ascending (distinct identities give
     /// distinct tie-breaks, so the order is total); up to `keepPreviousPercent` of the seats to
     /// members of the active view, best ranked first, the rest to the best ranked of everyone
     /// else; listed in rank order (which fixes the share indices). A heap yields the candidates
     /// best first, so only as many are ordered as the seats take.
-    function _select(uint64 changing, bool retry) internal view returns (address[] memory out) {
+    function _select(bool retry) internal view returns (address[] memory out) {
         uint256 m = candidates.length;
         uint256[] memory stakes = new uint256[](m);
         bytes32[] memory ties = new bytes32[](m);
@@ -561,7 +587,7 @@ contract Coordinator {
         for (uint256 i = 0; i < m; i++) {
             address a = candidates[i];
             // Only a failed ceremony of this view change bans anyone.
-            if (retry && bannedIn[changing][a]) continue;
+            if (retry && bannedIn[banSeries][a]) continue;
             Node storage node = nodes[a];
             stakes[i] = node.stake;
             ties[i] = tiebreak(s, node.identity);
@@ -796,7 +822,7 @@ contract Coordinator {
         if (named >= viewMembers[c.viewNumber - 1].length || _dealerAccount(c, named) != msg.sender) {
             revert NotMember();
         }
-        if (bannedIn[c.viewNumber][msg.sender]) revert NotMember();
+        if (bannedIn[banSeries][msg.sender]) revert NotMember();
         return named;
     }
 
@@ -864,24 +890,24 @@ contract Coordinator {
         }
 
         bytes32 hash = sha256(a.magicBlock);
-        if (!Bls12381.matchesCompressedG2(a.signature, a.signaturePoint)) revert BadSignature("new");
+        if (!Bls12381.matchesCompressedG2(a.signature, a.signaturePoint)) revert BadCommitteeSignature();
         if (!bls.verifyGroupSignature(a.groupKeyPoint, abi.encodePacked(NEW_COMMITTEE_TAG, hash), a.signaturePoint)) {
-            revert BadSignature("new");
+            revert BadCommitteeSignature();
         }
         if (currentView != 0) {
             if (!bls.verifyGroupSignature(groupKeyPoint, abi.encodePacked(HANDOVER_TAG, hash), a.previousSignaturePoint)) {
-                revert BadSignature("previous");
+                revert BadHandoverSignature();
             }
         }
         // The caller names the qualified dealers, and a dealer that posts last can choose its
         // f(0) G to cancel the others', so a group key and its signature alone may be one
         // dealer's. At least t players vouch with their identity keys for the magic block their
         // own boards define (an aggregate over keys registered with proofs of possession).
-        if (a.endorserPoints.length < c.t) revert BadSignature("endorsers");
+        if (a.endorserPoints.length < c.t) revert TooFewEndorsers();
         bytes memory endorsersKey = _ackers(c, a.endorsers, a.endorserPoints);
         bytes32 endorsed = taggedHash("keyquorum/endorse/v1", abi.encodePacked(hash));
         if (!bls.verifyIdentitySignature(endorsersKey, abi.encodePacked(endorsed), a.endorsement)) {
-            revert BadSignature("endorsement");
+            revert BadEndorsement();
         }
 
         currentView = c.viewNumber;
@@ -1009,8 +1035,8 @@ contract Coordinator {
         if (slashedIn[id][culprit]) revert AlreadySlashed();
         Node storage node = nodes[culprit];
         if (keccak256(identityPoint) != node.identityPointHash) revert BadIdentityKey();
-        if (!_postSignedBy(identityPoint, payloadA, sigA)) revert BadSignature("a");
-        if (!_postSignedBy(identityPoint, payloadB, sigB)) revert BadSignature("b");
+        if (!_postSignedBy(identityPoint, payloadA, sigA)) revert BadPostSignature();
+        if (!_postSignedBy(identityPoint, payloadB, sigB)) revert BadPostSignature();
         slashedIn[id][culprit] = true;
         _slash(culprit, id, "equivocation");
     }
@@ -1038,7 +1064,7 @@ contract Coordinator {
         uint256 at = 77 + bitmapLen;
         if (p.length < at + 1 + 48 || uint8(p[at]) != 1) revert NotAFault();
         bytes memory aggregatePk = _ackers(c, p[77:at], ackerPoints);
-        if (!Bls12381.matchesCompressedG1(p[at + 1:at + 49], aggregatePoint)) revert BadSignature("aggregate");
+        if (!Bls12381.matchesCompressedG1(p[at + 1:at + 49], aggregatePoint)) revert BadAggregatePoint();
         // A point off the curve makes the pairing fail, which proves nothing: the addition
         // precompile reverts for one, and on the curve x and the sign leave only the posted point.
         Bls12381.g1Add(aggregatePoint, new bytes(128));

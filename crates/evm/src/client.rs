@@ -1969,6 +1969,9 @@ impl Follower {
                 BoardInput::ViewActivated(e)
             }
             CoordinatorEvents::Slashed(e) => BoardInput::Slashed(e),
+            // The abandoned ceremony's wait deadline has passed (only a restart abandons):
+            // nothing is left for a board, and the next start is read from the contract.
+            CoordinatorEvents::ViewChangeAbandoned(_) => return Ok(None),
         }))
     }
 }

@@ -23,6 +23,12 @@
 //! [`Deployment`] (chain id, contract address, chain name); a spec that does not build the
 //! ceremony whose session id the contract computed is refused by the node's follower, so a
 //! wrong deployment or a missed registration cannot make a node take part in another ceremony.
+//!
+//! A reshare (`CommitteeSelected.keyMode` 2) is dealt by the active view's members in its magic
+//! block's order, with their indices and public key shares: the translator takes them from the
+//! block its own board replica defined and saw activated (same hash), as the contract took its
+//! reshare digest from that block's bytes. A translator that did not define the active block
+//! (it followed from a later block, or its replica disagreed) follows no reshare of it.
 
 use std::collections::{HashMap, VecDeque};
 

@@ -279,7 +279,7 @@ fn measure_with(n: u32, candidates: u32, keep: u8, reshare: bool) -> Gas {
             for bad in [Bytes::from(own), Bytes::new()] {
                 chain
                     .send(nodes[0].account, 0, activation(bad))
-                    .reverts_with::<Coordinator::BadSignature>();
+                    .reverts_with::<Coordinator::BadHandoverSignature>();
             }
         }
         let r = chain

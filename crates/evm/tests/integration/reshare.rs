@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use crate::common::*;
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, U256};
 use blstrs::Scalar;
 use group::prime::PrimeCurveAffine as _;
 use keyquorum_contract::hex::Hex;
@@ -402,7 +402,7 @@ fn a_resharing_view_change_keeps_the_key_and_is_dealt_by_the_previous_view() {
             unhanded.a.previousSignaturePoint = call.a.signaturePoint.clone();
             chain
                 .send(caller, 0, unhanded)
-                .reverts_with::<Coordinator::BadSignature>();
+                .reverts_with::<Coordinator::BadHandoverSignature>();
         },
     );
     assert_eq!(view2.signed.block.key_mode, KeyMode::Reshare);
@@ -436,10 +436,11 @@ fn post_dealers(chain: &mut Chain, s: &Start, dealt: &Dealt<'_>, posting: &[usiz
 }
 
 /// A reshare that fails is restarted without the dealers that did not post both their
-/// contribution and their publication; once fewer than the active view's threshold of them are
-/// left, the key cannot be reshared and the start is refused, naming the count.
+/// contribution and their publication. Once fewer than the active view's threshold of them are
+/// left, the view change is abandoned with its bans, and started over later with every member
+/// dealing again, which completes: the key is kept however long its holders were away.
 #[test]
-fn a_failed_reshare_restarts_without_its_silent_dealers_while_enough_are_left() {
+fn a_failed_reshare_restarts_without_its_silent_dealers_and_starts_over_when_too_few_are_left() {
     let (mut chain, nodes, mut translator) = resharing(4, 6, 6);
     chain.set_block(10);
     let first = start_view_change(&mut chain, &nodes, &mut translator);
@@ -472,6 +473,7 @@ fn a_failed_reshare_restarts_without_its_silent_dealers_while_enough_are_left() 
     let retry = start_view_change(&mut chain, &nodes, &mut translator);
     assert_eq!(retry.sel.number, 1);
     assert_eq!(retry.key_mode, KeyMode::Reshare);
+    assert_eq!(*retry.spec.ceremony().unwrap().id(), retry.sel.sessionId.0);
     assert!(!retry.sel.committee.contains(&dealer_account(3)));
     chain.set_block(chain.block() + 1);
     let silent = dealt
@@ -497,11 +499,43 @@ fn a_failed_reshare_restarts_without_its_silent_dealers_while_enough_are_left() 
     let dealt = deal(&nodes, &retry, Some(&view1));
     post_dealers(&mut chain, &retry, &dealt, &[0, 1]);
     chain.set_block(retry.sel.waitEnd + 1);
-    let r = chain.send(nodes[0].account, 0, Coordinator::startViewChangeCall {});
-    r.reverts_with::<Coordinator::TooFewDealers>();
+    let r = chain
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
+        .ok();
+    assert!(r.events::<Coordinator::CommitteeSelected>().is_empty());
+    let abandoned = r.events::<Coordinator::ViewChangeAbandoned>().remove(0);
+    assert_eq!(
+        (abandoned.viewNumber, abandoned.dealers, abandoned.needed),
+        (2, U256::from(2), U256::from(3))
+    );
     assert_eq!(
         chain.read(Coordinator::currentViewCall {}),
         1,
-        "view 1 stays"
+        "view 1 serves on"
     );
+    assert_eq!(chain.read(Coordinator::runningCall {}), U256::ZERO);
+    chain
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
+        .reverts_with::<Coordinator::TooEarly>();
+
+    // Later, every member of view 1 deals again, the silent ones included, and the reshare
+    // completes with the key kept.
+    chain.set_block(abandoned.nextStart);
+    let over = start_view_change(&mut chain, &nodes, &mut translator);
+    assert_eq!((over.sel.viewNumber, over.sel.number), (2, 2));
+    assert_eq!(over.key_mode, KeyMode::Reshare);
+    assert_eq!(*over.spec.ceremony().unwrap().id(), over.sel.sessionId.0);
+    assert!(over.sel.committee.contains(&dealer_account(3)));
+    let dealt = deal(&nodes, &over, Some(&view1));
+    let view2 = complete(
+        &mut chain,
+        &nodes,
+        &mut translator,
+        &over,
+        &dealt,
+        Some(&view1),
+        |_, _, _| {},
+    );
+    assert_eq!(view2.signed.block.group_key, view1.signed.block.group_key);
+    assert_eq!(chain.read(Coordinator::currentViewCall {}), 2);
 }
