@@ -3,7 +3,7 @@ pragma solidity 0.8.30;
 
 import {Bls12381} from "./Bls12381.sol";
 import {Bls12381Verifier} from "./Bls12381Verifier.sol";
-import {MagicBlockReader} from "./MagicBlockReader.sol";
+import {EncodingReader} from "./EncodingReader.sol";
 
 /// @title The keyquorum view-change coordinator on an EVM chain.
 /// @notice The rules of `keyquorum-contract` where an EVM chain can hold them, with the
@@ -67,7 +67,7 @@ contract Coordinator {
     /// (about 68,000 gas: the committee list, the position, the session id's input), reads
     /// each candidate's stake and key (about 16,500 gas of cold storage and the heap) and, after
     /// a failed ceremony, bans each silent member (a new slot, 22,100): at these bounds its
-    /// worst case stays under 25M gas, within a 30M block (`tests/gas.rs`). A registration that
+    /// worst case stays near 25M gas, within a 30M block (`tests/gas.rs`). A registration that
     /// evicts reads every candidate's stake and, where tied with the lowest so far, whether it
     /// serves and its key for the tie-break: about 4.1M gas with all of them tied.
     uint256 internal constant MAX_COMMITTEE = 256;
@@ -147,8 +147,9 @@ contract Coordinator {
     /// The BLS signature checks (hash-to-curve and pairings), a separate stateless contract
     /// that the constructor creates: a verifier named by the deployer could answer anything.
     Bls12381Verifier public immutable bls;
-    /// The magic-block decoding, likewise a stateless contract the constructor creates.
-    MagicBlockReader public immutable reader;
+    /// The decoding of magic blocks and publications, likewise a stateless contract the
+    /// constructor creates.
+    EncodingReader public immutable reader;
     mapping(address => Node) internal nodes;
     mapping(bytes32 => address) internal identityOwner;
     /// The eligible nodes (stake at least the minimum), in no order.
@@ -160,6 +161,9 @@ contract Coordinator {
     mapping(uint256 => mapping(uint256 => bytes32)) internal contributionHash;
     mapping(uint256 => mapping(uint256 => bytes32[3])) internal contributionConstant;
     mapping(uint256 => mapping(uint256 => bytes32)) internal publicationHash;
+    /// ceremony => the players any accepted publication of a reshare names as acking (bit i:
+    /// seat i): all the contract sees of a reshare's players, who post nothing.
+    mapping(uint256 => uint256) internal acked;
     mapping(uint256 => mapping(address => bool)) internal slashedIn;
     /// ban series => node => sits out the rest of that series of ceremonies (absent from a
     /// failed one of it). A series is a view change, or what is left of one after it was
@@ -299,7 +303,7 @@ contract Coordinator {
         }
         config = c;
         bls = new Bls12381Verifier();
-        reader = new MagicBlockReader();
+        reader = new EncodingReader();
         nextStart = c.firstViewChange;
     }
 
@@ -508,6 +512,14 @@ contract Coordinator {
                     bannedIn[banSeries][d] = true;
                 } else {
                     dealing++;
+                }
+            }
+            // A reshare's players post nothing: those no publication names as acking sit out
+            // too, unless no publication came at all (then nothing was seen of anyone).
+            uint256 seen = acked[running];
+            if (r.reshare && seen != 0) {
+                for (uint256 i = 0; i < r.n; i++) {
+                    if ((seen >> i) & 1 == 0) bannedIn[banSeries][r.committee[i]] = true;
                 }
             }
             // Too few dealers left to reshare the key: rather than stall on bans that may
@@ -766,7 +778,7 @@ contract Coordinator {
     /// A board post of the running ceremony by the committee member at the sender's position:
     /// `signedPost` is `SignedPost::encode` (the author's 48-byte signature, then the post). A
     /// contribution is accepted in the contribute phase, a publication (attempt 0) in the
-    /// publish phase, or in the share phase when it is final (`_isFinalLog`), each once per
+    /// publish phase, or in the share phase when it is final (`EncodingReader.acks`), each once per
     /// dealer: the phases in which the board takes them. The signature is checked by every node's board,
     /// which refuses a post it cannot attribute, so the author gains nothing from a bad one.
     function post(bytes calldata signedPost) external {
@@ -799,11 +811,20 @@ contract Coordinator {
                 revert MalformedPost();
             }
             if (uint32(bytes4(signedPost[SIGNATURE_LEN + 33:SIGNATURE_LEN + 37])) != 0) revert WrongPhase();
-            if (block.number <= c.shareEnd && !_isFinalLog(signedPost[SIGNATURE_LEN:], c.n)) revert WrongPhase();
+            // The acks matter for a publication in the share phase (only a final one is taken
+            // then) and for a reshare's (its players are seen nowhere else).
+            bool early = block.number <= c.shareEnd;
+            uint256 ackers;
+            if (early || c.reshare) {
+                bool finalLog;
+                (ackers, finalLog) = reader.acks(signedPost[SIGNATURE_LEN:], c.n);
+                if (early && !finalLog) revert WrongPhase();
+            }
             if (uint32(bytes4(signedPost[SIGNATURE_LEN + 37:SIGNATURE_LEN + 41])) != dealer) revert WrongDealer();
             if (contributionHash[id][dealer] == 0) revert NoContribution();
             if (publicationHash[id][dealer] != 0) revert AlreadyPosted();
             publicationHash[id][dealer] = keccak256(signedPost);
+            if (c.reshare) acked[id] |= ackers;
         } else {
             revert MalformedPost();
         }
@@ -833,22 +854,6 @@ contract Coordinator {
         return dealers[dealer];
     }
 
-    /// Whether a publication is a final log, which the board takes in the share phase: all `n`
-    /// players acked and nothing is revealed (`Board::apply`'s early rule).
-    function _isFinalLog(bytes calldata p, uint32 n) internal pure returns (bool) {
-        if (p.length < 77) return false;
-        uint256 bitmapLen = uint32(bytes4(p[73:77]));
-        uint256 at = 77 + bitmapLen;
-        if (p.length < at + 1) return false;
-        uint256 acks;
-        for (uint256 i = 77; i < at; i++) {
-            for (uint8 b = uint8(p[i]); b != 0; b &= b - 1) acks++;
-        }
-        at += uint8(p[at]) == 1 ? 49 : 1;
-        if (p.length < at + 4) return false;
-        return acks == n && uint32(bytes4(p[at:at + 4])) == 0;
-    }
-
     // ---------------------------------------------------------------- activation
 
     /// Activates the running ceremony's magic block. `magicBlock` is `MagicBlock::encode`;
@@ -863,7 +868,7 @@ contract Coordinator {
         if (id == 0) revert NoViewChange();
         Ceremony storage c = ceremonies[id];
         if (block.number <= c.publishEnd || block.number > c.waitEnd) revert WrongPhase();
-        MagicBlockReader.Header memory h = reader.header(a.magicBlock, config.chainId);
+        EncodingReader.Header memory h = reader.header(a.magicBlock, config.chainId);
         if (h.viewNumber != c.viewNumber) revert BadMagicBlock("view");
         if (h.number != c.number) revert BadMagicBlock("session");
         if (h.keyMode != (c.reshare ? KEY_MODE_RESHARE : KEY_MODE_FRESH)) revert BadMagicBlock("key mode");
@@ -942,7 +947,7 @@ contract Coordinator {
 
     /// Members ascend by index within `1..=n`, each the committee member at that position with
     /// its registered identity and encryption key (`h.memberAt`: where each entry starts).
-    function _checkMembers(bytes calldata b, MagicBlockReader.Header memory h, Ceremony storage c)
+    function _checkMembers(bytes calldata b, EncodingReader.Header memory h, Ceremony storage c)
         internal
         view
         returns (address[] memory members)
@@ -1106,7 +1111,7 @@ contract Coordinator {
         if (publicationHash[id][dealer] != keccak256(publication)) revert NoPublication();
         if (contributionHash[id][dealer] != keccak256(contribution)) revert NoContribution();
         if (player >= c.n) revert NotAFault();
-        bytes32 share = _revealed(publication[SIGNATURE_LEN:], player);
+        bytes32 share = reader.revealed(publication[SIGNATURE_LEN:], player);
         // The player's point: position player + 1 of the n + 1 points (the first is f(0) G).
         uint256 at = SIGNATURE_LEN + 41 + 96 * (uint256(player) + 1);
         bytes memory expected = new bytes(128);
@@ -1120,22 +1125,6 @@ contract Coordinator {
         if (slashedIn[id][culprit]) revert AlreadySlashed();
         slashedIn[id][culprit] = true;
         _slash(culprit, id, "bad_reveal");
-    }
-
-    /// The share a publication reveals for `player` (reverts `NotAFault` if it reveals none).
-    function _revealed(bytes calldata p, uint32 player) internal pure returns (bytes32) {
-        uint256 at = 77 + uint32(bytes4(p[73:77]));
-        if (p.length < at + 1) revert MalformedPost();
-        at += uint8(p[at]) == 1 ? 49 : 1;
-        if (p.length < at + 4) revert MalformedPost();
-        uint256 count = uint32(bytes4(p[at:at + 4]));
-        at += 4;
-        if (p.length < at + 36 * count) revert MalformedPost();
-        for (uint256 i = 0; i < count; i++) {
-            if (uint32(bytes4(p[at:at + 4])) == player) return bytes32(p[at + 4:at + 36]);
-            at += 36;
-        }
-        revert NotAFault();
     }
 
     function _postSignedBy(bytes calldata identityPoint, bytes calldata payload, bytes calldata sig)

@@ -557,13 +557,19 @@ fn synthetic_contribution(session: &[u8; 32], dealer: u32, n: u32, f0: &[u8; 96]
 
 /// A publication as the contract checks it (synthetic): no acks, no aggregate, no reveals.
 fn synthetic_publication(session: &[u8; 32], dealer: u32) -> Vec<u8> {
+    synthetic_publication_acked(session, dealer, &[])
+}
+
+/// [`synthetic_publication`] naming the players whose bits `bitmap` sets as acking.
+fn synthetic_publication_acked(session: &[u8; 32], dealer: u32, bitmap: &[u8]) -> Vec<u8> {
     let mut post = vec![0xaa; 48];
     post.push(2);
     post.extend_from_slice(session);
     post.extend_from_slice(&0u32.to_be_bytes());
     post.extend_from_slice(&dealer.to_be_bytes());
     post.extend_from_slice(&[0x5c; 32]);
-    post.extend_from_slice(&0u32.to_be_bytes());
+    post.extend_from_slice(&(bitmap.len() as u32).to_be_bytes());
+    post.extend_from_slice(bitmap);
     post.push(0);
     post.extend_from_slice(&0u32.to_be_bytes());
     post
@@ -679,9 +685,13 @@ fn a_reshare_s_selection_at_the_candidate_bound_fits_in_a_block() {
         let post = synthetic_contribution(&reshare.sessionId.0, d as u32, n, &f0);
         chain.send(*account, 0, post_call(&post)).ok();
     }
+    // Their publications name every player as acking, so only the silent dealers are banned:
+    // 44 bans and a full committee after them, the most the restart can cost (each further
+    // ban, of a dealer or of a player no publication names, takes a seat away).
     chain.set_block(reshare.shareEnd + 1);
+    let bitmap = vec![0xffu8; (n as usize).div_ceil(8)];
     for (d, account) in sel.committee.iter().enumerate().take(posting) {
-        let post = synthetic_publication(&reshare.sessionId.0, d as u32);
+        let post = synthetic_publication_acked(&reshare.sessionId.0, d as u32, &bitmap);
         chain.send(*account, 0, post_call(&post)).ok();
     }
     chain.set_block(reshare.waitEnd + 1);

@@ -115,8 +115,8 @@ struct Dealt<'a> {
 }
 
 /// Runs the DKG among the started ceremony's dealers and players, dealers holding their
-/// `previous` shares, on a perfect network.
-fn deal<'a>(nodes: &'a [Node], s: &Start, previous: Option<&View>) -> Dealt<'a> {
+/// `previous` shares, on a perfect network; the nodes `silent` (by index) do nothing.
+fn deal<'a>(nodes: &'a [Node], s: &Start, previous: Option<&View>, silent: &[u32]) -> Dealt<'a> {
     let ceremony = s.spec.ceremony().unwrap();
     let players: Vec<&Node> = s
         .spec
@@ -154,7 +154,13 @@ fn deal<'a>(nodes: &'a [Node], s: &Start, previous: Option<&View>) -> Dealt<'a> 
             ) as Box<dyn Participant<Bls12381G1>>
         })
         .collect();
-    let (results, events) = run_nodes(participants, &[], &mut |_, a| vec![a]);
+    let silent: Vec<usize> = taking_part
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| silent.contains(&n.index))
+        .map(|(i, _)| i)
+        .collect();
+    let (results, events) = run_nodes(participants, &silent, &mut |_, a| vec![a]);
     let (mut contributions, mut publications) = (Vec::new(), Vec::new());
     for e in events {
         if let BoardEvent::Post(p) = e {
@@ -309,7 +315,7 @@ fn a_resharing_view_change_keeps_the_key_and_is_dealt_by_the_previous_view() {
     assert_eq!(first.sel.keyMode, 1, "view 1 makes a fresh key");
     assert_eq!(first.key_mode, KeyMode::Fresh);
     assert_eq!(*first.spec.ceremony().unwrap().id(), first.sel.sessionId.0);
-    let dealt = deal(&nodes, &first, None);
+    let dealt = deal(&nodes, &first, None, &[]);
     let view1 = complete(
         &mut chain,
         &nodes,
@@ -347,7 +353,7 @@ fn a_resharing_view_change_keeps_the_key_and_is_dealt_by_the_previous_view() {
         second.sel.sessionId.0
     );
 
-    let dealt = deal(&nodes, &second, Some(&view1));
+    let dealt = deal(&nodes, &second, Some(&view1), &[]);
     // Only a dealer posts, and only at its own position: the newcomer plays but deals
     // nothing, and a dealer cannot post another's contribution.
     let (author, contribution) = &dealt.contributions[0];
@@ -444,7 +450,7 @@ fn a_failed_reshare_restarts_without_its_silent_dealers_and_starts_over_when_too
     let (mut chain, nodes, mut translator) = resharing(4, 6, 6);
     chain.set_block(10);
     let first = start_view_change(&mut chain, &nodes, &mut translator);
-    let dealt = deal(&nodes, &first, None);
+    let dealt = deal(&nodes, &first, None, &[]);
     let view1 = complete(
         &mut chain,
         &nodes,
@@ -461,7 +467,7 @@ fn a_failed_reshare_restarts_without_its_silent_dealers_and_starts_over_when_too
     let next_start = chain.read(Coordinator::nextStartCall {});
     chain.set_block(next_start);
     let second = start_view_change(&mut chain, &nodes, &mut translator);
-    let dealt = deal(&nodes, &second, Some(&view1));
+    let dealt = deal(&nodes, &second, Some(&view1), &[]);
     let dealer_account = |d: usize| {
         let id = &view1.signed.block.members[d].identity.0;
         node_of(&nodes, id).account
@@ -496,7 +502,7 @@ fn a_failed_reshare_restarts_without_its_silent_dealers_and_starts_over_when_too
 
     // The retry fails too, with dealer 2 silent as well: two dealers are left, and view 1's
     // threshold is three.
-    let dealt = deal(&nodes, &retry, Some(&view1));
+    let dealt = deal(&nodes, &retry, Some(&view1), &[]);
     post_dealers(&mut chain, &retry, &dealt, &[0, 1]);
     chain.set_block(retry.sel.waitEnd + 1);
     let r = chain
@@ -526,7 +532,7 @@ fn a_failed_reshare_restarts_without_its_silent_dealers_and_starts_over_when_too
     assert_eq!(over.key_mode, KeyMode::Reshare);
     assert_eq!(*over.spec.ceremony().unwrap().id(), over.sel.sessionId.0);
     assert!(over.sel.committee.contains(&dealer_account(3)));
-    let dealt = deal(&nodes, &over, Some(&view1));
+    let dealt = deal(&nodes, &over, Some(&view1), &[]);
     let view2 = complete(
         &mut chain,
         &nodes,
@@ -538,4 +544,49 @@ fn a_failed_reshare_restarts_without_its_silent_dealers_and_starts_over_when_too
     );
     assert_eq!(view2.signed.block.group_key, view1.signed.block.group_key);
     assert_eq!(chain.read(Coordinator::currentViewCall {}), 2);
+}
+
+/// A reshare's players post nothing on chain: the contract sees them only in the dealers' ack
+/// bitmaps. A restart sits out the committee members no accepted publication names as acking,
+/// as it does a fresh ceremony's silent dealers; the dealers, who acked, stay.
+#[test]
+fn a_failed_reshare_restarts_without_the_players_no_publication_saw_ack() {
+    let (mut chain, nodes, mut translator) = resharing(4, 7, 6);
+    chain.set_block(10);
+    let first = start_view_change(&mut chain, &nodes, &mut translator);
+    let dealt = deal(&nodes, &first, None, &[]);
+    let view1 = complete(
+        &mut chain,
+        &nodes,
+        &mut translator,
+        &first,
+        &dealt,
+        None,
+        |_, _, _| {},
+    );
+    register(&mut chain, &mut translator, &nodes[6], 10 * STAKE);
+    let next_start = chain.read(Coordinator::nextStartCall {});
+    chain.set_block(next_start);
+    let second = start_view_change(&mut chain, &nodes, &mut translator);
+    let newcomer = nodes[6].account;
+    assert!(second.sel.committee.contains(&newcomer));
+
+    // The newcomer, a player only, never acks; every dealer posts, and nobody activates.
+    let dealt = deal(&nodes, &second, Some(&view1), &[6]);
+    let all: Vec<usize> = (0..dealt.contributions.len()).collect();
+    post_dealers(&mut chain, &second, &dealt, &all);
+    chain.set_block(second.sel.waitEnd + 1);
+    let retry = start_view_change(&mut chain, &nodes, &mut translator);
+    assert_eq!(retry.sel.number, 1);
+    assert!(
+        !retry.sel.committee.contains(&newcomer),
+        "the silent player sits out"
+    );
+    for m in &view1.signed.block.members {
+        let dealer = node_of(&nodes, &m.identity.0).account;
+        assert!(
+            retry.sel.committee.contains(&dealer),
+            "a dealer that acked stays"
+        );
+    }
 }

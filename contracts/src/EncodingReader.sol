@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-/// @title Reading keyquorum magic blocks (`keyquorum_contract::MagicBlock::encode`), deployed
-/// once and called by the coordinator.
-/// @notice Stateless: the coordinator passes the block and what it checks it against. A
+/// @title Reading keyquorum's encodings on chain: magic blocks (`keyquorum_contract::MagicBlock::
+/// encode`) and board publications (`keyquorum_dkg::messages::Post::encode`); deployed once and
+/// called by the coordinator.
+/// @notice Stateless: the coordinator passes the bytes and what it checks them against. A
 /// separate contract because the coordinator's rules do not fit in one contract under
 /// EIP-170's 24,576-byte limit with this decoding in it. Its errors are the coordinator's (same
 /// signatures), and a failed call passes them on.
-contract MagicBlockReader {
+contract EncodingReader {
     bytes internal constant MAGIC_BLOCK_TAG = "keyquorum/magic-block/v2";
     uint256 internal constant MAX_COMMITTEE = 256;
 
@@ -32,6 +33,8 @@ contract MagicBlockReader {
 
     error MalformedMagicBlock(string what);
     error BadMagicBlock(string what);
+    error MalformedPost();
+    error NotAFault();
 
     /// Reads the fixed fields of a magic block for chain `chainId` and skips over its members,
     /// checking that the encoding is exactly consumed.
@@ -121,5 +124,39 @@ contract MagicBlockReader {
         next = at + 4 + len;
         if (b.length < next) revert MalformedMagicBlock("truncated");
         field = b[at + 4:next];
+    }
+
+    /// The players a publication (`Post::encode`) names as acking, as a number (bit i: seat i;
+    /// 0 if its bitmap is longer than 256 seats or truncated), and whether it is a final log,
+    /// which the board takes in the share phase: all `n` players acked and nothing revealed
+    /// (`Board::apply`'s early rule).
+    function acks(bytes calldata p, uint32 n) external pure returns (uint256 bits, bool finalLog) {
+        if (p.length < 77) return (0, false);
+        uint256 bitmapLen = uint32(bytes4(p[73:77]));
+        uint256 at = 77 + bitmapLen;
+        if (p.length < at + 1) return (0, false);
+        uint256 count;
+        for (uint256 i = 77; i < at; i++) {
+            for (uint8 b = uint8(p[i]); b != 0; b &= b - 1) count++;
+            if (bitmapLen <= 32) bits |= uint256(uint8(p[i])) << (8 * (i - 77));
+        }
+        at += uint8(p[at]) == 1 ? 49 : 1;
+        finalLog = p.length >= at + 4 && count == n && uint32(bytes4(p[at:at + 4])) == 0;
+    }
+
+    /// The share a publication reveals for `player` (reverts `NotAFault` if it reveals none).
+    function revealed(bytes calldata p, uint32 player) external pure returns (bytes32) {
+        uint256 at = 77 + uint32(bytes4(p[73:77]));
+        if (p.length < at + 1) revert MalformedPost();
+        at += uint8(p[at]) == 1 ? 49 : 1;
+        if (p.length < at + 4) revert MalformedPost();
+        uint256 count = uint32(bytes4(p[at:at + 4]));
+        at += 4;
+        if (p.length < at + 36 * count) revert MalformedPost();
+        for (uint256 i = 0; i < count; i++) {
+            if (uint32(bytes4(p[at:at + 4])) == player) return bytes32(p[at + 4:at + 36]);
+            at += 36;
+        }
+        revert NotAFault();
     }
 }
