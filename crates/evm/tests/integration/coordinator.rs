@@ -1505,17 +1505,10 @@ fn feed(t: &mut Translator, r: &Receipt) {
 
 /// [`feed`], as the logs of confirmed block `number`.
 fn feed_at(t: &mut Translator, r: &Receipt, number: u64) {
-    let inputs = r
-        .events::<Coordinator::PostAccepted>()
-        .into_iter()
-        .map(|e| BoardInput::PostAccepted {
-            ceremony: e.ceremony,
-            dealer: e.dealer,
-            kind: e.kind,
-            post: e.post,
-        })
-        .collect();
-    t.translate_block(ConfirmedBlock { number, inputs });
+    t.translate_block(ConfirmedBlock {
+        number,
+        inputs: r.posts(),
+    });
 }
 
 /// Re-signs a publication as its dealer.

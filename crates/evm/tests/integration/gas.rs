@@ -214,63 +214,26 @@ fn measure_with(n: u32, candidates: u32, keep: u8, reshare: bool) -> Gas {
         let group_key = (G1Projective::generator() * secret)
             .to_affine()
             .to_compressed();
-        let share_point = G1Affine::generator().to_compressed();
-        let block = MagicBlock {
-            chain_id: CHAIN_NAME.into(),
-            view: sel.viewNumber,
-            ceremony_number: sel.number,
-            key_mode: if resharing {
-                KeyMode::Reshare
-            } else {
-                KeyMode::Fresh
-            },
-            session_id: Hex(sel.sessionId.0),
-            n: sel.n,
-            t: sel.t,
-            k: sel.k,
-            group_key: Hex(group_key),
-            members: (0..n as usize)
-                .map(|pos| {
-                    let m = member(pos);
-                    MagicBlockMember {
-                        index: pos as u64 + 1,
-                        identity: Hex(m.identity),
-                        encryption_key: Hex(m.encryption_key),
-                        peer_id: HexBytes(vec![0x77; 38]),
-                        addresses: m.addresses(),
-                        public_share: Hex(share_point),
-                    }
-                })
-                .collect(),
-            previous_hash: Hex(previous.map(|p| p.1).unwrap_or_default()),
-            first_round: sel.waitEnd + 1,
-            beacon: BeaconConfig::default(),
+        let seats: Vec<&Node> = (0..n as usize).map(member).collect();
+        let key_mode = if resharing {
+            KeyMode::Reshare
+        } else {
+            KeyMode::Fresh
         };
+        let previous_hash = previous.map(|p| p.1).unwrap_or_default();
+        let block = synthetic_block(&sel, &seats, key_mode, group_key, previous_hash);
         let hash = block.hash();
         let sign = |sk: Scalar, role| {
             tbls::sign::<MinPk>(&Secret::new(sk), &signing_message(role, &hash)).to_compressed()
         };
-        let signature = sign(secret, SignerRole::New);
         let previous_signature = previous
             .map(|(sk, _)| Bytes::from(g2_point(&sign(sk, SignerRole::Old)).unwrap().to_vec()))
             .unwrap_or_default();
-        // Endorsed by t players, the fewest the contract takes.
-        let seats: Vec<&Node> = (0..n as usize).map(member).collect();
-        let endorsing: Vec<usize> = (0..sel.t as usize).collect();
-        let (endorsers, endorser_points, endorsement_point) =
-            endorsement(&hash, &seats, &endorsing);
-        let activation = |previous_signature: Bytes| Coordinator::activateCall {
-            a: Coordinator::Activation {
-                magicBlock: block.encode().into(),
-                groupKeyPoint: g1_point(&group_key).unwrap().to_vec().into(),
-                qualified: (0..n).collect(),
-                signature: signature.to_vec().into(),
-                signaturePoint: g2_point(&signature).unwrap().to_vec().into(),
-                previousSignaturePoint: previous_signature,
-                endorsers: endorsers.clone(),
-                endorserPoints: endorser_points.clone(),
-                endorsement: endorsement_point.clone(),
-            },
+        let call = synthetic_activation(&block, secret, &seats);
+        let activation = |previous_signature: Bytes| {
+            let mut c = call.clone();
+            c.a.previousSignaturePoint = previous_signature;
+            c
         };
         if round == 1 && !resharing {
             // The handover must come from the previous key: the new committee signing the
@@ -541,6 +504,75 @@ fn the_selection_at_the_candidate_bound_fits_in_a_block() {
     assert!(first.gas_used < BLOCK_GAS_LIMIT && retry.gas_used < BLOCK_GAS_LIMIT);
 }
 
+/// A magic block for `sel`'s ceremony with `seats` (seat order) as its members at indices
+/// 1..=n, every public key share the generator (the contract checks the key and signatures,
+/// not the shares), a 38-byte peer id each.
+fn synthetic_block(
+    sel: &Coordinator::CommitteeSelected,
+    seats: &[&Node],
+    key_mode: KeyMode,
+    group_key: [u8; 48],
+    previous_hash: [u8; 32],
+) -> MagicBlock {
+    MagicBlock {
+        chain_id: CHAIN_NAME.into(),
+        view: sel.viewNumber,
+        ceremony_number: sel.number,
+        key_mode,
+        session_id: Hex(sel.sessionId.0),
+        n: sel.n,
+        t: sel.t,
+        k: sel.k,
+        group_key: Hex(group_key),
+        members: seats
+            .iter()
+            .enumerate()
+            .map(|(pos, m)| MagicBlockMember {
+                index: pos as u64 + 1,
+                identity: Hex(m.identity),
+                encryption_key: Hex(m.encryption_key),
+                peer_id: HexBytes(vec![0x77; 38]),
+                addresses: m.addresses(),
+                public_share: Hex(G1Affine::generator().to_compressed()),
+            })
+            .collect(),
+        previous_hash: Hex(previous_hash),
+        first_round: sel.waitEnd + 1,
+        beacon: BeaconConfig::default(),
+    }
+}
+
+/// The activation of `block`, every dealer qualified, signed with the group secret `secret`
+/// and endorsed by the first `t` seats (the fewest the contract takes), with no handover
+/// signature.
+fn synthetic_activation(
+    block: &MagicBlock,
+    secret: Scalar,
+    seats: &[&Node],
+) -> Coordinator::activateCall {
+    let hash = block.hash();
+    let signature = tbls::sign::<MinPk>(
+        &Secret::new(secret),
+        &signing_message(SignerRole::New, &hash),
+    )
+    .to_compressed();
+    let endorsing: Vec<usize> = (0..block.t as usize).collect();
+    let (endorsers, endorser_points, endorsement_point) = endorsement(&hash, seats, &endorsing);
+    Coordinator::activateCall {
+        a: Coordinator::Activation {
+            magicBlock: block.encode().into(),
+            groupKeyPoint: g1_point(&block.group_key.0).unwrap().to_vec().into(),
+            qualified: (0..block.n).collect(),
+            signature: signature.to_vec().into(),
+            signaturePoint: g2_point(&signature).unwrap().to_vec().into(),
+            previousSignaturePoint: Bytes::new(),
+            endorsers,
+            endorserPoints: endorser_points,
+            endorsement: endorsement_point,
+        },
+    }
+}
+
 /// A contribution as the contract checks it (synthetic: no signature or commitment a board would
 /// take), dealer `dealer`'s `n + 1` points all `f0`.
 fn synthetic_contribution(session: &[u8; 32], dealer: u32, n: u32, f0: &[u8; 96]) -> Vec<u8> {
@@ -611,62 +643,13 @@ fn a_reshare_s_selection_at_the_candidate_bound_fits_in_a_block() {
     let group_key = (G1Projective::generator() * secret)
         .to_affine()
         .to_compressed();
-    let block = MagicBlock {
-        chain_id: CHAIN_NAME.into(),
-        view: 1,
-        ceremony_number: 0,
-        key_mode: KeyMode::Fresh,
-        session_id: Hex(sel.sessionId.0),
-        n,
-        t: sel.t,
-        k: sel.k,
-        group_key: Hex(group_key),
-        members: sel
-            .committee
-            .iter()
-            .enumerate()
-            .map(|(pos, a)| {
-                let m = member(a);
-                MagicBlockMember {
-                    index: pos as u64 + 1,
-                    identity: Hex(m.identity),
-                    encryption_key: Hex(m.encryption_key),
-                    peer_id: HexBytes(vec![0x77; 38]),
-                    addresses: m.addresses(),
-                    public_share: Hex(G1Affine::generator().to_compressed()),
-                }
-            })
-            .collect(),
-        previous_hash: Hex([0; 32]),
-        first_round: sel.waitEnd + 1,
-        beacon: BeaconConfig::default(),
-    };
-    let hash = block.hash();
-    let signature = tbls::sign::<MinPk>(
-        &Secret::new(secret),
-        &signing_message(SignerRole::New, &hash),
-    )
-    .to_compressed();
     let seats: Vec<&Node> = sel.committee.iter().map(member).collect();
-    let (endorsers, endorser_points, endorsement_point) =
-        endorsement(&hash, &seats, &(0..sel.t as usize).collect::<Vec<_>>());
+    let block = synthetic_block(&sel, &seats, KeyMode::Fresh, group_key, [0; 32]);
     let activated = chain
         .send(
             nodes[0].account,
             0,
-            Coordinator::activateCall {
-                a: Coordinator::Activation {
-                    magicBlock: block.encode().into(),
-                    groupKeyPoint: g1_point(&group_key).unwrap().to_vec().into(),
-                    qualified: (0..n).collect(),
-                    signature: signature.to_vec().into(),
-                    signaturePoint: g2_point(&signature).unwrap().to_vec().into(),
-                    previousSignaturePoint: Bytes::new(),
-                    endorsers,
-                    endorserPoints: endorser_points,
-                    endorsement: endorsement_point,
-                },
-            },
+            synthetic_activation(&block, secret, &seats),
         )
         .ok();
 

@@ -92,18 +92,6 @@ fn confirm(translator: &mut Translator, number: u64, inputs: Vec<BoardInput>) ->
     translator.translate_block(ConfirmedBlock { number, inputs })
 }
 
-fn posted(r: &Receipt) -> Vec<BoardInput> {
-    r.events::<Coordinator::PostAccepted>()
-        .into_iter()
-        .map(|e| BoardInput::PostAccepted {
-            ceremony: e.ceremony,
-            dealer: e.dealer,
-            kind: e.kind,
-            post: e.post,
-        })
-        .collect()
-}
-
 /// The DKG of a started ceremony, run off chain: who took part, their results, and the posts
 /// with their authors' accounts.
 struct Dealt<'a> {
@@ -204,7 +192,7 @@ fn complete(
     let id = s.sel.ceremony;
     for (author, p) in contributions {
         let r = chain.send(*author, 0, post_call(p)).ok();
-        confirm(translator, chain.block(), posted(&r));
+        confirm(translator, chain.block(), r.posts());
     }
     chain.set_block(s.sel.shareEnd + 1);
     let deadline = |phase| BoardInput::Deadline {
@@ -218,7 +206,7 @@ fn complete(
     );
     for (author, p) in publications {
         let r = chain.send(*author, 0, post_call(p)).ok();
-        confirm(translator, chain.block(), posted(&r));
+        confirm(translator, chain.block(), r.posts());
     }
     chain.set_block(s.sel.publishEnd + 1);
     let events = confirm(translator, chain.block(), vec![deadline(Phase::Publish)]);
@@ -287,6 +275,24 @@ fn complete(
     }
 }
 
+/// Starts view 1 and takes it to its activation: a fresh key.
+fn first_view(chain: &mut Chain, nodes: &[Node], translator: &mut Translator) -> View {
+    chain.set_block(10);
+    let first = start_view_change(chain, nodes, translator);
+    assert_eq!(first.sel.keyMode, 1, "view 1 makes a fresh key");
+    assert_eq!(first.key_mode, KeyMode::Fresh);
+    assert_eq!(*first.spec.ceremony().unwrap().id(), first.sel.sessionId.0);
+    let dealt = deal(nodes, &first, None, &[]);
+    complete(chain, nodes, translator, &first, &dealt, None, |_, _, _| {})
+}
+
+/// Moves to the active view's next start and starts the view change there.
+fn next_view_change(chain: &mut Chain, nodes: &[Node], translator: &mut Translator) -> Start {
+    let next_start = chain.read(Coordinator::nextStartCall {});
+    chain.set_block(next_start);
+    start_view_change(chain, nodes, translator)
+}
+
 /// The threshold signature of `t` of `shares` (the lowest indices) on `message`.
 fn threshold_sign(
     shares: &HashMap<u32, (u64, Secret<Scalar>)>,
@@ -310,27 +316,11 @@ fn a_resharing_view_change_keeps_the_key_and_is_dealt_by_the_previous_view() {
     // Four seats, six candidates: view 1 seats nodes 5..2. Before view 2 node 6 registers with
     // the highest stake and takes a seat, so view 1's members deal to a changed committee.
     let (mut chain, nodes, mut translator) = resharing(4, 7, 6);
-    chain.set_block(10);
-    let first = start_view_change(&mut chain, &nodes, &mut translator);
-    assert_eq!(first.sel.keyMode, 1, "view 1 makes a fresh key");
-    assert_eq!(first.key_mode, KeyMode::Fresh);
-    assert_eq!(*first.spec.ceremony().unwrap().id(), first.sel.sessionId.0);
-    let dealt = deal(&nodes, &first, None, &[]);
-    let view1 = complete(
-        &mut chain,
-        &nodes,
-        &mut translator,
-        &first,
-        &dealt,
-        None,
-        |_, _, _| {},
-    );
+    let view1 = first_view(&mut chain, &nodes, &mut translator);
     let group_key = view1.signed.block.group_key.0;
 
     register(&mut chain, &mut translator, &nodes[6], 10 * STAKE);
-    let next_start = chain.read(Coordinator::nextStartCall {});
-    chain.set_block(next_start);
-    let second = start_view_change(&mut chain, &nodes, &mut translator);
+    let second = next_view_change(&mut chain, &nodes, &mut translator);
     assert_eq!(second.sel.keyMode, 2);
     assert_eq!(second.key_mode, KeyMode::Reshare);
     assert!(second.sel.committee.contains(&nodes[6].account));
@@ -448,25 +438,12 @@ fn post_dealers(chain: &mut Chain, s: &Start, dealt: &Dealt<'_>, posting: &[usiz
 #[test]
 fn a_failed_reshare_restarts_without_its_silent_dealers_and_starts_over_when_too_few_are_left() {
     let (mut chain, nodes, mut translator) = resharing(4, 6, 6);
-    chain.set_block(10);
-    let first = start_view_change(&mut chain, &nodes, &mut translator);
-    let dealt = deal(&nodes, &first, None, &[]);
-    let view1 = complete(
-        &mut chain,
-        &nodes,
-        &mut translator,
-        &first,
-        &dealt,
-        None,
-        |_, _, _| {},
-    );
+    let view1 = first_view(&mut chain, &nodes, &mut translator);
     assert_eq!(
         (view1.signed.block.members.len(), view1.signed.block.t),
         (4, 3)
     );
-    let next_start = chain.read(Coordinator::nextStartCall {});
-    chain.set_block(next_start);
-    let second = start_view_change(&mut chain, &nodes, &mut translator);
+    let second = next_view_change(&mut chain, &nodes, &mut translator);
     let dealt = deal(&nodes, &second, Some(&view1), &[]);
     let dealer_account = |d: usize| {
         let id = &view1.signed.block.members[d].identity.0;
@@ -552,22 +529,9 @@ fn a_failed_reshare_restarts_without_its_silent_dealers_and_starts_over_when_too
 #[test]
 fn a_failed_reshare_restarts_without_the_players_no_publication_saw_ack() {
     let (mut chain, nodes, mut translator) = resharing(4, 7, 6);
-    chain.set_block(10);
-    let first = start_view_change(&mut chain, &nodes, &mut translator);
-    let dealt = deal(&nodes, &first, None, &[]);
-    let view1 = complete(
-        &mut chain,
-        &nodes,
-        &mut translator,
-        &first,
-        &dealt,
-        None,
-        |_, _, _| {},
-    );
+    let view1 = first_view(&mut chain, &nodes, &mut translator);
     register(&mut chain, &mut translator, &nodes[6], 10 * STAKE);
-    let next_start = chain.read(Coordinator::nextStartCall {});
-    chain.set_block(next_start);
-    let second = start_view_change(&mut chain, &nodes, &mut translator);
+    let second = next_view_change(&mut chain, &nodes, &mut translator);
     let newcomer = nodes[6].account;
     assert!(second.sel.committee.contains(&newcomer));
 

@@ -17,6 +17,7 @@ use keyquorum_dkg::identity::Purpose;
 use keyquorum_dkg::messages::{Post, SignedPost};
 use keyquorum_dkg::participant::Participant;
 use keyquorum_dkg::testing::ceremony::{BoardEvent, MemberKeys, RunResult, member, run_nodes};
+use keyquorum_evm::client::BoardInput;
 use keyquorum_evm::{Coordinator, Deployment, g1_point, g2_point, registration_payload};
 use revm::context::{CfgEnv, TxEnv};
 use revm::context_interface::result::ExecutionResult;
@@ -77,6 +78,19 @@ impl Receipt {
         self.logs
             .iter()
             .filter_map(|l| E::decode_log(l).ok().map(|d| d.data))
+            .collect()
+    }
+
+    /// The posts this receipt logged, as the follower reports them to the translator.
+    pub fn posts(&self) -> Vec<BoardInput> {
+        self.events::<Coordinator::PostAccepted>()
+            .into_iter()
+            .map(|e| BoardInput::PostAccepted {
+                ceremony: e.ceremony,
+                dealer: e.dealer,
+                kind: e.kind,
+                post: e.post,
+            })
             .collect()
     }
 }
