@@ -218,10 +218,11 @@ contract Coordinator {
         uint64 waitEnd
     );
     event PostAccepted(uint256 indexed ceremony, uint32 indexed dealer, uint8 kind, bytes post);
-    /// A reshare of view `viewNumber - 1`'s key was left with `dealers` of the `needed` dealers
-    /// after its bans: the view change is abandoned with its bans, to start over, every member
-    /// of the active view a dealer again, from block `nextStart` on.
-    event ViewChangeAbandoned(uint64 indexed viewNumber, uint256 dealers, uint256 needed, uint64 nextStart);
+    /// A restart of view change `viewNumber` was left, after its bans, with `have` of the
+    /// `needed` dealers of a reshare (`reason` 1) or candidates for the committee (`reason` 2):
+    /// the view change is abandoned with its bans, to start over, nobody banned, from block
+    /// `nextStart` on.
+    event ViewChangeAbandoned(uint64 indexed viewNumber, uint8 reason, uint256 have, uint256 needed, uint64 nextStart);
     event ViewActivated(uint64 indexed viewNumber, uint256 indexed ceremony, bytes32 magicBlockHash, bytes magicBlock);
     event Slashed(
         address indexed culprit,
@@ -499,8 +500,17 @@ contract Coordinator {
             Ceremony storage r = ceremonies[running];
             if (block.number <= r.waitEnd) revert ViewChangeRunning(running);
             viewNumber = r.viewNumber;
+            // A reshare's players post nothing: those no publication names as acking sit out
+            // the rest of this ban series, unless no publication names anyone (then nothing
+            // was seen of them). First, so that a dealer banned here is not counted below.
+            uint256 seen = acked[running];
+            if (r.reshare && seen != 0) {
+                for (uint256 i = 0; i < r.n; i++) {
+                    if ((seen >> i) & 1 == 0) bannedIn[banSeries][r.committee[i]] = true;
+                }
+            }
             // The failed ceremony's dealers that did not post both their contribution and
-            // their publication sit out the rest of this view change, as the Rust contract bans
+            // their publication sit out the rest of this ban series, as the Rust contract bans
             // a failed ceremony's culprits: otherwise the same silent minority is chosen again.
             // A reshare's dealers are the active view's members; a banned one deals no more.
             address[] storage dealers = r.reshare ? viewMembers[currentView] : r.committee;
@@ -514,24 +524,10 @@ contract Coordinator {
                     dealing++;
                 }
             }
-            // A reshare's players post nothing: those no publication names as acking sit out
-            // too, unless no publication came at all (then nothing was seen of anyone).
-            uint256 seen = acked[running];
-            if (r.reshare && seen != 0) {
-                for (uint256 i = 0; i < r.n; i++) {
-                    if ((seen >> i) & 1 == 0) bannedIn[banSeries][r.committee[i]] = true;
-                }
-            }
             // Too few dealers left to reshare the key: rather than stall on bans that may
             // outlast the absences behind them, start over later with every member dealing, as
             // the Rust contract retries an aborted view change. The active view serves on.
-            if (reshare && dealing < activeThreshold) {
-                running = 0;
-                banSeries++;
-                nextStart = uint64(block.number) + config.waitBlocks;
-                emit ViewChangeAbandoned(viewNumber, dealing, activeThreshold, nextStart);
-                return;
-            }
+            if (reshare && dealing < activeThreshold) return _abandon(viewNumber, 1, dealing, activeThreshold);
         } else {
             if (block.number < nextStart) revert TooEarly(nextStart);
             viewNumber = currentView + 1;
@@ -539,7 +535,11 @@ contract Coordinator {
         }
         address[] memory committee = _select(retry);
         uint32 n = uint32(committee.length);
-        if (n < config.minSize) revert TooFewCandidates(n, config.minSize);
+        if (n < config.minSize) {
+            // After bans, too few candidates: reverting would leave the bans in place for good.
+            if (retry) return _abandon(viewNumber, 2, n, config.minSize);
+            revert TooFewCandidates(n, config.minSize);
+        }
         uint32 t = _percentOf(n, config.thresholdPercent);
         uint32 k = _percentOf(n, config.quorumPercent);
         if (t > k || k > n || t + k <= n || t < 2 * (n - k) + 1) revert BadParams(n, t, k);
@@ -579,6 +579,15 @@ contract Coordinator {
         );
     }
 
+    /// Abandons the running view change `viewNumber` with its bans (`ViewChangeAbandoned`): it
+    /// starts over, nobody banned, a wait phase's length from now.
+    function _abandon(uint64 viewNumber, uint8 reason, uint256 have, uint256 needed) internal {
+        running = 0;
+        banSeries++;
+        nextStart = uint64(block.number) + config.waitBlocks;
+        emit ViewChangeAbandoned(viewNumber, reason, have, needed, nextStart);
+    }
+
     /// The committee of `keyquorum_contract::select`: the candidates not sitting out the current
     /// ban series, ranked by stake descending, then tie-break ascending (distinct identities give
     /// distinct tie-breaks, so the order is total); up to `keepPreviousPercent` of the seats to
@@ -598,7 +607,7 @@ contract Coordinator {
         uint256 previousCount;
         for (uint256 i = 0; i < m; i++) {
             address a = candidates[i];
-            // Only a failed ceremony of this view change bans anyone.
+            // Only a failed ceremony of this ban series bans anyone.
             if (retry && bannedIn[banSeries][a]) continue;
             Node storage node = nodes[a];
             stakes[i] = node.stake;
@@ -833,7 +842,7 @@ contract Coordinator {
 
     /// The sender's dealer position in ceremony `id`: its committee seat, or in a reshare the
     /// position `named` (the one its post names) if the sender is the active view's member
-    /// there and does not sit this view change out.
+    /// there and does not sit the current ban series out.
     function _senderDealer(uint256 id, Ceremony storage c, uint32 named) internal view returns (uint32) {
         if (!c.reshare) {
             uint256 pos = positions[id][msg.sender];

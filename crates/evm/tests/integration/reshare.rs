@@ -142,13 +142,13 @@ fn deal<'a>(nodes: &'a [Node], s: &Start, previous: Option<&View>, silent: &[u32
             ) as Box<dyn Participant<Bls12381G1>>
         })
         .collect();
-    let silent: Vec<usize> = taking_part
+    let silent_at: Vec<usize> = taking_part
         .iter()
         .enumerate()
         .filter(|(_, n)| silent.contains(&n.index))
         .map(|(i, _)| i)
         .collect();
-    let (results, events) = run_nodes(participants, &silent, &mut |_, a| vec![a]);
+    let (results, events) = run_nodes(participants, &silent_at, &mut |_, a| vec![a]);
     let (mut contributions, mut publications) = (Vec::new(), Vec::new());
     for e in events {
         if let BoardEvent::Post(p) = e {
@@ -160,7 +160,8 @@ fn deal<'a>(nodes: &'a [Node], s: &Start, previous: Option<&View>, silent: &[u32
             }
         }
     }
-    assert_eq!(contributions.len(), dealers.len());
+    let speaking = dealers.iter().filter(|d| !silent.contains(&d.index));
+    assert_eq!(contributions.len(), speaking.count());
     Dealt {
         players,
         taking_part,
@@ -415,7 +416,8 @@ fn a_resharing_view_change_keeps_the_key_and_is_dealt_by_the_previous_view() {
     );
 }
 
-/// Posts the contributions and publications of the dealers at `posting` (dealer positions).
+/// Posts the contributions and first-attempt publications of the dealers at `posting` (dealer
+/// positions).
 fn post_dealers(chain: &mut Chain, s: &Start, dealt: &Dealt<'_>, posting: &[usize]) {
     let dealer_of_post = |p: &[u8]| dealer_of(p, s.sel.n);
     for (author, p) in &dealt.contributions {
@@ -424,8 +426,10 @@ fn post_dealers(chain: &mut Chain, s: &Start, dealt: &Dealt<'_>, posting: &[usiz
         }
     }
     chain.set_block(s.sel.shareEnd + 1);
+    // The contract takes a publication's first attempt only (bytes 33..37 after the
+    // signature and kind hold the attempt).
     for (author, p) in &dealt.publications {
-        if posting.contains(&dealer_of_post(p)) {
+        if posting.contains(&dealer_of_post(p)) && p[81..85] == [0; 4] {
             chain.send(*author, 0, post_call(p)).ok();
         }
     }
@@ -488,8 +492,13 @@ fn a_failed_reshare_restarts_without_its_silent_dealers_and_starts_over_when_too
     assert!(r.events::<Coordinator::CommitteeSelected>().is_empty());
     let abandoned = r.events::<Coordinator::ViewChangeAbandoned>().remove(0);
     assert_eq!(
-        (abandoned.viewNumber, abandoned.dealers, abandoned.needed),
-        (2, U256::from(2), U256::from(3))
+        (
+            abandoned.viewNumber,
+            abandoned.reason,
+            abandoned.have,
+            abandoned.needed
+        ),
+        (2, 1, U256::from(2), U256::from(3))
     );
     assert_eq!(
         chain.read(Coordinator::currentViewCall {}),
@@ -553,4 +562,54 @@ fn a_failed_reshare_restarts_without_the_players_no_publication_saw_ack() {
             "a dealer that acked stays"
         );
     }
+}
+
+/// A restart whose bans leave fewer candidates than the smallest committee abandons the view
+/// change too, rather than refusing every later start while the bans stand; the start-over
+/// seats the banned nodes again.
+#[test]
+fn a_restart_left_without_enough_candidates_is_abandoned_and_started_over() {
+    // Nodes 0..3 make view 1; nodes 4 and 5 join with the highest stakes and take two of view
+    // 2's four seats.
+    let (mut chain, nodes, mut translator) = resharing(4, 6, 4);
+    let view1 = first_view(&mut chain, &nodes, &mut translator);
+    register(&mut chain, &mut translator, &nodes[4], 10 * STAKE);
+    register(&mut chain, &mut translator, &nodes[5], 10 * STAKE);
+    let second = next_view_change(&mut chain, &nodes, &mut translator);
+    for newcomer in [4, 5] {
+        assert!(second.sel.committee.contains(&nodes[newcomer].account));
+    }
+
+    // The newcomers never ack, and node 1, a dealer without a seat, posts nothing: three of
+    // the six sit out, below the four seats the contract needs. View 1's threshold of three
+    // dealers still posts, so it is the candidates that are short.
+    let dealt = deal(&nodes, &second, Some(&view1), &[1, 4, 5]);
+    let dealer_position = |i: u32| {
+        view1
+            .signed
+            .block
+            .members
+            .iter()
+            .position(|m| m.identity.0 == nodes[i as usize].identity)
+            .unwrap()
+    };
+    let posting: Vec<usize> = [0, 2, 3].into_iter().map(dealer_position).collect();
+    post_dealers(&mut chain, &second, &dealt, &posting);
+    chain.set_block(second.sel.waitEnd + 1);
+    let r = chain
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
+        .ok();
+    assert!(r.events::<Coordinator::CommitteeSelected>().is_empty());
+    let abandoned = r.events::<Coordinator::ViewChangeAbandoned>().remove(0);
+    assert_eq!(
+        (abandoned.reason, abandoned.have, abandoned.needed),
+        (2, U256::from(3), U256::from(4))
+    );
+    chain.set_block(abandoned.nextStart);
+    let over = start_view_change(&mut chain, &nodes, &mut translator);
+    assert_eq!(over.key_mode, KeyMode::Reshare);
+    assert_eq!(
+        over.sel.committee, second.sel.committee,
+        "nobody sits out any more"
+    );
 }
