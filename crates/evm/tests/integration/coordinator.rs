@@ -395,39 +395,22 @@ fn activate_synthetic_with(
     beacon: BeaconConfig,
 ) -> Receipt {
     let seats = seated(nodes, s);
-    let n = s.sel.n;
     let group_key =
         blstrs::G1Affine::from(blstrs::G1Projective::generator() * secret).to_compressed();
     let mut block = first_view_block(s, &seats, group_key);
     block.beacon = beacon;
-    let message = signing_message(SignerRole::New, &block.hash());
-    let sig = tbls::sign::<MinPk>(&keyquorum_crypto::secret::Secret::new(secret), &message)
-        .to_compressed();
-    let endorsing: Vec<usize> = (0..s.sel.t as usize).collect();
-    let (endorsers, endorser_points, endorsement_point) =
-        endorsement(&block.hash(), &seats, &endorsing);
-    let activation = Coordinator::Activation {
-        magicBlock: block.encode().into(),
-        groupKeyPoint: g1_point(&group_key).unwrap().to_vec().into(),
-        qualified: (0..n).collect(),
-        signature: sig.to_vec().into(),
-        signaturePoint: g2_point(&sig).unwrap().to_vec().into(),
-        previousSignaturePoint: Bytes::new(),
-        endorsers,
-        endorserPoints: endorser_points,
-        endorsement: endorsement_point,
-    };
     chain.send(
         seats[0].account,
         0,
-        Coordinator::activateCall { a: activation },
+        synthetic_activation(&block, secret, &seats),
     )
 }
 
 /// The coordinator's beacon is its deployment's: it refuses to be configured with an unknown
 /// scheme or a period of 0 or above an hour, reports its configuration, and activates only a
-/// magic block that names that scheme and period (every view is a fresh key, so every view
-/// runs the configured beacon), however well signed and endorsed another is.
+/// magic block that names that scheme and period (the configuration is fixed at deployment
+/// and a reshare keeps the previous view's, so every view runs the configured beacon), however
+/// well signed and endorsed another is.
 #[test]
 fn the_coordinator_activates_only_a_magic_block_with_its_configured_beacon() {
     for (scheme, period) in [(0, 2), (3, 2), (2, 0), (2, 3601)] {

@@ -542,37 +542,6 @@ fn synthetic_block(
     }
 }
 
-/// The activation of `block`, every dealer qualified, signed with the group secret `secret`
-/// and endorsed by the first `t` seats (the fewest the contract takes), with no handover
-/// signature.
-fn synthetic_activation(
-    block: &MagicBlock,
-    secret: Scalar,
-    seats: &[&Node],
-) -> Coordinator::activateCall {
-    let hash = block.hash();
-    let signature = tbls::sign::<MinPk>(
-        &Secret::new(secret),
-        &signing_message(SignerRole::New, &hash),
-    )
-    .to_compressed();
-    let endorsing: Vec<usize> = (0..block.t as usize).collect();
-    let (endorsers, endorser_points, endorsement_point) = endorsement(&hash, seats, &endorsing);
-    Coordinator::activateCall {
-        a: Coordinator::Activation {
-            magicBlock: block.encode().into(),
-            groupKeyPoint: g1_point(&block.group_key.0).unwrap().to_vec().into(),
-            qualified: (0..block.n).collect(),
-            signature: signature.to_vec().into(),
-            signaturePoint: g2_point(&signature).unwrap().to_vec().into(),
-            previousSignaturePoint: Bytes::new(),
-            endorsers,
-            endorserPoints: endorser_points,
-            endorsement: endorsement_point,
-        },
-    }
-}
-
 /// A contribution as the contract checks it (synthetic: no signature or commitment a board would
 /// take), dealer `dealer`'s `n + 1` points all `f0`.
 fn synthetic_contribution(session: &[u8; 32], dealer: u32, n: u32, f0: &[u8; 96]) -> Vec<u8> {

@@ -416,6 +416,15 @@ fn a_resharing_view_change_keeps_the_key_and_is_dealt_by_the_previous_view() {
     );
 }
 
+/// The contribution of the dealer at position `dealer`, with its author's account.
+fn contribution_of<'d>(dealt: &'d Dealt<'_>, dealer: usize, n: u32) -> &'d (Address, Vec<u8>) {
+    dealt
+        .contributions
+        .iter()
+        .find(|(_, p)| dealer_of(p, n) == dealer)
+        .unwrap()
+}
+
 /// Posts the contributions and first-attempt publications of the dealers at `posting` (dealer
 /// positions).
 fn post_dealers(chain: &mut Chain, s: &Start, dealt: &Dealt<'_>, posting: &[usize]) {
@@ -463,20 +472,12 @@ fn a_failed_reshare_restarts_without_its_silent_dealers_and_starts_over_when_too
     assert_eq!(*retry.spec.ceremony().unwrap().id(), retry.sel.sessionId.0);
     assert!(!retry.sel.committee.contains(&dealer_account(3)));
     chain.set_block(chain.block() + 1);
-    let silent = dealt
-        .contributions
-        .iter()
-        .find(|(_, p)| dealer_of(p, second.sel.n) == 3)
-        .unwrap();
+    let silent = contribution_of(&dealt, 3, second.sel.n);
     chain
         .send(silent.0, 0, post_call(&silent.1))
         .reverts_with::<Coordinator::NotMember>();
     // The others still deal (this post is of the failed session).
-    let speaking = dealt
-        .contributions
-        .iter()
-        .find(|(_, p)| dealer_of(p, second.sel.n) == 0)
-        .unwrap();
+    let speaking = contribution_of(&dealt, 0, second.sel.n);
     chain
         .send(speaking.0, 0, post_call(&speaking.1))
         .reverts_with::<Coordinator::WrongSession>();

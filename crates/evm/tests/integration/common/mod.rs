@@ -8,10 +8,14 @@ use std::collections::HashMap;
 
 use alloy_primitives::{Address, Bytes, Log, U256};
 use alloy_sol_types::{SolCall, SolConstructor, SolError, SolEvent};
-use keyquorum_contract::BeaconConfig;
+use blstrs::Scalar;
 use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
+use keyquorum_contract::magic::signing_message;
 use keyquorum_contract::state::{CeremonySpec, SpecParticipant};
+use keyquorum_contract::{BeaconConfig, MagicBlock, SignerRole};
 use keyquorum_crypto::Bls12381G1;
+use keyquorum_crypto::secret::Secret;
+use keyquorum_crypto::tbls::{self, MinPk};
 use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::identity::Purpose;
 use keyquorum_dkg::messages::{Post, SignedPost};
@@ -431,4 +435,35 @@ pub fn endorsement(
     let aggregate = keyquorum_dkg::identity::aggregate(&sigs).unwrap();
     let point = Bytes::from(g1_point(&aggregate.0).unwrap().to_vec());
     (bitmap.into(), points, point)
+}
+
+/// The activation of `block`, every dealer qualified, signed with the group secret `secret`
+/// and endorsed by the first `t` seats (the fewest the contract takes), with no handover
+/// signature.
+pub fn synthetic_activation(
+    block: &MagicBlock,
+    secret: Scalar,
+    seats: &[&Node],
+) -> Coordinator::activateCall {
+    let hash = block.hash();
+    let signature = tbls::sign::<MinPk>(
+        &Secret::new(secret),
+        &signing_message(SignerRole::New, &hash),
+    )
+    .to_compressed();
+    let endorsing: Vec<usize> = (0..block.t as usize).collect();
+    let (endorsers, endorser_points, endorsement_point) = endorsement(&hash, seats, &endorsing);
+    Coordinator::activateCall {
+        a: Coordinator::Activation {
+            magicBlock: block.encode().into(),
+            groupKeyPoint: g1_point(&block.group_key.0).unwrap().to_vec().into(),
+            qualified: (0..block.n).collect(),
+            signature: signature.to_vec().into(),
+            signaturePoint: g2_point(&signature).unwrap().to_vec().into(),
+            previousSignaturePoint: Bytes::new(),
+            endorsers,
+            endorserPoints: endorser_points,
+            endorsement: endorsement_point,
+        },
+    }
 }
