@@ -200,3 +200,51 @@ fn a_member_back_in_the_report_phase_of_a_complaint_view_ceremony_deals_and_keep
 fn a_member_back_in_the_justification_phase_of_a_complaint_view_ceremony_plays_without_dealing() {
     joins_as_a_player_only(ComplaintBoardPhase::Report);
 }
+
+/// A database restored from a backup taken before the ceremony started, and started without
+/// `--restored-from-backup`: the node believes it never dealt and deals again. Its ceremony
+/// seed comes from its key and the session (`NodeKeys::ceremony_seed`), so it deals what it
+/// dealt before, message for message: no player holds two different signed deals from it, it
+/// keeps its seat and nobody is slashed.
+#[test]
+fn a_stale_backup_started_without_the_flag_deals_the_same_deals_again() {
+    let stakes: Vec<u64> = (0..N as u64).map(|i| 100 - i).collect();
+    let mut h = Harness::new(config(), &stakes);
+    h.set_verifiable_keys();
+    h.run_until(40, |h| h.height + 1 == h.contract.state().next_start);
+    let head = h.height;
+    h.drivers[AWAY].as_mut().unwrap().set_head(head).unwrap();
+    // The backup: its database as it was before the ceremony started.
+    h.drivers[AWAY] = None;
+    let backup = h.paths[AWAY].with_extension("backup");
+    std::fs::copy(&h.paths[AWAY], &backup).unwrap();
+    let effects = h.reopen(AWAY);
+    h.catch_up_to_head(AWAY, effects);
+    let before = h.sent[AWAY].len();
+    h.run_until(5, |h| h.sent[AWAY].len() > before);
+    let dealt: Vec<(Vec<u8>, Vec<u8>)> = h.sent[AWAY][before..].to_vec();
+    // Its disk replaced by the backup, started as if nothing happened.
+    h.drivers[AWAY] = None;
+    std::fs::copy(&backup, &h.paths[AWAY]).unwrap();
+    let again = h.sent[AWAY].len();
+    let effects = h.reopen(AWAY);
+    h.catch_up_to_head(AWAY, effects);
+    h.step();
+    let redealt = &h.sent[AWAY][again..];
+    assert!(!redealt.is_empty(), "it did not deal again");
+    for message in redealt {
+        assert!(
+            dealt.contains(message),
+            "a different message the second time"
+        );
+    }
+    h.run_until(60, |h| h.contract.state().current_view == 1);
+    assert!(
+        !h.events().any(|e| matches!(e, Event::PostRejected { .. })),
+        "a post was rejected"
+    );
+    let me = h.keys[AWAY].identity().public().to_bytes();
+    let block = &h.contract.view(1).unwrap().magic_block.block;
+    assert!(block.member_by_identity(&me).is_some(), "it lost its seat");
+    assert!(h.contract.state().slashings.is_empty());
+}
