@@ -136,6 +136,12 @@ pub struct DemoArgs {
     pub metrics_out: Option<PathBuf>,
     #[command(flatten)]
     pub beacon: crate::chain::BeaconArgs,
+    /// Beacon rounds each view runs before the next view change starts, and the demo waits
+    /// for in the last view before it ends (1 to 1000) [default: the next view change starts
+    /// two blocks after an activation; the demo waits for two rounds]. Times the beacon with no
+    /// ceremony running: the summary gives the last view's rounds on a line of their own.
+    #[arg(long, value_name = "ROUNDS")]
+    pub beacon_rounds: Option<u32>,
 }
 
 /// The chain of the demo, as `--chain` names it.
@@ -432,7 +438,15 @@ fn contract_config(args: &DemoArgs) -> Result<ContractConfig, String> {
     c.first_view_change = (3000 + 150 * args.nodes as u64)
         .div_ceil(args.block_ms())
         .max(8);
-    c.view_length = 2;
+    // Back to back by default; with --beacon-rounds each view first runs that many rounds
+    // (and one more for genesis) with no ceremony, which is what times the beacon alone.
+    c.view_length = match args.beacon_rounds {
+        None => 2,
+        Some(rounds) => {
+            let quiet_ms = u64::from(rounds + 1) * u64::from(c.beacon.period_secs) * 1000;
+            quiet_ms.div_ceil(args.block_ms()) + 2
+        }
+    };
     if args.curve == DemoCurve::Secp256k1 {
         // The key's ceremony runs while its view is active: its deal phase and up to six
         // board phases (report, justify, dispute, Feldman, complain, reconstruct), then the
@@ -524,6 +538,11 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     }
     if args.views == 0 {
         return Err("--views must be at least 1".into());
+    }
+    if let Some(rounds) = args.beacon_rounds
+        && !(1..=MAX_BEACON_ROUNDS).contains(&rounds)
+    {
+        return Err(format!("--beacon-rounds must be 1 to {MAX_BEACON_ROUNDS}"));
     }
     // Before the embedded chain's checks of variant, curve and fault, which differ there.
     if args.chain == DemoChain::Anvil {
@@ -659,6 +678,7 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
 
     // The chain, in this process, once every node listens.
     let phases = contract.phases.clone();
+    let beacon_period = Duration::from_secs(contract.beacon.period_secs.into());
     let view_blocks = phases.contribute + phases.share + phases.publish + phases.wait;
     // With a signing key, each view lasts until its key is made.
     let key_blocks = match args.curve {
@@ -666,7 +686,8 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
         DemoCurve::Secp256k1 => contract.view_length,
     };
     let limit = Duration::from_secs(args.timeout_secs.unwrap_or(
-        30 + (contract.first_view_change + args.views * (view_blocks * 3 + key_blocks))
+        30 + (contract.first_view_change
+            + args.views * (view_blocks * 3 + key_blocks + contract.view_length))
             * args.block_ms()
             / 1000
             + args.nodes as u64,
@@ -698,7 +719,15 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
     )
     .await?;
     if failure.is_none() && observer.current_view > 0 {
-        failure = beacon.wait_for_rounds(&ui, &observer).await.err();
+        failure = beacon
+            .wait_for_rounds(
+                &ui,
+                &observer,
+                args.beacon_rounds.unwrap_or(DEFAULT_BEACON_ROUNDS),
+                beacon_period,
+            )
+            .await
+            .err();
     }
     let mut on_demand = None;
     if failure.is_none() && observer.current_view > 0 {
@@ -740,7 +769,10 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
         for line in beacon.log.lines(&activations) {
             println!("{line}");
         }
-        if let Some(line) = crate::demo_latency::summary(&beacon.log.latency_points()) {
+        for line in crate::demo_latency::summaries(
+            &beacon.log.latency_points(),
+            activations.values().max().copied(),
+        ) {
             println!("  {line}");
         }
         if let Some(s) = &on_demand {
@@ -1130,23 +1162,32 @@ impl Beacon {
         self.log.fetch(&self.http, &ports).await
     }
 
-    /// Lets the final view's committee produce a couple of rounds, so the beacon is shown in
-    /// every view.
-    async fn wait_for_rounds(&mut self, ui: &Ui, observer: &Observer) -> Result<(), String> {
+    /// Lets the final view's committee produce `rounds` rounds (`--beacon-rounds`), so the
+    /// beacon is shown in every view.
+    async fn wait_for_rounds(
+        &mut self,
+        ui: &Ui,
+        observer: &Observer,
+        rounds: u32,
+        period: Duration,
+    ) -> Result<(), String> {
         let view = observer.current_view;
         let waiting = ui.bars.add(ProgressBar::new_spinner());
         waiting.set_prefix("beacon");
-        waiting.set_message(format!("waiting for two rounds in view {view}"));
-        let deadline = Instant::now() + BEACON_WAIT;
+        waiting.set_message(format!("waiting for {rounds} rounds in view {view}"));
+        let wait = beacon_wait(rounds, period);
+        let deadline = Instant::now() + wait;
         let result = loop {
             let last_error = self.fetch(observer).await.err();
-            if self.log.rounds_in(view, &activations(observer)) >= 2 {
+            let have = self.log.rounds_in(view, &activations(observer));
+            waiting.set_message(format!("{have} of {rounds} rounds in view {view}"));
+            if have >= rounds as usize {
                 break Ok(());
             }
             if Instant::now() > deadline {
                 break Err(format!(
-                    "the beacon did not produce two rounds in view {view} within {} s{}",
-                    BEACON_WAIT.as_secs(),
+                    "the beacon did not produce {rounds} rounds in view {view} within {} s{}",
+                    wait.as_secs(),
                     last_error.map(|e| format!(": {e}")).unwrap_or_default()
                 ));
             }
@@ -1376,9 +1417,18 @@ async fn sign_with_signing_key(
     Ok(())
 }
 
-/// How long the demo waits, after the last view change, for its committee's beacon rounds:
-/// genesis is a period after activation, then two 3 s rounds, with room for a loaded machine.
-const BEACON_WAIT: Duration = Duration::from_secs(40);
+/// Rounds the demo waits for in the last view unless `--beacon-rounds` says otherwise.
+const DEFAULT_BEACON_ROUNDS: u32 = 2;
+
+/// Most rounds `--beacon-rounds` may ask for.
+const MAX_BEACON_ROUNDS: u32 = 1000;
+
+/// How long the demo waits, after the last view change, for `rounds` beacon rounds of
+/// `period`: genesis is a period after activation, then the rounds, with 30 s of room for a
+/// loaded machine (40 s in all for the default two 3 s rounds).
+fn beacon_wait(rounds: u32, period: Duration) -> Duration {
+    period * (rounds + 1) + Duration::from_secs(30)
+}
 
 /// Activation block time (Unix ms) of every activated view.
 fn activations(observer: &Observer) -> std::collections::BTreeMap<u64, u64> {

@@ -103,6 +103,9 @@ pub(crate) fn check_args(args: &DemoArgs) -> Result<(), String> {
             f.name()
         ));
     }
+    if args.beacon_rounds.is_some() {
+        return Err("--beacon-rounds is not available with --chain anvil: the nodes there run without the beacon".into());
+    }
     if args.block_ms() < 100 {
         return Err("--block-ms must be at least 100 with --chain anvil".into());
     }

@@ -47,7 +47,8 @@ pub fn section(points: &[LatencyPoint], activations: &[(u64, u64)]) -> String {
 
 /// One line on the rounds combined by the node that timed them (synced rounds measure that
 /// node's wait, not the committee): count, median, 90th percentile and maximum latency.
-pub fn summary(points: &[LatencyPoint]) -> Option<String> {
+/// `which` names the rounds summarised, as in "rounds combined by the serving node".
+pub fn summary(points: &[LatencyPoint], which: &str) -> Option<String> {
     let mut latencies: Vec<i64> = points
         .iter()
         .filter(|p| !p.synced)
@@ -62,12 +63,37 @@ pub fn summary(points: &[LatencyPoint]) -> Option<String> {
         latencies[((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1]
     };
     Some(format!(
-        "round latency, {} rounds combined by the serving node: median {} ms, 90th percentile {} ms, max {} ms",
+        "round latency, {} {which}: median {} ms, 90th percentile {} ms, max {} ms",
         latencies.len(),
         rank(0.5),
         rank(0.9),
         latencies[latencies.len() - 1]
     ))
+}
+
+/// The summary lines of the demo's text output: every round combined by the node that timed
+/// it, then, if the rounds also began before it, those whose scheduled start came after the
+/// last view activation (`last_activation_ms`). With `--beacon-rounds` the demo ends before
+/// another view change starts, so no ceremony was running during those.
+pub fn summaries(points: &[LatencyPoint], last_activation_ms: Option<u64>) -> Vec<String> {
+    let mut lines: Vec<String> = summary(points, "rounds combined by the serving node")
+        .into_iter()
+        .collect();
+    let Some(since) = last_activation_ms.and_then(|at| i64::try_from(at).ok()) else {
+        return lines;
+    };
+    let after: Vec<LatencyPoint> = points
+        .iter()
+        .filter(|p| p.scheduled_ms >= since)
+        .cloned()
+        .collect();
+    let combined = |ps: &[LatencyPoint]| ps.iter().filter(|p| !p.synced).count();
+    if combined(&after) < combined(points)
+        && let Some(line) = summary(&after, "of them after the last view activation")
+    {
+        lines.push(line);
+    }
+    lines
 }
 
 /// The plot alone (see the module docs).
@@ -277,10 +303,28 @@ mod tests {
             (1..=10).map(|r| point(r, r as i64 * 10, false)).collect();
         points.push(point(11, 9000, true));
         assert_eq!(
-            summary(&points).unwrap(),
+            summary(&points, "rounds combined by the serving node").unwrap(),
             "round latency, 10 rounds combined by the serving node: median 50 ms, 90th percentile 90 ms, max 100 ms"
         );
-        assert_eq!(summary(&points[10..]), None);
+        assert_eq!(summary(&points[10..], "rounds"), None);
+    }
+
+    #[test]
+    fn the_rounds_after_the_last_activation_get_a_line_of_their_own() {
+        let points: Vec<LatencyPoint> = (1..=10)
+            .map(|r| point(r, if r <= 4 { 2000 } else { r as i64 * 10 }, false))
+            .collect();
+        let last = points[4].scheduled_ms as u64;
+        assert_eq!(
+            summaries(&points, Some(last)),
+            [
+                "round latency, 10 rounds combined by the serving node: median 90 ms, 90th percentile 2000 ms, max 2000 ms",
+                "round latency, 6 of them after the last view activation: median 70 ms, 90th percentile 100 ms, max 100 ms",
+            ]
+        );
+        // Every round after it, or no activation known: one line.
+        assert_eq!(summaries(&points, Some(0)).len(), 1);
+        assert_eq!(summaries(&points, None).len(), 1);
     }
 
     #[test]

@@ -134,7 +134,19 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 23] = [
+    let cases: [(&[&str], &str); 26] = [
+        (
+            &["demo", "--beacon-rounds", "0"],
+            "--beacon-rounds must be 1 to 1000",
+        ),
+        (
+            &["demo", "--beacon-rounds", "1001"],
+            "--beacon-rounds must be 1 to 1000",
+        ),
+        (
+            &["demo", "--chain", "anvil", "--beacon-rounds", "5"],
+            "--beacon-rounds is not available with --chain anvil",
+        ),
         (
             &["sim", "--mode", "sections", "--elders", "1"],
             "--elders must be at least 2",
