@@ -28,7 +28,8 @@
 //! block's order, with their indices and public key shares: the translator takes them from the
 //! block its own board replica defined and saw activated (same hash), as the contract took its
 //! reshare digest from that block's bytes. A translator that did not define the active block
-//! (it followed from a later block, or its replica disagreed) follows no reshare of it.
+//! (it followed from a later block, or its replica disagreed) follows no reshare of it, and
+//! logs a warning saying so.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -393,7 +394,21 @@ impl Translator {
         };
         let Some((dealers, reshare)) = dealing else {
             // A reshare of a view this translator did not see activate, or an unknown mode: no
-            // ceremony it could follow.
+            // ceremony it could follow. Said once per selection, so an operator learns why the
+            // node sits the view change out.
+            match key_mode {
+                Some(KeyMode::Reshare) => tracing::warn!(
+                    view = sel.viewNumber,
+                    ceremony_number = sel.number,
+                    "a reshare was selected, but this node did not define the active view's magic block (it follows the chain from after that activation, or its board disagreed with the block the contract activated): not following this view change"
+                ),
+                _ => tracing::warn!(
+                    view = sel.viewNumber,
+                    ceremony_number = sel.number,
+                    key_mode = sel.keyMode,
+                    "a committee was selected with a key mode this node does not know: not following this view change"
+                ),
+            }
             self.live = None;
             return Vec::new();
         };
