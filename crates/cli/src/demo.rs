@@ -86,7 +86,8 @@ pub struct DemoArgs {
     #[arg(long)]
     pub threshold: Option<usize>,
     /// Faulty nodes (they rank last in the first committee) [default: 1; 3 with --curve
-    /// secp256k1].
+    /// secp256k1]. The dealer quorum (75% of the committee) is lowered to leave room for the
+    /// faulty dealers; more than the parameters then allow is refused.
     #[arg(long)]
     pub faulty: Option<usize>,
     /// What the faulty nodes do in the view changes [default: equivocate; forge-ack-aggregate
@@ -215,6 +216,33 @@ impl DemoArgs {
             .collect();
         names.dedup();
         names.join(", ")
+    }
+
+    /// Faulty nodes that misbehave in the view changes' ceremonies (a `bad-beacon` node deals
+    /// honestly, and with `--curve secp256k1` the faults are the signing key's).
+    fn view_change_faulty(&self) -> usize {
+        match self.curve {
+            DemoCurve::Bls12381 => (0..self.faulty())
+                .filter(|k| self.fault_of(*k) != Fault::BadBeacon)
+                .count(),
+            DemoCurve::Secp256k1 => 0,
+        }
+    }
+
+    /// The contract's dealer quorum: 75% of the committee, lowered (as a percentage, so that it
+    /// fits the smaller committees of later views) until the faulty dealers are within the
+    /// `n - k` a ceremony tolerates. With more faulty dealers than that, a ceremony has no
+    /// guarantee: a player that more than `n - k` dealers report as not acking is excluded, so
+    /// that many `bad-share` dealers get honest players excluded.
+    fn quorum(&self) -> Size {
+        let n = self.committee;
+        let faulty = self
+            .view_change_faulty()
+            .max(self.disqualified_signing_dealers());
+        if n == 0 || faulty == 0 {
+            return Size::Percent(75);
+        }
+        Size::Percent((100 * n.saturating_sub(faulty) / n).min(75) as u8)
     }
 
     /// Dealers the signing-key faults disqualify (the skipped Feldman phase is reconstructed).
@@ -417,15 +445,9 @@ fn contract_config(args: &DemoArgs) -> Result<ContractConfig, String> {
         Some(t) => Size::Count(t as u32),
         None => Size::Percent(66),
     };
-    c.committee.quorum = Size::Percent(75);
-    let disqualified = args.disqualified_signing_dealers();
-    if disqualified > 0 {
-        // The signing key's ceremony has no second attempt: the quorum leaves room for the
-        // dealers the injected faults disqualify. A percentage, so that it still fits the
-        // smaller ceremony of the next view, which the slashed members sit out.
-        let k = (100 * (args.committee - disqualified) / args.committee).min(75);
-        c.committee.quorum = Size::Percent(k as u8);
-    }
+    // The signing key's ceremony has no second attempt: the quorum leaves room for the
+    // dealers the injected faults disqualify, as it does for the view changes' faulty dealers.
+    c.committee.quorum = args.quorum();
     c.committee.keep_previous_percent = 70;
     let [contribute, share, publish, wait] = phase_blocks(args.committee, args.block_ms());
     c.phases.contribute = contribute;
@@ -572,6 +594,18 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
             return Err(format!(
                 "--faulty {faulty} disqualifies {} dealers of the signing key, leaving {left} members with shares, fewer than the threshold {t}: use a larger --committee, a lower --threshold or fewer --faulty",
                 args.committee - left
+            ));
+        }
+    }
+    if args.curve == DemoCurve::Bls12381 {
+        let n = args.committee;
+        let t = args
+            .threshold
+            .unwrap_or_else(|| Size::Percent(66).resolve(n));
+        let k = args.quorum().resolve(n);
+        if let Err(e) = keyquorum_dkg::Params::new(n, t, k) {
+            return Err(format!(
+                "--faulty {faulty} in a committee of {n} with threshold {t}: the quorum of honest dealers would be {k}, and {e}: use a larger --committee, another --threshold or fewer --faulty"
             ));
         }
     }
@@ -1571,5 +1605,49 @@ mod tests {
             assert!(*s >= 3 && l > s);
         }
         assert_eq!(phase_blocks(4, 10_000), [3; 4]);
+    }
+
+    /// Parses `keyquorum demo ARGS` into the demo's arguments.
+    fn demo_args(args: &[&str]) -> DemoArgs {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            demo: DemoArgs,
+        }
+        <Wrapper as clap::Parser>::try_parse_from(
+            std::iter::once("demo").chain(args.iter().copied()),
+        )
+        .unwrap()
+        .demo
+    }
+
+    #[test]
+    fn the_quorum_leaves_room_for_the_faulty_dealers_and_no_more() {
+        let k = |args: &[&str]| demo_args(args).quorum().resolve(7);
+        // 75% of 7 is 6, which one faulty dealer leaves.
+        assert_eq!(k(&["--committee", "7"]), 6);
+        assert_eq!(k(&["--committee", "7", "--faulty", "0"]), 6);
+        // Two faulty dealers of seven: five honest ones make the quorum, so a player is
+        // excluded only on more than two dealers' reports, more than the faulty can give.
+        assert_eq!(
+            k(&["--committee", "7", "--faulty", "2", "--fault", "bad-share"]),
+            5
+        );
+        // Beacon faults deal honestly.
+        assert_eq!(
+            k(&["--committee", "7", "--faulty", "2", "--fault", "bad-beacon"]),
+            6
+        );
+        for faulty in 0..=5 {
+            let f = faulty.to_string();
+            let args = demo_args(&["--committee", "7", "--faulty", &f, "--fault", "bad-share"]);
+            assert!(args.quorum().resolve(7) <= 7 - faulty);
+        }
+        // Three faulty of seven leave four dealers, fewer than the threshold of five.
+        let refused = check_args(&demo_args(&["--committee", "7", "--faulty", "3"])).unwrap_err();
+        assert!(
+            refused.contains("the quorum of honest dealers would be 4"),
+            "{refused}"
+        );
     }
 }

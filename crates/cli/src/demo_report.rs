@@ -537,6 +537,22 @@ pub fn text(obs: &Observer, v: &ViewObs) -> String {
             names(&s.qualified),
             s.qualified.len()
         );
+        // Dealers that dealt nothing that counted: the faulty ones (also under "excluded") and
+        // those that could not complete their part without being at fault, such as an
+        // ack-or-reveal dealer short of acks, which publishes nothing and is not penalised.
+        let unqualified: Vec<String> = s
+            .dealers
+            .iter()
+            .filter(|d| !s.qualified.contains(d))
+            .cloned()
+            .collect();
+        if !s.qualified.is_empty() && !unqualified.is_empty() {
+            let _ = writeln!(
+                out,
+                "  unqualified {} (their contributions did not count; a dealer proven faulty is also listed as excluded)",
+                names(&unqualified)
+            );
+        }
         let ex: Vec<&Excluded> = v
             .excluded
             .iter()

@@ -134,7 +134,19 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 26] = [
+    let cases: [(&[&str], &str); 27] = [
+        (
+            &[
+                "demo",
+                "--committee",
+                "7",
+                "--faulty",
+                "3",
+                "--fault",
+                "bad-share",
+            ],
+            "the quorum of honest dealers would be 4",
+        ),
         (
             &["demo", "--beacon-rounds", "0"],
             "--beacon-rounds must be 1 to 1000",

@@ -200,6 +200,7 @@ fn the_demo_runs_the_complaint_variant_with_a_bad_dealer() {
         text.contains("excluded    node-3 as dealer: bad_deal"),
         "{text}"
     );
+    assert!(text.contains("  unqualified node-3 ("), "{text}");
     let refused = Command::new(BIN)
         .args(["demo", "--variant", "complaint", "--fault", "equivocate"])
         .output()
