@@ -106,20 +106,6 @@ impl NodeKeys {
         Self::from_master(&master)
     }
 
-    /// The seed of this node's participant in the ceremony with session id `session`, derived
-    /// from the master seed and the session id. A participant draws its polynomials and its
-    /// encryption randomness from its seed in a fixed order, so a node that deals again in a
-    /// ceremony (its record of having dealt lost with its database, or older in a database
-    /// restored from a backup) deals what it dealt before: a duplicate, not a second deal that
-    /// proves equivocation. Session ids bind the whole ceremony (chain, view, attempt, members,
-    /// parameters), so different ceremonies draw independent seeds.
-    pub fn ceremony_seed(&self, session: &[u8; 32]) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(tagged_hash(
-            "keyquorum/node-key/ceremony-seed/v1",
-            &[self.master.as_slice(), session],
-        ))
-    }
-
     /// The master seed, for the keystore only.
     pub(crate) fn master(&self) -> &[u8; MASTER_SEED_LEN] {
         &self.master
@@ -218,25 +204,6 @@ mod tests {
         );
         assert_ne!(a.identity().public(), c.identity().public());
         assert_ne!(a.peer_id(), c.peer_id());
-    }
-
-    #[test]
-    fn ceremony_seeds_are_fixed_per_key_and_session() {
-        let a = NodeKeys::from_master(&[7; 32]);
-        let b = NodeKeys::from_master(&[8; 32]);
-        let (s1, s2) = ([1u8; 32], [2u8; 32]);
-        assert_eq!(
-            *a.ceremony_seed(&s1),
-            *NodeKeys::from_master(&[7; 32]).ceremony_seed(&s1)
-        );
-        assert_ne!(*a.ceremony_seed(&s1), *a.ceremony_seed(&s2));
-        assert_ne!(*a.ceremony_seed(&s1), *b.ceremony_seed(&s1));
-        assert_ne!(*a.ceremony_seed(&s1), *a.storage);
-        // Golden: a node upgraded while a ceremony runs must derive the seed it dealt with.
-        assert_eq!(
-            hex::encode(a.ceremony_seed(&s1).as_slice()),
-            "c25dfc6390f203272a8782eb545fe0a7b8dcf08fc4b62c50f51ca2dd71c558e9"
-        );
     }
 
     #[test]

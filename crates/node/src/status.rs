@@ -97,7 +97,7 @@ pub const SAT_OUT_VIEW: &str = "view";
 /// [`SittingOutStatus::ceremony`] of a view's signing-key ceremony.
 pub const SAT_OUT_SIGNING_KEY: &str = "signing_key";
 /// [`SittingOutStatus::reason`]: its contribution (or its report) is on the board, and this
-/// database has no record of it.
+/// database has no seed behind it.
 pub const SAT_OUT_CONTRIBUTION_ON_BOARD: &str = "contribution_on_board";
 /// [`SittingOutStatus::reason`]: the board cannot show yet whether it dealt (the complaint
 /// variant's deals before the reports), and this database was not the node's record when the

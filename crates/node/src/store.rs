@@ -21,8 +21,8 @@
 //! Only a missing file means a new node. An existing file that is empty (0 bytes) or fails
 //! redb's integrity check on open (every page checksum of the committed trees is verified) is
 //! refused with [`StoreError::EmptyFile`] or [`StoreError::Damaged`], naming the file: a node
-//! that silently started over would take part again in a ceremony it already took part in, and
-//! could sign acks or reports that contradict the ones it signed. A panic inside redb on damaged data is
+//! that silently started over would deal again with a fresh seed in a ceremony it already
+//! contributed to, and be slashed for equivocation. A panic inside redb on damaged data is
 //! caught and reported the same way.
 //!
 //! [`NodeKeys::seal`]: crate::keys::NodeKeys::seal
@@ -98,12 +98,13 @@ pub enum Seat {
     /// Selected while the node was catching up with the chain: it follows the board and, once
     /// caught up, takes part or sits out (see the driver's module docs).
     CatchingUp,
-    /// It may have dealt (lost database) but the record behind that is gone: what it signed
-    /// after dealing could not be signed again the same way, so it only follows the board.
+    /// It may have dealt (lost database) but the state behind that is gone: dealing again with
+    /// a fresh seed would be equivocation, so it only follows the board.
     SittingOut,
     /// Caught up after the deal window closed, with no trace of dealing: it plays (receives,
-    /// reports, complains, posts its pairs) but never deals, since a deal could no longer
-    /// count. Rebuilt from its sealed seed and logged inputs like a participant.
+    /// reports, complains, posts its pairs) but never deals, since a deal could no longer count
+    /// and, drawn from a fresh seed, could contradict one a lost or superseded copy of its
+    /// database made. Rebuilt from its sealed seed and logged inputs like a participant.
     Player,
 }
 

@@ -3,11 +3,8 @@
 //! caught up, then joined or sat out (module docs of [`super`], "A lost database").
 //!
 //! The rule, for both kinds of ceremony ([`Driver::may_have_dealt`]): a node that may have dealt
-//! with a record it no longer has sits out; any other node takes part, its participant fed
-//! everything the board has seen. Its deals would be the same again (the seed comes from the
-//! node's key and the session, [`crate::keys::NodeKeys::ceremony_seed`]), but what it signed
-//! after dealing (acks, reports, a publication) followed from what it had received then, and a
-//! second run fed other inputs could sign something else.
+//! with a seed it no longer has sits out, since dealing again with a fresh seed would be
+//! equivocation; any other node takes part, its participant fed everything the board has seen.
 //! Whether it may have dealt comes from the board ([`DealTrace`]) and, where the board cannot
 //! tell yet, from whether its database was the node's record before the ceremony started
 //! ([`NodeState::caught_up`]).
@@ -21,8 +18,9 @@
 //!   justification phase a dealer starting only then is too late for both, and after it the
 //!   board shows the dealer disqualified, so the node sits out (above). Dealing in the
 //!   justification phase would only risk more: a database restored from a backup and started
-//!   without `--restored-from-backup` may have been superseded by a copy that dealt and
-//!   reported. As a player it proves bad pairs, decrypts pairs sent again and
+//!   without `--restored-from-backup` may have been superseded by a copy that dealt, and a
+//!   fresh deal would give a player a second commitment signed by the same dealer, which is
+//!   proof of equivocation. As a player it proves bad pairs, decrypts pairs sent again and
 //!   posts its pairs for reconstruction where qualified. A fresh key qualifies a clique of
 //!   mutual deals, so a member that did not deal ends without a share (its missing
 //!   justifications are an absence, as they would be had it stayed down); a reshare's players
@@ -204,7 +202,7 @@ impl Driver {
     }
 
     /// Caught up with the chain, in a view ceremony selected meanwhile: if this node may have
-    /// dealt in it ([`Driver::may_have_dealt`]), the record behind that is lost (a node that had
+    /// dealt in it ([`Driver::may_have_dealt`]), the seed behind that is lost (a node that had
     /// it would have resumed the ceremony, not started it again), so it sits the ceremony out;
     /// otherwise it takes part from here, its participant fed everything the board has seen so
     /// far.
@@ -243,7 +241,8 @@ impl Driver {
             self.observe_seat(&ceremony, Seat::Observer);
             return Ok(());
         }
-        let seed = self.keys.ceremony_seed(&id);
+        let mut seed = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(seed.as_mut());
         let Some(runner) = self.new_participant(&ceremony, rec.view, *seed, seat)? else {
             rec.seat = Seat::Observer;
             self.state.ceremony = Some(rec);

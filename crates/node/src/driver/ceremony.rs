@@ -166,7 +166,8 @@ impl Driver {
             self.live = Some(self.make_live(id, ceremony, runner, [0; 32]));
             return Ok(());
         }
-        let seed = self.keys.ceremony_seed(&id);
+        let mut seed = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(seed.as_mut());
         let Some(runner) = self.new_participant(&ceremony, view, *seed, seat)? else {
             return Ok(());
         };

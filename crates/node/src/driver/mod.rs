@@ -46,16 +46,17 @@
 //! A node that lost its database follows the chain again from the start; one that was down
 //! follows it from where it stopped. A ceremony, of a view or of its signing key, selected while
 //! it is still catching up (the runtime tells it the chain's height, [`Driver::set_head`]) is
-//! only followed until the node has caught up. If it may have dealt in it by then, the record
-//! behind that is gone (its deals would be the same again, [`NodeKeys::ceremony_seed`], but not
-//! necessarily what it signed after them), so the node sits the ceremony
+//! only followed until the node has caught up. If it may have dealt in it by then, the seed
+//! behind that is gone and dealing again would be equivocation, so the node sits the ceremony
 //! out (it keeps following the board, says so in the log and on `/status`: `sitting_out` or
 //! `signing_key_sitting_out`); otherwise it takes part from there. It may have dealt if the
 //! board shows its contribution, or if the board cannot show it yet (the complaint variant's
 //! deals, before the reports) and its database has not caught up with the chain before: a
 //! database that did is the node's record, and has none of this ceremony (`catch_up`). A node
 //! that takes part after the deal window closed (the ack-or-reveal contribution phase, the
-//! complaint variant's reports) plays only and never deals: its deals could no longer count.
+//! complaint variant's reports) plays only and never deals: its deals could no longer count,
+//! and one drawn from a fresh seed could contradict one a superseded copy of its database
+//! made.
 //!
 //! # Files
 //! One concern per file: `events` (chain events through the follower), `ceremony` (the
@@ -123,7 +124,7 @@ use keyquorum_dkg::participant::{Action, Input, Observation as ParticipantObserv
 use keyquorum_dkg::preverify::preverify_posts;
 use keyquorum_dkg::{Ceremony, Member, Variant};
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{OsRng, RngCore, SeedableRng};
 use tracing::{debug, error, info, warn};
 use zeroize::Zeroizing;
 

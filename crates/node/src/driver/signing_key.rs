@@ -7,7 +7,7 @@
 //! participant by replay (its posts are submitted again; the contract refuses duplicates).
 //! A node that finds a signing-key ceremony started while it was catching up follows its board
 //! until caught up, then applies the view ceremonies' rule (module docs of `catch_up`): it sits
-//! out if it may have dealt with a record it no longer has (its signed commitment or its report is
+//! out if it may have dealt with a seed it no longer has (its signed commitment or its report is
 //! on the board, or the board cannot show that yet and its database is new), and otherwise
 //! takes part, its participant fed everything the board has seen: as a full participant
 //! until the reports close (deals reported missing go on the board as justifications), as a
@@ -208,7 +208,8 @@ impl Driver {
             });
             return Ok(());
         }
-        let seed = self.keys.ceremony_seed(&session_id);
+        let mut seed = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(seed.as_mut());
         let participant = match self.signing_participant(&ceremony, *seed, Seat::Participant) {
             Some(p) => p,
             None => return Ok(()),
@@ -236,7 +237,7 @@ impl Driver {
 
     /// Caught up with the chain, in a signing-key ceremony started meanwhile: sits it out if
     /// this node may have dealt in it ([`Driver::may_have_dealt`]), otherwise takes part from
-    /// here (the seed of [`NodeKeys::ceremony_seed`]), its participant fed `Start` and then every input logged while it
+    /// here with a fresh seed, its participant fed `Start` and then every input logged while it
     /// followed the board, in their order (the log is rewritten so, as the participant consumes
     /// it).
     pub(super) fn settle_signing_catching_up(
@@ -263,7 +264,8 @@ impl Driver {
             return Ok(());
         }
         let seat = joining_seat(complaint_deal_window_open(live.runner.board().phase()));
-        let seed = self.keys.ceremony_seed(&id);
+        let mut seed = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(seed.as_mut());
         let Some(participant) = self.signing_participant(&ceremony, *seed, seat) else {
             rec.seat = Seat::SittingOut;
             self.state.signing_ceremony = Some(rec);

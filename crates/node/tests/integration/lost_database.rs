@@ -1,8 +1,8 @@
 //! A node that lost its database mid-ceremony and follows the chain again from the start.
 //!
-//! If its contribution is on the board already, its record of what it signed after that is
-//! gone: its deals would be the same again (the seed comes from its key and the session), but
-//! not necessarily its acks and its publication. The node sits the ceremony out instead (no contribution, no deals, no acks),
+//! If its contribution is on the board already, the seed behind it is gone: dealing again
+//! with a fresh seed would post a second, different contribution, which the board punishes as
+//! equivocation. The node sits the ceremony out instead (no contribution, no deals, no acks),
 //! says so on its status, and nobody is slashed for misbehaviour. If its contribution is not on
 //! the board yet, it takes part once it has caught up with the chain.
 

@@ -1,6 +1,6 @@
 //! A member that finds the view's signing-key ceremony started while it was catching up with the
 //! chain: it follows the ceremony's board until caught up, then takes part unless it may have
-//! dealt with a record it no longer has. Down while the ceremony started, on its own database, it
+//! dealt with a seed it no longer has. Down while the ceremony started, on its own database, it
 //! did not deal: it joins, its deals and posts count and it holds a share of the key. With a
 //! new database in the deal phase, whose deals leave no trace on the board yet, it may have
 //! dealt before its database was lost: it sits out and nobody is slashed for misbehaviour.
