@@ -86,8 +86,9 @@ pub struct DemoArgs {
     #[arg(long)]
     pub threshold: Option<usize>,
     /// Faulty nodes (they rank last in the first committee) [default: 1; 3 with --curve
-    /// secp256k1]. The dealer quorum (75% of the committee) is lowered to leave room for the
-    /// faulty dealers; more than the parameters then allow is refused.
+    /// secp256k1]. The dealer quorum (75% of the committee) is lowered to the honest dealers
+    /// for faulty dealers (with --fault bad-share more than the parameters then allow is
+    /// refused; equivocating or forging ones beyond that need standbys for a retry).
     #[arg(long)]
     pub faulty: Option<usize>,
     /// What the faulty nodes do in the view changes [default: equivocate; forge-ack-aggregate
@@ -140,7 +141,8 @@ pub struct DemoArgs {
     /// Beacon rounds each view runs before the next view change starts, and the demo waits
     /// for in the last view before it ends (1 to 1000) [default: the next view change starts
     /// two blocks after an activation; the demo waits for two rounds]. Times the beacon with no
-    /// ceremony running: the summary gives the last view's rounds on a line of their own.
+    /// view change running (with --curve secp256k1 the view's signing-key ceremony runs during
+    /// the first of them): the summary gives the last view's rounds on a line of their own.
     #[arg(long, value_name = "ROUNDS")]
     pub beacon_rounds: Option<u32>,
 }
@@ -218,31 +220,50 @@ impl DemoArgs {
         names.join(", ")
     }
 
-    /// Faulty nodes that misbehave in the view changes' ceremonies (a `bad-beacon` node deals
-    /// honestly, and with `--curve secp256k1` the faults are the signing key's).
-    fn view_change_faulty(&self) -> usize {
+    /// Faulty dealers of the view changes of `kind`: `bad-share` dealers' publications name
+    /// honest players as withholding acks (they encrypt bad shares to more players than they
+    /// may reveal for, so those players rightly withhold them); `equivocate` and
+    /// `forge-ack-aggregate` dealers are disqualified by their own posts.
+    fn view_change_dealers(&self, kinds: &[Fault]) -> usize {
         match self.curve {
             DemoCurve::Bls12381 => (0..self.faulty())
-                .filter(|k| self.fault_of(*k) != Fault::BadBeacon)
+                .filter(|k| kinds.contains(&self.fault_of(*k)))
                 .count(),
             DemoCurve::Secp256k1 => 0,
         }
     }
 
-    /// The contract's dealer quorum: 75% of the committee, lowered (as a percentage, so that it
-    /// fits the smaller committees of later views) until the faulty dealers are within the
-    /// `n - k` a ceremony tolerates. With more faulty dealers than that, a ceremony has no
-    /// guarantee: a player that more than `n - k` dealers report as not acking is excluded, so
-    /// that many `bad-share` dealers get honest players excluded.
+    /// The default threshold, 66% of the committee, or `--threshold`.
+    fn threshold(&self) -> usize {
+        self.threshold
+            .unwrap_or_else(|| Size::Percent(66).resolve(self.committee))
+    }
+
+    /// The contract's dealer quorum `k`: 75% of the committee, lowered (as a percentage, so
+    /// that it fits the smaller committees of later views) to the dealers the faults leave:
+    /// - `bad-share`: a player is excluded when more than `n - k` publications report it, so
+    ///   more than `n - k` such dealers would get honest players excluded;
+    /// - the signing key's ceremony has no second attempt, so its quorum must be among the
+    ///   dealers its faults leave;
+    /// - `equivocate` and `forge-ack-aggregate` dealers are disqualified, so with more of them
+    ///   than `n - k` the first attempt fails, and its retry needs standbys for them; lowered
+    ///   only where the parameters allow it.
     fn quorum(&self) -> Size {
         let n = self.committee;
-        let faulty = self
-            .view_change_faulty()
+        let must = self
+            .view_change_dealers(&[Fault::BadShare])
             .max(self.disqualified_signing_dealers());
-        if n == 0 || faulty == 0 {
+        let may = self.view_change_dealers(&[Fault::Equivocate, Fault::ForgeAckAggregate]);
+        let lowered = |room: usize| Size::Percent((100 * n.saturating_sub(room) / n).min(75) as u8);
+        if n == 0 || must.max(may) == 0 {
             return Size::Percent(75);
         }
-        Size::Percent((100 * n.saturating_sub(faulty) / n).min(75) as u8)
+        let k = lowered(must.max(may));
+        if must >= may || keyquorum_dkg::Params::new(n, self.threshold(), k.resolve(n)).is_ok() {
+            k
+        } else {
+            lowered(must)
+        }
     }
 
     /// Dealers the signing-key faults disqualify (the skipped Feldman phase is reconstructed).
@@ -473,7 +494,9 @@ fn contract_config(args: &DemoArgs) -> Result<ContractConfig, String> {
         // The key's ceremony runs while its view is active: its deal phase and up to six
         // board phases (report, justify, dispute, Feldman, complain, reconstruct), then the
         // demo's signature with it.
-        c.view_length = share + 7 * publish;
+        // With --beacon-rounds, the quiet rounds come on top (the key's ceremony runs during
+        // the first of them).
+        c.view_length += share + 7 * publish - 2;
         c.dkg.signing_key = Some(SigningKeyConfig::SECP256K1_FROST);
     }
     c.retry_delay = 5;
@@ -597,15 +620,13 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
             ));
         }
     }
-    if args.curve == DemoCurve::Bls12381 {
+    if args.view_change_dealers(&[Fault::BadShare]) > 0 {
         let n = args.committee;
-        let t = args
-            .threshold
-            .unwrap_or_else(|| Size::Percent(66).resolve(n));
+        let t = args.threshold();
         let k = args.quorum().resolve(n);
         if let Err(e) = keyquorum_dkg::Params::new(n, t, k) {
             return Err(format!(
-                "--faulty {faulty} in a committee of {n} with threshold {t}: the quorum of honest dealers would be {k}, and {e}: use a larger --committee, another --threshold or fewer --faulty"
+                "--fault bad-share with --faulty {faulty} in a committee of {n} with threshold {t}: its dealers' reports would exclude honest players unless the quorum is the {k} honest dealers, and {e}: use a larger --committee, another --threshold or fewer --faulty"
             ));
         }
     }
@@ -1622,31 +1643,48 @@ mod tests {
     }
 
     #[test]
-    fn the_quorum_leaves_room_for_the_faulty_dealers_and_no_more() {
+    fn the_quorum_leaves_room_for_faulty_dealers() {
         let k = |args: &[&str]| demo_args(args).quorum().resolve(7);
         // 75% of 7 is 6, which one faulty dealer leaves.
-        assert_eq!(k(&["--committee", "7"]), 6);
+        assert_eq!(k(&["--committee", "7", "--fault", "bad-share"]), 6);
         assert_eq!(k(&["--committee", "7", "--faulty", "0"]), 6);
-        // Two faulty dealers of seven: five honest ones make the quorum, so a player is
+        // Two bad-share dealers of seven: five honest ones make the quorum, so a player is
         // excluded only on more than two dealers' reports, more than the faulty can give.
         assert_eq!(
             k(&["--committee", "7", "--faulty", "2", "--fault", "bad-share"]),
             5
         );
-        // Beacon faults deal honestly.
+        // Two disqualified dealers: lowered too, so the first attempt completes.
         assert_eq!(
-            k(&["--committee", "7", "--faulty", "2", "--fault", "bad-beacon"]),
+            k(&["--committee", "7", "--faulty", "2", "--fault", "equivocate"]),
+            5
+        );
+        // Three: four would be below the threshold, so the quorum stays and a retry with
+        // standbys completes the view change.
+        assert_eq!(
+            k(&["--committee", "7", "--faulty", "3", "--fault", "equivocate"]),
             6
         );
-        for faulty in 0..=5 {
-            let f = faulty.to_string();
-            let args = demo_args(&["--committee", "7", "--faulty", &f, "--fault", "bad-share"]);
-            assert!(args.quorum().resolve(7) <= 7 - faulty);
+        check_args(&demo_args(&["--committee", "7", "--faulty", "3"])).unwrap();
+        // Silent, crashed and beacon-faulty nodes deal nothing wrong.
+        for fault in ["silent", "crash", "bad-beacon"] {
+            assert_eq!(
+                k(&["--committee", "7", "--faulty", "2", "--fault", fault]),
+                6
+            );
         }
-        // Three faulty of seven leave four dealers, fewer than the threshold of five.
-        let refused = check_args(&demo_args(&["--committee", "7", "--faulty", "3"])).unwrap_err();
+        // Three bad-share dealers of seven leave four, fewer than the threshold of five.
+        let refused = check_args(&demo_args(&[
+            "--committee",
+            "7",
+            "--faulty",
+            "3",
+            "--fault",
+            "bad-share",
+        ]))
+        .unwrap_err();
         assert!(
-            refused.contains("the quorum of honest dealers would be 4"),
+            refused.contains("unless the quorum is the 4 honest dealers"),
             "{refused}"
         );
     }

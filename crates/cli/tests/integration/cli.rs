@@ -145,7 +145,7 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
                 "--fault",
                 "bad-share",
             ],
-            "the quorum of honest dealers would be 4",
+            "unless the quorum is the 4 honest dealers",
         ),
         (
             &["demo", "--beacon-rounds", "0"],
