@@ -138,6 +138,16 @@ pub struct DemoArgs {
     pub metrics_out: Option<PathBuf>,
     #[command(flatten)]
     pub beacon: crate::chain::BeaconArgs,
+    /// What to demonstrate: validator view changes coordinated by a chain (`contract`), or
+    /// sections of elders that hand their key over without a chain (`sections`: seed 002's
+    /// network grown from the genesis node to a split, one elder leaving and one candidate
+    /// crashing during a DKG; only --seed, --format and --report apply).
+    #[arg(long, value_enum, default_value_t = DemoMode::Contract)]
+    pub mode: DemoMode,
+    /// With --mode sections: the first seed of the network's randomness the demo tries (it
+    /// moves on until a run shows every step) [default: 1].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Beacon rounds each view runs before the next view change starts, and the demo waits
     /// for in the last view before it ends (1 to 1000) [default: the next view change starts
     /// two blocks after an activation; the demo waits for two rounds]. Times the beacon with no
@@ -145,6 +155,15 @@ pub struct DemoArgs {
     /// the first of them): the summary gives the last view's rounds on a line of their own.
     #[arg(long, value_name = "ROUNDS")]
     pub beacon_rounds: Option<u32>,
+}
+
+/// What the demo shows, as `--mode` names it.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoMode {
+    /// Validator view changes coordinated by a chain: node processes, the chain, the beacon.
+    Contract,
+    /// Sections of elders without a chain (seed 002), in the sections simulator's network.
+    Sections,
 }
 
 /// The chain of the demo, as `--chain` names it.
@@ -671,6 +690,14 @@ fn check_view_change_fault(fault: Fault) -> Result<(), String> {
 /// `keyquorum demo`: inconsistent arguments are a usage error; a view change that does not
 /// complete, or a signature or magic-block chain that does not verify, a failed run.
 pub fn run(args: DemoArgs) -> Result<(), CliError> {
+    if args.mode == DemoMode::Sections {
+        return crate::demo_sections::run(&args);
+    }
+    if args.seed.is_some() {
+        return Err(CliError::usage(
+            "--seed is an option of --mode sections; the view changes' randomness is the nodes' own",
+        ));
+    }
     check_args(&args).map_err(CliError::Usage)?;
     let contract = match args.chain {
         DemoChain::Embedded => Some(contract_config(&args).map_err(CliError::Usage)?),

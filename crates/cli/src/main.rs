@@ -13,6 +13,7 @@ mod demo_anvil;
 mod demo_beacon;
 mod demo_latency;
 mod demo_report;
+mod demo_sections;
 mod demo_sign;
 mod demo_signing_key;
 mod deploy;
@@ -54,8 +55,9 @@ enum Command {
     /// Deploy the coordinator contract on an EVM chain (JSON-RPC) and print its address.
     #[command(after_help = EXIT_CODES)]
     Deploy(deploy::DeployArgs),
-    /// Sections without a chain: elders hand a section key over through DKGs among candidates.
-    #[command(after_help = EXIT_CODES)]
+    /// Sections without a chain: elders hand a section key over through DKGs among candidates
+    /// (also `keyquorum section`).
+    #[command(after_help = EXIT_CODES, visible_alias = "section")]
     Sections(sections::SectionsArgs),
 }
 
@@ -144,7 +146,12 @@ fn main() -> ExitCode {
         Command::Chain(args) => chain::run(args),
         Command::Node(args) => keyquorum_node::cli::node(args),
         Command::Keys(args) => keyquorum_node::cli::keys(args),
-        Command::Demo(args) => demo::run(args),
+        Command::Demo(args) => match matches.subcommand_matches("demo") {
+            Some(given) => {
+                refuse_contract_demo_options(args.mode, given).and_then(|()| demo::run(args))
+            }
+            None => unreachable!("clap parsed the demo subcommand from these matches"),
+        },
         Command::Beacon(args) => beacon::run(args),
         Command::Deploy(args) => deploy::run(args),
         Command::Sections(args) => sections::run(args),
@@ -196,6 +203,31 @@ fn refuse_other_mode_options(mode: SimMode, given: &ArgMatches) -> Result<(), Cl
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Options of `demo --mode sections`; every other option is the contract demo's.
+const SECTIONS_DEMO_OPTIONS: [&str; 4] = ["mode", "seed", "format", "report"];
+
+/// Refuses, with `--mode sections`, an option of the contract demo typed on the command line:
+/// the sections demo would not read it.
+fn refuse_contract_demo_options(mode: demo::DemoMode, given: &ArgMatches) -> Result<(), CliError> {
+    if mode != demo::DemoMode::Sections {
+        return Ok(());
+    }
+    let demo = demo::DemoArgs::augment_args(clap::Command::new("demo"));
+    for arg in demo.get_arguments() {
+        let id = arg.get_id().as_str();
+        if SECTIONS_DEMO_OPTIONS.contains(&id)
+            || given.value_source(id) != Some(ValueSource::CommandLine)
+        {
+            continue;
+        }
+        return Err(CliError::Usage(format!(
+            "--{} is an option of the contract demo; --mode sections does not use it",
+            arg.get_long().unwrap_or(id)
+        )));
     }
     Ok(())
 }

@@ -47,3 +47,95 @@ fn a_node_count_out_of_range_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--nodes"));
 }
+
+/// `keyquorum demo --mode sections --format json`: a network grown from the genesis node to a
+/// split, one elder leaving, one candidate crashed during a DKG. Checked as a client would,
+/// with blst alone: every section's key chain runs from the genesis key, each key signed by its
+/// parent over its 48 bytes (`BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_`); the halves'
+/// chains part at one key; a failure agreement excluded the crashed node; the elder that left
+/// is no elder of any section.
+#[test]
+fn the_sections_demo_grows_to_a_split_through_a_leave_and_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("sections.html");
+    let out = Command::new(BIN)
+        .args(["demo", "--mode", "sections", "--format", "json", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hex_of = |v: &serde_json::Value| hex::decode(v.as_str().unwrap()).unwrap();
+    let genesis = hex_of(&json["genesis_key"]);
+    let sections = json["sections"].as_array().unwrap();
+    assert!(sections.len() >= 2, "no split: {json}");
+    let mut last_keys = std::collections::BTreeSet::new();
+    for s in sections {
+        let chain = s["key_chain"].as_array().unwrap();
+        let mut parent = genesis.clone();
+        for link in chain {
+            assert_eq!(hex_of(&link["parent_key"]), parent);
+            let key = hex_of(&link["key"]);
+            let pk = blst::min_pk::PublicKey::key_validate(&parent).unwrap();
+            let sig =
+                blst::min_pk::Signature::sig_validate(&hex_of(&link["signature"]), true).unwrap();
+            assert_eq!(
+                sig.verify(
+                    true,
+                    &key,
+                    b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_",
+                    &[],
+                    &pk,
+                    true
+                ),
+                blst::BLST_ERROR::BLST_SUCCESS
+            );
+            parent = key;
+        }
+        last_keys.insert(parent);
+        assert!(!s["elders"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(
+        last_keys.len(),
+        sections.len(),
+        "two sections end in one key"
+    );
+    let crashed = json["crashed"].as_array().unwrap();
+    assert_eq!(crashed.len(), 1);
+    assert!(
+        json["failure_agreements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["excluded"].as_array().unwrap().contains(&crashed[0])),
+        "{json}"
+    );
+    let left: Vec<&serde_json::Value> = json["departures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["elder"] == true)
+        .map(|d| &d["name"])
+        .collect();
+    assert_eq!(left.len(), 1, "{json}");
+    for s in sections {
+        assert!(!s["elders"].as_array().unwrap().contains(left[0]));
+    }
+    assert!(
+        std::fs::read_to_string(&report)
+            .unwrap()
+            .contains("Failure agreements")
+    );
+
+    let refused = Command::new(BIN)
+        .args(["demo", "--mode", "sections", "--faulty", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("an option of the contract demo"));
+}

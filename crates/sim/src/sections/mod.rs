@@ -92,7 +92,7 @@ use std::fmt;
 
 pub use invariants::Violation;
 use keyquorum_sections::elders::{ELDER_COUNT, MIN_SECTION_SIZE};
-use keyquorum_sections::supermajority;
+use keyquorum_sections::{Name, supermajority};
 
 /// What a faulty section node does beyond running its coordinator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
@@ -201,6 +201,9 @@ pub struct SectionsConfig {
     /// Probability (per mille) that a step is followed by the next before the network is quiet
     /// (up to two DKG rounds later), so joins and leaves change the members while sessions run.
     pub unsettled_per_mille: u32,
+    /// Whether the members that leave are elders (otherwise any honest member of a section
+    /// larger than a full elder set).
+    pub elders_leave: bool,
     /// The network.
     pub net: SectionsNet,
 }
@@ -226,6 +229,7 @@ impl SectionsConfig {
             faults: SectionFault::ALL.to_vec(),
             beyond_bound: false,
             unsettled_per_mille: 0,
+            elders_leave: false,
             net: SectionsNet::default(),
         }
     }
@@ -293,6 +297,47 @@ pub struct SectionsReport {
     pub unsettled_steps: u64,
     /// Virtual ticks the run took.
     pub ticks: u64,
+    /// The genesis key.
+    pub genesis_key: Option<keyquorum_sections::keys::PublicKey>,
+    /// Each section at the end, as its honest running nodes hold it, by prefix.
+    pub final_sections: Vec<FinalSection>,
+    /// Checked failure agreements, in the order they formed.
+    pub agreements: Vec<AgreedFailure>,
+    /// Members that left, in order.
+    pub departures: Vec<Departure>,
+    /// Faulty nodes with their kind, in join order.
+    pub faulty_nodes: Vec<(Name, SectionFault)>,
+}
+
+/// A section at the end of a run.
+#[derive(Debug, Clone)]
+pub struct FinalSection {
+    /// Its prefix.
+    pub prefix: keyquorum_sections::Prefix,
+    /// Its SAP's elders, in share-index order.
+    pub elders: Vec<Name>,
+    /// Its key chain from the genesis key.
+    pub chain: keyquorum_sections::KeyChain,
+}
+
+/// A failure agreement an honest elder checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgreedFailure {
+    /// The failed session's section prefix.
+    pub prefix: keyquorum_sections::Prefix,
+    /// Its generation.
+    pub generation: u64,
+    /// The candidates it excluded.
+    pub excluded: Vec<Name>,
+}
+
+/// A member that left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departure {
+    /// Its name.
+    pub name: Name,
+    /// Whether it was an elder of its section's SAP when it left.
+    pub elder: bool,
 }
 
 impl SectionsReport {

@@ -139,6 +139,8 @@ struct World {
     excluded_nodes: BTreeSet<Name>,
     violations: Vec<Violation>,
     report: SectionsReport,
+    /// Sessions whose checked agreement is in the report already.
+    recorded_agreements: BTreeSet<SessionId>,
 }
 
 pub(super) fn run(cfg: &SectionsConfig) -> SectionsReport {
@@ -214,6 +216,7 @@ impl World {
             handed: BTreeMap::new(),
             handed_to: BTreeMap::new(),
             agreed: BTreeSet::new(),
+            recorded_agreements: BTreeSet::new(),
             excluded_nodes: BTreeSet::new(),
             violations: Vec::new(),
             report: SectionsReport {
@@ -327,6 +330,7 @@ impl World {
         let member = Member { peer, age };
         if let Some(kind) = fault {
             *self.report.placed.entry(kind).or_default() += 1;
+            self.report.faulty_nodes.push((name, kind));
         }
         let mut node = SimNode::new(key_seed, member.clone(), coordinator, fault);
         node.signed = signed;
@@ -346,7 +350,11 @@ impl World {
                 if node.fault.is_some() || node.down || node.leaving {
                     return false;
                 }
-                let prefix = node.coordinator().sap().prefix;
+                let sap = node.coordinator().sap();
+                if self.cfg.elders_leave && !sap.names().contains(n) {
+                    return false;
+                }
+                let prefix = sap.prefix;
                 let size = self
                     .members
                     .iter()
@@ -359,6 +367,13 @@ impl World {
             return;
         }
         let name = eligible[self.below(eligible.len() as u64) as usize];
+        let elder = {
+            let c = self.nodes[&name].coordinator();
+            c.sap().names().contains(&name)
+        };
+        self.report
+            .departures
+            .push(super::Departure { name, elder });
         self.members.retain(|m| m.peer.name() != name);
         let node = self.nodes.get_mut(&name).expect("a member is a node");
         // It stops once quiet if it is no elder then (a candidate of a session that runs still
@@ -869,6 +884,13 @@ impl World {
             } => {
                 if held {
                     self.agreed_failure(session, &excluded);
+                    if self.recorded_agreements.insert(session) {
+                        self.report.agreements.push(super::AgreedFailure {
+                            prefix,
+                            generation,
+                            excluded: excluded.iter().copied().collect(),
+                        });
+                    }
                 }
                 let node = self.nodes.get_mut(&at).expect("known");
                 // Bounded by the members; the simulator's sections stay far below it.
@@ -1481,6 +1503,22 @@ impl World {
         self.report.restarted_checked = restarted.len() as u64;
         self.report.restarted_without_share = without_share as u64;
         self.report.ticks = self.now;
+        self.report.genesis_key = Some(self.genesis_key);
+        let mut sections: BTreeMap<Prefix, super::FinalSection> = BTreeMap::new();
+        for (name, node) in &self.nodes {
+            if node.fault.is_some() || node.down || !self.held_to_agree(name, node) {
+                continue;
+            }
+            let c = node.coordinator();
+            sections
+                .entry(c.sap().prefix)
+                .or_insert_with(|| super::FinalSection {
+                    prefix: c.sap().prefix,
+                    elders: c.sap().names(),
+                    chain: c.chain().clone(),
+                });
+        }
+        self.report.final_sections = sections.into_values().collect();
         self.report
     }
 }
