@@ -546,7 +546,7 @@ pub fn text(obs: &Observer, v: &ViewObs) -> String {
             .filter(|d| !s.qualified.contains(d))
             .cloned()
             .collect();
-        if !s.qualified.is_empty() && !unqualified.is_empty() {
+        if s.failed.is_none() && !s.qualified.is_empty() && !unqualified.is_empty() {
             let _ = writeln!(
                 out,
                 "  unqualified {} (their contributions did not count; a dealer proven faulty is also listed as excluded)",

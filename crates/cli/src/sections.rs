@@ -29,9 +29,9 @@ use crate::OutputFormat;
 /// Most nodes the demo grows the section to.
 const MAX_NODES: usize = 64;
 
-/// Most elders a section may select here: a bound that keeps a mistyped count from asking for a
-/// DKG among thousands of candidates.
-const MAX_ELDER_COUNT: usize = 64;
+/// Most elders a section may select ([`keyquorum_sections::sap::MAX_ELDERS`]: above it a faulty
+/// elder's bad handover partials can stall a handover).
+const MAX_ELDER_COUNT: usize = keyquorum_sections::sap::MAX_ELDERS;
 
 /// Arguments of `keyquorum sections`.
 #[derive(Args, Debug)]
@@ -187,7 +187,7 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
     }
     if !(1..=MAX_ELDER_COUNT).contains(&args.elder_count) {
         return Err(CliError::Usage(format!(
-            "--elder-count must be between 1 and {MAX_ELDER_COUNT}"
+            "--elder-count must be between 1 and {MAX_ELDER_COUNT}: handover partials are checked in sets of a supermajority, and above {MAX_ELDER_COUNT} elders a faulty elder's bad partials could keep a handover from ever completing"
         )));
     }
     if args.min_section_size == 0 {

@@ -47,6 +47,12 @@ fn config(args: &SectionsSimArgs) -> Result<SectionsConfig, CliError> {
     if args.elders < 2 {
         return Err(CliError::usage("--elders must be at least 2"));
     }
+    let most = keyquorum_sections::sap::MAX_ELDERS;
+    if args.elders > most {
+        return Err(CliError::Usage(format!(
+            "--elders must be at most {most}, as on `keyquorum sections node`: handover partials are checked in sets of a supermajority, and above {most} elders a faulty elder's bad partials could keep a handover from ever completing"
+        )));
+    }
     let min = args.min_section_size.unwrap_or(args.elders);
     if min == 0 {
         return Err(CliError::usage("--min-section-size must be at least 1"));

@@ -173,6 +173,13 @@ pub enum HandoverError {
 /// it bounds what bad partials cost a receiver (a pairing check a set).
 pub const MAX_COMBINATIONS: usize = 256;
 
+/// Most elders a section may select: the largest count whose handovers try every set of
+/// `supermajority` partials within [`MAX_COMBINATIONS`] (`C(12, 9) = 220`; thirteen elders
+/// would have `C(13, 9) = 715` sets). Above it, bad partials from faulty new or current elders
+/// can use up the budget before a good set is tried and stall the handover; the fix, carrying
+/// the elders' public key shares so that each partial is checked alone, is not made.
+pub const MAX_ELDERS: usize = 12;
+
 /// Collects partial signatures of known signers on one message until `threshold` of them combine
 /// to a signature that verifies under `key`.
 ///
@@ -600,6 +607,16 @@ pub(crate) mod tests {
         tbls::verify::<MinPk>(&key, &sap.signing_bytes(), &sig).unwrap();
         // All C(7, 5) = 21 sets at most, within the budget.
         assert!(acc.tried <= 21, "{}", acc.tried);
+    }
+
+    #[test]
+    fn every_set_of_partials_fits_the_budget_up_to_the_most_elders() {
+        let sets = |n: usize| {
+            let k = supermajority(n);
+            (0..k).fold(1usize, |c, i| c * (n - i) / (i + 1))
+        };
+        assert!((1..=MAX_ELDERS).all(|n| sets(n) <= MAX_COMBINATIONS));
+        assert!(sets(MAX_ELDERS + 1) > MAX_COMBINATIONS);
     }
 
     #[test]

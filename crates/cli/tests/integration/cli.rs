@@ -134,7 +134,11 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 27] = [
+    let cases: [(&[&str], &str); 28] = [
+        (
+            &["sim", "--mode", "sections", "--elders", "13"],
+            "--elders must be at most 12",
+        ),
         (
             &[
                 "demo",

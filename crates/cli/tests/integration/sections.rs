@@ -139,3 +139,27 @@ fn the_sections_demo_grows_to_a_split_through_a_leave_and_a_crash() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("an option of the contract demo"));
 }
+
+#[test]
+fn more_elders_than_the_handover_checks_cover_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["sections", "node", "--elder-count", "13", "--key-file"])
+        .arg(dir.path().join("missing.key"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "--p2p-listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--elder-count must be between 1 and 12"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
