@@ -125,6 +125,9 @@ pub struct DemoArgs {
     /// Output: progress and a text summary, or (json) one JSON object on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
     /// Where to write the HTML report.
     #[arg(long, default_value = "ceremony-report.html")]
     pub report: PathBuf,
@@ -695,7 +698,10 @@ fn check_view_change_fault(fault: Fault) -> Result<(), String> {
 
 /// `keyquorum demo`: inconsistent arguments are a usage error; a view change that does not
 /// complete, or a signature or magic-block chain that does not verify, a failed run.
-pub fn run(args: DemoArgs) -> Result<(), CliError> {
+pub fn run(mut args: DemoArgs) -> Result<(), CliError> {
+    if args.json {
+        args.format = OutputFormat::Json;
+    }
     if args.mode == DemoMode::Sections {
         return crate::demo_sections::run(&args);
     }

@@ -208,7 +208,7 @@ fn refuse_other_mode_options(mode: SimMode, given: &ArgMatches) -> Result<(), Cl
 }
 
 /// Options of `demo --mode sections`; every other option is the contract demo's.
-const SECTIONS_DEMO_OPTIONS: [&str; 4] = ["mode", "seed", "format", "report"];
+const SECTIONS_DEMO_OPTIONS: [&str; 5] = ["mode", "seed", "format", "json", "report"];
 
 /// Refuses, with `--mode sections`, an option of the contract demo typed on the command line:
 /// the sections demo would not read it.

@@ -59,7 +59,7 @@ fn the_sections_demo_grows_to_a_split_through_a_leave_and_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("sections.html");
     let out = Command::new(BIN)
-        .args(["demo", "--mode", "sections", "--format", "json", "--report"])
+        .args(["demo", "--mode", "sections", "--json", "--report"])
         .arg(&report)
         .output()
         .unwrap();
