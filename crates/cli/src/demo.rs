@@ -125,8 +125,9 @@ pub struct DemoArgs {
     /// Output: progress and a text summary, or (json) one JSON object on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
-    /// The same as `--format json`.
-    #[arg(long, conflicts_with = "format")]
+    /// The same as `--format json`: the older spelling, accepted and not offered (`--format`
+    /// is every subcommand's).
+    #[arg(long, hide = true, conflicts_with = "format")]
     pub json: bool,
     /// Where to write the HTML report.
     #[arg(long, default_value = "ceremony-report.html")]
