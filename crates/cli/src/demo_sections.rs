@@ -22,7 +22,9 @@ use std::fmt::Write as _;
 use keyquorum_sections::elders::{ELDER_COUNT, MIN_SECTION_SIZE};
 use keyquorum_sections::keys::{PublicKey, key_bytes};
 use keyquorum_sections::{KeyChain, Name, Prefix};
-use keyquorum_sim::sections::{SectionFault, SectionsConfig, SectionsReport, run_sections};
+use keyquorum_sim::sections::{
+    SectionEvent, SectionFault, SectionsConfig, SectionsReport, run_sections,
+};
 
 use crate::demo::DemoArgs;
 use crate::{CliError, OutputFormat};
@@ -179,23 +181,8 @@ impl Summary {
             self.seed, self.sessions, self.handovers, self.splits, self.restarts
         );
         let _ = writeln!(out, "genesis key {}", hex::encode(key_bytes(genesis)));
-        for d in report.departures.iter().filter(|d| d.elder) {
-            let _ = writeln!(
-                out,
-                "elder {} left; its section handed over without it",
-                short(&d.name)
-            );
-        }
-        for a in &report.agreements {
-            let names: Vec<String> = a.excluded.iter().map(short).collect();
-            let _ = writeln!(
-                out,
-                "failure agreement: section {} generation {}: {} did not take part in the DKG; it restarted without {}",
-                display_prefix(&a.prefix),
-                a.generation,
-                names.join(" "),
-                if names.len() == 1 { "it" } else { "them" }
-            );
+        for event in &report.timeline {
+            let _ = writeln!(out, "  {}", event_line(event));
         }
         for (parent, children) in splits(report) {
             let _ = writeln!(
@@ -270,8 +257,10 @@ impl Summary {
             .iter()
             .map(|d| serde_json::json!({"name": hex::encode(d.name.0), "elder": d.elder}))
             .collect();
+        let timeline: Vec<serde_json::Value> = report.timeline.iter().map(event_json).collect();
         serde_json::json!({
             "seed": self.seed,
+            "timeline": timeline,
             "genesis_key": hex::encode(key_bytes(genesis)),
             "sections": sections,
             "failure_agreements": agreements,
@@ -337,6 +326,82 @@ impl Summary {
             h.push_str("</table>");
         }
         h
+    }
+}
+
+/// One step of the timeline in the JSON output.
+fn event_json(event: &SectionEvent) -> serde_json::Value {
+    let hex_key = |k: &PublicKey| hex::encode(key_bytes(k));
+    match event {
+        SectionEvent::Joined { name, fault } => serde_json::json!({
+            "event": "joined",
+            "name": hex::encode(name.0),
+            "faulty": fault.is_some(),
+        }),
+        SectionEvent::Left(d) => serde_json::json!({
+            "event": "left",
+            "name": hex::encode(d.name.0),
+            "elder": d.elder,
+        }),
+        SectionEvent::HandedOver {
+            prefix,
+            parent_key,
+            key,
+            elders,
+        } => serde_json::json!({
+            "event": "handed_over",
+            "prefix": prefix_bits(prefix),
+            "key": hex_key(key),
+            "parent_key": hex_key(parent_key),
+            "elders": elders,
+        }),
+        SectionEvent::FailureAgreed(a) => serde_json::json!({
+            "event": "failure_agreed",
+            "prefix": prefix_bits(&a.prefix),
+            "generation": a.generation,
+            "excluded": a.excluded.iter().map(|n| hex::encode(n.0)).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+/// One line of the timeline.
+fn event_line(event: &SectionEvent) -> String {
+    let key = |k: &PublicKey| format!("{}…", &hex::encode(key_bytes(k))[..16]);
+    match event {
+        SectionEvent::Joined { name, fault } => format!(
+            "node {} joins{}",
+            short(name),
+            match fault {
+                Some(_) => " (it will crash during a DKG and stay down)",
+                None => "",
+            }
+        ),
+        SectionEvent::Left(d) => format!(
+            "{} {} leaves",
+            if d.elder { "elder" } else { "member" },
+            short(&d.name)
+        ),
+        SectionEvent::HandedOver {
+            prefix,
+            parent_key,
+            key: new_key,
+            elders,
+        } => format!(
+            "section {} handed over to {elders} elders: key {} signed by {}",
+            display_prefix(prefix),
+            key(new_key),
+            key(parent_key)
+        ),
+        SectionEvent::FailureAgreed(a) => {
+            let names: Vec<String> = a.excluded.iter().map(short).collect();
+            format!(
+                "failure agreement in section {} (generation {}): {} did not take part in the DKG; it restarts without {}",
+                display_prefix(&a.prefix),
+                a.generation,
+                names.join(" "),
+                if names.len() == 1 { "it" } else { "them" }
+            )
+        }
     }
 }
 

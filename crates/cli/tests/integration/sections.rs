@@ -131,6 +131,27 @@ fn the_sections_demo_grows_to_a_split_through_a_leave_and_a_crash() {
             .unwrap()
             .contains("Failure agreements")
     );
+    // The timeline: the nodes join one by one, the first handover is to two elders, and the
+    // split is two handovers signed by one key, to the two halves.
+    let timeline = json["timeline"].as_array().unwrap();
+    let of = |kind: &str| -> Vec<&serde_json::Value> {
+        timeline.iter().filter(|e| e["event"] == kind).collect()
+    };
+    assert_eq!(of("joined").len(), 19);
+    assert_eq!(timeline[0]["event"], "joined");
+    let handed = of("handed_over");
+    assert_eq!(handed[0]["elders"], 2);
+    assert_eq!(hex_of(&handed[0]["parent_key"]), genesis);
+    let split: Vec<&&serde_json::Value> = handed
+        .iter()
+        .filter(|h| h["prefix"].as_str().unwrap().len() == 1)
+        .take(2)
+        .collect();
+    assert_eq!(split.len(), 2);
+    assert_eq!(split[0]["parent_key"], split[1]["parent_key"]);
+    assert_ne!(split[0]["prefix"], split[1]["prefix"]);
+    assert_eq!(of("left").len(), 1);
+    assert!(!of("failure_agreed").is_empty());
 
     let refused = Command::new(BIN)
         .args(["demo", "--mode", "sections", "--faulty", "1"])

@@ -307,6 +307,35 @@ pub struct SectionsReport {
     pub departures: Vec<Departure>,
     /// Faulty nodes with their kind, in join order.
     pub faulty_nodes: Vec<(Name, SectionFault)>,
+    /// What happened, in order: joins, leaves, handovers and checked failure agreements.
+    pub timeline: Vec<SectionEvent>,
+}
+
+/// One step of a run, as [`SectionsReport::timeline`] lists it.
+#[derive(Debug, Clone)]
+pub enum SectionEvent {
+    /// A node joined (faulty of that kind, if any).
+    Joined {
+        /// Its name.
+        name: Name,
+        /// Its fault.
+        fault: Option<SectionFault>,
+    },
+    /// A member left.
+    Left(Departure),
+    /// Honest elders handed a section over to a new SAP for the first time.
+    HandedOver {
+        /// The new SAP's prefix (a child of the parent's at a split).
+        prefix: keyquorum_sections::Prefix,
+        /// The key that signed the new one.
+        parent_key: keyquorum_sections::keys::PublicKey,
+        /// The new section key.
+        key: keyquorum_sections::keys::PublicKey,
+        /// The new SAP's elders.
+        elders: usize,
+    },
+    /// A failure agreement an honest elder checked.
+    FailureAgreed(AgreedFailure),
 }
 
 /// A section at the end of a run.

@@ -332,6 +332,9 @@ impl World {
             *self.report.placed.entry(kind).or_default() += 1;
             self.report.faulty_nodes.push((name, kind));
         }
+        self.report
+            .timeline
+            .push(super::SectionEvent::Joined { name, fault });
         let mut node = SimNode::new(key_seed, member.clone(), coordinator, fault);
         node.signed = signed;
         self.nodes.insert(name, node);
@@ -374,6 +377,9 @@ impl World {
         self.report
             .departures
             .push(super::Departure { name, elder });
+        self.report
+            .timeline
+            .push(super::SectionEvent::Left(super::Departure { name, elder }));
         self.members.retain(|m| m.peer.name() != name);
         let node = self.nodes.get_mut(&name).expect("a member is a node");
         // It stops once quiet if it is no elder then (a candidate of a session that runs still
@@ -885,11 +891,15 @@ impl World {
                 if held {
                     self.agreed_failure(session, &excluded);
                     if self.recorded_agreements.insert(session) {
-                        self.report.agreements.push(super::AgreedFailure {
+                        let agreed = super::AgreedFailure {
                             prefix,
                             generation,
                             excluded: excluded.iter().copied().collect(),
-                        });
+                        };
+                        self.report
+                            .timeline
+                            .push(super::SectionEvent::FailureAgreed(agreed.clone()));
+                        self.report.agreements.push(agreed);
                     }
                 }
                 let node = self.nodes.get_mut(&at).expect("known");
@@ -938,6 +948,12 @@ impl World {
                         Some(_) => {}
                         None => {
                             self.handed_to.insert(slot, signed.sap.clone());
+                            self.report.timeline.push(super::SectionEvent::HandedOver {
+                                prefix: signed.sap.prefix,
+                                parent_key: signed.parent_key,
+                                key: signed.sap.section_key,
+                                elders: signed.sap.elders.len(),
+                            });
                         }
                     }
                     self.handed
