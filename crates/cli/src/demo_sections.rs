@@ -79,13 +79,12 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
             .verify_from(&genesis)
             .map_err(|e| CliError::failed(format!("a key chain does not verify: {e}")))?;
     }
-    let summary = Summary::of(&report);
     if json {
-        println!("{}", summary.json(&report, &genesis));
+        println!("{}", json_summary(&report, &genesis));
     } else {
-        print!("{}", summary.text(&report, &genesis));
+        print!("{}", text(&report, &genesis));
     }
-    std::fs::write(&args.report, summary.html(&report, &genesis))
+    std::fs::write(&args.report, html(&report, &genesis))
         .map_err(|e| CliError::failed(format!("{}: {e}", args.report.display())))?;
     if !json {
         println!("report written to {}", args.report.display());
@@ -129,16 +128,9 @@ fn crash_agreement(report: &SectionsReport) -> Option<&keyquorum_sim::sections::
 
 /// A prefix as its bits, `(root)` for the empty one.
 fn prefix_bits(prefix: &Prefix) -> String {
-    let mut encoded = Vec::new();
-    prefix.encode(&mut encoded);
-    let bits = &encoded[2..];
-    let s: String = (0..prefix.bit_count())
-        .map(|i| {
-            let bit = (bits[usize::from(i / 8)] >> (7 - i % 8)) & 1;
-            if bit == 1 { '1' } else { '0' }
-        })
-        .collect();
-    s
+    (0..prefix.bit_count())
+        .map(|i| if prefix.bit(i) == 1 { '1' } else { '0' })
+        .collect()
 }
 
 fn short(name: &Name) -> String {
@@ -149,184 +141,154 @@ fn chain_json(chain: &KeyChain) -> serde_json::Value {
     serde_json::to_value(chain).unwrap_or(serde_json::Value::Null)
 }
 
-/// What the demo reports of a run.
-struct Summary {
-    seed: u64,
-    handovers: u64,
-    splits: u64,
-    sessions: u64,
-    restarts: u64,
-}
-
-impl Summary {
-    fn of(report: &SectionsReport) -> Self {
-        Summary {
-            seed: report.seed,
-            handovers: report.handovers,
-            splits: report.splits,
-            sessions: report.sessions,
-            restarts: report.restarts,
-        }
+/// The text summary of a run.
+fn text(report: &SectionsReport, genesis: &keyquorum_sections::keys::PublicKey) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "seed {}: {} DKG sessions, {} handovers, {} split, {} restart after a failure agreement; every invariant held",
+        report.seed, report.sessions, report.handovers, report.splits, report.restarts
+    );
+    let _ = writeln!(out, "genesis key {}", hex::encode(key_bytes(genesis)));
+    for event in &report.timeline {
+        let _ = writeln!(out, "  {}", event_line(event));
     }
-
-    fn text(
-        &self,
-        report: &SectionsReport,
-        genesis: &keyquorum_sections::keys::PublicKey,
-    ) -> String {
-        let mut out = String::new();
+    for (parent, children) in splits(report) {
         let _ = writeln!(
             out,
-            "seed {}: {} DKG sessions, {} handovers, {} split, {} restart after a failure agreement; every invariant held",
-            self.seed, self.sessions, self.handovers, self.splits, self.restarts
+            "split: key {}… signed the keys of both halves, {}",
+            &hex::encode(key_bytes(&parent))[..16],
+            children
+                .iter()
+                .map(|(prefix, key)| format!(
+                    "section {} ({}…)",
+                    display_prefix(prefix),
+                    &hex::encode(key_bytes(key))[..16]
+                ))
+                .collect::<Vec<_>>()
+                .join(" and ")
         );
-        let _ = writeln!(out, "genesis key {}", hex::encode(key_bytes(genesis)));
-        for event in &report.timeline {
-            let _ = writeln!(out, "  {}", event_line(event));
-        }
-        for (parent, children) in splits(report) {
-            let _ = writeln!(
-                out,
-                "split: key {}… signed the keys of both halves, {}",
-                &hex::encode(key_bytes(&parent))[..16],
-                children
-                    .iter()
-                    .map(|(prefix, key)| format!(
-                        "section {} ({}…)",
-                        display_prefix(prefix),
-                        &hex::encode(key_bytes(key))[..16]
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            );
-        }
-        for s in &report.final_sections {
-            let _ = writeln!(
-                out,
-                "section {}: {} elders {}",
-                display_prefix(&s.prefix),
-                s.elders.len(),
-                s.elders.iter().map(short).collect::<Vec<_>>().join(" ")
-            );
-            let _ = writeln!(
-                out,
-                "  key chain of {} keys, verified from the genesis key (each key signed by its parent):",
-                s.chain.key_count()
-            );
-            for link in s.chain.links() {
-                let _ = writeln!(
-                    out,
-                    "    {}… signed by {}…",
-                    &hex::encode(key_bytes(&link.key))[..16],
-                    &hex::encode(key_bytes(&link.parent_key))[..16]
-                );
-            }
-        }
-        out
     }
+    for s in &report.final_sections {
+        let _ = writeln!(
+            out,
+            "section {}: {} elders {}",
+            display_prefix(&s.prefix),
+            s.elders.len(),
+            s.elders.iter().map(short).collect::<Vec<_>>().join(" ")
+        );
+        let _ = writeln!(
+            out,
+            "  key chain of {} keys, verified from the genesis key (each key signed by its parent):",
+            s.chain.key_count()
+        );
+        for link in s.chain.links() {
+            let _ = writeln!(
+                out,
+                "    {}… signed by {}…",
+                &hex::encode(key_bytes(&link.key))[..16],
+                &hex::encode(key_bytes(&link.parent_key))[..16]
+            );
+        }
+    }
+    out
+}
 
-    fn json(
-        &self,
-        report: &SectionsReport,
-        genesis: &keyquorum_sections::keys::PublicKey,
-    ) -> String {
-        let sections: Vec<serde_json::Value> = report
-            .final_sections
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "prefix": prefix_bits(&s.prefix),
-                    "elders": s.elders.iter().map(|n| hex::encode(n.0)).collect::<Vec<_>>(),
-                    "key_chain": chain_json(&s.chain),
-                })
+/// The JSON summary of a run.
+fn json_summary(report: &SectionsReport, genesis: &keyquorum_sections::keys::PublicKey) -> String {
+    let sections: Vec<serde_json::Value> = report
+        .final_sections
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "prefix": prefix_bits(&s.prefix),
+                "elders": s.elders.iter().map(|n| hex::encode(n.0)).collect::<Vec<_>>(),
+                "key_chain": chain_json(&s.chain),
             })
-            .collect();
-        let agreements: Vec<serde_json::Value> = report
-            .agreements
-            .iter()
-            .map(|a| {
-                serde_json::json!({
-                    "prefix": prefix_bits(&a.prefix),
-                    "generation": a.generation,
-                    "excluded": a.excluded.iter().map(|n| hex::encode(n.0)).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let departures: Vec<serde_json::Value> = report
-            .departures
-            .iter()
-            .map(|d| serde_json::json!({"name": hex::encode(d.name.0), "elder": d.elder}))
-            .collect();
-        let timeline: Vec<serde_json::Value> = report.timeline.iter().map(event_json).collect();
-        serde_json::json!({
-            "seed": self.seed,
-            "timeline": timeline,
-            "genesis_key": hex::encode(key_bytes(genesis)),
-            "sections": sections,
-            "failure_agreements": agreements,
-            "departures": departures,
-            "crashed": report.faulty_nodes.iter().map(|(n, _)| hex::encode(n.0)).collect::<Vec<_>>(),
-            "sessions": self.sessions,
-            "handovers": self.handovers,
-            "splits": self.splits,
-            "restarts": self.restarts,
         })
-        .to_string()
-    }
+        .collect();
+    let agreements: Vec<serde_json::Value> = report
+        .agreements
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "prefix": prefix_bits(&a.prefix),
+                "generation": a.generation,
+                "excluded": a.excluded.iter().map(|n| hex::encode(n.0)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let departures: Vec<serde_json::Value> = report
+        .departures
+        .iter()
+        .map(|d| serde_json::json!({"name": hex::encode(d.name.0), "elder": d.elder}))
+        .collect();
+    let timeline: Vec<serde_json::Value> = report.timeline.iter().map(event_json).collect();
+    serde_json::json!({
+        "seed": report.seed,
+        "timeline": timeline,
+        "genesis_key": hex::encode(key_bytes(genesis)),
+        "sections": sections,
+        "failure_agreements": agreements,
+        "departures": departures,
+        "crashed": report.faulty_nodes.iter().map(|(n, _)| hex::encode(n.0)).collect::<Vec<_>>(),
+        "sessions": report.sessions,
+        "handovers": report.handovers,
+        "splits": report.splits,
+        "restarts": report.restarts,
+    })
+    .to_string()
+}
 
-    fn html(
-        &self,
-        report: &SectionsReport,
-        genesis: &keyquorum_sections::keys::PublicKey,
-    ) -> String {
-        let mut h = String::from(
-            "<!doctype html><meta charset=\"utf-8\"><title>keyquorum sections report</title><style>body{font:14px system-ui,sans-serif;margin:2em}code{font-size:12px}td,th{padding:2px 8px;text-align:left}</style>",
-        );
+/// The HTML report of a run.
+fn html(report: &SectionsReport, genesis: &keyquorum_sections::keys::PublicKey) -> String {
+    let mut h = String::from(
+        "<!doctype html><meta charset=\"utf-8\"><title>keyquorum sections report</title><style>body{font:14px system-ui,sans-serif;margin:2em}code{font-size:12px}td,th{padding:2px 8px;text-align:left}</style>",
+    );
+    let _ = write!(
+        h,
+        "<h1>keyquorum sections report (seed {})</h1><p>{} DKG sessions, {} handovers, {} split, {} restart after a failure agreement; every invariant held. Genesis key <code>{}</code>.</p>",
+        report.seed,
+        report.sessions,
+        report.handovers,
+        report.splits,
+        report.restarts,
+        hex::encode(key_bytes(genesis))
+    );
+    h.push_str("<h2>Failure agreements</h2><ul>");
+    for a in &report.agreements {
+        let names: Vec<String> = a.excluded.iter().map(|n| hex::encode(n.0)).collect();
         let _ = write!(
             h,
-            "<h1>keyquorum sections report (seed {})</h1><p>{} DKG sessions, {} handovers, {} split, {} restart after a failure agreement; every invariant held. Genesis key <code>{}</code>.</p>",
-            self.seed,
-            self.sessions,
-            self.handovers,
-            self.splits,
-            self.restarts,
-            hex::encode(key_bytes(genesis))
+            "<li>section {} generation {}: excluded <code>{}</code></li>",
+            display_prefix(&a.prefix),
+            a.generation,
+            names.join(" ")
         );
-        h.push_str("<h2>Failure agreements</h2><ul>");
-        for a in &report.agreements {
-            let names: Vec<String> = a.excluded.iter().map(|n| hex::encode(n.0)).collect();
-            let _ = write!(
-                h,
-                "<li>section {} generation {}: excluded <code>{}</code></li>",
-                display_prefix(&a.prefix),
-                a.generation,
-                names.join(" ")
-            );
-        }
-        h.push_str("</ul>");
-        for s in &report.final_sections {
-            let _ = write!(
-                h,
-                "<h2>Section {}</h2><p>Elders: <code>{}</code></p><table><tr><th>key</th><th>parent key</th></tr>",
-                display_prefix(&s.prefix),
-                s.elders
-                    .iter()
-                    .map(|n| hex::encode(n.0))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
-            for link in s.chain.links() {
-                let _ = write!(
-                    h,
-                    "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
-                    hex::encode(key_bytes(&link.key)),
-                    hex::encode(key_bytes(&link.parent_key))
-                );
-            }
-            h.push_str("</table>");
-        }
-        h
     }
+    h.push_str("</ul>");
+    for s in &report.final_sections {
+        let _ = write!(
+            h,
+            "<h2>Section {}</h2><p>Elders: <code>{}</code></p><table><tr><th>key</th><th>parent key</th></tr>",
+            display_prefix(&s.prefix),
+            s.elders
+                .iter()
+                .map(|n| hex::encode(n.0))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        for link in s.chain.links() {
+            let _ = write!(
+                h,
+                "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                hex::encode(key_bytes(&link.key)),
+                hex::encode(key_bytes(&link.parent_key))
+            );
+        }
+        h.push_str("</table>");
+    }
+    h
 }
 
 /// One step of the timeline in the JSON output.

@@ -51,6 +51,12 @@ impl Prefix {
         self.bit_count
     }
 
+    /// Bit `i` of the prefix (the most significant bit of the first byte is bit 0); meaningful
+    /// below [`Prefix::bit_count`].
+    pub fn bit(&self, i: u16) -> u8 {
+        bit_of(&self.bits, i)
+    }
+
     /// Whether `name` lies under this prefix.
     pub fn matches(&self, name: &Name) -> bool {
         (0..self.bit_count).all(|i| bit_of(&self.bits, i) == name.bit(i))
