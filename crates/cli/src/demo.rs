@@ -37,10 +37,13 @@
 //! 003's three dealer faults (the node's `signing-key-equivocate`, `signing-key-withhold` and
 //! `signing-key-skip-feldman`); the dealer quorum is lowered, if needed, to leave room for the
 //! dealers those faults disqualify, and views last long enough for the key's ceremony. JSON:
-//! per view `signing_key: {group_key, x_only, threshold, qualified, excluded: [{node,
-//! identity, role, fault, reason, reconstructed, slashed: {amount, fault, penalty,
+//! per view `signing_key: {group_key, x_only, threshold, qualified, reshared_from, excluded:
+//! [{node, identity, role, fault, reason, reconstructed, slashed: {amount, fault, penalty,
 //! stake_after} or null}], bip340: {message, public_key, signature}, failed}`: each culprit
 //! is slashed on the chain's proof (10% of its stake) and sits out the next view's ceremony.
+//! With `--signing-key-lifetime chain` view 1's key is reshared to every later committee
+//! (`reshared_from` names the view whose key's holders dealt, and `group_key` stays the same),
+//! and the default `--faulty` is at most what leaves the reshare its threshold of holders.
 //!
 //! The nodes start first and the chain only once they all listen, so that every node can
 //! register before the first view change; the work directory (keys, databases, logs) is a
@@ -111,6 +114,12 @@ pub struct DemoArgs {
     /// quorum is then at most the committee less the dealers the first two disqualify.
     #[arg(long, value_enum, default_value_t = DemoCurve::Bls12381)]
     pub curve: DemoCurve,
+    /// With --curve secp256k1: how long the signing key lives. view: each view's committee
+    /// makes a key of its own. chain: view 1's committee makes it and every later view's
+    /// reshares it from the last key's holders (less the members its ceremony slashed), so the
+    /// group key stays the same across committees.
+    #[arg(long, value_enum, value_name = "LIFETIME", default_value_t = DemoLifetime::View)]
+    pub signing_key_lifetime: DemoLifetime,
     /// View changes to run: a fresh key, then reshares.
     #[arg(long, default_value_t = 2)]
     pub views: u64,
@@ -200,6 +209,15 @@ pub enum DemoCurve {
     Secp256k1,
 }
 
+/// How long the demo's signing key lives, as `--signing-key-lifetime` names it.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoLifetime {
+    /// A new key every view.
+    View,
+    /// One key, reshared to every view's committee.
+    Chain,
+}
+
 /// Seed 003's dealer faults in the signing-key ceremony, in the order the faulty nodes take
 /// them.
 const SIGNING_KEY_FAULTS: [Fault; 3] = [
@@ -217,12 +235,24 @@ impl DemoArgs {
         })
     }
 
-    /// The number of faulty nodes.
+    /// The number of faulty nodes: by default one per signing-key fault with --curve
+    /// secp256k1, as many as leave a reshared key (whose slashed holders sit out the next
+    /// view's reshare) its threshold of holders.
     pub(crate) fn faulty(&self) -> usize {
         self.faulty.unwrap_or(match self.curve {
             DemoCurve::Bls12381 => 1,
+            DemoCurve::Secp256k1 if self.reshares_signing_key() => SIGNING_KEY_FAULTS
+                .len()
+                .min(self.committee.saturating_sub(self.threshold())),
             DemoCurve::Secp256k1 => SIGNING_KEY_FAULTS.len(),
         })
+    }
+
+    /// Whether a later view reshares the signing key.
+    fn reshares_signing_key(&self) -> bool {
+        self.curve == DemoCurve::Secp256k1
+            && self.signing_key_lifetime == DemoLifetime::Chain
+            && self.views > 1
     }
 
     /// The fault of the `k`-th faulty node.
@@ -523,7 +553,10 @@ fn contract_config(args: &DemoArgs) -> Result<ContractConfig, String> {
         // demo's signature with it.
         // With --beacon-rounds, the quiet rounds come on top of the key's ceremony.
         c.view_length += share + 7 * publish - 2;
-        c.dkg.signing_key = Some(SigningKeyConfig::SECP256K1_FROST);
+        c.dkg.signing_key = Some(match args.signing_key_lifetime {
+            DemoLifetime::View => SigningKeyConfig::SECP256K1_FROST,
+            DemoLifetime::Chain => SigningKeyConfig::SECP256K1_FROST_RESHARED,
+        });
     }
     c.retry_delay = 5;
     c.max_ceremonies_per_view = 3;
@@ -615,6 +648,12 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     {
         return Err(format!("--beacon-rounds must be 1 to {MAX_BEACON_ROUNDS}"));
     }
+    if args.signing_key_lifetime != DemoLifetime::View && args.curve != DemoCurve::Secp256k1 {
+        return Err(
+            "--signing-key-lifetime is the lifetime of the secp256k1 signing key: add --curve secp256k1 (and --variant complaint)"
+                .into(),
+        );
+    }
     // Before the embedded chain's checks of variant, curve and fault, which differ there.
     if args.chain == DemoChain::Anvil {
         return crate::demo_anvil::check_args(args);
@@ -643,6 +682,14 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
             return Err(format!(
                 "--faulty {faulty} disqualifies {} dealers of the signing key, leaving {left} members with shares, fewer than the threshold {t}: use a larger --committee, a lower --threshold or fewer --faulty",
                 args.committee - left
+            ));
+        }
+        // Every faulty dealer is slashed and sits out the next view's ceremony, so the
+        // reshare has the other holders only.
+        if args.reshares_signing_key() && args.committee - faulty < t {
+            return Err(format!(
+                "--signing-key-lifetime chain with --faulty {faulty}: the faulty members are slashed and sit out view 2's reshare, leaving {} holders of the key, fewer than its threshold {t}: use a larger --committee, a lower --threshold or fewer --faulty",
+                args.committee - faulty
             ));
         }
     }

@@ -201,6 +201,8 @@ pub struct SigningKeyObs {
     pub bip340: Option<Bip340>,
     /// The ceremony's culprits the chain slashed (`Slashed`, signing-key records).
     pub slashed: Vec<SlashingRecord>,
+    /// The view whose key the ceremony reshared (`SigningKeyStarted`); `None` for a new key.
+    pub reshared_from: Option<u64>,
 }
 
 impl SigningKeyObs {
@@ -402,8 +404,11 @@ impl Observer {
                     s.close(time_ms);
                 }
             }
-            Event::SigningKeyStarted { view, .. } => {
-                self.view(*view).signing_key = Some(SigningKeyObs::default());
+            Event::SigningKeyStarted { view, reshare, .. } => {
+                self.view(*view).signing_key = Some(SigningKeyObs {
+                    reshared_from: reshare.as_ref().map(|r| r.from_view),
+                    ..SigningKeyObs::default()
+                });
             }
             Event::SigningKeyCreated { view, key } => {
                 self.view(*view)
@@ -644,19 +649,24 @@ pub fn text(obs: &Observer, v: &ViewObs) -> String {
     out
 }
 
-/// Committee names of a signing key's positions.
-fn key_names(obs: &Observer, key: &SigningKeyRecord, positions: &[u32]) -> Vec<String> {
-    positions
+/// Names of a signing key's qualified dealers (a reshare's are the previous key's holders).
+fn dealer_names(obs: &Observer, key: &SigningKeyRecord) -> Vec<String> {
+    let dealers: Vec<_> = if key.dealers.is_empty() {
+        key.members.iter().map(|m| m.identity).collect()
+    } else {
+        key.dealers.clone()
+    };
+    key.qualified
         .iter()
-        .filter_map(|p| key.members.get(*p as usize))
-        .map(|m| obs.name(&hex::encode(m.identity.0)))
+        .filter_map(|p| dealers.get(*p as usize))
+        .map(|id| obs.name(&hex::encode(id.0)))
         .collect()
 }
 
 /// Whether an exclusion is of a qualified dealer, whose contribution the board reconstructed
-/// (it failed the Feldman phase).
+/// (it failed the Feldman phase; a reshare drops such a dealer instead).
 fn reconstructed(key: &SigningKeyRecord, role: FaultRole, position: u32) -> bool {
-    role == FaultRole::Dealer && key.qualified.contains(&position)
+    key.dealers.is_empty() && role == FaultRole::Dealer && key.qualified.contains(&position)
 }
 
 fn role_name(role: FaultRole) -> String {
@@ -682,10 +692,16 @@ fn signing_key_text(obs: &Observer, k: &SigningKeyObs, out: &mut String) {
             .unwrap_or_else(|| "-".into()),
         key.threshold
     );
+    if let Some(from) = k.reshared_from {
+        let _ = writeln!(
+            out,
+            "    reshared  from view {from}'s key by its holders: the same group key"
+        );
+    }
     let _ = writeln!(
         out,
         "    qualified {} ({} dealers)",
-        key_names(obs, key, &key.qualified).join(" "),
+        dealer_names(obs, key).join(" "),
         key.qualified.len()
     );
     if key.excluded.is_empty() {
@@ -746,7 +762,8 @@ fn signing_key_json(obs: &Observer, k: &SigningKeyObs) -> Value {
         "group_key": hex::encode(key.group_key.0),
         "x_only": demo_signing_key::x_only(&key.group_key.0).map(hex::encode),
         "threshold": key.threshold,
-        "qualified": key_names(obs, key, &key.qualified),
+        "qualified": dealer_names(obs, key),
+        "reshared_from": k.reshared_from,
         "excluded": key.excluded.iter().map(|e| json!({
             "node": obs.name(&hex::encode(e.identity.0)),
             "identity": hex::encode(e.identity.0),

@@ -242,8 +242,8 @@ pub struct DkgConfig {
     /// Share indices.
     #[serde(default)]
     pub indices: DkgIndices,
-    /// A second group key per view, for Schnorr signatures: absent, views hold their BLS key
-    /// only.
+    /// A second group key per view (or, with `lifetime = "chain"`, one reshared to every
+    /// view), for Schnorr signatures: absent, views hold their BLS key only.
     #[serde(default)]
     pub signing_key: Option<SigningKeyConfig>,
 }
@@ -260,14 +260,36 @@ pub struct SigningKeyConfig {
     pub curve: DkgCurve,
     /// Share indices (must be `key-hash`).
     pub indices: DkgIndices,
+    /// How long a key lives (absent: `view`, as configurations written before it read).
+    #[serde(default)]
+    pub lifetime: SigningKeyLifetime,
+}
+
+/// How long a signing key lives ([`crate::signing_key`], "Lifetime").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SigningKeyLifetime {
+    /// Each view's committee makes a key of its own: a new group key every view.
+    #[default]
+    View,
+    /// The key is made once and reshared to every later committee: one group key for the
+    /// chain's life (an address or a verifier set up once keeps working).
+    Chain,
 }
 
 impl SigningKeyConfig {
-    /// What the contract runs.
+    /// What the contract runs: a key per view.
     pub const SECP256K1_FROST: SigningKeyConfig = SigningKeyConfig {
         variant: DkgVariant::Complaint,
         curve: DkgCurve::Secp256k1,
         indices: DkgIndices::KeyHash,
+        lifetime: SigningKeyLifetime::View,
+    };
+
+    /// The same key reshared to every view's committee.
+    pub const SECP256K1_FROST_RESHARED: SigningKeyConfig = SigningKeyConfig {
+        lifetime: SigningKeyLifetime::Chain,
+        ..SigningKeyConfig::SECP256K1_FROST
     };
 }
 
@@ -775,6 +797,19 @@ mod tests {
         );
         assert_eq!(c.dkg.signing_key, Some(SigningKeyConfig::SECP256K1_FROST));
         assert_eq!(c.validate(), Ok(()));
+        // The lifetime: absent reads as a key per view; "chain" reshares it.
+        let reshared = with(
+            r#"{"signing_key":{"variant":"complaint","curve":"secp256k1","indices":"key-hash","lifetime":"chain"}}"#,
+        );
+        assert_eq!(
+            reshared.dkg.signing_key,
+            Some(SigningKeyConfig::SECP256K1_FROST_RESHARED)
+        );
+        assert_eq!(reshared.validate(), Ok(()));
+        let bad = serde_json::from_str::<SigningKeyConfig>(
+            r#"{"variant":"complaint","curve":"secp256k1","indices":"key-hash","lifetime":"epoch"}"#,
+        );
+        assert!(bad.is_err());
         for (json, refusal) in [
             (
                 r#"{"signing_key":{"variant":"ack-reveal","curve":"secp256k1","indices":"key-hash"}}"#,

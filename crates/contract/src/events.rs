@@ -294,7 +294,8 @@ pub enum Event {
         record: NamedRecord,
     },
     /// A view's signing-key ceremony started ([`crate::signing_key`]): its members build the
-    /// ceremony from the spec with [`signing_ceremony`](crate::signing_key::signing_ceremony),
+    /// ceremony from the spec and the reshare with
+    /// [`signing_ceremony`](crate::signing_key::signing_ceremony),
     /// feed `Input::Start` and deal point to point.
     SigningKeyStarted {
         /// The view whose committee makes the key.
@@ -303,6 +304,9 @@ pub enum Event {
         session_id: Hex<32>,
         /// The ceremony's definition.
         spec: CeremonySpec,
+        /// The key it reshares (lifetime `chain`); absent for a new key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reshare: Option<crate::signing_key::SigningKeyReshare>,
         /// Last block of the deal phase.
         deadline: u64,
     },

@@ -50,24 +50,34 @@
 //!   missed reports) are slashed by the same rule; exclusion from the clique alone is not.
 //!
 //! "A dealer that fails repeatedly is dropped for the life of the key": the board drops a culprit
-//! from this key at its first fault, and since the key is made fresh every view, a member slashed
-//! in a view's signing-key ceremony (in either role, whatever the configured percentage: it has
-//! a slashing record) also sits out the next view's ([`sitting_out`]): it is left
-//! out of that ceremony's spec (it deals nothing and holds no share of that key), whose
-//! thresholds are resolved for the members that remain, and takes part again the view after.
+//! from this key at its first fault, and a member slashed in a view's signing-key ceremony (in
+//! either role, whatever the configured percentage: it has a slashing record) also sits out the
+//! next view's ([`sitting_out`]): it is left out of that ceremony's spec (it deals nothing and
+//! holds no share of that key), whose thresholds are resolved for the members that remain, and
+//! takes part again the view after.
+//!
+//! # Lifetime
+//! With lifetime `view` ([`SigningKeyLifetime`]) each view's committee makes a new key. With
+//! `chain`, the first key is reshared to every later committee: the ceremony's dealers are the
+//! holders of the latest key on chain less those sitting out ([`signing_key_reshare`], carried
+//! in `SigningKeyStarted` as a [`SigningKeyReshare`]), each dealing its old share, and the board
+//! checks that the new shares give the same group key. Fewer holders than the key's threshold
+//! refuse the ceremony ([`SigningKeySpecError::TooFewHolders`]) rather than replace the key.
 //!
 //! # What is not done
-//! A view that ends before its signing key is made drops the ceremony (`SigningKeyFailed`); the
-//! key is made fresh for every view (no resharing).
+//! A view that ends before its signing key is made drops the ceremony (`SigningKeyFailed`).
+//!
+//! [`SigningKeyLifetime`]: crate::config::SigningKeyLifetime
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use keyquorum_crypto::Curve;
 use keyquorum_crypto::Secp256k1;
-use keyquorum_crypto::index::IndexScheme;
+use keyquorum_crypto::index::{self, IndexScheme};
 use keyquorum_dkg::Ceremony;
 use keyquorum_dkg::board::{Evidence, Exclusion, Outcome, Penalty, Role};
+use keyquorum_dkg::ceremony::Reshare;
 use keyquorum_dkg::complaint::{ComplaintBoard, verify_exclusion};
 use keyquorum_dkg::params::ParamsError;
 use serde::{Deserialize, Serialize};
@@ -77,7 +87,7 @@ use crate::hex::{Bytes, Hex};
 use crate::magic::MagicBlock;
 use crate::state::{
     BoardInput, CeremonySpec, FaultCeremony, FaultRole, IdentityKey, SlashingRecord, SpecError,
-    SpecParticipant,
+    SpecParticipant, spec_member,
 };
 
 /// The signing key's curve.
@@ -149,14 +159,169 @@ pub enum SigningKeySpecError {
     /// A member has no verifiable-encryption key to receive its shares.
     #[error("member {} has no verifiable-encryption key", hex::encode(&.0.0[..8]))]
     NoVerifiableKey(IdentityKey),
+    /// Fewer holders of the key to reshare are left than its threshold: the key cannot be
+    /// reshared (and is not replaced by a new one).
+    #[error(
+        "the signing key of view {from_view} has {holders} holders left, fewer than its threshold {threshold}"
+    )]
+    TooFewHolders {
+        /// The view whose key it is.
+        from_view: u64,
+        /// Holders that may deal.
+        holders: usize,
+        /// Shares needed.
+        threshold: u32,
+    },
+    /// A holder of the key is not a member of the magic block of the view that made it.
+    #[error("holder {} is not in view {from_view}'s magic block", hex::encode(&.identity.0[..8]))]
+    HolderNotInBlock {
+        /// The view whose key it is.
+        from_view: u64,
+        /// The holder.
+        identity: IdentityKey,
+    },
+}
+
+/// A signing key's reshare (lifetime `chain`, [`SigningKeyLifetime`]): the holders of the key as
+/// `from_view`'s record has it deal their shares to the new committee, which keeps the group
+/// key. Carried beside the ceremony's [`CeremonySpec`] (whose own `reshare` is the views'
+/// BLS12-381 kind and stays empty).
+///
+/// [`SigningKeyLifetime`]: crate::config::SigningKeyLifetime
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyReshare {
+    /// The view whose record holds the key.
+    pub from_view: u64,
+    /// The dealers: the record's members less those sitting out, in record order, each with
+    /// its encryption key from that view's magic block. Their share indices are their
+    /// key-hash indices, as in the record.
+    pub dealers: Vec<SpecParticipant>,
+    /// The record's threshold: at least this many dealers must qualify.
+    pub old_threshold: u32,
+    /// The group key, which the new committee keeps (compressed).
+    pub group_key: Hex<33>,
+    /// The dealers' public key shares, in dealer order (compressed).
+    pub public_shares: Vec<Hex<33>>,
+}
+
+/// The reshare of `key`, `from_view`'s signing key (made in `from_block`'s view), to a
+/// ceremony that `sitting_out` members are left out of. The one rule for contract and nodes
+/// (a node checks a reshare the chain announces with [`SigningKeyReshare::reshares`]).
+pub fn signing_key_reshare(
+    from_view: u64,
+    key: &SigningKeyRecord,
+    from_block: &MagicBlock,
+    sitting_out: &BTreeSet<IdentityKey>,
+) -> Result<SigningKeyReshare, SigningKeySpecError> {
+    reshare_with(from_view, key, sitting_out, |id| {
+        from_block
+            .members
+            .iter()
+            .find(|b| b.identity == *id)
+            .map(|b| b.encryption_key)
+    })
+}
+
+fn reshare_with(
+    from_view: u64,
+    key: &SigningKeyRecord,
+    sitting_out: &BTreeSet<IdentityKey>,
+    encryption_key: impl Fn(&IdentityKey) -> Option<Hex<32>>,
+) -> Result<SigningKeyReshare, SigningKeySpecError> {
+    let holders: Vec<&SigningKeyMember> = key
+        .members
+        .iter()
+        .filter(|m| !sitting_out.contains(&m.identity))
+        .collect();
+    if holders.len() < key.threshold as usize {
+        return Err(SigningKeySpecError::TooFewHolders {
+            from_view,
+            holders: holders.len(),
+            threshold: key.threshold,
+        });
+    }
+    let dealers = holders
+        .iter()
+        .map(|m| {
+            encryption_key(&m.identity)
+                .map(|encryption_key| SpecParticipant {
+                    identity: m.identity,
+                    encryption_key,
+                })
+                .ok_or(SigningKeySpecError::HolderNotInBlock {
+                    from_view,
+                    identity: m.identity,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(SigningKeyReshare {
+        from_view,
+        dealers,
+        old_threshold: key.threshold,
+        group_key: key.group_key,
+        public_shares: holders.iter().map(|m| m.public_share).collect(),
+    })
+}
+
+impl SigningKeyReshare {
+    /// Whether this reshares `key`, `from_view`'s signing key as the caller holds it, to a
+    /// ceremony that `sitting_out` members are left out of: the dealers, their order, their
+    /// public key shares, the threshold and the group key [`signing_key_reshare`] gives. The
+    /// dealers' encryption keys are taken as given (the complaint variant encrypts to the
+    /// players' verifiable keys alone).
+    pub fn reshares(
+        &self,
+        from_view: u64,
+        key: &SigningKeyRecord,
+        sitting_out: &BTreeSet<IdentityKey>,
+    ) -> bool {
+        let given = |id: &IdentityKey| {
+            self.dealers
+                .iter()
+                .find(|d| d.identity == *id)
+                .map(|d| d.encryption_key)
+        };
+        reshare_with(from_view, key, sitting_out, given).is_ok_and(|expected| expected == *self)
+    }
+
+    /// The engine's reshare: dealer indices are the dealers' key-hash indices.
+    fn engine(&self) -> Result<Reshare<SigningCurve>, SpecError> {
+        let point = |p: &Hex<33>, what| {
+            SigningCurve::decode_point_nonzero(&p.0).map_err(|_| SpecError::Key(what))
+        };
+        Ok(Reshare {
+            dealers: self
+                .dealers
+                .iter()
+                .map(spec_member)
+                .collect::<Result<Vec<_>, _>>()?,
+            dealer_indices: self
+                .dealers
+                .iter()
+                .map(|d| index::from_public_key::<SigningCurve>(&d.identity.0))
+                .collect(),
+            old_threshold: self.old_threshold as usize,
+            group_key: point(&self.group_key, "group key")?,
+            public_shares: self
+                .public_shares
+                .iter()
+                .map(|p| point(p, "public share"))
+                .collect::<Result<Vec<_>, _>>()?,
+        })
+    }
 }
 
 /// The engine's ceremony of a signing-key spec: complaint variant on secp256k1 with key-hash
-/// indices.
-pub fn signing_ceremony(spec: &CeremonySpec) -> Result<Arc<Ceremony<SigningCurve>>, SpecError> {
-    Ok(Ceremony::new(
-        spec.config_on::<SigningCurve>(IndexScheme::PublicKeyHash)?,
-    )?)
+/// indices, resharing the key `reshare` names if there is one.
+pub fn signing_ceremony(
+    spec: &CeremonySpec,
+    reshare: Option<&SigningKeyReshare>,
+) -> Result<Arc<Ceremony<SigningCurve>>, SpecError> {
+    let mut config = spec.config_on::<SigningCurve>(IndexScheme::PublicKeyHash)?;
+    if let Some(r) = reshare {
+        config.reshare = Some(r.engine()?);
+    }
+    Ok(Ceremony::new(config)?)
 }
 
 /// A view's signing-key ceremony in progress, as the contract stores it.
@@ -168,6 +333,9 @@ pub struct SigningKeyRun {
     pub session_id: Hex<32>,
     /// The ceremony's definition ([`signing_ceremony`]).
     pub spec: CeremonySpec,
+    /// The key it reshares, if any (absent in runs stored before reshares).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reshare: Option<SigningKeyReshare>,
     /// Last block of the current board phase.
     pub deadline: u64,
     /// The board's inputs in order (the board is rebuilt from them on restore).
@@ -196,8 +364,12 @@ pub struct SigningKeyRecord {
     pub group_key: Hex<33>,
     /// Every member in committee order.
     pub members: Vec<SigningKeyMember>,
-    /// Qualified dealers (committee positions).
+    /// Qualified dealers (positions in `dealers`, or in `members` for a new key).
     pub qualified: Vec<u32>,
+    /// The dealers of a reshare, in order: the holders of the key it reshared. Empty for a new
+    /// key, whose dealers are its members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dealers: Vec<IdentityKey>,
     /// Everyone the ceremony excluded, dealers then players, ascending: a dealer excluded
     /// after qualifying (failed Feldman phase) is also in `qualified`, its contribution
     /// reconstructed into the key. Those with a `penalty` are slashed by the contract (its
@@ -354,6 +526,14 @@ impl SigningKeyRecord {
             group_key: point(&output.group_key)?,
             members,
             qualified: output.qualified.clone(),
+            dealers: match ceremony.reshare() {
+                Some(r) => r
+                    .dealers
+                    .iter()
+                    .map(|d| Hex(d.identity.to_bytes()))
+                    .collect(),
+                None => Vec::new(),
+            },
             excluded,
         })
     }
@@ -397,7 +577,7 @@ mod tests {
                 })
                 .collect(),
         };
-        let ceremony = signing_ceremony(&spec).unwrap();
+        let ceremony = signing_ceremony(&spec, None).unwrap();
         for (m, x) in ceremony.players().iter().zip(ceremony.player_indices()) {
             assert_eq!(
                 *x,
@@ -407,6 +587,61 @@ mod tests {
         // The view's ceremony of the same committee is another session on another curve.
         let view = spec.ceremony().unwrap();
         assert_ne!(view.id(), ceremony.id());
+    }
+
+    /// The reshare a contract announces and the check a node applies to it agree, and every
+    /// change to the dealers, their shares or the view is caught; too few holders refuse it.
+    #[test]
+    fn a_reshare_names_the_holders_not_sitting_out_and_nodes_check_it_field_by_field() {
+        let member = |i: u8| SigningKeyMember {
+            identity: Hex([i; 96]),
+            index: Hex([i; 32]),
+            public_share: Hex([i; 33]),
+        };
+        let key = SigningKeyRecord {
+            session_id: Hex([9; 32]),
+            threshold: 3,
+            group_key: Hex([7; 33]),
+            members: (1..=4).map(member).collect(),
+            qualified: vec![0, 1, 2, 3],
+            dealers: Vec::new(),
+            excluded: Vec::new(),
+        };
+        let encryption = |id: &IdentityKey| Some(Hex([id.0[0]; 32]));
+        let out = BTreeSet::from([Hex([2; 96])]);
+        let r = reshare_with(5, &key, &out, encryption).unwrap();
+        assert_eq!(r.from_view, 5);
+        assert_eq!(
+            r.dealers
+                .iter()
+                .map(|d| d.identity.0[0])
+                .collect::<Vec<_>>(),
+            [1, 3, 4]
+        );
+        assert_eq!(r.public_shares, [Hex([1; 33]), Hex([3; 33]), Hex([4; 33])]);
+        assert_eq!((r.old_threshold, r.group_key), (3, Hex([7; 33])));
+        assert!(r.reshares(5, &key, &out));
+        assert!(!r.reshares(4, &key, &out), "another view's key");
+        assert!(!r.reshares(5, &key, &BTreeSet::new()), "a holder left out");
+        let mut other = r.clone();
+        other.public_shares[1] = Hex([8; 33]);
+        assert!(!other.reshares(5, &key, &out), "another public key share");
+        let mut other = r.clone();
+        other.dealers.swap(0, 1);
+        other.public_shares.swap(0, 1);
+        assert!(!other.reshares(5, &key, &out), "dealers reordered");
+        let mut other = r.clone();
+        other.group_key = Hex([6; 33]);
+        assert!(!other.reshares(5, &key, &out), "another group key");
+        let two_out = BTreeSet::from([Hex([2; 96]), Hex([3; 96])]);
+        assert_eq!(
+            reshare_with(5, &key, &two_out, encryption),
+            Err(SigningKeySpecError::TooFewHolders {
+                from_view: 5,
+                holders: 2,
+                threshold: 3
+            })
+        );
     }
 
     #[test]

@@ -145,7 +145,8 @@ pub enum SpecError {
     Session(#[from] CeremonyError),
 }
 
-fn participant(p: &SpecParticipant) -> Result<Member, SpecError> {
+/// The engine's member of a spec participant (its keys decoded and checked).
+pub fn spec_member(p: &SpecParticipant) -> Result<Member, SpecError> {
     Ok(Member {
         identity: IdentityPublicKey::from_bytes(&p.identity.0)
             .map_err(|_| SpecError::Key("identity key"))?,
@@ -171,7 +172,7 @@ impl CeremonySpec {
         let players = self
             .players
             .iter()
-            .map(participant)
+            .map(spec_member)
             .collect::<Result<Vec<_>, _>>()?;
         let reshare = match &self.reshare {
             None => None,
@@ -179,7 +180,7 @@ impl CeremonySpec {
                 dealers: r
                     .dealers
                     .iter()
-                    .map(participant)
+                    .map(spec_member)
                     .collect::<Result<Vec<_>, _>>()?,
                 dealer_indices: r
                     .dealer_indices

@@ -99,6 +99,7 @@ fn signing_key(keys: &[Arc<NodeKeys>], t: usize) -> (SigningKeyRecord, Vec<Signi
         group_key: point(&poly.constant()),
         members,
         qualified: (0..keys.len() as u32).collect(),
+        dealers: Vec::new(),
         excluded: Vec::new(),
     };
     (record, shares)

@@ -264,6 +264,9 @@ pub struct SigningCeremonyRecord {
     pub session_id: String,
     /// The ceremony's definition, from `SigningKeyStarted`.
     pub spec: CeremonySpec,
+    /// The key it reshares, from `SigningKeyStarted` (absent: a new key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reshare: Option<keyquorum_contract::signing_key::SigningKeyReshare>,
     /// Inputs logged.
     pub inputs: u64,
     /// Last block of the board phase in progress (its posts expire then).
@@ -274,7 +277,8 @@ pub struct SigningCeremonyRecord {
     #[serde(default)]
     pub output_position: Option<u32>,
     /// Whether it deals and plays, follows the board until caught up, or sits out (never an
-    /// observer: only the view's committee follows this ceremony).
+    /// observer: only the view's committee, and the holders of a key it reshares, follow
+    /// this ceremony).
     #[serde(default)]
     pub seat: Seat,
 }

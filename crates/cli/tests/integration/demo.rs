@@ -209,6 +209,122 @@ fn the_demo_runs_the_complaint_variant_with_a_bad_dealer() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--fault bad-share"));
 }
 
+/// `--signing-key-lifetime chain`: view 1's committee makes the secp256k1 key with two faulty
+/// dealers (equivocation, a withheld deal), who are slashed and leave the committee; view 2's
+/// committee (two spare nodes in their place) receives the same key by a reshare from the
+/// holders that were not slashed, and its BIP-340 signature verifies under view 1's x-only
+/// key. Counts that leave the reshare too few holders are usage errors.
+#[test]
+fn the_demos_reshared_signing_key_keeps_its_group_key_across_committees() {
+    let _network = crate::common::network_slot_blocking();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "demo",
+            "--variant",
+            "complaint",
+            "--curve",
+            "secp256k1",
+            "--signing-key-lifetime",
+            "chain",
+            "--nodes",
+            "9",
+            "--committee",
+            "7",
+            "--views",
+            "2",
+            "--format",
+            "json",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("work"))
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let views = report["views"].as_array().unwrap();
+    assert_eq!(views.len(), 2, "{report}");
+    let (first, second) = (&views[0]["signing_key"], &views[1]["signing_key"]);
+    assert_eq!(first["reshared_from"], Value::Null, "{first}");
+    assert_eq!(second["reshared_from"], 1, "{second}");
+    assert_eq!(first["group_key"], second["group_key"], "{report}");
+    let culprits: BTreeSet<&str> = first["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["role"] == "dealer" && !e["slashed"].is_null())
+        .map(|e| e["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(culprits, BTreeSet::from(["node-5", "node-6"]), "{first}");
+    // The culprits left; the spares joined and hold shares of the same key.
+    let members: BTreeSet<&str> = views[1]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert!(
+        members.contains("node-7") && members.contains("node-8"),
+        "{report}"
+    );
+    assert!(members.is_disjoint(&culprits), "{report}");
+    // The reshare's dealers are view 1's holders that were not slashed.
+    let qualified: BTreeSet<&str> = second["qualified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        qualified,
+        BTreeSet::from(["node-0", "node-1", "node-2", "node-3", "node-4"]),
+        "{second}"
+    );
+    let x_only = hex::decode(first["x_only"].as_str().unwrap()).unwrap();
+    let bip340 = &second["bip340"];
+    let message = hex::decode(bip340["message"].as_str().unwrap()).unwrap();
+    let signature = hex::decode(bip340["signature"].as_str().unwrap()).unwrap();
+    let vk = k256::schnorr::VerifyingKey::from_bytes(&x_only).unwrap();
+    vk.verify_raw(
+        &message,
+        &k256::schnorr::Signature::try_from(&signature[..]).unwrap(),
+    )
+    .expect("view 2's signature verifies under view 1's key");
+
+    for (args, expected) in [
+        (
+            &["--signing-key-lifetime", "chain"][..],
+            "add --curve secp256k1",
+        ),
+        (
+            &[
+                "--variant",
+                "complaint",
+                "--curve",
+                "secp256k1",
+                "--signing-key-lifetime",
+                "chain",
+                "--faulty",
+                "3",
+            ][..],
+            "sit out view 2's reshare",
+        ),
+    ] {
+        let refused = Command::new(BIN)
+            .arg("demo")
+            .args(args)
+            .output()
+            .expect("the binary runs");
+        assert_eq!(refused.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
 /// `--variant complaint --curve secp256k1`: seven nodes for seven seats, three of them faulty in
 /// the view's signing-key ceremony only (seed 003's dealer faults, one each). The view's key is
 /// a 33-byte compressed secp256k1 point; the committee's BIP-340 signature verifies with `k256`

@@ -11,12 +11,14 @@ use keyquorum_dkg::complaint::{
 };
 use keyquorum_dkg::identity::IdentityPublicKey;
 
+use crate::config::SigningKeyLifetime;
 use crate::error::Rejection;
 use crate::events::Event;
 use crate::hex::{Bytes, Hex};
+use crate::magic::MagicBlock;
 use crate::signing_key::{
     SigningCurve, SigningKeyPenalty, SigningKeyRecord, SigningKeyRun, judged_exclusions,
-    signing_ceremony, signing_key_spec, sitting_out,
+    signing_ceremony, signing_key_reshare, signing_key_spec, sitting_out,
 };
 use crate::state::{BoardInput, FaultCeremony, FaultRole};
 
@@ -41,7 +43,7 @@ impl SigningLive {
 
     /// The board rebuilt from a stored run's log.
     pub(super) fn restore(run: &SigningKeyRun) -> Result<Self, RestoreError> {
-        let mut live = SigningLive::new(signing_ceremony(&run.spec)?);
+        let mut live = SigningLive::new(signing_ceremony(&run.spec, run.reshare.as_ref())?);
         for input in &run.board_log {
             match input {
                 BoardInput::Post { post } => {
@@ -104,10 +106,18 @@ impl Contract {
         };
         let nodes = &self.state.nodes;
         let out = sitting_out(&self.state.slashings, view);
-        let spec = match signing_key_spec(&self.config, &record.magic_block.block, &out, |id| {
+        let built = signing_key_spec(&self.config, &record.magic_block.block, &out, |id| {
             nodes.get(id).and_then(|n| n.verifiable_key)
-        }) {
-            Ok(spec) => spec,
+        })
+        .and_then(|spec| {
+            let reshare = self
+                .key_to_reshare(view)
+                .map(|(from_view, key, block)| signing_key_reshare(from_view, key, block, &out))
+                .transpose()?;
+            Ok((spec, reshare))
+        });
+        let (spec, reshare) = match built {
+            Ok(built) => built,
             Err(e) => {
                 events.push(Event::SigningKeyFailed {
                     view,
@@ -116,7 +126,7 @@ impl Contract {
                 return;
             }
         };
-        let ceremony = match signing_ceremony(&spec) {
+        let ceremony = match signing_ceremony(&spec, reshare.as_ref()) {
             Ok(c) => c,
             Err(e) => {
                 events.push(Event::SigningKeyFailed {
@@ -132,6 +142,7 @@ impl Contract {
             view,
             session_id,
             spec: spec.clone(),
+            reshare: reshare.clone(),
             deadline,
         });
         self.signing_live = Some(SigningLive::new(ceremony));
@@ -139,9 +150,25 @@ impl Contract {
             view,
             session_id,
             spec,
+            reshare,
             deadline,
             board_log: Vec::new(),
         });
+    }
+
+    /// The key `view`'s ceremony reshares, when keys live as long as the chain: the latest
+    /// view before it with a key, that key, and that view's magic block. `None` makes a new key
+    /// (keys per view, or no key made yet).
+    fn key_to_reshare(&self, view: u64) -> Option<(u64, &SigningKeyRecord, &MagicBlock)> {
+        let config = self.config.dkg.signing_key?;
+        if config.lifetime != SigningKeyLifetime::Chain {
+            return None;
+        }
+        self.state.views.range(..view).rev().find_map(|(v, r)| {
+            r.signing_key
+                .as_ref()
+                .map(|k| (*v, k, &r.magic_block.block))
+        })
     }
 
     /// A `SigningKeyPost`: an authentic post of the running signing-key ceremony goes to its
@@ -366,11 +393,12 @@ mod tests {
                 .map(|m| Hex(m.verifiable.public_key().to_bytes()))
                 .collect(),
         };
-        let ceremony = signing_ceremony(&spec).unwrap();
+        let ceremony = signing_ceremony(&spec, None).unwrap();
         let run = SigningKeyRun {
             view: 1,
             session_id: Hex(*ceremony.id()),
             spec,
+            reshare: None,
             deadline: 1,
             board_log: Vec::new(),
         };

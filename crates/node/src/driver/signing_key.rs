@@ -19,7 +19,9 @@
 //! ([`SigningKeyRecord::from_board`]) and keeps its share only if the two are equal; a
 //! difference is logged and counted as a magic-block-style mismatch, and the key is not used.
 
-use keyquorum_contract::signing_key::{SigningCurve, SigningKeyRecord, signing_ceremony};
+use keyquorum_contract::signing_key::{
+    SigningCurve, SigningKeyRecord, SigningKeyReshare, signing_ceremony,
+};
 
 use super::catch_up::{DealTrace, complaint_deal_trace, complaint_deal_window_open, joining_seat};
 use super::runner::follow_complaint_board;
@@ -83,6 +85,15 @@ fn fault_seed(seed: &[u8]) -> [u8; 32] {
     tagged_hash("keyquorum/node/fault-signing-key/v1", &[seed])
 }
 
+/// What `SigningKeyStarted` announces.
+struct StartedSigning<'a> {
+    view: u64,
+    session_id: [u8; 32],
+    spec: &'a CeremonySpec,
+    reshare: Option<&'a SigningKeyReshare>,
+    deadline: u64,
+}
+
 /// A view's signing key as this node holds it, with its share if it holds one.
 pub type HeldSigningKey = (
     SigningKeyHeld,
@@ -106,11 +117,19 @@ impl Driver {
                 view,
                 session_id,
                 spec,
+                reshare,
                 deadline,
             } => {
                 self.observe(Observation::SigningKeyCeremonyStarted { view: *view });
                 self.end_signing(batch, effects)?;
-                self.start_signing(*view, session_id.0, spec, *deadline, height, batch, effects)?;
+                let started = StartedSigning {
+                    view: *view,
+                    session_id: session_id.0,
+                    spec,
+                    reshare: reshare.as_ref(),
+                    deadline: *deadline,
+                };
+                self.start_signing(started, height, batch, effects)?;
             }
             Event::SigningKeyBoardPost { view, post, .. } => {
                 if self.signing.as_ref().is_some_and(|s| s.view == *view) {
@@ -145,18 +164,21 @@ impl Driver {
         Ok(true)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn start_signing(
         &mut self,
-        view: u64,
-        session_id: [u8; 32],
-        spec: &CeremonySpec,
-        deadline: u64,
+        started: StartedSigning<'_>,
         height: u64,
         batch: &mut Batch,
         effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
-        let ceremony = match signing_ceremony(spec) {
+        let StartedSigning {
+            view,
+            session_id,
+            spec,
+            reshare,
+            deadline,
+        } = started;
+        let ceremony = match signing_ceremony(spec, reshare) {
             Ok(c) if *c.id() == session_id => c,
             Ok(_) => {
                 warn!(
@@ -170,10 +192,12 @@ impl Driver {
                 return Ok(());
             }
         };
-        if ceremony.player_position(&self.me).is_none() || self.fault == Fault::Silent {
+        let seated = ceremony.player_position(&self.me).is_some()
+            || ceremony.dealer_position(&self.me).is_some();
+        if !seated || self.fault == Fault::Silent {
             return Ok(());
         }
-        if let Err(why) = self.check_signing_members(view, spec) {
+        if let Err(why) = self.check_signing_members(view, spec, reshare) {
             warn!(
                 view,
                 why, "signing-key spec is not the view's committee; not taking part"
@@ -186,6 +210,7 @@ impl Driver {
             view,
             session_id: sid.clone(),
             spec: spec.clone(),
+            reshare: reshare.cloned(),
             inputs: 0,
             deadline,
             output_position: None,
@@ -210,10 +235,12 @@ impl Driver {
         }
         let mut seed = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(seed.as_mut());
-        let participant = match self.signing_participant(&ceremony, *seed, Seat::Participant) {
-            Some(p) => p,
-            None => return Ok(()),
-        };
+        let from_view = reshare.map(|r| r.from_view);
+        let participant =
+            match self.signing_participant(&ceremony, from_view, *seed, Seat::Participant) {
+                Some(p) => p,
+                None => return Ok(()),
+            };
         // The seed is durable before the participant produces anything.
         self.put_secret(batch, &format!("seed/{sid}"), seed.as_slice())?;
         self.state.signing_ceremony = Some(record);
@@ -266,7 +293,8 @@ impl Driver {
         let seat = joining_seat(complaint_deal_window_open(live.runner.board().phase()));
         let mut seed = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(seed.as_mut());
-        let Some(participant) = self.signing_participant(&ceremony, *seed, seat) else {
+        let from_view = rec.reshare.as_ref().map(|r| r.from_view);
+        let Some(participant) = self.signing_participant(&ceremony, from_view, *seed, seat) else {
             rec.seat = Seat::SittingOut;
             self.state.signing_ceremony = Some(rec);
             return Ok(());
@@ -299,7 +327,18 @@ impl Driver {
     /// slashing it saw makes sit out: the rule the contract applies
     /// ([`keyquorum_contract::signing_key::signing_key_spec`]), recomputed from what this node
     /// checked itself, so a chain cannot drop honest members or shrink the thresholds' `n`.
-    fn check_signing_members(&self, view: u64, spec: &CeremonySpec) -> Result<(), &'static str> {
+    ///
+    /// A reshare must be of the latest signing key this node recorded (checked against the
+    /// chain's record when it was made, [`Driver::on_signing_key_created`]), its dealers that
+    /// key's members less those sitting out, with their public key shares and its threshold
+    /// and group key ([`SigningKeyReshare::reshares`]), so a chain cannot have a key's holders
+    /// deal toward another group key or let foreign dealers in.
+    fn check_signing_members(
+        &self,
+        view: u64,
+        spec: &CeremonySpec,
+        reshare: Option<&SigningKeyReshare>,
+    ) -> Result<(), &'static str> {
         if spec.view != view {
             return Err("another view");
         }
@@ -320,12 +359,29 @@ impl Driver {
         if !expected.map(str::to_owned).eq(named) {
             return Err("players differ from the magic block's members less those sitting out");
         }
+        if let Some(r) = reshare {
+            let latest = self
+                .state
+                .signing_keys
+                .iter()
+                .filter(|k| k.view < view)
+                .max_by_key(|k| k.view)
+                .ok_or("a reshare, and this node recorded no signing key")?;
+            if latest.view != r.from_view || !r.reshares(latest.view, &latest.key, &out) {
+                return Err("the reshare is not of the latest signing key this node recorded");
+            }
+        }
         Ok(())
     }
 
+    /// This node's participant in `ceremony`; in a reshare of `from_view`'s key, a dealer
+    /// deals its share of that key. A holder whose share is gone, or no longer matches its
+    /// public key share, plays only (or, if it does not play, sits the ceremony out): dealing
+    /// another constant term would be a proven fault.
     fn signing_participant(
         &self,
         ceremony: &Arc<Ceremony<SigningCurve>>,
+        from_view: Option<u64>,
         seed: [u8; 32],
         seat: Seat,
     ) -> Option<Box<ComplaintParticipant<SigningCurve>>> {
@@ -334,10 +390,25 @@ impl Driver {
             self.keys.identity().clone(),
             self.keys.verifiable_copy(),
         );
-        let participant = if seat == Seat::Player {
+        let dealer = ceremony.dealer_position(&self.me);
+        let old_share = match (from_view, dealer) {
+            (Some(from_view), Some(d)) if seat != Seat::Player => {
+                let share = self.reshared_share(ceremony, from_view, d);
+                if share.is_none() {
+                    warn!(
+                        from_view,
+                        "no usable share of the signing key to reshare; playing only"
+                    );
+                }
+                share
+            }
+            _ => None,
+        };
+        let deals = dealer.is_some() && (from_view.is_none() || old_share.is_some());
+        let participant = if seat == Seat::Player || !deals {
             ComplaintParticipant::new_player(c, identity, key, seed)
         } else {
-            ComplaintParticipant::new(c, identity, key, None, seed)
+            ComplaintParticipant::new(c, identity, key, old_share, seed)
         };
         match participant {
             Ok(p) => Some(Box::new(p)),
@@ -348,12 +419,30 @@ impl Driver {
         }
     }
 
+    /// This node's share of `from_view`'s signing key, if it holds one that matches the public
+    /// key share the reshare names for dealer position `dealer`.
+    fn reshared_share(
+        &self,
+        ceremony: &Ceremony<SigningCurve>,
+        from_view: u64,
+        dealer: u32,
+    ) -> Option<Secret<<SigningCurve as Curve>::Scalar>> {
+        let expected = ceremony.reshare()?.public_shares.get(dealer as usize)?;
+        let (_, share) = self.signing_key(from_view).ok().flatten()?;
+        let share = share?;
+        (SigningCurve::mul_generator_secret(share.expose()).to_affine() == *expected)
+            .then_some(share)
+    }
+
     fn signing_enter_effect(&self, ceremony: &Ceremony<SigningCurve>, id: [u8; 32]) -> Effect {
-        let members: Vec<Vec<u8>> = ceremony
-            .players()
-            .iter()
-            .map(|p| p.identity.to_bytes().to_vec())
-            .collect();
+        // Dealers and players: in a reshare the key's holders deal to the new committee.
+        let mut members: Vec<Vec<u8>> = Vec::new();
+        for m in ceremony.dealers().iter().chain(ceremony.players()) {
+            let bytes = m.identity.to_bytes().to_vec();
+            if !members.contains(&bytes) {
+                members.push(bytes);
+            }
+        }
         let networks = members
             .iter()
             .filter_map(|m| {
@@ -531,7 +620,7 @@ impl Driver {
         let mut id = [0u8; 32];
         hex::decode_to_slice(&rec.session_id, &mut id)
             .map_err(|_| StoreError::Corrupt("signing session id".into()))?;
-        let Ok(ceremony) = signing_ceremony(&rec.spec) else {
+        let Ok(ceremony) = signing_ceremony(&rec.spec, rec.reshare.as_ref()) else {
             self.state.signing_ceremony = None;
             return Ok(effects);
         };
@@ -566,7 +655,9 @@ impl Driver {
             .as_slice()
             .try_into()
             .map_err(|_| DriverError::Secret(label))?;
-        let Some(participant) = self.signing_participant(&ceremony, seed, rec.seat) else {
+        let from_view = rec.reshare.as_ref().map(|r| r.from_view);
+        let Some(participant) = self.signing_participant(&ceremony, from_view, seed, rec.seat)
+        else {
             return Ok(effects);
         };
         let mut runner = SigningRunner::Participant(participant);
@@ -606,10 +697,11 @@ impl Driver {
         let (Some(from), false) = (&m.from, sitting_out) else {
             return Some(Err(Verdict::Ignored));
         };
+        let c = &live.ceremony;
         Some(
-            live.ceremony
-                .players()
+            c.players()
                 .iter()
+                .chain(c.dealers())
                 .find(|p| p.identity.as_bytes()[..] == from[..])
                 .map(|p| p.identity.clone())
                 .ok_or(Verdict::Ignored),

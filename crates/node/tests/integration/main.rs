@@ -16,6 +16,7 @@ mod restored_from_backup;
 mod signing_key;
 mod signing_key_catch_up;
 mod signing_key_faults;
+mod signing_key_reshare;
 mod status_and_metrics;
 mod unconfirmed_send;
 mod view_catch_up;

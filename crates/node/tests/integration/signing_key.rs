@@ -396,7 +396,7 @@ fn a_signing_key_spec_without_a_member_of_the_view_is_refused() {
             spec.verifiable_keys.pop();
             let params = config().params_for(spec.players.len()).unwrap();
             (spec.n, spec.t, spec.k) = (params.n() as u32, params.t() as u32, params.k() as u32);
-            *session_id = Hex(*signing_ceremony(spec).unwrap().id());
+            *session_id = Hex(*signing_ceremony(spec, None).unwrap().id());
         }
     }));
     h.run_until(100, |h| {
