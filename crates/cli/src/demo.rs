@@ -323,7 +323,8 @@ impl DemoArgs {
         }
     }
 
-    /// Dealers the signing-key faults disqualify (the skipped Feldman phase is reconstructed).
+    /// Dealers the signing-key faults disqualify in view 1's ceremony, which makes a new key
+    /// (the skipped Feldman phase is reconstructed there; a reshare would drop it).
     fn disqualified_signing_dealers(&self) -> usize {
         match self.curve {
             DemoCurve::Bls12381 => 0,

@@ -370,9 +370,10 @@ pub struct SigningKeyRecord {
     /// key, whose dealers are its members.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dealers: Vec<IdentityKey>,
-    /// Everyone the ceremony excluded, dealers then players, ascending: a dealer excluded
-    /// after qualifying (failed Feldman phase) is also in `qualified`, its contribution
-    /// reconstructed into the key. Those with a `penalty` are slashed by the contract (its
+    /// Everyone the ceremony excluded, dealers then players, ascending: a dealer of a new key
+    /// excluded after qualifying (failed Feldman phase) is also in `qualified`, its contribution
+    /// reconstructed into the key (a reshare drops such a dealer from `qualified` instead).
+    /// Those with a `penalty` are slashed by the contract (its
     /// `SlashingRecord`s and `Slashed` events carry the amounts) and sit out the next view's
     /// signing-key ceremony.
     #[serde(default)]
@@ -459,7 +460,8 @@ pub fn judged_exclusions(
 pub struct SigningKeyExclusion {
     /// The role it failed in.
     pub role: FaultRole,
-    /// Committee position.
+    /// Position in its role: in `members` for a player; for a dealer, in the record's
+    /// `dealers` (a reshare) or `members` (a new key).
     pub position: u32,
     /// Identity key.
     pub identity: IdentityKey,

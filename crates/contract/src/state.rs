@@ -594,13 +594,19 @@ impl ContractState {
             .unwrap_or(ViewChangePhase::Idle)
     }
 
-    /// Whether a node's stake is locked: it is a member of the active view, or takes part in
-    /// the view change in progress (its stake must stay at risk while it can commit faults).
+    /// Whether a node's stake is locked: it is a member of the active view, takes part in
+    /// the view change in progress, or deals in the signing-key reshare in progress (its stake
+    /// must stay at risk while it can commit faults).
     pub fn is_locked(&self, id: &IdentityKey) -> bool {
         let in_view = self
             .views
             .get(&self.current_view)
             .is_some_and(|v| v.magic_block.block.member_by_identity(&id.0).is_some());
-        in_view || self.change.as_ref().is_some_and(|c| c.involves(id))
+        let deals_reshare = self
+            .signing
+            .as_ref()
+            .and_then(|s| s.reshare.as_ref())
+            .is_some_and(|r| r.dealers.iter().any(|d| d.identity == *id));
+        in_view || deals_reshare || self.change.as_ref().is_some_and(|c| c.involves(id))
     }
 }

@@ -312,6 +312,10 @@ pub struct NodeState {
     pub crashed_once: bool,
     /// Registered nodes (identity hex -> network identity): address hints.
     pub registry: BTreeMap<String, NetworkIdentity>,
+    /// Registered nodes' verifiable-encryption keys (identity hex to key hex), from
+    /// `VerifiableKeySet`: the keys a signing-key ceremony's players must have.
+    #[serde(default)]
+    pub verifiable_keys: BTreeMap<String, String>,
     /// Whether this database has once processed the chain up to the head the runtime reported.
     /// From then on it is the node's only record (one database per key): a ceremony it has no
     /// record of, started while it later catches up again after being down, is one this node

@@ -205,12 +205,20 @@ impl Driver {
                     });
                 }
             }
-            Event::VerifiableKeySet { identity, .. } if identity.0 == self.me.to_bytes() => {
-                info!(height, "verifiable-encryption key set on chain");
-                self.state.verifiable_key_set = true;
+            Event::VerifiableKeySet { identity, key } => {
+                // Set once per registration, as the contract allows.
+                self.state
+                    .verifiable_keys
+                    .entry(hex::encode(identity.0))
+                    .or_insert_with(|| key.to_string());
+                if identity.0 == self.me.to_bytes() {
+                    info!(height, "verifiable-encryption key set on chain");
+                    self.state.verifiable_key_set = true;
+                }
             }
             Event::Deregistered { identity, .. } => {
                 self.state.registry.remove(&hex::encode(identity.0));
+                self.state.verifiable_keys.remove(&hex::encode(identity.0));
                 if identity.0 == self.me.to_bytes() {
                     self.state.registered = false;
                     self.observe(Observation::Registration { registered: false });

@@ -163,12 +163,16 @@ impl Driver {
 }
 
 impl Driver {
-    /// The member a signing-key fault aims at: the next one after this node in committee order.
+    /// The member a signing-key fault aims at: the next one after this node in committee order
+    /// (for a reshare's dealer outside the new committee, the one after its dealer position).
     fn signing_fault_target(&self) -> Option<u32> {
         let live = self.signing.as_ref()?;
-        let n = live.ceremony.n() as u32;
-        let me = live.ceremony.player_position(&self.me)?;
-        (n > 1).then_some((me + 1) % n)
+        let c = &live.ceremony;
+        let n = c.n() as u32;
+        match c.player_position(&self.me) {
+            Some(me) => (n > 1).then_some((me + 1) % n),
+            None => c.dealer_position(&self.me).map(|d| (d + 1) % n),
+        }
     }
 
     /// Fault hook on a deal of the signing-key ceremony: `None` to withhold it

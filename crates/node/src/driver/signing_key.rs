@@ -100,7 +100,8 @@ pub type HeldSigningKey = (
     Option<Secret<<SigningCurve as Curve>::Scalar>>,
 );
 
-/// Signing keys kept: the current and the previous view's.
+/// Signing keys kept: the last two recorded (a failed ceremony records none, so the latest key,
+/// the one a reshare deals from, is always among them).
 const KEPT_SIGNING_KEYS: usize = 2;
 
 impl Driver {
@@ -328,11 +329,18 @@ impl Driver {
     /// ([`keyquorum_contract::signing_key::signing_key_spec`]), recomputed from what this node
     /// checked itself, so a chain cannot drop honest members or shrink the thresholds' `n`.
     ///
-    /// A reshare must be of the latest signing key this node recorded (checked against the
-    /// chain's record when it was made, [`Driver::on_signing_key_created`]), its dealers that
-    /// key's members less those sitting out, with their public key shares and its threshold
-    /// and group key ([`SigningKeyReshare::reshares`]), so a chain cannot have a key's holders
-    /// deal toward another group key or let foreign dealers in.
+    /// The thresholds must be the view's, less at most one for each member left out (what
+    /// resolving the view's sizes for fewer members can take away), so a chain cannot lower
+    /// `t` to have dealers send their polynomials' constant terms nearly in the clear. Each
+    /// player's verifiable-encryption key must be the one it set on chain (`VerifiableKeySet`,
+    /// which this node records), so a chain cannot have pairs encrypted to keys of its
+    /// choosing.
+    ///
+    /// A reshare must be of the latest signing key this node recorded (checked against its own
+    /// board's record when it held a seat in that ceremony, [`Driver::on_signing_key_created`]),
+    /// its dealers that key's members less those sitting out, with their public key shares and
+    /// its threshold and group key ([`SigningKeyReshare::reshares`]), so a chain cannot have a
+    /// key's holders deal toward another group key or let foreign dealers in.
     fn check_signing_members(
         &self,
         view: u64,
@@ -358,6 +366,25 @@ impl Driver {
         let named = spec.players.iter().map(|p| hex::encode(p.identity.0));
         if !expected.map(str::to_owned).eq(named) {
             return Err("players differ from the magic block's members less those sitting out");
+        }
+        let active = self
+            .active_block
+            .as_ref()
+            .filter(|b| b.view == view)
+            .ok_or("no record of the view's magic block")?;
+        let left_out = active.n.saturating_sub(spec.n);
+        if spec.t.saturating_add(left_out) < active.t || spec.k.saturating_add(left_out) < active.k
+        {
+            return Err("thresholds below the view's");
+        }
+        if spec.verifiable_keys.len() != spec.players.len() {
+            return Err("not one verifiable-encryption key per player");
+        }
+        for (p, key) in spec.players.iter().zip(&spec.verifiable_keys) {
+            if self.state.verifiable_keys.get(&hex::encode(p.identity.0)) != Some(&key.to_string())
+            {
+                return Err("a player's verifiable-encryption key is not the one it set on chain");
+            }
         }
         if let Some(r) = reshare {
             let latest = self

@@ -116,6 +116,19 @@ fn a_chain_lifetime_signing_key_is_reshared_to_each_new_committee() {
     assert!(in_key(&h, &first, LEAVER) && !in_key(&h, &first, JOINER));
 
     h.pending.push((JOINER, TxBody::AddStake { amount: 1000 }));
+    // The member that left deals in view 2's reshare: its stake stays locked until the
+    // ceremony ends, so it cannot deregister to escape a fault it commits there.
+    h.run_until(200, |h| started(h, 2).is_some());
+    h.pending.push((LEAVER, TxBody::Deregister));
+    h.step();
+    let refused = h
+        .blocks
+        .last()
+        .unwrap()
+        .txs
+        .iter()
+        .find_map(|t| t.rejected.clone());
+    assert_eq!(refused.map(|r| r.0), Some("stake_locked".to_string()));
     h.run_until(200, |h| created(h, 2).is_some());
     let second = created(&h, 2).unwrap();
     // The committee changed, and the key did not.
@@ -219,4 +232,45 @@ fn signing_posts(h: &Harness, i: usize) -> usize {
         .iter()
         .filter(|b| matches!(b, TxBody::SigningKeyPost { .. }))
         .count()
+}
+
+/// A chain that lowers the signing key's threshold (so that each dealer's constant term
+/// would reach a single player nearly in the clear), or that swaps two players'
+/// verifiable-encryption keys (so that pairs are encrypted to keys of its choosing), gets no
+/// deal and no post: every node checks the thresholds against the view's and each player's
+/// key against the one it set on chain.
+#[test]
+fn a_signing_key_spec_with_a_lower_threshold_or_other_keys_is_refused() {
+    type Tamper = fn(&mut keyquorum_contract::state::CeremonySpec);
+    // Valid parameters (`t + k > n` holds with every dealer needed), and each dealer's
+    // polynomial a constant.
+    let lower: Tamper = |spec| (spec.t, spec.k) = (1, spec.n);
+    let swap: Tamper = |spec| spec.verifiable_keys.swap(0, 1);
+    for (what, tamper) in [("threshold", lower), ("verifiable keys", swap)] {
+        let mut h = Harness::new(config(), &STAKES);
+        h.set_verifiable_keys();
+        h.tamper = Some(Box::new(move |e: &mut Event| {
+            if let Event::SigningKeyStarted {
+                session_id,
+                spec,
+                reshare,
+                ..
+            } = e
+            {
+                tamper(spec);
+                *session_id = Hex(*signing_ceremony(spec, reshare.as_ref()).unwrap().id());
+            }
+        }));
+        h.run_until(120, |h| started(h, 1).is_some());
+        for _ in 0..30 {
+            h.step();
+        }
+        for i in 0..STAKES.len() {
+            assert_eq!(signing_posts(&h, i), 0, "{what}: node {i} took part");
+            assert!(
+                h.driver(i).signing_key(1).unwrap().is_none(),
+                "{what}: node {i}"
+            );
+        }
+    }
 }
