@@ -8,12 +8,51 @@
 //! and the HTML report plots them with the view changes marked.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use keyquorum_beacon::{ChainInfo, Round, verify_round_number};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyquorum");
+
+/// Runs `keyquorum demo` with `args` and its data under `dir`; fails the test, with the demo's
+/// stderr, if the demo fails.
+fn run_demo(args: &[&str], dir: &Path) -> Output {
+    let out = Command::new(BIN)
+        .arg("demo")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.join("work"))
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The demo's `--format json` report.
+fn demo_json(args: &[&str], dir: &Path) -> Value {
+    let out = run_demo(&[args, &["--format", "json"]].concat(), dir);
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+/// Each `(args, expected)` is a usage error (exit status 2) whose message contains `expected`.
+fn assert_usage_errors(cases: &[(&[&str], &str)]) {
+    for (args, expected) in cases {
+        let refused = Command::new(BIN)
+            .arg("demo")
+            .args(*args)
+            .output()
+            .expect("the binary runs");
+        assert_eq!(refused.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
 
 #[test]
 fn the_demo_reports_verified_beacon_rounds_across_the_view_change() {
@@ -21,9 +60,9 @@ fn the_demo_reports_verified_beacon_rounds_across_the_view_change() {
     let dir = tempfile::tempdir().unwrap();
     // One-second blocks make every phase its minimum of three blocks, so each view lasts
     // several 3 s beacon rounds.
-    let out = Command::new(BIN)
-        .args([
-            "demo",
+    let report_path = dir.path().join("report.html");
+    let report: Value = demo_json(
+        &[
             "--nodes",
             "4",
             "--committee",
@@ -34,21 +73,11 @@ fn the_demo_reports_verified_beacon_rounds_across_the_view_change() {
             "2",
             "--block-ms",
             "1000",
-            "--format",
-            "json",
             "--report",
-        ])
-        .arg(dir.path().join("report.html"))
-        .arg("--data-dir")
-        .arg(dir.path().join("work"))
-        .output()
-        .expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "demo failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+            report_path.to_str().unwrap(),
+        ],
+        dir.path(),
     );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     let beacon = &report["beacon"];
 
     let mut chains = BTreeMap::new();
@@ -169,9 +198,9 @@ fn the_demo_reports_verified_beacon_rounds_across_the_view_change() {
 fn the_demo_runs_the_complaint_variant_with_a_bad_dealer() {
     let _network = crate::common::network_slot_blocking();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "demo",
+    let report_path = dir.path().join("report.html");
+    let out = run_demo(
+        &[
             "--variant",
             "complaint",
             "--fault",
@@ -183,30 +212,21 @@ fn the_demo_runs_the_complaint_variant_with_a_bad_dealer() {
             "--views",
             "2",
             "--report",
-        ])
-        .arg(dir.path().join("report.html"))
-        .arg("--data-dir")
-        .arg(dir.path().join("work"))
-        .output()
-        .expect("the binary runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "demo failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+            report_path.to_str().unwrap(),
+        ],
+        dir.path(),
     );
+    let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("chain of 2 magic blocks verified"), "{text}");
     assert!(
         text.contains("excluded    node-3 as dealer: bad_deal"),
         "{text}"
     );
     assert!(text.contains("  unqualified node-3 ("), "{text}");
-    let refused = Command::new(BIN)
-        .args(["demo", "--variant", "complaint", "--fault", "equivocate"])
-        .output()
-        .expect("the binary runs");
-    assert_eq!(refused.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("--fault bad-share"));
+    assert_usage_errors(&[(
+        &["--variant", "complaint", "--fault", "equivocate"],
+        "--fault bad-share",
+    )]);
 }
 
 /// `--signing-key-lifetime chain`: view 1's committee makes the secp256k1 key with two faulty
@@ -218,9 +238,8 @@ fn the_demo_runs_the_complaint_variant_with_a_bad_dealer() {
 fn the_demos_reshared_signing_key_keeps_its_group_key_across_committees() {
     let _network = crate::common::network_slot_blocking();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "demo",
+    let report: Value = demo_json(
+        &[
             "--variant",
             "complaint",
             "--curve",
@@ -233,19 +252,9 @@ fn the_demos_reshared_signing_key_keeps_its_group_key_across_committees() {
             "7",
             "--views",
             "2",
-            "--format",
-            "json",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path().join("work"))
-        .output()
-        .expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "demo failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        dir.path(),
     );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     let views = report["views"].as_array().unwrap();
     assert_eq!(views.len(), 2, "{report}");
     let (first, second) = (&views[0]["signing_key"], &views[1]["signing_key"]);
@@ -295,7 +304,7 @@ fn the_demos_reshared_signing_key_keeps_its_group_key_across_committees() {
     )
     .expect("view 2's signature verifies under view 1's key");
 
-    for (args, expected) in [
+    assert_usage_errors(&[
         (
             &["--signing-key-lifetime", "chain"][..],
             "add --curve secp256k1",
@@ -313,16 +322,7 @@ fn the_demos_reshared_signing_key_keeps_its_group_key_across_committees() {
             ][..],
             "sit out view 2's reshare",
         ),
-    ] {
-        let refused = Command::new(BIN)
-            .arg("demo")
-            .args(args)
-            .output()
-            .expect("the binary runs");
-        assert_eq!(refused.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&refused.stderr);
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
-    }
+    ]);
 }
 
 /// `--variant complaint --curve secp256k1`: seven nodes for seven seats, three of them faulty in
@@ -337,9 +337,9 @@ fn the_demos_reshared_signing_key_keeps_its_group_key_across_committees() {
 fn the_demo_makes_a_secp256k1_key_despite_seed_003_faults_and_signs_bip340() {
     let _network = crate::common::network_slot_blocking();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "demo",
+    let report_path = dir.path().join("report.html");
+    let report: Value = demo_json(
+        &[
             "--variant",
             "complaint",
             "--curve",
@@ -350,21 +350,11 @@ fn the_demo_makes_a_secp256k1_key_despite_seed_003_faults_and_signs_bip340() {
             "7",
             "--views",
             "1",
-            "--format",
-            "json",
             "--report",
-        ])
-        .arg(dir.path().join("report.html"))
-        .arg("--data-dir")
-        .arg(dir.path().join("work"))
-        .output()
-        .expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "demo failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+            report_path.to_str().unwrap(),
+        ],
+        dir.path(),
     );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     let views = report["views"].as_array().unwrap();
     assert_eq!(views.len(), 1, "{report}");
     let view = &views[0];
@@ -465,7 +455,7 @@ fn the_demo_makes_a_secp256k1_key_despite_seed_003_faults_and_signs_bip340() {
         );
     }
 
-    for (args, expected) in [
+    assert_usage_errors(&[
         (
             &["--curve", "secp256k1"][..],
             "--curve secp256k1 needs --variant complaint",
@@ -492,14 +482,5 @@ fn the_demo_makes_a_secp256k1_key_despite_seed_003_faults_and_signs_bip340() {
             ][..],
             "fewer than the threshold",
         ),
-    ] {
-        let refused = Command::new(BIN)
-            .arg("demo")
-            .args(args)
-            .output()
-            .expect("the binary runs");
-        assert_eq!(refused.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&refused.stderr);
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
-    }
+    ]);
 }
