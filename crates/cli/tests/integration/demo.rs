@@ -40,6 +40,16 @@ fn demo_json(args: &[&str], dir: &Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
 
+/// The strings of a JSON array (node names), as a set.
+fn strings(array: &Value) -> BTreeSet<&str> {
+    array
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|v| v.as_str().expect("a string"))
+        .collect()
+}
+
 /// Each `(args, expected)` is a usage error (exit status 2) whose message contains `expected`.
 fn assert_usage_errors(cases: &[(&[&str], &str)]) {
     for (args, expected) in cases {
@@ -270,24 +280,14 @@ fn the_demos_reshared_signing_key_keeps_its_group_key_across_committees() {
         .collect();
     assert_eq!(culprits, BTreeSet::from(["node-5", "node-6"]), "{first}");
     // The culprits left; the spares joined and hold shares of the same key.
-    let members: BTreeSet<&str> = views[1]["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m.as_str().unwrap())
-        .collect();
+    let members = strings(&views[1]["members"]);
     assert!(
         members.contains("node-7") && members.contains("node-8"),
         "{report}"
     );
     assert!(members.is_disjoint(&culprits), "{report}");
     // The reshare's dealers are view 1's holders that were not slashed.
-    let qualified: BTreeSet<&str> = second["qualified"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q.as_str().unwrap())
-        .collect();
+    let qualified = strings(&second["qualified"]);
     assert_eq!(
         qualified,
         BTreeSet::from(["node-0", "node-1", "node-2", "node-3", "node-4"]),
@@ -406,12 +406,7 @@ fn the_demo_makes_a_secp256k1_key_despite_seed_003_faults_and_signs_bip340() {
         ]),
         "{key}"
     );
-    let qualified: BTreeSet<&str> = key["qualified"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| q.as_str().unwrap())
-        .collect();
+    let qualified = strings(&key["qualified"]);
     assert_eq!(
         qualified,
         BTreeSet::from(["node-0", "node-1", "node-2", "node-3", "node-6"]),
