@@ -274,3 +274,52 @@ fn a_signing_key_spec_with_a_lower_threshold_or_other_keys_is_refused() {
         }
     }
 }
+
+/// A holder whose share of the key is gone (here deleted from its database between the
+/// views) does not deal another constant term, which would be a proven fault: it plays only.
+/// The other holders reshare the key, and the one that lost its share holds a share of it
+/// again, one that matches its public key share.
+#[test]
+fn a_holder_that_lost_its_share_plays_only_and_receives_a_new_one() {
+    use keyquorum_node::store::Store;
+    const LOST: usize = 0;
+    let mut h = Harness::new(config(), &STAKES);
+    h.set_verifiable_keys();
+    h.run_until(120, |h| created(h, 1).is_some());
+    let first = created(&h, 1).unwrap();
+    assert!(in_key(&h, &first, LOST));
+    h.drivers[LOST] = None;
+    {
+        let store = Store::open(&h.paths[LOST]).unwrap();
+        let mut batch = store.begin().unwrap();
+        batch.delete_secret("signing-share/1").unwrap();
+        batch.commit().unwrap();
+    }
+    let effects = h.reopen(LOST);
+    h.apply(LOST, effects);
+    assert!(h.driver(LOST).signing_key(1).unwrap().unwrap().1.is_none());
+
+    h.run_until(200, |h| created(h, 2).is_some());
+    let second = created(&h, 2).unwrap();
+    assert_eq!(second.group_key, first.group_key);
+    let lost = h.keys[LOST].identity().public().to_bytes();
+    let position = second.dealers.iter().position(|d| d.0 == lost).unwrap() as u32;
+    assert!(!second.qualified.contains(&position), "{second:?}");
+    // It dealt nothing: no commitment of its own reached any player.
+    assert!(
+        !second
+            .excluded
+            .iter()
+            .any(|e| e.identity.0 == lost && e.fault == "equivocation"),
+        "{:?}",
+        second.excluded
+    );
+    let (held, share) = h.driver(LOST).signing_key(2).unwrap().unwrap();
+    let share = share.expect("a share of the reshared key");
+    let member = held.own_position.unwrap() as usize;
+    let public = SigningCurve::mul_generator(share.expose()).to_affine();
+    assert_eq!(
+        SigningCurve::point_bytes(&public),
+        second.members[member].public_share.0.to_vec()
+    );
+}
