@@ -2,6 +2,15 @@
 //! secp256k1 complaint ceremony its committee runs after the view activates, fed from the
 //! `SigningKey*` events exactly as the contract feeds its board, with deals point to point.
 //!
+//! When the chain's keys live as long as the chain, the ceremony reshares the latest key: its
+//! holders deal their shares (also those no longer in the committee, who deal without playing)
+//! and the view's members play. Before taking part a node checks the ceremony against what it
+//! recorded itself (`check_signing_members`): the players are the view's members, the
+//! thresholds the view's, each player's verifiable-encryption key the one it set on chain, and
+//! a reshare's dealers, public key shares, threshold and group key those of the latest key it
+//! recorded. A holder deals only a share that matches its public key share, and plays only
+//! when it has none.
+//!
 //! Crash safety is the view ceremonies': the seed is sealed before `Start`, every input is
 //! logged under the session id before it is consumed, and [`Driver::open`] rebuilds the
 //! participant by replay (its posts are submitted again; the contract refuses duplicates).
