@@ -812,6 +812,11 @@ impl<C: Curve> AckRevealParticipant<C> {
         let Some(d) = &self.dealer else {
             return Vec::new();
         };
+        // A disqualified dealer has nothing left to post: the board would refuse it, and on a
+        // chain the refusal still costs a transaction.
+        if !self.board.is_active_dealer(d.index) || self.board.contribution(d.index).is_none() {
+            return Vec::new();
+        }
         if d.published_attempt == Some(attempt) {
             // A log posted early but not on the board when the share phase ended is posted
             // again, byte for byte (a copy that lands twice is refused as a duplicate).
@@ -820,9 +825,6 @@ impl<C: Curve> AckRevealParticipant<C> {
             {
                 return vec![Action::Post(bytes.clone())];
             }
-            return Vec::new();
-        }
-        if !self.board.is_active_dealer(d.index) || self.board.contribution(d.index).is_none() {
             return Vec::new();
         }
         let active = self.board.active_players();

@@ -9,7 +9,7 @@ use keyquorum_crypto::poly::lagrange_at_zero;
 use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
 use keyquorum_dkg::ackreveal::AckRevealParticipant;
 use keyquorum_dkg::board::Role;
-use keyquorum_dkg::identity::IdentitySignature;
+use keyquorum_dkg::identity::{IdentitySignature, Purpose};
 use keyquorum_dkg::messages::{Ack, Deal, Direct, Post, Publication, SignedPost};
 use keyquorum_dkg::participant::{Action, Input, Observation, Participant};
 use keyquorum_dkg::testing::ceremony::*;
@@ -442,4 +442,65 @@ fn a_member_seated_as_a_player_only_deals_nothing_and_still_gets_its_share() {
     assert_eq!(dealt_by_2, 0, "it dealt");
     let outs = check_agreement(&results, &[0, 1, 2, 3]);
     assert_eq!(outs[0].public.qualified, vec![0, 1, 3]);
+}
+
+/// A dealer whose early log the board refused as a fault (here its ack aggregate signs
+/// something else) is disqualified, and posts nothing more: before, it posted its early log
+/// again when the publish phase began, a post the board could only refuse.
+#[test]
+fn a_dealer_disqualified_for_its_early_log_does_not_post_it_again() {
+    let (ceremony, nodes) = four_nodes();
+    let nodes: Vec<Box<dyn Participant<Bls12381G1>>> = nodes
+        .into_iter()
+        .map(|n| Box::new(n) as Box<dyn Participant<Bls12381G1>>)
+        .collect();
+    let key0 = member(0).identity;
+    let mut logs_by_0 = 0;
+    let mut forge = |i: usize, a: Action<Bls12381G1>| {
+        let Action::Post(bytes) = &a else {
+            return vec![a];
+        };
+        let Ok(SignedPost {
+            post: Post::Publication(mut p),
+            ..
+        }) = SignedPost::<Bls12381G1>::decode(bytes, 4)
+        else {
+            return vec![a];
+        };
+        if i != 0 {
+            return vec![a];
+        }
+        logs_by_0 += 1;
+        p.ack_signature = Some(key0.sign(Purpose::Ack, b"something else"));
+        let post = Post::Publication(p);
+        let signature = key0.sign(Purpose::Post, &post.signed_payload());
+        vec![Action::Post(SignedPost { post, signature }.encode())]
+    };
+    let (results, events) = run_nodes(nodes, &[], &mut forge);
+    let outs = check_agreement(&results, &[0, 1, 2, 3]);
+    assert_eq!(outs[0].public.qualified, vec![1, 2, 3]);
+    // The forged log went out in the share phase, and nothing after it.
+    let deadline_before_log = events
+        .iter()
+        .position(|e| {
+            matches!(e, BoardEvent::Post(p) if matches!(
+                SignedPost::<Bls12381G1>::decode(p, ceremony.n()),
+                Ok(SignedPost { post: Post::Publication(ref l), .. }) if l.dealer == 0
+            ))
+        })
+        .map(|at| {
+            events[..at]
+                .iter()
+                .filter(|e| matches!(e, BoardEvent::Deadline))
+                .count()
+        });
+    assert_eq!(
+        deadline_before_log,
+        Some(1),
+        "an early log, after the contribute deadline"
+    );
+    assert_eq!(
+        logs_by_0, 1,
+        "dealer 0 posted its log again after its disqualification"
+    );
 }
