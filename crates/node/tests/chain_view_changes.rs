@@ -68,7 +68,7 @@ const BLOCK_MS: u64 = 100;
 /// Every node registers well before this height, so the first committee is chosen from all.
 const FIRST_VIEW_CHANGE: u64 = 15;
 /// Blocks per phase: several HTTP round trips (follow, submit, inclusion) fit in one.
-const PHASE_BLOCKS: u64 = 5;
+const PHASE_BLOCKS: u64 = 10;
 /// Failure guard for the whole run to view 2 (about 90 blocks are needed).
 const RUN_LIMIT: Duration = Duration::from_secs(50);
 /// Refusals at `POST /tx` that say only that the chain moved past a transaction's session,

@@ -182,6 +182,7 @@ async fn check_signing(nodes: &[NodeSpec], chain: &ChainInfo) {
 
     // A flood from one caller: the burst (10) and the pending bound (16) let some through,
     // the rest are refused with a clear code, and nothing else happens.
+    let flood_started = std::time::Instant::now();
     let flood: Vec<_> = (0..40)
         .map(|i| {
             let port = nodes[1].status;
@@ -200,14 +201,18 @@ async fn check_signing(nodes: &[NodeSpec], chain: &ChainInfo) {
         }
         *by_status.entry(status).or_insert(0) += 1;
     }
-    eprintln!("flood of 40 requests on node 1: {by_status:?}");
+    let flood_secs = flood_started.elapsed().as_secs_f64();
+    eprintln!("flood of 40 requests on node 1 in {flood_secs:.2} s: {by_status:?}");
     assert!(
         by_status.get(&200).is_some_and(|&n| n >= 1),
         "{by_status:?}"
     );
+    // The limiter (5 a second, a burst of 10, the defaults) lets through at most the burst and
+    // what refilled while the flood lasted, however slowly a loaded machine sends it.
+    let let_through = 10 + (5.0 * flood_secs).ceil() as usize;
     assert!(
-        by_status.get(&429).copied().unwrap_or(0) + by_status.get(&503).copied().unwrap_or(0) >= 20,
-        "{by_status:?}"
+        by_status.get(&429).copied().unwrap_or(0) >= 40usize.saturating_sub(let_through),
+        "{by_status:?} in {flood_secs:.2} s"
     );
     let (_, metrics) = http_get(nodes[0].status, "/metrics").await.unwrap();
     for line in metrics.lines().filter(|l| l.starts_with("keyquorum_sign_")) {
@@ -415,7 +420,7 @@ async fn a_chain_configured_unchained_with_a_2_s_period_runs_that_beacon() {
     let upto = reshare_goes_on(nodes, chain_port, &first).await;
     check_rounds(nodes, &first, upto).await;
     // The rounds follow the 2 s schedule from the chain's genesis. Checked 36 s or more after
-    // it, where a node behind by up to three rounds is still ahead of any 3 s schedule.
+    // it, where the two schedules are six rounds or more apart.
     let unix_now = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -429,9 +434,11 @@ async fn a_chain_configured_unchained_with_a_2_s_period_runs_that_beacon() {
     let scheduled = first.current_round(now);
     let at_3_s = (now - first.genesis_time()) as u64 / 3 + 1;
     assert!(at_3_s < scheduled - 3, "{at_3_s} vs {scheduled}");
+    // Ahead of where any 3 s schedule could be, and not ahead of the 2 s one: a node a few
+    // rounds behind on a loaded machine still tells the two apart.
     assert!(
-        (scheduled - 3..=scheduled).contains(&latest),
-        "latest {latest}, scheduled {scheduled}"
+        (at_3_s + 1..=scheduled).contains(&latest),
+        "latest {latest}, scheduled {scheduled}, a 3 s schedule at {at_3_s}"
     );
     for r in 1..=upto {
         assert_eq!(

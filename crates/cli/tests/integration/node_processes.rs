@@ -43,7 +43,8 @@ min_stake = 1
 [phases]
 contribute = 12
 share = 15
-publish = 12
+# Room for the crashed node to restart, catch up and publish on a loaded machine.
+publish = 20
 wait = 12
 # The crash below must land inside the first ceremony: phases run to their deadlines here
 # instead of closing when their last post lands.
@@ -93,7 +94,7 @@ async fn five_processes_fresh_then_reshare_with_a_crash_and_a_byzantine_node() {
     .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     procs[CRASHED] = None; // SIGKILL
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     procs[CRASHED] = Some(net.start(CRASHED, fault(CRASHED)));
 
     // A fresh view and then a reshare.

@@ -797,9 +797,12 @@ async fn a_new_call_identical_to_a_mined_unconfirmed_one_is_sent() {
     assert_eq!(stake().await, U256::from(STAKE + 50));
 
     anvil.set_automine(true).await.unwrap();
+    // A patient clone (it shares the kept sends): half a second for the receipt is too short
+    // a wait on a loaded machine.
+    let patient = c.clone().with_receipt_timeout(Duration::from_secs(30));
     let CallOutcome::Included {
         tx_hash: second, ..
-    } = c.send_calldata(input.clone(), value).await.unwrap()
+    } = patient.send_calldata(input.clone(), value).await.unwrap()
     else {
         panic!("the new call reverted")
     };

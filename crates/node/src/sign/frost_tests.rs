@@ -344,11 +344,16 @@ fn answer_refused_bytes() -> Vec<u8> {
 /// The FROST requests the members got: (member, round, signing session).
 type RequestLog = Arc<StdMutex<Vec<(usize, u8, [u8; 32])>>>;
 
+/// How long a [`Behaviour::HonestAfterFaulty`] member waits after the faulty one committed:
+/// long enough for that commitment to reach the coordinator first on a loaded machine.
+const HONEST_AFTER_FAULTY_DELAY: Duration = Duration::from_millis(1000);
+
 /// How a test member answers FROST rounds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Behaviour {
     /// Honest, but its round-one answers wait until the first member that is not honest has
-    /// committed (and 400 ms more), so that member is among the first `t` of the first attempt.
+    /// committed (and [`HONEST_AFTER_FAULTY_DELAY`] more), so that member is among the first `t`
+    /// of the first attempt.
     HonestAfterFaulty,
     /// Honest and prompt.
     Honest,
@@ -454,7 +459,7 @@ async fn committee(t: usize, behaviours: &[Behaviour], timeout_ms: u64) -> Commi
                 tokio::spawn(async move {
                     if round == 1 && behaviour == Behaviour::HonestAfterFaulty {
                         let _ = gate.subscribe().wait_for(|committed| *committed).await;
-                        tokio::time::sleep(Duration::from_millis(400)).await;
+                        tokio::time::sleep(HONEST_AFTER_FAULTY_DELAY).await;
                     }
                     let answer = tokio::task::spawn_blocking(move || {
                         service.answer_frost(&session, from_identity.as_deref(), &payload)
@@ -606,7 +611,7 @@ async fn a_signer_silent_in_round_two_is_named_unresponsive_and_left_out() {
             HonestAfterFaulty,
             SilentInRoundTwo,
         ],
-        2000,
+        3000,
     )
     .await;
     let message = b"signed after a timeout";

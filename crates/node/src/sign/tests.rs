@@ -145,7 +145,10 @@ async fn a_caller_past_its_burst_is_rate_limited() {
     }
     let (status, body) = post(addr, Some(TOKEN), GOOD).await;
     assert_eq!((status, code(&body)), (429, "rate_limited"));
-    assert_eq!(body["retry_after_secs"], 100);
+    // One token per 100 s: the wait is what is left of that since the burst was spent (three
+    // loopback requests ago, so within a few seconds of 100 even on a loaded machine).
+    let wait = body["retry_after_secs"].as_u64().expect("retry_after_secs");
+    assert!((95..=100).contains(&wait), "{wait}");
 }
 
 #[tokio::test]
@@ -432,7 +435,13 @@ async fn timed_out_requests_free_their_pending_slot_while_members_still_hold_the
         }
         assert!(s.try_slot().is_some(), "request {i} kept its slot");
     }
-    // The members did get the requests and hold them unanswered.
+    // The members did get the requests and hold them unanswered (on a loaded machine the
+    // first may reach them only after its request timed out).
+    if held.is_empty()
+        && let Ok(Some(reply)) = tokio::time::timeout(Duration::from_secs(10), held_rx.recv()).await
+    {
+        held.push(reply);
+    }
     assert!(!held.is_empty());
     assert_eq!(s.metrics().sign.rejections("queue_full"), 0);
     assert_eq!(s.metrics().sign.rejections("no_quorum"), 3);
