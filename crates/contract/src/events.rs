@@ -45,6 +45,9 @@ pub enum Event {
         stake: u64,
         /// Network identity.
         network: NetworkIdentity,
+        /// Share-encryption key: what a ceremony spec must name for this node as a player
+        /// (nodes check it before they encrypt a share to it).
+        encryption_key: Hex<32>,
     },
     /// A node's stake changed by its own transaction.
     StakeChanged {

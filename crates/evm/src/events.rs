@@ -295,6 +295,7 @@ impl Translator {
                     identity: Hex(identity),
                     stake: stake_u64(r.stake),
                     network,
+                    encryption_key: Hex(r.encryptionKey.0),
                 }]
             }
             BoardInput::StakeChanged { account, stake } => {

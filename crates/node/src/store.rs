@@ -313,9 +313,13 @@ pub struct NodeState {
     /// Registered nodes (identity hex -> network identity): address hints.
     pub registry: BTreeMap<String, NetworkIdentity>,
     /// Registered nodes' verifiable-encryption keys (identity hex to key hex), from
-    /// `VerifiableKeySet`: the keys a signing-key ceremony's players must have.
+    /// `VerifiableKeySet`: the keys a complaint-variant ceremony's players must have.
     #[serde(default)]
     pub verifiable_keys: BTreeMap<String, String>,
+    /// Registered nodes' share-encryption keys (identity hex to key hex), from `Registered`:
+    /// the keys every ceremony's players must have.
+    #[serde(default)]
+    pub encryption_keys: BTreeMap<String, String>,
     /// Whether this database has once processed the chain up to the head the runtime reported.
     /// From then on it is the node's only record (one database per key): a ceremony it has no
     /// record of, started while it later catches up again after being down, is one this node

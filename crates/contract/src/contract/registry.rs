@@ -63,6 +63,7 @@ impl Contract {
             identity: sender,
             stake,
             network: network.clone(),
+            encryption_key: enc,
         }])
     }
 

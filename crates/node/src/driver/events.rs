@@ -113,6 +113,17 @@ impl Driver {
             reshare,
             "committee selected"
         );
+        let seated = role.takes_part() || self.state.shares.iter().any(|s| s.view + 1 == view);
+        if seated && let Err(why) = self.check_player_keys(spec, ceremony.config().variant) {
+            warn!(
+                view,
+                ceremony_number,
+                why,
+                "the ceremony's spec names keys its players did not set; not taking part"
+            );
+            self.fault_seen("ceremony_spec_mismatch");
+            return Ok(());
+        }
         let seat = if role.takes_part() {
             // Selected in a block this node is catching up on (after a restart, or with a lost
             // database): it may have contributed already, and decides once caught up.
@@ -139,6 +150,42 @@ impl Driver {
                 batch,
                 effects,
             )?;
+        }
+        Ok(())
+    }
+
+    /// A spec names the key each player's shares are encrypted to, so each must be the one the
+    /// player registered (`Registered`) and, in the complaint variant, the verifiable-encryption
+    /// key it set (`VerifiableKeySet`), both recorded by this node: otherwise a chain could
+    /// name keys of its choosing and read the shares. Checked before this node deals, plays or
+    /// follows the board to sign the handover, for view-change and signing-key ceremonies alike.
+    pub(super) fn check_player_keys(
+        &self,
+        spec: &CeremonySpec,
+        variant: Variant,
+    ) -> Result<(), &'static str> {
+        for p in &spec.players {
+            if self.state.encryption_keys.get(&hex::encode(p.identity.0))
+                != Some(&hex::encode(p.encryption_key.0))
+            {
+                return Err("a player's encryption key is not the one it registered");
+            }
+        }
+        if variant == Variant::Complaint {
+            self.check_verifiable_keys(spec)?;
+        }
+        Ok(())
+    }
+
+    fn check_verifiable_keys(&self, spec: &CeremonySpec) -> Result<(), &'static str> {
+        if spec.verifiable_keys.len() != spec.players.len() {
+            return Err("not one verifiable-encryption key per player");
+        }
+        for (p, key) in spec.players.iter().zip(&spec.verifiable_keys) {
+            if self.state.verifiable_keys.get(&hex::encode(p.identity.0)) != Some(&key.to_string())
+            {
+                return Err("a player's verifiable-encryption key is not the one it set on chain");
+            }
         }
         Ok(())
     }
@@ -192,6 +239,11 @@ impl Driver {
                 self.state
                     .registry
                     .insert(hex::encode(identity.0), network.clone());
+                if let Event::Registered { encryption_key, .. } = e {
+                    self.state
+                        .encryption_keys
+                        .insert(hex::encode(identity.0), hex::encode(encryption_key.0));
+                }
                 if identity.0 == self.me.to_bytes() {
                     if matches!(e, Event::Registered { .. }) {
                         info!(height, "registered on chain");
@@ -219,6 +271,7 @@ impl Driver {
             Event::Deregistered { identity, .. } => {
                 self.state.registry.remove(&hex::encode(identity.0));
                 self.state.verifiable_keys.remove(&hex::encode(identity.0));
+                self.state.encryption_keys.remove(&hex::encode(identity.0));
                 if identity.0 == self.me.to_bytes() {
                     self.state.registered = false;
                     self.observe(Observation::Registration { registered: false });

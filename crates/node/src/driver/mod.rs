@@ -10,10 +10,12 @@
 //! on its [`Step`]s and keeps what the follower does not: storage, secrets, effects, reports.
 //! - `Registered`/`NetworkUpdated` keep a registry of network identities: the peer id and
 //!   addresses each validator signed into its registration, which the runtime binds the
-//!   validator's identity to so that its messages go straight to that peer;
+//!   validator's identity to so that its messages go straight to that peer. `Registered` and
+//!   `VerifiableKeySet` also record each validator's encryption keys;
 //! - a ceremony start ([`Step::CeremonyStarted`]) starts a participant if this node deals or
 //!   plays in the ceremony (the previous view's share is loaded for a resharing dealer) and
-//!   feeds it `Start`;
+//!   feeds it `Start`, once the spec is found to name for each player the keys that player
+//!   registered and set (a chain naming its own key would read that player's shares);
 //! - board posts and deadlines of the ceremony feed `BoardPost` and `Deadline`: the contract
 //!   emits exactly the board's inputs in the order it applied them, so the node's board is the
 //!   contract's board. A run of consecutive posts of a block comes as one batch

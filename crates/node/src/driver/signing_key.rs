@@ -386,15 +386,7 @@ impl Driver {
         {
             return Err("thresholds below the view's");
         }
-        if spec.verifiable_keys.len() != spec.players.len() {
-            return Err("not one verifiable-encryption key per player");
-        }
-        for (p, key) in spec.players.iter().zip(&spec.verifiable_keys) {
-            if self.state.verifiable_keys.get(&hex::encode(p.identity.0)) != Some(&key.to_string())
-            {
-                return Err("a player's verifiable-encryption key is not the one it set on chain");
-            }
-        }
+        self.check_player_keys(spec, Variant::Complaint)?;
         if let Some(r) = reshare {
             let latest = self
                 .state

@@ -399,3 +399,55 @@ fn a_view_ceremony_reconstruction_post_dropped_at_the_deadline_is_reported_and_c
     assert_eq!(slashed, vec![("missed_feldman", true)]);
     verify_magic_block_chain(&block.block.group_key.0, std::slice::from_ref(block)).unwrap();
 }
+
+/// A chain that names, in a complaint-variant spec, a verifiable-encryption key of its own
+/// choosing for one player (and announces the session that spec makes) would read that
+/// player's pairs; no member deals, plays or posts in it, because each checks every player's
+/// key against the one the player set on chain. Untampered, the same run completes (the test
+/// above).
+#[test]
+fn a_spec_naming_a_key_a_player_did_not_set_gets_nobody_to_take_part() {
+    use keyquorum_contract::hex::Hex;
+    use keyquorum_contract::tx::TxBody;
+    use keyquorum_crypto::verifiable_encrypt::VerifiableEncryptionSecretKey;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    const N: usize = 4;
+    let mut h = harness(
+        config("complaint-keys", N as u32, 3, DkgVariant::Complaint),
+        N,
+    );
+    let chains_key =
+        VerifiableEncryptionSecretKey::generate(&mut ChaCha20Rng::from_seed([0x5e; 32]))
+            .public_key();
+    h.tamper = Some(Box::new(move |e: &mut Event| {
+        if let Event::CommitteeSelected {
+            session_id, spec, ..
+        } = e
+        {
+            spec.verifiable_keys[1] = Hex(chains_key.to_bytes());
+            *session_id = Hex(*spec.ceremony().unwrap().id());
+        }
+    }));
+    h.run_until(80, |h| {
+        h.events()
+            .any(|e| matches!(e, Event::CommitteeSelected { .. }))
+    });
+    for _ in 0..30 {
+        h.step();
+    }
+    for i in 0..N {
+        assert!(
+            h.sent[i].is_empty(),
+            "node {i} sent {} messages",
+            h.sent[i].len()
+        );
+        assert!(
+            !h.submitted[i]
+                .iter()
+                .any(|b| matches!(b, TxBody::DkgPost { .. })),
+            "node {i} posted"
+        );
+    }
+    assert_eq!(h.contract.state().current_view, 0);
+}

@@ -17,6 +17,7 @@ mod signing_key;
 mod signing_key_catch_up;
 mod signing_key_faults;
 mod signing_key_reshare;
+mod spec_checks;
 mod status_and_metrics;
 mod unconfirmed_send;
 mod view_catch_up;
