@@ -320,6 +320,13 @@ pub struct NodeState {
     /// the keys every ceremony's players must have.
     #[serde(default)]
     pub encryption_keys: BTreeMap<String, String>,
+    /// Whether this database recorded those keys (`encryption_keys`, `verifiable_keys`) from
+    /// the chain's first block: true for every database made since they are recorded. An
+    /// older one lacks the keys of nodes registered before its upgrade, and a spec naming a
+    /// key it has no record of is then taken as it is (as before the check existed) instead
+    /// of refused; a key it did record must still match.
+    #[serde(default)]
+    pub keys_recorded_from_start: bool,
     /// Whether this database has once processed the chain up to the head the runtime reported.
     /// From then on it is the node's only record (one database per key): a ceremony it has no
     /// record of, started while it later catches up again after being down, is one this node

@@ -165,9 +165,11 @@ impl Driver {
         variant: Variant,
     ) -> Result<(), &'static str> {
         for p in &spec.players {
-            if self.state.encryption_keys.get(&hex::encode(p.identity.0))
-                != Some(&hex::encode(p.encryption_key.0))
-            {
+            if !self.key_recorded(
+                &self.state.encryption_keys,
+                &p.identity,
+                &hex::encode(p.encryption_key.0),
+            ) {
                 return Err("a player's encryption key is not the one it registered");
             }
         }
@@ -182,12 +184,25 @@ impl Driver {
             return Err("not one verifiable-encryption key per player");
         }
         for (p, key) in spec.players.iter().zip(&spec.verifiable_keys) {
-            if self.state.verifiable_keys.get(&hex::encode(p.identity.0)) != Some(&key.to_string())
-            {
+            if !self.key_recorded(&self.state.verifiable_keys, &p.identity, &key.to_string()) {
                 return Err("a player's verifiable-encryption key is not the one it set on chain");
             }
         }
         Ok(())
+    }
+
+    /// Whether `key` is the one recorded for `identity`; with no record, whether this
+    /// database predates the records ([`NodeState::keys_recorded_from_start`]).
+    fn key_recorded(
+        &self,
+        recorded: &std::collections::BTreeMap<String, String>,
+        identity: &Hex<96>,
+        key: &str,
+    ) -> bool {
+        match recorded.get(&hex::encode(identity.0)) {
+            Some(k) => k == key,
+            None => !self.state.keys_recorded_from_start,
+        }
     }
 
     /// What the node notes about an event besides the ceremony it follows: the registry of

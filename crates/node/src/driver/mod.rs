@@ -337,6 +337,7 @@ impl Driver {
     ) -> Result<(Self, Vec<Effect>), DriverError> {
         let state = store.load_state()?.unwrap_or(NodeState {
             cursor: 1,
+            keys_recorded_from_start: true,
             ..Default::default()
         });
         let me = keys.identity().public().clone();

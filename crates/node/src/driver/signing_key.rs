@@ -6,7 +6,7 @@
 //! holders deal their shares (also those no longer in the committee, who deal without playing)
 //! and the view's members play. Before taking part a node checks the ceremony against what it
 //! recorded itself (`check_signing_members`): the players are the view's members, the
-//! thresholds the view's, each player's verifiable-encryption key the one it set on chain, and
+//! thresholds the view's, each player's encryption keys the ones it registered and set on chain, and
 //! a reshare's dealers, public key shares, threshold and group key those of the latest key it
 //! recorded. A holder deals only a share that matches its public key share, and plays only
 //! when it has none.
@@ -341,9 +341,9 @@ impl Driver {
     /// The thresholds must be the view's, less at most one for each member left out (what
     /// resolving the view's sizes for fewer members can take away), so a chain cannot lower
     /// `t` to have dealers send their polynomials' constant terms nearly in the clear. Each
-    /// player's verifiable-encryption key must be the one it set on chain (`VerifiableKeySet`,
-    /// which this node records), so a chain cannot have pairs encrypted to keys of its
-    /// choosing.
+    /// player's keys must be the ones it registered and set on chain (`Registered`,
+    /// `VerifiableKeySet`, which this node records; [`Driver::check_player_keys`]), so a chain
+    /// cannot have pairs encrypted to keys of its choosing.
     ///
     /// A reshare must be of the latest signing key this node recorded (checked against its own
     /// board's record when it held a seat in that ceremony, [`Driver::on_signing_key_created`]),

@@ -15,6 +15,7 @@ use keyquorum_contract::config::KeyMode;
 use keyquorum_contract::hex::Hex;
 use keyquorum_contract::tx::TxBody;
 use keyquorum_crypto::encrypt::EncryptionSecretKey;
+use keyquorum_node::store::Store;
 
 const N: usize = 4;
 
@@ -61,4 +62,63 @@ fn a_spec_naming_an_encryption_key_a_player_did_not_register_gets_nobody_to_take
         );
     }
     assert_eq!(h.contract.state().current_view, 0);
+}
+
+/// Drops every node and rewrites its stored state as a database made before the key records
+/// existed would read (no keys recorded, not recorded from the start), or as a new one that
+/// lost them (`from_start`), then reopens it.
+fn without_key_records(h: &mut Harness, from_start: bool) {
+    for i in 0..N {
+        h.drivers[i] = None;
+        let store = Store::open(&h.paths[i]).unwrap();
+        let mut state = store.load_state().unwrap().unwrap();
+        state.encryption_keys.clear();
+        state.keys_recorded_from_start = from_start;
+        let mut b = store.begin().unwrap();
+        b.put_state(&state).unwrap();
+        b.commit().unwrap();
+        drop(store);
+        let effects = h.reopen(i);
+        h.apply(i, effects);
+    }
+}
+
+fn registered_network() -> Harness {
+    let mut config = common::small_network("spec-checks-upgrade", N as u32, 3, KeyMode::Fresh);
+    config.first_view_change = 6;
+    let stakes: Vec<u64> = (0..N as u64).map(|i| 100 - i).collect();
+    let mut h = Harness::new(config, &stakes);
+    h.run_until(5, |h| {
+        h.events()
+            .filter(|e| matches!(e, Event::Registered { .. }))
+            .count()
+            == N
+    });
+    h
+}
+
+/// A database from before the key records holds no key of the nodes registered before its
+/// upgrade; its node takes the spec's keys for those (as it did before the check existed)
+/// instead of sitting out every ceremony, and view 1 is made. A database that records keys
+/// from the start and has none for a player refuses the spec: nobody takes part.
+#[test]
+fn a_database_from_before_the_key_records_takes_part_and_a_newer_one_refuses_unknown_keys() {
+    let mut h = registered_network();
+    without_key_records(&mut h, false);
+    h.run_until(80, |h| h.contract.state().current_view >= 1);
+    assert_eq!(h.contract.state().current_view, 1);
+
+    let mut h = registered_network();
+    without_key_records(&mut h, true);
+    h.run_until(40, |h| {
+        h.events()
+            .any(|e| matches!(e, Event::CommitteeSelected { .. }))
+    });
+    for _ in 0..20 {
+        h.step();
+    }
+    assert_eq!(h.contract.state().current_view, 0);
+    for i in 0..N {
+        assert!(h.sent[i].is_empty(), "node {i} sent messages");
+    }
 }
