@@ -6,10 +6,10 @@
 //! holders deal their shares (also those no longer in the committee, who deal without playing)
 //! and the view's members play. Before taking part a node checks the ceremony against what it
 //! recorded itself (`check_signing_members`): the players are the view's members, the
-//! thresholds the view's, each player's encryption keys the ones it registered and set on chain, and
-//! a reshare's dealers, public key shares, threshold and group key those of the latest key it
-//! recorded. A holder deals only a share that matches its public key share, and plays only
-//! when it has none.
+//! thresholds the view's, each player's encryption keys the ones it registered and set on
+//! chain, and a reshare's dealers, public key shares, threshold and group key those of the
+//! latest key it recorded. A holder deals only a share that matches its public key share,
+//! and plays only when it has none.
 //!
 //! Crash safety is the view ceremonies': the seed is sealed before `Start`, every input is
 //! logged under the session id before it is consumed, and [`Driver::open`] rebuilds the
