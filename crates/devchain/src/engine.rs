@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::block::{Block, GENESIS_PARENT, TxReceipt, block_hash};
+use crate::block::{Block, TxReceipt, block_hash};
 use crate::config::ChainConfig;
 use crate::error::{ChainError, SubmitError};
+use crate::replay::{Replay, ReplayError, apply_one, prepare_one, to_json};
 use crate::state_machine::{StateMachine, TxHash, TxRejection};
 use crate::store::{PendingTx, Store};
 
@@ -107,89 +107,27 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn to_json<E: Serialize>(events: Vec<E>) -> Vec<Value> {
-    events
-        .into_iter()
-        .map(|e| {
-            serde_json::to_value(&e)
-                .unwrap_or_else(|err| Value::String(format!("unserializable event: {err}")))
-        })
-        .collect()
-}
-
-/// Runs `apply_tx`, turning a panic into a rejection (replay panics the same way, so the
-/// outcome stays deterministic).
-fn apply_one<S: StateMachine>(
-    sm: &mut S,
-    tx: &[u8],
-    height: u64,
-) -> (Vec<Value>, Option<TxRejection>) {
-    match catch_unwind(AssertUnwindSafe(|| sm.apply_tx(tx, height))) {
-        Ok(Ok(events)) => (to_json(events), None),
-        Ok(Err(rejection)) => (Vec::new(), Some(rejection)),
-        Err(p) => (
-            Vec::new(),
-            Some(TxRejection::new("panic", panic_message(&*p))),
-        ),
-    }
-}
-
 impl<S: StateMachine> Engine<S> {
     /// Rebuilds the state by replaying every stored block through `sm` (which must be in its
     /// initial state), checking the hash chain and that the replayed outcomes equal the stored
     /// ones, then reloads the pending transactions into the mempool.
     pub fn recover(
-        mut sm: S,
+        sm: S,
         store: Store,
         limits: Limits,
         height_tx: watch::Sender<u64>,
         blocks_tx: broadcast::Sender<Arc<Block>>,
     ) -> Result<Self, ChainError> {
-        let mut height = 0u64;
-        let mut last_hash = GENESIS_PARENT;
+        let mut replay = Replay::new(sm);
         store.for_each_block(|b| {
-            if b.height != height + 1 {
-                return Err(ChainError::Corrupt(format!(
-                    "block {} follows block {height}",
-                    b.height
-                )));
-            }
-            if b.parent_hash != last_hash || b.computed_hash() != b.hash {
-                return Err(ChainError::Corrupt(format!(
-                    "hash chain broken at block {}",
-                    b.height
-                )));
-            }
-            for (i, r) in b.txs.iter().enumerate() {
-                let (events, rejected) = apply_one(&mut sm, &r.tx, b.height);
-                if events != r.events || rejected != r.rejected {
-                    return Err(ChainError::ReplayDiverged {
-                        height: b.height,
-                        detail: format!(
-                            "tx {i} ({}): stored events {:?} / rejection {:?}, replay gave {:?} / {:?}",
-                            hex::encode(r.hash),
-                            r.events,
-                            r.rejected,
-                            events,
-                            rejected
-                        ),
-                    });
+            replay.apply(&b).map_err(|e| match e {
+                ReplayError::Diverged { height, detail } => {
+                    ChainError::ReplayDiverged { height, detail }
                 }
-            }
-            let end = to_json(sm.end_block(b.height));
-            if end != b.end_block_events {
-                return Err(ChainError::ReplayDiverged {
-                    height: b.height,
-                    detail: format!(
-                        "end_block stored {:?}, replay gave {end:?}",
-                        b.end_block_events
-                    ),
-                });
-            }
-            height = b.height;
-            last_hash = b.hash;
-            Ok(())
+                other => ChainError::Corrupt(other.to_string()),
+            })
         })?;
+        let (sm, height, last_hash) = replay.into_parts();
 
         let pending = store.pending()?;
         let next_seq = pending.last().map_or(0, |p| p.seq + 1);
@@ -395,6 +333,15 @@ impl<S: StateMachine> Engine<S> {
         }
         let mut seqs = Vec::with_capacity(take);
         let mut txs = Vec::with_capacity(take);
+        prepare_one(
+            &mut self.sm,
+            &self
+                .mempool
+                .iter()
+                .take(take)
+                .map(|p| p.tx.as_slice())
+                .collect::<Vec<_>>(),
+        );
         for p in self.mempool.drain(..take) {
             let (events, rejected) = apply_one(&mut self.sm, &p.tx, height);
             seqs.push(p.seq);

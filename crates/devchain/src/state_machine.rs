@@ -59,11 +59,29 @@ pub trait StateMachine: Send + 'static {
     /// (the state may change in between, e.g. two transactions with the same nonce).
     fn check_tx(&self, tx: &[u8]) -> Result<TxHash, TxRejection>;
 
+    /// The hash `check_tx` gives `tx`, whatever the state: a block's receipts name their
+    /// transactions by it, and a replay refuses a receipt whose hash is not its bytes' (a chain
+    /// could otherwise label one transaction with another's hash). `None`, the default, for a
+    /// machine that does not say; its receipts' hashes are then not checked.
+    fn tx_hash(&self, tx: &[u8]) -> Option<TxHash> {
+        let _ = tx;
+        None
+    }
+
     /// Validates and applies one transaction in the block at `height`. On `Err` the state must
     /// be unchanged; the chain still records the transaction in the block, with the rejection,
     /// so every transaction admitted to the mempool ends up in a block (and an applied one in
     /// exactly one).
     fn apply_tx(&mut self, tx: &[u8], height: u64) -> Result<Vec<Self::Event>, TxRejection>;
+
+    /// Called with all of a block's transactions before the first is applied, to prepare work
+    /// that is cheaper for the block as a whole (verifying the transactions' signatures in one
+    /// batch, say). Must not change what [`StateMachine::apply_tx`] and
+    /// [`StateMachine::end_block`] answer: the chain calls it when it makes a block and when it
+    /// replays one, a follower when it re-executes one. The default does nothing.
+    fn prepare_block(&mut self, txs: &[&[u8]]) {
+        let _ = txs;
+    }
 
     /// Called once per block after its transactions (phase deadlines, timeouts, ...). Blocks are
     /// produced at a fixed interval even when empty, so heights measure time.

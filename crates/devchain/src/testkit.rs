@@ -186,6 +186,10 @@ impl StateMachine for KvMachine {
         Ok(KvTx::hash_of(tx))
     }
 
+    fn tx_hash(&self, tx: &[u8]) -> Option<TxHash> {
+        Some(KvTx::hash_of(tx))
+    }
+
     fn apply_tx(&mut self, tx: &[u8], _height: u64) -> Result<Vec<KvEvent>, TxRejection> {
         let t = self.decode(tx)?;
         self.nonces.insert(t.from.clone(), t.nonce);

@@ -6,5 +6,6 @@ mod crash;
 mod fuzz_client;
 mod http_api;
 mod persistence;
+mod replay;
 mod resubmit;
 mod test_node_cli;
