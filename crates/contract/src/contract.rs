@@ -14,7 +14,7 @@ mod registry;
 mod signing_keys;
 mod slashing;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -24,8 +24,9 @@ use keyquorum_dkg::Variant;
 use keyquorum_dkg::board::{Board, Outcome};
 use keyquorum_dkg::complaint::ComplaintBoard;
 use keyquorum_dkg::complaint::messages::SignedComplaintPost;
-use keyquorum_dkg::identity::IdentityPublicKey;
+use keyquorum_dkg::identity::{self, IdentityPublicKey};
 use keyquorum_dkg::messages::SignedPost;
+use keyquorum_dkg::preverify::preverify_posts;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -139,6 +140,20 @@ pub struct Contract {
     /// The running signing-key ceremony's board, derived from `state.signing`.
     signing_live: Option<signing_keys::SigningLive>,
     max_tx_len: usize,
+    /// Transactions of the block being applied whose signatures [`Contract::prepare_block`]
+    /// verified in one batch, by [`presigned_key`]; emptied at the end of every block.
+    presigned: HashSet<[u8; 32]>,
+}
+
+/// What identifies a transaction's signature check: the sender, the signed digest and the
+/// signature.
+fn presigned_key(tx: &Transaction, digest: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"keyquorum/presigned-tx/v1");
+    h.update(tx.sender.as_bytes());
+    h.update(digest);
+    h.update(tx.signature.0);
+    h.finalize().into()
 }
 
 impl fmt::Debug for Contract {
@@ -187,6 +202,7 @@ impl Contract {
             state,
             live: None,
             signing_live: None,
+            presigned: HashSet::new(),
         })
     }
 
@@ -222,6 +238,7 @@ impl Contract {
             state,
             live,
             signing_live,
+            presigned: HashSet::new(),
         })
     }
 
@@ -341,7 +358,10 @@ impl Contract {
         {
             return Err(Rejection::WrongHeight { last, got: height });
         }
-        if !tx.verify_signature(&self.config.chain_id) {
+        let digest = tx.signed_digest(&self.config.chain_id);
+        if !self.presigned.contains(&presigned_key(tx, &digest))
+            && !tx.sender.verify_digest(&digest, &tx.signature)
+        {
             return Err(Rejection::BadSignature);
         }
         let sender = key_of(&tx.sender);
@@ -395,6 +415,54 @@ impl Contract {
         Ok(events)
     }
 
+    /// Verifies the signatures of a block's transactions before they are applied, in batches:
+    /// the transactions' own (one multi-pairing, [`identity::verify_batch`]) and the board
+    /// posts' of the running ack-or-reveal ceremony (with their aggregate acks, into the
+    /// ceremony's check cache, [`preverify_posts`]). Applying the transactions then finds the
+    /// answers instead of verifying one signature at a time. Nothing else changes, and what
+    /// [`Contract::apply_tx`] answers is the same with or without it: a batch that fails
+    /// records nothing (each transaction is then checked alone), and a post's cached answer is
+    /// the board's own per-item answer.
+    pub fn prepare_block(&mut self, txs: &[&[u8]]) {
+        self.presigned.clear();
+        let decoded: Vec<Transaction> = txs
+            .iter()
+            .filter_map(|b| Transaction::decode(b, self.max_tx_len).ok())
+            .collect();
+        let digests: Vec<[u8; 32]> = decoded
+            .iter()
+            .map(|t| t.signed_digest(&self.config.chain_id))
+            .collect();
+        let items: Vec<_> = decoded
+            .iter()
+            .zip(&digests)
+            .map(|(t, d)| (&t.sender, *d, &t.signature))
+            .collect();
+        if identity::verify_batch(&items) {
+            for (t, d) in decoded.iter().zip(&digests) {
+                self.presigned.insert(presigned_key(t, d));
+            }
+        }
+        if let Some(Live {
+            ceremony,
+            board: LiveBoard::AckReveal(_),
+        }) = &self.live
+        {
+            let n = ceremony.n();
+            let posts: Vec<SignedPost<Group>> = decoded
+                .iter()
+                .filter_map(|t| match &t.body {
+                    TxBody::DkgPost { post } => SignedPost::decode(post, n).ok(),
+                    _ => None,
+                })
+                .collect();
+            if !posts.is_empty() {
+                let refs: Vec<&SignedPost<Group>> = posts.iter().collect();
+                preverify_posts(ceremony, &refs);
+            }
+        }
+    }
+
     /// Ends the block at `height`: runs every deadline that is due (phase changes, the board's
     /// publish retries, outcomes, magic block creation, view activation) and starts a view
     /// change when one is scheduled. Heights that do not increase are ignored.
@@ -407,6 +475,7 @@ impl Contract {
     /// signature it needs. Nothing a later post in the phase could do changes the outcome
     /// then, and a phase with a silent member still runs to its deadline.
     pub fn end_block(&mut self, height: u64) -> Vec<Event> {
+        self.presigned.clear();
         if let Some(last) = self.state.last_block
             && height <= last
         {

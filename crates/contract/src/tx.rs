@@ -512,9 +512,19 @@ impl Transaction {
 
     /// Whether the signature is the sender's over this transaction on `chain_id`.
     pub fn verify_signature(&self, chain_id: &str) -> bool {
-        let payload = signing_payload(chain_id, &self.sender, self.nonce, &self.body);
         self.sender
-            .verify(Purpose::Transaction, &payload, &self.signature)
+            .verify_digest(&self.signed_digest(chain_id), &self.signature)
+    }
+
+    /// What the sender signed on `chain_id`: the [`Purpose::Transaction`] digest of the
+    /// signing payload.
+    pub fn signed_digest(&self, chain_id: &str) -> [u8; 32] {
+        Purpose::Transaction.digest(&signing_payload(
+            chain_id,
+            &self.sender,
+            self.nonce,
+            &self.body,
+        ))
     }
 
     /// Canonical encoding.

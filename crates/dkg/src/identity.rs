@@ -355,6 +355,58 @@ pub fn verify_aggregate_digest(
     bls_aggregate::fast_aggregate_verify(&keys, digest, &sig).is_ok()
 }
 
+/// Whether every item (a key, a digest as [`Purpose::digest`] gives it, a signature) verifies,
+/// checked at once: `e(sum_k r_k sig_k, G2) == prod_k e(r_k H(digest_k), key_k)` with one
+/// multi-pairing (blst's `verify_multiple_aggregate_signatures`), the signatures
+/// subgroup-checked. The weights `r_k` are odd 128-bit numbers drawn from a ChaCha20 stream
+/// seeded with SHA-256 of every input, so the answer is a function of the items alone; if some
+/// item is false the check passes with probability at most `2^-127` over them (the
+/// small-exponents test of Bellare, Garay and Rabin, Eurocrypt 1998). `false` says only that
+/// some item is false: a caller that must know which checks them one by one
+/// ([`IdentityPublicKey::verify_digest`]), which is also what decides.
+pub fn verify_batch(items: &[(&IdentityPublicKey, [u8; 32], &IdentitySignature)]) -> bool {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::{RngCore, SeedableRng};
+    use sha2::{Digest, Sha256};
+
+    if items.is_empty() {
+        return true;
+    }
+    let Some(sigs) = items
+        .iter()
+        .map(|(_, _, s)| Signature::sig_validate(&s.0, true).ok())
+        .collect::<Option<Vec<_>>>()
+    else {
+        return false;
+    };
+    let mut seed = Sha256::new();
+    seed.update(b"keyquorum/identity-batch/v1");
+    for (key, digest, sig) in items {
+        seed.update(key.bytes);
+        seed.update(digest);
+        seed.update(sig.0);
+    }
+    let mut rng = ChaCha20Rng::from_seed(seed.finalize().into());
+    let weights: Vec<blst::blst_scalar> = items
+        .iter()
+        .map(|_| {
+            // Little-endian: the low 16 bytes random, the lowest bit set (never zero).
+            let mut b = [0u8; 32];
+            rng.fill_bytes(&mut b[..16]);
+            b[0] |= 1;
+            blst::blst_scalar { b }
+        })
+        .collect();
+    let messages: Vec<&[u8]> = items.iter().map(|(_, d, _)| d.as_slice()).collect();
+    let keys: Vec<&PublicKey> = items.iter().map(|(k, _, _)| &k.pk).collect();
+    let sig_refs: Vec<&Signature> = sigs.iter().collect();
+    // Keys are validated when decoded, signatures (subgroup, not the identity) above, as
+    // `verify_digest` validates them.
+    Signature::verify_multiple_aggregate_signatures(
+        &messages, SIG_DST, &keys, false, &sig_refs, false, &weights, 128,
+    ) == BLST_ERROR::BLST_SUCCESS
+}
+
 /// Decodes a signature as the verification functions here do (canonical, on the curve, in the
 /// prime-order subgroup, not the identity); `None` exactly when they would refuse it outright.
 pub(crate) fn decode_signature_checked(sig: &IdentitySignature) -> Option<blst::blst_p1_affine> {
@@ -369,6 +421,54 @@ mod tests {
 
     fn key(i: u8) -> IdentityKeypair {
         IdentityKeypair::from_seed(&[i; 32]).unwrap()
+    }
+
+    #[test]
+    fn a_batch_verifies_exactly_when_every_item_does() {
+        let keys: Vec<IdentityKeypair> = (1..=5).map(key).collect();
+        let digests: Vec<[u8; 32]> = (0..5u8)
+            .map(|i| Purpose::Transaction.digest(&[i]))
+            .collect();
+        let signed = |k: &IdentityKeypair, d: &[u8; 32]| {
+            IdentitySignature(k.sk.sign(d, SIG_DST, &[]).to_bytes())
+        };
+        let sigs: Vec<IdentitySignature> = keys
+            .iter()
+            .zip(&digests)
+            .map(|(k, d)| signed(k, d))
+            .collect();
+        // The batch's answer, and whether every item verifies alone.
+        let answers = |keys: &[&IdentityPublicKey], sigs: &[IdentitySignature]| {
+            let items: Vec<_> = keys
+                .iter()
+                .zip(&digests)
+                .zip(sigs)
+                .map(|((k, d), s)| (*k, *d, s))
+                .collect();
+            let alone = items.iter().all(|(k, d, s)| k.verify_digest(d, s));
+            (verify_batch(&items), alone)
+        };
+        let publics: Vec<&IdentityPublicKey> = keys.iter().map(|k| k.public()).collect();
+        assert_eq!(answers(&publics, &sigs), (true, true));
+        assert!(verify_batch(&[]));
+        // One signature by another key, two swapped, the identity, bytes off the curve, a valid
+        // signature under another item's key: each fails the batch as it fails alone.
+        let mut wrong = sigs.clone();
+        wrong[2] = signed(&key(9), &digests[2]);
+        let mut swapped = sigs.clone();
+        swapped.swap(0, 1);
+        let mut identity = sigs.clone();
+        let mut infinity = [0u8; SIGNATURE_LEN];
+        infinity[0] = 0xc0;
+        identity[4] = IdentitySignature(infinity);
+        let mut garbage = sigs.clone();
+        garbage[3] = IdentitySignature([0xab; SIGNATURE_LEN]);
+        for bad in [&wrong, &swapped, &identity, &garbage] {
+            assert_eq!(answers(&publics, bad), (false, false));
+        }
+        let mut moved = publics.clone();
+        moved[0] = keys[1].public();
+        assert_eq!(answers(&moved, &sigs), (false, false));
     }
 
     #[test]

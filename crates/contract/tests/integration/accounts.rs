@@ -397,3 +397,51 @@ proptest! {
         }
     }
 }
+
+/// `Contract::prepare_block` verifies a block's signatures in one batch before the block is
+/// applied; what the transactions and the block's end answer is the same without it: a block
+/// whose batch passes, one whose batch fails for one transaction signed by another key (that
+/// one refused, the others applied), and one replaying an applied transaction.
+#[test]
+fn preparing_a_block_changes_no_outcome() {
+    let transfer = |amount: u64| TxBody::Transfer {
+        to: identity(7).public().clone(),
+        amount,
+    };
+    let (k0, k1) = (identity(0), identity(1));
+    let first = Transaction::sign(CHAIN, &k0, 0, transfer(5)).encode();
+    let second = Transaction::sign(CHAIN, &k0, 1, transfer(6)).encode();
+    let mut forged = Transaction::sign(CHAIN, &k1, 0, transfer(7));
+    forged.signature = Transaction::sign(CHAIN, &k0, 0, transfer(7)).signature;
+    let honest = Transaction::sign(CHAIN, &k1, 0, transfer(8)).encode();
+    let blocks = [
+        vec![first.clone(), second],
+        vec![forged.encode(), honest],
+        vec![first],
+    ];
+    let (mut plain, mut prepared) = (small_chain(), small_chain());
+    let mut answers = Vec::new();
+    for (i, txs) in blocks.iter().enumerate() {
+        let height = i as u64 + 1;
+        let refs: Vec<&[u8]> = txs.iter().map(|t| t.as_slice()).collect();
+        prepared.prepare_block(&refs);
+        for tx in txs {
+            let a = plain.apply_tx(tx, height).map_err(|e| e.code());
+            let b = prepared.apply_tx(tx, height).map_err(|e| e.code());
+            assert_eq!(a, b, "block {height}");
+            answers.push(a.map(|_| ()));
+        }
+        assert_eq!(plain.end_block(height), prepared.end_block(height));
+        assert_eq!(plain.state(), prepared.state());
+    }
+    assert_eq!(
+        answers,
+        [
+            Ok(()),
+            Ok(()),
+            Err("bad_signature"),
+            Ok(()),
+            Err("stale_nonce")
+        ]
+    );
+}
