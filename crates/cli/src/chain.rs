@@ -147,13 +147,16 @@ pub fn run(args: ChainArgs) -> Result<(), CliError> {
         .map_err(CliError::failed)?;
     rt.block_on(async move {
         let (data_dir, block_ms) = (chain.data_dir.clone(), chain.block_ms);
+        let digest = keyquorum_node::chain::replica::config_digest(&contract);
         let running = start(chain, contract).await.map_err(CliError::Failed)?;
         // Printed only once the port is bound, with the address actually bound.
         eprintln!(
-            "keyquorum chain: data {} listening on http://{} block every {} ms",
+            "keyquorum chain: data {} listening on http://{} block every {} ms, contract \
+             configuration {} (a node's chain_config_digest)",
             data_dir.display(),
             running.local_addr(),
-            block_ms
+            block_ms,
+            hex::encode(digest)
         );
         running.run_until_ctrl_c().await.map_err(CliError::failed)
     })

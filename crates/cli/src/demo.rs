@@ -144,6 +144,16 @@ pub struct DemoArgs {
     /// Keep keys, databases and logs in this directory (default: a temporary one, removed).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Start the nodes with --trust-chain: they take the demo's chain's blocks as served
+    /// instead of re-executing each with their own contract (from the configuration the demo
+    /// pins with --chain-config-digest). On one machine every node re-executing the chain
+    /// multiplies the chain's own work by the number of nodes, so the default is to verify
+    /// with up to 16 node processes and to trust above.
+    #[arg(long, conflicts_with = "verify_chain")]
+    pub trust_chain: bool,
+    /// Every node re-executes the chain's blocks, however many there are (see --trust-chain).
+    #[arg(long)]
+    pub verify_chain: bool,
     /// Give up after this many seconds (default: from the phase lengths).
     #[arg(long)]
     pub timeout_secs: Option<u64>,
@@ -226,7 +236,16 @@ const SIGNING_KEY_FAULTS: [Fault; 3] = [
     Fault::SigningKeySkipFeldman,
 ];
 
+/// Most node processes whose every node re-executes the chain unless told otherwise.
+const VERIFYING_NODES: usize = 16;
+
 impl DemoArgs {
+    /// Whether the nodes re-execute the chain's blocks (`--verify-chain`, `--trust-chain`, or
+    /// up to [`VERIFYING_NODES`] nodes).
+    pub fn nodes_verify_chain(&self) -> bool {
+        self.verify_chain || (!self.trust_chain && self.nodes <= VERIFYING_NODES)
+    }
+
     /// Milliseconds between blocks.
     pub(crate) fn block_ms(&self) -> u64 {
         self.block_ms.unwrap_or(match self.chain {
@@ -816,7 +835,18 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
     let chain_port = free_port(&mut ports)?;
     // One HTTP client (one connection pool) for the chain and every node's status server.
     let http = Client::new(&format!("http://127.0.0.1:{chain_port}")).map_err(|e| e.to_string())?;
-    let mut procs = nodes.spawn(args, dir, chain_port)?;
+    let digest = keyquorum_node::chain::replica::config_digest(&contract);
+    ui.say(if args.nodes_verify_chain() {
+        format!(
+            "every node re-executes the chain's blocks with its own contract (configuration {})",
+            hex::encode(&digest[..8])
+        )
+    } else {
+        "the nodes take the chain's blocks as served (--trust-chain, or more than 16 nodes; \
+         --verify-chain makes each re-execute them)"
+            .to_string()
+    });
+    let mut procs = nodes.spawn(args, dir, chain_port, &digest)?;
     nodes.wait_listening(&ui, &http, args, dir).await?;
 
     // The chain, in this process, once every node listens.
@@ -1087,7 +1117,13 @@ impl Nodes {
     }
 
     /// One `keyquorum node` process per node, on the chain at `chain_port`.
-    fn spawn(&self, args: &DemoArgs, dir: &Path, chain_port: u16) -> Result<Vec<NodeProc>, String> {
+    fn spawn(
+        &self,
+        args: &DemoArgs,
+        dir: &Path,
+        chain_port: u16,
+        contract_digest: &[u8; 32],
+    ) -> Result<Vec<NodeProc>, String> {
         let launcher = NodeLauncher::new(
             dir,
             &self.pass_file,
@@ -1109,6 +1145,12 @@ impl Nodes {
                 .arg(format!("http://127.0.0.1:{chain_port}"))
                 .arg("--sign-token-file")
                 .arg(&self.sign_token_file);
+            if !args.nodes_verify_chain() {
+                cmd.arg("--trust-chain");
+            } else {
+                cmd.arg("--chain-config-digest")
+                    .arg(hex::encode(contract_digest));
+            }
             if let Some(k) = self.faulty.iter().position(|f| *f == i) {
                 cmd.arg("--fault").arg(args.fault_of(k).name());
             }

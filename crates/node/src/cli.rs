@@ -64,6 +64,15 @@ pub struct NodeArgs {
     /// The chain's HTTP API, e.g. http://127.0.0.1:7450.
     #[arg(long)]
     pub chain_url: Option<String>,
+    /// The embedded chain's contract configuration this node expects (SHA-256 of its JSON,
+    /// hex, as `keyquorum chain` prints it); `chain_config_digest` in the file.
+    #[arg(long, value_name = "HEX")]
+    pub chain_config_digest: Option<String>,
+    /// Take the embedded chain's blocks as served instead of re-executing each with the
+    /// node's own contract (`verify_chain = false` in the file): for a chain this operator
+    /// runs itself. The node's checks of ceremony specs and magic blocks still run.
+    #[arg(long)]
+    pub trust_chain: bool,
     /// libp2p listen address, e.g. /ip4/127.0.0.1/tcp/9000; `listen` in the file.
     #[arg(long, value_name = "MULTIADDR")]
     pub p2p_listen: Option<String>,
@@ -133,6 +142,8 @@ impl NodeArgs {
         let o = NodeConfigOverrides {
             data_dir: self.data_dir.clone(),
             chain_url: self.chain_url.clone(),
+            chain_config_digest: self.chain_config_digest.clone(),
+            verify_chain: self.trust_chain.then_some(false),
             listen: self.p2p_listen.clone(),
             bootstrap: (!self.bootstrap.is_empty()).then(|| self.bootstrap.clone()),
             key_file: self.key_file.clone(),
@@ -268,7 +279,13 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
     .map_err(CliError::failed)?;
     match config.chain {
         ChainKind::Devchain => {
-            let chain = DevchainClient::new(&config.chain_url).map_err(CliError::usage)?;
+            let chain = if config.verify_chain {
+                let pinned = config.pinned_chain_config().map_err(CliError::usage)?;
+                DevchainClient::verifying(&config.chain_url, pinned)
+            } else {
+                DevchainClient::new(&config.chain_url)
+            }
+            .map_err(CliError::usage)?;
             rt.block_on(async move {
                 crate::runtime::run(config, keys, chain, shutdown_signal(), None)
                     .await

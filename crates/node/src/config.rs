@@ -3,6 +3,9 @@
 //! ```toml
 //! data_dir = "node-1"                      # redb database and nothing else
 //! chain_url = "http://127.0.0.1:7450"      # the chain's HTTP API
+//! verify_chain = true                      # re-execute every block with the node's own contract
+//! chain_config_digest = "9f2c..."          # pin the chain's contract configuration (SHA-256 of
+//!                                          #   its JSON, printed by `keyquorum chain`); optional
 //! listen = "/ip4/127.0.0.1/tcp/9001"       # libp2p listen address (flag: --p2p-listen)
 //! bootstrap = ["/ip4/127.0.0.1/tcp/9000/p2p/12D3Koo..."]
 //! key_file = "node-1.key"                  # written by `keyquorum keys new`
@@ -148,6 +151,15 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Base URL of the chain's HTTP API.
     pub chain_url: String,
+    /// Re-execute every block of the embedded chain with the node's own contract before acting
+    /// on it, and refuse the chain from the first block that differs
+    /// ([`crate::chain::replica`]). Off, the node takes the chain's events as they are served
+    /// (its checks of ceremony specs and magic blocks still run).
+    pub verify_chain: bool,
+    /// The embedded chain's contract configuration the node expects: SHA-256 of its JSON, hex
+    /// (`keyquorum chain` prints it). When set, a chain serving another configuration is
+    /// refused; when not, the node re-executes from whichever configuration the chain serves.
+    pub chain_config_digest: Option<String>,
     /// libp2p listen multiaddr.
     pub listen: String,
     /// Bootstrap peers (multiaddrs ending in `/p2p/<peer id>`).
@@ -314,6 +326,8 @@ impl Default for NodeConfig {
         NodeConfig {
             data_dir: PathBuf::from("keyquorum-node"),
             chain_url: "http://127.0.0.1:7450".into(),
+            verify_chain: true,
+            chain_config_digest: None,
             listen: "/ip4/127.0.0.1/tcp/0".into(),
             bootstrap: Vec::new(),
             key_file: PathBuf::from("node.key"),
@@ -339,6 +353,10 @@ impl Default for NodeConfig {
 pub struct NodeConfigOverrides {
     pub data_dir: Option<PathBuf>,
     pub chain_url: Option<String>,
+    /// `chain_config_digest`.
+    pub chain_config_digest: Option<String>,
+    /// `verify_chain`.
+    pub verify_chain: Option<bool>,
     pub listen: Option<String>,
     pub bootstrap: Option<Vec<String>>,
     pub key_file: Option<PathBuf>,
@@ -378,6 +396,20 @@ pub enum ConfigError {
 }
 
 impl NodeConfig {
+    /// `chain_config_digest`, decoded.
+    pub fn pinned_chain_config(&self) -> Result<Option<[u8; 32]>, ConfigError> {
+        let Some(hex_digest) = &self.chain_config_digest else {
+            return Ok(None);
+        };
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(hex_digest.trim_start_matches("0x"), &mut digest).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "chain_config_digest must be 64 hex digits (SHA-256), got {hex_digest:?}: {e}"
+            ))
+        })?;
+        Ok(Some(digest))
+    }
+
     /// Parses TOML; missing fields take their defaults.
     pub fn from_toml_str(s: &str) -> Result<Self, ConfigError> {
         Ok(toml::from_str(s)?)
@@ -408,6 +440,12 @@ impl NodeConfig {
             io_threads,
             chain
         );
+        if let Some(verify) = o.verify_chain {
+            c.verify_chain = verify;
+        }
+        if o.chain_config_digest.is_some() {
+            c.chain_config_digest = o.chain_config_digest.clone();
+        }
         if let Some(rpc) = &o.evm_rpc {
             c.evm.rpc = rpc.clone();
         }
@@ -485,6 +523,7 @@ impl NodeConfig {
         if self.data_dir.as_os_str().is_empty() {
             return bad("data_dir must not be empty".into());
         }
+        self.pinned_chain_config()?;
         if self.io_threads == 0 {
             return bad("io_threads must be at least 1".into());
         }

@@ -13,6 +13,7 @@
 //! | `keyquorum_stake_below_minimum` (1 while this node's stake is below the chain's minimum, so never listed) | gauge | |
 //! | `keyquorum_sends_pending` (this node's transactions still pending on the chain after their receipt wait) | gauge | |
 //! | `keyquorum_send_fee_bumps` (replacements with higher fees sent for those pending transactions) | gauge | |
+//! | `keyquorum_chain_refused` (1 once this node refused the chain: a block its own execution of the contract does not reproduce) | gauge | |
 //! | `keyquorum_ceremonies_total` | counter | `result` (`success`, `failure`) |
 //! | `keyquorum_fault_proofs_total` | counter | `result` (`proved`, `settled`, `refused`) |
 //! | `keyquorum_magic_block_mismatches_total` | counter | `what` (first field that differs) |
@@ -132,6 +133,7 @@ const REGISTRATION_REFUSED: &str = "keyquorum_registration_refused";
 const STAKE_BELOW_MINIMUM: &str = "keyquorum_stake_below_minimum";
 const SENDS_PENDING: &str = "keyquorum_sends_pending";
 const SEND_FEE_BUMPS: &str = "keyquorum_send_fee_bumps";
+const CHAIN_REFUSED: &str = "keyquorum_chain_refused";
 
 /// Message and byte counts in both directions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +170,7 @@ pub struct Metrics {
     stake_below_minimum: Gauge,
     sends_pending: Gauge,
     send_fee_bumps: Gauge,
+    chain_refused: Gauge,
     /// Message kinds seen, so [`Metrics::traffic`] can list them (the registry's families do
     /// not offer iteration).
     kinds: Mutex<BTreeSet<String>>,
@@ -347,6 +350,13 @@ impl Metrics {
              configured fee cap)",
             send_fee_bumps.clone(),
         );
+        let chain_refused = Gauge::default();
+        registry.register(
+            CHAIN_REFUSED,
+            "1 once this node refused the chain it follows: a block that the node's own \
+             execution of the contract does not reproduce (it follows nothing after it)",
+            chain_refused.clone(),
+        );
         // Both results exist from the start, so a scraper sees the failure count at zero rather
         // than no series.
         for result in ["success", "failure"] {
@@ -372,6 +382,7 @@ impl Metrics {
             stake_below_minimum,
             sends_pending,
             send_fee_bumps,
+            chain_refused,
             kinds: Mutex::new(BTreeSet::new()),
         }
     }
@@ -398,6 +409,7 @@ impl Metrics {
             STAKE_BELOW_MINIMUM => Some(&self.stake_below_minimum),
             SENDS_PENDING => Some(&self.sends_pending),
             SEND_FEE_BUMPS => Some(&self.send_fee_bumps),
+            CHAIN_REFUSED => Some(&self.chain_refused),
             _ => None,
         }
     }

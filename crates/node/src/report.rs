@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use crate::metrics::Metrics;
 use crate::status::{
-    CandidacyCheckFailingStatus, EvictedStatus, MagicBlockMismatch, PendingStatus,
-    RegistrationRefusedStatus, SAT_OUT_SIGNING_KEY, SendPendingStatus, SittingOutStatus,
-    StakeBelowMinimumStatus, Status,
+    CandidacyCheckFailingStatus, ChainRefusedStatus, EvictedStatus, MagicBlockMismatch,
+    PendingStatus, RegistrationRefusedStatus, SAT_OUT_SIGNING_KEY, SendPendingStatus,
+    SittingOutStatus, StakeBelowMinimumStatus, Status,
 };
 use crate::store::OutputRecord;
 
@@ -34,6 +34,9 @@ pub enum Observation {
     /// This node's transactions pending on the chain after their receipt wait (`Some`), or
     /// none any more (`None`).
     SendPending(Option<SendPendingStatus>),
+    /// The chain adapter refused the chain from a block the node's contract does not
+    /// reproduce.
+    ChainRefused(ChainRefusedStatus),
     /// The driver opened: who this node is.
     Opened {
         /// Identity key (hex).
@@ -234,6 +237,10 @@ impl Reporter {
                     pending.as_ref().map_or(0, |p| p.fee_bumps) as f64,
                 );
                 s.send_pending = pending;
+            }
+            Observation::ChainRefused(refused) => {
+                m.set("keyquorum_chain_refused", &[], 1.0);
+                s.chain_refused = Some(refused);
             }
             Observation::BlockProcessed { height } => {
                 m.set("keyquorum_chain_height", &[], height as f64);

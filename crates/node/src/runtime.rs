@@ -90,6 +90,8 @@ const UNCONFIRMED_RETRY: Duration = Duration::from_secs(2);
 enum Follow {
     Block(Box<ChainBlock>),
     Head(u64),
+    /// The adapter refused the chain ([`ChainClient::chain_refused`]); nothing follows.
+    Refused(crate::status::ChainRefusedStatus),
 }
 
 struct Inflight {
@@ -634,8 +636,12 @@ struct HeldProof {
 
 impl<C: ChainClient> Runtime<C> {
     async fn apply(&mut self, driver: &Driver, effects: Vec<Effect>) {
+        // A refused chain gets nothing more from this node: no transaction, no deal, ack or
+        // pull for its ceremonies.
+        let refused = self.chain.chain_refused().is_some();
         for e in effects {
             match e {
+                Effect::Send { .. } | Effect::Pull { .. } | Effect::Submit(_) if refused => {}
                 Effect::Crash => {
                     // The state (including "crashed once") is durable: die like kill -9.
                     std::process::abort();
@@ -1388,6 +1394,16 @@ async fn run_node<C: ChainClient>(
                         }
                     }
                     Err(e) => {
+                        if let Some(refused) = chain.chain_refused() {
+                            error!(
+                                height = refused.height,
+                                reason = %refused.reason,
+                                "refusing the chain: its block differs from this node's own \
+                                 execution of the contract; following nothing more"
+                            );
+                            let _ = follow_tx.send(Follow::Refused(refused)).await;
+                            return;
+                        }
                         debug!(error = %e, "chain poll failed");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
@@ -1505,6 +1521,10 @@ async fn run_node<C: ChainClient>(
                     rt.apply(&driver, out.effects).await;
                     rt.collect_for(&driver);
                     rt.release_proofs();
+                }
+                Follow::Refused(refused) => {
+                    reporter.observe(Observation::ChainRefused(refused));
+                    rt.txq.queue.clear();
                 }
                 Follow::Head(h) => {
                     let effects = in_place(|| driver.set_head(h))?;

@@ -172,6 +172,17 @@ pub struct CandidacyCheckFailingStatus {
     pub error: String,
 }
 
+/// The chain this node follows, refused: a block that the node's own execution of the contract
+/// does not reproduce (or a genesis configuration other than the pinned one). The node follows
+/// nothing after it and takes part in nothing more on that chain.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainRefusedStatus {
+    /// The refused block's height (0 for the configuration).
+    pub height: u64,
+    /// What differed.
+    pub reason: String,
+}
+
 /// This node's transactions still pending on the chain after their receipt wait (the EVM
 /// coordinator): sent, known to the chain's node, and not mined (a fee too low for the chain,
 /// say). None is sent again while it is pending, and the account's later transactions wait
@@ -302,6 +313,9 @@ pub struct Status {
     /// This node's transactions still pending after their receipt wait, while there are any.
     #[serde(default)]
     pub send_pending: Option<SendPendingStatus>,
+    /// The chain refused from a block this node's contract does not reproduce.
+    #[serde(default)]
+    pub chain_refused: Option<ChainRefusedStatus>,
     /// Traffic counters (the same numbers as `/metrics`), filled in when `/status` is served.
     pub traffic: Traffic,
     /// The random beacon.

@@ -23,7 +23,9 @@
 //!   first group key;
 //! - malformed, wrongly signed, replayed or stale transactions are refused at `POST /tx` with
 //!   the contract's code and a reason, and change nothing: the sender's next nonce and stake are
-//!   the same afterwards.
+//!   the same afterwards;
+//! - a node's own execution of the contract reproduces every block the chain made
+//!   ([`keyquorum_node::chain::replica`]).
 //!
 //! Timeouts only guard against hangs; nothing here depends on how fast a step runs, as long as
 //! a few HTTP round trips fit in a phase of several blocks.
@@ -55,6 +57,7 @@ use keyquorum_dkg::identity::{IdentityKeypair, IdentityPublicKey, Purpose};
 use keyquorum_dkg::messages::{Direct, Post, SignedPost};
 use keyquorum_dkg::params::MAX_PARTICIPANTS;
 use keyquorum_dkg::participant::{Action, DkgOutput, Input};
+use keyquorum_node::chain::replica::config_digest;
 use keyquorum_node::chain::{ChainBlock, ChainClient, SubmitOutcome};
 use keyquorum_node::{ContractMachine, DevchainClient};
 use serde::de::DeserializeOwned;
@@ -780,7 +783,12 @@ async fn simulated_committee_through_the_chain() {
     }
 
     // ------------------------------------------------------------------ what the chain recorded
-    let blocks = all_blocks(&api).await;
+    // Read by a client that re-executes every block with its own contract, from the genesis
+    // configuration pinned here: the honest chain's blocks, faults and refusals included, are
+    // reproduced exactly (a difference would fail the read).
+    let verifying =
+        DevchainClient::verifying(&url, Some(config_digest(&contract_config()))).unwrap();
+    let blocks = all_blocks(&verifying).await;
     let registered: Vec<(u64, Hex<96>)> = events(&blocks)
         .filter_map(|(h, e)| match e {
             Event::Registered { identity, .. } => Some((h, *identity)),

@@ -8,10 +8,16 @@
 //! The API's wire types are the chain's own (`keyquorum_devchain::api`); only this module
 //! converts them into the node's chain-agnostic types.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use keyquorum_contract::query::ContractStatus;
-use keyquorum_contract::{Contract, Event, Rejection};
+use keyquorum_contract::{Contract, ContractConfig, Event, Rejection};
 use keyquorum_devchain::api::{Block, EventsQuery, Status};
 use keyquorum_devchain::{Client, ClientError, StateMachine, TxHash, TxRejection};
+
+use super::replica::{Replica, ReplicaError};
+use crate::status::ChainRefusedStatus;
 
 use keyquorum_contract::Transaction;
 
@@ -24,18 +30,192 @@ use super::{
 const BLOCKS_PER_POLL: usize = 200;
 
 /// The embedded chain's HTTP API (`keyquorum chain`), over plain HTTP/1.1 on loopback. Clones
-/// share one connection pool.
+/// share one connection pool and one replica.
 #[derive(Debug, Clone)]
 pub struct DevchainClient {
     api: Client,
+    verifier: Option<Arc<Verifier>>,
+}
+
+/// Why a call to the embedded chain failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DevchainError {
+    /// The HTTP API (transport, an error answer, an undecodable answer).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The node re-executed the chain and refuses it from this block on
+    /// ([`DevchainClient::verifying`]).
+    #[error("this node refuses the chain: {0}")]
+    Refused(ReplicaError),
+}
+
+/// The node's replica of the chain's contract and what it refused.
+struct Verifier {
+    pinned: Option<[u8; 32]>,
+    /// Held across the chain calls of one `blocks` answer: one follower at a time.
+    replica: tokio::sync::Mutex<ReplicaState>,
+    refused: std::sync::Mutex<Option<ChainRefusedStatus>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("pinned", &self.pinned.map(hex::encode))
+            .finish_non_exhaustive()
+    }
+}
+
+enum ReplicaState {
+    /// The genesis configuration not fetched yet.
+    Unstarted,
+    Running(Box<Replica>),
+    Refused(ReplicaError),
 }
 
 impl DevchainClient {
-    /// A client for `http://host:port` (a trailing slash is allowed).
+    /// A client for `http://host:port` (a trailing slash is allowed) that takes the chain's
+    /// blocks as they are served: for queries and tools, not for a node taking part (see
+    /// [`DevchainClient::verifying`]).
     pub fn new(url: &str) -> Result<Self, ClientError> {
         Ok(DevchainClient {
             api: Client::new(url)?,
+            verifier: None,
         })
+    }
+
+    /// A client that re-executes every block it serves with its own contract, from the
+    /// genesis configuration the chain serves (refused unless its digest is `pinned`, when
+    /// set), and refuses the chain from the first block that its contract does not reproduce
+    /// ([`crate::chain::replica`]).
+    pub fn verifying(url: &str, pinned: Option<[u8; 32]>) -> Result<Self, ClientError> {
+        Ok(DevchainClient {
+            api: Client::new(url)?,
+            verifier: Some(Arc::new(Verifier {
+                pinned,
+                replica: tokio::sync::Mutex::new(ReplicaState::Unstarted),
+                refused: std::sync::Mutex::new(None),
+            })),
+        })
+    }
+
+    /// The blocks from `from`, each re-executed by `verifier`'s replica first (after the blocks
+    /// between the replica and `from`, when the node starts at a later height).
+    async fn verified_blocks(
+        &self,
+        verifier: &Verifier,
+        from: u64,
+        wait_ms: u64,
+    ) -> Result<Blocks, DevchainError> {
+        let mut state = verifier.replica.lock().await;
+        let replica = match std::mem::replace(&mut *state, ReplicaState::Unstarted) {
+            ReplicaState::Refused(e) => {
+                *state = ReplicaState::Refused(e.clone());
+                return Err(DevchainError::Refused(e));
+            }
+            ReplicaState::Running(r) => r,
+            ReplicaState::Unstarted => {
+                let config = match self.api.get::<ContractConfig>("/query/config").await {
+                    Ok(config) => config,
+                    // Not served, or not a configuration this node reads: nothing to re-execute
+                    // with, now or later.
+                    Err(
+                        e @ (ClientError::Api { status: 404, .. } | ClientError::Decode { .. }),
+                    ) => {
+                        let e = ReplicaError::ConfigUnavailable(e.to_string());
+                        return Err(self.refuse(verifier, &mut state, e));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                match Replica::new(config, verifier.pinned) {
+                    Ok(r) => Box::new(r),
+                    Err(e) => return Err(self.refuse(verifier, &mut state, e)),
+                }
+            }
+        };
+        let (replica, result) = self.replay_and_fetch(replica, from, wait_ms).await;
+        if let Some(replica) = replica {
+            *state = ReplicaState::Running(replica);
+        }
+        match result {
+            Err(DevchainError::Refused(e)) if e.is_refusal() => {
+                Err(self.refuse(verifier, &mut state, e))
+            }
+            other => other,
+        }
+    }
+
+    async fn replay_and_fetch(
+        &self,
+        mut replica: Box<Replica>,
+        from: u64,
+        wait_ms: u64,
+    ) -> (Option<Box<Replica>>, Result<Blocks, DevchainError>) {
+        // A node resuming at a later height: the blocks before it, re-executed first (a page
+        // that is not the next blocks is refused by the replay).
+        while replica.height() + 1 < from {
+            let page = match self.page(replica.height() + 1, 0).await {
+                Ok(p) => p,
+                Err(e) => return (Some(replica), Err(e)),
+            };
+            if page.blocks.is_empty() {
+                // The chain is behind the node's cursor: nothing to serve yet.
+                tokio::time::sleep(Duration::from_millis(wait_ms.min(500))).await;
+                let none = Blocks {
+                    blocks: Vec::new(),
+                    height: page.height,
+                };
+                return (Some(replica), Ok(none));
+            }
+            match check_blocking(replica, page.blocks).await {
+                Ok((back, _)) => replica = back,
+                Err((back, e)) => return (back, Err(DevchainError::Refused(e))),
+            }
+        }
+        let page = match self.page(from, wait_ms).await {
+            Ok(p) => p,
+            Err(e) => return (Some(replica), Err(e)),
+        };
+        let height = page.height;
+        match check_blocking(replica, page.blocks).await {
+            Ok((replica, blocks)) => (
+                Some(replica),
+                Ok(Blocks {
+                    blocks: blocks.into_iter().map(chain_block).collect(),
+                    height,
+                }),
+            ),
+            Err((replica, e)) => (replica, Err(DevchainError::Refused(e))),
+        }
+    }
+
+    async fn page(
+        &self,
+        from: u64,
+        wait_ms: u64,
+    ) -> Result<keyquorum_devchain::api::EventsPage, DevchainError> {
+        Ok(self
+            .api
+            .events(EventsQuery {
+                from: Some(from),
+                limit: Some(BLOCKS_PER_POLL),
+                wait_ms: Some(wait_ms),
+            })
+            .await?)
+    }
+
+    /// Records `e` as the chain's refusal, for good.
+    fn refuse(
+        &self,
+        verifier: &Verifier,
+        state: &mut ReplicaState,
+        e: ReplicaError,
+    ) -> DevchainError {
+        *state = ReplicaState::Refused(e.clone());
+        *verifier.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(ChainRefusedStatus {
+            height: e.height(),
+            reason: e.to_string(),
+        });
+        DevchainError::Refused(e)
     }
 
     /// The chain's typed API client (for queries beyond the node's needs: views, accounts).
@@ -58,6 +238,37 @@ fn parse_events(values: Vec<serde_json::Value>) -> Vec<Event> {
         })
         .collect()
 }
+
+/// Re-executes `blocks` on a blocking thread (a page of blocks full of posts is seconds of
+/// signature checks at large committees), handing back the replica and the blocks. The replica
+/// is lost when the end of a block panics in the node's contract (a transaction's panic is an
+/// outcome the block records), and the chain with it.
+async fn check_blocking(mut replica: Box<Replica>, blocks: Vec<Block>) -> Checked {
+    let first = blocks.first().map_or(0, |b| b.height);
+    match tokio::task::spawn_blocking(move || {
+        match blocks.iter().try_for_each(|b| replica.check(b)) {
+            Ok(()) => Ok((replica, blocks)),
+            Err(e) => Err((Some(replica), e)),
+        }
+    })
+    .await
+    {
+        Ok(checked) => checked,
+        // Cancelled (the runtime shutting down): the replica is gone, not the chain's fault;
+        // a later call starts again from the chain's first block.
+        Err(e) if !e.is_panic() => Err((None, ReplicaError::Interrupted { height: first })),
+        Err(e) => Err((
+            None,
+            ReplicaError::Panicked {
+                height: first,
+                detail: e.to_string(),
+            },
+        )),
+    }
+}
+
+/// The replica and the blocks it applied, or what remains of it and why it refused them.
+type Checked = Result<(Box<Replica>, Vec<Block>), (Option<Box<Replica>>, ReplicaError)>;
 
 /// Converts one of the chain's blocks into the node's [`ChainBlock`], decoding the contract's
 /// events.
@@ -109,7 +320,7 @@ pub fn submit_outcome(result: Result<(), ClientError>) -> Result<SubmitOutcome, 
 }
 
 impl ChainClient for DevchainClient {
-    type Error = ClientError;
+    type Error = DevchainError;
     type Tx = Vec<u8>;
 
     fn signature_route(&self) -> SignatureRoute {
@@ -137,7 +348,16 @@ impl ChainClient for DevchainClient {
         })
     }
 
-    async fn status(&self) -> Result<ChainStatus, ClientError> {
+    fn chain_refused(&self) -> Option<ChainRefusedStatus> {
+        let verifier = self.verifier.as_ref()?;
+        verifier
+            .refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn status(&self) -> Result<ChainStatus, DevchainError> {
         let status: Status<ContractStatus> = self.api.status().await?;
         let contract = status.state.ok_or_else(|| ClientError::Decode {
             path: "/status".into(),
@@ -151,15 +371,11 @@ impl ChainClient for DevchainClient {
         })
     }
 
-    async fn blocks(&self, from: u64, wait_ms: u64) -> Result<Blocks, ClientError> {
-        let page = self
-            .api
-            .events(EventsQuery {
-                from: Some(from),
-                limit: Some(BLOCKS_PER_POLL),
-                wait_ms: Some(wait_ms),
-            })
-            .await?;
+    async fn blocks(&self, from: u64, wait_ms: u64) -> Result<Blocks, DevchainError> {
+        if let Some(verifier) = &self.verifier {
+            return self.verified_blocks(verifier, from, wait_ms).await;
+        }
+        let page = self.page(from, wait_ms).await?;
         Ok(Blocks {
             blocks: page.blocks.into_iter().map(chain_block).collect(),
             height: page.height,
@@ -170,8 +386,8 @@ impl ChainClient for DevchainClient {
         &self,
         tx: Vec<u8>,
         _retry_of: Option<[u8; 32]>,
-    ) -> Result<SubmitOutcome, ClientError> {
-        submit_outcome(self.api.submit(tx).await.map(|_| ()))
+    ) -> Result<SubmitOutcome, DevchainError> {
+        Ok(submit_outcome(self.api.submit(tx).await.map(|_| ()))?)
     }
 }
 
@@ -191,6 +407,14 @@ impl StateMachine for ContractMachine {
 
     fn check_tx(&self, tx: &[u8]) -> Result<TxHash, TxRejection> {
         self.0.check_tx(tx).map_err(rejection)
+    }
+
+    fn tx_hash(&self, tx: &[u8]) -> Option<TxHash> {
+        Some(keyquorum_contract::tx::tx_hash(tx))
+    }
+
+    fn prepare_block(&mut self, txs: &[&[u8]]) {
+        self.0.prepare_block(txs);
     }
 
     fn apply_tx(&mut self, tx: &[u8], height: u64) -> Result<Vec<Event>, TxRejection> {

@@ -36,8 +36,9 @@ use keyquorum_contract::Event;
 
 pub mod devchain;
 pub mod evm;
+pub mod replica;
 
-pub use devchain::{ContractMachine, DevchainClient};
+pub use devchain::{ContractMachine, DevchainClient, DevchainError};
 pub use evm::EvmChainClient;
 
 use keyquorum_contract::tx::TxBody;
@@ -303,6 +304,13 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
     /// The adapter's own checks of this node's candidacy failing, until one succeeds; `None`
     /// otherwise, or on chains whose adapter runs none.
     fn candidacy_check_failing(&self) -> Option<crate::status::CandidacyCheckFailingStatus> {
+        None
+    }
+
+    /// The chain refused for good: a block this node's own execution of the contract does not
+    /// reproduce ([`replica`]), after which the adapter serves no more blocks; `None` while it
+    /// follows, or on chains whose adapter does not re-execute.
+    fn chain_refused(&self) -> Option<crate::status::ChainRefusedStatus> {
         None
     }
 

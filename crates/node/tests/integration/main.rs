@@ -4,6 +4,7 @@
 
 mod ack_view_catch_up;
 mod beacon_views;
+mod chain_replica;
 mod common;
 mod complaint_view_changes;
 mod eviction;
