@@ -958,7 +958,10 @@ impl<C: ChainClient> Runtime<C> {
 
     /// Submits queued transactions while fewer than [`MAX_IN_FLIGHT`] are in flight.
     fn pump(&mut self, driver: &Driver) {
-        if self.txq.not_before.is_some_and(|t| Instant::now() < t) {
+        // A refused chain gets no transaction from this node, queued or sent back.
+        if self.chain.chain_refused().is_some()
+            || self.txq.not_before.is_some_and(|t| Instant::now() < t)
+        {
             return;
         }
         while self.txq.inflight.len() < MAX_IN_FLIGHT {

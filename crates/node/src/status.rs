@@ -174,7 +174,7 @@ pub struct CandidacyCheckFailingStatus {
 
 /// The chain this node follows, refused: a block that the node's own execution of the contract
 /// does not reproduce (or a genesis configuration other than the pinned one). The node follows
-/// nothing after it and takes part in nothing more on that chain.
+/// nothing after it and submits nothing more to that chain.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChainRefusedStatus {
     /// The refused block's height (0 for the configuration).

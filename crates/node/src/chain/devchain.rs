@@ -16,6 +16,8 @@ use keyquorum_contract::{Contract, ContractConfig, Event, Rejection};
 use keyquorum_devchain::api::{Block, EventsQuery, Status};
 use keyquorum_devchain::{Client, ClientError, StateMachine, TxHash, TxRejection};
 
+use keyquorum_devchain::ReplayError;
+
 use super::replica::{Replica, ReplicaError};
 use crate::status::ChainRefusedStatus;
 
@@ -119,7 +121,10 @@ impl DevchainClient {
                     // Not served, or not a configuration this node reads: nothing to re-execute
                     // with, now or later.
                     Err(
-                        e @ (ClientError::Api { status: 404, .. } | ClientError::Decode { .. }),
+                        e @ (ClientError::Api { status: 404, .. }
+                        | ClientError::Decode {
+                            status: 200..=299, ..
+                        }),
                     ) => {
                         let e = ReplicaError::ConfigUnavailable(e.to_string());
                         return Err(self.refuse(verifier, &mut state, e));
@@ -176,6 +181,19 @@ impl DevchainClient {
             Err(e) => return (Some(replica), Err(e)),
         };
         let height = page.height;
+        // The blocks asked for, consecutive from `from`: a chain answering with others (one it
+        // served before, say) would make the node skip the blocks in between.
+        if let Some((i, b)) = (from..)
+            .zip(&page.blocks)
+            .enumerate()
+            .find_map(|(i, (want, b))| (b.height != want).then_some((i, b)))
+        {
+            let e = ReplayError::Gap {
+                last: from + i as u64 - 1,
+                got: b.height,
+            };
+            return (Some(replica), Err(DevchainError::Refused(e.into())));
+        }
         match check_blocking(replica, page.blocks).await {
             Ok((replica, blocks)) => (
                 Some(replica),

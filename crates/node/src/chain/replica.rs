@@ -14,9 +14,9 @@
 //! the chain itself runs over its stored blocks at every start). The first block that differs
 //! is refused and nothing from it on reaches the driver: the node stops following, says so in
 //! its log, in `/status` (`chain_refused`) and in `/metrics` (`keyquorum_chain_refused`),
-//! and sends nothing more for that chain's ceremonies (no transaction, no deal or ack, no
-//! magic-block signature); the beacon and the signing service of the last view it verified
-//! keep running.
+//! and starts no send for that chain's ceremonies (no transaction, no deal, ack or pull; a
+//! delivery already under way may finish, and peers' pulls of a deal it made are still
+//! answered); the beacon and the signing service of the last view it verified keep running.
 //!
 //! The node and the chain must run the same contract version: a contract that changed an
 //! event, a refusal's reason or an outcome is another contract, and its blocks are refused.
