@@ -7,7 +7,8 @@
 //! the chain locks a stake that the announced genesis cannot back (as a chain that credits a
 //! favoured validator would). The node (`runtime::run` with the adapter `keyquorum node`
 //! builds) stops following at the block that applied the registration and says so in
-//! `/status` and `/metrics`. Against the honest chain the same node registers and follows on.
+//! `/status` and `/metrics`. Against the honest chain the same node registers and follows on,
+//! and once restarted it re-executes the chain from its first block before following on.
 
 use std::time::Duration;
 
@@ -78,6 +79,87 @@ struct Seen {
     registration: Option<(u64, bool)>,
 }
 
+/// A running `keyquorum node` (its runtime in this process) and its status server's client.
+struct RunningNode {
+    client: keyquorum_devchain::Client,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), keyquorum_node::runtime::NodeError>>,
+}
+
+impl RunningNode {
+    async fn status(&self) -> Option<Status> {
+        self.client.get::<Status>("/status").await.ok()
+    }
+
+    /// Polls `/status` until `done` holds (at most 60 s).
+    async fn wait_for(&self, what: &str, done: impl Fn(&Status) -> bool) -> Status {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                if let Some(s) = self.status().await
+                    && done(&s)
+                {
+                    return s;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting: {what}"))
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
+    }
+}
+
+/// Starts a node on `data_dir` following the chain at `url`, re-executing it (pinning
+/// `pinned`, if any), as `keyquorum node --chain-url URL` does; returns once it listens.
+async fn start_node(
+    url: &str,
+    data_dir: &std::path::Path,
+    pinned: Option<[u8; 32]>,
+) -> RunningNode {
+    let config = NodeCommand::try_parse_from([
+        "keyquorum-node",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--chain-url",
+        url,
+        "--p2p-listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--no-beacon",
+        "--stake",
+        &STAKE.to_string(),
+    ])
+    .unwrap()
+    .node
+    .load()
+    .unwrap();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(runtime::run(
+        config,
+        keys(),
+        DevchainClient::verifying(url, pinned).unwrap(),
+        async move {
+            let _ = stopped.await;
+        },
+        Some(ready_tx),
+    ));
+    let info = tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .expect("the node listens")
+        .unwrap();
+    RunningNode {
+        client: keyquorum_devchain::Client::new(&format!("http://{}", info.status_addr)).unwrap(),
+        stop,
+        task,
+    }
+}
+
 /// Runs a chain whose contract has `actual` and announces `announced`, and a node pinning
 /// `pinned` (if any) against it, until the node registered or refused the chain.
 fn run(actual: ContractConfig, announced: &ContractConfig, pinned: Option<[u8; 32]>) -> Seen {
@@ -105,41 +187,8 @@ fn run(actual: ContractConfig, announced: &ContractConfig, pinned: Option<[u8; 3
         .await
         .unwrap();
         let url = format!("http://{}", chain.local_addr());
-        let config = NodeCommand::try_parse_from([
-            "keyquorum-node",
-            "--data-dir",
-            node_dir.path().to_str().unwrap(),
-            "--chain-url",
-            &url,
-            "--p2p-listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--no-beacon",
-            "--stake",
-            &STAKE.to_string(),
-        ])
-        .unwrap()
-        .node
-        .load()
-        .unwrap();
-        let (ready_tx, ready) = tokio::sync::oneshot::channel();
-        let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
-        let node = tokio::spawn(runtime::run(
-            config,
-            keys(),
-            DevchainClient::verifying(&url, pinned).unwrap(),
-            async move {
-                let _ = stop.await;
-            },
-            Some(ready_tx),
-        ));
-        let info = tokio::time::timeout(Duration::from_secs(30), ready)
-            .await
-            .expect("the node listens")
-            .unwrap();
-        let client =
-            keyquorum_devchain::Client::new(&format!("http://{}", info.status_addr)).unwrap();
+        let node = start_node(&url, node_dir.path(), pinned).await;
+        let client = node.client.clone();
         let status = tokio::time::timeout(Duration::from_secs(60), async {
             loop {
                 if let Ok(s) = client.get::<Status>("/status").await
@@ -169,8 +218,7 @@ fn run(actual: ContractConfig, announced: &ContractConfig, pinned: Option<[u8; 3
                 })
                 .map(|t| (b.height, t.rejected.is_none()))
         });
-        stop_tx.send(()).unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(20), node).await;
+        node.stop().await;
         chain.stop().await.unwrap();
         Seen {
             status,
@@ -241,4 +289,56 @@ fn a_configuration_other_than_the_pinned_one_is_refused_before_any_block() {
     );
     assert_eq!(seen.status.height, 0);
     assert_eq!(seen.registration, None, "nothing was sent");
+}
+
+#[test]
+fn a_restarted_node_re_executes_the_chain_from_its_first_block_and_follows_on() {
+    let config = contract_config(1_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let chain_dir = tempfile::tempdir().unwrap();
+        let node_dir = tempfile::tempdir().unwrap();
+        let chain = Chain::start(
+            ChainConfig {
+                data_dir: chain_dir.path().to_owned(),
+                listen: ([127, 0, 0, 1], 0).into(),
+                block_ms: 50,
+                ..ChainConfig::default()
+            },
+            Announcing {
+                machine: ContractMachine(Contract::new(config.clone()).unwrap()),
+                announced: serde_json::to_value(&config).unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+        let url = format!("http://{}", chain.local_addr());
+        let pinned = Some(config_digest(&config));
+        let node = start_node(&url, node_dir.path(), pinned).await;
+        let first = node.wait_for("registered", |s| s.registered).await;
+        node.stop().await;
+        // The chain goes on while the node is down; the restarted node resumes past block 1,
+        // so its replica first re-executes everything before its cursor.
+        let stopped_at = chain.height();
+        while chain.height() < stopped_at + 10 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let node = start_node(&url, node_dir.path(), pinned).await;
+        let target = chain.height() + 5;
+        let after = node
+            .wait_for("followed past the restart", |s| {
+                s.height >= target || s.chain_refused.is_some()
+            })
+            .await;
+        assert_eq!(after.chain_refused, None);
+        assert!(after.registered);
+        assert!(after.height > first.height);
+        assert!(node.status().await.is_some());
+        node.stop().await;
+        chain.stop().await.unwrap();
+    });
 }
