@@ -160,6 +160,29 @@ async fn start_node(
     }
 }
 
+/// Starts a chain on `data_dir` (50 ms blocks) whose contract has `actual` and which announces
+/// `announced`.
+async fn start_chain(
+    data_dir: &std::path::Path,
+    actual: ContractConfig,
+    announced: &ContractConfig,
+) -> Chain {
+    Chain::start(
+        ChainConfig {
+            data_dir: data_dir.to_owned(),
+            listen: ([127, 0, 0, 1], 0).into(),
+            block_ms: 50,
+            ..ChainConfig::default()
+        },
+        Announcing {
+            machine: ContractMachine(Contract::new(actual).unwrap()),
+            announced: serde_json::to_value(announced).unwrap(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// Runs a chain whose contract has `actual` and announces `announced`, and a node pinning
 /// `pinned` (if any) against it, until the node registered or refused the chain.
 fn run(actual: ContractConfig, announced: &ContractConfig, pinned: Option<[u8; 32]>) -> Seen {
@@ -168,24 +191,10 @@ fn run(actual: ContractConfig, announced: &ContractConfig, pinned: Option<[u8; 3
         .enable_all()
         .build()
         .unwrap();
-    let announced = serde_json::to_value(announced).unwrap();
     rt.block_on(async move {
         let chain_dir = tempfile::tempdir().unwrap();
         let node_dir = tempfile::tempdir().unwrap();
-        let chain = Chain::start(
-            ChainConfig {
-                data_dir: chain_dir.path().to_owned(),
-                listen: ([127, 0, 0, 1], 0).into(),
-                block_ms: 50,
-                ..ChainConfig::default()
-            },
-            Announcing {
-                machine: ContractMachine(Contract::new(actual).unwrap()),
-                announced,
-            },
-        )
-        .await
-        .unwrap();
+        let chain = start_chain(chain_dir.path(), actual, announced).await;
         let url = format!("http://{}", chain.local_addr());
         let node = start_node(&url, node_dir.path(), pinned).await;
         let client = node.client.clone();
@@ -302,20 +311,7 @@ fn a_restarted_node_re_executes_the_chain_from_its_first_block_and_follows_on() 
     rt.block_on(async move {
         let chain_dir = tempfile::tempdir().unwrap();
         let node_dir = tempfile::tempdir().unwrap();
-        let chain = Chain::start(
-            ChainConfig {
-                data_dir: chain_dir.path().to_owned(),
-                listen: ([127, 0, 0, 1], 0).into(),
-                block_ms: 50,
-                ..ChainConfig::default()
-            },
-            Announcing {
-                machine: ContractMachine(Contract::new(config.clone()).unwrap()),
-                announced: serde_json::to_value(&config).unwrap(),
-            },
-        )
-        .await
-        .unwrap();
+        let chain = start_chain(chain_dir.path(), config.clone(), &config).await;
         let url = format!("http://{}", chain.local_addr());
         let pinned = Some(config_digest(&config));
         let node = start_node(&url, node_dir.path(), pinned).await;
