@@ -316,7 +316,14 @@ pub struct Driver {
     /// The beacon the contract configures for a fresh key's view, as the chain reported it when
     /// the node started (see [`Driver::set_configured_beacon`]).
     configured_beacon: BeaconConfig,
+    /// The cursor of the state last written to the database (see [`Driver::process_block`] on
+    /// empty blocks).
+    stored_cursor: u64,
 }
+
+/// Empty blocks in a row after which the cursor is written even though nothing else changed:
+/// bounds what a restarted node processes again (a few seconds of blocks).
+pub const EMPTY_BLOCKS_PER_CHECKPOINT: u64 = 64;
 
 fn hex_id(id: &IdentityPublicKey) -> String {
     hex::encode(id.as_bytes())
@@ -360,6 +367,7 @@ impl Driver {
         let active_block = store
             .active_block()?
             .filter(|b| state.current_hash.as_deref() == Some(hex::encode(b.hash()).as_str()));
+        let stored_cursor = state.cursor;
         let mut d = Driver {
             store,
             keys,
@@ -377,6 +385,7 @@ impl Driver {
             block_time_ms: 0,
             active_block,
             configured_beacon: BeaconConfig::default(),
+            stored_cursor,
         };
         d.observe_opened();
         let mut effects = d.resume()?;
@@ -443,13 +452,35 @@ impl Driver {
     }
 
     /// Processes one committed block (blocks below the cursor are skipped: already done).
+    ///
+    /// A block without transactions or end-of-block events changes nothing but the cursor, so
+    /// its processing is not written to the database: most blocks are empty, and writing the
+    /// whole state with a synced commit for each was most of an idle node's work. The cursor
+    /// is written with the next block that changes something, every
+    /// [`EMPTY_BLOCKS_PER_CHECKPOINT`] empty blocks and by [`Driver::checkpoint`]. A node
+    /// killed in between restarts at an older cursor and processes those empty blocks again,
+    /// which changes nothing either; nothing was sent on their account.
     pub fn process_block(&mut self, block: &ChainBlock) -> Result<BlockOutcome, DriverError> {
         let mut out = BlockOutcome::default();
         if block.height < self.state.cursor {
             return Ok(out);
         }
-        let mut batch = self.store.begin()?;
         self.block_time_ms = block.time_ms;
+        let empty = block.txs.is_empty() && block.end_block_events.is_empty();
+        // Posts are held back only until the end of the block whose events carried them, so
+        // an empty block ends with no steps; taken here, they are still carried out below.
+        let early_steps = empty.then(|| self.follower.end_block());
+        if early_steps.as_ref().is_some_and(Vec::is_empty) && !self.catch_up_due(block.height) {
+            self.state.cursor = block.height + 1;
+            if self.state.cursor >= self.stored_cursor + EMPTY_BLOCKS_PER_CHECKPOINT {
+                self.checkpoint()?;
+            }
+            self.observe(Observation::BlockProcessed {
+                height: block.height,
+            });
+            return Ok(out);
+        }
+        let mut batch = self.store.begin()?;
         let me = self.me.to_bytes();
         for tx in &block.txs {
             if let Some((sender, nonce)) = Transaction::peek_sender_and_nonce(&tx.tx)
@@ -471,13 +502,15 @@ impl Driver {
         for e in &block.end_block_events {
             self.on_event(e, block.height, &mut batch, &mut out.effects)?;
         }
-        for step in self.follower.end_block() {
+        let steps = match early_steps {
+            Some(steps) => steps,
+            None => self.follower.end_block(),
+        };
+        for step in steps {
             self.on_step(step, block.height, &mut batch, &mut out.effects)?;
         }
         self.state.cursor = block.height + 1;
-        if self.head.is_some_and(|h| block.height >= h)
-            && (self.catching_up() || !self.state.caught_up)
-        {
+        if self.catch_up_due(block.height) {
             self.caught_up(&mut batch, &mut out.effects)?;
         }
         // Posts are useful until the end of the phase they were made in.
@@ -493,5 +526,21 @@ impl Driver {
             height: block.height,
         });
         Ok(out)
+    }
+
+    /// Whether processing the block at `height` ends a catch-up: the chain's head is reached
+    /// while a ceremony is being caught up with, or for the first time.
+    fn catch_up_due(&self, height: u64) -> bool {
+        self.head.is_some_and(|h| height >= h) && (self.catching_up() || !self.state.caught_up)
+    }
+
+    /// Writes the state if its cursor moved past the last one written (empty blocks, see
+    /// [`Driver::process_block`]). The runtime calls it when the node stops.
+    pub fn checkpoint(&mut self) -> Result<(), DriverError> {
+        if self.state.cursor == self.stored_cursor {
+            return Ok(());
+        }
+        let batch = self.store.begin()?;
+        self.commit(batch)
     }
 }

@@ -54,6 +54,7 @@ impl Driver {
         self.state.follower = self.follower.position();
         batch.put_state(&self.state)?;
         batch.commit()?;
+        self.stored_cursor = self.state.cursor;
         self.fresh_secrets.clear();
         Ok(())
     }

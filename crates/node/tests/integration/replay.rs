@@ -11,7 +11,8 @@ use keyquorum_contract::config::KeyMode;
 use keyquorum_contract::tx::TxBody;
 use keyquorum_contract::{ContractConfig, Event};
 use keyquorum_node::chain::ChainAction;
-use keyquorum_node::driver::Effect;
+use keyquorum_node::driver::{EMPTY_BLOCKS_PER_CHECKPOINT, Effect};
+use keyquorum_node::store::{NodeState, Store};
 
 use crate::common;
 
@@ -198,4 +199,86 @@ fn a_reopened_driver_still_holds_the_active_views_magic_block() {
     h.drivers[0] = None;
     h.reopen(0);
     assert_eq!(h.driver(0).active_block(), Some(&second));
+}
+
+/// Whether the last block holds nothing: no transaction and no end-of-block event.
+fn last_block_empty(h: &Harness) -> bool {
+    let b = h.blocks.last().unwrap();
+    b.txs.is_empty() && b.end_block_events.is_empty()
+}
+
+/// A block with nothing in it moves only the cursor, so the driver does not write it (most
+/// blocks are empty, and a synced write of the whole state per block was most of an idle
+/// node's work). Killed after empty blocks, a node restarts at the cursor it last wrote,
+/// processes those blocks again and ends exactly where it was; after
+/// `EMPTY_BLOCKS_PER_CHECKPOINT` empty blocks the cursor is written anyway.
+#[test]
+fn empty_blocks_are_not_written_and_a_killed_driver_processes_them_again() {
+    let mut c = config();
+    // One view change, then an idle chain.
+    c.view_length = 1_000;
+    let mut h = harness(c);
+    while h.contract.state().current_view < 1 || !last_block_empty(&h) {
+        h.step();
+        assert!(h.height < 100, "view 1 did not settle");
+    }
+    const EMPTY: u64 = 5;
+    for _ in 0..EMPTY {
+        h.step();
+        assert!(last_block_empty(&h), "block {} is not empty", h.height);
+    }
+    const NODE: usize = 0;
+    let in_memory = h.driver(NODE).state().clone();
+    assert_eq!(in_memory.cursor, h.height + 1);
+    h.drivers[NODE] = None;
+    let stored = Store::open(&h.paths[NODE])
+        .unwrap()
+        .load_state()
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.cursor + EMPTY <= in_memory.cursor,
+        "empty blocks were written: cursor {} on disk, {} in memory",
+        stored.cursor,
+        in_memory.cursor
+    );
+    // Everything but the cursor is on disk.
+    let only_cursor_moved = NodeState {
+        cursor: in_memory.cursor,
+        ..stored.clone()
+    };
+    assert_eq!(only_cursor_moved, in_memory);
+
+    // Reopened, it processes the empty blocks again (with the next one) and ends where it
+    // would have been, as the nodes that stayed up are.
+    let effects = h.reopen(NODE);
+    h.apply(NODE, effects);
+    h.step();
+    let again = h.driver(NODE).state().clone();
+    assert_eq!(
+        again,
+        NodeState {
+            cursor: h.height + 1,
+            ..in_memory.clone()
+        }
+    );
+    assert_eq!(again.current_hash, h.driver(1).state().current_hash);
+
+    // Enough empty blocks in a row and the cursor is written anyway.
+    for _ in 0..EMPTY_BLOCKS_PER_CHECKPOINT {
+        h.step();
+        assert!(last_block_empty(&h), "block {} is not empty", h.height);
+    }
+    let in_memory = h.driver(NODE).state().cursor;
+    h.drivers[NODE] = None;
+    let stored = Store::open(&h.paths[NODE])
+        .unwrap()
+        .load_state()
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.cursor + EMPTY_BLOCKS_PER_CHECKPOINT > in_memory,
+        "no checkpoint: cursor {} on disk, {in_memory} in memory",
+        stored.cursor
+    );
 }
