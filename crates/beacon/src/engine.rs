@@ -401,11 +401,9 @@ impl<S: DrandScheme> Engine<S> {
         let member = sender
             .filter(|m| (*m as usize) < self.group.members.len())
             .ok_or(Rejected::NotAMember)?;
-        let partial = PartialSignature::<S>::from_bytes(&message.partial)
-            .map_err(|error| Rejected::Malformed { member, error })?;
-        if partial.index != self.group.members[member as usize].share_index {
-            return Err(Rejected::SpoofedIndex { member });
-        }
+        // Everything that needs no decoding first: most partials arrive after their round is
+        // complete (all n members send, t suffice), and decompressing and subgroup-checking a
+        // G2 point is most of what a partial costs.
         let next = self.last_round(store) + 1;
         let round = message.round;
         if round < next {
@@ -415,14 +413,24 @@ impl<S: DrandScheme> Engine<S> {
         if round >= limit {
             return Err(Rejected::TooFarAhead { round, limit });
         }
-        let state = self.pending.entry(round).or_default();
-        if state.bad.contains(&member) {
-            return Err(Rejected::KnownBad { member, round });
+        if let Some(state) = self.pending.get(&round) {
+            if state.bad.contains(&member) {
+                return Err(Rejected::KnownBad { member, round });
+            }
+            if state.partials.contains_key(&member) {
+                return Err(Rejected::Duplicate { member, round });
+            }
         }
-        if state.partials.contains_key(&member) {
-            return Err(Rejected::Duplicate { member, round });
+        let partial = PartialSignature::<S>::from_bytes(&message.partial)
+            .map_err(|error| Rejected::Malformed { member, error })?;
+        if partial.index != self.group.members[member as usize].share_index {
+            return Err(Rejected::SpoofedIndex { member });
         }
-        state.partials.insert(member, partial);
+        self.pending
+            .entry(round)
+            .or_default()
+            .partials
+            .insert(member, partial);
         Ok(self.advance(store, false))
     }
 

@@ -342,6 +342,21 @@ fn senders_are_checked() {
         engine.on_partial(Some(3), &honest(&dealt, 3, &msg, 1), &store),
         Err(Rejected::Stale { round: 1 })
     );
+    // Refused as stale before its point is decoded (most partials arrive after their round is
+    // complete, and decoding is most of a partial's cost): bytes that are no point at all.
+    let mut undecodable = honest(&dealt, 3, &msg, 1);
+    undecodable.partial[40] ^= 0xff;
+    undecodable.partial[32] |= 0x20;
+    assert_eq!(
+        engine.on_partial(Some(3), &undecodable, &store),
+        Err(Rejected::Stale { round: 1 })
+    );
+    // The same bytes for the next round are decoded, and refused.
+    undecodable.round = 2;
+    assert!(matches!(
+        engine.on_partial(Some(3), &undecodable, &store),
+        Err(Rejected::Malformed { member: 3, .. })
+    ));
 }
 
 #[test]

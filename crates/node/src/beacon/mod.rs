@@ -14,8 +14,8 @@
 //!   anyone else, or for another session, is dropped and counted. The engine checks the rest
 //!   (own share index, one per member and round, bounded window) and names members whose
 //!   partials do not verify under their public key shares; both are counted per member.
-//! - Rounds the engine produces are verified again and stored, with when this node stored
-//!   them ([`store::RoundTiming`]), before they are served; a reshare continues the chain (same
+//! - Rounds the engine produces (verified by it under the chain's key) are stored, with when
+//!   this node stored them ([`store::RoundTiming`]), before they are served; a reshare continues the chain (same
 //!   chain hash, the stored rounds go on), a fresh key starts a new chain whose info names the
 //!   previous one. The ended chain's rounds stay stored and served ([`http`]), and every node
 //!   fetches those it lacks, up to the chain's last possible round, from the nodes that ran it
@@ -537,7 +537,7 @@ impl Beacon {
             stored_ms: now_ms.saturating_add(elapsed_ms),
             origin: RoundOrigin::Combined,
         };
-        match self.store.put_round(&self.info, round, timing) {
+        match self.store.put_combined_round(&self.info, round, timing) {
             Ok(_) => {
                 self.last.fetch_max(round.round, Ordering::Relaxed);
                 // A clock behind the schedule reads as no latency rather than a negative one.

@@ -319,6 +319,28 @@ impl BeaconStore {
             round: round.round,
             error,
         })?;
+        self.insert_round(info, round, timing)
+    }
+
+    /// Stores a round this node's round engine combined for the chain `info`, with `timing`,
+    /// without verifying it again: the engine is built on `info`'s key and scheme and hands
+    /// over only a signature it verified under them (`keyquorum_beacon::engine`). Rounds from
+    /// anywhere else go through [`BeaconStore::put_round`].
+    pub(crate) fn put_combined_round(
+        &self,
+        info: &ChainInfo,
+        round: &Round,
+        timing: RoundTiming,
+    ) -> Result<bool, BeaconStoreError> {
+        self.insert_round(info, round, timing)
+    }
+
+    fn insert_round(
+        &self,
+        info: &ChainInfo,
+        round: &Round,
+        timing: RoundTiming,
+    ) -> Result<bool, BeaconStoreError> {
         let chain = info.hash();
         let w = self.db.begin_write().map_err(dberr)?;
         {
