@@ -2,7 +2,7 @@
 //!
 //! A drand-compatible random beacon on the group key of a keyquorum view: the four BLS12-381
 //! schemes of drand, chain info and rounds in drand's JSON, the chain hash, the round/time
-//! rules, one verifier for rounds, and the threshold round engine that produces rounds from
+//! rules, the verifier of rounds, and the threshold round engine that produces rounds from
 //! the members' partial signatures. Deterministic and free of I/O: no clock, no storage, no
 //! network; the node feeds it time (as a round number), stored rounds and authenticated
 //! messages, and carries out its actions.
@@ -19,7 +19,7 @@
 //! # Modules
 //! - [`scheme`]: the schemes, their tags and messages, randomness.
 //! - [`info`]: chain info, its JSON and its hash; keyquorum's link between chains.
-//! - [`round`]: rounds in drand's JSON, and [`round::verify_round`], the one verifier.
+//! - [`round`]: rounds in drand's JSON, and [`round::verify_round`], the verifier of rounds from elsewhere.
 //! - [`time`]: round numbers and Unix times.
 //! - [`engine`]: the sans-IO threshold round engine of one view.
 //! - [`sync`]: fetching a chain's rounds in bounded batches from a node that has them, and the

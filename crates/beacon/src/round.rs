@@ -6,8 +6,9 @@
 //! `sha256(signature)`, so nothing is lost). Decoding bounds every field; when `randomness` is
 //! present it must be `sha256(signature)`.
 //!
-//! [`verify_round`] is the one verifier: drand's published rounds and the rounds keyquorum's
-//! engine produces go through it alike.
+//! [`verify_round`] verifies drand's published rounds and every round keyquorum takes from
+//! another node. The round engine checks a round it combines with the same message
+//! ([`scheme::round_message`]) and signature check under the chain's key before it outputs it.
 
 use serde::{Deserialize, Serialize};
 

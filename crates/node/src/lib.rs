@@ -12,7 +12,8 @@
 //!   `BoardDeadline`), so the node never derives a deadline itself and its board equals the
 //!   contract's.
 //! - [`store`] persists, in one redb transaction per block or message batch, every input
-//!   consumed and the node's state; the participant's seed is sealed before `Start`. Effects
+//!   consumed and the node's state (an empty block, which moves only the cursor, is written
+//!   with the next change); the participant's seed is sealed before `Start`. Effects
 //!   leave the process only after the commit, so `kill -9` at any point and a restart replay
 //!   the participant to the same state and the same outputs, byte for byte: a restarted dealer
 //!   cannot send two different commitments or shares.

@@ -13,7 +13,9 @@
 //!
 //! The driver writes one transaction per chain block or per batch of peer messages, containing
 //! the inputs it is about to consume and the new state, and commits it (fsync) before any
-//! resulting message, post or signature leaves the process. A crash therefore leaves either
+//! resulting message, post or signature leaves the process. A block without transactions or
+//! events, which moves only the cursor and causes nothing to be sent, is written with the next
+//! transaction (or after 64 such heights); after a crash it is processed again. A crash therefore leaves either
 //! none or all of a batch, and the replay of seed plus logged inputs reproduces every output
 //! byte for byte.
 //!

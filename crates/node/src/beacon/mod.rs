@@ -13,13 +13,16 @@
 //!   is attributed to the member whose identity the network layer authenticated; one from
 //!   anyone else, or for another session, is dropped and counted. The engine checks the rest
 //!   (own share index, one per member and round, bounded window) and names members whose
-//!   partials do not verify under their public key shares; both are counted per member.
+//!   partials do not verify under their public key shares; both are counted per member. A
+//!   partial for a round already complete, or a second one, is counted `late` without being
+//!   decoded, whatever its bytes.
 //! - Rounds the engine produces (verified by it under the chain's key) are stored, with when
-//!   this node stored them ([`store::RoundTiming`]), before they are served; a reshare continues the chain (same
-//!   chain hash, the stored rounds go on), a fresh key starts a new chain whose info names the
-//!   previous one. The ended chain's rounds stay stored and served ([`http`]), and every node
-//!   fetches those it lacks, up to the chain's last possible round, from the nodes that ran it
-//!   ([`ended`]), so a node that joined after the change serves the ended chain too.
+//!   this node stored them ([`store::RoundTiming`]), before they are served; a reshare
+//!   continues the chain (same chain hash, the stored rounds go on), a fresh key starts a new
+//!   chain whose info names the previous one. The ended chain's rounds stay stored and served
+//!   ([`http`]), and every node fetches those it lacks, up to the chain's last possible round,
+//!   from the nodes that ran it ([`ended`]), so a node that joined after the change serves the
+//!   ended chain too.
 //! - A node that signs nothing in the view (outside the committee) and a member that was down
 //!   while the others went on fetch the rounds they lack from the committee in bounded batches
 //!   ([`sync`]), each round checked against the one before it and verified before it is

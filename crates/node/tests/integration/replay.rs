@@ -229,6 +229,7 @@ fn empty_blocks_are_not_written_and_a_killed_driver_processes_them_again() {
     }
     const NODE: usize = 0;
     let in_memory = h.driver(NODE).state().clone();
+    let (sent, submitted) = (h.sent[NODE].len(), h.submitted[NODE].len());
     assert_eq!(in_memory.cursor, h.height + 1);
     h.drivers[NODE] = None;
     let stored = Store::open(&h.paths[NODE])
@@ -263,6 +264,9 @@ fn empty_blocks_are_not_written_and_a_killed_driver_processes_them_again() {
         }
     );
     assert_eq!(again.current_hash, h.driver(1).state().current_hash);
+    // Processing them again sent and submitted nothing.
+    assert_eq!(h.sent[NODE].len(), sent);
+    assert_eq!(h.submitted[NODE].len(), submitted);
 
     // Enough empty blocks in a row and the cursor is written anyway.
     for _ in 0..EMPTY_BLOCKS_PER_CHECKPOINT {
