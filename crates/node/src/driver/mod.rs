@@ -39,10 +39,9 @@
 //! Each block and each batch of peer messages is one database transaction holding the inputs
 //! consumed and the new state; it commits before the effects are returned. An empty block (no
 //! transaction, no end-of-block event) moves only the cursor and is not written on its own
-//! (see [`Driver::process_block`]): after a crash it is processed again, to the same state. A
-//! ceremony's
-//! participant is a deterministic function of its seed (stored sealed when the ceremony starts,
-//! before `Start`) and its logged inputs, so [`Driver::open`] rebuilds it by replay after a crash
+//! (see [`Driver::process_block`]): after a crash it is processed again, to the same state.
+//! A ceremony's participant is a deterministic function of its seed (stored sealed when the
+//! ceremony starts, before `Start`) and its logged inputs, so [`Driver::open`] rebuilds it by replay after a crash
 //! and returns the effects again: the same deals, acks and posts, byte for byte (BLS signatures
 //! and the seeded randomness are deterministic). Re-sending is harmless (peers and the board
 //! drop duplicates); posts already on the board are not re-submitted.
@@ -461,9 +460,9 @@ impl Driver {
     /// whole state with a synced commit for each was a fifth of an idle node's work. The cursor
     /// is written with the next write of the state (a block that changes something, a batch of
     /// peer messages), once it is [`EMPTY_BLOCKS_PER_CHECKPOINT`] heights past the last one
-    /// written, and by [`Driver::checkpoint`]. A node
-    /// killed in between restarts at an older cursor and processes those empty blocks again,
-    /// which changes nothing either; nothing was sent on their account.
+    /// written, and by [`Driver::checkpoint`]. A node killed in between restarts at an older
+    /// cursor and processes those empty blocks again, which changes nothing either; nothing was
+    /// sent on their account.
     pub fn process_block(&mut self, block: &ChainBlock) -> Result<BlockOutcome, DriverError> {
         let mut out = BlockOutcome::default();
         if block.height < self.state.cursor {

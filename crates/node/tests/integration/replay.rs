@@ -207,6 +207,16 @@ fn last_block_empty(h: &Harness) -> bool {
     b.txs.is_empty() && b.end_block_events.is_empty()
 }
 
+/// Drops node `i`'s driver, as if killed, and reads the state its database holds.
+fn kill_and_read_state(h: &mut Harness, i: usize) -> NodeState {
+    h.drivers[i] = None;
+    Store::open(&h.paths[i])
+        .unwrap()
+        .load_state()
+        .unwrap()
+        .unwrap()
+}
+
 /// A block with nothing in it moves only the cursor, so the driver does not write it (most
 /// blocks are empty, and a synced write of the whole state per block was most of an idle
 /// node's work). Killed after empty blocks, a node restarts at the cursor it last wrote,
@@ -231,12 +241,7 @@ fn empty_blocks_are_not_written_and_a_killed_driver_processes_them_again() {
     let in_memory = h.driver(NODE).state().clone();
     let (sent, submitted) = (h.sent[NODE].len(), h.submitted[NODE].len());
     assert_eq!(in_memory.cursor, h.height + 1);
-    h.drivers[NODE] = None;
-    let stored = Store::open(&h.paths[NODE])
-        .unwrap()
-        .load_state()
-        .unwrap()
-        .unwrap();
+    let stored = kill_and_read_state(&mut h, NODE);
     assert!(
         stored.cursor + EMPTY <= in_memory.cursor,
         "empty blocks were written: cursor {} on disk, {} in memory",
@@ -274,12 +279,7 @@ fn empty_blocks_are_not_written_and_a_killed_driver_processes_them_again() {
         assert!(last_block_empty(&h), "block {} is not empty", h.height);
     }
     let in_memory = h.driver(NODE).state().cursor;
-    h.drivers[NODE] = None;
-    let stored = Store::open(&h.paths[NODE])
-        .unwrap()
-        .load_state()
-        .unwrap()
-        .unwrap();
+    let stored = kill_and_read_state(&mut h, NODE);
     assert!(
         stored.cursor + EMPTY_BLOCKS_PER_CHECKPOINT > in_memory,
         "no checkpoint: cursor {} on disk, {in_memory} in memory",
