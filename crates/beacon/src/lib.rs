@@ -19,7 +19,8 @@
 //! # Modules
 //! - [`scheme`]: the schemes, their tags and messages, randomness.
 //! - [`info`]: chain info, its JSON and its hash; keyquorum's link between chains.
-//! - [`round`]: rounds in drand's JSON, and [`round::verify_round`], the verifier of rounds from elsewhere.
+//! - [`round`]: rounds in drand's JSON, and [`round::verify_round`], the verifier of rounds
+//!   from elsewhere.
 //! - [`time`]: round numbers and Unix times.
 //! - [`engine`]: the sans-IO threshold round engine of one view.
 //! - [`sync`]: fetching a chain's rounds in bounded batches from a node that has them, and the

@@ -15,9 +15,9 @@
 //! the inputs it is about to consume and the new state, and commits it (fsync) before any
 //! resulting message, post or signature leaves the process. A block without transactions or
 //! events, which moves only the cursor and causes nothing to be sent, is written with the next
-//! transaction (or after 64 such heights); after a crash it is processed again. A crash therefore leaves either
-//! none or all of a batch, and the replay of seed plus logged inputs reproduces every output
-//! byte for byte.
+//! transaction (or after 64 such heights); after a crash it is processed again. A crash
+//! therefore leaves either none or all of a batch, and the replay of seed plus logged inputs
+//! reproduces every output byte for byte.
 //!
 //! # Storage faults
 //! Only a missing file means a new node. An existing file that is empty (0 bytes) or fails

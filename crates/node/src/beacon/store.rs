@@ -11,10 +11,10 @@
 //! Every round from elsewhere (a peer's answer, a fetched batch, an ended chain) is verified
 //! under its chain's info ([`verify_round`], the beacon crate's verifier) before it is written;
 //! a round this node's engine combined was checked by the engine under the same key and
-//! message before it was output, and is not checked twice. A round already stored is never replaced: a second,
-//! different value for a round is refused ([`BeaconStoreError::Conflict`]), the same value
-//! again is a no-op. A round is written in its own transaction with immediate durability, so
-//! a restart finds every round the node served.
+//! message before it was output, and is not checked twice. A round already stored is never
+//! replaced: a second, different value for a round is refused ([`BeaconStoreError::Conflict`]),
+//! the same value again is a no-op. A round is written in its own transaction with immediate
+//! durability, so a restart finds every round the node served.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -41,9 +41,9 @@
 //! transaction, no end-of-block event) moves only the cursor and is not written on its own
 //! (see [`Driver::process_block`]): after a crash it is processed again, to the same state.
 //! A ceremony's participant is a deterministic function of its seed (stored sealed when the
-//! ceremony starts, before `Start`) and its logged inputs, so [`Driver::open`] rebuilds it by replay after a crash
-//! and returns the effects again: the same deals, acks and posts, byte for byte (BLS signatures
-//! and the seeded randomness are deterministic). Re-sending is harmless (peers and the board
+//! ceremony starts, before `Start`) and its logged inputs, so [`Driver::open`] rebuilds it by
+//! replay after a crash and returns the effects again: the same deals, acks and posts, byte for
+//! byte (BLS signatures and the seeded randomness are deterministic). Re-sending is harmless (peers and the board
 //! drop duplicates); posts already on the board are not re-submitted.
 //!
 //! # A lost database
