@@ -160,6 +160,15 @@ async fn start_node(
     }
 }
 
+/// The runtime a test's chain and node run on.
+fn two_worker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Starts a chain on `data_dir` (50 ms blocks) whose contract has `actual` and which announces
 /// `announced`.
 async fn start_chain(
@@ -186,11 +195,7 @@ async fn start_chain(
 /// Runs a chain whose contract has `actual` and announces `announced`, and a node pinning
 /// `pinned` (if any) against it, until the node registered or refused the chain.
 fn run(actual: ContractConfig, announced: &ContractConfig, pinned: Option<[u8; 32]>) -> Seen {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = two_worker_runtime();
     rt.block_on(async move {
         let chain_dir = tempfile::tempdir().unwrap();
         let node_dir = tempfile::tempdir().unwrap();
@@ -303,11 +308,7 @@ fn a_configuration_other_than_the_pinned_one_is_refused_before_any_block() {
 #[test]
 fn a_restarted_node_re_executes_the_chain_from_its_first_block_and_follows_on() {
     let config = contract_config(1_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = two_worker_runtime();
     rt.block_on(async move {
         let chain_dir = tempfile::tempdir().unwrap();
         let node_dir = tempfile::tempdir().unwrap();
