@@ -12,10 +12,11 @@
 //!
 //! Partials are small and fixed-size, so a request of this kind larger than
 //! [`MAX_BEACON_PAYLOAD`] is refused by the swarm task without reaching the application.
-//! Sending is one attempt, no retries: the engine sends its partial again on every tick until
-//! the round is complete, which is the retry. The response is the application's (the node
-//! answers a partial for a round it already stored with that round, so a member that fell
-//! behind catches up).
+//! Sending is one attempt, no retries: while the round is open the node sends its partial
+//! again on later ticks to the members that did not take it, which is the retry. The response
+//! is the application's (the node answers a partial for the round it stored last with that
+//! round, so a member one round behind catches up, and answers a partial of a session it runs
+//! no beacon in so that the sender knows the partial was not taken).
 //!
 //! On-demand signatures use the same session with kind [`SIGN_REQUEST_KIND`]: a committee
 //! member that was asked to sign sends the request (view, domain, message) to the others, and

@@ -30,7 +30,7 @@ use keyquorum_net::libp2p::PeerId;
 use keyquorum_net::libp2p::multiaddr::Protocol;
 use keyquorum_net::{
     BEACON_PARTIAL_KIND, BEACON_SYNC_KIND, Multiaddr, NetEvent, Network, NetworkHandle,
-    SIGN_REQUEST_KIND, Target,
+    SIGN_REQUEST_KIND, SessionId, Target,
 };
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
@@ -40,7 +40,7 @@ use crate::beacon::ended::EndedChain;
 use crate::beacon::http::{BeaconHttp, Serving};
 use crate::beacon::store::BeaconStore;
 use crate::beacon::sync::{SyncAsk, SyncGate};
-use crate::beacon::{Beacon, Outgoing};
+use crate::beacon::{Beacon, NOT_RUNNING, Outgoing, SendOutcome};
 use keyquorum_contract::magic::MagicBlock;
 
 use crate::chain::{
@@ -303,8 +303,8 @@ struct BeaconRuntime {
     due: bool,
     /// The round the clock was in at the last tick, and when that tick was.
     last_tick: Option<(u64, Instant)>,
-    /// Rounds members answered partials with.
-    answers: mpsc::Sender<Vec<u8>>,
+    /// What became of each partial sent, with the session it was sent in.
+    sent: mpsc::Sender<SentPartial>,
     /// Answers to requests for missing rounds.
     synced: mpsc::Sender<(SyncAsk, Result<Vec<u8>, String>)>,
     /// On-demand signatures, which sign with the same view's shares.
@@ -318,8 +318,12 @@ struct BeaconRuntime {
 }
 
 /// How often the engine is ticked within a round: each tick sends this node's partial of a
-/// round in progress again (members that were down get it; see the engine's `tick`).
+/// round in progress again to the members that have not taken it (members that were down get
+/// it; see the engine's `tick` and `beacon::delivery`).
 const BEACON_RESEND: Duration = Duration::from_secs(1);
+
+/// A beacon partial sent, and what became of it.
+type SentPartial = (SessionId, Outgoing, SendOutcome);
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -554,12 +558,21 @@ impl BeaconRuntime {
         }
     }
 
-    /// A round a member answered with.
-    fn on_answer(&mut self, net: &NetworkHandle, answer: &[u8]) {
+    /// What became of a partial sent: whether its member took it, and the round it may have
+    /// answered with.
+    fn on_sent(&mut self, net: &NetworkHandle, (session, sent, outcome): SentPartial) {
         let Some(beacon) = self.beacon.as_mut() else {
             return;
         };
-        let out = in_place(|| beacon.on_round(answer, now_ms()));
+        // Only an answer holding a round is work (its signature is checked); the others,
+        // one per member and round, are bookkeeping and skip the worker hand-off.
+        let holds_round =
+            matches!(&outcome, SendOutcome::Answered(a) if !a.is_empty() && a != NOT_RUNNING);
+        let out = if holds_round {
+            in_place(|| beacon.on_sent(&session, &sent, outcome, now_ms()))
+        } else {
+            beacon.on_sent(&session, &sent, outcome, now_ms())
+        };
         self.send(net, out);
     }
 
@@ -590,18 +603,25 @@ impl BeaconRuntime {
         for o in out {
             let net = net.clone();
             let metrics = self.metrics.clone();
-            let answers = self.answers.clone();
+            let sent = self.sent.clone();
             tokio::spawn(async move {
                 let bytes = o.payload.len();
-                match net.send_beacon_partial(o.to, session, o.payload).await {
+                let outcome = match net
+                    .send_beacon_partial(o.to.clone(), session, o.payload.clone())
+                    .await
+                {
                     Ok(answer) => {
                         metrics.sent("beacon_partial", bytes);
-                        if !answer.is_empty() {
-                            let _ = answers.try_send(answer);
-                        }
+                        SendOutcome::Answered(answer)
                     }
-                    Err(e) => debug!(error = %e, "beacon partial not delivered"),
-                }
+                    Err(e) => {
+                        debug!(error = %e, "beacon partial not delivered");
+                        SendOutcome::Failed
+                    }
+                };
+                // Waits for room rather than dropping the outcome: a send whose outcome is
+                // lost would count as waiting for good and never be repeated.
+                let _ = sent.send((session, o, outcome)).await;
             });
         }
     }
@@ -1435,7 +1455,7 @@ async fn run_node<C: ChainClient>(
         }));
     }
     let (pulled_tx, mut pulled_rx) = mpsc::channel::<Incoming>(256);
-    let (answers_tx, mut answers_rx) = mpsc::channel::<Vec<u8>>(64);
+    let (sent_tx, mut sent_rx) = mpsc::channel::<SentPartial>(256);
     let (synced_tx, mut synced_rx) = mpsc::channel(4);
     let beacon_store = if config.beacon.enabled {
         let store = BeaconStore::open(&config.beacon_db_path())
@@ -1465,7 +1485,7 @@ async fn run_node<C: ChainClient>(
             beacon: None,
             due: false,
             last_tick: None,
-            answers: answers_tx,
+            sent: sent_tx,
             synced: synced_tx,
             sign: sign.clone(),
             sync_gate: SyncGate::new(config.beacon.sync_rate_per_sec, config.beacon.sync_burst),
@@ -1636,12 +1656,14 @@ async fn run_node<C: ChainClient>(
                                         kind: "beacon_partial",
                                         bytes: payload.len(),
                                     });
-                                    // The stored round, if the sender is behind (else empty).
+                                    rt.beacon.on_partial(&net, &session, from_identity.as_deref(), &payload);
+                                    // After the partial is taken: the round it just completed,
+                                    // or stored earlier, if it is the last one here (else
+                                    // empty); with no beacon running, that it was not taken.
                                     let answer = rt.beacon.beacon.as_ref()
                                         .map(|b| b.answer(&session, &payload))
-                                        .unwrap_or_default();
+                                        .unwrap_or_else(|| NOT_RUNNING.to_vec());
                                     let _ = reply.send(answer);
-                                    rt.beacon.on_partial(&net, &session, from_identity.as_deref(), &payload);
                                 }
                                 BEACON_SYNC_KIND => {
                                     reporter.observe(Observation::Received {
@@ -1750,7 +1772,7 @@ async fn run_node<C: ChainClient>(
             }
             Some((hash, outcome)) = submit_rx.recv() => rt.on_submitted(hash, outcome),
             _ = tick.tick() => rt.beacon.tick(&net, false),
-            Some(answer) = answers_rx.recv() => rt.beacon.on_answer(&net, &answer),
+            Some(sent) = sent_rx.recv() => rt.beacon.on_sent(&net, sent),
             Some((ask, answer)) = synced_rx.recv() => rt.beacon.on_synced(&net, ask, answer),
         }
         if rt.beacon.due {

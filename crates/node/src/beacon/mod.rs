@@ -16,6 +16,10 @@
 //!   partials do not verify under their public key shares; both are counted per member. A
 //!   partial for a round already complete, or a second one, is counted `late` without being
 //!   decoded, whatever its bytes.
+//! - The runtime reports what became of each partial sent ([`Beacon::on_sent`]). While its
+//!   round is open, a partial is sent again at each tick, but only to the members that did not
+//!   take it: unreachable, or answering [`NOT_RUNNING`] because their beacon of this view has
+//!   not started ([`delivery`]).
 //! - Rounds the engine produces (verified by it under the chain's key) are stored, with when
 //!   this node stored them ([`store::RoundTiming`]), before they are served; a reshare
 //!   continues the chain (same chain hash, the stored rounds go on), a fresh key starts a new
@@ -32,11 +36,13 @@
 //! # Metrics
 //! `keyquorum_beacon_rounds_total` (rounds combined and stored here; rounds learnt from a
 //! member's answer are not counted), `keyquorum_beacon_sync_requests_total{result}` and
-//! `keyquorum_beacon_synced_rounds_total` (rounds fetched in batches, [`sync`]), `keyquorum_beacon_late_rounds_total` (stored a period or
-//! more after their start), `keyquorum_beacon_partials_total{member, result}`,
+//! `keyquorum_beacon_synced_rounds_total` (rounds fetched in batches, [`sync`]),
+//! `keyquorum_beacon_late_rounds_total` (rounds combined here and stored a period or more after
+//! their start), `keyquorum_beacon_partials_total{member, result}`,
 //! `keyquorum_beacon_combine_seconds` (the engine call that completed a round, through storing
 //! it) and `keyquorum_beacon_round_latency_seconds` (from a round's start time to its storage).
 
+pub mod delivery;
 pub mod ended;
 pub mod http;
 pub mod rounds;
@@ -157,8 +163,24 @@ pub enum BeaconError {
 pub struct Outgoing {
     /// The member's identity (bytes).
     pub to: Vec<u8>,
+    /// The round the partial is for.
+    pub round: u64,
     /// [`PartialBeacon::to_bytes`].
     pub payload: Vec<u8>,
+}
+
+/// The answer to a partial from a node that runs no beacon in the partial's session (it has
+/// not started the view's beacon yet, or has gone on to another view): the partial was not
+/// taken, and its sender sends it again at a later tick. One byte, which no round's JSON is.
+pub const NOT_RUNNING: &[u8] = &[0];
+
+/// What became of an [`Outgoing`] partial, as the runtime reports it ([`Beacon::on_sent`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// The member answered ([`Beacon::answer`] on its side, or [`NOT_RUNNING`]).
+    Answered(Vec<u8>),
+    /// The member could not be reached, or did not answer in time.
+    Failed,
 }
 
 /// Why a round fetched from another node was not stored.
@@ -210,6 +232,8 @@ pub struct Beacon {
     /// The nodes to fetch missing rounds from: the committee without this node.
     sync_peers: Vec<Vec<u8>>,
     syncer: Syncer,
+    /// Which members have this node's partials ([`delivery`]).
+    deliveries: delivery::Deliveries,
 }
 
 impl Beacon {
@@ -299,6 +323,7 @@ impl Beacon {
             last_synced: 0,
             sync_peers,
             syncer: Syncer::default(),
+            deliveries: delivery::Deliveries::default(),
         })
     }
 
@@ -344,13 +369,14 @@ impl Beacon {
         self.carry_out(actions, started, now_ms)
     }
 
-    /// The answer to a partial: the stored round it is for, when that is this node's last
-    /// round (a member still signing the round the others just completed gets the round
-    /// instead of waiting for partials nobody sends any more), else nothing. A member further
-    /// behind fetches what it lacks in batches ([`sync`]) rather than a round per partial.
+    /// The answer to a partial: [`NOT_RUNNING`] for another view's session; the stored round
+    /// it is for, when that is this node's last round (a member still signing the round the
+    /// others just completed gets the round instead of waiting for partials nobody sends any
+    /// more); else nothing. A member further behind fetches what it lacks in batches
+    /// ([`sync`]) rather than a round per partial.
     pub fn answer(&self, session: &SessionId, payload: &[u8]) -> Vec<u8> {
         if *session != self.session {
-            return Vec::new();
+            return NOT_RUNNING.to_vec();
         }
         let Ok(message) = PartialBeacon::from_bytes::<Scheme>(payload) else {
             return Vec::new();
@@ -361,6 +387,39 @@ impl Beacon {
         match self.store.round(&self.info.hash(), message.round) {
             Ok(Some(r)) => r.to_json().into_bytes(),
             _ => Vec::new(),
+        }
+    }
+
+    /// What became of `sent`, a partial of this view's beacon in `session`: a member that
+    /// answered from its beacon has it and is not sent it again ([`delivery`]); one that did
+    /// not take it gets it at a later tick. An answer holding a round is taken as
+    /// [`Beacon::on_round`] takes it.
+    pub fn on_sent(
+        &mut self,
+        session: &SessionId,
+        sent: &Outgoing,
+        outcome: SendOutcome,
+        now_ms: u64,
+    ) -> Vec<Outgoing> {
+        if *session != self.session {
+            // A send of the beacon of an earlier view.
+            return Vec::new();
+        }
+        let Some(member) = self.by_identity.get(&sent.to).copied() else {
+            return Vec::new();
+        };
+        let answer = match outcome {
+            SendOutcome::Answered(answer) if answer != NOT_RUNNING => answer,
+            SendOutcome::Answered(_) | SendOutcome::Failed => {
+                self.deliveries.finish(sent.round, member, false);
+                return Vec::new();
+            }
+        };
+        self.deliveries.finish(sent.round, member, true);
+        if answer.is_empty() {
+            Vec::new()
+        } else {
+            self.on_round(&answer, now_ms)
         }
     }
 
@@ -508,15 +567,19 @@ impl Beacon {
         for action in actions {
             match action {
                 Action::Broadcast(partial) => {
+                    let round = partial.round;
                     let payload = if self.corrupt_partials {
                         corrupt(partial).to_bytes()
                     } else {
                         partial.to_bytes()
                     };
                     for (i, id) in self.identities.iter().enumerate() {
-                        if Some(i as MemberId) != self.own {
+                        let member = i as MemberId;
+                        // Only to members that do not have it and are not being sent it.
+                        if Some(member) != self.own && self.deliveries.start(round, member) {
                             out.push(Outgoing {
                                 to: id.clone(),
+                                round,
                                 payload: payload.clone(),
                             });
                         }
@@ -529,6 +592,7 @@ impl Beacon {
                 }
             }
         }
+        self.deliveries.forget_through(self.last_round());
         out
     }
 
