@@ -45,6 +45,10 @@
 //! (`reshared_from` names the view whose key's holders dealt, and `group_key` stays the same),
 //! and the default `--faulty` is at most what leaves the reshare its threshold of holders.
 //!
+//! All members' beacon partials cross this one machine: a round sends `n (n - 1)` of them, so
+//! without `--beacon-period` the demo runs the beacon every 3 s (the chain's default) up to 64
+//! members and proportionally less often above ([`demo_beacon_period`]: 13 s at 128).
+//!
 //! The nodes start first and the chain only once they all listen, so that every node can
 //! register before the first view change; the work directory (keys, databases, logs) is a
 //! fresh temporary directory unless `--data-dir` is given.
@@ -525,6 +529,22 @@ pub(crate) fn phase_blocks(n: usize, block_ms: u64) -> [u64; 4] {
     ms.map(|m| m.div_ceil(block_ms).max(3))
 }
 
+/// The beacon period when `--beacon-period` is not given, for a committee of `n`: the chain's
+/// default (3 s) up to 64 members, then as many seconds more as keeps the partials sent per
+/// second, `n (n - 1)` per round, at those of 64 members. On one machine every member's
+/// partials share the same cores: at 128 members and 3 s the beacon alone kept two cores busy
+/// (`docs/performance.md`), leaving a reshare running beside it no time.
+pub(crate) fn demo_beacon_period(n: usize) -> u32 {
+    const FULL_SPEED: u64 = 64 * 63;
+    let base = u64::from(keyquorum_contract::config::BeaconConfig::default().period_secs);
+    let n = n as u64;
+    let period = (base * n * n.saturating_sub(1)).div_ceil(FULL_SPEED);
+    period.clamp(
+        base,
+        u64::from(keyquorum_contract::config::MAX_BEACON_PERIOD_SECS),
+    ) as u32
+}
+
 /// Most node processes the demo starts: every stake below stays positive and keeps its spacing.
 pub(crate) const MAX_NODES: usize = 4096;
 
@@ -537,6 +557,7 @@ pub(crate) fn stake(i: usize) -> u64 {
 
 fn contract_config(args: &DemoArgs) -> Result<ContractConfig, String> {
     let mut c = ContractConfig::defaults("keyquorum-demo", args.committee as u32);
+    c.beacon.period_secs = demo_beacon_period(args.committee);
     args.beacon.apply(&mut c.beacon);
     c.committee.min_size = args.committee as u32;
     c.committee.threshold = match args.threshold {
@@ -898,6 +919,7 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
                 &observer,
                 args.beacon_rounds.unwrap_or(DEFAULT_BEACON_ROUNDS),
                 beacon_period,
+                &mut run_limit,
             )
             .await
             .err();
@@ -1355,6 +1377,7 @@ impl Beacon {
         observer: &Observer,
         rounds: u32,
         period: Duration,
+        run_limit: &mut RunLimit,
     ) -> Result<(), String> {
         let view = observer.current_view;
         let waiting = ui.bars.add(ProgressBar::new_spinner());
@@ -1363,6 +1386,9 @@ impl Beacon {
         let wait = beacon_wait(rounds, period);
         let deadline = Instant::now() + wait;
         let result = loop {
+            if run_limit.interrupted() {
+                break Err("interrupted".to_owned());
+            }
             let last_error = self.fetch(observer).await.err();
             let have = self.log.rounds_in(view, &activations(observer));
             waiting.set_message(format!("{have} of {rounds} rounds in view {view}"));
@@ -1663,6 +1689,8 @@ pub(crate) async fn node_traffic(http: &Client, status_port: u16) -> Option<Traf
 /// rules with the same messages.
 pub(crate) struct RunLimit {
     interrupted: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+    /// The future above completed (it must not be polled again).
+    was_interrupted: bool,
     started: Instant,
     limit: Duration,
 }
@@ -1672,14 +1700,23 @@ impl RunLimit {
     pub(crate) fn new(started: Instant, limit: Duration) -> Self {
         Self {
             interrupted: Box::pin(interrupted()),
+            was_interrupted: false,
             started,
             limit,
         }
     }
 
+    /// Whether Ctrl-C or SIGTERM has come.
+    pub(crate) fn interrupted(&mut self) -> bool {
+        if !self.was_interrupted {
+            self.was_interrupted = futures_poll_ready(&mut self.interrupted);
+        }
+        self.was_interrupted
+    }
+
     /// Why the demo must stop now, if it must, as its failure message.
     pub(crate) fn stop_reason(&mut self, observer: &Observer, views: u64) -> Option<String> {
-        if futures_poll_ready(&mut self.interrupted) {
+        if self.interrupted() {
             return Some("interrupted".into());
         }
         if self.started.elapsed() > self.limit {
@@ -1738,6 +1775,68 @@ pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_interrupt_ends_the_wait_for_beacon_rounds() {
+        let mut beacon = Beacon {
+            log: BeaconLog::default(),
+            http: BeaconLog::client().unwrap(),
+            port_of: Default::default(),
+        };
+        let mut interrupted = RunLimit {
+            interrupted: Box::pin(std::future::ready(())),
+            was_interrupted: false,
+            started: Instant::now(),
+            limit: Duration::from_secs(3600),
+        };
+        // No node serves a round: without the interrupt this waits out the rounds' deadline
+        // and fails for want of rounds.
+        let e = beacon
+            .wait_for_rounds(
+                &Ui::new(true),
+                &Observer::default(),
+                1,
+                Duration::from_secs(1),
+                &mut interrupted,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e, "interrupted");
+        // Asked again, it still says so (the signal's future is not polled twice).
+        assert!(interrupted.interrupted());
+    }
+
+    #[test]
+    fn the_beacon_period_grows_with_the_partials_a_round_sends_unless_given() {
+        for n in [1, 4, 7, 64] {
+            assert_eq!(demo_beacon_period(n), 3, "n = {n}");
+        }
+        assert_eq!(demo_beacon_period(65), 4);
+        assert_eq!(demo_beacon_period(128), 13);
+        for n in 2..MAX_NODES {
+            assert!(demo_beacon_period(n) >= demo_beacon_period(n - 1));
+        }
+        assert_eq!(demo_beacon_period(MAX_NODES), 3600);
+        let period = |flags: &[&str]| {
+            contract_config(&demo_args(flags))
+                .unwrap()
+                .beacon
+                .period_secs
+        };
+        assert_eq!(period(&["--nodes", "128", "--committee", "128"]), 13);
+        assert_eq!(period(&["--nodes", "16", "--committee", "16"]), 3);
+        assert_eq!(
+            period(&[
+                "--nodes",
+                "128",
+                "--committee",
+                "128",
+                "--beacon-period",
+                "2"
+            ]),
+            2
+        );
+    }
 
     #[test]
     fn stakes_make_the_slashed_node_fall_behind_its_standby() {

@@ -47,7 +47,14 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Keys(keyquorum_node::cli::KeysArgs),
     /// Run a whole validator network on this machine: chain, node processes, view changes.
-    #[command(after_help = EXIT_CODES)]
+    #[command(
+        after_help = EXIT_CODES,
+        mut_arg("beacon_period", |a| a.help(
+            "Seconds between beacon rounds, 1 to 3600 [default on the embedded chain: 3 up to 64 \
+             members, then growing with n (n - 1), the partials a round sends across this one \
+             machine: 13 at 128]"
+        ))
+    )]
     Demo(demo::DemoArgs),
     /// Verify rounds of a drand-compatible random beacon.
     #[command(after_help = EXIT_CODES)]
