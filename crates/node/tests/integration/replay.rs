@@ -286,3 +286,25 @@ fn empty_blocks_are_not_written_and_a_killed_driver_processes_them_again() {
         stored.cursor
     );
 }
+
+/// A node that stops, rather than being killed, writes the cursor of the empty blocks it
+/// processed since its last write (`Driver::checkpoint`, which the runtime calls at a stop), so
+/// it restarts where it stopped instead of processing them again.
+#[test]
+fn a_checkpoint_writes_the_cursor_the_empty_blocks_moved() {
+    let mut c = config();
+    c.view_length = 1_000;
+    let mut h = harness(c);
+    while h.contract.state().current_view < 1 || !last_block_empty(&h) {
+        h.step();
+        assert!(h.height < 100, "view 1 did not settle");
+    }
+    for _ in 0..5 {
+        h.step();
+        assert!(last_block_empty(&h), "block {} is not empty", h.height);
+    }
+    const NODE: usize = 0;
+    let in_memory = h.driver(NODE).state().clone();
+    h.drivers[NODE].as_mut().unwrap().checkpoint().unwrap();
+    assert_eq!(kill_and_read_state(&mut h, NODE), in_memory);
+}
