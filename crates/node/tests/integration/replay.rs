@@ -207,6 +207,23 @@ fn last_block_empty(h: &Harness) -> bool {
     b.txs.is_empty() && b.end_block_events.is_empty()
 }
 
+/// A chain that ran view 1's view change and then `empty` empty blocks (no view change follows
+/// for 1,000 blocks).
+fn idle_after_view_1(empty: u64) -> Harness {
+    let mut c = config();
+    c.view_length = 1_000;
+    let mut h = harness(c);
+    while h.contract.state().current_view < 1 || !last_block_empty(&h) {
+        h.step();
+        assert!(h.height < 100, "view 1 did not settle");
+    }
+    for _ in 0..empty {
+        h.step();
+        assert!(last_block_empty(&h), "block {} is not empty", h.height);
+    }
+    h
+}
+
 /// Drops node `i`'s driver, as if killed, and reads the state its database holds.
 fn kill_and_read_state(h: &mut Harness, i: usize) -> NodeState {
     h.drivers[i] = None;
@@ -224,19 +241,8 @@ fn kill_and_read_state(h: &mut Harness, i: usize) -> NodeState {
 /// `EMPTY_BLOCKS_PER_CHECKPOINT` empty blocks the cursor is written anyway.
 #[test]
 fn empty_blocks_are_not_written_and_a_killed_driver_processes_them_again() {
-    let mut c = config();
-    // One view change, then an idle chain.
-    c.view_length = 1_000;
-    let mut h = harness(c);
-    while h.contract.state().current_view < 1 || !last_block_empty(&h) {
-        h.step();
-        assert!(h.height < 100, "view 1 did not settle");
-    }
     const EMPTY: u64 = 5;
-    for _ in 0..EMPTY {
-        h.step();
-        assert!(last_block_empty(&h), "block {} is not empty", h.height);
-    }
+    let mut h = idle_after_view_1(EMPTY);
     const NODE: usize = 0;
     let in_memory = h.driver(NODE).state().clone();
     let (sent, submitted) = (h.sent[NODE].len(), h.submitted[NODE].len());
@@ -292,17 +298,7 @@ fn empty_blocks_are_not_written_and_a_killed_driver_processes_them_again() {
 /// it restarts where it stopped instead of processing them again.
 #[test]
 fn a_checkpoint_writes_the_cursor_the_empty_blocks_moved() {
-    let mut c = config();
-    c.view_length = 1_000;
-    let mut h = harness(c);
-    while h.contract.state().current_view < 1 || !last_block_empty(&h) {
-        h.step();
-        assert!(h.height < 100, "view 1 did not settle");
-    }
-    for _ in 0..5 {
-        h.step();
-        assert!(last_block_empty(&h), "block {} is not empty", h.height);
-    }
+    let mut h = idle_after_view_1(5);
     const NODE: usize = 0;
     let in_memory = h.driver(NODE).state().clone();
     h.drivers[NODE].as_mut().unwrap().checkpoint().unwrap();
