@@ -6,7 +6,7 @@
 //! started the view's beacon yet, gets it once it is back. Sent again to the whole committee,
 //! though, every resend costs `n - 1` requests per member, `n (n - 1)` across the committee,
 //! exactly when rounds are slow, which is when the machines are busiest: a congestion
-//! collapse (measured at 128 members on two cores: each partial arrived six to seven times per
+//! collapse (measured at 128 members on two cores: each partial arrived about seven times per
 //! round and the rounds fell 30 s behind). So each send's outcome is recorded here: a member
 //! that answered the request has the partial ([`Beacon::answer`](super::Beacon::answer) runs
 //! in the view's beacon), one that answered [`NOT_RUNNING`](super::NOT_RUNNING) or could not
