@@ -18,8 +18,8 @@
 //!   decoded, whatever its bytes.
 //! - The runtime reports what became of each partial sent ([`Beacon::on_sent`]). While its
 //!   round is open, a partial is sent again at each tick, but only to the members that did not
-//!   take it: unreachable, or answering [`NOT_RUNNING`] because their beacon of this view has
-//!   not started ([`delivery`]).
+//!   take it: unreachable, or answering [`NOT_RUNNING`] because they run no beacon of this view
+//!   (not yet, or no longer), and not while a send to them awaits its answer ([`delivery`]).
 //! - Rounds the engine produces (verified by it under the chain's key) are stored, with when
 //!   this node stored them ([`store::RoundTiming`]), before they are served; a reshare
 //!   continues the chain (same chain hash, the stored rounds go on), a fresh key starts a new
