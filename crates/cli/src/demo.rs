@@ -181,8 +181,7 @@ pub struct DemoArgs {
     /// two blocks after an activation; the demo waits for two rounds]. Times the beacon with no
     /// view change running (with --curve secp256k1 the view's signing-key ceremony runs first,
     /// for about 20 s, seven rounds at a 3 s period, so the demo's wait and its last line
-    /// include it): the
-    /// summary gives the last view's rounds on a line of their own.
+    /// include it): the summary gives the last view's rounds on a line of their own.
     #[arg(long, value_name = "ROUNDS")]
     pub beacon_rounds: Option<u32>,
 }
