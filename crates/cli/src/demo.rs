@@ -145,7 +145,8 @@ pub struct DemoArgs {
     /// Where to write the HTML report.
     #[arg(long, default_value = "ceremony-report.html")]
     pub report: PathBuf,
-    /// Keep keys, databases and logs in this directory (default: a temporary one, removed).
+    /// Keep keys, databases and logs in this directory, which must be new or empty (default: a
+    /// temporary one, removed).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Start the nodes with --trust-chain: they take the demo's chain's blocks as served
@@ -810,7 +811,10 @@ pub fn run(mut args: DemoArgs) -> Result<(), CliError> {
         .build()
         .map_err(CliError::failed)?;
     let (dir, temporary) = match &args.data_dir {
-        Some(d) => (d.clone(), false),
+        Some(d) => {
+            unused_data_dir(d).map_err(CliError::Failed)?;
+            (d.clone(), false)
+        }
         None => {
             let d = std::env::temp_dir().join(format!(
                 "keyquorum-demo-{}-{}",
@@ -835,6 +839,24 @@ pub fn run(mut args: DemoArgs) -> Result<(), CliError> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     result.map_err(CliError::Failed)
+}
+
+/// A `--data-dir` the demo may write: absent or empty. The demo makes new keys and a new
+/// chain each run, so a directory of an earlier run would have its keys overwritten, and with
+/// them the shares its databases hold sealed.
+fn unused_data_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("--data-dir {}: {e}", dir.display())),
+        Ok(mut entries) => match entries.next() {
+            None => Ok(()),
+            Some(_) => Err(format!(
+                "--data-dir {} is not empty (an earlier demo's keys, databases and logs would be \
+                 overwritten): pass a new or empty directory",
+                dir.display()
+            )),
+        },
+    }
 }
 
 /// The demo itself; any error is a failed run.
@@ -1389,6 +1411,11 @@ impl Beacon {
             if run_limit.interrupted() {
                 break Err("interrupted".to_owned());
             }
+            if let Some(out) = run_limit.timed_out() {
+                break Err(format!(
+                    "{out} waiting for {rounds} beacon rounds in view {view}"
+                ));
+            }
             let last_error = self.fetch(observer).await.err();
             let have = self.log.rounds_in(view, &activations(observer));
             waiting.set_message(format!("{have} of {rounds} rounds in view {view}"));
@@ -1719,14 +1746,19 @@ impl RunLimit {
         if self.interrupted() {
             return Some("interrupted".into());
         }
-        if self.started.elapsed() > self.limit {
+        if let Some(out) = self.timed_out() {
             return Some(format!(
-                "timed out after {} s at view {} of {views}",
-                self.limit.as_secs(),
-                observer.current_view,
+                "{out} at view {} of {views}",
+                observer.current_view
             ));
         }
         observer.aborted()
+    }
+
+    /// "timed out after N s" once the demo's time limit (`--timeout-secs`) has passed.
+    pub(crate) fn timed_out(&self) -> Option<String> {
+        (self.started.elapsed() > self.limit)
+            .then(|| format!("timed out after {} s", self.limit.as_secs()))
     }
 }
 
@@ -1775,6 +1807,54 @@ pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_data_dir_of_an_earlier_run_is_refused_and_left_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fresh = tmp.path().join("new");
+        unused_data_dir(&fresh).unwrap();
+        std::fs::create_dir(&fresh).unwrap();
+        unused_data_dir(&fresh).unwrap();
+        let key = fresh.join("node-0.key");
+        std::fs::write(&key, b"earlier run").unwrap();
+        let e = unused_data_dir(&fresh).unwrap_err();
+        assert!(e.contains("is not empty"), "{e}");
+        assert_eq!(std::fs::read(&key).unwrap(), b"earlier run");
+    }
+
+    #[tokio::test]
+    async fn the_time_limit_ends_the_wait_for_beacon_rounds() {
+        let mut beacon = Beacon {
+            log: BeaconLog::default(),
+            http: BeaconLog::client().unwrap(),
+            port_of: Default::default(),
+        };
+        let mut expired = RunLimit {
+            interrupted: Box::pin(std::future::pending()),
+            was_interrupted: false,
+            started: Instant::now() - Duration::from_secs(60),
+            limit: Duration::from_secs(40),
+        };
+        // No node serves a round and the rounds' own deadline is an hour away: only
+        // `--timeout-secs` (40 s, passed) ends the wait.
+        let e = tokio::time::timeout(
+            Duration::from_secs(30),
+            beacon.wait_for_rounds(
+                &Ui::new(true),
+                &Observer::default(),
+                1,
+                Duration::from_secs(1800),
+                &mut expired,
+            ),
+        )
+        .await
+        .expect("the wait ends at the time limit")
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "timed out after 40 s waiting for 1 beacon rounds in view 0"
+        );
+    }
 
     #[tokio::test]
     async fn an_interrupt_ends_the_wait_for_beacon_rounds() {
