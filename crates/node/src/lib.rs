@@ -44,6 +44,7 @@ pub mod beacon;
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod data_file;
 pub mod driver;
 pub mod keys;
 pub mod keystore;

@@ -52,6 +52,9 @@ pub const MAX_STORED_MEMBERS: usize = 1024;
 /// Errors of the sections store. None carries secret material.
 #[derive(Debug, thiserror::Error)]
 pub enum SectionsStoreError {
+    /// The data file could not be opened.
+    #[error(transparent)]
+    File(crate::data_file::DataFileError),
     /// redb failed.
     #[error("database: {0}")]
     Db(String),
@@ -85,19 +88,20 @@ impl std::fmt::Debug for SectionsStore {
 }
 
 impl SectionsStore {
-    /// Opens (or creates) the store at `path`; `keys` seal and open the share.
+    /// Opens the store at `path`, creating it only when the file does not exist (an empty,
+    /// damaged or busy file is refused: [`crate::data_file`]); `keys` seal and open the share.
     pub fn open(path: &Path, keys: Arc<NodeKeys>) -> Result<Self, SectionsStoreError> {
-        let db = Database::builder()
-            .set_check_integrity_on_open(true)
-            .create(path)
-            .map_err(dberr)?;
-        let w = db.begin_write().map_err(dberr)?;
-        {
-            w.open_table(STATE).map_err(dberr)?;
-            w.open_table(INPUTS).map_err(dberr)?;
-            w.open_table(NODE).map_err(dberr)?;
-        }
-        w.commit().map_err(dberr)?;
+        let db = crate::data_file::open(path, |db| -> Result<Database, SectionsStoreError> {
+            let w = db.begin_write().map_err(dberr)?;
+            {
+                w.open_table(STATE).map_err(dberr)?;
+                w.open_table(INPUTS).map_err(dberr)?;
+                w.open_table(NODE).map_err(dberr)?;
+            }
+            w.commit().map_err(dberr)?;
+            Ok(db)
+        })
+        .map_err(SectionsStoreError::File)?;
         Ok(SectionsStore { db, keys })
     }
 

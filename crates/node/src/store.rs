@@ -25,12 +25,12 @@
 //! refused with [`StoreError::EmptyFile`] or [`StoreError::Damaged`], naming the file: a node
 //! that silently started over would deal again with a fresh seed in a ceremony it already
 //! contributed to, and be slashed for equivocation. A panic inside redb on damaged data is
-//! caught and reported the same way.
+//! caught and reported the same way; a file another process holds is [`StoreError::InUse`],
+//! not damage. The node's other data files follow the same rules ([`crate::data_file`]).
 //!
 //! [`NodeKeys::seal`]: crate::keys::NodeKeys::seal
 
 use std::collections::BTreeMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use keyquorum_contract::CeremonySpec;
@@ -65,6 +65,16 @@ pub enum StoreError {
         path.display()
     )]
     EmptyFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Another process (a node already running on this data directory) has the file open.
+    #[error(
+        "node data file {} is in use by another process (is a node already running on this \
+         data directory?); stop that process first",
+        path.display()
+    )]
+    InUse {
         /// The file.
         path: PathBuf,
     },
@@ -421,47 +431,12 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
-}
-
 impl Store {
     /// Opens the database, creating it only when `path` does not exist. An existing file that
     /// is empty or damaged is refused (see the module docs).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", dir.display())))?;
-        }
-        let existed = match std::fs::metadata(path) {
-            Ok(m) if m.len() == 0 => {
-                return Err(StoreError::EmptyFile {
-                    path: path.to_path_buf(),
-                });
-            }
-            Ok(_) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => {
-                return Err(StoreError::Damaged {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                });
-            }
-        };
-        let damaged = |reason: String| StoreError::Damaged {
-            path: path.to_path_buf(),
-            reason,
-        };
-        // redb may panic on pages altered outside it; a panic here is a damaged file, not a
-        // crash of the node.
-        let opened = catch_unwind(AssertUnwindSafe(|| -> Result<Store, StoreError> {
-            let db = Database::builder()
-                .set_check_integrity_on_open(true)
-                .create(path)
-                .map_err(dberr)?;
+        use crate::data_file::DataFileError;
+        crate::data_file::open(path, |db| -> Result<Store, StoreError> {
             let w = db.begin_write().map_err(dberr)?;
             {
                 w.open_table(META).map_err(dberr)?;
@@ -474,18 +449,15 @@ impl Store {
             store.load_state()?;
             store.active_block()?;
             Ok(store)
-        }));
-        match opened {
-            Ok(Ok(store)) => Ok(store),
-            // A file that was already there and does not open is damaged; a failure creating a
-            // new one (permissions, disk full) is reported as it is.
-            Ok(Err(e)) if existed => Err(damaged(e.to_string())),
-            Ok(Err(e)) => Err(e),
-            Err(p) => Err(damaged(format!(
-                "storage library panicked: {}",
-                panic_text(&*p)
-            ))),
-        }
+        })
+        .map_err(|e| match e {
+            DataFileError::Empty { path } => StoreError::EmptyFile { path },
+            DataFileError::Damaged { path, reason } => StoreError::Damaged { path, reason },
+            DataFileError::InUse { path } => StoreError::InUse { path },
+            DataFileError::Create { path, reason } => {
+                StoreError::Corrupt(format!("{}: {reason}", path.display()))
+            }
+        })
     }
 
     /// The persisted state, if any.
@@ -747,6 +719,25 @@ mod tests {
         assert!(text.contains("empty") && text.contains("backup"), "{text}");
         // Nothing was written into it.
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_data_file_held_by_a_running_node_is_in_use_not_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.redb");
+        let running = Store::open(&path).unwrap();
+        let err = Store::open(&path).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::InUse { path: p } if p == &path),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("in use") && !text.contains("move it aside"),
+            "{text}"
+        );
+        drop(running);
+        Store::open(&path).unwrap();
     }
 
     #[test]

@@ -114,6 +114,9 @@ pub struct StoredRound {
 /// Why the beacon store refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BeaconStoreError {
+    /// The data file could not be opened.
+    #[error(transparent)]
+    File(crate::data_file::DataFileError),
     /// redb failed.
     #[error("beacon database: {0}")]
     Db(#[from] redb::Error),
@@ -152,30 +155,36 @@ impl std::fmt::Debug for BeaconStore {
 }
 
 impl BeaconStore {
-    /// Opens or creates the database (its integrity checked on open, as the node's own).
+    /// Opens the database, creating it only when `path` does not exist; an empty, damaged or
+    /// busy file is refused ([`crate::data_file`]).
     pub fn open(path: &Path) -> Result<Self, BeaconStoreError> {
-        let db = Database::builder()
-            .set_check_integrity_on_open(true)
-            .create(path)
-            .map_err(dberr)?;
-        let w = db.begin_write().map_err(dberr)?;
-        {
-            w.open_table(ROUNDS).map_err(dberr)?;
-            w.open_table(CHAINS).map_err(dberr)?;
-            w.open_table(TIMINGS).map_err(dberr)?;
-            let mut meta = w.open_table(META).map_err(dberr)?;
-            // No version: a new store, or a version-1 one, whose rounds keep no timing.
-            let version = meta
-                .get(VERSION_KEY)
-                .map_err(dberr)?
-                .map(|v| v.value())
-                .unwrap_or(1);
-            if version > STORE_VERSION {
-                return Err(BeaconStoreError::UnknownVersion(version));
+        let (db, version) = crate::data_file::open(path, |db| -> Result<_, BeaconStoreError> {
+            let w = db.begin_write().map_err(dberr)?;
+            let version = {
+                w.open_table(ROUNDS).map_err(dberr)?;
+                w.open_table(CHAINS).map_err(dberr)?;
+                w.open_table(TIMINGS).map_err(dberr)?;
+                let mut meta = w.open_table(META).map_err(dberr)?;
+                // No version: a new store, or a version-1 one, whose rounds keep no timing.
+                let version = meta
+                    .get(VERSION_KEY)
+                    .map_err(dberr)?
+                    .map(|v| v.value())
+                    .unwrap_or(1);
+                if version <= STORE_VERSION {
+                    meta.insert(VERSION_KEY, STORE_VERSION).map_err(dberr)?;
+                }
+                version
+            };
+            if version <= STORE_VERSION {
+                w.commit().map_err(dberr)?;
             }
-            meta.insert(VERSION_KEY, STORE_VERSION).map_err(dberr)?;
+            Ok((db, version))
+        })
+        .map_err(BeaconStoreError::File)?;
+        if version > STORE_VERSION {
+            return Err(BeaconStoreError::UnknownVersion(version));
         }
-        w.commit().map_err(dberr)?;
         Ok(BeaconStore { db })
     }
 
@@ -404,6 +413,21 @@ impl RoundStore for ChainRounds<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data_file::DataFileError;
+
+    #[test]
+    fn an_empty_beacon_file_is_refused_not_started_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("beacon.redb");
+        drop(BeaconStore::open(&path).unwrap());
+        std::fs::File::create(&path).unwrap(); // truncates to 0 bytes
+        let err = BeaconStore::open(&path).unwrap_err();
+        assert!(
+            matches!(&err, BeaconStoreError::File(DataFileError::Empty { path: p }) if p == &path),
+            "{err}"
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
 
     #[test]
     fn a_version_1_store_opens_as_version_2_without_inventing_timings() {

@@ -380,6 +380,9 @@ pub const MAX_USED_SESSIONS: u64 = 65_536;
 /// A nonce store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum NonceDbError {
+    /// The data file could not be opened.
+    #[error(transparent)]
+    File(crate::data_file::DataFileError),
     /// redb failed.
     #[error("nonce database: {0}")]
     Db(String),
@@ -399,19 +402,17 @@ fn dberr<E: std::fmt::Display>(e: E) -> NonceDbError {
 }
 
 impl NonceDb {
-    /// Opens or creates the store.
+    /// Opens the store, creating it only when `path` does not exist; an empty, damaged or busy
+    /// file is refused ([`crate::data_file`]).
     pub fn open(path: &Path, keys: Arc<NodeKeys>) -> Result<Self, NonceDbError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(dberr)?;
-        }
-        let db = Database::builder()
-            .set_check_integrity_on_open(true)
-            .create(path)
-            .map_err(dberr)?;
-        let w = db.begin_write().map_err(dberr)?;
-        w.open_table(PENDING).map_err(dberr)?;
-        w.open_table(USED).map_err(dberr)?;
-        w.commit().map_err(dberr)?;
+        let db = crate::data_file::open(path, |db| -> Result<Database, NonceDbError> {
+            let w = db.begin_write().map_err(dberr)?;
+            w.open_table(PENDING).map_err(dberr)?;
+            w.open_table(USED).map_err(dberr)?;
+            w.commit().map_err(dberr)?;
+            Ok(db)
+        })
+        .map_err(NonceDbError::File)?;
         Ok(NonceDb {
             db,
             keys,

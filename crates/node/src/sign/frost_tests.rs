@@ -725,3 +725,20 @@ fn released_stores_free_the_nonce_file_while_clones_of_the_service_live() {
     let answer = lingering.answer_frost(&[0u8; 32], None, b"");
     assert!(!answer.is_empty());
 }
+
+#[test]
+fn an_empty_nonce_file_is_refused_not_started_over() {
+    let keys = node_keys(1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("frost-nonces.redb");
+    drop(NonceDb::open(&path, keys[0].clone()).unwrap());
+    std::fs::File::create(&path).unwrap(); // truncates to 0 bytes
+    let err = NonceDb::open(&path, keys[0].clone()).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            super::frost::NonceDbError::File(crate::data_file::DataFileError::Empty { .. })
+        ),
+        "{err}"
+    );
+}

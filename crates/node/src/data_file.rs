@@ -1,0 +1,179 @@
+//! Opening one of the node's redb data files so that a storage fault is never taken for a new
+//! node.
+//!
+//! Only a missing file is created. An existing file that is empty (0 bytes: truncated, not
+//! written by redb), that fails redb's integrity check on open, or on which redb panics, is
+//! refused as [`DataFileError::Empty`] or [`DataFileError::Damaged`], naming the file: starting
+//! such a store over would silently drop what it held (a beacon's stored rounds, a sections
+//! node's share, the FROST nonces a signer already committed to). A file another process holds
+//! open is [`DataFileError::InUse`]: it is not damaged, and moving it aside would discard a
+//! healthy store.
+//!
+//! The node's own database (`node.redb`, [`crate::store`]) applies the same rules with its own
+//! error type, whose advice speaks of ceremonies.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use redb::Database;
+
+/// Why a data file was not opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DataFileError {
+    /// The file exists but holds nothing.
+    #[error(
+        "data file {} is empty (0 bytes); refusing to start over in it. Restore it from a \
+         backup, or move it aside to start this store anew",
+        path.display()
+    )]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Another process has the file open.
+    #[error(
+        "data file {} is in use by another process (is a node already running on this data \
+         directory?); stop that process first",
+        path.display()
+    )]
+    InUse {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file exists but cannot be read back intact.
+    #[error(
+        "data file {} is damaged ({reason}); refusing to start. Restore it from a backup, or \
+         move it aside to start this store anew",
+        path.display()
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// A new file could not be created (permissions, a full disk).
+    #[error("data file {}: {reason}", path.display())]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Opens `path` with redb's integrity check and runs `init` on the database (creating tables,
+/// reading back what the caller needs at start), all under the rules of the module docs.
+/// `init`'s error is reported as damage for an existing file and as a failure to create one
+/// for a new file.
+pub fn open<T, E: std::fmt::Display>(
+    path: &Path,
+    init: impl FnOnce(Database) -> Result<T, E>,
+) -> Result<T, DataFileError> {
+    let file = || path.to_path_buf();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| DataFileError::Create {
+            path: file(),
+            reason: format!("{}: {e}", dir.display()),
+        })?;
+    }
+    let existed = match std::fs::metadata(path) {
+        Ok(m) if m.len() == 0 => return Err(DataFileError::Empty { path: file() }),
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            return Err(DataFileError::Damaged {
+                path: file(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    // redb may panic on pages altered outside it: that is a damaged file, not a crash.
+    let opened = catch_unwind(AssertUnwindSafe(|| {
+        let db = match Database::builder()
+            .set_check_integrity_on_open(true)
+            .create(path)
+        {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(None),
+            Err(e) => return Err(Some(e.to_string())),
+        };
+        init(db).map_err(|e| Some(e.to_string()))
+    }));
+    match opened {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(None)) => Err(DataFileError::InUse { path: file() }),
+        Ok(Err(Some(reason))) if existed => Err(DataFileError::Damaged {
+            path: file(),
+            reason,
+        }),
+        Ok(Err(Some(reason))) => Err(DataFileError::Create {
+            path: file(),
+            reason,
+        }),
+        Err(p) => Err(DataFileError::Damaged {
+            path: file(),
+            reason: format!("storage library panicked: {}", panic_text(&*p)),
+        }),
+    }
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables(db: Database) -> Result<Database, redb::Error> {
+        let w = db.begin_write()?;
+        w.open_table(redb::TableDefinition::<&str, u64>::new("t"))?;
+        w.commit()?;
+        Ok(db)
+    }
+
+    #[test]
+    fn only_a_missing_file_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("x.redb");
+        drop(open(&path, tables).unwrap());
+        // Opened again: the same store.
+        drop(open(&path, tables).unwrap());
+    }
+
+    #[test]
+    fn an_empty_file_is_refused_and_left_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.redb");
+        std::fs::write(&path, b"").unwrap();
+        let e = open(&path, tables).unwrap_err();
+        assert!(matches!(e, DataFileError::Empty { .. }), "{e}");
+        assert!(e.to_string().contains("x.redb"), "{e}");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_file_held_by_another_opener_is_in_use_not_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.redb");
+        let held = open(&path, tables).unwrap();
+        let e = open(&path, tables).unwrap_err();
+        assert!(matches!(e, DataFileError::InUse { .. }), "{e}");
+        assert!(!e.to_string().contains("move it aside"), "{e}");
+        drop(held);
+        drop(open(&path, tables).unwrap());
+    }
+
+    #[test]
+    fn a_garbage_file_is_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.redb");
+        std::fs::write(&path, vec![0xA5; 8192]).unwrap();
+        let e = open(&path, tables).unwrap_err();
+        assert!(matches!(e, DataFileError::Damaged { .. }), "{e}");
+    }
+}
