@@ -262,6 +262,7 @@ impl Task {
             .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle_connection_timeout))
             .build();
 
+        refuse_shared_port(&cfg.listen)?;
         swarm
             .listen_on(cfg.listen.clone())
             .map_err(|e| NetError::Listen {
@@ -1091,6 +1092,38 @@ fn map_outbound(peer: PeerId, error: OutboundFailure) -> NetError {
             reason: e.to_string(),
         },
     }
+}
+
+/// Fails when another socket listens on `listen`'s TCP port already. libp2p's TCP transport
+/// binds its listeners with `SO_REUSEPORT` (so that outgoing connections can use the listening
+/// port), and the kernel then lets a second node of the same user listen on the same port and
+/// splits the incoming connections between the two. A plain bind first, which no listener
+/// shares its port with, turns that into the "address in use" it is. A port of 0 (any free
+/// port) and addresses that are not plain TCP are left to libp2p.
+fn refuse_shared_port(listen: &Multiaddr) -> Result<(), NetError> {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for p in listen.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    std::net::TcpListener::bind((ip, port))
+        .map(drop)
+        .map_err(|e| NetError::Listen {
+            addr: listen.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// An error's message followed by those of its sources, skipping empty ones: libp2p's

@@ -794,6 +794,37 @@ async fn a_port_in_use_is_named_with_the_os_reason() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_cannot_listen_on_a_running_nodes_port() {
+    init_tracing();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listen: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+    let first_id = TestIdentity::generate();
+    let _first = keyquorum_net::Network::new(test_config(
+        &first_id,
+        Keypair::generate_ed25519(),
+        listen.clone(),
+    ))
+    .expect("the first node listens");
+    // libp2p binds its listeners with SO_REUSEPORT: without the check the second one would
+    // listen too, and the kernel would split the first node's connections between them.
+    let second_id = TestIdentity::generate();
+    let err = match keyquorum_net::Network::new(test_config(
+        &second_id,
+        Keypair::generate_ed25519(),
+        listen,
+    )) {
+        Ok(_) => panic!("a second node listened on a running node's port"),
+        Err(e) => e,
+    };
+    let text = err.to_string();
+    assert!(matches!(err, NetError::Listen { .. }), "{text}");
+    assert!(text.to_lowercase().contains("in use"), "{text}");
+}
+
 /// A loopback address where nobody listens (the port was bound and released).
 fn dead_addr() -> Multiaddr {
     let port = {
