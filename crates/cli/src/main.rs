@@ -306,13 +306,20 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
             cfg.max_adversaries()
         )));
     }
-    refuse_missing_index_domain(&cfg)?;
     keyquorum_dkg::Params::new(cfg.nodes, cfg.threshold, cfg.quorum).map_err(|e| {
         CliError::Usage(format!(
             "--threshold {} with --quorum {} and --committee {n}: {e}",
             cfg.threshold, cfg.quorum
         ))
     })?;
+    if cfg.reshare {
+        // The new committee takes BFT parameters for its size.
+        let m = cfg.new_committee();
+        let bft = m - keyquorum_dkg::Params::bft_faults(m);
+        keyquorum_dkg::Params::new(m, bft, bft)
+            .map_err(|e| CliError::Usage(format!("--reshare-committee {m}: {e}")))?;
+    }
+    refuse_missing_index_domain(&cfg)?;
     Ok(cfg)
 }
 
@@ -338,10 +345,16 @@ fn refuse_missing_index_domain(cfg: &SimConfig) -> Result<(), CliError> {
         CurveChoice::Bls12381 => domain::<Bls12381G1>(largest),
         CurveChoice::Secp256k1 => domain::<Secp256k1>(largest),
     };
+    // The largest domain each curve has below the committee limit (secp256k1's scalar group
+    // has a power-of-two subgroup of order 64 only).
+    let most = match cfg.curve {
+        CurveChoice::Bls12381 => keyquorum_dkg::params::MAX_PARTICIPANTS,
+        CurveChoice::Secp256k1 => 64,
+    };
     found.map_err(|e| {
         CliError::Usage(format!(
             "--indices roots-of-unity on {} for a committee of {largest}: {e}; use \
-             --indices sequential or key-hash, or a committee of at most 64",
+             --indices sequential or key-hash, or a committee of at most {most}",
             cfg.curve
         ))
     })

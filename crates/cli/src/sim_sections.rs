@@ -22,11 +22,14 @@ pub struct SectionsSimArgs {
     /// Sections mode: nodes joining after the genesis node (default: enough for a split).
     #[arg(long)]
     joins: Option<usize>,
-    /// Sections mode: honest members that leave, elders included.
-    #[arg(long, default_value_t = 2)]
-    leaves: usize,
-    /// Sections mode: faulty joiners (default: what a full elder set tolerates,
-    /// n - supermajority(n)).
+    /// Sections mode: honest members that leave, elders included, each after a joiner that
+    /// comes after the first elder set, so at most --joins minus --elders (default: 2, or
+    /// that many if fewer).
+    #[arg(long)]
+    leaves: Option<usize>,
+    /// Sections mode: faulty joiners, drawn among those that come after the first elder set, so
+    /// at most --joins minus --elders (default: what a full elder set tolerates,
+    /// n - supermajority(n), or that many if fewer).
     #[arg(long)]
     section_faulty: Option<usize>,
     /// Sections mode: what the faulty joiners do, drawn per node; repeat or separate with
@@ -61,10 +64,28 @@ fn config(args: &SectionsSimArgs) -> Result<SectionsConfig, CliError> {
     if let Some(joins) = args.joins {
         cfg.joins = joins;
     }
-    cfg.leaves = args.leaves;
-    if let Some(faulty) = args.section_faulty {
-        cfg.faulty = faulty;
-    }
+    // Faulty joiners and leaves come after the first elder set has joined (growth starts from
+    // honest elders); a count given that does not fit is refused rather than cut.
+    let room = cfg.joins - cfg.elder_count.min(cfg.joins);
+    let fits = |flag: &str, count: usize| {
+        if count > room {
+            return Err(CliError::Usage(format!(
+                "--{flag} {count}: only the {room} joiners after the first {} (--joins {} minus \
+                 --elders) can be drawn for it; raise --joins or lower --{flag}",
+                cfg.elder_count.min(cfg.joins),
+                cfg.joins
+            )));
+        }
+        Ok(count)
+    };
+    cfg.leaves = match args.leaves {
+        Some(leaves) => fits("leaves", leaves)?,
+        None => cfg.leaves.min(room),
+    };
+    cfg.faulty = match args.section_faulty {
+        Some(faulty) => fits("section-faulty", faulty)?,
+        None => cfg.faulty.min(room),
+    };
     if !args.section_fault.is_empty() {
         cfg.faults = args.section_fault.clone();
     }
@@ -129,6 +150,40 @@ pub fn run(
         return Err(CliError::usage("--runs must be at least 1"));
     }
     let json = format == OutputFormat::Json;
+    // The parameters in effect, defaults resolved, so that a run can be read and repeated.
+    let parameters = serde_json::json!({
+        "elders": base.elder_count,
+        "min_section_size": base.min_section_size,
+        "joins": base.joins,
+        "leaves": base.leaves,
+        "faulty": base.faulty,
+        "faults": base.faults.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+        "beyond_bound": base.beyond_bound,
+        "unsettled_per_mille": base.unsettled_per_mille,
+        "seed": seed,
+        "runs": runs,
+    });
+    if !json {
+        println!(
+            "elders {} · min section size {} · joins {} · leaves {} · faulty {} ({}){} · unsettled {}‰",
+            base.elder_count,
+            base.min_section_size,
+            base.joins,
+            base.leaves,
+            base.faulty,
+            base.faults
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            if base.beyond_bound {
+                " beyond the bound"
+            } else {
+                ""
+            },
+            base.unsettled_per_mille,
+        );
+    }
     let mut failures = Vec::new();
     let (mut passed, mut beyond, mut splits, mut restarts) = (0u64, 0u64, 0u64, 0u64);
     // Crash faults: restarted, of those still members once quiet (checked), and of those the
@@ -159,6 +214,7 @@ pub fn run(
     if json {
         let summary = serde_json::json!({
             "mode": "sections",
+            "parameters": parameters,
             "runs": runs,
             "passed": passed,
             "beyond_fault_bound": beyond,

@@ -39,6 +39,17 @@ pub struct Prefix {
     bits: [u8; 32],
 }
 
+/// The prefix's bits, most significant first (`01` for the section of names starting with bits
+/// 0 and 1), or `root` for the whole name space.
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.bit_count == 0 {
+            return f.write_str("root");
+        }
+        (0..self.bit_count).try_for_each(|i| f.write_str(if self.bit(i) == 1 { "1" } else { "0" }))
+    }
+}
+
 impl Prefix {
     /// The prefix of the whole name space (the genesis section).
     pub const ROOT: Prefix = Prefix {
@@ -117,6 +128,19 @@ impl Prefix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_displays_as_its_bits() {
+        assert_eq!(Prefix::ROOT.to_string(), "root");
+        let p = Prefix::ROOT
+            .child(0)
+            .unwrap()
+            .child(1)
+            .unwrap()
+            .child(1)
+            .unwrap();
+        assert_eq!(p.to_string(), "011");
+    }
 
     #[test]
     fn children_split_the_name_space_by_the_next_bit() {

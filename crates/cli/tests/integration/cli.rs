@@ -134,7 +134,7 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 28] = [
+    let cases: [(&[&str], &str); 32] = [
         (
             &["sim", "--mode", "sections", "--elders", "13"],
             "--elders must be at most 12",
@@ -166,6 +166,28 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
         (
             &["sim", "--mode", "sections", "--elders", "1"],
             "--elders must be at least 2",
+        ),
+        // Faulty joiners and leaves are drawn after the first elder set: a count that does not
+        // fit is refused, not cut.
+        (
+            &[
+                "sim",
+                "--mode",
+                "sections",
+                "--elders",
+                "4",
+                "--joins",
+                "5",
+                "--section-faulty",
+                "3",
+            ],
+            "--section-faulty 3: only the 1 joiners after the first 4 (--joins 5 minus --elders)",
+        ),
+        (
+            &[
+                "sim", "--mode", "sections", "--elders", "4", "--joins", "5", "--leaves", "2",
+            ],
+            "--leaves 2: only the 1 joiners after the first 4",
         ),
         (
             &["sim", "--committee", "4", "--faulty", "5"],
@@ -215,7 +237,32 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
                 "--reshare-committee",
                 "65",
             ],
-            "--indices roots-of-unity on secp256k1 for a committee of 65",
+            "--indices roots-of-unity on secp256k1 for a committee of 65: no evaluation \
+             domain of size 128 in this field; use --indices sequential or key-hash, or a \
+             committee of at most 64",
+        ),
+        // The new committee is checked up front like the first, not at run time.
+        (
+            &[
+                "sim",
+                "--committee",
+                "4",
+                "--reshare",
+                "--reshare-committee",
+                "4097",
+            ],
+            "--reshare-committee 4097: committee size n = 4097 must be between 1 and 4096",
+        ),
+        // Above the committee limit the limit is named, not a missing domain.
+        (
+            &[
+                "sim",
+                "--committee",
+                "5000000000",
+                "--indices",
+                "roots-of-unity",
+            ],
+            "committee size n = 5000000000 must be between 1 and 4096",
         ),
         (
             &["sim", "--fault", ""],

@@ -44,14 +44,23 @@ pub enum Violation {
         node: Name,
     },
     /// Two honest nodes of one section hold different chains or SAPs once the network is quiet.
-    #[error("honest nodes of section {prefix:?} hold different chains or SAPs when quiet")]
+    #[error("honest nodes of section {prefix} hold different chains or SAPs when quiet")]
     SectionDisagrees {
+        /// The section.
+        prefix: Prefix,
+    },
+    /// Two honest nodes of one section hold chains of which neither extends the other (a run
+    /// beyond the bound, where a node may lag its section but must not leave its history).
+    #[error(
+        "honest nodes of section {prefix} hold chains that diverge (neither extends the other)"
+    )]
+    ChainsDiverge {
         /// The section.
         prefix: Prefix,
     },
     /// Within the fault bound, honest nodes sit in nested sections once the network is quiet:
     /// a split completed for one half only.
-    #[error("honest nodes in nested sections {outer:?} and {inner:?} when quiet")]
+    #[error("honest nodes in nested sections {outer} and {inner} when quiet")]
     NestedSections {
         /// The shorter prefix.
         outer: Prefix,
@@ -60,7 +69,7 @@ pub enum Violation {
     },
     /// A section key was handed over to two different keys for one prefix (a fork), or to a
     /// prefix that is neither its own nor one of its halves, or to its own prefix and a half.
-    #[error("key {} has a second or misplaced child for section {prefix:?}", Short(.parent))]
+    #[error("key {} has a second or misplaced child for section {prefix}", Short(.parent))]
     Fork {
         /// The parent key.
         parent: [u8; KEY_LEN],
@@ -68,7 +77,7 @@ pub enum Violation {
         prefix: Prefix,
     },
     /// Honest elders emitted different signed SAPs for one parent key and prefix.
-    #[error("honest elders handed section {prefix:?} over to different SAPs")]
+    #[error("honest elders handed section {prefix} over to different SAPs")]
     ConflictingSap {
         /// The section.
         prefix: Prefix,
@@ -132,7 +141,7 @@ pub enum Violation {
     /// Within the fault bound, a generation of a section needed more restarts than it had
     /// faulty candidates.
     #[error(
-        "section {prefix:?} generation {generation}: {restarts} restarts with {faulty} faulty candidates"
+        "section {prefix} generation {generation}: {restarts} restarts with {faulty} faulty candidates"
     )]
     TooManyRestarts {
         /// The section.
@@ -146,7 +155,7 @@ pub enum Violation {
     },
     /// Within the fault bound, a section did not reach the elders (or the split) its members
     /// call for once the network was quiet.
-    #[error("section {prefix:?} did not reach the elders its members call for: {detail}")]
+    #[error("section {prefix} did not reach the elders its members call for: {detail}")]
     NotLive {
         /// The section.
         prefix: Prefix,
@@ -229,6 +238,34 @@ pub fn check_quiet(genesis: &PublicKey, views: &[NodeView]) -> Result<(), Violat
     Ok(())
 }
 
+/// What [`check_quiet`] keeps of its checks beyond the fault bound, where more candidates than
+/// a DKG tolerates may vote for different posts (so an honest elder may lack a share of its
+/// section's key, `keyquorum_sections::dkg`) and a failure agreement may exclude an honest node
+/// (which then stops following its section): every chain verifies from genesis and ends in its
+/// SAP's key, and the chains of a section's nodes never diverge, one extending the other.
+pub fn check_quiet_beyond_bound(genesis: &PublicKey, views: &[NodeView]) -> Result<(), Violation> {
+    let mut longest: BTreeMap<Prefix, &KeyChain> = BTreeMap::new();
+    for v in views {
+        check_chain(v.name, genesis, &v.chain, &v.sap.section_key)?;
+    }
+    for v in views {
+        let chain = &v.chain;
+        let held = longest.entry(v.sap.prefix).or_insert(chain);
+        let (short, long) = if held.links().len() <= chain.links().len() {
+            (*held, chain)
+        } else {
+            (chain, *held)
+        };
+        if long.links()[..short.links().len()] != *short.links() {
+            return Err(Violation::ChainsDiverge {
+                prefix: v.sap.prefix,
+            });
+        }
+        *held = long;
+    }
+    Ok(())
+}
+
 /// Liveness of splits: once quiet, no honest node is left in a section whose split another
 /// half completed.
 pub fn check_not_nested(views: &[NodeView]) -> Result<(), Violation> {
@@ -249,15 +286,21 @@ pub fn check_not_nested(views: &[NodeView]) -> Result<(), Violation> {
 /// The key tree the honest elders handed over, as `(parent key, new SAP)` pairs: each parent
 /// key has one child for its own prefix (an elder change), or one for each of its halves (a
 /// split), never both, never two for one prefix, never anything else. A fork shows here even
-/// when every chain verifies on its own.
-pub fn check_key_tree(genesis: &PublicKey, handed: &[(PublicKey, Sap)]) -> Result<(), Violation> {
+/// when every chain verifies on its own. Only the children of parent keys for which `checked`
+/// holds are checked (beyond the fault bound, faulty elders may fork a key they control); every
+/// handover still places its key in the tree.
+pub fn check_key_tree(
+    genesis: &PublicKey,
+    handed: &[(PublicKey, Sap)],
+    checked: impl Fn(&PublicKey) -> bool,
+) -> Result<(), Violation> {
     let mut prefix_of: BTreeMap<[u8; KEY_LEN], Prefix> = BTreeMap::new();
     prefix_of.insert(key_bytes(genesis), Prefix::ROOT);
     for (_, sap) in handed {
         prefix_of.insert(key_bytes(&sap.section_key), sap.prefix);
     }
     let mut children: BTreeMap<[u8; KEY_LEN], BTreeMap<Prefix, [u8; KEY_LEN]>> = BTreeMap::new();
-    for (parent, sap) in handed {
+    for (parent, sap) in handed.iter().filter(|(parent, _)| checked(parent)) {
         let parent = key_bytes(parent);
         let fork = Violation::Fork {
             parent,

@@ -22,7 +22,9 @@ use keyquorum_sections::{KeyChain, Name, Prefix, SessionId, supermajority};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use super::invariants::{NodeView, Violation, check_key_tree, check_not_nested, check_quiet};
+use super::invariants::{
+    NodeView, Violation, check_key_tree, check_not_nested, check_quiet, check_quiet_beyond_bound,
+};
 use super::{SectionFault, SectionsConfig, SectionsReport};
 
 /// Most messages a node keeps for sessions it does not know yet (as the node runtime does).
@@ -939,8 +941,9 @@ impl World {
                 if held {
                     let parent = key_bytes(&signed.parent_key);
                     let slot = (parent, signed.sap.prefix);
+                    let checked = self.fork_is_a_violation(&signed.parent_key);
                     match self.handed_to.get(&slot) {
-                        Some(sap) if *sap != signed.sap => {
+                        Some(sap) if *sap != signed.sap && checked => {
                             self.violations.push(Violation::ConflictingSap {
                                 prefix: signed.sap.prefix,
                             });
@@ -1379,17 +1382,45 @@ impl World {
                 }
             })
             .collect();
-        check_quiet(&self.genesis_key, &views)?;
+        if self.cfg.beyond_bound {
+            check_quiet_beyond_bound(&self.genesis_key, &views)?;
+        } else {
+            check_quiet(&self.genesis_key, &views)?;
+        }
         let handed: Vec<(PublicKey, Sap)> = self
             .handed
-            .iter()
-            .map(|((_, _), (parent, sap))| (*parent, sap.clone()))
+            .values()
+            .map(|(parent, sap)| (*parent, sap.clone()))
             .collect();
-        check_key_tree(&self.genesis_key, &handed)?;
+        check_key_tree(&self.genesis_key, &handed, |parent| {
+            self.fork_is_a_violation(parent)
+        })?;
         if !self.cfg.beyond_bound {
             self.check_liveness(&views)?;
         }
         Ok(())
+    }
+
+    /// Whether two handovers of section key `parent` to different SAPs break an invariant:
+    /// always within the bound; beyond it, only for a key honest elders handed over to and
+    /// while at most `m - supermajority(m)` of its `m` elders are faulty. Two sets of `supermajority(m)` signers then share more
+    /// signers than there are faulty elders, so some honest elder would have signed both; with
+    /// more faulty elders, they alone complete a second handover beside an honest one.
+    fn fork_is_a_violation(&self, parent: &PublicKey) -> bool {
+        if !self.cfg.beyond_bound || *parent == self.genesis_key {
+            return true;
+        }
+        // A key no honest elder handed over to: faulty elders made it, beyond any bound.
+        let Some((_, sap)) = self
+            .handed
+            .values()
+            .find(|(_, sap)| sap.section_key == *parent)
+        else {
+            return false;
+        };
+        let names = sap.names();
+        let faulty = names.iter().filter(|n| self.faulty(n)).count();
+        faulty <= names.len() - supermajority(names.len())
     }
 
     /// Whether crash fault `name` ran all of `session` up: it had not gone down when the

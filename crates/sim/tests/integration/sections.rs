@@ -17,7 +17,9 @@ use keyquorum_sections::keys::key_bytes;
 use keyquorum_sections::sap::Sap;
 use keyquorum_sections::simulation::secret;
 use keyquorum_sections::{KeyChain, Name, Prefix};
-use keyquorum_sim::sections::invariants::{NodeView, check_chain, check_key_tree, check_quiet};
+use keyquorum_sim::sections::invariants::{
+    NodeView, check_chain, check_key_tree, check_quiet, check_quiet_beyond_bound,
+};
 use keyquorum_sim::sections::{
     SectionFault, SectionsConfig, SectionsReport, Violation, run_sections,
 };
@@ -135,6 +137,19 @@ fn batch() -> &'static Batch {
         beyond.faulty = 3;
         beyond.beyond_bound = true;
         jobs.push((2, None, beyond));
+        // Beyond the bound with every joiner after the first elders faulty: equivocating votes
+        // leave an honest elder without a share of the key handed over, and false blame has an
+        // honest node excluded, after which it lags its section; neither is a safety violation.
+        for (kind, seed) in [
+            (SectionFault::Equivocate, 3),
+            (SectionFault::FalseBlame, 11),
+        ] {
+            let mut cfg = small(seed);
+            cfg.faulty = 4;
+            cfg.faults = vec![kind];
+            cfg.beyond_bound = true;
+            jobs.push((2, Some(kind), cfg));
+        }
         // Steps that come before the network is quiet: joins and leaves during sessions.
         let mut unsettled = small(3_000);
         unsettled.unsettled_per_mille = 400;
@@ -383,18 +398,64 @@ fn the_checks_refuse_a_forged_link_a_misplaced_chain_and_a_fork() {
         (pk(1), sap(2, zero)),
         (pk(1), sap(3, one)),
     ];
-    check_key_tree(&genesis, &tree).unwrap();
+    check_key_tree(&genesis, &tree, |_| true).unwrap();
     let mut second_root = tree.clone();
     second_root.push((pk(0), sap(4, Prefix::ROOT)));
     assert!(matches!(
-        check_key_tree(&genesis, &second_root),
+        check_key_tree(&genesis, &second_root, |_| true),
         Err(Violation::Fork { .. })
     ));
     tree.push((pk(1), sap(5, Prefix::ROOT)));
     assert!(matches!(
-        check_key_tree(&genesis, &tree),
+        check_key_tree(&genesis, &tree, |_| true),
         Err(Violation::Fork { .. })
     ));
+}
+
+/// Beyond the bound a section's honest nodes may lag one another and an elder may lack a share,
+/// but their chains never diverge; and a fork of a key the faulty elders control is not checked,
+/// while the key still has its place in the tree for its own children.
+#[test]
+fn beyond_the_bound_lagging_passes_and_diverging_does_not() {
+    let genesis = tbls::public_key::<MinPk>(&secret(0));
+    let one = KeyChain::from_links(vec![link(0, 1, 0)]).unwrap();
+    let two = KeyChain::from_links(vec![link(0, 1, 0), link(1, 2, 1)]).unwrap();
+    let other = KeyChain::from_links(vec![link(0, 3, 0)]).unwrap();
+    let lagging = [
+        view(1, two.clone(), Prefix::ROOT),
+        view(2, one, Prefix::ROOT),
+    ];
+    assert!(matches!(
+        check_quiet(&genesis, &lagging),
+        Err(Violation::SectionDisagrees { .. })
+    ));
+    check_quiet_beyond_bound(&genesis, &lagging).unwrap();
+    let diverging = [view(1, two, Prefix::ROOT), view(2, other, Prefix::ROOT)];
+    assert_eq!(
+        check_quiet_beyond_bound(&genesis, &diverging),
+        Err(Violation::ChainsDiverge {
+            prefix: Prefix::ROOT
+        })
+    );
+
+    let sap = |key: u64, prefix: Prefix| Sap {
+        prefix,
+        elders: Vec::new(),
+        section_key: tbls::public_key::<MinPk>(&secret(key)),
+    };
+    let pk = |k: u64| tbls::public_key::<MinPk>(&secret(k));
+    // Key 1 forked by its elders into keys 2 and 3; key 3 then hands over to key 4.
+    let tree = vec![
+        (pk(0), sap(1, Prefix::ROOT)),
+        (pk(1), sap(2, Prefix::ROOT)),
+        (pk(1), sap(3, Prefix::ROOT)),
+        (pk(3), sap(4, Prefix::ROOT)),
+    ];
+    assert!(matches!(
+        check_key_tree(&genesis, &tree, |_| true),
+        Err(Violation::Fork { .. })
+    ));
+    check_key_tree(&genesis, &tree, |parent| *parent != pk(1)).unwrap();
 }
 
 /// The one exemption a restarted node has: an elder without a share is a violation unless the
