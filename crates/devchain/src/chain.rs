@@ -200,6 +200,15 @@ impl Chain {
             let blocks_tx = blocks_tx.clone();
             tokio::task::spawn_blocking(move || {
                 let store = Store::open(&config.db_path())?;
+                if let Some(id) = state_machine.genesis_id()
+                    && let Some(stored) = store.record_genesis(id)?
+                {
+                    return Err(ChainError::OtherGenesis {
+                        path: config.db_path(),
+                        stored: hex::encode(stored),
+                        given: hex::encode(id),
+                    });
+                }
                 let engine = Engine::recover(
                     state_machine,
                     store.clone(),

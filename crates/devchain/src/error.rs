@@ -37,6 +37,22 @@ pub enum ChainError {
         /// What is wrong with it.
         problem: String,
     },
+    /// The data file holds a chain of another genesis than the machine's (another
+    /// configuration): its blocks would not replay.
+    #[error(
+        "chain data file {} holds a chain started with genesis {stored}, and this configuration's \
+         genesis is {given}: start the chain with the settings the file was created with, or use \
+         another data directory for a new chain",
+        path.display()
+    )]
+    OtherGenesis {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The genesis recorded in the file, hex.
+        stored: String,
+        /// The machine's genesis, hex.
+        given: String,
+    },
     /// The stored data is inconsistent (bad encoding, gap in heights, broken hash chain).
     #[error("corrupt chain data: {0}")]
     Corrupt(String),

@@ -74,6 +74,16 @@ pub trait StateMachine: Send + 'static {
     /// exactly one).
     fn apply_tx(&mut self, tx: &[u8], height: u64) -> Result<Vec<Self::Event>, TxRejection>;
 
+    /// What the machine's genesis is (its parameters, initial balances and so on), as a digest:
+    /// a chain's blocks replay only on a machine of the same genesis. The chain records it
+    /// when it creates its data file and refuses to open the file with a machine that gives
+    /// another ([`ChainError::OtherGenesis`](crate::ChainError::OtherGenesis)), naming both,
+    /// instead of failing the replay at the first block that differs. `None`, the default, for
+    /// a machine that does not say; its replay still refuses a divergence.
+    fn genesis_id(&self) -> Option<[u8; 32]> {
+        None
+    }
+
     /// Called with all of a block's transactions before the first is applied, to prepare work
     /// that is cheaper for the block as a whole (verifying the transactions' signatures in one
     /// batch, say). Must not change what [`StateMachine::apply_tx`] and

@@ -25,6 +25,8 @@ const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending");
 const TX_INDEX: TableDefinition<&[u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// `"machine"` -> the state machine's [`StateMachine::genesis_id`](crate::StateMachine::genesis_id).
+const GENESIS: TableDefinition<&str, &[u8]> = TableDefinition::new("genesis");
 
 const FORMAT_VERSION: u64 = 1;
 
@@ -116,6 +118,29 @@ impl Store {
             ChainError::Storage(redb::Error::Corrupted(m)) => refuse(format!("is unreadable: {m}")),
             e => e,
         })
+    }
+
+    /// Records `id` as the genesis of the chain in this file if none is recorded yet (a new
+    /// file, or one written before the record existed), and otherwise returns the recorded one
+    /// when it differs.
+    pub(crate) fn record_genesis(&self, id: [u8; 32]) -> Result<Option<Vec<u8>>, ChainError> {
+        let w = begin_write(&self.db)?;
+        {
+            let mut t = w.open_table(GENESIS).map_err(db_err)?;
+            let stored = t
+                .get("machine")
+                .map_err(db_err)?
+                .map(|v| v.value().to_vec());
+            match stored {
+                Some(s) if s != id => return Ok(Some(s)),
+                Some(_) => return Ok(None),
+                None => {
+                    t.insert("machine", id.as_slice()).map_err(db_err)?;
+                }
+            }
+        }
+        w.commit().map_err(db_err)?;
+        Ok(None)
     }
 
     /// Creates missing tables and checks the format version.

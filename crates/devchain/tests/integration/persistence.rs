@@ -126,6 +126,80 @@ async fn replay_divergence_and_double_open_are_refused() {
     chain.stop().await.unwrap();
 }
 
+/// [`KvMachine`] saying what its genesis is.
+struct WithGenesis(KvMachine, [u8; 32]);
+
+impl keyquorum_devchain::StateMachine for WithGenesis {
+    type Event = keyquorum_devchain::testkit::KvEvent;
+
+    fn check_tx(
+        &self,
+        tx: &[u8],
+    ) -> Result<keyquorum_devchain::TxHash, keyquorum_devchain::TxRejection> {
+        self.0.check_tx(tx)
+    }
+
+    fn apply_tx(
+        &mut self,
+        tx: &[u8],
+        height: u64,
+    ) -> Result<Vec<Self::Event>, keyquorum_devchain::TxRejection> {
+        self.0.apply_tx(tx, height)
+    }
+
+    fn end_block(&mut self, height: u64) -> Vec<Self::Event> {
+        self.0.end_block(height)
+    }
+
+    fn query(&self, path: &str) -> Option<serde_json::Value> {
+        self.0.query(path)
+    }
+
+    fn genesis_id(&self) -> Option<[u8; 32]> {
+        Some(self.1)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_file_of_another_genesis_is_refused_naming_both() {
+    let dir = TempDir::new("genesis");
+    let chain = Chain::start(
+        config(dir.path(), 20),
+        WithGenesis(KvMachine::new(2), [1; 32]),
+    )
+    .await
+    .unwrap();
+    assert!(chain.wait_for_height(3, Duration::from_secs(5)).await);
+    let path = chain.config().db_path();
+    chain.stop().await.unwrap();
+
+    // The same blocks would even replay here (same phase length): the record still refuses.
+    let e = match Chain::start(
+        config(dir.path(), 20),
+        WithGenesis(KvMachine::new(2), [2; 32]),
+    )
+    .await
+    {
+        Ok(_) => panic!("a chain of another genesis was opened"),
+        Err(e) => e,
+    };
+    assert!(matches!(e, ChainError::OtherGenesis { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains(&hex::encode([1u8; 32])), "{msg}");
+    assert!(msg.contains(&hex::encode([2u8; 32])), "{msg}");
+
+    // Its own genesis still opens it, with its blocks.
+    let chain = Chain::start(
+        config(dir.path(), 20),
+        WithGenesis(KvMachine::new(2), [1; 32]),
+    )
+    .await
+    .unwrap();
+    assert!(chain.height() >= 3);
+    chain.stop().await.unwrap();
+}
+
 /// Runs a chain until it has a few blocks, so that its data file is a real database.
 async fn make_chain(dir: &Path) -> std::path::PathBuf {
     let chain = Chain::start(config(dir, 10), KvMachine::new(2))

@@ -423,6 +423,11 @@ fn rejection(r: Rejection) -> TxRejection {
 impl StateMachine for ContractMachine {
     type Event = Event;
 
+    /// The contract configuration's digest, as nodes pin it (`chain_config_digest`).
+    fn genesis_id(&self) -> Option<[u8; 32]> {
+        Some(crate::chain::replica::config_digest(self.0.config()))
+    }
+
     fn check_tx(&self, tx: &[u8]) -> Result<TxHash, TxRejection> {
         self.0.check_tx(tx).map_err(rejection)
     }
