@@ -113,6 +113,7 @@ fn line(run: u64, report: &SectionsReport, ms: f64) -> String {
         report.seed,
         match (&report.violation, report.beyond_bound) {
             (Some(_), _) => "FAIL  ",
+            (None, true) if report.did_not_settle => "UNSETTLED",
             (None, true) => "BEYOND",
             (None, false) => "ok    ",
         },
@@ -186,6 +187,8 @@ pub fn run(
     }
     let mut failures = Vec::new();
     let (mut passed, mut beyond, mut splits, mut restarts) = (0u64, 0u64, 0u64, 0u64);
+    // Beyond the bound: runs that ended without the network going quiet (liveness).
+    let mut unsettled = 0u64;
     // Crash faults: restarted, of those still members once quiet (checked), and of those the
     // elders without a share (their DKG ran while they were down).
     let (mut restarted, mut checked, mut shareless) = (0u64, 0u64, 0u64);
@@ -207,7 +210,10 @@ pub fn run(
         shareless += report.restarted_without_share;
         match report.violation {
             Some(v) => failures.push((report.seed, v.to_string())),
-            None if report.beyond_bound => beyond += 1,
+            None if report.beyond_bound => {
+                beyond += 1;
+                unsettled += u64::from(report.did_not_settle);
+            }
             None => passed += 1,
         }
     }
@@ -218,6 +224,7 @@ pub fn run(
             "runs": runs,
             "passed": passed,
             "beyond_fault_bound": beyond,
+            "beyond_fault_bound_not_settled": unsettled,
             "failed": failures.len(),
             "splits": splits,
             "restarts": restarts,
@@ -234,7 +241,7 @@ pub fn run(
         println!("{summary}");
     } else {
         println!(
-            "{passed}/{runs} runs passed, {beyond} beyond the fault bound (safety only), {} failed; {splits} splits, {restarts} restarts",
+            "{passed}/{runs} runs passed, {beyond} beyond the fault bound (safety only; {unsettled} of them did not settle), {} failed; {splits} splits, {restarts} restarts",
             failures.len()
         );
         for (seed, reason) in &failures {

@@ -70,7 +70,9 @@
 //! ([`invariants::check_quiet_beyond_bound`]). Agreement is not checked then: with more
 //! faulty candidates than a DKG tolerates the honest ones may take different posts, so an
 //! honest elder may be left without a share of its section's key, and a failure agreement may
-//! exclude an honest node, which then lags its section.
+//! exclude an honest node, which then lags its section. Nor is settling: a run beyond the
+//! bound whose network does not go quiet within a smaller event budget ends there, reported as
+//! not settled ([`SectionsReport::did_not_settle`]).
 //!
 //! # Crashes and restarts
 //! Every node runs its coordinator through
@@ -261,6 +263,9 @@ pub struct SectionsReport {
     pub violation: Option<Violation>,
     /// Whether the run let faulty nodes act beyond the fault bound (liveness not checked).
     pub beyond_bound: bool,
+    /// Beyond the bound: the network did not go quiet within the event budget, so the run
+    /// ended there (a liveness outcome, not a violation).
+    pub did_not_settle: bool,
     /// Section keys handed over (links added to the key tree).
     pub handovers: u64,
     /// Splits completed.
