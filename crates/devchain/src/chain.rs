@@ -200,8 +200,10 @@ impl Chain {
             let blocks_tx = blocks_tx.clone();
             tokio::task::spawn_blocking(move || {
                 let store = Store::open(&config.db_path())?;
-                if let Some(id) = state_machine.genesis_id()
-                    && let Some(stored) = store.record_genesis(id)?
+                let genesis = state_machine.genesis_id();
+                let recorded = store.recorded_genesis()?;
+                if let (Some(id), Some(stored)) = (genesis, &recorded)
+                    && stored.as_slice() != id.as_slice()
                 {
                     return Err(ChainError::OtherGenesis {
                         path: config.db_path(),
@@ -216,6 +218,11 @@ impl Chain {
                     height_tx,
                     blocks_tx,
                 )?;
+                // Recorded once the stored blocks replayed on this genesis (none for a new
+                // file), so a wrong start never records its genesis over the right one.
+                if let (Some(id), None) = (genesis, recorded) {
+                    store.record_genesis(id)?;
+                }
                 Ok::<_, ChainError>((store, engine))
             })
             .await

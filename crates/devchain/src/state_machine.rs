@@ -75,11 +75,13 @@ pub trait StateMachine: Send + 'static {
     fn apply_tx(&mut self, tx: &[u8], height: u64) -> Result<Vec<Self::Event>, TxRejection>;
 
     /// What the machine's genesis is (its parameters, initial balances and so on), as a digest:
-    /// a chain's blocks replay only on a machine of the same genesis. The chain records it
-    /// when it creates its data file and refuses to open the file with a machine that gives
-    /// another ([`ChainError::OtherGenesis`](crate::ChainError::OtherGenesis)), naming both,
-    /// instead of failing the replay at the first block that differs. `None`, the default, for
-    /// a machine that does not say; its replay still refuses a divergence.
+    /// a chain's blocks replay only on a machine of the same genesis. The chain records it in
+    /// its data file once a start's stored blocks replayed on it (at once for a new file) and
+    /// then refuses to open the file with a machine that gives another
+    /// ([`ChainError::OtherGenesis`](crate::ChainError::OtherGenesis)), naming both, instead
+    /// of failing the replay at the first block that differs, or not at all when the
+    /// difference has not mattered yet. `None`, the default, for a machine that does not say;
+    /// its replay still refuses a divergence.
     fn genesis_id(&self) -> Option<[u8; 32]> {
         None
     }

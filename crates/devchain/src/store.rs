@@ -120,27 +120,29 @@ impl Store {
         })
     }
 
-    /// Records `id` as the genesis of the chain in this file if none is recorded yet (a new
-    /// file, or one written before the record existed), and otherwise returns the recorded one
-    /// when it differs.
-    pub(crate) fn record_genesis(&self, id: [u8; 32]) -> Result<Option<Vec<u8>>, ChainError> {
+    /// The genesis recorded for the chain in this file ([`Store::record_genesis`]), if any.
+    pub(crate) fn recorded_genesis(&self) -> Result<Option<Vec<u8>>, ChainError> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let t = match r.open_table(GENESIS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db_err(e)),
+        };
+        Ok(t.get("machine")
+            .map_err(db_err)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Records `id` as the genesis of the chain in this file. Called once the stored blocks
+    /// replayed on the machine of that genesis, so a file written before the record existed
+    /// gets the genesis its blocks were just checked against.
+    pub(crate) fn record_genesis(&self, id: [u8; 32]) -> Result<(), ChainError> {
         let w = begin_write(&self.db)?;
         {
             let mut t = w.open_table(GENESIS).map_err(db_err)?;
-            let stored = t
-                .get("machine")
-                .map_err(db_err)?
-                .map(|v| v.value().to_vec());
-            match stored {
-                Some(s) if s != id => return Ok(Some(s)),
-                Some(_) => return Ok(None),
-                None => {
-                    t.insert("machine", id.as_slice()).map_err(db_err)?;
-                }
-            }
+            t.insert("machine", id.as_slice()).map_err(db_err)?;
         }
-        w.commit().map_err(db_err)?;
-        Ok(None)
+        w.commit().map_err(db_err)
     }
 
     /// Creates missing tables and checks the format version.

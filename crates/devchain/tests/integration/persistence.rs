@@ -200,6 +200,43 @@ async fn a_data_file_of_another_genesis_is_refused_naming_both() {
     chain.stop().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_whose_blocks_do_not_replay_records_no_genesis() {
+    // A file from before the record: blocks, no genesis.
+    let dir = TempDir::new("genesis-old");
+    let chain = Chain::start(config(dir.path(), 20), KvMachine::new(2))
+        .await
+        .unwrap();
+    assert!(chain.wait_for_height(3, Duration::from_secs(5)).await);
+    chain.stop().await.unwrap();
+    // Started with the wrong parameters: the replay refuses, and nothing is recorded...
+    match Chain::start(
+        config(dir.path(), 20),
+        WithGenesis(KvMachine::new(3), [9; 32]),
+    )
+    .await
+    {
+        Err(ChainError::ReplayDiverged { .. }) => {}
+        other => panic!("expected divergence, got {:?}", other.err()),
+    }
+    // ...so the right ones still open it, and are recorded from then on.
+    let chain = Chain::start(
+        config(dir.path(), 20),
+        WithGenesis(KvMachine::new(2), [1; 32]),
+    )
+    .await
+    .unwrap();
+    chain.stop().await.unwrap();
+    assert!(matches!(
+        Chain::start(
+            config(dir.path(), 20),
+            WithGenesis(KvMachine::new(2), [9; 32])
+        )
+        .await,
+        Err(ChainError::OtherGenesis { .. })
+    ));
+}
+
 /// Runs a chain until it has a few blocks, so that its data file is a real database.
 async fn make_chain(dir: &Path) -> std::path::PathBuf {
     let chain = Chain::start(config(dir, 10), KvMachine::new(2))
