@@ -5,9 +5,11 @@
 //! written by redb), that fails redb's integrity check on open, or on which redb panics, is
 //! refused as [`DataFileError::Empty`] or [`DataFileError::Damaged`], naming the file: starting
 //! such a store over would silently drop what it held (a beacon's stored rounds, a sections
-//! node's share, the FROST nonces a signer already committed to). A file another process holds
-//! open is [`DataFileError::InUse`]: it is not damaged, and moving it aside would discard a
-//! healthy store.
+//! node's share, the FROST nonces a signer already committed to). Only those two advise moving
+//! the file aside. A file another process holds open is [`DataFileError::InUse`], and one that
+//! cannot be read for another reason (permissions, an I/O error, a file format this build does
+//! not read) is [`DataFileError::Unusable`]: neither is damage, and moving such a file aside
+//! would discard a healthy store.
 //!
 //! The node's own database (`node.redb`, [`crate::store`]) applies the same rules with its own
 //! error type, whose advice speaks of ceremonies.
@@ -52,6 +54,14 @@ pub enum DataFileError {
         /// What failed.
         reason: String,
     },
+    /// The file could not be read for a reason other than damage.
+    #[error("data file {} cannot be used: {reason}", path.display())]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
     /// A new file could not be created (permissions, a full disk).
     #[error("data file {}: {reason}", path.display())]
     Create {
@@ -63,13 +73,12 @@ pub enum DataFileError {
 }
 
 /// Opens `path` with redb's integrity check and runs `init` on the database (creating tables,
-/// reading back what the caller needs at start), all under the rules of the module docs.
-/// `init`'s error is reported as damage for an existing file and as a failure to create one
-/// for a new file.
-pub fn open<T, E: std::fmt::Display>(
+/// reading back what the caller needs at start), under the rules of the module docs. `init`'s
+/// own error comes back as the inner result, for the caller to judge; a panic in it is damage.
+pub fn open<T, E>(
     path: &Path,
     init: impl FnOnce(Database) -> Result<T, E>,
-) -> Result<T, DataFileError> {
+) -> Result<Result<T, E>, DataFileError> {
     let file = || path.to_path_buf();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| DataFileError::Create {
@@ -82,7 +91,7 @@ pub fn open<T, E: std::fmt::Display>(
         Ok(_) => true,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => {
-            return Err(DataFileError::Damaged {
+            return Err(DataFileError::Unusable {
                 path: file(),
                 reason: e.to_string(),
             });
@@ -90,31 +99,57 @@ pub fn open<T, E: std::fmt::Display>(
     };
     // redb may panic on pages altered outside it: that is a damaged file, not a crash.
     let opened = catch_unwind(AssertUnwindSafe(|| {
-        let db = match Database::builder()
+        Database::builder()
             .set_check_integrity_on_open(true)
             .create(path)
-        {
-            Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(None),
-            Err(e) => return Err(Some(e.to_string())),
-        };
-        init(db).map_err(|e| Some(e.to_string()))
+            .map(init)
     }));
     match opened {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(None)) => Err(DataFileError::InUse { path: file() }),
-        Ok(Err(Some(reason))) if existed => Err(DataFileError::Damaged {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(e)) if !existed => Err(DataFileError::Create {
             path: file(),
-            reason,
+            reason: e.to_string(),
         }),
-        Ok(Err(Some(reason))) => Err(DataFileError::Create {
-            path: file(),
-            reason,
-        }),
+        Ok(Err(e)) => Err(classify(path, e)),
         Err(p) => Err(DataFileError::Damaged {
             path: file(),
             reason: format!("storage library panicked: {}", panic_text(&*p)),
         }),
+    }
+}
+
+/// What an error opening an existing file says about it.
+fn classify(path: &Path, e: redb::DatabaseError) -> DataFileError {
+    use redb::{DatabaseError, StorageError};
+    let path = path.to_path_buf();
+    match e {
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+            DataFileError::InUse { path }
+        }
+        DatabaseError::Storage(StorageError::Corrupted(m)) => {
+            DataFileError::Damaged { path, reason: m }
+        }
+        // redb's word for a file that is not (or no longer) a redb database.
+        DatabaseError::Storage(StorageError::Io(e))
+            if e.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            DataFileError::Damaged {
+                path,
+                reason: e.to_string(),
+            }
+        }
+        DatabaseError::RepairAborted => DataFileError::Damaged {
+            path,
+            reason: "it needed a repair, which did not complete".into(),
+        },
+        DatabaseError::UpgradeRequired(v) => DataFileError::Unusable {
+            path,
+            reason: format!("it is in redb file format {v}, which this build cannot read"),
+        },
+        e => DataFileError::Unusable {
+            path,
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -140,9 +175,9 @@ mod tests {
     fn only_a_missing_file_is_created() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub").join("x.redb");
-        drop(open(&path, tables).unwrap());
+        drop(open(&path, tables).unwrap().unwrap());
         // Opened again: the same store.
-        drop(open(&path, tables).unwrap());
+        drop(open(&path, tables).unwrap().unwrap());
     }
 
     #[test]
@@ -160,12 +195,37 @@ mod tests {
     fn a_file_held_by_another_opener_is_in_use_not_damaged() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.redb");
-        let held = open(&path, tables).unwrap();
+        let held = open(&path, tables).unwrap().unwrap();
         let e = open(&path, tables).unwrap_err();
         assert!(matches!(e, DataFileError::InUse { .. }), "{e}");
         assert!(!e.to_string().contains("move it aside"), "{e}");
         drop(held);
-        drop(open(&path, tables).unwrap());
+        drop(open(&path, tables).unwrap().unwrap());
+    }
+
+    #[test]
+    fn only_damage_advises_moving_a_file_aside() {
+        use redb::{DatabaseError, StorageError};
+        let path = Path::new("x.redb");
+        let io = || std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        for (e, kind) in [
+            (DatabaseError::LockProtocolMismatch, "in use"),
+            (DatabaseError::DatabaseAlreadyOpen, "in use"),
+            (
+                DatabaseError::Storage(StorageError::Io(io())),
+                "cannot be used",
+            ),
+            (DatabaseError::UpgradeRequired(1), "cannot be used"),
+            (
+                DatabaseError::Storage(StorageError::Corrupted("bad page".into())),
+                "damaged",
+            ),
+            (DatabaseError::RepairAborted, "damaged"),
+        ] {
+            let text = classify(path, e).to_string();
+            assert!(text.contains(kind), "{text}");
+            assert_eq!(text.contains("move it aside"), kind == "damaged", "{text}");
+        }
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl SectionsStore {
             w.commit().map_err(dberr)?;
             Ok(db)
         })
-        .map_err(SectionsStoreError::File)?;
+        .map_err(SectionsStoreError::File)??;
         Ok(SectionsStore { db, keys })
     }
 

@@ -78,6 +78,15 @@ pub enum StoreError {
         /// The file.
         path: PathBuf,
     },
+    /// The data file cannot be read for a reason other than damage (permissions, I/O, a file
+    /// format this build does not read).
+    #[error("node data file {} cannot be used: {reason}", path.display())]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
     /// The data file exists but cannot be read back intact.
     #[error(
         "node data file {} is damaged ({reason}); refusing to start. Restore it from a backup; \
@@ -436,7 +445,8 @@ impl Store {
     /// is empty or damaged is refused (see the module docs).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         use crate::data_file::DataFileError;
-        crate::data_file::open(path, |db| -> Result<Store, StoreError> {
+        let existed = path.exists();
+        let opened = crate::data_file::open(path, |db| -> Result<Store, StoreError> {
             let w = db.begin_write().map_err(dberr)?;
             {
                 w.open_table(META).map_err(dberr)?;
@@ -454,10 +464,20 @@ impl Store {
             DataFileError::Empty { path } => StoreError::EmptyFile { path },
             DataFileError::Damaged { path, reason } => StoreError::Damaged { path, reason },
             DataFileError::InUse { path } => StoreError::InUse { path },
+            DataFileError::Unusable { path, reason } => StoreError::Unusable { path, reason },
             DataFileError::Create { path, reason } => {
                 StoreError::Corrupt(format!("{}: {reason}", path.display()))
             }
-        })
+        })?;
+        match opened {
+            Ok(store) => Ok(store),
+            // What the driver needs does not read back from a file that opened: damaged.
+            Err(e) if existed => Err(StoreError::Damaged {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// The persisted state, if any.

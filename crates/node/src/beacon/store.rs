@@ -158,12 +158,10 @@ impl BeaconStore {
     /// Opens the database, creating it only when `path` does not exist; an empty, damaged or
     /// busy file is refused ([`crate::data_file`]).
     pub fn open(path: &Path) -> Result<Self, BeaconStoreError> {
-        let (db, version) = crate::data_file::open(path, |db| -> Result<_, BeaconStoreError> {
+        crate::data_file::open(path, |db| -> Result<_, BeaconStoreError> {
             let w = db.begin_write().map_err(dberr)?;
-            let version = {
-                w.open_table(ROUNDS).map_err(dberr)?;
-                w.open_table(CHAINS).map_err(dberr)?;
-                w.open_table(TIMINGS).map_err(dberr)?;
+            {
+                // The version first: a later version's tables may not open as this build's.
                 let mut meta = w.open_table(META).map_err(dberr)?;
                 // No version: a new store, or a version-1 one, whose rounds keep no timing.
                 let version = meta
@@ -171,21 +169,18 @@ impl BeaconStore {
                     .map_err(dberr)?
                     .map(|v| v.value())
                     .unwrap_or(1);
-                if version <= STORE_VERSION {
-                    meta.insert(VERSION_KEY, STORE_VERSION).map_err(dberr)?;
+                if version > STORE_VERSION {
+                    return Err(BeaconStoreError::UnknownVersion(version));
                 }
-                version
-            };
-            if version <= STORE_VERSION {
-                w.commit().map_err(dberr)?;
+                meta.insert(VERSION_KEY, STORE_VERSION).map_err(dberr)?;
             }
-            Ok((db, version))
+            w.open_table(ROUNDS).map_err(dberr)?;
+            w.open_table(CHAINS).map_err(dberr)?;
+            w.open_table(TIMINGS).map_err(dberr)?;
+            w.commit().map_err(dberr)?;
+            Ok(BeaconStore { db })
         })
-        .map_err(BeaconStoreError::File)?;
-        if version > STORE_VERSION {
-            return Err(BeaconStoreError::UnknownVersion(version));
-        }
-        Ok(BeaconStore { db })
+        .map_err(BeaconStoreError::File)?
     }
 
     /// Records a chain's info (idempotent).

@@ -412,7 +412,7 @@ impl NonceDb {
             w.commit().map_err(dberr)?;
             Ok(db)
         })
-        .map_err(NonceDbError::File)?;
+        .map_err(NonceDbError::File)??;
         Ok(NonceDb {
             db,
             keys,
