@@ -1099,7 +1099,8 @@ fn map_outbound(peer: PeerId, error: OutboundFailure) -> NetError {
 /// port), and the kernel then lets a second node of the same user listen on the same port and
 /// splits the incoming connections between the two. A plain bind first, which no listener
 /// shares its port with, turns that into the "address in use" it is. A port of 0 (any free
-/// port) and addresses that are not plain TCP are left to libp2p.
+/// port) and addresses that are not plain TCP (`/dns`) are left to libp2p. Two nodes started at
+/// the same instant can still both pass the check before either listens.
 fn refuse_shared_port(listen: &Multiaddr) -> Result<(), NetError> {
     use libp2p::multiaddr::Protocol;
     let mut ip = None;
@@ -1118,12 +1119,22 @@ fn refuse_shared_port(listen: &Multiaddr) -> Result<(), NetError> {
     if port == 0 {
         return Ok(());
     }
-    std::net::TcpListener::bind((ip, port))
-        .map(drop)
-        .map_err(|e| NetError::Listen {
-            addr: listen.to_string(),
-            reason: e.to_string(),
-        })
+    // As libp2p binds it (address reuse, IPv6 only for an IPv6 address, so that a dual-stack
+    // `::` does not collide with an IPv4 listener), less the port reuse.
+    let probe = || -> std::io::Result<()> {
+        use socket2::{Domain, Socket, Type};
+        let addr = std::net::SocketAddr::new(ip, port);
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())
+    };
+    probe().map_err(|e| NetError::Listen {
+        addr: listen.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// An error's message followed by those of its sources, skipping empty ones: libp2p's
