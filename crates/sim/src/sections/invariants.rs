@@ -239,29 +239,38 @@ pub fn check_quiet(genesis: &PublicKey, views: &[NodeView]) -> Result<(), Violat
 }
 
 /// What [`check_quiet`] keeps of its checks beyond the fault bound, where more candidates than
-/// a DKG tolerates may vote for different posts (so an honest elder may lack a share of its
-/// section's key, `keyquorum_sections::dkg`) and a failure agreement may exclude an honest node
-/// (which then stops following its section): every chain verifies from genesis and ends in its
-/// SAP's key, and the chains of a section's nodes never diverge, one extending the other.
+/// a DKG tolerates may vote for different posts (so an honest node's share need not match its
+/// SAP: an elder may lack one, a candidate may hold one of a key not handed over,
+/// `keyquorum_sections::dkg`) and a failure agreement may exclude an honest node (which then
+/// stops following its section): every chain verifies from genesis and ends in its SAP's key,
+/// and the chains of two nodes whose sections are the same or one within the other never
+/// diverge, one extending the other (a node that lags behind a split holds a prefix of its
+/// half's chain).
 pub fn check_quiet_beyond_bound(genesis: &PublicKey, views: &[NodeView]) -> Result<(), Violation> {
-    let mut longest: BTreeMap<Prefix, &KeyChain> = BTreeMap::new();
     for v in views {
         check_chain(v.name, genesis, &v.chain, &v.sap.section_key)?;
     }
-    for v in views {
-        let chain = &v.chain;
-        let held = longest.entry(v.sap.prefix).or_insert(chain);
-        let (short, long) = if held.links().len() <= chain.links().len() {
-            (*held, chain)
-        } else {
-            (chain, *held)
-        };
-        if long.links()[..short.links().len()] != *short.links() {
-            return Err(Violation::ChainsDiverge {
-                prefix: v.sap.prefix,
-            });
+    for (i, a) in views.iter().enumerate() {
+        for b in &views[i + 1..] {
+            let (pa, pb) = (a.sap.prefix, b.sap.prefix);
+            if !pa.is_self_or_descendant_of(&pb) && !pb.is_self_or_descendant_of(&pa) {
+                continue;
+            }
+            let (short, long) = if a.chain.links().len() <= b.chain.links().len() {
+                (&a.chain, &b.chain)
+            } else {
+                (&b.chain, &a.chain)
+            };
+            if long.links()[..short.links().len()] != *short.links() {
+                return Err(Violation::ChainsDiverge {
+                    prefix: if pa.bit_count() <= pb.bit_count() {
+                        pa
+                    } else {
+                        pb
+                    },
+                });
+            }
         }
-        *held = long;
     }
     Ok(())
 }

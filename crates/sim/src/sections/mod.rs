@@ -62,17 +62,17 @@
 //! leave split sessions alone (see [`invariants::Violation::NestedSections`] and
 //! `docs/protocol.md`). A run beyond the bound ([`SectionsConfig::beyond_bound`]) lets faulty
 //! nodes act always, in split sessions too, and checks only safety: no honest node holds
-//! shares of two keys for one session, honest elders never emit different signed SAPs for one
-//! parent key and prefix and their handovers form a tree (both for a parent key honest
-//! elders handed over to, while at most `m - supermajority(m)` of its `m` elders are faulty:
-//! more of them can complete a second handover on their own), every chain verifies, and a section's
-//! honest nodes never hold diverging chains
-//! ([`invariants::check_quiet_beyond_bound`]). Agreement is not checked then: with more
-//! faulty candidates than a DKG tolerates the honest ones may take different posts, so an
-//! honest elder may be left without a share of its section's key, and a failure agreement may
-//! exclude an honest node, which then lags its section. Nor is settling: a run beyond the
+//! shares of two keys for one session; honest elders never emit different signed SAPs for one
+//! parent key and prefix, and their handovers form a tree (for every parent key an honest elder
+//! handed over to: faulty nodes run an honest coordinator, which links one successor per key);
+//! every chain verifies; and the chains of a section's honest nodes, and of a section and one
+//! within it, never diverge ([`invariants::check_quiet_beyond_bound`]). Agreement is not
+//! checked then: with more faulty candidates than a DKG tolerates the honest ones may take
+//! different posts, so an honest node's share need not match its SAP, and a failure agreement
+//! may exclude an honest node, which then lags its section. Nor is settling: a run beyond the
 //! bound whose network does not go quiet within a smaller event budget ends there, reported as
-//! not settled ([`SectionsReport::did_not_settle`]).
+//! not settled ([`SectionsReport::did_not_settle`]), after the same safety checks on the state
+//! it reached.
 //!
 //! # Crashes and restarts
 //! Every node runs its coordinator through

@@ -1364,6 +1364,55 @@ impl World {
             self.ask_for_section(name);
         }
         self.settle()?;
+        let views = self.views();
+        if self.cfg.beyond_bound {
+            check_quiet_beyond_bound(&self.genesis_key, &views)?;
+        } else {
+            check_quiet(&self.genesis_key, &views)?;
+        }
+        self.check_handovers()?;
+        if !self.cfg.beyond_bound {
+            self.check_liveness(&views)?;
+        }
+        Ok(())
+    }
+
+    /// The honest elders' handovers form a tree ([`check_key_tree`]).
+    fn check_handovers(&self) -> Result<(), Violation> {
+        let handed: Vec<(PublicKey, Sap)> = self
+            .handed
+            .values()
+            .map(|(parent, sap)| (*parent, sap.clone()))
+            .collect();
+        check_key_tree(&self.genesis_key, &handed, |parent| {
+            self.fork_is_a_violation(parent)
+        })
+    }
+
+    /// The checks of a run beyond the bound, on whatever state the network reached.
+    fn safety_beyond_bound(&self) -> Result<(), Violation> {
+        check_quiet_beyond_bound(&self.genesis_key, &self.views())?;
+        self.check_handovers()
+    }
+
+    /// Whether two handovers of section key `parent` to different SAPs break an invariant:
+    /// always within the bound; beyond it, for every key some honest elder handed over to.
+    /// Faulty nodes run an honest coordinator, which links one successor per key, so a fork of
+    /// such a key is a fault of the honest rules however many of its elders are faulty. Only
+    /// the handovers to a key no honest elder completed are recorded without its elders
+    /// (faulty candidates beyond the bound made it), so its children are placed in the tree but
+    /// not checked.
+    fn fork_is_a_violation(&self, parent: &PublicKey) -> bool {
+        !self.cfg.beyond_bound
+            || *parent == self.genesis_key
+            || self
+                .handed
+                .values()
+                .any(|(_, sap)| sap.section_key == *parent)
+    }
+
+    /// What the snapshot checks see of the nodes held to agree ([`Self::held_to_agree`]).
+    fn views(&self) -> Vec<NodeView> {
         // The session each key came from, as the honest candidates took their shares.
         let session_of_key: BTreeMap<[u8; KEY_LEN], SessionId> = self
             .nodes
@@ -1371,8 +1420,7 @@ impl World {
             .filter(|n| n.fault.is_none())
             .flat_map(|n| n.shares.iter().map(|(session, key)| (*key, *session)))
             .collect();
-        let views: Vec<NodeView> = self
-            .nodes
+        self.nodes
             .iter()
             .filter(|(name, n)| self.held_to_agree(name, n))
             .map(|(name, n)| {
@@ -1390,46 +1438,7 @@ impl World {
                             .is_some_and(|session| self.ran_while_down(n, session)),
                 }
             })
-            .collect();
-        if self.cfg.beyond_bound {
-            check_quiet_beyond_bound(&self.genesis_key, &views)?;
-        } else {
-            check_quiet(&self.genesis_key, &views)?;
-        }
-        let handed: Vec<(PublicKey, Sap)> = self
-            .handed
-            .values()
-            .map(|(parent, sap)| (*parent, sap.clone()))
-            .collect();
-        check_key_tree(&self.genesis_key, &handed, |parent| {
-            self.fork_is_a_violation(parent)
-        })?;
-        if !self.cfg.beyond_bound {
-            self.check_liveness(&views)?;
-        }
-        Ok(())
-    }
-
-    /// Whether two handovers of section key `parent` to different SAPs break an invariant:
-    /// always within the bound; beyond it, only for a key honest elders handed over to and
-    /// while at most `m - supermajority(m)` of its `m` elders are faulty. Two sets of `supermajority(m)` signers then share more
-    /// signers than there are faulty elders, so some honest elder would have signed both; with
-    /// more faulty elders, they alone complete a second handover beside an honest one.
-    fn fork_is_a_violation(&self, parent: &PublicKey) -> bool {
-        if !self.cfg.beyond_bound || *parent == self.genesis_key {
-            return true;
-        }
-        // A key no honest elder handed over to: faulty elders made it, beyond any bound.
-        let Some((_, sap)) = self
-            .handed
-            .values()
-            .find(|(_, sap)| sap.section_key == *parent)
-        else {
-            return false;
-        };
-        let names = sap.names();
-        let faulty = names.iter().filter(|n| self.faulty(n)).count();
-        faulty <= names.len() - supermajority(names.len())
+            .collect()
     }
 
     /// Whether crash fault `name` ran all of `session` up: it had not gone down when the
@@ -1530,10 +1539,11 @@ impl World {
 
     fn finish(mut self, result: Result<(), Violation>) -> SectionsReport {
         self.report.violation = match result {
-            // Liveness, which a run beyond the bound does not check: it ends there.
+            // Liveness, which a run beyond the bound does not check: it ends there, with the
+            // safety checks of a quiet network run on the state it reached.
             Err(Violation::NoQuiet { .. }) if self.cfg.beyond_bound => {
                 self.report.did_not_settle = true;
-                None
+                self.safety_beyond_bound().err()
             }
             result => result.err(),
         };

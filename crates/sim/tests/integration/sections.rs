@@ -432,9 +432,30 @@ fn beyond_the_bound_lagging_passes_and_diverging_does_not() {
         Err(Violation::SectionDisagrees { .. })
     ));
     check_quiet_beyond_bound(&genesis, &lagging).unwrap();
-    let diverging = [view(1, two, Prefix::ROOT), view(2, other, Prefix::ROOT)];
+    let diverging = [
+        view(1, two.clone(), Prefix::ROOT),
+        view(2, other.clone(), Prefix::ROOT),
+    ];
     assert_eq!(
         check_quiet_beyond_bound(&genesis, &diverging),
+        Err(Violation::ChainsDiverge {
+            prefix: Prefix::ROOT
+        })
+    );
+    // Across a split: a node left at the root with a prefix of its half's chain lags; one with
+    // another history has diverged, though the two sit in different sections.
+    let half = Prefix::ROOT.child(0).unwrap();
+    let one = KeyChain::from_links(vec![link(0, 1, 0)]).unwrap();
+    check_quiet_beyond_bound(
+        &genesis,
+        &[view(1, two.clone(), half), view(2, one, Prefix::ROOT)],
+    )
+    .unwrap();
+    assert_eq!(
+        check_quiet_beyond_bound(
+            &genesis,
+            &[view(1, two, half), view(2, other, Prefix::ROOT)]
+        ),
         Err(Violation::ChainsDiverge {
             prefix: Prefix::ROOT
         })
