@@ -1822,13 +1822,18 @@ mod tests {
         assert_eq!(std::fs::read(&key).unwrap(), b"earlier run");
     }
 
-    #[tokio::test]
-    async fn the_time_limit_ends_the_wait_for_beacon_rounds() {
-        let mut beacon = Beacon {
+    /// The demo's beacon client with no node to ask.
+    fn no_beacon() -> Beacon {
+        Beacon {
             log: BeaconLog::default(),
             http: BeaconLog::client().unwrap(),
             port_of: Default::default(),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn the_time_limit_ends_the_wait_for_beacon_rounds() {
+        let mut beacon = no_beacon();
         let mut expired = RunLimit {
             interrupted: Box::pin(std::future::pending()),
             was_interrupted: false,
@@ -1858,11 +1863,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_interrupt_ends_the_wait_for_beacon_rounds() {
-        let mut beacon = Beacon {
-            log: BeaconLog::default(),
-            http: BeaconLog::client().unwrap(),
-            port_of: Default::default(),
-        };
+        let mut beacon = no_beacon();
         let mut interrupted = RunLimit {
             interrupted: Box::pin(std::future::ready(())),
             was_interrupted: false,
