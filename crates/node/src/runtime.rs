@@ -1279,6 +1279,9 @@ async fn run_node<C: ChainClient>(
     // the chain included: a process stopped in that wait and started again without the flag
     // (it is for one start) must still find the mark.
     let store = Store::open(&config.db_path()).map_err(DriverError::from)?;
+    store
+        .bind_identity(keys.identity().public())
+        .map_err(DriverError::from)?;
     if config.restored_from_backup {
         store
             .mark_restored_from_backup()
@@ -1378,9 +1381,13 @@ async fn run_node<C: ChainClient>(
 
     let ChainStatus {
         chain_id,
+        genesis,
+        height,
         beacon: configured_beacon,
-        ..
     } = wait_for_chain(&chain).await;
+    store
+        .bind_chain(&genesis, height)
+        .map_err(DriverError::from)?;
     info!(%chain_id, beacon_scheme = %configured_beacon.scheme, beacon_period = configured_beacon.period_secs, "connected to the chain");
     let reporter = Arc::new(Reporter::new(status.clone(), metrics.clone()));
     let (mut driver, effects) = Driver::open(store, keys.clone(), config.fault)?;

@@ -28,6 +28,16 @@
 //! caught and reported the same way; a file another process holds is [`StoreError::InUse`],
 //! not damage. The node's other data files follow the same rules ([`crate::data_file`]).
 //!
+//! # Whose file, on which chain
+//! `meta` also records, at the first start, the identity whose storage key seals the secrets
+//! (`"identity"`) and the chain the state follows (`"chain"`, [`ChainStatus::genesis`]); a
+//! start with another keystore or on another chain is refused ([`StoreError::OtherIdentity`],
+//! [`StoreError::OtherChain`]), and so is a chain of that genesis that lacks blocks the file
+//! processed ([`StoreError::AheadOfChain`]: restarted or cut short). Such a node would keep its
+//! stored view, registration and nonce and follow nothing, or skip the new chain's first
+//! blocks. A file written before these records takes the first identity and chain it meets.
+//!
+//! [`ChainStatus::genesis`]: crate::chain::ChainStatus::genesis
 //! [`NodeKeys::seal`]: crate::keys::NodeKeys::seal
 
 use std::collections::BTreeMap;
@@ -45,6 +55,12 @@ use serde::{Deserialize, Serialize};
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Key in `meta` of the active view's magic block (JSON).
 const ACTIVE_BLOCK: &str = "active_block";
+/// Key in `meta` of the identity (public key, hex) whose storage key seals the secrets.
+const IDENTITY: &str = "identity";
+/// Key in `meta` of the chain whose blocks the state follows ([`ChainStatus::genesis`]).
+///
+/// [`ChainStatus::genesis`]: crate::chain::ChainStatus::genesis
+const CHAIN: &str = "chain";
 const INPUTS: TableDefinition<(&[u8; 32], u64), &[u8]> = TableDefinition::new("inputs");
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 
@@ -87,6 +103,50 @@ pub enum StoreError {
         /// What failed.
         reason: String,
     },
+    /// The data file is another node's: its secrets are sealed for another identity.
+    #[error(
+        "node data file {} belongs to the node with identity {stored}, not to this node \
+         ({given}): start it with that node's keystore, or give this node its own data directory",
+        path.display()
+    )]
+    OtherIdentity {
+        /// The file.
+        path: PathBuf,
+        /// The identity it belongs to (the start of its public key, hex).
+        stored: String,
+        /// This node's identity (the start of its public key, hex).
+        given: String,
+    },
+    /// The data file follows another chain than the one the node is connected to.
+    #[error(
+        "node data file {} follows another chain ({stored}), not this one ({given}): point the \
+         node at that chain, or give it another data directory for this one",
+        path.display()
+    )]
+    OtherChain {
+        /// The file.
+        path: PathBuf,
+        /// The chain it follows.
+        stored: String,
+        /// The chain the node is connected to.
+        given: String,
+    },
+    /// The data file has processed blocks the chain does not have.
+    #[error(
+        "node data file {} has processed the chain up to height {processed}, but the chain is \
+         at height {height}: it lost blocks or was started over. Refusing to follow it: the \
+         blocks this node acted on are not the chain's. Restore the chain's data, or give this \
+         node another data directory",
+        path.display()
+    )]
+    AheadOfChain {
+        /// The file.
+        path: PathBuf,
+        /// The last height it processed.
+        processed: u64,
+        /// The chain's height.
+        height: u64,
+    },
     /// The data file exists but cannot be read back intact.
     #[error(
         "node data file {} is damaged ({reason}); refusing to start. Restore it from a backup; \
@@ -100,6 +160,14 @@ pub enum StoreError {
         /// What failed.
         reason: String,
     },
+}
+
+/// The start of a long hex string, for messages.
+fn short(hex: &str) -> String {
+    match hex.get(..16) {
+        Some(start) if hex.len() > 16 => format!("{start}..."),
+        _ => hex.to_string(),
+    }
 }
 
 fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
@@ -432,6 +500,7 @@ pub fn decode_state(bytes: &[u8]) -> Result<NodeState, StoreError> {
 /// The database.
 pub struct Store {
     db: Database,
+    path: PathBuf,
 }
 
 impl std::fmt::Debug for Store {
@@ -454,7 +523,10 @@ impl Store {
                 w.open_table(SECRETS).map_err(dberr)?;
             }
             w.commit().map_err(dberr)?;
-            let store = Store { db };
+            let store = Store {
+                db,
+                path: path.to_path_buf(),
+            };
             // Everything the driver reads at startup must read back now.
             store.load_state()?;
             store.active_block()?;
@@ -478,6 +550,73 @@ impl Store {
             }),
             Err(e) => Err(e),
         }
+    }
+
+    /// Binds the file to `identity` on first use, and refuses it to any other
+    /// ([`StoreError::OtherIdentity`]): its secrets are sealed with that identity's storage key,
+    /// and its state records that identity's deals and registrations.
+    pub fn bind_identity(&self, identity: &IdentityPublicKey) -> Result<(), StoreError> {
+        let given = hex::encode(identity.as_bytes());
+        self.bind(IDENTITY, &given, |stored| StoreError::OtherIdentity {
+            path: self.path.clone(),
+            stored: short(stored),
+            given: short(&given),
+        })
+    }
+
+    /// Binds the file to the chain with `genesis` ([`ChainStatus::genesis`]) on first use and
+    /// refuses any other ([`StoreError::OtherChain`]), and refuses a chain of that genesis whose
+    /// `height` is below the blocks the file has processed ([`StoreError::AheadOfChain`]): in
+    /// both cases the stored state (cursor, registration, nonce, ceremonies) describes blocks
+    /// the chain does not have, and following it would skip or contradict them.
+    ///
+    /// [`ChainStatus::genesis`]: crate::chain::ChainStatus::genesis
+    pub fn bind_chain(&self, genesis: &str, height: u64) -> Result<(), StoreError> {
+        self.bind(CHAIN, genesis, |stored| StoreError::OtherChain {
+            path: self.path.clone(),
+            stored: stored.to_string(),
+            given: genesis.to_string(),
+        })?;
+        let cursor = self.load_state()?.map_or(0, |s| s.cursor);
+        if cursor > height.saturating_add(1) {
+            return Err(StoreError::AheadOfChain {
+                path: self.path.clone(),
+                processed: cursor - 1,
+                height,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records `value` under `key` in `meta` when absent (a new file, or one written before
+    /// the record), and refuses another value with `other`.
+    fn bind(
+        &self,
+        key: &str,
+        value: &str,
+        other: impl FnOnce(&str) -> StoreError,
+    ) -> Result<(), StoreError> {
+        {
+            let r = self.db.begin_read().map_err(dberr)?;
+            let t = r.open_table(META).map_err(dberr)?;
+            if let Some(stored) = t.get(key).map_err(dberr)? {
+                let stored = std::str::from_utf8(stored.value())
+                    .map_err(|e| StoreError::Corrupt(format!("{key} record: {e}")))?;
+                return if stored == value {
+                    Ok(())
+                } else {
+                    Err(other(stored))
+                };
+            }
+        }
+        let batch = self.begin()?;
+        batch
+            .txn
+            .open_table(META)
+            .map_err(dberr)?
+            .insert(key, value.as_bytes())
+            .map_err(dberr)?;
+        batch.commit()
     }
 
     /// The persisted state, if any.
@@ -781,5 +920,78 @@ mod tests {
             text.contains("damaged") && text.contains("backup"),
             "{text}"
         );
+    }
+
+    fn identity(seed: u8) -> IdentityPublicKey {
+        keyquorum_dkg::identity::IdentityKeypair::from_seed(&[seed; 32])
+            .unwrap()
+            .public()
+            .clone()
+    }
+
+    #[test]
+    fn a_data_file_is_refused_to_another_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.redb");
+        let store = Store::open(&path).unwrap();
+        store.bind_identity(&identity(1)).unwrap();
+        store.bind_identity(&identity(1)).unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let err = store.bind_identity(&identity(2)).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::OtherIdentity { path: p, .. } if p == &path),
+            "{err}"
+        );
+        let text = err.to_string();
+        let start = |seed| hex::encode(&identity(seed).as_bytes()[..8]);
+        assert!(
+            text.contains(&path.display().to_string())
+                && text.contains(&start(1))
+                && text.contains(&start(2))
+                && text.contains("keystore"),
+            "{text}"
+        );
+        // The refusal changed nothing: the file is still the first identity's.
+        store.bind_identity(&identity(1)).unwrap();
+    }
+
+    #[test]
+    fn a_data_file_is_refused_to_another_chain_and_to_a_shorter_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.redb");
+        // A file written before the record (state at cursor 42) takes the first chain's.
+        filled(&path);
+        let store = Store::open(&path).unwrap();
+        store.bind_chain("devchain:aa", 41).unwrap();
+        let err = store.bind_chain("devchain:bb", 100).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::OtherChain { stored, given, .. }
+                if stored == "devchain:aa" && given == "devchain:bb"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+        // The same chain, holding every block the file processed (up to 41), or more.
+        store.bind_chain("devchain:aa", 41).unwrap();
+        store.bind_chain("devchain:aa", 1000).unwrap();
+        // The same chain without them.
+        let err = store.bind_chain("devchain:aa", 40).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                StoreError::AheadOfChain {
+                    processed: 41,
+                    height: 40,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // A new file binds to any chain at any height.
+        let fresh = Store::open(&dir.path().join("new.redb")).unwrap();
+        fresh.bind_chain("evm:1:0x00:x", 0).unwrap();
     }
 }

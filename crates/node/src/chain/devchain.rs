@@ -382,8 +382,10 @@ impl ChainClient for DevchainClient {
             status: 200,
             detail: "the chain runs no contract (its status has no state)".into(),
         })?;
+        let config = self.api.get::<ContractConfig>("/query/config").await?;
         Ok(ChainStatus {
             chain_id: contract.chain_id,
+            genesis: devchain_genesis(&config),
             height: status.height,
             beacon: contract.beacon,
         })
@@ -407,6 +409,14 @@ impl ChainClient for DevchainClient {
     ) -> Result<SubmitOutcome, DevchainError> {
         Ok(submit_outcome(self.api.submit(tx).await.map(|_| ()))?)
     }
+}
+
+/// [`ChainStatus::genesis`] of an embedded chain whose contract has `config`.
+pub fn devchain_genesis(config: &ContractConfig) -> String {
+    format!(
+        "devchain:{}",
+        hex::encode(crate::chain::replica::config_digest(config))
+    )
 }
 
 /// The contract as the chain's state machine. Rejections keep the contract's stable code, so

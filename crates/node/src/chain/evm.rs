@@ -805,6 +805,10 @@ impl ChainClient for EvmChainClient {
     async fn status(&self) -> Result<ChainStatus, EvmChainError> {
         Ok(ChainStatus {
             chain_id: self.settings.chain_name.clone(),
+            genesis: format!(
+                "evm:{}:{:#x}:{}",
+                self.chain_id, self.settings.contract, self.settings.chain_name
+            ),
             height: self.client.block_number().await?,
             beacon: self.beacon,
         })

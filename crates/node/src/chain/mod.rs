@@ -173,6 +173,11 @@ pub struct Unprepared {
 pub struct ChainStatus {
     /// The chain id the contract binds every transaction signature to.
     pub chain_id: String,
+    /// What tells this chain apart from others, recorded by the node's data file at its first
+    /// start and required at every later one: on the embedded chain `devchain:` and the digest
+    /// of the contract's genesis configuration, on an EVM chain `evm:`, the chain's numeric id,
+    /// the coordinator's address and the chain name it was deployed with.
+    pub genesis: String,
     /// The chain's height.
     pub height: u64,
     /// The beacon the contract configures for a fresh key's view: what this node expects in

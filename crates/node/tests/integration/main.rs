@@ -7,6 +7,7 @@ mod beacon_views;
 mod chain_replica;
 mod common;
 mod complaint_view_changes;
+mod data_dir_binding;
 mod eviction;
 mod fault_proofs;
 mod fuzz_store;

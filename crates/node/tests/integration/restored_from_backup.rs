@@ -51,6 +51,7 @@ impl ChainClient for OneBlockChain {
     async fn status(&self) -> Result<ChainStatus, NoTransactions> {
         Ok(ChainStatus {
             chain_id: "restored-from-backup-test".into(),
+            genesis: "test:restored-from-backup".into(),
             height: HEAD,
             beacon: Default::default(),
         })

@@ -1,0 +1,181 @@
+//! A node data directory belongs to one identity and one chain: `runtime::run`, the function
+//! `keyquorum node` runs, refuses to start on a directory another identity's keystore made, on
+//! one that followed another chain, and on one that processed blocks its chain no longer has,
+//! naming the file; the directory is left as it was. Without the check such a node kept its
+//! stored view, registration and nonce and followed nothing, or skipped the new chain's first
+//! blocks.
+
+use std::time::Duration;
+
+use clap::Parser;
+use keyquorum_node::chain::{
+    Blocks, ChainAction, ChainClient, ChainStatus, Prepared, Sender, SignatureRoute, SubmitOutcome,
+    Unprepared,
+};
+use keyquorum_node::cli::NodeArgs;
+use keyquorum_node::store::{NodeState, Store};
+use keyquorum_node::{NodeKeys, runtime};
+
+/// A chain with a fixed genesis and head that serves no blocks.
+#[derive(Clone)]
+struct Idle {
+    genesis: &'static str,
+    head: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("this chain takes no transactions")]
+struct NoTransactions;
+
+impl ChainClient for Idle {
+    type Error = NoTransactions;
+    type Tx = ();
+
+    fn signature_route(&self) -> SignatureRoute {
+        SignatureRoute::OnChain
+    }
+
+    fn prepare(&self, action: &ChainAction, _: Sender<'_>) -> Result<Prepared<()>, Unprepared> {
+        Err(Unprepared {
+            kind: action.kind(),
+            why: NoTransactions.to_string(),
+        })
+    }
+
+    async fn status(&self) -> Result<ChainStatus, NoTransactions> {
+        Ok(ChainStatus {
+            chain_id: "binding-test".into(),
+            genesis: self.genesis.into(),
+            height: self.head,
+            beacon: Default::default(),
+        })
+    }
+
+    async fn blocks(&self, _: u64, wait_ms: u64) -> Result<Blocks, NoTransactions> {
+        tokio::time::sleep(Duration::from_millis(wait_ms.min(100))).await;
+        Ok(Blocks {
+            blocks: Vec::new(),
+            height: self.head,
+        })
+    }
+
+    async fn submit(&self, _: (), _: Option<[u8; 32]>) -> Result<SubmitOutcome, NoTransactions> {
+        Err(NoTransactions)
+    }
+}
+
+#[derive(Parser)]
+struct NodeCommand {
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// Runs the node on `dir` against `chain` for half a second: `Ok` if it was still running
+/// then (it is stopped), its error if it returned first.
+fn start(dir: &std::path::Path, master: u8, chain: Idle) -> Result<(), runtime::NodeError> {
+    let config = NodeCommand::try_parse_from([
+        "keyquorum-node",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--p2p-listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--no-beacon",
+    ])
+    .unwrap()
+    .node
+    .load()
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
+        let mut node = tokio::spawn(runtime::run(
+            config,
+            NodeKeys::from_master(&[master; 32]),
+            chain,
+            async move {
+                let _ = stop.await;
+            },
+            None,
+        ));
+        match tokio::time::timeout(Duration::from_millis(500), &mut node).await {
+            Ok(returned) => returned.unwrap(),
+            Err(_) => {
+                stop_tx.send(()).unwrap();
+                tokio::time::timeout(Duration::from_secs(20), node)
+                    .await
+                    .expect("the node stops")
+                    .unwrap()
+            }
+        }
+    })
+}
+
+fn cursor(dir: &std::path::Path) -> u64 {
+    Store::open(&dir.join("node.redb"))
+        .unwrap()
+        .load_state()
+        .unwrap()
+        .map_or(0, |s| s.cursor)
+}
+
+const CHAIN_A: Idle = Idle {
+    genesis: "devchain:aaaa",
+    head: 20,
+};
+
+#[test]
+fn a_data_dir_is_refused_to_another_identity_and_another_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    start(dir.path(), 7, CHAIN_A).expect("a new data directory binds to its first chain");
+    start(dir.path(), 7, CHAIN_A).expect("and starts again on it");
+
+    let err = start(dir.path(), 8, CHAIN_A).unwrap_err().to_string();
+    assert!(
+        err.contains("node.redb") && err.contains("belongs to the node with identity"),
+        "{err}"
+    );
+    let other = Idle {
+        genesis: "devchain:bbbb",
+        ..CHAIN_A
+    };
+    let err = start(dir.path(), 7, other).unwrap_err().to_string();
+    assert!(
+        err.contains("node.redb")
+            && err.contains("follows another chain (devchain:aaaa), not this one (devchain:bbbb)"),
+        "{err}"
+    );
+    // Neither refusal rebound the directory.
+    start(dir.path(), 7, CHAIN_A).expect("its own identity and chain still start");
+}
+
+#[test]
+fn a_data_dir_that_processed_blocks_its_chain_lacks_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    start(dir.path(), 7, CHAIN_A).unwrap();
+    {
+        let store = Store::open(&dir.path().join("node.redb")).unwrap();
+        let mut batch = store.begin().unwrap();
+        batch
+            .put_state(&NodeState {
+                cursor: 16,
+                ..Default::default()
+            })
+            .unwrap();
+        batch.commit().unwrap();
+    }
+    let restarted = Idle { head: 9, ..CHAIN_A };
+    let err = start(dir.path(), 7, restarted).unwrap_err().to_string();
+    assert!(
+        err.contains("node.redb")
+            && err.contains("processed the chain up to height 15, but the chain is at height 9"),
+        "{err}"
+    );
+    assert_eq!(cursor(dir.path()), 16);
+    start(dir.path(), 7, CHAIN_A).expect("the chain with those blocks is followed");
+}
