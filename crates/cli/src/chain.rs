@@ -95,19 +95,44 @@ fn parse_fund(s: &str) -> Result<GenesisAccount, String> {
     Ok(GenesisAccount { identity, balance })
 }
 
-/// Loads the chain and contract configuration from the arguments.
-pub fn load(args: &ChainArgs) -> Result<(ChainConfig, ContractConfig), String> {
+/// Loads the chain and contract configuration from the arguments: a file that cannot be read
+/// fails the run (exit 1), a value that is invalid is a usage error (exit 2).
+pub fn load(args: &ChainArgs) -> Result<(ChainConfig, ContractConfig), CliError> {
+    load_config(args).map_err(|e| match e {
+        Loading::Unreadable(m) => CliError::Failed(m),
+        Loading::Invalid(m) => CliError::Usage(m),
+    })
+}
+
+/// Why the configuration did not load.
+enum Loading {
+    /// A file could not be read.
+    Unreadable(String),
+    /// A value is invalid.
+    Invalid(String),
+}
+
+impl From<String> for Loading {
+    fn from(m: String) -> Self {
+        Loading::Invalid(m)
+    }
+}
+
+fn load_config(args: &ChainArgs) -> Result<(ChainConfig, ContractConfig), Loading> {
     let overrides = ChainConfigOverrides {
         data_dir: args.data_dir.clone(),
         listen: args.http_listen,
         block_ms: args.block_ms,
         ..Default::default()
     };
-    let chain = ChainConfig::load(args.config.as_deref(), &overrides).map_err(|e| e.to_string())?;
+    let chain = ChainConfig::load(args.config.as_deref(), &overrides).map_err(|e| match e {
+        keyquorum_devchain::ConfigError::Read { .. } => Loading::Unreadable(e.to_string()),
+        other => Loading::Invalid(other.to_string()),
+    })?;
     let contract = match &args.contract {
         Some(path) => {
             let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                .map_err(|e| Loading::Unreadable(format!("reading {}: {e}", path.display())))?;
             toml::from_str::<ContractConfig>(&text)
                 .map_err(|e| format!("parsing {}: {e}", path.display()))?
         }
@@ -140,7 +165,7 @@ pub async fn start(chain: ChainConfig, contract: ContractConfig) -> Result<Chain
 /// Runs the chain until Ctrl-C / SIGTERM. Invalid settings are a usage error, a chain that
 /// cannot start or stops on an error a failed run.
 pub fn run(args: ChainArgs) -> Result<(), CliError> {
-    let (chain, contract) = load(&args).map_err(CliError::Usage)?;
+    let (chain, contract) = load(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

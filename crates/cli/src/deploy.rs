@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use clap::Args;
 use keyquorum_contract::{BeaconConfig, BeaconScheme, KeyMode};
 use keyquorum_evm::Coordinator;
+use keyquorum_evm::Coordinator::CoordinatorErrors;
 use keyquorum_evm::alloy_primitives::{Bytes, U256};
-use keyquorum_evm::client::{ClientError, deploy};
+use keyquorum_evm::client::{ClientError, Revert, deploy};
 use keyquorum_node::cli::CliError;
 use serde::Deserialize;
 
@@ -155,7 +156,7 @@ impl DeployConfig {
 fn signer(args: &DeployArgs) -> Result<keyquorum_evm::PrivateKeySigner, CliError> {
     let text = match (&args.key_file, &args.key) {
         (Some(path), None) => std::fs::read_to_string(path)
-            .map_err(|e| CliError::Usage(format!("--key-file {}: {e}", path.display())))?,
+            .map_err(|e| CliError::Failed(format!("--key-file {}: {e}", path.display())))?,
         (None, Some(k)) => k.clone(),
         _ => {
             return Err(CliError::usage(
@@ -181,7 +182,18 @@ pub async fn deploy_configured(
     deploy(rpc, key, config.contract_config())
         .await
         .map_err(|e| match e {
-            ClientError::Refused(r) => format!("the contract refused the configuration: {r:?}"),
+            ClientError::Refused(Revert::Contract(CoordinatorErrors::BadConfig(bad))) => {
+                format!(
+                    "the contract refused the configuration (BadConfig): invalid {}{}",
+                    bad.what,
+                    config_fields(&bad.what)
+                        .map(|f| format!(" ({f})"))
+                        .unwrap_or_default()
+                )
+            }
+            ClientError::Refused(r) => {
+                format!("the contract refused the configuration: {}", r.name())
+            }
             // The client's errors show no part of the URL that may carry an access key.
             other => format!(
                 "deploying to {}: {other}",
@@ -190,12 +202,32 @@ pub async fn deploy_configured(
         })
 }
 
+/// The configuration fields behind the coordinator's `BadConfig` reason `what`
+/// (`contracts/src/Coordinator.sol`, its constructor's checks).
+fn config_fields(what: &str) -> Option<&'static str> {
+    Some(match what {
+        "chain id" => "chain_name: 1 to 64 bytes",
+        "committee size" => "min_size at least 1 and at most max_size, max_size at most 256",
+        "thresholds" => "threshold_percent and quorum_percent: 1 to 100",
+        "percent" => {
+            "keep_previous_percent, misbehaviour_percent and reporter_percent: at most 100"
+        }
+        "phase length" => {
+            "contribute_blocks, share_blocks, publish_blocks and wait_blocks: at least 1 each"
+        }
+        "view length" => "view_length: at least 1",
+        "key mode" => "key_mode",
+        "beacon" => "beacon_scheme and beacon_period",
+        _ => return None,
+    })
+}
+
 /// Runs `keyquorum deploy`.
 pub fn run(args: DeployArgs) -> Result<(), CliError> {
     let config: DeployConfig = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::Usage(format!("--config {}: {e}", path.display())))?;
+                .map_err(|e| CliError::Failed(format!("--config {}: {e}", path.display())))?;
             toml::from_str(&text)
                 .map_err(|e| CliError::Usage(format!("--config {}: {e}", path.display())))?
         }
@@ -208,6 +240,12 @@ pub fn run(args: DeployArgs) -> Result<(), CliError> {
         .beacon()
         .validate()
         .map_err(|e| CliError::Usage(e.to_string()))?;
+    if !(args.rpc.starts_with("http://") || args.rpc.starts_with("https://")) {
+        return Err(CliError::Usage(format!(
+            "--rpc {}: the endpoint must be an http:// or https:// URL",
+            keyquorum_evm::client::rpc_origin(&args.rpc)
+        )));
+    }
     let key = signer(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

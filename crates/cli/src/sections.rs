@@ -180,6 +180,11 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
             Some(decode_key(&bytes).map_err(|e| usage("--genesis-key", &e))?)
         }
     };
+    if !bootstrap.is_empty() && genesis_key.is_none() {
+        return Err(CliError::usage(
+            "--bootstrap needs --genesis-key: a joiner accepts only the network of that key",
+        ));
+    }
     if !(50..=60_000).contains(&args.round_ms) {
         return Err(CliError::Usage(
             "--round-ms must be between 50 and 60000".into(),

@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 
 use crate::chain::DevchainClient;
 use crate::chain::evm::{EvmChainClient, EvmSettings};
-use crate::config::{ChainKind, Fault, NodeConfig, NodeConfigOverrides};
+use crate::config::{ChainKind, ConfigError, Fault, NodeConfig, NodeConfigOverrides};
 use crate::keys::NodeKeys;
 use crate::keystore::{self, DEFAULT_PASSPHRASE_ENV, KdfParams, PassphraseSource};
 
@@ -137,8 +137,9 @@ pub struct NodeArgs {
 }
 
 impl NodeArgs {
-    /// The configuration these arguments describe.
-    pub fn load(&self) -> Result<NodeConfig, String> {
+    /// The configuration these arguments describe: a configuration file that cannot be read
+    /// fails the run (exit 1), an invalid value is a usage error (exit 2).
+    pub fn load(&self) -> Result<NodeConfig, CliError> {
         let o = NodeConfigOverrides {
             data_dir: self.data_dir.clone(),
             chain_url: self.chain_url.clone(),
@@ -162,7 +163,12 @@ impl NodeArgs {
             evm_chain_key_file: self.chain_key_file.clone(),
             restored_from_backup: self.restored_from_backup,
         };
-        NodeConfig::load(self.config.as_deref(), &o).map_err(|e| e.to_string())
+        NodeConfig::load(self.config.as_deref(), &o).map_err(|e| match e {
+            // A file that cannot be read fails the run; what it says, if wrong, is a usage
+            // error.
+            ConfigError::Read(..) => CliError::Failed(e.to_string()),
+            other => CliError::Usage(other.to_string()),
+        })
     }
 }
 
@@ -223,13 +229,16 @@ pub fn keys(args: KeysArgs) -> Result<(), CliError> {
                 Some(p) => PassphraseSource::File(p.clone()),
                 None => PassphraseSource::Env(a.passphrase_env.clone()),
             };
-            let pass = source.read().map_err(CliError::failed)?;
             let d = KdfParams::default();
             let params = KdfParams {
                 m_cost_kib: a.kdf_memory_kib.unwrap_or(d.m_cost_kib),
                 t_cost: a.kdf_passes.unwrap_or(d.t_cost),
                 p_cost: d.p_cost,
             };
+            params
+                .check()
+                .map_err(|e| CliError::Usage(format!("--kdf-memory-kib / --kdf-passes: {e}")))?;
+            let pass = source.read().map_err(CliError::failed)?;
             let keys = NodeKeys::generate();
             keystore::write(&a.key_file, &keys, &pass, params).map_err(CliError::failed)?;
             println!("wrote {}", a.key_file.display());
@@ -247,7 +256,7 @@ pub fn keys(args: KeysArgs) -> Result<(), CliError> {
 /// error; anything after it (keystore, ports, the chain) a failed run.
 pub fn node(args: NodeArgs) -> Result<(), CliError> {
     init_logging();
-    let config = args.load().map_err(CliError::Usage)?;
+    let config = args.load()?;
     let pass = config
         .passphrase_source()
         .read()

@@ -513,8 +513,19 @@ impl NodeConfig {
             return bad(format!("listen {:?} is not a multiaddr", self.listen));
         }
         for b in &self.bootstrap {
-            if b.parse::<keyquorum_net::Multiaddr>().is_err() {
+            let Ok(addr) = b.parse::<keyquorum_net::Multiaddr>() else {
                 return bad(format!("bootstrap {b:?} is not a multiaddr"));
+            };
+            // The peer id is what the connection authenticates: without it anyone at the
+            // address could stand in for the bootstrap peer.
+            if !matches!(
+                addr.iter().last(),
+                Some(keyquorum_net::libp2p::multiaddr::Protocol::P2p(_))
+            ) {
+                return bad(format!(
+                    "bootstrap {b:?} lacks the peer's id: end it in /p2p/<peer id> (its node \
+                     prints it at start, as `keyquorum keys new` does)"
+                ));
             }
         }
         if self.stake == 0 {
@@ -668,7 +679,7 @@ mod tests {
             r#"
 data_dir = "/tmp/n1"
 chain_url = "http://127.0.0.1:9999"
-bootstrap = ["/ip4/127.0.0.1/tcp/4001"]
+bootstrap = ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"]
 stake = 42
 fault = "bad-share"
 "#,
@@ -706,6 +717,7 @@ fault = "bad-share"
             "chain_url = \"ftp://x\"",
             "listen = \"not a multiaddr\"",
             "bootstrap = [\"nope\"]",
+            "bootstrap = [\"/ip4/127.0.0.1/tcp/4001\"]",
         ] {
             let c = NodeConfig::from_toml_str(bad).unwrap();
             assert!(c.validate().is_err(), "{bad}");

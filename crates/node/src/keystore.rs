@@ -93,12 +93,11 @@ impl PassphraseSource {
     /// Reads the passphrase. Empty passphrases are refused.
     pub fn read(&self) -> Result<Passphrase, KeystoreError> {
         let raw = match self {
-            PassphraseSource::File(p) => Zeroizing::new(std::fs::read_to_string(p).map_err(
-                |source| KeystoreError::Io {
-                    path: p.clone(),
-                    source,
-                },
-            )?),
+            PassphraseSource::File(p) => {
+                Zeroizing::new(std::fs::read_to_string(p).map_err(|source| {
+                    KeystoreError::Passphrase(format!("passphrase file {}: {source}", p.display()))
+                })?)
+            }
             PassphraseSource::Env(name) => Zeroizing::new(std::env::var(name).map_err(|_| {
                 KeystoreError::Passphrase(format!(
                     "environment variable {name} is not set (or not UTF-8); \
@@ -147,17 +146,34 @@ impl KdfParams {
         }
     }
 
+    /// Whether these parameters can derive a key: within Argon2id's own bounds, and within
+    /// ours (at most 4 GiB, 64 passes, 16 lanes), which keep a hostile file from asking for
+    /// terabytes of memory.
+    pub fn check(&self) -> Result<(), KeystoreError> {
+        self.argon2_params().map(|_| ())
+    }
+
+    fn argon2_params(&self) -> Result<Params, KeystoreError> {
+        if self.m_cost_kib > 4 * 1024 * 1024 || self.t_cost > 64 || self.p_cost > 16 {
+            return Err(KeystoreError::Kdf(
+                "cost parameters too large (at most 4194304 KiB, 64 passes, 16 lanes)".into(),
+            ));
+        }
+        Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32)).map_err(|e| {
+            KeystoreError::Kdf(format!(
+                "{e} (Argon2id takes at least {} KiB for {} lane(s) and at least 1 pass)",
+                Params::MIN_M_COST.max(8 * self.p_cost),
+                self.p_cost
+            ))
+        })
+    }
+
     fn derive(
         &self,
         passphrase: &Passphrase,
         salt: &[u8],
     ) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
-        // Bounds keep a hostile file from asking for terabytes of memory.
-        if self.m_cost_kib > 4 * 1024 * 1024 || self.t_cost > 64 || self.p_cost > 16 {
-            return Err(KeystoreError::Kdf("cost parameters too large".into()));
-        }
-        let params = Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32))
-            .map_err(|e| KeystoreError::Kdf(e.to_string()))?;
+        let params = self.argon2_params()?;
         let mut key = Zeroizing::new([0u8; 32]);
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
             .hash_password_into(passphrase.bytes(), salt, key.as_mut())
@@ -362,6 +378,18 @@ mod tests {
         assert_eq!(p.bytes(), b"from-file");
         std::fs::write(&file, "\n").unwrap();
         assert!(PassphraseSource::File(file).read().is_err());
+        // A missing passphrase file is named as one, not as the keystore.
+        let missing = dir.path().join("missing");
+        let err = PassphraseSource::File(missing.clone())
+            .read()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("passphrase: passphrase file")
+                && err.contains(&missing.display().to_string())
+                && !err.contains("keystore"),
+            "{err}"
+        );
         assert!(
             PassphraseSource::Env("KEYQUORUM_TEST_SURELY_UNSET_VAR".into())
                 .read()

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use keyquorum_dkg::wire::{Reader, WireError, Writer};
 use keyquorum_sections::absence::Absentees;
-use keyquorum_sections::elders::Member;
+use keyquorum_sections::elders::{Member, SectionParams};
 use keyquorum_sections::keys::key_bytes;
 use keyquorum_sections::sap::KeyShare;
 use keyquorum_sections::sap::SignedSap;
@@ -61,6 +61,24 @@ pub enum SectionsStoreError {
     /// Stored data does not decode, or the share does not open under the storage key.
     #[error("sections state: {0}")]
     Corrupt(String),
+    /// The store belongs to a network of other section parameters: every node of a network
+    /// must use the same, and a node that changed them would select other elders than its
+    /// section and split it elsewhere.
+    #[error(
+        "this data directory's network uses --elder-count {stored_elders} and \
+         --min-section-size {stored_min}, not {given_elders} and {given_min}: every node of a \
+         network must use the same; restart with them"
+    )]
+    OtherParams {
+        /// The stored elder count.
+        stored_elders: usize,
+        /// The stored minimum section size.
+        stored_min: usize,
+        /// The elder count given.
+        given_elders: usize,
+        /// The minimum section size given.
+        given_min: usize,
+    },
     /// More members than the store reads back ([`MAX_STORED_MEMBERS`]): not written.
     #[error("{count} members, above the {max} a store keeps")]
     TooManyMembers {
@@ -164,6 +182,40 @@ impl SectionsStore {
         let r = self.db.begin_read().map_err(dberr)?;
         let t = r.open_table(NODE).map_err(dberr)?;
         Ok(t.get(key).map_err(dberr)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Records `params` at the first start and refuses other ones later
+    /// ([`SectionsStoreError::OtherParams`]); a store written before the record takes the
+    /// first it meets.
+    pub fn bind_params(&self, params: &SectionParams) -> Result<(), SectionsStoreError> {
+        let encoded = |elders: usize, min: usize| {
+            let mut bytes = (elders as u64).to_le_bytes().to_vec();
+            bytes.extend_from_slice(&(min as u64).to_le_bytes());
+            bytes
+        };
+        let Some(bytes) = self.get_node("params")? else {
+            return self.put_node(
+                "params",
+                &encoded(params.elder_count, params.min_section_size),
+            );
+        };
+        if bytes.len() != 16 {
+            return Err(SectionsStoreError::Corrupt(format!(
+                "section parameters: {} bytes, not 16",
+                bytes.len()
+            )));
+        }
+        let elders = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        let min = u64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
+        if (elders, min) == (params.elder_count as u64, params.min_section_size as u64) {
+            return Ok(());
+        }
+        Err(SectionsStoreError::OtherParams {
+            stored_elders: usize::try_from(elders).unwrap_or(usize::MAX),
+            stored_min: usize::try_from(min).unwrap_or(usize::MAX),
+            given_elders: params.elder_count,
+            given_min: params.min_section_size,
+        })
     }
 
     /// Replaces the stored members; refuses more than [`MAX_STORED_MEMBERS`], which
@@ -383,6 +435,38 @@ mod tests {
 
     fn node_key() -> Secret<Scalar> {
         Secret::new(Scalar::from(4242u64))
+    }
+
+    #[test]
+    fn section_parameters_are_bound_at_the_first_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sections.redb");
+        let keys = Arc::new(NodeKeys::from_master(&[3; 32]));
+        let params = SectionParams::default();
+        let store = SectionsStore::open(&path, keys.clone()).unwrap();
+        store.bind_params(&params).unwrap();
+        drop(store);
+        let store = SectionsStore::open(&path, keys).unwrap();
+        store.bind_params(&params).unwrap();
+        for other in [
+            SectionParams {
+                elder_count: params.elder_count + 1,
+                ..params
+            },
+            SectionParams {
+                min_section_size: params.min_section_size + 1,
+                ..params
+            },
+        ] {
+            let err = store.bind_params(&other).unwrap_err();
+            assert!(
+                matches!(err, SectionsStoreError::OtherParams { stored_elders, stored_min, given_elders, given_min }
+                    if (stored_elders, stored_min) == (params.elder_count, params.min_section_size)
+                        && (given_elders, given_min) == (other.elder_count, other.min_section_size)),
+                "{err}"
+            );
+        }
+        store.bind_params(&params).unwrap();
     }
 
     #[test]

@@ -134,7 +134,55 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 32] = [
+    let cases: [(&[&str], &str); 36] = [
+        (
+            &[
+                "keys",
+                "new",
+                "--key-file",
+                "/nonexistent/never-written.key",
+                "--kdf-memory-kib",
+                "1",
+            ],
+            "--kdf-memory-kib / --kdf-passes: invalid key derivation parameters",
+        ),
+        (
+            &[
+                "node",
+                "--data-dir",
+                "/nonexistent/never-written",
+                "--bootstrap",
+                "/ip4/127.0.0.1/tcp/1",
+            ],
+            "lacks the peer's id: end it in /p2p/<peer id>",
+        ),
+        (
+            &[
+                "sections",
+                "node",
+                "--key-file",
+                "/nonexistent/never-read.key",
+                "--data-dir",
+                "/nonexistent/never-written",
+                "--p2p-listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--http-listen",
+                "127.0.0.1:0",
+                "--bootstrap",
+                "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
+            ],
+            "--bootstrap needs --genesis-key",
+        ),
+        (
+            &[
+                "deploy",
+                "--rpc",
+                "ws://127.0.0.1:1",
+                "--key",
+                "0x0000000000000000000000000000000000000000000000000000000000000001",
+            ],
+            "--rpc ws://127.0.0.1:1: the endpoint must be an http:// or https:// URL",
+        ),
         (
             &["sim", "--mode", "sections", "--elders", "13"],
             "--elders must be at most 12",
@@ -493,19 +541,49 @@ fn a_failed_run_exits_1() {
 #[test]
 fn a_configuration_that_cannot_be_used_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("missing.toml");
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "stake = 0\n").unwrap();
+    let bad_chain = dir.path().join("bad-chain.toml");
+    std::fs::write(&bad_chain, "block_ms = \"soon\"\n").unwrap();
     for args in [
-        vec!["node", "--config", missing.to_str().unwrap()],
         vec!["node", "--config", bad.to_str().unwrap()],
         vec!["node", "--chain-url", "ftp://example"],
-        vec!["chain", "--contract", missing.to_str().unwrap()],
+        vec!["chain", "--config", bad_chain.to_str().unwrap()],
         vec!["chain", "--fund", "not-an-identity"],
     ] {
         let o = run(&args);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+}
+
+/// As every command's help says: a file that cannot be read fails the run (exit 1), whatever
+/// flag names it; only what a file says can be a usage error.
+#[test]
+fn a_file_that_cannot_be_read_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let missing = missing.to_str().unwrap();
+    for args in [
+        vec!["node", "--config", missing],
+        vec!["chain", "--config", missing],
+        vec!["chain", "--contract", missing],
+        vec![
+            "deploy",
+            "--rpc",
+            "http://127.0.0.1:1",
+            "--key-file",
+            missing,
+        ],
+        vec!["deploy", "--rpc", "http://127.0.0.1:1", "--config", missing],
+    ] {
+        let o = run(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(missing),
+            "{args:?}: {err}"
+        );
     }
 }

@@ -85,7 +85,10 @@ async fn deploy_prints_the_address_of_the_configured_contract() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("BadConfig"), "{err}");
+    assert!(
+        err.contains("BadConfig") && err.contains("invalid committee size (min_size"),
+        "{err}"
+    );
     // An unknown field is a usage error.
     std::fs::write(&config, "max_sise = 3\n").unwrap();
     let o = deploy(&[

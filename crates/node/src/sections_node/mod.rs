@@ -202,7 +202,31 @@ pub async fn run(
     let our_peer = Peer::new(&node_key, addr.to_string());
     let (net, events) = Network::new(net_config(&keys, node_key.clone(), &config))?;
 
-    let stored = store.load()?.is_some();
+    let stored = match store.load()? {
+        Some((record, ..)) => {
+            if let Some(given) = &config.genesis_key
+                && *given != record.genesis_key
+            {
+                return Err(SectionsNodeError::Config(format!(
+                    "--genesis-key {} is not the genesis key of this data directory's network \
+                     ({}); restart without it, or give this node another data directory",
+                    hex::encode(key_bytes(given)),
+                    hex::encode(key_bytes(&record.genesis_key))
+                )));
+            }
+            true
+        }
+        None if config.bootstrap.is_empty() && config.genesis_key.is_some() => {
+            return Err(SectionsNodeError::Config(
+                "--genesis-key without --bootstrap: a new node without --bootstrap starts a new \
+                 network under a genesis key of its own; to join the network of that key, give \
+                 --bootstrap with a peer of it"
+                    .into(),
+            ));
+        }
+        None => false,
+    };
+    store.bind_params(&config.params)?;
     let mut join_to = Vec::new();
     let (coordinator, replay, members, signed) = if stored {
         let members = store.members()?;
@@ -1548,5 +1572,91 @@ mod tests {
         for bad in ["/ip4/0.0.0.0/tcp/9000", "/ip4/127.0.0.1/tcp/0"] {
             assert!(advertised(&bad.parse().unwrap(), peer).is_err());
         }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// Runs a node on `dir` that stops as soon as it has started; its error if it refused.
+    async fn start_and_stop(
+        dir: &std::path::Path,
+        genesis_key: Option<PublicKey>,
+        elder_count: usize,
+    ) -> Result<(), SectionsNodeError> {
+        let config = SectionsNodeConfig {
+            data_dir: dir.to_path_buf(),
+            listen: format!("/ip4/127.0.0.1/tcp/{}", free_port())
+                .parse()
+                .unwrap(),
+            bootstrap: Vec::new(),
+            genesis_key,
+            http_listen: "127.0.0.1:0".parse().unwrap(),
+            round: Duration::from_millis(100),
+            params: SectionParams {
+                elder_count,
+                ..SectionParams::default()
+            },
+            max_members: 16,
+        };
+        run(config, Arc::new(NodeKeys::from_master(&[5; 32])), async {}).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restart_is_refused_another_genesis_key_and_other_section_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let elders = SectionParams::default().elder_count;
+        // A new node given a genesis key but no peer to join through would found a network
+        // of its own under another key.
+        let someone_elses = tbls::public_key::<MinPk>(&key(42));
+        let err = start_and_stop(dir.path(), Some(someone_elses), elders)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--genesis-key without --bootstrap"), "{err}");
+        assert!(
+            !dir.path().join("sections.redb").exists() || {
+                let store = SectionsStore::open(
+                    &dir.path().join("sections.redb"),
+                    Arc::new(NodeKeys::from_master(&[5; 32])),
+                )
+                .unwrap();
+                store.load().unwrap().is_none()
+            }
+        );
+
+        start_and_stop(dir.path(), None, elders).await.unwrap();
+        let genesis = {
+            let store = SectionsStore::open(
+                &dir.path().join("sections.redb"),
+                Arc::new(NodeKeys::from_master(&[5; 32])),
+            )
+            .unwrap();
+            store.load().unwrap().unwrap().0.genesis_key
+        };
+        start_and_stop(dir.path(), Some(genesis), elders)
+            .await
+            .expect("its own genesis key");
+        let err = start_and_stop(dir.path(), Some(someone_elses), elders)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is not the genesis key of this data directory's network"),
+            "{err}"
+        );
+        let err = start_and_stop(dir.path(), None, elders + 1)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("uses --elder-count {elders}")),
+            "{err}"
+        );
+        start_and_stop(dir.path(), None, elders).await.unwrap();
     }
 }
