@@ -92,6 +92,12 @@ pub enum ClientError {
     /// The deployment's receipt names no contract.
     #[error("the deployment created no contract")]
     NoContract,
+    /// No contract is deployed at the address given.
+    #[error(
+        "no contract at {0} on this chain (the address holds no code): check the contract \
+         address and the endpoint"
+    )]
+    NoCode(Address),
     /// The contract refused the deployment (its constructor's checks of the configuration).
     #[error("refused: {0:?}")]
     Refused(Revert),
@@ -810,6 +816,11 @@ impl Client {
             .chain_id
             .get_or_try_init(|| async { self.provider.get_chain_id().await })
             .await?)
+    }
+
+    /// Whether an account holds code at the latest block (a contract is deployed there).
+    pub async fn has_code(&self, at: Address) -> Result<bool, ClientError> {
+        Ok(!self.provider.get_code_at(at).await?.is_empty())
     }
 
     /// The latest block number.

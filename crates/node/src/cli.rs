@@ -218,6 +218,10 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A failed write is reported on stderr by default, and `eprintln!` panics when stderr
+        // is a closed pipe: a node whose log reader went away would stop. It keeps running,
+        // its log lines lost.
+        .log_internal_errors(false)
         .try_init();
 }
 

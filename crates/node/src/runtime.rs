@@ -1447,11 +1447,23 @@ async fn run_node<C: ChainClient>(
     {
         let chain = chain.clone();
         tasks.push(tokio::spawn(async move {
+            // A failing submission (an unfunded account, say) is retried for as long as it
+            // fails; the operator is told once per new reason, not once per retry.
+            let mut failing: Option<String> = None;
             while let Some((hash, bytes, retry_of)) = to_submit.recv().await {
                 let outcome = match chain.submit(bytes, retry_of).await {
-                    Ok(o) => o,
+                    Ok(o) => {
+                        failing = None;
+                        o
+                    }
                     Err(e) => {
-                        debug!(error = %e, "submission failed");
+                        let reason = e.to_string();
+                        if failing.as_deref() == Some(reason.as_str()) {
+                            debug!(error = %reason, "submission failed");
+                        } else {
+                            warn!(error = %reason, "submission failed; retrying");
+                            failing = Some(reason);
+                        }
                         SubmitOutcome::Busy
                     }
                 };

@@ -587,3 +587,55 @@ fn a_file_that_cannot_be_read_fails_the_run() {
         );
     }
 }
+
+/// A node whose log reader goes away (`keyquorum node ... 2>&1 | head`) keeps running: its log
+/// lines are lost, the node is not (it used to panic at its next line).
+#[test]
+fn a_node_outlives_its_closed_log_pipe() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "correct horse battery staple").unwrap();
+    let key = dir.path().join("node.key");
+    let o = run(&[
+        "keys",
+        "new",
+        "--key-file",
+        key.to_str().unwrap(),
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+        "--kdf-memory-kib",
+        "64",
+        "--kdf-passes",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut node = Command::new(env!("CARGO_BIN_EXE_keyquorum"))
+        .args(["node", "--data-dir"])
+        .arg(dir.path().join("db"))
+        .arg("--key-file")
+        .arg(&key)
+        .arg("--passphrase-file")
+        .arg(&pass)
+        .args(["--http-listen", "127.0.0.1:0"])
+        .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
+        // Nothing listens there: the node logs that it waits for its chain, and retries.
+        .args(["--chain-url", "http://127.0.0.1:1"])
+        .env("KEYQUORUM_LOG", "debug,libp2p=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(node.stderr.take().unwrap());
+    let mut line = String::new();
+    log.read_line(&mut line).unwrap();
+    assert!(!line.is_empty());
+    drop(log);
+    // The node logs on (at debug, every poll of the unreachable chain) into the closed pipe.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let exited = node.try_wait().unwrap();
+    let _ = node.kill();
+    let _ = node.wait();
+    assert_eq!(exited, None, "the node exited when its log pipe closed");
+}

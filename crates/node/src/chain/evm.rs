@@ -215,6 +215,19 @@ impl EvmChainClient {
         let account = key.address();
         let client = Client::connect(&settings.rpc, key, settings.contract).await?;
         let chain_id = client.chain_id().await?;
+        // Without this, reading the contract's configuration from an empty address fails
+        // with an ABI decoding error that names neither.
+        if !client.has_code(settings.contract).await? {
+            return Err(ClientError::NoCode(settings.contract));
+        }
+        if client.balance(account).await?.is_zero() {
+            warn!(
+                %account,
+                chain_id,
+                "this account holds no ether: it cannot pay for its transactions (its \
+                 registration included) until it is funded"
+            );
+        }
         let beacon = read_beacon_config(&client).await?;
         let follower = Follower::new(
             client.provider().clone(),

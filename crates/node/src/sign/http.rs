@@ -19,7 +19,8 @@
 //! | 404 | `sign_disabled` | no `sign.token_file` is configured |
 //! | 401 | `unauthorized` | missing or wrong bearer token |
 //! | 429 | `rate_limited` | the caller's (remote IP's) bucket is empty; `Retry-After` set |
-//! | 400 | `too_large`, `bad_json`, `bad_domain`, `bad_message`, `message_too_long` | malformed request |
+//! | 413 | `too_large` | a body above [`MAX_REQUEST_JSON`] bytes |
+//! | 400 | `bad_json`, `bad_domain`, `bad_message`, `message_too_long` | malformed request |
 //! | 400 | `bad_scheme` | a `scheme` other than `bls`, `frost-secp256k1` or `bip340` |
 //! | 409 | `no_active_view`, `not_a_member` | no view is active, or this node holds no share of it |
 //! | 409 | `no_signing_key` | Schnorr: the active view has no signing key on this node |
@@ -110,8 +111,9 @@ async fn sign(State(s): State<SignService>, req: Request) -> Response {
                 max: MAX_REQUEST_JSON,
             };
             rejected(&s, e.code());
+            // 413, as the chain's API answers an oversized body.
             return error(
-                StatusCode::BAD_REQUEST,
+                StatusCode::PAYLOAD_TOO_LARGE,
                 e.code(),
                 e.to_string(),
                 Value::Null,

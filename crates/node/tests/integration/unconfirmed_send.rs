@@ -270,3 +270,25 @@ async fn a_dropped_registration_is_not_sent_anew_below_a_minimum_risen_meanwhile
     assert_eq!(p.pending_nonce().await, 1);
     assert!(!status(p.node).await.registered);
 }
+
+/// A contract address that holds no code is refused when the adapter connects, naming it,
+/// instead of failing to decode the configuration it reads from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_without_a_contract_is_refused_by_name() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let anvil = Anvil::start(&repo, None).unwrap_or_else(|e| panic!("{e}"));
+    let nowhere = Address::repeat_byte(0x42);
+    let settings = EvmSettings {
+        rpc: anvil.url().into(),
+        contract: nowhere,
+        chain_name: CHAIN_NAME.into(),
+        from_block: 0,
+        confirmations: CONFIRMATIONS,
+    };
+    let err = EvmChainClient::connect(settings, chain_key(b"no contract test"))
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains(&format!("no contract at {nowhere}")), "{err}");
+}
