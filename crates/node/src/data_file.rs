@@ -11,6 +11,11 @@
 //! not read) is [`DataFileError::Unusable`]: neither is damage, and moving such a file aside
 //! would discard a healthy store.
 //!
+//! A new file is made under a temporary name beside it (`<name>.creating`) and renamed into
+//! place once `init` succeeded, so a process killed while creating it leaves no empty file
+//! under the real name, which would then be refused for good; a leftover temporary file is
+//! never a store and is replaced at the next start.
+//!
 //! The node's own database (`node.redb`, [`crate::store`]) applies the same rules with its own
 //! error type, whose advice speaks of ceremonies.
 
@@ -97,25 +102,74 @@ pub fn open<T, E>(
             });
         }
     };
+    let creating = creating_path(path);
+    if !existed {
+        match std::fs::remove_file(&creating) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(DataFileError::Create {
+                    path: file(),
+                    reason: format!("{}: {e}", creating.display()),
+                });
+            }
+        }
+    }
+    let target = if existed { path } else { &creating };
     // redb may panic on pages altered outside it: that is a damaged file, not a crash.
     let opened = catch_unwind(AssertUnwindSafe(|| {
         Database::builder()
             .set_check_integrity_on_open(true)
-            .create(path)
+            .create(target)
             .map(init)
     }));
     match opened {
+        Ok(Ok(Ok(store))) if !existed => {
+            // The open database keeps writing to the renamed file.
+            rename_into_place(&creating, path).map_err(|e| {
+                let _ = std::fs::remove_file(&creating);
+                DataFileError::Create {
+                    path: file(),
+                    reason: e.to_string(),
+                }
+            })?;
+            Ok(Ok(store))
+        }
+        Ok(Ok(Err(e))) if !existed => {
+            let _ = std::fs::remove_file(&creating);
+            Ok(Err(e))
+        }
         Ok(Ok(result)) => Ok(result),
-        Ok(Err(e)) if !existed => Err(DataFileError::Create {
-            path: file(),
-            reason: e.to_string(),
-        }),
+        Ok(Err(e)) if !existed => {
+            let _ = std::fs::remove_file(&creating);
+            Err(DataFileError::Create {
+                path: file(),
+                reason: e.to_string(),
+            })
+        }
         Ok(Err(e)) => Err(classify(path, e)),
         Err(p) => Err(DataFileError::Damaged {
             path: file(),
             reason: format!("storage library panicked: {}", panic_text(&*p)),
         }),
     }
+}
+
+/// Where a new `path` is made before it is renamed into place.
+fn creating_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".creating");
+    path.with_file_name(name)
+}
+
+/// Renames `from` to `to` and makes the rename durable (the directory synced).
+fn rename_into_place(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::rename(from, to)?;
+    let dir = match to.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d,
+        None => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// What an error opening an existing file says about it.
@@ -178,6 +232,38 @@ mod tests {
         drop(open(&path, tables).unwrap().unwrap());
         // Opened again: the same store.
         drop(open(&path, tables).unwrap().unwrap());
+    }
+
+    #[test]
+    fn a_creation_cut_short_leaves_no_file_under_the_real_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.redb");
+        // A process killed while creating the store: what it left is under the temporary
+        // name only, empty or half written.
+        std::fs::write(creating_path(&path), b"").unwrap();
+        assert!(!path.exists());
+        drop(open(&path, tables).unwrap().unwrap());
+        assert!(path.exists() && !creating_path(&path).exists());
+        // An init that fails leaves nothing behind either.
+        let fresh = dir.path().join("y.redb");
+        let failed = open(&fresh, |_db| Err::<(), _>("no")).unwrap();
+        assert_eq!(failed, Err("no"));
+        assert!(!fresh.exists() && !creating_path(&fresh).exists());
+        // The renamed store keeps what was written through the open handle.
+        let db = open(&dir.path().join("z.redb"), tables).unwrap().unwrap();
+        let w = db.begin_write().unwrap();
+        w.open_table(redb::TableDefinition::<&str, u64>::new("t"))
+            .unwrap()
+            .insert("k", 7)
+            .unwrap();
+        w.commit().unwrap();
+        drop(db);
+        let db = open(&dir.path().join("z.redb"), tables).unwrap().unwrap();
+        let r = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let t = r
+            .open_table(redb::TableDefinition::<&str, u64>::new("t"))
+            .unwrap();
+        assert_eq!(redb::ReadableTable::get(&t, "k").unwrap().unwrap().value(), 7);
     }
 
     #[test]
