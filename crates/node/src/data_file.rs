@@ -263,7 +263,10 @@ mod tests {
         let t = r
             .open_table(redb::TableDefinition::<&str, u64>::new("t"))
             .unwrap();
-        assert_eq!(redb::ReadableTable::get(&t, "k").unwrap().unwrap().value(), 7);
+        assert_eq!(
+            redb::ReadableTable::get(&t, "k").unwrap().unwrap().value(),
+            7
+        );
     }
 
     #[test]

@@ -61,6 +61,21 @@ pub enum SectionsStoreError {
     /// Stored data does not decode, or the share does not open under the storage key.
     #[error("sections state: {0}")]
     Corrupt(String),
+    /// The store is another node's: its share is sealed for another identity.
+    #[error(
+        "sections data file {} belongs to the node with identity {stored}..., not to this node \
+         ({given}...): start it with that node's keystore, or give this node its own data \
+         directory",
+        path.display()
+    )]
+    OtherIdentity {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The start of the identity it belongs to (hex).
+        stored: String,
+        /// The start of this node's identity (hex).
+        given: String,
+    },
     /// The store belongs to a network of other section parameters: every node of a network
     /// must use the same, and a node that changed them would select other elders than its
     /// section and split it elsewhere.
@@ -120,7 +135,35 @@ impl SectionsStore {
             Ok(db)
         })
         .map_err(SectionsStoreError::File)??;
-        Ok(SectionsStore { db, keys })
+        let store = SectionsStore { db, keys };
+        store.bind_identity(path)?;
+        Ok(store)
+    }
+
+    /// The store at `path` under `keys` whatever identity it belongs to: only for tests of
+    /// what another storage key can read.
+    #[cfg(test)]
+    fn open_as_anyone(path: &Path, keys: Arc<NodeKeys>) -> SectionsStore {
+        let db = crate::data_file::open(path, Ok::<_, SectionsStoreError>)
+            .unwrap()
+            .unwrap();
+        SectionsStore { db, keys }
+    }
+
+    /// Records the node's identity at the first open and refuses a store of another identity
+    /// ([`SectionsStoreError::OtherIdentity`]): its share is sealed with that identity's
+    /// storage key, and would otherwise be reported as not opening.
+    fn bind_identity(&self, path: &Path) -> Result<(), SectionsStoreError> {
+        let ours = self.keys.identity().public().as_bytes().to_vec();
+        match self.get_node("identity")? {
+            None => self.put_node("identity", &ours),
+            Some(stored) if stored == ours => Ok(()),
+            Some(stored) => Err(SectionsStoreError::OtherIdentity {
+                path: path.to_path_buf(),
+                stored: hex::encode(&stored[..stored.len().min(8)]),
+                given: hex::encode(&ours[..8]),
+            }),
+        }
     }
 
     fn share_label(section_key: &[u8]) -> String {
@@ -520,10 +563,22 @@ mod tests {
         assert!(store.inputs().unwrap().is_empty());
         drop(store);
 
-        // Under another storage key the share does not open.
+        // Under another storage key the share does not open; another node's keystore is
+        // refused by name before that.
         let other = Arc::new(NodeKeys::from_master(&[4; 32]));
-        let store = SectionsStore::open(&path, other).unwrap();
-        assert!(matches!(store.load(), Err(SectionsStoreError::Corrupt(_))));
+        assert!(matches!(
+            SectionsStore::open_as_anyone(&path, other.clone()).load(),
+            Err(SectionsStoreError::Corrupt(_))
+        ));
+        let err = SectionsStore::open(&path, other).unwrap_err();
+        assert!(
+            matches!(&err, SectionsStoreError::OtherIdentity { path: p, .. } if p == &path),
+            "{err}"
+        );
+        assert!(err.to_string().contains("keystore"), "{err}");
+        // Its own still opens it, share and all.
+        let store = SectionsStore::open(&path, keys).unwrap();
+        assert!(store.load().unwrap().unwrap().1.is_some());
     }
 
     use keyquorum_crypto::{Bls12381G1, Curve};
@@ -632,7 +687,7 @@ mod tests {
         drop(store);
         let other = Arc::new(NodeKeys::from_master(&[4; 32]));
         assert!(matches!(
-            SectionsStore::open(&path, other).unwrap().load(),
+            SectionsStore::open_as_anyone(&path, other).load(),
             Err(SectionsStoreError::Corrupt(_))
         ));
         let mut store = SectionsStore::open(&path, keys).unwrap();
