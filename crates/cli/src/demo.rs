@@ -748,6 +748,29 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
             ));
         }
     }
+    if args.chain == DemoChain::Embedded {
+        let (n, t) = (args.committee, args.threshold());
+        let k = args.quorum().resolve(n);
+        if t > k {
+            return Err(format!(
+                "--threshold {t} is above the dealer quorum k = {k} the demo sets for a committee of {n} (75% of it, lowered to the dealers --faulty leaves), and a key needs t <= k: use --threshold {k} or less, a larger --committee or fewer --faulty"
+            ));
+        }
+        // Equivocating and forging dealers are disqualified: with more of them than `n - k`
+        // the view change's first ceremony fails, and its retry, which bans them for the
+        // rest of the view change, must fill all `n` seats from the other nodes.
+        let disqualified = args.view_change_dealers(&[Fault::Equivocate, Fault::ForgeAckAggregate]);
+        if disqualified > n - k && args.nodes - disqualified < n {
+            return Err(format!(
+                "--faulty {disqualified} with --fault {}: more disqualified dealers than the {} a committee of {n} with quorum k = {k} tolerates, so the first ceremony fails and its retry, without them, needs {n} other nodes, but --nodes {} leaves {}: use --nodes {} or more, fewer --faulty, or another --fault",
+                args.fault_of(0).name(),
+                n - k,
+                args.nodes,
+                args.nodes - disqualified,
+                n + disqualified
+            ));
+        }
+    }
     if args.curve == DemoCurve::Bls12381
         && args.variant == DemoVariant::Complaint
         && faulty > 0

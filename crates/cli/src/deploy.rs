@@ -31,7 +31,11 @@ pub struct DeployArgs {
     /// the process list: for development chains; prefer --key-file.
     #[arg(long, value_name = "HEX")]
     pub key: Option<String>,
-    /// The contract's parameters (TOML); see the command's documentation for the fields.
+    /// The contract's parameters (TOML, every field optional): chain_name, max_size,
+    /// min_size, threshold_percent, quorum_percent, keep_previous_percent, min_stake (wei),
+    /// contribute_blocks, share_blocks, publish_blocks, wait_blocks (phase lengths in blocks),
+    /// first_view_change, view_length, unbonding_blocks, misbehaviour_percent,
+    /// reporter_percent, beacon_scheme, beacon_period, key_mode (reshare or fresh).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Override the file's `beacon_scheme` and `beacon_period`.
@@ -258,4 +262,44 @@ pub fn run(args: DeployArgs) -> Result<(), CliError> {
     println!("block {block}");
     println!("chain_name {}", config.chain_name);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--config`'s help lists every field of the file, and only fields of it.
+    #[test]
+    fn the_config_help_names_every_field() {
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            deploy: DeployArgs,
+        }
+        let help = Cli::command()
+            .get_arguments()
+            .find(|a| a.get_id() == "config")
+            .and_then(|a| a.get_help().map(|h| h.to_string()))
+            .unwrap();
+        let listed: Vec<&str> = help
+            .split(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .filter(|w| w.contains('_'))
+            .collect();
+        for name in &listed {
+            let value = match *name {
+                "chain_name" => "\"x\"",
+                "beacon_scheme" => "\"pedersen-bls-chained\"",
+                "key_mode" => "\"fresh\"",
+                _ => "1",
+            };
+            toml::from_str::<DeployConfig>(&format!("{name} = {value}"))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        // As many as the struct has: its Debug form names each field once.
+        let fields = format!("{:?}", DeployConfig::default())
+            .matches(": ")
+            .count();
+        assert_eq!(listed.len(), fields, "{listed:?}");
+    }
 }

@@ -134,7 +134,15 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 36] = [
+    let cases: [(&[&str], &str); 38] = [
+        (
+            &["demo", "--committee", "4", "--threshold", "4"],
+            "--threshold 4 is above the dealer quorum k = 3",
+        ),
+        (
+            &["demo", "--faulty", "4"],
+            "--faulty 4 with --fault equivocate: more disqualified dealers than the 1 a committee of 7 with quorum k = 6 tolerates",
+        ),
         (
             &[
                 "keys",
