@@ -275,6 +275,44 @@ pub fn check_quiet_beyond_bound(genesis: &PublicKey, views: &[NodeView]) -> Resu
     Ok(())
 }
 
+/// What a run beyond the fault bound let happen that [`check_quiet`] would refuse and
+/// [`check_quiet_beyond_bound`] allows, counted over the honest running nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BeyondBound {
+    /// Elders of their SAP without a share of its key (not explained by a crash during the
+    /// DKG, [`NodeView::missed_dkg`]).
+    pub elders_without_share: u64,
+    /// Nodes whose chain is shorter than that of a node of the same section or of one within
+    /// the other: left behind (excluded by a failure agreement, say).
+    pub lagging: u64,
+}
+
+/// Counts [`BeyondBound`] over `views`.
+pub fn beyond_bound_counts(views: &[NodeView]) -> BeyondBound {
+    let elders_without_share = views
+        .iter()
+        .filter(|v| {
+            v.sap.names().contains(&v.name)
+                && v.share_key != Some(v.sap.section_key)
+                && !v.missed_dkg
+        })
+        .count() as u64;
+    let lagging = views
+        .iter()
+        .filter(|v| {
+            views.iter().any(|w| {
+                let (pv, pw) = (v.sap.prefix, w.sap.prefix);
+                (pv.is_self_or_descendant_of(&pw) || pw.is_self_or_descendant_of(&pv))
+                    && w.chain.links().len() > v.chain.links().len()
+            })
+        })
+        .count() as u64;
+    BeyondBound {
+        elders_without_share,
+        lagging,
+    }
+}
+
 /// Liveness of splits: once quiet, no honest node is left in a section whose split another
 /// half completed.
 pub fn check_not_nested(views: &[NodeView]) -> Result<(), Violation> {

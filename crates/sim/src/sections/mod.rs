@@ -266,6 +266,9 @@ pub struct SectionsReport {
     /// Beyond the bound: the network did not go quiet within the event budget, so the run
     /// ended there (a liveness outcome, not a violation).
     pub did_not_settle: bool,
+    /// Beyond the bound: what the run let happen that the checks within the bound refuse
+    /// (the most of each seen at any quiet point, and at the end).
+    pub beyond_bound_counts: invariants::BeyondBound,
     /// Section keys handed over (links added to the key tree).
     pub handovers: u64,
     /// Splits completed.

@@ -1367,6 +1367,7 @@ impl World {
         let views = self.views();
         if self.cfg.beyond_bound {
             check_quiet_beyond_bound(&self.genesis_key, &views)?;
+            self.note_beyond_bound(&views);
         } else {
             check_quiet(&self.genesis_key, &views)?;
         }
@@ -1387,6 +1388,14 @@ impl World {
         check_key_tree(&self.genesis_key, &handed, |parent| {
             self.fork_is_a_violation(parent)
         })
+    }
+
+    /// Keeps the most of each [`super::invariants::BeyondBound`] count seen at a quiet point.
+    fn note_beyond_bound(&mut self, views: &[NodeView]) {
+        let now = super::invariants::beyond_bound_counts(views);
+        let most = &mut self.report.beyond_bound_counts;
+        most.elders_without_share = most.elders_without_share.max(now.elders_without_share);
+        most.lagging = most.lagging.max(now.lagging);
     }
 
     /// The checks of a run beyond the bound, on whatever state the network reached.
@@ -1547,6 +1556,10 @@ impl World {
             }
             result => result.err(),
         };
+        if self.cfg.beyond_bound {
+            let views = self.views();
+            self.note_beyond_bound(&views);
+        }
         self.report.handovers = self.handed.len() as u64;
         let mut children: BTreeMap<[u8; KEY_LEN], BTreeSet<Prefix>> = BTreeMap::new();
         for (parent, prefix) in self.handed_to.keys() {

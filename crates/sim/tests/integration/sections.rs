@@ -322,6 +322,19 @@ fn runs_beyond_the_bound_stay_safe() {
         assert!(!r.did_not_settle, "seed {}", r.seed);
         assert!(!r.acted.is_empty(), "{r:?}");
     }
+    // The two runs that reach what only beyond the bound is allowed do reach it: an honest
+    // elder without a share (seed 3, equivocating votes) and an honest node left behind its
+    // section (seed 11, false blame).
+    let counts = |seed: u64| {
+        batch()
+            .beyond
+            .iter()
+            .find(|r| r.seed == seed)
+            .expect("run")
+            .beyond_bound_counts
+    };
+    assert!(counts(3).elders_without_share > 0, "{:?}", counts(3));
+    assert!(counts(11).lagging > 0, "{:?}", counts(11));
 }
 
 #[test]
