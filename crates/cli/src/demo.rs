@@ -751,9 +751,19 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.chain == DemoChain::Embedded {
         let (n, t) = (args.committee, args.threshold());
         let k = args.quorum().resolve(n);
+        let quorum = if k < Size::Percent(75).resolve(n) {
+            "75% of it, lowered to the dealers --faulty leaves"
+        } else {
+            "75% of it"
+        };
         if t > k {
             return Err(format!(
-                "--threshold {t} is above the dealer quorum k = {k} the demo sets for a committee of {n} (75% of it, lowered to the dealers --faulty leaves), and a key needs t <= k: use --threshold {k} or less, a larger --committee or fewer --faulty"
+                "--threshold {t} is above the dealer quorum k = {k} the demo sets for a committee of {n} ({quorum}), and a key needs t <= k: use --threshold {k} or less, a larger --committee or fewer --faulty"
+            ));
+        }
+        if let Err(e) = keyquorum_dkg::Params::new(n, t, k) {
+            return Err(format!(
+                "--threshold {t} with a committee of {n} and the dealer quorum k = {k} the demo sets ({quorum}): {e}"
             ));
         }
         // Equivocating and forging dealers are disqualified: with more of them than `n - k`
@@ -2022,16 +2032,20 @@ mod tests {
             134
         );
         // A threshold refused for itself is not blamed on the faults.
+        let refused = check_args(&demo_args(&[
+            "--committee",
+            "8",
+            "--threshold",
+            "3",
+            "--fault",
+            "bad-share",
+        ]))
+        .unwrap_err();
         assert!(
-            check_args(&demo_args(&[
-                "--committee",
-                "8",
-                "--threshold",
-                "3",
-                "--fault",
-                "bad-share"
-            ]))
-            .is_ok()
+            refused.contains("t must be at least 5")
+                && refused.contains("(75% of it)")
+                && !refused.contains("bad-share"),
+            "{refused}"
         );
         // Three bad-share dealers of seven leave four, fewer than the threshold of five.
         let refused = check_args(&demo_args(&[

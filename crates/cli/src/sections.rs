@@ -16,8 +16,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use keyquorum_node::cli::CliError;
 use keyquorum_node::keystore::{self, PassphraseSource};
-use keyquorum_node::sections_node::Multiaddr;
 use keyquorum_node::sections_node::{self, SectionsNodeConfig};
+use keyquorum_node::sections_node::{Multiaddr, Protocol};
 use keyquorum_sections::Prefix;
 use keyquorum_sections::elders::SectionParams;
 use keyquorum_sections::keys::decode_key;
@@ -180,10 +180,13 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
             Some(decode_key(&bytes).map_err(|e| usage("--genesis-key", &e))?)
         }
     };
-    if !bootstrap.is_empty() && genesis_key.is_none() {
-        return Err(CliError::usage(
-            "--bootstrap needs --genesis-key: a joiner accepts only the network of that key",
-        ));
+    if let Some(b) = bootstrap
+        .iter()
+        .find(|b| !matches!(b.iter().last(), Some(Protocol::P2p(_))))
+    {
+        return Err(CliError::Usage(format!(
+            "--bootstrap {b} lacks the peer's id: end it in /p2p/<peer id>"
+        )));
     }
     if !(50..=60_000).contains(&args.round_ms) {
         return Err(CliError::Usage(
@@ -240,7 +243,10 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
             keyquorum_node::cli::shutdown_signal(),
         )
         .await
-        .map_err(CliError::failed)
+        .map_err(|e| match e {
+            sections_node::SectionsNodeError::Usage(m) => CliError::Usage(m),
+            e => CliError::failed(e),
+        })
     })
 }
 

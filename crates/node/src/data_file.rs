@@ -11,10 +11,12 @@
 //! not read) is [`DataFileError::Unusable`]: neither is damage, and moving such a file aside
 //! would discard a healthy store.
 //!
-//! A new file is made under a temporary name beside it (`<name>.creating`) and renamed into
+//! A new file is made under a temporary name beside it (`<name>.creating`) and linked into
 //! place once `init` succeeded, so a process killed while creating it leaves no empty file
 //! under the real name, which would then be refused for good; a leftover temporary file is
-//! never a store and is replaced at the next start.
+//! never a store and is made again at the next start. Two processes creating one store at
+//! once meet redb's lock on the temporary file, or the name already taken: the second is told
+//! the file is in use.
 //!
 //! The node's own database (`node.redb`, [`crate::store`]) applies the same rules with its own
 //! error type, whose advice speaks of ceremonies.
@@ -102,57 +104,69 @@ pub fn open<T, E>(
             });
         }
     };
+    if existed {
+        // redb may panic on pages altered outside it: that is a damaged file, not a crash.
+        return match catch_unwind(AssertUnwindSafe(|| create(path).map(init))) {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(e)) => Err(classify(path, e)),
+            Err(p) => Err(DataFileError::Damaged {
+                path: file(),
+                reason: format!("storage library panicked: {}", panic_text(&*p)),
+            }),
+        };
+    }
     let creating = creating_path(path);
-    if !existed {
-        match std::fs::remove_file(&creating) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(DataFileError::Create {
-                    path: file(),
-                    reason: format!("{}: {e}", creating.display()),
-                });
+    let create_error = |reason: String| DataFileError::Create {
+        path: file(),
+        reason,
+    };
+    let db = match catch_unwind(AssertUnwindSafe(|| create(&creating))) {
+        Ok(Ok(db)) => db,
+        // Another process is creating this store right now.
+        Ok(Err(
+            e @ (redb::DatabaseError::DatabaseAlreadyOpen
+            | redb::DatabaseError::LockProtocolMismatch),
+        )) => return Err(classify(path, e)),
+        // What a killed creation left: never a store, so it is made again.
+        _ => {
+            std::fs::remove_file(&creating)
+                .map_err(|e| create_error(format!("{}: {e}", creating.display())))?;
+            create(&creating).map_err(|e| create_error(e.to_string()))?
+        }
+    };
+    let initialised = catch_unwind(AssertUnwindSafe(|| init(db))).map_err(|p| {
+        let _ = std::fs::remove_file(&creating);
+        create_error(format!("storage library panicked: {}", panic_text(&*p)))
+    })?;
+    match initialised {
+        Ok(store) => {
+            // The open database keeps writing to the file under its new name.
+            match link_into_place(&creating, path) {
+                Ok(()) => Ok(Ok(store)),
+                Err(e) => {
+                    drop(store);
+                    let _ = std::fs::remove_file(&creating);
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        // Another process created the store meanwhile.
+                        Err(DataFileError::InUse { path: file() })
+                    } else {
+                        Err(create_error(e.to_string()))
+                    }
+                }
             }
         }
-    }
-    let target = if existed { path } else { &creating };
-    // redb may panic on pages altered outside it: that is a damaged file, not a crash.
-    let opened = catch_unwind(AssertUnwindSafe(|| {
-        Database::builder()
-            .set_check_integrity_on_open(true)
-            .create(target)
-            .map(init)
-    }));
-    match opened {
-        Ok(Ok(Ok(store))) if !existed => {
-            // The open database keeps writing to the renamed file.
-            rename_into_place(&creating, path).map_err(|e| {
-                let _ = std::fs::remove_file(&creating);
-                DataFileError::Create {
-                    path: file(),
-                    reason: e.to_string(),
-                }
-            })?;
-            Ok(Ok(store))
-        }
-        Ok(Ok(Err(e))) if !existed => {
+        Err(e) => {
             let _ = std::fs::remove_file(&creating);
             Ok(Err(e))
         }
-        Ok(Ok(result)) => Ok(result),
-        Ok(Err(e)) if !existed => {
-            let _ = std::fs::remove_file(&creating);
-            Err(DataFileError::Create {
-                path: file(),
-                reason: e.to_string(),
-            })
-        }
-        Ok(Err(e)) => Err(classify(path, e)),
-        Err(p) => Err(DataFileError::Damaged {
-            path: file(),
-            reason: format!("storage library panicked: {}", panic_text(&*p)),
-        }),
     }
+}
+
+/// Opens or creates the redb file at `path`, checking its integrity.
+fn create(path: &Path) -> Result<Database, redb::DatabaseError> {
+    Database::builder()
+        .set_check_integrity_on_open(true)
+        .create(path)
 }
 
 /// Where a new `path` is made before it is renamed into place.
@@ -162,9 +176,11 @@ fn creating_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Renames `from` to `to` and makes the rename durable (the directory synced).
-fn rename_into_place(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::rename(from, to)?;
+/// Gives `from` the name `to`, never replacing a file already there (another process's
+/// store: `AlreadyExists`), and makes the new name durable (the directory synced).
+fn link_into_place(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::hard_link(from, to)?;
+    std::fs::remove_file(from)?;
     let dir = match to.parent().filter(|d| !d.as_os_str().is_empty()) {
         Some(d) => d,
         None => Path::new("."),
@@ -267,6 +283,27 @@ mod tests {
             redb::ReadableTable::get(&t, "k").unwrap().unwrap().value(),
             7
         );
+    }
+
+    #[test]
+    fn a_store_another_process_is_creating_or_created_is_in_use_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.redb");
+        // Another opener holds the temporary file while it creates the store.
+        let creating = Database::create(creating_path(&path)).unwrap();
+        let e = open(&path, tables).unwrap_err();
+        assert!(matches!(e, DataFileError::InUse { .. }), "{e}");
+        assert!(creating_path(&path).exists() && !path.exists());
+        drop(creating);
+        // Another process's store took the name while this one was being made: kept.
+        let e = open(&path, |db| {
+            drop(tables(Database::create(dir.path().join("x.redb")).unwrap()).unwrap());
+            tables(db)
+        })
+        .err();
+        assert!(matches!(e, Some(DataFileError::InUse { .. })), "{e:?}");
+        assert!(path.exists() && !creating_path(&path).exists());
+        drop(open(&path, tables).unwrap().unwrap());
     }
 
     #[test]

@@ -1279,9 +1279,7 @@ async fn run_node<C: ChainClient>(
     // the chain included: a process stopped in that wait and started again without the flag
     // (it is for one start) must still find the mark.
     let store = Store::open(&config.db_path()).map_err(DriverError::from)?;
-    store
-        .bind_identity(keys.identity().public())
-        .map_err(DriverError::from)?;
+    store.bind_identity(&keys).map_err(DriverError::from)?;
     if config.restored_from_backup {
         store
             .mark_restored_from_backup()
@@ -1458,11 +1456,14 @@ async fn run_node<C: ChainClient>(
                     }
                     Err(e) => {
                         let reason = e.to_string();
-                        if failing.as_deref() == Some(reason.as_str()) {
+                        // Amounts, fees and nonces in a chain's answer change from one retry
+                        // to the next; the reason does not.
+                        let kind: String = reason.chars().filter(|c| !c.is_ascii_digit()).collect();
+                        if failing.as_deref() == Some(kind.as_str()) {
                             debug!(error = %reason, "submission failed");
                         } else {
                             warn!(error = %reason, "submission failed; retrying");
-                            failing = Some(reason);
+                            failing = Some(kind);
                         }
                         SubmitOutcome::Busy
                     }

@@ -63,8 +63,8 @@ pub enum SectionsStoreError {
     Corrupt(String),
     /// The store is another node's: its share is sealed for another identity.
     #[error(
-        "sections data file {} belongs to the node with identity {stored}..., not to this node \
-         ({given}...): start it with that node's keystore, or give this node its own data \
+        "sections data file {} belongs to the node with identity {stored}, not to this node \
+         ({given}): start it with that node's keystore, or give this node its own data \
          directory",
         path.display()
     )]
@@ -156,12 +156,19 @@ impl SectionsStore {
     fn bind_identity(&self, path: &Path) -> Result<(), SectionsStoreError> {
         let ours = self.keys.identity().public().as_bytes().to_vec();
         match self.get_node("identity")? {
+            // A store written before the record is bound only by the keystore its share
+            // opens with: one start with another must not bind it for good.
+            None if self.load().is_err() => Err(SectionsStoreError::OtherIdentity {
+                path: path.to_path_buf(),
+                stored: "another (its share does not open with this keystore)".into(),
+                given: format!("{}...", hex::encode(&ours[..8])),
+            }),
             None => self.put_node("identity", &ours),
             Some(stored) if stored == ours => Ok(()),
             Some(stored) => Err(SectionsStoreError::OtherIdentity {
                 path: path.to_path_buf(),
-                stored: hex::encode(&stored[..stored.len().min(8)]),
-                given: hex::encode(&ours[..8]),
+                stored: format!("{}...", hex::encode(&stored[..stored.len().min(8)])),
+                given: format!("{}...", hex::encode(&ours[..8])),
             }),
         }
     }
@@ -227,20 +234,10 @@ impl SectionsStore {
         Ok(t.get(key).map_err(dberr)?.map(|v| v.value().to_vec()))
     }
 
-    /// Records `params` at the first start and refuses other ones later
-    /// ([`SectionsStoreError::OtherParams`]); a store written before the record takes the
-    /// first it meets.
-    pub fn bind_params(&self, params: &SectionParams) -> Result<(), SectionsStoreError> {
-        let encoded = |elders: usize, min: usize| {
-            let mut bytes = (elders as u64).to_le_bytes().to_vec();
-            bytes.extend_from_slice(&(min as u64).to_le_bytes());
-            bytes
-        };
+    /// Refuses `params` when the store recorded others ([`SectionsStoreError::OtherParams`]).
+    pub fn check_params(&self, params: &SectionParams) -> Result<(), SectionsStoreError> {
         let Some(bytes) = self.get_node("params")? else {
-            return self.put_node(
-                "params",
-                &encoded(params.elder_count, params.min_section_size),
-            );
+            return Ok(());
         };
         if bytes.len() != 16 {
             return Err(SectionsStoreError::Corrupt(format!(
@@ -259,6 +256,19 @@ impl SectionsStore {
             given_elders: params.elder_count,
             given_min: params.min_section_size,
         })
+    }
+
+    /// Records `params` unless the store has them already, and refuses other ones
+    /// ([`SectionsStore::check_params`]); a store written before the record takes the first
+    /// it meets.
+    pub fn bind_params(&self, params: &SectionParams) -> Result<(), SectionsStoreError> {
+        self.check_params(params)?;
+        if self.get_node("params")?.is_some() {
+            return Ok(());
+        }
+        let mut bytes = (params.elder_count as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&(params.min_section_size as u64).to_le_bytes());
+        self.put_node("params", &bytes)
     }
 
     /// Replaces the stored members; refuses more than [`MAX_STORED_MEMBERS`], which
@@ -478,6 +488,39 @@ mod tests {
 
     fn node_key() -> Secret<Scalar> {
         Secret::new(Scalar::from(4242u64))
+    }
+
+    /// A store written before the identity record is bound only by the keystore its share
+    /// opens with.
+    #[test]
+    fn an_unrecorded_store_is_bound_only_by_the_keystore_that_sealed_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sections.redb");
+        let keys = Arc::new(NodeKeys::from_master(&[3; 32]));
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let (sap, share) = genesis(Peer::new(&node_key(), "node:1".into()), &mut rng);
+        let record = ElderRecord {
+            genesis_key: sap.section_key,
+            chain: KeyChain::genesis(),
+            sap,
+            superseded: Vec::new(),
+            linked: Vec::new(),
+            open_splits: Vec::new(),
+        };
+        let mut unrecorded = SectionsStore::open_as_anyone(&path, keys.clone());
+        unrecorded.save(&record, Some(&share), &[]).unwrap();
+        drop(unrecorded);
+        let other = Arc::new(NodeKeys::from_master(&[4; 32]));
+        let err = SectionsStore::open(&path, other.clone()).unwrap_err();
+        assert!(
+            err.to_string().contains("does not open with this keystore"),
+            "{err}"
+        );
+        SectionsStore::open(&path, keys).unwrap();
+        assert!(matches!(
+            SectionsStore::open(&path, other),
+            Err(SectionsStoreError::OtherIdentity { .. })
+        ));
     }
 
     #[test]

@@ -35,7 +35,10 @@
 //! [`StoreError::OtherChain`]), and so is a chain of that genesis that lacks blocks the file
 //! processed ([`StoreError::AheadOfChain`]: restarted or cut short). Such a node would keep its
 //! stored view, registration and nonce and follow nothing, or skip the new chain's first
-//! blocks. A file written before these records takes the first identity and chain it meets.
+//! blocks. A file written before these records takes the first identity whose keys open its
+//! sealed secrets and the first chain that has the blocks it processed. A chain started over
+//! with the same configuration has the same genesis, so it is refused only while it is
+//! shorter than the file's cursor.
 //!
 //! [`ChainStatus::genesis`]: crate::chain::ChainStatus::genesis
 //! [`NodeKeys::seal`]: crate::keys::NodeKeys::seal
@@ -555,13 +558,52 @@ impl Store {
     /// Binds the file to `identity` on first use, and refuses it to any other
     /// ([`StoreError::OtherIdentity`]): its secrets are sealed with that identity's storage key,
     /// and its state records that identity's deals and registrations.
-    pub fn bind_identity(&self, identity: &IdentityPublicKey) -> Result<(), StoreError> {
-        let given = hex::encode(identity.as_bytes());
+    ///
+    /// A file written before the record takes the identity only if its sealed secrets open
+    /// with `keys` (one start with another node's keystore must not bind it for good).
+    pub fn bind_identity(&self, keys: &crate::keys::NodeKeys) -> Result<(), StoreError> {
+        let given = hex::encode(keys.identity().public().as_bytes());
+        if self.record(IDENTITY)?.is_none()
+            && let Some((label, sealed)) = self.first_secret()?
+            && keys.open(&label, &sealed).is_err()
+        {
+            return Err(StoreError::OtherIdentity {
+                path: self.path.clone(),
+                stored: "another (its secrets do not open with this keystore)".into(),
+                given: short(&given),
+            });
+        }
         self.bind(IDENTITY, &given, |stored| StoreError::OtherIdentity {
             path: self.path.clone(),
             stored: short(stored),
             given: short(&given),
         })
+    }
+
+    /// One sealed secret (label and bytes), if any.
+    fn first_secret(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let r = self.db.begin_read().map_err(dberr)?;
+        let t = r.open_table(SECRETS).map_err(dberr)?;
+        let mut iter = t.iter().map_err(dberr)?;
+        match iter.next() {
+            None => Ok(None),
+            Some(entry) => {
+                let (k, v) = entry.map_err(dberr)?;
+                Ok(Some((k.value().to_string(), v.value().to_vec())))
+            }
+        }
+    }
+
+    /// The value recorded under `key` in `meta`, if any.
+    fn record(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let r = self.db.begin_read().map_err(dberr)?;
+        let t = r.open_table(META).map_err(dberr)?;
+        match t.get(key).map_err(dberr)? {
+            None => Ok(None),
+            Some(v) => String::from_utf8(v.value().to_vec())
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("{key} record: {e}"))),
+        }
     }
 
     /// Binds the file to the chain with `genesis` ([`ChainStatus::genesis`]) on first use and
@@ -572,11 +614,16 @@ impl Store {
     ///
     /// [`ChainStatus::genesis`]: crate::chain::ChainStatus::genesis
     pub fn bind_chain(&self, genesis: &str, height: u64) -> Result<(), StoreError> {
-        self.bind(CHAIN, genesis, |stored| StoreError::OtherChain {
-            path: self.path.clone(),
-            stored: stored.to_string(),
-            given: genesis.to_string(),
-        })?;
+        if let Some(stored) = self.record(CHAIN)?
+            && stored != genesis
+        {
+            return Err(StoreError::OtherChain {
+                path: self.path.clone(),
+                stored,
+                given: genesis.to_string(),
+            });
+        }
+        // Checked before a file written before the record takes this chain's.
         let cursor = self.load_state()?.map_or(0, |s| s.cursor);
         if cursor > height.saturating_add(1) {
             return Err(StoreError::AheadOfChain {
@@ -585,7 +632,11 @@ impl Store {
                 height,
             });
         }
-        Ok(())
+        self.bind(CHAIN, genesis, |stored| StoreError::OtherChain {
+            path: self.path.clone(),
+            stored: stored.to_string(),
+            given: genesis.to_string(),
+        })
     }
 
     /// Records `value` under `key` in `meta` when absent (a new file, or one written before
@@ -596,18 +647,12 @@ impl Store {
         value: &str,
         other: impl FnOnce(&str) -> StoreError,
     ) -> Result<(), StoreError> {
-        {
-            let r = self.db.begin_read().map_err(dberr)?;
-            let t = r.open_table(META).map_err(dberr)?;
-            if let Some(stored) = t.get(key).map_err(dberr)? {
-                let stored = std::str::from_utf8(stored.value())
-                    .map_err(|e| StoreError::Corrupt(format!("{key} record: {e}")))?;
-                return if stored == value {
-                    Ok(())
-                } else {
-                    Err(other(stored))
-                };
-            }
+        if let Some(stored) = self.record(key)? {
+            return if stored == value {
+                Ok(())
+            } else {
+                Err(other(&stored))
+            };
         }
         let batch = self.begin()?;
         batch
@@ -922,11 +967,12 @@ mod tests {
         );
     }
 
-    fn identity(seed: u8) -> IdentityPublicKey {
-        keyquorum_dkg::identity::IdentityKeypair::from_seed(&[seed; 32])
-            .unwrap()
-            .public()
-            .clone()
+    fn keys(seed: u8) -> crate::keys::NodeKeys {
+        crate::keys::NodeKeys::from_master(&[seed; 32])
+    }
+
+    fn identity_start(seed: u8) -> String {
+        hex::encode(&keys(seed).identity().public().as_bytes()[..8])
     }
 
     #[test]
@@ -934,26 +980,46 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.redb");
         let store = Store::open(&path).unwrap();
-        store.bind_identity(&identity(1)).unwrap();
-        store.bind_identity(&identity(1)).unwrap();
+        store.bind_identity(&keys(1)).unwrap();
+        store.bind_identity(&keys(1)).unwrap();
         drop(store);
         let store = Store::open(&path).unwrap();
-        let err = store.bind_identity(&identity(2)).unwrap_err();
+        let err = store.bind_identity(&keys(2)).unwrap_err();
         assert!(
             matches!(&err, StoreError::OtherIdentity { path: p, .. } if p == &path),
             "{err}"
         );
         let text = err.to_string();
-        let start = |seed| hex::encode(&identity(seed).as_bytes()[..8]);
         assert!(
             text.contains(&path.display().to_string())
-                && text.contains(&start(1))
-                && text.contains(&start(2))
+                && text.contains(&identity_start(1))
+                && text.contains(&identity_start(2))
                 && text.contains("keystore"),
             "{text}"
         );
         // The refusal changed nothing: the file is still the first identity's.
-        store.bind_identity(&identity(1)).unwrap();
+        store.bind_identity(&keys(1)).unwrap();
+    }
+
+    /// A file written before the record is bound only by a keystore its secrets open with:
+    /// one start with another node's keystore must not bind it for good.
+    #[test]
+    fn an_unrecorded_file_is_bound_only_by_the_keystore_that_sealed_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.redb");
+        let store = Store::open(&path).unwrap();
+        let mut batch = store.begin().unwrap();
+        batch
+            .put_secret("seed/x", &keys(1).seal("seed/x", b"secret"))
+            .unwrap();
+        batch.commit().unwrap();
+        let err = store.bind_identity(&keys(2)).unwrap_err();
+        assert!(
+            err.to_string().contains("do not open with this keystore"),
+            "{err}"
+        );
+        store.bind_identity(&keys(1)).unwrap();
+        assert!(store.bind_identity(&keys(2)).is_err());
     }
 
     #[test]
@@ -963,6 +1029,10 @@ mod tests {
         // A file written before the record (state at cursor 42) takes the first chain's.
         filled(&path);
         let store = Store::open(&path).unwrap();
+        // A chain without its blocks is refused before it is recorded: the right one is
+        // still taken after it.
+        let err = store.bind_chain("devchain:cc", 3).unwrap_err();
+        assert!(matches!(err, StoreError::AheadOfChain { .. }), "{err}");
         store.bind_chain("devchain:aa", 41).unwrap();
         let err = store.bind_chain("devchain:bb", 100).unwrap_err();
         assert!(

@@ -177,9 +177,9 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
                 "--http-listen",
                 "127.0.0.1:0",
                 "--bootstrap",
-                "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
+                "/ip4/127.0.0.1/tcp/1",
             ],
-            "--bootstrap needs --genesis-key",
+            "--bootstrap /ip4/127.0.0.1/tcp/1 lacks the peer's id",
         ),
         (
             &[

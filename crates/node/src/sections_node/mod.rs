@@ -78,7 +78,7 @@ use blstrs::Scalar;
 use keyquorum_crypto::secret::Secret;
 pub use keyquorum_net::Multiaddr;
 use keyquorum_net::libp2p::PeerId;
-use keyquorum_net::libp2p::multiaddr::Protocol;
+pub use keyquorum_net::libp2p::multiaddr::Protocol;
 use keyquorum_net::{NetConfig, NetEvent, Network, NetworkHandle, RetryPolicy, Target};
 use keyquorum_sections::absence::{Absentees, AliveStatement, Taken};
 use keyquorum_sections::catch_up::CatchUpError;
@@ -179,6 +179,9 @@ pub enum SectionsNodeError {
     /// The configuration cannot work.
     #[error("configuration: {0}")]
     Config(String),
+    /// The flags contradict each other or the data directory (a usage error).
+    #[error("{0}")]
+    Usage(String),
     /// Joining failed.
     #[error("join: {0}")]
     Join(String),
@@ -207,7 +210,7 @@ pub async fn run(
             if let Some(given) = &config.genesis_key
                 && *given != record.genesis_key
             {
-                return Err(SectionsNodeError::Config(format!(
+                return Err(SectionsNodeError::Usage(format!(
                     "--genesis-key {} is not the genesis key of this data directory's network \
                      ({}); restart without it, or give this node another data directory",
                     hex::encode(key_bytes(given)),
@@ -217,7 +220,7 @@ pub async fn run(
             true
         }
         None if config.bootstrap.is_empty() && config.genesis_key.is_some() => {
-            return Err(SectionsNodeError::Config(
+            return Err(SectionsNodeError::Usage(
                 "--genesis-key without --bootstrap: a new node without --bootstrap starts a new \
                  network under a genesis key of its own; to join the network of that key, give \
                  --bootstrap with a peer of it"
@@ -226,7 +229,8 @@ pub async fn run(
         }
         None => false,
     };
-    store.bind_params(&config.params)?;
+    // Recorded below, once the node has a section: a failed join records nothing.
+    store.check_params(&config.params)?;
     let mut join_to = Vec::new();
     let (coordinator, replay, members, signed) = if stored {
         let members = store.members()?;
@@ -263,7 +267,11 @@ pub async fn run(
         (coordinator, Vec::new(), members, Some(signed))
     } else {
         let genesis_key = config.genesis_key.ok_or_else(|| {
-            SectionsNodeError::Config("joining needs the genesis key (--genesis-key)".into())
+            SectionsNodeError::Usage(
+                "--bootstrap needs --genesis-key to join: a joiner accepts only the network of \
+                 that key (a node restarted on its data directory has it stored)"
+                    .into(),
+            )
         })?;
         let (record, signed) = join::query_section(&net, &config.bootstrap, &genesis_key).await?;
         let coordinator = Coordinator::new(
@@ -306,6 +314,7 @@ pub async fn run(
         (coordinator, Vec::new(), members, signed)
     };
 
+    coordinator.store().bind_params(&config.params)?;
     let absentees = coordinator.store().absentees()?;
     let mut rt = Runtime::new(
         coordinator,
@@ -1588,12 +1597,21 @@ mod tests {
         genesis_key: Option<PublicKey>,
         elder_count: usize,
     ) -> Result<(), SectionsNodeError> {
+        start_with(dir, genesis_key, elder_count, Vec::new()).await
+    }
+
+    async fn start_with(
+        dir: &std::path::Path,
+        genesis_key: Option<PublicKey>,
+        elder_count: usize,
+        bootstrap: Vec<Multiaddr>,
+    ) -> Result<(), SectionsNodeError> {
         let config = SectionsNodeConfig {
             data_dir: dir.to_path_buf(),
             listen: format!("/ip4/127.0.0.1/tcp/{}", free_port())
                 .parse()
                 .unwrap(),
-            bootstrap: Vec::new(),
+            bootstrap,
             genesis_key,
             http_listen: "127.0.0.1:0".parse().unwrap(),
             round: Duration::from_millis(100),
@@ -1658,5 +1676,27 @@ mod tests {
             "{err}"
         );
         start_and_stop(dir.path(), None, elders).await.unwrap();
+        // A restart keeps the flags it joined with, less the genesis key it has stored.
+        let peer: Multiaddr = format!(
+            "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+            free_port(),
+            NodeKeys::from_master(&[6; 32]).peer_id()
+        )
+        .parse()
+        .unwrap();
+        start_with(dir.path(), None, elders, vec![peer.clone()])
+            .await
+            .expect("a restart with --bootstrap alone");
+        // A new node cannot join without the genesis key, and a usage error says so.
+        let new = tempfile::tempdir().unwrap();
+        let err = start_with(new.path(), None, elders, vec![peer])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, SectionsNodeError::Usage(m) if m.contains("--bootstrap needs --genesis-key")),
+            "{err}"
+        );
+        // The refused join recorded no section parameters: others still start there.
+        start_and_stop(new.path(), None, elders + 1).await.unwrap();
     }
 }

@@ -20,7 +20,7 @@
 //! | 401 | `unauthorized` | missing or wrong bearer token |
 //! | 429 | `rate_limited` | the caller's (remote IP's) bucket is empty; `Retry-After` set |
 //! | 413 | `too_large` | a body above [`MAX_REQUEST_JSON`] bytes |
-//! | 400 | `bad_json`, `bad_domain`, `bad_message`, `message_too_long` | malformed request |
+//! | 400 | `bad_body`, `bad_json`, `bad_domain`, `bad_message`, `message_too_long` | malformed request (`bad_body`: the body did not arrive whole) |
 //! | 400 | `bad_scheme` | a `scheme` other than `bls`, `frost-secp256k1` or `bip340` |
 //! | 409 | `no_active_view`, `not_a_member` | no view is active, or this node holds no share of it |
 //! | 409 | `no_signing_key` | Schnorr: the active view has no signing key on this node |
@@ -51,6 +51,18 @@ fn error(status: StatusCode, code: &str, message: String, extra: Value) -> Respo
         b.extend(extra);
     }
     (status, axum::Json(body)).into_response()
+}
+
+/// Whether reading a body failed on its length limit.
+fn over_the_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The bearer token presented, if any.
@@ -106,7 +118,7 @@ async fn sign(State(s): State<SignService>, req: Request) -> Response {
     }
     let body: Bytes = match axum::body::to_bytes(req.into_body(), MAX_REQUEST_JSON).await {
         Ok(b) => b,
-        Err(_) => {
+        Err(e) if over_the_limit(&e) => {
             let e = RequestError::TooLarge {
                 max: MAX_REQUEST_JSON,
             };
@@ -116,6 +128,16 @@ async fn sign(State(s): State<SignService>, req: Request) -> Response {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 e.code(),
                 e.to_string(),
+                Value::Null,
+            );
+        }
+        // The body did not arrive whole (the client went away, most likely): not a size.
+        Err(e) => {
+            rejected(&s, "bad_body");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                format!("the request body could not be read: {e}"),
                 Value::Null,
             );
         }
