@@ -99,8 +99,8 @@ pub struct DemoArgs {
     /// retry); with --chain anvil it is always lowered, and refused where it cannot be.
     #[arg(long)]
     pub faulty: Option<usize>,
-    /// What the faulty nodes do in the view changes [default: equivocate; forge-ack-aggregate
-    /// with --chain anvil]: silent, bad-share, equivocate, crash, bad-beacon or
+    /// What the faulty nodes do in the view changes [default: equivocate; bad-share with
+    /// --variant complaint; forge-ack-aggregate with --chain anvil]: silent, bad-share, equivocate, crash, bad-beacon or
     /// forge-ack-aggregate (the node's other faults are refused: the demo would not show them).
     /// Not with --curve secp256k1, whose faulty nodes misbehave in the signing-key ceremony
     /// instead.
@@ -283,6 +283,9 @@ impl DemoArgs {
     pub(crate) fn fault_of(&self, k: usize) -> Fault {
         match self.curve {
             DemoCurve::Bls12381 => self.fault.unwrap_or(match self.chain {
+                // Equivocation is an ack-or-reveal fault; the complaint variant's own is a
+                // bad share.
+                DemoChain::Embedded if self.variant == DemoVariant::Complaint => Fault::BadShare,
                 DemoChain::Embedded => Fault::Equivocate,
                 DemoChain::Anvil => Fault::ForgeAckAggregate,
             }),
@@ -784,8 +787,7 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.curve == DemoCurve::Bls12381
         && args.variant == DemoVariant::Complaint
         && faulty > 0
-        && let fault @ (Fault::Equivocate | Fault::ForgeAckAggregate) =
-            args.fault.unwrap_or(Fault::Equivocate)
+        && let fault @ (Fault::Equivocate | Fault::ForgeAckAggregate) = args.fault_of(0)
     {
         return Err(format!(
             "--fault {} is an ack-or-reveal fault (a second contribution on chain, or a publication's ack aggregate); with --variant complaint use --fault bad-share, silent, crash or bad-beacon",
@@ -794,6 +796,24 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     }
     if args.block_ms() < 20 {
         return Err("--block-ms must be at least 20".into());
+    }
+    // Written at the end of the run: a directory that is not there fails it only then.
+    for (flag, file) in [
+        ("--report", Some(&args.report)),
+        ("--metrics-out", args.metrics_out.as_ref()),
+    ] {
+        let Some(file) = file else { continue };
+        let dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            return Err(format!(
+                "{flag} {}: the directory {} does not exist",
+                file.display(),
+                dir.display()
+            ));
+        }
     }
     Ok(())
 }
@@ -1983,6 +2003,16 @@ mod tests {
         )
         .unwrap()
         .demo
+    }
+
+    /// `--variant complaint` alone runs: its faulty nodes default to the complaint variant's
+    /// own fault, not to an ack-or-reveal one that is then refused.
+    #[test]
+    fn the_default_fault_follows_the_variant() {
+        let complaint = demo_args(&["--variant", "complaint"]);
+        check_args(&complaint).unwrap();
+        assert_eq!(complaint.fault_of(0), Fault::BadShare);
+        assert_eq!(demo_args(&[]).fault_of(0), Fault::Equivocate);
     }
 
     #[test]

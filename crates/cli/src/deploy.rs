@@ -245,9 +245,13 @@ pub fn run(args: DeployArgs) -> Result<(), CliError> {
         .validate()
         .map_err(|e| CliError::Usage(e.to_string()))?;
     if !(args.rpc.starts_with("http://") || args.rpc.starts_with("https://")) {
+        // Only the scheme is shown: the rest of an endpoint may carry an access key.
+        let given = match args.rpc.split_once("://") {
+            Some((scheme, _)) => format!("a {scheme}:// URL"),
+            None => "no URL".into(),
+        };
         return Err(CliError::Usage(format!(
-            "--rpc {}: the endpoint must be an http:// or https:// URL",
-            keyquorum_evm::client::rpc_origin(&args.rpc)
+            "--rpc: the endpoint must be an http:// or https:// URL, not {given}"
         )));
     }
     let key = signer(&args)?;

@@ -80,7 +80,7 @@ pub enum SectionsStoreError {
     /// must use the same, and a node that changed them would select other elders than its
     /// section and split it elsewhere.
     #[error(
-        "this data directory's network uses --elder-count {stored_elders} and \
+        "this data directory was started with --elder-count {stored_elders} and \
          --min-section-size {stored_min}, not {given_elders} and {given_min}: every node of a \
          network must use the same; restart with them"
     )]
@@ -232,6 +232,16 @@ impl SectionsStore {
         let r = self.db.begin_read().map_err(dberr)?;
         let t = r.open_table(NODE).map_err(dberr)?;
         Ok(t.get(key).map_err(dberr)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Records that the node left its section (`keyquorum sections leave`), for good.
+    pub fn mark_left(&self) -> Result<(), SectionsStoreError> {
+        self.put_node("left", &[1])
+    }
+
+    /// Whether the node left its section ([`SectionsStore::mark_left`]).
+    pub fn has_left(&self) -> Result<bool, SectionsStoreError> {
+        Ok(self.get_node("left")?.is_some())
     }
 
     /// Refuses `params` when the store recorded others ([`SectionsStoreError::OtherParams`]).

@@ -36,9 +36,7 @@
 //! processed ([`StoreError::AheadOfChain`]: restarted or cut short). Such a node would keep its
 //! stored view, registration and nonce and follow nothing, or skip the new chain's first
 //! blocks. A file written before these records takes the first identity whose keys open its
-//! sealed secrets and the first chain that has the blocks it processed. A chain started over
-//! with the same configuration has the same genesis, so it is refused only while it is
-//! shorter than the file's cursor.
+//! sealed secrets and the first chain that has the blocks it processed.
 //!
 //! [`ChainStatus::genesis`]: crate::chain::ChainStatus::genesis
 //! [`NodeKeys::seal`]: crate::keys::NodeKeys::seal

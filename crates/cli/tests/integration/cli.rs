@@ -134,7 +134,15 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 38] = [
+    let cases: [(&[&str], &str); 40] = [
+        (
+            &["demo", "--report", "/nonexistent/dir/r.html"],
+            "--report /nonexistent/dir/r.html: the directory /nonexistent/dir does not exist",
+        ),
+        (
+            &["demo", "--metrics-out", "/nonexistent/m.json"],
+            "--metrics-out /nonexistent/m.json: the directory /nonexistent does not exist",
+        ),
         (
             &["demo", "--committee", "4", "--threshold", "4"],
             "--threshold 4 is above the dealer quorum k = 3",
@@ -189,7 +197,7 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
                 "--key",
                 "0x0000000000000000000000000000000000000000000000000000000000000001",
             ],
-            "--rpc ws://127.0.0.1:1: the endpoint must be an http:// or https:// URL",
+            "--rpc: the endpoint must be an http:// or https:// URL, not a ws:// URL",
         ),
         (
             &["sim", "--mode", "sections", "--elders", "13"],

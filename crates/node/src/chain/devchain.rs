@@ -383,9 +383,12 @@ impl ChainClient for DevchainClient {
             detail: "the chain runs no contract (its status has no state)".into(),
         })?;
         let config = self.api.get::<ContractConfig>("/query/config").await?;
+        // Block 1 tells two chains of one configuration apart (its hash covers its time);
+        // until the chain has made it, the node waits for it like for the chain itself.
+        let first = self.api.block(1).await?;
         Ok(ChainStatus {
             chain_id: contract.chain_id,
-            genesis: devchain_genesis(&config),
+            genesis: devchain_genesis(&config, &first.hash),
             height: status.height,
             beacon: contract.beacon,
         })
@@ -411,11 +414,13 @@ impl ChainClient for DevchainClient {
     }
 }
 
-/// [`ChainStatus::genesis`] of an embedded chain whose contract has `config`.
-pub fn devchain_genesis(config: &ContractConfig) -> String {
+/// [`ChainStatus::genesis`] of an embedded chain whose contract has `config` and whose block
+/// 1 has `first_block`'s hash.
+pub fn devchain_genesis(config: &ContractConfig, first_block: &[u8; 32]) -> String {
     format!(
-        "devchain:{}",
-        hex::encode(crate::chain::replica::config_digest(config))
+        "devchain:{}:{}",
+        hex::encode(crate::chain::replica::config_digest(config)),
+        hex::encode(first_block)
     )
 }
 

@@ -174,12 +174,13 @@ pub struct ChainStatus {
     /// The chain id the contract binds every transaction signature to.
     pub chain_id: String,
     /// What tells this chain apart from others, recorded by the node's data file at its first
-    /// start and required at every later one: on the embedded chain `devchain:` and the digest
-    /// of the contract's genesis configuration, on an EVM chain `evm:`, the chain's numeric id,
-    /// the coordinator's address and the chain name it was deployed with. A chain started
-    /// over with the same configuration (or an EVM chain redeployed at the same address) has
-    /// the same genesis: the data file refuses it only while it lacks blocks the file
-    /// processed ([`crate::store::StoreError::AheadOfChain`]).
+    /// start and required at every later one: on the embedded chain `devchain:`, the digest of
+    /// the contract's genesis configuration and the hash of block 1 (which covers its time, so
+    /// a chain started over with the same configuration differs), on an EVM chain `evm:`, the
+    /// chain's numeric id, the coordinator's address and the chain name it was deployed with
+    /// (an EVM chain started over with the coordinator redeployed at the same address has the
+    /// same: the data file refuses it only while it lacks blocks the file processed,
+    /// [`crate::store::StoreError::AheadOfChain`]).
     pub genesis: String,
     /// The chain's height.
     pub height: u64,

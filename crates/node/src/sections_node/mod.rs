@@ -205,6 +205,13 @@ pub async fn run(
     let our_peer = Peer::new(&node_key, addr.to_string());
     let (net, events) = Network::new(net_config(&keys, node_key.clone(), &config))?;
 
+    if store.has_left()? {
+        return Err(SectionsNodeError::Usage(
+            "this node left its section (`keyquorum sections leave`): its data directory is of \
+             no further use; start a new node in a new data directory"
+                .into(),
+        ));
+    }
     let stored = match store.load()? {
         Some((record, ..)) => {
             if let Some(given) = &config.genesis_key
@@ -366,13 +373,19 @@ pub async fn leave(
     let our_name = Name::of(&keyquorum_crypto::tbls::public_key::<
         keyquorum_crypto::tbls::MinPk,
     >(&node_key));
-    let store = SectionsStore::open(&data_dir.join("sections.redb"), keys.clone())?;
+    let path = data_dir.join("sections.redb");
+    if !path.exists() {
+        return Err(SectionsNodeError::Config(format!(
+            "no section state in {} (no sections.redb): is it a sections node's data directory?",
+            data_dir.display()
+        )));
+    }
+    let store = SectionsStore::open(&path, keys.clone())?;
     let Some((record, ..)) = store.load()? else {
         return Err(SectionsNodeError::Config(
             "no section state in the data directory".into(),
         ));
     };
-    drop(store);
     let elders: Vec<Peer> = record
         .sap
         .elders
@@ -392,6 +405,9 @@ pub async fn leave(
     let (net, _events) = Network::new(c)?;
     let removed = join::ask_removal(&net, &elders).await;
     net.shutdown().await;
+    if removed > 0 || elders.is_empty() {
+        store.mark_left()?;
+    }
     Ok((removed, elders.len()))
 }
 
@@ -1672,7 +1688,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains(&format!("uses --elder-count {elders}")),
+            err.contains(&format!("was started with --elder-count {elders}")),
             "{err}"
         );
         start_and_stop(dir.path(), None, elders).await.unwrap();
@@ -1698,5 +1714,18 @@ mod tests {
         );
         // The refused join recorded no section parameters: others still start there.
         start_and_stop(new.path(), None, elders + 1).await.unwrap();
+        // A node that left is not started again on its data directory.
+        SectionsStore::open(
+            &dir.path().join("sections.redb"),
+            Arc::new(NodeKeys::from_master(&[5; 32])),
+        )
+        .unwrap()
+        .mark_left()
+        .unwrap();
+        let err = start_and_stop(dir.path(), None, elders).await.unwrap_err();
+        assert!(
+            matches!(&err, SectionsNodeError::Usage(m) if m.contains("left its section")),
+            "{err}"
+        );
     }
 }

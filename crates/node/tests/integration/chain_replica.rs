@@ -339,3 +339,49 @@ fn a_restarted_node_re_executes_the_chain_from_its_first_block_and_follows_on() 
         chain.stop().await.unwrap();
     });
 }
+
+/// What a node's data directory records of its chain (`ChainStatus::genesis`) tells apart two
+/// chains of one configuration (a chain started over in a new data directory) and stays the
+/// same when a chain restarts on its own data.
+#[test]
+fn a_chain_started_over_with_the_same_configuration_is_another_chain() {
+    use keyquorum_node::chain::ChainClient;
+    let rt = two_worker_runtime();
+    rt.block_on(async {
+        let config = contract_config(1_000);
+        let genesis = |chain: &Chain| {
+            let client = DevchainClient::new(&format!("http://{}", chain.local_addr())).unwrap();
+            async move {
+                tokio::time::timeout(Duration::from_secs(20), async {
+                    loop {
+                        // Refused until the chain made its block 1.
+                        if let Ok(s) = client.status().await {
+                            return s.genesis;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                })
+                .await
+                .expect("the chain makes its block 1")
+            }
+        };
+        let first_dir = tempfile::tempdir().unwrap();
+        let first = start_chain(first_dir.path(), config.clone(), &config).await;
+        let of_first = genesis(&first).await;
+        let digest = hex::encode(config_digest(&config));
+        assert!(
+            of_first.starts_with(&format!("devchain:{digest}:")),
+            "{of_first}"
+        );
+        first.stop().await.unwrap();
+
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = start_chain(other_dir.path(), config.clone(), &config).await;
+        assert_ne!(genesis(&other).await, of_first);
+        other.stop().await.unwrap();
+
+        let restarted = start_chain(first_dir.path(), config.clone(), &config).await;
+        assert_eq!(genesis(&restarted).await, of_first);
+        restarted.stop().await.unwrap();
+    });
+}
