@@ -182,7 +182,10 @@ impl Chain {
     ) -> Result<Chain, ChainError> {
         config.validate()?;
         let config = Arc::new(config);
-        std::fs::create_dir_all(&config.data_dir)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| ChainError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
         // Bound first, so that an address in use is reported at once rather than after the
         // replay; connections wait in the backlog until the API is served below.
         let listener = tokio::net::TcpListener::bind(config.listen)

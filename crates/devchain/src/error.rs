@@ -37,6 +37,33 @@ pub enum ChainError {
         /// What is wrong with it.
         problem: String,
     },
+    /// Another process (a chain already running on this data directory) has the data file
+    /// open.
+    #[error(
+        "chain data file {} is in use by another process (is a chain already running on this \
+         data directory?)",
+        path.display()
+    )]
+    DataFileInUse {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// The data file cannot be opened for a reason other than damage (permissions, I/O).
+    #[error("chain data file {} cannot be used: {reason}", path.display())]
+    DataFileUnusable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// The data directory cannot be created or used (a regular file of that name, permissions).
+    #[error("chain data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
     /// The data file holds a chain of another genesis than the machine's (another
     /// configuration): its blocks would not replay.
     #[error(

@@ -79,6 +79,12 @@ impl Store {
                     redb::DatabaseError::Storage(redb::StorageError::Corrupted(m)) => {
                         Err(format!("is unreadable: {m}"))
                     }
+                    // redb's word for a file that is not (or no longer) a redb database.
+                    redb::DatabaseError::Storage(redb::StorageError::Io(e))
+                        if e.kind() == std::io::ErrorKind::InvalidData =>
+                    {
+                        Err(format!("is not a chain data file ({e})"))
+                    }
                     redb::DatabaseError::UpgradeRequired(v) => Err(format!(
                         "is in redb file format {v}, which this build cannot read"
                     )),
@@ -103,7 +109,20 @@ impl Store {
                 );
                 match opened {
                     Ok(Ok(Ok(db))) => db,
-                    Ok(Ok(Err(e))) => return Err(db_err(e)),
+                    Ok(Ok(Err(
+                        redb::DatabaseError::DatabaseAlreadyOpen
+                        | redb::DatabaseError::LockProtocolMismatch,
+                    ))) => {
+                        return Err(ChainError::DataFileInUse {
+                            path: path.to_owned(),
+                        });
+                    }
+                    Ok(Ok(Err(e))) => {
+                        return Err(ChainError::DataFileUnusable {
+                            path: path.to_owned(),
+                            reason: e.to_string(),
+                        });
+                    }
                     Ok(Err(problem)) => return Err(refuse(problem)),
                     Err(p) => {
                         return Err(refuse(format!(

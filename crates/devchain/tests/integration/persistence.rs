@@ -106,11 +106,16 @@ async fn replay_divergence_and_double_open_are_refused() {
 
     // The same data dir cannot be opened twice.
     let second = Chain::start(config(dir.path(), 20), KvMachine::new(2)).await;
-    assert!(
-        matches!(second, Err(ChainError::Storage(_))),
-        "{:?}",
-        second.err()
-    );
+    match second {
+        Err(e @ ChainError::DataFileInUse { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("in use by another process") && !msg.contains("backup"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected in use, got {:?}", other.err()),
+    }
     chain.stop().await.unwrap();
 
     // Different genesis parameters emit different end_block events: refused at height 2.
@@ -307,4 +312,23 @@ async fn zeroed_pages_are_refused_with_a_typed_error() {
         Chain::start(config(dir.path(), 10), KvMachine::new(2)).await,
         &path,
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_is_not_a_chain_and_a_data_dir_that_is_a_file_are_named() {
+    let dir = TempDir::new("not-a-chain");
+    let path = make_chain(dir.path()).await;
+    std::fs::write(&path, vec![0xA5; 8192]).unwrap();
+    assert_refused(
+        Chain::start(config(dir.path(), 10), KvMachine::new(2)).await,
+        &path,
+    );
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let e = Chain::start(config(&file, 10), KvMachine::new(2))
+        .await
+        .err()
+        .expect("a regular file is no data directory");
+    assert!(matches!(e, ChainError::DataDir { .. }), "{e:?}");
+    assert!(e.to_string().contains(&file.display().to_string()), "{e}");
 }
