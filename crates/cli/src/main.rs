@@ -145,6 +145,19 @@ struct SimArgs {
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let prints_and_exits = match &cli.command {
+        Command::Sim(_) | Command::Keys(_) | Command::Beacon(_) | Command::Deploy(_) => true,
+        Command::Sections(_) => {
+            matches
+                .subcommand_matches("sections")
+                .and_then(|m| m.subcommand_name())
+                == Some("demo")
+        }
+        _ => false,
+    };
+    if prints_and_exits {
+        end_on_closed_stdout();
+    }
     let result = match cli.command {
         Command::Sim(args) => match matches.subcommand_matches("sim") {
             Some(given) => refuse_other_mode_options(args.mode, given).and_then(|()| sim(args)),
@@ -174,6 +187,17 @@ fn main() -> ExitCode {
             }
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// Lets a command that only prints and exits end as any Unix filter does when its reader goes
+/// away (`keyquorum sim ... | head`): by SIGPIPE, instead of a panic in `println!` (Rust ignores
+/// the signal, so a write to a closed pipe fails). Not for the commands that run a node, a
+/// chain or child processes: those outlive a closed pipe, or clean up before they exit.
+fn end_on_closed_stdout() {
+    // SAFETY: `signal` with the default disposition, before any other thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

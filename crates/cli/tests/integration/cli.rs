@@ -655,3 +655,28 @@ fn a_node_outlives_its_closed_log_pipe() {
     let _ = node.wait();
     assert_eq!(exited, None, "the node exited when its log pipe closed");
 }
+
+/// A command that only prints ends when its reader goes away (`keyquorum sim ... | head -1`),
+/// as a Unix filter does (by SIGPIPE), without a panic.
+#[test]
+fn a_printing_command_ends_quietly_when_its_reader_goes_away() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_keyquorum"))
+        .args(["sim", "--committee", "4", "--runs", "100000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(sim.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(!line.is_empty());
+    drop(out);
+    let mut err = String::new();
+    sim.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = sim.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
