@@ -142,7 +142,20 @@ pub(crate) async fn fetch(
     let mut response = http.get(&url).send().await.map_err(failed)?;
     let status = response.status();
     if !status.is_success() {
-        return Err(CliError::Failed(format!("GET {url}: HTTP {status}")));
+        // The server's own words, if it gave any: the start of its answer, printable only.
+        let said = match response.chunk().await {
+            Ok(Some(chunk)) => String::from_utf8_lossy(&chunk[..chunk.len().min(200)])
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>(),
+            _ => String::new(),
+        };
+        let said = said.trim();
+        return Err(CliError::Failed(if said.is_empty() {
+            format!("GET {url}: HTTP {status}")
+        } else {
+            format!("GET {url}: HTTP {status}: {said}")
+        }));
     }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(failed)? {

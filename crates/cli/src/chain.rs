@@ -91,7 +91,13 @@ fn parse_fund(s: &str) -> Result<GenesisAccount, String> {
     let identity = keyquorum_contract::hex::decode(id.trim())
         .and_then(|b| Hex::from_slice(&b))
         .ok_or_else(bad)?;
-    let balance = amount.trim().parse().map_err(|_| bad())?;
+    let balance = amount.trim().parse().map_err(|e| {
+        format!(
+            "--fund {s:?}: the amount {:?} is not a balance (a whole number up to {}): {e}",
+            amount.trim(),
+            u64::MAX
+        )
+    })?;
     Ok(GenesisAccount { identity, balance })
 }
 
@@ -217,6 +223,13 @@ mod tests {
             };
             assert!(load(&args).is_err(), "{bad}");
         }
+        // An amount past u64 is named as such, not as a malformed flag.
+        let too_much = ChainArgs {
+            fund: vec![format!("{id}=99999999999999999999999")],
+            ..args.clone()
+        };
+        let e = load(&too_much).unwrap_err().to_string();
+        assert!(e.contains("is not a balance (a whole number up to"), "{e}");
         // The same account twice is refused by the contract's validation.
         let args = ChainArgs {
             fund: vec![format!("{id}=1"), format!("{id}=2")],

@@ -58,10 +58,12 @@ pub(crate) struct Store {
 
 impl Store {
     /// Opens the database, or creates it if the file does not exist: only a missing file means
-    /// a new chain. An existing file that is empty or fails redb's integrity check (checksums
-    /// of every page) is refused with [`ChainError::DataFile`]; so is one on which redb panics
-    /// (it does on some damage, e.g. zeroed pages), since starting over would silently discard
-    /// the chain.
+    /// a new chain. An existing file that is empty, is not a redb file, or fails redb's
+    /// integrity check (checksums of every page) is refused with [`ChainError::DataFile`]; so
+    /// is one on which redb panics (it does on some damage, e.g. zeroed pages), since starting
+    /// over would silently discard the chain. A file another process holds is
+    /// [`ChainError::DataFileInUse`], and other failures to open it are
+    /// [`ChainError::DataFileUnusable`].
     pub fn open(path: &Path) -> Result<Self, ChainError> {
         let refuse = |problem: String| ChainError::DataFile {
             path: path.to_owned(),

@@ -218,9 +218,14 @@ fn a_wrong_round_a_bad_chain_hash_or_a_failed_fetch_exits_1() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 
-    // 404, and nobody listening.
+    // 404 (the server's own words shown), and nobody listening.
     let o = run(&["beacon", "verify", "--url", &url, "--round", "5"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("HTTP 404 Not Found: {\"error\":\"not found\"}"),
+        "{}",
+        text(&o)
+    );
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);

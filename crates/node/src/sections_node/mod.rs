@@ -200,11 +200,6 @@ pub async fn run(
         .map_err(|e| SectionsNodeError::Config(format!("data directory: {e}")))?;
     let node_key = section_node_key(&keys);
     let store = SectionsStore::open(&config.data_dir.join("sections.redb"), keys.clone())?;
-    let peer_id = keys.peer_id();
-    let addr = advertised(&config.listen, peer_id)?;
-    let our_peer = Peer::new(&node_key, addr.to_string());
-    let (net, events) = Network::new(net_config(&keys, node_key.clone(), &config))?;
-
     if store.has_left()? {
         return Err(SectionsNodeError::Usage(
             "this node left its section (`keyquorum sections leave`): its data directory is of \
@@ -212,6 +207,11 @@ pub async fn run(
                 .into(),
         ));
     }
+    let peer_id = keys.peer_id();
+    let addr = advertised(&config.listen, peer_id)?;
+    let our_peer = Peer::new(&node_key, addr.to_string());
+    let (net, events) = Network::new(net_config(&keys, node_key.clone(), &config))?;
+
     let stored = match store.load()? {
         Some((record, ..)) => {
             if let Some(given) = &config.genesis_key
