@@ -1264,6 +1264,7 @@ async fn run_node<C: ChainClient>(
     ready: Option<tokio::sync::oneshot::Sender<NodeInfo>>,
     spawned: &mut Spawned,
 ) -> Result<(), NodeError> {
+    tokio::pin!(shutdown);
     let tasks = &mut spawned.tasks;
     let keys = Arc::new(keys);
     let metrics = Arc::new(Metrics::new());
@@ -1377,12 +1378,21 @@ async fn run_node<C: ChainClient>(
         }));
     }
 
+    // A node told to stop while its chain does not answer stops.
+    let reached = tokio::select! {
+        status = wait_for_chain(&chain) => status,
+        () = &mut shutdown => {
+            info!("stopped while waiting for the chain");
+            net.shutdown().await;
+            return Ok(());
+        }
+    };
     let ChainStatus {
         chain_id,
         genesis,
         height,
         beacon: configured_beacon,
-    } = wait_for_chain(&chain).await;
+    } = reached;
     store
         .bind_chain(&genesis, height)
         .map_err(DriverError::from)?;
@@ -1540,7 +1550,6 @@ async fn run_node<C: ChainClient>(
     let mut shown_check_failing = None;
     let mut shown_send_pending = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    tokio::pin!(shutdown);
 
     loop {
         let round_start = rt.beacon.next_round_start();

@@ -313,3 +313,51 @@ fn the_restored_from_backup_mark_is_durable_before_the_node_waits_for_the_chain(
     assert!(!state.caught_up);
     assert_eq!(state.cursor, 1, "nothing followed");
 }
+
+/// A node told to stop while its chain does not answer stops (it waited for the chain first).
+#[test]
+fn a_node_waiting_for_its_chain_stops_when_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = NodeCommand::try_parse_from([
+        "keyquorum-node",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--p2p-listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--no-beacon",
+    ])
+    .unwrap()
+    .node
+    .load()
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
+        let node = tokio::spawn(runtime::run(
+            config,
+            keys(),
+            Unreachable,
+            async move {
+                let _ = stop.await;
+            },
+            Some(ready_tx),
+        ));
+        tokio::time::timeout(Duration::from_secs(20), ready)
+            .await
+            .expect("the node listens")
+            .unwrap();
+        stop_tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), node)
+            .await
+            .expect("the node stops without its chain")
+            .unwrap()
+            .unwrap();
+    });
+}
