@@ -58,10 +58,11 @@ pub struct NodeArgs {
     /// Configuration file (TOML).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Data directory (the node's database); `data_dir` in the file.
+    /// Data directory (the node's database) [default: keyquorum-node]; `data_dir` in the
+    /// file. It belongs to one identity and one chain: another keystore or chain is refused.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// The chain's HTTP API, e.g. http://127.0.0.1:7450.
+    /// The chain's HTTP API [default: http://127.0.0.1:7450]; `chain_url` in the file.
     #[arg(long)]
     pub chain_url: Option<String>,
     /// The embedded chain's contract configuration this node expects (SHA-256 of its JSON,
@@ -73,13 +74,15 @@ pub struct NodeArgs {
     /// runs itself. The node's checks of ceremony specs and magic blocks still run.
     #[arg(long)]
     pub trust_chain: bool,
-    /// libp2p listen address, e.g. /ip4/127.0.0.1/tcp/9000; `listen` in the file.
+    /// libp2p listen address [default: /ip4/127.0.0.1/tcp/0, a free port], e.g.
+    /// /ip4/127.0.0.1/tcp/9000; `listen` in the file.
     #[arg(long, value_name = "MULTIADDR")]
     pub p2p_listen: Option<String>,
     /// Bootstrap peer (multiaddr ending in /p2p/PEER_ID); repeat for several.
     #[arg(long)]
     pub bootstrap: Vec<String>,
-    /// Encrypted keystore (see `keyquorum keys new`).
+    /// Encrypted keystore (see `keyquorum keys new`) [default: node.key]; `key_file` in the
+    /// file.
     #[arg(long)]
     pub key_file: Option<PathBuf>,
     /// File holding the keystore passphrase.
@@ -88,10 +91,13 @@ pub struct NodeArgs {
     /// Environment variable holding the passphrase (default KEYQUORUM_PASSPHRASE).
     #[arg(long)]
     pub passphrase_env: Option<String>,
-    /// Stake to register with.
+    /// Stake locked from the account's balance when the node registers [default: 100];
+    /// `stake` in the file. Once registered, the stake changes only by the node's stake
+    /// transactions, not by this setting.
     #[arg(long)]
     pub stake: Option<u64>,
-    /// HTTP address of /status and /metrics, e.g. 127.0.0.1:7460; `status_listen` in the file.
+    /// HTTP address of /status and /metrics [default: 127.0.0.1:7460]; `status_listen` in the
+    /// file.
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<std::net::SocketAddr>,
     /// Deviate from the protocol (demonstrations and tests).
@@ -364,5 +370,43 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults `keyquorum node --help` states are the configuration's.
+    #[test]
+    fn the_help_states_the_configurations_defaults() {
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            node: NodeArgs,
+        }
+        let d = NodeConfig::default();
+        let help = |id: &str| {
+            Cli::command()
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_help().map(|h| h.to_string()))
+                .unwrap_or_else(|| panic!("no help for {id}"))
+        };
+        for (id, default) in [
+            ("data_dir", d.data_dir.display().to_string()),
+            ("chain_url", d.chain_url.clone()),
+            ("p2p_listen", d.listen.clone()),
+            ("key_file", d.key_file.display().to_string()),
+            ("stake", d.stake.to_string()),
+            ("http_listen", d.status_listen.to_string()),
+        ] {
+            let text = help(id);
+            assert!(
+                text.contains(&format!("[default: {default}")),
+                "{id}: {text}"
+            );
+        }
     }
 }
