@@ -1021,7 +1021,7 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
                     .map(|v| demo_report::json(&observer, v, m.as_deref()))
             })
             .collect();
-        println!(
+        out!(
             "{}",
             serde_json::json!({
                 "views": views,
@@ -1030,25 +1030,25 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
             })
         );
     } else {
-        println!();
+        out!();
         for v in observer.views.values() {
-            print!("{}", demo_report::text(&observer, v));
-            println!();
+            out_text!("{}", demo_report::text(&observer, v));
+            out!();
         }
-        println!("random beacon (every round verified under its chain info):");
+        out!("random beacon (every round verified under its chain info):");
         for line in beacon.log.lines(&activations) {
-            println!("{line}");
+            out!("{line}");
         }
         for line in crate::demo_latency::summaries(
             &beacon.log.latency_points(),
             activations.values().max().copied(),
         ) {
-            println!("  {line}");
+            out!("  {line}");
         }
         if let Some(s) = &on_demand {
-            println!("{}", s.line());
+            out!("{}", s.line());
         }
-        println!();
+        out!();
     }
     let html = demo_report::html(
         &observer,
@@ -1075,7 +1075,7 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
     let _ = chain.stop().await;
     let elapsed = started.elapsed().as_secs_f64();
     if !ui.json {
-        println!(
+        out!(
             "report written to {} · {:.1} s{}",
             args.report.display(),
             elapsed,
@@ -1606,11 +1606,11 @@ async fn verify_chain(ui: &Ui, http: &Client, observer: &Observer) -> Option<Str
     }
     if !ui.json {
         match &bad_chain {
-            None => println!(
+            None => out!(
                 "chain of {} magic blocks verified from the first group key (handovers included)",
                 activated.len()
             ),
-            Some(e) => println!("chain of magic blocks DOES NOT VERIFY: {e}"),
+            Some(e) => out!("chain of magic blocks DOES NOT VERIFY: {e}"),
         }
     }
     bad_chain
@@ -1632,7 +1632,7 @@ async fn report_traffic(
     }
     if !traffic.is_empty() && !ui.json {
         let sent: u64 = traffic.iter().map(|(_, t)| t.total.bytes_sent).sum();
-        println!(
+        out!(
             "traffic: {:.1} KiB sent per node on average (deals, acks and transactions)",
             sent as f64 / traffic.len() as f64 / 1024.0
         );

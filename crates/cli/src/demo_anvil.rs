@@ -320,7 +320,7 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
     drop(procs);
     drop(chain);
     if !json {
-        println!(
+        out!(
             "report written to {} · {:.1} s{}",
             args.report.display(),
             started.elapsed().as_secs_f64(),
@@ -1026,7 +1026,7 @@ impl Report<'_> {
                 })
             })
             .collect();
-        println!(
+        out!(
             "{}",
             json!({
                 "chain": "anvil",
@@ -1041,23 +1041,23 @@ impl Report<'_> {
     }
 
     fn print_text(&self) {
-        println!();
+        out!();
         match &self.verified.bad_chain {
-            None if self.verified.blocks > 0 => println!(
+            None if self.verified.blocks > 0 => out!(
                 "chain of {} magic blocks verified from the first group key (handovers included); view 1's key is fresh and every later view reshares it, handed over by the previous committee's signature",
                 self.verified.blocks
             ),
             None => {}
-            Some(e) => println!("chain of magic blocks DOES NOT VERIFY: {e}"),
+            Some(e) => out!("chain of magic blocks DOES NOT VERIFY: {e}"),
         }
-        println!();
+        out!();
         for v in self.observer.views.values() {
-            print!("{}", demo_report::text(self.observer, v));
-            println!();
+            out_text!("{}", demo_report::text(self.observer, v));
+            out!();
         }
-        println!("stakes (wei, from the contract's stakeOf):");
+        out!("stakes (wei, from the contract's stakeOf):");
         for (s, registered, now) in &self.receipts.stakes {
-            println!(
+            out!(
                 "  {:<8} {}  registered {:>9}  now {:>9}{}",
                 s.name,
                 s.account,
@@ -1066,9 +1066,9 @@ impl Report<'_> {
                 if s.faulty { "  (faulty)" } else { "" }
             );
         }
-        println!("gas used per transaction kind:");
+        out!("gas used per transaction kind:");
         for (kind, g) in &self.receipts.gas {
-            println!(
+            out!(
                 "  {kind:<22} {:>4} sent{}  {:>10} gas in all  {:>9} at most",
                 g.count,
                 if g.reverted > 0 {
@@ -1080,7 +1080,7 @@ impl Report<'_> {
                 g.max
             );
         }
-        println!(
+        out!(
             "random beacon and on-demand signature: not run on anvil (the nodes run with --no-beacon)"
         );
     }

@@ -40,7 +40,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         if json {
             eprintln!("{line}");
         } else {
-            println!("{line}");
+            out!("{line}");
         }
     };
     let base = scenario(first);
@@ -80,14 +80,14 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::failed(format!("a key chain does not verify: {e}")))?;
     }
     if json {
-        println!("{}", json_summary(&report, &genesis));
+        out!("{}", json_summary(&report, &genesis));
     } else {
-        print!("{}", text(&report, &genesis));
+        out_text!("{}", text(&report, &genesis));
     }
     std::fs::write(&args.report, html(&report, &genesis))
         .map_err(|e| CliError::failed(format!("{}: {e}", args.report.display())))?;
     if !json {
-        println!("report written to {}", args.report.display());
+        out!("report written to {}", args.report.display());
     }
     Ok(())
 }

@@ -479,3 +479,32 @@ fn the_demo_makes_a_secp256k1_key_despite_seed_003_faults_and_signs_bip340() {
         ),
     ]);
 }
+
+/// A demo whose reader went away (`keyquorum demo | head -1`) runs to its end and exits 0; it
+/// used to panic at its next line of output.
+#[test]
+fn a_demo_runs_to_its_end_when_its_output_is_closed() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(BIN)
+        .args(["demo", "--nodes", "4", "--committee", "4", "--faulty", "0"])
+        .args(["--views", "1", "--block-ms", "100", "--data-dir"])
+        .arg(dir.path().join("work"))
+        .arg("--report")
+        .arg(dir.path().join("report.html"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(demo.stdout.take());
+    let mut err = String::new();
+    demo.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = demo.wait().unwrap();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
