@@ -7,14 +7,14 @@
 
 use std::time::Duration;
 
-use clap::Parser;
 use keyquorum_node::chain::{
     Blocks, ChainAction, ChainClient, ChainStatus, Prepared, Sender, SignatureRoute, SubmitOutcome,
     Unprepared,
 };
-use keyquorum_node::cli::NodeArgs;
 use keyquorum_node::store::{NodeState, Store};
 use keyquorum_node::{NodeKeys, runtime};
+
+use crate::restored_from_backup::{NoTransactions, node_config, two_workers};
 
 /// A chain with a fixed genesis and head that serves no blocks.
 #[derive(Clone)]
@@ -22,10 +22,6 @@ struct Idle {
     genesis: &'static str,
     head: u64,
 }
-
-#[derive(Debug, thiserror::Error)]
-#[error("this chain takes no transactions")]
-struct NoTransactions;
 
 impl ChainClient for Idle {
     type Error = NoTransactions;
@@ -64,34 +60,11 @@ impl ChainClient for Idle {
     }
 }
 
-#[derive(Parser)]
-struct NodeCommand {
-    #[command(flatten)]
-    node: NodeArgs,
-}
-
 /// Runs the node on `dir` against `chain` for half a second: `Ok` if it was still running
 /// then (it is stopped), its error if it returned first.
 fn start(dir: &std::path::Path, master: u8, chain: Idle) -> Result<(), runtime::NodeError> {
-    let config = NodeCommand::try_parse_from([
-        "keyquorum-node",
-        "--data-dir",
-        dir.to_str().unwrap(),
-        "--p2p-listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--no-beacon",
-    ])
-    .unwrap()
-    .node
-    .load()
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let config = node_config(dir, &[]);
+    let rt = two_workers();
     rt.block_on(async move {
         let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
         let mut node = tokio::spawn(runtime::run(

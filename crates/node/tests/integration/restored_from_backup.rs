@@ -15,6 +15,7 @@ use keyquorum_node::chain::{
     SubmitOutcome, Unprepared,
 };
 use keyquorum_node::cli::NodeArgs;
+use keyquorum_node::config::NodeConfig;
 use keyquorum_node::sign::frost::NonceDb;
 use keyquorum_node::status::Status;
 use keyquorum_node::store::{NodeState, Store};
@@ -31,7 +32,7 @@ struct OneBlockChain;
 
 #[derive(Debug, thiserror::Error)]
 #[error("this chain takes no transactions")]
-struct NoTransactions;
+pub(crate) struct NoTransactions;
 
 impl ChainClient for OneBlockChain {
     type Error = NoTransactions;
@@ -121,6 +122,36 @@ struct NodeCommand {
     node: NodeArgs,
 }
 
+/// The configuration `keyquorum node` takes from its arguments for a node on `dir` listening
+/// on free local ports, without a beacon, plus `flags`.
+pub(crate) fn node_config(dir: &std::path::Path, flags: &[&str]) -> NodeConfig {
+    let mut args = vec![
+        "keyquorum-node",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--p2p-listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--no-beacon",
+    ];
+    args.extend_from_slice(flags);
+    NodeCommand::try_parse_from(args)
+        .unwrap()
+        .node
+        .load()
+        .unwrap()
+}
+
+/// A runtime of two workers, as a node process has.
+pub(crate) fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn keys() -> NodeKeys {
     NodeKeys::from_master(&[7; 32])
 }
@@ -158,28 +189,8 @@ fn backup(dir: &std::path::Path) {
 /// has returned, in the same process and runtime: it must have closed every store by then
 /// (redb refuses to open a file that is still held).
 fn run_node(dir: &std::path::Path, flags: &[&str]) -> (NodeState, u64) {
-    let data_dir = dir.to_str().unwrap();
-    let mut args = vec![
-        "keyquorum-node",
-        "--data-dir",
-        data_dir,
-        "--p2p-listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--no-beacon",
-    ];
-    args.extend_from_slice(flags);
-    let config = NodeCommand::try_parse_from(args)
-        .unwrap()
-        .node
-        .load()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let config = node_config(dir, flags);
+    let rt = two_workers();
     let dir = dir.to_path_buf();
     rt.block_on(async move {
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
@@ -268,27 +279,8 @@ fn the_restored_from_backup_flag_forgets_catching_up_and_pending_nonces_before_f
 fn the_restored_from_backup_mark_is_durable_before_the_node_waits_for_the_chain() {
     let restored = tempfile::tempdir().unwrap();
     backup(restored.path());
-    let data_dir = restored.path().to_str().unwrap();
-    let config = NodeCommand::try_parse_from([
-        "keyquorum-node",
-        "--data-dir",
-        data_dir,
-        "--p2p-listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--no-beacon",
-        "--restored-from-backup",
-    ])
-    .unwrap()
-    .node
-    .load()
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let config = node_config(restored.path(), &["--restored-from-backup"]);
+    let rt = two_workers();
     rt.block_on(async move {
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         tokio::spawn(runtime::run(
@@ -318,25 +310,8 @@ fn the_restored_from_backup_mark_is_durable_before_the_node_waits_for_the_chain(
 #[test]
 fn a_node_waiting_for_its_chain_stops_when_told() {
     let dir = tempfile::tempdir().unwrap();
-    let config = NodeCommand::try_parse_from([
-        "keyquorum-node",
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-        "--p2p-listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--no-beacon",
-    ])
-    .unwrap()
-    .node
-    .load()
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let config = node_config(dir.path(), &[]);
+    let rt = two_workers();
     rt.block_on(async move {
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
         let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
