@@ -13,6 +13,9 @@ const CONTRACTS = [
   ['Coordinator.sol', 'Coordinator'],
   ['Bls12381Verifier.sol', 'Bls12381Verifier'],
   ['BeaconConsumer.sol', 'BeaconConsumer'],
+  // Created by the coordinator's constructor, not deployed on its own: its artifact lets a node
+  // check the code the coordinator calls.
+  ['EncodingReader.sol', 'EncodingReader'],
 ];
 
 if (!solc.version().startsWith(PINNED + '+')) {
@@ -37,7 +40,12 @@ const input = {
     optimizer: { enabled: true, runs: 1 },
     metadata: { bytecodeHash: 'none', appendCBOR: false },
     outputSelection: Object.fromEntries(
-      CONTRACTS.map(([file, name]) => [file, { [name]: ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] }]),
+      CONTRACTS.map(([file, name]) => [file, { [name]: [
+          'abi',
+          'evm.bytecode.object',
+          'evm.deployedBytecode.object',
+          'evm.deployedBytecode.immutableReferences',
+        ] }]),
     ),
   },
 };
@@ -59,6 +67,12 @@ for (const [file, name] of CONTRACTS) {
       abi: c.abi,
       bytecode: '0x' + c.evm.bytecode.object,
       deployedBytecode: '0x' + c.evm.deployedBytecode.object,
+      // Where the deployed code holds the constructor's immutables (zeros in deployedBytecode):
+      // a node compares a deployment's code with this artifact's outside these ranges.
+      immutableReferences: Object.values(c.evm.deployedBytecode.immutableReferences || {})
+        .flat()
+        .map((r) => [r.start, r.length])
+        .sort((a, b) => a[0] - b[0]),
     },
     null,
     1,

@@ -98,6 +98,10 @@ pub enum ClientError {
          address and the endpoint"
     )]
     NoCode(Address),
+    /// The address holds a contract that is not keyquorum's coordinator, or one whose verifier
+    /// or reader is not keyquorum's ([`crate::code`]).
+    #[error(transparent)]
+    ForeignCode(#[from] crate::code::ForeignCode),
     /// The contract refused the deployment (its constructor's checks of the configuration).
     #[error("refused: {0:?}")]
     Refused(Revert),
@@ -818,9 +822,24 @@ impl Client {
             .await?)
     }
 
-    /// Whether an account holds code at the latest block (a contract is deployed there).
-    pub async fn has_code(&self, at: Address) -> Result<bool, ClientError> {
-        Ok(!self.provider.get_code_at(at).await?.is_empty())
+    /// Checks that the client's contract is keyquorum's coordinator as this build compiled it,
+    /// and that the BLS verifier and encoding reader it calls are the ones its constructor
+    /// creates ([`crate::code`]). Run before anything is read from the contract, whose answers
+    /// mean what the node assumes only then.
+    pub async fn check_coordinator_code(&self) -> Result<(), ClientError> {
+        use crate::code::{COORDINATOR, READER, VERIFIER, check_contract};
+        let code = self.provider.get_code_at(self.contract).await?;
+        if code.is_empty() {
+            return Err(ClientError::NoCode(self.contract));
+        }
+        check_contract(&COORDINATOR, self.contract, &code)?;
+        // The coordinator's code is keyquorum's: its getters answer with its immutables.
+        let verifier = self.read(Coordinator::blsCall {}).await?;
+        let reader = self.read(Coordinator::readerCall {}).await?;
+        for (artifact, at) in [(&*VERIFIER, verifier), (&*READER, reader)] {
+            check_contract(artifact, at, &self.provider.get_code_at(at).await?)?;
+        }
+        Ok(())
     }
 
     /// The latest block number.

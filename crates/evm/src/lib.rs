@@ -19,7 +19,8 @@
 //! follows its logs at a confirmation depth; [`events`] turns those logs into the node's chain
 //! events, [`proofs`] builds the fraud proofs of the faults their board replica finds, and
 //! [`stagger`] says which member sends each proof when, and [`candidacy`] notices the node's
-//! own eviction from the candidate list and brings it back when it can;
+//! own eviction from the candidate list and brings it back when it can; [`code`] checks that
+//! an address holds keyquorum's coordinator and the contracts it created;
 //! [`anvil`] starts a local chain for the tests, fetching the pinned anvil with
 //! [`anvil_fetch`] when npm has not installed it.
 //!
@@ -81,6 +82,7 @@ pub mod anvil;
 pub mod anvil_fetch;
 pub mod candidacy;
 pub mod client;
+pub mod code;
 pub mod events;
 pub mod proofs;
 pub mod stagger;

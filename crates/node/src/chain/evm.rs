@@ -215,11 +215,9 @@ impl EvmChainClient {
         let account = key.address();
         let client = Client::connect(&settings.rpc, key, settings.contract).await?;
         let chain_id = client.chain_id().await?;
-        // Without this, reading the contract's configuration from an empty address fails
-        // with an ABI decoding error that names neither.
-        if !client.has_code(settings.contract).await? {
-            return Err(ClientError::NoCode(settings.contract));
-        }
+        // Before anything is read from the contract: an empty address would fail with an ABI
+        // decoding error that names neither, and another contract's answers mean nothing.
+        client.check_coordinator_code().await?;
         if client.balance(account).await?.is_zero() {
             warn!(
                 %account,

@@ -291,3 +291,88 @@ async fn an_address_without_a_contract_is_refused_by_name() {
     let err = err.to_string();
     assert!(err.contains(&format!("no contract at {nowhere}")), "{err}");
 }
+
+/// An address whose code is not keyquorum's coordinator, or is the coordinator's calling a
+/// verifier that is not keyquorum's, is refused when the adapter connects, naming the contract
+/// and the address, before anything is read from it: its answers would mean something else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_that_is_not_keyquorums_is_refused_by_name() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let anvil = Anvil::start(&repo, None).unwrap_or_else(|e| panic!("{e}"));
+    let deployer = chain_key(b"foreign code test deployer");
+    anvil
+        .fund(deployer.address(), U256::from(10u128.pow(18)))
+        .await
+        .unwrap();
+    let (real, from) = deploy(anvil.url(), deployer, idle_config(CHAIN_NAME))
+        .await
+        .unwrap();
+    let connect = |contract: Address| {
+        EvmChainClient::connect(
+            EvmSettings {
+                rpc: anvil.url().into(),
+                contract,
+                chain_name: CHAIN_NAME.into(),
+                from_block: from,
+                confirmations: CONFIRMATIONS,
+            },
+            chain_key(b"foreign code test node"),
+        )
+    };
+    // The real deployment is taken.
+    if let Err(e) = connect(real).await {
+        panic!("keyquorum's own coordinator was refused: {e}");
+    }
+    let code = anvil
+        .provider()
+        .await
+        .unwrap()
+        .get_code_at(real)
+        .await
+        .unwrap();
+    let refused = |err: Result<EvmChainClient, keyquorum_evm::client::ClientError>| match err {
+        Ok(_) => panic!("foreign code was taken for the coordinator"),
+        Err(e) => e.to_string(),
+    };
+
+    // The coordinator's code with one byte changed.
+    let altered = Address::repeat_byte(0x51);
+    let mut changed = code.to_vec();
+    let last = changed.len() - 1;
+    changed[last] ^= 1;
+    set_code(&anvil, altered, &changed).await;
+    let err = refused(connect(altered).await);
+    assert!(
+        err.contains(&format!("the coordinator at {altered} is not keyquorum's"))
+            && err.contains(&format!("at byte {last}")),
+        "{err}"
+    );
+
+    // The coordinator's own code, its immutables naming the coordinator itself as its BLS
+    // verifier and encoding reader.
+    let impostor = Address::repeat_byte(0x52);
+    let mut pointing = code.to_vec();
+    for r in &keyquorum_evm::code::COORDINATOR.immutables {
+        pointing[r.clone()].fill(0);
+        pointing[r.end - 20..r.end].copy_from_slice(real.as_slice());
+    }
+    set_code(&anvil, impostor, &pointing).await;
+    let err = refused(connect(impostor).await);
+    assert!(
+        err.contains(&format!("the BLS verifier at {real} is not keyquorum's")),
+        "{err}"
+    );
+}
+
+async fn set_code(anvil: &Anvil, at: Address, code: &[u8]) {
+    let () = anvil
+        .request(
+            "anvil_setCode",
+            (
+                at,
+                keyquorum_evm::alloy_primitives::Bytes::copy_from_slice(code),
+            ),
+        )
+        .await
+        .unwrap();
+}
