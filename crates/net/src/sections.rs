@@ -23,8 +23,8 @@ pub const SECTIONS_JOIN_KIND: u8 = 6;
 /// round, a few kilobytes per candidate for sections of up to seven elders; the bound leaves
 /// two orders of magnitude of room and still keeps one request from a faulty peer small.
 pub const MAX_SECTIONS_PAYLOAD: usize = 1 << 20;
-/// Largest join request: a tag and one peer (node key, DKG keys and an address of at most 255
-/// bytes, under 600 bytes).
+/// Largest join request: a tag, the section parameters and one peer (node key, DKG keys and
+/// an address of at most 255 bytes, under 610 bytes).
 pub const MAX_SECTIONS_JOIN_PAYLOAD: usize = 1024;
 
 impl NetworkHandle {

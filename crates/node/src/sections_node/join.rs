@@ -1,16 +1,21 @@
 //! Joining a section over the network (requests of kind [`keyquorum_net::SECTIONS_JOIN_KIND`]).
 //!
-//! 1. The joiner asks a bootstrap peer for the section ([`Request::Query`]); the answer is the
-//!    peer's record (genesis key, key chain, SAP) and its last signed SAP ([`SectionAnswer`]: the
-//!    same answer a member that missed handovers catches up from). The joiner accepts it
-//!    only if the chain verifies from the genesis key it was configured with and ends in the
-//!    SAP's key, and if the SAP carries the section key's signature. At genesis that is the
-//!    genesis key's own signature on the genesis SAP ([`SignedSap::verify_genesis`]), so a
-//!    bootstrap peer cannot name another genesis elder either.
+//! 1. The joiner asks a bootstrap peer for the section ([`Request::Query`]); the answer
+//!    ([`QueryAnswer`]) is the peer's record (genesis key, key chain, SAP) and its last signed
+//!    SAP ([`SectionAnswer`]: the same answer a member that missed handovers catches up from),
+//!    with the section parameters the peer runs. The joiner accepts the section only if the
+//!    chain verifies from the genesis key it was configured with and ends in the SAP's key,
+//!    and if the SAP carries the section key's signature. At genesis that is the genesis key's
+//!    own signature on the genesis SAP ([`SignedSap::verify_genesis`]), so a bootstrap peer
+//!    cannot name another genesis elder either. A joiner started with other section parameters
+//!    stops there, before it records anything: every node of a network must select elders
+//!    alike, or no start gathers a supermajority.
 //! 2. The joiner asks every elder of that SAP to admit it ([`Request::Admit`] with its own
-//!    peer entry). An elder admits a peer only if the entry's node key is the identity the
-//!    transport proved, its DKG keys come with a valid proof of possession, its address names
-//!    the libp2p peer the request came from, and its name falls under the section's prefix.
+//!    peer entry and section parameters). An elder admits a peer only if the entry's node key
+//!    is the identity the transport proved, its DKG keys come with a valid proof of
+//!    possession, its address names the libp2p peer the request came from, its name falls
+//!    under the section's prefix, and it runs the elder's section parameters (the answer's
+//!    parameters are the bootstrap peer's word; this check is the elders').
 //!
 //! A member tells the elders of its SAP it is alive ([`Request::Alive`], its own signed
 //! statement) at start, at every SAP it applies and periodically while it is not an elder, so
@@ -26,7 +31,7 @@ use keyquorum_net::libp2p::PeerId;
 use keyquorum_net::{Multiaddr, NetworkHandle, Target};
 use keyquorum_sections::absence::AliveStatement;
 use keyquorum_sections::catch_up::SectionAnswer;
-use keyquorum_sections::elders::Peer;
+use keyquorum_sections::elders::{Peer, SectionParams};
 use keyquorum_sections::keys::{PublicKey, key_bytes};
 use keyquorum_sections::sap::SignedSap;
 use keyquorum_sections::store::ElderRecord;
@@ -52,8 +57,9 @@ const TAG_ALIVE: u8 = 3;
 pub enum Request {
     /// Ask for the section's record and signed SAP.
     Query,
-    /// Ask an elder to admit the sender, described by its peer entry.
-    Admit(Box<Peer>),
+    /// Ask an elder to admit the sender, described by its peer entry, which runs the section
+    /// parameters given.
+    Admit(Box<Peer>, SectionParams),
     /// Ask an elder to remove the sender from the section's members.
     Leave,
     /// Tell an elder the sender runs at a generation, so that an absence it holds for the
@@ -62,14 +68,15 @@ pub enum Request {
 }
 
 impl Request {
-    /// Tag 0; tag 1 and the peer ([`Peer::encode`]); tag 2; or tag 3 and the statement
-    /// ([`AliveStatement::encode`]).
+    /// Tag 0; tag 1, the parameters ([`encode_params`]) and the peer ([`Peer::encode`]);
+    /// tag 2; or tag 3 and the statement ([`AliveStatement::encode`]).
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Request::Query => vec![TAG_QUERY],
             Request::Leave => vec![TAG_LEAVE],
-            Request::Admit(peer) => {
+            Request::Admit(peer, params) => {
                 let mut out = vec![TAG_ADMIT];
+                out.extend_from_slice(&encode_params(params));
                 peer.encode(&mut out);
                 out
             }
@@ -86,7 +93,10 @@ impl Request {
         match bytes.split_first() {
             Some((&TAG_QUERY, [])) => Ok(Request::Query),
             Some((&TAG_LEAVE, [])) => Ok(Request::Leave),
-            Some((&TAG_ADMIT, rest)) => Ok(Request::Admit(Box::new(decode_peer(rest)?))),
+            Some((&TAG_ADMIT, rest)) => {
+                let (params, peer) = split_params(rest)?;
+                Ok(Request::Admit(Box::new(decode_peer(peer)?), params))
+            }
             Some((&TAG_ALIVE, rest)) => Ok(Request::Alive(Box::new(AliveStatement::decode(rest)?))),
             Some((&tag, _)) => Err(WireError::UnknownTag {
                 what: "join request",
@@ -94,6 +104,63 @@ impl Request {
             }),
             None => Err(WireError::Truncated { needed: 1 }),
         }
+    }
+}
+
+/// Length of [`encode_params`].
+pub const PARAMS_LEN: usize = 8;
+
+/// Section parameters on the wire: the elder count and the minimum section size, each a
+/// big-endian `u32` (a count past `u32::MAX` is written as `u32::MAX`, which no node runs).
+pub fn encode_params(params: &SectionParams) -> [u8; PARAMS_LEN] {
+    let word = |v: usize| u32::try_from(v).unwrap_or(u32::MAX).to_be_bytes();
+    let mut out = [0; PARAMS_LEN];
+    out[..4].copy_from_slice(&word(params.elder_count));
+    out[4..].copy_from_slice(&word(params.min_section_size));
+    out
+}
+
+/// Splits [`encode_params`] off the front of `bytes`.
+fn split_params(bytes: &[u8]) -> Result<(SectionParams, &[u8]), WireError> {
+    if bytes.len() < PARAMS_LEN {
+        return Err(WireError::Truncated { needed: PARAMS_LEN });
+    }
+    let (params, rest) = bytes.split_at(PARAMS_LEN);
+    let word = |b: &[u8]| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize;
+    Ok((
+        SectionParams {
+            elder_count: word(&params[..4]),
+            min_section_size: word(&params[4..]),
+        },
+        rest,
+    ))
+}
+
+/// The answer to [`Request::Query`]: the section as the answering node holds it and the
+/// section parameters it runs.
+#[derive(Clone, Debug)]
+pub struct QueryAnswer {
+    /// The record and signed SAP.
+    pub section: SectionAnswer,
+    /// The answering node's section parameters (its own word: nothing signs them).
+    pub params: SectionParams,
+}
+
+impl QueryAnswer {
+    /// The parameters ([`encode_params`]), then the section ([`SectionAnswer::encode`]).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = encode_params(&self.params).to_vec();
+        out.extend_from_slice(&self.section.encode());
+        out
+    }
+
+    /// Decodes [`QueryAnswer::encode`], with [`SectionAnswer::decode`]'s checks.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let (params, section) = split_params(bytes)?;
+        Ok(QueryAnswer {
+            section: SectionAnswer::decode(section)?,
+            params,
+        })
     }
 }
 
@@ -136,9 +203,28 @@ pub fn check_answer(
     Ok(())
 }
 
-/// Whether an elder of the section under `prefix` admits `peer`, asked by the node the
-/// transport proved to be `sender` over a connection from `from`.
-pub fn admissible(peer: &Peer, sender: &Name, from: &PeerId, prefix: &Prefix) -> bool {
+/// Whether an elder of the section under `prefix`, running `ours`, admits `peer`, which runs
+/// `theirs`, asked by the node the transport proved to be `sender` over a connection from
+/// `from`.
+pub fn admissible(
+    peer: &Peer,
+    theirs: &SectionParams,
+    ours: &SectionParams,
+    sender: &Name,
+    from: &PeerId,
+    prefix: &Prefix,
+) -> bool {
+    if theirs != ours {
+        warn!(
+            name = %hex::encode(sender.0),
+            elder_count = theirs.elder_count,
+            min_section_size = theirs.min_section_size,
+            our_elder_count = ours.elder_count,
+            our_min_section_size = ours.min_section_size,
+            "a joiner with other section parameters refused"
+        );
+        return false;
+    }
     let addr_names_sender = peer
         .addr
         .parse::<Multiaddr>()
@@ -153,6 +239,7 @@ pub async fn query_section(
     net: &NetworkHandle,
     bootstrap: &[Multiaddr],
     genesis_key: &PublicKey,
+    params: &SectionParams,
 ) -> Result<(ElderRecord, Option<SignedSap>), SectionsNodeError> {
     let mut last = String::from("no bootstrap peer");
     for _attempt in 0..10 {
@@ -171,13 +258,26 @@ pub async fn query_section(
                     continue;
                 }
             };
-            match SectionAnswer::decode(&answer)
+            match QueryAnswer::decode(&answer)
                 .map_err(|e| e.to_string())
                 .and_then(|a| {
-                    check_answer(&a.record, a.signed.as_ref(), genesis_key)
-                        .map(|()| (a.record, a.signed))
+                    check_answer(&a.section.record, a.section.signed.as_ref(), genesis_key)
+                        .map(|()| a)
                 }) {
-                Ok(found) => {
+                Ok(a) if a.params != *params => {
+                    return Err(SectionsNodeError::Usage(format!(
+                        "the section at {addr} runs --elder-count {} --min-section-size {}, and \
+                         this node was started with --elder-count {} --min-section-size {}: \
+                         every node of a network must run the same (start it with the \
+                         section's values)",
+                        a.params.elder_count,
+                        a.params.min_section_size,
+                        params.elder_count,
+                        params.min_section_size
+                    )));
+                }
+                Ok(a) => {
+                    let found = (a.section.record, a.section.signed);
                     info!(
                         generation = found.0.chain.key_count(),
                         elders = found.0.sap.elders.len(),
@@ -215,8 +315,8 @@ pub async fn announce_alive(net: NetworkHandle, statement: AliveStatement, elder
 }
 
 /// Asks each elder to admit `us`, retrying each a few times.
-pub async fn ask_admission(net: NetworkHandle, us: Peer, elders: Vec<Peer>) {
-    let request = Request::Admit(Box::new(us)).encode();
+pub async fn ask_admission(net: NetworkHandle, us: Peer, params: SectionParams, elders: Vec<Peer>) {
+    let request = Request::Admit(Box::new(us), params).encode();
     let mut admitted = 0;
     for elder in &elders {
         let identity = key_bytes(&elder.node_key).to_vec();
@@ -294,7 +394,7 @@ mod tests {
         for r in [
             Request::Query,
             Request::Leave,
-            Request::Admit(Box::new(peer)),
+            Request::Admit(Box::new(peer), SectionParams::default()),
             Request::Alive(Box::new(AliveStatement::sign(&key, 4))),
         ] {
             let bytes = r.encode();
@@ -304,6 +404,79 @@ mod tests {
         }
         assert!(Request::decode(&[]).is_err());
         assert!(Request::decode(&[9]).is_err());
+    }
+
+    #[test]
+    fn query_answers_decode_exactly_what_encodes_and_carry_the_parameters() {
+        use keyquorum_sections::KeyChain;
+        use keyquorum_sections::sap;
+        let founder = keyquorum_crypto::secret::Secret::new(blstrs::Scalar::from(5u64));
+        let (sap0, share0) = sap::genesis(
+            Peer::new(&founder, "/ip4/127.0.0.1/tcp/1".into()),
+            &mut rand_core::OsRng,
+        );
+        let record = ElderRecord {
+            genesis_key: sap0.section_key,
+            chain: KeyChain::genesis(),
+            sap: sap0.clone(),
+            superseded: Vec::new(),
+            linked: Vec::new(),
+            open_splits: Vec::new(),
+        };
+        let answer = QueryAnswer {
+            section: SectionAnswer::new(record.clone(), Some(SignedSap::genesis(&sap0, &share0))),
+            params: SectionParams {
+                elder_count: 5,
+                min_section_size: 9,
+            },
+        };
+        let bytes = answer.encode();
+        let back = QueryAnswer::decode(&bytes).unwrap();
+        assert_eq!(back.section.encode(), answer.section.encode());
+        assert_eq!((back.params, back.section.record), (answer.params, record));
+        assert!(QueryAnswer::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(QueryAnswer::decode(&[bytes.as_slice(), &[0]].concat()).is_err());
+        assert!(QueryAnswer::decode(&bytes[..PARAMS_LEN - 1]).is_err());
+        // Without the parameters in front, a bare section answer is refused.
+        assert!(QueryAnswer::decode(&answer.section.encode()).is_err());
+    }
+
+    #[test]
+    fn an_elder_admits_only_a_joiner_running_its_section_parameters() {
+        let key = keyquorum_crypto::secret::Secret::new(blstrs::Scalar::from(77u64));
+        let from = PeerId::random();
+        let peer = Peer::new(&key, format!("/ip4/127.0.0.1/tcp/1/p2p/{from}"));
+        let ours = SectionParams::default();
+        let name = peer.name();
+        assert!(admissible(&peer, &ours, &ours, &name, &from, &Prefix::ROOT));
+        for theirs in [
+            SectionParams {
+                elder_count: ours.elder_count + 1,
+                ..ours
+            },
+            SectionParams {
+                min_section_size: ours.min_section_size - 1,
+                ..ours
+            },
+        ] {
+            assert!(!admissible(
+                &peer,
+                &theirs,
+                &ours,
+                &name,
+                &from,
+                &Prefix::ROOT
+            ));
+        }
+        // The other conditions still hold: another sender, or another connection, is refused.
+        assert!(!admissible(
+            &peer,
+            &ours,
+            &ours,
+            &name,
+            &PeerId::random(),
+            &Prefix::ROOT
+        ));
     }
 
     proptest::proptest! {

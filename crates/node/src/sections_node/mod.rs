@@ -50,7 +50,7 @@
 //!   the join protocol's query ([`join::Request::Query`]) to [`CATCH_UP_FAN_OUT`] peers in turn
 //!   ([`catch_up_targets`]: its SAP's elders, then the members it knows under its prefix).
 //!   Answers are bounded by the network layer and decoded canonically
-//!   ([`SectionAnswer::decode`]); the coordinator takes one only if its chain extends ours,
+//!   ([`join::QueryAnswer::decode`]); the coordinator takes one only if its chain extends ours,
 //!   checked link by link from our newest key, and its signed SAP verifies under the last key
 //!   and holds our name ([`Coordinator::catch_up`]). It is then stored and served like a
 //!   handed-over SAP: the record and the signed SAP in one write, once the coordinator has
@@ -280,7 +280,8 @@ pub async fn run(
                     .into(),
             )
         })?;
-        let (record, signed) = join::query_section(&net, &config.bootstrap, &genesis_key).await?;
+        let (record, signed) =
+            join::query_section(&net, &config.bootstrap, &genesis_key, &config.params).await?;
         let coordinator = Coordinator::new(
             node_key.clone(),
             genesis_key,
@@ -351,7 +352,12 @@ pub async fn run(
         rt.announce_alive(true);
     }
     if !join_to.is_empty() {
-        tokio::spawn(join::ask_admission(net.clone(), our_peer, join_to));
+        tokio::spawn(join::ask_admission(
+            net.clone(),
+            our_peer,
+            config.params,
+            join_to,
+        ));
     }
     // An elder after a restart: re-sign and resend the start its members call for.
     rt.elect()?;
@@ -465,8 +471,10 @@ fn screen_answer(
     bytes: &[u8],
 ) -> Option<SectionAnswer> {
     let peer = hex::encode(from.0);
-    let answer = match SectionAnswer::decode(bytes) {
-        Ok(a) => a,
+    // The answering member's parameters are its own business here: catching up takes only
+    // what the section key signed.
+    let answer = match join::QueryAnswer::decode(bytes) {
+        Ok(a) => a.section,
         Err(e) => {
             warn!(%peer, error = %e, "undecodable section answer refused");
             return None;
@@ -775,12 +783,23 @@ impl Runtime {
         match join::Request::decode(payload) {
             Ok(join::Request::Query) => {
                 let record = self.coordinator.coordinator().record();
-                Ok(SectionAnswer::new(record, self.signed.clone()).encode())
+                Ok(join::QueryAnswer {
+                    section: SectionAnswer::new(record, self.signed.clone()),
+                    params: self.params,
+                }
+                .encode())
             }
-            Ok(join::Request::Admit(peer)) => {
+            Ok(join::Request::Admit(peer, params)) => {
                 let c = self.coordinator.coordinator();
                 let admitted = c.our_share().is_some()
-                    && join::admissible(&peer, &sender, &from, &c.sap().prefix);
+                    && join::admissible(
+                        &peer,
+                        &params,
+                        &self.params,
+                        &sender,
+                        &from,
+                        &c.sap().prefix,
+                    );
                 if !admitted {
                     return Ok(vec![join::REFUSED]);
                 }
@@ -1622,11 +1641,20 @@ mod tests {
         elder_count: usize,
         bootstrap: Vec<Multiaddr>,
     ) -> Result<(), SectionsNodeError> {
-        let config = SectionsNodeConfig {
+        let config = node_config(dir, free_port(), genesis_key, elder_count, bootstrap);
+        run(config, Arc::new(NodeKeys::from_master(&[5; 32])), async {}).await
+    }
+
+    fn node_config(
+        dir: &std::path::Path,
+        port: u16,
+        genesis_key: Option<PublicKey>,
+        elder_count: usize,
+        bootstrap: Vec<Multiaddr>,
+    ) -> SectionsNodeConfig {
+        SectionsNodeConfig {
             data_dir: dir.to_path_buf(),
-            listen: format!("/ip4/127.0.0.1/tcp/{}", free_port())
-                .parse()
-                .unwrap(),
+            listen: format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap(),
             bootstrap,
             genesis_key,
             http_listen: "127.0.0.1:0".parse().unwrap(),
@@ -1636,8 +1664,63 @@ mod tests {
                 ..SectionParams::default()
             },
             max_members: 16,
+        }
+    }
+
+    /// A joiner started with other section parameters than its network's stops with a usage
+    /// error naming both, before it records anything; with the network's it joins.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_joiner_with_other_section_parameters_is_refused_before_it_records_anything() {
+        let elders = SectionParams::default().elder_count;
+        let founder_dir = tempfile::tempdir().unwrap();
+        let founder_keys = Arc::new(NodeKeys::from_master(&[7; 32]));
+        let port = free_port();
+        let founder = node_config(founder_dir.path(), port, None, elders, Vec::new());
+        run(founder.clone(), founder_keys.clone(), async {})
+            .await
+            .unwrap();
+        let genesis = SectionsStore::open(
+            &founder_dir.path().join("sections.redb"),
+            founder_keys.clone(),
+        )
+        .unwrap()
+        .load()
+        .unwrap()
+        .unwrap()
+        .0
+        .genesis_key;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(run(founder, founder_keys.clone(), async move {
+            let _ = stopped.await;
+        }));
+        let bootstrap: Multiaddr =
+            format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", founder_keys.peer_id())
+                .parse()
+                .unwrap();
+
+        let joiner = tempfile::tempdir().unwrap();
+        let err = start_with(
+            joiner.path(),
+            Some(genesis),
+            elders + 2,
+            vec![bootstrap.clone()],
+        )
+        .await
+        .unwrap_err();
+        let SectionsNodeError::Usage(message) = &err else {
+            panic!("not a usage error: {err}");
         };
-        run(config, Arc::new(NodeKeys::from_master(&[5; 32])), async {}).await
+        assert!(
+            message.contains(&format!("runs --elder-count {elders} --min-section-size"))
+                && message.contains(&format!("started with --elder-count {}", elders + 2)),
+            "{message}"
+        );
+        // Nothing recorded: the same directory joins with the network's parameters.
+        start_with(joiner.path(), Some(genesis), elders, vec![bootstrap])
+            .await
+            .expect("a joiner with the network's parameters");
+        let _ = stop.send(());
+        running.await.unwrap().unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
