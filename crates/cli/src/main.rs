@@ -66,6 +66,10 @@ enum Command {
     /// Manage node keys (encrypted keystores).
     #[command(after_help = EXIT_CODES)]
     Keys(keyquorum_node::cli::KeysArgs),
+    /// A node's account on the embedded chain: show it, transfer, stake, unbond, deregister,
+    /// claim unbonded stake.
+    #[command(after_help = EXIT_CODES)]
+    Account(keyquorum_node::account::AccountArgs),
     /// Run a whole validator network on this machine: chain, node processes, view changes.
     #[command(
         after_help = EXIT_CODES,
@@ -166,7 +170,11 @@ fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let prints_and_exits = match &cli.command {
-        Command::Sim(_) | Command::Keys(_) | Command::Beacon(_) | Command::Deploy(_) => true,
+        Command::Sim(_)
+        | Command::Keys(_)
+        | Command::Account(_)
+        | Command::Beacon(_)
+        | Command::Deploy(_) => true,
         Command::Sections(_) => {
             matches
                 .subcommand_matches("sections")
@@ -186,6 +194,7 @@ fn main() -> ExitCode {
         Command::Chain(args) => chain::run(args),
         Command::Node(args) => keyquorum_node::cli::node(args),
         Command::Keys(args) => keyquorum_node::cli::keys(args),
+        Command::Account(args) => keyquorum_node::account::run(args),
         Command::Demo(args) => match matches.subcommand_matches("demo") {
             Some(given) => {
                 refuse_contract_demo_options(args.mode, given).and_then(|()| demo::run(args))

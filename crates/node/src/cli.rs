@@ -92,8 +92,8 @@ pub struct NodeArgs {
     #[arg(long)]
     pub passphrase_env: Option<String>,
     /// Stake locked from the account's balance when the node registers [default: 100];
-    /// `stake` in the file. Once registered, the stake changes only by the node's stake
-    /// transactions, not by this setting.
+    /// `stake` in the file. Once registered, the stake changes with `keyquorum account stake`
+    /// and `unbond`, not with this setting.
     #[arg(long)]
     pub stake: Option<u64>,
     /// HTTP address of /status and /metrics [default: 127.0.0.1:7460]; `status_listen` in the

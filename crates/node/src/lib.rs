@@ -39,6 +39,7 @@
 
 #![warn(missing_docs)]
 
+pub mod account;
 pub mod activation;
 pub mod beacon;
 pub mod chain;

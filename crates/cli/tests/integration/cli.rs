@@ -134,7 +134,19 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 40] = [
+    let cases: [(&[&str], &str); 43] = [
+        (
+            &["account", "transfer", "--to", "zz", "--amount", "1"],
+            "--to \"zz\": not hex",
+        ),
+        (
+            &["account", "show", "--identity", "00"],
+            "--identity \"00\": not an identity key",
+        ),
+        (
+            &["account", "stake", "--amount", "x"],
+            "invalid value 'x' for '--amount <AMOUNT>'",
+        ),
         (
             &["demo", "--report", "/nonexistent/dir/r.html"],
             "--report /nonexistent/dir/r.html: the directory /nonexistent/dir does not exist",

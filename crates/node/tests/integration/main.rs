@@ -2,6 +2,7 @@
 //! of one per file). `tests/chain_view_changes.rs` is a binary of its own: it runs the chain
 //! in real time (100 ms blocks), so it must not share the CPU with this suite's heavy tests.
 
+mod account;
 mod ack_view_catch_up;
 mod beacon_views;
 mod chain_replica;

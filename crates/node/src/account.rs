@@ -1,0 +1,404 @@
+//! `keyquorum account`: a node's account on the embedded chain, as its operator manages it.
+//!
+//! The node itself sends only what the protocol needs (its registration, its posts, the claim
+//! of unbonded stake once due). Moving value is the operator's decision, so it is a command:
+//! `show` reads an account (`GET /query/accounts/{identity}`); `transfer`, `stake`, `unbond`,
+//! `deregister` and `claim` sign one transaction with the node's identity key (from its
+//! keystore) and the account's next nonce as the chain reports it, submit it, and wait for
+//! the block that applies it. The contract's refusal (`insufficient_balance`, `stake_locked`,
+//! ...) is printed with its code and fails the run; nothing changed then.
+//!
+//! A running node numbers its own transactions from the same account. Its sends and this
+//! command's may take the same nonce: the chain applies one and refuses the other as a bad
+//! nonce, and both sides sign again with the next (this command up to
+//! [`NONCE_ATTEMPTS`] times). A `deregister` while the node runs is undone by the node, which
+//! registers again once it sees itself unregistered: stop the node first.
+//!
+//! On an EVM chain the stake is the coordinator's, moved from the node's chain key with the
+//! contract's own calls (`addStake`, `unbond`, `withdraw`), which any wallet sends.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use keyquorum_contract::query::Account;
+use keyquorum_contract::tx::{Transaction, TxBody};
+use keyquorum_devchain::api::TxLookup;
+use keyquorum_devchain::client::{Client, ClientError};
+use keyquorum_dkg::identity::IdentityPublicKey;
+
+use crate::cli::{CliError, EXIT_CODES};
+use crate::config::{ChainKind, NodeConfig, NodeConfigOverrides};
+use crate::keystore;
+
+/// How many times a transaction is signed again after another sender from the same account
+/// (the node) took its nonce.
+pub const NONCE_ATTEMPTS: usize = 5;
+
+/// How long a submitted transaction is waited for before the run fails (it may still be
+/// applied later: `show` tells).
+pub const INCLUSION_WAIT: Duration = Duration::from_secs(60);
+
+/// Arguments of `keyquorum account`.
+#[derive(Args, Debug, Clone)]
+pub struct AccountArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AccountCommand,
+}
+
+/// `keyquorum account` subcommands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum AccountCommand {
+    /// Show an account: free balance, stake, registration, unbonding amounts, next nonce.
+    #[command(after_help = EXIT_CODES)]
+    Show {
+        /// The account's identity key (hex); without it, the keystore's.
+        #[arg(long, value_name = "HEX")]
+        identity: Option<String>,
+        /// The node and its chain.
+        #[command(flatten)]
+        node: NodeSelection,
+    },
+    /// Move free balance to another identity (its account is created if new).
+    #[command(after_help = EXIT_CODES)]
+    Transfer {
+        /// The recipient's identity key (hex).
+        #[arg(long, value_name = "HEX")]
+        to: String,
+        /// The amount.
+        #[arg(long)]
+        amount: u64,
+        /// The node and its chain.
+        #[command(flatten)]
+        node: NodeSelection,
+    },
+    /// Lock more of the free balance as stake (the node must be registered).
+    #[command(after_help = EXIT_CODES)]
+    Stake {
+        /// The amount added.
+        #[arg(long)]
+        amount: u64,
+        /// The node and its chain.
+        #[command(flatten)]
+        node: NodeSelection,
+    },
+    /// Take stake out of selection at once; it returns to the balance with `claim` after the
+    /// chain's unbonding period (`show` lists when).
+    #[command(after_help = EXIT_CODES)]
+    Unbond {
+        /// The amount.
+        #[arg(long)]
+        amount: u64,
+        /// The node and its chain.
+        #[command(flatten)]
+        node: NodeSelection,
+    },
+    /// Leave the registry: the whole stake starts unbonding. Stop the node first: a running
+    /// node registers again.
+    #[command(after_help = EXIT_CODES)]
+    Deregister {
+        /// The node and its chain.
+        #[command(flatten)]
+        node: NodeSelection,
+    },
+    /// Return every unbonding amount whose period is over to the balance (a running node
+    /// also does this by itself).
+    #[command(after_help = EXIT_CODES)]
+    Claim {
+        /// The node and its chain.
+        #[command(flatten)]
+        node: NodeSelection,
+    },
+}
+
+/// Which node's account, and where its chain is: the node's own settings, from its
+/// configuration file or the same flags as `keyquorum node`.
+#[derive(Args, Debug, Clone)]
+pub struct NodeSelection {
+    /// The node's configuration file (TOML), for its chain URL, keystore and passphrase
+    /// settings.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The chain's HTTP API [default: http://127.0.0.1:7450]; `chain_url` in the file.
+    #[arg(long)]
+    pub chain_url: Option<String>,
+    /// Encrypted keystore [default: node.key]; `key_file` in the file.
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// File holding the keystore passphrase.
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Environment variable holding the passphrase (default KEYQUORUM_PASSPHRASE).
+    #[arg(long)]
+    pub passphrase_env: Option<String>,
+}
+
+impl NodeSelection {
+    fn load(&self) -> Result<NodeConfig, CliError> {
+        let o = NodeConfigOverrides {
+            chain_url: self.chain_url.clone(),
+            key_file: self.key_file.clone(),
+            passphrase_file: self.passphrase_file.clone(),
+            passphrase_env: self.passphrase_env.clone(),
+            ..Default::default()
+        };
+        let config = NodeConfig::load(self.config.as_deref(), &o).map_err(|e| match e {
+            crate::config::ConfigError::Read(..) => CliError::Failed(e.to_string()),
+            other => CliError::Usage(other.to_string()),
+        })?;
+        if config.chain == ChainKind::Evm {
+            return Err(CliError::Usage(
+                "keyquorum account manages accounts on the embedded chain; on an EVM chain the \
+                 stake is the coordinator's, moved from the node's chain key with the \
+                 contract's calls (addStake, unbond, withdraw)"
+                    .into(),
+            ));
+        }
+        Ok(config)
+    }
+}
+
+/// What an applied transaction did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The block that applied it.
+    pub height: u64,
+    /// Its events, as the chain reports them.
+    pub events: Vec<serde_json::Value>,
+    /// How many times it was signed: more than once when another sender from the account
+    /// took the nonce.
+    pub attempts: usize,
+}
+
+/// Why a transaction did not apply, or could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The contract refused it (at submission or in its block): nothing changed.
+    #[error("refused by the chain ({code}): {reason}")]
+    Refused {
+        /// The contract's code.
+        code: String,
+        /// Its explanation.
+        reason: String,
+    },
+    /// Another sender from this account kept taking the nonce.
+    #[error("the nonce was taken {NONCE_ATTEMPTS} times by another sender from this account")]
+    NonceContention,
+    /// Submitted, and not in a block within [`INCLUSION_WAIT`].
+    #[error(
+        "transaction {hash} submitted, not in a block after {}s (it may still be applied: \
+         `keyquorum account show` tells)",
+        INCLUSION_WAIT.as_secs()
+    )]
+    NotIncluded {
+        /// Its hash, hex.
+        hash: String,
+    },
+    /// The chain could not be asked.
+    #[error("{0}")]
+    Chain(#[from] ClientError),
+}
+
+fn is_nonce(code: &str) -> bool {
+    code == "bad_nonce" || code == "stale_nonce"
+}
+
+/// The account of `identity`.
+pub async fn account(
+    client: &Client,
+    identity: &IdentityPublicKey,
+) -> Result<Account, ClientError> {
+    client
+        .get(&format!(
+            "/query/accounts/{}",
+            hex::encode(identity.to_bytes())
+        ))
+        .await
+}
+
+/// Signs `body` from `key`'s account with its next nonce, submits it and waits for its block;
+/// signs again when another sender from the account took the nonce.
+pub async fn send(
+    client: &Client,
+    chain_id: &str,
+    key: &keyquorum_dkg::identity::IdentityKeypair,
+    body: TxBody,
+) -> Result<Applied, AccountError> {
+    for attempt in 1..=NONCE_ATTEMPTS {
+        let nonce = account(client, key.public()).await?.nonce;
+        let tx = Transaction::sign(chain_id, key, nonce, body.clone()).encode();
+        let hash = match client.submit(tx).await {
+            Ok(s) => s.hash,
+            Err(ClientError::Api { code, .. }) if is_nonce(&code) => continue,
+            // 400 is the contract's pre-check; other refusals (busy, too large) are the
+            // chain's and fail the run as they are.
+            Err(ClientError::Api {
+                status: 400,
+                code,
+                reason,
+                ..
+            }) => return Err(AccountError::Refused { code, reason }),
+            Err(e) => return Err(e.into()),
+        };
+        let deadline = Instant::now() + INCLUSION_WAIT;
+        loop {
+            match client.tx(&hash).await? {
+                TxLookup::Pending { .. } => {}
+                TxLookup::Included {
+                    rejected: Some(r), ..
+                } if is_nonce(&r.code) => break,
+                TxLookup::Included {
+                    rejected: Some(r), ..
+                } => {
+                    return Err(AccountError::Refused {
+                        code: r.code,
+                        reason: r.reason,
+                    });
+                }
+                TxLookup::Included { height, events, .. } => {
+                    return Ok(Applied {
+                        height,
+                        events,
+                        attempts: attempt,
+                    });
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(AccountError::NotIncluded {
+                    hash: hex::encode(hash),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Err(AccountError::NonceContention)
+}
+
+fn parse_identity(flag: &str, hex_key: &str) -> Result<IdentityPublicKey, CliError> {
+    let bytes = hex::decode(hex_key.trim())
+        .map_err(|e| CliError::Usage(format!("{flag} {hex_key:?}: not hex: {e}")))?;
+    IdentityPublicKey::from_bytes(&bytes)
+        .map_err(|e| CliError::Usage(format!("{flag} {hex_key:?}: not an identity key: {e}")))
+}
+
+fn print_account(a: &Account) {
+    println!("identity   {}", hex::encode(a.identity.0));
+    println!("balance    {}", a.balance);
+    println!(
+        "stake      {}{}",
+        a.stake,
+        if a.registered {
+            " (registered)"
+        } else {
+            " (not registered)"
+        }
+    );
+    for u in &a.unbonding {
+        println!(
+            "unbonding  {} (claimable once view {} is active)",
+            u.amount, u.release_view
+        );
+    }
+    println!("nonce      {}", a.nonce);
+}
+
+/// `keyquorum account`.
+pub fn run(args: AccountArgs) -> Result<(), CliError> {
+    let (node, identity, body) = match args.command {
+        AccountCommand::Show { identity, node } => (node, identity, None),
+        AccountCommand::Transfer { to, amount, node } => {
+            let to = parse_identity("--to", &to)?;
+            (node, None, Some(TxBody::Transfer { to, amount }))
+        }
+        AccountCommand::Stake { amount, node } => (node, None, Some(TxBody::AddStake { amount })),
+        AccountCommand::Unbond { amount, node } => (node, None, Some(TxBody::Unbond { amount })),
+        AccountCommand::Deregister { node } => (node, None, Some(TxBody::Deregister)),
+        AccountCommand::Claim { node } => (node, None, Some(TxBody::ClaimUnbonded)),
+    };
+    let config = node.load()?;
+    let identity = identity
+        .map(|h| parse_identity("--identity", &h))
+        .transpose()?;
+    let client = Client::new(&config.chain_url).map_err(CliError::usage)?;
+    // The keystore is opened only when its key is needed.
+    let keys = if identity.is_none() || body.is_some() {
+        let pass = config
+            .passphrase_source()
+            .read()
+            .map_err(CliError::failed)?;
+        Some(keystore::read(&config.key_file, &pass).map_err(CliError::failed)?)
+    } else {
+        None
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::failed)?;
+    rt.block_on(async move {
+        let failed = |e: ClientError| CliError::Failed(format!("{}: {e}", config.chain_url));
+        let who = match (&identity, &keys) {
+            (Some(id), _) => id.clone(),
+            (None, Some(k)) => k.identity().public().clone(),
+            (None, None) => unreachable!("the keystore is read when no identity is given"),
+        };
+        if let (Some(body), Some(keys)) = (body, &keys) {
+            let status: keyquorum_devchain::api::Status<keyquorum_contract::query::ContractStatus> =
+                client.status().await.map_err(failed)?;
+            let chain_id = status
+                .state
+                .ok_or_else(|| CliError::Failed("the chain runs no contract".into()))?
+                .chain_id;
+            let kind = body.kind();
+            match send(&client, &chain_id, keys.identity(), body).await {
+                Ok(applied) => {
+                    println!("{kind} applied in block {}", applied.height);
+                    if applied.attempts > 1 {
+                        println!(
+                            "  (signed {} times: another sender from this account, such as its \
+                             running node, took the nonce)",
+                            applied.attempts
+                        );
+                    }
+                    for e in &applied.events {
+                        println!("  {e}");
+                    }
+                }
+                Err(AccountError::Chain(e)) => return Err(failed(e)),
+                Err(e) => return Err(CliError::Failed(format!("{kind}: {e}"))),
+            }
+        }
+        print_account(&account(&client, &who).await.map_err(failed)?);
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_evm_node_is_told_to_use_the_coordinators_own_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "chain = \"evm\"\n[evm]\nrpc = \"http://127.0.0.1:1\"\n\
+             contract = \"0x0000000000000000000000000000000000000001\"\n\
+             chain_key_file = \"chain.key\"\n",
+        )
+        .unwrap();
+        let selection = NodeSelection {
+            config: Some(path),
+            chain_url: None,
+            key_file: None,
+            passphrase_file: None,
+            passphrase_env: None,
+        };
+        let err = selection.load().unwrap_err();
+        assert!(
+            matches!(&err, CliError::Usage(m) if m.contains("(addStake, unbond, withdraw)")),
+            "{err}"
+        );
+    }
+}

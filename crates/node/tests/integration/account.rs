@@ -1,0 +1,187 @@
+//! `keyquorum account`'s transactions (`keyquorum_node::account`) on an embedded chain: value
+//! moved, stake locked, unbonded and claimed back, refusals that change nothing, and a nonce
+//! taken by another sender from the same account (a running node).
+
+use keyquorum_contract::config::GenesisAccount;
+use keyquorum_contract::hex::Bytes;
+use keyquorum_contract::{Contract, ContractConfig, NetworkIdentity, Transaction, TxBody};
+use keyquorum_devchain::client::Client;
+use keyquorum_devchain::{Chain, ChainConfig};
+use keyquorum_node::account::{AccountError, account, send};
+use keyquorum_node::{ContractMachine, NodeKeys};
+
+const CHAIN_ID: &str = "account-test";
+
+fn registration(keys: &NodeKeys, stake: u64) -> TxBody {
+    TxBody::Register {
+        pop: keys.identity().proof_of_possession(),
+        encryption_key: keys.encryption().public_key(),
+        network: NetworkIdentity {
+            peer_id: Bytes(keys.peer_id().to_bytes()),
+            addresses: vec!["/ip4/127.0.0.1/tcp/1".into()],
+        },
+        stake,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_moves_value_and_stake_and_a_refusal_changes_nothing() {
+    let a = NodeKeys::from_master(&[1; 32]);
+    let b = NodeKeys::from_master(&[2; 32]);
+    let mut config = ContractConfig::defaults(CHAIN_ID, 4);
+    // No view change with one candidate: its stake stays free to unbond.
+    config.committee.min_size = 4;
+    config.genesis.push(GenesisAccount {
+        identity: keyquorum_contract::hex::Hex(a.identity().public().to_bytes()),
+        balance: 1000,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let chain = Chain::start(
+        ChainConfig {
+            data_dir: dir.path().to_owned(),
+            listen: ([127, 0, 0, 1], 0).into(),
+            // Blocks slow enough that the command reads a nonce another send has taken.
+            block_ms: 300,
+            ..ChainConfig::default()
+        },
+        ContractMachine(Contract::new(config).unwrap()),
+    )
+    .await
+    .unwrap();
+    let client = Client::new(&format!("http://{}", chain.local_addr())).unwrap();
+    let (ida, idb) = (a.identity().public(), b.identity().public());
+    let held = |acc: keyquorum_contract::query::Account| {
+        (
+            acc.balance,
+            acc.stake,
+            acc.unbonding.iter().map(|u| u.amount).sum::<u64>(),
+        )
+    };
+
+    let applied = send(
+        &client,
+        CHAIN_ID,
+        a.identity(),
+        TxBody::Transfer {
+            to: idb.clone(),
+            amount: 300,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        applied.events.iter().any(|e| e["event"] == "transferred"),
+        "{:?}",
+        applied.events
+    );
+    assert_eq!(held(account(&client, ida).await.unwrap()), (700, 0, 0));
+    assert_eq!(held(account(&client, idb).await.unwrap()), (300, 0, 0));
+
+    // Above the balance: refused by name, nothing moved, the nonce not used.
+    let before = account(&client, ida).await.unwrap();
+    let refused = send(
+        &client,
+        CHAIN_ID,
+        a.identity(),
+        TxBody::Transfer {
+            to: idb.clone(),
+            amount: 701,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&refused, AccountError::Refused { code, .. } if code == "insufficient_balance"),
+        "{refused}"
+    );
+    assert_eq!(account(&client, ida).await.unwrap(), before);
+
+    // Stake: locked at registration and by `stake`, taken out by `unbond`, not claimable
+    // before its view.
+    send(&client, CHAIN_ID, a.identity(), registration(&a, 100))
+        .await
+        .unwrap();
+    send(
+        &client,
+        CHAIN_ID,
+        a.identity(),
+        TxBody::AddStake { amount: 50 },
+    )
+    .await
+    .unwrap();
+    send(
+        &client,
+        CHAIN_ID,
+        a.identity(),
+        TxBody::Unbond { amount: 40 },
+    )
+    .await
+    .unwrap();
+    let now = account(&client, ida).await.unwrap();
+    assert_eq!(held(now.clone()), (550, 110, 40));
+    assert!(now.registered);
+    let early = send(&client, CHAIN_ID, a.identity(), TxBody::ClaimUnbonded)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&early, AccountError::Refused { code, .. } if code == "still_unbonding"),
+        "{early}"
+    );
+    let more = send(
+        &client,
+        CHAIN_ID,
+        a.identity(),
+        TxBody::AddStake { amount: 551 },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&more, AccountError::Refused { code, .. } if code == "insufficient_balance"),
+        "{more}"
+    );
+    assert_eq!(account(&client, ida).await.unwrap(), now);
+
+    // Another sender from the account (the running node) takes the nonce first: the command
+    // signs again with the next and both apply. The command reads the nonce right after the
+    // other send, before a block applies it, unless a block falls in between: tried until it
+    // did not.
+    let mut expected = (held(now.clone()), 300);
+    let mut nonce = now.nonce;
+    let mut contended = false;
+    for _ in 0..5 {
+        let node_tx = Transaction::sign(
+            CHAIN_ID,
+            a.identity(),
+            nonce,
+            TxBody::Transfer {
+                to: idb.clone(),
+                amount: 5,
+            },
+        )
+        .encode();
+        client.submit(node_tx).await.unwrap();
+        let applied = send(
+            &client,
+            CHAIN_ID,
+            a.identity(),
+            TxBody::Transfer {
+                to: idb.clone(),
+                amount: 7,
+            },
+        )
+        .await
+        .unwrap();
+        expected.0.0 -= 12;
+        expected.1 += 12;
+        nonce += 2;
+        let after = account(&client, ida).await.unwrap();
+        assert_eq!(held(after.clone()), expected.0);
+        assert_eq!(after.nonce, nonce);
+        assert_eq!(account(&client, idb).await.unwrap().balance, expected.1);
+        if applied.attempts > 1 {
+            contended = true;
+            break;
+        }
+    }
+    assert!(contended, "the command never met the other sender's nonce");
+}
