@@ -53,6 +53,7 @@
 //! register before the first view change; the work directory (keys, databases, logs) is a
 //! fresh temporary directory unless `--data-dir` is given.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -1011,6 +1012,7 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
     let (views_json, bad_signature) = verify_signatures(&mut observer);
     let activations = activations(&observer);
     let bad_chain = verify_chain(&ui, &http, &observer).await;
+    let refused = refused_partials(&http, &nodes).await;
     if ui.json {
         let views: Vec<serde_json::Value> = views_json
             .iter()
@@ -1026,6 +1028,15 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
             serde_json::json!({
                 "views": views,
                 "beacon": beacon.log.json(&activations),
+                "beacon_refused_partials": refused
+                    .iter()
+                    .map(|(identity, (count, refusers))| serde_json::json!({
+                        "node": observer.name(identity),
+                        "identity": identity,
+                        "count": count,
+                        "refused_by": refusers,
+                    }))
+                    .collect::<Vec<_>>(),
                 "sign": on_demand.as_ref().map(|s| &s.answer),
             })
         );
@@ -1043,6 +1054,9 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
             &beacon.log.latency_points(),
             activations.values().max().copied(),
         ) {
+            out!("  {line}");
+        }
+        for line in refused_partials_lines(&observer, &refused) {
             out!("  {line}");
         }
         if let Some(s) = &on_demand {
@@ -1755,13 +1769,53 @@ fn beacon_ports(
 
 /// A node's traffic counters, from its `/status` (the same counters `/metrics` exposes).
 pub(crate) async fn node_traffic(http: &Client, status_port: u16) -> Option<Traffic> {
+    node_status(http, status_port).await.map(|s| s.traffic)
+}
+
+/// A node's `/status`, if it answers within 5 s.
+async fn node_status(http: &Client, status_port: u16) -> Option<Status> {
     http.at(&format!("http://127.0.0.1:{status_port}"))
         .ok()?
         .with_timeout(Duration::from_secs(5))
         .get::<Status>("/status")
         .await
         .ok()
-        .map(|s| s.traffic)
+}
+
+/// The beacon partials the nodes refused as their sender's fault (malformed, under another
+/// member's index, or not verifying), from each node's `/status`: by sender (identity, hex),
+/// how many, and how many nodes refused some.
+async fn refused_partials(http: &Client, nodes: &Nodes) -> BTreeMap<String, (u64, usize)> {
+    let mut by_sender: BTreeMap<String, (u64, usize)> = BTreeMap::new();
+    for s in &nodes.specs {
+        let Some(status) = node_status(http, s.status).await else {
+            continue;
+        };
+        for r in status.beacon.refused_partials {
+            let entry = by_sender.entry(r.identity).or_default();
+            entry.0 += r.count;
+            entry.1 += 1;
+        }
+    }
+    by_sender
+}
+
+/// One line per sender of [`refused_partials`], named as the demo names nodes.
+fn refused_partials_lines(
+    observer: &Observer,
+    by_sender: &BTreeMap<String, (u64, usize)>,
+) -> Vec<String> {
+    by_sender
+        .iter()
+        .map(|(identity, (count, refusers))| {
+            format!(
+                "beacon partials refused as their sender's fault (malformed or not verifying): \
+                 {}'s, {count} refusals by {refusers} node{}",
+                observer.name(identity),
+                if *refusers == 1 { "" } else { "s" }
+            )
+        })
+        .collect()
 }
 
 /// When a demo's wait for its views gives up: on Ctrl-C or SIGTERM, past its time limit, or

@@ -56,7 +56,7 @@ use crate::metrics::Metrics;
 use crate::network::net_config;
 use crate::report::{Observation, Reporter};
 use crate::sign::{SignService, SignView};
-use crate::status::{BeaconStatus, Status, StatusHandle};
+use crate::status::{BeaconStatus, RefusedPartials, Status, StatusHandle};
 use crate::store::Store;
 
 /// Runtime errors.
@@ -315,6 +315,9 @@ struct BeaconRuntime {
     ended: Vec<EndedChain>,
     /// This node's identity (bytes), left out of the nodes it asks.
     me: Vec<u8>,
+    /// The partials earlier views' beacons refused as their sender's fault, by identity; at
+    /// most one entry per member of a view this node ran.
+    refused_earlier: BTreeMap<Vec<u8>, u64>,
 }
 
 /// How often the engine is ticked within a round: each tick sends this node's partial of a
@@ -397,7 +400,11 @@ impl BeaconRuntime {
     async fn start(&mut self, driver: &Driver, net: &NetworkHandle) {
         self.due = false;
         // The previous view's beacon stops either way: its shares sign for a view that is over.
-        self.beacon = None;
+        if let Some(ended) = self.beacon.take() {
+            for (identity, count) in ended.refused_partials() {
+                *self.refused_earlier.entry(identity.to_vec()).or_default() += count;
+            }
+        }
         self.ended.clear();
         self.sign.set_view(None);
         self.publish_status();
@@ -490,6 +497,19 @@ impl BeaconRuntime {
             }
             .with_progress(b.info().current_round(now), b.last_round());
         }
+        let mut refused = self.refused_earlier.clone();
+        if let Some(b) = &self.beacon {
+            for (identity, count) in b.refused_partials() {
+                *refused.entry(identity.to_vec()).or_default() += count;
+            }
+        }
+        status.refused_partials = refused
+            .into_iter()
+            .map(|(identity, count)| RefusedPartials {
+                identity: hex::encode(identity),
+                count,
+            })
+            .collect();
         let mut guard = self.status.lock().unwrap_or_else(|e| e.into_inner());
         guard.beacon = status;
     }
@@ -1521,6 +1541,7 @@ async fn run_node<C: ChainClient>(
             sync_gate: SyncGate::new(config.beacon.sync_rate_per_sec, config.beacon.sync_burst),
             ended: Vec::new(),
             me: keys.identity().public().to_bytes().to_vec(),
+            refused_earlier: BTreeMap::new(),
         },
         collector: Collector::default(),
         signing: None,

@@ -245,6 +245,19 @@ pub struct BeaconStatus {
     pub catching_up: bool,
     /// The highest round this node learnt from a member's answer rather than combined.
     pub last_synced: u64,
+    /// The members whose partials this node refused as their fault (malformed, under another
+    /// member's index, or not verifying) since it started, across views, with how many;
+    /// empty when none was.
+    pub refused_partials: Vec<RefusedPartials>,
+}
+
+/// A member's beacon partials refused by this node ([`BeaconStatus::refused_partials`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefusedPartials {
+    /// Its identity key (hex).
+    pub identity: String,
+    /// How many of its partials this node refused.
+    pub count: u64,
 }
 
 impl BeaconStatus {

@@ -17,7 +17,7 @@
 //!   the latest round of a node, and drand's own JavaScript client (`drand-client`) verifies
 //!   every round of a node, the ended chain under its hash (at a node that ran it and at the
 //!   late one) and the new chain;
-//! - honest nodes name the member that sent bad partials in their metrics;
+//! - honest nodes name the member that sent bad partials in their metrics and `/status`;
 //! - in view 2, `POST /sign` on a member returns a signature that `blst` verifies under the
 //!   group key with the proof-of-possession tag, a wrong token gets 401, and a flood of
 //!   requests gets 429 (rate limit) or 503 (queue full) for what exceeds the limits.
@@ -299,6 +299,13 @@ async fn the_beacon_runs_across_view_changes_with_a_killed_member_and_bad_partia
         ) >= 1.0,
         "{metrics}"
     );
+    // And in `/status`, by identity, across views: the bad node and no other.
+    let (_, status) = http_get(nodes[0].status, "/status").await.unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let refused = status["beacon"]["refused_partials"].as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["identity"], nodes[BAD_BEACON].identity.as_str());
+    assert!(refused[0]["count"].as_u64().unwrap() >= 1, "{refused:?}");
     let sum = metric_sum(&metrics, "keyquorum_beacon_round_latency_seconds_sum", "");
     let count = metric_sum(&metrics, "keyquorum_beacon_round_latency_seconds_count", "");
     let combine = metric_sum(&metrics, "keyquorum_beacon_combine_seconds_sum", "");

@@ -49,7 +49,7 @@ pub mod rounds;
 pub mod store;
 pub mod sync;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -234,6 +234,9 @@ pub struct Beacon {
     syncer: Syncer,
     /// Which members have this node's partials ([`delivery`]).
     deliveries: delivery::Deliveries,
+    /// Partials refused as the sender's fault (undecodable, or not verifying under its public
+    /// key share), by member: at most one entry per committee member.
+    refused: BTreeMap<MemberId, u64>,
 }
 
 impl Beacon {
@@ -323,6 +326,7 @@ impl Beacon {
             last_synced: 0,
             sync_peers,
             syncer: Syncer::default(),
+            refused: BTreeMap::new(),
             deliveries: delivery::Deliveries::default(),
         })
     }
@@ -354,6 +358,14 @@ impl Beacon {
     /// The highest round stored from a member's answer.
     pub fn last_synced(&self) -> u64 {
         self.last_synced
+    }
+
+    /// The partials this node refused as their sender's fault in this view (malformed, under
+    /// another member's index, or not verifying): by sender's identity key, how many.
+    pub fn refused_partials(&self) -> impl Iterator<Item = (&[u8], u64)> + '_ {
+        self.refused.iter().filter_map(|(&member, &count)| {
+            Some((self.identities.get(member as usize)?.as_slice(), count))
+        })
     }
 
     /// The clock reads `now_ms` (Unix milliseconds): sign what is due, send again what is
@@ -538,6 +550,7 @@ impl Beacon {
         let label = member.to_string();
         let Ok(message) = PartialBeacon::from_bytes::<Scheme>(payload) else {
             self.metrics.beacon_partial(&label, "malformed");
+            *self.refused.entry(member).or_default() += 1;
             return Err(Dropped::Malformed);
         };
         let started = Instant::now();
@@ -554,6 +567,10 @@ impl Beacon {
                 let result = match e {
                     Rejected::Duplicate { .. } | Rejected::Stale { .. } => "late",
                     Rejected::TooFarAhead { .. } => "too_far_ahead",
+                    Rejected::SpoofedIndex { .. } | Rejected::Malformed { .. } => {
+                        *self.refused.entry(member).or_default() += 1;
+                        "rejected"
+                    }
                     _ => "rejected",
                 };
                 self.metrics.beacon_partial(&label, result);
@@ -589,6 +606,7 @@ impl Beacon {
                 Action::Culprit { member, round } => {
                     warn!(view = self.view, member, round, "bad beacon partial");
                     self.metrics.beacon_partial(&member.to_string(), "bad");
+                    *self.refused.entry(member).or_default() += 1;
                 }
             }
         }

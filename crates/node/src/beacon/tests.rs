@@ -384,6 +384,11 @@ fn bad_partials_from_a_member_are_rejected_and_counted() {
         for m in 1..N {
             assert_eq!(n.metrics.beacon_partials(&m.to_string(), "bad"), 0);
         }
+        // `/status` names the sender, and only it.
+        let refused: Vec<_> = n.beacon.refused_partials().collect();
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, nodes[0].beacon.identities[0].as_slice());
+        assert!(refused[0].1 >= 2);
         verify_round(&info, &n.store.round(&info.hash(), 2).unwrap().unwrap()).unwrap();
     }
 }
