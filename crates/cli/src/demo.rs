@@ -689,6 +689,9 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.views == 0 {
         return Err("--views must be at least 1".into());
     }
+    if args.timeout_secs == Some(0) {
+        return Err("--timeout-secs must be at least 1".into());
+    }
     if let Some(rounds) = args.beacon_rounds
         && !(1..=MAX_BEACON_ROUNDS).contains(&rounds)
     {

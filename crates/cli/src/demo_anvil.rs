@@ -106,6 +106,17 @@ pub(crate) fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.beacon_rounds.is_some() {
         return Err("--beacon-rounds is not available with --chain anvil: the nodes there run without the beacon".into());
     }
+    if args.trust_chain || args.verify_chain {
+        return Err(format!(
+            "--{} is not available with --chain anvil: it concerns the embedded chain's blocks, \
+             which nodes re-execute; on anvil they follow the coordinator's logs",
+            if args.trust_chain {
+                "trust-chain"
+            } else {
+                "verify-chain"
+            }
+        ));
+    }
     if args.block_ms() < 100 {
         return Err("--block-ms must be at least 100 with --chain anvil".into());
     }

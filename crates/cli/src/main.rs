@@ -298,11 +298,27 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
     if n == 0 {
         return Err(CliError::usage("--committee must be at least 1"));
     }
+    let most = keyquorum_dkg::params::MAX_PARTICIPANTS;
+    if n > most {
+        return Err(CliError::Usage(format!(
+            "--committee {n}: at most {most} participants"
+        )));
+    }
     let f = keyquorum_dkg::Params::bft_faults(n);
     let faulty = args.faulty.unwrap_or(f);
     if faulty > n {
         return Err(CliError::Usage(format!(
             "--faulty {faulty} is larger than the committee (--committee {n})"
+        )));
+    }
+    if faulty == 0 && !args.fault.is_empty() {
+        return Err(CliError::Usage(format!(
+            "--fault with no faulty participant (--faulty {}): nobody would commit it",
+            if args.faulty.is_some() {
+                "0".to_string()
+            } else {
+                format!("resolves to floor((n - 1) / 3) = 0 for a committee of {n}")
+            }
         )));
     }
     if args.runs == 0 {
@@ -416,6 +432,14 @@ fn refuse_missing_index_domain(cfg: &SimConfig) -> Result<(), CliError> {
 /// `keyquorum sim`: exit 1 when any run fails a check. Runs whose adversaries exceed the fault
 /// bound are counted apart: they are neither ok nor failed.
 fn sim(args: SimArgs) -> Result<(), CliError> {
+    if args.seed.checked_add(args.runs.saturating_sub(1)).is_none() {
+        return Err(CliError::Usage(format!(
+            "--seed {} with --runs {}: run r uses seed + r, which would pass {}",
+            args.seed,
+            args.runs,
+            u64::MAX
+        )));
+    }
     if args.mode == SimMode::Sections {
         return sim_sections::run(&args.sections, args.seed, args.runs, args.format);
     }
@@ -432,14 +456,29 @@ fn sim(args: SimArgs) -> Result<(), CliError> {
         "curve": base.curve.to_string(),
         "indices": base.indices.to_string(),
         "reshare_committee": base.reshare.then(|| base.new_committee()),
+        "faults": base.faults.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+        "seed": args.seed,
+        "runs": args.runs,
     });
     if !json {
         println!(
-            "committee {} threshold {} quorum {} faulty {} · {} on {}, {} indices{}",
+            "committee {} threshold {} quorum {} faulty {}{} · {} on {}, {} indices{}",
             base.nodes,
             base.threshold,
             base.quorum,
             base.byzantine,
+            if base.byzantine > 0 {
+                format!(
+                    " ({})",
+                    base.faults
+                        .iter()
+                        .map(|k| k.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            } else {
+                String::new()
+            },
             args.variant,
             base.curve,
             base.indices,

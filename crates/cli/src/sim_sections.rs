@@ -46,6 +46,9 @@ pub struct SectionsSimArgs {
     unsettled_per_mille: u32,
 }
 
+/// The most joins a run simulates (`--joins`, or its default from `--min-section-size`).
+pub const MAX_JOINS: usize = 1024;
+
 fn config(args: &SectionsSimArgs) -> Result<SectionsConfig, CliError> {
     if args.elders < 2 {
         return Err(CliError::usage("--elders must be at least 2"));
@@ -60,9 +63,26 @@ fn config(args: &SectionsSimArgs) -> Result<SectionsConfig, CliError> {
     if min == 0 {
         return Err(CliError::usage("--min-section-size must be at least 1"));
     }
+    if min > MAX_JOINS {
+        return Err(CliError::Usage(format!(
+            "--min-section-size {min}: at most {MAX_JOINS}, the most joins a run simulates"
+        )));
+    }
     let mut cfg = SectionsConfig::sized(0, args.elders, min);
     if let Some(joins) = args.joins {
         cfg.joins = joins;
+    }
+    if cfg.joins > MAX_JOINS {
+        return Err(CliError::Usage(format!(
+            "--joins {}{}: at most {MAX_JOINS} (a run's work grows with the square of its \
+             members)",
+            cfg.joins,
+            if args.joins.is_none() {
+                format!(" (the default for --min-section-size {min})")
+            } else {
+                String::new()
+            }
+        )));
     }
     // Faulty joiners and leaves come after the first elder set has joined (growth starts from
     // honest elders); a count given that does not fit is refused rather than cut.
@@ -87,7 +107,24 @@ fn config(args: &SectionsSimArgs) -> Result<SectionsConfig, CliError> {
         None => cfg.faulty.min(room),
     };
     if !args.section_fault.is_empty() {
+        if cfg.faulty == 0 {
+            return Err(CliError::usage(format!(
+                "--section-fault with no faulty joiner (--section-faulty {}): nobody would \
+                 commit it",
+                if args.section_faulty.is_some() {
+                    "0"
+                } else {
+                    "resolves to 0 here"
+                }
+            )));
+        }
         cfg.faults = args.section_fault.clone();
+    }
+    if args.beyond_bound && cfg.faulty == 0 {
+        return Err(CliError::usage(
+            "--beyond-bound with no faulty joiner (--section-faulty 0, given or by default): \
+             no fault goes beyond the bound",
+        ));
     }
     cfg.beyond_bound = args.beyond_bound;
     if args.unsettled_per_mille > 1000 {

@@ -134,7 +134,76 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 43] = [
+    let cases: [(&[&str], &str); 52] = [
+        (
+            &["sim", "--faulty", "0", "--fault", "silent"],
+            "--fault with no faulty participant",
+        ),
+        (
+            &["sim", "--committee", "100000"],
+            "--committee 100000: at most 4096",
+        ),
+        (
+            &["sim", "--seed", "18446744073709551615", "--runs", "2"],
+            "run r uses seed + r",
+        ),
+        (
+            &[
+                "sim",
+                "--mode",
+                "sections",
+                "--elders",
+                "3",
+                "--beyond-bound",
+                "--section-faulty",
+                "0",
+            ],
+            "--beyond-bound with no faulty joiner",
+        ),
+        (
+            &[
+                "sim",
+                "--mode",
+                "sections",
+                "--section-faulty",
+                "0",
+                "--section-fault",
+                "silent",
+            ],
+            "--section-fault with no faulty joiner",
+        ),
+        (
+            &[
+                "sim",
+                "--mode",
+                "sections",
+                "--elders",
+                "4",
+                "--min-section-size",
+                "4294967295",
+            ],
+            "--min-section-size 4294967295: at most 1024",
+        ),
+        (
+            &[
+                "sim",
+                "--mode",
+                "sections",
+                "--elders",
+                "4",
+                "--min-section-size",
+                "500",
+            ],
+            "(the default for --min-section-size 500): at most 1024",
+        ),
+        (
+            &["demo", "--chain", "anvil", "--trust-chain"],
+            "--trust-chain is not available with --chain anvil",
+        ),
+        (
+            &["demo", "--timeout-secs", "0"],
+            "--timeout-secs must be at least 1",
+        ),
         (
             &["account", "transfer", "--to", "zz", "--amount", "1"],
             "--to \"zz\": not hex",
@@ -338,7 +407,7 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
                 "--indices",
                 "roots-of-unity",
             ],
-            "committee size n = 5000000000 must be between 1 and 4096",
+            "--committee 5000000000: at most 4096 participants",
         ),
         (
             &["sim", "--fault", ""],

@@ -674,6 +674,31 @@ async fn too_few_commitments_is_no_quorum_naming_the_silent_members() {
     }
 }
 
+/// A node with the view's signing key and no share of it (left out of the key's ceremony,
+/// though in the committee) says so, not that it is no member of the view.
+#[tokio::test]
+async fn a_node_without_a_share_of_the_signing_key_says_so() {
+    let keys = node_keys(3);
+    let (record, _) = signing_key(&keys, 2);
+    let s = SignService::new(
+        SignConfig::default(),
+        Some(Token::new(TOKEN.as_bytes())),
+        Arc::new(Metrics::new()),
+        Fault::None,
+    );
+    s.set_frost_view(Some(FrostView::new(4, &record, None).unwrap()));
+    let addr = serve(s.clone()).await;
+    let (status, body) = post(addr, Some(TOKEN), r#"{"scheme":"bip340","message":"00"}"#).await;
+    assert_eq!((status, code(&body)), (409, "no_signing_key"), "{body}");
+    assert_eq!(body["view"], 4);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("holds no share of view 4's")),
+        "{body}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_whose_nonce_store_is_full_answers_signer_unavailable() {
     // The coordinator's own store holds no room for a pair: its own commitment fails, which

@@ -285,6 +285,16 @@ pub enum SignError {
     /// The active view has no signing key on this node.
     #[error("the active view has no secp256k1 signing key on this node")]
     NoSigningKey,
+    /// The active view has a signing key, and this node holds no share of it: it was left out
+    /// of the key's ceremony (a committee member may be), or is not in the committee.
+    #[error(
+        "this node holds no share of view {view}'s secp256k1 signing key (a member left out \
+         of the key's ceremony holds none): ask a member that holds one"
+    )]
+    NoSigningKeyShare {
+        /// The active view.
+        view: u64,
+    },
     /// The nonce store is not open.
     #[error("the FROST nonce store is not open")]
     NoNonceStore,
@@ -479,7 +489,7 @@ impl SignService {
     pub(crate) fn check_frost_member(&self) -> Result<Arc<frost::FrostView>, SignError> {
         let view = self.active_frost().ok_or(SignError::NoSigningKey)?;
         if !view.is_member() {
-            return Err(SignError::NotAMember { view: view.view() });
+            return Err(SignError::NoSigningKeyShare { view: view.view() });
         }
         Ok(view)
     }
