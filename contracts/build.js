@@ -67,12 +67,13 @@ for (const [file, name] of CONTRACTS) {
       abi: c.abi,
       bytecode: '0x' + c.evm.bytecode.object,
       deployedBytecode: '0x' + c.evm.deployedBytecode.object,
-      // Where the deployed code holds the constructor's immutables (zeros in deployedBytecode):
-      // a node compares a deployment's code with this artifact's outside these ranges.
+      // Where the deployed code holds the constructor's immutables (zeros in deployedBytecode),
+      // one list of [start, length] per immutable, ordered by its first place: a node compares
+      // a deployment's code with this artifact's outside these ranges, and requires every
+      // place of one immutable to hold the same value.
       immutableReferences: Object.values(c.evm.deployedBytecode.immutableReferences || {})
-        .flat()
-        .map((r) => [r.start, r.length])
-        .sort((a, b) => a[0] - b[0]),
+        .map((places) => places.map((r) => [r.start, r.length]).sort((a, b) => a[0] - b[0]))
+        .sort((a, b) => a[0][0] - b[0][0]),
     },
     null,
     1,

@@ -827,15 +827,27 @@ impl Client {
     /// creates ([`crate::code`]). Run before anything is read from the contract, whose answers
     /// mean what the node assumes only then.
     pub async fn check_coordinator_code(&self) -> Result<(), ClientError> {
-        use crate::code::{COORDINATOR, READER, VERIFIER, check_contract};
+        use crate::code::{COORDINATOR, ForeignCode, Mismatch, READER, VERIFIER, check_contract};
         let code = self.provider.get_code_at(self.contract).await?;
         if code.is_empty() {
             return Err(ClientError::NoCode(self.contract));
         }
         check_contract(&COORDINATOR, self.contract, &code)?;
-        // The coordinator's code is keyquorum's: its getters answer with its immutables.
+        let foreign = |mismatch| ForeignCode {
+            what: COORDINATOR.name,
+            address: self.contract,
+            mismatch,
+        };
+        let held = COORDINATOR.immutable_addresses(&code).map_err(foreign)?;
+        // Every place of an immutable holds one value, so the getters answer what the calls
+        // use: they tell which held address is the verifier and which the reader.
         let verifier = self.read(Coordinator::blsCall {}).await?;
         let reader = self.read(Coordinator::readerCall {}).await?;
+        for (getter, answered) in [("bls", verifier), ("reader", reader)] {
+            if !held.contains(&answered) {
+                return Err(foreign(Mismatch::Getter { getter, answered }).into());
+            }
+        }
         for (artifact, at) in [(&*VERIFIER, verifier), (&*READER, reader)] {
             check_contract(artifact, at, &self.provider.get_code_at(at).await?)?;
         }

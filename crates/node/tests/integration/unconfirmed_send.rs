@@ -351,15 +351,43 @@ async fn a_coordinator_that_is_not_keyquorums_is_refused_by_name() {
     // The coordinator's own code, its immutables naming the coordinator itself as its BLS
     // verifier and encoding reader.
     let impostor = Address::repeat_byte(0x52);
+    let immutables = &keyquorum_evm::code::COORDINATOR.immutables;
+    let set = |code: &mut [u8], places: &[std::ops::Range<usize>], to: Address| {
+        for r in places {
+            code[r.clone()].fill(0);
+            code[r.end - 20..r.end].copy_from_slice(to.as_slice());
+        }
+    };
     let mut pointing = code.to_vec();
-    for r in &keyquorum_evm::code::COORDINATOR.immutables {
-        pointing[r.clone()].fill(0);
-        pointing[r.end - 20..r.end].copy_from_slice(real.as_slice());
+    for places in immutables {
+        set(&mut pointing, places, real);
     }
     set_code(&anvil, impostor, &pointing).await;
     let err = refused(connect(impostor).await);
     assert!(
         err.contains(&format!("the BLS verifier at {real} is not keyquorum's")),
+        "{err}"
+    );
+
+    // keyquorum's verifier and reader at one place of each immutable (which may be the
+    // getter's), another contract (here the coordinator) at the others, which calls read:
+    // refused, whatever the getters answer.
+    let genuine = keyquorum_evm::code::COORDINATOR
+        .immutable_addresses(&code)
+        .unwrap();
+    let two_faced = Address::repeat_byte(0x53);
+    let mut split = code.to_vec();
+    for (places, genuine) in immutables.iter().zip(&genuine) {
+        let (first, rest) = places.split_first().unwrap();
+        set(&mut split, std::slice::from_ref(first), *genuine);
+        set(&mut split, rest, real);
+    }
+    set_code(&anvil, two_faced, &split).await;
+    let err = refused(connect(two_faced).await);
+    assert!(
+        err.contains(&format!(
+            "the coordinator at {two_faced} is not keyquorum's"
+        )) && err.contains("inconsistent"),
         "{err}"
     );
 }
