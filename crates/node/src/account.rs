@@ -6,7 +6,11 @@
 //! `deregister` and `claim` sign one transaction with the node's identity key (from its
 //! keystore) and the account's next nonce as the chain reports it, submit it, and wait for
 //! the block that applies it. The contract's refusal (`insufficient_balance`, `stake_locked`,
-//! ...) is printed with its code and fails the run; nothing changed then.
+//! ...) is printed with its code and fails the run; nothing changed then. A submission whose
+//! answer is lost is looked up by its hash until it is seen, or known never received; a run
+//! that gives up says whether the transaction may still apply. With the node's
+//! `chain_config_digest` (or `--chain-config-digest`), nothing is signed for a chain that runs
+//! another configuration.
 //!
 //! A running node numbers its own transactions from the same account. Its sends and this
 //! command's may take the same nonce: the chain applies one and refuses the other as a bad
@@ -123,6 +127,11 @@ pub struct NodeSelection {
     /// The chain's HTTP API [default: http://127.0.0.1:7450]; `chain_url` in the file.
     #[arg(long)]
     pub chain_url: Option<String>,
+    /// The embedded chain's contract configuration to expect (SHA-256 of its JSON, hex, as
+    /// `keyquorum chain` prints it): nothing is signed for a chain that runs another;
+    /// `chain_config_digest` in the file.
+    #[arg(long, value_name = "HEX")]
+    pub chain_config_digest: Option<String>,
     /// Encrypted keystore [default: node.key]; `key_file` in the file.
     #[arg(long)]
     pub key_file: Option<PathBuf>,
@@ -138,6 +147,7 @@ impl NodeSelection {
     fn load(&self) -> Result<NodeConfig, CliError> {
         let o = NodeConfigOverrides {
             chain_url: self.chain_url.clone(),
+            chain_config_digest: self.chain_config_digest.clone(),
             key_file: self.key_file.clone(),
             passphrase_file: self.passphrase_file.clone(),
             passphrase_env: self.passphrase_env.clone(),
@@ -185,15 +195,27 @@ pub enum AccountError {
     /// Another sender from this account kept taking the nonce.
     #[error("the nonce was taken {NONCE_ATTEMPTS} times by another sender from this account")]
     NonceContention,
-    /// Submitted, and not in a block within [`INCLUSION_WAIT`].
+    /// Submitted (or its submission's answer lost), and not seen in a block within
+    /// [`INCLUSION_WAIT`].
     #[error(
-        "transaction {hash} submitted, not in a block after {}s (it may still be applied: \
-         `keyquorum account show` tells)",
+        "transaction {hash} was submitted and not seen in a block after {}s: it may still be \
+         applied, so check with `keyquorum account show` before sending it again",
         INCLUSION_WAIT.as_secs()
     )]
     NotIncluded {
         /// Its hash, hex.
         hash: String,
+    },
+    /// The submission failed and the chain does not know the transaction: nothing was sent.
+    #[error(
+        "the chain did not take transaction {hash} ({error}); nothing was sent, so the command \
+         can be run again"
+    )]
+    NotAccepted {
+        /// Its hash, hex.
+        hash: String,
+        /// Why the submission failed.
+        error: String,
     },
     /// The chain could not be asked.
     #[error("{0}")]
@@ -218,7 +240,9 @@ pub async fn account(
 }
 
 /// Signs `body` from `key`'s account with its next nonce, submits it and waits for its block;
-/// signs again when another sender from the account took the nonce.
+/// signs again when another sender from the account took the nonce. A submission whose answer
+/// is lost is looked up by its hash, never sent again with another nonce: that could apply it
+/// twice.
 pub async fn send(
     client: &Client,
     chain_id: &str,
@@ -228,51 +252,82 @@ pub async fn send(
     for attempt in 1..=NONCE_ATTEMPTS {
         let nonce = account(client, key.public()).await?.nonce;
         let tx = Transaction::sign(chain_id, key, nonce, body.clone()).encode();
-        let hash = match client.submit(tx).await {
-            Ok(s) => s.hash,
+        let hash = keyquorum_contract::tx::tx_hash(&tx);
+        let lost = match client.submit(tx).await {
+            Ok(_) => None,
             Err(ClientError::Api { code, .. }) if is_nonce(&code) => continue,
             // 400 is the contract's pre-check; other refusals (busy, too large) are the
-            // chain's and fail the run as they are.
+            // chain's and fail the run as they are: either way the chain did not take it.
             Err(ClientError::Api {
                 status: 400,
                 code,
                 reason,
                 ..
             }) => return Err(AccountError::Refused { code, reason }),
-            Err(e) => return Err(e.into()),
+            Err(e @ ClientError::Api { .. }) => return Err(e.into()),
+            // No answer: the chain may have taken it.
+            Err(e) => Some(e),
         };
-        let deadline = Instant::now() + INCLUSION_WAIT;
-        loop {
-            match client.tx(&hash).await? {
-                TxLookup::Pending { .. } => {}
-                TxLookup::Included {
-                    rejected: Some(r), ..
-                } if is_nonce(&r.code) => break,
-                TxLookup::Included {
-                    rejected: Some(r), ..
-                } => {
-                    return Err(AccountError::Refused {
-                        code: r.code,
-                        reason: r.reason,
-                    });
-                }
-                TxLookup::Included { height, events, .. } => {
-                    return Ok(Applied {
-                        height,
-                        events,
-                        attempts: attempt,
-                    });
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(AccountError::NotIncluded {
-                    hash: hex::encode(hash),
+        match wait_for_block(client, &hash, lost).await? {
+            Some((height, events)) => {
+                return Ok(Applied {
+                    height,
+                    events,
+                    attempts: attempt,
                 });
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            None => continue,
         }
     }
     Err(AccountError::NonceContention)
+}
+
+/// How long a transaction whose submission got no answer may stay unknown to the chain before
+/// it is taken as never received.
+const UNKNOWN_AFTER_LOST_ANSWER: Duration = Duration::from_secs(5);
+
+/// Waits for the block that applies transaction `hash`: its height and events, or `None` when
+/// the chain refused it for a nonce another sender took. `lost` is the error of a submission
+/// that got no answer.
+async fn wait_for_block(
+    client: &Client,
+    hash: &[u8; 32],
+    lost: Option<ClientError>,
+) -> Result<Option<(u64, Vec<serde_json::Value>)>, AccountError> {
+    let started = Instant::now();
+    loop {
+        match client.tx(hash).await {
+            Ok(TxLookup::Pending { .. }) => {}
+            Ok(TxLookup::Included {
+                rejected: Some(r), ..
+            }) if is_nonce(&r.code) => return Ok(None),
+            Ok(TxLookup::Included {
+                rejected: Some(r), ..
+            }) => {
+                return Err(AccountError::Refused {
+                    code: r.code,
+                    reason: r.reason,
+                });
+            }
+            Ok(TxLookup::Included { height, events, .. }) => return Ok(Some((height, events))),
+            Err(ClientError::Api { status: 404, .. })
+                if lost.is_some() && started.elapsed() > UNKNOWN_AFTER_LOST_ANSWER =>
+            {
+                return Err(AccountError::NotAccepted {
+                    hash: hex::encode(hash),
+                    error: lost.map(|e| e.to_string()).unwrap_or_default(),
+                });
+            }
+            // Unknown for now, or no answer: asked again until the wait is over.
+            Err(_) => {}
+        }
+        if started.elapsed() > INCLUSION_WAIT {
+            return Err(AccountError::NotIncluded {
+                hash: hex::encode(hash),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn parse_identity(flag: &str, hex_key: &str) -> Result<IdentityPublicKey, CliError> {
@@ -327,10 +382,13 @@ pub fn run(args: AccountArgs) -> Result<(), CliError> {
             .passphrase_source()
             .read()
             .map_err(CliError::failed)?;
-        Some(keystore::read(&config.key_file, &pass).map_err(CliError::failed)?)
+        let keys = keystore::read(&config.key_file, &pass).map_err(CliError::failed)?;
+        drop(pass);
+        Some(keys)
     } else {
         None
     };
+    let pinned = config.pinned_chain_config().map_err(CliError::usage)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -349,6 +407,22 @@ pub fn run(args: AccountArgs) -> Result<(), CliError> {
                 .state
                 .ok_or_else(|| CliError::Failed("the chain runs no contract".into()))?
                 .chain_id;
+            // A transaction signed for the wrong chain could be replayed on the right one if
+            // their ids agree: with a pinned configuration, the chain must run it.
+            if let Some(pinned) = pinned {
+                let served: keyquorum_contract::ContractConfig =
+                    client.get("/query/config").await.map_err(failed)?;
+                let digest = crate::chain::replica::config_digest(&served);
+                if digest != pinned {
+                    return Err(CliError::Failed(format!(
+                        "the chain at {} runs another contract configuration (digest {}, \
+                         chain_config_digest {}): nothing was signed",
+                        config.chain_url,
+                        hex::encode(digest),
+                        hex::encode(pinned)
+                    )));
+                }
+            }
             let kind = body.kind();
             match send(&client, &chain_id, keys.identity(), body).await {
                 Ok(applied) => {
@@ -391,6 +465,7 @@ mod tests {
         let selection = NodeSelection {
             config: Some(path),
             chain_url: None,
+            chain_config_digest: None,
             key_file: None,
             passphrase_file: None,
             passphrase_env: None,

@@ -185,3 +185,80 @@ async fn an_operator_moves_value_and_stake_and_a_refusal_changes_nothing() {
     }
     assert!(contended, "the command never met the other sender's nonce");
 }
+
+/// `keyquorum account` as the CLI runs it: with a pinned configuration it signs nothing for a
+/// chain that runs another, and sends the transfer to the chain that runs it.
+#[test]
+fn the_command_signs_only_for_the_pinned_chain() {
+    use keyquorum_node::account::{AccountArgs, AccountCommand, NodeSelection, run};
+    use keyquorum_node::cli::CliError;
+    use keyquorum_node::keystore::{self, KdfParams, Passphrase};
+
+    let a = NodeKeys::from_master(&[3; 32]);
+    let b = NodeKeys::from_master(&[4; 32]);
+    let mut config = ContractConfig::defaults(CHAIN_ID, 4);
+    config.genesis.push(GenesisAccount {
+        identity: keyquorum_contract::hex::Hex(a.identity().public().to_bytes()),
+        balance: 1000,
+    });
+    let digest = hex::encode(keyquorum_node::chain::replica::config_digest(&config));
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("node.key");
+    let pass_file = dir.path().join("pass");
+    std::fs::write(&pass_file, "pw\n").unwrap();
+    let weak = KdfParams {
+        m_cost_kib: 1024,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    keystore::write(&key_file, &a, &Passphrase::new("pw"), weak).unwrap();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let chain = rt.block_on(async {
+        Chain::start(
+            ChainConfig {
+                data_dir: dir.path().join("chain"),
+                listen: ([127, 0, 0, 1], 0).into(),
+                block_ms: 50,
+                ..ChainConfig::default()
+            },
+            ContractMachine(Contract::new(config).unwrap()),
+        )
+        .await
+        .unwrap()
+    });
+    let url = format!("http://{}", chain.local_addr());
+    let transfer = |pinned: &str| AccountArgs {
+        command: AccountCommand::Transfer {
+            to: hex::encode(b.identity().public().to_bytes()),
+            amount: 25,
+            node: NodeSelection {
+                config: None,
+                chain_url: Some(url.clone()),
+                chain_config_digest: Some(pinned.to_string()),
+                key_file: Some(key_file.clone()),
+                passphrase_file: Some(pass_file.clone()),
+                passphrase_env: None,
+            },
+        },
+    };
+    let other = hex::encode([7u8; 32]);
+    let err = run(transfer(&other)).unwrap_err();
+    assert!(
+        matches!(&err, CliError::Failed(m) if m.contains("runs another contract configuration")),
+        "{err}"
+    );
+    let client = Client::new(&url).unwrap();
+    let balance = |who: &NodeKeys| {
+        rt.block_on(account(&client, who.identity().public()))
+            .unwrap()
+            .balance
+    };
+    assert_eq!((balance(&a), balance(&b)), (1000, 0));
+    run(transfer(&digest)).unwrap();
+    assert_eq!((balance(&a), balance(&b)), (975, 25));
+}
