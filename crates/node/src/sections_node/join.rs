@@ -38,7 +38,7 @@ use keyquorum_sections::store::ElderRecord;
 use keyquorum_sections::wire::decode_peer;
 use keyquorum_sections::{Name, Prefix};
 use std::time::Duration;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{SectionsNodeError, peer_of};
 
@@ -46,6 +46,8 @@ use super::{SectionsNodeError, peer_of};
 pub const ADMITTED: u8 = 1;
 /// Answer of a node that did not admit the peer.
 pub const REFUSED: u8 = 0;
+/// Answer of an elder that did not admit the peer because it runs other section parameters.
+pub const REFUSED_PARAMS: u8 = 2;
 
 const TAG_QUERY: u8 = 0;
 const TAG_ADMIT: u8 = 1;
@@ -203,17 +205,30 @@ pub fn check_answer(
     Ok(())
 }
 
-/// Whether an elder of the section under `prefix`, running `ours`, admits `peer`, which runs
-/// `theirs`, asked by the node the transport proved to be `sender` over a connection from
-/// `from`.
-pub fn admissible(
+/// Why an elder of the section under `prefix`, running `ours`, does not admit `peer`, which
+/// runs `theirs`, asked by the node the transport proved to be `sender` over a connection from
+/// `from`: its answer code ([`REFUSED_PARAMS`] or [`REFUSED`]), or `None` to admit it.
+pub fn refusal(
     peer: &Peer,
     theirs: &SectionParams,
     ours: &SectionParams,
     sender: &Name,
     from: &PeerId,
     prefix: &Prefix,
-) -> bool {
+) -> Option<u8> {
+    let addr_names_sender = peer
+        .addr
+        .parse::<Multiaddr>()
+        .ok()
+        .and_then(|a| peer_of(&a))
+        .is_some_and(|p| p == *from);
+    if !(peer.name() == *sender
+        && prefix.matches(sender)
+        && addr_names_sender
+        && peer.dkg.verify_pop())
+    {
+        return Some(REFUSED);
+    }
     if theirs != ours {
         warn!(
             name = %hex::encode(sender.0),
@@ -223,15 +238,9 @@ pub fn admissible(
             our_min_section_size = ours.min_section_size,
             "a joiner with other section parameters refused"
         );
-        return false;
+        return Some(REFUSED_PARAMS);
     }
-    let addr_names_sender = peer
-        .addr
-        .parse::<Multiaddr>()
-        .ok()
-        .and_then(|a| peer_of(&a))
-        .is_some_and(|p| p == *from);
-    peer.name() == *sender && prefix.matches(sender) && addr_names_sender && peer.dkg.verify_pop()
+    None
 }
 
 /// Asks the bootstrap peers, in turn, for the section until one answer checks out.
@@ -242,6 +251,9 @@ pub async fn query_section(
     params: &SectionParams,
 ) -> Result<(ElderRecord, Option<SignedSap>), SectionsNodeError> {
     let mut last = String::from("no bootstrap peer");
+    // A peer's parameters are its own word: one that differs from ours stops the join only if
+    // no other bootstrap peer runs ours.
+    let mut other_params = None;
     for _attempt in 0..10 {
         for addr in bootstrap {
             let Some(peer) = peer_of(addr) else {
@@ -265,16 +277,14 @@ pub async fn query_section(
                         .map(|()| a)
                 }) {
                 Ok(a) if a.params != *params => {
-                    return Err(SectionsNodeError::Usage(format!(
-                        "the section at {addr} runs --elder-count {} --min-section-size {}, and \
-                         this node was started with --elder-count {} --min-section-size {}: \
-                         every node of a network must run the same (start it with the \
-                         section's values)",
-                        a.params.elder_count,
-                        a.params.min_section_size,
-                        params.elder_count,
-                        params.min_section_size
-                    )));
+                    warn!(
+                        %addr,
+                        elder_count = a.params.elder_count,
+                        min_section_size = a.params.min_section_size,
+                        "a bootstrap peer runs other section parameters"
+                    );
+                    other_params.get_or_insert((addr.clone(), a.params));
+                    last = format!("{addr}: other section parameters");
                 }
                 Ok(a) => {
                     let found = (a.section.record, a.section.signed);
@@ -287,6 +297,18 @@ pub async fn query_section(
                 }
                 Err(e) => last = format!("{addr}: {e}"),
             }
+        }
+        if let Some((addr, theirs)) = &other_params {
+            return Err(SectionsNodeError::Usage(format!(
+                "the section at {addr} runs --elder-count {} --min-section-size {}, and this \
+                 node was started with --elder-count {} --min-section-size {}, and no \
+                 bootstrap peer runs this node's: every node of a network must run the same \
+                 (start it with the section's values)",
+                theirs.elder_count,
+                theirs.min_section_size,
+                params.elder_count,
+                params.min_section_size
+            )));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -332,6 +354,18 @@ pub async fn ask_admission(net: NetworkHandle, us: Peer, params: SectionParams, 
             {
                 Ok(a) if a == [ADMITTED] => {
                     admitted += 1;
+                    break;
+                }
+                Ok(a) if a == [REFUSED_PARAMS] => {
+                    error!(
+                        elder = %hex::encode(elder.name().0),
+                        elder_count = params.elder_count,
+                        min_section_size = params.min_section_size,
+                        "admission refused: the elder runs other section parameters than this \
+                         node (its bootstrap peer said otherwise); this node will not be \
+                         admitted: stop it and join again from a new data directory with the \
+                         section's --elder-count and --min-section-size"
+                    );
                     break;
                 }
                 Ok(_) => {
@@ -448,7 +482,10 @@ mod tests {
         let peer = Peer::new(&key, format!("/ip4/127.0.0.1/tcp/1/p2p/{from}"));
         let ours = SectionParams::default();
         let name = peer.name();
-        assert!(admissible(&peer, &ours, &ours, &name, &from, &Prefix::ROOT));
+        assert_eq!(
+            refusal(&peer, &ours, &ours, &name, &from, &Prefix::ROOT),
+            None
+        );
         for theirs in [
             SectionParams {
                 elder_count: ours.elder_count + 1,
@@ -459,24 +496,16 @@ mod tests {
                 ..ours
             },
         ] {
-            assert!(!admissible(
-                &peer,
-                &theirs,
-                &ours,
-                &name,
-                &from,
-                &Prefix::ROOT
-            ));
+            assert_eq!(
+                refusal(&peer, &theirs, &ours, &name, &from, &Prefix::ROOT),
+                Some(REFUSED_PARAMS)
+            );
         }
         // The other conditions still hold: another sender, or another connection, is refused.
-        assert!(!admissible(
-            &peer,
-            &ours,
-            &ours,
-            &name,
-            &PeerId::random(),
-            &Prefix::ROOT
-        ));
+        assert_eq!(
+            refusal(&peer, &ours, &ours, &name, &PeerId::random(), &Prefix::ROOT),
+            Some(REFUSED)
+        );
     }
 
     proptest::proptest! {

@@ -791,17 +791,18 @@ impl Runtime {
             }
             Ok(join::Request::Admit(peer, params)) => {
                 let c = self.coordinator.coordinator();
-                let admitted = c.our_share().is_some()
-                    && join::admissible(
-                        &peer,
-                        &params,
-                        &self.params,
-                        &sender,
-                        &from,
-                        &c.sap().prefix,
-                    );
-                if !admitted {
+                if c.our_share().is_none() {
                     return Ok(vec![join::REFUSED]);
+                }
+                if let Some(code) = join::refusal(
+                    &peer,
+                    &params,
+                    &self.params,
+                    &sender,
+                    &from,
+                    &c.sap().prefix,
+                ) {
+                    return Ok(vec![code]);
                 }
                 let peer = *peer;
                 let prefix = c.sap().prefix;
