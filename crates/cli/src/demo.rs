@@ -1040,7 +1040,7 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
                         "refused_by": refusers,
                     }))
                     .collect::<Vec<_>>(),
-                "sign": on_demand.as_ref().map(|s| &s.answer),
+                "sign": on_demand.as_ref().map(|s| s.json()),
             })
         );
     } else {

@@ -24,6 +24,27 @@ pub struct OnDemand {
 }
 
 impl OnDemand {
+    /// The JSON output: the node's answer, and when it signed in a view after the last one the
+    /// demo reported, that view and why (the chain went on, and a reshare keeps the key).
+    pub fn json(&self) -> Value {
+        let mut out = self.answer.clone();
+        if let (Some(v), Some(map)) = (self.answer["view"].as_u64(), out.as_object_mut())
+            && v > self.reported_view
+        {
+            map.insert("reported_view".into(), self.reported_view.into());
+            map.insert(
+                "note".into(),
+                format!(
+                    "signed in view {v}: the chain went on changing views after view {}, and \
+                     resharing kept the key",
+                    self.reported_view
+                )
+                .into(),
+            );
+        }
+        out
+    }
+
     /// The text line.
     pub fn line(&self) -> String {
         let a = &self.answer;
@@ -166,5 +187,24 @@ mod tests {
         let other_pk = hex::encode(tbls::public_key::<MinPk>(&other).to_compressed());
         assert!(!verifies(&other_pk, &sig, &bytes));
         assert!(!verifies("zz", &sig, &bytes));
+    }
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_in_a_later_view_says_why_in_json() {
+        let on_demand = |view: u64| OnDemand {
+            answer: serde_json::json!({ "view": view, "signature": "ab" }),
+            port: 1,
+            reported_view: 2,
+        };
+        let later = on_demand(7).json();
+        assert_eq!(later["reported_view"], 2);
+        assert!(later["note"].as_str().unwrap().contains("signed in view 7"));
+        let same = on_demand(2).json();
+        assert!(same.get("note").is_none() && same.get("reported_view").is_none());
     }
 }

@@ -65,10 +65,12 @@ fn over_the_limit(e: &axum::Error) -> bool {
     false
 }
 
-/// The bearer token presented, if any.
+/// The bearer token presented, if any. The scheme's name is case-insensitive (RFC 9110
+/// section 11.1), the token is not.
 fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
     let v = headers.get(header::AUTHORIZATION)?.as_bytes();
-    v.strip_prefix(b"Bearer ")
+    let (scheme, token) = v.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
 }
 
 fn rejected(s: &SignService, code: &str) {
@@ -353,4 +355,24 @@ fn named(culprits: &[frost::Culprit]) -> (Vec<String>, serde_json::Map<String, V
 /// The route.
 pub fn routes(service: SignService) -> Router {
     Router::new().route("/sign", post(sign)).with_state(service)
+}
+
+#[cfg(test)]
+mod bearer_tests {
+    use super::*;
+
+    #[test]
+    fn the_scheme_is_matched_in_any_case_and_the_token_exactly() {
+        let presented = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+            bearer(&headers).map(<[u8]>::to_vec)
+        };
+        for value in ["Bearer Tok", "bearer Tok", "BEARER Tok"] {
+            assert_eq!(presented(value), Some(b"Tok".to_vec()), "{value}");
+        }
+        for value in ["Basic Tok", "Bearer", "BearerTok", ""] {
+            assert_eq!(presented(value), None, "{value}");
+        }
+    }
 }
