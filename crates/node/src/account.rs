@@ -153,10 +153,7 @@ impl NodeSelection {
             passphrase_env: self.passphrase_env.clone(),
             ..Default::default()
         };
-        let config = NodeConfig::load(self.config.as_deref(), &o).map_err(|e| match e {
-            crate::config::ConfigError::Read(..) => CliError::Failed(e.to_string()),
-            other => CliError::Usage(other.to_string()),
-        })?;
+        let config = crate::cli::load_config(self.config.as_deref(), &o)?;
         if config.chain == ChainKind::Evm {
             return Err(CliError::Usage(
                 "keyquorum account manages accounts on the embedded chain; on an EVM chain the \

@@ -169,13 +169,21 @@ impl NodeArgs {
             evm_chain_key_file: self.chain_key_file.clone(),
             restored_from_backup: self.restored_from_backup,
         };
-        NodeConfig::load(self.config.as_deref(), &o).map_err(|e| match e {
-            // A file that cannot be read fails the run; what it says, if wrong, is a usage
-            // error.
-            ConfigError::Read(..) => CliError::Failed(e.to_string()),
-            other => CliError::Usage(other.to_string()),
-        })
+        load_config(self.config.as_deref(), &o)
     }
+}
+
+/// The node configuration from `file` (if any) with `overrides` applied, for the commands that
+/// take the node's settings (`keyquorum node`, `keyquorum account`).
+pub fn load_config(
+    file: Option<&std::path::Path>,
+    overrides: &NodeConfigOverrides,
+) -> Result<NodeConfig, CliError> {
+    NodeConfig::load(file, overrides).map_err(|e| match e {
+        // A file that cannot be read fails the run; what it says, if wrong, is a usage error.
+        ConfigError::Read(..) => CliError::Failed(e.to_string()),
+        other => CliError::Usage(other.to_string()),
+    })
 }
 
 /// Arguments of `keyquorum keys`.
