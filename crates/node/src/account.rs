@@ -392,20 +392,25 @@ pub fn run(args: AccountArgs) -> Result<(), CliError> {
         .map_err(CliError::failed)?;
     rt.block_on(async move {
         let failed = |e: ClientError| CliError::Failed(format!("{}: {e}", config.chain_url));
-        let who = match (&identity, &keys) {
-            (Some(id), _) => id.clone(),
+        let who = match (identity, &keys) {
+            (Some(id), _) => id,
             (None, Some(k)) => k.identity().public().clone(),
-            (None, None) => unreachable!("the keystore is read when no identity is given"),
+            (None, None) => {
+                return Err(CliError::Usage(
+                    "--identity or a keystore is needed to name the account".into(),
+                ));
+            }
         };
         if let (Some(body), Some(keys)) = (body, &keys) {
             let status: keyquorum_devchain::api::Status<keyquorum_contract::query::ContractStatus> =
                 client.status().await.map_err(failed)?;
-            let chain_id = status
+            let mut chain_id = status
                 .state
                 .ok_or_else(|| CliError::Failed("the chain runs no contract".into()))?
                 .chain_id;
             // A transaction signed for the wrong chain could be replayed on the right one if
-            // their ids agree: with a pinned configuration, the chain must run it.
+            // their ids agree: with a pinned configuration, the chain must run it, and the
+            // signature binds the pinned configuration's chain id.
             if let Some(pinned) = pinned {
                 let served: keyquorum_contract::ContractConfig =
                     client.get("/query/config").await.map_err(failed)?;
@@ -419,6 +424,7 @@ pub fn run(args: AccountArgs) -> Result<(), CliError> {
                         hex::encode(pinned)
                     )));
                 }
+                chain_id = served.chain_id;
             }
             let kind = body.kind();
             match send(&client, &chain_id, keys.identity(), body).await {
