@@ -58,15 +58,13 @@ async fn an_operator_moves_value_and_stake_and_a_refusal_changes_nothing() {
         )
     };
 
-    let applied = send(
-        &client,
-        CHAIN_ID,
-        a.identity(),
-        TxBody::Transfer {
-            to: idb.clone(),
-            amount: 300,
-        },
-    )
+    // Every transaction of this test is the operator's of account `a`.
+    let from_a = |body: TxBody| send(&client, CHAIN_ID, a.identity(), body);
+
+    let applied = from_a(TxBody::Transfer {
+        to: idb.clone(),
+        amount: 300,
+    })
     .await
     .unwrap();
     assert!(
@@ -79,15 +77,10 @@ async fn an_operator_moves_value_and_stake_and_a_refusal_changes_nothing() {
 
     // Above the balance: refused by name, nothing moved, the nonce not used.
     let before = account(&client, ida).await.unwrap();
-    let refused = send(
-        &client,
-        CHAIN_ID,
-        a.identity(),
-        TxBody::Transfer {
-            to: idb.clone(),
-            amount: 701,
-        },
-    )
+    let refused = from_a(TxBody::Transfer {
+        to: idb.clone(),
+        amount: 701,
+    })
     .await
     .unwrap_err();
     assert!(
@@ -98,43 +91,18 @@ async fn an_operator_moves_value_and_stake_and_a_refusal_changes_nothing() {
 
     // Stake: locked at registration and by `stake`, taken out by `unbond`, not claimable
     // before its view.
-    send(&client, CHAIN_ID, a.identity(), registration(&a, 100))
-        .await
-        .unwrap();
-    send(
-        &client,
-        CHAIN_ID,
-        a.identity(),
-        TxBody::AddStake { amount: 50 },
-    )
-    .await
-    .unwrap();
-    send(
-        &client,
-        CHAIN_ID,
-        a.identity(),
-        TxBody::Unbond { amount: 40 },
-    )
-    .await
-    .unwrap();
+    from_a(registration(&a, 100)).await.unwrap();
+    from_a(TxBody::AddStake { amount: 50 }).await.unwrap();
+    from_a(TxBody::Unbond { amount: 40 }).await.unwrap();
     let now = account(&client, ida).await.unwrap();
     assert_eq!(held(now.clone()), (550, 110, 40));
     assert!(now.registered);
-    let early = send(&client, CHAIN_ID, a.identity(), TxBody::ClaimUnbonded)
-        .await
-        .unwrap_err();
+    let early = from_a(TxBody::ClaimUnbonded).await.unwrap_err();
     assert!(
         matches!(&early, AccountError::Refused { code, .. } if code == "still_unbonding"),
         "{early}"
     );
-    let more = send(
-        &client,
-        CHAIN_ID,
-        a.identity(),
-        TxBody::AddStake { amount: 551 },
-    )
-    .await
-    .unwrap_err();
+    let more = from_a(TxBody::AddStake { amount: 551 }).await.unwrap_err();
     assert!(
         matches!(&more, AccountError::Refused { code, .. } if code == "insufficient_balance"),
         "{more}"
@@ -160,15 +128,10 @@ async fn an_operator_moves_value_and_stake_and_a_refusal_changes_nothing() {
         )
         .encode();
         client.submit(node_tx).await.unwrap();
-        let applied = send(
-            &client,
-            CHAIN_ID,
-            a.identity(),
-            TxBody::Transfer {
-                to: idb.clone(),
-                amount: 7,
-            },
-        )
+        let applied = from_a(TxBody::Transfer {
+            to: idb.clone(),
+            amount: 7,
+        })
         .await
         .unwrap();
         expected.0.0 -= 12;
