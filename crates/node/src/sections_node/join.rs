@@ -7,15 +7,17 @@
 //!    chain verifies from the genesis key it was configured with and ends in the SAP's key,
 //!    and if the SAP carries the section key's signature. At genesis that is the genesis key's
 //!    own signature on the genesis SAP ([`SignedSap::verify_genesis`]), so a bootstrap peer
-//!    cannot name another genesis elder either. A joiner started with other section parameters
-//!    stops there, before it records anything: every node of a network must select elders
-//!    alike, or no start gathers a supermajority.
+//!    cannot name another genesis elder either. A joiner whose section parameters no
+//!    answering bootstrap peer shares stops there, before it records anything (one peer with
+//!    others is that peer's failure: the joiner asks the next): every node of a network must
+//!    select elders alike, or no start gathers a supermajority.
 //! 2. The joiner asks every elder of that SAP to admit it ([`Request::Admit`] with its own
 //!    peer entry and section parameters). An elder admits a peer only if the entry's node key
 //!    is the identity the transport proved, its DKG keys come with a valid proof of
 //!    possession, its address names the libp2p peer the request came from, its name falls
 //!    under the section's prefix, and it runs the elder's section parameters (the answer's
-//!    parameters are the bootstrap peer's word; this check is the elders').
+//!    parameters are the bootstrap peer's word; this check is the elders', answered
+//!    [`REFUSED_PARAMS`], on which the joiner logs an error saying what to do).
 //!
 //! A member tells the elders of its SAP it is alive ([`Request::Alive`], its own signed
 //! statement) at start, at every SAP it applies and periodically while it is not an elder, so
