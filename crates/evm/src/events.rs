@@ -47,7 +47,7 @@ use keyquorum_dkg::messages::{Post, SignedPost};
 use crate::Deployment;
 use crate::client::{BoardInput, ConfirmedBlock, Phase};
 use crate::proofs::{FaultProof, ProofContext, fault_proof};
-use crate::stagger::{ProofSchedule, ProofTurn, proof_turn};
+use crate::stagger::{ActivationSchedule, ProofSchedule, Turn, activation_turn, proof_turn};
 
 /// Most fraud proofs kept for sending (a few ceremonies' worth: each names a dealer once).
 const MAX_PROOFS: usize = 1_024;
@@ -221,7 +221,7 @@ impl Translator {
         me: Address,
         confirmed: u64,
         confirmations: u64,
-    ) -> Option<ProofTurn> {
+    ) -> Option<Turn> {
         let p = self.proofs.get(&proof_key(post))?;
         Some(proof_turn(
             &p.schedule,
@@ -229,6 +229,49 @@ impl Translator {
             p.settled,
             confirmed,
             confirmations,
+        ))
+    }
+
+    /// Whether `me` sends the activation of the magic block `block_hash`, whose signatures it
+    /// held at confirmed block `collected_at`, now that block `confirmed` is confirmed and no new
+    /// block was for `idle_ms` ([`crate::stagger`]): settled once this translator saw the
+    /// block's view activated; `None` when the block is neither active nor the one the live
+    /// ceremony's board defines.
+    pub fn activation_turn(
+        &self,
+        block_hash: &[u8; 32],
+        me: Address,
+        collected_at: u64,
+        confirmed: u64,
+        confirmations: u64,
+        idle_ms: u64,
+    ) -> Option<Turn> {
+        if &self.magic_block_hash == block_hash {
+            return Some(Turn::Settled);
+        }
+        let created = self.created(block_hash)?;
+        let schedule = ActivationSchedule {
+            block_hash: *block_hash,
+            activators: created
+                .block
+                .members
+                .iter()
+                .filter_map(|m| {
+                    self.nodes
+                        .iter()
+                        .find(|(_, r)| r.identity == m.identity.0)
+                        .map(|(a, _)| *a)
+                })
+                .collect(),
+            collected_at,
+        };
+        Some(activation_turn(
+            &schedule,
+            me,
+            false,
+            confirmed,
+            confirmations,
+            idle_ms,
         ))
     }
 

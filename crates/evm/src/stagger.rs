@@ -1,11 +1,15 @@
-//! Who sends a fraud proof, and when: the staggering that keeps the honest members of a
-//! committee from all proving the same fault at once.
+//! Who sends a transaction that several members could send, and when: the staggering that
+//! keeps the honest members of a committee from all sending the same fraud proof, or the same
+//! activation, at once.
 //!
+//! On an EVM chain a copy that reaches gas estimation after the first one is mined is refused
+//! for free, but copies mined in the same block as the first revert and each costs its sender
+//! the gas. So the members take turns.
+//!
+//! ## Fraud proofs
 //! Every node's board replica finds a fault the contract can check at the same point of the
 //! log, so without a rule every honest member would send the same proof together. The contract
-//! slashes once per culprit and ceremony: a copy that reaches gas estimation after the first
-//! proof is mined is refused for free (`AlreadySlashed`), but copies mined in the same block
-//! revert and each costs its sender the gas. So the members take turns:
+//! slashes once per culprit and ceremony (a late copy reverts as `AlreadySlashed`).
 //!
 //! - The *provers* of a fault are the members of the ceremony's committee that look honest on
 //!   the board at the moment the fault is found: every dealer still active there (it
@@ -18,25 +22,61 @@
 //! - The prover of rank `r` sends once the node's follower has confirmed the block
 //!   `found_at + r * (confirmations + 2)`, where `found_at` is the block whose log carried the
 //!   refused post, unless by then the follower has seen the culprit slashed in that ceremony.
-//!   The turn is `confirmations + 2` blocks long because a proof sent at the start of a turn is
-//!   mined in the next block at the latest on a live chain, and the follower reports that block
-//!   `confirmations` blocks later; one more block is slack for the sender's round trip. Rank 0
-//!   sends as soon as it sees the fault; a later rank sends only when every rank before it has
-//!   had its turn without a settlement (it is down, slow or out of funds). A proof that still
-//!   meets an earlier one is refused at estimation or, in the same block, reverts as
-//!   `AlreadySlashed` (`crate::client::Revert::Mined` names the replayed reason).
+//!   The turn is `confirmations + 2` blocks long because a transaction sent at the start of a
+//!   turn is mined in the next block at the latest on a live chain, and the follower reports
+//!   that block `confirmations` blocks later; one more block is slack for the sender's round
+//!   trip. Rank 0 sends as soon as it sees the fault; a later rank sends only when every rank
+//!   before it has had its turn without a settlement (it is down, slow or out of funds). A
+//!   proof that still meets an earlier one is refused at estimation or, in the same block,
+//!   reverts as `AlreadySlashed` (`crate::client::Revert::Mined` names the replayed reason).
 //!
 //! A node outside the provers (not in the committee, the culprit, or absent from the board)
 //! does not send the proof: the committee's honest members are the ones following the
 //! ceremony's board, and any one of them suffices.
 //!
-//! [`proof_turn`] is the whole rule, pure: block heights in, a decision out. The node asks it
-//! at each confirmed block for the proofs it holds (`keyquorum-node`'s `chain::evm`).
+//! ## Activations
+//! Every member of a new committee collects the partial signatures on its magic block off
+//! chain and, once it holds a threshold of them, can activate the view; the contract takes the
+//! first `activate` and refuses the others (a copy mined in the same block reverts, about
+//! 130,000 gas).
+//!
+//! - The *activators* are the new committee's members (the block's member list, by account).
+//! - Ranks as for proofs, with `keccak256(ACTIVATOR_RANK_TAG || block hash || activator)`:
+//!   another order for every magic block.
+//! - Unlike a fault, which every replica finds in the same block, the signatures are complete
+//!   at a slightly different moment on each member (the partials travel off chain), so each
+//!   member counts its turns from `collected_at`, the confirmed block at which it held them:
+//!   the activator of rank `r` sends once its follower has confirmed
+//!   `collected_at + r * (confirmations + 2)`, unless its follower has seen the view activated
+//!   by then. Members hold the signatures within a block or so of each other (each partial goes
+//!   to every member at once), which the turn's slack block covers; a member whose partials
+//!   arrive later than that may still send a copy beside an earlier rank's.
+//! - A chain that mines only when a transaction comes (anvil's default) confirms no block
+//!   while every member waits its turn, so a rank-0 member that is down would stall the view.
+//!   There the turns run on the clock instead: the activator of rank `r` also sends once its
+//!   follower has confirmed no new block for `r * IDLE_TURN_MS` while it held the signatures.
+//!   Such a chain mines each transaction in its own block, so an earlier copy is seen at gas
+//!   estimation and costs nothing.
+//! - A node holding the signatures without finding its own account among the activators (its
+//!   registration not seen by this follower) goes after all of them rather than never: an
+//!   activation left unsent stalls the view change, a copy costs only gas.
+//!
+//! [`proof_turn`] and [`activation_turn`] are the whole rule, pure: block heights in, a
+//! decision out. The node asks them at each confirmed block for the proofs and activations it
+//! holds (`keyquorum-node`'s `chain::evm`).
 
 use alloy_primitives::{Address, keccak256};
 
 /// The domain tag of a prover's rank hash.
 pub const RANK_TAG: &[u8] = b"keyquorum-evm/prover-rank/v1";
+
+/// The domain tag of an activator's rank hash.
+pub const ACTIVATOR_RANK_TAG: &[u8] = b"keyquorum-evm/activator-rank/v1";
+
+/// How long a chain that confirms no new block counts as one activation turn, in
+/// milliseconds: 30 s, longer than the block interval of the chains the coordinator targets, so
+/// a chain that mines on its own never reaches it between two blocks.
+pub const IDLE_TURN_MS: u64 = 30_000;
 
 /// What fixes the turns of one fault: who may prove it and since when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,9 +92,21 @@ pub struct ProofSchedule {
     pub found_at: u64,
 }
 
-/// What a node does with a fraud proof it holds, at a given confirmed height.
+/// What fixes the turns of one activation: the block and who may activate it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivationSchedule {
+    /// The magic block's hash.
+    pub block_hash: [u8; 32],
+    /// The new committee's accounts (any order: the ranks do not depend on it).
+    pub activators: Vec<Address>,
+    /// The confirmed block at which this node held the combined signatures.
+    pub collected_at: u64,
+}
+
+/// What a node does with a transaction it holds (a fraud proof or an activation), at a given
+/// confirmed height.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProofTurn {
+pub enum Turn {
     /// Send it now.
     Send,
     /// Not this node's turn yet: ask again once block `at` is confirmed.
@@ -62,10 +114,11 @@ pub enum ProofTurn {
         /// The first confirmed height at which this node sends.
         at: u64,
     },
-    /// The culprit is slashed in that ceremony already: drop the proof.
+    /// Settled by another member's transaction (the culprit slashed in that ceremony, the view
+    /// activated): drop it.
     Settled,
-    /// This node is not among the provers: it never sends this proof.
-    NotAProver,
+    /// This node is not among the provers of a fault: it never sends this proof.
+    NotListed,
 }
 
 /// The hash that orders the provers of `culprit`'s fault in ceremony `session`.
@@ -78,26 +131,59 @@ fn rank_key(session: &[u8; 32], culprit: Address, prover: Address) -> [u8; 32] {
     keccak256(input).0
 }
 
-/// `prover`'s rank among the schedule's provers (0 sends first), if it is one. A prover
-/// listed twice counts once.
-pub fn prover_rank(schedule: &ProofSchedule, prover: Address) -> Option<u64> {
-    if prover == schedule.culprit || !schedule.provers.contains(&prover) {
+/// `me`'s place among `members` (left out: `excluded`) when they are sorted by `key`, ties
+/// (a 256-bit collision) broken by the address so the order stays total; `None` if `me` is not
+/// one of them. A member listed twice counts once.
+fn rank_among(
+    members: &[Address],
+    excluded: Option<Address>,
+    me: Address,
+    key: impl Fn(Address) -> [u8; 32],
+) -> Option<u64> {
+    if Some(me) == excluded || !members.contains(&me) {
         return None;
     }
-    let mine = rank_key(&schedule.session, schedule.culprit, prover);
-    let mut ahead: Vec<Address> = schedule
-        .provers
+    let mine = (key(me), me);
+    let mut ahead: Vec<Address> = members
         .iter()
         .copied()
-        .filter(|p| *p != schedule.culprit && *p != prover)
-        .filter(|p| {
-            // Ties (a 256-bit collision) fall back to the address, so the order stays total.
-            (rank_key(&schedule.session, schedule.culprit, *p), *p) < (mine, prover)
-        })
+        .filter(|m| Some(*m) != excluded && *m != me)
+        .filter(|m| (key(*m), *m) < mine)
         .collect();
     ahead.sort_unstable();
     ahead.dedup();
     Some(ahead.len() as u64)
+}
+
+/// `prover`'s rank among the schedule's provers (0 sends first), if it is one. A prover
+/// listed twice counts once.
+pub fn prover_rank(schedule: &ProofSchedule, prover: Address) -> Option<u64> {
+    rank_among(&schedule.provers, Some(schedule.culprit), prover, |p| {
+        rank_key(&schedule.session, schedule.culprit, p)
+    })
+}
+
+/// The hash that orders the activators of the magic block `block_hash`.
+fn activator_key(block_hash: &[u8; 32], activator: Address) -> [u8; 32] {
+    let mut input = Vec::with_capacity(ACTIVATOR_RANK_TAG.len() + 32 + 20);
+    input.extend_from_slice(ACTIVATOR_RANK_TAG);
+    input.extend_from_slice(block_hash);
+    input.extend_from_slice(activator.as_slice());
+    keccak256(input).0
+}
+
+/// `me`'s rank among the schedule's activators (0 sends first); a node not listed ranks after
+/// every listed one (module docs).
+pub fn activator_rank(schedule: &ActivationSchedule, me: Address) -> u64 {
+    rank_among(&schedule.activators, None, me, |a| {
+        activator_key(&schedule.block_hash, a)
+    })
+    .unwrap_or_else(|| {
+        let mut listed = schedule.activators.clone();
+        listed.sort_unstable();
+        listed.dedup();
+        listed.len() as u64
+    })
 }
 
 /// Blocks between two ranks' turns, for a follower at `confirmations` blocks' depth.
@@ -114,20 +200,47 @@ pub fn proof_turn(
     settled: bool,
     confirmed: u64,
     confirmations: u64,
-) -> ProofTurn {
+) -> Turn {
     if settled {
-        return ProofTurn::Settled;
+        return Turn::Settled;
     }
     let Some(rank) = prover_rank(schedule, me) else {
-        return ProofTurn::NotAProver;
+        return Turn::NotListed;
     };
     let at = schedule
         .found_at
         .saturating_add(rank.saturating_mul(turn_length(confirmations)));
     if confirmed >= at {
-        ProofTurn::Send
+        Turn::Send
     } else {
-        ProofTurn::Wait { at }
+        Turn::Wait { at }
+    }
+}
+
+/// The staggering rule for an activation (module docs): whether `me` sends the activation of
+/// `schedule`'s block now that its follower has confirmed block `confirmed`, `activated` saying
+/// whether the follower has seen that block's view activated, and `idle_ms` how long the
+/// follower has confirmed no new block while this node held the signatures. Never
+/// [`Turn::NotListed`]; [`Turn::Wait`] names the height, the clock's turn aside.
+pub fn activation_turn(
+    schedule: &ActivationSchedule,
+    me: Address,
+    activated: bool,
+    confirmed: u64,
+    confirmations: u64,
+    idle_ms: u64,
+) -> Turn {
+    if activated {
+        return Turn::Settled;
+    }
+    let rank = activator_rank(schedule, me);
+    let at = schedule
+        .collected_at
+        .saturating_add(rank.saturating_mul(turn_length(confirmations)));
+    if confirmed >= at || idle_ms >= rank.saturating_mul(IDLE_TURN_MS) {
+        Turn::Send
+    } else {
+        Turn::Wait { at }
     }
 }
 
@@ -203,11 +316,11 @@ mod tests {
         assert_eq!(ranks, [0, 1, 2]);
         assert_eq!(
             proof_turn(&s, Address::repeat_byte(0x99), false, u64::MAX, 2),
-            ProofTurn::NotAProver
+            Turn::NotListed
         );
         assert_eq!(
             proof_turn(&s, s.culprit, false, u64::MAX, 2),
-            ProofTurn::NotAProver
+            Turn::NotListed
         );
     }
 
@@ -220,22 +333,16 @@ mod tests {
             for p in &s.provers {
                 let r = prover_rank(&s, *p).unwrap();
                 let at = s.found_at + r * (confirmations + 2);
-                assert_eq!(
-                    proof_turn(&s, *p, false, at, confirmations),
-                    ProofTurn::Send
-                );
-                assert_eq!(
-                    proof_turn(&s, *p, false, at + 1, confirmations),
-                    ProofTurn::Send
-                );
+                assert_eq!(proof_turn(&s, *p, false, at, confirmations), Turn::Send);
+                assert_eq!(proof_turn(&s, *p, false, at + 1, confirmations), Turn::Send);
                 if r > 0 {
                     assert_eq!(
                         proof_turn(&s, *p, false, at - 1, confirmations),
-                        ProofTurn::Wait { at }
+                        Turn::Wait { at }
                     );
                     assert_eq!(
                         proof_turn(&s, *p, false, s.found_at, confirmations),
-                        ProofTurn::Wait { at }
+                        Turn::Wait { at }
                     );
                 }
             }
@@ -248,7 +355,7 @@ mod tests {
         let s = schedule(4);
         for p in &s.provers {
             for confirmed in [0, s.found_at, s.found_at + 100, u64::MAX] {
-                assert_eq!(proof_turn(&s, *p, true, confirmed, 2), ProofTurn::Settled);
+                assert_eq!(proof_turn(&s, *p, true, confirmed, 2), Turn::Settled);
             }
         }
     }
@@ -261,8 +368,111 @@ mod tests {
         for p in s.provers.clone() {
             let turn = proof_turn(&s, p, false, u64::MAX - 1, u64::MAX);
             match prover_rank(&s, p).unwrap() {
-                0 => assert_eq!(turn, ProofTurn::Send),
-                _ => assert_eq!(turn, ProofTurn::Wait { at: u64::MAX }),
+                0 => assert_eq!(turn, Turn::Send),
+                _ => assert_eq!(turn, Turn::Wait { at: u64::MAX }),
+            }
+        }
+    }
+
+    fn activation(activators: usize) -> ActivationSchedule {
+        ActivationSchedule {
+            block_hash: [9; 32],
+            activators: (1..=activators as u8).map(Address::repeat_byte).collect(),
+            collected_at: 200,
+        }
+    }
+
+    /// Activators get distinct ranks in `0..activators` whatever the list's order, and another
+    /// block reorders them; a node not listed comes after all of them.
+    #[test]
+    fn activator_ranks_are_a_permutation_and_an_unlisted_node_goes_last() {
+        for n in [1usize, 2, 4, 7, 64] {
+            let s = activation(n);
+            let ranks: Vec<u64> = s
+                .activators
+                .iter()
+                .map(|a| activator_rank(&s, *a))
+                .collect();
+            let mut sorted = ranks.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..n as u64).collect::<Vec<_>>(), "n = {n}");
+            let mut reversed = s.clone();
+            reversed.activators.reverse();
+            reversed.activators.push(reversed.activators[0]);
+            for (a, r) in s.activators.iter().zip(&ranks) {
+                assert_eq!(activator_rank(&reversed, *a), *r);
+            }
+            assert_eq!(
+                activator_rank(&reversed, Address::repeat_byte(0xee)),
+                n as u64
+            );
+        }
+        let s = activation(16);
+        let order = |s: &ActivationSchedule| -> Vec<u64> {
+            s.activators.iter().map(|a| activator_rank(s, *a)).collect()
+        };
+        let other_block = ActivationSchedule {
+            block_hash: [10; 32],
+            ..s.clone()
+        };
+        assert_ne!(order(&s), order(&other_block));
+    }
+
+    /// Rank 0 sends at the block it collected at; rank `r` exactly `r * (confirmations + 2)`
+    /// blocks later and not one block sooner; an activated view is never activated again.
+    #[test]
+    fn an_activator_of_rank_r_sends_only_after_r_turns_unless_activated() {
+        for confirmations in [0u64, 1, 12] {
+            let s = activation(5);
+            let me_unlisted = Address::repeat_byte(0xee);
+            for a in s.activators.iter().copied().chain([me_unlisted]) {
+                let r = activator_rank(&s, a);
+                let at = s.collected_at + r * (confirmations + 2);
+                assert_eq!(
+                    activation_turn(&s, a, false, at, confirmations, 0),
+                    Turn::Send
+                );
+                if r > 0 {
+                    assert_eq!(
+                        activation_turn(&s, a, false, at - 1, confirmations, 0),
+                        Turn::Wait { at }
+                    );
+                }
+                for confirmed in [0, at, u64::MAX] {
+                    assert_eq!(
+                        activation_turn(&s, a, true, confirmed, confirmations, u64::MAX),
+                        Turn::Settled
+                    );
+                }
+            }
+        }
+        let mut s = activation(3);
+        s.collected_at = u64::MAX - 1;
+        for a in s.activators.clone() {
+            let turn = activation_turn(&s, a, false, u64::MAX - 1, u64::MAX, 0);
+            match activator_rank(&s, a) {
+                0 => assert_eq!(turn, Turn::Send),
+                _ => assert_eq!(turn, Turn::Wait { at: u64::MAX }),
+            }
+        }
+    }
+
+    /// On a chain that confirms no block, rank `r` sends after `r` idle turns of the clock and
+    /// not a millisecond sooner, whatever the height.
+    #[test]
+    fn on_an_idle_chain_an_activator_of_rank_r_sends_after_r_idle_turns() {
+        let s = activation(6);
+        for a in s.activators.clone() {
+            let r = activator_rank(&s, a);
+            let turn = |idle_ms| activation_turn(&s, a, false, s.collected_at, 2, idle_ms);
+            assert_eq!(turn(r * IDLE_TURN_MS), Turn::Send);
+            if r > 0 {
+                assert_eq!(
+                    turn(r * IDLE_TURN_MS - 1),
+                    Turn::Wait {
+                        at: s.collected_at + r * 4
+                    }
+                );
             }
         }
     }

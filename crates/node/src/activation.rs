@@ -15,8 +15,11 @@
 //! ([`Purpose::Endorsement`]) on the block's hash, which it too gives only after checking the
 //! block against its own board. The contract wants `t` of them besides the group signature,
 //! because the qualified set it is handed could be one in which a dealer chose its `f(0) G` to
-//! make the group key its own; honest players endorse only the block their boards define. Any member may do so; the contract takes the first and refuses the others, which
-//! then see the view activated in the chain's events. A partial for a block this node has not
+//! make the group key its own; honest players endorse only the block their boards define. Any
+//! member may activate; the contract takes the first and refuses the others. The runtime holds
+//! the activation until the chain's adapter says it is this member's turn
+//! ([`crate::chain::ChainClient::activation_due`]; on an EVM chain the members take turns, so
+//! copies do not revert at their senders' cost), and drops it once the view is activated. A partial for a block this node has not
 //! reached yet is not answered, so its sender retries.
 
 use std::collections::BTreeMap;

@@ -44,8 +44,8 @@ use crate::beacon::{Beacon, NOT_RUNNING, Outgoing, SendOutcome};
 use keyquorum_contract::magic::MagicBlock;
 
 use crate::chain::{
-    ChainAction, ChainBlock, ChainClient, ChainStatus, FaultReport, ProofDue, Sender,
-    SignatureRoute, SubmitOutcome,
+    ChainAction, ChainBlock, ChainClient, ChainStatus, Due, FaultReport, Sender, SignatureRoute,
+    SubmitOutcome,
 };
 use crate::config::NodeConfig;
 use crate::driver::{
@@ -663,15 +663,22 @@ struct Runtime<C: ChainClient> {
     collector: Collector,
     /// The magic block awaiting signatures, as last seen.
     signing: Option<([u8; 32], MagicBlock)>,
-    /// Fault proofs waiting for this node's turn ([`Runtime::release_proofs`]).
-    proofs: Vec<HeldProof>,
+    /// Fault proofs and activations waiting for this node's turn ([`Runtime::release_held`]).
+    held: Vec<Held>,
+    /// When the processed chain height last grew.
+    height_advanced_at: Instant,
 }
 
-/// A fault proof the runtime holds until the chain's adapter says it is this node's turn.
-struct HeldProof {
+/// A fault proof or an activation the runtime holds until the chain's adapter says it is this
+/// node's turn ([`ChainClient::proof_due`], [`ChainClient::activation_due`]).
+struct Held {
     sub: Submission,
     /// It was not due when first asked: this node waited its turn.
     waited: bool,
+    /// The chain height this node had processed when it began to hold it.
+    since: u64,
+    /// When it began to hold it.
+    held_at: Instant,
 }
 
 impl<C: ChainClient> Runtime<C> {
@@ -767,11 +774,13 @@ impl<C: ChainClient> Runtime<C> {
                     // The embedded chain's contract slashes from its own board.
                     ChainAction::ProveFault(_) if !self.chain.takes_fault_proofs() => {}
                     ChainAction::ProveFault(_) => {
-                        self.proofs.push(HeldProof {
+                        self.held.push(Held {
                             sub: *s,
                             waited: false,
+                            since: self.height,
+                            held_at: Instant::now(),
                         });
-                        self.release_proofs();
+                        self.release_held();
                     }
                     _ => self.txq.queue.push_back(*s),
                 },
@@ -906,11 +915,17 @@ impl<C: ChainClient> Runtime<C> {
                     view = activation.view,
                     "magic block signatures combined; activating"
                 );
-                self.txq.queue.push_back(Submission {
-                    action: ChainAction::Activate(*activation),
-                    kind: "activate",
-                    expires: None,
+                self.held.push(Held {
+                    sub: Submission {
+                        action: ChainAction::Activate(*activation),
+                        kind: "activate",
+                        expires: None,
+                    },
+                    waited: false,
+                    since: self.height,
+                    held_at: Instant::now(),
                 });
+                self.release_held();
                 true
             }
             Err(e) => {
@@ -953,33 +968,50 @@ impl<C: ChainClient> Runtime<C> {
         }
     }
 
-    /// Queues the held fault proofs whose turn has come and drops those another node's proof
-    /// settled or this node does not send ([`ChainClient::proof_due`]); the rest wait for a
-    /// later block.
-    fn release_proofs(&mut self) {
-        for mut held in std::mem::take(&mut self.proofs) {
-            let ChainAction::ProveFault(r) = &held.sub.action else {
-                continue;
+    /// Queues the held fault proofs and activations whose turn has come and drops those
+    /// another node's transaction settled or this node does not send
+    /// ([`ChainClient::proof_due`], [`ChainClient::activation_due`]); the rest wait for a later
+    /// block.
+    fn release_held(&mut self) {
+        for mut held in std::mem::take(&mut self.held) {
+            let due = match &held.sub.action {
+                ChainAction::ProveFault(r) => self.chain.proof_due(r),
+                ChainAction::Activate(a) => {
+                    // How long the chain has shown no new block while this node held it.
+                    let idle = held.held_at.max(self.height_advanced_at).elapsed();
+                    self.chain.activation_due(a, held.since, idle)
+                }
+                _ => Due::Now,
             };
-            match self.chain.proof_due(r) {
-                ProofDue::Now => self.txq.queue.push_back(held.sub),
-                ProofDue::Later => {
+            match (due, &held.sub.action) {
+                (Due::Now, _) => self.txq.queue.push_back(held.sub),
+                (Due::Later, _) => {
                     held.waited = true;
-                    self.proofs.push(held);
+                    self.held.push(held);
                 }
                 // Settled at the first ask is a fault proven before this node got to it (a
                 // replay after a restart): nothing this node held back, nothing to count.
-                ProofDue::Settled if held.waited => self.proof_outcome(
+                (Due::Settled, ChainAction::ProveFault(r)) if held.waited => self.proof_outcome(
                     r,
                     "settled",
                     "fault proven by another member before this node's turn",
                 ),
-                ProofDue::Settled | ProofDue::Never => debug!(
+                (Due::Settled | Due::Never, ChainAction::ProveFault(r)) => debug!(
                     view = r.view,
                     ceremony = r.ceremony_number,
                     dealer = r.dealer,
                     "no fault proof for this node to send"
                 ),
+                (Due::Settled, ChainAction::Activate(a)) => info!(
+                    view = a.view,
+                    waited = held.waited,
+                    "view activated by another member before this node's turn"
+                ),
+                (Due::Never, ChainAction::Activate(a)) => debug!(
+                    view = a.view,
+                    "not activating: the chain no longer awaits this magic block"
+                ),
+                (Due::Settled | Due::Never, _) => {}
             }
         }
     }
@@ -1545,7 +1577,8 @@ async fn run_node<C: ChainClient>(
         },
         collector: Collector::default(),
         signing: None,
-        proofs: Vec::new(),
+        held: Vec::new(),
+        height_advanced_at: Instant::now(),
     };
     rt.apply(&driver, effects).await;
     let registration = TxBody::Register {
@@ -1586,6 +1619,9 @@ async fn run_node<C: ChainClient>(
                 Follow::Block(b) => {
                     let out = in_place(|| driver.process_block(&b))?;
                     reporter.apply(driver.drain_observations());
+                    if b.height > rt.height {
+                        rt.height_advanced_at = Instant::now();
+                    }
                     rt.height = b.height;
                     for own in &out.own_txs {
                         rt.txq.on_own_tx(own);
@@ -1593,7 +1629,7 @@ async fn run_node<C: ChainClient>(
                     rt.txq.on_height(b.height);
                     rt.apply(&driver, out.effects).await;
                     rt.collect_for(&driver);
-                    rt.release_proofs();
+                    rt.release_held();
                 }
                 Follow::Refused(refused) => {
                     reporter.observe(Observation::ChainRefused(refused));
@@ -1821,7 +1857,14 @@ async fn run_node<C: ChainClient>(
                 rt.apply(&driver, effects).await;
             }
             Some((hash, outcome)) = submit_rx.recv() => rt.on_submitted(hash, outcome),
-            _ = tick.tick() => rt.beacon.tick(&net, false),
+            _ = tick.tick() => {
+                rt.beacon.tick(&net, false);
+                // Turns that run on the clock, where the chain confirms no block
+                // ([`ChainClient::activation_due`]).
+                if !rt.held.is_empty() {
+                    rt.release_held();
+                }
+            }
             Some(sent) = sent_rx.recv() => rt.beacon.on_sent(&net, sent),
             Some((ask, answer)) = synced_rx.recv() => rt.beacon.on_synced(&net, ask, answer),
         }

@@ -26,7 +26,7 @@ use keyquorum_dkg::messages::{Post, SignedPost};
 use keyquorum_dkg::testing::ceremony::RunResult;
 use keyquorum_evm::client::{BoardInput, ConfirmedBlock, Phase};
 use keyquorum_evm::events::Translator;
-use keyquorum_evm::stagger::ProofTurn;
+use keyquorum_evm::stagger::Turn;
 use keyquorum_evm::{Coordinator, g1_point, g2_point};
 
 const STAKE: u64 = 1_000;
@@ -1572,10 +1572,10 @@ fn the_translator_proves_a_forged_ack_aggregate_from_the_logs() {
     let mut starts: Vec<u64> = (0..4)
         .filter(|&pos| pos != forger)
         .map(|pos| match turn(&t, pos, FOUND_AT) {
-            ProofTurn::Send => FOUND_AT,
-            ProofTurn::Wait { at } => {
-                assert_eq!(turn(&t, pos, at - 1), ProofTurn::Wait { at });
-                assert_eq!(turn(&t, pos, at), ProofTurn::Send);
+            Turn::Send => FOUND_AT,
+            Turn::Wait { at } => {
+                assert_eq!(turn(&t, pos, at - 1), Turn::Wait { at });
+                assert_eq!(turn(&t, pos, at), Turn::Send);
                 at
             }
             other => panic!("member {pos}: {other:?}"),
@@ -1584,10 +1584,10 @@ fn the_translator_proves_a_forged_ack_aggregate_from_the_logs() {
     starts.sort_unstable();
     let step = CONFIRMATIONS + 2;
     assert_eq!(starts, [FOUND_AT, FOUND_AT + step, FOUND_AT + 2 * step]);
-    assert_eq!(turn(&t, forger, u64::MAX), ProofTurn::NotAProver);
+    assert_eq!(turn(&t, forger, u64::MAX), Turn::NotListed);
     assert_eq!(
         t.proof_turn(&forged_signed, Address::repeat_byte(0x42), u64::MAX, 2),
-        Some(ProofTurn::NotAProver)
+        Some(Turn::NotListed)
     );
     assert_eq!(
         t.proof_turn(&publications[1], member_at(0).account, 0, 2),
@@ -1621,7 +1621,7 @@ fn the_translator_proves_a_forged_ack_aggregate_from_the_logs() {
     t.translate(BoardInput::Slashed(slashed));
     assert!(t.fault_proof(&forged_signed).is_none());
     for pos in (0..4).filter(|&pos| pos != forger) {
-        assert_eq!(turn(&t, pos, u64::MAX), ProofTurn::Settled);
+        assert_eq!(turn(&t, pos, u64::MAX), Turn::Settled);
     }
 }
 

@@ -25,6 +25,7 @@ use keyquorum_dkg::participant::Participant;
 use keyquorum_dkg::testing::ceremony::{BoardEvent, RunResult, member, run_nodes};
 use keyquorum_evm::client::{BoardInput, ConfirmedBlock, Phase};
 use keyquorum_evm::events::Translator;
+use keyquorum_evm::stagger::Turn;
 use keyquorum_evm::{Coordinator, g1_point, g2_point};
 
 const STAKE: u64 = 1_000;
@@ -220,6 +221,16 @@ fn complete(
         .expect("the board defines a magic block");
     let hash = block.hash();
     let qualified = translator.created(&hash).unwrap().qualified.clone();
+    let collected_at = chain.block();
+    let activator_turns = activation_turns(translator, &hash, players, collected_at);
+    let step = ACTIVATION_CONFIRMATIONS + 2;
+    assert_eq!(
+        activator_turns,
+        (0..=players.len() as u64)
+            .map(|rank| collected_at + rank * step)
+            .collect::<Vec<_>>(),
+        "one member per turn, an account outside the committee after all of them"
+    );
 
     let mut shares = HashMap::new();
     for (n, r) in taking_part.iter().zip(results) {
@@ -265,6 +276,13 @@ fn complete(
         chain.block(),
         vec![BoardInput::ViewActivated(activated)],
     );
+    for p in players {
+        assert_eq!(
+            translator.activation_turn(&hash, p.account, collected_at, collected_at, 1, 0),
+            Some(Turn::Settled),
+            "an activated view is not activated again"
+        );
+    }
     View {
         signed: SignedMagicBlock {
             hash: Hex(hash),
@@ -274,6 +292,54 @@ fn complete(
         },
         shares,
     }
+}
+
+/// The follower depth the activation turns are computed for.
+const ACTIVATION_CONFIRMATIONS: u64 = 1;
+
+/// When each member of the new committee (then an account outside it) activates the block
+/// `hash` by the translator's staggering rule, all having held the signatures at
+/// `collected_at`: the first confirmed height at which each sends, sorted.
+fn activation_turns(
+    translator: &Translator,
+    hash: &[u8; 32],
+    players: &[&Node],
+    collected_at: u64,
+) -> Vec<u64> {
+    let outsider = Address::repeat_byte(0x42);
+    let mut starts: Vec<u64> = players
+        .iter()
+        .map(|p| p.account)
+        .chain([outsider])
+        .map(|account| {
+            let turn = |confirmed| {
+                translator.activation_turn(
+                    hash,
+                    account,
+                    collected_at,
+                    confirmed,
+                    ACTIVATION_CONFIRMATIONS,
+                    0,
+                )
+            };
+            match turn(collected_at) {
+                Some(Turn::Send) => collected_at,
+                Some(Turn::Wait { at }) => {
+                    assert_eq!(turn(at - 1), Some(Turn::Wait { at }));
+                    assert_eq!(turn(at), Some(Turn::Send));
+                    at
+                }
+                other => panic!("{account}: {other:?}"),
+            }
+        })
+        .collect();
+    starts.sort_unstable();
+    assert_eq!(
+        translator.activation_turn(&[0x5a; 32], outsider, collected_at, u64::MAX, 1, 0),
+        None,
+        "a block the chain does not await is not activated"
+    );
+    starts
 }
 
 /// Starts view 1 and takes it to its activation: a fresh key.

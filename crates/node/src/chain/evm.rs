@@ -81,7 +81,7 @@ use keyquorum_evm::client::{
     Revert,
 };
 use keyquorum_evm::events::Translator;
-use keyquorum_evm::stagger::ProofTurn;
+use keyquorum_evm::stagger::Turn;
 use keyquorum_evm::{
     Coordinator, Deployment, PrivateKeySigner, g1_point, g2_point, registration_payload,
 };
@@ -89,8 +89,8 @@ use sha2::{Digest, Sha256};
 use tracing::{debug, error, info, warn};
 
 use super::{
-    Blocks, ChainAction, ChainBlock, ChainClient, ChainStatus, ChainTx, FaultReport, Prepared,
-    ProofDue, Sender, SignatureRoute, SubmitOutcome, Unprepared,
+    Blocks, ChainAction, ChainBlock, ChainClient, ChainStatus, ChainTx, Due, FaultReport, Prepared,
+    Sender, SignatureRoute, SubmitOutcome, Unprepared,
 };
 
 /// How long a poll that found nothing new waits before answering.
@@ -694,7 +694,7 @@ impl ChainClient for EvmChainClient {
 
     /// This node's turn by the staggering rule (module docs), at the follower's confirmed
     /// height and with the slashes it has seen.
-    fn proof_due(&self, report: &FaultReport) -> ProofDue {
+    fn proof_due(&self, report: &FaultReport) -> Due {
         let turn = self.translator().proof_turn(
             &report.post,
             self.client.account(),
@@ -702,10 +702,34 @@ impl ChainClient for EvmChainClient {
             self.settings.confirmations,
         );
         match turn {
-            Some(ProofTurn::Send) => ProofDue::Now,
-            Some(ProofTurn::Wait { .. }) => ProofDue::Later,
-            Some(ProofTurn::Settled) => ProofDue::Settled,
-            Some(ProofTurn::NotAProver) | None => ProofDue::Never,
+            Some(Turn::Send) => Due::Now,
+            Some(Turn::Wait { .. }) => Due::Later,
+            Some(Turn::Settled) => Due::Settled,
+            Some(Turn::NotListed) | None => Due::Never,
+        }
+    }
+
+    /// This node's turn among the new committee's members by the staggering rule
+    /// ([`keyquorum_evm::stagger`]), at the follower's confirmed height.
+    fn activation_due(
+        &self,
+        activation: &super::Activation,
+        collected_at: u64,
+        idle: Duration,
+    ) -> Due {
+        let turn = self.translator().activation_turn(
+            &activation.block_hash,
+            self.client.account(),
+            collected_at,
+            self.confirmed.load(Ordering::Acquire),
+            self.settings.confirmations,
+            u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+        );
+        match turn {
+            Some(Turn::Send) => Due::Now,
+            Some(Turn::Wait { .. }) => Due::Later,
+            Some(Turn::Settled) => Due::Settled,
+            Some(Turn::NotListed) | None => Due::Never,
         }
     }
 

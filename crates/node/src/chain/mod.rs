@@ -84,17 +84,19 @@ impl ChainAction {
     }
 }
 
-/// Whether a node sends a fault proof it holds ([`ChainClient::proof_due`]).
+/// Whether a node sends a transaction it holds that other members could send too: a fault
+/// proof ([`ChainClient::proof_due`]) or an activation ([`ChainClient::activation_due`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProofDue {
+pub enum Due {
     /// Send it now.
     Now,
     /// Not this node's turn yet: ask again at the next block.
     Later,
-    /// Another proof settled the fault already (the culprit is slashed for it): drop it.
+    /// Another member's transaction settled it already (the culprit is slashed for the fault,
+    /// the view is activated): drop it.
     Settled,
-    /// This node has no proof to send (no fault the chain can check, or not one of the nodes
-    /// that prove it): drop it.
+    /// This node has nothing to send (no fault the chain can check, or not one of the nodes
+    /// that prove it; a magic block the chain no longer awaits): drop it.
     Never,
 }
 
@@ -284,9 +286,25 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
     /// ([`ChainClient::takes_fault_proofs`]), asked again at every block until it is sent or
     /// dropped: where several nodes can prove one fault, the chain's adapter staggers them.
     /// The default sends at once.
-    fn proof_due(&self, report: &FaultReport) -> ProofDue {
+    fn proof_due(&self, report: &FaultReport) -> Due {
         let _ = report;
-        ProofDue::Now
+        Due::Now
+    }
+
+    /// Whether this node sends its activation `activation` now, having combined its signatures
+    /// when it had processed the chain up to height `collected_at`, the chain having shown no
+    /// new block for `idle` while this node held them; asked again at every block, and every
+    /// few hundred milliseconds, until it is sent or dropped. Every member of the new committee
+    /// combines the same signatures, and where copies of an activation cost their senders (an
+    /// EVM chain), the adapter staggers them. The default sends at once.
+    fn activation_due(
+        &self,
+        activation: &Activation,
+        collected_at: u64,
+        idle: std::time::Duration,
+    ) -> Due {
+        let _ = (activation, collected_at, idle);
+        Due::Now
     }
 
     /// This node off the chain's candidate list after an eviction, as the adapter last

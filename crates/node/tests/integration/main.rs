@@ -4,6 +4,7 @@
 
 mod account;
 mod ack_view_catch_up;
+mod activation_turns;
 mod beacon_views;
 mod chain_replica;
 mod common;
