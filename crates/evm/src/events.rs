@@ -235,8 +235,8 @@ impl Translator {
     /// Whether `me` sends the activation of the magic block `block_hash`, whose signatures it
     /// held at confirmed block `collected_at`, now that block `confirmed` is confirmed and no new
     /// block was for `idle_ms` ([`crate::stagger`]): settled once this translator saw the
-    /// block's view activated; `None` when the block is neither active nor the one the live
-    /// ceremony's board defines.
+    /// block's view activated, too late once its ceremony's wait deadline is past; `None` when
+    /// the block is neither active nor the last one a board replica defined.
     pub fn activation_turn(
         &self,
         block_hash: &[u8; 32],
@@ -264,6 +264,8 @@ impl Translator {
                 })
                 .collect(),
             collected_at,
+            // The translator's blocks start their view in the block after the wait deadline.
+            last_block: created.block.first_round.saturating_sub(1),
         };
         Some(activation_turn(
             &schedule,

@@ -49,8 +49,16 @@
 //!   the activator of rank `r` sends once its follower has confirmed
 //!   `collected_at + r * (confirmations + 2)`, unless its follower has seen the view activated
 //!   by then. Members hold the signatures within a block or so of each other (each partial goes
-//!   to every member at once), which the turn's slack block covers; a member whose partials
+//!   to every member at once); the turn's one block of slack has to cover that and the
+//!   sender's round trip, so a member whose partials
 //!   arrive later than that may still send a copy beside an earlier rank's.
+//! - The contract takes an activation only until the ceremony's wait deadline (`waitEnd`), and
+//!   a committee can have more ranks than that window has turns. So every member that has not
+//!   seen the view activated sends at its *last call*, one turn before the deadline
+//!   (`waitEnd - (confirmations + 2)`), whatever its rank: copies then may revert, but only
+//!   when the earlier ranks failed, and a view that any live member can activate is activated.
+//!   From `waitEnd - confirmations` on, a transaction could no longer be mined in time, and the
+//!   activation is dropped.
 //! - A chain that mines only when a transaction comes (anvil's default) confirms no block
 //!   while every member waits its turn, so a rank-0 member that is down would stall the view.
 //!   There the turns run on the clock instead: the activator of rank `r` also sends once its
@@ -101,6 +109,9 @@ pub struct ActivationSchedule {
     pub activators: Vec<Address>,
     /// The confirmed block at which this node held the combined signatures.
     pub collected_at: u64,
+    /// The last block in which the contract takes the activation (the ceremony's wait
+    /// deadline, `waitEnd`).
+    pub last_block: u64,
 }
 
 /// What a node does with a transaction it holds (a fraud proof or an activation), at a given
@@ -119,6 +130,8 @@ pub enum Turn {
     Settled,
     /// This node is not among the provers of a fault: it never sends this proof.
     NotListed,
+    /// Past the last block in which the contract takes it: drop it.
+    TooLate,
 }
 
 /// The hash that orders the provers of `culprit`'s fault in ceremony `session`.
@@ -222,6 +235,7 @@ pub fn proof_turn(
 /// whether the follower has seen that block's view activated, and `idle_ms` how long the
 /// follower has confirmed no new block while this node held the signatures. Never
 /// [`Turn::NotListed`]; [`Turn::Wait`] names the height, the clock's turn aside.
+/// [`Turn::TooLate`] once a transaction sent now would be mined after `schedule.last_block`.
 pub fn activation_turn(
     schedule: &ActivationSchedule,
     me: Address,
@@ -233,10 +247,18 @@ pub fn activation_turn(
     if activated {
         return Turn::Settled;
     }
+    // A transaction sent now is mined after `confirmed + confirmations` at the earliest.
+    if confirmed.saturating_add(confirmations) >= schedule.last_block {
+        return Turn::TooLate;
+    }
     let rank = activator_rank(schedule, me);
+    let last_call = schedule
+        .last_block
+        .saturating_sub(turn_length(confirmations));
     let at = schedule
         .collected_at
-        .saturating_add(rank.saturating_mul(turn_length(confirmations)));
+        .saturating_add(rank.saturating_mul(turn_length(confirmations)))
+        .min(last_call);
     if confirmed >= at || idle_ms >= rank.saturating_mul(IDLE_TURN_MS) {
         Turn::Send
     } else {
@@ -379,6 +401,7 @@ mod tests {
             block_hash: [9; 32],
             activators: (1..=activators as u8).map(Address::repeat_byte).collect(),
             collected_at: 200,
+            last_block: u64::MAX,
         }
     }
 
@@ -446,13 +469,16 @@ mod tests {
                 }
             }
         }
+        // Heights near the top of `u64` saturate instead of wrapping: every rank's turn is
+        // capped by the last call, two blocks before the last block.
         let mut s = activation(3);
-        s.collected_at = u64::MAX - 1;
+        s.collected_at = u64::MAX - 3;
         for a in s.activators.clone() {
-            let turn = activation_turn(&s, a, false, u64::MAX - 1, u64::MAX, 0);
-            match activator_rank(&s, a) {
+            let r = activator_rank(&s, a);
+            let turn = activation_turn(&s, a, false, u64::MAX - 3, 0, 0);
+            match r {
                 0 => assert_eq!(turn, Turn::Send),
-                _ => assert_eq!(turn, Turn::Wait { at: u64::MAX }),
+                _ => assert_eq!(turn, Turn::Wait { at: u64::MAX - 2 }),
             }
         }
     }
@@ -474,6 +500,39 @@ mod tests {
                     }
                 );
             }
+        }
+    }
+
+    /// Ranks the wait window cannot fit send at the last call, one turn before the deadline;
+    /// from `last_block - confirmations` on nothing is sent.
+    #[test]
+    fn every_activator_not_settled_sends_at_the_last_call_and_none_too_late() {
+        for confirmations in [0u64, 1, 2, 6] {
+            let mut s = activation(64);
+            let turn = confirmations + 2;
+            s.last_block = s.collected_at + 5 * turn;
+            let last_call = s.last_block - turn;
+            for a in s.activators.clone() {
+                let r = activator_rank(&s, a);
+                let at = (s.collected_at + r * turn).min(last_call);
+                let decide = |confirmed| activation_turn(&s, a, false, confirmed, confirmations, 0);
+                assert_eq!(decide(at), Turn::Send, "rank {r}");
+                if at > s.collected_at {
+                    assert_eq!(decide(at - 1), Turn::Wait { at }, "rank {r}");
+                }
+                assert_eq!(decide(s.last_block - confirmations - 1), Turn::Send);
+                assert_eq!(decide(s.last_block - confirmations), Turn::TooLate);
+                assert_eq!(decide(u64::MAX), Turn::TooLate);
+            }
+        }
+        // A window shorter than one turn: everyone sends at once, as without turns.
+        let mut s = activation(4);
+        s.last_block = s.collected_at + 3;
+        for a in s.activators.clone() {
+            assert_eq!(
+                activation_turn(&s, a, false, s.collected_at, 1, 0),
+                Turn::Send
+            );
         }
     }
 }

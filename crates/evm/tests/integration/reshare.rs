@@ -221,16 +221,41 @@ fn complete(
         .expect("the board defines a magic block");
     let hash = block.hash();
     let qualified = translator.created(&hash).unwrap().qualified.clone();
-    let collected_at = chain.block();
-    let activator_turns = activation_turns(translator, &hash, players, collected_at);
+    // The turns, for signatures held early enough that every rank fits before the last call.
     let step = ACTIVATION_CONFIRMATIONS + 2;
+    let last_block = s.sel.waitEnd;
+    assert_eq!(block.first_round, last_block + 1);
+    let ranks = players.len() as u64 + 1;
+    let collected_at = last_block
+        .checked_sub((ranks + 1) * step)
+        .expect("block numbers leave room for the turns");
     assert_eq!(
-        activator_turns,
-        (0..=players.len() as u64)
+        activation_turns(translator, &hash, players, collected_at),
+        (0..ranks)
             .map(|rank| collected_at + rank * step)
             .collect::<Vec<_>>(),
         "one member per turn, an account outside the committee after all of them"
     );
+    // Held one turn before the wait deadline: every member sends at once (its last call), and
+    // from `waitEnd - confirmations` on none does.
+    let last_call = last_block - step;
+    assert_eq!(
+        activation_turns(translator, &hash, players, last_call),
+        vec![last_call; ranks as usize]
+    );
+    for p in players {
+        assert_eq!(
+            translator.activation_turn(
+                &hash,
+                p.account,
+                last_call,
+                last_block - ACTIVATION_CONFIRMATIONS,
+                ACTIVATION_CONFIRMATIONS,
+                0
+            ),
+            Some(Turn::TooLate)
+        );
+    }
 
     let mut shares = HashMap::new();
     for (n, r) in taking_part.iter().zip(results) {
@@ -278,7 +303,7 @@ fn complete(
     );
     for p in players {
         assert_eq!(
-            translator.activation_turn(&hash, p.account, collected_at, collected_at, 1, 0),
+            translator.activation_turn(&hash, p.account, 0, 0, 1, 0),
             Some(Turn::Settled),
             "an activated view is not activated again"
         );

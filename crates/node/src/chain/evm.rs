@@ -705,7 +705,7 @@ impl ChainClient for EvmChainClient {
             Some(Turn::Send) => Due::Now,
             Some(Turn::Wait { .. }) => Due::Later,
             Some(Turn::Settled) => Due::Settled,
-            Some(Turn::NotListed) | None => Due::Never,
+            Some(Turn::NotListed | Turn::TooLate) | None => Due::Never,
         }
     }
 
@@ -725,11 +725,16 @@ impl ChainClient for EvmChainClient {
             self.settings.confirmations,
             u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
         );
+        // A restarted node can combine the signatures (its driver kept the block) before its
+        // follower has replayed the logs that define the block: ask again later.
+        if turn.is_none() && self.confirmed.load(Ordering::Acquire) < collected_at {
+            return Due::Later;
+        }
         match turn {
             Some(Turn::Send) => Due::Now,
             Some(Turn::Wait { .. }) => Due::Later,
             Some(Turn::Settled) => Due::Settled,
-            Some(Turn::NotListed) | None => Due::Never,
+            Some(Turn::NotListed | Turn::TooLate) | None => Due::Never,
         }
     }
 
