@@ -37,7 +37,8 @@
 //! 003's three dealer faults (the node's `signing-key-equivocate`, `signing-key-withhold` and
 //! `signing-key-skip-feldman`); the dealer quorum is lowered, if needed, to leave room for the
 //! dealers those faults disqualify, and views last long enough for the key's ceremony. JSON:
-//! per view `signing_key: {group_key, x_only, threshold, qualified, reshared_from, excluded:
+//! per view `signing_key: {group_key, x_only, threshold, qualified, reshared_from, sat_out:
+//! [node] (members slashed in the previous view's signing-key ceremony), excluded:
 //! [{node, identity, role, fault, reason, reconstructed, slashed: {amount, fault, penalty,
 //! stake_after} or null}], bip340: {message, public_key, signature}, failed}`: each culprit
 //! is slashed on the chain's proof (10% of its stake) and sits out the next view's ceremony.

@@ -644,7 +644,7 @@ pub fn text(obs: &Observer, v: &ViewObs) -> String {
         );
     }
     if let Some(k) = &v.signing_key {
-        signing_key_text(obs, k, &mut out);
+        signing_key_text(obs, v, k, &mut out);
     }
     out
 }
@@ -663,6 +663,23 @@ fn dealer_names(obs: &Observer, key: &SigningKeyRecord) -> Vec<String> {
         .collect()
 }
 
+/// The view's members (hex identities) left out of its signing key's ceremony: by the
+/// contract's rule those slashed in the previous view's signing-key ceremony sit this one out
+/// (`keyquorum_contract::signing_key::sitting_out`); they deal nothing and hold no share of
+/// this key.
+fn sat_out(view_members: &[String], key: &SigningKeyRecord) -> Vec<String> {
+    let in_key: std::collections::HashSet<String> = key
+        .members
+        .iter()
+        .map(|m| hex::encode(m.identity.0))
+        .collect();
+    view_members
+        .iter()
+        .filter(|m| !in_key.contains(*m))
+        .cloned()
+        .collect()
+}
+
 /// Whether an exclusion is of a qualified dealer, whose contribution the board reconstructed
 /// (it failed the Feldman phase; a reshare drops such a dealer instead).
 fn reconstructed(key: &SigningKeyRecord, role: FaultRole, position: u32) -> bool {
@@ -673,7 +690,7 @@ fn role_name(role: FaultRole) -> String {
     format!("{role:?}").to_lowercase()
 }
 
-fn signing_key_text(obs: &Observer, k: &SigningKeyObs, out: &mut String) {
+fn signing_key_text(obs: &Observer, v: &ViewObs, k: &SigningKeyObs, out: &mut String) {
     if let Some(r) = &k.failed {
         let _ = writeln!(out, "  signing key FAILED: {r}");
     }
@@ -704,6 +721,19 @@ fn signing_key_text(obs: &Observer, k: &SigningKeyObs, out: &mut String) {
         dealer_names(obs, key).join(" "),
         key.qualified.len()
     );
+    let sat_out = sat_out(&v.members, key);
+    if !sat_out.is_empty() {
+        let _ = writeln!(
+            out,
+            "    sat out   {} (slashed in view {}'s signing-key ceremony: no part in this one, no share of this key)",
+            sat_out
+                .iter()
+                .map(|m| obs.name(m))
+                .collect::<Vec<_>>()
+                .join(" "),
+            v.view.saturating_sub(1)
+        );
+    }
     if key.excluded.is_empty() {
         let _ = writeln!(out, "    excluded  none");
     }
@@ -754,7 +784,7 @@ fn signing_key_text(obs: &Observer, k: &SigningKeyObs, out: &mut String) {
 }
 
 /// The `signing_key` entry of a view in `--format json`.
-fn signing_key_json(obs: &Observer, k: &SigningKeyObs) -> Value {
+fn signing_key_json(obs: &Observer, v: &ViewObs, k: &SigningKeyObs) -> Value {
     let Some(key) = &k.record else {
         return json!({ "failed": k.failed });
     };
@@ -764,6 +794,7 @@ fn signing_key_json(obs: &Observer, k: &SigningKeyObs) -> Value {
         "threshold": key.threshold,
         "qualified": dealer_names(obs, key),
         "reshared_from": k.reshared_from,
+        "sat_out": sat_out(&v.members, key).iter().map(|m| obs.name(m)).collect::<Vec<_>>(),
         "excluded": key.excluded.iter().map(|e| json!({
             "node": obs.name(&hex::encode(e.identity.0)),
             "identity": hex::encode(e.identity.0),
@@ -817,7 +848,7 @@ pub fn json(obs: &Observer, v: &ViewObs, message: Option<&[u8]>) -> Value {
         "previous_signature": v.previous_signature,
         "activated": v.activated,
         "duration_s": v.duration_s(),
-        "signing_key": v.signing_key.as_ref().map(|k| signing_key_json(obs, k)),
+        "signing_key": v.signing_key.as_ref().map(|k| signing_key_json(obs, v, k)),
         "activation": v.activation_tx.as_ref().map(|tx| json!({
             "block": tx.block,
             "tx_hash": tx.tx_hash,
@@ -998,7 +1029,7 @@ td.acked{{background:#59a14f;color:#fff}} td.revealed{{background:#edc948}} td.m
                 "<h3>Signing key (secp256k1)</h3><pre>{}</pre>",
                 esc(&{
                     let mut t = String::new();
-                    signing_key_text(obs, k, &mut t);
+                    signing_key_text(obs, v, k, &mut t);
                     t
                 })
             );
@@ -1016,4 +1047,44 @@ td.acked{{background:#59a14f;color:#fff}} td.revealed{{background:#edc948}} td.m
     }
     let _ = writeln!(h, "</table></body></html>");
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use keyquorum_contract::hex::Hex;
+    use keyquorum_contract::signing_key::SigningKeyMember;
+
+    use super::*;
+
+    fn member(byte: u8) -> SigningKeyMember {
+        SigningKeyMember {
+            identity: Hex([byte; 96]),
+            index: Hex([byte; 32]),
+            public_share: Hex([2; 33]),
+        }
+    }
+
+    /// The view's members missing from its signing key's members are the ones that sat the
+    /// ceremony out, in the view's order; a key of every member has none.
+    #[test]
+    fn the_members_missing_from_a_signing_key_sat_its_ceremony_out() {
+        let key = |members: Vec<SigningKeyMember>| SigningKeyRecord {
+            session_id: Hex([0; 32]),
+            threshold: 2,
+            group_key: Hex([2; 33]),
+            members,
+            qualified: vec![0, 1],
+            dealers: Vec::new(),
+            excluded: Vec::new(),
+        };
+        let view: Vec<String> = [1u8, 2, 3, 4]
+            .iter()
+            .map(|b| hex::encode([*b; 96]))
+            .collect();
+        assert_eq!(
+            sat_out(&view, &key(vec![member(1), member(3)])),
+            vec![view[1].clone(), view[3].clone()]
+        );
+        assert!(sat_out(&view, &key((1..=4).map(member).collect())).is_empty());
+    }
 }

@@ -270,6 +270,8 @@ fn the_demos_reshared_signing_key_keeps_its_group_key_across_committees() {
     let (first, second) = (&views[0]["signing_key"], &views[1]["signing_key"]);
     assert_eq!(first["reshared_from"], Value::Null, "{first}");
     assert_eq!(second["reshared_from"], 1, "{second}");
+    // The slashed members left the committee, so nobody in it sat the reshare out.
+    assert_eq!(second["sat_out"], serde_json::json!([]), "{second}");
     assert_eq!(first["group_key"], second["group_key"], "{report}");
     let culprits: BTreeSet<&str> = first["excluded"]
         .as_array()
