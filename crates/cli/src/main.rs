@@ -510,7 +510,7 @@ fn sim(args: SimArgs) -> Result<(), CliError> {
             .map(|(m, k)| format!("{m}:{k}"))
             .collect();
         let line = format!(
-            "run {:>4} seed {:<20} {} {:>8.1} ms  qualified {:>3}/{}  attempts {}  adversaries [{}]{}",
+            "run {:>4} seed {:<20} {} {:>8.1} ms  {}  adversaries [{}]{}",
             r + 1,
             cfg.seed,
             match (report.passed, &report.beyond_fault_bound) {
@@ -519,9 +519,7 @@ fn sim(args: SimArgs) -> Result<(), CliError> {
                 (true, None) => "ok    ",
             },
             report.elapsed_ms,
-            report.qualified.len(),
-            n,
-            report.attempts,
+            outcome_column(report.qualified.len(), n, report.attempts),
             adversaries.join(" "),
             report
                 .failure
@@ -581,5 +579,31 @@ fn sim(args: SimArgs) -> Result<(), CliError> {
             "{} of {runs} runs failed a check",
             failures.len()
         )))
+    }
+}
+
+/// A simulator run's key in its progress line: the last ceremony's qualified dealers of `n`
+/// and the attempt it took, or that no key was made (a run that failed, or went beyond the
+/// fault bound without a key, has no qualified set to count).
+fn outcome_column(qualified: usize, n: usize, attempts: u32) -> String {
+    if qualified == 0 {
+        format!("{:<27}", "no key made")
+    } else {
+        format!("qualified {qualified:>3}/{n}  attempts {attempts}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outcome_column;
+
+    /// A run without a key says so instead of "qualified 0/n attempts 0", in the same width.
+    #[test]
+    fn a_run_without_a_key_says_so_in_its_progress_line() {
+        let made = outcome_column(5, 7, 1);
+        assert_eq!(made, "qualified   5/7  attempts 1");
+        let none = outcome_column(0, 7, 0);
+        assert_eq!(none.trim_end(), "no key made");
+        assert_eq!(none.len(), made.len());
     }
 }
