@@ -47,7 +47,7 @@ use keyquorum_dkg::messages::{Post, SignedPost};
 use crate::Deployment;
 use crate::client::{BoardInput, ConfirmedBlock, Phase};
 use crate::proofs::{FaultProof, ProofContext, fault_proof};
-use crate::stagger::{ActivationSchedule, ProofSchedule, Turn, activation_turn, proof_turn};
+use crate::stagger::{ActivationSchedule, Held, ProofSchedule, Turn, activation_turn, proof_turn};
 
 /// Most fraud proofs kept for sending (a few ceremonies' worth: each names a dealer once).
 const MAX_PROOFS: usize = 1_024;
@@ -233,8 +233,8 @@ impl Translator {
     }
 
     /// Whether `me` sends the activation of the magic block `block_hash`, whose signatures it
-    /// held at confirmed block `collected_at`, now that block `confirmed` is confirmed and no new
-    /// block was for `idle_ms` ([`crate::stagger`]): settled once this translator saw the
+    /// held at confirmed block `collected_at`, now that block `confirmed` is confirmed, with
+    /// `clock` ([`crate::stagger`]): settled once this translator saw the
     /// block's view activated, too late once its ceremony's wait deadline is past; `None` when
     /// the block is neither active nor the last one a board replica defined.
     pub fn activation_turn(
@@ -244,7 +244,7 @@ impl Translator {
         collected_at: u64,
         confirmed: u64,
         confirmations: u64,
-        idle_ms: u64,
+        clock: Held,
     ) -> Option<Turn> {
         if &self.magic_block_hash == block_hash {
             return Some(Turn::Settled);
@@ -273,7 +273,7 @@ impl Translator {
             false,
             confirmed,
             confirmations,
-            idle_ms,
+            clock,
         ))
     }
 

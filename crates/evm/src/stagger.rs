@@ -47,8 +47,9 @@
 //!   at a slightly different moment on each member (the partials travel off chain), so each
 //!   member counts its turns from `collected_at`, the confirmed block at which it held them:
 //!   the activator of rank `r` sends once its follower has confirmed
-//!   `collected_at + r * (confirmations + 2)`, unless its follower has seen the view activated
-//!   by then. Members hold the signatures within a block or so of each other (each partial goes
+//!   `collected_at + r * (confirmations + 2)` and it has held them for `r * MIN_TURN_MS` (a
+//!   turn of 2 s at least, for chains whose blocks come faster than the members combine),
+//!   unless its follower has seen the view activated by then. Members hold the signatures within a block or so of each other (each partial goes
 //!   to every member at once); the turn's one block of slack has to cover that and the
 //!   sender's round trip, so a member whose partials
 //!   arrive later than that may still send a copy beside an earlier rank's.
@@ -85,6 +86,21 @@ pub const ACTIVATOR_RANK_TAG: &[u8] = b"keyquorum-evm/activator-rank/v1";
 /// milliseconds: 30 s, longer than the block interval of the chains the coordinator targets, so
 /// a chain that mines on its own never reaches it between two blocks.
 pub const IDLE_TURN_MS: u64 = 30_000;
+
+/// The shortest activation turn, in milliseconds: on a chain with fast blocks `confirmations +
+/// 2` blocks can be shorter than the spread of the moments the members combine the signatures
+/// (the partials travel off chain) plus a send's round trip.
+pub const MIN_TURN_MS: u64 = 2_000;
+
+/// The clock as an activation's turns read it: how long this node has held the signatures,
+/// and how long of that its follower confirmed no new block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Held {
+    /// Milliseconds since this node held the signatures.
+    pub held_ms: u64,
+    /// Milliseconds without a new confirmed block, while it held them.
+    pub idle_ms: u64,
+}
 
 /// What fixes the turns of one fault: who may prove it and since when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,9 +248,9 @@ pub fn proof_turn(
 
 /// The staggering rule for an activation (module docs): whether `me` sends the activation of
 /// `schedule`'s block now that its follower has confirmed block `confirmed`, `activated` saying
-/// whether the follower has seen that block's view activated, and `idle_ms` how long the
-/// follower has confirmed no new block while this node held the signatures. Never
-/// [`Turn::NotListed`]; [`Turn::Wait`] names the height, the clock's turn aside.
+/// whether the follower has seen that block's view activated, `clock` how long this node has
+/// held the signatures and how long of that no new block was confirmed. Never
+/// [`Turn::NotListed`]; [`Turn::Wait`] names the height, the clock's part aside.
 /// [`Turn::TooLate`] once a transaction sent now would be mined after `schedule.last_block`.
 pub fn activation_turn(
     schedule: &ActivationSchedule,
@@ -242,7 +258,7 @@ pub fn activation_turn(
     activated: bool,
     confirmed: u64,
     confirmations: u64,
-    idle_ms: u64,
+    clock: Held,
 ) -> Turn {
     if activated {
         return Turn::Settled;
@@ -259,7 +275,9 @@ pub fn activation_turn(
         .collected_at
         .saturating_add(rank.saturating_mul(turn_length(confirmations)))
         .min(last_call);
-    if confirmed >= at || idle_ms >= rank.saturating_mul(IDLE_TURN_MS) {
+    let turns_passed = confirmed >= at && clock.held_ms >= rank.saturating_mul(MIN_TURN_MS);
+    let idle_turns_passed = clock.idle_ms >= rank.saturating_mul(IDLE_TURN_MS);
+    if turns_passed || idle_turns_passed || confirmed >= last_call {
         Turn::Send
     } else {
         Turn::Wait { at }
@@ -396,6 +414,12 @@ mod tests {
         }
     }
 
+    /// A clock past every turn's floor, on a chain that keeps confirming blocks.
+    const LONG: Held = Held {
+        held_ms: u64::MAX,
+        idle_ms: 0,
+    };
+
     fn activation(activators: usize) -> ActivationSchedule {
         ActivationSchedule {
             block_hash: [9; 32],
@@ -452,18 +476,18 @@ mod tests {
                 let r = activator_rank(&s, a);
                 let at = s.collected_at + r * (confirmations + 2);
                 assert_eq!(
-                    activation_turn(&s, a, false, at, confirmations, 0),
+                    activation_turn(&s, a, false, at, confirmations, LONG),
                     Turn::Send
                 );
                 if r > 0 {
                     assert_eq!(
-                        activation_turn(&s, a, false, at - 1, confirmations, 0),
+                        activation_turn(&s, a, false, at - 1, confirmations, LONG),
                         Turn::Wait { at }
                     );
                 }
                 for confirmed in [0, at, u64::MAX] {
                     assert_eq!(
-                        activation_turn(&s, a, true, confirmed, confirmations, u64::MAX),
+                        activation_turn(&s, a, true, confirmed, confirmations, LONG),
                         Turn::Settled
                     );
                 }
@@ -475,7 +499,7 @@ mod tests {
         s.collected_at = u64::MAX - 3;
         for a in s.activators.clone() {
             let r = activator_rank(&s, a);
-            let turn = activation_turn(&s, a, false, u64::MAX - 3, 0, 0);
+            let turn = activation_turn(&s, a, false, u64::MAX - 3, 0, LONG);
             match r {
                 0 => assert_eq!(turn, Turn::Send),
                 _ => assert_eq!(turn, Turn::Wait { at: u64::MAX - 2 }),
@@ -490,7 +514,13 @@ mod tests {
         let s = activation(6);
         for a in s.activators.clone() {
             let r = activator_rank(&s, a);
-            let turn = |idle_ms| activation_turn(&s, a, false, s.collected_at, 2, idle_ms);
+            let turn = |idle_ms| {
+                let clock = Held {
+                    held_ms: idle_ms,
+                    idle_ms,
+                };
+                activation_turn(&s, a, false, s.collected_at, 2, clock)
+            };
             assert_eq!(turn(r * IDLE_TURN_MS), Turn::Send);
             if r > 0 {
                 assert_eq!(
@@ -515,7 +545,8 @@ mod tests {
             for a in s.activators.clone() {
                 let r = activator_rank(&s, a);
                 let at = (s.collected_at + r * turn).min(last_call);
-                let decide = |confirmed| activation_turn(&s, a, false, confirmed, confirmations, 0);
+                let decide =
+                    |confirmed| activation_turn(&s, a, false, confirmed, confirmations, LONG);
                 assert_eq!(decide(at), Turn::Send, "rank {r}");
                 if at > s.collected_at {
                     assert_eq!(decide(at - 1), Turn::Wait { at }, "rank {r}");
@@ -530,9 +561,39 @@ mod tests {
         s.last_block = s.collected_at + 3;
         for a in s.activators.clone() {
             assert_eq!(
-                activation_turn(&s, a, false, s.collected_at, 1, 0),
+                activation_turn(&s, a, false, s.collected_at, 1, Held::default()),
                 Turn::Send
             );
+        }
+    }
+
+    /// On a chain with fast blocks, rank `r` also waits `r * MIN_TURN_MS` after it held the
+    /// signatures, however many blocks passed; the last call does not wait for the clock.
+    #[test]
+    fn a_turn_lasts_at_least_the_minimum_time_on_fast_chains() {
+        let mut s = activation(8);
+        s.last_block = s.collected_at + 1_000;
+        for a in s.activators.clone() {
+            let r = activator_rank(&s, a);
+            let late_enough = s.collected_at + r * 3;
+            let turn = |confirmed, held_ms| {
+                let clock = Held {
+                    held_ms,
+                    idle_ms: 0,
+                };
+                activation_turn(&s, a, false, confirmed, 1, clock)
+            };
+            assert_eq!(turn(late_enough, r * MIN_TURN_MS), Turn::Send, "rank {r}");
+            if r > 0 {
+                assert!(
+                    matches!(
+                        turn(late_enough + 100, r * MIN_TURN_MS - 1),
+                        Turn::Wait { .. }
+                    ),
+                    "rank {r}"
+                );
+                assert_eq!(turn(s.last_block - 3, 0), Turn::Send, "rank {r}");
+            }
         }
     }
 }

@@ -979,7 +979,8 @@ impl<C: ChainClient> Runtime<C> {
                 ChainAction::Activate(a) => {
                     // How long the chain has shown no new block while this node held it.
                     let idle = held.held_at.max(self.height_advanced_at).elapsed();
-                    self.chain.activation_due(a, held.since, idle)
+                    self.chain
+                        .activation_due(a, held.since, held.held_at.elapsed(), idle)
                 }
                 _ => Due::Now,
             };

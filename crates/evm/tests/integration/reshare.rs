@@ -25,7 +25,7 @@ use keyquorum_dkg::participant::Participant;
 use keyquorum_dkg::testing::ceremony::{BoardEvent, RunResult, member, run_nodes};
 use keyquorum_evm::client::{BoardInput, ConfirmedBlock, Phase};
 use keyquorum_evm::events::Translator;
-use keyquorum_evm::stagger::Turn;
+use keyquorum_evm::stagger::{Held, Turn};
 use keyquorum_evm::{Coordinator, g1_point, g2_point};
 
 const STAKE: u64 = 1_000;
@@ -251,7 +251,7 @@ fn complete(
                 last_call,
                 last_block - ACTIVATION_CONFIRMATIONS,
                 ACTIVATION_CONFIRMATIONS,
-                0
+                LONG
             ),
             Some(Turn::TooLate)
         );
@@ -303,7 +303,7 @@ fn complete(
     );
     for p in players {
         assert_eq!(
-            translator.activation_turn(&hash, p.account, 0, 0, 1, 0),
+            translator.activation_turn(&hash, p.account, 0, 0, 1, Held::default()),
             Some(Turn::Settled),
             "an activated view is not activated again"
         );
@@ -321,6 +321,13 @@ fn complete(
 
 /// The follower depth the activation turns are computed for.
 const ACTIVATION_CONFIRMATIONS: u64 = 1;
+
+/// A clock past every turn's floor, on a chain that keeps confirming blocks: the turns are the
+/// blocks'.
+const LONG: Held = Held {
+    held_ms: u64::MAX,
+    idle_ms: 0,
+};
 
 /// When each member of the new committee (then an account outside it) activates the block
 /// `hash` by the translator's staggering rule, all having held the signatures at
@@ -344,7 +351,7 @@ fn activation_turns(
                     collected_at,
                     confirmed,
                     ACTIVATION_CONFIRMATIONS,
-                    0,
+                    LONG,
                 )
             };
             match turn(collected_at) {
@@ -360,7 +367,7 @@ fn activation_turns(
         .collect();
     starts.sort_unstable();
     assert_eq!(
-        translator.activation_turn(&[0x5a; 32], outsider, collected_at, u64::MAX, 1, 0),
+        translator.activation_turn(&[0x5a; 32], outsider, collected_at, u64::MAX, 1, LONG),
         None,
         "a block the chain does not await is not activated"
     );

@@ -81,7 +81,7 @@ use keyquorum_evm::client::{
     Revert,
 };
 use keyquorum_evm::events::Translator;
-use keyquorum_evm::stagger::Turn;
+use keyquorum_evm::stagger::{Held, Turn};
 use keyquorum_evm::{
     Coordinator, Deployment, PrivateKeySigner, g1_point, g2_point, registration_payload,
 };
@@ -715,15 +715,20 @@ impl ChainClient for EvmChainClient {
         &self,
         activation: &super::Activation,
         collected_at: u64,
+        held: Duration,
         idle: Duration,
     ) -> Due {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let turn = self.translator().activation_turn(
             &activation.block_hash,
             self.client.account(),
             collected_at,
             self.confirmed.load(Ordering::Acquire),
             self.settings.confirmations,
-            u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+            Held {
+                held_ms: ms(held),
+                idle_ms: ms(idle),
+            },
         );
         // A restarted node can combine the signatures (its driver kept the block) before its
         // follower has replayed the logs that define the block: ask again later.

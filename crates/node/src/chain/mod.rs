@@ -292,18 +292,19 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
     }
 
     /// Whether this node sends its activation `activation` now, having combined its signatures
-    /// when it had processed the chain up to height `collected_at`, the chain having shown no
-    /// new block for `idle` while this node held them; asked again at every block, and every
-    /// few hundred milliseconds, until it is sent or dropped. Every member of the new committee
+    /// when it had processed the chain up to height `collected_at`, and held them for `held`,
+    /// `idle` of which the chain showed no new block; asked again at every block, and every
+    /// tenth of a second, until it is sent or dropped. Every member of the new committee
     /// combines the same signatures, and where copies of an activation cost their senders (an
     /// EVM chain), the adapter staggers them. The default sends at once.
     fn activation_due(
         &self,
         activation: &Activation,
         collected_at: u64,
+        held: std::time::Duration,
         idle: std::time::Duration,
     ) -> Due {
-        let _ = (activation, collected_at, idle);
+        let _ = (activation, collected_at, held, idle);
         Due::Now
     }
 

@@ -58,7 +58,13 @@ impl ChainClient for FirstTurnWithheld {
         self.inner.proof_due(report)
     }
 
-    fn activation_due(&self, activation: &Activation, collected_at: u64, idle: Duration) -> Due {
+    fn activation_due(
+        &self,
+        activation: &Activation,
+        collected_at: u64,
+        held: Duration,
+        idle: Duration,
+    ) -> Due {
         self.asked.lock().unwrap().insert(activation.block_hash);
         let schedule = ActivationSchedule {
             block_hash: activation.block_hash,
@@ -70,7 +76,8 @@ impl ChainClient for FirstTurnWithheld {
             self.withheld.store(true, Ordering::SeqCst);
             return Due::Never;
         }
-        self.inner.activation_due(activation, collected_at, idle)
+        self.inner
+            .activation_due(activation, collected_at, held, idle)
     }
 
     fn chain_refused(&self) -> Option<keyquorum_node::status::ChainRefusedStatus> {
