@@ -70,11 +70,17 @@ impl Anvil {
     /// [`Anvil::start`] with the block time in milliseconds (anvil takes fractions of a
     /// second); block timestamps stay whole seconds, so several blocks may share one.
     pub fn start_with_block_ms(repo: &Path, block_ms: Option<u64>) -> Result<Self, String> {
-        let binary = find_anvil(repo)?;
+        Self::start_binary(&find_anvil(repo)?, block_ms)
+    }
+
+    /// [`Anvil::start_with_block_ms`] with the anvil found at `binary`: the binary itself or a
+    /// wrapper that runs it (npm's `node_modules/.bin/anvil`). It runs in a process group of
+    /// its own, which is stopped as a whole on drop, so a wrapper's anvil stops with it.
+    pub fn start_binary(binary: &Path, block_ms: Option<u64>) -> Result<Self, String> {
         // Port 0: anvil binds a port the kernel gives it and says which. (A port picked here
         // and handed to anvil could be given to another process meanwhile, and anvil would
         // exit while that one answers.)
-        let mut cmd = Command::new(&binary);
+        let mut cmd = Command::new(binary);
         cmd.args(["--host", "127.0.0.1", "--port", "0"])
             .args(["--hardfork", "prague", "--chain-id", "31337"])
             // The coordinator is 24 KB and its ceremonies' calls are large.
@@ -84,6 +90,11 @@ impl Anvil {
         if let Some(ms) = block_ms {
             let seconds = format!("{}.{:03}", ms / 1000, ms % 1000);
             cmd.args(["--block-time", &seconds]);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
         }
         let mut child = cmd
             .spawn()
@@ -172,6 +183,15 @@ impl Anvil {
 
 impl Drop for Anvil {
     fn drop(&mut self) {
+        // The group's id is the child's pid (`process_group(0)`): this stops a wrapper's anvil
+        // too, which killing the child alone would leave running.
+        #[cfg(unix)]
+        if let Ok(group) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: `kill` has no memory effects; a group already gone is an error ignored.
+            unsafe {
+                libc::kill(-group, libc::SIGKILL);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -1172,3 +1172,39 @@ async fn a_lost_send_keeps_its_nonce_until_another_transaction_takes_it() {
     assert_eq!(stake().await, U256::from(STAKE + 180));
     assert_eq!(c.transaction_count(n.account).await.unwrap(), 4);
 }
+
+/// anvil run through a wrapper that stays its parent (npm's `node_modules/.bin/anvil` is a node
+/// script that does) stops when its handle is dropped: the handle stops anvil's whole process
+/// group, where killing the wrapper alone left anvil running and answering.
+#[test]
+fn a_wrapped_anvil_stops_with_its_handle() {
+    use std::net::TcpStream;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+
+    let real = keyquorum_evm::anvil::find_anvil(&repo()).unwrap_or_else(|e| panic!("{e}"));
+    let dir = std::env::temp_dir().join(format!("kq-anvil-wrapper-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = dir.join("anvil");
+    // No `exec`: the shell stays anvil's parent, as the node script does.
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\n\"{}\" \"$@\"\n", real.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let anvil = Anvil::start_binary(&wrapper, None).unwrap_or_else(|e| panic!("{e}"));
+    let addr = anvil.url().trim_start_matches("http://").to_string();
+    assert!(TcpStream::connect(&addr).is_ok(), "anvil answers on {addr}");
+    drop(anvil);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(&addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the wrapper's anvil still answers on {addr} after its handle was dropped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
