@@ -22,6 +22,8 @@
 //! - The prover of rank `r` sends once the node's follower has confirmed the block
 //!   `found_at + r * (confirmations + 2)`, where `found_at` is the block whose log carried the
 //!   refused post, unless by then the follower has seen the culprit slashed in that ceremony.
+//!   A turn also lasts [`MIN_TURN_MS`] at least, counted from when the node found the fault,
+//!   for chains whose blocks are shorter than a send's round trip.
 //!   The turn is `confirmations + 2` blocks long because a transaction sent at the start of a
 //!   turn is mined in the next block at the latest on a live chain, and the follower reports
 //!   that block `confirmations` blocks later; one more block is slack for the sender's round
@@ -222,13 +224,15 @@ pub fn turn_length(confirmations: u64) -> u64 {
 
 /// The staggering rule (module docs): whether `me` sends the proof of `schedule`'s fault now
 /// that its follower has confirmed block `confirmed`, `settled` saying whether the follower
-/// has seen the culprit slashed in that ceremony.
+/// has seen the culprit slashed in that ceremony, `held_ms` how long this node has held the
+/// proof (each turn lasts [`MIN_TURN_MS`] at least, as an activation's).
 pub fn proof_turn(
     schedule: &ProofSchedule,
     me: Address,
     settled: bool,
     confirmed: u64,
     confirmations: u64,
+    held_ms: u64,
 ) -> Turn {
     if settled {
         return Turn::Settled;
@@ -239,7 +243,7 @@ pub fn proof_turn(
     let at = schedule
         .found_at
         .saturating_add(rank.saturating_mul(turn_length(confirmations)));
-    if confirmed >= at {
+    if confirmed >= at && held_ms >= rank.saturating_mul(MIN_TURN_MS) {
         Turn::Send
     } else {
         Turn::Wait { at }
@@ -355,11 +359,11 @@ mod tests {
         ranks.sort_unstable();
         assert_eq!(ranks, [0, 1, 2]);
         assert_eq!(
-            proof_turn(&s, Address::repeat_byte(0x99), false, u64::MAX, 2),
+            proof_turn(&s, Address::repeat_byte(0x99), false, u64::MAX, 2, u64::MAX),
             Turn::NotListed
         );
         assert_eq!(
-            proof_turn(&s, s.culprit, false, u64::MAX, 2),
+            proof_turn(&s, s.culprit, false, u64::MAX, 2, u64::MAX),
             Turn::NotListed
         );
     }
@@ -373,15 +377,21 @@ mod tests {
             for p in &s.provers {
                 let r = prover_rank(&s, *p).unwrap();
                 let at = s.found_at + r * (confirmations + 2);
-                assert_eq!(proof_turn(&s, *p, false, at, confirmations), Turn::Send);
-                assert_eq!(proof_turn(&s, *p, false, at + 1, confirmations), Turn::Send);
+                assert_eq!(
+                    proof_turn(&s, *p, false, at, confirmations, u64::MAX),
+                    Turn::Send
+                );
+                assert_eq!(
+                    proof_turn(&s, *p, false, at + 1, confirmations, u64::MAX),
+                    Turn::Send
+                );
                 if r > 0 {
                     assert_eq!(
-                        proof_turn(&s, *p, false, at - 1, confirmations),
+                        proof_turn(&s, *p, false, at - 1, confirmations, u64::MAX),
                         Turn::Wait { at }
                     );
                     assert_eq!(
-                        proof_turn(&s, *p, false, s.found_at, confirmations),
+                        proof_turn(&s, *p, false, s.found_at, confirmations, u64::MAX),
                         Turn::Wait { at }
                     );
                 }
@@ -395,7 +405,10 @@ mod tests {
         let s = schedule(4);
         for p in &s.provers {
             for confirmed in [0, s.found_at, s.found_at + 100, u64::MAX] {
-                assert_eq!(proof_turn(&s, *p, true, confirmed, 2), Turn::Settled);
+                assert_eq!(
+                    proof_turn(&s, *p, true, confirmed, 2, u64::MAX),
+                    Turn::Settled
+                );
             }
         }
     }
@@ -406,7 +419,7 @@ mod tests {
         let mut s = schedule(3);
         s.found_at = u64::MAX - 1;
         for p in s.provers.clone() {
-            let turn = proof_turn(&s, p, false, u64::MAX - 1, u64::MAX);
+            let turn = proof_turn(&s, p, false, u64::MAX - 1, u64::MAX, u64::MAX);
             match prover_rank(&s, p).unwrap() {
                 0 => assert_eq!(turn, Turn::Send),
                 _ => assert_eq!(turn, Turn::Wait { at: u64::MAX }),
@@ -593,6 +606,27 @@ mod tests {
                     "rank {r}"
                 );
                 assert_eq!(turn(s.last_block - 3, 0), Turn::Send, "rank {r}");
+            }
+        }
+    }
+
+    /// On fast blocks a prover of rank `r` also waits `r * MIN_TURN_MS` after it found the
+    /// fault.
+    #[test]
+    fn a_proof_turn_lasts_at_least_the_minimum_time() {
+        let s = schedule(5);
+        for p in &s.provers {
+            let r = prover_rank(&s, *p).unwrap();
+            let late = s.found_at + r * 3 + 100;
+            assert_eq!(
+                proof_turn(&s, *p, false, late, 1, r * MIN_TURN_MS),
+                Turn::Send
+            );
+            if r > 0 {
+                assert!(matches!(
+                    proof_turn(&s, *p, false, late, 1, r * MIN_TURN_MS - 1),
+                    Turn::Wait { .. }
+                ));
             }
         }
     }

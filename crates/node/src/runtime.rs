@@ -975,7 +975,7 @@ impl<C: ChainClient> Runtime<C> {
     fn release_held(&mut self) {
         for mut held in std::mem::take(&mut self.held) {
             let due = match &held.sub.action {
-                ChainAction::ProveFault(r) => self.chain.proof_due(r),
+                ChainAction::ProveFault(r) => self.chain.proof_due(r, held.held_at.elapsed()),
                 ChainAction::Activate(a) => {
                     // How long the chain has shown no new block while this node held it.
                     let idle = held.held_at.max(self.height_advanced_at).elapsed();

@@ -1566,6 +1566,7 @@ fn the_translator_proves_a_forged_ack_aggregate_from_the_logs() {
             member_at(pos).account,
             confirmed,
             CONFIRMATIONS,
+            u64::MAX,
         )
         .expect("a proof")
     };
@@ -1586,11 +1587,17 @@ fn the_translator_proves_a_forged_ack_aggregate_from_the_logs() {
     assert_eq!(starts, [FOUND_AT, FOUND_AT + step, FOUND_AT + 2 * step]);
     assert_eq!(turn(&t, forger, u64::MAX), Turn::NotListed);
     assert_eq!(
-        t.proof_turn(&forged_signed, Address::repeat_byte(0x42), u64::MAX, 2),
+        t.proof_turn(
+            &forged_signed,
+            Address::repeat_byte(0x42),
+            u64::MAX,
+            2,
+            u64::MAX
+        ),
         Some(Turn::NotListed)
     );
     assert_eq!(
-        t.proof_turn(&publications[1], member_at(0).account, 0, 2),
+        t.proof_turn(&publications[1], member_at(0).account, 0, 2, u64::MAX),
         None
     );
     assert_eq!(proof.ceremony, s.id);

@@ -694,12 +694,13 @@ impl ChainClient for EvmChainClient {
 
     /// This node's turn by the staggering rule (module docs), at the follower's confirmed
     /// height and with the slashes it has seen.
-    fn proof_due(&self, report: &FaultReport) -> Due {
+    fn proof_due(&self, report: &FaultReport, held: Duration) -> Due {
         let turn = self.translator().proof_turn(
             &report.post,
             self.client.account(),
             self.confirmed.load(Ordering::Acquire),
             self.settings.confirmations,
+            u64::try_from(held.as_millis()).unwrap_or(u64::MAX),
         );
         match turn {
             Some(Turn::Send) => Due::Now,

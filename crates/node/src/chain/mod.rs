@@ -286,8 +286,8 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
     /// ([`ChainClient::takes_fault_proofs`]), asked again at every block until it is sent or
     /// dropped: where several nodes can prove one fault, the chain's adapter staggers them.
     /// The default sends at once.
-    fn proof_due(&self, report: &FaultReport) -> Due {
-        let _ = report;
+    fn proof_due(&self, report: &FaultReport, held: std::time::Duration) -> Due {
+        let _ = (report, held);
         Due::Now
     }
 

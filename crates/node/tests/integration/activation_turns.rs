@@ -54,8 +54,8 @@ impl ChainClient for FirstTurnWithheld {
         self.inner.takes_fault_proofs()
     }
 
-    fn proof_due(&self, report: &FaultReport) -> Due {
-        self.inner.proof_due(report)
+    fn proof_due(&self, report: &FaultReport, held: Duration) -> Due {
+        self.inner.proof_due(report, held)
     }
 
     fn activation_due(
