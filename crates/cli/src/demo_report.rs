@@ -702,12 +702,13 @@ fn signing_key_text(obs: &Observer, v: &ViewObs, k: &SigningKeyObs, out: &mut St
     };
     let _ = writeln!(
         out,
-        "  signing key secp256k1 {} (x-only {}), threshold {}",
+        "  signing key secp256k1 {} (x-only {}), threshold {} of its {} members",
         hex::encode(key.group_key.0),
         demo_signing_key::x_only(&key.group_key.0)
             .map(hex::encode)
             .unwrap_or_else(|| "-".into()),
-        key.threshold
+        key.threshold,
+        key.members.len()
     );
     if let Some(from) = k.reshared_from {
         let _ = writeln!(

@@ -1685,7 +1685,10 @@ async fn run_node<C: ChainClient>(
                             expires: None,
                         });
                     }
+                    // Where the chain has no such call, it is never sent (it was, and refused
+                    // with a warning, every 30 blocks).
                     if driver.cursor() > h
+                        && rt.chain.takes_verifiable_keys()
                         && driver.registered()
                         && !driver.verifiable_key_set()
                         && verifiable_key_sent.is_none_or(|at| rt.height > at + 30)

@@ -692,6 +692,10 @@ impl ChainClient for EvmChainClient {
         true
     }
 
+    fn takes_verifiable_keys(&self) -> bool {
+        false
+    }
+
     /// This node's turn by the staggering rule (module docs), at the follower's confirmed
     /// height and with the slashes it has seen.
     fn proof_due(&self, report: &FaultReport, held: Duration) -> Due {

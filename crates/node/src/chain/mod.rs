@@ -291,6 +291,13 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
         Due::Now
     }
 
+    /// Whether the chain takes a node's verifiable-encryption key (`SetVerifiableKey`, for
+    /// complaint-variant and signing-key ceremonies). The EVM coordinator runs neither, and has
+    /// no such call.
+    fn takes_verifiable_keys(&self) -> bool {
+        true
+    }
+
     /// Whether this node sends its activation `activation` now, having combined its signatures
     /// when it had processed the chain up to height `collected_at`, and held them for `held`,
     /// `idle` of which the chain showed no new block; asked again at every block, and every

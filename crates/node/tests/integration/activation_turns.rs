@@ -54,6 +54,10 @@ impl ChainClient for FirstTurnWithheld {
         self.inner.takes_fault_proofs()
     }
 
+    fn takes_verifiable_keys(&self) -> bool {
+        self.inner.takes_verifiable_keys()
+    }
+
     fn proof_due(&self, report: &FaultReport, held: Duration) -> Due {
         self.inner.proof_due(report, held)
     }
