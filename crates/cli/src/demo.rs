@@ -129,7 +129,8 @@ pub struct DemoArgs {
     /// View changes to run: a fresh key, then reshares.
     #[arg(long, default_value_t = 2)]
     pub views: u64,
-    /// Milliseconds between blocks [default: 200; 1000 with --chain anvil].
+    /// Milliseconds between blocks [default: 200, at least 20; 1000 with --chain anvil, at
+    /// least 100].
     #[arg(long)]
     pub block_ms: Option<u64>,
     /// Which chain coordinates the view changes: the embedded chain in this process, or the
