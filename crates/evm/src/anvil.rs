@@ -74,8 +74,9 @@ impl Anvil {
     }
 
     /// [`Anvil::start_with_block_ms`] with the anvil found at `binary`: the binary itself or a
-    /// wrapper that runs it (npm's `node_modules/.bin/anvil`). It runs in a process group of
-    /// its own, which is stopped as a whole on drop, so a wrapper's anvil stops with it.
+    /// wrapper that runs it (npm's `node_modules/.bin/anvil`). On drop the process and every
+    /// process under it are stopped, so a wrapper's anvil stops with it. It stays in the
+    /// caller's process group, so a Ctrl-C at the terminal reaches it too.
     pub fn start_binary(binary: &Path, block_ms: Option<u64>) -> Result<Self, String> {
         // Port 0: anvil binds a port the kernel gives it and says which. (A port picked here
         // and handed to anvil could be given to another process meanwhile, and anvil would
@@ -91,11 +92,7 @@ impl Anvil {
             let seconds = format!("{}.{:03}", ms / 1000, ms % 1000);
             cmd.args(["--block-time", &seconds]);
         }
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt;
-            cmd.process_group(0);
-        }
+
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
@@ -183,16 +180,39 @@ impl Anvil {
 
 impl Drop for Anvil {
     fn drop(&mut self) {
-        // The group's id is the child's pid (`process_group(0)`): this stops a wrapper's anvil
-        // too, which killing the child alone would leave running.
-        #[cfg(unix)]
-        if let Ok(group) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: `kill` has no memory effects; a group already gone is an error ignored.
-            unsafe {
-                libc::kill(-group, libc::SIGKILL);
+        // A wrapper's anvil is the wrapper's child: killing the wrapper alone leaves it
+        // running. The processes under ours are stopped first, while ours is alive and not
+        // reaped, so their pids cannot have been reused by then.
+        #[cfg(target_os = "linux")]
+        for pid in descendants(self.child.id()) {
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: `kill` has no memory effects; a process already gone is an error
+                // ignored.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
             }
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Every process under `pid` (its children, theirs, ...), deepest first, as
+/// `/proc/<pid>/task/<tid>/children` lists them.
+#[cfg(target_os = "linux")]
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten();
+    for task in tasks {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            found.extend(descendants(child));
+            found.push(child);
+        }
+    }
+    found
 }
