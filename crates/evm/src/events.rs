@@ -296,6 +296,25 @@ impl Translator {
         self.created.as_ref().filter(|c| &c.hash == hash)
     }
 
+    /// Who starts a view change first ([`crate::stagger::start_turn`]): the accounts of the
+    /// active view's members, as this translator's replica defined them, or every registered
+    /// account before the first view (or when the active block is not the replica's).
+    pub fn starters(&self) -> Vec<Address> {
+        match &self.active {
+            Some(block) => block
+                .members
+                .iter()
+                .filter_map(|m| {
+                    self.nodes
+                        .iter()
+                        .find(|(_, r)| r.identity == m.identity.0)
+                        .map(|(a, _)| *a)
+                })
+                .collect(),
+            None => self.nodes.keys().copied().collect(),
+        }
+    }
+
     /// Every registered account with its identity key.
     pub fn registered(&self) -> Vec<(Address, [u8; 96])> {
         self.nodes.iter().map(|(a, r)| (*a, r.identity)).collect()

@@ -22,8 +22,9 @@
 //! - The prover of rank `r` sends once the node's follower has confirmed the block
 //!   `found_at + r * (confirmations + 2)`, where `found_at` is the block whose log carried the
 //!   refused post, unless by then the follower has seen the culprit slashed in that ceremony.
-//!   A turn also lasts [`MIN_TURN_MS`] at least, counted from when the node found the fault,
-//!   for chains whose blocks are shorter than a send's round trip.
+//!   A turn also lasts [`MIN_TURN_MS`] at least, counted from when the node began to hold the
+//!   proof (after a restart, from its replay), for chains whose blocks are shorter than a
+//!   send's round trip.
 //!   The turn is `confirmations + 2` blocks long because a transaction sent at the start of a
 //!   turn is mined in the next block at the latest on a live chain, and the follower reports
 //!   that block `confirmations` blocks later; one more block is slack for the sender's round
@@ -51,14 +52,15 @@
 //!   the activator of rank `r` sends once its follower has confirmed
 //!   `collected_at + r * (confirmations + 2)` and it has held them for `r * MIN_TURN_MS` (a
 //!   turn of 2 s at least, for chains whose blocks come faster than the members combine),
-//!   unless its follower has seen the view activated by then. Members hold the signatures within a block or so of each other (each partial goes
-//!   to every member at once); the turn's one block of slack has to cover that and the
-//!   sender's round trip, so a member whose partials
+//!   unless its follower has seen the view activated by then. Members hold the signatures
+//!   within a block or so of each other (each partial goes to every member at once); the
+//!   turn's one block of slack has to cover that and the sender's round trip, so a member
+//!   whose partials
 //!   arrive later than that may still send a copy beside an earlier rank's.
 //! - The contract takes an activation only until the ceremony's wait deadline (`waitEnd`), and
 //!   a committee can have more ranks than that window has turns. So every member that has not
-//!   seen the view activated sends at its *last call*, one turn before the deadline
-//!   (`waitEnd - (confirmations + 2)`), whatever its rank: copies then may revert, but only
+//!   seen the view activated sends at its *last call*, two turns before the deadline
+//!   (`waitEnd - 2 (confirmations + 2)`), whatever its rank: copies then may revert, but only
 //!   when the earlier ranks failed, and a view that any live member can activate is activated.
 //!   From `waitEnd - confirmations` on, a transaction could no longer be mined in time, and the
 //!   activation is dropped.
@@ -72,7 +74,21 @@
 //!   registration not seen by this follower) goes after all of them rather than never: an
 //!   activation left unsent stalls the view change, a copy costs only gas.
 //!
-//! [`proof_turn`] and [`activation_turn`] are the whole rule, pure: block heights in, a
+//! ## View-change starts
+//! The contract starts a view change only when someone calls `startViewChange` once one is due
+//! (the start block reached, or a ceremony's wait phase over without an activation), and takes
+//! the first call; copies in the same block revert.
+//!
+//! - The *starters* are the active view's members (by account), or every registered account
+//!   before the first view: the nodes most likely up.
+//! - Ranks as above, with `keccak256(STARTER_RANK_TAG || due block || starter)`, another order
+//!   for every start. The starter of rank `r` calls once the next block is
+//!   `due + r * START_TURN_BLOCKS` or later. A node that is not a starter goes after all of
+//!   them, so a view change starts while any registered node is up.
+//! - The call is checked against the head, where every node reads whether a view change is
+//!   running, so a turn is two blocks: one for the call to be mined, one of slack.
+//!
+//! [`proof_turn`], [`activation_turn`] and [`start_turn`] are the whole rule, pure: block heights in, a
 //! decision out. The node asks them at each confirmed block for the proofs and activations it
 //! holds (`keyquorum-node`'s `chain::evm`).
 
@@ -83,6 +99,13 @@ pub const RANK_TAG: &[u8] = b"keyquorum-evm/prover-rank/v1";
 
 /// The domain tag of an activator's rank hash.
 pub const ACTIVATOR_RANK_TAG: &[u8] = b"keyquorum-evm/activator-rank/v1";
+
+/// The domain tag of a view-change starter's rank hash.
+pub const STARTER_RANK_TAG: &[u8] = b"keyquorum-evm/starter-rank/v1";
+
+/// Blocks between two starters' turns: the call is read against the head, not a confirmed
+/// block, so one block to be mined and one of slack.
+pub const START_TURN_BLOCKS: u64 = 2;
 
 /// How long a chain that confirms no new block counts as one activation turn, in
 /// milliseconds: 30 s, longer than the block interval of the chains the coordinator targets, so
@@ -138,9 +161,11 @@ pub struct ActivationSchedule {
 pub enum Turn {
     /// Send it now.
     Send,
-    /// Not this node's turn yet: ask again once block `at` is confirmed.
+    /// Not this node's turn yet: ask again at a later block (or, for an activation, later on
+    /// the clock).
     Wait {
-        /// The first confirmed height at which this node sends.
+        /// The first confirmed height of this node's turn by the blocks (an activation's or a
+        /// proof's turn may also wait for the clock past it).
         at: u64,
     },
     /// Settled by another member's transaction (the culprit slashed in that ceremony, the view
@@ -272,9 +297,11 @@ pub fn activation_turn(
         return Turn::TooLate;
     }
     let rank = activator_rank(schedule, me);
+    // Two turns before the deadline, so that a follower that skips a few blocks between two
+    // asks still finds the last call open.
     let last_call = schedule
         .last_block
-        .saturating_sub(turn_length(confirmations));
+        .saturating_sub(turn_length(confirmations).saturating_mul(2));
     let at = schedule
         .collected_at
         .saturating_add(rank.saturating_mul(turn_length(confirmations)))
@@ -282,6 +309,37 @@ pub fn activation_turn(
     let turns_passed = confirmed >= at && clock.held_ms >= rank.saturating_mul(MIN_TURN_MS);
     let idle_turns_passed = clock.idle_ms >= rank.saturating_mul(IDLE_TURN_MS);
     if turns_passed || idle_turns_passed || confirmed >= last_call {
+        Turn::Send
+    } else {
+        Turn::Wait { at }
+    }
+}
+
+/// `me`'s rank among the starters of the view change due at block `due` (0 calls first); a
+/// node not listed ranks after every listed one (module docs).
+pub fn starter_rank(due: u64, starters: &[Address], me: Address) -> u64 {
+    let key = |a: Address| {
+        let mut input = Vec::with_capacity(STARTER_RANK_TAG.len() + 8 + 20);
+        input.extend_from_slice(STARTER_RANK_TAG);
+        input.extend_from_slice(&due.to_be_bytes());
+        input.extend_from_slice(a.as_slice());
+        keccak256(input).0
+    };
+    rank_among(starters, None, me, key).unwrap_or_else(|| {
+        let mut listed = starters.to_vec();
+        listed.sort_unstable();
+        listed.dedup();
+        listed.len() as u64
+    })
+}
+
+/// The staggering rule for a view-change start (module docs): whether `me` calls
+/// `startViewChange`, due since block `due`, when the chain's head is `head` (the call would be
+/// mined in `head + 1`). Only [`Turn::Send`] or [`Turn::Wait`].
+pub fn start_turn(due: u64, starters: &[Address], me: Address, head: u64) -> Turn {
+    let rank = starter_rank(due, starters, me);
+    let at = due.saturating_add(rank.saturating_mul(START_TURN_BLOCKS));
+    if head.saturating_add(1) >= at {
         Turn::Send
     } else {
         Turn::Wait { at }
@@ -507,15 +565,15 @@ mod tests {
             }
         }
         // Heights near the top of `u64` saturate instead of wrapping: every rank's turn is
-        // capped by the last call, two blocks before the last block.
+        // capped by the last call, two turns (four blocks) before the last block.
         let mut s = activation(3);
-        s.collected_at = u64::MAX - 3;
+        s.collected_at = u64::MAX - 5;
         for a in s.activators.clone() {
             let r = activator_rank(&s, a);
-            let turn = activation_turn(&s, a, false, u64::MAX - 3, 0, LONG);
+            let turn = activation_turn(&s, a, false, u64::MAX - 5, 0, LONG);
             match r {
                 0 => assert_eq!(turn, Turn::Send),
-                _ => assert_eq!(turn, Turn::Wait { at: u64::MAX - 2 }),
+                _ => assert_eq!(turn, Turn::Wait { at: u64::MAX - 4 }),
             }
         }
     }
@@ -546,7 +604,7 @@ mod tests {
         }
     }
 
-    /// Ranks the wait window cannot fit send at the last call, one turn before the deadline;
+    /// Ranks the wait window cannot fit send at the last call, two turns before the deadline;
     /// from `last_block - confirmations` on nothing is sent.
     #[test]
     fn every_activator_not_settled_sends_at_the_last_call_and_none_too_late() {
@@ -554,7 +612,7 @@ mod tests {
             let mut s = activation(64);
             let turn = confirmations + 2;
             s.last_block = s.collected_at + 5 * turn;
-            let last_call = s.last_block - turn;
+            let last_call = s.last_block - 2 * turn;
             for a in s.activators.clone() {
                 let r = activator_rank(&s, a);
                 let at = (s.collected_at + r * turn).min(last_call);
@@ -629,5 +687,36 @@ mod tests {
                 ));
             }
         }
+    }
+
+    /// Starters get distinct ranks, another order per due block; rank `r` calls when the next
+    /// block is `due + 2r`, not a block sooner; a node not listed goes last.
+    #[test]
+    fn starters_take_turns_of_two_blocks_and_an_unlisted_node_goes_last() {
+        let starters: Vec<Address> = (1..=7u8).map(Address::repeat_byte).collect();
+        let due = 500;
+        let mut ranks: Vec<u64> = starters
+            .iter()
+            .map(|a| starter_rank(due, &starters, *a))
+            .collect();
+        let first = ranks.clone();
+        ranks.sort_unstable();
+        assert_eq!(ranks, (0..7).collect::<Vec<_>>());
+        let other: Vec<u64> = starters
+            .iter()
+            .map(|a| starter_rank(due + 1, &starters, *a))
+            .collect();
+        assert_ne!(first, other);
+        let outsider = Address::repeat_byte(0xee);
+        for a in starters.iter().copied().chain([outsider]) {
+            let r = starter_rank(due, &starters, a);
+            let at = due + r * START_TURN_BLOCKS;
+            assert_eq!(start_turn(due, &starters, a, at - 1), Turn::Send);
+            if r > 0 {
+                assert_eq!(start_turn(due, &starters, a, at - 2), Turn::Wait { at });
+            }
+        }
+        assert_eq!(starter_rank(due, &starters, outsider), 7);
+        assert_eq!(starter_rank(due, &[], outsider), 0);
     }
 }

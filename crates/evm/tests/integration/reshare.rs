@@ -236,9 +236,9 @@ fn complete(
             .collect::<Vec<_>>(),
         "one member per turn, an account outside the committee after all of them"
     );
-    // Held one turn before the wait deadline: every member sends at once (its last call), and
+    // Held two turns before the wait deadline: every member sends at once (its last call), and
     // from `waitEnd - confirmations` on none does.
-    let last_call = last_block - step;
+    let last_call = last_block - 2 * step;
     assert_eq!(
         activation_turns(translator, &hash, players, last_call),
         vec![last_call; ranks as usize]

@@ -60,10 +60,11 @@
 //!   new error and every `keyquorum_evm::candidacy::WARN_EVERY_BLOCKS` blocks, and shown
 //!   ([`ChainClient::candidacy_check_failing`]).
 //! - View changes: the contract starts one only when someone calls `startViewChange` (it ranks
-//!   the eligible nodes from its own state). Every node does so when one is due (the start
-//!   block reached with no ceremony running, or the running ceremony's wait phase over without
-//!   an activation). The first such call wins; the others are refused at gas estimation and
-//!   cost nothing, or, when two land in one block, the later one reverts.
+//!   the eligible nodes from its own state), once one is due (the start block reached with no
+//!   ceremony running, or the running ceremony's wait phase over without an activation). The
+//!   nodes take turns, two blocks each, the active view's members first
+//!   (`keyquorum_evm::stagger::start_turn`): the first call wins; a later one is refused at gas
+//!   estimation and costs nothing, or, when two land in one block, reverts.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -81,7 +82,7 @@ use keyquorum_evm::client::{
     Revert,
 };
 use keyquorum_evm::events::Translator;
-use keyquorum_evm::stagger::{Held, Turn};
+use keyquorum_evm::stagger::{Held, Turn, start_turn};
 use keyquorum_evm::{
     Coordinator, Deployment, PrivateKeySigner, g1_point, g2_point, registration_payload,
 };
@@ -440,15 +441,26 @@ impl EvmChainClient {
             return Ok(());
         }
         let running = c.read(Coordinator::runningCall {}).await?;
+        // The first block in which a call starts a view change.
         let due = if running.is_zero() {
-            head + 1 >= c.read(Coordinator::nextStartCall {}).await?
+            c.read(Coordinator::nextStartCall {}).await?
         } else {
-            head + 1
-                > c.read(Coordinator::ceremonyCall { id: running })
-                    .await?
-                    .waitEnd
+            c.read(Coordinator::ceremonyCall { id: running })
+                .await?
+                .waitEnd
+                .saturating_add(1)
         };
-        if !due {
+        if head + 1 < due {
+            return Ok(());
+        }
+        // Every node finds the start due in the same block: the nodes take turns
+        // (`keyquorum_evm::stagger::start_turn`), so copies do not revert at their cost.
+        let starters = self.translator().starters();
+        if let Turn::Wait { at } = start_turn(due, &starters, c.account(), head) {
+            debug!(
+                due,
+                at, "view change due; not this node's turn to start it yet"
+            );
             return Ok(());
         }
         match c
