@@ -255,17 +255,7 @@ impl Translator {
         let created = self.created(block_hash)?;
         let schedule = ActivationSchedule {
             block_hash: *block_hash,
-            activators: created
-                .block
-                .members
-                .iter()
-                .filter_map(|m| {
-                    self.nodes
-                        .iter()
-                        .find(|(_, r)| r.identity == m.identity.0)
-                        .map(|(a, _)| *a)
-                })
-                .collect(),
+            activators: self.member_accounts(&created.block),
             collected_at,
             // The translator's blocks start their view in the block after the wait deadline.
             last_block: created.block.first_round.saturating_sub(1),
@@ -301,18 +291,24 @@ impl Translator {
     /// account before the first view (or when the active block is not the replica's).
     pub fn starters(&self) -> Vec<Address> {
         match &self.active {
-            Some(block) => block
-                .members
-                .iter()
-                .filter_map(|m| {
-                    self.nodes
-                        .iter()
-                        .find(|(_, r)| r.identity == m.identity.0)
-                        .map(|(a, _)| *a)
-                })
-                .collect(),
+            Some(block) => self.member_accounts(block),
             None => self.nodes.keys().copied().collect(),
         }
+    }
+
+    /// The registered accounts of `block`'s members, in its order (a member whose
+    /// registration this translator has not seen is left out).
+    fn member_accounts(&self, block: &MagicBlock) -> Vec<Address> {
+        block
+            .members
+            .iter()
+            .filter_map(|m| {
+                self.nodes
+                    .iter()
+                    .find(|(_, r)| r.identity == m.identity.0)
+                    .map(|(a, _)| *a)
+            })
+            .collect()
     }
 
     /// Every registered account with its identity key.
