@@ -299,15 +299,14 @@ impl Translator {
     /// The registered accounts of `block`'s members, in its order (a member whose
     /// registration this translator has not seen is left out).
     fn member_accounts(&self, block: &MagicBlock) -> Vec<Address> {
+        // Asked at every block and, while an activation is held, every tenth of a second: one
+        // pass over the registrations rather than one per member.
+        let by_identity: HashMap<&[u8; 96], Address> =
+            self.nodes.iter().map(|(a, r)| (&r.identity, *a)).collect();
         block
             .members
             .iter()
-            .filter_map(|m| {
-                self.nodes
-                    .iter()
-                    .find(|(_, r)| r.identity == m.identity.0)
-                    .map(|(a, _)| *a)
-            })
+            .filter_map(|m| by_identity.get(&m.identity.0).copied())
             .collect()
     }
 
