@@ -313,17 +313,23 @@ pub enum Revert {
 
 impl Revert {
     /// The error's name (`NotMember`, `WrongPhase`, ...; a mined revert's replayed error), or
-    /// `unknown` / `mined`.
+    /// `unknown` / `mined`. Taken from the ABI's selector table, not from `Debug` text: callers
+    /// act on it (a proof refused as `AlreadySlashed` is settled, not failed).
     pub fn name(&self) -> String {
         match self {
-            Revert::Contract(e) | Revert::Mined(Some(e)) => format!("{e:?}")
-                .split(['(', ' ', '{'])
-                .next()
-                .unwrap_or("unknown")
-                .to_string(),
+            Revert::Contract(e) | Revert::Mined(Some(e)) => {
+                CoordinatorErrors::name_by_selector(e.selector())
+                    .unwrap_or("unknown")
+                    .to_string()
+            }
             Revert::Other(_) => "unknown".into(),
             Revert::Mined(None) => "mined".into(),
         }
+    }
+
+    /// Whether it was mined, so its sender paid for it (a revert at estimation costs nothing).
+    pub fn mined(&self) -> bool {
+        matches!(self, Revert::Mined(_))
     }
 }
 
@@ -2301,5 +2307,30 @@ mod tests {
             nextStart: 5,
         }));
         assert_eq!(r.name(), "TooEarly");
+        assert!(!r.mined());
+        let r = Revert::Mined(Some(CoordinatorErrors::NoViewChange(
+            Coordinator::NoViewChange {},
+        )));
+        assert_eq!(r.name(), "NoViewChange");
+        assert!(r.mined());
+        assert_eq!(Revert::Mined(None).name(), "mined");
+        assert_eq!(Revert::Other(Bytes::new()).name(), "unknown");
+    }
+
+    /// Every error the contract declares is named by its Solidity name: each selector decodes
+    /// to the variant whose name the table gives.
+    #[test]
+    fn every_contract_error_has_its_solidity_name() {
+        assert!(!CoordinatorErrors::SELECTORS.is_empty());
+        for (selector, name) in CoordinatorErrors::SELECTORS
+            .iter()
+            .zip(CoordinatorErrors::VARIANT_NAMES)
+        {
+            assert_eq!(
+                CoordinatorErrors::name_by_selector(*selector),
+                Some(*name),
+                "{name}"
+            );
+        }
     }
 }

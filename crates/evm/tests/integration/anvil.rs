@@ -1184,9 +1184,9 @@ fn a_wrapped_anvil_stops_with_its_handle() {
     use std::time::{Duration, Instant};
 
     let real = keyquorum_evm::anvil::find_anvil(&repo()).unwrap_or_else(|e| panic!("{e}"));
-    let dir = std::env::temp_dir().join(format!("kq-anvil-wrapper-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let wrapper = dir.join("anvil");
+    // Removed on drop, so a failed run leaves no wrapper behind either.
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("anvil");
     // No `exec`: the shell stays anvil's parent, as the node script does.
     std::fs::write(
         &wrapper,
@@ -1207,5 +1207,4 @@ fn a_wrapped_anvil_stops_with_its_handle() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
