@@ -212,8 +212,8 @@ impl Translator {
     }
 
     /// Whether `me` sends the proof of the fault in `post` now that block `confirmed` is
-    /// confirmed, following `confirmations` blocks behind the head, having held the proof for
-    /// `held_ms` ([`crate::stagger`]): `None`
+    /// confirmed, following `confirmations` blocks behind the head, with `clock`
+    /// ([`crate::stagger`]): `None`
     /// when this translator holds no proof of that post (no fault the contract can check, or
     /// the proof made room for newer ones).
     pub fn proof_turn(
@@ -222,7 +222,7 @@ impl Translator {
         me: Address,
         confirmed: u64,
         confirmations: u64,
-        held_ms: u64,
+        clock: Held,
     ) -> Option<Turn> {
         let p = self.proofs.get(&proof_key(post))?;
         Some(proof_turn(
@@ -231,7 +231,7 @@ impl Translator {
             p.settled,
             confirmed,
             confirmations,
-            held_ms,
+            clock,
         ))
     }
 

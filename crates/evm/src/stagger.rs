@@ -24,7 +24,8 @@
 //!   refused post, unless by then the follower has seen the culprit slashed in that ceremony.
 //!   A turn also lasts [`MIN_TURN_MS`] at least, counted from when the node began to hold the
 //!   proof (after a restart, from its replay), for chains whose blocks are shorter than a
-//!   send's round trip.
+//!   send's round trip; and while the follower confirms no new block (a chain that mines only
+//!   on demand), rank `r` sends after `r * IDLE_TURN_MS`, as for activations below.
 //!   The turn is `confirmations + 2` blocks long because a transaction sent at the start of a
 //!   turn is mined in the next block at the latest on a live chain, and the follower reports
 //!   that block `confirmations` blocks later; one more block is slack for the sender's round
@@ -83,10 +84,14 @@
 //!   before the first view: the nodes most likely up.
 //! - Ranks as above, with `keccak256(STARTER_RANK_TAG || due block || starter)`, another order
 //!   for every start. The starter of rank `r` calls once the next block is
-//!   `due + r * START_TURN_BLOCKS` or later. A node that is not a starter goes after all of
-//!   them, so a view change starts while any registered node is up.
+//!   `due + r * START_TURN_BLOCKS` or later and it has found the start due for
+//!   `r * MIN_TURN_MS` (fast blocks are shorter than a send's round trip), or once the head has
+//!   not moved for `r * IDLE_TURN_MS` (a chain that mines only when a transaction comes). A
+//!   node that is not a starter goes after all of them, so a view change starts while any
+//!   registered node is up.
 //! - The call is checked against the head, where every node reads whether a view change is
-//!   running, so a turn is two blocks: one for the call to be mined, one of slack.
+//!   running, so a turn is two blocks: one for the call to be mined, one of slack. A start has
+//!   no deadline, so the turns cost only time.
 //!
 //! [`proof_turn`], [`activation_turn`] and [`start_turn`] are the whole rule, pure: block heights in, a
 //! decision out. The node asks them at each confirmed block for the proofs and activations it
@@ -117,13 +122,14 @@ pub const IDLE_TURN_MS: u64 = 30_000;
 /// (the partials travel off chain) plus a send's round trip.
 pub const MIN_TURN_MS: u64 = 2_000;
 
-/// The clock as an activation's turns read it: how long this node has held the signatures,
-/// and how long of that its follower confirmed no new block.
+/// The clock as an activation's or a start's turns read it: how long this node has held the
+/// signatures (found the start due), and how long of that no new block came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Held {
-    /// Milliseconds since this node held the signatures.
+    /// Milliseconds since this node held the signatures, or found the start due.
     pub held_ms: u64,
-    /// Milliseconds without a new confirmed block, while it held them.
+    /// Milliseconds without a new block (confirmed, for an activation; the head, for a
+    /// start), while it held them.
     pub idle_ms: u64,
 }
 
@@ -249,15 +255,17 @@ pub fn turn_length(confirmations: u64) -> u64 {
 
 /// The staggering rule (module docs): whether `me` sends the proof of `schedule`'s fault now
 /// that its follower has confirmed block `confirmed`, `settled` saying whether the follower
-/// has seen the culprit slashed in that ceremony, `held_ms` how long this node has held the
-/// proof (each turn lasts [`MIN_TURN_MS`] at least, as an activation's).
+/// has seen the culprit slashed in that ceremony, `clock` how long this node has held the
+/// proof and how long of that no new block was confirmed (each turn lasts [`MIN_TURN_MS`] at
+/// least, and runs on the clock, [`IDLE_TURN_MS`] a turn, while no block comes, as an
+/// activation's).
 pub fn proof_turn(
     schedule: &ProofSchedule,
     me: Address,
     settled: bool,
     confirmed: u64,
     confirmations: u64,
-    held_ms: u64,
+    clock: Held,
 ) -> Turn {
     if settled {
         return Turn::Settled;
@@ -268,7 +276,8 @@ pub fn proof_turn(
     let at = schedule
         .found_at
         .saturating_add(rank.saturating_mul(turn_length(confirmations)));
-    if confirmed >= at && held_ms >= rank.saturating_mul(MIN_TURN_MS) {
+    let turns_passed = confirmed >= at && clock.held_ms >= rank.saturating_mul(MIN_TURN_MS);
+    if turns_passed || clock.idle_ms >= rank.saturating_mul(IDLE_TURN_MS) {
         Turn::Send
     } else {
         Turn::Wait { at }
@@ -335,11 +344,15 @@ pub fn starter_rank(due: u64, starters: &[Address], me: Address) -> u64 {
 
 /// The staggering rule for a view-change start (module docs): whether `me` calls
 /// `startViewChange`, due since block `due`, when the chain's head is `head` (the call would be
-/// mined in `head + 1`). Only [`Turn::Send`] or [`Turn::Wait`].
-pub fn start_turn(due: u64, starters: &[Address], me: Address, head: u64) -> Turn {
+/// mined in `head + 1`) and `clock` says how long this node has found it due and how long of
+/// that the head has not moved. Only [`Turn::Send`] or [`Turn::Wait`]; [`Turn::Wait`] names
+/// the height, the clock's part aside.
+pub fn start_turn(due: u64, starters: &[Address], me: Address, head: u64, clock: Held) -> Turn {
     let rank = starter_rank(due, starters, me);
     let at = due.saturating_add(rank.saturating_mul(START_TURN_BLOCKS));
-    if head.saturating_add(1) >= at {
+    let turns_passed =
+        head.saturating_add(1) >= at && clock.held_ms >= rank.saturating_mul(MIN_TURN_MS);
+    if turns_passed || clock.idle_ms >= rank.saturating_mul(IDLE_TURN_MS) {
         Turn::Send
     } else {
         Turn::Wait { at }
@@ -349,6 +362,14 @@ pub fn start_turn(due: u64, starters: &[Address], me: Address, head: u64) -> Tur
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A clock that has held for `ms` on a chain that keeps making blocks.
+    fn held(ms: u64) -> Held {
+        Held {
+            held_ms: ms,
+            idle_ms: 0,
+        }
+    }
 
     fn schedule(provers: usize) -> ProofSchedule {
         ProofSchedule {
@@ -417,11 +438,18 @@ mod tests {
         ranks.sort_unstable();
         assert_eq!(ranks, [0, 1, 2]);
         assert_eq!(
-            proof_turn(&s, Address::repeat_byte(0x99), false, u64::MAX, 2, u64::MAX),
+            proof_turn(
+                &s,
+                Address::repeat_byte(0x99),
+                false,
+                u64::MAX,
+                2,
+                held(u64::MAX)
+            ),
             Turn::NotListed
         );
         assert_eq!(
-            proof_turn(&s, s.culprit, false, u64::MAX, 2, u64::MAX),
+            proof_turn(&s, s.culprit, false, u64::MAX, 2, held(u64::MAX)),
             Turn::NotListed
         );
     }
@@ -436,20 +464,20 @@ mod tests {
                 let r = prover_rank(&s, *p).unwrap();
                 let at = s.found_at + r * (confirmations + 2);
                 assert_eq!(
-                    proof_turn(&s, *p, false, at, confirmations, u64::MAX),
+                    proof_turn(&s, *p, false, at, confirmations, held(u64::MAX)),
                     Turn::Send
                 );
                 assert_eq!(
-                    proof_turn(&s, *p, false, at + 1, confirmations, u64::MAX),
+                    proof_turn(&s, *p, false, at + 1, confirmations, held(u64::MAX)),
                     Turn::Send
                 );
                 if r > 0 {
                     assert_eq!(
-                        proof_turn(&s, *p, false, at - 1, confirmations, u64::MAX),
+                        proof_turn(&s, *p, false, at - 1, confirmations, held(u64::MAX)),
                         Turn::Wait { at }
                     );
                     assert_eq!(
-                        proof_turn(&s, *p, false, s.found_at, confirmations, u64::MAX),
+                        proof_turn(&s, *p, false, s.found_at, confirmations, held(u64::MAX)),
                         Turn::Wait { at }
                     );
                 }
@@ -464,7 +492,7 @@ mod tests {
         for p in &s.provers {
             for confirmed in [0, s.found_at, s.found_at + 100, u64::MAX] {
                 assert_eq!(
-                    proof_turn(&s, *p, true, confirmed, 2, u64::MAX),
+                    proof_turn(&s, *p, true, confirmed, 2, held(u64::MAX)),
                     Turn::Settled
                 );
             }
@@ -477,7 +505,7 @@ mod tests {
         let mut s = schedule(3);
         s.found_at = u64::MAX - 1;
         for p in s.provers.clone() {
-            let turn = proof_turn(&s, p, false, u64::MAX - 1, u64::MAX, u64::MAX);
+            let turn = proof_turn(&s, p, false, u64::MAX - 1, u64::MAX, held(u64::MAX));
             match prover_rank(&s, p).unwrap() {
                 0 => assert_eq!(turn, Turn::Send),
                 _ => assert_eq!(turn, Turn::Wait { at: u64::MAX }),
@@ -677,16 +705,74 @@ mod tests {
             let r = prover_rank(&s, *p).unwrap();
             let late = s.found_at + r * 3 + 100;
             assert_eq!(
-                proof_turn(&s, *p, false, late, 1, r * MIN_TURN_MS),
+                proof_turn(&s, *p, false, late, 1, held(r * MIN_TURN_MS)),
                 Turn::Send
             );
             if r > 0 {
                 assert!(matches!(
-                    proof_turn(&s, *p, false, late, 1, r * MIN_TURN_MS - 1),
+                    proof_turn(&s, *p, false, late, 1, held(r * MIN_TURN_MS - 1)),
                     Turn::Wait { .. }
                 ));
             }
         }
+    }
+
+    /// On a chain that mines only on demand no block comes while the provers wait: rank `r`
+    /// sends after `r * IDLE_TURN_MS` without one, so a first prover that is down does not
+    /// leave the fault unproven.
+    #[test]
+    fn a_proof_turn_runs_on_the_clock_while_no_block_comes() {
+        let s = schedule(5);
+        for p in &s.provers {
+            let r = prover_rank(&s, *p).unwrap();
+            let idle = |ms| Held {
+                held_ms: ms,
+                idle_ms: ms,
+            };
+            assert_eq!(
+                proof_turn(&s, *p, false, s.found_at, 1, idle(r * IDLE_TURN_MS)),
+                Turn::Send,
+                "rank {r}"
+            );
+            if r > 0 {
+                assert_eq!(
+                    proof_turn(&s, *p, false, s.found_at, 1, idle(r * IDLE_TURN_MS - 1)),
+                    Turn::Wait {
+                        at: s.found_at + r * 3
+                    },
+                    "rank {r}"
+                );
+            }
+        }
+        // Settled stays settled, and an outsider stays out, however long the chain idles.
+        assert_eq!(
+            proof_turn(
+                &s,
+                s.provers[0],
+                true,
+                0,
+                1,
+                Held {
+                    held_ms: u64::MAX,
+                    idle_ms: u64::MAX
+                }
+            ),
+            Turn::Settled
+        );
+        assert_eq!(
+            proof_turn(
+                &s,
+                s.culprit,
+                false,
+                0,
+                1,
+                Held {
+                    held_ms: u64::MAX,
+                    idle_ms: u64::MAX
+                }
+            ),
+            Turn::NotListed
+        );
     }
 
     /// Starters get distinct ranks, another order per due block; rank `r` calls when the next
@@ -711,9 +797,45 @@ mod tests {
         for a in starters.iter().copied().chain([outsider]) {
             let r = starter_rank(due, &starters, a);
             let at = due + r * START_TURN_BLOCKS;
-            assert_eq!(start_turn(due, &starters, a, at - 1), Turn::Send);
+            let floor = Held {
+                held_ms: r * MIN_TURN_MS,
+                idle_ms: 0,
+            };
+            assert_eq!(start_turn(due, &starters, a, at - 1, floor), Turn::Send);
             if r > 0 {
-                assert_eq!(start_turn(due, &starters, a, at - 2), Turn::Wait { at });
+                assert_eq!(
+                    start_turn(due, &starters, a, at - 2, floor),
+                    Turn::Wait { at }
+                );
+                // Its blocks came, its time did not: fast blocks.
+                let early = Held {
+                    held_ms: r * MIN_TURN_MS - 1,
+                    idle_ms: 0,
+                };
+                assert_eq!(
+                    start_turn(due, &starters, a, at + 5, early),
+                    Turn::Wait { at }
+                );
+                // No block for its idle turns: a chain that mines on demand.
+                let idle = Held {
+                    held_ms: r * IDLE_TURN_MS,
+                    idle_ms: r * IDLE_TURN_MS,
+                };
+                assert_eq!(start_turn(due, &starters, a, due - 1, idle), Turn::Send);
+                let almost = Held {
+                    held_ms: r * IDLE_TURN_MS,
+                    idle_ms: r * IDLE_TURN_MS - 1,
+                };
+                assert_eq!(
+                    start_turn(due, &starters, a, due - 1, almost),
+                    Turn::Wait { at }
+                );
+            } else {
+                // The first starter calls as soon as it is due, whatever the clock.
+                assert_eq!(
+                    start_turn(due, &starters, a, due - 1, Held::default()),
+                    Turn::Send
+                );
             }
         }
         assert_eq!(starter_rank(due, &starters, outsider), 7);

@@ -16,6 +16,7 @@
 //! | `keyquorum_chain_refused` (1 once this node refused the chain: a block its own execution of the contract does not reproduce) | gauge | |
 //! | `keyquorum_ceremonies_total` | counter | `result` (`success`, `failure`) |
 //! | `keyquorum_fault_proofs_total` | counter | `result` (`proved`, `settled`, `refused`) |
+//! | `keyquorum_transactions_reverted_total` (this node's transactions mined and reverted: fee paid, nothing applied) | counter | `kind` (tx kinds, `start_view_change`) |
 //! | `keyquorum_magic_block_mismatches_total` | counter | `what` (first field that differs) |
 //! | `keyquorum_beacon_rounds_total`, `keyquorum_beacon_late_rounds_total` | counter | |
 //! | `keyquorum_beacon_partials_total` | counter | `member` (committee position), `result` |
@@ -73,10 +74,11 @@ const BYTES_RECEIVED: usize = 3;
 const FAULTS: usize = 4;
 const CEREMONIES: usize = 5;
 const FAULT_PROOFS: usize = 7;
+const REVERTED: usize = 8;
 
 /// `(registered name, label key, help)`; the exposed name gets `_total` appended, and the
 /// encoder ends each help text with a full stop.
-const COUNTERS: [(&str, &str, &str); 8] = [
+const COUNTERS: [(&str, &str, &str); 9] = [
     (
         "keyquorum_messages_sent",
         "kind",
@@ -117,6 +119,13 @@ const COUNTERS: [(&str, &str, &str); 8] = [
         "result",
         "Fraud proofs this node held, by result: proved by its transaction, settled by another \
          member's proof first, refused by the chain for another reason",
+    ),
+    (
+        "keyquorum_transactions_reverted",
+        "kind",
+        "This node's transactions mined and reverted, by kind: their fee was paid and nothing \
+         applied (usually another member's copy in the same block; a refusal before sending is \
+         free and not counted)",
     ),
 ];
 
@@ -547,6 +556,11 @@ impl Metrics {
     /// Counts a fault.
     pub fn fault(&self, fault: &str) {
         self.inc(FAULTS, fault, 1);
+    }
+
+    /// Counts one of this node's transactions of `kind` mined and reverted.
+    pub fn reverted(&self, kind: &str) {
+        self.inc(REVERTED, kind, 1);
     }
 
     /// Counts a fraud proof this node held by what became of it (one of

@@ -132,6 +132,11 @@ pub enum Observation {
         /// `proved`, `settled` or `refused`.
         result: &'static str,
     },
+    /// One of this node's transactions was mined and reverted (its fee paid for nothing).
+    Reverted {
+        /// Transaction kind (`activate`, `fault_proof`, ..., `start_view_change`).
+        kind: &'static str,
+    },
     /// A message was delivered to a peer or a transaction submitted.
     Sent {
         /// Message or transaction kind.
@@ -182,6 +187,7 @@ impl Reporter {
             Observation::Received { kind, bytes } => return m.received(kind, bytes),
             Observation::FaultSeen { fault } => return m.fault(&fault),
             Observation::FaultProof { result } => return m.fault_proof(result),
+            Observation::Reverted { kind } => return m.reverted(kind),
             _ => {}
         }
         // A poisoned lock means a panic elsewhere while writing: the snapshot is still the
@@ -333,7 +339,8 @@ impl Reporter {
             Observation::Sent { .. }
             | Observation::Received { .. }
             | Observation::FaultSeen { .. }
-            | Observation::FaultProof { .. } => {}
+            | Observation::FaultProof { .. }
+            | Observation::Reverted { .. } => {}
         }
     }
 }

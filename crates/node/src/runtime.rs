@@ -974,11 +974,11 @@ impl<C: ChainClient> Runtime<C> {
     /// block.
     fn release_held(&mut self) {
         for mut held in std::mem::take(&mut self.held) {
+            // How long the chain has shown no new block while this node held it.
+            let idle = held.held_at.max(self.height_advanced_at).elapsed();
             let due = match &held.sub.action {
-                ChainAction::ProveFault(r) => self.chain.proof_due(r, held.held_at.elapsed()),
+                ChainAction::ProveFault(r) => self.chain.proof_due(r, held.held_at.elapsed(), idle),
                 ChainAction::Activate(a) => {
-                    // How long the chain has shown no new block while this node held it.
-                    let idle = held.held_at.max(self.height_advanced_at).elapsed();
                     self.chain
                         .activation_due(a, held.since, held.held_at.elapsed(), idle)
                 }
@@ -1111,8 +1111,18 @@ impl<C: ChainClient> Runtime<C> {
                     self.proof_outcome(r, "proved", "proved a dealer's fault on chain");
                 }
             }
-            SubmitOutcome::Reverted { code, reason } => {
+            SubmitOutcome::Reverted {
+                code,
+                reason,
+                mined,
+            } => {
                 let f = self.txq.inflight.remove(pos).expect("position found");
+                if mined {
+                    // Its fee is paid for nothing: counted, so an operator sees what the turns
+                    // did not prevent.
+                    self.reporter
+                        .observe(Observation::Reverted { kind: f.sub.kind });
+                }
                 if let ChainAction::ProveFault(r) = &f.sub.action {
                     // `AlreadySlashed`: another member's proof came first, refused at
                     // estimation for free or, mined in the same block, reverted (the adapter
@@ -1121,10 +1131,15 @@ impl<C: ChainClient> Runtime<C> {
                         self.proof_outcome(
                             r,
                             "settled",
-                            "fault already proven by another member; proof not needed",
+                            if mined {
+                                "fault already proven by another member's proof in the same \
+                                 block; this proof was mined and reverted, its fee spent"
+                            } else {
+                                "fault already proven by another member; proof not needed"
+                            },
                         );
                     } else {
-                        warn!(kind = f.sub.kind, %code, %reason, "fault proof refused by the contract");
+                        warn!(kind = f.sub.kind, %code, %reason, mined, "fault proof refused by the contract");
                         self.reporter
                             .observe(Observation::FaultProof { result: "refused" });
                     }
@@ -1132,13 +1147,23 @@ impl<C: ChainClient> Runtime<C> {
                     code.as_str(),
                     "NoViewChange" | "AlreadyPosted" | "AlreadyRegistered"
                 ) {
-                    // Another member's activation or a post already on chain: expected.
-                    debug!(kind = f.sub.kind, %code, "transaction not needed");
+                    // Another member's activation or a post already on chain: expected, and
+                    // free when refused at estimation.
+                    if mined {
+                        info!(
+                            kind = f.sub.kind,
+                            %code,
+                            "transaction mined and reverted: another member's came first in the \
+                             same block; its fee is spent"
+                        );
+                    } else {
+                        debug!(kind = f.sub.kind, %code, "transaction not needed");
+                    }
                 } else if code == "StakeBelowMinimum" {
                     // Held back before sending: the chain adapter warns with what to raise.
                     debug!(kind = f.sub.kind, %code, "registration held back");
                 } else {
-                    warn!(kind = f.sub.kind, %code, %reason, "transaction refused by the contract");
+                    warn!(kind = f.sub.kind, %code, %reason, mined, "transaction refused by the contract");
                 }
             }
             SubmitOutcome::Busy => self.txq.on_busy(pos),
@@ -1663,6 +1688,9 @@ async fn run_node<C: ChainClient>(
                         shown_check_failing = failing.clone();
                         reporter.observe(Observation::CandidacyCheckFailing(failing));
                     }
+                    for kind in rt.chain.take_reverted() {
+                        reporter.observe(Observation::Reverted { kind });
+                    }
                     let send_pending = rt.chain.send_pending();
                     if send_pending != shown_send_pending {
                         shown_send_pending = send_pending.clone();
@@ -1863,8 +1891,9 @@ async fn run_node<C: ChainClient>(
             Some((hash, outcome)) = submit_rx.recv() => rt.on_submitted(hash, outcome),
             _ = tick.tick() => {
                 rt.beacon.tick(&net, false);
-                // Turns that run on the clock, where the chain confirms no block
-                // ([`ChainClient::activation_due`]).
+                // Turns that run on the clock: the minimum turn on fast blocks, and the
+                // idle turns where the chain confirms no block ([`ChainClient::proof_due`],
+                // [`ChainClient::activation_due`]).
                 if !rt.held.is_empty() {
                     rt.release_held();
                 }

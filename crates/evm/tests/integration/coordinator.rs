@@ -26,7 +26,7 @@ use keyquorum_dkg::messages::{Post, SignedPost};
 use keyquorum_dkg::testing::ceremony::RunResult;
 use keyquorum_evm::client::{BoardInput, ConfirmedBlock, Phase};
 use keyquorum_evm::events::Translator;
-use keyquorum_evm::stagger::Turn;
+use keyquorum_evm::stagger::{Held, Turn};
 use keyquorum_evm::{Coordinator, g1_point, g2_point};
 
 const STAKE: u64 = 1_000;
@@ -1566,7 +1566,10 @@ fn the_translator_proves_a_forged_ack_aggregate_from_the_logs() {
             member_at(pos).account,
             confirmed,
             CONFIRMATIONS,
-            u64::MAX,
+            Held {
+                held_ms: u64::MAX,
+                idle_ms: 0,
+            },
         )
         .expect("a proof")
     };
@@ -1592,12 +1595,18 @@ fn the_translator_proves_a_forged_ack_aggregate_from_the_logs() {
             Address::repeat_byte(0x42),
             u64::MAX,
             2,
-            u64::MAX
+            Held::default()
         ),
         Some(Turn::NotListed)
     );
     assert_eq!(
-        t.proof_turn(&publications[1], member_at(0).account, 0, 2, u64::MAX),
+        t.proof_turn(
+            &publications[1],
+            member_at(0).account,
+            0,
+            2,
+            Held::default()
+        ),
         None
     );
     assert_eq!(proof.ceremony, s.id);

@@ -62,13 +62,14 @@
 //! - View changes: the contract starts one only when someone calls `startViewChange` (it ranks
 //!   the eligible nodes from its own state), once one is due (the start block reached with no
 //!   ceremony running, or the running ceremony's wait phase over without an activation). The
-//!   nodes take turns, two blocks each, the active view's members first
+//!   nodes take turns, two blocks and 2 s each, the active view's members first
 //!   (`keyquorum_evm::stagger::start_turn`): the first call wins; a later one is refused at gas
-//!   estimation and costs nothing, or, when two land in one block, reverts.
+//!   estimation and costs nothing, or, when two land in one block, reverts (logged, and counted
+//!   in `keyquorum_transactions_reverted_total{kind="start_view_change"}`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keyquorum_contract::tx::TxBody;
 use keyquorum_contract::{BeaconConfig, BeaconScheme};
@@ -164,8 +165,14 @@ pub struct EvmChainClient {
     following: Arc<tokio::sync::Mutex<Following>>,
     translator: Arc<Mutex<Translator>>,
     starting: Arc<AtomicBool>,
-    /// The head at this node's last check for a due view change (one check per block).
+    /// This node's view-change starts mined and reverted, not yet handed to the runtime's
+    /// count ([`ChainClient::take_reverted`]).
+    reverted_starts: Arc<AtomicU64>,
+    /// The head at this node's last check for a due view change (one read of the contract
+    /// per block).
     checked_at: Arc<AtomicU64>,
+    /// The start this node found due and has not seen made, for its turn's clock.
+    start_clock: Arc<Mutex<Option<StartClock>>>,
     /// The contract's configured beacon, read when the node connects (it is fixed at deploy).
     beacon: BeaconConfig,
     /// The newest block the follower confirmed (the translator has seen its logs).
@@ -250,7 +257,9 @@ impl EvmChainClient {
                 reported: None,
             })),
             starting: Arc::new(AtomicBool::new(false)),
+            reverted_starts: Arc::new(AtomicU64::new(0)),
             checked_at: Arc::new(AtomicU64::new(0)),
+            start_clock: Arc::default(),
             confirmed: Arc::new(AtomicU64::new(0)),
             candidacy: Arc::new(Mutex::new(Watch::new(account))),
             checking: Arc::new(AtomicBool::new(false)),
@@ -437,37 +446,77 @@ impl EvmChainClient {
     async fn start_view_change(&self) -> Result<(), ClientError> {
         let c = &self.client;
         let head = c.block_number().await?;
-        if self.checked_at.swap(head, Ordering::AcqRel) == head {
-            return Ok(());
-        }
-        let running = c.read(Coordinator::runningCall {}).await?;
-        // The first block in which a call starts a view change.
-        let due = if running.is_zero() {
-            c.read(Coordinator::nextStartCall {}).await?
+        let now = Instant::now();
+        let due = if self.checked_at.swap(head, Ordering::AcqRel) == head {
+            // The contract's answer for this head is known: only the turn's clock moved.
+            match &*self.start_clock() {
+                Some(clock) => clock.due,
+                None => return Ok(()),
+            }
         } else {
-            c.read(Coordinator::ceremonyCall { id: running })
-                .await?
-                .waitEnd
-                .saturating_add(1)
+            let running = c.read(Coordinator::runningCall {}).await?;
+            // The first block in which a call starts a view change.
+            let due = if running.is_zero() {
+                c.read(Coordinator::nextStartCall {}).await?
+            } else {
+                c.read(Coordinator::ceremonyCall { id: running })
+                    .await?
+                    .waitEnd
+                    .saturating_add(1)
+            };
+            let mut clock = self.start_clock();
+            if head + 1 < due {
+                *clock = None;
+                return Ok(());
+            }
+            match &mut *clock {
+                Some(clock) if clock.due == due => {
+                    if clock.head != head {
+                        clock.head = head;
+                        clock.head_seen = now;
+                    }
+                }
+                _ => {
+                    *clock = Some(StartClock {
+                        due,
+                        found: now,
+                        head,
+                        head_seen: now,
+                    })
+                }
+            }
+            due
         };
-        if head + 1 < due {
-            return Ok(());
-        }
+        let held = self
+            .start_clock()
+            .as_ref()
+            .map(|clock| clock.held(now))
+            .unwrap_or_default();
         // Every node finds the start due in the same block: the nodes take turns
         // (`keyquorum_evm::stagger::start_turn`), so copies do not revert at their cost.
         let starters = self.translator().starters();
-        if let Turn::Wait { at } = start_turn(due, &starters, c.account(), head) {
+        if let Turn::Wait { at } = start_turn(due, &starters, c.account(), head, held) {
             debug!(
                 due,
                 at, "view change due; not this node's turn to start it yet"
             );
             return Ok(());
         }
+        // One call per head whatever its outcome: the next head's read says whether it is due.
+        *self.start_clock() = None;
         match c
             .send(Coordinator::startViewChangeCall {}, U256::ZERO)
             .await?
         {
             CallOutcome::Included { block, .. } => info!(block, "started a view change on chain"),
+            CallOutcome::Reverted(r) if r.mined() => {
+                self.reverted_starts.fetch_add(1, Ordering::AcqRel);
+                info!(
+                    revert = %r.name(),
+                    "view change start mined and reverted: another node's start came first in \
+                     the same block; its fee is spent"
+                );
+            }
             CallOutcome::Reverted(r) => debug!(revert = %r.name(), "view change not started"),
         }
         Ok(())
@@ -517,6 +566,10 @@ impl EvmChainClient {
             }
             me.looking_up.store(false, Ordering::Release);
         });
+    }
+
+    fn start_clock(&self) -> std::sync::MutexGuard<'_, Option<StartClock>> {
+        self.start_clock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn pending_sends(&self) -> std::sync::MutexGuard<'_, Vec<PendingSend>> {
@@ -591,7 +644,31 @@ impl EvmChainClient {
             reason: format!(
                 "not sent: the stake {stake} wei is below the contract's minimum {minimum} wei"
             ),
+            mined: false,
         }))
+    }
+}
+
+/// A view-change start this node found due: since when, and since when the head stood still.
+#[derive(Debug, Clone, Copy)]
+struct StartClock {
+    /// The block from which a call starts the view change.
+    due: u64,
+    /// When this node first found it due.
+    found: Instant,
+    /// The head last read, and when it was first read.
+    head: u64,
+    head_seen: Instant,
+}
+
+impl StartClock {
+    /// The clock as `keyquorum_evm::stagger::start_turn` reads it at `now`.
+    fn held(&self, now: Instant) -> Held {
+        let ms = |since: Instant| now.saturating_duration_since(since).as_millis() as u64;
+        Held {
+            held_ms: ms(self.found),
+            idle_ms: ms(self.head_seen),
+        }
     }
 }
 
@@ -710,13 +787,17 @@ impl ChainClient for EvmChainClient {
 
     /// This node's turn by the staggering rule (module docs), at the follower's confirmed
     /// height and with the slashes it has seen.
-    fn proof_due(&self, report: &FaultReport, held: Duration) -> Due {
+    fn proof_due(&self, report: &FaultReport, held: Duration, idle: Duration) -> Due {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let turn = self.translator().proof_turn(
             &report.post,
             self.client.account(),
             self.confirmed.load(Ordering::Acquire),
             self.settings.confirmations,
-            u64::try_from(held.as_millis()).unwrap_or(u64::MAX),
+            Held {
+                held_ms: ms(held),
+                idle_ms: ms(idle),
+            },
         );
         match turn {
             Some(Turn::Send) => Due::Now,
@@ -803,6 +884,11 @@ impl ChainClient for EvmChainClient {
             failures: f.failures,
             error: f.error.clone(),
         })
+    }
+
+    fn take_reverted(&self) -> Vec<&'static str> {
+        let n = self.reverted_starts.swap(0, Ordering::AcqRel);
+        vec!["start_view_change"; n as usize]
     }
 
     fn send_pending(&self) -> Option<crate::status::SendPendingStatus> {
@@ -1037,6 +1123,7 @@ impl ChainClient for EvmChainClient {
                 SubmitOutcome::Reverted {
                     code: r.name(),
                     reason: format!("{r:?}"),
+                    mined: r.mined(),
                 }
             }
         })

@@ -243,6 +243,9 @@ pub enum SubmitOutcome {
         code: String,
         /// Explanation.
         reason: String,
+        /// Mined and reverted, so its fee was paid; `false` when refused before sending (at
+        /// estimation, free).
+        mined: bool,
     },
     /// Refused by the pre-check (`code` is the contract's rejection code).
     Rejected {
@@ -283,11 +286,17 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
     }
 
     /// Whether this node sends its proof of `report`'s fault now
-    /// ([`ChainClient::takes_fault_proofs`]), asked again at every block until it is sent or
-    /// dropped: where several nodes can prove one fault, the chain's adapter staggers them.
-    /// The default sends at once.
-    fn proof_due(&self, report: &FaultReport, held: std::time::Duration) -> Due {
-        let _ = (report, held);
+    /// ([`ChainClient::takes_fault_proofs`]), having held it for `held`, `idle` of which the
+    /// chain showed no new block; asked again at every block, and every tenth of a second,
+    /// until it is sent or dropped: where several nodes can prove one fault, the chain's
+    /// adapter staggers them. The default sends at once.
+    fn proof_due(
+        &self,
+        report: &FaultReport,
+        held: std::time::Duration,
+        idle: std::time::Duration,
+    ) -> Due {
+        let _ = (report, held, idle);
         Due::Now
     }
 
@@ -354,6 +363,13 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
     /// chains whose submission does not wait for the receipt.
     fn send_pending(&self) -> Option<crate::status::SendPendingStatus> {
         None
+    }
+
+    /// The kinds of the sends the adapter made on its own (not through
+    /// [`ChainClient::submit`]: an EVM node's `start_view_change`) that were mined and reverted
+    /// since the last call, each once, for the node's count of fees paid for nothing.
+    fn take_reverted(&self) -> Vec<&'static str> {
+        Vec::new()
     }
 
     /// Turns `action` from `sender` into this chain's transaction.

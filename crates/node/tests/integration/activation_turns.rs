@@ -1,13 +1,18 @@
 //! The new committee's members take turns activating a view on the EVM coordinator
 //! (`keyquorum_evm::stagger`): four nodes' runtimes on anvil (one-second blocks) run a fresh
-//! view change through the contract, and the member whose turn comes first never sends its
-//! activation, as if it had crashed after combining the signatures. A member of a later rank
-//! activates the view once its turn comes; the first-ranked member sends nothing, and at most
-//! one copy of the activation is sent besides the one mined.
+//! view change through the contract.
+//! - The member whose turn comes first never sends its activation, as if it had crashed after
+//!   combining the signatures. A member of a later rank activates the view once its turn comes;
+//!   the first-ranked member sends nothing, and at most one copy of the activation is sent
+//!   besides the one mined.
+//! - Every member sends its activation at once, as before the turns: the copies mined in the
+//!   activation's block revert, and each node counts its own in
+//!   `keyquorum_transactions_reverted_total{kind="activate"}`, as many as the chain shows.
 //!
 //! anvil is the pinned npm package in `contracts/` (`npm ci` there installs it).
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,23 +31,33 @@ use keyquorum_node::chain::{
     SignatureRoute, SubmitOutcome, Unprepared,
 };
 
-use crate::eviction::node_keys;
+use crate::eviction::{http_get, node_keys};
 
 const CHAIN_NAME: &str = "kq-activation-turns";
 const NODES: u32 = 4;
 
-/// A node's EVM adapter that never sends an activation whose first turn is its own: the
-/// member of rank 0 among `activators`, down after combining the signatures.
+/// When a node's adapter lets its activation go.
 #[derive(Clone)]
-struct FirstTurnWithheld {
-    inner: EvmChainClient,
-    activators: Vec<Address>,
-    withheld: Arc<AtomicBool>,
-    /// The blocks this node was asked to activate.
-    asked: Arc<Mutex<HashSet<[u8; 32]>>>,
+enum Policy {
+    /// Never, when its first turn is this node's own: the member of rank 0 among
+    /// `activators`, down after combining the signatures. `withheld` is set once it was.
+    WithholdFirst {
+        activators: Vec<Address>,
+        withheld: Arc<AtomicBool>,
+    },
+    /// Without turns, as soon as every node holds the signatures (all of them in `asked`), so
+    /// that the copies reach the same block.
+    AllAtOnce { asked: Arc<Mutex<HashSet<Address>>> },
 }
 
-impl ChainClient for FirstTurnWithheld {
+/// A node's EVM adapter whose activations follow `policy` instead of the turns.
+#[derive(Clone)]
+struct Activating {
+    inner: EvmChainClient,
+    policy: Policy,
+}
+
+impl ChainClient for Activating {
     type Error = EvmChainError;
     type Tx = EvmCall;
 
@@ -58,8 +73,8 @@ impl ChainClient for FirstTurnWithheld {
         self.inner.takes_verifiable_keys()
     }
 
-    fn proof_due(&self, report: &FaultReport, held: Duration) -> Due {
-        self.inner.proof_due(report, held)
+    fn proof_due(&self, report: &FaultReport, held: Duration, idle: Duration) -> Due {
+        self.inner.proof_due(report, held, idle)
     }
 
     fn activation_due(
@@ -69,19 +84,39 @@ impl ChainClient for FirstTurnWithheld {
         held: Duration,
         idle: Duration,
     ) -> Due {
-        self.asked.lock().unwrap().insert(activation.block_hash);
-        let schedule = ActivationSchedule {
-            block_hash: activation.block_hash,
-            activators: self.activators.clone(),
-            collected_at,
-            last_block: u64::MAX,
-        };
-        if activator_rank(&schedule, self.inner.client().account()) == 0 {
-            self.withheld.store(true, Ordering::SeqCst);
-            return Due::Never;
+        let me = self.inner.client().account();
+        match &self.policy {
+            Policy::WithholdFirst {
+                activators,
+                withheld,
+            } => {
+                let schedule = ActivationSchedule {
+                    block_hash: activation.block_hash,
+                    activators: activators.clone(),
+                    collected_at,
+                    last_block: u64::MAX,
+                };
+                if activator_rank(&schedule, me) == 0 {
+                    withheld.store(true, Ordering::SeqCst);
+                    return Due::Never;
+                }
+                self.inner
+                    .activation_due(activation, collected_at, held, idle)
+            }
+            Policy::AllAtOnce { asked } => {
+                let mut asked = asked.lock().unwrap();
+                asked.insert(me);
+                if asked.len() < NODES as usize {
+                    Due::Later
+                } else {
+                    Due::Now
+                }
+            }
         }
-        self.inner
-            .activation_due(activation, collected_at, held, idle)
+    }
+
+    fn take_reverted(&self) -> Vec<&'static str> {
+        self.inner.take_reverted()
     }
 
     fn chain_refused(&self) -> Option<keyquorum_node::status::ChainRefusedStatus> {
@@ -113,8 +148,19 @@ impl ChainClient for FirstTurnWithheld {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_next_member_activates_when_the_first_one_does_not() {
+/// What a view change with every node's activations under `policy(i)` left on chain.
+struct Ran {
+    /// The activations of the activated magic block: sender, its rank, whether it applied.
+    senders: Vec<(Address, u64, bool)>,
+    /// The nodes' status servers, still serving.
+    status: Vec<SocketAddr>,
+    /// Dropped to stop the nodes.
+    _stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    _dirs: Vec<tempfile::TempDir>,
+    _anvil: Anvil,
+}
+
+async fn run_view_change(policy: impl Fn(&[Address]) -> Policy) -> Ran {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let anvil = Anvil::start(&repo, Some(1)).unwrap_or_else(|e| panic!("{e}"));
     let ether = U256::from(10u128.pow(18));
@@ -146,9 +192,10 @@ async fn the_next_member_activates_when_the_first_one_does_not() {
         .await
         .unwrap();
 
-    let withheld = Arc::new(AtomicBool::new(false));
+    let policy = policy(&activators);
     let mut stops = Vec::new();
     let mut dirs = Vec::new();
+    let mut status = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         let settings = EvmSettings {
             rpc: anvil.url().into(),
@@ -157,36 +204,37 @@ async fn the_next_member_activates_when_the_first_one_does_not() {
             from_block: from,
             confirmations: 1,
         };
-        let chain = FirstTurnWithheld {
+        let chain = Activating {
             inner: EvmChainClient::connect(settings, key.clone())
                 .await
                 .unwrap(),
-            activators: activators.clone(),
-            withheld: withheld.clone(),
-            asked: Arc::default(),
+            policy: policy.clone(),
         };
         let dir = tempfile::tempdir().unwrap();
         let mut node = NodeConfig {
             data_dir: dir.path().to_path_buf(),
             stake: 1_000,
-            status_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            status_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..NodeConfig::default()
         };
         node.beacon.enabled = false;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, info) = tokio::sync::oneshot::channel();
         let index = 900 + i as u32;
         tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
             };
             if let Err(e) =
-                keyquorum_node::runtime::run(node, node_keys(index), chain, shutdown, None).await
+                keyquorum_node::runtime::run(node, node_keys(index), chain, shutdown, Some(ready))
+                    .await
             {
                 panic!("node {index}: {e}");
             }
         });
         stops.push(stop);
         dirs.push(dir);
+        status.push(info.await.unwrap().status_addr);
     }
 
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -195,22 +243,13 @@ async fn the_next_member_activates_when_the_first_one_does_not() {
         if view >= 1 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "view 1 not activated in time (rank 0 withheld: {})",
-            withheld.load(Ordering::SeqCst)
-        );
+        assert!(Instant::now() < deadline, "view 1 not activated in time");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // Room for any copy still on its way to be mined.
+    // Room for any copy still on its way to be mined, and for its sender to learn its fate.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let to = probe.block_number().await.unwrap();
-    drop(stops);
 
-    assert!(
-        withheld.load(Ordering::SeqCst),
-        "the member whose turn came first was asked to activate"
-    );
     // The activations of the activated block (a ceremony that failed and restarted would have
     // its own block).
     let calls: Vec<_> = probe
@@ -228,11 +267,6 @@ async fn the_next_member_activates_when_the_first_one_does_not() {
         .find(|(t, _)| t.success)
         .map(|(_, block)| block.clone())
         .expect("a mined activation");
-    let activations: Vec<_> = calls
-        .into_iter()
-        .filter(|(_, block)| *block == activated_block)
-        .map(|(t, _)| t)
-        .collect();
     let block_hash = probe
         .read(Coordinator::magicBlockHashCall {})
         .await
@@ -244,10 +278,33 @@ async fn the_next_member_activates_when_the_first_one_does_not() {
         collected_at: 0,
         last_block: u64::MAX,
     };
-    let senders: Vec<(Address, u64, bool)> = activations
-        .iter()
-        .map(|t| (t.from, activator_rank(&schedule, t.from), t.success))
+    let senders = calls
+        .into_iter()
+        .filter(|(_, block)| *block == activated_block)
+        .map(|(t, _)| (t.from, activator_rank(&schedule, t.from), t.success))
         .collect();
+    Ran {
+        senders,
+        status,
+        _stops: stops,
+        _dirs: dirs,
+        _anvil: anvil,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_member_activates_when_the_first_one_does_not() {
+    let withheld = Arc::new(AtomicBool::new(false));
+    let ran = run_view_change(|activators| Policy::WithholdFirst {
+        activators: activators.to_vec(),
+        withheld: withheld.clone(),
+    })
+    .await;
+    let senders = &ran.senders;
+    assert!(
+        withheld.load(Ordering::SeqCst),
+        "the member whose turn came first was asked to activate"
+    );
     assert!(
         senders.iter().all(|(_, rank, _)| *rank > 0),
         "the member of rank 0 sent nothing: {senders:?}"
@@ -258,4 +315,34 @@ async fn the_next_member_activates_when_the_first_one_does_not() {
     // one is held up for a whole turn (three blocks) on a loaded machine, so one copy is
     // tolerated, as in the anvil demo's test.
     assert!(senders.len() <= 2, "{senders:?}");
+}
+
+/// The fee of an activation that another member's beat in the same block is paid for
+/// nothing: each node counts its own such reverts, and the counts add up to the chain's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activations_mined_and_reverted_are_counted_by_their_senders() {
+    let asked = Arc::new(Mutex::new(HashSet::new()));
+    let ran = run_view_change(|_| Policy::AllAtOnce {
+        asked: asked.clone(),
+    })
+    .await;
+    let senders = &ran.senders;
+    let reverted_on_chain = senders.iter().filter(|(_, _, ok)| !*ok).count();
+    assert!(
+        reverted_on_chain >= 1,
+        "copies sent at once reach the activation's block: {senders:?}"
+    );
+    let mut counted = 0.0;
+    for addr in &ran.status {
+        let metrics = http_get(*addr, "/metrics").await;
+        counted += metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("keyquorum_transactions_reverted_total{kind=\"activate\"} ")?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0);
+    }
+    assert_eq!(counted, reverted_on_chain as f64, "{senders:?}");
 }
