@@ -160,8 +160,9 @@ struct SimArgs {
     /// past its size. A size other than --committee takes BFT parameters for it.
     #[arg(long, value_name = "M")]
     reshare_committee: Option<usize>,
-    /// Output: a line per run and a summary, or (json) one JSON summary on stdout with the
-    /// per-run lines on stderr.
+    /// Output: a line per run and a summary, or (json) one JSON object on stdout (the summary,
+    /// and every run under `results`: seed, result, qualified, attempts, exclusions,
+    /// adversaries, reason) with the progress lines on stderr.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     format: OutputFormat,
 }
@@ -495,6 +496,7 @@ fn sim(args: SimArgs) -> Result<(), CliError> {
     let mut passed = 0u64;
     let mut beyond = Vec::new();
     let mut failures = Vec::new();
+    let mut results = Vec::new();
     let mut total_ms = 0.0;
     let stderr = std::io::stderr();
     for r in 0..args.runs {
@@ -531,6 +533,7 @@ fn sim(args: SimArgs) -> Result<(), CliError> {
         // Progress lines go to stderr with --format json so stdout stays one JSON object.
         if json {
             let _ = writeln!(stderr.lock(), "{line}");
+            results.push(run_json(&report, cfg.seed));
         } else {
             println!("{line}");
         }
@@ -563,6 +566,7 @@ fn sim(args: SimArgs) -> Result<(), CliError> {
                 .map(|(seed, note)| serde_json::json!({ "seed": seed, "reason": note }))
                 .collect::<Vec<_>>(),
             "mean_ms": (mean * 1000.0).round() / 1000.0,
+            "results": results,
         });
         println!("{summary}");
     } else {
@@ -582,6 +586,31 @@ fn sim(args: SimArgs) -> Result<(), CliError> {
     }
 }
 
+/// One simulator run as `--format json` lists it under `results`: what the progress line
+/// says, as fields.
+fn run_json(report: &keyquorum_sim::RunReport, seed: u64) -> serde_json::Value {
+    let result = match (report.passed, &report.beyond_fault_bound) {
+        (false, _) => "failed",
+        (true, Some(_)) => "beyond_fault_bound",
+        (true, None) => "ok",
+    };
+    serde_json::json!({
+        "seed": seed,
+        "result": result,
+        "ms": (report.elapsed_ms * 1000.0).round() / 1000.0,
+        "key_made": !report.qualified.is_empty(),
+        "qualified": report.qualified,
+        "attempts": report.attempts,
+        "excluded": report.excluded,
+        "adversaries": report
+            .adversaries
+            .iter()
+            .map(|(member, kind)| serde_json::json!({ "member": member, "kind": kind.to_string() }))
+            .collect::<Vec<_>>(),
+        "reason": report.failure.as_ref().or(report.beyond_fault_bound.as_ref()),
+    })
+}
+
 /// A simulator run's key in its progress line: the last ceremony's qualified dealers of `n`
 /// and the attempt it took, or that no key was made (a run that failed, or went beyond the
 /// fault bound without a key, has no qualified set to count).
@@ -595,7 +624,38 @@ fn outcome_column(qualified: usize, n: usize, attempts: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::outcome_column;
+    use super::{outcome_column, run_json};
+
+    /// `--format json` lists every run with its outcome, key and adversaries.
+    #[test]
+    fn a_run_is_listed_with_its_outcome_in_json() {
+        let mut cfg = keyquorum_sim::SimConfig::bft(4, 3);
+        cfg.byzantine = 1;
+        cfg.faults = vec![keyquorum_sim::AdversaryKind::Silent];
+        let report = keyquorum_sim::run(&cfg);
+        let v = run_json(&report, 3);
+        assert_eq!(v["seed"], 3);
+        assert_eq!(v["result"], "ok", "{v}");
+        assert_eq!(v["key_made"], true);
+        assert_eq!(
+            v["qualified"].as_array().unwrap().len(),
+            report.qualified.len()
+        );
+        assert_eq!(v["adversaries"][0]["kind"], "silent");
+        assert_eq!(v["adversaries"][0]["member"], report.adversaries[0].0);
+        assert!(v["reason"].is_null());
+
+        cfg.byzantine = 3;
+        let report = keyquorum_sim::run(&cfg);
+        let v = run_json(&report, 3);
+        assert_eq!(v["result"], "beyond_fault_bound", "{v}");
+        assert!(
+            v["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("beyond the fault bound")
+        );
+    }
 
     /// A run without a key says so instead of "qualified 0/n attempts 0", in the same width.
     #[test]

@@ -143,6 +143,45 @@ fn counts(map: &std::collections::BTreeMap<SectionFault, u64>) -> String {
         .join(" ")
 }
 
+/// A fault-kind count as JSON: `{"silent": 2, ...}`.
+fn counts_json(map: &std::collections::BTreeMap<SectionFault, u64>) -> serde_json::Value {
+    map.iter()
+        .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// One run as `--format json` lists it under `results`: its progress line's fields.
+fn run_json(report: &SectionsReport, ms: f64) -> serde_json::Value {
+    let result = match (&report.violation, report.beyond_bound) {
+        (Some(_), _) => "failed",
+        (None, true) if report.did_not_settle => "beyond_fault_bound_not_settled",
+        (None, true) => "beyond_fault_bound",
+        (None, false) => "ok",
+    };
+    serde_json::json!({
+        "seed": report.seed,
+        "result": result,
+        "ms": (ms * 1000.0).round() / 1000.0,
+        "sessions": report.sessions,
+        "restarts": report.restarts,
+        "handovers": report.handovers,
+        "splits": report.splits,
+        "sections": report.sections,
+        "unsettled_steps": report.unsettled_steps,
+        "crash_restarts": {
+            "restarted": report.restarted_nodes,
+            "members_checked": report.restarted_checked,
+            "shares_after_restart": report.shares_after_restart,
+            "elders_without_share": report.restarted_without_share,
+        },
+        "faults_placed": counts_json(&report.placed),
+        "refused": counts_json(&report.refused),
+        "failed_combinations": report.failed_combinations,
+        "violation": report.violation.as_ref().map(|v| v.to_string()),
+    })
+}
+
 fn line(run: u64, report: &SectionsReport, ms: f64) -> String {
     format!(
         "run {:>4} seed {:<20} {} {:>8.1} ms  sessions {:>3}  restarts {:>2}  handovers {:>3}  splits {}  sections {}  unsettled {}  crash restarts {} (checked {}, shares after {}, elders without a share {})  faults [{}]  refused [{}]  failed combinations {}{}",
@@ -230,13 +269,16 @@ pub fn run(
     // elders without a share (their DKG ran while they were down).
     let (mut restarted, mut checked, mut shareless) = (0u64, 0u64, 0u64);
     let stderr = std::io::stderr();
+    let mut results = Vec::new();
     for r in 0..runs {
         let cfg = base.with_seed(seed.wrapping_add(r));
         let start = std::time::Instant::now();
         let report = run_sections(&cfg);
-        let text = line(r, &report, start.elapsed().as_secs_f64() * 1e3);
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        let text = line(r, &report, ms);
         if json {
             let _ = writeln!(stderr.lock(), "{text}");
+            results.push(run_json(&report, ms));
         } else {
             println!("{text}");
         }
@@ -274,6 +316,7 @@ pub fn run(
                 .iter()
                 .map(|(seed, reason)| serde_json::json!({ "seed": seed, "reason": reason }))
                 .collect::<Vec<_>>(),
+            "results": results,
         });
         println!("{summary}");
     } else {

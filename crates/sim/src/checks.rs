@@ -12,7 +12,7 @@ use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
 use keyquorum_dkg::board::Exclusion;
 use keyquorum_dkg::complaint::verify_exclusion;
 use keyquorum_dkg::identity::IdentityPublicKey;
-use keyquorum_dkg::participant::{DkgOutput, Failure, Participant};
+use keyquorum_dkg::participant::{DkgOutput, Failure, FailureReason, Participant};
 use keyquorum_dkg::{Ceremony, Variant};
 
 use crate::adversary::AdversaryKind;
@@ -189,8 +189,10 @@ fn honest_exclusions<C: Curve>(
         .filter_map(|e| {
             let m = honest.iter().find(|m| m.identity == e.identity)?;
             Some(format!(
-                "member {} as {:?} for {:?}",
-                m.member, e.role, e.fault
+                "member {} as {}: {}",
+                m.member,
+                e.role.as_str(),
+                e.fault.code()
             ))
         })
         .collect()
@@ -220,10 +222,26 @@ fn unqualified_honest_dealers<C: Curve>(
 /// and every honest dealer qualifies, is what the protocol promises only within its fault bound
 /// ([`FaultBound::within`]); beyond it a run is not failed for losing honest dealers but marked
 /// [`Summary::beyond_fault_bound`]. Crash-faulty members count as corrupt and need not qualify.
-/// `dealer_bound` is the dealers' committee's `n - k`.
+/// `dealer_bound` is the dealers' committee's `n - k`; `stage` names the ceremony in the
+/// notes and errors when a run has two (`"fresh key"`, `"reshare"`), empty otherwise.
 pub fn check<C: SimCurve>(
     r: &CeremonyResult<C>,
     dealer_bound: usize,
+    stage: &str,
+) -> Result<Summary<C>, String> {
+    check_stage(r, dealer_bound, stage).map_err(|e| {
+        if stage.is_empty() {
+            e
+        } else {
+            format!("{stage}: {e}")
+        }
+    })
+}
+
+fn check_stage<C: SimCurve>(
+    r: &CeremonyResult<C>,
+    dealer_bound: usize,
+    stage: &str,
 ) -> Result<Summary<C>, String> {
     let ceremony = &r.ceremony;
     let honest: Vec<&MemberResult<C>> = r.results.iter().filter(|m| m.kind.is_none()).collect();
@@ -239,14 +257,14 @@ pub fn check<C: SimCurve>(
         match &m.result {
             Some(Ok(o)) => outputs.push((m.member, o)),
             Some(Err(f)) => {
-                failed.push(format!("{} ({})", m.member, f.reason.as_str()));
+                failed.push((m.member, Some(f.reason)));
                 first_failure.get_or_insert(f);
             }
-            None => failed.push(format!("{} (did not finish)", m.member)),
+            None => failed.push((m.member, None)),
         }
     }
     if !failed.is_empty() {
-        let mut loss = format!("honest members failed: {}", failed.join(", "));
+        let mut loss = format!("honest members failed: {}", describe_failed(&failed));
         if let Some(f) = first_failure {
             loss.push_str(&format!(
                 "; the first failure had {} qualified dealers, honest dealers not qualified {:?}, honest members excluded [{}]",
@@ -262,7 +280,12 @@ pub fn check<C: SimCurve>(
     }
     let beyond = |losses: &[String]| {
         (!within).then(|| {
-            let mut note = format!("beyond the fault bound: no guarantee ({bound})");
+            let place = if stage.is_empty() {
+                String::new()
+            } else {
+                format!(" in the {stage}")
+            };
+            let mut note = format!("beyond the fault bound{place}: no guarantee ({bound})");
             if !losses.is_empty() {
                 note.push_str("; ");
                 note.push_str(&losses.join("; "));
@@ -373,4 +396,67 @@ pub fn check<C: SimCurve>(
         attempts: first.attempt + 1,
         beyond_fault_bound: beyond(&losses),
     })
+}
+
+/// Why an honest member ended without a key, in words.
+fn failure_words(reason: Option<FailureReason>) -> String {
+    match reason {
+        Some(FailureReason::Board) => {
+            "the board failed: too few qualified dealers or players, after the retries".into()
+        }
+        Some(FailureReason::MissingShare { dealer }) => {
+            format!("no share from qualified dealer {dealer}, neither dealt nor revealed")
+        }
+        Some(FailureReason::ShareMismatch) => {
+            "its share does not match its public key share".into()
+        }
+        None => "did not finish".into(),
+    }
+}
+
+/// The honest members that ended without a key (member, why; `None`: did not finish), grouped
+/// by why in the order first seen: `0, 2 (the board failed: ...), 5 (did not finish)`.
+fn describe_failed(failed: &[(usize, Option<FailureReason>)]) -> String {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (member, reason) in failed {
+        let words = failure_words(*reason);
+        match groups.iter_mut().find(|(w, _)| *w == words) {
+            Some((_, members)) => members.push(*member),
+            None => groups.push((words, vec![*member])),
+        }
+    }
+    groups
+        .iter()
+        .map(|(words, members)| {
+            let members: Vec<String> = members.iter().map(|m| m.to_string()).collect();
+            format!("{} ({words})", members.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run's failure names each member once, grouped by a reason in words (not a bare tag
+    /// such as `board`).
+    #[test]
+    fn failed_members_are_grouped_by_a_reason_in_words() {
+        let failed = [
+            (0, Some(FailureReason::Board)),
+            (5, None),
+            (2, Some(FailureReason::Board)),
+            (3, Some(FailureReason::MissingShare { dealer: 4 })),
+        ];
+        assert_eq!(
+            describe_failed(&failed),
+            "0, 2 (the board failed: too few qualified dealers or players, after the retries), \
+             5 (did not finish), 3 (no share from qualified dealer 4, neither dealt nor revealed)"
+        );
+        assert_eq!(
+            describe_failed(&[(1, Some(FailureReason::ShareMismatch))]),
+            "1 (its share does not match its public key share)"
+        );
+    }
 }

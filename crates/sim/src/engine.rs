@@ -637,7 +637,8 @@ fn run_inner<C: Curve + checks::SimCurve>(
     report.foreign_posts = r1.foreign_posts;
     // Every ceremony's dealers are the first committee, whose parameters are the configured ones.
     let dealer_bound = cfg.nodes - cfg.quorum;
-    let summary = checks::check(&r1, dealer_bound)?;
+    let first_stage = if cfg.reshare { "fresh key" } else { "" };
+    let summary = checks::check(&r1, dealer_bound, first_stage)?;
     if !cfg.reshare {
         report.qualified = summary.qualified;
         report.excluded = summary.excluded;
@@ -678,15 +679,15 @@ fn run_inner<C: Curve + checks::SimCurve>(
     )?;
     report.wrong_sender += r2.wrong_sender;
     report.foreign_posts += r2.foreign_posts;
-    let s2 = checks::check(&r2, dealer_bound)?;
+    let s2 = checks::check(&r2, dealer_bound, "reshare")?;
     match &s2.output {
         Some(o) if o.public.group_key != out.public.group_key => {
-            return Err("resharing changed the group key".into());
+            return Err("reshare: changed the group key".into());
         }
         Some(_) => {}
         // Beyond the fault bound the reshare may fail; within it `check` demands an output.
         None if s2.beyond_fault_bound.is_some() => {}
-        None => return Err("reshare produced no output".into()),
+        None => return Err("reshare: produced no output".into()),
     }
     report.qualified = s2.qualified;
     report.excluded = s2.excluded;

@@ -555,7 +555,47 @@ fn the_shared_sim_options_are_taken_by_mode_sections() {
         );
         let json = out.trim_start().starts_with('{');
         assert_eq!(json, format == "json", "{args:?}: {out}");
-        assert!(!json || out.contains("\"runs\":2"), "{out}");
+        if json {
+            let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+            assert_eq!(summary["runs"], 2, "{out}");
+            // Every run is listed with its own result.
+            let results = summary["results"].as_array().expect("results");
+            let seeds: Vec<_> = results.iter().map(|r| r["seed"].clone()).collect();
+            assert_eq!(seeds, [3, 4], "{out}");
+            assert!(results.iter().all(|r| r["result"] == "ok"), "{out}");
+        }
+    }
+}
+
+/// `sim --format json` lists every run (seed, result, key, adversaries), not only the failed
+/// ones.
+#[test]
+fn the_sim_lists_every_run_in_json() {
+    let o = run(&[
+        "sim",
+        "--committee",
+        "4",
+        "--faulty",
+        "1",
+        "--fault",
+        "silent",
+        "--seed",
+        "7",
+        "--runs",
+        "2",
+        "--format",
+        "json",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let results = summary["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{summary}");
+    for (r, seed) in results.iter().zip([7, 8]) {
+        assert_eq!(r["seed"], seed, "{summary}");
+        assert_eq!(r["result"], "ok", "{summary}");
+        assert_eq!(r["key_made"], true, "{summary}");
+        assert_eq!(r["adversaries"][0]["kind"], "silent", "{summary}");
     }
 }
 

@@ -205,6 +205,27 @@ fn too_many_faults_fail_cleanly_with_culprits() {
     );
 }
 
+/// A run with a fresh key and a reshare names the ceremony its note is about: the adversaries
+/// act in the reshare.
+#[test]
+fn a_reshare_beyond_the_bound_says_so() {
+    let mut cfg = SimConfig::bft(7, 5);
+    cfg.byzantine = 4;
+    cfg.faults = vec![AdversaryKind::Silent];
+    cfg.reshare = true;
+    let r = run(&cfg);
+    assert!(r.passed, "{:?}", r.failure);
+    let note = r
+        .beyond_fault_bound
+        .expect("4 corrupt of 7 is beyond n - k = 2");
+    assert!(
+        note.starts_with(
+            "beyond the fault bound in the reshare: no guarantee (4 corrupt players (tolerated: 2)"
+        ),
+        "{note}"
+    );
+}
+
 #[test]
 fn false_complaints_beyond_the_bound_exclude_no_honest_member() {
     // `keyquorum sim --variant complaint --committee 7 --threshold 1 --quorum 7
