@@ -38,6 +38,12 @@ pub struct ChainArgs {
     /// Largest committee when no contract file is given.
     #[arg(long, default_value_t = 7)]
     pub committee: u32,
+    /// Smallest committee when no contract file is given: with fewer eligible nodes the view
+    /// change is postponed and retried. Default: the smaller of `--committee` and 4, the
+    /// smallest committee that tolerates a faulty member; a committee of one would hold the
+    /// group secret alone.
+    #[arg(long, value_name = "N", conflicts_with = "contract")]
+    pub min_committee: Option<u32>,
     /// Chain id when no contract file is given.
     #[arg(long, default_value = "keyquorum-dev")]
     pub chain_id: String,
@@ -142,7 +148,11 @@ fn load_config(args: &ChainArgs) -> Result<(ChainConfig, ContractConfig), Loadin
             toml::from_str::<ContractConfig>(&text)
                 .map_err(|e| format!("parsing {}: {e}", path.display()))?
         }
-        None => ContractConfig::defaults(&args.chain_id, args.committee),
+        None => {
+            let mut c = ContractConfig::defaults(&args.chain_id, args.committee);
+            c.committee.min_size = args.min_committee.unwrap_or(args.committee.min(4));
+            c
+        }
     };
     let mut contract = contract;
     for f in &args.fund {
@@ -208,6 +218,7 @@ mod tests {
             config: None,
             contract: None,
             committee: 4,
+            min_committee: None,
             chain_id: "fund-test".into(),
             fund: vec![format!("{id}=500")],
             beacon: BeaconArgs::default(),
@@ -244,6 +255,37 @@ mod tests {
 
     /// `--beacon-scheme` and `--beacon-period` set the contract's beacon; a zero period is
     /// refused by name, an unknown scheme by the flag's parser.
+    /// Without a contract file a committee is at least 4 members (or `--committee`, when
+    /// smaller): nodes started one after another do not make a view whose single member holds
+    /// the group secret. `--min-committee` sets it, within `--committee`.
+    #[test]
+    fn the_smallest_committee_defaults_to_four() {
+        let key = keyquorum_dkg::identity::IdentityKeypair::from_seed(&[7; 32]).unwrap();
+        let id = keyquorum_contract::hex::encode(&key.public().to_bytes());
+        let args = |committee, min_committee| ChainArgs {
+            data_dir: None,
+            http_listen: None,
+            block_ms: None,
+            config: None,
+            contract: None,
+            committee,
+            min_committee,
+            chain_id: "min-test".into(),
+            fund: vec![format!("{id}=500")],
+            beacon: BeaconArgs::default(),
+        };
+        let min = |committee, min_committee| {
+            load(&args(committee, min_committee)).map(|(_, c)| c.committee.min_size)
+        };
+        assert_eq!(min(7, None).unwrap(), 4);
+        assert_eq!(min(16, None).unwrap(), 4);
+        assert_eq!(min(3, None).unwrap(), 3);
+        assert_eq!(min(7, Some(7)).unwrap(), 7);
+        assert_eq!(min(7, Some(1)).unwrap(), 1);
+        assert!(matches!(min(7, Some(8)), Err(CliError::Usage(_))));
+        assert!(matches!(min(7, Some(0)), Err(CliError::Usage(_))));
+    }
+
     #[test]
     fn beacon_flags_configure_the_contract() {
         use clap::Parser;
@@ -295,6 +337,7 @@ mod tests {
             config: None,
             contract: None,
             committee: 4,
+            min_committee: None,
             chain_id: "bind-test".into(),
             fund: Vec::new(),
             beacon: BeaconArgs::default(),
