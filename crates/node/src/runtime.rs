@@ -1511,12 +1511,23 @@ async fn run_node<C: ChainClient>(
                     }
                     Err(e) => {
                         if let Some(refused) = chain.chain_refused() {
-                            error!(
-                                height = refused.height,
-                                reason = %refused.reason,
-                                "refusing the chain: its block differs from this node's own \
-                                 execution of the contract; following nothing more"
-                            );
+                            if refused.height == 0 {
+                                // Before any block: the configuration, usually the operator's
+                                // pinned digest or chain URL.
+                                error!(
+                                    reason = %refused.reason,
+                                    "refusing the chain before its first block: check \
+                                     --chain-config-digest and --chain-url; following nothing \
+                                     (shown on /status as chain_refused)"
+                                );
+                            } else {
+                                error!(
+                                    height = refused.height,
+                                    reason = %refused.reason,
+                                    "refusing the chain: its block differs from this node's own \
+                                     execution of the contract; following nothing more"
+                                );
+                            }
                             let _ = follow_tx.send(Follow::Refused(refused)).await;
                             return;
                         }
@@ -1617,6 +1628,10 @@ async fn run_node<C: ChainClient>(
         stake: config.stake,
     };
     let mut registration_sent: Option<u64> = None;
+    // The view at which this node last sent a claim of its matured unbonding: one claim per
+    // view (a claim applied leaves nothing due; one refused is tried again at the next view).
+    let mut claim_sent_at_view: Option<u64> = None;
+    let my_identity = keys.identity().public().to_bytes();
     // Every node sets its verifiable-encryption key once registered, whichever variant the
     // chain runs now: the chain's configuration, not this node's, decides the variant, and a
     // node without the key is never selected for a complaint-variant committee.
@@ -1710,6 +1725,24 @@ async fn run_node<C: ChainClient>(
                         rt.txq.queue.push_back(Submission {
                             action: ChainAction::Tx(registration.clone()),
                             kind: "register",
+                            expires: None,
+                        });
+                    }
+                    // Unbonded stake whose views have passed goes back to the balance by
+                    // itself, so an operator's `unbond` needs no `claim` after it.
+                    if driver.cursor() > h
+                        && let Some(due) = rt.chain.matured_unbonding(&my_identity)
+                        && claim_sent_at_view != Some(due.view)
+                    {
+                        info!(
+                            amount = due.amount,
+                            view = due.view,
+                            "claiming unbonded stake back to the balance"
+                        );
+                        claim_sent_at_view = Some(due.view);
+                        rt.txq.queue.push_back(Submission {
+                            action: ChainAction::Tx(TxBody::ClaimUnbonded),
+                            kind: "claim_unbonded",
                             expires: None,
                         });
                     }

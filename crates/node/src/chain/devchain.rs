@@ -24,8 +24,8 @@ use crate::status::ChainRefusedStatus;
 use keyquorum_contract::Transaction;
 
 use super::{
-    Blocks, ChainAction, ChainBlock, ChainClient, ChainStatus, ChainTx, Prepared, Sender,
-    SignatureRoute, SubmitOutcome, Unprepared,
+    Blocks, ChainAction, ChainBlock, ChainClient, ChainStatus, ChainTx, MaturedUnbonding, Prepared,
+    Sender, SignatureRoute, SubmitOutcome, Unprepared,
 };
 
 /// Most blocks asked for in one long poll.
@@ -57,7 +57,16 @@ struct Verifier {
     /// Held across the chain calls of one `blocks` answer: one follower at a time.
     replica: tokio::sync::Mutex<ReplicaState>,
     refused: std::sync::Mutex<Option<ChainRefusedStatus>>,
+    /// The replica's active view and unbonding entries after its last block, for
+    /// [`ChainClient::matured_unbonding`] (the replica itself is held through a long poll).
+    unbonding: std::sync::Mutex<(u64, Unbondings)>,
 }
+
+/// Every account's unbonding entries, as the contract keeps them.
+type Unbondings = std::collections::BTreeMap<
+    keyquorum_contract::state::IdentityKey,
+    Vec<keyquorum_contract::state::Unbonding>,
+>;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -96,6 +105,7 @@ impl DevchainClient {
                 pinned,
                 replica: tokio::sync::Mutex::new(ReplicaState::Unstarted),
                 refused: std::sync::Mutex::new(None),
+                unbonding: std::sync::Mutex::default(),
             })),
         })
     }
@@ -139,6 +149,9 @@ impl DevchainClient {
         };
         let (replica, result) = self.replay_and_fetch(replica, from, wait_ms).await;
         if let Some(replica) = replica {
+            let chain = replica.contract().state();
+            let snapshot = (chain.current_view, chain.unbonding.clone());
+            *verifier.unbonding.lock().unwrap_or_else(|e| e.into_inner()) = snapshot;
             *state = ReplicaState::Running(replica);
         }
         match result {
@@ -340,6 +353,23 @@ pub fn submit_outcome(result: Result<(), ClientError>) -> Result<SubmitOutcome, 
 impl ChainClient for DevchainClient {
     type Error = DevchainError;
     type Tx = Vec<u8>;
+
+    fn matured_unbonding(&self, identity: &[u8]) -> Option<MaturedUnbonding> {
+        let verifier = self.verifier.as_ref()?;
+        let key = keyquorum_contract::hex::Hex(<[u8; 96]>::try_from(identity).ok()?);
+        let snapshot = verifier.unbonding.lock().unwrap_or_else(|e| e.into_inner());
+        let (view, unbonding) = &*snapshot;
+        let amount: u64 = unbonding
+            .get(&key)?
+            .iter()
+            .filter(|u| u.release_view <= *view)
+            .map(|u| u.amount)
+            .sum();
+        (amount > 0).then_some(MaturedUnbonding {
+            amount,
+            view: *view,
+        })
+    }
 
     fn signature_route(&self) -> SignatureRoute {
         SignatureRoute::OnChain

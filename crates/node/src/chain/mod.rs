@@ -226,6 +226,15 @@ pub struct Blocks {
     pub height: u64,
 }
 
+/// Unbonded stake due back to the node's balance ([`ChainClient::matured_unbonding`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaturedUnbonding {
+    /// How much is due.
+    pub amount: u64,
+    /// The chain's active view when it was read.
+    pub view: u64,
+}
+
 /// What became of a submitted transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubmitOutcome {
@@ -362,6 +371,15 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
     /// how many), as the adapter last looked them up; `None` when there are none, or on
     /// chains whose submission does not wait for the receipt.
     fn send_pending(&self) -> Option<crate::status::SendPendingStatus> {
+        None
+    }
+
+    /// This node's unbonded stake that the chain would return to its balance now
+    /// (`ClaimUnbonded`), and the view that made it claimable, as the adapter's copy of the
+    /// chain's state last showed it; `None` when nothing is due, the adapter is busy, or on
+    /// chains where the node does not claim by itself. `identity` is the node's identity key.
+    fn matured_unbonding(&self, identity: &[u8]) -> Option<MaturedUnbonding> {
+        let _ = identity;
         None
     }
 

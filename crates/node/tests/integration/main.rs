@@ -23,5 +23,6 @@ mod signing_key_faults;
 mod signing_key_reshare;
 mod spec_checks;
 mod status_and_metrics;
+mod unbonding_claim;
 mod unconfirmed_send;
 mod view_catch_up;
