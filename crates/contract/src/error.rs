@@ -27,10 +27,11 @@ pub enum Rejection {
         /// Nonce in the transaction.
         got: u64,
     },
-    /// The sender is not registered (for registry and ceremony transactions) or holds nothing
-    /// at all (for every transaction).
-    #[error("unknown sender")]
-    UnknownSender,
+    /// The sender is not a registered node, which registry and ceremony transactions need
+    /// (an account that holds nothing is refused by what it lacks: `InsufficientBalance` for a
+    /// registration or a transfer, `NothingUnbonding` for a claim).
+    #[error("the sender is not a registered node")]
+    NotRegistered,
     /// The heights of blocks must increase.
     #[error("block height {got} is not after the last ended block {last}")]
     WrongHeight {
@@ -196,7 +197,7 @@ impl Rejection {
             Rejection::BadSignature => "bad_signature",
             Rejection::BadNonce { expected, got } if got < expected => "stale_nonce",
             Rejection::BadNonce { .. } => "bad_nonce",
-            Rejection::UnknownSender => "unknown_sender",
+            Rejection::NotRegistered => "not_registered",
             Rejection::WrongHeight { .. } => "wrong_height",
             Rejection::AlreadyRegistered => "already_registered",
             Rejection::BadProofOfPossession => "bad_proof_of_possession",

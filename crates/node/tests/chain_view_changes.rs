@@ -1065,7 +1065,7 @@ async fn simulated_committee_through_the_chain() {
     refused(api.submit(stale, None).await.unwrap(), "stale_nonce");
     let stranger = IdentityKeypair::from_seed(&[0x99; 32]).unwrap();
     let unknown = Transaction::sign(CHAIN_ID, &stranger, 0, add(1000)).encode();
-    refused(api.submit(unknown, None).await.unwrap(), "unknown_sender");
+    refused(api.submit(unknown, None).await.unwrap(), "not_registered");
     // An applied transaction replayed byte for byte: its nonce is spent.
     let applied = blocks
         .iter()

@@ -133,7 +133,7 @@ impl Contract {
             .state
             .nodes
             .remove(&sender)
-            .ok_or(Rejection::UnknownSender)?;
+            .ok_or(Rejection::NotRegistered)?;
         let mut events = vec![Event::Deregistered {
             identity: sender,
             stake: node.stake,
@@ -278,16 +278,23 @@ impl Contract {
         sender: &IdentityKey,
         body: &TxBody,
     ) -> Result<(), Rejection> {
-        let known = match body {
-            TxBody::Register { .. } | TxBody::Transfer { .. } | TxBody::ClaimUnbonded => {
-                self.state.has_account(sender)
+        // Each refusal names what is missing: the funds for a registration or a transfer,
+        // anything to claim, or the registration itself.
+        match body {
+            TxBody::Register { stake: amount, .. } | TxBody::Transfer { amount, .. }
+                if !self.state.has_account(sender) =>
+            {
+                Err(Rejection::InsufficientBalance {
+                    balance: 0,
+                    requested: *amount,
+                })
             }
-            _ => self.state.nodes.contains_key(sender),
-        };
-        if known {
-            Ok(())
-        } else {
-            Err(Rejection::UnknownSender)
+            TxBody::ClaimUnbonded if !self.state.has_account(sender) => {
+                Err(Rejection::NothingUnbonding)
+            }
+            TxBody::Register { .. } | TxBody::Transfer { .. } | TxBody::ClaimUnbonded => Ok(()),
+            _ if !self.state.nodes.contains_key(sender) => Err(Rejection::NotRegistered),
+            _ => Ok(()),
         }
     }
 

@@ -66,10 +66,19 @@ fn stake_is_locked_from_the_balance_and_never_above_it() {
         );
     }
     refused(&sign(&c, 0, register_body(0, 0)), &mut c, 1, "zero_amount");
-    // A key that holds nothing cannot register, nor reach a block: the mempool check refuses it.
+    // A key that holds nothing cannot register, nor reach a block: the mempool check refuses it,
+    // naming what it lacks.
     let broke = sign(&c, 5, register_body(5, 1));
-    assert_eq!(c.check_tx(&broke), Err(Rejection::UnknownSender));
-    refused(&broke, &mut c, 1, "unknown_sender");
+    assert_eq!(
+        c.check_tx(&broke),
+        Err(Rejection::InsufficientBalance {
+            balance: 0,
+            requested: 1
+        })
+    );
+    refused(&broke, &mut c, 1, "insufficient_balance");
+    let claim = sign(&c, 5, TxBody::ClaimUnbonded);
+    assert_eq!(c.check_tx(&claim), Err(Rejection::NothingUnbonding));
 
     c.apply_tx(&sign(&c, 0, register_body(0, 60)), 1).unwrap();
     assert_eq!(c.state().balance(&key(0)), 40);
@@ -157,7 +166,7 @@ fn transfers_move_balance_and_fund_new_accounts() {
         ),
         &mut c,
         1,
-        "unknown_sender",
+        "insufficient_balance",
     );
     let ev = c
         .apply_tx(

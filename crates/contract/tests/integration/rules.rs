@@ -155,7 +155,7 @@ fn registration() {
         *network = common::network(0);
     }
     rej!(c, &sign(&c, 1, body), 1, "duplicate_peer_id");
-    // Anything but Register from an unknown key.
+    // Anything but Register from a key that is not registered: named so.
     for body in [
         TxBody::AddStake { amount: 1 },
         TxBody::Unbond { amount: 1 },
@@ -165,7 +165,7 @@ fn registration() {
         },
         TxBody::DkgPost { post: vec![1] },
     ] {
-        rej!(c, &sign(&c, 5, body), 1, "unknown_sender");
+        rej!(c, &sign(&c, 5, body), 1, "not_registered");
     }
     // Signed for another chain, or with a damaged signature.
     let other = Transaction::sign("other-chain", &identity(1), 0, register_body(1, 10));
@@ -201,7 +201,7 @@ fn registration() {
     ));
     assert!(c.state().nodes.is_empty());
     rej!(c, &reg0, 2, "stale_nonce");
-    rej!(c, &sign(&c, 0, TxBody::Deregister), 2, "unknown_sender");
+    rej!(c, &sign(&c, 0, TxBody::Deregister), 2, "not_registered");
     c.apply_tx(&sign(&c, 0, register_body(0, 5)), 2).unwrap();
     assert_eq!(c.state().nodes[&hexkey(0)].stake, 5);
     assert_eq!(c.next_nonce(identity(0).public()), 3);
@@ -883,7 +883,7 @@ fn check_tx_is_a_pure_precheck() {
         c.check_tx(&sign(&c, 1, TxBody::AddStake { amount: 1 }))
             .unwrap_err()
             .code(),
-        "unknown_sender"
+        "not_registered"
     );
     assert_eq!(c.check_tx(b"junk").unwrap_err().code(), "malformed");
     let other = Transaction::sign("other", &identity(1), 0, register_body(1, 1));
@@ -1013,7 +1013,7 @@ fn verifiable_keys_are_set_once_and_unique() {
             key: verifiable_key(0),
         },
     );
-    rej!(c, &unknown, 1, "unknown_sender");
+    rej!(c, &unknown, 1, "not_registered");
     for i in 0..2 {
         let reg = sign(&c, i, register_body(i, 50));
         c.apply_tx(&reg, 1).unwrap();
