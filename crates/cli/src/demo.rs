@@ -476,8 +476,29 @@ impl NodeLauncher {
         Ok(cmd)
     }
 
-    /// Starts `cmd` as node `name`'s process.
+    /// Starts `cmd` as node `name`'s process. On Linux the process is stopped (SIGTERM) when
+    /// the demo's thread that started it ends, even by SIGKILL, which runs no `Drop`: a demo
+    /// killed so leaves no node waiting for a chain that is gone. The demo starts its nodes
+    /// from its main thread, which lives as long as the demo.
     pub(crate) fn spawn(name: &str, mut cmd: Command) -> Result<NodeProc, String> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            let parent = std::process::id() as libc::pid_t;
+            // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid).
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // The demo died before the line above: nobody would stop this node.
+                    if libc::getppid() != parent {
+                        return Err(std::io::Error::other("the demo is gone"));
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd.spawn().map_err(|e| format!("starting {name}: {e}"))?;
         Ok(NodeProc {
             name: name.to_owned(),

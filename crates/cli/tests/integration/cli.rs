@@ -801,3 +801,84 @@ fn a_printing_command_ends_quietly_when_its_reader_goes_away() {
     assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?}: {err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A demo killed outright (SIGKILL: no handler, no `Drop`) leaves no node process behind:
+/// each is stopped by the kernel when the demo goes (Linux's parent-death signal).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_demo_leaves_no_node_running() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_keyquorum"))
+        .args([
+            "demo",
+            "--nodes",
+            "4",
+            "--committee",
+            "4",
+            "--faulty",
+            "0",
+            "--views",
+            "1",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("demo"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let children = |pid: u32| -> Vec<u32> {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| {
+                c.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let nodes = loop {
+        let found = children(demo.id());
+        if found.len() >= 4 {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo started no nodes: {found:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    demo.kill().unwrap();
+    demo.wait().unwrap();
+    // Gone, or a zombie that nobody reaps in this environment: not running either way.
+    let running = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z" && state != "X")
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left: Vec<u32> = nodes.iter().copied().filter(|p| running(*p)).collect();
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            for p in &left {
+                // SAFETY: plain kill(2) of this test's own grandchildren, to clean up.
+                unsafe { libc::kill(*p as libc::pid_t, libc::SIGKILL) };
+            }
+            panic!("node processes {left:?} outlived the killed demo");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
