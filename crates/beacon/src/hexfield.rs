@@ -4,7 +4,7 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HexError {
     /// The field decodes to the wrong number of bytes.
-    #[error("expected {expected} bytes, got {actual} hex characters")]
+    #[error("expected {expected} bytes ({} hex characters), got {actual} hex characters", 2 * expected)]
     Length {
         /// Bytes required.
         expected: usize,

@@ -55,10 +55,19 @@ pub enum RequestError {
         max: usize,
     },
     /// The domain is empty, too long or not printable ASCII.
-    #[error("domain must be 1 to {MAX_DOMAIN_LEN} bytes of printable ASCII, got {len} bytes")]
+    #[error(
+        "domain must be 1 to {MAX_DOMAIN_LEN} bytes of printable ASCII (0x20 to 0x7e), got {len} \
+         bytes{}",
+        match first_unprintable {
+            Some(at) => format!(", byte {at} not printable"),
+            None => String::new(),
+        }
+    )]
     BadDomain {
         /// The domain's length in bytes.
         len: usize,
+        /// The position of its first byte that is not printable ASCII, if any.
+        first_unprintable: Option<usize>,
     },
     /// The message is not hex (without `0x`).
     #[error("message is not hex")]
@@ -90,9 +99,12 @@ impl RequestError {
 
 /// Checks a domain: 1 to [`MAX_DOMAIN_LEN`] bytes, each printable ASCII.
 pub fn check_domain(domain: &[u8]) -> Result<(), RequestError> {
-    let printable = domain.iter().all(|b| (0x20..=0x7e).contains(b));
-    if domain.is_empty() || domain.len() > MAX_DOMAIN_LEN || !printable {
-        return Err(RequestError::BadDomain { len: domain.len() });
+    let first_unprintable = domain.iter().position(|b| !(0x20..=0x7e).contains(b));
+    if domain.is_empty() || domain.len() > MAX_DOMAIN_LEN || first_unprintable.is_some() {
+        return Err(RequestError::BadDomain {
+            len: domain.len(),
+            first_unprintable,
+        });
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ pub struct ChainArgs {
     /// HTTP API address (loopback), e.g. 127.0.0.1:7450.
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<std::net::SocketAddr>,
-    /// Milliseconds between blocks.
+    /// Milliseconds between blocks (default: the --config file's, else 1000).
     #[arg(long)]
     pub block_ms: Option<u64>,
     /// Chain settings (TOML); flags override it.

@@ -121,8 +121,9 @@ struct SimArgs {
     /// Dealer quorum k (default: n - floor((n - 1) / 3)).
     #[arg(long)]
     quorum: Option<usize>,
-    /// Number of faulty (adversarial) participants (default: floor((n - 1) / 3); with
-    /// --reshare-committee M of another size, at most floor((M - 1) / 3) too).
+    /// Number of faulty (adversarial) participants (default: the most the parameters tolerate,
+    /// min(floor((n - 1) / 3), n - k); with --reshare-committee M of another size, at most
+    /// floor((M - 1) / 3) too).
     #[arg(long)]
     faulty: Option<usize>,
     /// What the faulty participants do, drawn at random per participant; repeat or separate
@@ -306,7 +307,10 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
         )));
     }
     let f = keyquorum_dkg::Params::bft_faults(n);
-    let faulty = args.faulty.unwrap_or(f);
+    // By default as many faulty members as the chosen parameters tolerate (`n - k`, within
+    // the BFT bound), so that a run with a larger quorum is not beyond its bound by default.
+    let quorum = args.quorum.unwrap_or(n - f);
+    let faulty = args.faulty.unwrap_or(f.min(n.saturating_sub(quorum)));
     if faulty > n {
         return Err(CliError::Usage(format!(
             "--faulty {faulty} is larger than the committee (--committee {n})"
@@ -318,7 +322,10 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
             if args.faulty.is_some() {
                 "0".to_string()
             } else {
-                format!("resolves to floor((n - 1) / 3) = 0 for a committee of {n}")
+                format!(
+                    "resolves to the fault bound min(floor((n - 1) / 3), n - k) = 0 for a \
+                     committee of {n} and quorum {quorum}"
+                )
             }
         )));
     }
@@ -338,7 +345,7 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
     let cfg = SimConfig {
         nodes: n,
         threshold: args.threshold.unwrap_or(n - f),
-        quorum: args.quorum.unwrap_or(n - f),
+        quorum,
         byzantine: faulty,
         faults: if args.fault.is_empty() {
             AdversaryKind::ALL.to_vec()

@@ -60,20 +60,26 @@ fn the_length_prefix_separates_domain_and_message() {
 
 #[test]
 fn every_bad_domain_is_refused() {
-    for bad in [
-        &b""[..],
-        &[b'a'; 65][..],
-        b"tab\there",
-        b"new\nline",
-        b"\x7f",
-        "é".as_bytes(),
+    for (bad, first_unprintable) in [
+        (&b""[..], None),
+        (&[b'a'; 65][..], None),
+        (b"tab\there", Some(3)),
+        (b"new\nline", Some(3)),
+        (b"\x7f", Some(0)),
+        ("é".as_bytes(), Some(0)),
     ] {
         assert_eq!(
             signing_bytes(bad, b"m"),
-            Err(RequestError::BadDomain { len: bad.len() }),
+            Err(RequestError::BadDomain {
+                len: bad.len(),
+                first_unprintable
+            }),
             "{bad:?}"
         );
     }
+    // The message says which byte, where the length is not what is wrong.
+    let e = check_domain(b"tab\there").unwrap_err().to_string();
+    assert!(e.ends_with("got 8 bytes, byte 3 not printable"), "{e}");
     assert!(check_domain(b" ~").is_ok());
 }
 

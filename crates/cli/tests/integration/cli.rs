@@ -882,3 +882,29 @@ fn a_killed_demo_leaves_no_node_running() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The default number of faulty members is what the chosen parameters tolerate: with `k = n`
+/// none, so the run is not beyond its fault bound by default.
+#[test]
+fn the_default_faulty_count_follows_the_quorum() {
+    for (quorum, faulty) in [("7", 0), ("6", 1), ("5", 2)] {
+        let o = run(&[
+            "sim",
+            "--committee",
+            "7",
+            "--threshold",
+            "5",
+            "--quorum",
+            quorum,
+            "--runs",
+            "1",
+            "--format",
+            "json",
+        ]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(summary["parameters"]["faulty"], faulty, "{summary}");
+        assert_eq!(summary["beyond_fault_bound"], 0, "{summary}");
+    }
+}
