@@ -53,7 +53,9 @@ enum SectionsCommand {
     Node(NodeArgs),
     /// Leave the section: with the node stopped, ask the elders of its stored SAP to remove it
     /// from the members (the elders then select again, and hand over if the elders change).
-    /// Succeeds once any elder confirmed; the data directory is of no further use.
+    /// Succeeds once any elder confirmed; the data directory is of no further use. An elder of
+    /// a section of three elders or fewer is refused (the others could sign no start without
+    /// it) unless --force.
     #[command(after_help = keyquorum_node::cli::EXIT_CODES)]
     Leave(LeaveArgs),
 }
@@ -72,6 +74,9 @@ struct LeaveArgs {
     /// The node's data directory.
     #[arg(long)]
     data_dir: PathBuf,
+    /// Leave even as an elder whose section could then sign no start (it stalls for good).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -152,7 +157,11 @@ fn leave(args: LeaveArgs) -> Result<(), CliError> {
         .build()
         .map_err(CliError::failed)?;
     let (removed, elders) = rt
-        .block_on(sections_node::leave(&args.data_dir, Arc::new(keys)))
+        .block_on(sections_node::leave(
+            &args.data_dir,
+            Arc::new(keys),
+            args.force,
+        ))
         .map_err(CliError::failed)?;
     println!("removed by {removed} of {elders} elders");
     if removed == 0 && elders > 0 {

@@ -3,9 +3,10 @@
 //! A genesis node draws the genesis key alone; three nodes join one by one through it, and
 //! each join promotes the joiner by a DKG among the new elders over the network, handed over
 //! by the current elders. Every node's key chain, fetched over HTTP, verifies from the genesis
-//! key, ends in the section key, and the SAP carries that key's signature. Then an elder is
-//! killed and restarted on its data directory: it comes back with the same chain and its key
-//! share, and takes part as candidate and as handing-over elder when a fifth node joins (the
+//! key, ends in the section key, and the SAP carries that key's signature. One of three elders
+//! is refused when it asks to leave (the other two could sign no start) and comes back. Then an
+//! elder is killed and restarted on its data directory: it comes back with the same chain and
+//! its key share, and takes part as candidate and as handing-over elder when a fifth node joins (the
 //! DKG needs every candidate, the start all but one of the four elders). Last, the fifth node
 //! stops and leaves with `keyquorum sections leave`: the other four elders remove it and hand
 //! over to themselves by a DKG among the four.
@@ -22,6 +23,19 @@ use keyquorum_node::sections_node::http::SectionView;
 
 const NODES: usize = 5;
 const ROUND_MS: &str = "1000";
+
+/// `keyquorum sections leave` for node `i` (stopped).
+fn leave_command(dir: &Path, nodes: &[NodeSpec], i: usize) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["sections", "leave", "--data-dir"])
+        .arg(dir.join(format!("node{i}")))
+        .arg("--key-file")
+        .arg(&nodes[i].key)
+        .arg("--passphrase-file")
+        .arg(dir.join("pass"))
+        .env("KEYQUORUM_LOG", "warn");
+    c
+}
 
 fn start(dir: &Path, nodes: &[NodeSpec], i: usize, genesis_key: Option<&str>) -> Proc {
     common::sections::start(dir, nodes, i, genesis_key, ROUND_MS, &[])
@@ -76,6 +90,17 @@ async fn sections_grow_over_the_network_and_an_elder_recovers_from_its_store() {
         for v in settled(&nodes, &up, i as u64 + 1).await {
             verify(&v, &genesis_hex);
         }
+        if i == 2 {
+            // One of three elders may not leave: the other two could sign no start (a
+            // supermajority of three is three). Refused, its store untouched: it comes back.
+            procs[2] = None;
+            let out = leave_command(dir, &nodes, 2).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(err.contains("would stall for good"), "{err}");
+            procs[2] = Some(start(dir, &nodes, 2, Some(&genesis_hex)));
+            settled(&nodes, &up, 3).await;
+        }
     }
     // The chain file holds what HTTP serves.
     let file: SectionView =
@@ -108,16 +133,7 @@ async fn sections_grow_over_the_network_and_an_elder_recovers_from_its_store() {
     // themselves.
     let leaver = hex::encode(name_of(&nodes[4]).0);
     procs[4] = None;
-    let out = Command::new(BIN)
-        .args(["sections", "leave", "--data-dir"])
-        .arg(dir.join("node4"))
-        .arg("--key-file")
-        .arg(&nodes[4].key)
-        .arg("--passphrase-file")
-        .arg(dir.join("pass"))
-        .env("KEYQUORUM_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = leave_command(dir, &nodes, 4).output().unwrap();
     assert!(
         out.status.success(),
         "{}",

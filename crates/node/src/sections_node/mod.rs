@@ -371,9 +371,14 @@ pub async fn run(
 /// stopped): asks every other elder of its SAP to remove it from the members, from an ephemeral
 /// loopback port under the node's identity. Returns how many elders confirmed, of how many.
 /// The data directory is of no further use: a restarted node would not be a member.
+///
+/// An elder whose departure leaves its SAP's other elders fewer than the supermajority a start
+/// needs (a section of three elders or fewer) is refused unless `force`: those elders could
+/// sign no start again, so the section would stall for good.
 pub async fn leave(
     data_dir: &std::path::Path,
     keys: Arc<NodeKeys>,
+    force: bool,
 ) -> Result<(usize, usize), SectionsNodeError> {
     let node_key = section_node_key(&keys);
     let our_name = Name::of(&keyquorum_crypto::tbls::public_key::<
@@ -392,12 +397,23 @@ pub async fn leave(
             "no section state in the data directory".into(),
         ));
     };
+    let all_elders = record.sap.elders.len();
     let elders: Vec<Peer> = record
         .sap
         .elders
         .into_iter()
         .filter(|p| p.name() != our_name)
         .collect();
+    let needed = keyquorum_sections::session::supermajority(all_elders);
+    if elders.len() < all_elders && elders.len() < needed && !force {
+        return Err(SectionsNodeError::Config(format!(
+            "this node is one of its section's {all_elders} elders: without it the other {} \
+             cannot sign a start (a supermajority of {all_elders} is {needed}), so the section \
+             would stall for good. Run the node until the section has handed over to elders \
+             without it (more members joined), or leave with --force and accept the stall",
+            elders.len()
+        )));
+    }
     let listen: Multiaddr = "/ip4/127.0.0.1/tcp/0"
         .parse()
         .map_err(|e| SectionsNodeError::Config(format!("{e}")))?;
