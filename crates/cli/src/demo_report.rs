@@ -433,11 +433,25 @@ impl Observer {
                 self.view(record.view).excluded.push(Excluded {
                     identity: hex::encode(record.identity.0),
                     ceremony_number: record.ceremony_number,
-                    role: format!("{:?}", record.role).to_lowercase(),
+                    role: record.role.as_str().to_string(),
                     reason: if record.detail.is_empty() {
                         record.fault.clone()
                     } else {
                         format!("{} ({})", record.fault, record.detail)
+                    },
+                });
+            }
+            // Exclusions without a penalty (a dealer whose publication others' withheld acks
+            // left incomplete, a player reported for not acking): named on chain too.
+            Event::Named { record } => {
+                self.view(record.view).excluded.push(Excluded {
+                    identity: hex::encode(record.identity.0),
+                    ceremony_number: record.ceremony_number,
+                    role: record.role.as_str().to_string(),
+                    reason: if record.detail.is_empty() {
+                        format!("{}, no penalty", record.fault)
+                    } else {
+                        format!("{} ({}), no penalty", record.fault, record.detail)
                     },
                 });
             }
@@ -1063,6 +1077,40 @@ mod tests {
             index: Hex([byte; 32]),
             public_share: Hex([2; 33]),
         }
+    }
+
+    /// Exclusions the chain names without a penalty are listed beside the slashed ones.
+    #[test]
+    fn an_exclusion_without_a_penalty_is_listed() {
+        use keyquorum_contract::state::{EvidenceRecord, FaultRole, NamedRecord};
+        let mut o = Observer::default();
+        o.on_event(
+            &Event::Named {
+                record: NamedRecord {
+                    height: 9,
+                    view: 2,
+                    ceremony_number: 0,
+                    attempt: 0,
+                    identity: Hex([7; 96]),
+                    role: FaultRole::Dealer,
+                    fault: "incomplete_publication".into(),
+                    detail: "2 acks missing".into(),
+                    evidence: EvidenceRecord::Absence {
+                        phase: "publish".into(),
+                        attempt: 0,
+                    },
+                },
+            },
+            9,
+            0,
+        );
+        let excluded = &o.views[&2].excluded;
+        assert_eq!(excluded.len(), 1);
+        assert_eq!(excluded[0].role, "dealer");
+        assert_eq!(
+            excluded[0].reason,
+            "incomplete_publication (2 acks missing), no penalty"
+        );
     }
 
     /// The view's members missing from its signing key's members are the ones that sat the
