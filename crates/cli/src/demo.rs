@@ -824,7 +824,12 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.block_ms() < 20 {
         return Err("--block-ms must be at least 20".into());
     }
-    // Written at the end of the run: a directory that is not there fails it only then.
+    check_output_files(args)
+}
+
+/// Refuses a `--report` or `--metrics-out` file whose directory is not there: they are written
+/// at the end of the run, which would fail only then.
+pub(crate) fn check_output_files(args: &DemoArgs) -> Result<(), String> {
     for (flag, file) in [
         ("--report", Some(&args.report)),
         ("--metrics-out", args.metrics_out.as_ref()),
@@ -873,6 +878,7 @@ pub fn run(mut args: DemoArgs) -> Result<(), CliError> {
         args.format = OutputFormat::Json;
     }
     if args.mode == DemoMode::Sections {
+        check_output_files(&args).map_err(CliError::Usage)?;
         return crate::demo_sections::run(&args);
     }
     if args.seed.is_some() {

@@ -134,7 +134,7 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 52] = [
+    let cases: [(&[&str], &str); 53] = [
         (
             &["sim", "--faulty", "0", "--fault", "silent"],
             "--fault with no faulty participant",
@@ -218,6 +218,16 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
         ),
         (
             &["demo", "--report", "/nonexistent/dir/r.html"],
+            "--report /nonexistent/dir/r.html: the directory /nonexistent/dir does not exist",
+        ),
+        (
+            &[
+                "demo",
+                "--mode",
+                "sections",
+                "--report",
+                "/nonexistent/dir/r.html",
+            ],
             "--report /nonexistent/dir/r.html: the directory /nonexistent/dir does not exist",
         ),
         (
