@@ -54,6 +54,10 @@ pub struct ChainArgs {
     pub fund: Vec<String>,
     #[command(flatten)]
     pub beacon: BeaconArgs,
+    /// Print the contract configuration these arguments give (TOML, the `--contract` file's
+    /// format, every field) and its digest, then exit without starting the chain.
+    #[arg(long)]
+    pub print_contract: bool,
 }
 
 /// The random beacon's flags (`keyquorum chain`, `keyquorum demo`): they override the contract
@@ -182,6 +186,16 @@ pub async fn start(chain: ChainConfig, contract: ContractConfig) -> Result<Chain
 /// cannot start or stops on an error a failed run.
 pub fn run(args: ChainArgs) -> Result<(), CliError> {
     let (chain, contract) = load(&args)?;
+    if args.print_contract {
+        let text = toml::to_string(&contract).map_err(CliError::failed)?;
+        let digest = keyquorum_node::chain::replica::config_digest(&contract);
+        println!(
+            "# keyquorum chain contract configuration, digest {} (a node's \
+             chain_config_digest)\n{text}",
+            hex::encode(digest)
+        );
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -222,6 +236,7 @@ mod tests {
             chain_id: "fund-test".into(),
             fund: vec![format!("{id}=500")],
             beacon: BeaconArgs::default(),
+            print_contract: false,
         };
         let (_, contract) = load(&args).unwrap();
         assert_eq!(contract.genesis.len(), 1);
@@ -273,6 +288,7 @@ mod tests {
             chain_id: "min-test".into(),
             fund: vec![format!("{id}=500")],
             beacon: BeaconArgs::default(),
+            print_contract: false,
         };
         let min = |committee, min_committee| {
             load(&args(committee, min_committee)).map(|(_, c)| c.committee.min_size)
@@ -341,6 +357,7 @@ mod tests {
             chain_id: "bind-test".into(),
             fund: Vec::new(),
             beacon: BeaconArgs::default(),
+            print_contract: false,
         };
         let (chain, contract) = load(&args).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()

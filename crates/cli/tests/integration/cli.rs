@@ -918,3 +918,32 @@ fn the_default_faulty_count_follows_the_quorum() {
         assert_eq!(summary["beyond_fault_bound"], 0, "{summary}");
     }
 }
+
+/// `chain --print-contract` prints the whole contract configuration the flags give, in the
+/// `--contract` file's format: read back as that file, it is the same configuration (same
+/// digest), and the committee's smallest size is there to see.
+#[test]
+fn the_printed_contract_reads_back_as_the_same_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["chain", "--committee", "5", "--print-contract"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        printed.contains("max_size = 5\nmin_size = 4\n"),
+        "{printed}"
+    );
+    let file = dir.path().join("contract.toml");
+    std::fs::write(&file, &printed).unwrap();
+    let again = run(&[
+        "chain",
+        "--contract",
+        file.to_str().unwrap(),
+        "--print-contract",
+    ]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let digest = |out: &str| out.lines().next().unwrap().to_string();
+    assert_eq!(
+        digest(&String::from_utf8_lossy(&again.stdout)),
+        digest(&printed)
+    );
+}
