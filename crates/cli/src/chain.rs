@@ -175,11 +175,15 @@ fn load_config(args: &ChainArgs) -> Result<(ChainConfig, ContractConfig), Loadin
 
 /// Starts the chain (database opened, state replayed, HTTP API bound); errors name what
 /// failed, e.g. the address that could not be bound and why.
-pub async fn start(chain: ChainConfig, contract: ContractConfig) -> Result<Chain, String> {
-    let machine = ContractMachine(Contract::new(contract).map_err(|e| e.to_string())?);
-    Chain::start(chain, machine)
-        .await
-        .map_err(|e| e.to_string())
+async fn start_chain(
+    chain: ChainConfig,
+    contract: ContractConfig,
+) -> Result<Chain, keyquorum_devchain::ChainError> {
+    let machine = ContractMachine(
+        Contract::new(contract)
+            .map_err(|e| keyquorum_devchain::ChainError::Corrupt(e.to_string()))?,
+    );
+    Chain::start(chain, machine).await
 }
 
 /// Runs the chain until Ctrl-C / SIGTERM. Invalid settings are a usage error, a chain that
@@ -203,7 +207,21 @@ pub fn run(args: ChainArgs) -> Result<(), CliError> {
     rt.block_on(async move {
         let (data_dir, block_ms) = (chain.data_dir.clone(), chain.block_ms);
         let digest = keyquorum_node::chain::replica::config_digest(&contract);
-        let running = start(chain, contract).await.map_err(CliError::Failed)?;
+        let running = start_chain(chain, contract).await.map_err(|e| {
+            // A chain started without a contract file before the smallest committee's
+            // default was 4 has another configuration now.
+            let hint = matches!(e, keyquorum_devchain::ChainError::OtherGenesis { .. })
+                && args.contract.is_none()
+                && args.min_committee.is_none();
+            CliError::Failed(if hint {
+                format!(
+                    "{e} (a chain started without --contract by a release whose smallest \
+                     committee defaulted to 1 runs on with --min-committee 1)"
+                )
+            } else {
+                e.to_string()
+            })
+        })?;
         // Printed only once the port is bound, with the address actually bound.
         eprintln!(
             "keyquorum chain: data {} listening on http://{} block every {} ms, contract \
@@ -365,9 +383,9 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let e = match rt.block_on(start(chain, contract)) {
+        let e = match rt.block_on(start_chain(chain, contract)) {
             Ok(_) => panic!("started on a port in use"),
-            Err(e) => e,
+            Err(e) => e.to_string(),
         };
         let _ = std::fs::remove_dir_all(&dir);
         assert!(e.contains(&addr.to_string()), "{e}");

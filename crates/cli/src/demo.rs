@@ -479,13 +479,15 @@ impl NodeLauncher {
     /// Starts `cmd` as node `name`'s process. On Linux the process is stopped (SIGTERM) when
     /// the demo's thread that started it ends, even by SIGKILL, which runs no `Drop`: a demo
     /// killed so leaves no node waiting for a chain that is gone. The demo starts its nodes
-    /// from its main thread, which lives as long as the demo.
+    /// from its main thread (the `block_on` future, not a spawned task), which lives as long
+    /// as the demo.
     pub(crate) fn spawn(name: &str, mut cmd: Command) -> Result<NodeProc, String> {
         #[cfg(target_os = "linux")]
         {
             use std::os::unix::process::CommandExt;
             let parent = std::process::id() as libc::pid_t;
-            // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid).
+            // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid) and
+            // errors built from an errno, which allocate nothing.
             unsafe {
                 cmd.pre_exec(move || {
                     if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
@@ -493,7 +495,7 @@ impl NodeLauncher {
                     }
                     // The demo died before the line above: nobody would stop this node.
                     if libc::getppid() != parent {
-                        return Err(std::io::Error::other("the demo is gone"));
+                        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                     }
                     Ok(())
                 });

@@ -910,6 +910,7 @@ async fn record_slash(
                 ceremony_number: *number,
                 role: "dealer".into(),
                 reason: format!("{} (proven on chain by {})", s.fault, slash.reporter),
+                penalty: true,
             });
         }
         v.proven_slashes.push(slash);

@@ -112,6 +112,8 @@ pub struct Excluded {
     pub ceremony_number: u32,
     pub role: String,
     pub reason: String,
+    /// Slashed (a penalty), or only named on chain.
+    pub penalty: bool,
 }
 
 /// One view change.
@@ -439,6 +441,7 @@ impl Observer {
                     } else {
                         format!("{} ({})", record.fault, record.detail)
                     },
+                    penalty: true,
                 });
             }
             // Exclusions without a penalty (a dealer whose publication others' withheld acks
@@ -453,6 +456,7 @@ impl Observer {
                     } else {
                         format!("{} ({}), no penalty", record.fault, record.detail)
                     },
+                    penalty: false,
                 });
             }
             _ => {}
@@ -851,6 +855,7 @@ pub fn json(obs: &Observer, v: &ViewObs, message: Option<&[u8]>) -> Value {
             "ceremony_number": e.ceremony_number,
             "role": e.role,
             "reason": e.reason,
+            "penalty": e.penalty,
         })).collect::<Vec<_>>(),
         "members": names(&v.members),
         "group_public_key": v.group_key,
@@ -1107,6 +1112,7 @@ mod tests {
         let excluded = &o.views[&2].excluded;
         assert_eq!(excluded.len(), 1);
         assert_eq!(excluded[0].role, "dealer");
+        assert!(!excluded[0].penalty);
         assert_eq!(
             excluded[0].reason,
             "incomplete_publication (2 acks missing), no penalty"

@@ -2317,11 +2317,13 @@ mod tests {
         assert_eq!(Revert::Other(Bytes::new()).name(), "unknown");
     }
 
-    /// Every error the contract declares is named by its Solidity name: each selector decodes
-    /// to the variant whose name the table gives.
+    /// Every error the contract declares has a name of its own in the table `Revert::name`
+    /// reads: a selector names one error, and no two errors share a name (an overloaded error
+    /// would make a name ambiguous to the code that acts on it).
     #[test]
-    fn every_contract_error_has_its_solidity_name() {
+    fn every_contract_error_has_a_name_of_its_own() {
         assert!(!CoordinatorErrors::SELECTORS.is_empty());
+        let mut seen = std::collections::BTreeSet::new();
         for (selector, name) in CoordinatorErrors::SELECTORS
             .iter()
             .zip(CoordinatorErrors::VARIANT_NAMES)
@@ -2331,6 +2333,7 @@ mod tests {
                 Some(*name),
                 "{name}"
             );
+            assert!(seen.insert(*name), "{name} is overloaded");
         }
     }
 }

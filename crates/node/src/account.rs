@@ -107,7 +107,7 @@ pub enum AccountCommand {
         node: NodeSelection,
     },
     /// Return every unbonding amount whose period is over to the balance (a running node
-    /// also does this by itself).
+    /// that re-executes the chain, the default, also does this by itself).
     #[command(after_help = EXIT_CODES)]
     Claim {
         /// The node and its chain.

@@ -284,9 +284,13 @@ impl Contract {
             TxBody::Register { stake: amount, .. } | TxBody::Transfer { amount, .. }
                 if !self.state.has_account(sender) =>
             {
-                Err(Rejection::InsufficientBalance {
-                    balance: 0,
-                    requested: *amount,
+                Err(if *amount == 0 {
+                    Rejection::ZeroAmount
+                } else {
+                    Rejection::InsufficientBalance {
+                        balance: 0,
+                        requested: *amount,
+                    }
                 })
             }
             TxBody::ClaimUnbonded if !self.state.has_account(sender) => {

@@ -79,6 +79,8 @@ fn stake_is_locked_from_the_balance_and_never_above_it() {
     refused(&broke, &mut c, 1, "insufficient_balance");
     let claim = sign(&c, 5, TxBody::ClaimUnbonded);
     assert_eq!(c.check_tx(&claim), Err(Rejection::NothingUnbonding));
+    let nothing = sign(&c, 5, register_body(5, 0));
+    assert_eq!(c.check_tx(&nothing), Err(Rejection::ZeroAmount));
 
     c.apply_tx(&sign(&c, 0, register_body(0, 60)), 1).unwrap();
     assert_eq!(c.state().balance(&key(0)), 40);

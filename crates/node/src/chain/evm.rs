@@ -447,22 +447,34 @@ impl EvmChainClient {
         let c = &self.client;
         let head = c.block_number().await?;
         let now = Instant::now();
-        let due = if self.checked_at.swap(head, Ordering::AcqRel) == head {
+        let previous = self.checked_at.swap(head, Ordering::AcqRel);
+        let due = if previous == head {
             // The contract's answer for this head is known: only the turn's clock moved.
             match &*self.start_clock() {
                 Some(clock) => clock.due,
                 None => return Ok(()),
             }
         } else {
-            let running = c.read(Coordinator::runningCall {}).await?;
             // The first block in which a call starts a view change.
-            let due = if running.is_zero() {
-                c.read(Coordinator::nextStartCall {}).await?
-            } else {
-                c.read(Coordinator::ceremonyCall { id: running })
-                    .await?
-                    .waitEnd
-                    .saturating_add(1)
+            let read = async {
+                let running = c.read(Coordinator::runningCall {}).await?;
+                if running.is_zero() {
+                    c.read(Coordinator::nextStartCall {}).await
+                } else {
+                    Ok(c.read(Coordinator::ceremonyCall { id: running })
+                        .await?
+                        .waitEnd
+                        .saturating_add(1))
+                }
+            };
+            let due = match read.await {
+                Ok(due) => due,
+                Err(e) => {
+                    // Read again at the next ask, not only at the next head: a chain that
+                    // mines on demand may bring none.
+                    self.checked_at.store(previous, Ordering::Release);
+                    return Err(e);
+                }
             };
             let mut clock = self.start_clock();
             if head + 1 < due {
@@ -502,12 +514,13 @@ impl EvmChainClient {
             );
             return Ok(());
         }
-        // One call per head whatever its outcome: the next head's read says whether it is due.
-        *self.start_clock() = None;
-        match c
+        // A call that got an answer is not repeated at this head: the next head's read says
+        // whether a start is still due. One that failed is tried again at the next ask.
+        let outcome = c
             .send(Coordinator::startViewChangeCall {}, U256::ZERO)
-            .await?
-        {
+            .await?;
+        *self.start_clock() = None;
+        match outcome {
             CallOutcome::Included { block, .. } => info!(block, "started a view change on chain"),
             CallOutcome::Reverted(r) if r.mined() => {
                 self.reverted_starts.fetch_add(1, Ordering::AcqRel);

@@ -376,8 +376,9 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
 
     /// This node's unbonded stake that the chain would return to its balance now
     /// (`ClaimUnbonded`), and the view that made it claimable, as the adapter's copy of the
-    /// chain's state last showed it; `None` when nothing is due, the adapter is busy, or on
-    /// chains where the node does not claim by itself. `identity` is the node's identity key.
+    /// chain's state last showed it; `None` when nothing is due, or where the adapter keeps
+    /// no copy of the state (`--trust-chain`, the EVM chain). `identity` is the node's
+    /// identity key.
     fn matured_unbonding(&self, identity: &[u8]) -> Option<MaturedUnbonding> {
         let _ = identity;
         None
