@@ -298,6 +298,9 @@ fn metrics_are_valid_openmetrics_with_every_documented_metric() {
     let metrics = h.metrics[0].clone();
     metrics.sent("deal", 300);
     metrics.received("ack", 40);
+    // And a transaction mined and reverted, as on an EVM chain (the family shows once a kind
+    // has a count).
+    metrics.reverted("activate");
     metrics.fault("label \"with\" quotes\\and\nnewline");
     // A refused magic block is the driver's too (magic_block_checks.rs); none here.
     metrics.add(

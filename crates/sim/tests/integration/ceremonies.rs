@@ -188,42 +188,26 @@ fn every_kind_is_caught_where_it_is_provable() {
     }
 }
 
+/// Beyond the fault bound success is not required, but nothing may panic or disagree; the note
+/// says so, and a run with a fresh key and a reshare names the ceremony it is about (the
+/// adversaries act in the reshare).
 #[test]
 fn too_many_faults_fail_cleanly_with_culprits() {
-    // Beyond the fault bound success is not required, but nothing may panic or disagree.
-    let mut cfg = SimConfig::bft(7, 5);
-    cfg.byzantine = 4;
-    cfg.faults = vec![AdversaryKind::Silent];
-    let r = run(&cfg);
-    assert!(r.passed, "{:?}", r.failure);
-    let note = r
-        .beyond_fault_bound
-        .expect("4 corrupt of 7 is beyond n - k = 2");
-    assert!(
-        note.starts_with("beyond the fault bound: no guarantee (4 corrupt players (tolerated: 2)"),
-        "{note}"
-    );
-}
-
-/// A run with a fresh key and a reshare names the ceremony its note is about: the adversaries
-/// act in the reshare.
-#[test]
-fn a_reshare_beyond_the_bound_says_so() {
-    let mut cfg = SimConfig::bft(7, 5);
-    cfg.byzantine = 4;
-    cfg.faults = vec![AdversaryKind::Silent];
-    cfg.reshare = true;
-    let r = run(&cfg);
-    assert!(r.passed, "{:?}", r.failure);
-    let note = r
-        .beyond_fault_bound
-        .expect("4 corrupt of 7 is beyond n - k = 2");
-    assert!(
-        note.starts_with(
-            "beyond the fault bound in the reshare: no guarantee (4 corrupt players (tolerated: 2)"
-        ),
-        "{note}"
-    );
+    for (reshare, place) in [(false, ""), (true, " in the reshare")] {
+        let mut cfg = SimConfig::bft(7, 5);
+        cfg.byzantine = 4;
+        cfg.faults = vec![AdversaryKind::Silent];
+        cfg.reshare = reshare;
+        let r = run(&cfg);
+        assert!(r.passed, "{:?}", r.failure);
+        let note = r
+            .beyond_fault_bound
+            .expect("4 corrupt of 7 is beyond n - k = 2");
+        let expected = format!(
+            "beyond the fault bound{place}: no guarantee (4 corrupt players (tolerated: 2)"
+        );
+        assert!(note.starts_with(&expected), "{note}");
+    }
 }
 
 #[test]
