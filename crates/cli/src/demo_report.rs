@@ -116,6 +116,34 @@ pub struct Excluded {
     pub penalty: bool,
 }
 
+impl Excluded {
+    /// An exclusion the chain recorded: `fault` is its code and details; the reason says
+    /// whether it carried a penalty.
+    fn new(
+        identity: &keyquorum_contract::state::IdentityKey,
+        ceremony_number: u32,
+        role: keyquorum_contract::state::FaultRole,
+        (code, detail): (&str, &str),
+        penalty: bool,
+    ) -> Self {
+        let mut reason = if detail.is_empty() {
+            code.to_string()
+        } else {
+            format!("{code} ({detail})")
+        };
+        if !penalty {
+            reason.push_str(", no penalty");
+        }
+        Excluded {
+            identity: hex::encode(identity.0),
+            ceremony_number,
+            role: role.as_str().to_string(),
+            reason,
+            penalty,
+        }
+    }
+}
+
 /// One view change.
 #[derive(Default)]
 pub struct ViewObs {
@@ -432,32 +460,26 @@ impl Observer {
                     .push(record.clone());
             }
             Event::Slashed { record } => {
-                self.view(record.view).excluded.push(Excluded {
-                    identity: hex::encode(record.identity.0),
-                    ceremony_number: record.ceremony_number,
-                    role: record.role.as_str().to_string(),
-                    reason: if record.detail.is_empty() {
-                        record.fault.clone()
-                    } else {
-                        format!("{} ({})", record.fault, record.detail)
-                    },
-                    penalty: true,
-                });
+                let e = Excluded::new(
+                    &record.identity,
+                    record.ceremony_number,
+                    record.role,
+                    (&record.fault, &record.detail),
+                    true,
+                );
+                self.view(record.view).excluded.push(e);
             }
             // Exclusions without a penalty (a dealer whose publication others' withheld acks
             // left incomplete, a player reported for not acking): named on chain too.
             Event::Named { record } => {
-                self.view(record.view).excluded.push(Excluded {
-                    identity: hex::encode(record.identity.0),
-                    ceremony_number: record.ceremony_number,
-                    role: record.role.as_str().to_string(),
-                    reason: if record.detail.is_empty() {
-                        format!("{}, no penalty", record.fault)
-                    } else {
-                        format!("{} ({}), no penalty", record.fault, record.detail)
-                    },
-                    penalty: false,
-                });
+                let e = Excluded::new(
+                    &record.identity,
+                    record.ceremony_number,
+                    record.role,
+                    (&record.fault, &record.detail),
+                    false,
+                );
+                self.view(record.view).excluded.push(e);
             }
             _ => {}
         }
