@@ -316,7 +316,8 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
             "--faulty {faulty} is larger than the committee (--committee {n})"
         )));
     }
-    if faulty == 0 && !args.fault.is_empty() {
+    // A quorum above the committee is refused below, by the parameters' own check.
+    if faulty == 0 && !args.fault.is_empty() && quorum <= n {
         return Err(CliError::Usage(format!(
             "--fault with no faulty participant (--faulty {}): nobody would commit it",
             if args.faulty.is_some() {

@@ -134,10 +134,22 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 53] = [
+    let cases: [(&[&str], &str); 54] = [
         (
             &["sim", "--faulty", "0", "--fault", "silent"],
             "--fault with no faulty participant",
+        ),
+        (
+            &[
+                "sim",
+                "--committee",
+                "7",
+                "--quorum",
+                "9",
+                "--fault",
+                "silent",
+            ],
+            "need t <= k <= n, got t = 5, k = 9, n = 7",
         ),
         (
             &["sim", "--committee", "100000"],
