@@ -9,7 +9,7 @@
 //! | `GET /views/current`, `/views/{v}`, `/views/{v}/magic-block` | the state machine's query of the same path; 404 when it has none; 400 if `v` is not a number |
 //! | `GET /query/{*path}` | any other state machine query |
 //! | `GET /blocks/{h}` | one [`Block`] |
-//! | `GET /events?from=H&limit=N&wait_ms=W` ([`EventsQuery`]) | [`EventsPage`] `{"from", "next", "height", "blocks"}` with the committed blocks from height `H` (default 1); if none exists yet, waits up to `W` ms (capped by `max_wait_ms`) for one. At most `limit`/`max_events_blocks` blocks and about `max_events_bytes` bytes; poll again with `from = next` |
+//! | `GET /events?from=H&limit=N&wait_ms=W` ([`EventsQuery`]) | [`EventsPage`] `{"from", "next", "height", "blocks"}` with the committed blocks from height `H` (default 1); if none exists yet, waits up to `W` ms (capped by `max_wait_ms`) for one. At most `limit` (at least 1) or `max_events_blocks` blocks and about `max_events_bytes` bytes; poll again with `from = next` |
 //!
 //! Errors are always [`ErrorBody`] `{"error": code, "reason": text}`: 400 malformed input or a
 //! state-machine rejection (its code), 404 `not_found`, 405 `method_not_allowed`,
@@ -248,13 +248,19 @@ async fn events(
     params: Result<Query<EventsQuery>, QueryRejection>,
 ) -> ApiResult<Json<EventsPage<Box<RawValue>>>> {
     let Query(p) = params?;
+    if p.limit == Some(0) {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            "limit must be at least 1 (it bounds the blocks of one page)",
+        ));
+    }
     let from = p.from.unwrap_or(1).max(1);
     let wait_ms = p.wait_ms.unwrap_or(0).min(h.config().max_wait_ms);
     if wait_ms > 0 && h.height() < from {
         h.wait_for_height(from, std::time::Duration::from_millis(wait_ms))
             .await;
     }
-    let stored = h.blocks_json_from(from, p.limit.unwrap_or(usize::MAX).max(1))?;
+    let stored = h.blocks_json_from(from, p.limit.unwrap_or(usize::MAX))?;
     let next = from + stored.len() as u64;
     // The chain's height, never one derived from the request: a block read from the store may
     // be committed a moment before the height is published, so the blocks returned count too,

@@ -210,6 +210,14 @@ async fn bad_input_is_rejected_and_changes_nothing() {
         400,
         "bad_query",
     );
+    // A page of no block would make a poller ask again at the same height forever.
+    assert_raw_error(
+        &request(addr, "GET", "/events?from=1&limit=0", b"")
+            .await
+            .unwrap(),
+        400,
+        "bad_query",
+    );
 
     // Let a few more blocks pass: nothing but the good transaction ever entered the chain.
     let h = chain.height();
