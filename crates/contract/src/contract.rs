@@ -520,6 +520,7 @@ impl Contract {
             let at = run.deadline;
             self.signing_key_deadline(at, &mut events);
         }
+        self.complete_leaves(&mut events);
         events
     }
 }

@@ -43,6 +43,9 @@ pub enum Rejection {
     /// `Register` from a key that is already registered.
     #[error("identity already registered")]
     AlreadyRegistered,
+    /// `Deregister` from a node whose deregistration is already scheduled.
+    #[error("the node already leaves: it is deregistered once its stake is free")]
+    AlreadyLeaving,
     /// The proof of possession does not verify.
     #[error("invalid proof of possession of the identity key")]
     BadProofOfPossession,
@@ -200,6 +203,7 @@ impl Rejection {
             Rejection::NotRegistered => "not_registered",
             Rejection::WrongHeight { .. } => "wrong_height",
             Rejection::AlreadyRegistered => "already_registered",
+            Rejection::AlreadyLeaving => "already_leaving",
             Rejection::BadProofOfPossession => "bad_proof_of_possession",
             Rejection::DuplicateEncryptionKey => "duplicate_encryption_key",
             Rejection::DuplicatePeerId => "duplicate_peer_id",

@@ -56,6 +56,13 @@ pub enum Event {
         /// New stake.
         stake: u64,
     },
+    /// A node whose stake is locked (a member of the active view or of a running ceremony)
+    /// asked to deregister: it is no longer selected, and it is deregistered (`Deregistered`,
+    /// then `UnbondingStarted`) at the end of the first block in which its stake is free.
+    LeaveScheduled {
+        /// Identity.
+        identity: IdentityKey,
+    },
     /// A node left the registry.
     Deregistered {
         /// Identity.

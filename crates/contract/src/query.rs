@@ -175,6 +175,10 @@ pub struct Account {
     pub stake: u64,
     /// Registered as a node.
     pub registered: bool,
+    /// Registered and leaving: it asked to deregister while its stake was locked, is no
+    /// longer selected, and is deregistered once the stake is free.
+    #[serde(default)]
+    pub leaving: bool,
     /// Stake on its way back.
     pub unbonding: Vec<Unbonding>,
     /// The nonce its next transaction must carry.
@@ -338,6 +342,7 @@ impl Contract {
             balance: s.balance(id),
             stake: s.nodes.get(id).map(|n| n.stake).unwrap_or(0),
             registered: s.nodes.contains_key(id),
+            leaving: s.nodes.get(id).is_some_and(|n| n.leaving),
             unbonding: s.unbonding.get(id).cloned().unwrap_or_default(),
             nonce: s.nonces.get(id).copied().unwrap_or(0),
         }

@@ -54,6 +54,10 @@ pub struct NodeRecord {
     /// complaint-variant committees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verifiable_key: Option<Hex<33>>,
+    /// The node asked to deregister while its stake was locked: it is no longer selected, and
+    /// it is deregistered at the end of the first block in which its stake is free.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub leaving: bool,
 }
 
 /// The contract's phase (seed 000: start, contribute, share, publish, wait; start is the instant

@@ -15,8 +15,10 @@
 //! A running node numbers its own transactions from the same account. Its sends and this
 //! command's may take the same nonce: the chain applies one and refuses the other as a bad
 //! nonce, and both sides sign again with the next (this command up to
-//! [`NONCE_ATTEMPTS`] times). A `deregister` while the node runs is undone by the node, which
-//! registers again once it sees itself unregistered: stop the node first.
+//! [`NONCE_ATTEMPTS`] times). A running node does not undo a `deregister`: it does not register
+//! again by itself after its own deregistration, unless started once with `--rejoin`. A member
+//! whose stake is locked leaves instead of being refused: it is no longer selected and is
+//! deregistered once its stake is free.
 //!
 //! On an EVM chain the stake is the coordinator's, moved from the node's chain key with the
 //! contract's own calls (`addStake`, `unbond`, `withdraw`), which any wallet sends.
@@ -98,8 +100,9 @@ pub enum AccountCommand {
         #[command(flatten)]
         node: NodeSelection,
     },
-    /// Leave the registry: the whole stake starts unbonding. Stop the node first: a running
-    /// node registers again.
+    /// Leave the registry: the whole stake starts unbonding. A member of the active view or of
+    /// a running ceremony is no longer selected and leaves once its stake is free; the node
+    /// does not register again (start it once with `--rejoin` to).
     #[command(after_help = EXIT_CODES)]
     Deregister {
         /// The node and its chain.
@@ -340,7 +343,9 @@ fn print_account(a: &Account) {
     println!(
         "stake      {}{}",
         a.stake,
-        if a.registered {
+        if a.leaving {
+            " (registered, leaving: deregistered once its stake is free)"
+        } else if a.registered {
             " (registered)"
         } else {
             " (not registered)"

@@ -140,6 +140,11 @@ pub struct NodeArgs {
     /// the Schnorr nonces waiting for a second round: one may have been used since the backup.
     #[arg(long)]
     pub restored_from_backup: bool,
+    /// Register again after this node was deregistered (`keyquorum account deregister`): a
+    /// node that saw its own deregistration on chain does not register by itself. Pass it on
+    /// one start; a later deregistration is recorded again.
+    #[arg(long)]
+    pub rejoin: bool,
 }
 
 impl NodeArgs {
@@ -168,6 +173,7 @@ impl NodeArgs {
             evm_contract: self.contract.clone(),
             evm_chain_key_file: self.chain_key_file.clone(),
             restored_from_backup: self.restored_from_backup,
+            rejoin: self.rejoin,
         };
         load_config(self.config.as_deref(), &o)
     }

@@ -200,6 +200,12 @@ pub struct NodeConfig {
     /// from the file.
     #[serde(skip)]
     pub restored_from_backup: bool,
+    /// Register again after a deregistration (`--rejoin`): a node that saw its own
+    /// `Deregister` on chain does not register by itself
+    /// ([`crate::store::NodeState::deregistered_at`]). A flag of one start, never read from the
+    /// file.
+    #[serde(skip)]
+    pub rejoin: bool,
 }
 
 /// Which chain coordinates the view changes.
@@ -343,6 +349,7 @@ impl Default for NodeConfig {
             chain: ChainKind::default(),
             evm: EvmConfig::default(),
             restored_from_backup: false,
+            rejoin: false,
         }
     }
 }
@@ -379,6 +386,8 @@ pub struct NodeConfigOverrides {
     pub evm_chain_key_file: Option<PathBuf>,
     /// Sets `restored_from_backup`.
     pub restored_from_backup: bool,
+    /// Sets `rejoin`.
+    pub rejoin: bool,
 }
 
 /// Configuration errors.
@@ -462,6 +471,7 @@ impl NodeConfig {
             c.passphrase_file = o.passphrase_file.clone();
         }
         c.restored_from_backup |= o.restored_from_backup;
+        c.rejoin |= o.rejoin;
         if let Some(enabled) = o.beacon_enabled {
             c.beacon.enabled = enabled;
         }

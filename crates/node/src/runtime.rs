@@ -1368,6 +1368,9 @@ async fn run_node<C: ChainClient>(
              up with the chain again is sat out unless its board shows this node did not deal"
         );
     }
+    if config.rejoin {
+        store.forget_deregistration().map_err(DriverError::from)?;
+    }
     match crate::sign::frost::NonceDb::open(
         &config.data_dir.join("frost-nonces.redb"),
         keys.clone(),
@@ -1640,6 +1643,7 @@ async fn run_node<C: ChainClient>(
     };
     let mut verifiable_key_sent: Option<u64> = None;
     let mut shown_eviction = None;
+    let mut shown_deregistered = None;
     let mut shown_refusal = None;
     let mut shown_shortfall = None;
     let mut shown_check_failing = None;
@@ -1715,8 +1719,24 @@ async fn run_node<C: ChainClient>(
                     // after a while if it still does not), unless the adapter holds a
                     // registration the chain refused for a full list: it sends that one as
                     // soon as the chain would take it.
+                    // Not after its operator deregistered it, which it would undo.
+                    let deregistered_at = driver.state().deregistered_at;
                     if driver.cursor() > h
                         && !driver.registered()
+                        && let Some(at) = deregistered_at
+                        && shown_deregistered != Some(at)
+                    {
+                        shown_deregistered = Some(at);
+                        warn!(
+                            height = at,
+                            "this node was deregistered (a Deregister signed with its key): \
+                             it does not register again by itself; start it once with \
+                             --rejoin to register again"
+                        );
+                    }
+                    if driver.cursor() > h
+                        && !driver.registered()
+                        && deregistered_at.is_none()
                         && !adapter_registers
                         && registration_sent.is_none_or(|at| rt.height > at + 30)
                     {

@@ -394,6 +394,12 @@ pub struct NodeState {
     pub nonce: u64,
     /// Whether the chain has our registration.
     pub registered: bool,
+    /// Height of the block that deregistered this node (a `Deregister` signed with its key, by
+    /// its operator), cleared when it registers again. A node that finds itself unregistered
+    /// registers by itself only if this is unset: `--rejoin` clears it for one start
+    /// ([`Store::forget_deregistration`]).
+    #[serde(default)]
+    pub deregistered_at: Option<u64>,
     /// Whether the chain has our verifiable-encryption key (complaint-variant ceremonies select
     /// only nodes that set one).
     #[serde(default)]
@@ -682,6 +688,21 @@ impl Store {
             return Ok(());
         };
         state.caught_up = false;
+        let mut batch = self.begin()?;
+        batch.put_state(&state)?;
+        batch.commit()
+    }
+
+    /// Forgets that this node was deregistered ([`NodeState::deregistered_at`]), durably, so
+    /// that it registers again (`--rejoin`). A deregistration in a block it processes later
+    /// is recorded again.
+    pub fn forget_deregistration(&self) -> Result<(), StoreError> {
+        let Some(mut state) = self.load_state()? else {
+            return Ok(());
+        };
+        if state.deregistered_at.take().is_none() {
+            return Ok(());
+        }
         let mut batch = self.begin()?;
         batch.put_state(&state)?;
         batch.commit()

@@ -217,7 +217,7 @@ impl Contract {
             .state
             .nodes
             .values()
-            .filter(|n| n.stake >= c.min_stake && !banned.contains(&n.identity))
+            .filter(|n| n.stake >= c.min_stake && !n.leaving && !banned.contains(&n.identity))
             // The complaint variant encrypts shares to verifiable keys: a node without one
             // cannot play.
             .filter(|n| variant == DkgVariant::AckReveal || n.verifiable_key.is_some())

@@ -57,6 +57,7 @@ impl Contract {
                 registered_at: height,
                 refused_posts: 0,
                 verifiable_key: None,
+                leaving: false,
             },
         );
         Ok(vec![Event::Registered {
@@ -124,29 +125,61 @@ impl Contract {
         ])
     }
 
-    /// `Deregister`: removes the node; all of its stake starts unbonding.
+    /// `Deregister`: removes the node; all of its stake starts unbonding. A node whose stake is
+    /// locked leaves instead: it is no longer selected, and [`Self::complete_leaves`]
+    /// deregisters it once the stake is free. Refusing it, as `Unbond` is, would keep a member
+    /// of a network with no more nodes than seats in every committee for good.
     pub(super) fn deregister(&mut self, sender: IdentityKey) -> Result<Vec<Event>, Rejection> {
-        if self.state.is_locked(&sender) {
-            return Err(Rejection::StakeLocked);
-        }
         let node = self
             .state
             .nodes
-            .remove(&sender)
+            .get(&sender)
             .ok_or(Rejection::NotRegistered)?;
+        if node.leaving {
+            return Err(Rejection::AlreadyLeaving);
+        }
+        if self.state.is_locked(&sender) {
+            if let Some(node) = self.state.nodes.get_mut(&sender) {
+                node.leaving = true;
+            }
+            return Ok(vec![Event::LeaveScheduled { identity: sender }]);
+        }
+        Ok(self.remove_node(sender))
+    }
+
+    /// Deregisters every leaving node whose stake is now free (at the end of each block, in
+    /// identity order).
+    pub(super) fn complete_leaves(&mut self, events: &mut Vec<Event>) {
+        let free: Vec<IdentityKey> = self
+            .state
+            .nodes
+            .values()
+            .filter(|n| n.leaving && !self.state.is_locked(&n.identity))
+            .map(|n| n.identity)
+            .collect();
+        for id in free {
+            events.extend(self.remove_node(id));
+        }
+    }
+
+    /// Removes a registered node; its whole stake starts unbonding.
+    fn remove_node(&mut self, id: IdentityKey) -> Vec<Event> {
+        let Some(node) = self.state.nodes.remove(&id) else {
+            return Vec::new();
+        };
         let mut events = vec![Event::Deregistered {
-            identity: sender,
+            identity: id,
             stake: node.stake,
         }];
         if node.stake > 0 {
-            let release_view = self.start_unbonding(&sender, node.stake);
+            let release_view = self.start_unbonding(&id, node.stake);
             events.push(Event::UnbondingStarted {
-                identity: sender,
+                identity: id,
                 amount: node.stake,
                 release_view,
             });
         }
-        Ok(events)
+        events
     }
 
     /// `Transfer`: moves free balance to another account.

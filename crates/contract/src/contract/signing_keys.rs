@@ -369,6 +369,7 @@ mod tests {
                     registered_at: 1,
                     refused_posts: 0,
                     verifiable_key: Some(Hex(m.verifiable.public_key().to_bytes())),
+                    leaving: false,
                 },
             );
         }

@@ -240,6 +240,7 @@ mod tests {
                 registered_at: 1,
                 refused_posts: 0,
                 verifiable_key: None,
+                leaving: false,
             },
         );
         assert_eq!(c.settle_slash(100, Some(&reporter)), (30, 70));

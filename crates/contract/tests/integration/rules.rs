@@ -294,10 +294,8 @@ fn stake_is_locked_during_a_view_change() {
         s.contract.state().phase() == ViewChangePhase::Contribute
     });
     let h = sim.height + 1;
-    for body in [TxBody::Unbond { amount: 1 }, TxBody::Deregister] {
-        let bytes = sim.tx(0, body);
-        rejected(&mut sim.contract, &bytes, h, "stake_locked");
-    }
+    let bytes = sim.tx(0, TxBody::Unbond { amount: 1 });
+    rejected(&mut sim.contract, &bytes, h, "stake_locked");
     // The standby may leave; adding stake is always allowed.
     sim.submit_now((6, TxBody::Unbond { amount: 5 })).unwrap();
     sim.submit_now((0, TxBody::AddStake { amount: 5 })).unwrap();
@@ -307,6 +305,91 @@ fn stake_is_locked_during_a_view_change() {
     let h = sim.height + 1;
     let bytes = sim.tx(1, TxBody::Unbond { amount: 1 });
     rejected(&mut sim.contract, &bytes, h, "stake_locked");
+}
+
+/// The view that activates in block `at`, if one does.
+fn activated_in(sim: &Sim, at: u64) -> Option<u64> {
+    sim.events.iter().find_map(|(h, e)| match e {
+        Event::ViewActivated { view, .. } if *h == at => Some(*view),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_locked_member_that_deregisters_leaves_once_its_stake_is_free() {
+    // As many nodes as seats: every node sits in every committee, so refusing a member's
+    // deregistration while its stake is locked would keep it in for good.
+    let mut sim = Sim::new(config(), &[60, 50, 40, 30, 20]);
+    sim.run_until(60, |s| s.contract.state().current_view == 1);
+    let view1 = sim.contract.view(1).unwrap().magic_block.block.clone();
+    assert!(view1.member_by_identity(&hexkey(0).0).is_some());
+
+    let ev = sim.submit_now((0, TxBody::Deregister)).unwrap();
+    assert_eq!(
+        ev,
+        vec![Event::LeaveScheduled {
+            identity: hexkey(0)
+        }]
+    );
+    let account = sim.contract.account(&hexkey(0));
+    assert!(account.registered && account.leaving && account.stake == 60);
+    // Scheduled once; its stake stays locked and at risk meanwhile.
+    let h = sim.height + 1;
+    let again = sim.tx(0, TxBody::Deregister);
+    rejected(&mut sim.contract, &again, h, "already_leaving");
+    let unbond = sim.tx(0, TxBody::Unbond { amount: 1 });
+    rejected(&mut sim.contract, &unbond, h, "stake_locked");
+
+    // It keeps serving view 1 and is left out of view 2, then deregistered in the block that
+    // activates view 2, its whole stake unbonding.
+    sim.run_until(80, |s| s.contract.state().current_view == 2);
+    let view2 = &sim.contract.view(2).unwrap().magic_block.block;
+    assert_eq!(view2.members.len(), 4);
+    assert!(view2.member_by_identity(&hexkey(0).0).is_none());
+    assert!(!sim.contract.state().nodes.contains_key(&hexkey(0)));
+    let (at, _) = sim
+        .events
+        .iter()
+        .find(|(_, e)| matches!(e, Event::Deregistered { identity, stake: 60 } if *identity == hexkey(0)))
+        .expect("deregistered");
+    assert_eq!(
+        activated_in(&sim, *at),
+        Some(2),
+        "deregistered as view 2 activates"
+    );
+    assert!(sim.events.iter().any(|(h, e)| *h == *at
+        && matches!(e, Event::UnbondingStarted { identity, amount: 60, .. } if *identity == hexkey(0))));
+    let account = sim.contract.account(&hexkey(0));
+    assert!(!account.registered && !account.leaving && account.stake == 0);
+}
+
+#[test]
+fn a_leaving_member_that_the_committee_still_needs_stays_until_a_node_replaces_it() {
+    // Four nodes and a minimum committee of four: without the leaving member there is no
+    // committee, so it stays in the active view, serving, until a fifth node registers.
+    let mut sim = Sim::new(config(), &[60, 50, 40, 30]);
+    sim.run_until(60, |s| s.contract.state().current_view == 1);
+    sim.submit_now((0, TxBody::Deregister)).unwrap();
+    sim.run_until(60, |s| {
+        s.events_where(|e| matches!(e, Event::ViewChangeAborted { view: 2, .. }))
+            .len()
+            >= 2
+    });
+    let aborted = sim.events_where(|e| matches!(e, Event::ViewChangeAborted { view: 2, .. }));
+    let Event::ViewChangeAborted { reason, .. } = aborted[0] else {
+        unreachable!()
+    };
+    assert_eq!(reason, "3 eligible nodes, at least 4 needed");
+    assert_eq!(sim.contract.state().current_view, 1);
+    assert!(sim.contract.account(&hexkey(0)).leaving);
+
+    let joiner = sim.add_node();
+    sim.pending.push((joiner, register_body(joiner, 10)));
+    sim.run_until(80, |s| s.contract.state().current_view == 2);
+    let view2 = &sim.contract.view(2).unwrap().magic_block.block;
+    assert!(view2.member_by_identity(&hexkey(0).0).is_none());
+    assert!(view2.member_by_identity(&hexkey(joiner).0).is_some());
+    assert!(!sim.contract.state().nodes.contains_key(&hexkey(0)));
 }
 
 #[test]

@@ -263,6 +263,7 @@ impl Driver {
                     if matches!(e, Event::Registered { .. }) {
                         info!(height, "registered on chain");
                         self.state.registered = true;
+                        self.state.deregistered_at = None;
                         self.observe(Observation::Registration { registered: true });
                     }
                 } else {
@@ -288,9 +289,19 @@ impl Driver {
                 self.state.verifiable_keys.remove(&hex::encode(identity.0));
                 self.state.encryption_keys.remove(&hex::encode(identity.0));
                 if identity.0 == self.me.to_bytes() {
+                    info!(height, "deregistered on chain");
                     self.state.registered = false;
+                    self.state.deregistered_at = Some(height);
                     self.observe(Observation::Registration { registered: false });
                 }
+            }
+            Event::LeaveScheduled { identity } if identity.0 == self.me.to_bytes() => {
+                info!(
+                    height,
+                    "deregistration scheduled: this node is no longer selected, and it is \
+                     deregistered once its stake is free (after the views and ceremonies it \
+                     sits in)"
+                );
             }
             Event::PhaseChanged {
                 view,

@@ -10,6 +10,7 @@ mod chain_replica;
 mod common;
 mod complaint_view_changes;
 mod data_dir_binding;
+mod deregistration;
 mod eviction;
 mod fault_proofs;
 mod fuzz_store;
