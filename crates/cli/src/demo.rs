@@ -482,25 +482,7 @@ impl NodeLauncher {
     /// from its main thread (the `block_on` future, not a spawned task), which lives as long
     /// as the demo.
     pub(crate) fn spawn(name: &str, mut cmd: Command) -> Result<NodeProc, String> {
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt;
-            let parent = std::process::id() as libc::pid_t;
-            // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid) and
-            // errors built from an errno, which allocate nothing.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    // The demo died before the line above: nobody would stop this node.
-                    if libc::getppid() != parent {
-                        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                    }
-                    Ok(())
-                });
-            }
-        }
+        keyquorum_evm::process::stop_with_spawning_thread(&mut cmd);
         let child = cmd.spawn().map_err(|e| format!("starting {name}: {e}"))?;
         Ok(NodeProc {
             name: name.to_owned(),
@@ -904,8 +886,12 @@ pub fn run(mut args: DemoArgs) -> Result<(), CliError> {
             (d.clone(), false)
         }
         None => {
+            let removed = remove_leftover_demo_dirs(&std::env::temp_dir());
+            if removed > 0 {
+                println!("removed {removed} temporary directories left by killed demos");
+            }
             let d = std::env::temp_dir().join(format!(
-                "keyquorum-demo-{}-{}",
+                "{DEMO_DIR_PREFIX}{}-{}",
                 std::process::id(),
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -927,6 +913,44 @@ pub fn run(mut args: DemoArgs) -> Result<(), CliError> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     result.map_err(CliError::Failed)
+}
+
+/// The name of a demo's temporary directory: this prefix, the demo's process id, a dash and
+/// its start time in milliseconds.
+const DEMO_DIR_PREFIX: &str = "keyquorum-demo-";
+
+/// Removes the temporary directories in `tmp` of demos whose process is gone (killed: a demo
+/// that ends removes its own), and returns how many. A directory whose process id is alive is
+/// kept, whichever process holds that id now.
+fn remove_leftover_demo_dirs(tmp: &Path) -> usize {
+    // Whether a process is alive is read from /proc: elsewhere nothing is removed.
+    if !cfg!(target_os = "linux") {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DEMO_DIR_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .filter(|(_, millis)| millis.parse::<u128>().is_ok())
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        if !alive
+            && entry.file_type().is_ok_and(|t| t.is_dir())
+            && std::fs::remove_dir_all(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// A `--data-dir` the demo may write: absent or empty. The demo makes new keys and a new
@@ -1947,6 +1971,38 @@ pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_the_directories_of_demos_that_are_gone_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let alive = std::process::id();
+        let make_dir = |name: String| {
+            std::fs::create_dir(tmp.path().join(&name)).unwrap();
+            std::fs::write(tmp.path().join(&name).join("chain.redb"), b"x").unwrap();
+        };
+        make_dir(format!("keyquorum-demo-{gone}-1700000000000"));
+        make_dir(format!("keyquorum-demo-{alive}-1700000000000"));
+        make_dir("keyquorum-demo-notes".into());
+        make_dir(format!("keyquorum-demo-{gone}-backup"));
+        std::fs::write(tmp.path().join(format!("keyquorum-demo-{gone}-5")), b"x").unwrap();
+        assert_eq!(super::remove_leftover_demo_dirs(tmp.path()), 1);
+        let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut expected = vec![
+            format!("keyquorum-demo-{alive}-1700000000000"),
+            format!("keyquorum-demo-{gone}-5"),
+            format!("keyquorum-demo-{gone}-backup"),
+            "keyquorum-demo-notes".to_string(),
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
+    }
+
     use super::*;
 
     #[test]

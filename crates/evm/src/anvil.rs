@@ -76,7 +76,10 @@ impl Anvil {
     /// [`Anvil::start_with_block_ms`] with the anvil found at `binary`: the binary itself or a
     /// wrapper that runs it (npm's `node_modules/.bin/anvil`). On drop the process and every
     /// process under it are stopped, so a wrapper's anvil stops with it. It stays in the
-    /// caller's process group, so a Ctrl-C at the terminal reaches it too.
+    /// caller's process group, so a Ctrl-C at the terminal reaches it too. It is also stopped
+    /// when the calling thread ends, even by SIGKILL
+    /// ([`crate::process::stop_with_spawning_thread`]): a killed demo or test leaves no anvil
+    /// behind.
     pub fn start_binary(binary: &Path, block_ms: Option<u64>) -> Result<Self, String> {
         // Port 0: anvil binds a port the kernel gives it and says which. (A port picked here
         // and handed to anvil could be given to another process meanwhile, and anvil would
@@ -92,6 +95,7 @@ impl Anvil {
             let seconds = format!("{}.{:03}", ms / 1000, ms % 1000);
             cmd.args(["--block-time", &seconds]);
         }
+        crate::process::stop_with_spawning_thread(&mut cmd);
 
         let mut child = cmd
             .spawn()

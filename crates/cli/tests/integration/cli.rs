@@ -829,6 +829,18 @@ fn a_printing_command_ends_quietly_when_its_reader_goes_away() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_killed_demo_leaves_no_node_running() {
+    killed_demo_leaves_no_child_running(&[], 4);
+}
+
+/// With an EVM chain, anvil is the demo's child too.
+#[test]
+fn a_killed_anvil_demo_leaves_no_node_or_anvil_running() {
+    killed_demo_leaves_no_child_running(&["--chain", "anvil"], 5);
+}
+
+/// Kills (SIGKILL) a four-node demo run with `extra` once it has `children` child processes,
+/// and checks that none of them outlives it.
+fn killed_demo_leaves_no_child_running(extra: &[&str], children_wanted: usize) {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
@@ -844,8 +856,9 @@ fn a_killed_demo_leaves_no_node_running() {
             "0",
             "--views",
             "1",
-            "--data-dir",
         ])
+        .args(extra)
+        .arg("--data-dir")
         .arg(dir.path().join("demo"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -868,12 +881,12 @@ fn a_killed_demo_leaves_no_node_running() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let nodes = loop {
         let found = children(demo.id());
-        if found.len() >= 4 {
+        if found.len() >= children_wanted {
             break found;
         }
         assert!(
             Instant::now() < deadline,
-            "the demo started no nodes: {found:?}"
+            "the demo started too few children: {found:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -899,7 +912,7 @@ fn a_killed_demo_leaves_no_node_running() {
                 // SAFETY: plain kill(2) of this test's own grandchildren, to clean up.
                 unsafe { libc::kill(*p as libc::pid_t, libc::SIGKILL) };
             }
-            panic!("node processes {left:?} outlived the killed demo");
+            panic!("child processes {left:?} outlived the killed demo");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
