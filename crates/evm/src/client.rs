@@ -111,6 +111,19 @@ pub enum ClientError {
     /// A read returned bytes that do not decode as the function's result.
     #[error("undecodable answer: {0}")]
     Decode(String),
+    /// The node is configured for another chain name than the contract was deployed with:
+    /// every session id would differ from the contract's.
+    #[error(
+        "the coordinator was deployed with chain_name {deployed:?}, and this node is configured \
+         with {configured:?}: remove `chain_name` from the [evm] section (the node then uses the \
+         contract's) or correct it"
+    )]
+    ChainNameMismatch {
+        /// The node's `evm.chain_name`.
+        configured: String,
+        /// The contract's.
+        deployed: String,
+    },
 }
 
 /// The shortest part of an endpoint URL (path, query, user name or password) replaced on its
@@ -1652,6 +1665,49 @@ impl Client {
                 },
             };
         }
+    }
+
+    /// The chain name the contract was deployed with (its `Config.chainId`), which every
+    /// session id and magic block binds. Read from storage, as [`Client::min_stake`] is:
+    /// `chainId` is `Config`'s first field, slot 0, a Solidity `bytes` (up to 31 bytes in the
+    /// slot itself, the length doubled in its last byte; longer ones at `keccak256(slot)`,
+    /// with `2 * length + 1` in the slot). The deploy checks allow 1 to 64 bytes.
+    pub async fn chain_name(&self) -> Result<String, ClientError> {
+        let slot: [u8; 32] = self
+            .provider
+            .get_storage_at(self.contract, U256::ZERO)
+            .await?
+            .to_be_bytes();
+        let bytes = if slot[31] & 1 == 0 {
+            let len = usize::from(slot[31] / 2);
+            if len > 31 {
+                return Err(ClientError::Decode(format!(
+                    "the contract's chain name slot says {len} bytes"
+                )));
+            }
+            slot[..len].to_vec()
+        } else {
+            let len = (U256::from_be_bytes(slot) - U256::from(1)) / U256::from(2);
+            let len = usize::try_from(len)
+                .ok()
+                .filter(|l| (32..=64).contains(l))
+                .ok_or_else(|| {
+                    ClientError::Decode(format!("the contract's chain name is {len} bytes long"))
+                })?;
+            let base = U256::from_be_bytes(alloy_primitives::keccak256([0u8; 32]).0);
+            let mut out = Vec::with_capacity(64);
+            for i in 0..len.div_ceil(32) {
+                let word = self
+                    .provider
+                    .get_storage_at(self.contract, base + U256::from(i))
+                    .await?;
+                out.extend_from_slice(&word.to_be_bytes::<32>());
+            }
+            out.truncate(len);
+            out
+        };
+        String::from_utf8(bytes)
+            .map_err(|_| ClientError::Decode("the contract's chain name is not UTF-8".into()))
     }
 
     /// The contract's minimum stake (wei) as of block `number` (the latest when `None`). The

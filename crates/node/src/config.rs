@@ -40,7 +40,7 @@
 //! rpc = "http://127.0.0.1:8545"            # JSON-RPC endpoint (flag: --rpc)
 //! contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"   # flag: --contract
 //! chain_key_file = "node-1.chain-key"      # hex secp256k1 key of the sending account (flag: --chain-key-file)
-//! chain_name = "keyquorum-evm"             # the contract's chain name (`keyquorum deploy`'s chain_name)
+//! chain_name = "keyquorum-evm"             # optional: the chain name the contract must have been deployed with (default: the contract's own)
 //! from_block = 0                           # the deployment block
 //! confirmations = 2                        # blocks built on a block before it is acted on
 //! fee_bump_after_secs = 180                # a send pending this long is replaced with higher fees (0: never)
@@ -229,8 +229,10 @@ pub struct EvmConfig {
     pub contract: String,
     /// File holding the hex secp256k1 private key the node sends its transactions from.
     pub chain_key_file: Option<PathBuf>,
-    /// The chain name the contract was deployed with.
-    pub chain_name: String,
+    /// The chain name the contract was deployed with, if the operator pins it: the node reads
+    /// the contract's own and refuses to start if they differ. Unset (the default), it uses the
+    /// contract's.
+    pub chain_name: Option<String>,
     /// The block the contract was deployed in.
     pub from_block: u64,
     /// Blocks built on a block before the node acts on it.
@@ -278,7 +280,7 @@ impl Default for EvmConfig {
             rpc: "http://127.0.0.1:8545".into(),
             contract: String::new(),
             chain_key_file: None,
-            chain_name: "keyquorum-evm".into(),
+            chain_name: None,
             from_block: 0,
             confirmations: 2,
             fee_bump_after_secs: 180,

@@ -108,8 +108,9 @@ pub struct EvmSettings {
     /// The coordinator's address.
     pub contract: Address,
     /// The chain name the contract was deployed with (its `chainId` configuration), which every
-    /// ceremony's session id and magic block bind.
-    pub chain_name: String,
+    /// ceremony's session id and magic block bind, if the operator pins it: [`EvmChainClient::connect`]
+    /// refuses a contract deployed with another. `None`: the contract's own, read at connect.
+    pub chain_name: Option<String>,
     /// The block the contract was deployed in (following starts there).
     pub from_block: u64,
     /// Blocks built on a block before it is reported.
@@ -234,6 +235,17 @@ impl EvmChainClient {
                  registration included) until it is funded"
             );
         }
+        let deployed = client.chain_name().await?;
+        if let Some(configured) = &settings.chain_name
+            && *configured != deployed
+        {
+            return Err(ClientError::ChainNameMismatch {
+                configured: configured.clone(),
+                deployed,
+            });
+        }
+        let mut settings = settings;
+        settings.chain_name = Some(deployed.clone());
         let beacon = read_beacon_config(&client).await?;
         let follower = Follower::new(
             client.provider().clone(),
@@ -245,7 +257,7 @@ impl EvmChainClient {
             translator: Arc::new(Mutex::new(Translator::new(Deployment {
                 chain_id,
                 contract: settings.contract,
-                chain_name: settings.chain_name.clone(),
+                chain_name: deployed,
                 beacon,
             }))),
             beacon,
@@ -281,6 +293,11 @@ impl EvmChainClient {
     pub fn with_fee_bump(mut self, bump: Option<FeeBump>) -> Self {
         self.client = self.client.with_fee_bump(bump);
         self
+    }
+
+    /// The contract's chain name (read at connect).
+    pub fn chain_name(&self) -> &str {
+        self.settings.chain_name.as_deref().unwrap_or_default()
     }
 
     /// The account transactions are sent from.
@@ -965,10 +982,12 @@ impl ChainClient for EvmChainClient {
 
     async fn status(&self) -> Result<ChainStatus, EvmChainError> {
         Ok(ChainStatus {
-            chain_id: self.settings.chain_name.clone(),
+            chain_id: self.chain_name().to_owned(),
             genesis: format!(
                 "evm:{}:{:#x}:{}",
-                self.chain_id, self.settings.contract, self.settings.chain_name
+                self.chain_id,
+                self.settings.contract,
+                self.chain_name()
             ),
             height: self.client.block_number().await?,
             beacon: self.beacon,

@@ -200,7 +200,7 @@ async fn run_view_change(policy: impl Fn(&[Address]) -> Policy) -> Ran {
         let settings = EvmSettings {
             rpc: anvil.url().into(),
             contract,
-            chain_name: CHAIN_NAME.into(),
+            chain_name: Some(CHAIN_NAME.into()),
             from_block: from,
             confirmations: 1,
         };

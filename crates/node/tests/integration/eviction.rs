@@ -74,7 +74,7 @@ async fn adapter(anvil: &Anvil, contract: Address, from: u64, index: u32) -> Evm
     let settings = EvmSettings {
         rpc: anvil.url().into(),
         contract,
-        chain_name: CHAIN_NAME.into(),
+        chain_name: Some(CHAIN_NAME.into()),
         from_block: from,
         confirmations: 0,
     };

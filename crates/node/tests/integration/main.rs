@@ -12,6 +12,7 @@ mod complaint_view_changes;
 mod data_dir_binding;
 mod deregistration;
 mod eviction;
+mod evm_chain_name;
 mod fault_proofs;
 mod fuzz_store;
 mod lost_database;

@@ -75,7 +75,7 @@ impl PendingRegistration {
         let settings = EvmSettings {
             rpc: anvil.url().into(),
             contract,
-            chain_name: CHAIN_NAME.into(),
+            chain_name: Some(CHAIN_NAME.into()),
             from_block: from,
             confirmations: CONFIRMATIONS,
         };
@@ -281,7 +281,7 @@ async fn an_address_without_a_contract_is_refused_by_name() {
     let settings = EvmSettings {
         rpc: anvil.url().into(),
         contract: nowhere,
-        chain_name: CHAIN_NAME.into(),
+        chain_name: Some(CHAIN_NAME.into()),
         from_block: 0,
         confirmations: CONFIRMATIONS,
     };
@@ -312,7 +312,7 @@ async fn a_coordinator_that_is_not_keyquorums_is_refused_by_name() {
             EvmSettings {
                 rpc: anvil.url().into(),
                 contract,
-                chain_name: CHAIN_NAME.into(),
+                chain_name: Some(CHAIN_NAME.into()),
                 from_block: from,
                 confirmations: CONFIRMATIONS,
             },

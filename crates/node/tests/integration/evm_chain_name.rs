@@ -1,0 +1,71 @@
+//! An EVM node takes the chain name from the coordinator it follows, the name every session
+//! id binds: a node configured without one uses the contract's (short names sit in their
+//! storage slot, longer ones elsewhere: both read back), and one configured with another is
+//! refused at connect, saying both. A node that kept the default name of a contract deployed
+//! with its own used to wait, sitting out every ceremony as "session id does not match".
+
+use std::path::PathBuf;
+
+use keyquorum_evm::alloy_primitives::U256;
+use keyquorum_evm::anvil::Anvil;
+use keyquorum_evm::client::{ClientError, chain_key, deploy};
+use keyquorum_node::chain::ChainClient;
+use keyquorum_node::chain::evm::{EvmChainClient, EvmSettings};
+
+use crate::eviction::idle_config;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evm_node_uses_the_contracts_chain_name_and_refuses_another() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let anvil = Anvil::start(&repo, None).unwrap_or_else(|e| panic!("{e}"));
+    let deployer = chain_key(b"chain name test deployer");
+    anvil
+        .fund(deployer.address(), U256::from(10u128.pow(18)))
+        .await
+        .unwrap();
+    let short = "manual";
+    let long = "a-chain-name-longer-than-one-storage-slot-of-32-bytes";
+    for name in [short, long] {
+        let (contract, from) = deploy(anvil.url(), deployer.clone(), idle_config(name))
+            .await
+            .unwrap();
+        let settings = |configured: Option<&str>| EvmSettings {
+            rpc: anvil.url().into(),
+            contract,
+            chain_name: configured.map(str::to_owned),
+            from_block: from,
+            confirmations: 0,
+        };
+        let key = chain_key(b"chain name test node");
+        let node = EvmChainClient::connect(settings(None), key.clone())
+            .await
+            .unwrap();
+        assert_eq!(node.chain_name(), name);
+        let status = node.status().await.unwrap();
+        assert_eq!(status.chain_id, name);
+        assert!(
+            status.genesis.ends_with(&format!(":{name}")),
+            "{}",
+            status.genesis
+        );
+        // Pinned to the right name it connects; to another it is refused.
+        EvmChainClient::connect(settings(Some(name)), key.clone())
+            .await
+            .unwrap();
+        let Err(refused) = EvmChainClient::connect(settings(Some("keyquorum-evm")), key).await
+        else {
+            panic!("another chain name is accepted");
+        };
+        match &refused {
+            ClientError::ChainNameMismatch {
+                configured,
+                deployed,
+            } => assert_eq!(
+                (configured.as_str(), deployed.as_str()),
+                ("keyquorum-evm", name)
+            ),
+            other => panic!("{other}"),
+        }
+        assert!(refused.to_string().contains("remove `chain_name`"));
+    }
+}
