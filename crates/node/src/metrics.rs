@@ -14,6 +14,7 @@
 //! | `keyquorum_sends_pending` (this node's transactions still pending on the chain after their receipt wait) | gauge | |
 //! | `keyquorum_send_fee_bumps` (replacements with higher fees sent for those pending transactions) | gauge | |
 //! | `keyquorum_chain_refused` (1 once this node refused the chain: a block its own execution of the contract does not reproduce) | gauge | |
+//! | `keyquorum_chain_unreachable` (1 while every read of the chain has failed for 10 s or more) | gauge | |
 //! | `keyquorum_ceremonies_total` | counter | `result` (`success`, `failure`) |
 //! | `keyquorum_fault_proofs_total` | counter | `result` (`proved`, `settled`, `refused`) |
 //! | `keyquorum_transactions_reverted_total` (this node's transactions mined and reverted: fee paid, nothing applied) | counter | `kind` (tx kinds, `start_view_change`) |
@@ -143,6 +144,7 @@ const STAKE_BELOW_MINIMUM: &str = "keyquorum_stake_below_minimum";
 const SENDS_PENDING: &str = "keyquorum_sends_pending";
 const SEND_FEE_BUMPS: &str = "keyquorum_send_fee_bumps";
 const CHAIN_REFUSED: &str = "keyquorum_chain_refused";
+const CHAIN_UNREACHABLE: &str = "keyquorum_chain_unreachable";
 
 /// Message and byte counts in both directions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +182,7 @@ pub struct Metrics {
     sends_pending: Gauge,
     send_fee_bumps: Gauge,
     chain_refused: Gauge,
+    chain_unreachable: Gauge,
     /// Message kinds seen, so [`Metrics::traffic`] can list them (the registry's families do
     /// not offer iteration).
     kinds: Mutex<BTreeSet<String>>,
@@ -366,6 +369,13 @@ impl Metrics {
              execution of the contract does not reproduce (it follows nothing after it)",
             chain_refused.clone(),
         );
+        let chain_unreachable = Gauge::default();
+        registry.register(
+            CHAIN_UNREACHABLE,
+            "1 while every read of the chain (the embedded chain's API or the EVM endpoint) has \
+             failed for 10 s or more; 0 once one succeeds",
+            chain_unreachable.clone(),
+        );
         // Both results exist from the start, so a scraper sees the failure count at zero rather
         // than no series.
         for result in ["success", "failure"] {
@@ -392,6 +402,7 @@ impl Metrics {
             sends_pending,
             send_fee_bumps,
             chain_refused,
+            chain_unreachable,
             kinds: Mutex::new(BTreeSet::new()),
         }
     }
@@ -419,6 +430,7 @@ impl Metrics {
             SENDS_PENDING => Some(&self.sends_pending),
             SEND_FEE_BUMPS => Some(&self.send_fee_bumps),
             CHAIN_REFUSED => Some(&self.chain_refused),
+            CHAIN_UNREACHABLE => Some(&self.chain_unreachable),
             _ => None,
         }
     }

@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use crate::metrics::Metrics;
 use crate::status::{
-    CandidacyCheckFailingStatus, ChainRefusedStatus, EvictedStatus, MagicBlockMismatch,
-    PendingStatus, RegistrationRefusedStatus, SAT_OUT_SIGNING_KEY, SendPendingStatus,
-    SittingOutStatus, StakeBelowMinimumStatus, Status,
+    CandidacyCheckFailingStatus, ChainRefusedStatus, ChainUnreachableStatus, EvictedStatus,
+    MagicBlockMismatch, PendingStatus, RegistrationRefusedStatus, SAT_OUT_SIGNING_KEY,
+    SendPendingStatus, SittingOutStatus, StakeBelowMinimumStatus, Status,
 };
 use crate::store::OutputRecord;
 
@@ -37,6 +37,8 @@ pub enum Observation {
     /// The chain adapter refused the chain from a block the node's contract does not
     /// reproduce.
     ChainRefused(ChainRefusedStatus),
+    /// Every read of the chain failing for a while (`Some`), or reading again (`None`).
+    ChainUnreachable(Option<ChainUnreachableStatus>),
     /// The driver opened: who this node is.
     Opened {
         /// Identity key (hex).
@@ -247,6 +249,14 @@ impl Reporter {
             Observation::ChainRefused(refused) => {
                 m.set("keyquorum_chain_refused", &[], 1.0);
                 s.chain_refused = Some(refused);
+            }
+            Observation::ChainUnreachable(unreachable) => {
+                m.set(
+                    "keyquorum_chain_unreachable",
+                    &[],
+                    unreachable.is_some() as u8 as f64,
+                );
+                s.chain_unreachable = unreachable;
             }
             Observation::BlockProcessed { height } => {
                 m.set("keyquorum_chain_height", &[], height as f64);

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use keyquorum_contract::hex::Bytes;
 use keyquorum_contract::tx::{NetworkIdentity, SignerRole, TxBody};
@@ -92,7 +92,14 @@ enum Follow {
     Head(u64),
     /// The adapter refused the chain ([`ChainClient::chain_refused`]); nothing follows.
     Refused(crate::status::ChainRefusedStatus),
+    /// Every read of the chain has failed for [`UNREACHABLE_AFTER`] (`Some`), or one succeeded
+    /// again after that (`None`).
+    Unreachable(Option<crate::status::ChainUnreachableStatus>),
 }
+
+/// How long every read of the chain must fail before the node says the chain is unreachable
+/// (a restart of the chain's node or a short network fault stays quiet).
+const UNREACHABLE_AFTER: Duration = Duration::from_secs(10);
 
 struct Inflight {
     hash: [u8; 32],
@@ -1488,9 +1495,24 @@ async fn run_node<C: ChainClient>(
         let chain = chain.clone();
         let mut from = driver.cursor();
         tasks.push(tokio::spawn(async move {
+            // Since when, and with which first error, every read has failed; whether that
+            // was reported.
+            let mut failing: Option<(Instant, SystemTime, String)> = None;
+            let mut reported = false;
             loop {
                 match chain.blocks(from, 2000).await {
                     Ok(b) => {
+                        if let Some((since, ..)) = failing.take()
+                            && std::mem::take(&mut reported)
+                        {
+                            info!(
+                                after_secs = since.elapsed().as_secs(),
+                                "the chain is reachable again"
+                            );
+                            if follow_tx.send(Follow::Unreachable(None)).await.is_err() {
+                                return;
+                            }
+                        }
                         // The head first, so the driver knows which of these blocks are
                         // history it is catching up on.
                         if !b.blocks.is_empty()
@@ -1535,6 +1557,31 @@ async fn run_node<C: ChainClient>(
                             return;
                         }
                         debug!(error = %e, "chain poll failed");
+                        let (since, since_wall, first) = failing.get_or_insert_with(|| {
+                            (Instant::now(), SystemTime::now(), e.to_string())
+                        });
+                        if !reported && since.elapsed() >= UNREACHABLE_AFTER {
+                            reported = true;
+                            warn!(
+                                for_secs = since.elapsed().as_secs(),
+                                error = %first,
+                                "the chain is unreachable: every read has failed; following \
+                                 nothing until it answers (retrying)"
+                            );
+                            let status = crate::status::ChainUnreachableStatus {
+                                since_unix_secs: since_wall
+                                    .duration_since(std::time::UNIX_EPOCH)
+                                    .map_or(0, |d| d.as_secs()),
+                                error: first.clone(),
+                            };
+                            if follow_tx
+                                .send(Follow::Unreachable(Some(status)))
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 }
@@ -1675,6 +1722,9 @@ async fn run_node<C: ChainClient>(
                     rt.apply(&driver, out.effects).await;
                     rt.collect_for(&driver);
                     rt.release_held();
+                }
+                Follow::Unreachable(unreachable) => {
+                    reporter.observe(Observation::ChainUnreachable(unreachable));
                 }
                 Follow::Refused(refused) => {
                     reporter.observe(Observation::ChainRefused(refused));

@@ -183,6 +183,16 @@ pub struct ChainRefusedStatus {
     pub reason: String,
 }
 
+/// Every read of the chain failing for a while (the embedded chain's API down, the EVM
+/// endpoint unreachable): the node follows nothing meanwhile and retries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainUnreachableStatus {
+    /// When the reads started failing (Unix seconds).
+    pub since_unix_secs: u64,
+    /// The first failure's error.
+    pub error: String,
+}
+
 /// This node's transactions still pending on the chain after their receipt wait (the EVM
 /// coordinator): sent, known to the chain's node, and not mined (a fee too low for the chain,
 /// say). None is sent again while it is pending, and the account's later transactions wait
@@ -329,6 +339,9 @@ pub struct Status {
     /// The chain refused from a block this node's contract does not reproduce.
     #[serde(default)]
     pub chain_refused: Option<ChainRefusedStatus>,
+    /// Every read of the chain failing for 10 s or more, until one succeeds.
+    #[serde(default)]
+    pub chain_unreachable: Option<ChainUnreachableStatus>,
     /// Traffic counters (the same numbers as `/metrics`), filled in when `/status` is served.
     pub traffic: Traffic,
     /// The random beacon.

@@ -7,6 +7,7 @@ mod ack_view_catch_up;
 mod activation_turns;
 mod beacon_views;
 mod chain_replica;
+mod chain_unreachable;
 mod common;
 mod complaint_view_changes;
 mod data_dir_binding;

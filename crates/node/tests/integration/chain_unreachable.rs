@@ -1,0 +1,120 @@
+//! A node whose chain stops answering says so: after every read has failed for 10 s, a
+//! warning, `chain_unreachable` on `/status` and `keyquorum_chain_unreachable 1` on
+//! `/metrics`; once the chain answers again, both clear. Before, the only sign was a height
+//! that stopped moving.
+
+use std::time::{Duration, Instant};
+
+use keyquorum_contract::{Contract, ContractConfig};
+use keyquorum_devchain::{Chain, ChainConfig};
+use keyquorum_node::status::Status;
+use keyquorum_node::{ContractMachine, DevchainClient, NodeConfig, NodeKeys, runtime};
+
+use crate::common;
+
+fn contract() -> ContractMachine {
+    let keys = NodeKeys::from_master(&[77; 32]);
+    let config =
+        ContractConfig::defaults("unreachable-test", 1).fund(keys.identity().public(), 1_000);
+    ContractMachine(Contract::new(config).unwrap())
+}
+
+async fn start_chain(dir: &std::path::Path, listen: std::net::SocketAddr) -> Chain {
+    Chain::start(
+        ChainConfig {
+            data_dir: dir.to_owned(),
+            listen,
+            block_ms: 50,
+            ..ChainConfig::default()
+        },
+        contract(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn get(addr: std::net::SocketAddr, path: &'static str) -> String {
+    tokio::task::spawn_blocking(move || common::http_get(addr, path).1)
+        .await
+        .unwrap()
+}
+
+/// Waits until `/status` and `/metrics` agree that the chain is (or is not) unreachable.
+async fn until_unreachable(addr: std::net::SocketAddr, unreachable: bool) -> Status {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let gauge = format!("keyquorum_chain_unreachable {}", unreachable as u8);
+    loop {
+        let status: Status = serde_json::from_str(&get(addr, "/status").await).unwrap();
+        if status.chain_unreachable.is_some() == unreachable
+            && get(addr, "/metrics").await.lines().any(|l| l == gauge)
+        {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "unreachable never {unreachable}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reports_a_chain_that_stops_answering_and_clears_it_when_it_is_back() {
+    let chain_dir = tempfile::tempdir().unwrap();
+    let chain = start_chain(chain_dir.path(), ([127, 0, 0, 1], 0).into()).await;
+    let chain_addr = chain.local_addr();
+    let url = format!("http://{chain_addr}");
+    let node_dir = tempfile::tempdir().unwrap();
+    let mut node = NodeConfig {
+        data_dir: node_dir.path().to_path_buf(),
+        status_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..NodeConfig::default()
+    };
+    node.beacon.enabled = false;
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let client = DevchainClient::verifying(&url, None).unwrap();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = runtime::run(
+            node,
+            NodeKeys::from_master(&[77; 32]),
+            client,
+            shutdown,
+            Some(ready_tx),
+        )
+        .await
+        {
+            panic!("node: {e}");
+        }
+    });
+    let addr = ready.await.unwrap().status_addr;
+    // Following: blocks processed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = until_unreachable(addr, false).await;
+        if status.height > 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the node follows nothing: {status:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let stopped_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    chain.stop().await.unwrap();
+    let down = until_unreachable(addr, true).await;
+    let reported = down.chain_unreachable.unwrap();
+    assert!(
+        reported.since_unix_secs >= stopped_at.saturating_sub(1),
+        "{reported:?}"
+    );
+    assert!(!reported.error.is_empty());
+
+    let _chain = start_chain(chain_dir.path(), chain_addr).await;
+    until_unreachable(addr, false).await;
+}
