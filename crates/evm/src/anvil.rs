@@ -81,12 +81,22 @@ impl Anvil {
     /// ([`crate::process::stop_with_spawning_thread`]): a killed demo or test leaves no anvil
     /// behind.
     pub fn start_binary(binary: &Path, block_ms: Option<u64>) -> Result<Self, String> {
+        Self::start_binary_on_hardfork(binary, block_ms, "prague")
+    }
+
+    /// [`Anvil::start_binary`] on another hardfork than Prague (an older one lacks the BLS
+    /// precompiles the coordinator needs: for tests of that refusal).
+    pub fn start_binary_on_hardfork(
+        binary: &Path,
+        block_ms: Option<u64>,
+        hardfork: &str,
+    ) -> Result<Self, String> {
         // Port 0: anvil binds a port the kernel gives it and says which. (A port picked here
         // and handed to anvil could be given to another process meanwhile, and anvil would
         // exit while that one answers.)
         let mut cmd = Command::new(binary);
         cmd.args(["--host", "127.0.0.1", "--port", "0"])
-            .args(["--hardfork", "prague", "--chain-id", "31337"])
+            .args(["--hardfork", hardfork, "--chain-id", "31337"])
             // The coordinator is 24 KB and its ceremonies' calls are large.
             .args(["--gas-limit", "60000000"])
             .stdout(Stdio::piped())

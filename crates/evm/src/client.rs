@@ -111,6 +111,12 @@ pub enum ClientError {
     /// A read returned bytes that do not decode as the function's result.
     #[error("undecodable answer: {0}")]
     Decode(String),
+    /// The chain lacks the EIP-2537 BLS12-381 precompiles ([`check_bls_precompiles`]).
+    #[error(
+        "this chain has no EIP-2537 BLS12-381 precompiles (the Prague hardfork or later): the \
+         coordinator checks every signature and point with them, so nothing would work on it"
+    )]
+    NoBlsPrecompiles,
     /// The node is configured for another chain name than the contract was deployed with:
     /// every session id would differ from the contract's.
     #[error(
@@ -493,9 +499,31 @@ pub async fn deploy(
     config: Coordinator::Config,
 ) -> Result<(Address, u64), ClientError> {
     let provider = connect(rpc, key).await?;
+    check_bls_precompiles(&provider).await?;
     let mut code = Coordinator::BYTECODE.to_vec();
     code.extend(Coordinator::constructorCall { c: config }.abi_encode());
     create(&provider, code).await
+}
+
+/// The EIP-2537 precompile the check calls: `BLS12_G1ADD`.
+const BLS12_G1ADD: Address = Address::new([
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b,
+]);
+
+/// Checks that the chain has the EIP-2537 BLS12-381 precompiles (Prague and later), which the
+/// coordinator's every check of a signature or a point calls: `BLS12_G1ADD` of two points at
+/// infinity answers one 128-byte point at infinity there, and nothing on a chain without it (a
+/// call to an address without code succeeds with no output). Without them a deployment
+/// succeeds and every registration reverts with `PrecompileFailed`.
+pub async fn check_bls_precompiles<P: Provider>(provider: &P) -> Result<(), ClientError> {
+    let call = TransactionRequest::default()
+        .to(BLS12_G1ADD)
+        .input(vec![0u8; 256].into());
+    let answer = provider.call(call).await?;
+    if answer.len() != 128 || answer.iter().any(|b| *b != 0) {
+        return Err(ClientError::NoBlsPrecompiles);
+    }
+    Ok(())
 }
 
 /// Sends a contract creation with `code` (creation bytecode and constructor arguments) and
@@ -851,6 +879,9 @@ impl Client {
         if code.is_empty() {
             return Err(ClientError::NoCode(self.contract));
         }
+        // The coordinator's code may be there all the same (deployed before the check existed,
+        // or by another tool): nothing it is asked would succeed.
+        check_bls_precompiles(&self.provider).await?;
         check_contract(&COORDINATOR, self.contract, &code)?;
         let foreign = |mismatch| ForeignCode {
             what: COORDINATOR.name,

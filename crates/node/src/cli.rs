@@ -175,7 +175,50 @@ impl NodeArgs {
             restored_from_backup: self.restored_from_backup,
             rejoin: self.rejoin,
         };
-        load_config(self.config.as_deref(), &o)
+        let config = load_config(self.config.as_deref(), &o)?;
+        self.check_chain_flags(config.chain)?;
+        Ok(config)
+    }
+
+    /// Flags of the other chain kind than the one the node runs contradict it: they would be
+    /// ignored, and the operator who gave them meant something else.
+    fn check_chain_flags(&self, chain: ChainKind) -> Result<(), CliError> {
+        let (given, kind): (Vec<&str>, &str) = match chain {
+            ChainKind::Evm => (
+                [
+                    (self.chain_url.is_some(), "--chain-url"),
+                    (self.chain_config_digest.is_some(), "--chain-config-digest"),
+                    (self.trust_chain, "--trust-chain"),
+                ]
+                .into_iter()
+                .filter_map(|(set, flag)| set.then_some(flag))
+                .collect(),
+                "the embedded chain",
+            ),
+            ChainKind::Devchain => (
+                [
+                    (self.rpc.is_some(), "--rpc"),
+                    (self.contract.is_some(), "--contract"),
+                    (self.chain_key_file.is_some(), "--chain-key-file"),
+                ]
+                .into_iter()
+                .filter_map(|(set, flag)| set.then_some(flag))
+                .collect(),
+                "an EVM chain (--chain evm)",
+            ),
+        };
+        if given.is_empty() {
+            return Ok(());
+        }
+        let running = match chain {
+            ChainKind::Evm => "an EVM chain",
+            ChainKind::Devchain => "the embedded chain",
+        };
+        Err(CliError::Usage(format!(
+            "{} {} for {kind}, and this node runs on {running}",
+            given.join(", "),
+            if given.len() == 1 { "is" } else { "are" },
+        )))
     }
 }
 

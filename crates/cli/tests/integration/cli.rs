@@ -134,7 +134,7 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 54] = [
+    let cases: [(&[&str], &str); 56] = [
         (
             &["sim", "--faulty", "0", "--fault", "silent"],
             "--fault with no faulty participant",
@@ -215,6 +215,25 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
         (
             &["demo", "--timeout-secs", "0"],
             "--timeout-secs must be at least 1",
+        ),
+        (
+            &[
+                "node",
+                "--chain",
+                "evm",
+                "--chain-url",
+                "http://127.0.0.1:1",
+                "--trust-chain",
+            ],
+            "--chain-url, --trust-chain are for the embedded chain, and this node runs on an EVM chain",
+        ),
+        (
+            &[
+                "node",
+                "--contract",
+                "0x0000000000000000000000000000000000000001",
+            ],
+            "--contract is for an EVM chain (--chain evm), and this node runs on the embedded chain",
         ),
         (
             &["account", "transfer", "--to", "zz", "--amount", "1"],

@@ -1208,3 +1208,34 @@ fn a_wrapped_anvil_stops_with_its_handle() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A chain without the EIP-2537 precompiles (before Prague) is refused before anything is
+/// deployed, naming what is missing; the deployment used to succeed and every registration on
+/// it then reverted with `PrecompileFailed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_without_the_bls_precompiles_is_refused_at_deployment() {
+    let real = keyquorum_evm::anvil::find_anvil(&repo()).unwrap_or_else(|e| panic!("{e}"));
+    let anvil =
+        Anvil::start_binary_on_hardfork(&real, None, "cancun").unwrap_or_else(|e| panic!("{e}"));
+    let deployer = chain_key(b"test deployer");
+    anvil
+        .fund(deployer.address(), U256::from(10u128.pow(18)))
+        .await
+        .unwrap();
+    let err = deploy(anvil.url(), deployer.clone(), common::config(4))
+        .await
+        .expect_err("deployed on a chain without the precompiles");
+    assert!(
+        matches!(err, keyquorum_evm::client::ClientError::NoBlsPrecompiles),
+        "{err}"
+    );
+    assert!(err.to_string().contains("EIP-2537"), "{err}");
+    let nonce = anvil
+        .provider()
+        .await
+        .unwrap()
+        .get_transaction_count(deployer.address())
+        .await
+        .unwrap();
+    assert_eq!(nonce, 0, "nothing was sent");
+}

@@ -98,7 +98,10 @@ async fn a_node_reports_a_chain_that_stops_answering_and_clears_it_when_it_is_ba
         if status.height > 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "the node follows nothing: {status:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the node follows nothing: {status:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
