@@ -26,7 +26,9 @@
 //! it is what makes ack aggregation safe against rogue keys), the share-encryption key, the
 //! network identity (libp2p peer id and addresses, bounded) and the stake; `AddStake`,
 //! `Unbond` and `Deregister` manage it (stake cannot leave while the node is in the active
-//! committee or the view change in progress); `DkgPost` carries a signed board post of the
+//! committee or the view change in progress: `Unbond` is refused then, and `Deregister` only
+//! schedules the leave, completed at the end of the first block in which the stake is free);
+//! `DkgPost` carries a signed board post of the
 //! current ceremony; `MagicBlockSignature` a partial signature on the pending magic block.
 //!
 //! ## Accounts and stake

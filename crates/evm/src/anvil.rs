@@ -79,7 +79,8 @@ impl Anvil {
     /// caller's process group, so a Ctrl-C at the terminal reaches it too. It is also stopped
     /// when the calling thread ends, even by SIGKILL
     /// ([`crate::process::stop_with_spawning_thread`]): a killed demo or test leaves no anvil
-    /// behind.
+    /// behind (through a wrapper, only the wrapper gets that signal; an anvil under it stops
+    /// only if the wrapper passes it on).
     pub fn start_binary(binary: &Path, block_ms: Option<u64>) -> Result<Self, String> {
         Self::start_binary_on_hardfork(binary, block_ms, "prague")
     }

@@ -132,6 +132,13 @@ pub enum ClientError {
     },
 }
 
+/// How long one JSON-RPC request may take, answer included, before it fails as a transport
+/// error (a node's follower then reports the chain unreachable).
+pub const RPC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long connecting to the endpoint may take.
+pub const RPC_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The shortest part of an endpoint URL (path, query, user name or password) replaced on its
 /// own by [`redact_rpc`]: a shorter one is no access key, and replacing it everywhere would
 /// garble the rest of the text (a path `/v1` in every version string).
@@ -477,9 +484,20 @@ async fn connect(rpc: &str, key: PrivateKeySigner) -> Result<DynProvider, Client
             url.scheme()
         ))));
     }
+    // Without a timeout, an endpoint that takes the connection and never answers would hold
+    // a node's follower (and whatever else waits on it) for good, with no error to report.
+    let http = reqwest::Client::builder()
+        .connect_timeout(RPC_CONNECT_TIMEOUT)
+        .timeout(RPC_REQUEST_TIMEOUT)
+        .build()
+        .map_err(|e| {
+            ClientError::Rpc(TransportErrorKind::custom_str(&format!(
+                "cannot build the HTTP client: {e}"
+            )))
+        })?;
     let client = alloy_rpc_client::ClientBuilder::default()
         .layer(RedactRpc { rpc: rpc.into() })
-        .http(url);
+        .http_with_client(http, url);
     let provider = ProviderBuilder::new()
         .disable_recommended_fillers()
         .with_gas_estimation()

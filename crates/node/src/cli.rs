@@ -382,7 +382,7 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
             rt.block_on(async move {
                 let chain = EvmChainClient::connect(settings, key)
                     .await
-                    .map_err(|e| CliError::Failed(format!("cannot reach the EVM chain: {e}")))?
+                    .map_err(|e| CliError::Failed(format!("cannot follow the coordinator on the EVM chain: {e}")))?
                     .with_fee_bump(fee_bump);
                 tracing::info!(account = %chain.account(), "sending EVM transactions from this account");
                 crate::runtime::run(config, keys, chain, shutdown_signal(), None)

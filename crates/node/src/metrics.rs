@@ -13,7 +13,7 @@
 //! | `keyquorum_stake_below_minimum` (1 while this node's stake is below the chain's minimum, so never listed) | gauge | |
 //! | `keyquorum_sends_pending` (this node's transactions still pending on the chain after their receipt wait) | gauge | |
 //! | `keyquorum_send_fee_bumps` (replacements with higher fees sent for those pending transactions) | gauge | |
-//! | `keyquorum_chain_refused` (1 once this node refused the chain: a block its own execution of the contract does not reproduce) | gauge | |
+//! | `keyquorum_chain_refused` (1 once this node refused the chain: a block its own execution of the contract does not reproduce, or on an EVM chain a reorg deeper than the confirmation depth or an undecodable log) | gauge | |
 //! | `keyquorum_chain_unreachable` (1 while every read of the chain has failed for 10 s or more) | gauge | |
 //! | `keyquorum_ceremonies_total` | counter | `result` (`success`, `failure`) |
 //! | `keyquorum_fault_proofs_total` | counter | `result` (`proved`, `settled`, `refused`) |

@@ -183,6 +183,13 @@ impl TxQueue {
         self.not_before = Some(self.not_before.map_or(until, |t| t.max(until)));
     }
 
+    /// Whether a submission of `kind` is queued, requeued or in flight: not in a block yet.
+    fn holds(&self, kind: &str) -> bool {
+        self.queue.iter().any(|s| s.kind == kind)
+            || self.requeued.values().any(|r| r.sub.kind == kind)
+            || self.inflight.iter().any(|f| f.sub.kind == kind)
+    }
+
     /// Puts the in-flight transaction at `pos` alone back before the queue, for a chain whose
     /// adapter numbers the transactions itself: those after it keep their place.
     fn requeue_one(&mut self, pos: usize, delay: Duration) {
@@ -1500,6 +1507,7 @@ async fn run_node<C: ChainClient>(
             let mut failing: Option<(Instant, SystemTime, String)> = None;
             let mut reported = false;
             loop {
+                let asked = (Instant::now(), SystemTime::now());
                 match chain.blocks(from, 2000).await {
                     Ok(b) => {
                         if let Some((since, ..)) = failing.take()
@@ -1549,17 +1557,15 @@ async fn run_node<C: ChainClient>(
                                 error!(
                                     height = refused.height,
                                     reason = %refused.reason,
-                                    "refusing the chain: its block differs from this node's own \
-                                     execution of the contract; following nothing more"
+                                    "refusing the chain: following nothing more"
                                 );
                             }
                             let _ = follow_tx.send(Follow::Refused(refused)).await;
                             return;
                         }
                         debug!(error = %e, "chain poll failed");
-                        let (since, since_wall, first) = failing.get_or_insert_with(|| {
-                            (Instant::now(), SystemTime::now(), e.to_string())
-                        });
+                        let (since, since_wall, first) =
+                            failing.get_or_insert_with(|| (asked.0, asked.1, e.to_string()));
                         if !reported && since.elapsed() >= UNREACHABLE_AFTER {
                             reported = true;
                             warn!(
@@ -1727,6 +1733,7 @@ async fn run_node<C: ChainClient>(
                     reporter.observe(Observation::ChainUnreachable(unreachable));
                 }
                 Follow::Refused(refused) => {
+                    reporter.observe(Observation::ChainUnreachable(None));
                     reporter.observe(Observation::ChainRefused(refused));
                     rt.txq.queue.clear();
                 }
@@ -1800,9 +1807,12 @@ async fn run_node<C: ChainClient>(
                     }
                     // Unbonded stake whose views have passed goes back to the balance by
                     // itself, so an operator's `unbond` needs no `claim` after it.
+                    // A claim still on its way when the next view activates would be queued
+                    // again, and refused in its block with nothing left to claim.
                     if driver.cursor() > h
                         && let Some(due) = rt.chain.matured_unbonding(&my_identity)
                         && claim_sent_at_view != Some(due.view)
+                        && !rt.txq.holds("claim_unbonded")
                     {
                         info!(
                             amount = due.amount,
@@ -2052,6 +2062,23 @@ mod tests {
             retry_of,
         });
         (seq, kind, retry_of)
+    }
+
+    /// A submission counts as held from the queue until its block: queued, in flight and
+    /// requeued alike.
+    #[test]
+    fn a_submission_is_held_until_it_leaves_the_queue_for_good() {
+        let mut q = TxQueue::default();
+        assert!(!q.holds("claim_unbonded"));
+        q.queue.push_back(inflight(None).sub);
+        assert!(q.holds("claim_unbonded") && !q.holds("register"));
+        hand_over_next(&mut q, 1);
+        assert!(q.queue.is_empty() && q.holds("claim_unbonded"));
+        let pos = q.take_answer([1; 32]).unwrap();
+        q.on_unconfirmed(pos, [9; 32]);
+        assert!(q.inflight.is_empty() && q.holds("claim_unbonded"));
+        q.requeued.clear();
+        assert!(!q.holds("claim_unbonded"));
     }
 
     /// A submission whose adapter has not answered (an EVM send waiting for its receipt) is

@@ -852,6 +852,7 @@ fn a_killed_demo_leaves_no_node_running() {
 }
 
 /// With an EVM chain, anvil is the demo's child too.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_killed_anvil_demo_leaves_no_node_or_anvil_running() {
     killed_demo_leaves_no_child_running(&["--chain", "anvil"], 5);
@@ -859,6 +860,7 @@ fn a_killed_anvil_demo_leaves_no_node_or_anvil_running() {
 
 /// Kills (SIGKILL) a four-node demo run with `extra` once it has `children` child processes,
 /// and checks that none of them outlives it.
+#[cfg(target_os = "linux")]
 fn killed_demo_leaves_no_child_running(extra: &[&str], children_wanted: usize) {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};

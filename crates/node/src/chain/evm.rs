@@ -88,7 +88,7 @@ use keyquorum_evm::{
     Coordinator, Deployment, PrivateKeySigner, g1_point, g2_point, registration_payload,
 };
 use sha2::{Digest, Sha256};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use super::{
     Blocks, ChainAction, ChainBlock, ChainClient, ChainStatus, ChainTx, Due, FaultReport, Prepared,
@@ -188,6 +188,9 @@ pub struct EvmChainClient {
     looking_up: Arc<AtomicBool>,
     /// The confirmed height of the last look-up of the pending sends.
     looked_up_at: Arc<AtomicU64>,
+    /// Following stopped for good (a reorg deeper than the confirmation depth, a log that does
+    /// not decode): [`ChainClient::chain_refused`].
+    refused: Arc<Mutex<Option<crate::status::ChainRefusedStatus>>>,
 }
 
 impl std::fmt::Debug for EvmChainClient {
@@ -278,6 +281,7 @@ impl EvmChainClient {
             pending_sends: Default::default(),
             looking_up: Arc::new(AtomicBool::new(false)),
             looked_up_at: Arc::new(AtomicU64::new(0)),
+            refused: Arc::default(),
         })
     }
 
@@ -921,6 +925,13 @@ impl ChainClient for EvmChainClient {
         vec!["start_view_change"; n as usize]
     }
 
+    fn chain_refused(&self) -> Option<crate::status::ChainRefusedStatus> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn send_pending(&self) -> Option<crate::status::SendPendingStatus> {
         let pending = self.pending_sends();
         let oldest = pending.iter().max_by_key(|p| p.pending_for)?;
@@ -998,8 +1009,17 @@ impl ChainClient for EvmChainClient {
         let mut following = self.following.lock().await;
         let (confirmed, safe) = match following.follower.poll().await {
             Ok(x) => x,
-            Err(e @ FollowError::Reorg { .. }) => {
-                error!(error = %e, "stopped following the contract");
+            // For good: the follower answers the same from now on, and the runtime reports
+            // the chain refused (not unreachable: it answers).
+            Err(
+                e @ (FollowError::Reorg { number: height }
+                | FollowError::Decode { block: height, .. }),
+            ) => {
+                *self.refused.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(crate::status::ChainRefusedStatus {
+                        height,
+                        reason: e.to_string(),
+                    });
                 tokio::time::sleep(IDLE_POLL).await;
                 return Err(e.into());
             }
