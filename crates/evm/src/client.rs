@@ -1772,6 +1772,15 @@ impl Client {
         })
     }
 
+    /// The hash of block `number`, if the chain has it.
+    pub async fn block_hash(&self, number: u64) -> Result<Option<B256>, ClientError> {
+        Ok(self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .await?
+            .map(|b| b.header.hash))
+    }
+
     /// The timestamp (Unix seconds) of block `number`, if the chain has it.
     pub async fn block_timestamp(&self, number: u64) -> Result<Option<u64>, ClientError> {
         Ok(self

@@ -1485,12 +1485,16 @@ async fn run_node<C: ChainClient>(
     let ChainStatus {
         chain_id,
         genesis,
+        origin,
         height,
         beacon: configured_beacon,
     } = reached;
     store
         .bind_chain(&genesis, height)
         .map_err(DriverError::from)?;
+    if let Some(origin) = &origin {
+        store.bind_chain_origin(origin).map_err(DriverError::from)?;
+    }
     info!(%chain_id, beacon_scheme = %configured_beacon.scheme, beacon_period = configured_beacon.period_secs, "connected to the chain");
     let reporter = Arc::new(Reporter::new(status.clone(), metrics.clone()));
     let (mut driver, effects) = Driver::open(store, keys.clone(), config.fault)?;

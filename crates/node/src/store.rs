@@ -62,6 +62,8 @@ const IDENTITY: &str = "identity";
 ///
 /// [`ChainStatus::genesis`]: crate::chain::ChainStatus::genesis
 const CHAIN: &str = "chain";
+/// `meta` key of [`Store::bind_chain_origin`].
+const CHAIN_ORIGIN: &str = "chain_origin";
 const INPUTS: TableDefinition<(&[u8; 32], u64), &[u8]> = TableDefinition::new("inputs");
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 
@@ -640,6 +642,17 @@ impl Store {
             path: self.path.clone(),
             stored: stored.to_string(),
             given: genesis.to_string(),
+        })
+    }
+
+    /// Binds the file to the chain instance `origin` ([`crate::chain::ChainStatus::origin`]):
+    /// recorded at the first start that has one (a file written before the record takes it
+    /// then), and another refused as another chain.
+    pub fn bind_chain_origin(&self, origin: &str) -> Result<(), StoreError> {
+        self.bind(CHAIN_ORIGIN, origin, |stored| StoreError::OtherChain {
+            path: self.path.clone(),
+            stored: stored.to_string(),
+            given: origin.to_string(),
         })
     }
 

@@ -419,6 +419,7 @@ impl ChainClient for DevchainClient {
         Ok(ChainStatus {
             chain_id: contract.chain_id,
             genesis: devchain_genesis(&config, &first.hash),
+            origin: None,
             height: status.height,
             beacon: contract.beacon,
         })

@@ -1000,6 +1000,13 @@ impl ChainClient for EvmChainClient {
                 self.settings.contract,
                 self.chain_name()
             ),
+            // A chain started over (a development chain restarted, the coordinator redeployed
+            // at the same address) has other blocks from the start.
+            origin: self
+                .client
+                .block_hash(self.settings.from_block)
+                .await?
+                .map(|hash| format!("evm-block:{}:{hash:#x}", self.settings.from_block)),
             height: self.client.block_number().await?,
             beacon: self.beacon,
         })

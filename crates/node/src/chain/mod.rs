@@ -181,9 +181,16 @@ pub struct ChainStatus {
     /// a chain started over with the same configuration differs), on an EVM chain `evm:`, the
     /// chain's numeric id, the coordinator's address and the chain name it was deployed with
     /// (an EVM chain started over with the coordinator redeployed at the same address has the
-    /// same: the data file refuses it only while it lacks blocks the file processed,
-    /// [`crate::store::StoreError::AheadOfChain`]).
+    /// same: [`ChainStatus::origin`] tells them apart).
     pub genesis: String,
+    /// What tells this instance of the chain apart from one started over with the same
+    /// `genesis`, when the adapter knows it: on an EVM chain the hash of the block the node
+    /// follows the coordinator from (`evm.from_block`), which a chain started over (a
+    /// development chain restarted, the coordinator redeployed at the same address) does not
+    /// reproduce. Recorded by the data file at the first start that has it and required after
+    /// ([`crate::store::Store::bind_chain_origin`]). `None` on the embedded chain, whose
+    /// `genesis` covers block 1's hash already.
+    pub origin: Option<String>,
     /// The chain's height.
     pub height: u64,
     /// The beacon the contract configures for a fresh key's view: what this node expects in

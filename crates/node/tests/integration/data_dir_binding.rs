@@ -20,6 +20,7 @@ use crate::restored_from_backup::{NoTransactions, node_config, two_workers};
 #[derive(Clone)]
 struct Idle {
     genesis: &'static str,
+    origin: Option<&'static str>,
     head: u64,
 }
 
@@ -42,6 +43,7 @@ impl ChainClient for Idle {
         Ok(ChainStatus {
             chain_id: "binding-test".into(),
             genesis: self.genesis.into(),
+            origin: self.origin.map(str::to_owned),
             height: self.head,
             beacon: Default::default(),
         })
@@ -99,6 +101,7 @@ fn cursor(dir: &std::path::Path) -> u64 {
 
 const CHAIN_A: Idle = Idle {
     genesis: "devchain:aaaa",
+    origin: None,
     head: 20,
 };
 
@@ -151,4 +154,39 @@ fn a_data_dir_that_processed_blocks_its_chain_lacks_is_refused() {
     );
     assert_eq!(cursor(dir.path()), 16);
     start(dir.path(), 7, CHAIN_A).expect("the chain with those blocks is followed");
+}
+
+/// An EVM chain started over with the coordinator redeployed at the same address has the same
+/// genesis (chain id, address, chain name) but another origin (the hash of the block the node
+/// follows from): once it has more blocks than the file processed, only the origin tells it
+/// apart. A file made before origins were recorded takes the first it is given.
+#[test]
+fn a_data_dir_is_refused_to_a_chain_started_over_with_the_same_genesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Idle {
+        genesis: "evm:31337:0x5fbd:kq",
+        origin: None,
+        head: 20,
+    };
+    start(dir.path(), 7, first.clone()).expect("a file without an origin");
+    let with_origin = Idle {
+        origin: Some("evm-block:0:0xaaaa"),
+        ..first
+    };
+    start(dir.path(), 7, with_origin.clone()).expect("takes the first origin it is given");
+    start(dir.path(), 7, with_origin.clone()).expect("and starts again on it");
+    let started_over = Idle {
+        origin: Some("evm-block:0:0xbbbb"),
+        head: 500,
+        ..with_origin
+    };
+    let err = start(dir.path(), 7, started_over).unwrap_err().to_string();
+    assert!(
+        err.contains("node.redb")
+            && err.contains(
+                "follows another chain (evm-block:0:0xaaaa), not this one (evm-block:0:0xbbbb)"
+            ),
+        "{err}"
+    );
+    start(dir.path(), 7, with_origin).expect("its own chain still starts");
 }

@@ -48,6 +48,12 @@ async fn an_evm_node_uses_the_contracts_chain_name_and_refuses_another() {
             "{}",
             status.genesis
         );
+        // The chain instance: the block the node follows from.
+        let origin = status.origin.expect("an EVM chain names its origin");
+        assert!(
+            origin.starts_with(&format!("evm-block:{from}:0x")),
+            "{origin}"
+        );
         // Pinned to the right name it connects; to another it is refused.
         EvmChainClient::connect(settings(Some(name)), key.clone())
             .await

@@ -53,6 +53,7 @@ impl ChainClient for OneBlockChain {
         Ok(ChainStatus {
             chain_id: "restored-from-backup-test".into(),
             genesis: "test:restored-from-backup".into(),
+            origin: None,
             height: HEAD,
             beacon: Default::default(),
         })
