@@ -1055,7 +1055,10 @@ impl Report<'_> {
     fn print_text(&self) {
         out!();
         match &self.verified.bad_chain {
-            None if self.verified.blocks > 0 => out!(
+            None if self.verified.blocks == 1 => {
+                out!("chain of 1 magic block verified: view 1's key is fresh")
+            }
+            None if self.verified.blocks > 1 => out!(
                 "chain of {} magic blocks verified from the first group key (handovers included); view 1's key is fresh and every later view reshares it, handed over by the previous committee's signature",
                 self.verified.blocks
             ),

@@ -122,7 +122,8 @@ pub struct NodeArgs {
     /// the file.
     #[arg(long, value_enum, value_name = "KIND")]
     pub chain: Option<ChainKind>,
-    /// The EVM chain's JSON-RPC endpoint; `evm.rpc` in the file.
+    /// The EVM chain's JSON-RPC endpoint [default: http://127.0.0.1:8545]; `evm.rpc` in the
+    /// file.
     #[arg(long, value_name = "URL")]
     pub rpc: Option<String>,
     /// The coordinator contract's address; `evm.contract` in the file.
