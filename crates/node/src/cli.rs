@@ -176,6 +176,11 @@ impl NodeArgs {
             restored_from_backup: self.restored_from_backup,
             rejoin: self.rejoin,
         };
+        // An explicit --chain is checked first: its contradiction is what the operator needs
+        // to hear, before whatever the other kind's settings lack.
+        if let Some(chain) = self.chain {
+            self.check_chain_flags(chain)?;
+        }
         let config = load_config(self.config.as_deref(), &o)?;
         self.check_chain_flags(config.chain)?;
         Ok(config)
