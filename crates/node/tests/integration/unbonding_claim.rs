@@ -91,12 +91,15 @@ async fn a_running_node_claims_its_matured_unbonding_by_itself() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Unbonding, or already claimed back by the node if a view activated in between (on a
+    // loaded machine several blocks may pass before this read).
     let unbonding = account(&client, other_id).await.unwrap();
     assert_eq!(unbonding.stake, 100 - UNBONDED);
-    assert_eq!(unbonding.balance, 900);
-    assert_eq!(
-        unbonding.unbonding.iter().map(|u| u.amount).sum::<u64>(),
-        UNBONDED
+    let on_its_way = unbonding.unbonding.iter().map(|u| u.amount).sum::<u64>();
+    assert!(
+        (unbonding.balance, on_its_way) == (900, UNBONDED)
+            || (unbonding.balance, on_its_way) == (900 + UNBONDED, 0),
+        "{unbonding:?}"
     );
 
     // Nobody sends a claim but the node itself.
