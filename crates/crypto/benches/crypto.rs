@@ -1,7 +1,10 @@
 //! Criterion benchmarks of the crypto core (single thread):
 //! - verifying all `n` dealers' shares for one participant, one by one vs batched;
 //! - computing all `n` public key shares from a commitment, one by one vs one FFT;
-//! - recovering a threshold signature from `t` partials.
+//! - recovering a threshold signature from `t` partials;
+//! - multiplying the G1 generator by one scalar: the constant-time comb that
+//!   `mul_generator_secret` uses, blst's constant-time GLV multiplication, and the variable-time
+//!   comb for public scalars.
 //!
 //! `t = floor(2n/3) + 1`. Verification uses a full-size participant index. Set `KQ_BENCH_NS` (comma-separated) to choose the sizes; default
 //! `64,256,1024`.
@@ -106,5 +109,27 @@ fn recover_signature(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, verify_shares, public_key_shares, recover_signature);
+fn generator_multiplication(c: &mut Criterion) {
+    use group::Group;
+    let mut g = c.benchmark_group("g1_generator_mul");
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let s = F::random(&mut rng);
+    g.bench_function("secret_comb", |b| b.iter(|| C::mul_generator_secret(&s)));
+    g.bench_function("blst_glv", |b| {
+        b.iter(|| blstrs::G1Projective::generator() * s)
+    });
+    g.bench_function("public_vartime_comb", |b| {
+        // Public scalar: a benchmark's random value.
+        b.iter(|| C::mul_generator_public_vartime(&s))
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    verify_shares,
+    public_key_shares,
+    recover_signature,
+    generator_multiplication
+);
 criterion_main!(benches);

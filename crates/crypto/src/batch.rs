@@ -535,19 +535,10 @@ fn weights(items: &[Item<'_>], dst: &[u8]) -> Vec<Weight> {
         .collect()
 }
 
-/// `sum_i scalars[i] points[i]` in G1, split over the rayon pool for large inputs.
+/// `sum_i scalars[i] points[i]` in G1, split over the rayon pool for large inputs
+/// ([`crate::group::msm_parallel`] with at least 128 points per thread).
 pub fn msm_parallel(points: &[G1Affine], scalars: &[Scalar]) -> G1Projective {
-    let n = points.len().min(scalars.len());
-    let threads = rayon::current_num_threads().max(1);
-    if threads == 1 || n < 256 {
-        return Bls12381G1::msm(&points[..n], &scalars[..n]);
-    }
-    let chunk = n.div_ceil(threads);
-    points[..n]
-        .par_chunks(chunk)
-        .zip(scalars[..n].par_chunks(chunk))
-        .map(|(p, s)| Bls12381G1::msm(p, s))
-        .reduce(G1Projective::identity, |a, b| a + b)
+    crate::group::msm_parallel::<Bls12381G1>(points, scalars, 128)
 }
 
 /// `prod_i e(g1s[i], g2s[i]) == 1` with one final exponentiation; the Miller loops run in

@@ -108,6 +108,21 @@ fn scalars_le(scalars: &[Scalar]) -> Vec<[u8; 32]> {
     scalars.iter().map(|s| s.to_bytes_le()).collect()
 }
 
+/// The bit length of the largest of the little-endian scalars (0 if all are zero). An MSM's
+/// scalars are public (its cost already depends on them), so its window count may too: random
+/// 128-bit weights then cost half the windows of full-size scalars.
+fn max_bit_length(le: &[[u8; 32]]) -> usize {
+    let mut or = [0u8; 32];
+    for s in le {
+        for (o, b) in or.iter_mut().zip(s) {
+            *o |= b;
+        }
+    }
+    or.iter()
+        .rposition(|b| *b != 0)
+        .map_or(0, |i| 8 * i + 8 - or[i].leading_zeros() as usize)
+}
+
 /// Distinguishes an encoding error from an off-curve point for blst's deserializers.
 fn classify(err: blst::BLST_ERROR) -> DecodeError {
     match err {
@@ -143,7 +158,8 @@ macro_rules! bls_curve {
         $curve:ident, $proj:ident, $aff:ident, $raw_aff:ident, $raw:ident,
         $compressed:expr, $uncompressed:expr, $suite:expr,
         $uncompress:ident, $deserialize:ident, $in_group:ident, $on_curve:ident,
-        $pippenger:ident, $scratch:ident, $add_many:ident, $hash:ident, $to_affines:ident
+        $pippenger:ident, $scratch:ident, $add_many:ident, $hash:ident, $to_affines:ident,
+        $mul_generator_secret:path
     ) => {
         impl Curve for $curve {
             type Scalar = Scalar;
@@ -168,6 +184,10 @@ macro_rules! bls_curve {
                     return acc;
                 }
                 let le = scalars_le(&scalars[..n]);
+                let nbits = max_bit_length(&le);
+                if nbits == 0 {
+                    return $proj::identity();
+                }
                 // SAFETY: the pointer arrays, scalar buffers and scratch space outlive the
                 // call, and blst reads exactly `n` entries.
                 unsafe {
@@ -184,7 +204,7 @@ macro_rules! bls_curve {
                         point_ptrs.as_ptr(),
                         n,
                         scalar_ptrs.as_ptr(),
-                        255,
+                        nbits,
                         scratch.as_mut_ptr(),
                     );
                     projective_from_raw(out)
@@ -192,11 +212,7 @@ macro_rules! bls_curve {
             }
 
             fn mul_generator_secret(s: &Scalar) -> $proj {
-                // blstrs multiplies through `blst_p1_mult`/`blst_p2_mult` with all 255 bits,
-                // which for scalars below the group order is blst's GLV/GLS multiplication with
-                // fixed windows and constant-time table gathers: no branch or address depends
-                // on the scalar.
-                $proj::generator() * s
+                $mul_generator_secret(s)
             }
 
             fn mul_generator_public_vartime(s: &Scalar) -> $proj {
@@ -334,7 +350,8 @@ bls_curve!(
     blst_p1s_mult_pippenger_scratch_sizeof,
     blst_p1s_add,
     hash_to_curve,
-    blst_p1s_to_affine
+    blst_p1s_to_affine,
+    crate::fixed_base::mul_g1_generator
 );
 
 bls_curve!(
@@ -354,8 +371,17 @@ bls_curve!(
     blst_p2s_mult_pippenger_scratch_sizeof,
     blst_p2s_add,
     hash_to_curve,
-    blst_p2s_to_affine
+    blst_p2s_to_affine,
+    g2_mul_generator_secret
 );
+
+/// `s G` on G2 in constant time: blstrs multiplies through `blst_p2_mult` with all 255 bits,
+/// which for scalars below the group order is blst's GLS multiplication with fixed windows and
+/// constant-time table gathers (no branch or address depends on the scalar). G2 generator
+/// multiplications by secrets are rare (key generation, not per-share work), so no comb here.
+fn g2_mul_generator_secret(s: &Scalar) -> G2Projective {
+    G2Projective::generator() * s
+}
 
 /// The 2-adicity of the BLS12-381 scalar field: roots of unity of every order `2^k`, `k <= 32`.
 pub const TWO_ADICITY: u32 = Scalar::S;
@@ -396,6 +422,49 @@ mod tests {
             let sum: G1Projective = pts.iter().map(|p| p.to_curve()).sum();
             assert_eq!(Bls12381G1::sum(&pts), sum);
         }
+    }
+
+    /// The MSM runs only as many bit windows as its largest scalar needs: short scalars of
+    /// every length, zeros among them and all of them zero give the naive sum on both groups.
+    #[test]
+    fn msm_with_short_scalars_matches_naive() {
+        use ff::Field;
+        use rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+        let n = 40;
+        let g1: Vec<G1Affine> = (0..n)
+            .map(|_| (G1Projective::generator() * Bls12381G1::random_scalar(&mut rng)).to_affine())
+            .collect();
+        let g2: Vec<G2Affine> = (0..n)
+            .map(|_| (G2Projective::generator() * Bls12381G1::random_scalar(&mut rng)).to_affine())
+            .collect();
+        for bits in [0u32, 1, 7, 8, 9, 63, 64, 65, 127, 128, 129, 200, 254] {
+            let sc: Vec<Scalar> = (0..n)
+                .map(|i| {
+                    if i % 7 == 3 || bits == 0 {
+                        return Scalar::ZERO;
+                    }
+                    let mut le = [0u8; 32];
+                    rng.fill_bytes(&mut le[..(bits as usize).div_ceil(8)]);
+                    // Keep exactly `bits` bits, the top one set.
+                    let top = (bits - 1) as usize;
+                    le[top / 8] &= (((1u16 << (top % 8 + 1)) - 1) & 0xff) as u8;
+                    le[top / 8] |= 1 << (top % 8);
+                    Scalar::from_bytes_le(&le).unwrap()
+                })
+                .collect();
+            let naive1: G1Projective = g1.iter().zip(&sc).map(|(p, s)| p.to_curve() * s).sum();
+            let naive2: G2Projective = g2.iter().zip(&sc).map(|(p, s)| p.to_curve() * s).sum();
+            assert_eq!(Bls12381G1::msm(&g1, &sc), naive1, "G1, {bits} bits");
+            assert_eq!(Bls12381G2::msm(&g2, &sc), naive2, "G2, {bits} bits");
+        }
+        let le: Vec<[u8; 32]> = [0u64, 1, 255, 256]
+            .iter()
+            .map(|v| Scalar::from(*v).to_bytes_le())
+            .collect();
+        assert_eq!(max_bit_length(&le), 9);
+        assert_eq!(max_bit_length(&le[..1]), 0);
+        assert_eq!(max_bit_length(&[(-Scalar::ONE).to_bytes_le()]), 255);
     }
 
     proptest::proptest! {

@@ -515,7 +515,8 @@ pub fn batch_verify_eval<C: Curve, R: RngCore + CryptoRng>(
     }
     // The weights and points are public; `lhs` combines secret shares, so it is multiplied in
     // constant time instead of joining the (variable-time) MSM.
-    let combined = C::msm(&points, &scalars) - C::mul_generator_secret(&lhs);
+    let combined =
+        crate::group::msm_parallel::<C>(&points, &scalars, 64) - C::mul_generator_secret(&lhs);
     if !bool::from(combined.is_identity()) {
         bad.extend(
             positions
@@ -614,12 +615,13 @@ impl<F: PrimeField> DualCode<F> {
             return false;
         }
         let w = self.weights(seed);
-        bool::from(C::msm(values, &w).is_identity())
+        bool::from(crate::group::msm_parallel::<C>(values, &w, 64).is_identity())
     }
 
     /// Same check with precomputed weights (from [`DualCode::weights`]).
     pub fn is_codeword_with<C: Curve<Scalar = F>>(values: &[C::Affine], weights: &[F]) -> bool {
-        values.len() == weights.len() && bool::from(C::msm(values, weights).is_identity())
+        values.len() == weights.len()
+            && bool::from(crate::group::msm_parallel::<C>(values, weights, 64).is_identity())
     }
 }
 

@@ -22,9 +22,10 @@
 //! Multiplying the generator by a scalar has two entry points, and the choice is a security
 //! decision made at each call site:
 //! - [`Curve::mul_generator_secret`] (and [`Curve::mul_generator`], the same function under the
-//!   default name) runs in time independent of the scalar: `blst`'s windowed GLV multiplication
-//!   with constant-time table lookups for BLS12-381, `k256`'s constant-time precomputed-table
-//!   multiplication for secp256k1. Every secret goes through it: polynomial coefficients and
+//!   default name) runs in time independent of the scalar: on BLS12-381 G1 a signed-digit comb
+//!   whose additions are complete and whose table rows are read whole (`fixed_base`), on G2
+//!   `blst`'s windowed GLS multiplication with constant-time table lookups, and `k256`'s
+//!   constant-time precomputed-table multiplication for secp256k1. Every secret goes through it: polynomial coefficients and
 //!   evaluations (a dealer's commitment), received and final shares, a resharing dealer's old
 //!   share, and anything derived from them (the left side of a batched share check).
 //! - [`Curve::mul_generator_public_vartime`] may take time and touch memory depending on the
@@ -187,6 +188,28 @@ pub fn scalar_from_wide<F: PrimeField>(bytes: &[u8; 64]) -> F {
         acc = acc * shift + F::from(u64::from_be_bytes(limb));
     }
     acc
+}
+
+/// `sum_i scalars[i] points[i]` ([`Curve::msm`]) split over the current rayon pool: one MSM per
+/// thread on a slice of the points, then their sum. The answer does not depend on the pool; on
+/// one thread, or below `min_points` points per thread, it is one MSM on the calling thread.
+pub fn msm_parallel<C: Curve>(
+    points: &[C::Affine],
+    scalars: &[C::Scalar],
+    min_points: usize,
+) -> C::Point {
+    use rayon::prelude::*;
+    let n = points.len().min(scalars.len());
+    let threads = rayon::current_num_threads().max(1);
+    if threads == 1 || n < 2 * min_points.max(1) {
+        return C::msm(&points[..n], &scalars[..n]);
+    }
+    let chunk = n.div_ceil(threads).max(min_points);
+    points[..n]
+        .par_chunks(chunk)
+        .zip(scalars[..n].par_chunks(chunk))
+        .map(|(p, s)| C::msm(p, s))
+        .reduce(C::Point::identity, |a, b| a + b)
 }
 
 /// The generator of `C` in affine form.

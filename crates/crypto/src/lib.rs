@@ -18,6 +18,7 @@ pub mod bls12381;
 pub mod commit;
 pub mod encrypt;
 pub mod error;
+mod fixed_base;
 pub mod frost;
 pub mod group;
 pub mod hash;
