@@ -19,6 +19,7 @@ use keyquorum_crypto::aggregate::{self as bls_aggregate, PopVerifiedKey};
 use keyquorum_crypto::batch::HashedMessages;
 use keyquorum_crypto::hash::tagged_hash;
 use keyquorum_crypto::tbls::{self, MinSig};
+use rayon::prelude::*;
 use zeroize::Zeroize;
 
 /// Signature ciphersuite DST.
@@ -313,8 +314,9 @@ impl IdentitySignature {
 /// it is verified ([`verify_aggregate`]), and verification is linear, so an aggregate that passes
 /// proves the same statement whether or not the parts carried small-order components.
 pub fn aggregate(sigs: &[IdentitySignature]) -> Option<IdentitySignature> {
+    // Decompression (a square root each) is the cost here: spread it over the rayon pool.
     let points: Vec<blstrs::G1Affine> = sigs
-        .iter()
+        .par_iter()
         .map(|s| Option::from(blstrs::G1Affine::from_compressed_unchecked(&s.0)))
         .collect::<Option<_>>()?;
     let agg = bls_aggregate::aggregate_signatures::<MinSig>(&points).ok()?;
