@@ -25,7 +25,8 @@
 //!
 //! Each size runs with a rayon pool of one thread and of every core (`KQ_BENCH_THREADS`,
 //! comma-separated, default `1,<cores>`). In the same run, the peers doing their per-participant
-//! work: commonware-cryptography's BLS12-381 DKG and frost-secp256k1's DKG (up to
+//! work: commonware-cryptography's BLS12-381 DKG (with its `Sequential` strategy, and with its
+//! `Rayon` strategy at the other thread counts) and frost-secp256k1's DKG (up to
 //! `KQ_PEER_MAX_N`, default 256; `KQ_PEERS=commonware` or `frost` runs one of them; see
 //! `crates/bench` for what their closures contain).
 //!
@@ -78,6 +79,14 @@ fn thread_counts() -> Vec<usize> {
         .collect();
     v.dedup();
     v
+}
+
+/// `KQ_BENCH_PHASES=N` prints each step's CPU and wall time over `N` untimed passes (a set
+/// variable that is not a number means one pass).
+fn phase_passes() -> usize {
+    std::env::var("KQ_BENCH_PHASES")
+        .map(|v| v.parse().unwrap_or(1))
+        .unwrap_or(0)
 }
 
 fn seed_of(i: usize) -> [u8; 32] {
@@ -394,7 +403,7 @@ fn bench_node(c: &mut Criterion) {
                 .thread_name(|i| format!("kq-node-{i}"))
                 .build()
                 .unwrap();
-            if std::env::var("KQ_BENCH_PHASES").is_ok() {
+            for _pass in 0..phase_passes() {
                 // CPU seconds (all threads) and wall time per step, a guide to where the time goes.
                 let mut last = cpu_seconds();
                 let wall = std::time::Instant::now();
@@ -442,7 +451,8 @@ fn peer_enabled(name: &str) -> bool {
 }
 
 /// The same per-participant work by the best peers, in the same run: commonware-cryptography's
-/// BLS12-381 Joint-Feldman DKG and frost-secp256k1's DKG (see `crates/bench`), one thread.
+/// BLS12-381 Joint-Feldman DKG and frost-secp256k1's DKG (see `crates/bench`), one thread;
+/// commonware also with its `Rayon` strategy at every other thread count of `KQ_BENCH_THREADS`.
 fn peers(c: &mut Criterion) {
     use keyquorum_bench::{commonware_dkg, default_threshold, frost_dkg};
     let mut g = c.benchmark_group("dkg_per_node");
@@ -453,11 +463,29 @@ fn peers(c: &mut Criterion) {
         let t = default_threshold(n);
         if peer_enabled("commonware") {
             let setup = commonware_dkg::setup(n, t, 1);
-            g.bench_with_input(
-                BenchmarkId::new("commonware_bls12381_minpk", n),
-                &n,
-                |b, _| b.iter(|| commonware_dkg::run_one_participant(&setup)),
-            );
+            for threads in thread_counts() {
+                if threads == 1 {
+                    // Its `Sequential` strategy, the library's default.
+                    g.bench_with_input(
+                        BenchmarkId::new("commonware_bls12381_minpk", n),
+                        &n,
+                        |b, _| b.iter(|| commonware_dkg::run_one_participant(&setup)),
+                    );
+                    continue;
+                }
+                // Its `Rayon` strategy on a pool of `threads`, for the ratio at equal cores.
+                let strategy = commonware_parallel::Rayon::new(
+                    std::num::NonZeroUsize::new(threads).expect("thread counts are positive"),
+                )
+                .expect("a rayon pool");
+                let result = commonware_dkg::run_one_participant_with(&setup, &strategy);
+                commonware_dkg::check(&setup, &result);
+                g.bench_with_input(
+                    BenchmarkId::new(format!("commonware_bls12381_minpk_{threads}t"), n),
+                    &n,
+                    |b, _| b.iter(|| commonware_dkg::run_one_participant_with(&setup, &strategy)),
+                );
+            }
         }
         if peer_enabled("frost") {
             let setup = frost_dkg::setup(n, t, 1);

@@ -298,6 +298,16 @@ pub mod commonware_dkg {
     ///    verifies the acks inside the quorum of selected logs (batched ed25519), sums the
     ///    selected commitments into the public polynomial and sums its own share.
     pub fn run_one_participant(setup: &Setup) -> ParticipantResult {
+        run_one_participant_with(setup, &Sequential)
+    }
+
+    /// [`run_one_participant`] with `strategy` for the steps commonware parallelizes (the
+    /// player's `finalize`: checking the dealer logs and summing the commitments); the dealer
+    /// and the per-dealer share checks run on the calling thread as the library does them.
+    pub fn run_one_participant_with(
+        setup: &Setup,
+        strategy: &impl commonware_parallel::Strategy,
+    ) -> ParticipantResult {
         let me_pk = setup.me.public_key();
 
         let (mut dealer, my_pub, my_privs) = Dealer::<MinPk, PrivateKey>::start::<N3f1>(
@@ -349,7 +359,7 @@ pub mod commonware_dkg {
         }
         let mut rng = ChaCha20Rng::seed_from_u64(setup.finalize_seed);
         let (output, share) = player
-            .finalize::<N3f1>(&mut rng, logs, &Sequential)
+            .finalize::<N3f1>(&mut rng, logs, strategy)
             .expect("ceremony succeeds");
         ParticipantResult {
             output,
