@@ -1429,7 +1429,7 @@ impl<'a> Progress<'a> {
                 deadline,
             } => {
                 if let Some((bar, _)) = self.views.get(view) {
-                    let phase = format!("{phase:?}").to_lowercase();
+                    let phase = phase.as_str();
                     if phase != "idle" {
                         bar.set_message(format!(
                             "ceremony {ceremony_number}: {phase}{} until block {deadline}",

@@ -332,7 +332,7 @@ impl Observer {
                 };
                 self.view(*view).ceremonies.push(CeremonyObs {
                     ceremony_number: *ceremony_number,
-                    key_mode: format!("{key_mode:?}").to_lowercase(),
+                    key_mode: key_mode.as_str().to_string(),
                     committee,
                     dealers,
                     ceremony,
@@ -350,7 +350,7 @@ impl Observer {
                 phase,
                 ..
             } => {
-                let name = format!("{phase:?}").to_lowercase();
+                let name = phase.as_str().to_string();
                 if let Some(s) = self.ceremony(*view, *ceremony_number) {
                     if let Some(last) = s.phases.last_mut()
                         && last.end_ms.is_none()
@@ -727,7 +727,7 @@ fn reconstructed(key: &SigningKeyRecord, role: FaultRole, position: u32) -> bool
 }
 
 fn role_name(role: FaultRole) -> String {
-    format!("{role:?}").to_lowercase()
+    role.as_str().to_string()
 }
 
 fn signing_key_text(obs: &Observer, v: &ViewObs, k: &SigningKeyObs, out: &mut String) {
@@ -1139,6 +1139,35 @@ mod tests {
             excluded[0].reason,
             "incomplete_publication (2 acks missing), no penalty"
         );
+    }
+
+    /// Roles are spelled as the chain spells them (`previous_signer`, not the `Debug` text
+    /// lowercased).
+    #[test]
+    fn roles_keep_the_chain_spelling() {
+        use keyquorum_contract::state::{EvidenceRecord, FaultRole, NamedRecord};
+        let mut o = Observer::default();
+        o.on_event(
+            &Event::Named {
+                record: NamedRecord {
+                    height: 9,
+                    view: 2,
+                    ceremony_number: 0,
+                    attempt: 0,
+                    identity: Hex([7; 96]),
+                    role: FaultRole::PreviousSigner,
+                    fault: "no_signature".into(),
+                    detail: String::new(),
+                    evidence: EvidenceRecord::Absence {
+                        phase: "wait".into(),
+                        attempt: 0,
+                    },
+                },
+            },
+            9,
+            0,
+        );
+        assert_eq!(o.views[&2].excluded[0].role, "previous_signer");
     }
 
     /// The view's members missing from its signing key's members are the ones that sat the

@@ -45,6 +45,17 @@ pub enum KeyMode {
 }
 
 impl KeyMode {
+    /// Both modes.
+    pub const ALL: [KeyMode; 2] = [KeyMode::Fresh, KeyMode::Reshare];
+
+    /// Stable snake_case name (the same as its serialized form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyMode::Fresh => "fresh",
+            KeyMode::Reshare => "reshare",
+        }
+    }
+
     pub(crate) fn tag(self) -> u8 {
         match self {
             KeyMode::Fresh => 1,

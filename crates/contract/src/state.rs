@@ -77,6 +77,29 @@ pub enum ViewChangePhase {
     Wait,
 }
 
+impl ViewChangePhase {
+    /// Every phase, in order.
+    pub const ALL: [ViewChangePhase; 5] = [
+        ViewChangePhase::Idle,
+        ViewChangePhase::Contribute,
+        ViewChangePhase::Share,
+        ViewChangePhase::Publish,
+        ViewChangePhase::Wait,
+    ];
+
+    /// Stable snake_case name (the same as its serialized form), as `/status`, the metrics'
+    /// `phase` label and the demo's report spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViewChangePhase::Idle => "idle",
+            ViewChangePhase::Contribute => "contribute",
+            ViewChangePhase::Share => "share",
+            ViewChangePhase::Publish => "publish",
+            ViewChangePhase::Wait => "wait",
+        }
+    }
+}
+
 /// A participant of a session as the session id binds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpecParticipant {

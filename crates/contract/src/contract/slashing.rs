@@ -207,9 +207,9 @@ pub(super) struct FaultInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ContractConfig;
+    use crate::config::{ContractConfig, KeyMode};
     use crate::hex::Hex;
-    use crate::state::NodeRecord;
+    use crate::state::{NodeRecord, ViewChangePhase};
     use crate::tx::NetworkIdentity;
     use keyquorum_dkg::board::BoardPhase;
     use keyquorum_dkg::identity::IdentityKeypair;
@@ -298,6 +298,14 @@ mod tests {
                 ("signer", "\"signer\"".to_string()),
                 ("previous_signer", "\"previous_signer\"".to_string())
             ]
+        );
+        assert_eq!(
+            ViewChangePhase::ALL.map(|p| (p.as_str(), serde_json::to_string(&p).unwrap())),
+            ["idle", "contribute", "share", "publish", "wait"].map(|n| (n, format!("\"{n}\"")))
+        );
+        assert_eq!(
+            KeyMode::ALL.map(|m| (m.as_str(), serde_json::to_string(&m).unwrap())),
+            ["fresh", "reshare"].map(|n| (n, format!("\"{n}\"")))
         );
     }
 }

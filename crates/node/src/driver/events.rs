@@ -310,7 +310,7 @@ impl Driver {
                 phase,
                 deadline,
             } => {
-                let name = format!("{phase:?}").to_lowercase();
+                let name = phase.as_str().to_string();
                 self.phase_deadline = *deadline;
                 debug!(view, ceremony_number, attempt, phase = %name, deadline, "phase");
                 self.observe(Observation::PhaseChanged {
