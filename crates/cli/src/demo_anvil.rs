@@ -580,6 +580,10 @@ struct Followed {
 impl Followed {
     async fn new(reader: &Client, chain: &AnvilChain, nodes: &DemoNodes) -> Result<Self, String> {
         let chain_id = reader.chain_id().await.map_err(|e| format!("anvil: {e}"))?;
+        let view_length = reader
+            .view_length()
+            .await
+            .map_err(|e| format!("anvil: {e}"))?;
         Ok(Self {
             follower: Follower::new(
                 reader.provider().clone(),
@@ -592,6 +596,7 @@ impl Followed {
                 contract: chain.contract,
                 chain_name: CHAIN_NAME.into(),
                 beacon: chain.beacon,
+                view_length,
             }),
             http: HttpClient::new(&format!("http://127.0.0.1:{}", nodes.specs[0].status))
                 .map_err(|e| e.to_string())?,

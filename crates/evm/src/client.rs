@@ -60,6 +60,10 @@ const RECEIPT_POLL: Duration = Duration::from_millis(100);
 /// Checked against a deployment by the test
 /// `the_minimum_stake_is_read_from_the_contracts_storage_and_an_unconfirmed_send_is_not_repeated`.
 pub const MIN_STAKE_SLOT: u64 = 2;
+/// The storage slot of `Config` that packs `firstViewChange`, `viewLength`, `unbondingBlocks`
+/// and the beacon settings: `viewLength` is its second-lowest 8 bytes. Checked against a
+/// deployment by the same test as [`MIN_STAKE_SLOT`].
+pub const VIEW_TIMING_SLOT: u64 = 4;
 /// The most candidates the contract lists (`MAX_CANDIDATES` in Coordinator.sol).
 const MAX_CANDIDATES: u64 = 300;
 /// What a registration or stake addition that lands on the full candidate list spends, at
@@ -1757,6 +1761,22 @@ impl Client {
         };
         String::from_utf8(bytes)
             .map_err(|_| ClientError::Decode("the contract's chain name is not UTF-8".into()))
+    }
+
+    /// The contract's `viewLength` (blocks from a view's first round to the earliest start of
+    /// the next view change), read from its storage ([`VIEW_TIMING_SLOT`]); it is fixed at
+    /// deployment.
+    pub async fn view_length(&self) -> Result<u64, ClientError> {
+        let word: [u8; 32] = self
+            .provider
+            .get_storage_at(self.contract, U256::from(VIEW_TIMING_SLOT))
+            .await?
+            .to_be_bytes();
+        // Solidity packs a struct's small fields from the low-order end of the slot:
+        // `firstViewChange` in bytes 24..32 of the big-endian word, then `viewLength`.
+        let mut length = [0u8; 8];
+        length.copy_from_slice(&word[16..24]);
+        Ok(u64::from_be_bytes(length))
     }
 
     /// The contract's minimum stake (wei) as of block `number` (the latest when `None`). The

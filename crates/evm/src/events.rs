@@ -384,19 +384,27 @@ impl Translator {
                     .as_ref()
                     .filter(|c| c.hash == a.magicBlockHash.0)
                     .map(|c| c.block.clone());
-                let first_round = match &self.live {
-                    Some(l) if l.id == a.ceremony => l.wait_end + 1,
-                    _ => 0,
-                };
-                if self.live.as_ref().is_some_and(|l| l.id == a.ceremony) {
-                    self.live = None;
-                }
+                let live = self.live.take_if(|l| l.id == a.ceremony);
+                let first_round = live.as_ref().map_or(0, |l| l.wait_end + 1);
                 self.magic_block_hash = a.magicBlockHash.0;
-                vec![Event::ViewActivated {
+                let mut events = vec![Event::ViewActivated {
                     view: a.viewNumber,
                     first_round,
                     hash: Hex(a.magicBlockHash.0),
-                }]
+                }];
+                // As the embedded chain's contract announces it: idle until the next view
+                // change may start (the contract's `nextStart`). A ceremony this translator did
+                // not follow has no known first round, so no deadline to give.
+                if let Some(l) = live {
+                    events.push(Event::PhaseChanged {
+                        view: a.viewNumber,
+                        ceremony_number: l.ceremony_number,
+                        attempt: 0,
+                        phase: ViewChangePhase::Idle,
+                        deadline: first_round.saturating_add(self.deployment.view_length),
+                    });
+                }
+                events
             }
             BoardInput::Slashed(s) => {
                 self.proofs.settle(s.ceremony, s.culprit);
@@ -612,9 +620,17 @@ impl Translator {
             Phase::Wait => None,
         };
         if phase == Phase::Wait {
-            // No activation in time: the next ceremony may be started; nothing for the board.
+            // No activation in time: the next ceremony may be started from the next block;
+            // nothing for the board.
+            let wait_end = live.wait_end;
             self.live = None;
-            return Vec::new();
+            return vec![Event::PhaseChanged {
+                view,
+                ceremony_number,
+                attempt: 0,
+                phase: ViewChangePhase::Idle,
+                deadline: wait_end.saturating_add(1),
+            }];
         }
         let Some(board) = live.board.as_mut() else {
             return Vec::new();

@@ -104,6 +104,9 @@ pub struct Deployment {
     pub chain_name: String,
     /// The configured beacon (the contract's `beaconConfig()`), which every magic block names.
     pub beacon: BeaconConfig,
+    /// Blocks from a view's first round to the earliest start of the next view change (the
+    /// contract's `viewLength`): the end of the idle phase an activation begins.
+    pub view_length: u64,
 }
 
 impl Deployment {
@@ -271,6 +274,7 @@ mod tests {
             contract: Address::repeat_byte(0x5a),
             chain_name: "kq".into(),
             beacon: BeaconConfig::default(),
+            view_length: 100,
         };
         let domain = d.session_domain(2, 1);
         assert_eq!(

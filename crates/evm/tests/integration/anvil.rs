@@ -582,8 +582,8 @@ fn seat_follows_the_translated_logs(
     assert_eq!(member.map(|m| m.1), index);
 }
 
-/// The minimum stake the node reads from the contract's storage (the contract has no getter)
-/// is the deployment's; and a registration sent by the candidacy watch whose receipt was not
+/// The minimum stake and the view length the node reads from the contract's storage (the
+/// contract has no getter) are the deployment's; and a registration sent by the candidacy watch whose receipt was not
 /// seen is looked up, not sent again, at the next checks: pending, nothing is sent; mined, it
 /// counts as sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -597,11 +597,15 @@ async fn the_minimum_stake_is_read_from_the_contracts_storage_and_an_unconfirmed
     anvil.fund(deployer.address(), ether()).await.unwrap();
     let mut cfg = config(4);
     cfg.minStake = U256::from(777u64);
+    cfg.viewLength = 321;
+    cfg.firstViewChange = 0x0102_0304;
     let (contract, _) = deploy(anvil.url(), deployer, cfg).await.unwrap();
     let (n, c) = node(&anvil, 0, contract).await;
     let head = c.block_number().await.unwrap();
     assert_eq!(c.min_stake(None).await.unwrap(), U256::from(777u64));
     assert_eq!(c.min_stake(Some(head)).await.unwrap(), U256::from(777u64));
+    // `viewLength` shares its slot with `firstViewChange` (below it) and the beacon settings.
+    assert_eq!(c.view_length().await.unwrap(), 321);
 
     // The watch holds a refused registration; blocks are mined only on demand from here, so
     // the send's receipt wait ends without one.

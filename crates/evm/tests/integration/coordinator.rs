@@ -12,10 +12,11 @@ use blstrs::Scalar;
 use common::*;
 use group::Group as _;
 use keyquorum_contract::SignerRole;
+use keyquorum_contract::events::Event;
 use keyquorum_contract::hex::{Bytes as HexBytes, Hex};
 use keyquorum_contract::magic::{MagicBlockPlace, signing_message};
 use keyquorum_contract::select::{select_committee, tiebreak};
-use keyquorum_contract::state::CeremonySpec;
+use keyquorum_contract::state::{CeremonySpec, ViewChangePhase};
 use keyquorum_contract::tx::NetworkIdentity;
 use keyquorum_contract::{BeaconConfig, BeaconScheme, KeyMode, MagicBlock, genesis_seed};
 use keyquorum_crypto::tbls::{self, MinPk};
@@ -1465,6 +1466,45 @@ fn a_bad_reveal_is_slashed() {
 
 /// A translator fed what a node reads from the contract's logs: the registrations and the
 /// selection of `s`.
+/// A translator announces the idle phase as the embedded chain's contract does: when a view
+/// activates, until the next view change may start (`first round + viewLength`); when the wait
+/// ends without an activation, from the block after it. Without it `/status` kept the last
+/// ceremony's phase (`wait`) until the next view change.
+#[test]
+fn the_translator_announces_the_idle_phase_after_an_activation_and_after_a_wait_in_vain() {
+    let idle = |events: &[Event]| {
+        events.iter().find_map(|e| match e {
+            Event::PhaseChanged {
+                phase: ViewChangePhase::Idle,
+                view,
+                deadline,
+                ..
+            } => Some((*view, *deadline)),
+            _ => None,
+        })
+    };
+
+    let (mut chain, nodes) = registered(4, 4);
+    let s = start(&mut chain, &nodes);
+    let mut t = translator_of(&nodes, &s);
+    let secret = post_synthetic(&mut chain, &nodes, &s);
+    let r = activate_synthetic_with(&mut chain, &nodes, &s, secret, BeaconConfig::default()).ok();
+    let activated = r.events::<Coordinator::ViewActivated>().remove(0);
+    let events = t.translate(BoardInput::ViewActivated(activated));
+    assert!(matches!(events[0], Event::ViewActivated { view: 1, .. }));
+    let first_round = s.sel.waitEnd + 1;
+    assert_eq!(idle(&events), Some((1, first_round + config(4).viewLength)));
+
+    let (mut chain, nodes) = registered(4, 4);
+    let s = start(&mut chain, &nodes);
+    let mut t = translator_of(&nodes, &s);
+    let wait_over = t.translate(BoardInput::Deadline {
+        ceremony: s.id,
+        phase: Phase::Wait,
+    });
+    assert_eq!(idle(&wait_over), Some((1, s.sel.waitEnd + 1)));
+}
+
 fn translator_of(nodes: &[Node], s: &Started) -> Translator {
     let mut t = Translator::new(deployment(s.contract));
     for node in nodes {

@@ -250,6 +250,7 @@ impl EvmChainClient {
         let mut settings = settings;
         settings.chain_name = Some(deployed.clone());
         let beacon = read_beacon_config(&client).await?;
+        let view_length = client.view_length().await?;
         let follower = Follower::new(
             client.provider().clone(),
             settings.contract,
@@ -262,6 +263,7 @@ impl EvmChainClient {
                 contract: settings.contract,
                 chain_name: deployed,
                 beacon,
+                view_length,
             }))),
             beacon,
             client,

@@ -333,6 +333,7 @@ pub fn deployment(contract: Address) -> Deployment {
         contract,
         chain_name: CHAIN_NAME.into(),
         beacon: BeaconConfig::default(),
+        view_length: config(4).viewLength,
     }
 }
 
