@@ -18,8 +18,17 @@
 //!   `blst`'s complete mixed addition (`blst_p1_add_or_double_affine`), which handles the point
 //!   at infinity on either side, doubling and opposite points with masked selections.
 //!
+//! Of the digits, no partial sum but the last can meet its entry or the entry's negative (the
+//! entry of window `i` is at least `2^(6i)` in magnitude, the sum so far below it), and the last
+//! addition doubles for exactly one scalar below the group order, `14 2^252 - r`; a test pins
+//! that case, the only one that needs the addition to be complete.
+//!
+//! The secret's bytes and digits are wiped after use, as far as this code can reach: copies
+//! made by `blst`'s scalar conversion or spilled by the compiler may remain on the stack.
+//!
 //! `blst`'s own constant-time multiplication (windowed GLV, what [`Curve::mul_generator_secret`]
-//! used before) is about 128 doublings and 64 additions; the comb's 43 additions and row scans
+//! used before) is about 128 doublings and 80 additions (two halves in 5-bit windows, and their
+//! tables); the comb's 43 additions and row scans
 //! take about a third of its time (24 us against 69 us, `cargo bench -p keyquorum-crypto --bench
 //! crypto -- g1_generator_mul`; windows of 4, 5 and 7 bits measured 30, 26 and 28 us). The
 //! table is 1376 affine points (129 KiB), built once per process.
@@ -179,7 +188,8 @@ mod tests {
             all_halves[bit / 8] |= 1 << (bit % 8);
         }
         let mut all_above_half = [0u8; 32];
-        // Windows of ROW + 1: every digit borrows (1 - ROW) and carries.
+        // Windows of ROW + 1: every window borrows and carries (the lowest digit is 1 - ROW,
+        // the later ones, with the incoming borrow, 2 - ROW).
         for w in 0..windows_below_250 {
             for b in [0, WINDOW_BITS - 1] {
                 let bit = w * WINDOW_BITS + b;
@@ -199,11 +209,25 @@ mod tests {
             scalar_from_le_bits(&all_halves),
             scalar_from_le_bits(&all_above_half),
             Scalar::ROOT_OF_UNITY,
+            doubling_scalar(),
         ];
         for s in cases {
             assert_eq!(mul_g1_generator(&s), reference(&s), "scalar {s:?}");
         }
         assert!(bool::from(mul_g1_generator(&Scalar::ZERO).is_identity()));
+    }
+
+    /// `14 2^252 - r`: the one scalar whose last addition meets its own entry (the sum of the
+    /// lower windows is `7 2^252 mod r`, the top digit 7), so the addition must double.
+    fn doubling_scalar() -> Scalar {
+        let s = Scalar::from(14u64) * Scalar::from(2u64).pow_vartime([252]);
+        assert_eq!(
+            hex::encode(s.to_bytes_be()),
+            "6c1258acd66282b7ccc627f7f65e27faac425bfd0001a40100000000ffffffff"
+        );
+        let digits = signed_digits(&s.to_bytes_le());
+        assert_eq!(digits[WINDOWS - 1], 7);
+        s
     }
 
     proptest! {

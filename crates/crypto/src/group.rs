@@ -74,7 +74,8 @@ pub trait Curve: 'static + Copy + Clone + Debug + Default + PartialEq + Eq + Sen
     /// Whether the group has a non-trivial cofactor (then subgroup checks are needed).
     const HAS_COFACTOR: bool;
 
-    /// Multi-scalar multiplication `sum_i scalars[i] * points[i]`.
+    /// Multi-scalar multiplication `sum_i scalars[i] * points[i]`, in VARIABLE time: for
+    /// public scalars only (its cost depends on the scalars, their bit length included).
     ///
     /// The slices must have equal length; extra elements of the longer one are ignored.
     fn msm(points: &[Self::Affine], scalars: &[Self::Scalar]) -> Self::Point;
@@ -190,8 +191,9 @@ pub fn scalar_from_wide<F: PrimeField>(bytes: &[u8; 64]) -> F {
     acc
 }
 
-/// `sum_i scalars[i] points[i]` ([`Curve::msm`]) split over the current rayon pool: one MSM per
-/// thread on a slice of the points, then their sum. The answer does not depend on the pool; on
+/// `sum_i scalars[i] points[i]` ([`Curve::msm`], public scalars only) split over the current
+/// rayon pool: one MSM per slice of about `n / threads` (at least `min_points`) points, then
+/// their sum. The answer does not depend on the pool; on
 /// one thread, or below `min_points` points per thread, it is one MSM on the calling thread.
 pub fn msm_parallel<C: Curve>(
     points: &[C::Affine],
