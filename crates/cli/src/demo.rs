@@ -780,13 +780,15 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
                 "--threshold {t} with a committee of {n} and the dealer quorum k = {k} the demo sets ({quorum}): {e}"
             ));
         }
-        // Equivocating and forging dealers are disqualified: with more of them than `n - k`
-        // the view change's first ceremony fails, and its retry, which bans them for the
-        // rest of the view change, must fill all `n` seats from the other nodes.
-        let disqualified = args.view_change_dealers(&[Fault::Equivocate, Fault::ForgeAckAggregate]);
+        // Equivocating and forging dealers are disqualified and silent ones deal nothing: with
+        // more of them than `n - k` the view change's first ceremony fails, and its retry,
+        // which bans the disqualified for the rest of the view change and seats only the
+        // members that took part, must fill all `n` seats from the other nodes.
+        let disqualified =
+            args.view_change_dealers(&[Fault::Equivocate, Fault::ForgeAckAggregate, Fault::Silent]);
         if disqualified > n - k && args.nodes - disqualified < n {
             return Err(format!(
-                "--faulty {disqualified} with --fault {}: more disqualified dealers than the {} a committee of {n} with quorum k = {k} tolerates, so the first ceremony fails and its retry, without them, needs {n} other nodes, but --nodes {} leaves {}: use --nodes {} or more, fewer --faulty, or another --fault",
+                "--faulty {disqualified} with --fault {}: more dealers disqualified or silent than the {} a committee of {n} with quorum k = {k} tolerates, so the first ceremony fails and its retry, without them, needs {n} other nodes, but --nodes {} leaves {}: use --nodes {} or more, fewer --faulty, or another --fault",
                 args.fault_of(0).name(),
                 n - k,
                 args.nodes,

@@ -134,7 +134,7 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 56] = [
+    let cases: [(&[&str], &str); 58] = [
         (
             &["sim", "--faulty", "0", "--fault", "silent"],
             "--fault with no faulty participant",
@@ -271,7 +271,37 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
         ),
         (
             &["demo", "--faulty", "4"],
-            "--faulty 4 with --fault equivocate: more disqualified dealers than the 1 a committee of 7 with quorum k = 6 tolerates",
+            "--faulty 4 with --fault equivocate: more dealers disqualified or silent than the 1 a committee of 7 with quorum k = 6 tolerates",
+        ),
+        (
+            &[
+                "demo",
+                "--committee",
+                "4",
+                "--nodes",
+                "4",
+                "--faulty",
+                "2",
+                "--fault",
+                "silent",
+            ],
+            "--faulty 2 with --fault silent: more dealers disqualified or silent than the 1 a committee of 4 with quorum k = 3 tolerates, so the first ceremony fails and its retry, without them, needs 4 other nodes, but --nodes 4 leaves 2: use --nodes 6 or more",
+        ),
+        (
+            &[
+                "demo",
+                "--variant",
+                "complaint",
+                "--committee",
+                "4",
+                "--nodes",
+                "4",
+                "--faulty",
+                "2",
+                "--fault",
+                "silent",
+            ],
+            "--faulty 2 with --fault silent: more dealers disqualified or silent than the 1",
         ),
         (
             &[
