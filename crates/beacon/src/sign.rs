@@ -139,6 +139,17 @@ struct RequestJson {
     message: String,
 }
 
+/// A request's `message`: hex without `0x`, of at most [`MAX_MESSAGE_LEN`] bytes (the length
+/// is checked before decoding). Every scheme's request decodes its message with this.
+pub fn decode_message(hex_text: &str) -> Result<Vec<u8>, RequestError> {
+    if hex_text.len() > 2 * MAX_MESSAGE_LEN {
+        return Err(RequestError::MessageTooLong {
+            len: hex_text.len() / 2,
+        });
+    }
+    hex::decode(hex_text).map_err(|_| RequestError::MessageNotHex)
+}
+
 impl SignRequest {
     /// A request from its parts, validated.
     pub fn new(domain: &str, message: &[u8]) -> Result<Self, RequestError> {
@@ -156,15 +167,19 @@ impl SignRequest {
                 max: MAX_REQUEST_JSON,
             });
         }
-        let wire: RequestJson =
+        // An object only: serde would also take the fields as a JSON array, a form nobody
+        // documents.
+        let value: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
-        check_domain(wire.domain.as_bytes())?;
-        if wire.message.len() > 2 * MAX_MESSAGE_LEN {
-            return Err(RequestError::MessageTooLong {
-                len: wire.message.len() / 2,
-            });
+        if !value.is_object() {
+            return Err(RequestError::Json(
+                "the request must be a JSON object".into(),
+            ));
         }
-        let message = hex::decode(&wire.message).map_err(|_| RequestError::MessageNotHex)?;
+        let wire: RequestJson =
+            serde_json::from_value(value).map_err(|e| RequestError::Json(e.to_string()))?;
+        check_domain(wire.domain.as_bytes())?;
+        let message = decode_message(&wire.message)?;
         SignRequest::new(&wire.domain, &message)
     }
 

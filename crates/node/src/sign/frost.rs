@@ -57,8 +57,8 @@ use sha2::{Digest, Sha256};
 
 use crate::keys::NodeKeys;
 
-/// Longest message a Schnorr signature is made on.
-pub const MAX_MESSAGE_LEN: usize = 65536;
+/// Longest message a Schnorr signature is made on: a BLS request's bound.
+pub const MAX_MESSAGE_LEN: usize = keyquorum_beacon::sign::MAX_MESSAGE_LEN;
 
 const REQUEST_COMMIT: u8 = 1;
 const REQUEST_SIGN: u8 = 2;

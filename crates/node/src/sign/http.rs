@@ -42,7 +42,7 @@ use axum::routing::post;
 use keyquorum_beacon::sign::{MAX_REQUEST_JSON, RequestError, SignRequest};
 use serde_json::{Value, json};
 
-use super::frost::{self, MAX_MESSAGE_LEN, Scheme};
+use super::frost::{self, Scheme};
 use super::{SignError, SignService};
 
 fn error(status: StatusCode, code: &str, message: String, extra: Value) -> Response {
@@ -223,17 +223,9 @@ fn schnorr_request(body: Bytes) -> Result<Parsed, (&'static str, String)> {
         message: String,
     }
     let request: Schnorr = serde_json::from_value(Value::Object(fields)).map_err(bad_json)?;
-    let hex_text = request
-        .message
-        .strip_prefix("0x")
-        .unwrap_or(&request.message);
-    if hex_text.len() > 2 * MAX_MESSAGE_LEN {
-        return Err((
-            "message_too_long",
-            format!("message longer than {MAX_MESSAGE_LEN} bytes"),
-        ));
-    }
-    let message = hex::decode(hex_text).map_err(|e| ("bad_message", e.to_string()))?;
+    // The same rule and answer as a BLS request's message.
+    let message = keyquorum_beacon::sign::decode_message(&request.message)
+        .map_err(|e| (e.code(), e.to_string()))?;
     Ok(Parsed::Schnorr(scheme, message))
 }
 

@@ -153,7 +153,12 @@ async fn a_caller_past_its_burst_is_rate_limited() {
 
 #[tokio::test]
 async fn malformed_requests_are_refused_with_their_code() {
-    let s = service(SignConfig::default(), Some(TOKEN));
+    // A burst for every case: the limit is checked before the body.
+    let config = SignConfig {
+        burst: 32,
+        ..SignConfig::default()
+    };
+    let s = service(config, Some(TOKEN));
     s.set_view(Some(sign_view(1, 1, Some(0))));
     let addr = serve(s.clone()).await;
     let long = format!(
@@ -161,17 +166,32 @@ async fn malformed_requests_are_refused_with_their_code() {
         "00".repeat(keyquorum_beacon::sign::MAX_MESSAGE_LEN + 1)
     );
     let huge = " ".repeat(keyquorum_beacon::sign::MAX_REQUEST_JSON + 1);
-    let cases: [(&str, &str); 6] = [
+    let cases: [(&str, &str); 10] = [
         ("nope", "bad_json"),
+        // The fields as an array: serde takes it for a struct, the API does not.
+        (r#"["d","00"]"#, "bad_json"),
+        // A Schnorr request's message follows the same rule as a BLS one's.
+        (r#"{"scheme":"bip340","message":"0xdead"}"#, "bad_message"),
+        (
+            r#"{"scheme":"frost-secp256k1","message":"abc"}"#,
+            "bad_message",
+        ),
         (r#"{"domain":"d"}"#, "bad_json"),
         (r#"{"domain":"","message":"00"}"#, "bad_domain"),
         (r#"{"domain":"tab\there","message":"00"}"#, "bad_domain"),
         (r#"{"domain":"d","message":"0xdead"}"#, "bad_message"),
         (&long, "message_too_long"),
+        (
+            &long.replace(r#""domain":"d""#, r#""scheme":"bip340""#),
+            "message_too_long",
+        ),
     ];
     for (body, expect) in cases {
         let (status, answer) = post(addr, Some(TOKEN), body).await;
         assert_eq!((status, code(&answer)), (400, expect), "{answer}");
+        if expect == "bad_message" {
+            assert_eq!(answer["message"], "message is not hex", "{answer}");
+        }
     }
     // An oversized body is 413, as on the chain's API.
     let (status, answer) = post(addr, Some(TOKEN), &huge).await;
