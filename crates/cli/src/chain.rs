@@ -20,10 +20,11 @@ use keyquorum_node::cli::CliError;
 /// Arguments of `keyquorum chain`.
 #[derive(Args, Debug, Clone)]
 pub struct ChainArgs {
-    /// Data directory (blocks and pending transactions, in redb).
+    /// Data directory (blocks and pending transactions, in redb) (default: the --config file's,
+    /// else keyquorum-chain).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// HTTP API address (loopback), e.g. 127.0.0.1:7450.
+    /// HTTP API address (loopback) (default: the --config file's, else 127.0.0.1:7450).
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<std::net::SocketAddr>,
     /// Milliseconds between blocks (default: the --config file's, else 1000).

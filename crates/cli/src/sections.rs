@@ -105,10 +105,10 @@ struct NodeArgs {
     /// HTTP address of `GET /sections`.
     #[arg(long, value_name = "ADDR")]
     http_listen: std::net::SocketAddr,
-    /// Length of one DKG round, in milliseconds.
+    /// Length of one DKG round, in milliseconds (50 to 60000).
     #[arg(long, default_value_t = 1000)]
     round_ms: u64,
-    /// Elders a section selects; every node of the network must use the same.
+    /// Elders a section selects (1 to 12); every node of the network must use the same.
     #[arg(long, default_value_t = keyquorum_sections::elders::ELDER_COUNT)]
     elder_count: usize,
     /// Fewest members each half of a split must hold; every node of the network must use the
