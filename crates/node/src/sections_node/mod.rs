@@ -191,7 +191,36 @@ pub enum SectionsNodeError {
 }
 
 /// Runs a sections node until `shutdown` resolves.
+///
+/// A start that fails before the node recorded a section (a usage error, a refused or failed
+/// join) leaves no store behind in a data directory that had none: the directory is as it was,
+/// or removed again if this start created it and it is empty.
 pub async fn run(
+    config: SectionsNodeConfig,
+    keys: Arc<NodeKeys>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), SectionsNodeError> {
+    let db = config.data_dir.join("sections.redb");
+    let dir_existed = config.data_dir.exists();
+    let db_existed = db.exists();
+    let data_dir = config.data_dir.clone();
+    let result = run_in(config, keys.clone(), shutdown).await;
+    if result.is_err() && !db_existed && db.exists() {
+        let recorded = SectionsStore::open(&db, keys)
+            .and_then(|s| s.load().map(|r| r.is_some()))
+            .unwrap_or(true);
+        if !recorded {
+            let _ = std::fs::remove_file(&db);
+            if !dir_existed {
+                // Only if empty: anything else in it is not this start's to remove.
+                let _ = std::fs::remove_dir(&data_dir);
+            }
+        }
+    }
+    result
+}
+
+async fn run_in(
     config: SectionsNodeConfig,
     keys: Arc<NodeKeys>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -1803,14 +1832,25 @@ mod tests {
         start_with(dir.path(), None, elders, vec![peer.clone()])
             .await
             .expect("a restart with --bootstrap alone");
-        // A new node cannot join without the genesis key, and a usage error says so.
+        // A new node cannot join without the genesis key, and a usage error says so; it
+        // leaves no store behind, and no directory it created.
         let new = tempfile::tempdir().unwrap();
-        let err = start_with(new.path(), None, elders, vec![peer])
+        let err = start_with(new.path(), None, elders, vec![peer.clone()])
             .await
             .unwrap_err();
         assert!(
             matches!(&err, SectionsNodeError::Usage(m) if m.contains("--bootstrap needs --genesis-key")),
             "{err}"
+        );
+        assert!(!new.path().join("sections.redb").exists());
+        let created = new.path().join("created");
+        let err = start_with(&created, None, elders, vec![peer])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SectionsNodeError::Usage(_)), "{err}");
+        assert!(
+            !created.exists(),
+            "the directory this start created is gone"
         );
         // The refused join recorded no section parameters: others still start there.
         start_and_stop(new.path(), None, elders + 1).await.unwrap();
