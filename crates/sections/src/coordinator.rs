@@ -219,6 +219,20 @@ pub enum Output {
         /// Our signature.
         signature: NodeSignature,
     },
+    /// Send the failure agreement of `session` again, to the elder named `to` alone: it signed
+    /// that start after its DKG failed here, so it was away while the agreement went round,
+    /// and it stands by the failed start while the restart waits for its signature
+    /// ([`Coordinator::handle_start`]).
+    AgreementAgain {
+        /// The elder that signed the failed start.
+        to: Name,
+        /// The failed session.
+        session: SessionId,
+        /// The agreed non-participants.
+        excluded: BTreeSet<Name>,
+        /// The agreeing candidates' signatures on the observation.
+        signatures: Vec<NodeSignature>,
+    },
     /// As a current elder: a failure agreement checked; select the elders again without
     /// `excluded` and sign the restart.
     FailureAgreed {
@@ -287,6 +301,26 @@ struct Session {
     decision: Decision,
     /// Our run of the session's DKG.
     run: DkgRun,
+}
+
+impl Session {
+    /// The failure agreement this session failed by: the non-participant set more than
+    /// `n - supermajority(n)` candidates signed, with their signatures (as
+    /// [`Output::Restart`] gave them). `None` unless it failed by one.
+    fn agreement(&self) -> Option<(BTreeSet<Name>, Vec<NodeSignature>)> {
+        if !matches!(self.decision, Decision::Failed) {
+            return None;
+        }
+        let n = self.start.candidates.len();
+        let mut by_set: BTreeMap<&BTreeSet<Name>, Vec<NodeSignature>> = BTreeMap::new();
+        for (set, signature) in self.failures.values() {
+            by_set.entry(set).or_default().push(*signature);
+        }
+        by_set
+            .into_iter()
+            .find(|(_, signatures)| signatures.len() > n - supermajority(n))
+            .map(|(set, signatures)| (set.clone(), signatures))
+    }
 }
 
 /// A current elder's handover of one session it signed the start of.
@@ -1102,7 +1136,24 @@ impl Coordinator {
         if !start.names().contains(&self.our_name) {
             return Err(Dropped::NotACandidate);
         }
-        if self.sessions.contains_key(&start.session) {
+        if let Some(session) = self.sessions.get(&start.session) {
+            // An elder that signs a start whose DKG failed here by agreement was away while
+            // the agreement went round: without it, it stands by this start, and the restart
+            // waits for its signature for good (a section of three elders or fewer needs
+            // them all). It gets the agreement again, once its signature on the start checks.
+            let signer = Name::of(&signature.signer);
+            if let Some((excluded, signatures)) = session.agreement()
+                && signer != self.our_name
+                && self.sap.names().contains(&signer)
+                && start.verify(signature)
+            {
+                return Ok(vec![Output::AgreementAgain {
+                    to: signer,
+                    session: start.session,
+                    excluded,
+                    signatures,
+                }]);
+            }
             return Err(Dropped::AlreadyStarted);
         }
         let signer = Name::of(&signature.signer);
@@ -2209,6 +2260,37 @@ mod tests {
         );
         assert_eq!(signatures.len(), 3);
         let (signatures, excluded) = (signatures.clone(), excluded.clone());
+        // An elder that signs the start now (away while the agreement went round) gets the
+        // agreement back from a candidate that holds it, and nothing for a forged signature.
+        let late = net.nodes[&observer]
+            .sap()
+            .names()
+            .into_iter()
+            .find(|e| *e != observer)
+            .unwrap();
+        let late_signature = net
+            .nodes
+            .get_mut(&late)
+            .unwrap()
+            .sign_start(&start)
+            .unwrap();
+        let node = net.nodes.get_mut(&observer).unwrap();
+        assert_eq!(
+            node.handle_start(&start, &late_signature),
+            Ok(vec![Output::AgreementAgain {
+                to: late,
+                session: start.session,
+                excluded: excluded.clone(),
+                signatures: signatures.clone(),
+            }])
+        );
+        let mut forged = late_signature;
+        // The late elder's name with another message's signature.
+        forged.signature = obs.sign(&node_secret(seeds[1])).signature;
+        assert_eq!(
+            node.handle_start(&start, &forged),
+            Err(Dropped::AlreadyStarted)
+        );
         // A current elder that signed the start checks the proof: with one signature fewer, or
         // one of them from a non-candidate, it is refused.
         let elder_name = net.nodes[&observer].sap().names()[0];

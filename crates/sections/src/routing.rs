@@ -10,6 +10,7 @@
 //! | [`Output::StartSigned`] | [`Message::Start`] | the start's candidates |
 //! | [`Output::BroadcastFailure`] | [`Message::Failure`] | the session's other candidates |
 //! | [`Output::Restart`] | [`Message::FailureAgreement`] | the elders of our SAP |
+//! | [`Output::AgreementAgain`] | [`Message::FailureAgreement`] | the elder it names |
 //! | [`Output::SapShare`] | [`Message::SapShare`] | the elders of our SAP |
 //! | [`Output::LinkShare`] | [`Message::LinkShare`] | the other elders the handover is from |
 //! | [`Output::NewElders`] | [`Message::NewElders`] | the members under its prefix, its elders and us |
@@ -96,6 +97,19 @@ pub fn deliveries(coordinator: &Coordinator, members: &[Member], output: &Output
                 signatures: signatures.clone(),
             },
         ),
+        Output::AgreementAgain {
+            to,
+            session,
+            excluded,
+            signatures,
+        } => vec![Delivery {
+            to: *to,
+            message: Message::FailureAgreement {
+                session: *session,
+                excluded: excluded.clone(),
+                signatures: signatures.clone(),
+            },
+        }],
         Output::SapShare {
             session,
             sap,

@@ -16,5 +16,6 @@ mod node_processes;
 mod sections;
 mod sections_catch_up_processes;
 mod sections_processes;
+mod sections_restart_processes;
 mod sections_split_processes;
 mod signing_key_processes;

@@ -1315,6 +1315,13 @@ impl Runtime {
             Output::SapShare { session, .. } => {
                 self.deadlines.remove(&session);
             }
+            Output::AgreementAgain { to, session, .. } => {
+                info!(
+                    session = %hex::encode(&session.0[..4]),
+                    elder = %hex::encode(&to.0[..4]),
+                    "failure agreement sent again to an elder that signed the failed start"
+                );
+            }
             Output::Dkg { .. } | Output::LinkShare { .. } | Output::NewElders(_) => {}
         }
         for Delivery { to, message } in deliveries {

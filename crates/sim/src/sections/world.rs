@@ -870,7 +870,10 @@ impl World {
                     self.misbehave_at_start(at, session, &candidates);
                 }
             }
-            Output::Dkg { .. } | Output::Restart { .. } | Output::LinkShare { .. } => {}
+            Output::Dkg { .. }
+            | Output::Restart { .. }
+            | Output::AgreementAgain { .. }
+            | Output::LinkShare { .. } => {}
             Output::StartSigned { start, .. } => {
                 let node = &self.nodes[&at];
                 if node.fault == Some(SectionFault::Crash)

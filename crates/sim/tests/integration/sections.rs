@@ -138,11 +138,13 @@ fn batch() -> &'static Batch {
         beyond.beyond_bound = true;
         jobs.push((2, None, beyond));
         // Beyond the bound with every joiner after the first elders faulty: equivocating votes
-        // leave an honest elder without a share of the key handed over, and false blame has an
-        // honest node excluded, after which it lags its section; neither is a safety violation.
+        // leave an honest elder without a share of the key handed over (seeds 3 and 25) and an
+        // honest node behind its section (seed 25), and false blame has an honest node
+        // excluded; none of it is a safety violation.
         for (kind, seed) in [
             (SectionFault::Equivocate, 3),
             (SectionFault::FalseBlame, 11),
+            (SectionFault::Equivocate, 25),
         ] {
             let mut cfg = small(seed);
             cfg.faulty = 4;
@@ -322,9 +324,11 @@ fn runs_beyond_the_bound_stay_safe() {
         assert!(!r.did_not_settle, "seed {}", r.seed);
         assert!(!r.acted.is_empty(), "{r:?}");
     }
-    // The two runs that reach what only beyond the bound is allowed do reach it: an honest
-    // elder without a share (seed 3, equivocating votes) and an honest node left behind its
-    // section (seed 11, false blame).
+    // The runs that reach what only beyond the bound is allowed do reach it: an honest elder
+    // without a share (seed 3, equivocating votes) and an honest node left behind its section
+    // (seed 25, equivocating votes). False blame (seed 11) once left an excluded honest elder
+    // behind; since an elder that signs a start that failed by agreement gets the agreement
+    // back, it catches up, and no seed of the first thirty leaves one behind.
     let counts = |seed: u64| {
         batch()
             .beyond
@@ -334,7 +338,7 @@ fn runs_beyond_the_bound_stay_safe() {
             .beyond_bound_counts
     };
     assert!(counts(3).elders_without_share > 0, "{:?}", counts(3));
-    assert!(counts(11).lagging > 0, "{:?}", counts(11));
+    assert!(counts(25).lagging > 0, "{:?}", counts(25));
 }
 
 #[test]

@@ -1,0 +1,119 @@
+//! An elder killed during a handover's DKG, restarted once the others agreed that the DKG
+//! failed without it, in a section of three elders: a restart start needs all three
+//! signatures, so the section moves on only if the restarted elder learns of the agreement it
+//! missed and signs the restart. It learns it from the first elder that receives its signature
+//! on the failed start again. The section then hands over to the three others and, the
+//! absent elder back, to all four.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::sections::{verify, view};
+use common::{NodeSpec, Proc, new_key, wait_for};
+
+const ROUND_MS: &str = "500";
+
+fn start(dir: &std::path::Path, nodes: &[NodeSpec], i: usize, genesis_key: Option<&str>) -> Proc {
+    common::sections::start(
+        dir,
+        nodes,
+        i,
+        genesis_key,
+        ROUND_MS,
+        &["--elder-count", "4"],
+    )
+}
+
+/// Lines of node `i`'s log that hold every one of `needles`.
+fn log_lines(dir: &std::path::Path, i: usize, needles: &[&str]) -> usize {
+    std::fs::read_to_string(dir.join(format!("node{i}.log")))
+        .map(|l| {
+            l.lines()
+                .filter(|line| needles.iter().all(|n| line.contains(n)))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_elder_restarted_after_a_failed_handover_learns_the_agreement_and_signs_the_restart() {
+    let _network = crate::common::network_slot().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _logs = crate::common::LogsOnFailure(dir);
+    std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();
+    let nodes: Vec<NodeSpec> = (0..4).map(|i| new_key(dir, i)).collect();
+
+    let mut procs: Vec<Option<Proc>> = vec![Some(start(dir, &nodes, 0, None))];
+    let genesis = wait_for("the genesis node", Duration::from_secs(30), async || {
+        view(&nodes[0]).await
+    })
+    .await;
+    let genesis_hex = genesis.genesis_key.clone();
+    for i in 1..3 {
+        procs.push(Some(start(dir, &nodes, i, Some(&genesis_hex))));
+        wait_for(
+            &format!("{} elders", i + 1),
+            Duration::from_secs(60),
+            async || {
+                let v = view(&nodes[0]).await?;
+                (v.elders.len() == i + 1 && v.generation == i as u64 + 1).then_some(())
+            },
+        )
+        .await;
+    }
+
+    // The fourth node joins; elder 1 dies once the DKG that would promote it started there.
+    procs.push(Some(start(dir, &nodes, 3, Some(&genesis_hex))));
+    wait_for(
+        "the four-candidate DKG at elder 1",
+        Duration::from_secs(60),
+        async || (log_lines(dir, 1, &["DKG started", "candidates=4"]) > 0).then_some(()),
+    )
+    .await;
+    let restarts_before = log_lines(dir, 0, &["signing a start", "candidates=3"]);
+    procs[1] = None;
+    // The others agree that it failed and sign a restart without elder 1, which cannot be
+    // authorised: it needs elder 1's signature too.
+    wait_for(
+        "the restart signed by elder 0",
+        Duration::from_secs(60),
+        async || {
+            (log_lines(dir, 0, &["signing a start", "candidates=3"]) > restarts_before)
+                .then_some(())
+        },
+    )
+    .await;
+    procs[1] = Some(start(dir, &nodes, 1, Some(&genesis_hex)));
+
+    let views = wait_for(
+        "four elders on one key",
+        Duration::from_secs(90),
+        async || {
+            let mut views = Vec::new();
+            for n in &nodes {
+                let v = view(n).await?;
+                if !v.elder || v.elders.len() != 4 {
+                    return None;
+                }
+                views.push(v);
+            }
+            views
+                .iter()
+                .all(|v| v.section_key == views[0].section_key)
+                .then_some(views)
+        },
+    )
+    .await;
+    for v in &views {
+        verify(v, &genesis_hex);
+    }
+    assert!(
+        [0, 2, 3]
+            .iter()
+            .any(|i| log_lines(dir, *i, &["failure agreement sent again"]) > 0),
+        "the restarted elder learnt the agreement from another node"
+    );
+    drop(procs);
+}
