@@ -499,31 +499,10 @@ impl Drop for NodeProc {
     }
 }
 
-/// A free loopback port below the kernel's ephemeral range.
-///
-/// Ports from the ephemeral range (what binding port 0 returns) are a trap here: while the
-/// chain is not up yet, every node keeps connecting to its port from ephemeral local ports, and
-/// one of those connections can take exactly a port another node or the chain is about to bind.
-/// Ports below the range are never handed out for outgoing connections.
+/// A free loopback port below the kernel's ephemeral range
+/// ([`keyquorum_node::ports::free_loopback_port`]).
 pub(crate) fn free_port(taken: &mut std::collections::BTreeSet<u16>) -> Result<u16, String> {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let (from, to) = (10_000u16, low.max(12_000));
-    let mut x = std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..10_000 {
-        // xorshift: spread demos that run at the same time over the range.
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let port = from + (x % u64::from(to - from)) as u16;
-        if !taken.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            taken.insert(port);
-            return Ok(port);
-        }
-    }
-    Err("no free port".into())
+    keyquorum_node::ports::free_loopback_port(taken)
 }
 
 /// Phase lengths in blocks: a fixed allowance, a per-member one, and one per pair of members.

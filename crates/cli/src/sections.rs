@@ -254,6 +254,9 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
         .await
         .map_err(|e| match e {
             sections_node::SectionsNodeError::Usage(m) => CliError::Usage(m),
+            e @ sections_node::SectionsNodeError::NotAdmitted(a) if a.only_other_params() => {
+                CliError::Usage(e.to_string())
+            }
             e => CliError::failed(e),
         })
     })

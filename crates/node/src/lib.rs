@@ -51,6 +51,7 @@ pub mod keys;
 pub mod keystore;
 pub mod metrics;
 pub mod network;
+pub mod ports;
 pub mod report;
 pub mod runtime;
 pub mod sections_node;

@@ -17,7 +17,13 @@
 //!    possession, its address names the libp2p peer the request came from, its name falls
 //!    under the section's prefix, and it runs the elder's section parameters (the answer's
 //!    parameters are the bootstrap peer's word; this check is the elders', answered
-//!    [`REFUSED_PARAMS`], on which the joiner logs an error saying what to do).
+//!    [`REFUSED_PARAMS`]), and only while its section holds fewer members than its cap
+//!    (`--max-members`, else [`REFUSED_FULL`]). A node that holds no share answers
+//!    [`REFUSED_NOT_ELDER`].
+//! 3. A joiner that no elder admitted is no member: no elder selects it or sends it a session.
+//!    It stops with an error that counts the answers by reason and says what to do
+//!    ([`Admission::failure`]), and leaves no store behind, so the same command can be run
+//!    again.
 //!
 //! A member tells the elders of its SAP it is alive ([`Request::Alive`], its own signed
 //! statement) at start, at every SAP it applies and periodically while it is not an elder, so
@@ -50,6 +56,12 @@ pub const ADMITTED: u8 = 1;
 pub const REFUSED: u8 = 0;
 /// Answer of an elder that did not admit the peer because it runs other section parameters.
 pub const REFUSED_PARAMS: u8 = 2;
+/// Answer of an elder that did not admit the peer because its section holds its cap of
+/// members (`--max-members`).
+pub const REFUSED_FULL: u8 = 3;
+/// Answer of a node asked to admit a peer that holds no share of its section's key: it is no
+/// elder (any more), so the joiner's view of the section is out of date.
+pub const REFUSED_NOT_ELDER: u8 = 4;
 
 const TAG_QUERY: u8 = 0;
 const TAG_ADMIT: u8 = 1;
@@ -338,10 +350,94 @@ pub async fn announce_alive(net: NetworkHandle, statement: AliveStatement, elder
     }
 }
 
-/// Asks each elder to admit `us`, retrying each a few times.
-pub async fn ask_admission(net: NetworkHandle, us: Peer, params: SectionParams, elders: Vec<Peer>) {
+/// What the elders a joiner asked answered ([`ask_admission`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// Elders that admitted us.
+    pub admitted: usize,
+    /// Elders whose section holds its cap of members ([`REFUSED_FULL`]).
+    pub full: usize,
+    /// Elders that run other section parameters ([`REFUSED_PARAMS`]).
+    pub other_params: usize,
+    /// Nodes that are no elders any more ([`REFUSED_NOT_ELDER`]).
+    pub not_elders: usize,
+    /// Elders that refused us for another reason: our entry did not check.
+    pub refused: usize,
+    /// Elders that answered none of our requests.
+    pub unreachable: usize,
+}
+
+impl Admission {
+    fn count(&mut self, answer: &[u8]) {
+        match answer {
+            [ADMITTED] => self.admitted += 1,
+            [REFUSED_FULL] => self.full += 1,
+            [REFUSED_PARAMS] => self.other_params += 1,
+            [REFUSED_NOT_ELDER] => self.not_elders += 1,
+            _ => self.refused += 1,
+        }
+    }
+
+    /// Whether every elder asked answered, and each with the same other section parameters:
+    /// the node was started with the wrong flags (a usage error).
+    pub fn only_other_params(&self) -> bool {
+        self.other_params > 0
+            && self.admitted + self.full + self.not_elders + self.refused + self.unreachable == 0
+    }
+
+    /// Why no elder admitted us, and what to do; `None` if one did. A node no elder admitted
+    /// is no member: no elder selects it or sends it a session, so it must not run as one.
+    pub fn failure(&self) -> Option<String> {
+        if self.admitted > 0 {
+            return None;
+        }
+        let mut reasons = Vec::new();
+        let mut said = |n: usize, what: &str| {
+            if n > 0 {
+                reasons.push(format!("{n} {what}"));
+            }
+        };
+        said(
+            self.full,
+            "said the section holds its cap of members (their --max-members)",
+        );
+        said(self.other_params, "run other section parameters");
+        said(
+            self.not_elders,
+            "are no elders any more (the section handed over since the bootstrap peer answered)",
+        );
+        said(self.refused, "refused this node's entry");
+        said(self.unreachable, "did not answer");
+        let advice = if self.only_other_params() {
+            "start it with the section's --elder-count and --min-section-size"
+        } else if self.full > 0 {
+            "the section takes new members again once members leave or it splits; start this \
+             node again then"
+        } else {
+            "start this node again to ask the section's current elders"
+        };
+        Some(format!(
+            "no elder admitted this node: of the {} asked, {}; {advice}",
+            self.admitted
+                + self.full
+                + self.other_params
+                + self.not_elders
+                + self.refused
+                + self.unreachable,
+            reasons.join(", ")
+        ))
+    }
+}
+
+/// Asks each elder to admit `us`, retrying each a few times, and returns what they answered.
+pub async fn ask_admission(
+    net: NetworkHandle,
+    us: Peer,
+    params: SectionParams,
+    elders: Vec<Peer>,
+) -> Admission {
     let request = Request::Admit(Box::new(us), params).encode();
-    let mut admitted = 0;
+    let mut admission = Admission::default();
     for elder in &elders {
         let identity = key_bytes(&elder.node_key).to_vec();
         if let Some(addr) = elder.addr.parse::<Multiaddr>().ok()
@@ -349,41 +445,53 @@ pub async fn ask_admission(net: NetworkHandle, us: Peer, params: SectionParams, 
         {
             let _ = net.bind_identity(identity.clone(), peer, vec![addr]).await;
         }
+        let mut answer = None;
         for _ in 0..5 {
             match net
                 .send_section_join(Target::Identity(identity.clone()), request.clone())
                 .await
             {
-                Ok(a) if a == [ADMITTED] => {
-                    admitted += 1;
-                    break;
-                }
-                Ok(a) if a == [REFUSED_PARAMS] => {
-                    error!(
-                        elder = %hex::encode(elder.name().0),
-                        elder_count = params.elder_count,
-                        min_section_size = params.min_section_size,
-                        "admission refused: the elder runs other section parameters than this \
-                         node (its bootstrap peer said otherwise); this node will not be \
-                         admitted: stop it and join again from a new data directory with the \
-                         section's --elder-count and --min-section-size"
-                    );
-                    break;
-                }
-                Ok(_) => {
-                    warn!(elder = %hex::encode(elder.name().0), "admission refused");
+                Ok(a) => {
+                    answer = Some(a);
                     break;
                 }
                 Err(e) => warn!(error = %e, "admission request failed"),
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        let elder_name = hex::encode(elder.name().0);
+        match answer.as_deref() {
+            None => admission.unreachable += 1,
+            Some(answer) => {
+                admission.count(answer);
+                match answer {
+                    [ADMITTED] => {}
+                    [REFUSED_PARAMS] => error!(
+                        elder = %elder_name,
+                        elder_count = params.elder_count,
+                        min_section_size = params.min_section_size,
+                        "admission refused: the elder runs other section parameters than this \
+                         node (its bootstrap peer said otherwise)"
+                    ),
+                    [REFUSED_FULL] => warn!(
+                        elder = %elder_name,
+                        "admission refused: the section holds its cap of members"
+                    ),
+                    [REFUSED_NOT_ELDER] => warn!(
+                        elder = %elder_name,
+                        "admission refused: the node asked is no elder any more"
+                    ),
+                    _ => warn!(elder = %elder_name, "admission refused"),
+                }
+            }
+        }
     }
     info!(
-        admitted,
+        admitted = admission.admitted,
         elders = elders.len(),
         "admission asked of the elders"
     );
+    admission
 }
 
 /// Asks each of `elders` to remove us from the section's members, retrying each a few times;
@@ -422,6 +530,66 @@ pub async fn ask_removal(net: &NetworkHandle, elders: &[Peer]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_admission_fails_only_if_no_elder_admitted_and_says_why() {
+        let admitted = Admission {
+            admitted: 1,
+            full: 3,
+            unreachable: 2,
+            ..Default::default()
+        };
+        assert_eq!(admitted.failure(), None);
+        let mut answers = Admission::default();
+        for answer in [
+            [REFUSED_FULL],
+            [REFUSED_PARAMS],
+            [REFUSED_NOT_ELDER],
+            [REFUSED],
+            [9],
+        ] {
+            answers.count(&answer);
+        }
+        answers.unreachable = 1;
+        assert_eq!(
+            answers,
+            Admission {
+                admitted: 0,
+                full: 1,
+                other_params: 1,
+                not_elders: 1,
+                refused: 2,
+                unreachable: 1,
+            }
+        );
+        let why = answers.failure().unwrap();
+        for part in [
+            "of the 6 asked",
+            "1 said the section holds its cap",
+            "1 run other section parameters",
+            "1 are no elders any more",
+            "2 refused this node's entry",
+            "1 did not answer",
+            "once members leave or it splits",
+        ] {
+            assert!(why.contains(part), "{part}: {why}");
+        }
+        assert!(!answers.only_other_params());
+        // Every elder with other parameters: the flags are wrong, and the advice says which.
+        let params = Admission {
+            other_params: 3,
+            ..Default::default()
+        };
+        assert!(params.only_other_params());
+        assert!(params.failure().unwrap().contains("--elder-count"));
+        // No answer at all: ask again.
+        let silent = Admission {
+            unreachable: 3,
+            ..Default::default()
+        };
+        assert!(!silent.only_other_params());
+        assert!(silent.failure().unwrap().contains("start this node again"));
+    }
 
     #[test]
     fn requests_decode_exactly_what_encodes() {

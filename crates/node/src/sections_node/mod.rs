@@ -86,7 +86,7 @@ use keyquorum_sections::catch_up::{self, SectionAnswer};
 pub use keyquorum_sections::catch_up::{CATCH_UP_FAN_OUT, catch_up_targets};
 use keyquorum_sections::coordinator::{Coordinator, Dropped, OpenSplit, Output};
 use keyquorum_sections::dkg::{MAX_ROUNDS, START_GRACE, VOTE_SLACK};
-use keyquorum_sections::elders::{Member, Peer, SectionParams, StartSigner, admit};
+use keyquorum_sections::elders::{AdmitError, Member, Peer, SectionParams, StartSigner, admit};
 use keyquorum_sections::keys::{PublicKey, key_bytes};
 use keyquorum_sections::routing::{self, Delivery};
 use keyquorum_sections::sap::{self, Sap, SignedSap};
@@ -185,6 +185,9 @@ pub enum SectionsNodeError {
     /// Joining failed.
     #[error("join: {0}")]
     Join(String),
+    /// No elder admitted the joiner: what they answered ([`join::Admission::failure`]).
+    #[error("join: {}", .0.failure().unwrap_or_default())]
+    NotAdmitted(join::Admission),
     /// The stored state does not restore.
     #[error("restore: {0}")]
     Restore(String),
@@ -193,7 +196,7 @@ pub enum SectionsNodeError {
 /// Runs a sections node until `shutdown` resolves.
 ///
 /// A start that fails before the node recorded a section (a usage error, a refused or failed
-/// join) leaves no store behind in a data directory that had none: the directory is as it was,
+/// join), or a joiner that no elder admitted, leaves no store behind in a data directory that had none: the directory is as it was,
 /// or removed again if this start created it and it is empty.
 pub async fn run(
     config: SectionsNodeConfig,
@@ -206,9 +209,11 @@ pub async fn run(
     let data_dir = config.data_dir.clone();
     let result = run_in(config, keys.clone(), shutdown).await;
     if result.is_err() && !db_existed && db.exists() {
-        let recorded = SectionsStore::open(&db, keys)
-            .and_then(|s| s.load().map(|r| r.is_some()))
-            .unwrap_or(true);
+        // A joiner no elder admitted recorded the section it asked, but is no member of it.
+        let recorded = !matches!(result, Err(SectionsNodeError::NotAdmitted(_)))
+            && SectionsStore::open(&db, keys)
+                .and_then(|s| s.load().map(|r| r.is_some()))
+                .unwrap_or(true);
         if !recorded {
             let _ = std::fs::remove_file(&db);
             if !dir_existed {
@@ -380,18 +385,18 @@ async fn run_in(
     if stored {
         rt.announce_alive(true);
     }
-    if !join_to.is_empty() {
+    let admission = (!join_to.is_empty()).then(|| {
         tokio::spawn(join::ask_admission(
             net.clone(),
             our_peer,
             config.params,
             join_to,
-        ));
-    }
+        ))
+    });
     // An elder after a restart: re-sign and resend the start its members call for.
     rt.elect()?;
     rt.publish();
-    let result = rt.run(events, shutdown).await;
+    let result = rt.run(events, admission, shutdown).await;
     net.shutdown().await;
     result
 }
@@ -760,9 +765,12 @@ impl Runtime {
         self.peers.insert(peer.name(), peer);
     }
 
+    /// Runs until `shutdown`, or until `admission` (a joiner's requests to be admitted) ends
+    /// with no elder that admitted it.
     async fn run(
         &mut self,
         mut events: mpsc::Receiver<NetEvent>,
+        mut admission: Option<tokio::task::JoinHandle<join::Admission>>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), SectionsNodeError> {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -771,6 +779,16 @@ impl Runtime {
         loop {
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
+                asked = async { admission.as_mut().expect("guarded").await }, if admission.is_some() => {
+                    admission = None;
+                    match asked {
+                        Ok(asked) if asked.failure().is_some() => {
+                            return Err(SectionsNodeError::NotAdmitted(asked));
+                        }
+                        Ok(_) => {}
+                        Err(e) => warn!(error = %e, "the admission task failed"),
+                    }
+                }
                 event = events.recv() => match event {
                     Some(event) => self.on_event(event)?,
                     None => return Ok(()),
@@ -837,7 +855,7 @@ impl Runtime {
             Ok(join::Request::Admit(peer, params)) => {
                 let c = self.coordinator.coordinator();
                 if c.our_share().is_none() {
-                    return Ok(vec![join::REFUSED]);
+                    return Ok(vec![join::REFUSED_NOT_ELDER]);
                 }
                 if let Some(code) = join::refusal(
                     &peer,
@@ -863,9 +881,9 @@ impl Runtime {
                         self.elect()?;
                     }
                     Ok(false) => {}
-                    Err(e) => {
+                    Err(e @ AdmitError::SectionFull { .. }) => {
                         warn!(name = %hex::encode(sender.0), reason = %e, "member not admitted");
-                        return Ok(vec![join::REFUSED]);
+                        return Ok(vec![join::REFUSED_FULL]);
                     }
                 }
                 Ok(vec![join::ADMITTED])
@@ -1671,12 +1689,10 @@ mod tests {
         }
     }
 
+    /// A port below the ephemeral range: between its choice and a node's bind (or a node's
+    /// second start on it) no outgoing connection can take it.
     fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+        crate::ports::free_loopback_port(&mut Default::default()).unwrap()
     }
 
     /// Runs a node on `dir` that stops as soon as it has started; its error if it refused.
@@ -1772,6 +1788,73 @@ mod tests {
         start_with(joiner.path(), Some(genesis), elders, vec![bootstrap])
             .await
             .expect("a joiner with the network's parameters");
+        let _ = stop.send(());
+        running.await.unwrap().unwrap();
+    }
+
+    /// A joiner that every elder refuses because the section holds its cap of members stops
+    /// with an error saying so, and leaves no store behind: the same command runs again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_joiner_refused_by_a_full_section_stops_and_leaves_no_store() {
+        let elders = SectionParams::default().elder_count;
+        let founder_dir = tempfile::tempdir().unwrap();
+        let founder_keys = Arc::new(NodeKeys::from_master(&[8; 32]));
+        let port = free_port();
+        let mut founder = node_config(founder_dir.path(), port, None, elders, Vec::new());
+        founder.max_members = 1;
+        run(founder.clone(), founder_keys.clone(), async {})
+            .await
+            .unwrap();
+        let genesis = SectionsStore::open(
+            &founder_dir.path().join("sections.redb"),
+            founder_keys.clone(),
+        )
+        .unwrap()
+        .load()
+        .unwrap()
+        .unwrap()
+        .0
+        .genesis_key;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(run(founder, founder_keys.clone(), async move {
+            let _ = stopped.await;
+        }));
+        let bootstrap: Multiaddr =
+            format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", founder_keys.peer_id())
+                .parse()
+                .unwrap();
+
+        let parent = tempfile::tempdir().unwrap();
+        let joiner = parent.path().join("joiner");
+        let config = node_config(&joiner, free_port(), Some(genesis), elders, vec![bootstrap]);
+        let err = tokio::time::timeout(
+            Duration::from_secs(60),
+            run(
+                config,
+                Arc::new(NodeKeys::from_master(&[5; 32])),
+                std::future::pending(),
+            ),
+        )
+        .await
+        .expect("the joiner stops on its own")
+        .unwrap_err();
+        let SectionsNodeError::NotAdmitted(admission) = &err else {
+            panic!("not a refused admission: {err}");
+        };
+        assert_eq!(
+            *admission,
+            join::Admission {
+                full: 1,
+                ..Default::default()
+            }
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("no elder admitted this node")
+                && message.contains("1 said the section holds its cap of members"),
+            "{message}"
+        );
+        assert!(!joiner.exists(), "the directory this start created is gone");
         let _ = stop.send(());
         running.await.unwrap().unwrap();
     }

@@ -8,7 +8,6 @@
 pub mod drand_js;
 pub mod sections;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -91,22 +90,7 @@ fn print_logs_if_panicking(dir: &Path) {
 /// A free loopback port below the kernel's ephemeral range, so that no outgoing connection
 /// (nodes polling the chain, dialing each other) can take it between choosing and binding.
 pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let (from, to) = (10_000u64, u64::from(low.max(12_000)));
-    for _ in 0..10_000 {
-        let i = NEXT.fetch_add(1, Ordering::Relaxed);
-        let x = (u64::from(std::process::id()) * 7919 + i * 104_729) % (to - from);
-        let port = (from + x) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port");
+    keyquorum_node::ports::free_loopback_port(&mut Default::default()).expect("a free port")
 }
 
 pub fn log_file(dir: &Path, name: &str) -> Stdio {
