@@ -199,12 +199,21 @@ pub fn split(
 /// non-participants) are never selected, but still count as members for the split: a split's
 /// halves run independent sessions, and once one half's restart excludes a node the other half
 /// may already be handed over, so the restart must split the same way.
+///
+/// `restart`: a session of this generation failed, and this is its restart (seed 002: the DKG
+/// runs again without the nodes that did not take part). It runs even onto the current
+/// elders, which hands the section over to a new key of the same elders: the excluded are
+/// absent until they state they run at a later generation ([`crate::absence`]), and without
+/// that later generation a member excluded from its own promotion (a joiner that crashed
+/// during its first DKG) could come back only when some other membership change moved the
+/// section on.
 pub fn next_starts(
     sap: &Sap,
     generation: u64,
     members: &[Member],
     params: &SectionParams,
     excluded: &BTreeSet<Name>,
+    restart: bool,
 ) -> Vec<DkgStart> {
     let members: Vec<Member> = members
         .iter()
@@ -222,7 +231,12 @@ pub fn next_starts(
             .collect();
     }
     let current: BTreeSet<Name> = sap.names().into_iter().collect();
-    elder_change(&current, &members, params.elder_count, excluded)
+    let candidates = if restart {
+        Some(select_elders(&members, params.elder_count, excluded))
+    } else {
+        elder_change(&current, &members, params.elder_count, excluded)
+    };
+    candidates
         .filter(|c| !c.is_empty())
         .map(|c| DkgStart::new(sap.prefix, c, generation))
         .into_iter()
@@ -417,7 +431,15 @@ impl StartSigner {
         let excluded = self.absentees.absent();
         let mut starts = Vec::new();
         if coordinator.our_share().is_some() && open.iter().all(|o| o.generation != generation) {
-            starts = next_starts(coordinator.sap(), generation, members, params, &excluded);
+            let restart = self.attempt(&coordinator.sap().prefix, generation) > 0;
+            starts = next_starts(
+                coordinator.sap(),
+                generation,
+                members,
+                params,
+                &excluded,
+                restart,
+            );
         }
         for open in &open {
             starts.extend(open_split_starts(open, members, params, &excluded));
@@ -529,7 +551,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_next_starts_are_a_split_an_elder_change_or_nothing() {
+    fn the_next_starts_are_a_split_an_elder_change_a_restart_or_nothing() {
         let members: Vec<Member> = (0..12).map(|i| member(i, 1)).collect();
         let params = SectionParams {
             elder_count: 3,
@@ -543,10 +565,16 @@ pub(crate) mod tests {
             section_key: crate::chain::tests::key(99).1,
         };
         // The elders' own members: no change, no split (three cannot give two halves of two).
-        assert!(next_starts(&sap, 4, &members[..3], &params, &none).is_empty());
+        assert!(next_starts(&sap, 4, &members[..3], &params, &none, false).is_empty());
+        // The restart of a failed session of this generation runs onto the same elders: a new
+        // key, so that those it excluded can state they run at a later generation.
+        let restart = next_starts(&sap, 4, &members[..3], &params, &none, true);
+        assert_eq!(restart.len(), 1);
+        assert_eq!(restart[0].candidates, elders);
+        assert_eq!(restart[0].generation, 4);
         // Every member: both halves have two or more, so two starts, one per child, each
         // with the half's elders, on the same generation.
-        let starts = next_starts(&sap, 4, &members, &params, &none);
+        let starts = next_starts(&sap, 4, &members, &params, &none, false);
         assert_eq!(starts.len(), 2);
         let [(p0, low), (p1, high)] = split(&Prefix::ROOT, &members, 2).unwrap();
         assert_eq!(starts[0].prefix, p0);
@@ -563,7 +591,7 @@ pub(crate) mod tests {
             elder_count: 3,
             min_section_size: 12,
         };
-        let change = next_starts(&sap, 4, &members, &big, &none);
+        let change = next_starts(&sap, 4, &members, &big, &none, false);
         assert_eq!(change.len(), 1);
         assert_eq!(change[0].prefix, Prefix::ROOT);
         assert_eq!(change[0].candidates, select_elders(&members, 3, &none));
@@ -575,7 +603,7 @@ pub(crate) mod tests {
         };
         let mut child = child;
         child.elders.sort_by_key(Peer::name);
-        let starts = next_starts(&child, 5, &members, &big, &none);
+        let starts = next_starts(&child, 5, &members, &big, &none, false);
         assert!(starts.iter().all(|s| s.prefix == p0));
         assert!(
             starts
@@ -758,7 +786,7 @@ pub(crate) mod tests {
         let [(p0, low), _] = split(&Prefix::ROOT, &members, 2).unwrap();
         // Exclude all but one of the low half: too few left to split on.
         let excluded: BTreeSet<Name> = low[1..].iter().map(|m| m.peer.name()).collect();
-        let starts = next_starts(&sap, 4, &members, &params, &excluded);
+        let starts = next_starts(&sap, 4, &members, &params, &excluded, false);
         assert_eq!(starts.len(), 2);
         assert_eq!(starts[0].prefix, p0);
         assert_eq!(starts[0].names(), vec![low[0].peer.name()]);
@@ -770,7 +798,7 @@ pub(crate) mod tests {
         // Every member of the low half excluded: only the high half starts, never a start
         // without candidates (which no candidate could check).
         let excluded: BTreeSet<Name> = low.iter().map(|m| m.peer.name()).collect();
-        let starts = next_starts(&sap, 4, &members, &params, &excluded);
+        let starts = next_starts(&sap, 4, &members, &params, &excluded, false);
         assert_eq!(starts.len(), 1);
         assert_ne!(starts[0].prefix, p0);
         assert!(!starts[0].names().is_empty());

@@ -4,6 +4,10 @@
 //! missed and signs the restart. It learns it from the first elder that receives its signature
 //! on the failed start again. The section then hands over to the three others and, the
 //! absent elder back, to all four.
+//!
+//! A joiner killed during the DKG that would promote it: the restart without it runs onto the
+//! three elders it would have joined, which moves the section to a later generation, at which
+//! the restarted joiner states it runs and is selected again.
 
 use crate::common;
 
@@ -115,5 +119,79 @@ async fn an_elder_restarted_after_a_failed_handover_learns_the_agreement_and_sig
             .any(|i| log_lines(dir, *i, &["failure agreement sent again"]) > 0),
         "the restarted elder learnt the agreement from another node"
     );
+    drop(procs);
+}
+
+/// A joiner killed during the DKG that would promote it, restarted once the others agreed
+/// that the DKG failed without it: it tells the elders it runs at the generation of their
+/// restart, and they select it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_killed_during_its_promotion_is_promoted_after_its_restart() {
+    let _network = crate::common::network_slot().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _logs = crate::common::LogsOnFailure(dir);
+    std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();
+    let nodes: Vec<NodeSpec> = (0..4).map(|i| new_key(dir, i)).collect();
+
+    let mut procs: Vec<Option<Proc>> = vec![Some(start(dir, &nodes, 0, None))];
+    let genesis = wait_for("the genesis node", Duration::from_secs(30), async || {
+        view(&nodes[0]).await
+    })
+    .await;
+    let genesis_hex = genesis.genesis_key.clone();
+    for i in 1..3 {
+        procs.push(Some(start(dir, &nodes, i, Some(&genesis_hex))));
+        wait_for(
+            &format!("{} elders", i + 1),
+            Duration::from_secs(60),
+            async || {
+                let v = view(&nodes[0]).await?;
+                (v.elders.len() == i + 1 && v.generation == i as u64 + 1).then_some(())
+            },
+        )
+        .await;
+    }
+
+    // The fourth node joins and dies once the DKG that would promote it started there.
+    procs.push(Some(start(dir, &nodes, 3, Some(&genesis_hex))));
+    wait_for(
+        "the four-candidate DKG at the joiner",
+        Duration::from_secs(60),
+        async || (log_lines(dir, 3, &["DKG started", "candidates=4"]) > 0).then_some(()),
+    )
+    .await;
+    procs[3] = None;
+    // The three elders agree that it failed and restart the DKG without it, onto themselves.
+    wait_for(
+        "the failure agreement at elder 0",
+        Duration::from_secs(60),
+        async || (log_lines(dir, 0, &["failure agreement checked"]) > 0).then_some(()),
+    )
+    .await;
+    procs[3] = Some(start(dir, &nodes, 3, Some(&genesis_hex)));
+
+    let views = wait_for(
+        "four elders on one key",
+        Duration::from_secs(90),
+        async || {
+            let mut views = Vec::new();
+            for n in &nodes {
+                let v = view(n).await?;
+                if !v.elder || v.elders.len() != 4 {
+                    return None;
+                }
+                views.push(v);
+            }
+            views
+                .iter()
+                .all(|v| v.section_key == views[0].section_key)
+                .then_some(views)
+        },
+    )
+    .await;
+    for v in &views {
+        verify(v, &genesis_hex);
+    }
     drop(procs);
 }

@@ -1515,6 +1515,7 @@ impl World {
                 &self.members,
                 &self.params,
                 &BTreeSet::new(),
+                false,
             );
             if !starts.is_empty() {
                 return Err(Violation::NotLive {
