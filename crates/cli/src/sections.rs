@@ -254,6 +254,11 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
         .await
         .map_err(|e| match e {
             sections_node::SectionsNodeError::Usage(m) => CliError::Usage(m),
+            // The flags contradict the data directory, as at a join they contradict the
+            // network: a usage error either way.
+            sections_node::SectionsNodeError::Store(
+                e @ keyquorum_node::sections_store::SectionsStoreError::OtherParams { .. },
+            ) => CliError::Usage(e.to_string()),
             e @ sections_node::SectionsNodeError::NotAdmitted(a) if a.only_other_params() => {
                 CliError::Usage(e.to_string())
             }

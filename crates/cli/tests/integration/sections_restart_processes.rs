@@ -195,3 +195,32 @@ async fn a_joiner_killed_during_its_promotion_is_promoted_after_its_restart() {
     }
     drop(procs);
 }
+
+/// A restart with other section parameters than the data directory was started with is a
+/// usage error (exit 2), as a join with other parameters than the network's is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_other_section_parameters_exits_2_and_names_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _logs = crate::common::LogsOnFailure(dir);
+    std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();
+    let nodes = vec![new_key(dir, 0)];
+    let first = start(dir, &nodes, 0, None);
+    wait_for("the genesis node", Duration::from_secs(30), async || {
+        view(&nodes[0]).await
+    })
+    .await;
+    drop(first);
+    let mut other =
+        common::sections::start(dir, &nodes, 0, None, ROUND_MS, &["--elder-count", "5"]);
+    let status = wait_for("the restart to stop", Duration::from_secs(30), async || {
+        other.0.try_wait().unwrap()
+    })
+    .await;
+    assert_eq!(status.code(), Some(2));
+    let log = std::fs::read_to_string(dir.join("node0.log")).unwrap();
+    assert!(
+        log.contains("was started with --elder-count 4") && log.contains("not 5"),
+        "{log}"
+    );
+}
