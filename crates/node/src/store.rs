@@ -402,6 +402,11 @@ pub struct NodeState {
     /// ([`Store::forget_deregistration`]).
     #[serde(default)]
     pub deregistered_at: Option<u64>,
+    /// Started with `--rejoin` and not caught up with the chain since: a deregistration in a
+    /// block processed meanwhile was signed before the operator asked to rejoin, so it is not
+    /// recorded in [`NodeState::deregistered_at`]; one processed after the catch-up is.
+    #[serde(default)]
+    pub rejoining: bool,
     /// Whether the chain has our verifiable-encryption key (complaint-variant ceremonies select
     /// only nodes that set one).
     #[serde(default)]
@@ -707,15 +712,18 @@ impl Store {
     }
 
     /// Forgets that this node was deregistered ([`NodeState::deregistered_at`]), durably, so
-    /// that it registers again (`--rejoin`). A deregistration in a block it processes later
-    /// is recorded again.
+    /// that it registers again (`--rejoin`). Deregistrations in blocks it processes before it
+    /// has caught up with the chain are of before this start and not recorded
+    /// ([`NodeState::rejoining`]); a later one is.
     pub fn forget_deregistration(&self) -> Result<(), StoreError> {
         let Some(mut state) = self.load_state()? else {
             return Ok(());
         };
-        if state.deregistered_at.take().is_none() {
+        let forgotten = state.deregistered_at.take().is_some();
+        if !forgotten && state.rejoining {
             return Ok(());
         }
+        state.rejoining = true;
         let mut batch = self.begin()?;
         batch.put_state(&state)?;
         batch.commit()

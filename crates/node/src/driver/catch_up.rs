@@ -99,9 +99,15 @@ impl Driver {
         let head = self.head.map_or(height, |h| h.max(height));
         self.head = Some(head);
         let mut effects = Vec::new();
-        if self.state.cursor > head && (self.catching_up() || !self.state.caught_up) {
+        let settle = self.catching_up() || !self.state.caught_up;
+        if self.state.cursor > head && (settle || self.state.rejoining) {
             let mut batch = self.store.begin()?;
-            self.caught_up(&mut batch, &mut effects)?;
+            if settle {
+                self.caught_up(&mut batch, &mut effects)?;
+            }
+            // Every block of before `--rejoin` is processed: a deregistration from now on is
+            // a later one, recorded.
+            self.state.rejoining = false;
             self.commit(batch)?;
         }
         Ok(effects)

@@ -289,9 +289,17 @@ impl Driver {
                 self.state.verifiable_keys.remove(&hex::encode(identity.0));
                 self.state.encryption_keys.remove(&hex::encode(identity.0));
                 if identity.0 == self.me.to_bytes() {
-                    info!(height, "deregistered on chain");
                     self.state.registered = false;
-                    self.state.deregistered_at = Some(height);
+                    if self.state.rejoining {
+                        info!(
+                            height,
+                            "deregistered on chain before this start with --rejoin: registering \
+                             again once caught up"
+                        );
+                    } else {
+                        info!(height, "deregistered on chain");
+                        self.state.deregistered_at = Some(height);
+                    }
                     self.observe(Observation::Registration { registered: false });
                 }
             }

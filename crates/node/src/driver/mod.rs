@@ -516,6 +516,10 @@ impl Driver {
         if self.catch_up_due(block.height) {
             self.caught_up(&mut batch, &mut out.effects)?;
         }
+        if self.head.is_some_and(|h| block.height >= h) {
+            // The blocks of before `--rejoin` are processed (as in `set_head`).
+            self.state.rejoining = false;
+        }
         // Posts are useful until the end of the phase they were made in.
         for e in &mut out.effects {
             if let Effect::Submit(s) = e

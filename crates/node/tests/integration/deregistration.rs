@@ -1,5 +1,6 @@
 //! A node its operator deregistered stays out: it does not register again by itself
-//! (`NodeState::deregistered_at`), and `--rejoin` (`NodeConfig::rejoin`) registers it again.
+//! (`NodeState::deregistered_at`), and `--rejoin` (`NodeConfig::rejoin`) registers it again,
+//! also after a deregistration it processes only after that start (`NodeState::rejoining`).
 //! Two nodes on an embedded chain with a one-seat committee; the unseated one's operator
 //! deregisters it with `keyquorum account` while it runs.
 
@@ -101,31 +102,15 @@ async fn a_deregistered_node_stays_out_until_it_is_started_with_rejoin() {
 
     until_registered(&client, &other, true, "node 1 never registered").await;
     // Unseated, its stake is free whenever no view change it plays in runs.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let applied = loop {
-        assert!(
-            Instant::now() < deadline,
-            "the deregistration was never taken"
-        );
-        match send(&client, CHAIN_ID, other.identity(), TxBody::Deregister).await {
-            Ok(applied) => break applied,
-            Err(AccountError::Refused { code, .. }) if code == "stake_locked" => {}
-            Err(e) => panic!("deregister: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let applied = deregister(&client, &other).await;
     // Before, the node registered again within 30 blocks of seeing itself unregistered (its
     // balance pays for it); it now stays out for good.
-    while height(&client).await < applied.height + 100 {
-        let now = account(&client, other.identity().public()).await.unwrap();
-        assert!(!now.registered, "the node registered again: {now:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stays_out(&client, &other, applied.height).await;
 
     // Started again with --rejoin, it registers.
     drop(stop);
     running.await.unwrap();
-    let (_stop, _running) = start(&url, 1, 100, dirs[1].path(), true);
+    let (stop, running) = start(&url, 1, 100, dirs[1].path(), true);
     until_registered(
         &client,
         &other,
@@ -133,4 +118,51 @@ async fn a_deregistered_node_stays_out_until_it_is_started_with_rejoin() {
         "the node did not register with --rejoin",
     )
     .await;
+
+    // Deregistered while it is stopped, and started with --rejoin: the deregistration is in a
+    // block it processes after this start. Before, it recorded it then and stayed out.
+    drop(stop);
+    running.await.unwrap();
+    deregister(&client, &other).await;
+    let (stop, running) = start(&url, 1, 100, dirs[1].path(), true);
+    until_registered(
+        &client,
+        &other,
+        true,
+        "the node did not register with --rejoin after a deregistration it had not seen",
+    )
+    .await;
+
+    // Once caught up, a later deregistration counts again, --rejoin or not.
+    let applied = deregister(&client, &other).await;
+    stays_out(&client, &other, applied.height).await;
+    drop(stop);
+    running.await.unwrap();
+}
+
+/// Deregisters `keys`' node once its stake is free (it retries while the chain answers
+/// `stake_locked`).
+async fn deregister(client: &Client, keys: &NodeKeys) -> keyquorum_node::account::Applied {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the deregistration was never taken"
+        );
+        match send(client, CHAIN_ID, keys.identity(), TxBody::Deregister).await {
+            Ok(applied) => return applied,
+            Err(AccountError::Refused { code, .. }) if code == "stake_locked" => {}
+            Err(e) => panic!("deregister: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Asserts that `keys`' node stays unregistered for 100 blocks after `from`.
+async fn stays_out(client: &Client, keys: &NodeKeys, from: u64) {
+    while height(client).await < from + 100 {
+        let now = account(client, keys.identity().public()).await.unwrap();
+        assert!(!now.registered, "the node registered again: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
