@@ -234,6 +234,18 @@ impl SectionsStore {
         Ok(t.get(key).map_err(dberr)?.map(|v| v.value().to_vec()))
     }
 
+    /// Records whether this node, having joined, still waits for an elder to admit it: a start
+    /// on a store where it does asks the elders again.
+    pub fn set_admission_pending(&self, pending: bool) -> Result<(), SectionsStoreError> {
+        self.put_node("admission_pending", &[u8::from(pending)])
+    }
+
+    /// Whether this node joined and no elder has admitted it yet
+    /// ([`SectionsStore::set_admission_pending`]).
+    pub fn admission_pending(&self) -> Result<bool, SectionsStoreError> {
+        Ok(self.get_node("admission_pending")?.as_deref() == Some(&[1]))
+    }
+
     /// Records that the node left its section (`keyquorum sections leave`), for good.
     pub fn mark_left(&self) -> Result<(), SectionsStoreError> {
         self.put_node("left", &[1])

@@ -272,6 +272,17 @@ impl Absentees {
         }
     }
 
+    /// Whether `name` was held absent at a generation before `generation` (and may be back
+    /// since): it failed a DKG it was selected for before. A node restarted from its store
+    /// replays this generation's agreements onto the stored record, which they already name
+    /// at `generation`; they count as they did before the restart.
+    pub fn excluded_before(&self, name: &Name, generation: u64) -> bool {
+        self.entries
+            .get(name)
+            .and_then(|e| e.excluded_at)
+            .is_some_and(|g| g < generation)
+    }
+
     /// Whether `name` is absent.
     pub fn is_absent(&self, name: &Name) -> bool {
         self.entries.get(name).is_some_and(Entry::absent)

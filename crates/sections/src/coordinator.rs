@@ -779,6 +779,15 @@ impl Coordinator {
         self.handovers.get(session).map(|h| &h.parent)
     }
 
+    /// Whether we were ever a candidate of a start we took (its DKG pending or started, or
+    /// decided), or hold a share: a node some elders selected.
+    pub fn selected(&self) -> bool {
+        self.our_share.is_some()
+            || self.sap.names().contains(&self.our_name)
+            || !self.sessions.is_empty()
+            || !self.pending.is_empty()
+    }
+
     /// Whether state is held for `session` (pending or started).
     pub fn knows(&self, session: &SessionId) -> bool {
         self.pending.contains_key(session) || self.sessions.contains_key(session)

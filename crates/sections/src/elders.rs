@@ -314,6 +314,10 @@ pub struct StartSigner {
     /// Per prefix and generation, the attempt of the next start: one more than the latest
     /// failed session whose agreement we checked ([`crate::session::DkgStart::attempt`]).
     attempts: BTreeMap<(Prefix, u64), u32>,
+    /// The prefixes and generations whose restart runs even onto the current elders
+    /// ([`next_starts`] with `restart`): a checked agreement there named a member not held
+    /// absent at an earlier generation.
+    rekeys: BTreeSet<(Prefix, u64)>,
 }
 
 impl StartSigner {
@@ -323,6 +327,7 @@ impl StartSigner {
             absentees,
             signed: BTreeSet::new(),
             attempts: BTreeMap::new(),
+            rekeys: BTreeSet::new(),
         }
     }
 
@@ -351,6 +356,12 @@ impl StartSigner {
     /// checked the same agreement sign the same restart; a node restarted from its store
     /// replays the agreement and so counts it again. Returns whether the absentee record
     /// changed.
+    ///
+    /// The restart runs even onto the current elders (a new key of theirs, so that the section
+    /// reaches the later generation the excluded must state they run at) only if the agreement
+    /// names a member not held absent at an earlier generation: a member that fails every DKG
+    /// it is selected for costs one such handover, and is then back only when another change
+    /// moves the section on.
     pub fn agreement_checked(
         &mut self,
         prefix: Prefix,
@@ -359,7 +370,15 @@ impl StartSigner {
         excluded: impl IntoIterator<Item = Name>,
     ) -> Result<bool, AbsenceError> {
         self.replaced_start_failed(prefix, generation, attempt);
-        self.agreed(generation, excluded)
+        let excluded: Vec<Name> = excluded.into_iter().collect();
+        let first = excluded
+            .iter()
+            .any(|n| !self.absentees.excluded_before(n, generation));
+        let recorded = self.agreed(generation, excluded)?;
+        if first {
+            self.rekeys.insert((prefix, generation));
+        }
+        Ok(recorded)
     }
 
     /// As an elder: a valid failure agreement for a start of `prefix` at `generation` and
@@ -431,7 +450,9 @@ impl StartSigner {
         let excluded = self.absentees.absent();
         let mut starts = Vec::new();
         if coordinator.our_share().is_some() && open.iter().all(|o| o.generation != generation) {
-            let restart = self.attempt(&coordinator.sap().prefix, generation) > 0;
+            let restart = self
+                .rekeys
+                .contains(&(coordinator.sap().prefix, generation));
             starts = next_starts(
                 coordinator.sap(),
                 generation,
@@ -449,6 +470,7 @@ impl StartSigner {
         self.attempts.retain(|(_, g), _| {
             g.saturating_add(1) >= generation || open.iter().any(|o| o.generation == *g)
         });
+        self.rekeys.retain(|(_, g)| *g >= generation);
         // The coordinator keeps an open split's attempt across restarts, where ours is lost
         // with the log that counted it.
         for open in &open {
@@ -728,6 +750,52 @@ pub(crate) mod tests {
         assert_eq!(starts.len(), 1);
         assert!(starts[0].names().contains(&x));
         assert_eq!(starts[0].generation, 2);
+    }
+
+    /// A joiner excluded from the DKG that would promote it: the restart runs onto the
+    /// current elders (a new key, a later generation, at which its statement brings it back).
+    /// Excluded again after that, it costs no second such handover.
+    #[test]
+    fn a_first_exclusion_restarts_onto_the_current_elders_and_a_second_does_not() {
+        let params = SectionParams {
+            elder_count: 4,
+            min_section_size: 100,
+        };
+        let members: Vec<Member> = (0..4).map(|i| member(i, 1)).collect();
+        let none = BTreeSet::new();
+        let joiner = members[3].peer.name();
+        let elders: Vec<Peer> = members[..3].iter().map(|m| m.peer.clone()).collect();
+        let mut signer = StartSigner::default();
+        let first = elder_at(1, elders.clone());
+        let [promotion] = &signer.starts_to_sign(&first, &members, &params)[..] else {
+            panic!("one start");
+        };
+        assert_eq!(promotion.candidates, select_elders(&members, 4, &none));
+
+        signer
+            .agreement_checked(Prefix::ROOT, 1, 0, [joiner])
+            .unwrap();
+        let [restart] = &signer.starts_to_sign(&first, &members, &params)[..] else {
+            panic!("the restart onto the current elders");
+        };
+        let mut current = elders.clone();
+        current.sort_by_key(Peer::name);
+        assert_eq!(restart.candidates, current);
+        assert_eq!((restart.generation, restart.attempt), (1, 1));
+
+        // At the restart's generation the joiner states it runs and is selected again.
+        let second = elder_at(2, elders);
+        let back = crate::absence::AliveStatement::sign(&key(3).0, 2);
+        assert_eq!(signer.alive(&back, 2), Ok(Taken::Back));
+        let [again] = &signer.starts_to_sign(&second, &members, &params)[..] else {
+            panic!("the promotion again");
+        };
+        assert!(again.names().contains(&joiner));
+        // Excluded a second time: no handover onto the same elders again.
+        signer
+            .agreement_checked(Prefix::ROOT, 2, 0, [joiner])
+            .unwrap();
+        assert!(signer.starts_to_sign(&second, &members, &params).is_empty());
     }
 
     #[test]

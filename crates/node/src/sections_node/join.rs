@@ -20,10 +20,12 @@
 //!    [`REFUSED_PARAMS`]), and only while its section holds fewer members than its cap
 //!    (`--max-members`, else [`REFUSED_FULL`]). A node that holds no share answers
 //!    [`REFUSED_NOT_ELDER`].
-//! 3. A joiner that no elder admitted is no member: no elder selects it or sends it a session.
-//!    It stops with an error that counts the answers by reason and says what to do
-//!    ([`Admission::failure`]), and leaves no store behind, so the same command can be run
-//!    again.
+//! 3. A joiner that no elder admitted, and that no start names, is no member: no elder selects
+//!    it or sends it a session. It stops with an error that counts the answers by reason and
+//!    says what to do ([`Admission::failure`]), and removes its section state, so the same
+//!    command can be run again. Being selected counts as an admission whose answers were lost.
+//!    A joiner stopped while it asked asks again at its next start (the store records that it
+//!    waits for an admission).
 //!
 //! A member tells the elders of its SAP it is alive ([`Request::Alive`], its own signed
 //! statement) at start, at every SAP it applies and periodically while it is not an elder, so
@@ -408,7 +410,7 @@ impl Admission {
         );
         said(self.refused, "refused this node's entry");
         said(self.unreachable, "did not answer");
-        let advice = if self.only_other_params() {
+        let advice = if self.other_params > 0 {
             "start it with the section's --elder-count and --min-section-size"
         } else if self.full > 0 {
             "the section takes new members again once members leave or it splits; start this \
@@ -570,7 +572,8 @@ mod tests {
             "1 are no elders any more",
             "2 refused this node's entry",
             "1 did not answer",
-            "once members leave or it splits",
+            // Other parameters at one elder: the flags are the first thing to mend.
+            "start it with the section's --elder-count",
         ] {
             assert!(why.contains(part), "{part}: {why}");
         }
@@ -582,6 +585,17 @@ mod tests {
         };
         assert!(params.only_other_params());
         assert!(params.failure().unwrap().contains("--elder-count"));
+        // A full section: wait for it to take members again.
+        let full = Admission {
+            full: 2,
+            unreachable: 1,
+            ..Default::default()
+        };
+        assert!(
+            full.failure()
+                .unwrap()
+                .contains("once members leave or it splits")
+        );
         // No answer at all: ask again.
         let silent = Admission {
             unreachable: 3,

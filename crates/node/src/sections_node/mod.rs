@@ -208,14 +208,17 @@ pub async fn run(
     let db_existed = db.exists();
     let data_dir = config.data_dir.clone();
     let result = run_in(config, keys.clone(), shutdown).await;
-    if result.is_err() && !db_existed && db.exists() {
-        // A joiner no elder admitted recorded the section it asked, but is no member of it.
-        let recorded = !matches!(result, Err(SectionsNodeError::NotAdmitted(_)))
+    // A joiner no elder admitted, and none selected, recorded the section it asked but is no
+    // member of it: its state is of no use, whoever created the store.
+    let not_admitted = matches!(result, Err(SectionsNodeError::NotAdmitted(_)));
+    if result.is_err() && (not_admitted || !db_existed) && db.exists() {
+        let recorded = !not_admitted
             && SectionsStore::open(&db, keys)
                 .and_then(|s| s.load().map(|r| r.is_some()))
                 .unwrap_or(true);
         if !recorded {
             let _ = std::fs::remove_file(&db);
+            let _ = std::fs::remove_file(data_dir.join("key_chain.json"));
             if !dir_existed {
                 // Only if empty: anything else in it is not this start's to remove.
                 let _ = std::fs::remove_dir(&data_dir);
@@ -276,6 +279,8 @@ async fn run_in(
     let (coordinator, replay, members, signed) = if stored {
         let members = store.members()?;
         let signed = store.signed_sap()?;
+        // Stopped while it asked to be admitted, and admitted by none: it asks again.
+        let asking = store.admission_pending()?;
         let (coordinator, replay) = PersistentCoordinator::restore(node_key.clone(), store)
             .map_err(|e| SectionsNodeError::Restore(format!("{e:?}")))?;
         info!(
@@ -283,6 +288,9 @@ async fn run_in(
             replayed = replay.len(),
             "sections state restored"
         );
+        if asking {
+            join_to = coordinator.coordinator().sap().elders.clone();
+        }
         (coordinator, replay, members, signed)
     } else if config.bootstrap.is_empty() {
         let (sap, share) = sap::genesis(our_peer.clone(), &mut rand_core::OsRng);
@@ -351,6 +359,7 @@ async fn run_in(
             store.save_signed_sap(s)?;
         }
         join_to = coordinator.sap().elders.clone();
+        store.set_admission_pending(true)?;
         let coordinator = PersistentCoordinator::create(coordinator, store)
             .map_err(|e| SectionsNodeError::Restore(format!("{e:?}")))?;
         (coordinator, Vec::new(), members, signed)
@@ -782,10 +791,15 @@ impl Runtime {
                 asked = async { admission.as_mut().expect("guarded").await }, if admission.is_some() => {
                     admission = None;
                     match asked {
-                        Ok(asked) if asked.failure().is_some() => {
+                        // An elder may have admitted us and its answers been lost: being
+                        // selected (a start naming us, a share) is an admission too.
+                        Ok(asked)
+                            if asked.failure().is_some()
+                                && !self.coordinator.coordinator().selected() =>
+                        {
                             return Err(SectionsNodeError::NotAdmitted(asked));
                         }
-                        Ok(_) => {}
+                        Ok(_) => self.coordinator.store().set_admission_pending(false)?,
                         Err(e) => warn!(error = %e, "the admission task failed"),
                     }
                 }
@@ -1793,7 +1807,8 @@ mod tests {
     }
 
     /// A joiner that every elder refuses because the section holds its cap of members stops
-    /// with an error saying so, and leaves no store behind: the same command runs again.
+    /// with an error saying so, and leaves no section state behind: the same command runs
+    /// again. One stopped while it asked asks again at its next start.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_joiner_refused_by_a_full_section_stops_and_leaves_no_store() {
         let elders = SectionParams::default().elder_count;
@@ -1827,10 +1842,19 @@ mod tests {
         let parent = tempfile::tempdir().unwrap();
         let joiner = parent.path().join("joiner");
         let config = node_config(&joiner, free_port(), Some(genesis), elders, vec![bootstrap]);
+        // Stopped at once, while it asks to be admitted: its next start asks again.
+        run(
+            config.clone(),
+            Arc::new(NodeKeys::from_master(&[5; 32])),
+            async {},
+        )
+        .await
+        .expect("a joiner stopped while it asks");
+        assert!(joiner.join("sections.redb").exists());
         let err = tokio::time::timeout(
             Duration::from_secs(60),
             run(
-                config,
+                config.clone(),
                 Arc::new(NodeKeys::from_master(&[5; 32])),
                 std::future::pending(),
             ),
@@ -1854,7 +1878,30 @@ mod tests {
                 && message.contains("1 said the section holds its cap of members"),
             "{message}"
         );
-        assert!(!joiner.exists(), "the directory this start created is gone");
+        assert!(
+            !joiner.join("sections.redb").exists() && !joiner.join("key_chain.json").exists(),
+            "no section state is left"
+        );
+        // A start that creates the directory removes it again.
+        let created = parent.path().join("created");
+        let mut config = config;
+        config.data_dir = created.clone();
+        let err = tokio::time::timeout(
+            Duration::from_secs(60),
+            run(
+                config,
+                Arc::new(NodeKeys::from_master(&[5; 32])),
+                std::future::pending(),
+            ),
+        )
+        .await
+        .expect("the joiner stops on its own")
+        .unwrap_err();
+        assert!(matches!(err, SectionsNodeError::NotAdmitted(_)), "{err}");
+        assert!(
+            !created.exists(),
+            "the directory this start created is gone"
+        );
         let _ = stop.send(());
         running.await.unwrap().unwrap();
     }
