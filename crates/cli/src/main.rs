@@ -67,7 +67,7 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Keys(keyquorum_node::cli::KeysArgs),
     /// A node's account on the embedded chain: show it, transfer, stake, unbond, deregister,
-    /// claim unbonded stake.
+    /// cancel a scheduled deregistration, claim unbonded stake.
     #[command(after_help = EXIT_CODES)]
     Account(keyquorum_node::account::AccountArgs),
     /// Run a whole validator network on this machine: chain, node processes, view changes.

@@ -384,6 +384,7 @@ impl Contract {
             TxBody::AddStake { amount } => self.add_stake(sender, *amount)?,
             TxBody::Unbond { amount } => self.unbond(sender, *amount)?,
             TxBody::Deregister => self.deregister(sender)?,
+            TxBody::CancelLeave => self.cancel_leave(sender)?,
             TxBody::Transfer { to, amount } => self.transfer(sender, to, *amount)?,
             TxBody::ClaimUnbonded => self.claim_unbonded(sender)?,
             TxBody::UpdateNetwork { network } => self.update_network(sender, network)?,

@@ -46,6 +46,9 @@ pub enum Rejection {
     /// `Deregister` from a node whose deregistration is already scheduled.
     #[error("the node already leaves: it is deregistered once its stake is free")]
     AlreadyLeaving,
+    /// `CancelLeave` from a node with no scheduled deregistration.
+    #[error("the node has no scheduled deregistration to cancel")]
+    NotLeaving,
     /// The proof of possession does not verify.
     #[error("invalid proof of possession of the identity key")]
     BadProofOfPossession,
@@ -204,6 +207,7 @@ impl Rejection {
             Rejection::WrongHeight { .. } => "wrong_height",
             Rejection::AlreadyRegistered => "already_registered",
             Rejection::AlreadyLeaving => "already_leaving",
+            Rejection::NotLeaving => "not_leaving",
             Rejection::BadProofOfPossession => "bad_proof_of_possession",
             Rejection::DuplicateEncryptionKey => "duplicate_encryption_key",
             Rejection::DuplicatePeerId => "duplicate_peer_id",

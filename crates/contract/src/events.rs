@@ -63,6 +63,11 @@ pub enum Event {
         /// Identity.
         identity: IdentityKey,
     },
+    /// A node cancelled its scheduled deregistration (`CancelLeave`): it is selected again.
+    LeaveCancelled {
+        /// Identity.
+        identity: IdentityKey,
+    },
     /// A node left the registry.
     Deregistered {
         /// Identity.

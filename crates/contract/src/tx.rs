@@ -60,6 +60,7 @@ const TAG_TRANSFER: u8 = 8;
 const TAG_CLAIM_UNBONDED: u8 = 9;
 const TAG_SET_VERIFIABLE_KEY: u8 = 10;
 const TAG_SIGNING_KEY_POST: u8 = 11;
+const TAG_CANCEL_LEAVE: u8 = 12;
 
 /// Longest encoded signed complaint-variant post for at most `n` players and `n` dealers: a
 /// report that complains about every dealer (each complaint carries the dealer's commitment,
@@ -227,6 +228,9 @@ pub enum TxBody {
     },
     /// Leave the registry; the whole stake starts unbonding.
     Deregister,
+    /// Stay after all: cancels the sender's scheduled deregistration (a `Deregister` sent while
+    /// its stake was locked, which has not taken effect yet).
+    CancelLeave,
     /// Move balance to another account (created if new).
     Transfer {
         /// The recipient's identity key.
@@ -282,6 +286,7 @@ impl TxBody {
             TxBody::AddStake { .. } => "add_stake",
             TxBody::Unbond { .. } => "unbond",
             TxBody::Deregister => "deregister",
+            TxBody::CancelLeave => "cancel_leave",
             TxBody::Transfer { .. } => "transfer",
             TxBody::ClaimUnbonded => "claim_unbonded",
             TxBody::UpdateNetwork { .. } => "update_network",
@@ -321,6 +326,9 @@ impl TxBody {
             }
             TxBody::Deregister => {
                 w.u8(TAG_DEREGISTER);
+            }
+            TxBody::CancelLeave => {
+                w.u8(TAG_CANCEL_LEAVE);
             }
             TxBody::Transfer { to, amount } => {
                 w.u8(TAG_TRANSFER).fixed(to.as_bytes()).u64(*amount);
@@ -378,6 +386,7 @@ impl TxBody {
             TAG_ADD_STAKE => TxBody::AddStake { amount: r.u64()? },
             TAG_UNBOND => TxBody::Unbond { amount: r.u64()? },
             TAG_DEREGISTER => TxBody::Deregister,
+            TAG_CANCEL_LEAVE => TxBody::CancelLeave,
             TAG_TRANSFER => TxBody::Transfer {
                 to: IdentityPublicKey::from_bytes(r.fixed(identity::PUBLIC_KEY_LEN)?)
                     .map_err(|_| TxDecodeError::RecipientKey)?,
@@ -620,6 +629,7 @@ mod tests {
             TxBody::AddStake { amount: 5 },
             TxBody::Unbond { amount: 5 },
             TxBody::Deregister,
+            TxBody::CancelLeave,
             TxBody::Transfer {
                 to: key(2).public().clone(),
                 amount: 7,

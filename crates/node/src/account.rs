@@ -109,6 +109,15 @@ pub enum AccountCommand {
         #[command(flatten)]
         node: NodeSelection,
     },
+    /// Cancel a scheduled deregistration (a `deregister` sent while the node's stake was
+    /// locked, which has not taken effect yet): the node stays registered and is selected
+    /// again from the next committee on.
+    #[command(after_help = EXIT_CODES)]
+    CancelLeave {
+        /// The node and its chain.
+        #[command(flatten)]
+        node: NodeSelection,
+    },
     /// Return every unbonding amount whose period is over to the balance (a running node
     /// that re-executes the chain, the default, also does this by itself).
     #[command(after_help = EXIT_CODES)]
@@ -344,7 +353,8 @@ fn print_account(a: &Account) {
         "stake      {}{}",
         a.stake,
         if a.leaving {
-            " (registered, leaving: deregistered once its stake is free)"
+            " (registered, leaving: deregistered once its stake is free; \
+             `keyquorum account cancel-leave` stays)"
         } else if a.registered {
             " (registered)"
         } else {
@@ -371,6 +381,7 @@ pub fn run(args: AccountArgs) -> Result<(), CliError> {
         AccountCommand::Stake { amount, node } => (node, None, Some(TxBody::AddStake { amount })),
         AccountCommand::Unbond { amount, node } => (node, None, Some(TxBody::Unbond { amount })),
         AccountCommand::Deregister { node } => (node, None, Some(TxBody::Deregister)),
+        AccountCommand::CancelLeave { node } => (node, None, Some(TxBody::CancelLeave)),
         AccountCommand::Claim { node } => (node, None, Some(TxBody::ClaimUnbonded)),
     };
     let config = node.load()?;

@@ -147,6 +147,21 @@ impl Contract {
         Ok(self.remove_node(sender))
     }
 
+    /// `CancelLeave`: a leaving node stays registered, and is selected again from the next
+    /// committee on. Its stake was locked all along, so nothing else changes.
+    pub(super) fn cancel_leave(&mut self, sender: IdentityKey) -> Result<Vec<Event>, Rejection> {
+        let node = self
+            .state
+            .nodes
+            .get_mut(&sender)
+            .ok_or(Rejection::NotRegistered)?;
+        if !node.leaving {
+            return Err(Rejection::NotLeaving);
+        }
+        node.leaving = false;
+        Ok(vec![Event::LeaveCancelled { identity: sender }])
+    }
+
     /// Deregisters every leaving node whose stake is now free (at the end of each block, in
     /// identity order).
     pub(super) fn complete_leaves(&mut self, events: &mut Vec<Event>) {

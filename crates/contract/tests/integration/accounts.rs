@@ -337,6 +337,7 @@ enum Op {
     AddStake(usize, u64),
     Unbond(usize, u64),
     Deregister(usize),
+    CancelLeave(usize),
     Transfer(usize, usize, u64),
     Claim(usize),
     EndBlocks(u64),
@@ -350,6 +351,7 @@ fn op() -> impl Strategy<Value = Op> {
         (who.clone(), amount.clone()).prop_map(|(i, a)| Op::AddStake(i, a)),
         (who.clone(), amount.clone()).prop_map(|(i, a)| Op::Unbond(i, a)),
         who.clone().prop_map(Op::Deregister),
+        who.clone().prop_map(Op::CancelLeave),
         (who.clone(), who.clone(), amount).prop_map(|(i, j, a)| Op::Transfer(i, j, a)),
         who.clone().prop_map(Op::Claim),
         (1u64..6).prop_map(Op::EndBlocks),
@@ -393,6 +395,7 @@ proptest! {
                 Op::AddStake(i, a) => (i, TxBody::AddStake { amount: a }),
                 Op::Unbond(i, a) => (i, TxBody::Unbond { amount: a }),
                 Op::Deregister(i) => (i, TxBody::Deregister),
+                Op::CancelLeave(i) => (i, TxBody::CancelLeave),
                 Op::Transfer(i, j, a) => (
                     i,
                     TxBody::Transfer { to: identity(j).public().clone(), amount: a },

@@ -339,6 +339,22 @@ fn a_locked_member_that_deregisters_leaves_once_its_stake_is_free() {
     rejected(&mut sim.contract, &again, h, "already_leaving");
     let unbond = sim.tx(0, TxBody::Unbond { amount: 1 });
     rejected(&mut sim.contract, &unbond, h, "stake_locked");
+    // Cancelled, it is selected again; with nothing scheduled, a cancel is refused.
+    let ev = sim.submit_now((0, TxBody::CancelLeave)).unwrap();
+    assert_eq!(
+        ev,
+        vec![Event::LeaveCancelled {
+            identity: hexkey(0)
+        }]
+    );
+    assert!(!sim.contract.account(&hexkey(0)).leaving);
+    let h = sim.height + 1;
+    let cancel = sim.tx(0, TxBody::CancelLeave);
+    rejected(&mut sim.contract, &cancel, h, "not_leaving");
+    let stranger = sim.add_node();
+    let cancel = sim.tx(stranger, TxBody::CancelLeave);
+    rejected(&mut sim.contract, &cancel, h, "not_registered");
+    sim.submit_now((0, TxBody::Deregister)).unwrap();
 
     // It keeps serving view 1 and is left out of view 2, then deregistered in the block that
     // activates view 2, its whole stake unbonding.

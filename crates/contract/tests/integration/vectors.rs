@@ -113,6 +113,11 @@ fn bodies() -> Vec<(&'static str, &'static str, TxBody)> {
                 partial,
             },
         ),
+        (
+            "cancel-leave",
+            "cancel a scheduled deregistration",
+            TxBody::CancelLeave,
+        ),
     ]
 }
 

@@ -303,6 +303,12 @@ impl Driver {
                     self.observe(Observation::Registration { registered: false });
                 }
             }
+            Event::LeaveCancelled { identity } if identity.0 == self.me.to_bytes() => {
+                info!(
+                    height,
+                    "scheduled deregistration cancelled: this node is selected again"
+                );
+            }
             Event::LeaveScheduled { identity } if identity.0 == self.me.to_bytes() => {
                 info!(
                     height,
