@@ -116,6 +116,9 @@ struct NodeArgs {
     #[arg(long, default_value_t = keyquorum_sections::elders::MIN_SECTION_SIZE)]
     min_section_size: usize,
     /// Most members this node, as an elder, admits to its section; a join past it is refused.
+    /// Every node of the network should use the same: elders with different caps admit
+    /// differently, their member lists differ, and none of their starts may gather a
+    /// supermajority until the lists agree again.
     #[arg(long, default_value_t = keyquorum_sections::elders::MAX_MEMBERS)]
     max_members: usize,
 }

@@ -1792,7 +1792,9 @@ async fn run_node<C: ChainClient>(
                             height = at,
                             "this node was deregistered (a Deregister signed with its key): \
                              it does not register again by itself; start it once with \
-                             --rejoin to register again"
+                             --rejoin to register again (a --rejoin given while the \
+                             deregistration was only scheduled does not cancel it: \
+                             `keyquorum account cancel-leave` does, before it takes effect)"
                         );
                     }
                     if driver.cursor() > h

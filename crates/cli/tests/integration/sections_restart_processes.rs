@@ -40,15 +40,11 @@ fn log_lines(dir: &std::path::Path, i: usize, needles: &[&str]) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_elder_restarted_after_a_failed_handover_learns_the_agreement_and_signs_the_restart() {
-    let _network = crate::common::network_slot().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let _logs = crate::common::LogsOnFailure(dir);
+/// Keys for four nodes in `dir`, and a section of three elders grown from node 0 by joining
+/// nodes 1 and 2: the nodes, the running processes and the genesis key (hex).
+async fn three_elders(dir: &std::path::Path) -> (Vec<NodeSpec>, Vec<Option<Proc>>, String) {
     std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();
     let nodes: Vec<NodeSpec> = (0..4).map(|i| new_key(dir, i)).collect();
-
     let mut procs: Vec<Option<Proc>> = vec![Some(start(dir, &nodes, 0, None))];
     let genesis = wait_for("the genesis node", Duration::from_secs(30), async || {
         view(&nodes[0]).await
@@ -67,6 +63,43 @@ async fn an_elder_restarted_after_a_failed_handover_learns_the_agreement_and_sig
         )
         .await;
     }
+    (nodes, procs, genesis_hex)
+}
+
+/// Waits until every node of `nodes` is an elder of a section of four on one key, and checks
+/// each one's chain from the genesis key.
+async fn four_elders_on_one_key(nodes: &[NodeSpec], genesis_hex: &str) {
+    let views = wait_for(
+        "four elders on one key",
+        Duration::from_secs(90),
+        async || {
+            let mut views = Vec::new();
+            for n in nodes {
+                let v = view(n).await?;
+                if !v.elder || v.elders.len() != 4 {
+                    return None;
+                }
+                views.push(v);
+            }
+            views
+                .iter()
+                .all(|v| v.section_key == views[0].section_key)
+                .then_some(views)
+        },
+    )
+    .await;
+    for v in &views {
+        verify(v, genesis_hex);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_elder_restarted_after_a_failed_handover_learns_the_agreement_and_signs_the_restart() {
+    let _network = crate::common::network_slot().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _logs = crate::common::LogsOnFailure(dir);
+    let (nodes, mut procs, genesis_hex) = three_elders(dir).await;
 
     // The fourth node joins; elder 1 dies once the DKG that would promote it started there.
     procs.push(Some(start(dir, &nodes, 3, Some(&genesis_hex))));
@@ -91,28 +124,7 @@ async fn an_elder_restarted_after_a_failed_handover_learns_the_agreement_and_sig
     .await;
     procs[1] = Some(start(dir, &nodes, 1, Some(&genesis_hex)));
 
-    let views = wait_for(
-        "four elders on one key",
-        Duration::from_secs(90),
-        async || {
-            let mut views = Vec::new();
-            for n in &nodes {
-                let v = view(n).await?;
-                if !v.elder || v.elders.len() != 4 {
-                    return None;
-                }
-                views.push(v);
-            }
-            views
-                .iter()
-                .all(|v| v.section_key == views[0].section_key)
-                .then_some(views)
-        },
-    )
-    .await;
-    for v in &views {
-        verify(v, &genesis_hex);
-    }
+    four_elders_on_one_key(&nodes, &genesis_hex).await;
     assert!(
         [0, 2, 3]
             .iter()
@@ -131,27 +143,7 @@ async fn a_joiner_killed_during_its_promotion_is_promoted_after_its_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let _logs = crate::common::LogsOnFailure(dir);
-    std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();
-    let nodes: Vec<NodeSpec> = (0..4).map(|i| new_key(dir, i)).collect();
-
-    let mut procs: Vec<Option<Proc>> = vec![Some(start(dir, &nodes, 0, None))];
-    let genesis = wait_for("the genesis node", Duration::from_secs(30), async || {
-        view(&nodes[0]).await
-    })
-    .await;
-    let genesis_hex = genesis.genesis_key.clone();
-    for i in 1..3 {
-        procs.push(Some(start(dir, &nodes, i, Some(&genesis_hex))));
-        wait_for(
-            &format!("{} elders", i + 1),
-            Duration::from_secs(60),
-            async || {
-                let v = view(&nodes[0]).await?;
-                (v.elders.len() == i + 1 && v.generation == i as u64 + 1).then_some(())
-            },
-        )
-        .await;
-    }
+    let (nodes, mut procs, genesis_hex) = three_elders(dir).await;
 
     // The fourth node joins and dies once the DKG that would promote it started there.
     procs.push(Some(start(dir, &nodes, 3, Some(&genesis_hex))));
@@ -171,28 +163,7 @@ async fn a_joiner_killed_during_its_promotion_is_promoted_after_its_restart() {
     .await;
     procs[3] = Some(start(dir, &nodes, 3, Some(&genesis_hex)));
 
-    let views = wait_for(
-        "four elders on one key",
-        Duration::from_secs(90),
-        async || {
-            let mut views = Vec::new();
-            for n in &nodes {
-                let v = view(n).await?;
-                if !v.elder || v.elders.len() != 4 {
-                    return None;
-                }
-                views.push(v);
-            }
-            views
-                .iter()
-                .all(|v| v.section_key == views[0].section_key)
-                .then_some(views)
-        },
-    )
-    .await;
-    for v in &views {
-        verify(v, &genesis_hex);
-    }
+    four_elders_on_one_key(&nodes, &genesis_hex).await;
     drop(procs);
 }
 

@@ -380,6 +380,11 @@ impl Admission {
         }
     }
 
+    /// Elders that answered with a refusal, whatever the reason.
+    pub fn refusals(&self) -> usize {
+        self.full + self.other_params + self.not_elders + self.refused
+    }
+
     /// Whether every elder asked answered, and each with the same other section parameters:
     /// the node was started with the wrong flags (a usage error).
     pub fn only_other_params(&self) -> bool {

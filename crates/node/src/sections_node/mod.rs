@@ -799,7 +799,20 @@ impl Runtime {
                         {
                             return Err(SectionsNodeError::NotAdmitted(asked));
                         }
-                        Ok(_) => self.coordinator.store().set_admission_pending(false)?,
+                        Ok(asked) => {
+                            if asked.refusals() > 0 {
+                                warn!(
+                                    admitted = asked.admitted,
+                                    refused = asked.refusals(),
+                                    full = asked.full,
+                                    "admitted by some elders and refused by others: their \
+                                     member lists differ, and no start may promote this node \
+                                     until they agree (every node must run the same \
+                                     --max-members, --elder-count and --min-section-size)"
+                                );
+                            }
+                            self.coordinator.store().set_admission_pending(false)?;
+                        }
                         Err(e) => warn!(error = %e, "the admission task failed"),
                     }
                 }
@@ -1750,36 +1763,49 @@ mod tests {
         }
     }
 
+    /// A genesis node on `dir` (keys from master seed `[seed; 32]`, default parameters, at
+    /// most `max_members` members), running until `stop` is sent: its genesis key and its
+    /// address to bootstrap from.
+    async fn founder(
+        dir: &std::path::Path,
+        seed: u8,
+        max_members: usize,
+    ) -> (
+        PublicKey,
+        Multiaddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<(), SectionsNodeError>>,
+    ) {
+        let keys = Arc::new(NodeKeys::from_master(&[seed; 32]));
+        let port = free_port();
+        let elders = SectionParams::default().elder_count;
+        let mut config = node_config(dir, port, None, elders, Vec::new());
+        config.max_members = max_members;
+        run(config.clone(), keys.clone(), async {}).await.unwrap();
+        let genesis = SectionsStore::open(&dir.join("sections.redb"), keys.clone())
+            .unwrap()
+            .load()
+            .unwrap()
+            .unwrap()
+            .0
+            .genesis_key;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(run(config, keys.clone(), async move {
+            let _ = stopped.await;
+        }));
+        let bootstrap = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", keys.peer_id())
+            .parse()
+            .unwrap();
+        (genesis, bootstrap, stop, running)
+    }
+
     /// A joiner started with other section parameters than its network's stops with a usage
     /// error naming both, before it records anything; with the network's it joins.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_joiner_with_other_section_parameters_is_refused_before_it_records_anything() {
         let elders = SectionParams::default().elder_count;
         let founder_dir = tempfile::tempdir().unwrap();
-        let founder_keys = Arc::new(NodeKeys::from_master(&[7; 32]));
-        let port = free_port();
-        let founder = node_config(founder_dir.path(), port, None, elders, Vec::new());
-        run(founder.clone(), founder_keys.clone(), async {})
-            .await
-            .unwrap();
-        let genesis = SectionsStore::open(
-            &founder_dir.path().join("sections.redb"),
-            founder_keys.clone(),
-        )
-        .unwrap()
-        .load()
-        .unwrap()
-        .unwrap()
-        .0
-        .genesis_key;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(run(founder, founder_keys.clone(), async move {
-            let _ = stopped.await;
-        }));
-        let bootstrap: Multiaddr =
-            format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", founder_keys.peer_id())
-                .parse()
-                .unwrap();
+        let (genesis, bootstrap, stop, running) = founder(founder_dir.path(), 7, 16).await;
 
         let joiner = tempfile::tempdir().unwrap();
         let err = start_with(
@@ -1813,31 +1839,7 @@ mod tests {
     async fn a_joiner_refused_by_a_full_section_stops_and_leaves_no_store() {
         let elders = SectionParams::default().elder_count;
         let founder_dir = tempfile::tempdir().unwrap();
-        let founder_keys = Arc::new(NodeKeys::from_master(&[8; 32]));
-        let port = free_port();
-        let mut founder = node_config(founder_dir.path(), port, None, elders, Vec::new());
-        founder.max_members = 1;
-        run(founder.clone(), founder_keys.clone(), async {})
-            .await
-            .unwrap();
-        let genesis = SectionsStore::open(
-            &founder_dir.path().join("sections.redb"),
-            founder_keys.clone(),
-        )
-        .unwrap()
-        .load()
-        .unwrap()
-        .unwrap()
-        .0
-        .genesis_key;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(run(founder, founder_keys.clone(), async move {
-            let _ = stopped.await;
-        }));
-        let bootstrap: Multiaddr =
-            format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", founder_keys.peer_id())
-                .parse()
-                .unwrap();
+        let (genesis, bootstrap, stop, running) = founder(founder_dir.path(), 8, 1).await;
 
         let parent = tempfile::tempdir().unwrap();
         let joiner = parent.path().join("joiner");
