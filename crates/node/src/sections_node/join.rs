@@ -31,17 +31,23 @@
 //! statement) at start, at every SAP it applies and periodically while it is not an elder, so
 //! that elders holding it absent select it again ([`keyquorum_sections::absence`]).
 //!
+//! An elder promoted, or caught up onto a SAP that lists it, asks the other elders of that SAP
+//! for the members they know ([`Request::Members`]): a joiner knows only the elders it joined
+//! and the members that asked it since, and elders select from their own lists, so one that
+//! never heard of a plain member signs other starts than the rest. An elder answers only an
+//! elder of its own SAP, with its members under its prefix ([`encode_members`]).
+//!
 //! A member leaves by asking every elder of its SAP to remove it ([`Request::Leave`], no
 //! payload: the member to remove is the sender the transport proved, so nobody can remove
 //! another). An elder that removes a member selects its elders again, as after an admission.
 
 use keyquorum_crypto::tbls::{self, MinPk};
-use keyquorum_dkg::wire::WireError;
+use keyquorum_dkg::wire::{Reader, WireError, Writer};
 use keyquorum_net::libp2p::PeerId;
 use keyquorum_net::{Multiaddr, NetworkHandle, Target};
 use keyquorum_sections::absence::AliveStatement;
 use keyquorum_sections::catch_up::SectionAnswer;
-use keyquorum_sections::elders::{Peer, SectionParams};
+use keyquorum_sections::elders::{MAX_MEMBERS, Peer, SectionParams};
 use keyquorum_sections::keys::{PublicKey, key_bytes};
 use keyquorum_sections::sap::SignedSap;
 use keyquorum_sections::store::ElderRecord;
@@ -69,6 +75,7 @@ const TAG_QUERY: u8 = 0;
 const TAG_ADMIT: u8 = 1;
 const TAG_LEAVE: u8 = 2;
 const TAG_ALIVE: u8 = 3;
+const TAG_MEMBERS: u8 = 4;
 
 /// A join request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,15 +90,19 @@ pub enum Request {
     /// Tell an elder the sender runs at a generation, so that an absence it holds for the
     /// sender ends ([`keyquorum_sections::absence`]); the statement must be the sender's.
     Alive(Box<AliveStatement>),
+    /// Ask an elder, as another elder of its SAP, for the members it knows under its prefix
+    /// (answered with [`encode_members`]).
+    Members,
 }
 
 impl Request {
     /// Tag 0; tag 1, the parameters ([`encode_params`]) and the peer ([`Peer::encode`]);
-    /// tag 2; or tag 3 and the statement ([`AliveStatement::encode`]).
+    /// tag 2; tag 3 and the statement ([`AliveStatement::encode`]); or tag 4.
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Request::Query => vec![TAG_QUERY],
             Request::Leave => vec![TAG_LEAVE],
+            Request::Members => vec![TAG_MEMBERS],
             Request::Admit(peer, params) => {
                 let mut out = vec![TAG_ADMIT];
                 out.extend_from_slice(&encode_params(params));
@@ -111,6 +122,7 @@ impl Request {
         match bytes.split_first() {
             Some((&TAG_QUERY, [])) => Ok(Request::Query),
             Some((&TAG_LEAVE, [])) => Ok(Request::Leave),
+            Some((&TAG_MEMBERS, [])) => Ok(Request::Members),
             Some((&TAG_ADMIT, rest)) => {
                 let (params, peer) = split_params(rest)?;
                 Ok(Request::Admit(Box::new(decode_peer(peer)?), params))
@@ -152,6 +164,49 @@ fn split_params(bytes: &[u8]) -> Result<(SectionParams, &[u8]), WireError> {
         },
         rest,
     ))
+}
+
+/// Longest peer entry in a member list ([`encode_members`]): above any [`Peer::encode`] (keys
+/// and proof of possession, an address of at most
+/// [`MAX_ADDR_LEN`](keyquorum_sections::elders::MAX_ADDR_LEN) bytes).
+pub const MAX_PEER_LEN: usize = 1024;
+
+/// A member list as an elder answers [`Request::Members`]: the count as a big-endian `u32`,
+/// then each peer ([`Peer::encode`]) prefixed by its length as a `u32`, strictly ascending by
+/// name. At most [`MAX_MEMBERS`] peers (the cap an elder admits at most), the first by name if
+/// `peers` holds more; a name listed twice is written once.
+pub fn encode_members<'a>(peers: impl IntoIterator<Item = &'a Peer>) -> Vec<u8> {
+    let mut named: Vec<(Name, &Peer)> = peers.into_iter().map(|p| (p.name(), p)).collect();
+    named.sort_by_key(|(name, _)| *name);
+    named.dedup_by_key(|(name, _)| *name);
+    named.truncate(MAX_MEMBERS);
+    let mut w = Writer::new();
+    w.u32(named.len() as u32);
+    let mut entry = Vec::new();
+    for (_, peer) in named {
+        entry.clear();
+        peer.encode(&mut entry);
+        w.bytes(&entry);
+    }
+    w.finish()
+}
+
+/// Decodes [`encode_members`]: canonical encodings only (bounded count and lengths, checked
+/// before anything is allocated; names strictly ascending; no trailing bytes). Whether a peer
+/// may be a member (its proof of possession, its name's prefix) is the caller's to check.
+pub fn decode_members(bytes: &[u8]) -> Result<Vec<Peer>, WireError> {
+    let mut r = Reader::new(bytes);
+    let n = r.count("members", MAX_MEMBERS)?;
+    let mut peers: Vec<Peer> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let peer = decode_peer(r.bytes("member", MAX_PEER_LEN)?)?;
+        if peers.last().is_some_and(|last| last.name() >= peer.name()) {
+            return Err(WireError::NonCanonical("member order"));
+        }
+        peers.push(peer);
+    }
+    r.finish()?;
+    Ok(peers)
 }
 
 /// The answer to [`Request::Query`]: the section as the answering node holds it and the
@@ -350,6 +405,40 @@ pub async fn announce_alive(net: NetworkHandle, statement: AliveStatement, elder
             debug!(elder = %hex::encode(elder.name().0), error = %e, "alive statement not delivered");
         }
     }
+}
+
+/// Asks `elder`, as another elder of its SAP, for the members it knows ([`Request::Members`]):
+/// the list it answered, or `None` if it never answered with one. An elder that has not applied
+/// the SAP that made us one yet refuses us, so each refusal or failure is retried, at waits
+/// doubling from half a second to past a catch-up period ([`super::CATCH_UP_EVERY`]).
+pub async fn ask_members(net: NetworkHandle, elder: Peer) -> Option<Vec<Peer>> {
+    let identity = key_bytes(&elder.node_key).to_vec();
+    if let Some(addr) = elder.addr.parse::<Multiaddr>().ok()
+        && let Some(peer) = peer_of(&addr)
+    {
+        let _ = net.bind_identity(identity.clone(), peer, vec![addr]).await;
+    }
+    let request = Request::Members.encode();
+    let name = hex::encode(elder.name().0);
+    let mut wait = Duration::from_millis(500);
+    for attempt in 0..7 {
+        if attempt > 0 {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(8));
+        }
+        match net
+            .send_section_join(Target::Identity(identity.clone()), request.clone())
+            .await
+        {
+            Ok(answer) => match decode_members(&answer) {
+                Ok(peers) => return Some(peers),
+                Err(e) => debug!(elder = %name, error = %e, "no member list"),
+            },
+            Err(e) => debug!(elder = %name, error = %e, "member list request failed"),
+        }
+    }
+    warn!(elder = %name, "no member list from an elder");
+    None
 }
 
 /// What the elders a joiner asked answered ([`ask_admission`]).
@@ -617,6 +706,7 @@ mod tests {
         for r in [
             Request::Query,
             Request::Leave,
+            Request::Members,
             Request::Admit(Box::new(peer), SectionParams::default()),
             Request::Alive(Box::new(AliveStatement::sign(&key, 4))),
         ] {
@@ -627,6 +717,90 @@ mod tests {
         }
         assert!(Request::decode(&[]).is_err());
         assert!(Request::decode(&[9]).is_err());
+    }
+
+    #[test]
+    fn member_lists_decode_exactly_what_encodes_sorted_and_bounded() {
+        let peers: Vec<Peer> = (1..=5u64)
+            .map(|i| {
+                let key = keyquorum_crypto::secret::Secret::new(blstrs::Scalar::from(i));
+                Peer::new(&key, format!("/ip4/127.0.0.1/tcp/{i}"))
+            })
+            .collect();
+        // Any order, duplicates included: one canonical list, by name.
+        let doubled: Vec<&Peer> = peers.iter().rev().chain(&peers).collect();
+        let bytes = encode_members(doubled);
+        let back = decode_members(&bytes).unwrap();
+        let mut sorted = peers.clone();
+        sorted.sort_by_key(Peer::name);
+        assert_eq!(back, sorted);
+        assert_eq!(encode_members(&back), bytes);
+        assert_eq!(decode_members(&encode_members([])).unwrap(), Vec::new());
+        assert!(decode_members(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_members(&[bytes.as_slice(), &[0]].concat()).is_err());
+        // A refusal code is no list.
+        assert!(decode_members(&[REFUSED_NOT_ELDER]).is_err());
+        // Out of order, or a name twice: not canonical.
+        let entry = |p: &Peer| {
+            let mut e = Vec::new();
+            p.encode(&mut e);
+            e
+        };
+        for pair in [[&sorted[1], &sorted[0]], [&sorted[0], &sorted[0]]] {
+            let mut w = Writer::new();
+            w.u32(2);
+            for p in pair {
+                w.bytes(&entry(p));
+            }
+            assert!(decode_members(&w.finish()).is_err());
+        }
+        // Counts and lengths past their bounds are refused before anything is read.
+        let mut many = Writer::new();
+        many.u32(MAX_MEMBERS as u32 + 1);
+        assert!(matches!(
+            decode_members(&many.finish()),
+            Err(WireError::TooLong { .. })
+        ));
+        let mut long = Writer::new();
+        long.u32(1).u32(MAX_PEER_LEN as u32 + 1);
+        assert!(matches!(
+            decode_members(&long.finish()),
+            Err(WireError::TooLong { .. })
+        ));
+        // The longest address fits the bound on an entry.
+        let key = keyquorum_crypto::secret::Secret::new(blstrs::Scalar::from(9u64));
+        let widest = Peer::new(&key, "x".repeat(keyquorum_sections::elders::MAX_ADDR_LEN));
+        assert!(entry(&widest).len() <= MAX_PEER_LEN);
+        // Past the cap, the first names only (the name is the node key's alone).
+        let many: Vec<Peer> = (0..MAX_MEMBERS as u64 + 3)
+            .map(|i| Peer {
+                node_key: tbls::public_key::<MinPk>(&keyquorum_crypto::secret::Secret::new(
+                    blstrs::Scalar::from(1000 + i),
+                )),
+                ..widest.clone()
+            })
+            .collect();
+        let kept = decode_members(&encode_members(&many)).unwrap();
+        assert_eq!(kept.len(), MAX_MEMBERS);
+        let mut names: Vec<Name> = many.iter().map(Peer::name).collect();
+        names.sort();
+        assert_eq!(
+            kept.iter().map(Peer::name).collect::<Vec<_>>(),
+            names[..MAX_MEMBERS]
+        );
+    }
+
+    proptest::proptest! {
+        /// A member list comes from another elder: decoding never panics, and whatever decodes
+        /// is canonical.
+        #[test]
+        fn decoding_arbitrary_member_lists_never_panics_and_round_trips(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            if let Ok(peers) = decode_members(&body) {
+                proptest::prop_assert_eq!(encode_members(&peers), body);
+            }
+        }
     }
 
     #[test]
@@ -702,7 +876,7 @@ mod tests {
         /// canonical (it encodes back to the input), the alive statement's tag included.
         #[test]
         fn decoding_arbitrary_requests_never_panics_and_round_trips(
-            tag in 0u8..5,
+            tag in 0u8..6,
             body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
         ) {
             let bytes = [&[tag][..], &body].concat();

@@ -28,7 +28,13 @@
 //!   signs and sends each once. Every member has the same age ([`MEMBER_AGE`]), so the
 //!   selection is by name among the members an elder knows. An elder admits at most
 //!   [`SectionsNodeConfig::max_members`] members under its prefix
-//!   ([`admit`]).
+//!   ([`admit`]). A node learns members from the SAPs it applies and the joiners that ask it;
+//!   so that a new elder selects from the members the others know, a node that applies a SAP
+//!   listing it as an elder when the previous one did not (promoted, or caught up onto it), or
+//!   that restarts as an elder, asks each other elder of the SAP for its members
+//!   ([`join::Request::Members`], answered only to an elder of the answerer's SAP) and adds
+//!   those under its prefix with a valid proof of possession that it did not know, then
+//!   selects again (`Runtime::on_members`).
 //! - **Absent members.** The non-participants of a failure agreement, as an elder checked it or
 //!   a candidate formed it, are recorded ([`keyquorum_sections::absence`]), stored
 //!   (`"absentees"`) and skipped by every later selection until each sends the elders its own
@@ -57,12 +63,15 @@
 //!   verified the SAP's two signatures ([`ElderStore::save_section`]).
 //!
 //! What this runtime does not do (see "Sections on the network" in `docs/protocol.md`): no
-//! member agreement beyond each elder's own list (elders with different lists sign different
-//! starts, and none starts until their lists agree again), and no detection of members gone
+//! member agreement beyond each elder's own list and the lists a new elder asks for (elders
+//! with different lists sign different starts, and none starts until their lists agree again;
+//! the exchange only adds members, so a leave or a refused admission that reached some elders
+//! still leaves lists that differ), and no detection of members gone
 //! without leaving until a DKG needs them: only a failure agreement makes a member absent, and
 //! only the elders and candidates that saw it hold it (a later elder that did not selects the
 //! member and signs a start the others do not; none starts until their records agree). A node that caught up learns the current SAP and key chain, not the
-//! members that joined meanwhile, nor a share of a key whose DKG it missed.
+//! members that joined meanwhile unless that SAP lists it as an elder, nor a share of a key
+//! whose DKG it missed.
 
 pub mod http;
 pub mod identity;
@@ -393,6 +402,8 @@ async fn run_in(
     // it runs, so that the elders select it again once it has caught up.
     if stored {
         rt.announce_alive(true);
+        // An elder stopped before the other elders' member lists reached it asks again.
+        rt.ask_members();
     }
     let admission = (!join_to.is_empty()).then(|| {
         tokio::spawn(join::ask_admission(
@@ -555,6 +566,31 @@ fn screen_answer(
     }
 }
 
+/// The peers of an elder's member list worth merging: under `prefix`, not `us`, not in
+/// `known`, and with a valid proof of possession of their DKG keys (as an admission checks).
+/// Pure and heavy (a pairing check per new peer), so it runs off the event loop.
+fn screen_members(
+    peers: Vec<Peer>,
+    prefix: &Prefix,
+    us: &Name,
+    known: &BTreeSet<Name>,
+) -> Vec<Peer> {
+    peers
+        .into_iter()
+        .filter(|p| {
+            let name = p.name();
+            name != *us && prefix.matches(&name) && !known.contains(&name)
+        })
+        .filter(|p| {
+            let valid = p.dkg.verify_pop();
+            if !valid {
+                warn!(name = %hex::encode(p.name().0), "member with an invalid proof of possession refused");
+            }
+            valid
+        })
+        .collect()
+}
+
 /// Whether a dropped message may be taken later: it is for a session not started here yet, or
 /// for the next generation.
 fn may_come_later(d: &Dropped) -> bool {
@@ -661,6 +697,9 @@ struct Runtime {
     /// Peers' answers to our queries for their section record, by the peer asked.
     answers_tx: mpsc::Sender<(Name, SectionAnswer)>,
     answers_rx: Option<mpsc::Receiver<(Name, SectionAnswer)>>,
+    /// Other elders' member lists, screened ([`screen_members`]), by the elder asked.
+    members_tx: mpsc::Sender<(Name, Vec<Peer>)>,
+    members_rx: Option<mpsc::Receiver<(Name, Vec<Peer>)>>,
     /// When to ask peers for their section record next, when we last did, and how many times
     /// (which peers are next in turn).
     catch_up_at: Instant,
@@ -729,6 +768,8 @@ impl Runtime {
             in_section(&members, c.sap()),
         );
         let (answers_tx, answers_rx) = mpsc::channel(4 * CATCH_UP_FAN_OUT);
+        // One list per other elder of a SAP, and a few SAPs' worth of asks.
+        let (members_tx, members_rx) = mpsc::channel(4 * config.params.elder_count.max(1));
         let mut rt = Runtime {
             our_name: our_peer.name(),
             node_key,
@@ -753,6 +794,8 @@ impl Runtime {
             chain_file: config.data_dir.join("key_chain.json"),
             answers_tx,
             answers_rx: Some(answers_rx),
+            members_tx,
+            members_rx: Some(members_rx),
             catch_up_at: Instant::now(),
             catch_up_asked: None,
             catch_up_turn: 0,
@@ -784,6 +827,7 @@ impl Runtime {
     ) -> Result<(), SectionsNodeError> {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         let mut answers = self.answers_rx.take().expect("the runtime runs once");
+        let mut member_lists = self.members_rx.take().expect("the runtime runs once");
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -821,6 +865,7 @@ impl Runtime {
                     None => return Ok(()),
                 },
                 Some((from, answer)) = answers.recv() => self.on_answer(from, answer)?,
+                Some((from, peers)) = member_lists.recv() => self.on_members(from, peers)?,
                 _ = tick.tick() => self.on_tick()?,
             }
             self.drain()?;
@@ -928,6 +973,23 @@ impl Runtime {
                     self.elect()?;
                 }
                 Ok(vec![join::ADMITTED])
+            }
+            Ok(join::Request::Members) => {
+                let c = self.coordinator.coordinator();
+                if c.our_share().is_none() {
+                    return Ok(vec![join::REFUSED_NOT_ELDER]);
+                }
+                // Only another elder selects from the list; nobody else learns the members.
+                if sender == self.our_name || !c.sap().names().contains(&sender) {
+                    return Ok(vec![join::REFUSED]);
+                }
+                let prefix = c.sap().prefix;
+                Ok(join::encode_members(
+                    self.members
+                        .iter()
+                        .map(|m| &m.peer)
+                        .filter(|p| prefix.matches(&p.name())),
+                ))
             }
             Ok(join::Request::Alive(statement)) => {
                 let known = self.members.iter().any(|m| m.peer.name() == sender);
@@ -1127,12 +1189,14 @@ impl Runtime {
     /// One input through the persistent coordinator; routes its outputs. Returns why it was
     /// refused, if it was.
     fn take_input(&mut self, input: LoggedInput) -> Result<Option<Dropped>, SectionsNodeError> {
-        let generation = self.coordinator.coordinator().chain().key_count();
-        let previous_prefix = self.coordinator.coordinator().sap().prefix;
+        let c = self.coordinator.coordinator();
+        let generation = c.chain().key_count();
+        let previous_prefix = c.sap().prefix;
+        let was_elder = c.sap().names().contains(&self.our_name);
         let signed = input.signed_sap().cloned();
         let result = self.coordinator.take(&input);
         if self.coordinator.coordinator().chain().key_count() != generation {
-            self.applied(signed, previous_prefix)?;
+            self.applied(signed, previous_prefix, was_elder)?;
         }
         match result {
             Ok(outputs) => {
@@ -1147,14 +1211,16 @@ impl Runtime {
         }
     }
 
-    /// A SAP applied: store it, learn its elders and offer the kept messages again. Selection
-    /// is not run here: a member admitted while the DKG ran already made the elders sign a
-    /// start that superseded it, and the next admission, removal or failure agreement selects
-    /// again.
+    /// A SAP applied: store it, learn its elders and offer the kept messages again; if it made
+    /// us an elder (`was_elder`: the previous SAP listed us), ask the other elders for their
+    /// members. Selection is not run here: a member admitted while the DKG ran already made
+    /// the elders sign a start that superseded it, and the next admission, removal, failure
+    /// agreement or member list learnt selects again.
     fn applied(
         &mut self,
         signed: Option<SignedSap>,
         previous_prefix: Prefix,
+        was_elder: bool,
     ) -> Result<(), SectionsNodeError> {
         let c = self.coordinator.coordinator();
         info!(
@@ -1199,8 +1265,97 @@ impl Runtime {
         // We may have been named absent meanwhile (slow, down, or cut off): say we run at
         // this generation, which answers any agreement of an earlier one.
         self.announce_alive(true);
+        if !was_elder {
+            self.ask_members();
+        }
         self.retry_early = true;
         self.write_chain_file();
+        Ok(())
+    }
+
+    /// If our SAP lists us, asks each other elder of it for the members it knows
+    /// ([`join::Request::Members`]), each on its own task: we learnt members only from the
+    /// SAPs we applied and the joiners that asked us, so as a new elder we may not know plain
+    /// members that joined before, and would select other elders than the rest. Each list is
+    /// screened off the event loop ([`screen_members`]) and merged in
+    /// [`Runtime::on_members`].
+    fn ask_members(&mut self) {
+        let sap = self.coordinator.coordinator().sap();
+        if !sap.names().contains(&self.our_name) {
+            return;
+        }
+        let prefix = sap.prefix;
+        let elders: Vec<Peer> = sap
+            .elders
+            .iter()
+            .filter(|p| p.name() != self.our_name)
+            .cloned()
+            .collect();
+        let known: Arc<BTreeSet<Name>> =
+            Arc::new(self.members.iter().map(|m| m.peer.name()).collect());
+        debug!(
+            elders = elders.len(),
+            "asking the other elders for their members"
+        );
+        for elder in elders {
+            let name = elder.name();
+            let net = self.net.clone();
+            let lists = self.members_tx.clone();
+            let known = known.clone();
+            let us = self.our_name;
+            tokio::spawn(async move {
+                let Some(peers) = join::ask_members(net, elder).await else {
+                    return;
+                };
+                let screened = tokio::task::spawn_blocking(move || {
+                    screen_members(peers, &prefix, &us, &known)
+                })
+                .await;
+                // A full queue drops the list: a later promotion or restart asks again.
+                if let Ok(peers) = screened
+                    && !peers.is_empty()
+                {
+                    let _ = lists.try_send((name, peers));
+                }
+            });
+        }
+    }
+
+    /// An elder's member list, screened: adds each peer still under our prefix and not known
+    /// by name (up to [`SectionsNodeConfig::max_members`], as an admission), stores the list,
+    /// and selects again, so that we sign the start the members now call for.
+    fn on_members(&mut self, from: Name, peers: Vec<Peer>) -> Result<(), SectionsNodeError> {
+        let prefix = self.coordinator.coordinator().sap().prefix;
+        let mut added = 0;
+        for peer in peers {
+            let name = peer.name();
+            if name == self.our_name
+                || !prefix.matches(&name)
+                || self.members.iter().any(|m| m.peer.name() == name)
+            {
+                continue;
+            }
+            let member = Member {
+                peer: peer.clone(),
+                age: MEMBER_AGE,
+            };
+            match admit(&mut self.members, member, &prefix, self.max_members) {
+                Ok(true) => {
+                    added += 1;
+                    self.learn(peer);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(elder = %hex::encode(from.0), reason = %e, "members not all learnt");
+                    break;
+                }
+            }
+        }
+        if added > 0 {
+            info!(elder = %hex::encode(from.0), added, "members learnt from an elder");
+            self.coordinator.store().save_members(&self.members)?;
+            self.elect()?;
+        }
         Ok(())
     }
 
@@ -1797,6 +1952,146 @@ mod tests {
             .parse()
             .unwrap();
         (genesis, bootstrap, stop, running)
+    }
+
+    /// Runs the node of master seed `[seed; 32]` with `config` (its `GET /sections` on a port
+    /// of its own) until the sender is used or dropped: its address to bootstrap from, its
+    /// `GET /sections` address, the sender and the task.
+    fn spawn_node(
+        seed: u8,
+        mut config: SectionsNodeConfig,
+    ) -> (
+        Multiaddr,
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<(), SectionsNodeError>>,
+    ) {
+        let keys = Arc::new(NodeKeys::from_master(&[seed; 32]));
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        config.http_listen = http;
+        let addr = config.listen.clone().with(Protocol::P2p(keys.peer_id()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(run(config, keys, async move {
+            let _ = stopped.await;
+        }));
+        (addr, http, stop, running)
+    }
+
+    /// `GET /sections` of the node at `http`, if it answers.
+    async fn view_of(http: SocketAddr) -> Option<SectionView> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(http).await.ok()?;
+        stream
+            .write_all(b"GET /sections HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await.ok()?;
+        let text = String::from_utf8(out).ok()?;
+        serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()
+    }
+
+    /// Polls `http`'s view until `done` holds (panics after `secs` seconds, naming `what`).
+    async fn wait_view(
+        what: &str,
+        http: SocketAddr,
+        secs: u64,
+        done: impl Fn(&SectionView) -> bool,
+    ) -> SectionView {
+        let until = Instant::now() + Duration::from_secs(secs);
+        let mut last = None;
+        while Instant::now() < until {
+            if let Some(v) = view_of(http).await {
+                if done(&v) {
+                    return v;
+                }
+                last = Some(v);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let last = last.map(|v| (v.elder, v.generation, v.elders.len(), v.members));
+        panic!("{what}: not within {secs} s; last (elder, generation, elders, members): {last:?}");
+    }
+
+    /// A node promoted to elder learns from the other elders the plain members that joined
+    /// before it: as a joiner it knew only the elders of its SAP, and an elder that selects
+    /// from a shorter list than the others signs other starts than they do.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_promoted_elder_learns_the_members_that_joined_before_it() {
+        // Two elders, chosen by name: sorted by name, the seeds are the founder, the joiner
+        // that promotes itself last, the founder's first fellow elder, and a plain member.
+        let name_of = |seed: u8| {
+            Name::of(&tbls::public_key::<MinPk>(&section_node_key(
+                &NodeKeys::from_master(&[seed; 32]),
+            )))
+        };
+        let mut seeds: Vec<u8> = (20..24).collect();
+        seeds.sort_by_key(|s| name_of(*s));
+        let [first, second, third, fourth] = seeds[..] else {
+            unreachable!()
+        };
+        let config = |dir: &std::path::Path, genesis, bootstrap: &Multiaddr| {
+            node_config(dir, free_port(), genesis, 2, vec![bootstrap.clone()])
+        };
+
+        let founder_dir = tempfile::tempdir().unwrap();
+        let founder_config = node_config(founder_dir.path(), free_port(), None, 2, Vec::new());
+        let founder_keys = Arc::new(NodeKeys::from_master(&[first; 32]));
+        run(founder_config.clone(), founder_keys.clone(), async {})
+            .await
+            .unwrap();
+        let genesis = SectionsStore::open(&founder_dir.path().join("sections.redb"), founder_keys)
+            .unwrap()
+            .load()
+            .unwrap()
+            .unwrap()
+            .0
+            .genesis_key;
+        let (bootstrap, founder_http, stop0, run0) = spawn_node(first, founder_config);
+
+        // The founder's fellow elder.
+        let dir1 = tempfile::tempdir().unwrap();
+        let (_, http1, stop1, run1) =
+            spawn_node(third, config(dir1.path(), Some(genesis), &bootstrap));
+        wait_view("two elders", founder_http, 60, |v| {
+            v.elders.len() == 2 && v.generation == 2
+        })
+        .await;
+        // A plain member: its name comes after both elders'; both admit it.
+        let dir2 = tempfile::tempdir().unwrap();
+        let (_, _, stop2, run2) =
+            spawn_node(fourth, config(dir2.path(), Some(genesis), &bootstrap));
+        for http in [founder_http, http1] {
+            wait_view("the plain member admitted", http, 60, |v| v.members == 3).await;
+        }
+        // A joiner whose name comes before the fellow elder's replaces it: it knows the
+        // founder, the elder it replaces and itself, not the plain member.
+        let dir3 = tempfile::tempdir().unwrap();
+        let (_, http3, stop3, run3) =
+            spawn_node(second, config(dir3.path(), Some(genesis), &bootstrap));
+        let promoted = wait_view("the joiner promoted", http3, 60, |v| {
+            v.elder && v.generation == 3
+        })
+        .await;
+        let elders: BTreeSet<String> = promoted.elders.iter().map(|e| e.name.clone()).collect();
+        assert_eq!(
+            elders,
+            [first, second]
+                .map(|s| hex::encode(name_of(s).0))
+                .into_iter()
+                .collect()
+        );
+        wait_view("the promoted elder knows every member", http3, 30, |v| {
+            v.members == 4
+        })
+        .await;
+
+        for stop in [stop3, stop2, stop1, stop0] {
+            let _ = stop.send(());
+        }
+        for running in [run3, run2, run1, run0] {
+            running.await.unwrap().unwrap();
+        }
     }
 
     /// A joiner started with other section parameters than its network's stops with a usage
