@@ -33,7 +33,9 @@ pub struct ChainArgs {
     /// Chain settings (TOML); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Contract settings (TOML: chain id, committee size, thresholds, phase lengths, slashing).
+    /// Contract settings (TOML: chain id, committee, thresholds, phases, retries, slashing,
+    /// staking, genesis accounts, DKG, beacon; `--print-contract` prints every key, each
+    /// described in docs/architecture.md, "The contract configuration").
     #[arg(long)]
     pub contract: Option<PathBuf>,
     /// Largest committee when no contract file is given.
@@ -196,7 +198,8 @@ pub fn run(args: ChainArgs) -> Result<(), CliError> {
         let digest = keyquorum_node::chain::replica::config_digest(&contract);
         println!(
             "# keyquorum chain contract configuration, digest {} (a node's \
-             chain_config_digest)\n{text}",
+             chain_config_digest)\n# every key: docs/architecture.md, \"The contract \
+             configuration\"\n{text}",
             hex::encode(digest)
         );
         return Ok(());

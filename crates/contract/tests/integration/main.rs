@@ -3,6 +3,7 @@
 
 mod accounts;
 mod common;
+mod config_docs;
 mod early_close;
 mod flood;
 mod follow;

@@ -340,6 +340,7 @@ impl Driver {
                 ..
             } => {
                 warn!(view, ceremony_number, %reason, "ceremony failed");
+                self.aborts.ceremony_ran();
                 if self
                     .state
                     .pending_magic
@@ -353,9 +354,19 @@ impl Driver {
                 view,
                 ceremony_number,
                 reason,
-                ..
+                retry_at,
             } => {
-                warn!(view, ceremony_number, %reason, "view change aborted");
+                if self.aborts.is_news(*view, reason) {
+                    warn!(
+                        view,
+                        ceremony_number,
+                        %reason,
+                        retry_at,
+                        "view change aborted (retries for the same reason are logged at debug level)"
+                    );
+                } else {
+                    debug!(view, ceremony_number, %reason, retry_at, "view change aborted again");
+                }
                 self.state.pending_magic = None;
                 self.observe(Observation::ViewChangeAborted);
             }

@@ -321,6 +321,34 @@ pub struct Driver {
     /// The cursor of the state last written to the database (see [`Driver::process_block`] on
     /// empty blocks).
     stored_cursor: u64,
+    /// Abandoned view changes already warned about.
+    aborts: AbortLog,
+}
+
+/// The view and reason of the last view change abandoned. A committee that cannot form is
+/// tried again every `retry_delay` blocks and abandoned again for the same reason; the
+/// operator is warned once, and the repeats go to the debug log.
+#[derive(Debug, Default)]
+struct AbortLog(Option<(u64, String)>);
+
+impl AbortLog {
+    /// Records an abandonment; true when it is news (another view or reason than the last).
+    fn is_news(&mut self, view: u64, reason: &str) -> bool {
+        if self
+            .0
+            .as_ref()
+            .is_some_and(|(v, r)| *v == view && r == reason)
+        {
+            return false;
+        }
+        self.0 = Some((view, reason.to_string()));
+        true
+    }
+
+    /// A ceremony ran: the next abandonment is news whatever its reason.
+    fn ceremony_ran(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// Heights of empty blocks after which the cursor is written even though nothing else changed:
@@ -388,6 +416,7 @@ impl Driver {
             active_block,
             configured_beacon: BeaconConfig::default(),
             stored_cursor,
+            aborts: AbortLog::default(),
         };
         d.observe_opened();
         let mut effects = d.resume()?;
@@ -549,5 +578,28 @@ impl Driver {
         }
         let batch = self.store.begin()?;
         self.commit(batch)
+    }
+}
+
+#[cfg(test)]
+mod abort_log_tests {
+    use super::AbortLog;
+
+    #[test]
+    fn an_abandonment_is_news_once_per_view_and_reason_until_a_ceremony_runs() {
+        let mut log = AbortLog::default();
+        let short = "3 eligible nodes, at least 4 needed";
+        assert!(log.is_news(2, short));
+        // The retries every `retry_delay` blocks.
+        assert!(!log.is_news(2, short));
+        assert!(!log.is_news(2, short));
+        // Another reason, or another view, is news, and becomes the one repeats are held to.
+        assert!(log.is_news(2, "2 eligible nodes, at least 4 needed"));
+        assert!(log.is_news(2, short));
+        assert!(log.is_news(3, short));
+        assert!(!log.is_news(3, short));
+        // After a ceremony ran, the same reason is news again.
+        log.ceremony_ran();
+        assert!(log.is_news(3, short));
     }
 }
