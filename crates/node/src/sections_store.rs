@@ -27,6 +27,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use keyquorum_dkg::wire::{Reader, WireError, Writer};
+use keyquorum_sections::Name;
 use keyquorum_sections::absence::Absentees;
 use keyquorum_sections::elders::{Member, SectionParams};
 use keyquorum_sections::keys::key_bytes;
@@ -48,6 +49,9 @@ const NODE: TableDefinition<&str, &[u8]> = TableDefinition::new("sections_node")
 
 /// Most members a store keeps (a section splits long before).
 pub const MAX_STORED_MEMBERS: usize = 1024;
+
+/// Most names of departed members kept ([`SectionsStore::save_departed`]): the oldest go first.
+pub const MAX_DEPARTED: usize = 1024;
 
 /// Errors of the sections store. None carries secret material.
 #[derive(Debug, thiserror::Error)]
@@ -314,6 +318,37 @@ impl SectionsStore {
         }
     }
 
+    /// Replaces the stored names of members that left through this node, oldest first; refuses
+    /// more than [`MAX_DEPARTED`], which [`SectionsStore::departed`] would not read back.
+    pub fn save_departed(&self, names: &[Name]) -> Result<(), SectionsStoreError> {
+        if names.len() > MAX_DEPARTED {
+            return Err(SectionsStoreError::Corrupt(format!(
+                "{} departed members, at most {MAX_DEPARTED}",
+                names.len()
+            )));
+        }
+        let bytes: Vec<u8> = names.iter().flat_map(|n| n.0).collect();
+        self.put_node("departed", &bytes)
+    }
+
+    /// The stored names of members that left ([`SectionsStore::save_departed`]; none before the
+    /// first save).
+    pub fn departed(&self) -> Result<Vec<Name>, SectionsStoreError> {
+        let Some(bytes) = self.get_node("departed")? else {
+            return Ok(Vec::new());
+        };
+        if bytes.len() % 32 != 0 || bytes.len() / 32 > MAX_DEPARTED {
+            return Err(SectionsStoreError::Corrupt(format!(
+                "departed members: {} bytes, not a whole number of names up to {MAX_DEPARTED}",
+                bytes.len()
+            )));
+        }
+        Ok(bytes
+            .chunks_exact(32)
+            .map(|c| Name(c.try_into().expect("32 bytes")))
+            .collect())
+    }
+
     /// Replaces the stored record of absent members.
     pub fn save_absentees(&self, absentees: &Absentees) -> Result<(), SectionsStoreError> {
         self.put_node("absentees", &absentees.encode())
@@ -542,6 +577,30 @@ mod tests {
         assert!(matches!(
             SectionsStore::open(&path, other),
             Err(SectionsStoreError::OtherIdentity { .. })
+        ));
+    }
+
+    #[test]
+    fn departed_names_read_back_in_order_and_a_bad_record_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sections.redb");
+        let keys = Arc::new(NodeKeys::from_master(&[3; 32]));
+        let store = SectionsStore::open(&path, keys.clone()).unwrap();
+        assert_eq!(store.departed().unwrap(), Vec::<Name>::new());
+        let names = vec![Name([9; 32]), Name([1; 32]), Name([5; 32])];
+        store.save_departed(&names).unwrap();
+        drop(store);
+        let store = SectionsStore::open(&path, keys).unwrap();
+        assert_eq!(store.departed().unwrap(), names);
+        assert!(
+            store
+                .save_departed(&vec![Name([0; 32]); MAX_DEPARTED + 1])
+                .is_err()
+        );
+        store.put_node("departed", &[0; 33]).unwrap();
+        assert!(matches!(
+            store.departed(),
+            Err(SectionsStoreError::Corrupt(_))
         ));
     }
 

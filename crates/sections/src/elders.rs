@@ -138,6 +138,45 @@ pub fn admit(
     Ok(true)
 }
 
+/// Admits each of `new` as [`admit`] would one after the other, naming each member once
+/// instead of at every admission: a list of hundreds learnt at once costs one pass. Stops at
+/// the first that would exceed `cap`; returns how many changed `members`, and that error.
+pub fn admit_all(
+    members: &mut Vec<Member>,
+    new: Vec<Member>,
+    prefix: &Prefix,
+    cap: usize,
+) -> (usize, Option<AdmitError>) {
+    let mut named: BTreeMap<Name, usize> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.peer.name(), i))
+        .collect();
+    let mut under = named.keys().filter(|n| prefix.matches(n)).count();
+    let mut changed = 0;
+    for member in new {
+        let name = member.peer.name();
+        let existing = named.get(&name).copied();
+        if existing.is_some_and(|i| members[i] == member) {
+            continue;
+        }
+        let others = under - usize::from(existing.is_some() && prefix.matches(&name));
+        if others >= cap {
+            return (changed, Some(AdmitError::SectionFull { cap }));
+        }
+        match existing {
+            Some(i) => members[i] = member,
+            None => {
+                under += usize::from(prefix.matches(&name));
+                named.insert(name, members.len());
+                members.push(member);
+            }
+        }
+        changed += 1;
+    }
+    (changed, None)
+}
+
 /// The elders among `members`, skipping `excluded`: the `elder_count` oldest, ties by name
 /// ascending; returned sorted by name, the order of a candidate list.
 pub fn select_elders(
@@ -511,6 +550,49 @@ pub(crate) mod tests {
         Member {
             peer: Peer::new(&key(seed).0, format!("10.0.0.{seed}:4000")),
             age,
+        }
+    }
+
+    proptest::proptest! {
+        /// Admitting a list at once ends as admitting its members one by one: the same members
+        /// (in another order), the same count of changes, the same refusal.
+        #[test]
+        fn admitting_a_list_at_once_is_admitting_it_one_by_one(
+            before in proptest::collection::vec((0..10u64, 0..3u8), 0..8),
+            new in proptest::collection::vec((0..10u64, 0..3u8), 0..10),
+            prefix_bit in 0..3u8,
+            cap in 0..9usize,
+        ) {
+            // The empty prefix, or either half.
+            let prefix = match prefix_bit {
+                2 => Prefix::default(),
+                bit => Prefix::default().child(bit).unwrap(),
+            };
+            let mut one_by_one: Vec<Member> = Vec::new();
+            for (seed, age) in &before {
+                let _ = admit(&mut one_by_one, member(*seed, *age), &prefix, usize::MAX);
+            }
+            let mut at_once = one_by_one.clone();
+            let new: Vec<Member> = new.iter().map(|(seed, age)| member(*seed, *age)).collect();
+            let mut changed = 0;
+            let mut refused = None;
+            for m in new.clone() {
+                match admit(&mut one_by_one, m, &prefix, cap) {
+                    Ok(true) => changed += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        refused = Some(e);
+                        break;
+                    }
+                }
+            }
+            let (all_changed, all_refused) = admit_all(&mut at_once, new, &prefix, cap);
+            proptest::prop_assert_eq!(all_changed, changed);
+            proptest::prop_assert_eq!(all_refused, refused);
+            let key = |m: &Member| (m.peer.name(), m.age);
+            one_by_one.sort_by_key(key);
+            at_once.sort_by_key(key);
+            proptest::prop_assert_eq!(at_once, one_by_one);
         }
     }
 

@@ -63,6 +63,7 @@ pub mod coordinator;
 pub mod dkg;
 pub mod elders;
 pub mod keys;
+pub mod member_lists;
 pub mod name;
 pub mod routing;
 pub mod sap;

@@ -29,12 +29,13 @@
 //!   selection is by name among the members an elder knows. An elder admits at most
 //!   [`SectionsNodeConfig::max_members`] members under its prefix
 //!   ([`admit`]). A node learns members from the SAPs it applies and the joiners that ask it;
-//!   so that a new elder selects from the members the others know, a node that applies a SAP
-//!   listing it as an elder when the previous one did not (promoted, or caught up onto it), or
-//!   that restarts as an elder, asks each other elder of the SAP for its members
-//!   ([`join::Request::Members`], answered only to an elder of the answerer's SAP) and adds
-//!   those under its prefix with a valid proof of possession that it did not know, then
-//!   selects again (`Runtime::on_members`).
+//!   so that every elder selects from the members the others know, a node that applies a SAP
+//!   listing it as an elder, or that restarts as an elder, asks each other elder of the SAP
+//!   for its members ([`join::Request::Members`], answered only to an elder of the answerer's
+//!   SAP). It takes a record once more elders listed it than the SAP tolerates faulty
+//!   ([`MemberTally`]), and adds it if it is under its prefix with a valid proof of
+//!   possession, of a name it did not know and not of a member that left through it (its
+//!   `"departed"` names); then it selects again (`Runtime::on_members`).
 //! - **Absent members.** The non-participants of a failure agreement, as an elder checked it or
 //!   a candidate formed it, are recorded ([`keyquorum_sections::absence`]), stored
 //!   (`"absentees"`) and skipped by every later selection until each sends the elders its own
@@ -66,7 +67,7 @@
 //! member agreement beyond each elder's own list and the lists a new elder asks for (elders
 //! with different lists sign different starts, and none starts until their lists agree again;
 //! the exchange only adds members, so a leave or a refused admission that reached some elders
-//! still leaves lists that differ), and no detection of members gone
+//! only still leaves lists that differ), and no detection of members gone
 //! without leaving until a DKG needs them: only a failure agreement makes a member absent, and
 //! only the elders and candidates that saw it hold it (a later elder that did not selects the
 //! member and signs a start the others do not; none starts until their records agree). A node that caught up learns the current SAP and key chain, not the
@@ -95,8 +96,11 @@ use keyquorum_sections::catch_up::{self, SectionAnswer};
 pub use keyquorum_sections::catch_up::{CATCH_UP_FAN_OUT, catch_up_targets};
 use keyquorum_sections::coordinator::{Coordinator, Dropped, OpenSplit, Output};
 use keyquorum_sections::dkg::{MAX_ROUNDS, START_GRACE, VOTE_SLACK};
-use keyquorum_sections::elders::{AdmitError, Member, Peer, SectionParams, StartSigner, admit};
+use keyquorum_sections::elders::{
+    AdmitError, Member, Peer, SectionParams, StartSigner, admit, admit_all,
+};
 use keyquorum_sections::keys::{PublicKey, key_bytes};
+use keyquorum_sections::member_lists::MemberTally;
 use keyquorum_sections::routing::{self, Delivery};
 use keyquorum_sections::sap::{self, Sap, SignedSap};
 use keyquorum_sections::session::SessionId;
@@ -108,7 +112,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::keys::NodeKeys;
-use crate::sections_store::{SectionsStore, SectionsStoreError};
+use crate::sections_store::{MAX_DEPARTED, SectionsStore, SectionsStoreError};
 use http::SectionView;
 use identity::{SectionRecordSigner, SectionRecordVerifier, name_of_identity, section_node_key};
 
@@ -376,11 +380,12 @@ async fn run_in(
 
     coordinator.store().bind_params(&config.params)?;
     let absentees = coordinator.store().absentees()?;
+    let departed = coordinator.store().departed()?;
     let mut rt = Runtime::new(
         coordinator,
         members,
         signed,
-        absentees,
+        (absentees, departed),
         net.clone(),
         (node_key.clone(), our_peer.clone()),
         &config,
@@ -697,9 +702,16 @@ struct Runtime {
     /// Peers' answers to our queries for their section record, by the peer asked.
     answers_tx: mpsc::Sender<(Name, SectionAnswer)>,
     answers_rx: Option<mpsc::Receiver<(Name, SectionAnswer)>>,
-    /// Other elders' member lists, screened ([`screen_members`]), by the elder asked.
-    members_tx: mpsc::Sender<(Name, Vec<Peer>)>,
-    members_rx: Option<mpsc::Receiver<(Name, Vec<Peer>)>>,
+    /// Other elders' member lists, screened ([`screen_members`]), by the generation of the
+    /// ask and the elder asked.
+    members_tx: mpsc::Sender<MemberList>,
+    members_rx: Option<mpsc::Receiver<MemberList>>,
+    /// The listings of our last ask for member lists, and its tasks (aborted by the next ask).
+    member_tally: Option<MemberTally>,
+    member_asks: Vec<tokio::task::JoinHandle<()>>,
+    /// Members that left through us, oldest first (at most [`MAX_DEPARTED`]): another elder's
+    /// list that still holds one does not bring it back.
+    departed: VecDeque<Name>,
     /// When to ask peers for their section record next, when we last did, and how many times
     /// (which peers are next in turn).
     catch_up_at: Instant,
@@ -712,6 +724,9 @@ struct Runtime {
     resend_partials_at: Instant,
     resend_partials_wait: Duration,
 }
+
+/// An elder's screened member list: the generation of the ask, the elder, its peers.
+type MemberList = (u64, Name, Vec<Peer>);
 
 /// Per known peer, when it last did something allowed once per `period` (hasten a catch-up,
 /// have an alive statement taken); unknown peers never may.
@@ -754,7 +769,7 @@ impl Runtime {
         coordinator: PersistentCoordinator<SectionsStore>,
         members: Vec<Member>,
         signed: Option<SignedSap>,
-        absentees: Absentees,
+        (absentees, departed): (Absentees, Vec<Name>),
         net: NetworkHandle,
         (node_key, our_peer): (Secret<Scalar>, Peer),
         config: &SectionsNodeConfig,
@@ -796,6 +811,9 @@ impl Runtime {
             answers_rx: Some(answers_rx),
             members_tx,
             members_rx: Some(members_rx),
+            member_tally: None,
+            member_asks: Vec::new(),
+            departed: departed.into(),
             catch_up_at: Instant::now(),
             catch_up_asked: None,
             catch_up_turn: 0,
@@ -865,7 +883,9 @@ impl Runtime {
                     None => return Ok(()),
                 },
                 Some((from, answer)) = answers.recv() => self.on_answer(from, answer)?,
-                Some((from, peers)) = member_lists.recv() => self.on_members(from, peers)?,
+                Some((generation, from, peers)) = member_lists.recv() => {
+                    self.on_members(generation, from, peers)?
+                }
                 _ = tick.tick() => self.on_tick()?,
             }
             self.drain()?;
@@ -949,6 +969,7 @@ impl Runtime {
                     Ok(true) => {
                         info!(name = %hex::encode(sender.0), "member admitted");
                         self.coordinator.store().save_members(&self.members)?;
+                        self.set_departed(sender, false)?;
                         self.learn(peer);
                         self.elect()?;
                     }
@@ -968,6 +989,7 @@ impl Runtime {
                     info!(name = %hex::encode(sender.0), "member left");
                     self.members.retain(|m| m.peer.name() != sender);
                     self.coordinator.store().save_members(&self.members)?;
+                    self.set_departed(sender, true)?;
                     self.start_signer.retain_members(&self.members);
                     self.save_absentees()?;
                     self.elect()?;
@@ -1192,11 +1214,10 @@ impl Runtime {
         let c = self.coordinator.coordinator();
         let generation = c.chain().key_count();
         let previous_prefix = c.sap().prefix;
-        let was_elder = c.sap().names().contains(&self.our_name);
         let signed = input.signed_sap().cloned();
         let result = self.coordinator.take(&input);
         if self.coordinator.coordinator().chain().key_count() != generation {
-            self.applied(signed, previous_prefix, was_elder)?;
+            self.applied(signed, previous_prefix)?;
         }
         match result {
             Ok(outputs) => {
@@ -1211,22 +1232,22 @@ impl Runtime {
         }
     }
 
-    /// A SAP applied: store it, learn its elders and offer the kept messages again; if it made
-    /// us an elder (`was_elder`: the previous SAP listed us), ask the other elders for their
-    /// members. Selection is not run here: a member admitted while the DKG ran already made
+    /// A SAP applied: store it, learn its elders and offer the kept messages again; if it lists
+    /// us, ask the other elders for their members. Selection is not run here: a member admitted while the DKG ran already made
     /// the elders sign a start that superseded it, and the next admission, removal, failure
     /// agreement or member list learnt selects again.
     fn applied(
         &mut self,
         signed: Option<SignedSap>,
         previous_prefix: Prefix,
-        was_elder: bool,
     ) -> Result<(), SectionsNodeError> {
         let c = self.coordinator.coordinator();
         info!(
             generation = c.chain().key_count(),
             section_key = %hex::encode(key_bytes(&c.sap().section_key)),
-            elder = c.our_share().is_some(),
+            elder = c.sap().names().contains(&self.our_name),
+            // A node that caught up onto a SAP listing it gets its share from its late run.
+            share = c.our_share().is_some(),
             "new SAP applied"
         );
         // The store wrote it with the record ([`ElderStore::save_section`]).
@@ -1265,25 +1286,33 @@ impl Runtime {
         // We may have been named absent meanwhile (slow, down, or cut off): say we run at
         // this generation, which answers any agreement of an earlier one.
         self.announce_alive(true);
-        if !was_elder {
-            self.ask_members();
-        }
+        // Every SAP that lists us: as a new elder, or one that missed admissions while it
+        // was down or cut off, we may lack members the others know.
+        self.ask_members();
         self.retry_early = true;
         self.write_chain_file();
         Ok(())
     }
 
     /// If our SAP lists us, asks each other elder of it for the members it knows
-    /// ([`join::Request::Members`]), each on its own task: we learnt members only from the
-    /// SAPs we applied and the joiners that asked us, so as a new elder we may not know plain
-    /// members that joined before, and would select other elders than the rest. Each list is
-    /// screened off the event loop ([`screen_members`]) and merged in
-    /// [`Runtime::on_members`].
+    /// ([`join::Request::Members`]), each on its own task: we learn members only from the
+    /// SAPs we apply and the joiners that ask us, so as a new elder, or one that was down or
+    /// cut off while members joined, we may not know members the others know, and would
+    /// select other elders than they do. Each list is screened off the event loop
+    /// ([`screen_members`]) and counted in [`Runtime::on_members`]: a member is taken once
+    /// more elders list it than the SAP tolerates faulty ([`MemberTally`]). A new ask
+    /// replaces the last one and aborts its tasks.
     fn ask_members(&mut self) {
-        let sap = self.coordinator.coordinator().sap();
+        for task in self.member_asks.drain(..) {
+            task.abort();
+        }
+        self.member_tally = None;
+        let c = self.coordinator.coordinator();
+        let sap = c.sap();
         if !sap.names().contains(&self.our_name) {
             return;
         }
+        let generation = c.chain().key_count();
         let prefix = sap.prefix;
         let elders: Vec<Peer> = sap
             .elders
@@ -1291,11 +1320,16 @@ impl Runtime {
             .filter(|p| p.name() != self.our_name)
             .cloned()
             .collect();
+        self.member_tally = Some(MemberTally::new(
+            generation,
+            elders.iter().map(Peer::name).collect(),
+            sap.elders.len(),
+        ));
         let known: Arc<BTreeSet<Name>> =
             Arc::new(self.members.iter().map(|m| m.peer.name()).collect());
         debug!(
             elders = elders.len(),
-            "asking the other elders for their members"
+            generation, "asking the other elders for their members"
         );
         for elder in elders {
             let name = elder.name();
@@ -1303,7 +1337,7 @@ impl Runtime {
             let lists = self.members_tx.clone();
             let known = known.clone();
             let us = self.our_name;
-            tokio::spawn(async move {
+            self.member_asks.push(tokio::spawn(async move {
                 let Some(peers) = join::ask_members(net, elder).await else {
                     return;
                 };
@@ -1311,51 +1345,93 @@ impl Runtime {
                     screen_members(peers, &prefix, &us, &known)
                 })
                 .await;
-                // A full queue drops the list: a later promotion or restart asks again.
-                if let Ok(peers) = screened
-                    && !peers.is_empty()
-                {
-                    let _ = lists.try_send((name, peers));
+                // A full queue drops the list, which then counts for nothing: the next SAP
+                // or restart asks again.
+                if let Ok(peers) = screened {
+                    let _ = lists.try_send((generation, name, peers));
                 }
-            });
+            }));
         }
     }
 
-    /// An elder's member list, screened: adds each peer still under our prefix and not known
-    /// by name (up to [`SectionsNodeConfig::max_members`], as an admission), stores the list,
-    /// and selects again, so that we sign the start the members now call for.
-    fn on_members(&mut self, from: Name, peers: Vec<Peer>) -> Result<(), SectionsNodeError> {
-        let prefix = self.coordinator.coordinator().sap().prefix;
-        let mut added = 0;
-        for peer in peers {
-            let name = peer.name();
-            if name == self.our_name
-                || !prefix.matches(&name)
-                || self.members.iter().any(|m| m.peer.name() == name)
-            {
-                continue;
+    /// An elder's member list, screened, for the ask of `generation`: counted if that ask is
+    /// still ours and we are still an elder of its SAP. Each record that reaches enough
+    /// listings is added if its name is still unknown, under our prefix and not of a member
+    /// that left through us (up to [`SectionsNodeConfig::max_members`], as an admission); then
+    /// the members are stored and we select again, so that we sign the start they call for.
+    fn on_members(
+        &mut self,
+        generation: u64,
+        from: Name,
+        peers: Vec<Peer>,
+    ) -> Result<(), SectionsNodeError> {
+        let c = self.coordinator.coordinator();
+        let current =
+            c.chain().key_count() == generation && c.sap().names().contains(&self.our_name);
+        let prefix = c.sap().prefix;
+        let Some(tally) = self
+            .member_tally
+            .as_mut()
+            .filter(|t| current && t.generation() == generation)
+        else {
+            debug!(elder = %hex::encode(from.0), generation, "member list of an earlier ask dropped");
+            return Ok(());
+        };
+        let reached = match tally.count(from, peers) {
+            Ok(reached) => reached,
+            Err(e) => {
+                debug!(elder = %hex::encode(from.0), reason = %e, "member list not counted");
+                return Ok(());
             }
-            let member = Member {
-                peer: peer.clone(),
+        };
+        let known: BTreeSet<Name> = self.members.iter().map(|m| m.peer.name()).collect();
+        let learnt: Vec<Member> = reached
+            .into_iter()
+            .filter(|peer| {
+                let name = peer.name();
+                name != self.our_name
+                    && prefix.matches(&name)
+                    && !known.contains(&name)
+                    && !self.departed.contains(&name)
+            })
+            .map(|peer| Member {
+                peer,
                 age: MEMBER_AGE,
-            };
-            match admit(&mut self.members, member, &prefix, self.max_members) {
-                Ok(true) => {
-                    added += 1;
-                    self.learn(peer);
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    warn!(elder = %hex::encode(from.0), reason = %e, "members not all learnt");
-                    break;
-                }
-            }
+            })
+            .collect();
+        let (added, refused) =
+            admit_all(&mut self.members, learnt.clone(), &prefix, self.max_members);
+        if let Some(e) = refused {
+            warn!(elder = %hex::encode(from.0), reason = %e, "members not all learnt");
+        }
+        // A record only fills in a peer we have no address for.
+        for m in learnt.into_iter().take(added) {
+            self.peers.entry(m.peer.name()).or_insert(m.peer);
         }
         if added > 0 {
-            info!(elder = %hex::encode(from.0), added, "members learnt from an elder");
+            info!(elder = %hex::encode(from.0), added, "members learnt from the elders' lists");
             self.coordinator.store().save_members(&self.members)?;
             self.elect()?;
         }
+        Ok(())
+    }
+
+    /// Records that `name` left through us (`departed`), or that it was admitted again.
+    fn set_departed(&mut self, name: Name, departed: bool) -> Result<(), SectionsNodeError> {
+        let had = self.departed.contains(&name);
+        if had == departed {
+            return Ok(());
+        }
+        self.departed.retain(|n| *n != name);
+        if departed {
+            if self.departed.len() >= MAX_DEPARTED {
+                self.departed.pop_front();
+            }
+            self.departed.push_back(name);
+        }
+        self.coordinator
+            .store()
+            .save_departed(self.departed.make_contiguous())?;
         Ok(())
     }
 
@@ -2015,7 +2091,8 @@ mod tests {
 
     /// A node promoted to elder learns from the other elders the plain members that joined
     /// before it: as a joiner it knew only the elders of its SAP, and an elder that selects
-    /// from a shorter list than the others signs other starts than they do.
+    /// from a shorter list than the others signs other starts than they do. A member that
+    /// left through it does not come back through another elder's stale list.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_promoted_elder_learns_the_members_that_joined_before_it() {
         // Two elders, chosen by name: sorted by name, the seeds are the founder, the joiner
@@ -2047,7 +2124,7 @@ mod tests {
             .unwrap()
             .0
             .genesis_key;
-        let (bootstrap, founder_http, stop0, run0) = spawn_node(first, founder_config);
+        let (bootstrap, founder_http, stop0, run0) = spawn_node(first, founder_config.clone());
 
         // The founder's fellow elder.
         let dir1 = tempfile::tempdir().unwrap();
@@ -2067,8 +2144,8 @@ mod tests {
         // A joiner whose name comes before the fellow elder's replaces it: it knows the
         // founder, the elder it replaces and itself, not the plain member.
         let dir3 = tempfile::tempdir().unwrap();
-        let (_, http3, stop3, run3) =
-            spawn_node(second, config(dir3.path(), Some(genesis), &bootstrap));
+        let config3 = config(dir3.path(), Some(genesis), &bootstrap);
+        let (_, http3, stop3, run3) = spawn_node(second, config3.clone());
         let promoted = wait_view("the joiner promoted", http3, 60, |v| {
             v.elder && v.generation == 3
         })
@@ -2086,10 +2163,36 @@ mod tests {
         })
         .await;
 
-        for stop in [stop3, stop2, stop1, stop0] {
+        // The plain member leaves while the founder is down: only the promoted elder removes
+        // it, and the founder, restarted, still lists it.
+        let _ = stop2.send(());
+        run2.await.unwrap().unwrap();
+        let _ = stop0.send(());
+        run0.await.unwrap().unwrap();
+        let leaver = Arc::new(NodeKeys::from_master(&[fourth; 32]));
+        assert_eq!(leave(dir2.path(), leaver, false).await.unwrap(), (1, 2));
+        wait_view("the leave taken", http3, 30, |v| v.members == 3).await;
+        let (_, founder_http, stop0, run0) = spawn_node(first, founder_config);
+        wait_view("the founder back", founder_http, 60, |v| {
+            v.elder && v.members == 4
+        })
+        .await;
+        // Restarted, the promoted elder asks the founder for its members again: the stale
+        // listing does not bring back the member that left through it.
+        let _ = stop3.send(());
+        run3.await.unwrap().unwrap();
+        let (_, http3, stop3, run3) = spawn_node(second, config3);
+        wait_view("the promoted elder back", http3, 60, |v| v.elder).await;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        wait_view("the member that left still gone", http3, 1, |v| {
+            v.members == 3
+        })
+        .await;
+
+        for stop in [stop3, stop1, stop0] {
             let _ = stop.send(());
         }
-        for running in [run3, run2, run1, run0] {
+        for running in [run3, run1, run0] {
             running.await.unwrap().unwrap();
         }
     }

@@ -1,0 +1,212 @@
+//! Member lists a new elder gathers from the other elders of its SAP.
+//!
+//! Elders select the next elders from the members they know, so a node promoted to elder asks
+//! the others for their lists. An entry of a list is the answering elder's word alone: nothing
+//! in a peer record ties it to the node it names beyond the proof of possession of its DKG
+//! keys, so one faulty elder could list made-up members (ground to sort first, and so be
+//! selected) or a real member's name with keys and an address of its own. The asker therefore
+//! takes a record only once more elders than the SAP tolerates faulty list it, byte for byte:
+//! with `n` elders, `f = n - supermajority(n)` of them may be faulty, and `f + 1` identical
+//! listings include an honest one. A member every honest elder knows is listed by the
+//! `n - 1 - f >= f + 1` honest elders other than the asker (`supermajority(n) > 2n/3`). A
+//! member only a minority of the elders knows (a leave or a refusal that reached some of them)
+//! is not taken, which also keeps a member that left through most elders from coming back
+//! through a stale list.
+//!
+//! A tally belongs to one ask: the generation of the SAP it was made for and the elders asked.
+//! Each elder's first answer counts, later ones are refused, and answers for another ask are
+//! the caller's to drop ([`MemberTally::generation`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::Name;
+use crate::elders::Peer;
+use crate::session::supermajority;
+
+/// Why an answer was not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TallyRefusal {
+    /// The sender is not one of the elders asked.
+    #[error("not asked")]
+    NotAsked,
+    /// The sender answered this ask already.
+    #[error("answered already")]
+    AnsweredAlready,
+}
+
+/// The listings of one ask ([module docs](self)).
+#[derive(Debug)]
+pub struct MemberTally {
+    generation: u64,
+    asked: BTreeSet<Name>,
+    answered: BTreeSet<Name>,
+    needed: usize,
+    /// Per name, each distinct record listed and how many elders listed it. Bounded by the
+    /// answers: one per elder asked, each of a bounded length.
+    listings: BTreeMap<Name, Vec<(Peer, usize)>>,
+    taken: BTreeSet<Name>,
+}
+
+impl MemberTally {
+    /// A tally for asking `asked` (the other elders of a SAP of `elder_count` elders, at
+    /// `generation`).
+    pub fn new(generation: u64, asked: BTreeSet<Name>, elder_count: usize) -> Self {
+        MemberTally {
+            generation,
+            asked,
+            answered: BTreeSet::new(),
+            needed: listings_needed(elder_count),
+            listings: BTreeMap::new(),
+            taken: BTreeSet::new(),
+        }
+    }
+
+    /// The generation of the SAP the ask was made for.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// How many identical listings a record needs.
+    pub fn needed(&self) -> usize {
+        self.needed
+    }
+
+    /// Counts `from`'s list and returns the records that reached [`MemberTally::needed`]
+    /// listings with it, each name once per tally. A list naming one member twice counts
+    /// once for it.
+    pub fn count(&mut self, from: Name, peers: Vec<Peer>) -> Result<Vec<Peer>, TallyRefusal> {
+        if !self.asked.contains(&from) {
+            return Err(TallyRefusal::NotAsked);
+        }
+        if !self.answered.insert(from) {
+            return Err(TallyRefusal::AnsweredAlready);
+        }
+        let mut seen = BTreeSet::new();
+        let mut reached = Vec::new();
+        for peer in peers {
+            let name = peer.name();
+            if !seen.insert(name) || self.taken.contains(&name) {
+                continue;
+            }
+            let records = self.listings.entry(name).or_default();
+            let count = match records.iter_mut().find(|(p, _)| *p == peer) {
+                Some((_, count)) => {
+                    *count += 1;
+                    *count
+                }
+                None => {
+                    records.push((peer.clone(), 1));
+                    1
+                }
+            };
+            if count >= self.needed {
+                self.taken.insert(name);
+                self.listings.remove(&name);
+                reached.push(peer);
+            }
+        }
+        Ok(reached)
+    }
+}
+
+/// `f + 1` for a SAP of `elder_count` elders, `f = elder_count - supermajority(elder_count)`.
+pub fn listings_needed(elder_count: usize) -> usize {
+    elder_count.saturating_sub(supermajority(elder_count)) + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elders::tests::member;
+
+    fn peer(seed: u64) -> Peer {
+        member(seed, 1).peer
+    }
+
+    fn names(seeds: &[u64]) -> BTreeSet<Name> {
+        seeds.iter().map(|s| peer(*s).name()).collect()
+    }
+
+    #[test]
+    fn listings_needed_exceed_the_faulty_elders_and_fit_the_honest_ones() {
+        assert_eq!(listings_needed(1), 1);
+        assert_eq!(listings_needed(3), 1);
+        assert_eq!(listings_needed(4), 2);
+        assert_eq!(listings_needed(7), 3);
+        for n in 1..100usize {
+            let faulty = n - supermajority(n);
+            let needed = listings_needed(n);
+            assert!(needed > faulty, "n = {n}");
+            // The honest elders other than the asker can always list a member.
+            if n > 1 {
+                assert!(n - 1 - faulty >= needed, "n = {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_is_taken_once_enough_elders_list_it_identically() {
+        // Seven elders: the asker and six others, three listings needed.
+        let others = names(&[1, 2, 3, 4, 5, 6]);
+        let mut tally = MemberTally::new(9, others, 7);
+        assert_eq!(tally.needed(), 3);
+        let (a, b) = (peer(1), peer(2));
+        let member = peer(40);
+        let made_up = peer(41);
+        assert_eq!(
+            tally.count(a.name(), vec![member.clone(), made_up.clone()]),
+            Ok(vec![])
+        );
+        // The same record from the same elder again does not count.
+        assert_eq!(
+            tally.count(a.name(), vec![member.clone()]),
+            Err(TallyRefusal::AnsweredAlready)
+        );
+        // A list naming it twice counts once.
+        assert_eq!(
+            tally.count(b.name(), vec![member.clone(), member.clone()]),
+            Ok(vec![])
+        );
+        assert_eq!(
+            tally.count(peer(3).name(), vec![member.clone()]),
+            Ok(vec![member.clone()])
+        );
+        // Taken once per tally.
+        assert_eq!(
+            tally.count(peer(4).name(), vec![member.clone()]),
+            Ok(vec![])
+        );
+        // Nobody else listed the made-up member.
+        assert_eq!(tally.count(peer(5).name(), vec![]), Ok(vec![]));
+        assert_eq!(tally.generation(), 9);
+    }
+
+    #[test]
+    fn faulty_elders_alone_cannot_plant_or_replace_a_record() {
+        // Four elders: the asker and three others, one of which may be faulty.
+        let mut tally = MemberTally::new(2, names(&[1, 2, 3]), 4);
+        let real = peer(40);
+        // The faulty elder lists the real member's name at its own address, and a member of
+        // its own; the two honest elders list the real record.
+        let mut forged = real.clone();
+        forged.addr = "10.9.9.9:4000".into();
+        assert_eq!(
+            tally.count(peer(1).name(), vec![forged, peer(41)]),
+            Ok(vec![])
+        );
+        assert_eq!(tally.count(peer(2).name(), vec![real.clone()]), Ok(vec![]));
+        assert_eq!(
+            tally.count(peer(3).name(), vec![real.clone()]),
+            Ok(vec![real])
+        );
+    }
+
+    #[test]
+    fn only_the_elders_asked_are_counted() {
+        let mut tally = MemberTally::new(2, names(&[1, 2, 3]), 4);
+        assert_eq!(
+            tally.count(peer(8).name(), vec![peer(40)]),
+            Err(TallyRefusal::NotAsked)
+        );
+    }
+}
