@@ -2089,6 +2089,139 @@ mod tests {
         panic!("{what}: not within {secs} s; last (elder, generation, elders, members): {last:?}");
     }
 
+    /// The name of the node whose keys come from master seed `[seed; 32]`.
+    fn name_of_seed(seed: u8) -> Name {
+        Name::of(&tbls::public_key::<MinPk>(&section_node_key(
+            &NodeKeys::from_master(&[seed; 32]),
+        )))
+    }
+
+    /// The elders of the section as the node at `http` sees it, by name.
+    fn elder_names(view: &SectionView) -> BTreeSet<String> {
+        view.elders.iter().map(|e| e.name.clone()).collect()
+    }
+
+    /// Four elders, one of them promoted after a plain member joined; two elders leave one
+    /// after the other. Each leave calls for the next members by name, the second for the
+    /// plain member the promoted elder never saw join: without the member lists it learns from
+    /// the other elders, its starts named other candidates than theirs and the section stalled
+    /// at the second leave.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn four_elders_hand_over_through_two_leaves_after_a_promotion() {
+        let mut seeds: Vec<u8> = (40..47).collect();
+        seeds.sort_by_key(|s| name_of_seed(*s));
+        // By name: the promoted joiner, the founder, two leavers, the kept elder, the demoted
+        // elder, the plain member.
+        let [
+            promoted,
+            founder_seed,
+            leaver1,
+            leaver2,
+            kept,
+            demoted,
+            plain,
+        ] = seeds[..]
+        else {
+            unreachable!()
+        };
+        let names = |seeds: &[u8]| -> BTreeSet<String> {
+            seeds
+                .iter()
+                .map(|s| hex::encode(name_of_seed(*s).0))
+                .collect()
+        };
+        let founder_dir = tempfile::tempdir().unwrap();
+        let founder_config = node_config(founder_dir.path(), free_port(), None, 4, Vec::new());
+        let founder_keys = Arc::new(NodeKeys::from_master(&[founder_seed; 32]));
+        run(founder_config.clone(), founder_keys.clone(), async {})
+            .await
+            .unwrap();
+        let genesis = SectionsStore::open(&founder_dir.path().join("sections.redb"), founder_keys)
+            .unwrap()
+            .load()
+            .unwrap()
+            .unwrap()
+            .0
+            .genesis_key;
+        let (bootstrap, founder_http, stop_founder, run_founder) =
+            spawn_node(founder_seed, founder_config);
+        let mut dirs = BTreeMap::new();
+        let mut nodes = BTreeMap::new();
+        let mut join = |seed: u8| {
+            let dir = tempfile::tempdir().unwrap();
+            let config = node_config(
+                dir.path(),
+                free_port(),
+                Some(genesis),
+                4,
+                vec![bootstrap.clone()],
+            );
+            let (_, http, stop, running) = spawn_node(seed, config);
+            dirs.insert(seed, dir);
+            nodes.insert(seed, (http, stop, running));
+            http
+        };
+        // Four elders, then the plain member, then the joiner whose name makes it an elder.
+        for seed in [leaver1, leaver2, demoted] {
+            join(seed);
+        }
+        wait_view("four elders", founder_http, 90, |v| {
+            elder_names(v) == names(&[founder_seed, leaver1, leaver2, demoted])
+        })
+        .await;
+        join(kept);
+        // The kept elder's name comes before the demoted elder's.
+        wait_view("the kept elder promoted", founder_http, 90, |v| {
+            elder_names(v) == names(&[founder_seed, leaver1, leaver2, kept])
+        })
+        .await;
+        join(plain);
+        wait_view("the plain member admitted", founder_http, 60, |v| {
+            v.members == 6
+        })
+        .await;
+        let promoted_http = join(promoted);
+        wait_view("the joiner promoted", promoted_http, 90, |v| {
+            v.elder && elder_names(v) == names(&[promoted, founder_seed, leaver1, leaver2])
+        })
+        .await;
+
+        // Two elders leave, one after the other.
+        let kept_http = nodes[&kept].0;
+        for (leaver, elders_after) in [
+            (leaver1, [promoted, founder_seed, leaver2, kept]),
+            (leaver2, [promoted, founder_seed, kept, demoted]),
+        ] {
+            let (_, stop, running) = nodes.remove(&leaver).unwrap();
+            let _ = stop.send(());
+            running.await.unwrap().unwrap();
+            let keys = Arc::new(NodeKeys::from_master(&[leaver; 32]));
+            let (removed, asked) = leave(dirs[&leaver].path(), keys, false).await.unwrap();
+            assert_eq!(removed, asked);
+            for http in [promoted_http, kept_http, founder_http] {
+                wait_view("the elders after the leave", http, 90, |v| {
+                    elder_names(v) == names(&elders_after)
+                })
+                .await;
+            }
+        }
+        // And a third change: the founder leaves, so that the plain member is an elder.
+        let _ = stop_founder.send(());
+        run_founder.await.unwrap().unwrap();
+        let keys = Arc::new(NodeKeys::from_master(&[founder_seed; 32]));
+        leave(founder_dir.path(), keys, false).await.unwrap();
+        for http in [promoted_http, kept_http] {
+            wait_view("the plain member an elder", http, 90, |v| {
+                v.elder && elder_names(v) == names(&[promoted, kept, demoted, plain])
+            })
+            .await;
+        }
+        for (_, (_, stop, running)) in nodes {
+            let _ = stop.send(());
+            running.await.unwrap().unwrap();
+        }
+    }
+
     /// A node promoted to elder learns from the other elders the plain members that joined
     /// before it: as a joiner it knew only the elders of its SAP, and an elder that selects
     /// from a shorter list than the others signs other starts than they do. A member that
@@ -2097,11 +2230,7 @@ mod tests {
     async fn a_promoted_elder_learns_the_members_that_joined_before_it() {
         // Two elders, chosen by name: sorted by name, the seeds are the founder, the joiner
         // that promotes itself last, the founder's first fellow elder, and a plain member.
-        let name_of = |seed: u8| {
-            Name::of(&tbls::public_key::<MinPk>(&section_node_key(
-                &NodeKeys::from_master(&[seed; 32]),
-            )))
-        };
+        let name_of = name_of_seed;
         let mut seeds: Vec<u8> = (20..24).collect();
         seeds.sort_by_key(|s| name_of(*s));
         let [first, second, third, fourth] = seeds[..] else {
