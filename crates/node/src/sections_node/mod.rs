@@ -1994,6 +1994,20 @@ mod tests {
         }
     }
 
+    /// Creates the genesis section of the node of master seed `[seed; 32]` with `config` (the
+    /// node starts and stops at once) and returns its genesis key.
+    async fn create_genesis(seed: u8, config: &SectionsNodeConfig) -> PublicKey {
+        let keys = Arc::new(NodeKeys::from_master(&[seed; 32]));
+        run(config.clone(), keys.clone(), async {}).await.unwrap();
+        SectionsStore::open(&config.data_dir.join("sections.redb"), keys)
+            .unwrap()
+            .load()
+            .unwrap()
+            .unwrap()
+            .0
+            .genesis_key
+    }
+
     /// A genesis node on `dir` (keys from master seed `[seed; 32]`, default parameters, at
     /// most `max_members` members), running until `stop` is sent: its genesis key and its
     /// address to bootstrap from.
@@ -2012,14 +2026,7 @@ mod tests {
         let elders = SectionParams::default().elder_count;
         let mut config = node_config(dir, port, None, elders, Vec::new());
         config.max_members = max_members;
-        run(config.clone(), keys.clone(), async {}).await.unwrap();
-        let genesis = SectionsStore::open(&dir.join("sections.redb"), keys.clone())
-            .unwrap()
-            .load()
-            .unwrap()
-            .unwrap()
-            .0
-            .genesis_key;
+        let genesis = create_genesis(seed, &config).await;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(run(config, keys.clone(), async move {
             let _ = stopped.await;
@@ -2132,17 +2139,7 @@ mod tests {
         };
         let founder_dir = tempfile::tempdir().unwrap();
         let founder_config = node_config(founder_dir.path(), free_port(), None, 4, Vec::new());
-        let founder_keys = Arc::new(NodeKeys::from_master(&[founder_seed; 32]));
-        run(founder_config.clone(), founder_keys.clone(), async {})
-            .await
-            .unwrap();
-        let genesis = SectionsStore::open(&founder_dir.path().join("sections.redb"), founder_keys)
-            .unwrap()
-            .load()
-            .unwrap()
-            .unwrap()
-            .0
-            .genesis_key;
+        let genesis = create_genesis(founder_seed, &founder_config).await;
         let (bootstrap, founder_http, stop_founder, run_founder) =
             spawn_node(founder_seed, founder_config);
         let mut dirs = BTreeMap::new();
@@ -2242,17 +2239,7 @@ mod tests {
 
         let founder_dir = tempfile::tempdir().unwrap();
         let founder_config = node_config(founder_dir.path(), free_port(), None, 2, Vec::new());
-        let founder_keys = Arc::new(NodeKeys::from_master(&[first; 32]));
-        run(founder_config.clone(), founder_keys.clone(), async {})
-            .await
-            .unwrap();
-        let genesis = SectionsStore::open(&founder_dir.path().join("sections.redb"), founder_keys)
-            .unwrap()
-            .load()
-            .unwrap()
-            .unwrap()
-            .0
-            .genesis_key;
+        let genesis = create_genesis(first, &founder_config).await;
         let (bootstrap, founder_http, stop0, run0) = spawn_node(first, founder_config.clone());
 
         // The founder's fellow elder.
