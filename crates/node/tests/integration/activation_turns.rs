@@ -150,8 +150,12 @@ impl ChainClient for Activating {
 
 /// What a view change with every node's activations under `policy(i)` left on chain.
 struct Ran {
-    /// The activations of the activated magic block: sender, its rank, whether it applied.
+    /// The activations of the activated magic block: sender, its rank, whether it applied
+    /// (as mined up to the end of [`run_view_change`]; [`Ran::senders_now`] reads them again).
     senders: Vec<(Address, u64, bool)>,
+    probe: keyquorum_evm::client::Client,
+    from: u64,
+    activators: Vec<Address>,
     /// The nodes' status servers, still serving.
     status: Vec<SocketAddr>,
     /// Dropped to stop the nodes.
@@ -248,6 +252,26 @@ async fn run_view_change(policy: impl Fn(&[Address]) -> Policy) -> Ran {
     }
     // Room for any copy still on its way to be mined, and for its sender to learn its fate.
     tokio::time::sleep(Duration::from_secs(4)).await;
+    let senders = activation_senders(&probe, from, &activators).await;
+    Ran {
+        senders,
+        probe,
+        from,
+        activators,
+        status,
+        _stops: stops,
+        _dirs: dirs,
+        _anvil: anvil,
+    }
+}
+
+/// The activations of the activated magic block mined so far: sender, its rank, whether it
+/// applied.
+async fn activation_senders(
+    probe: &keyquorum_evm::client::Client,
+    from: u64,
+    activators: &[Address],
+) -> Vec<(Address, u64, bool)> {
     let to = probe.block_number().await.unwrap();
 
     // The activations of the activated block (a ceremony that failed and restarted would have
@@ -274,21 +298,21 @@ async fn run_view_change(policy: impl Fn(&[Address]) -> Policy) -> Ran {
         .0;
     let schedule = ActivationSchedule {
         block_hash,
-        activators: activators.clone(),
+        activators: activators.to_vec(),
         collected_at: 0,
         last_block: u64::MAX,
     };
-    let senders = calls
+    calls
         .into_iter()
         .filter(|(_, block)| *block == activated_block)
         .map(|(t, _)| (t.from, activator_rank(&schedule, t.from), t.success))
-        .collect();
-    Ran {
-        senders,
-        status,
-        _stops: stops,
-        _dirs: dirs,
-        _anvil: anvil,
+        .collect()
+}
+
+impl Ran {
+    /// [`Ran::senders`] as mined by now.
+    async fn senders_now(&self) -> Vec<(Address, u64, bool)> {
+        activation_senders(&self.probe, self.from, &self.activators).await
     }
 }
 
@@ -326,23 +350,38 @@ async fn activations_mined_and_reverted_are_counted_by_their_senders() {
         asked: asked.clone(),
     })
     .await;
-    let senders = &ran.senders;
-    let reverted_on_chain = senders.iter().filter(|(_, _, ok)| !*ok).count();
+    let reverted =
+        |senders: &[(Address, u64, bool)]| senders.iter().filter(|(_, _, ok)| !*ok).count();
     assert!(
-        reverted_on_chain >= 1,
-        "copies sent at once reach the activation's block: {senders:?}"
+        reverted(&ran.senders) >= 1,
+        "copies sent at once reach the activation's block: {:?}",
+        ran.senders
     );
-    let mut counted = 0.0;
-    for addr in &ran.status {
-        let metrics = http_get(*addr, "/metrics").await;
-        counted += metrics
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("keyquorum_transactions_reverted_total{kind=\"activate\"} ")?
-                    .parse::<f64>()
-                    .ok()
-            })
-            .unwrap_or(0.0);
+    // On a loaded machine a copy can still be on its way, or its sender still waiting for its
+    // receipt: read both sides again until they agree, and fail on the last reading.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let senders = ran.senders_now().await;
+        let mut counted = 0.0;
+        for addr in &ran.status {
+            let metrics = http_get(*addr, "/metrics").await;
+            counted += metrics
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("keyquorum_transactions_reverted_total{kind=\"activate\"} ")?
+                        .parse::<f64>()
+                        .ok()
+                })
+                .unwrap_or(0.0);
+        }
+        let on_chain = reverted(&senders) as f64;
+        if counted == on_chain {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{counted} reverted activations counted by their senders, {on_chain} on chain: {senders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(counted, reverted_on_chain as f64, "{senders:?}");
 }
