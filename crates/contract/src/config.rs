@@ -243,6 +243,7 @@ pub enum DkgIndices {
 /// The DKG every ceremony of the chain runs: protocol variant, curve and index scheme. Absent
 /// from a configuration file, it is ack-or-reveal on BLS12-381 with sequential indices.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DkgConfig {
     /// Protocol variant.
     #[serde(default)]
@@ -264,6 +265,7 @@ pub struct DkgConfig {
 /// combination that runs is `variant = "complaint"`, `curve = "secp256k1"`, `indices =
 /// "key-hash"`; the fields are spelled out so that a configuration says what it gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SigningKeyConfig {
     /// Protocol variant (must be `complaint`).
     pub variant: DkgVariant,
@@ -361,6 +363,7 @@ impl DkgConfig {
 
 /// The committee: how many, how chosen, which thresholds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CommitteeConfig {
     /// `n` is the smaller of this and the number of eligible registered nodes.
     pub max_size: u32,
@@ -379,6 +382,7 @@ pub struct CommitteeConfig {
 
 /// Phase lengths in blocks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PhaseLengths {
     /// Contribute: commitments on chain.
     pub contribute: u64,
@@ -402,6 +406,7 @@ fn close_early_default() -> bool {
 /// What a recorded fault costs, in percent of the node's locked stake at the time, and where
 /// the slashed amount goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SlashingConfig {
     /// Provable misbehaviour (equivocation, invalid commitment or log, bad reveal).
     pub misbehaviour_percent: u8,
@@ -416,6 +421,7 @@ pub struct SlashingConfig {
 
 /// Stake withdrawal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StakingConfig {
     /// View activations between a request to unbond stake (or a deregistration) and the moment
     /// the stake can be claimed back to the balance. Meanwhile it counts for nothing.
@@ -430,6 +436,7 @@ impl Default for StakingConfig {
 
 /// An account funded at genesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GenesisAccount {
     /// The account's identity key (compressed G2, hex): the key that signs its transactions.
     pub identity: Hex<96>,
@@ -439,6 +446,7 @@ pub struct GenesisAccount {
 
 /// A key mode for one view, overriding the default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ViewKeyMode {
     /// View number.
     pub view: u64,
@@ -448,6 +456,7 @@ pub struct ViewKeyMode {
 
 /// The contract's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ContractConfig {
     /// Chain id: bound into every transaction signature, session id and magic block.
     pub chain_id: String,
@@ -503,9 +512,19 @@ pub enum ConfigError {
     /// Lengths that must be at least one block.
     #[error("{0} must be at least 1")]
     Zero(&'static str),
-    /// The thresholds are invalid for the largest committee.
-    #[error("thresholds invalid for a committee of max_size: {0}")]
-    Params(#[from] ParamsError),
+    /// The thresholds are invalid for a committee size between `min_size` and `max_size`.
+    #[error(
+        "thresholds invalid for a committee of {n} (committees of min_size to max_size members can be selected): {source}"
+    )]
+    Params {
+        /// The committee size.
+        n: usize,
+        /// Why.
+        source: ParamsError,
+    },
+    /// A key-mode override for view 0 (views start at 1) or a second one for a view.
+    #[error("key_mode_overrides: {0}")]
+    KeyModeOverride(&'static str),
     /// A length or height above [`MAX_BLOCKS`].
     #[error("{0} must be at most {MAX_BLOCKS} blocks")]
     TooLong(&'static str),
@@ -670,11 +689,29 @@ impl ContractConfig {
         {
             return Err(ConfigError::ReshareFirstView);
         }
+        let mut overridden = std::collections::BTreeSet::new();
+        for o in &self.key_mode_overrides {
+            if o.view == 0 {
+                return Err(ConfigError::KeyModeOverride(
+                    "view 0 has no view change (views start at 1)",
+                ));
+            }
+            if !overridden.insert(o.view) {
+                return Err(ConfigError::KeyModeOverride("a view is listed twice"));
+            }
+        }
+        if c.min_stake == 0 {
+            // A node that unbonded everything would still be eligible: a seat without stake.
+            return Err(ConfigError::Zero("committee.min_stake"));
+        }
         self.dkg.validate()?;
         self.beacon.validate()?;
-        // The largest committee must be valid; smaller ones are checked when selected (a
-        // committee for which the thresholds do not work postpones the view change).
-        self.params_for(c.max_size as usize)?;
+        // Every committee size the selection may give must work: a threshold given as a count
+        // above `min_size` would postpone every view change that seats fewer.
+        for n in c.min_size as usize..=c.max_size as usize {
+            self.params_for(n)
+                .map_err(|source| ConfigError::Params { n, source })?;
+        }
         Ok(())
     }
 
@@ -738,9 +775,38 @@ mod tests {
         c.view_length = MAX_BLOCKS + 1;
         assert_eq!(c.validate(), Err(ConfigError::TooLong("view_length")));
         let mut c = ok.clone();
+        c.committee.min_size = 10;
         c.committee.threshold = Size::Count(3);
         c.committee.quorum = Size::Count(3);
-        assert!(matches!(c.validate(), Err(ConfigError::Params(_))));
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Params { n: 10, .. })
+        ));
+        // A count above the smallest committee that may be selected.
+        let mut c = ContractConfig::defaults("c", 7);
+        c.committee.min_size = 4;
+        c.committee.threshold = Size::Count(5);
+        c.committee.quorum = Size::Count(6);
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Params { n: 4, .. })
+        ));
+        c.committee.min_size = 6;
+        assert_eq!(c.validate(), Ok(()));
+        let mut c = ok.clone();
+        c.committee.min_stake = 0;
+        assert_eq!(c.validate(), Err(ConfigError::Zero("committee.min_stake")));
+        for overrides in [
+            vec![(0, KeyMode::Fresh)],
+            vec![(3, KeyMode::Fresh), (3, KeyMode::Reshare)],
+        ] {
+            let mut c = ok.clone();
+            c.key_mode_overrides = overrides
+                .into_iter()
+                .map(|(view, mode)| ViewKeyMode { view, mode })
+                .collect();
+            assert!(matches!(c.validate(), Err(ConfigError::KeyModeOverride(_))));
+        }
         let mut c = ok.clone();
         c.key_mode_overrides.push(ViewKeyMode {
             view: 1,
@@ -753,6 +819,37 @@ mod tests {
             c.validate(),
             Err(ConfigError::Percent("slashing.reporter_percent"))
         );
+    }
+
+    /// The configuration is fixed at genesis, so a misspelt key must not pass as a default.
+    #[test]
+    fn an_unknown_key_at_any_depth_is_refused() {
+        let ok = serde_json::to_value(ContractConfig::defaults("c", 10)).unwrap();
+        assert!(serde_json::from_value::<ContractConfig>(ok.clone()).is_ok());
+        for (table, key) in [
+            (None, "retry_dealy"),
+            (Some("phases"), "close_earl"),
+            (Some("committee"), "max_sise"),
+            (Some("slashing"), "reporter_percnt"),
+            (Some("staking"), "unbonding"),
+            (Some("dkg"), "signing-key"),
+            (Some("beacon"), "period"),
+        ] {
+            let mut v = ok.clone();
+            let object = match table {
+                None => v.as_object_mut().unwrap(),
+                Some(t) => v[t].as_object_mut().unwrap(),
+            };
+            object.insert(key.into(), serde_json::json!(1));
+            let err = serde_json::from_value::<ContractConfig>(v).unwrap_err();
+            assert!(err.to_string().contains("unknown field"), "{key}: {err}");
+        }
+        // The old spelling of `max_ceremonies_per_view` is still read.
+        let mut v = ok.clone();
+        let object = v.as_object_mut().unwrap();
+        let value = object.remove("max_ceremonies_per_view").unwrap();
+        object.insert("max_sessions_per_view".into(), value);
+        assert!(serde_json::from_value::<ContractConfig>(v).is_ok());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::common;
 use common::*;
 use std::collections::BTreeSet;
 
+use keyquorum_contract::config::ConfigError;
 use keyquorum_contract::hex::Hex;
 use keyquorum_contract::magic::signing_message;
 use keyquorum_contract::state::{EvidenceRecord, FaultRole};
@@ -493,20 +494,25 @@ fn too_few_eligible_nodes_postpones_the_view_change() {
     assert_eq!(sim.height, 7);
 }
 
+/// Thresholds given as counts fit a narrow range of committee sizes; a configuration whose
+/// smallest committee they do not fit is refused at genesis, naming that size, rather than
+/// abandoning every view change that seats fewer.
 #[test]
-fn absolute_thresholds_that_do_not_fit_postpone_the_view_change() {
+fn absolute_thresholds_that_do_not_fit_the_smallest_committee_are_refused() {
     let mut cfg = config();
     cfg.committee.threshold = Size::Count(4);
     cfg.committee.quorum = Size::Count(5);
-    assert_eq!(cfg.validate(), Ok(()));
-    // Four eligible nodes: k = 5 > n = 4.
-    let mut sim = Sim::new(cfg, &[10, 10, 10, 10]);
-    sim.step();
-    let aborted = sim.events_where(|e| matches!(e, Event::ViewChangeAborted { .. }));
-    match aborted[..] {
-        [Event::ViewChangeAborted { reason, .. }] => assert!(reason.contains("t <= k <= n")),
-        _ => panic!("{aborted:?}"),
+    cfg.committee.min_size = 4;
+    // k = 5 > n = 4.
+    match cfg.validate() {
+        Err(e @ ConfigError::Params { n: 4, .. }) => {
+            assert!(e.to_string().contains("committee of 4"), "{e}")
+        }
+        other => panic!("{other:?}"),
     }
+    assert!(Contract::new(cfg.clone()).is_err());
+    cfg.committee.min_size = 5;
+    assert_eq!(cfg.validate(), Ok(()));
 }
 
 #[test]
@@ -801,6 +807,7 @@ fn a_dealer_whose_players_withheld_acks_is_not_slashed_and_the_withholders_are_n
     // is excluded from the attempt. Nothing on the board says whose fault that was.
     let mut cfg = config();
     cfg.committee.max_size = 7;
+    cfg.committee.min_size = 7;
     cfg.committee.threshold = Size::Count(5);
     cfg.committee.quorum = Size::Count(5);
     let mut sim = Sim::new(cfg, &[70, 60, 50, 40, 30, 20, 10]);

@@ -21,6 +21,8 @@ use common::Harness;
 
 fn config(chain_id: &str, n: u32, quorum: u32, variant: DkgVariant) -> ContractConfig {
     let mut c = common::small_network(chain_id, n, quorum, KeyMode::Reshare);
+    // Exactly `n` members: a count threshold fits only committees near that size.
+    c.committee.min_size = n;
     c.dkg.variant = variant;
     c
 }
