@@ -170,6 +170,14 @@ fn leave(args: LeaveArgs) -> Result<(), CliError> {
     if removed == 0 && elders > 0 {
         return Err(CliError::failed("no elder confirmed the removal"));
     }
+    if removed < elders {
+        eprintln!(
+            "keyquorum sections leave: warning: {} elder(s) did not confirm and still list this \
+             node; each drops it when it next compares member lists with the other elders (at \
+             its next SAP or restart, once every other elder answers it)",
+            elders - removed
+        );
+    }
     Ok(())
 }
 

@@ -13,6 +13,14 @@
 //! is not taken, which also keeps a member that left through most elders from coming back
 //! through a stale list.
 //!
+//! The same count by name tells the asker which of its own members the others do not know:
+//! once every elder asked has answered ([`MemberTally::complete`]), a member fewer than
+//! `f + 1` of them list is one the others removed (it left through them while the asker was
+//! down, or before the asker was promoted, when as a plain member it heard of no leave) or
+//! never admitted, and the asker drops it ([`MemberTally::unconfirmed`]), so that it selects
+//! from the list the others select from. A member every honest elder knows stays listed by
+//! enough of them.
+//!
 //! A tally belongs to one ask: the generation of the SAP it was made for and the elders asked.
 //! Each elder's first answer counts, later ones are refused, and answers for another ask are
 //! the caller's to drop ([`MemberTally::generation`]).
@@ -44,6 +52,8 @@ pub struct MemberTally {
     /// Per name, each distinct record listed and how many elders listed it. Bounded by the
     /// answers: one per elder asked, each of a bounded length.
     listings: BTreeMap<Name, Vec<(Peer, usize)>>,
+    /// Per name, how many elders listed it, whatever the record (bounded as `listings`).
+    listed: BTreeMap<Name, usize>,
     taken: BTreeSet<Name>,
 }
 
@@ -57,6 +67,7 @@ impl MemberTally {
             answered: BTreeSet::new(),
             needed: listings_needed(elder_count),
             listings: BTreeMap::new(),
+            listed: BTreeMap::new(),
             taken: BTreeSet::new(),
         }
     }
@@ -71,15 +82,44 @@ impl MemberTally {
         self.needed
     }
 
-    /// Counts `from`'s list and returns the records that reached [`MemberTally::needed`]
-    /// listings with it, each name once per tally. A list naming one member twice counts
-    /// once for it.
-    pub fn count(&mut self, from: Name, peers: Vec<Peer>) -> Result<Vec<Peer>, TallyRefusal> {
+    /// Whether every elder asked has answered.
+    pub fn complete(&self) -> bool {
+        self.answered.len() == self.asked.len()
+    }
+
+    /// Of `ours` (the asker's members, its SAP's elders and itself left out), the names fewer
+    /// than [`MemberTally::needed`] elders listed; `None` until the tally is
+    /// [complete](MemberTally::complete) or when nobody was asked.
+    pub fn unconfirmed(&self, ours: impl IntoIterator<Item = Name>) -> Option<Vec<Name>> {
+        if !self.complete() || self.asked.is_empty() {
+            return None;
+        }
+        Some(
+            ours.into_iter()
+                .filter(|name| self.listed.get(name).copied().unwrap_or(0) < self.needed)
+                .collect(),
+        )
+    }
+
+    /// Counts `from`'s list: `listed`, every name it holds, and `peers`, the records among
+    /// them the asker does not know yet and found valid. Returns the records that reached
+    /// [`MemberTally::needed`] listings with it, each name once per tally. A list naming one
+    /// member twice counts once for it.
+    pub fn count(
+        &mut self,
+        from: Name,
+        listed: &[Name],
+        peers: Vec<Peer>,
+    ) -> Result<Vec<Peer>, TallyRefusal> {
         if !self.asked.contains(&from) {
             return Err(TallyRefusal::NotAsked);
         }
         if !self.answered.insert(from) {
             return Err(TallyRefusal::AnsweredAlready);
+        }
+        let names: BTreeSet<&Name> = listed.iter().collect();
+        for name in names {
+            *self.listed.entry(*name).or_default() += 1;
         }
         let mut seen = BTreeSet::new();
         let mut reached = Vec::new();
@@ -123,6 +163,16 @@ mod tests {
         member(seed, 1).peer
     }
 
+    /// An elder's whole list, every record new to the asker.
+    fn answer(
+        tally: &mut MemberTally,
+        from: Name,
+        peers: Vec<Peer>,
+    ) -> Result<Vec<Peer>, TallyRefusal> {
+        let listed: Vec<Name> = peers.iter().map(Peer::name).collect();
+        tally.count(from, &listed, peers)
+    }
+
     fn names(seeds: &[u64]) -> BTreeSet<Name> {
         seeds.iter().map(|s| peer(*s).name()).collect()
     }
@@ -154,30 +204,30 @@ mod tests {
         let member = peer(40);
         let made_up = peer(41);
         assert_eq!(
-            tally.count(a.name(), vec![member.clone(), made_up.clone()]),
+            answer(&mut tally, a.name(), vec![member.clone(), made_up.clone()]),
             Ok(vec![])
         );
         // The same record from the same elder again does not count.
         assert_eq!(
-            tally.count(a.name(), vec![member.clone()]),
+            answer(&mut tally, a.name(), vec![member.clone()]),
             Err(TallyRefusal::AnsweredAlready)
         );
         // A list naming it twice counts once.
         assert_eq!(
-            tally.count(b.name(), vec![member.clone(), member.clone()]),
+            answer(&mut tally, b.name(), vec![member.clone(), member.clone()]),
             Ok(vec![])
         );
         assert_eq!(
-            tally.count(peer(3).name(), vec![member.clone()]),
+            answer(&mut tally, peer(3).name(), vec![member.clone()]),
             Ok(vec![member.clone()])
         );
         // Taken once per tally.
         assert_eq!(
-            tally.count(peer(4).name(), vec![member.clone()]),
+            answer(&mut tally, peer(4).name(), vec![member.clone()]),
             Ok(vec![])
         );
         // Nobody else listed the made-up member.
-        assert_eq!(tally.count(peer(5).name(), vec![]), Ok(vec![]));
+        assert_eq!(answer(&mut tally, peer(5).name(), vec![]), Ok(vec![]));
         assert_eq!(tally.generation(), 9);
     }
 
@@ -191,12 +241,15 @@ mod tests {
         let mut forged = real.clone();
         forged.addr = "10.9.9.9:4000".into();
         assert_eq!(
-            tally.count(peer(1).name(), vec![forged, peer(41)]),
+            answer(&mut tally, peer(1).name(), vec![forged, peer(41)]),
             Ok(vec![])
         );
-        assert_eq!(tally.count(peer(2).name(), vec![real.clone()]), Ok(vec![]));
         assert_eq!(
-            tally.count(peer(3).name(), vec![real.clone()]),
+            answer(&mut tally, peer(2).name(), vec![real.clone()]),
+            Ok(vec![])
+        );
+        assert_eq!(
+            answer(&mut tally, peer(3).name(), vec![real.clone()]),
             Ok(vec![real])
         );
     }
@@ -205,8 +258,37 @@ mod tests {
     fn only_the_elders_asked_are_counted() {
         let mut tally = MemberTally::new(2, names(&[1, 2, 3]), 4);
         assert_eq!(
-            tally.count(peer(8).name(), vec![peer(40)]),
+            answer(&mut tally, peer(8).name(), vec![peer(40)]),
             Err(TallyRefusal::NotAsked)
         );
+    }
+
+    #[test]
+    fn members_too_few_others_list_are_unconfirmed_once_every_elder_answered() {
+        // Four elders: two listings needed of the three others.
+        let mut tally = MemberTally::new(5, names(&[1, 2, 3]), 4);
+        let (kept, left, joined) = (peer(40), peer(41), peer(42));
+        let ours = [kept.name(), left.name(), joined.name()];
+        // Known to the asker, so listed by name only; one stale elder still lists `left`.
+        tally
+            .count(peer(1).name(), &[kept.name(), left.name()], vec![])
+            .unwrap();
+        tally.count(peer(2).name(), &[kept.name()], vec![]).unwrap();
+        assert_eq!(tally.unconfirmed(ours), None, "an elder has not answered");
+        tally
+            .count(
+                peer(3).name(),
+                &[kept.name(), joined.name(), joined.name()],
+                vec![],
+            )
+            .unwrap();
+        assert!(tally.complete());
+        assert_eq!(
+            tally.unconfirmed(ours),
+            Some(vec![left.name(), joined.name()])
+        );
+        // Nobody to ask: nothing is unconfirmed.
+        let alone = MemberTally::new(1, BTreeSet::new(), 1);
+        assert_eq!(alone.unconfirmed(ours), None);
     }
 }

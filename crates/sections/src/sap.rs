@@ -451,6 +451,24 @@ pub(crate) mod tests {
         }
     }
 
+    /// What `docs/protocol.md` tells a client the section key signs, computed from the
+    /// description: `SHA-256(u64be(len(tag)) || tag || u64be(len(sap)) || sap)`.
+    #[test]
+    fn the_signed_sap_bytes_are_the_documented_hash_of_the_encoding() {
+        use sha2::{Digest, Sha256};
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let founder = Secret::new(Scalar::from(11u64));
+        let (sap, _) = genesis(Peer::new(&founder, "node:1".into()), &mut rng);
+        let tag = b"keyquorum-sections/sap/v1";
+        let encoded = sap.encode();
+        let mut h = Sha256::new();
+        h.update((tag.len() as u64).to_be_bytes());
+        h.update(tag);
+        h.update((encoded.len() as u64).to_be_bytes());
+        h.update(&encoded);
+        assert_eq!(sap.signing_bytes(), <[u8; 32]>::from(h.finalize()));
+    }
+
     #[test]
     fn genesis_then_two_handovers_extend_a_verifiable_chain() {
         let mut rng = ChaCha20Rng::seed_from_u64(1);

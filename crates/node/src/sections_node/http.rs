@@ -66,8 +66,10 @@ pub struct SectionView {
     /// The current SAP with its signatures (the genesis SAP is signed by the genesis key, as
     /// its own parent); `None` only if the node holds no signature for its current SAP.
     pub signed_sap: Option<SignedSapView>,
-    /// Members this node knows of.
+    /// Members this node knows of under the section's prefix (elders included).
     pub members: usize,
+    /// Their names (hex), ascending: elders whose counts differ can be compared name by name.
+    pub member_names: Vec<String>,
 }
 
 impl SectionView {
@@ -77,7 +79,7 @@ impl SectionView {
         elder: bool,
         record: &ElderRecord,
         signed: Option<&SignedSap>,
-        members: usize,
+        member_names: Vec<String>,
     ) -> Self {
         let mut prefix = Vec::new();
         record.sap.prefix.encode(&mut prefix);
@@ -108,7 +110,8 @@ impl SectionView {
                     parent_key: hex::encode(key_bytes(&s.parent_key)),
                     parent_signature: hex::encode(signature_bytes(&s.parent_signature)),
                 }),
-            members,
+            members: member_names.len(),
+            member_names,
         }
     }
 }

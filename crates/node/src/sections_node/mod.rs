@@ -35,7 +35,9 @@
 //!   SAP). It takes a record once more elders listed it than the SAP tolerates faulty
 //!   ([`MemberTally`]), and adds it if it is under its prefix with a valid proof of
 //!   possession, of a name it did not know and not of a member that left through it (its
-//!   `"departed"` names); then it selects again (`Runtime::on_members`).
+//!   `"departed"` names). Once every elder asked has answered, it drops its own members that
+//!   too few of them list (a leave it missed), but for its SAP's elders and the members it
+//!   admitted within the last 30 s; then it selects again (`Runtime::on_members`).
 //! - **Absent members.** The non-participants of a failure agreement, as an elder checked it or
 //!   a candidate formed it, are recorded ([`keyquorum_sections::absence`]), stored
 //!   (`"absentees"`) and skipped by every later selection until each sends the elders its own
@@ -65,9 +67,8 @@
 //!
 //! What this runtime does not do (see "Sections on the network" in `docs/protocol.md`): no
 //! member agreement beyond each elder's own list and the lists a new elder asks for (elders
-//! with different lists sign different starts, and none starts until their lists agree again;
-//! the exchange only adds members, so a leave or a refused admission that reached some elders
-//! only still leaves lists that differ), and no detection of members gone
+//! with different lists sign different starts, and none starts until their lists agree again,
+//! which the exchange brings about only at a SAP or restart every other elder answers), and no detection of members gone
 //! without leaving until a DKG needs them: only a failure agreement makes a member absent, and
 //! only the elders and candidates that saw it hold it (a later elder that did not selects the
 //! member and signs a start the others do not; none starts until their records agree). A node that caught up learns the current SAP and key chain, not the
@@ -571,16 +572,22 @@ fn screen_answer(
     }
 }
 
-/// The peers of an elder's member list worth merging: under `prefix`, not `us`, not in
-/// `known`, and with a valid proof of possession of their DKG keys (as an admission checks).
-/// Pure and heavy (a pairing check per new peer), so it runs off the event loop.
+/// An elder's member list screened: the names it lists under `prefix`, and its peers worth
+/// merging: under `prefix`, not `us`, not in `known`, and with a valid proof of possession of
+/// their DKG keys (as an admission checks). Pure and heavy (a pairing check per new peer), so
+/// it runs off the event loop.
 fn screen_members(
     peers: Vec<Peer>,
     prefix: &Prefix,
     us: &Name,
     known: &BTreeSet<Name>,
-) -> Vec<Peer> {
-    peers
+) -> (Vec<Name>, Vec<Peer>) {
+    let listed: Vec<Name> = peers
+        .iter()
+        .map(Peer::name)
+        .filter(|name| prefix.matches(name))
+        .collect();
+    let new = peers
         .into_iter()
         .filter(|p| {
             let name = p.name();
@@ -593,7 +600,8 @@ fn screen_members(
             }
             valid
         })
-        .collect()
+        .collect();
+    (listed, new)
 }
 
 /// Whether a dropped message may be taken later: it is for a session not started here yet, or
@@ -663,11 +671,14 @@ fn members_prefix(previous: Prefix, open: Option<&OpenSplit>) -> Prefix {
 /// How many of `members` the section of `sap` holds (after a split, a node still knows the
 /// other half's members until the next SAP once the split is closed, to send them the handover
 /// it signed).
-fn in_section(members: &[Member], sap: &keyquorum_sections::sap::Sap) -> usize {
-    members
+/// The names (hex, ascending) of the members under `sap`'s prefix.
+fn in_section(members: &[Member], sap: &keyquorum_sections::sap::Sap) -> Vec<String> {
+    let names: BTreeSet<Name> = members
         .iter()
-        .filter(|m| sap.prefix.matches(&m.peer.name()))
-        .count()
+        .map(|m| m.peer.name())
+        .filter(|name| sap.prefix.matches(name))
+        .collect();
+    names.iter().map(|name| hex::encode(name.0)).collect()
 }
 
 struct Runtime {
@@ -709,6 +720,8 @@ struct Runtime {
     /// The listings of our last ask for member lists, and its tasks (aborted by the next ask).
     member_tally: Option<MemberTally>,
     member_asks: Vec<tokio::task::JoinHandle<()>>,
+    /// When we last admitted each member ([`ADMISSION_GRACE`]).
+    admitted_at: BTreeMap<Name, Instant>,
     /// Members that left through us, oldest first (at most [`MAX_DEPARTED`]): another elder's
     /// list that still holds one does not bring it back.
     departed: VecDeque<Name>,
@@ -725,8 +738,13 @@ struct Runtime {
     resend_partials_wait: Duration,
 }
 
-/// An elder's screened member list: the generation of the ask, the elder, its peers.
-type MemberList = (u64, Name, Vec<Peer>);
+/// An elder's screened member list: the generation of the ask, the elder, the names it lists,
+/// and the peers among them new to us and valid ([`screen_members`]).
+type MemberList = (u64, Name, Vec<Name>, Vec<Peer>);
+
+/// How long a member this node admitted is kept even if the other elders' lists lack it: their
+/// answers to an ask may predate the admissions the same joiner asked of them.
+const ADMISSION_GRACE: Duration = Duration::from_secs(30);
 
 /// Per known peer, when it last did something allowed once per `period` (hasten a catch-up,
 /// have an alive statement taken); unknown peers never may.
@@ -813,6 +831,7 @@ impl Runtime {
             members_rx: Some(members_rx),
             member_tally: None,
             member_asks: Vec::new(),
+            admitted_at: BTreeMap::new(),
             departed: departed.into(),
             catch_up_at: Instant::now(),
             catch_up_asked: None,
@@ -883,8 +902,8 @@ impl Runtime {
                     None => return Ok(()),
                 },
                 Some((from, answer)) = answers.recv() => self.on_answer(from, answer)?,
-                Some((generation, from, peers)) = member_lists.recv() => {
-                    self.on_members(generation, from, peers)?
+                Some((generation, from, listed, peers)) = member_lists.recv() => {
+                    self.on_members(generation, from, &listed, peers)?
                 }
                 _ = tick.tick() => self.on_tick()?,
             }
@@ -968,12 +987,15 @@ impl Runtime {
                 match admit(&mut self.members, member, &prefix, self.max_members) {
                     Ok(true) => {
                         info!(name = %hex::encode(sender.0), "member admitted");
+                        self.note_admitted(sender);
                         self.coordinator.store().save_members(&self.members)?;
                         self.set_departed(sender, false)?;
                         self.learn(peer);
                         self.elect()?;
                     }
-                    Ok(false) => {}
+                    Ok(false) => {
+                        self.note_admitted(sender);
+                    }
                     Err(e @ AdmitError::SectionFull { .. }) => {
                         warn!(name = %hex::encode(sender.0), reason = %e, "member not admitted");
                         return Ok(vec![join::REFUSED_FULL]);
@@ -1215,9 +1237,15 @@ impl Runtime {
         let generation = c.chain().key_count();
         let previous_prefix = c.sap().prefix;
         let signed = input.signed_sap().cloned();
+        let had_share = c.our_share().is_some();
         let result = self.coordinator.take(&input);
-        if self.coordinator.coordinator().chain().key_count() != generation {
+        let c = self.coordinator.coordinator();
+        if c.chain().key_count() != generation {
             self.applied(signed, previous_prefix)?;
+        } else if !had_share && c.our_share().is_some() {
+            // A listed elder that missed its handover's DKG (down, or caught up onto the SAP)
+            // gets its share from its late run, after the SAP applied without one.
+            info!(generation, "share of the section key taken");
         }
         match result {
             Ok(outputs) => {
@@ -1347,8 +1375,8 @@ impl Runtime {
                 .await;
                 // A full queue drops the list, which then counts for nothing: the next SAP
                 // or restart asks again.
-                if let Ok(peers) = screened {
-                    let _ = lists.try_send((generation, name, peers));
+                if let Ok((listed, peers)) = screened {
+                    let _ = lists.try_send((generation, name, listed, peers));
                 }
             }));
         }
@@ -1363,6 +1391,7 @@ impl Runtime {
         &mut self,
         generation: u64,
         from: Name,
+        listed: &[Name],
         peers: Vec<Peer>,
     ) -> Result<(), SectionsNodeError> {
         let c = self.coordinator.coordinator();
@@ -1377,7 +1406,7 @@ impl Runtime {
             debug!(elder = %hex::encode(from.0), generation, "member list of an earlier ask dropped");
             return Ok(());
         };
-        let reached = match tally.count(from, peers) {
+        let reached = match tally.count(from, listed, peers) {
             Ok(reached) => reached,
             Err(e) => {
                 debug!(elder = %hex::encode(from.0), reason = %e, "member list not counted");
@@ -1410,10 +1439,58 @@ impl Runtime {
         }
         if added > 0 {
             info!(elder = %hex::encode(from.0), added, "members learnt from the elders' lists");
+        }
+        let dropped = self.drop_unconfirmed();
+        if dropped > 0 {
+            info!(
+                dropped,
+                "members too few other elders list dropped (they left through the others, or \
+                 none of them admitted them)"
+            );
+            self.start_signer.retain_members(&self.members);
+            self.save_absentees()?;
+        }
+        if added > 0 || dropped > 0 {
             self.coordinator.store().save_members(&self.members)?;
             self.elect()?;
         }
         Ok(())
+    }
+
+    /// Remembers that we admitted `name` now (kept [`ADMISSION_GRACE`]; older entries go, so
+    /// that the map holds at most the members admitted within it).
+    fn note_admitted(&mut self, name: Name) {
+        let now = Instant::now();
+        self.admitted_at.retain(|_, at| now < *at + ADMISSION_GRACE);
+        self.admitted_at.insert(name, now);
+    }
+
+    /// Once every elder asked has answered, drops our members under our prefix that fewer of
+    /// them list than the tally needs ([`MemberTally::unconfirmed`]), except the elders of our
+    /// SAP, ourselves and the members we admitted within [`ADMISSION_GRACE`]. Returns how
+    /// many.
+    fn drop_unconfirmed(&mut self) -> usize {
+        let now = Instant::now();
+        self.admitted_at.retain(|_, at| now < *at + ADMISSION_GRACE);
+        let Some(tally) = &self.member_tally else {
+            return 0;
+        };
+        let sap = self.coordinator.coordinator().sap();
+        let elders: BTreeSet<Name> = sap.names().into_iter().collect();
+        let ours = self.members.iter().map(|m| m.peer.name()).filter(|name| {
+            *name != self.our_name
+                && sap.prefix.matches(name)
+                && !elders.contains(name)
+                && !self.admitted_at.contains_key(name)
+        });
+        let Some(unconfirmed) = tally.unconfirmed(ours) else {
+            return 0;
+        };
+        let unconfirmed: BTreeSet<Name> = unconfirmed.into_iter().collect();
+        let before = self.members.len();
+        self.members
+            .retain(|m| !unconfirmed.contains(&m.peer.name()));
+        before - self.members.len()
     }
 
     /// Records that `name` left through us (`departed`), or that it was admitted again.
@@ -2280,7 +2357,8 @@ mod tests {
         .await;
 
         // The plain member leaves while the founder is down: only the promoted elder removes
-        // it, and the founder, restarted, still lists it.
+        // it. The founder restarts while the promoted elder is down, and its ask for members
+        // finds nobody to answer until its retries give up: it still lists the member.
         let _ = stop2.send(());
         run2.await.unwrap().unwrap();
         let _ = stop0.send(());
@@ -2288,20 +2366,30 @@ mod tests {
         let leaver = Arc::new(NodeKeys::from_master(&[fourth; 32]));
         assert_eq!(leave(dir2.path(), leaver, false).await.unwrap(), (1, 2));
         wait_view("the leave taken", http3, 30, |v| v.members == 3).await;
-        let (_, founder_http, stop0, run0) = spawn_node(first, founder_config);
+        let _ = stop3.send(());
+        run3.await.unwrap().unwrap();
+        let (_, founder_http, stop0, run0) = spawn_node(first, founder_config.clone());
         wait_view("the founder back", founder_http, 60, |v| {
             v.elder && v.members == 4
         })
         .await;
-        // Restarted, the promoted elder asks the founder for its members again: the stale
-        // listing does not bring back the member that left through it.
-        let _ = stop3.send(());
-        run3.await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        // Restarted, the promoted elder asks the founder for its members: the stale listing
+        // does not bring back the member that left through it.
         let (_, http3, stop3, run3) = spawn_node(second, config3);
         wait_view("the promoted elder back", http3, 60, |v| v.elder).await;
         tokio::time::sleep(Duration::from_secs(4)).await;
         wait_view("the member that left still gone", http3, 1, |v| {
             v.members == 3
+        })
+        .await;
+        // Restarted again, the founder hears every other elder and drops the member no other
+        // lists.
+        let _ = stop0.send(());
+        run0.await.unwrap().unwrap();
+        let (_, founder_http, stop0, run0) = spawn_node(first, founder_config);
+        wait_view("the founder's list agreeing", founder_http, 60, |v| {
+            v.elder && v.members == 3
         })
         .await;
 
