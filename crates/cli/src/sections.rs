@@ -173,8 +173,8 @@ fn leave(args: LeaveArgs) -> Result<(), CliError> {
     if removed < elders {
         eprintln!(
             "keyquorum sections leave: warning: {} elder(s) did not confirm and still list this \
-             node; each drops it when it next compares member lists with the other elders (at \
-             its next SAP or restart, once every other elder answers it)",
+             node; each drops it at its next SAP or restart if enough of the elders that \
+             confirmed are still elders then and report it departed",
             elders - removed
         );
     }

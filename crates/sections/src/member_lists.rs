@@ -13,13 +13,14 @@
 //! is not taken, which also keeps a member that left through most elders from coming back
 //! through a stale list.
 //!
-//! The same count by name tells the asker which of its own members the others do not know:
-//! once every elder asked has answered ([`MemberTally::complete`]), a member fewer than
-//! `f + 1` of them list is one the others removed (it left through them while the asker was
-//! down, or before the asker was promoted, when as a plain member it heard of no leave) or
-//! never admitted, and the asker drops it ([`MemberTally::unconfirmed`]), so that it selects
-//! from the list the others select from. A member every honest elder knows stays listed by
-//! enough of them.
+//! Each answer also names the members that left through the answering elder: the same
+//! `f + 1` reports of one name tell the asker that member left (through them, while the asker
+//! was down, or before the asker was promoted, when as a plain member it heard of no leave),
+//! and it drops it ([`MemberTally::departed`]), so that it selects from the list the others
+//! select from. Only such reports remove a member, never its absence from a list: an elder
+//! promoted at the same SAP answers with what it knew as a plain member, and a member missing
+//! from its list is no evidence of anything. An honest elder reports a departure only for a
+//! member that asked it to be removed, so faulty elders alone cannot remove anyone.
 //!
 //! A tally belongs to one ask: the generation of the SAP it was made for and the elders asked.
 //! Each elder's first answer counts, later ones are refused, and answers for another ask are
@@ -52,8 +53,8 @@ pub struct MemberTally {
     /// Per name, each distinct record listed and how many elders listed it. Bounded by the
     /// answers: one per elder asked, each of a bounded length.
     listings: BTreeMap<Name, Vec<(Peer, usize)>>,
-    /// Per name, how many elders listed it, whatever the record (bounded as `listings`).
-    listed: BTreeMap<Name, usize>,
+    /// Per name, how many elders reported it departed (bounded as `listings`).
+    departures: BTreeMap<Name, usize>,
     taken: BTreeSet<Name>,
 }
 
@@ -67,7 +68,7 @@ impl MemberTally {
             answered: BTreeSet::new(),
             needed: listings_needed(elder_count),
             listings: BTreeMap::new(),
-            listed: BTreeMap::new(),
+            departures: BTreeMap::new(),
             taken: BTreeSet::new(),
         }
     }
@@ -82,34 +83,23 @@ impl MemberTally {
         self.needed
     }
 
-    /// Whether every elder asked has answered.
-    pub fn complete(&self) -> bool {
-        self.answered.len() == self.asked.len()
+    /// Of `ours` (the asker's members), the names at least [`MemberTally::needed`] elders
+    /// reported departed.
+    pub fn departed(&self, ours: impl IntoIterator<Item = Name>) -> Vec<Name> {
+        ours.into_iter()
+            .filter(|name| self.departures.get(name).copied().unwrap_or(0) >= self.needed)
+            .collect()
     }
 
-    /// Of `ours` (the asker's members, its SAP's elders and itself left out), the names fewer
-    /// than [`MemberTally::needed`] elders listed; `None` until the tally is
-    /// [complete](MemberTally::complete) or when nobody was asked.
-    pub fn unconfirmed(&self, ours: impl IntoIterator<Item = Name>) -> Option<Vec<Name>> {
-        if !self.complete() || self.asked.is_empty() {
-            return None;
-        }
-        Some(
-            ours.into_iter()
-                .filter(|name| self.listed.get(name).copied().unwrap_or(0) < self.needed)
-                .collect(),
-        )
-    }
-
-    /// Counts `from`'s list: `listed`, every name it holds, and `peers`, the records among
-    /// them the asker does not know yet and found valid. Returns the records that reached
-    /// [`MemberTally::needed`] listings with it, each name once per tally. A list naming one
-    /// member twice counts once for it.
+    /// Counts `from`'s answer: `peers`, the records of its list the asker does not know yet
+    /// and found valid, and `departed`, the members it reports left. Returns the records that
+    /// reached [`MemberTally::needed`] listings with it, each name once per tally. An answer
+    /// naming one member twice counts once for it.
     pub fn count(
         &mut self,
         from: Name,
-        listed: &[Name],
         peers: Vec<Peer>,
+        departed: &[Name],
     ) -> Result<Vec<Peer>, TallyRefusal> {
         if !self.asked.contains(&from) {
             return Err(TallyRefusal::NotAsked);
@@ -117,9 +107,9 @@ impl MemberTally {
         if !self.answered.insert(from) {
             return Err(TallyRefusal::AnsweredAlready);
         }
-        let names: BTreeSet<&Name> = listed.iter().collect();
+        let names: BTreeSet<&Name> = departed.iter().collect();
         for name in names {
-            *self.listed.entry(*name).or_default() += 1;
+            *self.departures.entry(*name).or_default() += 1;
         }
         let mut seen = BTreeSet::new();
         let mut reached = Vec::new();
@@ -163,14 +153,13 @@ mod tests {
         member(seed, 1).peer
     }
 
-    /// An elder's whole list, every record new to the asker.
+    /// An elder's whole list, every record new to the asker, and no departure.
     fn answer(
         tally: &mut MemberTally,
         from: Name,
         peers: Vec<Peer>,
     ) -> Result<Vec<Peer>, TallyRefusal> {
-        let listed: Vec<Name> = peers.iter().map(Peer::name).collect();
-        tally.count(from, &listed, peers)
+        tally.count(from, peers, &[])
     }
 
     fn names(seeds: &[u64]) -> BTreeSet<Name> {
@@ -264,31 +253,26 @@ mod tests {
     }
 
     #[test]
-    fn members_too_few_others_list_are_unconfirmed_once_every_elder_answered() {
-        // Four elders: two listings needed of the three others.
+    fn a_member_is_departed_once_enough_elders_report_it_and_never_for_being_unlisted() {
+        // Four elders: two reports needed of the three others.
         let mut tally = MemberTally::new(5, names(&[1, 2, 3]), 4);
-        let (kept, left, joined) = (peer(40), peer(41), peer(42));
-        let ours = [kept.name(), left.name(), joined.name()];
-        // Known to the asker, so listed by name only; one stale elder still lists `left`.
+        let (kept, left) = (peer(40), peer(41));
+        let ours = [kept.name(), left.name()];
+        // A faulty elder reports a member it lists nowhere, and one that is not even ours.
         tally
-            .count(peer(1).name(), &[kept.name(), left.name()], vec![])
+            .count(peer(1).name(), vec![], &[kept.name(), peer(42).name()])
             .unwrap();
-        tally.count(peer(2).name(), &[kept.name()], vec![]).unwrap();
-        assert_eq!(tally.unconfirmed(ours), None, "an elder has not answered");
+        assert_eq!(tally.departed(ours), vec![]);
+        // An elder promoted with this SAP lists neither: no evidence.
+        tally.count(peer(2).name(), vec![], &[]).unwrap();
+        assert_eq!(tally.departed(ours), vec![]);
+        // Reports of `left` from two elders, one of them twice in its answer.
+        let mut tally = MemberTally::new(5, names(&[1, 2, 3]), 4);
         tally
-            .count(
-                peer(3).name(),
-                &[kept.name(), joined.name(), joined.name()],
-                vec![],
-            )
+            .count(peer(1).name(), vec![], &[left.name(), left.name()])
             .unwrap();
-        assert!(tally.complete());
-        assert_eq!(
-            tally.unconfirmed(ours),
-            Some(vec![left.name(), joined.name()])
-        );
-        // Nobody to ask: nothing is unconfirmed.
-        let alone = MemberTally::new(1, BTreeSet::new(), 1);
-        assert_eq!(alone.unconfirmed(ours), None);
+        assert_eq!(tally.departed(ours), vec![]);
+        tally.count(peer(3).name(), vec![], &[left.name()]).unwrap();
+        assert_eq!(tally.departed(ours), vec![left.name()]);
     }
 }

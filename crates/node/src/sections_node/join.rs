@@ -196,6 +196,52 @@ pub fn encode_members<'a>(peers: impl IntoIterator<Item = &'a Peer>) -> Vec<u8> 
 /// may be a member (its proof of possession, its name's prefix) is the caller's to check.
 pub fn decode_members(bytes: &[u8]) -> Result<Vec<Peer>, WireError> {
     let mut r = Reader::new(bytes);
+    let peers = read_members(&mut r)?;
+    r.finish()?;
+    Ok(peers)
+}
+
+/// Most departed names in an answer to [`Request::Members`]: the most an elder keeps.
+pub const MAX_DEPARTED_LISTED: usize = 1024;
+
+/// An elder's answer to [`Request::Members`]: its member list ([`encode_members`]), then the
+/// names of the members that left through it, as a big-endian `u32` count and the 32-byte
+/// names strictly ascending (at most [`MAX_DEPARTED_LISTED`], the first by name).
+pub fn encode_members_answer<'a>(
+    peers: impl IntoIterator<Item = &'a Peer>,
+    departed: impl IntoIterator<Item = &'a Name>,
+) -> Vec<u8> {
+    let mut out = encode_members(peers);
+    let mut names: Vec<&Name> = departed.into_iter().collect();
+    names.sort();
+    names.dedup();
+    names.truncate(MAX_DEPARTED_LISTED);
+    out.extend_from_slice(&(names.len() as u32).to_be_bytes());
+    for name in names {
+        out.extend_from_slice(&name.0);
+    }
+    out
+}
+
+/// Decodes [`encode_members_answer`], canonically as [`decode_members`]: the peers and the
+/// departed names.
+pub fn decode_members_answer(bytes: &[u8]) -> Result<(Vec<Peer>, Vec<Name>), WireError> {
+    let mut r = Reader::new(bytes);
+    let peers = read_members(&mut r)?;
+    let n = r.count("departed", MAX_DEPARTED_LISTED)?;
+    let mut departed: Vec<Name> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = Name(r.array::<32>()?);
+        if departed.last().is_some_and(|last| *last >= name) {
+            return Err(WireError::NonCanonical("departed order"));
+        }
+        departed.push(name);
+    }
+    r.finish()?;
+    Ok((peers, departed))
+}
+
+fn read_members(r: &mut Reader<'_>) -> Result<Vec<Peer>, WireError> {
     let n = r.count("members", MAX_MEMBERS)?;
     let mut peers: Vec<Peer> = Vec::with_capacity(n);
     for _ in 0..n {
@@ -205,7 +251,6 @@ pub fn decode_members(bytes: &[u8]) -> Result<Vec<Peer>, WireError> {
         }
         peers.push(peer);
     }
-    r.finish()?;
     Ok(peers)
 }
 
@@ -411,7 +456,7 @@ pub async fn announce_alive(net: NetworkHandle, statement: AliveStatement, elder
 /// the list it answered, or `None` if it never answered with one. An elder that has not applied
 /// the SAP that made us one yet refuses us, so each refusal or failure is retried, at waits
 /// doubling from half a second to past a catch-up period ([`super::CATCH_UP_EVERY`]).
-pub async fn ask_members(net: NetworkHandle, elder: Peer) -> Option<Vec<Peer>> {
+pub async fn ask_members(net: NetworkHandle, elder: Peer) -> Option<(Vec<Peer>, Vec<Name>)> {
     let identity = key_bytes(&elder.node_key).to_vec();
     if let Some(addr) = elder.addr.parse::<Multiaddr>().ok()
         && let Some(peer) = peer_of(&addr)
@@ -430,8 +475,8 @@ pub async fn ask_members(net: NetworkHandle, elder: Peer) -> Option<Vec<Peer>> {
             .send_section_join(Target::Identity(identity.clone()), request.clone())
             .await
         {
-            Ok(answer) => match decode_members(&answer) {
-                Ok(peers) => return Some(peers),
+            Ok(answer) => match decode_members_answer(&answer) {
+                Ok(list) => return Some(list),
                 Err(e) => debug!(elder = %name, error = %e, "no member list"),
             },
             Err(e) => debug!(elder = %name, error = %e, "member list request failed"),
@@ -800,8 +845,45 @@ mod tests {
             .collect()
     }
 
+    #[test]
+    fn departed_names_in_a_member_answer_decode_exactly_what_encodes() {
+        let peers = listed_peers();
+        let names = [Name([7; 32]), Name([1; 32]), Name([1; 32])];
+        let bytes = encode_members_answer(&peers, &names);
+        let (decoded, departed) = decode_members_answer(&bytes).unwrap();
+        assert_eq!(decoded.len(), 3);
+        // Ascending, once each.
+        assert_eq!(departed, vec![Name([1; 32]), Name([7; 32])]);
+        let list = encode_members(&peers);
+        let answer = |names: &[[u8; 32]]| {
+            let mut out = list.clone();
+            out.extend_from_slice(&(names.len() as u32).to_be_bytes());
+            for n in names {
+                out.extend_from_slice(n);
+            }
+            out
+        };
+        assert!(decode_members_answer(&answer(&[[1; 32], [7; 32]])).is_ok());
+        // Out of order, twice, trailing, cut short, or missing: refused.
+        for bad in [
+            answer(&[[7; 32], [1; 32]]),
+            answer(&[[1; 32], [1; 32]]),
+            [answer(&[[1; 32]]), vec![0]].concat(),
+            answer(&[[1; 32]])[..list.len() + 4 + 31].to_vec(),
+            list.clone(),
+        ] {
+            assert!(decode_members_answer(&bad).is_err());
+        }
+        let mut many = list.clone();
+        many.extend_from_slice(&(MAX_DEPARTED_LISTED as u32 + 1).to_be_bytes());
+        assert!(matches!(
+            decode_members_answer(&many),
+            Err(WireError::TooLong { .. })
+        ));
+    }
+
     proptest::proptest! {
-        /// A member list comes from another elder: a valid list with one byte changed, one
+        /// A member answer comes from another elder: a valid one with one byte changed, one
         /// inserted, or cut short never panics the decoder, and whatever still decodes is
         /// canonical (encodes back to the same bytes).
         #[test]
@@ -812,9 +894,10 @@ mod tests {
             byte in proptest::prelude::any::<u8>(),
         ) {
             let peers = listed_peers();
-            let valid = encode_members(&peers[..listed]);
-            let decoded = decode_members(&valid).unwrap();
-            proptest::prop_assert_eq!(encode_members(&decoded), valid.clone());
+            let departed = [Name([3; 32]), Name([9; 32])];
+            let valid = encode_members_answer(&peers[..listed], &departed[..listed.min(2)]);
+            let (decoded, names) = decode_members_answer(&valid).unwrap();
+            proptest::prop_assert_eq!(encode_members_answer(&decoded, &names), valid.clone());
             let mut bytes = valid.clone();
             let at = at % (bytes.len() + 1);
             match mutation {
@@ -822,8 +905,8 @@ mod tests {
                 0 | 1 => bytes.insert(at, byte),
                 _ => bytes.truncate(at),
             }
-            if let Ok(peers) = decode_members(&bytes) {
-                proptest::prop_assert_eq!(encode_members(&peers), bytes);
+            if let Ok((peers, names)) = decode_members_answer(&bytes) {
+                proptest::prop_assert_eq!(encode_members_answer(&peers, &names), bytes);
             }
         }
     }

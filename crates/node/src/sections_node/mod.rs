@@ -35,9 +35,9 @@
 //!   SAP). It takes a record once more elders listed it than the SAP tolerates faulty
 //!   ([`MemberTally`]), and adds it if it is under its prefix with a valid proof of
 //!   possession, of a name it did not know and not of a member that left through it (its
-//!   `"departed"` names). Once every elder asked has answered, it drops its own members that
-//!   too few of them list (a leave it missed), but for its SAP's elders and the members it
-//!   admitted within the last 30 s; then it selects again (`Runtime::on_members`).
+//!   `"departed"` names). It drops its members that as many elders report departed (a leave
+//!   it missed), but for the members it admitted within the last 30 s; then it selects again
+//!   (`Runtime::on_members`).
 //! - **Absent members.** The non-participants of a failure agreement, as an elder checked it or
 //!   a candidate formed it, are recorded ([`keyquorum_sections::absence`]), stored
 //!   (`"absentees"`) and skipped by every later selection until each sends the elders its own
@@ -68,7 +68,7 @@
 //! What this runtime does not do (see "Sections on the network" in `docs/protocol.md`): no
 //! member agreement beyond each elder's own list and the lists a new elder asks for (elders
 //! with different lists sign different starts, and none starts until their lists agree again,
-//! which the exchange brings about only at a SAP or restart every other elder answers), and no detection of members gone
+//! which the exchange brings about only at a SAP or restart), and no detection of members gone
 //! without leaving until a DKG needs them: only a failure agreement makes a member absent, and
 //! only the elders and candidates that saw it hold it (a later elder that did not selects the
 //! member and signs a start the others do not; none starts until their records agree). A node that caught up learns the current SAP and key chain, not the
@@ -572,22 +572,16 @@ fn screen_answer(
     }
 }
 
-/// An elder's member list screened: the names it lists under `prefix`, and its peers worth
-/// merging: under `prefix`, not `us`, not in `known`, and with a valid proof of possession of
-/// their DKG keys (as an admission checks). Pure and heavy (a pairing check per new peer), so
-/// it runs off the event loop.
+/// The peers of an elder's member list worth merging: under `prefix`, not `us`, not in
+/// `known`, and with a valid proof of possession of their DKG keys (as an admission checks).
+/// Pure and heavy (a pairing check per new peer), so it runs off the event loop.
 fn screen_members(
     peers: Vec<Peer>,
     prefix: &Prefix,
     us: &Name,
     known: &BTreeSet<Name>,
-) -> (Vec<Name>, Vec<Peer>) {
-    let listed: Vec<Name> = peers
-        .iter()
-        .map(Peer::name)
-        .filter(|name| prefix.matches(name))
-        .collect();
-    let new = peers
+) -> Vec<Peer> {
+    peers
         .into_iter()
         .filter(|p| {
             let name = p.name();
@@ -600,8 +594,7 @@ fn screen_members(
             }
             valid
         })
-        .collect();
-    (listed, new)
+        .collect()
 }
 
 /// Whether a dropped message may be taken later: it is for a session not started here yet, or
@@ -738,9 +731,9 @@ struct Runtime {
     resend_partials_wait: Duration,
 }
 
-/// An elder's screened member list: the generation of the ask, the elder, the names it lists,
-/// and the peers among them new to us and valid ([`screen_members`]).
-type MemberList = (u64, Name, Vec<Name>, Vec<Peer>);
+/// An elder's answer, screened: the generation of the ask, the elder, the peers of its list new
+/// to us and valid ([`screen_members`]), and the members it reports departed.
+type MemberList = (u64, Name, Vec<Peer>, Vec<Name>);
 
 /// How long a member this node admitted is kept even if the other elders' lists lack it: their
 /// answers to an ask may predate the admissions the same joiner asked of them.
@@ -902,8 +895,8 @@ impl Runtime {
                     None => return Ok(()),
                 },
                 Some((from, answer)) = answers.recv() => self.on_answer(from, answer)?,
-                Some((generation, from, listed, peers)) = member_lists.recv() => {
-                    self.on_members(generation, from, &listed, peers)?
+                Some((generation, from, peers, departed)) = member_lists.recv() => {
+                    self.on_members(generation, from, peers, &departed)?
                 }
                 _ = tick.tick() => self.on_tick()?,
             }
@@ -1028,11 +1021,12 @@ impl Runtime {
                     return Ok(vec![join::REFUSED]);
                 }
                 let prefix = c.sap().prefix;
-                Ok(join::encode_members(
+                Ok(join::encode_members_answer(
                     self.members
                         .iter()
                         .map(|m| &m.peer)
                         .filter(|p| prefix.matches(&p.name())),
+                    &self.departed,
                 ))
             }
             Ok(join::Request::Alive(statement)) => {
@@ -1366,7 +1360,7 @@ impl Runtime {
             let known = known.clone();
             let us = self.our_name;
             self.member_asks.push(tokio::spawn(async move {
-                let Some(peers) = join::ask_members(net, elder).await else {
+                let Some((peers, departed)) = join::ask_members(net, elder).await else {
                     return;
                 };
                 let screened = tokio::task::spawn_blocking(move || {
@@ -1375,8 +1369,8 @@ impl Runtime {
                 .await;
                 // A full queue drops the list, which then counts for nothing: the next SAP
                 // or restart asks again.
-                if let Ok((listed, peers)) = screened {
-                    let _ = lists.try_send((generation, name, listed, peers));
+                if let Ok(peers) = screened {
+                    let _ = lists.try_send((generation, name, peers, departed));
                 }
             }));
         }
@@ -1391,8 +1385,8 @@ impl Runtime {
         &mut self,
         generation: u64,
         from: Name,
-        listed: &[Name],
         peers: Vec<Peer>,
+        departed: &[Name],
     ) -> Result<(), SectionsNodeError> {
         let c = self.coordinator.coordinator();
         let current =
@@ -1406,13 +1400,14 @@ impl Runtime {
             debug!(elder = %hex::encode(from.0), generation, "member list of an earlier ask dropped");
             return Ok(());
         };
-        let reached = match tally.count(from, listed, peers) {
+        let reached = match tally.count(from, peers, departed) {
             Ok(reached) => reached,
             Err(e) => {
                 debug!(elder = %hex::encode(from.0), reason = %e, "member list not counted");
                 return Ok(());
             }
         };
+        let dropped = self.drop_departed()?;
         let known: BTreeSet<Name> = self.members.iter().map(|m| m.peer.name()).collect();
         let learnt: Vec<Member> = reached
             .into_iter()
@@ -1433,22 +1428,12 @@ impl Runtime {
         if let Some(e) = refused {
             warn!(elder = %hex::encode(from.0), reason = %e, "members not all learnt");
         }
-        // A record only fills in a peer we have no address for.
+        // No member had these names: an address we held for one is older than the record.
         for m in learnt.into_iter().take(added) {
-            self.peers.entry(m.peer.name()).or_insert(m.peer);
+            self.peers.insert(m.peer.name(), m.peer);
         }
         if added > 0 {
             info!(elder = %hex::encode(from.0), added, "members learnt from the elders' lists");
-        }
-        let dropped = self.drop_unconfirmed();
-        if dropped > 0 {
-            info!(
-                dropped,
-                "members too few other elders list dropped (they left through the others, or \
-                 none of them admitted them)"
-            );
-            self.start_signer.retain_members(&self.members);
-            self.save_absentees()?;
         }
         if added > 0 || dropped > 0 {
             self.coordinator.store().save_members(&self.members)?;
@@ -1465,32 +1450,43 @@ impl Runtime {
         self.admitted_at.insert(name, now);
     }
 
-    /// Once every elder asked has answered, drops our members under our prefix that fewer of
-    /// them list than the tally needs ([`MemberTally::unconfirmed`]), except the elders of our
-    /// SAP, ourselves and the members we admitted within [`ADMISSION_GRACE`]. Returns how
-    /// many.
-    fn drop_unconfirmed(&mut self) -> usize {
+    /// Drops our members that enough elders reported departed ([`MemberTally::departed`]),
+    /// but ourselves and the members we admitted within [`ADMISSION_GRACE`] (the reports may
+    /// predate the same member's return through them), and records them departed, so that we
+    /// report them too and no stale list brings them back. Returns how many.
+    fn drop_departed(&mut self) -> Result<usize, SectionsNodeError> {
         let now = Instant::now();
         self.admitted_at.retain(|_, at| now < *at + ADMISSION_GRACE);
         let Some(tally) = &self.member_tally else {
-            return 0;
+            return Ok(0);
         };
-        let sap = self.coordinator.coordinator().sap();
-        let elders: BTreeSet<Name> = sap.names().into_iter().collect();
-        let ours = self.members.iter().map(|m| m.peer.name()).filter(|name| {
-            *name != self.our_name
-                && sap.prefix.matches(name)
-                && !elders.contains(name)
-                && !self.admitted_at.contains_key(name)
-        });
-        let Some(unconfirmed) = tally.unconfirmed(ours) else {
-            return 0;
-        };
-        let unconfirmed: BTreeSet<Name> = unconfirmed.into_iter().collect();
-        let before = self.members.len();
-        self.members
-            .retain(|m| !unconfirmed.contains(&m.peer.name()));
-        before - self.members.len()
+        let ours = self
+            .members
+            .iter()
+            .map(|m| m.peer.name())
+            .filter(|name| *name != self.our_name && !self.admitted_at.contains_key(name));
+        let departed: BTreeSet<Name> = tally.departed(ours).into_iter().collect();
+        if departed.is_empty() {
+            return Ok(0);
+        }
+        self.members.retain(|m| !departed.contains(&m.peer.name()));
+        for name in &departed {
+            self.departed.retain(|n| n != name);
+            if self.departed.len() >= MAX_DEPARTED {
+                self.departed.pop_front();
+            }
+            self.departed.push_back(*name);
+        }
+        self.coordinator
+            .store()
+            .save_departed(self.departed.make_contiguous())?;
+        info!(
+            dropped = departed.len(),
+            "members the other elders report departed dropped"
+        );
+        self.start_signer.retain_members(&self.members);
+        self.save_absentees()?;
+        Ok(departed.len())
     }
 
     /// Records that `name` left through us (`departed`), or that it was admitted again.
