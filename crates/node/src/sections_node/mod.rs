@@ -860,6 +860,12 @@ impl Runtime {
         let mut member_lists = self.members_rx.take().expect("the runtime runs once");
         tokio::pin!(shutdown);
         loop {
+            // A shutdown already asked for wins over whatever else is ready (select! picks
+            // among ready branches at random): a joiner stopped while it asks must stop, not
+            // take the answer that came in meanwhile.
+            if futures::FutureExt::now_or_never(shutdown.as_mut()).is_some() {
+                return Ok(());
+            }
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
                 asked = async { admission.as_mut().expect("guarded").await }, if admission.is_some() => {
