@@ -731,6 +731,16 @@ struct Runtime {
     resend_partials_wait: Duration,
 }
 
+/// Records `name` as the newest departed member, once, dropping the oldest past
+/// [`MAX_DEPARTED`].
+fn push_departed(departed: &mut VecDeque<Name>, name: Name) {
+    departed.retain(|n| *n != name);
+    if departed.len() >= MAX_DEPARTED {
+        departed.pop_front();
+    }
+    departed.push_back(name);
+}
+
 /// An elder's answer, screened: the generation of the ask, the elder, the peers of its list new
 /// to us and valid ([`screen_members`]), and the members it reports departed.
 type MemberList = (u64, Name, Vec<Peer>, Vec<Name>);
@@ -1477,11 +1487,7 @@ impl Runtime {
         }
         self.members.retain(|m| !departed.contains(&m.peer.name()));
         for name in &departed {
-            self.departed.retain(|n| n != name);
-            if self.departed.len() >= MAX_DEPARTED {
-                self.departed.pop_front();
-            }
-            self.departed.push_back(*name);
+            push_departed(&mut self.departed, *name);
         }
         self.coordinator
             .store()
@@ -1501,12 +1507,10 @@ impl Runtime {
         if had == departed {
             return Ok(());
         }
-        self.departed.retain(|n| *n != name);
         if departed {
-            if self.departed.len() >= MAX_DEPARTED {
-                self.departed.pop_front();
-            }
-            self.departed.push_back(name);
+            push_departed(&mut self.departed, name);
+        } else {
+            self.departed.retain(|n| *n != name);
         }
         self.coordinator
             .store()
