@@ -72,6 +72,9 @@ contract Coordinator {
     /// serves and its key for the tie-break: about 4.1M gas with all of them tied.
     uint256 internal constant MAX_COMMITTEE = 256;
     uint256 internal constant MAX_CANDIDATES = 300;
+    /// `releaseBlock` of an amount unbonded while its stake was locked: the unbonding clock
+    /// starts at the first `withdraw` after the lock ends.
+    uint64 internal constant UNBONDING_PENDING = type(uint64).max;
 
     // ---------------------------------------------------------------- types
 
@@ -155,7 +158,7 @@ contract Coordinator {
     /// The eligible nodes (stake at least the minimum), in no order.
     address[] internal candidates;
 
-    uint256 public ceremonyCount;
+    uint256 internal ceremonyCount;
     mapping(uint256 => Ceremony) internal ceremonies;
     mapping(uint256 => mapping(address => uint256)) internal positions;
     mapping(uint256 => mapping(uint256 => bytes32)) internal contributionHash;
@@ -181,7 +184,7 @@ contract Coordinator {
     uint256 public activeCeremony;
     uint64 public currentView;
     uint64 public nextStart;
-    uint32 public nextCeremonyNumber;
+    uint32 internal nextCeremonyNumber;
     bytes32 public magicBlockHash;
     bytes32 public seed;
     bytes internal groupKeyPoint;
@@ -366,22 +369,34 @@ contract Coordinator {
     }
 
     /// Takes `amount` out of committee selection at once; it can be withdrawn
-    /// `unbondingBlocks` later. Refused while the stake is locked: the sender is a member of
-    /// the active view or of the view change in progress.
+    /// `unbondingBlocks` after the stake is free. A member of the active view or of the view
+    /// change in progress (`isLocked`) may unbond too, so that one the selection keeps
+    /// choosing can step down: below the minimum stake it is not selected again, but it keeps
+    /// serving, the amount stays slashable, and its clock is `UNBONDING_PENDING` until a
+    /// `withdraw` after its service ends starts it.
     function unbond(uint256 amount) external {
         Node storage node = _node(msg.sender);
-        if (isLocked(msg.sender)) revert StakeLocked();
         if (amount == 0 || amount > node.stake) revert InsufficientStake();
         _lowerStake(node, node.stake - amount);
         node.unbonding += amount;
-        node.releaseBlock = uint64(block.number) + config.unbondingBlocks;
+        node.releaseBlock = isLocked(msg.sender) ? UNBONDING_PENDING : uint64(block.number) + config.unbondingBlocks;
         emit Unbonding(msg.sender, amount, node.releaseBlock);
     }
 
+    /// Pays out the unbonded stake once its release block has passed. For an amount unbonded
+    /// while serving, the first call after the service ends starts the clock instead (a
+    /// fraud proof then has the full `unbondingBlocks` after the member's last post); while
+    /// it serves, that call is refused (`StakeLocked`).
     function withdraw() external {
         Node storage node = _node(msg.sender);
         uint256 amount = node.unbonding;
         if (amount == 0) revert NothingToWithdraw();
+        if (node.releaseBlock == UNBONDING_PENDING) {
+            if (isLocked(msg.sender)) revert StakeLocked();
+            node.releaseBlock = uint64(block.number) + config.unbondingBlocks;
+            emit Unbonding(msg.sender, 0, node.releaseBlock);
+            return;
+        }
         if (block.number < node.releaseBlock) revert StillUnbonding(node.releaseBlock);
         node.unbonding = 0;
         emit Withdrawn(msg.sender, amount);

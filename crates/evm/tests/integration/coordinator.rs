@@ -247,6 +247,83 @@ fn stake_unbonds_and_is_withdrawn_after_the_unbonding_period() {
     assert_eq!(chain.read(Coordinator::eligibleCountCall {}), U256::ZERO);
 }
 
+/// A member of the running ceremony may unbond: the amount leaves selection at once but stays
+/// held and slashable, its release is pending (`u64::MAX`) and `withdraw` is refused while the
+/// member serves. The first `withdraw` after the ceremony's wait phase starts the full
+/// unbonding period, so a fraud proof has all of it after the member's last post.
+#[test]
+fn a_member_unbonding_while_it_serves_starts_its_clock_once_its_stake_is_free() {
+    let (mut chain, nodes) = registered(4, 6);
+    let s = start(&mut chain, &nodes);
+    let member = seated(&nodes, &s)[0].account;
+    let held = chain
+        .read(Coordinator::stakeOfCall { account: member })
+        .stake;
+    let r = chain
+        .send(member, 0, Coordinator::unbondCall { amount: held })
+        .ok();
+    assert_eq!(
+        r.events::<Coordinator::Unbonding>()[0].releaseBlock,
+        u64::MAX
+    );
+    let st = chain.read(Coordinator::stakeOfCall { account: member });
+    assert_eq!((st.stake, st.unbonding), (U256::ZERO, held));
+    assert_eq!(chain.read(Coordinator::eligibleCountCall {}), U256::from(5));
+    chain
+        .send(member, 0, Coordinator::withdrawCall {})
+        .reverts_with::<Coordinator::StakeLocked>();
+
+    // The ceremony's wait phase is over: the member no longer serves.
+    chain.set_block(s.sel.waitEnd + 1);
+    let before = chain.balance(member);
+    let r = chain.send(member, 0, Coordinator::withdrawCall {}).ok();
+    let started = r.events::<Coordinator::Unbonding>().remove(0);
+    assert_eq!(started.amount, U256::ZERO);
+    assert_eq!(started.releaseBlock, chain.block() + 20);
+    assert_eq!(
+        chain.balance(member),
+        before,
+        "paid before the unbonding period"
+    );
+    chain
+        .send(member, 0, Coordinator::withdrawCall {})
+        .reverts_with::<Coordinator::StillUnbonding>();
+    chain.set_block(started.releaseBlock);
+    chain.send(member, 0, Coordinator::withdrawCall {}).ok();
+    assert_eq!(chain.balance(member) - before, held);
+}
+
+/// The member the selection ranks first is chosen view after view, so it is always serving;
+/// unbonding its stake while it serves is how it steps down: the next view change leaves it
+/// out, and its stake stays locked until it no longer serves.
+#[test]
+fn a_member_the_selection_keeps_choosing_steps_down_by_unbonding() {
+    let (mut chain, nodes) = registered(4, 6);
+    let s = start(&mut chain, &nodes);
+    activate_synthetic(&mut chain, &nodes, &s);
+    let top = nodes[5].account;
+    assert!(s.sel.committee.contains(&top));
+    let held = chain.read(Coordinator::stakeOfCall { account: top }).stake;
+    chain
+        .send(top, 0, Coordinator::unbondCall { amount: held })
+        .ok();
+    chain
+        .send(top, 0, Coordinator::withdrawCall {})
+        .reverts_with::<Coordinator::StakeLocked>();
+    let next = chain.read(Coordinator::nextStartCall {});
+    chain.set_block(next);
+    let r = chain
+        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
+        .ok();
+    let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
+    assert_eq!(sel.committee.len(), 4);
+    assert!(!sel.committee.contains(&top), "{:?}", sel.committee);
+    // Still a member of the active view until the next one activates.
+    chain
+        .send(top, 0, Coordinator::withdrawCall {})
+        .reverts_with::<Coordinator::StakeLocked>();
+}
+
 /// The contract's bound on eligible nodes (`MAX_CANDIDATES` in Coordinator.sol).
 const MAX_CANDIDATES: usize = 300;
 
@@ -696,16 +773,6 @@ fn a_fresh_view_change_activates_the_magic_block_the_rust_board_defines() {
     chain
         .send(member_at(d).account, 0, post_call(&contributions[0]))
         .reverts_with::<Coordinator::AlreadyPosted>();
-    // A committee member's stake is locked while the view change runs.
-    chain
-        .send(
-            member_at(0).account,
-            0,
-            Coordinator::unbondCall {
-                amount: U256::from(1),
-            },
-        )
-        .reverts_with::<Coordinator::StakeLocked>();
 
     // Past the contribute deadline: contributions are refused, publications accepted.
     chain.set_block(s.sel.shareEnd + 1);
@@ -886,16 +953,6 @@ fn a_fresh_view_change_activates_the_magic_block_the_rust_board_defines() {
         keyquorum_contract::verify_magic_block_chain(&group_key, &[signed]),
         Ok(())
     );
-    // Members of the active view keep their stake locked.
-    chain
-        .send(
-            member_at(0).account,
-            0,
-            Coordinator::unbondCall {
-                amount: U256::from(1),
-            },
-        )
-        .reverts_with::<Coordinator::StakeLocked>();
 
     equivocation(&mut chain, &nodes, &s, &contributions);
 }
