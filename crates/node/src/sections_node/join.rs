@@ -11,7 +11,7 @@
 //!    answering bootstrap peer shares stops there, before it records anything (one peer with
 //!    others is that peer's failure: the joiner asks the next): every node of a network must
 //!    select elders alike, or no start gathers a supermajority.
-//! 2. The joiner asks every elder of that SAP to admit it ([`Request::Admit`] with its own
+//! 2. The joiner asks every elder of that SAP at once to admit it ([`Request::Admit`] with its own
 //!    peer entry and section parameters). An elder admits a peer only if the entry's node key
 //!    is the identity the transport proved, its DKG keys come with a valid proof of
 //!    possession, its address names the libp2p peer the request came from, its name falls
@@ -570,7 +570,41 @@ impl Admission {
     }
 }
 
-/// Asks each elder to admit `us`, retrying each a few times, and returns what they answered.
+/// Sends `request` to `elder` until it answers, at most [`ASK_ATTEMPTS`] times half a second
+/// apart (the network layer retries each send itself, with backoff): its answer, or the last
+/// error if it never answered.
+async fn ask_elder(net: &NetworkHandle, elder: &Peer, request: &[u8]) -> Result<Vec<u8>, String> {
+    let identity = key_bytes(&elder.node_key).to_vec();
+    if let Some(addr) = elder.addr.parse::<Multiaddr>().ok()
+        && let Some(peer) = peer_of(&addr)
+    {
+        let _ = net.bind_identity(identity.clone(), peer, vec![addr]).await;
+    }
+    let mut last = String::new();
+    for attempt in 0..ASK_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        match net
+            .send_section_join(Target::Identity(identity.clone()), request.to_vec())
+            .await
+        {
+            Ok(answer) => return Ok(answer),
+            Err(e) => {
+                debug!(elder = %hex::encode(elder.name().0), error = %e, attempt, "request to an elder failed");
+                last = e.to_string();
+            }
+        }
+    }
+    Err(last)
+}
+
+/// How many times [`ask_elder`] sends a request to an elder that does not answer. Each send
+/// already dials and looks the elder up several times, so an elder that is gone costs a few
+/// seconds a send; the elders are asked at once, so one gone elder does not delay the others.
+const ASK_ATTEMPTS: usize = 2;
+
+/// Asks every elder at once to admit `us` and returns what they answered.
 pub async fn ask_admission(
     net: NetworkHandle,
     us: Peer,
@@ -578,34 +612,20 @@ pub async fn ask_admission(
     elders: Vec<Peer>,
 ) -> Admission {
     let request = Request::Admit(Box::new(us), params).encode();
+    let answers =
+        futures::future::join_all(elders.iter().map(|elder| ask_elder(&net, elder, &request)))
+            .await;
     let mut admission = Admission::default();
-    for elder in &elders {
-        let identity = key_bytes(&elder.node_key).to_vec();
-        if let Some(addr) = elder.addr.parse::<Multiaddr>().ok()
-            && let Some(peer) = peer_of(&addr)
-        {
-            let _ = net.bind_identity(identity.clone(), peer, vec![addr]).await;
-        }
-        let mut answer = None;
-        for _ in 0..5 {
-            match net
-                .send_section_join(Target::Identity(identity.clone()), request.clone())
-                .await
-            {
-                Ok(a) => {
-                    answer = Some(a);
-                    break;
-                }
-                Err(e) => warn!(error = %e, "admission request failed"),
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+    for (elder, answer) in elders.iter().zip(answers) {
         let elder_name = hex::encode(elder.name().0);
-        match answer.as_deref() {
-            None => admission.unreachable += 1,
-            Some(answer) => {
-                admission.count(answer);
-                match answer {
+        match answer {
+            Err(e) => {
+                warn!(elder = %elder_name, error = %e, "an elder did not answer the admission request");
+                admission.unreachable += 1;
+            }
+            Ok(answer) => {
+                admission.count(&answer);
+                match answer.as_slice() {
                     [ADMITTED] => {}
                     [REFUSED_PARAMS] => error!(
                         elder = %elder_name,
@@ -635,34 +655,21 @@ pub async fn ask_admission(
     admission
 }
 
-/// Asks each of `elders` to remove us from the section's members, retrying each a few times;
-/// returns how many confirmed.
+/// Asks every elder at once to remove us from the section's members; returns how many
+/// confirmed.
 pub async fn ask_removal(net: &NetworkHandle, elders: &[Peer]) -> usize {
     let request = Request::Leave.encode();
+    let answers =
+        futures::future::join_all(elders.iter().map(|elder| ask_elder(net, elder, &request))).await;
     let mut removed = 0;
-    for elder in elders {
-        let identity = key_bytes(&elder.node_key).to_vec();
-        if let Some(addr) = elder.addr.parse::<Multiaddr>().ok()
-            && let Some(peer) = peer_of(&addr)
-        {
-            let _ = net.bind_identity(identity.clone(), peer, vec![addr]).await;
-        }
-        for _ in 0..3 {
-            match net
-                .send_section_join(Target::Identity(identity.clone()), request.clone())
-                .await
-            {
-                Ok(a) if a == [ADMITTED] => {
-                    removed += 1;
-                    break;
-                }
-                Ok(_) => {
-                    warn!(elder = %hex::encode(elder.name().0), "removal refused");
-                    break;
-                }
-                Err(e) => warn!(error = %e, "removal request failed"),
+    for (elder, answer) in elders.iter().zip(answers) {
+        let elder_name = hex::encode(elder.name().0);
+        match answer {
+            Ok(a) if a == [ADMITTED] => removed += 1,
+            Ok(_) => warn!(elder = %elder_name, "removal refused"),
+            Err(e) => {
+                warn!(elder = %elder_name, error = %e, "an elder did not answer the removal request")
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
     removed

@@ -2440,6 +2440,80 @@ mod tests {
         running.await.unwrap().unwrap();
     }
 
+    /// A joiner asks the elders of its SAP at once: an elder that is gone (nothing listens at
+    /// its address) does not hold up the admission by the others, and is counted unreachable.
+    /// Asked one after the other with the gone elder first, the founder saw the request only
+    /// once every attempt at the gone one had failed, a few seconds a send.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_elder_that_is_gone_does_not_hold_up_the_admission_by_the_others() {
+        let elders = SectionParams::default().elder_count;
+        let founder_dir = tempfile::tempdir().unwrap();
+        let config = node_config(founder_dir.path(), free_port(), None, elders, Vec::new());
+        create_genesis(40, &config).await;
+        let (founder_addr, http, stop, running) = spawn_node(40, config.clone());
+        wait_view("the founder runs", http, 30, |v| v.elder).await;
+        let peer = |seed: u8, addr: String| {
+            Peer::new(&section_node_key(&NodeKeys::from_master(&[seed; 32])), addr)
+        };
+        let founder = peer(40, founder_addr.to_string());
+        let gone_keys = NodeKeys::from_master(&[41; 32]);
+        let gone = peer(
+            41,
+            format!(
+                "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+                free_port(),
+                gone_keys.peer_id()
+            ),
+        );
+
+        let joiner_keys = NodeKeys::from_master(&[42; 32]);
+        let joiner_config = node_config(
+            &founder_dir.path().join("unused"),
+            free_port(),
+            None,
+            elders,
+            Vec::new(),
+        );
+        let (net, _events) = Network::new(net_config(
+            &joiner_keys,
+            section_node_key(&joiner_keys),
+            &joiner_config,
+        ))
+        .unwrap();
+        let us = peer(
+            42,
+            advertised(&joiner_config.listen, joiner_keys.peer_id())
+                .unwrap()
+                .to_string(),
+        );
+        let asking = tokio::spawn(join::ask_admission(
+            net.clone(),
+            us,
+            config.params,
+            vec![gone, founder],
+        ));
+        wait_view("the founder admits the joiner", http, 30, |v| {
+            v.members == 2
+        })
+        .await;
+        assert!(
+            !asking.is_finished(),
+            "the founder admitted the joiner only after the gone elder was given up"
+        );
+        let admission = asking.await.unwrap();
+        assert_eq!(
+            admission,
+            join::Admission {
+                admitted: 1,
+                unreachable: 1,
+                ..Default::default()
+            }
+        );
+        net.shutdown().await;
+        let _ = stop.send(());
+        running.await.unwrap().unwrap();
+    }
+
     /// A joiner that every elder refuses because the section holds its cap of members stops
     /// with an error saying so, and leaves no section state behind: the same command runs
     /// again. One stopped while it asked asks again at its next start.
