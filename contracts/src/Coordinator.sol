@@ -72,8 +72,8 @@ contract Coordinator {
     /// serves and its key for the tie-break: about 4.1M gas with all of them tied.
     uint256 internal constant MAX_COMMITTEE = 256;
     uint256 internal constant MAX_CANDIDATES = 300;
-    /// `releaseBlock` of an amount unbonded while its stake was locked: the unbonding clock
-    /// starts at the first `withdraw` after the lock ends.
+    /// `releaseBlock` after a step down while the stake was locked (it covers the whole
+    /// unbonding amount): the clock starts at the first `withdraw` after the lock ends.
     uint64 internal constant UNBONDING_PENDING = type(uint64).max;
 
     // ---------------------------------------------------------------- types
@@ -181,7 +181,6 @@ contract Coordinator {
     uint32 internal activeThreshold;
 
     uint256 public running;
-    uint256 public activeCeremony;
     uint64 public currentView;
     uint64 public nextStart;
     uint32 internal nextCeremonyNumber;
@@ -368,18 +367,20 @@ contract Coordinator {
         emit StakeAdded(msg.sender, msg.value, node.stake);
     }
 
-    /// Takes `amount` out of committee selection at once; it can be withdrawn
-    /// `unbondingBlocks` after the stake is free. A member of the active view or of the view
-    /// change in progress (`isLocked`) may unbond too, so that one the selection keeps
-    /// choosing can step down: below the minimum stake it is not selected again, but it keeps
-    /// serving, the amount stays slashable, and its clock is `UNBONDING_PENDING` until a
-    /// `withdraw` after its service ends starts it.
+    /// Takes `amount` out of committee selection at once; the whole unbonding amount can be
+    /// withdrawn `unbondingBlocks` after the last unbond. A member of the active view or of the
+    /// view change in progress (`isLocked`) may only step down: unbond below the minimum stake
+    /// (`StakeLocked` otherwise), so that one the selection keeps choosing can leave. It is
+    /// not selected again but keeps serving, the unbonding stays slashable, and its release is
+    /// `UNBONDING_PENDING` until a `withdraw` after the service ends starts the clock.
     function unbond(uint256 amount) external {
         Node storage node = _node(msg.sender);
         if (amount == 0 || amount > node.stake) revert InsufficientStake();
+        bool locked = isLocked(msg.sender);
+        if (locked && _eligible(node.stake - amount)) revert StakeLocked();
         _lowerStake(node, node.stake - amount);
         node.unbonding += amount;
-        node.releaseBlock = isLocked(msg.sender) ? UNBONDING_PENDING : uint64(block.number) + config.unbondingBlocks;
+        node.releaseBlock = locked ? UNBONDING_PENDING : uint64(block.number) + config.unbondingBlocks;
         emit Unbonding(msg.sender, amount, node.releaseBlock);
     }
 
@@ -946,7 +947,6 @@ contract Coordinator {
         nextStart = h.firstRound + config.viewLength;
         nextCeremonyNumber = 0;
         running = 0;
-        activeCeremony = id;
         bool keep = config.keyMode == KEY_MODE_RESHARE;
         address[] storage list = viewMembers[c.viewNumber];
         for (uint256 i = 0; i < members.length; i++) {

@@ -247,10 +247,13 @@ fn stake_unbonds_and_is_withdrawn_after_the_unbonding_period() {
     assert_eq!(chain.read(Coordinator::eligibleCountCall {}), U256::ZERO);
 }
 
-/// A member of the running ceremony may unbond: the amount leaves selection at once but stays
-/// held and slashable, its release is pending (`u64::MAX`) and `withdraw` is refused while the
-/// member serves. The first `withdraw` after the ceremony's wait phase starts the full
-/// unbonding period, so a fraud proof has all of it after the member's last post.
+/// A member of the running ceremony may step down: unbond below the minimum stake (a partial
+/// unbond that keeps it eligible is refused while it serves). The amount leaves selection at
+/// once but stays held and slashable, its release is pending (`u64::MAX`) and `withdraw` is
+/// refused while the member serves. Here nothing activates, so its service ends with the
+/// ceremony's wait phase (a member of an activated view serves that whole view): the first
+/// `withdraw` after it starts the full unbonding period, so a fraud proof has all of it after
+/// the member's last post.
 #[test]
 fn a_member_unbonding_while_it_serves_starts_its_clock_once_its_stake_is_free() {
     let (mut chain, nodes) = registered(4, 6);
@@ -259,6 +262,18 @@ fn a_member_unbonding_while_it_serves_starts_its_clock_once_its_stake_is_free() 
     let held = chain
         .read(Coordinator::stakeOfCall { account: member })
         .stake;
+    let min = config(4).minStake;
+    for kept_eligible in [U256::from(1), held - min] {
+        chain
+            .send(
+                member,
+                0,
+                Coordinator::unbondCall {
+                    amount: kept_eligible,
+                },
+            )
+            .reverts_with::<Coordinator::StakeLocked>();
+    }
     let r = chain
         .send(member, 0, Coordinator::unbondCall { amount: held })
         .ok();
@@ -310,11 +325,7 @@ fn a_member_the_selection_keeps_choosing_steps_down_by_unbonding() {
     chain
         .send(top, 0, Coordinator::withdrawCall {})
         .reverts_with::<Coordinator::StakeLocked>();
-    let next = chain.read(Coordinator::nextStartCall {});
-    chain.set_block(next);
-    let r = chain
-        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
-        .ok();
+    let r = chain.start_next_view_change(nodes[0].account);
     let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
     assert_eq!(sel.committee.len(), 4);
     assert!(!sel.committee.contains(&top), "{:?}", sel.committee);
@@ -597,11 +608,7 @@ fn eviction_spares_the_active_view() {
     assert_eq!(evicted[0].account, last_other);
 
     // The next view change keeps half the seats for the active view, as the Rust selection.
-    let next = chain.read(Coordinator::nextStartCall {});
-    chain.set_block(next);
-    let r = chain
-        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
-        .ok();
+    let r = chain.start_next_view_change(nodes[0].account);
     let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
     let stake = |chain: &mut Chain, account| chain.read(Coordinator::stakeOfCall { account }).stake;
     let candidates: Vec<(Hex<96>, u64)> = nodes
@@ -654,11 +661,7 @@ fn a_full_list_of_serving_candidates_refuses_every_newcomer() {
         let call = node.register_call(chain.contract);
         chain.send(node.account, min + 1, call).ok();
     }
-    let next = chain.read(Coordinator::nextStartCall {});
-    chain.set_block(next);
-    let r = chain
-        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
-        .ok();
+    let r = chain.start_next_view_change(nodes[0].account);
     let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
     assert!(running.iter().all(|x| sel.committee.contains(&x.account)));
     assert_eq!(

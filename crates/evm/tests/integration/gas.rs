@@ -461,11 +461,7 @@ fn the_selection_at_the_candidate_bound_fits_in_a_block() {
         U256::from(MAX_CANDIDATES)
     );
 
-    let next = chain.read(Coordinator::nextStartCall {});
-    chain.set_block(next);
-    let first = chain
-        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
-        .ok();
+    let first = chain.start_next_view_change(nodes[0].account);
     let sel = first.events::<Coordinator::CommitteeSelected>().remove(0);
     assert_eq!(sel.n, WORST_SEATS);
     // The first `posting` members post both their contribution and publication (synthetic:
@@ -592,11 +588,7 @@ fn a_reshare_s_selection_at_the_candidate_bound_fits_in_a_block() {
         let call = node.register_call(chain.contract);
         chain.send(node.account, STAKE, call).ok();
     }
-    let next = chain.read(Coordinator::nextStartCall {});
-    chain.set_block(next);
-    let r = chain
-        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
-        .ok();
+    let r = chain.start_next_view_change(nodes[0].account);
     let sel = r.events::<Coordinator::CommitteeSelected>().remove(0);
     let n = sel.n;
     let member = |a: &Address| nodes.iter().find(|x| x.account == *a).unwrap();
@@ -622,11 +614,7 @@ fn a_reshare_s_selection_at_the_candidate_bound_fits_in_a_block() {
         )
         .ok();
 
-    let next = chain.read(Coordinator::nextStartCall {});
-    chain.set_block(next);
-    let first = chain
-        .send(nodes[0].account, 0, Coordinator::startViewChangeCall {})
-        .ok();
+    let first = chain.start_next_view_change(nodes[0].account);
     let reshare = first.events::<Coordinator::CommitteeSelected>().remove(0);
     assert_eq!((reshare.keyMode, reshare.n), (2, WORST_SEATS));
     // View 1's members deal, at their places in its block; the last ones are silent.

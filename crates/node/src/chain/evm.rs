@@ -773,8 +773,10 @@ fn log_change(change: &Change) {
             since = s.block,
             stake = %s.stake,
             minimum = %s.minimum,
-            "this node's stake is below the coordinator's minimum: it stays registered but is \
-             never listed nor selected; add at least {} wei of stake (`addStake`) to be listed",
+            "this node's stake is below the coordinator's minimum (slashed, or unbonded to step \
+             down): it stays registered but is never listed nor selected; add at least {} wei \
+             of stake (`addStake`) to be listed again, or `withdraw` what it unbonded once it \
+             no longer serves (docs/architecture.md)",
             s.minimum.saturating_sub(s.stake)
         ),
         Change::BelowMinimum(s) => warn!(

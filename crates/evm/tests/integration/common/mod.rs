@@ -263,6 +263,14 @@ impl Chain {
         )
     }
 
+    /// Moves to the block of the coordinator's next view change and starts it from `from`:
+    /// the receipt.
+    pub fn start_next_view_change(&mut self, from: Address) -> Receipt {
+        let next = self.read(Coordinator::nextStartCall {});
+        self.set_block(next);
+        self.send(from, 0, Coordinator::startViewChangeCall {}).ok()
+    }
+
     /// A read-only call's return value (as a transaction from an unfunded address that commits
     /// nothing it could change).
     pub fn read<C: SolCall>(&mut self, call: C) -> C::Return {
