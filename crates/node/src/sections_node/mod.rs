@@ -713,6 +713,8 @@ struct Runtime {
     /// The listings of our last ask for member lists, and its tasks (aborted by the next ask).
     member_tally: Option<MemberTally>,
     member_asks: Vec<tokio::task::JoinHandle<()>>,
+    /// When to ask again even without a new SAP ([`MEMBERS_REFRESH_ROUNDS`]).
+    members_ask_at: Instant,
     /// When we last admitted each member ([`ADMISSION_GRACE`]).
     admitted_at: BTreeMap<Name, Instant>,
     /// Members that left through us, oldest first (at most [`MAX_DEPARTED`]): another elder's
@@ -744,6 +746,11 @@ fn push_departed(departed: &mut VecDeque<Name>, name: Name) {
 /// An elder's answer, screened: the generation of the ask, the elder, the peers of its list new
 /// to us and valid ([`screen_members`]), and the members it reports departed.
 type MemberList = (u64, Name, Vec<Peer>, Vec<Name>);
+
+/// How many DKG rounds an elder waits between two asks for the other elders' member lists
+/// when no SAP made it ask (a minute at the default one-second round): the lists of elders
+/// that missed a join or a leave converge within that even if the section cannot hand over.
+const MEMBERS_REFRESH_ROUNDS: u32 = 60;
 
 /// How long a member this node admitted is kept even if the other elders' lists lack it: their
 /// answers to an ask may predate the admissions the same joiner asked of them.
@@ -834,6 +841,7 @@ impl Runtime {
             members_rx: Some(members_rx),
             member_tally: None,
             member_asks: Vec::new(),
+            members_ask_at: Instant::now() + config.round * MEMBERS_REFRESH_ROUNDS,
             admitted_at: BTreeMap::new(),
             departed: departed.into(),
             catch_up_at: Instant::now(),
@@ -1081,6 +1089,9 @@ impl Runtime {
             now,
         ) {
             self.announce_alive(false);
+        }
+        if now >= self.members_ask_at {
+            self.ask_members();
         }
         if now >= self.resend_partials_at {
             let partials = self.coordinator.coordinator().partials_to_resend();
@@ -1339,8 +1350,12 @@ impl Runtime {
     /// select other elders than they do. Each list is screened off the event loop
     /// ([`screen_members`]) and counted in [`Runtime::on_members`]: a member is taken once
     /// more elders list it than the SAP tolerates faulty ([`MemberTally`]). A new ask
-    /// replaces the last one and aborts its tasks.
+    /// replaces the last one and aborts its tasks. An elder also asks every
+    /// [`MEMBERS_REFRESH_ROUNDS`] rounds: one cut off while a member left (or joined) keeps a
+    /// list the others do not, and if that keeps the supermajority from signing one start, no
+    /// new SAP comes to make it ask.
     fn ask_members(&mut self) {
+        self.members_ask_at = Instant::now() + self.round * MEMBERS_REFRESH_ROUNDS;
         for task in self.member_asks.drain(..) {
             task.abort();
         }
@@ -2438,6 +2453,98 @@ mod tests {
             .expect("a joiner with the network's parameters");
         let _ = stop.send(());
         running.await.unwrap().unwrap();
+    }
+
+    /// A plain member's leave that reached only two of the four elders (the other two cut
+    /// off) is no handover: no SAP follows it, so nothing made the two that missed it ask the
+    /// others for their lists, and they kept the member for good, and with it other starts
+    /// than the others' once it mattered. The periodic exchange makes them drop it (two of
+    /// the four, `f + 1`, report it departed) at the same generation.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn elders_that_missed_a_leave_drop_the_member_without_a_new_sap() {
+        let mut seeds: Vec<u8> = (50..55).collect();
+        seeds.sort_by_key(|s| name_of_seed(*s));
+        // Elders are chosen by name: the first four; the last is the plain member.
+        let [founder, second, third, fourth, plain] = seeds[..] else {
+            unreachable!()
+        };
+        let founder_dir = tempfile::tempdir().unwrap();
+        let founder_config = node_config(founder_dir.path(), free_port(), None, 4, Vec::new());
+        let genesis = create_genesis(founder, &founder_config).await;
+        let (bootstrap, founder_http, stop_founder, run_founder) =
+            spawn_node(founder, founder_config);
+        let mut dirs = Vec::new();
+        let mut nodes = BTreeMap::new();
+        for seed in [second, third, fourth, plain] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = node_config(
+                dir.path(),
+                free_port(),
+                Some(genesis),
+                4,
+                vec![bootstrap.clone()],
+            );
+            let (addr, http, stop, running) = spawn_node(seed, config);
+            dirs.push(dir);
+            nodes.insert(seed, (addr, http, stop, running));
+            if seed == fourth {
+                wait_view("four elders", founder_http, 90, |v| v.elders.len() == 4).await;
+            }
+        }
+        let [third_http, fourth_http] = [nodes[&third].1, nodes[&fourth].1];
+        let mut generation = 0;
+        for http in [founder_http, third_http, fourth_http] {
+            generation = wait_view("the plain member admitted", http, 60, |v| v.members == 5)
+                .await
+                .generation;
+        }
+
+        // The plain member stops and leaves through the founder and the second elder only.
+        let (_, _, stop, running) = nodes.remove(&plain).unwrap();
+        let _ = stop.send(());
+        running.await.unwrap().unwrap();
+        let keys = NodeKeys::from_master(&[plain; 32]);
+        let leaver_config = node_config(
+            &dirs[0].path().join("unused"),
+            free_port(),
+            None,
+            4,
+            Vec::new(),
+        );
+        let (net, _events) =
+            Network::new(net_config(&keys, section_node_key(&keys), &leaver_config)).unwrap();
+        let peer = |seed: u8, addr: &Multiaddr| {
+            Peer::new(
+                &section_node_key(&NodeKeys::from_master(&[seed; 32])),
+                addr.to_string(),
+            )
+        };
+        let reached = [peer(founder, &bootstrap), peer(second, &nodes[&second].0)];
+        assert_eq!(join::ask_removal(&net, &reached).await, 2);
+        net.shutdown().await;
+        wait_view("the leave taken", founder_http, 30, |v| v.members == 4).await;
+
+        for http in [third_http, fourth_http] {
+            let view = wait_view(
+                "the member dropped by the elders that missed its leave",
+                http,
+                90,
+                |v| v.members == 4,
+            )
+            .await;
+            assert!(
+                !view
+                    .member_names
+                    .contains(&hex::encode(name_of_seed(plain).0))
+            );
+            assert_eq!(view.generation, generation, "no SAP came in between");
+        }
+        for (_, (_, _, stop, running)) in nodes {
+            let _ = stop.send(());
+            running.await.unwrap().unwrap();
+        }
+        let _ = stop_founder.send(());
+        run_founder.await.unwrap().unwrap();
     }
 
     /// A joiner asks the elders of its SAP at once: an elder that is gone (nothing listens at
