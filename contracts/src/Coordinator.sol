@@ -304,6 +304,14 @@ contract Coordinator {
         if (c.beaconScheme == 0 || c.beaconScheme > 2 || c.beaconPeriod == 0 || c.beaconPeriod > 3600) {
             revert BadConfig("beacon");
         }
+        // Every committee size the selection may seat must give valid parameters: a size that
+        // does not would make every view change that seats it revert, and the configuration
+        // cannot change after deployment.
+        for (uint32 n = c.minSize; n <= c.maxSize; n++) {
+            if (_badParams(n, _percentOf(n, c.thresholdPercent), _percentOf(n, c.quorumPercent))) {
+                revert BadConfig("thresholds");
+            }
+        }
         config = c;
         bls = new Bls12381Verifier();
         reader = new EncodingReader();
@@ -558,7 +566,7 @@ contract Coordinator {
         }
         uint32 t = _percentOf(n, config.thresholdPercent);
         uint32 k = _percentOf(n, config.quorumPercent);
-        if (t > k || k > n || t + k <= n || t < 2 * (n - k) + 1) revert BadParams(n, t, k);
+        if (_badParams(n, t, k)) revert BadParams(n, t, k);
 
         uint256 id = ++ceremonyCount;
         Ceremony storage c = ceremonies[id];
@@ -669,6 +677,12 @@ contract Coordinator {
             (heap[i], heap[best]) = (heap[best], heap[i]);
             i = best;
         }
+    }
+
+    /// Whether `(n, t, k)` breaks `keyquorum_dkg::Params::new`'s rules (`t <= k <= n`,
+    /// `t + k > n`, `t >= 2 (n - k) + 1`).
+    function _badParams(uint32 n, uint32 t, uint32 k) internal pure returns (bool) {
+        return t > k || k > n || t + k <= n || t < 2 * (n - k) + 1;
     }
 
     function _percentOf(uint32 n, uint8 percent) internal pure returns (uint32) {

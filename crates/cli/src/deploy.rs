@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use keyquorum_contract::{BeaconConfig, BeaconScheme, KeyMode};
+use keyquorum_dkg::Params;
 use keyquorum_evm::Coordinator;
 use keyquorum_evm::Coordinator::CoordinatorErrors;
 use keyquorum_evm::alloy_primitives::{Bytes, U256};
@@ -140,6 +141,32 @@ impl DeployConfig {
         }
     }
 
+    /// Refuses thresholds that some committee size the contract may seat (`min_size` to
+    /// `max_size`) cannot use: the contract takes `t` and `k` as these percentages of the seats
+    /// (rounded up) and reverts every view change whose `(n, t, k)` [`Params::new`] refuses,
+    /// and its configuration is fixed at deployment. The constructor refuses the same.
+    pub fn check_thresholds(&self) -> Result<(), String> {
+        if self.min_size == 0 || self.min_size > self.max_size {
+            return Ok(()); // The contract names this one ("committee size").
+        }
+        for n in self.min_size..=self.max_size {
+            Params::from_percent(
+                n as usize,
+                self.threshold_percent.into(),
+                self.quorum_percent.into(),
+            )
+            .map_err(|e| {
+                format!(
+                    "threshold_percent {} and quorum_percent {} do not work for a committee \
+                         of {n} (between min_size {} and max_size {}): {e}; every view change \
+                         that seats {n} would fail, and the deployed configuration cannot change",
+                    self.threshold_percent, self.quorum_percent, self.min_size, self.max_size
+                )
+            })?;
+        }
+        Ok(())
+    }
+
     /// The configured beacon.
     pub fn beacon(&self) -> BeaconConfig {
         BeaconConfig {
@@ -183,6 +210,7 @@ pub async fn deploy_configured(
     key: keyquorum_evm::PrivateKeySigner,
     config: &DeployConfig,
 ) -> Result<(keyquorum_evm::alloy_primitives::Address, u64), String> {
+    config.check_thresholds()?;
     deploy(rpc, key, config.contract_config())
         .await
         .map_err(|e| match e {
@@ -212,7 +240,10 @@ fn config_fields(what: &str) -> Option<&'static str> {
     Some(match what {
         "chain id" => "chain_name: 1 to 64 bytes",
         "committee size" => "min_size at least 1 and at most max_size, max_size at most 256",
-        "thresholds" => "threshold_percent and quorum_percent: 1 to 100",
+        "thresholds" => {
+            "threshold_percent and quorum_percent: 1 to 100, valid for every committee size from \
+             min_size to max_size"
+        }
         "percent" => {
             "keep_previous_percent, misbehaviour_percent and reporter_percent: at most 100"
         }
@@ -244,6 +275,11 @@ pub fn run(args: DeployArgs) -> Result<(), CliError> {
         .beacon()
         .validate()
         .map_err(|e| CliError::Usage(e.to_string()))?;
+    config.check_thresholds().map_err(|e| {
+        CliError::Usage(format!(
+            "--config: {e}; choose percentages that suit every size, or narrow the sizes"
+        ))
+    })?;
     if !(args.rpc.starts_with("http://") || args.rpc.starts_with("https://")) {
         // Only the scheme is shown: the rest of an endpoint may carry an access key.
         let given = match args.rpc.split_once("://") {
@@ -271,6 +307,34 @@ pub fn run(args: DeployArgs) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Percentages that some committee size the contract may seat cannot use are refused
+    /// before anything is sent, naming that size; the defaults and sizes that fit pass.
+    #[test]
+    fn thresholds_are_checked_for_every_committee_size() {
+        assert_eq!(DeployConfig::default().check_thresholds(), Ok(()));
+        let bricked = DeployConfig {
+            threshold_percent: 10,
+            min_size: 4,
+            max_size: 4,
+            ..DeployConfig::default()
+        };
+        let e = bricked.check_thresholds().unwrap_err();
+        assert!(e.contains("for a committee of 4"), "{e}");
+        // A range: the first size that fails is named.
+        let wide = DeployConfig {
+            threshold_percent: 34,
+            quorum_percent: 67,
+            min_size: 1,
+            max_size: 12,
+            ..DeployConfig::default()
+        };
+        let failing = (1..=12)
+            .find(|&n| Params::from_percent(n, 34, 67).is_err())
+            .expect("34% / 67% fails at some size up to 12");
+        let e = wide.check_thresholds().unwrap_err();
+        assert!(e.contains(&format!("for a committee of {failing} ")), "{e}");
+    }
 
     /// `--config`'s help lists every field of the file, and only fields of it.
     #[test]
@@ -305,5 +369,21 @@ mod tests {
             .matches(": ")
             .count();
         assert_eq!(listed.len(), fields, "{listed:?}");
+        // The table in docs/architecture.md ("Running against an EVM chain") names each too,
+        // with its default.
+        let docs = include_str!("../../../docs/architecture.md");
+        let section = docs
+            .split("## Running against an EVM chain")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap();
+        for name in &listed {
+            assert!(
+                section
+                    .lines()
+                    .any(|l| l.starts_with("  | `") && l.contains(&format!("`{name}`"))),
+                "docs/architecture.md's deploy table lacks {name}"
+            );
+        }
     }
 }

@@ -495,6 +495,39 @@ fn activate_synthetic_with(
     )
 }
 
+/// The constructor refuses threshold and quorum percentages that some committee size from
+/// `minSize` to `maxSize` cannot use, exactly when `Params::from_percent` refuses one: every
+/// view change seating that size would revert (`BadParams`), and the configuration is fixed.
+#[test]
+fn the_coordinator_refuses_thresholds_some_committee_size_cannot_use() {
+    use keyquorum_dkg::Params;
+    let mut chain = Chain::new(config(4), &[]);
+    for (min, max) in [(1u32, 1u32), (1, 12), (4, 4), (4, 7), (10, 16)] {
+        for (tp, qp) in [
+            (10u8, 10u8),
+            (10, 75),
+            (34, 67),
+            (50, 90),
+            (67, 75),
+            (67, 67),
+            (100, 100),
+        ] {
+            let mut cfg = config(max);
+            cfg.minSize = min;
+            cfg.thresholdPercent = tp;
+            cfg.quorumPercent = qp;
+            let works =
+                (min..=max).all(|n| Params::from_percent(n as usize, tp.into(), qp.into()).is_ok());
+            let r = chain.deploy(coordinator_code(cfg));
+            if works {
+                r.ok();
+            } else {
+                r.reverts_with::<Coordinator::BadConfig>();
+            }
+        }
+    }
+}
+
 /// The coordinator's beacon is its deployment's: it refuses to be configured with an unknown
 /// scheme or a period of 0 or above an hour, reports its configuration, and activates only a
 /// magic block that names that scheme and period (the configuration is fixed at deployment

@@ -169,6 +169,9 @@ pub struct EvmChainClient {
     /// This node's view-change starts mined and reverted, not yet handed to the runtime's
     /// count ([`ChainClient::take_reverted`]).
     reverted_starts: Arc<AtomicU64>,
+    /// The last reason the coordinator gave for not starting a due view change: a lasting
+    /// one is warned once, not at every head.
+    start_refusal: Arc<Mutex<Option<String>>>,
     /// The head at this node's last check for a due view change (one read of the contract
     /// per block).
     checked_at: Arc<AtomicU64>,
@@ -275,6 +278,7 @@ impl EvmChainClient {
             })),
             starting: Arc::new(AtomicBool::new(false)),
             reverted_starts: Arc::new(AtomicU64::new(0)),
+            start_refusal: Arc::new(Mutex::new(None)),
             checked_at: Arc::new(AtomicU64::new(0)),
             start_clock: Arc::default(),
             confirmed: Arc::new(AtomicU64::new(0)),
@@ -553,8 +557,26 @@ impl EvmChainClient {
                      the same block; its fee is spent"
                 );
             }
-            CallOutcome::Reverted(r) => debug!(revert = %r.name(), "view change not started"),
+            CallOutcome::Reverted(r) => {
+                let name = r.name();
+                let lasting = matches!(name.as_str(), "TooFewCandidates" | "BadParams");
+                let mut last = self.start_refusal.lock().unwrap_or_else(|e| e.into_inner());
+                if lasting && last.as_deref() != Some(name.as_str()) {
+                    warn!(
+                        revert = %name,
+                        "the coordinator refuses to start the view change that is due: \
+                         TooFewCandidates until at least min_size nodes are eligible (registered \
+                         with the minimum stake), BadParams if the seats give thresholds the DKG \
+                         refuses; the active view serves on meanwhile"
+                    );
+                } else {
+                    debug!(revert = %name, "view change not started");
+                }
+                *last = Some(name);
+                return Ok(());
+            }
         }
+        *self.start_refusal.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(())
     }
 }
