@@ -4,8 +4,8 @@
 //! anvil comes from the npm package `@foundry-rs/anvil`, a pinned dev dependency of
 //! `contracts/` (`cd contracts && npm ci` installs it; the binary ships in a per-platform
 //! package). [`Anvil::start`] uses `KEYQUORUM_ANVIL` if set, else the npm-installed binary, else
-//! fetches the same pinned package from the npm registry itself ([`crate::anvil_fetch`]), so a
-//! machine with only the Rust toolchain runs the tests too. When none of these works it fails
+//! an `anvil` on `PATH`, else fetches the same pinned package from the npm registry itself
+//! ([`crate::anvil_fetch`]), so a machine with only the Rust toolchain runs the tests too. When none of these works it fails
 //! saying why: nothing that needs anvil is skipped.
 
 use std::io::{BufRead, BufReader};
@@ -25,7 +25,8 @@ pub const INSTALL_HINT: &str = "anvil is not installed and could not be fetched:
 
 /// The anvil binary: `KEYQUORUM_ANVIL`, else the one `npm ci` put under
 /// `contracts/node_modules/@foundry-rs/anvil-<platform>/bin/` of the repository at `repo`, else
-/// the same pinned package fetched from the npm registry and checked against the lockfile.
+/// an `anvil` on `PATH`, else the same pinned package fetched from the npm registry and checked
+/// against the lockfile.
 pub fn find_anvil(repo: &Path) -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os(ANVIL_ENV) {
         let p = PathBuf::from(p);
@@ -48,8 +49,29 @@ pub fn find_anvil(repo: &Path) -> Result<PathBuf, String> {
     if let Some(p) = found.pop() {
         return Ok(p);
     }
-    crate::anvil_fetch::fetch_pinned(repo)
-        .map_err(|e| format!("{INSTALL_HINT} (looked in {}; {e})", scope.display()))
+    // A binary run away from its source tree (a release build copied elsewhere) finds no
+    // npm install there: an anvil the user installed (Foundry's `foundryup`) is next.
+    if let Some(p) = on_path("anvil") {
+        return Ok(p);
+    }
+    crate::anvil_fetch::fetch_pinned(repo).map_err(|e| {
+        format!(
+            "{INSTALL_HINT}, or put anvil on PATH (looked in {} and on PATH; {e})",
+            scope.display()
+        )
+    })
+}
+
+/// The first file named `name` in a directory of `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    first_in(&std::env::var_os("PATH")?, name)
+}
+
+/// The first file named `name` in a directory of the `PATH`-style list `dirs`.
+fn first_in(dirs: &std::ffi::OsStr, name: &str) -> Option<PathBuf> {
+    std::env::split_paths(dirs)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 /// A running anvil, killed on drop.
@@ -230,4 +252,28 @@ fn descendants(pid: u32) -> Vec<u32> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `PATH` lookup takes the first directory that holds a file of that name, skipping
+    /// directories without one and a directory of that name.
+    #[test]
+    fn the_path_lookup_takes_the_first_directory_holding_the_binary() {
+        let root = tempfile::tempdir().unwrap();
+        let [empty, shadow, first, second] =
+            ["empty", "shadow", "first", "second"].map(|d| root.path().join(d));
+        for d in [&empty, &shadow, &first, &second] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::create_dir(shadow.join("anvil")).unwrap();
+        std::fs::write(first.join("anvil"), b"").unwrap();
+        std::fs::write(second.join("anvil"), b"").unwrap();
+        let dirs = std::env::join_paths([&empty, &shadow, &first, &second]).unwrap();
+        assert_eq!(first_in(&dirs, "anvil"), Some(first.join("anvil")));
+        let none = std::env::join_paths([&empty, &shadow]).unwrap();
+        assert_eq!(first_in(&none, "anvil"), None);
+    }
 }
