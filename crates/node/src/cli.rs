@@ -385,10 +385,16 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
                 confirmations: e.confirmations,
             };
             let fee_bump = e.fee_bump();
+            // The origin only: the rest of the URL may carry an access key.
+            let origin = keyquorum_evm::client::rpc_origin(&e.rpc);
             rt.block_on(async move {
                 let chain = EvmChainClient::connect(settings, key)
                     .await
-                    .map_err(|e| CliError::Failed(format!("cannot follow the coordinator on the EVM chain: {e}")))?
+                    .map_err(|e| {
+                        CliError::Failed(format!(
+                            "cannot follow the coordinator on the EVM chain at {origin}: {e}"
+                        ))
+                    })?
                     .with_fee_bump(fee_bump);
                 tracing::info!(account = %chain.account(), "sending EVM transactions from this account");
                 crate::runtime::run(config, keys, chain, shutdown_signal(), None)

@@ -505,6 +505,13 @@ impl NodeConfig {
                         .into(),
                 );
             }
+            if e.contract.is_empty() {
+                return bad(
+                    "evm.contract (--contract) is required: the coordinator's address, as \
+                     `keyquorum deploy` printed it"
+                        .into(),
+                );
+            }
             if e.contract
                 .parse::<keyquorum_evm::alloy_primitives::Address>()
                 .is_err()

@@ -766,6 +766,98 @@ fn a_configuration_that_cannot_be_used_is_a_usage_error() {
     }
 }
 
+/// An EVM node without the coordinator's address is told to give it, and a deployment whose
+/// thresholds some committee size cannot use is refused before anything is sent, naming the
+/// size (no chain is needed for either).
+#[test]
+fn an_evm_set_up_that_cannot_work_is_refused_naming_what_to_change() {
+    let o = run(&["node", "--chain", "evm"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("evm.contract (--contract) is required"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("coordinator.toml");
+    std::fs::write(
+        &config,
+        "threshold_percent = 10
+min_size = 4
+max_size = 4
+",
+    )
+    .unwrap();
+    let key = dir.path().join("deployer.key");
+    std::fs::write(&key, format!("{:064x}", 7)).unwrap();
+    let o = run(&[
+        "deploy",
+        "--rpc",
+        "http://127.0.0.1:1",
+        "--key-file",
+        key.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("threshold_percent 10 and quorum_percent 75 do not work for a committee of 4"),
+        "{err}"
+    );
+}
+
+/// A node that cannot reach its EVM endpoint names it by its origin, never with the rest of
+/// the URL, which may carry an access key.
+#[test]
+fn a_node_that_cannot_reach_its_rpc_names_the_endpoint_by_its_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let keystore = dir.path().join("node.json");
+    let o = Command::new(BIN)
+        .args([
+            "keys",
+            "new",
+            "--kdf-memory-kib",
+            "1024",
+            "--kdf-passes",
+            "1",
+        ])
+        .arg("--key-file")
+        .arg(&keystore)
+        .env("KEYQUORUM_PASSPHRASE", "pw")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let chain_key = dir.path().join("chain.key");
+    std::fs::write(&chain_key, format!("{:064x}", 7)).unwrap();
+    let o = Command::new(BIN)
+        .args([
+            "node",
+            "--chain",
+            "evm",
+            "--rpc",
+            "http://127.0.0.1:1/s3cr3t-path",
+        ])
+        .args(["--contract", "0x0000000000000000000000000000000000000001"])
+        .arg("--chain-key-file")
+        .arg(&chain_key)
+        .arg("--key-file")
+        .arg(&keystore)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("KEYQUORUM_PASSPHRASE", "pw")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot follow the coordinator on the EVM chain at http://127.0.0.1:1:"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cr3t"), "{err}");
+}
+
 /// As every command's help says: a file that cannot be read fails the run (exit 1), whatever
 /// flag names it; only what a file says can be a usage error.
 #[test]
