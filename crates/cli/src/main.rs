@@ -162,7 +162,7 @@ struct SimArgs {
     #[arg(long, value_name = "M")]
     reshare_committee: Option<usize>,
     /// Output: a line per run and a summary, or (json) one JSON object on stdout (the summary,
-    /// and every run under `results`: seed, result, qualified, attempts, exclusions,
+    /// and every run under `results`: seed, result, ms, key_made, qualified, attempts, excluded,
     /// adversaries, reason) with the progress lines on stderr.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     format: OutputFormat,

@@ -49,7 +49,7 @@ pub struct Summary<C: Curve> {
     pub output: Option<Box<DkgOutput<C>>>,
     /// Qualified dealers.
     pub qualified: Vec<u32>,
-    /// Exclusions as text.
+    /// Exclusions as `role index fault` (the stable names: `dealer 3 bad_reveal`).
     pub excluded: Vec<String>,
     /// Attempt that succeeded (or the last).
     pub attempts: u32,
@@ -391,7 +391,7 @@ fn check_stage<C: SimCurve>(
         excluded: first
             .exclusions
             .iter()
-            .map(|e| format!("{:?} {} {:?}", e.role, e.index, e.fault))
+            .map(|e| format!("{} {} {}", e.role.as_str(), e.index, e.fault.code()))
             .collect(),
         attempts: first.attempt + 1,
         beyond_fault_bound: beyond(&losses),

@@ -668,6 +668,44 @@ fn the_sim_lists_every_run_in_json() {
         assert_eq!(r["key_made"], true, "{summary}");
         assert_eq!(r["adversaries"][0]["kind"], "silent", "{summary}");
     }
+    // The fields the help promises, and exclusions in the stable names.
+    let help = String::from_utf8_lossy(&run(&["sim", "--help"]).stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let promised = help
+        .split("every run under `results`: ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("the help lists the run fields");
+    for field in promised.split(", ") {
+        assert!(
+            results[0].get(field).is_some(),
+            "{field} missing: {summary}"
+        );
+    }
+    let o = run(&[
+        "sim",
+        "--committee",
+        "7",
+        "--fault",
+        "equivocate",
+        "--seed",
+        "1",
+        "--format",
+        "json",
+    ]);
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    let excluded = summary["results"][0]["excluded"].as_array().unwrap();
+    assert!(!excluded.is_empty(), "{summary}");
+    for e in excluded {
+        let e = e.as_str().unwrap();
+        assert!(
+            e.starts_with("dealer ") && e.ends_with(" equivocation"),
+            "{e}: {summary}"
+        );
+    }
 }
 
 /// A crash fault of the sections mode restarts from its store, and the JSON summary counts
