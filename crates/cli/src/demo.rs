@@ -95,7 +95,10 @@ pub struct DemoArgs {
     #[arg(long)]
     pub threshold: Option<usize>,
     /// Faulty nodes (they rank last in the first committee) [default: 1; 3 with --curve
-    /// secp256k1]. On the embedded chain the dealer quorum (75% of the committee) is lowered
+    /// secp256k1, at most the committee less the threshold with --signing-key-lifetime chain
+    /// and more than one view, as the holders its ceremony slashes sit out the reshare, which
+    /// needs a threshold of the others: 2 of the default 7 seats with t = 5, so the third
+    /// fault, signing-key-skip-feldman, is not shown]. On the embedded chain the dealer quorum (75% of the committee) is lowered
     /// to the honest dealers for faulty dealers (with --fault bad-share more than the
     /// parameters then allow is refused; equivocating ones beyond that need standbys for a
     /// retry); with --chain anvil it is always lowered, and refused where it cannot be.
@@ -744,6 +747,11 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.chain == DemoChain::Embedded {
         let (n, t) = (args.committee, args.threshold());
         let k = args.quorum().resolve(n);
+        // Name the threshold as the user gave it, or say it is the default.
+        let given = match args.threshold {
+            Some(_) => format!("--threshold {t}"),
+            None => format!("the threshold t = {t} (the default: 66% of the committee)"),
+        };
         let quorum = if k < Size::Percent(75).resolve(n) {
             "75% of it, lowered to the dealers --faulty leaves"
         } else {
@@ -751,12 +759,12 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
         };
         if t > k {
             return Err(format!(
-                "--threshold {t} is above the dealer quorum k = {k} the demo sets for a committee of {n} ({quorum}), and a key needs t <= k: use --threshold {k} or less, a larger --committee or fewer --faulty"
+                "{given} is above the dealer quorum k = {k} the demo sets for a committee of {n} ({quorum}), and a key needs t <= k: use --threshold {k} or less, a larger --committee or fewer --faulty"
             ));
         }
         if let Err(e) = keyquorum_dkg::Params::new(n, t, k) {
             return Err(format!(
-                "--threshold {t} with a committee of {n} and the dealer quorum k = {k} the demo sets ({quorum}): {e}"
+                "{given} with a committee of {n} and the dealer quorum k = {k} the demo sets ({quorum}): {e}; give another --threshold, a larger --committee or fewer --faulty"
             ));
         }
         // Equivocating and forging dealers are disqualified and silent ones deal nothing: with

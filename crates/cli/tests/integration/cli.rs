@@ -134,7 +134,7 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 58] = [
+    let cases: [(&[&str], &str); 59] = [
         (
             &["sim", "--faulty", "0", "--fault", "silent"],
             "--fault with no faulty participant",
@@ -268,6 +268,22 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
         (
             &["demo", "--committee", "4", "--threshold", "4"],
             "--threshold 4 is above the dealer quorum k = 3",
+        ),
+        (
+            &[
+                "demo",
+                "--variant",
+                "complaint",
+                "--curve",
+                "secp256k1",
+                "--committee",
+                "6",
+                "--nodes",
+                "6",
+                "--faulty",
+                "3",
+            ],
+            "the threshold t = 4 (the default: 66% of the committee) with a committee of 6",
         ),
         (
             &["demo", "--faulty", "4"],
