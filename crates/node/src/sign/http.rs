@@ -186,6 +186,38 @@ async fn sign(State(s): State<SignService>, req: Request) -> Response {
     }
 }
 
+/// A JSON object whose keys are all distinct: a request naming a field twice (two schemes,
+/// say) is refused, not read by its last value.
+struct UniqueKeys(serde_json::Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut fields = serde_json::Map::new();
+                while let Some((key, value)) = map.next_entry::<String, Value>()? {
+                    if fields.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "field {key:?} given twice"
+                        )));
+                    }
+                    fields.insert(key, value);
+                }
+                Ok(UniqueKeys(fields))
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
 /// A request by its scheme.
 enum Parsed {
     /// Threshold BLS: the body for [`SignRequest::from_json`].
@@ -198,9 +230,19 @@ enum Parsed {
 /// field), or a Schnorr scheme with its message (`{"scheme", "message"}` only).
 fn schnorr_request(body: Bytes) -> Result<Parsed, (&'static str, String)> {
     let bad_json = |e: serde_json::Error| ("bad_json", e.to_string());
-    let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body) else {
-        // Not an object: the BLS parser gives its own error.
-        return Ok(Parsed::Bls(body));
+    let mut fields = match serde_json::from_slice::<UniqueKeys>(&body) {
+        Ok(UniqueKeys(fields)) => fields,
+        Err(e) => {
+            return Err((
+                "bad_json",
+                format!(
+                    "request is not a JSON object with each field once, either {{\"message\": \
+                     hex, \"domain\": string}} (threshold BLS; \"scheme\": \"bls\" may be \
+                     given) or {{\"scheme\": \"frost-secp256k1\" | \"bip340\", \"message\": \
+                     hex}}: {e}"
+                ),
+            ));
+        }
     };
     let scheme = match fields.get("scheme") {
         None => return Ok(Parsed::Bls(body)),

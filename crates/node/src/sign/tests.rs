@@ -166,8 +166,18 @@ async fn malformed_requests_are_refused_with_their_code() {
         "00".repeat(keyquorum_beacon::sign::MAX_MESSAGE_LEN + 1)
     );
     let huge = " ".repeat(keyquorum_beacon::sign::MAX_REQUEST_JSON + 1);
-    let cases: [(&str, &str); 10] = [
+    let cases: [(&str, &str); 13] = [
         ("nope", "bad_json"),
+        // A field given twice is refused, not read by its last value.
+        (
+            r#"{"scheme":"bls","scheme":"bip340","message":"00"}"#,
+            "bad_json",
+        ),
+        (
+            r#"{"domain":"d","message":"00","message":"01"}"#,
+            "bad_json",
+        ),
+        (r#"{"scheme":"bip340","message":"00""#, "bad_json"),
         // The fields as an array: serde takes it for a struct, the API does not.
         (r#"["d","00"]"#, "bad_json"),
         // A Schnorr request's message follows the same rule as a BLS one's.
@@ -191,6 +201,15 @@ async fn malformed_requests_are_refused_with_their_code() {
         assert_eq!((status, code(&answer)), (400, expect), "{answer}");
         if expect == "bad_message" {
             assert_eq!(answer["message"], "message is not hex", "{answer}");
+        }
+        if expect == "bad_json" && body.starts_with("{\"scheme\":\"bip340\"") {
+            // The shape named is the Schnorr one as well as the BLS one.
+            assert!(
+                answer["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("bip340")),
+                "{answer}"
+            );
         }
     }
     // An oversized body is 413, as on the chain's API.
