@@ -126,11 +126,17 @@ async fn rounds(
     State(h): State<BeaconHttp>,
     query: Result<Query<RoundsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Ok(Query(query)) = query else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "query: from and to must be round numbers".into(),
-        );
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "query: {}; the query takes from and to, round numbers, both optional",
+                    e.body_text()
+                ),
+            );
+        }
     };
     if h.is_disabled() {
         return error(

@@ -714,6 +714,12 @@ async fn the_rounds_endpoint_serves_bounded_ranges_with_latencies() {
         assert_eq!(code, 400, "{bad}: {body}");
         assert!(body.contains("\"error\""), "{bad}: {body}");
     }
+    // A field it does not take is named as such, not as a bad number.
+    let (_, body) = http_get(addr, "/beacon/rounds?round=1").await;
+    assert!(
+        body.contains("unknown field `round`") && body.contains("takes from and to"),
+        "{body}"
+    );
     // drand's paths are unchanged: the round's JSON carries no timing.
     let (code, body) = http_get(addr, "/public/2").await;
     assert_eq!(code, 200);
