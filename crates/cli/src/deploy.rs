@@ -146,7 +146,7 @@ impl DeployConfig {
     /// (rounded up) and reverts every view change whose `(n, t, k)` [`Params::new`] refuses,
     /// and its configuration is fixed at deployment. The constructor refuses the same.
     pub fn check_thresholds(&self) -> Result<(), String> {
-        if self.min_size == 0 || self.min_size > self.max_size {
+        if self.min_size == 0 || self.min_size > self.max_size || self.max_size > 256 {
             return Ok(()); // The contract names this one ("committee size").
         }
         for n in self.min_size..=self.max_size {

@@ -4,8 +4,9 @@
 //! anvil comes from the npm package `@foundry-rs/anvil`, a pinned dev dependency of
 //! `contracts/` (`cd contracts && npm ci` installs it; the binary ships in a per-platform
 //! package). [`Anvil::start`] uses `KEYQUORUM_ANVIL` if set, else the npm-installed binary, else
-//! an `anvil` on `PATH`, else fetches the same pinned package from the npm registry itself
-//! ([`crate::anvil_fetch`]), so a machine with only the Rust toolchain runs the tests too. When none of these works it fails
+//! fetches the same pinned package from the npm registry itself ([`crate::anvil_fetch`]), so a
+//! machine with only the Rust toolchain runs the tests too; a binary run away from its source
+//! tree, which has no lockfile to fetch by, takes an `anvil` on `PATH` instead. When none of these works it fails
 //! saying why: nothing that needs anvil is skipped.
 
 use std::io::{BufRead, BufReader};
@@ -25,8 +26,8 @@ pub const INSTALL_HINT: &str = "anvil is not installed and could not be fetched:
 
 /// The anvil binary: `KEYQUORUM_ANVIL`, else the one `npm ci` put under
 /// `contracts/node_modules/@foundry-rs/anvil-<platform>/bin/` of the repository at `repo`, else
-/// an `anvil` on `PATH`, else the same pinned package fetched from the npm registry and checked
-/// against the lockfile.
+/// the same pinned package fetched from the npm registry and checked against the lockfile, or,
+/// without the repository's lockfile, an `anvil` on `PATH`.
 pub fn find_anvil(repo: &Path) -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os(ANVIL_ENV) {
         let p = PathBuf::from(p);
@@ -49,9 +50,12 @@ pub fn find_anvil(repo: &Path) -> Result<PathBuf, String> {
     if let Some(p) = found.pop() {
         return Ok(p);
     }
-    // A binary run away from its source tree (a release build copied elsewhere) finds no
-    // npm install there: an anvil the user installed (Foundry's `foundryup`) is next.
-    if let Some(p) = on_path("anvil") {
+    // A binary run away from its source tree (a release build copied elsewhere) has no
+    // lockfile to fetch the pinned package by: an anvil the user installed (Foundry's
+    // `foundryup`) is taken instead. In the tree the pinned one stays first, cached or fetched.
+    if !repo.join("contracts/package-lock.json").is_file()
+        && let Some(p) = on_path("anvil")
+    {
         return Ok(p);
     }
     crate::anvil_fetch::fetch_pinned(repo).map_err(|e| {

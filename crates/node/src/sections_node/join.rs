@@ -570,10 +570,15 @@ impl Admission {
     }
 }
 
-/// Sends `request` to `elder` until it answers, at most [`ASK_ATTEMPTS`] times half a second
-/// apart (the network layer retries each send itself, with backoff): its answer, or the last
-/// error if it never answered.
-async fn ask_elder(net: &NetworkHandle, elder: &Peer, request: &[u8]) -> Result<Vec<u8>, String> {
+/// Sends `request` to `elder` until it answers, at most `attempts` times half a second apart
+/// (the network layer retries each send itself, with backoff): its answer, or the last error
+/// if it never answered.
+async fn ask_elder(
+    net: &NetworkHandle,
+    elder: &Peer,
+    request: &[u8],
+    attempts: usize,
+) -> Result<Vec<u8>, String> {
     let identity = key_bytes(&elder.node_key).to_vec();
     if let Some(addr) = elder.addr.parse::<Multiaddr>().ok()
         && let Some(peer) = peer_of(&addr)
@@ -581,7 +586,7 @@ async fn ask_elder(net: &NetworkHandle, elder: &Peer, request: &[u8]) -> Result<
         let _ = net.bind_identity(identity.clone(), peer, vec![addr]).await;
     }
     let mut last = String::new();
-    for attempt in 0..ASK_ATTEMPTS {
+    for attempt in 0..attempts {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -599,10 +604,15 @@ async fn ask_elder(net: &NetworkHandle, elder: &Peer, request: &[u8]) -> Result<
     Err(last)
 }
 
-/// How many times [`ask_elder`] sends a request to an elder that does not answer. Each send
-/// already dials and looks the elder up several times, so an elder that is gone costs a few
-/// seconds a send; the elders are asked at once, so one gone elder does not delay the others.
-const ASK_ATTEMPTS: usize = 2;
+/// How many times a joiner sends its admission request to an elder that does not answer. Each
+/// send already dials and looks the elder up several times, so an elder that is gone costs a
+/// few seconds a send; the elders are asked at once, so one gone elder does not delay the
+/// others, and one that is down for a while still gets the request once it is back.
+const ADMISSION_ATTEMPTS: usize = 5;
+
+/// How many times a leaving node sends its request to an elder that does not answer (it
+/// waits for them all before it stops).
+const REMOVAL_ATTEMPTS: usize = 3;
 
 /// Asks every elder at once to admit `us` and returns what they answered.
 pub async fn ask_admission(
@@ -612,9 +622,12 @@ pub async fn ask_admission(
     elders: Vec<Peer>,
 ) -> Admission {
     let request = Request::Admit(Box::new(us), params).encode();
-    let answers =
-        futures::future::join_all(elders.iter().map(|elder| ask_elder(&net, elder, &request)))
-            .await;
+    let answers = futures::future::join_all(
+        elders
+            .iter()
+            .map(|elder| ask_elder(&net, elder, &request, ADMISSION_ATTEMPTS)),
+    )
+    .await;
     let mut admission = Admission::default();
     for (elder, answer) in elders.iter().zip(answers) {
         let elder_name = hex::encode(elder.name().0);
@@ -659,8 +672,12 @@ pub async fn ask_admission(
 /// confirmed.
 pub async fn ask_removal(net: &NetworkHandle, elders: &[Peer]) -> usize {
     let request = Request::Leave.encode();
-    let answers =
-        futures::future::join_all(elders.iter().map(|elder| ask_elder(net, elder, &request))).await;
+    let answers = futures::future::join_all(
+        elders
+            .iter()
+            .map(|elder| ask_elder(net, elder, &request, REMOVAL_ATTEMPTS)),
+    )
+    .await;
     let mut removed = 0;
     for (elder, answer) in elders.iter().zip(answers) {
         let elder_name = hex::encode(elder.name().0);

@@ -68,7 +68,7 @@
 //! What this runtime does not do (see "Sections on the network" in `docs/protocol.md`): no
 //! member agreement beyond each elder's own list and the lists a new elder asks for (elders
 //! with different lists sign different starts, and none starts until their lists agree again,
-//! which the exchange brings about only at a SAP or restart), and no detection of members gone
+//! which the exchange brings about at a SAP, a restart or the periodic ask), and no detection of members gone
 //! without leaving until a DKG needs them: only a failure agreement makes a member absent, and
 //! only the elders and candidates that saw it hold it (a later elder that did not selects the
 //! member and signs a start the others do not; none starts until their records agree). A node that caught up learns the current SAP and key chain, not the
@@ -748,9 +748,16 @@ fn push_departed(departed: &mut VecDeque<Name>, name: Name) {
 type MemberList = (u64, Name, Vec<Peer>, Vec<Name>);
 
 /// How many DKG rounds an elder waits between two asks for the other elders' member lists
-/// when no SAP made it ask (a minute at the default one-second round): the lists of elders
-/// that missed a join or a leave converge within that even if the section cannot hand over.
+/// when no SAP made it ask (a minute at the default one-second round), and never less than
+/// [`CATCH_UP_EVERY`]: the lists of elders that missed a join or a leave converge within that
+/// even if the section cannot hand over. The floor bounds what a faulty elder's list costs
+/// the others (a proof-of-possession check per unknown record) at short rounds.
 const MEMBERS_REFRESH_ROUNDS: u32 = 60;
+
+/// The wait between two periodic member-list asks for DKG rounds of `round`.
+fn members_refresh(round: Duration) -> Duration {
+    (round * MEMBERS_REFRESH_ROUNDS).max(CATCH_UP_EVERY)
+}
 
 /// How long a member this node admitted is kept even if the other elders' lists lack it: their
 /// answers to an ask may predate the admissions the same joiner asked of them.
@@ -841,7 +848,7 @@ impl Runtime {
             members_rx: Some(members_rx),
             member_tally: None,
             member_asks: Vec::new(),
-            members_ask_at: Instant::now() + config.round * MEMBERS_REFRESH_ROUNDS,
+            members_ask_at: Instant::now() + members_refresh(config.round),
             admitted_at: BTreeMap::new(),
             departed: departed.into(),
             catch_up_at: Instant::now(),
@@ -1091,7 +1098,12 @@ impl Runtime {
             self.announce_alive(false);
         }
         if now >= self.members_ask_at {
-            self.ask_members();
+            if self.member_asks.iter().all(|t| t.is_finished()) {
+                self.ask_members();
+            } else {
+                // An ask still waits for a slow elder: let it finish rather than start over.
+                self.members_ask_at = now + self.members_refresh();
+            }
         }
         if now >= self.resend_partials_at {
             let partials = self.coordinator.coordinator().partials_to_resend();
@@ -1343,6 +1355,10 @@ impl Runtime {
         Ok(())
     }
 
+    fn members_refresh(&self) -> Duration {
+        members_refresh(self.round)
+    }
+
     /// If our SAP lists us, asks each other elder of it for the members it knows
     /// ([`join::Request::Members`]), each on its own task: we learn members only from the
     /// SAPs we apply and the joiners that ask us, so as a new elder, or one that was down or
@@ -1355,7 +1371,7 @@ impl Runtime {
     /// list the others do not, and if that keeps the supermajority from signing one start, no
     /// new SAP comes to make it ask.
     fn ask_members(&mut self) {
-        self.members_ask_at = Instant::now() + self.round * MEMBERS_REFRESH_ROUNDS;
+        self.members_ask_at = Instant::now() + self.members_refresh();
         for task in self.member_asks.drain(..) {
             task.abort();
         }
@@ -1398,8 +1414,8 @@ impl Runtime {
                     screen_members(peers, &prefix, &us, &known)
                 })
                 .await;
-                // A full queue drops the list, which then counts for nothing: the next SAP
-                // or restart asks again.
+                // A full queue drops the list, which then counts for nothing: the next ask
+                // (a SAP, a restart or the periodic one) asks again.
                 if let Ok(peers) = screened {
                     let _ = lists.try_send((generation, name, peers, departed));
                 }
@@ -2491,9 +2507,10 @@ mod tests {
                 wait_view("four elders", founder_http, 90, |v| v.elders.len() == 4).await;
             }
         }
-        let [third_http, fourth_http] = [nodes[&third].1, nodes[&fourth].1];
+        let [second_http, third_http, fourth_http] =
+            [nodes[&second].1, nodes[&third].1, nodes[&fourth].1];
         let mut generation = 0;
-        for http in [founder_http, third_http, fourth_http] {
+        for http in [founder_http, second_http, third_http, fourth_http] {
             generation = wait_view("the plain member admitted", http, 60, |v| v.members == 5)
                 .await
                 .generation;

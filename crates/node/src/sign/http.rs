@@ -23,7 +23,7 @@
 //! | 400 | `bad_body`, `bad_json`, `bad_domain`, `bad_message`, `message_too_long` | malformed request (`bad_body`: the body did not arrive whole) |
 //! | 400 | `bad_scheme` | a `scheme` other than `bls`, `frost-secp256k1` or `bip340` |
 //! | 409 | `no_active_view`, `not_a_member` | no view is active, or this node holds no share of it |
-//! | 409 | `no_signing_key` | Schnorr: the active view has no signing key on this node, or this node holds no share of it (`view` names the active view, null when none is); after each activation until the view's signing-key ceremony ends |
+//! | 409 | `no_signing_key` | Schnorr: the active view has no signing key on this node, or this node holds no share of it (`view` names the active view); after each activation until the view's signing-key ceremony ends |
 //! | 503 | `no_nonce_store` | Schnorr: the nonce store did not open |
 //! | 503 | `signer_unavailable` | Schnorr: this node could not make its own commitment or share (its nonce store is full of other requests' nonces, or failing); `culprits` and `faults` name members earlier attempts named |
 //! | 503 | `queue_full` | `sign.max_pending` requests are signing already |

@@ -282,14 +282,11 @@ pub enum SignError {
     /// cannot get here).
     #[error("the combined signature does not verify under the group key")]
     Combine,
-    /// The active view (if this node follows one) has no signing key on this node.
-    #[error("{} has no secp256k1 signing key on this node", match view {
-        Some(v) => format!("the active view ({v})"),
-        None => "the active view".to_string(),
-    })]
+    /// The active view has no signing key on this node.
+    #[error("the active view ({view}) has no secp256k1 signing key on this node")]
     NoSigningKey {
-        /// The active view, when this node follows one.
-        view: Option<u64>,
+        /// The active view.
+        view: u64,
     },
     /// The active view has a signing key, and this node holds no share of it: it was left out
     /// of the key's ceremony (a committee member may be), or is not in the committee.
@@ -493,8 +490,9 @@ impl SignService {
 
     /// The view's signing key and this node's membership, before a Schnorr request waits.
     pub(crate) fn check_frost_member(&self) -> Result<Arc<frost::FrostView>, SignError> {
-        let view = self.active_frost().ok_or_else(|| SignError::NoSigningKey {
-            view: self.active().map(|v| v.view()),
+        let view = self.active_frost().ok_or_else(|| match self.active() {
+            Some(v) => SignError::NoSigningKey { view: v.view() },
+            None => SignError::NoActiveView,
         })?;
         if !view.is_member() {
             return Err(SignError::NoSigningKeyShare { view: view.view() });
