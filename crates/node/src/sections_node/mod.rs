@@ -2210,6 +2210,31 @@ mod tests {
         panic!("{what}: not within {secs} s; last (elder, generation, elders, members): {last:?}");
     }
 
+    /// The section peer record of the node of master seed `[seed; 32]` at `addr`.
+    fn peer_of_seed(seed: u8, addr: impl ToString) -> Peer {
+        Peer::new(
+            &section_node_key(&NodeKeys::from_master(&[seed; 32])),
+            addr.to_string(),
+        )
+    }
+
+    /// A network of its own, on a fresh loopback port, for the node of master seed
+    /// `[seed; 32]` (as `sections leave` starts one), and its peer record there.
+    fn side_network(seed: u8) -> (keyquorum_net::NetworkHandle, Peer) {
+        let keys = NodeKeys::from_master(&[seed; 32]);
+        let config = node_config(
+            std::path::Path::new("unused"),
+            free_port(),
+            None,
+            SectionParams::default().elder_count,
+            Vec::new(),
+        );
+        let (net, _events) =
+            Network::new(net_config(&keys, section_node_key(&keys), &config)).unwrap();
+        let addr = advertised(&config.listen, keys.peer_id()).unwrap();
+        (net, peer_of_seed(seed, addr))
+    }
+
     /// The name of the node whose keys come from master seed `[seed; 32]`.
     fn name_of_seed(seed: u8) -> Name {
         Name::of(&tbls::public_key::<MinPk>(&section_node_key(
@@ -2520,23 +2545,11 @@ mod tests {
         let (_, _, stop, running) = nodes.remove(&plain).unwrap();
         let _ = stop.send(());
         running.await.unwrap().unwrap();
-        let keys = NodeKeys::from_master(&[plain; 32]);
-        let leaver_config = node_config(
-            &dirs[0].path().join("unused"),
-            free_port(),
-            None,
-            4,
-            Vec::new(),
-        );
-        let (net, _events) =
-            Network::new(net_config(&keys, section_node_key(&keys), &leaver_config)).unwrap();
-        let peer = |seed: u8, addr: &Multiaddr| {
-            Peer::new(
-                &section_node_key(&NodeKeys::from_master(&[seed; 32])),
-                addr.to_string(),
-            )
-        };
-        let reached = [peer(founder, &bootstrap), peer(second, &nodes[&second].0)];
+        let (net, _) = side_network(plain);
+        let reached = [
+            peer_of_seed(founder, &bootstrap),
+            peer_of_seed(second, &nodes[&second].0),
+        ];
         assert_eq!(join::ask_removal(&net, &reached).await, 2);
         net.shutdown().await;
         wait_view("the leave taken", founder_http, 30, |v| v.members == 4).await;
@@ -2576,12 +2589,9 @@ mod tests {
         create_genesis(40, &config).await;
         let (founder_addr, http, stop, running) = spawn_node(40, config.clone());
         wait_view("the founder runs", http, 30, |v| v.elder).await;
-        let peer = |seed: u8, addr: String| {
-            Peer::new(&section_node_key(&NodeKeys::from_master(&[seed; 32])), addr)
-        };
-        let founder = peer(40, founder_addr.to_string());
+        let founder = peer_of_seed(40, &founder_addr);
         let gone_keys = NodeKeys::from_master(&[41; 32]);
-        let gone = peer(
+        let gone = peer_of_seed(
             41,
             format!(
                 "/ip4/127.0.0.1/tcp/{}/p2p/{}",
@@ -2589,27 +2599,7 @@ mod tests {
                 gone_keys.peer_id()
             ),
         );
-
-        let joiner_keys = NodeKeys::from_master(&[42; 32]);
-        let joiner_config = node_config(
-            &founder_dir.path().join("unused"),
-            free_port(),
-            None,
-            elders,
-            Vec::new(),
-        );
-        let (net, _events) = Network::new(net_config(
-            &joiner_keys,
-            section_node_key(&joiner_keys),
-            &joiner_config,
-        ))
-        .unwrap();
-        let us = peer(
-            42,
-            advertised(&joiner_config.listen, joiner_keys.peer_id())
-                .unwrap()
-                .to_string(),
-        );
+        let (net, us) = side_network(42);
         let asking = tokio::spawn(join::ask_admission(
             net.clone(),
             us,
