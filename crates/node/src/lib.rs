@@ -52,6 +52,7 @@ pub mod keystore;
 pub mod metrics;
 pub mod network;
 pub mod ports;
+pub mod repeat_log;
 pub mod report;
 pub mod runtime;
 pub mod sections_node;

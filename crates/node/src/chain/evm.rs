@@ -71,6 +71,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::repeat_log::RepeatLog;
 use keyquorum_contract::tx::TxBody;
 use keyquorum_contract::{BeaconConfig, BeaconScheme};
 use keyquorum_dkg::identity::Purpose;
@@ -171,7 +172,7 @@ pub struct EvmChainClient {
     reverted_starts: Arc<AtomicU64>,
     /// The last reason the coordinator gave for not starting a due view change: a lasting
     /// one is warned once, not at every head.
-    start_refusal: Arc<Mutex<Option<String>>>,
+    start_refusal: Arc<Mutex<RepeatLog<String>>>,
     /// The head at this node's last check for a due view change (one read of the contract
     /// per block).
     checked_at: Arc<AtomicU64>,
@@ -278,7 +279,7 @@ impl EvmChainClient {
             })),
             starting: Arc::new(AtomicBool::new(false)),
             reverted_starts: Arc::new(AtomicU64::new(0)),
-            start_refusal: Arc::new(Mutex::new(None)),
+            start_refusal: Arc::default(),
             checked_at: Arc::new(AtomicU64::new(0)),
             start_clock: Arc::default(),
             confirmed: Arc::new(AtomicU64::new(0)),
@@ -560,8 +561,12 @@ impl EvmChainClient {
             CallOutcome::Reverted(r) => {
                 let name = r.name();
                 let lasting = matches!(name.as_str(), "TooFewCandidates" | "BadParams");
-                let mut last = self.start_refusal.lock().unwrap_or_else(|e| e.into_inner());
-                if lasting && last.as_deref() != Some(name.as_str()) {
+                let news = self
+                    .start_refusal
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_news(name.clone());
+                if lasting && news {
                     warn!(
                         revert = %name,
                         "the coordinator refuses to start the view change that is due: \
@@ -572,11 +577,13 @@ impl EvmChainClient {
                 } else {
                     debug!(revert = %name, "view change not started");
                 }
-                *last = Some(name);
                 return Ok(());
             }
         }
-        *self.start_refusal.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.start_refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reset();
         Ok(())
     }
 }

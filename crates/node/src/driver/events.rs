@@ -340,7 +340,7 @@ impl Driver {
                 ..
             } => {
                 warn!(view, ceremony_number, %reason, "ceremony failed");
-                self.aborts.ceremony_ran();
+                self.aborts.reset();
                 if self
                     .state
                     .pending_magic
@@ -356,7 +356,7 @@ impl Driver {
                 reason,
                 retry_at,
             } => {
-                if self.aborts.is_news(*view, reason) {
+                if self.aborts.is_news((*view, reason.clone())) {
                     warn!(
                         view,
                         ceremony_number,

@@ -327,29 +327,8 @@ pub struct Driver {
 
 /// The view and reason of the last view change abandoned. A committee that cannot form is
 /// tried again every `retry_delay` blocks and abandoned again for the same reason; the
-/// operator is warned once, and the repeats go to the debug log.
-#[derive(Debug, Default)]
-struct AbortLog(Option<(u64, String)>);
-
-impl AbortLog {
-    /// Records an abandonment; true when it is news (another view or reason than the last).
-    fn is_news(&mut self, view: u64, reason: &str) -> bool {
-        if self
-            .0
-            .as_ref()
-            .is_some_and(|(v, r)| *v == view && r == reason)
-        {
-            return false;
-        }
-        self.0 = Some((view, reason.to_string()));
-        true
-    }
-
-    /// A ceremony ran: the next abandonment is news whatever its reason.
-    fn ceremony_ran(&mut self) {
-        self.0 = None;
-    }
-}
+/// operator is warned once, and the repeats go to the debug log. A ceremony that ran resets it.
+type AbortLog = crate::repeat_log::RepeatLog<(u64, String)>;
 
 /// Heights of empty blocks after which the cursor is written even though nothing else changed:
 /// bounds what a restarted node processes again (12.8 s of the demo's 200 ms blocks).
@@ -588,18 +567,18 @@ mod abort_log_tests {
     #[test]
     fn an_abandonment_is_news_once_per_view_and_reason_until_a_ceremony_runs() {
         let mut log = AbortLog::default();
-        let short = "3 eligible nodes, at least 4 needed";
-        assert!(log.is_news(2, short));
+        let short = || "3 eligible nodes, at least 4 needed".to_string();
+        assert!(log.is_news((2, short())));
         // The retries every `retry_delay` blocks.
-        assert!(!log.is_news(2, short));
-        assert!(!log.is_news(2, short));
+        assert!(!log.is_news((2, short())));
+        assert!(!log.is_news((2, short())));
         // Another reason, or another view, is news, and becomes the one repeats are held to.
-        assert!(log.is_news(2, "2 eligible nodes, at least 4 needed"));
-        assert!(log.is_news(2, short));
-        assert!(log.is_news(3, short));
-        assert!(!log.is_news(3, short));
+        assert!(log.is_news((2, "2 eligible nodes, at least 4 needed".into())));
+        assert!(log.is_news((2, short())));
+        assert!(log.is_news((3, short())));
+        assert!(!log.is_news((3, short())));
         // After a ceremony ran, the same reason is news again.
-        log.ceremony_ran();
-        assert!(log.is_news(3, short));
+        log.reset();
+        assert!(log.is_news((3, short())));
     }
 }
