@@ -2123,8 +2123,8 @@ mod tests {
     }
 
     /// A genesis node on `dir` (keys from master seed `[seed; 32]`, default parameters, at
-    /// most `max_members` members), running until `stop` is sent: its genesis key and its
-    /// address to bootstrap from.
+    /// most `max_members` members), running until `stop` is sent: its genesis key, its address
+    /// to bootstrap from and its `GET /sections` address.
     async fn founder(
         dir: &std::path::Path,
         seed: u8,
@@ -2132,23 +2132,16 @@ mod tests {
     ) -> (
         PublicKey,
         Multiaddr,
+        SocketAddr,
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<Result<(), SectionsNodeError>>,
     ) {
-        let keys = Arc::new(NodeKeys::from_master(&[seed; 32]));
-        let port = free_port();
         let elders = SectionParams::default().elder_count;
-        let mut config = node_config(dir, port, None, elders, Vec::new());
+        let mut config = node_config(dir, free_port(), None, elders, Vec::new());
         config.max_members = max_members;
         let genesis = create_genesis(seed, &config).await;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(run(config, keys.clone(), async move {
-            let _ = stopped.await;
-        }));
-        let bootstrap = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", keys.peer_id())
-            .parse()
-            .unwrap();
-        (genesis, bootstrap, stop, running)
+        let (bootstrap, http, stop, running) = spawn_node(seed, config);
+        (genesis, bootstrap, http, stop, running)
     }
 
     /// Runs the node of master seed `[seed; 32]` with `config` (its `GET /sections` on a port
@@ -2469,7 +2462,7 @@ mod tests {
     async fn a_joiner_with_other_section_parameters_is_refused_before_it_records_anything() {
         let elders = SectionParams::default().elder_count;
         let founder_dir = tempfile::tempdir().unwrap();
-        let (genesis, bootstrap, stop, running) = founder(founder_dir.path(), 7, 16).await;
+        let (genesis, bootstrap, _, stop, running) = founder(founder_dir.path(), 7, 16).await;
 
         let joiner = tempfile::tempdir().unwrap();
         let err = start_with(
@@ -2583,11 +2576,8 @@ mod tests {
     /// once every attempt at the gone one had failed, a few seconds a send.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_elder_that_is_gone_does_not_hold_up_the_admission_by_the_others() {
-        let elders = SectionParams::default().elder_count;
         let founder_dir = tempfile::tempdir().unwrap();
-        let config = node_config(founder_dir.path(), free_port(), None, elders, Vec::new());
-        create_genesis(40, &config).await;
-        let (founder_addr, http, stop, running) = spawn_node(40, config.clone());
+        let (_, founder_addr, http, stop, running) = founder(founder_dir.path(), 40, 16).await;
         wait_view("the founder runs", http, 30, |v| v.elder).await;
         let founder = peer_of_seed(40, &founder_addr);
         let gone_keys = NodeKeys::from_master(&[41; 32]);
@@ -2603,7 +2593,7 @@ mod tests {
         let asking = tokio::spawn(join::ask_admission(
             net.clone(),
             us,
-            config.params,
+            SectionParams::default(),
             vec![gone, founder],
         ));
         wait_view("the founder admits the joiner", http, 30, |v| {
@@ -2635,7 +2625,7 @@ mod tests {
     async fn a_joiner_refused_by_a_full_section_stops_and_leaves_no_store() {
         let elders = SectionParams::default().elder_count;
         let founder_dir = tempfile::tempdir().unwrap();
-        let (genesis, bootstrap, stop, running) = founder(founder_dir.path(), 8, 1).await;
+        let (genesis, bootstrap, _, stop, running) = founder(founder_dir.path(), 8, 1).await;
 
         let parent = tempfile::tempdir().unwrap();
         let joiner = parent.path().join("joiner");
