@@ -2125,24 +2125,62 @@ mod tests {
     /// A genesis node on `dir` (keys from master seed `[seed; 32]`, default parameters, at
     /// most `max_members` members), running until `stop` is sent: its genesis key, its address
     /// to bootstrap from and its `GET /sections` address.
-    async fn founder(
+    async fn founder(dir: &std::path::Path, seed: u8, max_members: usize) -> Founder {
+        founder_of(dir, seed, SectionParams::default().elder_count, max_members).await
+    }
+
+    /// [`founder`] with `elder_count` elders.
+    async fn founder_of(
         dir: &std::path::Path,
         seed: u8,
+        elder_count: usize,
         max_members: usize,
-    ) -> (
-        PublicKey,
-        Multiaddr,
-        SocketAddr,
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<Result<(), SectionsNodeError>>,
-    ) {
-        let elders = SectionParams::default().elder_count;
-        let mut config = node_config(dir, free_port(), None, elders, Vec::new());
+    ) -> Founder {
+        let mut config = node_config(dir, free_port(), None, elder_count, Vec::new());
         config.max_members = max_members;
         let genesis = create_genesis(seed, &config).await;
         let (bootstrap, http, stop, running) = spawn_node(seed, config);
         (genesis, bootstrap, http, stop, running)
     }
+
+    /// A running genesis node: its genesis key, its address to bootstrap from, its
+    /// `GET /sections` address, the sender that stops it and its task.
+    type Founder = (
+        PublicKey,
+        Multiaddr,
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<(), SectionsNodeError>>,
+    );
+
+    /// A node of master seed `[seed; 32]` joining the network of `genesis` through
+    /// `bootstrap` (`elder_count` elders) in a directory of its own: the directory and what
+    /// [`spawn_node`] returns.
+    fn spawn_joiner(
+        seed: u8,
+        genesis: PublicKey,
+        bootstrap: &Multiaddr,
+        elder_count: usize,
+    ) -> (tempfile::TempDir, Node) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = node_config(
+            dir.path(),
+            free_port(),
+            Some(genesis),
+            elder_count,
+            vec![bootstrap.clone()],
+        );
+        (dir, spawn_node(seed, config))
+    }
+
+    /// A running node: its address to bootstrap from, its `GET /sections` address, the
+    /// sender that stops it and its task.
+    type Node = (
+        Multiaddr,
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<(), SectionsNodeError>>,
+    );
 
     /// Runs the node of master seed `[seed; 32]` with `config` (its `GET /sections` on a port
     /// of its own) until the sender is used or dropped: its address to bootstrap from, its
@@ -2270,22 +2308,12 @@ mod tests {
                 .collect()
         };
         let founder_dir = tempfile::tempdir().unwrap();
-        let founder_config = node_config(founder_dir.path(), free_port(), None, 4, Vec::new());
-        let genesis = create_genesis(founder_seed, &founder_config).await;
-        let (bootstrap, founder_http, stop_founder, run_founder) =
-            spawn_node(founder_seed, founder_config);
+        let (genesis, bootstrap, founder_http, stop_founder, run_founder) =
+            founder_of(founder_dir.path(), founder_seed, 4, 16).await;
         let mut dirs = BTreeMap::new();
         let mut nodes = BTreeMap::new();
         let mut join = |seed: u8| {
-            let dir = tempfile::tempdir().unwrap();
-            let config = node_config(
-                dir.path(),
-                free_port(),
-                Some(genesis),
-                4,
-                vec![bootstrap.clone()],
-            );
-            let (_, http, stop, running) = spawn_node(seed, config);
+            let (dir, (_, http, stop, running)) = spawn_joiner(seed, genesis, &bootstrap, 4);
             dirs.insert(seed, dir);
             nodes.insert(seed, (http, stop, running));
             http
@@ -2503,24 +2531,14 @@ mod tests {
             unreachable!()
         };
         let founder_dir = tempfile::tempdir().unwrap();
-        let founder_config = node_config(founder_dir.path(), free_port(), None, 4, Vec::new());
-        let genesis = create_genesis(founder, &founder_config).await;
-        let (bootstrap, founder_http, stop_founder, run_founder) =
-            spawn_node(founder, founder_config);
+        let (genesis, bootstrap, founder_http, stop_founder, run_founder) =
+            founder_of(founder_dir.path(), founder, 4, 16).await;
         let mut dirs = Vec::new();
         let mut nodes = BTreeMap::new();
         for seed in [second, third, fourth, plain] {
-            let dir = tempfile::tempdir().unwrap();
-            let config = node_config(
-                dir.path(),
-                free_port(),
-                Some(genesis),
-                4,
-                vec![bootstrap.clone()],
-            );
-            let (addr, http, stop, running) = spawn_node(seed, config);
+            let (dir, node) = spawn_joiner(seed, genesis, &bootstrap, 4);
             dirs.push(dir);
-            nodes.insert(seed, (addr, http, stop, running));
+            nodes.insert(seed, node);
             if seed == fourth {
                 wait_view("four elders", founder_http, 90, |v| v.elders.len() == 4).await;
             }
