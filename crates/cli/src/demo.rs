@@ -327,6 +327,18 @@ impl DemoArgs {
             .unwrap_or_else(|| Size::Percent(66).resolve(self.committee))
     }
 
+    /// Why the threshold gives no threshold security, if it does not: with `t = 1` each
+    /// member's share is the group secret itself (the shared polynomial is a constant).
+    fn single_holder_warning(&self) -> Option<String> {
+        (self.threshold() == 1).then(|| {
+            format!(
+                "the threshold is 1 of {}: every member's share is the whole group secret, so \
+                 any one member can sign alone; use --threshold 2 or more for a threshold key",
+                self.committee
+            )
+        })
+    }
+
     /// The contract's dealer quorum `k`: 75% of the committee, lowered (as a percentage, so
     /// that it fits the smaller committees of later views) to the dealers the faults leave:
     /// - `bad-share`: a player is excluded when more than `n - k` publications report it, so
@@ -860,6 +872,9 @@ pub fn run(mut args: DemoArgs) -> Result<(), CliError> {
         ));
     }
     check_args(&args).map_err(CliError::Usage)?;
+    if let Some(w) = args.single_holder_warning() {
+        eprintln!("keyquorum demo: warning: {w}");
+    }
     let contract = match args.chain {
         DemoChain::Embedded => Some(contract_config(&args).map_err(CliError::Usage)?),
         DemoChain::Anvil => None,
@@ -1089,6 +1104,10 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
         );
     } else {
         out!();
+        if let Some(f) = &failure {
+            out!("the run stopped early ({f}); below is how far each view got");
+            out!();
+        }
         for v in observer.views.values() {
             out_text!("{}", demo_report::text(&observer, v));
             out!();
@@ -2136,6 +2155,18 @@ mod tests {
         )
         .unwrap()
         .demo
+    }
+
+    /// A threshold of one is warned about, given or the default of a committee of one;
+    /// any other threshold is not.
+    #[test]
+    fn a_threshold_of_one_is_warned_about() {
+        let warning = |args: &[&str]| demo_args(args).single_holder_warning();
+        let given = warning(&["--committee", "2", "--threshold", "1"]).unwrap();
+        assert!(given.contains("threshold is 1 of 2"), "{given}");
+        assert!(warning(&["--nodes", "1", "--committee", "1", "--faulty", "0"]).is_some());
+        assert_eq!(warning(&["--committee", "2", "--threshold", "2"]), None);
+        assert_eq!(warning(&[]), None);
     }
 
     /// `--variant complaint` alone runs: its faulty nodes default to the complaint variant's

@@ -309,7 +309,17 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
         &say,
     )
     .await;
-    let receipts = Receipts::read(&reader, &chain, &nodes, &followed, &mut observer).await?;
+    // An interrupt from the terminal stops anvil too (same process group), so the reason the
+    // run stopped comes first, not the failed reads it causes.
+    let receipts = match Receipts::read(&reader, &chain, &nodes, &followed, &mut observer).await {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(match failure {
+                Some(f) => format!("{f} (no report: reading the chain failed: {e})"),
+                None => e,
+            });
+        }
+    };
     let verified = Verified::check(&mut observer, &followed.magic_blocks);
     let report = Report {
         args,
@@ -319,6 +329,7 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
         followed: &followed,
         receipts: &receipts,
         verified: &verified,
+        failure: failure.as_deref(),
     };
     if json {
         report.print_json();
@@ -979,6 +990,8 @@ struct Report<'a> {
     followed: &'a Followed,
     receipts: &'a Receipts<'a>,
     verified: &'a Verified,
+    /// Why the run stopped before every view was made, if it did.
+    failure: Option<&'a str>,
 }
 
 impl Report<'_> {
@@ -1059,6 +1072,10 @@ impl Report<'_> {
 
     fn print_text(&self) {
         out!();
+        if let Some(f) = self.failure {
+            out!("the run stopped early ({f}); below is how far each view got");
+            out!();
+        }
         match &self.verified.bad_chain {
             None if self.verified.blocks == 1 => {
                 out!("chain of 1 magic block verified: view 1's key is fresh")

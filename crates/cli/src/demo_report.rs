@@ -576,12 +576,22 @@ pub fn text(obs: &Observer, v: &ViewObs) -> String {
         if s.key_mode == "reshare" {
             let _ = writeln!(out, "  dealers     {}", names(&s.dealers));
         }
-        let _ = writeln!(
-            out,
-            "  qualified   {} ({} dealers)",
-            names(&s.qualified),
-            s.qualified.len()
-        );
+        // A ceremony that ends well always has a qualified set, so one with neither a
+        // qualified set nor a failure was still running when the observation stopped.
+        if s.failed.is_none() && s.qualified.is_empty() {
+            let _ = writeln!(
+                out,
+                "  qualified   not yet: the ceremony was still running (phase {})",
+                s.phases.last().map_or("-", |p| p.phase.as_str())
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  qualified   {} ({} dealers)",
+                names(&s.qualified),
+                s.qualified.len()
+            );
+        }
         // Dealers that dealt nothing that counted: the faulty ones (also under "excluded") and
         // those that could not complete their part without being at fault, such as an
         // ack-or-reveal dealer short of acks, which publishes nothing and is not penalised.
@@ -1168,6 +1178,46 @@ mod tests {
             0,
         );
         assert_eq!(o.views[&2].excluded[0].role, "previous_signer");
+    }
+
+    /// A ceremony with neither a qualified set nor a failure is shown as running, in its last
+    /// phase, not as one that qualified no dealer; one that qualified lists its dealers.
+    #[test]
+    fn a_ceremony_still_running_is_not_shown_as_qualifying_nobody() {
+        let ceremony = |qualified: Vec<String>| CeremonyObs {
+            ceremony_number: 0,
+            key_mode: "reshare".into(),
+            committee: vec!["aa".into(), "bb".into()],
+            dealers: vec!["aa".into(), "bb".into()],
+            ceremony: None,
+            board: None,
+            phases: vec![PhaseSpan {
+                phase: "share".into(),
+                attempt: 0,
+                start_ms: 0,
+                end_ms: None,
+                start_height: 3,
+            }],
+            failed: None,
+            qualified,
+            matrix: Vec::new(),
+        };
+        let o = Observer::default();
+        let mut v = ViewObs {
+            view: 2,
+            ..ViewObs::default()
+        };
+        v.ceremonies.push(ceremony(Vec::new()));
+        let running = text(&o, &v);
+        assert!(
+            running.contains("qualified   not yet: the ceremony was still running (phase share)"),
+            "{running}"
+        );
+        assert!(!running.contains("(0 dealers)"), "{running}");
+        v.ceremonies[0] = ceremony(vec!["aa".into(), "bb".into()]);
+        let done = text(&o, &v);
+        assert!(done.contains("(2 dealers)"), "{done}");
+        assert!(!done.contains("not yet"), "{done}");
     }
 
     /// The view's members missing from its signing key's members are the ones that sat the
