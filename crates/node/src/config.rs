@@ -143,6 +143,10 @@ impl std::str::FromStr for Fault {
     }
 }
 
+/// Most threads `threads` and `io_threads` may ask for: far above any core count a node runs
+/// on, far below what makes spawning them a problem.
+pub const MAX_THREADS: usize = 1024;
+
 /// Configuration of a node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -177,13 +181,13 @@ pub struct NodeConfig {
     /// Protocol deviation (demo and tests only).
     pub fault: Fault,
     /// Threads for the protocol's cryptography (batched checks, commitments, sums); 0 means
-    /// one per core. The outcome never depends on it, only the time.
+    /// one per core, at most [`MAX_THREADS`]. The outcome never depends on it, only the time.
     pub threads: usize,
     /// Worker threads of the async runtime, which runs the network, the chain follower, the
     /// status server and the driver between cryptographic batches; at least 1. Two keep the
     /// network answering while the driver processes a block; one (a current-thread runtime,
     /// the network waiting while the driver works) suits many nodes on few cores, where every
-    /// extra thread is scheduling overhead.
+    /// extra thread is scheduling overhead. At most [`MAX_THREADS`].
     pub io_threads: usize,
     /// On-demand threshold signatures (`POST /sign`).
     pub sign: crate::sign::SignConfig,
@@ -557,6 +561,15 @@ impl NodeConfig {
         if self.io_threads == 0 {
             return bad("io_threads must be at least 1".into());
         }
+        // Each thread is spawned at start; a mistyped count would spawn thousands and never
+        // start, with nothing said.
+        for (key, value) in [("threads", self.threads), ("io_threads", self.io_threads)] {
+            if value > MAX_THREADS {
+                return bad(format!(
+                    "{key} must be at most {MAX_THREADS} (it is {value}; threads = 0 means one per core)"
+                ));
+            }
+        }
         if let Some(problem) = self.sign.problem() {
             return bad(problem);
         }
@@ -670,6 +683,28 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(NodeConfig::load(None, &o).unwrap().threads, 2);
+    }
+
+    #[test]
+    fn thread_counts_above_the_cap_are_refused_by_name() {
+        for (threads, io_threads, key) in [
+            (Some(MAX_THREADS + 1), None, "threads"),
+            (None, Some(100_000), "io_threads"),
+        ] {
+            let o = NodeConfigOverrides {
+                threads,
+                io_threads,
+                ..Default::default()
+            };
+            let e = NodeConfig::load(None, &o).unwrap_err().to_string();
+            assert!(e.contains(&format!("{key} must be at most {MAX_THREADS}")), "{e}");
+        }
+        let o = NodeConfigOverrides {
+            threads: Some(MAX_THREADS),
+            io_threads: Some(MAX_THREADS),
+            ..Default::default()
+        };
+        assert!(NodeConfig::load(None, &o).is_ok());
     }
 
     #[test]
