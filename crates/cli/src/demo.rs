@@ -1012,18 +1012,9 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
     let phases = contract.phases.clone();
     let beacon_period = Duration::from_secs(contract.beacon.period_secs.into());
     let view_blocks = phases.contribute + phases.share + phases.publish + phases.wait;
-    // With a signing key, each view lasts until its key is made.
-    let key_blocks = match args.curve {
-        DemoCurve::Bls12381 => 0,
-        DemoCurve::Secp256k1 => contract.view_length,
-    };
-    let limit = Duration::from_secs(args.timeout_secs.unwrap_or(
-        30 + (contract.first_view_change
-            + args.views * (view_blocks * 3 + key_blocks + contract.view_length))
-            * args.block_ms()
-            / 1000
-            + args.nodes as u64,
-    ));
+    let limit = args
+        .timeout_secs
+        .map_or_else(|| default_time_limit(args, &contract), Duration::from_secs);
     let chain = keyquorum_devchain::Chain::start(
         ChainConfig {
             data_dir: dir.join("chain"),
@@ -1797,6 +1788,26 @@ const MAX_BEACON_ROUNDS: u32 = 1000;
 /// How long the demo waits, after the last view change, for `rounds` beacon rounds of
 /// `period`: genesis is a period after activation, then the rounds, with 30 s of room for a
 /// loaded machine (40 s in all for the default two 3 s rounds).
+/// The demo's time limit without `--timeout-secs`: three attempts of every view change, each
+/// view's length, the wait for the beacon's rounds at the end, and slack for starting the
+/// nodes.
+fn default_time_limit(args: &DemoArgs, contract: &ContractConfig) -> Duration {
+    let phases = &contract.phases;
+    let view_blocks = phases.contribute + phases.share + phases.publish + phases.wait;
+    // With a signing key, each view lasts until its key is made.
+    let key_blocks = match args.curve {
+        DemoCurve::Bls12381 => 0,
+        DemoCurve::Secp256k1 => contract.view_length,
+    };
+    let blocks = contract.first_view_change
+        + args.views * (view_blocks * 3 + key_blocks + contract.view_length);
+    Duration::from_secs(30 + blocks * args.block_ms() / 1000 + args.nodes as u64)
+        + beacon_wait(
+            args.beacon_rounds.unwrap_or(DEFAULT_BEACON_ROUNDS),
+            Duration::from_secs(contract.beacon.period_secs.into()),
+        )
+}
+
 fn beacon_wait(rounds: u32, period: Duration) -> Duration {
     period * (rounds + 1) + Duration::from_secs(30)
 }
@@ -2155,6 +2166,19 @@ mod tests {
         )
         .unwrap()
         .demo
+    }
+
+    /// The default time limit leaves room for the beacon rounds the demo waits for at the
+    /// end, however long the period given (it used to time out at `--beacon-period 600`).
+    #[test]
+    fn the_default_time_limit_covers_the_beacon_rounds_waited_for() {
+        let limit = |extra: &[&str]| {
+            let args = demo_args(extra);
+            default_time_limit(&args, &contract_config(&args).unwrap())
+        };
+        let long = limit(&["--beacon-period", "600", "--beacon-rounds", "2"]);
+        assert!(long > Duration::from_secs(3 * 600), "{long:?}");
+        assert!(long > limit(&["--beacon-period", "3", "--beacon-rounds", "2"]));
     }
 
     /// A threshold of one is warned about, given or the default of a committee of one;

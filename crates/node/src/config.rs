@@ -697,7 +697,10 @@ mod tests {
                 ..Default::default()
             };
             let e = NodeConfig::load(None, &o).unwrap_err().to_string();
-            assert!(e.contains(&format!("{key} must be at most {MAX_THREADS}")), "{e}");
+            assert!(
+                e.contains(&format!("{key} must be at most {MAX_THREADS}")),
+                "{e}"
+            );
         }
         let o = NodeConfigOverrides {
             threads: Some(MAX_THREADS),
