@@ -80,7 +80,9 @@
 //!   and restarted from Start (its issue 190: 726 restarts while one miner was down); MaidSafe
 //!   (seed 002) restarts DKG without the failed nodes, as here.
 //! - After `max_ceremonies_per_view` failed ceremonies the view change is abandoned and tried again
-//!   `retry_delay` blocks later; the active view stays in force meanwhile.
+//!   `retry_delay` blocks later; the active view stays in force meanwhile. The retry lifts the
+//!   bans (one that outlived its outage could leave a reshare too few previous members), so an
+//!   absence is charged once per view, not once per ceremony that seats the absent node.
 //!
 //! ## Faults and stake
 //! Every exclusion the board reports that carries a penalty (`FaultKind::penalty`): provable

@@ -126,8 +126,22 @@ impl Contract {
         }) {
             return;
         }
+        // An absence is charged once per view and ceremony kind: one outage makes a node
+        // absent as dealer and as player, and again in every retry that seats it (an abandoned
+        // view change lifts its bans, so that a reshare keeps enough previous members), and
+        // charging each would take most of an honest node's stake for one restart. It is
+        // still recorded every time, with no amount. Proven misbehaviour is charged each time.
+        let absent_before = !f.misbehaviour
+            && self.state.slashings.iter().any(|r| {
+                !r.misbehaviour
+                    && r.view == f.view
+                    && r.ceremony == f.ceremony
+                    && r.identity == f.identity
+            });
         let percent = if f.misbehaviour {
             self.config.slashing.misbehaviour_percent
+        } else if absent_before {
+            0
         } else {
             self.config.slashing.absence_percent
         };

@@ -889,6 +889,50 @@ fn a_dealer_whose_players_withheld_acks_is_not_slashed_and_the_withholders_are_n
     assert_eq!(queried[0]["role"], "dealer");
 }
 
+/// Two members down through two view-change tries: each try seats them again once the
+/// abandoned view change lifts its bans, and each finds them absent, as dealers and as
+/// players. The outage costs each `absence_percent` of its stake once, not once per role and
+/// ceremony (which took about 19% a ceremony), and every absence is still on record.
+#[test]
+fn an_outage_is_charged_once_per_view_however_many_retries_seat_the_node() {
+    let mut cfg = config();
+    cfg.committee.max_size = 5;
+    cfg.slashing.absence_percent = 10;
+    let stakes = [500, 400, 300, 200, 100];
+    let mut sim = Sim::new(cfg, &stakes);
+    for ceremony_number in [0, 2] {
+        sim.faults.insert(
+            (1, ceremony_number),
+            FaultPlan {
+                silent: set(&[3, 4]),
+                ..Default::default()
+            },
+        );
+    }
+    sim.run_until(120, |s| s.contract.state().current_view == 1);
+    let aborted = sim.events_where(|e| matches!(e, Event::ViewChangeAborted { .. }));
+    assert_eq!(aborted.len(), 2, "{aborted:?}");
+    for node in [3, 4] {
+        let records: Vec<_> = sim
+            .contract
+            .state()
+            .slashings
+            .iter()
+            .filter(|r| r.identity == hexkey(node) && r.view == 1)
+            .collect();
+        assert!(records.iter().all(|r| !r.misbehaviour), "{records:?}");
+        let ceremonies: BTreeSet<u32> = records.iter().map(|r| r.ceremony_number).collect();
+        assert_eq!(ceremonies, BTreeSet::from([0, 2]), "{records:?}");
+        let charged: u64 = records.iter().map(|r| r.amount).sum();
+        assert_eq!(charged, stakes[node] / 10, "{records:?}");
+        assert_eq!(records.iter().filter(|r| r.amount > 0).count(), 1);
+        assert_eq!(
+            sim.contract.state().nodes[&hexkey(node)].stake,
+            stakes[node] - stakes[node] / 10
+        );
+    }
+}
+
 #[test]
 fn failed_sessions_retry_then_the_view_change_is_abandoned_and_retried_later() {
     // Five nodes, committees of five: t = 4, k = 4. Two silent nodes: 3 dealers qualify.
