@@ -101,6 +101,42 @@ enum Follow {
 /// (a restart of the chain's node or a short network fault stays quiet).
 const UNREACHABLE_AFTER: Duration = Duration::from_secs(10);
 
+/// What a chain whose head is below the blocks this node followed is.
+enum LostBlocks {
+    /// Another chain (its genesis differs from the one the node's data is bound to): refused.
+    Replaced(crate::status::ChainRefusedStatus),
+    /// The same chain, behind (restored from an older copy, say), or one whose genesis could
+    /// not be read: why the node waits.
+    Behind(String),
+}
+
+/// Tells apart a chain that was replaced under this node from one that is only behind, by its
+/// genesis (`head` is its height, `from` the next block this node asks for).
+async fn lost_blocks<C: ChainClient>(chain: &C, genesis: &str, head: u64, from: u64) -> LostBlocks {
+    let followed = from - 1;
+    match chain.status().await {
+        Ok(status) if status.genesis != genesis => {
+            LostBlocks::Replaced(crate::status::ChainRefusedStatus {
+                height: followed,
+                reason: format!(
+                    "the chain was replaced: its head is block {head}, below block {followed} this \
+                 node followed, and its genesis differs from the one this node's data follows \
+                 (was its data directory wiped?); restore that chain, or start this node on a new \
+                 data directory for the new chain"
+                ),
+            })
+        }
+        Ok(_) => LostBlocks::Behind(format!(
+            "the chain's head is block {head}, below block {followed} this node followed: it \
+             lost blocks (restored from an older copy?); following again once it is past them"
+        )),
+        Err(e) => LostBlocks::Behind(format!(
+            "the chain's head is block {head}, below block {followed} this node followed, and \
+             its genesis could not be read: {e}"
+        )),
+    }
+}
+
 struct Inflight {
     hash: [u8; 32],
     sub: Submission,
@@ -681,6 +717,9 @@ struct Runtime<C: ChainClient> {
     held: Vec<Held>,
     /// When the processed chain height last grew.
     height_advanced_at: Instant,
+    /// The follower refused the chain itself (it became another chain under this node); the
+    /// adapter's own refusals are [`ChainClient::chain_refused`].
+    follow_refused: bool,
 }
 
 /// A fault proof or an activation the runtime holds until the chain's adapter says it is this
@@ -696,10 +735,16 @@ struct Held {
 }
 
 impl<C: ChainClient> Runtime<C> {
+    /// Whether this node stopped following the chain for good: its adapter or its follower
+    /// refused it.
+    fn refused(&self) -> bool {
+        self.follow_refused || self.chain.chain_refused().is_some()
+    }
+
     async fn apply(&mut self, driver: &Driver, effects: Vec<Effect>) {
         // A refused chain gets nothing more from this node: no transaction, no deal, ack or
         // pull for its ceremonies.
-        let refused = self.chain.chain_refused().is_some();
+        let refused = self.refused();
         for e in effects {
             match e {
                 Effect::Send { .. } | Effect::Pull { .. } | Effect::Submit(_) if refused => {}
@@ -1046,9 +1091,7 @@ impl<C: ChainClient> Runtime<C> {
     /// Submits queued transactions while fewer than [`MAX_IN_FLIGHT`] are in flight.
     fn pump(&mut self, driver: &Driver) {
         // A refused chain gets no transaction from this node, queued or sent back.
-        if self.chain.chain_refused().is_some()
-            || self.txq.not_before.is_some_and(|t| Instant::now() < t)
-        {
+        if self.refused() || self.txq.not_before.is_some_and(|t| Instant::now() < t) {
             return;
         }
         while self.txq.inflight.len() < MAX_IN_FLIGHT {
@@ -1505,15 +1548,64 @@ async fn run_node<C: ChainClient>(
     {
         let chain = chain.clone();
         let mut from = driver.cursor();
+        let genesis = genesis.clone();
         tasks.push(tokio::spawn(async move {
             // Since when, and with which first error, every read has failed; whether that
             // was reported.
             let mut failing: Option<(Instant, SystemTime, String)> = None;
             let mut reported = false;
+            // Since when the chain's head has been below blocks this node followed.
+            let mut behind: Option<SystemTime> = None;
             loop {
                 let asked = (Instant::now(), SystemTime::now());
                 match chain.blocks(from, 2000).await {
+                    Ok(b)
+                        if b.blocks.is_empty()
+                            && b.height + 1 < from
+                            && chain.head_never_falls() =>
+                    {
+                        // A chain never loses blocks it served: this one was reset or
+                        // replaced (another chain: refused for good), or restored from an
+                        // older copy (the same chain: said, and followed once it is back
+                        // where this node was).
+                        match lost_blocks(&chain, &genesis, b.height, from).await {
+                            LostBlocks::Replaced(refused) => {
+                                error!(
+                                    height = refused.height,
+                                    reason = %refused.reason,
+                                    "refusing the chain: following nothing more"
+                                );
+                                let _ = follow_tx.send(Follow::Refused(refused)).await;
+                                return;
+                            }
+                            LostBlocks::Behind(error) => {
+                                let since = *behind.get_or_insert_with(|| {
+                                    warn!(%error, "the chain is behind this node; waiting for it");
+                                    asked.1
+                                });
+                                let status = crate::status::ChainUnreachableStatus {
+                                    since_unix_secs: since
+                                        .duration_since(std::time::UNIX_EPOCH)
+                                        .map_or(0, |d| d.as_secs()),
+                                    error,
+                                };
+                                if follow_tx
+                                    .send(Follow::Unreachable(Some(status)))
+                                    .await
+                                    .is_err()
+                                {
+                                    return;
+                                }
+                            }
+                        }
+                    }
                     Ok(b) => {
+                        if behind.take().is_some() {
+                            info!("the chain has caught up with this node");
+                            if follow_tx.send(Follow::Unreachable(None)).await.is_err() {
+                                return;
+                            }
+                        }
                         if let Some((since, ..)) = failing.take()
                             && std::mem::take(&mut reported)
                         {
@@ -1676,6 +1768,7 @@ async fn run_node<C: ChainClient>(
         signing: None,
         held: Vec::new(),
         height_advanced_at: Instant::now(),
+        follow_refused: false,
     };
     rt.apply(&driver, effects).await;
     let registration = TxBody::Register {
@@ -1737,6 +1830,7 @@ async fn run_node<C: ChainClient>(
                     reporter.observe(Observation::ChainUnreachable(unreachable));
                 }
                 Follow::Refused(refused) => {
+                    rt.follow_refused = true;
                     reporter.observe(Observation::ChainUnreachable(None));
                     reporter.observe(Observation::ChainRefused(refused));
                     rt.txq.queue.clear();

@@ -958,6 +958,12 @@ impl ChainClient for EvmChainClient {
         vec!["start_view_change"; n as usize]
     }
 
+    fn head_never_falls(&self) -> bool {
+        // The height is the confirmed one, and a chain reset is refused by the block hashes
+        // (`chain_refused`).
+        false
+    }
+
     fn chain_refused(&self) -> Option<crate::status::ChainRefusedStatus> {
         self.refused
             .lock()

@@ -374,6 +374,14 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
         None
     }
 
+    /// Whether [`Blocks::height`] is the chain's head, which never falls below a block the
+    /// chain served: then a head below the blocks this node followed means the chain was
+    /// reset or replaced under it, which the node's follower checks. `false` where the adapter
+    /// reports another height (an EVM chain's confirmed one) and checks resets itself.
+    fn head_never_falls(&self) -> bool {
+        true
+    }
+
     /// This node's sends still pending on the chain after their receipt wait (the oldest, and
     /// how many), as the adapter last looked them up; `None` when there are none, or on
     /// chains whose submission does not wait for the receipt.

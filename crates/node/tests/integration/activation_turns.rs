@@ -123,6 +123,10 @@ impl ChainClient for Activating {
         self.inner.chain_refused()
     }
 
+    fn head_never_falls(&self) -> bool {
+        self.inner.head_never_falls()
+    }
+
     fn prepare(
         &self,
         action: &ChainAction,

@@ -121,3 +121,96 @@ async fn a_node_reports_a_chain_that_stops_answering_and_clears_it_when_it_is_ba
     let _chain = start_chain(chain_dir.path(), chain_addr).await;
     until_unreachable(addr, false).await;
 }
+
+/// A chain wiped and started again under a running node, on the same address and with the
+/// same configuration, is another chain (its block 1 differs). The node refuses it at once,
+/// while the new chain's head is still below the blocks the node followed; before, it showed
+/// its old height with no warning until the new chain passed that height, which at the new
+/// chain's pace would have taken minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_a_chain_wiped_and_started_again_under_it() {
+    let chain_dir = tempfile::tempdir().unwrap();
+    let chain = start_chain(chain_dir.path(), ([127, 0, 0, 1], 0).into()).await;
+    let chain_addr = chain.local_addr();
+    let url = format!("http://{chain_addr}");
+    let node_dir = tempfile::tempdir().unwrap();
+    let mut node = NodeConfig {
+        data_dir: node_dir.path().to_path_buf(),
+        status_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..NodeConfig::default()
+    };
+    node.beacon.enabled = false;
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let client = DevchainClient::verifying(&url, None).unwrap();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = runtime::run(
+            node,
+            NodeKeys::from_master(&[77; 32]),
+            client,
+            shutdown,
+            Some(ready_tx),
+        )
+        .await
+        {
+            panic!("node: {e}");
+        }
+    });
+    let addr = ready.await.unwrap().status_addr;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let followed = loop {
+        let status: Status = serde_json::from_str(&get(addr, "/status").await).unwrap();
+        if status.height > 20 {
+            break status.height;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node follows nothing: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    chain.stop().await.unwrap();
+
+    // The same configuration on an empty data directory, at a block a second.
+    let wiped = tempfile::tempdir().unwrap();
+    let new_chain = Chain::start(
+        ChainConfig {
+            data_dir: wiped.path().to_owned(),
+            listen: chain_addr,
+            block_ms: 1000,
+            ..ChainConfig::default()
+        },
+        contract(),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let refused = loop {
+        let status: Status = serde_json::from_str(&get(addr, "/status").await).unwrap();
+        if let Some(refused) = status.chain_refused {
+            break refused;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node never refused the new chain: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        new_chain.handle().height() < followed,
+        "refused only once the new chain passed the old height"
+    );
+    assert!(
+        refused.reason.contains("the chain was replaced"),
+        "{refused:?}"
+    );
+    assert!(
+        get(addr, "/metrics")
+            .await
+            .lines()
+            .any(|l| l == "keyquorum_chain_refused 1")
+    );
+}
