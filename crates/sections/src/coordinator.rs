@@ -665,7 +665,7 @@ impl Coordinator {
         if self.sessions.contains_key(&start.session) {
             return Err(Dropped::AlreadyStarted);
         }
-        let (run, _first) = DkgRun::start(&self.node_key, self.our_name, start)?;
+        let (run, _first) = DkgRun::start(&self.node_key, self.our_name, start, &self.genesis_key)?;
         self.sessions.insert(
             start.session,
             Session {
@@ -1195,7 +1195,7 @@ impl Coordinator {
         if pending.signers.len() < supermajority(self.sap.elders.len()) {
             return Ok(Vec::new());
         }
-        let (run, events) = DkgRun::start(&self.node_key, self.our_name, start)?;
+        let (run, events) = DkgRun::start(&self.node_key, self.our_name, start, &self.genesis_key)?;
         let Some(authorised) = self.pending.remove(&start.session).map(|p| p.start) else {
             return Ok(Vec::new());
         };

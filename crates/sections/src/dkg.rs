@@ -89,6 +89,7 @@ use keyquorum_dkg::participant::{Action, Input};
 use keyquorum_dkg::{Ceremony, CeremonyConfig, Member, Params, Variant};
 use zeroize::Zeroizing;
 
+use crate::keys::{PublicKey, key_bytes};
 use crate::name::Name;
 use crate::sap::{KeyShare, index_at};
 use crate::session::{DkgStart, SessionId, supermajority};
@@ -334,10 +335,17 @@ impl DkgRun {
     /// Starts our run of `start`'s DKG: `n` candidates, threshold and quorum
     /// `supermajority(n)`, share indices `1..=n` in candidate order (the SAP's), the ceremony
     /// bound to the section session id. Returns the run and its first messages.
+    ///
+    /// The ceremony's domain and our dealing's seed also bind `genesis_key`, the network's: a
+    /// session id names only the prefix, generation, attempt and candidates, so without it two
+    /// networks of the same node keys (a test network rebuilt as a new one, say) would deal
+    /// the same polynomials and make the same section keys, and a signature of one would
+    /// verify in the other.
     pub fn start(
         node_key: &Secret<Scalar>,
         our_name: Name,
         start: &DkgStart,
+        genesis_key: &PublicKey,
     ) -> Result<(Self, Vec<DkgEvent>), DkgDrop> {
         let names = start.names();
         let our = names
@@ -347,8 +355,10 @@ impl DkgRun {
         let n = names.len();
         let s = supermajority(n);
         let params = Params::new(n, s, s).map_err(|_| DkgDrop::BadCeremony)?;
+        let network = key_bytes(genesis_key);
         let mut domain = DOMAIN.to_vec();
         domain.extend_from_slice(&start.session.0);
+        domain.extend_from_slice(&network);
         let config = CeremonyConfig {
             domain,
             epoch: start.generation,
@@ -363,7 +373,7 @@ impl DkgRun {
         let ceremony = Ceremony::new(config).map_err(|_| DkgDrop::BadCeremony)?;
         let (identity, encryption) = dkg_secrets(node_key);
         let sk = Zeroizing::new(node_key.expose().to_bytes_be());
-        let seed = tagged_hash(SEED_TAG, &[sk.as_slice(), &start.session.0]);
+        let seed = tagged_hash(SEED_TAG, &[sk.as_slice(), &start.session.0, &network]);
         let engine = AckRevealParticipant::new(ceremony.clone(), identity, encryption, None, seed)
             .map_err(|_| DkgDrop::NotACandidate)?;
         let mut run = DkgRun {
@@ -791,4 +801,55 @@ impl DkgRun {
 /// The digest a post is known by.
 pub fn post_digest(post: &[u8]) -> [u8; 32] {
     tagged_hash(POST_TAG, &[post])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::tests::key;
+    use crate::elders::Peer;
+    use crate::name::Prefix;
+
+    /// The posts our run sends first (the contribution, with its commitment).
+    fn first_posts(run: &[DkgEvent]) -> Vec<Vec<u8>> {
+        run.iter()
+            .filter_map(|e| match e {
+                DkgEvent::Send {
+                    message: DkgMessage::Post { post, .. },
+                    ..
+                } => Some(post.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// One node, one start, two networks: the dealing differs, so the section keys do. Before,
+    /// the seed was the node key and the session id alone, and networks rebuilt from the same
+    /// keystores made byte-identical keys. The same network deals the same again (what a
+    /// restarted candidate relies on).
+    #[test]
+    fn the_same_start_deals_differently_in_another_network() {
+        let nodes: Vec<_> = (0..4).map(key).collect();
+        let candidates: Vec<Peer> = {
+            let mut c: Vec<Peer> = nodes
+                .iter()
+                .enumerate()
+                .map(|(i, (sk, _))| Peer::new(sk, format!("/ip4/127.0.0.1/tcp/{}", 9000 + i)))
+                .collect();
+            c.sort_by_key(Peer::name);
+            c
+        };
+        let start = DkgStart::new(Prefix::ROOT, candidates, 1);
+        let (sk, _) = &nodes[0];
+        let name = Peer::new(sk, String::new()).name();
+        let deal = |genesis: &PublicKey| {
+            let (_, events) = DkgRun::start(sk, name, &start, genesis).unwrap();
+            first_posts(&events)
+        };
+        let (network_a, network_b) = (key(100).1, key(200).1);
+        let a = deal(&network_a);
+        assert!(!a.is_empty());
+        assert_eq!(a, deal(&network_a));
+        assert_ne!(a, deal(&network_b));
+    }
 }
