@@ -62,7 +62,8 @@ use super::{SectionsNodeError, peer_of};
 pub const ADMITTED: u8 = 1;
 /// Answer of a node that did not admit the peer.
 pub const REFUSED: u8 = 0;
-/// Answer of an elder that did not admit the peer because it runs other section parameters.
+/// Answer of an elder that did not admit the peer because it runs other network parameters
+/// ([`NetworkParams`]).
 pub const REFUSED_PARAMS: u8 = 2;
 /// Answer of an elder that did not admit the peer because its section holds its cap of
 /// members (`--max-members`).
@@ -82,9 +83,9 @@ const TAG_MEMBERS: u8 = 4;
 pub enum Request {
     /// Ask for the section's record and signed SAP.
     Query,
-    /// Ask an elder to admit the sender, described by its peer entry, which runs the section
+    /// Ask an elder to admit the sender, described by its peer entry, which runs the network
     /// parameters given.
-    Admit(Box<Peer>, SectionParams),
+    Admit(Box<Peer>, NetworkParams),
     /// Ask an elder to remove the sender from the section's members.
     Leave,
     /// Tell an elder the sender runs at a generation, so that an absence it holds for the
@@ -137,30 +138,65 @@ impl Request {
     }
 }
 
-/// Length of [`encode_params`].
-pub const PARAMS_LEN: usize = 8;
+/// The settings every node of a network must run alike, which a joiner and the nodes it asks
+/// compare: the section parameters, and the DKG round. A node whose rounds are shorter than
+/// the others' ends each round before their votes arrive, so it observes them all failing and
+/// can cost the section its DKGs; one whose rounds are longer holds the others up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetworkParams {
+    /// Elder count and minimum section size.
+    pub section: SectionParams,
+    /// The DKG round (`--round-ms`), in milliseconds.
+    pub round_ms: u32,
+}
 
-/// Section parameters on the wire: the elder count and the minimum section size, each a
-/// big-endian `u32` (a count past `u32::MAX` is written as `u32::MAX`, which no node runs).
-pub fn encode_params(params: &SectionParams) -> [u8; PARAMS_LEN] {
+impl NetworkParams {
+    /// The parameters of a node running `section` with rounds of `round`.
+    pub fn new(section: SectionParams, round: Duration) -> Self {
+        NetworkParams {
+            section,
+            round_ms: u32::try_from(round.as_millis()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The flags that set them, as a user gives them.
+    pub fn flags(&self) -> String {
+        format!(
+            "--elder-count {} --min-section-size {} --round-ms {}",
+            self.section.elder_count, self.section.min_section_size, self.round_ms
+        )
+    }
+}
+
+/// Length of [`encode_params`].
+pub const PARAMS_LEN: usize = 12;
+
+/// Network parameters on the wire: the elder count, the minimum section size and the round in
+/// milliseconds, each a big-endian `u32` (a value past `u32::MAX` is written as `u32::MAX`,
+/// which no node runs).
+pub fn encode_params(params: &NetworkParams) -> [u8; PARAMS_LEN] {
     let word = |v: usize| u32::try_from(v).unwrap_or(u32::MAX).to_be_bytes();
     let mut out = [0; PARAMS_LEN];
-    out[..4].copy_from_slice(&word(params.elder_count));
-    out[4..].copy_from_slice(&word(params.min_section_size));
+    out[..4].copy_from_slice(&word(params.section.elder_count));
+    out[4..8].copy_from_slice(&word(params.section.min_section_size));
+    out[8..].copy_from_slice(&params.round_ms.to_be_bytes());
     out
 }
 
 /// Splits [`encode_params`] off the front of `bytes`.
-fn split_params(bytes: &[u8]) -> Result<(SectionParams, &[u8]), WireError> {
+fn split_params(bytes: &[u8]) -> Result<(NetworkParams, &[u8]), WireError> {
     if bytes.len() < PARAMS_LEN {
         return Err(WireError::Truncated { needed: PARAMS_LEN });
     }
     let (params, rest) = bytes.split_at(PARAMS_LEN);
-    let word = |b: &[u8]| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize;
+    let word = |b: &[u8]| u32::from_be_bytes(b.try_into().expect("4 bytes"));
     Ok((
-        SectionParams {
-            elder_count: word(&params[..4]),
-            min_section_size: word(&params[4..]),
+        NetworkParams {
+            section: SectionParams {
+                elder_count: word(&params[..4]) as usize,
+                min_section_size: word(&params[4..8]) as usize,
+            },
+            round_ms: word(&params[8..]),
         },
         rest,
     ))
@@ -260,8 +296,8 @@ fn read_members(r: &mut Reader<'_>) -> Result<Vec<Peer>, WireError> {
 pub struct QueryAnswer {
     /// The record and signed SAP.
     pub section: SectionAnswer,
-    /// The answering node's section parameters (its own word: nothing signs them).
-    pub params: SectionParams,
+    /// The answering node's network parameters (its own word: nothing signs them).
+    pub params: NetworkParams,
 }
 
 impl QueryAnswer {
@@ -326,8 +362,8 @@ pub fn check_answer(
 /// `from`: its answer code ([`REFUSED_PARAMS`] or [`REFUSED`]), or `None` to admit it.
 pub fn refusal(
     peer: &Peer,
-    theirs: &SectionParams,
-    ours: &SectionParams,
+    theirs: &NetworkParams,
+    ours: &NetworkParams,
     sender: &Name,
     from: &PeerId,
     prefix: &Prefix,
@@ -348,11 +384,9 @@ pub fn refusal(
     if theirs != ours {
         warn!(
             name = %hex::encode(sender.0),
-            elder_count = theirs.elder_count,
-            min_section_size = theirs.min_section_size,
-            our_elder_count = ours.elder_count,
-            our_min_section_size = ours.min_section_size,
-            "a joiner with other section parameters refused"
+            theirs = %theirs.flags(),
+            ours = %ours.flags(),
+            "a joiner with other network parameters refused"
         );
         return Some(REFUSED_PARAMS);
     }
@@ -364,7 +398,7 @@ pub async fn query_section(
     net: &NetworkHandle,
     bootstrap: &[Multiaddr],
     genesis_key: &PublicKey,
-    params: &SectionParams,
+    params: &NetworkParams,
 ) -> Result<(ElderRecord, Option<SignedSap>), SectionsNodeError> {
     let mut last = String::from("no bootstrap peer");
     // A peer's parameters are its own word: one that differs from ours stops the join only if
@@ -395,12 +429,11 @@ pub async fn query_section(
                 Ok(a) if a.params != *params => {
                     warn!(
                         %addr,
-                        elder_count = a.params.elder_count,
-                        min_section_size = a.params.min_section_size,
-                        "a bootstrap peer runs other section parameters"
+                        theirs = %a.params.flags(),
+                        "a bootstrap peer runs other network parameters"
                     );
                     other_params.get_or_insert((addr.clone(), a.params));
-                    last = format!("{addr}: other section parameters");
+                    last = format!("{addr}: other network parameters");
                 }
                 Ok(a) => {
                     let found = (a.section.record, a.section.signed);
@@ -416,14 +449,11 @@ pub async fn query_section(
         }
         if let Some((addr, theirs)) = &other_params {
             return Err(SectionsNodeError::Usage(format!(
-                "the section at {addr} runs --elder-count {} --min-section-size {}, and this \
-                 node was started with --elder-count {} --min-section-size {}, and no \
+                "the section at {addr} runs {}, and this node was started with {}, and no \
                  bootstrap peer runs this node's: every node of a network must run the same \
                  (start it with the section's values)",
-                theirs.elder_count,
-                theirs.min_section_size,
-                params.elder_count,
-                params.min_section_size
+                theirs.flags(),
+                params.flags()
             )));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -493,7 +523,7 @@ pub struct Admission {
     pub admitted: usize,
     /// Elders whose section holds its cap of members ([`REFUSED_FULL`]).
     pub full: usize,
-    /// Elders that run other section parameters ([`REFUSED_PARAMS`]).
+    /// Elders that run other network parameters ([`REFUSED_PARAMS`]).
     pub other_params: usize,
     /// Nodes that are no elders any more ([`REFUSED_NOT_ELDER`]).
     pub not_elders: usize,
@@ -542,7 +572,7 @@ impl Admission {
             self.full,
             "said the section holds its cap of members (their --max-members)",
         );
-        said(self.other_params, "run other section parameters");
+        said(self.other_params, "run other network parameters");
         said(
             self.not_elders,
             "are no elders any more (the section handed over since the bootstrap peer answered)",
@@ -550,7 +580,7 @@ impl Admission {
         said(self.refused, "refused this node's entry");
         said(self.unreachable, "did not answer");
         let advice = if self.other_params > 0 {
-            "start it with the section's --elder-count and --min-section-size"
+            "start it with the section's --elder-count, --min-section-size and --round-ms"
         } else if self.full > 0 {
             "the section takes new members again once members leave or it splits; start this \
              node again then"
@@ -618,7 +648,7 @@ const REMOVAL_ATTEMPTS: usize = 3;
 pub async fn ask_admission(
     net: NetworkHandle,
     us: Peer,
-    params: SectionParams,
+    params: NetworkParams,
     elders: Vec<Peer>,
 ) -> Admission {
     let request = Request::Admit(Box::new(us), params).encode();
@@ -642,9 +672,8 @@ pub async fn ask_admission(
                     [ADMITTED] => {}
                     [REFUSED_PARAMS] => error!(
                         elder = %elder_name,
-                        elder_count = params.elder_count,
-                        min_section_size = params.min_section_size,
-                        "admission refused: the elder runs other section parameters than this \
+                        ours = %params.flags(),
+                        "admission refused: the elder runs other network parameters than this \
                          node (its bootstrap peer said otherwise)"
                     ),
                     [REFUSED_FULL] => warn!(
@@ -731,7 +760,7 @@ mod tests {
         for part in [
             "of the 6 asked",
             "1 said the section holds its cap",
-            "1 run other section parameters",
+            "1 run other network parameters",
             "1 are no elders any more",
             "2 refused this node's entry",
             "1 did not answer",
@@ -776,7 +805,13 @@ mod tests {
             Request::Query,
             Request::Leave,
             Request::Members,
-            Request::Admit(Box::new(peer), SectionParams::default()),
+            Request::Admit(
+                Box::new(peer),
+                NetworkParams {
+                    section: SectionParams::default(),
+                    round_ms: 1000,
+                },
+            ),
             Request::Alive(Box::new(AliveStatement::sign(&key, 4))),
         ] {
             let bytes = r.encode();
@@ -954,9 +989,12 @@ mod tests {
         };
         let answer = QueryAnswer {
             section: SectionAnswer::new(record.clone(), Some(SignedSap::genesis(&sap0, &share0))),
-            params: SectionParams {
-                elder_count: 5,
-                min_section_size: 9,
+            params: NetworkParams {
+                section: SectionParams {
+                    elder_count: 5,
+                    min_section_size: 9,
+                },
+                round_ms: 750,
             },
         };
         let bytes = answer.encode();
@@ -971,23 +1009,34 @@ mod tests {
     }
 
     #[test]
-    fn an_elder_admits_only_a_joiner_running_its_section_parameters() {
+    fn an_elder_admits_only_a_joiner_running_its_network_parameters() {
         let key = keyquorum_crypto::secret::Secret::new(blstrs::Scalar::from(77u64));
         let from = PeerId::random();
         let peer = Peer::new(&key, format!("/ip4/127.0.0.1/tcp/1/p2p/{from}"));
-        let ours = SectionParams::default();
+        let ours = NetworkParams::new(SectionParams::default(), Duration::from_millis(1000));
         let name = peer.name();
         assert_eq!(
             refusal(&peer, &ours, &ours, &name, &from, &Prefix::ROOT),
             None
         );
+        // A shorter round than the section's was admitted before.
         for theirs in [
-            SectionParams {
-                elder_count: ours.elder_count + 1,
+            NetworkParams {
+                section: SectionParams {
+                    elder_count: ours.section.elder_count + 1,
+                    ..ours.section
+                },
                 ..ours
             },
-            SectionParams {
-                min_section_size: ours.min_section_size - 1,
+            NetworkParams {
+                section: SectionParams {
+                    min_section_size: ours.section.min_section_size - 1,
+                    ..ours.section
+                },
+                ..ours
+            },
+            NetworkParams {
+                round_ms: 50,
                 ..ours
             },
         ] {

@@ -336,8 +336,13 @@ async fn run_in(
                     .into(),
             )
         })?;
-        let (record, signed) =
-            join::query_section(&net, &config.bootstrap, &genesis_key, &config.params).await?;
+        let (record, signed) = join::query_section(
+            &net,
+            &config.bootstrap,
+            &genesis_key,
+            &join::NetworkParams::new(config.params, config.round),
+        )
+        .await?;
         let coordinator = Coordinator::new(
             node_key.clone(),
             genesis_key,
@@ -415,7 +420,7 @@ async fn run_in(
         tokio::spawn(join::ask_admission(
             net.clone(),
             our_peer,
-            config.params,
+            join::NetworkParams::new(config.params, config.round),
             join_to,
         ))
     });
@@ -972,6 +977,11 @@ impl Runtime {
         Ok(())
     }
 
+    /// What a joiner must run to be admitted, and what we answer a query with.
+    fn network_params(&self) -> join::NetworkParams {
+        join::NetworkParams::new(self.params, self.round)
+    }
+
     fn on_join(
         &mut self,
         from: PeerId,
@@ -983,7 +993,7 @@ impl Runtime {
                 let record = self.coordinator.coordinator().record();
                 Ok(join::QueryAnswer {
                     section: SectionAnswer::new(record, self.signed.clone()),
-                    params: self.params,
+                    params: self.network_params(),
                 }
                 .encode())
             }
@@ -995,7 +1005,7 @@ impl Runtime {
                 if let Some(code) = join::refusal(
                     &peer,
                     &params,
-                    &self.params,
+                    &self.network_params(),
                     &sender,
                     &from,
                     &c.sap().prefix,
@@ -2611,7 +2621,7 @@ mod tests {
         let asking = tokio::spawn(join::ask_admission(
             net.clone(),
             us,
-            SectionParams::default(),
+            join::NetworkParams::new(SectionParams::default(), Duration::from_millis(100)),
             vec![gone, founder],
         ));
         wait_view("the founder admits the joiner", http, 30, |v| {
