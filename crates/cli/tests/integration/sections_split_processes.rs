@@ -147,3 +147,128 @@ async fn a_section_splits_over_the_network_and_the_key_chain_branches() {
     }
     drop(procs);
 }
+
+/// A plain member down while its section splits comes back on the parent's SAP, whose elders
+/// are all in the other half (they have the lowest names), as are all the peers it knows: they
+/// answer its catch-up with the other half's branch, which it cannot take. It says so once,
+/// and restarted with `--bootstrap` at a node of its own half it catches up from that node.
+/// Before, it stayed on the parent's SAP for good with nothing logged, and the `--bootstrap`
+/// of a restart was not asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_down_during_a_split_catches_up_through_a_bootstrap_peer_of_its_half() {
+    const PARAMS: [&str; 4] = ["--elder-count", "2", "--min-section-size", "3"];
+    let _network = crate::common::network_slot().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _logs = crate::common::LogsOnFailure(dir);
+    std::fs::write(dir.join("pass"), format!("{}\n", common::PASSPHRASE)).unwrap();
+    // Three names of each first bit; the member that goes down has the highest of bit 1, so
+    // neither the root nor its half selects it.
+    let (mut zeros, mut ones) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while zeros.len() < 3 || ones.len() < 3 {
+        assert!(i < 96, "no three names of each bit among 96 keys");
+        let spec = new_key(dir, i);
+        let name = name_of(&spec);
+        let side = if name.bit(0) == 0 {
+            &mut zeros
+        } else {
+            &mut ones
+        };
+        if side.len() < 3 {
+            side.push((name, spec));
+        }
+        i += 1;
+    }
+    zeros.sort_by_key(|(n, _)| *n);
+    ones.sort_by_key(|(n, _)| *n);
+    // 0-2: the zeros (0 the genesis node), 3: the member that goes down, 4-5: the other ones.
+    let nodes: Vec<NodeSpec> = zeros
+        .into_iter()
+        .chain([ones.remove(2)])
+        .chain(ones)
+        .map(|(_, spec)| spec)
+        .collect();
+    let spawn = |i: usize, genesis: Option<&str>| start(dir, &nodes, i, genesis, ROUND_MS, &PARAMS);
+    let members_at_genesis = async |count: usize| {
+        wait_for(
+            &format!("{count} members at the genesis node"),
+            Duration::from_secs(90),
+            async || view(&nodes[0]).await.filter(|v| v.members == count),
+        )
+        .await
+    };
+
+    let mut procs: Vec<Option<Proc>> = vec![Some(spawn(0, None))];
+    let genesis = wait_for("the genesis node", Duration::from_secs(30), async || {
+        view(&nodes[0]).await
+    })
+    .await
+    .genesis_key;
+    for i in 1..=3 {
+        procs.push(Some(spawn(i, Some(&genesis))));
+        members_at_genesis(i + 1).await;
+    }
+    let parent = wait_for(
+        "the member's parent SAP",
+        Duration::from_secs(60),
+        async || {
+            view(&nodes[3])
+                .await
+                .filter(|v| v.generation == 2 && v.prefix_bits == 0)
+        },
+    )
+    .await;
+    assert!(!parent.elder);
+    procs[3] = None;
+
+    // Two more of bit 1: the halves hold three each, and the section splits without it.
+    for i in 4..=5 {
+        procs.push(Some(spawn(i, Some(&genesis))));
+    }
+    let half = wait_for("the split", Duration::from_secs(120), async || {
+        let v = view(&nodes[4]).await?;
+        (v.generation == 3 && v.prefix_bits == 1 && v.elder).then_some(v)
+    })
+    .await;
+    verify(&half, &genesis);
+
+    // Back on its own: it asks the peers it knows, all of the other half.
+    procs[3] = Some(spawn(3, None));
+    let log = dir.join("node3.log");
+    wait_for(
+        "the other-half warning",
+        Duration::from_secs(60),
+        async || {
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|l| l.contains("our section split while this node was away"))
+        },
+    )
+    .await;
+    assert_eq!(view(&nodes[3]).await.unwrap().generation, 2);
+
+    // Restarted with a bootstrap peer of its half, it catches up from it.
+    procs[3] = None;
+    let boot = &nodes[4];
+    let bootstrap = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", boot.p2p, boot.peer_id);
+    let mut extra = PARAMS.to_vec();
+    extra.extend(["--bootstrap", &bootstrap]);
+    procs[3] = Some(start(dir, &nodes, 3, None, ROUND_MS, &extra));
+    let caught_up = wait_for(
+        "the member's catch-up",
+        Duration::from_secs(60),
+        async || {
+            view(&nodes[3])
+                .await
+                .filter(|v| v.generation >= 3 && v.prefix_bits == 1)
+        },
+    )
+    .await;
+    verify(&caught_up, &genesis);
+    assert_eq!(
+        caught_up.key_chain.links()[..2],
+        half.key_chain.links()[..2]
+    );
+    drop(procs);
+}

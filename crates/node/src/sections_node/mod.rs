@@ -57,7 +57,10 @@
 //!   elder of its SAP or a member under its prefix, each such peer at most once per
 //!   [`CATCH_UP_EVERY`]), it sends
 //!   the join protocol's query ([`join::Request::Query`]) to [`CATCH_UP_FAN_OUT`] peers in turn
-//!   ([`catch_up_targets`]: its SAP's elders, then the members it knows under its prefix).
+//!   ([`catch_up_targets`]: its SAP's elders, then the members it knows under its prefix), and
+//!   to its `--bootstrap` peers (after a split it missed, the peers it knows may all be of the
+//!   other half, whose answers it cannot take: it warns once, and a bootstrap peer of its own
+//!   half brings it on).
 //!   Answers are bounded by the network layer and decoded canonically
 //!   ([`join::QueryAnswer::decode`]); the coordinator takes one only if its chain extends ours,
 //!   checked link by link from our newest key, and its signed SAP verifies under the last key
@@ -113,6 +116,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::keys::NodeKeys;
+use crate::repeat_log::RepeatLog;
 use crate::sections_store::{MAX_DEPARTED, SectionsStore, SectionsStoreError};
 use http::SectionView;
 use identity::{SectionRecordSigner, SectionRecordVerifier, name_of_identity, section_node_key};
@@ -548,10 +552,9 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 /// one), so it runs off the event loop.
 fn screen_answer(
     ours: &(PublicKey, KeyChain, Sap, Name),
-    from: Name,
+    peer: &str,
     bytes: &[u8],
-) -> Option<SectionAnswer> {
-    let peer = hex::encode(from.0);
+) -> Option<Screened> {
     // The answering member's parameters are its own business here: catching up takes only
     // what the section key signed.
     let answer = match join::QueryAnswer::decode(bytes) {
@@ -563,18 +566,28 @@ fn screen_answer(
     };
     let (genesis, chain, sap, name) = ours;
     match catch_up::extension(genesis, chain, sap, name, &answer) {
-        Ok(Some(_)) => Some(answer),
-        Ok(None) => None,
-        // After a split, a member of the other half answers with its own branch.
-        Err(CatchUpError::OtherBranch) => {
-            debug!(%peer, "section answer from the other half of a split");
+        Ok(Some(_)) => Some(Screened::Ahead(answer)),
+        Ok(None) => {
+            debug!(%peer, "section answer not ahead of ours");
             None
         }
+        // After a split, a member of the other half answers with its own branch.
+        Err(CatchUpError::OtherBranch) => Some(Screened::OtherHalf(answer.record.sap.prefix)),
         Err(e) => {
             warn!(%peer, reason = %e, "section answer refused");
             None
         }
     }
+}
+
+/// A peer's answer to our catch-up query worth the runtime's attention.
+#[derive(Debug)]
+enum Screened {
+    /// It extends our chain: for the coordinator to take.
+    Ahead(SectionAnswer),
+    /// It is of the other half of a split of our section (its prefix): we are behind, and
+    /// this peer cannot bring us forward.
+    OtherHalf(Prefix),
 }
 
 /// The peers of an elder's member list worth merging: under `prefix`, not `us`, not in
@@ -708,9 +721,15 @@ struct Runtime {
     local: VecDeque<Message>,
     view: watch::Sender<SectionView>,
     chain_file: PathBuf,
-    /// Peers' answers to our queries for their section record, by the peer asked.
-    answers_tx: mpsc::Sender<(Name, SectionAnswer)>,
-    answers_rx: Option<mpsc::Receiver<(Name, SectionAnswer)>>,
+    /// Peers' answers to our queries for their section record, by the peer asked (its name,
+    /// or the bootstrap address it was asked at).
+    answers_tx: mpsc::Sender<(String, Screened)>,
+    answers_rx: Option<mpsc::Receiver<(String, Screened)>>,
+    /// The `--bootstrap` peers, asked at every catch-up besides the section's: after a split
+    /// that a member missed, every peer it knows may be of the other half.
+    catch_up_bootstrap: Vec<Multiaddr>,
+    /// The other half's prefix last warned about (once per prefix until we catch up).
+    other_half_log: RepeatLog<Prefix>,
     /// Other elders' member lists, screened ([`screen_members`]), by the generation of the
     /// ask and the elder asked.
     members_tx: mpsc::Sender<MemberList>,
@@ -849,6 +868,8 @@ impl Runtime {
             chain_file: config.data_dir.join("key_chain.json"),
             answers_tx,
             answers_rx: Some(answers_rx),
+            catch_up_bootstrap: config.bootstrap.clone(),
+            other_half_log: RepeatLog::default(),
             members_tx,
             members_rx: Some(members_rx),
             member_tally: None,
@@ -930,7 +951,7 @@ impl Runtime {
                     Some(event) => self.on_event(event)?,
                     None => return Ok(()),
                 },
-                Some((from, answer)) = answers.recv() => self.on_answer(from, answer)?,
+                Some((from, answer)) = answers.recv() => self.on_screened(&from, answer)?,
                 Some((generation, from, peers, departed)) = member_lists.recv() => {
                     self.on_members(generation, from, peers, &departed)?
                 }
@@ -1211,17 +1232,47 @@ impl Runtime {
                     .await
                 {
                     Ok(bytes) => {
-                        let screened =
-                            tokio::task::spawn_blocking(move || screen_answer(&ours, name, &bytes))
-                                .await;
+                        let peer = hex::encode(name.0);
+                        let screened = tokio::task::spawn_blocking(move || {
+                            screen_answer(&ours, &peer, &bytes).map(|s| (peer, s))
+                        })
+                        .await;
                         // A full queue drops the answer: the next ask brings another.
                         if let Ok(Some(answer)) = screened {
-                            let _ = answers.try_send((name, answer));
+                            let _ = answers.try_send(answer);
                         }
                     }
                     Err(e) => {
                         debug!(peer = %hex::encode(name.0), error = %e, "section query failed")
                     }
+                }
+            });
+        }
+        // The bootstrap peers too: the peers a member knows are its SAP's elders and the
+        // members it learnt from SAPs, and after a split it missed they can all be of the
+        // other half. An operator who restarts it with --bootstrap at a node of its own half
+        // gets it going; the answers are checked like any other.
+        for addr in self.catch_up_bootstrap.clone() {
+            let Some(peer) = peer_of(&addr) else {
+                continue;
+            };
+            let net = self.net.clone();
+            let answers = self.answers_tx.clone();
+            let ours = ours.clone();
+            tokio::spawn(async move {
+                let query = join::Request::Query.encode();
+                match net.send_section_join(Target::Peer(peer), query).await {
+                    Ok(bytes) => {
+                        let label = addr.to_string();
+                        let screened = tokio::task::spawn_blocking(move || {
+                            screen_answer(&ours, &label, &bytes).map(|s| (label, s))
+                        })
+                        .await;
+                        if let Ok(Some(answer)) = screened {
+                            let _ = answers.try_send(answer);
+                        }
+                    }
+                    Err(e) => debug!(%addr, error = %e, "section query to a bootstrap peer failed"),
                 }
             });
         }
@@ -1245,10 +1296,32 @@ impl Runtime {
         self.catch_up_at = self.catch_up_at.min(soon);
     }
 
+    /// A screened answer to our query: one ahead goes to the coordinator; one of the other
+    /// half of a split is said once per half, since the node is stuck until it asks a peer of
+    /// its own half.
+    fn on_screened(&mut self, from: &str, screened: Screened) -> Result<(), SectionsNodeError> {
+        match screened {
+            Screened::Ahead(answer) => self.on_answer(from, answer),
+            Screened::OtherHalf(theirs) => {
+                if self.other_half_log.is_news(theirs) {
+                    let ours = self.coordinator.coordinator().sap().prefix;
+                    warn!(
+                        peer = %from,
+                        their_prefix = %theirs,
+                        our_prefix = %ours,
+                        "our section split while this node was away, and the peers it asked \
+                         are of the other half: if it does not catch up, restart it with \
+                         --bootstrap at a node of its own half"
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// A peer's answer to our query: the coordinator takes it if it extends our chain
     /// ([`Coordinator::catch_up`]); anything else changes nothing.
-    fn on_answer(&mut self, from: Name, answer: SectionAnswer) -> Result<(), SectionsNodeError> {
-        let peer = hex::encode(from.0);
+    fn on_answer(&mut self, peer: &str, answer: SectionAnswer) -> Result<(), SectionsNodeError> {
         let before = self.coordinator.coordinator().chain().key_count();
         match self.take_input(LoggedInput::CatchUp(answer))? {
             // After a split, a member of the other half answers with its own branch.
@@ -1259,6 +1332,7 @@ impl Runtime {
             None => {
                 let after = self.coordinator.coordinator().chain().key_count();
                 if after > before {
+                    self.other_half_log.reset();
                     info!(%peer, from = before, to = after, "caught up with the section");
                 }
             }
