@@ -566,7 +566,7 @@ fn screen_answer(
     };
     let (genesis, chain, sap, name) = ours;
     match catch_up::extension(genesis, chain, sap, name, &answer) {
-        Ok(Some(_)) => Some(Screened::Ahead(answer)),
+        Ok(Some(_)) => Some(Screened::Ahead(Box::new(answer))),
         Ok(None) => {
             debug!(%peer, "section answer not ahead of ours");
             None
@@ -584,7 +584,7 @@ fn screen_answer(
 #[derive(Debug)]
 enum Screened {
     /// It extends our chain: for the coordinator to take.
-    Ahead(SectionAnswer),
+    Ahead(Box<SectionAnswer>),
     /// It is of the other half of a split of our section (its prefix): we are behind, and
     /// this peer cannot bring us forward.
     OtherHalf(Prefix),
@@ -1301,7 +1301,7 @@ impl Runtime {
     /// its own half.
     fn on_screened(&mut self, from: &str, screened: Screened) -> Result<(), SectionsNodeError> {
         match screened {
-            Screened::Ahead(answer) => self.on_answer(from, answer),
+            Screened::Ahead(answer) => self.on_answer(from, *answer),
             Screened::OtherHalf(theirs) => {
                 if self.other_half_log.is_news(theirs) {
                     let ours = self.coordinator.coordinator().sap().prefix;
@@ -1938,10 +1938,10 @@ mod tests {
             section_key: tbls::public_key::<MinPk>(&key(1)),
         };
         let ours = (sap.section_key, KeyChain::genesis(), sap, peer.name());
-        let from = Name::of(&tbls::public_key::<MinPk>(&key(2)));
-        assert!(screen_answer(&ours, from, b"junk").is_none());
+        let from = hex::encode(Name::of(&tbls::public_key::<MinPk>(&key(2))).0);
+        assert!(screen_answer(&ours, &from, b"junk").is_none());
         let over_long = vec![0u8; catch_up::MAX_ANSWER_LEN + 1];
-        assert!(screen_answer(&ours, from, &over_long).is_none());
+        assert!(screen_answer(&ours, &from, &over_long).is_none());
     }
 
     #[test]
