@@ -183,6 +183,8 @@ fn main() -> ExitCode {
                 .and_then(|m| m.subcommand_name())
                 == Some("demo")
         }
+        // `chain --print-contract` prints and exits without starting the chain.
+        Command::Chain(args) => args.print_contract,
         _ => false,
     };
     if prints_and_exits {

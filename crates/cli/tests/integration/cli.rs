@@ -1019,6 +1019,29 @@ fn a_printing_command_ends_quietly_when_its_reader_goes_away() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// `chain --print-contract` prints and exits like the other printing commands: into a pipe
+/// nobody reads, it ends by SIGPIPE. It used to panic (exit 101) on the failed write.
+#[test]
+fn printing_the_contract_configuration_into_a_closed_pipe_does_not_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Command;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_keyquorum"))
+        .args(["chain", "--print-contract"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}: {err}",
+        out.status
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// A demo killed outright (SIGKILL: no handler, no `Drop`) leaves no node process behind:
 /// each is stopped by the kernel when the demo goes (Linux's parent-death signal).
 #[cfg(target_os = "linux")]
