@@ -316,8 +316,12 @@ impl TxQueue {
             Some("bad_nonce" | "stale_nonce") => self.requeue_from(pos, Duration::ZERO),
             Some(code) => {
                 let f = self.inflight.remove(pos).expect("position found");
-                // Enough partial signatures were in before ours: expected, not a problem.
-                if code == "signature_complete" || code == "duplicate_partial" {
+                // Enough partial signatures were in before ours (the view may even have
+                // activated on them already, phases closing early): expected, not a problem.
+                if code == "signature_complete"
+                    || code == "duplicate_partial"
+                    || (code == "no_view_change" && f.sub.kind == "magic_block_signature")
+                {
                     debug!(kind = f.sub.kind, %code, "transaction not needed");
                 } else {
                     warn!(kind = f.sub.kind, %code, "transaction refused by the contract");
