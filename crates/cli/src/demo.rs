@@ -809,6 +809,13 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.block_ms() < 20 {
         return Err("--block-ms must be at least 20".into());
     }
+    // As the chain's own bound: a demo of hour-long blocks would not end anyway.
+    if args.block_ms() > keyquorum_devchain::MAX_BLOCK_MS {
+        return Err(format!(
+            "--block-ms must be at most {} (an hour)",
+            keyquorum_devchain::MAX_BLOCK_MS
+        ));
+    }
     check_output_files(args)
 }
 

@@ -526,8 +526,9 @@ pub enum ConfigError {
     /// A key-mode override for view 0 (views start at 1) or a second one for a view.
     #[error("key_mode_overrides: {0}")]
     KeyModeOverride(&'static str),
-    /// A length or height above [`MAX_BLOCKS`].
-    #[error("{0} must be at most {MAX_BLOCKS} blocks")]
+    /// A length, height or count above [`MAX_BLOCKS`] (its unit is the key's: blocks, views
+    /// or ceremonies).
+    #[error("{0} must be at most {MAX_BLOCKS}")]
     TooLong(&'static str),
     /// The first view cannot be a reshare.
     #[error("view 1 has no previous key to reshare")]
@@ -775,6 +776,13 @@ mod tests {
         let mut c = ok.clone();
         c.view_length = MAX_BLOCKS + 1;
         assert_eq!(c.validate(), Err(ConfigError::TooLong("view_length")));
+        // A count of views is not said to be of blocks.
+        let mut c = ok.clone();
+        c.staking.unbonding_views = MAX_BLOCKS + 1;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            format!("staking.unbonding_views must be at most {MAX_BLOCKS}")
+        );
         let mut c = ok.clone();
         c.committee.min_size = 10;
         c.committee.threshold = Size::Count(3);

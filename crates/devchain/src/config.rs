@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// Longest block interval, in milliseconds: an hour.
+pub const MAX_BLOCK_MS: u64 = 3_600_000;
+
 /// Configuration of a [`Chain`](crate::Chain).
 ///
 /// Every field has a default, may be set in a TOML file (same names, unknown keys are an error)
@@ -163,11 +166,18 @@ impl ChainConfig {
         Ok(config)
     }
 
-    /// Checks that every field is usable.
+    /// Checks that every field is usable (`block_ms` in 1..=[`MAX_BLOCK_MS`]).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.block_ms == 0 {
             return bad("block_ms must be at least 1");
+        }
+        // A mistyped interval would start a chain that never makes a block, saying nothing.
+        if self.block_ms > MAX_BLOCK_MS {
+            return Err(ConfigError::Invalid(format!(
+                "block_ms must be at most {MAX_BLOCK_MS} (an hour), not {}",
+                self.block_ms
+            )));
         }
         if self.max_tx_bytes == 0 || self.max_block_txs == 0 || self.max_pending_txs == 0 {
             return bad("max_tx_bytes, max_block_txs and max_pending_txs must be positive");
@@ -227,6 +237,17 @@ mod tests {
         assert!(ChainConfig::from_toml_str("unknown_key = 1").is_err());
         let c = ChainConfig::from_toml_str("block_ms = 0").unwrap();
         assert!(c.validate().is_err());
+        let c = ChainConfig::from_toml_str(&format!("block_ms = {}", MAX_BLOCK_MS + 1)).unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("block_ms must be at most")
+        );
+        ChainConfig::from_toml_str(&format!("block_ms = {MAX_BLOCK_MS}"))
+            .unwrap()
+            .validate()
+            .unwrap();
         let c = ChainConfig::from_toml_str("listen = \"0.0.0.0:1\"").unwrap();
         assert!(c.validate().is_err());
         let c = ChainConfig::from_toml_str("listen = \"0.0.0.0:1\"\nallow_non_loopback = true")

@@ -67,7 +67,7 @@ pub mod testkit;
 pub use block::{Block, GENESIS_PARENT, TxReceipt, block_hash, parse_hash};
 pub use chain::{Chain, ChainHandle, run, run_until_ctrl_c};
 pub use client::{Client, ClientError};
-pub use config::{ChainConfig, ChainConfigOverrides, ConfigError};
+pub use config::{ChainConfig, ChainConfigOverrides, ConfigError, MAX_BLOCK_MS};
 pub use engine::{ChainStatus, TxStatus};
 pub use error::{ChainError, SubmitError};
 pub use replay::{Replay, ReplayError};

@@ -134,7 +134,25 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 59] = [
+    let cases: [(&[&str], &str); 62] = [
+        (
+            &["chain", "--block-ms", "18446744073709551615"],
+            "block_ms must be at most 3600000",
+        ),
+        (
+            &["demo", "--block-ms", "3600001"],
+            "--block-ms must be at most 3600000",
+        ),
+        (
+            &[
+                "node",
+                "--io-threads",
+                "100000",
+                "--chain-url",
+                "http://127.0.0.1:1",
+            ],
+            "io_threads must be at most 1024",
+        ),
         (
             &["sim", "--faulty", "0", "--fault", "silent"],
             "--fault with no faulty participant",
