@@ -141,6 +141,65 @@ impl DeployConfig {
         }
     }
 
+    /// Refuses what the constructor refuses (`BadConfig`), by the key's name, before anything
+    /// is sent, and a `min_stake` of 0 (as the embedded chain does: a seat held without stake
+    /// risks nothing); then [`DeployConfig::check_thresholds`].
+    pub fn check(&self) -> Result<(), String> {
+        if self.chain_name.is_empty() || self.chain_name.len() > 64 {
+            return Err(format!(
+                "chain_name must be 1 to 64 bytes, not {}",
+                self.chain_name.len()
+            ));
+        }
+        if self.min_size == 0 || self.min_size > self.max_size || self.max_size > 256 {
+            return Err(format!(
+                "committee sizes must satisfy 1 <= min_size <= max_size <= 256, not min_size {} \
+                 and max_size {}",
+                self.min_size, self.max_size
+            ));
+        }
+        for (key, value) in [
+            ("threshold_percent", self.threshold_percent),
+            ("quorum_percent", self.quorum_percent),
+        ] {
+            if value == 0 || value > 100 {
+                return Err(format!("{key} must be 1 to 100, not {value}"));
+            }
+        }
+        for (key, value) in [
+            ("keep_previous_percent", self.keep_previous_percent),
+            ("misbehaviour_percent", self.misbehaviour_percent),
+            ("reporter_percent", self.reporter_percent),
+        ] {
+            if value > 100 {
+                return Err(format!("{key} must be 0 to 100, not {value}"));
+            }
+        }
+        for (key, value) in [
+            ("contribute_blocks", self.contribute_blocks),
+            ("share_blocks", self.share_blocks),
+            ("publish_blocks", self.publish_blocks),
+            ("wait_blocks", self.wait_blocks),
+            ("view_length", self.view_length),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        if self.beacon_period == 0 || self.beacon_period > 3600 {
+            return Err(format!(
+                "beacon_period must be 1 to 3600 seconds, not {}",
+                self.beacon_period
+            ));
+        }
+        if self.min_stake == 0 {
+            return Err(
+                "min_stake must be at least 1 wei, so that no seat is held without stake".into(),
+            );
+        }
+        self.check_thresholds()
+    }
+
     /// Refuses thresholds that some committee size the contract may seat (`min_size` to
     /// `max_size`) cannot use: the contract takes `t` and `k` as these percentages of the seats
     /// (rounded up) and reverts every view change whose `(n, t, k)` [`Params::new`] refuses,
@@ -210,7 +269,7 @@ pub async fn deploy_configured(
     key: keyquorum_evm::PrivateKeySigner,
     config: &DeployConfig,
 ) -> Result<(keyquorum_evm::alloy_primitives::Address, u64), String> {
-    config.check_thresholds()?;
+    config.check()?;
     deploy(rpc, key, config.contract_config())
         .await
         .map_err(|e| match e {
@@ -270,14 +329,10 @@ pub fn run(args: DeployArgs) -> Result<(), CliError> {
     };
     let mut config = config;
     config.apply(&args.beacon);
-    // The contract refuses the same bounds; checked here to name the field.
-    config
-        .beacon()
-        .validate()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    config.check_thresholds().map_err(|e| {
+    // The contract refuses the same; checked here to name the key.
+    config.check().map_err(|e| {
         CliError::Usage(format!(
-            "--config: {e}; choose percentages that suit every size, or narrow the sizes"
+            "--config: {e}; the deployed configuration cannot change, so it is checked first"
         ))
     })?;
     if !(args.rpc.starts_with("http://") || args.rpc.starts_with("https://")) {
@@ -334,6 +389,83 @@ mod tests {
             .expect("34% / 67% fails at some size up to 12");
         let e = wide.check_thresholds().unwrap_err();
         assert!(e.contains(&format!("for a committee of {failing} ")), "{e}");
+    }
+
+    /// What the constructor would refuse on chain (exit 1, "BadConfig") is refused first, by
+    /// the key's name; so is a `min_stake` of 0, which the constructor takes.
+    #[test]
+    fn the_constructor_refusals_and_a_zero_min_stake_are_named_before_sending() {
+        assert_eq!(DeployConfig::default().check(), Ok(()));
+        let d = DeployConfig::default;
+        for (config, key) in [
+            (
+                DeployConfig {
+                    min_stake: 0,
+                    ..d()
+                },
+                "min_stake",
+            ),
+            (
+                DeployConfig {
+                    max_size: 300,
+                    ..d()
+                },
+                "max_size",
+            ),
+            (
+                DeployConfig {
+                    min_size: 8,
+                    max_size: 7,
+                    ..d()
+                },
+                "min_size",
+            ),
+            (
+                DeployConfig {
+                    share_blocks: 0,
+                    ..d()
+                },
+                "share_blocks",
+            ),
+            (
+                DeployConfig {
+                    view_length: 0,
+                    ..d()
+                },
+                "view_length",
+            ),
+            (
+                DeployConfig {
+                    quorum_percent: 200,
+                    ..d()
+                },
+                "quorum_percent",
+            ),
+            (
+                DeployConfig {
+                    reporter_percent: 101,
+                    ..d()
+                },
+                "reporter_percent",
+            ),
+            (
+                DeployConfig {
+                    chain_name: String::new(),
+                    ..d()
+                },
+                "chain_name",
+            ),
+            (
+                DeployConfig {
+                    beacon_period: 0,
+                    ..d()
+                },
+                "beacon_period",
+            ),
+        ] {
+            let e = config.check().unwrap_err();
+            assert!(e.starts_with(key) || e.contains(key), "{key}: {e}");
+        }
     }
 
     /// `--config`'s help lists every field of the file, and only fields of it.
