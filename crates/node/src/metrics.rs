@@ -9,7 +9,7 @@
 //! | `keyquorum_faults_seen_total` | counter | `fault` |
 //! | `keyquorum_view`, `keyquorum_chain_height` | gauge | |
 //! | `keyquorum_evicted` (1 while the chain has this node off its candidate list after an eviction) | gauge | |
-//! | `keyquorum_registration_refused` (1 while the chain refuses this node's registration for a full candidate list) | gauge | |
+//! | `keyquorum_registration_refused` (1 while the chain refuses this node's registration: for a full candidate list on an EVM chain, for want of free balance on the embedded chain) | gauge | |
 //! | `keyquorum_stake_below_minimum` (1 while this node's stake is below the chain's minimum, so never listed) | gauge | |
 //! | `keyquorum_sends_pending` (this node's transactions still pending on the chain after their receipt wait) | gauge | |
 //! | `keyquorum_send_fee_bumps` (replacements with higher fees sent for those pending transactions) | gauge | |

@@ -724,6 +724,10 @@ struct Runtime<C: ChainClient> {
     /// The follower refused the chain itself (it became another chain under this node); the
     /// adapter's own refusals are [`ChainClient::chain_refused`].
     follow_refused: bool,
+    /// The chain refused this node's registration for want of balance (the adapter's own
+    /// refusals, a full candidate list on EVM, are [`ChainClient::registration_refused`]);
+    /// cleared once it is registered.
+    balance_refusal: Option<crate::status::RegistrationRefusedStatus>,
 }
 
 /// A fault proof or an activation the runtime holds until the chain's adapter says it is this
@@ -1243,6 +1247,14 @@ impl<C: ChainClient> Runtime<C> {
                     {
                         // Stake is locked from the account's balance: the configured stake
                         // must be funded (at genesis or by a transfer) before registering.
+                        self.balance_refusal.get_or_insert(
+                            crate::status::RegistrationRefusedStatus {
+                                block: self.height,
+                                stake: stake.to_string(),
+                                needed_stake: None,
+                                state: "insufficient_balance".into(),
+                            },
+                        );
                         error!(
                             stake,
                             %reason,
@@ -1773,6 +1785,7 @@ async fn run_node<C: ChainClient>(
         held: Vec::new(),
         height_advanced_at: Instant::now(),
         follow_refused: false,
+        balance_refusal: None,
     };
     rt.apply(&driver, effects).await;
     let registration = TxBody::Register {
@@ -1850,8 +1863,14 @@ async fn run_node<C: ChainClient>(
                         shown_eviction = eviction.clone();
                         reporter.observe(Observation::Eviction(eviction));
                     }
-                    let refused = rt.chain.registration_refused();
-                    let adapter_registers = refused.is_some();
+                    let adapter_registers = rt.chain.registration_refused().is_some();
+                    if driver.registered() {
+                        rt.balance_refusal = None;
+                    }
+                    let refused = rt
+                        .chain
+                        .registration_refused()
+                        .or_else(|| rt.balance_refusal.clone());
                     if refused != shown_refusal {
                         shown_refusal = refused.clone();
                         reporter.observe(Observation::RegistrationRefused(refused));

@@ -125,8 +125,9 @@ pub struct EvictedStatus {
 }
 
 /// This node's registration, refused because the chain's candidate list is full (chains that
-/// cap the list: the EVM coordinator): it is not registered and its stake is not taken; the
-/// node registers as soon as the chain would take it.
+/// cap the list: the EVM coordinator), or, on the embedded chain, because the account's free
+/// balance is below the stake: it is not registered and its stake is not taken; the node
+/// registers as soon as the chain would take it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RegistrationRefusedStatus {
     /// The confirmed block at which the refusal was first seen.
@@ -138,7 +139,8 @@ pub struct RegistrationRefusedStatus {
     pub needed_stake: Option<String>,
     /// Where it stands, in the states of [`EvictedStatus::state`]: `list_full`,
     /// `none_evictable`, `re_entering` (the registration is being sent), `refused`,
-    /// `unchecked`.
+    /// `unchecked`; or `insufficient_balance` (the embedded chain: fund the account or lower
+    /// the stake).
     pub state: String,
 }
 

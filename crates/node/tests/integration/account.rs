@@ -225,3 +225,114 @@ fn the_command_signs_only_for_the_pinned_chain() {
     run(transfer(&digest)).unwrap();
     assert_eq!((balance(&a), balance(&b)), (975, 25));
 }
+
+/// A node whose account cannot pay its stake shows why on `/status` (`registration_refused`,
+/// state `insufficient_balance`) and in `/metrics`, not only in its log; once its operator
+/// funds it, it registers and the refusal clears. Before, `/status` said only `registered:
+/// false`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfunded_node_shows_its_refused_registration_until_it_is_funded() {
+    use keyquorum_node::status::Status;
+    use keyquorum_node::{DevchainClient, NodeConfig, runtime};
+    use std::time::{Duration, Instant};
+    let funder = NodeKeys::from_master(&[1; 32]);
+    let node_master = [3; 32];
+    let node_keys = NodeKeys::from_master(&node_master);
+    let mut config = ContractConfig::defaults(CHAIN_ID, 4);
+    config.committee.min_size = 4;
+    config.genesis.push(GenesisAccount {
+        identity: keyquorum_contract::hex::Hex(funder.identity().public().to_bytes()),
+        balance: 1000,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let chain = Chain::start(
+        ChainConfig {
+            data_dir: dir.path().to_owned(),
+            listen: ([127, 0, 0, 1], 0).into(),
+            block_ms: 100,
+            ..ChainConfig::default()
+        },
+        ContractMachine(Contract::new(config).unwrap()),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}", chain.local_addr());
+    let node_dir = tempfile::tempdir().unwrap();
+    let mut node = NodeConfig {
+        data_dir: node_dir.path().to_path_buf(),
+        status_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        stake: 100,
+        ..NodeConfig::default()
+    };
+    node.beacon.enabled = false;
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let client = DevchainClient::verifying(&url, None).unwrap();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = runtime::run(
+            node,
+            NodeKeys::from_master(&node_master),
+            client,
+            shutdown,
+            Some(ready_tx),
+        )
+        .await
+        {
+            panic!("node: {e}");
+        }
+    });
+    let addr = ready.await.unwrap().status_addr;
+    let status = async || -> Status {
+        let body = tokio::task::spawn_blocking(move || crate::common::http_get(addr, "/status").1)
+            .await
+            .unwrap();
+        serde_json::from_str(&body).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let s = status().await;
+        if let Some(r) = s.registration_refused {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no refusal shown: {s:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(refused.state, "insufficient_balance");
+    assert_eq!(refused.stake, "100");
+    let metrics = tokio::task::spawn_blocking(move || crate::common::http_get(addr, "/metrics").1)
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "keyquorum_registration_refused 1")
+    );
+
+    let api = Client::new(&url).unwrap();
+    send(
+        &api,
+        CHAIN_ID,
+        funder.identity(),
+        TxBody::Transfer {
+            to: node_keys.identity().public().clone(),
+            amount: 500,
+        },
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = status().await;
+        if s.registered && s.registration_refused.is_none() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not registered once funded: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
