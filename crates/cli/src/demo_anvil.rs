@@ -927,6 +927,8 @@ async fn record_slash(
                 role: "dealer".into(),
                 reason: format!("{} (proven on chain by {})", s.fault, slash.reporter),
                 penalty: true,
+                // In wei, beside the view's other slashes (`proven_slashes`).
+                slashed: None,
             });
         }
         v.proven_slashes.push(slash);

@@ -114,6 +114,18 @@ pub struct Excluded {
     pub reason: String,
     /// Slashed (a penalty), or only named on chain.
     pub penalty: bool,
+    /// What the embedded chain's slash took, where it says (an EVM chain's slashes are
+    /// [`ViewObs::proven_slashes`]).
+    pub slashed: Option<Slash>,
+}
+
+/// The stake a slash took and what became of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slash {
+    pub amount: u64,
+    pub stake_after: u64,
+    pub reporter_reward: u64,
+    pub burned: u64,
 }
 
 impl Excluded {
@@ -140,6 +152,7 @@ impl Excluded {
             role: role.as_str().to_string(),
             reason,
             penalty,
+            slashed: None,
         }
     }
 }
@@ -460,13 +473,19 @@ impl Observer {
                     .push(record.clone());
             }
             Event::Slashed { record } => {
-                let e = Excluded::new(
+                let mut e = Excluded::new(
                     &record.identity,
                     record.ceremony_number,
                     record.role,
                     (&record.fault, &record.detail),
                     true,
                 );
+                e.slashed = Some(Slash {
+                    amount: record.amount,
+                    stake_after: record.stake_after,
+                    reporter_reward: record.reporter_reward,
+                    burned: record.burned,
+                });
                 self.view(record.view).excluded.push(e);
             }
             // Exclusions without a penalty (a dealer whose publication others' withheld acks
@@ -619,10 +638,14 @@ pub fn text(obs: &Observer, v: &ViewObs) -> String {
         for e in ex {
             let _ = writeln!(
                 out,
-                "  excluded    {} as {}: {}",
+                "  excluded    {} as {}: {}{}",
                 obs.name(&e.identity),
                 e.role,
-                e.reason
+                e.reason,
+                e.slashed.map_or(String::new(), |s| format!(
+                    "; slashed {} of its stake, {} left ({} to the reporter, {} burned)",
+                    s.amount, s.stake_after, s.reporter_reward, s.burned
+                ))
             );
         }
     }
@@ -888,6 +911,12 @@ pub fn json(obs: &Observer, v: &ViewObs, message: Option<&[u8]>) -> Value {
             "role": e.role,
             "reason": e.reason,
             "penalty": e.penalty,
+            "slashed": e.slashed.map(|s| json!({
+                "amount": s.amount,
+                "stake_after": s.stake_after,
+                "reporter_reward": s.reporter_reward,
+                "burned": s.burned,
+            })),
         })).collect::<Vec<_>>(),
         "members": names(&v.members),
         "group_public_key": v.group_key,
@@ -1149,6 +1178,73 @@ mod tests {
             excluded[0].reason,
             "incomplete_publication (2 acks missing), no penalty"
         );
+    }
+
+    /// A slash on the embedded chain is reported with what it took, in the text and the JSON
+    /// (it used to say only `penalty: true`).
+    #[test]
+    fn a_slash_is_reported_with_the_stake_it_took() {
+        use keyquorum_contract::state::{EvidenceRecord, FaultCeremony, FaultRole, SlashingRecord};
+        let mut o = Observer::default();
+        o.on_event(
+            &Event::Slashed {
+                record: SlashingRecord {
+                    height: 9,
+                    view: 1,
+                    ceremony: FaultCeremony::ViewChange,
+                    ceremony_number: 0,
+                    attempt: 0,
+                    identity: Hex([7; 96]),
+                    role: FaultRole::Dealer,
+                    fault: "missed_contribution".into(),
+                    detail: "no contribution by the deadline".into(),
+                    misbehaviour: false,
+                    evidence: EvidenceRecord::Absence {
+                        phase: "contribute".into(),
+                        attempt: 0,
+                    },
+                    amount: 20,
+                    stake_after: 180,
+                    reporter: None,
+                    reporter_reward: 0,
+                    burned: 20,
+                },
+            },
+            9,
+            0,
+        );
+        let v = &o.views[&1];
+        assert_eq!(
+            v.excluded[0]
+                .slashed
+                .map(|s| (s.amount, s.stake_after, s.burned)),
+            Some((20, 180, 20))
+        );
+        let mut v = ViewObs {
+            view: 1,
+            excluded: v.excluded.clone(),
+            ..ViewObs::default()
+        };
+        v.ceremonies.push(CeremonyObs {
+            ceremony_number: 0,
+            key_mode: "fresh".into(),
+            committee: Vec::new(),
+            dealers: Vec::new(),
+            ceremony: None,
+            board: None,
+            phases: Vec::new(),
+            failed: Some("too few dealers".into()),
+            qualified: Vec::new(),
+            matrix: Vec::new(),
+        });
+        let text = text(&o, &v);
+        assert!(
+            text.contains("slashed 20 of its stake, 180 left (0 to the reporter, 20 burned)"),
+            "{text}"
+        );
+        let json = json(&o, &v, None);
+        assert_eq!(json["excluded"][0]["slashed"]["amount"], 20, "{json}");
+        assert_eq!(json["excluded"][0]["slashed"]["stake_after"], 180, "{json}");
     }
 
     /// Roles are spelled as the chain spells them (`previous_signer`, not the `Debug` text
