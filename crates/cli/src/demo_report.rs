@@ -632,13 +632,20 @@ pub fn text(obs: &Observer, v: &ViewObs) -> String {
             .iter()
             .filter(|e| e.ceremony_number == s.ceremony_number)
             .collect();
-        if ex.is_empty() {
+        if !ex.iter().any(|e| e.penalty) {
             let _ = writeln!(out, "  excluded    none");
         }
         for e in ex {
             let _ = writeln!(
                 out,
-                "  excluded    {} as {}: {}{}",
+                "  {} {} as {}: {}{}",
+                // Named without a penalty (a withheld ack, an incomplete publication) keeps
+                // its seat: not an exclusion.
+                if e.penalty {
+                    "excluded   "
+                } else {
+                    "named      "
+                },
                 obs.name(&e.identity),
                 e.role,
                 e.reason,
@@ -1177,6 +1184,31 @@ mod tests {
         assert_eq!(
             excluded[0].reason,
             "incomplete_publication (2 acks missing), no penalty"
+        );
+        // In the text it is named, not listed as excluded: it keeps its seat.
+        let mut v = ViewObs {
+            view: 2,
+            excluded: excluded.clone(),
+            ..ViewObs::default()
+        };
+        v.ceremonies.push(CeremonyObs {
+            ceremony_number: 0,
+            key_mode: "fresh".into(),
+            committee: Vec::new(),
+            dealers: Vec::new(),
+            ceremony: None,
+            board: None,
+            phases: Vec::new(),
+            failed: Some("too few dealers".into()),
+            qualified: Vec::new(),
+            matrix: Vec::new(),
+        });
+        let text = text(&o, &v);
+        assert!(text.contains("  excluded    none\n"), "{text}");
+        assert!(text.contains("  named       "), "{text}");
+        assert!(
+            text.contains(" as dealer: incomplete_publication"),
+            "{text}"
         );
     }
 
