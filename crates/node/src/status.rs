@@ -383,8 +383,10 @@ async fn metrics(State(h): State<StatusHandle>) -> impl IntoResponse {
 
 /// The status server could not listen.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen for /status and /metrics on {addr}: {source}")]
+#[error("cannot listen for {serves} on {addr}: {source}")]
 pub struct ListenError {
+    /// What the server serves (`/status and /metrics`, or a sections node's `/sections`).
+    pub serves: &'static str,
     /// The configured address.
     pub addr: SocketAddr,
     /// The operating system's reason (for example "Address already in use").
@@ -419,7 +421,11 @@ pub async fn serve(
     addr: SocketAddr,
     handle: StatusHandle,
 ) -> Result<(SocketAddr, StatusServer), ListenError> {
-    let listen_error = |source| ListenError { addr, source };
+    let listen_error = |source| ListenError {
+        serves: "/status and /metrics",
+        addr,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(listen_error)?;

@@ -125,7 +125,11 @@ pub async fn serve(
     addr: SocketAddr,
     view: watch::Receiver<SectionView>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), ListenError> {
-    let listen_error = |source| ListenError { addr, source };
+    let listen_error = |source| ListenError {
+        serves: "/sections",
+        addr,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(listen_error)?;
