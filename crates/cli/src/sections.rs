@@ -145,6 +145,39 @@ pub fn run(args: SectionsArgs) -> Result<(), CliError> {
     }
 }
 
+/// What `sections leave` prints, and why it failed if it did.
+fn leave_report(left: &sections_node::Left) -> (String, Option<String>) {
+    let again = if left.again {
+        " (this node had left before; the elders were asked again)"
+    } else {
+        ""
+    };
+    let (removed, asked) = (left.removal.removed, left.asked);
+    if asked == 0 {
+        return (
+            format!(
+                "no other elder to ask: this node was its section's only elder, and the section \
+                 has none left{again}"
+            ),
+            None,
+        );
+    }
+    let report = format!("removed by {removed} of {asked} elders{again}");
+    let failure = if removed > 0 {
+        None
+    } else if left.removal.other_section == asked {
+        Some(
+            "every elder asked serves another section: this node's state predates a split of \
+             its section; start the node to catch up (with --bootstrap at a node of its half if \
+             needed), stop it, and leave again"
+                .to_string(),
+        )
+    } else {
+        Some("no elder confirmed the removal".to_string())
+    };
+    (report, failure)
+}
+
 fn leave(args: LeaveArgs) -> Result<(), CliError> {
     keyquorum_node::cli::init_logging();
     let source = match &args.passphrase_file {
@@ -159,17 +192,19 @@ fn leave(args: LeaveArgs) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(CliError::failed)?;
-    let (removed, elders) = rt
+    let left = rt
         .block_on(sections_node::leave(
             &args.data_dir,
             Arc::new(keys),
             args.force,
         ))
         .map_err(CliError::failed)?;
-    println!("removed by {removed} of {elders} elders");
-    if removed == 0 && elders > 0 {
-        return Err(CliError::failed("no elder confirmed the removal"));
+    let (report, failure) = leave_report(&left);
+    println!("{report}");
+    if let Some(f) = failure {
+        return Err(CliError::failed(f));
     }
+    let (removed, elders) = (left.removal.removed, left.asked);
     if removed < elders {
         eprintln!(
             "keyquorum sections leave: warning: {} elder(s) did not confirm and still list this \
@@ -336,4 +371,41 @@ fn demo(args: DemoArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod leave_tests {
+    use super::leave_report;
+    use keyquorum_node::sections_node::{Left, join::Removal};
+
+    fn left(asked: usize, removed: usize, other_section: usize, again: bool) -> Left {
+        Left {
+            asked,
+            removal: Removal {
+                removed,
+                other_section,
+            },
+            again,
+        }
+    }
+
+    /// A lone elder is not told it was "removed by 0 of 0 elders"; a node whose SAP predates
+    /// a split is told why every elder refused; a second leave says so.
+    #[test]
+    fn the_leave_report_says_what_happened() {
+        let (lone, failure) = leave_report(&left(0, 0, 0, false));
+        assert!(lone.contains("only elder"), "{lone}");
+        assert_eq!(failure, None);
+        let (report, failure) = leave_report(&left(3, 0, 3, false));
+        assert_eq!(report, "removed by 0 of 3 elders");
+        assert!(failure.unwrap().contains("predates a split"));
+        let (_, failure) = leave_report(&left(3, 0, 1, false));
+        assert_eq!(failure.as_deref(), Some("no elder confirmed the removal"));
+        let (again, failure) = leave_report(&left(3, 2, 0, true));
+        assert!(
+            again.starts_with("removed by 2 of 3 elders (this node had left before"),
+            "{again}"
+        );
+        assert_eq!(failure, None);
+    }
 }

@@ -71,6 +71,9 @@ pub const REFUSED_FULL: u8 = 3;
 /// Answer of a node asked to admit a peer that holds no share of its section's key: it is no
 /// elder (any more), so the joiner's view of the section is out of date.
 pub const REFUSED_NOT_ELDER: u8 = 4;
+/// Answer of an elder asked to remove a node whose name is not under its section's prefix:
+/// the leaving node's SAP predates a split, and it asked the other half's elders.
+pub const REFUSED_OTHER_SECTION: u8 = 5;
 
 const TAG_QUERY: u8 = 0;
 const TAG_ADMIT: u8 = 1;
@@ -697,9 +700,18 @@ pub async fn ask_admission(
     admission
 }
 
-/// Asks every elder at once to remove us from the section's members; returns how many
-/// confirmed.
-pub async fn ask_removal(net: &NetworkHandle, elders: &[Peer]) -> usize {
+/// What the elders asked to remove a node answered ([`ask_removal`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Removal {
+    /// Elders that removed it (or did not list it).
+    pub removed: usize,
+    /// Elders of another section ([`REFUSED_OTHER_SECTION`]).
+    pub other_section: usize,
+}
+
+/// Asks every elder at once to remove us from the section's members; returns what they
+/// answered.
+pub async fn ask_removal(net: &NetworkHandle, elders: &[Peer]) -> Removal {
     let request = Request::Leave.encode();
     let answers = futures::future::join_all(
         elders
@@ -707,18 +719,22 @@ pub async fn ask_removal(net: &NetworkHandle, elders: &[Peer]) -> usize {
             .map(|elder| ask_elder(net, elder, &request, REMOVAL_ATTEMPTS)),
     )
     .await;
-    let mut removed = 0;
+    let mut removal = Removal::default();
     for (elder, answer) in elders.iter().zip(answers) {
         let elder_name = hex::encode(elder.name().0);
         match answer {
-            Ok(a) if a == [ADMITTED] => removed += 1,
+            Ok(a) if a == [ADMITTED] => removal.removed += 1,
+            Ok(a) if a == [REFUSED_OTHER_SECTION] => {
+                removal.other_section += 1;
+                warn!(elder = %elder_name, "removal refused: the elder serves another section (this node missed a split)");
+            }
             Ok(_) => warn!(elder = %elder_name, "removal refused"),
             Err(e) => {
                 warn!(elder = %elder_name, error = %e, "an elder did not answer the removal request")
             }
         }
     }
-    removed
+    removal
 }
 
 #[cfg(test)]

@@ -436,9 +436,20 @@ async fn run_in(
     result
 }
 
+/// What [`leave`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Left {
+    /// The other elders of the stored SAP, all asked.
+    pub asked: usize,
+    /// What they answered.
+    pub removal: join::Removal,
+    /// The data directory had left before: this was a second ask.
+    pub again: bool,
+}
+
 /// Leaves the section of the node whose stored state is in `data_dir` (the node itself must be
 /// stopped): asks every other elder of its SAP to remove it from the members, from an ephemeral
-/// loopback port under the node's identity. Returns how many elders confirmed, of how many.
+/// loopback port under the node's identity. Returns what they answered ([`Left`]).
 /// The data directory is of no further use: a restarted node would not be a member.
 ///
 /// An elder whose departure leaves its SAP's other elders fewer than the supermajority a start
@@ -448,7 +459,7 @@ pub async fn leave(
     data_dir: &std::path::Path,
     keys: Arc<NodeKeys>,
     force: bool,
-) -> Result<(usize, usize), SectionsNodeError> {
+) -> Result<Left, SectionsNodeError> {
     let node_key = section_node_key(&keys);
     let our_name = Name::of(&keyquorum_crypto::tbls::public_key::<
         keyquorum_crypto::tbls::MinPk,
@@ -466,6 +477,7 @@ pub async fn leave(
             "no section state in the data directory".into(),
         ));
     };
+    let again = store.has_left()?;
     let all_elders = record.sap.elders.len();
     let elders: Vec<Peer> = record
         .sap
@@ -479,7 +491,8 @@ pub async fn leave(
             "this node is one of its section's {all_elders} elders: without it the other {} \
              cannot sign a start (a supermajority of {all_elders} is {needed}), so the section \
              would stall for good. Run the node until the section has handed over to elders \
-             without it (more members joined), or leave with --force and accept the stall",
+             without it (elders are the members with the lowest names, so that takes members \
+             whose names sort below this node's), or leave with --force and accept the stall",
             elders.len()
         )));
     }
@@ -494,12 +507,16 @@ pub async fn leave(
     );
     c.request_timeout = Duration::from_secs(5);
     let (net, _events) = Network::new(c)?;
-    let removed = join::ask_removal(&net, &elders).await;
+    let removal = join::ask_removal(&net, &elders).await;
     net.shutdown().await;
-    if removed > 0 || elders.is_empty() {
+    if removal.removed > 0 || elders.is_empty() {
         store.mark_left()?;
     }
-    Ok((removed, elders.len()))
+    Ok(Left {
+        asked: elders.len(),
+        removal,
+        again,
+    })
 }
 
 /// `listen` with `/p2p/<peer id>`: how the others dial this node.
@@ -1061,6 +1078,11 @@ impl Runtime {
             Ok(join::Request::Leave) => {
                 if self.coordinator.coordinator().our_share().is_none() {
                     return Ok(vec![join::REFUSED]);
+                }
+                // A node of the other half asks from a SAP older than our split: saying it is
+                // removed would tell it it left while its own half's elders still list it.
+                if !self.coordinator.coordinator().sap().prefix.matches(&sender) {
+                    return Ok(vec![join::REFUSED_OTHER_SECTION]);
                 }
                 if self.members.iter().any(|m| m.peer.name() == sender) {
                     info!(name = %hex::encode(sender.0), "member left");
@@ -2437,8 +2459,8 @@ mod tests {
             let _ = stop.send(());
             running.await.unwrap().unwrap();
             let keys = Arc::new(NodeKeys::from_master(&[leaver; 32]));
-            let (removed, asked) = leave(dirs[&leaver].path(), keys, false).await.unwrap();
-            assert_eq!(removed, asked);
+            let left = leave(dirs[&leaver].path(), keys, false).await.unwrap();
+            assert_eq!(left.removal.removed, left.asked);
             for http in [promoted_http, kept_http, founder_http] {
                 wait_view("the elders after the leave", http, 90, |v| {
                     elder_names(v) == names(&elders_after)
@@ -2531,7 +2553,8 @@ mod tests {
         let _ = stop0.send(());
         run0.await.unwrap().unwrap();
         let leaver = Arc::new(NodeKeys::from_master(&[fourth; 32]));
-        assert_eq!(leave(dir2.path(), leaver, false).await.unwrap(), (1, 2));
+        let left = leave(dir2.path(), leaver, false).await.unwrap();
+        assert_eq!((left.removal.removed, left.asked), (1, 2));
         wait_view("the leave taken", http3, 30, |v| v.members == 3).await;
         let _ = stop3.send(());
         run3.await.unwrap().unwrap();
@@ -2645,7 +2668,7 @@ mod tests {
             peer_of_seed(founder, &bootstrap),
             peer_of_seed(second, &nodes[&second].0),
         ];
-        assert_eq!(join::ask_removal(&net, &reached).await, 2);
+        assert_eq!(join::ask_removal(&net, &reached).await.removed, 2);
         net.shutdown().await;
         wait_view("the leave taken", founder_http, 30, |v| v.members == 4).await;
 
