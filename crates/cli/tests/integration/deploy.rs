@@ -73,7 +73,8 @@ async fn deploy_prints_the_address_of_the_configured_contract() {
         42
     );
 
-    // The constructor refuses a committee of at most zero.
+    // What the constructor refuses (a committee of at most zero) is refused before anything
+    // is sent, by the key's name (`DeployConfig::check`).
     std::fs::write(&config, "min_size = 0\n").unwrap();
     let o = deploy(&[
         "--rpc",
@@ -83,10 +84,10 @@ async fn deploy_prints_the_address_of_the_configured_contract() {
         "--config",
         config.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("BadConfig") && err.contains("invalid committee size (min_size"),
+        err.contains("committee sizes must satisfy 1 <= min_size <= max_size <= 256"),
         "{err}"
     );
     // An unknown field is a usage error.
