@@ -83,7 +83,9 @@ pub struct ActiveView {
     pub view: u64,
     /// Fresh key or reshare.
     pub key_mode: KeyMode,
-    /// The first round it serves.
+    /// The first block of the view: its activation height. The signed magic block's
+    /// `first_round` is the latest it could have been (its wait deadline + 1); a view whose
+    /// phases closed early starts before it.
     pub first_round: u64,
     /// The random beacon it runs.
     #[serde(default)]
@@ -369,7 +371,7 @@ impl Contract {
         ActiveView {
             view: r.view,
             key_mode: b.key_mode,
-            first_round: b.first_round,
+            first_round: r.activated_at,
             beacon: b.beacon,
             n: b.n,
             t: b.t,
