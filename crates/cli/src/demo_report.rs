@@ -1144,6 +1144,22 @@ mod tests {
 
     use super::*;
 
+    /// Ceremony 0 of a view, failed: the text lists its exclusions, none of its dealers.
+    fn failed_ceremony() -> CeremonyObs {
+        CeremonyObs {
+            ceremony_number: 0,
+            key_mode: "fresh".into(),
+            committee: Vec::new(),
+            dealers: Vec::new(),
+            ceremony: None,
+            board: None,
+            phases: Vec::new(),
+            failed: Some("too few dealers".into()),
+            qualified: Vec::new(),
+            matrix: Vec::new(),
+        }
+    }
+
     fn member(byte: u8) -> SigningKeyMember {
         SigningKeyMember {
             identity: Hex([byte; 96]),
@@ -1191,18 +1207,7 @@ mod tests {
             excluded: excluded.clone(),
             ..ViewObs::default()
         };
-        v.ceremonies.push(CeremonyObs {
-            ceremony_number: 0,
-            key_mode: "fresh".into(),
-            committee: Vec::new(),
-            dealers: Vec::new(),
-            ceremony: None,
-            board: None,
-            phases: Vec::new(),
-            failed: Some("too few dealers".into()),
-            qualified: Vec::new(),
-            matrix: Vec::new(),
-        });
+        v.ceremonies.push(failed_ceremony());
         let text = text(&o, &v);
         assert!(text.contains("  excluded    none\n"), "{text}");
         assert!(text.contains("  named       "), "{text}");
@@ -1257,18 +1262,7 @@ mod tests {
             excluded: v.excluded.clone(),
             ..ViewObs::default()
         };
-        v.ceremonies.push(CeremonyObs {
-            ceremony_number: 0,
-            key_mode: "fresh".into(),
-            committee: Vec::new(),
-            dealers: Vec::new(),
-            ceremony: None,
-            board: None,
-            phases: Vec::new(),
-            failed: Some("too few dealers".into()),
-            qualified: Vec::new(),
-            matrix: Vec::new(),
-        });
+        v.ceremonies.push(failed_ceremony());
         let text = text(&o, &v);
         assert!(
             text.contains("slashed 20 of its stake, 180 left (0 to the reporter, 20 burned)"),

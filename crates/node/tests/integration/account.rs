@@ -232,8 +232,6 @@ fn the_command_signs_only_for_the_pinned_chain() {
 /// false`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unfunded_node_shows_its_refused_registration_until_it_is_funded() {
-    use keyquorum_node::status::Status;
-    use keyquorum_node::{DevchainClient, NodeConfig, runtime};
     use std::time::{Duration, Instant};
     let funder = NodeKeys::from_master(&[1; 32]);
     let node_master = [3; 32];
@@ -258,39 +256,8 @@ async fn an_unfunded_node_shows_its_refused_registration_until_it_is_funded() {
     .unwrap();
     let url = format!("http://{}", chain.local_addr());
     let node_dir = tempfile::tempdir().unwrap();
-    let mut node = NodeConfig {
-        data_dir: node_dir.path().to_path_buf(),
-        status_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        stake: 100,
-        ..NodeConfig::default()
-    };
-    node.beacon.enabled = false;
-    let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let client = DevchainClient::verifying(&url, None).unwrap();
-    tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        if let Err(e) = runtime::run(
-            node,
-            NodeKeys::from_master(&node_master),
-            client,
-            shutdown,
-            Some(ready_tx),
-        )
-        .await
-        {
-            panic!("node: {e}");
-        }
-    });
-    let addr = ready.await.unwrap().status_addr;
-    let status = async || -> Status {
-        let body = tokio::task::spawn_blocking(move || crate::common::http_get(addr, "/status").1)
-            .await
-            .unwrap();
-        serde_json::from_str(&body).unwrap()
-    };
+    let (addr, _stop) = crate::common::spawn_node(&url, node_master, 100, node_dir.path()).await;
+    let status = || crate::common::status_of(addr);
     let deadline = Instant::now() + Duration::from_secs(30);
     let refused = loop {
         let s = status().await;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use keyquorum_contract::{Contract, ContractConfig};
 use keyquorum_devchain::{Chain, ChainConfig};
 use keyquorum_node::status::Status;
-use keyquorum_node::{ContractMachine, DevchainClient, NodeConfig, NodeKeys, runtime};
+use keyquorum_node::{ContractMachine, NodeKeys};
 
 use crate::common;
 
@@ -65,32 +65,7 @@ async fn a_node_reports_a_chain_that_stops_answering_and_clears_it_when_it_is_ba
     let chain_addr = chain.local_addr();
     let url = format!("http://{chain_addr}");
     let node_dir = tempfile::tempdir().unwrap();
-    let mut node = NodeConfig {
-        data_dir: node_dir.path().to_path_buf(),
-        status_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..NodeConfig::default()
-    };
-    node.beacon.enabled = false;
-    let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let client = DevchainClient::verifying(&url, None).unwrap();
-    tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        if let Err(e) = runtime::run(
-            node,
-            NodeKeys::from_master(&[77; 32]),
-            client,
-            shutdown,
-            Some(ready_tx),
-        )
-        .await
-        {
-            panic!("node: {e}");
-        }
-    });
-    let addr = ready.await.unwrap().status_addr;
+    let (addr, _stop) = common::spawn_node(&url, [77; 32], 100, node_dir.path()).await;
     // Following: blocks processed.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -134,32 +109,7 @@ async fn a_node_refuses_a_chain_wiped_and_started_again_under_it() {
     let chain_addr = chain.local_addr();
     let url = format!("http://{chain_addr}");
     let node_dir = tempfile::tempdir().unwrap();
-    let mut node = NodeConfig {
-        data_dir: node_dir.path().to_path_buf(),
-        status_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..NodeConfig::default()
-    };
-    node.beacon.enabled = false;
-    let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let client = DevchainClient::verifying(&url, None).unwrap();
-    tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        if let Err(e) = runtime::run(
-            node,
-            NodeKeys::from_master(&[77; 32]),
-            client,
-            shutdown,
-            Some(ready_tx),
-        )
-        .await
-        {
-            panic!("node: {e}");
-        }
-    });
-    let addr = ready.await.unwrap().status_addr;
+    let (addr, _stop) = common::spawn_node(&url, [77; 32], 100, node_dir.path()).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let followed = loop {
         let status: Status = serde_json::from_str(&get(addr, "/status").await).unwrap();

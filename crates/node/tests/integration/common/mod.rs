@@ -461,3 +461,50 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
         .unwrap_or_default();
     (content_type, body.to_string())
 }
+
+/// A node of master seed `[master; 32]` run in this process against the embedded chain at
+/// `url` (re-executing its blocks), with its status server on a free loopback port and no
+/// beacon; `stake` is its registration's. Returns its status address and the sender that
+/// stops it (dropping it stops the node too). A node that fails panics its task.
+pub async fn spawn_node(
+    url: &str,
+    master: [u8; 32],
+    stake: u64,
+    data_dir: &std::path::Path,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let mut node = keyquorum_node::NodeConfig {
+        data_dir: data_dir.to_path_buf(),
+        status_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        stake,
+        ..keyquorum_node::NodeConfig::default()
+    };
+    node.beacon.enabled = false;
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let client = keyquorum_node::DevchainClient::verifying(url, None).unwrap();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = keyquorum_node::runtime::run(
+            node,
+            keyquorum_node::NodeKeys::from_master(&master),
+            client,
+            shutdown,
+            Some(ready_tx),
+        )
+        .await
+        {
+            panic!("node: {e}");
+        }
+    });
+    (ready.await.unwrap().status_addr, stop)
+}
+
+/// `GET /status` of the node at `addr`, decoded.
+pub async fn status_of(addr: std::net::SocketAddr) -> keyquorum_node::status::Status {
+    let body = tokio::task::spawn_blocking(move || http_get(addr, "/status").1)
+        .await
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}
