@@ -410,8 +410,9 @@ fn close_early_default() -> bool {
 pub struct SlashingConfig {
     /// Provable misbehaviour (equivocation, invalid commitment or log, bad reveal).
     pub misbehaviour_percent: u8,
-    /// Absence (missed phase, unresponsive, missing signature), charged once per view and
-    /// ceremony kind however many roles and retries the absence shows up in.
+    /// Absence (missed phase, unresponsive, missing signature), charged once per round of a
+    /// view change (until it is abandoned) and per signing-key ceremony, however many roles
+    /// and ceremonies the absence shows up in.
     pub absence_percent: u8,
     /// Share of a slashed amount paid to the reporter: the member whose signed post proved the
     /// fault (`Exclusion::reporter`), never the culprit itself. The rest, and everything when

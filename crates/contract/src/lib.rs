@@ -82,7 +82,8 @@
 //! - After `max_ceremonies_per_view` failed ceremonies the view change is abandoned and tried again
 //!   `retry_delay` blocks later; the active view stays in force meanwhile. The retry lifts the
 //!   bans (one that outlived its outage could leave a reshare too few previous members), so an
-//!   absence is charged once per view, not once per ceremony that seats the absent node.
+//!   absence is charged once per round of the view change, not once per ceremony that seats
+//!   the absent node.
 //!
 //! ## Faults and stake
 //! Every exclusion the board reports that carries a penalty (`FaultKind::penalty`): provable

@@ -126,17 +126,30 @@ impl Contract {
         }) {
             return;
         }
-        // An absence is charged once per view and ceremony kind: one outage makes a node
-        // absent as dealer and as player, and again in every retry that seats it (an abandoned
-        // view change lifts its bans, so that a reshare keeps enough previous members), and
-        // charging each would take most of an honest node's stake for one restart. It is
-        // still recorded every time, with no amount. Proven misbehaviour is charged each time.
+        // An absence is charged once per round of a view change (its ceremonies until it is
+        // abandoned) and once per signing-key ceremony: one outage makes a node absent as
+        // dealer and as player, and in every ceremony of the round that seats it, and charging
+        // each would take most of an honest node's stake for one restart. A later round (the
+        // abandoned view change tried again, its bans lifted) charges again, so a node that
+        // never comes back still loses its stake round by round and leaves the selection. It
+        // is recorded every time, with no amount after the first. Proven misbehaviour is
+        // charged each time.
+        let round_start = match f.ceremony {
+            FaultCeremony::ViewChange => self
+                .state
+                .change
+                .as_ref()
+                .filter(|c| c.view == f.view)
+                .map_or(f.ceremony_number, |c| c.first_ceremony_number),
+            FaultCeremony::SigningKey => 0,
+        };
         let absent_before = !f.misbehaviour
             && self.state.slashings.iter().any(|r| {
                 !r.misbehaviour
                     && r.view == f.view
                     && r.ceremony == f.ceremony
                     && r.identity == f.identity
+                    && r.ceremony_number >= round_start
             });
         let percent = if f.misbehaviour {
             self.config.slashing.misbehaviour_percent
