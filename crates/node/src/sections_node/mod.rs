@@ -571,6 +571,7 @@ fn screen_answer(
     ours: &(PublicKey, KeyChain, Sap, Name),
     peer: &str,
     bytes: &[u8],
+    quiet: bool,
 ) -> Option<Screened> {
     // The answering member's parameters are its own business here: catching up takes only
     // what the section key signed.
@@ -590,6 +591,10 @@ fn screen_answer(
         }
         // After a split, a member of the other half answers with its own branch.
         Err(CatchUpError::OtherBranch) => Some(Screened::OtherHalf(answer.record.sap.prefix)),
+        Err(e) if quiet => {
+            debug!(%peer, reason = %e, "section answer refused");
+            None
+        }
         Err(e) => {
             warn!(%peer, reason = %e, "section answer refused");
             None
@@ -742,9 +747,12 @@ struct Runtime {
     /// or the bootstrap address it was asked at).
     answers_tx: mpsc::Sender<(String, Screened)>,
     answers_rx: Option<mpsc::Receiver<(String, Screened)>>,
-    /// The `--bootstrap` peers, asked at every catch-up besides the section's: after a split
-    /// that a member missed, every peer it knows may be of the other half.
+    /// The `--bootstrap` peers, asked besides the section's at the first catch-up and at the
+    /// next one after an answer of the other half of a split (`catch_up_bootstrap_due`):
+    /// after a split a member missed, every peer it knows may be of the other half. Not at
+    /// every catch-up, which would have every node of the network ask one node for good.
     catch_up_bootstrap: Vec<Multiaddr>,
+    catch_up_bootstrap_due: bool,
     /// The other half's prefix last warned about (once per prefix until we catch up).
     other_half_log: RepeatLog<Prefix>,
     /// Other elders' member lists, screened ([`screen_members`]), by the generation of the
@@ -886,6 +894,7 @@ impl Runtime {
             answers_tx,
             answers_rx: Some(answers_rx),
             catch_up_bootstrap: config.bootstrap.clone(),
+            catch_up_bootstrap_due: true,
             other_half_log: RepeatLog::default(),
             members_tx,
             members_rx: Some(members_rx),
@@ -1256,7 +1265,7 @@ impl Runtime {
                     Ok(bytes) => {
                         let peer = hex::encode(name.0);
                         let screened = tokio::task::spawn_blocking(move || {
-                            screen_answer(&ours, &peer, &bytes).map(|s| (peer, s))
+                            screen_answer(&ours, &peer, &bytes, false).map(|s| (peer, s))
                         })
                         .await;
                         // A full queue drops the answer: the next ask brings another.
@@ -1274,7 +1283,12 @@ impl Runtime {
         // members it learnt from SAPs, and after a split it missed they can all be of the
         // other half. An operator who restarts it with --bootstrap at a node of its own half
         // gets it going; the answers are checked like any other.
-        for addr in self.catch_up_bootstrap.clone() {
+        let bootstrap = if std::mem::take(&mut self.catch_up_bootstrap_due) {
+            self.catch_up_bootstrap.clone()
+        } else {
+            Vec::new()
+        };
+        for addr in bootstrap {
             let Some(peer) = peer_of(&addr) else {
                 continue;
             };
@@ -1286,8 +1300,10 @@ impl Runtime {
                 match net.send_section_join(Target::Peer(peer), query).await {
                     Ok(bytes) => {
                         let label = addr.to_string();
+                        // A bootstrap peer may serve any section of the network: its answer
+                        // not fitting ours is no news.
                         let screened = tokio::task::spawn_blocking(move || {
-                            screen_answer(&ours, &label, &bytes).map(|s| (label, s))
+                            screen_answer(&ours, &label, &bytes, true).map(|s| (label, s))
                         })
                         .await;
                         if let Ok(Some(answer)) = screened {
@@ -1325,6 +1341,8 @@ impl Runtime {
         match screened {
             Screened::Ahead(answer) => self.on_answer(from, *answer),
             Screened::OtherHalf(theirs) => {
+                // Our bootstrap peers may be of our half: asked at the next catch-up.
+                self.catch_up_bootstrap_due = true;
                 if self.other_half_log.is_news(theirs) {
                     let ours = self.coordinator.coordinator().sap().prefix;
                     warn!(
@@ -1961,9 +1979,9 @@ mod tests {
         };
         let ours = (sap.section_key, KeyChain::genesis(), sap, peer.name());
         let from = hex::encode(Name::of(&tbls::public_key::<MinPk>(&key(2))).0);
-        assert!(screen_answer(&ours, &from, b"junk").is_none());
+        assert!(screen_answer(&ours, &from, b"junk", false).is_none());
         let over_long = vec![0u8; catch_up::MAX_ANSWER_LEN + 1];
-        assert!(screen_answer(&ours, &from, &over_long).is_none());
+        assert!(screen_answer(&ours, &from, &over_long, false).is_none());
     }
 
     #[test]
