@@ -204,7 +204,11 @@ fn leave(args: LeaveArgs) -> Result<(), CliError> {
     if let Some(f) = failure {
         return Err(CliError::failed(f));
     }
-    let (removed, elders) = (left.removal.removed, left.asked);
+    // Elders of another section never listed this node: only the others may still.
+    let (removed, elders) = (
+        left.removal.removed,
+        left.asked - left.removal.other_section,
+    );
     if removed < elders {
         eprintln!(
             "keyquorum sections leave: warning: {} elder(s) did not confirm and still list this \

@@ -149,10 +149,8 @@ async fn a_node_refuses_a_chain_wiped_and_started_again_under_it() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert!(
-        new_chain.handle().height() < followed,
-        "refused only once the new chain passed the old height"
-    );
+    // Within the deadline the new chain, a block a second, is still below the old height.
+    assert!(new_chain.handle().height() < followed);
     assert!(
         refused.reason.contains("the chain was replaced"),
         "{refused:?}"
