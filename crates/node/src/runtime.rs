@@ -101,6 +101,19 @@ enum Follow {
 /// (a restart of the chain's node or a short network fault stays quiet).
 const UNREACHABLE_AFTER: Duration = Duration::from_secs(10);
 
+/// Says that the follower refuses the chain from `refused.height` on, and tells the runtime.
+async fn refuse_following(
+    follow_tx: &mpsc::Sender<Follow>,
+    refused: crate::status::ChainRefusedStatus,
+) {
+    error!(
+        height = refused.height,
+        reason = %refused.reason,
+        "refusing the chain: following nothing more"
+    );
+    let _ = follow_tx.send(Follow::Refused(refused)).await;
+}
+
 /// What a chain whose head is below the blocks this node followed is.
 enum LostBlocks {
     /// Another chain (its genesis differs from the one the node's data is bound to): refused.
@@ -1586,12 +1599,7 @@ async fn run_node<C: ChainClient>(
                         // where this node was).
                         match lost_blocks(&chain, &genesis, b.height, from).await {
                             LostBlocks::Replaced(refused) => {
-                                error!(
-                                    height = refused.height,
-                                    reason = %refused.reason,
-                                    "refusing the chain: following nothing more"
-                                );
-                                let _ = follow_tx.send(Follow::Refused(refused)).await;
+                                refuse_following(&follow_tx, refused).await;
                                 return;
                             }
                             LostBlocks::Behind(error) => {
@@ -1665,14 +1673,10 @@ async fn run_node<C: ChainClient>(
                                      --chain-config-digest and --chain-url; following nothing \
                                      (shown on /status as chain_refused)"
                                 );
+                                let _ = follow_tx.send(Follow::Refused(refused)).await;
                             } else {
-                                error!(
-                                    height = refused.height,
-                                    reason = %refused.reason,
-                                    "refusing the chain: following nothing more"
-                                );
+                                refuse_following(&follow_tx, refused).await;
                             }
-                            let _ = follow_tx.send(Follow::Refused(refused)).await;
                             return;
                         }
                         debug!(error = %e, "chain poll failed");
