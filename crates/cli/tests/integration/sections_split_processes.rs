@@ -21,13 +21,16 @@ use keyquorum_sections::Name;
 const ROUND_MS: &str = "1000";
 const PARAMS: [&str; 4] = ["--elder-count", "3", "--min-section-size", "2"];
 
-/// Four node keys, two of each first name bit, the genesis node's first.
-fn keys_for_a_split(dir: &std::path::Path) -> (Vec<NodeSpec>, Vec<Name>) {
-    let mut zeros = Vec::new();
-    let mut ones = Vec::new();
+/// Node keys of one first name bit, with their names.
+type Side = Vec<(Name, NodeSpec)>;
+
+/// `per_bit` node keys whose names start with bit 0 and as many with bit 1, each side in the
+/// order made (key files stay where `new_key` wrote them).
+fn keys_by_first_bit(dir: &std::path::Path, per_bit: usize) -> (Side, Side) {
+    let (mut zeros, mut ones) = (Vec::new(), Vec::new());
     let mut i = 0;
-    while zeros.len() < 2 || ones.len() < 2 {
-        assert!(i < 64, "no two names of each bit among 64 keys");
+    while zeros.len() < per_bit || ones.len() < per_bit {
+        assert!(i < 128, "no {per_bit} names of each bit among 128 keys");
         let spec = new_key(dir, i);
         let name = name_of(&spec);
         let side = if name.bit(0) == 0 {
@@ -35,18 +38,24 @@ fn keys_for_a_split(dir: &std::path::Path) -> (Vec<NodeSpec>, Vec<Name>) {
         } else {
             &mut ones
         };
-        if side.len() < 2 {
-            side.push((spec, name));
+        if side.len() < per_bit {
+            side.push((name, spec));
         }
         i += 1;
     }
-    // Key files stay where `new_key` wrote them; the nodes are indexed by their order here.
-    let (nodes, names) = zeros
+    (zeros, ones)
+}
+
+/// Four node keys, two of each first name bit, the genesis node's first.
+fn keys_for_a_split(dir: &std::path::Path) -> (Vec<NodeSpec>, Vec<Name>) {
+    let (zeros, ones) = keys_by_first_bit(dir, 2);
+    // The nodes are indexed by their order here.
+    zeros
         .into_iter()
         .zip(ones)
         .flat_map(|(z, o)| [z, o])
-        .unzip();
-    (nodes, names)
+        .map(|(name, spec)| (spec, name))
+        .unzip()
 }
 
 /// Waits until nodes `up` all hold a SAP of `generation` with `elders` elders, all elders, and
@@ -164,22 +173,7 @@ async fn a_member_down_during_a_split_catches_up_through_a_bootstrap_peer_of_its
     std::fs::write(dir.join("pass"), format!("{}\n", common::PASSPHRASE)).unwrap();
     // Three names of each first bit; the member that goes down has the highest of bit 1, so
     // neither the root nor its half selects it.
-    let (mut zeros, mut ones) = (Vec::new(), Vec::new());
-    let mut i = 0;
-    while zeros.len() < 3 || ones.len() < 3 {
-        assert!(i < 96, "no three names of each bit among 96 keys");
-        let spec = new_key(dir, i);
-        let name = name_of(&spec);
-        let side = if name.bit(0) == 0 {
-            &mut zeros
-        } else {
-            &mut ones
-        };
-        if side.len() < 3 {
-            side.push((name, spec));
-        }
-        i += 1;
-    }
+    let (mut zeros, mut ones) = keys_by_first_bit(dir, 3);
     zeros.sort_by_key(|(n, _)| *n);
     ones.sort_by_key(|(n, _)| *n);
     // 0-2: the zeros (0 the genesis node), 3: the member that goes down, 4-5: the other ones.
