@@ -316,6 +316,16 @@ fn config_fields(what: &str) -> Option<&'static str> {
     })
 }
 
+/// Where a value [`DeployConfig::check`] refused came from: the beacon flags override the
+/// file's beacon keys, so a refused `beacon_period` given by `--beacon-period` is that flag's.
+fn refused_source(args: &DeployArgs, refusal: &str) -> &'static str {
+    if args.beacon.beacon_period.is_some() && refusal.starts_with("beacon_period ") {
+        "--beacon-period"
+    } else {
+        "--config"
+    }
+}
+
 /// Runs `keyquorum deploy`.
 pub fn run(args: DeployArgs) -> Result<(), CliError> {
     let config: DeployConfig = match &args.config {
@@ -332,7 +342,8 @@ pub fn run(args: DeployArgs) -> Result<(), CliError> {
     // The contract refuses the same; checked here to name the key.
     config.check().map_err(|e| {
         CliError::Usage(format!(
-            "--config: {e}; the deployed configuration cannot change, so it is checked first"
+            "{}: {e}; the deployed configuration cannot change, so it is checked first",
+            refused_source(&args, &e)
         ))
     })?;
     if !(args.rpc.starts_with("http://") || args.rpc.starts_with("https://")) {

@@ -185,8 +185,10 @@ pub struct ChainRefusedStatus {
     pub reason: String,
 }
 
-/// Every read of the chain failing for a while (the embedded chain's API down, the EVM
-/// endpoint unreachable): the node follows nothing meanwhile and retries.
+/// The chain not usable for following: every read failing for a while (the embedded chain's
+/// API down, the EVM endpoint unreachable), or the same chain behind the blocks this node
+/// already followed (restored from an older copy, say). The node follows nothing meanwhile and
+/// retries.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChainUnreachableStatus {
     /// When the reads started failing (Unix seconds).
@@ -341,7 +343,9 @@ pub struct Status {
     /// The chain refused from a block this node's contract does not reproduce.
     #[serde(default)]
     pub chain_refused: Option<ChainRefusedStatus>,
-    /// Every read of the chain failing for 10 s or more, until one succeeds.
+    /// Every read of the chain failing for 10 s or more, until one succeeds; or, from the first
+    /// read that shows it, the same chain's head below the blocks this node followed, until it
+    /// passes them again.
     #[serde(default)]
     pub chain_unreachable: Option<ChainUnreachableStatus>,
     /// Traffic counters (the same numbers as `/metrics`), filled in when `/status` is served.

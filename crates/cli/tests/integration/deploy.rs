@@ -101,4 +101,22 @@ async fn deploy_prints_the_address_of_the_configured_contract() {
         config.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2));
+    // A flag's value is refused by the flag's name, not the file's.
+    std::fs::write(&config, "beacon_period = 5\n").unwrap();
+    let o = deploy(&[
+        "--rpc",
+        anvil.url(),
+        "--key-file",
+        key_file.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--beacon-period",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--beacon-period: beacon_period must be 1 to 3600 seconds, not 0"),
+        "{err}"
+    );
 }
