@@ -182,9 +182,9 @@ impl Chain {
     ) -> Result<Chain, ChainError> {
         config.validate()?;
         let config = Arc::new(config);
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| ChainError::DataDir {
+        crate::data_dir::create(&config.data_dir).map_err(|reason| ChainError::DataDir {
             path: config.data_dir.clone(),
-            source,
+            reason,
         })?;
         // Bound first, so that an address in use is reported at once rather than after the
         // replay; connections wait in the backlog until the API is served below.

@@ -57,12 +57,12 @@ pub enum ChainError {
         reason: String,
     },
     /// The data directory cannot be created or used (a regular file of that name, permissions).
-    #[error("chain data directory {}: {source}", path.display())]
+    #[error("chain data directory {}: {reason}", path.display())]
     DataDir {
         /// The directory.
         path: std::path::PathBuf,
-        /// The operating system's reason.
-        source: std::io::Error,
+        /// Why ([`crate::data_dir::create`]).
+        reason: String,
     },
     /// The data file holds a chain of another genesis than the machine's (another
     /// configuration): its blocks would not replay.

@@ -56,6 +56,7 @@ mod block;
 mod chain;
 pub mod client;
 mod config;
+pub mod data_dir;
 mod engine;
 mod error;
 pub mod http;

@@ -88,9 +88,9 @@ pub fn open<T, E>(
 ) -> Result<Result<T, E>, DataFileError> {
     let file = || path.to_path_buf();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| DataFileError::Create {
+        keyquorum_devchain::data_dir::create(dir).map_err(|reason| DataFileError::Create {
             path: file(),
-            reason: format!("{}: {e}", dir.display()),
+            reason,
         })?;
     }
     let existed = match std::fs::metadata(path) {

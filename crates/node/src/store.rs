@@ -551,9 +551,7 @@ impl Store {
             DataFileError::Damaged { path, reason } => StoreError::Damaged { path, reason },
             DataFileError::InUse { path } => StoreError::InUse { path },
             DataFileError::Unusable { path, reason } => StoreError::Unusable { path, reason },
-            DataFileError::Create { path, reason } => {
-                StoreError::Corrupt(format!("{}: {reason}", path.display()))
-            }
+            DataFileError::Create { path, reason } => StoreError::Unusable { path, reason },
         })?;
         match opened {
             Ok(store) => Ok(store),
@@ -945,6 +943,24 @@ mod tests {
         // A healthy file reopens with its content.
         let store = Store::open(&path).unwrap();
         assert_eq!(store.load_state().unwrap().unwrap().cursor, 42);
+    }
+
+    #[test]
+    fn a_data_directory_that_is_a_file_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        std::fs::write(&data_dir, b"not a directory").unwrap();
+        let path = data_dir.join("node.redb");
+        let err = Store::open(&path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "node data file {} cannot be used: {} is a file, not a directory; give a \
+                 directory, or a path that does not exist yet",
+                path.display(),
+                data_dir.display()
+            )
+        );
     }
 
     #[test]

@@ -251,8 +251,12 @@ async fn run_in(
     keys: Arc<NodeKeys>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), SectionsNodeError> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| SectionsNodeError::Config(format!("data directory: {e}")))?;
+    keyquorum_devchain::data_dir::create(&config.data_dir).map_err(|reason| {
+        SectionsNodeError::Config(format!(
+            "data directory {}: {reason}",
+            config.data_dir.display()
+        ))
+    })?;
     let node_key = section_node_key(&keys);
     let store = SectionsStore::open(&config.data_dir.join("sections.redb"), keys.clone())?;
     if store.has_left()? {
