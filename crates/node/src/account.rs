@@ -385,12 +385,16 @@ pub fn run(args: AccountArgs) -> Result<(), CliError> {
         AccountCommand::Claim { node } => (node, None, Some(TxBody::ClaimUnbonded)),
     };
     let config = node.load()?;
-    let identity = identity
+    let mut identity = identity
         .map(|h| parse_identity("--identity", &h))
         .transpose()?;
     let client = Client::new(&config.chain_url).map_err(CliError::usage)?;
-    // The keystore is opened only when its key is needed.
-    let keys = if identity.is_none() || body.is_some() {
+    // Showing an account needs only the identity the keystore names in clear; the keystore is
+    // decrypted only when its key signs.
+    if identity.is_none() && body.is_none() {
+        identity = Some(keystore::read_identity(&config.key_file).map_err(CliError::failed)?);
+    }
+    let keys = if body.is_some() {
         let pass = config
             .passphrase_source()
             .read()

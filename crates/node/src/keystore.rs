@@ -264,6 +264,27 @@ pub fn write(
     Ok(())
 }
 
+/// The identity key a keystore file names in clear, without its passphrase: for showing the
+/// account of the file's node. The field is not authenticated until the file is decrypted
+/// ([`read`] checks it then), so whatever must be signed by this identity opens the file with
+/// [`read`] instead.
+pub fn read_identity(
+    path: &Path,
+) -> Result<keyquorum_dkg::identity::IdentityPublicKey, KeystoreError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeystoreError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let format = |m: &str| KeystoreError::Format(path.to_owned(), m.to_string());
+    let file: KeystoreFile = serde_json::from_str(&text).map_err(|e| format(&e.to_string()))?;
+    if file.format != FORMAT {
+        return Err(format("unsupported format"));
+    }
+    let bytes = hex::decode(&file.identity).map_err(|_| format("identity"))?;
+    keyquorum_dkg::identity::IdentityPublicKey::from_bytes(&bytes)
+        .map_err(|e| format(&format!("identity: {e}")))
+}
+
 /// Decrypts a keystore file.
 pub fn read(path: &Path, passphrase: &Passphrase) -> Result<NodeKeys, KeystoreError> {
     let text = std::fs::read_to_string(path).map_err(|source| KeystoreError::Io {
@@ -318,6 +339,8 @@ mod tests {
         write(&path, &keys, &pass, KdfParams::light()).unwrap();
         let back = read(&path, &pass).unwrap();
         assert_eq!(back.identity().public(), keys.identity().public());
+        // The identity in clear is the key's, without the passphrase.
+        assert_eq!(&read_identity(&path).unwrap(), keys.identity().public());
         assert_eq!(back.peer_id(), keys.peer_id());
         assert!(matches!(
             read(&path, &Passphrase::new("wrong")),

@@ -1,6 +1,7 @@
 //! The crate's integration tests, one module per file, in one test binary (one link instead
 //! of one per file).
 
+mod account_processes;
 mod beacon;
 mod beacon_processes;
 mod beacon_status;
