@@ -9,7 +9,8 @@
 //! its key share, and takes part as candidate and as handing-over elder when a fifth node joins (the
 //! DKG needs every candidate, the start all but one of the four elders). Last, the fifth node
 //! stops and leaves with `keyquorum sections leave`: the other four elders remove it and hand
-//! over to themselves by a DKG among the four.
+//! over to themselves by a DKG among the four. Apart: a joiner whose bootstrap peer is down
+//! warns at its first failed ask.
 
 use crate::common;
 
@@ -150,4 +151,38 @@ async fn sections_grow_over_the_network_and_an_elder_recovers_from_its_store() {
         assert_eq!(v.members, 4);
     }
     drop(procs);
+}
+
+/// A joiner whose bootstrap peer is down says so at each failed ask, not only when it gives up
+/// (the asks take the network's retries, about five seconds each, ten times over).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_says_at_once_that_its_bootstrap_peer_is_not_reachable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _logs = crate::common::LogsOnFailure(dir);
+    std::fs::write(dir.join("pass"), "integration-test-passphrase\n").unwrap();
+    let nodes: Vec<NodeSpec> = (0..2).map(|i| new_key(dir, i)).collect();
+    let genesis = start(dir, &nodes, 0, None);
+    let genesis_hex = wait_for("the genesis node", Duration::from_secs(30), async || {
+        view(&nodes[0]).await
+    })
+    .await
+    .genesis_key;
+    drop(genesis);
+    let _joiner = start(dir, &nodes, 1, Some(&genesis_hex));
+    let log = dir.join("node1.log");
+    let line = wait_for(
+        "the joiner's warning",
+        Duration::from_secs(20),
+        async || {
+            std::fs::read_to_string(&log)
+                .ok()?
+                .lines()
+                .find(|l| l.contains("bootstrap peer not reachable"))
+                .map(str::to_owned)
+        },
+    )
+    .await;
+    assert!(line.contains(&nodes[0].peer_id), "{line}");
+    assert!(line.contains("round=1 of=10"), "{line}");
 }

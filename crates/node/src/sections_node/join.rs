@@ -396,6 +396,9 @@ pub fn refusal(
     None
 }
 
+/// How many times [`query_section`] asks each bootstrap peer before the join fails.
+pub const QUERY_ROUNDS: u32 = 10;
+
 /// Asks the bootstrap peers, in turn, for the section until one answer checks out.
 pub async fn query_section(
     net: &NetworkHandle,
@@ -407,7 +410,7 @@ pub async fn query_section(
     // A peer's parameters are its own word: one that differs from ours stops the join only if
     // no other bootstrap peer runs ours.
     let mut other_params = None;
-    for _attempt in 0..10 {
+    for round in 1..=QUERY_ROUNDS {
         for addr in bootstrap {
             let Some(peer) = peer_of(addr) else {
                 last = format!("{addr} names no peer");
@@ -419,6 +422,9 @@ pub async fn query_section(
             {
                 Ok(a) => a,
                 Err(e) => {
+                    // Each ask takes the network's retries (seconds): said as it happens, so a
+                    // wrong or stopped bootstrap peer is not a silent wait.
+                    warn!(%addr, round, of = QUERY_ROUNDS, error = %e, "bootstrap peer not reachable");
                     last = format!("{addr}: {e}");
                     continue;
                 }
@@ -447,7 +453,10 @@ pub async fn query_section(
                     );
                     return Ok(found);
                 }
-                Err(e) => last = format!("{addr}: {e}"),
+                Err(e) => {
+                    warn!(%addr, round, of = QUERY_ROUNDS, error = %e, "bootstrap peer's answer refused");
+                    last = format!("{addr}: {e}");
+                }
             }
         }
         if let Some((addr, theirs)) = &other_params {
