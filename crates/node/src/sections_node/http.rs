@@ -49,6 +49,11 @@ pub struct SectionView {
     pub name: String,
     /// Whether this node holds a share of the section key.
     pub elder: bool,
+    /// Whether the current SAP lists this node among its elders. True with `elder` false: the
+    /// node missed the DKG of this key (it was down, or took the SAP by catching up), holds no
+    /// share of it and signs nothing with it; a later handover gives it one.
+    #[serde(default)]
+    pub listed_as_elder: bool,
     /// The genesis key (hex).
     pub genesis_key: String,
     /// The section's prefix: its bit count and its encoding (hex).
@@ -86,6 +91,7 @@ impl SectionView {
         SectionView {
             name: hex::encode(name.0),
             elder,
+            listed_as_elder: record.sap.names().contains(name),
             genesis_key: hex::encode(key_bytes(&record.genesis_key)),
             prefix_bits: record.sap.prefix.bit_count(),
             prefix: hex::encode(prefix),
@@ -143,4 +149,36 @@ pub async fn serve(
         }
     });
     Ok((local, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use keyquorum_sections::elders::Peer;
+    use keyquorum_sections::sap;
+    use keyquorum_sections::simulation::secret;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+
+    /// A SAP elder without a share, as after catching up, is listed without being shown as
+    /// holding a share; a member the SAP does not list is neither.
+    #[test]
+    fn a_listed_elder_without_a_share_is_shown_as_such() {
+        let founder = Peer::new(&secret(1), "founder:1".into());
+        let (sap, _) = sap::genesis(founder.clone(), &mut ChaCha20Rng::seed_from_u64(1));
+        let record = ElderRecord {
+            genesis_key: sap.section_key,
+            chain: KeyChain::genesis(),
+            sap,
+            superseded: Vec::new(),
+            linked: Vec::new(),
+            open_splits: Vec::new(),
+        };
+        let listed = SectionView::new(&founder.name(), false, &record, None, Vec::new());
+        assert!(listed.listed_as_elder && !listed.elder);
+        let member = Peer::new(&secret(2), "member:1".into()).name();
+        let other = SectionView::new(&member, false, &record, None, Vec::new());
+        assert!(!other.listed_as_elder && !other.elder);
+    }
 }
