@@ -307,7 +307,8 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
             // The flags contradict the data directory, as at a join they contradict the
             // network: a usage error either way.
             sections_node::SectionsNodeError::Store(
-                e @ keyquorum_node::sections_store::SectionsStoreError::OtherParams { .. },
+                e @ (keyquorum_node::sections_store::SectionsStoreError::OtherParams { .. }
+                | keyquorum_node::sections_store::SectionsStoreError::OtherRound { .. }),
             ) => CliError::Usage(e.to_string()),
             e @ sections_node::SectionsNodeError::NotAdmitted(a) if a.only_other_params() => {
                 CliError::Usage(e.to_string())

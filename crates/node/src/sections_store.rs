@@ -17,7 +17,10 @@
 //!   `"members"` -> the members this node admitted or learnt ([`encode_members`]),
 //!   `"absentees"` -> the members it holds absent ([`Absentees::encode`]), and
 //!   `"signed_sap"` -> the last SAP it applied, with both signatures, in the wire encoding of
-//!   [`Message::NewElders`], so a client can check the current authority and not only the chain.
+//!   [`Message::NewElders`], so a client can check the current authority and not only the chain;
+//!   `"params"` (elder count and minimum section size, each u64 little-endian) and `"round_ms"`
+//!   (u32 big-endian), the network parameters the node first ran with, which a restart must
+//!   repeat ([`SectionsStore::bind_params`]).
 //!
 //! Each method is one redb write transaction, durable (fsync) when it returns, so the
 //! write-ahead order [`keyquorum_sections::store::PersistentCoordinator`] keeps survives a
@@ -29,7 +32,7 @@ use std::sync::Arc;
 use keyquorum_dkg::wire::{Reader, WireError, Writer};
 use keyquorum_sections::Name;
 use keyquorum_sections::absence::Absentees;
-use keyquorum_sections::elders::{Member, SectionParams};
+use keyquorum_sections::elders::Member;
 use keyquorum_sections::keys::key_bytes;
 use keyquorum_sections::sap::KeyShare;
 use keyquorum_sections::sap::SignedSap;
@@ -42,6 +45,7 @@ use keyquorum_sections::wire::{Message, decode_peer};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::keys::NodeKeys;
+use crate::sections_node::join::NetworkParams;
 
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("sections_state");
 const INPUTS: TableDefinition<u64, &[u8]> = TableDefinition::new("sections_inputs");
@@ -79,6 +83,18 @@ pub enum SectionsStoreError {
         stored: String,
         /// The start of this node's identity (hex).
         given: String,
+    },
+    /// The store belongs to a network of another DKG round: a node whose rounds end sooner or
+    /// later than the other candidates' observes them failing or holds them up.
+    #[error(
+        "this data directory was started with --round-ms {stored}, not {given}: every node of a \
+         network must use the same; restart with it"
+    )]
+    OtherRound {
+        /// The stored round, in milliseconds.
+        stored: u32,
+        /// The round given.
+        given: u32,
     },
     /// The store belongs to a network of other section parameters: every node of a network
     /// must use the same, and a node that changed them would select other elders than its
@@ -260,8 +276,22 @@ impl SectionsStore {
         Ok(self.get_node("left")?.is_some())
     }
 
-    /// Refuses `params` when the store recorded others ([`SectionsStoreError::OtherParams`]).
-    pub fn check_params(&self, params: &SectionParams) -> Result<(), SectionsStoreError> {
+    /// Refuses `params` when the store recorded others ([`SectionsStoreError::OtherParams`],
+    /// [`SectionsStoreError::OtherRound`]).
+    pub fn check_params(&self, params: &NetworkParams) -> Result<(), SectionsStoreError> {
+        if let Some(bytes) = self.get_node("round_ms")? {
+            let stored: [u8; 4] = bytes.as_slice().try_into().map_err(|_| {
+                SectionsStoreError::Corrupt(format!("DKG round: {} bytes, not 4", bytes.len()))
+            })?;
+            let stored = u32::from_be_bytes(stored);
+            if stored != params.round_ms {
+                return Err(SectionsStoreError::OtherRound {
+                    stored,
+                    given: params.round_ms,
+                });
+            }
+        }
+        let params = &params.section;
         let Some(bytes) = self.get_node("params")? else {
             return Ok(());
         };
@@ -285,15 +315,19 @@ impl SectionsStore {
     }
 
     /// Records `params` unless the store has them already, and refuses other ones
-    /// ([`SectionsStore::check_params`]); a store written before the record takes the first
-    /// it meets.
-    pub fn bind_params(&self, params: &SectionParams) -> Result<(), SectionsStoreError> {
+    /// ([`SectionsStore::check_params`]); a store written before a record (the section
+    /// parameters, or the round, recorded since) takes the first it meets.
+    pub fn bind_params(&self, params: &NetworkParams) -> Result<(), SectionsStoreError> {
         self.check_params(params)?;
+        if self.get_node("round_ms")?.is_none() {
+            self.put_node("round_ms", &params.round_ms.to_be_bytes())?;
+        }
         if self.get_node("params")?.is_some() {
             return Ok(());
         }
-        let mut bytes = (params.elder_count as u64).to_le_bytes().to_vec();
-        bytes.extend_from_slice(&(params.min_section_size as u64).to_le_bytes());
+        let section = &params.section;
+        let mut bytes = (section.elder_count as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&(section.min_section_size as u64).to_le_bytes());
         self.put_node("params", &bytes)
     }
 
@@ -538,10 +572,12 @@ mod tests {
     use keyquorum_sections::KeyChain;
     use keyquorum_sections::coordinator::Coordinator;
     use keyquorum_sections::elders::Peer;
+    use keyquorum_sections::elders::SectionParams;
     use keyquorum_sections::sap::genesis;
     use keyquorum_sections::store::PersistentCoordinator;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
+    use std::time::Duration;
 
     fn node_key() -> Secret<Scalar> {
         Secret::new(Scalar::from(4242u64))
@@ -609,12 +645,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sections.redb");
         let keys = Arc::new(NodeKeys::from_master(&[3; 32]));
-        let params = SectionParams::default();
+        let network = NetworkParams::new(SectionParams::default(), Duration::from_millis(1000));
+        let params = network.section;
         let store = SectionsStore::open(&path, keys.clone()).unwrap();
-        store.bind_params(&params).unwrap();
+        store.bind_params(&network).unwrap();
         drop(store);
         let store = SectionsStore::open(&path, keys).unwrap();
-        store.bind_params(&params).unwrap();
+        store.bind_params(&network).unwrap();
+        let other_round = NetworkParams {
+            round_ms: 500,
+            ..network
+        };
+        let err = store.bind_params(&other_round).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SectionsStoreError::OtherRound {
+                    stored: 1000,
+                    given: 500
+                }
+            ),
+            "{err}"
+        );
         for other in [
             SectionParams {
                 elder_count: params.elder_count + 1,
@@ -625,15 +677,19 @@ mod tests {
                 ..params
             },
         ] {
+            let other = NetworkParams {
+                section: other,
+                ..network
+            };
             let err = store.bind_params(&other).unwrap_err();
             assert!(
                 matches!(err, SectionsStoreError::OtherParams { stored_elders, stored_min, given_elders, given_min }
                     if (stored_elders, stored_min) == (params.elder_count, params.min_section_size)
-                        && (given_elders, given_min) == (other.elder_count, other.min_section_size)),
+                        && (given_elders, given_min) == (other.section.elder_count, other.section.min_section_size)),
                 "{err}"
             );
         }
-        store.bind_params(&params).unwrap();
+        store.bind_params(&network).unwrap();
     }
 
     #[test]

@@ -296,7 +296,7 @@ async fn run_in(
         None => false,
     };
     // Recorded below, once the node has a section: a failed join records nothing.
-    store.check_params(&config.params)?;
+    store.check_params(&join::NetworkParams::new(config.params, config.round))?;
     let mut join_to = Vec::new();
     let (coordinator, replay, members, signed) = if stored {
         let members = store.members()?;
@@ -392,7 +392,9 @@ async fn run_in(
         (coordinator, Vec::new(), members, signed)
     };
 
-    coordinator.store().bind_params(&config.params)?;
+    coordinator
+        .store()
+        .bind_params(&join::NetworkParams::new(config.params, config.round))?;
     let absentees = coordinator.store().absentees()?;
     let departed = coordinator.store().departed()?;
     let mut rt = Runtime::new(
