@@ -189,7 +189,8 @@ pub enum CatchUpError {
     /// The signed SAP is not the record's, or its link is not the chain's last.
     #[error("the signed SAP is not the one the chain ends in")]
     SapNotAtChainEnd,
-    /// The SAP's prefix does not hold our name (the other half of a split).
+    /// The SAP's prefix does not hold our name: the other half of a split, its links and SAP
+    /// signature verified.
     #[error("the SAP's prefix does not hold our name")]
     OtherBranch,
     /// A new link is refused (wrong parent, bad signature, chain too long).
@@ -242,9 +243,6 @@ pub fn extension(
         return Err(CatchUpError::SapNotAtChainEnd);
     }
     signed.sap.check()?;
-    if !signed.sap.prefix.matches(our_name) {
-        return Err(CatchUpError::OtherBranch);
-    }
     if !signed.sap.prefix.is_self_or_descendant_of(&current.prefix) {
         return Err(HandoverError::WrongPrefix.into());
     }
@@ -253,6 +251,11 @@ pub fn extension(
         extended.push(genesis, *link)?;
     }
     let sap = sap::extend(&mut extended, genesis, signed)?;
+    // Only once its links and signature verify: a caller tells its operator that the section
+    // split while it was away, which no forged answer may make it say.
+    if !sap.prefix.matches(our_name) {
+        return Err(CatchUpError::OtherBranch);
+    }
     Ok(Some((extended, sap)))
 }
 
@@ -350,6 +353,20 @@ mod tests {
                 &answer(&g, &[&s1, &to_low])
             ),
             Err(CatchUpError::OtherBranch)
+        );
+        // The other half's answer with a signature its key did not make is refused as such,
+        // not taken for the other half's.
+        let mut forged = to_low.clone();
+        forged.sap_signature = to_high.sap_signature;
+        assert_eq!(
+            extension(
+                &g.1,
+                &start,
+                &genesis_sap,
+                &ours,
+                &answer(&g, &[&s1, &forged])
+            ),
+            Err(CatchUpError::Sap(HandoverError::BadSapSignature))
         );
         let (chain, sap) = extension(
             &g.1,
