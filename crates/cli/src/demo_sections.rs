@@ -92,8 +92,9 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The scenario for `seed`: the protocol's section sizes, joins enough for a split, one elder
-/// leaving and one faulty joiner that crashes during a DKG it is a candidate of and stays down.
+/// The scenario for `seed`: the protocol's section sizes, joins enough for most seeds to
+/// split, one elder leaving and one faulty joiner that crashes during a DKG it is a candidate
+/// of and stays down.
 fn scenario(seed: u64) -> SectionsConfig {
     let mut cfg = SectionsConfig::sized(seed, ELDER_COUNT, MIN_SECTION_SIZE);
     cfg.leaves = 1;

@@ -19,7 +19,9 @@ pub struct SectionsSimArgs {
     /// Sections mode: fewest members each half of a split holds (default: the elder count).
     #[arg(long)]
     min_section_size: Option<usize>,
-    /// Sections mode: nodes joining after the genesis node (default: enough for a split).
+    /// Sections mode: nodes joining after the genesis node (default: twice --min-section-size
+    /// and a third more; names are random, so the halves are uneven and most runs split, not
+    /// all).
     #[arg(long)]
     joins: Option<usize>,
     /// Sections mode: honest members that leave, elders included, each after a joiner that

@@ -220,7 +220,8 @@ pub struct SectionsConfig {
 }
 
 impl SectionsConfig {
-    /// Defaults for `seed`: the protocol's section sizes, joins enough for a split, two leaves,
+    /// Defaults for `seed`: the protocol's section sizes, joins enough for most runs to split,
+    /// two leaves,
     /// and as many faulty joiners as a full elder set tolerates, of every kind.
     pub fn new(seed: u64) -> Self {
         SectionsConfig::sized(seed, ELDER_COUNT, MIN_SECTION_SIZE)
