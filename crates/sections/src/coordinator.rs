@@ -3496,6 +3496,121 @@ mod tests {
             .collect()
     }
 
+    /// Authorises `start` at `at` alone, fails its DKG there naming `absent`, and has two more
+    /// of its candidates observe the same: `at`'s outputs, the agreement among them.
+    fn agreement_formed_at(
+        net: &mut Net,
+        start: &DkgStart,
+        elders: &[Secret<Scalar>],
+        at: Name,
+        absent: Name,
+    ) -> Vec<Output> {
+        let node = net.nodes.get_mut(&at).unwrap();
+        let mut outputs = Vec::new();
+        for sk in elders {
+            let input = LoggedInput::Message {
+                from: Name::of(&key_of(sk)),
+                message: Message::Start {
+                    start: start.clone(),
+                    signature: start.sign(sk),
+                },
+            };
+            if let Ok(out) = node.take(&input) {
+                outputs.extend(out);
+            }
+        }
+        assert!(node.knows(&start.session));
+        let excluded = BTreeSet::from([absent]);
+        outputs.extend(node.dkg_failed(start.session, excluded.clone()).unwrap());
+        let observation = FailureObservation {
+            session: start.session,
+            non_participants: excluded,
+        };
+        for other in start
+            .names()
+            .into_iter()
+            .filter(|n| *n != at && *n != absent)
+            .take(2)
+        {
+            let signature = observation.sign(&node_secret(seed_of(&other, 0..9)));
+            outputs.extend(node.handle_failure(&observation, &signature).unwrap());
+        }
+        assert!(
+            outputs.iter().any(|o| matches!(o, Output::Restart { .. })),
+            "{outputs:?}"
+        );
+        outputs
+    }
+
+    #[test]
+    fn a_candidate_records_its_agreement_only_for_a_start_it_did_not_sign_as_an_elder() {
+        // Found on real processes (two of four candidates down for five seconds): two elders,
+        // each also a candidate, signed two starts; one authorised the first and ran it alone,
+        // the others ran the second. Each formed an agreement as a candidate naming the others
+        // and, as an elder, refused the other's. Recording its own agreement anyway left each
+        // holding absent whom the other did not, and their starts never met again.
+        let mut net = net(9);
+        let elders = elder_secrets(&net, 9);
+        let (first, _second) = two_starts(&mut net, &elders);
+        let elder_names: BTreeSet<Name> = elders.iter().map(|sk| Name::of(&key_of(sk))).collect();
+        let elder = first.names()[0];
+        assert!(elder_names.contains(&elder));
+        let absent = first.names()[6];
+        let outputs = agreement_formed_at(&mut net, &first, &elders, elder, absent);
+        let Some(Output::Restart {
+            excluded,
+            signatures,
+            ..
+        }) = outputs.iter().find(|o| matches!(o, Output::Restart { .. }))
+        else {
+            unreachable!()
+        };
+        let mut signer = StartSigner::default();
+        let node = net.nodes.get_mut(&elder).unwrap();
+        for o in &outputs {
+            signer.observe(node, o).unwrap();
+        }
+        // Its own elder check, which the agreement reaches next: it stands by the second
+        // start, so it takes none of the first's absentees.
+        let checked = node.handle(
+            elder,
+            &Message::FailureAgreement {
+                session: first.session,
+                excluded: excluded.clone(),
+                signatures: signatures.clone(),
+            },
+        );
+        for o in checked.iter().flatten() {
+            signer.observe(node, o).unwrap();
+        }
+        assert!(
+            !checked
+                .iter()
+                .flatten()
+                .any(|o| matches!(o, Output::FailureAgreed { .. })),
+            "{checked:?}"
+        );
+        assert!(signer.absentees().absent().is_empty());
+
+        // A candidate that is not an elder carries the record of the agreement it formed into
+        // the restart it is an elder of.
+        let mut net = self::net(9);
+        let (_, second) = two_starts(&mut net, &elders);
+        let member = second
+            .names()
+            .into_iter()
+            .find(|n| !elder_names.contains(n))
+            .unwrap();
+        let absent = second.names().into_iter().find(|n| *n != member).unwrap();
+        let outputs = agreement_formed_at(&mut net, &second, &elders, member, absent);
+        let mut signer = StartSigner::default();
+        let node = &net.nodes[&member];
+        for o in &outputs {
+            signer.observe(node, o).unwrap();
+        }
+        assert_eq!(signer.absentees().absent(), BTreeSet::from([absent]));
+    }
+
     #[test]
     fn an_elder_takes_failure_agreements_only_for_the_start_it_stands_by() {
         // Candidates of a start that a later one replaced stop taking part once the later one

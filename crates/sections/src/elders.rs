@@ -431,6 +431,53 @@ impl StartSigner {
         *next = (*next).max(attempt.saturating_add(1));
     }
 
+    /// What a `coordinator` output changes in our record, as its driver takes it: a failure
+    /// agreement we checked as an elder ([`crate::coordinator::Output::FailureAgreed`],
+    /// [`StartSigner::agreement_checked`]), one we refused for a start we replaced
+    /// ([`crate::coordinator::Output::ReplacedStartFailed`],
+    /// [`StartSigner::replaced_start_failed`]), and one we formed as a candidate
+    /// ([`crate::coordinator::Output::Restart`]). A candidate records the absentees of an
+    /// agreement it formed, so that once an elder of the restart it selects as the elders that
+    /// checked it; but not for a start it signed as an elder: there the agreement reaches our
+    /// own elder check, which takes it or refuses it, and what it refuses proves no absence (a
+    /// candidate of a start the elders replaced observes the candidates that left it for the
+    /// new one). Recording it anyway made an elder hold absent whom the others do not, and
+    /// their starts never met again. Returns whether the absentee record changed.
+    pub fn observe(
+        &mut self,
+        coordinator: &crate::coordinator::Coordinator,
+        output: &crate::coordinator::Output,
+    ) -> Result<bool, AbsenceError> {
+        use crate::coordinator::Output;
+        match output {
+            Output::FailureAgreed {
+                prefix,
+                generation,
+                attempt,
+                excluded,
+                ..
+            } => self.agreement_checked(*prefix, *generation, *attempt, excluded.iter().copied()),
+            Output::ReplacedStartFailed {
+                prefix,
+                generation,
+                attempt,
+                ..
+            } => {
+                self.replaced_start_failed(*prefix, *generation, *attempt);
+                Ok(false)
+            }
+            Output::Restart {
+                session,
+                generation,
+                excluded,
+                ..
+            } if coordinator.handover_parent(session).is_none() => {
+                self.agreed(*generation, excluded.iter().copied())
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// A member's statement that it is alive, taken at our `generation`
     /// ([`Absentees::alive`]).
     pub fn alive(

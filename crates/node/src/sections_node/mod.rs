@@ -39,7 +39,8 @@
 //!   it missed), but for the members it admitted within the last 30 s; then it selects again
 //!   (`Runtime::on_members`).
 //! - **Absent members.** The non-participants of a failure agreement, as an elder checked it or
-//!   a candidate formed it, are recorded ([`keyquorum_sections::absence`]), stored
+//!   a candidate formed it (but for a start it signed as an elder, where its elder check
+//!   decides: [`StartSigner::observe`]), are recorded ([`keyquorum_sections::absence`]), stored
 //!   (`"absentees"`) and skipped by every later selection until each sends the elders its own
 //!   statement that it runs at a later generation ([`join::Request::Alive`]). A node sends it
 //!   at start after a restart, at every SAP it applies, and every [`ALIVE_EVERY`] while it is
@@ -1738,17 +1739,6 @@ impl Runtime {
         Ok(())
     }
 
-    /// Records a failure agreement's non-participants of a session at `generation` as absent
-    /// (as an elder that checked it, or a candidate that formed it).
-    fn record_absent(
-        &mut self,
-        generation: u64,
-        excluded: BTreeSet<Name>,
-    ) -> Result<(), SectionsNodeError> {
-        let recorded = self.start_signer.agreed(generation, excluded);
-        self.absentees_recorded(recorded)
-    }
-
     /// Stores the absentee record if it changed.
     fn absentees_recorded(
         &mut self,
@@ -1800,37 +1790,32 @@ impl Runtime {
                 self.deadlines.remove(&observation.session);
                 warn!(session = %hex::encode(&observation.session.0[..4]), blamed = observation.non_participants.len(), "DKG failed here");
             }
-            Output::FailureAgreed {
-                prefix,
-                generation,
-                attempt,
-                excluded,
-                ..
-            } => {
+            Output::FailureAgreed { ref excluded, .. } => {
                 info!(excluded = excluded.len(), "failure agreement checked");
                 let recorded = self
                     .start_signer
-                    .agreement_checked(prefix, generation, attempt, excluded);
+                    .observe(self.coordinator.coordinator(), &output);
                 self.absentees_recorded(recorded)?;
                 self.reselect = true;
             }
-            Output::ReplacedStartFailed {
-                prefix,
-                generation,
-                attempt,
-                ..
-            } => {
-                self.start_signer
-                    .replaced_start_failed(prefix, generation, attempt);
+            Output::ReplacedStartFailed { session, .. } => {
+                info!(
+                    session = %hex::encode(&session.0[..4]),
+                    "failure agreement of a start we replaced: its absentees not taken, our next start at its next attempt"
+                );
+                let recorded = self
+                    .start_signer
+                    .observe(self.coordinator.coordinator(), &output);
+                self.absentees_recorded(recorded)?;
                 self.reselect = true;
             }
-            Output::Restart {
-                generation,
-                excluded,
-                ..
-            } => {
-                // The restart's elders come from these candidates: they carry the record.
-                self.record_absent(generation, excluded)?;
+            Output::Restart { .. } => {
+                // The restart's elders come from these candidates: they carry the record (but
+                // for a start we signed as an elder, where our own check decides).
+                let recorded = self
+                    .start_signer
+                    .observe(self.coordinator.coordinator(), &output);
+                self.absentees_recorded(recorded)?;
             }
             Output::SapShare { session, .. } => {
                 self.deadlines.remove(&session);
