@@ -100,6 +100,9 @@ impl Driver {
         self.head = Some(head);
         let mut effects = Vec::new();
         let settle = self.catching_up() || !self.state.caught_up;
+        if self.state.cursor > head {
+            self.history.report();
+        }
         if self.state.cursor > head && (settle || self.state.rejoining) {
             let mut batch = self.store.begin()?;
             if settle {

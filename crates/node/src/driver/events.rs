@@ -1,6 +1,7 @@
 //! Chain events: the contract's [`Follower`] turns them into steps (the rules), which the driver
 //! acts on; the rest of an event (registry, phase timings, faults on chain) is noted here.
 
+use super::history::Replayed;
 use super::*;
 use crate::chain::FaultReport;
 
@@ -53,7 +54,11 @@ impl Driver {
                 ceremony_number,
                 reason,
             } => {
-                warn!(view, ceremony_number, %reason, "not taking part in this ceremony");
+                if self.replayed(Replayed::CeremonyNotJoined, height) {
+                    debug!(view, ceremony_number, %reason, "replayed: not taking part in this ceremony");
+                } else {
+                    warn!(view, ceremony_number, %reason, "not taking part in this ceremony");
+                }
             }
             Step::Posts(posts) => self.feed_posts(posts, batch, effects)?,
             Step::Deadline => {
@@ -115,12 +120,21 @@ impl Driver {
         );
         let seated = role.takes_part() || self.state.shares.iter().any(|s| s.view + 1 == view);
         if seated && let Err(why) = self.check_player_keys(spec, ceremony.config().variant) {
-            warn!(
-                view,
-                ceremony_number,
-                why,
-                "the ceremony's spec names keys its players did not set; not taking part"
-            );
+            if self.replayed(Replayed::CeremonyNotJoined, height) {
+                debug!(
+                    view,
+                    ceremony_number,
+                    why,
+                    "replayed: the ceremony's spec names keys its players did not set"
+                );
+            } else {
+                warn!(
+                    view,
+                    ceremony_number,
+                    why,
+                    "the ceremony's spec names keys its players did not set; not taking part"
+                );
+            }
             self.fault_seen("ceremony_spec_mismatch");
             return Ok(());
         }
@@ -241,7 +255,9 @@ impl Driver {
                 reason,
                 ..
             } => {
-                if identity.0 == self.me.to_bytes() {
+                if self.replayed(Replayed::PostDropped, height) {
+                    debug!(view, player, ?ceremony, %reason, "replayed: a post was dropped at the deadline");
+                } else if identity.0 == self.me.to_bytes() {
                     error!(view, player, ?ceremony, %reason, "this node's post was dropped at the deadline");
                 } else {
                     warn!(view, player, ?ceremony, %reason, "a post was dropped at the deadline");
@@ -339,8 +355,11 @@ impl Driver {
                 reason,
                 ..
             } => {
-                warn!(view, ceremony_number, %reason, "ceremony failed");
-                self.aborts.reset();
+                if self.replayed(Replayed::CeremonyFailed, height) {
+                    debug!(view, ceremony_number, %reason, "replayed: ceremony failed");
+                } else {
+                    warn!(view, ceremony_number, %reason, "ceremony failed");
+                }
                 if self
                     .state
                     .pending_magic
@@ -356,7 +375,9 @@ impl Driver {
                 reason,
                 retry_at,
             } => {
-                if self.aborts.is_news((*view, reason.clone())) {
+                if self.replayed(Replayed::ViewChangeAborted, height) {
+                    debug!(view, ceremony_number, %reason, retry_at, "replayed: view change aborted");
+                } else if self.aborts.is_news((*view, reason.clone())) {
                     warn!(
                         view,
                         ceremony_number,
@@ -383,12 +404,21 @@ impl Driver {
                         self.observe(Observation::SigningKeySlashed { view: record.view });
                     }
                 }
-                info!(
-                    view = record.view,
-                    identity = %hex::encode(&record.identity.0[..8]),
-                    fault = %record.fault,
-                    "fault recorded on chain"
-                );
+                let ours = record.identity.0 == self.me.to_bytes();
+                let kind = if ours {
+                    Replayed::FaultOfOurs
+                } else {
+                    Replayed::Fault
+                };
+                let (view, fault, amount) = (record.view, &record.fault, record.amount);
+                let identity = hex::encode(&record.identity.0[..8]);
+                if self.replayed(kind, height) {
+                    debug!(view, %identity, %fault, amount, "replayed: fault recorded on chain");
+                } else if ours {
+                    warn!(view, %fault, amount, stake_after = record.stake_after, "the chain charged this node a fault");
+                } else {
+                    info!(view, %identity, %fault, amount, "fault recorded on chain");
+                }
             }
             _ => {}
         }

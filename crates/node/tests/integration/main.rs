@@ -19,6 +19,7 @@ mod fuzz_store;
 mod lost_database;
 mod magic_block_checks;
 mod replay;
+mod replay_logs;
 mod restored_from_backup;
 mod signing_key;
 mod signing_key_catch_up;

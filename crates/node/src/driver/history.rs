@@ -1,0 +1,100 @@
+//! Events of blocks the node replays (after a restart, or from a new database) are history:
+//! a ceremony that failed an hour ago is not a warning about now. While a block is below the
+//! chain's head ([`Driver::behind`]), such events are logged at debug and counted here; once
+//! the node has processed the head, the count is said in one line (a warning only if the chain
+//! charged this node a fault meanwhile), so that the warnings an operator reads are current.
+
+use tracing::{info, warn};
+
+use super::Driver;
+
+/// What a kind of replayed event is called in the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Replayed {
+    /// A ceremony failed.
+    CeremonyFailed,
+    /// A view change was abandoned until its retry.
+    ViewChangeAborted,
+    /// This node did not take part in a ceremony (refused, or its spec did not fit).
+    CeremonyNotJoined,
+    /// A post was dropped at its deadline.
+    PostDropped,
+    /// A fault was recorded on chain against another node.
+    Fault,
+    /// A fault was recorded on chain against this node.
+    FaultOfOurs,
+}
+
+/// The counts of replayed events since the last summary, and the blocks they came from.
+#[derive(Debug, Default)]
+pub(super) struct HistoryTally {
+    counts: [u64; 6],
+    blocks: Option<(u64, u64)>,
+}
+
+impl HistoryTally {
+    /// One replayed event of `kind` in the block at `height`.
+    pub(super) fn note(&mut self, kind: Replayed, height: u64) {
+        self.counts[kind as usize] += 1;
+        self.blocks = Some(match self.blocks {
+            Some((first, last)) => (first.min(height), last.max(height)),
+            None => (height, height),
+        });
+    }
+
+    /// Says what was counted, once, and starts over: nothing if nothing was.
+    pub(super) fn report(&mut self) {
+        let Some((first, last)) = self.blocks.take() else {
+            return;
+        };
+        let counts = std::mem::take(&mut self.counts);
+        let of = |kind: Replayed| counts[kind as usize];
+        let ours = of(Replayed::FaultOfOurs);
+        let summary = format!(
+            "{} ceremonies failed, {} view changes abandoned until a retry, {} ceremonies this \
+             node did not take part in, {} posts dropped, {} faults recorded ({ours} against \
+             this node)",
+            of(Replayed::CeremonyFailed),
+            of(Replayed::ViewChangeAborted),
+            of(Replayed::CeremonyNotJoined),
+            of(Replayed::PostDropped),
+            of(Replayed::Fault) + ours,
+        );
+        if ours > 0 {
+            warn!(first, last, %summary, "caught up with the chain; in the blocks it replayed, the chain charged this node");
+        } else {
+            info!(first, last, %summary, "caught up with the chain; what the blocks it replayed held (logged at debug level)");
+        }
+    }
+}
+
+impl Driver {
+    /// Whether an event of the block at `height` is history ([`Driver::behind`]); if so, it is
+    /// counted for the summary and the caller logs it at debug level.
+    pub(super) fn replayed(&mut self, kind: Replayed, height: u64) -> bool {
+        if !self.behind(height) {
+            return false;
+        }
+        self.history.note(kind, height);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tally_spans_the_blocks_counted_and_starts_over_after_a_report() {
+        let mut tally = HistoryTally::default();
+        tally.note(Replayed::CeremonyFailed, 40);
+        tally.note(Replayed::FaultOfOurs, 12);
+        tally.note(Replayed::CeremonyFailed, 77);
+        assert_eq!(tally.blocks, Some((12, 77)));
+        assert_eq!(tally.counts[Replayed::CeremonyFailed as usize], 2);
+        assert_eq!(tally.counts[Replayed::FaultOfOurs as usize], 1);
+        tally.report();
+        assert_eq!(tally.blocks, None);
+        assert_eq!(tally.counts, [0; 6]);
+    }
+}

@@ -1,0 +1,85 @@
+//! A node that replays history (here, with its database lost) logs what the replayed blocks
+//! held at debug level and says it in one line once it has caught up: a fault the chain
+//! recorded long ago is not a warning about now, unless it was this node's.
+
+use std::sync::{Arc, Mutex};
+
+use keyquorum_contract::config::KeyMode;
+use keyquorum_node::Fault;
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::common;
+use common::Harness;
+
+/// Log lines written at info level and above.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// What `f` logs at info level and above.
+fn logged(f: impl FnOnce()) -> String {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = captured.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn replayed_faults_are_said_once_caught_up_and_warned_only_to_the_culprit() {
+    const N: usize = 4;
+    const FORGER: usize = 3;
+    let config = common::small_network("replay-logs", N as u32, 3, KeyMode::Fresh);
+    let stakes: Vec<u64> = (0..N as u64).map(|i| 100 - i).collect();
+    let mut h = Harness::new(config, &stakes);
+    h.set_fault(FORGER, Fault::ForgeAckAggregate);
+    h.run_until(120, |h| h.contract.state().current_view >= 1);
+    assert_eq!(h.contract.state().slashings.len(), 1);
+
+    let honest = logged(|| h.restart_with_lost_database(0));
+    let summary: Vec<&str> = honest
+        .lines()
+        .filter(|l| l.contains("caught up with the chain; what the blocks it replayed held"))
+        .collect();
+    assert_eq!(summary.len(), 1, "{honest}");
+    assert!(summary[0].contains(" INFO "), "{honest}");
+    assert!(
+        summary[0].contains("1 faults recorded (0 against this node)"),
+        "{honest}"
+    );
+    assert!(!honest.contains("fault recorded on chain"), "{honest}");
+    assert!(!honest.contains("ceremony failed"), "{honest}");
+
+    let culprit = logged(|| h.restart_with_lost_database(FORGER));
+    let summary: Vec<&str> = culprit
+        .lines()
+        .filter(|l| l.contains("in the blocks it replayed, the chain charged this node"))
+        .collect();
+    assert_eq!(summary.len(), 1, "{culprit}");
+    assert!(summary[0].contains(" WARN "), "{culprit}");
+    assert!(
+        summary[0].contains("1 faults recorded (1 against this node)"),
+        "{culprit}"
+    );
+}
