@@ -60,7 +60,7 @@ impl Driver {
     }
 
     pub(super) fn new_participant(
-        &self,
+        &mut self,
         ceremony: &Arc<Ceremony<G>>,
         view: u64,
         seed: [u8; 32],
@@ -70,10 +70,23 @@ impl Driver {
         let old_share = if ceremony.reshare().is_some() && deals {
             let s = self.scalar(&format!("share/{}", view - 1))?;
             if s.is_none() {
-                warn!(
-                    view,
-                    "this node deals in a reshare but holds no share of the previous view"
-                );
+                // A reshare dealer deals its share of the previous view; without it the node
+                // cannot take part, at this try or the view's next ones.
+                if self.no_old_share.is_news(view) {
+                    warn!(
+                        view,
+                        previous = view - 1,
+                        "this node is a dealer of this view's reshare but holds no share of the \
+                         previous view (was its database lost or replaced?): it cannot take \
+                         part; the reshare goes on if enough other previous members deal"
+                    );
+                } else {
+                    debug!(
+                        view,
+                        "again a reshare dealer without a share of the previous view"
+                    );
+                }
+                return Ok(None);
             }
             s
         } else {

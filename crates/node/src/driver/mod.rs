@@ -326,6 +326,9 @@ pub struct Driver {
     aborts: AbortLog,
     /// Events of replayed blocks, said once caught up ([`history`]).
     history: history::HistoryTally,
+    /// The last view whose reshare this node was a dealer of without a share of the view
+    /// before: warned once per view, not at every retry.
+    no_old_share: crate::repeat_log::RepeatLog<u64>,
 }
 
 /// The view and reason of the last view change abandoned. A committee that cannot form is
@@ -402,6 +405,7 @@ impl Driver {
             stored_cursor,
             aborts: AbortLog::default(),
             history: history::HistoryTally::default(),
+            no_old_share: Default::default(),
         };
         d.observe_opened();
         let mut effects = d.resume()?;
