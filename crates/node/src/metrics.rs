@@ -8,6 +8,7 @@
 //! | `keyquorum_phase_duration_seconds` (`_bucket`, `_sum`, `_count`) | histogram | `phase` |
 //! | `keyquorum_faults_seen_total` | counter | `fault` |
 //! | `keyquorum_view`, `keyquorum_chain_height` | gauge | |
+//! | `keyquorum_chain_head` (the chain's head as the node last read it; above `keyquorum_chain_height` while it processes older blocks) | gauge | |
 //! | `keyquorum_evicted` (1 while the chain has this node off its candidate list after an eviction) | gauge | |
 //! | `keyquorum_registration_refused` (1 while the chain refuses this node's registration: for a full candidate list on an EVM chain, for want of free balance on the embedded chain) | gauge | |
 //! | `keyquorum_stake_below_minimum` (1 while this node's stake is below the chain's minimum, so never listed) | gauge | |
@@ -138,6 +139,7 @@ pub const FAULT_PROOF_RESULTS: [&str; 3] = ["proved", "settled", "refused"];
 /// Exposed names of the gauges.
 const VIEW: &str = "keyquorum_view";
 const CHAIN_HEIGHT: &str = "keyquorum_chain_height";
+const CHAIN_HEAD: &str = "keyquorum_chain_head";
 const EVICTED: &str = "keyquorum_evicted";
 const REGISTRATION_REFUSED: &str = "keyquorum_registration_refused";
 const STAKE_BELOW_MINIMUM: &str = "keyquorum_stake_below_minimum";
@@ -176,6 +178,7 @@ pub struct Metrics {
     phase_duration: Family<Labels, Histogram, fn() -> Histogram>,
     view: Gauge,
     chain_height: Gauge,
+    chain_head: Gauge,
     evicted: Gauge,
     registration_refused: Gauge,
     stake_below_minimum: Gauge,
@@ -326,6 +329,12 @@ impl Metrics {
             "Last chain block processed",
             chain_height.clone(),
         );
+        let chain_head = Gauge::default();
+        registry.register(
+            CHAIN_HEAD,
+            "The chain's head as this node last read it",
+            chain_head.clone(),
+        );
         let evicted = Gauge::default();
         registry.register(
             EVICTED,
@@ -396,6 +405,7 @@ impl Metrics {
             phase_duration,
             view,
             chain_height,
+            chain_head,
             evicted,
             registration_refused,
             stake_below_minimum,
@@ -424,6 +434,7 @@ impl Metrics {
         match name {
             VIEW => Some(&self.view),
             CHAIN_HEIGHT => Some(&self.chain_height),
+            CHAIN_HEAD => Some(&self.chain_head),
             EVICTED => Some(&self.evicted),
             REGISTRATION_REFUSED => Some(&self.registration_refused),
             STAKE_BELOW_MINIMUM => Some(&self.stake_below_minimum),

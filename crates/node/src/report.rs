@@ -58,6 +58,11 @@ pub enum Observation {
         /// Its height.
         height: u64,
     },
+    /// The chain's head, as the runtime read it.
+    ChainHead {
+        /// Its height.
+        height: u64,
+    },
     /// The contract entered a phase.
     PhaseChanged {
         /// `idle`, `contribute`, `share`, `publish` or `wait`.
@@ -261,6 +266,12 @@ impl Reporter {
             Observation::BlockProcessed { height } => {
                 m.set("keyquorum_chain_height", &[], height as f64);
                 s.height = height;
+                s.catching_up = s.chain_head.is_some_and(|head| height < head);
+            }
+            Observation::ChainHead { height } => {
+                m.set("keyquorum_chain_head", &[], height as f64);
+                s.chain_head = Some(height);
+                s.catching_up = height > s.height;
             }
             Observation::PhaseChanged {
                 phase,
@@ -445,7 +456,14 @@ mod tests {
                 share_index: Some(2),
             },
             Observation::BlockProcessed { height: 9 },
+            // Told a head above what it processed: catching up until it gets there.
+            Observation::ChainHead { height: 12 },
         ]);
+        let s = status.lock().unwrap().clone();
+        assert_eq!((s.height, s.chain_head, s.catching_up), (9, Some(12), true));
+        r.apply([Observation::BlockProcessed { height: 12 }]);
+        assert!(!status.lock().unwrap().catching_up);
+        r.apply([Observation::BlockProcessed { height: 9 }]);
         let s = status.lock().unwrap().clone();
         assert_eq!(s.identity, "aa");
         assert_eq!(s.peer_id, "12D3");

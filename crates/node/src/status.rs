@@ -299,6 +299,15 @@ pub struct Status {
     pub registered: bool,
     /// Last block processed.
     pub height: u64,
+    /// The chain's head as this node last read it.
+    #[serde(default)]
+    pub chain_head: Option<u64>,
+    /// Processing blocks below the chain's head (after a restart, or from a new database):
+    /// `height`, `view`, `phase` and the committee are those of the block processed, not the
+    /// chain's now, and what those blocks held is logged at debug level until the node has
+    /// caught up.
+    #[serde(default)]
+    pub catching_up: bool,
     /// The active view.
     pub view: u64,
     /// The contract's phase (`idle`, `contribute`, `share`, `publish`, `wait`).

@@ -97,6 +97,9 @@ impl Driver {
     /// in that ceremony or sits it out (module docs, "A lost database").
     pub fn set_head(&mut self, height: u64) -> Result<Vec<Effect>, DriverError> {
         let head = self.head.map_or(height, |h| h.max(height));
+        if self.head != Some(head) {
+            self.observe(Observation::ChainHead { height: head });
+        }
         self.head = Some(head);
         let mut effects = Vec::new();
         let settle = self.catching_up() || !self.state.caught_up;
