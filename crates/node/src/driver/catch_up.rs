@@ -104,7 +104,7 @@ impl Driver {
         let mut effects = Vec::new();
         let settle = self.catching_up() || !self.state.caught_up;
         if self.state.cursor > head {
-            self.history.report();
+            self.reached_head();
         }
         if self.state.cursor > head && (settle || self.state.rejoining) {
             let mut batch = self.store.begin()?;

@@ -89,7 +89,7 @@ impl Driver {
                 index,
             } => self.on_magic_block(view, ceremony_number, &hash, &block, index, effects)?,
             Step::ViewActivated { view, hash, .. } => {
-                self.on_view_activated(view, &hash, batch, effects)?;
+                self.on_view_activated(view, &hash, height, batch, effects)?;
             }
         }
         Ok(())

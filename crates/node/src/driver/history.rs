@@ -69,6 +69,30 @@ impl HistoryTally {
 }
 
 impl Driver {
+    /// The node has processed the chain's head: says what the replayed blocks held, and, the
+    /// first time in this process, whether the active view lists this node without its share
+    /// (a database lost or replaced: nothing else says so until the node is asked to sign).
+    pub(super) fn reached_head(&mut self) {
+        self.history.report();
+        if std::mem::replace(&mut self.head_reached, true) {
+            return;
+        }
+        let me = self.me.to_bytes();
+        let view = self.state.current_view;
+        let listed = self
+            .active_block
+            .as_ref()
+            .is_some_and(|b| b.member_by_identity(&me).is_some());
+        if listed && !self.state.shares.iter().any(|s| s.view == view) {
+            warn!(
+                view,
+                "the active view's magic block lists this node, but it holds no share of the \
+                 view's key (was its database lost or replaced?): it signs nothing for this \
+                 view, and takes part again at the next view change"
+            );
+        }
+    }
+
     /// Whether an event of the block at `height` is history ([`Driver::behind`]); if so, it is
     /// counted for the summary and the caller logs it at debug level.
     pub(super) fn replayed(&mut self, kind: Replayed, height: u64) -> bool {

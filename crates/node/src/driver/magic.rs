@@ -191,6 +191,7 @@ impl Driver {
         &mut self,
         view: u64,
         hash: &[u8; 32],
+        height: u64,
         batch: &mut Batch,
         effects: &mut Vec<Effect>,
     ) -> Result<(), DriverError> {
@@ -201,6 +202,7 @@ impl Driver {
         let mut group_key = None;
         let pm = pm.filter(|p| p.view == view && p.hash == hex::encode(hash));
         let block = pm.as_ref().and_then(|p| p.block.clone());
+        let listed = pm.as_ref().is_some_and(|p| p.index.is_some());
         if let Some(pm) = pm {
             committee = pm.members.clone();
             group_key = Some(pm.group_key.clone());
@@ -246,7 +248,16 @@ impl Driver {
         effects.push(Effect::StartBeacon { view });
         self.state.current_view = view;
         self.state.current_hash = Some(hex::encode(hash));
-        info!(view, member = own_share_index.is_some(), hash = %hex::encode(hash), "view activated");
+        let holds_share = own_share_index.is_some();
+        info!(view, member = listed, holds_share, hash = %hex::encode(hash), "view activated");
+        if listed && !holds_share && !self.behind(height) {
+            warn!(
+                view,
+                "the view's magic block lists this node, but it holds no share of the view's key \
+                 (it did not finish the ceremony, or its database was lost): it signs nothing \
+                 for this view, and takes part again at the next view change"
+            );
+        }
         self.observe(Observation::ViewActivated {
             view,
             committee,

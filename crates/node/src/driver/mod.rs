@@ -329,6 +329,9 @@ pub struct Driver {
     /// The last view whose reshare this node was a dealer of without a share of the view
     /// before: warned once per view, not at every retry.
     no_old_share: crate::repeat_log::RepeatLog<u64>,
+    /// Whether this process has seen the node process the chain's head
+    /// ([`Driver::reached_head`]).
+    head_reached: bool,
 }
 
 /// The view and reason of the last view change abandoned. A committee that cannot form is
@@ -406,6 +409,7 @@ impl Driver {
             aborts: AbortLog::default(),
             history: history::HistoryTally::default(),
             no_old_share: Default::default(),
+            head_reached: false,
         };
         d.observe_opened();
         let mut effects = d.resume()?;

@@ -1,6 +1,7 @@
 //! A node that replays history (here, with its database lost) logs what the replayed blocks
 //! held at debug level and says it in one line once it has caught up: a fault the chain
-//! recorded long ago is not a warning about now, unless it was this node's.
+//! recorded long ago is not a warning about now, unless it was this node's. A member of the
+//! active view whose share went with its database is warned once.
 
 use std::sync::{Arc, Mutex};
 
@@ -47,7 +48,7 @@ fn logged(f: impl FnOnce()) -> String {
 }
 
 #[test]
-fn replayed_faults_are_said_once_caught_up_and_warned_only_to_the_culprit() {
+fn replayed_faults_are_said_once_caught_up_and_a_lost_share_is_warned() {
     const N: usize = 4;
     const FORGER: usize = 3;
     let config = common::small_network("replay-logs", N as u32, 3, KeyMode::Fresh);
@@ -70,6 +71,13 @@ fn replayed_faults_are_said_once_caught_up_and_warned_only_to_the_culprit() {
     );
     assert!(!honest.contains("fault recorded on chain"), "{honest}");
     assert!(!honest.contains("ceremony failed"), "{honest}");
+    // It is a member of view 1, and its share went with its database: said once, as a warning.
+    let lost: Vec<&str> = honest
+        .lines()
+        .filter(|l| l.contains("lists this node, but it holds no share"))
+        .collect();
+    assert_eq!(lost.len(), 1, "{honest}");
+    assert!(lost[0].contains(" WARN "), "{honest}");
 
     let culprit = logged(|| h.restart_with_lost_database(FORGER));
     let summary: Vec<&str> = culprit
@@ -82,4 +90,6 @@ fn replayed_faults_are_said_once_caught_up_and_warned_only_to_the_culprit() {
         summary[0].contains("1 faults recorded (1 against this node)"),
         "{culprit}"
     );
+    // Left out of view 1 for its fault, it held no share to lose.
+    assert!(!culprit.contains("holds no share"), "{culprit}");
 }
