@@ -1259,7 +1259,20 @@ impl<C: ChainClient> Runtime<C> {
                         && code == "insufficient_balance"
                     {
                         // Stake is locked from the account's balance: the configured stake
-                        // must be funded (at genesis or by a transfer) before registering.
+                        // must be funded (at genesis or by a transfer) before registering. Said
+                        // once; the registration is tried again at every block meanwhile, and
+                        // `/status` shows the refusal until it goes through.
+                        if self.balance_refusal.is_none() {
+                            error!(
+                                stake,
+                                %reason,
+                                "cannot register: the configured stake is more than this \
+                                 node's free balance on chain; fund the account or lower the \
+                                 stake"
+                            );
+                        } else {
+                            debug!(stake, %reason, "registration refused again for want of balance");
+                        }
                         self.balance_refusal.get_or_insert(
                             crate::status::RegistrationRefusedStatus {
                                 block: self.height,
@@ -1268,14 +1281,9 @@ impl<C: ChainClient> Runtime<C> {
                                 state: "insufficient_balance".into(),
                             },
                         );
-                        error!(
-                            stake,
-                            %reason,
-                            "cannot register: the configured stake is more than this node's \
-                             free balance on chain; fund the account or lower the stake"
-                        );
+                    } else {
+                        warn!(kind = f.sub.kind, %code, %reason, "transaction refused");
                     }
-                    warn!(kind = f.sub.kind, %code, %reason, "transaction refused");
                     self.txq.requeue_from(pos, Duration::ZERO);
                 }
             }
