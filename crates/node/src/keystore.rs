@@ -271,12 +271,8 @@ pub fn write(
 pub fn read_identity(
     path: &Path,
 ) -> Result<keyquorum_dkg::identity::IdentityPublicKey, KeystoreError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KeystoreError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let file = load(path)?;
     let format = |m: &str| KeystoreError::Format(path.to_owned(), m.to_string());
-    let file: KeystoreFile = serde_json::from_str(&text).map_err(|e| format(&e.to_string()))?;
     if file.format != FORMAT {
         return Err(format("unsupported format"));
     }
@@ -285,14 +281,19 @@ pub fn read_identity(
         .map_err(|e| format(&format!("identity: {e}")))
 }
 
-/// Decrypts a keystore file.
-pub fn read(path: &Path, passphrase: &Passphrase) -> Result<NodeKeys, KeystoreError> {
+/// A keystore file's fields, not checked yet.
+fn load(path: &Path) -> Result<KeystoreFile, KeystoreError> {
     let text = std::fs::read_to_string(path).map_err(|source| KeystoreError::Io {
         path: path.to_owned(),
         source,
     })?;
+    serde_json::from_str(&text).map_err(|e| KeystoreError::Format(path.to_owned(), e.to_string()))
+}
+
+/// Decrypts a keystore file.
+pub fn read(path: &Path, passphrase: &Passphrase) -> Result<NodeKeys, KeystoreError> {
+    let file = load(path)?;
     let format = |m: &str| KeystoreError::Format(path.to_owned(), m.to_string());
-    let file: KeystoreFile = serde_json::from_str(&text).map_err(|e| format(&e.to_string()))?;
     if file.format != FORMAT || file.kdf != "argon2id" || file.cipher != "chacha20poly1305" {
         return Err(format("unsupported format, KDF or cipher"));
     }

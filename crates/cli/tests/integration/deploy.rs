@@ -46,15 +46,21 @@ async fn deploy_prints_the_address_of_the_configured_contract() {
         "chain_name = \"kq-test\"\nmax_size = 5\nfirst_view_change = 42\n",
     )
     .unwrap();
+    // `deploy` on anvil with the key and the configuration file, and `extra` flags.
+    let with_config = |extra: &[&str]| {
+        let mut args = vec![
+            "--rpc",
+            anvil.url(),
+            "--key-file",
+            key_file.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        deploy(&args)
+    };
 
-    let o = deploy(&[
-        "--rpc",
-        anvil.url(),
-        "--key-file",
-        key_file.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    let o = with_config(&[]);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.status.success(),
@@ -76,14 +82,7 @@ async fn deploy_prints_the_address_of_the_configured_contract() {
     // What the constructor refuses (a committee of at most zero) is refused before anything
     // is sent, by the key's name (`DeployConfig::check`).
     std::fs::write(&config, "min_size = 0\n").unwrap();
-    let o = deploy(&[
-        "--rpc",
-        anvil.url(),
-        "--key-file",
-        key_file.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    let o = with_config(&[]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -92,27 +91,11 @@ async fn deploy_prints_the_address_of_the_configured_contract() {
     );
     // An unknown field is a usage error.
     std::fs::write(&config, "max_sise = 3\n").unwrap();
-    let o = deploy(&[
-        "--rpc",
-        anvil.url(),
-        "--key-file",
-        key_file.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    let o = with_config(&[]);
     assert_eq!(o.status.code(), Some(2));
     // A flag's value is refused by the flag's name, not the file's.
     std::fs::write(&config, "beacon_period = 5\n").unwrap();
-    let o = deploy(&[
-        "--rpc",
-        anvil.url(),
-        "--key-file",
-        key_file.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "--beacon-period",
-        "0",
-    ]);
+    let o = with_config(&["--beacon-period", "0"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -182,27 +182,26 @@ async fn a_restart_with_other_section_parameters_exits_2_and_names_both() {
     })
     .await;
     drop(first);
-    let mut other =
-        common::sections::start(dir, &nodes, 0, None, ROUND_MS, &["--elder-count", "5"]);
-    let status = wait_for("the restart to stop", Duration::from_secs(30), async || {
-        other.0.try_wait().unwrap()
-    })
-    .await;
-    assert_eq!(status.code(), Some(2));
-    let log = std::fs::read_to_string(dir.join("node0.log")).unwrap();
+    // The restart's exit status and its log so far.
+    let restart = async |round_ms: &str, extra: &[&str]| {
+        let mut other = common::sections::start(dir, &nodes, 0, None, round_ms, extra);
+        let status = wait_for("the restart to stop", Duration::from_secs(30), async || {
+            other.0.try_wait().unwrap()
+        })
+        .await;
+        let log = std::fs::read_to_string(dir.join("node0.log")).unwrap();
+        (status.code(), log)
+    };
+    let (code, log) = restart(ROUND_MS, &["--elder-count", "5"]).await;
+    assert_eq!(code, Some(2));
     assert!(
         log.contains("was started with --elder-count 4") && log.contains("not 5"),
         "{log}"
     );
     // Another DKG round is refused the same way: rounds that end at other times make a node
     // observe the others failing.
-    let mut other = common::sections::start(dir, &nodes, 0, None, "777", &[]);
-    let status = wait_for("the restart to stop", Duration::from_secs(30), async || {
-        other.0.try_wait().unwrap()
-    })
-    .await;
-    assert_eq!(status.code(), Some(2));
-    let log = std::fs::read_to_string(dir.join("node0.log")).unwrap();
+    let (code, log) = restart("777", &[]).await;
+    assert_eq!(code, Some(2));
     assert!(
         log.contains(&format!(
             "this data directory was started with --round-ms {ROUND_MS}, not 777"
