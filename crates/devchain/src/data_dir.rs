@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-/// Creates `dir` and its parents if missing. When it cannot, the reason names what is in the
-/// way: a file where the directory (or one of its parents) should be is said as such, rather
-/// than as the operating system's "File exists" or "Not a directory".
+/// Creates `dir` and its parents if missing. When it cannot, the reason names the path and
+/// what is in the way: a file where the directory (or one of its parents) should be is said as
+/// such, rather than as the operating system's "File exists" or "Not a directory".
 pub fn create(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| match dir.ancestors().find(|a| a.is_file()) {
         Some(file) => format!(
@@ -12,7 +12,7 @@ pub fn create(dir: &Path) -> Result<(), String> {
                  exist yet",
             file.display()
         ),
-        None => e.to_string(),
+        None => format!("{}: {e}", dir.display()),
     })
 }
 

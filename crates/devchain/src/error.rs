@@ -57,7 +57,7 @@ pub enum ChainError {
         reason: String,
     },
     /// The data directory cannot be created or used (a regular file of that name, permissions).
-    #[error("chain data directory {}: {reason}", path.display())]
+    #[error("chain data directory: {reason}")]
     DataDir {
         /// The directory.
         path: std::path::PathBuf,

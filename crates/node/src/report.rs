@@ -266,12 +266,14 @@ impl Reporter {
             Observation::BlockProcessed { height } => {
                 m.set("keyquorum_chain_height", &[], height as f64);
                 s.height = height;
-                s.catching_up = s.chain_head.is_some_and(|head| height < head);
+                // The head is told before each batch: one block below it is the next to come,
+                // not a backlog.
+                s.catching_up = s.chain_head.is_some_and(|head| head > height + 1);
             }
             Observation::ChainHead { height } => {
                 m.set("keyquorum_chain_head", &[], height as f64);
                 s.chain_head = Some(height);
-                s.catching_up = height > s.height;
+                s.catching_up = height > s.height + 1;
             }
             Observation::PhaseChanged {
                 phase,

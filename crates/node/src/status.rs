@@ -302,7 +302,8 @@ pub struct Status {
     /// The chain's head as this node last read it.
     #[serde(default)]
     pub chain_head: Option<u64>,
-    /// Processing blocks below the chain's head (after a restart, or from a new database):
+    /// Processing blocks more than one below the chain's head (after a restart, from a new
+    /// database, or after the chain was unreachable):
     /// `height`, `view`, `phase` and the committee are those of the block processed, not the
     /// chain's now, and what those blocks held is logged at debug level until the node has
     /// caught up.

@@ -1482,23 +1482,7 @@ impl Coordinator {
                 &h.start.prefix,
             )
         });
-        // The network does not keep the order in which we signed two starts: a candidate of
-        // another start of ours for the prefix, generation and attempt may have received its
-        // signatures after this one's, taken it as the newer and run it, so its absence here
-        // proves nothing. Candidates cannot tell the order apart; we can, but not who ran what.
-        let named_elsewhere = self.handovers.get(&session).is_some_and(|h| {
-            self.handovers.iter().any(|(id, other)| {
-                *id != session
-                    && other.start.prefix == h.start.prefix
-                    && other.start.generation == h.start.generation
-                    && other.start.attempt == h.start.attempt
-                    && other
-                        .start
-                        .candidates
-                        .iter()
-                        .any(|c| excluded.contains(&c.name()))
-            })
-        });
+        let named_elsewhere = self.named_in_another_start(&session, excluded);
         let handover = self.open_handover(&session)?;
         if handover.start.generation < current && !open_sibling {
             return Err(Dropped::StaleGeneration {
@@ -1535,6 +1519,28 @@ impl Coordinator {
         }
         handover.done = true;
         Ok(excluded.clone())
+    }
+
+    /// As a current elder that signed the start of `session`: whether another start we signed
+    /// for its prefix, generation and attempt has any of `named` among its candidates. The
+    /// network does not keep the order in which we signed two starts: a candidate of the other
+    /// may have received its signatures after this one's, taken it as the newer and run it, so
+    /// its absence from this one proves nothing. Candidates cannot tell the order apart; we
+    /// can, but not who ran what.
+    pub fn named_in_another_start(&self, session: &SessionId, named: &BTreeSet<Name>) -> bool {
+        self.handovers.get(session).is_some_and(|h| {
+            self.handovers.iter().any(|(id, other)| {
+                id != session
+                    && other.start.prefix == h.start.prefix
+                    && other.start.generation == h.start.generation
+                    && other.start.attempt == h.start.attempt
+                    && other
+                        .start
+                        .candidates
+                        .iter()
+                        .any(|c| named.contains(&c.name()))
+            })
+        })
     }
 
     /// Our DKG for `session` failed with `non_participants` observed: signs the observation,
@@ -3543,54 +3549,71 @@ mod tests {
     }
 
     #[test]
-    fn a_candidate_records_its_agreement_only_for_a_start_it_did_not_sign_as_an_elder() {
+    fn a_candidate_records_its_agreement_unless_another_start_it_signed_names_the_absent() {
         // Found on real processes (two of four candidates down for five seconds): two elders,
         // each also a candidate, signed two starts; one authorised the first and ran it alone,
         // the others ran the second. Each formed an agreement as a candidate naming the others
         // and, as an elder, refused the other's. Recording its own agreement anyway left each
         // holding absent whom the other did not, and their starts never met again.
-        let mut net = net(9);
-        let elders = elder_secrets(&net, 9);
-        let (first, _second) = two_starts(&mut net, &elders);
-        let elder_names: BTreeSet<Name> = elders.iter().map(|sk| Name::of(&key_of(sk))).collect();
-        let elder = first.names()[0];
-        assert!(elder_names.contains(&elder));
-        let absent = first.names()[6];
-        let outputs = agreement_formed_at(&mut net, &first, &elders, elder, absent);
-        let Some(Output::Restart {
-            excluded,
-            signatures,
-            ..
-        }) = outputs.iter().find(|o| matches!(o, Output::Restart { .. }))
-        else {
-            unreachable!()
+        let elders = {
+            let net = net(9);
+            elder_secrets(&net, 9)
         };
-        let mut signer = StartSigner::default();
-        let node = net.nodes.get_mut(&elder).unwrap();
-        for o in &outputs {
-            signer.observe(node, o).unwrap();
-        }
-        // Its own elder check, which the agreement reaches next: it stands by the second
-        // start, so it takes none of the first's absentees.
-        let checked = node.handle(
-            elder,
-            &Message::FailureAgreement {
-                session: first.session,
-                excluded: excluded.clone(),
-                signatures: signatures.clone(),
-            },
-        );
-        for o in checked.iter().flatten() {
-            signer.observe(node, o).unwrap();
-        }
+        let elder_names: BTreeSet<Name> = elders.iter().map(|sk| Name::of(&key_of(sk))).collect();
+        // The elder `at`, a candidate of the first start, forms an agreement naming `absent`,
+        // and then checks it as an elder: its record after both, and the check's outputs.
+        let formed_and_checked = |absent_of: &dyn Fn(&Net) -> Name| {
+            let mut net = net(9);
+            let (first, _second) = two_starts(&mut net, &elders);
+            let absent = absent_of(&net);
+            let at = first
+                .names()
+                .into_iter()
+                .find(|n| elder_names.contains(n) && *n != absent)
+                .unwrap();
+            let outputs = agreement_formed_at(&mut net, &first, &elders, at, absent);
+            let Some(Output::Restart {
+                excluded,
+                signatures,
+                ..
+            }) = outputs.iter().find(|o| matches!(o, Output::Restart { .. }))
+            else {
+                unreachable!()
+            };
+            let mut signer = StartSigner::default();
+            let node = net.nodes.get_mut(&at).unwrap();
+            for o in &outputs {
+                signer.observe(node, o).unwrap();
+            }
+            let checked = node
+                .handle(
+                    at,
+                    &Message::FailureAgreement {
+                        session: first.session,
+                        excluded: excluded.clone(),
+                        signatures: signatures.clone(),
+                    },
+                )
+                .unwrap();
+            for o in &checked {
+                signer.observe(node, o).unwrap();
+            }
+            (absent, signer, checked)
+        };
+        // A candidate of both starts: it may have run the second, so the elder refuses the
+        // agreement as one of a start it replaced, and its record stays empty.
+        let (_, signer, checked) = formed_and_checked(&|net| net.members[1].peer.name());
         assert!(
-            !checked
-                .iter()
-                .flatten()
-                .any(|o| matches!(o, Output::FailureAgreed { .. })),
+            matches!(&checked[..], [Output::ReplacedStartFailed { .. }]),
             "{checked:?}"
         );
         assert!(signer.absentees().absent().is_empty());
+        // A candidate of the first start only: nothing it could have left the first one for
+        // among the elder's starts, so the record the elder formed as a candidate stands (the
+        // elders that stood by the first start take the same agreement, and their restarts
+        // meet).
+        let (absent, signer, _) = formed_and_checked(&|net| net.members[0].peer.name());
+        assert_eq!(signer.absentees().absent(), BTreeSet::from([absent]));
 
         // A candidate that is not an elder carries the record of the agreement it formed into
         // the restart it is an elder of.

@@ -438,11 +438,12 @@ impl StartSigner {
     /// [`StartSigner::replaced_start_failed`]), and one we formed as a candidate
     /// ([`crate::coordinator::Output::Restart`]). A candidate records the absentees of an
     /// agreement it formed, so that once an elder of the restart it selects as the elders that
-    /// checked it; but not for a start it signed as an elder: there the agreement reaches our
-    /// own elder check, which takes it or refuses it, and what it refuses proves no absence (a
-    /// candidate of a start the elders replaced observes the candidates that left it for the
-    /// new one). Recording it anyway made an elder hold absent whom the others do not, and
-    /// their starts never met again. Returns whether the absentee record changed.
+    /// checked it; but not when, as an elder, it signed another start at the same attempt that
+    /// names any of them ([`crate::coordinator::Coordinator::named_in_another_start`]): they
+    /// may have left this start for that one, so their absence proves nothing, and its own
+    /// elder check refuses the agreement. Recording it anyway made two elders that had
+    /// authorised different starts each hold absent the other's candidates, and their starts
+    /// never met again. Returns whether the absentee record changed.
     pub fn observe(
         &mut self,
         coordinator: &crate::coordinator::Coordinator,
@@ -471,7 +472,7 @@ impl StartSigner {
                 generation,
                 excluded,
                 ..
-            } if coordinator.handover_parent(session).is_none() => {
+            } if !coordinator.named_in_another_start(session, excluded) => {
                 self.agreed(*generation, excluded.iter().copied())
             }
             _ => Ok(false),

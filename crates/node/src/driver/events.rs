@@ -255,9 +255,15 @@ impl Driver {
                 reason,
                 ..
             } => {
-                if self.replayed(Replayed::PostDropped, height) {
+                let ours = identity.0 == self.me.to_bytes();
+                let kind = if ours {
+                    Replayed::PostOfOursDropped
+                } else {
+                    Replayed::PostDropped
+                };
+                if self.replayed(kind, height) {
                     debug!(view, player, ?ceremony, %reason, "replayed: a post was dropped at the deadline");
-                } else if identity.0 == self.me.to_bytes() {
+                } else if ours {
                     error!(view, player, ?ceremony, %reason, "this node's post was dropped at the deadline");
                 } else {
                     warn!(view, player, ?ceremony, %reason, "a post was dropped at the deadline");

@@ -19,6 +19,8 @@ pub(super) enum Replayed {
     CeremonyNotJoined,
     /// A post was dropped at its deadline.
     PostDropped,
+    /// This node's own post was dropped at its deadline.
+    PostOfOursDropped,
     /// A fault was recorded on chain against another node.
     Fault,
     /// A fault was recorded on chain against this node.
@@ -28,7 +30,7 @@ pub(super) enum Replayed {
 /// The counts of replayed events since the last summary, and the blocks they came from.
 #[derive(Debug, Default)]
 pub(super) struct HistoryTally {
-    counts: [u64; 6],
+    counts: [u64; 7],
     blocks: Option<(u64, u64)>,
 }
 
@@ -50,17 +52,18 @@ impl HistoryTally {
         let counts = std::mem::take(&mut self.counts);
         let of = |kind: Replayed| counts[kind as usize];
         let ours = of(Replayed::FaultOfOurs);
+        let our_posts = of(Replayed::PostOfOursDropped);
         let summary = format!(
             "{} ceremonies failed, {} view changes abandoned until a retry, {} ceremonies this \
-             node did not take part in, {} posts dropped, {} faults recorded ({ours} against \
-             this node)",
+             node did not take part in, {} posts dropped ({our_posts} of this node's), {} \
+             faults recorded ({ours} against this node)",
             of(Replayed::CeremonyFailed),
             of(Replayed::ViewChangeAborted),
             of(Replayed::CeremonyNotJoined),
-            of(Replayed::PostDropped),
+            of(Replayed::PostDropped) + our_posts,
             of(Replayed::Fault) + ours,
         );
-        if ours > 0 {
+        if ours > 0 || our_posts > 0 {
             warn!(first, last, %summary, "caught up with the chain; in the blocks it replayed, the chain charged this node");
         } else {
             info!(first, last, %summary, "caught up with the chain; what the blocks it replayed held (logged at debug level)");
@@ -84,11 +87,19 @@ impl Driver {
             .as_ref()
             .is_some_and(|b| b.member_by_identity(&me).is_some());
         if listed && !self.state.shares.iter().any(|s| s.view == view) {
+            self.warn_no_share(view);
+        }
+    }
+
+    /// The active `view` lists this node, which holds no share of its key: warned once per
+    /// view, whether seen live at the activation or when the node reached the head.
+    pub(super) fn warn_no_share(&mut self, view: u64) {
+        if self.no_share.is_news(view) {
             warn!(
                 view,
-                "the active view's magic block lists this node, but it holds no share of the \
-                 view's key (was its database lost or replaced?): it signs nothing for this \
-                 view, and takes part again at the next view change"
+                "the view's magic block lists this node, but it holds no share of the view's \
+                 key (it did not finish the ceremony, or its database was lost or replaced): \
+                 it signs nothing for this view, and takes part again at the next view change"
             );
         }
     }
@@ -96,7 +107,9 @@ impl Driver {
     /// Whether an event of the block at `height` is history ([`Driver::behind`]); if so, it is
     /// counted for the summary and the caller logs it at debug level.
     pub(super) fn replayed(&mut self, kind: Replayed, height: u64) -> bool {
-        if !self.behind(height) {
+        // Only before this process first reached the head: a live node is told the head before
+        // each batch of blocks, so the blocks of a batch are below it for a moment.
+        if self.head_reached || !self.behind(height) {
             return false;
         }
         self.history.note(kind, height);
@@ -119,6 +132,6 @@ mod tests {
         assert_eq!(tally.counts[Replayed::FaultOfOurs as usize], 1);
         tally.report();
         assert_eq!(tally.blocks, None);
-        assert_eq!(tally.counts, [0; 6]);
+        assert_eq!(tally.counts, [0; 7]);
     }
 }

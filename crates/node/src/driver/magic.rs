@@ -250,13 +250,8 @@ impl Driver {
         self.state.current_hash = Some(hex::encode(hash));
         let holds_share = own_share_index.is_some();
         info!(view, member = listed, holds_share, hash = %hex::encode(hash), "view activated");
-        if listed && !holds_share && !self.behind(height) {
-            warn!(
-                view,
-                "the view's magic block lists this node, but it holds no share of the view's key \
-                 (it did not finish the ceremony, or its database was lost): it signs nothing \
-                 for this view, and takes part again at the next view change"
-            );
+        if listed && !holds_share && self.head_reached && !self.behind(height) {
+            self.warn_no_share(view);
         }
         self.observe(Observation::ViewActivated {
             view,

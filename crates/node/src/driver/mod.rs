@@ -332,6 +332,9 @@ pub struct Driver {
     /// Whether this process has seen the node process the chain's head
     /// ([`Driver::reached_head`]).
     head_reached: bool,
+    /// The last view this node was warned to be listed in without a share of
+    /// ([`Driver::warn_no_share`]).
+    no_share: crate::repeat_log::RepeatLog<u64>,
 }
 
 /// The view and reason of the last view change abandoned. A committee that cannot form is
@@ -410,6 +413,7 @@ impl Driver {
             history: history::HistoryTally::default(),
             no_old_share: Default::default(),
             head_reached: false,
+            no_share: Default::default(),
         };
         d.observe_opened();
         let mut effects = d.resume()?;

@@ -39,8 +39,8 @@
 //!   it missed), but for the members it admitted within the last 30 s; then it selects again
 //!   (`Runtime::on_members`).
 //! - **Absent members.** The non-participants of a failure agreement, as an elder checked it or
-//!   a candidate formed it (but for a start it signed as an elder, where its elder check
-//!   decides: [`StartSigner::observe`]), are recorded ([`keyquorum_sections::absence`]), stored
+//!   a candidate formed it (unless, as an elder, it signed another start at the same attempt
+//!   naming them: [`StartSigner::observe`]), are recorded ([`keyquorum_sections::absence`]), stored
 //!   (`"absentees"`) and skipped by every later selection until each sends the elders its own
 //!   statement that it runs at a later generation ([`join::Request::Alive`]). A node sends it
 //!   at start after a restart, at every SAP it applies, and every [`ALIVE_EVERY`] while it is
@@ -252,12 +252,8 @@ async fn run_in(
     keys: Arc<NodeKeys>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), SectionsNodeError> {
-    keyquorum_devchain::data_dir::create(&config.data_dir).map_err(|reason| {
-        SectionsNodeError::Config(format!(
-            "data directory {}: {reason}",
-            config.data_dir.display()
-        ))
-    })?;
+    keyquorum_devchain::data_dir::create(&config.data_dir)
+        .map_err(|reason| SectionsNodeError::Config(format!("data directory: {reason}")))?;
     let node_key = section_node_key(&keys);
     let store = SectionsStore::open(&config.data_dir.join("sections.redb"), keys.clone())?;
     if store.has_left()? {
