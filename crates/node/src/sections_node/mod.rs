@@ -1421,9 +1421,13 @@ impl Runtime {
     }
 
     /// A SAP applied: store it, learn its elders and offer the kept messages again; if it lists
-    /// us, ask the other elders for their members. Selection is not run here: a member admitted while the DKG ran already made
-    /// the elders sign a start that superseded it, and the next admission, removal, failure
-    /// agreement or member list learnt selects again.
+    /// us, ask the other elders for their members, and as an elder holding a share of the new
+    /// key, select again. A member admitted while the DKG ran usually made the elders sign a
+    /// start that superseded it; but two starts signed close together (two admissions, or two
+    /// members back at once) race at the candidates, and when the earlier, smaller one gathers
+    /// its supermajority first it supersedes the later one, which then never runs: without a
+    /// selection here, the member it would have added waits for the next admission or removal.
+    /// Selecting signs nothing when the members call for the elders the SAP has.
     fn applied(
         &mut self,
         signed: Option<SignedSap>,
@@ -1477,6 +1481,9 @@ impl Runtime {
         // Every SAP that lists us: as a new elder, or one that missed admissions while it
         // was down or cut off, we may lack members the others know.
         self.ask_members();
+        if self.coordinator.coordinator().our_share().is_some() {
+            self.reselect = true;
+        }
         self.retry_early = true;
         self.write_chain_file();
         Ok(())
