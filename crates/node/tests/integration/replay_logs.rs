@@ -47,6 +47,13 @@ fn logged(f: impl FnOnce()) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
+/// The one line of `log` that contains `needle` (it must be exactly one).
+fn only_line<'a>(log: &'a str, needle: &str) -> &'a str {
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(needle)).collect();
+    assert_eq!(lines.len(), 1, "{needle}: {log}");
+    lines[0]
+}
+
 #[test]
 fn replayed_faults_are_said_once_caught_up_and_a_lost_share_is_warned() {
     const N: usize = 4;
@@ -59,35 +66,29 @@ fn replayed_faults_are_said_once_caught_up_and_a_lost_share_is_warned() {
     assert_eq!(h.contract.state().slashings.len(), 1);
 
     let honest = logged(|| h.restart_with_lost_database(0));
-    let summary: Vec<&str> = honest
-        .lines()
-        .filter(|l| l.contains("caught up with the chain; what the blocks it replayed held"))
-        .collect();
-    assert_eq!(summary.len(), 1, "{honest}");
-    assert!(summary[0].contains(" INFO "), "{honest}");
+    let summary = only_line(
+        &honest,
+        "caught up with the chain; what the blocks it replayed held",
+    );
+    assert!(summary.contains(" INFO "), "{honest}");
     assert!(
-        summary[0].contains("1 faults recorded (0 against this node)"),
+        summary.contains("1 faults recorded (0 against this node)"),
         "{honest}"
     );
     assert!(!honest.contains("fault recorded on chain"), "{honest}");
     assert!(!honest.contains("ceremony failed"), "{honest}");
     // It is a member of view 1, and its share went with its database: said once, as a warning.
-    let lost: Vec<&str> = honest
-        .lines()
-        .filter(|l| l.contains("lists this node, but it holds no share"))
-        .collect();
-    assert_eq!(lost.len(), 1, "{honest}");
-    assert!(lost[0].contains(" WARN "), "{honest}");
+    let lost = only_line(&honest, "lists this node, but it holds no share");
+    assert!(lost.contains(" WARN "), "{honest}");
 
     let culprit = logged(|| h.restart_with_lost_database(FORGER));
-    let summary: Vec<&str> = culprit
-        .lines()
-        .filter(|l| l.contains("in the blocks it replayed, the chain charged this node"))
-        .collect();
-    assert_eq!(summary.len(), 1, "{culprit}");
-    assert!(summary[0].contains(" WARN "), "{culprit}");
+    let summary = only_line(
+        &culprit,
+        "in the blocks it replayed, the chain charged this node",
+    );
+    assert!(summary.contains(" WARN "), "{culprit}");
     assert!(
-        summary[0].contains("1 faults recorded (1 against this node)"),
+        summary.contains("1 faults recorded (1 against this node)"),
         "{culprit}"
     );
     // Left out of view 1 for its fault, it held no share to lose.
