@@ -417,11 +417,14 @@ pub enum PartialRejected {
         /// The member.
         member: usize,
     },
-    /// The member answered something that is not a partial, or refused.
-    #[error("member {member} answered no partial")]
+    /// The member refused ([`Refusal`]): not its fault by itself (a member that moved to the
+    /// next view refuses the last one's requests).
+    #[error("member {member} answered no partial: {refusal}")]
     NoPartial {
         /// The member.
         member: usize,
+        /// Why.
+        refusal: Refusal,
     },
     /// The member's partial does not verify under its public key share, or carries another
     /// member's index: the member is a culprit.
@@ -452,7 +455,13 @@ pub enum Progress {
 
 /// No signature: the collection ended with fewer than `t` valid partials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no quorum: {valid} valid partials of {threshold} needed ({} bad)", culprits.len())]
+#[error(
+    "no quorum: {valid} valid partials of {threshold} needed ({} bad{})",
+    culprits.len(),
+    if other_view.is_empty() { String::new() } else {
+        format!(", {} members at another view", other_view.len())
+    }
+)]
 pub struct NoQuorum {
     /// Valid partials collected.
     pub valid: usize,
@@ -460,6 +469,9 @@ pub struct NoQuorum {
     pub threshold: usize,
     /// Members whose partials did not verify.
     pub culprits: Vec<usize>,
+    /// Members that refused because the request's view is not their active one (a view
+    /// change under way, or a coordinator behind the chain): no fault of theirs.
+    pub other_view: Vec<usize>,
 }
 
 /// The coordinator's collection of partials for one request: one per member, each verified
@@ -473,6 +485,7 @@ pub struct Collector<'g> {
     valid: Vec<PartialSignature<MinPk>>,
     seen: BTreeSet<usize>,
     culprits: Vec<usize>,
+    other_view: BTreeSet<usize>,
     done: Option<Signature<MinPk>>,
 }
 
@@ -485,6 +498,7 @@ impl<'g> Collector<'g> {
             valid: Vec::with_capacity(group.threshold),
             seen: BTreeSet::new(),
             culprits: Vec::new(),
+            other_view: BTreeSet::new(),
             done: None,
         }
     }
@@ -510,6 +524,7 @@ impl<'g> Collector<'g> {
             valid: self.valid.len(),
             threshold: self.group.threshold,
             culprits: self.culprits.clone(),
+            other_view: self.other_view.iter().copied().collect(),
         }
     }
 
@@ -521,7 +536,12 @@ impl<'g> Collector<'g> {
     ) -> Result<Progress, PartialRejected> {
         match PartialAnswer::from_bytes(answer) {
             Some(PartialAnswer::Partial(p)) => self.add(member, p),
-            Some(PartialAnswer::Refused(_)) => Err(PartialRejected::NoPartial { member }),
+            Some(PartialAnswer::Refused(refusal)) => {
+                if refusal == Refusal::OtherView && self.group.members.get(member).is_some() {
+                    self.other_view.insert(member);
+                }
+                Err(PartialRejected::NoPartial { member, refusal })
+            }
             // Bytes that do not decode as an answer are the member's fault as much as a partial
             // that does not verify.
             None => {

@@ -473,9 +473,11 @@ impl BeaconRuntime {
             }
         }
         self.ended.clear();
-        self.sign.set_view(None);
         self.publish_status();
+        // On-demand signing keeps the previous view until the next one is ready to replace it:
+        // cleared first, a request in between would be told this node has no view at all.
         let Some(record) = driver.state().beacon.clone() else {
+            self.sign.set_view(None);
             return;
         };
         let share = match driver.beacon_share() {
@@ -499,7 +501,10 @@ impl BeaconRuntime {
                 }
                 self.sign.set_view(Some(view));
             }
-            Err(e) => error!(view = record.view, error = %e, "on-demand signing not started"),
+            Err(e) => {
+                self.sign.set_view(None);
+                error!(view = record.view, error = %e, "on-demand signing not started");
+            }
         }
         // With the beacon off there is no store: signing on demand still runs, the beacon not.
         let Some(store) = self.store.clone() else {

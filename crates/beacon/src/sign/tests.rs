@@ -261,7 +261,8 @@ fn a_bad_partial_names_its_sender_and_the_rest_still_combine() {
         NoQuorum {
             valid: 1,
             threshold: 3,
-            culprits: vec![0, 1, 3]
+            culprits: vec![0, 1, 3],
+            other_view: Vec::new(),
         }
     );
     assert_eq!(
@@ -278,7 +279,10 @@ fn refusals_unknown_members_and_duplicates_do_not_count() {
     let refused = PartialAnswer::Refused(Refusal::OtherView).to_bytes();
     assert_eq!(
         c.add_answer(0, &refused),
-        Err(PartialRejected::NoPartial { member: 0 })
+        Err(PartialRejected::NoPartial {
+            member: 0,
+            refusal: Refusal::OtherView
+        })
     );
     assert_eq!(
         c.add_answer(9, &answer(&shares, 0)),
@@ -295,6 +299,34 @@ fn refusals_unknown_members_and_duplicates_do_not_count() {
         c.add_answer(2, &answer(&shares, 2)),
         Ok(Progress::Done(_))
     ));
+}
+
+#[test]
+fn a_collection_short_of_t_names_the_members_at_another_view_apart_from_culprits() {
+    let (group, shares) = deal(4, 3, 6);
+    let req = request();
+    let mut c = Collector::new(&group, &req);
+    c.add_answer(0, &answer(&shares, 0)).unwrap();
+    for member in [1, 2] {
+        c.add_answer(
+            member,
+            &PartialAnswer::Refused(Refusal::OtherView).to_bytes(),
+        )
+        .unwrap_err();
+    }
+    c.add_answer(3, &PartialAnswer::Refused(Refusal::NoShare).to_bytes())
+        .unwrap_err();
+    // A refusal for another member's position outside the group names nobody.
+    c.add_answer(9, &PartialAnswer::Refused(Refusal::OtherView).to_bytes())
+        .unwrap_err();
+    let no = c.no_quorum();
+    assert_eq!((no.valid, no.threshold), (1, 3));
+    assert!(no.culprits.is_empty());
+    assert_eq!(no.other_view, vec![1, 2]);
+    assert_eq!(
+        no.to_string(),
+        "no quorum: 1 valid partials of 3 needed (0 bad, 2 members at another view)"
+    );
 }
 
 #[test]

@@ -30,6 +30,12 @@
 //! [`Failure`] names every culprit of every attempt. [`Session`] and [`Signing`] decide;
 //! the node's signing service does the I/O (`SignService::sign_schnorr`).
 //!
+//! A member that refuses a round because the request's view is not its active one is no
+//! culprit: around a view change honest members move to the new view at slightly different
+//! blocks, and a coordinator still catching up asks for a view that is over. It is counted
+//! apart ([`Failure::other_view`]), left in later attempts, and a request that falls short
+//! with such members fails as a view change under way (retry), not as their fault.
+//!
 //! A member's nonces are stored under a hash of the coordinator's identity and the signing
 //! session, so a round-two request from anyone but the coordinator that asked for them finds
 //! none. Every package is matched to the member the network authenticated: a commitment or
@@ -673,6 +679,10 @@ pub enum AttemptError {
     /// Listed signers gave no valid share; another signer set may succeed.
     #[error("round two failed: {}", describe(.0))]
     Culprits(Vec<Culprit>),
+    /// Listed signers (committee positions) refused round two because they are at another
+    /// view now: no culprit, the view changed between the rounds.
+    #[error("round two failed: {} signers answered for another view", .0.len())]
+    OtherView(Vec<usize>),
     /// Anything other signers cannot fix (an inconsistent key, this node's own share).
     #[error("{0}")]
     Failed(String),
@@ -699,6 +709,10 @@ pub struct Failure {
     pub attempts: usize,
     /// Every member named, once each, in the order they were named.
     pub culprits: Vec<Culprit>,
+    /// The identities of the members that refused a round because the request's view is not
+    /// their active one (ascending committee order): not culprits. A view change is under way,
+    /// or the coordinator is behind the chain.
+    pub other_view: Vec<Vec<u8>>,
 }
 
 impl Failure {
@@ -720,6 +734,9 @@ impl std::fmt::Display for Failure {
         if !self.culprits.is_empty() {
             write!(f, "; culprits: {}", describe(&self.culprits))?;
         }
+        if !self.other_view.is_empty() {
+            write!(f, "; {} members at another view", self.other_view.len())?;
+        }
         Ok(())
     }
 }
@@ -734,6 +751,8 @@ pub struct Signing {
     max_attempts: usize,
     attempts: usize,
     culprits: Vec<Culprit>,
+    /// Members that answered for another view in any attempt.
+    other_view: BTreeSet<usize>,
     /// Round and signers of the last attempt that fell short.
     last: Option<(u8, usize)>,
 }
@@ -749,6 +768,7 @@ impl Signing {
             max_attempts,
             attempts: 0,
             culprits: Vec::new(),
+            other_view: BTreeSet::new(),
             last: None,
         }
     }
@@ -771,9 +791,17 @@ impl Signing {
     }
 
     /// An attempt fell short in `round` with `signers` commitments or valid shares, naming
-    /// `culprits` (each member is kept once, with the first fault it was named for).
-    pub fn attempt_failed(&mut self, round: u8, signers: usize, culprits: Vec<Culprit>) {
+    /// `culprits` (each member is kept once, with the first fault it was named for); the
+    /// members in `other_view` answered for another view (not culprits: they are asked again).
+    pub fn attempt_failed(
+        &mut self,
+        round: u8,
+        signers: usize,
+        culprits: Vec<Culprit>,
+        other_view: &BTreeSet<usize>,
+    ) {
         self.last = Some((round, signers));
+        self.other_view.extend(other_view);
         for c in culprits {
             if !self.culprits.iter().any(|k| k.position == c.position) {
                 self.culprits.push(c);
@@ -800,6 +828,11 @@ impl Signing {
             threshold: view.threshold,
             attempts: self.attempts,
             culprits: self.culprits.clone(),
+            other_view: self
+                .other_view
+                .iter()
+                .filter_map(|i| view.members.get(*i).map(|(id, _)| id.clone()))
+                .collect(),
         }
     }
 }
@@ -818,6 +851,9 @@ pub struct Session {
     excluded: BTreeSet<usize>,
     /// Round one: members whose answer was not a commitment, and why.
     commit_faults: BTreeMap<usize, SignerFault>,
+    /// Either round: members that refused because the request's view is not their active one
+    /// (not culprits).
+    other_view: BTreeSet<usize>,
     /// Round two: signers whose share package was taken.
     shared: BTreeSet<usize>,
     /// Round two: signers whose answer was not a share package, and why.
@@ -842,6 +878,11 @@ pub enum TakeError {
 }
 
 impl TakeError {
+    /// Whether the member refused because it is at another view: honest during a view change.
+    fn other_view(&self) -> bool {
+        matches!(self, TakeError::Refused(Some(FrostRefusal::OtherView)))
+    }
+
     fn fault(&self) -> SignerFault {
         match self {
             TakeError::Refused(_) => SignerFault::Refused,
@@ -868,6 +909,7 @@ impl Session {
             threshold: view.threshold,
             excluded: BTreeSet::new(),
             commit_faults: BTreeMap::new(),
+            other_view: BTreeSet::new(),
             shared: BTreeSet::new(),
             share_faults: BTreeMap::new(),
         }
@@ -903,8 +945,14 @@ impl Session {
             return Err(TakeError::Excluded);
         }
         let taken = self.commitment(view, position, answer);
-        if let Err(e) = &taken {
-            self.commit_faults.entry(position).or_insert(e.fault());
+        match &taken {
+            Err(e) if e.other_view() => {
+                self.other_view.insert(position);
+            }
+            Err(e) => {
+                self.commit_faults.entry(position).or_insert(e.fault());
+            }
+            Ok(()) => {}
         }
         taken?;
         self.signers.insert(position, view.members[position].1);
@@ -925,11 +973,11 @@ impl Session {
     }
 
     /// The members asked in round one that gave no commitment (those that gave none in time
-    /// are unresponsive), for a round one that fell short.
+    /// are unresponsive), for a round one that fell short; not those at another view.
     pub fn commitment_culprits(&self, view: &FrostView) -> Vec<Culprit> {
         self.asked(view)
             .into_iter()
-            .filter(|i| !self.signers.contains_key(i))
+            .filter(|i| !self.signers.contains_key(i) && !self.other_view.contains(i))
             .map(|i| Culprit {
                 position: i,
                 identity: view.members[i].0.clone(),
@@ -969,7 +1017,11 @@ impl Session {
                 self.shared.insert(position);
             }
             Err(e) if self.awaiting_shares().contains(&position) => {
-                self.share_faults.insert(position, e.fault());
+                if e.other_view() {
+                    self.other_view.insert(position);
+                } else {
+                    self.share_faults.insert(position, e.fault());
+                }
             }
             Err(_) => {}
         }
@@ -996,9 +1048,18 @@ impl Session {
     pub fn awaiting_shares(&self) -> Vec<usize> {
         self.signers
             .keys()
-            .filter(|i| !self.shared.contains(i) && !self.share_faults.contains_key(i))
+            .filter(|i| {
+                !self.shared.contains(i)
+                    && !self.share_faults.contains_key(i)
+                    && !self.other_view.contains(i)
+            })
             .copied()
             .collect()
+    }
+
+    /// The members that refused a round of this attempt because they are at another view.
+    pub fn other_view(&self) -> &BTreeSet<usize> {
+        &self.other_view
     }
 
     /// The signature shares taken that were not found invalid, once [`Session::finish`]
@@ -1009,7 +1070,7 @@ impl Session {
                 .iter()
                 .filter(|c| c.fault == SignerFault::InvalidShare)
                 .count(),
-            AttemptError::Failed(_) => 0,
+            AttemptError::OtherView(_) | AttemptError::Failed(_) => 0,
         };
         self.shared.len() - invalid
     }
@@ -1037,6 +1098,15 @@ impl Session {
         if !culprits.is_empty() {
             culprits.sort_by_key(|c| c.position);
             return Err(AttemptError::Culprits(culprits));
+        }
+        let moved: Vec<usize> = self
+            .signers
+            .keys()
+            .filter(|i| self.other_view.contains(i))
+            .copied()
+            .collect();
+        if !moved.is_empty() {
+            return Err(AttemptError::OtherView(moved));
         }
         let signature = match self.coordinator.finish() {
             Ok(s) => s,

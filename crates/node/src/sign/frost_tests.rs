@@ -96,7 +96,12 @@ fn signing_leaves_culprits_out_and_bounds_its_attempts() {
     let mut signing = Signing::new(Scheme::Frost, b"m".to_vec(), 0, 3);
     let first = signing.next_attempt(v, [1; 32]).unwrap();
     assert_eq!(first.asked(v), vec![0, 1, 2, 3, 4]);
-    signing.attempt_failed(2, 1, vec![culprit(1, SignerFault::InvalidShare)]);
+    signing.attempt_failed(
+        2,
+        1,
+        vec![culprit(1, SignerFault::InvalidShare)],
+        &BTreeSet::new(),
+    );
     let mut second = signing.next_attempt(v, [2; 32]).unwrap();
     assert_eq!(second.asked(v), vec![0, 2, 3, 4]);
     // The culprit's commitment is not taken, even a good one for this very session.
@@ -128,10 +133,16 @@ fn signing_leaves_culprits_out_and_bounds_its_attempts() {
             culprit(1, SignerFault::Unresponsive),
             culprit(2, SignerFault::Refused),
         ],
+        &BTreeSet::new(),
     );
     let third = signing.next_attempt(v, [3; 32]).unwrap();
     assert_eq!(third.asked(v), vec![0, 3, 4]);
-    signing.attempt_failed(2, 1, vec![culprit(3, SignerFault::Malformed)]);
+    signing.attempt_failed(
+        2,
+        1,
+        vec![culprit(3, SignerFault::Malformed)],
+        &BTreeSet::new(),
+    );
     // Three attempts made: over, although two members (t) remain.
     assert!(signing.next_attempt(v, [4; 32]).is_none());
     let failure = signing.failure(v);
@@ -161,20 +172,35 @@ fn signing_leaves_culprits_out_and_bounds_its_attempts() {
     let all_but_one = (1..4)
         .map(|i| culprit(i, SignerFault::InvalidShare))
         .collect();
-    signing.attempt_failed(2, 1, all_but_one);
+    signing.attempt_failed(2, 1, all_but_one, &BTreeSet::new());
     assert!(signing.next_attempt(v, [2; 32]).is_some(), "0 and 4 remain");
-    signing.attempt_failed(2, 1, vec![culprit(4, SignerFault::InvalidShare)]);
+    signing.attempt_failed(
+        2,
+        1,
+        vec![culprit(4, SignerFault::InvalidShare)],
+        &BTreeSet::new(),
+    );
     assert!(signing.next_attempt(v, [3; 32]).is_none());
     assert_eq!(signing.attempts(), 2);
     // The coordinator named (its own answer failed): over.
     let mut signing = Signing::new(Scheme::Frost, b"m".to_vec(), 0, 3);
     signing.next_attempt(v, [1; 32]).unwrap();
-    signing.attempt_failed(2, 1, vec![culprit(0, SignerFault::Malformed)]);
+    signing.attempt_failed(
+        2,
+        1,
+        vec![culprit(0, SignerFault::Malformed)],
+        &BTreeSet::new(),
+    );
     assert!(signing.next_attempt(v, [2; 32]).is_none());
     // A round one that fell short: over, fewer members cannot give more commitments.
     let mut signing = Signing::new(Scheme::Frost, b"m".to_vec(), 0, 3);
     signing.next_attempt(v, [1; 32]).unwrap();
-    signing.attempt_failed(1, 1, vec![culprit(4, SignerFault::Unresponsive)]);
+    signing.attempt_failed(
+        1,
+        1,
+        vec![culprit(4, SignerFault::Unresponsive)],
+        &BTreeSet::new(),
+    );
     assert!(signing.next_attempt(v, [2; 32]).is_none());
     assert!(!signing.failure(v).invalid_shares());
 }
@@ -337,6 +363,64 @@ fn a_round_one_that_falls_short_names_the_members_without_a_commitment() {
     );
 }
 
+/// Members at another view refuse both rounds; that names nobody (a view change is no fault).
+#[test]
+fn members_at_another_view_are_counted_apart_from_culprits() {
+    let (m, _) = Members::new(4, 3);
+    let v = &m.views[0];
+    // Round one: members 1 and 2 answer a request of view 2 (they are at view 1 here, as a
+    // member answers a coordinator one view ahead), member 3 is silent.
+    let mut session = Session::new(v, Scheme::Bip340, b"m".to_vec(), [7; 32]);
+    let commit = session.commit_request(v);
+    session
+        .take_commitment(v, 0, &m.ask(0, 0, &commit))
+        .unwrap();
+    let ahead = FrostRequest::Commit {
+        view: 2,
+        session: [7; 32],
+    }
+    .to_bytes();
+    for i in [1, 2] {
+        assert_eq!(
+            session.take_commitment(v, i, &m.ask(i, 0, &ahead)),
+            Err(TakeError::Refused(Some(FrostRefusal::OtherView)))
+        );
+    }
+    assert_eq!(session.other_view(), &BTreeSet::from([1, 2]));
+    let named: Vec<(usize, SignerFault)> = session
+        .commitment_culprits(v)
+        .iter()
+        .map(|c| (c.position, c.fault))
+        .collect();
+    assert_eq!(named, vec![(3, SignerFault::Unresponsive)]);
+
+    // Round two: member 1 committed, then moved on before its share was asked for.
+    let (mut session, request) = m.committed([6; 32], &[0, 1, 2]);
+    for i in [0, 2] {
+        session.take_share(v, i, &m.ask(i, 0, &request)).unwrap();
+    }
+    let moved = vec![1, FrostRefusal::OtherView as u8];
+    assert!(session.take_share(v, 1, &moved).is_err());
+    assert!(session.awaiting_shares().is_empty());
+    let failed = session.finish(v).unwrap_err();
+    assert_eq!(failed, AttemptError::OtherView(vec![1]));
+    assert_eq!(session.valid_shares(&failed), 2);
+
+    // The request's failure names nobody and lists the member apart; it stays asked.
+    let mut signing = Signing::new(Scheme::Bip340, b"m".to_vec(), 0, super::frost::MAX_ATTEMPTS);
+    assert!(signing.next_attempt(v, [5; 32]).is_some());
+    signing.attempt_failed(2, 2, Vec::new(), session.other_view());
+    let next = signing.next_attempt(v, [4; 32]).unwrap();
+    assert_eq!(next.asked(v), vec![0, 1, 2, 3]);
+    let failure = signing.failure(v);
+    assert!(failure.culprits.is_empty());
+    assert_eq!(failure.other_view, vec![identity(&m.keys[1])]);
+    assert!(
+        failure.to_string().ends_with("; 1 members at another view"),
+        "{failure}"
+    );
+}
+
 fn answer_refused_bytes() -> Vec<u8> {
     vec![1, FrostRefusal::Store as u8]
 }
@@ -361,6 +445,8 @@ enum Behaviour {
     BadShares,
     /// Commits, then holds every round two unanswered.
     SilentInRoundTwo,
+    /// Honest, at the next view already (its key's view is 2, the coordinator's 1).
+    AtNextView,
 }
 
 /// A committee on loopback libp2p (see [`committee`]).
@@ -405,8 +491,9 @@ async fn committee(t: usize, behaviours: &[Behaviour], timeout_ms: u64) -> Commi
                 Arc::new(Metrics::new()),
                 fault,
             );
+            let at = if *b == Behaviour::AtNextView { 2 } else { 1 };
             let view =
-                FrostView::new(1, &record, Some((i as u32, Secret::new(shares[i])))).unwrap();
+                FrostView::new(at, &record, Some((i as u32, Secret::new(shares[i])))).unwrap();
             s.set_frost_view(Some(view));
             let db = NonceDb::open(&dir.path().join(format!("{i}.redb")), keys[i].clone()).unwrap();
             s.set_nonce_db(Arc::new(db));
@@ -630,6 +717,39 @@ async fn a_signer_silent_in_round_two_is_named_unresponsive_and_left_out() {
     assert_eq!(rounds, vec![1, 2]);
 }
 
+/// A request made while the members move to the next view fails as a view change under way
+/// (503, retry), naming no culprit: the alert metric stays at zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_at_the_next_view_make_a_retryable_failure_not_culprits() {
+    use Behaviour::*;
+    let c = committee(3, &[Honest, Honest, AtNextView, AtNextView], 5000).await;
+    let (status, body) = c.sign("bip340", b"during a view change").await;
+    assert_eq!((status, code(&body)), (503, "view_changing"), "{body}");
+    assert!(culprits(&body).is_empty(), "{body}");
+    let moved: BTreeSet<String> = body["other_view"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let expected: BTreeSet<String> = [2, 3]
+        .iter()
+        .map(|i| hex::encode(&c.identities[*i]))
+        .collect();
+    assert_eq!(moved, expected);
+    assert!(
+        body["message"].as_str().unwrap().contains("retry"),
+        "{body}"
+    );
+    let m = &c.service.metrics().sign;
+    for i in 1..4 {
+        for fault in ["refused", "unresponsive", "malformed", "invalid_share"] {
+            assert_eq!(m.frost_culprits(i, fault), 0, "member {i} {fault}");
+        }
+    }
+    assert_eq!(m.rejections("view_changing"), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_few_commitments_is_no_quorum_naming_the_silent_members() {
     // No network for the coordinator's peers: a committee of 3 with t = 2 whose other two
@@ -697,6 +817,26 @@ async fn a_node_without_a_share_of_the_signing_key_says_so() {
             .is_some_and(|m| m.contains("holds no share of view 4's")),
         "{body}"
     );
+}
+
+/// A node outside the view's committee gets the answer a BLS request gets (not a member),
+/// not the one of a member left out of the key's ceremony.
+#[tokio::test]
+async fn a_node_outside_the_committee_is_no_member_for_schnorr_requests_too() {
+    let keys = node_keys(3);
+    let (record, _) = signing_key(&keys, 2);
+    let s = SignService::new(
+        SignConfig::default(),
+        Some(Token::new(TOKEN.as_bytes())),
+        Arc::new(Metrics::new()),
+        Fault::None,
+    );
+    s.set_frost_view(Some(FrostView::new(4, &record, None).unwrap()));
+    s.set_view(Some(super::tests::sign_view(3, 2, None)));
+    let addr = serve(s.clone()).await;
+    let (status, body) = post(addr, Some(TOKEN), r#"{"scheme":"bip340","message":"00"}"#).await;
+    assert_eq!((status, code(&body)), (409, "not_a_member"), "{body}");
+    assert_eq!(body["view"], 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

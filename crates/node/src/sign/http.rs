@@ -315,12 +315,21 @@ fn sign_error(s: &SignService, e: SignError) -> Response {
             json!({ "view": view }),
         ),
         SignError::NoQuorum(q) => (
-            StatusCode::GATEWAY_TIMEOUT,
-            "no_quorum",
+            if q.other_view.is_empty() {
+                StatusCode::GATEWAY_TIMEOUT
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            },
+            if q.other_view.is_empty() {
+                "no_quorum"
+            } else {
+                "view_changing"
+            },
             json!({
                 "valid_partials": q.valid,
                 "threshold": q.threshold,
                 "culprits": q.culprits,
+                "other_view": q.other_view,
             }),
         ),
         SignError::Combine => (
@@ -352,9 +361,12 @@ fn sign_error(s: &SignService, e: SignError) -> Response {
                 "attempts": f.attempts,
                 "culprits": culprits,
                 "faults": faults,
+                "other_view": f.other_view.iter().map(hex::encode).collect::<Vec<_>>(),
             });
             if f.invalid_shares() {
                 (StatusCode::BAD_GATEWAY, "invalid_shares", extra)
+            } else if !f.other_view.is_empty() {
+                (StatusCode::SERVICE_UNAVAILABLE, "view_changing", extra)
             } else {
                 (StatusCode::GATEWAY_TIMEOUT, "no_quorum", extra)
             }
@@ -377,7 +389,21 @@ fn sign_error(s: &SignService, e: SignError) -> Response {
         }
     };
     rejected(s, code);
-    error(status, code, e.to_string(), extra)
+    let view_changing = code == "view_changing";
+    let text = if view_changing {
+        format!(
+            "{e}: members answered for another view than this node's (a view change is under \
+             way, or this node is behind the chain); retry"
+        )
+    } else {
+        e.to_string()
+    };
+    let mut r = error(status, code, text, extra);
+    if view_changing {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(1));
+    }
+    r
 }
 
 /// The members a Schnorr request named: their identities (hex), and each one's fault.

@@ -30,13 +30,15 @@
 //! `keyquorum_sign_requests_total{result}` (`signed`, `rejected`),
 //! `keyquorum_sign_rejections_total{reason}` (the error codes of [`http`]),
 //! `keyquorum_sign_partials_total{member, result}` (partials this node collected as
-//! coordinator: `valid`, `invalid`, `refused`, `unreachable`),
+//! coordinator: `valid`, `invalid`, `refused`, `unreachable`; `other_view` when the member is
+//! at another view, which is no fault: a view change is under way or this node is behind),
 //! `keyquorum_sign_answers_total{result}` (requests this node answered as a member: `signed`,
 //! `other_view`, `no_share`, `malformed`; `refused` when the network refused a non-member,
 //! `busy` when [`MAX_ANSWERING`] requests were being answered; for FROST rounds ([`frost`])
 //! `frost_answered`, `frost_busy`, or `frost_` and the refusal),
 //! `keyquorum_sign_frost_attempts_total{result}` (FROST attempts this node coordinated:
-//! `signed`, `culprits`, `no_commitments`, `failed`),
+//! `signed`, `culprits`, `no_commitments`, `failed`, `other_view` for a round two short only
+//! of signers that moved to another view),
 //! `keyquorum_sign_frost_culprits_total{member, fault}` (FROST signers an attempt named and left
 //! out: `invalid_share`, `unresponsive`, `refused`, `malformed`),
 //! `keyquorum_sign_combine_seconds` (the collector call that combined: combine and verify) and
@@ -495,6 +497,13 @@ impl SignService {
             None => SignError::NoActiveView,
         })?;
         if !view.is_member() {
+            // Outside the view's committee altogether: the answer a BLS request gets.
+            if self
+                .active()
+                .is_some_and(|v| v.view == view.view() && v.own.is_none())
+            {
+                return Err(SignError::NotAMember { view: view.view() });
+            }
             return Err(SignError::NoSigningKeyShare { view: view.view() });
         }
         Ok(view)
@@ -518,6 +527,7 @@ impl SignService {
                 threshold: view.threshold(),
                 attempts: 0,
                 culprits: Vec::new(),
+                other_view: Vec::new(),
             }));
         };
         let own_identity = net.identity_public_key().to_vec();
@@ -568,12 +578,23 @@ impl SignService {
                     round,
                     signers,
                     culprits,
+                    other_view,
                 }) => {
                     m.frost_attempt(if round == 1 {
                         "no_commitments"
+                    } else if culprits.is_empty() {
+                        "other_view"
                     } else {
                         "culprits"
                     });
+                    if !other_view.is_empty() {
+                        info!(
+                            view = view.view(),
+                            round,
+                            members = ?other_view,
+                            "FROST members answered for another view (a view change under way, or this node is behind)"
+                        );
+                    }
                     for c in &culprits {
                         warn!(
                             view = view.view(),
@@ -585,7 +606,7 @@ impl SignService {
                         );
                         m.frost_culprit(c.position, c.fault.as_str());
                     }
-                    signing.attempt_failed(round, signers, culprits);
+                    signing.attempt_failed(round, signers, culprits, &other_view);
                 }
             }
         }
@@ -643,6 +664,7 @@ impl SignService {
                 round: 1,
                 signers: session.signers.len(),
                 culprits: session.commitment_culprits(view),
+                other_view: session.other_view().clone(),
             });
         }
         // Round two with the signers whose commitments were taken.
@@ -691,6 +713,7 @@ impl SignService {
         };
         for i in signers.iter().filter(|i| **i != a.own) {
             let result = match culprits.iter().find(|c| c.position == *i).map(|c| c.fault) {
+                None if session.other_view().contains(i) => "other_view",
                 None => "valid",
                 Some(frost::SignerFault::InvalidShare | frost::SignerFault::Malformed) => "invalid",
                 Some(frost::SignerFault::Refused) => "refused",
@@ -700,11 +723,14 @@ impl SignService {
         }
         match finished {
             Ok(signature) => Ok(signature),
-            Err(e @ frost::AttemptError::Culprits(_)) => Err(AttemptEnd::ShortOf {
-                round: 2,
-                signers: session.valid_shares(&e),
-                culprits,
-            }),
+            Err(e @ (frost::AttemptError::Culprits(_) | frost::AttemptError::OtherView(_))) => {
+                Err(AttemptEnd::ShortOf {
+                    round: 2,
+                    signers: session.valid_shares(&e),
+                    culprits,
+                    other_view: session.other_view().clone(),
+                })
+            }
             Err(frost::AttemptError::Failed(e)) => Err(AttemptEnd::Failed(e)),
         }
     }
@@ -941,6 +967,13 @@ impl SignService {
                 count("invalid");
                 None
             }
+            Err(PartialRejected::NoPartial {
+                refusal: keyquorum_beacon::sign::Refusal::OtherView,
+                ..
+            }) => {
+                count("other_view");
+                None
+            }
             Err(PartialRejected::NoPartial { .. }) => {
                 count("refused");
                 None
@@ -962,11 +995,13 @@ struct Attempt<'a> {
 
 /// How an attempt ended without a signature.
 enum AttemptEnd {
-    /// Fewer than `t` commitments (round 1) or valid shares (round 2), naming the culprits.
+    /// Fewer than `t` commitments (round 1) or valid shares (round 2), naming the culprits
+    /// and the members that answered for another view.
     ShortOf {
         round: u8,
         signers: usize,
         culprits: Vec<frost::Culprit>,
+        other_view: std::collections::BTreeSet<usize>,
     },
     /// This node could not make its own commitment or share (its nonce store full or
     /// failing): a condition of this node, not of the signers.

@@ -59,7 +59,7 @@ fn view(n: usize, t: usize, own: Option<usize>) -> (BeaconViewRecord, Vec<Scalar
     (record, shares)
 }
 
-fn sign_view(n: usize, t: usize, own: Option<usize>) -> SignView {
+pub(super) fn sign_view(n: usize, t: usize, own: Option<usize>) -> SignView {
     let (record, shares) = view(n, t, own);
     let share = own.map(|i| (i as u64 + 1, Secret::new(shares[i])));
     SignView::new(&record, share).unwrap()
@@ -421,6 +421,81 @@ pub(super) async fn net_node(
     (net, events, addrs)
 }
 
+/// Members `keys[1..]` of `session` on loopback, reachable from `coordinator` (`keys[0]`),
+/// each signing request handed to `on_request` with its reply channel.
+async fn members_on_loopback(
+    keys: &[crate::keys::NodeKeys],
+    coordinator: &keyquorum_net::NetworkHandle,
+    session: keyquorum_net::SessionId,
+    on_request: impl Fn(tokio::sync::oneshot::Sender<Vec<u8>>) + Clone + Send + 'static,
+) -> Vec<keyquorum_net::NetworkHandle> {
+    let mut members = Vec::new();
+    for k in &keys[1..] {
+        let (net, mut events, addrs) = net_node(k).await;
+        net.set_session_members(
+            session,
+            vec![keys[0].identity().public().to_bytes().to_vec()],
+        )
+        .await
+        .unwrap();
+        coordinator
+            .bind_identity(
+                k.identity().public().to_bytes().to_vec(),
+                k.peer_id(),
+                addrs,
+            )
+            .await
+            .unwrap();
+        let on_request = on_request.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let keyquorum_net::NetEvent::Request { kind, reply, .. } = event {
+                    assert_eq!(kind, keyquorum_net::SIGN_REQUEST_KIND);
+                    on_request(reply);
+                }
+            }
+        });
+        members.push(net);
+    }
+    members
+}
+
+/// A request whose members answer that they are at another view (a view change under way)
+/// fails as retryable, naming them apart from culprits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_at_another_view_make_a_retryable_failure() {
+    let keys: Vec<crate::keys::NodeKeys> = (0..3)
+        .map(|i| crate::keys::NodeKeys::from_master(&[i as u8 + 50; 32]))
+        .collect();
+    let (mut record, shares) = view(3, 2, Some(0));
+    for (m, k) in record.members.iter_mut().zip(&keys) {
+        m.identity = hex::encode(k.identity().public().to_bytes());
+    }
+    let sign_view = SignView::new(&record, Some((1, Secret::new(shares[0])))).unwrap();
+    let (coordinator, _events, _) = net_node(&keys[0]).await;
+    // What a member answers for a view that is not its active one (`SignService::answer`).
+    let _members = members_on_loopback(&keys, &coordinator, sign_view.session(), |reply| {
+        let refused = PartialAnswer::Refused(keyquorum_beacon::sign::Refusal::OtherView);
+        let _ = reply.send(refused.to_bytes());
+    })
+    .await;
+    let config = SignConfig {
+        timeout_ms: 5000,
+        ..SignConfig::default()
+    };
+    let s = service(config, Some(TOKEN));
+    s.set_network(coordinator.clone());
+    s.set_view(Some(sign_view));
+    let addr = serve(s.clone()).await;
+    let (status, body) = post(addr, Some(TOKEN), GOOD).await;
+    assert_eq!((status, code(&body)), (503, "view_changing"), "{body}");
+    assert_eq!(body["other_view"], serde_json::json!([1, 2]));
+    assert_eq!(body["culprits"], serde_json::json!([]));
+    assert_eq!(body["valid_partials"], 1);
+    assert_eq!(s.metrics().sign.partials(1, "other_view"), 1);
+    assert_eq!(s.metrics().sign.partials(2, "refused"), 0);
+}
+
 /// Timed-out requests give their pending slot back at the timeout, while the partial requests
 /// they sent are still unanswered: members that hold a request do not hold the coordinator's
 /// queue.
@@ -439,35 +514,11 @@ async fn timed_out_requests_free_their_pending_slot_while_members_still_hold_the
     let (coordinator, _events, _) = net_node(&keys[0]).await;
     // Two members that take every signing request and never answer it.
     let (held_tx, mut held_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut members = Vec::new();
-    for k in &keys[1..] {
-        let (net, mut events, addrs) = net_node(k).await;
-        net.set_session_members(
-            session,
-            vec![keys[0].identity().public().to_bytes().to_vec()],
-        )
-        .await
-        .unwrap();
-        coordinator
-            .bind_identity(
-                k.identity().public().to_bytes().to_vec(),
-                k.peer_id(),
-                addrs,
-            )
-            .await
-            .unwrap();
-        let held = held_tx.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                if let keyquorum_net::NetEvent::Request { kind, reply, .. } = event {
-                    assert_eq!(kind, keyquorum_net::SIGN_REQUEST_KIND);
-                    // Kept, unanswered, for the rest of the test.
-                    let _ = held.send(reply);
-                }
-            }
-        });
-        members.push(net);
-    }
+    let members = members_on_loopback(&keys, &coordinator, session, move |reply| {
+        // Kept, unanswered, for the rest of the test.
+        let _ = held_tx.send(reply);
+    })
+    .await;
 
     let config = SignConfig {
         max_pending: 1,
