@@ -373,6 +373,17 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
             most = most.min(keyquorum_dkg::Params::bft_faults(m));
         }
         cfg.byzantine = most;
+        if most == 0 && faulty > 0 && !args.fault.is_empty() {
+            let m = cfg.new_committee();
+            return Err(CliError::Usage(format!(
+                "--fault with no faulty participant (--faulty resolves to 0 with --reshare: \
+                 the most both committees tolerate, with {n} members handing the key to {m} \
+                 of whom at most floor(({m} - 1) / 3) = {} may fail, and adversaries only on \
+                 members of both): nobody would commit it; set --faulty or a larger \
+                 --reshare-committee",
+                keyquorum_dkg::Params::bft_faults(m)
+            )));
+        }
     }
     let faulty = cfg.byzantine;
     if faulty > cfg.max_adversaries() {
@@ -522,7 +533,7 @@ fn sim(args: SimArgs) -> Result<(), CliError> {
             .map(|(m, k)| format!("{m}:{k}"))
             .collect();
         let line = format!(
-            "run {:>4} seed {:<20} {} {:>8.1} ms  {}  adversaries [{}]{}",
+            "run {:>4} seed {:<20} {} {:>8.1} ms  {}  adversaries [{}]{}{}",
             r + 1,
             cfg.seed,
             match (report.passed, &report.beyond_fault_bound) {
@@ -533,6 +544,7 @@ fn sim(args: SimArgs) -> Result<(), CliError> {
             report.elapsed_ms,
             outcome_column(report.qualified.len(), n, report.attempts),
             adversaries.join(" "),
+            spoofing_column(&report),
             report
                 .failure
                 .as_ref()
@@ -618,7 +630,21 @@ fn run_json(report: &keyquorum_sim::RunReport, seed: u64) -> serde_json::Value {
             .map(|(member, kind)| serde_json::json!({ "member": member, "kind": kind.to_string() }))
             .collect::<Vec<_>>(),
         "reason": report.failure.as_ref().or(report.beyond_fault_bound.as_ref()),
+        "spoofed_messages_dropped": report.wrong_sender,
+        "foreign_posts_refused": report.foreign_posts,
     })
+}
+
+/// What spoofing the run saw, if any: forged direct messages the honest members dropped and
+/// posts in another member's name the board refused (so a `spoof` run shows it forged).
+fn spoofing_column(report: &keyquorum_sim::RunReport) -> String {
+    if report.wrong_sender == 0 && report.foreign_posts == 0 {
+        return String::new();
+    }
+    format!(
+        "  spoofed: {} messages dropped, {} posts refused",
+        report.wrong_sender, report.foreign_posts
+    )
 }
 
 /// A simulator run's key in its progress line: the last ceremony's qualified dealers of `n`
@@ -654,6 +680,18 @@ mod tests {
         assert_eq!(v["adversaries"][0]["kind"], "silent");
         assert_eq!(v["adversaries"][0]["member"], report.adversaries[0].0);
         assert!(v["reason"].is_null());
+        assert_eq!(v["spoofed_messages_dropped"], 0);
+        assert_eq!(v["foreign_posts_refused"], 0);
+        assert_eq!(super::spoofing_column(&report), "");
+
+        // A spoofer's forgeries are counted where a user can see them.
+        cfg.faults = vec![keyquorum_sim::AdversaryKind::Spoof];
+        let report = keyquorum_sim::run(&cfg);
+        let v = run_json(&report, 3);
+        let forged = v["spoofed_messages_dropped"].as_u64().unwrap()
+            + v["foreign_posts_refused"].as_u64().unwrap();
+        assert!(forged > 0, "{v}");
+        assert!(super::spoofing_column(&report).starts_with("  spoofed: "));
 
         cfg.byzantine = 3;
         let report = keyquorum_sim::run(&cfg);

@@ -21,7 +21,8 @@ pub struct SectionsSimArgs {
     min_section_size: Option<usize>,
     /// Sections mode: nodes joining after the genesis node (default: twice --min-section-size
     /// and a third more; names are random, so the halves are uneven and most runs split, not
-    /// all).
+    /// all; with a --min-section-size below --elders, at least enough to fill the elder set and
+    /// draw the default faulty joiners and leaves after it).
     #[arg(long)]
     joins: Option<usize>,
     /// Sections mode: honest members that leave, elders included, each after a joiner that
@@ -90,6 +91,13 @@ fn config(args: &SectionsSimArgs) -> Result<SectionsConfig, CliError> {
     // honest elders); a count given that does not fit is refused rather than cut.
     let room = cfg.joins - cfg.elder_count.min(cfg.joins);
     let fits = |flag: &str, count: usize| {
+        if count > room && room == 0 {
+            return Err(CliError::Usage(format!(
+                "--{flag} {count}: no joiner comes after the first elder set (--joins {} is not \
+                 above --elders {}), and only those can be drawn for it; raise --joins above {}",
+                cfg.joins, cfg.elder_count, cfg.elder_count
+            )));
+        }
         if count > room {
             return Err(CliError::Usage(format!(
                 "--{flag} {count}: only the {room} joiners after the first {} (--joins {} minus \
@@ -114,9 +122,15 @@ fn config(args: &SectionsSimArgs) -> Result<SectionsConfig, CliError> {
                 "--section-fault with no faulty joiner (--section-faulty {}): nobody would \
                  commit it",
                 if args.section_faulty.is_some() {
-                    "0"
+                    "0".to_string()
                 } else {
-                    "resolves to 0 here"
+                    let n = cfg.elder_count;
+                    format!(
+                        "resolves to 0 here: the faults {n} elders tolerate, n - supermajority(n) \
+                         = {n} - {} = {}, within the joiners after the first elder set",
+                        keyquorum_sections::supermajority(n),
+                        n - keyquorum_sections::supermajority(n)
+                    )
                 }
             )));
         }
@@ -267,9 +281,11 @@ pub fn run(
     let (mut passed, mut beyond, mut splits, mut restarts) = (0u64, 0u64, 0u64, 0u64);
     // Beyond the bound: runs that ended without the network going quiet (liveness).
     let mut unsettled = 0u64;
-    // Crash faults: restarted, of those still members once quiet (checked), and of those the
-    // elders without a share (their DKG ran while they were down).
+    // Crash faults: restarted, of those still members once quiet (checked), the shares they
+    // took after their restart, and of them the elders without a share (their DKG ran while
+    // they were down).
     let (mut restarted, mut checked, mut shareless) = (0u64, 0u64, 0u64);
+    let mut shares_after = 0u64;
     let stderr = std::io::stderr();
     let mut results = Vec::new();
     for r in 0..runs {
@@ -288,6 +304,7 @@ pub fn run(
         restarts += report.restarts;
         restarted += report.restarted_nodes;
         checked += report.restarted_checked;
+        shares_after += report.shares_after_restart;
         shareless += report.restarted_without_share;
         match report.violation {
             Some(v) => failures.push((report.seed, v.to_string())),
@@ -312,6 +329,7 @@ pub fn run(
             "crash_restarts": {
                 "restarted": restarted,
                 "members_checked": checked,
+                "shares_after_restart": shares_after,
                 "elders_without_share": shareless,
             },
             "failures": failures
@@ -323,7 +341,7 @@ pub fn run(
         println!("{summary}");
     } else {
         println!(
-            "{passed}/{runs} runs passed, {beyond} beyond the fault bound (safety only; {unsettled} of them did not settle), {} failed; {splits} splits, {restarts} restarts",
+            "{passed}/{runs} runs passed, {beyond} beyond the fault bound (safety only; {unsettled} of them did not settle), {} failed; {splits} splits, {restarts} restarts; crash restarts {restarted} (checked {checked}, shares after {shares_after}, elders without a share {shareless})",
             failures.len()
         );
         for (seed, reason) in &failures {

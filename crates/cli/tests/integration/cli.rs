@@ -134,10 +134,41 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 62] = [
+    let cases: [(&[&str], &str); 65] = [
         (
             &["chain", "--block-ms", "18446744073709551615"],
             "block_ms must be at most 3600000",
+        ),
+        (
+            &[
+                "sim",
+                "--committee",
+                "4",
+                "--reshare",
+                "--reshare-committee",
+                "2",
+                "--fault",
+                "bad-share",
+            ],
+            "--fault with no faulty participant (--faulty resolves to 0 with --reshare",
+        ),
+        (
+            &[
+                "sim",
+                "--mode",
+                "sections",
+                "--elders",
+                "3",
+                "--section-fault",
+                "silent",
+            ],
+            "n - supermajority(n) = 3 - 3 = 0",
+        ),
+        (
+            &[
+                "sim", "--mode", "sections", "--elders", "7", "--joins", "3", "--leaves", "1",
+            ],
+            "no joiner comes after the first elder set (--joins 3 is not above --elders 7)",
         ),
         (
             &["demo", "--block-ms", "3600001"],

@@ -234,8 +234,10 @@ impl SectionsConfig {
             elder_count,
             min_section_size,
             // Names are random, so the halves are uneven: a third more than twice the minimum
-            // splits in most runs.
-            joins: 2 * min_section_size + (2 * min_section_size).div_ceil(3),
+            // splits in most runs. With a minimum below the elder count, at least enough to
+            // fill the elder set and then draw the default faulty joiners and leaves.
+            joins: (2 * min_section_size + (2 * min_section_size).div_ceil(3))
+                .max(2 * elder_count - supermajority(elder_count) + 3),
             leaves: 2,
             faulty: elder_count - supermajority(elder_count),
             faults: SectionFault::ALL.to_vec(),

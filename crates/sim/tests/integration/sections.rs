@@ -547,3 +547,20 @@ fn an_elder_sends_its_link_partial_even_when_a_bad_one_keeps_it_from_combining()
         assert_eq!(r.catch_ups, 0, "{r:?}");
     }
 }
+
+/// With a minimum section size below the elder count, the default joins still fill an elder
+/// set and leave room for the default faulty joiners and leaves (they are drawn after it);
+/// before, `--elders 7 --min-section-size 1` joined three nodes and tested almost nothing.
+#[test]
+fn the_default_joins_fill_the_elder_set_with_room_for_the_default_faults_and_leaves() {
+    for elders in 2..=12 {
+        for min in 1..=elders {
+            let cfg = SectionsConfig::sized(0, elders, min);
+            assert!(
+                cfg.joins > elders + cfg.faulty + cfg.leaves,
+                "elders {elders}, min {min}: {} joins",
+                cfg.joins
+            );
+        }
+    }
+}
