@@ -158,7 +158,7 @@ pub struct Chain {
     handle: ChainHandle,
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
-    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    server: Option<tokio::task::JoinHandle<()>>,
     engine_done: Option<oneshot::Receiver<Result<(), ChainError>>>,
     engine_thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -263,11 +263,10 @@ impl Chain {
         let app = crate::http::router(handle.clone());
         let mut stop_http = shutdown_rx;
         let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_http.wait_for(|&s| s).await;
-                })
-                .await
+            crate::serve::serve(listener, app, crate::serve::Limits::default(), async move {
+                let _ = stop_http.wait_for(|&s| s).await;
+            })
+            .await;
         });
         tracing::info!(%local_addr, "chain API listening");
         Ok(Chain {

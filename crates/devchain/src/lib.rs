@@ -61,6 +61,7 @@ mod engine;
 mod error;
 pub mod http;
 mod replay;
+pub mod serve;
 mod state_machine;
 mod store;
 pub mod testkit;

@@ -457,16 +457,13 @@ pub async fn serve(
             std::future::pending::<()>().await;
         }
     };
-    let task = tokio::spawn(async move {
-        // The remote address keys `POST /sign`'s rate limit.
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await
-        {
-            tracing::error!(error = %e, "status server stopped");
-        }
-    });
+    // The remote address, which keys `POST /sign`'s rate limit, comes with each request.
+    let task = tokio::spawn(keyquorum_devchain::serve::serve(
+        listener,
+        app,
+        keyquorum_devchain::serve::Limits::default(),
+        signal,
+    ));
     Ok((
         local,
         StatusServer {

@@ -143,11 +143,12 @@ pub async fn serve(
     let app = Router::new()
         .route("/sections", get(section))
         .with_state(view);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "sections HTTP server stopped");
-        }
-    });
+    let task = tokio::spawn(keyquorum_devchain::serve::serve(
+        listener,
+        app,
+        keyquorum_devchain::serve::Limits::default(),
+        std::future::pending(),
+    ));
     Ok((local, task))
 }
 
