@@ -130,6 +130,24 @@ fn base_url(url: &str) -> Result<String, CliError> {
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
+/// A request's failure as a reader needs it: a timeout named as one (with the bound), and
+/// otherwise the error with its causes (reqwest's own text says only that sending failed).
+fn transport(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return format!(
+            "no answer within {} s (timed out)",
+            REQUEST_TIMEOUT.as_secs()
+        );
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
 /// `GET base + path`: a 2xx answer of at most `max` bytes, or a run failure.
 pub(crate) async fn fetch(
     http: &reqwest::Client,
@@ -138,7 +156,7 @@ pub(crate) async fn fetch(
     max: usize,
 ) -> Result<Vec<u8>, CliError> {
     let url = format!("{base}{path}");
-    let failed = |e: reqwest::Error| CliError::Failed(format!("GET {url}: {e}"));
+    let failed = |e: reqwest::Error| CliError::Failed(format!("GET {url}: {}", transport(&e)));
     let mut response = http.get(&url).send().await.map_err(failed)?;
     let status = response.status();
     if !status.is_success() {
@@ -167,4 +185,31 @@ pub(crate) async fn fetch(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that accepts and never answers is reported as a timeout, not as a failure to
+    /// send with no reason.
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_named_a_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(stream);
+        });
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let Err(CliError::Failed(text)) = fetch(&http, &base, "/info", 1024).await else {
+            panic!("a fetch from a silent server succeeded");
+        };
+        assert!(text.contains("timed out"), "{text}");
+        held.abort();
+    }
 }

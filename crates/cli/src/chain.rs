@@ -38,8 +38,9 @@ pub struct ChainArgs {
     /// described in docs/architecture.md, "The contract configuration").
     #[arg(long)]
     pub contract: Option<PathBuf>,
-    /// Largest committee when no contract file is given.
-    #[arg(long, default_value_t = 7)]
+    /// Largest committee when no contract file is given (with `--contract`, the file's
+    /// `committee.max_size`).
+    #[arg(long, default_value_t = 7, conflicts_with = "contract")]
     pub committee: u32,
     /// Smallest committee when no contract file is given: with fewer eligible nodes the view
     /// change is postponed and retried. Default: the smaller of `--committee` and 4, the
@@ -47,8 +48,8 @@ pub struct ChainArgs {
     /// group secret alone.
     #[arg(long, value_name = "N", conflicts_with = "contract")]
     pub min_committee: Option<u32>,
-    /// Chain id when no contract file is given.
-    #[arg(long, default_value = "keyquorum-dev")]
+    /// Chain id when no contract file is given (with `--contract`, the file's `chain_id`).
+    #[arg(long, default_value = "keyquorum-dev", conflicts_with = "contract")]
     pub chain_id: String,
     /// Genesis balance for an identity key (hex, as `keyquorum keys` prints it):
     /// `IDENTITY=AMOUNT`, repeatable; added to the contract file's `[[genesis]]` accounts.

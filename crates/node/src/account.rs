@@ -421,31 +421,38 @@ pub fn run(args: AccountArgs) -> Result<(), CliError> {
                 ));
             }
         };
+        // A transaction signed for the wrong chain could be replayed on the right one if
+        // their ids agree, and an account read from it is another chain's: with a pinned
+        // configuration, the chain must run it, and a signature binds its chain id.
+        let mut pinned_chain_id = None;
+        if let Some(pinned) = pinned {
+            let served: keyquorum_contract::ContractConfig =
+                client.get("/query/config").await.map_err(failed)?;
+            let digest = crate::chain::replica::config_digest(&served);
+            if digest != pinned {
+                return Err(CliError::Failed(format!(
+                    "the chain at {} runs another contract configuration (digest {}, \
+                     chain_config_digest {}): {}",
+                    config.chain_url,
+                    hex::encode(digest),
+                    hex::encode(pinned),
+                    if body.is_some() {
+                        "nothing was signed"
+                    } else {
+                        "its accounts are another chain's"
+                    }
+                )));
+            }
+            pinned_chain_id = Some(served.chain_id);
+        }
         if let (Some(body), Some(keys)) = (body, &keys) {
             let status: keyquorum_devchain::api::Status<keyquorum_contract::query::ContractStatus> =
                 client.status().await.map_err(failed)?;
-            let mut chain_id = status
+            let served_chain_id = status
                 .state
                 .ok_or_else(|| CliError::Failed("the chain runs no contract".into()))?
                 .chain_id;
-            // A transaction signed for the wrong chain could be replayed on the right one if
-            // their ids agree: with a pinned configuration, the chain must run it, and the
-            // signature binds the pinned configuration's chain id.
-            if let Some(pinned) = pinned {
-                let served: keyquorum_contract::ContractConfig =
-                    client.get("/query/config").await.map_err(failed)?;
-                let digest = crate::chain::replica::config_digest(&served);
-                if digest != pinned {
-                    return Err(CliError::Failed(format!(
-                        "the chain at {} runs another contract configuration (digest {}, \
-                         chain_config_digest {}): nothing was signed",
-                        config.chain_url,
-                        hex::encode(digest),
-                        hex::encode(pinned)
-                    )));
-                }
-                chain_id = served.chain_id;
-            }
+            let chain_id = pinned_chain_id.unwrap_or(served_chain_id);
             let kind = body.kind();
             match send(&client, &chain_id, keys.identity(), body).await {
                 Ok(applied) => {

@@ -1,6 +1,7 @@
 //! `keyquorum account` against `keyquorum chain`: showing an account needs no passphrase (the
-//! keystore names its identity in clear), and a transfer signed with the keystore's key moves
-//! the balance.
+//! keystore names its identity in clear), nor is it shown from a chain that runs another
+//! configuration than the one pinned, and a transfer signed with the keystore's key moves the
+//! balance.
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -52,6 +53,19 @@ async fn an_account_is_shown_without_a_passphrase_and_a_transfer_moves_its_balan
     .await;
     assert_eq!(field(&shown, "identity"), net.nodes[1].identity);
     assert_eq!(field(&shown, "balance"), "5000");
+
+    // With a pinned configuration the chain does not run, its accounts are not shown.
+    let other = "00".repeat(32);
+    let pinned = account(
+        &net,
+        &["show", "--key-file", &key, "--chain-config-digest", &other],
+        false,
+    );
+    assert_eq!(pinned.status.code(), Some(1), "{pinned:?}");
+    assert!(
+        String::from_utf8_lossy(&pinned.stderr).contains("runs another contract configuration"),
+        "{pinned:?}"
+    );
 
     // A transfer needs the key: without the passphrase it is refused, and nothing moves.
     let to = net.nodes[0].identity.clone();

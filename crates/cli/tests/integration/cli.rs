@@ -134,7 +134,15 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 65] = [
+    let cases: [(&[&str], &str); 67] = [
+        (
+            &["chain", "--contract", "c.toml", "--committee", "5"],
+            "cannot be used with",
+        ),
+        (
+            &["chain", "--contract", "c.toml", "--chain-id", "other"],
+            "cannot be used with",
+        ),
         (
             &["chain", "--block-ms", "18446744073709551615"],
             "block_ms must be at most 3600000",
