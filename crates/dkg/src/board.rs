@@ -590,6 +590,31 @@ pub enum FailureReason {
     KeyChanged,
     /// A sum failed a check that no qualified dealer's own commitment fails.
     Unattributable,
+    /// Complaint variant, fresh key: `standing` dealers are not disqualified, but no `quorum`
+    /// of them validated each other's deals (the maximal clique is smaller).
+    NoConsistentQuorum {
+        /// Dealers not disqualified, with an accepted report.
+        standing: usize,
+        /// Needed ([`Ceremony::dealer_quorum`]).
+        quorum: usize,
+    },
+    /// Complaint variant, reshare: fewer players reported than `k`.
+    TooFewReports {
+        /// Players with an accepted report.
+        reports: usize,
+        /// Needed (`k`).
+        needed: usize,
+    },
+    /// Complaint variant: a qualified dealer that failed its Feldman phase could not be
+    /// reconstructed (fewer than `t` valid pairs were posted); dropping it could bias the key.
+    Unreconstructed {
+        /// The dealer.
+        dealer: u32,
+        /// Valid pairs posted.
+        pairs: usize,
+        /// Needed (`t`).
+        t: usize,
+    },
 }
 
 impl FailureReason {
@@ -601,6 +626,9 @@ impl FailureReason {
             FailureReason::IdentityKey => "identity_group_key",
             FailureReason::KeyChanged => "reshare_changed_key",
             FailureReason::Unattributable => "unattributable",
+            FailureReason::NoConsistentQuorum { .. } => "no_consistent_quorum",
+            FailureReason::TooFewReports { .. } => "too_few_reports",
+            FailureReason::Unreconstructed { .. } => "unreconstructed",
         }
     }
 }
@@ -619,6 +647,17 @@ impl fmt::Display for FailureReason {
             FailureReason::Unattributable => {
                 f.write_str("a sum check failed that no dealer's own check confirms")
             }
+            FailureReason::NoConsistentQuorum { standing, quorum } => write!(
+                f,
+                "no {quorum} of the {standing} dealers standing validated each other's deals"
+            ),
+            FailureReason::TooFewReports { reports, needed } => {
+                write!(f, "{reports} players reported, {needed} needed")
+            }
+            FailureReason::Unreconstructed { dealer, pairs, t } => write!(
+                f,
+                "dealer {dealer} could not be reconstructed: {pairs} valid pairs of {t} needed"
+            ),
         }
     }
 }
@@ -1658,6 +1697,19 @@ mod tests {
             FailureReason::IdentityKey,
             FailureReason::KeyChanged,
             FailureReason::Unattributable,
+            FailureReason::NoConsistentQuorum {
+                standing: 4,
+                quorum: 5,
+            },
+            FailureReason::TooFewReports {
+                reports: 3,
+                needed: 5,
+            },
+            FailureReason::Unreconstructed {
+                dealer: 1,
+                pairs: 2,
+                t: 3,
+            },
         ]
         .map(|r| r.code());
         assert_eq!(
@@ -1667,7 +1719,10 @@ mod tests {
                 "too_few_players",
                 "identity_group_key",
                 "reshare_changed_key",
-                "unattributable"
+                "unattributable",
+                "no_consistent_quorum",
+                "too_few_reports",
+                "unreconstructed"
             ]
         );
     }

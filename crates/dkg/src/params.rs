@@ -75,7 +75,7 @@ pub enum ParamsError {
     /// `t >= 2 (n - k) + 1` violated: the `n - k` tolerated faults could withhold acks from
     /// every honest dealer beyond the reveal bound `t - 1 - (n - k)`.
     #[error(
-        "need t >= 2(n - k) + 1 so that n - k = {faults} members withholding acks cannot push an honest dealer past the reveal bound (t = {t}, k = {k}, n = {n}: t must be at least {min_t})",
+        "need t >= 2(n - k) + 1 so that n - k = {faults} members withholding acks cannot push an honest dealer past the reveal bound (t = {t}, k = {k}, n = {n}: t must be at least {min_t}); this is the ack-or-reveal variant's liveness bound, and one parameter set is checked for both variants",
         faults = n - k,
         min_t = 2 * (n - k) + 1
     )]

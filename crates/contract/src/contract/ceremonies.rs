@@ -503,7 +503,12 @@ impl Contract {
                     ComplaintBoardPhase::Done => Step::Decided,
                     _ => Step::Next(ViewChangePhase::Publish, phases.publish),
                 };
-                (step, 0, Vec::new(), None)
+                (
+                    step,
+                    0,
+                    Vec::new(),
+                    b.failure_reason().map(|r| r.to_string()),
+                )
             }
         };
         let outcome = live.board.outcome().cloned();

@@ -236,6 +236,7 @@ impl Contract {
             next_deadline: None,
         });
         let record = SigningKeyRecord::from_board(&live.board);
+        let failure = live.board.failure_reason();
         // Slashed before the key is announced, with the board's evidence still at hand.
         self.slash_signing_key_faults(view, at, events);
         self.state.signing = None;
@@ -249,7 +250,10 @@ impl Contract {
             }
             None => events.push(Event::SigningKeyFailed {
                 view,
-                reason: "too few dealers qualified".into(),
+                reason: failure.map_or_else(
+                    || "the ceremony's outcome could not be recorded".into(),
+                    |r| r.to_string(),
+                ),
             }),
         }
     }

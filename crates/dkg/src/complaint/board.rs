@@ -80,8 +80,8 @@ use super::messages::{
 };
 use super::verdict::{Verdict, judge};
 use crate::board::{
-    BoardPhase, Evidence, Exclusion, FaultKind, Outcome, PublicOutput, Role, is_identity,
-    other_than, weighted_column_sums,
+    BoardPhase, Evidence, Exclusion, FailureReason, FaultKind, Outcome, PublicOutput, Role,
+    is_identity, other_than, weighted_column_sums,
 };
 use crate::ceremony::Ceremony;
 use crate::identity::{IdentityPublicKey, IdentitySignature, Purpose, SIGNATURE_LEN};
@@ -221,6 +221,8 @@ pub struct ComplaintBoard<C: Curve> {
     dealer_faults: BTreeMap<u32, Proven>,
     player_faults: BTreeMap<u32, Proven>,
     qualification: Option<Qualification>,
+    /// Why the ceremony failed, once it did.
+    failure: Option<FailureReason>,
     feldman: BTreeMap<u32, OnBoard<C>>,
     complaint_posts: Vec<(Disclosure<C>, Signed)>,
     reconstruction_posts: Vec<(Disclosure<C>, Signed)>,
@@ -303,6 +305,7 @@ impl<C: Curve> PartialEq for ComplaintBoard<C> {
             dealer_faults,
             player_faults,
             qualification,
+            failure,
             feldman,
             complaint_posts,
             reconstruction_posts,
@@ -325,6 +328,7 @@ impl<C: Curve> PartialEq for ComplaintBoard<C> {
             && *dealer_faults == other.dealer_faults
             && *player_faults == other.player_faults
             && *qualification == other.qualification
+            && *failure == other.failure
             && *feldman == other.feldman
             && *complaint_posts == other.complaint_posts
             && *reconstruction_posts == other.reconstruction_posts
@@ -353,6 +357,7 @@ impl<C: Curve> ComplaintBoard<C> {
             dealer_faults: BTreeMap::new(),
             player_faults: BTreeMap::new(),
             qualification: None,
+            failure: None,
             feldman: BTreeMap::new(),
             complaint_posts: Vec::new(),
             reconstruction_posts: Vec::new(),
@@ -383,6 +388,11 @@ impl<C: Curve> ComplaintBoard<C> {
     /// The qualified dealers and players, once decided.
     pub fn qualification(&self) -> Option<&Qualification> {
         self.qualification.as_ref()
+    }
+
+    /// Why the ceremony failed (`None` before it ended, or after a success).
+    pub fn failure_reason(&self) -> Option<FailureReason> {
+        self.failure
     }
 
     /// Whether a dealer is disqualified (before qualification).
@@ -979,6 +989,7 @@ impl<C: Curve> ComplaintBoard<C> {
     fn qualify(&mut self) {
         let quorum = self.ceremony.dealer_quorum();
         let reporting = self.reporting_players();
+        let shortfall;
         let qualification = match self.ceremony.reshare() {
             None => {
                 // Dealers and players are the same people: a maximum clique of mutual validity
@@ -989,6 +1000,17 @@ impl<C: Curve> ComplaintBoard<C> {
                     .filter(|v| !self.dealer_faults.contains_key(v))
                     .collect();
                 let limit = vertices.len().saturating_sub(quorum);
+                shortfall = if vertices.len() < quorum {
+                    FailureReason::TooFewDealers {
+                        qualified: vertices.len(),
+                        quorum,
+                    }
+                } else {
+                    FailureReason::NoConsistentQuorum {
+                        standing: vertices.len(),
+                        quorum,
+                    }
+                };
                 maximum_clique(
                     &vertices,
                     |a, b| self.validated(a, b) && self.validated(b, a),
@@ -1007,8 +1029,19 @@ impl<C: Curve> ComplaintBoard<C> {
                 let dealers: Vec<u32> = (0..self.ceremony.dealer_count() as u32)
                     .filter(|d| reporting.iter().all(|p| self.validated(*d, *p)))
                     .collect();
-                let enough =
-                    dealers.len() >= quorum && reporting.len() >= self.ceremony.params().k();
+                let k = self.ceremony.params().k();
+                shortfall = if dealers.len() < quorum {
+                    FailureReason::TooFewDealers {
+                        qualified: dealers.len(),
+                        quorum,
+                    }
+                } else {
+                    FailureReason::TooFewReports {
+                        reports: reporting.len(),
+                        needed: k,
+                    }
+                };
+                let enough = dealers.len() >= quorum && reporting.len() >= k;
                 enough.then_some(Qualification {
                     dealers,
                     players: reporting,
@@ -1020,11 +1053,12 @@ impl<C: Curve> ComplaintBoard<C> {
                 self.qualification = Some(q);
                 self.phase = ComplaintBoardPhase::Feldman;
             }
-            None => self.fail(Vec::new()),
+            None => self.fail(shortfall, Vec::new()),
         }
     }
 
-    fn fail(&mut self, extra: Vec<Exclusion>) {
+    fn fail(&mut self, reason: FailureReason, extra: Vec<Exclusion>) {
+        self.failure = Some(reason);
         let mut exclusions = self.exclusions();
         exclusions.extend(extra);
         self.outcome = Some(Outcome::Failure {
@@ -1068,8 +1102,13 @@ impl<C: Curve> ComplaintBoard<C> {
         // repeat until the set is stable.
         loop {
             let ok: Vec<u32> = self.feldman_ok(&qualified);
-            if self.ceremony.reshare().is_some() && ok.len() < self.ceremony.dealer_quorum() {
-                return self.fail(Vec::new());
+            let quorum = self.ceremony.dealer_quorum();
+            if self.ceremony.reshare().is_some() && ok.len() < quorum {
+                let qualified = ok.len();
+                return self.fail(
+                    FailureReason::TooFewDealers { qualified, quorum },
+                    Vec::new(),
+                );
             }
             let sums = self.sums(&ok);
             if !C::HAS_COFACTOR || self.sums_in_subgroup(&ok, &sums) {
@@ -1089,7 +1128,7 @@ impl<C: Curve> ComplaintBoard<C> {
                 .collect();
             if bad.is_empty() {
                 // A sum of subgroup points is in the subgroup; unreachable.
-                return self.fail(Vec::new());
+                return self.fail(FailureReason::Unattributable, Vec::new());
             }
             for d in bad {
                 let evidence = Evidence::SignedPosts(vec![self.feldman[&d].post.clone()]);
@@ -1247,6 +1286,11 @@ impl<C: Curve> ComplaintBoard<C> {
         if missing.is_empty() {
             return self.finish();
         }
+        let reason = FailureReason::Unreconstructed {
+            dealer: missing[0],
+            pairs: self.public_pairs.get(&missing[0]).map_or(0, BTreeMap::len),
+            t,
+        };
         // Too few valid pairs: dropping the dealer now could bias the key, so the ceremony fails,
         // naming the qualified players that withheld their pairs.
         let players = self
@@ -1278,7 +1322,7 @@ impl<C: Curve> ComplaintBoard<C> {
                 });
             }
         }
-        self.fail(extra);
+        self.fail(reason, extra);
     }
 
     /// Checks the reconstruction posts' signatures, which [`check_authentic`] left for now, in
@@ -1367,11 +1411,11 @@ impl<C: Curve> ComplaintBoard<C> {
             && sums[0] != r.group_key
         {
             // The old public shares are inconsistent with the old key; nobody here is to blame.
-            return self.fail(Vec::new());
+            return self.fail(FailureReason::KeyChanged, Vec::new());
         }
         if is_identity::<C>(&sums[0]) {
             // A key whose secret is zero signs nothing; nobody can be proven to have caused it.
-            return self.fail(Vec::new());
+            return self.fail(FailureReason::IdentityKey, Vec::new());
         }
         let weights = self.ceremony.dealer_weights(&output_dealers);
         let output = PublicOutput {

@@ -10,7 +10,7 @@ use keyquorum_crypto::commit::EvalCommitment;
 use keyquorum_crypto::poly::{Polynomial, lagrange_at_zero};
 use keyquorum_crypto::verifiable_encrypt::{self, VerifiableCiphertext};
 use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
-use keyquorum_dkg::board::{Evidence, FaultKind, Outcome, Role};
+use keyquorum_dkg::board::{Evidence, FailureReason, FaultKind, Outcome, Role};
 use keyquorum_dkg::complaint::messages::{
     CommitmentStatement, ComplaintPost, Deal, DealComplaint, Disclosure, Dispute, FeldmanPost,
     HeardEntry, PAIR_LEN, Report, SignedComplaintPost, SignedPedersen, pair_aad, seal_deal,
@@ -126,21 +126,7 @@ fn check_group_secret<C: Curve>(ceremony: &Ceremony<C>, outs: &[Box<DkgOutput<C>
 
 /// Replays the board from its events alone and checks it reaches the nodes' result.
 fn replay<C: Curve>(run: &Run<C>, expected: &DkgOutput<C>) -> ComplaintBoard<C> {
-    let mut board = ComplaintBoard::new(run.ceremony.clone());
-    for e in &run.events {
-        match e {
-            BoardEvent::Post(p) => {
-                if let Ok(s) = SignedComplaintPost::<C>::decode(
-                    p,
-                    run.ceremony.n(),
-                    run.ceremony.dealer_count(),
-                ) {
-                    let _ = board.apply(&s);
-                }
-            }
-            BoardEvent::Deadline => board.advance(),
-        }
-    }
+    let board = board_of(run);
     match board.outcome() {
         Some(Outcome::Success { output, exclusions }) => {
             assert_eq!(*output, expected.public);
@@ -155,6 +141,26 @@ fn replay<C: Curve>(run: &Run<C>, expected: &DkgOutput<C>) -> ComplaintBoard<C> 
             Some(false),
             "evidence for {e:?}"
         );
+    }
+    board
+}
+
+/// The board of a run, replayed from its events alone.
+fn board_of<C: Curve>(run: &Run<C>) -> ComplaintBoard<C> {
+    let mut board = ComplaintBoard::new(run.ceremony.clone());
+    for e in &run.events {
+        match e {
+            BoardEvent::Post(p) => {
+                if let Ok(s) = SignedComplaintPost::<C>::decode(
+                    p,
+                    run.ceremony.n(),
+                    run.ceremony.dealer_count(),
+                ) {
+                    let _ = board.apply(&s);
+                }
+            }
+            BoardEvent::Deadline => board.advance(),
+        }
     }
     board
 }
@@ -1235,6 +1241,32 @@ fn reconstruction_short_of_t_pairs_fails_instead_of_dropping() {
             ]
         );
     }
+    // The chain's reason names the dealer and the pairs it lacks.
+    assert_eq!(
+        board_of(&run).failure_reason(),
+        Some(FailureReason::Unreconstructed {
+            dealer: 2,
+            pairs: 4,
+            t: 5
+        })
+    );
+}
+
+/// A failed ceremony says why (before, every complaint-variant failure read "0 dealers
+/// qualified").
+#[test]
+fn a_failed_ceremony_names_its_shortfall() {
+    let params = Params::new(7, 5, 5).unwrap();
+    let run = fresh_run::<Secp256k1>(params, &[4, 5, 6], Box::new(|_, a| vec![a]));
+    let reason = board_of(&run).failure_reason();
+    assert_eq!(
+        reason,
+        Some(FailureReason::TooFewDealers {
+            qualified: 4,
+            quorum: 5
+        })
+    );
+    assert_eq!(reason.unwrap().to_string(), "4 dealers qualified, 5 needed");
 }
 
 #[test]
