@@ -531,6 +531,12 @@ impl Metrics {
         self.beacon.synced.inc_by(stored);
     }
 
+    /// Counts a round learnt from a member's answer to this node's partial (verified and
+    /// stored, like the rounds a request fetches).
+    pub fn beacon_round_from_answer(&self) {
+        self.beacon.synced.inc();
+    }
+
     /// Counts a request for rounds another node sent this node, by how it was answered.
     pub fn beacon_sync_answer(&self, result: &str) {
         self.beacon

@@ -257,7 +257,8 @@ pub struct BeaconStatus {
     /// Whether rounds are missing: the committee lacked partials, or this node is learning
     /// rounds it missed from the members.
     pub catching_up: bool,
-    /// The highest round this node learnt from a member's answer rather than combined.
+    /// The highest round of the running view's chain this node stored from another node
+    /// (fetched, or a member's answer) rather than combined; 0 until it has one in this view.
     pub last_synced: u64,
     /// The members whose partials this node refused as their fault (malformed, under another
     /// member's index, or not verifying) since it started, across views, with how many;

@@ -36,7 +36,8 @@
 //! # Metrics
 //! `keyquorum_beacon_rounds_total` (rounds combined and stored here; rounds learnt from a
 //! member's answer are not counted), `keyquorum_beacon_sync_requests_total{result}` and
-//! `keyquorum_beacon_synced_rounds_total` (rounds fetched in batches, [`sync`]),
+//! `keyquorum_beacon_synced_rounds_total` (rounds fetched in batches, [`sync`], or learnt
+//! from a member's answer: every round stored here with origin `synced`),
 //! `keyquorum_beacon_late_rounds_total` (rounds combined here and stored a period or more after
 //! their start), `keyquorum_beacon_partials_total{member, result}`,
 //! `keyquorum_beacon_combine_seconds` (the engine call that completed a round, through storing
@@ -444,6 +445,7 @@ impl Beacon {
         };
         match self.store_fetched(&round, now_ms) {
             Ok(()) => {
+                self.metrics.beacon_round_from_answer();
                 debug!(
                     view = self.view,
                     round = round.round,

@@ -350,6 +350,16 @@ fn a_member_that_missed_rounds_others_completed_syncs_them_and_signs_again() {
             );
         }
     }
+    // A round learnt from a member's answer is counted with the fetched ones: the metric
+    // says how many rounds this node stored without combining them.
+    run(&mut nodes, &[true, true, true, false], at_round(5));
+    let r5 = nodes[0].store.round(&info.hash(), 5).unwrap().unwrap();
+    nodes[3]
+        .beacon
+        .on_round(r5.to_json().as_bytes(), at_round(5));
+    assert_eq!(nodes[3].beacon.last_round(), 5);
+    assert_eq!(nodes[3].beacon.last_synced(), 5);
+    assert_eq!(nodes[3].metrics.beacon_syncs("rounds"), (1, 3));
     // An answer that is not the next round, or does not chain, is ignored.
     let r2 = nodes[0].store.round(&info.hash(), 2).unwrap().unwrap();
     assert!(
@@ -364,7 +374,8 @@ fn a_member_that_missed_rounds_others_completed_syncs_them_and_signs_again() {
             .on_round(b"not json", at_round(4))
             .is_empty()
     );
-    assert_eq!(nodes[3].beacon.last_round(), 4);
+    assert_eq!(nodes[3].beacon.last_round(), 5);
+    assert_eq!(nodes[3].metrics.beacon_syncs("rounds"), (1, 3));
 }
 
 #[test]
