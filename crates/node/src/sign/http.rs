@@ -264,7 +264,17 @@ fn schnorr_request(body: Bytes) -> Result<Parsed, (&'static str, String)> {
         scheme: String,
         message: String,
     }
-    let request: Schnorr = serde_json::from_value(Value::Object(fields)).map_err(bad_json)?;
+    let request: Schnorr = serde_json::from_value(Value::Object(fields)).map_err(|e| {
+        (
+            "bad_json",
+            format!(
+                "a {} request is {{\"scheme\": \"{}\", \"message\": hex}} (no domain: the \
+                 message is signed as given): {e}",
+                scheme.as_str(),
+                scheme.as_str()
+            ),
+        )
+    })?;
     // The same rule and answer as a BLS request's message.
     let message = keyquorum_beacon::sign::decode_message(&request.message)
         .map_err(|e| (e.code(), e.to_string()))?;
