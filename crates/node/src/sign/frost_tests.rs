@@ -794,10 +794,11 @@ async fn too_few_commitments_is_no_quorum_naming_the_silent_members() {
     }
 }
 
-/// A node with the view's signing key and no share of it (left out of the key's ceremony,
-/// though in the committee) says so, not that it is no member of the view.
+/// A node with the view's signing key and no share of it says why: a member left out of the
+/// key's ceremony holds none (`no_signing_key`), a node outside the view's committee is no
+/// member, as a BLS request is told.
 #[tokio::test]
-async fn a_node_without_a_share_of_the_signing_key_says_so() {
+async fn a_node_without_a_share_of_the_signing_key_says_why() {
     let keys = node_keys(3);
     let (record, _) = signing_key(&keys, 2);
     let s = SignService::new(
@@ -808,7 +809,10 @@ async fn a_node_without_a_share_of_the_signing_key_says_so() {
     );
     s.set_frost_view(Some(FrostView::new(4, &record, None).unwrap()));
     let addr = serve(s.clone()).await;
-    let (status, body) = post(addr, Some(TOKEN), r#"{"scheme":"bip340","message":"00"}"#).await;
+    let ask = async || post(addr, Some(TOKEN), r#"{"scheme":"bip340","message":"00"}"#).await;
+    // In the committee (a share of the view's BLS key), left out of the signing key's.
+    s.set_view(Some(super::tests::sign_view(3, 2, Some(1))));
+    let (status, body) = ask().await;
     assert_eq!((status, code(&body)), (409, "no_signing_key"), "{body}");
     assert_eq!(body["view"], 4);
     assert!(
@@ -817,24 +821,9 @@ async fn a_node_without_a_share_of_the_signing_key_says_so() {
             .is_some_and(|m| m.contains("holds no share of view 4's")),
         "{body}"
     );
-}
-
-/// A node outside the view's committee gets the answer a BLS request gets (not a member),
-/// not the one of a member left out of the key's ceremony.
-#[tokio::test]
-async fn a_node_outside_the_committee_is_no_member_for_schnorr_requests_too() {
-    let keys = node_keys(3);
-    let (record, _) = signing_key(&keys, 2);
-    let s = SignService::new(
-        SignConfig::default(),
-        Some(Token::new(TOKEN.as_bytes())),
-        Arc::new(Metrics::new()),
-        Fault::None,
-    );
-    s.set_frost_view(Some(FrostView::new(4, &record, None).unwrap()));
+    // Outside the committee.
     s.set_view(Some(super::tests::sign_view(3, 2, None)));
-    let addr = serve(s.clone()).await;
-    let (status, body) = post(addr, Some(TOKEN), r#"{"scheme":"bip340","message":"00"}"#).await;
+    let (status, body) = ask().await;
     assert_eq!((status, code(&body)), (409, "not_a_member"), "{body}");
     assert_eq!(body["view"], 4);
 }

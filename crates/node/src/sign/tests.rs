@@ -421,6 +421,20 @@ pub(super) async fn net_node(
     (net, events, addrs)
 }
 
+/// Three members with node keys from `seed` and a view of threshold 2 whose committee they
+/// are; the view as member 0 holds it.
+fn committee_of_three(seed: u8) -> (Vec<crate::keys::NodeKeys>, SignView) {
+    let keys: Vec<crate::keys::NodeKeys> = (0..3)
+        .map(|i| crate::keys::NodeKeys::from_master(&[i as u8 + seed; 32]))
+        .collect();
+    let (mut record, shares) = view(3, 2, Some(0));
+    for (m, k) in record.members.iter_mut().zip(&keys) {
+        m.identity = hex::encode(k.identity().public().to_bytes());
+    }
+    let sign_view = SignView::new(&record, Some((1, Secret::new(shares[0])))).unwrap();
+    (keys, sign_view)
+}
+
 /// Members `keys[1..]` of `session` on loopback, reachable from `coordinator` (`keys[0]`),
 /// each signing request handed to `on_request` with its reply channel.
 async fn members_on_loopback(
@@ -464,14 +478,7 @@ async fn members_on_loopback(
 /// fails as retryable, naming them apart from culprits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_at_another_view_make_a_retryable_failure() {
-    let keys: Vec<crate::keys::NodeKeys> = (0..3)
-        .map(|i| crate::keys::NodeKeys::from_master(&[i as u8 + 50; 32]))
-        .collect();
-    let (mut record, shares) = view(3, 2, Some(0));
-    for (m, k) in record.members.iter_mut().zip(&keys) {
-        m.identity = hex::encode(k.identity().public().to_bytes());
-    }
-    let sign_view = SignView::new(&record, Some((1, Secret::new(shares[0])))).unwrap();
+    let (keys, sign_view) = committee_of_three(50);
     let (coordinator, _events, _) = net_node(&keys[0]).await;
     // What a member answers for a view that is not its active one (`SignService::answer`).
     let _members = members_on_loopback(&keys, &coordinator, sign_view.session(), |reply| {
@@ -501,14 +508,7 @@ async fn members_at_another_view_make_a_retryable_failure() {
 /// queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timed_out_requests_free_their_pending_slot_while_members_still_hold_them() {
-    let keys: Vec<crate::keys::NodeKeys> = (0..3)
-        .map(|i| crate::keys::NodeKeys::from_master(&[i as u8 + 40; 32]))
-        .collect();
-    let (mut record, shares) = view(3, 2, Some(0));
-    for (m, k) in record.members.iter_mut().zip(&keys) {
-        m.identity = hex::encode(k.identity().public().to_bytes());
-    }
-    let sign_view = SignView::new(&record, Some((1, Secret::new(shares[0])))).unwrap();
+    let (keys, sign_view) = committee_of_three(40);
     let session = sign_view.session();
 
     let (coordinator, _events, _) = net_node(&keys[0]).await;
