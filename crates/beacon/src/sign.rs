@@ -474,6 +474,17 @@ pub struct NoQuorum {
     pub other_view: Vec<usize>,
 }
 
+impl NoQuorum {
+    /// Whether the members at another view explain the shortfall: no bad partial, and with
+    /// their partials there would have been `t` (a view change under way, or a coordinator
+    /// behind the chain; the client should retry).
+    pub fn view_changing(&self) -> bool {
+        !self.other_view.is_empty()
+            && self.culprits.is_empty()
+            && self.valid + self.other_view.len() >= self.threshold
+    }
+}
+
 /// The coordinator's collection of partials for one request: one per member, each verified
 /// against the member's public key share before it counts; a member whose partial fails is
 /// named and not asked again. At `t` valid partials it combines and verifies the signature

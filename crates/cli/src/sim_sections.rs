@@ -126,10 +126,12 @@ fn config(args: &SectionsSimArgs) -> Result<SectionsConfig, CliError> {
                 } else {
                     let n = cfg.elder_count;
                     format!(
-                        "resolves to 0 here: the faults {n} elders tolerate, n - supermajority(n) \
-                         = {n} - {} = {}, within the joiners after the first elder set",
+                        "resolves to 0 here: the smaller of the faults {n} elders tolerate, \
+                         n - supermajority(n) = {n} - {} = {}, and the {room} joiners after \
+                         the first elder set (--joins {} minus --elders)",
                         keyquorum_sections::supermajority(n),
-                        n - keyquorum_sections::supermajority(n)
+                        n - keyquorum_sections::supermajority(n),
+                        cfg.joins
                     )
                 }
             )));

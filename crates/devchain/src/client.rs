@@ -165,6 +165,9 @@ pub fn decode<T: DeserializeOwned>(path: &str, status: u16, body: &[u8]) -> Resu
     }
 }
 
+/// How long a pooled connection may stay idle: below the server's header timeout.
+const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Client {
     /// A client for the server at `http://host:port`, with its own connection pool.
     pub fn new(url: &str) -> Result<Self, ClientError> {
@@ -174,6 +177,10 @@ impl Client {
             .tcp_nodelay(true)
             // Loopback API: never through a proxy named in the environment.
             .no_proxy()
+            // The server closes a connection idle for its header timeout (10 s,
+            // `crate::serve`): a pooled one is dropped here well before, so a request is not
+            // sent on a connection the server is closing.
+            .pool_idle_timeout(POOL_IDLE)
             .build()
             .map_err(|e| ClientError::Transport {
                 path: String::new(),

@@ -327,6 +327,19 @@ fn a_collection_short_of_t_names_the_members_at_another_view_apart_from_culprits
         no.to_string(),
         "no quorum: 1 valid partials of 3 needed (0 bad, 2 members at another view)"
     );
+    assert!(no.view_changing());
+    // Not when the members at another view could not have made up the difference, nor with a
+    // bad partial.
+    let short = NoQuorum {
+        other_view: vec![1],
+        ..no.clone()
+    };
+    assert!(!short.view_changing());
+    let bad = NoQuorum {
+        culprits: vec![3],
+        ..no
+    };
+    assert!(!bad.view_changing());
 }
 
 #[test]

@@ -33,8 +33,10 @@
 //! A member that refuses a round because the request's view is not its active one is no
 //! culprit: around a view change honest members move to the new view at slightly different
 //! blocks, and a coordinator still catching up asks for a view that is over. It is counted
-//! apart ([`Failure::other_view`]), left in later attempts, and a request that falls short
-//! with such members fails as a view change under way (retry), not as their fault.
+//! apart ([`Failure::other_view`]) and left out of later attempts like a culprit (an honest
+//! member would refuse again; a faulty one that commits and then claims another view cannot
+//! hold every attempt), and a request that falls short because of such members fails as a
+//! view change under way (retry), not as their fault.
 //!
 //! A member's nonces are stored under a hash of the coordinator's identity and the signing
 //! session, so a round-two request from anyone but the coordinator that asked for them finds
@@ -716,6 +718,15 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// Whether the members at another view explain the shortfall: no invalid share, and with
+    /// their answers the last attempt would have had `t` (a view change under way, or this
+    /// node behind; the client should retry).
+    pub fn view_changing(&self) -> bool {
+        !self.other_view.is_empty()
+            && !self.invalid_shares()
+            && self.signers + self.other_view.len() >= self.threshold
+    }
+
     /// Whether a culprit sent an invalid signature share (rather than only failing to answer).
     pub fn invalid_shares(&self) -> bool {
         self.culprits
@@ -780,7 +791,15 @@ impl Signing {
         if self.attempts >= self.max_attempts || matches!(self.last, Some((1, _))) {
             return None;
         }
-        let excluded: BTreeSet<usize> = self.culprits.iter().map(|c| c.position).collect();
+        // Members at another view are left out too, unnamed: an honest one would refuse
+        // again, and a faulty one that commits and then claims another view must not hold
+        // every attempt.
+        let excluded: BTreeSet<usize> = self
+            .culprits
+            .iter()
+            .map(|c| c.position)
+            .chain(self.other_view.iter().copied())
+            .collect();
         if excluded.contains(&self.own) || view.members.len() - excluded.len() < view.threshold {
             return None;
         }
@@ -792,7 +811,7 @@ impl Signing {
 
     /// An attempt fell short in `round` with `signers` commitments or valid shares, naming
     /// `culprits` (each member is kept once, with the first fault it was named for); the
-    /// members in `other_view` answered for another view (not culprits: they are asked again).
+    /// members in `other_view` answered for another view (not culprits, and not asked again).
     pub fn attempt_failed(
         &mut self,
         round: u8,

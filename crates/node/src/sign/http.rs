@@ -8,11 +8,13 @@
 //! culprits, up to [`super::frost::MAX_ATTEMPTS`] attempts while `t` members remain.
 //! Answer `200`: `{"signature", "public_key", "view", "domain", "message"}` (hex without `0x`),
 //! for a Schnorr scheme `{"scheme", "signature", "public_key", "view", "message"}`.
-//! Errors are `{"error": code, "message": text}` (plus `valid_partials`, `threshold` and
-//! `culprits` for `no_quorum`, `retry_after_secs` for `rate_limited`; for a Schnorr scheme's
-//! `no_quorum` and `invalid_shares`: `round`, `signers`, `threshold`, `attempts`, `culprits`
-//! (identity keys, hex) and `faults` (identity to `invalid_share`, `unresponsive`, `refused`
-//! or `malformed`)), checked in this order:
+//! Errors are `{"error": code, "message": text}` (plus `valid_partials`, `threshold`,
+//! `culprits` and `other_view` (committee positions) for `no_quorum` and `view_changing`,
+//! `retry_after_secs` for `rate_limited`; for a Schnorr scheme's `no_quorum`,
+//! `view_changing` and `invalid_shares`: `round`, `signers`, `threshold`, `attempts`,
+//! `culprits` (identity keys, hex), `faults` (identity to `invalid_share`, `unresponsive`,
+//! `refused` or `malformed`) and `other_view` (identity keys of the members that answered for
+//! another view, no culprits)), checked in this order:
 //!
 //! | status | `error` | when |
 //! |---|---|---|
@@ -22,11 +24,12 @@
 //! | 413 | `too_large` | a body above [`MAX_REQUEST_JSON`] bytes |
 //! | 400 | `bad_body`, `bad_json`, `bad_domain`, `bad_message`, `message_too_long` | malformed request (`bad_body`: the body did not arrive whole) |
 //! | 400 | `bad_scheme` | a `scheme` other than `bls`, `frost-secp256k1` or `bip340` |
-//! | 409 | `no_active_view`, `not_a_member` | no view is active, or this node holds no share of it |
-//! | 409 | `no_signing_key` | Schnorr: the active view has no signing key on this node, or this node holds no share of it (`view` names the active view); after each activation until the view's signing-key ceremony ends |
+//! | 409 | `no_active_view`, `not_a_member` | no view is active, or this node holds no share of it (Schnorr too: a node outside the view's committee) |
+//! | 409 | `no_signing_key` | Schnorr: the active view has no signing key on this node, or this member holds no share of it (left out of the key's ceremony; `view` names the active view); after each activation until the view's signing-key ceremony ends |
 //! | 503 | `no_nonce_store` | Schnorr: the nonce store did not open |
 //! | 503 | `signer_unavailable` | Schnorr: this node could not make its own commitment or share (its nonce store is full of other requests' nonces, or failing); `culprits` and `faults` name members earlier attempts named |
 //! | 503 | `queue_full` | `sign.max_pending` requests are signing already |
+//! | 503 | `view_changing` | short of `t` because members answered for another view than this node's, and with them there would have been `t` (no bad partial or invalid share): a view change under way, or this node behind the chain; `Retry-After: 1` |
 //! | 504 | `no_quorum` | fewer than `t` valid partials within `sign.timeout_ms`; Schnorr: fewer than `t` commitments or shares within `sign.timeout_ms` in an attempt's round, after the retries (no culprit sent an invalid share) |
 //! | 502 | `invalid_shares` | Schnorr: signers sent invalid signature shares and the retries without them did not sign (too few members left, or [`super::frost::MAX_ATTEMPTS`] attempts made) |
 //! | 500 | `combine_failed` | verified partials did not combine to a valid signature (Schnorr: with `culprits` and `faults` from earlier attempts) |
@@ -325,15 +328,15 @@ fn sign_error(s: &SignService, e: SignError) -> Response {
             json!({ "view": view }),
         ),
         SignError::NoQuorum(q) => (
-            if q.other_view.is_empty() {
-                StatusCode::GATEWAY_TIMEOUT
-            } else {
+            if q.view_changing() {
                 StatusCode::SERVICE_UNAVAILABLE
-            },
-            if q.other_view.is_empty() {
-                "no_quorum"
             } else {
+                StatusCode::GATEWAY_TIMEOUT
+            },
+            if q.view_changing() {
                 "view_changing"
+            } else {
+                "no_quorum"
             },
             json!({
                 "valid_partials": q.valid,
@@ -375,7 +378,7 @@ fn sign_error(s: &SignService, e: SignError) -> Response {
             });
             if f.invalid_shares() {
                 (StatusCode::BAD_GATEWAY, "invalid_shares", extra)
-            } else if !f.other_view.is_empty() {
+            } else if f.view_changing() {
                 (StatusCode::SERVICE_UNAVAILABLE, "view_changing", extra)
             } else {
                 (StatusCode::GATEWAY_TIMEOUT, "no_quorum", extra)
