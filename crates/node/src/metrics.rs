@@ -28,9 +28,9 @@
 //! | `keyquorum_beacon_synced_rounds_total` | counter | |
 //! | `keyquorum_sign_requests_total` | counter | `result` (`signed`, `rejected`) |
 //! | `keyquorum_sign_rejections_total` | counter | `reason` (error code of `POST /sign`) |
-//! | `keyquorum_sign_partials_total` | counter | `member`, `result` (`valid`, `invalid`, `refused`, `unreachable`) |
+//! | `keyquorum_sign_partials_total` | counter | `member`, `result` (`valid`, `invalid`, `refused`, `unreachable`, `other_view`) |
 //! | `keyquorum_sign_answers_total` | counter | `result` |
-//! | `keyquorum_sign_frost_attempts_total` | counter | `result` (`signed`, `culprits`, `no_commitments`, `failed`) |
+//! | `keyquorum_sign_frost_attempts_total` | counter | `result` (`signed`, `culprits`, `no_commitments`, `other_view`, `failed`) |
 //! | `keyquorum_sign_frost_culprits_total` | counter | `member`, `fault` (`invalid_share`, `unresponsive`, `refused`, `malformed`) |
 //! | `keyquorum_sign_combine_seconds`, `keyquorum_sign_request_seconds` | histogram | |
 //!
