@@ -387,6 +387,16 @@ fn members_at_another_view_are_counted_apart_from_culprits() {
         );
     }
     assert_eq!(session.other_view(), &BTreeSet::from([1, 2]));
+    // As the coordinator counts them: no fault, unlike a refusal or a bad package.
+    assert_eq!(
+        TakeError::Refused(Some(FrostRefusal::OtherView)).result(),
+        "other_view"
+    );
+    assert_eq!(
+        TakeError::Refused(Some(FrostRefusal::Store)).result(),
+        "refused"
+    );
+    assert_eq!(TakeError::Malformed.result(), "invalid");
     let named: Vec<(usize, SignerFault)> = session
         .commitment_culprits(v)
         .iter()
@@ -749,6 +759,10 @@ async fn members_at_the_next_view_make_a_retryable_failure_not_culprits() {
         for fault in ["refused", "unresponsive", "malformed", "invalid_share"] {
             assert_eq!(m.frost_culprits(i, fault), 0, "member {i} {fault}");
         }
+    }
+    for i in [2, 3] {
+        assert_eq!(m.partials(i, "other_view"), 1, "member {i}");
+        assert_eq!(m.partials(i, "invalid"), 0, "member {i}");
     }
     assert_eq!(m.rejections("view_changing"), 1);
 }

@@ -693,11 +693,13 @@ impl SignService {
         let deadline = tokio::time::Instant::now() + timeout;
         while !session.awaiting_shares().is_empty() {
             match tokio::time::timeout_at(deadline, shares.next()).await {
-                Ok(Some((member, Ok(answer)))) => {
-                    if let Err(e) = session.take_share(view, member, &answer) {
-                        warn!(member, error = %e, "FROST share not taken");
+                Ok(Some((member, Ok(answer)))) => match session.take_share(view, member, &answer) {
+                    Err(e) if e.result() == "other_view" => {
+                        debug!(member, "FROST share refused: the member is at another view");
                     }
-                }
+                    Err(e) => warn!(member, error = %e, "FROST share not taken"),
+                    Ok(()) => {}
+                },
                 Ok(Some((member, Err(e)))) => {
                     debug!(member, error = %e, "FROST share not answered");
                     session.share_unanswered(member);
@@ -768,8 +770,16 @@ impl SignService {
                 done
             }
             Err(e) => {
-                warn!(member, error = %e, "FROST commitment not taken");
-                self.0.metrics.sign.partial(member, "invalid");
+                let result = e.result();
+                if result == "other_view" {
+                    debug!(
+                        member,
+                        "FROST commitment refused: the member is at another view"
+                    );
+                } else {
+                    warn!(member, error = %e, "FROST commitment not taken");
+                }
+                self.0.metrics.sign.partial(member, result);
                 false
             }
         }
