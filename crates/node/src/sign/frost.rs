@@ -900,15 +900,17 @@ impl TakeError {
     /// The member's answer as `keyquorum_sign_partials_total` counts it: `other_view` (no
     /// fault), `refused` (a refusal, such as a full nonce store), or `invalid`.
     pub fn result(&self) -> &'static str {
-        match self {
-            _ if self.other_view() => "other_view",
-            TakeError::Refused(_) => "refused",
-            _ => "invalid",
+        if self.other_view() {
+            "other_view"
+        } else if matches!(self, TakeError::Refused(_)) {
+            "refused"
+        } else {
+            "invalid"
         }
     }
 
     /// Whether the member refused because it is at another view: honest during a view change.
-    fn other_view(&self) -> bool {
+    pub fn other_view(&self) -> bool {
         matches!(self, TakeError::Refused(Some(FrostRefusal::OtherView)))
     }
 

@@ -694,7 +694,7 @@ impl SignService {
         while !session.awaiting_shares().is_empty() {
             match tokio::time::timeout_at(deadline, shares.next()).await {
                 Ok(Some((member, Ok(answer)))) => match session.take_share(view, member, &answer) {
-                    Err(e) if e.result() == "other_view" => {
+                    Err(e) if e.other_view() => {
                         debug!(member, "FROST share refused: the member is at another view");
                     }
                     Err(e) => warn!(member, error = %e, "FROST share not taken"),
@@ -771,7 +771,7 @@ impl SignService {
             }
             Err(e) => {
                 let result = e.result();
-                if result == "other_view" {
+                if e.other_view() {
                     debug!(
                         member,
                         "FROST commitment refused: the member is at another view"

@@ -474,6 +474,19 @@ async fn members_on_loopback(
     members
 }
 
+/// The signing service of member 0 on `coordinator`'s network with `view`, served over HTTP.
+async fn coordinating(
+    config: SignConfig,
+    coordinator: &keyquorum_net::NetworkHandle,
+    view: SignView,
+) -> (SignService, SocketAddr) {
+    let s = service(config, Some(TOKEN));
+    s.set_network(coordinator.clone());
+    s.set_view(Some(view));
+    let addr = serve(s.clone()).await;
+    (s, addr)
+}
+
 /// A request whose members answer that they are at another view (a view change under way)
 /// fails as retryable, naming them apart from culprits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,10 +503,7 @@ async fn members_at_another_view_make_a_retryable_failure() {
         timeout_ms: 5000,
         ..SignConfig::default()
     };
-    let s = service(config, Some(TOKEN));
-    s.set_network(coordinator.clone());
-    s.set_view(Some(sign_view));
-    let addr = serve(s.clone()).await;
+    let (s, addr) = coordinating(config, &coordinator, sign_view).await;
     let (status, body) = post(addr, Some(TOKEN), GOOD).await;
     assert_eq!((status, code(&body)), (503, "view_changing"), "{body}");
     assert_eq!(body["other_view"], serde_json::json!([1, 2]));
@@ -527,10 +537,7 @@ async fn timed_out_requests_free_their_pending_slot_while_members_still_hold_the
         burst: 100,
         ..SignConfig::default()
     };
-    let s = service(config, Some(TOKEN));
-    s.set_network(coordinator.clone());
-    s.set_view(Some(sign_view));
-    let addr = serve(s.clone()).await;
+    let (s, addr) = coordinating(config, &coordinator, sign_view).await;
 
     let mut held = Vec::new();
     for i in 0..3 {
