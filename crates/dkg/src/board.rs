@@ -591,7 +591,11 @@ pub enum FailureReason {
     /// A sum failed a check that no qualified dealer's own commitment fails.
     Unattributable,
     /// Complaint variant, fresh key: `standing` dealers are not disqualified, but no `quorum`
-    /// of them validated each other's deals (the maximal clique is smaller).
+    /// of them validated each other's deals (the maximal clique is smaller). Under the board's
+    /// rules every standing pair has validated each other once complaints, justifications and
+    /// disputes are judged (each ends in a pair or a fault), so the clique drops nobody standing
+    /// and this does not arise; it is kept so that a clique search that comes up short fails
+    /// the ceremony with a reason rather than with a panic.
     NoConsistentQuorum {
         /// Dealers not disqualified, with an accepted report.
         standing: usize,

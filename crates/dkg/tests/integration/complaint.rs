@@ -777,6 +777,22 @@ fn reshare_seating<C: Curve>(
     silent: &[usize],
     player_only: &[usize],
 ) -> (Vec<Box<DkgOutput<C>>>, C::Affine) {
+    let (run, old_key) = reshare_run(tamper, silent, player_only);
+    let honest_players: Vec<usize> = (1..7).filter(|i| !silent.contains(i)).collect();
+    let outs2 = check_agreement(&run.results, &honest_players);
+    assert_eq!(outs2[0].public.group_key, old_key);
+    check_group_secret(&run.ceremony, &outs2);
+    replay(&run, &outs2[0]);
+    (outs2, old_key)
+}
+
+/// A reshare from five members (`n = 5, t = 3`) to six (`n = 6, t = 4, k = 5`): member 0 leaves,
+/// 5 and 6 join. Returns the second ceremony's run and the group key of the first.
+fn reshare_run<C: Curve>(
+    tamper: Tamper<'_, C>,
+    silent: &[usize],
+    player_only: &[usize],
+) -> (Run<C>, C::Affine) {
     let n = 5;
     let members: Vec<MemberKeys> = (0..n as u32).map(member).collect();
     let c1 = Ceremony::new(config::<C>(&members, Params::new(n, 3, 4).unwrap())).unwrap();
@@ -803,18 +819,13 @@ fn reshare_seating<C: Curve>(
         .collect();
     let mut tamper = tamper;
     let seated = with_players_only(&c2, nodes(&c2, all, old_shares), player_only);
-    let (r2, events) = run_nodes(seated, silent, &mut *tamper);
-    let honest_players: Vec<usize> = (1..7).filter(|i| !silent.contains(i)).collect();
-    let outs2 = check_agreement(&r2, &honest_players);
-    assert_eq!(outs2[0].public.group_key, outs[0].public.group_key);
-    check_group_secret(&c2, &outs2);
+    let (results, events) = run_nodes(seated, silent, &mut *tamper);
     let run = Run {
         ceremony: c2,
-        results: r2,
+        results,
         events,
     };
-    replay(&run, &outs2[0]);
-    (outs2, outs[0].public.group_key)
+    (run, outs[0].public.group_key)
 }
 
 #[test]
@@ -862,6 +873,29 @@ fn reshare_with_a_silent_old_member() {
         exclusion(&outs[0], Role::Dealer, 0).unwrap().fault,
         FaultKind::MissingJustification { .. }
     ));
+}
+
+#[test]
+fn a_reshare_with_fewer_than_k_reports_fails_naming_the_shortfall() {
+    // New members 5 and 6 hold no old share and stay silent: every old dealer still qualifies
+    // (3 are needed), but only 4 of the 6 new players report and `k = 5` are needed for the
+    // new key to be usable.
+    let (run, _) = reshare_run::<Secp256k1>(honest(), &[5, 6], &[]);
+    for i in 1..5 {
+        assert!(
+            matches!(run.results[i], RunResult::Failed(_)),
+            "node {i} did not fail"
+        );
+    }
+    let reason = board_of(&run).failure_reason().unwrap();
+    assert_eq!(
+        reason,
+        FailureReason::TooFewReports {
+            reports: 4,
+            needed: 5
+        }
+    );
+    assert_eq!(reason.code(), "too_few_reports");
 }
 
 #[test]
