@@ -16,7 +16,10 @@
 //! 3. aggregates the shares and verifies the signature under the group key before it is
 //!    returned. When the sum does not verify, every share is checked against its signer's
 //!    commitment and public key share (RFC 9591 section 5.4) and the signers of invalid
-//!    shares are named.
+//!    shares are named;
+//! 4. whatever the outcome, tells the members whose nonces no round two took to drop them
+//!    ([`FrostRequest::Release`], in the background), so that they do not fill the members'
+//!    stores until their time to live.
 //!
 //! # Retries
 //! A signer whose share is invalid, that refuses round two or answers it with something that
@@ -70,6 +73,7 @@ pub const MAX_MESSAGE_LEN: usize = keyquorum_beacon::sign::MAX_MESSAGE_LEN;
 
 const REQUEST_COMMIT: u8 = 1;
 const REQUEST_SIGN: u8 = 2;
+const REQUEST_RELEASE: u8 = 3;
 const ANSWER_OK: u8 = 0;
 const ANSWER_REFUSED: u8 = 1;
 
@@ -123,6 +127,9 @@ pub enum FrostRefusal {
     Refused = 5,
     /// The nonce store failed.
     Store = 6,
+    /// The coordinator already released this session ([`FrostRequest::Release`] came first),
+    /// or used it before.
+    SessionUsed = 7,
 }
 
 impl FrostRefusal {
@@ -134,6 +141,7 @@ impl FrostRefusal {
             4 => FrostRefusal::NoNonces,
             5 => FrostRefusal::Refused,
             6 => FrostRefusal::Store,
+            7 => FrostRefusal::SessionUsed,
             _ => return None,
         })
     }
@@ -147,6 +155,7 @@ impl FrostRefusal {
             FrostRefusal::NoNonces => "no_nonces",
             FrostRefusal::Refused => "refused",
             FrostRefusal::Store => "store",
+            FrostRefusal::SessionUsed => "session_used",
         }
     }
 }
@@ -168,6 +177,15 @@ pub enum FrostRequest {
         /// The signing request.
         request: SigningRequest,
     },
+    /// The coordinator is done with `session`: drop its nonces unused, and refuse a commit
+    /// request for it still on its way. Sent to the members whose commitments the attempt did
+    /// not use, so that their pairs do not wait out [`NONCE_TTL_MS`].
+    Release {
+        /// View (not checked: releasing is harmless in any view).
+        view: u64,
+        /// Signing session.
+        session: [u8; 32],
+    },
 }
 
 impl FrostRequest {
@@ -177,6 +195,9 @@ impl FrostRequest {
             FrostRequest::Commit { view, session } => {
                 [&[REQUEST_COMMIT][..], &view.to_be_bytes(), session].concat()
             }
+            FrostRequest::Release { view, session } => {
+                [&[REQUEST_RELEASE][..], &view.to_be_bytes(), session].concat()
+            }
             FrostRequest::Sign { view, request } => [
                 &[REQUEST_SIGN][..],
                 &view.to_be_bytes(),
@@ -184,6 +205,11 @@ impl FrostRequest {
             ]
             .concat(),
         }
+    }
+
+    /// Whether `bytes` is a [`FrostRequest::Release`] (by its tag; for counting answers).
+    pub fn is_release(bytes: &[u8]) -> bool {
+        bytes.first() == Some(&REQUEST_RELEASE)
     }
 
     /// Decodes [`FrostRequest::to_bytes`] for a key of `members` members.
@@ -196,6 +222,10 @@ impl FrostRequest {
         let view = u64::from_be_bytes(view.try_into().ok()?);
         match tag {
             REQUEST_COMMIT => Some(FrostRequest::Commit {
+                view,
+                session: rest.try_into().ok()?,
+            }),
+            REQUEST_RELEASE => Some(FrostRequest::Release {
                 view,
                 session: rest.try_into().ok()?,
             }),
@@ -351,8 +381,8 @@ impl FrostView {
 /// durability).
 ///
 /// Both tables are bounded. A coordinator asks every member for a commitment and uses the
-/// first `t`, so the others' nonces are never taken; and any committee member can ask for
-/// commitments at will. Entries older than [`NONCE_TTL_MS`] are therefore dropped at the next
+/// first `t`; it releases the others' nonces ([`FrostRequest::Release`]), but a release can be
+/// lost, and any committee member can ask for commitments at will. Entries older than [`NONCE_TTL_MS`] are therefore dropped at the next
 /// write (a signing request is long over by then: a reused session then just gets fresh
 /// nonces, which `round2` matches against the request's commitment list), and a write that
 /// would exceed [`MAX_PENDING_NONCES`] or [`MAX_USED_SESSIONS`] (or the bounds given to
@@ -493,6 +523,33 @@ impl CoordinatorNonces<'_> {
     fn fresh(&self, made_ms: u64) -> bool {
         made_ms.saturating_add(NONCE_TTL_MS) > self.now_ms
     }
+
+    /// Drops the nonces of `session`, durably, and marks the session used (room permitting)
+    /// so that a commit request for it that arrives later is refused rather than stored for
+    /// nothing. Returns whether a pair was dropped. Only the coordinator that asked can
+    /// release: the entry's key includes its identity.
+    pub fn release(&mut self, session: &SigningSession) -> Result<bool, NonceDbError> {
+        use redb::{ReadableTable, ReadableTableMetadata};
+        let key = self.key(session);
+        let mut w = self.db.db.begin_write().map_err(dberr)?;
+        // Not flushed on its own (the next durable write carries it): a release lost in a
+        // crash leaves a pair unused until its time to live, and a round two's removal, which
+        // is what keeps a pair from signing twice, is always durable.
+        w.set_durability(redb::Durability::None).map_err(dberr)?;
+        let dropped = {
+            let mut pending = w.open_table(PENDING).map_err(dberr)?;
+            let dropped = pending.remove(&key).map_err(dberr)?.is_some();
+            let mut used = w.open_table(USED).map_err(dberr)?;
+            if used.get(&key).map_err(dberr)?.is_none()
+                && used.len().map_err(dberr)? < self.db.max_used
+            {
+                used.insert(&key, self.now_ms).map_err(dberr)?;
+            }
+            dropped
+        };
+        w.commit().map_err(dberr)?;
+        Ok(dropped)
+    }
 }
 
 /// The time stamp of a pending entry, if it has one.
@@ -596,6 +653,10 @@ pub fn answer(
     };
     let mut store = nonces.for_coordinator(from, now_ms);
     match request {
+        FrostRequest::Release { session, .. } => match store.release(&SigningSession(session)) {
+            Ok(_) => answer_ok(Vec::new()),
+            Err(_) => answer_refused(FrostRefusal::Store),
+        },
         FrostRequest::Commit { view, .. } | FrostRequest::Sign { view, .. } if view != v.view => {
             answer_refused(FrostRefusal::OtherView)
         }
@@ -604,6 +665,9 @@ pub fn answer(
             let signer = Signer::new(key, Mode::Rfc9591, v.threshold);
             match signer.round1(SigningSession(session), randomness, &mut store) {
                 Ok(package) => answer_ok(package.to_bytes()),
+                Err(keyquorum_signing::SignerError::Store(NonceDbError::SessionReused)) => {
+                    answer_refused(FrostRefusal::SessionUsed)
+                }
                 Err(_) => answer_refused(FrostRefusal::Store),
             }
         }
@@ -1086,6 +1150,26 @@ impl Session {
             })
             .copied()
             .collect()
+    }
+
+    /// The members asked in this attempt (this node included) whose nonces for it were not
+    /// taken by a round two that answered: once the attempt is over, each gets
+    /// [`Session::release_request`]. Members that never committed are included, since their
+    /// commit request may still be on its way.
+    pub fn unused_commitments(&self, view: &FrostView) -> Vec<usize> {
+        self.asked(view)
+            .into_iter()
+            .filter(|i| !self.shared.contains(i))
+            .collect()
+    }
+
+    /// The request that releases this attempt's nonces ([`FrostRequest::Release`]).
+    pub fn release_request(&self, view: &FrostView) -> Vec<u8> {
+        FrostRequest::Release {
+            view: view.view,
+            session: self.id,
+        }
+        .to_bytes()
     }
 
     /// The members that refused a round of this attempt because they are at another view.

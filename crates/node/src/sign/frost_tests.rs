@@ -434,6 +434,54 @@ fn members_at_another_view_are_counted_apart_from_culprits() {
     );
 }
 
+#[test]
+fn a_release_drops_only_its_coordinators_unused_nonces_and_refuses_a_late_commit() {
+    let keys = node_keys(3);
+    let (record, shares) = signing_key(&keys, 2);
+    let views = frost_views(&record, &shares);
+    let dir = tempfile::tempdir().unwrap();
+    let db = NonceDb::open(&dir.path().join("n.redb"), keys[1].clone()).unwrap();
+    let ask = |from: usize, request: FrostRequest| {
+        answer(
+            Some(&views[1]),
+            Some(&db),
+            &views[1].session(),
+            Some(&identity(&keys[from])),
+            &request.to_bytes(),
+            &[9; 64],
+            NOW_MS,
+        )
+    };
+    let commit = |session| FrostRequest::Commit { view: 1, session };
+    let release = |session| FrostRequest::Release { view: 1, session };
+    assert!(parse_answer(&ask(0, commit([1; 32]))).is_ok());
+    assert!(parse_answer(&ask(2, commit([1; 32]))).is_ok());
+    assert_eq!(db.pending().unwrap(), 2);
+    // Member 2 cannot release coordinator 0's pair: the entry is keyed by who asked.
+    assert!(parse_answer(&ask(2, release([1; 32]))).is_ok());
+    assert_eq!(db.pending().unwrap(), 1);
+    assert!(parse_answer(&ask(0, release([1; 32]))).is_ok());
+    assert_eq!(db.pending().unwrap(), 0);
+    // Released before its commit request arrived: the commit is refused, nothing is stored.
+    assert!(parse_answer(&ask(0, release([2; 32]))).is_ok());
+    assert_eq!(
+        parse_answer(&ask(0, commit([2; 32]))),
+        Err(Some(FrostRefusal::SessionUsed))
+    );
+    assert_eq!(db.pending().unwrap(), 0);
+    // A release is harmless in any view, and its answer carries nothing.
+    assert_eq!(
+        parse_answer(&ask(
+            0,
+            FrostRequest::Release {
+                view: 7,
+                session: [3; 32]
+            }
+        )),
+        Ok(&[][..])
+    );
+}
+
 fn answer_refused_bytes() -> Vec<u8> {
     vec![1, FrostRefusal::Store as u8]
 }
@@ -465,6 +513,8 @@ enum Behaviour {
 /// A committee on loopback libp2p (see [`committee`]).
 struct Committee {
     service: SignService,
+    /// Every member's service, the coordinator's first.
+    members: Vec<SignService>,
     addr: std::net::SocketAddr,
     record: SigningKeyRecord,
     identities: Vec<Vec<u8>>,
@@ -548,6 +598,7 @@ async fn committee(t: usize, behaviours: &[Behaviour], timeout_ms: u64) -> Commi
                 let (round, id) = match FrostRequest::from_bytes(&payload, n) {
                     Some(FrostRequest::Commit { session, .. }) => (1, session),
                     Some(FrostRequest::Sign { request, .. }) => (2, request.session.0),
+                    Some(FrostRequest::Release { session, .. }) => (3, session),
                     None => (0, [0; 32]),
                 };
                 seen.lock().unwrap().push((i, round, id));
@@ -583,6 +634,7 @@ async fn committee(t: usize, behaviours: &[Behaviour], timeout_ms: u64) -> Commi
     let addr = serve(services[0].clone()).await;
     Committee {
         service: services[0].clone(),
+        members: services.clone(),
         addr,
         record,
         identities,
@@ -675,6 +727,41 @@ async fn a_member_sending_invalid_shares_is_named_and_the_request_signs_without_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nonces_no_round_two_took_are_released_after_each_request() {
+    // Five members, t = 2: each request uses two commitments, so three members commit for
+    // nothing. Before releases those pairs waited out their ten minutes, and under sustained
+    // load a member's store filled and it refused every round one.
+    let c = committee(2, &[Behaviour::Honest; 5], 5000).await;
+    for m in [&b"one"[..], b"two", b"three"] {
+        let (status, body) = c.sign("bip340", m).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let pending = || -> Vec<u64> {
+        c.members
+            .iter()
+            .map(|s| s.nonce_db().unwrap().pending().unwrap())
+            .collect()
+    };
+    let count = |round: u8| -> usize {
+        (1..5)
+            .map(|i| c.seen_by(i).iter().filter(|(r, _)| *r == round).count())
+            .sum()
+    };
+    // Releases go out in the background after each answer: wait for them to arrive, then to
+    // be applied.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(3) < 9 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while pending().iter().any(|p| *p > 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pending(), vec![0; 5]);
+    // Only the members left without a round two were sent one: three per request.
+    assert_eq!((count(3), count(2)), (9, 3), "{:?}", c.seen.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_members_sending_invalid_shares_fail_the_request_naming_them() {
     use Behaviour::*;
     let c = committee(3, &[Honest, Honest, BadShares, BadShares], 5000).await;
@@ -725,9 +812,17 @@ async fn a_signer_silent_in_round_two_is_named_unresponsive_and_left_out() {
     assert_eq!(m.frost_culprits(3, "unresponsive"), 1);
     assert_eq!(m.partials(3, "unreachable"), 1);
     assert_eq!(m.frost_attempts("culprits"), 1);
-    // Member 3 got a round two in the first attempt only.
+    // Member 3 got a round two in the first attempt only, then that attempt's release (its
+    // nonces were never taken as far as the coordinator knows), which goes out in the
+    // background.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.seen_by(3).len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let rounds: Vec<u8> = c.seen_by(3).iter().map(|(r, _)| *r).collect();
-    assert_eq!(rounds, vec![1, 2]);
+    assert_eq!(rounds, vec![1, 2, 3]);
+    let sessions: BTreeSet<[u8; 32]> = c.seen_by(3).iter().map(|(_, s)| *s).collect();
+    assert_eq!(sessions.len(), 1);
 }
 
 /// A request made while the members move to the next view fails as a view change under way

@@ -35,7 +35,8 @@
 //! `keyquorum_sign_answers_total{result}` (requests this node answered as a member: `signed`,
 //! `other_view`, `no_share`, `malformed`; `refused` when the network refused a non-member,
 //! `busy` when [`MAX_ANSWERING`] requests were being answered; for FROST rounds ([`frost`])
-//! `frost_answered`, `frost_busy`, or `frost_` and the refusal),
+//! `frost_answered`, `frost_released` (a coordinator released nonces it did not use),
+//! `frost_busy`, or `frost_` and the refusal),
 //! `keyquorum_sign_frost_attempts_total{result}` (FROST attempts this node coordinated:
 //! `signed`, `culprits`, `no_commitments`, `failed`, `other_view` for a round two short only
 //! of signers that moved to another view),
@@ -458,6 +459,7 @@ impl SignService {
             answer
         };
         let result = match frost::parse_answer(&answer) {
+            Ok(_) if frost::FrostRequest::is_release(payload) => "frost_released".to_string(),
             Ok(_) => "frost_answered".to_string(),
             Err(Some(r)) => format!("frost_{}", r.as_str()),
             Err(None) => "frost_malformed".to_string(),
@@ -553,7 +555,9 @@ impl SignService {
                 own,
                 own_identity: &own_identity,
             };
-            match self.attempt(&attempt, &mut session).await {
+            let ended = self.attempt(&attempt, &mut session).await;
+            Self::release_unused(&attempt, &session);
+            match ended {
                 Ok(signature) => {
                     m.frost_attempt("signed");
                     m.request.observe(started.elapsed().as_secs_f64());
@@ -735,6 +739,55 @@ impl SignService {
             }
             Err(frost::AttemptError::Failed(e)) => Err(AttemptEnd::Failed(e)),
         }
+    }
+
+    /// Tells the members whose nonces an attempt did not use (this node included) to drop them
+    /// ([`frost::FrostRequest::Release`]), in the background: the request's answer does not
+    /// wait for it, and a member the release misses drops the pair at its time to live. Without
+    /// it, every member a coordinator does not pick holds a pair for ten minutes, and under
+    /// sustained load its store fills and it refuses every round one.
+    fn release_unused(a: &Attempt<'_>, session: &frost::Session) {
+        let members = session.unused_commitments(a.view);
+        if members.is_empty() {
+            return;
+        }
+        let payload = session.release_request(a.view);
+        let committee = a.view.committee();
+        let remote: Vec<Vec<u8>> = members
+            .iter()
+            .filter(|i| **i != a.own)
+            .map(|i| committee[*i].clone())
+            .collect();
+        let own = members.contains(&a.own).then(|| {
+            (
+                a.view.clone(),
+                a.nonces.clone(),
+                a.own_identity.to_vec(),
+                payload.clone(),
+            )
+        });
+        let (net, net_session) = (a.net.clone(), a.view.session());
+        tokio::spawn(async move {
+            if let Some((view, nonces, me, payload)) = own {
+                let _ = tokio::task::spawn_blocking(move || {
+                    frost::answer(
+                        Some(&view),
+                        Some(&nonces),
+                        &view.session(),
+                        Some(&me),
+                        &payload,
+                        &[0; 64],
+                        unix_ms(),
+                    )
+                })
+                .await;
+            }
+            let sends: FuturesUnordered<_> = remote
+                .into_iter()
+                .map(|id| net.send_frost(id, net_session, payload.clone()))
+                .collect();
+            sends.for_each(|_| async {}).await;
+        });
     }
 
     /// This node's own answer to a round of its attempt (honest whatever the node's fault).
