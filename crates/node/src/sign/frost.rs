@@ -1152,14 +1152,19 @@ impl Session {
             .collect()
     }
 
-    /// The members asked in this attempt (this node included) whose nonces for it were not
-    /// taken by a round two that answered: once the attempt is over, each gets
-    /// [`Session::release_request`]. Members that never committed are included, since their
-    /// commit request may still be on its way.
+    /// The members asked in this attempt (this node included) that may hold nonces for it no
+    /// round two took: once the attempt is over, each gets [`Session::release_request`].
+    /// Members whose answer has not come in are included, since their commit request may still
+    /// be on its way; those that refused round one, or answered it for another view, stored
+    /// nothing.
     pub fn unused_commitments(&self, view: &FrostView) -> Vec<usize> {
         self.asked(view)
             .into_iter()
-            .filter(|i| !self.shared.contains(i))
+            .filter(|i| {
+                !self.shared.contains(i)
+                    && !self.commit_faults.contains_key(i)
+                    && !(self.other_view.contains(i) && !self.signers.contains_key(i))
+            })
             .collect()
     }
 
