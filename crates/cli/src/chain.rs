@@ -24,13 +24,16 @@ pub struct ChainArgs {
     /// else keyquorum-chain).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// HTTP API address (loopback) (default: the --config file's, else 127.0.0.1:7450).
+    /// HTTP API address (loopback unless the --config file sets `allow_non_loopback = true`)
+    /// (default: the --config file's `listen`, else 127.0.0.1:7450).
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<std::net::SocketAddr>,
     /// Milliseconds between blocks (default: the --config file's, else 1000).
     #[arg(long)]
     pub block_ms: Option<u64>,
-    /// Chain settings (TOML); flags override it.
+    /// Chain settings (TOML: `data_dir`, `listen`, `block_ms`, the transaction, block, mempool
+    /// and `/events` bounds, `allow_non_loopback`; each optional, described in
+    /// docs/architecture.md, "The chain's settings"); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Contract settings (TOML: chain id, committee, thresholds, phases, retries, slashing,

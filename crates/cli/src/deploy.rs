@@ -218,7 +218,7 @@ impl DeployConfig {
                 format!(
                     "threshold_percent {} and quorum_percent {} do not work for a committee \
                          of {n} (between min_size {} and max_size {}): {e}; every view change \
-                         that seats {n} would fail, and the deployed configuration cannot change",
+                         that seats {n} would fail",
                     self.threshold_percent, self.quorum_percent, self.min_size, self.max_size
                 )
             })?;
