@@ -1967,6 +1967,9 @@ pub enum BoardInput {
     ViewActivated(Coordinator::ViewActivated),
     /// A dealer was slashed on a fraud proof.
     Slashed(Coordinator::Slashed),
+    /// A view change was abandoned (too few dealers of the active view for a reshare, or too
+    /// few candidates), to start over from block `nextStart`.
+    ViewChangeAbandoned(Coordinator::ViewChangeAbandoned),
     /// A candidate lost its place on the full candidate list to a higher stake (no board
     /// input: the contract selects committees itself; the evicted node's
     /// [`crate::candidacy::Watch`] takes it).
@@ -2151,9 +2154,9 @@ impl Follower {
                 BoardInput::ViewActivated(e)
             }
             CoordinatorEvents::Slashed(e) => BoardInput::Slashed(e),
-            // The abandoned ceremony's wait deadline has passed (only a restart abandons):
-            // nothing is left for a board, and the next start is read from the contract.
-            CoordinatorEvents::ViewChangeAbandoned(_) => return Ok(None),
+            // Nothing is left for a board (the abandoned ceremony's deadlines have passed), but
+            // the operator is told, as on the embedded chain.
+            CoordinatorEvents::ViewChangeAbandoned(e) => BoardInput::ViewChangeAbandoned(e),
         }))
     }
 }

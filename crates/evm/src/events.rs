@@ -118,6 +118,12 @@ struct Registration {
     stake: u64,
 }
 
+/// `ViewChangeAbandoned.reason` (contracts/src/Coordinator.sol, `_abandon`): fewer dealers of
+/// the active view in good standing than its threshold, for a reshare.
+const ABANDONED_TOO_FEW_DEALERS: u8 = 1;
+/// `ViewChangeAbandoned.reason`: fewer candidates than `minSize`.
+const ABANDONED_TOO_FEW_CANDIDATES: u8 = 2;
+
 /// The ceremony running on chain, with its board replica.
 struct Live {
     id: U256,
@@ -412,7 +418,43 @@ impl Translator {
             }
             // The contract selects committees itself: who is a candidate concerns no board.
             BoardInput::Evicted(_) => Vec::new(),
+            BoardInput::ViewChangeAbandoned(a) => self.abandoned(a),
         }
+    }
+
+    /// A view change the contract abandoned, said as the embedded chain's contract says it
+    /// (`ViewChangeAborted`, then idle until the retry), with the same reasons.
+    fn abandoned(&mut self, a: crate::Coordinator::ViewChangeAbandoned) -> Vec<Event> {
+        let view = a.viewNumber;
+        let ceremony_number = self
+            .live
+            .take_if(|l| l.view == view)
+            .map_or(0, |l| l.ceremony_number);
+        let reason = match a.reason {
+            ABANDONED_TOO_FEW_DEALERS => format!(
+                "{} previous members in good standing, resharing needs {}",
+                a.have, a.needed
+            ),
+            ABANDONED_TOO_FEW_CANDIDATES => {
+                format!("{} eligible nodes, at least {} needed", a.have, a.needed)
+            }
+            other => format!("reason {other} ({} of {} needed)", a.have, a.needed),
+        };
+        vec![
+            Event::ViewChangeAborted {
+                view,
+                ceremony_number,
+                reason,
+                retry_at: a.nextStart,
+            },
+            Event::PhaseChanged {
+                view,
+                ceremony_number,
+                attempt: 0,
+                phase: ViewChangePhase::Idle,
+                deadline: a.nextStart,
+            },
+        ]
     }
 
     fn slashed(&mut self, s: crate::Coordinator::Slashed) -> Vec<Event> {

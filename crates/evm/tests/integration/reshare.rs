@@ -15,7 +15,9 @@ use group::prime::PrimeCurveAffine as _;
 use keyquorum_contract::hex::Hex;
 use keyquorum_contract::magic::signing_message;
 use keyquorum_contract::state::CeremonySpec;
-use keyquorum_contract::{Event, KeyMode, MagicBlock, SignedMagicBlock, SignerRole};
+use keyquorum_contract::{
+    Event, KeyMode, MagicBlock, SignedMagicBlock, SignerRole, ViewChangePhase,
+};
 use keyquorum_crypto::Bls12381G1;
 use keyquorum_crypto::secret::Secret;
 use keyquorum_crypto::tbls::{self, MinPk};
@@ -598,6 +600,27 @@ fn a_failed_reshare_restarts_without_its_silent_dealers_and_starts_over_when_too
             abandoned.needed
         ),
         (2, 1, U256::from(2), U256::from(3))
+    );
+    // Nodes hear of it as on the embedded chain, in the same words: before, the translator
+    // dropped it, and an operator saw only failed ceremonies, abandoned again and again.
+    let events = translator.translate(BoardInput::ViewChangeAbandoned(abandoned.clone()));
+    assert_eq!(
+        events,
+        vec![
+            Event::ViewChangeAborted {
+                view: 2,
+                ceremony_number: 1,
+                reason: "2 previous members in good standing, resharing needs 3".into(),
+                retry_at: abandoned.nextStart,
+            },
+            Event::PhaseChanged {
+                view: 2,
+                ceremony_number: 1,
+                attempt: 0,
+                phase: ViewChangePhase::Idle,
+                deadline: abandoned.nextStart,
+            },
+        ]
     );
     assert_eq!(
         chain.read(Coordinator::currentViewCall {}),
