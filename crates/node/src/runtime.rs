@@ -198,7 +198,14 @@ struct TxQueue {
     not_before: Option<Instant>,
     /// The next [`Inflight::seq`].
     next_seq: u64,
+    /// Busy answers in a row ([`TxQueue::on_busy`]); any other answer ends the streak.
+    busy_streak: u32,
 }
+
+/// The first retry after a busy answer.
+const BUSY_RETRY: Duration = Duration::from_millis(300);
+/// The longest retry after busy answers in a row.
+const BUSY_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Most transactions submitted and not yet seen in a block.
 const MAX_IN_FLIGHT: usize = 4;
@@ -230,6 +237,13 @@ impl TxQueue {
     fn hold_off(&mut self, delay: Duration) {
         let until = Instant::now() + delay;
         self.not_before = Some(self.not_before.map_or(until, |t| t.max(until)));
+    }
+
+    /// Drops the submissions of `kind` not handed to the submitter (queued, or back from
+    /// flight): no longer needed.
+    fn drop_unsent(&mut self, kind: &str) {
+        self.queue.retain(|s| s.kind != kind);
+        self.requeued.retain(|_, r| r.sub.kind != kind);
     }
 
     /// Whether a submission of `kind` is queued, requeued or in flight: not in a block yet.
@@ -311,9 +325,16 @@ impl TxQueue {
     }
 
     /// The submitter answered the transaction at `pos` busy (or failed to reach the chain):
-    /// it and those after it that the submitter no longer holds go again shortly.
+    /// it and those after it that the submitter no longer holds go again shortly, after
+    /// [`BUSY_RETRY`] doubled for each busy answer in a row up to [`BUSY_RETRY_MAX`] (a send
+    /// that keeps failing, such as an unfunded account's, costs the chain's endpoint a few
+    /// calls a second at most).
     fn on_busy(&mut self, pos: usize) {
-        self.requeue_from(pos, Duration::from_millis(300));
+        let delay = BUSY_RETRY
+            .saturating_mul(1 << self.busy_streak.min(8))
+            .min(BUSY_RETRY_MAX);
+        self.busy_streak = self.busy_streak.saturating_add(1);
+        self.requeue_from(pos, delay);
     }
 
     fn on_own_tx(&mut self, own: &OwnTx) {
@@ -1184,6 +1205,9 @@ impl<C: ChainClient> Runtime<C> {
         let Some(pos) = self.txq.take_answer(hash) else {
             return;
         };
+        if !matches!(outcome, SubmitOutcome::Busy) {
+            self.txq.busy_streak = 0;
+        }
         match outcome {
             SubmitOutcome::Accepted | SubmitOutcome::Duplicate => {
                 self.txq.on_accepted(pos, self.height);
@@ -1931,13 +1955,28 @@ async fn run_node<C: ChainClient>(
                              `keyquorum account cancel-leave` does, before it takes effect)"
                         );
                     }
+                    // One registration at a time: one still queued or in flight (sent again
+                    // while the balance cannot pay it, say) is not joined by another, which
+                    // the chain would refuse once the first is in.
+                    if driver.registered() {
+                        rt.txq.drop_unsent("register");
+                    }
                     if driver.cursor() > h
                         && !driver.registered()
                         && deregistered_at.is_none()
                         && !adapter_registers
-                        && registration_sent.is_none_or(|at| rt.height > at + 30)
+                        && !rt.txq.holds("register")
+                        && registration_sent.is_none_or(|at| {
+                            // Refused for want of balance: again at every block, so that it
+                            // goes through as soon as the account is funded.
+                            rt.height > at + 30 || (rt.balance_refusal.is_some() && rt.height > at)
+                        })
                     {
-                        info!(stake = config.stake, "registering");
+                        if rt.balance_refusal.is_some() {
+                            debug!(stake = config.stake, "registering again");
+                        } else {
+                            info!(stake = config.stake, "registering");
+                        }
                         registration_sent = Some(rt.height);
                         rt.txq.queue.push_back(Submission {
                             action: ChainAction::Tx(registration.clone()),
@@ -2202,6 +2241,59 @@ mod tests {
             retry_of,
         });
         (seq, kind, retry_of)
+    }
+
+    /// Busy answers in a row back off, doubling up to [`BUSY_RETRY_MAX`]; another answer ends
+    /// the streak. Before, every busy answer retried after 300 ms, and a send that kept failing
+    /// (an unfunded account's) went out three times a second for good.
+    #[test]
+    fn busy_answers_in_a_row_back_off_up_to_a_bound() {
+        let mut q = TxQueue::default();
+        q.queue.push_back(inflight(None).sub);
+        let mut waits = Vec::new();
+        for _ in 0..7 {
+            q.not_before = None;
+            hand_over_next(&mut q, 1);
+            let pos = q.take_answer([1; 32]).unwrap();
+            let before = Instant::now();
+            q.on_busy(pos);
+            let wait = q.not_before.unwrap().saturating_duration_since(before);
+            waits.push((wait.as_millis() as u64 + 50) / 100 * 100);
+        }
+        assert_eq!(waits, [300, 600, 1200, 2400, 4800, 5000, 5000]);
+        // Any other answer ends the streak (`Runtime::on_submitted`).
+        q.busy_streak = 0;
+        q.not_before = None;
+        hand_over_next(&mut q, 1);
+        let pos = q.take_answer([1; 32]).unwrap();
+        let before = Instant::now();
+        q.on_busy(pos);
+        let wait = q.not_before.unwrap().saturating_duration_since(before);
+        assert!(wait < BUSY_RETRY + Duration::from_millis(50), "{wait:?}");
+    }
+
+    /// A submission no longer needed (a registration once registered) is dropped from the
+    /// queue and from the submissions back from flight, not from those in flight.
+    #[test]
+    fn unsent_submissions_of_a_kind_are_dropped() {
+        let mut q = TxQueue::default();
+        for _ in 0..3 {
+            q.queue.push_back(inflight(None).sub);
+        }
+        hand_over_next(&mut q, 1);
+        hand_over_next(&mut q, 2);
+        let pos = q.take_answer([2; 32]).unwrap();
+        q.on_busy(pos);
+        assert_eq!(
+            (q.queue.len(), q.requeued.len(), q.inflight.len()),
+            (1, 1, 1)
+        );
+        q.drop_unsent("claim_unbonded");
+        assert_eq!(
+            (q.queue.len(), q.requeued.len(), q.inflight.len()),
+            (0, 0, 1)
+        );
+        assert!(q.holds("claim_unbonded"));
     }
 
     /// A submission counts as held from the queue until its block: queued, in flight and

@@ -691,6 +691,25 @@ impl EvmChainClient {
 
     /// Holds back a registration of `stake` wei below the contract's minimum (module docs):
     /// `Some` (the refusal) when it is below.
+    /// A registration whose stake is more than the account holds is not sent: the node
+    /// says so as on the embedded chain (`insufficient_balance`, on `/status` until it is
+    /// funded), where the chain's own answer ("insufficient funds") would be retried as a
+    /// failed send and name neither the account nor the amounts.
+    async fn hold_back_unfunded(&self, stake: U256) -> Result<Option<SubmitOutcome>, ClientError> {
+        let account = self.client.account();
+        let balance = self.client.balance(account).await?;
+        if balance >= stake {
+            return Ok(None);
+        }
+        Ok(Some(SubmitOutcome::Rejected {
+            code: "insufficient_balance".into(),
+            reason: format!(
+                "the account {account} holds {balance} wei, less than the stake {stake} wei \
+                 (and the gas)"
+            ),
+        }))
+    }
+
     async fn hold_back_below_minimum(
         &self,
         stake: U256,
@@ -1182,6 +1201,11 @@ impl ChainClient for EvmChainClient {
             None => {
                 if registration.is_some()
                     && let Some(refused) = self.hold_back_below_minimum(tx.value).await?
+                {
+                    return Ok(refused);
+                }
+                if registration.is_some()
+                    && let Some(refused) = self.hold_back_unfunded(tx.value).await?
                 {
                     return Ok(refused);
                 }

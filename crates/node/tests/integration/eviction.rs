@@ -6,6 +6,8 @@
 //!   the same way and registers as soon as a place frees, not at its next periodic retry.
 //! - With a stake below the contract's minimum, it does not send its registration and reports
 //!   the shortfall; registered below it all the same, it reports it until stake is added.
+//! - With a stake above its account's balance, it does not send its registration and reports
+//!   `insufficient_balance`, then registers once, once the account is funded.
 //!
 //! anvil is the pinned npm package in `contracts/` (`npm ci` there installs it).
 
@@ -448,5 +450,54 @@ async fn a_stake_below_the_minimum_is_not_sent_and_is_reported_until_stake_is_ad
     assert!(matches!(added, CallOutcome::Included { .. }), "{added:?}");
     status_until(node, "the stake added", |s| s.stake_below_minimum.is_none()).await;
     assert_eq!(gauge(node, "keyquorum_stake_below_minimum").await, 0.0);
+    assert!(listed(&reader, account).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stake_above_the_balance_is_reported_and_registered_once_funded() {
+    let f = Fixture::deploy().await;
+    // Funded with 1 ETH, staking 2.
+    let chain = f.adapter(4_000).await;
+    let stake = 2 * 10u64.pow(18);
+    let account = chain.account();
+    // Held back before sending, naming the account (before: the chain's "insufficient funds",
+    // retried as a failed send every 300 ms, with nothing on `/status`).
+    match register(&chain, 4_000, stake).await {
+        SubmitOutcome::Rejected { code, reason } => {
+            assert_eq!(code, "insufficient_balance");
+            assert!(reason.contains(&account.to_string()), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let reader = chain.client().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _stop) = start_node(&chain, 4_000, stake, &dir).await;
+    let shown = status_until(node, "the refusal", |s| {
+        s.registration_refused
+            .as_ref()
+            .is_some_and(|r| r.state == "insufficient_balance")
+    })
+    .await;
+    assert!(!shown.registered);
+    assert_eq!(gauge(node, "keyquorum_registration_refused").await, 1.0);
+    assert_eq!(
+        sends_nothing_while_refused(&f.anvil, &reader, account).await,
+        0
+    );
+    // Funded: it registers, once; no second registration follows the first (the chain would
+    // refuse it, and the balance left could not pay it).
+    f.anvil
+        .fund(account, U256::from(3 * 10u128.pow(18)))
+        .await
+        .unwrap();
+    f.anvil.mine(2).await.unwrap();
+    status_until(node, "the registration", |s| {
+        s.registered && s.registration_refused.is_none()
+    })
+    .await;
+    assert_eq!(gauge(node, "keyquorum_registration_refused").await, 0.0);
+    f.anvil.mine(40).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(nonce(&reader, account).await, 1);
     assert!(listed(&reader, account).await);
 }
