@@ -1163,7 +1163,7 @@ impl Session {
             .filter(|i| {
                 !self.shared.contains(i)
                     && !self.commit_faults.contains_key(i)
-                    && !(self.other_view.contains(i) && !self.signers.contains_key(i))
+                    && (self.signers.contains_key(i) || !self.other_view.contains(i))
             })
             .collect()
     }
