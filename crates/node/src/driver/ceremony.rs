@@ -66,19 +66,26 @@ impl Driver {
         seed: [u8; 32],
         seat: Seat,
     ) -> Result<Option<Runner>, DriverError> {
+        let mut seat = seat;
         let deals = seat != Seat::Player && ceremony.dealer_position(&self.me).is_some();
         let old_share = if ceremony.reshare().is_some() && deals {
             let s = self.scalar(&format!("share/{}", view - 1))?;
             if s.is_none() {
                 // A reshare dealer deals its share of the previous view; without it the node
-                // cannot take part, at this try or the view's next ones.
+                // cannot deal, at this try or the view's next ones. Seated in the new
+                // committee too, it still plays: its dealer seat is missed (no fault of
+                // proven misbehaviour), and it gets a share of the key, which it could not
+                // otherwise until a view seated it as a player only.
+                let plays = ceremony.player_position(&self.me).is_some();
                 if self.no_old_share.is_news(view) {
                     warn!(
                         view,
                         previous = view - 1,
+                        plays,
                         "this node is a dealer of this view's reshare but holds no share of the \
-                         previous view (was its database lost or replaced?): it cannot take \
-                         part; the reshare goes on if enough other previous members deal"
+                         previous view (was its database lost or replaced?): it cannot deal, \
+                         and takes part as a player if the new committee seats it; the \
+                         reshare goes on if enough other previous members deal"
                     );
                 } else {
                     debug!(
@@ -86,7 +93,10 @@ impl Driver {
                         "again a reshare dealer without a share of the previous view"
                     );
                 }
-                return Ok(None);
+                if !plays {
+                    return Ok(None);
+                }
+                seat = Seat::Player;
             }
             s
         } else {

@@ -99,7 +99,8 @@ impl Driver {
                 view,
                 "the view's magic block lists this node, but it holds no share of the view's \
                  key (it did not finish the ceremony, or its database was lost or replaced): \
-                 it signs nothing for this view, and takes part again at the next view change"
+                 it signs nothing for this view, and takes part again at the next view change \
+                 that seats it (as a player only if it is also a dealer of a reshare)"
             );
         }
     }

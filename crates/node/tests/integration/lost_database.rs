@@ -141,3 +141,65 @@ fn a_node_that_had_not_contributed_takes_part_once_caught_up() {
     );
     assert!(h.contract.state().slashings.is_empty());
 }
+
+/// A node that lost its database between views is a dealer of the next reshare (a member of
+/// the view before) without the share it would deal. It cannot deal, but it still plays: it
+/// acks its dealers, so none of them reveals its share on chain or names it for withheld acks
+/// (before, it sat the whole ceremony out and all four did). Its missed contribution is an
+/// absence, which keeps it out of the new view (the contract leaves out every absent culprit);
+/// the next view seats it as a player only, and it holds a share again. (The harness now sends
+/// a transaction refused for its nonce again, as the runtime does: before, the handover
+/// partials queued behind a refused one were lost, and a view of four stalled.)
+#[test]
+fn a_reshare_dealer_without_its_old_share_still_plays() {
+    let config = common::small_network("lost-database-reshare", 5, 4, KeyMode::Reshare);
+    let mut h = Harness::new(config, &STAKES);
+    h.run_until(80, |h| h.contract.state().current_view == 1);
+    let me = h.keys[LOST].identity().public().to_bytes();
+    let member = |h: &Harness, view: u64| {
+        h.contract
+            .view(view)
+            .unwrap()
+            .magic_block
+            .block
+            .member_by_identity(&me)
+            .is_some()
+    };
+    assert!(member(&h, 1));
+    h.restart_with_lost_database(LOST);
+    assert_eq!(h.driver(LOST).beacon_share().unwrap(), None);
+    h.run_until(120, |h| h.contract.state().current_view == 2);
+    let state = h.contract.state();
+    let named: Vec<&str> = state
+        .named
+        .iter()
+        .filter(|r| r.identity.0 == me)
+        .map(|r| r.fault.as_str())
+        .collect();
+    assert!(named.is_empty(), "named {named:?}");
+    let charged: Vec<&str> = state
+        .slashings
+        .iter()
+        .filter(|r| r.identity.0 == me)
+        .map(|r| r.fault.as_str())
+        .collect();
+    assert_eq!(charged, ["missed_contribution"]);
+    assert!(state.slashings.iter().all(|r| !r.misbehaviour));
+    assert!(!member(&h, 2));
+    h.run_until(40, |h| h.contract.state().current_view == 3);
+    assert!(member(&h, 3));
+    let index = h
+        .contract
+        .view(3)
+        .unwrap()
+        .magic_block
+        .block
+        .member_by_identity(&me)
+        .map(|m| m.index);
+    let share = h.driver(LOST).beacon_share().unwrap();
+    assert_eq!(
+        share.map(|(index, _)| index),
+        index,
+        "it holds no share of view 3"
+    );
+}

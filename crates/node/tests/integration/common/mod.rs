@@ -227,16 +227,25 @@ impl Harness {
         let h = self.height;
         let mut nonces: BTreeMap<usize, u64> = BTreeMap::new();
         let mut txs = Vec::new();
+        // A transaction refused for its nonce (one before it in the block was refused, and
+        // took no nonce) goes in the next block, as the runtime sends it again.
+        let mut again = Vec::new();
         for (i, body) in std::mem::take(&mut self.pending) {
             let key = &self.keys[i];
             let nonce = nonces
                 .entry(i)
                 .or_insert_with(|| self.contract.next_nonce(key.identity().public()));
-            let bytes = Transaction::sign(&self.chain_id, key.identity(), *nonce, body).encode();
+            let bytes =
+                Transaction::sign(&self.chain_id, key.identity(), *nonce, body.clone()).encode();
             *nonce += 1;
             let (events, rejected) = match self.contract.apply_tx(&bytes, h) {
                 Ok(e) => (e, None),
-                Err(r) => (Vec::new(), Some((r.code().to_string(), r.to_string()))),
+                Err(r) => {
+                    if r.code() == "bad_nonce" {
+                        again.push((i, body));
+                    }
+                    (Vec::new(), Some((r.code().to_string(), r.to_string())))
+                }
             };
             txs.push(ChainTx {
                 hash: Sha256::digest(&bytes).into(),
@@ -245,6 +254,7 @@ impl Harness {
                 rejected,
             });
         }
+        self.pending = again;
         let end = self.contract.end_block(h);
         let mut block = ChainBlock {
             height: h,
