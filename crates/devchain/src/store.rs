@@ -137,6 +137,14 @@ impl Store {
         };
         Self::init(db).map_err(|e| match e {
             ChainError::Storage(redb::Error::Corrupted(m)) => refuse(format!("is unreadable: {m}")),
+            // A redb file of another program (a node's database, say): its tables have other
+            // types than the chain's.
+            ChainError::Storage(
+                e @ (redb::Error::TableTypeMismatch { .. }
+                | redb::Error::TypeDefinitionChanged { .. }
+                | redb::Error::TableIsMultimap(_)
+                | redb::Error::TableIsNotMultimap(_)),
+            ) => refuse(format!("is not a chain data file ({e})")),
             e => e,
         })
     }

@@ -1512,7 +1512,7 @@ async fn run_node<C: ChainClient>(
         },
         Ok(db) => sign.set_nonce_db(Arc::new(db)),
         Err(e) => {
-            error!(error = %e, "FROST nonce store not opened: this node cannot sign Schnorr signatures")
+            error!(error = %e, "FROST nonce store not opened: the node runs on without Schnorr signing (it answers no FROST round and coordinates none) until the file is restored or moved aside and the node restarted")
         }
     }
     let beacon_http = if config.beacon.enabled {

@@ -332,3 +332,28 @@ async fn a_file_that_is_not_a_chain_and_a_data_dir_that_is_a_file_are_named() {
     assert!(matches!(e, ChainError::DataDir { .. }), "{e:?}");
     assert!(e.to_string().contains(&file.display().to_string()), "{e}");
 }
+
+/// Another program's redb file in the chain's place (a node's database, whose `meta` table has
+/// other types) is refused naming the file, not with the storage library's bare "meta is of
+/// type ..." error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_programs_database_is_refused_naming_the_file() {
+    let dir = TempDir::new("foreign-file");
+    let path = config(dir.path(), 10).db_path();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+        w.open_table(meta).unwrap().insert("k", &b"v"[..]).unwrap();
+        w.commit().unwrap();
+    }
+    let e = match Chain::start(config(dir.path(), 10), KvMachine::new(2)).await {
+        Ok(_) => panic!("another program's database was accepted"),
+        Err(e) => e,
+    };
+    assert!(matches!(e, ChainError::DataFile { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("is not a chain data file"), "{msg}");
+}
