@@ -347,7 +347,7 @@ impl Metrics {
             REGISTRATION_REFUSED,
             "1 while the chain refuses this node's registration: its candidate list is full \
              (EVM; the node registers as soon as a place frees) or the account's balance is \
-             below the stake (embedded chain; /status names which), else 0",
+             below the stake (/status names which), else 0",
             registration_refused.clone(),
         );
         let stake_below_minimum = Gauge::default();

@@ -198,7 +198,8 @@ struct TxQueue {
     not_before: Option<Instant>,
     /// The next [`Inflight::seq`].
     next_seq: u64,
-    /// Busy answers in a row ([`TxQueue::on_busy`]); any other answer ends the streak.
+    /// Rounds of busy answers in a row ([`TxQueue::on_busy`]); any other answer ends the
+    /// streak.
     busy_streak: u32,
 }
 
@@ -330,10 +331,14 @@ impl TxQueue {
     /// that keeps failing, such as an unfunded account's, costs the chain's endpoint a few
     /// calls a second at most).
     fn on_busy(&mut self, pos: usize) {
+        // The answers for the other transactions in flight come within the same wait: one
+        // round of retries counts once.
+        if self.not_before.is_none_or(|t| Instant::now() >= t) {
+            self.busy_streak = self.busy_streak.saturating_add(1);
+        }
         let delay = BUSY_RETRY
-            .saturating_mul(1 << self.busy_streak.min(8))
+            .saturating_mul(1 << self.busy_streak.saturating_sub(1).min(8))
             .min(BUSY_RETRY_MAX);
-        self.busy_streak = self.busy_streak.saturating_add(1);
         self.requeue_from(pos, delay);
     }
 
@@ -2261,6 +2266,20 @@ mod tests {
             waits.push((wait.as_millis() as u64 + 50) / 100 * 100);
         }
         assert_eq!(waits, [300, 600, 1200, 2400, 4800, 5000, 5000]);
+        // Busy answers for the other transactions in flight come within the same wait: a
+        // round counts once, however many were in flight.
+        q.busy_streak = 0;
+        q.not_before = None;
+        q.queue.push_back(inflight(None).sub);
+        q.queue.push_back(inflight(None).sub);
+        for hash in [2u8, 3, 4] {
+            hand_over_next(&mut q, hash);
+        }
+        for hash in [4u8, 3, 2] {
+            let pos = q.take_answer([hash; 32]).unwrap();
+            q.on_busy(pos);
+        }
+        assert_eq!(q.busy_streak, 1);
         // Any other answer ends the streak (`Runtime::on_submitted`).
         q.busy_streak = 0;
         q.not_before = None;

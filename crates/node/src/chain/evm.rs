@@ -689,12 +689,11 @@ impl EvmChainClient {
         });
     }
 
-    /// Holds back a registration of `stake` wei below the contract's minimum (module docs):
-    /// `Some` (the refusal) when it is below.
     /// A registration whose stake is more than the account holds is not sent: the node
     /// says so as on the embedded chain (`insufficient_balance`, on `/status` until it is
     /// funded), where the chain's own answer ("insufficient funds") would be retried as a
-    /// failed send and name neither the account nor the amounts.
+    /// failed send and name neither the account nor the amounts. (A balance that covers the
+    /// stake but not the gas still gets the chain's answer.)
     async fn hold_back_unfunded(&self, stake: U256) -> Result<Option<SubmitOutcome>, ClientError> {
         let account = self.client.account();
         let balance = self.client.balance(account).await?;
@@ -704,12 +703,13 @@ impl EvmChainClient {
         Ok(Some(SubmitOutcome::Rejected {
             code: "insufficient_balance".into(),
             reason: format!(
-                "the account {account} holds {balance} wei, less than the stake {stake} wei \
-                 (and the gas)"
+                "the account {account} holds {balance} wei, less than the stake {stake} wei"
             ),
         }))
     }
 
+    /// Holds back a registration of `stake` wei below the contract's minimum (module docs):
+    /// `Some` (the refusal) when it is below.
     async fn hold_back_below_minimum(
         &self,
         stake: U256,

@@ -64,18 +64,17 @@ impl Driver {
         ceremony: &Arc<Ceremony<G>>,
         view: u64,
         seed: [u8; 32],
-        seat: Seat,
+        mut seat: Seat,
     ) -> Result<Option<Runner>, DriverError> {
-        let mut seat = seat;
         let deals = seat != Seat::Player && ceremony.dealer_position(&self.me).is_some();
         let old_share = if ceremony.reshare().is_some() && deals {
             let s = self.scalar(&format!("share/{}", view - 1))?;
             if s.is_none() {
                 // A reshare dealer deals its share of the previous view; without it the node
                 // cannot deal, at this try or the view's next ones. Seated in the new
-                // committee too, it still plays: its dealer seat is missed (no fault of
-                // proven misbehaviour), and it gets a share of the key, which it could not
-                // otherwise until a view seated it as a player only.
+                // committee too, it still plays: it acks, so its dealers need not reveal its
+                // share on chain nor name it for withheld acks. (Its missed contribution is an
+                // absence, which keeps it out of the new view's members all the same.)
                 let plays = ceremony.player_position(&self.me).is_some();
                 if self.no_old_share.is_news(view) {
                     warn!(

@@ -378,7 +378,7 @@ impl FrostView {
 /// `frost-nonces.redb` next to the node's database, each entry sealed with the node's storage
 /// key and stamped with the time it was made, plus a table of the keys used, so that a session
 /// never gets a second pair. Writes commit durably before they return (redb's default
-/// durability).
+/// durability), but for a release ([`CoordinatorNonces::release`]), which need not.
 ///
 /// Both tables are bounded. A coordinator asks every member for a commitment and uses the
 /// first `t`; it releases the others' nonces ([`FrostRequest::Release`]), but a release can be
@@ -524,9 +524,10 @@ impl CoordinatorNonces<'_> {
         made_ms.saturating_add(NONCE_TTL_MS) > self.now_ms
     }
 
-    /// Drops the nonces of `session`, durably, and marks the session used (room permitting)
-    /// so that a commit request for it that arrives later is refused rather than stored for
-    /// nothing. Returns whether a pair was dropped. Only the coordinator that asked can
+    /// Drops the nonces of `session` and marks the session used (while the table of used
+    /// sessions is less than half full: releases of made-up sessions must not fill the room
+    /// round one needs) so that a commit request for it that arrives later is refused rather
+    /// than stored for nothing. Returns whether a pair was dropped. Only the coordinator that asked can
     /// release: the entry's key includes its identity.
     pub fn release(&mut self, session: &SigningSession) -> Result<bool, NonceDbError> {
         use redb::{ReadableTable, ReadableTableMetadata};
@@ -541,7 +542,7 @@ impl CoordinatorNonces<'_> {
             let dropped = pending.remove(&key).map_err(dberr)?.is_some();
             let mut used = w.open_table(USED).map_err(dberr)?;
             if used.get(&key).map_err(dberr)?.is_none()
-                && used.len().map_err(dberr)? < self.db.max_used
+                && used.len().map_err(dberr)? < self.db.max_used / 2
             {
                 used.insert(&key, self.now_ms).map_err(dberr)?;
             }
