@@ -163,10 +163,10 @@ struct SimArgs {
     reshare_committee: Option<usize>,
     /// Output: a line per run and a summary, or (json) one JSON object on stdout (the summary,
     /// and every run under `results`: seed, result, ms, key_made, qualified, attempts, excluded,
-    /// adversaries, reason, spoofed_messages_dropped, foreign_posts_refused; in sections mode:
-    /// seed, result, ms, sessions, handovers, splits, sections, restarts, crash_restarts,
-    /// refused, failed_combinations, faults_placed, unsettled_steps, violation) with the
-    /// progress lines on stderr.
+    /// adversaries, reason, spoofed_messages_dropped, foreign_posts_refused) with the progress
+    /// lines on stderr. In sections mode a run's fields are seed, result, ms, sessions,
+    /// handovers, splits, sections, restarts, crash_restarts, refused, failed_combinations,
+    /// faults_placed, unsettled_steps and violation.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     format: OutputFormat,
 }
