@@ -769,18 +769,7 @@ impl SignService {
         let (net, net_session) = (a.net.clone(), a.view.session());
         tokio::spawn(async move {
             if let Some((view, nonces, me, payload)) = own {
-                let _ = tokio::task::spawn_blocking(move || {
-                    frost::answer(
-                        Some(&view),
-                        Some(&nonces),
-                        &view.session(),
-                        Some(&me),
-                        &payload,
-                        &[0; 64],
-                        unix_ms(),
-                    )
-                })
-                .await;
+                own_answer(view, nonces, me, payload).await;
             }
             let sends: FuturesUnordered<_> = remote
                 .into_iter()
@@ -793,21 +782,7 @@ impl SignService {
     /// This node's own answer to a round of its attempt (honest whatever the node's fault).
     async fn answer_locally(&self, a: &Attempt<'_>, payload: Vec<u8>) -> Vec<u8> {
         let (view, nonces, me) = (a.view.clone(), a.nonces.clone(), a.own_identity.to_vec());
-        tokio::task::spawn_blocking(move || {
-            let mut randomness = Zeroizing::new([0u8; 64]);
-            rand_core::OsRng.fill_bytes(randomness.as_mut());
-            frost::answer(
-                Some(&view),
-                Some(&nonces),
-                &view.session(),
-                Some(&me),
-                &payload,
-                &randomness,
-                unix_ms(),
-            )
-        })
-        .await
-        .unwrap_or_default()
+        own_answer(view, nonces, me, payload).await
     }
 
     fn take_commitment(
@@ -1045,6 +1020,31 @@ impl SignService {
             Err(PartialRejected::UnknownMember { .. } | PartialRejected::Duplicate { .. }) => None,
         }
     }
+}
+
+/// The coordinator's own answer to a FROST request of its attempt (`me`: its identity), off
+/// the event loop (the nonce store writes durably); empty if that task failed.
+async fn own_answer(
+    view: Arc<frost::FrostView>,
+    nonces: Arc<frost::NonceDb>,
+    me: Vec<u8>,
+    payload: Vec<u8>,
+) -> Vec<u8> {
+    tokio::task::spawn_blocking(move || {
+        let mut randomness = Zeroizing::new([0u8; 64]);
+        rand_core::OsRng.fill_bytes(randomness.as_mut());
+        frost::answer(
+            Some(&view),
+            Some(&nonces),
+            &view.session(),
+            Some(&me),
+            &payload,
+            &randomness,
+            unix_ms(),
+        )
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// What one attempt of a Schnorr request works with.
