@@ -14,8 +14,11 @@
 //!
 //! The comparison is of the events' JSON, as the chain stores and serves them: the state
 //! machine's events must serialize deterministically (no maps with random order, no floats).
-//! Once a block is refused the state machine may hold part of that block, so a [`Replay`]
-//! refuses everything after its first refusal.
+//! A block refused before any of it ran (a gap, a broken hash chain, a receipt naming another
+//! transaction) leaves the replay as it was, so the right block can still follow: a follower
+//! served another chain for a while can take up its own again. Once a block's re-execution
+//! differs, the state machine may hold part of that block, so a [`Replay`] refuses everything
+//! after it.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -132,6 +135,11 @@ impl<S: StateMachine> Replay<S> {
         self.height
     }
 
+    /// Whether a block ran and differed, after which every block is refused.
+    pub fn is_poisoned(&self) -> bool {
+        self.refused.is_some()
+    }
+
     /// Hash of the last block applied ([`GENESIS_PARENT`] before the first).
     pub fn last_hash(&self) -> [u8; 32] {
         self.last_hash
@@ -148,19 +156,24 @@ impl<S: StateMachine> Replay<S> {
     }
 
     /// Applies `block`, the block after the last one applied, and checks that re-executing it
-    /// gives exactly what it records. After an error this replay refuses every block.
+    /// gives exactly what it records. A block refused before it ran (a gap, a broken hash
+    /// chain, a receipt naming another transaction) changes nothing; after a block that ran
+    /// and differs, this replay refuses every block.
     pub fn apply(&mut self, block: &Block) -> Result<(), ReplayError> {
         if let Some(height) = self.refused {
             return Err(ReplayError::Poisoned { height });
         }
-        let result = self.check_and_apply(block);
+        self.check_links(block)?;
+        let result = self.execute(block);
         if result.is_err() {
             self.refused = Some(block.height);
         }
         result
     }
 
-    fn check_and_apply(&mut self, b: &Block) -> Result<(), ReplayError> {
+    /// What is checked before anything of `b` runs: its place in the chain and its receipts'
+    /// transaction hashes.
+    fn check_links(&self, b: &Block) -> Result<(), ReplayError> {
         if b.height != self.height + 1 {
             return Err(ReplayError::Gap {
                 last: self.height,
@@ -184,6 +197,10 @@ impl<S: StateMachine> Replay<S> {
                 });
             }
         }
+        Ok(())
+    }
+
+    fn execute(&mut self, b: &Block) -> Result<(), ReplayError> {
         let txs: Vec<&[u8]> = b.txs.iter().map(|r| r.tx.as_slice()).collect();
         prepare_one(&mut self.sm, &txs);
         for (i, r) in b.txs.iter().enumerate() {

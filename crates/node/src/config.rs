@@ -522,6 +522,13 @@ impl NodeConfig {
             {
                 return bad(format!("evm.contract {:?} is not an address", e.contract));
             }
+            if !eip55_checksum_holds(&e.contract) {
+                return bad(format!(
+                    "evm.contract {:?} has upper and lower case letters that are not its EIP-55 \
+                     checksum: a mistyped character? (in lower case the checksum is not checked)",
+                    e.contract
+                ));
+            }
             if e.chain_key_file.is_none() {
                 return bad("evm.chain_key_file (--chain-key-file) is required".into());
             }
@@ -595,15 +602,50 @@ impl NodeConfig {
         self.data_dir.join("node.redb")
     }
 
+    /// The FROST nonce pairs this node committed to and has not yet used.
+    pub fn frost_nonces_path(&self) -> PathBuf {
+        self.data_dir.join("frost-nonces.redb")
+    }
+
     /// The beacon's rounds.
     pub fn beacon_db_path(&self) -> PathBuf {
         self.data_dir.join("beacon.redb")
     }
 }
 
+/// Whether a hex address in mixed case is its EIP-55 checksum (one in a single case carries
+/// none, and holds).
+fn eip55_checksum_holds(address: &str) -> bool {
+    let digits = address.trim_start_matches("0x");
+    let mixed = digits.chars().any(|c| c.is_ascii_uppercase())
+        && digits.chars().any(|c| c.is_ascii_lowercase());
+    !mixed
+        || keyquorum_evm::alloy_primitives::Address::parse_checksummed(format!("0x{digits}"), None)
+            .is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_contract_address_in_mixed_case_must_be_its_checksum() {
+        let evm = |contract: &str| {
+            NodeConfig::from_toml_str(&format!(
+                "chain = \"evm\"\n[evm]\ncontract = \"{contract}\"\nchain_key_file = \"k\"\n"
+            ))
+            .and_then(|c| c.validate().map(|()| c))
+        };
+        // Anvil's first deployment, as `keyquorum deploy` prints it.
+        let good = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+        assert!(evm(good).is_ok());
+        assert!(evm(&good.to_lowercase()).is_ok());
+        assert!(evm(&good.to_uppercase().replace("0X", "0x")).is_ok());
+        // One letter's case changed: the checksum no longer holds.
+        let typo = good.replacen("FbDB", "FbdB", 1);
+        let e = evm(&typo).unwrap_err().to_string();
+        assert!(e.contains("EIP-55"), "{e}");
+    }
 
     #[test]
     fn the_beacon_is_on_by_default_and_can_be_turned_off_in_the_file_or_by_flag() {

@@ -10,11 +10,11 @@
 //! | `keyquorum_view`, `keyquorum_chain_height` | gauge | |
 //! | `keyquorum_chain_head` (the chain's head as the node last read it; above `keyquorum_chain_height` while it processes older blocks) | gauge | |
 //! | `keyquorum_evicted` (1 while the chain has this node off its candidate list after an eviction) | gauge | |
-//! | `keyquorum_registration_refused` (1 while the chain refuses this node's registration: for a full candidate list on an EVM chain, for want of free balance on the embedded chain) | gauge | |
+//! | `keyquorum_registration_refused` (1 while the chain refuses this node's registration: for a full candidate list or an account registered with another identity on an EVM chain, for want of free balance) | gauge | |
 //! | `keyquorum_stake_below_minimum` (1 while this node's stake is below the chain's minimum, so never listed) | gauge | |
 //! | `keyquorum_sends_pending` (this node's transactions still pending on the chain after their receipt wait) | gauge | |
 //! | `keyquorum_send_fee_bumps` (replacements with higher fees sent for those pending transactions) | gauge | |
-//! | `keyquorum_chain_refused` (1 once this node refused the chain: a block its own execution of the contract does not reproduce, or on an EVM chain a reorg deeper than the confirmation depth or an undecodable log) | gauge | |
+//! | `keyquorum_chain_refused` (1 while this node refuses the chain: another chain under it, a block its own execution of the contract does not reproduce, or on an EVM chain a reorg deeper than the confirmation depth or an undecodable log) | gauge | |
 //! | `keyquorum_chain_unreachable` (1 while every read of the chain has failed for 10 s or more) | gauge | |
 //! | `keyquorum_ceremonies_total` | counter | `result` (`success`, `failure`) |
 //! | `keyquorum_fault_proofs_total` | counter | `result` (`proved`, `settled`, `refused`) |
@@ -346,8 +346,9 @@ impl Metrics {
         registry.register(
             REGISTRATION_REFUSED,
             "1 while the chain refuses this node's registration: its candidate list is full \
-             (EVM; the node registers as soon as a place frees) or the account's balance is \
-             below the stake (/status names which), else 0",
+             (EVM; the node registers as soon as a place frees), the account is registered \
+             with another identity (EVM) or the account's balance is below the stake \
+             (/status names which), else 0",
             registration_refused.clone(),
         );
         let stake_below_minimum = Gauge::default();
@@ -375,8 +376,9 @@ impl Metrics {
         let chain_refused = Gauge::default();
         registry.register(
             CHAIN_REFUSED,
-            "1 once this node refused the chain it follows: a block that the node's own \
-             execution of the contract does not reproduce (it follows nothing after it)",
+            "1 while this node refuses the chain it follows: another chain under it, or a \
+             block that the node's own execution of the contract does not reproduce (it \
+             follows nothing meanwhile)",
             chain_refused.clone(),
         );
         let chain_unreachable = Gauge::default();

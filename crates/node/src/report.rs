@@ -34,9 +34,9 @@ pub enum Observation {
     /// This node's transactions pending on the chain after their receipt wait (`Some`), or
     /// none any more (`None`).
     SendPending(Option<SendPendingStatus>),
-    /// The chain adapter refused the chain from a block the node's contract does not
-    /// reproduce.
-    ChainRefused(ChainRefusedStatus),
+    /// The chain refused (another chain under the node, or a block the node's contract does
+    /// not reproduce), or `None` once the chain the node followed is back.
+    ChainRefused(Option<ChainRefusedStatus>),
     /// Every read of the chain failing for a while (`Some`), or reading again (`None`).
     ChainUnreachable(Option<ChainUnreachableStatus>),
     /// The driver opened: who this node is.
@@ -252,8 +252,12 @@ impl Reporter {
                 s.send_pending = pending;
             }
             Observation::ChainRefused(refused) => {
-                m.set("keyquorum_chain_refused", &[], 1.0);
-                s.chain_refused = Some(refused);
+                m.set(
+                    "keyquorum_chain_refused",
+                    &[],
+                    refused.is_some() as u8 as f64,
+                );
+                s.chain_refused = refused;
             }
             Observation::ChainUnreachable(unreachable) => {
                 m.set(

@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -90,8 +91,11 @@ const UNCONFIRMED_RETRY: Duration = Duration::from_secs(2);
 enum Follow {
     Block(Box<ChainBlock>),
     Head(u64),
-    /// The adapter refused the chain ([`ChainClient::chain_refused`]); nothing follows.
+    /// The chain is refused: another chain under this node, or the adapter's refusal
+    /// ([`ChainClient::chain_refused`]); nothing follows until [`Follow::Resumed`].
     Refused(crate::status::ChainRefusedStatus),
+    /// The chain this node followed is back after a refusal.
+    Resumed,
     /// Every read of the chain has failed for [`UNREACHABLE_AFTER`] (`Some`), or one succeeded
     /// again after that (`None`).
     Unreachable(Option<crate::status::ChainUnreachableStatus>),
@@ -101,17 +105,62 @@ enum Follow {
 /// (a restart of the chain's node or a short network fault stays quiet).
 const UNREACHABLE_AFTER: Duration = Duration::from_secs(10);
 
-/// Says that the follower refuses the chain from `refused.height` on, and tells the runtime.
+/// The first pause before a refused chain is tried again; it doubles up to
+/// [`REFUSED_RETRY_MAX`].
+const REFUSED_RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest pause before a refused chain is tried again.
+const REFUSED_RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// The pause before a refused chain is tried again; `refusal` holds the last one (`None`
+/// until the chain is refused).
+fn refusal_pause(refusal: &mut Option<Duration>) -> Duration {
+    let pause = refusal.map_or(REFUSED_RETRY_FIRST, |p| (p * 2).min(REFUSED_RETRY_MAX));
+    *refusal = Some(pause);
+    pause
+}
+
+/// Says that the follower refuses the chain from `refused.height` on (once: when the refusal
+/// `begins`), and tells the runtime; `false` once the runtime has stopped. `retried`: whether
+/// the chain is tried again, or refused for good.
 async fn refuse_following(
     follow_tx: &mpsc::Sender<Follow>,
     refused: crate::status::ChainRefusedStatus,
-) {
-    error!(
-        height = refused.height,
-        reason = %refused.reason,
-        "refusing the chain: following nothing more"
-    );
-    let _ = follow_tx.send(Follow::Refused(refused)).await;
+    begins: bool,
+    retried: bool,
+) -> bool {
+    if !begins {
+        debug!(height = refused.height, reason = %refused.reason, "the chain is still refused");
+    } else if refused.height == 0 {
+        // Before any block: the configuration, usually the operator's pinned digest or chain
+        // URL.
+        error!(
+            reason = %refused.reason,
+            "refusing the chain before its first block: check --chain-config-digest and \
+             --chain-url; following nothing (shown on /status as chain_refused)"
+        );
+    } else if retried {
+        error!(
+            height = refused.height,
+            reason = %refused.reason,
+            "refusing the chain: following nothing until it serves blocks that follow on from \
+             this node's (tried again every few seconds; shown on /status as chain_refused)"
+        );
+    } else {
+        error!(
+            height = refused.height,
+            reason = %refused.reason,
+            "refusing the chain for good: following nothing more (restart the node once the \
+             chain is right; shown on /status as chain_refused)"
+        );
+    }
+    follow_tx.send(Follow::Refused(refused)).await.is_ok()
+}
+
+/// Says that the chain this node followed is back after a refusal, and tells the runtime;
+/// `false` once the runtime has stopped.
+async fn resume_following(follow_tx: &mpsc::Sender<Follow>) -> bool {
+    info!("the chain this node followed is back: following it again");
+    follow_tx.send(Follow::Resumed).await.is_ok()
 }
 
 /// What a chain whose head is below the blocks this node followed is.
@@ -765,13 +814,21 @@ struct Runtime<C: ChainClient> {
     held: Vec<Held>,
     /// When the processed chain height last grew.
     height_advanced_at: Instant,
-    /// The follower refused the chain itself (it became another chain under this node); the
-    /// adapter's own refusals are [`ChainClient::chain_refused`].
+    /// The follower refuses the chain (another chain under this node, or the adapter's
+    /// refusal, [`ChainClient::chain_refused`]), until the chain it followed is back.
     follow_refused: bool,
     /// The chain refused this node's registration for want of balance (the adapter's own
     /// refusals, a full candidate list on EVM, are [`ChainClient::registration_refused`]);
     /// cleared once it is registered.
     balance_refusal: Option<crate::status::RegistrationRefusedStatus>,
+    /// The height at which a registration of this node was last refused because its chain
+    /// account is already registered (an EVM coordinator keys nodes by account); cleared once
+    /// this node is registered.
+    account_registered_at: Option<u64>,
+    /// This node's registration refused because its account holds another node's
+    /// registration: still refused so a round of retries later, while this node is not
+    /// registered. Cleared once it is.
+    account_refusal: Option<crate::status::RegistrationRefusedStatus>,
 }
 
 /// A fault proof or an activation the runtime holds until the chain's adapter says it is this
@@ -787,8 +844,8 @@ struct Held {
 }
 
 impl<C: ChainClient> Runtime<C> {
-    /// Whether this node stopped following the chain for good: its adapter or its follower
-    /// refused it.
+    /// Whether this node follows nothing from the chain: its follower or its adapter refused
+    /// it.
     fn refused(&self) -> bool {
         self.follow_refused || self.chain.chain_refused().is_some()
     }
@@ -1260,7 +1317,12 @@ impl<C: ChainClient> Runtime<C> {
                     "NoViewChange" | "AlreadyPosted" | "AlreadyRegistered"
                 ) {
                     // Another member's activation or a post already on chain: expected, and
-                    // free when refused at estimation.
+                    // free when refused at estimation. A registration refused so is this
+                    // node's own, not yet confirmed, or another node's on the same account
+                    // (told apart a round of retries later).
+                    if code == "AlreadyRegistered" && f.sub.kind == "register" {
+                        self.account_registered_at = Some(self.height);
+                    }
                     if mined {
                         info!(
                             kind = f.sub.kind,
@@ -1405,6 +1467,16 @@ async fn wait_for_chain<C: ChainClient>(chain: &C) -> ChainStatus {
     }
 }
 
+/// The files of an earlier run (`earlier`: what a run leaves beside its database) that exist
+/// while the database `db` does not: the database was lost or moved, not a first start.
+fn missing_database(db: &std::path::Path, earlier: &[PathBuf]) -> Option<Vec<PathBuf>> {
+    if db.exists() {
+        return None;
+    }
+    let found: Vec<_> = earlier.iter().filter(|f| f.exists()).cloned().collect();
+    (!found.is_empty()).then_some(found)
+}
+
 /// Runs a node until `shutdown` resolves. `ready` receives the node's addresses once it
 /// listens.
 ///
@@ -1485,6 +1557,18 @@ async fn run_node<C: ChainClient>(
     // A restored database forgets it caught up before anything else can happen, waiting for
     // the chain included: a process stopped in that wait and started again without the flag
     // (it is for one start) must still find the mark.
+    let earlier_run = [config.beacon_db_path(), config.frost_nonces_path()];
+    if let Some(earlier) = missing_database(&config.db_path(), &earlier_run) {
+        warn!(
+            database = %config.db_path().display(),
+            found = ?earlier,
+            "this node's database is missing from a data directory an earlier run used; \
+             starting a new one. If it was lost, so are this node's shares: it reads the chain \
+             again, sits out a ceremony it may have dealt in, and holds no share until a view \
+             change seats it again. If a backup exists, stop the node, restore the file and \
+             start with --restored-from-backup"
+        );
+    }
     let store = Store::open(&config.db_path()).map_err(DriverError::from)?;
     store.bind_identity(&keys).map_err(DriverError::from)?;
     if config.restored_from_backup {
@@ -1499,10 +1583,7 @@ async fn run_node<C: ChainClient>(
     if config.rejoin {
         store.forget_deregistration().map_err(DriverError::from)?;
     }
-    match crate::sign::frost::NonceDb::open(
-        &config.data_dir.join("frost-nonces.redb"),
-        keys.clone(),
-    ) {
+    match crate::sign::frost::NonceDb::open(&config.frost_nonces_path(), keys.clone()) {
         Ok(db) if config.restored_from_backup => match db.forget_pending() {
             Ok(dropped) => {
                 warn!(
@@ -1627,7 +1708,17 @@ async fn run_node<C: ChainClient>(
             let mut reported = false;
             // Since when the chain's head has been below blocks this node followed.
             let mut behind: Option<SystemTime> = None;
+            // While the chain is refused: the last pause before it was tried again.
+            let mut refusal: Option<Duration> = None;
             loop {
+                // A refused chain is tried again only once it is the chain this node's data
+                // is bound to (its genesis); its blocks are then checked as any others.
+                if refusal.is_some()
+                    && !matches!(chain.status().await, Ok(s) if s.genesis == genesis)
+                {
+                    tokio::time::sleep(refusal_pause(&mut refusal)).await;
+                    continue;
+                }
                 let asked = (Instant::now(), SystemTime::now());
                 match chain.blocks(from, 2000).await {
                     Ok(b)
@@ -1636,15 +1727,21 @@ async fn run_node<C: ChainClient>(
                             && chain.head_never_falls() =>
                     {
                         // A chain never loses blocks it served: this one was reset or
-                        // replaced (another chain: refused for good), or restored from an
-                        // older copy (the same chain: said, and followed once it is back
-                        // where this node was).
+                        // replaced (another chain: refused until this node's chain is back),
+                        // or restored from an older copy (the same chain: said, and followed
+                        // once it is back where this node was).
                         match lost_blocks(&chain, &genesis, b.height, from).await {
                             LostBlocks::Replaced(refused) => {
-                                refuse_following(&follow_tx, refused).await;
-                                return;
+                                let begins = refusal.is_none();
+                                if !refuse_following(&follow_tx, refused, begins, true).await {
+                                    return;
+                                }
+                                tokio::time::sleep(refusal_pause(&mut refusal)).await;
                             }
                             LostBlocks::Behind(error) => {
+                                if refusal.take().is_some() && !resume_following(&follow_tx).await {
+                                    return;
+                                }
                                 let since = *behind.get_or_insert_with(|| {
                                     warn!(%error, "the chain is behind this node; waiting for it");
                                     asked.1
@@ -1666,6 +1763,14 @@ async fn run_node<C: ChainClient>(
                         }
                     }
                     Ok(b) => {
+                        // Blocks the adapter served after a refusal follow on from this
+                        // node's.
+                        if !b.blocks.is_empty()
+                            && refusal.take().is_some()
+                            && !resume_following(&follow_tx).await
+                        {
+                            return;
+                        }
                         if behind.take().is_some() {
                             info!("the chain has caught up with this node");
                             if follow_tx.send(Follow::Unreachable(None)).await.is_err() {
@@ -1706,20 +1811,15 @@ async fn run_node<C: ChainClient>(
                     }
                     Err(e) => {
                         if let Some(refused) = chain.chain_refused() {
-                            if refused.height == 0 {
-                                // Before any block: the configuration, usually the operator's
-                                // pinned digest or chain URL.
-                                error!(
-                                    reason = %refused.reason,
-                                    "refusing the chain before its first block: check \
-                                     --chain-config-digest and --chain-url; following nothing \
-                                     (shown on /status as chain_refused)"
-                                );
-                                let _ = follow_tx.send(Follow::Refused(refused)).await;
-                            } else {
-                                refuse_following(&follow_tx, refused).await;
+                            let begins = refusal.is_none();
+                            let retried = chain.retry_refused().await;
+                            if !refuse_following(&follow_tx, refused, begins, retried).await
+                                || !retried
+                            {
+                                return;
                             }
-                            return;
+                            tokio::time::sleep(refusal_pause(&mut refusal)).await;
+                            continue;
                         }
                         debug!(error = %e, "chain poll failed");
                         let (since, since_wall, first) =
@@ -1832,6 +1932,8 @@ async fn run_node<C: ChainClient>(
         height_advanced_at: Instant::now(),
         follow_refused: false,
         balance_refusal: None,
+        account_registered_at: None,
+        account_refusal: None,
     };
     rt.apply(&driver, effects).await;
     let registration = TxBody::Register {
@@ -1895,8 +1997,12 @@ async fn run_node<C: ChainClient>(
                 Follow::Refused(refused) => {
                     rt.follow_refused = true;
                     reporter.observe(Observation::ChainUnreachable(None));
-                    reporter.observe(Observation::ChainRefused(refused));
+                    reporter.observe(Observation::ChainRefused(Some(refused)));
                     rt.txq.queue.clear();
+                }
+                Follow::Resumed => {
+                    rt.follow_refused = false;
+                    reporter.observe(Observation::ChainRefused(None));
                 }
                 Follow::Head(h) => {
                     let effects = in_place(|| driver.set_head(h))?;
@@ -1912,11 +2018,14 @@ async fn run_node<C: ChainClient>(
                     let adapter_registers = rt.chain.registration_refused().is_some();
                     if driver.registered() {
                         rt.balance_refusal = None;
+                        rt.account_registered_at = None;
+                        rt.account_refusal = None;
                     }
                     let refused = rt
                         .chain
                         .registration_refused()
-                        .or_else(|| rt.balance_refusal.clone());
+                        .or_else(|| rt.balance_refusal.clone())
+                        .or_else(|| rt.account_refusal.clone());
                     if refused != shown_refusal {
                         shown_refusal = refused.clone();
                         reporter.observe(Observation::RegistrationRefused(refused));
@@ -1977,7 +2086,26 @@ async fn run_node<C: ChainClient>(
                             rt.height > at + 30 || (rt.balance_refusal.is_some() && rt.height > at)
                         })
                     {
-                        if rt.balance_refusal.is_some() {
+                        if let Some(at) = rt.account_registered_at
+                            && rt.account_refusal.is_none()
+                        {
+                            // Refused as already registered a round of retries ago, and this
+                            // node's own registration would have been confirmed since.
+                            error!(
+                                since = at,
+                                "cannot register: this node's chain account is already \
+                                 registered with another identity key (does another node use \
+                                 the same chain key?); give each node its own account \
+                                 (chain_key_file)"
+                            );
+                            rt.account_refusal = Some(crate::status::RegistrationRefusedStatus {
+                                block: at,
+                                stake: config.stake.to_string(),
+                                needed_stake: None,
+                                state: "account_taken".into(),
+                            });
+                        }
+                        if rt.balance_refusal.is_some() || rt.account_refusal.is_some() {
                             debug!(stake = config.stake, "registering again");
                         } else {
                             info!(stake = config.stake, "registering");
@@ -2215,6 +2343,32 @@ async fn run_node<C: ChainClient>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_database_missing_beside_an_earlier_runs_files_is_told_apart_from_a_first_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("node.redb");
+        let earlier = [
+            dir.path().join("beacon.redb"),
+            dir.path().join("nonces.redb"),
+        ];
+        assert_eq!(
+            super::missing_database(&db, &earlier),
+            None,
+            "a first start"
+        );
+        std::fs::write(&earlier[1], b"").unwrap();
+        assert_eq!(
+            super::missing_database(&db, &earlier),
+            Some(vec![earlier[1].clone()])
+        );
+        std::fs::write(&db, b"").unwrap();
+        assert_eq!(
+            super::missing_database(&db, &earlier),
+            None,
+            "the database is there"
+        );
+    }
+
     use super::*;
 
     fn inflight(accepted_at: Option<u64>) -> Inflight {

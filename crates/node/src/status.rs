@@ -139,8 +139,9 @@ pub struct RegistrationRefusedStatus {
     pub needed_stake: Option<String>,
     /// Where it stands, in the states of [`EvictedStatus::state`]: `list_full`,
     /// `none_evictable`, `re_entering` (the registration is being sent), `refused`,
-    /// `unchecked`; or `insufficient_balance` (the embedded chain: fund the account or lower
-    /// the stake).
+    /// `unchecked`; or `insufficient_balance` (fund the account or lower the stake), or
+    /// `account_taken` (an EVM chain: the node's chain account is registered with another
+    /// identity key; give each node its own account).
     pub state: String,
 }
 
@@ -351,7 +352,8 @@ pub struct Status {
     /// This node's transactions still pending after their receipt wait, while there are any.
     #[serde(default)]
     pub send_pending: Option<SendPendingStatus>,
-    /// The chain refused from a block this node's contract does not reproduce.
+    /// The chain refused (another chain under this node, or a block its contract does not
+    /// reproduce), while the refusal lasts.
     #[serde(default)]
     pub chain_refused: Option<ChainRefusedStatus>,
     /// Every read of the chain failing for 10 s or more, until one succeeds; or, from the first

@@ -195,7 +195,7 @@ fn a_receipt_naming_another_transaction_is_refused() {
 }
 
 #[test]
-fn gaps_and_broken_hash_chains_are_refused_and_nothing_after_a_refusal_applies() {
+fn gaps_and_broken_hash_chains_are_refused_and_change_nothing() {
     let blocks = honest();
     let mut r = Replay::new(KvMachine::new(2));
     r.apply(&blocks[0]).unwrap();
@@ -203,11 +203,10 @@ fn gaps_and_broken_hash_chains_are_refused_and_nothing_after_a_refusal_applies()
         r.apply(&blocks[2]),
         Err(ReplayError::Gap { last: 1, got: 3 })
     );
-    // Refused once, refused for good: even the right next block.
-    assert_eq!(
-        r.apply(&blocks[1]),
-        Err(ReplayError::Poisoned { height: 3 })
-    );
+    // Nothing of the refused block ran: the right next block still applies.
+    r.apply(&blocks[1]).unwrap();
+    r.apply(&blocks[2]).unwrap();
+    assert_eq!(r.height(), 3);
 
     let mut r = Replay::new(KvMachine::new(2));
     r.apply(&blocks[0]).unwrap();
@@ -224,5 +223,24 @@ fn gaps_and_broken_hash_chains_are_refused_and_nothing_after_a_refusal_applies()
     assert_eq!(
         r.apply(&wrong_hash),
         Err(ReplayError::HashChain { height: 1 })
+    );
+}
+
+#[test]
+fn after_a_block_that_ran_and_differs_nothing_applies() {
+    let blocks = honest();
+    let lying = altered(blocks.clone(), 2, |b| {
+        b.end_block_events.push(serde_json::json!("made up"))
+    });
+    let mut r = Replay::new(KvMachine::new(2));
+    r.apply(&blocks[0]).unwrap();
+    assert!(matches!(
+        r.apply(&lying[1]),
+        Err(ReplayError::Diverged { height: 2, .. })
+    ));
+    // Its state machine may hold part of that block: even the right block is refused.
+    assert_eq!(
+        r.apply(&blocks[1]),
+        Err(ReplayError::Poisoned { height: 2 })
     );
 }

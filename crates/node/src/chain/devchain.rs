@@ -80,7 +80,12 @@ enum ReplicaState {
     /// The genesis configuration not fetched yet.
     Unstarted,
     Running(Box<Replica>),
-    Refused(ReplicaError),
+    Refused {
+        error: ReplicaError,
+        /// The replica as it was before the refused block, when none of that block ran: it
+        /// can take up the right chain again ([`DevchainClient::lift_refusal`]).
+        kept: Option<Box<Replica>>,
+    },
 }
 
 impl DevchainClient {
@@ -120,8 +125,9 @@ impl DevchainClient {
     ) -> Result<Blocks, DevchainError> {
         let mut state = verifier.replica.lock().await;
         let replica = match std::mem::replace(&mut *state, ReplicaState::Unstarted) {
-            ReplicaState::Refused(e) => {
-                *state = ReplicaState::Refused(e.clone());
+            ReplicaState::Refused { error, kept } => {
+                let e = error.clone();
+                *state = ReplicaState::Refused { error, kept };
                 return Err(DevchainError::Refused(e));
             }
             ReplicaState::Running(r) => r,
@@ -137,29 +143,57 @@ impl DevchainClient {
                         }),
                     ) => {
                         let e = ReplicaError::ConfigUnavailable(e.to_string());
-                        return Err(self.refuse(verifier, &mut state, e));
+                        return Err(self.refuse(verifier, &mut state, e, None));
                     }
                     Err(e) => return Err(e.into()),
                 };
                 match Replica::new(config, verifier.pinned) {
                     Ok(r) => Box::new(r),
-                    Err(e) => return Err(self.refuse(verifier, &mut state, e)),
+                    Err(e) => return Err(self.refuse(verifier, &mut state, e, None)),
                 }
             }
         };
         let (replica, result) = self.replay_and_fetch(replica, from, wait_ms).await;
-        if let Some(replica) = replica {
+        if let Some(replica) = &replica {
             let chain = replica.contract().state();
             let snapshot = (chain.current_view, chain.unbonding.clone());
             *verifier.unbonding.lock().unwrap_or_else(|e| e.into_inner()) = snapshot;
-            *state = ReplicaState::Running(replica);
         }
         match result {
             Err(DevchainError::Refused(e)) if e.is_refusal() => {
-                Err(self.refuse(verifier, &mut state, e))
+                let kept = replica.filter(|r| r.intact());
+                Err(self.refuse(verifier, &mut state, e, kept))
             }
-            other => other,
+            other => {
+                if let Some(replica) = replica {
+                    *state = ReplicaState::Running(replica);
+                }
+                other
+            }
         }
+    }
+
+    /// Lifts the replica's refusal where the right chain can still follow: a refusal of the
+    /// configuration (nothing ran yet: the replica starts again from the configuration then
+    /// served) or of a block none of which ran (the replica takes up from the block before
+    /// it). The blocks served next are checked as any others, so a chain still wrong is
+    /// refused again. A block that ran and differs, or a replica lost to a panic, stays
+    /// refused: `false`.
+    async fn lift_refusal(&self, verifier: &Verifier) -> bool {
+        let mut state = verifier.replica.lock().await;
+        match std::mem::replace(&mut *state, ReplicaState::Unstarted) {
+            ReplicaState::Refused {
+                kept: Some(replica),
+                ..
+            } => *state = ReplicaState::Running(replica),
+            ReplicaState::Refused { error, kept: None } if error.height() == 0 => {}
+            other => {
+                *state = other;
+                return false;
+            }
+        }
+        *verifier.refused.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        true
     }
 
     async fn replay_and_fetch(
@@ -234,14 +268,19 @@ impl DevchainClient {
             .await?)
     }
 
-    /// Records `e` as the chain's refusal, for good.
+    /// Records `e` as the chain's refusal, with the replica from before the refused block when
+    /// none of that block ran.
     fn refuse(
         &self,
         verifier: &Verifier,
         state: &mut ReplicaState,
         e: ReplicaError,
+        kept: Option<Box<Replica>>,
     ) -> DevchainError {
-        *state = ReplicaState::Refused(e.clone());
+        *state = ReplicaState::Refused {
+            error: e.clone(),
+            kept,
+        };
         *verifier.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(ChainRefusedStatus {
             height: e.height(),
             reason: e.to_string(),
@@ -394,6 +433,13 @@ impl ChainClient for DevchainClient {
             len: bytes.len(),
             tx: bytes,
         })
+    }
+
+    async fn retry_refused(&self) -> bool {
+        match &self.verifier {
+            Some(verifier) => self.lift_refusal(verifier).await,
+            None => false,
+        }
     }
 
     fn chain_refused(&self) -> Option<ChainRefusedStatus> {

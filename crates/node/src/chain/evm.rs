@@ -567,8 +567,14 @@ impl EvmChainClient {
                     .unwrap_or_else(|e| e.into_inner())
                     .is_news(name.clone());
                 if lasting && news {
+                    let counts = match &r {
+                        keyquorum_evm::client::Revert::Contract(
+                            keyquorum_evm::Coordinator::CoordinatorErrors::TooFewCandidates(c),
+                        ) => format!(": {} eligible, {} needed", c.have, c.need),
+                        _ => String::new(),
+                    };
                     warn!(
-                        revert = %name,
+                        revert = %format!("{name}{counts}"),
                         "the coordinator refuses to start the view change that is due: \
                          TooFewCandidates until at least min_size nodes are eligible (registered \
                          with the minimum stake), BadParams if the seats give thresholds the DKG \

@@ -367,11 +367,20 @@ pub trait ChainClient: Clone + Send + Sync + 'static {
         None
     }
 
-    /// The chain refused for good: a block this node's own execution of the contract does not
-    /// reproduce ([`replica`]), after which the adapter serves no more blocks; `None` while it
-    /// follows, or on chains whose adapter does not re-execute.
+    /// The chain refused: a block this node's own execution of the contract does not
+    /// reproduce ([`replica`]), after which the adapter serves no more blocks until
+    /// [`ChainClient::retry_refused`] lifts the refusal; `None` while it follows, or on chains
+    /// whose adapter does not re-execute.
     fn chain_refused(&self) -> Option<crate::status::ChainRefusedStatus> {
         None
+    }
+
+    /// Lifts [`ChainClient::chain_refused`] where the right chain could still follow (the
+    /// refused block did not run, or nothing had yet): the adapter then serves blocks again,
+    /// each checked as before, so a chain still wrong is refused again. `false` when the
+    /// refusal stands for good (a block that ran and differs) or there is none to lift.
+    fn retry_refused(&self) -> impl Future<Output = bool> + Send {
+        async { false }
     }
 
     /// Whether [`Blocks::height`] is the chain's head, which never falls below a block the

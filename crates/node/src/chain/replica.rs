@@ -17,6 +17,10 @@
 //! and starts no send for that chain's ceremonies (no transaction, no deal, ack or pull; a
 //! delivery already under way may finish, and peers' pulls of a deal it made are still
 //! answered); the beacon and the signing service of the last view it verified keep running.
+//! A block refused before any of it ran (a gap, a broken hash chain: another chain at the
+//! node's endpoint) leaves the replica as it was, so the node tries the chain again and follows
+//! on once it serves the blocks after the replica's; a block that ran and differs is refused
+//! until the node restarts.
 //!
 //! The node and the chain must run the same contract version: a contract that changed an
 //! event, a refusal's reason or an outcome is another contract, and its blocks are refused.
@@ -177,6 +181,12 @@ impl Replica {
         Ok(())
     }
 
+    /// Whether the replica can still apply blocks: no block ran in it and differed (a block
+    /// refused before it ran leaves it as it was).
+    pub fn intact(&self) -> bool {
+        !self.replay.is_poisoned()
+    }
+
     /// The contract after the last block applied.
     pub fn contract(&self) -> &Contract {
         &self.replay.state().0
@@ -245,6 +255,31 @@ mod tests {
         let e = r.check(&changed).unwrap_err();
         assert!(e.is_refusal(), "{e}");
         assert_eq!(e.height(), changed.height);
+    }
+
+    #[test]
+    fn a_block_of_another_chain_leaves_the_replica_able_to_take_up_its_own() {
+        let chain = blocks(4);
+        let mut r = Replica::new(config(), None).unwrap();
+        r.check(&chain[0]).unwrap();
+        // Another chain's block 2: another parent.
+        let mut foreign = chain[1].clone();
+        foreign.parent_hash = [9; 32];
+        foreign.hash = foreign.computed_hash();
+        let e = r.check(&foreign).unwrap_err();
+        assert!(e.is_refusal(), "{e}");
+        assert!(r.intact());
+        for b in &chain[1..] {
+            r.check(b).unwrap();
+        }
+        // A block that ran and differs: the replica holds part of it, and takes nothing more.
+        let mut lying = blocks(5).pop().unwrap();
+        lying
+            .end_block_events
+            .push(serde_json::json!({"made": "up"}));
+        assert!(r.check(&lying).is_err());
+        assert!(!r.intact());
+        assert!(r.check(&blocks(5)[4]).is_err());
     }
 
     #[test]

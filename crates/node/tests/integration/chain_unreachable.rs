@@ -101,7 +101,7 @@ async fn a_node_reports_a_chain_that_stops_answering_and_clears_it_when_it_is_ba
 /// same configuration, is another chain (its block 1 differs). The node refuses it at once,
 /// while the new chain's head is still below the blocks the node followed; before, it showed
 /// its old height with no warning until the new chain passed that height, which at the new
-/// chain's pace would have taken minutes.
+/// chain's pace would have taken minutes. Once the old chain is back, the node follows it on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_refuses_a_chain_wiped_and_started_again_under_it() {
     let chain_dir = tempfile::tempdir().unwrap();
@@ -160,5 +160,29 @@ async fn a_node_refuses_a_chain_wiped_and_started_again_under_it() {
             .await
             .lines()
             .any(|l| l == "keyquorum_chain_refused 1")
+    );
+
+    // The chain this node followed is restored at the same address: the node takes it up
+    // again where it was, with the refusal cleared. Before, it refused for good and had to be
+    // restarted.
+    new_chain.stop().await.unwrap();
+    let _restored = start_chain(chain_dir.path(), chain_addr).await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let status: Status = serde_json::from_str(&get(addr, "/status").await).unwrap();
+        if status.chain_refused.is_none() && status.height > followed + 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node never took its chain up again: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        get(addr, "/metrics")
+            .await
+            .lines()
+            .any(|l| l == "keyquorum_chain_refused 0")
     );
 }

@@ -501,3 +501,32 @@ async fn a_stake_above_the_balance_is_reported_and_registered_once_funded() {
     assert_eq!(nonce(&reader, account).await, 1);
     assert!(listed(&reader, account).await);
 }
+
+/// Two nodes given one chain key: the contract keys nodes by account, so the second node's
+/// registration is refused as `AlreadyRegistered`, as a node's own registration sent twice
+/// is. A round of retries later, still not registered, the node says so on `/status`
+/// (`account_taken`) and in `/metrics`; before, it only logged its retries at debug level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_chain_account_holds_another_nodes_registration_says_so() {
+    let f = Fixture::deploy().await;
+    let chain = f.adapter(5_000).await;
+    let first = register(&chain, 5_000, FILLER_STAKE).await;
+    assert!(matches!(first, SubmitOutcome::Included), "{first:?}");
+    // Another node (other node keys) on the same account.
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _stop) = start_node(&chain, 6_000, FILLER_STAKE, &dir).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let refused = loop {
+        let s = status(node).await;
+        if let Some(r) = s.registration_refused {
+            break r;
+        }
+        assert!(!s.registered, "{s:?}");
+        assert!(Instant::now() < deadline, "no refusal shown: {s:?}");
+        // Blocks for the node's round of retries (one every 30 blocks).
+        f.anvil.mine(5).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(refused.state, "account_taken");
+    assert_eq!(gauge(node, "keyquorum_registration_refused").await, 1.0);
+}
