@@ -71,6 +71,9 @@ pub enum Observation {
         deadline: u64,
         /// Board attempt of the ceremony in progress.
         attempt: u32,
+        /// Seen in a block the node replays while catching up: it ended, or began, at no
+        /// time the node can measure, so no phase duration is recorded for it.
+        replayed: bool,
     },
     /// A ceremony was selected, and how this node sits in it.
     CeremonySelected(PendingStatus),
@@ -283,15 +286,18 @@ impl Reporter {
                 phase,
                 deadline,
                 attempt,
+                replayed,
             } => {
                 let now = Instant::now();
                 let mut current = self.phase.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some((previous, since)) = current.take()
                     && previous != "idle"
+                    && !replayed
                 {
                     m.phase(&previous, now.duration_since(since).as_secs_f64());
                 }
-                *current = Some((phase.clone(), now));
+                // A replayed phase's start is not its time: it is not timed when it ends.
+                *current = (!replayed).then(|| (phase.clone(), now));
                 s.phase = phase;
                 s.phase_deadline = Some(deadline);
                 if let Some(p) = &mut s.pending {
@@ -424,11 +430,13 @@ mod tests {
                 phase: "contribute".into(),
                 deadline: 5,
                 attempt: 1,
+                replayed: false,
             },
             Observation::PhaseChanged {
                 phase: "share".into(),
                 deadline: 8,
                 attempt: 1,
+                replayed: false,
             },
             Observation::Sent {
                 kind: "deal",
@@ -510,6 +518,43 @@ mod tests {
     }
 
     #[test]
+    fn phases_replayed_while_catching_up_are_not_timed() {
+        let metrics = Arc::new(Metrics::new());
+        let r = Reporter::new(Arc::new(Mutex::new(Status::default())), metrics.clone());
+        let phase = |name: &str, replayed| Observation::PhaseChanged {
+            phase: name.into(),
+            deadline: 0,
+            attempt: 1,
+            replayed,
+        };
+        // Replayed: a ceremony's phases in a moment, none timed, and the next ceremony's
+        // first phase, which ends live but began at no time the node saw.
+        for name in [
+            "contribute",
+            "share",
+            "publish",
+            "wait",
+            "idle",
+            "contribute",
+        ] {
+            r.observe(phase(name, true));
+        }
+        r.observe(phase("share", false));
+        r.observe(phase("publish", false));
+        let text = metrics.render();
+        assert!(
+            text.contains("keyquorum_phase_duration_seconds_count{phase=\"share\"} 1\n"),
+            "{text}"
+        );
+        for name in ["contribute", "publish", "wait"] {
+            assert!(
+                !text.contains(&format!("phase_duration_seconds_count{{phase=\"{name}\"}}")),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn pending_ceremony_follows_selection_attempts_and_aborts() {
         let status = Arc::new(Mutex::new(Status::default()));
         let r = Reporter::new(status.clone(), Arc::new(Metrics::new()));
@@ -524,6 +569,7 @@ mod tests {
             phase: "contribute".into(),
             deadline: 20,
             attempt: 3,
+            replayed: false,
         });
         {
             let s = status.lock().unwrap();

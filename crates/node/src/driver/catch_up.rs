@@ -255,7 +255,7 @@ impl Driver {
         }
         let mut seed = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(seed.as_mut());
-        let Some(runner) = self.new_participant(&ceremony, rec.view, *seed, seat)? else {
+        let Some((runner, seat)) = self.new_participant(&ceremony, rec.view, *seed, seat)? else {
             rec.seat = Seat::Observer;
             self.state.ceremony = Some(rec);
             self.observe_seat(&ceremony, Seat::Observer);

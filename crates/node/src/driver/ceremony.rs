@@ -59,13 +59,16 @@ impl Driver {
         }
     }
 
+    /// The participant for `seat`, and the seat it takes: a player only, for a reshare dealer
+    /// without its share of the previous view that the new committee seats. `None` when it
+    /// cannot take part.
     pub(super) fn new_participant(
         &mut self,
         ceremony: &Arc<Ceremony<G>>,
         view: u64,
         seed: [u8; 32],
         mut seat: Seat,
-    ) -> Result<Option<Runner>, DriverError> {
+    ) -> Result<Option<(Runner, Seat)>, DriverError> {
         let deals = seat != Seat::Player && ceremony.dealer_position(&self.me).is_some();
         let old_share = if ceremony.reshare().is_some() && deals {
             let s = self.scalar(&format!("share/{}", view - 1))?;
@@ -122,7 +125,7 @@ impl Driver {
             }
         };
         match participant {
-            Ok(n) => Ok(Some(n)),
+            Ok(n) => Ok(Some((n, seat))),
             Err(e) => {
                 warn!(error = %e, view, "cannot take part in this ceremony");
                 Ok(None)
@@ -190,12 +193,18 @@ impl Driver {
         }
         let mut seed = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(seed.as_mut());
-        let Some(runner) = self.new_participant(&ceremony, view, *seed, seat)? else {
+        let Some((runner, taken)) = self.new_participant(&ceremony, view, *seed, seat)? else {
             return Ok(());
         };
+        if taken != seat {
+            self.observe_seat(&ceremony, taken);
+        }
         // The seed is durable before the participant produces anything.
         self.put_secret(batch, &format!("seed/{sid}"), seed.as_slice())?;
-        self.state.ceremony = Some(record);
+        self.state.ceremony = Some(CeremonyRecord {
+            seat: taken,
+            ..record
+        });
         self.live = Some(self.make_live(id, ceremony.clone(), runner, *seed));
         effects.push(self.enter_effect(&ceremony, id));
         self.feed(Input::Start, batch, effects)

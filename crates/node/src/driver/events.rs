@@ -349,10 +349,12 @@ impl Driver {
                 let name = phase.as_str().to_string();
                 self.phase_deadline = *deadline;
                 debug!(view, ceremony_number, attempt, phase = %name, deadline, "phase");
+                let replayed = self.is_history(height);
                 self.observe(Observation::PhaseChanged {
                     phase: name,
                     deadline: *deadline,
                     attempt: *attempt,
+                    replayed,
                 });
             }
             Event::CeremonyFailed {

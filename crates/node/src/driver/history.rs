@@ -108,13 +108,18 @@ impl Driver {
     /// Whether an event of the block at `height` is history ([`Driver::behind`]); if so, it is
     /// counted for the summary and the caller logs it at debug level.
     pub(super) fn replayed(&mut self, kind: Replayed, height: u64) -> bool {
-        // Only before this process first reached the head: a live node is told the head before
-        // each batch of blocks, so the blocks of a batch are below it for a moment.
-        if self.head_reached || !self.behind(height) {
+        if !self.is_history(height) {
             return false;
         }
         self.history.note(kind, height);
         true
+    }
+
+    /// Whether the block at `height` is one this process replays while catching up. Only
+    /// before it first reached the head: a live node is told the head before each batch of
+    /// blocks, so the blocks of a batch are below it for a moment.
+    pub(super) fn is_history(&self, height: u64) -> bool {
+        !self.head_reached && self.behind(height)
     }
 }
 

@@ -61,9 +61,16 @@ impl Driver {
             .as_slice()
             .try_into()
             .map_err(|_| DriverError::Secret("seed".into()))?;
-        let Some(runner) = self.new_participant(&ceremony, rec.view, seed, rec.seat)? else {
+        let Some((runner, taken)) = self.new_participant(&ceremony, rec.view, seed, rec.seat)?
+        else {
             return Ok(effects);
         };
+        if taken != rec.seat {
+            self.observe_seat(&ceremony, taken);
+            if let Some(stored) = self.state.ceremony.as_mut() {
+                stored.seat = taken;
+            }
+        }
         self.live = Some(self.make_live(id, ceremony.clone(), runner, seed));
         effects.push(self.enter_effect(&ceremony, id));
         let inputs = self.store.inputs(&id)?;

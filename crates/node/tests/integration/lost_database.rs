@@ -168,6 +168,16 @@ fn a_reshare_dealer_without_its_old_share_still_plays() {
     assert!(member(&h, 1));
     h.restart_with_lost_database(LOST);
     assert_eq!(h.driver(LOST).beacon_share().unwrap(), None);
+    // `/status` shows the part it takes, a player's, not the dealer's and player's it was
+    // selected for.
+    h.run_until(120, |h| {
+        h.status[LOST]
+            .lock()
+            .unwrap()
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.view == 2 && p.role == "player")
+    });
     h.run_until(120, |h| h.contract.state().current_view == 2);
     let state = h.contract.state();
     let named: Vec<&str> = state
