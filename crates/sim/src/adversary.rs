@@ -71,6 +71,13 @@ pub enum AdversaryKind {
     /// Crashes at a random step and restarts later from its persisted inputs (an honest
     /// participant with a crash fault).
     Crash,
+    /// Crashes at a random step and restarts later with its storage lost: its seed, the
+    /// messages it received and its old share are gone, and only the board can be read again.
+    /// It comes back as a player only, fed the board's posts and deadlines so far, as a node
+    /// that lost its database does (it never deals again: a deal from a fresh seed could
+    /// contradict one of its own already on the board); a member that does not play sits the
+    /// rest out.
+    LostStorage,
     /// Posts two different commitments (ack-or-reveal) / shows different commitments to
     /// different players (complaint).
     Equivocate,
@@ -99,9 +106,10 @@ pub enum AdversaryKind {
 
 impl AdversaryKind {
     /// Every kind (the `all` mix).
-    pub const ALL: [AdversaryKind; 11] = [
+    pub const ALL: [AdversaryKind; 12] = [
         AdversaryKind::Silent,
         AdversaryKind::Crash,
+        AdversaryKind::LostStorage,
         AdversaryKind::Equivocate,
         AdversaryKind::BadShare,
         AdversaryKind::WrongReveal,
@@ -400,9 +408,10 @@ impl<C: Curve> Adversary<C> {
                 }
                 out.push(Routed::Now(action));
             }
-            AdversaryKind::Garbage | AdversaryKind::Crash | AdversaryKind::Silent => {
-                out.push(Routed::Now(action))
-            }
+            AdversaryKind::Garbage
+            | AdversaryKind::Crash
+            | AdversaryKind::LostStorage
+            | AdversaryKind::Silent => out.push(Routed::Now(action)),
         }
     }
 
@@ -651,6 +660,7 @@ impl<C: Curve> Adversary<C> {
             | AdversaryKind::Garbage
             | AdversaryKind::Spoof
             | AdversaryKind::Crash
+            | AdversaryKind::LostStorage
             | AdversaryKind::Silent => return self.tamper(action, out),
             AdversaryKind::Equivocate => deal
                 .filter(|d| !d.player.is_multiple_of(2) && Some(d.player) != me)

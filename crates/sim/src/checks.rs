@@ -310,14 +310,28 @@ fn check_stage<C: SimCurve>(
             return Err(format!("member {m} disagrees on the outcome"));
         }
     }
-    // Crash-faulty participants that finished after replaying must agree too.
+    // Restarted participants that finished must agree too: after replaying their inputs
+    // (crash), or as a player rebuilt from the board (lost storage), whose share must also
+    // be its public key share's.
     for m in &r.results {
-        if m.kind == Some(AdversaryKind::Crash)
-            && let Some(Ok(o)) = &m.result
-            && o.public != first.public
-        {
+        if !matches!(
+            m.kind,
+            Some(AdversaryKind::Crash | AdversaryKind::LostStorage)
+        ) {
+            continue;
+        }
+        let Some(Ok(o)) = &m.result else { continue };
+        if o.public != first.public {
             return Err(format!(
                 "restarted member {} disagrees on the outcome",
+                m.member
+            ));
+        }
+        if let (Some(idx), Some(s)) = (o.player_index, &o.secret_share)
+            && C::mul_generator(s.expose()) != first.public.public_shares[idx as usize].to_curve()
+        {
+            return Err(format!(
+                "restarted member {}'s share does not match its public key share",
                 m.member
             ));
         }

@@ -98,6 +98,15 @@ pub fn make_node<C: Curve>(
     }
 }
 
+/// Whether `kind` is an honest participant's that crashes and restarts (its inputs are
+/// persisted until the crash).
+fn restarts(kind: Option<AdversaryKind>) -> bool {
+    matches!(
+        kind,
+        None | Some(AdversaryKind::Crash | AdversaryKind::LostStorage)
+    )
+}
+
 enum Slot<C: Curve> {
     Honest(Box<dyn Participant<C>>),
     Adversary(Box<Adversary<C>>),
@@ -297,7 +306,7 @@ impl<'a, C: Curve> World<'a, C> {
             n.buffered.push(input);
             return;
         }
-        if n.kind.is_none() || n.kind == Some(AdversaryKind::Crash) {
+        if restarts(n.kind) {
             n.log.push(input.clone());
             if n.crash_at == Some(n.log.len()) && !n.crashed {
                 // Crash after persisting the input, before acting on it: its actions are lost.
@@ -317,7 +326,62 @@ impl<'a, C: Curve> World<'a, C> {
         self.route(node, routed);
     }
 
+    /// A lost-storage node back: its seed, received messages and old share are gone. It plays
+    /// on as a player only, fed what the board shows (posts and deadlines, in order), if the
+    /// ceremony seats it as a player; otherwise it sits the rest out.
+    fn restart_without_storage(&mut self, node: usize) {
+        let member = self.nodes[node].member;
+        let keys = &self.keys[member];
+        // A fresh seed: the one it dealt from is lost with its storage.
+        let seed = keyquorum_crypto::hash::tagged_hash(
+            "keyquorum/sim/lost-storage-seed",
+            &[&keys.protocol_seed(self.ceremony.id())],
+        );
+        let c = self.ceremony.clone();
+        let player: Option<Box<dyn Participant<C>>> = match c.config().variant {
+            Variant::AckReveal => {
+                AckRevealParticipant::new_player(c, keys.identity(), keys.encryption(), seed)
+                    .ok()
+                    .map(|p| Box::new(p) as Box<dyn Participant<C>>)
+            }
+            Variant::Complaint => keyquorum_dkg::complaint::ComplaintParticipant::new_player(
+                c,
+                keys.identity(),
+                keys.verifiable(),
+                seed,
+            )
+            .ok()
+            .map(|p| Box::new(p) as Box<dyn Participant<C>>),
+        };
+        self.nodes[node].old_share = None;
+        let Some(mut player) = player else {
+            // No player: nothing left to do (its inputs stay buffered, unread).
+            return;
+        };
+        let log = std::mem::take(&mut self.nodes[node].log);
+        let mut actions = Vec::new();
+        if !log.iter().any(|i| matches!(i, Input::Start)) {
+            actions.extend(player.handle(Input::Start));
+        }
+        for input in log {
+            if !matches!(input, Input::Message { .. }) {
+                actions.extend(player.handle(input));
+            }
+        }
+        self.nodes[node].slot = Slot::Honest(player);
+        for a in actions {
+            self.act(node, a);
+        }
+        for input in std::mem::take(&mut self.nodes[node].buffered) {
+            self.deliver(node, input);
+        }
+    }
+
     fn restart(&mut self, node: usize) {
+        if self.nodes[node].kind == Some(AdversaryKind::LostStorage) {
+            self.restart_without_storage(node);
+            return;
+        }
         let member = self.nodes[node].member;
         let mut fresh = make_node(
             &self.ceremony,
@@ -383,7 +447,8 @@ impl<'a, C: Curve> World<'a, C> {
 
     fn all_done(&self) -> bool {
         self.nodes.iter().all(|n| {
-            matches!(n.kind, Some(k) if k != AdversaryKind::Crash)
+            !restarts(n.kind)
+                || n.kind == Some(AdversaryKind::LostStorage)
                 || (n.result.is_some() && !matches!(n.slot, Slot::Down))
         })
     }
@@ -406,7 +471,7 @@ fn run_ceremony<C: Curve>(
         let old = old_shares(m);
         let honest = make_node(&ceremony, &keys[m], old.clone());
         let slot = match kind {
-            None | Some(AdversaryKind::Crash) => Slot::Honest(honest),
+            None | Some(AdversaryKind::Crash | AdversaryKind::LostStorage) => Slot::Honest(honest),
             Some(k) => Slot::Adversary(Box::new(Adversary::new(
                 k,
                 honest,
@@ -416,8 +481,11 @@ fn run_ceremony<C: Curve>(
                 ChaCha20Rng::seed_from_u64(rng.next_u64()),
             ))),
         };
-        let crash_at = (kind == Some(AdversaryKind::Crash))
-            .then(|| 1 + (rng.next_u64() % (4 * members.len() as u64 + 4)) as usize);
+        let crash_at = matches!(
+            kind,
+            Some(AdversaryKind::Crash | AdversaryKind::LostStorage)
+        )
+        .then(|| 1 + (rng.next_u64() % (4 * members.len() as u64 + 4)) as usize);
         nodes.push(NodeState {
             member: m,
             kind,
@@ -551,6 +619,15 @@ fn config<C: Curve>(
     .map_err(|e| e.to_string())
 }
 
+/// Lost-storage members of `r` that finished holding a share.
+fn lost_storage_shares<C: Curve>(r: &CeremonyResult<C>) -> u64 {
+    r.results
+        .iter()
+        .filter(|m| m.kind == Some(AdversaryKind::LostStorage))
+        .filter(|m| matches!(&m.result, Some(Ok(o)) if o.secret_share.is_some()))
+        .count() as u64
+}
+
 /// Runs a configured simulation on curve `C` and checks it.
 pub fn run<C: Curve + checks::SimCurve>(cfg: &SimConfig) -> RunReport {
     let mut report = RunReport {
@@ -565,6 +642,7 @@ pub fn run<C: Curve + checks::SimCurve>(cfg: &SimConfig) -> RunReport {
         wrong_sender: 0,
         foreign_posts: 0,
         beyond_fault_bound: None,
+        lost_storage_shares: 0,
     };
     match run_inner::<C>(cfg, &mut report) {
         Ok(()) => report.passed = true,
@@ -635,6 +713,7 @@ fn run_inner<C: Curve + checks::SimCurve>(
     )?;
     report.wrong_sender = r1.wrong_sender;
     report.foreign_posts = r1.foreign_posts;
+    report.lost_storage_shares = lost_storage_shares(&r1);
     // Every ceremony's dealers are the first committee, whose parameters are the configured ones.
     let dealer_bound = cfg.nodes - cfg.quorum;
     let first_stage = if cfg.reshare { "fresh key" } else { "" };
@@ -679,6 +758,7 @@ fn run_inner<C: Curve + checks::SimCurve>(
     )?;
     report.wrong_sender += r2.wrong_sender;
     report.foreign_posts += r2.foreign_posts;
+    report.lost_storage_shares += lost_storage_shares(&r2);
     let s2 = checks::check(&r2, dealer_bound, "reshare")?;
     match &s2.output {
         Some(o) if o.public.group_key != out.public.group_key => {

@@ -271,6 +271,9 @@ pub struct RunReport {
     /// Board posts the chain refused because their sender was not the author they name
     /// (forgeries and replays by spoofers), over all ceremonies of the run.
     pub foreign_posts: u64,
+    /// Lost-storage members that came back as players and finished holding a share (checked
+    /// against their public key share, like every restarted member's), over all ceremonies.
+    pub lost_storage_shares: u64,
 }
 
 /// Runs one simulated ceremony (or fresh + reshare) and checks it.

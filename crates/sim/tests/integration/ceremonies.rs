@@ -430,3 +430,29 @@ fn posts_in_another_members_name_never_reach_the_board() {
         "only {reconstructed} runs reconstructed"
     );
 }
+
+#[test]
+fn members_that_lost_their_storage_come_back_as_players_and_block_nobody() {
+    // A member that crashes and loses its storage plays on from the board alone: the
+    // ceremony still succeeds for the honest members, and where it comes back in time to
+    // finish, its share is checked like any restarted member's. Over these seeds some do.
+    let mut shares = 0;
+    for seed in 0..16u64 {
+        let mut cfg = SimConfig::bft(7, 900 + seed);
+        cfg.faults = vec![AdversaryKind::LostStorage];
+        cfg.variant = if seed % 2 == 0 {
+            Variant::AckReveal
+        } else {
+            Variant::Complaint
+        };
+        cfg.reshare = seed % 4 >= 2;
+        let r = run(&cfg);
+        assert!(r.passed, "seed {}: {:?}", cfg.seed, r.failure);
+        assert_eq!(r.beyond_fault_bound, None, "seed {}", cfg.seed);
+        shares += r.lost_storage_shares;
+    }
+    assert!(
+        shares > 0,
+        "no member that lost its storage finished with a share"
+    );
+}
