@@ -453,8 +453,8 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
             "--beacon-rounds is not available with --chain anvil",
         ),
         (
-            &["sim", "--mode", "sections", "--elders", "1"],
-            "--elders must be at least 2",
+            &["sim", "--mode", "sections", "--elders", "0"],
+            "--elders must be at least 1",
         ),
         // Faulty joiners and leaves are drawn after the first elder set: a count that does not
         // fit is refused, not cut.

@@ -91,7 +91,13 @@ async fn a_section_splits_over_the_network_and_the_key_chain_branches() {
     let dir = tmp.path();
     let _logs = crate::common::LogsOnFailure(dir);
     std::fs::write(dir.join("pass"), format!("{}\n", common::PASSPHRASE)).unwrap();
-    let (nodes, names) = keys_for_a_split(dir);
+    let (mut nodes, names) = keys_for_a_split(dir);
+    // A fifth node of the genesis node's half (first name bit 0), to join after the split.
+    let fifth = (100..)
+        .map(|i| new_key(dir, i))
+        .find(|spec| name_of(spec).bit(0) == 0)
+        .unwrap();
+    nodes.push(fifth);
     let dir_of = |i: usize| dir.join(format!("node{i}"));
     let spawn = |i: usize, genesis: Option<&str>| start(dir, &nodes, i, genesis, ROUND_MS, &PARAMS);
 
@@ -101,6 +107,18 @@ async fn a_section_splits_over_the_network_and_the_key_chain_branches() {
     })
     .await;
     let genesis_hex = genesis.genesis_key.clone();
+    // The chain file is written at the start, before any handover (before, only at a change).
+    wait_for(
+        "the genesis node's chain file",
+        Duration::from_secs(10),
+        async || {
+            std::fs::read(dir_of(0).join("key_chain.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<SectionView>(&b).ok())
+                .filter(|v| v.genesis_key == genesis_hex)
+        },
+    )
+    .await;
 
     // Two joins: two, then three elders in the root section; no split yet.
     for i in 1..3 {
@@ -153,6 +171,20 @@ async fn a_section_splits_over_the_network_and_the_key_chain_branches() {
                 .unwrap();
         verify(&file, &genesis_hex);
         assert_eq!(file.key_chain, views[i].key_chain);
+    }
+
+    // The fifth node is given a bootstrap peer of the other half first (node 1), then the
+    // genesis node of its own half: it passes over the first one's section and joins its own,
+    // as its third elder. Before, the first answer that verified ended the join ("the
+    // bootstrap peer's section does not hold our name").
+    let other = &nodes[1];
+    let other_half = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", other.p2p, other.peer_id);
+    let mut extra = PARAMS.to_vec();
+    extra.extend(["--bootstrap", &other_half]);
+    procs.push(start(dir, &nodes, 4, Some(&genesis_hex), ROUND_MS, &extra));
+    for v in settled(&nodes, &[0, 2, 4], 5, 3).await {
+        verify(&v, &genesis_hex);
+        assert_eq!(v.prefix, "000100");
     }
     drop(procs);
 }

@@ -1,7 +1,8 @@
 //! `GET /sections`: the section as this node holds it, in JSON, with everything a client needs
 //! to check it from the genesis key alone: the key chain (each key with its parent's signature
 //! over the key's 48 bytes) and the last applied SAP with both its signatures. The same JSON is
-//! written to `key_chain.json` in the data directory whenever the section changes.
+//! written to `key_chain.json` in the data directory when the node starts and whenever the
+//! section changes.
 
 use std::net::SocketAddr;
 

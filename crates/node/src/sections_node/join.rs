@@ -405,11 +405,15 @@ pub async fn query_section(
     bootstrap: &[Multiaddr],
     genesis_key: &PublicKey,
     params: &NetworkParams,
+    our_name: &Name,
 ) -> Result<(ElderRecord, Option<SignedSap>), SectionsNodeError> {
     let mut last = String::from("no bootstrap peer");
     // A peer's parameters are its own word: one that differs from ours stops the join only if
     // no other bootstrap peer runs ours.
     let mut other_params = None;
+    // After a split a peer serves its own half, whose elders would refuse us: the join stops
+    // on it only if no other bootstrap peer serves our section.
+    let mut other_section = None;
     for round in 1..=QUERY_ROUNDS {
         for addr in bootstrap {
             let Some(peer) = peer_of(addr) else {
@@ -444,6 +448,16 @@ pub async fn query_section(
                     other_params.get_or_insert((addr.clone(), a.params));
                     last = format!("{addr}: other network parameters");
                 }
+                Ok(a) if !a.section.record.sap.prefix.matches(our_name) => {
+                    let prefix = a.section.record.sap.prefix;
+                    warn!(
+                        %addr,
+                        %prefix,
+                        "a bootstrap peer serves a section that does not hold this node's name"
+                    );
+                    other_section.get_or_insert((addr.clone(), prefix));
+                    last = format!("{addr}: section {prefix}, which does not hold our name");
+                }
                 Ok(a) => {
                     let found = (a.section.record, a.section.signed);
                     info!(
@@ -466,6 +480,14 @@ pub async fn query_section(
                  (start it with the section's values)",
                 theirs.flags(),
                 params.flags()
+            )));
+        }
+        if let Some((addr, prefix)) = &other_section {
+            return Err(SectionsNodeError::Join(format!(
+                "the section at {addr} ({prefix}) does not hold this node's name {}, and no \
+                 bootstrap peer serves one that does: bootstrap from a node of this node's own \
+                 section",
+                hex::encode(&our_name.0[..4])
             )));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -247,6 +247,22 @@ pub async fn run(
     result
 }
 
+/// Refuses a data directory whose `key_chain.json` outlived its `sections.redb`: the database
+/// of an earlier run was lost or moved, and starting without it would draw a new genesis key
+/// (or join as a new member) under the same identity, beside the old network's chain file.
+fn refuse_lost_database(data_dir: &std::path::Path) -> Result<(), SectionsNodeError> {
+    let chain_file = data_dir.join("key_chain.json");
+    if chain_file.exists() && !data_dir.join("sections.redb").exists() {
+        return Err(SectionsNodeError::Config(format!(
+            "{} holds key_chain.json of an earlier run but no sections.redb: its database was \
+             lost or moved. Restore sections.redb, or start the node in a new data directory \
+             (it then joins again as a new member)",
+            data_dir.display()
+        )));
+    }
+    Ok(())
+}
+
 async fn run_in(
     config: SectionsNodeConfig,
     keys: Arc<NodeKeys>,
@@ -254,6 +270,7 @@ async fn run_in(
 ) -> Result<(), SectionsNodeError> {
     keyquorum_devchain::data_dir::create(&config.data_dir)
         .map_err(|reason| SectionsNodeError::Config(format!("data directory: {reason}")))?;
+    refuse_lost_database(&config.data_dir)?;
     let node_key = section_node_key(&keys);
     let store = SectionsStore::open(&config.data_dir.join("sections.redb"), keys.clone())?;
     if store.has_left()? {
@@ -346,6 +363,7 @@ async fn run_in(
             &config.bootstrap,
             &genesis_key,
             &join::NetworkParams::new(config.params, config.round),
+            &our_peer.name(),
         )
         .await?;
         let coordinator = Coordinator::new(
@@ -938,6 +956,9 @@ impl Runtime {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         let mut answers = self.answers_rx.take().expect("the runtime runs once");
         let mut member_lists = self.members_rx.take().expect("the runtime runs once");
+        // The chain file holds what `/sections` serves from the start, not only after the
+        // first change (a genesis node that never handed over would have none).
+        self.write_chain_file();
         tokio::pin!(shutdown);
         loop {
             // A shutdown already asked for wins over whatever else is ready (select! picks
@@ -1957,6 +1978,18 @@ impl Runtime {
 mod tests {
     use super::*;
     use keyquorum_crypto::tbls::{self, MinPk};
+
+    #[test]
+    fn a_chain_file_without_its_database_is_refused_naming_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        refuse_lost_database(dir.path()).unwrap();
+        std::fs::write(dir.path().join("key_chain.json"), b"{}").unwrap();
+        let e = refuse_lost_database(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("no sections.redb"), "{e}");
+        assert!(e.contains(&dir.path().display().to_string()), "{e}");
+        std::fs::write(dir.path().join("sections.redb"), b"").unwrap();
+        refuse_lost_database(dir.path()).unwrap();
+    }
     use keyquorum_sections::session::{DkgStart, FailureObservation};
 
     fn key(i: u64) -> Secret<Scalar> {
