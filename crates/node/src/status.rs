@@ -80,7 +80,8 @@ pub struct SittingOutStatus {
     /// Its session id (hex).
     #[serde(default)]
     pub session_id: String,
-    /// Why: [`SAT_OUT_CONTRIBUTION_ON_BOARD`] or [`SAT_OUT_NO_RECORD`].
+    /// Why: [`SAT_OUT_CONTRIBUTION_ON_BOARD`], [`SAT_OUT_DISQUALIFIED`] or
+    /// [`SAT_OUT_NO_RECORD`].
     pub reason: String,
     /// Whether this node is still a member for the next ceremony of this kind. A view
     /// ceremony's: while it is registered (a candidate, taking part from this database, which
@@ -103,6 +104,10 @@ pub const SAT_OUT_CONTRIBUTION_ON_BOARD: &str = "contribution_on_board";
 /// variant's deals before the reports), and this database was not the node's record when the
 /// ceremony started (new, or restored with `--restored-from-backup`).
 pub const SAT_OUT_NO_RECORD: &str = "no_record_of_dealing";
+/// [`SittingOutStatus::reason`]: nothing of its own is on the complaint variant's board, but
+/// the board disqualified it as a dealer (it was away while the ceremony ran, or its database
+/// lost the record of deals that no player reported).
+pub const SAT_OUT_DISQUALIFIED: &str = "disqualified_on_board";
 
 /// This node off the chain's candidate list after an eviction: registered with its stake, but
 /// never selected until it is listed again (chains that cap the list: the EVM coordinator).

@@ -387,6 +387,17 @@ pub struct SigningKeyHeld {
     pub own_position: Option<u32>,
 }
 
+/// The board's phase, as the chain's last `PhaseChanged` named it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    /// `idle`, `contribute`, `share`, `publish` or `wait`.
+    pub name: String,
+    /// Last block of the phase.
+    pub deadline: u64,
+    /// Board attempt of the ceremony in progress.
+    pub attempt: u32,
+}
+
 /// Everything the node persists besides inputs and secrets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeState {
@@ -440,6 +451,10 @@ pub struct NodeState {
     /// caught up early, so the node must follow an authoritative endpoint.
     #[serde(default)]
     pub caught_up: bool,
+    /// The board's phase as the last processed block left it, so that `/status` shows it
+    /// again after a restart instead of nothing until the next change.
+    #[serde(default)]
+    pub phase: Option<PhaseRecord>,
     /// The running ceremony. Stored as `ceremony`; a state written under its earlier name,
     /// `session`, still loads.
     #[serde(alias = "session")]

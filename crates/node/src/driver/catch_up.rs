@@ -34,8 +34,8 @@
 
 use super::*;
 use crate::status::{
-    SAT_OUT_CONTRIBUTION_ON_BOARD, SAT_OUT_NO_RECORD, SAT_OUT_SIGNING_KEY, SAT_OUT_VIEW,
-    SittingOutStatus,
+    SAT_OUT_CONTRIBUTION_ON_BOARD, SAT_OUT_DISQUALIFIED, SAT_OUT_NO_RECORD, SAT_OUT_SIGNING_KEY,
+    SAT_OUT_VIEW, SittingOutStatus,
 };
 
 /// What a ceremony's board shows of whether a dealer dealt.
@@ -48,6 +48,10 @@ pub(super) enum DealTrace {
     /// The board cannot show it yet: the complaint variant's deals go point to point, and its
     /// board names them only in the players' reports.
     NotYet,
+    /// Nothing of its own is on the board, but the board disqualified it (players complained
+    /// of deals they did not get): a dealer that was away while the ceremony ran, or one that
+    /// lost its record of dealing to players that then did not report. Taken as [`Self::Shown`].
+    Disqualified,
 }
 
 /// What a complaint-variant board shows of dealer `dealer` (also player `player`, if it
@@ -59,11 +63,10 @@ pub(super) fn complaint_deal_trace<C: Curve>(
     dealer: u32,
     player: Option<u32>,
 ) -> DealTrace {
-    if board.signed_hash(dealer).is_some()
-        || board.is_disqualified(dealer)
-        || player.is_some_and(|p| board.has_report(p))
-    {
+    if board.signed_hash(dealer).is_some() || player.is_some_and(|p| board.has_report(p)) {
         DealTrace::Shown
+    } else if board.is_disqualified(dealer) {
+        DealTrace::Disqualified
     } else if board.phase() > ComplaintBoardPhase::Report {
         DealTrace::Absent
     } else {
@@ -156,7 +159,7 @@ impl Driver {
     /// why a restored database starts with `--restored-from-backup`, forgetting it caught up).
     pub(super) fn may_have_dealt(&self, trace: DealTrace) -> bool {
         match trace {
-            DealTrace::Shown => true,
+            DealTrace::Shown | DealTrace::Disqualified => true,
             DealTrace::Absent => false,
             DealTrace::NotYet => !self.state.caught_up,
         }
@@ -165,15 +168,26 @@ impl Driver {
     /// Sitting a ceremony out because this node may have dealt in it: said in the log, counted
     /// and shown on `/status`.
     pub(super) fn report_sitting_out(&mut self, out: SittingOutStatus) {
-        error!(
-            view = out.view,
-            ceremony = %out.ceremony,
-            reason = %out.reason,
-            "this node may have dealt in this ceremony but this database has no record of it \
-             (a new database, or one restored from a backup); sitting it out instead of \
-             dealing again"
-        );
-        self.fault_seen("sat_out_lost_state");
+        if out.reason == SAT_OUT_DISQUALIFIED {
+            warn!(
+                view = out.view,
+                ceremony = %out.ceremony,
+                reason = %out.reason,
+                "the board disqualified this node as a dealer in this ceremony while it was \
+                 away (or its database lost the record of its deals); sitting it out"
+            );
+            self.fault_seen("sat_out_disqualified");
+        } else {
+            error!(
+                view = out.view,
+                ceremony = %out.ceremony,
+                reason = %out.reason,
+                "this node may have dealt in this ceremony but this database has no record of \
+                 it (a new database, or one restored from a backup); sitting it out instead of \
+                 dealing again"
+            );
+            self.fault_seen("sat_out_lost_state");
+        }
         self.observe(Observation::CeremonySatOut(out));
     }
 
@@ -206,6 +220,7 @@ impl Driver {
             session_id: session_id.into(),
             reason: match trace {
                 DealTrace::Shown => SAT_OUT_CONTRIBUTION_ON_BOARD,
+                DealTrace::Disqualified => SAT_OUT_DISQUALIFIED,
                 DealTrace::Absent | DealTrace::NotYet => SAT_OUT_NO_RECORD,
             }
             .into(),

@@ -348,6 +348,11 @@ impl Driver {
             } => {
                 let name = phase.as_str().to_string();
                 self.phase_deadline = *deadline;
+                self.state.phase = Some(PhaseRecord {
+                    name: name.clone(),
+                    deadline: *deadline,
+                    attempt: *attempt,
+                });
                 debug!(view, ceremony_number, attempt, phase = %name, deadline, "phase");
                 let replayed = self.is_history(height);
                 self.observe(Observation::PhaseChanged {

@@ -139,8 +139,8 @@ use crate::keys::NodeKeys;
 use crate::report::Observation;
 use crate::status::{MagicBlockMismatch, PendingStatus};
 use crate::store::{
-    Batch, CeremonyRecord, ExclusionRecord, NodeState, OutputRecord, PendingMagic, Seat,
-    ShareRecord, Store, StoreError,
+    Batch, CeremonyRecord, ExclusionRecord, NodeState, OutputRecord, PendingMagic, PhaseRecord,
+    Seat, ShareRecord, Store, StoreError,
 };
 
 pub use beacon::{MAX_ENDED_CHAINS, beacon_genesis_time, ended_chains, scheme_id};
@@ -391,6 +391,7 @@ impl Driver {
             .active_block()?
             .filter(|b| state.current_hash.as_deref() == Some(hex::encode(b.hash()).as_str()));
         let stored_cursor = state.cursor;
+        let phase_deadline = state.phase.as_ref().map_or(0, |p| p.deadline);
         let mut d = Driver {
             store,
             keys,
@@ -402,7 +403,7 @@ impl Driver {
             fresh_secrets: HashMap::new(),
             recent: VecDeque::new(),
             observations: Vec::new(),
-            phase_deadline: 0,
+            phase_deadline,
             head: None,
             follower,
             block_time_ms: 0,

@@ -48,13 +48,23 @@ impl Driver {
             });
         }
         // The view change under way, as its selection showed it before the restart, with the
-        // part the seat now gives this node (the board's phase comes with the next block).
+        // part the seat now gives this node.
         if let Some(rec) = &self.state.ceremony
             && let Ok(ceremony) = rec.spec.ceremony()
         {
             let role = seat_role(&ceremony, &self.me, rec.seat);
             let pending = pending_status(rec.view, rec.ceremony_number, &ceremony, &self.me, role);
             self.observe(Observation::CeremonySelected(pending));
+        }
+        // The board's phase as the last block before the restart left it (not timed: it began
+        // before this process).
+        if let Some(p) = &self.state.phase {
+            self.observe(Observation::PhaseChanged {
+                phase: p.name.clone(),
+                deadline: p.deadline,
+                attempt: p.attempt,
+                replayed: true,
+            });
         }
     }
 

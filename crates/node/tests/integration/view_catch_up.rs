@@ -168,11 +168,19 @@ fn joins_as_a_player_only(past: ComplaintBoardPhase) {
     assert_eq!(seat, Some(Seat::Player));
     assert_eq!(h.status[AWAY].lock().unwrap().sitting_out, None);
     assert_eq!(pending_role(&h), "player");
-    // A restart shows the view change under way with the same part, not the selected one.
+    // A restart shows the view change under way with the same part, not the selected one,
+    // and the board's phase as it was (before, none until the next phase change).
+    let shown = |h: &Harness| {
+        let s = h.status[AWAY].lock().unwrap();
+        (s.phase.clone(), s.phase_deadline)
+    };
+    let before = shown(&h);
+    assert!(!before.0.is_empty());
     h.drivers[AWAY] = None;
     h.fresh_status(AWAY);
     let effects = h.reopen(AWAY);
     assert_eq!(pending_role(&h), "player");
+    assert_eq!(shown(&h), before);
     h.apply(AWAY, effects);
     h.run_until(60, |h| h.contract.state().current_view == 1);
     assert_eq!(h.sent[AWAY].len(), sent, "it dealt");
@@ -199,4 +207,29 @@ fn a_member_back_in_the_report_phase_of_a_complaint_view_ceremony_deals_and_keep
 #[test]
 fn a_member_back_in_the_justification_phase_of_a_complaint_view_ceremony_plays_without_dealing() {
     joins_as_a_player_only(ComplaintBoardPhase::Report);
+}
+
+/// Back once the justifications are closed, its database its own record: the board shows no
+/// deal of it but disqualified it (the players complained of deals it never sent), so it sits
+/// the ceremony out, saying why: disqualified while away, a warning, not lost state. Before, it
+/// was told at error level that its database had no record of a contribution on the board.
+#[test]
+fn a_member_back_after_the_justifications_sits_out_as_disqualified_not_as_lost_state() {
+    let (h, _) = down_past(ComplaintBoardPhase::Justify);
+    let shown = h.status[AWAY]
+        .lock()
+        .unwrap()
+        .sitting_out
+        .clone()
+        .expect("it sits the ceremony out");
+    assert_eq!(shown.reason, keyquorum_node::status::SAT_OUT_DISQUALIFIED);
+    let faults = "keyquorum_faults_seen_total";
+    assert_eq!(
+        h.metrics[AWAY].get(faults, &[("fault", "sat_out_disqualified")]),
+        1.0
+    );
+    assert_eq!(
+        h.metrics[AWAY].get(faults, &[("fault", "sat_out_lost_state")]),
+        0.0
+    );
 }
