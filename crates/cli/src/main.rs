@@ -311,6 +311,12 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
             "--committee {n}: at most {most} participants"
         )));
     }
+    if args.quorum == Some(0) {
+        return Err(CliError::usage("--quorum must be at least 1"));
+    }
+    if args.threshold == Some(0) {
+        return Err(CliError::usage("--threshold must be at least 1"));
+    }
     let f = keyquorum_dkg::Params::bft_faults(n);
     // By default as many faulty members as the chosen parameters tolerate (`n - k`, within
     // the BFT bound), so that a run with a larger quorum is not beyond its bound by default.
@@ -401,9 +407,14 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
         )));
     }
     keyquorum_dkg::Params::new(cfg.nodes, cfg.threshold, cfg.quorum).map_err(|e| {
+        // A value the user did not give is the default for the committee: said so.
+        let given = |set: bool| if set { "" } else { " (the default)" };
         CliError::Usage(format!(
-            "--threshold {} with --quorum {} and --committee {n}: {e}",
-            cfg.threshold, cfg.quorum
+            "--threshold {}{} with --quorum {}{} and --committee {n}: {e}",
+            cfg.threshold,
+            given(args.threshold.is_some()),
+            cfg.quorum,
+            given(args.quorum.is_some()),
         ))
     })?;
     if cfg.reshare {

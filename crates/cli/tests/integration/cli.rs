@@ -134,7 +134,7 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 67] = [
+    let cases: [(&[&str], &str); 70] = [
         (
             &["chain", "--contract", "c.toml", "--committee", "5"],
             "cannot be used with",
@@ -564,6 +564,19 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
         (
             &["sim", "--committee", "4", "--threshold", "9"],
             "threshold",
+        ),
+        // A value not given is named as the default.
+        (
+            &["sim", "--committee", "10", "--quorum", "6"],
+            "--threshold 7 (the default) with --quorum 6 and --committee 10",
+        ),
+        (
+            &["sim", "--committee", "4", "--quorum", "0"],
+            "--quorum must be at least 1",
+        ),
+        (
+            &["sim", "--committee", "4", "--threshold", "0"],
+            "--threshold must be at least 1",
         ),
         // Options of one sim mode given to the other would be dropped without a word.
         (
