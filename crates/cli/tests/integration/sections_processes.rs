@@ -186,3 +186,55 @@ async fn a_joiner_says_at_once_that_its_bootstrap_peer_is_not_reachable() {
     assert!(line.contains(&nodes[0].peer_id), "{line}");
     assert!(line.contains("round=1 of=10"), "{line}");
 }
+
+/// One elder a section: each join whose name sorts first replaces the lone elder. A member
+/// only the outgoing elder admitted (the genesis node, admitted by nobody but itself) is known
+/// to no current elder, so the new elder asks the outgoing one too. Before, the third node,
+/// elder after the second, never learnt the genesis node: its member list lacked it for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_lone_elder_learns_the_members_only_the_outgoing_elder_knew() {
+    let _network = crate::common::network_slot().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _logs = crate::common::LogsOnFailure(dir);
+    std::fs::write(dir.join("pass"), format!("{}\n", common::PASSPHRASE)).unwrap();
+    // Names in descending order: each node joins below the one before and takes its place.
+    let mut nodes: Vec<NodeSpec> = (0..3).map(|i| new_key(dir, i)).collect();
+    nodes.sort_by_key(|n| std::cmp::Reverse(name_of(n)));
+    let params = ["--elder-count", "1", "--min-section-size", "20"];
+    let spawn = |i: usize, genesis: Option<&str>| {
+        common::sections::start(dir, &nodes, i, genesis, ROUND_MS, &params)
+    };
+    let mut procs = vec![spawn(0, None)];
+    let genesis = wait_for("the genesis node", Duration::from_secs(30), async || {
+        view(&nodes[0]).await
+    })
+    .await
+    .genesis_key;
+    for i in 1..3 {
+        procs.push(spawn(i, Some(&genesis)));
+        wait_for(
+            &format!("node {i} the lone elder"),
+            Duration::from_secs(90),
+            async || {
+                view(&nodes[i])
+                    .await
+                    .filter(|v| v.elder && v.elders.len() == 1)
+            },
+        )
+        .await;
+    }
+    let all: Vec<String> = {
+        let mut names: Vec<String> = nodes.iter().map(|n| hex::encode(name_of(n).0)).collect();
+        names.sort();
+        names
+    };
+    let last = wait_for(
+        "the last elder's members",
+        Duration::from_secs(60),
+        async || view(&nodes[2]).await.filter(|v| v.member_names == all),
+    )
+    .await;
+    verify(&last, &genesis);
+    drop(procs);
+}

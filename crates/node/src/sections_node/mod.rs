@@ -32,8 +32,11 @@
 //!   so that every elder selects from the members the others know, a node that applies a SAP
 //!   listing it as an elder, or that restarts as an elder, asks each other elder of the SAP
 //!   for its members ([`join::Request::Members`], answered only to an elder of the answerer's
-//!   SAP). It takes a record once more elders listed it than the SAP tolerates faulty
-//!   ([`MemberTally`]), and adds it if it is under its prefix with a valid proof of
+//!   SAP, by an elder or by an elder of the SAP before it). It takes a record once more elders
+//!   listed it than the SAP tolerates faulty ([`MemberTally`]); after a SAP it applied, it
+//!   also asks the outgoing SAP's elders and takes a record once more of them listed it than
+//!   their SAP tolerated faulty (members only they admitted are known to no current elder);
+//!   it adds a record if it is under its prefix with a valid proof of
 //!   possession, of a name it did not know and not of a member that left through it (its
 //!   `"departed"` names). It drops its members that as many elders report departed (a leave
 //!   it missed), but for the members it admitted within the last 30 s; then it selects again
@@ -782,6 +785,12 @@ struct Runtime {
     members_rx: Option<mpsc::Receiver<MemberList>>,
     /// The listings of our last ask for member lists, and its tasks (aborted by the next ask).
     member_tally: Option<MemberTally>,
+    /// The elders of the SAP before the current one, as this node applied the current one
+    /// (empty after a restart): a new elder asks them too, since members only they admitted
+    /// are known to none of the current elders ([`Runtime::ask_members`]).
+    outgoing_elders: Vec<Peer>,
+    /// The tally of the outgoing elders' lists, by their own fault bound.
+    outgoing_tally: Option<MemberTally>,
     member_asks: Vec<tokio::task::JoinHandle<()>>,
     /// When to ask again even without a new SAP ([`MEMBERS_REFRESH_ROUNDS`]).
     members_ask_at: Instant,
@@ -920,6 +929,8 @@ impl Runtime {
             members_tx,
             members_rx: Some(members_rx),
             member_tally: None,
+            outgoing_elders: Vec::new(),
+            outgoing_tally: None,
             member_asks: Vec::new(),
             members_ask_at: Instant::now() + members_refresh(config.round),
             admitted_at: BTreeMap::new(),
@@ -1130,7 +1141,13 @@ impl Runtime {
             }
             Ok(join::Request::Members) => {
                 let c = self.coordinator.coordinator();
-                if c.our_share().is_none() {
+                // An elder of the SAP before this one answers the new elders too: members only
+                // it admitted are known to none of them.
+                let outgoing = self
+                    .outgoing_elders
+                    .iter()
+                    .any(|p| p.name() == self.our_name);
+                if c.our_share().is_none() && !outgoing {
                     return Ok(vec![join::REFUSED_NOT_ELDER]);
                 }
                 // Only another elder selects from the list; nobody else learns the members.
@@ -1417,11 +1434,13 @@ impl Runtime {
         let c = self.coordinator.coordinator();
         let generation = c.chain().key_count();
         let previous_prefix = c.sap().prefix;
+        let previous_elders = c.sap().elders.clone();
         let signed = input.signed_sap().cloned();
         let had_share = c.our_share().is_some();
         let result = self.coordinator.take(&input);
         let c = self.coordinator.coordinator();
         if c.chain().key_count() != generation {
+            self.outgoing_elders = previous_elders;
             self.applied(signed, previous_prefix)?;
         } else if !had_share && c.our_share().is_some() {
             // A listed elder that missed its handover's DKG (down, or caught up onto the SAP)
@@ -1531,6 +1550,7 @@ impl Runtime {
             task.abort();
         }
         self.member_tally = None;
+        self.outgoing_tally = None;
         let c = self.coordinator.coordinator();
         let sap = c.sap();
         if !sap.names().contains(&self.our_name) {
@@ -1538,7 +1558,7 @@ impl Runtime {
         }
         let generation = c.chain().key_count();
         let prefix = sap.prefix;
-        let elders: Vec<Peer> = sap
+        let mut elders: Vec<Peer> = sap
             .elders
             .iter()
             .filter(|p| p.name() != self.our_name)
@@ -1549,6 +1569,29 @@ impl Runtime {
             elders.iter().map(Peer::name).collect(),
             sap.elders.len(),
         ));
+        // The outgoing elders too, counted by their own SAP's fault bound: a member only they
+        // admitted (one that joined through a lone elder just replaced, say) is known to none
+        // of the current elders. Those also in the current SAP are asked once; their answer
+        // counts in both tallies.
+        let outgoing: Vec<Peer> = self
+            .outgoing_elders
+            .iter()
+            .filter(|p| p.name() != self.our_name)
+            .cloned()
+            .collect();
+        if !outgoing.is_empty() {
+            self.outgoing_tally = Some(MemberTally::new(
+                generation,
+                outgoing.iter().map(Peer::name).collect(),
+                self.outgoing_elders.len(),
+            ));
+            let current: BTreeSet<Name> = elders.iter().map(Peer::name).collect();
+            elders.extend(
+                outgoing
+                    .into_iter()
+                    .filter(|p| !current.contains(&p.name())),
+            );
+        }
         let known: Arc<BTreeSet<Name>> =
             Arc::new(self.members.iter().map(|m| m.peer.name()).collect());
         debug!(
@@ -1594,21 +1637,36 @@ impl Runtime {
         let current =
             c.chain().key_count() == generation && c.sap().names().contains(&self.our_name);
         let prefix = c.sap().prefix;
-        let Some(tally) = self
-            .member_tally
-            .as_mut()
-            .filter(|t| current && t.generation() == generation)
-        else {
+        // The current elders' tally and the outgoing elders': an elder of both counts in both.
+        let tallies: Vec<&mut MemberTally> =
+            [self.member_tally.as_mut(), self.outgoing_tally.as_mut()]
+                .into_iter()
+                .flatten()
+                .filter(|t| current && t.generation() == generation)
+                .collect();
+        if tallies.is_empty() {
             debug!(elder = %hex::encode(from.0), generation, "member list of an earlier ask dropped");
             return Ok(());
-        };
-        let reached = match tally.count(from, peers, departed) {
-            Ok(reached) => reached,
-            Err(e) => {
-                debug!(elder = %hex::encode(from.0), reason = %e, "member list not counted");
-                return Ok(());
+        }
+        let mut reached: BTreeMap<Name, Peer> = BTreeMap::new();
+        let mut counted = false;
+        for tally in tallies {
+            match tally.count(from, peers.clone(), departed) {
+                Ok(records) => {
+                    counted = true;
+                    for peer in records {
+                        reached.entry(peer.name()).or_insert(peer);
+                    }
+                }
+                Err(e) => {
+                    debug!(elder = %hex::encode(from.0), reason = %e, "member list not counted in a tally")
+                }
             }
-        };
+        }
+        if !counted {
+            return Ok(());
+        }
+        let reached: Vec<Peer> = reached.into_values().collect();
         let dropped = self.drop_departed()?;
         let known: BTreeSet<Name> = self.members.iter().map(|m| m.peer.name()).collect();
         let learnt: Vec<Member> = reached
@@ -1659,15 +1717,17 @@ impl Runtime {
     fn drop_departed(&mut self) -> Result<usize, SectionsNodeError> {
         let now = Instant::now();
         self.admitted_at.retain(|_, at| now < *at + ADMISSION_GRACE);
-        let Some(tally) = &self.member_tally else {
-            return Ok(0);
-        };
-        let ours = self
+        let ours: Vec<Name> = self
             .members
             .iter()
             .map(|m| m.peer.name())
-            .filter(|name| *name != self.our_name && !self.admitted_at.contains_key(name));
-        let departed: BTreeSet<Name> = tally.departed(ours).into_iter().collect();
+            .filter(|name| *name != self.our_name && !self.admitted_at.contains_key(name))
+            .collect();
+        let departed: BTreeSet<Name> = [self.member_tally.as_ref(), self.outgoing_tally.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|t| t.departed(ours.iter().copied()))
+            .collect();
         if departed.is_empty() {
             return Ok(0);
         }
