@@ -108,6 +108,8 @@ const UNREACHABLE_AFTER: Duration = Duration::from_secs(10);
 /// The first pause before a refused chain is tried again; it doubles up to
 /// [`REFUSED_RETRY_MAX`].
 const REFUSED_RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The most sends, pulls and transactions held while the chain is refused.
+const MAX_HELD_WHILE_REFUSED: usize = 10_000;
 /// The longest pause before a refused chain is tried again.
 const REFUSED_RETRY_MAX: Duration = Duration::from_secs(10);
 
@@ -120,13 +122,12 @@ fn refusal_pause(refusal: &mut Option<Duration>) -> Duration {
 }
 
 /// Says that the follower refuses the chain from `refused.height` on (once: when the refusal
-/// `begins`), and tells the runtime; `false` once the runtime has stopped. `retried`: whether
-/// the chain is tried again, or refused for good.
+/// `begins`), and tells the runtime; `false` once the runtime has stopped. The chain is tried
+/// again after a pause; a refusal that cannot be lifted is said then.
 async fn refuse_following(
     follow_tx: &mpsc::Sender<Follow>,
     refused: crate::status::ChainRefusedStatus,
     begins: bool,
-    retried: bool,
 ) -> bool {
     if !begins {
         debug!(height = refused.height, reason = %refused.reason, "the chain is still refused");
@@ -138,19 +139,12 @@ async fn refuse_following(
             "refusing the chain before its first block: check --chain-config-digest and \
              --chain-url; following nothing (shown on /status as chain_refused)"
         );
-    } else if retried {
+    } else {
         error!(
             height = refused.height,
             reason = %refused.reason,
             "refusing the chain: following nothing until it serves blocks that follow on from \
              this node's (tried again every few seconds; shown on /status as chain_refused)"
-        );
-    } else {
-        error!(
-            height = refused.height,
-            reason = %refused.reason,
-            "refusing the chain for good: following nothing more (restart the node once the \
-             chain is right; shown on /status as chain_refused)"
         );
     }
     follow_tx.send(Follow::Refused(refused)).await.is_ok()
@@ -817,6 +811,9 @@ struct Runtime<C: ChainClient> {
     /// The follower refuses the chain (another chain under this node, or the adapter's
     /// refusal, [`ChainClient::chain_refused`]), until the chain it followed is back.
     follow_refused: bool,
+    /// Sends, pulls and transactions of this node while the chain was refused, for when it is
+    /// back (at most [`MAX_HELD_WHILE_REFUSED`]).
+    held_while_refused: Vec<Effect>,
     /// The chain refused this node's registration for want of balance (the adapter's own
     /// refusals, a full candidate list on EVM, are [`ChainClient::registration_refused`]);
     /// cleared once it is registered.
@@ -856,7 +853,13 @@ impl<C: ChainClient> Runtime<C> {
         let refused = self.refused();
         for e in effects {
             match e {
-                Effect::Send { .. } | Effect::Pull { .. } | Effect::Submit(_) if refused => {}
+                // Held, not sent: they go out if the chain this node followed is back
+                // ([`Follow::Resumed`]). Bounded: a long refusal keeps the first ones.
+                e @ (Effect::Send { .. } | Effect::Pull { .. } | Effect::Submit(_)) if refused => {
+                    if self.held_while_refused.len() < MAX_HELD_WHILE_REFUSED {
+                        self.held_while_refused.push(e);
+                    }
+                }
                 Effect::Crash => {
                     // The state (including "crashed once") is durable: die like kill -9.
                     std::process::abort();
@@ -1733,7 +1736,7 @@ async fn run_node<C: ChainClient>(
                         match lost_blocks(&chain, &genesis, b.height, from).await {
                             LostBlocks::Replaced(refused) => {
                                 let begins = refusal.is_none();
-                                if !refuse_following(&follow_tx, refused, begins, true).await {
+                                if !refuse_following(&follow_tx, refused, begins).await {
                                     return;
                                 }
                                 tokio::time::sleep(refusal_pause(&mut refusal)).await;
@@ -1812,13 +1815,20 @@ async fn run_node<C: ChainClient>(
                     Err(e) => {
                         if let Some(refused) = chain.chain_refused() {
                             let begins = refusal.is_none();
-                            let retried = chain.retry_refused().await;
-                            if !refuse_following(&follow_tx, refused, begins, retried).await
-                                || !retried
-                            {
+                            if !refuse_following(&follow_tx, refused, begins).await {
                                 return;
                             }
+                            // Lifted only after the pause, once the runtime holds the refusal:
+                            // the adapter's own refusal keeps sends back until then.
                             tokio::time::sleep(refusal_pause(&mut refusal)).await;
+                            if !chain.retry_refused().await {
+                                error!(
+                                    "the chain's refusal stands: a block ran and differs from \
+                                     what this node's contract makes of it; restart the node \
+                                     once the chain runs this node's contract version"
+                                );
+                                return;
+                            }
                             continue;
                         }
                         debug!(error = %e, "chain poll failed");
@@ -1931,6 +1941,7 @@ async fn run_node<C: ChainClient>(
         held: Vec::new(),
         height_advanced_at: Instant::now(),
         follow_refused: false,
+        held_while_refused: Vec::new(),
         balance_refusal: None,
         account_registered_at: None,
         account_refusal: None,
@@ -1998,11 +2009,14 @@ async fn run_node<C: ChainClient>(
                     rt.follow_refused = true;
                     reporter.observe(Observation::ChainUnreachable(None));
                     reporter.observe(Observation::ChainRefused(Some(refused)));
-                    rt.txq.queue.clear();
                 }
                 Follow::Resumed => {
                     rt.follow_refused = false;
                     reporter.observe(Observation::ChainRefused(None));
+                    // What this node would have sent meanwhile goes out now, and its queued
+                    // transactions with it (the queue waits while the chain is refused).
+                    let held = std::mem::take(&mut rt.held_while_refused);
+                    rt.apply(&driver, held).await;
                 }
                 Follow::Head(h) => {
                     let effects = in_place(|| driver.set_head(h))?;

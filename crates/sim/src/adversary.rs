@@ -73,10 +73,11 @@ pub enum AdversaryKind {
     Crash,
     /// Crashes at a random step and restarts later with its storage lost: its seed, the
     /// messages it received and its old share are gone, and only the board can be read again.
-    /// It comes back as a player only, fed the board's posts and deadlines so far, as a node
-    /// that lost its database does (it never deals again: a deal from a fresh seed could
-    /// contradict one of its own already on the board); a member that does not play sits the
-    /// rest out.
+    /// It comes back as a player only, fed the board's posts and deadlines so far; a member
+    /// that does not play sits the rest out. This is stricter than a node's rule for a lost
+    /// database, which also sits out where its deal may be on the board and deals again where
+    /// the board shows none while deals still count: here it never deals again (a deal from a
+    /// fresh seed could contradict one already on the board), and it pulls nothing it missed.
     LostStorage,
     /// Posts two different commitments (ack-or-reveal) / shows different commitments to
     /// different players (complaint).

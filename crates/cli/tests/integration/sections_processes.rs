@@ -211,16 +211,12 @@ async fn a_new_lone_elder_learns_the_members_only_the_outgoing_elder_knew() {
     })
     .await
     .genesis_key;
-    for i in 1..3 {
+    for (i, node) in nodes.iter().enumerate().skip(1) {
         procs.push(spawn(i, Some(&genesis)));
         wait_for(
             &format!("node {i} the lone elder"),
             Duration::from_secs(90),
-            async || {
-                view(&nodes[i])
-                    .await
-                    .filter(|v| v.elder && v.elders.len() == 1)
-            },
+            async || view(node).await.filter(|v| v.elder && v.elders.len() == 1),
         )
         .await;
     }

@@ -415,6 +415,8 @@ pub async fn query_section(
     // on it only if no other bootstrap peer serves our section.
     let mut other_section = None;
     for round in 1..=QUERY_ROUNDS {
+        // A peer not reached this round may be the one that serves our section.
+        let mut unreached = false;
         for addr in bootstrap {
             let Some(peer) = peer_of(addr) else {
                 last = format!("{addr} names no peer");
@@ -430,6 +432,7 @@ pub async fn query_section(
                     // wrong or stopped bootstrap peer is not a silent wait.
                     warn!(%addr, round, of = QUERY_ROUNDS, error = %e, "bootstrap peer not reachable");
                     last = format!("{addr}: {e}");
+                    unreached = true;
                     continue;
                 }
             };
@@ -482,7 +485,10 @@ pub async fn query_section(
                 params.flags()
             )));
         }
-        if let Some((addr, prefix)) = &other_section {
+        if let Some((addr, prefix)) = other_section
+            .as_ref()
+            .filter(|_| !unreached || round == QUERY_ROUNDS)
+        {
             return Err(SectionsNodeError::Join(format!(
                 "the section at {addr} ({prefix}) does not hold this node's name {}, and no \
                  bootstrap peer serves one that does: bootstrap from a node of this node's own \

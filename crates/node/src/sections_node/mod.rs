@@ -33,9 +33,10 @@
 //!   listing it as an elder, or that restarts as an elder, asks each other elder of the SAP
 //!   for its members ([`join::Request::Members`], answered only to an elder of the answerer's
 //!   SAP, by an elder or by an elder of the SAP before it). It takes a record once more elders
-//!   listed it than the SAP tolerates faulty ([`MemberTally`]); after a SAP it applied, it
-//!   also asks the outgoing SAP's elders and takes a record once more of them listed it than
-//!   their SAP tolerated faulty (members only they admitted are known to no current elder);
+//!   listed it than the SAP tolerates faulty ([`MemberTally`]); after applying a SAP that
+//!   directly succeeds the one it held, it also asks the outgoing SAP's elders under its
+//!   prefix, once, and takes a record once more of them listed it than their SAP tolerated
+//!   faulty (members only they admitted are known to no current elder);
 //!   it adds a record if it is under its prefix with a valid proof of
 //!   possession, of a name it did not know and not of a member that left through it (its
 //!   `"departed"` names). It drops its members that as many elders report departed (a leave
@@ -785,10 +786,14 @@ struct Runtime {
     members_rx: Option<mpsc::Receiver<MemberList>>,
     /// The listings of our last ask for member lists, and its tasks (aborted by the next ask).
     member_tally: Option<MemberTally>,
-    /// The elders of the SAP before the current one, as this node applied the current one
-    /// (empty after a restart): a new elder asks them too, since members only they admitted
-    /// are known to none of the current elders ([`Runtime::ask_members`]).
+    /// The elders of the SAP before the current one, when this node applied the current one
+    /// as its direct successor (empty after a restart or a catch-up over several SAPs): a new
+    /// elder asks those under its prefix once, at its first ask after the SAP, since members
+    /// only they admitted are known to none of the current elders ([`Runtime::ask_members`]);
+    /// and one of them answers the new elders.
     outgoing_elders: Vec<Peer>,
+    /// Whether [`Runtime::outgoing_elders`] was asked already for the current SAP.
+    outgoing_asked: bool,
     /// The tally of the outgoing elders' lists, by their own fault bound.
     outgoing_tally: Option<MemberTally>,
     member_asks: Vec<tokio::task::JoinHandle<()>>,
@@ -930,6 +935,7 @@ impl Runtime {
             members_rx: Some(members_rx),
             member_tally: None,
             outgoing_elders: Vec::new(),
+            outgoing_asked: false,
             outgoing_tally: None,
             member_asks: Vec::new(),
             members_ask_at: Instant::now() + members_refresh(config.round),
@@ -1440,7 +1446,14 @@ impl Runtime {
         let result = self.coordinator.take(&input);
         let c = self.coordinator.coordinator();
         if c.chain().key_count() != generation {
-            self.outgoing_elders = previous_elders;
+            // Only a direct successor's: the elders of a SAP several links back (a catch-up)
+            // are no authority on the current members.
+            self.outgoing_elders = if c.chain().key_count() == generation + 1 {
+                previous_elders
+            } else {
+                Vec::new()
+            };
+            self.outgoing_asked = false;
             self.applied(signed, previous_prefix)?;
         } else if !had_share && c.our_share().is_some() {
             // A listed elder that missed its handover's DKG (down, or caught up onto the SAP)
@@ -1573,12 +1586,18 @@ impl Runtime {
         // admitted (one that joined through a lone elder just replaced, say) is known to none
         // of the current elders. Those also in the current SAP are asked once; their answer
         // counts in both tallies.
-        let outgoing: Vec<Peer> = self
-            .outgoing_elders
-            .iter()
-            .filter(|p| p.name() != self.our_name)
-            .cloned()
-            .collect();
+        // Asked once: their lists freeze once they step down (they refuse joins and leaves),
+        // so a later ask could bring back a member that left since. Only those under our
+        // prefix (after a split the other half's refuse); the bound stays their SAP's.
+        let outgoing: Vec<Peer> = if std::mem::replace(&mut self.outgoing_asked, true) {
+            Vec::new()
+        } else {
+            self.outgoing_elders
+                .iter()
+                .filter(|p| p.name() != self.our_name && prefix.matches(&p.name()))
+                .cloned()
+                .collect()
+        };
         if !outgoing.is_empty() {
             self.outgoing_tally = Some(MemberTally::new(
                 generation,
