@@ -35,9 +35,9 @@ quorum = {{ percent = 75 }}
 keep_previous_percent = 70
 min_stake = 1
 [phases]
-contribute = 10
-share = 15
-publish = 10
+contribute = 20
+share = 20
+publish = 20
 wait = 12
 [slashing]
 misbehaviour_percent = 10

@@ -137,7 +137,17 @@ async fn sigkill_during_writes_loses_no_acknowledged_transaction() {
         let clients: Vec<_> = (0..CLIENTS)
             .map(|id| tokio::spawn(submitter(addr, id, round, acked.clone())))
             .collect();
-        let delay = 250 + rng.next(500);
+        // The kill comes while clients are writing: after a first acknowledgement (which
+        // waits for a durable commit, slow on a loaded disk), at a random point after it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while acked.lock().unwrap().len() == before {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no transaction acknowledged in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let delay = rng.next(500);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         child.start_kill().unwrap(); // SIGKILL
         child.wait().await.unwrap();
@@ -146,7 +156,7 @@ async fn sigkill_during_writes_loses_no_acknowledged_transaction() {
         }
         let now = acked.lock().unwrap().len();
         eprintln!(
-            "round {round}: height {height} at start ({} txs), killed after {delay} ms, {} acked",
+            "round {round}: height {height} at start ({} txs), killed {delay} ms after the first ack, {} acked",
             counts.len(),
             now - before
         );

@@ -78,11 +78,17 @@ async fn restart_keeps_blocks_state_and_pending() {
     assert_eq!(chain.status().await.unwrap().pending_txs, 5);
     chain.stop().await.unwrap();
 
-    // Run 3: the pending transactions are re-queued and land in the first new block, in order.
-    let chain = Chain::start(config(dir.path(), 30), KvMachine::new(2))
+    // Run 3: the pending transactions are re-queued (read with the long interval again: at
+    // 30 ms the first block may have taken them before the read)...
+    let chain = Chain::start(config(dir.path(), 60_000), KvMachine::new(2))
         .await
         .unwrap();
     assert_eq!(chain.status().await.unwrap().pending_txs, 5);
+    chain.stop().await.unwrap();
+    // ...and land in the first new block, in order.
+    let chain = Chain::start(config(dir.path(), 30), KvMachine::new(2))
+        .await
+        .unwrap();
     assert!(
         chain
             .wait_for_height(height + 1, Duration::from_secs(5))

@@ -19,6 +19,13 @@ fn contract() -> ContractMachine {
     ContractMachine(Contract::new(config).unwrap())
 }
 
+/// A loopback address for a chain started again on it later: below the ephemeral range, so
+/// that no outgoing connection takes its port while the chain is down.
+fn restartable_addr() -> std::net::SocketAddr {
+    let port = keyquorum_node::ports::free_loopback_port(&mut Default::default()).unwrap();
+    ([127, 0, 0, 1], port).into()
+}
+
 async fn start_chain(dir: &std::path::Path, listen: std::net::SocketAddr) -> Chain {
     Chain::start(
         ChainConfig {
@@ -61,7 +68,7 @@ async fn until_unreachable(addr: std::net::SocketAddr, unreachable: bool) -> Sta
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_reports_a_chain_that_stops_answering_and_clears_it_when_it_is_back() {
     let chain_dir = tempfile::tempdir().unwrap();
-    let chain = start_chain(chain_dir.path(), ([127, 0, 0, 1], 0).into()).await;
+    let chain = start_chain(chain_dir.path(), restartable_addr()).await;
     let chain_addr = chain.local_addr();
     let url = format!("http://{chain_addr}");
     let node_dir = tempfile::tempdir().unwrap();
@@ -105,7 +112,7 @@ async fn a_node_reports_a_chain_that_stops_answering_and_clears_it_when_it_is_ba
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_refuses_a_chain_wiped_and_started_again_under_it() {
     let chain_dir = tempfile::tempdir().unwrap();
-    let chain = start_chain(chain_dir.path(), ([127, 0, 0, 1], 0).into()).await;
+    let chain = start_chain(chain_dir.path(), restartable_addr()).await;
     let chain_addr = chain.local_addr();
     let url = format!("http://{chain_addr}");
     let node_dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,10 @@
 //! stored view, registration and nonce and followed nothing, or skipped the new chain's first
 //! blocks.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use keyquorum_node::chain::{
     Blocks, ChainAction, ChainClient, ChainStatus, Prepared, Sender, SignatureRoute, SubmitOutcome,
@@ -62,12 +65,61 @@ impl ChainClient for Idle {
     }
 }
 
-/// Runs the node on `dir` against `chain` for half a second: `Ok` if it was still running
-/// then (it is stopped), its error if it returned first.
+/// `chain`, telling `followed` when the node first asks it for blocks: only the follower does,
+/// once the node has checked and bound its data directory to the chain.
+#[derive(Clone)]
+struct Watched {
+    chain: Idle,
+    followed: Arc<Notify>,
+}
+
+impl ChainClient for Watched {
+    type Error = NoTransactions;
+    type Tx = ();
+
+    fn signature_route(&self) -> SignatureRoute {
+        self.chain.signature_route()
+    }
+
+    fn prepare(
+        &self,
+        action: &ChainAction,
+        sender: Sender<'_>,
+    ) -> Result<Prepared<()>, Unprepared> {
+        self.chain.prepare(action, sender)
+    }
+
+    async fn status(&self) -> Result<ChainStatus, NoTransactions> {
+        self.chain.status().await
+    }
+
+    async fn blocks(&self, from: u64, wait_ms: u64) -> Result<Blocks, NoTransactions> {
+        self.followed.notify_one();
+        self.chain.blocks(from, wait_ms).await
+    }
+
+    async fn submit(
+        &self,
+        tx: (),
+        retry_of: Option<[u8; 32]>,
+    ) -> Result<SubmitOutcome, NoTransactions> {
+        self.chain.submit(tx, retry_of).await
+    }
+}
+
+/// Runs the node on `dir` against `chain` until it follows the chain, then stops it: `Ok` if
+/// it got that far, its error if it returned first. (A fixed time to run was not enough on a
+/// loaded machine: a stop that came before the node reached its chain check ended it with `Ok`
+/// unchecked.)
 fn start(dir: &std::path::Path, master: u8, chain: Idle) -> Result<(), runtime::NodeError> {
     let config = node_config(dir, &[]);
     let rt = two_workers();
     rt.block_on(async move {
+        let followed = Arc::new(Notify::new());
+        let chain = Watched {
+            chain,
+            followed: followed.clone(),
+        };
         let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
         let mut node = tokio::spawn(runtime::run(
             config,
@@ -78,16 +130,18 @@ fn start(dir: &std::path::Path, master: u8, chain: Idle) -> Result<(), runtime::
             },
             None,
         ));
-        match tokio::time::timeout(Duration::from_millis(500), &mut node).await {
-            Ok(returned) => returned.unwrap(),
-            Err(_) => {
-                stop_tx.send(()).unwrap();
-                tokio::time::timeout(Duration::from_secs(20), node)
-                    .await
-                    .expect("the node stops")
-                    .unwrap()
+        tokio::select! {
+            returned = &mut node => return returned.unwrap(),
+            _ = followed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {
+                panic!("the node neither returned nor followed its chain in a minute")
             }
         }
+        stop_tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), node)
+            .await
+            .expect("the node stops")
+            .unwrap()
     })
 }
 
