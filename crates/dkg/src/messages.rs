@@ -268,6 +268,17 @@ impl<C: Curve> SignedPost<C> {
         self.post.encode_after(&self.signature.0)
     }
 
+    /// The session a signed post's bytes name, read without decoding the rest; `None` unless
+    /// they start as a post does. A post of another ceremony may not decode for this one (its
+    /// committee can be larger), and this tells it apart from one that is malformed.
+    pub fn claimed_session(bytes: &[u8]) -> Option<SessionId> {
+        let post = bytes.get(SIGNATURE_LEN..)?;
+        if !matches!(*post.first()?, TAG_CONTRIBUTION | TAG_PUBLICATION) {
+            return None;
+        }
+        post.get(1..33)?.try_into().ok()
+    }
+
     /// Decodes a signed post.
     pub fn decode(bytes: &[u8], max_players: usize) -> Result<Self, WireError> {
         if bytes.len() < SIGNATURE_LEN {
@@ -444,5 +455,33 @@ mod tests {
         // A decoded copy (digest from the received bytes) signs the same payload.
         let decoded = Post::<Bls12381G1>::decode(&large.encode(), 64).unwrap();
         assert_eq!(decoded.signed_payload(), large.signed_payload());
+    }
+
+    /// The session is read from a signed post that does not decode for a smaller committee,
+    /// and from nothing that is not a post.
+    #[test]
+    fn a_posts_session_is_read_without_decoding_it() {
+        let key = IdentityKeypair::from_seed(&[9; 32]).unwrap();
+        let post = contribution(64, 1);
+        let signature = key.sign(Purpose::Post, &post.signed_payload());
+        let bytes = SignedPost { post, signature }.encode();
+        assert!(SignedPost::<Bls12381G1>::decode(&bytes, 4).is_err());
+        assert_eq!(
+            SignedPost::<Bls12381G1>::claimed_session(&bytes),
+            Some([7; 32])
+        );
+        assert_eq!(
+            SignedPost::<Bls12381G1>::claimed_session(&bytes[..SIGNATURE_LEN + 32]),
+            None
+        );
+        let deal = Direct::Deal(Deal {
+            session: [7; 32],
+            dealer: 0,
+            player: 1,
+            ciphertext: vec![1; 80],
+        });
+        let mut as_post = vec![0; SIGNATURE_LEN];
+        as_post.extend_from_slice(&deal.encode());
+        assert_eq!(SignedPost::<Bls12381G1>::claimed_session(&as_post), None);
     }
 }

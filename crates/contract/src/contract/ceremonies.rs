@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use keyquorum_dkg::SessionId;
 use keyquorum_dkg::board::{BoardError, BoardPhase, Exclusion, Outcome, Penalty, check_authentic};
 use keyquorum_dkg::complaint::messages::{ComplaintPost, SignedComplaintPost};
 use keyquorum_dkg::complaint::{
@@ -13,6 +14,7 @@ use keyquorum_dkg::complaint::{
 };
 use keyquorum_dkg::identity::IdentityPublicKey;
 use keyquorum_dkg::messages::{Post, SignedPost};
+use keyquorum_dkg::wire::WireError;
 
 use crate::config::{DkgVariant, KeyMode};
 use crate::error::Rejection;
@@ -65,8 +67,9 @@ pub(super) fn authentic_post(
     let ceremony = &live.ceremony;
     match &live.board {
         LiveBoard::AckReveal(_) => {
-            let signed = SignedPost::<Group>::decode(post, ceremony.n())
-                .map_err(Rejection::MalformedPost)?;
+            let signed = SignedPost::<Group>::decode(post, ceremony.n()).map_err(|e| {
+                undecoded(SignedPost::<Group>::claimed_session(post), ceremony.id(), e)
+            })?;
             if signed.post.session() != ceremony.id() {
                 return Err(Rejection::WrongSession);
             }
@@ -84,7 +87,13 @@ pub(super) fn authentic_post(
         LiveBoard::Complaint(_) => {
             let signed =
                 SignedComplaintPost::<Group>::decode(post, ceremony.n(), ceremony.dealer_count())
-                    .map_err(Rejection::MalformedPost)?;
+                    .map_err(|e| {
+                    undecoded(
+                        SignedComplaintPost::<Group>::claimed_session(post),
+                        ceremony.id(),
+                        e,
+                    )
+                })?;
             if signed.post.session() != ceremony.id() {
                 return Err(Rejection::WrongSession);
             }
@@ -98,6 +107,18 @@ pub(super) fn authentic_post(
             check_complaint_authentic(ceremony, &signed).map_err(Rejection::ComplaintBoard)?;
             Ok(AuthenticPost::Complaint(signed))
         }
+    }
+}
+
+/// Why a post that did not decode is refused: another session's post (a node retrying one of
+/// an earlier ceremony, whose committee may not decode for this one) is the free
+/// [`Rejection::WrongSession`] that timing explains, as it is when it decodes; anything else is
+/// malformed, at the sender's cost.
+fn undecoded(claimed: Option<SessionId>, ours: &SessionId, e: WireError) -> Rejection {
+    if claimed.is_some_and(|s| &s != ours) {
+        Rejection::WrongSession
+    } else {
+        Rejection::MalformedPost(e)
     }
 }
 

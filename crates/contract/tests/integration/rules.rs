@@ -559,6 +559,21 @@ fn dkg_posts() {
         },
     );
     rejected(&mut sim.contract, &bytes, h, "wrong_session");
+    // A post of another session that does not decode for this committee (one of an earlier
+    // ceremony's, with more players, sent again by a restarted node) is that too, and free;
+    // before, it was charged as malformed.
+    // (Here its count of commitment points is past this committee's bound.)
+    let mut other = signed_a.post.clone();
+    if let Post::Contribution(c) = &mut other {
+        c.session = [9; 32];
+    }
+    let mut post = resign(a, other);
+    // Signature, tag, session, dealer, then the count.
+    let count = keyquorum_dkg::identity::SIGNATURE_LEN + 1 + 32 + 4;
+    post[count..count + 4].copy_from_slice(&[0xff; 4]);
+    assert!(SignedPost::<Group>::decode(&post, 6).is_err());
+    let bytes = sim.tx(a, TxBody::DkgPost { post });
+    rejected(&mut sim.contract, &bytes, h, "wrong_session");
     // A dealer position outside the committee.
     let mut other = signed_a.post.clone();
     if let Post::Contribution(c) = &mut other {

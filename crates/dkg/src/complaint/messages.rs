@@ -881,6 +881,24 @@ impl<C: Curve> SignedComplaintPost<C> {
         out
     }
 
+    /// The session a signed post's bytes name, read without decoding the rest; `None` unless
+    /// they start as a post does (as [`crate::messages::SignedPost::claimed_session`]).
+    pub fn claimed_session(bytes: &[u8]) -> Option<SessionId> {
+        let post = bytes.get(SIGNATURE_LEN..)?;
+        if !matches!(
+            *post.first()?,
+            TAG_REPORT
+                | TAG_JUSTIFICATION
+                | TAG_FELDMAN
+                | TAG_COMPLAINT
+                | TAG_RECONSTRUCTION
+                | TAG_DISPUTE
+        ) {
+            return None;
+        }
+        post.get(1..33)?.try_into().ok()
+    }
+
     /// Decodes a signed post (bounds as in [`ComplaintPost::decode`]).
     pub fn decode(bytes: &[u8], max_players: usize, max_dealers: usize) -> Result<Self, WireError> {
         if bytes.len() < SIGNATURE_LEN {
