@@ -186,6 +186,14 @@ impl DeployConfig {
                 return Err(format!("{key} must be at least 1"));
             }
         }
+        if self.unbonding_blocks == 0 {
+            return Err(
+                "unbonding_blocks must be at least 1: a fault proof against a member \
+                 that left must land before its stake is withdrawn, and with 0 it could be \
+                 withdrawn in the block that ends its service"
+                    .into(),
+            );
+        }
         if self.beacon_period == 0 || self.beacon_period > 3600 {
             return Err(format!(
                 "beacon_period must be 1 to 3600 seconds, not {}",
@@ -444,6 +452,13 @@ mod tests {
                     ..d()
                 },
                 "view_length must be at least 1",
+            ),
+            (
+                DeployConfig {
+                    unbonding_blocks: 0,
+                    ..d()
+                },
+                "unbonding_blocks must be at least 1",
             ),
             (
                 DeployConfig {
