@@ -1454,15 +1454,44 @@ pub struct NodeInfo {
     pub p2p_addrs: Vec<Multiaddr>,
 }
 
-async fn wait_for_chain<C: ChainClient>(chain: &C) -> ChainStatus {
-    let mut logged = false;
+/// The chain's status once it answers. A chain that has not answered for
+/// [`UNREACHABLE_AFTER`] is reported as the follower reports one that stops answering (a
+/// warning, `chain_unreachable` on `/status`, `keyquorum_chain_unreachable`): a wrong chain URL
+/// at the first start is the commonest case, and monitoring should see it.
+async fn wait_for_chain<C: ChainClient>(chain: &C, reporter: &Reporter) -> ChainStatus {
+    // When the reads started failing, by the monotonic and the wall clock, and the first error.
+    let mut failing: Option<(Instant, std::time::SystemTime, String)> = None;
+    let mut reported = false;
     loop {
         match chain.status().await {
-            Ok(status) => return status,
+            Ok(status) => {
+                if reported {
+                    info!("the chain answers");
+                    reporter.observe(Observation::ChainUnreachable(None));
+                }
+                return status;
+            }
             Err(e) => {
-                if !logged {
+                let (since, since_wall, first) = failing.get_or_insert_with(|| {
                     info!(error = %e, "waiting for the chain");
-                    logged = true;
+                    (Instant::now(), std::time::SystemTime::now(), e.to_string())
+                });
+                if !reported && since.elapsed() >= UNREACHABLE_AFTER {
+                    reported = true;
+                    warn!(
+                        for_secs = since.elapsed().as_secs(),
+                        error = %first,
+                        "the chain has not answered since the start: check --chain-url \
+                         (retrying)"
+                    );
+                    reporter.observe(Observation::ChainUnreachable(Some(
+                        crate::status::ChainUnreachableStatus {
+                            since_unix_secs: since_wall
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_secs()),
+                            error: first.clone(),
+                        },
+                    )));
                 }
             }
         }
@@ -1671,9 +1700,10 @@ async fn run_node<C: ChainClient>(
         }));
     }
 
+    let reporter = Arc::new(Reporter::new(status.clone(), metrics.clone()));
     // A node told to stop while its chain does not answer stops.
     let reached = tokio::select! {
-        status = wait_for_chain(&chain) => status,
+        status = wait_for_chain(&chain, &reporter) => status,
         () = &mut shutdown => {
             info!("stopped while waiting for the chain");
             net.shutdown().await;
@@ -1694,7 +1724,6 @@ async fn run_node<C: ChainClient>(
         store.bind_chain_origin(origin).map_err(DriverError::from)?;
     }
     info!(%chain_id, beacon_scheme = %configured_beacon.scheme, beacon_period = configured_beacon.period_secs, "connected to the chain");
-    let reporter = Arc::new(Reporter::new(status.clone(), metrics.clone()));
     let (mut driver, effects) = Driver::open(store, keys.clone(), config.fault)?;
     driver.set_configured_beacon(configured_beacon);
     reporter.apply(driver.drain_observations());

@@ -193,3 +193,36 @@ async fn a_node_refuses_a_chain_wiped_and_started_again_under_it() {
             .any(|l| l == "keyquorum_chain_refused 0")
     );
 }
+
+/// A node whose chain has never answered since its start (a wrong chain URL, or the chain not
+/// up yet) says so as one that stopped answering does; before, `/status` and the gauge showed
+/// nothing wrong, with one info line in the log. Once the chain is there it is followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reports_a_chain_that_never_answered_since_its_start() {
+    let chain_addr = restartable_addr();
+    let started_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let node_dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = common::spawn_node(
+        &format!("http://{chain_addr}"),
+        [77; 32],
+        100,
+        node_dir.path(),
+    )
+    .await;
+    let down = until_unreachable(addr, true).await;
+    let reported = down.chain_unreachable.unwrap();
+    assert!(reported.since_unix_secs >= started_at, "{reported:?}");
+    assert!(!reported.error.is_empty());
+
+    let chain_dir = tempfile::tempdir().unwrap();
+    let _chain = start_chain(chain_dir.path(), chain_addr).await;
+    until_unreachable(addr, false).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::status_of(addr).await.height == 0 {
+        assert!(Instant::now() < deadline, "the node follows nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
