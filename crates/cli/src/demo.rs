@@ -99,9 +99,11 @@ pub struct DemoArgs {
     /// and more than one view, as the holders its ceremony slashes sit out the reshare, which
     /// needs a threshold of the others: 2 of the default 7 seats with t = 5, so the third
     /// fault, signing-key-skip-feldman, is not shown]. On the embedded chain the dealer quorum (75% of the committee) is lowered
-    /// to the honest dealers for faulty dealers (with --fault bad-share more than the
-    /// parameters then allow is refused; equivocating ones beyond that need standbys for a
-    /// retry); with --chain anvil it is always lowered, and refused where it cannot be.
+    /// to the honest dealers for bad-share, equivocating and forging dealers (with --fault
+    /// bad-share more than the parameters then allow is refused; equivocating ones beyond that
+    /// need standbys for a retry), not for silent or crashed ones: with more of those than the
+    /// quorum tolerates the first ceremony fails and its retry needs standbys (--nodes above
+    /// --committee); with --chain anvil it is always lowered, and refused where it cannot be.
     #[arg(long)]
     pub faulty: Option<usize>,
     /// What the faulty nodes do in the view changes [default: equivocate; bad-share with
@@ -779,15 +781,20 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
                 "{given} with a committee of {n} and the dealer quorum k = {k} the demo sets ({quorum}): {e}; give another --threshold, a larger --committee or fewer --faulty"
             ));
         }
-        // Equivocating and forging dealers are disqualified and silent ones deal nothing: with
-        // more of them than `n - k` the view change's first ceremony fails, and its retry,
-        // which bans the disqualified for the rest of the view change and seats only the
-        // members that took part, must fill all `n` seats from the other nodes.
-        let disqualified =
-            args.view_change_dealers(&[Fault::Equivocate, Fault::ForgeAckAggregate, Fault::Silent]);
+        // Equivocating and forging dealers are disqualified, silent ones deal nothing and
+        // crashed ones (down from the share phase on) publish nothing: with more of them than
+        // `n - k` the view change's first ceremony fails, and its retry, which bans the
+        // disqualified for the rest of the view change and seats only the members that took
+        // part, must fill all `n` seats from the other nodes.
+        let disqualified = args.view_change_dealers(&[
+            Fault::Equivocate,
+            Fault::ForgeAckAggregate,
+            Fault::Silent,
+            Fault::Crash,
+        ]);
         if disqualified > n - k && args.nodes - disqualified < n {
             return Err(format!(
-                "--faulty {disqualified} with --fault {}: more dealers disqualified or silent than the {} a committee of {n} with quorum k = {k} tolerates, so the first ceremony fails and its retry, without them, needs {n} other nodes, but --nodes {} leaves {}: use --nodes {} or more, fewer --faulty, or another --fault",
+                "--faulty {disqualified} with --fault {}: more dealers disqualified, silent or crashed than the {} a committee of {n} with quorum k = {k} tolerates, so the first ceremony fails and its retry, without them, needs {n} other nodes, but --nodes {} leaves {}: use --nodes {} or more, fewer --faulty, or another --fault",
                 args.fault_of(0).name(),
                 n - k,
                 args.nodes,

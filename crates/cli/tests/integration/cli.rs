@@ -134,7 +134,7 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 70] = [
+    let cases: [(&[&str], &str); 71] = [
         (
             &["chain", "--contract", "c.toml", "--committee", "5"],
             "cannot be used with",
@@ -344,7 +344,7 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
         ),
         (
             &["demo", "--faulty", "4"],
-            "--faulty 4 with --fault equivocate: more dealers disqualified or silent than the 1 a committee of 7 with quorum k = 6 tolerates",
+            "--faulty 4 with --fault equivocate: more dealers disqualified, silent or crashed than the 1 a committee of 7 with quorum k = 6 tolerates",
         ),
         (
             &[
@@ -358,7 +358,7 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
                 "--fault",
                 "silent",
             ],
-            "--faulty 2 with --fault silent: more dealers disqualified or silent than the 1 a committee of 4 with quorum k = 3 tolerates, so the first ceremony fails and its retry, without them, needs 4 other nodes, but --nodes 4 leaves 2: use --nodes 6 or more",
+            "--faulty 2 with --fault silent: more dealers disqualified, silent or crashed than the 1 a committee of 4 with quorum k = 3 tolerates, so the first ceremony fails and its retry, without them, needs 4 other nodes, but --nodes 4 leaves 2: use --nodes 6 or more",
         ),
         (
             &[
@@ -374,7 +374,21 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
                 "--fault",
                 "silent",
             ],
-            "--faulty 2 with --fault silent: more dealers disqualified or silent than the 1",
+            "--faulty 2 with --fault silent: more dealers disqualified, silent or crashed than the 1",
+        ),
+        (
+            &[
+                "demo",
+                "--committee",
+                "7",
+                "--nodes",
+                "7",
+                "--faulty",
+                "2",
+                "--fault",
+                "crash",
+            ],
+            "--faulty 2 with --fault crash: more dealers disqualified, silent or crashed than the 1 a committee of 7 with quorum k = 6 tolerates, so the first ceremony fails and its retry, without them, needs 7 other nodes, but --nodes 7 leaves 5: use --nodes 9 or more",
         ),
         (
             &[
