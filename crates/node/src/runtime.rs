@@ -1586,6 +1586,44 @@ async fn run_node<C: ChainClient>(
         metrics.clone(),
         config.fault,
     );
+    // The listeners first: a start that fails on a port in use leaves no database behind,
+    // which would bind the data directory to this identity for a node that never ran.
+    let beacon_http = if config.beacon.enabled {
+        BeaconHttp::default()
+    } else {
+        BeaconHttp::disabled()
+    };
+    let served = StatusHandle {
+        status: status.clone(),
+        metrics: metrics.clone(),
+        beacon: beacon_http.clone(),
+        sign: sign.clone(),
+    };
+    let (status_addr, server) = crate::status::serve(config.status_listen, served.clone()).await?;
+    spawned.status_server = Some(server);
+    spawned.served = Some(served);
+
+    let listen: Multiaddr = config
+        .listen
+        .parse()
+        .map_err(|e| NodeError::Config(format!("listen: {e}")))?;
+    let bootstrap: Vec<Multiaddr> = config
+        .bootstrap
+        .iter()
+        .map(|b| b.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| NodeError::Config(format!("bootstrap: {e}")))?;
+    let (net, mut net_rx) = Network::new(net_config(&keys, listen, bootstrap))
+        .map_err(|e| NodeError::Net(e.to_string()))?;
+    sign.set_network(net.clone());
+    let p2p_addrs: Vec<Multiaddr> =
+        tokio::time::timeout(Duration::from_secs(10), net.listen_addrs())
+            .await
+            .map_err(|_| NodeError::Net("not listening after 10 s".into()))?
+            .map_err(|e| NodeError::Net(e.to_string()))?
+            .into_iter()
+            .map(|a| a.with(Protocol::P2p(keys.peer_id())))
+            .collect();
     // A restored database forgets it caught up before anything else can happen, waiting for
     // the chain included: a process stopped in that wait and started again without the flag
     // (it is for one start) must still find the mark.
@@ -1633,42 +1671,6 @@ async fn run_node<C: ChainClient>(
             error!(error = %e, "FROST nonce store not opened: the node runs on without Schnorr signing (it answers no FROST round and coordinates none) until the file is restored or moved aside and the node restarted")
         }
     }
-    let beacon_http = if config.beacon.enabled {
-        BeaconHttp::default()
-    } else {
-        BeaconHttp::disabled()
-    };
-    let served = StatusHandle {
-        status: status.clone(),
-        metrics: metrics.clone(),
-        beacon: beacon_http.clone(),
-        sign: sign.clone(),
-    };
-    let (status_addr, server) = crate::status::serve(config.status_listen, served.clone()).await?;
-    spawned.status_server = Some(server);
-    spawned.served = Some(served);
-
-    let listen: Multiaddr = config
-        .listen
-        .parse()
-        .map_err(|e| NodeError::Config(format!("listen: {e}")))?;
-    let bootstrap: Vec<Multiaddr> = config
-        .bootstrap
-        .iter()
-        .map(|b| b.parse())
-        .collect::<Result<_, _>>()
-        .map_err(|e| NodeError::Config(format!("bootstrap: {e}")))?;
-    let (net, mut net_rx) = Network::new(net_config(&keys, listen, bootstrap))
-        .map_err(|e| NodeError::Net(e.to_string()))?;
-    sign.set_network(net.clone());
-    let p2p_addrs: Vec<Multiaddr> =
-        tokio::time::timeout(Duration::from_secs(10), net.listen_addrs())
-            .await
-            .map_err(|_| NodeError::Net("not listening after 10 s".into()))?
-            .map_err(|e| NodeError::Net(e.to_string()))?
-            .into_iter()
-            .map(|a| a.with(Protocol::P2p(keys.peer_id())))
-            .collect();
     info!(
         identity = %hex::encode(&keys.identity().public().as_bytes()[..8]),
         peer_id = %keys.peer_id(),

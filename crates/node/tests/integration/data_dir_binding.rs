@@ -244,3 +244,35 @@ fn a_data_dir_is_refused_to_a_chain_started_over_with_the_same_genesis() {
     );
     start(dir.path(), 7, with_origin).expect("its own chain still starts");
 }
+
+/// A start that fails on a port in use, the status server's or libp2p's, leaves no database:
+/// before, the new directory was bound to the identity of a node that never ran, and a later
+/// start there with the intended keystore was refused as another node's directory.
+#[test]
+fn a_start_refused_for_a_port_in_use_binds_no_data_dir() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap();
+    for port_in_use in ["status", "p2p"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = node_config(dir.path(), &[]);
+        if port_in_use == "status" {
+            config.status_listen = busy;
+        } else {
+            config.listen = format!("/ip4/127.0.0.1/tcp/{}", busy.port());
+        }
+        let err = two_workers()
+            .block_on(runtime::run(
+                config,
+                NodeKeys::from_master(&[8; 32]),
+                CHAIN_A,
+                std::future::pending(),
+                None,
+            ))
+            .unwrap_err();
+        assert!(
+            !dir.path().join("node.redb").exists(),
+            "a {port_in_use} port in use ({err}) left a database"
+        );
+        start(dir.path(), 7, CHAIN_A).expect("another identity then starts there");
+    }
+}
