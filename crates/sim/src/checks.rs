@@ -49,7 +49,9 @@ pub struct Summary<C: Curve> {
     pub output: Option<Box<DkgOutput<C>>>,
     /// Qualified dealers.
     pub qualified: Vec<u32>,
-    /// Exclusions as `role index fault` (the stable names: `dealer 3 bad_reveal`).
+    /// Exclusions as `role index (member m) fault`, the role's position and the member's
+    /// number (they differ for a reshare's players), with the stable names:
+    /// `dealer 3 (member 3) bad_reveal`.
     pub excluded: Vec<String>,
     /// Attempt that succeeded (or the last).
     pub attempts: u32,
@@ -402,10 +404,24 @@ fn check_stage<C: SimCurve>(
     Ok(Summary {
         output: Some(Box::new((*first).clone())),
         qualified: first.public.qualified.clone(),
+        // The member too: a reshare's players are numbered by their seats in the new
+        // committee, adversaries by member.
         excluded: first
             .exclusions
             .iter()
-            .map(|e| format!("{} {} {}", e.role.as_str(), e.index, e.fault.code()))
+            .map(|e| {
+                let member = r
+                    .results
+                    .iter()
+                    .find(|m| m.identity == e.identity)
+                    .map_or_else(|| "?".to_string(), |m| m.member.to_string());
+                format!(
+                    "{} {} (member {member}) {}",
+                    e.role.as_str(),
+                    e.index,
+                    e.fault.code()
+                )
+            })
             .collect(),
         attempts: first.attempt + 1,
         beyond_fault_bound: beyond(&losses),

@@ -259,7 +259,8 @@ pub struct RunReport {
     pub elapsed_ms: f64,
     /// Qualified dealers (of the last ceremony).
     pub qualified: Vec<u32>,
-    /// Excluded participants as `(role, index, fault)` strings.
+    /// Excluded participants as `role index (member m) fault` strings (see
+    /// [`checks::Summary::excluded`]).
     pub excluded: Vec<String>,
     /// Adversaries placed, as `(position, kind)`.
     pub adversaries: Vec<(usize, AdversaryKind)>,
