@@ -194,7 +194,7 @@ impl ChainConfig {
         if !self.listen.ip().is_loopback() && !self.allow_non_loopback {
             return Err(ConfigError::Invalid(format!(
                 "listen address {} is not loopback; the API is unauthenticated \
-                 (set allow_non_loopback = true to insist)",
+                 (set allow_non_loopback = true in the chain's configuration file, --config, to insist)",
                 self.listen
             )));
         }

@@ -330,6 +330,16 @@ pub fn keys(args: KeysArgs) -> Result<(), CliError> {
 pub fn node(args: NodeArgs) -> Result<(), CliError> {
     init_logging();
     let config = args.load()?;
+    // The keystore before its passphrase: without it, asking for the passphrase first names
+    // the wrong problem.
+    if !config.key_file.exists() {
+        return Err(CliError::Failed(format!(
+            "no keystore at {}: give --key-file, or create one with `keyquorum keys new \
+             --key-file {}`",
+            config.key_file.display(),
+            config.key_file.display()
+        )));
+    }
     let pass = config
         .passphrase_source()
         .read()

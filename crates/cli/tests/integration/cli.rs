@@ -882,6 +882,24 @@ fn a_failed_run_exits_1() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("error:"), "{err}");
+    // A missing keystore is named before the passphrase (unset here) is asked for.
+    let missing = dir.path().join("missing.key");
+    let o = run(&[
+        "node",
+        "--data-dir",
+        dir.path().join("db2").to_str().unwrap(),
+        "--key-file",
+        missing.to_str().unwrap(),
+        "--http-listen",
+        "127.0.0.1:0",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("no keystore at {}", missing.display())),
+        "{err}"
+    );
+    assert!(!dir.path().join("db2").exists(), "{err}");
 }
 
 #[test]
