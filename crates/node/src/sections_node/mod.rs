@@ -208,6 +208,9 @@ pub enum SectionsNodeError {
     /// Joining failed.
     #[error("join: {0}")]
     Join(String),
+    /// Leaving was refused (no section to leave, or a leave that would stall it).
+    #[error("leave: {0}")]
+    Leave(String),
     /// No elder admitted the joiner: what they answered ([`join::Admission::failure`]).
     #[error("join: {}", .0.failure().unwrap_or_default())]
     NotAdmitted(join::Admission),
@@ -498,7 +501,7 @@ pub async fn leave(
     }
     let store = SectionsStore::open(&path, keys.clone())?;
     let Some((record, ..)) = store.load()? else {
-        return Err(SectionsNodeError::Config(
+        return Err(SectionsNodeError::Leave(
             "no section state in the data directory".into(),
         ));
     };
@@ -512,7 +515,7 @@ pub async fn leave(
         .collect();
     let needed = keyquorum_sections::session::supermajority(all_elders);
     if elders.len() < all_elders && elders.len() < needed && !force {
-        return Err(SectionsNodeError::Config(format!(
+        return Err(SectionsNodeError::Leave(format!(
             "this node is one of its section's {all_elders} elders: without it the other {} \
              cannot sign a start (a supermajority of {all_elders} is {needed}), so the section \
              would stall for good. Run the node until the section has handed over to elders \
