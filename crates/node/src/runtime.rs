@@ -1463,6 +1463,8 @@ async fn wait_for_chain<C: ChainClient>(chain: &C, reporter: &Reporter) -> Chain
     let mut failing: Option<(Instant, std::time::SystemTime, String)> = None;
     let mut reported = false;
     loop {
+        // Taken before the read: a read that fails only at its timeout counts from its start.
+        let asked = (Instant::now(), std::time::SystemTime::now());
         match chain.status().await {
             Ok(status) => {
                 if reported {
@@ -1474,15 +1476,15 @@ async fn wait_for_chain<C: ChainClient>(chain: &C, reporter: &Reporter) -> Chain
             Err(e) => {
                 let (since, since_wall, first) = failing.get_or_insert_with(|| {
                     info!(error = %e, "waiting for the chain");
-                    (Instant::now(), std::time::SystemTime::now(), e.to_string())
+                    (asked.0, asked.1, e.to_string())
                 });
                 if !reported && since.elapsed() >= UNREACHABLE_AFTER {
                     reported = true;
                     warn!(
                         for_secs = since.elapsed().as_secs(),
                         error = %first,
-                        "the chain has not answered since the start: check --chain-url \
-                         (retrying)"
+                        "the chain has not answered since the start: check its address \
+                         (--chain-url, or --rpc with --chain evm; retrying)"
                     );
                     reporter.observe(Observation::ChainUnreachable(Some(
                         crate::status::ChainUnreachableStatus {
@@ -1565,6 +1567,63 @@ struct Spawned {
     served: Option<StatusHandle>,
 }
 
+/// Opens the node's database, bound to this identity, with what the start's flags record
+/// (`--restored-from-backup`, `--rejoin`), and the FROST nonce store.
+fn open_store(
+    config: &NodeConfig,
+    keys: &Arc<NodeKeys>,
+    sign: &SignService,
+) -> Result<Store, NodeError> {
+    // A restored database forgets it caught up before anything else can happen, waiting for
+    // the chain included: a process stopped in that wait and started again without the flag
+    // (it is for one start) must still find the mark.
+    let earlier_run = [config.beacon_db_path(), config.frost_nonces_path()];
+    if let Some(earlier) = missing_database(&config.db_path(), &earlier_run) {
+        warn!(
+            database = %config.db_path().display(),
+            found = ?earlier,
+            "this node's database is missing from a data directory an earlier run used; \
+             starting a new one. If it was lost, so are this node's shares: it reads the chain \
+             again, sits out a ceremony it may have dealt in, and holds no share until a view \
+             change seats it again. If a backup exists, stop the node, restore the file and \
+             start with --restored-from-backup"
+        );
+    }
+    let store = Store::open(&config.db_path()).map_err(DriverError::from)?;
+    store.bind_identity(keys).map_err(DriverError::from)?;
+    if config.restored_from_backup {
+        store
+            .mark_restored_from_backup()
+            .map_err(DriverError::from)?;
+        warn!(
+            "database restored from a backup: a ceremony started before this node has caught \
+             up with the chain again is sat out unless its board shows this node did not deal"
+        );
+    }
+    if config.rejoin {
+        store.forget_deregistration().map_err(DriverError::from)?;
+    }
+    match crate::sign::frost::NonceDb::open(&config.frost_nonces_path(), keys.clone()) {
+        Ok(db) if config.restored_from_backup => match db.forget_pending() {
+            Ok(dropped) => {
+                warn!(
+                    dropped,
+                    "FROST nonce store restored from a backup: nonces waiting for a round two dropped"
+                );
+                sign.set_nonce_db(Arc::new(db));
+            }
+            Err(e) => {
+                error!(error = %e, "FROST nonce store restored from a backup could not be cleared: this node cannot sign Schnorr signatures")
+            }
+        },
+        Ok(db) => sign.set_nonce_db(Arc::new(db)),
+        Err(e) => {
+            error!(error = %e, "FROST nonce store not opened: the node runs on without Schnorr signing (it answers no FROST round and coordinates none) until the file is restored or moved aside and the node restarted")
+        }
+    }
+    Ok(store)
+}
+
 /// [`run`]'s body; what it spawns goes into `spawned`, for [`run`] to stop.
 async fn run_node<C: ChainClient>(
     config: NodeConfig,
@@ -1586,8 +1645,16 @@ async fn run_node<C: ChainClient>(
         metrics.clone(),
         config.fault,
     );
-    // The listeners first: a start that fails on a port in use leaves no database behind,
-    // which would bind the data directory to this identity for a node that never ran.
+    // An existing database first, so that what this start's flags record (a restored
+    // backup) is durable before anything can fail, and a second process on the directory is
+    // told it is in use. A new one after the listeners: a start that fails on a port in use
+    // then leaves no database behind, which would bind the directory to this identity for a
+    // node that never ran.
+    let store = if config.db_path().exists() {
+        Some(open_store(&config, &keys, &sign)?)
+    } else {
+        None
+    };
     let beacon_http = if config.beacon.enabled {
         BeaconHttp::default()
     } else {
@@ -1624,53 +1691,10 @@ async fn run_node<C: ChainClient>(
             .into_iter()
             .map(|a| a.with(Protocol::P2p(keys.peer_id())))
             .collect();
-    // A restored database forgets it caught up before anything else can happen, waiting for
-    // the chain included: a process stopped in that wait and started again without the flag
-    // (it is for one start) must still find the mark.
-    let earlier_run = [config.beacon_db_path(), config.frost_nonces_path()];
-    if let Some(earlier) = missing_database(&config.db_path(), &earlier_run) {
-        warn!(
-            database = %config.db_path().display(),
-            found = ?earlier,
-            "this node's database is missing from a data directory an earlier run used; \
-             starting a new one. If it was lost, so are this node's shares: it reads the chain \
-             again, sits out a ceremony it may have dealt in, and holds no share until a view \
-             change seats it again. If a backup exists, stop the node, restore the file and \
-             start with --restored-from-backup"
-        );
-    }
-    let store = Store::open(&config.db_path()).map_err(DriverError::from)?;
-    store.bind_identity(&keys).map_err(DriverError::from)?;
-    if config.restored_from_backup {
-        store
-            .mark_restored_from_backup()
-            .map_err(DriverError::from)?;
-        warn!(
-            "database restored from a backup: a ceremony started before this node has caught \
-             up with the chain again is sat out unless its board shows this node did not deal"
-        );
-    }
-    if config.rejoin {
-        store.forget_deregistration().map_err(DriverError::from)?;
-    }
-    match crate::sign::frost::NonceDb::open(&config.frost_nonces_path(), keys.clone()) {
-        Ok(db) if config.restored_from_backup => match db.forget_pending() {
-            Ok(dropped) => {
-                warn!(
-                    dropped,
-                    "FROST nonce store restored from a backup: nonces waiting for a round two dropped"
-                );
-                sign.set_nonce_db(Arc::new(db));
-            }
-            Err(e) => {
-                error!(error = %e, "FROST nonce store restored from a backup could not be cleared: this node cannot sign Schnorr signatures")
-            }
-        },
-        Ok(db) => sign.set_nonce_db(Arc::new(db)),
-        Err(e) => {
-            error!(error = %e, "FROST nonce store not opened: the node runs on without Schnorr signing (it answers no FROST round and coordinates none) until the file is restored or moved aside and the node restarted")
-        }
-    }
+    let store = match store {
+        Some(store) => store,
+        None => open_store(&config, &keys, &sign)?,
+    };
     info!(
         identity = %hex::encode(&keys.identity().public().as_bytes()[..8]),
         peer_id = %keys.peer_id(),

@@ -307,6 +307,32 @@ fn the_restored_from_backup_mark_is_durable_before_the_node_waits_for_the_chain(
     assert_eq!(state.cursor, 1, "nothing followed");
 }
 
+/// The same when the start fails on a port in use: the mark is written before the listeners
+/// are bound, so the start after the port is freed, without the flag, still sits out.
+#[test]
+fn the_restored_from_backup_mark_survives_a_start_refused_for_a_port_in_use() {
+    let restored = tempfile::tempdir().unwrap();
+    backup(restored.path());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = node_config(restored.path(), &["--restored-from-backup"]);
+    config.status_listen = taken.local_addr().unwrap();
+    two_workers()
+        .block_on(runtime::run(
+            config,
+            keys(),
+            Unreachable,
+            std::future::pending::<()>(),
+            None,
+        ))
+        .expect_err("the status port is in use");
+    let state = Store::open(&restored.path().join("node.redb"))
+        .unwrap()
+        .load_state()
+        .unwrap()
+        .unwrap();
+    assert!(!state.caught_up);
+}
+
 /// A node told to stop while its chain does not answer stops (it waited for the chain first).
 #[test]
 fn a_node_waiting_for_its_chain_stops_when_told() {
