@@ -92,9 +92,10 @@ async fn a_member_down_during_a_handover_catches_up_after_its_restart() {
         assert_eq!(v.key_chain, views[0].key_chain);
     }
     assert!(views[0].elder && views[1].elder && !views[2].elder);
-    // Back on another port, which no retry of the handover's messages to the stopped member
-    // reaches however late it comes: only catching up can bring it the new SAP.
-    nodes[member].p2p = common::free_port();
+    // Past the network's retries of the handover's messages to the stopped member (about five
+    // seconds; twice that on a loaded machine), so only catching up can bring it the new SAP.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+
     procs[2] = Some(start(dir, &nodes, member, boot));
     let caught_up = at_generation(&nodes, &[member], 3).await.remove(0);
     verify(&caught_up, &genesis_hex);
