@@ -1198,8 +1198,15 @@ impl Ui {
         Self { bars, json }
     }
 
+    /// Prints `line` above the bars; to stderr when they are not drawn (output not a
+    /// terminal), where `println` would drop it.
     fn say(&self, line: String) {
-        if !self.json {
+        if self.json {
+            return;
+        }
+        if self.bars.is_hidden() {
+            eprintln!("{line}");
+        } else {
             let _ = self.bars.println(line);
         }
     }
