@@ -164,7 +164,8 @@ struct SimArgs {
     /// Output: a line per run and a summary, or (json) one JSON object on stdout (the summary,
     /// and every run under `results`: seed, result, ms, key_made, qualified, attempts, excluded,
     /// adversaries, reason, spoofed_messages_dropped, foreign_posts_refused) with the progress
-    /// lines on stderr. In sections mode a run's fields are seed, result, ms, sessions,
+    /// lines on stderr; an exclusion reads `role seat fault` with the member after the seat,
+    /// as in `player 9 (member 10) false_complaint`. In sections mode a run's fields are seed, result, ms, sessions,
     /// handovers, splits, sections, restarts, crash_restarts, refused, failed_combinations,
     /// faults_placed, unsettled_steps and violation.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]

@@ -123,7 +123,8 @@ pub enum Rejection {
         /// Last block of the phase.
         deadline: u64,
     },
-    /// The DKG post does not decode.
+    /// The DKG post does not decode (and does not name another session, which is
+    /// [`Rejection::WrongSession`]).
     #[error("malformed DKG post: {0}")]
     MalformedPost(WireError),
     /// The post is for another ceremony (its session id differs).
@@ -177,7 +178,7 @@ impl Rejection {
     /// the sender's nonce is consumed and the refusal counted
     /// ([`NodeRecord::refused_posts`](crate::state::NodeRecord::refused_posts)), with a
     /// `PostRefused` event. These are the refusals an honest node's own post never gets, whatever
-    /// the timing: a post that does not decode, names no dealer, is not the sender's, or whose
+    /// the timing: a post that does not decode (for this session), names no dealer, is not the sender's, or whose
     /// signature is bad. The sender's chain key signed the transaction, so the refusal is its
     /// own; without a cost, one registered key could have a block carry any number of them at the
     /// same nonce. Refusals that timing alone explains (late, duplicate, wrong phase, attempt or

@@ -107,7 +107,8 @@
 //! ([`signing_key`], "Slashing").
 //!
 //! ## Posts that cannot be honest, and floods of them
-//! A `DkgPost` whose post does not decode, names no dealer, is not the sender's own, or carries
+//! A `DkgPost` whose post does not decode (unless its prefix names another session: a post of
+//! an earlier ceremony retried, refused for its session at no cost), names no dealer, is not the sender's own, or carries
 //! a bad post signature ([`Rejection::charges_sender`]) is refused by [`Contract::check_tx`],
 //! the same checks as in a block (the signature's answer is remembered in the ceremony's check
 //! cache, so an honest post is verified once), so it never enters a mempool or a block. If a

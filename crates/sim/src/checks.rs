@@ -414,7 +414,8 @@ fn check_stage<C: SimCurve>(
                     .results
                     .iter()
                     .find(|m| m.identity == e.identity)
-                    .map_or_else(|| "?".to_string(), |m| m.member.to_string());
+                    .expect("an excluded identity is a member of the run")
+                    .member;
                 format!(
                     "{} {} (member {member}) {}",
                     e.role.as_str(),
