@@ -88,9 +88,14 @@ fn print_logs_if_panicking(dir: &Path) {
 }
 
 /// A free loopback port below the kernel's ephemeral range, so that no outgoing connection
-/// (nodes polling the chain, dialing each other) can take it between choosing and binding.
+/// (nodes polling the chain, dialing each other) can take it between choosing and binding;
+/// never one handed out before in this test process, where a port whose node is down (to be
+/// restarted on it) binds again and was once given to a second node.
 pub fn free_port() -> u16 {
-    keyquorum_node::ports::free_loopback_port(&mut Default::default()).expect("a free port")
+    static TAKEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    keyquorum_node::ports::free_loopback_port(&mut taken).expect("a free port")
 }
 
 pub fn log_file(dir: &Path, name: &str) -> Stdio {
