@@ -1454,6 +1454,20 @@ pub struct NodeInfo {
     pub p2p_addrs: Vec<Multiaddr>,
 }
 
+/// What `/status` shows of a chain whose reads have failed since `since` with `first_error`
+/// (at the start, [`wait_for_chain`], or while following).
+fn unreachable_since(
+    since: std::time::SystemTime,
+    first_error: &str,
+) -> crate::status::ChainUnreachableStatus {
+    crate::status::ChainUnreachableStatus {
+        since_unix_secs: since
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        error: first_error.to_string(),
+    }
+}
+
 /// The chain's status once it answers. A chain that has not answered for
 /// [`UNREACHABLE_AFTER`] is reported as the follower reports one that stops answering (a
 /// warning, `chain_unreachable` on `/status`, `keyquorum_chain_unreachable`): a wrong chain URL
@@ -1486,14 +1500,10 @@ async fn wait_for_chain<C: ChainClient>(chain: &C, reporter: &Reporter) -> Chain
                         "the chain has not answered since the start: check its address \
                          (--chain-url, or --rpc with --chain evm; retrying)"
                     );
-                    reporter.observe(Observation::ChainUnreachable(Some(
-                        crate::status::ChainUnreachableStatus {
-                            since_unix_secs: since_wall
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .map_or(0, |d| d.as_secs()),
-                            error: first.clone(),
-                        },
-                    )));
+                    reporter.observe(Observation::ChainUnreachable(Some(unreachable_since(
+                        *since_wall,
+                        first,
+                    ))));
                 }
             }
         }
@@ -1897,12 +1907,7 @@ async fn run_node<C: ChainClient>(
                                 "the chain is unreachable: every read has failed; following \
                                  nothing until it answers (retrying)"
                             );
-                            let status = crate::status::ChainUnreachableStatus {
-                                since_unix_secs: since_wall
-                                    .duration_since(std::time::UNIX_EPOCH)
-                                    .map_or(0, |d| d.as_secs()),
-                                error: first.clone(),
-                            };
+                            let status = unreachable_since(*since_wall, first);
                             if follow_tx
                                 .send(Follow::Unreachable(Some(status)))
                                 .await
