@@ -489,11 +489,16 @@ fn answer_refused_bytes() -> Vec<u8> {
 /// The FROST requests the members got: (member, round, signing session).
 type RequestLog = Arc<StdMutex<Vec<(usize, u8, [u8; 32])>>>;
 
+/// How long a [`Behaviour::HonestAfterFaulty`] member waits after the faulty one committed:
+/// long enough for that commitment to reach the coordinator first on a loaded machine.
+const HONEST_AFTER_FAULTY_DELAY: Duration = Duration::from_millis(1000);
+
 /// How a test member answers FROST rounds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Behaviour {
-    /// Honest, but its round-one answers wait until the coordinator has taken the commitment of
-    /// a member that is not honest, so that member is among the first `t` of the first attempt.
+    /// Honest, but its round-one answers wait until the first member that is not honest has
+    /// committed (and [`HONEST_AFTER_FAULTY_DELAY`] more), so that member is among the first `t`
+    /// of the first attempt.
     HonestAfterFaulty,
     /// Honest and prompt.
     Honest,
@@ -560,14 +565,8 @@ async fn committee(t: usize, behaviours: &[Behaviour], timeout_ms: u64) -> Commi
         .collect();
     let (coordinator, _events, _) = net_node(&keys[0]).await;
     services[0].set_network(coordinator.clone());
-    let faulty: Vec<usize> = (0..n)
-        .filter(|i| {
-            matches!(
-                behaviours[*i],
-                Behaviour::BadShares | Behaviour::SilentInRoundTwo
-            )
-        })
-        .collect();
+    let (faulty_committed, _) = tokio::sync::watch::channel(false);
+    let faulty_committed = Arc::new(faulty_committed);
     let seen = Arc::new(StdMutex::new(Vec::new()));
     let mut nets = vec![coordinator.clone()];
     for i in 1..n {
@@ -580,8 +579,7 @@ async fn committee(t: usize, behaviours: &[Behaviour], timeout_ms: u64) -> Commi
             .await
             .unwrap();
         let (service, behaviour) = (services[i].clone(), behaviours[i]);
-        let (coordinator_service, faulty, seen) =
-            (services[0].clone(), faulty.clone(), seen.clone());
+        let (gate, seen) = (faulty_committed.clone(), seen.clone());
         tokio::spawn(async move {
             let mut held = Vec::new();
             while let Some(event) = events.recv().await {
@@ -608,19 +606,11 @@ async fn committee(t: usize, behaviours: &[Behaviour], timeout_ms: u64) -> Commi
                     held.push(reply);
                     continue;
                 }
-                let (service, coordinator_service, faulty) =
-                    (service.clone(), coordinator_service.clone(), faulty.clone());
+                let (service, gate) = (service.clone(), gate.clone());
                 tokio::spawn(async move {
                     if round == 1 && behaviour == Behaviour::HonestAfterFaulty {
-                        // Counted once the coordinator took the commitment; a minute's bound
-                        // leaves the test's assertions to say what went wrong.
-                        let sign = &coordinator_service.metrics().sign;
-                        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                        while !faulty.iter().any(|f| sign.partials(*f, "valid") > 0)
-                            && tokio::time::Instant::now() < deadline
-                        {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
+                        let _ = gate.subscribe().wait_for(|committed| *committed).await;
+                        tokio::time::sleep(HONEST_AFTER_FAULTY_DELAY).await;
                     }
                     let answer = tokio::task::spawn_blocking(move || {
                         service.answer_frost(&session, from_identity.as_deref(), &payload)
@@ -628,6 +618,14 @@ async fn committee(t: usize, behaviours: &[Behaviour], timeout_ms: u64) -> Commi
                     .await
                     .unwrap();
                     let _ = reply.send(answer);
+                    if round == 1
+                        && matches!(
+                            behaviour,
+                            Behaviour::BadShares | Behaviour::SilentInRoundTwo
+                        )
+                    {
+                        gate.send_replace(true);
+                    }
                 });
             }
         });
