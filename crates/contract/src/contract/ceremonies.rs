@@ -114,7 +114,7 @@ pub(super) fn authentic_post(
 /// an earlier ceremony, whose committee may not decode for this one) is the free
 /// [`Rejection::WrongSession`] that timing explains, as it is when it decodes; anything else is
 /// malformed, at the sender's cost.
-fn undecoded(claimed: Option<SessionId>, ours: &SessionId, e: WireError) -> Rejection {
+pub(super) fn undecoded(claimed: Option<SessionId>, ours: &SessionId, e: WireError) -> Rejection {
     if claimed.is_some_and(|s| &s != ours) {
         Rejection::WrongSession
     } else {

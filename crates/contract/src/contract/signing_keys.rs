@@ -22,7 +22,7 @@ use crate::signing_key::{
 };
 use crate::state::{BoardInput, FaultCeremony, FaultRole};
 
-use super::ceremonies::advance_reporting_drops;
+use super::ceremonies::{advance_reporting_drops, undecoded};
 use super::slashing::{FaultInfo, evidence_record};
 use super::{Contract, RestoreError, key_of};
 
@@ -58,8 +58,13 @@ impl SigningLive {
 
     fn decode(&self, post: &[u8]) -> Result<SignedComplaintPost<SigningCurve>, Rejection> {
         let c = &self.ceremony;
-        SignedComplaintPost::<SigningCurve>::decode(post, c.n(), c.dealer_count())
-            .map_err(Rejection::MalformedPost)
+        SignedComplaintPost::<SigningCurve>::decode(post, c.n(), c.dealer_count()).map_err(|e| {
+            undecoded(
+                SignedComplaintPost::<SigningCurve>::claimed_session(post),
+                c.id(),
+                e,
+            )
+        })
     }
 
     /// `post` as `sender` may post it: it decodes, belongs to this session, its author exists
@@ -584,6 +589,38 @@ mod tests {
                 _ => None,
             })
             .expect("the key is made")
+    }
+
+    /// A signing-key post that does not decode is `malformed_post` if it names this session and
+    /// the timing-explained `wrong_session` if it names another (an earlier view's post sent again
+    /// by a restarted member, whose committee may not decode for this one), as for DKG posts.
+    #[test]
+    fn an_undecodable_post_of_another_session_is_a_wrong_session() {
+        let c = contract();
+        let live = c.signing_live.as_ref().unwrap();
+        let author = member(FORGES_FELDMAN);
+        let feldman = |session: SessionId| {
+            let mut bytes = forged_feldman(&live.ceremony, FORGES_FELDMAN, &author);
+            bytes[SIGNATURE_LEN + 1..SIGNATURE_LEN + 33].copy_from_slice(&session);
+            // Cut inside the commitment: it no longer decodes for any committee.
+            bytes.truncate(bytes.len() - 1);
+            bytes
+        };
+        let sender = author.identity.public();
+        let ours = *live.ceremony.id();
+        assert!(matches!(
+            live.authentic(sender, &feldman(ours)),
+            Err(Rejection::MalformedPost(_))
+        ));
+        let other = feldman([9; 32]);
+        assert_eq!(
+            SignedComplaintPost::<SigningCurve>::claimed_session(&other),
+            Some([9; 32])
+        );
+        assert!(matches!(
+            live.authentic(sender, &other),
+            Err(Rejection::WrongSession)
+        ));
     }
 
     #[test]
