@@ -1494,9 +1494,16 @@ impl<C: Curve> ComplaintBoard<C> {
             .collect()
     }
 
-    /// Evidence that `v` is outside the qualified set: the reports that lack its validity
-    /// (fresh: its own report and those of the qualified players it lacks mutual validity with;
-    /// resharing: for a dealer, the reports that do not validate it).
+    /// Evidence that `v` is outside the qualified set, a witness rather than a proof (which
+    /// needs every report, see [`super::evidence::verify_exclusion`]): fresh, its own report and
+    /// that of the first qualified player it lacks mutual validity with; resharing, for a dealer,
+    /// the first report that does not validate it, and for a player its own report.
+    ///
+    /// One witness, not every such report: a report carries each of its complaints with the
+    /// complained-of dealer's whole commitment, so with `f` dealers dealing bad shares every
+    /// honest report holds `f (n + 1)` points, and listing all the reports that lack the
+    /// validity of each of the `f` excluded members made the exclusions (kept by every node and
+    /// recorded on chain) grow as `f^2 n^2` points.
     fn clique_evidence(&self, role: Role, v: u32, q: &Qualification) -> Evidence {
         let absent = Evidence::Absence {
             phase: BoardPhase::Share,
@@ -1512,7 +1519,7 @@ impl<C: Curve> ComplaintBoard<C> {
                     q.players
                         .iter()
                         .copied()
-                        .filter(|p| !(self.validated(v, *p) && self.validated(*p, v))),
+                        .find(|p| !(self.validated(v, *p) && self.validated(*p, v))),
                 );
                 inv
             }
@@ -1520,7 +1527,8 @@ impl<C: Curve> ComplaintBoard<C> {
                 .players
                 .iter()
                 .copied()
-                .filter(|p| !self.validated(v, *p))
+                .find(|p| !self.validated(v, *p))
+                .into_iter()
                 .collect(),
             (Some(_), Role::Player) => {
                 if !self.reports.contains_key(&v) {

@@ -315,6 +315,54 @@ fn bad_share_is_proven_and_disqualifies_its_dealer() {
     check_group_secret(&run.ceremony, &outs);
 }
 
+/// With several dealers dealing every player a bad pair, every honest report carries a
+/// complaint (the dealer's whole commitment) about each of them, and those dealers, disqualified,
+/// are out of the clique as players too. Such an exclusion names one witness, not every report
+/// that lacks the member's validity: before, each listed the reports of every honest player,
+/// so the exclusions every node keeps and the chain records grew as `f^2 n^2` points.
+#[test]
+fn clique_exclusions_name_one_witness_however_many_reports_lack_the_member() {
+    let params = Params::new(10, 7, 7).unwrap();
+    let bad = [1usize, 2, 3];
+    let members: Vec<MemberKeys> = (0..10).map(member).collect();
+    let ceremony = Ceremony::new(config::<Bls12381G1>(&members, params)).unwrap();
+    let mut corrupt: Vec<_> = bad
+        .iter()
+        .flat_map(|d| {
+            (0..10)
+                .filter(|v| v != d)
+                .map(|v| corrupt_deal(&ceremony, *d, v))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let tamper = move |i: usize, a: Action<Bls12381G1>| {
+        let mut out = vec![a];
+        for c in corrupt.iter_mut() {
+            out = out.into_iter().flat_map(|a| c(i, a)).collect();
+        }
+        out
+    };
+    let run = fresh_run::<Bls12381G1>(params, &[], Box::new(tamper));
+    let honest = [0, 4, 5, 6, 7, 8, 9];
+    let outs = check_agreement(&run.results, &honest);
+    assert_eq!(outs[0].public.qualified, honest.map(|i| i as u32).to_vec());
+    let mut witnessed = 0;
+    for e in &outs[0].exclusions {
+        if e.fault != FaultKind::NotInClique {
+            continue;
+        }
+        let Evidence::Reports(reports) = &e.evidence else {
+            panic!("clique evidence {:?}", e.evidence);
+        };
+        // The member's own report and one qualified player's that lacks mutual validity.
+        assert_eq!(reports.len(), 2, "{:?} {}", e.role, e.index);
+        witnessed += 1;
+    }
+    assert_eq!(witnessed, bad.len(), "{:?}", outs[0].exclusions);
+    check_group_secret(&run.ceremony, &outs);
+    replay(&run, &outs[0]);
+}
+
 /// Drops dealer `dealer`'s deal to `victim` (a lost message).
 fn lose_deal<C: Curve>(
     dealer: usize,
