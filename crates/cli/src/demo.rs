@@ -686,6 +686,14 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
             faulty, args.committee
         ));
     }
+    if args.faulty == Some(0)
+        && let Some(f) = args.fault.filter(|f| *f != Fault::None)
+    {
+        return Err(format!(
+            "--fault {} with --faulty 0: nobody would commit it; leave out --faulty for the default number of faulty nodes",
+            f.name()
+        ));
+    }
     if args.threshold.is_some_and(|t| t > args.committee) {
         return Err("--threshold must be at most --committee".into());
     }

@@ -426,7 +426,108 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
             .map_err(|e| CliError::Usage(format!("--reshare-committee {m}: {e}")))?;
     }
     refuse_missing_index_domain(&cfg)?;
+    refuse_beyond_memory(&cfg, available_memory())?;
     Ok(cfg)
+}
+
+/// The memory a simulated run holds, estimated from its largest committee `n`, and how the
+/// estimate was made. Every simulated participant keeps its own copy of every dealer's
+/// commitment of `n + 1` points, as each node does, all in this one process. In the complaint
+/// variant a complaint carries the complained-of dealer's whole commitment, so with dealers that
+/// deal bad pairs (or players that complain falsely) every report holds `O(n)` commitments and
+/// every participant's board `O(n^3)` points. Measured with `/usr/bin/time` on one run:
+/// ack-or-reveal 0.97 GB at `n = 128` and 7.0 GB at `n = 256`, with or without faults; the
+/// complaint variant 2.4 GB at `n = 128` without faults, and 2.6 GB at `n = 64` and 11.7 GB at
+/// `n = 96` with bad-share dealers.
+fn sim_memory_estimate(cfg: &SimConfig) -> (u64, String) {
+    let n = if cfg.reshare {
+        cfg.nodes.max(cfg.new_committee())
+    } else {
+        cfg.nodes
+    } as u64;
+    let complaining = [
+        AdversaryKind::BadShare,
+        AdversaryKind::WrongReveal,
+        AdversaryKind::FalseComplaint,
+    ];
+    match cfg.variant {
+        keyquorum_dkg::Variant::AckReveal => (
+            470u64.saturating_mul(n.pow(3)),
+            "470 bytes x n^3 for the ack-or-reveal variant".into(),
+        ),
+        keyquorum_dkg::Variant::Complaint
+            if cfg.byzantine > 0 && cfg.faults.iter().any(|k| complaining.contains(k)) =>
+        {
+            (
+                160u64.saturating_mul(n.pow(4)),
+                "160 bytes x n^4 for the complaint variant with faults that fill the reports with \
+                 complaints (each carries a whole commitment)"
+                    .into(),
+            )
+        }
+        keyquorum_dkg::Variant::Complaint => (
+            1_200u64.saturating_mul(n.pow(3)),
+            "1200 bytes x n^3 for the complaint variant".into(),
+        ),
+    }
+}
+
+/// The memory this machine has available for a new process (Linux's `MemAvailable`), if known.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// Refuses a committee whose simulation cannot fit in `available` bytes (the estimate of
+/// [`sim_memory_estimate`]), which would otherwise run for minutes and then be killed; says on
+/// stderr when one run needs more than a GiB.
+fn refuse_beyond_memory(cfg: &SimConfig, available: Option<u64>) -> Result<(), CliError> {
+    const GIB: f64 = (1u64 << 30) as f64;
+    let largest = if cfg.reshare {
+        cfg.nodes.max(cfg.new_committee())
+    } else {
+        cfg.nodes
+    };
+    let (needed, how) = sim_memory_estimate(cfg);
+    if let Some(available) = available
+        && needed > available
+    {
+        // The largest committee of the same kind under the same estimate.
+        let mut fits = 1;
+        while fits < largest {
+            let mut smaller = cfg.clone();
+            (smaller.nodes, smaller.reshare_committee) = (fits + 1, None);
+            smaller.reshare = false;
+            if sim_memory_estimate(&smaller).0 > available {
+                break;
+            }
+            fits += 1;
+        }
+        return Err(CliError::Usage(format!(
+            "a committee of {largest} does not fit in one simulation: every simulated \
+             participant keeps its own copy of every commitment in this one process, about \
+             {how}, {:.0} GiB, more than the {:.1} GiB of memory available here; committees up \
+             to about {fits} fit (a node holds only its own copy)",
+            needed as f64 / GIB,
+            available as f64 / GIB,
+        )));
+    }
+    if needed as f64 > GIB {
+        eprintln!(
+            "keyquorum sim: a run of a committee of {largest} holds about {:.0} GiB ({how}); it \
+             prints its line when it ends",
+            needed as f64 / GIB,
+        );
+    }
+    Ok(())
 }
 
 /// Refuses roots-of-unity indices for a committee larger than the curve's largest power-of-two
@@ -718,6 +819,44 @@ mod tests {
                 .unwrap()
                 .starts_with("beyond the fault bound")
         );
+    }
+
+    /// A committee whose simulation cannot fit in the memory available is refused with the
+    /// largest that fits; an unknown amount refuses nothing; a reshare counts its larger committee.
+    #[test]
+    fn a_simulation_beyond_the_memory_available_is_refused() {
+        const GIB: u64 = 1 << 30;
+        let cfg = keyquorum_sim::SimConfig::bft(256, 1);
+        let e = super::refuse_beyond_memory(&cfg, Some(4 * GIB)).unwrap_err();
+        let msg = e.to_string();
+        // 470 bytes x 256^3 = 7.3 GiB; 4 GiB / 470 bytes is 209^3.
+        assert!(
+            msg.contains("about 470 bytes x n^3 for the ack-or-reveal variant, 7 GiB"),
+            "{msg}"
+        );
+        assert!(msg.contains("committees up to about 209 fit"), "{msg}");
+        assert!(super::refuse_beyond_memory(&cfg, Some(8 * GIB)).is_ok());
+        assert!(super::refuse_beyond_memory(&cfg, None).is_ok());
+        let mut complaint = cfg.clone();
+        complaint.variant = keyquorum_dkg::Variant::Complaint;
+        complaint.byzantine = 0;
+        assert!(super::refuse_beyond_memory(&complaint, Some(8 * GIB)).is_err());
+        // With bad-share dealers the reports grow with n: 160 bytes x 96^4 = 12.7 GB.
+        let mut bad_shares = keyquorum_sim::SimConfig::bft(96, 1);
+        bad_shares.variant = keyquorum_dkg::Variant::Complaint;
+        bad_shares.faults = vec![keyquorum_sim::AdversaryKind::BadShare];
+        let msg = super::refuse_beyond_memory(&bad_shares, Some(8 * GIB))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("160 bytes x n^4"), "{msg}");
+        assert!(msg.contains("committees up to about 85 fit"), "{msg}");
+        bad_shares.byzantine = 0;
+        assert!(super::refuse_beyond_memory(&bad_shares, Some(8 * GIB)).is_ok());
+        let mut small = keyquorum_sim::SimConfig::bft(64, 1);
+        assert!(super::refuse_beyond_memory(&small, Some(GIB)).is_ok());
+        small.reshare = true;
+        small.reshare_committee = Some(256);
+        assert!(super::refuse_beyond_memory(&small, Some(4 * GIB)).is_err());
     }
 
     /// A run without a key says so instead of "qualified 0/n attempts 0", in the same width.

@@ -134,7 +134,7 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 71] = [
+    let cases: [(&[&str], &str); 73] = [
         (
             &["chain", "--contract", "c.toml", "--committee", "5"],
             "cannot be used with",
@@ -268,6 +268,14 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
         (
             &["demo", "--chain", "anvil", "--trust-chain"],
             "--trust-chain is not available with --chain anvil",
+        ),
+        (
+            &["sim", "--committee", "4096", "--faulty", "0"],
+            "a committee of 4096 does not fit in one simulation",
+        ),
+        (
+            &["demo", "--faulty", "0", "--fault", "crash"],
+            "--fault crash with --faulty 0: nobody would commit it",
         ),
         (
             &["demo", "--timeout-secs", "0"],
