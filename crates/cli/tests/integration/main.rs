@@ -11,6 +11,7 @@ mod common;
 mod complaint_processes;
 mod demo;
 mod demo_anvil;
+mod dependency_features;
 mod deploy;
 mod msrv;
 mod node_processes;
