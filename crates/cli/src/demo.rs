@@ -861,7 +861,9 @@ pub(crate) fn check_output_files(args: &DemoArgs) -> Result<(), String> {
 /// demo never claims to show a fault its faulty nodes do not commit.
 fn check_view_change_fault(fault: Fault) -> Result<(), String> {
     let reason = match fault {
-        Fault::None => "makes the faulty nodes honest: use --faulty 0 for a demo without faults",
+        Fault::None => {
+            "makes the faulty nodes honest: leave --fault out, with --faulty 0 for a demo without faults"
+        }
         Fault::SigningKeyEquivocate | Fault::SigningKeyWithhold | Fault::SigningKeySkipFeldman => {
             "is a fault of the signing key's ceremony: --variant complaint --curve secp256k1 gives the faulty nodes these faults in turn"
         }

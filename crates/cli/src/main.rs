@@ -112,7 +112,9 @@ pub enum OutputFormat {
 
 #[derive(Args, Debug)]
 struct SimArgs {
-    /// Committee size n (participants of each ceremony).
+    /// Committee size n (participants of each ceremony). Every simulated participant keeps
+    /// its own copy of every commitment in this process, about n^3 points: a committee whose run
+    /// cannot fit in the memory available is refused (see docs/performance.md).
     #[arg(long, default_value_t = 16)]
     committee: usize,
     /// Threshold t (default: n - floor((n - 1) / 3)).
@@ -430,21 +432,24 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
     Ok(cfg)
 }
 
-/// The memory a simulated run holds, estimated from its largest committee `n`, and how the
-/// estimate was made. Every simulated participant keeps its own copy of every dealer's
-/// commitment of `n + 1` points, as each node does, all in this one process. In the complaint
-/// variant a complaint carries the complained-of dealer's whole commitment, so with dealers that
-/// deal bad pairs (or players that complain falsely) every report holds `O(n)` commitments and
-/// every participant's board `O(n^3)` points. Measured with `/usr/bin/time` on one run:
-/// ack-or-reveal 0.97 GB at `n = 128` and 7.0 GB at `n = 256`, with or without faults; the
-/// complaint variant 2.4 GB at `n = 128` without faults, and 2.6 GB at `n = 64` and 11.7 GB at
-/// `n = 96` with bad-share dealers.
+/// The memory a simulated run holds, estimated, and how. Every simulated participant keeps its
+/// own copy of every dealer's commitment, as each node does, all in this one process: `n^3`
+/// points for a fresh key of `n` members, `n (m + 1) max(n, m + 1)` for a reshare from `n`
+/// dealers to `m` players. In the complaint variant a complaint also carries the complained-of
+/// dealer's whole commitment, so each adversary that complains, or makes every honest player
+/// complain (bad-share, wrong-reveal, false-complaint), adds about `n^3` points more; the
+/// adversaries' kinds are drawn from `--fault`, so the expected number of them counts.
+/// Measured with `/usr/bin/time` (docs/performance.md): ack-or-reveal 475 bytes per point at
+/// `n = 128`, 429 at `n = 256`; complaint 1,190 at `n = 128` without faults, and about 420 more
+/// per complaining adversary (397 to 426 at `n = 64`, 96 and 128).
 fn sim_memory_estimate(cfg: &SimConfig) -> (u64, String) {
-    let n = if cfg.reshare {
-        cfg.nodes.max(cfg.new_committee())
+    let n = cfg.nodes as u64;
+    let points = if cfg.reshare {
+        let m1 = cfg.new_committee() as u64 + 1;
+        (n * n * n).max(n * m1 * n.max(m1))
     } else {
-        cfg.nodes
-    } as u64;
+        n * n * n
+    };
     let complaining = [
         AdversaryKind::BadShare,
         AdversaryKind::WrongReveal,
@@ -452,59 +457,94 @@ fn sim_memory_estimate(cfg: &SimConfig) -> (u64, String) {
     ];
     match cfg.variant {
         keyquorum_dkg::Variant::AckReveal => (
-            470u64.saturating_mul(n.pow(3)),
-            "470 bytes x n^3 for the ack-or-reveal variant".into(),
+            480u64.saturating_mul(points),
+            "480 bytes a point for the ack-or-reveal variant".into(),
         ),
-        keyquorum_dkg::Variant::Complaint
-            if cfg.byzantine > 0 && cfg.faults.iter().any(|k| complaining.contains(k)) =>
-        {
+        keyquorum_dkg::Variant::Complaint => {
+            let kinds = cfg.faults.len().max(1) as u64;
+            let drawn = cfg
+                .faults
+                .iter()
+                .filter(|k| complaining.contains(k))
+                .count() as u64;
+            // Expected complaining adversaries, rounded up.
+            let complainers = (cfg.byzantine as u64 * drawn).div_ceil(kinds);
             (
-                160u64.saturating_mul(n.pow(4)),
-                "160 bytes x n^4 for the complaint variant with faults that fill the reports with \
-                 complaints (each carries a whole commitment)"
-                    .into(),
+                (1_200 + 450 * complainers).saturating_mul(points),
+                format!(
+                    "1200 bytes a point for the complaint variant, and 450 more for each of the \
+                     {complainers} adversaries expected to fill the reports with complaints"
+                ),
             )
         }
-        keyquorum_dkg::Variant::Complaint => (
-            1_200u64.saturating_mul(n.pow(3)),
-            "1200 bytes x n^3 for the complaint variant".into(),
-        ),
     }
 }
 
-/// The memory this machine has available for a new process (Linux's `MemAvailable`), if known.
+/// The memory this process may still take: Linux's `MemAvailable`, or less under a cgroup
+/// (v2) limit; the physical memory where `/proc/meminfo` is not there.
 fn available_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib.saturating_mul(1024))
+    let from_meminfo = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let kib: u64 = info
+                .lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()?;
+            Some(kib.saturating_mul(1024))
+        });
+    let read = |f: &str| -> Option<u64> { std::fs::read_to_string(f).ok()?.trim().parse().ok() };
+    // `max` (no limit) does not parse, as intended.
+    let cgroup = read("/sys/fs/cgroup/memory.max")
+        .map(|max| max.saturating_sub(read("/sys/fs/cgroup/memory.current").unwrap_or(0)));
+    let physical = || {
+        // SAFETY: sysconf takes no pointers; a failure is -1, refused by try_from.
+        let (pages, size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        Some(
+            u64::try_from(pages)
+                .ok()?
+                .saturating_mul(u64::try_from(size).ok()?),
+        )
+    };
+    match (from_meminfo.or_else(physical), cgroup) {
+        (Some(a), Some(c)) => Some(a.min(c)),
+        (a, c) => a.or(c),
+    }
 }
 
-/// Refuses a committee whose simulation cannot fit in `available` bytes (the estimate of
-/// [`sim_memory_estimate`]), which would otherwise run for minutes and then be killed; says on
-/// stderr when one run needs more than a GiB.
+/// Refuses a run whose estimated memory ([`sim_memory_estimate`]) is more than `available`,
+/// which would otherwise run for minutes and then be killed; says on stderr when one run needs
+/// more than a GiB.
 fn refuse_beyond_memory(cfg: &SimConfig, available: Option<u64>) -> Result<(), CliError> {
     const GIB: f64 = (1u64 << 30) as f64;
-    let largest = if cfg.reshare {
-        cfg.nodes.max(cfg.new_committee())
-    } else {
-        cfg.nodes
-    };
     let (needed, how) = sim_memory_estimate(cfg);
+    let committees = if cfg.reshare {
+        format!(
+            "a committee of {} resharing to {}",
+            cfg.nodes,
+            cfg.new_committee()
+        )
+    } else {
+        format!("a committee of {}", cfg.nodes)
+    };
     if let Some(available) = available
         && needed > available
     {
-        // The largest committee of the same kind under the same estimate.
-        let mut fits = 1;
-        while fits < largest {
+        // The largest fresh committee with the same faults under the same estimate.
+        let mut fits = 0;
+        while fits < cfg.nodes {
             let mut smaller = cfg.clone();
-            (smaller.nodes, smaller.reshare_committee) = (fits + 1, None);
+            smaller.nodes = fits + 1;
+            // Adversaries in the same proportion.
+            smaller.byzantine = cfg.byzantine * (fits + 1) / cfg.nodes;
             smaller.reshare = false;
             if sim_memory_estimate(&smaller).0 > available {
                 break;
@@ -512,18 +552,18 @@ fn refuse_beyond_memory(cfg: &SimConfig, available: Option<u64>) -> Result<(), C
             fits += 1;
         }
         return Err(CliError::Usage(format!(
-            "a committee of {largest} does not fit in one simulation: every simulated \
-             participant keeps its own copy of every commitment in this one process, about \
-             {how}, {:.0} GiB, more than the {:.1} GiB of memory available here; committees up \
-             to about {fits} fit (a node holds only its own copy)",
+            "{committees} does not fit in one simulation: every simulated participant keeps \
+             its own copy of every commitment in this one process, about {how}, {:.1} GiB in \
+             all, more than the {:.1} GiB of memory available here; a fresh key with these \
+             faults fits committees up to about {fits} (a node holds only its own copy)",
             needed as f64 / GIB,
             available as f64 / GIB,
         )));
     }
     if needed as f64 > GIB {
         eprintln!(
-            "keyquorum sim: a run of a committee of {largest} holds about {:.0} GiB ({how}); it \
-             prints its line when it ends",
+            "keyquorum sim: a run of {committees} holds about {:.1} GiB ({how}); it prints its \
+             line when it ends",
             needed as f64 / GIB,
         );
     }
@@ -826,37 +866,50 @@ mod tests {
     #[test]
     fn a_simulation_beyond_the_memory_available_is_refused() {
         const GIB: u64 = 1 << 30;
+        let refusal = |cfg: &keyquorum_sim::SimConfig, gib: u64| {
+            super::refuse_beyond_memory(cfg, Some(gib * GIB))
+                .err()
+                .map(|e| e.to_string())
+        };
         let cfg = keyquorum_sim::SimConfig::bft(256, 1);
-        let e = super::refuse_beyond_memory(&cfg, Some(4 * GIB)).unwrap_err();
-        let msg = e.to_string();
-        // 470 bytes x 256^3 = 7.3 GiB; 4 GiB / 470 bytes is 209^3.
+        // 480 bytes x 256^3 = 7.5 GiB; 4 GiB / 480 bytes is 207.5^3.
+        let msg = refusal(&cfg, 4).expect("refused");
+        assert!(msg.contains("a committee of 256 does not fit"), "{msg}");
+        assert!(msg.contains("480 bytes a point"), "{msg}");
         assert!(
-            msg.contains("about 470 bytes x n^3 for the ack-or-reveal variant, 7 GiB"),
+            msg.contains("7.5 GiB in all, more than the 4.0 GiB"),
             "{msg}"
         );
-        assert!(msg.contains("committees up to about 209 fit"), "{msg}");
-        assert!(super::refuse_beyond_memory(&cfg, Some(8 * GIB)).is_ok());
+        assert!(msg.contains("committees up to about 207 "), "{msg}");
+        assert_eq!(refusal(&cfg, 8), None);
         assert!(super::refuse_beyond_memory(&cfg, None).is_ok());
+        // The complaint variant without faults: 1200 bytes a point, 18.8 GiB.
         let mut complaint = cfg.clone();
         complaint.variant = keyquorum_dkg::Variant::Complaint;
         complaint.byzantine = 0;
-        assert!(super::refuse_beyond_memory(&complaint, Some(8 * GIB)).is_err());
-        // With bad-share dealers the reports grow with n: 160 bytes x 96^4 = 12.7 GB.
+        assert!(refusal(&complaint, 16).is_some());
+        assert_eq!(refusal(&complaint, 20), None);
+        // 31 bad-share dealers at n = 96 (measured 11.1 GiB): (1200 + 31 x 450) x 96^3 = 12.5
+        // GiB; with the default mix, a quarter of the kinds complain: 8 adversaries, 4.0 GiB.
         let mut bad_shares = keyquorum_sim::SimConfig::bft(96, 1);
         bad_shares.variant = keyquorum_dkg::Variant::Complaint;
         bad_shares.faults = vec![keyquorum_sim::AdversaryKind::BadShare];
-        let msg = super::refuse_beyond_memory(&bad_shares, Some(8 * GIB))
-            .unwrap_err()
-            .to_string();
-        assert!(msg.contains("160 bytes x n^4"), "{msg}");
-        assert!(msg.contains("committees up to about 85 fit"), "{msg}");
-        bad_shares.byzantine = 0;
-        assert!(super::refuse_beyond_memory(&bad_shares, Some(8 * GIB)).is_ok());
-        let mut small = keyquorum_sim::SimConfig::bft(64, 1);
-        assert!(super::refuse_beyond_memory(&small, Some(GIB)).is_ok());
-        small.reshare = true;
-        small.reshare_committee = Some(256);
-        assert!(super::refuse_beyond_memory(&small, Some(4 * GIB)).is_err());
+        let msg = refusal(&bad_shares, 12).expect("refused");
+        assert!(msg.contains("each of the 31 adversaries"), "{msg}");
+        assert!(msg.contains("12.5 GiB in all"), "{msg}");
+        assert_eq!(refusal(&bad_shares, 14), None);
+        bad_shares.faults = keyquorum_sim::AdversaryKind::ALL.to_vec();
+        let msg = refusal(&bad_shares, 3).expect("refused");
+        assert!(msg.contains("each of the 8 adversaries"), "{msg}");
+        assert_eq!(refusal(&bad_shares, 5), None);
+        // A reshare from 64 dealers to 256 players: 64 x 257 x 257 points, 1.9 GiB.
+        let mut reshare = keyquorum_sim::SimConfig::bft(64, 1);
+        reshare.reshare = true;
+        reshare.reshare_committee = Some(256);
+        let msg = refusal(&reshare, 1).expect("refused");
+        assert!(msg.contains("a committee of 64 resharing to 256"), "{msg}");
+        assert!(msg.contains("1.9 GiB in all"), "{msg}");
+        assert_eq!(refusal(&reshare, 2), None);
     }
 
     /// A run without a key says so instead of "qualified 0/n attempts 0", in the same width.

@@ -134,7 +134,7 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 73] = [
+    let cases: [(&[&str], &str); 74] = [
         (
             &["chain", "--contract", "c.toml", "--committee", "5"],
             "cannot be used with",
@@ -638,7 +638,11 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
         // Node faults that the embedded demo's view changes would not show.
         (
             &["demo", "--fault", "none"],
-            "--fault none makes the faulty nodes honest",
+            "--fault none makes the faulty nodes honest: leave --fault out",
+        ),
+        (
+            &["demo", "--faulty", "0", "--fault", "none"],
+            "--fault none makes the faulty nodes honest: leave --fault out",
         ),
         (
             &["demo", "--fault", "signing-key-withhold"],
