@@ -3,21 +3,9 @@
 //! which the workspace's feature entry would no longer reach) fails here instead of silently
 //! costing speed or leaving secrets in memory.
 
-use std::process::Command;
-
 #[test]
 fn hpkes_x25519_wipes_its_secrets_and_multiplies_the_base_point_by_table() {
-    let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--locked"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo metadata runs");
-    assert!(
-        out.status.success(),
-        "cargo metadata failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata is JSON");
+    let meta = crate::common::cargo_metadata();
     let nodes = meta["resolve"]["nodes"].as_array().expect("resolve graph");
     let id_of = |name: &str, major: &str| {
         meta["packages"]

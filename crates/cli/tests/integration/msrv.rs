@@ -7,7 +7,6 @@
 //! which `.ci/run` does (the declared version is the toolchain CI builds with).
 
 use std::collections::{BTreeSet, HashMap};
-use std::process::Command;
 
 /// `major.minor[.patch]` as three numbers (`1.88` and `1.88.0` are the same version).
 fn version(v: &str) -> [u64; 3] {
@@ -20,17 +19,7 @@ fn version(v: &str) -> [u64; 3] {
 
 #[test]
 fn every_crate_declares_a_rust_version_its_dependencies_accept() {
-    let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--locked"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo metadata runs");
-    assert!(
-        out.status.success(),
-        "cargo metadata failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata is JSON");
+    let meta = crate::common::cargo_metadata();
     let packages: HashMap<&str, &serde_json::Value> = meta["packages"]
         .as_array()
         .expect("packages")

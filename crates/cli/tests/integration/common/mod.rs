@@ -453,3 +453,19 @@ pub async fn wait_for<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `cargo metadata` of the workspace as `Cargo.lock` resolves it (`--locked`): the packages and
+/// the resolved graph with each package's enabled features.
+pub fn cargo_metadata() -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("metadata is JSON")
+}
