@@ -335,17 +335,21 @@ pub fn check_not_nested(views: &[NodeView]) -> Result<(), Violation> {
 /// split), never both, never two for one prefix, never anything else. A fork shows here even
 /// when every chain verifies on its own. Only the children of parent keys for which `checked`
 /// holds are checked (beyond the fault bound, faulty elders may fork a key they control); every
-/// handover still places its key in the tree.
+/// handover still places its key in the tree. The handovers in `placed` (made by nodes the
+/// checks do not hold to the rules, such as a faulty elder that had to act honestly) only place
+/// their keys, so that the honest handovers from those keys are checked; a key `handed` places
+/// wins over the same key in `placed`.
 pub fn check_key_tree(
     genesis: &PublicKey,
     handed: &[(PublicKey, Sap)],
+    placed: &[(PublicKey, Sap)],
     checked: impl Fn(&PublicKey) -> bool,
 ) -> Result<(), Violation> {
     let mut prefix_of: BTreeMap<[u8; KEY_LEN], Prefix> = BTreeMap::new();
-    prefix_of.insert(key_bytes(genesis), Prefix::ROOT);
-    for (_, sap) in handed {
+    for (_, sap) in placed.iter().chain(handed) {
         prefix_of.insert(key_bytes(&sap.section_key), sap.prefix);
     }
+    prefix_of.insert(key_bytes(genesis), Prefix::ROOT);
     let mut children: BTreeMap<[u8; KEY_LEN], BTreeMap<Prefix, [u8; KEY_LEN]>> = BTreeMap::new();
     for (parent, sap) in handed.iter().filter(|(parent, _)| checked(parent)) {
         let parent = key_bytes(parent);

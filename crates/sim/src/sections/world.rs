@@ -139,6 +139,10 @@ struct World {
     started: BTreeMap<(Prefix, u64), BTreeSet<SessionId>>,
     /// Every handover honest elders made: (parent key, new key) to the parent key and SAP.
     handed: BTreeMap<([u8; KEY_LEN], [u8; KEY_LEN]), (PublicKey, Sap)>,
+    /// Handovers only nodes not held to agree made, by the same key: a faulty node acts as an
+    /// honest elder whenever it may not misbehave (a faulty sole elder, say), and its SAP's key
+    /// must have its place in the tree for the honest handovers from it to be checked.
+    handed_by_others: BTreeMap<([u8; KEY_LEN], [u8; KEY_LEN]), (PublicKey, Sap)>,
     /// The SAP honest elders handed each (parent key, prefix) over to first.
     handed_to: BTreeMap<([u8; KEY_LEN], Prefix), Sap>,
     agreed: BTreeSet<SessionId>,
@@ -220,6 +224,7 @@ impl World {
             starts: BTreeMap::new(),
             started: BTreeMap::new(),
             handed: BTreeMap::new(),
+            handed_by_others: BTreeMap::new(),
             handed_to: BTreeMap::new(),
             agreed: BTreeSet::new(),
             recorded_agreements: BTreeSet::new(),
@@ -974,6 +979,11 @@ impl World {
                     self.handed
                         .entry((parent, key_bytes(&signed.sap.section_key)))
                         .or_insert_with(|| (signed.parent_key, signed.sap.clone()));
+                } else {
+                    let parent = key_bytes(&signed.parent_key);
+                    self.handed_by_others
+                        .entry((parent, key_bytes(&signed.sap.section_key)))
+                        .or_insert_with(|| (signed.parent_key, signed.sap.clone()));
                 }
             }
         }
@@ -1381,16 +1391,20 @@ impl World {
         Ok(())
     }
 
-    /// The honest elders' handovers form a tree ([`check_key_tree`]).
+    /// The honest elders' handovers form a tree ([`check_key_tree`]), in which the keys only
+    /// other nodes handed over to have their places.
     fn check_handovers(&self) -> Result<(), Violation> {
-        let handed: Vec<(PublicKey, Sap)> = self
-            .handed
-            .values()
-            .map(|(parent, sap)| (*parent, sap.clone()))
-            .collect();
-        check_key_tree(&self.genesis_key, &handed, |parent| {
-            self.fork_is_a_violation(parent)
-        })
+        let pairs = |map: &BTreeMap<_, (PublicKey, Sap)>| -> Vec<(PublicKey, Sap)> {
+            map.values()
+                .map(|(parent, sap)| (*parent, sap.clone()))
+                .collect()
+        };
+        check_key_tree(
+            &self.genesis_key,
+            &pairs(&self.handed),
+            &pairs(&self.handed_by_others),
+            |parent| self.fork_is_a_violation(parent),
+        )
     }
 
     /// Keeps the most of each [`super::invariants::BeyondBound`] count seen at a quiet point.
