@@ -104,6 +104,8 @@ pub struct DemoArgs {
     /// need standbys for a retry), not for silent or crashed ones: with more of those than the
     /// quorum tolerates the first ceremony fails and its retry needs standbys (--nodes above
     /// --committee); with --chain anvil it is always lowered, and refused where it cannot be.
+    /// Where the other parameters refuse the default number (a small committee, say), the demo
+    /// runs with the most faulty nodes they allow, down to none, and says so.
     #[arg(long)]
     pub faulty: Option<usize>,
     /// What the faulty nodes do in the view changes [default: equivocate; bad-share with
@@ -302,12 +304,16 @@ impl DemoArgs {
     }
 
     /// The faults, for the summary line.
-    fn faults_named(&self) -> String {
+    /// The faulty nodes for the banner: `1 faulty (equivocate)`, or `no faulty nodes`.
+    fn faulty_summary(&self) -> String {
         let mut names: Vec<&str> = (0..self.faulty())
             .map(|k| self.fault_of(k).name())
             .collect();
+        if names.is_empty() {
+            return "no faulty nodes".into();
+        }
         names.dedup();
-        names.join(", ")
+        format!("{} faulty ({})", self.faulty(), names.join(", "))
     }
 
     /// Faulty dealers of the view changes of `kind`: `bad-share` dealers' publications name
@@ -666,6 +672,32 @@ pub(crate) fn verify_signatures(observer: &mut Observer) -> (SignedMessages, boo
 }
 
 /// Checks the arguments against each other (usage errors, exit 2).
+/// [`check_args`], except that a default number of faulty nodes the other parameters refuse is
+/// lowered to the most they allow (down to none), with a note saying so: the default exists to
+/// show a fault, and a user who asked for a small committee asked for no fault it cannot hold.
+/// An explicit `--faulty` is never changed, nor is a refusal no lower number avoids.
+fn check_args_lowering_default_faults(args: &mut DemoArgs) -> Result<Option<String>, String> {
+    let refusal = match check_args(args) {
+        Ok(()) => return Ok(None),
+        Err(refusal) => refusal,
+    };
+    if args.faulty.is_some() {
+        return Err(refusal);
+    }
+    let default = args.faulty();
+    for fewer in (0..default).rev() {
+        args.faulty = Some(fewer);
+        if check_args(args).is_ok() {
+            return Ok(Some(format!(
+                "note: the default --faulty {default} does not fit these parameters ({refusal}); \
+                 running with {fewer} faulty nodes instead (give --faulty to choose)"
+            )));
+        }
+    }
+    args.faulty = None;
+    Err(refusal)
+}
+
 fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.nodes < args.committee {
         return Err(format!(
@@ -821,6 +853,20 @@ fn check_args(args: &DemoArgs) -> Result<(), String> {
             fault.name()
         ));
     }
+    // Their partials are refused, so a round (or an on-demand signature) needs a threshold of
+    // the others; with fewer the beacon never runs.
+    if args.curve == DemoCurve::Bls12381
+        && faulty > 0
+        && args.fault_of(0) == Fault::BadBeacon
+        && args.committee - faulty < args.threshold()
+    {
+        return Err(format!(
+            "--faulty {faulty} with --fault bad-beacon leaves {} honest members in a committee of {}, fewer than the threshold {} a beacon round and an on-demand signature need: use fewer --faulty, a lower --threshold or a larger --committee",
+            args.committee - faulty,
+            args.committee,
+            args.threshold()
+        ));
+    }
     if args.block_ms() < 20 {
         return Err("--block-ms must be at least 20".into());
     }
@@ -895,7 +941,9 @@ pub fn run(mut args: DemoArgs) -> Result<(), CliError> {
             "--seed is an option of --mode sections; the view changes' randomness is the nodes' own",
         ));
     }
-    check_args(&args).map_err(CliError::Usage)?;
+    if let Some(note) = check_args_lowering_default_faults(&mut args).map_err(CliError::Usage)? {
+        eprintln!("keyquorum demo: {note}");
+    }
     if let Some(w) = args.single_holder_warning() {
         eprintln!("keyquorum demo: warning: {w}");
     }
@@ -1004,11 +1052,10 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
     let started = Instant::now();
     let ui = Ui::new(args.format == OutputFormat::Json);
     ui.say(format!(
-        "keyquorum demo: {} nodes for {} seats, {} faulty ({}), {} view changes, blocks every {} ms",
+        "keyquorum demo: {} nodes for {} seats, {}, {} view changes, blocks every {} ms",
         args.nodes,
         args.committee,
-        args.faulty(),
-        args.faults_named(),
+        args.faulty_summary(),
         args.views,
         args.block_ms()
     ));
@@ -1148,11 +1195,10 @@ async fn demo(args: &DemoArgs, contract: ContractConfig, dir: &Path) -> Result<(
     let html = demo_report::html(
         &observer,
         &format!(
-            "keyquorum ceremony report: {} nodes, {} seats, {} faulty ({})",
+            "keyquorum ceremony report: {} nodes, {} seats, {}",
             args.nodes,
             args.committee,
-            args.faulty(),
-            args.faults_named()
+            args.faulty_summary()
         ),
         &crate::demo_latency::section(
             &beacon.log.latency_points(),
@@ -2232,6 +2278,60 @@ mod tests {
         check_args(&complaint).unwrap();
         assert_eq!(complaint.fault_of(0), Fault::BadShare);
         assert_eq!(demo_args(&[]).fault_of(0), Fault::Equivocate);
+    }
+
+    /// A default number of faulty nodes the other parameters refuse is lowered, with a note; an
+    /// explicit one, or a refusal that no lower number avoids, is still refused.
+    #[test]
+    fn a_default_fault_count_that_does_not_fit_is_lowered() {
+        let lowered = |given: &[&str]| {
+            let mut args = demo_args(given);
+            let note = check_args_lowering_default_faults(&mut args);
+            (note, args.faulty())
+        };
+        // Three seats with threshold 2 hold no dealer of bad shares (the complaint variant's
+        // default fault).
+        let small = ["--variant", "complaint", "--nodes", "4", "--committee", "3"];
+        let (note, faulty) = lowered(&small);
+        assert_eq!(faulty, 0);
+        let note = note.unwrap().unwrap();
+        assert!(
+            note.contains("the default --faulty 1 does not fit"),
+            "{note}"
+        );
+        assert!(note.contains("running with 0 faulty nodes"), "{note}");
+        // With --curve secp256k1 the default is one per signing-key fault; four seats with
+        // threshold 3 hold one, as two disqualified dealers would leave two holders.
+        let secp = [
+            "--committee",
+            "4",
+            "--variant",
+            "complaint",
+            "--curve",
+            "secp256k1",
+        ];
+        let (note, faulty) = lowered(&secp);
+        assert!(note.unwrap().unwrap().contains("--faulty 3"));
+        assert_eq!(faulty, 1);
+        let two = check_args(&demo_args(&[&secp[..], &["--faulty", "2"]].concat()));
+        assert!(two.unwrap_err().contains("fewer than the threshold 3"));
+        // The defaults that fit are kept, without a note.
+        assert_eq!(lowered(&[]), (Ok(None), 1));
+        assert_eq!(demo_args(&[]).faulty_summary(), "1 faulty (equivocate)");
+        assert_eq!(
+            demo_args(&["--faulty", "0"]).faulty_summary(),
+            "no faulty nodes"
+        );
+        // Given, it is refused as before.
+        let mut given = demo_args(&[&small[..], &["--faulty", "1"]].concat());
+        assert!(check_args_lowering_default_faults(&mut given).is_err());
+        // A fault named for nobody to commit is no way out of a refusal.
+        let (refused, _) = lowered(&[&small[..], &["--fault", "bad-share"]].concat());
+        assert!(refused.is_err());
+        // Nor is a threshold above the quorum, whatever the faults.
+        let (refused, faulty) = lowered(&["--committee", "4", "--threshold", "4"]);
+        assert!(refused.unwrap_err().contains("above the dealer quorum"));
+        assert_eq!(faulty, 1);
     }
 
     #[test]

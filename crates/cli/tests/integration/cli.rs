@@ -134,7 +134,7 @@ fn the_same_flag_names_the_same_thing_everywhere() {
 
 #[test]
 fn contradicting_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 74] = [
+    let cases: [(&[&str], &str); 75] = [
         (
             &["chain", "--contract", "c.toml", "--committee", "5"],
             "cannot be used with",
@@ -349,6 +349,22 @@ fn contradicting_arguments_exit_2_with_a_clear_message() {
                 "3",
             ],
             "the threshold t = 4 (the default: 66% of the committee) with a committee of 6",
+        ),
+        (
+            &[
+                "demo",
+                "--nodes",
+                "5",
+                "--committee",
+                "5",
+                "--threshold",
+                "4",
+                "--faulty",
+                "3",
+                "--fault",
+                "bad-beacon",
+            ],
+            "--faulty 3 with --fault bad-beacon leaves 2 honest members in a committee of 5, fewer than the threshold 4",
         ),
         (
             &["demo", "--faulty", "4"],
