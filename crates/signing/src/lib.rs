@@ -12,9 +12,9 @@
 //! 2. The coordinator ([`Coordinator`]) collects commitments from known signers, one each, and
 //!    once it has at least the threshold fixes the commitment list and the message in a
 //!    [`SigningRequest`] (sections 4.3 and 5.2).
-//! 3. Round two (section 5.2): [`Signer::round2`] takes its nonces out of the store (they are
-//!    gone from then on, whatever happens next), checks that the list carries its commitment,
-//!    and returns its [`SharePackage`].
+//! 3. Round two (section 5.2): [`Signer::round2`] checks the request's mode, that the list
+//!    carries its commitment and reaches the threshold, then takes its nonces out of the store
+//!    (they are gone from then on, whatever happens next) and returns its [`SharePackage`].
 //! 4. The coordinator collects one share per listed signer, aggregates and verifies the signature
 //!    (section 5.3); if it fails, it verifies every share and names the signers whose shares are
 //!    invalid (section 5.4).

@@ -83,9 +83,12 @@ impl Signer {
         })
     }
 
-    /// Round two: the share for `request`. The session's nonces are taken out of the store
-    /// first, so they are spent even if the request then turns out to be invalid (a coordinator
-    /// must not get to try two requests against one nonce pair).
+    /// Round two: the share for `request`. A request refused on its face (another mode, a list
+    /// without this signer's commitment or below the threshold) leaves the nonces in the store:
+    /// nothing was computed with them. Past those checks the nonces are taken out before
+    /// anything else, so they are spent even if the request then turns out to be invalid (a
+    /// coordinator must not get to try two requests against one nonce pair that produced a
+    /// share).
     pub fn round2<S: NonceStore>(
         &self,
         request: &SigningRequest,

@@ -130,6 +130,9 @@ pub enum FrostRefusal {
     /// The coordinator already released this session ([`FrostRequest::Release`] came first),
     /// or used it before.
     SessionUsed = 7,
+    /// The coordinator has as many nonce pairs waiting at this member as it may
+    /// ([`NonceDbError::CoordinatorFull`]): its own doing, so the member is no culprit.
+    CoordinatorFull = 8,
 }
 
 impl FrostRefusal {
@@ -142,6 +145,7 @@ impl FrostRefusal {
             5 => FrostRefusal::Refused,
             6 => FrostRefusal::Store,
             7 => FrostRefusal::SessionUsed,
+            8 => FrostRefusal::CoordinatorFull,
             _ => return None,
         })
     }
@@ -156,6 +160,7 @@ impl FrostRefusal {
             FrostRefusal::Refused => "refused",
             FrostRefusal::Store => "store",
             FrostRefusal::SessionUsed => "session_used",
+            FrostRefusal::CoordinatorFull => "coordinator_full",
         }
     }
 }
@@ -380,13 +385,20 @@ impl FrostView {
 /// never gets a second pair. Writes commit durably before they return (redb's default
 /// durability), but for a release ([`CoordinatorNonces::release`]), which need not.
 ///
-/// Both tables are bounded. A coordinator asks every member for a commitment and uses the
-/// first `t`; it releases the others' nonces ([`FrostRequest::Release`]), but a release can be
-/// lost, and any committee member can ask for commitments at will. Entries older than [`NONCE_TTL_MS`] are therefore dropped at the next
-/// write (a signing request is long over by then: a reused session then just gets fresh
-/// nonces, which `round2` matches against the request's commitment list), and a write that
-/// would exceed [`MAX_PENDING_NONCES`] or [`MAX_USED_SESSIONS`] (or the bounds given to
-/// [`NonceDb::with_limits`]) is refused.
+/// Both tables are bounded, per coordinator. A coordinator asks every member for a commitment
+/// and uses the first `t`; it releases the others' nonces ([`FrostRequest::Release`]), but a
+/// release can be lost, and any committee member can ask for commitments at will. Entries older
+/// than [`NONCE_TTL_MS`] are therefore dropped at the next write (a signing request is long over
+/// by then: a reused session then just gets fresh nonces, which `round2` matches against the
+/// request's commitment list). Each entry records which coordinator it is for, and each
+/// coordinator has a share of its own: a commit request beyond its
+/// [`MAX_PENDING_PER_COORDINATOR`] waiting pairs is refused
+/// ([`NonceDbError::CoordinatorFull`], which names no culprit), and its oldest used-session mark
+/// makes room for a new one beyond [`MAX_USED_PER_COORDINATOR`] (the bounds given to
+/// [`NonceDb::with_limits`] replace both). A single store-wide bound would let one member that
+/// asks for commitments and never signs fill the store of every other member, whose refusals
+/// would then name them, not it. Only committee members reach the store ([`answer`]), so it
+/// holds at most a committee's shares.
 pub struct NonceDb {
     db: Database,
     keys: Arc<NodeKeys>,
@@ -400,20 +412,29 @@ impl std::fmt::Debug for NonceDb {
     }
 }
 
-/// Key -> the time the nonces were made (8 bytes, big-endian ms) and the sealed nonces.
-const PENDING: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("pending-v2");
-/// Key -> the time it was used (ms).
-const USED: TableDefinition<&[u8; 32], u64> = TableDefinition::new("used-v2");
+/// Key -> the time the nonces were made (8 bytes, big-endian ms), the coordinator's tag
+/// ([`CoordinatorNonces::owner`], 8 bytes) and the sealed nonces.
+const PENDING: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("pending-v3");
+/// Key -> the time it was used (8 bytes, big-endian ms) and the coordinator's tag (8 bytes).
+const USED: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("used-v3");
+/// The tables before entries named their coordinator, dropped at open: a pair waiting in them
+/// is then simply not found by its round two, and a used mark only ever refused.
+const PENDING_V2: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("pending-v2");
+const USED_V2: TableDefinition<&[u8; 32], u64> = TableDefinition::new("used-v2");
 
 /// How long a member keeps nonces for a round two, and remembers a used session: ten minutes,
 /// far beyond any signing request's timeout.
 pub const NONCE_TTL_MS: u64 = 10 * 60 * 1000;
 
-/// Nonce pairs a member holds at once, across coordinators.
-pub const MAX_PENDING_NONCES: u64 = 4096;
+/// Nonce pairs a member holds at once for one coordinator: room for every request a
+/// coordinator signs at once (`sign.max_pending`, 16 by default) over all its attempts
+/// ([`MAX_ATTEMPTS`]) with every release lost.
+pub const MAX_PENDING_PER_COORDINATOR: u64 = 128;
 
-/// Used sessions a member remembers at once (within [`NONCE_TTL_MS`]).
-pub const MAX_USED_SESSIONS: u64 = 65_536;
+/// Used sessions a member remembers at once for one coordinator (within [`NONCE_TTL_MS`]);
+/// beyond it the oldest mark goes (a mark only refuses a second commit for a session, which
+/// would get fresh nonces anyway).
+pub const MAX_USED_PER_COORDINATOR: u64 = 1024;
 
 /// A nonce store failure.
 #[derive(Debug, thiserror::Error)]
@@ -430,9 +451,9 @@ pub enum NonceDbError {
     /// A stored entry does not open with this node's key.
     #[error("stored nonces do not open")]
     Sealed,
-    /// The store holds as many entries as it may (see [`NonceDb`]).
-    #[error("too many nonces pending")]
-    Full,
+    /// The coordinator holds as many waiting pairs in this store as it may (see [`NonceDb`]).
+    #[error("this coordinator has as many nonce pairs waiting here as it may")]
+    CoordinatorFull,
 }
 
 fn dberr<E: std::fmt::Display>(e: E) -> NonceDbError {
@@ -445,6 +466,8 @@ impl NonceDb {
     pub fn open(path: &Path, keys: Arc<NodeKeys>) -> Result<Self, NonceDbError> {
         let db = crate::data_file::open(path, |db| -> Result<Database, NonceDbError> {
             let w = db.begin_write().map_err(dberr)?;
+            w.delete_table(PENDING_V2).map_err(dberr)?;
+            w.delete_table(USED_V2).map_err(dberr)?;
             w.open_table(PENDING).map_err(dberr)?;
             w.open_table(USED).map_err(dberr)?;
             w.commit().map_err(dberr)?;
@@ -454,8 +477,8 @@ impl NonceDb {
         Ok(NonceDb {
             db,
             keys,
-            max_pending: MAX_PENDING_NONCES,
-            max_used: MAX_USED_SESSIONS,
+            max_pending: MAX_PENDING_PER_COORDINATOR,
+            max_used: MAX_USED_PER_COORDINATOR,
         })
     }
 
@@ -477,7 +500,8 @@ impl NonceDb {
         Ok(dropped)
     }
 
-    /// The same store with other bounds than [`MAX_PENDING_NONCES`] and [`MAX_USED_SESSIONS`].
+    /// The same store with other per-coordinator bounds than [`MAX_PENDING_PER_COORDINATOR`]
+    /// and [`MAX_USED_PER_COORDINATOR`].
     pub fn with_limits(mut self, max_pending: u64, max_used: u64) -> Self {
         self.max_pending = max_pending;
         self.max_used = max_used;
@@ -524,13 +548,32 @@ impl CoordinatorNonces<'_> {
         made_ms.saturating_add(NONCE_TTL_MS) > self.now_ms
     }
 
-    /// Drops the nonces of `session` and marks the session used (while the table of used
-    /// sessions is less than half full: releases of made-up sessions must not fill the room
-    /// round one needs) so that a commit request for it that arrives later is refused rather
-    /// than stored for nothing. Returns whether a pair was dropped. Only the coordinator that asked can
+    /// The tag of this coordinator's entries: its share of the store is counted by it.
+    fn owner(&self) -> [u8; 8] {
+        let mut h = Sha256::new();
+        h.update(b"keyquorum/frost-nonce-owner/v1");
+        h.update(self.coordinator);
+        let digest: [u8; 32] = h.finalize().into();
+        let mut tag = [0; 8];
+        tag.copy_from_slice(&digest[..8]);
+        tag
+    }
+
+    /// The time stamp and owner tag that start every entry of both tables.
+    fn stamp(&self) -> [u8; 16] {
+        let mut stamp = [0; 16];
+        stamp[..8].copy_from_slice(&self.now_ms.to_be_bytes());
+        stamp[8..].copy_from_slice(&self.owner());
+        stamp
+    }
+
+    /// Drops the nonces of `session` and marks the session used (while this coordinator's
+    /// marks are fewer than half its share: releases of made-up sessions must not push out the
+    /// marks of its sessions that signed) so that a commit request for it that arrives later is
+    /// refused rather than stored for nothing. Returns whether a pair was dropped. Only the coordinator that asked can
     /// release: the entry's key includes its identity.
     pub fn release(&mut self, session: &SigningSession) -> Result<bool, NonceDbError> {
-        use redb::{ReadableTable, ReadableTableMetadata};
+        use redb::ReadableTable;
         let key = self.key(session);
         let mut w = self.db.db.begin_write().map_err(dberr)?;
         // Not flushed on its own (the next durable write carries it): a release lost in a
@@ -542,9 +585,9 @@ impl CoordinatorNonces<'_> {
             let dropped = pending.remove(&key).map_err(dberr)?.is_some();
             let mut used = w.open_table(USED).map_err(dberr)?;
             if used.get(&key).map_err(dberr)?.is_none()
-                && used.len().map_err(dberr)? < self.db.max_used / 2
+                && owned(&used, &self.owner())?.0 < self.db.max_used / 2
             {
-                used.insert(&key, self.now_ms).map_err(dberr)?;
+                used.insert(&key, self.stamp().as_slice()).map_err(dberr)?;
             }
             dropped
         };
@@ -553,9 +596,31 @@ impl CoordinatorNonces<'_> {
     }
 }
 
-/// The time stamp of a pending entry, if it has one.
+/// The time stamp of an entry of either table, if it has one.
 fn made_at(entry: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(entry.get(..8)?.try_into().ok()?))
+}
+
+/// How many entries of `table` the coordinator tagged `owner` has, and the key of its oldest.
+fn owned(
+    table: &impl redb::ReadableTable<&'static [u8; 32], &'static [u8]>,
+    owner: &[u8; 8],
+) -> Result<(u64, Option<[u8; 32]>), NonceDbError> {
+    let mut count = 0;
+    let mut oldest: Option<(u64, [u8; 32])> = None;
+    for item in table.iter().map_err(dberr)? {
+        let (key, value) = item.map_err(dberr)?;
+        let value = value.value();
+        if value.get(8..16) != Some(owner.as_slice()) {
+            continue;
+        }
+        count += 1;
+        let made = made_at(value).unwrap_or(0);
+        if oldest.is_none_or(|(t, _)| made < t) {
+            oldest = Some((made, *key.value()));
+        }
+    }
+    Ok((count, oldest.map(|(_, key)| key)))
 }
 
 impl NonceStore for CoordinatorNonces<'_> {
@@ -566,27 +631,32 @@ impl NonceStore for CoordinatorNonces<'_> {
         session: &SigningSession,
         nonces: &SecretBytes,
     ) -> Result<(), Self::Error> {
-        use redb::{ReadableTable, ReadableTableMetadata};
+        use redb::ReadableTable;
         let key = self.key(session);
-        let mut entry = self.now_ms.to_be_bytes().to_vec();
+        let owner = self.owner();
+        let mut entry = self.stamp().to_vec();
         entry.extend_from_slice(&self.db.keys.seal(&NonceDb::label(&key), nonces.expose()));
         let w = self.db.db.begin_write().map_err(dberr)?;
         {
             let mut used = w.open_table(USED).map_err(dberr)?;
             let mut pending = w.open_table(PENDING).map_err(dberr)?;
-            used.retain(|_, made| self.fresh(made)).map_err(dberr)?;
+            used.retain(|_, e| made_at(e).is_some_and(|t| self.fresh(t)))
+                .map_err(dberr)?;
             pending
                 .retain(|_, e| made_at(e).is_some_and(|t| self.fresh(t)))
                 .map_err(dberr)?;
             if used.get(&key).map_err(dberr)?.is_some() {
                 return Err(NonceDbError::SessionReused);
             }
-            if used.len().map_err(dberr)? >= self.db.max_used
-                || pending.len().map_err(dberr)? >= self.db.max_pending
-            {
-                return Err(NonceDbError::Full);
+            if owned(&pending, &owner)?.0 >= self.db.max_pending {
+                return Err(NonceDbError::CoordinatorFull);
             }
-            used.insert(&key, self.now_ms).map_err(dberr)?;
+            if let (marks, Some(oldest)) = owned(&used, &owner)?
+                && marks >= self.db.max_used
+            {
+                used.remove(&oldest).map_err(dberr)?;
+            }
+            used.insert(&key, self.stamp().as_slice()).map_err(dberr)?;
             pending.insert(&key, entry.as_slice()).map_err(dberr)?;
         }
         w.commit().map_err(dberr)
@@ -610,7 +680,7 @@ impl NonceStore for CoordinatorNonces<'_> {
                 let plain = self
                     .db
                     .keys
-                    .open(&NonceDb::label(&key), &e[8..])
+                    .open(&NonceDb::label(&key), e.get(16..).unwrap_or_default())
                     .map_err(|_| NonceDbError::Sealed)?;
                 Ok(Some(SecretBytes::new(plain.to_vec())))
             }
@@ -668,6 +738,9 @@ pub fn answer(
                 Ok(package) => answer_ok(package.to_bytes()),
                 Err(keyquorum_signing::SignerError::Store(NonceDbError::SessionReused)) => {
                     answer_refused(FrostRefusal::SessionUsed)
+                }
+                Err(keyquorum_signing::SignerError::Store(NonceDbError::CoordinatorFull)) => {
+                    answer_refused(FrostRefusal::CoordinatorFull)
                 }
                 Err(_) => answer_refused(FrostRefusal::Store),
             }
@@ -935,6 +1008,9 @@ pub struct Session {
     excluded: BTreeSet<usize>,
     /// Round one: members whose answer was not a commitment, and why.
     commit_faults: BTreeMap<usize, SignerFault>,
+    /// Round one: members that refused because this coordinator has its share of their nonce
+    /// store waiting already (not culprits).
+    coordinator_full: BTreeSet<usize>,
     /// Either round: members that refused because the request's view is not their active one
     /// (not culprits).
     other_view: BTreeSet<usize>,
@@ -979,6 +1055,15 @@ impl TakeError {
         matches!(self, TakeError::Refused(Some(FrostRefusal::OtherView)))
     }
 
+    /// Whether the member refused because this coordinator used up its share of the member's
+    /// nonce store: the coordinator's doing, not the member's fault.
+    pub fn coordinator_full(&self) -> bool {
+        matches!(
+            self,
+            TakeError::Refused(Some(FrostRefusal::CoordinatorFull))
+        )
+    }
+
     fn fault(&self) -> SignerFault {
         match self {
             TakeError::Refused(_) => SignerFault::Refused,
@@ -1005,6 +1090,7 @@ impl Session {
             threshold: view.threshold,
             excluded: BTreeSet::new(),
             commit_faults: BTreeMap::new(),
+            coordinator_full: BTreeSet::new(),
             other_view: BTreeSet::new(),
             shared: BTreeSet::new(),
             share_faults: BTreeMap::new(),
@@ -1045,6 +1131,9 @@ impl Session {
             Err(e) if e.other_view() => {
                 self.other_view.insert(position);
             }
+            Err(e) if e.coordinator_full() => {
+                self.coordinator_full.insert(position);
+            }
             Err(e) => {
                 self.commit_faults.entry(position).or_insert(e.fault());
             }
@@ -1069,11 +1158,16 @@ impl Session {
     }
 
     /// The members asked in round one that gave no commitment (those that gave none in time
-    /// are unresponsive), for a round one that fell short; not those at another view.
+    /// are unresponsive), for a round one that fell short; not those at another view, nor
+    /// those that refused because this coordinator has its share of their store waiting.
     pub fn commitment_culprits(&self, view: &FrostView) -> Vec<Culprit> {
         self.asked(view)
             .into_iter()
-            .filter(|i| !self.signers.contains_key(i) && !self.other_view.contains(i))
+            .filter(|i| {
+                !self.signers.contains_key(i)
+                    && !self.other_view.contains(i)
+                    && !self.coordinator_full.contains(i)
+            })
             .map(|i| Culprit {
                 position: i,
                 identity: view.members[i].0.clone(),

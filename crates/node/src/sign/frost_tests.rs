@@ -482,6 +482,67 @@ fn a_release_drops_only_its_coordinators_unused_nonces_and_refuses_a_late_commit
     );
 }
 
+/// One member that asks for commitments and never signs fills only its own share of another
+/// member's nonce store: the others still get commitments, and its own refusal names no
+/// culprit at the coordinator.
+#[test]
+fn a_member_that_floods_commit_requests_fills_only_its_own_share_of_the_nonce_store() {
+    let keys = node_keys(4);
+    let (record, shares) = signing_key(&keys, 3);
+    let views = frost_views(&record, &shares);
+    let dir = tempfile::tempdir().unwrap();
+    let db = NonceDb::open(&dir.path().join("n.redb"), keys[1].clone())
+        .unwrap()
+        .with_limits(2, 4);
+    let ask = |from: usize, request: FrostRequest| {
+        answer(
+            Some(&views[1]),
+            Some(&db),
+            &views[1].session(),
+            Some(&identity(&keys[from])),
+            &request.to_bytes(),
+            &[9; 64],
+            NOW_MS,
+        )
+    };
+    let commit = |session| FrostRequest::Commit { view: 1, session };
+    let release = |session| FrostRequest::Release { view: 1, session };
+    // Member 2 holds its two pairs, and is refused a third.
+    for i in 0..2 {
+        assert!(parse_answer(&ask(2, commit([i; 32]))).is_ok());
+    }
+    let refused = ask(2, commit([2; 32]));
+    assert_eq!(
+        parse_answer(&refused),
+        Err(Some(FrostRefusal::CoordinatorFull))
+    );
+    // Commit-and-release cycles past its share of used marks push out its own oldest marks.
+    for i in 10..20 {
+        assert!(parse_answer(&ask(3, commit([i; 32]))).is_ok());
+        assert!(parse_answer(&ask(3, release([i; 32]))).is_ok());
+    }
+    // Member 0 is not affected by either.
+    for i in 0..2 {
+        assert!(parse_answer(&ask(0, commit([i; 32]))).is_ok());
+    }
+    assert_eq!(db.pending().unwrap(), 4);
+    // The coordinator refused so names nobody for it.
+    let v = &views[2];
+    let mut session = Session::new(v, Scheme::Bip340, b"m".to_vec(), [2; 32]);
+    assert_eq!(
+        session.take_commitment(v, 1, &refused),
+        Err(TakeError::Refused(Some(FrostRefusal::CoordinatorFull)))
+    );
+    assert!(
+        session
+            .commitment_culprits(v)
+            .iter()
+            .all(|c| c.position != 1),
+        "{:?}",
+        session.commitment_culprits(v)
+    );
+}
+
 fn answer_refused_bytes() -> Vec<u8> {
     vec![1, FrostRefusal::Store as u8]
 }

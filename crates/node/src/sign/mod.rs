@@ -10,8 +10,10 @@
 //!   whose allow-list is the committee, so only members ask and only members answer).
 //! - Each member signs only a well-formed request for its own active view
 //!   (`keyquorum_beacon::sign::answer_partial`) and answers at once with its partial, or a
-//!   refusal, keeping nothing of the request: a request the coordinator gave up on leaves no
-//!   state at the members, so there is nothing to cancel. A member answers at most
+//!   refusal, keeping nothing of a BLS request: a request the coordinator gave up on leaves no
+//!   state at the members, so there is nothing to cancel. (A Schnorr request is two rounds
+//!   with stored nonces between them, released or expired afterwards, and up to
+//!   [`frost::MAX_ATTEMPTS`] attempts: see [`frost`].) A member answers at most
 //!   [`MAX_ANSWERING`] requests at once; it leaves more unanswered (the coordinator counts it
 //!   unreachable for them), so a member flooding the others with requests cannot queue
 //!   unbounded work on them.
@@ -19,12 +21,13 @@
 //!   share, takes one per member, names a member whose partial fails (log and
 //!   `keyquorum_sign_partials_total{result="invalid"}`) and never asks it again for that
 //!   request; at `t` valid partials it combines and verifies the signature under the group
-//!   key. Each member is asked once: no blind retries. If `t` valid partials are not in by the
-//!   timeout, the answer names how many of `t` arrived.
+//!   key. Each member is asked once for a BLS request: no blind retries. If `t` valid partials
+//!   are not in by the timeout, the answer names how many of `t` arrived.
 //!
-//! The signature is a BLS signature in the IETF proof-of-possession ciphersuite with keys in
-//! G1 (`BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_`) on
-//! `keyquorum_beacon::sign::signing_bytes(domain, message)`.
+//! A BLS signature is in the IETF proof-of-possession ciphersuite with keys in G1
+//! (`BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_`) on
+//! `keyquorum_beacon::sign::signing_bytes(domain, message)`; a Schnorr one (FROST or BIP-340,
+//! on the view's secp256k1 signing key) is made as [`frost`] describes.
 //!
 //! # Metrics
 //! `keyquorum_sign_requests_total{result}` (`signed`, `rejected`),
