@@ -207,6 +207,53 @@ library Bls12381 {
         return _isLarger(yHi, yLo) == (flags & 0x20 != 0);
     }
 
+    /// Whether `compressed` (48 bytes in the ZCash encoding) provably encodes no point of G1
+    /// that a signature can be: the identity (the infinity flag), a missing compression flag,
+    /// an x at or above p, or
+    /// an x for which x^3 + 4 has no square root, shown by `witness`, a square root of
+    /// -(x^3 + 4) (p is 3 mod 4, so -1 is no square and exactly one of a and -a is one for a
+    /// nonzero a; x^3 + 4 is never zero, as the curve has no point of order two). A point on the
+    /// curve outside the subgroup is not covered: the pairing precompile refuses it.
+    function isNoG1Point(bytes memory compressed, bytes memory witness) internal view returns (bool) {
+        if (compressed.length != 48) return true;
+        uint8 flags = uint8(compressed[0]);
+        if (flags & 0x80 == 0 || flags & 0x40 != 0) return true;
+        uint256 xHi;
+        uint256 xLo;
+        assembly {
+            xHi := shr(128, mload(add(compressed, 32)))
+            xLo := mload(add(compressed, 48))
+        }
+        xHi &= 0x1fffffffffffffffffffffffffffffff;
+        if (xHi > P_HI || (xHi == P_HI && xLo >= P_LO)) return true;
+        if (witness.length != 48) return false;
+        bytes memory x = abi.encodePacked(bytes16(uint128(xHi)), xLo);
+        (uint256 cubeHi, uint256 cubeLo) = _powModP(x, 3);
+        (uint256 squareHi, uint256 squareLo) = _powModP(witness, 2);
+        // Both below p, so x^3 + 4 + w^2 is 0 mod p exactly when it is p or 2p.
+        unchecked {
+            uint256 lo = cubeLo + squareLo;
+            uint256 hi = cubeHi + squareHi + (lo < cubeLo ? 1 : 0);
+            uint256 sumLo = lo + 4;
+            if (sumLo < lo) hi += 1;
+            uint256 twoPLo = P_LO << 1;
+            uint256 twoPHi = (P_HI << 1) | (P_LO >> 255);
+            return (hi == P_HI && sumLo == P_LO) || (hi == twoPHi && sumLo == twoPLo);
+        }
+    }
+
+    /// `base^exponent mod p` for a 48-byte `base`, as (top 16 bytes, low 32 bytes).
+    function _powModP(bytes memory base, uint8 exponent) private view returns (uint256 hi, uint256 lo) {
+        bytes memory input =
+            abi.encodePacked(uint256(48), uint256(1), uint256(48), base, exponent, bytes16(uint128(P_HI)), P_LO);
+        (bool ok, bytes memory r) = MODEXP.staticcall(input);
+        if (!ok || r.length != 48) revert PrecompileFailed(MODEXP);
+        assembly {
+            hi := shr(128, mload(add(r, 32)))
+            lo := mload(add(r, 48))
+        }
+    }
+
     /// The same for G2 (96 bytes compressed: x.c1 with the flags, then x.c0; the sign is that
     /// of y.c1, or of y.c0 when y.c1 is zero).
     function matchesCompressedG2(bytes memory compressed, bytes memory point) internal pure returns (bool) {

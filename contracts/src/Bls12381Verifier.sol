@@ -19,6 +19,31 @@ contract Bls12381Verifier {
     bytes internal constant POP_DST_G1 = "BLS_POP_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_";
     bytes internal constant SIG_DST_G2 = "BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 
+    /// Whether the ack aggregate `compressed` (48 bytes, as posted) is no signature of the
+    /// ackers' summed identity key `aggregatePk` on the ack payload of the publication bytes
+    /// `head` (its bytes 1 to 73: session, dealer and commitment hash, as the nodes' ack
+    /// signs them: `keyquorum_dkg::messages::ack_payload`): 1 if it is proven forged, 0 if
+    /// not, 2 if `point` is not the posted point. With a 128-byte `point` (the posted bytes as a
+    /// point), the pairing decides: a point off the curve proves nothing (the addition
+    /// precompile reverts for one, and on the curve x and the sign leave only the posted
+    /// point), while one outside the subgroup, which the pairing precompile refuses, does: an
+    /// aggregate of valid acks is in the group. Otherwise the posted bytes must be no point a
+    /// signature can be (`Bls12381.isNoG1Point`, `point` its square-root witness or empty).
+    function isForgedAckAggregate(
+        bytes memory compressed,
+        bytes memory point,
+        bytes memory aggregatePk,
+        bytes calldata head
+    ) external view returns (uint8) {
+        if (point.length != 128) return Bls12381.isNoG1Point(compressed, point) ? 1 : 0;
+        if (!Bls12381.matchesCompressedG1(compressed, point)) return 2;
+        Bls12381.g1Add(point, new bytes(128));
+        bytes memory ack = abi.encodePacked(head[0:32], head[36:40], head[40:72]);
+        bytes32 digest = sha256(abi.encodePacked(uint64(16), "keyquorum/ack/v1", uint64(ack.length), ack));
+        bytes memory hashed = Bls12381.hashToG1(abi.encodePacked(digest), SIG_DST_G1);
+        return Bls12381.verifyG1Signature(aggregatePk, hashed, point) ? 0 : 1;
+    }
+
     /// Whether `sigG1` is the identity key `pkG2`'s signature on `message`.
     function verifyIdentitySignature(bytes memory pkG2, bytes memory message, bytes memory sigG1)
         external

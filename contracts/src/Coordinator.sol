@@ -1089,8 +1089,9 @@ contract Coordinator {
     /// (`ackerPoints`, in bitmap order), on the ack payload of its session, dealer and
     /// commitment hash; `aggregatePoint` is that signature as a point. Every identity key was
     /// registered with a proof of possession, so an aggregate of valid acks always verifies:
-    /// one that does not was forged by the dealer. Slashed as for equivocation. (A signature
-    /// whose bytes are no point at all cannot be shown here; every node's board refuses it.)
+    /// one that does not was forged by the dealer. Slashed as for equivocation. Posted bytes that
+    /// are no point a signature can be (the identity, or no point at all) are proven with an
+    /// `aggregatePoint` of other than 128 bytes (`Bls12381Verifier.isForgedAckAggregate`).
     function proveBadAckAggregate(
         uint256 id,
         bytes calldata signedPost,
@@ -1106,13 +1107,13 @@ contract Coordinator {
         uint256 bitmapLen = uint32(bytes4(p[73:77]));
         uint256 at = 77 + bitmapLen;
         if (p.length < at + 1 + 48 || uint8(p[at]) != 1) revert NotAFault();
-        bytes memory aggregatePk = _ackers(c, p[77:at], ackerPoints);
-        if (!Bls12381.matchesCompressedG1(p[at + 1:at + 49], aggregatePoint)) revert BadAggregatePoint();
-        // A point off the curve makes the pairing fail, which proves nothing: the addition
-        // precompile reverts for one, and on the curve x and the sign leave only the posted point.
-        Bls12381.g1Add(aggregatePoint, new bytes(128));
-        bytes32 digest = taggedHash("keyquorum/ack/v1", abi.encodePacked(p[1:33], p[37:41], p[41:73]));
-        if (bls.verifyIdentitySignature(aggregatePk, abi.encodePacked(digest), aggregatePoint)) revert NotAFault();
+        // With an `aggregatePoint` of other than 128 bytes, the posted bytes are claimed to be
+        // no point a signature can be, `aggregatePoint` the square root that shows it where one
+        // is needed, and `ackerPoints` unused (`Bls12381Verifier.isForgedAckAggregate`).
+        bytes memory aggregatePk = aggregatePoint.length == 128 ? _ackers(c, p[77:at], ackerPoints) : bytes("");
+        uint8 verdict = bls.isForgedAckAggregate(p[at + 1:at + 49], aggregatePoint, aggregatePk, p[1:73]);
+        if (verdict == 2) revert BadAggregatePoint();
+        if (verdict == 0) revert NotAFault();
         address culprit = _dealerAccount(c, dealer);
         if (slashedIn[id][culprit]) revert AlreadySlashed();
         slashedIn[id][culprit] = true;

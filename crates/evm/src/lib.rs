@@ -168,6 +168,59 @@ pub fn g1_point(compressed: &[u8; 48]) -> Result<[u8; 128], PointError> {
     Ok(out)
 }
 
+/// What a fraud proof of a forged G1 signature shows the contract for the signature's posted
+/// bytes (`proveBadAckAggregate`'s `aggregatePoint`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum G1Evidence {
+    /// A point of the curve other than the identity, in the precompile encoding: the pairing
+    /// decides (a point outside the subgroup, which the pairing precompile refuses, included).
+    Point([u8; 128]),
+    /// No such point (`Bls12381.isNoG1Point`): a square root of `-(x^3 + 4)` (48 bytes) for an
+    /// x whose `x^3 + 4` has none, or empty when the flags or an x at or above p show it.
+    NoPoint(Vec<u8>),
+}
+
+/// The evidence for the 48 bytes `compressed` posted as a G1 signature ([`G1Evidence`]).
+pub fn g1_evidence(compressed: &[u8; 48]) -> G1Evidence {
+    use alloy_primitives::ruint::Uint;
+    type Fp = Uint<384, 6>;
+    // The identity is the only point with the infinity flag.
+    let flags = compressed[0];
+    if flags & 0x80 == 0 || flags & 0x40 != 0 {
+        return G1Evidence::NoPoint(Vec::new());
+    }
+    if let Some(p) = Option::<G1Affine>::from(G1Affine::from_compressed_unchecked(compressed)) {
+        let raw = p.to_uncompressed();
+        let mut out = [0u8; 128];
+        pad(&mut out, 0, &raw[..48]);
+        pad(&mut out, 64, &raw[48..]);
+        return G1Evidence::Point(out);
+    }
+    let mut x = *compressed;
+    x[0] &= 0x1f;
+    let x = Fp::from_be_bytes(x);
+    let p = Fp::from_be_bytes(FIELD_MODULUS);
+    if x >= p {
+        return G1Evidence::NoPoint(Vec::new());
+    }
+    // x^3 + 4 is never zero on this curve; with none of its roots, -(x^3 + 4) has one, since
+    // p = 3 mod 4 makes -1 a non-square and (p + 1) / 4 the exponent of a square root.
+    let minus_rhs = p - x.mul_mod(x, p).mul_mod(x, p).add_mod(Fp::from(4u8), p);
+    let root = minus_rhs.pow_mod((p + Fp::from(1u8)) >> 2, p);
+    if root.mul_mod(root, p) != minus_rhs {
+        // x has a y after all (the decoding failed on its flags): nothing to show.
+        return G1Evidence::NoPoint(Vec::new());
+    }
+    G1Evidence::NoPoint(root.to_be_bytes::<48>().to_vec())
+}
+
+/// The BLS12-381 base field modulus, big-endian.
+const FIELD_MODULUS: [u8; 48] = [
+    0x1a, 0x01, 0x11, 0xea, 0x39, 0x7f, 0xe6, 0x9a, 0x4b, 0x1b, 0xa7, 0xb6, 0x43, 0x4b, 0xac, 0xd7,
+    0x64, 0x77, 0x4b, 0x84, 0xf3, 0x85, 0x12, 0xbf, 0x67, 0x30, 0xd2, 0xa0, 0xf6, 0xb0, 0xf6, 0x24,
+    0x1e, 0xab, 0xff, 0xfe, 0xb1, 0x53, 0xff, 0xff, 0xb9, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xaa, 0xab,
+];
+
 /// A compressed G2 point (96 bytes) in the precompile encoding (256 bytes). The compressed and
 /// uncompressed ZCash forms put `c1` before `c0`; the precompiles put `c0` first.
 pub fn g2_point(compressed: &[u8; 96]) -> Result<[u8; 256], PointError> {

@@ -16,7 +16,7 @@ use keyquorum_crypto::Bls12381G1;
 use keyquorum_dkg::board::FaultKind;
 use keyquorum_dkg::messages::{Post, SignedPost};
 
-use crate::{Coordinator, g1_point, g2_point};
+use crate::{Coordinator, G1Evidence, g1_evidence, g2_point};
 
 /// A proof of a dealer's fault, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +48,8 @@ pub struct ProofContext<'a> {
 /// The proof of `fault`, which the board found in `post` (a `SignedPost::encode` of a
 /// publication, as logged), if the contract can check it: `None` for a fault it has no proof
 /// for, for a post that is not a publication, or for inputs that do not fit (a seat outside the
-/// committee, a key or signature that is no point), which the board would not have accepted.
+/// committee, an identity key that is no point), which the board would not have accepted. An
+/// ack aggregate that is no point of the group is proven too ([`G1Evidence`]).
 pub fn fault_proof(ctx: &ProofContext<'_>, post: &[u8], fault: &FaultKind) -> Option<FaultProof> {
     let n = ctx.identities.len();
     let signed = SignedPost::<Bls12381G1>::decode(post, n).ok()?;
@@ -59,18 +60,26 @@ pub fn fault_proof(ctx: &ProofContext<'_>, post: &[u8], fault: &FaultKind) -> Op
     let (name, calldata) = match fault {
         FaultKind::BadAckSignature => {
             let aggregate = publication.ack_signature.as_ref()?;
-            let ackers = publication
-                .acks
-                .iter()
-                .map(|&j| {
-                    let key = ctx.identities.get(j as usize)?;
-                    Some(Bytes::copy_from_slice(&g2_point(key).ok()?))
-                })
-                .collect::<Option<Vec<_>>>()?;
+            // A point to pair with the ackers' keys, or the evidence that the posted bytes are
+            // none (then the contract needs no keys).
+            let (aggregate_point, ackers) = match g1_evidence(&aggregate.0) {
+                G1Evidence::Point(point) => {
+                    let ackers = publication
+                        .acks
+                        .iter()
+                        .map(|&j| {
+                            let key = ctx.identities.get(j as usize)?;
+                            Some(Bytes::copy_from_slice(&g2_point(key).ok()?))
+                        })
+                        .collect::<Option<Vec<_>>>()?;
+                    (point.to_vec(), ackers)
+                }
+                G1Evidence::NoPoint(witness) => (witness, Vec::new()),
+            };
             let call = Coordinator::proveBadAckAggregateCall {
                 id: ctx.ceremony,
                 signedPost: Bytes::copy_from_slice(post),
-                aggregatePoint: Bytes::copy_from_slice(&g1_point(&aggregate.0).ok()?),
+                aggregatePoint: aggregate_point.into(),
                 ackerPoints: ackers,
             };
             ("bad_ack_signature", call.abi_encode())

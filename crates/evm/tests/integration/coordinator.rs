@@ -1627,6 +1627,94 @@ fn feed_at(t: &mut Translator, r: &Receipt, number: u64) {
     });
 }
 
+/// A forged ack aggregate that is no point of the group is proven and slashed as well as one
+/// that is: the identity, bytes whose x has no y on the curve, a point of the curve outside the
+/// subgroup, and an x at or above p. Each forger's publication is refused by the board, the
+/// translator builds the proof from the logs, and the contract slashes on it; a wrong witness,
+/// or a claim that a point of the curve is none, is refused.
+#[test]
+fn a_forged_ack_aggregate_that_is_no_point_of_the_group_is_slashed() {
+    use keyquorum_dkg::identity::IdentitySignature;
+    // Node 0 stakes least and stands by: it reports.
+    let (mut chain, nodes) = registered(4, 5);
+    let s = start(&mut chain, &nodes);
+    let spec = spec(&nodes, &s);
+    let (contributions, publications, _) = run_ceremony(&spec, &seated(&nodes, &s), &[]);
+    let member_at = |pos: usize| &nodes[s.committee[pos]];
+    let reporter = nodes[0].account;
+    assert!(!s.committee.contains(&0));
+    let mut t = translator_of(&nodes, &s);
+    for p in &contributions {
+        let r = chain
+            .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
+            .ok();
+        feed(&mut t, &r);
+    }
+    chain.set_block(s.sel.contributeEnd + 1);
+    t.translate(BoardInput::Deadline {
+        ceremony: s.id,
+        phase: Phase::Contribute,
+    });
+    // The first x (compression flag set, sign clear) with the property asked for.
+    let find = |want: fn(&[u8; 48]) -> bool| -> [u8; 48] {
+        (1u8..=255)
+            .map(|x| {
+                let mut b = [0u8; 48];
+                b[0] = 0x80;
+                b[47] = x;
+                b
+            })
+            .find(want)
+            .expect("within 255 tries")
+    };
+    let no_y = find(|b| bool::from(blstrs::G1Affine::from_compressed_unchecked(b).is_none()));
+    let outside = find(|b| {
+        bool::from(blstrs::G1Affine::from_compressed_unchecked(b).is_some())
+            && bool::from(blstrs::G1Affine::from_compressed(b).is_none())
+    });
+    let mut identity = [0u8; 48];
+    identity[0] = 0xc0;
+    let mut too_large = FIELD_MODULUS;
+    too_large[0] |= 0x80;
+    let decode = |p: &[u8]| SignedPost::<Bls12381G1>::decode(p, 4).unwrap();
+    for (p, bytes) in publications
+        .iter()
+        .zip([identity, no_y, outside, too_large])
+    {
+        let Post::Publication(mut forged) = decode(p).post else {
+            panic!("publication expected")
+        };
+        let forger = forged.dealer as usize;
+        forged.ack_signature = Some(IdentitySignature(bytes));
+        let forged_signed = signed_publication(member_at(forger), forged);
+        let r = chain
+            .send(member_at(forger).account, 0, post_call(&forged_signed))
+            .ok();
+        feed(&mut t, &r);
+        let proof = t.fault_proof(&forged_signed).expect("a proof").clone();
+        assert_eq!(proof.fault, "bad_ack_signature");
+        let call = Coordinator::proveBadAckAggregateCall::abi_decode(&proof.calldata).unwrap();
+        // A claim that bytes are no point needs its witness where the flags do not show it;
+        // a point of the curve is not shown to be none by an empty one.
+        if bytes == no_y || bytes == outside {
+            let mut wrong = call.clone();
+            wrong.aggregatePoint = if bytes == no_y {
+                vec![0u8; 48].into()
+            } else {
+                Bytes::new()
+            };
+            wrong.ackerPoints = Vec::new();
+            chain
+                .send(reporter, 0, wrong)
+                .reverts_with::<Coordinator::NotAFault>();
+        }
+        let r = chain.send(reporter, 0, call).ok();
+        let slashed = r.events::<Coordinator::Slashed>().remove(0);
+        assert_eq!(slashed.culprit, member_at(forger).account);
+        assert_eq!(slashed.fault, "bad_ack_signature");
+    }
+}
+
 /// Re-signs a publication as its dealer.
 fn signed_publication(
     member: &Node,
