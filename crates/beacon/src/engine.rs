@@ -385,8 +385,11 @@ impl<S: DrandScheme> Engine<S> {
     /// Also sends this node's partial for the round in progress again: members that were down
     /// when it was first sent get it, and a round stalled for want of partials resumes once
     /// `t` members are up. Peers drop the copies as [`Rejected::Duplicate`].
+    ///
+    /// The clock is the one given now, even behind an earlier one: a clock that jumped ahead
+    /// once and was set right must not leave this node signing rounds before their time.
     pub fn tick(&mut self, now_round: u64, store: &impl RoundStore) -> Vec<Action> {
-        self.clock_round = self.clock_round.max(now_round);
+        self.clock_round = now_round;
         self.advance(store, true)
     }
 

@@ -377,6 +377,36 @@ fn rounds_missed_without_a_quorum_are_caught_up_in_order() {
     assert!(ns[3].store.0.is_empty());
 }
 
+/// The engine signs by the clock it is given now, not the furthest one it was ever given: a
+/// clock that jumped ahead once and was set right does not leave the node signing each round
+/// as soon as the one before is stored (which would let `t - 1` others make rounds early).
+#[test]
+fn a_clock_set_back_after_a_jump_ahead_stops_early_signing() {
+    let dealt = deal::<PedersenBlsChained>(3, 2, None, 500);
+    let info = first_chain(&dealt.group, 9);
+    let mut ns = nodes(&dealt, &info);
+    let node = &mut ns[0];
+    node.engine.tick(1_000, &node.store);
+    tick(&mut ns, &[true; 3], 2);
+    assert_chain(&ns, &[true; 3], &info, 2);
+    let node = &mut ns[0];
+    let early: Vec<u64> = node
+        .engine
+        .tick(2, &node.store)
+        .iter()
+        .filter_map(|a| match a {
+            keyquorum_beacon::engine::Action::Broadcast(p) if p.round > 2 => Some(p.round),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        early.is_empty(),
+        "partials signed before their time: {early:?}"
+    );
+    tick(&mut ns, &[true; 3], 3);
+    assert_chain(&ns, &[true; 3], &info, 3);
+}
+
 #[test]
 fn a_stored_round_is_never_produced_again_and_a_restart_continues_the_chain() {
     let dealt = deal::<PedersenBlsChained>(3, 2, None, 400);
