@@ -819,7 +819,9 @@ contract Coordinator {
     /// contribution is accepted in the contribute phase, a publication (attempt 0) in the
     /// publish phase, or in the share phase when it is final (`EncodingReader.acks`), each once per
     /// dealer: the phases in which the board takes them. The signature is checked by every node's board,
-    /// which refuses a post it cannot attribute, so the author gains nothing from a bad one.
+    /// which refuses a post it cannot attribute, not here: a member whose posts no board takes is
+    /// absent from the ceremony, but its posts are on record, so a restart does not ban it as it
+    /// bans a member that posted nothing (a known gap; see docs/architecture.md, "Not there yet").
     function post(bytes calldata signedPost) external {
         uint256 id = running;
         if (id == 0) revert NoViewChange();
