@@ -303,9 +303,8 @@ impl DemoArgs {
         }
     }
 
-    /// The faults, for the summary line.
     /// The faulty nodes for the banner: `1 faulty (equivocate)`, or `no faulty nodes`.
-    fn faulty_summary(&self) -> String {
+    pub(crate) fn faulty_summary(&self) -> String {
         let mut names: Vec<&str> = (0..self.faulty())
             .map(|k| self.fault_of(k).name())
             .collect();
@@ -671,7 +670,6 @@ pub(crate) fn verify_signatures(observer: &mut Observer) -> (SignedMessages, boo
     (views, bad_signature)
 }
 
-/// Checks the arguments against each other (usage errors, exit 2).
 /// [`check_args`], except that a default number of faulty nodes the other parameters refuse is
 /// lowered to the most they allow (down to none), with a note saying so: the default exists to
 /// show a fault, and a user who asked for a small committee asked for no fault it cannot hold.
@@ -698,6 +696,7 @@ fn check_args_lowering_default_faults(args: &mut DemoArgs) -> Result<Option<Stri
     Err(refusal)
 }
 
+/// Checks the arguments against each other (usage errors, exit 2).
 fn check_args(args: &DemoArgs) -> Result<(), String> {
     if args.nodes < args.committee {
         return Err(format!(

@@ -274,11 +274,10 @@ pub(crate) async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), String> {
         }
     };
     say(format!(
-        "keyquorum demo on anvil: {} nodes for {} seats, {} faulty ({}), {} view changes, blocks every {} ms",
+        "keyquorum demo on anvil: {} nodes for {} seats, {}, {} view changes, blocks every {} ms",
         args.nodes,
         args.committee,
-        args.faulty(),
-        Fault::ForgeAckAggregate.name(),
+        args.faulty_summary(),
         args.views,
         args.block_ms()
     ));
@@ -1129,11 +1128,10 @@ impl Report<'_> {
         let html = demo_report::html(
             self.observer,
             &format!(
-                "keyquorum ceremony report on anvil: {} nodes, {} seats, {} faulty ({})",
+                "keyquorum ceremony report on anvil: {} nodes, {} seats, {}",
                 args.nodes,
                 args.committee,
-                args.faulty(),
-                Fault::ForgeAckAggregate.name()
+                args.faulty_summary()
             ),
             "",
         );

@@ -476,6 +476,8 @@ fn the_demo_makes_a_secp256k1_key_despite_seed_003_faults_and_signs_bip340() {
                 "secp256k1",
                 "--threshold",
                 "6",
+                "--faulty",
+                "3",
             ][..],
             "fewer than the threshold",
         ),
