@@ -28,14 +28,20 @@ contract Bls12381Verifier {
     /// precompile reverts for one, and on the curve x and the sign leave only the posted
     /// point), while one outside the subgroup, which the pairing precompile refuses, does: an
     /// aggregate of valid acks is in the group. Otherwise the posted bytes must be no point a
-    /// signature can be (`Bls12381.isNoG1Point`, `point` its square-root witness or empty).
+    /// signature can be (`Bls12381.isNoG1Point`, `point` its square-root witness or empty),
+    /// the identity counting only when the ackers' summed key is not the identity too.
     function isForgedAckAggregate(
         bytes memory compressed,
         bytes memory point,
         bytes memory aggregatePk,
         bytes calldata head
     ) external view returns (uint8) {
-        if (point.length != 128) return Bls12381.isNoG1Point(compressed, point) ? 1 : 0;
+        if (point.length != 128) {
+            // The identity is what valid acks sum to when the ackers' keys do (k and -k both
+            // have proofs of possession): a forgery only under another key.
+            if (uint8(compressed[0]) & 0x40 != 0 && keccak256(aggregatePk) == keccak256(new bytes(256))) return 0;
+            return Bls12381.isNoG1Point(compressed, point) ? 1 : 0;
+        }
         if (!Bls12381.matchesCompressedG1(compressed, point)) return 2;
         Bls12381.g1Add(point, new bytes(128));
         bytes memory ack = abi.encodePacked(head[0:32], head[36:40], head[40:72]);

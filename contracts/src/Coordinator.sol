@@ -1092,8 +1092,9 @@ contract Coordinator {
     /// commitment hash; `aggregatePoint` is that signature as a point. Every identity key was
     /// registered with a proof of possession, so an aggregate of valid acks always verifies:
     /// one that does not was forged by the dealer. Slashed as for equivocation. Posted bytes that
-    /// are no point a signature can be (the identity, or no point at all) are proven with an
-    /// `aggregatePoint` of other than 128 bytes (`Bls12381Verifier.isForgedAckAggregate`).
+    /// are no point a signature can be (no point at all, or the identity under ackers whose keys
+    /// do not sum to it) are proven with an `aggregatePoint` of other than 128 bytes
+    /// (`Bls12381Verifier.isForgedAckAggregate`).
     function proveBadAckAggregate(
         uint256 id,
         bytes calldata signedPost,
@@ -1111,8 +1112,8 @@ contract Coordinator {
         if (p.length < at + 1 + 48 || uint8(p[at]) != 1) revert NotAFault();
         // With an `aggregatePoint` of other than 128 bytes, the posted bytes are claimed to be
         // no point a signature can be, `aggregatePoint` the square root that shows it where one
-        // is needed, and `ackerPoints` unused (`Bls12381Verifier.isForgedAckAggregate`).
-        bytes memory aggregatePk = aggregatePoint.length == 128 ? _ackers(c, p[77:at], ackerPoints) : bytes("");
+        // is needed (`Bls12381Verifier.isForgedAckAggregate`).
+        bytes memory aggregatePk = _ackers(c, p[77:at], ackerPoints);
         uint8 verdict = bls.isForgedAckAggregate(p[at + 1:at + 49], aggregatePoint, aggregatePk, p[1:73]);
         if (verdict == 2) revert BadAggregatePoint();
         if (verdict == 0) revert NotAFault();

@@ -61,20 +61,18 @@ pub fn fault_proof(ctx: &ProofContext<'_>, post: &[u8], fault: &FaultKind) -> Op
         FaultKind::BadAckSignature => {
             let aggregate = publication.ack_signature.as_ref()?;
             // A point to pair with the ackers' keys, or the evidence that the posted bytes are
-            // none (then the contract needs no keys).
-            let (aggregate_point, ackers) = match g1_evidence(&aggregate.0) {
-                G1Evidence::Point(point) => {
-                    let ackers = publication
-                        .acks
-                        .iter()
-                        .map(|&j| {
-                            let key = ctx.identities.get(j as usize)?;
-                            Some(Bytes::copy_from_slice(&g2_point(key).ok()?))
-                        })
-                        .collect::<Option<Vec<_>>>()?;
-                    (point.to_vec(), ackers)
-                }
-                G1Evidence::NoPoint(witness) => (witness, Vec::new()),
+            // none (the keys then tell whether the identity could be an honest sum).
+            let ackers = publication
+                .acks
+                .iter()
+                .map(|&j| {
+                    let key = ctx.identities.get(j as usize)?;
+                    Some(Bytes::copy_from_slice(&g2_point(key).ok()?))
+                })
+                .collect::<Option<Vec<_>>>()?;
+            let aggregate_point = match g1_evidence(&aggregate.0) {
+                G1Evidence::Point(point) => point.to_vec(),
+                G1Evidence::NoPoint(witness) => witness,
             };
             let call = Coordinator::proveBadAckAggregateCall {
                 id: ctx.ceremony,

@@ -1703,7 +1703,6 @@ fn a_forged_ack_aggregate_that_is_no_point_of_the_group_is_slashed() {
             } else {
                 Bytes::new()
             };
-            wrong.ackerPoints = Vec::new();
             chain
                 .send(reporter, 0, wrong)
                 .reverts_with::<Coordinator::NotAFault>();
@@ -1713,6 +1712,30 @@ fn a_forged_ack_aggregate_that_is_no_point_of_the_group_is_slashed() {
         assert_eq!(slashed.culprit, member_at(forger).account);
         assert_eq!(slashed.fault, "bad_ack_signature");
     }
+    // The identity is what valid acks sum to when the ackers' keys sum to the identity (keys
+    // k and -k both have proofs of possession): the verifier calls it forged only under
+    // another key.
+    let verifier = chain.read(Coordinator::blsCall {});
+    let judge = |chain: &mut Chain, bytes: [u8; 48], witness: Vec<u8>, key: Vec<u8>| {
+        chain.read_at(
+            verifier,
+            keyquorum_evm::Bls12381Verifier::isForgedAckAggregateCall {
+                compressed: bytes.to_vec().into(),
+                point: witness.into(),
+                aggregatePk: key.into(),
+                head: vec![0u8; 72].into(),
+            },
+        )
+    };
+    let some_key = g2_point(&member_at(0).identity).unwrap().to_vec();
+    assert_eq!(judge(&mut chain, identity, Vec::new(), vec![0; 256]), 0);
+    assert_eq!(judge(&mut chain, identity, Vec::new(), some_key.clone()), 1);
+    assert_eq!(judge(&mut chain, too_large, Vec::new(), vec![0; 256]), 1);
+    let keyquorum_evm::G1Evidence::NoPoint(witness) = keyquorum_evm::g1_evidence(&no_y) else {
+        panic!("no point expected")
+    };
+    assert_eq!(judge(&mut chain, no_y, witness, some_key.clone()), 1);
+    assert_eq!(judge(&mut chain, no_y, vec![0; 48], some_key), 0);
 }
 
 /// Re-signs a publication as its dealer.

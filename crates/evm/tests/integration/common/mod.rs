@@ -271,6 +271,19 @@ impl Chain {
         self.send(from, 0, Coordinator::startViewChangeCall {}).ok()
     }
 
+    /// A read-only call's return value from the contract at `to` (as [`Chain::read`]).
+    pub fn read_at<C: SolCall>(&mut self, to: Address, call: C) -> C::Return {
+        let r = self
+            .transact(
+                Address::repeat_byte(0xee),
+                TxKind::Call(to),
+                U256::ZERO,
+                call.abi_encode().into(),
+            )
+            .ok();
+        C::abi_decode_returns(&r.output).unwrap()
+    }
+
     /// A read-only call's return value (as a transaction from an unfunded address that commits
     /// nothing it could change).
     pub fn read<C: SolCall>(&mut self, call: C) -> C::Return {
