@@ -336,9 +336,9 @@ pub fn check_not_nested(views: &[NodeView]) -> Result<(), Violation> {
 /// when every chain verifies on its own. Only the children of parent keys for which `checked`
 /// holds are checked (beyond the fault bound, faulty elders may fork a key they control); every
 /// handover still places its key in the tree. The handovers in `placed` (made by nodes the
-/// checks do not hold to the rules, such as a faulty elder that had to act honestly) only place
-/// their keys, so that the honest handovers from those keys are checked; a key `handed` places
-/// wins over the same key in `placed`.
+/// checks do not hold to agree, such as a faulty elder that had to act honestly) place their
+/// keys too, so that the honest handovers from those keys are checked, and count as children of
+/// checked keys; a key `handed` places wins over the same key in `placed`.
 pub fn check_key_tree(
     genesis: &PublicKey,
     handed: &[(PublicKey, Sap)],
@@ -351,7 +351,10 @@ pub fn check_key_tree(
     }
     prefix_of.insert(key_bytes(genesis), Prefix::ROOT);
     let mut children: BTreeMap<[u8; KEY_LEN], BTreeMap<Prefix, [u8; KEY_LEN]>> = BTreeMap::new();
-    for (parent, sap) in handed.iter().filter(|(parent, _)| checked(parent)) {
+    // The handovers of other nodes count as children of a checked key too: faulty nodes run
+    // the honest coordinator, so they never hand a checked key over to a second key either.
+    let all = handed.iter().chain(placed);
+    for (parent, sap) in all.filter(|(parent, _)| checked(parent)) {
         let parent = key_bytes(parent);
         let fork = Violation::Fork {
             parent,

@@ -445,6 +445,14 @@ fn the_checks_refuse_a_forged_link_a_misplaced_chain_and_a_fork() {
         check_key_tree(&genesis, &misplaced, &by_faulty, |_| true),
         Err(Violation::Fork { .. })
     ));
+    // Its handover counts as a child of the checked key it came from: beside an honest one to
+    // another key for the same prefix, it is a fork.
+    let honest = [(pk(0), sap(1, Prefix::ROOT)), (pk(1), sap(6, one))];
+    assert!(matches!(
+        check_key_tree(&genesis, &honest, &[(pk(1), sap(9, one))], |_| true),
+        Err(Violation::Fork { .. })
+    ));
+    check_key_tree(&genesis, &honest, &[(pk(1), sap(6, one))], |_| true).unwrap();
     tree.push((pk(1), sap(5, Prefix::ROOT)));
     assert!(matches!(
         check_key_tree(&genesis, &tree, &[], |_| true),
