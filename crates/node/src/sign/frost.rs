@@ -426,9 +426,12 @@ const USED_V2: TableDefinition<&[u8; 32], u64> = TableDefinition::new("used-v2")
 /// far beyond any signing request's timeout.
 pub const NONCE_TTL_MS: u64 = 10 * 60 * 1000;
 
-/// Nonce pairs a member holds at once for one coordinator: room for every request a
-/// coordinator signs at once (`sign.max_pending`, 16 by default) over all its attempts
-/// ([`MAX_ATTEMPTS`]) with every release lost.
+/// Nonce pairs a member holds at once for one coordinator. A pair waits until its round two,
+/// its release or [`NONCE_TTL_MS`]: the requests a coordinator signs at once
+/// (`sign.max_pending`, 16 by default, up to [`MAX_ATTEMPTS`] attempts each: 48 pairs) fit more
+/// than twice over, the rest is for releases lost within the time to live. Beyond it, commit
+/// requests are refused with [`FrostRefusal::CoordinatorFull`] until pairs are used, released
+/// or expire.
 pub const MAX_PENDING_PER_COORDINATOR: u64 = 128;
 
 /// Used sessions a member remembers at once for one coordinator (within [`NONCE_TTL_MS`]);
@@ -535,13 +538,19 @@ pub struct CoordinatorNonces<'a> {
 }
 
 impl CoordinatorNonces<'_> {
+    /// The entry's key: the coordinator's tag, then 24 bytes of a hash of the coordinator and
+    /// the session, so that one coordinator's entries are one range of the table.
     fn key(&self, session: &SigningSession) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"keyquorum/frost-nonce-key/v1");
         h.update((self.coordinator.len() as u64).to_be_bytes());
         h.update(self.coordinator);
         h.update(session.0);
-        h.finalize().into()
+        let digest: [u8; 32] = h.finalize().into();
+        let mut key = [0; 32];
+        key[..8].copy_from_slice(&self.owner());
+        key[8..].copy_from_slice(&digest[..24]);
+        key
     }
 
     fn fresh(&self, made_ms: u64) -> bool {
@@ -601,19 +610,20 @@ fn made_at(entry: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(entry.get(..8)?.try_into().ok()?))
 }
 
-/// How many entries of `table` the coordinator tagged `owner` has, and the key of its oldest.
+/// How many entries of `table` the coordinator tagged `owner` has, and the key of its oldest:
+/// its entries are the keys that start with its tag ([`CoordinatorNonces::key`]).
 fn owned(
     table: &impl redb::ReadableTable<&'static [u8; 32], &'static [u8]>,
     owner: &[u8; 8],
 ) -> Result<(u64, Option<[u8; 32]>), NonceDbError> {
     let mut count = 0;
     let mut oldest: Option<(u64, [u8; 32])> = None;
-    for item in table.iter().map_err(dberr)? {
+    let (mut first, mut last) = ([0u8; 32], [0xffu8; 32]);
+    first[..8].copy_from_slice(owner);
+    last[..8].copy_from_slice(owner);
+    for item in table.range::<&[u8; 32]>(&first..=&last).map_err(dberr)? {
         let (key, value) = item.map_err(dberr)?;
         let value = value.value();
-        if value.get(8..16) != Some(owner.as_slice()) {
-            continue;
-        }
         count += 1;
         let made = made_at(value).unwrap_or(0);
         if oldest.is_none_or(|(t, _)| made < t) {
@@ -1038,11 +1048,14 @@ pub enum TakeError {
 }
 
 impl TakeError {
-    /// The member's answer as `keyquorum_sign_partials_total` counts it: `other_view` (no
-    /// fault), `refused` (a refusal, such as a full nonce store), or `invalid`.
+    /// The member's answer as `keyquorum_sign_partials_total` counts it: `other_view` and
+    /// `coordinator_full` (no fault of the member), `refused` (a refusal, such as a failed
+    /// nonce store), or `invalid`.
     pub fn result(&self) -> &'static str {
         if self.other_view() {
             "other_view"
+        } else if self.coordinator_full() {
+            "coordinator_full"
         } else if matches!(self, TakeError::Refused(_)) {
             "refused"
         } else {

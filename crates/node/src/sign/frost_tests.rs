@@ -529,10 +529,12 @@ fn a_member_that_floods_commit_requests_fills_only_its_own_share_of_the_nonce_st
     // The coordinator refused so names nobody for it.
     let v = &views[2];
     let mut session = Session::new(v, Scheme::Bip340, b"m".to_vec(), [2; 32]);
+    let taken = session.take_commitment(v, 1, &refused);
     assert_eq!(
-        session.take_commitment(v, 1, &refused),
+        taken,
         Err(TakeError::Refused(Some(FrostRefusal::CoordinatorFull)))
     );
+    assert_eq!(taken.unwrap_err().result(), "coordinator_full");
     assert!(
         session
             .commitment_culprits(v)

@@ -34,7 +34,8 @@
 //! `keyquorum_sign_rejections_total{reason}` (the error codes of [`http`]),
 //! `keyquorum_sign_partials_total{member, result}` (partials this node collected as
 //! coordinator: `valid`, `invalid`, `refused`, `unreachable`; `other_view` when the member is
-//! at another view, which is no fault: a view change is under way or this node is behind),
+//! at another view, which is no fault: a view change is under way or this node is behind;
+//! `coordinator_full` when this node has its share of the member's nonce store waiting),
 //! `keyquorum_sign_answers_total{result}` (requests this node answered as a member: `signed`,
 //! `other_view`, `no_share`, `malformed`; `refused` when the network refused a non-member,
 //! `busy` when [`MAX_ANSWERING`] requests were being answered; for FROST rounds ([`frost`])
@@ -806,6 +807,11 @@ impl SignService {
                     debug!(
                         member,
                         "FROST commitment refused: the member is at another view"
+                    );
+                } else if e.coordinator_full() {
+                    debug!(
+                        member,
+                        "FROST commitment refused: this node has its share of the member's nonces waiting"
                     );
                 } else {
                     warn!(member, error = %e, "FROST commitment not taken");
