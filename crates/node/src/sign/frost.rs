@@ -655,7 +655,10 @@ impl NonceStore for CoordinatorNonces<'_> {
             pending
                 .retain(|_, e| made_at(e).is_some_and(|t| self.fresh(t)))
                 .map_err(dberr)?;
-            if used.get(&key).map_err(dberr)?.is_some() {
+            // A pair still waiting refuses a second one even when its used mark made room.
+            if used.get(&key).map_err(dberr)?.is_some()
+                || pending.get(&key).map_err(dberr)?.is_some()
+            {
                 return Err(NonceDbError::SessionReused);
             }
             if owned(&pending, &owner)?.0 >= self.db.max_pending {

@@ -273,12 +273,15 @@ fn a_views_committee_makes_a_secp256k1_key_with_key_hash_indices_and_signs_with_
     assert!(parse_answer(&member1(&commit_for(10), NOW_MS)).is_ok());
     assert!(parse_answer(&member1(&commit_for(11), NOW_MS)).is_ok());
     let full = member1(&commit_for(12), NOW_MS);
-    assert_eq!(parse_answer(&full), Err(Some(FrostRefusal::Store)));
+    assert_eq!(
+        parse_answer(&full),
+        Err(Some(FrostRefusal::CoordinatorFull))
+    );
     assert_eq!(small.pending().unwrap(), 2);
     let later = member1(&commit_for(12), NOW_MS + NONCE_TTL_MS);
     assert!(parse_answer(&later).is_ok());
     assert_eq!(small.pending().unwrap(), 1, "the old entries are gone");
-    // The used sessions are bounded too.
+    // The used sessions are bounded per coordinator too.
     let used_dir = tempfile::tempdir().unwrap();
     let few = NonceDb::open(&used_dir.path().join("few.redb"), h.keys[1].clone())
         .unwrap()
@@ -296,8 +299,14 @@ fn a_views_committee_makes_a_secp256k1_key_with_key_hash_indices_and_signs_with_
     };
     assert!(parse_answer(&member1_few(&commit_for(20))).is_ok());
     assert!(parse_answer(&member1_few(&commit_for(21))).is_ok());
-    let full = member1_few(&commit_for(22));
-    assert_eq!(parse_answer(&full), Err(Some(FrostRefusal::Store)));
+    // Past its share of used marks, the coordinator's oldest mark makes room; the pair still
+    // waiting for that session refuses a second commit for it all the same.
+    assert!(parse_answer(&member1_few(&commit_for(22))).is_ok());
+    assert_eq!(few.pending().unwrap(), 3);
+    assert_eq!(
+        parse_answer(&member1_few(&commit_for(20))),
+        Err(Some(FrostRefusal::SessionUsed))
+    );
     // A store restored from a backup forgets the nonces waiting for a round two: one of them
     // may have been used since the backup, and a second use with another binding factor
     // reveals the share.
