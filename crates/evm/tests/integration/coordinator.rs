@@ -1644,12 +1644,7 @@ fn a_forged_ack_aggregate_that_is_no_point_of_the_group_is_slashed() {
     let reporter = nodes[0].account;
     assert!(!s.committee.contains(&0));
     let mut t = translator_of(&nodes, &s);
-    for p in &contributions {
-        let r = chain
-            .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
-            .ok();
-        feed(&mut t, &r);
-    }
+    post_and_feed(&mut chain, &mut t, &nodes, &s, &contributions);
     chain.set_block(s.sel.contributeEnd + 1);
     t.translate(BoardInput::Deadline {
         ceremony: s.id,
@@ -1738,6 +1733,22 @@ fn a_forged_ack_aggregate_that_is_no_point_of_the_group_is_slashed() {
     assert_eq!(judge(&mut chain, no_y, vec![0; 48], some_key), 0);
 }
 
+/// Sends each post from its dealer's account (a committee of four) and feeds the receipt to
+/// the translator, as its node would see the logs.
+fn post_and_feed(
+    chain: &mut Chain,
+    t: &mut Translator,
+    nodes: &[Node],
+    s: &Started,
+    posts: &[Vec<u8>],
+) {
+    for p in posts {
+        let dealer = &nodes[s.committee[dealer_of(p, 4)]];
+        let r = chain.send(dealer.account, 0, post_call(p)).ok();
+        feed(t, &r);
+    }
+}
+
 /// Re-signs a publication as its dealer.
 fn signed_publication(
     member: &Node,
@@ -1767,12 +1778,7 @@ fn the_translator_proves_a_forged_ack_aggregate_from_the_logs() {
     let (contributions, publications, _) = run_ceremony(&spec, &seated(&nodes, &s), &[]);
     let member_at = |pos: usize| &nodes[s.committee[pos]];
     let mut t = translator_of(&nodes, &s);
-    for p in &contributions {
-        let r = chain
-            .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
-            .ok();
-        feed(&mut t, &r);
-    }
+    post_and_feed(&mut chain, &mut t, &nodes, &s, &contributions);
     chain.set_block(s.sel.contributeEnd + 1);
     t.translate(BoardInput::Deadline {
         ceremony: s.id,
@@ -1794,12 +1800,7 @@ fn the_translator_proves_a_forged_ack_aggregate_from_the_logs() {
     const FOUND_AT: u64 = 77;
     const CONFIRMATIONS: u64 = 2;
     feed_at(&mut t, &r, FOUND_AT);
-    for p in &publications[1..] {
-        let r = chain
-            .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
-            .ok();
-        feed(&mut t, &r);
-    }
+    post_and_feed(&mut chain, &mut t, &nodes, &s, &publications[1..]);
     assert!(t.fault_proof(&publications[1]).is_none());
     let proof = t.fault_proof(&forged_signed).expect("a proof").clone();
     assert_eq!(proof.culprit, member_at(forger).account);
@@ -1896,12 +1897,7 @@ fn the_translator_proves_a_bad_reveal_from_the_logs() {
     let (contributions, publications, _) = run_ceremony(&spec, &seated(&nodes, &s), &[3]);
     let member_at = |pos: usize| &nodes[s.committee[pos]];
     let mut t = translator_of(&nodes, &s);
-    for p in &contributions {
-        let r = chain
-            .send(member_at(dealer_of(p, 4)).account, 0, post_call(p))
-            .ok();
-        feed(&mut t, &r);
-    }
+    post_and_feed(&mut chain, &mut t, &nodes, &s, &contributions);
     for phase in [Phase::Contribute, Phase::Share] {
         t.translate(BoardInput::Deadline {
             ceremony: s.id,

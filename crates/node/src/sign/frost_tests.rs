@@ -441,17 +441,8 @@ fn a_release_drops_only_its_coordinators_unused_nonces_and_refuses_a_late_commit
     let views = frost_views(&record, &shares);
     let dir = tempfile::tempdir().unwrap();
     let db = NonceDb::open(&dir.path().join("n.redb"), keys[1].clone()).unwrap();
-    let ask = |from: usize, request: FrostRequest| {
-        answer(
-            Some(&views[1]),
-            Some(&db),
-            &views[1].session(),
-            Some(&identity(&keys[from])),
-            &request.to_bytes(),
-            &[9; 64],
-            NOW_MS,
-        )
-    };
+    let ask =
+        |from: usize, request: FrostRequest| member_answer(&views[1], &db, &keys[from], request);
     let commit = |session| FrostRequest::Commit { view: 1, session };
     let release = |session| FrostRequest::Release { view: 1, session };
     assert!(parse_answer(&ask(0, commit([1; 32]))).is_ok());
@@ -494,17 +485,8 @@ fn a_member_that_floods_commit_requests_fills_only_its_own_share_of_the_nonce_st
     let db = NonceDb::open(&dir.path().join("n.redb"), keys[1].clone())
         .unwrap()
         .with_limits(2, 4);
-    let ask = |from: usize, request: FrostRequest| {
-        answer(
-            Some(&views[1]),
-            Some(&db),
-            &views[1].session(),
-            Some(&identity(&keys[from])),
-            &request.to_bytes(),
-            &[9; 64],
-            NOW_MS,
-        )
-    };
+    let ask =
+        |from: usize, request: FrostRequest| member_answer(&views[1], &db, &keys[from], request);
     let commit = |session| FrostRequest::Commit { view: 1, session };
     let release = |session| FrostRequest::Release { view: 1, session };
     // Member 2 holds its two pairs, and is refused a third.
@@ -543,6 +525,25 @@ fn a_member_that_floods_commit_requests_fills_only_its_own_share_of_the_nonce_st
         "{:?}",
         session.commitment_culprits(v)
     );
+}
+
+/// The answer of the member holding `view` and nonce store `db` to `request` from the member
+/// whose keys are `from`, at [`NOW_MS`].
+fn member_answer(
+    view: &FrostView,
+    db: &NonceDb,
+    from: &NodeKeys,
+    request: FrostRequest,
+) -> Vec<u8> {
+    answer(
+        Some(view),
+        Some(db),
+        &view.session(),
+        Some(&identity(from)),
+        &request.to_bytes(),
+        &[9; 64],
+        NOW_MS,
+    )
 }
 
 fn answer_refused_bytes() -> Vec<u8> {
