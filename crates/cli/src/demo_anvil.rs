@@ -22,7 +22,7 @@
 //! reshare, so it is slashed in view 1's ceremony only.
 //!
 //! The demo follows the contract's logs with the nodes' own follower and translator
-//! ([`keyquorum_evm::client::Follower`], [`keyquorum_evm::events::Translator`]), so its report
+//! ([`keyquorum_evm::follower::Follower`], [`keyquorum_evm::events::Translator`]), so its report
 //! ([`crate::demo_report`]) is built from the same events as the embedded demo's, with the
 //! same board replay. Then it reads every transaction to the contract with its receipt for what
 //! the logs lack: each activation's transaction and signatures (the committee's signature

@@ -1,17 +1,6 @@
-//! The coordinator on a JSON-RPC chain: deployment ([`deploy`]), calls
-//! signed with a local secp256k1 key ([`Client`]), and a follower of the contract's logs at a
-//! confirmation depth ([`Follower`]).
-//!
-//! Nothing here decides a ceremony's outcome: the follower only turns the contract's logs into
-//! the board's inputs in chain order ([`BoardInput`]), with the phase deadlines by block number
-//! that the contract enforces, and every node computes the outcome from them with the Rust board
-//! code.
-//!
-//! Reorgs: the follower reports a block only once `confirmations` blocks are built on it, so a
-//! reorg shallower than that never reaches the node. A deeper one cannot be undone by a node
-//! that acted on the lost blocks (it may have posted, signed or revealed), so the follower
-//! checks at each poll that the last block it reported is still on the chain and stops with
-//! [`FollowError::Reorg`] when it is not, rather than silently following the other branch.
+//! The coordinator on a JSON-RPC chain: deployment ([`deploy`]) and calls signed with a local
+//! secp256k1 key ([`Client`]). The follower of the contract's logs ([`Follower`]) lives in
+//! [`crate::follower`] and is re-exported here.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +9,7 @@ use alloy_json_rpc::{RequestPacket, ResponsePacket};
 use alloy_network::{EthereumWallet, TransactionBuilder};
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_provider::{DynProvider, Provider, ProviderBuilder};
-use alloy_rpc_types_eth::{BlockNumberOrTag, Filter, Log, TransactionRequest};
+use alloy_rpc_types_eth::{BlockNumberOrTag, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolConstructor, SolEventInterface, SolInterface};
 use alloy_transport::{RpcError, TransportError, TransportErrorKind};
@@ -30,11 +19,10 @@ use tokio::sync::Mutex;
 
 use crate::Coordinator;
 use crate::Coordinator::{CoordinatorErrors, CoordinatorEvents};
+pub use crate::follower::{BoardInput, ConfirmedBlock, FollowError, Follower, Phase};
 
 /// The domain of [`chain_key`]'s derivation.
 const CHAIN_KEY_TAG: &[u8] = b"keyquorum-evm/chain-key/v1";
-/// Most blocks asked for in one `eth_getLogs` (providers cap the range).
-const MAX_LOG_RANGE: u64 = 1_000;
 /// How long a sent transaction is waited for.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Most outcomes of unconfirmed sends found mined by someone other than their caller
@@ -1913,251 +1901,6 @@ impl Client {
             .block(BlockNumberOrTag::Number(number).into())
             .await?;
         C::abi_decode_returns(&out).map_err(|e| ClientError::Decode(e.to_string()))
-    }
-}
-
-/// A phase of a ceremony whose end the contract enforces by block number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Contributions (ends at `contributeEnd`).
-    Contribute,
-    /// Final logs only (ends at `shareEnd`).
-    Share,
-    /// Publications (ends at `publishEnd`).
-    Publish,
-    /// Activation (ends at `waitEnd`); past it, the next ceremony may start.
-    Wait,
-}
-
-/// One input of a node's view of the coordinator, in chain order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BoardInput {
-    /// A node registered (its identity, keys and network identity are in the event).
-    Registered(Coordinator::Registered),
-    /// A node's stake changed (stake added, unbonded, or slashed).
-    StakeChanged {
-        /// The account.
-        account: Address,
-        /// Its stake now, when the event carries it.
-        stake: Option<U256>,
-    },
-    /// A ceremony started: its committee, parameters, session id and phase ends.
-    CommitteeSelected(Coordinator::CommitteeSelected),
-    /// The contract took a board post.
-    PostAccepted {
-        /// The ceremony.
-        ceremony: U256,
-        /// The author's dealer position (0-based).
-        dealer: u32,
-        /// `1` contribution, `2` publication.
-        kind: u8,
-        /// `SignedPost::encode`.
-        post: Bytes,
-    },
-    /// The block that ends `phase` of `ceremony` is confirmed, and every post the contract
-    /// took in that phase is among the inputs before this one: the board's `Input::Deadline`
-    /// for the first three phases.
-    Deadline {
-        /// The ceremony.
-        ceremony: U256,
-        /// The phase that ended.
-        phase: Phase,
-    },
-    /// A magic block took effect.
-    ViewActivated(Coordinator::ViewActivated),
-    /// A dealer was slashed on a fraud proof.
-    Slashed(Coordinator::Slashed),
-    /// A view change was abandoned (too few dealers of the active view for a reshare, or too
-    /// few candidates), to start over from block `nextStart`.
-    ViewChangeAbandoned(Coordinator::ViewChangeAbandoned),
-    /// A candidate lost its place on the full candidate list to a higher stake (no board
-    /// input: the contract selects committees itself; the evicted node's
-    /// [`crate::candidacy::Watch`] takes it).
-    Evicted(Coordinator::Evicted),
-}
-
-/// The inputs of one confirmed block (only blocks with inputs are reported).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfirmedBlock {
-    /// Its number.
-    pub number: u64,
-    /// Its inputs, in order.
-    pub inputs: Vec<BoardInput>,
-}
-
-/// Why following stopped.
-#[derive(Debug, Error)]
-pub enum FollowError {
-    /// The RPC endpoint failed; polling again is safe.
-    #[error("rpc: {0}")]
-    Rpc(#[from] TransportError),
-    /// A block already reported is no longer on the chain: a reorg deeper than the
-    /// confirmation depth.
-    #[error(
-        "block {number} changed after it was reported (a reorg deeper than the confirmation depth)"
-    )]
-    Reorg {
-        /// The block's number.
-        number: u64,
-    },
-    /// A log of the contract that does not decode as one of its events.
-    #[error("undecodable log in block {block}: {detail}")]
-    Decode {
-        /// The block.
-        block: u64,
-        /// Why.
-        detail: String,
-    },
-}
-
-/// Follows the contract's logs at a confirmation depth; see the module docs.
-#[derive(Debug)]
-pub struct Follower {
-    provider: DynProvider,
-    contract: Address,
-    confirmations: u64,
-    next: u64,
-    last: Option<(u64, B256)>,
-    /// Phase ends still ahead, `(block, ceremony, phase)`, ascending.
-    deadlines: Vec<(u64, U256, Phase)>,
-}
-
-impl Follower {
-    /// A follower of `contract` from block `from` (its deployment block, so that every
-    /// registration and ceremony is seen), reporting blocks `confirmations` deep.
-    pub fn new(provider: DynProvider, contract: Address, from: u64, confirmations: u64) -> Self {
-        Follower {
-            provider,
-            contract,
-            confirmations,
-            next: from,
-            last: None,
-            deadlines: Vec::new(),
-        }
-    }
-
-    /// The next block to be reported.
-    pub fn next_block(&self) -> u64 {
-        self.next
-    }
-
-    /// The blocks confirmed since the last poll that carry inputs, and the newest confirmed
-    /// block number (`None` while the chain is shorter than the confirmation depth).
-    pub async fn poll(&mut self) -> Result<(Vec<ConfirmedBlock>, Option<u64>), FollowError> {
-        let head = self.provider.get_block_number().await?;
-        let Some(safe) = head.checked_sub(self.confirmations) else {
-            return Ok((Vec::new(), None));
-        };
-        if let Some((number, hash)) = self.last {
-            let now = self
-                .provider
-                .get_block_by_number(BlockNumberOrTag::Number(number))
-                .await?
-                .map(|b| b.header.hash);
-            if now != Some(hash) {
-                return Err(FollowError::Reorg { number });
-            }
-        }
-        if safe < self.next {
-            return Ok((Vec::new(), Some(safe)));
-        }
-        let mut out: Vec<ConfirmedBlock> = Vec::new();
-        let mut from = self.next;
-        while from <= safe {
-            let to = safe.min(from + MAX_LOG_RANGE - 1);
-            let filter = Filter::new()
-                .address(self.contract)
-                .from_block(from)
-                .to_block(to);
-            let logs = self.provider.get_logs(&filter).await?;
-            let mut logs = logs.into_iter().peekable();
-            // Blocks in order: the logs of each block, then the deadlines it ends.
-            while logs.peek().is_some() || self.deadlines.first().is_some_and(|d| d.0 <= to) {
-                let log_block = logs.peek().and_then(|l| l.block_number);
-                let deadline_block = self.deadlines.first().map(|d| d.0).filter(|b| *b <= to);
-                let block = match (log_block, deadline_block) {
-                    (Some(l), Some(d)) => l.min(d),
-                    (Some(l), None) => l,
-                    (None, Some(d)) => d,
-                    (None, None) => break,
-                };
-                let mut inputs = Vec::new();
-                while logs.peek().is_some_and(|l| l.block_number == Some(block)) {
-                    let log = logs.next().expect("peeked");
-                    if let Some(input) = self.input(&log, block)? {
-                        inputs.push(input);
-                    }
-                }
-                while self.deadlines.first().is_some_and(|d| d.0 <= block) {
-                    let (_, ceremony, phase) = self.deadlines.remove(0);
-                    inputs.push(BoardInput::Deadline { ceremony, phase });
-                }
-                if !inputs.is_empty() {
-                    out.push(ConfirmedBlock {
-                        number: block,
-                        inputs,
-                    });
-                }
-            }
-            from = to + 1;
-        }
-        let hash = self
-            .provider
-            .get_block_by_number(BlockNumberOrTag::Number(safe))
-            .await?
-            .map(|b| b.header.hash)
-            .ok_or(FollowError::Reorg { number: safe })?;
-        self.last = Some((safe, hash));
-        self.next = safe + 1;
-        Ok((out, Some(safe)))
-    }
-
-    fn input(&mut self, log: &Log, block: u64) -> Result<Option<BoardInput>, FollowError> {
-        let event = CoordinatorEvents::decode_log(&log.inner).map_err(|e| FollowError::Decode {
-            block,
-            detail: e.to_string(),
-        })?;
-        Ok(Some(match event.data {
-            CoordinatorEvents::Registered(e) => BoardInput::Registered(e),
-            CoordinatorEvents::StakeAdded(e) => BoardInput::StakeChanged {
-                account: e.account,
-                stake: Some(e.stake),
-            },
-            CoordinatorEvents::Unbonding(e) => BoardInput::StakeChanged {
-                account: e.account,
-                stake: None,
-            },
-            CoordinatorEvents::Withdrawn(_) => return Ok(None),
-            CoordinatorEvents::Evicted(e) => BoardInput::Evicted(e),
-            CoordinatorEvents::CommitteeSelected(e) => {
-                // A new ceremony supersedes the previous one's remaining deadlines.
-                self.deadlines.clear();
-                for (end, phase) in [
-                    (e.contributeEnd, Phase::Contribute),
-                    (e.shareEnd, Phase::Share),
-                    (e.publishEnd, Phase::Publish),
-                    (e.waitEnd, Phase::Wait),
-                ] {
-                    self.deadlines.push((end, e.ceremony, phase));
-                }
-                BoardInput::CommitteeSelected(e)
-            }
-            CoordinatorEvents::PostAccepted(e) => BoardInput::PostAccepted {
-                ceremony: e.ceremony,
-                dealer: e.dealer,
-                kind: e.kind,
-                post: e.post,
-            },
-            CoordinatorEvents::ViewActivated(e) => {
-                // Activation ends the ceremony: no wait deadline follows.
-                self.deadlines.retain(|d| d.1 != e.ceremony);
-                BoardInput::ViewActivated(e)
-            }
-            CoordinatorEvents::Slashed(e) => BoardInput::Slashed(e),
-            // Nothing is left for a board (the abandoned ceremony's deadlines have passed), but
-            // the operator is told, as on the embedded chain.
-            CoordinatorEvents::ViewChangeAbandoned(e) => BoardInput::ViewChangeAbandoned(e),
-        }))
     }
 }
 

@@ -84,6 +84,7 @@ pub mod candidacy;
 pub mod client;
 pub mod code;
 pub mod events;
+pub mod follower;
 pub mod process;
 pub mod proofs;
 pub mod stagger;

@@ -520,6 +520,144 @@ async fn a_reorg_within_the_confirmation_depth_is_never_reported_and_a_deeper_on
     let _ = admin;
 }
 
+/// What [`Tampering`] does to the answers to `eth_getLogs` over a block range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tamper {
+    /// Nothing.
+    Nothing,
+    /// Every log names another block hash: logs of another branch at the same heights, as a
+    /// reorg between the calls or a load-balanced node on another branch gives.
+    OtherBranch,
+    /// No logs at all: a lagging node that answers an empty range.
+    Lagging,
+}
+
+/// A transport layer that tampers with range log answers as [`Tamper`] says.
+#[derive(Debug, Clone)]
+struct Tampering<S> {
+    inner: S,
+    mode: std::sync::Arc<std::sync::Mutex<Tamper>>,
+}
+
+impl<S> tower::Layer<S> for Tampering<()> {
+    type Service = Tampering<S>;
+
+    fn layer(&self, inner: S) -> Tampering<S> {
+        Tampering {
+            inner,
+            mode: self.mode.clone(),
+        }
+    }
+}
+
+impl<S> tower::Service<alloy_json_rpc::RequestPacket> for Tampering<S>
+where
+    S: tower::Service<
+            alloy_json_rpc::RequestPacket,
+            Response = alloy_json_rpc::ResponsePacket,
+            Error = alloy_transport::TransportError,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = alloy_json_rpc::ResponsePacket;
+    type Error = alloy_transport::TransportError;
+    type Future = alloy_transport::TransportFut<'static>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: alloy_json_rpc::RequestPacket) -> Self::Future {
+        use alloy_json_rpc::{RequestPacket, ResponsePacket, ResponsePayload};
+        let range_logs = matches!(&request, RequestPacket::Single(r)
+            if r.method() == "eth_getLogs"
+                && !r.params().is_some_and(|p| p.get().contains("blockHash")));
+        let mode = *self.mode.lock().unwrap();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let mut answer = answer.await?;
+            if let (true, ResponsePacket::Single(r)) = (range_logs, &mut answer)
+                && let ResponsePayload::Success(raw) = &r.payload
+            {
+                let mut logs: Vec<serde_json::Value> = serde_json::from_str(raw.get()).unwrap();
+                match mode {
+                    Tamper::Nothing => {}
+                    Tamper::OtherBranch => {
+                        for log in &mut logs {
+                            log["blockHash"] = format!("0x{}", "11".repeat(32)).into();
+                        }
+                    }
+                    Tamper::Lagging => logs.clear(),
+                }
+                r.payload =
+                    ResponsePayload::Success(serde_json::value::to_raw_value(&logs).unwrap());
+            }
+            Ok(answer)
+        })
+    }
+}
+
+/// The follower checks the logs of a range against the blocks' headers: logs under another
+/// block's hash (another branch, from a reorg between its calls or a load-balanced node), or a
+/// range answer that leaves out a block's logs (a lagging node; the block's bloom names the
+/// contract), are refused as unsettled, with nothing reported, and the next consistent answer
+/// reports the block once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_that_disagree_with_the_block_headers_are_refused_and_polled_again() {
+    let anvil = anvil();
+    let contract = deployed(&anvil).await;
+    let mode = std::sync::Arc::new(std::sync::Mutex::new(Tamper::Nothing));
+    let client = alloy_rpc_client::ClientBuilder::default()
+        .layer(Tampering {
+            inner: (),
+            mode: mode.clone(),
+        })
+        .http(anvil.url().parse().unwrap());
+    let provider = alloy_provider::ProviderBuilder::new()
+        .connect_client(client)
+        .erased();
+    let mut follower = Follower::new(provider, contract, 0, CONFIRMATIONS);
+    anvil.mine(CONFIRMATIONS).await.unwrap();
+    follower.poll().await.unwrap();
+
+    let (a, ca) = node(&anvil, 1, contract).await;
+    included(
+        ca.send(a.register_call(contract), U256::from(STAKE))
+            .await
+            .unwrap(),
+    );
+    anvil.mine(CONFIRMATIONS).await.unwrap();
+    let next = follower.next_block();
+    for tamper in [Tamper::OtherBranch, Tamper::Lagging] {
+        *mode.lock().unwrap() = tamper;
+        match follower.poll().await {
+            Err(FollowError::Unsettled { .. }) => {}
+            other => panic!("{tamper:?}: {other:?}"),
+        }
+        assert_eq!(
+            follower.next_block(),
+            next,
+            "{tamper:?}: the follower moved on"
+        );
+    }
+    *mode.lock().unwrap() = Tamper::Nothing;
+    let (blocks, _) = follower.poll().await.unwrap();
+    let registered: Vec<Address> = blocks
+        .iter()
+        .flat_map(|b| &b.inputs)
+        .filter_map(|i| match i {
+            BoardInput::Registered(r) => Some(r.account),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(registered, vec![a.account]);
+}
+
 /// The logs, translated into the node's chain events, take a committee member's seat through
 /// the ceremony as the node's follower sees it: started with its role, every post, the three
 /// deadlines, the magic block it signs (the one activated) with its index, the view with it in.

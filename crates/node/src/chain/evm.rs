@@ -2,7 +2,7 @@
 //! `keyquorum-evm`): [`EvmChainClient`] follows the contract's logs at a confirmation depth and
 //! sends the node's transactions from its chain key.
 //!
-//! - Blocks: `keyquorum_evm::client::Follower` reports the confirmed blocks with the contract's
+//! - Blocks: `keyquorum_evm::follower::Follower` reports the confirmed blocks with the contract's
 //!   logs and the phase deadlines by block number; `keyquorum_evm::events::Translator` turns
 //!   them into the embedded chain's events with a replica of the ceremony's board, so the
 //!   node's driver follows the EVM contract exactly as it follows the embedded one. Each poll

@@ -1,0 +1,433 @@
+//! Following the coordinator's logs at a confirmation depth ([`Follower`]): the board's inputs
+//! in chain order ([`BoardInput`]), with the phase deadlines by block number that the contract
+//! enforces. Nothing here decides a ceremony's outcome; every node computes it from these
+//! inputs with the Rust board code.
+//!
+//! # Reorgs and inconsistent endpoints
+//! The follower reports a block only once `confirmations` blocks are built on it, so a reorg
+//! shallower than that never reaches the node. A deeper one cannot be undone by a node that
+//! acted on the lost blocks (it may have posted, signed or revealed), so it is refused, never
+//! followed: every block a poll reports must be linked by parent hashes to the last block
+//! reported before ([`FollowError::Reorg`] when it is not).
+//!
+//! The logs come from one call (`eth_getLogs` over a range) and the block headers from others,
+//! so the chain can change between them, and a load-balanced endpoint can answer them from
+//! nodes that disagree or lag. So a poll takes nothing on trust from one answer:
+//! - the headers of every new block are fetched (in JSON-RPC batches) and must form one chain
+//!   by parent hash;
+//! - every log must carry the hash of that chain's block at its number;
+//! - a block whose logs bloom admits the contract but for which no log came is asked for
+//!   again by its hash (EIP-234), and logs found that way mean the range answer left some out.
+//!
+//! Any of these failing within the new blocks is [`FollowError::Unsettled`]: nothing is
+//! reported and the follower's state is unchanged, so polling again is safe.
+
+use alloy_primitives::{Address, B256, BloomInput, Bytes, U256};
+use alloy_provider::{DynProvider, Provider};
+use alloy_rpc_types_eth::{BlockNumberOrTag, Filter, Header, Log};
+use alloy_sol_types::SolEventInterface;
+use alloy_transport::TransportError;
+use thiserror::Error;
+
+use crate::Coordinator;
+use crate::Coordinator::CoordinatorEvents;
+
+/// Most blocks asked for in one `eth_getLogs` (providers cap the range).
+const MAX_LOG_RANGE: u64 = 1_000;
+/// Most headers asked for in one JSON-RPC batch (providers cap batches, commonly at 100).
+const HEADER_BATCH: u64 = 50;
+
+/// A phase of a ceremony whose end the contract enforces by block number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Contributions (ends at `contributeEnd`).
+    Contribute,
+    /// Final logs only (ends at `shareEnd`).
+    Share,
+    /// Publications (ends at `publishEnd`).
+    Publish,
+    /// Activation (ends at `waitEnd`); past it, the next ceremony may start.
+    Wait,
+}
+
+/// One input of a node's view of the coordinator, in chain order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BoardInput {
+    /// A node registered (its identity, keys and network identity are in the event).
+    Registered(Coordinator::Registered),
+    /// A node's stake changed (stake added, unbonded, or slashed).
+    StakeChanged {
+        /// The account.
+        account: Address,
+        /// Its stake now, when the event carries it.
+        stake: Option<U256>,
+    },
+    /// A ceremony started: its committee, parameters, session id and phase ends.
+    CommitteeSelected(Coordinator::CommitteeSelected),
+    /// The contract took a board post.
+    PostAccepted {
+        /// The ceremony.
+        ceremony: U256,
+        /// The author's dealer position (0-based).
+        dealer: u32,
+        /// `1` contribution, `2` publication.
+        kind: u8,
+        /// `SignedPost::encode`.
+        post: Bytes,
+    },
+    /// The block that ends `phase` of `ceremony` is confirmed, and every post the contract
+    /// took in that phase is among the inputs before this one: the board's `Input::Deadline`
+    /// for the first three phases.
+    Deadline {
+        /// The ceremony.
+        ceremony: U256,
+        /// The phase that ended.
+        phase: Phase,
+    },
+    /// A magic block took effect.
+    ViewActivated(Coordinator::ViewActivated),
+    /// A dealer was slashed on a fraud proof.
+    Slashed(Coordinator::Slashed),
+    /// A view change was abandoned (too few dealers of the active view for a reshare, or too
+    /// few candidates), to start over from block `nextStart`.
+    ViewChangeAbandoned(Coordinator::ViewChangeAbandoned),
+    /// A candidate lost its place on the full candidate list to a higher stake (no board
+    /// input: the contract selects committees itself; the evicted node's
+    /// [`crate::candidacy::Watch`] takes it).
+    Evicted(Coordinator::Evicted),
+}
+
+/// The inputs of one confirmed block (only blocks with inputs are reported).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfirmedBlock {
+    /// Its number.
+    pub number: u64,
+    /// Its inputs, in order.
+    pub inputs: Vec<BoardInput>,
+}
+
+/// Why following stopped.
+#[derive(Debug, Error)]
+pub enum FollowError {
+    /// The RPC endpoint failed; polling again is safe.
+    #[error("rpc: {0}")]
+    Rpc(#[from] TransportError),
+    /// A block already reported is no longer on the chain: a reorg deeper than the
+    /// confirmation depth.
+    #[error(
+        "block {number} changed after it was reported (a reorg deeper than the confirmation depth)"
+    )]
+    Reorg {
+        /// The block's number.
+        number: u64,
+    },
+    /// The endpoint's answers within one poll disagree about a block not yet reported: the
+    /// chain changed during the poll, or a load-balanced endpoint answered from nodes that
+    /// disagree or lag. Nothing was reported; polling again is safe.
+    #[error("the endpoint's answers disagree at block {block}: {detail}; polling again")]
+    Unsettled {
+        /// The block.
+        block: u64,
+        /// What disagreed.
+        detail: String,
+    },
+    /// A log of the contract that does not decode as one of its events.
+    #[error("undecodable log in block {block}: {detail}")]
+    Decode {
+        /// The block.
+        block: u64,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// Follows the contract's logs at a confirmation depth; see the module docs.
+#[derive(Debug)]
+pub struct Follower {
+    provider: DynProvider,
+    contract: Address,
+    confirmations: u64,
+    next: u64,
+    /// The last block reported: its number and hash.
+    last: Option<(u64, B256)>,
+    /// Phase ends still ahead, `(block, ceremony, phase)`, ascending.
+    deadlines: Vec<(u64, U256, Phase)>,
+}
+
+impl Follower {
+    /// A follower of `contract` from block `from` (its deployment block, so that every
+    /// registration and ceremony is seen), reporting blocks `confirmations` deep.
+    pub fn new(provider: DynProvider, contract: Address, from: u64, confirmations: u64) -> Self {
+        Follower {
+            provider,
+            contract,
+            confirmations,
+            next: from,
+            last: None,
+            deadlines: Vec::new(),
+        }
+    }
+
+    /// The next block to be reported.
+    pub fn next_block(&self) -> u64 {
+        self.next
+    }
+
+    /// The blocks confirmed since the last poll that carry inputs, and the newest confirmed
+    /// block number (`None` while the chain is shorter than the confirmation depth). On an
+    /// error nothing is reported and the follower is as before the call.
+    pub async fn poll(&mut self) -> Result<(Vec<ConfirmedBlock>, Option<u64>), FollowError> {
+        let head = self.provider.get_block_number().await?;
+        let Some(safe) = head.checked_sub(self.confirmations) else {
+            return Ok((Vec::new(), None));
+        };
+        if let Some((number, hash)) = self.last {
+            let now = self
+                .provider
+                .get_block_by_number(BlockNumberOrTag::Number(number))
+                .await?
+                .map(|b| b.header.hash);
+            if now != Some(hash) {
+                return Err(FollowError::Reorg { number });
+            }
+        }
+        if safe < self.next {
+            return Ok((Vec::new(), Some(safe)));
+        }
+        // Staged: committed only once every block up to `safe` checked out.
+        let mut deadlines = self.deadlines.clone();
+        let mut parent = self.last;
+        let mut out: Vec<ConfirmedBlock> = Vec::new();
+        let mut from = self.next;
+        while from <= safe {
+            let to = safe.min(from + MAX_LOG_RANGE - 1);
+            let headers = self.linked_headers(from, to, parent).await?;
+            let filter = Filter::new()
+                .address(self.contract)
+                .from_block(from)
+                .to_block(to);
+            let logs = self.provider.get_logs(&filter).await?;
+            self.check_logs(&headers, &logs).await?;
+            let mut logs = logs.into_iter().peekable();
+            // Blocks in order: the logs of each block, then the deadlines it ends.
+            while logs.peek().is_some() || deadlines.first().is_some_and(|d| d.0 <= to) {
+                let log_block = logs.peek().and_then(|l| l.block_number);
+                let deadline_block = deadlines.first().map(|d| d.0).filter(|b| *b <= to);
+                let block = match (log_block, deadline_block) {
+                    (Some(l), Some(d)) => l.min(d),
+                    (Some(l), None) => l,
+                    (None, Some(d)) => d,
+                    (None, None) => break,
+                };
+                let mut inputs = Vec::new();
+                while logs.peek().is_some_and(|l| l.block_number == Some(block)) {
+                    let log = logs.next().expect("peeked");
+                    if let Some(input) = input(&mut deadlines, &log, block)? {
+                        inputs.push(input);
+                    }
+                }
+                while deadlines.first().is_some_and(|d| d.0 <= block) {
+                    let (_, ceremony, phase) = deadlines.remove(0);
+                    inputs.push(BoardInput::Deadline { ceremony, phase });
+                }
+                if !inputs.is_empty() {
+                    out.push(ConfirmedBlock {
+                        number: block,
+                        inputs,
+                    });
+                }
+            }
+            let last = headers.last().expect("from <= to");
+            parent = Some((to, last.hash));
+            from = to + 1;
+        }
+        self.deadlines = deadlines;
+        self.last = parent;
+        self.next = safe + 1;
+        Ok((out, Some(safe)))
+    }
+
+    /// The headers of blocks `from..=to`, checked to form one chain by parent hash that
+    /// continues `parent` (the block before `from`, when known): a break at `parent` is a
+    /// reorg of a reported block, a break inside the range an unsettled answer.
+    async fn linked_headers(
+        &self,
+        from: u64,
+        to: u64,
+        parent: Option<(u64, B256)>,
+    ) -> Result<Vec<Header>, FollowError> {
+        let mut headers: Vec<Header> = Vec::with_capacity((to - from + 1) as usize);
+        let mut start = from;
+        while start <= to {
+            let end = to.min(start + HEADER_BATCH - 1);
+            let client = self.provider.client();
+            let mut batch = alloy_rpc_client::BatchRequest::new(client);
+            let waiters = (start..=end)
+                .map(|n| {
+                    batch.add_call::<_, Option<Header>>(
+                        "eth_getBlockByNumber",
+                        &(BlockNumberOrTag::Number(n), false),
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            batch.send().await?;
+            for (n, waiter) in (start..=end).zip(waiters) {
+                let header = waiter.await?.ok_or_else(|| FollowError::Unsettled {
+                    block: n,
+                    detail: "the endpoint does not have the block".into(),
+                })?;
+                if header.inner.number != n {
+                    return Err(FollowError::Unsettled {
+                        block: n,
+                        detail: format!("asked for it, got block {}", header.inner.number),
+                    });
+                }
+                headers.push(header);
+            }
+            start = end + 1;
+        }
+        if let (Some((number, hash)), Some(first)) = (parent, headers.first())
+            && number + 1 == from
+            && first.inner.parent_hash != hash
+        {
+            return Err(FollowError::Reorg { number });
+        }
+        for pair in headers.windows(2) {
+            if pair[1].inner.parent_hash != pair[0].hash {
+                return Err(FollowError::Unsettled {
+                    block: pair[1].inner.number,
+                    detail: "its parent is not the block before it".into(),
+                });
+            }
+        }
+        Ok(headers)
+    }
+
+    /// Checks the logs of one range against its headers (`headers[0]` is the range's first
+    /// block): each log in a block of the range, under that block's hash, and every block whose
+    /// bloom admits the contract either has logs in the answer or has none when asked by hash.
+    async fn check_logs(&self, headers: &[Header], logs: &[Log]) -> Result<(), FollowError> {
+        let from = headers.first().map_or(0, |h| h.inner.number);
+        let mut with_logs = vec![false; headers.len()];
+        for log in logs {
+            let Some(number) = log.block_number else {
+                return Err(FollowError::Unsettled {
+                    block: from,
+                    detail: "a log without a block number (a pending log)".into(),
+                });
+            };
+            let Some(header) = number
+                .checked_sub(from)
+                .and_then(|i| headers.get(i as usize))
+            else {
+                return Err(FollowError::Unsettled {
+                    block: number,
+                    detail: "a log outside the range asked for".into(),
+                });
+            };
+            if log.block_hash != Some(header.hash) {
+                return Err(FollowError::Unsettled {
+                    block: number,
+                    detail: "a log of another block at this height".into(),
+                });
+            }
+            if log.address() != self.contract {
+                return Err(FollowError::Unsettled {
+                    block: number,
+                    detail: "a log of another address".into(),
+                });
+            }
+            with_logs[(number - from) as usize] = true;
+        }
+        // The bloom admits false positives (a busy chain's blooms are mostly set): ask for the
+        // logs of each block it names by the block's hash, in batches.
+        let suspects: Vec<&Header> = headers
+            .iter()
+            .zip(with_logs)
+            .filter(|(header, seen)| {
+                !seen
+                    && header
+                        .inner
+                        .logs_bloom
+                        .contains_input(BloomInput::Raw(self.contract.as_slice()))
+            })
+            .map(|(header, _)| header)
+            .collect();
+        for chunk in suspects.chunks(HEADER_BATCH as usize) {
+            let client = self.provider.client();
+            let mut batch = alloy_rpc_client::BatchRequest::new(client);
+            let waiters = chunk
+                .iter()
+                .map(|header| {
+                    let filter = Filter::new()
+                        .address(self.contract)
+                        .at_block_hash(header.hash);
+                    batch.add_call::<_, Vec<Log>>("eth_getLogs", &(filter,))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            batch.send().await?;
+            for (header, waiter) in chunk.iter().zip(waiters) {
+                if !waiter.await?.is_empty() {
+                    return Err(FollowError::Unsettled {
+                        block: header.inner.number,
+                        detail: "the range's logs left out this block's".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The board input of one of the contract's logs in `block`, updating the phase ends ahead.
+fn input(
+    deadlines: &mut Vec<(u64, U256, Phase)>,
+    log: &Log,
+    block: u64,
+) -> Result<Option<BoardInput>, FollowError> {
+    let event = CoordinatorEvents::decode_log(&log.inner).map_err(|e| FollowError::Decode {
+        block,
+        detail: e.to_string(),
+    })?;
+    Ok(Some(match event.data {
+        CoordinatorEvents::Registered(e) => BoardInput::Registered(e),
+        CoordinatorEvents::StakeAdded(e) => BoardInput::StakeChanged {
+            account: e.account,
+            stake: Some(e.stake),
+        },
+        CoordinatorEvents::Unbonding(e) => BoardInput::StakeChanged {
+            account: e.account,
+            stake: None,
+        },
+        CoordinatorEvents::Withdrawn(_) => return Ok(None),
+        CoordinatorEvents::Evicted(e) => BoardInput::Evicted(e),
+        CoordinatorEvents::CommitteeSelected(e) => {
+            // A new ceremony supersedes the previous one's remaining deadlines.
+            deadlines.clear();
+            for (end, phase) in [
+                (e.contributeEnd, Phase::Contribute),
+                (e.shareEnd, Phase::Share),
+                (e.publishEnd, Phase::Publish),
+                (e.waitEnd, Phase::Wait),
+            ] {
+                deadlines.push((end, e.ceremony, phase));
+            }
+            BoardInput::CommitteeSelected(e)
+        }
+        CoordinatorEvents::PostAccepted(e) => BoardInput::PostAccepted {
+            ceremony: e.ceremony,
+            dealer: e.dealer,
+            kind: e.kind,
+            post: e.post,
+        },
+        CoordinatorEvents::ViewActivated(e) => {
+            // Activation ends the ceremony: no wait deadline follows.
+            deadlines.retain(|d| d.1 != e.ceremony);
+            BoardInput::ViewActivated(e)
+        }
+        CoordinatorEvents::Slashed(e) => BoardInput::Slashed(e),
+        // Nothing is left for a board (the abandoned ceremony's deadlines have passed), but
+        // the operator is told, as on the embedded chain.
+        CoordinatorEvents::ViewChangeAbandoned(e) => BoardInput::ViewChangeAbandoned(e),
+    }))
+}
