@@ -26,7 +26,9 @@
 //!   chain whose info names the previous one. The ended chain's rounds stay stored and served
 //!   ([`http`]), and every node fetches those it lacks, up to the chain's last possible round,
 //!   from the nodes that ran it ([`ended`]), so a node that joined after the change serves the
-//!   ended chain too.
+//!   ended chain too. A round whose write fails is kept and written again, at the next tick or
+//!   round, before any later one: the stored rounds never skip one that this node produced
+//!   (it fetches only rounds after its last, so such a gap would stay).
 //! - A node that signs nothing in the view (outside the committee) and a member that was down
 //!   while the others went on fetch the rounds they lack from the committee in bounded batches
 //!   ([`sync`]), each round checked against the one before it and verified before it is
@@ -50,7 +52,7 @@ pub mod rounds;
 pub mod store;
 pub mod sync;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -175,6 +177,11 @@ pub struct Outgoing {
 /// taken, and its sender sends it again at a later tick. One byte, which no round's JSON is.
 pub const NOT_RUNNING: &[u8] = &[0];
 
+/// Most rounds combined here whose write failed kept to write again ([`Beacon`]'s
+/// `unstored`). A chained engine stops at the first such round, so only an unchained chain
+/// under a lasting storage failure fills it.
+const MAX_UNSTORED: usize = 1024;
+
 /// What became of an [`Outgoing`] partial, as the runtime reports it ([`Beacon::on_sent`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
@@ -238,6 +245,10 @@ pub struct Beacon {
     /// Partials refused as the sender's fault (undecodable, or not verifying under its public
     /// key share), by member: at most one entry per committee member.
     refused: BTreeMap<MemberId, u64>,
+    /// Rounds combined here whose write failed, oldest first. Each is written again before
+    /// any later round, so a passing storage failure leaves no gap under a stored round (which
+    /// no fetch would fill: a node fetches only rounds after its last).
+    unstored: VecDeque<Round>,
 }
 
 impl Beacon {
@@ -328,6 +339,7 @@ impl Beacon {
             sync_peers,
             syncer: Syncer::default(),
             refused: BTreeMap::new(),
+            unstored: VecDeque::new(),
             deliveries: delivery::Deliveries::default(),
         })
     }
@@ -375,6 +387,8 @@ impl Beacon {
         let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
         let round = self.info.current_round(now);
         let started = Instant::now();
+        // A chained engine waits for the last round it gave to be stored.
+        self.write_unstored(started, now_ms);
         let actions = {
             let rounds = ChainRounds::new(&self.store, self.info.hash(), &self.last);
             self.engine.tick(round, &rounds)
@@ -616,38 +630,70 @@ impl Beacon {
         out
     }
 
-    /// Stores a round combined here. `now_ms` is the clock when the engine call began; the
-    /// round's stored time adds the time the call took, so it is when the round was written.
+    /// Stores a round combined here, after the rounds combined before it whose write failed.
     fn store_round(&mut self, round: &Round, started: Instant, now_ms: u64) {
-        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let timing = RoundTiming {
-            stored_ms: now_ms.saturating_add(elapsed_ms),
-            origin: RoundOrigin::Combined,
-        };
-        match self.store.put_combined_round(&self.info, round, timing) {
-            Ok(_) => {
-                self.last.fetch_max(round.round, Ordering::Relaxed);
-                // A clock behind the schedule reads as no latency rather than a negative one.
-                let latency = timing
-                    .latency_ms(&self.info, round.round)
-                    .map(|ms| ms.max(0) as f64 / 1000.0);
-                let late = latency.is_some_and(|l| l >= f64::from(self.info.period_secs()));
-                self.metrics.beacon_round(
-                    late,
-                    started.elapsed().as_secs_f64(),
-                    latency.unwrap_or(0.0),
-                );
-                debug!(
-                    view = self.view,
-                    round = round.round,
-                    late,
-                    "beacon round stored"
-                );
-            }
-            Err(e) => {
-                warn!(view = self.view, round = round.round, error = %e, "beacon round not stored")
+        if self.unstored.len() >= MAX_UNSTORED {
+            warn!(
+                view = self.view,
+                round = round.round,
+                "beacon round dropped: {MAX_UNSTORED} earlier rounds are still not stored"
+            );
+            return;
+        }
+        self.unstored.push_back(round.clone());
+        self.write_unstored(started, now_ms);
+    }
+
+    /// Writes the rounds combined here and not yet stored, in order, up to the first that
+    /// fails. `now_ms` is the clock when the engine call began; a round's stored time adds the
+    /// time the call took so far, so it is when the round was written.
+    fn write_unstored(&mut self, started: Instant, now_ms: u64) {
+        while let Some(round) = self.unstored.front() {
+            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let timing = RoundTiming {
+                stored_ms: now_ms.saturating_add(elapsed_ms),
+                origin: RoundOrigin::Combined,
+            };
+            match self.store.put_combined_round(&self.info, round, timing) {
+                Ok(written) => {
+                    let round = round.round;
+                    self.unstored.pop_front();
+                    self.last.fetch_max(round, Ordering::Relaxed);
+                    if written {
+                        self.count_stored(round, timing, started);
+                    }
+                }
+                // Another value is stored: writing again cannot help, and the round is not
+                // missing.
+                Err(e @ store::BeaconStoreError::Conflict(_)) => {
+                    warn!(view = self.view, round = round.round, error = %e, "beacon round not stored");
+                    self.unstored.pop_front();
+                }
+                Err(e) => {
+                    warn!(
+                        view = self.view,
+                        round = round.round,
+                        error = %e,
+                        "beacon round not stored; it is written again before any later round"
+                    );
+                    return;
+                }
             }
         }
+    }
+
+    fn count_stored(&self, round: u64, timing: RoundTiming, started: Instant) {
+        // A clock behind the schedule reads as no latency rather than a negative one.
+        let latency = timing
+            .latency_ms(&self.info, round)
+            .map(|ms| ms.max(0) as f64 / 1000.0);
+        let late = latency.is_some_and(|l| l >= f64::from(self.info.period_secs()));
+        self.metrics.beacon_round(
+            late,
+            started.elapsed().as_secs_f64(),
+            latency.unwrap_or(0.0),
+        );
+        debug!(view = self.view, round, late, "beacon round stored");
     }
 }
 

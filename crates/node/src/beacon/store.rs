@@ -146,6 +146,9 @@ fn dberr<E: Into<redb::Error>>(e: E) -> BeaconStoreError {
 /// The node's beacon rounds.
 pub struct BeaconStore {
     db: Database,
+    /// Writes still to fail, as a failing disk would (tests only).
+    #[cfg(test)]
+    failing_writes: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for BeaconStore {
@@ -155,6 +158,12 @@ impl std::fmt::Debug for BeaconStore {
 }
 
 impl BeaconStore {
+    /// Makes the next `n` round writes fail.
+    #[cfg(test)]
+    pub(crate) fn fail_writes(&self, n: u32) {
+        self.failing_writes.store(n, Ordering::Relaxed);
+    }
+
     /// Opens the database, creating it only when `path` does not exist; an empty, damaged or
     /// busy file is refused ([`crate::data_file`]).
     pub fn open(path: &Path) -> Result<Self, BeaconStoreError> {
@@ -178,7 +187,11 @@ impl BeaconStore {
             w.open_table(CHAINS).map_err(dberr)?;
             w.open_table(TIMINGS).map_err(dberr)?;
             w.commit().map_err(dberr)?;
-            Ok(BeaconStore { db })
+            Ok(BeaconStore {
+                db,
+                #[cfg(test)]
+                failing_writes: Default::default(),
+            })
         })
         .map_err(BeaconStoreError::File)?
     }
@@ -347,6 +360,14 @@ impl BeaconStore {
         round: &Round,
         timing: RoundTiming,
     ) -> Result<bool, BeaconStoreError> {
+        #[cfg(test)]
+        if self
+            .failing_writes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(BeaconStoreError::Corrupt("injected write failure".into()));
+        }
         let chain = info.hash();
         let w = self.db.begin_write().map_err(dberr)?;
         {

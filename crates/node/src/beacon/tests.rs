@@ -240,6 +240,45 @@ fn rounds_missed_without_a_quorum_are_caught_up_when_members_return() {
     assert!(late >= 3, "{late}");
 }
 
+/// A round whose write fails is kept and written again before any later round: the store never
+/// holds a round above one it lacks (a gap no fetch would fill, since a node fetches only the
+/// rounds after its last). Rounds 2 to 5 are combined in one call after a period without a
+/// quorum, and node 0's first write fails.
+#[test]
+fn a_round_whose_write_failed_is_written_before_any_later_round() {
+    for scheme in [SchemeId::PedersenBlsChained, SchemeId::PedersenBlsUnchained] {
+        let dir = tempfile::tempdir().unwrap();
+        let c = committee_on(3, scheme, 3);
+        let mut nodes: Vec<Node> = (0..N).map(|i| node(&c, i, dir.path(), false)).collect();
+        let info = nodes[0].beacon.info().clone();
+        let no_gap = |n: &Node| {
+            let last = n.beacon.last_round();
+            for r in 1..=last {
+                assert!(
+                    n.store.round(&info.hash(), r).unwrap().is_some(),
+                    "{scheme:?}: round {r} missing under round {last}"
+                );
+            }
+            assert!(n.store.round(&info.hash(), last + 1).unwrap().is_none());
+            last
+        };
+        run(&mut nodes, &[true; N], at_round(1));
+        for r in 2..=4 {
+            run(&mut nodes, &[true, true, false, false], at_round(r));
+        }
+        nodes[0].store.fail_writes(1);
+        run(&mut nodes, &[true, true, true, false], at_round(5));
+        no_gap(&nodes[0]);
+        // The next tick writes what failed, then the chain goes on.
+        run(&mut nodes, &[true, true, true, false], at_round(6));
+        assert_eq!(no_gap(&nodes[0]), 6, "{scheme:?}");
+        for r in 1..=6 {
+            let round = nodes[0].store.round(&info.hash(), r).unwrap().unwrap();
+            verify_round(&info, &round).unwrap();
+        }
+    }
+}
+
 #[test]
 fn a_partial_is_sent_again_only_to_members_that_did_not_take_it() {
     let dir = tempfile::tempdir().unwrap();
