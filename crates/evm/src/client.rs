@@ -122,6 +122,19 @@ pub enum ClientError {
         /// The contract's.
         deployed: String,
     },
+    /// The node is configured to follow from a block after the coordinator's deployment: it
+    /// would miss the registrations and ceremonies logged before that block.
+    #[error(
+        "evm.from_block {from_block} comes after the coordinator's deployment (its code is on \
+         chain at block {before}): the node would miss the registrations and ceremonies logged \
+         before it; set from_block to the deployment block (or any block before it)"
+    )]
+    FromBlockAfterDeployment {
+        /// The node's `evm.from_block`.
+        from_block: u64,
+        /// The block before it, where the code already is.
+        before: u64,
+    },
 }
 
 /// How long one JSON-RPC request may take, answer included, before it fails as a transport
@@ -912,6 +925,17 @@ impl Client {
             check_contract(artifact, at, &self.provider.get_code_at(at).await?)?;
         }
         Ok(())
+    }
+
+    /// Whether the coordinator's code was on chain at block `number`. An endpoint that keeps
+    /// no state that old (a pruned node) answers with an error.
+    pub async fn coordinator_code_at(&self, number: u64) -> Result<bool, ClientError> {
+        let code = self
+            .provider
+            .get_code_at(self.contract)
+            .block_id(BlockNumberOrTag::Number(number).into())
+            .await?;
+        Ok(!code.is_empty())
     }
 
     /// The latest block number.

@@ -41,7 +41,7 @@
 //! contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"   # flag: --contract
 //! chain_key_file = "node-1.chain-key"      # hex secp256k1 key of the sending account (flag: --chain-key-file)
 //! chain_name = "keyquorum-evm"             # optional: the chain name the contract must have been deployed with (default: the contract's own)
-//! from_block = 0                           # the deployment block
+//! from_block = 0                           # the deployment block or earlier (a later one is refused: its logs would be missed)
 //! confirmations = 2                        # blocks built on a block before it is acted on
 //! fee_bump_after_secs = 180                # a send pending this long is replaced with higher fees (0: never)
 //! max_fee_per_gas_gwei = 500               # the most a replacement offers per gas
@@ -237,7 +237,9 @@ pub struct EvmConfig {
     /// the contract's own and refuses to start if they differ. Unset (the default), it uses the
     /// contract's.
     pub chain_name: Option<String>,
-    /// The block the contract was deployed in.
+    /// The block the node follows the contract from: its deployment block or an earlier one.
+    /// A later one is refused at connect (the logs before it would be missed), where the
+    /// endpoint keeps the state to tell.
     pub from_block: u64,
     /// Blocks built on a block before the node acts on it.
     pub confirmations: u64,

@@ -234,6 +234,25 @@ impl EvmChainClient {
         // Before anything is read from the contract: an empty address would fail with an ABI
         // decoding error that names neither, and another contract's answers mean nothing.
         client.check_coordinator_code().await?;
+        // The follower starts at `from_block`: a deployment before it would leave the
+        // registrations and ceremonies logged in between unseen.
+        if let Some(before) = settings.from_block.checked_sub(1) {
+            match client.coordinator_code_at(before).await {
+                Ok(true) => {
+                    return Err(ClientError::FromBlockAfterDeployment {
+                        from_block: settings.from_block,
+                        before,
+                    });
+                }
+                Ok(false) => {}
+                Err(error) => warn!(
+                    from_block = settings.from_block,
+                    %error,
+                    "cannot tell whether evm.from_block comes after the coordinator's deployment \
+                     (an endpoint without state that old?); logs before it would be missed"
+                ),
+            }
+        }
         if client.balance(account).await?.is_zero() {
             warn!(
                 %account,

@@ -75,3 +75,43 @@ async fn an_evm_node_uses_the_contracts_chain_name_and_refuses_another() {
         assert!(refused.to_string().contains("remove `chain_name`"));
     }
 }
+
+/// A node told to follow from a block after the coordinator's deployment would miss the
+/// registrations and ceremonies before it: it is refused at connect, naming the setting; the
+/// deployment block itself, or an earlier one, is followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evm_node_refuses_to_follow_from_a_block_after_the_deployment() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let anvil = Anvil::start(&repo, None).unwrap_or_else(|e| panic!("{e}"));
+    let deployer = chain_key(b"from block test deployer");
+    anvil
+        .fund(deployer.address(), U256::from(10u128.pow(18)))
+        .await
+        .unwrap();
+    let (contract, deployed_at) = deploy(anvil.url(), deployer, idle_config("from-block"))
+        .await
+        .unwrap();
+    anvil.mine(3).await.unwrap();
+    let settings = |from_block| EvmSettings {
+        rpc: anvil.url().into(),
+        contract,
+        chain_name: None,
+        from_block,
+        confirmations: 0,
+    };
+    let key = chain_key(b"from block test node");
+    for from_block in [0, deployed_at.saturating_sub(1), deployed_at] {
+        EvmChainClient::connect(settings(from_block), key.clone())
+            .await
+            .unwrap_or_else(|e| panic!("from block {from_block}: {e}"));
+    }
+    for from_block in [deployed_at + 1, deployed_at + 3] {
+        match EvmChainClient::connect(settings(from_block), key.clone()).await {
+            Err(e @ ClientError::FromBlockAfterDeployment { .. }) => {
+                assert!(e.to_string().contains("evm.from_block"), "{e}")
+            }
+            Err(other) => panic!("from block {from_block}: {other}"),
+            Ok(_) => panic!("from block {from_block} after the deployment is followed"),
+        }
+    }
+}
