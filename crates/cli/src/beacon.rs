@@ -168,6 +168,11 @@ pub(crate) async fn fetch(
                 .collect::<String>(),
             _ => String::new(),
         };
+        // A keyquorum node says why as `{"error": "…"}`.
+        let said = serde_json::from_str::<serde_json::Value>(&said)
+            .ok()
+            .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+            .unwrap_or(said);
         let said = said.trim();
         return Err(CliError::Failed(if said.is_empty() {
             format!("GET {url}: HTTP {status}")
@@ -211,5 +216,40 @@ mod tests {
         };
         assert!(text.contains("timed out"), "{text}");
         held.abort();
+    }
+
+    /// A refusal is reported with the server's reason: a keyquorum node's JSON `error`, or
+    /// another server's text as it came.
+    #[tokio::test]
+    async fn a_refusal_names_the_servers_reason() {
+        for (body, expected) in [
+            (
+                r#"{"error":"round not produced"}"#,
+                "HTTP 404 Not Found: round not produced",
+            ),
+            ("no such round", "HTTP 404 Not Found: no such round"),
+            ("", "HTTP 404 Not Found"),
+        ] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let server = tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = [0u8; 1024];
+                let _ = stream.read(&mut request).await.unwrap();
+                let answer = format!(
+                    "HTTP/1.1 404 Not Found\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(answer.as_bytes()).await.unwrap();
+            });
+            let Err(CliError::Failed(text)) =
+                fetch(&reqwest::Client::new(), &base, "/public/9", 1024).await
+            else {
+                panic!("a refused fetch succeeded");
+            };
+            assert!(text.ends_with(expected), "{text}");
+            server.await.unwrap();
+        }
     }
 }

@@ -11,9 +11,10 @@
 //! nodes that ran it, up to the chain's last possible round ([`super::ended`]).
 //!
 //! A round not produced yet, a chain this node does not know, or a node without a beacon
-//! (before the first view) answers 404; a round or chain hash that does not parse, 400. On a
-//! node whose beacon is turned off (`beacon.enabled = false`) every beacon path answers 503
-//! with `{"error": "…"}`.
+//! (before the first view) answers 404; a round or chain hash that does not parse, 400; a
+//! storage failure, 500. On a node whose beacon is turned off (`beacon.enabled = false`) every
+//! beacon path answers 503. Every such answer is JSON, `{"error": "…"}`, as the node's other
+//! paths answer.
 
 use std::sync::{Arc, RwLock};
 
@@ -88,16 +89,23 @@ fn json(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn not_found(what: &'static str) -> Response {
-    (StatusCode::NOT_FOUND, what).into_response()
+/// An answer that is not what the path names: `{"error": message}`.
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+fn not_found(what: &str) -> Response {
+    error(StatusCode::NOT_FOUND, what)
+}
+
+/// A storage failure, logged here and named in the answer.
+fn storage_failed(e: super::store::BeaconStoreError) -> Response {
+    tracing::warn!(error = %e, "beacon HTTP: the store failed");
+    error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
 }
 
 async fn disabled() -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(serde_json::json!({ "error": DISABLED })),
-    )
-        .into_response()
+    error(StatusCode::SERVICE_UNAVAILABLE, DISABLED)
 }
 
 async fn info(State(h): State<BeaconHttp>) -> Response {
@@ -118,13 +126,13 @@ fn rounds_of(store: &BeaconStore, chain: &[u8; 32], round: Option<u64>) -> Respo
         Some(r) => r,
         None => match s.last_round(chain) {
             Ok(r) => r,
-            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            Err(e) => return storage_failed(e),
         },
     };
     match s.round(chain, round) {
         Ok(Some(r)) => json(r.to_json()),
         Ok(None) => not_found("round not produced"),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(e) => storage_failed(e),
     }
 }
 
@@ -136,7 +144,7 @@ async fn latest(State(h): State<BeaconHttp>) -> Response {
 }
 
 /// Why a beacon path is not answered with what it names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Refused {
     /// The round is neither a number nor `latest` (400).
     BadRound,
@@ -147,21 +155,20 @@ enum Refused {
     /// This node has not recorded the chain (404).
     UnknownChain,
     /// Storage failed (500).
-    Internal,
+    Internal(super::store::BeaconStoreError),
 }
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         match self {
-            Refused::BadRound => {
-                (StatusCode::BAD_REQUEST, "round must be a number").into_response()
-            }
-            Refused::BadHash => {
-                (StatusCode::BAD_REQUEST, "chain hash must be 64 hex digits").into_response()
-            }
+            Refused::BadRound => error(
+                StatusCode::BAD_REQUEST,
+                "round must be a number or \"latest\"",
+            ),
+            Refused::BadHash => error(StatusCode::BAD_REQUEST, "chain hash must be 64 hex digits"),
             Refused::NoChain => not_found("no beacon chain yet"),
             Refused::UnknownChain => not_found("unknown chain"),
-            Refused::Internal => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            Refused::Internal(e) => storage_failed(e),
         }
     }
 }
@@ -197,7 +204,7 @@ fn chain_named(h: &BeaconHttp, hash: &str) -> Result<(Serving, ChainInfo), Refus
     match s.store.chain(&chain) {
         Ok(Some(info)) => Ok((s, info)),
         Ok(None) => Err(Refused::UnknownChain),
-        Err(_) => Err(Refused::Internal),
+        Err(e) => Err(Refused::Internal(e)),
     }
 }
 
@@ -231,7 +238,7 @@ async fn chains(State(h): State<BeaconHttp>) -> Response {
             serde_json::to_string(&hashes.iter().map(hex::encode).collect::<Vec<_>>())
                 .expect("strings serialise"),
         ),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(e) => storage_failed(e),
     }
 }
 

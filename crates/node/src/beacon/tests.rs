@@ -1147,7 +1147,16 @@ async fn ended_chains_are_served_under_their_hash() {
     let first_hash = hex::encode(first_info.hash());
     let second_hash = hex::encode(second_info.hash());
     // Before any chain is served.
-    assert_eq!(http_get(addr, &format!("/{first_hash}/info")).await.0, 404);
+    for path in [
+        format!("/{first_hash}/info"),
+        "/info".into(),
+        "/public/1".into(),
+    ] {
+        let (code, body) = http_get(addr, &path).await;
+        assert_eq!(code, 404, "{path}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"], "no beacon chain yet", "{path}");
+    }
     beacon.set(http::Serving {
         info: second_info.clone(),
         store: store.clone(),
@@ -1187,15 +1196,29 @@ async fn ended_chains_are_served_under_their_hash() {
         assert_eq!(&served, r);
         verify_round(&first_info, &served).unwrap();
     }
-    // The plain paths are the current chain's, not the ended one's.
-    assert_eq!(get("/public/3".into()).await.0, 404);
-    assert_eq!(get(format!("/{first_hash}/public/4")).await.0, 404);
-    // Unknown chains, malformed hashes and rounds.
-    assert_eq!(get(format!("/{}/info", "ab".repeat(32))).await.0, 404);
-    assert_eq!(get(format!("/{}/public/1", "ab".repeat(32))).await.0, 404);
-    assert_eq!(get("/abcd/info".into()).await.0, 400);
-    assert_eq!(get(format!("/{}/info", "zz".repeat(32))).await.0, 400);
-    assert_eq!(get(format!("/{first_hash}/public/x")).await.0, 400);
+    // The plain paths are the current chain's, not the ended one's; unknown chains,
+    // malformed hashes and rounds. Each answer says why in JSON, as the node's other paths do.
+    for (path, code, why) in [
+        ("/public/3".to_string(), 404, "round not produced"),
+        (format!("/{first_hash}/public/4"), 404, "round not produced"),
+        (format!("/{}/info", "ab".repeat(32)), 404, "unknown chain"),
+        (
+            format!("/{}/public/1", "ab".repeat(32)),
+            404,
+            "unknown chain",
+        ),
+        ("/abcd/info".to_string(), 400, "chain hash"),
+        (format!("/{}/info", "zz".repeat(32)), 400, "chain hash"),
+        (format!("/{first_hash}/public/x"), 400, "round must be"),
+        ("/public/x".to_string(), 400, "round must be"),
+    ] {
+        let (got, body) = get(path.clone()).await;
+        assert_eq!(got, code, "{path}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(why), "{path}: {body}");
+    }
     // The list of chains.
     let (code, body) = get("/chains".into()).await;
     assert_eq!(code, 200);
