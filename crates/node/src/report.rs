@@ -103,8 +103,10 @@ pub enum Observation {
         group_key: Option<String>,
         /// This node's 1-based share index in it, if a member.
         share_index: Option<u64>,
+        /// Shares needed to sign in it, if this node knows its magic block.
+        threshold: Option<u32>,
     },
-    /// On opening, the active view as stored (its committee is not stored, so not shown).
+    /// On opening, the active view as stored.
     ViewResumed {
         /// The view.
         view: u64,
@@ -112,6 +114,9 @@ pub enum Observation {
         share_index: Option<u64>,
         /// Its group key, if this node holds a share.
         group_key: Option<String>,
+        /// Its members (identity hex) in index order and its threshold, from its stored magic
+        /// block, if this node has it.
+        committee: Option<(Vec<String>, u32)>,
     },
     /// A magic block differed from the one this node's board defines and was not signed.
     MagicBlockMismatch(MagicBlockMismatch),
@@ -327,24 +332,31 @@ impl Reporter {
                 committee,
                 group_key,
                 share_index,
+                threshold,
             } => {
                 m.set("keyquorum_view", &[], view as f64);
                 s.view = view;
                 s.committee = committee;
                 s.group_key = group_key;
                 s.share_index = share_index;
+                s.threshold = threshold;
                 s.pending = None;
             }
             Observation::ViewResumed {
                 view,
                 share_index,
                 group_key,
+                committee,
             } => {
                 // Only a status that has not seen a view yet takes the stored one.
                 if s.view == 0 {
                     s.view = view;
                     s.share_index = share_index;
                     s.group_key = group_key;
+                    if let Some((members, threshold)) = committee {
+                        s.committee = members;
+                        s.threshold = Some(threshold);
+                    }
                 }
             }
             Observation::MagicBlockMismatch(mismatch) => {
@@ -468,6 +480,7 @@ mod tests {
                 committee: vec!["aa".into(), "bb".into()],
                 group_key: Some("cd".repeat(48)),
                 share_index: Some(2),
+                threshold: Some(2),
             },
             Observation::BlockProcessed { height: 9 },
             // Told a head above what it processed: catching up until it gets there.
@@ -488,6 +501,7 @@ mod tests {
         assert_eq!(s.view, 1);
         assert_eq!(s.committee, ["aa", "bb"]);
         assert_eq!(s.share_index, Some(2));
+        assert_eq!(s.threshold, Some(2));
         assert_eq!(s.group_key, Some("cd".repeat(48)));
         // The view's activation ends the pending view change.
         assert_eq!(s.pending, None);
@@ -583,14 +597,17 @@ mod tests {
             view: 4,
             share_index: Some(1),
             group_key: None,
+            committee: Some((vec!["aa".into(), "cc".into(), "dd".into()], 2)),
         });
         r.observe(Observation::ViewResumed {
             view: 3,
             share_index: None,
             group_key: None,
+            committee: None,
         });
         let s = status.lock().unwrap().clone();
         assert_eq!((s.view, s.share_index), (4, Some(1)));
+        assert_eq!((s.committee.len(), s.threshold), (3, Some(2)));
     }
 
     fn sat_out(ceremony: &str, view: u64) -> SittingOutStatus {

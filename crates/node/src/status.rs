@@ -329,6 +329,10 @@ pub struct Status {
     pub share_index: Option<u64>,
     /// Group key of the active view (compressed G1, hex).
     pub group_key: Option<String>,
+    /// Shares needed to sign in the active view (its magic block's `t`): with `t` equal to
+    /// the committee's size, any member down stops its threshold signatures and beacon.
+    #[serde(default)]
+    pub threshold: Option<u32>,
     /// Qualified dealers of the last ceremony this node finished (identity hex).
     pub qualified: Vec<String>,
     /// The last ceremony this node finished.

@@ -243,6 +243,22 @@ impl Driver {
         }
         self.state.shares.retain(|s| s.view + 1 >= view);
         self.state.beacon = self.beacon_for_view(view, hash, block.as_ref(), own_share_index);
+        let threshold = block.as_ref().map(|b| b.t);
+        // Said for the view now active, not for each one replayed while catching up.
+        if let Some(b) = &block
+            && b.t >= b.n
+            && b.n > 1
+            && self.head_reached
+            && !self.behind(height)
+        {
+            warn!(
+                view,
+                threshold = b.t,
+                members = b.n,
+                "the view needs every member's share: any member down stops its threshold \
+                 signatures and beacon until the next view change"
+            );
+        }
         batch.put_active_block(block.as_ref())?;
         self.active_block = block;
         effects.push(Effect::StartBeacon { view });
@@ -258,6 +274,7 @@ impl Driver {
             committee,
             group_key,
             share_index: own_share_index,
+            threshold,
         });
         Ok(())
     }

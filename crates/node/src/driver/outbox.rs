@@ -35,10 +35,23 @@ impl Driver {
         let view = self.state.current_view;
         if view > 0 {
             let share = self.state.shares.iter().find(|x| x.view == view);
+            let committee = self
+                .active_block
+                .as_ref()
+                .filter(|b| b.view == view)
+                .map(|b| {
+                    let members = b
+                        .members
+                        .iter()
+                        .map(|m| hex::encode(m.identity.0))
+                        .collect();
+                    (members, b.t)
+                });
             self.observe(Observation::ViewResumed {
                 view,
                 share_index: share.map(|s| s.index),
                 group_key: share.map(|s| s.group_key.clone()),
+                committee,
             });
         }
         if let Some(o) = self.state.outputs.last() {

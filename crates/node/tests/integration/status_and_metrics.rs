@@ -56,6 +56,7 @@ fn the_share_index_is_one_based_everywhere() {
         let s = h.status[i].lock().unwrap().clone();
         assert_eq!(s.view, 1);
         assert_eq!(s.share_index, Some(m.index), "node {i} once active");
+        assert_eq!(s.threshold, Some(block.t), "node {i}");
         assert_eq!(pending.get(&i), Some(&m.index), "node {i} while pending");
     }
     let mut indices: Vec<u64> = block.members.iter().map(|m| m.index).collect();
