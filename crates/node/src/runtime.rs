@@ -1647,7 +1647,11 @@ async fn run_node<C: ChainClient>(
     let tasks = &mut spawned.tasks;
     let keys = Arc::new(keys);
     let metrics = Arc::new(Metrics::new());
-    let status = Arc::new(Mutex::new(Status::default()));
+    // Idle until the chain says a view change runs (a chain before its first says nothing).
+    let status = Arc::new(Mutex::new(Status {
+        phase: "idle".into(),
+        ..Status::default()
+    }));
     let sign_token = config.sign.read_token().map_err(NodeError::Config)?;
     let sign = SignService::new(
         config.sign.clone(),

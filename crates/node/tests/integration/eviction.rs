@@ -320,7 +320,10 @@ async fn an_evicted_node_reports_it_and_re_enters_once_a_place_frees() {
         .unwrap();
     assert_eq!(eligible, U256::from(MAX_CANDIDATES));
     assert!(listed(&reader, account).await);
-    assert_eq!(status(node).await.evicted, None);
+    let s = status(node).await;
+    assert_eq!(s.evicted, None);
+    // No view change has started on this chain: idle, as the embedded chain says it.
+    assert_eq!((s.view, s.phase.as_str()), (0, "idle"));
 
     // A higher stake takes the lowest candidate's place: the evictee's.
     let newcomer = f.adapter(1_000).await;
