@@ -12,7 +12,7 @@
 //!
 //! A round not produced yet, a chain this node does not know, or a node without a beacon
 //! (before the first view) answers 404; a round or chain hash that does not parse, 400; a
-//! storage failure, 500. On a node whose beacon is turned off (`beacon.enabled = false`) every
+//! storage failure, 500 (its cause in the node's log). On a node whose beacon is turned off (`beacon.enabled = false`) every
 //! beacon path answers 503. Every such answer is JSON, `{"error": "…"}`, as the node's other
 //! paths answer.
 
@@ -98,10 +98,13 @@ fn not_found(what: &str) -> Response {
     error(StatusCode::NOT_FOUND, what)
 }
 
-/// A storage failure, logged here and named in the answer.
+/// A storage failure: logged here, and not detailed to the client (the path may be public).
 fn storage_failed(e: super::store::BeaconStoreError) -> Response {
     tracing::warn!(error = %e, "beacon HTTP: the store failed");
-    error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the beacon store failed (see the node's log)",
+    )
 }
 
 async fn disabled() -> Response {

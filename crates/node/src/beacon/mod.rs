@@ -179,7 +179,8 @@ pub const NOT_RUNNING: &[u8] = &[0];
 
 /// Most rounds combined here whose write failed kept to write again ([`Beacon`]'s
 /// `unstored`). A chained engine stops at the first such round, so only an unchained chain
-/// under a lasting storage failure fills it.
+/// under a lasting storage failure fills it; rounds combined past it are dropped, and the
+/// store will lack them under its later rounds (fetching takes only rounds after the last).
 const MAX_UNSTORED: usize = 1024;
 
 /// What became of an [`Outgoing`] partial, as the runtime reports it ([`Beacon::on_sent`]).
@@ -663,9 +664,12 @@ impl Beacon {
                         self.count_stored(round, timing, started);
                     }
                 }
-                // Another value is stored: writing again cannot help, and the round is not
-                // missing.
-                Err(e @ store::BeaconStoreError::Conflict(_)) => {
+                // Another value is stored, or the stored one does not decode: writing again
+                // cannot help, and a round is there.
+                Err(
+                    e
+                    @ (store::BeaconStoreError::Conflict(_) | store::BeaconStoreError::Corrupt(_)),
+                ) => {
                     warn!(view = self.view, round = round.round, error = %e, "beacon round not stored");
                     self.unstored.pop_front();
                 }

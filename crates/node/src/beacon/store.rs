@@ -366,7 +366,9 @@ impl BeaconStore {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok()
         {
-            return Err(BeaconStoreError::Corrupt("injected write failure".into()));
+            return Err(BeaconStoreError::Db(redb::Error::Io(
+                std::io::Error::other("injected write failure"),
+            )));
         }
         let chain = info.hash();
         let w = self.db.begin_write().map_err(dberr)?;

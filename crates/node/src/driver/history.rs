@@ -86,6 +86,9 @@ impl Driver {
             .active_block
             .as_ref()
             .is_some_and(|b| b.member_by_identity(&me).is_some());
+        if let Some(block) = self.active_block.as_ref().filter(|b| b.view == view) {
+            super::magic::warn_if_every_share_needed(block);
+        }
         if listed && !self.state.shares.iter().any(|s| s.view == view) {
             self.warn_no_share(view);
         }

@@ -244,20 +244,12 @@ impl Driver {
         self.state.shares.retain(|s| s.view + 1 >= view);
         self.state.beacon = self.beacon_for_view(view, hash, block.as_ref(), own_share_index);
         let threshold = block.as_ref().map(|b| b.t);
-        // Said for the view now active, not for each one replayed while catching up.
-        if let Some(b) = &block
-            && b.t >= b.n
-            && b.n > 1
-            && self.head_reached
-            && !self.behind(height)
+        // Said for the view now active, not for each one replayed while catching up (the
+        // view active when the head is reached is said then).
+        if self.head_reached
+            && let Some(b) = &block
         {
-            warn!(
-                view,
-                threshold = b.t,
-                members = b.n,
-                "the view needs every member's share: any member down stops its threshold \
-                 signatures and beacon until the next view change"
-            );
+            warn_if_every_share_needed(b);
         }
         batch.put_active_block(block.as_ref())?;
         self.active_block = block;
@@ -277,5 +269,19 @@ impl Driver {
             threshold,
         });
         Ok(())
+    }
+}
+
+/// Warns when `block`'s view needs every member's share (`t = n`, as when a committee at its
+/// bound excluded a player): any member down then stops its threshold signatures and beacon.
+pub(super) fn warn_if_every_share_needed(block: &MagicBlock) {
+    if block.t >= block.n && block.n > 1 {
+        warn!(
+            view = block.view,
+            threshold = block.t,
+            members = block.n,
+            "the view needs every member's share: any member down stops its threshold \
+             signatures and beacon until the next view change"
+        );
     }
 }
