@@ -7,20 +7,27 @@
 //! The follower reports a block only once `confirmations` blocks are built on it, so a reorg
 //! shallower than that never reaches the node. A deeper one cannot be undone by a node that
 //! acted on the lost blocks (it may have posted, signed or revealed), so it is refused, never
-//! followed: every block a poll reports must be linked by parent hashes to the last block
-//! reported before ([`FollowError::Reorg`] when it is not).
+//! followed: each poll first checks that the last block reported is still the chain's block at
+//! its height ([`FollowError::Reorg`] when another block is).
 //!
 //! The logs come from one call (`eth_getLogs` over a range) and the block headers from others,
 //! so the chain can change between them, and a load-balanced endpoint can answer them from
-//! nodes that disagree or lag. So a poll takes nothing on trust from one answer:
-//! - the headers of every new block are fetched (in JSON-RPC batches) and must form one chain
-//!   by parent hash;
+//! nodes that disagree or lag. So for the newest 1,000 confirmed blocks a poll takes
+//! nothing on trust from one answer:
+//! - the headers of every new block are fetched (in JSON-RPC batches, one at a time from an
+//!   endpoint that refuses batches) and must form one chain by parent hash from the last block
+//!   reported;
 //! - every log must carry the hash of that chain's block at its number;
 //! - a block whose logs bloom admits the contract but for which no log came is asked for
 //!   again by its hash (EIP-234), and logs found that way mean the range answer left some out.
 //!
-//! Any of these failing within the new blocks is [`FollowError::Unsettled`]: nothing is
-//! reported and the follower's state is unchanged, so polling again is safe.
+//! Older blocks, which a catch-up reads by the thousand and no reorg reaches, have each log
+//! checked against its own block's header only, which costs a header per block with logs
+//! rather than per block.
+//!
+//! Any of these failing is [`FollowError::Unsettled`]: the range is not reported and polling
+//! again is safe (a reorg under it shows at the next poll's check of the last block reported).
+//! Ranges are committed one by one, so a long catch-up keeps what it read before a failure.
 
 use alloy_primitives::{Address, B256, BloomInput, Bytes, U256};
 use alloy_provider::{DynProvider, Provider};
@@ -28,14 +35,19 @@ use alloy_rpc_types_eth::{BlockNumberOrTag, Filter, Header, Log};
 use alloy_sol_types::SolEventInterface;
 use alloy_transport::TransportError;
 use thiserror::Error;
+use tracing::debug;
 
 use crate::Coordinator;
 use crate::Coordinator::CoordinatorEvents;
 
 /// Most blocks asked for in one `eth_getLogs` (providers cap the range).
 const MAX_LOG_RANGE: u64 = 1_000;
-/// Most headers asked for in one JSON-RPC batch (providers cap batches, commonly at 100).
-const HEADER_BATCH: u64 = 50;
+/// Most requests in one JSON-RPC batch (providers cap batches, commonly at 100).
+const HEADER_BATCH: usize = 50;
+/// Blocks below the newest confirmed one that get every check of the module docs; older
+/// blocks, read by the thousand in a catch-up and beyond any reorg, get the log-to-header
+/// check only.
+const FULL_CHECK_DEPTH: u64 = 1_000;
 
 /// A phase of a ceremony whose end the contract enforces by block number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,8 +186,11 @@ impl Follower {
     }
 
     /// The blocks confirmed since the last poll that carry inputs, and the newest confirmed
-    /// block number (`None` while the chain is shorter than the confirmation depth). On an
-    /// error nothing is reported and the follower is as before the call.
+    /// block number reported (`None` while the chain is shorter than the confirmation depth).
+    ///
+    /// A poll reports ranges of at most 1,000 blocks in order, each committed once
+    /// it checked out; when one fails after others were reported, the poll returns those, and
+    /// the next poll goes on from the failed range. An error means nothing was reported.
     pub async fn poll(&mut self) -> Result<(Vec<ConfirmedBlock>, Option<u64>), FollowError> {
         let head = self.provider.get_block_number().await?;
         let Some(safe) = head.checked_sub(self.confirmations) else {
@@ -187,110 +202,191 @@ impl Follower {
                 .get_block_by_number(BlockNumberOrTag::Number(number))
                 .await?
                 .map(|b| b.header.hash);
-            if now != Some(hash) {
-                return Err(FollowError::Reorg { number });
-            }
-        }
-        if safe < self.next {
-            return Ok((Vec::new(), Some(safe)));
-        }
-        // Staged: committed only once every block up to `safe` checked out.
-        let mut deadlines = self.deadlines.clone();
-        let mut parent = self.last;
-        let mut out: Vec<ConfirmedBlock> = Vec::new();
-        let mut from = self.next;
-        while from <= safe {
-            let to = safe.min(from + MAX_LOG_RANGE - 1);
-            let headers = self.linked_headers(from, to, parent).await?;
-            let filter = Filter::new()
-                .address(self.contract)
-                .from_block(from)
-                .to_block(to);
-            let logs = self.provider.get_logs(&filter).await?;
-            self.check_logs(&headers, &logs).await?;
-            let mut logs = logs.into_iter().peekable();
-            // Blocks in order: the logs of each block, then the deadlines it ends.
-            while logs.peek().is_some() || deadlines.first().is_some_and(|d| d.0 <= to) {
-                let log_block = logs.peek().and_then(|l| l.block_number);
-                let deadline_block = deadlines.first().map(|d| d.0).filter(|b| *b <= to);
-                let block = match (log_block, deadline_block) {
-                    (Some(l), Some(d)) => l.min(d),
-                    (Some(l), None) => l,
-                    (None, Some(d)) => d,
-                    (None, None) => break,
-                };
-                let mut inputs = Vec::new();
-                while logs.peek().is_some_and(|l| l.block_number == Some(block)) {
-                    let log = logs.next().expect("peeked");
-                    if let Some(input) = input(&mut deadlines, &log, block)? {
-                        inputs.push(input);
-                    }
-                }
-                while deadlines.first().is_some_and(|d| d.0 <= block) {
-                    let (_, ceremony, phase) = deadlines.remove(0);
-                    inputs.push(BoardInput::Deadline { ceremony, phase });
-                }
-                if !inputs.is_empty() {
-                    out.push(ConfirmedBlock {
-                        number: block,
-                        inputs,
+            match now {
+                Some(now) if now == hash => {}
+                Some(_) => return Err(FollowError::Reorg { number }),
+                None => {
+                    return Err(FollowError::Unsettled {
+                        block: number,
+                        detail: "the endpoint does not have the last block reported (a node \
+                                 behind the others?)"
+                            .into(),
                     });
                 }
             }
-            let last = headers.last().expect("from <= to");
-            parent = Some((to, last.hash));
-            from = to + 1;
         }
-        self.deadlines = deadlines;
-        self.last = parent;
-        self.next = safe + 1;
+        let mut out: Vec<ConfirmedBlock> = Vec::new();
+        while self.next <= safe {
+            let from = self.next;
+            let to = safe.min(from + MAX_LOG_RANGE - 1);
+            match self.follow_range(from, to, safe).await {
+                Ok(blocks) => out.extend(blocks),
+                Err(e) if out.is_empty() => return Err(e),
+                Err(e) => {
+                    debug!(from, error = %e, "following paused after the ranges reported; the next poll goes on");
+                    return Ok((out, Some(from - 1)));
+                }
+            }
+        }
         Ok((out, Some(safe)))
     }
 
-    /// The headers of blocks `from..=to`, checked to form one chain by parent hash that
-    /// continues `parent` (the block before `from`, when known): a break at `parent` is a
-    /// reorg of a reported block, a break inside the range an unsettled answer.
-    async fn linked_headers(
-        &self,
+    /// Checks and reports blocks `from..=to` (`safe` is the newest confirmed block), then
+    /// commits them: the phase ends, the last block reported and the next one to report.
+    /// Blocks within [`FULL_CHECK_DEPTH`] of `safe` get every check of the module docs; older
+    /// ones, which a catch-up reads by the thousand and no reorg reaches, have each log checked
+    /// against its block's header only.
+    async fn follow_range(
+        &mut self,
         from: u64,
         to: u64,
-        parent: Option<(u64, B256)>,
-    ) -> Result<Vec<Header>, FollowError> {
-        let mut headers: Vec<Header> = Vec::with_capacity((to - from + 1) as usize);
-        let mut start = from;
-        while start <= to {
-            let end = to.min(start + HEADER_BATCH - 1);
-            let client = self.provider.client();
-            let mut batch = alloy_rpc_client::BatchRequest::new(client);
-            let waiters = (start..=end)
-                .map(|n| {
-                    batch.add_call::<_, Option<Header>>(
-                        "eth_getBlockByNumber",
-                        &(BlockNumberOrTag::Number(n), false),
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            batch.send().await?;
-            for (n, waiter) in (start..=end).zip(waiters) {
-                let header = waiter.await?.ok_or_else(|| FollowError::Unsettled {
-                    block: n,
+        safe: u64,
+    ) -> Result<Vec<ConfirmedBlock>, FollowError> {
+        let full = safe - to < FULL_CHECK_DEPTH;
+        let headers = if full {
+            let headers = self.fetch_headers(&(from..=to).collect::<Vec<_>>()).await?;
+            self.check_linked(&headers)?;
+            headers
+        } else {
+            Vec::new()
+        };
+        let filter = Filter::new()
+            .address(self.contract)
+            .from_block(from)
+            .to_block(to);
+        let logs = self.provider.get_logs(&filter).await?;
+        if let Some(number) = logs
+            .iter()
+            .filter_map(|l| l.block_number)
+            .find(|n| !(from..=to).contains(n))
+        {
+            return Err(FollowError::Unsettled {
+                block: number,
+                detail: format!("a log outside the range asked for ({from} to {to})"),
+            });
+        }
+        let last_hash = if full {
+            self.check_logs(&headers, &logs).await?;
+            headers.last().expect("from <= to").hash
+        } else {
+            // The headers of the blocks with logs, and of the range's last block.
+            let mut numbers: Vec<u64> = logs.iter().filter_map(|l| l.block_number).collect();
+            numbers.push(to);
+            numbers.sort_unstable();
+            numbers.dedup();
+            let headers = self.fetch_headers(&numbers).await?;
+            check_log_blocks(&headers, &logs, self.contract)?;
+            headers.last().expect("holds `to`").hash
+        };
+        // Staged: committed only once the whole range is read.
+        let mut deadlines = self.deadlines.clone();
+        let mut out: Vec<ConfirmedBlock> = Vec::new();
+        let mut logs = logs.into_iter().peekable();
+        // Blocks in order: the logs of each block, then the deadlines it ends.
+        while logs.peek().is_some() || deadlines.first().is_some_and(|d| d.0 <= to) {
+            let log_block = logs.peek().and_then(|l| l.block_number);
+            let deadline_block = deadlines.first().map(|d| d.0).filter(|b| *b <= to);
+            let block = match (log_block, deadline_block) {
+                (Some(l), Some(d)) => l.min(d),
+                (Some(l), None) => l,
+                (None, Some(d)) => d,
+                (None, None) => break,
+            };
+            let mut inputs = Vec::new();
+            while logs.peek().is_some_and(|l| l.block_number == Some(block)) {
+                let log = logs.next().expect("peeked");
+                if let Some(input) = input(&mut deadlines, &log, block)? {
+                    inputs.push(input);
+                }
+            }
+            while deadlines.first().is_some_and(|d| d.0 <= block) {
+                let (_, ceremony, phase) = deadlines.remove(0);
+                inputs.push(BoardInput::Deadline { ceremony, phase });
+            }
+            if !inputs.is_empty() {
+                out.push(ConfirmedBlock {
+                    number: block,
+                    inputs,
+                });
+            }
+        }
+        self.deadlines = deadlines;
+        self.last = Some((to, last_hash));
+        self.next = to + 1;
+        Ok(out)
+    }
+
+    /// The headers of blocks `numbers`, in order: in JSON-RPC batches, or one at a time from an
+    /// endpoint that refuses batches of this size.
+    async fn fetch_headers(&self, numbers: &[u64]) -> Result<Vec<Header>, FollowError> {
+        let mut out = Vec::with_capacity(numbers.len());
+        for group in numbers.chunks(HEADER_BATCH) {
+            let batched = async {
+                let client = self.provider.client();
+                let mut batch = alloy_rpc_client::BatchRequest::new(client);
+                let waiters = group
+                    .iter()
+                    .map(|n| {
+                        batch.add_call::<_, Option<Header>>(
+                            "eth_getBlockByNumber",
+                            &(BlockNumberOrTag::Number(*n), false),
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                batch.send().await?;
+                let mut headers = Vec::with_capacity(group.len());
+                for waiter in waiters {
+                    headers.push(waiter.await?);
+                }
+                Ok::<_, TransportError>(headers)
+            };
+            let headers = match batched.await {
+                Ok(headers) => headers,
+                Err(error) => {
+                    debug!(%error, "a batch of headers failed; asking one at a time");
+                    let mut headers = Vec::with_capacity(group.len());
+                    for n in group {
+                        headers.push(
+                            self.provider
+                                .raw_request::<_, Option<Header>>(
+                                    "eth_getBlockByNumber".into(),
+                                    (BlockNumberOrTag::Number(*n), false),
+                                )
+                                .await?,
+                        );
+                    }
+                    headers
+                }
+            };
+            for (n, header) in group.iter().zip(headers) {
+                let header = header.ok_or_else(|| FollowError::Unsettled {
+                    block: *n,
                     detail: "the endpoint does not have the block".into(),
                 })?;
-                if header.inner.number != n {
+                if header.inner.number != *n {
                     return Err(FollowError::Unsettled {
-                        block: n,
+                        block: *n,
                         detail: format!("asked for it, got block {}", header.inner.number),
                     });
                 }
-                headers.push(header);
+                out.push(header);
             }
-            start = end + 1;
         }
-        if let (Some((number, hash)), Some(first)) = (parent, headers.first())
-            && number + 1 == from
+        Ok(out)
+    }
+
+    /// Checks that consecutive `headers` form one chain by parent hash continuing the last
+    /// block reported. A break is an unsettled answer, not a reorg: the last block reported was
+    /// on the chain at the poll's start, and the next poll's check of it tells a reorg.
+    fn check_linked(&self, headers: &[Header]) -> Result<(), FollowError> {
+        if let (Some((number, hash)), Some(first)) = (self.last, headers.first())
+            && number + 1 == first.inner.number
             && first.inner.parent_hash != hash
         {
-            return Err(FollowError::Reorg { number });
+            return Err(FollowError::Unsettled {
+                block: first.inner.number,
+                detail: format!("its parent is not block {number} as reported"),
+            });
         }
         for pair in headers.windows(2) {
             if pair[1].inner.parent_hash != pair[0].hash {
@@ -300,83 +396,103 @@ impl Follower {
                 });
             }
         }
-        Ok(headers)
+        Ok(())
     }
 
-    /// Checks the logs of one range against its headers (`headers[0]` is the range's first
-    /// block): each log in a block of the range, under that block's hash, and every block whose
-    /// bloom admits the contract either has logs in the answer or has none when asked by hash.
+    /// Checks the logs of one range against all of its headers (`headers[0]` is the range's
+    /// first block): each log under its block's hash ([`check_log_blocks`]), and every block
+    /// whose bloom admits the contract either has logs in the answer or has none when asked by
+    /// its hash.
     async fn check_logs(&self, headers: &[Header], logs: &[Log]) -> Result<(), FollowError> {
-        let from = headers.first().map_or(0, |h| h.inner.number);
-        let mut with_logs = vec![false; headers.len()];
-        for log in logs {
-            let Some(number) = log.block_number else {
-                return Err(FollowError::Unsettled {
-                    block: from,
-                    detail: "a log without a block number (a pending log)".into(),
-                });
-            };
-            let Some(header) = number
-                .checked_sub(from)
-                .and_then(|i| headers.get(i as usize))
-            else {
-                return Err(FollowError::Unsettled {
-                    block: number,
-                    detail: "a log outside the range asked for".into(),
-                });
-            };
-            if log.block_hash != Some(header.hash) {
-                return Err(FollowError::Unsettled {
-                    block: number,
-                    detail: "a log of another block at this height".into(),
-                });
-            }
-            if log.address() != self.contract {
-                return Err(FollowError::Unsettled {
-                    block: number,
-                    detail: "a log of another address".into(),
-                });
-            }
-            with_logs[(number - from) as usize] = true;
-        }
+        check_log_blocks(headers, logs, self.contract)?;
         // The bloom admits false positives (a busy chain's blooms are mostly set): ask for the
-        // logs of each block it names by the block's hash, in batches.
+        // logs of each block it names by the block's hash, in batches (one at a time from an
+        // endpoint that refuses them).
         let suspects: Vec<&Header> = headers
             .iter()
-            .zip(with_logs)
-            .filter(|(header, seen)| {
-                !seen
-                    && header
-                        .inner
-                        .logs_bloom
-                        .contains_input(BloomInput::Raw(self.contract.as_slice()))
+            .filter(|header| {
+                header
+                    .inner
+                    .logs_bloom
+                    .contains_input(BloomInput::Raw(self.contract.as_slice()))
+                    && !logs.iter().any(|l| l.block_hash == Some(header.hash))
             })
-            .map(|(header, _)| header)
             .collect();
-        for chunk in suspects.chunks(HEADER_BATCH as usize) {
-            let client = self.provider.client();
-            let mut batch = alloy_rpc_client::BatchRequest::new(client);
-            let waiters = chunk
+        for chunk in suspects.chunks(HEADER_BATCH) {
+            let filters: Vec<Filter> = chunk
                 .iter()
-                .map(|header| {
-                    let filter = Filter::new()
-                        .address(self.contract)
-                        .at_block_hash(header.hash);
-                    batch.add_call::<_, Vec<Log>>("eth_getLogs", &(filter,))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            batch.send().await?;
-            for (header, waiter) in chunk.iter().zip(waiters) {
-                if !waiter.await?.is_empty() {
-                    return Err(FollowError::Unsettled {
-                        block: header.inner.number,
-                        detail: "the range's logs left out this block's".into(),
-                    });
+                .map(|h| Filter::new().address(self.contract).at_block_hash(h.hash))
+                .collect();
+            let batched = async {
+                let client = self.provider.client();
+                let mut batch = alloy_rpc_client::BatchRequest::new(client);
+                let waiters = filters
+                    .iter()
+                    .map(|f| batch.add_call::<_, Vec<Log>>("eth_getLogs", &(f,)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                batch.send().await?;
+                let mut found = Vec::with_capacity(chunk.len());
+                for waiter in waiters {
+                    found.push(waiter.await?.len());
                 }
+                Ok::<_, TransportError>(found)
+            };
+            let found = match batched.await {
+                Ok(found) => found,
+                Err(error) => {
+                    debug!(%error, "a batch of log requests failed; asking one at a time");
+                    let mut found = Vec::with_capacity(chunk.len());
+                    for f in &filters {
+                        found.push(self.provider.get_logs(f).await?.len());
+                    }
+                    found
+                }
+            };
+            if let Some((header, _)) = chunk.iter().zip(found).find(|(_, n)| *n > 0) {
+                return Err(FollowError::Unsettled {
+                    block: header.inner.number,
+                    detail: "the range's logs left out this block's".into(),
+                });
             }
         }
         Ok(())
     }
+}
+
+/// Checks each of `logs` against `headers` (ascending, holding every block with a log): a
+/// log of `contract`, in a block of those headers, under that block's hash.
+fn check_log_blocks(
+    headers: &[Header],
+    logs: &[Log],
+    contract: Address,
+) -> Result<(), FollowError> {
+    for log in logs {
+        let Some(number) = log.block_number else {
+            return Err(FollowError::Unsettled {
+                block: headers.first().map_or(0, |h| h.inner.number),
+                detail: "a log without a block number (a pending log)".into(),
+            });
+        };
+        let Ok(at) = headers.binary_search_by_key(&number, |h| h.inner.number) else {
+            return Err(FollowError::Unsettled {
+                block: number,
+                detail: "a log outside the range asked for".into(),
+            });
+        };
+        if log.block_hash != Some(headers[at].hash) {
+            return Err(FollowError::Unsettled {
+                block: number,
+                detail: "a log of another block at this height".into(),
+            });
+        }
+        if log.address() != contract {
+            return Err(FollowError::Unsettled {
+                block: number,
+                detail: "a log of another address".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The board input of one of the contract's logs in `block`, updating the phase ends ahead.

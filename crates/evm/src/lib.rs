@@ -15,8 +15,9 @@
 //! the subgroup, canonical). The contract receives both forms where it needs the compressed
 //! bytes (identity keys, the group key, the seed-giving signature) and checks that they agree.
 //!
-//! On a live chain: [`client`] deploys the contract, sends calls from a secp256k1 account and
-//! follows its logs at a confirmation depth; [`events`] turns those logs into the node's chain
+//! On a live chain: [`client`] deploys the contract and sends calls from a secp256k1 account,
+//! [`follower`] follows its logs at a confirmation depth, checked against the blocks' headers;
+//! [`events`] turns those logs into the node's chain
 //! events, [`proofs`] builds the fraud proofs of the faults their board replica finds, and
 //! [`stagger`] says which member sends each proof when, and [`candidacy`] notices the node's
 //! own eviction from the candidate list and brings it back when it can; [`code`] checks that

@@ -530,13 +530,16 @@ enum Tamper {
     OtherBranch,
     /// No logs at all: a lagging node that answers an empty range.
     Lagging,
+    /// As `OtherBranch`, from the range answer after the first `n` since it was set.
+    OtherBranchAfter(usize),
 }
 
 /// A transport layer that tampers with range log answers as [`Tamper`] says.
 #[derive(Debug, Clone)]
 struct Tampering<S> {
     inner: S,
-    mode: std::sync::Arc<std::sync::Mutex<Tamper>>,
+    /// The mode, and the range answers given since it was set.
+    mode: std::sync::Arc<std::sync::Mutex<(Tamper, usize)>>,
 }
 
 impl<S> tower::Layer<S> for Tampering<()> {
@@ -577,7 +580,18 @@ where
         let range_logs = matches!(&request, RequestPacket::Single(r)
             if r.method() == "eth_getLogs"
                 && !r.params().is_some_and(|p| p.get().contains("blockHash")));
-        let mode = *self.mode.lock().unwrap();
+        let mode = {
+            let mut mode = self.mode.lock().unwrap();
+            let seen = mode.1;
+            if range_logs {
+                mode.1 += 1;
+            }
+            match mode.0 {
+                Tamper::OtherBranchAfter(n) if seen < n => Tamper::Nothing,
+                Tamper::OtherBranchAfter(_) => Tamper::OtherBranch,
+                other => other,
+            }
+        };
         let answer = self.inner.call(request);
         Box::pin(async move {
             let mut answer = answer.await?;
@@ -586,7 +600,7 @@ where
             {
                 let mut logs: Vec<serde_json::Value> = serde_json::from_str(raw.get()).unwrap();
                 match mode {
-                    Tamper::Nothing => {}
+                    Tamper::Nothing | Tamper::OtherBranchAfter(_) => {}
                     Tamper::OtherBranch => {
                         for log in &mut logs {
                             log["blockHash"] = format!("0x{}", "11".repeat(32)).into();
@@ -602,16 +616,14 @@ where
     }
 }
 
-/// The follower checks the logs of a range against the blocks' headers: logs under another
-/// block's hash (another branch, from a reorg between its calls or a load-balanced node), or a
-/// range answer that leaves out a block's logs (a lagging node; the block's bloom names the
-/// contract), are refused as unsettled, with nothing reported, and the next consistent answer
-/// reports the block once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_that_disagree_with_the_block_headers_are_refused_and_polled_again() {
-    let anvil = anvil();
-    let contract = deployed(&anvil).await;
-    let mode = std::sync::Arc::new(std::sync::Mutex::new(Tamper::Nothing));
+/// A follower on `anvil`'s endpoint through [`Tampering`], from block `from`, and the handle
+/// that sets what the layer does.
+fn tampered_follower(
+    anvil: &Anvil,
+    contract: Address,
+    from: u64,
+) -> (Follower, std::sync::Arc<std::sync::Mutex<(Tamper, usize)>>) {
+    let mode = std::sync::Arc::new(std::sync::Mutex::new((Tamper::Nothing, 0)));
     let client = alloy_rpc_client::ClientBuilder::default()
         .layer(Tampering {
             inner: (),
@@ -621,7 +633,30 @@ async fn logs_that_disagree_with_the_block_headers_are_refused_and_polled_again(
     let provider = alloy_provider::ProviderBuilder::new()
         .connect_client(client)
         .erased();
-    let mut follower = Follower::new(provider, contract, 0, CONFIRMATIONS);
+    (Follower::new(provider, contract, from, CONFIRMATIONS), mode)
+}
+
+fn registered_accounts(blocks: &[ConfirmedBlock]) -> Vec<Address> {
+    blocks
+        .iter()
+        .flat_map(|b| &b.inputs)
+        .filter_map(|i| match i {
+            BoardInput::Registered(r) => Some(r.account),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The follower checks the logs of a range against the blocks' headers: logs under another
+/// block's hash (another branch, from a reorg between its calls or a load-balanced node), or a
+/// range answer that leaves out a block's logs (a lagging node; the block's bloom names the
+/// contract), are refused as unsettled, with nothing reported, and the next consistent answer
+/// reports the block once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_that_disagree_with_the_block_headers_are_refused_and_polled_again() {
+    let anvil = anvil();
+    let contract = deployed(&anvil).await;
+    let (mut follower, mode) = tampered_follower(&anvil, contract, 0);
     anvil.mine(CONFIRMATIONS).await.unwrap();
     follower.poll().await.unwrap();
 
@@ -634,7 +669,7 @@ async fn logs_that_disagree_with_the_block_headers_are_refused_and_polled_again(
     anvil.mine(CONFIRMATIONS).await.unwrap();
     let next = follower.next_block();
     for tamper in [Tamper::OtherBranch, Tamper::Lagging] {
-        *mode.lock().unwrap() = tamper;
+        *mode.lock().unwrap() = (tamper, 0);
         match follower.poll().await {
             Err(FollowError::Unsettled { .. }) => {}
             other => panic!("{tamper:?}: {other:?}"),
@@ -645,17 +680,49 @@ async fn logs_that_disagree_with_the_block_headers_are_refused_and_polled_again(
             "{tamper:?}: the follower moved on"
         );
     }
-    *mode.lock().unwrap() = Tamper::Nothing;
+    *mode.lock().unwrap() = (Tamper::Nothing, 0);
     let (blocks, _) = follower.poll().await.unwrap();
-    let registered: Vec<Address> = blocks
-        .iter()
-        .flat_map(|b| &b.inputs)
-        .filter_map(|i| match i {
-            BoardInput::Registered(r) => Some(r.account),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(registered, vec![a.account]);
+    assert_eq!(registered_accounts(&blocks), vec![a.account]);
+}
+
+/// A catch-up over several log ranges reports each range once it checked out: when a later
+/// range's answer is refused, the ranges before it are reported, and the next poll goes on
+/// from the refused one. Deep ranges (a registration 2,500 blocks back) are checked log by
+/// log against their blocks' headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_catch_up_keeps_the_ranges_read_before_a_refused_one() {
+    let anvil = anvil();
+    let deployer = chain_key(b"test deployer");
+    anvil.fund(deployer.address(), ether()).await.unwrap();
+    let (contract, deployed_at) = deploy(anvil.url(), deployer, config(4)).await.unwrap();
+    let (a, ca) = node(&anvil, 1, contract).await;
+    included(
+        ca.send(a.register_call(contract), U256::from(STAKE))
+            .await
+            .unwrap(),
+    );
+    anvil.mine(2_500).await.unwrap();
+    let (b, cb) = node(&anvil, 2, contract).await;
+    included(
+        cb.send(b.register_call(contract), U256::from(STAKE))
+            .await
+            .unwrap(),
+    );
+    anvil.mine(CONFIRMATIONS).await.unwrap();
+
+    let (mut follower, mode) = tampered_follower(&anvil, contract, deployed_at);
+    // Honest answers for the first range only: the newest one, which holds b's registration,
+    // comes under another block's hash.
+    *mode.lock().unwrap() = (Tamper::OtherBranchAfter(1), 0);
+    let (blocks, confirmed) = follower.poll().await.unwrap();
+    assert_eq!(registered_accounts(&blocks), vec![a.account]);
+    let resumed_at = follower.next_block();
+    assert!(resumed_at > deployed_at + 1_000, "{resumed_at}");
+    assert_eq!(confirmed, Some(resumed_at - 1));
+    *mode.lock().unwrap() = (Tamper::Nothing, 0);
+    let (blocks, _) = follower.poll().await.unwrap();
+    assert_eq!(registered_accounts(&blocks), vec![b.account]);
+    assert!(blocks.iter().all(|blk| blk.number >= resumed_at));
 }
 
 /// The logs, translated into the node's chain events, take a committee member's seat through
