@@ -23,7 +23,9 @@
 //!
 //! Older blocks, which a catch-up reads by the thousand and no reorg reaches, have each log
 //! checked against its own block's header only, which costs a header per block with logs
-//! rather than per block.
+//! rather than per block. That check does not show that a range's answer left no log out (a
+//! node far behind the others, answering an old range empty): the bloom test of the newest
+//! blocks does, and older ones rely on the endpoint for it.
 //!
 //! Any of these failing is [`FollowError::Unsettled`]: the range is not reported and polling
 //! again is safe (a reorg under it shows at the next poll's check of the last block reported).

@@ -711,13 +711,21 @@ async fn a_long_catch_up_keeps_the_ranges_read_before_a_refused_one() {
     anvil.mine(CONFIRMATIONS).await.unwrap();
 
     let (mut follower, mode) = tampered_follower(&anvil, contract, deployed_at);
-    // Honest answers for the first range only: the newest one, which holds b's registration,
-    // comes under another block's hash.
-    *mode.lock().unwrap() = (Tamper::OtherBranchAfter(1), 0);
+    // Every answer under other blocks' hashes: the first range, checked log by log against
+    // its headers, is refused, and nothing is reported.
+    *mode.lock().unwrap() = (Tamper::OtherBranch, 0);
+    assert!(matches!(
+        follower.poll().await,
+        Err(FollowError::Unsettled { .. })
+    ));
+    assert_eq!(follower.next_block(), deployed_at);
+    // Honest answers for the first two ranges only (the second has no logs): the newest
+    // one, which holds b's registration, comes under another block's hash.
+    *mode.lock().unwrap() = (Tamper::OtherBranchAfter(2), 0);
     let (blocks, confirmed) = follower.poll().await.unwrap();
     assert_eq!(registered_accounts(&blocks), vec![a.account]);
     let resumed_at = follower.next_block();
-    assert!(resumed_at > deployed_at + 1_000, "{resumed_at}");
+    assert_eq!(resumed_at, deployed_at + 2_000);
     assert_eq!(confirmed, Some(resumed_at - 1));
     *mode.lock().unwrap() = (Tamper::Nothing, 0);
     let (blocks, _) = follower.poll().await.unwrap();
