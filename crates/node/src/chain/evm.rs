@@ -146,6 +146,10 @@ struct Following {
     follower: Follower,
     /// The newest block reported to the node.
     reported: Option<u64>,
+    /// Blocks the follower confirmed, and its newest confirmed block, not yet handed to the
+    /// node because a read they need failed: handed at the next call, before any poll (the
+    /// follower has moved past them).
+    held: Option<(Vec<keyquorum_evm::follower::ConfirmedBlock>, Option<u64>)>,
 }
 
 /// A call ready to send: its calldata and the value (wei) it carries.
@@ -295,6 +299,7 @@ impl EvmChainClient {
             following: Arc::new(tokio::sync::Mutex::new(Following {
                 follower,
                 reported: None,
+                held: None,
             })),
             starting: Arc::new(AtomicBool::new(false)),
             reverted_starts: Arc::new(AtomicU64::new(0)),
@@ -1097,7 +1102,11 @@ impl ChainClient for EvmChainClient {
 
     async fn blocks(&self, from: u64, wait_ms: u64) -> Result<Blocks, EvmChainError> {
         let mut following = self.following.lock().await;
-        let (confirmed, safe) = match following.follower.poll().await {
+        let polled = match following.held.take() {
+            Some(held) => Ok(held),
+            None => following.follower.poll().await,
+        };
+        let (confirmed, safe) = match polled {
             Ok(x) => x,
             // For good: the follower answers the same from now on, and the runtime reports
             // the chain refused (not unreachable: it answers).
@@ -1115,8 +1124,24 @@ impl ChainClient for EvmChainClient {
             }
             Err(e) => return Err(e.into()),
         };
+        // Each block's time, read before anything is taken from the blocks: a failed read
+        // keeps them all for the next call.
+        let mut times_ms = Vec::with_capacity(confirmed.len());
+        for block in &confirmed {
+            if block.number < from {
+                times_ms.push(0);
+                continue;
+            }
+            match self.client.block_timestamp(block.number).await {
+                Ok(t) => times_ms.push(t.unwrap_or_default().saturating_mul(1000)),
+                Err(e) => {
+                    following.held = Some((confirmed, safe));
+                    return Err(e.into());
+                }
+            }
+        }
         let mut blocks = Vec::new();
-        for block in confirmed {
+        for (block, time_ms) in confirmed.into_iter().zip(times_ms) {
             let number = block.number;
             for input in &block.inputs {
                 match input {
@@ -1140,12 +1165,6 @@ impl ChainClient for EvmChainClient {
             if events.is_empty() || number < from {
                 continue;
             }
-            let time_ms = self
-                .client
-                .block_timestamp(number)
-                .await?
-                .unwrap_or_default()
-                .saturating_mul(1000);
             blocks.push(ChainBlock {
                 height: number,
                 time_ms,

@@ -533,3 +533,95 @@ async fn a_node_whose_chain_account_holds_another_nodes_registration_says_so() {
     assert_eq!(refused.state, "account_taken");
     assert_eq!(gauge(node, "keyquorum_registration_refused").await, 1.0);
 }
+
+/// A JSON-RPC proxy to `anvil` that fails, with an HTTP 500, the `n`-th single
+/// `eth_getBlockByNumber` request after it is armed; its URL.
+async fn failing_proxy(anvil: &Anvil) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    type Shared = (alloy_provider::DynProvider, Arc<AtomicUsize>);
+    async fn forward(p: &alloy_provider::DynProvider, r: &serde_json::Value) -> serde_json::Value {
+        let method = r["method"].as_str().unwrap_or_default().to_owned();
+        let params = r.get("params").cloned().unwrap_or(serde_json::Value::Null);
+        let answer = p
+            .raw_request::<_, serde_json::Value>(method.into(), params)
+            .await;
+        match answer {
+            Ok(result) => serde_json::json!({"jsonrpc": "2.0", "id": r["id"], "result": result}),
+            Err(e) => serde_json::json!({"jsonrpc": "2.0", "id": r["id"],
+                "error": {"code": -32000, "message": e.to_string()}}),
+        }
+    }
+    async fn handle(
+        State((p, countdown)): State<Shared>,
+        axum::Json(body): axum::Json<serde_json::Value>,
+    ) -> axum::response::Response {
+        if let Some(batch) = body.as_array() {
+            let mut out = Vec::new();
+            for r in batch {
+                out.push(forward(&p, r).await);
+            }
+            return axum::Json(serde_json::Value::Array(out)).into_response();
+        }
+        if body["method"] == "eth_getBlockByNumber"
+            && countdown.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                == Ok(1)
+        {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response();
+        }
+        axum::Json(forward(&p, &body).await).into_response()
+    }
+    let countdown = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new()
+        .route("/", axum::routing::post(handle))
+        .with_state((anvil.provider().await.unwrap(), countdown.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, countdown)
+}
+
+/// The blocks the follower confirmed are handed over even when reading a block's time fails
+/// at the first try: they are kept for the next call, not dropped (the follower has moved
+/// past them and would never report them again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmed_blocks_survive_a_failed_read_of_their_time() {
+    let f = Fixture::deploy().await;
+    let (url, countdown) = failing_proxy(&f.anvil).await;
+    let key: PrivateKeySigner = chain_key(b"held blocks test");
+    f.anvil
+        .fund(key.address(), U256::from(10u128.pow(18)))
+        .await
+        .unwrap();
+    let settings = EvmSettings {
+        rpc: url,
+        contract: f.contract,
+        chain_name: Some(CHAIN_NAME.into()),
+        from_block: f.from,
+        confirmations: 0,
+    };
+    let chain = EvmChainClient::connect(settings, key).await.unwrap();
+    let caught_up = chain.blocks(0, 10).await.unwrap().height;
+    let registrant = f.adapter(7).await;
+    assert!(matches!(
+        register(&registrant, 7, FILLER_STAKE).await,
+        SubmitOutcome::Included
+    ));
+    // The poll's check of the last block reported goes through; the read of the new block's
+    // time fails.
+    countdown.store(2, std::sync::atomic::Ordering::SeqCst);
+    assert!(chain.blocks(caught_up + 1, 10).await.is_err());
+    let handed = chain.blocks(caught_up + 1, 10).await.unwrap();
+    let events: usize = handed
+        .blocks
+        .iter()
+        .flat_map(|b| &b.txs)
+        .map(|t| t.events.len())
+        .sum();
+    assert!(
+        events > 0,
+        "the registration's block was dropped: {handed:?}"
+    );
+}
