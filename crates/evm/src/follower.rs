@@ -323,43 +323,12 @@ impl Follower {
     async fn fetch_headers(&self, numbers: &[u64]) -> Result<Vec<Header>, FollowError> {
         let mut out = Vec::with_capacity(numbers.len());
         for group in numbers.chunks(HEADER_BATCH) {
-            let batched = async {
-                let client = self.provider.client();
-                let mut batch = alloy_rpc_client::BatchRequest::new(client);
-                let waiters = group
-                    .iter()
-                    .map(|n| {
-                        batch.add_call::<_, Option<Header>>(
-                            "eth_getBlockByNumber",
-                            &(BlockNumberOrTag::Number(*n), false),
-                        )
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                batch.send().await?;
-                let mut headers = Vec::with_capacity(group.len());
-                for waiter in waiters {
-                    headers.push(waiter.await?);
-                }
-                Ok::<_, TransportError>(headers)
-            };
-            let headers = match batched.await {
-                Ok(headers) => headers,
-                Err(error) => {
-                    debug!(%error, "a batch of headers failed; asking one at a time");
-                    let mut headers = Vec::with_capacity(group.len());
-                    for n in group {
-                        headers.push(
-                            self.provider
-                                .raw_request::<_, Option<Header>>(
-                                    "eth_getBlockByNumber".into(),
-                                    (BlockNumberOrTag::Number(*n), false),
-                                )
-                                .await?,
-                        );
-                    }
-                    headers
-                }
-            };
+            let params: Vec<_> = group
+                .iter()
+                .map(|n| (BlockNumberOrTag::Number(*n), false))
+                .collect();
+            let headers: Vec<Option<Header>> =
+                self.batched("eth_getBlockByNumber", &params).await?;
             for (n, header) in group.iter().zip(headers) {
                 let header = header.ok_or_else(|| FollowError::Unsettled {
                     block: *n,
@@ -375,6 +344,43 @@ impl Follower {
             }
         }
         Ok(out)
+    }
+
+    /// The answers to `method` with each of `params`, in order: in one JSON-RPC batch, or one
+    /// at a time from an endpoint that refuses the batch.
+    async fn batched<P, R>(
+        &self,
+        method: &'static str,
+        params: &[P],
+    ) -> Result<Vec<R>, TransportError>
+    where
+        P: alloy_json_rpc::RpcSend + Clone,
+        R: alloy_json_rpc::RpcRecv,
+    {
+        let in_batch = async {
+            let mut batch = alloy_rpc_client::BatchRequest::new(self.provider.client());
+            let waiters = params
+                .iter()
+                .map(|p| batch.add_call::<_, R>(method, p))
+                .collect::<Result<Vec<_>, _>>()?;
+            batch.send().await?;
+            let mut answers = Vec::with_capacity(params.len());
+            for waiter in waiters {
+                answers.push(waiter.await?);
+            }
+            Ok::<_, TransportError>(answers)
+        };
+        match in_batch.await {
+            Ok(answers) => Ok(answers),
+            Err(error) => {
+                debug!(%error, method, "a batch failed; asking one at a time");
+                let mut answers = Vec::with_capacity(params.len());
+                for p in params {
+                    answers.push(self.provider.raw_request(method.into(), p.clone()).await?);
+                }
+                Ok(answers)
+            }
+        }
     }
 
     /// Checks that consecutive `headers` form one chain by parent hash continuing the last
@@ -421,35 +427,12 @@ impl Follower {
             })
             .collect();
         for chunk in suspects.chunks(HEADER_BATCH) {
-            let filters: Vec<Filter> = chunk
+            let filters: Vec<(Filter,)> = chunk
                 .iter()
-                .map(|h| Filter::new().address(self.contract).at_block_hash(h.hash))
+                .map(|h| (Filter::new().address(self.contract).at_block_hash(h.hash),))
                 .collect();
-            let batched = async {
-                let client = self.provider.client();
-                let mut batch = alloy_rpc_client::BatchRequest::new(client);
-                let waiters = filters
-                    .iter()
-                    .map(|f| batch.add_call::<_, Vec<Log>>("eth_getLogs", &(f,)))
-                    .collect::<Result<Vec<_>, _>>()?;
-                batch.send().await?;
-                let mut found = Vec::with_capacity(chunk.len());
-                for waiter in waiters {
-                    found.push(waiter.await?.len());
-                }
-                Ok::<_, TransportError>(found)
-            };
-            let found = match batched.await {
-                Ok(found) => found,
-                Err(error) => {
-                    debug!(%error, "a batch of log requests failed; asking one at a time");
-                    let mut found = Vec::with_capacity(chunk.len());
-                    for f in &filters {
-                        found.push(self.provider.get_logs(f).await?.len());
-                    }
-                    found
-                }
-            };
+            let found: Vec<Vec<Log>> = self.batched("eth_getLogs", &filters).await?;
+            let found = found.iter().map(Vec::len);
             if let Some((header, _)) = chunk.iter().zip(found).find(|(_, n)| *n > 0) {
                 return Err(FollowError::Unsettled {
                     block: header.inner.number,

@@ -126,6 +126,17 @@ async fn node(anvil: &Anvil, index: u32, contract: Address) -> (Node, Client) {
     (node, client)
 }
 
+/// Node `index` registered with [`STAKE`] (its registration mined).
+async fn registered(anvil: &Anvil, index: u32, contract: Address) -> Node {
+    let (n, c) = node(anvil, index, contract).await;
+    included(
+        c.send(n.register_call(contract), U256::from(STAKE))
+            .await
+            .unwrap(),
+    );
+    n
+}
+
 fn included(o: CallOutcome) -> u64 {
     match o {
         CallOutcome::Included { block, .. } => block,
@@ -472,23 +483,13 @@ async fn a_reorg_within_the_confirmation_depth_is_never_reported_and_a_deeper_on
 
     let snapshot: U256 = anvil.request("evm_snapshot", ()).await.unwrap();
     // Node 1 registers, but the block is dropped before it is confirmed...
-    let (a, ca) = node(&anvil, 1, contract).await;
-    included(
-        ca.send(a.register_call(contract), U256::from(STAKE))
-            .await
-            .unwrap(),
-    );
+    registered(&anvil, 1, contract).await;
     let (blocks, _) = follower.poll().await.unwrap();
     assert!(blocks.is_empty(), "an unconfirmed block was reported");
     let reverted: bool = anvil.request("evm_revert", (snapshot,)).await.unwrap();
     assert!(reverted);
     // ... and node 2's registration is in its place.
-    let (b, cb) = node(&anvil, 2, contract).await;
-    included(
-        cb.send(b.register_call(contract), U256::from(STAKE))
-            .await
-            .unwrap(),
-    );
+    let b = registered(&anvil, 2, contract).await;
     anvil.mine(CONFIRMATIONS).await.unwrap();
     let (blocks, _) = follower.poll().await.unwrap();
     let accounts: Vec<Address> = blocks
@@ -506,12 +507,7 @@ async fn a_reorg_within_the_confirmation_depth_is_never_reported_and_a_deeper_on
     anvil.mine(CONFIRMATIONS + 2).await.unwrap();
     follower.poll().await.unwrap();
     let _: bool = anvil.request("evm_revert", (snapshot,)).await.unwrap();
-    let (c, cc) = node(&anvil, 3, contract).await;
-    included(
-        cc.send(c.register_call(contract), U256::from(STAKE))
-            .await
-            .unwrap(),
-    );
+    registered(&anvil, 3, contract).await;
     anvil.mine(CONFIRMATIONS + 3).await.unwrap();
     assert!(matches!(
         follower.poll().await,
@@ -660,12 +656,7 @@ async fn logs_that_disagree_with_the_block_headers_are_refused_and_polled_again(
     anvil.mine(CONFIRMATIONS).await.unwrap();
     follower.poll().await.unwrap();
 
-    let (a, ca) = node(&anvil, 1, contract).await;
-    included(
-        ca.send(a.register_call(contract), U256::from(STAKE))
-            .await
-            .unwrap(),
-    );
+    let a = registered(&anvil, 1, contract).await;
     anvil.mine(CONFIRMATIONS).await.unwrap();
     let next = follower.next_block();
     for tamper in [Tamper::OtherBranch, Tamper::Lagging] {
@@ -695,19 +686,9 @@ async fn a_long_catch_up_keeps_the_ranges_read_before_a_refused_one() {
     let deployer = chain_key(b"test deployer");
     anvil.fund(deployer.address(), ether()).await.unwrap();
     let (contract, deployed_at) = deploy(anvil.url(), deployer, config(4)).await.unwrap();
-    let (a, ca) = node(&anvil, 1, contract).await;
-    included(
-        ca.send(a.register_call(contract), U256::from(STAKE))
-            .await
-            .unwrap(),
-    );
+    let a = registered(&anvil, 1, contract).await;
     anvil.mine(2_500).await.unwrap();
-    let (b, cb) = node(&anvil, 2, contract).await;
-    included(
-        cb.send(b.register_call(contract), U256::from(STAKE))
-            .await
-            .unwrap(),
-    );
+    let b = registered(&anvil, 2, contract).await;
     anvil.mine(CONFIRMATIONS).await.unwrap();
 
     let (mut follower, mode) = tampered_follower(&anvil, contract, deployed_at);
