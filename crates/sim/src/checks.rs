@@ -296,11 +296,35 @@ fn check_stage<C: SimCurve>(
         })
     };
     let Some((_, first)) = outputs.first() else {
+        // No honest member finished: possible only beyond the bound (within it every honest
+        // member must finish), for instance when every member is an adversary. Corrupt members
+        // that run the protocol honestly (crash, spoof, garbage) may still have made a key; say
+        // so rather than report none, without vouching for it.
+        let made: Vec<&DkgOutput<C>> = r
+            .results
+            .iter()
+            .filter_map(|m| match &m.result {
+                Some(Ok(o)) => Some(&**o),
+                _ => None,
+            })
+            .collect();
+        if let Some(o) = made.first() {
+            let agreeing = made.iter().filter(|m| m.public == o.public).count();
+            losses.push(format!(
+                "no honest member finished; {} corrupt members finished with a key of {} \
+                 qualified dealers ({agreeing} agree on it), unchecked",
+                made.len(),
+                o.public.qualified.len()
+            ));
+        }
         return Ok(Summary {
             output: None,
-            qualified: Vec::new(),
+            qualified: made
+                .first()
+                .map(|o| o.public.qualified.clone())
+                .unwrap_or_default(),
             excluded: Vec::new(),
-            attempts: 0,
+            attempts: made.first().map_or(0, |o| o.attempt + 1),
             beyond_fault_bound: beyond(&losses),
         });
     };

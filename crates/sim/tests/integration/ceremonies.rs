@@ -398,6 +398,27 @@ fn spoofers_are_dropped_and_block_nobody() {
 }
 
 #[test]
+fn a_key_made_by_corrupt_members_alone_is_reported_not_hidden() {
+    // Every member is a spoofer or crashes and recovers: all run the protocol, none is honest.
+    // The run is beyond the bound (no guarantee), but the key they made is reported as made,
+    // with the note that no honest member vouches for it.
+    for (seed, fault) in [(1u64, AdversaryKind::Spoof), (2, AdversaryKind::Crash)] {
+        let mut cfg = SimConfig::bft(4, seed);
+        cfg.byzantine = 4;
+        cfg.faults = vec![fault];
+        let r = run(&cfg);
+        let note = r.beyond_fault_bound.as_deref().unwrap_or_default();
+        assert!(r.failure.is_none(), "{fault:?}: {:?}", r.failure);
+        assert_eq!(r.qualified.len(), 4, "{fault:?}: {note}");
+        assert_eq!(r.attempts, 1, "{fault:?}");
+        assert!(
+            note.contains("no honest member finished; 4 corrupt members finished"),
+            "{fault:?}: {note}"
+        );
+    }
+}
+
+#[test]
 fn posts_in_another_members_name_never_reach_the_board() {
     // A spoofer forges a copy of each of its board posts in another member's name and replays
     // others' posts from its own account; the chain takes a post only from its author's own
