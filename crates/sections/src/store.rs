@@ -810,8 +810,9 @@ impl ElderStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::tests::key;
+    use crate::chain::tests::{key, link};
     use crate::elders::Peer;
+    use crate::keys::SIGNATURE_LEN;
     use crate::name::Prefix;
     use crate::sap::genesis;
     use rand_chacha::ChaCha20Rng;
@@ -873,6 +874,39 @@ mod tests {
         link.prefix.encode(&mut out);
         out.extend_from_slice(&key_bytes(&link.key));
         out
+    }
+
+    /// A chain's links decode as they were encoded, whether a link's parent is the key before
+    /// it (a well-formed chain) or not; a parent that is not a valid key is refused wherever
+    /// it stands.
+    #[test]
+    fn chain_links_round_trip_and_every_parent_key_is_checked() {
+        let (g, k1, k2) = (key(0), key(1), key(2));
+        let mut record = record(false);
+        record.genesis_key = g.1;
+        record.chain = KeyChain::from_links(vec![link(&g, &k1.1), link(&k1, &k2.1)]).unwrap();
+        assert_eq!(ElderRecord::decode(&record.encode()).unwrap(), record);
+        // A parent other than the key before it decodes as itself; the chain's own check
+        // (`KeyChain::verify_from`), not decoding, refuses the link.
+        let mut odd = record.clone();
+        odd.chain = KeyChain::from_links(vec![link(&g, &k1.1), link(&g, &k2.1)]).unwrap();
+        assert_eq!(ElderRecord::decode(&odd.encode()).unwrap(), odd);
+        assert_eq!(
+            odd.chain.verify_from(&g.1),
+            Err(crate::chain::ChainError::WrongParent { position: 1 })
+        );
+        // Bytes that are no key, as the first link's parent and as the second's.
+        let bytes = record.encode();
+        for link in 0..2 {
+            let parent_at = KEY_LEN + 4 + link * (2 * KEY_LEN + SIGNATURE_LEN) + KEY_LEN;
+            let mut bad = bytes.clone();
+            bad[parent_at..parent_at + KEY_LEN].fill(0xff);
+            assert_eq!(
+                ElderRecord::decode(&bad),
+                Err(WireError::NonCanonical("public key")),
+                "link {link}"
+            );
+        }
     }
 
     #[test]
