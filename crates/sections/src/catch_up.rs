@@ -29,6 +29,9 @@
 //! a known peer's ([`may_hasten`]) message shows the section moved on
 //! ([`shows_section_ahead`]).
 //!
+//! An answer whose first bytes show a chain no longer than the node's is dropped unread
+//! ([`not_ahead`]): rule 1 would drop it after decoding, which checks every key and signature.
+//!
 //! The answer's encoding is canonical and bounded ([`SectionAnswer::decode`]): at most
 //! [`MAX_ANSWER_LEN`] bytes, no trailing bytes, and no superseded sessions or signed links (they
 //! are the answerer's own state, which a query answer leaves out).
@@ -37,10 +40,10 @@ use std::collections::BTreeSet;
 
 use keyquorum_dkg::wire::{Reader, WireError, Writer};
 
-use crate::chain::{ChainError, KeyChain};
+use crate::chain::{ChainError, KeyChain, MAX_CHAIN_LINKS};
 use crate::coordinator::Dropped;
 use crate::elders::{Member, Peer};
-use crate::keys::PublicKey;
+use crate::keys::{KEY_LEN, PublicKey, key_bytes};
 use crate::name::Name;
 use crate::sap::{self, HandoverError, Sap, SignedSap};
 use crate::store::ElderRecord;
@@ -169,6 +172,27 @@ impl SectionAnswer {
         r.finish()?;
         Ok(SectionAnswer { record, signed })
     }
+}
+
+/// Whether an encoded answer ([`SectionAnswer::encode`]) is, by its first bytes alone, of our
+/// genesis key and holds a chain no longer than ours: [`extension`] finds nothing in such an
+/// answer (its first rule), so a node need not decode it, which checks every key and signature
+/// of its chain and SAPs. Most answers to the periodic ask are of this kind: the asker is not
+/// behind. `false` when the bytes say otherwise or do not parse that far; the caller then
+/// decodes the answer and checks it whole.
+pub fn not_ahead(bytes: &[u8], genesis: &PublicKey, chain: &KeyChain) -> bool {
+    let peek = || -> Result<bool, WireError> {
+        if bytes.len() > MAX_ANSWER_LEN {
+            return Ok(false);
+        }
+        let mut answer = Reader::new(bytes);
+        let mut record = Reader::new(answer.bytes("record", MAX_ANSWER_LEN)?);
+        // Keys have one encoding, so equal bytes are the same key.
+        let same_genesis = record.fixed(KEY_LEN)? == key_bytes(genesis).as_slice();
+        let links = record.count("chain links", MAX_CHAIN_LINKS)?;
+        Ok(same_genesis && links <= chain.links().len())
+    };
+    peek().unwrap_or(false)
 }
 
 /// Why an answer was refused. A refused answer changes nothing.
@@ -417,6 +441,54 @@ mod tests {
             ),
             Err(CatchUpError::Sap(HandoverError::WrongPrefix))
         );
+    }
+
+    #[test]
+    fn an_answer_not_ahead_of_us_is_known_from_its_first_bytes() {
+        let (g, k1, k2) = (key(0), key(1), key(2));
+        let s1 = handed_over(&g, &k1, Prefix::ROOT);
+        let s2 = handed_over(&k1, &k2, Prefix::ROOT);
+        let mut ours = KeyChain::genesis();
+        ours.push(&g.1, s1.link()).unwrap();
+        let us = name_under(&[]);
+        let equal = answer(&g, &[&s1]).encode();
+        let shorter = SectionAnswer::new(
+            ElderRecord {
+                genesis_key: g.1,
+                chain: KeyChain::genesis(),
+                sap: sap_of(Prefix::ROOT, &g),
+                superseded: Vec::new(),
+                linked: Vec::new(),
+                open_splits: Vec::new(),
+            },
+            None,
+        )
+        .encode();
+        for bytes in [&equal, &shorter] {
+            assert!(not_ahead(bytes, &g.1, &ours));
+            // What the whole check makes of it: nothing to take.
+            let decoded = SectionAnswer::decode(bytes).unwrap();
+            assert_eq!(extension(&g.1, &ours, &s1.sap, &us, &decoded), Ok(None));
+        }
+        // A longer chain, another genesis key, and bytes that do not parse that far are
+        // decoded and checked whole.
+        assert!(!not_ahead(&answer(&g, &[&s1, &s2]).encode(), &g.1, &ours));
+        let other_genesis = answer(&k2, &[&handed_over(&k2, &k1, Prefix::ROOT)]).encode();
+        assert!(!not_ahead(&other_genesis, &g.1, &ours));
+        assert_eq!(
+            extension(
+                &g.1,
+                &ours,
+                &s1.sap,
+                &us,
+                &SectionAnswer::decode(&other_genesis).unwrap()
+            ),
+            Err(CatchUpError::OtherGenesis)
+        );
+        for cut in [0, 3, 20, 4 + KEY_LEN + 2] {
+            assert!(!not_ahead(&equal[..cut], &g.1, &ours), "cut at {cut}");
+        }
+        assert!(!not_ahead(&vec![0; MAX_ANSWER_LEN + 1], &g.1, &ours));
     }
 
     #[test]

@@ -311,6 +311,12 @@ impl QueryAnswer {
         out
     }
 
+    /// The encoded section of an encoded answer ([`SectionAnswer::encode`]), undecoded: for
+    /// [`keyquorum_sections::catch_up::not_ahead`].
+    pub fn section_bytes(bytes: &[u8]) -> Result<&[u8], WireError> {
+        split_params(bytes).map(|(_, section)| section)
+    }
+
     /// Decodes [`QueryAnswer::encode`], with [`SectionAnswer::decode`]'s checks.
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let (params, section) = split_params(bytes)?;

@@ -601,6 +601,15 @@ fn screen_answer(
     bytes: &[u8],
     quiet: bool,
 ) -> Option<Screened> {
+    let (genesis, chain, sap, name) = ours;
+    // Most answers show a section no further than ours: seen from their first bytes, they are
+    // not decoded (which checks every key and signature in them).
+    if join::QueryAnswer::section_bytes(bytes)
+        .is_ok_and(|section| catch_up::not_ahead(section, genesis, chain))
+    {
+        debug!(%peer, "section answer not ahead of ours");
+        return None;
+    }
     // The answering member's parameters are its own business here: catching up takes only
     // what the section key signed.
     let answer = match join::QueryAnswer::decode(bytes) {
@@ -610,7 +619,6 @@ fn screen_answer(
             return None;
         }
     };
-    let (genesis, chain, sap, name) = ours;
     match catch_up::extension(genesis, chain, sap, name, &answer) {
         Ok(Some(_)) => Some(Screened::Ahead(Box::new(answer))),
         Ok(None) => {
@@ -2091,6 +2099,62 @@ mod tests {
         assert!(screen_answer(&ours, &from, b"junk", false).is_none());
         let over_long = vec![0u8; catch_up::MAX_ANSWER_LEN + 1];
         assert!(screen_answer(&ours, &from, &over_long, false).is_none());
+    }
+
+    /// An answer one handover ahead is taken; the same answer to a node that holds its chain
+    /// is screened out unread, whole or broken after its first bytes (neither teaches it
+    /// anything); broken, it is refused by a node it would move on.
+    #[test]
+    fn only_an_answer_ahead_of_ours_gets_through_the_screen() {
+        let (genesis, next) = (key(1), key(3));
+        let peer = Peer::new(&key(1), "/ip4/127.0.0.1/tcp/1".into());
+        let sap0 = Sap {
+            prefix: Prefix::ROOT,
+            elders: vec![peer.clone()],
+            section_key: tbls::public_key::<MinPk>(&genesis),
+        };
+        let sap1 = Sap {
+            section_key: tbls::public_key::<MinPk>(&next),
+            ..sap0.clone()
+        };
+        let signed = SignedSap {
+            sap_signature: tbls::sign::<MinPk>(&next, &sap1.signing_bytes()),
+            sap: sap1.clone(),
+            parent_key: sap0.section_key,
+            parent_signature: tbls::sign::<MinPk>(&genesis, &key_bytes(&sap1.section_key)),
+        };
+        let chain1 = KeyChain::from_links(vec![signed.link()]).unwrap();
+        let record = keyquorum_sections::store::ElderRecord {
+            genesis_key: sap0.section_key,
+            chain: chain1.clone(),
+            sap: sap1.clone(),
+            superseded: Vec::new(),
+            linked: Vec::new(),
+            open_splits: Vec::new(),
+        };
+        let answer = join::QueryAnswer {
+            section: SectionAnswer::new(record, Some(signed)),
+            params: join::NetworkParams::new(SectionParams::default(), Duration::from_secs(1)),
+        }
+        .encode();
+        let mut broken = answer.clone();
+        *broken.last_mut().unwrap() ^= 1;
+        let from = hex::encode(Name::of(&tbls::public_key::<MinPk>(&key(2))).0);
+
+        let behind = (
+            sap0.section_key,
+            KeyChain::genesis(),
+            sap0.clone(),
+            peer.name(),
+        );
+        assert!(matches!(
+            screen_answer(&behind, &from, &answer, false),
+            Some(Screened::Ahead(a)) if a.record.sap == sap1
+        ));
+        assert!(screen_answer(&behind, &from, &broken, false).is_none());
+        let level = (sap0.section_key, chain1, sap1, peer.name());
+        assert!(screen_answer(&level, &from, &answer, false).is_none());
+        assert!(screen_answer(&level, &from, &broken, false).is_none());
     }
 
     #[test]

@@ -805,6 +805,12 @@ impl World {
         if self.nodes.get(&to).is_none_or(|n| n.down) {
             return;
         }
+        // As the runtime screens answers: one no further than the node's chain, seen from its
+        // first bytes, is not decoded and changes nothing.
+        let c = self.nodes[&to].coordinator();
+        if catch_up::not_ahead(bytes, &self.genesis_key, c.chain()) {
+            return;
+        }
         match SectionAnswer::decode(bytes) {
             Ok(answer) => {
                 let key = self.nodes[&to].coordinator().sap().section_key;
