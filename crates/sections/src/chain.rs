@@ -96,8 +96,19 @@ impl KeyChain {
     /// Checks that every link's parent is the key before it, starting at `genesis`, and that
     /// every signature verifies.
     pub fn verify_from(&self, genesis: &PublicKey) -> Result<(), ChainError> {
-        let mut parent = *genesis;
-        for (position, link) in self.links.iter().enumerate() {
+        self.verify_after(genesis, 0)
+    }
+
+    /// [`KeyChain::verify_from`] for the links from position `verified` on, the ones before it
+    /// known to verify (for instance, shared with a chain already verified): the same answer
+    /// when they do.
+    pub fn verify_after(&self, genesis: &PublicKey, verified: usize) -> Result<(), ChainError> {
+        let verified = verified.min(self.links.len());
+        let mut parent = match verified {
+            0 => *genesis,
+            n => self.links[n - 1].key,
+        };
+        for (position, link) in self.links.iter().enumerate().skip(verified) {
             if link.parent_key != parent {
                 return Err(ChainError::WrongParent { position });
             }
@@ -234,6 +245,38 @@ pub(crate) mod tests {
         };
         let chain = KeyChain::from_links(links).unwrap();
         assert_eq!(chain.verify_from(&genesis), Err(ChainError::BadSignature));
+    }
+
+    #[test]
+    fn verifying_after_a_known_prefix_checks_the_rest_as_verify_from_does() {
+        let (g, k1, k2) = (key(0), key(1), key(2));
+        let forger = key(7);
+        let good = KeyChain::from_links(vec![link(&g, &k1.1), link(&k1, &k2.1)]).unwrap();
+        let forged = KeyChain::from_links(vec![
+            link(&g, &k1.1),
+            Link {
+                key: forger.1,
+                parent_key: k1.1,
+                signature: tbls::sign::<MinPk>(&forger.0, &key_bytes(&forger.1)),
+            },
+        ])
+        .unwrap();
+        let misplaced = KeyChain::from_links(vec![link(&g, &k1.1), link(&g, &k2.1)]).unwrap();
+        for verified in 0..=1 {
+            assert_eq!(good.verify_after(&g.1, verified), Ok(()));
+            assert_eq!(
+                forged.verify_after(&g.1, verified),
+                Err(ChainError::BadSignature)
+            );
+            // Positions count from the chain's start, not from the first link checked.
+            assert_eq!(
+                misplaced.verify_after(&g.1, verified),
+                Err(ChainError::WrongParent { position: 1 })
+            );
+        }
+        // Links it is told are known good are not checked again, however many it is told.
+        assert_eq!(forged.verify_after(&g.1, 2), Ok(()));
+        assert_eq!(forged.verify_after(&g.1, 9), Ok(()));
     }
 
     #[test]

@@ -392,9 +392,23 @@ fn the_checks_refuse_a_forged_link_a_misplaced_chain_and_a_fork() {
         })
     );
     assert!(matches!(
-        check_quiet(&genesis, &[view(1, forged, Prefix::ROOT)]),
+        check_quiet(&genesis, &[view(1, forged.clone(), Prefix::ROOT)]),
         Err(Violation::ChainDoesNotVerify { .. })
     ));
+    // After an honest chain it shares its first link with, the forged link is still checked.
+    let both = [
+        view(1, honest.clone(), Prefix::ROOT),
+        view(2, forged, Prefix::ROOT),
+    ];
+    for checked in [
+        check_quiet(&genesis, &both),
+        check_quiet_beyond_bound(&genesis, &both),
+    ] {
+        assert!(
+            matches!(checked, Err(Violation::ChainDoesNotVerify { .. })),
+            "{checked:?}"
+        );
+    }
     // A chain that ends elsewhere than its SAP's key.
     let mut short = view(1, honest.clone(), Prefix::ROOT);
     short.sap.section_key = genesis;
