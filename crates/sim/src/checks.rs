@@ -47,7 +47,8 @@ pub struct CeremonyResult<C: Curve> {
 pub struct Summary<C: Curve> {
     /// An honest participant's output (all agree).
     pub output: Option<Box<DkgOutput<C>>>,
-    /// Qualified dealers.
+    /// Qualified dealers (of the corrupt members' key, unchecked, when no honest member
+    /// finished: see `beyond_fault_bound`).
     pub qualified: Vec<u32>,
     /// Exclusions as `role index (member m) fault`, the role's position and the member's
     /// number (they differ for a reshare's players), with the stable names:
@@ -308,23 +309,30 @@ fn check_stage<C: SimCurve>(
                 _ => None,
             })
             .collect();
-        if let Some(o) = made.first() {
-            let agreeing = made.iter().filter(|m| m.public == o.public).count();
+        // The outcome most of them hold (the first of those most held).
+        let agreeing = |o: &DkgOutput<C>| made.iter().filter(|m| m.public == o.public).count();
+        let shown = made.iter().copied().rev().max_by_key(|o| agreeing(o));
+        if let Some(o) = shown {
+            if within {
+                // Within the bound every honest member must finish (checked above), so an
+                // honest member exists and finished; this cannot be reached.
+                return Err("no honest member finished, within the fault bound".into());
+            }
             losses.push(format!(
-                "no honest member finished; {} corrupt members finished with a key of {} \
-                 qualified dealers ({agreeing} agree on it), unchecked",
+                "no honest member finished; {} corrupt members finished, {} of them with the \
+                 key of {} qualified dealers shown here, unchecked",
                 made.len(),
+                agreeing(o),
                 o.public.qualified.len()
             ));
         }
         return Ok(Summary {
             output: None,
-            qualified: made
-                .first()
+            qualified: shown
                 .map(|o| o.public.qualified.clone())
                 .unwrap_or_default(),
-            excluded: Vec::new(),
-            attempts: made.first().map_or(0, |o| o.attempt + 1),
+            excluded: shown.map(|o| excluded_names(r, o)).unwrap_or_default(),
+            attempts: shown.map_or(0, |o| o.attempt + 1),
             beyond_fault_bound: beyond(&losses),
         });
     };
@@ -430,27 +438,34 @@ fn check_stage<C: SimCurve>(
         qualified: first.public.qualified.clone(),
         // The member too: a reshare's players are numbered by their seats in the new
         // committee, adversaries by member.
-        excluded: first
-            .exclusions
-            .iter()
-            .map(|e| {
-                let member = r
-                    .results
-                    .iter()
-                    .find(|m| m.identity == e.identity)
-                    .expect("an excluded identity is a member of the run")
-                    .member;
-                format!(
-                    "{} {} (member {member}) {}",
-                    e.role.as_str(),
-                    e.index,
-                    e.fault.code()
-                )
-            })
-            .collect(),
+        excluded: excluded_names(r, first),
         attempts: first.attempt + 1,
         beyond_fault_bound: beyond(&losses),
     })
+}
+
+/// `output`'s exclusions as `role index (member m) fault`, the role's position and the
+/// member's number (they differ for a reshare's players, adversaries are named by member), with
+/// the stable names: `dealer 3 (member 3) bad_reveal`.
+fn excluded_names<C: Curve>(r: &CeremonyResult<C>, output: &DkgOutput<C>) -> Vec<String> {
+    output
+        .exclusions
+        .iter()
+        .map(|e| {
+            let member = r
+                .results
+                .iter()
+                .find(|m| m.identity == e.identity)
+                .expect("an excluded identity is a member of the run")
+                .member;
+            format!(
+                "{} {} (member {member}) {}",
+                e.role.as_str(),
+                e.index,
+                e.fault.code()
+            )
+        })
+        .collect()
 }
 
 /// Why an honest member ended without a key, in words.

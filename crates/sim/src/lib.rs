@@ -257,7 +257,8 @@ pub struct RunReport {
     pub failure: Option<String>,
     /// Wall-clock milliseconds.
     pub elapsed_ms: f64,
-    /// Qualified dealers (of the last ceremony).
+    /// Qualified dealers (of the last ceremony; of the corrupt members' key, unchecked, when no
+    /// honest member finished, which `beyond_fault_bound` then says).
     pub qualified: Vec<u32>,
     /// Excluded participants as `role index (member m) fault` strings (see
     /// [`checks::Summary::excluded`]).
