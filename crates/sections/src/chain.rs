@@ -96,19 +96,28 @@ impl KeyChain {
     /// Checks that every link's parent is the key before it, starting at `genesis`, and that
     /// every signature verifies.
     pub fn verify_from(&self, genesis: &PublicKey) -> Result<(), ChainError> {
-        self.verify_after(genesis, 0)
+        self.verify_extending(genesis, &KeyChain::genesis())
     }
 
-    /// [`KeyChain::verify_from`] for the links from position `verified` on, the ones before it
-    /// known to verify (for instance, shared with a chain already verified): the same answer
-    /// when they do.
-    pub fn verify_after(&self, genesis: &PublicKey, verified: usize) -> Result<(), ChainError> {
-        let verified = verified.min(self.links.len());
-        let mut parent = match verified {
+    /// [`KeyChain::verify_from`]'s answer, given that `verified` verifies from the same
+    /// `genesis` (the caller's word): the links this chain shares with it, from the first, are
+    /// not checked again. A chain that shares none is checked whole.
+    pub fn verify_extending(
+        &self,
+        genesis: &PublicKey,
+        verified: &KeyChain,
+    ) -> Result<(), ChainError> {
+        let shared = self
+            .links
+            .iter()
+            .zip(&verified.links)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let mut parent = match shared {
             0 => *genesis,
             n => self.links[n - 1].key,
         };
-        for (position, link) in self.links.iter().enumerate().skip(verified) {
+        for (position, link) in self.links.iter().enumerate().skip(shared) {
             if link.parent_key != parent {
                 return Err(ChainError::WrongParent { position });
             }
@@ -248,9 +257,10 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn verifying_after_a_known_prefix_checks_the_rest_as_verify_from_does() {
+    fn verifying_past_a_verified_chain_checks_the_rest_as_verify_from_does() {
         let (g, k1, k2) = (key(0), key(1), key(2));
         let forger = key(7);
+        let first = KeyChain::from_links(vec![link(&g, &k1.1)]).unwrap();
         let good = KeyChain::from_links(vec![link(&g, &k1.1), link(&k1, &k2.1)]).unwrap();
         let forged = KeyChain::from_links(vec![
             link(&g, &k1.1),
@@ -262,21 +272,25 @@ pub(crate) mod tests {
         ])
         .unwrap();
         let misplaced = KeyChain::from_links(vec![link(&g, &k1.1), link(&g, &k2.1)]).unwrap();
-        for verified in 0..=1 {
-            assert_eq!(good.verify_after(&g.1, verified), Ok(()));
+        for verified in [KeyChain::genesis(), first, good.clone()] {
+            assert_eq!(good.verify_extending(&g.1, &verified), Ok(()));
+            // The forged link is not among the links shared with a verified chain.
             assert_eq!(
-                forged.verify_after(&g.1, verified),
+                forged.verify_extending(&g.1, &verified),
                 Err(ChainError::BadSignature)
             );
             // Positions count from the chain's start, not from the first link checked.
             assert_eq!(
-                misplaced.verify_after(&g.1, verified),
+                misplaced.verify_extending(&g.1, &verified),
                 Err(ChainError::WrongParent { position: 1 })
             );
         }
-        // Links it is told are known good are not checked again, however many it is told.
-        assert_eq!(forged.verify_after(&g.1, 2), Ok(()));
-        assert_eq!(forged.verify_after(&g.1, 9), Ok(()));
+        // A chain sharing no link with the verified one is checked whole, from genesis.
+        let elsewhere = KeyChain::from_links(vec![link(&k1, &k2.1)]).unwrap();
+        assert_eq!(
+            elsewhere.verify_extending(&g.1, &good),
+            Err(ChainError::WrongParent { position: 0 })
+        );
     }
 
     #[test]

@@ -202,8 +202,8 @@ pub fn check_chain(
 
 /// [`check_chain`] over many nodes' chains, each link's signature verified once: the nodes of a
 /// section hold the same chain, or one a prefix of another's, so a chain's links shared with a
-/// chain verified before are known good ([`KeyChain::verify_after`]). The answers are those of
-/// checking each chain alone.
+/// chain verified before are known good ([`KeyChain::verify_extending`]). The answers are those
+/// of checking each chain alone.
 struct ChainChecks<'a> {
     genesis: &'a PublicKey,
     verified: Vec<&'a KeyChain>,
@@ -223,23 +223,19 @@ impl<'a> ChainChecks<'a> {
         chain: &'a KeyChain,
         section_key: &PublicKey,
     ) -> Result<(), Violation> {
-        let links = chain.links();
-        let known = self
-            .verified
-            .iter()
-            .map(|v| {
-                v.links()
-                    .iter()
-                    .zip(links)
-                    .take_while(|(a, b)| a == b)
-                    .count()
-            })
-            .max()
-            .unwrap_or(0);
+        let shared = |v: &KeyChain| {
+            v.links()
+                .iter()
+                .zip(chain.links())
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        let closest = self.verified.iter().copied().max_by_key(|v| shared(v));
+        let genesis_only = KeyChain::genesis();
         chain
-            .verify_after(self.genesis, known)
+            .verify_extending(self.genesis, closest.unwrap_or(&genesis_only))
             .map_err(|error| Violation::ChainDoesNotVerify { node, error })?;
-        if known < links.len() {
+        if closest.is_none_or(|v| shared(v) < chain.links().len()) {
             self.verified.push(chain);
         }
         if chain.last_key(self.genesis) != *section_key {
