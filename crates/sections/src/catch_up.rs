@@ -29,8 +29,9 @@
 //! a known peer's ([`may_hasten`]) message shows the section moved on
 //! ([`shows_section_ahead`]).
 //!
-//! An answer whose first bytes show a chain no longer than the node's is dropped unread
-//! ([`not_ahead`]): rule 1 would drop it after decoding, which checks every key and signature.
+//! An answer whose first bytes show the node's genesis key and a chain no longer than the
+//! node's is dropped unread ([`not_ahead`]): rule 1 would drop it after decoding, which checks
+//! every key and signature.
 //!
 //! The answer's encoding is canonical and bounded ([`SectionAnswer::decode`]): at most
 //! [`MAX_ANSWER_LEN`] bytes, no trailing bytes, and no superseded sessions or signed links (they
@@ -488,7 +489,24 @@ mod tests {
         for cut in [0, 3, 20, 4 + KEY_LEN + 2] {
             assert!(!not_ahead(&equal[..cut], &g.1, &ours), "cut at {cut}");
         }
-        assert!(!not_ahead(&vec![0; MAX_ANSWER_LEN + 1], &g.1, &ours));
+        // A record whose own length is consistent but which ends inside the genesis key or
+        // the link count.
+        let record = &equal[4..];
+        for end in [KEY_LEN - 1, KEY_LEN + 3] {
+            let mut w = Writer::new();
+            w.bytes(&record[..end]);
+            assert!(!not_ahead(&w.finish(), &g.1, &ours), "record cut at {end}");
+        }
+        // Only the first bytes are read: a level answer broken after its link count is
+        // dropped as not ahead (decoding would refuse it; neither changes anything).
+        let mut broken = equal.clone();
+        *broken.last_mut().unwrap() ^= 1;
+        assert!(SectionAnswer::decode(&broken).is_err());
+        assert!(not_ahead(&broken, &g.1, &ours));
+        // Past the bound an answer goes to the full check, which refuses it for its length.
+        let mut over_long = equal.clone();
+        over_long.resize(MAX_ANSWER_LEN + 1, 0);
+        assert!(!not_ahead(&over_long, &g.1, &ours));
     }
 
     #[test]

@@ -880,7 +880,7 @@ mod tests {
     /// it (a well-formed chain) or not; a parent that is not a valid key is refused wherever
     /// it stands.
     #[test]
-    fn chain_links_round_trip_and_every_parent_key_is_checked() {
+    fn a_record_decodes_each_parent_as_a_key_and_leaves_the_order_to_the_chain_check() {
         let (g, k1, k2) = (key(0), key(1), key(2));
         let mut record = record(false);
         record.genesis_key = g.1;

@@ -607,7 +607,7 @@ fn screen_answer(
     if join::QueryAnswer::section_bytes(bytes)
         .is_ok_and(|section| catch_up::not_ahead(section, genesis, chain))
     {
-        debug!(%peer, "section answer not ahead of ours");
+        debug!(%peer, "section answer not ahead of ours (unread)");
         return None;
     }
     // The answering member's parameters are its own business here: catching up takes only
@@ -2152,9 +2152,20 @@ mod tests {
             Some(Screened::Ahead(a)) if a.record.sap == sap1
         ));
         assert!(screen_answer(&behind, &from, &broken, false).is_none());
-        let level = (sap0.section_key, chain1, sap1, peer.name());
+        let level = (sap0.section_key, chain1.clone(), sap1, peer.name());
         assert!(screen_answer(&level, &from, &answer, false).is_none());
         assert!(screen_answer(&level, &from, &broken, false).is_none());
+        // Both are screened out before decoding: their section's first bytes show a chain
+        // no longer than ours.
+        for bytes in [&answer, &broken] {
+            let section = join::QueryAnswer::section_bytes(bytes).unwrap();
+            assert!(catch_up::not_ahead(section, &sap0.section_key, &chain1));
+            assert!(!catch_up::not_ahead(
+                section,
+                &sap0.section_key,
+                &KeyChain::genesis()
+            ));
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use blstrs::Scalar;
+use keyquorum_crypto::hash::tagged_hash;
 use keyquorum_crypto::tbls::{self, MinPk, PartialSignature};
 use keyquorum_sections::catch_up::{self, SectionAnswer};
 use keyquorum_sections::chain::Link;
@@ -151,6 +152,8 @@ struct World {
     report: SectionsReport,
     /// Sessions whose checked agreement is in the report already.
     recorded_agreements: BTreeSet<SessionId>,
+    /// Digests of the honest section answers whose encoding was checked to decode to them.
+    checked_answers: BTreeSet<[u8; 32]>,
 }
 
 pub(super) fn run(cfg: &SectionsConfig) -> SectionsReport {
@@ -228,6 +231,7 @@ impl World {
             handed_to: BTreeMap::new(),
             agreed: BTreeSet::new(),
             recorded_agreements: BTreeSet::new(),
+            checked_answers: BTreeSet::new(),
             excluded_nodes: BTreeSet::new(),
             violations: Vec::new(),
             report: SectionsReport {
@@ -789,13 +793,26 @@ impl World {
                 (forged_answer(answer, node.key_seed), Some(kind))
             }
         };
+        let bytes = answer.encode();
+        // Its askers mostly drop it unread (`take_answer`), so an honest answer's encoding is
+        // checked here, once per distinct answer.
+        if tag.is_none()
+            && self.honest(&to)
+            && self
+                .checked_answers
+                .insert(tagged_hash("keyquorum/sim/section-answer", &[&bytes]))
+            && SectionAnswer::decode(&bytes).as_ref() != Ok(&answer)
+        {
+            self.violations
+                .push(Violation::HonestBadEncoding { node: to });
+        }
         let delay = self.catch_up_delay();
         self.schedule(
             delay,
             Event::Answer {
                 from: to,
                 to: from,
-                bytes: answer.encode(),
+                bytes,
                 tag,
             },
         );
@@ -808,7 +825,7 @@ impl World {
         // As the runtime screens answers: one no further than the node's chain, seen from its
         // first bytes, is not decoded and changes nothing.
         let c = self.nodes[&to].coordinator();
-        if catch_up::not_ahead(bytes, &self.genesis_key, c.chain()) {
+        if catch_up::not_ahead(bytes, c.genesis_key(), c.chain()) {
             return;
         }
         match SectionAnswer::decode(bytes) {
