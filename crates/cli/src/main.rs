@@ -39,6 +39,7 @@ mod demo_signing_key;
 mod deploy;
 mod sections;
 mod sim_sections;
+use keyquorum_contract::Size;
 use keyquorum_node::cli::{CliError, EXIT_CODES};
 use keyquorum_sim::{
     AdversaryKind, CurveChoice, IndicesChoice, NetModel, SimConfig, VariantChoice,
@@ -117,12 +118,14 @@ struct SimArgs {
     /// cannot fit in the memory available is refused (see docs/performance.md).
     #[arg(long, default_value_t = 16)]
     committee: usize,
-    /// Threshold t (default: n - floor((n - 1) / 3)).
-    #[arg(long)]
-    threshold: Option<usize>,
-    /// Dealer quorum k (default: n - floor((n - 1) / 3)).
-    #[arg(long)]
-    quorum: Option<usize>,
+    /// Threshold t: a count, or a percentage of n rounded up as the chain's configuration
+    /// takes it (`67%`) (default: n - floor((n - 1) / 3)).
+    #[arg(long, value_parser = parse_size)]
+    threshold: Option<Size>,
+    /// Dealer quorum k: a count, or a percentage of n rounded up (`75%`) (default:
+    /// n - floor((n - 1) / 3)).
+    #[arg(long, value_parser = parse_size)]
+    quorum: Option<Size>,
     /// Number of faulty (adversarial) participants (default: the most the parameters tolerate,
     /// min(floor((n - 1) / 3), n - k); with --reshare-committee M of another size, at most
     /// floor((M - 1) / 3) too).
@@ -302,6 +305,21 @@ fn refuse_contract_demo_options(mode: demo::DemoMode, given: &ArgMatches) -> Res
     Ok(())
 }
 
+/// A `--threshold` or `--quorum`: a count (`11`) or a percentage of the committee (`67%`, 1 to
+/// 100), resolved as the chain's configuration resolves it ([`Size::resolve`]).
+fn parse_size(s: &str) -> Result<Size, String> {
+    match s.strip_suffix('%') {
+        Some(p) => match p.trim().parse::<u8>() {
+            Ok(p) if (1..=100).contains(&p) => Ok(Size::Percent(p)),
+            _ => Err(format!("{s}: a percentage must be 1% to 100%")),
+        },
+        None => s
+            .parse::<u32>()
+            .map(Size::Count)
+            .map_err(|_| format!("{s}: a count (11) or a percentage of the committee (67%)")),
+    }
+}
+
 /// The simulation's parameters from the arguments; every contradiction is a usage error.
 fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
     let n = args.committee;
@@ -314,16 +332,17 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
             "--committee {n}: at most {most} participants"
         )));
     }
-    if args.quorum == Some(0) {
+    if args.quorum == Some(Size::Count(0)) {
         return Err(CliError::usage("--quorum must be at least 1"));
     }
-    if args.threshold == Some(0) {
+    if args.threshold == Some(Size::Count(0)) {
         return Err(CliError::usage("--threshold must be at least 1"));
     }
     let f = keyquorum_dkg::Params::bft_faults(n);
+    let threshold = args.threshold.map_or(n - f, |t| t.resolve(n));
     // By default as many faulty members as the chosen parameters tolerate (`n - k`, within
     // the BFT bound), so that a run with a larger quorum is not beyond its bound by default.
-    let quorum = args.quorum.unwrap_or(n - f);
+    let quorum = args.quorum.map_or(n - f, |k| k.resolve(n));
     let faulty = args.faulty.unwrap_or(f.min(n.saturating_sub(quorum)));
     if faulty > n {
         return Err(CliError::Usage(format!(
@@ -359,7 +378,7 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
     }
     let cfg = SimConfig {
         nodes: n,
-        threshold: args.threshold.unwrap_or(n - f),
+        threshold,
         quorum,
         byzantine: faulty,
         faults: if args.fault.is_empty() {
@@ -410,14 +429,19 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
         )));
     }
     keyquorum_dkg::Params::new(cfg.nodes, cfg.threshold, cfg.quorum).map_err(|e| {
-        // A value the user did not give is the default for the committee: said so.
-        let given = |set: bool| if set { "" } else { " (the default)" };
+        // A value the user did not give is the default for the committee, one given as a
+        // percentage is that share of it: said so.
+        let given = |set: Option<Size>| match set {
+            Some(Size::Count(_)) => String::new(),
+            Some(Size::Percent(p)) => format!(" ({p}% of {n}, rounded up)"),
+            None => " (the default)".into(),
+        };
         CliError::Usage(format!(
             "--threshold {}{} with --quorum {}{} and --committee {n}: {e}",
             cfg.threshold,
-            given(args.threshold.is_some()),
+            given(args.threshold),
             cfg.quorum,
-            given(args.quorum.is_some()),
+            given(args.quorum),
         ))
     })?;
     if cfg.reshare {
@@ -910,6 +934,37 @@ mod tests {
         assert!(msg.contains("a committee of 64 resharing to 256"), "{msg}");
         assert!(msg.contains("1.9 GiB in all"), "{msg}");
         assert_eq!(refusal(&reshare, 2), None);
+    }
+
+    /// `--threshold` and `--quorum` take a count or a percentage of the committee, rounded up
+    /// as the chain's configuration rounds it; anything else is refused naming both forms.
+    #[test]
+    fn the_simulators_threshold_and_quorum_take_a_percentage_as_the_chain_does() {
+        use super::{Cli, Command, Size, parse_size, sim_config};
+        use clap::Parser;
+        assert_eq!(parse_size("11"), Ok(Size::Count(11)));
+        assert_eq!(parse_size("67%"), Ok(Size::Percent(67)));
+        for bad in ["0%", "101%", "-1", "two", "%", "6.5%"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        let config = |extra: &[&str]| {
+            let argv = [&["keyquorum", "sim", "--committee", "16"][..], extra].concat();
+            let Command::Sim(args) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("a sim command")
+            };
+            sim_config(&args)
+        };
+        let cfg = config(&["--threshold", "67%", "--quorum", "75%"]).unwrap();
+        assert_eq!((cfg.threshold, cfg.quorum), (11, 12));
+        assert_eq!(
+            (cfg.threshold, cfg.quorum),
+            (Size::Percent(67).resolve(16), Size::Percent(75).resolve(16))
+        );
+        let e = config(&["--threshold", "10%", "--quorum", "10%"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--threshold 2 (10% of 16, rounded up)"), "{e}");
+        assert!(config(&["--quorum", "0"]).is_err());
     }
 
     /// A run without a key says so instead of "qualified 0/n attempts 0", in the same width.
