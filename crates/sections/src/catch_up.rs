@@ -260,7 +260,8 @@ pub fn extension(
     if theirs.len() <= ours.len() {
         return Ok(None);
     }
-    if let Some(position) = ours.iter().zip(theirs).position(|(a, b)| a != b) {
+    let position = chain.shared_links(&answer.record.chain);
+    if position < ours.len() {
         return Err(CatchUpError::Forked { position });
     }
     let signed = answer.signed.as_ref().ok_or(CatchUpError::MissingSap)?;

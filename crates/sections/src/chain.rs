@@ -99,6 +99,15 @@ impl KeyChain {
         self.verify_extending(genesis, &KeyChain::genesis())
     }
 
+    /// How many links, from the first, this chain and `other` have in common.
+    pub fn shared_links(&self, other: &KeyChain) -> usize {
+        self.links
+            .iter()
+            .zip(&other.links)
+            .take_while(|(a, b)| a == b)
+            .count()
+    }
+
     /// [`KeyChain::verify_from`]'s answer, given that `verified` verifies from the same
     /// `genesis` (the caller's word): the links this chain shares with it, from the first, are
     /// not checked again. A chain that shares none is checked whole.
@@ -107,12 +116,7 @@ impl KeyChain {
         genesis: &PublicKey,
         verified: &KeyChain,
     ) -> Result<(), ChainError> {
-        let shared = self
-            .links
-            .iter()
-            .zip(&verified.links)
-            .take_while(|(a, b)| a == b)
-            .count();
+        let shared = self.shared_links(verified);
         let mut parent = match shared {
             0 => *genesis,
             n => self.links[n - 1].key,

@@ -223,19 +223,16 @@ impl<'a> ChainChecks<'a> {
         chain: &'a KeyChain,
         section_key: &PublicKey,
     ) -> Result<(), Violation> {
-        let shared = |v: &KeyChain| {
-            v.links()
-                .iter()
-                .zip(chain.links())
-                .take_while(|(a, b)| a == b)
-                .count()
-        };
-        let closest = self.verified.iter().copied().max_by_key(|v| shared(v));
+        let closest = self
+            .verified
+            .iter()
+            .copied()
+            .max_by_key(|v| v.shared_links(chain));
         let genesis_only = KeyChain::genesis();
         chain
             .verify_extending(self.genesis, closest.unwrap_or(&genesis_only))
             .map_err(|error| Violation::ChainDoesNotVerify { node, error })?;
-        if closest.is_none_or(|v| shared(v) < chain.links().len()) {
+        if closest.is_none_or(|v| v.shared_links(chain) < chain.links().len()) {
             self.verified.push(chain);
         }
         if chain.last_key(self.genesis) != *section_key {
@@ -302,7 +299,7 @@ pub fn check_quiet_beyond_bound(genesis: &PublicKey, views: &[NodeView]) -> Resu
             } else {
                 (&b.chain, &a.chain)
             };
-            if long.links()[..short.links().len()] != *short.links() {
+            if long.shared_links(short) < short.links().len() {
                 return Err(Violation::ChainsDiverge {
                     prefix: if pa.bit_count() <= pb.bit_count() {
                         pa
