@@ -598,9 +598,16 @@ impl<C: Curve> ComplaintBoard<C> {
             ));
         }
         // Every complaint is judged now, from the report alone; one false complaint refuses the
-        // report and excludes its author, and no dealer is convicted by it.
+        // report and excludes its author, and no dealer is convicted by it. A complaint about a
+        // dealer already disqualified is authenticated above but not judged: its verdict could
+        // change no one's qualification, and judging every one would let `f` dealers that deal
+        // bad pairs to everyone cost each node and the contract `f n` decryptions and proof
+        // checks instead of `f` (the complain phase skips failed dealers the same way).
         let mut convicted = Vec::new();
         for c in &r.complaints {
+            if self.is_disqualified(c.dealer) {
+                continue;
+            }
             let hash = heard[&c.dealer];
             let verdict = judge(
                 &self.ceremony,
@@ -934,6 +941,10 @@ impl<C: Curve> ComplaintBoard<C> {
         }
         let mut convicted = Vec::new();
         for (dealer, reveal) in &d.reveals {
+            // As in the report phase: a dealer already disqualified is not judged again.
+            if self.is_disqualified(*dealer) && self.resent_deal(*dealer, j).is_some() {
+                continue;
+            }
             let Some((justification, post)) = self.justifications.get(dealer) else {
                 let fault = FaultKind::FalseComplaint { dealer: *dealer };
                 return Err(self.fault(Role::Player, j, fault, Evidence::SignedPosts(vec![bytes])));

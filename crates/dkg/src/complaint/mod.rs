@@ -43,7 +43,11 @@
 //!    commitment) disqualifies the dealer (`BadDeal`, the report is the evidence); a pair that
 //!    opens the commitment, a missing reveal or a reveal whose proof fails excludes the
 //!    complainer (`FalseComplaint`) and its report is refused. Only the complainer's own pair
-//!    becomes public, which it knew already, and which the dealer failed to give it.
+//!    becomes public, which it knew already, and which the dealer failed to give it. A
+//!    complaint about a dealer already disqualified is checked for form (the heard hash, the
+//!    dealer's signature on the ciphertext) but not judged: no verdict on it could change who
+//!    qualifies, and so `f` dealers that deal bad pairs to every player cost each verifier `f`
+//!    judgements, not `f (n - 1)`.
 //! 3. **Justify** (posts). A dealer that some reporting players did not hear from (neither
 //!    valid nor complained about: a lost deal, or a player claiming one) posts its full
 //!    commitment and their pairs encrypted again to their keys, under the same context (the
@@ -110,7 +114,9 @@
 //! So false complaints never decide who qualifies, for every `(n, t, k)`
 //! [`Params::new`](crate::params::Params::new) accepts: a true complaint disqualifies the dealer,
 //! a false one its author (with the report as evidence for slashing), and claimed losses cost
-//! the dealer board space only.
+//! the dealer board space only. A false complaint about a dealer some earlier post already
+//! disqualified goes unjudged, and so unpunished; it gains its author nothing, as that dealer is
+//! out whatever the verdict.
 //!
 //! # Resharing
 //! The old committee deals `f_i` with `f_i(0)` = its old share; the group key must stay the same.

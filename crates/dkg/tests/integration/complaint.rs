@@ -8,7 +8,7 @@ use group::Group;
 use group::prime::PrimeCurveAffine;
 use keyquorum_crypto::commit::EvalCommitment;
 use keyquorum_crypto::poly::{Polynomial, lagrange_at_zero};
-use keyquorum_crypto::verifiable_encrypt::{self, VerifiableCiphertext};
+use keyquorum_crypto::verifiable_encrypt::{self, KeyReveal, VerifiableCiphertext};
 use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
 use keyquorum_dkg::board::{Evidence, FailureReason, FaultKind, Outcome, Role};
 use keyquorum_dkg::complaint::messages::{
@@ -983,41 +983,55 @@ fn malformed_resent_ciphertext_disqualifies() {
     replay(&run, &outs[0]);
 }
 
+/// A tamper for `dealer`'s justification post: the pair it sends `player` again becomes a
+/// well-formed ciphertext of a wrong pair, re-signed by the dealer. Any other action goes to
+/// `next`.
+fn resend_wrong_pair(
+    params: Params,
+    (dealer, player): (usize, u32),
+    seed: u64,
+    mut next: impl FnMut(usize, Action<Secp256k1>) -> Vec<Action<Secp256k1>>,
+) -> impl FnMut(usize, Action<Secp256k1>) -> Vec<Action<Secp256k1>> {
+    let n = params.n();
+    let members: Vec<MemberKeys> = (0..n as u32).map(member).collect();
+    let ceremony = Ceremony::new(config::<Secp256k1>(&members, params)).unwrap();
+    let key = member(dealer as u32).identity;
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    move |i, a| {
+        if i != dealer || !is_post_of(&a, |p| matches!(p, ComplaintPost::Justification(_))) {
+            return next(i, a);
+        }
+        let Action::Post(bytes) = a else {
+            unreachable!()
+        };
+        let mut s = SignedComplaintPost::<Secp256k1>::decode(&bytes, n, n).unwrap();
+        if let ComplaintPost::Justification(j) = &mut s.post {
+            let signed =
+                SignedPedersen::new(&key, ceremony.id(), dealer as u32, j.commitment.clone());
+            let one = <Secp256k1 as Curve>::Scalar::ONE;
+            let at = j.deals.iter().position(|d| d.0 == player).unwrap();
+            j.deals[at].1 = seal_pair(
+                ceremony.id(),
+                &signed,
+                (player, ceremony.verifiable_key(player).unwrap()),
+                &one,
+                &one,
+                &mut rng,
+            );
+        }
+        vec![Action::Post(
+            SignedComplaintPost::sign(&key, s.post).encode(),
+        )]
+    }
+}
+
 #[test]
 fn bad_resent_pair_is_disputed_and_disqualifies_its_dealer() {
     // Dealer 1's deal to player 4 is lost; its justification sends a well-formed ciphertext of a
     // wrong pair. The board cannot tell; player 4 reveals its key in the dispute phase, before
     // the qualified set is fixed, and dealer 1 is disqualified.
     let params = Params::new(7, 5, 5).unwrap();
-    let members: Vec<MemberKeys> = (0..7).map(member).collect();
-    let ceremony = Ceremony::new(config::<Secp256k1>(&members, params)).unwrap();
-    let mut lose = lose_deal::<Secp256k1>(1, 4);
-    let key = member(1).identity;
-    let mut rng = ChaCha20Rng::seed_from_u64(44);
-    let tamper = move |i: usize, a: Action<Secp256k1>| {
-        if i == 1 && is_post_of(&a, |p| matches!(p, ComplaintPost::Justification(_))) {
-            let Action::Post(bytes) = a else {
-                unreachable!()
-            };
-            let mut s = SignedComplaintPost::<Secp256k1>::decode(&bytes, 7, 7).unwrap();
-            if let ComplaintPost::Justification(j) = &mut s.post {
-                let signed = SignedPedersen::new(&key, ceremony.id(), 1, j.commitment.clone());
-                let one = <Secp256k1 as Curve>::Scalar::ONE;
-                j.deals[0].1 = seal_pair(
-                    ceremony.id(),
-                    &signed,
-                    (4, ceremony.verifiable_key(4).unwrap()),
-                    &one,
-                    &one,
-                    &mut rng,
-                );
-            }
-            return vec![Action::Post(
-                SignedComplaintPost::sign(&key, s.post).encode(),
-            )];
-        }
-        lose(i, a)
-    };
+    let tamper = resend_wrong_pair(params, (1, 4), 44, lose_deal::<Secp256k1>(1, 4));
     let run = fresh_run::<Secp256k1>(params, &[], Box::new(tamper));
     let outs = check_agreement(&run.results, &[0, 2, 3, 4, 5, 6]);
     assert_eq!(outs[0].public.qualified, vec![0, 2, 3, 4, 5, 6]);
@@ -1043,6 +1057,75 @@ fn bad_resent_pair_is_disputed_and_disqualifies_its_dealer() {
         .count();
     assert_eq!(deadlines, 6);
     check_group_secret(&run.ceremony, &outs);
+}
+
+/// `player`'s reveal of the key of the pair `dealer` sent it again on `board`, as its dispute
+/// carries it.
+fn reveal_resent(
+    board: &ComplaintBoard<Secp256k1>,
+    (dealer, player): (u32, u32),
+    rng: &mut ChaCha20Rng,
+) -> KeyReveal {
+    let hash = *board.signed_hash(dealer).unwrap();
+    let resent = board.resent_deal(dealer, player).unwrap();
+    let ct = VerifiableCiphertext::from_bytes(resent, PAIR_LEN).unwrap();
+    let aad = pair_aad(board.ceremony().id(), dealer, player, &hash);
+    verifiable_encrypt::reveal_key(&member(player).verifiable, &aad, &ct, rng).unwrap()
+}
+
+#[test]
+fn a_dispute_about_a_dealer_already_disqualified_is_not_judged() {
+    // Dealer 1's deals to players 4 and 5 are lost; its justification sends player 4 a wrong
+    // pair and player 5 a right one. Player 4's dispute convicts dealer 1; a false dispute by
+    // player 5 about the same dealer arrives after it and is not judged, as in the report phase.
+    let params = Params::new(7, 5, 5).unwrap();
+    let mut lose_4 = lose_deal::<Secp256k1>(1, 4);
+    let mut lose_5 = lose_deal::<Secp256k1>(1, 5);
+    let tamper = resend_wrong_pair(params, (1, 4), 45, move |i, a| {
+        lose_4(i, a)
+            .into_iter()
+            .flat_map(|a| lose_5(i, a))
+            .collect()
+    });
+    let run = fresh_run::<Secp256k1>(params, &[], Box::new(tamper));
+    let mut board = ComplaintBoard::new(run.ceremony.clone());
+    let mut rng = ChaCha20Rng::seed_from_u64(47);
+    let mut disputed = false;
+    for e in &run.events {
+        match e {
+            BoardEvent::Post(p) => {
+                let post = SignedComplaintPost::decode(p, 7, 7).unwrap();
+                let _ = board.apply(&post);
+                if matches!(&post.post, ComplaintPost::Dispute(d) if d.player == 4) {
+                    assert!(board.is_disqualified(1));
+                    let reveal = reveal_resent(&board, (1, 5), &mut rng);
+                    let false_dispute = SignedComplaintPost::sign(
+                        &member(5).identity,
+                        ComplaintPost::Dispute(Dispute {
+                            session: *run.ceremony.id(),
+                            player: 5,
+                            reveals: vec![(1, reveal)],
+                        }),
+                    );
+                    assert_eq!(board.apply(&false_dispute), Ok(()));
+                    disputed = true;
+                }
+            }
+            BoardEvent::Deadline => board.advance(),
+        }
+    }
+    assert!(disputed, "player 4 did not dispute");
+    let Some(Outcome::Success { output, exclusions }) = board.outcome() else {
+        panic!("board failed")
+    };
+    assert!(!output.qualified.contains(&1));
+    assert!(output.qualified.contains(&5));
+    let e = exclusions
+        .iter()
+        .find(|e| e.role == Role::Dealer && e.index == 1)
+        .unwrap();
+    assert_eq!(e.fault, FaultKind::BadDeal { player: 4 });
+    assert!(!exclusions.iter().any(|e| e.index == 5));
 }
 
 #[test]
@@ -1086,16 +1169,7 @@ fn dispute_about_a_valid_resent_pair_is_the_complainers_fault() {
                 board.advance();
                 if board.phase() == ComplaintBoardPhase::Dispute && !disputed {
                     disputed = true;
-                    let hash = *board.signed_hash(1).unwrap();
-                    let ct = VerifiableCiphertext::from_bytes(
-                        board.resent_deal(1, 4).unwrap(),
-                        PAIR_LEN,
-                    )
-                    .unwrap();
-                    let aad = pair_aad(run.ceremony.id(), 1, 4, &hash);
-                    let reveal =
-                        verifiable_encrypt::reveal_key(&member(4).verifiable, &aad, &ct, &mut rng)
-                            .unwrap();
+                    let reveal = reveal_resent(&board, (1, 4), &mut rng);
                     let dispute = SignedComplaintPost::sign(
                         &member(4).identity,
                         ComplaintPost::Dispute(Dispute {
@@ -1875,6 +1949,33 @@ fn complaint_about_a_valid_share_is_the_complainers_fault() {
         player_fault(2, FaultKind::FalseComplaint { dealer: 0 })
     );
     assert!(!p.board.is_disqualified(0));
+}
+
+#[test]
+fn a_complaint_about_a_dealer_already_disqualified_is_authenticated_but_not_judged() {
+    // Player 1's true complaint convicts dealer 0. Player 2's share was valid, so its complaint
+    // is false; but dealer 0 is out already, so it is not judged (the work a node and the
+    // contract do stays one judgement per bad dealer however many players it cheated) and
+    // player 2 keeps its report.
+    let mut p = ReportPhase::new();
+    let bad = p.deal(1, false);
+    let c = complaint_of(&bad, &member(1), &mut p.rng);
+    assert_eq!(p.board.apply(&p.report(1, c)), Ok(()));
+    assert!(p.board.is_disqualified(0));
+    let good = p.deal(2, true);
+    let c = complaint_of(&good, &member(2), &mut p.rng);
+    assert_eq!(p.board.apply(&p.report(2, c)), Ok(()));
+    assert!(p.board.has_report(2));
+    // Its form is still checked: a ciphertext the dealer did not sign is a bad report.
+    let to_3 = p.deal(3, false);
+    let mut c = complaint_of(&to_3, &member(3), &mut p.rng);
+    let last = c.ciphertext.len() - 1;
+    c.ciphertext[last] ^= 1;
+    assert_eq!(
+        p.board.apply(&p.report(3, c)),
+        player_fault(3, FaultKind::BadReport)
+    );
+    assert!(!p.board.has_report(3));
 }
 
 #[test]
