@@ -177,6 +177,38 @@ impl Proven {
     }
 }
 
+/// What the board keeps of an accepted report besides its signed bytes: the dealers whose pairs
+/// it validated and those it complained about, which is all the later rules read (the
+/// complaints were judged on arrival). Not the decoded report: each complaint carries a
+/// commitment of `n + 1` points, and with dealers that deal bad pairs to every player the
+/// decoded reports would hold `f n^2` points a second time beside their bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ReportEdges {
+    /// Dealers whose pairs verified, ascending.
+    valid: Vec<u32>,
+    /// Dealers complained about, ascending.
+    complained: Vec<u32>,
+}
+
+impl ReportEdges {
+    fn of<C: Curve>(r: &Report<C>) -> Self {
+        ReportEdges {
+            valid: r.valid.clone(),
+            complained: r.complaints.iter().map(|c| c.dealer).collect(),
+        }
+    }
+
+    /// As [`Report::validates`].
+    fn validates(&self, dealer: u32) -> bool {
+        self.valid.binary_search(&dealer).is_ok()
+    }
+
+    /// As [`Report::misses`]: neither validated nor complained about.
+    fn misses(&self, dealer: u32) -> bool {
+        !self.validates(dealer) && self.complained.binary_search(&dealer).is_err()
+    }
+}
+
 /// A dealer-signed commitment hash on the board, with the evidence item that carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SignedHash {
@@ -209,7 +241,7 @@ pub struct ComplaintBoard<C: Curve> {
     verified: BTreeSet<(u32, [u8; 32], [u8; SIGNATURE_LEN])>,
     /// The first dealer-signed hash per dealer.
     signed_hash: BTreeMap<u32, SignedHash>,
-    reports: BTreeMap<u32, (Report<C>, Signed)>,
+    reports: BTreeMap<u32, (ReportEdges, Signed)>,
     /// Per dealer, the players that missed its deal (reported neither valid nor a complaint),
     /// fixed at the report deadline.
     complaints: BTreeMap<u32, Vec<u32>>,
@@ -639,7 +671,7 @@ impl<C: Curve> ComplaintBoard<C> {
             let evidence = Evidence::SignedPosts(vec![bytes.clone()]);
             self.reported(Role::Dealer, d, fault, evidence, Some(r.player));
         }
-        self.reports.insert(r.player, (r.clone(), bytes));
+        self.reports.insert(r.player, (ReportEdges::of(r), bytes));
         Ok(())
     }
 
