@@ -459,13 +459,11 @@ fn sim_config(args: &SimArgs) -> Result<SimConfig, CliError> {
 /// The memory a simulated run holds, estimated, and how. Every simulated participant keeps its
 /// own copy of every dealer's commitment, as each node does, all in this one process: `n^3`
 /// points for a fresh key of `n` members, `n (m + 1) max(n, m + 1)` for a reshare from `n`
-/// dealers to `m` players. In the complaint variant a complaint also carries the complained-of
-/// dealer's whole commitment, so each adversary that complains, or makes every honest player
-/// complain (bad-share, wrong-reveal, false-complaint), adds about `n^3` points more; the
-/// adversaries' kinds are drawn from `--fault`, so the expected number of them counts.
-/// Measured with `/usr/bin/time` (docs/performance.md): ack-or-reveal 475 bytes per point at
-/// `n = 128`, 429 at `n = 256`; complaint 1,190 at `n = 128` without faults, and about 420 more
-/// per complaining adversary (397 to 426 at `n = 64`, 96 and 128).
+/// dealers to `m` players. In the complaint variant adversaries add to that what every board
+/// keeps of their faults ([`complaint_bytes_per_adversary`]); their kinds are drawn from
+/// `--fault`, so the expected mix counts. Measured with `/usr/bin/time` (docs/performance.md):
+/// ack-or-reveal 475 bytes per point at `n = 128`, 429 at `n = 256`; complaint 1,120 to 1,220
+/// at `n = 64` and 96 without faults.
 fn sim_memory_estimate(cfg: &SimConfig) -> (u64, String) {
     let n = cfg.nodes as u64;
     let points = if cfg.reshare {
@@ -474,11 +472,6 @@ fn sim_memory_estimate(cfg: &SimConfig) -> (u64, String) {
     } else {
         n * n * n
     };
-    let complaining = [
-        AdversaryKind::BadShare,
-        AdversaryKind::WrongReveal,
-        AdversaryKind::FalseComplaint,
-    ];
     match cfg.variant {
         keyquorum_dkg::Variant::AckReveal => (
             480u64.saturating_mul(points),
@@ -486,21 +479,45 @@ fn sim_memory_estimate(cfg: &SimConfig) -> (u64, String) {
         ),
         keyquorum_dkg::Variant::Complaint => {
             let kinds = cfg.faults.len().max(1) as u64;
-            let drawn = cfg
+            let per_draw: u64 = cfg
                 .faults
                 .iter()
-                .filter(|k| complaining.contains(k))
-                .count() as u64;
-            // Expected complaining adversaries, rounded up.
-            let complainers = (cfg.byzantine as u64 * drawn).div_ceil(kinds);
+                .map(|k| complaint_bytes_per_adversary(*k))
+                .sum();
+            // The adversaries' expected share, rounded up.
+            let faults = (cfg.byzantine as u64 * per_draw).div_ceil(kinds);
             (
-                (1_200 + 450 * complainers).saturating_mul(points),
+                (1_250 + faults).saturating_mul(points),
                 format!(
-                    "1200 bytes a point for the complaint variant, and 450 more for each of the \
-                     {complainers} adversaries expected to fill the reports with complaints"
+                    "1250 bytes a point for the complaint variant, and {faults} more for the \
+                     faults the {} adversaries are expected to commit",
+                    cfg.byzantine
                 ),
             )
         }
+    }
+}
+
+/// The bytes per point of `n^3` that one adversary of `kind` adds to a complaint-variant run:
+/// what every simulated board keeps of its fault. Complaints and disclosures carry the
+/// complained-of dealer's whole commitment (bad-share, wrong-reveal, false-complaint), and the
+/// evidence of a missing justification holds every report that asked for it (silent). Measured
+/// at `n = 64` and 96 (docs/performance.md, "Simulator"), the larger figure rounded up; the
+/// match has no catch-all, so a new kind needs its own measurement.
+fn complaint_bytes_per_adversary(kind: AdversaryKind) -> u64 {
+    match kind {
+        AdversaryKind::WrongReveal => 320,
+        AdversaryKind::BadShare => 280,
+        AdversaryKind::FalseComplaint => 140,
+        AdversaryKind::Silent => 70,
+        AdversaryKind::WithholdAcks => 40,
+        AdversaryKind::Late => 25,
+        AdversaryKind::LostStorage => 20,
+        AdversaryKind::Crash
+        | AdversaryKind::Equivocate
+        | AdversaryKind::Garbage
+        | AdversaryKind::Spoof => 10,
+        AdversaryKind::InvalidSignature => 0,
     }
 }
 
@@ -907,25 +924,34 @@ mod tests {
         assert!(msg.contains("committees up to about 207 "), "{msg}");
         assert_eq!(refusal(&cfg, 8), None);
         assert!(super::refuse_beyond_memory(&cfg, None).is_ok());
-        // The complaint variant without faults: 1200 bytes a point, 18.8 GiB.
+        // The complaint variant without faults: 1250 bytes a point, 19.5 GiB.
         let mut complaint = cfg.clone();
         complaint.variant = keyquorum_dkg::Variant::Complaint;
         complaint.byzantine = 0;
         assert!(refusal(&complaint, 16).is_some());
         assert_eq!(refusal(&complaint, 20), None);
-        // 31 bad-share dealers at n = 96 (measured 11.1 GiB): (1200 + 31 x 450) x 96^3 = 12.5
-        // GiB; with the default mix, a quarter of the kinds complain: 8 adversaries, 4.0 GiB.
-        let mut bad_shares = keyquorum_sim::SimConfig::bft(96, 1);
-        bad_shares.variant = keyquorum_dkg::Variant::Complaint;
-        bad_shares.faults = vec![keyquorum_sim::AdversaryKind::BadShare];
-        let msg = refusal(&bad_shares, 12).expect("refused");
-        assert!(msg.contains("each of the 31 adversaries"), "{msg}");
-        assert!(msg.contains("12.5 GiB in all"), "{msg}");
-        assert_eq!(refusal(&bad_shares, 14), None);
-        bad_shares.faults = keyquorum_sim::AdversaryKind::ALL.to_vec();
-        let msg = refusal(&bad_shares, 3).expect("refused");
-        assert!(msg.contains("each of the 8 adversaries"), "{msg}");
-        assert_eq!(refusal(&bad_shares, 5), None);
+        // 31 bad-share dealers at n = 96 (measured 7.5 GiB): (1250 + 31 x 280) x 96^3 = 8.2 GiB.
+        let mut faulty = keyquorum_sim::SimConfig::bft(96, 1);
+        faulty.variant = keyquorum_dkg::Variant::Complaint;
+        faulty.faults = vec![keyquorum_sim::AdversaryKind::BadShare];
+        let msg = refusal(&faulty, 8).expect("refused");
+        assert!(
+            msg.contains("8680 more for the faults the 31 adversaries"),
+            "{msg}"
+        );
+        assert!(msg.contains("8.2 GiB in all"), "{msg}");
+        assert_eq!(refusal(&faulty, 9), None);
+        // 31 silent members (measured 2.5 GiB, twice a run without faults: the evidence of
+        // each missing justification holds the reports that asked for it): 2.8 GiB.
+        faulty.faults = vec![keyquorum_sim::AdversaryKind::Silent];
+        let msg = refusal(&faulty, 2).expect("refused");
+        assert!(msg.contains("2.8 GiB in all"), "{msg}");
+        assert_eq!(refusal(&faulty, 3), None);
+        // The default mix: 31 x 935 / 12 bytes, rounded up, for the faults.
+        faulty.faults = keyquorum_sim::AdversaryKind::ALL.to_vec();
+        let msg = refusal(&faulty, 3).expect("refused");
+        assert!(msg.contains("2416 more"), "{msg}");
+        assert_eq!(refusal(&faulty, 4), None);
         // A reshare from 64 dealers to 256 players: 64 x 257 x 257 points, 1.9 GiB.
         let mut reshare = keyquorum_sim::SimConfig::bft(64, 1);
         reshare.reshare = true;
