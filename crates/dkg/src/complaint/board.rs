@@ -178,8 +178,8 @@ impl Proven {
 }
 
 /// What the board keeps of an accepted report besides its signed bytes: the dealers whose pairs
-/// it validated and those it complained about, which is all the later rules read (the
-/// complaints were judged on arrival). Not the decoded report: each complaint carries a
+/// it validated and those it complained about, which is all the later rules read (each
+/// complaint was judged on arrival, or skipped for a dealer already disqualified). Not the decoded report: each complaint carries a
 /// commitment of `n + 1` points, and with dealers that deal bad pairs to every player the
 /// decoded reports would hold `f n^2` points a second time beside their bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -633,8 +633,9 @@ impl<C: Curve> ComplaintBoard<C> {
         // report and excludes its author, and no dealer is convicted by it. A complaint about a
         // dealer already disqualified is authenticated above but not judged: its verdict could
         // change no one's qualification, and judging every one would let `f` dealers that deal
-        // bad pairs to everyone cost each node and the contract `f n` decryptions and proof
-        // checks instead of `f` (the complain phase skips failed dealers the same way).
+        // bad pairs to everyone cost each node and the contract `f (n - 1)` decryptions and
+        // proof checks instead of `f` (the form checks stay, a signature and a hash each; the
+        // complain phase skips failed dealers the same way).
         let mut convicted = Vec::new();
         for c in &r.complaints {
             if self.is_disqualified(c.dealer) {

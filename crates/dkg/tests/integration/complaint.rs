@@ -1108,6 +1108,19 @@ fn a_dispute_about_a_dealer_already_disqualified_is_not_judged() {
                         }),
                     );
                     assert_eq!(board.apply(&false_dispute), Ok(()));
+                    // A dispute about a pair the dealer never sent the player is still false.
+                    let unsent = SignedComplaintPost::sign(
+                        &member(6).identity,
+                        ComplaintPost::Dispute(Dispute {
+                            session: *run.ceremony.id(),
+                            player: 6,
+                            reveals: vec![(1, reveal_resent(&board, (1, 5), &mut rng))],
+                        }),
+                    );
+                    assert_eq!(
+                        board.apply(&unsent),
+                        player_fault(6, FaultKind::FalseComplaint { dealer: 1 })
+                    );
                     disputed = true;
                 }
             }
@@ -1120,11 +1133,13 @@ fn a_dispute_about_a_dealer_already_disqualified_is_not_judged() {
     };
     assert!(!output.qualified.contains(&1));
     assert!(output.qualified.contains(&5));
+    assert!(!output.qualified.contains(&6));
     let e = exclusions
         .iter()
         .find(|e| e.role == Role::Dealer && e.index == 1)
         .unwrap();
     assert_eq!(e.fault, FaultKind::BadDeal { player: 4 });
+    assert_eq!(verify_exclusion(&run.ceremony, e), Some(true));
     assert!(!exclusions.iter().any(|e| e.index == 5));
 }
 
