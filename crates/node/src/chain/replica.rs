@@ -134,15 +134,25 @@ pub struct Replica {
 
 impl Replica {
     /// A replica at the genesis of `config`, refused when `pinned` is set and is not its digest.
+    /// Without a pin the configuration the chain serves is taken, and a warning says so: the
+    /// re-execution then checks that the chain followed its own rules, not that they are the
+    /// rules this operator meant to join under (its committee size, stakes, slashing).
     pub fn new(config: ContractConfig, pinned: Option<[u8; 32]>) -> Result<Self, ReplicaError> {
         let served = config_digest(&config);
-        if let Some(pinned) = pinned
-            && pinned != served
-        {
-            return Err(ReplicaError::ConfigNotPinned {
-                served: hex::encode(served),
-                pinned: hex::encode(pinned),
-            });
+        match pinned {
+            Some(pinned) if pinned != served => {
+                return Err(ReplicaError::ConfigNotPinned {
+                    served: hex::encode(served),
+                    pinned: hex::encode(pinned),
+                });
+            }
+            Some(_) => {}
+            None => tracing::warn!(
+                digest = %hex::encode(served),
+                "no chain configuration digest pinned: re-executing the chain under the \
+                 configuration it serves; pin this digest with --chain-config-digest \
+                 (chain_config_digest in the file) to refuse a chain started with another"
+            ),
         }
         let contract =
             Contract::new(config).map_err(|e| ReplicaError::ConfigInvalid(e.to_string()))?;

@@ -1,7 +1,8 @@
 //! A node that replays history (here, with its database lost) logs what the replayed blocks
 //! held at debug level and says it in one line once it has caught up: a fault the chain
 //! recorded long ago is not a warning about now, unless it was this node's. A member of the
-//! active view whose share went with its database is warned once.
+//! active view whose share went with its database is warned once. A node re-executing a chain
+//! whose configuration it was not given warns once, naming the digest to pin.
 
 use std::sync::{Arc, Mutex};
 
@@ -93,4 +94,24 @@ fn replayed_faults_are_said_once_caught_up_and_a_lost_share_is_warned() {
     );
     // Left out of view 1 for its fault, it held no share to lose.
     assert!(!culprit.contains("holds no share"), "{culprit}");
+}
+
+/// A node re-executing the embedded chain without a pinned configuration takes the one the
+/// chain serves; it warns, naming the digest to pin. With the digest pinned it says nothing.
+#[test]
+fn a_replica_without_a_pinned_configuration_warns_with_the_digest_to_pin() {
+    use keyquorum_node::chain::replica::{Replica, config_digest};
+    let config = keyquorum_contract::config::ContractConfig::defaults("replica-pin", 4);
+    let digest = hex::encode(config_digest(&config));
+    let unpinned = logged(|| {
+        Replica::new(config.clone(), None).unwrap();
+    });
+    let line = only_line(&unpinned, "no chain configuration digest pinned");
+    assert!(line.contains(" WARN "), "{line}");
+    assert!(line.contains(&digest), "{line}");
+    assert!(line.contains("--chain-config-digest"), "{line}");
+    let pinned = logged(|| {
+        Replica::new(config.clone(), Some(config_digest(&config))).unwrap();
+    });
+    assert!(pinned.is_empty(), "{pinned}");
 }
