@@ -1908,6 +1908,16 @@ impl ReportPhase {
         )
     }
 
+    /// `player`'s complaint about a bad deal whose ciphertext has its last byte changed: the
+    /// dealer's signature no longer covers it.
+    fn complaint_with_a_changed_ciphertext(&mut self, player: u32) -> DealComplaint<Secp256k1> {
+        let deal = self.deal(player, false);
+        let mut c = complaint_of(&deal, &member(player), &mut self.rng);
+        let last = c.ciphertext.len() - 1;
+        c.ciphertext[last] ^= 1;
+        c
+    }
+
     /// Player `player`'s signed report: heard dealer 0, with `complaint`.
     fn report(
         &self,
@@ -1982,10 +1992,7 @@ fn a_complaint_about_a_dealer_already_disqualified_is_authenticated_but_not_judg
     assert_eq!(p.board.apply(&p.report(2, c)), Ok(()));
     assert!(p.board.has_report(2));
     // Its form is still checked: a ciphertext the dealer did not sign is a bad report.
-    let to_3 = p.deal(3, false);
-    let mut c = complaint_of(&to_3, &member(3), &mut p.rng);
-    let last = c.ciphertext.len() - 1;
-    c.ciphertext[last] ^= 1;
+    let c = p.complaint_with_a_changed_ciphertext(3);
     assert_eq!(
         p.board.apply(&p.report(3, c)),
         player_fault(3, FaultKind::BadReport)
@@ -2033,10 +2040,7 @@ fn complaint_with_a_ciphertext_the_dealer_did_not_sign_is_a_bad_report() {
         player_fault(2, FaultKind::BadReport)
     );
     let mut p = ReportPhase::new();
-    let to_2 = p.deal(2, false);
-    let mut c = complaint_of(&to_2, &member(2), &mut p.rng);
-    let last = c.ciphertext.len() - 1;
-    c.ciphertext[last] ^= 1;
+    let c = p.complaint_with_a_changed_ciphertext(2);
     assert_eq!(
         p.board.apply(&p.report(2, c)),
         player_fault(2, FaultKind::BadReport)
