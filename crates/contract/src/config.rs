@@ -393,8 +393,9 @@ pub struct PhaseLengths {
     /// Wait: magic block signatures; the new view starts after it.
     pub wait: u64,
     /// End a phase at the block where the last post it expects lands instead of at its
-    /// deadline (the lengths above stay the bound when someone is silent). The outcome is the
-    /// same either way; see [`Contract::end_block`](crate::Contract::end_block).
+    /// deadline (the lengths above stay the bound when someone is silent), in view ceremonies of
+    /// both variants and in the signing-key ceremony. The outcome is the same either way; see
+    /// [`Contract::end_block`](crate::Contract::end_block).
     #[serde(default = "close_early_default")]
     pub close_early: bool,
 }

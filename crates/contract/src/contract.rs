@@ -471,10 +471,14 @@ impl Contract {
     /// With [`PhaseLengths::close_early`](crate::config::PhaseLengths::close_early), a phase
     /// whose expected posts are all in ends here, at the block where the last one landed, as if
     /// its deadline were this block: the contribute, share and publish phases when the board
-    /// says so ([`Board::all_posts_in`]: every dealer's contribution; every dealer's final log
-    /// posted early; every dealer's log), the wait phase once the magic block has every
-    /// signature it needs. Nothing a later post in the phase could do changes the outcome
-    /// then, and a phase with a silent member still runs to its deadline.
+    /// says so (ack-or-reveal, [`Board::all_posts_in`]: every dealer's contribution; every
+    /// dealer's final log posted early; every dealer's log; the complaint variant and the
+    /// signing-key ceremony, [`ComplaintBoard::all_posts_in`]: every player's report, every
+    /// justification owed, every qualified dealer's Feldman values, every qualified player's
+    /// reconstruction post), the wait phase once the magic block has every signature it needs.
+    /// Nothing a later post in the phase could do changes the outcome then, and a phase with a
+    /// silent member, or one whose posts come only from players whose check failed (the
+    /// complaint variant's deal, dispute and complain phases), runs to its deadline.
     pub fn end_block(&mut self, height: u64) -> Vec<Event> {
         self.presigned.clear();
         if let Some(last) = self.state.last_block
@@ -514,11 +518,17 @@ impl Contract {
                 _ => break,
             }
         }
-        // The signing-key ceremony runs beside view changes, on its own deadlines.
-        while let Some(run) = &self.state.signing
-            && run.deadline <= height
-        {
-            let at = run.deadline;
+        // The signing-key ceremony runs beside view changes, on its own deadlines, and closes
+        // a phase early as a view's ceremony does. Each step advances its board by a phase
+        // (towards done, when the run ends), so this terminates.
+        while let Some(run) = &self.state.signing {
+            let at = if run.deadline <= height {
+                run.deadline
+            } else if self.config.phases.close_early && self.signing_phase_complete() {
+                height
+            } else {
+                break;
+            };
             self.signing_key_deadline(at, &mut events);
         }
         self.complete_leaves(&mut events);

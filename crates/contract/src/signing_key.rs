@@ -15,7 +15,8 @@
 //! reconstructions), which the contract checks for authenticity and hands to its
 //! [`ComplaintBoard`], the same board every node replicates from the `SigningKeyBoardPost` and
 //! `SigningKeyDeadline` events. The first phase (deals) lasts `phases.share` blocks, each later
-//! board phase `phases.publish`.
+//! board phase `phases.publish`; with `phases.close_early` a phase whose expected posts are all
+//! in ends at the block of the last one ([`ComplaintBoard::all_posts_in`]).
 //!
 //! # The record
 //! When the board is done, [`SigningKeyRecord::from_board`] turns its outcome into the record the

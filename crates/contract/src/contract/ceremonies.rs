@@ -440,13 +440,13 @@ impl Contract {
         match change.phase {
             ViewChangePhase::Idle => false,
             ViewChangePhase::Contribute | ViewChangePhase::Share | ViewChangePhase::Publish => {
-                // The complaint variant's phases run to their deadlines: which posts a phase
-                // expects (reports of every player, justifications of dealers with missed
-                // deals, complaints only from players whose check failed) is not all known on
-                // chain, and a phase that nobody needs to post in is exactly one to wait out.
+                // The complaint variant closes its report, justify, Feldman and reconstruct
+                // phases early; its deal, dispute and complain phases, whose posts come only
+                // from players whose check failed (or, for deals, travel off chain), run to
+                // their deadlines.
                 self.live.as_ref().is_some_and(|l| match &l.board {
                     LiveBoard::AckReveal(b) => b.all_posts_in(),
-                    LiveBoard::Complaint(_) => false,
+                    LiveBoard::Complaint(b) => b.all_posts_in(),
                 })
             }
             ViewChangePhase::Wait => change.magic.as_ref().is_some_and(|m| m.is_complete()),

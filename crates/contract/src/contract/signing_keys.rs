@@ -212,7 +212,16 @@ impl Contract {
         }])
     }
 
-    /// A board deadline of the signing-key ceremony at height `at`.
+    /// Whether the signing-key board's current phase has every post it expects
+    /// ([`ComplaintBoard::all_posts_in`]), so that it may close before its deadline.
+    pub(super) fn signing_phase_complete(&self) -> bool {
+        self.signing_live
+            .as_ref()
+            .is_some_and(|l| l.board.all_posts_in())
+    }
+
+    /// A board deadline of the signing-key ceremony at height `at`: its deadline, or the block
+    /// where its phase's last expected post landed.
     pub(super) fn signing_key_deadline(&mut self, at: u64, events: &mut Vec<Event>) {
         let (Some(run), Some(live)) = (self.state.signing.as_mut(), self.signing_live.as_mut())
         else {

@@ -432,6 +432,52 @@ impl<C: Curve> ComplaintBoard<C> {
         self.dealer_faults.contains_key(&dealer)
     }
 
+    /// Whether every post the current phase expects is on the board, so that no later post in
+    /// this phase can change the outcome and the phase may close before its deadline (the
+    /// deadline stays the bound when someone is silent). A phase expects posts from a set the
+    /// board already knows, and each member of it posts at most once:
+    /// - report: every player has an accepted report or is excluded (a refused report excludes
+    ///   its author);
+    /// - justify: every dealer some report missed has an accepted justification or is
+    ///   disqualified;
+    /// - Feldman: every qualified dealer has an accepted Feldman post or has failed;
+    /// - reconstruct: every qualified player has posted or is excluded (the signatures of
+    ///   these posts are checked at the deadline, where a bad one counts as never posted; its
+    ///   author could not post again in any case).
+    ///
+    /// The deal, dispute and complain phases never close early: deals travel off the board, and
+    /// disputes and complaints come only from players whose check failed, which the board cannot
+    /// know, so that a phase nobody posts in is exactly one that runs to its deadline.
+    pub fn all_posts_in(&self) -> bool {
+        let qualified = || self.qualification.as_ref();
+        match self.phase {
+            ComplaintBoardPhase::Report => (0..self.ceremony.n() as u32)
+                .all(|p| self.reports.contains_key(&p) || self.player_faults.contains_key(&p)),
+            ComplaintBoardPhase::Justify => self
+                .complaints
+                .keys()
+                .all(|d| self.justifications.contains_key(d) || self.dealer_faults.contains_key(d)),
+            ComplaintBoardPhase::Feldman => qualified().is_some_and(|q| {
+                q.dealers
+                    .iter()
+                    .all(|d| self.feldman.contains_key(d) || self.failed.contains_key(d))
+            }),
+            ComplaintBoardPhase::Reconstruct => qualified().is_some_and(|q| {
+                q.players.iter().all(|p| {
+                    self.player_faults.contains_key(p)
+                        || self
+                            .reconstruction_posts
+                            .iter()
+                            .any(|(d, _)| d.player == *p)
+                })
+            }),
+            ComplaintBoardPhase::Deal
+            | ComplaintBoardPhase::Dispute
+            | ComplaintBoardPhase::Complain
+            | ComplaintBoardPhase::Done => false,
+        }
+    }
+
     /// Players that missed `dealer`'s deal (fixed at the report deadline), ascending: the dealer
     /// must send their pairs again in its justification.
     pub fn missed_deals(&self, dealer: u32) -> &[u32] {

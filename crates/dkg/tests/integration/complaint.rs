@@ -149,20 +149,24 @@ fn replay<C: Curve>(run: &Run<C>, expected: &DkgOutput<C>) -> ComplaintBoard<C> 
 fn board_of<C: Curve>(run: &Run<C>) -> ComplaintBoard<C> {
     let mut board = ComplaintBoard::new(run.ceremony.clone());
     for e in &run.events {
-        match e {
-            BoardEvent::Post(p) => {
-                if let Ok(s) = SignedComplaintPost::<C>::decode(
-                    p,
-                    run.ceremony.n(),
-                    run.ceremony.dealer_count(),
-                ) {
-                    let _ = board.apply(&s);
-                }
-            }
-            BoardEvent::Deadline => board.advance(),
-        }
+        feed(&mut board, e);
     }
     board
+}
+
+/// Feeds one board event to `board`, as a node does (a post that does not decode is dropped).
+fn feed<C: Curve>(board: &mut ComplaintBoard<C>, e: &BoardEvent) {
+    match e {
+        BoardEvent::Post(p) => {
+            let ceremony = board.ceremony().clone();
+            if let Ok(s) =
+                SignedComplaintPost::<C>::decode(p, ceremony.n(), ceremony.dealer_count())
+            {
+                let _ = board.apply(&s);
+            }
+        }
+        BoardEvent::Deadline => board.advance(),
+    }
 }
 
 /// The identity of player `j`: who an exclusion names as its reporter.
@@ -2239,4 +2243,62 @@ proptest::proptest! {
         }
         check_group_secret(&run.ceremony, &outs);
     }
+}
+
+/// Replays a run's board and, wherever [`ComplaintBoard::all_posts_in`] holds, checks that the
+/// posts that came later in the same phase change nothing, so that closing the phase there
+/// gives the outcome of waiting for its deadline. Returns the phases, in order, that would have
+/// closed early.
+fn phases_closing_early<C: Curve>(run: &Run<C>) -> Vec<ComplaintBoardPhase> {
+    let mut board = ComplaintBoard::new(run.ceremony.clone());
+    let mut closed: Option<ComplaintBoard<C>> = None;
+    let mut phases = Vec::new();
+    for e in &run.events {
+        feed(&mut board, e);
+        match e {
+            BoardEvent::Post(_) => {
+                if let Some(at_close) = &closed {
+                    assert!(
+                        board == *at_close,
+                        "a post after the last expected one of {:?} changed the board",
+                        board.phase()
+                    );
+                }
+            }
+            BoardEvent::Deadline => closed = None,
+        }
+        if closed.is_none() && board.all_posts_in() {
+            phases.push(board.phase());
+            closed = Some(board.clone());
+        }
+    }
+    phases
+}
+
+#[test]
+fn phases_whose_expected_posts_are_all_in_could_close_with_the_same_outcome() {
+    use ComplaintBoardPhase::{Feldman, Justify, Reconstruct, Report};
+    let params = || Params::new(7, 5, 5).unwrap();
+    // Everyone honest, and one member posting each post twice: reports and Feldman values.
+    let run = fresh_run::<Bls12381G1>(params(), &[], honest());
+    assert_eq!(phases_closing_early(&run), vec![Report, Feldman]);
+    let twice = |i: usize, a: Action<Bls12381G1>| {
+        if i == 4 && matches!(a, Action::Post(_)) {
+            vec![a.clone(), a]
+        } else {
+            vec![a]
+        }
+    };
+    let run = fresh_run::<Bls12381G1>(params(), &[], Box::new(twice));
+    assert_eq!(phases_closing_early(&run), vec![Report, Feldman]);
+    // A silent member owes a report and a justification: only the Feldman phase closes early.
+    let run = fresh_run::<Secp256k1>(params(), &[3], honest());
+    assert_eq!(phases_closing_early(&run), vec![Feldman]);
+    // Two players claim to have missed every deal: every dealer owes a justification and
+    // posts it, then the dispute phase (which nobody needs to post in) runs to its deadline.
+    let run = fresh_run::<Secp256k1>(params(), &[], complain_about_everyone(7));
+    assert_eq!(phases_closing_early(&run), vec![Report, Justify, Feldman]);
+    // A qualified dealer withholds its Feldman values: every qualified player posts its pair.
+    let (run, _) = reconstruction_run();
+    assert_eq!(phases_closing_early(&run), vec![Report, Reconstruct]);
 }

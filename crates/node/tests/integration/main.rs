@@ -9,6 +9,7 @@ mod beacon_views;
 mod chain_replica;
 mod chain_unreachable;
 mod common;
+mod complaint_early_close;
 mod complaint_view_changes;
 mod data_dir_binding;
 mod deregistration;
