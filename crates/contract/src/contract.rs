@@ -477,8 +477,9 @@ impl Contract {
     /// justification owed, every qualified dealer's Feldman values, every qualified player's
     /// reconstruction post), the wait phase once the magic block has every signature it needs.
     /// Nothing a later post in the phase could do changes the outcome then, and a phase with a
-    /// silent member, or one whose posts come only from players whose check failed (the
-    /// complaint variant's deal, dispute and complain phases), runs to its deadline.
+    /// silent member runs to its deadline, and so do the complaint variant's deal phase (deals
+    /// travel off chain) and its dispute and complain phases (posts come only from players
+    /// whose check failed).
     pub fn end_block(&mut self, height: u64) -> Vec<Event> {
         self.presigned.clear();
         if let Some(last) = self.state.last_block

@@ -14,7 +14,8 @@
 //! transactions in blocks up to and including `D` and ends with `end_block(D)`, or earlier, with
 //! `end_block(h)` of the block `h` that brought the last post the phase expects
 //! (`phases.close_early`, see [`Contract::end_block`]): deadlines bound a phase only when
-//! someone is silent, and a view change takes as long as its work and its network. Nothing reads a
+//! someone is silent (and, in the complaint variant, the phases whose posts the chain cannot
+//! expect), and a view change takes as long as its work and its network. Nothing reads a
 //! clock, draws randomness or iterates a hash map: replaying the same blocks gives the same
 //! state and events. [`Contract::check_tx`] is a side-effect-free pre-check for a mempool and
 //! [`Contract::query`] answers the HTTP API.

@@ -441,9 +441,9 @@ impl<C: Curve> ComplaintBoard<C> {
     /// - justify: every dealer some report missed has an accepted justification or is
     ///   disqualified;
     /// - Feldman: every qualified dealer has an accepted Feldman post or has failed;
-    /// - reconstruct: every qualified player has posted or is excluded (the signatures of
-    ///   these posts are checked at the deadline, where a bad one counts as never posted; its
-    ///   author could not post again in any case).
+    /// - reconstruct: every qualified player has posted (the board refuses reconstruction posts
+    ///   from other players; the signatures of these posts are checked at the deadline, where a
+    ///   bad one counts as never posted, and its author could not post again in any case).
     ///
     /// The deal, dispute and complain phases never close early: deals travel off the board, and
     /// disputes and complaints come only from players whose check failed, which the board cannot
@@ -464,11 +464,9 @@ impl<C: Curve> ComplaintBoard<C> {
             }),
             ComplaintBoardPhase::Reconstruct => qualified().is_some_and(|q| {
                 q.players.iter().all(|p| {
-                    self.player_faults.contains_key(p)
-                        || self
-                            .reconstruction_posts
-                            .iter()
-                            .any(|(d, _)| d.player == *p)
+                    self.reconstruction_posts
+                        .iter()
+                        .any(|(d, _)| d.player == *p)
                 })
             }),
             ComplaintBoardPhase::Deal
@@ -562,6 +560,12 @@ impl<C: Curve> ComplaintBoard<C> {
             }
             ComplaintPost::Reconstruction(d) => {
                 self.expect_phase(ComplaintBoardPhase::Reconstruct)?;
+                // Only qualified players disclose for reconstruction (seed 003 step 7); a player
+                // outside the qualified set is excluded from this key and holds no pair that
+                // counts. The phase expects exactly these posts (`all_posts_in`).
+                if !self.is_qualified_player(d.player) {
+                    return Err(ComplaintBoardError::Excluded(Role::Player, d.player));
+                }
                 self.store_disclosure(d, bytes, false)
             }
         }
@@ -815,6 +819,12 @@ impl<C: Curve> ComplaintBoard<C> {
         });
         self.justifications.insert(d, (j.clone(), bytes));
         Ok(())
+    }
+
+    fn is_qualified_player(&self, player: u32) -> bool {
+        self.qualification
+            .as_ref()
+            .is_some_and(|q| q.players.binary_search(&player).is_ok())
     }
 
     fn is_qualified_dealer(&self, dealer: u32) -> bool {

@@ -2248,16 +2248,18 @@ proptest::proptest! {
 /// Replays a run's board and, wherever [`ComplaintBoard::all_posts_in`] holds, checks that the
 /// posts that came later in the same phase change nothing, so that closing the phase there
 /// gives the outcome of waiting for its deadline. Returns the phases, in order, that would have
-/// closed early.
-fn phases_closing_early<C: Curve>(run: &Run<C>) -> Vec<ComplaintBoardPhase> {
+/// closed early, and how many posts came after such a close.
+fn phases_closing_early<C: Curve>(run: &Run<C>) -> (Vec<ComplaintBoardPhase>, usize) {
     let mut board = ComplaintBoard::new(run.ceremony.clone());
     let mut closed: Option<ComplaintBoard<C>> = None;
     let mut phases = Vec::new();
+    let mut after_close = 0;
     for e in &run.events {
         feed(&mut board, e);
         match e {
             BoardEvent::Post(_) => {
                 if let Some(at_close) = &closed {
+                    after_close += 1;
                     assert!(
                         board == *at_close,
                         "a post after the last expected one of {:?} changed the board",
@@ -2272,33 +2274,81 @@ fn phases_closing_early<C: Curve>(run: &Run<C>) -> Vec<ComplaintBoardPhase> {
             closed = Some(board.clone());
         }
     }
-    phases
+    (phases, after_close)
 }
 
 #[test]
 fn phases_whose_expected_posts_are_all_in_could_close_with_the_same_outcome() {
     use ComplaintBoardPhase::{Feldman, Justify, Reconstruct, Report};
     let params = || Params::new(7, 5, 5).unwrap();
-    // Everyone honest, and one member posting each post twice: reports and Feldman values.
     let run = fresh_run::<Bls12381G1>(params(), &[], honest());
-    assert_eq!(phases_closing_early(&run), vec![Report, Feldman]);
+    assert_eq!(phases_closing_early(&run), (vec![Report, Feldman], 0));
+    // The last member to post posts everything twice: each copy comes after its phase's last
+    // expected post, and changes nothing.
     let twice = |i: usize, a: Action<Bls12381G1>| {
-        if i == 4 && matches!(a, Action::Post(_)) {
+        if i == 6 && matches!(a, Action::Post(_)) {
             vec![a.clone(), a]
         } else {
             vec![a]
         }
     };
     let run = fresh_run::<Bls12381G1>(params(), &[], Box::new(twice));
-    assert_eq!(phases_closing_early(&run), vec![Report, Feldman]);
+    assert_eq!(phases_closing_early(&run), (vec![Report, Feldman], 2));
     // A silent member owes a report and a justification: only the Feldman phase closes early.
     let run = fresh_run::<Secp256k1>(params(), &[3], honest());
-    assert_eq!(phases_closing_early(&run), vec![Feldman]);
+    assert_eq!(phases_closing_early(&run).0, vec![Feldman]);
     // Two players claim to have missed every deal: every dealer owes a justification and
     // posts it, then the dispute phase (which nobody needs to post in) runs to its deadline.
     let run = fresh_run::<Secp256k1>(params(), &[], complain_about_everyone(7));
-    assert_eq!(phases_closing_early(&run), vec![Report, Justify, Feldman]);
+    assert_eq!(phases_closing_early(&run).0, vec![Report, Justify, Feldman]);
     // A qualified dealer withholds its Feldman values: every qualified player posts its pair.
     let (run, _) = reconstruction_run();
-    assert_eq!(phases_closing_early(&run), vec![Report, Reconstruct]);
+    assert_eq!(phases_closing_early(&run).0, vec![Report, Reconstruct]);
+}
+
+/// Reconstruction posts come from the qualified players, the set the reconstruct phase waits
+/// for: one from a player outside it is refused and changes nothing, so it cannot come after
+/// the phase closed early and count where it would have counted before the deadline.
+#[test]
+fn a_reconstruction_post_from_a_player_outside_the_qualified_set_is_refused() {
+    // Member 3 is silent (outside the qualified set); dealer 2 withholds its Feldman values.
+    let tamper = |i: usize, a: Action<Bls12381G1>| {
+        if i == 2 && is_post_of(&a, |p| matches!(p, ComplaintPost::Feldman(_))) {
+            vec![]
+        } else {
+            vec![a]
+        }
+    };
+    let run = fresh_run::<Bls12381G1>(Params::new(7, 5, 5).unwrap(), &[3], Box::new(tamper));
+    let mut board = ComplaintBoard::new(run.ceremony.clone());
+    for e in &run.events {
+        feed(&mut board, e);
+        if board.phase() == ComplaintBoardPhase::Reconstruct {
+            break;
+        }
+    }
+    assert_eq!(board.phase(), ComplaintBoardPhase::Reconstruct);
+    assert_eq!(
+        board.qualification().unwrap().players,
+        vec![0, 1, 2, 4, 5, 6]
+    );
+    let post = |player: u32| {
+        SignedComplaintPost::sign(
+            &member(player).identity,
+            ComplaintPost::<Bls12381G1>::Reconstruction(Disclosure {
+                session: *run.ceremony.id(),
+                player,
+                shares: vec![(2, <Bls12381G1 as Curve>::Scalar::ONE, Field::ZERO)],
+                commitments: vec![],
+            }),
+        )
+    };
+    let before = board.clone();
+    assert_eq!(
+        board.apply(&post(3)),
+        Err(ComplaintBoardError::Excluded(Role::Player, 3))
+    );
+    assert!(board == before);
+    // A qualified player's post is taken (its pair is judged at the deadline).
+    assert_eq!(board.apply(&post(4)), Ok(()));
 }
