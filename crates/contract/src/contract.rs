@@ -473,13 +473,13 @@ impl Contract {
     /// its deadline were this block: the contribute, share and publish phases when the board
     /// says so (ack-or-reveal, [`Board::all_posts_in`]: every dealer's contribution; every
     /// dealer's final log posted early; every dealer's log; the complaint variant and the
-    /// signing-key ceremony, [`ComplaintBoard::all_posts_in`]: every player's report, every
-    /// justification owed, every qualified dealer's Feldman values, every qualified player's
-    /// reconstruction post), the wait phase once the magic block has every signature it needs.
-    /// Nothing a later post in the phase could do changes the outcome then, and a phase with a
-    /// silent member runs to its deadline, and so do the complaint variant's deal phase (deals
-    /// travel off chain) and its dispute and complain phases (posts come only from players
-    /// whose check failed).
+    /// signing-key ceremony, [`ComplaintBoard::all_posts_in`]: every player's report, in the
+    /// deal phase (a player reports as soon as every deal verified) and the report phase,
+    /// every justification owed, every qualified dealer's Feldman values, every qualified
+    /// player's reconstruction post), the wait phase once the magic block has every signature
+    /// it needs. Nothing a later post in the phase could do changes the outcome then, and a
+    /// phase with a silent member runs to its deadline, and so do the complaint variant's
+    /// dispute and complain phases (posts come only from players whose check failed).
     pub fn end_block(&mut self, height: u64) -> Vec<Event> {
         self.presigned.clear();
         if let Some(last) = self.state.last_block

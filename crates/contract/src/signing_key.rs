@@ -16,7 +16,8 @@
 //! [`ComplaintBoard`], the same board every node replicates from the `SigningKeyBoardPost` and
 //! `SigningKeyDeadline` events. The first phase (deals) lasts `phases.share` blocks, each later
 //! board phase `phases.publish`; with `phases.close_early` a phase whose expected posts are all
-//! in ends at the block of the last one ([`ComplaintBoard::all_posts_in`]).
+//! in ends at the block of the last one ([`ComplaintBoard::all_posts_in`]): the deal phase too,
+//! once every member has reported, which it does as soon as every deal it got verified.
 //!
 //! # The record
 //! When the board is done, [`SigningKeyRecord::from_board`] turns its outcome into the record the

@@ -440,10 +440,10 @@ impl Contract {
         match change.phase {
             ViewChangePhase::Idle => false,
             ViewChangePhase::Contribute | ViewChangePhase::Share | ViewChangePhase::Publish => {
-                // The complaint variant closes its report, justify, Feldman and reconstruct
-                // phases early; its deal, dispute and complain phases, whose posts come only
-                // from players whose check failed (or, for deals, travel off chain), run to
-                // their deadlines.
+                // The complaint variant closes its deal and report phases with the last
+                // report, and its justify, Feldman and reconstruct phases with their last
+                // expected post; its dispute and complain phases, whose posts come only from
+                // players whose check failed, run to their deadlines.
                 self.live.as_ref().is_some_and(|l| match &l.board {
                     LiveBoard::AckReveal(b) => b.all_posts_in(),
                     LiveBoard::Complaint(b) => b.all_posts_in(),

@@ -11,7 +11,7 @@
 //!
 //! | phase | posts accepted | at the deadline |
 //! |---|---|---|
-//! | [`Deal`](ComplaintBoardPhase::Deal) | none | - |
+//! | [`Deal`](ComplaintBoardPhase::Deal) | [`Report`] (honest players post one here once every deal verified) | - |
 //! | [`Report`](ComplaintBoardPhase::Report) | [`Report`] (complaints judged as they arrive) | missed deals fixed |
 //! | [`Justify`](ComplaintBoardPhase::Justify) | [`Justification`] | missed deals not sent again disqualify; qualification unless a deal was sent again |
 //! | [`Dispute`](ComplaintBoardPhase::Dispute) | [`Dispute`] (judged as they arrive) | qualification |
@@ -89,9 +89,9 @@ use crate::identity::{IdentityPublicKey, IdentitySignature, Purpose, SIGNATURE_L
 /// Phases of the complaint variant's board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ComplaintBoardPhase {
-    /// Dealers send deals off the board.
+    /// Dealers send deals off the board; a player that verified every deal reports already.
     Deal,
-    /// Players post reports.
+    /// Players post reports (the rest of them).
     Report,
     /// Dealers send missed deals again, on the board.
     Justify,
@@ -436,8 +436,10 @@ impl<C: Curve> ComplaintBoard<C> {
     /// this phase can change the outcome and the phase may close before its deadline (the
     /// deadline stays the bound when someone is silent). A phase expects posts from a set the
     /// board already knows, and each member of it posts at most once:
-    /// - report: every player has an accepted report or is excluded (a refused report excludes
-    ///   its author);
+    /// - deal and report: every player has an accepted report or is excluded (a refused report
+    ///   excludes its author). A player reports in the deal phase once it holds a verified pair
+    ///   from every dealer, so on the happy path the deal phase ends with its last report, and
+    ///   the report phase at the next block;
     /// - justify: every dealer some report missed has an accepted justification or is
     ///   disqualified;
     /// - Feldman: every qualified dealer has an accepted Feldman post or has failed;
@@ -445,13 +447,15 @@ impl<C: Curve> ComplaintBoard<C> {
     ///   from other players; the signatures of these posts are checked at the deadline, where a
     ///   bad one counts as never posted, and its author could not post again in any case).
     ///
-    /// The deal, dispute and complain phases never close early: deals travel off the board, and
-    /// disputes and complaints come only from players whose check failed, which the board cannot
-    /// know, so that a phase nobody posts in is exactly one that runs to its deadline.
+    /// The dispute and complain phases never close early: disputes and complaints come only from
+    /// players whose check failed, which the board cannot know, so that a phase nobody posts in
+    /// is exactly one that runs to its deadline. A player missing a deal reports at the deal
+    /// deadline, which then bounds the deal phase as before.
     pub fn all_posts_in(&self) -> bool {
         let qualified = || self.qualification.as_ref();
         match self.phase {
-            ComplaintBoardPhase::Report => (0..self.ceremony.n() as u32)
+            ComplaintBoardPhase::Deal | ComplaintBoardPhase::Report => (0..self.ceremony.n()
+                as u32)
                 .all(|p| self.reports.contains_key(&p) || self.player_faults.contains_key(&p)),
             ComplaintBoardPhase::Justify => self
                 .complaints
@@ -469,8 +473,7 @@ impl<C: Curve> ComplaintBoard<C> {
                         .any(|(d, _)| d.player == *p)
                 })
             }),
-            ComplaintBoardPhase::Deal
-            | ComplaintBoardPhase::Dispute
+            ComplaintBoardPhase::Dispute
             | ComplaintBoardPhase::Complain
             | ComplaintBoardPhase::Done => false,
         }
@@ -644,7 +647,11 @@ impl<C: Curve> ComplaintBoard<C> {
     }
 
     fn apply_report(&mut self, r: &Report<C>, bytes: Signed) -> Result<(), ComplaintBoardError> {
-        self.expect_phase(ComplaintBoardPhase::Report)?;
+        // A player that verified every dealer's deal reports before the deal deadline; the
+        // report is judged the same either way (it depends on no other post of the phase).
+        if self.phase != ComplaintBoardPhase::Deal {
+            self.expect_phase(ComplaintBoardPhase::Report)?;
+        }
         if self.reports.contains_key(&r.player) {
             return Err(ComplaintBoardError::Duplicate);
         }

@@ -28,13 +28,16 @@
 //!    Fiat-Shamir seed, as in [`crate::board`]). Commitments do not go on the board (seed 003,
 //!    step 3), so a dealer could show different ones to different players.
 //! 2. **Report** (posts). Every player posts, for each dealer it heard from, the hash and the
-//!    dealer's signature on it, and which dealers' pairs verified. Two different signed hashes of
+//!    dealer's signature on it, and which dealers' pairs verified: at the deal deadline, or
+//!    as soon as it holds a verified pair from every dealer, since no later deal could change
+//!    that report (the board takes reports in the deal phase too). Two different signed hashes of
 //!    one dealer (in any reports) are self-contained proof of equivocation: the dealer is
 //!    disqualified with both statements as evidence ([`verify_equivocation`]). A player that
 //!    received two deals under different signed commitments from one dealer reports the first
 //!    and adds the second statement to its report (`Report::conflicting`, at most one), which
-//!    convicts the dealer the same way. For a signed deal
-//!    whose pair does not verify the player posts a verifiable complaint
+//!    convicts the dealer the same way (a second deal that comes after the report is dropped:
+//!    the player holds its pair from the first, so the second can no longer change its share).
+//!    For a signed deal whose pair does not verify the player posts a verifiable complaint
 //!    ([`DealComplaint`]): the commitment and the dealer-signed
 //!    ciphertext from the deal, and the Diffie-Hellman value of that one ciphertext with a
 //!    Chaum-Pedersen proof that it is the right one. The board judges it on arrival, from the
@@ -91,7 +94,10 @@
 //! The justify phase is skipped when no deal was missed, the dispute phase when no deal was sent
 //! again, and the reconstruct phase when no
 //! qualified dealer failed, so the happy path has four deadlines (deal, report, Feldman,
-//! complain).
+//! complain). A coordinator that closes a phase once every post it expects is in
+//! ([`ComplaintBoard::all_posts_in`]) ends the deal and report phases with the last report and
+//! the Feldman phase with the last Feldman post, so that the happy path waits out the complain
+//! deadline alone.
 //!
 //! # Verifiable complaints and false complainers
 //! GJKR (step 1(b)-(c)) settles a complaint by having the dealer publish the complainer's share.
@@ -482,6 +488,15 @@ impl<C: Curve> ComplaintParticipant<C> {
             return malformed("deal for another session, player or dealer".into());
         }
         if p.reported {
+            // A copy of a deal the report already took (a retransmission, or a pull answered
+            // after the report went out early) is no fault.
+            if p.pairs.contains_key(&deal.dealer)
+                && p.heard
+                    .get(&deal.dealer)
+                    .is_some_and(|h| h.hash == deal.statement().hash)
+            {
+                return Vec::new();
+            }
             // The report is posted; a late deal is answered by the justification instead.
             return malformed("deal after the report".into());
         }
@@ -570,7 +585,7 @@ impl<C: Curve> ComplaintParticipant<C> {
             (Some(pair), _) => {
                 p.complaints.remove(&deal.dealer);
                 p.pairs.insert(deal.dealer, pair);
-                Vec::new()
+                self.report_once_every_deal_verified()
             }
             (None, complaint) => {
                 p.complaints.extend(complaint.map(|c| (deal.dealer, c)));
@@ -667,10 +682,31 @@ impl<C: Curve> ComplaintParticipant<C> {
         )]
     }
 
+    /// Posts the report before the deal deadline once a verified pair from every dealer is in:
+    /// nothing that could still arrive would change it (a later deal from a dealer already
+    /// verified is dropped), and the board closes the deal phase once every player has
+    /// reported ([`ComplaintBoard::all_posts_in`]). A player missing a deal, or holding a bad
+    /// one, waits for the deadline as before, since the missing deal may still come.
+    fn report_once_every_deal_verified(&mut self) -> Vec<Action<C>> {
+        let every_deal_verified = self
+            .player
+            .as_ref()
+            .is_some_and(|p| !p.reported && p.pairs.len() == self.ceremony.dealer_count());
+        if every_deal_verified && self.board.phase() == ComplaintBoardPhase::Deal {
+            self.post_report()
+        } else {
+            Vec::new()
+        }
+    }
+
     fn post_report(&mut self) -> Vec<Action<C>> {
         let Some(p) = &mut self.player else {
             return Vec::new();
         };
+        if p.reported {
+            // Posted early, when every deal had verified (above).
+            return Vec::new();
+        }
         p.reported = true;
         let report = Report {
             session: *self.ceremony.id(),

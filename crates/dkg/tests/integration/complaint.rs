@@ -1733,6 +1733,108 @@ fn whole_deal_signature_matters_only_for_bad_pairs_and_senders_must_be_dealers()
     assert!(p2.verified_dealers().is_empty());
 }
 
+/// A player reports as soon as it holds a verified pair from every dealer, before the deal
+/// deadline, and only once; a player still missing a deal, or holding a bad one, waits for the
+/// deadline, when the missing deal may yet have come. A copy of a deal the early report took is
+/// no fault.
+#[test]
+fn a_player_that_verified_every_deal_reports_before_the_deal_deadline() {
+    let params = Params::new(4, 3, 3).unwrap();
+    let members: Vec<MemberKeys> = (0..4).map(member).collect();
+    let ceremony = Ceremony::new(config::<Secp256k1>(&members, params)).unwrap();
+    let mut nodes = nodes(&ceremony, members, vec![None; 4]);
+    // Every dealer's deal to each player (a dealer's deal to itself it handles at once).
+    let mut deals: Vec<Vec<Input>> = vec![Vec::new(); 4];
+    for (i, node) in nodes.iter_mut().enumerate() {
+        for a in node.handle(Input::Start) {
+            if let Action::Send { to, payload } = a {
+                let j = (0..4)
+                    .find(|j| *member(*j).identity.public() == to)
+                    .unwrap();
+                deals[j as usize].push(Input::Message {
+                    from: member(i as u32).identity.public().clone(),
+                    payload,
+                });
+            }
+        }
+    }
+    let reports = |actions: &[Action<Secp256k1>]| -> Vec<Report<Secp256k1>> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Post(bytes) => match SignedComplaintPost::decode(bytes, 4, 4).unwrap().post
+                {
+                    ComplaintPost::Report(r) => Some(r),
+                    other => panic!("unexpected post {other:?}"),
+                },
+                Action::Observed(o) => panic!("unexpected observation {o:?}"),
+                _ => None,
+            })
+            .collect()
+    };
+
+    // Player 0 holds its own pair; the report goes out with the third dealer's deal.
+    let (last, first) = deals[0].split_last().unwrap();
+    assert_eq!(first.len(), 2);
+    for d in first {
+        assert!(reports(&nodes[0].handle(d.clone())).is_empty());
+    }
+    let early = reports(&nodes[0].handle(last.clone()));
+    assert_eq!(early.len(), 1);
+    assert_eq!(early[0].valid, vec![0, 1, 2, 3]);
+    assert!(early[0].complaints.is_empty());
+    // The same deal again, and the deal deadline, post nothing more.
+    assert!(reports(&nodes[0].handle(last.clone())).is_empty());
+    assert!(reports(&nodes[0].handle(Input::Deadline)).is_empty());
+
+    // Player 1 never gets dealer 3's deal: it reports at the deal deadline, without it.
+    for d in deals[1].iter().filter(
+        |d| !matches!(d, Input::Message { from, .. } if from == member(3).identity.public()),
+    ) {
+        assert!(reports(&nodes[1].handle(d.clone())).is_empty());
+    }
+    let at_deadline = reports(&nodes[1].handle(Input::Deadline));
+    assert_eq!(at_deadline.len(), 1);
+    assert_eq!(at_deadline[0].valid, vec![0, 1, 2]);
+
+    // Player 2 gets a bad pair from dealer 3 (which it would complain about): it waits for the
+    // deadline too, since the dealer's good deal may still follow.
+    let corrupted = |input: &Input| match input {
+        Input::Message { from, payload } if from == member(3).identity.public() => {
+            let mut deal = Deal::<Secp256k1>::decode(payload, 4).unwrap();
+            let signed = SignedPedersen::new(
+                &member(3).identity,
+                ceremony.id(),
+                3,
+                deal.commitment.clone(),
+            );
+            let key = ceremony.verifiable_key(2).unwrap();
+            deal = seal_deal(
+                &member(3).identity,
+                ceremony.id(),
+                &signed,
+                (2, key),
+                &<Secp256k1 as Curve>::Scalar::ONE,
+                &<Secp256k1 as Curve>::Scalar::ONE,
+                &mut ChaCha20Rng::seed_from_u64(5),
+            );
+            Input::Message {
+                from: from.clone(),
+                payload: deal.encode(),
+            }
+        }
+        other => other.clone(),
+    };
+    for d in &deals[2] {
+        let actions = nodes[2].handle(corrupted(d));
+        assert!(actions.iter().all(|a| !matches!(a, Action::Post(_))));
+    }
+    let at_deadline = reports(&nodes[2].handle(Input::Deadline));
+    assert_eq!(at_deadline.len(), 1);
+    assert_eq!(at_deadline[0].valid, vec![0, 1, 2]);
+    assert_eq!(at_deadline[0].complaints.len(), 1);
+}
+
 /// Players 5 and 6 claim they hold no valid pair from any other dealer (a false complaint each).
 fn complain_about_everyone<C: Curve>(n: usize) -> Tamper<'static, C> {
     let keys = [member(5).identity, member(6).identity];
@@ -2279,31 +2381,40 @@ fn phases_closing_early<C: Curve>(run: &Run<C>) -> (Vec<ComplaintBoardPhase>, us
 
 #[test]
 fn phases_whose_expected_posts_are_all_in_could_close_with_the_same_outcome() {
-    use ComplaintBoardPhase::{Feldman, Justify, Reconstruct, Report};
+    use ComplaintBoardPhase::{Deal, Feldman, Justify, Reconstruct, Report};
     let params = || Params::new(7, 5, 5).unwrap();
     let run = fresh_run::<Bls12381G1>(params(), &[], honest());
-    assert_eq!(phases_closing_early(&run), (vec![Report, Feldman], 0));
-    // The last member to post posts everything twice: each copy comes after its phase's last
-    // expected post, and changes nothing.
-    let twice = |i: usize, a: Action<Bls12381G1>| {
-        if i == 6 && matches!(a, Action::Post(_)) {
+    // Every player verifies every deal and reports in the deal phase, which closes with the
+    // last report; the report phase then has all its posts at once.
+    assert_eq!(phases_closing_early(&run), (vec![Deal, Report, Feldman], 0));
+    // Every member posts everything twice, each copy right after its original: the copy of
+    // each early-closing phase's last post comes after the close, and changes nothing.
+    let twice = |_: usize, a: Action<Bls12381G1>| {
+        if matches!(a, Action::Post(_)) {
             vec![a.clone(), a]
         } else {
             vec![a]
         }
     };
     let run = fresh_run::<Bls12381G1>(params(), &[], Box::new(twice));
-    assert_eq!(phases_closing_early(&run), (vec![Report, Feldman], 2));
-    // A silent member owes a report and a justification: only the Feldman phase closes early.
+    assert_eq!(phases_closing_early(&run), (vec![Deal, Report, Feldman], 2));
+    // A silent member owes a report and a justification, and nobody holds its deal to report
+    // early: only the Feldman phase closes early.
     let run = fresh_run::<Secp256k1>(params(), &[3], honest());
     assert_eq!(phases_closing_early(&run).0, vec![Feldman]);
     // Two players claim to have missed every deal: every dealer owes a justification and
     // posts it, then the dispute phase (which nobody needs to post in) runs to its deadline.
     let run = fresh_run::<Secp256k1>(params(), &[], complain_about_everyone(7));
-    assert_eq!(phases_closing_early(&run).0, vec![Report, Justify, Feldman]);
+    assert_eq!(
+        phases_closing_early(&run).0,
+        vec![Deal, Report, Justify, Feldman]
+    );
     // A qualified dealer withholds its Feldman values: every qualified player posts its pair.
     let (run, _) = reconstruction_run();
-    assert_eq!(phases_closing_early(&run).0, vec![Report, Reconstruct]);
+    assert_eq!(
+        phases_closing_early(&run).0,
+        vec![Deal, Report, Reconstruct]
+    );
 }
 
 /// Reconstruction posts come from the qualified players, the set the reconstruct phase waits

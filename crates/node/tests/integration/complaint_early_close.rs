@@ -1,8 +1,9 @@
 //! The complaint variant's phases close early, in a view's ceremony (`variant = complaint`) and in
-//! a view's signing-key ceremony: the report and Feldman phases end at the block of their last
-//! expected post, the deal and complain phases (whose posts the chain cannot expect) run to
-//! their deadlines, a phase a silent member owes a post in runs to its deadline, and the
-//! outcome is the one of a chain that waits every deadline out.
+//! a view's signing-key ceremony: the deal and report phases end at the block of the last
+//! report (players report as soon as every deal verified), the Feldman phase at the block of
+//! its last post, the complain phase (whose posts the chain cannot expect) runs to its
+//! deadline, a phase a silent member owes a post in runs to its deadline, and the outcome is
+//! the one of a chain that waits every deadline out.
 
 use keyquorum_contract::config::{DkgVariant, KeyMode, SigningKeyConfig};
 use keyquorum_contract::signing_key::{SigningCurve, SigningKeyRecord};
@@ -253,15 +254,16 @@ fn closed_early((end, deadline): (u64, u64), last_post: u64) {
 }
 
 #[test]
-fn report_and_feldman_phases_close_at_their_last_post_and_the_others_run_to_their_deadlines() {
+fn deal_report_and_feldman_phases_close_at_their_last_post_and_complaints_wait_for_the_deadline() {
     let h = run(true, false);
 
     let v = view_phases(&h);
     let ends = v.ends();
     assert_eq!(ends.len(), 4, "deal, report, Feldman and complain phases");
-    // Deals travel off chain: the deal phase runs to its deadline.
-    ran_to_deadline(ends[0]);
-    // Every report in: the report phase ends at the block of the last one.
+    // Deals travel off chain, but every player reports once every deal verified, and the
+    // deal phase ends with the last report; the report phase, with every report in, in the
+    // same block.
+    closed_early(ends[0], v.last_report);
     closed_early(ends[1], v.last_report);
     // Every qualified dealer's Feldman values in: the same.
     closed_early(ends[2], v.last_feldman);
@@ -270,7 +272,7 @@ fn report_and_feldman_phases_close_at_their_last_post_and_the_others_run_to_thei
 
     let s = signing_phases(&h);
     assert_eq!(s.ends.len(), 4, "deal, report, Feldman and complain phases");
-    ran_to_deadline(s.ends[0]);
+    closed_early(s.ends[0], s.last_report);
     closed_early(s.ends[1], s.last_report);
     closed_early(s.ends[2], s.last_feldman);
     ran_to_deadline(s.ends[3]);
@@ -304,8 +306,9 @@ fn without_early_close_every_phase_runs_to_its_deadline_with_the_same_outcome() 
 fn a_silent_member_keeps_the_view_phases_it_owes_a_post_in_open() {
     let h = run(true, true);
 
-    // The silent member's report never comes: the report phase runs to its deadline. It dealt
-    // nothing either, so the others ask it for their deals (justify), which it never answers.
+    // The silent member dealt nothing, so nobody reports before the deal deadline, and its
+    // report never comes: the deal and report phases run to their deadlines. The others ask
+    // it for their deals (justify), which it never answers.
     let v = view_phases(&h);
     let ends = v.ends();
     assert_eq!(
@@ -322,6 +325,7 @@ fn a_silent_member_keeps_the_view_phases_it_owes_a_post_in_open() {
 
     // It is not in view 1, so view 1's signing-key ceremony has nobody silent.
     let s = signing_phases(&h);
+    closed_early(s.ends[0], s.last_report);
     closed_early(s.ends[1], s.last_report);
     let key = created(&h).expect("made");
     assert_eq!(key.members.len(), N - 1);
@@ -337,6 +341,7 @@ fn a_withheld_justification_and_a_missing_feldman_post_keep_their_phases_open() 
         6,
         "deal, report, justify, Feldman, complain and reconstruct phases"
     );
+    // Dealer 1 withholds a deal, so the player without it reports at the deal deadline.
     ran_to_deadline(s.ends[0]);
     closed_early(s.ends[1], s.last_report);
     // Dealer 1 owes a justification it never posts.

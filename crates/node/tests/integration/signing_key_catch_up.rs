@@ -3,7 +3,8 @@
 //! dealt with a seed it no longer has. Down while the ceremony started, on its own database, it
 //! did not deal: it joins, its deals and posts count and it holds a share of the key. With a
 //! new database in the deal phase, whose deals leave no trace on the board yet, it may have
-//! dealt before its database was lost: it sits out and nobody is slashed for misbehaviour.
+//! dealt before its database was lost: it sits out and nobody is slashed for misbehaviour (its
+//! report, made at once since every deal verified, is lost with it).
 
 use keyquorum_contract::config::{KeyMode, SigningKeyConfig};
 use keyquorum_contract::signing_key::SigningKeyRecord;
@@ -122,6 +123,20 @@ fn a_member_with_a_new_database_in_the_signing_key_deal_phase_sits_it_out() {
     // It dealt as the ceremony started; its database is lost before any report names it.
     let sent = h.sent[AWAY].len();
     assert!(sent >= N - 1, "it dealt");
+    // Every deal to it verified, so it reported at once; the crash takes that report with it
+    // before it reaches the chain.
+    let unsent: Vec<TxBody> = h
+        .pending
+        .iter()
+        .filter(|(i, _)| *i == AWAY)
+        .map(|(_, tx)| tx.clone())
+        .collect();
+    assert!(
+        matches!(&unsent[..], [TxBody::SigningKeyPost { .. }]),
+        "{unsent:?}"
+    );
+    h.pending.retain(|(i, _)| *i != AWAY);
+    let posted = signing_posts(&h, AWAY);
     h.restart_with_lost_database(AWAY);
     let rec = h.driver(AWAY).state().signing_ceremony.clone();
     assert_eq!(rec.map(|r| r.seat), Some(Seat::SittingOut));
@@ -157,9 +172,9 @@ fn a_member_with_a_new_database_in_the_signing_key_deal_phase_sits_it_out() {
 
     h.run_until(100, |h| created(h).is_some());
     let key = created(&h).unwrap();
-    // No second deal with another commitment (that would be equivocation), no posts.
+    // No second deal with another commitment (that would be equivocation), no more posts.
     assert_eq!(h.sent[AWAY].len(), sent, "it dealt again");
-    assert_eq!(signing_posts(&h, AWAY), 0);
+    assert_eq!(signing_posts(&h, AWAY), posted);
     assert!(!key.qualified.contains(&position(&h, &key, AWAY)));
     // It checked the chain's key against the board it followed and holds no share.
     let (held, share) = h.driver(AWAY).signing_key(1).unwrap().unwrap();
