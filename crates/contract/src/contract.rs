@@ -476,10 +476,11 @@ impl Contract {
     /// signing-key ceremony, [`ComplaintBoard::all_posts_in`]: every player's report, in the
     /// deal phase (a player reports as soon as every deal verified) and the report phase,
     /// every justification owed, every qualified dealer's Feldman values, every qualified
-    /// player's reconstruction post), the wait phase once the magic block has every signature
-    /// it needs. Nothing a later post in the phase could do changes the outcome then, and a
-    /// phase with a silent member runs to its deadline, and so do the complaint variant's
-    /// dispute and complain phases (posts come only from players whose check failed).
+    /// player's complaint (empty for none) and reconstruction post), the wait phase once the
+    /// magic block has every signature it needs. Nothing a later post in the phase could do
+    /// changes the outcome then, and a phase with a silent member runs to its deadline, and so
+    /// does the complaint variant's dispute phase (posts come only from players whose check of
+    /// a pair sent again failed).
     pub fn end_block(&mut self, height: u64) -> Vec<Event> {
         self.presigned.clear();
         if let Some(last) = self.state.last_block

@@ -322,7 +322,7 @@ pub enum Event {
         /// The key it reshares (lifetime `chain`); absent for a new key.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reshare: Option<crate::signing_key::SigningKeyReshare>,
-        /// Last block of the deal phase.
+        /// The deal phase's deadline (it ends earlier once every member has reported).
         deadline: u64,
     },
     /// A post the signing-key ceremony's board took, in chain order (`accepted` false: refused

@@ -441,9 +441,9 @@ impl Contract {
             ViewChangePhase::Idle => false,
             ViewChangePhase::Contribute | ViewChangePhase::Share | ViewChangePhase::Publish => {
                 // The complaint variant closes its deal and report phases with the last
-                // report, and its justify, Feldman and reconstruct phases with their last
-                // expected post; its dispute and complain phases, whose posts come only from
-                // players whose check failed, run to their deadlines.
+                // report, and its justify, Feldman, complain and reconstruct phases with their
+                // last expected post; its dispute phase, whose posts come only from players
+                // whose check of a pair sent again failed, runs to its deadline.
                 self.live.as_ref().is_some_and(|l| match &l.board {
                     LiveBoard::AckReveal(b) => b.all_posts_in(),
                     LiveBoard::Complaint(b) => b.all_posts_in(),

@@ -16,7 +16,7 @@
 //! | [`Justify`](ComplaintBoardPhase::Justify) | [`Justification`] | missed deals not sent again disqualify; qualification unless a deal was sent again |
 //! | [`Dispute`](ComplaintBoardPhase::Dispute) | [`Dispute`] (judged as they arrive) | qualification |
 //! | [`Feldman`](ComplaintBoardPhase::Feldman) | [`FeldmanPost`] | - |
-//! | [`Complain`](ComplaintBoardPhase::Complain) | [`Disclosure`] (complaints) | failed qualified dealers |
+//! | [`Complain`](ComplaintBoardPhase::Complain) | [`Disclosure`] (complaints, from qualified players; empty for none) | failed qualified dealers |
 //! | [`Reconstruct`](ComplaintBoardPhase::Reconstruct) | [`Disclosure`] (pairs; signatures checked at the deadline) | the posts' signatures in one batch; interpolation; outcome |
 //!
 //! The justify phase is skipped when no deal was missed, the dispute phase when no deal was sent
@@ -439,17 +439,20 @@ impl<C: Curve> ComplaintBoard<C> {
     /// - deal and report: every player has an accepted report or is excluded (a refused report
     ///   excludes its author). A player reports in the deal phase once it holds a verified pair
     ///   from every dealer, so on the happy path the deal phase ends with its last report, and
-    ///   the report phase at the next block;
+    ///   a coordinator closes the report phase in the same block;
     /// - justify: every dealer some report missed has an accepted justification or is
     ///   disqualified;
     /// - Feldman: every qualified dealer has an accepted Feldman post or has failed;
+    /// - complain: every qualified player has posted its complaint, empty when its pairs agree
+    ///   with every Feldman post (the board refuses complaints from other players; they are
+    ///   judged at the deadline);
     /// - reconstruct: every qualified player has posted (the board refuses reconstruction posts
     ///   from other players; the signatures of these posts are checked at the deadline, where a
     ///   bad one counts as never posted, and its author could not post again in any case).
     ///
-    /// The dispute and complain phases never close early: disputes and complaints come only from
-    /// players whose check failed, which the board cannot know, so that a phase nobody posts in
-    /// is exactly one that runs to its deadline. A player missing a deal reports at the deal
+    /// The dispute phase never closes early: disputes come only from players whose check of a
+    /// pair sent again failed, which the board cannot know, so that a phase nobody posts in is
+    /// exactly one that runs to its deadline. A player missing a deal reports at the deal
     /// deadline, which then bounds the deal phase as before.
     pub fn all_posts_in(&self) -> bool {
         let qualified = || self.qualification.as_ref();
@@ -466,6 +469,11 @@ impl<C: Curve> ComplaintBoard<C> {
                     .iter()
                     .all(|d| self.feldman.contains_key(d) || self.failed.contains_key(d))
             }),
+            ComplaintBoardPhase::Complain => qualified().is_some_and(|q| {
+                q.players
+                    .iter()
+                    .all(|p| self.complaint_posts.iter().any(|(d, _)| d.player == *p))
+            }),
             ComplaintBoardPhase::Reconstruct => qualified().is_some_and(|q| {
                 q.players.iter().all(|p| {
                     self.reconstruction_posts
@@ -473,9 +481,7 @@ impl<C: Curve> ComplaintBoard<C> {
                         .any(|(d, _)| d.player == *p)
                 })
             }),
-            ComplaintBoardPhase::Dispute
-            | ComplaintBoardPhase::Complain
-            | ComplaintBoardPhase::Done => false,
+            ComplaintBoardPhase::Dispute | ComplaintBoardPhase::Done => false,
         }
     }
 
@@ -559,6 +565,12 @@ impl<C: Curve> ComplaintBoard<C> {
             ComplaintPost::Feldman(f) => self.apply_feldman(f, bytes),
             ComplaintPost::Complaint(d) => {
                 self.expect_phase(ComplaintBoardPhase::Complain)?;
+                // Only qualified players hold pairs of the key (and honest ones check Feldman
+                // values only then); every one of them posts, empty when it has no complaint,
+                // and the phase expects exactly these posts (`all_posts_in`).
+                if !self.is_qualified_player(d.player) {
+                    return Err(ComplaintBoardError::Excluded(Role::Player, d.player));
+                }
                 self.store_disclosure(d, bytes, true)
             }
             ComplaintPost::Reconstruction(d) => {

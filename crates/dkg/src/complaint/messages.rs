@@ -485,7 +485,8 @@ pub struct DealComplaint<C: Curve> {
     pub reveal: Option<KeyReveal>,
 }
 
-/// Report phase: what a player received and which dealers' pairs verified. A dealer heard from
+/// Report phase (or the deal phase, once every deal verified): what a player received and which
+/// dealers' pairs verified. A dealer heard from
 /// whose pair did not verify is complained about with a [`DealComplaint`]; a dealer not heard
 /// from is asked to send the pair again on the board (its [`Justification`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -605,7 +606,7 @@ pub struct Dispute {
 /// A board post of the complaint variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ComplaintPost<C: Curve> {
-    /// Report phase, by a player.
+    /// Report phase (or the deal phase, once every deal verified), by a player.
     Report(Report<C>),
     /// Justify phase, by a dealer.
     Justification(Justification<C>),

@@ -74,10 +74,12 @@
 //!    disqualify after seeing the `f_i(0) G`).
 //! 5. **Feldman** (posts). Each dealer in `Q` posts `F_i = (f_i(0) G, f_i(x_1) G, ...)` (seed 003
 //!    step 6, GJKR step 4(a)). The board checks its size and degree; players check `s_ij G = F_ij`.
-//! 6. **Complain** (posts). A player whose check fails posts its pair `(s_ij, s'_ij)`, with the
-//!    dealer's Pedersen commitment if the board does not have it yet. Since the pair opens `C_ij`
-//!    (binding under the discrete logarithm of `H`), a pair that contradicts `F_ij` proves the
-//!    dealer's fault; one that does not is a false complaint, the complainer's fault.
+//! 6. **Complain** (posts). Every qualified player posts a complaint: for each dealer whose
+//!    check fails its pair `(s_ij, s'_ij)`, with the dealer's Pedersen commitment if the board
+//!    does not have it yet, and nothing when every check passes (the empty complaint lets the
+//!    phase close before its deadline). Since the pair opens `C_ij` (binding under the
+//!    discrete logarithm of `H`), a pair that contradicts `F_ij` proves the dealer's fault; one
+//!    that does not is a false complaint, the complainer's fault.
 //! 7. **Reconstruct** (posts). For each dealer in `Q` that failed 5-6 (no post, bad post, proven
 //!    complaint, points outside the subgroup), every qualified player posts its pair, the first
 //!    `f + 1` qualified players also the commitment if it is missing. The board takes the `t`
@@ -95,9 +97,9 @@
 //! again, and the reconstruct phase when no
 //! qualified dealer failed, so the happy path has four deadlines (deal, report, Feldman,
 //! complain). A coordinator that closes a phase once every post it expects is in
-//! ([`ComplaintBoard::all_posts_in`]) ends the deal and report phases with the last report and
-//! the Feldman phase with the last Feldman post, so that the happy path waits out the complain
-//! deadline alone.
+//! ([`ComplaintBoard::all_posts_in`]) ends the deal and report phases with the last report, the
+//! Feldman phase with the last Feldman post and the complain phase with the last complaint, so
+//! that the happy path waits out no deadline: it takes as long as its work and its network.
 //!
 //! # Verifiable complaints and false complainers
 //! GJKR (step 1(b)-(c)) settles a complaint by having the dealer publish the complainer's share.
@@ -254,6 +256,9 @@ struct PlayerState<C: Curve> {
     /// no more are kept.
     conflicting: Option<HeardEntry>,
     reported: bool,
+    /// The signed report, once posted before the deal deadline: posted again at that deadline
+    /// if the board does not have it by then.
+    early_report: Option<Vec<u8>>,
 }
 
 /// One participant of a complaint-and-reconstruct ceremony.
@@ -368,6 +373,7 @@ impl<C: Curve> ComplaintParticipant<C> {
             reveals: BTreeMap::new(),
             conflicting: None,
             reported: false,
+            early_report: None,
         });
         ComplaintParticipant {
             board: ComplaintBoard::new(ceremony.clone()),
@@ -682,21 +688,28 @@ impl<C: Curve> ComplaintParticipant<C> {
         )]
     }
 
-    /// Posts the report before the deal deadline once a verified pair from every dealer is in:
-    /// nothing that could still arrive would change it (a later deal from a dealer already
-    /// verified is dropped), and the board closes the deal phase once every player has
-    /// reported ([`ComplaintBoard::all_posts_in`]). A player missing a deal, or holding a bad
-    /// one, waits for the deadline as before, since the missing deal may still come.
+    /// Posts the report before the deal deadline once a verified pair from every dealer is in,
+    /// and the board closes the deal phase once every player has reported
+    /// ([`ComplaintBoard::all_posts_in`]). The player's share cannot change after that: a later
+    /// deal from a dealer already verified is dropped. So is a deal under a second commitment
+    /// of one dealer, which before the deadline would have gone into the report as proof of
+    /// equivocation; a dealer showing other players another commitment is still convicted by
+    /// their reports, and one showing this player two has given it a good pair either way. A
+    /// player missing a deal, or holding a bad one, waits for the deadline as before, since the
+    /// missing deal may still come.
     fn report_once_every_deal_verified(&mut self) -> Vec<Action<C>> {
         let every_deal_verified = self
             .player
             .as_ref()
             .is_some_and(|p| !p.reported && p.pairs.len() == self.ceremony.dealer_count());
-        if every_deal_verified && self.board.phase() == ComplaintBoardPhase::Deal {
-            self.post_report()
-        } else {
-            Vec::new()
+        if !every_deal_verified || self.board.phase() != ComplaintBoardPhase::Deal {
+            return Vec::new();
         }
+        let actions = self.post_report();
+        if let (Some(p), [Action::Post(bytes)]) = (self.player.as_mut(), &actions[..]) {
+            p.early_report = Some(bytes.clone());
+        }
+        actions
     }
 
     fn post_report(&mut self) -> Vec<Action<C>> {
@@ -704,8 +717,13 @@ impl<C: Curve> ComplaintParticipant<C> {
             return Vec::new();
         };
         if p.reported {
-            // Posted early, when every deal had verified (above).
-            return Vec::new();
+            // Posted early, when every deal had verified (above). A submission can still miss
+            // the board (one that expired with the deal deadline, a crash before it went out):
+            // the same bytes again then, which the board takes in the report phase.
+            return match &p.early_report {
+                Some(bytes) if !self.board.has_report(p.index) => vec![Action::Post(bytes.clone())],
+                _ => Vec::new(),
+            };
         }
         p.reported = true;
         let report = Report {
@@ -855,9 +873,9 @@ impl<C: Curve> ComplaintParticipant<C> {
                 commitments.extend(self.carried_commitment(*d));
             }
         }
-        if shares.is_empty() {
-            return Vec::new();
-        }
+        // With nothing to complain about, the post is empty: it tells the board that this
+        // player has spoken, so the phase can close once every qualified player has
+        // ([`ComplaintBoard::all_posts_in`]) instead of waiting out its deadline.
         self.post(ComplaintPost::Complaint(Disclosure {
             session: *self.ceremony.id(),
             player: j,

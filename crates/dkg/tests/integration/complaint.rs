@@ -1485,9 +1485,13 @@ fn false_feldman_complaint_is_the_complainers_fault() {
     assert!(matches!(last, BoardEvent::Deadline));
     for e in rest {
         match e {
-            BoardEvent::Post(p) => board
-                .apply(&SignedComplaintPost::decode(p, 7, 7).unwrap())
-                .unwrap(),
+            BoardEvent::Post(p) => {
+                let post = SignedComplaintPost::decode(p, 7, 7).unwrap();
+                // Player 5's own complaint (empty: it has none) gives way to the false one.
+                if !matches!(&post.post, ComplaintPost::Complaint(d) if d.player == 5) {
+                    board.apply(&post).unwrap();
+                }
+            }
             BoardEvent::Deadline => board.advance(),
         }
     }
@@ -1779,13 +1783,40 @@ fn a_player_that_verified_every_deal_reports_before_the_deal_deadline() {
     for d in first {
         assert!(reports(&nodes[0].handle(d.clone())).is_empty());
     }
-    let early = reports(&nodes[0].handle(last.clone()));
+    let actions = nodes[0].handle(last.clone());
+    let early = reports(&actions);
     assert_eq!(early.len(), 1);
     assert_eq!(early[0].valid, vec![0, 1, 2, 3]);
     assert!(early[0].complaints.is_empty());
-    // The same deal again, and the deal deadline, post nothing more.
+    let [Action::Post(early_bytes)] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    // The same deal again posts nothing more; nor does the deal deadline once the report is
+    // on the board.
     assert!(reports(&nodes[0].handle(last.clone())).is_empty());
+    nodes[0].handle(Input::BoardPost(early_bytes.clone()));
     assert!(reports(&nodes[0].handle(Input::Deadline)).is_empty());
+
+    // Player 3's early report has not reached the board by the deal deadline (a submission
+    // that expired, a crash before it went out): the same bytes go out again then, once.
+    let posted = |actions: Vec<Action<Secp256k1>>| -> Vec<Vec<u8>> {
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Post(bytes) => Some(bytes),
+                _ => None,
+            })
+            .collect()
+    };
+    let early_3: Vec<Vec<u8>> = deals[3]
+        .iter()
+        .flat_map(|d| posted(nodes[3].handle(d.clone())))
+        .collect();
+    assert_eq!(early_3.len(), 1);
+    let again = posted(nodes[3].handle(Input::Deadline));
+    assert_eq!(again, early_3);
+    nodes[3].handle(Input::BoardPost(again[0].clone()));
+    assert!(reports(&nodes[3].handle(Input::Deadline)).is_empty());
 
     // Player 1 never gets dealer 3's deal: it reports at the deal deadline, without it.
     for d in deals[1].iter().filter(
@@ -2381,12 +2412,16 @@ fn phases_closing_early<C: Curve>(run: &Run<C>) -> (Vec<ComplaintBoardPhase>, us
 
 #[test]
 fn phases_whose_expected_posts_are_all_in_could_close_with_the_same_outcome() {
-    use ComplaintBoardPhase::{Deal, Feldman, Justify, Reconstruct, Report};
+    use ComplaintBoardPhase::{Complain, Deal, Feldman, Justify, Reconstruct, Report};
     let params = || Params::new(7, 5, 5).unwrap();
     let run = fresh_run::<Bls12381G1>(params(), &[], honest());
     // Every player verifies every deal and reports in the deal phase, which closes with the
-    // last report; the report phase then has all its posts at once.
-    assert_eq!(phases_closing_early(&run), (vec![Deal, Report, Feldman], 0));
+    // last report; the report phase then has all its posts at once. Every qualified player
+    // posts a complaint, empty as it has none: no phase waits for its deadline.
+    assert_eq!(
+        phases_closing_early(&run),
+        (vec![Deal, Report, Feldman, Complain], 0)
+    );
     // Every member posts everything twice, each copy right after its original: the copy of
     // each early-closing phase's last post comes after the close, and changes nothing.
     let twice = |_: usize, a: Action<Bls12381G1>| {
@@ -2397,23 +2432,26 @@ fn phases_whose_expected_posts_are_all_in_could_close_with_the_same_outcome() {
         }
     };
     let run = fresh_run::<Bls12381G1>(params(), &[], Box::new(twice));
-    assert_eq!(phases_closing_early(&run), (vec![Deal, Report, Feldman], 2));
+    assert_eq!(
+        phases_closing_early(&run),
+        (vec![Deal, Report, Feldman, Complain], 3)
+    );
     // A silent member owes a report and a justification, and nobody holds its deal to report
-    // early: only the Feldman phase closes early.
+    // early: only the Feldman and complain phases close early.
     let run = fresh_run::<Secp256k1>(params(), &[3], honest());
-    assert_eq!(phases_closing_early(&run).0, vec![Feldman]);
+    assert_eq!(phases_closing_early(&run).0, vec![Feldman, Complain]);
     // Two players claim to have missed every deal: every dealer owes a justification and
     // posts it, then the dispute phase (which nobody needs to post in) runs to its deadline.
     let run = fresh_run::<Secp256k1>(params(), &[], complain_about_everyone(7));
     assert_eq!(
         phases_closing_early(&run).0,
-        vec![Deal, Report, Justify, Feldman]
+        vec![Deal, Report, Justify, Feldman, Complain]
     );
     // A qualified dealer withholds its Feldman values: every qualified player posts its pair.
     let (run, _) = reconstruction_run();
     assert_eq!(
         phases_closing_early(&run).0,
-        vec![Deal, Report, Reconstruct]
+        vec![Deal, Report, Complain, Reconstruct]
     );
 }
 
@@ -2462,4 +2500,55 @@ fn a_reconstruction_post_from_a_player_outside_the_qualified_set_is_refused() {
     assert!(board == before);
     // A qualified player's post is taken (its pair is judged at the deadline).
     assert_eq!(board.apply(&post(4)), Ok(()));
+}
+
+/// Complaints come from the qualified players, every one of them (empty when it has none): the
+/// set the complain phase waits for. One from a player outside it is refused and changes
+/// nothing; an empty one from a qualified player is taken and decides nothing.
+#[test]
+fn complaints_come_from_qualified_players_and_an_empty_one_decides_nothing() {
+    // Member 3 is silent, so outside the qualified set.
+    let run = fresh_run::<Bls12381G1>(Params::new(7, 5, 5).unwrap(), &[3], honest());
+    let mut board = ComplaintBoard::new(run.ceremony.clone());
+    for e in &run.events {
+        feed(&mut board, e);
+        if board.phase() == ComplaintBoardPhase::Complain {
+            break;
+        }
+    }
+    assert_eq!(board.phase(), ComplaintBoardPhase::Complain);
+    assert_eq!(
+        board.qualification().unwrap().players,
+        vec![0, 1, 2, 4, 5, 6]
+    );
+    let empty = |player: u32| {
+        SignedComplaintPost::sign(
+            &member(player).identity,
+            ComplaintPost::<Bls12381G1>::Complaint(Disclosure {
+                session: *run.ceremony.id(),
+                player,
+                shares: vec![],
+                commitments: vec![],
+            }),
+        )
+    };
+    let before = board.clone();
+    assert_eq!(
+        board.apply(&empty(3)),
+        Err(ComplaintBoardError::Excluded(Role::Player, 3))
+    );
+    assert!(board == before);
+    for p in [0, 1, 2, 4, 5] {
+        assert_eq!(board.apply(&empty(p)), Ok(()));
+        assert!(!board.all_posts_in(), "player 6 has not posted");
+    }
+    assert_eq!(board.apply(&empty(6)), Ok(()));
+    assert!(board.all_posts_in());
+    board.advance();
+    let Some(Outcome::Success { output, exclusions }) = board.outcome() else {
+        panic!("board failed")
+    };
+    assert_eq!(output.qualified, vec![0, 1, 2, 4, 5, 6]);
+    // Only the silent member is named, as without any complaint.
+    assert!(exclusions.iter().all(|e| e.index == 3), "{exclusions:?}");
 }

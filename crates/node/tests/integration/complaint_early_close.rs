@@ -1,9 +1,9 @@
 //! The complaint variant's phases close early, in a view's ceremony (`variant = complaint`) and in
 //! a view's signing-key ceremony: the deal and report phases end at the block of the last
-//! report (players report as soon as every deal verified), the Feldman phase at the block of
-//! its last post, the complain phase (whose posts the chain cannot expect) runs to its
-//! deadline, a phase a silent member owes a post in runs to its deadline, and the outcome is
-//! the one of a chain that waits every deadline out.
+//! report (players report as soon as every deal verified), the Feldman and complain phases at
+//! the block of their last post (every qualified player complains, empty for none), a phase a
+//! silent member owes a post in runs to its deadline, and the outcome is the one of a chain
+//! that waits every deadline out.
 
 use keyquorum_contract::config::{DkgVariant, KeyMode, SigningKeyConfig};
 use keyquorum_contract::signing_key::{SigningCurve, SigningKeyRecord};
@@ -113,6 +113,7 @@ struct ViewPhases {
     wait: u64,
     last_report: u64,
     last_feldman: u64,
+    last_complaint: u64,
 }
 
 fn view_phases(h: &Harness) -> ViewPhases {
@@ -154,6 +155,7 @@ fn view_phases(h: &Harness) -> ViewPhases {
         wait: began(ViewChangePhase::Wait)[0].began,
         last_report: last("report"),
         last_feldman: last("feldman"),
+        last_complaint: last("complaint"),
     }
 }
 
@@ -178,6 +180,7 @@ struct SigningPhases {
     ends: Vec<(u64, u64)>,
     last_report: u64,
     last_feldman: u64,
+    last_complaint: u64,
 }
 
 fn signing_phases(h: &Harness) -> SigningPhases {
@@ -203,22 +206,19 @@ fn signing_phases(h: &Harness) -> SigningPhases {
         }
     }
     let posts = signing_posts(h);
-    let last = |feldman: bool| {
+    let last = |kind: fn(&ComplaintPost<SigningCurve>) -> bool| {
         posts
             .iter()
-            .filter(|(_, p)| match p {
-                ComplaintPost::Report(_) => !feldman,
-                ComplaintPost::Feldman(_) => feldman,
-                _ => false,
-            })
+            .filter(|(_, p)| kind(p))
             .map(|(at, _)| *at)
             .max()
             .expect("posts of that kind")
     };
     SigningPhases {
         ends,
-        last_report: last(false),
-        last_feldman: last(true),
+        last_report: last(|p| matches!(p, ComplaintPost::Report(_))),
+        last_feldman: last(|p| matches!(p, ComplaintPost::Feldman(_))),
+        last_complaint: last(|p| matches!(p, ComplaintPost::Complaint(_))),
     }
 }
 
@@ -254,7 +254,7 @@ fn closed_early((end, deadline): (u64, u64), last_post: u64) {
 }
 
 #[test]
-fn deal_report_and_feldman_phases_close_at_their_last_post_and_complaints_wait_for_the_deadline() {
+fn without_faults_every_phase_closes_at_its_last_post() {
     let h = run(true, false);
 
     let v = view_phases(&h);
@@ -267,15 +267,15 @@ fn deal_report_and_feldman_phases_close_at_their_last_post_and_complaints_wait_f
     closed_early(ends[1], v.last_report);
     // Every qualified dealer's Feldman values in: the same.
     closed_early(ends[2], v.last_feldman);
-    // Complaints come only from players whose check failed: the phase runs to its deadline.
-    ran_to_deadline(ends[3]);
+    // Every qualified player posts its complaint, empty as it has none: the same.
+    closed_early(ends[3], v.last_complaint);
 
     let s = signing_phases(&h);
     assert_eq!(s.ends.len(), 4, "deal, report, Feldman and complain phases");
     closed_early(s.ends[0], s.last_report);
     closed_early(s.ends[1], s.last_report);
     closed_early(s.ends[2], s.last_feldman);
-    ran_to_deadline(s.ends[3]);
+    closed_early(s.ends[3], s.last_complaint);
 }
 
 #[test]
@@ -321,7 +321,7 @@ fn a_silent_member_keeps_the_view_phases_it_owes_a_post_in_open() {
     ran_to_deadline(ends[2]);
     // The qualified dealers (without it) post their Feldman values: that phase closes early.
     closed_early(ends[3], v.last_feldman);
-    ran_to_deadline(ends[4]);
+    closed_early(ends[4], v.last_complaint);
 
     // It is not in view 1, so view 1's signing-key ceremony has nobody silent.
     let s = signing_phases(&h);
@@ -348,7 +348,8 @@ fn a_withheld_justification_and_a_missing_feldman_post_keep_their_phases_open() 
     ran_to_deadline(s.ends[2]);
     // Dealer 2 qualified and owes Feldman values it never posts.
     ran_to_deadline(s.ends[3]);
-    ran_to_deadline(s.ends[4]);
+    // Every qualified player complains (about nothing: dealer 2 posted no values to check).
+    closed_early(s.ends[4], s.last_complaint);
     // Every qualified player posts its pair for dealer 2: the reconstruct phase closes early.
     let reconstructions: Vec<u64> = signing_posts(&h)
         .into_iter()

@@ -70,10 +70,14 @@ fn complaint_variant_fresh_then_reshare_through_the_contract() {
         })
         .collect();
     assert!(
-        kinds.iter().all(|k| k == "report" || k == "feldman"),
+        kinds
+            .iter()
+            .all(|k| k == "report" || k == "feldman" || k == "complaint"),
         "{kinds:?}"
     );
     assert_eq!(kinds.iter().filter(|k| *k == "report").count(), 2 * N);
+    // Every qualified player says it has no complaint, so the complain phase closes early.
+    assert_eq!(kinds.iter().filter(|k| *k == "complaint").count(), 2 * N);
     assert!(h.contract.state().slashings.is_empty());
     let blocks = magic_blocks(&h, 2);
     let genesis = blocks[0].block.group_key;
@@ -165,14 +169,14 @@ fn a_complaint_variant_dealer_sending_a_bad_pair_is_excluded_and_slashed_on_its_
 /// signature) holding one signed post per board phase. Ack-or-reveal: a contribution (`n + 1`
 /// uncompressed points) and a publication (full ack bitmap, one aggregate signature, no reveal)
 /// per dealer. Complaint variant: a report per player (the dealer-signed hash of each of the
-/// `n` deals, the bitmap of valid pairs, no complaint) and a Feldman commitment (`n + 1`
-/// uncompressed points) per dealer. Point values and signed contents do not change an
+/// `n` deals, the bitmap of valid pairs, no complaint), a Feldman commitment (`n + 1`
+/// uncompressed points) per dealer and an empty complaint per player. Point values and signed contents do not change an
 /// encoding's length; the lengths are those of the encoders the drivers use.
 fn no_fault_post_bytes(n: usize, variant: DkgVariant, signing_key: bool) -> usize {
     use keyquorum_contract::tx::{Transaction, TxBody};
     use keyquorum_crypto::commit::EvalCommitment;
     use keyquorum_crypto::{Bls12381G1, Curve, Secp256k1};
-    use keyquorum_dkg::complaint::messages::{FeldmanPost, HeardEntry, Report};
+    use keyquorum_dkg::complaint::messages::{Disclosure, FeldmanPost, HeardEntry, Report};
     use keyquorum_dkg::identity::{IdentityKeypair, Purpose};
     use keyquorum_dkg::messages::{Contribution, Post, Publication, SignedPost};
 
@@ -205,7 +209,14 @@ fn no_fault_post_bytes(n: usize, variant: DkgVariant, signing_key: bool) -> usiz
             dealer: 0,
             commitment: commitment::<C>(n),
         });
-        [report, feldman]
+        // The complaint each qualified player posts, empty as it has none.
+        let complaint = ComplaintPost::<C>::Complaint(Disclosure {
+            session,
+            player: 0,
+            shares: Vec::new(),
+            commitments: Vec::new(),
+        });
+        [report, feldman, complaint]
             .into_iter()
             .map(|p| SignedComplaintPost::sign(key, p).encode())
             .collect()
@@ -263,7 +274,8 @@ fn no_fault_post_bytes(n: usize, variant: DkgVariant, signing_key: bool) -> usiz
 /// docs/performance.md (`cargo test -p keyquorum-node --release --test integration
 /// complaint_view_changes::chain_bytes -- --nocapture`). The complaint variant keeps deals and
 /// Pedersen commitments off chain but posts a report per player with a signed hash per dealer
-/// (the evidence that makes equivocation provable) and a Feldman commitment per dealer.
+/// (the evidence that makes equivocation provable), a Feldman commitment per dealer and an
+/// empty complaint per player (which lets the complain phase close early).
 #[test]
 fn chain_bytes_per_ceremony_of_both_variants() {
     for n in [4usize, 7] {

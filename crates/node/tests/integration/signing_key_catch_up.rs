@@ -49,6 +49,33 @@ fn signing_posts(h: &Harness, i: usize) -> usize {
         .count()
 }
 
+/// A network whose view-1 signing-key ceremony just started, in which the member dealt; and how
+/// many messages it sent.
+fn dealt_as_it_started() -> (Harness, usize) {
+    let stakes: Vec<u64> = (0..N as u64).map(|i| 100 - i).collect();
+    let mut h = Harness::new(config(), &stakes);
+    h.set_verifiable_keys();
+    h.run_until(150, started);
+    let sent = h.sent[AWAY].len();
+    assert!(sent >= N - 1, "it dealt");
+    (h, sent)
+}
+
+/// The crash takes the member's one signing-key post that has not gone out yet.
+fn lose_unsent_post(h: &mut Harness) {
+    let unsent: Vec<&TxBody> = h
+        .pending
+        .iter()
+        .filter(|(i, _)| *i == AWAY)
+        .map(|(_, tx)| tx)
+        .collect();
+    assert!(
+        matches!(&unsent[..], [TxBody::SigningKeyPost { .. }]),
+        "{unsent:?}"
+    );
+    h.pending.retain(|(i, _)| *i != AWAY);
+}
+
 fn position(h: &Harness, key: &SigningKeyRecord, i: usize) -> u32 {
     let id = h.keys[i].identity().public().to_bytes();
     key.members.iter().position(|m| m.identity.0 == id).unwrap() as u32
@@ -116,26 +143,11 @@ fn a_member_down_when_the_signing_key_ceremony_started_joins_once_caught_up() {
 
 #[test]
 fn a_member_with_a_new_database_in_the_signing_key_deal_phase_sits_it_out() {
-    let stakes: Vec<u64> = (0..N as u64).map(|i| 100 - i).collect();
-    let mut h = Harness::new(config(), &stakes);
-    h.set_verifiable_keys();
-    h.run_until(150, started);
     // It dealt as the ceremony started; its database is lost before any report names it.
-    let sent = h.sent[AWAY].len();
-    assert!(sent >= N - 1, "it dealt");
+    let (mut h, sent) = dealt_as_it_started();
     // Every deal to it verified, so it reported at once; the crash takes that report with it
     // before it reaches the chain.
-    let unsent: Vec<TxBody> = h
-        .pending
-        .iter()
-        .filter(|(i, _)| *i == AWAY)
-        .map(|(_, tx)| tx.clone())
-        .collect();
-    assert!(
-        matches!(&unsent[..], [TxBody::SigningKeyPost { .. }]),
-        "{unsent:?}"
-    );
-    h.pending.retain(|(i, _)| *i != AWAY);
+    lose_unsent_post(&mut h);
     let posted = signing_posts(&h, AWAY);
     h.restart_with_lost_database(AWAY);
     let rec = h.driver(AWAY).state().signing_ceremony.clone();
@@ -189,6 +201,51 @@ fn a_member_with_a_new_database_in_the_signing_key_deal_phase_sits_it_out() {
         ..expected
     };
     assert_eq!(shown(&h), (None, Some(next)));
+}
+
+/// As above, but the report it made at once (every deal verified) reaches the chain before its
+/// database is lost, as it usually does (the crash takes only its Feldman values, made once the
+/// reports closed). It still sits out: it deals nothing again and posts nothing more. Its
+/// report puts it among the players and, with every member's edges, in the clique, so the
+/// board waits for its Feldman values, which it cannot make: its contribution is reconstructed
+/// from the others' pairs, the key is made, and it is charged with an absence, never with
+/// misbehaviour.
+#[test]
+fn a_member_whose_early_report_landed_before_its_database_was_lost_sits_out() {
+    let (mut h, sent) = dealt_as_it_started();
+    assert_eq!(signing_posts(&h, AWAY), 1, "its report");
+    // The report lands, with every other: the deal and report phases close, and it makes its
+    // Feldman values at once. It crashes before they go out, losing its database.
+    h.step();
+    lose_unsent_post(&mut h);
+    let away_position = {
+        let board = h.contract.signing_board().unwrap();
+        let id = h.keys[AWAY].identity().public().clone();
+        let position = board
+            .ceremony()
+            .players()
+            .iter()
+            .position(|p| p.identity == id)
+            .unwrap() as u32;
+        assert!(board.has_report(position));
+        position
+    };
+    let posted = signing_posts(&h, AWAY);
+    h.restart_with_lost_database(AWAY);
+    let rec = h.driver(AWAY).state().signing_ceremony.clone();
+    assert_eq!(rec.map(|r| r.seat), Some(Seat::SittingOut));
+
+    h.run_until(100, |h| created(h).is_some());
+    let key = created(&h).unwrap();
+    assert_eq!(h.sent[AWAY].len(), sent, "it dealt again");
+    assert_eq!(signing_posts(&h, AWAY), posted);
+    // Its contribution stays in the key, reconstructed; it holds no share of it.
+    assert!(key.qualified.contains(&away_position), "{:?}", key.excluded);
+    let (held, share) = h.driver(AWAY).signing_key(1).unwrap().unwrap();
+    assert_eq!(held.key, key);
+    assert!(share.is_none());
+    let away = h.keys[AWAY].identity().public().to_bytes().to_vec();
+    assert_eq!(signing_slashings(&h), vec![(away, false)]);
 }
 
 /// Down on its own database from before the signing-key ceremony starts until its reports

@@ -1,6 +1,7 @@
 //! A member down while a complaint-variant view ceremony starts, back on its own database: the
 //! ceremony's start is history it catches up on, and in the deal phase the board cannot show
-//! yet whether it dealt (deals go point to point). Its database had caught up with the chain
+//! yet whether it dealt (deals go point to point, and no player reports before it holds every
+//! deal, its own included). Its database had caught up with the chain
 //! before, so it was down, not dealing: it joins, its posts are accepted and nobody is slashed.
 //! Started as a restored backup (`--restored-from-backup`), the same database forgets it caught
 //! up: a backup may be older than a copy that dealt, so it sits the ceremony out.
