@@ -575,7 +575,8 @@ pub struct FeldmanPost<C: Curve> {
     pub commitment: EvalCommitment<C>,
 }
 
-/// A player's pairs in the clear: a complaint against Feldman values (complain phase) or its
+/// A player's pairs in the clear: a complaint against Feldman values (complain phase; every
+/// qualified player posts one, empty when its pairs agree with every Feldman post) or its
 /// pairs for dealers being reconstructed (reconstruct phase). Carries the Pedersen commitments
 /// the board does not have yet, which the board accepts when they hash to the dealer's signed hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -614,7 +615,8 @@ pub enum ComplaintPost<C: Curve> {
     Dispute(Dispute),
     /// Feldman phase, by a qualified dealer.
     Feldman(FeldmanPost<C>),
-    /// Complain phase, by a player: pairs that contradict Feldman values.
+    /// Complain phase, by a qualified player: pairs that contradict Feldman values (none: it
+    /// has no complaint).
     Complaint(Disclosure<C>),
     /// Reconstruct phase, by a player: pairs for failed dealers.
     Reconstruction(Disclosure<C>),

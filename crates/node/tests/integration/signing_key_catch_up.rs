@@ -7,11 +7,12 @@
 //! report, made at once since every deal verified, is lost with it).
 
 use keyquorum_contract::config::{KeyMode, SigningKeyConfig};
-use keyquorum_contract::signing_key::SigningKeyRecord;
+use keyquorum_contract::signing_key::{SigningCurve, SigningKeyRecord};
 use keyquorum_contract::state::FaultCeremony;
 use keyquorum_contract::tx::TxBody;
 use keyquorum_contract::{ContractConfig, Event};
 use keyquorum_dkg::complaint::ComplaintBoardPhase;
+use keyquorum_dkg::complaint::messages::{ComplaintPost, SignedComplaintPost};
 use keyquorum_node::report::Reporter;
 use keyquorum_node::status::{SAT_OUT_NO_RECORD, SAT_OUT_SIGNING_KEY, SittingOutStatus};
 use keyquorum_node::store::Seat;
@@ -61,18 +62,20 @@ fn dealt_as_it_started() -> (Harness, usize) {
     (h, sent)
 }
 
-/// The crash takes the member's one signing-key post that has not gone out yet.
-fn lose_unsent_post(h: &mut Harness) {
+/// The crash takes the member's one signing-key post that has not gone out yet, which must be
+/// of the kind `kind` names.
+fn lose_unsent_post(h: &mut Harness, kind: fn(&ComplaintPost<SigningCurve>) -> bool) {
     let unsent: Vec<&TxBody> = h
         .pending
         .iter()
         .filter(|(i, _)| *i == AWAY)
         .map(|(_, tx)| tx)
         .collect();
-    assert!(
-        matches!(&unsent[..], [TxBody::SigningKeyPost { .. }]),
-        "{unsent:?}"
-    );
+    let [TxBody::SigningKeyPost { post }] = &unsent[..] else {
+        panic!("{unsent:?}")
+    };
+    let post = SignedComplaintPost::<SigningCurve>::decode(post, N, N).unwrap();
+    assert!(kind(&post.post), "{:?}", post.post);
     h.pending.retain(|(i, _)| *i != AWAY);
 }
 
@@ -147,7 +150,7 @@ fn a_member_with_a_new_database_in_the_signing_key_deal_phase_sits_it_out() {
     let (mut h, sent) = dealt_as_it_started();
     // Every deal to it verified, so it reported at once; the crash takes that report with it
     // before it reaches the chain.
-    lose_unsent_post(&mut h);
+    lose_unsent_post(&mut h, |p| matches!(p, ComplaintPost::Report(_)));
     let posted = signing_posts(&h, AWAY);
     h.restart_with_lost_database(AWAY);
     let rec = h.driver(AWAY).state().signing_ceremony.clone();
@@ -217,7 +220,7 @@ fn a_member_whose_early_report_landed_before_its_database_was_lost_sits_out() {
     // The report lands, with every other: the deal and report phases close, and it makes its
     // Feldman values at once. It crashes before they go out, losing its database.
     h.step();
-    lose_unsent_post(&mut h);
+    lose_unsent_post(&mut h, |p| matches!(p, ComplaintPost::Feldman(_)));
     let away_position = {
         let board = h.contract.signing_board().unwrap();
         let id = h.keys[AWAY].identity().public().clone();
